@@ -1,0 +1,36 @@
+# Vigil: `make demo` and `make test` work on a fresh machine (Debian 12, Python 3.11, root or sudo-less apt).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup prometheus demo test bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[dev,postgres]'
+	# drain3 pins cachetools==4.2.1, which conflicts with mlflow; it runs fine on cachetools 5.
+	$(PIP) install -q --no-deps 'drain3==0.9.11'
+	touch $(STAMP)
+
+prometheus:
+	@command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || \
+	  (apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus >/dev/null)
+
+setup: $(STAMP) prometheus
+
+demo: setup
+	$(VENV)/bin/vigil demo
+
+test: setup
+	$(VENV)/bin/pytest -q
+
+bench: setup
+	$(PY) -m benchmarks.nab --data ../shared/data/nab/data --windows ../shared/data/nab/combined_windows.json
+	$(PY) -m benchmarks.rca_nezha --data ../shared/data/nezha
+	$(PY) -m benchmarks.drift_speed
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -1,0 +1,156 @@
+"""Severity policy: which tier an incident gets, and whether it may roll back.
+
+Tiers (defaults from the field, all overridable in vigil.yaml):
+
+- warning  (model owner): any watched feature's drift statistic > drift_warning;
+           a KPI moved the bad way by >= kpi_drop_pct; GPU saturation; metric, log or
+           trace anomalies; data-quality problems; missing data (Vigil is blind).
+- critical (owner + on-call):
+    a. drift > drift_critical together with a KPI drop >= kpi_drop_pct (not in cold start);
+    b. an SLO breached for slo_consecutive_cycles cycles in a row;
+    c. a KPI drop >= kpi_drop_pct whose top cause is a deploy of this model: a regression
+       the deploy introduced. This holds in cold start too: cold start mutes *drift*
+       against a reference the new version was never meant to match, not business impact.
+- cold start: for `cold_start` after a deploy, drift is measured against the training
+  reference and never makes an incident more than a warning.
+
+The rollback guard allows an automatic rollback only for a critical incident whose top
+cause is a recent deploy of that model with enough confidence, and only inside the
+cool-down and daily cap; a dry run records what would have happened.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from correlators.incident import CauseKind, Incident
+from detectors.records import FindingKind
+
+
+class Severity(StrEnum):
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return {"warning": 1, "critical": 2}[self.value]
+
+
+@dataclass(frozen=True)
+class RollbackGuard:
+    enabled: bool = True
+    dry_run: bool = False
+    cooldown: float = 6 * 3600.0
+    max_per_day: int = 2
+    min_confidence: float = 0.6
+
+
+@dataclass(frozen=True)
+class Policy:
+    drift_warning: float = 0.1
+    drift_critical: float = 0.2
+    kpi_drop_pct: float = 5.0
+    slo_consecutive_cycles: int = 3
+    cold_start: float = 7 * 86400.0
+    rollback: RollbackGuard = field(default_factory=RollbackGuard)
+
+
+@dataclass
+class TierDecision:
+    severity: Severity | None  # None: nothing to alert on (yet), e.g. an SLO breach still pending
+    reasons: list[str]
+    cold_start: bool
+
+
+def in_cold_start(last_deploy_at: float | None, now: float, policy: Policy) -> bool:
+    return last_deploy_at is not None and 0 <= now - last_deploy_at < policy.cold_start
+
+
+def assign_tier(
+    incident: Incident,
+    policy: Policy,
+    *,
+    now: float,
+    last_deploy_at: float | None,
+    slo_streaks: dict[str, int],
+) -> TierDecision:
+    cold = in_cold_start(last_deploy_at, now, policy)
+    drift = [f for f in incident.findings if f.kind in (FindingKind.FEATURE_DRIFT, FindingKind.PREDICTION_DRIFT)]
+    kpi = [f for f in incident.findings if f.kind == FindingKind.KPI_DROP and abs(f.value) >= policy.kpi_drop_pct]
+    slo = [f for f in incident.findings if f.kind == FindingKind.SLO_BREACH]
+    critical: list[str] = []
+    warning: list[str] = []
+
+    max_drift = max(drift, key=lambda f: f.value, default=None)
+    if max_drift is not None and max_drift.value > policy.drift_critical and kpi:
+        k = kpi[0]
+        why = (f"drift {max_drift.statistic} {max_drift.value:.3g} > {policy.drift_critical:g} on "
+               f"{max_drift.entity} with KPI {k.entity} {k.value:+.1f}% (limit -{policy.kpi_drop_pct:g}%)")
+        (warning if cold else critical).append(why + (" [cold start: capped at warning]" if cold else ""))
+    for f in slo:
+        streak = slo_streaks.get(f.entity, 0)
+        if streak >= policy.slo_consecutive_cycles:
+            critical.append(f"SLO {f.entity} breached {streak} cycles in a row "
+                            f"({f.value:.4g} vs {f.threshold:.4g}; limit {policy.slo_consecutive_cycles})")
+    top = incident.top_cause
+    if kpi and top is not None and top.kind == CauseKind.DEPLOY and top.deploy and top.deploy.model == incident.model:
+        critical.append(f"KPI {kpi[0].entity} {kpi[0].value:+.1f}% after deploy of {top.entity}")
+
+    if max_drift is not None and max_drift.value > policy.drift_warning:
+        warning.append(f"drift {max_drift.statistic} {max_drift.value:.3g} > {policy.drift_warning:g} on {max_drift.entity}")
+    for k in kpi:
+        warning.append(f"KPI {k.entity} {k.value:+.1f}% (limit {k.threshold:+g}%)")
+    for f in incident.findings:
+        if f.kind in (FindingKind.GPU_SATURATION, FindingKind.METRIC_ANOMALY, FindingKind.LOG_ANOMALY,
+                      FindingKind.TRACE_ANOMALY, FindingKind.DATA_QUALITY, FindingKind.NO_DATA):
+            warning.append(f.message or f"{f.kind} on {f.entity}")
+
+    if critical:
+        return TierDecision(Severity.CRITICAL, critical + warning, cold)
+    if warning:
+        return TierDecision(Severity.WARNING, warning, cold)
+    return TierDecision(None, [f"pending: {f.message}" for f in slo], cold)
+
+
+@dataclass
+class RollbackVerdict:
+    allowed: bool
+    dry_run: bool
+    reason: str  # why it is allowed or refused, with the numbers
+    to_version: str | None = None
+
+
+def check_rollback(
+    incident: Incident,
+    severity: Severity | None,
+    guard: RollbackGuard,
+    *,
+    now: float,
+    recent_rollbacks: list[float],  # times of this model's rollbacks (done, not dry runs)
+) -> RollbackVerdict:
+    """May Vigil move the alias back on its own? Every refusal says which guard said no."""
+    top = incident.top_cause
+    if severity != Severity.CRITICAL:
+        return RollbackVerdict(False, guard.dry_run, f"incident is {severity or 'not alerting'}, not critical")
+    if top is None or top.kind != CauseKind.DEPLOY or top.deploy is None or top.deploy.model != incident.model:
+        return RollbackVerdict(False, guard.dry_run, "top cause is not a deploy of this model")
+    target = top.deploy.previous_version
+    if not target:
+        return RollbackVerdict(False, guard.dry_run, f"no previous version recorded before {top.entity}")
+    if not guard.enabled:
+        return RollbackVerdict(False, guard.dry_run, "automatic rollback is disabled (policy.rollback.enabled)", target)
+    if top.score < guard.min_confidence:
+        return RollbackVerdict(False, guard.dry_run,
+                               f"cause confidence {top.score:.2f} < min_confidence {guard.min_confidence:.2f}", target)
+    last = max(recent_rollbacks, default=None)
+    if last is not None and now - last < guard.cooldown:
+        return RollbackVerdict(False, guard.dry_run,
+                               f"cool-down: last rollback {(now - last) / 60:.0f} min ago < {guard.cooldown / 60:.0f} min",
+                               target)
+    today = [t for t in recent_rollbacks if now - t < 86400.0]
+    if len(today) >= guard.max_per_day:
+        return RollbackVerdict(False, guard.dry_run,
+                               f"daily cap: {len(today)} rollbacks in 24 h >= max_per_day {guard.max_per_day}", target)
+    return RollbackVerdict(True, guard.dry_run,
+                           f"critical, top cause {top.entity} at confidence {top.score:.2f} >= {guard.min_confidence:.2f}",
+                           target)

@@ -1,0 +1,204 @@
+"""Turn one model's findings in one window into an incident with ranked suspects.
+
+Three kinds of suspect, each scored from evidence a person can check:
+
+- a deploy of this model shortly before onset: the classic "it broke when we shipped".
+  Strongest when the model's own outputs moved (prediction drift) or the business KPI
+  fell; weak when the symptoms are infrastructure ones (latency with a saturated GPU).
+- GPU saturation overlapping the onset of latency/SLO symptoms, strongest when the
+  saturation started first.
+- upstream data drift: input features moved with no deploy to explain it, so the
+  change came from the data, not the model.
+
+Scores are additive evidence weights clipped to [0, 1], not probabilities; the
+explanation says which pieces of evidence counted so the ranking can be argued with.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from correlators.incident import Cause, CauseKind, Incident
+from detectors.records import DeployEvent, Finding, FindingKind
+
+_MODEL_SYMPTOMS = {FindingKind.PREDICTION_DRIFT, FindingKind.KPI_DROP}
+_SERVING_SYMPTOMS = {FindingKind.SLO_BREACH, FindingKind.METRIC_ANOMALY, FindingKind.TRACE_ANOMALY}
+_DRIFT = {FindingKind.FEATURE_DRIFT, FindingKind.PREDICTION_DRIFT}
+# Findings that describe a problem (as opposed to suspects or gaps in the data).
+SYMPTOMS = _MODEL_SYMPTOMS | _SERVING_SYMPTOMS | {
+    FindingKind.FEATURE_DRIFT,
+    FindingKind.DATA_QUALITY,
+    FindingKind.LOG_ANOMALY,
+    FindingKind.GPU_SATURATION,
+    FindingKind.NO_DATA,
+}
+
+
+@dataclass(frozen=True)
+class CorrelationSettings:
+    deploy_window: float = 2 * 3600.0  # a deploy this long before onset is a suspect
+
+
+def _fmt_time(t: float) -> str:
+    import datetime as _dt
+
+    return _dt.datetime.fromtimestamp(t, _dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _deploy_cause(d: DeployEvent, findings: list[Finding], onset: float, s: CorrelationSettings,
+                  gpu_explains: bool) -> Cause:
+    kinds = {f.kind for f in findings}
+    lag = max(0.0, onset - d.at)
+    proximity = max(0.0, 1.0 - lag / s.deploy_window)
+    score = 0.35 + 0.25 * proximity
+    reasons = [f"{d.model} v{d.version} took alias '{d.alias}' at {_fmt_time(d.at)}, {lag / 60:.0f} min before onset"]
+    if kinds & _MODEL_SYMPTOMS:
+        score += 0.3
+        moved = sorted({f.entity for f in findings if f.kind in _MODEL_SYMPTOMS})
+        reasons.append(f"the model's own outputs or KPIs moved ({', '.join(moved)})")
+    if FindingKind.FEATURE_DRIFT in kinds and not kinds & _MODEL_SYMPTOMS:
+        score -= 0.15
+        reasons.append("only input features drifted, which a model deploy does not change")
+    if gpu_explains:
+        score -= 0.25
+        reasons.append("GPU saturation overlaps the serving symptoms and explains them better")
+    score = min(1.0, max(0.0, score))
+    prev = f"v{d.previous_version}" if d.previous_version else "the previous version"
+    return Cause(
+        kind=CauseKind.DEPLOY,
+        entity=f"{d.model} v{d.version}",
+        score=score,
+        deploy=d,
+        explanation=(
+            f"Deploy of {d.model} v{d.version} ({'; '.join(reasons)}). "
+            f"If the symptoms started with this version, roll '{d.alias}' back to {prev} "
+            f"and compare the versions' offline metrics before redeploying."
+        ),
+        evidence={
+            "version": d.version,
+            "previous_version": d.previous_version,
+            "alias": d.alias,
+            "deployed_at": d.at,
+            "minutes_before_onset": lag / 60.0,
+        },
+    )
+
+
+def _gpu_cause(gpu: list[Finding], serving: list[Finding]) -> Cause:
+    first = min(gpu, key=lambda f: f.onset)
+    serving_onset = min((f.onset for f in serving), default=None)
+    score = 0.4
+    reasons = [f.message for f in sorted(gpu, key=lambda f: -f.score)[:3]]
+    if serving:
+        score += 0.25
+        if serving_onset is not None and first.onset <= serving_onset + 60:
+            score += 0.25
+            reasons.append(
+                f"saturation began at {_fmt_time(first.onset)}, before the serving symptoms "
+                f"({_fmt_time(serving_onset)})"
+            )
+        else:
+            reasons.append("saturation overlaps the serving symptoms")
+    return Cause(
+        kind=CauseKind.GPU_SATURATION,
+        entity=first.entity,
+        score=min(1.0, score),
+        explanation=(
+            "GPU saturation: " + "; ".join(reasons) + ". Requests queue behind a saturated GPU, "
+            "so latency rises with no change to the model. Scale out replicas or cap batch "
+            "size/concurrency; a rollback would not help."
+        ),
+        evidence={
+            "gpus": sorted({f.entity for f in gpu}),
+            "signals": {f"{f.entity}:{f.statistic}": {"mean": f.value, "limit": f.threshold,
+                        "from": f.evidence.get("saturated_from"), "until": f.evidence.get("saturated_until")}
+                        for f in gpu},
+        },
+    )
+
+
+def _upstream_cause(drift: list[Finding], deploys: list[DeployEvent]) -> Cause:
+    ranked = sorted(drift, key=lambda f: -(f.value / f.threshold if f.threshold else f.value))
+    top = ranked[:3]
+    strength = max(f.value / f.threshold for f in top if f.threshold) if any(f.threshold for f in top) else 1.0
+    score = 0.35 + 0.15 * min(strength / 2.0, 1.0) + (0.3 if not deploys else 0.0)
+    names = ", ".join(f"{f.entity} ({f.statistic} {f.value:.3g} > {f.threshold:.3g})" for f in top)
+    return Cause(
+        kind=CauseKind.UPSTREAM_DRIFT,
+        entity=", ".join(f.entity for f in top),
+        score=min(1.0, score),
+        explanation=(
+            f"Input data changed upstream: {names}"
+            + ("" if deploys else ", with no deploy of this model in the window")
+            + ". The model saw inputs unlike its reference; check the feature pipeline and the "
+            "data sources that feed these features before retraining or rolling back."
+        ),
+        evidence={"features": [{"feature": f.entity, "statistic": f.statistic, "value": f.value,
+                                "threshold": f.threshold} for f in ranked]},
+    )
+
+
+def build_incident(
+    model: str,
+    findings: list[Finding],
+    deploys: list[DeployEvent],
+    *,
+    window_start: float,
+    window_end: float,
+    settings: CorrelationSettings = CorrelationSettings(),
+    extra_causes: list[Cause] | None = None,
+) -> Incident | None:
+    """One incident for the model's findings in this window, or None if nothing is wrong."""
+    symptoms = [f for f in findings if f.kind in SYMPTOMS]
+    if not symptoms:
+        return None
+    onset = min(f.onset for f in symptoms)
+    suspects = [d for d in deploys if d.model == model and onset - settings.deploy_window <= d.at <= onset + 60]
+    gpu = [f for f in findings if f.kind == FindingKind.GPU_SATURATION]
+    serving = [f for f in findings if f.kind in _SERVING_SYMPTOMS]
+    gpu_explains = bool(gpu and serving and not ({f.kind for f in findings} & _MODEL_SYMPTOMS))
+
+    causes: list[Cause] = [_deploy_cause(d, findings, onset, settings, gpu_explains) for d in suspects]
+    if gpu:
+        causes.append(_gpu_cause(gpu, serving))
+    feature_drift = [f for f in findings if f.kind == FindingKind.FEATURE_DRIFT]
+    if feature_drift:
+        causes.append(_upstream_cause(feature_drift, suspects))
+    causes.extend(extra_causes or [])
+    # Ties go to the more recent deploy, then to the kind order above: stable and explainable.
+    causes.sort(key=lambda c: (-round(c.score, 6), -(c.deploy.at if c.deploy else 0.0)))
+    return Incident(
+        model=model,
+        window_start=window_start,
+        window_end=window_end,
+        onset=onset,
+        findings=findings,
+        causes=causes,
+        title=incident_title(model, symptoms),
+    )
+
+
+def incident_title(model: str, symptoms: list[Finding]) -> str:
+    order = [FindingKind.KPI_DROP, FindingKind.SLO_BREACH, FindingKind.PREDICTION_DRIFT,
+             FindingKind.FEATURE_DRIFT, FindingKind.GPU_SATURATION, FindingKind.METRIC_ANOMALY,
+             FindingKind.TRACE_ANOMALY, FindingKind.LOG_ANOMALY, FindingKind.DATA_QUALITY, FindingKind.NO_DATA]
+    words = {
+        FindingKind.KPI_DROP: "KPI {e} {v:+.1f}%",
+        FindingKind.SLO_BREACH: "SLO {e} breached",
+        FindingKind.PREDICTION_DRIFT: "prediction drift",
+        FindingKind.FEATURE_DRIFT: "feature drift ({e})",
+        FindingKind.GPU_SATURATION: "GPU saturated",
+        FindingKind.METRIC_ANOMALY: "anomaly in {e}",
+        FindingKind.TRACE_ANOMALY: "trace anomaly in {e}",
+        FindingKind.LOG_ANOMALY: "log anomaly in {e}",
+        FindingKind.DATA_QUALITY: "data quality ({e})",
+        FindingKind.NO_DATA: "no data ({e})",
+    }
+    parts: list[str] = []
+    for kind in order:
+        of_kind = [f for f in symptoms if f.kind == kind]
+        if of_kind:
+            top = max(of_kind, key=lambda f: f.score)
+            parts.append(words[kind].format(e=top.entity, v=top.value))
+        if len(parts) == 3:
+            break
+    return f"{model}: " + ", ".join(parts)

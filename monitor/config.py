@@ -1,0 +1,355 @@
+"""vigil.yaml: one file, validated with pydantic, secrets only from the environment.
+
+`load_config(path)` returns a `VigilConfig` or raises `ConfigError` listing every
+problem with its field path and what was expected, so `vigil check-config` can
+print them all at once instead of one per run.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from detectors.records import Direction
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0, None: 1.0}
+_ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; `errors` holds (field path, message) pairs."""
+
+    def __init__(self, errors: list[tuple[str, str]], source: str = "config") -> None:
+        self.errors = errors
+        self.source = source
+        lines = "\n".join(f"  {path}: {msg}" for path, msg in errors)
+        super().__init__(f"{source}: {len(errors)} error(s)\n{lines}")
+
+
+def parse_duration(value: Any) -> float:
+    """'90s', '5m', '2h', '7d', '1w' or a number of seconds -> seconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as '30s', '5m', '2h', '7d'")
+    if isinstance(value, (int, float)):
+        if value < 0:
+            raise ValueError("expected a non-negative duration")
+        return float(value)
+    if isinstance(value, str):
+        m = _DURATION.match(value)
+        if m:
+            return float(m.group(1)) * _UNIT_S[m.group(2)]
+    raise ValueError(f"expected a duration such as '30s', '5m', '2h', '7d', got {value!r}")
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+def _secret(value: Any) -> str | None:
+    """A secret must be written as ${ENV_VAR}; its value is read from the environment."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ValueError("expected a reference to an environment variable such as ${SLACK_BOT_TOKEN}")
+    m = _ENV_REF.match(value.strip())
+    if not m:
+        raise ValueError(
+            "secrets are never written in the file: use a reference to an environment "
+            "variable such as ${SLACK_BOT_TOKEN}"
+        )
+    return os.environ.get(m.group(1)) or None
+
+
+Secret = Annotated[str | None, BeforeValidator(_secret)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------- sources
+class PrometheusConfig(_Model):
+    url: str = "http://127.0.0.1:9090"
+    timeout_s: float = Field(10.0, gt=0)
+    retries: int = Field(3, ge=0, le=10)
+    step: Duration = 60.0  # resolution of range queries
+    bearer_token: Secret = None
+
+
+class MlflowConfig(_Model):
+    tracking_uri: str = "http://127.0.0.1:5000"  # or sqlite:///path/mlflow.db
+    timeout_s: float = Field(10.0, gt=0)
+
+
+class LokiConfig(_Model):
+    url: str
+    tenant: str | None = None  # sent as X-Scope-OrgID
+    timeout_s: float = Field(10.0, gt=0)
+    page_limit: int = Field(1000, ge=1, le=5000)
+    bearer_token: Secret = None
+
+
+class TempoConfig(_Model):
+    url: str
+    timeout_s: float = Field(10.0, gt=0)
+    search_limit: int = Field(50, ge=1, le=1000)
+    bearer_token: Secret = None
+
+
+class SourcesConfig(_Model):
+    prometheus: PrometheusConfig = PrometheusConfig()
+    mlflow: MlflowConfig = MlflowConfig()
+    loki: LokiConfig | None = None
+    tempo: TempoConfig | None = None
+
+
+# --------------------------------------------------------------------------- outputs
+class SlackConfig(_Model):
+    bot_token: Secret = None  # without a token, messages go to the JSON-lines sink and the console
+    base_url: str = "https://slack.com/api/"
+    signing_secret: Secret = None
+    sink_path: str = "vigil-notifications.jsonl"
+    max_rate_limit_retries: int = Field(3, ge=0, le=10)
+    timeout_s: float = Field(10.0, gt=0)
+
+
+class GrafanaConfig(_Model):
+    url: str | None = None
+    token: Secret = None
+    folder_uid: str = "vigil"
+    folder_title: str = "Vigil"
+    public_url: str | None = None  # used for links in Slack; defaults to url
+    provision_on_start: bool = False
+    prometheus_datasource_uid: str = "prom"
+    loki_datasource_uid: str = "loki"
+    tempo_datasource_uid: str = "tempo"
+
+
+class ApiConfig(_Model):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    token: Secret = None  # bearer token for write endpoints (rollback, samples, ack)
+    public_url: str | None = None  # used for links (drift reports) in Slack
+
+
+class StoreConfig(_Model):
+    url: str = "sqlite:///vigil.db"  # postgresql+psycopg://user@host/db for several replicas
+
+
+class ScheduleConfig(_Model):
+    interval: Duration = 60.0
+    lookback: Duration = 1800.0  # window [t - lookback, t] pulled each cycle
+    baseline: Duration = 3600.0  # window before the lookback used as a baseline
+    misfire_grace: Duration = 30.0
+
+
+# --------------------------------------------------------------------------- policy
+class RollbackPolicy(_Model):
+    enabled: bool = True
+    dry_run: bool = False
+    cooldown: Duration = 6 * 3600.0
+    max_per_day: int = Field(2, ge=0)
+    min_confidence: float = Field(0.6, ge=0, le=1)
+
+
+class PolicyConfig(_Model):
+    drift_statistic: Literal["psi", "wasserstein", "ks", "js"] = "psi"
+    drift_warning: float = Field(0.1, gt=0)
+    drift_critical: float = Field(0.2, gt=0)
+    kpi_drop_critical_pct: float = Field(5.0, gt=0)
+    slo_consecutive_cycles: int = Field(3, ge=1)
+    cold_start: Duration = 7 * 86400.0
+    deploy_suspect_window: Duration = 2 * 3600.0
+    min_samples: int = Field(100, ge=1)  # below this a drift verdict is "not enough data"
+    resolve_after_cycles: int = Field(2, ge=1)  # quiet cycles before an incident resolves
+    repeat_interval: Duration = 4 * 3600.0  # re-notify an unchanged open incident
+    rollback: RollbackPolicy = RollbackPolicy()
+
+    @model_validator(mode="after")
+    def _critical_above_warning(self) -> "PolicyConfig":
+        if self.drift_critical < self.drift_warning:
+            raise ValueError(
+                f"drift_critical ({self.drift_critical}) must be >= drift_warning ({self.drift_warning})"
+            )
+        return self
+
+
+# --------------------------------------------------------------------------- models
+class SamplesConfig(_Model):
+    path: str  # directory or glob of parquet/CSV files, relative to the config file
+    timestamp_column: str = "timestamp"
+
+
+class ReferenceConfig(_Model):
+    path: str | None = None  # training reference; None -> tag `vigil.reference_path` on the version
+    tag: str = "vigil.reference_path"
+
+
+class FeatureConfig(_Model):
+    name: str
+    type: Literal["numeric", "categorical"] = "numeric"
+
+
+def _feature_list(value: Any) -> Any:
+    if isinstance(value, list):
+        return [{"name": v} if isinstance(v, str) else v for v in value]
+    return value
+
+
+class KpiConfig(_Model):
+    name: str
+    query: str  # PromQL returning one series
+    bad_direction: Literal["down", "up"] = "down"
+    drop_pct: float | None = Field(None, gt=0)  # overrides policy.kpi_drop_critical_pct
+
+    @property
+    def direction(self) -> Direction:
+        return Direction(self.bad_direction)
+
+
+class SloConfig(_Model):
+    name: str
+    query: str  # PromQL returning one series, e.g. p99 latency in seconds or an error ratio
+    threshold: float
+    comparison: Literal["above", "below"] = "above"  # breach when value is above/below threshold
+    unit: str = ""
+
+
+class GpuConfig(_Model):
+    selector: str = ""  # PromQL label matchers without braces, e.g. pod=~"recsys-.*"
+    util_pct: float = Field(95.0, gt=0, le=100)
+    fb_used_ratio: float = Field(0.95, gt=0, le=1)
+    kv_cache_ratio: float = Field(0.95, gt=0, le=1)
+    queue_waiting: float = Field(10.0, ge=0)
+    min_duration: Duration = 300.0  # saturation must last this long to count
+
+
+class ModelConfig(_Model):
+    name: str = Field(min_length=1, max_length=100)
+    registry_name: str | None = None  # defaults to name
+    alias: str = "champion"
+    services: list[str] = Field(default_factory=list)
+    owner_channel: str | None = None  # Slack channel of the model owner
+    oncall_channel: str | None = None  # critical incidents also go here
+    samples: SamplesConfig | None = None
+    reference: ReferenceConfig = ReferenceConfig()
+    features: Annotated[list[FeatureConfig], BeforeValidator(_feature_list)] = Field(default_factory=list)
+    prediction_column: str | None = None
+    kpis: list[KpiConfig] = Field(default_factory=list)
+    slos: list[SloConfig] = Field(default_factory=list)
+    gpu: GpuConfig | None = None
+    policy: PolicyConfig | None = None  # per-model override of the global policy
+
+    @property
+    def registry(self) -> str:
+        return self.registry_name or self.name
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]*", v):
+            raise ValueError("expected letters, digits, '.', '_' or '-' (used in URLs and uids)")
+        return v
+
+
+class VigilConfig(_Model):
+    sources: SourcesConfig = SourcesConfig()
+    slack: SlackConfig = SlackConfig()
+    grafana: GrafanaConfig = GrafanaConfig()
+    api: ApiConfig = ApiConfig()
+    store: StoreConfig = StoreConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    policy: PolicyConfig = PolicyConfig()
+    models: list[ModelConfig] = Field(min_length=1)
+    base_dir: str = "."  # set by load_config: relative paths resolve against the file's folder
+
+    @model_validator(mode="after")
+    def _unique_models(self) -> "VigilConfig":
+        names = [m.name for m in self.models]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"model names must be unique, repeated: {', '.join(dupes)}")
+        return self
+
+    def model(self, name: str) -> ModelConfig:
+        for m in self.models:
+            if m.name == name:
+                return m
+        raise KeyError(name)
+
+    def policy_for(self, model: ModelConfig) -> PolicyConfig:
+        return model.policy or self.policy
+
+    def resolve_path(self, path: str) -> Path:
+        p = Path(path)
+        return p if p.is_absolute() else Path(self.base_dir) / p
+
+
+def _format_loc(loc: tuple[Any, ...], data: Any) -> str:
+    """('models', 0, 'kpis', 1, 'query') -> models[0](recommender).kpis[1].query"""
+    out = ""
+    node = data
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+            if isinstance(node, list) and 0 <= part < len(node):
+                node = node[part]
+                if isinstance(node, dict) and isinstance(node.get("name"), str):
+                    out += f"({node['name']})"
+            else:
+                node = None
+        else:
+            if part in ("function-after", "function-before") or "[" in str(part):
+                continue
+            out += ("." if out else "") + str(part)
+            node = node.get(part) if isinstance(node, dict) else None
+    return out or "(top level)"
+
+
+def _describe(err: dict[str, Any]) -> str:
+    msg = err["msg"]
+    msg = msg.removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        return "unknown field (check the spelling; see vigil.example.yaml)"
+    if err["type"] == "missing":
+        return "required field is missing"
+    if "input" in err and err["type"] not in ("missing",) and not isinstance(err["input"], (dict, list)):
+        return f"{msg} (got {err['input']!r})"
+    return msg
+
+
+def parse_config(data: Any, source: str = "config", base_dir: str = ".") -> VigilConfig:
+    if not isinstance(data, dict):
+        raise ConfigError([("(top level)", "expected a mapping with at least `models:`")], source)
+    try:
+        return VigilConfig.model_validate({**data, "base_dir": base_dir})
+    except ValidationError as e:
+        errors = [(_format_loc(err["loc"], data), _describe(err)) for err in e.errors()]
+        raise ConfigError(errors, source) from None
+
+
+def load_config(path: str | os.PathLike[str]) -> VigilConfig:
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as e:
+        raise ConfigError([("(file)", f"cannot read {p}: {e.strerror}")], str(p)) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
+        raise ConfigError([(where, f"invalid YAML: {getattr(e, 'problem', e)}")], str(p)) from None
+    return parse_config(data, str(p), str(p.resolve().parent))

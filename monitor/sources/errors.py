@@ -1,0 +1,41 @@
+"""Errors every source client raises, so the cycle treats all sources alike."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class SourceUnavailable(Exception):
+    """The backend could not be reached or kept failing after retries.
+
+    The cycle records this as the source being down (never as "all clear").
+    """
+
+    def __init__(self, source: str, url: str, reason: str) -> None:
+        self.source, self.url, self.reason = source, url, reason
+        super().__init__(f"{source} at {url} is unavailable: {reason}")
+
+
+class QueryError(Exception):
+    """The backend rejected the query itself (HTTP 400): retrying will not help."""
+
+    def __init__(self, source: str, query: str, reason: str) -> None:
+        self.source, self.query, self.reason = source, query, reason
+        super().__init__(f"{source} rejected query {query!r}: {reason}")
+
+
+class SourceStatus(StrEnum):
+    UP = "up"
+    DOWN = "down"
+    UNKNOWN = "unknown"
+
+
+@dataclass
+class SourceState:
+    """What /readyz shows per source."""
+
+    name: str
+    status: SourceStatus
+    url: str
+    detail: str = ""
+    checked_at: float | None = None

@@ -1,0 +1,439 @@
+"""Vigil's own state, in SQLAlchemy: SQLite by default (one file), PostgreSQL by URL.
+
+What lives here: per-model state (last seen alias version, SLO streaks, detector
+state), deploy events, incidents, the notification outbox, actions (rollbacks), the
+hash-chained audit log, ingested feature samples, stored reference profiles, drift
+reports and API idempotency keys. An incident change and the notifications it causes
+are written in one transaction (`Store.tx()`), so a crash can delay a notification but
+never lose it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    func,
+    select,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from alerts.audit import GENESIS, AuditEntry, entry_hash
+from alerts.outbox import DeliveryResult, DeliveryStatus, MessageKind, OutboxMessage
+from detectors.records import DeployEvent, json_safe
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class ModelStateRow(Base):
+    __tablename__ = "model_state"
+    model: Mapped[str] = mapped_column(String(100), primary_key=True)
+    alias_version: Mapped[str | None] = mapped_column(String(40))
+    alias_seen_at: Mapped[float | None] = mapped_column(Float)
+    slo_streaks: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    detector_state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    quiet_cycles: Mapped[int] = mapped_column(Integer, default=0)
+    last_cycle_at: Mapped[float | None] = mapped_column(Float)
+
+
+class DeployRow(Base):
+    __tablename__ = "deploy_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model: Mapped[str] = mapped_column(String(100), index=True)
+    alias: Mapped[str] = mapped_column(String(100))
+    version: Mapped[str] = mapped_column(String(40))
+    previous_version: Mapped[str | None] = mapped_column(String(40))
+    at: Mapped[float] = mapped_column(Float, index=True)
+    source: Mapped[str] = mapped_column(String(20))
+
+    def to_event(self) -> DeployEvent:
+        return DeployEvent(self.model, self.alias, self.version, self.previous_version, self.at, self.source)
+
+
+class IncidentRow(Base):
+    __tablename__ = "incidents"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model: Mapped[str] = mapped_column(String(100), index=True)
+    status: Mapped[str] = mapped_column(String(20), index=True)  # open | resolved
+    severity: Mapped[str] = mapped_column(String(20))
+    title: Mapped[str] = mapped_column(Text)
+    onset: Mapped[float] = mapped_column(Float)
+    opened_at: Mapped[float] = mapped_column(Float, index=True)
+    updated_at: Mapped[float] = mapped_column(Float)
+    resolved_at: Mapped[float | None] = mapped_column(Float)
+    cold_start: Mapped[bool] = mapped_column(Boolean, default=False)
+    reasons: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    findings: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    causes: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    fingerprint: Mapped[str] = mapped_column(String(64), index=True)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(200))
+    silenced_until: Mapped[float | None] = mapped_column(Float)
+    last_notified_at: Mapped[float | None] = mapped_column(Float)
+    notified_digest: Mapped[str | None] = mapped_column(String(64))
+
+
+class OutboxRow(Base):
+    __tablename__ = "outbox"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    notifier: Mapped[str] = mapped_column(String(40))
+    kind: Mapped[str] = mapped_column(String(20))
+    key: Mapped[str] = mapped_column(String(200))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending | delivered | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[float] = mapped_column(Float)
+    next_attempt_at: Mapped[float] = mapped_column(Float)
+    delivered_at: Mapped[float | None] = mapped_column(Float)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    __table_args__ = (Index("ix_outbox_pending", "status", "next_attempt_at"),)
+
+
+class MessageRefRow(Base):
+    """Where an earlier delivery for a key landed (Slack channel + ts), to update it in place."""
+
+    __tablename__ = "message_refs"
+    notifier: Mapped[str] = mapped_column(String(40), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    ref: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class ActionRow(Base):
+    __tablename__ = "actions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model: Mapped[str] = mapped_column(String(100), index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # rollback
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"))
+    from_version: Mapped[str | None] = mapped_column(String(40))
+    to_version: Mapped[str | None] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(20))  # done | dry_run | refused | failed | noop
+    reason: Mapped[str] = mapped_column(Text)
+    detail: Mapped[str] = mapped_column(Text, default="")
+    actor: Mapped[str] = mapped_column(String(200))
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    at: Mapped[float] = mapped_column(Float, index=True)
+
+
+class AuditRow(Base):
+    __tablename__ = "audit_log"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[float] = mapped_column(Float)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(100))
+    target: Mapped[str] = mapped_column(String(200))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+    def to_entry(self) -> AuditEntry:
+        return AuditEntry(self.seq, self.at, self.actor, self.action, self.target, self.detail, self.prev_hash, self.hash)
+
+
+class SampleRow(Base):
+    __tablename__ = "samples"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model: Mapped[str] = mapped_column(String(100))
+    ts: Mapped[float] = mapped_column(Float)
+    record: Mapped[dict[str, Any]] = mapped_column(JSON)
+    __table_args__ = (Index("ix_samples_model_ts", "model", "ts"),)
+
+
+class ProfileRow(Base):
+    __tablename__ = "reference_profiles"
+    model: Mapped[str] = mapped_column(String(100), primary_key=True)
+    version: Mapped[str] = mapped_column(String(40), primary_key=True)
+    source: Mapped[str] = mapped_column(Text, primary_key=True)  # reference path it was built from
+    profile: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class DriftReportRow(Base):
+    __tablename__ = "drift_reports"
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), primary_key=True)
+    html: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class IdempotencyRow(Base):
+    __tablename__ = "idempotency_keys"
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(200), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int] = mapped_column(Integer)
+    response: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[float] = mapped_column(Float)
+    __table_args__ = (UniqueConstraint("key", "scope"),)
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")  # the API reads while the daemon writes
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+class Store:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        kwargs: dict[str, Any] = {"future": True}
+        if url.startswith("sqlite"):
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 10}
+        else:
+            kwargs["pool_pre_ping"] = True
+        self.engine = create_engine(url, **kwargs)
+        if url.startswith("sqlite"):
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        Base.metadata.create_all(self.engine)
+        self._session = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def tx(self) -> Iterator[Session]:
+        """One transaction: everything inside commits together or not at all."""
+        with self._session.begin() as s:
+            yield s
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ---------------------------------------------------------------- model state
+    def model_state(self, s: Session, model: str) -> ModelStateRow:
+        row = s.get(ModelStateRow, model)
+        if row is None:
+            row = ModelStateRow(model=model, slo_streaks={}, detector_state={}, quiet_cycles=0)
+            s.add(row)
+            s.flush()
+        return row
+
+    # ---------------------------------------------------------------- deploys
+    def add_deploy(self, s: Session, d: DeployEvent) -> None:
+        s.add(DeployRow(model=d.model, alias=d.alias, version=d.version, previous_version=d.previous_version,
+                        at=d.at, source=d.source))
+
+    def deploys(self, model: str, since: float | None = None, until: float | None = None) -> list[DeployEvent]:
+        with self.tx() as s:
+            q = select(DeployRow).where(DeployRow.model == model)
+            if since is not None:
+                q = q.where(DeployRow.at >= since)
+            if until is not None:
+                q = q.where(DeployRow.at <= until)
+            return [r.to_event() for r in s.scalars(q.order_by(DeployRow.at, DeployRow.id))]
+
+    def last_deploy(self, model: str, until: float | None = None) -> DeployEvent | None:
+        with self.tx() as s:
+            q = select(DeployRow).where(DeployRow.model == model)
+            if until is not None:
+                q = q.where(DeployRow.at <= until)
+            row = s.scalars(q.order_by(DeployRow.at.desc(), DeployRow.id.desc()).limit(1)).first()
+            return row.to_event() if row else None
+
+    # ---------------------------------------------------------------- incidents
+    def open_incident(self, s: Session, model: str) -> IncidentRow | None:
+        return s.scalars(
+            select(IncidentRow).where(IncidentRow.model == model, IncidentRow.status == "open")
+            .order_by(IncidentRow.id.desc()).limit(1)
+        ).first()
+
+    def incident(self, incident_id: int) -> IncidentRow | None:
+        with self.tx() as s:
+            return s.get(IncidentRow, incident_id)
+
+    def incidents(self, *, model: str | None = None, status: str | None = None, limit: int = 100,
+                  offset: int = 0) -> list[IncidentRow]:
+        with self.tx() as s:
+            q = select(IncidentRow)
+            if model:
+                q = q.where(IncidentRow.model == model)
+            if status:
+                q = q.where(IncidentRow.status == status)
+            return list(s.scalars(q.order_by(IncidentRow.id.desc()).limit(limit).offset(offset)))
+
+    def all_incidents(self) -> list[IncidentRow]:
+        with self.tx() as s:
+            return list(s.scalars(select(IncidentRow).order_by(IncidentRow.id)))
+
+    # ---------------------------------------------------------------- outbox
+    def enqueue(self, s: Session, notifier: str, kind: MessageKind, key: str, payload: dict[str, Any],
+                now: float) -> OutboxRow:
+        row = OutboxRow(notifier=notifier, kind=str(kind), key=key, payload=json_safe(payload), status="pending",
+                        attempts=0, created_at=now, next_attempt_at=now)
+        s.add(row)
+        s.flush()
+        return row
+
+    def due_messages(self, now: float, limit: int = 100) -> list[OutboxMessage]:
+        """Pending messages that are due, oldest first, at most one per (notifier, key).
+
+        Messages for one key go out in order: a later update never overtakes an
+        earlier one that is waiting for a retry.
+        """
+        with self.tx() as s:
+            rows = list(s.scalars(
+                select(OutboxRow).where(OutboxRow.status == "pending").order_by(OutboxRow.id).limit(limit * 5)
+            ))
+            refs = {(r.notifier, r.key): r.ref for r in s.scalars(select(MessageRefRow))} if rows else {}
+        seen: set[tuple[str, str]] = set()
+        out: list[OutboxMessage] = []
+        for r in rows:
+            k = (r.notifier, r.key)
+            if k in seen:
+                continue
+            seen.add(k)
+            if r.next_attempt_at > now:
+                continue
+            out.append(OutboxMessage(id=r.id, notifier=r.notifier, kind=MessageKind(r.kind), key=r.key,
+                                     payload=r.payload, attempts=r.attempts, ref=refs.get(k)))
+            if len(out) >= limit:
+                break
+        return out
+
+    def record_delivery(self, msg: OutboxMessage, result: DeliveryResult, now: float,
+                        backoff: float) -> None:
+        with self.tx() as s:
+            row = s.get(OutboxRow, msg.id)
+            if row is None:
+                return
+            row.attempts += 1
+            if result.status == DeliveryStatus.DELIVERED:
+                row.status = "delivered"
+                row.delivered_at = now
+                row.last_error = None
+                if result.ref:
+                    ref = s.get(MessageRefRow, (msg.notifier, msg.key))
+                    if ref is None:
+                        s.add(MessageRefRow(notifier=msg.notifier, key=msg.key, ref=result.ref))
+                    else:
+                        ref.ref = result.ref
+            elif result.status == DeliveryStatus.FAILED:
+                row.status = "failed"
+                row.last_error = result.error
+            else:
+                row.last_error = result.error
+                row.next_attempt_at = now + (result.retry_after if result.retry_after else backoff)
+
+    def outbox_counts(self) -> dict[str, int]:
+        with self.tx() as s:
+            rows = s.execute(select(OutboxRow.status, func.count()).group_by(OutboxRow.status)).all()
+        return {status: n for status, n in rows}
+
+    def outbox_for(self, key: str) -> list[OutboxRow]:
+        with self.tx() as s:
+            return list(s.scalars(select(OutboxRow).where(OutboxRow.key == key).order_by(OutboxRow.id)))
+
+    # ---------------------------------------------------------------- actions
+    def add_action(self, s: Session, **fields: Any) -> ActionRow:
+        row = ActionRow(**fields)
+        s.add(row)
+        s.flush()
+        return row
+
+    def actions(self, *, model: str | None = None, incident_id: int | None = None) -> list[ActionRow]:
+        with self.tx() as s:
+            q = select(ActionRow)
+            if model:
+                q = q.where(ActionRow.model == model)
+            if incident_id is not None:
+                q = q.where(ActionRow.incident_id == incident_id)
+            return list(s.scalars(q.order_by(ActionRow.id)))
+
+    def rollback_times(self, model: str) -> list[float]:
+        with self.tx() as s:
+            return list(s.scalars(select(ActionRow.at).where(
+                ActionRow.model == model, ActionRow.kind == "rollback", ActionRow.status == "done")))
+
+    # ---------------------------------------------------------------- audit
+    def audit(self, actor: str, action: str, target: str, detail: dict[str, Any], now: float | None = None
+              ) -> AuditEntry:
+        """Append one entry to the hash chain (in its own transaction, so it is on disk
+        before the action it describes runs)."""
+        detail = json_safe(detail)
+        at = time.time() if now is None else now
+        for _ in range(20):  # two writers racing for the same seq: the unique hash/PK makes one retry
+            try:
+                with self.tx() as s:
+                    last = s.scalars(select(AuditRow).order_by(AuditRow.seq.desc()).limit(1)).first()
+                    seq = (last.seq + 1) if last else 1
+                    prev = last.hash if last else GENESIS
+                    h = entry_hash(prev, seq, at, actor, action, target, detail)
+                    row = AuditRow(seq=seq, at=at, actor=actor, action=action, target=target, detail=detail,
+                                   prev_hash=prev, hash=h)
+                    s.add(row)
+                return row.to_entry()
+            except IntegrityError:
+                time.sleep(0.01)
+        raise RuntimeError("could not append to the audit log after 20 attempts")
+
+    def audit_entries(self, *, since_seq: int = 0, limit: int | None = None) -> list[AuditEntry]:
+        with self.tx() as s:
+            q = select(AuditRow).where(AuditRow.seq > since_seq).order_by(AuditRow.seq)
+            if limit:
+                q = q.limit(limit)
+            return [r.to_entry() for r in s.scalars(q)]
+
+    # ---------------------------------------------------------------- samples
+    def add_samples(self, model: str, records: list[tuple[float, dict[str, Any]]]) -> int:
+        with self.tx() as s:
+            s.add_all([SampleRow(model=model, ts=ts, record=json_safe(r)) for ts, r in records])
+        return len(records)
+
+    def samples(self, model: str, start: float, end: float) -> list[tuple[float, dict[str, Any]]]:
+        with self.tx() as s:
+            rows = s.execute(select(SampleRow.ts, SampleRow.record).where(
+                SampleRow.model == model, SampleRow.ts >= start, SampleRow.ts <= end).order_by(SampleRow.ts))
+            return [(ts, rec) for ts, rec in rows]
+
+    # ---------------------------------------------------------------- profiles & reports
+    def profile(self, model: str, version: str, source: str) -> bytes | None:
+        with self.tx() as s:
+            row = s.get(ProfileRow, (model, version, source))
+            return row.profile if row else None
+
+    def save_profile(self, model: str, version: str, source: str, blob: bytes, now: float) -> None:
+        with self.tx() as s:
+            s.merge(ProfileRow(model=model, version=version, source=source, profile=blob, created_at=now))
+
+    def save_drift_report(self, incident_id: int, html: str, now: float) -> None:
+        with self.tx() as s:
+            s.merge(DriftReportRow(incident_id=incident_id, html=html, created_at=now))
+
+    def drift_report(self, incident_id: int) -> str | None:
+        with self.tx() as s:
+            row = s.get(DriftReportRow, incident_id)
+            return row.html if row else None
+
+    # ---------------------------------------------------------------- idempotency
+    def idempotent_response(self, scope: str, key: str) -> IdempotencyRow | None:
+        with self.tx() as s:
+            return s.get(IdempotencyRow, (key, scope))
+
+    def save_idempotent_response(self, scope: str, key: str, request_hash: str, status_code: int,
+                                 response: dict[str, Any], now: float) -> bool:
+        """False when another request already stored a response for this key."""
+        try:
+            with self.tx() as s:
+                s.add(IdempotencyRow(key=key, scope=scope, request_hash=request_hash, status_code=status_code,
+                                     response=json_safe(response), created_at=now))
+            return True
+        except IntegrityError:
+            return False
+
+
+def digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(json_safe(obj), sort_keys=True, default=str).encode()).hexdigest()
