@@ -15,7 +15,7 @@ explanation says which pieces of evidence counted so the ranking can be argued w
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from correlators.incident import Cause, CauseKind, Incident
 from detectors.records import DeployEvent, Finding, FindingKind
@@ -36,6 +36,22 @@ SYMPTOMS = _MODEL_SYMPTOMS | _SERVING_SYMPTOMS | {
 @dataclass(frozen=True)
 class CorrelationSettings:
     deploy_window: float = 2 * 3600.0  # a deploy this long before onset is a suspect
+    onset_slack: float = 300.0  # onsets are estimates (rate windows, change points): allow this much
+
+
+def merge_findings(earlier: list[Finding], latest: list[Finding]) -> list[Finding]:
+    """An incident's findings over its life: the latest value of each signal, and the
+    last value of signals that have since recovered (they are part of the story)."""
+    key = lambda f: (f.kind, f.entity, f.statistic)  # noqa: E731
+    merged = {key(f): f for f in earlier}
+    for f in latest:
+        old = merged.get(key(f))
+        if old is not None and old.onset < f.onset:
+            # The same signal, still wrong: it started when it first went wrong, not when
+            # the latest window happened to begin.
+            f = replace(f, onset=old.onset)
+        merged[key(f)] = f
+    return list(merged.values())
 
 
 def _fmt_time(t: float) -> str:
@@ -152,7 +168,9 @@ def build_incident(
     if not symptoms:
         return None
     onset = min(f.onset for f in symptoms)
-    suspects = [d for d in deploys if d.model == model and onset - settings.deploy_window <= d.at <= onset + 60]
+    # A rollback restores a version that served before the trouble: it cannot have caused it.
+    suspects = [d for d in deploys
+                if d.model == model and d.source != "rollback" and onset - settings.deploy_window <= d.at <= onset + settings.onset_slack]
     gpu = [f for f in findings if f.kind == FindingKind.GPU_SATURATION]
     serving = [f for f in findings if f.kind in _SERVING_SYMPTOMS]
     gpu_explains = bool(gpu and serving and not ({f.kind for f in findings} & _MODEL_SYMPTOMS))

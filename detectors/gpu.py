@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from detectors.records import Direction, Finding, FindingKind, Series
-from detectors.runs import runs_past
+from detectors.runs import runs_past, trailing_run
 
 
 @dataclass(frozen=True)
@@ -24,22 +24,21 @@ def detect_gpu_saturation(
     window_start: float,
     window_end: float,
     min_duration: float,
+    step: float = 60.0,
 ) -> list[Finding]:
-    """One finding per GPU/pod whose signal stayed at or past its limit for `min_duration`.
-
-    Every run in the window counts, not only the trailing one: the correlator needs
-    to know that saturation overlapped an SLO breach even if it has just ended.
+    """One finding per GPU/pod whose signal is at or past its limit now and has been for
+    at least `min_duration`. Only the trailing run counts: a saturation that ended is
+    history, which the open incident keeps (its findings are merged across cycles).
     """
     out: list[Finding] = []
     for s in series:
         s = s.between(window_start, window_end)
         if s.empty:
             continue
-        runs = [r for r in runs_past(s.timestamps, s.values, signal.limit * (1 - 1e-9), above=True)
-                if r.duration >= min_duration]
-        if not runs:
+        run = trailing_run(runs_past(s.timestamps, s.values, signal.limit * (1 - 1e-9), above=True),
+                           window_end, tolerance=2 * step)
+        if run is None or run.duration < min_duration:
             continue
-        run = max(runs, key=lambda r: r.duration)
         entity = _gpu_entity(s)
         out.append(
             Finding(

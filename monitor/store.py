@@ -333,9 +333,11 @@ class Store:
             rows = s.execute(select(OutboxRow.status, func.count()).group_by(OutboxRow.status)).all()
         return {status: n for status, n in rows}
 
-    def outbox_for(self, key: str) -> list[OutboxRow]:
+    def outbox_for_prefix(self, prefix: str) -> list[OutboxRow]:
+        """Outbox rows whose key is `prefix` or starts with `prefix:` (one incident, all channels)."""
         with self.tx() as s:
-            return list(s.scalars(select(OutboxRow).where(OutboxRow.key == key).order_by(OutboxRow.id)))
+            q = select(OutboxRow).where((OutboxRow.key == prefix) | OutboxRow.key.startswith(prefix + ":"))
+            return list(s.scalars(q.order_by(OutboxRow.id)))
 
     # ---------------------------------------------------------------- actions
     def add_action(self, s: Session, **fields: Any) -> ActionRow:

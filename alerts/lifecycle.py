@@ -1,0 +1,92 @@
+"""Alert lifecycle: open, update, repeat, resolve — decided purely from state and inputs.
+
+One open incident per model (its fingerprint is the model): findings of a model in a
+window are one incident, and later windows update it in place rather than filing new
+ones. Severity only escalates while an incident is open; it resolves after
+`resolve_after_cycles` cycles with data and nothing wrong. A cycle with missing data
+never counts as quiet: blindness is not an all-clear.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from alerts.policy import Severity, TierDecision
+
+
+class Step(StrEnum):
+    NONE = "none"  # nothing open, nothing to open
+    OPEN = "open"
+    UPDATE = "update"  # the content changed (or escalated): notify
+    UNCHANGED = "unchanged"  # still open, nothing new
+    REPEAT = "repeat"  # unchanged but repeat_interval elapsed: remind
+    QUIET = "quiet"  # open, no findings this cycle, not yet resolved
+    RESOLVE = "resolve"
+
+
+@dataclass(frozen=True)
+class LifecycleSettings:
+    resolve_after_cycles: int = 2
+    repeat_interval: float = 4 * 3600.0
+
+
+@dataclass(frozen=True)
+class OpenIncident:
+    """What the lifecycle needs to know about the model's open incident."""
+
+    severity: Severity
+    digest: str | None  # digest of what was last notified
+    last_notified_at: float | None
+    silenced_until: float | None
+    acknowledged: bool
+
+
+@dataclass(frozen=True)
+class LifecycleDecision:
+    step: Step
+    severity: Severity | None
+    notify: bool  # send (or update) the incident message
+    quiet_cycles: int  # new value of the model's quiet-cycle counter
+    note: str = ""
+
+
+def decide(
+    open_incident: OpenIncident | None,
+    tier: TierDecision | None,
+    *,
+    digest: str | None,
+    quiet_cycles: int,
+    data_complete: bool,
+    now: float,
+    settings: LifecycleSettings,
+) -> LifecycleDecision:
+    """`tier` is None (or tier.severity None) when this cycle has nothing to alert on."""
+    alerting = tier is not None and tier.severity is not None
+    if open_incident is None:
+        if not alerting:
+            return LifecycleDecision(Step.NONE, None, False, 0)
+        assert tier is not None and tier.severity is not None
+        return LifecycleDecision(Step.OPEN, tier.severity, True, 0)
+
+    silenced = open_incident.silenced_until is not None and now < open_incident.silenced_until
+    if not alerting:
+        if not data_complete:
+            return LifecycleDecision(Step.QUIET, open_incident.severity, False, quiet_cycles,
+                                     "data missing: quiet cycle not counted")
+        quiet = quiet_cycles + 1
+        if quiet >= settings.resolve_after_cycles:
+            return LifecycleDecision(Step.RESOLVE, open_incident.severity, not silenced, 0)
+        return LifecycleDecision(Step.QUIET, open_incident.severity, False, quiet)
+
+    assert tier is not None and tier.severity is not None
+    severity = max(open_incident.severity, tier.severity, key=lambda s: s.rank)
+    escalated = severity.rank > open_incident.severity.rank
+    changed = digest != open_incident.digest
+    if escalated or changed:
+        return LifecycleDecision(Step.UPDATE, severity, not silenced or escalated, 0,
+                                 "escalated" if escalated else "changed")
+    due = (open_incident.last_notified_at is not None
+           and now - open_incident.last_notified_at >= settings.repeat_interval)
+    if due and not open_incident.acknowledged and not silenced:
+        return LifecycleDecision(Step.REPEAT, severity, True, 0)
+    return LifecycleDecision(Step.UNCHANGED, severity, False, 0)

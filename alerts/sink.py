@@ -1,0 +1,112 @@
+"""JSON-lines sink: where notifications go when there is no Slack token.
+
+Each delivery appends one JSON object per line and fsyncs it, so a line on disk is a
+delivered notification even after a crash; a short readable line goes to the console.
+Updates of one incident are further lines with the same `key`: the file is a log of
+what Slack would have shown, in order.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import IO, Any, Callable
+
+from alerts.outbox import DeliveryResult, DeliveryStatus, MessageKind, OutboxMessage
+from alerts.slack_blocks import render_incident, render_rollback
+from detectors.records import json_safe
+
+
+class JsonlSink:
+    """Notifier writing to a JSON-lines file and the console."""
+
+    name = "sink"
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        console: bool = True,
+        stream: IO[str] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.path = Path(path)
+        self.console = console
+        self.stream = stream
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._lines: int | None = None  # counted on first use, not in __init__
+
+    def deliver(self, message: OutboxMessage) -> DeliveryResult:
+        text = _summary(message)
+        record = {
+            "id": message.id,
+            "notifier": message.notifier,
+            "kind": str(message.kind),
+            "key": message.key,
+            "text": text,
+            "payload": message.payload,
+            "delivered_at": self.clock(),
+        }
+        try:
+            line = json.dumps(json_safe(record), default=str, ensure_ascii=False, allow_nan=False)
+        except (TypeError, ValueError) as e:
+            return DeliveryResult(DeliveryStatus.FAILED, error=f"payload: not serialisable to JSON ({e})")
+        try:
+            with self._lock:
+                n = self._append(line)
+        except (PermissionError, IsADirectoryError, NotADirectoryError) as e:
+            return DeliveryResult(
+                DeliveryStatus.FAILED,
+                error=f"sink: cannot write {self.path} ({e.strerror or e}); fix slack.sink_path or its permissions",
+            )
+        except OSError as e:  # disk full, I/O error: may pass
+            return DeliveryResult(DeliveryStatus.RETRY, error=f"sink: writing {self.path} failed ({e}); will retry")
+        if self.console:
+            stream = self.stream if self.stream is not None else sys.stderr
+            try:
+                print(f"[vigil] {text}", file=stream, flush=True)
+            except (OSError, ValueError):
+                pass  # a closed console must not undo a delivery already on disk
+        return DeliveryResult(DeliveryStatus.DELIVERED, ref={"line": n}, detail={"path": str(self.path)})
+
+    def _append(self, line: str) -> int:
+        if self._lines is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._lines = _count_lines(self.path)
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        self._lines += 1
+        return self._lines
+
+
+def _count_lines(path: Path) -> int:
+    if not path.exists():
+        return 0
+    with open(path, "rb") as fh:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
+
+
+def _summary(message: OutboxMessage) -> str:
+    """One readable line: the same text Slack would show as the notification."""
+    p: dict[str, Any] = message.payload or {}
+    try:
+        if message.kind == MessageKind.INCIDENT:
+            text = render_incident(p)[0]
+            channel = p.get("channel")
+            return f"INCIDENT #{p.get('incident_id')} {p.get('status', 'open')}: {text}" + (
+                f" -> {channel}" if channel else ""
+            )
+        if message.kind == MessageKind.ROLLBACK:
+            return f"ROLLBACK: {render_rollback(p)[0]}"
+    except (KeyError, TypeError, ValueError) as e:
+        return f"{str(message.kind).upper()} {message.key} (unreadable payload: {e})"
+    if message.kind == MessageKind.DEPLOY:
+        prev = f" (was v{p['previous_version']})" if p.get("previous_version") else ""
+        return f"DEPLOY {p.get('model', '?')} {p.get('alias', '')} -> v{p.get('version', '?')}{prev}".replace("  ", " ")
+    return f"{str(message.kind).upper()} {message.key}"

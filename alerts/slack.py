@@ -1,0 +1,279 @@
+"""Slack notifier: one message per incident, posted once and then updated in place.
+
+It sits behind the outbox: the sender hands it one `OutboxMessage` at a time and
+records the returned `DeliveryResult`. Every Slack answer maps to DELIVERED, RETRY
+(rate limit, outage, timeout: try later, the message stays in the outbox) or FAILED
+(bad channel, bad token, missing scope: a person must fix config; the error says
+what to fix). Nothing here knows about policy.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any, Mapping
+from urllib.error import URLError
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
+
+from alerts.outbox import DeliveryResult, DeliveryStatus, MessageKind, OutboxMessage
+from alerts.slack_blocks import render_incident, render_rollback
+
+log = logging.getLogger("vigil.alerts.slack")
+
+# Slack-side trouble that passes: the same request can succeed later.
+_TRANSIENT_ERRORS = frozenset(
+    {"internal_error", "fatal_error", "service_unavailable", "ratelimited", "request_timeout"}
+)
+_AUTH_ERRORS = frozenset({"invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive"})
+# chat.update on a message that is gone or not ours: post a fresh one so nothing is lost.
+_REPOST_ERRORS = frozenset({"message_not_found", "cant_update_message", "edit_window_closed"})
+_CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{6,}")
+
+
+def _header(headers: Mapping[str, Any] | None, name: str) -> str | None:
+    for k, v in (headers or {}).items():
+        if k.lower() == name.lower():
+            return v[0] if isinstance(v, (list, tuple)) and v else v
+    return None
+
+
+def _channel_label(channel: str | None) -> str:
+    if not channel:
+        return "(no channel)"
+    if channel.startswith("#") or _CHANNEL_ID.fullmatch(channel):
+        return channel
+    return f"#{channel}"
+
+
+def _explain(error: str, resp: Mapping[str, Any], channel: str | None, method: str) -> str:
+    """An error a person can act on: what Slack said, and what to change."""
+    ch = _channel_label(channel)
+    if error == "channel_not_found":
+        return (
+            f"Slack: channel_not_found for {ch} — check models[].owner_channel / oncall_channel, "
+            "and invite the bot if the channel is private"
+        )
+    if error == "not_in_channel":
+        return f"Slack: not_in_channel for {ch} — invite the bot to {ch} (/invite @<bot>)"
+    if error == "is_archived":
+        return f"Slack: is_archived for {ch} — unarchive it or point models[].owner_channel elsewhere"
+    if error in _AUTH_ERRORS:
+        return (
+            f"Slack: {error} — slack.bot_token was rejected; "
+            "set it to a valid bot token (xoxb-…) with chat:write"
+        )
+    if error == "missing_scope":
+        needed = resp.get("needed") or "?"
+        provided = resp.get("provided") or "?"
+        return (
+            f"Slack: missing_scope — the bot token needs scope {needed} (has {provided}); "
+            "add it under OAuth & Permissions and reinstall the app"
+        )
+    if error == "invalid_blocks":
+        errors = resp.get("errors") or (resp.get("response_metadata") or {}).get("messages") or []
+        detail = "; ".join(map(str, errors)) or "no detail"
+        return f"Slack: invalid_blocks in {method} for {ch} — {detail} (a Vigil bug: report it)"
+    if error == "msg_too_long":
+        return f"Slack: msg_too_long in {method} for {ch} — the text is over Slack's limit (a Vigil bug: report it)"
+    if error == "no_text":
+        return f"Slack: no_text in {method} for {ch} — the message had no text or blocks (a Vigil bug: report it)"
+    return f"Slack: {error} in {method} for {ch}"
+
+
+class SlackNotifier:
+    """Delivers outbox messages to Slack through slack-sdk's WebClient."""
+
+    name = "slack"
+
+    def __init__(
+        self,
+        token: str,
+        *,
+        base_url: str = "https://slack.com/api/",
+        max_rate_limit_retries: int = 3,
+        timeout_s: float = 10.0,
+        default_channel: str | None = None,
+    ) -> None:
+        if not token:
+            raise ValueError("slack.bot_token: expected a Slack bot token (xoxb-…); without one use JsonlSink")
+        self.default_channel = default_channel
+        self.max_rate_limit_retries = max_rate_limit_retries
+        self._client = WebClient(
+            token=token,
+            base_url=base_url if base_url.endswith("/") else base_url + "/",
+            timeout=timeout_s,  # type: ignore[arg-type]  # urllib takes float seconds
+            retry_handlers=[
+                ConnectionErrorRetryHandler(),
+                RateLimitErrorRetryHandler(max_retry_count=max_rate_limit_retries),
+            ],
+        )
+
+    def __repr__(self) -> str:  # never show the token
+        return f"SlackNotifier(base_url={self._client.base_url!r})"
+
+    # ------------------------------------------------------------------ entry point
+    def deliver(self, message: OutboxMessage) -> DeliveryResult:
+        if message.kind == MessageKind.DEPLOY:
+            # Deploys are Grafana annotations; a Slack message per deploy would be noise.
+            return DeliveryResult(DeliveryStatus.DELIVERED, ref=message.ref, detail={"skipped": True})
+        payload = message.payload or {}
+        channel = payload.get("channel") or self.default_channel
+        try:
+            if message.kind == MessageKind.INCIDENT:
+                text, blocks = render_incident(payload)
+            elif message.kind == MessageKind.ROLLBACK:
+                text, blocks = render_rollback(payload)
+            else:
+                return DeliveryResult(DeliveryStatus.FAILED, error=f"kind: Slack cannot send {message.kind!r}")
+        except (KeyError, TypeError, ValueError) as e:
+            bad = DeliveryResult(DeliveryStatus.FAILED, error=f"bad {message.kind} payload: {e}")
+            return self._result(message, bad)
+
+        try:
+            if message.kind == MessageKind.INCIDENT:
+                result = self._incident(message, channel, text, blocks)
+            else:
+                result = self._rollback(message, channel, text, blocks)
+        except _NoChannel as e:
+            result = DeliveryResult(DeliveryStatus.FAILED, error=str(e))
+        except _ApiCallFailed as e:
+            result = self._map_error(e.error, e.method, e.channel)
+        except (URLError, TimeoutError, ConnectionError, OSError, SlackClientError) as e:
+            result = DeliveryResult(
+                DeliveryStatus.RETRY, error=f"Slack unreachable ({type(e).__name__}: {e}); will retry"
+            )
+        except Exception as e:  # noqa: BLE001 - an unknown failure must delay, never drop, a message
+            log.exception("slack delivery raised", extra={"message_id": message.id, "key": message.key})
+            result = DeliveryResult(DeliveryStatus.RETRY, error=f"Slack delivery raised {type(e).__name__}: {e}")
+        return self._result(message, result)
+
+    # ------------------------------------------------------------------ kinds
+    def _incident(self, message: OutboxMessage, channel: str | None, text: str, blocks: list) -> DeliveryResult:
+        ref = message.ref or {}
+        if ref.get("channel") and ref.get("ts"):
+            try:
+                resp = self._call(
+                    "chat.update", channel or ref["channel"], channel=ref["channel"], ts=ref["ts"],
+                    text=text, blocks=blocks,
+                )
+                return DeliveryResult(
+                    DeliveryStatus.DELIVERED,
+                    ref={"channel": resp["channel"], "ts": resp["ts"]},
+                    detail={"method": "chat.update"},
+                )
+            except _ApiCallFailed as e:
+                if e.code not in _REPOST_ERRORS:
+                    raise
+                log.warning(
+                    "slack message to update is gone; posting a new one",
+                    extra={"message_id": message.id, "key": message.key, "error": e.code},
+                )
+                result = self._post(channel, text, blocks)
+                result.detail["reposted_after"] = e.code
+                return result
+        return self._post(channel, text, blocks)
+
+    def _rollback(self, message: OutboxMessage, channel: str | None, text: str, blocks: list) -> DeliveryResult:
+        # A rollback is an event, never an update. It replies in the incident's thread;
+        # the ref handed in is kept, so that a rollback sharing the incident's outbox key
+        # cannot make later incident updates land on this reply.
+        thread = message.payload.get("thread") or {}
+        if thread.get("channel") and thread.get("ts"):
+            result = self._post(thread["channel"], text, blocks, thread_ts=thread["ts"])
+        else:
+            result = self._post(channel, text, blocks)
+        result.detail.update(result.ref or {})
+        result.ref = message.ref or result.ref
+        return result
+
+    def _post(self, channel: str | None, text: str, blocks: list, thread_ts: str | None = None) -> DeliveryResult:
+        if not channel:
+            raise _NoChannel(
+                "Slack: no channel for this message — set models[].owner_channel (or a default channel)"
+            )
+        kwargs: dict[str, Any] = {"channel": channel, "text": text, "blocks": blocks,
+                                  "unfurl_links": False, "unfurl_media": False}
+        if thread_ts:
+            kwargs["thread_ts"] = thread_ts
+        resp = self._call("chat.postMessage", channel, **kwargs)
+        return DeliveryResult(
+            DeliveryStatus.DELIVERED,
+            ref={"channel": resp["channel"], "ts": resp["ts"]},
+            detail={"method": "chat.postMessage"},
+        )
+
+    def _call(self, method: str, label: str | None, /, **kwargs: Any) -> Any:
+        call = {"chat.postMessage": self._client.chat_postMessage, "chat.update": self._client.chat_update}[method]
+        try:
+            return call(**kwargs)
+        except SlackApiError as e:
+            raise _ApiCallFailed(e, method, label) from e
+
+    # ------------------------------------------------------------------ errors
+    def _map_error(self, e: SlackApiError, method: str, channel: str | None) -> DeliveryResult:
+        resp = e.response
+        status = getattr(resp, "status_code", 200) or 200
+        data = resp.data if isinstance(getattr(resp, "data", None), dict) else {}
+        error = str(data.get("error") or "unknown_error")
+        if status == 429:
+            raw = _header(getattr(resp, "headers", None), "Retry-After")
+            try:
+                retry_after: float | None = float(raw) if raw is not None else None
+            except ValueError:
+                retry_after = None
+            return DeliveryResult(
+                DeliveryStatus.RETRY,
+                error=(
+                    f"Slack: rate limited (HTTP 429) on {method} for {_channel_label(channel)} after "
+                    f"{self.max_rate_limit_retries} retries; retry after {raw or '?'} s"
+                ),
+                retry_after=retry_after,
+                detail={"slack_error": error, "http_status": 429},
+            )
+        if status >= 500 or error in _TRANSIENT_ERRORS:
+            return DeliveryResult(
+                DeliveryStatus.RETRY,
+                error=f"Slack: {error} (HTTP {status}) on {method}; will retry",
+                detail={"slack_error": error, "http_status": status},
+            )
+        return DeliveryResult(
+            DeliveryStatus.FAILED,
+            error=_explain(error, data, channel, method),
+            detail={"slack_error": error, "http_status": status},
+        )
+
+    def _result(self, message: OutboxMessage, result: DeliveryResult) -> DeliveryResult:
+        level = logging.INFO if result.status == DeliveryStatus.DELIVERED else logging.WARNING
+        log.log(
+            level,
+            "slack delivery %s",
+            result.status.value,
+            extra={
+                "message_id": message.id,
+                "key": message.key,
+                "kind": str(message.kind),
+                "status": result.status.value,
+                "error": result.error,
+                "retry_after": result.retry_after,
+                "slack_ts": (result.ref or {}).get("ts"),
+            },
+        )
+        return result
+
+
+class _NoChannel(Exception):
+    pass
+
+
+class _ApiCallFailed(Exception):
+    """A SlackApiError with the method and channel it happened on."""
+
+    def __init__(self, error: SlackApiError, method: str, channel: str | None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.method = method
+        self.channel = channel
+        data = error.response.data if isinstance(getattr(error.response, "data", None), dict) else {}
+        self.code = str(data.get("error") or "")

@@ -1,0 +1,260 @@
+"""Multimodal root-cause ranking: metrics, logs and traces over the service graph.
+
+Why this ranking points at the cause rather than at the loudest victim:
+
+1. Each finding arrives with a score in [0, 1] that already discounts chance (the
+   detectors correct their p-values for the number of things they tested).
+2. Latency counts where it is added. Trace findings are on self time, so a caller
+   waiting on a slow callee carries no latency evidence of its own. Time spent
+   between a caller's client span and the callee's server span (network, queue)
+   is shared out by the graph: a fault on one pod slows every edge into it, so the
+   callee gets credit in proportion to the share of its incoming edges that slowed,
+   and a caller in proportion to the share of its outgoing edges that slowed.
+3. Errors count where they start. When a service and one of its callees both show
+   new errors, the caller's errors are most likely the callee's failures passed up
+   the chain, so the caller's error evidence is halved (once per level). The
+   deepest erroring span, when spans carry a status, is scored by the trace detector.
+4. A service's evidence per modality is a noisy-OR of its three strongest findings
+   (so many weak hints do not outvote one strong one), and the modalities combine
+   by noisy-OR: two independent modalities agreeing is stronger than either.
+5. Earlier onset breaks near-ties: effects follow causes.
+6. A service with no logs or no traces can still be ranked from what it has; its
+   confidence is scaled down by the share of modalities observed for it.
+
+Every candidate service is returned, strictly ordered (score, then onset, then
+number of modalities with evidence, then name), with its evidence and a short
+explanation a person can act on.
+"""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from correlators.incident import Cause, CauseKind
+from detectors.logs import LogBaseline, detect_log_anomalies
+from detectors.records import Finding, FindingKind, LogRecord, Series, Span
+from detectors.service_metrics import detect_service_metric_shifts
+from detectors.traces import ServiceGraph, TraceBaseline, detect_trace_anomalies
+
+MODALITIES = ("metrics", "logs", "traces")
+_MODALITY = {FindingKind.METRIC_ANOMALY: "metrics", FindingKind.LOG_ANOMALY: "logs",
+             FindingKind.TRACE_ANOMALY: "traces", FindingKind.GPU_SATURATION: "metrics",
+             FindingKind.SLO_BREACH: "metrics"}
+# How much one finding of each statistic says about its own service being the cause.
+_WEIGHT = {
+    "new_error_template": 1.0, "error_template_rate": 0.9, "error_burst": 0.7, "vanished_template": 0.8,
+    "new_template": 0.3, "self_time_ms_p50": 1.0, "error_origin_rate": 1.0, "calls_vanished": 0.6,
+    "calls_appeared": 0.5, "edge_time_ms_p50": 1.0, "range_ratio": 0.8,
+}
+_ERROR_STATS = {"new_error_template", "error_template_rate", "error_burst", "error_origin_rate"}
+_TOP = 3
+_ONSET_SLACK_S = 30.0
+
+
+@dataclass(frozen=True)
+class RcaParams:
+    inherited_error_factor: float = 0.5
+    coverage_weight: float = 0.15  # confidence lost when all modalities but one are missing
+    onset_bonus: float = 0.03  # added to the earliest-onset service among near-ties
+
+
+def _noisy_or(scores: Iterable[float]) -> float:
+    top = sorted((min(max(s, 0.0), 1.0) for s in scores), reverse=True)[:_TOP]
+    return 1.0 - math.prod(1.0 - s for s in top)
+
+
+def rank_root_causes(*, metric_findings: list[Finding], log_findings: list[Finding],
+                     trace_findings: list[Finding], topology: ServiceGraph | None,
+                     alert_time: float, candidates: Iterable[str] = (),
+                     observed: Mapping[str, set[str]] | None = None,
+                     params: RcaParams = RcaParams()) -> list[Cause]:
+    """Every candidate service ranked, best first, as Cause(kind=SERVICE).
+
+    `candidates` adds services with no findings (so the list is complete);
+    `observed` maps a service to the modalities that had data for it ("metrics",
+    "logs", "traces"); without it, coverage is inferred from the findings.
+    """
+    graph = topology or ServiceGraph()
+    findings = [f for f in (*metric_findings, *log_findings, *trace_findings) if f.service]
+    services = set(candidates) | {f.service for f in findings} | graph.services
+    if observed:
+        services |= set(observed)
+    # (service, modality) -> list of (weighted score, finding)
+    per: dict[tuple[str, str], list[tuple[float, Finding]]] = defaultdict(list)
+    edge_share = _edge_shares(trace_findings, graph)
+    for f in findings:
+        mod = _MODALITY.get(f.kind, "metrics")
+        w = _WEIGHT.get(f.statistic, 0.7)
+        if f.statistic == "edge_time_ms_p50":
+            caller, callee = f.evidence.get("caller"), f.evidence.get("callee")
+            per[(callee, mod)].append((w * f.score * edge_share.get(callee, 1.0), f))
+            if caller:
+                per[(caller, mod)].append((w * f.score * edge_share.get(caller, 1.0), f))
+            continue
+        per[(f.service, mod)].append((w * f.score, f))
+
+    error_strength = {s: _noisy_or(ws for ws, f in per.get((s, "logs"), []) + per.get((s, "traces"), [])
+                                   if f.statistic in _ERROR_STATS) for s in services}
+    error_onset = {s: min((f.onset for m in ("logs", "traces") for _, f in per.get((s, m), [])
+                           if f.statistic in _ERROR_STATS), default=math.inf) for s in services}
+    inherited: dict[str, str] = {}
+    for s in services:
+        if error_strength[s] <= 0:
+            continue
+        for c in graph.callees(s):
+            if error_strength.get(c, 0) >= 0.5 * error_strength[s] and \
+                    error_onset.get(c, math.inf) <= error_onset[s] + _ONSET_SLACK_S:
+                inherited[s] = c
+                break
+
+    # Latency a service reports for its own requests (a server-side percentile) includes
+    # the time of its callees; when a callee shows latency evidence of its own, the
+    # caller's is most likely passed up and counts at half weight.
+    latency_strength = {s: _noisy_or(ws for m in MODALITIES for ws, f in per.get((s, m), [])
+                                     if _is_latency(f)) for s in services}
+    latency_inherited = {s for s in services if any(
+        latency_strength.get(c, 0) > 0 for c in graph.callees(s)) and latency_strength[s] > 0}
+
+    rows = []
+    for s in services:
+        mods: dict[str, float] = {}
+        evidence: list[tuple[float, Finding]] = []
+        for m in MODALITIES:
+            items = per.get((s, m), [])
+            if s in inherited:
+                items = [(ws * params.inherited_error_factor if f.statistic in _ERROR_STATS else ws, f)
+                         for ws, f in items]
+            if s in latency_inherited:
+                items = [(ws * params.inherited_error_factor if _is_inclusive_latency(f) else ws, f)
+                         for ws, f in items]
+            mods[m] = _noisy_or(ws for ws, _ in items)
+            evidence += items
+        combined = 1.0 - math.prod(1.0 - v for v in mods.values())
+        seen = observed.get(s, set()) if observed else {m for m in MODALITIES if per.get((s, m))}
+        coverage = len(set(seen) & set(MODALITIES)) / len(MODALITIES)
+        conf = combined * (1.0 - params.coverage_weight * (1.0 - coverage)) if observed else combined
+        onset = min((f.onset for ws, f in evidence if ws > 0), default=math.inf)
+        rows.append({"service": s, "score": conf, "raw": combined, "mods": mods, "evidence": evidence,
+                     "onset": onset, "coverage": sorted(seen), "n_mods": sum(v > 0 for v in mods.values())})
+
+    # Effects follow causes: among services within 10 % of the best, the earliest onset
+    # gets a small bonus.
+    if rows:
+        best = max(r["score"] for r in rows)
+        near = [r for r in rows if best > 0 and r["score"] >= 0.9 * best and math.isfinite(r["onset"])]
+        if len(near) > 1:
+            first = min(near, key=lambda r: r["onset"])
+            first["score"] = min(1.0, first["score"] + params.onset_bonus)
+    rows.sort(key=lambda r: (-r["score"], r["onset"], -r["n_mods"], r["service"]))
+    return [_cause(r, inherited, alert_time, i) for i, r in enumerate(rows)]
+
+
+def _is_latency(f: Finding) -> bool:
+    return f.statistic in ("self_time_ms_p50", "edge_time_ms_p50") or _is_inclusive_latency(f)
+
+
+def _is_inclusive_latency(f: Finding) -> bool:
+    name = str(f.evidence.get("metric", "")).lower()
+    return f.kind is FindingKind.METRIC_ANOMALY and ("latency" in name or "duration" in name)
+
+
+def _edge_shares(trace_findings: list[Finding], graph: ServiceGraph,
+                 min_ratio: float = 1.5, min_added_ms: float = 1.0) -> dict[str, float]:
+    """Share of the edges touching a service (in and out) whose edge time rose.
+
+    A network fault on one pod slows every edge that touches that pod, so the
+    endpoint whose edges are slowed all round is the likelier culprit than the
+    other end of one slow edge. An edge counts as slowed when it has a finding, or
+    when its median edge time rose by `min_ratio` (too few calls for a test).
+    """
+    slowed = {(f.evidence.get("caller"), f.evidence.get("callee")) for f in trace_findings
+              if f.statistic == "edge_time_ms_p50"}
+    touching: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    for (a, b), e in graph.edges.items():
+        if a == b or not e.calls_current:
+            continue
+        touching[a].add((a, b))
+        touching[b].add((a, b))
+        eb, ec = e.edge_ms_baseline, e.edge_ms_current
+        if eb is not None and ec is not None and ec >= min_ratio * eb and ec - eb >= min_added_ms:
+            slowed.add((a, b))
+    for a, b in slowed:
+        touching[a].add((a, b))
+        touching[b].add((a, b))
+    return {s: len(edges & slowed) / len(edges) for s, edges in touching.items() if edges}
+
+
+def _cause(r: dict, inherited: dict[str, str], alert_time: float, rank: int) -> Cause:
+    ev = sorted(r["evidence"], key=lambda x: -x[0])
+    top = [f for ws, f in ev if ws > 0][:5]
+    s = r["service"]
+    if not top:
+        text = f"{s}: no anomaly found in its {', '.join(r['coverage']) or 'signals'} around the alert."
+    else:
+        lines = "; ".join(f.message for f in top[:3])
+        text = f"{s} (score {r['score']:.2f}): {lines}."
+        if s in inherited:
+            text += f" Its errors may be passed up from {inherited[s]}, which it calls and which failed first."
+        if rank == 0:
+            text += " Check this service first: its recent deploys, its pod (CPU, memory, restarts) and the sample lines."
+    missing = [m for m in MODALITIES if m not in r["coverage"]]
+    return Cause(
+        kind=CauseKind.SERVICE, entity=s, score=round(float(r["score"]), 6), explanation=text,
+        evidence={
+            "modalities": {m: round(v, 4) for m, v in r["mods"].items()},
+            "observed": r["coverage"], "missing": missing,
+            "onset": r["onset"] if math.isfinite(r["onset"]) else None,
+            "onset_vs_alert_s": (r["onset"] - alert_time) if math.isfinite(r["onset"]) else None,
+            "inherited_from": inherited.get(s),
+            "findings": [f.to_dict() for f in top],
+        },
+    )
+
+
+@dataclass
+class Diagnosis:
+    causes: list[Cause]
+    metric_findings: list[Finding]
+    log_findings: list[Finding]
+    trace_findings: list[Finding]
+    topology: ServiceGraph
+
+
+def diagnose(*, alert_time: float, window_start: float, window_end: float,
+             metrics_baseline: Sequence[Series] = (), metrics_current: Sequence[Series] = (),
+             logs_baseline: Sequence[LogRecord] | LogBaseline = (), logs_current: Sequence[LogRecord] = (),
+             spans_baseline: Sequence[Span] | TraceBaseline = (), spans_current: Sequence[Span] = (),
+             metric_window: tuple[float, float] | None = None, baseline_window: tuple[float, float] | None = None,
+             candidates: Iterable[str] = ()) -> Diagnosis:
+    """Detectors for every modality that has data, then the ranking: the daemon's and the benchmark's path.
+
+    A modality with no data (no Loki, no Tempo configured, or nothing returned) is
+    skipped, which lowers confidence for the services it would have covered.
+    """
+    mw = metric_window or (window_start, window_end)
+    mf = detect_service_metric_shifts(metrics_baseline, metrics_current, window_start=mw[0], window_end=mw[1]) \
+        if metrics_current else []
+    tf: list[Finding] = []
+    graph = ServiceGraph()
+    if spans_current:
+        tf, graph = detect_trace_anomalies(spans_baseline, spans_current, window_start=window_start,
+                                           window_end=window_end)
+    lf: list[Finding] = []
+    if logs_current:
+        base_spans = spans_baseline.spans if isinstance(spans_baseline, TraceBaseline) else spans_baseline
+        lf = detect_log_anomalies(logs_baseline, logs_current, window_start=window_start, window_end=window_end,
+                                  baseline_window=baseline_window,
+                                  baseline_spans=base_spans or None, current_spans=spans_current or None)
+    observed: dict[str, set[str]] = defaultdict(set)
+    for s in metrics_current:
+        if s.labels.get("service"):
+            observed[s.labels["service"]].add("metrics")
+    for r in logs_current:
+        observed[r.service].add("logs")
+    for sp in spans_current:
+        observed[sp.service].add("traces")
+    causes = rank_root_causes(metric_findings=mf, log_findings=lf, trace_findings=tf, topology=graph,
+                              alert_time=alert_time, candidates=candidates, observed=observed)
+    return Diagnosis(causes, mf, lf, tf, graph)

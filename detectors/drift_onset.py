@@ -1,0 +1,52 @@
+"""When did a drift start? A change point in how surprising each current row is.
+
+Window-level drift tests say *that* the window differs from the reference, not
+*when* it began; but correlating with a deploy needs a time. Each current row is
+mapped to the reference's bins (quantile bins for numbers, categories for
+categories): its bin position u in [0, 1] and its surprise -log p(bin). Under no
+drift both are stationary, so the most likely start of the drift is the split that
+maximises the standardised CUSUM of either sequence in time order.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+MIN_ROWS = 20
+
+
+def _cusum_split(x: np.ndarray) -> tuple[int, float]:
+    """(index of the first row of the later segment, standardised CUSUM strength)."""
+    n = len(x)
+    sd = x.std()
+    if n < MIN_ROWS or sd == 0:
+        return 0, 0.0
+    s = np.cumsum(x - x.mean())[:-1]
+    k = int(np.argmax(np.abs(s)))
+    return k + 1, float(np.abs(s[k]) / (sd * np.sqrt(n)))
+
+
+def numeric_bins_position(values: np.ndarray, edges: np.ndarray, edge_counts: np.ndarray
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    b = np.searchsorted(edges, values, side="left")
+    p = (edge_counts + 0.5) / (edge_counts.sum() + 0.5 * len(edge_counts))
+    return b / max(len(edges), 1), -np.log(p[np.clip(b, 0, len(p) - 1)])
+
+
+def categorical_surprise(values: np.ndarray, categories: list[str], counts: np.ndarray) -> np.ndarray:
+    p = dict(zip(categories, (counts + 0.5) / (counts.sum() + 0.5 * (len(categories) + 1))))
+    unseen = 0.5 / (counts.sum() + 0.5 * (len(categories) + 1))
+    return -np.log(np.array([p.get(str(v), unseen) for v in values], dtype=float))
+
+
+def estimate_onset(times: np.ndarray, sequences: list[np.ndarray]) -> float | None:
+    """Onset time from the strongest change point among `sequences` (aligned with `times`)."""
+    order = np.argsort(times, kind="stable")
+    t = times[order]
+    best_k, best = 0, 0.0
+    for seq in sequences:
+        k, strength = _cusum_split(np.asarray(seq, dtype=float)[order])
+        if strength > best:
+            best_k, best = k, strength
+    if best < 1.0:  # no clear change inside the window: the drift predates it
+        return None
+    return float(t[best_k])

@@ -1,0 +1,224 @@
+"""`vigil` command line: run, serve, demo, replay, check-config, dashboards, rollback, audit."""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+from monitor.config import ConfigError, load_config
+from monitor.logs import setup_logging
+
+
+def _time_arg(value: str) -> float:
+    """RFC3339 ('2026-11-20T08:00:00Z') or epoch seconds."""
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        d = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected RFC3339 (2026-11-20T08:00:00Z) or epoch seconds, got {value!r}")
+    if d.tzinfo is None:
+        d = d.replace(tzinfo=dt.UTC)
+    return d.timestamp()
+
+
+def _duration_arg(value: str) -> float:
+    from monitor.config import parse_duration
+
+    try:
+        return parse_duration(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e))
+
+
+def _load(path: str):
+    try:
+        return load_config(path)
+    except ConfigError as e:
+        print(str(e), file=sys.stderr)
+        raise SystemExit(2)
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as e:
+        print(str(e), file=sys.stderr)
+        return 1
+    print(f"{args.config}: OK ({len(cfg.models)} model(s): {', '.join(m.name for m in cfg.models)})")
+    return 0
+
+
+def _print_timeline(result, out: Path) -> None:
+    print(f"\nTimeline ({result.cycles} cycles replayed):")
+    for t, line in result.timeline:
+        print(f"  {dt.datetime.fromtimestamp(t, dt.UTC).strftime('%Y-%m-%d %H:%M')}  {line}")
+    print(f"\n{len(result.incidents)} incident(s) written to {out}")
+    print(f"notifications (what Slack would have received): {result.notifications_path}")
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from monitor.replay import replay, run_bundle
+
+    out = Path(args.out)
+    if args.bundle:
+        result = run_bundle(Path(args.bundle), out, step=args.step, progress=not args.quiet)
+    else:
+        if not args.config or args.start is None or args.end is None:
+            print("vigil replay: give --bundle DIR, or --config FILE --from T --to T", file=sys.stderr)
+            return 64
+        cfg = _load(args.config)
+        result = replay(cfg, start=args.start, end=args.end, step=args.step or cfg.schedule.interval, out_path=out,
+                        progress=not args.quiet)
+    _print_timeline(result, out)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from monitor.demo import generate_bundle
+    from monitor.replay import run_bundle
+
+    out_dir = Path(args.out)
+    t0 = time.perf_counter()
+    bundle = generate_bundle(out_dir / "bundle", seed=args.seed)
+    print(f"demo bundle written to {bundle} (seed {args.seed}); replaying it against a local Prometheus "
+          f"and a SQLite MLflow registry ...")
+    result = run_bundle(bundle, out_dir / "incidents.jsonl", workdir=out_dir / "work", progress=not args.quiet)
+    _print_timeline(result, out_dir / "incidents.jsonl")
+    print(f"demo finished in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from monitor.daemon import run_daemon
+
+    return run_daemon(_load(args.config), serve_api=not args.no_api)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from monitor.daemon import serve_api_only
+
+    return serve_api_only(_load(args.config))
+
+
+def cmd_dashboards(args: argparse.Namespace) -> int:
+    from dashboards.cli import run_dashboards
+
+    return run_dashboards(_load(args.config), args.out, args.grafana_url, None)
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from monitor.alerting import rollback_model
+    from monitor.runtime import Vigil
+
+    cfg = _load(args.config)
+    try:
+        m = cfg.model(args.model)
+    except KeyError:
+        print(f"unknown model {args.model!r}; configured: {', '.join(x.name for x in cfg.models)}", file=sys.stderr)
+        return 64
+    vigil = Vigil(cfg, notifiers={})
+    target = args.to_version
+    if target is None:
+        last = vigil.store.last_deploy(m.name)
+        target = last.previous_version if last else None
+    if not target:
+        print("no previous version recorded: pass --to-version", file=sys.stderr)
+        return 64
+    outcome = rollback_model(vigil, m, to_version=target, dry_run=args.dry_run, reason=args.reason,
+                             actor=f"cli:{args.actor}", incident_id=None, now=time.time())
+    print(json.dumps(outcome.__dict__))
+    return 0 if outcome.status in ("done", "dry_run", "noop") else 1
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from alerts.audit import verify_chain
+    from monitor.store import Store
+
+    url = args.store or _load(args.config).store.url
+    verdict = verify_chain(Store(url).audit_entries())
+    if verdict.ok:
+        print(f"audit log OK: {verdict.checked} entries, hash chain intact")
+        return 0
+    print(f"audit log BROKEN at seq {verdict.first_bad_seq}: {verdict.reason} ({verdict.checked} entries read)",
+          file=sys.stderr)
+    return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="vigil", description="AIOps monitoring and root cause for ML models")
+    p.add_argument("--log-level", default="INFO")
+    p.add_argument("--log-format", choices=["json", "text"], default="text")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    c = sub.add_parser("check-config", help="validate a vigil.yaml and print every error")
+    c.add_argument("config")
+    c.set_defaults(func=cmd_check_config)
+
+    r = sub.add_parser("replay", help="run the production cycle over recorded history")
+    r.add_argument("--bundle", help="scenario bundle directory (starts local Prometheus + MLflow)")
+    r.add_argument("--config")
+    r.add_argument("--from", dest="start", type=_time_arg)
+    r.add_argument("--to", dest="end", type=_time_arg)
+    r.add_argument("--step", type=_duration_arg, default=None, help="e.g. 1m (default: schedule.interval)")
+    r.add_argument("--out", default="incidents.jsonl")
+    r.add_argument("--quiet", action="store_true")
+    r.set_defaults(func=cmd_replay)
+
+    d = sub.add_parser("demo", help="generate the embedded demo scenario and replay it")
+    d.add_argument("--out", default="demo-out")
+    d.add_argument("--seed", type=int, default=7)
+    d.add_argument("--quiet", action="store_true")
+    d.set_defaults(func=cmd_demo)
+
+    run = sub.add_parser("run", help="the daemon: scheduled cycles plus the HTTP API")
+    run.add_argument("--config", required=True)
+    run.add_argument("--no-api", action="store_true")
+    run.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("serve", help="the HTTP API only (no cycles)")
+    s.add_argument("--config", required=True)
+    s.set_defaults(func=cmd_serve)
+
+    db = sub.add_parser("dashboards", help="write Grafana provisioning files or provision over the API")
+    db.add_argument("--config", required=True)
+    db.add_argument("--out")
+    db.add_argument("--grafana-url")
+    db.set_defaults(func=cmd_dashboards)
+
+    rb = sub.add_parser("rollback", help="move a model's alias back (audited)")
+    rb.add_argument("model")
+    rb.add_argument("--config", required=True)
+    rb.add_argument("--reason", required=True)
+    rb.add_argument("--to-version")
+    rb.add_argument("--dry-run", action="store_true")
+    rb.add_argument("--actor", default="operator")
+    rb.set_defaults(func=cmd_rollback)
+
+    a = sub.add_parser("audit", help="audit log tools")
+    asub = a.add_subparsers(dest="audit_command", required=True)
+    av = asub.add_parser("verify", help="verify the hash chain of the audit log")
+    av.add_argument("--config")
+    av.add_argument("--store", help="store URL (overrides the config's)")
+    av.set_defaults(func=cmd_audit_verify)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.log_level, args.log_format)
+    if getattr(args, "audit_command", None) == "verify" and not (args.store or args.config):
+        print("vigil audit verify: give --config FILE or --store URL", file=sys.stderr)
+        return 64
+    logging.getLogger("vigil").debug("command", extra={"command": args.command})
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

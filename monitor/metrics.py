@@ -1,0 +1,39 @@
+"""Vigil's own /metrics (prometheus-client). Names are a contract with dashboards/."""
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class VigilMetrics:
+    """One registry per Vigil instance, so tests and replays never share counters."""
+
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.cycle_duration = Histogram("vigil_cycle_duration_seconds", "Duration of one monitoring cycle",
+                                        ["model"], registry=r,
+                                        buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
+        self.cycle_errors = Counter("vigil_cycle_errors_total", "Cycles that raised an unexpected error",
+                                    ["model"], registry=r)
+        self.findings = Counter("vigil_findings_total", "Findings produced by detectors", ["model", "kind"],
+                                registry=r)
+        self.incidents_total = Counter("vigil_incidents_total", "Incidents opened", ["model", "severity"],
+                                       registry=r)
+        self.incidents_open = Gauge("vigil_incidents_open", "Open incidents", ["model", "severity"], registry=r)
+        self.model_state = Gauge("vigil_model_state", "0 ok, 1 warning, 2 critical", ["model"], registry=r)
+        self.notifications = Counter("vigil_notifications_total", "Notification delivery attempts",
+                                     ["notifier", "status"], registry=r)
+        self.outbox_pending = Gauge("vigil_outbox_pending", "Notifications waiting in the outbox", registry=r)
+        self.feature_drift = Gauge("vigil_feature_drift", "Latest drift statistic per feature",
+                                   ["model", "feature", "statistic"], registry=r)
+        self.kpi_value = Gauge("vigil_kpi_value", "Latest KPI level", ["model", "kpi"], registry=r)
+        self.kpi_baseline = Gauge("vigil_kpi_baseline", "KPI baseline level", ["model", "kpi"], registry=r)
+        self.rollbacks = Counter("vigil_rollbacks_total", "Rollbacks by outcome", ["model", "status"], registry=r)
+        self.samples = Counter("vigil_samples_total", "Feature/prediction rows evaluated or ingested", ["model"],
+                               registry=r)
+        self.source_up = Gauge("vigil_source_up", "1 when the source answered on its last use", ["source"],
+                               registry=r)
+
+    def set_model_state(self, model: str, severity: str | None) -> None:
+        self.model_state.labels(model).set({"warning": 1, "critical": 2}.get(severity or "", 0))
+        for sev in ("warning", "critical"):
+            self.incidents_open.labels(model, sev).set(1 if severity == sev else 0)

@@ -1,0 +1,261 @@
+"""The composition root: one `Vigil` holds config, clock, store, sources, notifiers and
+metrics, and runs cycles. The daemon, the API, replay and the demo all build one.
+
+One cycle for a model at time t:
+  1. poll the registry (alias moves -> deploy events)
+  2-3. pull signals and run detectors (monitor/signals.py)
+  4. correlate findings into an incident with ranked causes (correlators/)
+  5. plan alerts: tier, lifecycle, routes, rollback guard (alerts/pipeline.py)
+  6. apply the plan in one transaction with its outbox rows; run a guarded rollback,
+     audited before and after (monitor/alerting.py); the sender drains the outbox.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from alerts.outbox import Notifier
+from correlators.causes import CorrelationSettings, build_incident, merge_findings
+from correlators.incident import Incident
+from detectors.records import DeployEvent, Finding
+from monitor.clock import Clock, LiveClock
+from monitor.config import ModelConfig, VigilConfig
+from monitor.metrics import VigilMetrics
+from monitor.signals import Signals, Window, gather_drift, gather_gpu, gather_kpis, gather_slos
+from monitor.sources.errors import SourceState, SourceStatus, SourceUnavailable
+from monitor.sources.samples import SampleFiles, read_reference
+from monitor.store import Store
+
+log = logging.getLogger("vigil")
+
+
+@dataclass
+class CycleReport:
+    model: str
+    t: float
+    findings: list[Finding]
+    incident: Incident | None
+    step: str
+    severity: str | None
+    incident_id: int | None
+    deploys: list[DeployEvent] = field(default_factory=list)
+    rollback: dict[str, Any] | None = None
+    blind: list[str] = field(default_factory=list)
+    duration_s: float = 0.0
+
+
+class Vigil:
+    def __init__(
+        self,
+        config: VigilConfig,
+        *,
+        clock: Clock | None = None,
+        store: Store | None = None,
+        prometheus: Any = None,
+        registry: Any = None,
+        notifiers: dict[str, Notifier] | None = None,
+        metrics: VigilMetrics | None = None,
+    ) -> None:
+        self.config = config
+        self.clock = clock or LiveClock()
+        self.store = store or Store(config.store.url)
+        if prometheus is None:
+            from monitor.sources.prometheus import PrometheusSource
+
+            prometheus = PrometheusSource(config.sources.prometheus)
+        if registry is None:
+            from monitor.sources.registry import RegistrySource
+
+            registry = RegistrySource(config.sources.mlflow)
+        self.prometheus = prometheus
+        self.registry = registry
+        self.notifiers = notifiers if notifiers is not None else default_notifiers(config)
+        self.metrics = metrics or VigilMetrics()
+        self.sources: dict[str, SourceState] = {
+            name: SourceState(name, SourceStatus.UNKNOWN, url)
+            for name, url in (("prometheus", config.sources.prometheus.url),
+                              ("mlflow", config.sources.mlflow.tracking_uri))
+        }
+        self._sample_files: dict[str, SampleFiles] = {}
+        self._profiles: dict[tuple[str, str, str], Any] = {}
+        self._model_locks = {m.name: threading.Lock() for m in config.models}
+        self.last_cycle: dict[str, CycleReport] = {}
+
+    # ------------------------------------------------------------------ helpers
+    def mark_source(self, name: str, up: bool, detail: str = "") -> None:
+        st = self.sources.get(name)
+        url = st.url if st else ""
+        self.sources[name] = SourceState(name, SourceStatus.UP if up else SourceStatus.DOWN, url, detail,
+                                         self.clock.now())
+        self.metrics.source_up.labels(name).set(1 if up else 0)
+
+    def sample_files(self, m: ModelConfig) -> SampleFiles | None:
+        if m.samples is None:
+            return None
+        if m.name not in self._sample_files:
+            self._sample_files[m.name] = SampleFiles(self.config.resolve_path(m.samples.path),
+                                                     m.samples.timestamp_column)
+        return self._sample_files[m.name]
+
+    def reference_path(self, m: ModelConfig, version: str | None) -> Path:
+        path = m.reference.path
+        if path is None and version is not None:
+            path = self.registry.reference_path(m.registry, version, m.reference.tag)
+        if path is None:
+            raise ValueError(
+                f"models[{m.name}].reference: no training reference: set reference.path or tag version "
+                f"{version} with {m.reference.tag}"
+            )
+        return self.config.resolve_path(path)
+
+    def reference_profile(self, m: ModelConfig, version: str | None, specs: list[Any]) -> tuple[Any, str]:
+        """The reference profile for the serving version: memory, then the store, then built once."""
+        from detectors.drift import ReferenceProfile, profile_reference
+
+        path = self.reference_path(m, version)
+        key = (m.name, version or "-", str(path))
+        if key in self._profiles:
+            return self._profiles[key], str(path)
+        blob = self.store.profile(*key)
+        if blob is not None:
+            profile = ReferenceProfile.from_bytes(blob)
+        else:
+            profile = profile_reference(read_reference(path), specs)
+            self.store.save_profile(*key, profile.to_bytes(), self.clock.now())
+        self._profiles[key] = profile
+        return profile, str(path)
+
+    # ------------------------------------------------------------------ the cycle
+    def window(self, m: ModelConfig, t: float) -> Window:
+        sched = self.config.schedule
+        start = t - sched.lookback
+        baseline_end = start
+        # While an incident is open its baseline stays where it was before onset, so a
+        # lasting drop does not become the new normal and silently resolve itself.
+        with self.store.tx() as s:
+            inc = self.store.open_incident(s, m.name)
+            if inc is not None:
+                baseline_end = min(baseline_end, inc.onset - sched.interval)
+        return Window(t=t, start=start, baseline_start=baseline_end - sched.baseline, baseline_end=baseline_end)
+
+    def poll_registry(self, m: ModelConfig, t: float) -> tuple[str | None, list[DeployEvent]]:
+        """The serving version now, and deploy events for alias moves since the last poll."""
+        from monitor.alerting import record_deploys
+
+        try:
+            current = self.registry.alias_version(m.registry, m.alias)
+            self.mark_source("mlflow", True)
+        except SourceUnavailable as e:
+            self.mark_source("mlflow", False, str(e))
+            with self.store.tx() as s:
+                return self.store.model_state(s, m.name).alias_version, []
+        return current, record_deploys(self, m, current, t)
+
+    def run_cycle(self, model: str, t: float | None = None) -> CycleReport:
+        from monitor.alerting import apply_alerts
+
+        m = self.config.model(model)
+        t = self.clock.now() if t is None else t
+        began = time.perf_counter()
+        with self._model_locks[m.name]:  # one cycle per model at a time, whoever calls
+            serving, new_deploys = self.poll_registry(m, t)
+            w = self.window(m, t)
+            sig = Signals()
+            for gather in (gather_kpis, gather_slos, gather_gpu):
+                self._guarded(gather, m, w, sig)
+            self._guarded(gather_drift, m, w, sig, serving)
+            if "mlflow" in self.sources and self.sources["mlflow"].status == SourceStatus.DOWN:
+                sig.blind.append("registry: unavailable (deploy suspects unknown)")
+            policy = self.config.policy_for(m)
+            deploys = self.store.deploys(m.name, since=t - self.config.schedule.lookback - policy.deploy_suspect_window,
+                                         until=t)
+            settings = CorrelationSettings(deploy_window=policy.deploy_suspect_window)
+            incident = build_incident(m.name, sig.findings, deploys, window_start=w.start, window_end=t,
+                                      settings=settings)
+            content = self._incident_so_far(m, incident, deploys, settings, t)
+            for f in sig.findings:
+                self.metrics.findings.labels(m.name, str(f.kind)).inc()
+            report = apply_alerts(self, m, incident, content, sig, t, serving)
+        report.deploys = new_deploys
+        report.duration_s = time.perf_counter() - began
+        self.metrics.cycle_duration.labels(m.name).observe(report.duration_s)
+        self.last_cycle[m.name] = report
+        log.debug("cycle done", extra={"model": m.name, "t": t, "step": report.step, "severity": report.severity,
+                                      "findings": len(report.findings), "duration_s": round(report.duration_s, 3)})
+        return report
+
+    def _incident_so_far(self, m: ModelConfig, current: Incident | None, deploys: list[DeployEvent],
+                         settings: CorrelationSettings, t: float) -> Incident | None:
+        """The open incident's whole story: its earlier findings merged with this cycle's,
+        correlated again, so causes are ranked on everything seen, not one window."""
+        if current is None:
+            return None
+        with self.store.tx() as s:
+            row = self.store.open_incident(s, m.name)
+            earlier = [Finding.from_dict(f) for f in row.findings] if row is not None else []
+            opened = row.opened_at if row is not None else t
+        if not earlier:
+            return current
+        more = self.store.deploys(m.name, since=opened - self.config.schedule.lookback - settings.deploy_window,
+                                  until=t)
+        known = {(d.version, d.at) for d in deploys}
+        deploys = deploys + [d for d in more if (d.version, d.at) not in known]
+        return build_incident(m.name, merge_findings(earlier, current.findings), deploys,
+                              window_start=min(current.window_start, opened), window_end=t, settings=settings)
+
+    def _guarded(self, gather: Any, m: ModelConfig, w: Window, sig: Signals, *args: Any) -> None:
+        """One signal family failing must not take the others with it."""
+        try:
+            gather(self, m, w, sig, *args)
+        except Exception as e:  # noqa: BLE001 - reported as blindness, never as all clear
+            log.exception("signal gathering failed", extra={"model": m.name, "gather": gather.__name__})
+            sig.blind.append(f"{gather.__name__}: {type(e).__name__}: {e}")
+            from monitor.signals import no_data
+
+            sig.findings.append(no_data(m.name, gather.__name__.removeprefix("gather_"),
+                                        f"internal error: {type(e).__name__}: {e}", w))
+
+    def run_all(self, t: float | None = None) -> list[CycleReport]:
+        out = []
+        for m in self.config.models:
+            try:
+                out.append(self.run_cycle(m.name, t))
+            except Exception:  # noqa: BLE001 - one model's failure never stops the others
+                self.metrics.cycle_errors.labels(m.name).inc()
+                log.exception("cycle failed", extra={"model": m.name})
+        return out
+
+    def deliver(self, now: float | None = None, limit: int = 100) -> int:
+        from monitor.sender import deliver_due
+
+        return deliver_due(self, self.clock.now() if now is None else now, limit=limit)
+
+    def readiness(self) -> dict[str, SourceState]:
+        return dict(self.sources)
+
+
+def default_notifiers(config: VigilConfig) -> dict[str, Notifier]:
+    """Slack when a bot token is set, else the JSON-lines sink; Grafana annotations when configured."""
+    out: dict[str, Notifier] = {}
+    if config.slack.bot_token:
+        from alerts.slack import SlackNotifier
+
+        out["slack"] = SlackNotifier(config.slack.bot_token, base_url=config.slack.base_url,
+                                     max_rate_limit_retries=config.slack.max_rate_limit_retries,
+                                     timeout_s=config.slack.timeout_s)
+    else:
+        from alerts.sink import JsonlSink
+
+        out["sink"] = JsonlSink(config.resolve_path(config.slack.sink_path))
+    if config.grafana.url and config.grafana.token:
+        try:
+            from dashboards.annotations import GrafanaAnnotationNotifier
+
+            out["grafana"] = GrafanaAnnotationNotifier(config.grafana.url, config.grafana.token)
+        except ImportError:  # pragma: no cover - dashboards is part of the same install
+            log.warning("grafana annotations unavailable")
+    return out

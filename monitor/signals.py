@@ -1,0 +1,238 @@
+"""Step 2-3 of a cycle: pull one model's signals and run the detectors on them.
+
+Each signal family is gathered by its own function, so a dead source costs only its
+own findings (replaced by an explicit NO_DATA finding) and never the whole cycle.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from detectors.gpu import GpuSignal, detect_gpu_saturation
+from detectors.kpi import detect_kpi_change, kpi_change
+from detectors.records import Finding, FindingKind, Series
+from detectors.slo import detect_slo_breach
+from monitor.config import ModelConfig
+from monitor.sources.errors import QueryError, SourceUnavailable
+from monitor.sources.samples import SampleFileError, read_reference, records_frame
+
+if TYPE_CHECKING:
+    from monitor.runtime import Vigil
+
+log = logging.getLogger("vigil.signals")
+
+
+@dataclass
+class Window:
+    t: float  # cycle time
+    start: float  # t - lookback
+    baseline_start: float
+    baseline_end: float
+
+
+@dataclass
+class Signals:
+    """Everything the detectors said about one model this cycle."""
+
+    findings: list[Finding] = field(default_factory=list)
+    slo_breached: dict[str, bool] = field(default_factory=dict)
+    blind: list[str] = field(default_factory=list)  # what could not be evaluated, and why
+    drift_columns: list[str] = field(default_factory=list)
+    reference_path: str | None = None
+
+    @property
+    def data_complete(self) -> bool:
+        return not self.blind
+
+
+def no_data(model: str, entity: str, why: str, w: Window, **evidence: object) -> Finding:
+    return Finding(kind=FindingKind.NO_DATA, entity=entity, model=model, value=0.0, threshold=1.0,
+                   window_start=w.start, window_end=w.t, onset=w.t, score=0.3, statistic="points",
+                   message=f"no data for {entity}: {why}", evidence={"reason": why, **evidence})
+
+
+def _range(vigil: "Vigil", out: Signals, model: str, entity: str, query: str, start: float, w: Window
+           ) -> list[Series] | None:
+    """Range query that turns every failure into an explicit NO_DATA finding."""
+    try:
+        series = vigil.prometheus.query_range(query, start, w.t, name=entity)
+        vigil.mark_source("prometheus", True)
+    except SourceUnavailable as e:
+        vigil.mark_source("prometheus", False, str(e))
+        out.blind.append(f"{entity}: prometheus unavailable")
+        out.findings.append(no_data(model, entity, f"Prometheus unavailable ({e.reason})", w, query=query))
+        return None
+    except QueryError as e:
+        out.blind.append(f"{entity}: query rejected")
+        out.findings.append(no_data(model, entity, f"query rejected: {e.reason}", w, query=query))
+        return None
+    if not series or all(s.empty for s in series):
+        out.blind.append(f"{entity}: no series")
+        out.findings.append(no_data(model, entity, "the query returned no series", w, query=query))
+        return None
+    return series
+
+
+def gather_kpis(vigil: "Vigil", m: ModelConfig, w: Window, out: Signals) -> None:
+    policy = vigil.config.policy_for(m)
+    for k in m.kpis:
+        series = _range(vigil, out, m.name, k.name, k.query, w.baseline_start, w)
+        if series is None:
+            continue
+        s = series[0]
+        current, baseline = s.between(w.start, w.t), s.between(w.baseline_start, w.baseline_end)
+        recent = max(vigil.config.schedule.interval * 3, 300.0)
+        f = detect_kpi_change(current, baseline, kpi=k.name, bad_direction=k.direction,
+                              threshold_pct=k.drop_pct or policy.kpi_drop_critical_pct, model=m.name,
+                              window_start=w.start, window_end=w.t, recent=recent)
+        levels = kpi_change(current, baseline, recent=recent, window_end=w.t)
+        if levels:
+            vigil.metrics.kpi_value.labels(m.name, k.name).set(levels[0])
+            vigil.metrics.kpi_baseline.labels(m.name, k.name).set(levels[1])
+        if f:
+            out.findings.append(f)
+
+
+def gather_slos(vigil: "Vigil", m: ModelConfig, w: Window, out: Signals) -> None:
+    step = vigil.config.sources.prometheus.step
+    for slo in m.slos:
+        series = _range(vigil, out, m.name, slo.name, slo.query, w.start, w)
+        if series is None:
+            continue
+        f = detect_slo_breach(series[0], slo=slo.name, threshold=slo.threshold, above=slo.comparison == "above",
+                              model=m.name, window_start=w.start, window_end=w.t, step=step, unit=slo.unit)
+        out.slo_breached[slo.name] = f is not None
+        if f:
+            out.findings.append(f)
+
+
+def gpu_queries(selector: str) -> dict[str, str]:
+    sel = f"{{{selector}}}" if selector else ""
+    return {
+        "gpu_util_pct": f"DCGM_FI_DEV_GPU_UTIL{sel}",
+        "fb_used_ratio": f"DCGM_FI_DEV_FB_USED{sel} / (DCGM_FI_DEV_FB_USED{sel} + DCGM_FI_DEV_FB_FREE{sel})",
+        "kv_cache_ratio": f"vllm:gpu_cache_usage_perc{sel}",
+        "requests_waiting": f"vllm:num_requests_waiting{sel}",
+    }
+
+
+def gather_gpu(vigil: "Vigil", m: ModelConfig, w: Window, out: Signals) -> None:
+    if m.gpu is None:
+        return
+    g = m.gpu
+    limits = {"gpu_util_pct": GpuSignal("gpu_util_pct", g.util_pct, "%"),
+              "fb_used_ratio": GpuSignal("fb_used_ratio", g.fb_used_ratio),
+              "kv_cache_ratio": GpuSignal("kv_cache_ratio", g.kv_cache_ratio),
+              "requests_waiting": GpuSignal("requests_waiting", g.queue_waiting)}
+    for name, query in gpu_queries(g.selector).items():
+        try:
+            series = vigil.prometheus.query_range(query, w.start, w.t, name=name)
+            vigil.mark_source("prometheus", True)
+        except SourceUnavailable as e:
+            vigil.mark_source("prometheus", False, str(e))
+            out.blind.append(f"gpu {name}: prometheus unavailable")
+            out.findings.append(no_data(m.name, f"gpu {name}", f"Prometheus unavailable ({e.reason})", w))
+            return
+        except QueryError as e:
+            out.blind.append(f"gpu {name}: query rejected")
+            out.findings.append(no_data(m.name, f"gpu {name}", f"query rejected: {e.reason}", w, query=query))
+            continue
+        if not series and name == "gpu_util_pct":
+            # DCGM is the one GPU signal every GPU node has; vLLM ones are optional.
+            out.blind.append("gpu utilisation: no series")
+            out.findings.append(no_data(m.name, "gpu_util_pct", "DCGM_FI_DEV_GPU_UTIL matched no series", w,
+                                        query=query))
+            continue
+        out.findings.extend(detect_gpu_saturation(series, limits[name], model=m.name, window_start=w.start,
+                                                  window_end=w.t, min_duration=g.min_duration,
+                                                  step=vigil.config.sources.prometheus.step))
+
+
+def current_samples(vigil: "Vigil", m: ModelConfig, w: Window) -> pd.DataFrame:
+    frames = []
+    files = vigil.sample_files(m)
+    if files is not None:
+        frames.append(files.window(w.start, w.t))
+    posted = vigil.store.samples(m.name, w.start, w.t)
+    if posted:
+        frames.append(records_frame(posted))
+    frames = [f for f in frames if len(f)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def gather_drift(vigil: "Vigil", m: ModelConfig, w: Window, out: Signals, serving_version: str | None) -> None:
+    from detectors.drift import FeatureSpec, detect_drift  # heavy import, only when drift is configured
+
+    if not m.features and not m.prediction_column:
+        return
+    policy = vigil.config.policy_for(m)
+    try:
+        current = current_samples(vigil, m, w)
+    except SampleFileError as e:
+        out.blind.append(f"samples: {e}")
+        out.findings.append(no_data(m.name, "samples", str(e), w))
+        return
+    vigil.metrics.samples.labels(m.name).inc(len(current))
+    if len(current) == 0:
+        out.blind.append("samples: none in window")
+        out.findings.append(no_data(m.name, "samples", "no feature samples in the window", w))
+        return
+    specs = [FeatureSpec(f.name, f.type) for f in m.features]
+    if m.prediction_column:
+        specs.append(FeatureSpec(m.prediction_column, "numeric"))
+    try:
+        profile, ref_path = vigil.reference_profile(m, serving_version, specs)
+    except (SampleFileError, OSError, ValueError) as e:
+        out.blind.append(f"reference: {e}")
+        out.findings.append(no_data(m.name, "training reference", str(e), w))
+        return
+    findings, drifts = detect_drift(profile, current, statistic=policy.drift_statistic,
+                                    threshold=policy.drift_warning, min_samples=policy.min_samples, model=m.name,
+                                    window_start=w.start, window_end=w.t, prediction_column=m.prediction_column)
+    out.reference_path = ref_path
+    _date_drift(findings, profile, current)
+    for d in drifts:
+        for stat, value in d.statistics.items():
+            if stat in ("psi", "ks", "wasserstein", "js", "chi2") and value is not None and np.isfinite(value):
+                vigil.metrics.feature_drift.labels(m.name, d.feature, stat).set(float(value))
+    for f in findings:
+        if f.kind == FindingKind.NO_DATA:
+            out.blind.append(f"drift {f.entity}: not enough data")
+    out.drift_columns = [s.name for s in specs]
+    out.findings.extend(findings)
+
+
+def _date_drift(findings: list[Finding], profile: object, current: pd.DataFrame) -> None:
+    """Give window-level drift findings an onset inside the window (see detectors/drift_onset.py)."""
+    from detectors.drift_onset import categorical_surprise, estimate_onset, numeric_bins_position
+
+    if "_ts" not in current.columns:
+        return
+    times = current["_ts"].to_numpy(dtype=float)
+    cache: dict[str, float | None] = {}
+    for f in findings:
+        if f.kind not in (FindingKind.FEATURE_DRIFT, FindingKind.PREDICTION_DRIFT, FindingKind.DATA_QUALITY):
+            continue
+        col = getattr(profile, "columns", {}).get(f.entity)
+        if col is None or f.entity not in current.columns:
+            continue
+        if f.entity not in cache:
+            raw = current[f.entity]
+            if hasattr(col, "edges"):
+                v = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
+                ok = np.isfinite(v)
+                u, surprise = numeric_bins_position(v[ok], col.edges, col.edge_counts)
+                cache[f.entity] = estimate_onset(times[ok], [u, surprise])
+            else:
+                ok = raw.notna().to_numpy()
+                cache[f.entity] = estimate_onset(times[ok], [categorical_surprise(raw[ok].to_numpy(),
+                                                                                   col.categories,
+                                                                                   col.category_counts)])
+        onset = cache[f.entity]
+        if onset is not None:
+            f.evidence["onset_estimate"] = "change point of per-row surprise vs the reference"
+            f.onset = onset

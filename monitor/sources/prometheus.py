@@ -1,0 +1,308 @@
+"""Prometheus source: PromQL range and instant queries -> `Series`.
+
+Built on prometheus-api-client's `PrometheusConnect`, with its own urllib3 retries
+switched off: retries are done here (tenacity), so that what is retried and how long
+a dead Prometheus can hold a cycle are decided in one place:
+
+- connection refused, timeouts, HTTP 408/429/5xx: retried `cfg.retries` times with a
+  short exponential backoff, then `SourceUnavailable`. Worst case is about
+  `timeout_s * (retries + 1)` plus the backoff (`worst_case_s`).
+- HTTP 400/422 (bad PromQL, bad parameters, execution errors): `QueryError` with
+  Prometheus's own message, never retried.
+- HTTP 401/403/404: `SourceUnavailable` at once (credentials or URL are wrong, a
+  retry cannot fix them).
+
+An empty list means NO DATA: the query matched no series in the window. That is a
+state of its own, never a run of zeros and never healthy; the caller reports it.
+
+Range queries longer than Prometheus's 11,000 points per series are split into
+consecutive requests on the same step grid and stitched back together, so callers
+never see that limit; past `MAX_CHUNKS` requests the query is refused with a
+`QueryError` that names the step to use instead.
+"""
+from __future__ import annotations
+
+import ast
+import json
+import logging
+import math
+import re
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+import requests
+from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+from urllib3.util.retry import Retry
+
+from detectors.records import Series
+from monitor.config import PrometheusConfig
+from monitor.sources.errors import QueryError, SourceState, SourceStatus, SourceUnavailable
+
+log = logging.getLogger(__name__)
+
+SOURCE = "prometheus"
+MAX_POINTS_PER_REQUEST = 10_000  # Prometheus refuses more than 11,000 points per series
+MAX_CHUNKS = 100  # 1,000,000 points per series; beyond that the step is surely a mistake
+BACKOFF_FIRST_S = 0.1
+BACKOFF_MAX_S = 1.0
+_STATUS_IN_MESSAGE = re.compile(r"^HTTP Status Code (\d+) \((.*)\)$", re.DOTALL)
+
+
+class _Transient(Exception):
+    """A failure worth retrying; becomes SourceUnavailable when retries run out."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+def parse_client_error(exc: PrometheusApiClientException) -> tuple[int | None, str]:
+    """(HTTP status, Prometheus's error text) from the client's exception message.
+
+    prometheus-api-client 0.7 raises `PrometheusApiClientException("HTTP Status Code
+    400 (b'{...json...}')")`: the body is only available as the repr of bytes.
+    """
+    text = str(exc)
+    m = _STATUS_IN_MESSAGE.match(text)
+    if not m:
+        return None, text
+    status, body_repr = int(m.group(1)), m.group(2)
+    try:
+        body = ast.literal_eval(body_repr)
+        if isinstance(body, bytes):
+            body = body.decode("utf-8", errors="replace")
+    except (ValueError, SyntaxError):
+        body = body_repr
+    try:
+        payload = json.loads(body)
+    except (TypeError, ValueError):
+        return status, str(body).strip()[:500]
+    if isinstance(payload, dict) and payload.get("error"):
+        return status, str(payload["error"])
+    return status, str(body).strip()[:500]
+
+
+def _ms(seconds: float) -> int:
+    return int(round(seconds * 1000.0))
+
+
+def _sec_text(ms: int) -> str:
+    """Exact decimal seconds for a millisecond timestamp (Prometheus's resolution)."""
+    sec, frac = divmod(ms, 1000)
+    return f"{sec}.{frac:03d}" if frac else str(sec)
+
+
+def _points(values: list[list[Any]]) -> tuple[np.ndarray, np.ndarray]:
+    n = len(values)
+    ts = np.fromiter((p[0] for p in values), dtype=np.float64, count=n)
+    # numpy parses Prometheus's "NaN", "+Inf" and "-Inf" spellings.
+    vals = np.array([p[1] for p in values], dtype=np.str_).astype(np.float64) if n else np.empty(0)
+    return ts, vals
+
+
+class PrometheusSource:
+    """Reads PromQL results from one Prometheus-compatible server."""
+
+    def __init__(self, cfg: PrometheusConfig) -> None:
+        self.cfg = cfg
+        self.url = cfg.url.rstrip("/")
+        self._headers = {"Authorization": f"Bearer {cfg.bearer_token}"} if cfg.bearer_token else {}
+        self._session = requests.Session()
+        # urllib3 must not retry behind our back (PrometheusConnect mounts this Retry on the
+        # session): the whole retry budget is tenacity's, in _request.
+        self._client = PrometheusConnect(
+            url=self.url,
+            headers=self._headers or None,
+            retry=Retry(total=0, raise_on_status=False),
+            session=self._session,
+            timeout=cfg.timeout_s,
+        )
+
+    @property
+    def worst_case_s(self) -> float:
+        """Seconds one request takes to end in SourceUnavailable when every attempt times out.
+
+        timeout_s per attempt plus the backoff between attempts. requests applies
+        timeout_s to the connect and to each socket read separately, so a server that
+        answers a byte at a time can exceed it; a split long range costs this per chunk.
+        """
+        backoff = sum(min(BACKOFF_FIRST_S * 2**i, BACKOFF_MAX_S) for i in range(self.cfg.retries))
+        return self.cfg.timeout_s * (self.cfg.retries + 1) + backoff
+
+    def close(self) -> None:
+        self._session.close()
+
+    # ------------------------------------------------------------------ queries
+    def query_range(
+        self,
+        query: str,
+        start: float,
+        end: float,
+        step: float | None = None,
+        *,
+        name: str | None = None,
+    ) -> list[Series]:
+        """One Series per result row over [start, end] at `step` seconds (default cfg.step).
+
+        [] means no data. Series.labels are the row's labels (with `__name__` when the
+        result keeps it); points Prometheus has no value for are absent, not NaN.
+        """
+        step_s = self.cfg.step if step is None else step
+        if not (isinstance(step_s, (int, float)) and math.isfinite(step_s) and step_s >= 0.001):
+            raise QueryError(SOURCE, query, f"step must be at least 0.001 s, got {step_s!r}")
+        start_ms, end_ms, step_ms = _ms(start), _ms(end), _ms(step_s)
+        if end_ms < start_ms:
+            raise QueryError(SOURCE, query, f"end ({end}) is before start ({start})")
+        intervals = (end_ms - start_ms) // step_ms
+        chunks = intervals // MAX_POINTS_PER_REQUEST + 1
+        if chunks > MAX_CHUNKS:
+            least = math.ceil((end_ms - start_ms) / (MAX_CHUNKS * MAX_POINTS_PER_REQUEST) / 1000.0)
+            raise QueryError(
+                SOURCE,
+                query,
+                f"{intervals + 1} points per series at step {step_s} s over {(end - start):.0f} s is more "
+                f"than {MAX_CHUNKS * MAX_POINTS_PER_REQUEST} points; use a step of at least {least} s",
+            )
+        merged: dict[tuple[tuple[str, str], ...], tuple[dict[str, str], list[np.ndarray], list[np.ndarray]]] = {}
+        for k in range(chunks):
+            # Each chunk starts on the same grid (start + i*step), so stitching is exact.
+            c_start = start_ms + k * MAX_POINTS_PER_REQUEST * step_ms
+            c_end = min(c_start + (MAX_POINTS_PER_REQUEST - 1) * step_ms, end_ms)
+            if k == chunks - 1:
+                c_end = end_ms
+            rows = self._request(query, "range", c_start, c_end, step_ms)
+            for row in rows:
+                metric = dict(row.get("metric") or {})
+                if "values" not in row:
+                    # Native histograms ("histograms") are not float series; skip them loudly.
+                    log.warning("prometheus row without float values skipped", extra={"query": query, "labels": metric})
+                    continue
+                ts, vals = _points(row["values"])
+                key = tuple(sorted(metric.items()))
+                if key not in merged:
+                    merged[key] = (metric, [], [])
+                merged[key][1].append(ts)
+                merged[key][2].append(vals)
+        out = []
+        for metric, ts_parts, val_parts in merged.values():
+            ts = np.concatenate(ts_parts) if len(ts_parts) > 1 else ts_parts[0]
+            vals = np.concatenate(val_parts) if len(val_parts) > 1 else val_parts[0]
+            out.append(Series(name or metric.get("__name__") or query, metric, ts, vals))
+        return out
+
+    def query(self, query: str, at: float, *, name: str | None = None) -> list[Series]:
+        """Instant query at `at`: one one-point Series per vector element ([] = no data).
+
+        A scalar result is one Series without labels; a range-vector selector such as
+        `x[5m]` gives its raw samples.
+        """
+        result = self._request(query, "instant", _ms(at), None, None)
+        if not result:
+            return []
+        if not isinstance(result[0], dict):  # scalar or string: [ts, "value"]
+            try:
+                ts, vals = _points([result])
+            except ValueError:
+                raise QueryError(SOURCE, query, f"expected a number, got the string {result[1]!r}") from None
+            return [Series(name or query, {}, ts, vals)]
+        out = []
+        for row in result:
+            metric = dict(row.get("metric") or {})
+            if "value" in row:
+                ts, vals = _points([row["value"]])
+            elif "values" in row:
+                ts, vals = _points(row["values"])
+            else:
+                log.warning("prometheus row without float values skipped", extra={"query": query, "labels": metric})
+                continue
+            out.append(Series(name or metric.get("__name__") or query, metric, ts, vals))
+        return out
+
+    def ready(self) -> SourceState:
+        """GET /-/ready once (no retries: readiness reports the state now)."""
+        checked = time.time()
+        try:
+            resp = self._session.get(f"{self.url}/-/ready", headers=self._headers, timeout=self.cfg.timeout_s)
+        except requests.RequestException as e:
+            return SourceState(SOURCE, SourceStatus.DOWN, self.url, _describe(e), checked)
+        if resp.status_code == 200:
+            return SourceState(SOURCE, SourceStatus.UP, self.url, resp.text.strip()[:200], checked)
+        return SourceState(
+            SOURCE, SourceStatus.DOWN, self.url, f"HTTP {resp.status_code}: {resp.text.strip()[:200]}", checked
+        )
+
+    # ------------------------------------------------------------------ transport
+    def _request(self, query: str, kind: str, start_ms: int, end_ms: int | None, step_ms: int | None) -> Any:
+        # The server-side evaluation timeout matches ours, so a heavy query is cut there too.
+        params = {"timeout": f"{self.cfg.timeout_s}"}
+
+        def attempt() -> Any:
+            try:
+                if kind == "range":
+                    assert end_ms is not None and step_ms is not None
+                    # custom_query_range rounds start/end to whole seconds; our params win the
+                    # merge, keeping millisecond precision. The datetimes are then unused.
+                    epoch = datetime.fromtimestamp(start_ms / 1000.0, tz=timezone.utc)
+                    return self._client.custom_query_range(
+                        query,
+                        start_time=epoch,
+                        end_time=epoch,
+                        step=_sec_text(step_ms),
+                        params={**params, "start": _sec_text(start_ms), "end": _sec_text(end_ms)},
+                    )
+                return self._client.custom_query(query, params={**params, "time": _sec_text(start_ms)})
+            except PrometheusApiClientException as e:
+                status, reason = parse_client_error(e)
+                if status in (400, 422):
+                    raise QueryError(SOURCE, query, reason) from None
+                if status in (401, 403):
+                    raise SourceUnavailable(
+                        SOURCE, self.url, f"HTTP {status} {reason}: check sources.prometheus.bearer_token"
+                    ) from None
+                if status is not None and status != 408 and status != 429 and status < 500:
+                    raise SourceUnavailable(SOURCE, self.url, f"HTTP {status} {reason}") from None
+                raise _Transient(f"HTTP {status}: {reason}") from None
+            except requests.RequestException as e:
+                raise _Transient(_describe(e)) from None
+            except (KeyError, TypeError, ValueError) as e:
+                raise _Transient(f"unexpected response body ({type(e).__name__}: {e})") from None
+
+        retrying = Retrying(
+            stop=stop_after_attempt(self.cfg.retries + 1),
+            wait=wait_exponential(multiplier=BACKOFF_FIRST_S, max=BACKOFF_MAX_S),
+            retry=retry_if_exception_type(_Transient),
+            before_sleep=lambda rs: log.warning(
+                "prometheus request failed, retrying",
+                extra={
+                    "url": self.url,
+                    "attempt": rs.attempt_number,
+                    "reason": getattr(rs.outcome.exception(), "reason", "") if rs.outcome else "",
+                },
+            ),
+            reraise=True,
+        )
+        t0 = time.perf_counter()
+        try:
+            return retrying(attempt)
+        except _Transient as e:
+            raise SourceUnavailable(
+                SOURCE,
+                self.url,
+                f"{e.reason} (gave up after {self.cfg.retries + 1} attempts, {time.perf_counter() - t0:.1f} s)",
+            ) from None
+
+
+def _describe(e: requests.RequestException) -> str:
+    if isinstance(e, requests.Timeout):
+        return f"timed out ({type(e).__name__})"
+    if isinstance(e, requests.ConnectionError):
+        text = str(e)
+        if "Connection refused" in text:
+            return "connection refused"
+        if "timed out" in text:
+            return "timed out"
+        return f"connection failed: {text[:200]}"
+    return f"{type(e).__name__}: {str(e)[:200]}"

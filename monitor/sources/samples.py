@@ -1,0 +1,105 @@
+"""Production feature samples and predictions: files under a directory/glob, plus rows
+posted to `POST /v1/samples` and kept in the store. Training references are files too.
+"""
+from __future__ import annotations
+
+import glob
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+class SampleFileError(ValueError):
+    """A samples/reference file cannot be used; the message names the file and the column."""
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    suffix = path.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        return pd.read_parquet(path)
+    if suffix in (".csv", ".txt"):
+        return pd.read_csv(path)
+    raise SampleFileError(f"{path}: expected a .parquet or .csv file")
+
+
+def to_epoch_seconds(col: pd.Series, *, where: str) -> np.ndarray:
+    """Datetimes (naive = UTC), RFC3339 strings or epoch numbers -> float epoch seconds."""
+    if pd.api.types.is_numeric_dtype(col):
+        v = col.to_numpy(dtype="float64")
+        # Epoch milliseconds/nanoseconds are common in exported data; seconds are < 1e11 until year 5138.
+        if len(v) and np.nanmax(np.abs(v)) > 1e14:
+            return v / 1e9
+        if len(v) and np.nanmax(np.abs(v)) > 1e11:
+            return v / 1e3
+        return v
+    try:
+        dt = pd.to_datetime(col, utc=True)
+    except (ValueError, TypeError) as e:
+        raise SampleFileError(f"{where}: expected datetimes or epoch seconds ({e})") from None
+    return dt.astype("int64").to_numpy() / 1e9
+
+
+class SampleFiles:
+    """Reads sample files, caching each by (path, mtime, size) so a cycle only re-reads new files."""
+
+    def __init__(self, pattern: str | Path, timestamp_column: str) -> None:
+        self.pattern = str(pattern)
+        self.timestamp_column = timestamp_column
+        self._cache: dict[str, tuple[tuple[float, int], pd.DataFrame, float, float]] = {}
+
+    def _files(self) -> list[str]:
+        p = self.pattern
+        if os.path.isdir(p):
+            return sorted(glob.glob(os.path.join(p, "*.parquet")) + glob.glob(os.path.join(p, "*.csv")))
+        return sorted(glob.glob(p))
+
+    def _load(self, path: str) -> tuple[pd.DataFrame, float, float]:
+        st = os.stat(path)
+        key = (st.st_mtime, st.st_size)
+        hit = self._cache.get(path)
+        if hit and hit[0] == key:
+            return hit[1], hit[2], hit[3]
+        df = _read_table(Path(path))
+        if self.timestamp_column not in df.columns:
+            raise SampleFileError(
+                f"{path}: timestamp column {self.timestamp_column!r} not found "
+                f"(columns: {', '.join(map(str, df.columns[:20]))})"
+            )
+        ts = to_epoch_seconds(df[self.timestamp_column], where=f"{path} column {self.timestamp_column!r}")
+        df = df.assign(_ts=ts).sort_values("_ts", kind="stable").reset_index(drop=True)
+        lo, hi = (float(df["_ts"].iloc[0]), float(df["_ts"].iloc[-1])) if len(df) else (np.inf, -np.inf)
+        self._cache[path] = (key, df, lo, hi)
+        return df, lo, hi
+
+    def window(self, start: float, end: float) -> pd.DataFrame:
+        """Rows with start <= t <= end from every file overlapping the window."""
+        parts = []
+        for path in self._files():
+            df, lo, hi = self._load(path)
+            if hi < start or lo > end:
+                continue
+            ts = df["_ts"].to_numpy()
+            i, j = np.searchsorted(ts, start, "left"), np.searchsorted(ts, end, "right")
+            if j > i:
+                parts.append(df.iloc[i:j])
+        if not parts:
+            return pd.DataFrame()
+        return pd.concat(parts, ignore_index=True)
+
+
+def records_frame(records: list[tuple[float, dict[str, Any]]]) -> pd.DataFrame:
+    """Rows ingested through the API -> the same frame shape as the files give."""
+    if not records:
+        return pd.DataFrame()
+    df = pd.DataFrame([r for _, r in records])
+    df["_ts"] = [t for t, _ in records]
+    return df
+
+
+def read_reference(path: Path) -> pd.DataFrame:
+    if not path.exists():
+        raise SampleFileError(f"training reference {path} does not exist")
+    return _read_table(path)

@@ -1,0 +1,442 @@
+"""A small local Slack Web API server for tests, following contracts/README.md section 6.
+
+- POST /api/chat.postMessage, /api/chat.update, /api/auth.test; JSON or form bodies.
+- `Authorization: Bearer <token>` (or a `token` form field): `not_authed` without one,
+  `invalid_auth` for a wrong one, `missing_scope` (with `needed`/`provided`) without chat:write.
+- Logical errors are HTTP 200 with `{"ok": false, "error": ...}`: channel_not_found,
+  not_in_channel, is_archived, invalid_blocks (with `errors` and json-pointers),
+  msg_too_long, no_text, message_not_found.
+- Rate limits: a token bucket per (method, channel) (chat.postMessage: 1/s, small
+  bursts); over it, HTTP 429 with an integer `Retry-After` and `{"ok":false,"error":"ratelimited"}`.
+- Faults on demand: `force(429 | 500 | 503, count=N)`, `force(200, error="internal_error")`, `delay(s)`.
+- Everything posted or updated is kept (`messages()`), with each version, for assertions.
+
+Binds 127.0.0.1 on a free port; start with `with FakeSlack() as slack:` and give
+`slack.base_url` to the client.
+"""
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable
+from urllib.parse import parse_qs
+
+MAX_BLOCKS = 50
+MAX_TEXT = 40_000
+
+_BLOCK_TYPES = {"section", "header", "context", "actions", "divider", "image", "rich_text", "input", "file", "video"}
+
+
+@dataclass
+class FakeMessage:
+    channel: str  # channel ID
+    ts: str
+    text: str
+    blocks: list[dict[str, Any]]
+    thread_ts: str | None = None
+    versions: list[dict[str, Any]] = field(default_factory=list)  # every text/blocks it has had, oldest first
+
+    @property
+    def updates(self) -> int:
+        return len(self.versions) - 1
+
+
+@dataclass
+class FakeRequest:
+    method: str
+    status: int
+    error: str | None
+    params: dict[str, Any]
+    content_type: str
+
+
+@dataclass
+class _Bucket:
+    rate: float  # tokens per second
+    burst: float
+    tokens: float
+    last: float
+
+    def take(self, now: float) -> float | None:
+        """None when a token was taken; else seconds until one is available."""
+        self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
+        self.last = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return None
+        return (1 - self.tokens) / self.rate
+
+
+@dataclass
+class _Fault:
+    status: int
+    count: int
+    method: str | None
+    retry_after: int
+    error: str | None
+
+
+def validate_blocks(blocks: Any) -> list[str]:
+    """Block Kit errors in Slack's style ("... [json-pointer:/blocks/3/text/text]"); empty when valid."""
+    if not isinstance(blocks, list):
+        return ["expected an array [json-pointer:/blocks]"]
+    errors: list[str] = []
+    if len(blocks) > MAX_BLOCKS:
+        errors.append(f"no more than {MAX_BLOCKS} items allowed [json-pointer:/blocks]")
+
+    def text_obj(obj: Any, ptr: str, limit: int, plain_only: bool = False) -> None:
+        if not isinstance(obj, dict) or obj.get("type") not in ("plain_text", "mrkdwn"):
+            errors.append(f"must be a text object [json-pointer:{ptr}]")
+            return
+        if plain_only and obj["type"] != "plain_text":
+            errors.append(f"must be plain_text [json-pointer:{ptr}/type]")
+        t = obj.get("text")
+        if not isinstance(t, str) or not t:
+            errors.append(f"must be more than 0 characters [json-pointer:{ptr}/text]")
+        elif len(t) > limit:
+            errors.append(f"must be less than {limit + 1} characters [json-pointer:{ptr}/text]")
+
+    def element(el: Any, ptr: str) -> None:
+        if not isinstance(el, dict):
+            errors.append(f"must be an object [json-pointer:{ptr}]")
+            return
+        if len(str(el.get("action_id", ""))) > 255:
+            errors.append(f"must be less than 256 characters [json-pointer:{ptr}/action_id]")
+        if el.get("type") == "button":
+            text_obj(el.get("text"), f"{ptr}/text", 75, plain_only=True)
+            if len(str(el.get("value", ""))) > 2000:
+                errors.append(f"must be less than 2001 characters [json-pointer:{ptr}/value]")
+            if len(str(el.get("url", ""))) > 3000:
+                errors.append(f"must be less than 3001 characters [json-pointer:{ptr}/url]")
+            confirm = el.get("confirm")
+            if confirm is not None:
+                text_obj(confirm.get("title"), f"{ptr}/confirm/title", 100, plain_only=True)
+                text_obj(confirm.get("text"), f"{ptr}/confirm/text", 300)
+                text_obj(confirm.get("confirm"), f"{ptr}/confirm/confirm", 30, plain_only=True)
+                text_obj(confirm.get("deny"), f"{ptr}/confirm/deny", 30, plain_only=True)
+
+    for i, b in enumerate(blocks[:MAX_BLOCKS] if isinstance(blocks, list) else []):
+        ptr = f"/blocks/{i}"
+        if not isinstance(b, dict) or b.get("type") not in _BLOCK_TYPES:
+            errors.append(f"unsupported block type [json-pointer:{ptr}/type]")
+            continue
+        if len(str(b.get("block_id", ""))) > 255:
+            errors.append(f"must be less than 256 characters [json-pointer:{ptr}/block_id]")
+        kind = b["type"]
+        if kind == "header":
+            text_obj(b.get("text"), f"{ptr}/text", 150, plain_only=True)
+        elif kind == "section":
+            if "text" not in b and "fields" not in b:
+                errors.append(f"must provide either text or fields [json-pointer:{ptr}]")
+            if "text" in b:
+                text_obj(b["text"], f"{ptr}/text", 3000)
+            fields = b.get("fields")
+            if fields is not None:
+                if not isinstance(fields, list) or len(fields) > 10:
+                    errors.append(f"no more than 10 items allowed [json-pointer:{ptr}/fields]")
+                else:
+                    for j, f in enumerate(fields):
+                        text_obj(f, f"{ptr}/fields/{j}", 2000)
+            if "accessory" in b:
+                element(b["accessory"], f"{ptr}/accessory")
+        elif kind == "context":
+            els = b.get("elements")
+            if not isinstance(els, list) or not els:
+                errors.append(f"must provide at least 1 item [json-pointer:{ptr}/elements]")
+            elif len(els) > 10:
+                errors.append(f"no more than 10 items allowed [json-pointer:{ptr}/elements]")
+            else:
+                for j, el in enumerate(els):
+                    if isinstance(el, dict) and el.get("type") in ("plain_text", "mrkdwn"):
+                        text_obj(el, f"{ptr}/elements/{j}", 3000)
+        elif kind == "actions":
+            els = b.get("elements")
+            if not isinstance(els, list) or not els:
+                errors.append(f"must provide at least 1 item [json-pointer:{ptr}/elements]")
+            elif len(els) > 25:
+                errors.append(f"no more than 25 items allowed [json-pointer:{ptr}/elements]")
+            else:
+                ids = [el.get("action_id") for el in els if isinstance(el, dict) and el.get("action_id")]
+                if len(ids) != len(set(ids)):
+                    errors.append(f"action_id values must be unique [json-pointer:{ptr}/elements]")
+                for j, el in enumerate(els):
+                    element(el, f"{ptr}/elements/{j}")
+    return errors
+
+
+class FakeSlack:
+    """The Slack Web API, in memory, on 127.0.0.1."""
+
+    def __init__(
+        self,
+        token: str = "xoxb-fake-token",
+        *,
+        channels: tuple[str, ...] = ("recsys-alerts",),
+        scopes: tuple[str, ...] = ("chat:write",),
+        post_rate_per_s: float = 1.0,
+        post_burst: int = 3,
+        update_rate_per_s: float = 50 / 60,  # chat.update is Tier 3: ~50 per minute
+        update_burst: int = 10,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.token = token
+        self.scopes = set(scopes)
+        self._limits = {
+            "chat.postMessage": (post_rate_per_s, post_burst),
+            "chat.update": (update_rate_per_s, update_burst),
+        }
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._channels: dict[str, dict[str, Any]] = {}  # id -> {"name","member","archived"}
+        self._messages: dict[tuple[str, str], FakeMessage] = {}
+        self._buckets: dict[tuple[str, str], _Bucket] = {}
+        self._faults: list[_Fault] = []
+        self._delays: list[float] = []
+        self._seq = 100
+        self._ts_base = int(time.time())
+        self.requests: list[FakeRequest] = []
+        for name in channels:
+            self.add_channel(name)
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> "FakeSlack":
+        handler = type("_Handler", (_Handler,), {"fake": self})
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-slack", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> "FakeSlack":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None, "FakeSlack is not started"
+        return self._server.server_address[1]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/"
+
+    # ------------------------------------------------------------------ test controls
+    def add_channel(self, name: str, *, member: bool = True, archived: bool = False) -> str:
+        with self._lock:
+            cid = f"C0{len(self._channels) + 1:08d}"
+            self._channels[cid] = {"name": name.lstrip("#"), "member": member, "archived": archived}
+            return cid
+
+    def channel_id(self, name: str) -> str:
+        cid = self._resolve(name, ids_only=False)
+        if cid is None:
+            raise KeyError(name)
+        return cid
+
+    def force(self, status: int, count: int = 1, *, method: str | None = None, retry_after: int = 1,
+              error: str | None = None) -> None:
+        """The next `count` requests (to `method`, or any) answer `status`: 429, 500, 503, or 200 with `error`."""
+        with self._lock:
+            self._faults.append(_Fault(status, count, method, int(retry_after), error))
+
+    def delay(self, seconds: float, count: int = 1) -> None:
+        """The next `count` requests wait `seconds` before answering (client timeouts)."""
+        with self._lock:
+            self._delays.extend([seconds] * count)
+
+    def delete_message(self, channel: str, ts: str) -> None:
+        """Someone deleted the message in Slack: a later chat.update gets message_not_found."""
+        cid = self.channel_id(channel)
+        with self._lock:
+            self._messages.pop((cid, ts), None)
+
+    def messages(self, channel: str | None = None) -> list[FakeMessage]:
+        with self._lock:
+            msgs = list(self._messages.values())
+        if channel is not None:
+            cid = self.channel_id(channel)
+            msgs = [m for m in msgs if m.channel == cid]
+        return sorted(msgs, key=lambda m: m.ts)
+
+    def calls(self, method: str | None = None, status: int | None = None) -> list[FakeRequest]:
+        with self._lock:
+            return [r for r in self.requests if (method is None or r.method == method)
+                    and (status is None or r.status == status)]
+
+    # ------------------------------------------------------------------ API
+    def _resolve(self, channel: Any, *, ids_only: bool) -> str | None:
+        if not isinstance(channel, str) or not channel:
+            return None
+        if channel in self._channels:
+            return channel
+        if ids_only:
+            return None
+        name = channel.lstrip("#")
+        for cid, c in self._channels.items():
+            if c["name"] == name:
+                return cid
+        return None
+
+    def _next_ts(self) -> str:
+        self._seq += 1
+        return f"{self._ts_base + self._seq // 1_000_000}.{self._seq % 1_000_000:06d}"
+
+    def handle(self, method: str, headers: dict[str, str], raw: bytes) -> tuple[int, dict[str, str], dict[str, Any]]:
+        content_type = headers.get("content-type", "")
+        params: dict[str, Any] = {}
+        warnings: list[str] = []
+        if content_type.startswith("application/json"):
+            if "charset" not in content_type:
+                warnings.append("missing_charset")
+            try:
+                params = json.loads(raw or b"{}")
+            except ValueError:
+                return 200, {}, {"ok": False, "error": "invalid_json"}
+        elif content_type.startswith("application/x-www-form-urlencoded") or raw:
+            params = {k: v[0] for k, v in parse_qs(raw.decode("utf-8")).items()}
+            if isinstance(params.get("blocks"), str):
+                try:
+                    params["blocks"] = json.loads(params["blocks"])
+                except ValueError:
+                    return 200, {}, {"ok": False, "error": "invalid_blocks_format"}
+
+        delay = 0.0
+        with self._lock:
+            if self._delays:
+                delay = self._delays.pop(0)
+        if delay:
+            time.sleep(delay)
+
+        with self._lock:
+            status, extra_headers, body = self._dispatch(method, headers, params)
+            if body.get("ok") and warnings:
+                body["warning"] = ",".join(warnings)
+                body["response_metadata"] = {"warnings": warnings}
+            self.requests.append(FakeRequest(method, status, body.get("error"), params, content_type))
+        return status, extra_headers, body
+
+    def _dispatch(
+        self, method: str, headers: dict[str, str], params: dict[str, Any]
+    ) -> tuple[int, dict[str, str], dict[str, Any]]:
+        for fault in self._faults:
+            if fault.count > 0 and (fault.method is None or fault.method == method):
+                fault.count -= 1
+                if fault.status == 429:
+                    return 429, {"Retry-After": str(fault.retry_after)}, {"ok": False, "error": "ratelimited"}
+                if fault.status >= 500:
+                    return fault.status, {}, {"ok": False, "error": fault.error or "internal_error"}
+                return fault.status, {}, {"ok": False, "error": fault.error or "fatal_error"}
+        self._faults = [f for f in self._faults if f.count > 0]
+
+        auth = headers.get("authorization", "")
+        token = auth[len("Bearer "):] if auth.startswith("Bearer ") else params.get("token")
+        if not token:
+            return 200, {}, {"ok": False, "error": "not_authed"}
+        if token != self.token:
+            return 200, {}, {"ok": False, "error": "invalid_auth"}
+
+        if method == "auth.test":
+            return 200, {}, {"ok": True, "url": "https://vigil-test.slack.com/", "team": "Vigil Test",
+                             "user": "vigil", "team_id": "T0FAKE0001", "user_id": "U0FAKE0001",
+                             "bot_id": "B0FAKE0001", "is_enterprise_install": False}
+        if method not in ("chat.postMessage", "chat.update"):
+            return 200, {}, {"ok": False, "error": "unknown_method"}
+        if "chat:write" not in self.scopes:
+            return 200, {}, {"ok": False, "error": "missing_scope", "needed": "chat:write",
+                             "provided": ",".join(sorted(self.scopes))}
+
+        # chat.update takes a channel ID only; chat.postMessage also resolves names.
+        cid = self._resolve(params.get("channel"), ids_only=method == "chat.update")
+        if cid is None:
+            return 200, {}, {"ok": False, "error": "channel_not_found"}
+        chan = self._channels[cid]
+        if chan["archived"]:
+            return 200, {}, {"ok": False, "error": "is_archived"}
+        if not chan["member"]:
+            return 200, {}, {"ok": False, "error": "not_in_channel"}
+
+        rate, burst = self._limits[method]
+        bucket = self._buckets.setdefault((method, cid), _Bucket(rate, burst, burst, self._clock()))
+        wait = bucket.take(self._clock())
+        if wait is not None:
+            return 429, {"Retry-After": str(max(1, math.ceil(wait)))}, {"ok": False, "error": "ratelimited"}
+
+        text = params.get("text") or ""
+        blocks = params.get("blocks")
+        if not text and not blocks:
+            return 200, {}, {"ok": False, "error": "no_text"}
+        if len(text) > MAX_TEXT:
+            return 200, {}, {"ok": False, "error": "msg_too_long"}
+        if blocks is not None:
+            errors = validate_blocks(blocks)
+            if errors:
+                return 200, {}, {"ok": False, "error": "invalid_blocks", "errors": errors,
+                                 "response_metadata": {"messages": [f"[ERROR] {e}" for e in errors]}}
+        version = {"text": text, "blocks": blocks or []}
+
+        if method == "chat.postMessage":
+            ts = self._next_ts()
+            msg = FakeMessage(cid, ts, text, blocks or [], params.get("thread_ts"), [version])
+            self._messages[(cid, ts)] = msg
+        else:
+            ts = params.get("ts")
+            msg = self._messages.get((cid, ts)) if isinstance(ts, str) else None
+            if msg is None:
+                return 200, {}, {"ok": False, "error": "message_not_found"}
+            msg.text, msg.blocks = text, blocks or []
+            msg.versions.append(version)
+        message = {"type": "message", "subtype": "bot_message", "text": msg.text, "ts": msg.ts,
+                   "bot_id": "B0FAKE0001", "blocks": msg.blocks}
+        if msg.thread_ts:
+            message["thread_ts"] = msg.thread_ts
+        body: dict[str, Any] = {"ok": True, "channel": cid, "ts": msg.ts, "message": message}
+        if method == "chat.update":
+            body["text"] = msg.text
+        return 200, {}, body
+
+
+class _Handler(BaseHTTPRequestHandler):
+    fake: FakeSlack
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server naming
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        if not self.path.startswith("/api/"):
+            self._send(404, {}, {"ok": False, "error": "unknown_method"})
+            return
+        method = self.path[len("/api/"):].split("?", 1)[0]
+        status, extra, body = self.fake.handle(method, headers, raw)
+        self._send(status, extra, body)
+
+    def _send(self, status: int, extra: dict[str, str], body: dict[str, Any]) -> None:
+        data = json.dumps(body).encode()
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            for k, v in extra.items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (timeout test)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - keep test output clean
+        pass
