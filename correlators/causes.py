@@ -153,6 +153,25 @@ def _upstream_cause(drift: list[Finding], deploys: list[DeployEvent]) -> Cause:
     )
 
 
+def deploy_suspects(model: str, deploys: list[DeployEvent], onset: float, s: CorrelationSettings
+                    ) -> list[DeployEvent]:
+    """Deploys of this model shortly before onset that were still serving when it began.
+
+    A rollback restores a version that served before the trouble, so it is never a
+    suspect; and a deploy replaced (by another deploy or a rollback) before onset was
+    no longer serving, so it cannot have caused what started later.
+    """
+    mine = sorted((d for d in deploys if d.model == model), key=lambda d: d.at)
+    out = []
+    for d in mine:
+        if d.source == "rollback" or not onset - s.deploy_window <= d.at <= onset + s.onset_slack:
+            continue
+        if any(d.at < e.at <= onset and e.alias == d.alias for e in mine):
+            continue
+        out.append(d)
+    return out
+
+
 def build_incident(
     model: str,
     findings: list[Finding],
@@ -168,9 +187,7 @@ def build_incident(
     if not symptoms:
         return None
     onset = min(f.onset for f in symptoms)
-    # A rollback restores a version that served before the trouble: it cannot have caused it.
-    suspects = [d for d in deploys
-                if d.model == model and d.source != "rollback" and onset - settings.deploy_window <= d.at <= onset + settings.onset_slack]
+    suspects = deploy_suspects(model, deploys, onset, settings)
     gpu = [f for f in findings if f.kind == FindingKind.GPU_SATURATION]
     serving = [f for f in findings if f.kind in _SERVING_SYMPTOMS]
     gpu_explains = bool(gpu and serving and not ({f.kind for f in findings} & _MODEL_SYMPTOMS))

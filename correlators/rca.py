@@ -14,9 +14,10 @@ Why this ranking points at the cause rather than at the loudest victim:
    new errors, the caller's errors are most likely the callee's failures passed up
    the chain, so the caller's error evidence is halved (once per level). The
    deepest erroring span, when spans carry a status, is scored by the trace detector.
-4. A service's evidence per modality is a noisy-OR of its three strongest findings
-   (so many weak hints do not outvote one strong one), and the modalities combine
-   by noisy-OR: two independent modalities agreeing is stronger than either.
+4. A service's evidence per modality is its strongest finding (findings of one
+   modality on one service are correlated: CPU usage and CPU rate, p90/p95/p99, a
+   new error template and the burst it makes), and the modalities combine by
+   noisy-OR: two independent modalities agreeing is stronger than either.
 5. Earlier onset breaks near-ties: effects follow causes.
 6. A service with no logs or no traces can still be ranked from what it has; its
    confidence is scaled down by the share of modalities observed for it.
@@ -45,8 +46,8 @@ _MODALITY = {FindingKind.METRIC_ANOMALY: "metrics", FindingKind.LOG_ANOMALY: "lo
 # How much one finding of each statistic says about its own service being the cause.
 _WEIGHT = {
     "new_error_template": 1.0, "error_template_rate": 0.9, "error_burst": 0.7, "vanished_template": 0.8,
-    "new_template": 0.3, "self_time_ms_p50": 1.0, "error_origin_rate": 1.0, "calls_vanished": 0.6,
-    "calls_appeared": 0.5, "edge_time_ms_p50": 1.0, "range_ratio": 0.8,
+    "new_template": 0.3, "self_time_ms_p50": 1.0, "error_origin_rate": 1.0, "calls_vanished": 0.4,
+    "calls_appeared": 0.4, "edge_time_ms_p50": 1.0, "range_ratio": 0.8,
 }
 _ERROR_STATS = {"new_error_template", "error_template_rate", "error_burst", "error_origin_rate"}
 _TOP = 3
@@ -89,9 +90,13 @@ def rank_root_causes(*, metric_findings: list[Finding], log_findings: list[Findi
         w = _WEIGHT.get(f.statistic, 0.7)
         if f.statistic == "edge_time_ms_p50":
             caller, callee = f.evidence.get("caller"), f.evidence.get("callee")
-            per[(callee, mod)].append((w * f.score * edge_share.get(callee, 1.0), f))
+            # The endpoint with the larger support takes the full score; the other end
+            # takes the ratio of the two supports.
+            sa, sb = edge_share.get(caller, 0.0), edge_share.get(callee, 1.0)
+            top = max(sa, sb, 1e-9)
+            per[(callee, mod)].append((w * f.score * sb / top, f))
             if caller:
-                per[(caller, mod)].append((w * f.score * edge_share.get(caller, 1.0), f))
+                per[(caller, mod)].append((w * f.score * sa / top, f))
             continue
         per[(f.service, mod)].append((w * f.score, f))
 
@@ -129,7 +134,10 @@ def rank_root_causes(*, metric_findings: list[Finding], log_findings: list[Findi
             if s in latency_inherited:
                 items = [(ws * params.inherited_error_factor if _is_inclusive_latency(f) else ws, f)
                          for ws, f in items]
-            mods[m] = _noisy_or(ws for ws, _ in items)
+            # Findings of one modality on one service are strongly correlated (CPU usage
+            # and CPU rate; p90, p95 and p99; a new error template and the error burst it
+            # causes), so within a modality the strongest finding speaks for it.
+            mods[m] = max((min(max(ws, 0.0), 1.0) for ws, _ in items), default=0.0)
             evidence += items
         combined = 1.0 - math.prod(1.0 - v for v in mods.values())
         seen = observed.get(s, set()) if observed else {m for m in MODALITIES if per.get((s, m))}
@@ -162,7 +170,7 @@ def _is_inclusive_latency(f: Finding) -> bool:
 
 def _edge_shares(trace_findings: list[Finding], graph: ServiceGraph,
                  min_ratio: float = 1.5, min_added_ms: float = 1.0) -> dict[str, float]:
-    """Share of the edges touching a service (in and out) whose edge time rose.
+    """Support for each service from slowed edges touching it (in and out).
 
     A network fault on one pod slows every edge that touches that pod, so the
     endpoint whose edges are slowed all round is the likelier culprit than the
@@ -183,7 +191,9 @@ def _edge_shares(trace_findings: list[Finding], graph: ServiceGraph,
     for a, b in slowed:
         touching[a].add((a, b))
         touching[b].add((a, b))
-    return {s: len(edges & slowed) / len(edges) for s, edges in touching.items() if edges}
+    # Support = share of its edges slowed x number of slowed edges: the endpoint that
+    # every slow edge shares outranks the far ends that each touch one slow edge.
+    return {s: len(edges & slowed) ** 2 / len(edges) for s, edges in touching.items() if edges}
 
 
 def _cause(r: dict, inherited: dict[str, str], alert_time: float, rank: int) -> Cause:

@@ -3,7 +3,7 @@
 Window-level drift tests say *that* the window differs from the reference, not
 *when* it began; but correlating with a deploy needs a time. Each current row is
 mapped to the reference's bins (quantile bins for numbers, categories for
-categories): its bin position u in [0, 1] and its surprise -log p(bin). Under no
+categories): its bin position u in [0, 1] and |2u - 1| (numbers) or its surprise -log p (categories). Under no
 drift both are stationary, so the most likely start of the drift is the split that
 maximises the standardised CUSUM of either sequence in time order.
 """
@@ -12,13 +12,14 @@ from __future__ import annotations
 import numpy as np
 
 MIN_ROWS = 20
+KOLMOGOROV_1PCT = 1.63
 
 
 def _cusum_split(x: np.ndarray) -> tuple[int, float]:
     """(index of the first row of the later segment, standardised CUSUM strength)."""
     n = len(x)
     sd = x.std()
-    if n < MIN_ROWS or sd == 0:
+    if n < MIN_ROWS or sd < 1e-12:
         return 0, 0.0
     s = np.cumsum(x - x.mean())[:-1]
     k = int(np.argmax(np.abs(s)))
@@ -27,9 +28,10 @@ def _cusum_split(x: np.ndarray) -> tuple[int, float]:
 
 def numeric_bins_position(values: np.ndarray, edges: np.ndarray, edge_counts: np.ndarray
                           ) -> tuple[np.ndarray, np.ndarray]:
-    b = np.searchsorted(edges, values, side="left")
-    p = (edge_counts + 0.5) / (edge_counts.sum() + 0.5 * len(edge_counts))
-    return b / max(len(edges), 1), -np.log(p[np.clip(b, 0, len(p) - 1)])
+    """Bin position u in [0, 1] (catches a shift) and its extremeness |2u - 1| (catches a
+    change of spread). Quantile bins are equally likely, so -log p would carry nothing."""
+    u = np.searchsorted(edges, values, side="left") / max(len(edges), 1)
+    return u, np.abs(2 * u - 1)
 
 
 def categorical_surprise(values: np.ndarray, categories: list[str], counts: np.ndarray) -> np.ndarray:
@@ -47,6 +49,8 @@ def estimate_onset(times: np.ndarray, sequences: list[np.ndarray]) -> float | No
         k, strength = _cusum_split(np.asarray(seq, dtype=float)[order])
         if strength > best:
             best_k, best = k, strength
-    if best < 1.0:  # no clear change inside the window: the drift predates it
+    # sup |Brownian bridge| exceeds 1.63 with probability 1 % (Kolmogorov): below that there
+    # is no clear change inside the window, so the drift predates it.
+    if best < KOLMOGOROV_1PCT:
         return None
     return float(t[best_k])

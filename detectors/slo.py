@@ -32,7 +32,9 @@ def detect_slo_breach(
     run = trailing_run(runs, window_end, tolerance=1.5 * step)
     if run is None:
         return None
-    latest = float(s.values[~np.isnan(s.values)][-1])
+    # The value shown is the breach's latest point: with the run-end tolerance the very
+    # last point may already be back under the threshold.
+    latest = float(s.values[np.searchsorted(s.timestamps, run.end)])
     over = (run.mean - threshold) / abs(threshold) if threshold else 1.0
     cmp = ">" if above else "<"
     return Finding(

@@ -316,3 +316,54 @@ def _save_drift_report(vigil: "Vigil", m: ModelConfig, incident_id: int, sig: "S
         vigil.store.save_drift_report(incident_id, html, t)
     except Exception:  # noqa: BLE001 - the report is for people; its failure must not cost the alert
         log.exception("drift report failed", extra={"model": m.name, "incident": incident_id})
+
+
+def acknowledge(vigil: "Vigil", incident_id: int, actor: str, now: float) -> IncidentRow:
+    """Ack stops repeat reminders (not updates); the message shows who took it."""
+    with vigil.store.tx() as s:
+        row = s.get(IncidentRow, incident_id)
+        assert row is not None
+        if row.acknowledged_by is None:
+            row.acknowledged_by = actor
+            m = vigil.config.model(row.model) if row.model in {x.name for x in vigil.config.models} else None
+            channels = Routes(m.owner_channel, m.oncall_channel).channels(Severity(row.severity)) if m else []
+            enqueue_incident(vigil, s, row, channels, now, actions_of_session(s, incident_id))
+    vigil.store.audit(actor, "incident.ack", f"incident:{incident_id}", {"model": row.model}, now=now)
+    return row
+
+
+def silence_incident(vigil: "Vigil", incident_id: int, actor: str, duration_s: float, reason: str,
+                     now: float) -> IncidentRow:
+    """A silence keeps the incident open and recorded but stops notifications until it
+    ends; an escalation to critical still gets through."""
+    with vigil.store.tx() as s:
+        row = s.get(IncidentRow, incident_id)
+        assert row is not None
+        row.silenced_until = now + duration_s
+    vigil.store.audit(actor, "incident.silence", f"incident:{incident_id}",
+                      {"model": row.model, "until": now + duration_s, "reason": reason}, now=now)
+    return row
+
+
+def handle_slack_action(vigil: "Vigil", action: Any, now: float) -> str:
+    """A button in the incident message: ack, silence (4 h) or rollback (guarded, audited)."""
+    actor = f"slack:{action.user_name or action.user_id}"
+    row = vigil.store.incident(action.incident_id)
+    if row is None or row.model != action.model:
+        return f"Incident {action.incident_id} of {action.model} not found."
+    if action.action_id == "ack":
+        acknowledge(vigil, row.id, actor, now)
+        return f"Acknowledged incident {row.id}."
+    if action.action_id == "silence":
+        silence_incident(vigil, row.id, actor, 4 * 3600.0, "silenced from Slack", now)
+        return f"Silenced incident {row.id} for 4 h."
+    if action.action_id == "rollback":
+        m = vigil.config.model(row.model)
+        deploys = [c for c in row.causes if c.get("kind") == "deploy"]
+        target = (deploys[0].get("evidence") or {}).get("previous_version") if deploys else None
+        if not target:
+            return "No previous version is known for this incident; use the rollback API with to_version."
+        outcome = rollback_model(vigil, m, to_version=str(target), dry_run=False,
+                                 reason=f"Slack button on incident {row.id}", actor=actor, incident_id=row.id, now=now)
+        return f"Rollback {outcome.status}: {outcome.detail}"
+    return f"Unknown action {action.action_id!r}."

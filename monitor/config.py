@@ -318,8 +318,13 @@ def _format_loc(loc: tuple[Any, ...], data: Any) -> str:
     return out or "(top level)"
 
 
+_SECRET_FIELDS = {"bot_token", "token", "signing_secret", "bearer_token"}
+
+
 def _describe(err: dict[str, Any]) -> str:
     msg = err["msg"]
+    if err["loc"] and err["loc"][-1] in _SECRET_FIELDS:
+        return msg.removeprefix("Value error, ")  # never echo what may be a real secret
     msg = msg.removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
         return "unknown field (check the spelling; see vigil.example.yaml)"

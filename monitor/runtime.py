@@ -255,7 +255,7 @@ def default_notifiers(config: VigilConfig) -> dict[str, Notifier]:
         try:
             from dashboards.annotations import GrafanaAnnotationNotifier
 
-            out["grafana"] = GrafanaAnnotationNotifier(config.grafana.url, config.grafana.token)
+            out["grafana"] = GrafanaAnnotationNotifier.from_url(config.grafana.url, config.grafana.token)
         except ImportError:  # pragma: no cover - dashboards is part of the same install
             log.warning("grafana annotations unavailable")
     return out

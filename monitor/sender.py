@@ -2,10 +2,16 @@
 
 A notifier that raises is treated like a transient failure: the message stays
 pending with a backoff, so a crash or an outage delays it but never loses it.
+
+One round at a time per Vigil: the daemon's sender thread and the API (which drains
+the outbox right after a rollback) would otherwise both read the same pending row and
+post it twice, leaving two Slack messages for one incident.
 """
 from __future__ import annotations
 
 import logging
+import threading
+import weakref
 from typing import TYPE_CHECKING
 
 from alerts.outbox import DeliveryResult, DeliveryStatus
@@ -15,13 +21,28 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("vigil.sender")
 MAX_BACKOFF_S = 3600.0
+_rounds: "weakref.WeakKeyDictionary[Vigil, threading.Lock]" = weakref.WeakKeyDictionary()
+_rounds_guard = threading.Lock()
 
 
 def backoff(attempts: int) -> float:
     return min(MAX_BACKOFF_S, 15.0 * (2 ** min(attempts, 12)))
 
 
+def _round_lock(vigil: "Vigil") -> threading.Lock:
+    with _rounds_guard:
+        lock = _rounds.get(vigil)
+        if lock is None:
+            lock = _rounds[vigil] = threading.Lock()
+        return lock
+
+
 def deliver_due(vigil: "Vigil", now: float, *, limit: int = 100) -> int:
+    with _round_lock(vigil):
+        return _deliver_round(vigil, now, limit)
+
+
+def _deliver_round(vigil: "Vigil", now: float, limit: int) -> int:
     delivered = 0
     for msg in vigil.store.due_messages(now, limit=limit):
         notifier = vigil.notifiers.get(msg.notifier)

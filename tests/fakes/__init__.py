@@ -1,0 +1,72 @@
+"""Small local servers that follow ../shared/contracts/README.md (status codes, error
+bodies, pagination, id encodings). They bind 127.0.0.1 on a free port.
+
+`FakeServer` runs a handler in a thread; `faults` is a queue of (status, body) answers
+served before the normal behaviour, to test retries and error paths.
+"""
+from __future__ import annotations
+
+import json
+import threading
+from collections import deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+
+class FakeServer:
+    def __init__(self) -> None:
+        self.faults: deque[tuple[int, str]] = deque()
+        self.requests: list[dict[str, Any]] = []
+        self.ready = True
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:  # keep test output quiet
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802 (http.server API)
+                u = urlsplit(self.path)
+                q = {k: v[-1] for k, v in parse_qs(u.query, keep_blank_values=True).items()}
+                owner.requests.append({"path": u.path, "params": q, "headers": dict(self.headers)})
+                if owner.faults:
+                    status, body = owner.faults.popleft()
+                    return self.reply(status, body, "text/plain; charset=utf-8")
+                status, body, ctype = owner.route(u.path, q, dict(self.headers))
+                self.reply(status, body, ctype)
+
+            def reply(self, status: int, body: str | bytes, ctype: str) -> None:
+                data = body.encode() if isinstance(body, str) else body
+                self.send_response(status)
+                if data:
+                    self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def route(self, path: str, q: dict[str, str], headers: dict[str, str]) -> tuple[int, str, str]:
+        raise NotImplementedError
+
+    @staticmethod
+    def json(obj: Any) -> tuple[int, str, str]:
+        return 200, json.dumps(obj), "application/json"
+
+    @staticmethod
+    def text(status: int, body: str) -> tuple[int, str, str]:
+        return status, body, "text/plain; charset=utf-8"
+
+    def __enter__(self) -> "FakeServer":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()

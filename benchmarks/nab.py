@@ -1,0 +1,238 @@
+"""Score Vigil's metric anomaly detector on the Numenta Anomaly Benchmark (NAB).
+
+    python -m benchmarks.nab --data ../shared/data/nab/data \
+        --windows ../shared/data/nab/combined_windows.json
+    python -m benchmarks.nab --data ../shared/data/nab/data \
+        --windows ../shared/data/nab/combined_windows.json --detector windowed-gaussian
+    python -m benchmarks.nab --scores ../shared/data/nab/reference_results/numenta \
+        --windows ../shared/data/nab/combined_windows.json
+
+`--data` replays every CSV under DIR (NAB layout: <category>/<file>.csv with
+timestamp,value) through the daemon's detector, one series at a time, point by point
+semantics (only the past is used), with one configuration for all files. `--scores`
+scores precomputed result CSVs in NAB's results layout instead
+(<category>/<detector>_<file>.csv with an anomaly_score column). Prints the standard,
+reward-low-FP and reward-low-FN scores with their corpus-wide thresholds, and the
+replay throughput.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.nab_scoring import (PROFILES, LabelledFile, ProfileResult, label_file, optimise,
+                                    window_bounds)
+
+
+@dataclass(frozen=True)
+class NabFile:
+    key: str  # "category/file.csv", the key of combined_windows.json
+    timestamps: np.ndarray  # datetime64[us]
+    values: np.ndarray  # float64
+    anomaly_score: np.ndarray | None
+
+
+def read_csv(path: Path, key: str) -> NabFile:
+    with open(path, newline="") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, None)
+        if header is None:
+            raise ValueError(f"{path}: empty file, expected a header with timestamp,value")
+        cols = {name.strip(): k for k, name in enumerate(header)}
+        for need in ("timestamp", "value"):
+            if need not in cols:
+                raise ValueError(f"{path}: missing column {need!r} (header: {header})")
+        rows = list(reader)
+    ts = np.array([r[cols["timestamp"]].strip().replace(" ", "T") for r in rows],
+                  dtype="datetime64[us]")
+    values = np.array([r[cols["value"]] if r[cols["value"]].strip() else "nan" for r in rows],
+                      dtype=np.float64)
+    score = None
+    if "anomaly_score" in cols:
+        score = np.array([r[cols["anomaly_score"]] for r in rows], dtype=np.float64)
+    return NabFile(key, ts, values, score)
+
+
+def _results_key(category: str, filename: str, known: set[str]) -> str | None:
+    """Results files are named <detector>_<file>.csv; find the data file they belong to."""
+    best = None
+    for key in known:
+        cat, _, name = key.partition("/")
+        if cat == category and (filename == name or filename.endswith("_" + name)):
+            if best is None or len(key) > len(best):
+                best = key
+    return best
+
+
+def discover(root: Path, windows: dict[str, list], results: bool) -> list[tuple[str, Path]]:
+    found = []
+    for path in sorted(root.rglob("*.csv")):
+        rel = path.relative_to(root)
+        if len(rel.parts) != 2:
+            continue  # NAB layout is <category>/<file>.csv; summary files sit at the top
+        if results:
+            key = _results_key(rel.parts[0], rel.parts[1], set(windows))
+        else:
+            key = rel.as_posix()
+            key = key if key in windows else None
+        if key is None:
+            raise ValueError(f"{path}: no entry for this file in the windows file")
+        found.append((key, path))
+    if not found:
+        raise ValueError(f"{root}: no <category>/<file>.csv found")
+    return found
+
+
+def windowed_gaussian_scores(values: np.ndarray, window: int = 1000) -> np.ndarray:
+    """The floor: NAB's windowed Gaussian, score = 1 - tail probability of the value under
+    a Gaussian fitted to the previous `window` values (vectorised; the past only)."""
+    from scipy.special import ndtr
+
+    x = np.nan_to_num(values.astype(np.float64))
+    n = len(x)
+    c1 = np.concatenate(([0.0], np.cumsum(x)))
+    c2 = np.concatenate(([0.0], np.cumsum(x * x)))
+    i = np.arange(n)
+    lo = np.maximum(i - window, 0)
+    cnt = (i - lo).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = (c1[i] - c1[lo]) / cnt
+        var = np.maximum((c2[i] - c2[lo]) / cnt - mean * mean, 0.0)
+    std = np.sqrt(var)
+    std = np.where(std == 0.0, 1e-6, std)
+    z = np.abs(x - mean) / std
+    score = 1.0 - ndtr(-z)  # 1 - Q(|z|)
+    score[0] = 0.0
+    return np.nan_to_num(score)
+
+
+def run_detector(files: list[NabFile], which: str) -> tuple[list[np.ndarray], float]:
+    from detectors.anomaly import OnlineAnomalyDetector
+
+    detector = OnlineAnomalyDetector()
+    # load the compiled kernel before the clock starts
+    detector.score(detector.new_state(), np.arange(3.0), np.ones(3))
+    scores = []
+    t0 = time.perf_counter()
+    for f in files:
+        seconds = (f.timestamps - np.datetime64(0, "s")) / np.timedelta64(1, "s")
+        if which == "windowed-gaussian":
+            scores.append(windowed_gaussian_scores(f.values))
+        else:
+            state = detector.new_state()
+            scores.append(detector.score(state, seconds.astype(np.float64), f.values))
+    return scores, time.perf_counter() - t0
+
+
+def daemon_cycle(files: list[NabFile], n_series: int, history: int = 2000, window: int = 30
+                 ) -> tuple[float, float]:
+    """Time one daemon cycle over `n_series` series: each pulls an overlapping window of
+    `window` points of which the newest is new, restores its state from a dict, scores,
+    and saves the state. States are warmed on `history` points of a NAB file (copied to
+    every series using that file). Returns (seconds for the whole cycle including state
+    (de)serialisation, seconds of detector scoring alone)."""
+    import copy
+
+    from detectors.anomaly import OnlineAnomalyDetector, SeriesState, detect_series_anomalies
+    from detectors.records import Direction, Series
+
+    detector = OnlineAnomalyDetector()
+    usable = [f for f in files if len(f.values) > history + 1]
+    warmed = []
+    for f in usable:
+        secs = ((f.timestamps - np.datetime64(0, "s")) / np.timedelta64(1, "s")).astype(np.float64)
+        st = detector.new_state()
+        detector.score(st, secs[:history], f.values[:history])
+        warmed.append((secs, f.values, st.to_dict()))
+    jobs = []
+    for k in range(n_series):
+        secs, vals, st = warmed[k % len(warmed)]
+        series = Series("metric", {"series": str(k)}, secs[history + 1 - window:history + 1],
+                        vals[history + 1 - window:history + 1])
+        jobs.append((series, {"detector": copy.deepcopy(st), "run_onset": None}))
+    t0 = time.perf_counter()
+    for series, state in jobs:
+        detect_series_anomalies(series, state, detector=detector, direction=Direction.BOTH,
+                                threshold=0.65, model=None, now=float(series.timestamps[-1]))
+    full = time.perf_counter() - t0
+    states = [SeriesState.from_dict(state["detector"]) for _, state in jobs]
+    t0 = time.perf_counter()
+    for (series, _), st in zip(jobs, states):
+        detector.score(st, series.timestamps[-1:], series.values[-1:])
+    return full, time.perf_counter() - t0
+
+
+def evaluate(files: list[NabFile], scores: list[np.ndarray], windows: dict[str, list]
+             ) -> tuple[list[ProfileResult], list[LabelledFile]]:
+    labelled = [label_file(f.key, len(f.values), window_bounds(f.key, f.timestamps, windows[f.key]))
+                for f in files]
+    return [optimise(labelled, scores, p) for p in PROFILES], labelled
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.nab", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--data", type=Path, help="NAB data folder: <category>/<file>.csv")
+    src.add_argument("--scores", type=Path, help="NAB results folder of one detector")
+    ap.add_argument("--windows", type=Path, required=True, help="combined_windows.json")
+    ap.add_argument("--detector", choices=("vigil", "windowed-gaussian"), default="vigil",
+                    help="with --data: Vigil's detector (default) or the windowed-Gaussian floor")
+    ap.add_argument("--per-file", action="store_true",
+                    help="also print each file's windows hit at the standard threshold")
+    ap.add_argument("--cycle-series", type=int, default=10000,
+                    help="with --data: also time one daemon cycle over this many series (0: skip)")
+    args = ap.parse_args(argv)
+
+    windows = json.loads(args.windows.read_text())
+    root = args.data or args.scores
+    found = discover(root, windows, results=args.scores is not None)
+    files = [read_csv(path, key) for key, path in found]
+    n_points = sum(len(f.values) for f in files)
+    if args.scores is not None:
+        missing = [f.key for f in files if f.anomaly_score is None]
+        if missing:
+            raise ValueError(f"results files without an anomaly_score column: {missing[:3]}")
+        scores = [f.anomaly_score for f in files]
+        label, elapsed = f"results in {root}", None
+    else:
+        scores, elapsed = run_detector(files, args.detector)
+        label = f"detector {args.detector} over {root}"
+    results, labelled = evaluate(files, scores, windows)
+
+    print(f"NAB: {label}: {len(files)} files, {n_points} points, "
+          f"{results[0].n_windows} windows")
+    print(f"{'profile':<20} {'threshold':>16} {'raw':>12} {'score':>8} {'windows hit':>12} "
+          f"{'FP rows':>8}")
+    for r in results:
+        print(f"{r.profile:<20} {r.threshold:>16.12f} {r.raw:>12.4f} {r.normalised:>8.2f} "
+              f"{r.windows_hit:>6}/{r.n_windows:<5} {r.false_positive_rows:>8}")
+    if elapsed is not None:
+        print(f"throughput: {n_points / elapsed:,.0f} points/s ({elapsed:.3f} s, one core, "
+              f"series replayed one after another)")
+    if args.data is not None and args.detector == "vigil" and args.cycle_series > 0:
+        full, scoring = daemon_cycle(files, args.cycle_series)
+        print(f"daemon cycle over {args.cycle_series} series (1 new point each, 30-point "
+              f"overlapping window): {full:.3f} s with state restore/save, {scoring:.3f} s "
+              f"detector scoring alone")
+    if args.per_file:
+        thr = results[0].threshold
+        for f, s, lf in zip(files, scores, labelled):
+            det = np.flatnonzero(s[lf.rows] >= thr)
+            hit = sorted({int(lf.window[k]) for k in det if lf.window[k] >= 0})
+            fp = int(np.sum(lf.window[det] < 0))
+            print(f"  {f.key:<60} windows {len(hit)}/{len(lf.windows)}  FP rows {fp}")
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""File adapters for the Nezha-format folder: parquet rows -> the records the HTTP clients produce.
+
+LokiSource gives LogRecord (ts in seconds, service, line, pod, level, trace_id, labels),
+TempoSource gives Span (hex ids, ns times), the Prometheus client gives Series with
+`service` and `pod` labels. These functions produce exactly those types from the
+documented parquet columns, so the benchmark exercises the same detectors and
+correlator as the daemon.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from detectors.records import LogRecord, Series, Span
+
+# Node-level metrics describe the machine a pod runs on, not the service: they would
+# implicate every pod on a busy node, so service-level RCA leaves them out.
+NODE_METRIC_PREFIX = "Node"
+# Client-side latency of a pod is the latency of the calls it makes: it measures its
+# callees (the metric form of inclusive time), so a root-cause ranking leaves it out,
+# as it uses self time rather than inclusive time in traces.
+CLIENT_LATENCY_PREFIX = "PodClientLatency"
+
+
+def _none(v: object) -> object:
+    return None if v is None or (isinstance(v, float) and np.isnan(v)) else v
+
+
+def log_records(df: pd.DataFrame) -> list[LogRecord]:
+    ts = df["timestamp_ns"].to_numpy(np.int64) / 1e9
+    span = df["span_id"].where(df["span_id"].notna(), None).tolist()
+    return [
+        LogRecord(ts=float(t), service=s, line=m, pod=p, level=_none(lv), trace_id=_none(tr),
+                  labels={"span_id": sp} if sp else {})
+        for t, s, m, p, lv, tr, sp in zip(ts, df["service"].tolist(), df["message"].tolist(),
+                                          df["pod"].tolist(), df["level"].tolist(), df["trace_id"].tolist(), span)
+    ]
+
+
+def spans(df: pd.DataFrame) -> list[Span]:
+    parent = df["parent_id"].where(df["parent_id"].notna(), None).tolist()
+    error = df["error"].astype(bool).tolist() if "error" in df else [False] * len(df)
+    return [
+        Span(trace_id=t, span_id=s, parent_id=p, service=sv, operation=op, start_ns=int(a), end_ns=int(b),
+             error=e, pod=pod)
+        for t, s, p, sv, op, a, b, e, pod in zip(
+            df["trace_id"].tolist(), df["span_id"].tolist(), parent, df["service"].tolist(),
+            df["operation"].tolist(), df["start_ns"].tolist(), df["end_ns"].tolist(), error, df["pod"].tolist())
+    ]
+
+
+def series(df: pd.DataFrame) -> list[Series]:
+    df = df[~df["metric"].str.startswith((NODE_METRIC_PREFIX, CLIENT_LATENCY_PREFIX))]
+    df = df.sort_values(["pod", "metric", "timestamp"], kind="stable")
+    ts, vals = df["timestamp"].to_numpy(float), df["value"].to_numpy(float)
+    keys = df[["pod", "service", "metric"]].to_numpy()
+    change = np.flatnonzero((keys[1:] != keys[:-1]).any(axis=1)) + 1 if len(df) else np.array([], int)
+    bounds = np.concatenate([[0], change, [len(df)]]) if len(df) else np.array([0])
+    return [Series(name=str(keys[a][2]), labels={"service": str(keys[a][1]), "pod": str(keys[a][0])},
+                   timestamps=ts[a:b], values=vals[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+class NezhaFolder:
+    """All tables of one folder, loaded once and sliced per case (loading is not timed)."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        for name in ("labels.csv", "metrics.parquet", "logs.parquet", "traces.parquet", "normal"):
+            if not (self.root / name).exists():
+                raise FileNotFoundError(f"{self.root / name} is missing: expected a Nezha-format folder "
+                                        "(labels.csv, metrics/logs/traces parquet, normal/)")
+        self.labels = pd.read_csv(self.root / "labels.csv")
+        self.tables = {n: self._by_case(pd.read_parquet(self.root / f"{n}.parquet"))
+                       for n in ("metrics", "logs", "traces")}
+        self.normal = {n: self._by_case(pd.read_parquet(self.root / "normal" / f"{n}.parquet"))
+                       for n in ("metrics", "logs", "traces")}
+        self.periods = pd.read_csv(self.root / "normal" / "periods.csv")
+
+    @staticmethod
+    def _by_case(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
+        return {k: g.reset_index(drop=True) for k, g in df.groupby("case_id", sort=False)}
+
+    def case(self, modality: str, case_id: str) -> pd.DataFrame:
+        t = self.tables[modality]
+        if case_id in t:
+            return t[case_id]
+        return next(iter(t.values())).iloc[:0]
+
+    def normal_for(self, label_row: pd.Series) -> str:
+        """The normal period of the case's day (same `date`), else of the same system."""
+        p = self.periods
+        same = p[(p["system"] == label_row["system"]) & (p["date"] == label_row["date"])]
+        if same.empty:
+            same = p[p["system"] == label_row["system"]]
+        if same.empty:
+            raise ValueError(f"no normal period for system {label_row['system']!r} in normal/periods.csv")
+        return str(same.iloc[0]["case_id"])
+
+    def normal_table(self, modality: str, normal_id: str) -> pd.DataFrame:
+        t = self.normal[modality]
+        return t[normal_id] if normal_id in t else next(iter(t.values())).iloc[:0]

@@ -1,0 +1,437 @@
+"""Online metric anomaly detection: one point at a time, the past only, one configuration.
+
+Every Prometheus series Vigil watches (latency, error rate, traffic, KPIs, GPU
+utilisation) goes through `OnlineAnomalyDetector`. Per point it
+
+1. forecasts the value with three small models that run side by side: a level
+   (EWMA), a daily and a weekly seasonal model (a profile of values binned by time of
+   day / week, so gaps and irregular sampling keep their phase, plus a slow offset for
+   level changes; robust updates, clipped at 3 sigma, so an anomaly that lasts hours is
+   not learnt as normal while it lasts). The model whose
+   recent absolute error is lowest gives the expected value and the noise scale (a
+   robust EW mean absolute error, so noise that changes over time changes the band);
+2. turns the forecast error into a surprise `z` and asks how unusual the recent
+   surprise is *for this series* (NAB-style anomaly likelihood: a short average of
+   `|z|` against the long-run mean and spread of that average), so one threshold
+   serves calm and noisy series alike;
+3. adds a spatial check: a value beyond everything seen so far (by a tolerance of
+   the range) is surprising whatever the forecast says (flat lines that move, new
+   extremes, counter resets);
+4. maps the combined tail probability `p` to a score in [0, 1]: `-log10(p) / 10`,
+   so 0.5 means "one in 100,000", and damps a score that is not stronger than one
+   already given in the recent past (one finding per episode, not a storm).
+
+State per series is a few hundred floats (`SeriesState`), JSON-serialisable, so the
+daemon restarts without a cold start. The per-point recursion is compiled with numba
+(it is sequential by nature; numpy cannot express it without a Python loop).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from detectors.records import Direction, Finding, FindingKind, Series
+
+try:  # compiled kernel; the pure-Python fallback gives the same numbers, only slower
+    from numba import njit
+except ImportError:  # pragma: no cover - numba is a runtime dependency
+    def njit(*args: Any, **kwargs: Any):  # type: ignore[no-redef]
+        if args and callable(args[0]):
+            return args[0]
+        return lambda f: f
+
+DAY = 86400.0
+WEEK = 7 * DAY
+STATE_VERSION = 2  # 2: seasonal profiles hold values (not deviations), slots 4/6 their offsets, slot 18 a time
+
+# scalar state slots
+_N, _LAST_TS, _LEVEL, _ERR_L, _HWD_LEVEL, _ERR_D, _HWW_LEVEL, _ERR_W, _SHORT, _MU, _VAR, \
+    _MIN, _MAX, _PEAK, _N_D, _N_W, _FIRST_TS, _EXPECTED, _PEAK_AT = range(19)
+_N_SCALARS = 19
+
+_DIRECTION_CODE = {Direction.BOTH: 0, Direction.UP: 1, Direction.DOWN: -1}
+
+
+@dataclass
+class SeriesState:
+    """Everything the detector remembers about one series (small, JSON-serialisable)."""
+
+    scalars: np.ndarray  # float64[_N_SCALARS]
+    daily: np.ndarray  # float64[daily_bins], NaN = bin not seen yet
+    weekly: np.ndarray  # float64[weekly_bins]
+
+    @property
+    def last_timestamp(self) -> float | None:
+        t = float(self.scalars[_LAST_TS])
+        return None if math.isnan(t) else t
+
+    @property
+    def points_seen(self) -> int:
+        return int(self.scalars[_N])
+
+    def to_dict(self) -> dict[str, Any]:
+        def enc(a: np.ndarray) -> list[float | None]:
+            # NaN (an unseen profile bin) is not JSON: it travels as null
+            return np.where(np.isfinite(a), a, None).tolist()
+
+        return {"version": STATE_VERSION, "scalars": enc(self.scalars),
+                "daily": enc(self.daily), "weekly": enc(self.weekly)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "SeriesState":
+        if not isinstance(d, dict) or d.get("version") != STATE_VERSION:
+            raise ValueError(f"anomaly state: expected a dict with version={STATE_VERSION}, "
+                             f"got {type(d).__name__} version={getattr(d, 'get', lambda k: None)('version')!r}")
+
+        def dec(key: str) -> np.ndarray:
+            v = d.get(key)
+            if not isinstance(v, list):
+                raise ValueError(f"anomaly state: field {key!r} must be a list of numbers")
+            try:
+                return np.array(v, dtype=np.float64)  # null -> NaN
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"anomaly state: field {key!r} must hold numbers or null") from exc
+
+        scalars = dec("scalars")
+        if len(scalars) != _N_SCALARS:
+            raise ValueError(f"anomaly state: 'scalars' must hold {_N_SCALARS} numbers, got {len(scalars)}")
+        return cls(scalars, dec("daily"), dec("weekly"))
+
+
+@dataclass(frozen=True)
+class PointDetail:
+    """Per-point outputs besides the score: what the detector expected and its band."""
+
+    expected: np.ndarray
+    scale: np.ndarray  # one standard deviation of the expected noise
+
+
+@dataclass(frozen=True)
+class OnlineAnomalyDetector:
+    """Streaming anomaly scorer; parameters are plain values, one configuration for all series.
+
+    alpha_level        EWMA weight of the level model (how fast it follows drifts).
+    alpha_season       weight of a new observation in its time-of-day / time-of-week bin, per
+                       period (a point covering part of a bin's width weighs that share).
+    alpha_err          EW weight of the models' absolute-error trackers (noise scale).
+    short_weight       EW weight of the short average of surprises.
+    long_weight        EW weight of the long-run mean/spread of that average.
+    warmup_points      points seen before any non-zero score.
+    spatial_tolerance  fraction of the seen range a value must exceed it by to be "new".
+    refractory_seconds for this long after an episode's peak, a score not stronger is damped.
+    refractory_damp    factor applied to such a score.
+    daily_bins, weekly_bins  profile resolution.
+    """
+
+    alpha_level: float = 0.05
+    alpha_season: float = 0.3
+    alpha_err: float = 0.01
+    short_weight: float = 0.3
+    long_weight: float = 0.0005
+    warmup_points: int = 150
+    spatial_tolerance: float = 0.05
+    spatial_floor: float = 1.0
+    likelihood_floor: float = 0.0
+    spatial_min_z: float = 3.0
+    refractory_seconds: float = 120000.0
+    refractory_damp: float = 0.5
+    refractory_margin: float = 0.1
+    daily_bins: int = 144
+    weekly_bins: int = 168
+    min_scale_rel: float = 1e-3
+    min_scale_abs: float = 1e-9
+
+    def new_state(self) -> SeriesState:
+        scalars = np.zeros(_N_SCALARS)
+        scalars[_LAST_TS] = np.nan
+        scalars[_FIRST_TS] = np.nan
+        scalars[_EXPECTED] = np.nan
+        return SeriesState(scalars, np.full(self.daily_bins, np.nan), np.full(self.weekly_bins, np.nan))
+
+    def _params(self, direction: Direction) -> np.ndarray:
+        return np.array([self.alpha_level, self.alpha_season, self.alpha_err, self.short_weight,
+                         self.long_weight, float(self.warmup_points), self.spatial_tolerance,
+                         self.refractory_seconds, self.refractory_damp, self.min_scale_rel,
+                         self.min_scale_abs, float(_DIRECTION_CODE[Direction(direction)]),
+                         self.refractory_margin, self.spatial_floor,
+                         self.likelihood_floor, self.spatial_min_z])
+
+    def score(self, state: SeriesState, timestamps: np.ndarray, values: np.ndarray,
+              direction: Direction = Direction.BOTH) -> np.ndarray:
+        """Scores in [0, 1] for the points, in order; updates `state` in place.
+
+        A NaN value is a missing point: score 0, state untouched. Points not newer than
+        the state's last timestamp are stale (already seen): score 0, state untouched.
+        """
+        return self.score_detail(state, timestamps, values, direction)[0]
+
+    def score_detail(self, state: SeriesState, timestamps: np.ndarray, values: np.ndarray,
+                     direction: Direction = Direction.BOTH) -> tuple[np.ndarray, PointDetail]:
+        ts = np.ascontiguousarray(timestamps, dtype=np.float64)
+        xs = np.ascontiguousarray(values, dtype=np.float64)
+        if ts.shape != xs.shape or ts.ndim != 1:
+            raise ValueError(f"timestamps {ts.shape} and values {xs.shape} must be 1-D and equal length")
+        if len(state.daily) != self.daily_bins or len(state.weekly) != self.weekly_bins:
+            raise ValueError("anomaly state: profile sizes do not match this detector's daily_bins/weekly_bins")
+        out = np.zeros(len(xs))
+        expected = np.full(len(xs), np.nan)
+        scale = np.full(len(xs), np.nan)
+        _kernel(self._params(direction), state.scalars, state.daily, state.weekly, ts, xs,
+                out, expected, scale)
+        return out, PointDetail(expected, scale)
+
+
+@njit(cache=True)
+def _log10_tail(u: float) -> float:
+    """log10 of the upper normal tail Q(u), accurate far into the tail."""
+    if u < 5.0:
+        return math.log10(max(0.5 * math.erfc(u / math.sqrt(2.0)), 1e-300))
+    # Mills ratio asymptotic: Q(u) ~ phi(u)/u (1 - 1/u^2)
+    return (-0.5 * u * u - math.log(u * math.sqrt(2.0 * math.pi)) + math.log(1.0 - 1.0 / (u * u))) / math.log(10.0)
+
+
+@njit(cache=True)
+def _kernel(p, st, daily, weekly, ts, xs, out, expected_out, scale_out):  # noqa: C901 - one recursion
+    a_level, a_season, a_err, w_short, w_long = p[0], p[1], p[2], p[3], p[4]
+    warmup, tol, r_hold, r_damp, min_rel, min_abs, dcode = p[5], p[6], p[7], p[8], p[9], p[10], p[11]
+    r_margin = p[12]
+    sp_floor = p[13]
+    lik_floor = p[14]
+    sp_min_z = p[15]
+    nd = daily.shape[0]
+    nw = weekly.shape[0]
+    for i in range(xs.shape[0]):
+        x = xs[i]
+        t = ts[i]
+        if math.isnan(x) or math.isnan(t):
+            continue
+        if not math.isnan(st[1]) and t <= st[1]:
+            continue  # stale or duplicate point: already in the state
+        bd = int((t % 86400.0) / 86400.0 * nd) % nd
+        bw = int((t % 604800.0) / 604800.0 * nw) % nw
+        if st[0] == 0.0:
+            st[2] = x
+            st[4] = 0.0
+            st[6] = 0.0
+            st[11] = x
+            st[12] = x
+            st[16] = t
+            daily[bd] = x
+            weekly[bw] = x
+            st[0] = 1.0
+            st[1] = t
+            st[17] = x
+            expected_out[i] = x
+            scale_out[i] = 0.0
+            continue
+
+        # --- forecasts of the three models
+        pl = st[2]
+        sd = daily[bd]
+        pd = st[2] if math.isnan(sd) else sd + st[4]
+        sw = weekly[bw]
+        pw = st[2] if math.isnan(sw) else sw + st[6]
+        el = x - pl
+        ed = x - pd
+        ew = x - pw
+        # the model with the lowest recent error wins; seasonal ones only once they have
+        # covered a full period of bins (error trackers start counting then)
+        best = pl
+        err = st[3]
+        daily_ready = (t - st[16]) >= 86400.0 and st[14] > 50.0
+        weekly_ready = (t - st[16]) >= 604800.0 and st[15] > 50.0
+        if daily_ready and st[5] < err:
+            best = pd
+            err = st[5]
+        if weekly_ready and st[7] < err:
+            best = pw
+            err = st[7]
+        floor = min_rel * abs(st[2]) + min_abs
+        sigma = 1.2533 * err + floor  # mean absolute error -> sd for Gaussian noise
+        z = (x - best) / sigma
+        if dcode > 0.5:
+            z = max(z, 0.0)
+        elif dcode < -0.5:
+            z = max(-z, 0.0)
+        else:
+            z = abs(z)
+        z = min(z, 50.0)
+
+        # --- calibration: the short average of surprises against its own long-run spread
+        short = st[8] + w_short * (z - st[8])
+        mu = st[9]
+        var = st[10]
+        sd_long = math.sqrt(var) + lik_floor * mu + 1e-3
+        u = (short - mu) / sd_long
+        # two-sided-style p = 2 Q(u), so an unremarkable point (u <= 0) scores exactly 0
+        l10 = min(_log10_tail(u) + 0.30103, 0.0) if u > 0.0 else 0.0
+
+        # --- spatial: a value beyond everything seen (by a fraction of the range)
+        rng = st[12] - st[11]
+        sp = 0.0
+        if st[0] >= warmup:
+            hi = st[12] + tol * rng
+            lo = st[11] - tol * rng
+            if rng > 0.0 and z >= sp_min_z and ((x > hi and dcode >= -0.5) or (x < lo and dcode <= 0.5)):
+                excess = (x - hi) if x > hi else (lo - x)
+                sp = sp_floor + (1.0 - sp_floor) * min(excess / rng, 1.0)
+
+        score = 0.0
+        if st[0] >= warmup:
+            score = min(-l10 / 10.0, 1.0)
+            score = max(score, sp)
+        # within the hold time after an episode's peak, a score not clearly stronger is the
+        # same episode (or its echo): damped, so one event makes one finding
+        if (t - st[18]) < r_hold and score <= st[13] + r_margin:
+            st[13] = max(st[13], score)
+            score = score * r_damp
+        else:
+            st[13] = score
+            st[18] = t
+        out[i] = score
+        expected_out[i] = best
+        scale_out[i] = sigma
+
+        # --- updates (after scoring: the point never explains itself)
+        # running means until the EW weights take over: no start-up bias towards zero
+        n_now = st[0]
+        wl = max(w_long, 1.0 / n_now)
+        st[8] = short
+        st[9] = mu + wl * (short - mu)
+        st[10] = (1.0 - wl) * (var + wl * (short - mu) * (short - mu))
+        # absolute errors are clipped at 5 sigma before they update the noise scale, and the
+        # level moves by at most 3 sigma per point: one spike neither widens the band nor
+        # drags the level (a real shift is still absorbed within tens of points)
+        if n_now == 1.0:
+            st[3] = abs(el)
+        else:
+            clip_l = 5.0 * (1.2533 * st[3] + floor)
+            st[3] += max(a_err, 1.0 / n_now) * (min(abs(el), clip_l) - st[3])
+        if daily_ready or (t - st[16]) >= 86400.0:
+            st[14] += 1.0
+            if st[14] == 1.0:
+                st[5] = abs(ed)
+            else:
+                clip_d = 5.0 * (1.2533 * st[5] + floor)
+                st[5] += max(a_err, 1.0 / st[14]) * (min(abs(ed), clip_d) - st[5])
+        if weekly_ready or (t - st[16]) >= 604800.0:
+            st[15] += 1.0
+            if st[15] == 1.0:
+                st[7] = abs(ew)
+            else:
+                clip_w = 5.0 * (1.2533 * st[7] + floor)
+                st[7] += max(a_err, 1.0 / st[15]) * (min(abs(ew), clip_w) - st[7])
+        step = 3.0 * sigma
+        st[2] = pl + a_level * max(-step, min(step, el))
+        # Holt-Winters additive: level from the deseasonalised value, profile from the de-levelled one
+        # seasonal models: a profile of absolute values per time-of-day (time-of-week) bin plus
+        # a slowly moving offset for level changes. Unlike Holt-Winters' deseasonalised level,
+        # the profile is right from the first period on (no level that first learns the
+        # cycle and then hands it over). Both move by at most 3 sigma of their model per
+        # point, once its error tracker runs: a missing daily peak or a flat stretch must not
+        # become the profile within the hour it lasts.
+        cd = 3.0 * (1.2533 * st[5] + floor) if st[14] > 50.0 else math.inf
+        cw = 3.0 * (1.2533 * st[7] + floor) if st[15] > 50.0 else math.inf
+        # a bin is visited by every point falling in it: an update weighs the share of the
+        # bin's width the point covers, so a bin learns once per period at any sampling rate
+        # (else twelve 5-minute points rewrite an hourly bin within the hour)
+        gap = t - st[1]
+        a_d = a_season * min(1.0, gap / (86400.0 / nd))
+        a_w = a_season * min(1.0, gap / (604800.0 / nw))
+        if math.isnan(sd):
+            daily[bd] = x - st[4]
+        else:
+            r = max(-cd, min(cd, ed))
+            daily[bd] = sd + a_d * r
+            st[4] += a_level * r
+        if math.isnan(sw):
+            weekly[bw] = x - st[6]
+        else:
+            r = max(-cw, min(cw, ew))
+            weekly[bw] = sw + a_w * r
+            st[6] += a_level * r
+        st[11] = min(st[11], x)
+        st[12] = max(st[12], x)
+        st[0] += 1.0
+        st[1] = t
+        st[17] = best
+
+
+def detect_series_anomalies(series: Series, state: dict | None, *, detector: OnlineAnomalyDetector,
+                            direction: Direction, threshold: float, model: str | None, now: float
+                            ) -> tuple[list[Finding], dict]:
+    """Score only the points of `series` newer than the state's last timestamp, return
+    findings for runs of points scoring >= `threshold` and the new state as a dict.
+
+    One finding per run of anomalous points (the run may continue across cycles: its
+    onset is then the state's remembered onset). `now` is the cycle time (window end).
+    """
+    st = detector.new_state() if state is None else SeriesState.from_dict(state["detector"])
+    run_onset = None if state is None else state.get("run_onset")
+    last = st.last_timestamp
+    ts = np.asarray(series.timestamps, dtype=np.float64)
+    xs = np.asarray(series.values, dtype=np.float64)
+    if last is not None:
+        keep = ts > last
+        ts, xs = ts[keep], xs[keep]
+    scores, detail = detector.score_detail(st, ts, xs, direction)
+    findings: list[Finding] = []
+    entity = series.label_str()
+    window_start = float(ts[0]) if len(ts) else (last if last is not None else now)
+    i = 0
+    n = len(ts)
+    while i < n:
+        if not scores[i] >= threshold:
+            if not math.isnan(xs[i]):
+                run_onset = None
+            i += 1
+            continue
+        j = i
+        peak = i
+        while j + 1 < n and (scores[j + 1] >= threshold or math.isnan(xs[j + 1])):
+            j += 1
+            if scores[j] > scores[peak]:
+                peak = j
+        onset = run_onset if run_onset is not None else float(ts[i])
+        run_onset = onset
+        findings.append(_finding(series, entity, ts, xs, scores, detail, peak, onset,
+                                 window_start, float(ts[j]), direction, model))
+        i = j + 1
+    return findings, {"detector": st.to_dict(), "run_onset": run_onset}
+
+
+def _finding(series: Series, entity: str, ts: np.ndarray, xs: np.ndarray, scores: np.ndarray,
+             detail: PointDetail, k: int, onset: float, window_start: float, window_end: float,
+             direction: Direction, model: str | None) -> Finding:
+    x = float(xs[k])
+    exp = float(detail.expected[k])
+    sigma = float(detail.scale[k])
+    band = (exp - 3.0 * sigma, exp + 3.0 * sigma)
+    went = Direction.UP if x >= exp else Direction.DOWN
+    edge = band[1] if went is Direction.UP else band[0]
+    magnitude = x - exp
+    rel = magnitude / abs(exp) if exp != 0 else None
+    pct = f" ({rel:+.1%})" if rel is not None else ""
+    return Finding(
+        kind=FindingKind.METRIC_ANOMALY,
+        entity=entity,
+        value=x,
+        threshold=edge,
+        window_start=window_start,
+        window_end=window_end,
+        onset=onset,
+        score=float(scores[k]),
+        model=model,
+        service=series.labels.get("service"),
+        direction=went,
+        baseline=exp,
+        statistic="value_vs_expected",
+        message=(f"{entity} = {x:.6g}, expected {exp:.6g} (band {band[0]:.6g} .. {band[1]:.6g})"
+                 f"{pct}, anomaly score {float(scores[k]):.2f}"),
+        evidence={"expected_band": [band[0], band[1]], "score": float(scores[k]),
+                  "magnitude": magnitude, "relative_magnitude": rel, "sigma": sigma,
+                  "at": float(ts[k]), "watched_direction": str(direction)},
+    )

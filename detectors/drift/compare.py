@@ -1,0 +1,194 @@
+"""Score a current window against a stored reference profile, one column at a time."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from detectors.drift.categorical import align, categorical_statistics
+from detectors.drift.numeric import (
+    PValueMode,
+    jensen_shannon,
+    ks_pvalue,
+    merge_stats,
+    psi,
+    sorted_bin_counts,
+    value_shares,
+    wasserstein_norm,
+)
+from detectors.drift.profile import (
+    CategoricalProfile,
+    ColumnCounts,
+    NumericProfile,
+    ReferenceProfile,
+    count_column_categories,
+    numeric_column,
+)
+
+NUMERIC_STATISTICS = ("ks", "ks_pvalue", "wasserstein", "psi", "js")
+CATEGORICAL_STATISTICS = ("chi2", "chi2_pvalue", "js", "psi")
+MAX_LISTED_CATEGORIES = 20
+
+
+@dataclass
+class FeatureDrift:
+    """All statistics of one feature for one window, whether or not it drifted."""
+
+    feature: str
+    type: str
+    n_reference: int  # usable (finite, typed, present) reference values
+    n_current: int  # usable current values
+    enough_data: bool
+    statistics: dict[str, float]
+    quality: dict[str, Any]
+    pvalue_method: str = "exact"  # "exact" (scipy-identical), "asymptotic", "sketch" or "none"
+
+
+def compare(
+    profile: ReferenceProfile,
+    current: pd.DataFrame,
+    *,
+    min_samples: int = 100,
+    pvalues: PValueMode = "auto",
+) -> list[FeatureDrift]:
+    """Every statistic for every profiled feature on the current window.
+
+    Never raises on bad data: a missing column, a column of strings where numbers were
+    expected, NaN or inf are reported in `quality` and the statistics use what is usable.
+    """
+    if min_samples < 1:
+        raise ValueError(f"compare: min_samples must be >= 1, got {min_samples}")
+    out: list[FeatureDrift] = []
+    for spec in profile.features:
+        ref = profile.columns[spec.name]
+        if spec.name not in current.columns:
+            out.append(_missing_column(spec.name, spec.type, ref))
+            continue
+        if isinstance(ref, NumericProfile):
+            out.append(compare_numeric(spec.name, ref, current[spec.name], min_samples, pvalues))
+        else:
+            out.append(compare_categorical(spec.name, ref, current[spec.name], min_samples))
+    return out
+
+
+def _missing_column(name: str, kind: str, ref: NumericProfile | CategoricalProfile) -> FeatureDrift:
+    keys = NUMERIC_STATISTICS if kind == "numeric" else CATEGORICAL_STATISTICS
+    return FeatureDrift(
+        feature=name,
+        type=kind,
+        n_reference=ref.n,
+        n_current=0,
+        enough_data=False,
+        statistics={k: float("nan") for k in keys},
+        quality={
+            "column_missing": True,
+            "missing_rate_reference": ref.counts.missing_rate,
+        },
+        pvalue_method="none",
+    )
+
+
+def _base_quality(ref: ColumnCounts, cur: ColumnCounts) -> dict[str, Any]:
+    return {
+        "column_missing": False,
+        "missing_rate_reference": ref.missing_rate,
+        "missing_rate_current": cur.missing_rate,
+        "nonfinite_reference": ref.n_nonfinite,
+        "nonfinite_current": cur.n_nonfinite,
+        "type_mismatch_current": cur.n_type_mismatch,
+        "rows_current": cur.n_rows,
+    }
+
+
+def compare_numeric(
+    name: str, ref: NumericProfile, series: pd.Series, min_samples: int, pvalues: PValueMode = "auto"
+) -> FeatureDrift:
+    col = numeric_column(series)
+    counts = col.counts
+    cur_sorted = np.sort(col.values)
+    del col  # keep one copy of the column alive, not two
+    quality = _base_quality(ref.counts, counts)
+    n_cur = len(cur_sorted)
+    if n_cur and ref.n:
+        below = int(np.searchsorted(cur_sorted, ref.minimum, side="left"))
+        above = n_cur - int(np.searchsorted(cur_sorted, ref.maximum, side="right"))
+        quality["out_of_range_share"] = (below + above) / n_cur
+        quality["current_min"] = float(cur_sorted[0])
+        quality["current_max"] = float(cur_sorted[-1])
+    else:
+        quality["out_of_range_share"] = float("nan")
+    quality["reference_min"] = ref.minimum
+    quality["reference_max"] = ref.maximum
+    quality["mean_reference"] = ref.mean
+    quality["mean_current"] = float(np.mean(cur_sorted, dtype=np.float64)) if n_cur else float("nan")
+    statistics, method = numeric_statistics(ref, cur_sorted, pvalues)
+    return FeatureDrift(
+        feature=name,
+        type="numeric",
+        n_reference=ref.n,
+        n_current=n_cur,
+        enough_data=n_cur >= min_samples and ref.n >= min_samples,
+        statistics=statistics,
+        quality=quality,
+        pvalue_method=method,
+    )
+
+
+def numeric_statistics(
+    ref: NumericProfile, cur_sorted: np.ndarray, pvalues: PValueMode = "auto"
+) -> tuple[dict[str, float], str]:
+    nan = float("nan")
+    if len(cur_sorted) == 0 or ref.n == 0:
+        return {k: nan for k in NUMERIC_STATISTICS}, "none"
+    if ref.sorted_values is None:
+        from detectors.drift.sketch import sketch_numeric_statistics
+
+        return sketch_numeric_statistics(ref, cur_sorted)
+    ms = merge_stats(ref.sorted_values, cur_sorted)
+    p, method = ks_pvalue(ms.ks, ref.sorted_values, cur_sorted, pvalues)
+    r, c = binned_shares(ref, cur_sorted)
+    return {
+        "ks": ms.ks,
+        "ks_pvalue": p,
+        "wasserstein": wasserstein_norm(ms.wasserstein_raw, ref.std),
+        "psi": psi(r, c),
+        "js": jensen_shannon(r, c),
+    }, method
+
+
+def binned_shares(ref: NumericProfile, cur_sorted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """PSI/JS bins: one per value for low-cardinality columns, reference deciles otherwise."""
+    if ref.distinct is not None:
+        return value_shares(ref.distinct, ref.distinct_counts, cur_sorted)
+    cur_counts = sorted_bin_counts(cur_sorted, ref.edges)
+    return ref.edge_counts / ref.edge_counts.sum(), cur_counts / len(cur_sorted)
+
+
+def compare_categorical(name: str, ref: CategoricalProfile, series: pd.Series, min_samples: int) -> FeatureDrift:
+    cats, cat_counts, counts = count_column_categories(series)
+    aligned = align(ref.categories, ref.category_counts, cats, cat_counts)
+    quality = _base_quality(ref.counts, counts)
+    n_cur = int(aligned.current.sum())
+    if aligned.n_new:
+        new_counts = aligned.current[-aligned.n_new :]
+        order = np.argsort(-new_counts, kind="stable")[:MAX_LISTED_CATEGORIES]
+        new_names = aligned.categories[-aligned.n_new :]
+        quality["new_categories"] = {new_names[i]: int(new_counts[i]) for i in order}
+        quality["new_category_count"] = aligned.n_new
+        quality["new_category_share"] = float(new_counts.sum() / n_cur) if n_cur else 0.0
+    else:
+        quality["new_categories"] = {}
+        quality["new_category_count"] = 0
+        quality["new_category_share"] = 0.0
+    return FeatureDrift(
+        feature=name,
+        type="categorical",
+        n_reference=ref.n,
+        n_current=n_cur,
+        enough_data=n_cur >= min_samples and ref.n >= min_samples,
+        statistics=categorical_statistics(aligned),
+        quality=quality,
+        pvalue_method="exact" if n_cur and ref.n else "none",
+    )

@@ -1,0 +1,84 @@
+"""The human drift report: the installed Evidently's own DataDriftPreset, on a bounded sample.
+
+Vigil's verdicts come from its own exact engine; this page is for the person who opens
+the incident and wants Evidently's familiar plots. Evidently builds plot widgets for
+every column and copies the data per column, so both sides are sampled to `max_rows`
+first (seeded, so the same incident renders the same page).
+"""
+from __future__ import annotations
+
+import logging
+
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+
+def _sample(df: pd.DataFrame, max_rows: int, seed: int) -> pd.DataFrame:
+    if len(df) <= max_rows:
+        return df
+    return df.sample(n=max_rows, random_state=seed).sort_index()
+
+
+def _usable(ref: pd.Series, cur: pd.Series) -> bool:
+    """Evidently raises on a column with no finite value on either side."""
+    for s in (ref, cur):
+        if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
+            if not s.replace([float("inf"), float("-inf")], float("nan")).notna().any():
+                return False
+        elif not s.notna().any():
+            return False
+    return True
+
+
+def render_drift_report(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    columns: list[str],
+    *,
+    max_rows: int = 5000,
+    seed: int = 0,
+    categorical: list[str] | None = None,
+) -> str:
+    """Standalone HTML of Evidently's DataDriftPreset over `columns`.
+
+    Columns missing on either side or without a usable value are left out (and logged);
+    types follow the reference dtypes unless listed in `categorical`.
+    """
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.presets import DataDriftPreset
+
+    if max_rows < 1:
+        raise ValueError(f"render_drift_report: max_rows must be >= 1, got {max_rows}")
+    present = [c for c in columns if c in reference.columns and c in current.columns]
+    ref = _sample(reference[present], max_rows, seed)
+    cur = _sample(current[present], max_rows, seed + 1)
+    usable = [c for c in present if _usable(ref[c], cur[c])]
+    dropped = sorted(set(columns) - set(usable))
+    if dropped:
+        log.warning("drift report leaves out columns", extra={"columns": dropped})
+    if not usable:
+        raise ValueError(
+            f"render_drift_report: none of the columns {columns[:10]} is present with usable values "
+            "in both reference and current"
+        )
+    cat = set(categorical or [])
+    numerical = [
+        c
+        for c in usable
+        if c not in cat
+        and pd.api.types.is_numeric_dtype(reference[c].dtype)
+        and not pd.api.types.is_bool_dtype(reference[c].dtype)
+    ]
+    categorical_cols = [c for c in usable if c not in numerical]
+    ref, cur = ref[usable].copy(), cur[usable].copy()
+    for c in categorical_cols:
+        # Evidently compares category labels; align int/float/str spellings like the engine does.
+        ref[c] = ref[c].astype("string")
+        cur[c] = cur[c].astype("string")
+    definition = DataDefinition(numerical_columns=numerical, categorical_columns=categorical_cols)
+    snapshot = Report([DataDriftPreset(columns=usable)]).run(
+        Dataset.from_pandas(cur, data_definition=definition),
+        Dataset.from_pandas(ref, data_definition=definition),
+    )
+    return snapshot.get_html_str(as_iframe=False)

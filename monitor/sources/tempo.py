@@ -1,0 +1,179 @@
+"""Tempo client: TraceQL search and trace-by-id into Span records (hex ids).
+
+Search returns hex ids; trace-by-id returns OTLP JSON under the `batches` key with
+base64 ids (gogo jsonpb), which we decode to hex so spans, logs and search results
+share one id form. 404 with an empty body means the trace is not there (None).
+400 carries a plain-text reason (QueryError); 429/5xx/connection errors are retried
+with backoff and then raise SourceUnavailable.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from detectors.records import Span
+from monitor.config import TempoConfig
+from monitor.sources.errors import QueryError, SourceState, SourceStatus, SourceUnavailable
+
+_SOURCE = "tempo"
+
+
+@dataclass(frozen=True)
+class TraceSummary:
+    trace_id: str  # hex
+    root_service: str | None
+    root_name: str | None
+    start_ns: int
+    duration_ms: float
+    matched_span_ids: list[str] = field(default_factory=list)  # hex
+
+
+class _Retryable(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class TempoSource:
+    def __init__(self, config: TempoConfig, *, client: httpx.Client | None = None,
+                 retries: int = 3, backoff_s: float = 0.5, max_backoff_s: float = 8.0) -> None:
+        self.config = config
+        self.retries, self.backoff_s, self.max_backoff_s = retries, backoff_s, max_backoff_s
+        headers = {"Accept": "application/json"}
+        if config.bearer_token:
+            headers["Authorization"] = f"Bearer {config.bearer_token}"
+        self._client = client or httpx.Client(base_url=config.url.rstrip("/"), timeout=config.timeout_s,
+                                              headers=headers)
+        if client is not None:
+            self._client.headers.update(headers)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _get(self, path: str, params: dict[str, Any], query: str, *, allow_404: bool = False) -> httpx.Response | None:
+        def once() -> httpx.Response | None:
+            try:
+                r = self._client.get(path, params=params)
+            except httpx.HTTPError as e:
+                raise _Retryable(f"{type(e).__name__}: {e}") from e
+            if r.status_code == 429 or r.status_code >= 500:
+                raise _Retryable(f"HTTP {r.status_code}: {r.text.strip()[:300]}")
+            if r.status_code == 404 and allow_404:
+                return None
+            if r.status_code == 400:
+                raise QueryError(_SOURCE, query, r.text.strip() or "HTTP 400")
+            if r.status_code != 200:
+                raise SourceUnavailable(_SOURCE, self.config.url, f"HTTP {r.status_code}: {r.text.strip()[:300]}")
+            return r
+
+        try:
+            for attempt in Retrying(stop=stop_after_attempt(self.retries + 1),
+                                    wait=wait_exponential(multiplier=self.backoff_s, max=self.max_backoff_s),
+                                    retry=retry_if_exception_type(_Retryable), reraise=True):
+                with attempt:
+                    return once()
+        except _Retryable as e:
+            raise SourceUnavailable(_SOURCE, self.config.url,
+                                    f"{e.reason} (after {self.retries + 1} attempts)") from None
+        raise AssertionError("unreachable")
+
+    def ready(self) -> SourceState:
+        now = time.time()
+        try:
+            r = self._client.get("/ready")
+        except httpx.HTTPError as e:
+            return SourceState(_SOURCE, SourceStatus.DOWN, self.config.url, f"{type(e).__name__}: {e}", now)
+        status = SourceStatus.UP if r.status_code == 200 else SourceStatus.DOWN
+        detail = r.text.strip()[:200] if r.status_code == 200 else f"HTTP {r.status_code}: {r.text.strip()[:200]}"
+        return SourceState(_SOURCE, status, self.config.url, detail, now)
+
+    def search(self, query: str, start: float, end: float, limit: int | None = None) -> list[TraceSummary]:
+        """Traces matching a TraceQL query with spans in [start, end] (epoch seconds)."""
+        if end <= start:
+            raise ValueError(f"end ({end}) must be after start ({start})")
+        params = {"q": query, "start": int(start), "end": int(end) + (1 if end != int(end) else 0),
+                  "limit": limit or self.config.search_limit}
+        r = self._get("/api/search", params, query)
+        assert r is not None
+        try:
+            traces = r.json().get("traces") or []
+        except ValueError:
+            raise QueryError(_SOURCE, query, f"unexpected response: {r.text[:200]}") from None
+        out = []
+        for t in traces:
+            sets = t.get("spanSets") or ([t["spanSet"]] if t.get("spanSet") else [])
+            ids = [s.get("spanID", "") for ss in sets for s in (ss.get("spans") or [])]
+            out.append(TraceSummary(
+                trace_id=t["traceID"].lower(), root_service=t.get("rootServiceName"),
+                root_name=t.get("rootTraceName"), start_ns=int(t.get("startTimeUnixNano", 0)),
+                duration_ms=float(t.get("durationMs", 0)), matched_span_ids=[i for i in ids if i]))
+        return out
+
+    def trace(self, trace_id_hex: str, start: float | None = None, end: float | None = None) -> list[Span] | None:
+        """All spans of a trace (hex ids), or None when Tempo does not have it."""
+        params: dict[str, Any] = {}
+        if start is not None:
+            params["start"] = int(start)
+        if end is not None:
+            params["end"] = int(end) + 1
+        r = self._get(f"/api/traces/{trace_id_hex}", params, trace_id_hex, allow_404=True)
+        if r is None:
+            return None
+        try:
+            body = r.json()
+        except ValueError:
+            raise QueryError(_SOURCE, trace_id_hex, f"unexpected response: {r.text[:200]}") from None
+        return spans_from_otlp(body)
+
+
+def _b64_hex(v: str | None) -> str | None:
+    if not v:
+        return None
+    try:
+        return base64.b64decode(v, validate=True).hex()
+    except (binascii.Error, ValueError):
+        return v.lower()  # already hex (some proxies re-encode)
+
+
+def _attr_value(v: dict[str, Any]) -> Any:
+    for k in ("stringValue", "boolValue", "doubleValue"):
+        if k in v:
+            return v[k]
+    if "intValue" in v:
+        return int(v["intValue"])
+    if "arrayValue" in v:
+        return [_attr_value(x) for x in v["arrayValue"].get("values", [])]
+    return None
+
+
+def _attrs(items: list[dict[str, Any]] | None) -> dict[str, Any]:
+    return {a["key"]: _attr_value(a.get("value", {})) for a in items or [] if "key" in a}
+
+
+def spans_from_otlp(body: dict[str, Any]) -> list[Span]:
+    """OTLP JSON (`batches` or `resourceSpans`, gogo jsonpb: base64 ids) -> Spans with hex ids."""
+    out: list[Span] = []
+    trace = body.get("trace", body)
+    for rs in trace.get("batches") or trace.get("resourceSpans") or []:
+        res = _attrs((rs.get("resource") or {}).get("attributes"))
+        service = str(res.get("service.name", "unknown"))
+        pod = res.get("k8s.pod.name")
+        for ss in rs.get("scopeSpans") or rs.get("instrumentationLibrarySpans") or []:
+            for s in ss.get("spans") or []:
+                status = s.get("status") or {}
+                code = status.get("code")
+                attrs = _attrs(s.get("attributes"))
+                if status.get("message"):
+                    attrs["status.message"] = status["message"]
+                out.append(Span(
+                    trace_id=_b64_hex(s.get("traceId")) or "", span_id=_b64_hex(s.get("spanId")) or "",
+                    parent_id=_b64_hex(s.get("parentSpanId")), service=service, operation=s.get("name", ""),
+                    start_ns=int(s.get("startTimeUnixNano", 0)), end_ns=int(s.get("endTimeUnixNano", 0)),
+                    error=code in ("STATUS_CODE_ERROR", 2), pod=str(pod) if pod else None, attributes=attrs))
+    return out

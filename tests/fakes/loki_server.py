@@ -1,0 +1,76 @@
+"""Fake Loki: /loki/api/v1/query_range for log (stream) queries, and /ready.
+
+Follows the contract: start inclusive, end exclusive, ns or float-second times,
+`limit` entries at most, `direction` forward|backward (default backward), values as
+["<ns string>", "line"(, {metadata})], plain-text 400 errors, X-Scope-OrgID required
+when `tenant` is set. The LogQL understood is a stream selector of exact matchers,
+optionally followed by `|= "text"` line filters; anything else is a parse error.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from . import FakeServer
+
+_SELECTOR = re.compile(r'^\s*\{(?P<m>[^{}]*)\}(?P<rest>.*)$')
+_MATCHER = re.compile(r'\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*"([^"]*)"\s*')
+_FILTER = re.compile(r'\s*\|=\s*"([^"]*)"')
+
+
+@dataclass
+class Stream:
+    labels: dict[str, str]
+    entries: list[tuple[int, str, dict[str, str]]] = field(default_factory=list)  # (ns, line, metadata)
+
+
+def _time_ns(v: str | None, default: int) -> int:
+    if v is None or v == "":
+        return default
+    if re.fullmatch(r"\d{16,}", v):
+        return int(v)
+    return int(float(v) * 1e9)
+
+
+class FakeLoki(FakeServer):
+    def __init__(self, streams: list[Stream], tenant: str | None = None) -> None:
+        super().__init__()
+        self.streams = streams
+        self.tenant = tenant
+
+    def route(self, path, q, headers):
+        if path == "/ready":
+            return self.text(200, "ready") if self.ready else self.text(503, "Ingester not ready")
+        if path != "/loki/api/v1/query_range":
+            return self.text(404, "404 page not found")
+        if self.tenant is not None and headers.get("X-Scope-OrgID") != self.tenant:
+            return self.text(400, "no org id")  # Loki's answer to a missing tenant
+        query = q.get("query", "")
+        m = _SELECTOR.match(query)
+        if not m:
+            return self.text(400, f"parse error at line 1, col 1: syntax error: unexpected {query[:1]!r}")
+        matchers = dict(_MATCHER.findall(m.group("m")))
+        rest = m.group("rest")
+        filters = _FILTER.findall(rest)
+        if _FILTER.sub("", rest).strip():
+            col = len(query) - len(rest) + 1
+            return self.text(400, f"parse error at line 1, col {col}: syntax error: unexpected IDENTIFIER")
+        start = _time_ns(q.get("start"), 0)
+        end = _time_ns(q.get("end"), 2**63 - 1)
+        limit = int(q.get("limit", "100"))
+        forward = q.get("direction", "backward") == "forward"
+        picked = []
+        for s in self.streams:
+            if any(s.labels.get(k) != v for k, v in matchers.items()):
+                continue
+            for ns, line, meta in s.entries:
+                if start <= ns < end and all(f in line for f in filters):
+                    picked.append((ns, line, meta, s))
+        picked.sort(key=lambda e: e[0], reverse=not forward)
+        picked = picked[:limit]
+        by_stream: dict[int, dict] = {}
+        for ns, line, meta, s in picked:
+            d = by_stream.setdefault(id(s), {"stream": s.labels, "values": []})
+            d["values"].append([str(ns), line, meta] if meta else [str(ns), line])
+        return self.json({"status": "success", "data": {"resultType": "streams", "result": list(by_stream.values()),
+                                                         "stats": {"summary": {"execTime": 0}}}})

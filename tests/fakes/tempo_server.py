@@ -1,0 +1,113 @@
+"""Fake Tempo: /api/search, /api/traces/{id} (v1, `batches`, base64 ids), /ready.
+
+Per the contract: search answers hex ids, uint64 as strings, zero fields omitted;
+trace-by-id answers gogo-jsonpb OTLP with base64 ids, or 404 with an empty body; an
+invalid TraceQL query is a plain-text 400 `invalid TraceQL query: ...`. The TraceQL
+understood is `{}` or `{ resource.service.name = "x" }` / `{ name = "op" }` /
+`{ status = error }`; that is enough to test the client's handling of answers.
+"""
+from __future__ import annotations
+
+import base64
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import FakeServer
+
+_Q = re.compile(r'^\{\s*(?:(resource\.service\.name|name)\s*=\s*"([^"]*)"|(status)\s*=\s*(error|ok)|)\s*\}$')
+
+
+@dataclass
+class FakeSpan:
+    trace_id: str  # hex
+    span_id: str  # hex
+    parent_id: str | None
+    service: str
+    name: str
+    start_ns: int
+    end_ns: int
+    error: bool = False
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+
+def _b64(hex_id: str) -> str:
+    return base64.b64encode(bytes.fromhex(hex_id)).decode()
+
+
+def _attr(k: str, v: Any) -> dict:
+    if isinstance(v, bool):
+        return {"key": k, "value": {"boolValue": v}}
+    if isinstance(v, int):
+        return {"key": k, "value": {"intValue": str(v)}}
+    return {"key": k, "value": {"stringValue": str(v)}}
+
+
+class FakeTempo(FakeServer):
+    def __init__(self, spans: list[FakeSpan]) -> None:
+        super().__init__()
+        self.spans = spans
+
+    def route(self, path, q, headers):
+        if path == "/ready":
+            return self.text(200, "ready") if self.ready else self.text(503, "not ready")
+        if path == "/api/search":
+            return self._search(q)
+        if path.startswith("/api/traces/"):
+            return self._trace(path.rsplit("/", 1)[-1].lower())
+        return self.text(404, "404 page not found")
+
+    def _search(self, q):
+        query = q.get("q", "{}")
+        m = _Q.match(query.strip())
+        if not m:
+            return self.text(400, f"invalid TraceQL query: parse error at line 1, col 1: syntax error: {query[:40]}")
+        limit = int(q.get("limit", "20"))
+        start, end = int(q.get("start", "0")), int(q.get("end", str(2**62)))
+        traces: dict[str, list[FakeSpan]] = {}
+        for s in self.spans:
+            traces.setdefault(s.trace_id, []).append(s)
+        out = []
+        for tid, spans in traces.items():
+            t0, t1 = min(s.start_ns for s in spans), max(s.end_ns for s in spans)
+            if t1 / 1e9 < start or t0 / 1e9 > end:
+                continue
+            if m.group(1) == "resource.service.name":
+                matched = [s for s in spans if s.service == m.group(2)]
+            elif m.group(1) == "name":
+                matched = [s for s in spans if s.name == m.group(2)]
+            elif m.group(3):
+                matched = [s for s in spans if s.error == (m.group(4) == "error")]
+            else:
+                matched = spans
+            if not matched:
+                continue
+            root = next((s for s in spans if s.parent_id is None), spans[0])
+            item: dict[str, Any] = {"traceID": tid, "rootServiceName": root.service, "rootTraceName": root.name,
+                                    "startTimeUnixNano": str(t0),
+                                    "spanSets": [{"spans": [{"spanID": s.span_id, "startTimeUnixNano": str(s.start_ns),
+                                                             "durationNanos": str(s.end_ns - s.start_ns)}
+                                                            for s in matched[:3]], "matched": len(matched)}]}
+            dur_ms = (t1 - t0) // 1_000_000
+            if dur_ms:
+                item["durationMs"] = dur_ms  # jsonpb omits zero values
+            out.append(item)
+        return self.json({"traces": out[:limit], "metrics": {"inspectedBytes": "1000", "totalBlocks": 1}})
+
+    def _trace(self, tid: str):
+        spans = [s for s in self.spans if s.trace_id == tid]
+        if not spans:
+            return 404, "", "text/plain"
+        batches: dict[str, list[dict]] = {}
+        for s in spans:
+            d: dict[str, Any] = {"traceId": _b64(s.trace_id), "spanId": _b64(s.span_id), "name": s.name,
+                                 "kind": "SPAN_KIND_SERVER", "startTimeUnixNano": str(s.start_ns),
+                                 "endTimeUnixNano": str(s.end_ns),
+                                 "attributes": [_attr(k, v) for k, v in s.attributes.items()]}
+            if s.parent_id:
+                d["parentSpanId"] = _b64(s.parent_id)
+            d["status"] = {"code": "STATUS_CODE_ERROR", "message": "failed"} if s.error else {}
+            batches.setdefault(s.service, []).append(d)
+        return self.json({"batches": [
+            {"resource": {"attributes": [_attr("service.name", svc)]},
+             "scopeSpans": [{"scope": {"name": "fake"}, "spans": sp}]} for svc, sp in batches.items()]})

@@ -1,0 +1,99 @@
+"""Incidents from findings: deploy, GPU and upstream-drift suspects, ranked with evidence."""
+from __future__ import annotations
+
+from correlators.causes import CorrelationSettings, build_incident, merge_findings
+from correlators.incident import CauseKind
+from detectors.records import DeployEvent, Finding, FindingKind
+
+T = 1_800_000_000.0
+
+
+def f(kind, entity, value=1.0, threshold=0.5, onset=T - 600, statistic="s", **kw):
+    return Finding(kind=kind, entity=entity, value=value, threshold=threshold, window_start=T - 1800,
+                   window_end=T, onset=onset, model="m", statistic=statistic, score=0.8, **kw)
+
+
+def dep(at, version="2", prev="1", source="registry", model="m"):
+    return DeployEvent(model, "champion", version, prev, at, source)
+
+
+def build(findings, deploys=()):
+    return build_incident("m", findings, list(deploys), window_start=T - 1800, window_end=T,
+                          settings=CorrelationSettings(deploy_window=7200))
+
+
+def test_no_findings_no_incident():
+    assert build([]) is None
+
+
+def test_recent_deploy_with_prediction_drift_and_kpi_drop_is_top_cause():
+    inc = build([f(FindingKind.PREDICTION_DRIFT, "score"), f(FindingKind.KPI_DROP, "ctr", -12, -5)],
+                [dep(T - 900)])
+    top = inc.top_cause
+    assert top.kind == CauseKind.DEPLOY and top.score >= 0.8
+    assert top.evidence["previous_version"] == "1"
+    assert "v2" in top.explanation and "5 min before onset" in top.explanation
+    assert inc.onset == T - 600
+
+
+def test_deploy_long_before_onset_is_not_a_suspect():
+    inc = build([f(FindingKind.KPI_DROP, "ctr", -12, -5)], [dep(T - 600 - 3 * 3600)])
+    assert all(c.kind != CauseKind.DEPLOY for c in inc.causes)
+
+
+def test_deploy_after_onset_is_not_a_suspect():
+    inc = build([f(FindingKind.KPI_DROP, "ctr", -12, -5, onset=T - 1500)], [dep(T - 300)])
+    assert all(c.kind != CauseKind.DEPLOY for c in inc.causes)
+
+
+def test_rollback_is_never_a_suspect():
+    inc = build([f(FindingKind.KPI_DROP, "ctr", -12, -5)], [dep(T - 700, "1", "2", source="rollback")])
+    assert all(c.kind != CauseKind.DEPLOY for c in inc.causes)
+
+
+def test_gpu_saturation_that_started_first_explains_latency_better_than_a_deploy():
+    findings = [f(FindingKind.SLO_BREACH, "p99", 0.9, 0.5, onset=T - 500),
+                f(FindingKind.GPU_SATURATION, "gpu0", 99, 95, onset=T - 560, statistic="gpu_util_pct")]
+    inc = build(findings, [dep(T - 3000)])
+    assert inc.top_cause.kind == CauseKind.GPU_SATURATION
+    assert inc.top_cause.score > next(c.score for c in inc.causes if c.kind == CauseKind.DEPLOY)
+    assert "before the serving symptoms" in inc.top_cause.explanation
+
+
+def test_feature_drift_without_deploy_is_upstream():
+    inc = build([f(FindingKind.FEATURE_DRIFT, "session_length", 0.6, 0.1),
+                 f(FindingKind.FEATURE_DRIFT, "age", 0.12, 0.1)])
+    top = inc.top_cause
+    assert top.kind == CauseKind.UPSTREAM_DRIFT
+    assert top.entity.startswith("session_length")  # the biggest mover first
+    assert "no deploy" in top.explanation
+
+
+def test_causes_are_ranked_best_first():
+    inc = build([f(FindingKind.FEATURE_DRIFT, "x", 0.6, 0.1), f(FindingKind.KPI_DROP, "ctr", -9, -5)],
+                [dep(T - 900)])
+    scores = [c.score for c in inc.causes]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_merge_keeps_recovered_signals_and_the_first_onset():
+    early = [f(FindingKind.KPI_DROP, "ctr", -12, -5, onset=T - 1200), f(FindingKind.GPU_SATURATION, "g", onset=T - 900)]
+    late = [f(FindingKind.GPU_SATURATION, "g", 97, onset=T - 300)]
+    merged = {(x.kind, x.entity): x for x in merge_findings(early, late)}
+    assert merged[(FindingKind.KPI_DROP, "ctr")].value == -12  # recovered, still part of the story
+    assert merged[(FindingKind.GPU_SATURATION, "g")].value == 97  # latest value
+    assert merged[(FindingKind.GPU_SATURATION, "g")].onset == T - 900  # but it started earlier
+
+
+def test_deploy_replaced_before_onset_is_not_a_suspect():
+    # v2 went out, was rolled back; an hour later inputs drift: v2 is not serving any more.
+    deploys = [dep(T - 4000), dep(T - 3700, "1", "2", source="rollback")]
+    inc = build([f(FindingKind.FEATURE_DRIFT, "x", 0.6, 0.1, onset=T - 600)], deploys)
+    assert inc.top_cause.kind == CauseKind.UPSTREAM_DRIFT
+    assert all(c.kind != CauseKind.DEPLOY for c in inc.causes)
+
+
+def test_rollback_after_onset_does_not_clear_the_deploy_it_undid():
+    deploys = [dep(T - 900), dep(T - 300, "1", "2", source="rollback")]
+    inc = build([f(FindingKind.KPI_DROP, "ctr", -12, -5, onset=T - 800)], deploys)
+    assert inc.top_cause.kind == CauseKind.DEPLOY and inc.top_cause.entity == "m v2"

@@ -1,0 +1,221 @@
+"""The generated dashboards and provisioning files have the shape Grafana expects and
+follow the config they were generated from."""
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from dashboards.builder import _walk, dashboard_uid, panel_queries, variable_defaults
+from dashboards.datasources import TRACE_ID_IN_LINE, datasource_models
+from dashboards.model_dashboard import build_model_dashboard, model_dashboard_uid
+from dashboards.overview import OVERVIEW_UID, build_overview_dashboard
+from dashboards.provisioning import build_all, write_provisioning_files
+from monitor.config import VigilConfig, parse_config
+
+SAMPLE: dict[str, Any] = {
+    "sources": {
+        "prometheus": {"url": "http://prometheus:9090"},
+        "loki": {"url": "http://loki:3100", "tenant": "ml"},
+        "tempo": {"url": "http://tempo:3200"},
+    },
+    "grafana": {"url": "http://grafana:3000", "folder_uid": "vigil", "folder_title": "Vigil"},
+    "models": [
+        {
+            "name": "recommender",
+            "services": ["recsys-api"],
+            "features": ["user_age", "session_length", "item_popularity", {"name": "device", "type": "categorical"}],
+            "prediction_column": "score",
+            "kpis": [{
+                "name": "ctr",
+                "query": 'sum(rate(recsys_clicks_total{model="recommender"}[5m])) / '
+                         'sum(rate(recsys_impressions_total{model="recommender"}[5m]))',
+            }],
+            "slos": [
+                {"name": "p99_latency", "threshold": 0.5, "unit": "s",
+                 "query": 'histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket'
+                          '{service="recsys-api"}[5m])))'},
+                {"name": "error_ratio", "threshold": 0.02,
+                 "query": 'sum(rate(http_requests_total{service="recsys-api",code=~"5.."}[5m])) / '
+                          'sum(rate(http_requests_total{service="recsys-api"}[5m]))'},
+            ],
+            "gpu": {"selector": 'pod=~"recsys-api-.*"'},
+        },
+        {
+            # A dotted name (regex-escaped in PromQL, hashed in the uid), no GPU, KPI going up is bad.
+            "name": "fraud.scorer",
+            "services": ["fraud-api"],
+            "features": ["amount"],
+            "kpis": [{"name": "chargebacks", "bad_direction": "up", "drop_pct": 10,
+                      "query": 'vigil_kpi_value{model="fraud.scorer", kpi="chargebacks"}'}],
+        },
+    ],
+}
+
+
+def sample_config(**overrides: Any) -> VigilConfig:
+    data = copy.deepcopy(SAMPLE)
+    data.update(overrides)
+    return parse_config(data)
+
+
+@pytest.fixture(scope="module")
+def config() -> VigilConfig:
+    return sample_config()
+
+
+@pytest.fixture(scope="module")
+def dashboards(config: VigilConfig) -> list[dict[str, Any]]:
+    return build_all(config)
+
+
+def test_every_dashboard_has_grafana_shape(dashboards: list[dict[str, Any]], config: VigilConfig) -> None:
+    uids = {config.grafana.prometheus_datasource_uid: "prometheus", config.grafana.loki_datasource_uid: "loki",
+            config.grafana.tempo_datasource_uid: "tempo", "-- Grafana --": "grafana"}
+    for d in dashboards:
+        assert isinstance(d["schemaVersion"], int) and d["schemaVersion"] >= 36
+        assert d["id"] is None and d["title"] and d["uid"]
+        ids = [p["id"] for p in _walk(d["panels"])]
+        assert len(ids) == len(set(ids)), f"{d['uid']}: duplicate panel ids {ids}"
+        assert all(isinstance(i, int) and i > 0 for i in ids)
+        for p in _walk(d["panels"]):
+            gp = p["gridPos"]
+            assert set(gp) >= {"h", "w", "x", "y"} and 0 <= gp["x"] and gp["x"] + gp["w"] <= 24, p["title"]
+            if p["type"] in ("row", "annolist"):
+                continue
+            assert uids.get(p["datasource"]["uid"]) == p["datasource"]["type"], p["title"]
+            ref_ids = [t["refId"] for t in p["targets"]]
+            assert ref_ids and len(ref_ids) == len(set(ref_ids)) and all(ref_ids), p["title"]
+            for t in p["targets"]:
+                assert t["datasource"] == p["datasource"]
+        json.dumps(d)  # JSON-serialisable as is
+
+
+def test_panels_do_not_overlap(dashboards: list[dict[str, Any]]) -> None:
+    for d in dashboards:
+        cells: dict[tuple[int, int], str] = {}
+        for p in d["panels"]:
+            gp = p["gridPos"]
+            for x in range(gp["x"], gp["x"] + gp["w"]):
+                for y in range(gp["y"], gp["y"] + gp["h"]):
+                    assert (x, y) not in cells, f"{d['uid']}: {p['title']!r} overlaps {cells[(x, y)]!r}"
+                    cells[(x, y)] = p["title"]
+
+
+def test_uids_are_stable_short_and_distinct() -> None:
+    assert model_dashboard_uid("recommender") == "vigil-recommender"
+    dotted, dashed = model_dashboard_uid("a.b"), model_dashboard_uid("a-b")
+    assert dotted != dashed and dotted == model_dashboard_uid("a.b")
+    long = dashboard_uid("x" * 100)
+    assert len(long) <= 40 and long != dashboard_uid("x" * 99)
+    cfg = sample_config()
+    assert [d["uid"] for d in build_all(cfg)] == [OVERVIEW_UID, "vigil-recommender", model_dashboard_uid("fraud.scorer")]
+    assert build_all(cfg) == build_all(sample_config()), "generation must be deterministic"
+
+
+def test_model_dashboard_follows_config(config: VigilConfig) -> None:
+    d = build_model_dashboard(config, config.model("recommender"))
+    titles = [p["title"] for p in d["panels"]]
+    rows = [p["title"] for p in d["panels"] if p["type"] == "row"]
+    assert rows == ["Model health", "Serving: recsys-api", "GPU", "Logs and traces"]
+    assert {"KPI: ctr", "SLO: p99_latency", "SLO: error_ratio", "GPU utilisation (DCGM)", "vLLM KV-cache usage",
+            "vLLM requests waiting", "Error logs", "Slow or failing traces"} <= set(titles)
+    assert {v["name"] for v in d["templating"]["list"]} == {"env", "pod", "feature", "statistic"}
+    assert variable_defaults(d) == {"env": ".*", "pod": ".*", "feature": ".*", "statistic": "psi"}
+    tags = {tuple(a["target"]["tags"]) for a in d["annotations"]["list"]}
+    assert tags == {("vigil", "deploy", "recommender"), ("vigil", "incident", "recommender"),
+                    ("vigil", "rollback", "recommender")}
+
+    def panel(title: str) -> dict[str, Any]:
+        return next(p for p in d["panels"] if p["title"] == title)
+
+    # SLO thresholds are drawn, as dashed lines, at the configured values.
+    lat = panel("Latency p50/p99 (http_request_duration_seconds)")
+    steps = lat["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    assert steps[-1]["value"] == 0.5 and lat["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"]["mode"] == "dashed"
+    assert panel("Error rate (5xx / all)")["fieldConfig"]["defaults"]["thresholds"]["steps"][-1]["value"] == 0.02
+    assert panel("GPU utilisation (DCGM)")["fieldConfig"]["defaults"]["thresholds"]["steps"][-1]["value"] == 95
+    drift = panel("Feature drift ($statistic)")["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    assert [s["value"] for s in drift] == [None, 0.1, 0.2]
+    # Click the latency -> the logs of that service.
+    link = lat["fieldConfig"]["defaults"]["links"][0]
+    assert "${__field.labels.service}" in link["url"] and '"uid":"loki"' in link["url"].replace("%22", '"')
+
+
+def test_rows_appear_only_with_something_to_show() -> None:
+    cfg = sample_config(sources={"prometheus": {"url": "http://p:9090"}})
+    d = build_model_dashboard(cfg, cfg.model("fraud.scorer"))
+    rows = [p["title"] for p in d["panels"] if p["type"] == "row"]
+    assert rows == ["Model health", "Serving: fraud-api"]
+    assert {q.datasource_type for q in panel_queries(d)} == {"prometheus"}
+    kpi = next(p for p in d["panels"] if p["title"] == "KPI: chargebacks")
+    exprs = [t["expr"] for t in kpi["targets"]]
+    assert exprs[2].endswith("* 1.1"), "bad_direction up with drop_pct 10 -> critical above baseline +10%"
+
+
+def test_overview_lists_every_model(config: VigilConfig) -> None:
+    d = build_overview_dashboard(config)
+    state = next(q for q in panel_queries(d) if q.panel_title == "Model state")
+    assert 'model=~"recommender|fraud\\\\.scorer"' in state.expr
+    titles = {p["title"] for p in d["panels"]}
+    assert {"Open incidents", "Rollbacks in range", "Recent rollbacks", "Sources"} <= titles
+    rollbacks = next(p for p in d["panels"] if p["title"] == "Recent rollbacks")
+    assert rollbacks["options"]["tags"] == ["vigil", "rollback"]
+
+
+def test_datasource_links_click_through(config: VigilConfig) -> None:
+    by_type = {d["type"]: d for d in datasource_models(config)}
+    assert set(by_type) == {"prometheus", "loki", "tempo"}
+    prom, loki, tempo = by_type["prometheus"], by_type["loki"], by_type["tempo"]
+    assert prom["jsonData"]["exemplarTraceIdDestinations"][0]["datasourceUid"] == tempo["uid"]
+    derived = loki["jsonData"]["derivedFields"]
+    assert all(f["datasourceUid"] == tempo["uid"] and f["url"] == "${__value.raw}" for f in derived)
+    assert loki["jsonData"]["httpHeaderName1"] == "X-Scope-OrgID" and loki["secureJsonData"]["httpHeaderValue1"] == "ml"
+    t2l = tempo["jsonData"]["tracesToLogsV2"]
+    assert t2l["datasourceUid"] == loki["uid"] and t2l["filterByTraceID"] is True
+    import re
+    rx = re.compile(TRACE_ID_IN_LINE)
+    for line in ['level=error msg="timeout" trace_id=3149195ffb0bec05347b48efe8ecc1b0',
+                 '{"level":"error","traceID":"3149195ffb0bec05"}']:
+        m = rx.search(line)
+        assert m and m.group(1) in line
+    assert rx.search("no id here level=error") is None
+
+
+def test_provisioning_files(tmp_path: Path, config: VigilConfig) -> None:
+    written = write_provisioning_files(config, tmp_path)
+    rel = sorted(str(p.relative_to(tmp_path)) for p in written)
+    assert rel == sorted(["provisioning/datasources/vigil.yaml", "provisioning/dashboards/vigil.yaml",
+                          "dashboards/vigil-overview.json", "dashboards/vigil-recommender.json",
+                          f"dashboards/{model_dashboard_uid('fraud.scorer')}.json"])
+    ds = yaml.safe_load((tmp_path / "provisioning/datasources/vigil.yaml").read_text())
+    assert ds["apiVersion"] == 1 and {d["uid"] for d in ds["datasources"]} == {"prom", "loki", "tempo"}
+    loki = next(d for d in ds["datasources"] if d["type"] == "loki")
+    # Grafana expands $VAR in provisioning files; $$ keeps the literal ${__value.raw}.
+    assert loki["jsonData"]["derivedFields"][0]["url"] == "$${__value.raw}"
+    prov = yaml.safe_load((tmp_path / "provisioning/dashboards/vigil.yaml").read_text())["providers"][0]
+    assert prov["folderUid"] == "vigil" and prov["type"] == "file"
+    assert Path(prov["options"]["path"]) == (tmp_path / "dashboards").resolve()
+    stored = json.loads((tmp_path / "dashboards/vigil-recommender.json").read_text())
+    assert stored == build_model_dashboard(config, config.model("recommender"))
+    # Writing again gives the same bytes (safe to run from a deploy pipeline).
+    before = {p: p.read_bytes() for p in written}
+    write_provisioning_files(config, tmp_path)
+    assert all(p.read_bytes() == b for p, b in before.items())
+
+
+def test_custom_datasource_uids_are_used_everywhere() -> None:
+    cfg = sample_config(grafana={"prometheus_datasource_uid": "mimir", "loki_datasource_uid": "logs",
+                                 "tempo_datasource_uid": "traces"})
+    for d in build_all(cfg):
+        for p in _walk(d["panels"]):
+            if "datasource" in p and p["datasource"]["type"] != "grafana":
+                assert p["datasource"]["uid"] in {"mimir", "logs", "traces"}
+        for v in d["templating"]["list"]:
+            if "datasource" in v:
+                assert v["datasource"]["uid"] == "mimir"
+    assert {m["uid"] for m in datasource_models(cfg)} == {"mimir", "logs", "traces"}

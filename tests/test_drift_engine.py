@@ -1,0 +1,209 @@
+"""Behaviour of the drift engine a user would notice: verdicts, messages, bad data."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from detectors.drift import (
+    FeatureSpec,
+    ReferenceProfile,
+    benjamini_hochberg,
+    compare,
+    detect_drift,
+    profile_reference,
+    render_drift_report,
+)
+from detectors.records import Finding, FindingKind
+
+FEATURES = [
+    FeatureSpec("age"),
+    FeatureSpec("income"),
+    FeatureSpec("city", "categorical"),
+]
+
+
+def frame(n: int, rng: np.random.Generator, age_shift: float = 0.0, cities=("a", "b", "c")) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "age": rng.normal(40 + age_shift, 10, n),
+            "income": rng.lognormal(10, 0.5, n),
+            "city": rng.choice(list(cities), n),
+        }
+    )
+
+
+def run(ref: pd.DataFrame, cur: pd.DataFrame, features=FEATURES, **kw):
+    profile = profile_reference(ref, features)
+    args = dict(statistic="psi", threshold=0.1, min_samples=100, model="m", window_start=100.0, window_end=200.0)
+    args.update(kw)
+    return detect_drift(profile, cur, **args)
+
+
+def kinds(findings: list[Finding], kind: FindingKind) -> list[Finding]:
+    return [f for f in findings if f.kind == kind]
+
+
+def test_profile_survives_serialisation_with_identical_statistics():
+    rng = np.random.default_rng(0)
+    ref, cur = frame(5000, rng), frame(3000, rng, age_shift=3)
+    profile = profile_reference(ref, FEATURES)
+    restored = ReferenceProfile.from_bytes(profile.to_bytes())
+    assert restored.n_rows == 5000
+    a = compare(profile, cur)
+    b = compare(restored, cur)
+    assert [x.statistics for x in a] == [x.statistics for x in b]
+
+
+def test_same_distribution_on_big_samples_raises_no_alarm():
+    rng = np.random.default_rng(1)
+    findings, drifts = run(frame(50_000, rng), frame(50_000, rng))
+    assert kinds(findings, FindingKind.FEATURE_DRIFT) == []
+    # p-values on big samples are not what decides: they may well be small here
+    assert all(d.enough_data for d in drifts)
+
+
+@pytest.mark.parametrize("statistic", ["psi", "wasserstein", "ks", "js"])
+def test_shifted_feature_is_flagged_ranked_first_with_numbers(statistic):
+    rng = np.random.default_rng(2)
+    findings, drifts = run(frame(5000, rng), frame(2000, rng, age_shift=8), statistic=statistic)
+    drift = kinds(findings, FindingKind.FEATURE_DRIFT)
+    assert [f.entity for f in drift] == ["age"]
+    f = drift[0]
+    assert f.statistic == statistic and f.value > f.threshold == 0.1
+    assert f.value == next(d for d in drifts if d.feature == "age").statistics[statistic]
+    assert 0 < f.score < 1
+    assert f.evidence["rank"] == 1 and f.evidence["top_moved"][0]["feature"] == "age"
+    assert f.evidence["n_current"] == 2000 and f.evidence["n_reference"] == 5000
+    assert f.message.startswith(f"{statistic} ") and "> 0.10 on age (2,000 current vs 5,000 reference rows)" in f.message
+    assert f.window_start == 100.0 and f.window_end == 200.0 and f.onset == 100.0
+    assert f.direction is not None and f.direction.value == "up"
+
+
+def test_too_few_rows_is_not_enough_data_never_no_drift():
+    rng = np.random.default_rng(3)
+    findings, drifts = run(frame(5000, rng), frame(40, rng, age_shift=30))
+    no_data = kinds(findings, FindingKind.NO_DATA)
+    assert sorted(f.entity for f in no_data) == ["age", "city", "income"]
+    assert kinds(findings, FindingKind.FEATURE_DRIFT) == []
+    assert all(f.value == 40 and f.threshold == 100 for f in no_data)
+    assert "not enough data" in no_data[0].message
+    assert not any(d.enough_data for d in drifts)
+
+
+def test_missing_column_is_a_quality_finding_not_an_exception():
+    rng = np.random.default_rng(4)
+    findings, drifts = run(frame(3000, rng), frame(1000, rng).drop(columns=["income"]))
+    dq = kinds(findings, FindingKind.DATA_QUALITY)
+    assert [f.entity for f in dq if f.statistic == "column_missing"] == ["income"]
+    assert "income" in dq[0].message
+    assert next(d for d in drifts if d.feature == "income").quality["column_missing"] is True
+
+
+def test_bad_values_are_reported_and_the_rest_still_scored():
+    rng = np.random.default_rng(5)
+    ref = frame(4000, rng)
+    cur = frame(2000, rng).astype({"age": object})
+    cur.loc[:99, "age"] = "unknown"  # text in a numeric column
+    cur.loc[100:149, "age"] = np.inf
+    cur.loc[150:799, "income"] = np.nan  # missing-rate jump: 0 % -> 32.5 %
+    cur.loc[:199, "city"] = "zz"  # new category in 10 % of rows
+    findings, drifts = run(ref, cur)
+    dq = {(f.entity, f.statistic): f for f in kinds(findings, FindingKind.DATA_QUALITY)}
+    assert dq[("age", "type_mismatch_share")].value == pytest.approx(100 / 2000)
+    assert dq[("age", "nonfinite_share")].value == pytest.approx(50 / 2000)
+    miss = dq[("income", "missing_rate")]
+    assert miss.value == pytest.approx(650 / 2000) and miss.baseline == 0.0
+    new = dq[("city", "new_category_share")]
+    assert new.value == pytest.approx(0.1) and "'zz'" in new.message
+    age = next(d for d in drifts if d.feature == "age")
+    assert age.n_current == 1850 and np.isfinite(age.statistics["ks"])
+
+
+def test_values_outside_reference_range_are_reported():
+    rng = np.random.default_rng(6)
+    ref = frame(4000, rng)
+    cur = frame(2000, rng)
+    cur.loc[:99, "income"] = 1e9
+    findings, _ = run(ref, cur)
+    oor = [f for f in findings if f.statistic == "out_of_range_share"]
+    assert [f.entity for f in oor] == ["income"] and oor[0].value == pytest.approx(0.05, abs=0.005)
+
+
+def test_integer_categories_that_became_float_are_not_new():
+    rng = np.random.default_rng(7)
+    ref = pd.DataFrame({"tier": rng.integers(1, 4, 2000)})
+    cur = pd.DataFrame({"tier": rng.integers(1, 4, 1000).astype(float)})
+    cur.loc[:9, "tier"] = np.nan  # pandas keeps ints as float once a value is missing
+    (fd,) = compare(profile_reference(ref, [FeatureSpec("tier", "categorical")]), cur)
+    assert fd.quality["new_category_count"] == 0
+    assert fd.quality["missing_rate_current"] == pytest.approx(0.01)
+
+
+def test_small_samples_need_significance_so_noise_does_not_page():
+    rng = np.random.default_rng(8)
+    features = [FeatureSpec(f"x{i}") for i in range(20)]
+    ref = pd.DataFrame({f.name: rng.normal(size=5000) for f in features})
+    cur = pd.DataFrame({f.name: rng.normal(size=120) for f in features})
+    cur["x0"] += 1.5  # one real shift
+    findings, drifts = run(ref, cur, features=features, statistic="psi", threshold=0.1)
+    by_psi = [d.feature for d in drifts if d.statistics["psi"] > 0.1]
+    assert len(by_psi) > 1  # with 120 rows PSI alone would raise false alarms
+    flagged = [f.entity for f in kinds(findings, FindingKind.FEATURE_DRIFT)]
+    assert flagged == ["x0"]
+    assert "significant after BH" in kinds(findings, FindingKind.FEATURE_DRIFT)[0].message
+
+
+def test_prediction_column_drift_is_prediction_drift():
+    rng = np.random.default_rng(9)
+    ref = frame(3000, rng).assign(score=rng.beta(2, 5, 3000))
+    cur = frame(3000, rng).assign(score=rng.beta(5, 2, 3000))
+    feats = FEATURES + [FeatureSpec("score")]
+    findings, _ = run(ref, cur, features=feats, prediction_column="score")
+    pred = kinds(findings, FindingKind.PREDICTION_DRIFT)
+    assert [f.entity for f in pred] == ["score"]
+    assert kinds(findings, FindingKind.FEATURE_DRIFT) == []
+
+
+def test_categorical_feature_under_an_order_statistic_uses_js():
+    rng = np.random.default_rng(10)
+    ref = frame(3000, rng)
+    cur = frame(3000, rng).assign(city=rng.choice(["a", "b", "c"], 3000, p=[0.8, 0.1, 0.1]))
+    findings, _ = run(ref, cur, statistic="wasserstein")
+    (f,) = kinds(findings, FindingKind.FEATURE_DRIFT)
+    assert f.entity == "city" and f.statistic == "js"
+
+
+def test_findings_survive_json_round_trip():
+    rng = np.random.default_rng(11)
+    findings, _ = run(frame(3000, rng), frame(1000, rng, age_shift=10, cities=("a", "b", "new")))
+    assert findings
+    for f in findings:
+        assert Finding.from_dict(f.to_dict()).message == f.message
+
+
+def test_bad_arguments_name_the_field():
+    rng = np.random.default_rng(12)
+    profile = profile_reference(frame(500, rng), FEATURES)
+    with pytest.raises(ValueError, match="statistic"):
+        detect_drift(profile, frame(200, rng), statistic="chi", threshold=0.1, min_samples=10, model=None,
+                     window_start=0, window_end=1)
+    with pytest.raises(ValueError, match="no column"):
+        profile_reference(frame(10, rng), [FeatureSpec("nope")])
+    with pytest.raises(ValueError, match="type"):
+        FeatureSpec("x", "text")  # type: ignore[arg-type]
+
+
+def test_benjamini_hochberg_step_up():
+    assert benjamini_hochberg(np.array([0.01, 0.04, 0.03, 0.2]), 0.05).tolist() == [True, False, False, False]
+    assert benjamini_hochberg(np.array([0.01, 0.02, 0.03]), 0.05).tolist() == [True, True, True]
+    # step-up: a larger p-value under its line rescues the smaller ones before it
+    assert benjamini_hochberg(np.array([0.02, 0.04, 0.04, 0.04]), 0.05).tolist() == [True] * 4
+
+
+def test_evidently_report_is_html_for_the_given_columns():
+    rng = np.random.default_rng(13)
+    ref, cur = frame(800, rng), frame(600, rng, age_shift=5)
+    html = render_drift_report(ref, cur, ["age", "city", "missing_col"], max_rows=300)
+    assert html.lstrip().lower().startswith("<!doctype html") or "<html" in html[:2000].lower()
+    assert "age" in html and "city" in html

@@ -1,0 +1,78 @@
+"""Open, update, escalate, repeat, quiet, resolve, silence."""
+from __future__ import annotations
+
+from alerts.lifecycle import LifecycleSettings, OpenIncident, Step, decide
+from alerts.policy import Severity, TierDecision
+
+S = LifecycleSettings(resolve_after_cycles=2, repeat_interval=3600)
+WARN = TierDecision(Severity.WARNING, ["x"], False)
+CRIT = TierDecision(Severity.CRITICAL, ["x"], False)
+T = 1_800_000_000.0
+
+
+def open_(sev=Severity.WARNING, digest="d1", notified=T - 60, silenced=None, acked=False):
+    return OpenIncident(sev, digest, notified, silenced, acked)
+
+
+def go(inc, tier, *, digest="d1", quiet=0, complete=True, now=T):
+    return decide(inc, tier, digest=digest, quiet_cycles=quiet, data_complete=complete, now=now, settings=S)
+
+
+def test_nothing_open_and_nothing_wrong():
+    d = go(None, None)
+    assert d.step == Step.NONE and not d.notify
+
+
+def test_first_alert_opens_and_notifies():
+    d = go(None, WARN)
+    assert d.step == Step.OPEN and d.notify and d.severity == Severity.WARNING
+
+
+def test_pending_slo_does_not_open():
+    assert go(None, TierDecision(None, ["pending"], False)).step == Step.NONE
+
+
+def test_same_content_does_not_renotify():
+    d = go(open_(), WARN)
+    assert d.step == Step.UNCHANGED and not d.notify
+
+
+def test_changed_content_updates_in_place():
+    d = go(open_(), WARN, digest="d2")
+    assert d.step == Step.UPDATE and d.notify
+
+
+def test_escalation_notifies_even_when_silenced():
+    d = go(open_(silenced=T + 3600), CRIT, digest="d2")
+    assert d.step == Step.UPDATE and d.severity == Severity.CRITICAL and d.notify
+
+
+def test_severity_never_drops_while_open():
+    d = go(open_(Severity.CRITICAL), WARN, digest="d2")
+    assert d.severity == Severity.CRITICAL
+
+
+def test_repeat_after_interval_unless_acknowledged():
+    assert go(open_(notified=T - 4000), WARN).step == Step.REPEAT
+    assert go(open_(notified=T - 4000, acked=True), WARN).step == Step.UNCHANGED
+
+
+def test_silence_mutes_changes():
+    d = go(open_(silenced=T + 60), WARN, digest="d2")
+    assert d.step == Step.UPDATE and not d.notify
+
+
+def test_resolves_after_n_quiet_cycles():
+    d1 = go(open_(), None)
+    assert d1.step == Step.QUIET and d1.quiet_cycles == 1
+    d2 = go(open_(), None, quiet=1)
+    assert d2.step == Step.RESOLVE and d2.notify
+
+
+def test_missing_data_never_counts_as_quiet():
+    d = go(open_(), None, quiet=1, complete=False)
+    assert d.step == Step.QUIET and d.quiet_cycles == 1  # not resolved, counter not advanced
+
+
+def test_an_alert_resets_the_quiet_count():
+    assert go(open_(), WARN, quiet=1).quiet_cycles == 0

@@ -1,0 +1,158 @@
+"""Online metric anomaly detector: behaviour on series shaped like production metrics."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from detectors.anomaly import (STATE_VERSION, OnlineAnomalyDetector, SeriesState,
+                               detect_series_anomalies)
+from detectors.records import Direction, FindingKind, Series
+
+STEP = 300.0  # 5-minute samples
+DAY_POINTS = int(86400 / STEP)
+THRESHOLD = 0.65  # below the NAB-optimised standard-profile threshold (benchmarks/nab.py: 0.775)
+DET = OnlineAnomalyDetector()
+
+
+def _daily(days: float, seed: int = 0, noise: float = 1.0, amp: float = 20.0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    n = int(days * DAY_POINTS)
+    ts = 1_700_000_000.0 + STEP * np.arange(n)
+    x = 100.0 + amp * np.sin(2 * np.pi * ts / 86400.0) + rng.normal(0, noise, n)
+    return ts, x
+
+
+def _score(ts, x, direction=Direction.BOTH):
+    return DET.score(DET.new_state(), ts, x, direction)
+
+
+def test_scores_are_in_unit_interval_and_quiet_on_normal_seasonal_data():
+    ts, x = _daily(10)
+    s = _score(ts, x)
+    assert s.shape == x.shape and s.min() >= 0.0 and s.max() <= 1.0
+    # after the first two days, normal daily peaks and troughs are not anomalies
+    assert np.mean(s[2 * DAY_POINTS:] >= THRESHOLD) < 0.002
+
+
+def test_spike_is_flagged_at_once():
+    ts, x = _daily(8)
+    k = 6 * DAY_POINTS + 40
+    x[k] += 15.0  # inside the normal range of the day, far outside this time of day's band
+    s = _score(ts, x)
+    assert s[k] >= THRESHOLD
+    assert s[k] > 2 * np.max(s[2 * DAY_POINTS:k])
+
+
+def test_dip_at_peak_time_needs_the_seasonal_model():
+    ts, x = _daily(8)
+    peak = 6 * DAY_POINTS + DAY_POINTS // 4  # sin maximum
+    x[peak:peak + 6] -= 20.0  # back to the daily mean: a normal value, at the wrong time
+    s = _score(ts, x)
+    assert s[peak:peak + 3].max() >= THRESHOLD
+
+
+def test_level_shift_and_flat_line_that_moves():
+    rng = np.random.default_rng(1)
+    ts = STEP * np.arange(2000)
+    x = 50 + rng.normal(0, 1, 2000)
+    x[1500:] += 8.0
+    s = _score(ts, x)
+    assert s[1500:1503].max() >= THRESHOLD
+
+    flat = np.full(2000, 7.0)
+    flat[1800] = 7.5
+    s = _score(ts, flat)
+    assert s[:1800].max() == 0.0 and s[1800] >= THRESHOLD
+
+
+def test_direction_down_ignores_rises_and_catches_drops():
+    rng = np.random.default_rng(2)
+    ts = STEP * np.arange(1500)
+    x = 0.05 + rng.normal(0, 0.001, 1500)  # a CTR
+    x[1000] += 0.02
+    x[1300] -= 0.02
+    s = _score(ts, x, Direction.DOWN)
+    assert s[1000] < 0.1
+    assert s[1300] >= THRESHOLD
+    assert _score(ts, x, Direction.UP)[1300] < 0.1
+
+
+def test_missing_points_score_zero_and_do_not_poison_the_state():
+    ts, x = _daily(4, seed=3)
+    holes = x.copy()
+    holes[500:520] = np.nan
+    keep = ~np.isnan(holes)
+    s_holes = _score(ts, holes)
+    assert np.all(s_holes[~keep] == 0.0)
+    np.testing.assert_allclose(s_holes[keep], _score(ts[keep], x[keep]))
+
+
+def test_streaming_in_chunks_with_a_restart_equals_one_pass():
+    ts, x = _daily(5, seed=4)
+    x[1000] += 30
+    whole = _score(ts, x)
+    st = DET.new_state()
+    parts = []
+    for a, b in [(0, 7), (7, 700), (700, 701), (701, len(x))]:
+        parts.append(DET.score(st, ts[a:b], x[a:b]))
+        st = SeriesState.from_dict(json.loads(json.dumps(st.to_dict())))  # daemon restart
+    np.testing.assert_array_equal(np.concatenate(parts), whole)
+    assert len(json.dumps(st.to_dict())) < 10_000  # small
+
+
+def test_points_already_seen_are_not_scored_again():
+    ts, x = _daily(2, seed=5)
+    st = DET.new_state()
+    DET.score(st, ts, x)
+    before = st.to_dict()
+    again = DET.score(st, ts[-10:], x[-10:] + 1000)
+    assert np.all(again == 0.0) and st.to_dict() == before
+
+
+def test_bad_state_is_refused_with_the_field_named():
+    with pytest.raises(ValueError, match="scalars"):
+        SeriesState.from_dict({"version": STATE_VERSION, "scalars": [1.0], "daily": [], "weekly": []})
+    with pytest.raises(ValueError, match="version"):  # a state from an older detector layout
+        SeriesState.from_dict({**DET.new_state().to_dict(), "version": STATE_VERSION - 1})
+    with pytest.raises(ValueError, match="version"):
+        SeriesState.from_dict({"scalars": []})
+
+
+def _series(ts, x, labels=None):
+    return Series("http_latency_p99_seconds", labels or {"service": "ranker"}, ts, x)
+
+
+def test_daemon_cycles_on_overlapping_windows_report_one_finding_with_evidence():
+    ts, x = _daily(8, seed=6)
+    k = 7 * DAY_POINTS
+    x[k:k + 5] += 25.0
+    state = None
+    findings = []
+    for end in range(DAY_POINTS, len(x) + 1, 6):  # a cycle every 30 min, 1-hour lookback
+        window = slice(max(0, end - 12), end)
+        f, state = detect_series_anomalies(
+            _series(ts[window], x[window]), state if end > DAY_POINTS else None, detector=DET,
+            direction=Direction.UP, threshold=THRESHOLD, model="ranker-v3", now=float(ts[end - 1]))
+        findings += f
+        json.dumps(state)
+    assert findings, "the jump was missed"
+    first = findings[0]
+    assert first.kind is FindingKind.METRIC_ANOMALY
+    assert first.entity == 'http_latency_p99_seconds{service="ranker"}'
+    assert first.onset == ts[k] and first.direction is Direction.UP
+    assert first.value == pytest.approx(x[first.evidence["at"] == ts][0])
+    lo, hi = first.evidence["expected_band"]
+    assert lo < first.baseline < hi < first.value and first.threshold == hi
+    assert first.model == "ranker-v3" and first.service == "ranker"
+    assert first.evidence["magnitude"] == pytest.approx(first.value - first.baseline)
+    assert all(abs(f.onset - ts[k]) < 86400 for f in findings)  # no false alarms elsewhere
+
+
+def test_daemon_direction_down_stays_silent_on_a_rise():
+    ts, x = _daily(3, seed=7)
+    x[-5:] += 40
+    f, state = detect_series_anomalies(_series(ts, x), None, detector=DET, direction=Direction.DOWN,
+                                       threshold=THRESHOLD, model=None, now=float(ts[-1]))
+    assert f == [] and state["detector"]["scalars"][0] == len(x)

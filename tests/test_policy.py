@@ -1,0 +1,154 @@
+"""Severity tiers, cold start and every rollback guardrail."""
+from __future__ import annotations
+
+from alerts.policy import Policy, RollbackGuard, Severity, assign_tier, check_rollback, in_cold_start
+from correlators.incident import Cause, CauseKind, Incident
+from detectors.records import DeployEvent, Direction, Finding, FindingKind
+
+T = 1_800_000_000.0
+DAY = 86400.0
+
+
+def f(kind: FindingKind, entity: str, value: float, threshold: float, **kw) -> Finding:
+    return Finding(kind=kind, entity=entity, value=value, threshold=threshold, window_start=T - 1800,
+                   window_end=T, onset=kw.pop("onset", T - 600), model="m", statistic=kw.pop("statistic", "psi"), **kw)
+
+
+def deploy_cause(score: float = 0.9, previous: str | None = "1", model: str = "m") -> Cause:
+    d = DeployEvent(model, "champion", "2", previous, T - 900)
+    return Cause(CauseKind.DEPLOY, f"{model} v2", score, "deploy", {"previous_version": previous}, d)
+
+
+def incident(findings, causes=()) -> Incident:
+    return Incident("m", T - 1800, T, T - 600, list(findings), list(causes))
+
+
+POLICY = Policy()
+LONG_AGO = T - 30 * DAY
+
+
+def tier(inc, *, last_deploy=LONG_AGO, streaks=None, policy=POLICY):
+    return assign_tier(inc, policy, now=T, last_deploy_at=last_deploy, slo_streaks=streaks or {})
+
+
+def test_drift_above_warning_is_a_warning():
+    d = tier(incident([f(FindingKind.FEATURE_DRIFT, "age", 0.15, 0.1)]))
+    assert d.severity == Severity.WARNING
+    assert any("0.15 > 0.1" in r for r in d.reasons)
+
+
+def test_drift_below_warning_alone_is_not_an_alert():
+    assert tier(incident([f(FindingKind.FEATURE_DRIFT, "age", 0.08, 0.1)])).severity is None
+
+
+def test_drift_above_critical_with_kpi_drop_is_critical():
+    inc = incident([f(FindingKind.FEATURE_DRIFT, "age", 0.25, 0.1),
+                    f(FindingKind.KPI_DROP, "ctr", -6.0, -5.0, statistic="kpi_change_pct")])
+    d = tier(inc)
+    assert d.severity == Severity.CRITICAL
+    assert any("ctr" in r and "-6.0%" in r for r in d.reasons)
+
+
+def test_drift_above_critical_with_small_kpi_move_stays_warning():
+    inc = incident([f(FindingKind.FEATURE_DRIFT, "age", 0.25, 0.1),
+                    f(FindingKind.KPI_DROP, "ctr", -4.0, -5.0, statistic="kpi_change_pct")])
+    assert tier(inc).severity == Severity.WARNING
+
+
+def test_cold_start_caps_drift_driven_critical_at_warning():
+    inc = incident([f(FindingKind.FEATURE_DRIFT, "age", 0.4, 0.1),
+                    f(FindingKind.KPI_DROP, "ctr", -8.0, -5.0, statistic="kpi_change_pct")])
+    d = tier(inc, last_deploy=T - 2 * DAY)
+    assert d.cold_start
+    assert d.severity == Severity.WARNING
+    assert any("cold start" in r for r in d.reasons)
+
+
+def test_cold_start_ends_after_seven_days():
+    assert in_cold_start(T - 6.9 * DAY, T, POLICY)
+    assert not in_cold_start(T - 7.1 * DAY, T, POLICY)
+    assert not in_cold_start(None, T, POLICY)
+
+
+def test_kpi_drop_blamed_on_a_deploy_is_critical_even_in_cold_start():
+    inc = incident([f(FindingKind.KPI_DROP, "ctr", -12.0, -5.0, statistic="kpi_change_pct")], [deploy_cause()])
+    d = tier(inc, last_deploy=T - 900)
+    assert d.cold_start and d.severity == Severity.CRITICAL
+
+
+def test_slo_breach_pages_only_after_n_consecutive_cycles():
+    inc = incident([f(FindingKind.SLO_BREACH, "p99", 0.9, 0.5, statistic="p99")])
+    assert tier(inc, streaks={"p99": 2}).severity is None  # pending, like Prometheus' `for:`
+    assert tier(inc, streaks={"p99": 3}).severity == Severity.CRITICAL
+
+
+def test_gpu_saturation_alone_is_a_warning():
+    inc = incident([f(FindingKind.GPU_SATURATION, "gpu0", 99, 95, statistic="gpu_util_pct")])
+    assert tier(inc).severity == Severity.WARNING
+
+
+def test_thresholds_are_configurable():
+    p = Policy(drift_warning=0.3, drift_critical=0.5)
+    assert tier(incident([f(FindingKind.FEATURE_DRIFT, "age", 0.25, 0.1)]), policy=p).severity is None
+
+
+# ----------------------------------------------------------------------------- guardrails
+CRIT_DEPLOY = incident([f(FindingKind.KPI_DROP, "ctr", -12.0, -5.0)], [deploy_cause()])
+
+
+def verdict(inc=CRIT_DEPLOY, severity=Severity.CRITICAL, guard=RollbackGuard(), rollbacks=()):
+    return check_rollback(inc, severity, guard, now=T, recent_rollbacks=list(rollbacks))
+
+
+def test_rollback_allowed_for_critical_deploy_incident_to_previous_version():
+    v = verdict()
+    assert v.allowed and v.to_version == "1" and not v.dry_run
+
+
+def test_no_rollback_for_a_warning():
+    v = verdict(severity=Severity.WARNING)
+    assert not v.allowed and "warning" in v.reason
+
+
+def test_no_rollback_when_top_cause_is_not_a_deploy():
+    gpu = Cause(CauseKind.GPU_SATURATION, "gpu0", 0.95, "gpu")
+    v = verdict(incident([f(FindingKind.SLO_BREACH, "p99", 1, 0.5)], [gpu, deploy_cause(0.5)]))
+    assert not v.allowed and "not a deploy" in v.reason
+
+
+def test_no_rollback_for_a_deploy_of_another_model():
+    v = verdict(incident([f(FindingKind.KPI_DROP, "ctr", -12, -5)], [deploy_cause(model="other")]))
+    assert not v.allowed
+
+
+def test_no_rollback_without_a_previous_version():
+    v = verdict(incident([f(FindingKind.KPI_DROP, "ctr", -12, -5)], [deploy_cause(previous=None)]))
+    assert not v.allowed and "no previous version" in v.reason
+
+
+def test_disabled_flag_refuses():
+    v = verdict(guard=RollbackGuard(enabled=False))
+    assert not v.allowed and "disabled" in v.reason
+
+
+def test_dry_run_is_allowed_but_marked():
+    v = verdict(guard=RollbackGuard(dry_run=True))
+    assert v.allowed and v.dry_run
+
+
+def test_min_confidence_refuses_with_numbers():
+    v = verdict(incident([f(FindingKind.KPI_DROP, "ctr", -12, -5)], [deploy_cause(score=0.5)]))
+    assert not v.allowed and "0.50 < min_confidence 0.60" in v.reason
+
+
+def test_cooldown_refuses_within_six_hours():
+    v = verdict(rollbacks=[T - 5 * 3600])
+    assert not v.allowed and "cool-down" in v.reason
+    assert verdict(rollbacks=[T - 7 * 3600]).allowed
+
+
+def test_daily_cap_refuses_the_third_rollback():
+    guard = RollbackGuard(cooldown=0, max_per_day=2)
+    v = verdict(guard=guard, rollbacks=[T - 10 * 3600, T - 8 * 3600])
+    assert not v.allowed and "daily cap" in v.reason
+    assert verdict(guard=guard, rollbacks=[T - 30 * 3600, T - 8 * 3600]).allowed

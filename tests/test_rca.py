@@ -1,0 +1,139 @@
+"""Root-cause ranking: the seeds' scene end to end, inheritance, missing modalities."""
+from __future__ import annotations
+
+import random
+
+import numpy as np
+
+from correlators.incident import CauseKind
+from correlators.rca import diagnose, rank_root_causes
+from detectors.records import Direction, Finding, FindingKind, LogRecord, Series
+from detectors.traces import EdgeStats, ServiceGraph
+from detectors.records import Span
+
+MS = 1_000_000
+
+
+def _traces(n: int, t0_s: float, *, pre_ms: float = 50, edge_ms: float = 2, error: bool = False,
+            call_cache: bool = True, seed: int = 0) -> list[Span]:
+    """gateway -> api (client span) -> preprocess service; api also calls cache."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        tid = f"{seed:08x}{i:024x}"
+        t = int((t0_s + i) * 1e9)
+        pre = int(rng.uniform(0.9, 1.1) * pre_ms * MS)
+        edge = int(rng.uniform(0.9, 1.1) * edge_ms * MS)
+        own = int(rng.uniform(4, 6) * MS)
+        cache = int(rng.uniform(1, 2) * MS) if call_cache else 0
+        root_end = t + own + edge + pre + cache + 2 * MS
+        out += [
+            Span(tid, f"{i:012x}0001", None, "api", "POST /predict", t, root_end, error=error),
+            Span(tid, f"{i:012x}0002", f"{i:012x}0001", "api", "HTTP POST", t + own, t + own + edge + pre,
+                 error=error),
+            Span(tid, f"{i:012x}0003", f"{i:012x}0002", "preprocess", "transform", t + own + edge // 2,
+                 t + own + edge // 2 + pre, error=error),
+        ]
+        if call_cache:
+            c0 = t + own + edge + pre
+            out.append(Span(tid, f"{i:012x}0004", f"{i:012x}0001", "api", "cache.get", c0, c0 + cache))
+    return out
+
+
+T_BASE, T_CUR = 0.0, 10_000.0
+
+
+def _logs(t0: float, seconds: int, oom: bool, seed: int) -> list[LogRecord]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(seconds):
+        out.append(LogRecord(t0 + i, "api", f"INFO POST /predict 200 in {rng.randint(40, 90)} ms", level="INFO"))
+        out.append(LogRecord(t0 + i + 0.1, "preprocess", f"INFO transformed batch {rng.randint(1, 9999)}",
+                             level="INFO", pod="preprocess-7d9f"))
+    if oom:
+        for i in range(6):
+            out.append(LogRecord(t0 + 30 + i * 20, "preprocess",
+                                 f"ERROR worker {i} died: java.lang.OutOfMemoryError: Java heap space",
+                                 level="ERROR", pod="preprocess-7d9f"))
+    return out
+
+
+def _metrics(t0: float, n: int, p99: float, seed: int) -> list[Series]:
+    rng = np.random.default_rng(seed)
+    ts = t0 + 60.0 * np.arange(n)
+    out = []
+    for svc in ("api", "preprocess", "billing"):
+        out.append(Series("cpu_usage", {"service": svc, "pod": f"{svc}-1"}, ts, rng.uniform(0.2, 0.3, n)))
+    out.append(Series("memory_bytes", {"service": "preprocess", "pod": "preprocess-7d9f"}, ts,
+                      rng.uniform(1.0e9, 1.1e9, n)))
+    out.append(Series("latency_p99_s", {"service": "api", "pod": "api-1"}, ts, np.full(n, p99) *
+                      rng.uniform(0.95, 1.05, n)))
+    return out
+
+
+def test_the_seed_scene_names_preprocess_with_log_and_trace_evidence():
+    d = diagnose(
+        alert_time=T_CUR + 60, window_start=T_CUR, window_end=T_CUR + 300,
+        metrics_baseline=_metrics(T_BASE, 60, 0.1, 1), metrics_current=_metrics(T_CUR, 5, 0.45, 2),
+        logs_baseline=_logs(T_BASE, 600, False, 1), logs_current=_logs(T_CUR, 300, True, 2),
+        spans_baseline=_traces(200, T_BASE), spans_current=_traces(200, T_CUR, pre_ms=300, seed=3),
+        candidates=["api", "preprocess", "billing"],
+    )
+    top = d.causes[0]
+    assert top.kind is CauseKind.SERVICE and top.entity == "preprocess"
+    assert top.evidence["modalities"]["logs"] > 0 and top.evidence["modalities"]["traces"] > 0
+    assert "OutOfMemoryError" in top.explanation or "self time" in top.explanation
+    assert [c.entity for c in d.causes] == ["preprocess", "api", "billing"]
+    assert all(0 <= c.score <= 1 for c in d.causes)
+    assert d.causes[0].score > d.causes[1].score
+    # The p99 the user sees is on api, but api's latency is inherited from its callee.
+    api = next(c for c in d.causes if c.entity == "api")
+    assert api.score < top.score
+
+
+def _f(kind, service, stat, score, onset=100.0, **ev) -> Finding:
+    return Finding(kind=kind, entity=f"{service}: {stat}", value=1.0, threshold=0.5, window_start=0.0,
+                   window_end=300.0, onset=onset, score=score, service=service, direction=Direction.UP,
+                   statistic=stat, message=f"{service} {stat}", evidence=ev)
+
+
+def test_errors_passed_up_from_a_callee_are_discounted():
+    graph = ServiceGraph({("frontend", "orders"): EdgeStats(calls_current=50),
+                          ("orders", "inventory"): EdgeStats(calls_current=50)})
+    logs = [_f(FindingKind.LOG_ANOMALY, "frontend", "new_error_template", 0.9, onset=120),
+            _f(FindingKind.LOG_ANOMALY, "orders", "new_error_template", 0.9, onset=110),
+            _f(FindingKind.LOG_ANOMALY, "inventory", "new_error_template", 0.8, onset=100)]
+    causes = rank_root_causes(metric_findings=[], log_findings=logs, trace_findings=[], topology=graph,
+                              alert_time=130.0)
+    assert [c.entity for c in causes] == ["inventory", "orders", "frontend"]
+    assert causes[1].evidence["inherited_from"] == "inventory"
+
+
+def test_missing_modalities_lower_confidence_but_still_rank():
+    metric = [_f(FindingKind.METRIC_ANOMALY, "a", "range_ratio", 0.8, metric="cpu"),
+              _f(FindingKind.METRIC_ANOMALY, "b", "range_ratio", 0.8, metric="cpu")]
+    causes = rank_root_causes(metric_findings=metric, log_findings=[], trace_findings=[], topology=None,
+                              alert_time=0.0, observed={"a": {"metrics", "logs", "traces"}, "b": {"metrics"}})
+    by = {c.entity: c for c in causes}
+    assert by["a"].score > by["b"].score
+    assert by["b"].evidence["missing"] == ["logs", "traces"]
+
+
+def test_every_candidate_is_ranked_strictly_even_with_no_findings():
+    causes = rank_root_causes(metric_findings=[], log_findings=[], trace_findings=[], topology=None,
+                              alert_time=0.0, candidates=["c", "a", "b"])
+    assert [c.entity for c in causes] == ["a", "b", "c"]
+    assert all(c.score == 0 for c in causes) and all("no anomaly" in c.explanation for c in causes)
+
+
+def test_network_delay_is_put_on_the_endpoint_all_slow_edges_share():
+    graph = ServiceGraph({(c, "db"): EdgeStats(calls_current=20, edge_ms_baseline=2, edge_ms_current=900)
+                          for c in ("web", "jobs", "api")})
+    graph.edges[("web", "cache")] = EdgeStats(calls_current=20, edge_ms_baseline=2, edge_ms_current=2)
+    graph.edges[("lb", "web")] = EdgeStats(calls_current=20, edge_ms_baseline=2, edge_ms_current=2)
+    tf = [_f(FindingKind.TRACE_ANOMALY, "db", "edge_time_ms_p50", 0.9, caller=c, callee="db")
+          for c in ("web", "jobs", "api")]
+    causes = rank_root_causes(metric_findings=[], log_findings=[], trace_findings=tf, topology=graph,
+                              alert_time=0.0)
+    assert causes[0].entity == "db"
+    assert {c.entity: c.score for c in causes}["web"] < causes[0].score

@@ -1,0 +1,108 @@
+"""KPI, SLO and GPU detectors, and drift onset: numbers next to thresholds, right onsets."""
+from __future__ import annotations
+
+import numpy as np
+
+from detectors.drift_onset import estimate_onset, numeric_bins_position
+from detectors.gpu import GpuSignal, detect_gpu_saturation
+from detectors.kpi import detect_kpi_change
+from detectors.records import Direction, FindingKind, Series
+from detectors.runs import runs_past
+from detectors.slo import detect_slo_breach
+
+T0 = 1_800_000_000.0
+ts = T0 + 60.0 * np.arange(60)
+
+
+def series(values, labels=None, t=ts):
+    return Series("x", labels or {}, np.asarray(t, float), np.asarray(values, float))
+
+
+def test_runs_split_on_nan_and_report_peaks():
+    v = np.array([0, 5, 6, np.nan, 7, 0, 8.0])
+    runs = runs_past(np.arange(7.0), v, 4)
+    assert [(r.start, r.end, r.peak) for r in runs] == [(1, 2, 6), (4, 4, 7), (6, 6, 8)]
+
+
+def kpi(values_now, base_level=0.05, direction=Direction.DOWN, threshold=5.0):
+    base = series(np.full(60, base_level), t=ts - 3600)
+    return detect_kpi_change(series(values_now), base, kpi="ctr", bad_direction=direction, threshold_pct=threshold,
+                             model="m", window_start=ts[0], window_end=ts[-1], recent=600)
+
+
+def test_kpi_drop_found_with_percent_baseline_and_onset():
+    v = np.full(60, 0.05)
+    v[40:] = 0.044  # -12 % from minute 40
+    f = kpi(v)
+    assert f is not None and f.kind == FindingKind.KPI_DROP
+    assert round(f.value, 1) == -12.0 and f.baseline == 0.05 and f.threshold == -5.0
+    assert f.onset == ts[40]
+    assert "dropped 12.0%" in f.message and "threshold 5%" in f.message
+
+
+def test_kpi_rise_is_not_an_incident_when_only_drops_hurt():
+    v = np.full(60, 0.05)
+    v[40:] = 0.06
+    assert kpi(v) is None
+    assert kpi(v, direction=Direction.UP) is not None
+
+
+def test_kpi_small_move_is_not_a_finding():
+    assert kpi(np.full(60, 0.0485)) is None  # -3 %
+
+
+def test_kpi_without_data_is_not_a_drop():
+    assert kpi(np.full(60, np.nan)) is None
+
+
+def slo(values):
+    return detect_slo_breach(series(values), slo="p99", threshold=0.5, above=True, model="m", window_start=ts[0],
+                             window_end=ts[-1], step=60, unit="s")
+
+
+def test_slo_breach_is_the_trailing_run():
+    v = np.full(60, 0.3)
+    v[50:] = 0.9
+    f = slo(v)
+    assert f.value == 0.9 and f.threshold == 0.5 and f.onset == ts[50]
+    assert "0.9s > 0.5s" in f.message
+
+
+def test_slo_breach_that_ended_is_not_current():
+    v = np.full(60, 0.3)
+    v[10:20] = 0.9
+    assert slo(v) is None
+
+
+def gpu(values, min_duration=300):
+    return detect_gpu_saturation([series(values, {"Hostname": "n1", "gpu": "0", "pod": "p"})],
+                                 GpuSignal("gpu_util_pct", 95, "%"), model="m", window_start=ts[0],
+                                 window_end=ts[-1], min_duration=min_duration)
+
+
+def test_gpu_saturation_needs_min_duration():
+    v = np.full(60, 40.0)
+    v[57:] = 99  # 3 minutes
+    assert gpu(v) == []
+    v[50:] = 99  # 10 minutes
+    (f,) = gpu(v)
+    assert f.entity == "n1/gpu 0/p" and f.onset == ts[50] and f.value == 99 and f.threshold == 95
+
+
+def test_drift_onset_finds_the_change_point():
+    rng = np.random.default_rng(0)
+    ref = np.sort(rng.normal(0, 1, 5000))
+    edges = np.quantile(ref, np.linspace(0.1, 0.9, 9))
+    counts = np.histogram(ref, np.concatenate(([-np.inf], edges, [np.inf])))[0]
+    t = T0 + np.arange(600.0) * 3
+    x = rng.normal(0, 1, 600)
+    x[400:] += 2.0
+    u, s = numeric_bins_position(x, edges, counts)
+    onset = estimate_onset(t, [u, s])
+    assert abs(onset - t[400]) <= 30 * 3
+
+
+def test_drift_onset_is_none_without_a_change():
+    rng = np.random.default_rng(1)
+    t = T0 + np.arange(600.0)
+    assert estimate_onset(t, [rng.normal(0, 1, 600)]) is None

@@ -1,0 +1,94 @@
+"""TempoSource against a local server that follows the Tempo contract."""
+from __future__ import annotations
+
+import pytest
+
+try:
+    from tests.fakes.tempo_server import FakeSpan, FakeTempo
+except ImportError:  # pytest put tests/ on sys.path, not the repo root
+    from fakes.tempo_server import FakeSpan, FakeTempo
+from monitor.config import TempoConfig
+from monitor.sources.errors import QueryError, SourceStatus, SourceUnavailable
+from monitor.sources.tempo import TempoSource, spans_from_otlp
+
+T0 = 1_795_259_340_000_000_000
+TID = "3149195ffb0bec05347b48efe8ecc1b0"
+
+
+def _spans() -> list[FakeSpan]:
+    return [
+        FakeSpan(TID, "4b23de25d1fb6641", None, "gateway", "POST /predict", T0, T0 + 320_000_000),
+        FakeSpan(TID, "3ef58fd67f3c3c44", "4b23de25d1fb6641", "inference", "preprocess", T0 + 1_000_000,
+                 T0 + 301_000_000, error=True, attributes={"http.status_code": 500}),
+        FakeSpan("00000000000000000000000000000abc", "0000000000000001", None, "other", "GET /", T0, T0 + 500_000),
+    ]
+
+
+def _src(server: FakeTempo, **cfg) -> TempoSource:
+    return TempoSource(TempoConfig(url=server.url, **cfg), backoff_s=0.001, max_backoff_s=0.002)
+
+
+def test_trace_by_id_decodes_base64_ids_to_hex_and_keeps_the_tree():
+    with FakeTempo(_spans()) as server:
+        spans = _src(server).trace(TID, T0 / 1e9 - 10, T0 / 1e9 + 10)
+    assert spans is not None and len(spans) == 2
+    by_op = {s.operation: s for s in spans}
+    pre = by_op["preprocess"]
+    assert pre.trace_id == TID and pre.span_id == "3ef58fd67f3c3c44"
+    assert pre.parent_id == by_op["POST /predict"].span_id and by_op["POST /predict"].parent_id is None
+    assert pre.service == "inference" and pre.error and pre.attributes["http.status_code"] == 500
+    assert pre.duration_ns == 300_000_000
+
+
+def test_unknown_trace_is_none_not_an_error():
+    with FakeTempo(_spans()) as server:
+        assert _src(server).trace("ffffffffffffffffffffffffffffffff") is None
+
+
+def test_search_returns_hex_ids_and_omitted_zero_fields():
+    with FakeTempo(_spans()) as server:
+        found = _src(server).search('{ resource.service.name = "inference" }', T0 / 1e9 - 60, T0 / 1e9 + 60)
+        everything = _src(server, search_limit=1).search("{}", T0 / 1e9 - 60, T0 / 1e9 + 60)
+    assert [t.trace_id for t in found] == [TID]
+    assert found[0].root_service == "gateway" and found[0].duration_ms == 320
+    assert found[0].matched_span_ids == ["3ef58fd67f3c3c44"]
+    assert len(everything) == 1  # search_limit is sent as `limit`
+    assert server.requests[-1]["params"]["limit"] == "1"
+
+
+def test_short_trace_has_zero_duration_when_tempo_omits_it():
+    with FakeTempo(_spans()) as server:
+        found = _src(server).search('{ resource.service.name = "other" }', T0 / 1e9 - 60, T0 / 1e9 + 60)
+    assert found[0].duration_ms == 0.0
+
+
+def test_invalid_traceql_is_a_query_error_with_the_text():
+    with FakeTempo(_spans()) as server:
+        with pytest.raises(QueryError, match="invalid TraceQL query"):
+            _src(server).search("{ resource.service.name = ", T0 / 1e9 - 60, T0 / 1e9 + 60)
+        assert len(server.requests) == 1
+
+
+def test_5xx_retried_then_source_unavailable():
+    with FakeTempo(_spans()) as server:
+        server.faults.append((503, "upstream unavailable"))
+        assert _src(server).trace(TID) is not None  # one retry is enough
+        server.faults.extend([(500, "internal error")] * 10)
+        with pytest.raises(SourceUnavailable, match="internal error"):
+            TempoSource(TempoConfig(url=server.url), retries=1, backoff_s=0.001).trace(TID)
+
+
+def test_ready():
+    with FakeTempo([]) as server:
+        assert _src(server).ready().status is SourceStatus.UP
+        server.ready = False
+        assert _src(server).ready().status is SourceStatus.DOWN
+
+
+def test_resource_spans_key_is_accepted_too():
+    body = {"resourceSpans": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "a"}}]},
+                               "scopeSpans": [{"spans": [{"traceId": "MUkZX/sL7AU0e0jv6OzBsA==", "spanId": "SyPeJdH7ZkE=",
+                                                          "name": "x", "startTimeUnixNano": "1", "endTimeUnixNano": "5",
+                                                          "status": {"code": "STATUS_CODE_ERROR"}}]}]}]}
+    (s,) = spans_from_otlp(body)
+    assert s.trace_id == TID and s.error and s.parent_id is None
