@@ -29,6 +29,9 @@ from detectors.logs import fit_log_baseline
 from detectors.traces import fit_trace_baseline
 
 PRE_S = 90.0
+# With --history: logs/traces before alert - HISTORY_GUARD_S are recent history.
+HISTORY_GUARD_S = 30.0
+HISTORY = {"on": False, "guard": HISTORY_GUARD_S}
 METRIC_POST_S = 240.0
 
 
@@ -54,8 +57,12 @@ def run_case(folder: nf.NezhaFolder, row: pd.Series) -> tuple[list[str], float, 
     metrics = folder.case("metrics", case_id)
     end = max(float(logs["timestamp_ns"].max() / 1e9) if len(logs) else alert,
               float(traces["end_ns"].max() / 1e9) if len(traces) else alert, alert + 1.0)
+    start = min(float(logs["timestamp_ns"].min() / 1e9) if len(logs) else alert,
+                float(traces["start_ns"].min() / 1e9) if len(traces) else alert)
+    hist = HISTORY["on"]
     d = diagnose(
-        alert_time=alert, window_start=alert - PRE_S, window_end=end,
+        alert_time=alert, window_start=alert - (HISTORY["guard"] if hist else PRE_S), window_end=end,
+        history_start=start if hist else None,
         metrics_baseline=base_series, metrics_current=nf.series(metrics),
         logs_baseline=lb, logs_current=nf.log_records(logs),
         spans_baseline=tb, spans_current=nf.spans(traces),
@@ -84,7 +91,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", required=True, help="folder in the Nezha benchmark format")
     ap.add_argument("--cases", default="", help="comma-separated case ids (default: all)")
     ap.add_argument("--show", type=int, default=0, help="print the top N causes of each case")
+    ap.add_argument("--history", action="store_true", help="use pre-alert data as recent history")
+    ap.add_argument("--guard", type=float, default=HISTORY_GUARD_S)
     args = ap.parse_args(argv)
+    HISTORY["on"], HISTORY["guard"] = args.history, args.guard
     t_load = time.perf_counter()
     folder = nf.NezhaFolder(Path(args.data))
     t_load = time.perf_counter() - t_load

@@ -237,8 +237,13 @@ def diagnose(*, alert_time: float, window_start: float, window_end: float,
              logs_baseline: Sequence[LogRecord] | LogBaseline = (), logs_current: Sequence[LogRecord] = (),
              spans_baseline: Sequence[Span] | TraceBaseline = (), spans_current: Sequence[Span] = (),
              metric_window: tuple[float, float] | None = None, baseline_window: tuple[float, float] | None = None,
-             candidates: Iterable[str] = ()) -> Diagnosis:
+             candidates: Iterable[str] = (), history_start: float | None = None) -> Diagnosis:
     """Detectors for every modality that has data, then the ranking: the daemon's and the benchmark's path.
+
+    `history_start` (optional): logs and spans of `*_current` from this time up to
+    `window_start` are the system's recent history and join the normal baselines
+    (the daemon's rolling history does the same), so what was already going on before
+    the alert counts less than what changed at it.
 
     A modality with no data (no Loki, no Tempo configured, or nothing returned) is
     skipped, which lowers confidence for the services it would have covered.
@@ -250,13 +255,14 @@ def diagnose(*, alert_time: float, window_start: float, window_end: float,
     graph = ServiceGraph()
     if spans_current:
         tf, graph = detect_trace_anomalies(spans_baseline, spans_current, window_start=window_start,
-                                           window_end=window_end)
+                                           window_end=window_end, history_start=history_start)
     lf: list[Finding] = []
     if logs_current:
         base_spans = spans_baseline.spans if isinstance(spans_baseline, TraceBaseline) else spans_baseline
         lf = detect_log_anomalies(logs_baseline, logs_current, window_start=window_start, window_end=window_end,
                                   baseline_window=baseline_window,
-                                  baseline_spans=base_spans or None, current_spans=spans_current or None)
+                                  baseline_spans=base_spans or None, current_spans=spans_current or None,
+                                  history_start=history_start)
     observed: dict[str, set[str]] = defaultdict(set)
     for s in metrics_current:
         if s.labels.get("service"):

@@ -188,33 +188,53 @@ def detect_log_anomalies(
     baseline_spans: Sequence[Span] | None = None,
     current_spans: Sequence[Span] | None = None,
     params: LogDetectorParams = LogDetectorParams(),
+    history_start: float | None = None,
 ) -> list[Finding]:
     """Findings (kind LOG_ANOMALY, `service` set) for lines of `current` in the window.
 
     `baseline` is the reference (a normal window) as records or a fitted `LogBaseline`.
     `baseline_spans`/`current_spans` (optional) enable the vanished-template check
     for lines that carry `labels["span_id"]`.
+    `history_start` (optional): lines (and spans) of `current` from this time up to
+    `window_start` are recent history and join the reference. A normal window fitted
+    once is short and old; what the system did just before the alert tells recurring
+    background errors (present before and after) from what changed at the alert.
     """
     if window_end <= window_start:
         raise ValueError(f"window_end ({window_end}) must be after window_start ({window_start})")
     base = baseline if isinstance(baseline, LogBaseline) else fit_log_baseline(
         baseline, window_start=baseline_window[0] if baseline_window else None,
         window_end=baseline_window[1] if baseline_window else None)
-    cur = _frame(current)
-    cur = cur[(cur["ts"] >= window_start) & (cur["ts"] <= window_end)]
-    if cur.empty:
+    allc = _frame(current)
+    bdf, base_duration = base.frame, base.duration
+    recent_start = None
+    if history_start is not None and len(allc):
+        # History starts where the data do, if later than asked (a store keeps what it keeps).
+        recent_start = max(history_start, float(allc["ts"].min()))
+        if recent_start >= window_start:
+            recent_start = None
+    lo = window_start if recent_start is None else recent_start
+    allc = allc[(allc["ts"] >= lo) & (allc["ts"] <= window_end)]
+    in_window = (allc["ts"] >= window_start).to_numpy()
+    if not in_window.any():
         return []
-    cur = _shapes(cur)
-    scale = (window_end - window_start) / base.duration
-    bdf = base.frame
+    allc = _shapes(allc)
+    cur = allc[in_window]
+    if recent_start is not None:
+        bdf = pd.concat([bdf, allc[~in_window][bdf.columns]], ignore_index=True)
+        base_duration += window_start - recent_start
+    scale = (window_end - window_start) / base_duration
     both = pd.concat([bdf.assign(_cur=False), cur.assign(_cur=True)], ignore_index=True)
 
     findings: list[Finding] = []
     rows: list[dict] = []
     ops_b = ops_c = None
     if baseline_spans and current_spans:
-        ops_b, ops_c = _span_ops(baseline_spans), _span_ops(current_spans)
-        ops_c = ops_c[(ops_c["start"] >= window_start) & (ops_c["start"] <= window_end)]
+        ops_b, ops_all = _span_ops(baseline_spans), _span_ops(current_spans)
+        ops_c = ops_all[(ops_all["start"] >= window_start) & (ops_all["start"] <= window_end)]
+        if recent_start is not None:
+            ops_b = pd.concat([ops_b, ops_all[(ops_all["start"] >= recent_start)
+                                              & (ops_all["start"] < window_start)]], ignore_index=True)
     for service, grp in both.groupby("service", sort=True):
         ids, names = _templates(grp["shape"], params)
         tid = grp["shape"].map(ids)
@@ -266,7 +286,7 @@ def detect_log_anomalies(
             onset=row["onset"], score=sc, service=row["service"],
             direction=Direction.UP, statistic=stat,
             message=(f"{row['service']}: {stat.replace('_', ' ')} seen {row['nc']} times in the window, "
-                     f"expected {e:.1f} from the baseline ({row['nb']} in {base.duration:.0f} s)"),
+                     f"expected {e:.1f} from the baseline ({row['nb']} in {base_duration:.0f} s)"),
             evidence={"template": row["template"], "count": int(row["nc"]), "baseline_count": int(row["nb"]),
                       "expected": float(e), "surprise": float(s), "samples": lines,
                       "error": bool(row["error"])},

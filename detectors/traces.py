@@ -159,8 +159,14 @@ def detect_trace_anomalies(
     window_start: float,
     window_end: float,
     params: TraceDetectorParams = TraceDetectorParams(),
+    history_start: float | None = None,
 ) -> tuple[list[Finding], ServiceGraph]:
-    """TRACE_ANOMALY findings (service set) for spans starting in the window, and the graph."""
+    """TRACE_ANOMALY findings (service set) for spans starting in the window, and the graph.
+
+    `history_start` (optional): spans of `current` starting from this time up to
+    `window_start` are recent history and join the baseline, so a drift that was
+    already there before the alert (a slow table, a busy dependency) is not news.
+    """
     if window_end <= window_start:
         raise ValueError(f"window_end ({window_end}) must be after window_start ({window_start})")
     b = baseline.frame if isinstance(baseline, TraceBaseline) else _prepare(_frame(baseline))
@@ -168,6 +174,10 @@ def detect_trace_anomalies(
         return [], _graph(b, b.iloc[:0])
     c = _prepare(_frame(current))
     start_s = c["start_ns"].to_numpy() / 1e9
+    if history_start is not None:
+        recent = c[(start_s >= history_start) & (start_s < window_start)]
+        if len(recent):
+            b = pd.concat([b, recent], ignore_index=True)
     c = c[(start_s >= window_start) & (start_s <= window_end)]
     graph = _graph(b, c)
     findings: list[Finding] = []

@@ -264,7 +264,7 @@ def rollback_model(vigil: "Vigil", m: ModelConfig, *, to_version: str, dry_run: 
             state = vigil.store.model_state(s, m.name)
             state.alias_version = to_version
             state.alias_seen_at = now
-            _tag_alias_move(vigil, m, to_version, now)
+            _tag_alias_move(vigil, m, to_version, outcome.from_version, actor, now)
         payload = {"model": m.name, "from_version": outcome.from_version, "to_version": outcome.to_version,
                    "at": now, "status": outcome.status, "reason": reason, "dry_run": dry_run, "actor": actor,
                    "detail": outcome.detail, "incident_id": incident_id}
@@ -290,12 +290,15 @@ def actions_of_session(s: Any, incident_id: int) -> list[dict[str, Any]]:
             for a in rows]
 
 
-def _tag_alias_move(vigil: "Vigil", m: ModelConfig, version: str, now: float) -> None:
+def _tag_alias_move(vigil: "Vigil", m: ModelConfig, version: str, previous: str | None, actor: str,
+                    now: float) -> None:
     """MLflow keeps no alias history: leave one on the version itself."""
     try:
         from monitor.sources.registry import alias_tag, format_timestamp
 
-        vigil.registry.set_version_tag(m.registry, version, alias_tag(m.alias, "set_at"), format_timestamp(now))
+        for field_name, value in (("set_at", format_timestamp(now)), ("previous", previous or ""),
+                                  ("set_by", actor)):
+            vigil.registry.set_version_tag(m.registry, version, alias_tag(m.alias, field_name), value)
     except Exception:  # noqa: BLE001 - the move itself succeeded and is in our store and audit log
         log.warning("could not tag alias move on the registry", extra={"model": m.name, "version": version})
 

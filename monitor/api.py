@@ -242,6 +242,13 @@ def create_app(vigil: Vigil) -> FastAPI:
             target = body.to_version or _version_before_last_deploy(m.name)
             if not target:
                 raise HTTPException(409, "no previous version is recorded for this model: give to_version")
+            missing = _missing_version(m, target)
+            if missing and body.to_version:
+                return JSONResponse(status_code=422, content={
+                    "error": f"invalid request: to_version: {missing}",
+                    "fields": [{"field": "to_version", "message": missing}]})
+            if missing:
+                raise HTTPException(409, f"the version before the last deploy is gone: {missing}; give to_version")
             now = time.time()
             outcome = rollback_model(vigil, m, to_version=target, dry_run=body.dry_run, reason=body.reason,
                                      actor=actor, incident_id=_open_incident_id(m.name), now=now)
@@ -258,6 +265,19 @@ def create_app(vigil: Vigil) -> FastAPI:
         if status_code != 200:
             return JSONResponse(status_code=status_code, content={"error": outcome.detail, **result.model_dump()})
         return result
+
+    def _missing_version(m: Any, version: str) -> str | None:
+        """Why `version` cannot be rolled back to, if the registry says it does not exist.
+        A registry that cannot answer is left to the rollback, which reports it (502)."""
+        from monitor.sources.registry import ModelNotFound
+
+        try:
+            vigil.registry.get_version(m.registry, version)
+        except ModelNotFound as e:
+            return str(e)
+        except Exception:  # noqa: BLE001 - unreachable registry: not the caller's mistake
+            return None
+        return None
 
     def _version_before_last_deploy(model: str) -> str | None:
         # Vigil's own rollbacks are deploy events too, and a rollback's "previous" is the bad

@@ -72,6 +72,10 @@ def _provision(config: VigilConfig) -> None:
 
 def run_daemon(config: VigilConfig, *, serve_api: bool = True, vigil: Vigil | None = None,
                stop: threading.Event | None = None) -> int:
+    stop = stop or threading.Event()
+    # Handlers first: a SIGTERM during start-up (provisioning, first cycles) must still
+    # end in the orderly shutdown below, not in Python's default instant death.
+    previous = _on_stop_signals(stop) if not serve_api else {}
     vigil = vigil or Vigil(config)
     _provision(config)
     scheduler = build_scheduler(vigil)
@@ -81,9 +85,6 @@ def run_daemon(config: VigilConfig, *, serve_api: bool = True, vigil: Vigil | No
         if serve_api:
             _serve(vigil)
         else:
-            stop = stop or threading.Event()
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(sig, lambda *_: stop.set())
             while not stop.is_set():
                 stop.wait(1.0)
     finally:
@@ -91,8 +92,23 @@ def run_daemon(config: VigilConfig, *, serve_api: bool = True, vigil: Vigil | No
         scheduler.shutdown(wait=True)
         _safe_deliver(vigil)
         vigil.store.close()
+        for sig, handler in previous.items():
+            if handler is not None:  # None: installed outside Python, cannot be put back
+                signal.signal(sig, handler)
         log.info("daemon stopped")
     return 0
+
+
+def _on_stop_signals(stop: threading.Event) -> dict[int, Any]:
+    """SIGTERM/SIGINT set `stop`; the previous handlers, to restore. Python only lets the
+    main thread install handlers: a daemon embedded in another thread (tests, a host
+    application) is stopped through `stop` alone."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    previous = {}
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        previous[sig] = signal.signal(sig, lambda *_: stop.set())
+    return previous
 
 
 def _serve(vigil: Vigil) -> None:

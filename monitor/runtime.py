@@ -25,7 +25,8 @@ from detectors.records import DeployEvent, Finding
 from monitor.clock import Clock, LiveClock
 from monitor.config import ModelConfig, VigilConfig
 from monitor.metrics import VigilMetrics
-from monitor.signals import Signals, Window, gather_drift, gather_gpu, gather_kpis, gather_slos
+from monitor.signals import (Signals, Window, gather_drift, gather_gpu, gather_kpis, gather_logs_traces,
+                             gather_slos)
 from monitor.sources.errors import SourceState, SourceStatus, SourceUnavailable
 from monitor.sources.samples import SampleFiles, read_reference
 from monitor.store import Store
@@ -73,12 +74,16 @@ class Vigil:
             registry = RegistrySource(config.sources.mlflow)
         self.prometheus = prometheus
         self.registry = registry
+        self.loki, self.tempo = _log_trace_sources(config)
         self.notifiers = notifiers if notifiers is not None else default_notifiers(config)
         self.metrics = metrics or VigilMetrics()
         self.sources: dict[str, SourceState] = {
             name: SourceState(name, SourceStatus.UNKNOWN, url)
             for name, url in (("prometheus", config.sources.prometheus.url),
-                              ("mlflow", config.sources.mlflow.tracking_uri))
+                              ("mlflow", config.sources.mlflow.tracking_uri),
+                              ("loki", config.sources.loki.url if config.sources.loki else None),
+                              ("tempo", config.sources.tempo.url if config.sources.tempo else None))
+            if url
         }
         self._sample_files: dict[str, SampleFiles] = {}
         self._profiles: dict[tuple[str, str, str], Any] = {}
@@ -165,7 +170,7 @@ class Vigil:
             serving, new_deploys = self.poll_registry(m, t)
             w = self.window(m, t)
             sig = Signals()
-            for gather in (gather_kpis, gather_slos, gather_gpu):
+            for gather in (gather_kpis, gather_slos, gather_gpu, gather_logs_traces):
                 self._guarded(gather, m, w, sig)
             self._guarded(gather_drift, m, w, sig, serving)
             if "mlflow" in self.sources and self.sources["mlflow"].status == SourceStatus.DOWN:
@@ -175,8 +180,8 @@ class Vigil:
                                          until=t)
             settings = CorrelationSettings(deploy_window=policy.deploy_suspect_window)
             incident = build_incident(m.name, sig.findings, deploys, window_start=w.start, window_end=t,
-                                      settings=settings)
-            content = self._incident_so_far(m, incident, deploys, settings, t)
+                                      settings=settings, extra_causes=sig.service_causes)
+            content = self._incident_so_far(m, incident, deploys, settings, t, sig.service_causes)
             for f in sig.findings:
                 self.metrics.findings.labels(m.name, str(f.kind)).inc()
             report = apply_alerts(self, m, incident, content, sig, t, serving)
@@ -189,7 +194,7 @@ class Vigil:
         return report
 
     def _incident_so_far(self, m: ModelConfig, current: Incident | None, deploys: list[DeployEvent],
-                         settings: CorrelationSettings, t: float) -> Incident | None:
+                         settings: CorrelationSettings, t: float, service_causes: list[Any]) -> Incident | None:
         """The open incident's whole story: its earlier findings merged with this cycle's,
         correlated again, so causes are ranked on everything seen, not one window."""
         if current is None:
@@ -205,7 +210,8 @@ class Vigil:
         known = {(d.version, d.at) for d in deploys}
         deploys = deploys + [d for d in more if (d.version, d.at) not in known]
         return build_incident(m.name, merge_findings(earlier, current.findings), deploys,
-                              window_start=min(current.window_start, opened), window_end=t, settings=settings)
+                              window_start=min(current.window_start, opened), window_end=t, settings=settings,
+                              extra_causes=service_causes)
 
     def _guarded(self, gather: Any, m: ModelConfig, w: Window, sig: Signals, *args: Any) -> None:
         """One signal family failing must not take the others with it."""
@@ -236,6 +242,19 @@ class Vigil:
 
     def readiness(self) -> dict[str, SourceState]:
         return dict(self.sources)
+
+
+def _log_trace_sources(config: VigilConfig) -> tuple[Any, Any]:
+    loki = tempo = None
+    if config.sources.loki is not None:
+        from monitor.sources.loki import LokiSource
+
+        loki = LokiSource(config.sources.loki)
+    if config.sources.tempo is not None:
+        from monitor.sources.tempo import TempoSource
+
+        tempo = TempoSource(config.sources.tempo)
+    return loki, tempo
 
 
 def default_notifiers(config: VigilConfig) -> dict[str, Notifier]:

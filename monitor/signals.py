@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from monitor.runtime import Vigil
 
 log = logging.getLogger("vigil.signals")
+MAX_SERVICE_CAUSES = 5  # the full ranking is in the RCA; an incident shows the top of it
 
 
 @dataclass
@@ -43,6 +44,7 @@ class Signals:
     blind: list[str] = field(default_factory=list)  # what could not be evaluated, and why
     drift_columns: list[str] = field(default_factory=list)
     reference_path: str | None = None
+    service_causes: list = field(default_factory=list)  # ranked by correlators.rca from logs + traces
 
     @property
     def data_complete(self) -> bool:
@@ -236,3 +238,59 @@ def _date_drift(findings: list[Finding], profile: object, current: pd.DataFrame)
         if onset is not None:
             f.evidence["onset_estimate"] = "change point of per-row surprise vs the reference"
             f.onset = onset
+
+
+def _pull_logs(vigil: "Vigil", services: list[str], start: float, end: float) -> list:
+    out = []
+    for svc in services:
+        out.extend(vigil.loki.query_logs(f'{{service="{svc}"}}', start, end))
+    return out
+
+
+def _pull_spans(vigil: "Vigil", services: list[str], start: float, end: float) -> list:
+    """Traces touching the services: a TraceQL search per service, then each trace once."""
+    limit = vigil.config.sources.tempo.search_limit if vigil.config.sources.tempo else 50
+    seen: set[str] = set()
+    spans = []
+    for svc in services:
+        for summary in vigil.tempo.search(f'{{ resource.service.name = "{svc}" }}', start, end, limit=limit):
+            if summary.trace_id in seen:
+                continue
+            seen.add(summary.trace_id)
+            spans.extend(vigil.tempo.trace(summary.trace_id, start, end) or [])
+    return spans
+
+
+def gather_logs_traces(vigil: "Vigil", m: ModelConfig, w: Window, out: Signals) -> None:
+    """Loki and Tempo for the model's services, through the same multimodal ranking the
+    Nezha benchmark measures (correlators.rca.diagnose); a missing modality lowers
+    confidence but never stops the cycle."""
+    if not m.services or (vigil.loki is None and vigil.tempo is None):
+        return
+    from correlators.rca import diagnose
+
+    span = w.t - w.start
+    base = (w.start - span, w.start)
+    logs_cur, logs_base, spans_cur, spans_base = [], [], [], []
+    for name, client, pull, cur, bas in (("tempo", vigil.tempo, _pull_spans, spans_cur, spans_base),
+                                         ("loki", vigil.loki, _pull_logs, logs_cur, logs_base)):
+        if client is None:
+            continue
+        services = sorted(set(m.services) | {s.service for s in spans_cur})
+        try:
+            cur.extend(pull(vigil, services, w.start, w.t))
+            bas.extend(pull(vigil, services, *base))
+            vigil.mark_source(name, True)
+        except (SourceUnavailable, QueryError) as e:
+            vigil.mark_source(name, False, str(e))
+            out.blind.append(f"{name}: {e}")
+    if not (logs_cur or spans_cur):
+        return
+    d = diagnose(alert_time=w.t, window_start=w.start, window_end=w.t, logs_baseline=logs_base,
+                 logs_current=logs_cur, spans_baseline=spans_base, spans_current=spans_cur, baseline_window=base,
+                 candidates=m.services)
+    for f in d.log_findings + d.trace_findings:
+        f.model = m.name
+    out.findings.extend(d.log_findings + d.trace_findings)
+    if d.log_findings or d.trace_findings:
+        out.service_causes = d.causes[:MAX_SERVICE_CAUSES]

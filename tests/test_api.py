@@ -63,7 +63,9 @@ def build(tmp_path, monkeypatch, *, token: str | None = TOKEN, **config: Any) ->
     registry = serving_registry(versions=("1", "2", "3"))
     vigil = make_vigil(cfg, prometheus=incident_prometheus(), registry=registry, notifiers={})
     api = Api(vigil, registry)
-    api.vigil.poll_registry(cfg.model(MODEL), T0 - 7200)  # first sight: v1 serves, nothing before it known
+    # First sight: v1 serves, nothing before it is known. Registry moves are dated in real
+    # time, like the rollbacks the API performs (it has no replay clock).
+    api.vigil.poll_registry(cfg.model(MODEL), time.time() - 7200)
     return api
 
 
@@ -75,7 +77,7 @@ def api(tmp_path, monkeypatch) -> Api:
 @pytest.fixture
 def deployed(api: Api) -> Api:
     """v2 replaced v1 an hour ago."""
-    api.deploy("2", T0 - 3600)
+    api.deploy("2", time.time() - 3600)
     return api
 
 
@@ -162,6 +164,23 @@ def test_rollback_bad_bodies_are_422_naming_the_field(deployed, body, field, wor
     assert field in fields and words in fields[field]
     assert field in r.json()["error"]
     assert deployed.alias() == "2"
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_rollback_to_a_version_the_registry_does_not_have_is_422(deployed, dry_run):
+    r = deployed.post(ROLLBACK, {"reason": "ctr dropped", "to_version": "9", "dry_run": dry_run})
+    assert r.status_code == 422, r.text
+    [field] = r.json()["fields"]
+    assert field["field"] == "to_version" and "version 9" in field["message"]
+    assert deployed.alias() == "2" and deployed.audit_actions() == []
+
+
+def test_a_registry_that_cannot_answer_fails_the_rollback_with_502(deployed):
+    deployed.registry.down = True
+    r = deployed.post(ROLLBACK, {"reason": "ctr dropped", "to_version": "1"})
+    assert r.status_code == 502
+    assert r.json()["status"] == "failed" and "connection refused" in r.json()["error"]
+    assert deployed.audit_actions() == ["rollback.failed"]
 
 
 def test_rollback_without_a_known_previous_version_is_409(api):
