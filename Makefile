@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup prometheus demo test bench clean
+.PHONY: setup test-setup prometheus postgresql demo test bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,16 +15,23 @@ $(STAMP): pyproject.toml
 	$(PIP) install -q --no-deps 'drain3==0.9.11'
 	touch $(STAMP)
 
+# Real servers the demo and the integration tests run: Prometheus (+ promtool) and PostgreSQL.
 prometheus:
 	@command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || \
 	  (apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus >/dev/null)
 
+postgresql:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+	  (apt-get update -qq && apt-get install -y -qq --no-install-recommends postgresql >/dev/null)
+
 setup: $(STAMP) prometheus
+
+test-setup: setup postgresql
 
 demo: setup
 	$(VENV)/bin/vigil demo
 
-test: setup
+test: test-setup
 	$(VENV)/bin/pytest -q
 
 bench: setup

@@ -30,7 +30,7 @@ from detectors.traces import fit_trace_baseline
 
 PRE_S = 90.0
 # With --history: logs/traces before alert - HISTORY_GUARD_S are recent history.
-HISTORY_GUARD_S = 30.0
+HISTORY_GUARD_S = 60.0
 HISTORY = {"on": False, "guard": HISTORY_GUARD_S}
 METRIC_POST_S = 240.0
 

@@ -50,6 +50,10 @@ _WEIGHT = {
     "calls_appeared": 0.4, "edge_time_ms_p50": 1.0, "range_ratio": 0.8,
 }
 _ERROR_STATS = {"new_error_template", "error_template_rate", "error_burst", "error_origin_rate"}
+# Evidence that a service's code path broke although it logged no error: a template its
+# operation always wrote stopped (an exception or early return cut the path short). Its
+# callers' errors are then most likely this failure passed up.
+_FAILURE_STATS = _ERROR_STATS | {"vanished_template"}
 _TOP = 3
 _ONSET_SLACK_S = 30.0
 
@@ -104,13 +108,19 @@ def rank_root_causes(*, metric_findings: list[Finding], log_findings: list[Findi
                                    if f.statistic in _ERROR_STATS) for s in services}
     error_onset = {s: min((f.onset for m in ("logs", "traces") for _, f in per.get((s, m), [])
                            if f.statistic in _ERROR_STATS), default=math.inf) for s in services}
+    # What a callee can pass up: its errors, or a code path of its that broke silently.
+    failing = _FAILURE_STATS
+    fail_strength = {s: _noisy_or(ws for ws, f in per.get((s, "logs"), []) + per.get((s, "traces"), [])
+                                  if f.statistic in failing) for s in services}
+    fail_onset = {s: min((f.onset for m in ("logs", "traces") for _, f in per.get((s, m), [])
+                          if f.statistic in failing), default=math.inf) for s in services}
     inherited: dict[str, str] = {}
     for s in services:
         if error_strength[s] <= 0:
             continue
-        for c in graph.callees(s):
-            if error_strength.get(c, 0) >= 0.5 * error_strength[s] and \
-                    error_onset.get(c, math.inf) <= error_onset[s] + _ONSET_SLACK_S:
+        for c in sorted(graph.callees(s), key=lambda c: -fail_strength.get(c, 0)):
+            if fail_strength.get(c, 0) >= 0.5 * error_strength[s] and \
+                    fail_onset.get(c, math.inf) <= error_onset[s] + _ONSET_SLACK_S:
                 inherited[s] = c
                 break
 

@@ -44,6 +44,9 @@ _MASK = re.compile(
     r"|\b(?=[0-9a-fA-F]*\d)[0-9a-fA-F]{12,}\b"
     r"|\d+(?:[.:,/\-]\d+)*"
 )
+# A printed collection ("[a, b, c]", "(x=1, y=2)") is one parameter of its log statement,
+# however many items it holds; without this, one statement makes one template per length.
+_LIST = re.compile(r"\[[^\[\]()]*,[^\[\]()]*\]|\([^\[\]()]*,[^\[\]()]*\)")
 _ERROR_LEVELS = frozenset({"ERROR", "ERR", "FATAL", "CRITICAL", "CRIT", "ALERT", "EMERG", "PANIC", "SEVERE"})
 _LEVEL_IN_LINE = re.compile(r"\b(TRACE|DEBUG|INFO|WARN(?:ING)?|ERROR|FATAL|CRITICAL|SEVERE|PANIC)\b")
 _ERROR_WORDS = re.compile(
@@ -105,13 +108,23 @@ def _frame(records: Sequence[LogRecord]) -> pd.DataFrame:
     )
 
 
+def _collapse_lists(shape: str) -> str:
+    for _ in range(3):  # innermost first; three levels of nesting is plenty
+        shape, n = _LIST.subn(lambda m: m.group(0)[0] + "<*>" + m.group(0)[-1], shape)
+        if not n:
+            break
+    return shape
+
+
 def _shapes(df: pd.DataFrame) -> pd.DataFrame:
     """Adds `shape` (masked line), `is_error`, `fatal` and the level parsed when missing.
 
     Regexes beyond the mask run on distinct shapes only (a few hundred, not thousands).
     """
     df = df.copy()
-    df["shape"] = [_MASK.sub("<*>", x)[:400] for x in df["line"].tolist()]
+    shapes = pd.Series([_MASK.sub("<*>", x) for x in df["line"].tolist()], index=df.index)
+    uniq = shapes.unique()
+    df["shape"] = shapes.map(dict(zip(uniq, (_collapse_lists(u)[:400] for u in uniq))))
     level = df["level"].astype(object)
     missing = level.isna()
     if missing.any():
@@ -178,6 +191,30 @@ def score_from_surprise(surprise: float, n_tests: int, scale: float = 4.0) -> fl
     return 0.0 if corrected <= 0 else float(1.0 - math.exp(-corrected / scale))
 
 
+@dataclass(frozen=True)
+class _View:
+    """One way to read the counts: `obs` lines in `cur_s` seconds against `ref` lines in `ref_s`.
+
+    "fresh": the alert window against normal + recent history (what changed at the alert);
+    "persistent": recent history + window against normal only (what already differed from
+    normal before the alert). The persistent view is discounted by `weight`.
+    """
+
+    name: str
+    weight: float
+
+
+_FRESH, _PERSISTENT = _View("fresh", 1.0), _View("persistent", 0.5)
+
+
+def _view_counts(n: np.ndarray, dur: tuple[float, float, float], view: _View
+                 ) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """(observed, reference count, window seconds, reference seconds) of a view; n has columns normal/recent/current."""
+    if view is _FRESH:
+        return n[:, 2], n[:, 0] + n[:, 1], dur[2], dur[0] + dur[1]
+    return n[:, 1] + n[:, 2], n[:, 0], dur[1] + dur[2], dur[0]
+
+
 def detect_log_anomalies(
     baseline: Sequence[LogRecord] | LogBaseline,
     current: Sequence[LogRecord],
@@ -196,9 +233,12 @@ def detect_log_anomalies(
     `baseline_spans`/`current_spans` (optional) enable the vanished-template check
     for lines that carry `labels["span_id"]`.
     `history_start` (optional): lines (and spans) of `current` from this time up to
-    `window_start` are recent history and join the reference. A normal window fitted
-    once is short and old; what the system did just before the alert tells recurring
-    background errors (present before and after) from what changed at the alert.
+    `window_start` are recent history. A normal window fitted once is short and old;
+    what the system did just before the alert tells recurring background errors
+    (present before and after) from what changed at the alert. Each test is then read
+    two ways and the stronger reading is kept: the window against normal + history
+    (full weight), and history + window against normal (half weight: it was already
+    there before the alert, so it is less likely to be what the alert is about).
     """
     if window_end <= window_start:
         raise ValueError(f"window_end ({window_end}) must be after window_start ({window_start})")
@@ -206,7 +246,6 @@ def detect_log_anomalies(
         baseline, window_start=baseline_window[0] if baseline_window else None,
         window_end=baseline_window[1] if baseline_window else None)
     allc = _frame(current)
-    bdf, base_duration = base.frame, base.duration
     recent_start = None
     if history_start is not None and len(allc):
         # History starts where the data do, if later than asked (a store keeps what it keeps).
@@ -215,113 +254,156 @@ def detect_log_anomalies(
             recent_start = None
     lo = window_start if recent_start is None else recent_start
     allc = allc[(allc["ts"] >= lo) & (allc["ts"] <= window_end)]
-    in_window = (allc["ts"] >= window_start).to_numpy()
-    if not in_window.any():
+    if not (allc["ts"] >= window_start).any():
         return []
     allc = _shapes(allc)
-    cur = allc[in_window]
-    if recent_start is not None:
-        bdf = pd.concat([bdf, allc[~in_window][bdf.columns]], ignore_index=True)
-        base_duration += window_start - recent_start
-    scale = (window_end - window_start) / base_duration
-    both = pd.concat([bdf.assign(_cur=False), cur.assign(_cur=True)], ignore_index=True)
+    dur = (base.duration, window_start - lo, window_end - window_start)
+    views = (_FRESH, _PERSISTENT) if recent_start is not None else (_FRESH,)
+    grp_c = np.where(allc["ts"].to_numpy() >= window_start, 2, 1)
+    both = pd.concat([base.frame.assign(_grp=0), allc.assign(_grp=grp_c)], ignore_index=True)
+    both["_cur"] = both["_grp"] == 2
 
     findings: list[Finding] = []
-    rows: list[dict] = []
-    ops_b = ops_c = None
+    rows: list[pd.DataFrame] = []
+    ops = None
     if baseline_spans and current_spans:
-        ops_b, ops_all = _span_ops(baseline_spans), _span_ops(current_spans)
-        ops_c = ops_all[(ops_all["start"] >= window_start) & (ops_all["start"] <= window_end)]
-        if recent_start is not None:
-            ops_b = pd.concat([ops_b, ops_all[(ops_all["start"] >= recent_start)
-                                              & (ops_all["start"] < window_start)]], ignore_index=True)
+        ops_all = _span_ops(current_spans)
+        ops_all = ops_all[(ops_all["start"] >= lo) & (ops_all["start"] <= window_end)]
+        ops = pd.concat([_span_ops(baseline_spans).assign(_grp=0),
+                         ops_all.assign(_grp=np.where(ops_all["start"].to_numpy() >= window_start, 2, 1))],
+                        ignore_index=True)
+    ctx = _Ctx(window_start, window_end, dur, views, params)
     for service, grp in both.groupby("service", sort=True):
         ids, names = _templates(grp["shape"], params)
-        tid = grp["shape"].map(ids)
-        g = grp.assign(tid=tid.values)
-        counts = g.groupby(["tid", "_cur"]).size().unstack(fill_value=0)
-        for col in (False, True):
-            if col not in counts:
-                counts[col] = 0
+        g = grp.assign(tid=grp["shape"].map(ids).values)
+        counts = g.groupby(["tid", "_grp"]).size().unstack(fill_value=0).reindex(columns=[0, 1, 2], fill_value=0)
         err = g.groupby("tid")["is_error"].mean() >= 0.5
-        gc = g[g["_cur"]]
-        first = gc.groupby("tid")["ts"].min()
+        gl = g[g["_grp"] > 0]
+        first = gl.groupby(["tid", "_grp"])["ts"].min().unstack().reindex(columns=[1, 2])
+        gc = gl[gl["_grp"] == 2]
         lines = gc.groupby("tid")["line"].agg(lambda x: x.head(_SAMPLES).str.slice(0, 300).tolist())
-        for t, nb, nc in zip(counts.index, counts[False].to_numpy(), counts[True].to_numpy()):
-            rows.append({"service": service, "tid": int(t), "template": names.get(int(t), ""),
-                         "nb": int(nb), "nc": int(nc), "error": bool(err.get(t, False)),
-                         "onset": float(first.get(t, window_start)), "samples": lines.get(t, [])})
+        tids = counts.index.to_numpy()
+        rows.append(pd.DataFrame({
+            "service": service, "tid": tids, "template": [names.get(int(t), "") for t in tids],
+            "n0": counts[0].to_numpy(), "n1": counts[1].to_numpy(), "n2": counts[2].to_numpy(),
+            "error": err.reindex(tids, fill_value=False).to_numpy(bool),
+            "first1": first[1].reindex(tids).to_numpy(float), "first2": first[2].reindex(tids).to_numpy(float),
+            "samples": [lines.get(t, []) for t in tids]}))
         # Service-wide error burst and fatal patterns.
-        findings += _service_level(service, g, scale, window_start, window_end, params)
-        if ops_b is not None and ops_c is not None:
-            findings += _vanished(service, g, names, ops_b[ops_b["service"] == service],
-                                  ops_c[ops_c["service"] == service], window_start, window_end, params)
+        findings += _service_level(service, g, ctx)
+        if ops is not None:
+            findings += _vanished(service, g, names, ops[ops["service"] == service], ctx)
     if not rows:
         return findings
-    t = pd.DataFrame(rows)
-    t = t[t["nc"] >= params.min_count]
-    n_tests = max(len(t), 1)
-    expected = (t["nb"].to_numpy() + 0.5) * scale  # half a line of prior for unseen templates
-    surprise = _surprise_up(t["nc"].to_numpy(), expected)
-    ratio = t["nc"].to_numpy() / expected
-    for (i, row), s, r, e in zip(t.iterrows(), surprise, ratio, expected):
-        if r < params.min_ratio:
-            continue
-        sc = score_from_surprise(float(s), n_tests)
-        if s - math.log10(n_tests) < params.min_surprise:
-            continue
-        if row["nb"] == 0:
-            stat = "new_error_template" if row["error"] else "new_template"
-            if not row["error"]:
-                sc *= 0.25  # workload changes also create new info lines
-        elif row["error"]:
-            stat = "error_template_rate"
-        else:
-            continue  # a busier info template is load, not a fault
-        lines = row["samples"]
-        findings.append(Finding(
-            kind=FindingKind.LOG_ANOMALY, entity=f"{row['service']}: {row['template'][:160]}",
-            value=float(row["nc"]), threshold=float(e * params.min_ratio), baseline=float(row["nb"]),
-            window_start=window_start, window_end=window_end,
-            onset=row["onset"], score=sc, service=row["service"],
-            direction=Direction.UP, statistic=stat,
-            message=(f"{row['service']}: {stat.replace('_', ' ')} seen {row['nc']} times in the window, "
-                     f"expected {e:.1f} from the baseline ({row['nb']} in {base_duration:.0f} s)"),
-            evidence={"template": row["template"], "count": int(row["nc"]), "baseline_count": int(row["nb"]),
-                      "expected": float(e), "surprise": float(s), "samples": lines,
-                      "error": bool(row["error"])},
-        ))
+    findings += _template_findings(pd.concat(rows, ignore_index=True), ctx)
     return findings
 
 
-def _service_level(service: str, g: pd.DataFrame, scale: float, ws: float, we: float,
-                   params: LogDetectorParams) -> list[Finding]:
+@dataclass(frozen=True)
+class _Ctx:
+    ws: float
+    we: float
+    dur: tuple[float, float, float]  # seconds of normal, recent history, window
+    views: tuple[_View, ...]
+    params: LogDetectorParams
+
+    def onset(self, view: _View, first1: float, first2: float) -> float:
+        if view is _PERSISTENT and np.isfinite(first1):
+            return float(first1)
+        return float(first2) if np.isfinite(first2) else self.ws
+
+    def ref_text(self, view: _View) -> str:
+        return ("the normal window and the recent history" if view is _FRESH and self.dur[1] > 0
+                else "the normal window")
+
+
+def _template_findings(t: pd.DataFrame, ctx: _Ctx) -> list[Finding]:
+    p = ctx.params
+    n = t[["n0", "n1", "n2"]].to_numpy(float)
+    # Score every view; keep, per template, the view with the best weighted score.
+    best: dict[int, tuple[float, _View, float, float, float, float]] = {}
+    live = np.zeros(len(t), bool)
+    reads = []
+    for v in ctx.views:
+        obs, ref, cur_s, ref_s = _view_counts(n, ctx.dur, v)
+        live |= obs >= p.min_count
+        reads.append((v, obs, ref, cur_s, ref_s))
+    n_tests = max(int(live.sum()), 1)
+    for v, obs, ref, cur_s, ref_s in reads:
+        expected = (ref + 0.5) * cur_s / max(ref_s, 1.0)  # half a line of prior for unseen templates
+        surprise = _surprise_up(obs, expected)
+        for i in np.flatnonzero((obs >= p.min_count) & (obs >= p.min_ratio * expected)):
+            s = float(surprise[i])
+            if s - math.log10(n_tests) < p.min_surprise:
+                continue
+            if ref[i] > 0 and not t["error"].iat[i]:
+                continue  # a busier info template is load, not a fault
+            sc = score_from_surprise(s, n_tests)
+            if ref[i] == 0 and not t["error"].iat[i]:
+                sc *= 0.25  # workload changes also create new info lines
+            sc *= v.weight
+            if sc > best.get(i, (0.0,))[0]:
+                best[i] = (sc, v, float(obs[i]), float(ref[i]), float(expected[i]), s)
+    out = []
+    for i, (sc, v, obs, ref, e, s) in best.items():
+        row = t.iloc[i]
+        stat = ("new_error_template" if row["error"] else "new_template") if ref == 0 else "error_template_rate"
+        where = "in the window" if v is _FRESH else "since before the alert"
+        out.append(Finding(
+            kind=FindingKind.LOG_ANOMALY, entity=f"{row['service']}: {row['template'][:160]}",
+            value=obs, threshold=e * p.min_ratio, baseline=ref, window_start=ctx.ws, window_end=ctx.we,
+            onset=ctx.onset(v, row["first1"], row["first2"]), score=sc, service=row["service"],
+            direction=Direction.UP, statistic=stat,
+            message=(f"{row['service']}: {stat.replace('_', ' ')} seen {int(obs)} times {where}, "
+                     f"expected {e:.1f} from {ctx.ref_text(v)} ({int(ref)} lines)"),
+            evidence={"template": row["template"], "count": int(obs), "baseline_count": int(ref),
+                      "expected": e, "surprise": s, "samples": row["samples"], "error": bool(row["error"]),
+                      "view": v.name},
+        ))
+    return out
+
+
+def _service_level(service: str, g: pd.DataFrame, ctx: _Ctx) -> list[Finding]:
+    p = ctx.params
     out: list[Finding] = []
-    b, c = g[~g["_cur"]], g[g["_cur"]]
-    nb, nc = int(b["is_error"].sum()), int(c["is_error"].sum())
-    if nc >= params.min_count:
-        e = (nb + 0.5) * scale
-        s = float(_surprise_up(np.array([nc]), np.array([e]))[0])
-        if nc / e >= params.min_ratio and s >= params.min_surprise:
-            errs = c[c["is_error"]]
-            out.append(Finding(
-                kind=FindingKind.LOG_ANOMALY, entity=f"{service}: error lines", value=float(nc),
-                threshold=float(e * params.min_ratio), baseline=float(nb), window_start=ws, window_end=we,
-                onset=float(errs["ts"].min()), score=score_from_surprise(s, 1) * 0.8, service=service,
-                direction=Direction.UP, statistic="error_burst",
-                message=f"{service}: {nc} error lines in the window, expected {e:.1f} from the baseline",
-                evidence={"count": nc, "baseline_count": nb, "expected": e, "surprise": s,
-                          "samples": errs["line"].head(_SAMPLES).str.slice(0, 300).tolist()},
-            ))
+    err = g[g["is_error"]]
+    n = np.array([[float((err["_grp"] == k).sum()) for k in (0, 1, 2)]])
+    best = None
+    for v in ctx.views:
+        obs, ref, cur_s, ref_s = (float(x[0]) if isinstance(x, np.ndarray) else x for x in _view_counts(n, ctx.dur, v))
+        if obs < p.min_count:
+            continue
+        e = (ref + 0.5) * cur_s / max(ref_s, 1.0)
+        s = float(_surprise_up(np.array([obs]), np.array([e]))[0])
+        if obs / e < p.min_ratio or s < p.min_surprise:
+            continue
+        sc = score_from_surprise(s, 1) * 0.8 * v.weight
+        if best is None or sc > best[0]:
+            best = (sc, v, obs, ref, e, s)
+    if best is not None:
+        sc, v, obs, ref, e, s = best
+        errs = err[err["_grp"] >= (1 if v is _PERSISTENT else 2)]
+        where = "in the window" if v is _FRESH else "since before the alert"
+        out.append(Finding(
+            kind=FindingKind.LOG_ANOMALY, entity=f"{service}: error lines", value=obs,
+            threshold=e * p.min_ratio, baseline=ref, window_start=ctx.ws, window_end=ctx.we,
+            onset=float(errs["ts"].min()), score=sc, service=service,
+            direction=Direction.UP, statistic="error_burst",
+            message=f"{service}: {int(obs)} error lines {where}, expected {e:.1f} from {ctx.ref_text(v)}",
+            evidence={"count": int(obs), "baseline_count": int(ref), "expected": e, "surprise": s,
+                      "view": v.name, "samples": errs["line"].head(_SAMPLES).str.slice(0, 300).tolist()},
+        ))
+    b, c = g[g["_grp"] < 2], g[g["_grp"] == 2]
+    ref_s = ctx.dur[0] + ctx.dur[1]
     for name in c.loc[c["fatal"] != "", "fatal"].unique():
         hit_c = c[c["fatal"] == name]
         hb = int((b["fatal"] == name).sum())
-        e = (hb + 0.5) * scale
-        if len(hit_c) / e < params.min_ratio:
-            continue  # the same pattern was already common in the normal window
+        e = (hb + 0.5) * ctx.dur[2] / max(ref_s, 1.0)
+        if len(hit_c) / e < p.min_ratio:
+            continue  # the same pattern was already common before the window
         out.append(Finding(
             kind=FindingKind.LOG_ANOMALY, entity=f"{service}: {name}", value=float(len(hit_c)),
-            threshold=float(e * params.min_ratio), baseline=float(hb), window_start=ws, window_end=we,
+            threshold=float(e * p.min_ratio), baseline=float(hb), window_start=ctx.ws, window_end=ctx.we,
             onset=float(hit_c["ts"].min()), score=0.9 if name != "stack_trace" else 0.6, service=service,
             direction=Direction.UP, statistic=f"fatal_{name}",
             message=f"{service}: {name.replace('_', ' ')} in {len(hit_c)} lines (baseline {hb})",
@@ -337,44 +419,57 @@ def _span_ops(spans: Sequence[Span]) -> pd.DataFrame:
                          "start": np.fromiter((s.start_ns / 1e9 for s in spans), float, len(spans))})
 
 
-def _vanished(service: str, g: pd.DataFrame, names: dict[int, str], bs: pd.DataFrame, cs: pd.DataFrame,
-              ws: float, we: float, params: LogDetectorParams) -> list[Finding]:
-    """Templates a span used to write, per run of that span, that stopped although it still runs."""
+def _vanished(service: str, g: pd.DataFrame, names: dict[int, str], ops: pd.DataFrame, ctx: _Ctx) -> list[Finding]:
+    """Templates a span used to write, per run of that span, that stopped although it still runs.
+
+    An injected exception or early return cuts a code path short: the lines after the
+    cut stop while the operation keeps being called. Counted per run, so a change of
+    load is not a vanishing.
+    """
+    p = ctx.params
     # Only non-error templates: an error line that stops is a recovery, not a fault.
     g = g[g["span_id"].notna() & ~g["is_error"]]
-    if g.empty or bs.empty or cs.empty:
+    if g.empty or ops.empty:
         return []
-    out: list[Finding] = []
-    runs_b = bs.groupby("operation").size()
-    runs_c = cs.groupby("operation").size()
-    op_of = pd.concat([bs, cs]).drop_duplicates("span_id").set_index("span_id")["operation"]
+    runs = ops.groupby(["operation", "_grp"]).size().unstack(fill_value=0).reindex(columns=[0, 1, 2], fill_value=0)
+    op_of = ops.drop_duplicates("span_id").set_index("span_id")["operation"]
     g = g.assign(op=g["span_id"].map(op_of)).dropna(subset=["op"])
-    per = g.groupby(["op", "tid", "_cur"]).size().unstack(fill_value=0)
-    if False not in per:
+    if g.empty:
         return []
-    if True not in per:
-        per[True] = 0
+    per = g.groupby(["op", "tid", "_grp"]).size().unstack(fill_value=0).reindex(columns=[0, 1, 2], fill_value=0)
+    per = per[per[0] + per[1] > 0]
+    if per.empty:
+        return []
+    n = per.to_numpy(float)
+    r = runs.reindex(per.index.get_level_values(0), fill_value=0).to_numpy(float)
     n_tests = max(len(per), 1)
-    for (op, tid), row in per.iterrows():
-        rb, rc = runs_b.get(op, 0), runs_c.get(op, 0)
-        if rb == 0 or rc == 0:
-            continue
-        expected = row[False] / rb * rc
-        if expected < params.vanish_min_expected or row[True] > params.vanish_max_ratio * expected:
-            continue
-        s = float(_surprise_down(np.array([row[True]]), np.array([expected]))[0])
-        sc = score_from_surprise(s, n_tests)
-        if sc <= 0:
-            continue
+    best: dict[int, tuple] = {}
+    for v in ctx.views:
+        obs, ref, _, _ = _view_counts(n, ctx.dur, v)
+        r_obs, r_ref, _, _ = _view_counts(r, ctx.dur, v)
+        ok = (r_ref > 0) & (r_obs > 0)
+        expected = np.where(ok, ref / np.maximum(r_ref, 1) * r_obs, 0.0)
+        hit = ok & (expected >= p.vanish_min_expected) & (obs <= p.vanish_max_ratio * expected)
+        for i in np.flatnonzero(hit):
+            s = float(_surprise_down(np.array([obs[i]]), np.array([expected[i]]))[0])
+            sc = score_from_surprise(s, n_tests) * v.weight
+            if sc > 0 and sc > best.get(i, (0.0,))[0]:
+                best[i] = (sc, v, obs[i], ref[i], expected[i], r_obs[i], r_ref[i], s)
+    out: list[Finding] = []
+    for i, (sc, v, obs, ref, expected, r_obs, r_ref, s) in best.items():
+        op, tid = per.index[i]
         tmpl = names.get(int(tid), "")
+        # The cut shows from the first run that no longer wrote the line.
+        sel = ops[(ops["operation"] == op) & (ops["_grp"] >= (1 if v is _PERSISTENT else 2))]
+        onset = float(sel["start"].min()) if len(sel) else ctx.ws
         out.append(Finding(
-            kind=FindingKind.LOG_ANOMALY, entity=f"{service}: {tmpl[:160]}", value=float(row[True]),
-            threshold=float(expected * params.vanish_max_ratio), baseline=float(row[False]),
-            window_start=ws, window_end=we, onset=ws, score=sc, service=service,
+            kind=FindingKind.LOG_ANOMALY, entity=f"{service}: {tmpl[:160]}", value=float(obs),
+            threshold=float(expected * p.vanish_max_ratio), baseline=float(ref),
+            window_start=ctx.ws, window_end=ctx.we, onset=onset, score=sc, service=service,
             direction=Direction.DOWN, statistic="vanished_template",
-            message=(f"{service}: {op} ran {rc} times but wrote '{tmpl[:80]}' {int(row[True])} times, "
-                     f"expected {expected:.1f} ({int(row[False])} per {rb} runs in the baseline)"),
-            evidence={"operation": op, "template": tmpl, "count": int(row[True]), "expected": float(expected),
-                      "runs": int(rc), "baseline_runs": int(rb), "surprise": s},
+            message=(f"{service}: {op} ran {int(r_obs)} times but wrote '{tmpl[:80]}' {int(obs)} times, "
+                     f"expected {expected:.1f} ({int(ref)} per {int(r_ref)} runs in {ctx.ref_text(v)})"),
+            evidence={"operation": op, "template": tmpl, "count": int(obs), "expected": float(expected),
+                      "runs": int(r_obs), "baseline_runs": int(r_ref), "surprise": s, "view": v.name},
         ))
     return out

@@ -23,13 +23,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from detectors.records import Direction, Finding, FindingKind, Span
+
+
+# Weight of a finding that was already there before the alert (see detect_trace_anomalies).
+PERSISTENT_WEIGHT = 0.5
 
 
 @dataclass(frozen=True)
@@ -164,8 +168,10 @@ def detect_trace_anomalies(
     """TRACE_ANOMALY findings (service set) for spans starting in the window, and the graph.
 
     `history_start` (optional): spans of `current` starting from this time up to
-    `window_start` are recent history and join the baseline, so a drift that was
-    already there before the alert (a slow table, a busy dependency) is not news.
+    `window_start` are recent history. The window is then tested against normal +
+    history (a drift that was already there before the alert, such as a slow table
+    or a busy dependency, is not news), and history + window against normal at
+    `PERSISTENT_WEIGHT`; per finding the stronger reading is kept.
     """
     if window_end <= window_start:
         raise ValueError(f"window_end ({window_end}) must be after window_start ({window_start})")
@@ -174,18 +180,32 @@ def detect_trace_anomalies(
         return [], _graph(b, b.iloc[:0])
     c = _prepare(_frame(current))
     start_s = c["start_ns"].to_numpy() / 1e9
+    recent = c.iloc[:0]
     if history_start is not None:
         recent = c[(start_s >= history_start) & (start_s < window_start)]
-        if len(recent):
-            b = pd.concat([b, recent], ignore_index=True)
     c = c[(start_s >= window_start) & (start_s <= window_end)]
-    graph = _graph(b, c)
-    findings: list[Finding] = []
-    findings += _self_time(b, c, window_start, window_end, params)
-    findings += _edge_time(b, c, window_start, window_end, params)
-    findings += _errors(b, c, window_start, window_end, params)
-    findings += _calls(b, c, window_start, window_end, params)
+    fresh_b = pd.concat([b, recent], ignore_index=True) if len(recent) else b
+    graph = _graph(fresh_b, c)
+    findings = _detect_all(fresh_b, c, window_start, window_end, params)
+    if len(recent):
+        # Read a second way: history + window against normal only, at half weight. What
+        # already differed from normal before the alert is less likely to be its cause
+        # than what changed at it, but still counts when nothing else changed.
+        hist_start = float(recent["start_ns"].min() / 1e9)
+        best = {(f.statistic, f.entity): f for f in findings}
+        for f in _detect_all(b, pd.concat([recent, c], ignore_index=True), hist_start, window_end, params):
+            f = replace(f, score=f.score * PERSISTENT_WEIGHT,
+                        evidence={**f.evidence, "view": "persistent"})
+            key = (f.statistic, f.entity)
+            if key not in best or f.score > best[key].score:
+                best[key] = f
+        findings = list(best.values())
     return findings, graph
+
+
+def _detect_all(b: pd.DataFrame, c: pd.DataFrame, ws: float, we: float, p: TraceDetectorParams) -> list[Finding]:
+    return [*_self_time(b, c, ws, we, p), *_edge_time(b, c, ws, we, p), *_errors(b, c, ws, we, p),
+            *_calls(b, c, ws, we, p)]
 
 
 def _graph(b: pd.DataFrame, c: pd.DataFrame) -> ServiceGraph:

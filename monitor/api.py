@@ -239,7 +239,7 @@ def create_app(vigil: Vigil) -> FastAPI:
                     response.headers["Idempotent-Replayed"] = "true"
                     response.status_code = prior.status_code
                     return prior.response
-            target = body.to_version or _version_before_last_deploy(m.name)
+            target = body.to_version or vigil.store.rollback_target(m.name)
             if not target:
                 raise HTTPException(409, "no previous version is recorded for this model: give to_version")
             missing = _missing_version(m, target)
@@ -261,7 +261,10 @@ def create_app(vigil: Vigil) -> FastAPI:
             if idempotency_key and status_code == 200:
                 vigil.store.save_idempotent_response(scope, idempotency_key, request_hash, status_code,
                                                      result.model_dump(), now)
-        vigil.deliver()
+        try:
+            vigil.deliver()  # announce it now rather than at the sender's next round
+        except Exception:  # noqa: BLE001 - the rollback happened; its messages wait in the outbox
+            log.exception("outbox delivery after rollback failed", extra={"model": m.name})
         if status_code != 200:
             return JSONResponse(status_code=status_code, content={"error": outcome.detail, **result.model_dump()})
         return result
@@ -277,14 +280,6 @@ def create_app(vigil: Vigil) -> FastAPI:
             return str(e)
         except Exception:  # noqa: BLE001 - unreachable registry: not the caller's mistake
             return None
-        return None
-
-    def _version_before_last_deploy(model: str) -> str | None:
-        # Vigil's own rollbacks are deploy events too, and a rollback's "previous" is the bad
-        # version: skipping them keeps a repeated rollback a no-op instead of a roll-forward.
-        for d in reversed(vigil.store.deploys(model)):
-            if d.source != "rollback":
-                return d.previous_version
         return None
 
     def _open_incident_id(model: str) -> int | None:

@@ -126,8 +126,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     vigil = Vigil(cfg, notifiers={})
     target = args.to_version
     if target is None:
-        last = vigil.store.last_deploy(m.name)
-        target = last.previous_version if last else None
+        target = vigil.store.rollback_target(m.name)
     if not target:
         print("no previous version recorded: pass --to-version", file=sys.stderr)
         return 64

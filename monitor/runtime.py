@@ -27,7 +27,7 @@ from monitor.config import ModelConfig, VigilConfig
 from monitor.metrics import VigilMetrics
 from monitor.signals import (Signals, Window, gather_drift, gather_gpu, gather_kpis, gather_logs_traces,
                              gather_slos)
-from monitor.sources.errors import SourceState, SourceStatus, SourceUnavailable
+from monitor.sources.errors import SourceState, SourceStatus
 from monitor.sources.samples import SampleFiles, read_reference
 from monitor.store import Store
 
@@ -154,8 +154,9 @@ class Vigil:
         try:
             current = self.registry.alias_version(m.registry, m.alias)
             self.mark_source("mlflow", True)
-        except SourceUnavailable as e:
-            self.mark_source("mlflow", False, str(e))
+        except Exception as e:  # noqa: BLE001 - unreachable or rejecting, the registry is blind to us
+            log.warning("registry poll failed", extra={"model": m.name, "error": str(e)})
+            self.mark_source("mlflow", False, f"{type(e).__name__}: {e}")
             with self.store.tx() as s:
                 return self.store.model_state(s, m.name).alias_version, []
         return current, record_deploys(self, m, current, t)

@@ -18,7 +18,7 @@ from detectors.records import Finding, FindingKind, Series
 from detectors.slo import detect_slo_breach
 from monitor.config import ModelConfig
 from monitor.sources.errors import QueryError, SourceUnavailable
-from monitor.sources.samples import SampleFileError, read_reference, records_frame
+from monitor.sources.samples import SampleFileError, records_frame
 
 if TYPE_CHECKING:
     from monitor.runtime import Vigil

@@ -201,8 +201,22 @@ class Store:
         self.engine = create_engine(url, **kwargs)
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        Base.metadata.create_all(self.engine)
+        self._create_schema()
         self._session = sessionmaker(self.engine, expire_on_commit=False)
+
+    def _create_schema(self) -> None:
+        """Create missing tables; two processes opening a fresh store at once both try,
+        and the loser's "already exists" just means the winner did it."""
+        from sqlalchemy.exc import OperationalError, ProgrammingError
+
+        for attempt in range(5):
+            try:
+                Base.metadata.create_all(self.engine)
+                return
+            except (OperationalError, ProgrammingError, IntegrityError) as e:
+                if "already exists" not in str(e) and "duplicate" not in str(e).lower() or attempt == 4:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
 
     @contextmanager
     def tx(self) -> Iterator[Session]:
@@ -244,6 +258,17 @@ class Store:
             row = s.scalars(q.order_by(DeployRow.at.desc(), DeployRow.id.desc()).limit(1)).first()
             return row.to_event() if row else None
 
+    def rollback_target(self, model: str) -> str | None:
+        """The version that served before the last real deploy.
+
+        Vigil's own rollbacks are deploy events too, and a rollback's "previous" is the bad
+        version: skipping them keeps a repeated rollback a no-op instead of a roll-forward.
+        """
+        for d in reversed(self.deploys(model)):
+            if d.source != "rollback":
+                return d.previous_version
+        return None
+
     # ---------------------------------------------------------------- incidents
     def open_incident(self, s: Session, model: str) -> IncidentRow | None:
         return s.scalars(
@@ -282,27 +307,31 @@ class Store:
         """Pending messages that are due, oldest first, at most one per (notifier, key).
 
         Messages for one key go out in order: a later update never overtakes an
-        earlier one that is waiting for a retry.
+        earlier one that is waiting for a retry. The scan reads only ids and keys of
+        all pending rows, so a long outage's backlog cannot hide newer due messages.
         """
         with self.tx() as s:
-            rows = list(s.scalars(
-                select(OutboxRow).where(OutboxRow.status == "pending").order_by(OutboxRow.id).limit(limit * 5)
-            ))
-            refs = {(r.notifier, r.key): r.ref for r in s.scalars(select(MessageRefRow))} if rows else {}
-        seen: set[tuple[str, str]] = set()
-        out: list[OutboxMessage] = []
-        for r in rows:
-            k = (r.notifier, r.key)
-            if k in seen:
-                continue
-            seen.add(k)
-            if r.next_attempt_at > now:
-                continue
-            out.append(OutboxMessage(id=r.id, notifier=r.notifier, kind=MessageKind(r.kind), key=r.key,
-                                     payload=r.payload, attempts=r.attempts, ref=refs.get(k)))
-            if len(out) >= limit:
-                break
-        return out
+            heads = s.execute(
+                select(OutboxRow.id, OutboxRow.notifier, OutboxRow.key, OutboxRow.next_attempt_at)
+                .where(OutboxRow.status == "pending").order_by(OutboxRow.id)
+            ).all()
+            seen: set[tuple[str, str]] = set()
+            ids: list[int] = []
+            for id_, notifier, key, next_at in heads:
+                if (notifier, key) in seen:
+                    continue
+                seen.add((notifier, key))
+                if next_at <= now:
+                    ids.append(id_)
+                    if len(ids) >= limit:
+                        break
+            if not ids:
+                return []
+            rows = list(s.scalars(select(OutboxRow).where(OutboxRow.id.in_(ids)).order_by(OutboxRow.id)))
+            refs = {(r.notifier, r.key): r.ref for r in s.scalars(
+                select(MessageRefRow).where(MessageRefRow.key.in_({r.key for r in rows})))}
+        return [OutboxMessage(id=r.id, notifier=r.notifier, kind=MessageKind(r.kind), key=r.key, payload=r.payload,
+                              attempts=r.attempts, ref=refs.get((r.notifier, r.key))) for r in rows]
 
     def record_delivery(self, msg: OutboxMessage, result: DeliveryResult, now: float,
                         backoff: float) -> None:

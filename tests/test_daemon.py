@@ -137,10 +137,17 @@ def two_models(tmp_path, **kw: Any):
     return cfg, registry
 
 
-def test_a_model_whose_cycle_raises_does_not_stop_the_others(tmp_path):
+def test_a_model_whose_cycle_raises_does_not_stop_the_others(tmp_path, monkeypatch):
     cfg, registry = two_models(tmp_path)
-    registry.broken_models.add("fraud")  # its registry read raises: the whole cycle fails
     vigil = make_vigil(cfg, prometheus=incident_prometheus(), registry=registry, notifiers={})
+    real_window = vigil.window
+
+    def window(m: Any, t: float) -> Any:
+        if m.name == "fraud":
+            raise RuntimeError("a bug in fraud's cycle")  # the whole cycle fails
+        return real_window(m, t)
+
+    monkeypatch.setattr(vigil, "window", window)
 
     for t in (T0, T0 + 60):
         _safe_cycle(vigil, "fraud")  # the scheduler's job function: logs and counts, never raises
@@ -175,8 +182,8 @@ def test_a_raising_signal_gatherer_becomes_no_data_not_silence(tmp_path, monkeyp
 
 
 def test_an_embedded_daemon_stops_on_its_event_and_drains_the_outbox(tmp_path):
-    """run_daemon in a worker thread (no signal handlers there): one model broken, the
-    other cycling on the real scheduler; stop -> running cycles finish, outbox drained."""
+    """run_daemon in a worker thread (no signal handlers there): one model's registry
+    broken, both cycling on the real scheduler; stop -> running cycles finish, outbox drained."""
     cfg, registry = two_models(tmp_path, schedule={"interval": "1s", "lookback": "30m", "baseline": "1h"})
     registry.broken_models.add("fraud")
     sink = tmp_path / "sink.jsonl"
@@ -201,8 +208,20 @@ def test_an_embedded_daemon_stops_on_its_event_and_drains_the_outbox(tmp_path):
     worker.join(timeout=10)
     assert not worker.is_alive(), "the daemon did not stop"
     assert result == [0]
-    assert metric_value(vigil, "vigil_cycle_errors_total", model="fraud") >= 1
+    # the model whose registry read raises keeps cycling, with the registry reported down
+    assert metric_value(vigil, "vigil_cycle_duration_seconds_count", model="fraud") >= 1
+    assert any("registry" in b for b in vigil.last_cycle["fraud"].blind)
     assert vigil.store.outbox_counts() == {"delivered": len(sink.read_text().splitlines())}
     [incident] = vigil.store.incidents(model=MODEL)
     assert any(json.loads(x)["payload"]["incident_id"] == incident.id for x in sink.read_text().splitlines())
     assert all(q == CTR_QUERY or "latency" in q for q, *_ in vigil.prometheus.calls)
+
+
+def test_a_registry_read_that_raises_is_reported_as_the_registry_down(tmp_path):
+    cfg, registry = two_models(tmp_path)
+    registry.broken_models.add("fraud")  # the client raises something unexpected
+    vigil = make_vigil(cfg, prometheus=incident_prometheus(), registry=registry, notifiers={})
+    report = vigil.run_cycle("fraud", T0)
+    assert vigil.sources["mlflow"].status == "down" and "RuntimeError" in vigil.sources["mlflow"].detail
+    assert any("registry" in b for b in report.blind)  # deploy suspects unknown: never an all clear
+    assert metric_value(vigil, "vigil_cycle_errors_total", model="fraud") == 0

@@ -14,83 +14,32 @@ then raise SourceUnavailable.
 from __future__ import annotations
 
 import logging
-import time
 
 import httpx
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from detectors.records import LogRecord
 from monitor.config import LokiConfig
-from monitor.sources.errors import QueryError, SourceState, SourceStatus, SourceUnavailable
+from monitor.sources.errors import QueryError
+from monitor.sources.http import HttpSource
 
 log = logging.getLogger(__name__)
 _SOURCE = "loki"
 _MAX_PAGES = 10_000
 
 
-class _Retryable(Exception):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+class LokiSource(HttpSource):
+    source = _SOURCE
 
-
-class LokiSource:
     def __init__(self, config: LokiConfig, *, client: httpx.Client | None = None,
                  retries: int = 3, backoff_s: float = 0.5, max_backoff_s: float = 8.0) -> None:
         self.config = config
-        self.retries, self.backoff_s, self.max_backoff_s = retries, backoff_s, max_backoff_s
-        headers = {"Accept": "application/json"}
+        headers = {}
         if config.tenant:
             headers["X-Scope-OrgID"] = config.tenant
         if config.bearer_token:
             headers["Authorization"] = f"Bearer {config.bearer_token}"
-        self._client = client or httpx.Client(base_url=config.url.rstrip("/"), timeout=config.timeout_s,
-                                              headers=headers)
-        if client is not None:
-            self._client.headers.update(headers)
-
-    def close(self) -> None:
-        self._client.close()
-
-    # ------------------------------------------------------------------ HTTP
-    def _get(self, path: str, params: dict[str, str | int], query: str) -> httpx.Response:
-        def once() -> httpx.Response:
-            try:
-                r = self._client.get(path, params=params)
-            except httpx.HTTPError as e:
-                raise _Retryable(f"{type(e).__name__}: {e}") from e
-            if r.status_code == 429 or r.status_code >= 500:
-                raise _Retryable(f"HTTP {r.status_code}: {r.text.strip()[:300]}")
-            if r.status_code == 400:
-                raise QueryError(_SOURCE, query, r.text.strip() or "HTTP 400")
-            if r.status_code in (401, 403):
-                raise SourceUnavailable(_SOURCE, self.config.url, f"HTTP {r.status_code}: {r.text.strip()[:300]}")
-            if r.status_code != 200:
-                raise SourceUnavailable(_SOURCE, self.config.url, f"HTTP {r.status_code}: {r.text.strip()[:300]}")
-            return r
-
-        try:
-            for attempt in Retrying(stop=stop_after_attempt(self.retries + 1),
-                                    wait=wait_exponential(multiplier=self.backoff_s, max=self.max_backoff_s),
-                                    retry=retry_if_exception_type(_Retryable), reraise=True):
-                with attempt:
-                    return once()
-        except _Retryable as e:
-            raise SourceUnavailable(_SOURCE, self.config.url,
-                                    f"{e.reason} (after {self.retries + 1} attempts)") from None
-        raise AssertionError("unreachable")
-
-    # ------------------------------------------------------------------ API
-    def ready(self) -> SourceState:
-        now = time.time()
-        try:
-            r = self._client.get("/ready")
-        except httpx.HTTPError as e:
-            return SourceState(_SOURCE, SourceStatus.DOWN, self.config.url, f"{type(e).__name__}: {e}", now)
-        if r.status_code == 200:
-            return SourceState(_SOURCE, SourceStatus.UP, self.config.url, r.text.strip()[:200], now)
-        return SourceState(_SOURCE, SourceStatus.DOWN, self.config.url,
-                           f"HTTP {r.status_code}: {r.text.strip()[:200]}", now)
+        super().__init__(config.url, config.timeout_s, headers, client=client, retries=retries,
+                         backoff_s=backoff_s, max_backoff_s=max_backoff_s)
 
     def query_logs(self, query: str, start: float, end: float, *, service_label: str = "service") -> list[LogRecord]:
         """All entries with start <= ts < end (epoch seconds), oldest first."""

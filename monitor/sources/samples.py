@@ -4,12 +4,15 @@ posted to `POST /v1/samples` and kept in the store. Training references are file
 from __future__ import annotations
 
 import glob
+import logging
 import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+log = logging.getLogger("vigil.samples")
 
 
 class SampleFileError(ValueError):
@@ -35,11 +38,15 @@ def to_epoch_seconds(col: pd.Series, *, where: str) -> np.ndarray:
         if len(v) and np.nanmax(np.abs(v)) > 1e11:
             return v / 1e3
         return v
+    if pd.api.types.is_bool_dtype(col):
+        raise SampleFileError(f"{where}: expected datetimes or epoch seconds, got booleans")
     try:
         dt = pd.to_datetime(col, utc=True)
     except (ValueError, TypeError) as e:
         raise SampleFileError(f"{where}: expected datetimes or epoch seconds ({e})") from None
-    return dt.astype("int64").to_numpy() / 1e9
+    out = dt.astype("int64").to_numpy() / 1e9
+    out[dt.isna().to_numpy()] = np.nan  # a missing time is missing, not 1677
+    return out
 
 
 class SampleFiles:
@@ -69,7 +76,12 @@ class SampleFiles:
                 f"(columns: {', '.join(map(str, df.columns[:20]))})"
             )
         ts = to_epoch_seconds(df[self.timestamp_column], where=f"{path} column {self.timestamp_column!r}")
-        df = df.assign(_ts=ts).sort_values("_ts", kind="stable").reset_index(drop=True)
+        df = df.assign(_ts=ts)
+        missing = int(np.isnan(ts).sum())
+        if missing:
+            log.warning("sample rows without a timestamp skipped", extra={"file": path, "rows": missing})
+            df = df[~np.isnan(ts)]
+        df = df.sort_values("_ts", kind="stable").reset_index(drop=True)
         lo, hi = (float(df["_ts"].iloc[0]), float(df["_ts"].iloc[-1])) if len(df) else (np.inf, -np.inf)
         self._cache[path] = (key, df, lo, hi)
         return df, lo, hi

@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import base64
 import binascii
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from detectors.records import Span
 from monitor.config import TempoConfig
-from monitor.sources.errors import QueryError, SourceState, SourceStatus, SourceUnavailable
+from monitor.sources.errors import QueryError
+from monitor.sources.http import HttpSource
 
 _SOURCE = "tempo"
 
@@ -34,64 +33,15 @@ class TraceSummary:
     matched_span_ids: list[str] = field(default_factory=list)  # hex
 
 
-class _Retryable(Exception):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+class TempoSource(HttpSource):
+    source = _SOURCE
 
-
-class TempoSource:
     def __init__(self, config: TempoConfig, *, client: httpx.Client | None = None,
                  retries: int = 3, backoff_s: float = 0.5, max_backoff_s: float = 8.0) -> None:
         self.config = config
-        self.retries, self.backoff_s, self.max_backoff_s = retries, backoff_s, max_backoff_s
-        headers = {"Accept": "application/json"}
-        if config.bearer_token:
-            headers["Authorization"] = f"Bearer {config.bearer_token}"
-        self._client = client or httpx.Client(base_url=config.url.rstrip("/"), timeout=config.timeout_s,
-                                              headers=headers)
-        if client is not None:
-            self._client.headers.update(headers)
-
-    def close(self) -> None:
-        self._client.close()
-
-    def _get(self, path: str, params: dict[str, Any], query: str, *, allow_404: bool = False) -> httpx.Response | None:
-        def once() -> httpx.Response | None:
-            try:
-                r = self._client.get(path, params=params)
-            except httpx.HTTPError as e:
-                raise _Retryable(f"{type(e).__name__}: {e}") from e
-            if r.status_code == 429 or r.status_code >= 500:
-                raise _Retryable(f"HTTP {r.status_code}: {r.text.strip()[:300]}")
-            if r.status_code == 404 and allow_404:
-                return None
-            if r.status_code == 400:
-                raise QueryError(_SOURCE, query, r.text.strip() or "HTTP 400")
-            if r.status_code != 200:
-                raise SourceUnavailable(_SOURCE, self.config.url, f"HTTP {r.status_code}: {r.text.strip()[:300]}")
-            return r
-
-        try:
-            for attempt in Retrying(stop=stop_after_attempt(self.retries + 1),
-                                    wait=wait_exponential(multiplier=self.backoff_s, max=self.max_backoff_s),
-                                    retry=retry_if_exception_type(_Retryable), reraise=True):
-                with attempt:
-                    return once()
-        except _Retryable as e:
-            raise SourceUnavailable(_SOURCE, self.config.url,
-                                    f"{e.reason} (after {self.retries + 1} attempts)") from None
-        raise AssertionError("unreachable")
-
-    def ready(self) -> SourceState:
-        now = time.time()
-        try:
-            r = self._client.get("/ready")
-        except httpx.HTTPError as e:
-            return SourceState(_SOURCE, SourceStatus.DOWN, self.config.url, f"{type(e).__name__}: {e}", now)
-        status = SourceStatus.UP if r.status_code == 200 else SourceStatus.DOWN
-        detail = r.text.strip()[:200] if r.status_code == 200 else f"HTTP {r.status_code}: {r.text.strip()[:200]}"
-        return SourceState(_SOURCE, status, self.config.url, detail, now)
+        headers = {"Authorization": f"Bearer {config.bearer_token}"} if config.bearer_token else {}
+        super().__init__(config.url, config.timeout_s, headers, client=client, retries=retries,
+                         backoff_s=backoff_s, max_backoff_s=max_backoff_s)
 
     def search(self, query: str, start: float, end: float, limit: int | None = None) -> list[TraceSummary]:
         """Traces matching a TraceQL query with spans in [start, end] (epoch seconds)."""

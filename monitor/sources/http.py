@@ -1,0 +1,76 @@
+"""The HTTP plumbing Loki and Tempo clients share: one retry budget, the contract's
+status codes mapped to our errors, and a /ready probe.
+
+429, 5xx and connection failures are retried with exponential backoff (tenacity) and
+then raise SourceUnavailable; 400 is the query's fault (QueryError with the backend's
+plain-text reason, never retried); other statuses mean a wrong URL or credentials.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from monitor.sources.errors import QueryError, SourceState, SourceStatus, SourceUnavailable
+
+
+class _Retryable(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class HttpSource:
+    source = "http"
+
+    def __init__(self, url: str, timeout_s: float, headers: dict[str, str], *, client: httpx.Client | None,
+                 retries: int, backoff_s: float, max_backoff_s: float) -> None:
+        self.url = url
+        self.retries, self.backoff_s, self.max_backoff_s = retries, backoff_s, max_backoff_s
+        headers = {"Accept": "application/json", **headers}
+        self._client = client or httpx.Client(base_url=url.rstrip("/"), timeout=timeout_s, headers=headers)
+        if client is not None:
+            self._client.headers.update(headers)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _get(self, path: str, params: dict[str, Any], query: str, *, allow_404: bool = False
+             ) -> httpx.Response | None:
+        def once() -> httpx.Response | None:
+            try:
+                r = self._client.get(path, params=params)
+            except httpx.HTTPError as e:
+                raise _Retryable(f"{type(e).__name__}: {e}") from e
+            if r.status_code == 429 or r.status_code >= 500:
+                raise _Retryable(f"HTTP {r.status_code}: {r.text.strip()[:300]}")
+            if r.status_code == 404 and allow_404:
+                return None
+            if r.status_code == 400:
+                raise QueryError(self.source, query, r.text.strip() or "HTTP 400")
+            if r.status_code != 200:
+                raise SourceUnavailable(self.source, self.url, f"HTTP {r.status_code}: {r.text.strip()[:300]}")
+            return r
+
+        try:
+            for attempt in Retrying(stop=stop_after_attempt(self.retries + 1),
+                                    wait=wait_exponential(multiplier=self.backoff_s, max=self.max_backoff_s),
+                                    retry=retry_if_exception_type(_Retryable), reraise=True):
+                with attempt:
+                    return once()
+        except _Retryable as e:
+            raise SourceUnavailable(self.source, self.url,
+                                    f"{e.reason} (after {self.retries + 1} attempts)") from None
+        raise AssertionError("unreachable")
+
+    def ready(self) -> SourceState:
+        now = time.time()
+        try:
+            r = self._client.get("/ready")
+        except httpx.HTTPError as e:
+            return SourceState(self.source, SourceStatus.DOWN, self.url, f"{type(e).__name__}: {e}", now)
+        status = SourceStatus.UP if r.status_code == 200 else SourceStatus.DOWN
+        detail = r.text.strip()[:200] if r.status_code == 200 else f"HTTP {r.status_code}: {r.text.strip()[:200]}"
+        return SourceState(self.source, status, self.url, detail, now)
