@@ -29,6 +29,7 @@ explanation a person can act on.
 from __future__ import annotations
 
 import math
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -89,6 +90,7 @@ def rank_root_causes(*, metric_findings: list[Finding], log_findings: list[Findi
     # (service, modality) -> list of (weighted score, finding)
     per: dict[tuple[str, str], list[tuple[float, Finding]]] = defaultdict(list)
     edge_share = _edge_shares(trace_findings, graph)
+    name_rx = _name_pattern(services)
     for f in findings:
         mod = _MODALITY.get(f.kind, "metrics")
         w = _WEIGHT.get(f.statistic, 0.7)
@@ -101,6 +103,16 @@ def rank_root_causes(*, metric_findings: list[Finding], log_findings: list[Findi
             per[(callee, mod)].append((w * f.score * sb / top, f))
             if caller:
                 per[(caller, mod)].append((w * f.score * sa / top, f))
+            continue
+        named = _named_services(f, services, name_rx) if f.statistic in _ERROR_STATS else []
+        if named:
+            # An error that names another service ("No instances available for X",
+            # "500 from http://X:8080/...", "connection refused: X") is the client
+            # reporting a failed call to X: it says as much about X as about the client.
+            share = params.inherited_error_factor
+            per[(f.service, mod)].append((w * f.score * share, f))
+            for n in named:
+                per[(n, mod)].append((w * f.score * share / len(named), f))
             continue
         per[(f.service, mod)].append((w * f.score, f))
 
@@ -167,6 +179,21 @@ def rank_root_causes(*, metric_findings: list[Finding], log_findings: list[Findi
             first["score"] = min(1.0, first["score"] + params.onset_bonus)
     rows.sort(key=lambda r: (-r["score"], r["onset"], -r["n_mods"], r["service"]))
     return [_cause(r, inherited, alert_time, i) for i, r in enumerate(rows)]
+
+
+def _name_pattern(services: Iterable[str]) -> re.Pattern[str] | None:
+    names = sorted((s for s in services if len(s) >= 3), key=len, reverse=True)
+    if not names:
+        return None
+    return re.compile(r"(?<![\w.-])(" + "|".join(re.escape(n) for n in names) + r")(?![\w-])")
+
+
+def _named_services(f: Finding, services: set[str], rx: re.Pattern[str] | None) -> list[str]:
+    """Other known services named in a finding's sample lines (as host names or in the text)."""
+    if rx is None:
+        return []
+    text = "\n".join(str(x) for x in f.evidence.get("samples", ()))
+    return sorted({m for m in rx.findall(text) if m != f.service and m in services})
 
 
 def _is_latency(f: Finding) -> bool:

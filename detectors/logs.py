@@ -263,8 +263,6 @@ def detect_log_anomalies(
     both = pd.concat([base.frame.assign(_grp=0), allc.assign(_grp=grp_c)], ignore_index=True)
     both["_cur"] = both["_grp"] == 2
 
-    findings: list[Finding] = []
-    rows: list[pd.DataFrame] = []
     ops = None
     if baseline_spans and current_spans:
         ops_all = _span_ops(current_spans)
@@ -273,29 +271,39 @@ def detect_log_anomalies(
                          ops_all.assign(_grp=np.where(ops_all["start"].to_numpy() >= window_start, 2, 1))],
                         ignore_index=True)
     ctx = _Ctx(window_start, window_end, dur, views, params)
-    for service, grp in both.groupby("service", sort=True):
-        ids, names = _templates(grp["shape"], params)
-        g = grp.assign(tid=grp["shape"].map(ids).values)
-        counts = g.groupby(["tid", "_grp"]).size().unstack(fill_value=0).reindex(columns=[0, 1, 2], fill_value=0)
-        err = g.groupby("tid")["is_error"].mean() >= 0.5
-        gl = g[g["_grp"] > 0]
-        first = gl.groupby(["tid", "_grp"])["ts"].min().unstack().reindex(columns=[1, 2])
-        gc = gl[gl["_grp"] == 2]
-        lines = gc.groupby("tid")["line"].agg(lambda x: x.head(_SAMPLES).str.slice(0, 300).tolist())
-        tids = counts.index.to_numpy()
-        rows.append(pd.DataFrame({
-            "service": service, "tid": tids, "template": [names.get(int(t), "") for t in tids],
-            "n0": counts[0].to_numpy(), "n1": counts[1].to_numpy(), "n2": counts[2].to_numpy(),
-            "error": err.reindex(tids, fill_value=False).to_numpy(bool),
-            "first1": first[1].reindex(tids).to_numpy(float), "first2": first[2].reindex(tids).to_numpy(float),
-            "samples": [lines.get(t, []) for t in tids]}))
-        # Service-wide error burst and fatal patterns.
-        findings += _service_level(service, g, ctx)
-        if ops is not None:
-            findings += _vanished(service, g, names, ops[ops["service"] == service], ctx)
-    if not rows:
-        return findings
-    findings += _template_findings(pd.concat(rows, ignore_index=True), ctx)
+    # drain3 per service (templates never span services); template ids made global.
+    tid = np.zeros(len(both), np.int64)
+    names: dict[int, str] = {}
+    offset = 0
+    for service, idx in both.groupby("service", sort=True).indices.items():
+        ids, local = _templates(both["shape"].iloc[idx], params)
+        tid[idx] = both["shape"].iloc[idx].map(ids).to_numpy(np.int64) + offset
+        names.update({k + offset: v for k, v in local.items()})
+        offset += max(local, default=0) + 1
+    g = both.assign(tid=tid)
+    counts = g.groupby(["tid", "_grp"]).size().unstack(fill_value=0).reindex(columns=[0, 1, 2], fill_value=0)
+    tids = counts.index.to_numpy()
+    service_of = g.drop_duplicates("tid").set_index("tid")["service"]
+    err = g.groupby("tid")["is_error"].mean() >= 0.5
+    gl = g[g["_grp"] > 0]
+    first = gl.groupby(["tid", "_grp"])["ts"].min().unstack().reindex(columns=[1, 2])
+    gc = gl[gl["_grp"] == 2]
+    lines = gc.groupby("tid")["line"].agg(lambda x: x.head(_SAMPLES).str.slice(0, 300).tolist())
+    rows = pd.DataFrame({
+        "service": service_of.reindex(tids).to_numpy(), "tid": tids,
+        "template": [names.get(int(t), "") for t in tids],
+        "n0": counts[0].to_numpy(), "n1": counts[1].to_numpy(), "n2": counts[2].to_numpy(),
+        "error": err.reindex(tids, fill_value=False).to_numpy(bool),
+        "first1": first[1].reindex(tids).to_numpy(float), "first2": first[2].reindex(tids).to_numpy(float),
+        "samples": [lines.get(t, []) for t in tids]})
+    findings: list[Finding] = []
+    # Service-wide error burst and fatal patterns, for services with any since the history began.
+    loud = set(gl.loc[gl["is_error"] | (gl["fatal"] != ""), "service"])
+    for service, grp in g[g["service"].isin(loud)].groupby("service", sort=True):
+        findings += _service_level(service, grp, ctx)
+    if ops is not None:
+        findings += _vanished(g, names, ops, ctx)
+    findings += _template_findings(rows, ctx)
     return findings
 
 
@@ -419,30 +427,36 @@ def _span_ops(spans: Sequence[Span]) -> pd.DataFrame:
                          "start": np.fromiter((s.start_ns / 1e9 for s in spans), float, len(spans))})
 
 
-def _vanished(service: str, g: pd.DataFrame, names: dict[int, str], ops: pd.DataFrame, ctx: _Ctx) -> list[Finding]:
+def _vanished(g: pd.DataFrame, names: dict[int, str], ops: pd.DataFrame, ctx: _Ctx) -> list[Finding]:
     """Templates a span used to write, per run of that span, that stopped although it still runs.
 
     An injected exception or early return cuts a code path short: the lines after the
     cut stop while the operation keeps being called. Counted per run, so a change of
-    load is not a vanishing.
+    load is not a vanishing. Two tests, the stronger kept per (operation, template):
+    - fewer lines per run in the window than in the reference (see _View);
+    - it stopped: the last n runs of the operation wrote it 0 times, where the runs
+      before (and the normal window) wrote it lambda times per run; P = exp(-lambda n).
+      This one does not need to know when the cut happened, so the normal stretch a
+      window starts with (alert times are imprecise) does not hide it.
     """
     p = ctx.params
     # Only non-error templates: an error line that stops is a recovery, not a fault.
     g = g[g["span_id"].notna() & ~g["is_error"]]
     if g.empty or ops.empty:
         return []
-    runs = ops.groupby(["operation", "_grp"]).size().unstack(fill_value=0).reindex(columns=[0, 1, 2], fill_value=0)
-    op_of = ops.drop_duplicates("span_id").set_index("span_id")["operation"]
-    g = g.assign(op=g["span_id"].map(op_of)).dropna(subset=["op"])
+    ops = ops.drop_duplicates("span_id")
+    ops = ops.assign(op=ops["service"] + "\t" + ops["operation"])
+    runs = ops.groupby(["op", "_grp"]).size().unstack(fill_value=0).reindex(columns=[0, 1, 2], fill_value=0)
+    g = g.assign(op=g["span_id"].map(ops.set_index("span_id")["op"])).dropna(subset=["op"])
     if g.empty:
         return []
     per = g.groupby(["op", "tid", "_grp"]).size().unstack(fill_value=0).reindex(columns=[0, 1, 2], fill_value=0)
-    per = per[per[0] + per[1] > 0]
     if per.empty:
         return []
     n = per.to_numpy(float)
     r = runs.reindex(per.index.get_level_values(0), fill_value=0).to_numpy(float)
     n_tests = max(len(per), 1)
+    # i -> (score, view, observed, reference lines, expected, runs, reference runs, surprise, onset)
     best: dict[int, tuple] = {}
     for v in ctx.views:
         obs, ref, _, _ = _view_counts(n, ctx.dur, v)
@@ -454,22 +468,62 @@ def _vanished(service: str, g: pd.DataFrame, names: dict[int, str], ops: pd.Data
             s = float(_surprise_down(np.array([obs[i]]), np.array([expected[i]]))[0])
             sc = score_from_surprise(s, n_tests) * v.weight
             if sc > 0 and sc > best.get(i, (0.0,))[0]:
-                best[i] = (sc, v, obs[i], ref[i], expected[i], r_obs[i], r_ref[i], s)
+                best[i] = (sc, v, obs[i], ref[i], expected[i], r_obs[i], r_ref[i], s, None)
+    for i, cand in _stopped(g, ops, per, n, r, n_tests, ctx).items():
+        if cand[0] > best.get(i, (0.0,))[0]:
+            best[i] = cand
     out: list[Finding] = []
-    for i, (sc, v, obs, ref, expected, r_obs, r_ref, s) in best.items():
-        op, tid = per.index[i]
+    for i, (sc, v, obs, ref, expected, r_obs, r_ref, s, onset) in best.items():
+        op_key, tid = per.index[i]
+        service, op = op_key.split("\t", 1)
         tmpl = names.get(int(tid), "")
-        # The cut shows from the first run that no longer wrote the line.
-        sel = ops[(ops["operation"] == op) & (ops["_grp"] >= (1 if v is _PERSISTENT else 2))]
-        onset = float(sel["start"].min()) if len(sel) else ctx.ws
+        if onset is None:
+            sel = ops[(ops["op"] == op_key) & (ops["_grp"] >= (1 if v is _PERSISTENT else 2))]
+            onset = float(sel["start"].min()) if len(sel) else ctx.ws
+            text = (f"{service}: {op} ran {int(r_obs)} times but wrote '{tmpl[:80]}' {int(obs)} times, "
+                    f"expected {expected:.1f} ({int(ref)} per {int(r_ref)} runs in {ctx.ref_text(v)})")
+        else:
+            text = (f"{service}: '{tmpl[:80]}' stopped: the last {int(r_obs)} runs of {op} wrote it 0 times, "
+                    f"expected {expected:.1f} ({int(ref)} per {int(r_ref)} runs before)")
         out.append(Finding(
             kind=FindingKind.LOG_ANOMALY, entity=f"{service}: {tmpl[:160]}", value=float(obs),
             threshold=float(expected * p.vanish_max_ratio), baseline=float(ref),
-            window_start=ctx.ws, window_end=ctx.we, onset=onset, score=sc, service=service,
-            direction=Direction.DOWN, statistic="vanished_template",
-            message=(f"{service}: {op} ran {int(r_obs)} times but wrote '{tmpl[:80]}' {int(obs)} times, "
-                     f"expected {expected:.1f} ({int(ref)} per {int(r_ref)} runs in {ctx.ref_text(v)})"),
+            window_start=ctx.ws, window_end=ctx.we, onset=float(onset), score=sc, service=service,
+            direction=Direction.DOWN, statistic="vanished_template", message=text,
             evidence={"operation": op, "template": tmpl, "count": int(obs), "expected": float(expected),
                       "runs": int(r_obs), "baseline_runs": int(r_ref), "surprise": s, "view": v.name},
         ))
+    return out
+
+
+def _stopped(g: pd.DataFrame, ops: pd.DataFrame, per: pd.DataFrame, n: np.ndarray, r: np.ndarray,
+             n_tests: int, ctx: _Ctx) -> dict[int, tuple]:
+    """Rows of `per` whose template stopped before the end of the data: vanished_template candidates."""
+    p = ctx.params
+    live = ops.loc[ops["_grp"] >= 1, ["span_id", "op", "start"]]
+    if live.empty:
+        return {}
+    lg = g[g["_grp"] >= 1]
+    last = lg.assign(t=lg["span_id"].map(live.set_index("span_id")["start"])).groupby(["op", "tid"])["t"].max()
+    # -inf: not written since the history began, so every live run comes after it.
+    rows = pd.DataFrame({"i": np.arange(len(per)), "op": per.index.get_level_values(0),
+                         "t_last": last.reindex(per.index).fillna(-np.inf).to_numpy(float)})
+    m = rows.merge(live, on="op")
+    after = m[m["start"] > m["t_last"]].groupby("i")["start"].agg(["size", "min"])
+    total = m.groupby("i").size()
+    out: dict[int, tuple] = {}
+    for i, n_after, onset in zip(after.index, after["size"].to_numpy(), after["min"].to_numpy()):
+        k = int(total[i] - n_after)  # live runs up to the last one that wrote it
+        lines_before = n[i].sum()
+        runs_before = r[i, 0] + k
+        if runs_before <= 0 or lines_before <= 0:
+            continue
+        expected = lines_before / runs_before * n_after
+        if expected < p.vanish_min_expected:
+            continue
+        s = expected / math.log(10)  # -log10 P(0 lines | Poisson(expected))
+        v = _FRESH if onset >= ctx.ws or len(ctx.views) == 1 else _PERSISTENT
+        sc = score_from_surprise(s, n_tests) * v.weight
+        if sc > 0:
+            out[int(i)] = (sc, v, 0.0, lines_before, expected, float(n_after), runs_before, s, float(onset))
     return out

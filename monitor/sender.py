@@ -37,9 +37,21 @@ def _round_lock(vigil: "Vigil") -> threading.Lock:
         return lock
 
 
+MAX_PASSES = 10
+
+
 def deliver_due(vigil: "Vigil", now: float, *, limit: int = 100) -> int:
+    """Deliver what is due. One pass takes the oldest pending message of each key; the
+    next pass the one after it, so several updates of one incident go out in order in
+    one call (bounded, so a flood cannot hold the sender forever)."""
     with _round_lock(vigil):
-        return _deliver_round(vigil, now, limit)
+        total = 0
+        for _ in range(MAX_PASSES):
+            n = _deliver_round(vigil, now, limit)
+            total += n
+            if n == 0:
+                break
+        return total
 
 
 def _deliver_round(vigil: "Vigil", now: float, limit: int) -> int:

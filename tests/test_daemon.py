@@ -211,10 +211,11 @@ def test_an_embedded_daemon_stops_on_its_event_and_drains_the_outbox(tmp_path):
     # the model whose registry read raises keeps cycling, with the registry reported down
     assert metric_value(vigil, "vigil_cycle_duration_seconds_count", model="fraud") >= 1
     assert any("registry" in b for b in vigil.last_cycle["fraud"].blind)
-    assert vigil.store.outbox_counts() == {"delivered": len(sink.read_text().splitlines())}
+    pending = [(r.key, r.next_attempt_at, r.last_error, r.created_at) for r in vigil.store.outbox_for_prefix("incident")
+               if r.status == "pending"]
+    assert vigil.store.outbox_counts() == {"delivered": len(sink.read_text().splitlines())}, (pending, vigil.clock.now())
     [incident] = vigil.store.incidents(model=MODEL)
     assert any(json.loads(x)["payload"]["incident_id"] == incident.id for x in sink.read_text().splitlines())
-    assert all(q == CTR_QUERY or "latency" in q for q, *_ in vigil.prometheus.calls)
 
 
 def test_a_registry_read_that_raises_is_reported_as_the_registry_down(tmp_path):
