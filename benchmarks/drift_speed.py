@@ -9,9 +9,10 @@ Per data set it prints one line: Vigil's first cycle (profile the reference, com
 current window; exact statistics, p-values "auto"), each peer and the ratio, the sort
 floor (np.sort of every numeric column of both sides) and the ratio to it; then the
 repeat cycle (profile loaded from bytes, current window only), Vigil with every
-p-value scipy-exact, and peak memory (peak RSS above the process before the run, plus
+p-value scipy-exact, Vigil with two worker threads, and peak memory (peak RSS above the process before the run, plus
 the raw data, over the raw data). The pandas sort floor (`Series.sort_values`, how the
-issue's 0.8 s was measured) is printed too.
+issue's 0.8 s was measured) is printed too. The compiled kernels are loaded (compiled
+on a cold numba cache) on a small slice before anything is timed.
 """
 from __future__ import annotations
 
@@ -170,9 +171,9 @@ def pandas_sort_floor(ds: DataSet) -> None:
             df[c].sort_values()
 
 
-def vigil_first(ds: DataSet, pvalues: str = "auto"):
-    profile = profile_reference(ds.reference, ds.features)
-    return profile, compare(profile, ds.current, pvalues=pvalues)
+def vigil_first(ds: DataSet, pvalues: str = "auto", workers: int = 1):
+    profile = profile_reference(ds.reference, ds.features, workers=workers)
+    return profile, compare(profile, ds.current, pvalues=pvalues, workers=workers)
 
 
 def vigil_repeat(blob: bytes, ds: DataSet):
@@ -215,8 +216,17 @@ def ratio(a: float, b: float) -> str:
     return f"{a / b:.1f}x" if b > 0 else "n/a"
 
 
+def warm_up(ds: DataSet) -> None:
+    """Load the compiled kernels (numba's on-disk cache; compiles on a cold one) before
+    any timing, as a running daemon would have them: a one-off, not a per-cycle cost."""
+    small = DataSet(ds.name, ds.reference.head(3000), ds.current.head(2000), ds.numeric, ds.categorical)
+    profile, _ = vigil_first(small)
+    vigil_repeat(profile.to_bytes(), small)
+
+
 def bench(ds: DataSet, run_evidently: bool) -> None:
     raw = ds.raw_mb
+    warm_up(ds)
     floor, _ = measure(lambda: sort_floor(ds))
     pfloor, _ = measure(lambda: pandas_sort_floor(ds))
     first, (profile, _) = measure(lambda: vigil_first(ds))
@@ -224,6 +234,7 @@ def bench(ds: DataSet, run_evidently: bool) -> None:
     del profile
     repeat, _ = measure(lambda: vigil_repeat(blob, ds))
     exact, _ = measure(lambda: vigil_first(ds, "exact"))
+    threaded, _ = measure(lambda: vigil_first(ds, workers=2))
     nanny, _ = measure(lambda: nannyml(ds))
     parts = [
         f"{ds.name:10s} vigil {first.seconds:.2f} s",
@@ -246,7 +257,7 @@ def bench(ds: DataSet, run_evidently: bool) -> None:
 
     print(
         f"{'':10s} repeat {repeat.seconds:.2f} s ({100 * repeat.seconds / first.seconds:.0f}% of first)  "
-        f"all-p-exact {exact.seconds:.2f} s  profile {len(blob) / 2**20:.0f} MB  "
+        f"all-p-exact {exact.seconds:.2f} s  2-threads {threaded.seconds:.2f} s  profile {len(blob) / 2**20:.0f} MB  "
         f"rows {len(ds.reference):,}/{len(ds.current):,} x {len(ds.features)} cols  raw {raw:.0f} MB",
         flush=True,
     )

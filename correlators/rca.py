@@ -12,8 +12,12 @@ Why this ranking points at the cause rather than at the loudest victim:
    and a caller in proportion to the share of its outgoing edges that slowed.
 3. Errors count where they start. When a service and one of its callees both show
    new errors, the caller's errors are most likely the callee's failures passed up
-   the chain, so the caller's error evidence is halved (once per level). The
-   deepest erroring span, when spans carry a status, is scored by the trace detector.
+   the chain, so the caller's error evidence is halved (once per level). A callee
+   whose code path broke silently (a log template its operation always wrote
+   stopped) counts as failing too. An error line that names another known service
+   ("No instances available for X", a URL with X's host) is the client reporting a
+   failed call: half its weight goes to the named service(s). The deepest erroring
+   span, when spans carry a status, is scored by the trace detector.
 4. A service's evidence per modality is its strongest finding (findings of one
    modality on one service are correlated: CPU usage and CPU rate, p90/p95/p99, a
    new error template and the burst it makes), and the modalities combine by

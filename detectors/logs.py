@@ -15,7 +15,13 @@ What counts as evidence, and why:
 - a new non-error template (weak evidence: workload changes also create them),
 - an expected template that vanished although the span that writes it still ran
   (only when log lines carry a span id and spans are given): a code path that stopped
-  half way, which is how an injected exception or early return often shows.
+  half way, which is how an injected exception or early return often shows. Tested
+  per run, and as "stopped": the last n runs wrote it 0 times (P = exp(-rate * n)),
+  which needs no exact onset.
+
+Printed collections ("[a, b, c]") are masked as one parameter, so one log statement
+gives one template whatever the list length. With `history_start`, the case's own
+recent lines join the reference (see detect_log_anomalies).
 
 Every finding carries the observed count, the expected count from the baseline, the
 window, and sample lines. Scores come from the Poisson surprise (-log10 p) less the
@@ -64,6 +70,8 @@ FATAL_PATTERNS: dict[str, re.Pattern[str]] = {
     "panic": re.compile(r"\bpanic: |segmentation fault|SIGSEGV|core dumped"),
 }
 _SAMPLES = 3
+# Long enough for a Java exception message, which names the peer that failed near its end.
+_SAMPLE_CHARS = 600
 
 
 @dataclass(frozen=True)
@@ -215,6 +223,19 @@ def _view_counts(n: np.ndarray, dur: tuple[float, float, float], view: _View
     return n[:, 1] + n[:, 2], n[:, 0], dur[1] + dur[2], dur[0]
 
 
+def _expected_lines(n: np.ndarray, dur: tuple[float, float, float], view: _View) -> np.ndarray:
+    """Lines expected in a view's window. For the fresh view, the higher of the normal
+    rate and the recent rate: a rise must be a rise against both, so errors that were
+    already as frequent just before the alert are not news however rare they were in
+    the (short, old) normal window. Half a line of prior for templates unseen in normal."""
+    obs, ref, cur_s, ref_s = _view_counts(n, dur, view)
+    if view is _FRESH:
+        normal = (n[:, 0] + 0.5) * cur_s / max(dur[0], 1.0)
+        recent = n[:, 1] * cur_s / dur[1] if dur[1] > 0 else np.zeros(len(n))
+        return np.maximum(normal, recent)
+    return (ref + 0.5) * cur_s / max(ref_s, 1.0)
+
+
 def detect_log_anomalies(
     baseline: Sequence[LogRecord] | LogBaseline,
     current: Sequence[LogRecord],
@@ -288,7 +309,7 @@ def detect_log_anomalies(
     gl = g[g["_grp"] > 0]
     first = gl.groupby(["tid", "_grp"])["ts"].min().unstack().reindex(columns=[1, 2])
     gc = gl[gl["_grp"] == 2]
-    lines = gc.groupby("tid")["line"].agg(lambda x: x.head(_SAMPLES).str.slice(0, 300).tolist())
+    lines = gc.groupby("tid")["line"].agg(lambda x: x.head(_SAMPLES).str.slice(0, _SAMPLE_CHARS).tolist())
     rows = pd.DataFrame({
         "service": service_of.reindex(tids).to_numpy(), "tid": tids,
         "template": [names.get(int(t), "") for t in tids],
@@ -338,7 +359,7 @@ def _template_findings(t: pd.DataFrame, ctx: _Ctx) -> list[Finding]:
         reads.append((v, obs, ref, cur_s, ref_s))
     n_tests = max(int(live.sum()), 1)
     for v, obs, ref, cur_s, ref_s in reads:
-        expected = (ref + 0.5) * cur_s / max(ref_s, 1.0)  # half a line of prior for unseen templates
+        expected = _expected_lines(n, ctx.dur, v)
         surprise = _surprise_up(obs, expected)
         for i in np.flatnonzero((obs >= p.min_count) & (obs >= p.min_ratio * expected)):
             s = float(surprise[i])
@@ -381,7 +402,7 @@ def _service_level(service: str, g: pd.DataFrame, ctx: _Ctx) -> list[Finding]:
         obs, ref, cur_s, ref_s = (float(x[0]) if isinstance(x, np.ndarray) else x for x in _view_counts(n, ctx.dur, v))
         if obs < p.min_count:
             continue
-        e = (ref + 0.5) * cur_s / max(ref_s, 1.0)
+        e = float(_expected_lines(n, ctx.dur, v)[0])
         s = float(_surprise_up(np.array([obs]), np.array([e]))[0])
         if obs / e < p.min_ratio or s < p.min_surprise:
             continue
@@ -399,7 +420,7 @@ def _service_level(service: str, g: pd.DataFrame, ctx: _Ctx) -> list[Finding]:
             direction=Direction.UP, statistic="error_burst",
             message=f"{service}: {int(obs)} error lines {where}, expected {e:.1f} from {ctx.ref_text(v)}",
             evidence={"count": int(obs), "baseline_count": int(ref), "expected": e, "surprise": s,
-                      "view": v.name, "samples": errs["line"].head(_SAMPLES).str.slice(0, 300).tolist()},
+                      "view": v.name, "samples": errs["line"].head(_SAMPLES).str.slice(0, _SAMPLE_CHARS).tolist()},
         ))
     b, c = g[g["_grp"] < 2], g[g["_grp"] == 2]
     ref_s = ctx.dur[0] + ctx.dur[1]
@@ -416,7 +437,7 @@ def _service_level(service: str, g: pd.DataFrame, ctx: _Ctx) -> list[Finding]:
             direction=Direction.UP, statistic=f"fatal_{name}",
             message=f"{service}: {name.replace('_', ' ')} in {len(hit_c)} lines (baseline {hb})",
             evidence={"pattern": name, "count": int(len(hit_c)), "baseline_count": hb,
-                      "samples": hit_c["line"].head(_SAMPLES).str.slice(0, 300).tolist()},
+                      "samples": hit_c["line"].head(_SAMPLES).str.slice(0, _SAMPLE_CHARS).tolist()},
         ))
     return out
 

@@ -188,6 +188,7 @@ def detect_trace_anomalies(
     graph = _graph(fresh_b, c)
     findings = _detect_all(fresh_b, c, window_start, window_end, params)
     if len(recent):
+        findings = [replace(f, evidence={**f.evidence, "view": "fresh"}) for f in findings]
         # Read a second way: history + window against normal only, at half weight. What
         # already differed from normal before the alert is less likely to be its cause
         # than what changed at it, but still counts when nothing else changed.

@@ -170,8 +170,10 @@ def apply_alerts(vigil: "Vigil", m: ModelConfig, incident: Incident | None, cont
     rollback = None
     if row is not None and plan.rollback is not None and row.status == "open":
         rollback = _maybe_rollback(vigil, m, row, plan, t)
-    if row is not None and plan.lifecycle.step == Step.OPEN and sig.drift_columns and any(
-            f.kind in (FindingKind.FEATURE_DRIFT, FindingKind.PREDICTION_DRIFT) for f in incident.findings):
+    # The first cycle that sees drift in an incident renders its report (once: it is slow).
+    if row is not None and row.status == "open" and sig.drift_columns and incident is not None and any(
+            f.kind in (FindingKind.FEATURE_DRIFT, FindingKind.PREDICTION_DRIFT) for f in incident.findings) \
+            and vigil.store.drift_report(row.id) is None:
         _save_drift_report(vigil, m, row.id, sig, serving, t)
     return CycleReport(model=m.name, t=t, findings=sig.findings, incident=incident, step=str(plan.lifecycle.step),
                        severity=severity, incident_id=incident_id, rollback=rollback, blind=sig.blind)

@@ -30,6 +30,7 @@ from monitor.signals import (Signals, Window, gather_drift, gather_gpu, gather_k
 from monitor.sources.errors import SourceState, SourceStatus
 from monitor.sources.samples import SampleFiles, read_reference
 from monitor.store import Store
+from monitor.alerting import to_policy
 
 log = logging.getLogger("vigil")
 
@@ -133,6 +134,37 @@ class Vigil:
             self.store.save_profile(*key, profile.to_bytes(), self.clock.now())
         self._profiles[key] = profile
         return profile, str(path)
+
+    def choose_reference(self, m: ModelConfig, version: str | None, specs: list[Any], w: Window
+                         ) -> tuple[Any, str]:
+        """Training reference during cold start (and by default after it); with
+        `reference_after_cold_start: rolling`, production samples of the `rolling_reference`
+        before the window once cold start is over, profiled once a day."""
+        from alerts.policy import in_cold_start
+        from detectors.drift import profile_reference
+
+        p = self.config.policy_for(m)
+        last = self.store.last_deploy(m.name, until=w.t)
+        if p.reference_after_cold_start == "training" or in_cold_start(
+                last.at if last else None, w.t, to_policy(p)):
+            return self.reference_profile(m, version, specs)
+        day = int(w.start // 86400)
+        key = (m.name, version or "-", f"rolling:{day}")
+        if key not in self._profiles:
+            from monitor.signals import Window as _W, current_samples
+
+            start = day * 86400.0 - p.rolling_reference
+            frame = current_samples(self, m, _W(t=day * 86400.0, start=start, baseline_start=start,
+                                                baseline_end=start))
+            if len(frame) < p.min_samples:
+                # Too little production history for a rolling reference: say so, fall back.
+                log.warning("rolling reference too small, using the training reference",
+                            extra={"model": m.name, "rows": len(frame)})
+                return self.reference_profile(m, version, specs)
+            self._profiles = {k: v for k, v in self._profiles.items() if not (k[0] == m.name and
+                              str(k[2]).startswith("rolling:"))}
+            self._profiles[key] = profile_reference(frame, specs)
+        return self._profiles[key], f"rolling {p.rolling_reference / 86400:g} d of production samples"
 
     # ------------------------------------------------------------------ the cycle
     def window(self, m: ModelConfig, t: float) -> Window:

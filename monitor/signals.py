@@ -187,7 +187,7 @@ def gather_drift(vigil: "Vigil", m: ModelConfig, w: Window, out: Signals, servin
     if m.prediction_column:
         specs.append(FeatureSpec(m.prediction_column, "numeric"))
     try:
-        profile, ref_path = vigil.reference_profile(m, serving_version, specs)
+        profile, ref_path = vigil.choose_reference(m, serving_version, specs, w)
     except (SampleFileError, OSError, ValueError) as e:
         out.blind.append(f"reference: {e}")
         out.findings.append(no_data(m.name, "training reference", str(e), w))

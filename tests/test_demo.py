@@ -116,3 +116,33 @@ def test_notifications_update_one_message_per_incident_and_channel(demo):
         assert {n["key"] for n in mine} <= keys
         # the same key is reused for updates: Slack edits one message per channel
         assert len({n["key"] for n in mine}) == len({n["payload"]["channel"] for n in mine})
+
+
+def test_drift_incidents_get_evidently_reports_served_by_the_api(demo):
+    from fastapi.testclient import TestClient
+
+    from monitor.api import create_app
+    from monitor.config import parse_config
+    from monitor.runtime import Vigil
+    from monitor.store import Store
+
+    work = demo["out"] / "work"
+    cfg = parse_config({"models": [{"name": "recommender"}]}, base_dir=str(work))
+    vigil = Vigil(cfg, store=Store(f"sqlite:///{work / 'vigil-replay.db'}"), prometheus=object(),
+                  registry=object(), notifiers={})
+    client = TestClient(create_app(vigil))
+    drift_ids = [i["id"] for i in demo["incidents"]
+                 if any(f["kind"] in ("feature_drift", "prediction_drift") for f in i["findings"])]
+    assert drift_ids
+    for incident_id in drift_ids:
+        r = client.get(f"/v1/incidents/{incident_id}/drift-report")
+        assert r.status_code == 200 and "text/html" in r.headers["content-type"]
+        assert "Dataset Drift" in r.text and len(r.text) > 100_000  # Evidently's own preset, self-contained
+        inc = next(i for i in demo["incidents"] if i["id"] == incident_id)
+        drifted = [f["entity"] for f in inc["findings"] if f["kind"] in ("feature_drift", "prediction_drift")]
+        assert all(name in r.text for name in drifted)
+    gpu = next(i["id"] for i in demo["incidents"] if i["causes"][0]["kind"] == "gpu_saturation")
+    assert client.get(f"/v1/incidents/{gpu}/drift-report").status_code == 404
+    # and the Slack message links to it
+    linked = [n for n in demo["notifications"] if n["payload"]["incident_id"] == drift_ids[0]]
+    assert linked[-1]["payload"]["links"]["drift_report"].endswith(f"/v1/incidents/{drift_ids[0]}/drift-report")

@@ -78,3 +78,60 @@ def test_oom_killed_without_level_is_found_and_levels_are_parsed_from_lines():
     ])]
     stats = {x.statistic for x in _detect(base, cur, W0 + 3600, W0 + 3700)}
     assert "fatal_oom_killed" in stats and "new_error_template" in stats
+
+
+def _handler_runs(t0: float, n: int, *, stop_at: float | None = None, prefix: str = "r") -> tuple[list, list]:
+    """One `handle` span per second; each writes 'loaded' and, until `stop_at`, 'priced [ids]'."""
+    from detectors.records import Span
+
+    spans, logs = [], []
+    for i in range(n):
+        t = t0 + i
+        sid = f"{prefix}{i:015x}"
+        spans.append(Span(f"{prefix}t{i:030x}", sid, None, "pricing", "handle", int(t * 1e9), int((t + 0.01) * 1e9)))
+        logs.append(LogRecord(t, "pricing", f"INFO loaded route {i}", level="INFO", labels={"span_id": sid}))
+        if stop_at is None or t < stop_at:
+            ids = ", ".join(str(k) for k in range(1 + i % 4))  # a list whose length varies
+            logs.append(LogRecord(t + 0.001, "pricing", f"INFO priced trips [{ids}]", level="INFO",
+                                  labels={"span_id": sid}))
+    return spans, logs
+
+
+def test_a_log_line_that_stops_although_its_operation_still_runs_is_found():
+    bs, bl = _handler_runs(W0, 300, prefix="b")
+    # The window starts 60 s before the cut (alert times are imprecise): the line is still
+    # there for a third of the window, yet it stopped for the last 120 runs.
+    cs, cl = _handler_runs(W0 + 3600, 180, stop_at=W0 + 3660, prefix="c")
+    f = [x for x in detect_log_anomalies(bl, cl, window_start=W0 + 3600, window_end=W0 + 3780,
+                                         baseline_spans=bs, current_spans=cs)
+         if x.statistic == "vanished_template"]
+    assert len(f) == 1, "one template for the list line, whatever the list length"
+    (x,) = f
+    assert x.service == "pricing" and "priced" in x.evidence["template"] and x.evidence["runs"] == 120
+    assert x.onset == W0 + 3660 and x.score > 0.9
+
+
+def test_the_same_runs_without_a_cut_give_no_vanished_template():
+    bs, bl = _handler_runs(W0, 300, prefix="b")
+    cs, cl = _handler_runs(W0 + 3600, 180, prefix="c")
+    assert not [x for x in detect_log_anomalies(bl, cl, window_start=W0 + 3600, window_end=W0 + 3780,
+                                                baseline_spans=bs, current_spans=cs)
+                if x.statistic == "vanished_template"]
+
+
+def test_errors_already_present_before_the_alert_count_less_than_new_ones():
+    base = _normal(W0, 600)
+    cur = _normal(W0 + 3600, 300, rng=random.Random(7))
+    # "recurring" errors run through the recent history and the window; "fresh" ones start in the window.
+    cur += [LogRecord(W0 + 3600 + 10 * i, "inference", "ERROR cache node unreachable", level="ERROR")
+            for i in range(30)]
+    cur += [LogRecord(W0 + 3800 + 5 * i, "gateway", "ERROR upstream returned 500", level="ERROR") for i in range(10)]
+    f = detect_log_anomalies(base, cur, window_start=W0 + 3750, window_end=W0 + 3900, history_start=W0 + 3600)
+    by = {x.service: x for x in f if x.statistic in ("new_error_template", "error_template_rate")}
+    assert by["gateway"].evidence["view"] == "fresh"
+    assert by["inference"].evidence["view"] == "persistent"
+    assert by["inference"].score < by["gateway"].score
+    # Without the history both read as new errors of the window.
+    plain = {x.service: x for x in detect_log_anomalies(base, cur, window_start=W0 + 3750, window_end=W0 + 3900)
+             if x.statistic == "new_error_template"}
+    assert set(plain) == {"gateway", "inference"}

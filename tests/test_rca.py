@@ -137,3 +137,25 @@ def test_network_delay_is_put_on_the_endpoint_all_slow_edges_share():
                               alert_time=0.0)
     assert causes[0].entity == "db"
     assert {c.entity: c.score for c in causes}["web"] < causes[0].score
+
+
+def test_an_error_that_names_another_service_points_at_it():
+    # api's error says it could not reach preprocess; preprocess logged nothing itself.
+    line = "ERROR request failed: IllegalStateException: No instances available for preprocess"
+    logs = [_f(FindingKind.LOG_ANOMALY, "api", "new_error_template", 0.9, samples=[line]),
+            _f(FindingKind.LOG_ANOMALY, "billing", "new_error_template", 0.6, samples=["ERROR invoice rounding"])]
+    causes = rank_root_causes(metric_findings=[], log_findings=logs, trace_findings=[], topology=None,
+                              alert_time=100.0, candidates=["api", "preprocess", "billing"])
+    by = {c.entity: c.score for c in causes}
+    assert by["api"] < 0.6 and by["preprocess"] > 0
+    assert causes[0].entity == "billing"  # its own error, named by no one, now outranks api's relayed one
+
+
+def test_a_callee_whose_code_path_broke_silently_takes_its_callers_errors():
+    graph = ServiceGraph({("travel", "route"): EdgeStats(calls_current=50)})
+    logs = [_f(FindingKind.LOG_ANOMALY, "travel", "new_error_template", 0.9, onset=120),
+            _f(FindingKind.LOG_ANOMALY, "route", "vanished_template", 0.8, onset=100)]
+    causes = rank_root_causes(metric_findings=[], log_findings=logs, trace_findings=[], topology=graph,
+                              alert_time=130.0)
+    assert [c.entity for c in causes][:2] == ["route", "travel"]
+    assert causes[1].evidence["inherited_from"] == "route"

@@ -82,3 +82,15 @@ def test_vanished_calls_point_at_the_parent():
 def test_spans_outside_the_window_are_ignored():
     findings, _ = _run(_traces(200, 20_000.0, pre_ms=300, seed=3))
     assert findings == []
+
+
+def test_a_slowdown_already_there_before_the_window_counts_less():
+    slow_since_before = _traces(300, 9_900.0, pre_ms=300, seed=3)
+    fresh, _ = detect_trace_anomalies(BASE, slow_since_before, window_start=10_000.0, window_end=10_200.0)
+    hist, _ = detect_trace_anomalies(BASE, slow_since_before, window_start=10_000.0, window_end=10_200.0,
+                                     history_start=9_900.0)
+    (a,) = [f for f in fresh if f.statistic == "self_time_ms_p50"]
+    (b,) = [f for f in hist if f.statistic == "self_time_ms_p50"]
+    assert a.service == b.service == "preprocess"
+    # The recent history joins the reference, so the same slowdown is less surprising.
+    assert b.score < a.score

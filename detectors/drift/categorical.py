@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 from detectors.drift.numeric import jensen_shannon, psi
 
@@ -64,7 +64,7 @@ def chi_square(counts: AlignedCounts) -> tuple[float, float]:
     keep = f_exp > 0
     terms = (f_obs[keep] - f_exp[keep]) ** 2 / f_exp[keep]
     stat = float(terms.sum())
-    return stat, float(stats.chi2.sf(stat, k - 1))
+    return stat, float(special.chdtrc(k - 1, stat))  # what stats.chi2.sf calls, without its overhead
 
 
 def shares(counts: AlignedCounts) -> tuple[np.ndarray, np.ndarray]:

@@ -179,8 +179,66 @@ def max_gap(ref, cur, block):  # pragma: no cover - compiled
     return best
 
 
+@njit(cache=True, nogil=True)
+def mean_std(values):  # pragma: no cover - compiled
+    """Mean and population std (ddof=0) in two passes, no copies; sums blocked like
+    numpy's pairwise sum so the error stays ~1e3 eps whatever the length."""
+    n = values.shape[0]
+    total = 0.0
+    i = 0
+    while i < n:
+        end = min(i + 4096, n)
+        s0 = s1 = 0.0
+        k = i
+        while k + 2 <= end:
+            s0 += np.float64(values[k])
+            s1 += np.float64(values[k + 1])
+            k += 2
+        if k < end:
+            s0 += np.float64(values[k])
+        total += s0 + s1
+        i = end
+    mean = total / n
+    total = 0.0
+    i = 0
+    while i < n:
+        end = min(i + 4096, n)
+        s0 = s1 = 0.0
+        k = i
+        while k + 2 <= end:
+            d0 = np.float64(values[k]) - mean
+            d1 = np.float64(values[k + 1]) - mean
+            s0 += d0 * d0
+            s1 += d1 * d1
+            k += 2
+        if k < end:
+            d0 = np.float64(values[k]) - mean
+            s0 += d0 * d0
+        total += s0 + s1
+        i = end
+    return mean, np.sqrt(total / n)
+
+
+def kernel_args(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Read-only, contiguous views of one float dtype (float64 if they differ).
+
+    numba compiles one machine-code version per argument type, and read-only (a profile
+    loaded from bytes) versus writeable and float32 versus float64 are different types;
+    settling on read-only views of a common dtype keeps it to two versions per kernel,
+    compiled once and cached on disk (~1 s each on a cold cache).
+    """
+    dtype = arrays[0].dtype if all(a.dtype == arrays[0].dtype for a in arrays) else np.dtype(np.float64)
+    out = []
+    for a in arrays:
+        v = np.ascontiguousarray(a, dtype=dtype if dtype in (np.float32, np.float64) else np.float64).view()
+        v.flags.writeable = False
+        out.append(v)
+    return tuple(out)
+
+
 def ks_wasserstein(ref_sorted: np.ndarray, cur_sorted: np.ndarray) -> tuple[float, float]:
     """KS statistic and unnormalised Wasserstein-1 of two non-empty ascending float arrays."""
+    ref_sorted, cur_sorted = kernel_args(ref_sorted, cur_sorted)
     n, m = len(ref_sorted), len(cur_sorted)
     nm = float(n) * float(m)
     gap = max_gap(ref_sorted, cur_sorted, KS_BLOCK)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 from scipy.spatial import distance
 
 from detectors.drift import ecdf
@@ -129,7 +129,8 @@ def ks_pvalue(
     en = big * small / (big + small)
     if mode == "exact":
         return float(np.clip(stats.kstwo.sf(d, np.round(en)), 0, 1)), "exact"
-    return float(np.clip(stats.kstwobign.sf(d * math.sqrt(en)), 0, 1)), "asymptotic"
+    # special.kolmogorov is what kstwobign.sf calls, minus ~0.1 ms of argument checking
+    return float(np.clip(special.kolmogorov(d * math.sqrt(en)), 0, 1)), "asymptotic"
 
 
 # ---------------------------------------------------------------- binned statistics
