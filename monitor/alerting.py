@@ -150,6 +150,7 @@ def apply_alerts(vigil: "Vigil", m: ModelConfig, incident: Incident | None, cont
         for name, breached in sig.slo_breached.items():
             streaks[name] = streaks.get(name, 0) + 1 if breached else 0
         state.slo_streaks = streaks
+        state.detector_state = sig.detector_state
         open_row = vigil.store.open_incident(s, m.name)
         done_for_incident = open_row is not None and any(
             a.kind == "rollback" and a.status in ("done", "dry_run", "noop")

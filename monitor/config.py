@@ -178,6 +178,9 @@ class PolicyConfig(_Model):
     reference_after_cold_start: Literal["training", "rolling"] = "training"
     rolling_reference: Duration = 7 * 86400.0
     resolve_after_cycles: int = Field(2, ge=1)  # quiet cycles before an incident resolves
+    # Online anomaly detection on every KPI and SLO series (detectors/anomaly.py); a point
+    # scoring at or above this is anomalous. 1 turns it off.
+    anomaly_threshold: float = Field(0.9, gt=0, le=1)
     repeat_interval: Duration = 4 * 3600.0  # re-notify an unchanged open incident
     rollback: RollbackPolicy = RollbackPolicy()
 

@@ -8,7 +8,9 @@
 start() backfills with `promtool tsdb create-blocks-from openmetrics` into a fresh
 <workdir>/data, starts `prometheus` in its own process group and waits for /-/ready;
 stop() ends that process group (and only it). Nothing is scraped: the data is
-what the file holds.
+what the file holds. Several files (e.g. a bundle's metrics.om and a replay's
+vigil-metrics.om) are backfilled one after the other into the same data directory;
+their blocks may overlap in time, which Prometheus (>= 2.39) merges at query time.
 """
 from __future__ import annotations
 
@@ -98,14 +100,21 @@ class LocalPrometheus:
 
     def __init__(
         self,
-        openmetrics_path: Path | None,
+        openmetrics_path: Path | Sequence[Path] | None,
         workdir: Path,
         *,
         port: int | None = None,
         extra_args: Sequence[str] = (),
     ) -> None:
         # Absolute paths: prometheus runs with the workdir as its current directory.
-        self.openmetrics_path = Path(openmetrics_path).resolve() if openmetrics_path is not None else None
+        if openmetrics_path is None:
+            paths: list[Path] = []
+        elif isinstance(openmetrics_path, (str, os.PathLike)):
+            paths = [Path(openmetrics_path)]
+        else:
+            paths = [Path(x) for x in openmetrics_path]
+        self.openmetrics_paths = [x.resolve() for x in paths]
+        self.openmetrics_path = self.openmetrics_paths[0] if self.openmetrics_paths else None
         self.workdir = Path(workdir).resolve()
         self.port = port
         self.extra_args = tuple(extra_args)  # e.g. "--query.lookback-delta=15m"
@@ -134,11 +143,13 @@ class LocalPrometheus:
         # The data directory is ours: a previous run's blocks would overlap the new ones.
         shutil.rmtree(self.data_dir, ignore_errors=True)
         self.data_dir.mkdir(parents=True)
-        if self.openmetrics_path is not None:
-            if not self.openmetrics_path.is_file():
-                raise FileNotFoundError(f"OpenMetrics file not found: {self.openmetrics_path}")
+        for path in self.openmetrics_paths:
+            if not path.is_file():
+                raise FileNotFoundError(f"OpenMetrics file not found: {path}")
+        if self.openmetrics_paths:
             t0 = time.perf_counter()
-            backfill(promtool, self.openmetrics_path, self.data_dir, timeout_s=max(timeout_s, 60))
+            for path in self.openmetrics_paths:
+                backfill(promtool, path, self.data_dir, timeout_s=max(timeout_s, 60))
             self.backfill_s = time.perf_counter() - t0
         config_path = self.workdir / "prometheus.yml"
         config_path.write_text(_CONFIG)

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+ROLLBACK_STATUSES = ("done", "dry_run", "refused", "failed")  # the outcomes dashboards list
+SEVERITIES = ("warning", "critical")
+
 
 class VigilMetrics:
     """One registry per Vigil instance, so tests and replays never share counters."""
@@ -32,6 +35,20 @@ class VigilMetrics:
                                registry=r)
         self.source_up = Gauge("vigil_source_up", "1 when the source answered on its last use", ["source"],
                                registry=r)
+
+    def init_model(self, model: str) -> None:
+        """Create the model's counter series at 0 before anything happens.
+
+        Prometheus' increase() cannot count a series' first sample as a change, so a
+        rollback counter that first appears at 1 reads "0 rollbacks in range" forever.
+        Gauges are left unset: a state nobody has measured yet is not "OK".
+        """
+        for status in ROLLBACK_STATUSES:
+            self.rollbacks.labels(model, status)
+        for sev in SEVERITIES:
+            self.incidents_total.labels(model, sev)
+        self.samples.labels(model)
+        self.cycle_errors.labels(model)
 
     def set_model_state(self, model: str, severity: str | None) -> None:
         self.model_state.labels(model).set({"warning": 1, "critical": 2}.get(severity or "", 0))

@@ -16,6 +16,15 @@ Bundle format (a directory):
   reference/       training references (parquet), named by config or version tags
   bundle.json      optional: {"start": epoch s, "end": epoch s, "step": seconds}; without
                    it the span is the metrics' span, starting after one lookback + baseline
+
+Vigil's own metrics: in production Prometheus scrapes Vigil's /metrics (vigil_model_state,
+vigil_feature_drift, vigil_kpi_*, vigil_incidents_*, vigil_rollbacks_total, ...), so they are
+not in a bundle's metrics.om. `replay()` records them as that scrape would have: after each
+cycle and delivery it reads `vigil.metrics.registry` at the replay time t (`_created`
+samples skipped, labels job="vigil", instance="replay" added as a scrape would), and at the
+end writes `<out stem>.vigil-metrics.om` next to the incidents file (OpenMetrics, loadable
+with promtool like metrics.om). Load both into one Prometheus to see the generated
+dashboards over the replay.
 """
 from __future__ import annotations
 
@@ -27,6 +36,8 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
+
+import numpy as np
 
 from alerts.sink import JsonlSink
 from monitor.clock import ReplayClock
@@ -44,6 +55,78 @@ class ReplayResult:
     cycles: int
     out_path: Path
     notifications_path: Path
+    vigil_metrics_path: Path  # Vigil's own /metrics over replay time, OpenMetrics
+
+
+SCRAPE_LABELS = {"job": "vigil", "instance": "replay"}  # what Prometheus' scrape of Vigil adds
+
+
+class MetricsRecorder:
+    """Vigil's prometheus-client registry sampled at replay times, written once as OpenMetrics.
+
+    Each `sample(t)` appends one point per series (a series first seen late starts late,
+    as it would in a real scrape); `write()` hands whole columns to OpenMetricsWriter.
+    """
+
+    def __init__(self, registry: Any, extra_labels: dict[str, str] | None = None) -> None:
+        self.registry = registry
+        self.extra_labels = dict(SCRAPE_LABELS if extra_labels is None else extra_labels)
+        # (family, type, sample name, labels) -> (help, times, values)
+        self._plain: dict[tuple[str, str, str, tuple[tuple[str, str], ...]],
+                          tuple[str, list[float], list[float]]] = {}
+        # (family, labels without le) -> (help, times, [{le: cumulative}], counts, sums)
+        self._hist: dict[tuple[str, tuple[tuple[str, str], ...]],
+                         tuple[str, list[float], list[dict[float, float]], list[float], list[float]]] = {}
+
+    def sample(self, t: float) -> None:
+        for fam in self.registry.collect():
+            if fam.type == "histogram":
+                points: dict[tuple[tuple[str, str], ...], tuple[dict[float, float], list[float]]] = {}
+                for s in fam.samples:
+                    suffix = s.name[len(fam.name):]
+                    labels = {k: v for k, v in s.labels.items() if k != "le"}
+                    buckets, count_sum = points.setdefault(tuple(sorted(labels.items())), ({}, [0.0, 0.0]))
+                    if suffix == "_bucket":
+                        buckets[float(s.labels["le"])] = s.value
+                    elif suffix == "_count":
+                        count_sum[0] = s.value
+                    elif suffix == "_sum":
+                        count_sum[1] = s.value
+                for key, (buckets, (count, total)) in points.items():
+                    rec = self._hist.setdefault((fam.name, key), (fam.documentation, [], [], [], []))
+                    rec[1].append(t)
+                    rec[2].append(buckets)
+                    rec[3].append(count)
+                    rec[4].append(total)
+                continue
+            for s in fam.samples:
+                if s.name.endswith("_created"):
+                    continue  # a creation time, not a value anyone graphs
+                key = (fam.name, fam.type, s.name, tuple(sorted(s.labels.items())))
+                rec2 = self._plain.get(key)
+                if rec2 is None:
+                    rec2 = self._plain[key] = (fam.documentation, [], [])
+                rec2[1].append(t)
+                rec2[2].append(s.value)
+
+    def write(self, path: Path) -> int:
+        """Write every recorded series; returns the number of samples written."""
+        from monitor.openmetrics import OpenMetricsWriter
+
+        w = OpenMetricsWriter()
+        for (_, type_, name, labels), (help_, ts, vals) in self._plain.items():
+            # The writer names a counter's family without _total and its samples with it
+            # (promtool's rule); other kinds (none today) go in as untyped samples.
+            kind = type_ if type_ in ("gauge", "counter") else "unknown"
+            w.add(name, {**self.extra_labels, **dict(labels)}, np.asarray(ts), np.asarray(vals),
+                  type=kind, help=help_)  # type: ignore[arg-type]
+        for (family, labels), (help_, ts, buckets, counts, sums) in self._hist.items():
+            bounds = sorted(b for b in set().union(*buckets) if np.isfinite(b))
+            cum = np.array([[row.get(b, np.nan) for b in bounds] for row in buckets], dtype=float)
+            w.add_histogram(family, {**self.extra_labels, **dict(labels)}, np.asarray(ts), bounds, cum,
+                            np.asarray(sums), np.asarray(counts), help=help_)
+        w.write(path)
+        return w.sample_count
 
 
 def _incident_records(vigil: Vigil) -> list[dict[str, Any]]:
@@ -125,6 +208,8 @@ def replay(
     # Replays never page anyone: notifications go to a local JSON-lines sink.
     vigil = Vigil(config, clock=clock, store=store, registry=registry, prometheus=prometheus,
                   notifiers={"sink": JsonlSink(notifications, console=False)})
+    vigil_metrics = out_path.with_name(out_path.stem + ".vigil-metrics.om")
+    recorder = MetricsRecorder(vigil.metrics.registry)
     n = int((end - start) // step) + 1
     times = [start + i * step for i in range(n)]
     try:
@@ -139,13 +224,15 @@ def replay(
             before_cycle(t)
         vigil.run_all(t)
         vigil.deliver(t)
+        recorder.sample(t)  # what a scrape of /metrics right after this cycle would have seen
+    recorder.write(vigil_metrics)
     incidents = _incident_records(vigil)
     with open(out_path, "w") as fh:
         for inc in incidents:
             fh.write(json.dumps(inc) + "\n")
     timeline = build_timeline(vigil, start, incidents)
     store.close()
-    return ReplayResult(incidents, timeline, n, out_path, notifications)
+    return ReplayResult(incidents, timeline, n, out_path, notifications, vigil_metrics)
 
 
 def _om_span(path: Path) -> tuple[float, float]:

@@ -78,6 +78,8 @@ class Vigil:
         self.loki, self.tempo = _log_trace_sources(config)
         self.notifiers = notifiers if notifiers is not None else default_notifiers(config)
         self.metrics = metrics or VigilMetrics()
+        for m in config.models:
+            self.metrics.init_model(m.name)  # counters start at 0, so the first event counts
         self.sources: dict[str, SourceState] = {
             name: SourceState(name, SourceStatus.UNKNOWN, url)
             for name, url in (("prometheus", config.sources.prometheus.url),
@@ -87,6 +89,9 @@ class Vigil:
             if url
         }
         self._sample_files: dict[str, SampleFiles] = {}
+        from detectors.anomaly import OnlineAnomalyDetector
+
+        self.anomaly_detector = OnlineAnomalyDetector()  # one configuration for every series
         self._profiles: dict[tuple[str, str, str], Any] = {}
         self._model_locks = {m.name: threading.Lock() for m in config.models}
         self.last_cycle: dict[str, CycleReport] = {}
@@ -203,6 +208,8 @@ class Vigil:
             serving, new_deploys = self.poll_registry(m, t)
             w = self.window(m, t)
             sig = Signals()
+            with self.store.tx() as s:
+                sig.detector_state = dict(self.store.model_state(s, m.name).detector_state or {})
             for gather in (gather_kpis, gather_slos, gather_gpu, gather_logs_traces):
                 self._guarded(gather, m, w, sig)
             self._guarded(gather_drift, m, w, sig, serving)

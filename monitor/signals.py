@@ -14,7 +14,7 @@ import pandas as pd
 
 from detectors.gpu import GpuSignal, detect_gpu_saturation
 from detectors.kpi import detect_kpi_change, kpi_change
-from detectors.records import Finding, FindingKind, Series
+from detectors.records import Direction, Finding, FindingKind, Series
 from detectors.slo import detect_slo_breach
 from monitor.config import ModelConfig
 from monitor.sources.errors import QueryError, SourceUnavailable
@@ -45,6 +45,7 @@ class Signals:
     drift_columns: list[str] = field(default_factory=list)
     reference_path: str | None = None
     service_causes: list = field(default_factory=list)  # ranked by correlators.rca from logs + traces
+    detector_state: dict = field(default_factory=dict)  # per-series anomaly detector state, persisted
 
     @property
     def data_complete(self) -> bool:
@@ -79,6 +80,39 @@ def _range(vigil: "Vigil", out: Signals, model: str, entity: str, query: str, st
     return series
 
 
+ANOMALY_WARMUP_S = 86400.0  # history fed to a series' detector the first time Vigil sees it
+
+
+def _anomalies(vigil: "Vigil", m: ModelConfig, name: str, query: str, series: Series, direction: "Direction",
+               w: Window, out: Signals) -> None:
+    """Online anomaly scoring of one series: only points newer than its stored state are
+    scored, so overlapping windows cost nothing twice and a restart is not a cold start."""
+    from detectors.anomaly import SeriesState, detect_series_anomalies
+
+    threshold = vigil.config.policy_for(m).anomaly_threshold
+    if threshold >= 1:
+        return
+    key = f"{name}|{series.label_str()}"
+    state = out.detector_state.get(key)
+    if state is not None:
+        try:
+            SeriesState.from_dict(state["detector"])
+        except (KeyError, TypeError, ValueError):
+            state = None  # an older state format: start afresh rather than fail every cycle
+    source = series
+    if state is None:
+        try:
+            history = vigil.prometheus.query_range(query, w.t - ANOMALY_WARMUP_S, w.t, name=name)
+            source = next((h for h in history if h.labels == series.labels), series)
+        except (SourceUnavailable, QueryError):
+            pass
+    findings, out.detector_state[key] = detect_series_anomalies(
+        source, state, detector=vigil.anomaly_detector, direction=direction, threshold=threshold, model=m.name,
+        now=w.t)
+    # A first look at a day of history reports only what is still going on in the window.
+    out.findings.extend(f for f in findings if f.window_end >= w.start)
+
+
 def gather_kpis(vigil: "Vigil", m: ModelConfig, w: Window, out: Signals) -> None:
     policy = vigil.config.policy_for(m)
     for k in m.kpis:
@@ -97,6 +131,7 @@ def gather_kpis(vigil: "Vigil", m: ModelConfig, w: Window, out: Signals) -> None
             vigil.metrics.kpi_baseline.labels(m.name, k.name).set(levels[1])
         if f:
             out.findings.append(f)
+        _anomalies(vigil, m, k.name, k.query, s, k.direction, w, out)
 
 
 def gather_slos(vigil: "Vigil", m: ModelConfig, w: Window, out: Signals) -> None:
@@ -110,6 +145,8 @@ def gather_slos(vigil: "Vigil", m: ModelConfig, w: Window, out: Signals) -> None
         out.slo_breached[slo.name] = f is not None
         if f:
             out.findings.append(f)
+        _anomalies(vigil, m, slo.name, slo.query, series[0],
+                   Direction.UP if slo.comparison == "above" else Direction.DOWN, w, out)
 
 
 def gpu_queries(selector: str) -> dict[str, str]:

@@ -175,7 +175,7 @@ def test_a_raising_signal_gatherer_becomes_no_data_not_silence(tmp_path, monkeyp
 
     monkeypatch.setattr(monitor.runtime, "gather_kpis", gather_kpis)
     fraud, ok = vigil.run_all(T0)
-    assert ok.model == MODEL and {str(f.kind) for f in ok.findings} == {"kpi_drop", "slo_breach"}
+    assert ok.model == MODEL and {"kpi_drop", "slo_breach"} <= {str(f.kind) for f in ok.findings}
     assert fraud.incident_id is not None and fraud.blind
     [finding] = [f for f in fraud.findings if str(f.kind) == "no_data" and f.entity == "kpis"]
     assert "ZeroDivisionError: a detector bug" in finding.message
