@@ -30,7 +30,9 @@ def datasource_models(config: VigilConfig, serving: ServingMetrics = ServingMetr
     prom: dict[str, Any] = {
         "name": "Vigil Prometheus", "type": "prometheus", "uid": ds.prometheus, "access": "proxy",
         "url": src.prometheus.url, "isDefault": False, "editable": False,
-        "jsonData": {"httpMethod": "POST"},
+        # timeInterval = the scrape interval, so $__rate_interval always spans >= 4 samples
+        # (Grafana's 15 s default makes rate() panels over 60 s data show "No data").
+        "jsonData": {"httpMethod": "POST", "timeInterval": f"{int(src.prometheus.step)}s"},
     }
     if src.tempo:
         prom["jsonData"]["exemplarTraceIdDestinations"] = [{"name": "trace_id", "datasourceUid": ds.tempo}]

@@ -61,6 +61,8 @@ def _print_timeline(result, out: Path) -> None:
         print(f"  {dt.datetime.fromtimestamp(t, dt.UTC).strftime('%Y-%m-%d %H:%M')}  {line}")
     print(f"\n{len(result.incidents)} incident(s) written to {out}")
     print(f"notifications (what Slack would have received): {result.notifications_path}")
+    if getattr(result, "vigil_metrics_path", None):
+        print(f"Vigil's own metrics over the replay (OpenMetrics, for Grafana): {result.vigil_metrics_path}")
 
 
 def cmd_replay(args: argparse.Namespace) -> int:

@@ -7,25 +7,24 @@ KPI and vigil_* series a deployment of that config would scrape.
 """
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import numpy as np
 import pytest
 
-from dashboards.builder import panel_queries, render, variable_defaults
 from dashboards.provisioning import build_all
 from dashboards.queries import DRIFT_STATISTICS
 from monitor.config import VigilConfig
 from monitor.local_prometheus import LocalPrometheus, PrometheusNotInstalled, find_binaries
 from monitor.openmetrics import OpenMetricsWriter
 try:
+    from tests.dashboards_queries import finite_values, label_values, run_panel_queries, variable_queries
     from tests.test_dashboards_build import sample_config
 except ImportError:  # pytest put tests/ on sys.path, not the repo root
+    from dashboards_queries import finite_values, label_values, run_panel_queries, variable_queries
     from test_dashboards_build import sample_config
 
 pytestmark = pytest.mark.integration
@@ -123,58 +122,21 @@ def prometheus(config: VigilConfig, tmp_path_factory: pytest.TempPathFactory) ->
             yield client
 
 
-def _finite_values(result: list[dict[str, Any]]) -> list[float]:
-    out: list[float] = []
-    for series in result:
-        points = series.get("values") or [series["value"]]
-        out += [float(v) for _, v in points if math.isfinite(float(v))]
-    return out
-
-
 def test_every_promql_panel_query_returns_data(prometheus: httpx.Client, config: VigilConfig) -> None:
-    checked = 0
-    failures: list[str] = []
-    for d in build_all(config):
-        variables = variable_defaults(d)
-        for q in panel_queries(d):
-            if q.datasource_type != "prometheus":
-                continue
-            expr = render(q.expr, variables, rate_interval="5m", interval="1m", range_=RANGE)
-            assert "$" not in expr, f"unexpanded variable in {expr}"
-            if q.instant:
-                resp = prometheus.post("/api/v1/query", data={"query": expr, "time": END})
-            else:
-                resp = prometheus.post("/api/v1/query_range",
-                                       data={"query": expr, "start": END - 3600, "end": END, "step": 60})
-            body = resp.json()
-            where = f"{d['uid']} panel {q.panel_id} {q.panel_title!r}: {expr}"
-            if resp.status_code != 200 or body.get("status") != "success":
-                failures.append(f"{where} -> {resp.status_code} {body.get('error')}")
-            elif not _finite_values(body["data"]["result"]):
-                failures.append(f"{where} -> no data")
-            checked += 1
+    runs = run_panel_queries(prometheus, build_all(config), start=END - 3600, end=END, step=60,
+                             rate_interval="5m", interval="1m", range_=RANGE)
+    failures = [p for p in (r.problem() for r in runs) if p]
     assert not failures, "\n".join(failures)
     # 38 today (overview 8, recommender 20, fraud.scorer 10): far fewer means panels went missing.
-    assert checked >= 30, checked
-
-
-_LABEL_VALUES = re.compile(r"^label_values\((.*),\s*(\w+)\)$")
+    assert len(runs) >= 30, len(runs)
 
 
 def test_every_variable_query_offers_values(prometheus: httpx.Client, config: VigilConfig) -> None:
     """Grafana turns label_values(sel, label) into /api/v1/label/<label>/values?match[]=sel."""
     checked = 0
     for d in build_all(config):
-        variables = variable_defaults(d)
-        for v in d["templating"]["list"]:
-            if v["type"] != "query":
-                continue
-            m = _LABEL_VALUES.match(render(v["query"], variables))
-            assert m, v["query"]
-            resp = prometheus.get(f"/api/v1/label/{m.group(2)}/values",
-                                  params={"match[]": m.group(1), "start": END - 3600, "end": END})
-            assert resp.status_code == 200, resp.text
-            assert resp.json()["data"], f"{d['uid']} variable {v['name']}: no values for {m.group(1)}"
+        for v in variable_queries(d):
+            assert label_values(prometheus, v, END - 3600, END), f"{v.dashboard} variable {v.name}: no values"
             checked += 1
     assert checked == 6  # env, pod and feature for each of the two models
 
@@ -183,6 +145,6 @@ def test_the_proof_can_fail(prometheus: httpx.Client) -> None:
     """The same check reports a misspelt metric as "No data" and a parse error as an error."""
     resp = prometheus.post("/api/v1/query_range", data={"query": 'sum(rate(http_request_total{service="x"}[5m]))',
                                                          "start": END - 3600, "end": END, "step": 60})
-    assert resp.status_code == 200 and not _finite_values(resp.json()["data"]["result"])
+    assert resp.status_code == 200 and not finite_values(resp.json()["data"]["result"])
     bad = prometheus.post("/api/v1/query", data={"query": "sum(rate(x[5m])", "time": END})
     assert bad.status_code == 400 and bad.json()["errorType"] == "bad_data"
