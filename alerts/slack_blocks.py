@@ -63,16 +63,22 @@ def escape(text: Any) -> str:
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def fmt_number(value: Any) -> str:
-    """Three significant digits, thousands separated: 0.312, 12.3, 12,300, 1.23e-05."""
+def _as_number(value: Any) -> float | str:
+    """A finite float, or the text to show instead ("n/a", or the escaped value)."""
     if value is None or isinstance(value, bool):
         return "n/a"
     try:
         v = float(value)
     except (TypeError, ValueError):
         return escape(value)
-    if not math.isfinite(v):
-        return "n/a"
+    return v if math.isfinite(v) else "n/a"
+
+
+def fmt_number(value: Any) -> str:
+    """Three significant digits, thousands separated: 0.312, 12.3, 12,300, 1.23e-05."""
+    v = _as_number(value)
+    if isinstance(v, str):
+        return v
     if v == 0:
         return "0"
     rounded = float(f"{v:.3g}")
@@ -86,14 +92,9 @@ def fmt_number(value: Any) -> str:
 
 def fmt_seconds(value: Any) -> str:
     """A latency or duration in the unit a person reads it in: 250 ms, 1.5 s, 12 min."""
-    if value is None or isinstance(value, bool):
-        return "n/a"
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return escape(value)
-    if not math.isfinite(v):
-        return "n/a"
+    v = _as_number(value)
+    if isinstance(v, str):
+        return v
     a = abs(v)
     if a == 0:
         return "0 s"

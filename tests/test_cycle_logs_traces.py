@@ -12,7 +12,8 @@ from monitor.runtime import Vigil
 from monitor.store import Store
 from tests.fakes.loki_server import FakeLoki, Stream
 from tests.fakes.tempo_server import FakeSpan, FakeTempo
-from tests.test_rca import _logs, _traces
+from tests.test_rca import _logs
+from tests.synthetic_traces import synthetic_traces as _traces
 
 T = 1_800_000_600.0  # cycle time; current window [T-300, T], baseline [T-600, T-300]
 

@@ -72,7 +72,11 @@ def test_object_columns_count_the_same_by_pointer_as_by_value():
     # equal strings held by different objects must merge into one category
     shared[::5] = ["".join(["b"]) for _ in range(len(shared[::5]))]
     own = np.array([f"x{v}" for v in rng.integers(0, 50, n)], dtype=object)  # one object per row
-    for values in (shared, own):
+    # more distinct objects than the compiled count takes, far fewer than rows
+    pool = np.array([f"y{v % 3000}" for v in range(6000)], dtype=object)
+    many = pool[rng.integers(0, 6000, 40_000)]
+    for values in (shared, own, many):
+        n = len(values)
         s = pd.Series(values)
         labels, counts, col = count_column_categories(s)
         assert dict(zip(labels, counts.tolist())) == _plain_counts(s)
