@@ -1,9 +1,7 @@
 """Trace detector on synthetic call trees: self time, edge time, errors, calls."""
 from __future__ import annotations
 
-import random
 
-from detectors.records import Span
 from detectors.traces import detect_trace_anomalies
 from tests.synthetic_traces import synthetic_traces
 
