@@ -1,6 +1,7 @@
 """The fast paths of the drift engine give the numbers of the slow, obvious ones.
 
-Compiled KS/Wasserstein kernels against scipy and against a plain numpy merge; pointer
+Compiled KS/Wasserstein kernels and the value-count path against scipy and against a
+plain numpy merge; pointer
 hashing of object columns against pd.factorize; zero-copy profile loading against
 np.load, including blobs written the old way; threaded scoring against one thread.
 """
@@ -14,7 +15,7 @@ import pytest
 from scipy import stats
 
 from detectors.drift import FeatureSpec, ReferenceProfile, compare, profile_reference
-from detectors.drift.numeric import merge_stats, numpy_merge_stats
+from detectors.drift.numeric import aligned_counts, count_stats, merge_stats, numpy_merge_stats, sorted_runs
 from detectors.drift.profile import OBJECT_IDENTITY_MIN_ROWS, count_column_categories
 
 
@@ -44,6 +45,10 @@ def test_kernels_equal_scipy_on_ties_unequal_sizes_and_float32():
         assert ms.ks == pytest.approx(stats.ks_2samp(r, c).statistic, abs=1e-15), (t, n, m)
         w = stats.wasserstein_distance(r.astype(float), c.astype(float))
         assert ms.wasserstein_raw == pytest.approx(w, rel=1e-12, abs=1e-12), (t, n, m)
+        # the counts path (low-cardinality references) reads the same numbers off value counts
+        counted = count_stats(*aligned_counts(*sorted_runs(r), *sorted_runs(c)))
+        assert counted.ks == pytest.approx(ms.ks, abs=1e-15), (t, n, m)
+        assert counted.wasserstein_raw == pytest.approx(w, rel=1e-12, abs=1e-12), (t, n, m)
 
 
 @pytest.mark.parametrize("n,m", [(60_000, 60_000), (90_000, 7_000), (3_000, 80_000)])

@@ -1,7 +1,7 @@
 """Score a current window against a stored reference profile, one column at a time."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -10,11 +10,14 @@ import pandas as pd
 from detectors.drift.categorical import align, categorical_statistics
 from detectors.drift.numeric import (
     PValueMode,
+    aligned_counts,
+    count_stats,
     jensen_shannon,
     ks_pvalue,
     merge_stats,
     psi,
     sorted_bin_counts,
+    sorted_runs,
     value_shares,
     wasserstein_norm,
 )
@@ -156,9 +159,16 @@ def numeric_statistics(
         from detectors.drift.sketch import sketch_numeric_statistics
 
         return sketch_numeric_statistics(ref, cur_sorted)
-    ms = merge_stats(ref.sorted_values, cur_sorted)
+    if ref.distinct is not None:
+        # Low-cardinality reference: everything comes from counts on the distinct values,
+        # which PSI/JS need anyway (a merge would walk long runs of ties for nothing).
+        keys, r_counts, c_counts = aligned_counts(ref.distinct, ref.distinct_counts, *sorted_runs(cur_sorted))
+        ms = count_stats(keys, r_counts, c_counts)
+        r, c = r_counts / r_counts.sum(), c_counts / len(cur_sorted)
+    else:
+        ms = merge_stats(ref.sorted_values, cur_sorted)
+        r, c = binned_shares(ref, cur_sorted)
     p, method = ks_pvalue(ms.ks, ref.sorted_values, cur_sorted, pvalues)
-    r, c = binned_shares(ref, cur_sorted)
     return {
         "ks": ms.ks,
         "ks_pvalue": p,

@@ -12,12 +12,13 @@ Neither statistic needs the merged order:
   every term is a plain difference of two data values (nothing cancels, unlike prefix sums).
 * KS is max |R(x) m - C(x) n| / (n m) over pooled points x, with R and C the reference
   and current counts <= x. The current window is cut into blocks of ~64 values (block
-  starts moved to the start of a run of equal values); one binary search per block start
-  gives the reference count before it, which bounds the gap anywhere inside the block.
-  Only blocks whose bound beats the best exact gap found so far are merged exactly (the
-  block with the largest bound first), so on real data a few blocks are merged, not the
-  whole column. Ties are handled exactly: the gap is read at the end of each run of equal
-  pooled values, as scipy's searchsorted(side="right") reads it.
+  starts moved to the start of a run of equal values); a galloping search from the
+  previous block start gives the reference count before each one, which bounds the gap
+  anywhere inside the block. Only blocks whose bound beats the best exact gap found so
+  far are merged exactly (the block with the largest bound first), so on real data a few
+  blocks are merged, not the whole column. Ties are handled exactly: the gap is read at
+  the end of each run of equal pooled values, as scipy's searchsorted(side="right")
+  reads it, and runs are skipped by galloping (rounded or count data costs O(distinct)).
 
 Integer gaps make the KS statistic the correctly rounded rational max|Rm - Cn| / (nm),
 which is what scipy's exact mode reports (it rounds d to h / lcm(n, m)); the asymptotic
@@ -27,18 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-try:  # compiled kernels; numeric.merge_stats falls back to a numpy merge without numba
-    from numba import njit
-
-    HAVE_NUMBA = True
-except ImportError:  # pragma: no cover - numba is a runtime dependency
-    HAVE_NUMBA = False
-
-    def njit(*args, **kwargs):  # type: ignore[no-redef]
-        if args and callable(args[0]):
-            return args[0]
-        return lambda f: f
-
+from detectors.drift.scan import HAVE_NUMBA, kernel_args, njit
 
 KS_BLOCK = 64
 # Integer gaps i*m - j*n must fit in int64.
@@ -116,16 +106,62 @@ def _region_max_gap(ref, cur, i, i_end, j, j_end, n, m):  # pragma: no cover - c
             x = np.float64(ref[i])
         else:
             x = np.float64(cur[j])
-        while i < i_end and ref[i] == x:
-            i += 1
-        while j < j_end and cur[j] == x:
-            j += 1
+        i = _run_end(ref, i, i_end, x)
+        j = _run_end(cur, j, j_end, x)
         g = i * m - j * n
         if g < 0:
             g = -g
         if g > best:
             best = g
     return best
+
+
+@njit(cache=True, nogil=True)
+def _run_end(arr, lo, end, x):  # pragma: no cover - compiled
+    """First index in [lo, end) whose value is > x, for ascending arr with arr[lo] >= x.
+
+    One comparison for a run of length one (continuous data); galloping for long runs of
+    ties (rounded or count data), so a run costs O(log length), not its length."""
+    if lo >= end or arr[lo] > x:
+        return lo
+    lo += 1  # arr[:lo] <= x from here on
+    step = 1
+    hi = lo
+    while hi < end and arr[hi] <= x:
+        lo = hi + 1
+        hi = lo + step
+        step *= 2
+    if hi > end:
+        hi = end
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if arr[mid] <= x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@njit(cache=True, nogil=True)
+def _lower_bound_from(ref, lo, v):  # pragma: no cover - compiled
+    """#ref < v, knowing ref[:lo] < v: galloping from lo, so block starts a few dozen
+    values apart cost a few cache-near steps, not a binary search of the whole column."""
+    n = ref.shape[0]
+    step = 1
+    hi = lo
+    while hi < n and ref[hi] < v:
+        lo = hi + 1
+        hi = lo + step
+        step *= 2
+    if hi > n:
+        hi = n
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if ref[mid] < v:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
 
 
 @njit(cache=True, nogil=True)
@@ -150,13 +186,11 @@ def max_gap(ref, cur, block):  # pragma: no cover - compiled
     k = 2
     s = block
     while s < m:
-        while s < m and cur[s] == cur[s - 1]:
-            s += 1
+        s = _run_end(cur, s, m, cur[s - 1])
         if s >= m:
             break
         J[k] = s
-        lo = I[k - 1]  # monotone: search only to the right of the previous start
-        I[k] = lo + np.searchsorted(ref[lo:], cur[s])
+        I[k] = _lower_bound_from(ref, I[k - 1], cur[s])
         k += 1
         s += block
     I[k] = n
@@ -177,63 +211,6 @@ def max_gap(ref, cur, block):  # pragma: no cover - compiled
             if g > best:
                 best = g
     return best
-
-
-@njit(cache=True, nogil=True)
-def mean_std(values):  # pragma: no cover - compiled
-    """Mean and population std (ddof=0) in two passes, no copies; sums blocked like
-    numpy's pairwise sum so the error stays ~1e3 eps whatever the length."""
-    n = values.shape[0]
-    total = 0.0
-    i = 0
-    while i < n:
-        end = min(i + 4096, n)
-        s0 = s1 = 0.0
-        k = i
-        while k + 2 <= end:
-            s0 += np.float64(values[k])
-            s1 += np.float64(values[k + 1])
-            k += 2
-        if k < end:
-            s0 += np.float64(values[k])
-        total += s0 + s1
-        i = end
-    mean = total / n
-    total = 0.0
-    i = 0
-    while i < n:
-        end = min(i + 4096, n)
-        s0 = s1 = 0.0
-        k = i
-        while k + 2 <= end:
-            d0 = np.float64(values[k]) - mean
-            d1 = np.float64(values[k + 1]) - mean
-            s0 += d0 * d0
-            s1 += d1 * d1
-            k += 2
-        if k < end:
-            d0 = np.float64(values[k]) - mean
-            s0 += d0 * d0
-        total += s0 + s1
-        i = end
-    return mean, np.sqrt(total / n)
-
-
-def kernel_args(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Read-only, contiguous views of one float dtype (float64 if they differ).
-
-    numba compiles one machine-code version per argument type, and read-only (a profile
-    loaded from bytes) versus writeable and float32 versus float64 are different types;
-    settling on read-only views of a common dtype keeps it to two versions per kernel,
-    compiled once and cached on disk (~1 s each on a cold cache).
-    """
-    dtype = arrays[0].dtype if all(a.dtype == arrays[0].dtype for a in arrays) else np.dtype(np.float64)
-    out = []
-    for a in arrays:
-        v = np.ascontiguousarray(a, dtype=dtype if dtype in (np.float32, np.float64) else np.float64).view()
-        v.flags.writeable = False
-        out.append(v)
-    return tuple(out)
 
 
 def ks_wasserstein(ref_sorted: np.ndarray, cur_sorted: np.ndarray) -> tuple[float, float]:

@@ -20,7 +20,7 @@ from typing import Any, Callable, Literal, TypeVar
 import numpy as np
 import pandas as pd
 
-from detectors.drift import ecdf
+from detectors.drift import scan
 
 PROFILE_FORMAT = 1
 DEFAULT_QUANTILE_BINS = 10
@@ -30,6 +30,8 @@ LOW_CARDINALITY_MAX = 20
 # Below this many rows an object column is hashed value by value (pointer hashing pays
 # for its extra passes only on long columns).
 OBJECT_IDENTITY_MIN_ROWS = 4096
+# Distinct objects the compiled identity count handles before handing over to pandas.
+OBJECT_IDENTITY_MAX_UNIQUE = 4096
 
 
 @dataclass
@@ -313,20 +315,20 @@ def numeric_column(series: pd.Series) -> NumericColumn:
         arr = coerced.to_numpy(dtype=np.float64, na_value=np.nan)
     if arr.dtype not in (np.float32, np.float64):
         arr = arr.astype(np.float64)
-    finite = np.isfinite(arr)
-    n_finite = int(np.count_nonzero(finite))
-    if n_finite == n_rows:
-        values = arr
-        n_missing = n_nonfinite = 0
+    if scan.HAVE_NUMBA and arr.flags.c_contiguous:
+        # one pass, no masks: counts and the float32 check (below) come together
+        n_finite, n_nan, exact32 = scan.finite_scan(*scan.kernel_args(arr))
+        values = arr if n_finite == n_rows else arr[np.isfinite(arr)]
+        if exact32 and values.dtype == np.float64:
+            values = values.astype(np.float32)
     else:
-        n_nan = int(np.count_nonzero(np.isnan(arr)))
-        n_missing = n_nan - n_mismatch
-        n_nonfinite = n_rows - n_finite - n_nan
-        values = arr[finite]
-    return NumericColumn(
-        values=_narrow(values),
-        counts=ColumnCounts(n_rows, n_missing, n_nonfinite, n_mismatch),
-    )
+        finite = np.isfinite(arr)
+        n_finite = int(np.count_nonzero(finite))
+        n_nan = int(np.count_nonzero(np.isnan(arr))) if n_finite < n_rows else 0
+        values = _narrow(arr if n_finite == n_rows else arr[finite])
+    n_missing = n_nan - n_mismatch
+    n_nonfinite = n_rows - n_finite - n_nan
+    return NumericColumn(values=values, counts=ColumnCounts(n_rows, n_missing, n_nonfinite, n_mismatch))
 
 
 def _narrow(values: np.ndarray) -> np.ndarray:
@@ -393,15 +395,20 @@ def _count_objects(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     values = np.ascontiguousarray(values)
     n = len(values)
     pointers = np.ctypeslib.as_array((ctypes.c_ssize_t * n).from_address(values.ctypes.data))
-    ptr_codes, ptr_uniques = pd.factorize(pointers)
+    ok = False
+    if scan.HAVE_NUMBA:
+        _, ptr_counts, row_of, ok = scan.count_identities(pointers.view(np.int64), OBJECT_IDENTITY_MAX_UNIQUE)
+    if not ok:  # many distinct objects: pandas' integer hash table
+        ptr_codes, ptr_uniques = pd.factorize(pointers)
+        if len(ptr_uniques) > n // 4:
+            del pointers
+            codes, uniques = pd.factorize(values, use_na_sentinel=True)
+            return np.asarray(uniques, dtype=object), np.bincount(codes + 1, minlength=len(uniques) + 1).astype(np.int64)
+        # Any row of a pointer code holds that very object; which one wins the scatter is moot.
+        row_of = np.empty(len(ptr_uniques), dtype=np.intp)
+        row_of[ptr_codes] = np.arange(n, dtype=np.intp)
+        ptr_counts = np.bincount(ptr_codes, minlength=len(ptr_uniques))
     del pointers  # a view of `values`' memory: never let it outlive the array
-    if len(ptr_uniques) > n // 4:
-        codes, uniques = pd.factorize(values, use_na_sentinel=True)
-        return np.asarray(uniques, dtype=object), np.bincount(codes + 1, minlength=len(uniques) + 1).astype(np.int64)
-    # Any row of a pointer code holds that very object; which one wins the scatter is moot.
-    row_of = np.empty(len(ptr_uniques), dtype=np.intp)
-    row_of[ptr_codes] = np.arange(n, dtype=np.intp)
-    ptr_counts = np.bincount(ptr_codes, minlength=len(ptr_uniques))
     codes, uniques = pd.factorize(values[row_of], use_na_sentinel=True)
     counts = np.bincount(codes + 1, weights=ptr_counts, minlength=len(uniques) + 1)
     return np.asarray(uniques, dtype=object), np.rint(counts).astype(np.int64)
@@ -445,8 +452,8 @@ def mean_std(values: np.ndarray) -> tuple[float, float]:
 
     No np.dot: BLAS threads spin against other work on a busy machine (25x slower here).
     """
-    if ecdf.HAVE_NUMBA and len(values):
-        mean, std = ecdf.mean_std(*ecdf.kernel_args(values))
+    if scan.HAVE_NUMBA and len(values):
+        mean, std = scan.mean_std(*scan.kernel_args(values))
         return float(mean), float(std)
     v = values.astype(np.float64, copy=False)
     mean = float(v.sum() / len(v))
