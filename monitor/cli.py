@@ -66,6 +66,14 @@ def _print_timeline(result, out: Path) -> None:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    try:
+        return _replay(args)
+    except (ValueError, FileNotFoundError) as e:  # bad range, bad bundle: say what, no traceback
+        print(f"vigil replay: {e}", file=sys.stderr)
+        return 2
+
+
+def _replay(args: argparse.Namespace) -> int:
     from monitor.replay import replay, run_bundle
 
     out = Path(args.out)
