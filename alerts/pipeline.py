@@ -126,14 +126,15 @@ def incident_payload(
         "acknowledged_by": acknowledged_by,
         "findings": findings,
         "causes": causes,
-        "suggested_action": suggested_action(causes, actions, status),
+        "suggested_action": suggested_action(causes, actions, status, model),
         "actions": actions,
         "links": links,
         "cold_start": cold_start,
     })
 
 
-def suggested_action(causes: list[dict[str, Any]], actions: list[dict[str, Any]], status: str) -> str:
+def suggested_action(causes: list[dict[str, Any]], actions: list[dict[str, Any]], status: str,
+                     model: str = "<model>") -> str:
     if status == "resolved":
         return "Nothing to do: the signals are back within their thresholds."
     done = [a for a in actions if a.get("kind") == "rollback" and a.get("status") == "done"]
@@ -147,7 +148,7 @@ def suggested_action(causes: list[dict[str, Any]], actions: list[dict[str, Any]]
     kind = top.get("kind")
     if kind == "deploy":
         prev = (top.get("evidence") or {}).get("previous_version")
-        return (f"Roll back to v{prev} (button below or POST /v1/models/<name>/rollback) if the deploy is the cause."
+        return (f"Roll back to v{prev} (button below, or POST /v1/models/{model}/rollback) if the deploy is the cause."
                 if prev else "Compare the new version with the previous one; roll back if it is the cause.")
     if kind == "gpu_saturation":
         return "Scale out or shed load (cap concurrency / batch size); the model itself did not change."

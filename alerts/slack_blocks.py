@@ -181,11 +181,20 @@ def _fmt_evidence_value(value: Any) -> str:
     return escape(clip(str(value), MAX_EVIDENCE_VALUE))
 
 
+_TIME_KEYS = {"at", "onset", "from", "until", "breach_start", "saturated_from", "saturated_until"}
+
+
+def _is_time_key(key: str) -> bool:
+    """Evidence values that are epoch seconds: shown as times, not as 1.8e9."""
+    return key in _TIME_KEYS or key.endswith("_at")
+
+
 def fmt_evidence(evidence: Mapping[str, Any] | None) -> str:
     if not evidence:
         return ""
     items = [(k, v) for k, v in evidence.items() if v is not None and v != "" and v != [] and v != {}]
-    shown = [f"{escape(k)}: {_fmt_evidence_value(v)}" for k, v in items[:MAX_EVIDENCE_ITEMS]]
+    shown = [f"{escape(k)}: {fmt_time(v) if _is_time_key(k) else _fmt_evidence_value(v)}"
+             for k, v in items[:MAX_EVIDENCE_ITEMS]]
     more = f" · +{len(items) - MAX_EVIDENCE_ITEMS} more" if len(items) > MAX_EVIDENCE_ITEMS else ""
     return " · ".join(shown) + more
 

@@ -219,3 +219,11 @@ def test_the_fake_validator_rejects_what_slack_rejects():
     assert "must be less than 3001 characters [json-pointer:/blocks/1/text/text]" in errors
     assert "must be less than 76 characters [json-pointer:/blocks/2/elements/0/text/text]" in errors
     assert "must be less than 2001 characters [json-pointer:/blocks/2/elements/0/value]" in errors
+
+
+def test_evidence_times_are_shown_as_dates_not_numbers():
+    from alerts.slack_blocks import fmt_evidence
+
+    text = fmt_evidence({"deployed_at": 1795165200.0, "minutes_before_onset": 3.0})
+    assert "<!date^1795165200^" in text and "2026-11-20 09:00 UTC" in text
+    assert "1,800,000,000" not in text and "minutes_before_onset: 3" in text
