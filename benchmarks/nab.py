@@ -4,6 +4,8 @@
         --windows ../shared/data/nab/combined_windows.json
     python -m benchmarks.nab --data ../shared/data/nab/data \
         --windows ../shared/data/nab/combined_windows.json --detector windowed-gaussian
+    python -m benchmarks.nab --data ../shared/data/nab/data \
+        --windows ../shared/data/nab/combined_windows.json --sensitivity
     python -m benchmarks.nab --scores ../shared/data/nab/reference_results/numenta \
         --windows ../shared/data/nab/combined_windows.json
 
@@ -114,10 +116,10 @@ def windowed_gaussian_scores(values: np.ndarray, window: int = 1000) -> np.ndarr
     return np.nan_to_num(score)
 
 
-def run_detector(files: list[NabFile], which: str) -> tuple[list[np.ndarray], float]:
+def run_detector(files: list[NabFile], which: str, detector=None) -> tuple[list[np.ndarray], float]:
     from detectors.anomaly import OnlineAnomalyDetector
 
-    detector = OnlineAnomalyDetector()
+    detector = detector or OnlineAnomalyDetector()
     # load the compiled kernel before the clock starts
     detector.score(detector.new_state(), np.arange(3.0), np.ones(3))
     scores = []
@@ -170,6 +172,32 @@ def daemon_cycle(files: list[NabFile], n_series: int, history: int = 2000, windo
     return full, time.perf_counter() - t0
 
 
+# parameters whose value was chosen on this benchmark (or could have been): each is moved
+# down and up by a quarter and the corpus re-scored, so one sees whether the figure rests
+# on a knife edge
+SENSITIVITY_PARAMS = ("alpha_level", "alpha_err", "short_weight", "long_weight", "spatial_tolerance",
+                      "spatial_min_z", "refractory_seconds", "value_bins", "gap_memory",
+                      "gap_scale", "gap_max_points")
+
+
+def sensitivity(files: list[NabFile], windows: dict[str, list], factor: float = 0.25
+                ) -> list[tuple[str, float, float, ProfileResult]]:
+    """Standard-profile result with each of SENSITIVITY_PARAMS scaled by 1 -/+ `factor`."""
+    from dataclasses import replace
+
+    from detectors.anomaly import OnlineAnomalyDetector
+
+    base = OnlineAnomalyDetector()
+    rows = []
+    for name in SENSITIVITY_PARAMS:
+        v = getattr(base, name)
+        for f in (1.0 - factor, 1.0 + factor):
+            new = type(v)(round(v * f)) if isinstance(v, int) else v * f
+            scores, _ = run_detector(files, "vigil", replace(base, **{name: new}))
+            rows.append((name, float(v), float(new), evaluate(files, scores, windows)[0][0]))
+    return rows
+
+
 def evaluate(files: list[NabFile], scores: list[np.ndarray], windows: dict[str, list]
              ) -> tuple[list[ProfileResult], list[LabelledFile]]:
     labelled = [label_file(f.key, len(f.values), window_bounds(f.key, f.timestamps, windows[f.key]))
@@ -188,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="with --data: Vigil's detector (default) or the windowed-Gaussian floor")
     ap.add_argument("--per-file", action="store_true",
                     help="also print each file's windows hit at the standard threshold")
+    ap.add_argument("--sensitivity", action="store_true",
+                    help="with --data: re-score with each tuned parameter moved by -/+25 %%")
     ap.add_argument("--cycle-series", type=int, default=10000,
                     help="with --data: also time one daemon cycle over this many series (0: skip)")
     args = ap.parse_args(argv)
@@ -223,6 +253,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"daemon cycle over {args.cycle_series} series (1 new point each, 30-point "
               f"overlapping window): {full:.3f} s with state restore/save, {scoring:.3f} s "
               f"detector scoring alone")
+    if args.sensitivity and args.data is not None and args.detector == "vigil":
+        print(f"sensitivity (standard profile; baseline {results[0].normalised:.2f}):")
+        for name, old, new, r in sensitivity(files, windows):
+            print(f"  {name:<20} {old:>10.6g} -> {new:<10.6g} score {r.normalised:6.2f}  "
+                  f"threshold {r.threshold:.4f}  windows {r.windows_hit}/{r.n_windows}  "
+                  f"FP rows {r.false_positive_rows}")
     if args.per_file:
         thr = results[0].threshold
         for f, s, lf in zip(files, scores, labelled):

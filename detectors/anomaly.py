@@ -14,9 +14,15 @@ utilisation) goes through `OnlineAnomalyDetector`. Per point it
    surprise is *for this series* (NAB-style anomaly likelihood: a short average of
    `|z|` against the long-run mean and spread of that average), so one threshold
    serves calm and noisy series alike;
-3. adds a spatial check: a value beyond everything seen so far (by a tolerance of
-   the range) is surprising whatever the forecast says (flat lines that move, new
-   extremes, counter resets);
+3. adds two spatial checks on the value itself, both only when the forecast is
+   surprised too (|z| >= 3): a value beyond everything seen so far (by a tolerance of
+   the range) scores 1 (flat lines that move, new extremes, counter resets); a value
+   inside the range but where the series has (almost) never been, scores by how rare
+   that neighbourhood is in a slowly forgetting histogram of past values: `-log10(mass)
+   / gap_scale`, the mass floored at one point in min(points seen, gap_max_points), so
+   it tops out below 1 (a gap is weaker evidence than a new extreme) and a short
+   history cannot claim great rarity (a level between two usual ones, a half-height
+   spike, a flat line at a value only ever crossed in passing);
 4. maps the combined tail probability `p` to a score in [0, 1]: `-log10(p) / 10`,
    so 0.5 means "one in 100,000", and damps a score that is not stronger than one
    already given in the recent past (one finding per episode, not a storm).
@@ -28,7 +34,7 @@ daemon restarts without a cold start. The per-point recursion is compiled with n
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -45,12 +51,14 @@ except ImportError:  # pragma: no cover - numba is a runtime dependency
 
 DAY = 86400.0
 WEEK = 7 * DAY
-STATE_VERSION = 2  # 2: seasonal profiles hold values (not deviations), slots 4/6 their offsets, slot 18 a time
+# 2: seasonal profiles hold values (not deviations), slots 4/6 their offsets, slot 18 a time
+# 3: a histogram of past values (`values`) and its decayed mass (slot 19)
+STATE_VERSION = 3
 
 # scalar state slots
 _N, _LAST_TS, _LEVEL, _ERR_L, _HWD_LEVEL, _ERR_D, _HWW_LEVEL, _ERR_W, _SHORT, _MU, _VAR, \
-    _MIN, _MAX, _PEAK, _N_D, _N_W, _FIRST_TS, _EXPECTED, _PEAK_AT = range(19)
-_N_SCALARS = 19
+    _MIN, _MAX, _PEAK, _N_D, _N_W, _FIRST_TS, _EXPECTED, _PEAK_AT, _HIST_MASS = range(20)
+_N_SCALARS = 20
 
 _DIRECTION_CODE = {Direction.BOTH: 0, Direction.UP: 1, Direction.DOWN: -1}
 
@@ -62,6 +70,7 @@ class SeriesState:
     scalars: np.ndarray  # float64[_N_SCALARS]
     daily: np.ndarray  # float64[daily_bins], NaN = bin not seen yet
     weekly: np.ndarray  # float64[weekly_bins]
+    values: np.ndarray  # float64[value_bins]: decayed counts of past values over [min, max] seen
 
     @property
     def last_timestamp(self) -> float | None:
@@ -78,7 +87,7 @@ class SeriesState:
             return np.where(np.isfinite(a), a, None).tolist()
 
         return {"version": STATE_VERSION, "scalars": enc(self.scalars),
-                "daily": enc(self.daily), "weekly": enc(self.weekly)}
+                "daily": enc(self.daily), "weekly": enc(self.weekly), "values": enc(self.values)}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "SeriesState":
@@ -98,7 +107,7 @@ class SeriesState:
         scalars = dec("scalars")
         if len(scalars) != _N_SCALARS:
             raise ValueError(f"anomaly state: 'scalars' must hold {_N_SCALARS} numbers, got {len(scalars)}")
-        return cls(scalars, dec("daily"), dec("weekly"))
+        return cls(scalars, dec("daily"), dec("weekly"), dec("values"))
 
 
 @dataclass(frozen=True)
@@ -123,6 +132,11 @@ class OnlineAnomalyDetector:
     spatial_tolerance  fraction of the seen range a value must exceed it by to be "new".
     refractory_seconds for this long after an episode's peak, a score not stronger is damped.
     refractory_damp    factor applied to such a score.
+    value_bins         resolution of the histogram of past values over the range seen.
+    gap_neighbours     bins either side counted as the value's neighbourhood.
+    gap_memory         per-point forgetting of that histogram (1/5000: mass of ~5000 points).
+    gap_scale          a neighbourhood holding a fraction m of the mass scores -log10(m)/gap_scale.
+    gap_max_points     rarity is floored at 1/min(points seen, this): scores stay below 1.
     daily_bins, weekly_bins  profile resolution.
     """
 
@@ -139,6 +153,11 @@ class OnlineAnomalyDetector:
     refractory_seconds: float = 120000.0
     refractory_damp: float = 0.5
     refractory_margin: float = 0.1
+    value_bins: int = 64
+    gap_neighbours: int = 1
+    gap_memory: float = 0.0002
+    gap_scale: float = 4.0
+    gap_max_points: float = 2000.0
     daily_bins: int = 144
     weekly_bins: int = 168
     min_scale_rel: float = 1e-3
@@ -149,7 +168,8 @@ class OnlineAnomalyDetector:
         scalars[_LAST_TS] = np.nan
         scalars[_FIRST_TS] = np.nan
         scalars[_EXPECTED] = np.nan
-        return SeriesState(scalars, np.full(self.daily_bins, np.nan), np.full(self.weekly_bins, np.nan))
+        return SeriesState(scalars, np.full(self.daily_bins, np.nan), np.full(self.weekly_bins, np.nan),
+                           np.zeros(self.value_bins))
 
     def _params(self, direction: Direction) -> np.ndarray:
         return np.array([self.alpha_level, self.alpha_season, self.alpha_err, self.short_weight,
@@ -157,7 +177,8 @@ class OnlineAnomalyDetector:
                          self.refractory_seconds, self.refractory_damp, self.min_scale_rel,
                          self.min_scale_abs, float(_DIRECTION_CODE[Direction(direction)]),
                          self.refractory_margin, self.spatial_floor,
-                         self.likelihood_floor, self.spatial_min_z])
+                         self.likelihood_floor, self.spatial_min_z, float(self.gap_neighbours),
+                         self.gap_memory, self.gap_scale, self.gap_max_points])
 
     def score(self, state: SeriesState, timestamps: np.ndarray, values: np.ndarray,
               direction: Direction = Direction.BOTH) -> np.ndarray:
@@ -174,13 +195,15 @@ class OnlineAnomalyDetector:
         xs = np.ascontiguousarray(values, dtype=np.float64)
         if ts.shape != xs.shape or ts.ndim != 1:
             raise ValueError(f"timestamps {ts.shape} and values {xs.shape} must be 1-D and equal length")
-        if len(state.daily) != self.daily_bins or len(state.weekly) != self.weekly_bins:
-            raise ValueError("anomaly state: profile sizes do not match this detector's daily_bins/weekly_bins")
+        if (len(state.daily) != self.daily_bins or len(state.weekly) != self.weekly_bins
+                or len(state.values) != self.value_bins):
+            raise ValueError("anomaly state: profile sizes do not match this detector's "
+                             "daily_bins/weekly_bins/value_bins")
         out = np.zeros(len(xs))
         expected = np.full(len(xs), np.nan)
         scale = np.full(len(xs), np.nan)
-        _kernel(self._params(direction), state.scalars, state.daily, state.weekly, ts, xs,
-                out, expected, scale)
+        _kernel(self._params(direction), state.scalars, state.daily, state.weekly, state.values,
+                ts, xs, out, expected, scale)
         return out, PointDetail(expected, scale)
 
 
@@ -194,13 +217,39 @@ def _log10_tail(u: float) -> float:
 
 
 @njit(cache=True)
-def _kernel(p, st, daily, weekly, ts, xs, out, expected_out, scale_out):  # noqa: C901 - one recursion
+def _add_value(hist, st, x, decay):
+    """Forget a little, widen the bins if `x` extends the range (moving each old bin's
+    mass to the new bin holding its centre), then count `x`."""
+    nh = hist.shape[0]
+    lo, hi = st[11], st[12]
+    nlo, nhi = min(lo, x), max(hi, x)
+    if nlo < lo or nhi > hi:
+        moved = np.zeros(nh)
+        w_new = (nhi - nlo) / nh
+        for k in range(nh):
+            if hist[k] > 0.0:
+                centre = lo + (k + 0.5) * (hi - lo) / nh  # a degenerate range: its one value
+                moved[min(int((centre - nlo) / w_new), nh - 1)] += hist[k]
+        hist[:] = moved
+    for k in range(nh):
+        hist[k] *= 1.0 - decay
+    st[19] = st[19] * (1.0 - decay) + 1.0
+    if nhi > nlo:
+        hist[min(int((x - nlo) / (nhi - nlo) * nh), nh - 1)] += 1.0
+    else:
+        hist[0] += 1.0
+
+
+@njit(cache=True)
+def _kernel(p, st, daily, weekly, hist, ts, xs, out, expected_out, scale_out):  # noqa: C901 - one recursion
     a_level, a_season, a_err, w_short, w_long = p[0], p[1], p[2], p[3], p[4]
     warmup, tol, r_hold, r_damp, min_rel, min_abs, dcode = p[5], p[6], p[7], p[8], p[9], p[10], p[11]
     r_margin = p[12]
     sp_floor = p[13]
     lik_floor = p[14]
     sp_min_z = p[15]
+    g_nb, g_decay, g_scale, g_max_n = int(p[16]), p[17], p[18], p[19]
+    nh = hist.shape[0]
     nd = daily.shape[0]
     nw = weekly.shape[0]
     for i in range(xs.shape[0]):
@@ -224,6 +273,8 @@ def _kernel(p, st, daily, weekly, ts, xs, out, expected_out, scale_out):  # noqa
             st[0] = 1.0
             st[1] = t
             st[17] = x
+            hist[0] = 1.0  # a degenerate range: all mass at its one value (bin 0 of [x, x])
+            st[19] = 1.0
             expected_out[i] = x
             scale_out[i] = 0.0
             continue
@@ -278,6 +329,14 @@ def _kernel(p, st, daily, weekly, ts, xs, out, expected_out, scale_out):  # noqa
             if rng > 0.0 and z >= sp_min_z and ((x > hi and dcode >= -0.5) or (x < lo and dcode <= 0.5)):
                 excess = (x - hi) if x > hi else (lo - x)
                 sp = sp_floor + (1.0 - sp_floor) * min(excess / rng, 1.0)
+            elif rng > 0.0 and z >= sp_min_z and st[11] <= x <= st[12]:
+                # inside the range: how much of the past lies in this value's neighbourhood
+                b = min(int((x - st[11]) / rng * nh), nh - 1)
+                mass = 0.0
+                for k in range(max(0, b - g_nb), min(nh, b + g_nb + 1)):
+                    mass += hist[k]
+                rare = max(mass / st[19], 1.0 / min(st[0], g_max_n))
+                sp = max(-math.log10(rare) / g_scale, 0.0)
 
         score = 0.0
         if st[0] >= warmup:
@@ -353,6 +412,7 @@ def _kernel(p, st, daily, weekly, ts, xs, out, expected_out, scale_out):  # noqa
             r = max(-cw, min(cw, ew))
             weekly[bw] = sw + a_w * r
             st[6] += a_level * r
+        _add_value(hist, st, x, g_decay)
         st[11] = min(st[11], x)
         st[12] = max(st[12], x)
         st[0] += 1.0
