@@ -12,9 +12,12 @@ Why this ranking points at the cause rather than at the loudest victim:
    and a caller in proportion to the share of its outgoing edges that slowed.
 3. Errors count where they start. When a service and one of its callees both show
    new errors, the caller's errors are most likely the callee's failures passed up
-   the chain, so the caller's error evidence is halved (once per level). A callee
-   whose code path broke silently (a log template its operation always wrote
-   stopped) counts as failing too. An error line that names another known service
+   the chain, so the caller's error evidence is halved (once per level), but only
+   when the caller's errors began with the callee's failure (within 60 s): errors
+   that began minutes after a callee started failing have a cause of their own. A
+   callee whose code path broke silently (a log template its operation always wrote
+   stopped, or a line that always followed another in a span no longer does) counts
+   as failing too. An error line that names another known service
    ("No instances available for X", a URL with X's host) is the client reporting a
    failed call: half its weight goes to the named service(s). The deepest erroring
    span, when spans carry a status, is scored by the trace detector.
@@ -51,6 +54,7 @@ _MODALITY = {FindingKind.METRIC_ANOMALY: "metrics", FindingKind.LOG_ANOMALY: "lo
 # How much one finding of each statistic says about its own service being the cause.
 _WEIGHT = {
     "new_error_template": 1.0, "error_template_rate": 0.9, "error_burst": 0.7, "vanished_template": 0.8,
+    "broken_sequence": 0.8,
     "new_template": 0.3, "self_time_ms_p50": 1.0, "error_origin_rate": 1.0, "calls_vanished": 0.4,
     "calls_appeared": 0.4, "edge_time_ms_p50": 1.0, "range_ratio": 0.8,
 }
@@ -58,9 +62,13 @@ _ERROR_STATS = {"new_error_template", "error_template_rate", "error_burst", "err
 # Evidence that a service's code path broke although it logged no error: a template its
 # operation always wrote stopped (an exception or early return cut the path short). Its
 # callers' errors are then most likely this failure passed up.
-_FAILURE_STATS = _ERROR_STATS | {"vanished_template"}
+_FAILURE_STATS = _ERROR_STATS | {"vanished_template", "broken_sequence"}
 _TOP = 3
 _ONSET_SLACK_S = 30.0
+# Errors passed up a synchronous call chain appear with the callee's failure, not
+# minutes later: a caller whose errors began this long after its callee's failure
+# started is failing for a reason of its own.
+_PROPAGATION_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -136,7 +144,7 @@ def rank_root_causes(*, metric_findings: list[Finding], log_findings: list[Findi
             continue
         for c in sorted(graph.callees(s), key=lambda c: -fail_strength.get(c, 0)):
             if fail_strength.get(c, 0) >= 0.5 * error_strength[s] and \
-                    fail_onset.get(c, math.inf) <= error_onset[s] + _ONSET_SLACK_S:
+                    -_ONSET_SLACK_S <= error_onset[s] - fail_onset.get(c, math.inf) <= _PROPAGATION_S:
                 inherited[s] = c
                 break
 

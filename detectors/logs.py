@@ -18,6 +18,13 @@ What counts as evidence, and why:
   half way, which is how an injected exception or early return often shows. Tested
   per run, and as "stopped": the last n runs wrote it 0 times (P = exp(-rate * n)),
   which needs no exact onset.
+- a broken sequence (only when log lines carry a span id): in the reference, every
+  span that wrote template A also wrote template B at least as often (B follows A:
+  "calculate distance" after each "get rest ticket number"); in the window, spans
+  that wrote A lack some of their B lines. An exception or early return caught
+  inside a loop cuts the path after A for some items only, so neither A nor the
+  span's runs vanish and only the pairing shows it (the event-pattern idea of Nezha,
+  Yu et al., FSE 2023, reduced to pairs of templates within one span).
 
 Printed collections ("[a, b, c]") are masked as one parameter, so one log statement
 gives one template whatever the list length. With `history_start`, the case's own
@@ -83,6 +90,11 @@ class LogDetectorParams:
     drain_depth: int = 4
     vanish_min_expected: float = 8.0  # an expected template must have been this frequent
     vanish_max_ratio: float = 0.2
+    vanish_branch_rate: float = 0.5  # lines per run below which a vanished line is scaled down
+    # broken sequences: B must follow A in at least this share of reference spans with A ...
+    pair_min_hold: float = 0.95
+    pair_min_lines: int = 8  # ... over at least this many reference lines of A
+    pair_min_broken: int = 3  # window spans with fewer B than A needed for a finding
 
 
 @dataclass
@@ -324,6 +336,7 @@ def detect_log_anomalies(
         findings += _service_level(service, grp, ctx)
     if ops is not None:
         findings += _vanished(g, names, ops, ctx)
+    findings += _broken_sequences(g, names, ctx)
     findings += _template_findings(rows, ctx)
     return findings
 
@@ -495,6 +508,9 @@ def _vanished(g: pd.DataFrame, names: dict[int, str], ops: pd.DataFrame, ctx: _C
             best[i] = cand
     out: list[Finding] = []
     for i, (sc, v, obs, ref, expected, r_obs, r_ref, s, onset) in best.items():
+        # A line written in fewer than half of its operation's runs sits on a branch some
+        # inputs take; its absence may be a change of input mix rather than a cut path.
+        sc = float(sc * min(1.0, expected / max(r_obs, 1.0) / p.vanish_branch_rate))
         op_key, tid = per.index[i]
         service, op = op_key.split("\t", 1)
         tmpl = names.get(int(tid), "")
@@ -547,4 +563,95 @@ def _stopped(g: pd.DataFrame, ops: pd.DataFrame, per: pd.DataFrame, n: np.ndarra
         sc = score_from_surprise(s, n_tests) * v.weight
         if sc > 0:
             out[int(i)] = (sc, v, 0.0, lines_before, expected, float(n_after), runs_before, s, float(onset))
+    return out
+
+
+_WORD = re.compile(r"[A-Za-z][A-Za-z_]+")
+
+
+def _statement(template: str, words: int = 8) -> str:
+    """The log statement a template comes from: its first `words` constant words."""
+    return " ".join(_WORD.findall(template.replace("<*>", " "))[:words])
+
+
+def _broken_sequences(g: pd.DataFrame, names: dict[int, str], ctx: _Ctx) -> list[Finding]:
+    """Pairs (A, B) of one service's templates where B followed every A per span and stopped doing so.
+
+    Per span, count lines of each non-error template. In the reference spans (see
+    _View), B "follows" A when nearly every span with A has at least as many B lines
+    as A lines. In the tested spans, a span is broken when it has fewer B than A.
+    The number of broken spans is tested against the reference share (binomial tail).
+    The finding names B, the line that went missing, and its service.
+    """
+    p = ctx.params
+    # Routine lines only: a warning reports an unusual condition, a branch by nature.
+    g = g[g["span_id"].notna() & ~g["is_error"] & ~g["level"].isin(("WARN", "WARNING"))]
+    if g.empty:
+        return []
+    out: list[Finding] = []
+    # drain3 splits one log statement into several templates when its parameters vary
+    # (a train number with another prefix, a list of another length), and the mix of
+    # variants follows the workload; pairs are taken between statements instead, a
+    # statement being the first constant words of the line.
+    stmt = {t: _statement(n) for t, n in names.items()}
+    g = g.assign(stmt=g["tid"].map(stmt))
+    rep = g.drop_duplicates("stmt").set_index("stmt")["tid"]
+    for service, sg in g.groupby("service", sort=True):
+        m = sg.groupby(["span_id", "stmt"]).size().unstack(fill_value=0)
+        if m.shape[1] < 2:
+            continue
+        grp = sg.groupby("span_id")["_grp"].max().reindex(m.index).to_numpy()
+        first = sg.groupby("span_id")["ts"].min().reindex(m.index).to_numpy(float)
+        x = m.to_numpy(np.int64)
+        tids = rep.reindex(m.columns).to_numpy()
+        has = x > 0
+        # broken[s, a, b]: span s wrote A and fewer B than A; paired: as many B as A.
+        broken = has[:, :, None] & (x[:, None, :] < x[:, :, None])
+        paired = has[:, :, None] & (x[:, None, :] == x[:, :, None])
+        best: dict[tuple[int, int], tuple] = {}
+        reads = []
+        for v in ctx.views:
+            ref = grp == 0 if v is _PERSISTENT else grp < 2
+            cur = grp >= 1 if v is _PERSISTENT else grp == 2
+            n_ref = has[ref].sum(axis=0)[:, None].astype(float)
+            b_ref = broken[ref].sum(axis=0).astype(float)
+            # One B per A, span after span: the two lines are steps of one code path.
+            # Support: A lines seen in the reference (a short normal window has few spans,
+            # but a loop gives several A lines per span, each followed by its B).
+            a_lines = x[ref].sum(axis=0)[:, None].astype(float)
+            holds = (a_lines >= p.pair_min_lines) & (paired[ref].sum(axis=0) >= p.pair_min_hold * n_ref)
+            np.fill_diagonal(holds, False)
+            reads.append((v, ref, cur, n_ref, b_ref, holds))
+        n_tests = max(sum(int(h.sum()) for *_, h in reads) // max(len(reads), 1), 1)
+        for v, ref, cur, n_ref, b_ref, holds in reads:
+            n_cur = has[cur].sum(axis=0)[:, None].astype(float)
+            b_cur = broken[cur].sum(axis=0).astype(float)
+            p0 = (b_ref + 0.5) / (n_ref + 1.0)
+            hit = holds & (b_cur >= p.pair_min_broken) & (b_cur >= p.min_ratio * p0 * n_cur)
+            for a, b in zip(*np.nonzero(hit)):
+                s = float(-stats.binom.logsf(b_cur[a, b] - 1, n_cur[a, 0], p0[a, b]) / math.log(10))
+                sc = score_from_surprise(s, n_tests) * v.weight
+                if sc <= 0:
+                    continue
+                # Pairs sharing the missing line B are one finding; keep the strongest anchor.
+                key = (int(tids[b]), 0)
+                if sc > best.get(key, (0.0,))[0]:
+                    spans_hit = cur & broken[:, a, b]
+                    onset = float(first[spans_hit].min()) if spans_hit.any() else ctx.ws
+                    best[key] = (sc, v, int(tids[a]), int(tids[b]), float(b_cur[a, b]), float(n_cur[a, 0]),
+                                 float(b_ref[a, b]), float(n_ref[a, 0]), s, onset)
+        for sc, v, ta, tb, k, n, kr, nr, s, onset in best.values():
+            ta_s, tb_s = names.get(ta, ""), names.get(tb, "")
+            where = "in the window" if v is _FRESH else "since before the alert"
+            out.append(Finding(
+                kind=FindingKind.LOG_ANOMALY, entity=f"{service}: {tb_s[:160]}", value=k,
+                threshold=float(p.min_ratio * (kr + 0.5) / (nr + 1.0) * n), baseline=kr,
+                window_start=ctx.ws, window_end=ctx.we, onset=onset, score=sc, service=service,
+                direction=Direction.DOWN, statistic="broken_sequence",
+                message=(f"{service}: '{tb_s[:80]}' no longer follows '{ta_s[:80]}' in {int(k)} of {int(n)} spans "
+                         f"{where} (it did in all but {int(kr)} of {int(nr)} spans of {ctx.ref_text(v)})"),
+                evidence={"template": tb_s, "after_template": ta_s, "broken_spans": int(k), "spans": int(n),
+                          "baseline_broken_spans": int(kr), "baseline_spans": int(nr), "surprise": s,
+                          "view": v.name},
+            ))
     return out

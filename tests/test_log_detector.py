@@ -135,3 +135,76 @@ def test_errors_already_present_before_the_alert_count_less_than_new_ones():
     plain = {x.service: x for x in detect_log_anomalies(base, cur, window_start=W0 + 3750, window_end=W0 + 3900)
              if x.statistic == "new_error_template"}
     assert set(plain) == {"gateway", "inference"}
+
+
+def _loop_runs(t0: float, n: int, *, cut_from: float | None = None, prefix: str = "q") -> list[LogRecord]:
+    """One `query` span per second; it loops over 1-3 trips, writing 'rest tickets of trip X'
+    then 'distance of trip X' for each. From `cut_from`, the second trip of a span loses its
+    'distance' line (an exception caught inside the loop): the span still runs and still
+    writes its first line for every trip."""
+    logs = []
+    for i in range(n):
+        t = t0 + i
+        sid = f"{prefix}{i:015x}"
+        logs.append(LogRecord(t, "travel", f"INFO query trips from city{i % 7}", level="INFO",
+                              labels={"span_id": sid}))
+        for k in range(1 + i % 3):
+            logs.append(LogRecord(t + 0.001 * k, "travel", f"INFO rest tickets of trip G{100 + k}: {i % 50}",
+                                  level="INFO", labels={"span_id": sid}))
+            if cut_from is None or t < cut_from or k != 1:
+                logs.append(LogRecord(t + 0.001 * k + 0.0005, "travel", f"INFO distance of trip G{100 + k} is {k * 90} km",
+                                      level="INFO", labels={"span_id": sid}))
+    return logs
+
+
+def test_a_line_that_stops_following_its_partner_in_some_spans_is_a_broken_sequence():
+    base = _loop_runs(W0, 300, prefix="b")
+    cur = _loop_runs(W0 + 3600, 180, cut_from=W0 + 3660, prefix="c")
+    f = [x for x in detect_log_anomalies(base, cur, window_start=W0 + 3600, window_end=W0 + 3780)
+         if x.statistic == "broken_sequence"]
+    assert len(f) == 1
+    (x,) = f
+    assert x.service == "travel" and "distance" in x.evidence["template"]
+    assert "rest tickets" in x.evidence["after_template"]
+    # Spans with 2 or 3 trips after the cut (two in three of the last 120 spans) are broken.
+    assert x.evidence["broken_spans"] == 80 and x.evidence["baseline_broken_spans"] == 0
+    assert x.onset >= W0 + 3660 and x.score > 0.9
+    # Neither line vanished as a whole and no line is new: only the pairing shows the cut.
+    assert not [y for y in detect_log_anomalies(base, cur, window_start=W0 + 3600, window_end=W0 + 3780)
+                if y.statistic in ("new_template", "new_error_template")]
+
+
+def test_the_same_loop_without_a_cut_gives_no_broken_sequence():
+    base = _loop_runs(W0, 300, prefix="b")
+    cur = _loop_runs(W0 + 3600, 180, prefix="c")
+    assert not [x for x in detect_log_anomalies(base, cur, window_start=W0 + 3600, window_end=W0 + 3780)
+                if x.statistic == "broken_sequence"]
+
+
+def _branch_runs(t0: float, n: int, *, stop_at: float | None = None, every: int = 1, prefix: str = "r") -> tuple:
+    """Like _handler_runs, but the 'priced' line is written in one run out of `every`."""
+    from detectors.records import Span
+
+    spans, logs = [], []
+    for i in range(n):
+        t = t0 + i
+        sid = f"{prefix}{i:015x}"
+        spans.append(Span(f"{prefix}t{i:030x}", sid, None, "pricing", "handle", int(t * 1e9), int((t + 0.01) * 1e9)))
+        logs.append(LogRecord(t, "pricing", f"INFO loaded route {i}", level="INFO", labels={"span_id": sid}))
+        if (stop_at is None or t < stop_at) and i % every == 0:
+            logs.append(LogRecord(t + 0.001, "pricing", "INFO priced trips", level="INFO", labels={"span_id": sid}))
+    return spans, logs
+
+
+def test_a_vanished_line_on_a_branch_some_runs_take_counts_less_than_one_every_run_writes():
+    def score(every: int, runs: int) -> float:
+        bs, bl = _branch_runs(W0, 900, every=every, prefix="b")
+        cs, cl = _branch_runs(W0 + 3600, runs, stop_at=W0 + 3600, every=every, prefix="c")
+        f = [x for x in detect_log_anomalies(bl, cl, window_start=W0 + 3600, window_end=W0 + 3600 + runs,
+                                             baseline_spans=bs, current_spans=cs)
+             if x.statistic == "vanished_template"]
+        return f[0].score if f else 0.0
+    # The same expected count of missing lines (40): written every run over 40 runs, or
+    # every 4th run over 160 runs. The second may be a change of input mix.
+    every_run, branch = score(1, 40), score(4, 160)
+    assert every_run > 0.5 and 0 < branch < every_run * 0.6

@@ -134,3 +134,28 @@ def test_a_callee_whose_code_path_broke_silently_takes_its_callers_errors():
                               alert_time=130.0)
     assert [c.entity for c in causes][:2] == ["route", "travel"]
     assert causes[1].evidence["inherited_from"] == "route"
+
+
+def test_caller_errors_that_begin_long_after_the_callees_failure_are_its_own():
+    # food calls travel; travel has been failing since long before the alert, food's own
+    # errors began two minutes later: travel's failure did not cause them.
+    graph = ServiceGraph({("food", "travel"): EdgeStats(calls_current=50)})
+    logs = [_f(FindingKind.LOG_ANOMALY, "food", "new_error_template", 0.9, onset=226),
+            _f(FindingKind.LOG_ANOMALY, "travel", "new_error_template", 0.5, onset=100)]
+    causes = rank_root_causes(metric_findings=[], log_findings=logs, trace_findings=[], topology=graph,
+                              alert_time=170.0)
+    assert causes[0].entity == "food" and causes[0].evidence["inherited_from"] is None
+    # The same errors arriving together with the callee's failure are passed up.
+    logs[0] = _f(FindingKind.LOG_ANOMALY, "food", "new_error_template", 0.9, onset=105)
+    causes = rank_root_causes(metric_findings=[], log_findings=logs, trace_findings=[], topology=graph,
+                              alert_time=170.0)
+    assert {c.entity: c for c in causes}["food"].evidence["inherited_from"] == "travel"
+
+
+def test_a_callee_whose_sequence_of_lines_broke_takes_its_callers_errors():
+    graph = ServiceGraph({("preserve", "travel2"): EdgeStats(calls_current=50)})
+    logs = [_f(FindingKind.LOG_ANOMALY, "preserve", "new_error_template", 0.9, onset=120),
+            _f(FindingKind.LOG_ANOMALY, "travel2", "broken_sequence", 0.9, onset=100)]
+    causes = rank_root_causes(metric_findings=[], log_findings=logs, trace_findings=[], topology=graph,
+                              alert_time=130.0)
+    assert [c.entity for c in causes][:2] == ["travel2", "preserve"]
