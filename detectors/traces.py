@@ -233,6 +233,20 @@ def _onset(sub: pd.DataFrame, threshold: float, col: str) -> float:
     return float(src["start_ns"].min() / 1e9)
 
 
+def _slowdown(xb: np.ndarray, xc: np.ndarray, n_tests: int, p: TraceDetectorParams
+              ) -> tuple[float, float, float, float] | None:
+    """(baseline median, current median, ratio, surprise) when the current times are slower
+    by the configured ratio, added milliseconds and significance (Bonferroni over n_tests)."""
+    mb, mc = float(np.median(xb)), float(np.median(xc))
+    ratio = (mc + 0.1) / (mb + 0.1)
+    if ratio < p.min_ratio or mc - mb < p.min_added_ms:
+        return None
+    s = _surprise_slower(xb, xc)
+    if s - math.log10(n_tests) < p.min_surprise:
+        return None
+    return mb, mc, ratio, s
+
+
 def _self_time(b: pd.DataFrame, c: pd.DataFrame, ws: float, we: float, p: TraceDetectorParams) -> list[Finding]:
     own_b = b[~b["is_client"]]
     own_c = c[~c["is_client"]]
@@ -243,13 +257,10 @@ def _self_time(b: pd.DataFrame, c: pd.DataFrame, ws: float, we: float, p: TraceD
     out = []
     for (svc, op), sub in groups:
         xb, xc = bg[(svc, op)], sub["self_ms"].to_numpy()
-        mb, mc = float(np.median(xb)), float(np.median(xc))
-        ratio = (mc + 0.1) / (mb + 0.1)
-        if ratio < p.min_ratio or mc - mb < p.min_added_ms:
+        slow = _slowdown(xb, xc, n_tests, p)
+        if slow is None:
             continue
-        s = _surprise_slower(xb, xc)
-        if s - math.log10(n_tests) < p.min_surprise:
-            continue
+        mb, mc, ratio, s = slow
         added = float((xc.mean() - xb.mean()) * len(xc) / dur)  # ms of extra work per second
         worst = sub.nlargest(3, "self_ms")
         findings_score = _score(s, n_tests, ratio)
@@ -274,13 +285,10 @@ def _edge_time(b: pd.DataFrame, c: pd.DataFrame, ws: float, we: float, p: TraceD
     out = []
     for (caller, callee), sub in groups:
         xb, xc = bg[(caller, callee)], sub["self_ms"].to_numpy()
-        mb, mc = float(np.median(xb)), float(np.median(xc))
-        ratio = (mc + 0.1) / (mb + 0.1)
-        if ratio < p.min_ratio or mc - mb < p.min_added_ms:
+        slow = _slowdown(xb, xc, n_tests, p)
+        if slow is None:
             continue
-        s = _surprise_slower(xb, xc)
-        if s - math.log10(n_tests) < p.min_surprise:
-            continue
+        mb, mc, ratio, s = slow
         worst = sub.nlargest(3, "self_ms")
         out.append(Finding(
             kind=FindingKind.TRACE_ANOMALY, entity=f"{caller} -> {callee}", value=mc, threshold=mb * p.min_ratio,
