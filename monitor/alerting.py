@@ -67,19 +67,12 @@ def record_deploys(vigil: "Vigil", m: ModelConfig, current: str | None, t: float
 
 
 def _version_time(vigil: "Vigil", m: ModelConfig, version: str, fallback: float) -> float:
-    from monitor.sources.registry import parse_timestamp
-
+    """The version's registration time (`created_at` already prefers the recorded
+    `vigil.created_at` tag over MLflow's own timestamp)."""
     try:
-        info = vigil.registry.get_version(m.registry, version)
+        return min(vigil.registry.get_version(m.registry, version).created_at, fallback)
     except Exception:  # noqa: BLE001 - a missing time only loses cold-start precision
         return fallback
-    tag = info.tags.get("vigil.created_at")
-    if tag:
-        try:
-            return parse_timestamp(tag)
-        except ValueError:
-            pass
-    return min(info.created_at, fallback)
 
 
 def _open_state(row: IncidentRow | None) -> OpenIncident | None:

@@ -15,7 +15,7 @@ import time
 import uuid
 from typing import Annotated, Any, Literal
 
-from fastapi import Body, Depends, FastAPI, Header, HTTPException, Path, Query, Request
+from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -335,5 +335,3 @@ def create_app(vigil: Vigil) -> FastAPI:
 
     return app
 
-
-Body  # re-exported for tests that build requests by hand
