@@ -10,6 +10,9 @@ Slack.
 """
 from __future__ import annotations
 
+import hashlib
+import json
+
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,9 +49,6 @@ class AlertPlan:
 def incident_digest(incident: Incident, severity: Severity | None) -> str:
     """What, if it changes, deserves a new notification: severity, which things are
     wrong, and the top cause. Small value changes do not re-notify."""
-    import hashlib
-    import json
-
     body = {
         "severity": str(severity),
         "findings": sorted({(str(f.kind), f.entity) for f in incident.findings}),

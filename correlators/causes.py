@@ -16,6 +16,7 @@ explanation says which pieces of evidence counted so the ranking can be argued w
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 
 from correlators.incident import Cause, CauseKind, Incident
 from detectors.records import DeployEvent, Finding, FindingKind
@@ -55,9 +56,7 @@ def merge_findings(earlier: list[Finding], latest: list[Finding]) -> list[Findin
 
 
 def _fmt_time(t: float) -> str:
-    import datetime as _dt
-
-    return _dt.datetime.fromtimestamp(t, _dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _deploy_cause(d: DeployEvent, findings: list[Finding], onset: float, s: CorrelationSettings,

@@ -99,12 +99,6 @@ def links(vigil: "Vigil", model: str, incident_id: int, has_drift: bool) -> dict
     }
 
 
-def actions_of(vigil: "Vigil", incident_id: int) -> list[dict[str, Any]]:
-    return [{"kind": a.kind, "from_version": a.from_version, "to_version": a.to_version, "status": a.status,
-             "at": a.at, "reason": a.reason, "detail": a.detail, "actor": a.actor, "dry_run": a.dry_run}
-            for a in vigil.store.actions(incident_id=incident_id)]
-
-
 def enqueue_incident(vigil: "Vigil", s: Any, row: IncidentRow, channels: list[str], now: float,
                      actions: list[dict[str, Any]]) -> None:
     """One message per incident and channel, keyed so later deliveries update it in place."""
@@ -203,7 +197,7 @@ def _apply_step(vigil: "Vigil", s: Any, m: ModelConfig, plan: AlertPlan, inciden
         row.updated_at = t
     if plan.lifecycle.notify:
         enqueue_incident(vigil, s, row, plan.channels or Routes(m.owner_channel, m.oncall_channel).channels(
-            Severity(row.severity)), t, actions_of(vigil, row.id))
+            Severity(row.severity)), t, vigil.store.incident_actions(s, row.id))
         if plan.digest:
             row.notified_digest = plan.digest
     if step in (Step.OPEN, Step.UPDATE, Step.RESOLVE):
@@ -270,20 +264,9 @@ def rollback_model(vigil: "Vigil", m: ModelConfig, *, to_version: str, dry_run: 
             row = s.get(IncidentRow, incident_id)
             if row is not None and row.status == "open":
                 enqueue_incident(vigil, s, row, Routes(m.owner_channel, m.oncall_channel).channels(
-                    Severity(row.severity)), now, actions_of_session(s, incident_id))
+                    Severity(row.severity)), now, vigil.store.incident_actions(s, incident_id))
     log.info("rollback %s", outcome.status, extra={"model": m.name, "to_version": to_version, "actor": actor})
     return outcome
-
-
-def actions_of_session(s: Any, incident_id: int) -> list[dict[str, Any]]:
-    from sqlalchemy import select
-
-    from monitor.store import ActionRow
-
-    rows = s.scalars(select(ActionRow).where(ActionRow.incident_id == incident_id).order_by(ActionRow.id))
-    return [{"kind": a.kind, "from_version": a.from_version, "to_version": a.to_version, "status": a.status,
-             "at": a.at, "reason": a.reason, "detail": a.detail, "actor": a.actor, "dry_run": a.dry_run}
-            for a in rows]
 
 
 def _tag_alias_move(vigil: "Vigil", m: ModelConfig, version: str, previous: str | None, actor: str,
@@ -307,8 +290,7 @@ def _save_drift_report(vigil: "Vigil", m: ModelConfig, incident_id: int, sig: "S
         from monitor.signals import current_samples
         from monitor.sources.samples import read_reference
 
-        w = vigil.window(m, t)
-        current = current_samples(vigil, m, w)
+        current = current_samples(vigil, m, t - vigil.config.schedule.lookback, t)
         reference = read_reference(vigil.reference_path(m, serving))
         cols = [c for c in sig.drift_columns if c in current.columns and c in reference.columns]
         html = render_drift_report(reference, current, cols, max_rows=2000, seed=0)
@@ -326,7 +308,7 @@ def acknowledge(vigil: "Vigil", incident_id: int, actor: str, now: float) -> Inc
             row.acknowledged_by = actor
             m = vigil.config.model(row.model) if row.model in {x.name for x in vigil.config.models} else None
             channels = Routes(m.owner_channel, m.oncall_channel).channels(Severity(row.severity)) if m else []
-            enqueue_incident(vigil, s, row, channels, now, actions_of_session(s, incident_id))
+            enqueue_incident(vigil, s, row, channels, now, vigil.store.incident_actions(s, incident_id))
     vigil.store.audit(actor, "incident.ack", f"incident:{incident_id}", {"model": row.model}, now=now)
     return row
 

@@ -186,10 +186,9 @@ def create_app(vigil: Vigil) -> FastAPI:
 
     @app.get("/v1/incidents/{incident_id}", response_model=IncidentOut, tags=["incidents"])
     def get_incident(incident_id: Annotated[int, Path(ge=1)]) -> IncidentOut:
-        from monitor.alerting import actions_of
-
         row = incident_or_404(incident_id)
-        return _incident_out(row, actions_of(vigil, row.id), vigil.store.drift_report(row.id) is not None)
+        actions = [a.to_dict() for a in vigil.store.actions(incident_id=row.id)]
+        return _incident_out(row, actions, vigil.store.drift_report(row.id) is not None)
 
     @app.get("/v1/incidents/{incident_id}/drift-report", response_class=HTMLResponse, tags=["incidents"])
     def drift_report(incident_id: Annotated[int, Path(ge=1)]) -> HTMLResponse:

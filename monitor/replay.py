@@ -138,9 +138,7 @@ def _incident_records(vigil: Vigil) -> list[dict[str, Any]]:
                           "status": ob.status, "severity": ob.payload.get("severity"),
                           "incident_status": ob.payload.get("status"), "at": ob.created_at,
                           "delivered_at": ob.delivered_at, "error": ob.last_error})
-        actions = [{"kind": a.kind, "from_version": a.from_version, "to_version": a.to_version,
-                    "status": a.status, "at": a.at, "reason": a.reason, "actor": a.actor, "dry_run": a.dry_run}
-                   for a in vigil.store.actions(incident_id=row.id)]
+        actions = [a.to_dict() for a in vigil.store.actions(incident_id=row.id)]
         out.append({
             "id": row.id, "model": row.model, "opened_at": row.opened_at, "resolved_at": row.resolved_at,
             "onset": row.onset, "severity": row.severity, "title": row.title, "cold_start": row.cold_start,
@@ -154,12 +152,6 @@ def _incident_records(vigil: Vigil) -> list[dict[str, Any]]:
             "actions": actions,
         })
     return out
-
-
-def _fmt(t: float) -> str:
-    import datetime as dt
-
-    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%H:%M")
 
 
 def build_timeline(vigil: Vigil, start: float, incidents: list[dict[str, Any]]) -> list[tuple[float, str]]:

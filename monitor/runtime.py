@@ -94,6 +94,7 @@ class Vigil:
         self.anomaly_detector = OnlineAnomalyDetector()  # one configuration for every series
         self._profiles: dict[tuple[str, str, str], Any] = {}
         self._model_locks = {m.name: threading.Lock() for m in config.models}
+        self.delivery_lock = threading.Lock()  # one outbox round at a time (see monitor/sender.py)
         self.last_cycle: dict[str, CycleReport] = {}
 
     # ------------------------------------------------------------------ helpers
@@ -156,11 +157,9 @@ class Vigil:
         day = int(w.start // 86400)
         key = (m.name, version or "-", f"rolling:{day}")
         if key not in self._profiles:
-            from monitor.signals import Window as _W, current_samples
+            from monitor.signals import current_samples
 
-            start = day * 86400.0 - p.rolling_reference
-            frame = current_samples(self, m, _W(t=day * 86400.0, start=start, baseline_start=start,
-                                                baseline_end=start))
+            frame = current_samples(self, m, day * 86400.0 - p.rolling_reference, day * 86400.0)
             if len(frame) < p.min_samples:
                 # Too little production history for a rolling reference: say so, fall back.
                 log.warning("rolling reference too small, using the training reference",
@@ -172,16 +171,14 @@ class Vigil:
         return self._profiles[key], f"rolling {p.rolling_reference / 86400:g} d of production samples"
 
     # ------------------------------------------------------------------ the cycle
-    def window(self, m: ModelConfig, t: float) -> Window:
+    def window(self, m: ModelConfig, t: float, open_onset: float | None) -> Window:
         sched = self.config.schedule
         start = t - sched.lookback
         baseline_end = start
         # While an incident is open its baseline stays where it was before onset, so a
         # lasting drop does not become the new normal and silently resolve itself.
-        with self.store.tx() as s:
-            inc = self.store.open_incident(s, m.name)
-            if inc is not None:
-                baseline_end = min(baseline_end, inc.onset - sched.interval)
+        if open_onset is not None:
+            baseline_end = min(baseline_end, open_onset - sched.interval)
         return Window(t=t, start=start, baseline_start=baseline_end - sched.baseline, baseline_end=baseline_end)
 
     def poll_registry(self, m: ModelConfig, t: float) -> tuple[str | None, list[DeployEvent]]:
@@ -206,22 +203,27 @@ class Vigil:
         began = time.perf_counter()
         with self._model_locks[m.name]:  # one cycle per model at a time, whoever calls
             serving, new_deploys = self.poll_registry(m, t)
-            w = self.window(m, t)
             sig = Signals()
-            with self.store.tx() as s:
+            with self.store.tx() as s:  # what this cycle builds on, read once
                 sig.detector_state = dict(self.store.model_state(s, m.name).detector_state or {})
+                row = self.store.open_incident(s, m.name)
+                earlier = [Finding.from_dict(f) for f in row.findings] if row is not None else []
+                opened = row.opened_at if row is not None else None
+                open_onset = row.onset if row is not None else None
+            w = self.window(m, t, open_onset)
             for gather in (gather_kpis, gather_slos, gather_gpu, gather_logs_traces):
                 self._guarded(gather, m, w, sig)
             self._guarded(gather_drift, m, w, sig, serving)
             if "mlflow" in self.sources and self.sources["mlflow"].status == SourceStatus.DOWN:
                 sig.blind.append("registry: unavailable (deploy suspects unknown)")
             policy = self.config.policy_for(m)
-            deploys = self.store.deploys(m.name, since=t - self.config.schedule.lookback - policy.deploy_suspect_window,
-                                         until=t)
+            story_start = min(w.start, opened) if opened is not None else w.start
+            deploys = self.store.deploys(m.name, since=story_start - policy.deploy_suspect_window, until=t)
             settings = CorrelationSettings(deploy_window=policy.deploy_suspect_window)
             incident = build_incident(m.name, sig.findings, deploys, window_start=w.start, window_end=t,
                                       settings=settings, extra_causes=sig.service_causes)
-            content = self._incident_so_far(m, incident, deploys, settings, t, sig.service_causes)
+            content = self._incident_so_far(m, incident, earlier, story_start, deploys, settings, t,
+                                            sig.service_causes)
             for f in sig.findings:
                 self.metrics.findings.labels(m.name, str(f.kind)).inc()
             report = apply_alerts(self, m, incident, content, sig, t, serving)
@@ -233,24 +235,15 @@ class Vigil:
                                       "findings": len(report.findings), "duration_s": round(report.duration_s, 3)})
         return report
 
-    def _incident_so_far(self, m: ModelConfig, current: Incident | None, deploys: list[DeployEvent],
-                         settings: CorrelationSettings, t: float, service_causes: list[Any]) -> Incident | None:
+    def _incident_so_far(self, m: ModelConfig, current: Incident | None, earlier: list[Finding],
+                         story_start: float, deploys: list[DeployEvent], settings: CorrelationSettings, t: float,
+                         service_causes: list[Any]) -> Incident | None:
         """The open incident's whole story: its earlier findings merged with this cycle's,
         correlated again, so causes are ranked on everything seen, not one window."""
-        if current is None:
-            return None
-        with self.store.tx() as s:
-            row = self.store.open_incident(s, m.name)
-            earlier = [Finding.from_dict(f) for f in row.findings] if row is not None else []
-            opened = row.opened_at if row is not None else t
-        if not earlier:
+        if current is None or not earlier:
             return current
-        more = self.store.deploys(m.name, since=opened - self.config.schedule.lookback - settings.deploy_window,
-                                  until=t)
-        known = {(d.version, d.at) for d in deploys}
-        deploys = deploys + [d for d in more if (d.version, d.at) not in known]
         return build_incident(m.name, merge_findings(earlier, current.findings), deploys,
-                              window_start=min(current.window_start, opened), window_end=t, settings=settings,
+                              window_start=story_start, window_end=t, settings=settings,
                               extra_causes=service_causes)
 
     def _guarded(self, gather: Any, m: ModelConfig, w: Window, sig: Signals, *args: Any) -> None:

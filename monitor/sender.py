@@ -10,8 +10,6 @@ post it twice, leaving two Slack messages for one incident.
 from __future__ import annotations
 
 import logging
-import threading
-import weakref
 from typing import TYPE_CHECKING
 
 from alerts.outbox import DeliveryResult, DeliveryStatus
@@ -21,20 +19,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("vigil.sender")
 MAX_BACKOFF_S = 3600.0
-_rounds: "weakref.WeakKeyDictionary[Vigil, threading.Lock]" = weakref.WeakKeyDictionary()
-_rounds_guard = threading.Lock()
 
 
 def backoff(attempts: int) -> float:
     return min(MAX_BACKOFF_S, 15.0 * (2 ** min(attempts, 12)))
-
-
-def _round_lock(vigil: "Vigil") -> threading.Lock:
-    with _rounds_guard:
-        lock = _rounds.get(vigil)
-        if lock is None:
-            lock = _rounds[vigil] = threading.Lock()
-        return lock
 
 
 MAX_PASSES = 10
@@ -44,7 +32,7 @@ def deliver_due(vigil: "Vigil", now: float, *, limit: int = 100) -> int:
     """Deliver what is due. One pass takes the oldest pending message of each key; the
     next pass the one after it, so several updates of one incident go out in order in
     one call (bounded, so a flood cannot hold the sender forever)."""
-    with _round_lock(vigil):
+    with vigil.delivery_lock:
         total = 0
         for _ in range(MAX_PASSES):
             n = _deliver_round(vigil, now, limit)

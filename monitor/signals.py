@@ -17,7 +17,7 @@ from detectors.kpi import detect_kpi_change, kpi_change
 from detectors.records import Direction, Finding, FindingKind, Series
 from detectors.slo import detect_slo_breach
 from monitor.config import ModelConfig
-from monitor.sources.errors import QueryError, SourceUnavailable
+from monitor.sources.errors import QueryError, SourceStatus, SourceUnavailable
 from monitor.sources.samples import SampleFileError, records_frame
 
 if TYPE_CHECKING:
@@ -58,9 +58,11 @@ def no_data(model: str, entity: str, why: str, w: Window, **evidence: object) ->
                    message=f"no data for {entity}: {why}", evidence={"reason": why, **evidence})
 
 
-def _range(vigil: "Vigil", out: Signals, model: str, entity: str, query: str, start: float, w: Window
-           ) -> list[Series] | None:
-    """Range query that turns every failure into an explicit NO_DATA finding."""
+def _range(vigil: "Vigil", out: Signals, model: str, entity: str, query: str, start: float, w: Window,
+           *, required: bool = True) -> list[Series] | None:
+    """Range query that turns every failure into an explicit NO_DATA finding (None).
+
+    An optional signal (`required=False`) may match nothing: that is [] and no finding."""
     try:
         series = vigil.prometheus.query_range(query, start, w.t, name=entity)
         vigil.mark_source("prometheus", True)
@@ -74,6 +76,8 @@ def _range(vigil: "Vigil", out: Signals, model: str, entity: str, query: str, st
         out.findings.append(no_data(model, entity, f"query rejected: {e.reason}", w, query=query))
         return None
     if not series or all(s.empty for s in series):
+        if not required:
+            return []
         out.blind.append(f"{entity}: no series")
         out.findings.append(no_data(model, entity, "the query returned no series", w, query=query))
         return None
@@ -168,35 +172,24 @@ def gather_gpu(vigil: "Vigil", m: ModelConfig, w: Window, out: Signals) -> None:
               "kv_cache_ratio": GpuSignal("kv_cache_ratio", g.kv_cache_ratio),
               "requests_waiting": GpuSignal("requests_waiting", g.queue_waiting)}
     for name, query in gpu_queries(g.selector).items():
-        try:
-            series = vigil.prometheus.query_range(query, w.start, w.t, name=name)
-            vigil.mark_source("prometheus", True)
-        except SourceUnavailable as e:
-            vigil.mark_source("prometheus", False, str(e))
-            out.blind.append(f"gpu {name}: prometheus unavailable")
-            out.findings.append(no_data(m.name, f"gpu {name}", f"Prometheus unavailable ({e.reason})", w))
-            return
-        except QueryError as e:
-            out.blind.append(f"gpu {name}: query rejected")
-            out.findings.append(no_data(m.name, f"gpu {name}", f"query rejected: {e.reason}", w, query=query))
-            continue
-        if not series and name == "gpu_util_pct":
-            # DCGM is the one GPU signal every GPU node has; vLLM ones are optional.
-            out.blind.append("gpu utilisation: no series")
-            out.findings.append(no_data(m.name, "gpu_util_pct", "DCGM_FI_DEV_GPU_UTIL matched no series", w,
-                                        query=query))
+        # DCGM utilisation is the one GPU signal every GPU node has; the vLLM ones are optional.
+        series = _range(vigil, out, m.name, f"gpu {name}", query, w.start, w, required=name == "gpu_util_pct")
+        if series is None:
+            if vigil.sources["prometheus"].status == SourceStatus.DOWN:
+                return  # each further query would only wait out the same retries
             continue
         out.findings.extend(detect_gpu_saturation(series, limits[name], model=m.name, window_start=w.start,
                                                   window_end=w.t, min_duration=g.min_duration,
                                                   step=vigil.config.sources.prometheus.step))
 
 
-def current_samples(vigil: "Vigil", m: ModelConfig, w: Window) -> pd.DataFrame:
+def current_samples(vigil: "Vigil", m: ModelConfig, start: float, end: float) -> pd.DataFrame:
+    """Feature/prediction rows with start <= t <= end, from files and from the API."""
     frames = []
     files = vigil.sample_files(m)
     if files is not None:
-        frames.append(files.window(w.start, w.t))
-    posted = vigil.store.samples(m.name, w.start, w.t)
+        frames.append(files.window(start, end))
+    posted = vigil.store.samples(m.name, start, end)
     if posted:
         frames.append(records_frame(posted))
     frames = [f for f in frames if len(f)]
@@ -210,7 +203,7 @@ def gather_drift(vigil: "Vigil", m: ModelConfig, w: Window, out: Signals, servin
         return
     policy = vigil.config.policy_for(m)
     try:
-        current = current_samples(vigil, m, w)
+        current = current_samples(vigil, m, w.start, w.t)
     except SampleFileError as e:
         out.blind.append(f"samples: {e}")
         out.findings.append(no_data(m.name, "samples", str(e), w))

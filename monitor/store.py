@@ -130,6 +130,12 @@ class ActionRow(Base):
     dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
     at: Mapped[float] = mapped_column(Float, index=True)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The action as notifications, the API and replay output show it."""
+        return {"kind": self.kind, "from_version": self.from_version, "to_version": self.to_version,
+                "status": self.status, "at": self.at, "reason": self.reason, "detail": self.detail,
+                "actor": self.actor, "dry_run": self.dry_run}
+
 
 class AuditRow(Base):
     __tablename__ = "audit_log"
@@ -383,6 +389,11 @@ class Store:
             if incident_id is not None:
                 q = q.where(ActionRow.incident_id == incident_id)
             return list(s.scalars(q.order_by(ActionRow.id)))
+
+    def incident_actions(self, s: Session, incident_id: int) -> list[dict[str, Any]]:
+        """An incident's actions, read in the caller's transaction."""
+        q = select(ActionRow).where(ActionRow.incident_id == incident_id).order_by(ActionRow.id)
+        return [a.to_dict() for a in s.scalars(q)]
 
     def rollback_times(self, model: str) -> list[float]:
         with self.tx() as s:

@@ -26,7 +26,6 @@ from monitor.daemon import _safe_cycle, run_daemon
 from monitor.store import ModelStateRow, Store
 from tests.fixtures_mlflow import closed_port_url
 from tests.helpers_vigil import (
-    CTR_QUERY,
     MODEL,
     T0,
     incident_prometheus,
@@ -142,10 +141,10 @@ def test_a_model_whose_cycle_raises_does_not_stop_the_others(tmp_path, monkeypat
     vigil = make_vigil(cfg, prometheus=incident_prometheus(), registry=registry, notifiers={})
     real_window = vigil.window
 
-    def window(m: Any, t: float) -> Any:
+    def window(m: Any, t: float, *args: Any) -> Any:
         if m.name == "fraud":
             raise RuntimeError("a bug in fraud's cycle")  # the whole cycle fails
-        return real_window(m, t)
+        return real_window(m, t, *args)
 
     monkeypatch.setattr(vigil, "window", window)
 
