@@ -177,7 +177,8 @@ def daemon_cycle(files: list[NabFile], n_series: int, history: int = 2000, windo
 # on a knife edge
 SENSITIVITY_PARAMS = ("alpha_level", "alpha_err", "short_weight", "long_weight", "spatial_tolerance",
                       "spatial_min_z", "refractory_seconds", "value_bins", "gap_memory",
-                      "gap_scale", "gap_max_points")
+                      "gap_scale", "gap_max_points", "exc_min", "exc_record", "exc_decay", "exc_kappa", "exc_max_run",
+                      "exc_scale", "exc_gap_scale")
 
 
 def sensitivity(files: list[NabFile], windows: dict[str, list], factor: float = 0.25

@@ -25,7 +25,19 @@ utilisation) goes through `OnlineAnomalyDetector`. Per point it
    spike, a flat line at a value only ever crossed in passing);
 4. maps the combined tail probability `p` to a score in [0, 1]: `-log10(p) / 10`,
    so 0.5 means "one in 100,000", and damps a score that is not stronger than one
-   already given in the recent past (one finding per episode, not a storm).
+   already given in the recent past (one finding per episode, not a storm);
+5. checks a big surprise against the series' own record (excursion memory): a slowly
+   forgetting, log-binned count of past points whose short surprise average reached a
+   given size. Once earlier episodes produced surprises at least `exc_kappa` times this
+   one's size, their empirical rate `r` caps the score: the likelihood at
+   `-log10(r) / exc_scale`, the value-gap score at `-log10(r) / exc_gap_scale` (a spike
+   that lands in a rarely visited band is routine when spikes that big take a few
+   percent of the series' time). A new extreme is never capped. The points of the
+   episode under way are held apart and join the record only when it ends (or after
+   `exc_max_run` points, so a series that is never calm still learns): a burst is
+   judged by earlier bursts, never by its own first points. Spikes and bursts a series
+   keeps producing stop paging; a surprise bigger than any before, or the first of its
+   kind, still do.
 
 State per series is a few hundred floats (`SeriesState`), JSON-serialisable, so the
 daemon restarts without a cold start. The per-point recursion is compiled with numba
@@ -53,7 +65,9 @@ DAY = 86400.0
 WEEK = 7 * DAY
 # 2: seasonal profiles hold values (not deviations), slots 4/6 their offsets, slot 18 a time
 # 3: a histogram of past values (`values`) and its decayed mass (slot 19)
-STATE_VERSION = 3
+# 4: a log-binned record of past surprise sizes (`excursions`: committed bins, their decayed
+#    mass, the length of the episode under way, that episode's bins)
+STATE_VERSION = 4
 
 # scalar state slots
 _N, _LAST_TS, _LEVEL, _ERR_L, _HWD_LEVEL, _ERR_D, _HWW_LEVEL, _ERR_W, _SHORT, _MU, _VAR, \
@@ -71,6 +85,7 @@ class SeriesState:
     daily: np.ndarray  # float64[daily_bins], NaN = bin not seen yet
     weekly: np.ndarray  # float64[weekly_bins]
     values: np.ndarray  # float64[value_bins]: decayed counts of past values over [min, max] seen
+    excursions: np.ndarray  # float64[2 exc_bins + 2]: past surprise sizes, total, episode under way
 
     @property
     def last_timestamp(self) -> float | None:
@@ -87,10 +102,16 @@ class SeriesState:
             return np.where(np.isfinite(a), a, None).tolist()
 
         return {"version": STATE_VERSION, "scalars": enc(self.scalars),
-                "daily": enc(self.daily), "weekly": enc(self.weekly), "values": enc(self.values)}
+                "daily": enc(self.daily), "weekly": enc(self.weekly), "values": enc(self.values),
+                "excursions": enc(self.excursions)}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "SeriesState":
+        if isinstance(d, dict) and d.get("version") == 3 and isinstance(d.get("scalars"), list):
+            # version 3 lacks only the excursion memory: it starts empty (no precedents, so
+            # nothing is capped until the series shows some) instead of a cold start
+            d = {**d, "version": STATE_VERSION,
+                 "excursions": [0.0] * (2 * OnlineAnomalyDetector.exc_bins + 2)}
         if not isinstance(d, dict) or d.get("version") != STATE_VERSION:
             raise ValueError(f"anomaly state: expected a dict with version={STATE_VERSION}, "
                              f"got {type(d).__name__} version={getattr(d, 'get', lambda k: None)('version')!r}")
@@ -107,7 +128,7 @@ class SeriesState:
         scalars = dec("scalars")
         if len(scalars) != _N_SCALARS:
             raise ValueError(f"anomaly state: 'scalars' must hold {_N_SCALARS} numbers, got {len(scalars)}")
-        return cls(scalars, dec("daily"), dec("weekly"), dec("values"))
+        return cls(scalars, dec("daily"), dec("weekly"), dec("values"), dec("excursions"))
 
 
 @dataclass(frozen=True)
@@ -138,6 +159,16 @@ class OnlineAnomalyDetector:
     gap_scale          a neighbourhood holding a fraction m of the mass scores -log10(m)/gap_scale.
     gap_max_points     rarity is floored at 1/min(points seen, this): scores stay below 1.
     daily_bins, weekly_bins  profile resolution.
+    exc_min            smallest short surprise average (in sigmas) the excursion memory judges;
+                       smaller surprises are left to the Gaussian likelihood.
+    exc_record         smallest short surprise average the memory records (an episode lasts
+                       while the average stays at or above it).
+    exc_max, exc_bins  log-spaced bins of that memory from exc_record to exc_max.
+    exc_decay          per-point forgetting of the memory (1/5000: the last ~5000 points).
+    exc_kappa          a past surprise counts as "as large" when it reached kappa * this one.
+    exc_max_run        an episode longer than this many points joins the record anyway.
+    exc_scale          likelihood cap: -log10(empirical rate) / exc_scale.
+    exc_gap_scale      value-gap cap: -log10(empirical rate) / exc_gap_scale.
     """
 
     alpha_level: float = 0.05
@@ -162,6 +193,15 @@ class OnlineAnomalyDetector:
     weekly_bins: int = 168
     min_scale_rel: float = 1e-3
     min_scale_abs: float = 1e-9
+    exc_min: float = 5.0
+    exc_record: float = 2.0
+    exc_max: float = 50.0
+    exc_bins: int = 32
+    exc_decay: float = 0.0002
+    exc_kappa: float = 0.8
+    exc_max_run: float = 100.0
+    exc_scale: float = 5.0
+    exc_gap_scale: float = 2.25
 
     def new_state(self) -> SeriesState:
         scalars = np.zeros(_N_SCALARS)
@@ -169,7 +209,7 @@ class OnlineAnomalyDetector:
         scalars[_FIRST_TS] = np.nan
         scalars[_EXPECTED] = np.nan
         return SeriesState(scalars, np.full(self.daily_bins, np.nan), np.full(self.weekly_bins, np.nan),
-                           np.zeros(self.value_bins))
+                           np.zeros(self.value_bins), np.zeros(2 * self.exc_bins + 2))
 
     def _params(self, direction: Direction) -> np.ndarray:
         return np.array([self.alpha_level, self.alpha_season, self.alpha_err, self.short_weight,
@@ -178,7 +218,9 @@ class OnlineAnomalyDetector:
                          self.min_scale_abs, float(_DIRECTION_CODE[Direction(direction)]),
                          self.refractory_margin, self.spatial_floor,
                          self.likelihood_floor, self.spatial_min_z, float(self.gap_neighbours),
-                         self.gap_memory, self.gap_scale, self.gap_max_points])
+                         self.gap_memory, self.gap_scale, self.gap_max_points,
+                         self.exc_min, self.exc_max, self.exc_decay, self.exc_kappa,
+                         self.exc_max_run, self.exc_scale, self.exc_gap_scale, self.exc_record])
 
     def score(self, state: SeriesState, timestamps: np.ndarray, values: np.ndarray,
               direction: Direction = Direction.BOTH) -> np.ndarray:
@@ -196,14 +238,14 @@ class OnlineAnomalyDetector:
         if ts.shape != xs.shape or ts.ndim != 1:
             raise ValueError(f"timestamps {ts.shape} and values {xs.shape} must be 1-D and equal length")
         if (len(state.daily) != self.daily_bins or len(state.weekly) != self.weekly_bins
-                or len(state.values) != self.value_bins):
+                or len(state.values) != self.value_bins or len(state.excursions) != 2 * self.exc_bins + 2):
             raise ValueError("anomaly state: profile sizes do not match this detector's "
-                             "daily_bins/weekly_bins/value_bins")
+                             "daily_bins/weekly_bins/value_bins/exc_bins")
         out = np.zeros(len(xs))
         expected = np.full(len(xs), np.nan)
         scale = np.full(len(xs), np.nan)
         _kernel(self._params(direction), state.scalars, state.daily, state.weekly, state.values,
-                ts, xs, out, expected, scale)
+                ts, xs, out, expected, scale, state.excursions)
         return out, PointDetail(expected, scale)
 
 
@@ -241,7 +283,7 @@ def _add_value(hist, st, x, decay):
 
 
 @njit(cache=True)
-def _kernel(p, st, daily, weekly, hist, ts, xs, out, expected_out, scale_out):  # noqa: C901 - one recursion
+def _kernel(p, st, daily, weekly, hist, ts, xs, out, expected_out, scale_out, exc):  # noqa: C901 - one recursion
     a_level, a_season, a_err, w_short, w_long = p[0], p[1], p[2], p[3], p[4]
     warmup, tol, r_hold, r_damp, min_rel, min_abs, dcode = p[5], p[6], p[7], p[8], p[9], p[10], p[11]
     r_margin = p[12]
@@ -249,6 +291,12 @@ def _kernel(p, st, daily, weekly, hist, ts, xs, out, expected_out, scale_out):  
     lik_floor = p[14]
     sp_min_z = p[15]
     g_nb, g_decay, g_scale, g_max_n = int(p[16]), p[17], p[18], p[19]
+    e_min, e_max, e_decay, e_kappa, e_maxrun, e_scale, e_gscale = p[20], p[21], p[22], p[23], p[24], p[25], p[26]
+    e_rec = p[27]
+    # excursions: [0, ne) committed bins, ne their decayed mass, ne + 1 the length of the
+    # episode under way, [ne + 2, 2 ne + 2) its bins
+    ne = (exc.shape[0] - 2) // 2
+    e_span = math.log(e_max / e_rec)
     nh = hist.shape[0]
     nd = daily.shape[0]
     nw = weekly.shape[0]
@@ -338,9 +386,26 @@ def _kernel(p, st, daily, weekly, hist, ts, xs, out, expected_out, scale_out):  
                 rare = max(mass / st[19], 1.0 / min(st[0], g_max_n))
                 sp = max(-math.log10(rare) / g_scale, 0.0)
 
+        # excursion memory: how often did earlier episodes bring this series' short surprise
+        # average to at least kappa times its size now? Once they have, that rate caps the score
+        l10e = 0.0
+        if short >= e_min and exc[ne] > 0.0:
+            # bins above kappa * short count whole, the bin holding it by the share above it
+            zq = short * e_kappa
+            pos = max(math.log(zq / e_rec) / e_span * ne, 0.0) if zq > e_rec else 0.0
+            b0 = min(int(pos), ne - 1)
+            c = exc[b0] * max(0.0, 1.0 - (pos - b0))
+            for k in range(b0 + 1, ne):
+                c += exc[k]
+            if c > 0.0:
+                l10e = math.log10(min(c / exc[ne], 1.0))
         score = 0.0
         if st[0] >= warmup:
             score = min(-l10 / 10.0, 1.0)
+            if l10e < 0.0:
+                score = min(score, -l10e / e_scale)
+                if sp < 1.0:  # a new extreme is never routine
+                    sp = min(sp, -l10e / e_gscale)
             score = max(score, sp)
         # within the hold time after an episode's peak, a score not clearly stronger is the
         # same episode (or its echo): damped, so one event makes one finding
@@ -412,6 +477,19 @@ def _kernel(p, st, daily, weekly, hist, ts, xs, out, expected_out, scale_out):  
             r = max(-cw, min(cw, ew))
             weekly[bw] = sw + a_w * r
             st[6] += a_level * r
+        # the record starts after warm-up: start-up surprises are the models learning
+        if n_now >= warmup:
+            for k in range(ne):
+                exc[k] *= 1.0 - e_decay
+            exc[ne] = exc[ne] * (1.0 - e_decay) + 1.0
+            if short >= e_rec:  # the episode under way is held apart ...
+                exc[ne + 2 + min(int(math.log(short / e_rec) / e_span * ne), ne - 1)] += 1.0
+                exc[ne + 1] += 1.0
+            if exc[ne + 1] > 0.0 and (short < e_rec or exc[ne + 1] >= e_maxrun):
+                for k in range(ne):  # ... and joins the record when it ends
+                    exc[k] += exc[ne + 2 + k]
+                    exc[ne + 2 + k] = 0.0
+                exc[ne + 1] = 0.0
         _add_value(hist, st, x, g_decay)
         st[11] = min(st[11], x)
         st[12] = max(st[12], x)
