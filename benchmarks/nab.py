@@ -176,7 +176,7 @@ def daemon_cycle(files: list[NabFile], n_series: int, history: int = 2000, windo
 # down and up by a quarter and the corpus re-scored, so one sees whether the figure rests
 # on a knife edge
 SENSITIVITY_PARAMS = ("alpha_level", "alpha_err", "short_weight", "long_weight", "spatial_tolerance",
-                      "spatial_min_z", "refractory_seconds", "value_bins", "gap_memory",
+                      "spatial_min_z", "gap_min_z", "refractory_seconds", "value_bins", "gap_memory",
                       "gap_scale", "gap_max_points", "exc_min", "exc_record", "exc_decay", "exc_kappa", "exc_max_run",
                       "exc_scale", "exc_gap_scale")
 

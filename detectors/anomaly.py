@@ -15,9 +15,11 @@ utilisation) goes through `OnlineAnomalyDetector`. Per point it
    `|z|` against the long-run mean and spread of that average), so one threshold
    serves calm and noisy series alike;
 3. adds two spatial checks on the value itself, both only when the forecast is
-   surprised too (|z| >= 3): a value beyond everything seen so far (by a tolerance of
-   the range) scores 1 (flat lines that move, new extremes, counter resets); a value
-   inside the range but where the series has (almost) never been, scores by how rare
+   surprised too: a value beyond everything seen so far (by a tolerance of the range)
+   scores 1 when |z| >= 3 (flat lines that move, new extremes, counter resets); a value
+   inside the range but where the series has (almost) never been scores, once |z| >= 1.5
+   (a forecast that follows a slow drift into a new band under-states the surprise, so
+   the value's place carries its own evidence; the score stays below 1), by how rare
    that neighbourhood is in a slowly forgetting histogram of past values: `-log10(mass)
    / gap_scale`, the mass floored at one point in min(points seen, gap_max_points), so
    it tops out below 1 (a gap is weaker evidence than a new extreme) and a short
@@ -151,6 +153,9 @@ class OnlineAnomalyDetector:
     long_weight        EW weight of the long-run mean/spread of that average.
     warmup_points      points seen before any non-zero score.
     spatial_tolerance  fraction of the seen range a value must exceed it by to be "new".
+    spatial_min_z      forecast surprise |z| a value beyond the seen range needs to score 1.
+    gap_min_z          forecast surprise |z| a value inside the range needs before its
+                       neighbourhood's rarity is judged.
     refractory_seconds for this long after an episode's peak, a score not stronger is damped.
     refractory_damp    factor applied to such a score.
     value_bins         resolution of the histogram of past values over the range seen.
@@ -181,6 +186,7 @@ class OnlineAnomalyDetector:
     spatial_floor: float = 1.0
     likelihood_floor: float = 0.0
     spatial_min_z: float = 3.0
+    gap_min_z: float = 1.5
     refractory_seconds: float = 120000.0
     refractory_damp: float = 0.5
     refractory_margin: float = 0.1
@@ -220,7 +226,8 @@ class OnlineAnomalyDetector:
                          self.likelihood_floor, self.spatial_min_z, float(self.gap_neighbours),
                          self.gap_memory, self.gap_scale, self.gap_max_points,
                          self.exc_min, self.exc_max, self.exc_decay, self.exc_kappa,
-                         self.exc_max_run, self.exc_scale, self.exc_gap_scale, self.exc_record])
+                         self.exc_max_run, self.exc_scale, self.exc_gap_scale, self.exc_record,
+                         self.gap_min_z])
 
     def score(self, state: SeriesState, timestamps: np.ndarray, values: np.ndarray,
               direction: Direction = Direction.BOTH) -> np.ndarray:
@@ -293,6 +300,7 @@ def _kernel(p, st, daily, weekly, hist, ts, xs, out, expected_out, scale_out, ex
     g_nb, g_decay, g_scale, g_max_n = int(p[16]), p[17], p[18], p[19]
     e_min, e_max, e_decay, e_kappa, e_maxrun, e_scale, e_gscale = p[20], p[21], p[22], p[23], p[24], p[25], p[26]
     e_rec = p[27]
+    g_min_z = p[28]
     # excursions: [0, ne) committed bins, ne their decayed mass, ne + 1 the length of the
     # episode under way, [ne + 2, 2 ne + 2) its bins
     ne = (exc.shape[0] - 2) // 2
@@ -377,7 +385,7 @@ def _kernel(p, st, daily, weekly, hist, ts, xs, out, expected_out, scale_out, ex
             if rng > 0.0 and z >= sp_min_z and ((x > hi and dcode >= -0.5) or (x < lo and dcode <= 0.5)):
                 excess = (x - hi) if x > hi else (lo - x)
                 sp = sp_floor + (1.0 - sp_floor) * min(excess / rng, 1.0)
-            elif rng > 0.0 and z >= sp_min_z and st[11] <= x <= st[12]:
+            elif rng > 0.0 and z >= g_min_z and st[11] <= x <= st[12]:
                 # inside the range: how much of the past lies in this value's neighbourhood
                 b = min(int((x - st[11]) / rng * nh), nh - 1)
                 mass = 0.0
