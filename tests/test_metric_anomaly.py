@@ -218,3 +218,30 @@ def test_a_healthy_daily_seasonal_series_never_reaches_the_benchmark_threshold()
         (ts, x), = [(ts, x) for name, ts, x in healthy_series(seed, 10) if name == "daily sine"]
         s = _score(ts, x)[2 * DAY_POINTS:]  # after two days of warm-up
         assert s.max() < NAB_THRESHOLD, (seed, float(s.max()))
+
+
+def _weekly(weeks: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weekdays around 100, weekends around 60, a daily swing of +-10, noise sd 2."""
+    rng = np.random.default_rng(seed)
+    ts = 1_700_000_000.0 + STEP * np.arange(weeks * 7 * DAY_POINTS)
+    dow = ((ts // 86400.0) + 4) % 7  # 1970-01-01 was a Thursday
+    x = np.where(dow >= 5, 60.0, 100.0) + 10 * np.sin(2 * np.pi * ts / 86400.0) + rng.normal(0, 2, len(ts))
+    return ts, x, dow
+
+
+def test_weekend_transitions_stop_paging_once_the_series_has_shown_them():
+    page = 0.9  # the daemon's default policy.anomaly_threshold
+    for seed in range(3):
+        ts, x, _ = _weekly(4, seed)
+        s = _score(ts, x)
+        assert np.sum(s[8 * DAY_POINTS:] >= page) == 0, seed  # weeks 2-4: no page every weekend
+
+
+@pytest.mark.xfail(strict=True, reason="known gap (README, Known limits): the daily profile wins on "
+                   "weekdays and is surprised at each weekend start; those surprises become precedents "
+                   "that cap a same-size anomaly")
+def test_a_weekday_at_the_weekend_level_is_flagged():
+    ts, x, dow = _weekly(4, 0)
+    k = [i for i in range(21 * DAY_POINTS, len(ts)) if dow[i] < 5][0] + DAY_POINTS // 2
+    x[k:k + 24] -= 40.0
+    assert _score(ts, x)[k:k + 24].max() >= NAB_THRESHOLD
