@@ -409,7 +409,7 @@ def _kernel(p, st, daily, weekly, hist, ts, xs, out, expected_out, scale_out, ex
                 l10e = math.log10(min(c / exc[ne], 1.0))
         score = 0.0
         if st[0] >= warmup:
-            score = min(-l10 / 10.0, 1.0)
+            score = min(-l10 / 10.0, 1.0) + 0.0  # + 0.0: never a negative zero
             if l10e < 0.0:
                 score = min(score, -l10e / e_scale)
                 if sp < 1.0:  # a new extreme is never routine

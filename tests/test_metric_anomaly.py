@@ -33,6 +33,7 @@ def test_scores_are_in_unit_interval_and_quiet_on_normal_seasonal_data():
     ts, x = _daily(10)
     s = _score(ts, x)
     assert s.shape == x.shape and s.min() >= 0.0 and s.max() <= 1.0
+    assert not np.any(np.signbit(s))  # no -0.0 in what users print or export
     # after the first two days, normal daily peaks and troughs are not anomalies
     assert np.mean(s[2 * DAY_POINTS:] >= THRESHOLD) < 0.002
 
