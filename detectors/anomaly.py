@@ -266,6 +266,27 @@ def _log10_tail(u: float) -> float:
 
 
 @njit(cache=True)
+def _sd(mae: float, floor: float) -> float:
+    """A model's noise scale: its mean absolute error as a Gaussian sd, plus the floor."""
+    return 1.2533 * mae + floor
+
+
+@njit(cache=True)
+def _track_error(mae: float, count: float, err: float, a_err: float, floor: float) -> float:
+    """The model's mean absolute error after one more error: a running mean until the EW
+    weight takes over, each error clipped at 5 sigma so one spike does not widen the band."""
+    if count == 1.0:
+        return abs(err)
+    return mae + max(a_err, 1.0 / count) * (min(abs(err), 5.0 * _sd(mae, floor)) - mae)
+
+
+@njit(cache=True)
+def _size_pos(size: float, lowest: float, span: float, nbins: int) -> float:
+    """Fractional bin of a surprise size in the excursion memory's log-spaced bins."""
+    return math.log(size / lowest) / span * nbins if size > lowest else 0.0
+
+
+@njit(cache=True)
 def _add_value(hist, st, x, decay):
     """Forget a little, widen the bins if `x` extends the range (moving each old bin's
     mass to the new bin holding its centre), then count `x`."""
@@ -357,7 +378,7 @@ def _kernel(p, st, daily, weekly, hist, ts, xs, out, expected_out, scale_out, ex
             best = pw
             err = st[7]
         floor = min_rel * abs(st[2]) + min_abs
-        sigma = 1.2533 * err + floor  # mean absolute error -> sd for Gaussian noise
+        sigma = _sd(err, floor)
         z = (x - best) / sigma
         if dcode > 0.5:
             z = max(z, 0.0)
@@ -400,7 +421,7 @@ def _kernel(p, st, daily, weekly, hist, ts, xs, out, expected_out, scale_out, ex
         if short >= e_min and exc[ne] > 0.0:
             # bins above kappa * short count whole, the bin holding it by the share above it
             zq = short * e_kappa
-            pos = max(math.log(zq / e_rec) / e_span * ne, 0.0) if zq > e_rec else 0.0
+            pos = _size_pos(zq, e_rec, e_span, ne)
             b0 = min(int(pos), ne - 1)
             c = exc[b0] * max(0.0, 1.0 - (pos - b0))
             for k in range(b0 + 1, ne):
@@ -437,25 +458,13 @@ def _kernel(p, st, daily, weekly, hist, ts, xs, out, expected_out, scale_out, ex
         # absolute errors are clipped at 5 sigma before they update the noise scale, and the
         # level moves by at most 3 sigma per point: one spike neither widens the band nor
         # drags the level (a real shift is still absorbed within tens of points)
-        if n_now == 1.0:
-            st[3] = abs(el)
-        else:
-            clip_l = 5.0 * (1.2533 * st[3] + floor)
-            st[3] += max(a_err, 1.0 / n_now) * (min(abs(el), clip_l) - st[3])
+        st[3] = _track_error(st[3], n_now, el, a_err, floor)
         if daily_ready or (t - st[16]) >= 86400.0:
             st[14] += 1.0
-            if st[14] == 1.0:
-                st[5] = abs(ed)
-            else:
-                clip_d = 5.0 * (1.2533 * st[5] + floor)
-                st[5] += max(a_err, 1.0 / st[14]) * (min(abs(ed), clip_d) - st[5])
+            st[5] = _track_error(st[5], st[14], ed, a_err, floor)
         if weekly_ready or (t - st[16]) >= 604800.0:
             st[15] += 1.0
-            if st[15] == 1.0:
-                st[7] = abs(ew)
-            else:
-                clip_w = 5.0 * (1.2533 * st[7] + floor)
-                st[7] += max(a_err, 1.0 / st[15]) * (min(abs(ew), clip_w) - st[7])
+            st[7] = _track_error(st[7], st[15], ew, a_err, floor)
         step = 3.0 * sigma
         st[2] = pl + a_level * max(-step, min(step, el))
         # Holt-Winters additive: level from the deseasonalised value, profile from the de-levelled one
@@ -465,8 +474,8 @@ def _kernel(p, st, daily, weekly, hist, ts, xs, out, expected_out, scale_out, ex
         # cycle and then hands it over). Both move by at most 3 sigma of their model per
         # point, once its error tracker runs: a missing daily peak or a flat stretch must not
         # become the profile within the hour it lasts.
-        cd = 3.0 * (1.2533 * st[5] + floor) if st[14] > 50.0 else math.inf
-        cw = 3.0 * (1.2533 * st[7] + floor) if st[15] > 50.0 else math.inf
+        cd = 3.0 * _sd(st[5], floor) if st[14] > 50.0 else math.inf
+        cw = 3.0 * _sd(st[7], floor) if st[15] > 50.0 else math.inf
         # a bin is visited by every point falling in it: an update weighs the share of the
         # bin's width the point covers, so a bin learns once per period at any sampling rate
         # (else twelve 5-minute points rewrite an hourly bin within the hour)
@@ -491,7 +500,7 @@ def _kernel(p, st, daily, weekly, hist, ts, xs, out, expected_out, scale_out, ex
                 exc[k] *= 1.0 - e_decay
             exc[ne] = exc[ne] * (1.0 - e_decay) + 1.0
             if short >= e_rec:  # the episode under way is held apart ...
-                exc[ne + 2 + min(int(math.log(short / e_rec) / e_span * ne), ne - 1)] += 1.0
+                exc[ne + 2 + min(int(_size_pos(short, e_rec, e_span, ne)), ne - 1)] += 1.0
                 exc[ne + 1] += 1.0
             if exc[ne + 1] > 0.0 and (short < e_rec or exc[ne + 1] >= e_maxrun):
                 for k in range(ne):  # ... and joins the record when it ends

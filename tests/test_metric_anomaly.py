@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 
+from benchmarks.anomaly_null import DAEMON_THRESHOLD, NAB_THRESHOLD, healthy_series
 from detectors.anomaly import (STATE_VERSION, OnlineAnomalyDetector, SeriesState,
                                detect_series_anomalies)
 from detectors.records import Direction, FindingKind, Series
@@ -13,7 +14,6 @@ from detectors.records import Direction, FindingKind, Series
 STEP = 300.0  # 5-minute samples
 DAY_POINTS = int(86400 / STEP)
 THRESHOLD = 0.65  # below the NAB-optimised standard-profile threshold
-NAB_THRESHOLD = 0.771  # the standard profile's corpus-wide threshold (benchmarks/nab.py)
 DET = OnlineAnomalyDetector()
 
 
@@ -165,13 +165,12 @@ def _spiky(seed: int = 7) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def test_spikes_the_series_keeps_producing_stop_paging_but_a_new_extreme_still_does():
     ts, x, spikes = _spiky()
     s = _score(ts, x)
-    page = 0.9  # the daemon's default policy.anomaly_threshold
-    assert s[spikes[0]] >= page  # the first of its kind is news
-    assert np.all(s[spikes[3:]] < page), s[spikes]  # after a few precedents it is routine
+    assert s[spikes[0]] >= DAEMON_THRESHOLD  # the first of its kind is news
+    assert np.all(s[spikes[3:]] < DAEMON_THRESHOLD), s[spikes]  # after a few precedents it is routine
     dip = x.copy()
     j = spikes[-1] + 150
     dip[j] -= 5.0  # below anything seen: never routine
-    assert _score(ts, dip)[j] >= page
+    assert _score(ts, dip)[j] >= DAEMON_THRESHOLD
 
 
 def _series(ts, x, labels=None):
@@ -213,8 +212,6 @@ def test_daemon_direction_down_stays_silent_on_a_rise():
 
 
 def test_a_healthy_daily_seasonal_series_never_reaches_the_benchmark_threshold():
-    from benchmarks.anomaly_null import healthy_series
-
     for seed in range(10):
         (ts, x), = [(ts, x) for name, ts, x in healthy_series(seed, 10) if name == "daily sine"]
         s = _score(ts, x)[2 * DAY_POINTS:]  # after two days of warm-up
@@ -231,11 +228,10 @@ def _weekly(weeks: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def test_weekend_transitions_stop_paging_once_the_series_has_shown_them():
-    page = 0.9  # the daemon's default policy.anomaly_threshold
     for seed in range(3):
         ts, x, _ = _weekly(4, seed)
         s = _score(ts, x)
-        assert np.sum(s[8 * DAY_POINTS:] >= page) == 0, seed  # weeks 2-4: no page every weekend
+        assert np.sum(s[8 * DAY_POINTS:] >= DAEMON_THRESHOLD) == 0, seed  # weeks 2-4: no page every weekend
 
 
 @pytest.mark.xfail(strict=True, reason="known gap (README, Known limits): the daily profile wins on "

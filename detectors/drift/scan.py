@@ -41,9 +41,9 @@ def kernel_args(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
 
 
 @njit(cache=True, nogil=True)
-def mean_std(values):  # pragma: no cover - compiled
-    """Mean and population std (ddof=0) in two passes, no copies; sums blocked like
-    numpy's pairwise sum so the error stays ~1e3 eps whatever the length."""
+def _blocked_sum(values, shift, square):  # pragma: no cover - compiled
+    """Sum of (v - shift), or of its square, in blocks of 4096 with two accumulators, like
+    numpy's pairwise sum, so the error stays ~1e3 eps whatever the length."""
     n = values.shape[0]
     total = 0.0
     i = 0
@@ -52,32 +52,28 @@ def mean_std(values):  # pragma: no cover - compiled
         s0 = s1 = 0.0
         k = i
         while k + 2 <= end:
-            s0 += np.float64(values[k])
-            s1 += np.float64(values[k + 1])
+            d0 = np.float64(values[k]) - shift
+            d1 = np.float64(values[k + 1]) - shift
+            if square:
+                d0 *= d0
+                d1 *= d1
+            s0 += d0
+            s1 += d1
             k += 2
         if k < end:
-            s0 += np.float64(values[k])
+            d0 = np.float64(values[k]) - shift
+            s0 += d0 * d0 if square else d0
         total += s0 + s1
         i = end
-    mean = total / n
-    total = 0.0
-    i = 0
-    while i < n:
-        end = min(i + 4096, n)
-        s0 = s1 = 0.0
-        k = i
-        while k + 2 <= end:
-            d0 = np.float64(values[k]) - mean
-            d1 = np.float64(values[k + 1]) - mean
-            s0 += d0 * d0
-            s1 += d1 * d1
-            k += 2
-        if k < end:
-            d0 = np.float64(values[k]) - mean
-            s0 += d0 * d0
-        total += s0 + s1
-        i = end
-    return mean, np.sqrt(total / n)
+    return total
+
+
+@njit(cache=True, nogil=True)
+def mean_std(values):  # pragma: no cover - compiled
+    """Mean and population std (ddof=0) in two passes, no copies."""
+    n = values.shape[0]
+    mean = _blocked_sum(values, 0.0, False) / n
+    return mean, np.sqrt(_blocked_sum(values, mean, True) / n)
 
 
 @njit(cache=True, nogil=True)
