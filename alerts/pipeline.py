@@ -4,7 +4,7 @@
     -> rollback guard -> [shell: outbox write in the incident's transaction]
     -> [sender: notifiers] -> [audit around every action]
 
-`plan_alerts` is pure: it returns an `AlertPlan` that monitor/alerting.py applies to
+`plan_alerts` is pure: it returns an `AlertPlan` that monitor/cycle/apply.py applies to
 the store in one transaction. Notifiers know nothing of policy and policy nothing of
 Slack.
 """

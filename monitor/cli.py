@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from monitor.config import ConfigError, load_config
-from monitor.logs import setup_logging
+from monitor.logging_setup import setup_logging
 
 
 def _time_arg(value: str) -> float:
@@ -74,7 +74,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from monitor.replay import replay, run_bundle
+    from monitor.replay.loop import replay, run_bundle
 
     out = Path(args.out)
     if args.bundle:
@@ -91,8 +91,8 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from monitor.demo import generate_bundle
-    from monitor.replay import run_bundle
+    from monitor.replay.demo import generate_bundle
+    from monitor.replay.loop import run_bundle
 
     out_dir = Path(args.out)
     t0 = time.perf_counter()
@@ -124,8 +124,8 @@ def cmd_dashboards(args: argparse.Namespace) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    from monitor.alerting import rollback_model
-    from monitor.runtime import Vigil
+    from monitor.cycle.apply import rollback_model
+    from monitor.vigil import Vigil
 
     cfg = _load(args.config)
     try:
@@ -148,7 +148,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     from alerts.audit import verify_chain
-    from monitor.store import Store
+    from monitor.store.repository import Store
 
     url = args.store or _load(args.config).store.url
     verdict = verify_chain(Store(url).audit_entries())

@@ -15,7 +15,7 @@ from typing import Any
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from monitor.config import VigilConfig
-from monitor.runtime import Vigil
+from monitor.vigil import Vigil
 
 log = logging.getLogger("vigil.daemon")
 SENDER_INTERVAL_S = 5.0
@@ -114,7 +114,7 @@ def _on_stop_signals(stop: threading.Event) -> dict[int, Any]:
 def _serve(vigil: Vigil) -> None:
     import uvicorn
 
-    from monitor.api import create_app
+    from monitor.api.app import create_app
 
     api = vigil.config.api
     server = uvicorn.Server(uvicorn.Config(create_app(vigil), host=api.host, port=api.port, log_level="warning",

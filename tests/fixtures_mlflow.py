@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from monitor.config import MlflowConfig
-from monitor.local_mlflow import LocalMlflowServer, sqlite_tracking_uri
+from monitor.replay.local_mlflow import LocalMlflowServer, sqlite_tracking_uri
 from monitor.sources.registry import RegistrySource
 
 

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from monitor.local_prometheus import LocalPrometheus, PrometheusNotInstalled, find_binaries
-from monitor.openmetrics import OpenMetricsWriter
+from monitor.replay.local_prometheus import LocalPrometheus, PrometheusNotInstalled, find_binaries
+from monitor.replay.openmetrics import OpenMetricsWriter
 
 T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z
 STEP = 15.0

@@ -19,10 +19,10 @@ from alerts.outbox import Notifier
 from detectors.records import Series
 from monitor.clock import ReplayClock
 from monitor.config import VigilConfig, parse_config
-from monitor.runtime import Vigil
+from monitor.vigil import Vigil
 from monitor.sources.errors import SourceUnavailable
 from monitor.sources.registry import ModelNotFound, ModelVersionInfo
-from monitor.store import Store
+from monitor.store.repository import Store
 
 T0 = 1_800_000_000.0  # 2027-01-15T08:00:00Z: the first cycle of a scenario
 MODEL = "recommender"

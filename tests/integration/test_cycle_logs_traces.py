@@ -1,0 +1,87 @@
+"""The seeds' central scene through the daemon's own cycle: p99 of the inference service
+jumps, Loki shows OOM errors in preprocess, Tempo shows preprocess's self time 50 -> 300 ms.
+The incident must name preprocess as the root cause, with that evidence."""
+from __future__ import annotations
+
+import numpy as np
+
+from correlators.incident import CauseKind
+from detectors.records import FindingKind, Series
+from monitor.config import parse_config
+from monitor.vigil import Vigil
+from monitor.store.repository import Store
+from tests.fakes.loki_server import FakeLoki, Stream
+from tests.fakes.tempo_server import FakeSpan, FakeTempo
+from tests.unit.correlators.test_rca import _logs
+from tests.synthetic_traces import synthetic_traces as _traces
+
+T = 1_800_000_600.0  # cycle time; current window [T-300, T], baseline [T-600, T-300]
+
+
+class SloBreach:
+    """Prometheus stand-in: api's p99 latency is 0.45 s (SLO 0.3 s) for the whole window."""
+
+    def query_range(self, query, start, end, step=None, *, name=None):
+        ts = np.arange(start, end + 1, 60.0)
+        return [Series(name or query, {}, ts, np.full(len(ts), 0.45))]
+
+
+class Registry:
+    def alias_version(self, name, alias):
+        return "1"
+
+    def get_version(self, name, version):
+        raise KeyError(version)
+
+
+def loki_streams(records) -> list[Stream]:
+    streams: dict[str, Stream] = {}
+    for r in records:
+        streams.setdefault(r.service, Stream({"service": r.service})).entries.append((int(r.ts * 1e9), r.line, {}))
+    return list(streams.values())
+
+
+def tempo_spans(spans) -> list[FakeSpan]:
+    return [FakeSpan(s.trace_id, s.span_id, s.parent_id, s.service, s.operation, s.start_ns, s.end_ns, s.error)
+            for s in spans]
+
+
+def test_cycle_ranks_preprocess_first_with_log_and_trace_evidence(tmp_path):
+    logs = _logs(T - 600, 300, False, 1) + _logs(T - 300, 300, True, 2)
+    spans = _traces(60, T - 600) + _traces(60, T - 300, pre_ms=300, seed=3)
+    with FakeLoki(loki_streams(logs)) as loki, FakeTempo(tempo_spans(spans)) as tempo:
+        cfg = parse_config({
+            "sources": {"loki": {"url": loki.url}, "tempo": {"url": tempo.url}},
+            "schedule": {"lookback": "5m", "interval": "1m"},
+            "models": [{"name": "ranker", "services": ["api"], "owner_channel": "#ml",
+                        "slos": [{"name": "p99_latency", "query": "p99", "threshold": 0.3, "unit": "s"}]}],
+        }, base_dir=str(tmp_path))
+        vigil = Vigil(cfg, store=Store(f"sqlite:///{tmp_path / 'v.db'}"), prometheus=SloBreach(),
+                      registry=Registry(), notifiers={})
+        report = vigil.run_cycle("ranker", T)
+
+    kinds = {f.kind for f in report.findings}
+    assert {FindingKind.SLO_BREACH, FindingKind.LOG_ANOMALY, FindingKind.TRACE_ANOMALY} <= kinds
+    services = [c for c in report.incident.causes if c.kind == CauseKind.SERVICE]
+    assert services[0].entity == "preprocess"
+    assert services[0].evidence["modalities"]["logs"] > 0 and services[0].evidence["modalities"]["traces"] > 0
+    assert [c.entity for c in services].index("api") > 0  # the caller waiting on it is not blamed first
+    oom = [f for f in report.findings if f.kind == FindingKind.LOG_ANOMALY and f.service == "preprocess"]
+    assert any("OutOfMemoryError" in str(f.evidence) or "OutOfMemoryError" in f.message for f in oom)
+    assert vigil.sources["loki"].status == "up" and vigil.sources["tempo"].status == "up"
+
+
+def test_cycle_survives_dead_loki_and_tempo(tmp_path):
+    cfg = parse_config({
+        "sources": {"loki": {"url": "http://127.0.0.1:9", "timeout_s": 0.2},
+                    "tempo": {"url": "http://127.0.0.1:9", "timeout_s": 0.2}},
+        "schedule": {"lookback": "5m"},
+        "models": [{"name": "ranker", "services": ["api"],
+                    "slos": [{"name": "p99_latency", "query": "p99", "threshold": 0.3}]}],
+    }, base_dir=str(tmp_path))
+    vigil = Vigil(cfg, store=Store(f"sqlite:///{tmp_path / 'v.db'}"), prometheus=SloBreach(), registry=Registry(),
+                  notifiers={})
+    report = vigil.run_cycle("ranker", T)
+    assert any(f.kind == FindingKind.SLO_BREACH for f in report.findings)
+    assert vigil.sources["loki"].status == "down" and vigil.sources["tempo"].status == "down"
+    assert any("loki" in b for b in report.blind) and any("tempo" in b for b in report.blind)

@@ -1,0 +1,148 @@
+"""The embedded demo, end to end: real Prometheus (backfilled), real MLflow registry (SQLite),
+the production cycle under a replay clock. Asserts the four outcomes the README promises."""
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from monitor.cli import main
+from monitor.replay.demo import TIMES
+
+pytestmark = pytest.mark.integration
+
+H = 3600.0
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    out = tmp_path_factory.mktemp("demo")
+    assert main(["--log-level", "WARNING", "demo", "--out", str(out), "--quiet"]) == 0
+    incidents = [json.loads(line) for line in (out / "incidents.jsonl").read_text().splitlines()]
+    notes = [json.loads(line) for line in (out / "incidents.notifications.jsonl").read_text().splitlines()]
+    return {"out": out, "incidents": incidents, "notifications": notes}
+
+
+def opened_between(incidents: list[dict], a: float, b: float) -> list[dict]:
+    return [i for i in incidents if a <= i["opened_at"] < b]
+
+
+def test_incident_records_have_the_documented_fields(demo):
+    for inc in demo["incidents"]:
+        assert {"id", "model", "opened_at", "resolved_at", "severity", "title", "causes", "notifications",
+                "actions"} <= inc.keys()
+        for c in inc["causes"]:
+            assert {"kind", "entity", "score", "evidence"} <= c.keys()
+
+
+def test_1_bad_deploy_is_critical_blamed_on_the_deploy_and_rolled_back(demo):
+    (inc,) = opened_between(demo["incidents"], TIMES.deploy_v2, TIMES.deploy_v2 + 0.5 * H)
+    assert inc["severity"] == "critical"
+    top = inc["causes"][0]
+    assert top["kind"] == "deploy" and top["entity"] == "recommender v2" and top["score"] >= 0.6
+    kinds = {f["kind"] for f in inc["findings"]}
+    assert {"kpi_drop", "prediction_drift"} <= kinds
+    kpi = next(f for f in inc["findings"] if f["kind"] == "kpi_drop")
+    assert kpi["threshold"] == -5.0
+    (rb,) = [a for a in inc["actions"] if a["status"] == "done"]
+    assert (rb["from_version"], rb["to_version"], rb["actor"]) == ("2", "1", "vigil")
+    assert rb["at"] < TIMES.deploy_v2 + 15 * 60  # acted within minutes, not hours
+    assert inc["resolved_at"] is not None
+
+
+def test_1_rollback_moved_the_real_registry_alias_and_is_audited(demo):
+    from monitor.config import MlflowConfig
+    from monitor.replay.local_mlflow import sqlite_tracking_uri
+    from monitor.sources.registry import RegistrySource
+
+    work = demo["out"] / "work"
+    registry = RegistrySource(MlflowConfig(tracking_uri=sqlite_tracking_uri(work / "mlflow.db")))
+    assert registry.alias_version("recommender", "champion") == "1"
+    store_url = f"sqlite:///{work / 'vigil-replay.db'}"
+    assert main(["audit", "verify", "--store", store_url]) == 0
+    con = sqlite3.connect(work / "vigil-replay.db")
+    actions = [r[0] for r in con.execute("select action from audit_log order by seq")]
+    assert actions.index("rollback.requested") < actions.index("rollback.done")
+
+
+def test_audit_verify_detects_tampering(demo, tmp_path):
+    copy = tmp_path / "tampered.db"
+    shutil.copy(demo["out"] / "work" / "vigil-replay.db", copy)
+    con = sqlite3.connect(copy)
+    con.execute("update audit_log set actor = 'mallory' where seq = 1")
+    con.commit()
+    con.close()
+    assert main(["audit", "verify", "--store", f"sqlite:///{copy}"]) == 1
+
+
+def test_2_upstream_drift_without_deploy_warns_the_owner_only(demo):
+    (inc,) = opened_between(demo["incidents"], TIMES.drift_start, TIMES.drift_end)
+    assert inc["severity"] == "warning"
+    top = inc["causes"][0]
+    assert top["kind"] == "upstream_drift" and "session_length" in top["entity"]
+    assert all(c["kind"] != "deploy" for c in inc["causes"])
+    assert inc["actions"] == []
+    channels = {n["channel"] for n in inc["notifications"]}
+    assert channels == {"#recsys-owners"}
+
+
+def test_3_gpu_saturation_breaches_latency_slo_and_is_not_rolled_back(demo):
+    (inc,) = opened_between(demo["incidents"], TIMES.surge_start, TIMES.surge_end)
+    assert inc["severity"] == "critical"
+    assert inc["causes"][0]["kind"] == "gpu_saturation"
+    slo = [f for f in inc["findings"] if f["kind"] == "slo_breach"]
+    assert slo and slo[0]["entity"] == "p99_latency" and slo[0]["value"] > slo[0]["threshold"] == 0.5
+    assert inc["actions"] == []
+    assert {"#recsys-owners", "#ml-oncall"} <= {n["channel"] for n in inc["notifications"]}
+
+
+def test_4_quiet_stretches_raise_nothing(demo):
+    incs = demo["incidents"]
+    assert opened_between(incs, TIMES.replay_start, TIMES.deploy_v2) == []
+    assert opened_between(incs, TIMES.surge_end, TIMES.replay_end + 1) == []
+    assert all(i["resolved_at"] is not None and i["resolved_at"] <= TIMES.quiet_from for i in incs)
+    assert len(incs) == 3
+
+
+def test_notifications_update_one_message_per_incident_and_channel(demo):
+    keys = {n["key"] for n in demo["notifications"]}
+    for inc in demo["incidents"]:
+        mine = [n for n in demo["notifications"] if n["payload"]["incident_id"] == inc["id"]]
+        assert mine, "every incident notified someone"
+        assert mine[-1]["payload"]["status"] == "resolved"
+        assert {n["key"] for n in mine} <= keys
+        # the same key is reused for updates: Slack edits one message per channel
+        assert len({n["key"] for n in mine}) == len({n["payload"]["channel"] for n in mine})
+
+
+def test_drift_incidents_get_evidently_reports_served_by_the_api(demo):
+    from fastapi.testclient import TestClient
+
+    from monitor.api.app import create_app
+    from monitor.config import parse_config
+    from monitor.vigil import Vigil
+    from monitor.store.repository import Store
+
+    work = demo["out"] / "work"
+    cfg = parse_config({"models": [{"name": "recommender"}]}, base_dir=str(work))
+    vigil = Vigil(cfg, store=Store(f"sqlite:///{work / 'vigil-replay.db'}"), prometheus=object(),
+                  registry=object(), notifiers={})
+    client = TestClient(create_app(vigil))
+    drift_ids = [i["id"] for i in demo["incidents"]
+                 if any(f["kind"] in ("feature_drift", "prediction_drift") for f in i["findings"])]
+    assert drift_ids
+    for incident_id in drift_ids:
+        r = client.get(f"/v1/incidents/{incident_id}/drift-report")
+        assert r.status_code == 200 and "text/html" in r.headers["content-type"]
+        assert "Dataset Drift" in r.text and len(r.text) > 100_000  # Evidently's own preset, self-contained
+        inc = next(i for i in demo["incidents"] if i["id"] == incident_id)
+        drifted = [f["entity"] for f in inc["findings"] if f["kind"] in ("feature_drift", "prediction_drift")]
+        assert all(name in r.text for name in drifted)
+    gpu = next(i["id"] for i in demo["incidents"] if i["causes"][0]["kind"] == "gpu_saturation")
+    assert client.get(f"/v1/incidents/{gpu}/drift-report").status_code == 404
+    # and the Slack message links to it
+    linked = [n for n in demo["notifications"] if n["payload"]["incident_id"] == drift_ids[0]]
+    assert linked[-1]["payload"]["links"]["drift_report"].endswith(f"/v1/incidents/{drift_ids[0]}/drift-report")

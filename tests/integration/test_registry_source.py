@@ -1,0 +1,326 @@
+"""RegistrySource against a real MLflow registry: SQLite directly, and an `mlflow server` over HTTP."""
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from detectors.records import DeployEvent
+from monitor.config import MlflowConfig
+from monitor.replay.local_mlflow import LocalMlflowServer
+from monitor.replay.registry_bundle import RegistryEvent, RegistryTimeline, replay_source
+from monitor.sources.errors import QueryError, SourceStatus, SourceUnavailable
+from monitor.sources.registry import (
+    ModelNotFound,
+    RegistrySource,
+    alias_record,
+    detect_alias_move,
+    format_timestamp,
+    parse_timestamp,
+)
+
+try:  # tests/ is a rootdir-relative package or a plain folder depending on tests/__init__.py
+    from tests.fixtures_mlflow import (  # noqa: F401
+        closed_port_url,
+        mlflow_server,
+        model_name,
+        silent_server,
+        sqlite_registry,
+    )
+except ModuleNotFoundError:
+    from fixtures_mlflow import closed_port_url, mlflow_server, model_name, silent_server, sqlite_registry  # noqa: F401
+
+HTTP = pytest.param("http", marks=[pytest.mark.integration, pytest.mark.slow])
+
+
+@pytest.fixture(scope="module", params=["sqlite", HTTP])
+def registry(request: pytest.FixtureRequest) -> Iterator[RegistrySource]:
+    """The same tests over both transports: the answers must not depend on which one."""
+    if request.param == "sqlite":
+        yield request.getfixturevalue("sqlite_registry")
+        return
+    server: LocalMlflowServer = request.getfixturevalue("mlflow_server")
+    with RegistrySource(MlflowConfig(tracking_uri=server.url, timeout_s=10)) as source:
+        yield source
+
+
+def _register(registry: RegistrySource, name: str, n: int, tags: dict[str, str] | None = None) -> None:
+    registry.create_model(name)
+    for i in range(1, n + 1):
+        info = registry.create_version(name, replay_source(name, str(i)), tags=tags)
+        assert info.version == str(i)
+
+
+# --------------------------------------------------------------------------- real registry
+def test_list_versions_sorted_numerically_with_string_versions(registry: RegistrySource, model_name: str) -> None:
+    _register(registry, model_name, 11, tags={"git_sha": "abc1234"})
+    versions = registry.list_versions(model_name)
+    # "10" < "9" as text: the order must be numeric, the type str on both transports
+    assert [v.version for v in versions] == [str(i) for i in range(1, 12)]
+    assert all(isinstance(v.version, str) for v in versions)
+    first = versions[0]
+    assert first.name == model_name and first.status == "READY" and first.run_id is None
+    assert first.tags == {"git_sha": "abc1234"}
+    assert first.source == replay_source(model_name, "1")
+    assert abs(first.created_at - time.time()) < 120  # MLflow's own registration time, in seconds
+
+
+def test_alias_version_none_until_set_then_string(registry: RegistrySource, model_name: str) -> None:
+    assert registry.alias_version(model_name, "champion") is None  # no such model
+    _register(registry, model_name, 2)
+    assert registry.alias_version(model_name, "champion") is None  # no such alias
+    registry.set_alias(model_name, "champion", "2")
+    assert registry.alias_version(model_name, "champion") == "2"
+    assert registry.aliases(model_name) == {"champion": "2"}
+
+
+def test_set_alias_is_idempotent(registry: RegistrySource, model_name: str) -> None:
+    _register(registry, model_name, 2)
+    registry.set_alias(model_name, "champion", "1")
+    registry.set_alias(model_name, "champion", "1")
+    assert registry.alias_version(model_name, "champion") == "1"
+    registry.set_alias(model_name, "champion", 2)  # type: ignore[arg-type]  # ints are normalised
+    assert registry.alias_version(model_name, "champion") == "2"
+
+
+def test_move_alias_records_the_move_and_is_idempotent(registry: RegistrySource, model_name: str) -> None:
+    _register(registry, model_name, 3)
+    registry.set_alias(model_name, "champion", "3")
+    at = parse_timestamp("2026-11-20T09:30:00.250Z")
+    event = registry.move_alias(model_name, "champion", "2", at=at, set_by="vigil-rollback")
+    assert event == DeployEvent(model=model_name, alias="champion", version="2", previous_version="3", at=at,
+                                source="rollback")
+    assert registry.alias_version(model_name, "champion") == "2"
+    record = alias_record(registry.get_version(model_name, "2"), "champion")
+    assert record is not None
+    assert (record.version, record.previous_version, record.set_by) == ("2", "3", "vigil-rollback")
+    assert record.set_at == pytest.approx(at, abs=1e-3)
+    # a retried rollback changes nothing and says so
+    assert registry.move_alias(model_name, "champion", "2", at=at + 60) is None
+    assert alias_record(registry.get_version(model_name, "2"), "champion") == record
+    assert alias_record(registry.get_version(model_name, "1"), "champion") is None
+
+
+def test_poll_and_diff_gives_the_previous_good_version(registry: RegistrySource, model_name: str) -> None:
+    _register(registry, model_name, 2)
+    registry.set_alias(model_name, "champion", "1")
+    last = registry.alias_version(model_name, "champion")
+    assert detect_alias_move(model=model_name, alias="champion", last_known=last,
+                             current=registry.alias_version(model_name, "champion"), at=100.0) is None
+    registry.set_alias(model_name, "champion", "2")  # a deploy by someone else
+    event = detect_alias_move(model=model_name, alias="champion", last_known=last,
+                              current=registry.alias_version(model_name, "champion"), at=200.0)
+    assert event == DeployEvent(model_name, "champion", "2", "1", 200.0, "registry")
+
+
+def test_reference_path_from_a_version_tag(registry: RegistrySource, model_name: str) -> None:
+    _register(registry, model_name, 2)
+    registry.set_version_tag(model_name, "2", "vigil.reference_path", "reference/train-v2.parquet")
+    assert registry.reference_path(model_name, "2") == "reference/train-v2.parquet"
+    assert registry.reference_path(model_name, "1") is None
+    registry.set_version_tag(model_name, "1", "training_data", "s3://bucket/train.parquet")
+    assert registry.reference_path(model_name, "1", tag="training_data") == "s3://bucket/train.parquet"
+
+
+def test_recorded_creation_time_wins_over_mlflows(registry: RegistrySource, model_name: str) -> None:
+    registry.create_model(model_name)
+    info = registry.create_version(model_name, replay_source(model_name, "1"),
+                                   tags={"vigil.created_at": "2026-11-20T08:00:00Z"})
+    assert info.created_at == parse_timestamp("2026-11-20T08:00:00Z")
+    assert registry.get_version(model_name, "1").created_at == info.created_at
+
+
+def test_unknown_model_and_version_are_not_found_not_unavailable(registry: RegistrySource, model_name: str) -> None:
+    with pytest.raises(ModelNotFound, match=model_name) as err:
+        registry.get_version(model_name, "1")
+    assert err.value.name == model_name
+    with pytest.raises(ModelNotFound, match=model_name):
+        registry.list_versions(model_name)
+    _register(registry, model_name, 1)
+    with pytest.raises(ModelNotFound, match="version 7"):
+        registry.get_version(model_name, "7")
+    with pytest.raises(ModelNotFound):
+        registry.set_alias(model_name, "champion", "7")
+    assert registry.alias_version(model_name, "champion") is None
+    with pytest.raises(ModelNotFound):
+        registry.move_alias(model_name, "champion", "7", at=0.0)
+    assert isinstance(err.value, KeyError)  # callers may treat it as a lookup miss
+
+
+def test_create_model_twice_reports_it_existed(registry: RegistrySource, model_name: str) -> None:
+    assert registry.create_model(model_name, tags={"team": "recsys"}) is True
+    assert registry.create_model(model_name) is False
+
+
+def test_ready_is_up_against_a_live_registry(registry: RegistrySource) -> None:
+    state = registry.ready()
+    assert state.status == SourceStatus.UP and state.name == "mlflow" and state.checked_at is not None
+
+
+def test_timeline_replays_over_the_transport(registry: RegistrySource, model_name: str) -> None:
+    t0 = parse_timestamp("2026-11-20T08:00:00Z")
+    events = [
+        RegistryEvent("version", model_name, t0, version="1", tags={"vigil.reference_path": "ref/v1.parquet"}),
+        RegistryEvent("alias", model_name, t0 + 60, version="1", alias="champion"),
+        RegistryEvent("version", model_name, t0 + 3600, version="2"),
+        RegistryEvent("alias", model_name, t0 + 3660, version="2", alias="champion"),
+    ]
+    timeline = RegistryTimeline(events, registry)
+    assert timeline.apply_until(t0 + 120) == events[:2]
+    assert registry.alias_version(model_name, "champion") == "1"
+    assert registry.reference_path(model_name, "1") == "ref/v1.parquet"
+    assert timeline.apply_until(t0 + 4000) == events[2:]
+    assert registry.alias_version(model_name, "champion") == "2"
+    record = alias_record(registry.get_version(model_name, "2"), "champion")
+    assert record is not None and record.set_at == t0 + 3660 and record.previous_version == "1"
+
+
+# --------------------------------------------------------------------------- dead registries
+def test_refused_connection_is_unavailable_fast() -> None:
+    url = closed_port_url()
+    source = RegistrySource(MlflowConfig(tracking_uri=url, timeout_s=2))
+    started = time.monotonic()
+    with pytest.raises(SourceUnavailable) as err:
+        source.alias_version("recommender", "champion")
+    elapsed = time.monotonic() - started
+    assert err.value.url == url and "mlflow" in str(err.value)
+    assert elapsed < 3 * 2
+    state = source.ready()
+    assert state.status == SourceStatus.DOWN and state.detail
+
+
+def test_silent_server_fails_within_the_timeout(silent_server) -> None:  # noqa: ANN001
+    timeout = 1.0
+    source = RegistrySource(MlflowConfig(tracking_uri=silent_server.url, timeout_s=timeout))
+    started = time.monotonic()
+    with pytest.raises(SourceUnavailable, match="no answer within 1s"):
+        source.list_versions("recommender")
+    elapsed = time.monotonic() - started
+    # bounded by the deadline, not by retries x timeout (MLflow's own client: minutes)
+    assert 0.8 * timeout < elapsed < 3 * timeout
+
+
+class _Flaky(BaseHTTPRequestHandler):
+    answers: list[tuple[int, bytes]] = []
+    calls = 0
+
+    def do_GET(self) -> None:  # noqa: N802
+        self._answer()
+
+    def do_POST(self) -> None:  # noqa: N802
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self._answer()
+
+    def _answer(self) -> None:
+        type(self).calls += 1
+        status, body = self.answers[min(type(self).calls, len(self.answers)) - 1]
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def flaky_server() -> Iterator[tuple[str, type[_Flaky]]]:
+    handler = type("Handler", (_Flaky,), {"answers": [], "calls": 0})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", handler
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_server_errors_are_retried_then_unavailable(flaky_server) -> None:  # noqa: ANN001
+    url, handler = flaky_server
+    handler.answers = [(503, b'{"error_code":"TEMPORARILY_UNAVAILABLE","message":"db busy"}')]
+    source = RegistrySource(MlflowConfig(tracking_uri=url, timeout_s=2))
+    with pytest.raises(SourceUnavailable, match="503.*db busy"):
+        source.alias_version("recommender", "champion")
+    assert handler.calls == 3
+
+    handler.calls = 0
+    ok = b'{"registered_model":{"name":"recommender","aliases":[{"alias":"champion","version":"4"}]}}'
+    handler.answers = [(503, b"{}"), (200, ok)]
+    assert source.alias_version("recommender", "champion") == "4"  # one hiccup is absorbed
+    assert handler.calls == 2
+
+
+def test_rejected_request_is_a_query_error_not_an_outage(flaky_server) -> None:  # noqa: ANN001
+    url, handler = flaky_server
+    handler.answers = [(400, b'{"error_code":"INVALID_PARAMETER_VALUE","message":"bad filter"}')]
+    source = RegistrySource(MlflowConfig(tracking_uri=url, timeout_s=2))
+    with pytest.raises(QueryError, match="bad filter"):
+        source.list_versions("recommender")
+    assert handler.calls == 1  # retrying a rejected request cannot help
+
+
+def test_creating_a_version_is_not_retried_after_the_server_saw_it(flaky_server) -> None:  # noqa: ANN001
+    url, handler = flaky_server
+    handler.answers = [(503, b'{"error_code":"TEMPORARILY_UNAVAILABLE","message":"busy"}')]
+    source = RegistrySource(MlflowConfig(tracking_uri=url, timeout_s=2))
+    with pytest.raises(SourceUnavailable, match="503"):
+        source.create_version("recommender", replay_source("recommender", "1"))
+    assert handler.calls == 1  # a retry could register the same model twice
+
+
+def test_a_server_that_is_not_mlflow_is_unavailable_not_an_empty_registry(flaky_server) -> None:  # noqa: ANN001
+    url, handler = flaky_server
+    handler.answers = [(404, b"<html>Not Found</html>")]
+    source = RegistrySource(MlflowConfig(tracking_uri=url, timeout_s=2))
+    with pytest.raises(SourceUnavailable, match="is this an MLflow server"):
+        source.alias_version("recommender", "champion")
+    assert source.ready().status == SourceStatus.DOWN
+
+
+def test_sqlite_file_that_is_not_a_database_is_unavailable(tmp_path: Path) -> None:
+    bad = tmp_path / "mlflow.db"
+    bad.write_text("not a database, just text " * 100)
+    source = RegistrySource(MlflowConfig(tracking_uri=f"sqlite:///{bad}", timeout_s=1))
+    started = time.monotonic()
+    with pytest.raises(SourceUnavailable, match="not a database"):
+        source.alias_version("recommender", "champion")
+    assert time.monotonic() - started < 3  # MLflow alone retries for ~100 s here
+    assert source.ready().status == SourceStatus.DOWN
+
+
+def test_unsupported_tracking_uri_names_the_field() -> None:
+    with pytest.raises(ValueError, match="sources.mlflow.tracking_uri"):
+        RegistrySource(MlflowConfig(tracking_uri="databricks://profile"))
+
+
+# --------------------------------------------------------------------------- pure
+@pytest.mark.parametrize(
+    ("last", "current", "expected"),
+    [
+        ("1", "1", None),  # unchanged
+        ("1", None, None),  # alias deleted: the caller warns, it is not a deploy
+        (None, None, None),
+        ("1", "2", DeployEvent("rec", "champion", "2", "1", 50.0, "registry")),
+        ("3", "2", DeployEvent("rec", "champion", "2", "3", 50.0, "registry")),  # moved back is a deploy too
+        (None, "1", DeployEvent("rec", "champion", "1", None, 50.0, "registry")),  # first sighting
+    ],
+)
+def test_detect_alias_move(last: str | None, current: str | None, expected: DeployEvent | None) -> None:
+    assert detect_alias_move(model="rec", alias="champion", last_known=last, current=current, at=50.0) == expected
+
+
+def test_timestamps_round_trip_and_reject_naive_times() -> None:
+    for text in ("2026-11-20T08:00:00Z", "2026-11-20T08:00:00.250Z", "2026-11-20T08:00:00.123456Z"):
+        assert format_timestamp(parse_timestamp(text)) == text
+    assert parse_timestamp("2026-11-20T09:00:00+01:00") == parse_timestamp("2026-11-20T08:00:00Z")
+    assert parse_timestamp(1795161600) == parse_timestamp("1795161600") == 1795161600.0
+    with pytest.raises(ValueError, match="time zone"):
+        parse_timestamp("2026-11-20T08:00:00")
+    with pytest.raises(ValueError, match="RFC 3339"):
+        parse_timestamp("yesterday")

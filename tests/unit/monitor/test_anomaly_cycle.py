@@ -1,0 +1,75 @@
+"""Metric anomalies in the daemon's cycle: a noisy seasonal KPI stays quiet, a drop is
+flagged in the bad direction only, and detector state survives a restart."""
+from __future__ import annotations
+
+import numpy as np
+
+from detectors.records import Direction, FindingKind
+from monitor.store.repository import Store
+from tests.helpers_vigil import CTR_QUERY, MODEL, P99_QUERY, T0, StubPrometheus, make_config, make_vigil
+
+rng = np.random.default_rng(3)
+
+
+def ctr(drop_from: float | None = None, rise_from: float | None = None):
+    def curve(ts: np.ndarray) -> np.ndarray:
+        day = np.sin(2 * np.pi * ts / 86400.0)
+        noise = np.random.default_rng(ts.astype(np.int64) % 9973).normal(0, 0.0003, len(ts))
+        v = 0.05 + 0.004 * day + noise
+        if drop_from is not None:
+            v = np.where(ts >= drop_from, v * 0.85, v)
+        if rise_from is not None:
+            v = np.where(ts >= rise_from, v * 1.15, v)
+        return v
+    return curve
+
+
+def flat(ts: np.ndarray) -> np.ndarray:
+    return np.full(len(ts), 0.1)
+
+
+def cycles(vigil, times):
+    return [vigil.run_cycle(MODEL, t) for t in times]
+
+
+def anomalies(report):
+    return [f for f in report.findings if f.kind == FindingKind.METRIC_ANOMALY]
+
+
+def test_quiet_seasonal_kpi_raises_nothing_then_a_drop_is_flagged(tmp_path):
+    prom = StubPrometheus({CTR_QUERY: ctr(drop_from=T0 + 3 * 3600), P99_QUERY: flat})
+    vigil = make_vigil(make_config(tmp_path), prometheus=prom, notifiers={})
+    quiet = cycles(vigil, [T0 + i * 600 for i in range(18)])  # three quiet hours
+    assert not any(anomalies(r) for r in quiet)
+    (f,) = [a for a in anomalies(vigil.run_cycle(MODEL, T0 + 3 * 3600 + 300)) if a.entity.startswith("ctr")]
+    assert f.direction == Direction.DOWN and f.value < f.baseline
+    assert T0 + 3 * 3600 <= f.onset <= T0 + 3 * 3600 + 300
+    lo, hi = f.evidence["expected_band"]
+    assert lo < f.baseline < hi and f.value < lo
+
+
+def test_a_rise_of_a_kpi_that_only_hurts_when_it_drops_is_not_an_anomaly(tmp_path):
+    prom = StubPrometheus({CTR_QUERY: ctr(rise_from=T0 + 3600), P99_QUERY: flat})
+    vigil = make_vigil(make_config(tmp_path), prometheus=prom, notifiers={})
+    reports = cycles(vigil, [T0 + i * 600 for i in range(12)])
+    assert not any(a.entity.startswith("ctr") for r in reports for a in anomalies(r))
+
+
+def test_detector_state_survives_a_restart(tmp_path):
+    cfg = make_config(tmp_path)
+    prom = StubPrometheus({CTR_QUERY: ctr(), P99_QUERY: flat})
+    vigil = make_vigil(cfg, prometheus=prom, notifiers={})
+    vigil.run_cycle(MODEL, T0)
+    warmups = [c for c in prom.calls if c[2] - c[1] >= 86400]
+    assert {q for q, *_ in warmups} == {CTR_QUERY, P99_QUERY}  # first sight: a day of history
+    vigil.store.close()
+
+    prom2 = StubPrometheus({CTR_QUERY: ctr(), P99_QUERY: flat})
+    restarted = make_vigil(cfg, prometheus=prom2, notifiers={})
+    restarted.run_cycle(MODEL, T0 + 60)
+    assert not [c for c in prom2.calls if c[2] - c[1] >= 86400]  # no cold start after a restart
+    with Store(cfg.store.url).tx() as s:
+        from monitor.store.repository import ModelStateRow
+
+        state = s.get(ModelStateRow, MODEL).detector_state
+    assert any(k.startswith("ctr|") for k in state)

@@ -1,0 +1,95 @@
+"""vigil.yaml validation: every error with its field path, secrets only from the environment."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from monitor.cli import main
+from monitor.config import ConfigError, load_config, parse_config
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_example_config_is_valid(monkeypatch):
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test")
+    cfg = load_config(ROOT / "vigil.example.yaml")
+    assert cfg.models[0].name == "recommender"
+    assert cfg.slack.bot_token == "xoxb-test"
+    assert cfg.policy.cold_start == 7 * 86400 and cfg.schedule.interval == 60
+
+
+def test_demo_config_is_valid(tmp_path):
+    from monitor.replay.demo import CONFIG
+
+    (tmp_path / "vigil.yaml").write_text(CONFIG)
+    assert load_config(tmp_path / "vigil.yaml").models[0].prediction_column == "score"
+
+
+def test_defaults_match_the_policy_from_the_field():
+    cfg = parse_config({"models": [{"name": "m"}]})
+    p = cfg.policy
+    assert (p.drift_warning, p.drift_critical, p.kpi_drop_critical_pct) == (0.1, 0.2, 5.0)
+    assert p.rollback.cooldown == 6 * 3600 and p.rollback.max_per_day == 2
+    assert cfg.models[0].alias == "champion"
+
+
+def errors_of(data) -> dict[str, str]:
+    with pytest.raises(ConfigError) as e:
+        parse_config(data)
+    return dict(e.value.errors)
+
+
+def test_every_error_is_reported_with_its_path():
+    errs = errors_of({
+        "schedule": {"interval": "soon"},
+        "policy": {"drift_warning": -1},
+        "models": [{"name": "ok"}, {"name": "bad name!", "kpis": [{"name": "ctr"}], "slos": [{"name": "p99",
+                    "query": "x", "threshold": "high"}]}],
+        "slakc": {},
+    })
+    assert "duration" in errs["schedule.interval"] and "'soon'" in errs["schedule.interval"]
+    assert "greater than 0" in errs["policy.drift_warning"]
+    assert "letters, digits" in errs["models[1](bad name!).name"]
+    assert errs["models[1](bad name!).kpis[0](ctr).query"] == "required field is missing"
+    assert "number" in errs["models[1](bad name!).slos[0](p99).threshold"]
+    assert "unknown field" in errs["slakc"]
+
+
+def test_secrets_in_the_file_are_refused():
+    errs = errors_of({"slack": {"bot_token": "xoxb-123-real-token"}, "models": [{"name": "m"}]})
+    assert "${SLACK_BOT_TOKEN}" in errs["slack.bot_token"]
+    # and the secret itself is not echoed back
+    assert "xoxb-123" not in errs["slack.bot_token"]
+
+
+def test_unset_secret_means_none(monkeypatch):
+    monkeypatch.delenv("NOPE_TOKEN", raising=False)
+    cfg = parse_config({"slack": {"bot_token": "${NOPE_TOKEN}"}, "models": [{"name": "m"}]})
+    assert cfg.slack.bot_token is None
+
+
+def test_critical_below_warning_is_refused():
+    errs = errors_of({"policy": {"drift_warning": 0.3, "drift_critical": 0.2}, "models": [{"name": "m"}]})
+    assert "drift_critical (0.2) must be >= drift_warning (0.3)" in errs["policy"]
+
+
+def test_duplicate_models_and_missing_models():
+    assert "repeated: m" in errors_of({"models": [{"name": "m"}, {"name": "m"}]})["(top level)"]
+    assert "models" in errors_of({})
+
+
+def test_check_config_cli(tmp_path, capsys):
+    good = tmp_path / "good.yaml"
+    good.write_text("models:\n  - name: m\n")
+    assert main(["check-config", str(good)]) == 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("schedule:\n  lookback: forever\nmodels:\n  - name: m\n    gpu: {util_pct: 150}\n")
+    assert main(["check-config", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert "2 error(s)" in err and "schedule.lookback" in err and "models[0](m).gpu.util_pct" in err
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("models: [\n")
+    assert main(["check-config", str(broken)]) == 1
+    assert "invalid YAML" in capsys.readouterr().err
+    assert main(["check-config", str(tmp_path / "missing.yaml")]) == 1
