@@ -59,8 +59,10 @@ def decide(
     data_complete: bool,
     now: float,
     settings: LifecycleSettings,
+    muted: bool = False,
 ) -> LifecycleDecision:
-    """`tier` is None (or tier.severity None) when this cycle has nothing to alert on."""
+    """`tier` is None (or tier.severity None) when this cycle has nothing to alert on;
+    `muted` (from the silence stage) holds back messages but never the incident's state."""
     alerting = tier is not None and tier.severity is not None
     if open_incident is None:
         if not alerting:
@@ -68,14 +70,13 @@ def decide(
         assert tier is not None and tier.severity is not None
         return LifecycleDecision(Step.OPEN, tier.severity, True, 0)
 
-    silenced = open_incident.silenced_until is not None and now < open_incident.silenced_until
     if not alerting:
         if not data_complete:
             return LifecycleDecision(Step.QUIET, open_incident.severity, False, quiet_cycles,
                                      "data missing: quiet cycle not counted")
         quiet = quiet_cycles + 1
         if quiet >= settings.resolve_after_cycles:
-            return LifecycleDecision(Step.RESOLVE, open_incident.severity, not silenced, 0)
+            return LifecycleDecision(Step.RESOLVE, open_incident.severity, not muted, 0)
         return LifecycleDecision(Step.QUIET, open_incident.severity, False, quiet)
 
     assert tier is not None and tier.severity is not None
@@ -83,10 +84,19 @@ def decide(
     escalated = severity.rank > open_incident.severity.rank
     changed = digest != open_incident.digest
     if escalated or changed:
-        return LifecycleDecision(Step.UPDATE, severity, not silenced or escalated, 0,
+        return LifecycleDecision(Step.UPDATE, severity, not muted, 0,
                                  "escalated" if escalated else "changed")
     due = (open_incident.last_notified_at is not None
            and now - open_incident.last_notified_at >= settings.repeat_interval)
-    if due and not open_incident.acknowledged and not silenced:
+    if due and not open_incident.acknowledged and not muted:
         return LifecycleDecision(Step.REPEAT, severity, True, 0)
     return LifecycleDecision(Step.UNCHANGED, severity, False, 0)
+
+
+def is_muted(open_incident: OpenIncident | None, tier: TierDecision | None, now: float) -> bool:
+    """A silence holds back messages until it ends, except an escalation: a warning
+    silenced for the night still pages when it turns critical."""
+    if open_incident is None or open_incident.silenced_until is None or now >= open_incident.silenced_until:
+        return False
+    escalates = tier is not None and tier.severity is not None and tier.severity.rank > open_incident.severity.rank
+    return not escalates

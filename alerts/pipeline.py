@@ -1,49 +1,71 @@
-"""The alert path in one place, as a chain of small stages (Alertmanager's lesson):
+"""The alert path as a chain of small stages, assembled in one place (Alertmanager's
+notify pipeline is the model):
 
-    tier (policy) -> lifecycle (open/update/repeat/resolve, silences) -> routes
-    -> rollback guard -> [shell: outbox write in the incident's transaction]
-    -> [sender: notifiers] -> [audit around every action]
+    ALERT_CHAIN = tier -> silence -> lifecycle -> route -> rollback guard
 
-`plan_alerts` is pure: it returns an `AlertPlan` that monitor/cycle/apply.py applies to
-the store in one transaction. Notifiers know nothing of policy and policy nothing of
-Slack.
+Each stage reads the cycle's inputs and the plan so far and returns the plan with its
+own part filled in. The chain is pure: monitor/cycle/apply.py writes the finished plan
+to the store (incident and outbox rows in one transaction), and notifiers, which know
+nothing of policy, deliver it later.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 
-from dataclasses import dataclass, field
-from typing import Any
-
-from alerts.lifecycle import LifecycleDecision, LifecycleSettings, OpenIncident, Step, decide
+from alerts.lifecycle import LifecycleDecision, LifecycleSettings, OpenIncident, Step, decide, is_muted
 from alerts.policy import Policy, RollbackVerdict, Severity, TierDecision, assign_tier, check_rollback
+from alerts.routing import Routes
 from correlators.incident import Incident
 from detectors.records import json_safe
 
 
 @dataclass(frozen=True)
-class Routes:
-    """Where a model's alerts go."""
+class AlertRules:
+    """A model's alerting configuration."""
 
-    owner_channel: str | None
-    oncall_channel: str | None = None
-
-    def channels(self, severity: Severity | None) -> list[str]:
-        out = [c for c in (self.owner_channel,) if c]
-        if severity == Severity.CRITICAL and self.oncall_channel and self.oncall_channel not in out:
-            out.append(self.oncall_channel)
-        return out
+    policy: Policy
+    lifecycle: LifecycleSettings
+    routes: Routes
 
 
-@dataclass
+@dataclass(frozen=True)
+class ModelHistory:
+    """What the store knew about the model when the cycle began."""
+
+    open_incident: OpenIncident | None = None
+    last_deploy_at: float | None = None
+    slo_streaks: dict[str, int] = field(default_factory=dict)  # consecutive breached cycles, this one included
+    quiet_cycles: int = 0
+    recent_rollbacks: list[float] = field(default_factory=list)
+    rollback_done_for_incident: bool = False
+
+
+@dataclass(frozen=True)
+class AlertInputs:
+    """`candidate` is this cycle's incident (is something wrong now?); `content` the
+    open incident's whole story (what is shown, and what a rollback is judged on)."""
+
+    candidate: Incident | None
+    content: Incident | None
+    history: ModelHistory
+    data_complete: bool
+    now: float
+
+
+@dataclass(frozen=True)
 class AlertPlan:
-    tier: TierDecision | None
-    lifecycle: LifecycleDecision
-    channels: list[str]
-    rollback: RollbackVerdict | None
-    digest: str | None
-    notes: list[str] = field(default_factory=list)
+    tier: TierDecision | None = None
+    digest: str | None = None
+    muted: bool = False  # an active silence holds back this cycle's messages
+    lifecycle: LifecycleDecision = LifecycleDecision(Step.NONE, None, False, 0)
+    channels: list[str] = field(default_factory=list)
+    rollback: RollbackVerdict | None = None
+
+
+Stage = Callable[[AlertInputs, AlertRules, AlertPlan], AlertPlan]
 
 
 def incident_digest(incident: Incident, severity: Severity | None) -> str:
@@ -57,103 +79,51 @@ def incident_digest(incident: Incident, severity: Severity | None) -> str:
     return hashlib.sha256(json.dumps(json_safe(body), sort_keys=True).encode()).hexdigest()[:32]
 
 
-def plan_alerts(
-    candidate: Incident | None,
-    open_incident: OpenIncident | None,
-    *,
-    content: Incident | None = None,
-    policy: Policy,
-    lifecycle: LifecycleSettings,
-    routes: Routes,
-    now: float,
-    last_deploy_at: float | None,
-    slo_streaks: dict[str, int],
-    quiet_cycles: int,
-    data_complete: bool,
-    recent_rollbacks: list[float],
-    rollback_already_done: bool,
-) -> AlertPlan:
-    """`candidate` is this cycle's incident (is something wrong now?); `content` the open
-    incident's whole story (what is shown, and what a rollback is judged on)."""
-    content = content or candidate
-    tier = (assign_tier(candidate, policy, now=now, last_deploy_at=last_deploy_at, slo_streaks=slo_streaks)
-            if candidate is not None else None)
-    if tier is not None and tier.severity is not None and content is not None and content is not candidate:
-        whole = assign_tier(content, policy, now=now, last_deploy_at=last_deploy_at, slo_streaks=slo_streaks)
+def tier_stage(inp: AlertInputs, rules: AlertRules, plan: AlertPlan) -> AlertPlan:
+    """Severity from this cycle's findings, raised (never lowered) by the whole story's."""
+    cand, content, h = inp.candidate, inp.content or inp.candidate, inp.history
+    if cand is None:
+        return plan
+    tier = assign_tier(cand, rules.policy, now=inp.now, last_deploy_at=h.last_deploy_at, slo_streaks=h.slo_streaks)
+    if tier.severity is not None and content is not None and content is not cand:
+        whole = assign_tier(content, rules.policy, now=inp.now, last_deploy_at=h.last_deploy_at,
+                            slo_streaks=h.slo_streaks)
         if whole.severity is not None and whole.severity.rank > tier.severity.rank:
             tier = whole
-    digest = incident_digest(content, tier.severity) if content is not None and tier else None
-    step = decide(open_incident, tier, digest=digest, quiet_cycles=quiet_cycles, data_complete=data_complete,
-                  now=now, settings=lifecycle)
-    channels = routes.channels(step.severity) if step.notify else []
-    verdict: RollbackVerdict | None = None
-    if content is not None and step.step in (Step.OPEN, Step.UPDATE, Step.UNCHANGED, Step.REPEAT) \
-            and not rollback_already_done:
-        verdict = check_rollback(content, step.severity, policy.rollback, now=now,
-                                 recent_rollbacks=recent_rollbacks)
-    return AlertPlan(tier=tier, lifecycle=step, channels=channels, rollback=verdict, digest=digest)
+    digest = incident_digest(content, tier.severity) if content is not None else None
+    return replace(plan, tier=tier, digest=digest)
 
 
-def incident_payload(
-    *,
-    incident_id: int,
-    model: str,
-    severity: str,
-    status: str,
-    title: str,
-    channel: str,
-    opened_at: float,
-    updated_at: float,
-    resolved_at: float | None,
-    acknowledged_by: str | None,
-    findings: list[dict[str, Any]],
-    causes: list[dict[str, Any]],
-    actions: list[dict[str, Any]],
-    links: dict[str, str | None],
-    cold_start: bool,
-) -> dict[str, Any]:
-    """The notification body every notifier renders (Slack blocks, JSON lines, annotations)."""
-    return json_safe({
-        "incident_id": incident_id,
-        "model": model,
-        "severity": severity,
-        "status": status,
-        "title": title,
-        "channel": channel,
-        "opened_at": opened_at,
-        "updated_at": updated_at,
-        "resolved_at": resolved_at,
-        "acknowledged_by": acknowledged_by,
-        "findings": findings,
-        "causes": causes,
-        "suggested_action": suggested_action(causes, actions, status, model),
-        "actions": actions,
-        "links": links,
-        "cold_start": cold_start,
-    })
+def silence_stage(inp: AlertInputs, rules: AlertRules, plan: AlertPlan) -> AlertPlan:
+    return replace(plan, muted=is_muted(inp.history.open_incident, plan.tier, inp.now))
 
 
-def suggested_action(causes: list[dict[str, Any]], actions: list[dict[str, Any]], status: str,
-                     model: str = "<model>") -> str:
-    if status == "resolved":
-        return "Nothing to do: the signals are back within their thresholds."
-    done = [a for a in actions if a.get("kind") == "rollback" and a.get("status") == "done"]
-    if done:
-        a = done[-1]
-        return (f"Vigil rolled back to v{a['to_version']}. Confirm the KPIs recover, then investigate "
-                f"v{a['from_version']} offline before redeploying.")
-    if not causes:
-        return "No cause stands out: check the linked dashboard and recent changes."
-    top = causes[0]
-    kind = top.get("kind")
-    if kind == "deploy":
-        prev = (top.get("evidence") or {}).get("previous_version")
-        return (f"Roll back to v{prev} (button below, or POST /v1/models/{model}/rollback) if the deploy is the cause."
-                if prev else "Compare the new version with the previous one; roll back if it is the cause.")
-    if kind == "gpu_saturation":
-        return "Scale out or shed load (cap concurrency / batch size); the model itself did not change."
-    if kind == "upstream_drift":
-        return "Check the upstream feature pipeline and data sources for the drifted features; no rollback needed."
-    if kind == "service":
-        return f"Look at {top.get('entity')} first: " + str(top.get("explanation", ""))[:300]
-    return "Investigate the top cause."
+def lifecycle_stage(inp: AlertInputs, rules: AlertRules, plan: AlertPlan) -> AlertPlan:
+    step = decide(inp.history.open_incident, plan.tier, digest=plan.digest, quiet_cycles=inp.history.quiet_cycles,
+                  data_complete=inp.data_complete, now=inp.now, settings=rules.lifecycle, muted=plan.muted)
+    return replace(plan, lifecycle=step)
+
+
+def route_stage(inp: AlertInputs, rules: AlertRules, plan: AlertPlan) -> AlertPlan:
+    step = plan.lifecycle
+    return replace(plan, channels=rules.routes.channels(step.severity) if step.notify else [])
+
+
+def rollback_guard_stage(inp: AlertInputs, rules: AlertRules, plan: AlertPlan) -> AlertPlan:
+    content = inp.content or inp.candidate
+    ongoing = plan.lifecycle.step in (Step.OPEN, Step.UPDATE, Step.UNCHANGED, Step.REPEAT)
+    if content is None or not ongoing or inp.history.rollback_done_for_incident:
+        return plan
+    verdict = check_rollback(content, plan.lifecycle.severity, rules.policy.rollback, now=inp.now,
+                             recent_rollbacks=inp.history.recent_rollbacks)
+    return replace(plan, rollback=verdict)
+
+
+ALERT_CHAIN: tuple[Stage, ...] = (tier_stage, silence_stage, lifecycle_stage, route_stage, rollback_guard_stage)
+
+
+def plan_alerts(inp: AlertInputs, rules: AlertRules, chain: tuple[Stage, ...] = ALERT_CHAIN) -> AlertPlan:
+    plan = AlertPlan()
+    for stage in chain:
+        plan = stage(inp, rules, plan)
+    return plan

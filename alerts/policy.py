@@ -97,7 +97,8 @@ def assign_tier(
         critical.append(f"KPI {kpi[0].entity} {kpi[0].value:+.1f}% after deploy of {top.entity}")
 
     if max_drift is not None and max_drift.value > policy.drift_warning:
-        warning.append(f"drift {max_drift.statistic} {max_drift.value:.3g} > {policy.drift_warning:g} on {max_drift.entity}")
+        warning.append(f"drift {max_drift.statistic} {max_drift.value:.3g} > {policy.drift_warning:g} "
+                       f"on {max_drift.entity}")
     for k in kpi:
         warning.append(f"KPI {k.entity} {k.value:+.1f}% (limit {k.threshold:+g}%)")
     for f in incident.findings:
@@ -145,12 +146,13 @@ def check_rollback(
     last = max(recent_rollbacks, default=None)
     if last is not None and now - last < guard.cooldown:
         return RollbackVerdict(False, guard.dry_run,
-                               f"cool-down: last rollback {(now - last) / 60:.0f} min ago < {guard.cooldown / 60:.0f} min",
-                               target)
+                               f"cool-down: last rollback {(now - last) / 60:.0f} min ago "
+                               f"< {guard.cooldown / 60:.0f} min", target)
     today = [t for t in recent_rollbacks if now - t < 86400.0]
     if len(today) >= guard.max_per_day:
         return RollbackVerdict(False, guard.dry_run,
-                               f"daily cap: {len(today)} rollbacks in 24 h >= max_per_day {guard.max_per_day}", target)
+                               f"daily cap: {len(today)} rollbacks in 24 h >= max_per_day {guard.max_per_day}",
+                               target)
     return RollbackVerdict(True, guard.dry_run,
-                           f"critical, top cause {top.entity} at confidence {top.score:.2f} >= {guard.min_confidence:.2f}",
-                           target)
+                           f"critical, top cause {top.entity} at confidence {top.score:.2f} "
+                           f">= {guard.min_confidence:.2f}", target)

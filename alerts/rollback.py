@@ -6,8 +6,9 @@ flip a model twice.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 
 class AliasRegistry(Protocol):

@@ -7,13 +7,15 @@ what Slack would have shown, in order.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import IO, Any
 
 from alerts.outbox import DeliveryResult, DeliveryStatus, MessageKind, OutboxMessage
 from alerts.slack_blocks import render_incident, render_rollback
@@ -67,10 +69,8 @@ class JsonlSink:
             return DeliveryResult(DeliveryStatus.RETRY, error=f"sink: writing {self.path} failed ({e}); will retry")
         if self.console:
             stream = self.stream if self.stream is not None else sys.stderr
-            try:
+            with contextlib.suppress(OSError, ValueError):  # a closed console must not undo a delivery on disk
                 print(f"[vigil] {text}", file=stream, flush=True)
-            except (OSError, ValueError):
-                pass  # a closed console must not undo a delivery already on disk
         return DeliveryResult(DeliveryStatus.DELIVERED, ref={"line": n}, detail={"path": str(self.path)})
 
     def _append(self, line: str) -> int:

@@ -9,13 +9,14 @@ after answering or through the store, then update the message through the outbox
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import parse_qs
 
 from slack_sdk.signature import Clock, SignatureVerifier
 
-from alerts.slack_blocks import ACTION_IDS
+from alerts.slack_text import ACTION_IDS
 
 MAX_CLOCK_SKEW_S = 300  # what slack_sdk's SignatureVerifier allows, and what Slack recommends
 

@@ -17,6 +17,7 @@ import logging
 from typing import Any
 
 from alerts.outbox import DeliveryResult, DeliveryStatus, MessageKind, OutboxMessage
+from alerts.routing import TIMELINE_ROUTE
 
 from .grafana_api import GrafanaAuthError, GrafanaClient, GrafanaError, GrafanaRequestError, GrafanaUnavailable
 
@@ -86,6 +87,7 @@ class GrafanaAnnotationNotifier:
     """Outbox notifier posting annotations to Grafana (name = "grafana")."""
 
     name = "grafana"
+    route = TIMELINE_ROUTE  # one region per incident, plus deploys and rollbacks
 
     def __init__(self, client: GrafanaClient) -> None:
         self.client = client

@@ -124,7 +124,6 @@ def cmd_dashboards(args: argparse.Namespace) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    from monitor.cycle.apply import rollback_model
     from monitor.vigil import Vigil
 
     cfg = _load(args.config)
@@ -140,7 +139,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     if not target:
         print("no previous version recorded: pass --to-version", file=sys.stderr)
         return 64
-    outcome = rollback_model(vigil, m, to_version=target, dry_run=args.dry_run, reason=args.reason,
+    outcome = vigil.operator.rollback(m, to_version=target, dry_run=args.dry_run, reason=args.reason,
                              actor=f"cli:{args.actor}", incident_id=None, now=time.time())
     print(json.dumps(outcome.__dict__))
     return 0 if outcome.status in ("done", "dry_run", "noop") else 1

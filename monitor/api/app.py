@@ -203,18 +203,16 @@ def create_app(vigil: Vigil) -> FastAPI:
         return _ack(incident_id, actor)
 
     def _ack(incident_id: int, actor: str) -> IncidentOut:
-        from monitor.cycle.apply import acknowledge
 
         incident_or_404(incident_id)
-        return _incident_out(acknowledge(vigil, incident_id, actor, time.time()))
+        return _incident_out(vigil.operator.acknowledge(incident_id, actor, time.time()))
 
     @app.post("/v1/incidents/{incident_id}/silence", response_model=IncidentOut, tags=["incidents"])
     def silence(incident_id: Annotated[int, Path(ge=1)], body: SilenceRequest,
                 actor: str = Depends(require_token)) -> IncidentOut:
-        from monitor.cycle.apply import silence_incident
 
         incident_or_404(incident_id)
-        return _incident_out(silence_incident(vigil, incident_id, actor, body.duration_s, body.reason, time.time()))
+        return _incident_out(vigil.operator.silence(incident_id, actor, body.duration_s, body.reason, time.time()))
 
     # ------------------------------------------------------------------- rollback
     @app.post("/v1/models/{name}/rollback", response_model=RollbackResponse, tags=["actions"],
@@ -222,7 +220,6 @@ def create_app(vigil: Vigil) -> FastAPI:
     def rollback(name: str, body: RollbackRequest, response: Response,
                  actor: str = Depends(require_token),
                  idempotency_key: Annotated[str | None, Header(max_length=200)] = None) -> Any:
-        from monitor.cycle.apply import rollback_model
 
         m = model_or_404(name)
         request_hash = hashlib.sha256(json.dumps(body.model_dump(), sort_keys=True).encode()).hexdigest()
@@ -249,7 +246,7 @@ def create_app(vigil: Vigil) -> FastAPI:
             if missing:
                 raise HTTPException(409, f"the version before the last deploy is gone: {missing}; give to_version")
             now = time.time()
-            outcome = rollback_model(vigil, m, to_version=target, dry_run=body.dry_run, reason=body.reason,
+            outcome = vigil.operator.rollback(m, to_version=target, dry_run=body.dry_run, reason=body.reason,
                                      actor=actor, incident_id=_open_incident_id(m.name), now=now)
             result = RollbackResponse(model=m.name, status=outcome.status, from_version=outcome.from_version,
                                       to_version=outcome.to_version, detail=outcome.detail, actor=actor, at=now)
@@ -313,7 +310,6 @@ def create_app(vigil: Vigil) -> FastAPI:
     @app.post("/v1/slack/actions", tags=["slack"], include_in_schema=True)
     async def slack_actions(request: Request) -> JSONResponse:
         from alerts.slack_actions import InvalidSlackSignature, parse_interaction
-        from monitor.cycle.apply import handle_slack_action
 
         secret = vigil.config.slack.signing_secret
         if not secret:
@@ -325,7 +321,7 @@ def create_app(vigil: Vigil) -> FastAPI:
             raise HTTPException(401, f"invalid Slack signature: {e}") from None
         except ValueError as e:
             raise HTTPException(400, str(e)) from None
-        text = handle_slack_action(vigil, action, time.time())
+        text = vigil.operator.slack_action(action, time.time())
         return JSONResponse({"response_type": "ephemeral", "text": text})
 
     @app.get("/", include_in_schema=False)

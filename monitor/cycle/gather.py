@@ -1,156 +1,133 @@
-"""Step 2-3 of a cycle: pull one model's signals and run the detectors on them.
+"""Stage 1, gather: the sources' raw signals for one model and window, judged by nobody.
 
-Each signal family is gathered by its own function, so a dead source costs only its
-own findings (replaced by an explicit NO_DATA finding) and never the whole cycle.
+Each signal family is pulled by its own function under a guard, so a dead source or a
+bug costs only that family's signals (replaced by an explicit NO_DATA finding) and
+never the whole cycle. A query that matches nothing is a gap too, never an all clear.
 """
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from typing import Any
 
-import numpy as np
-import pandas as pd
-
-from detectors.gpu import GpuSignal, detect_gpu_saturation
-from detectors.kpi import detect_kpi_change, kpi_change
-from detectors.records import Direction, Finding, FindingKind, Series
-from detectors.slo import detect_slo_breach
+from detectors.anomaly import SeriesState
+from detectors.records import Series
 from monitor.config import ModelConfig
-from monitor.sources.errors import QueryError, SourceStatus, SourceUnavailable
-from monitor.sources.samples import SampleFileError, records_frame
+from monitor.cycle.health import SourceHealth
+from monitor.cycle.logs_traces import LogTraceSources, pull_logs_traces
+from monitor.cycle.reference import ReferenceChooser
+from monitor.cycle.samples import SampleReader
+from monitor.sources.errors import QueryError, SourceUnavailable
+from monitor.sources.samples import SampleFileError
+from monitor.types import Gaps, MetricSignal, RawSignals, Window, no_data
 
-if TYPE_CHECKING:
-    from monitor.vigil import Vigil
-
-log = logging.getLogger("vigil.signals")
-MAX_SERVICE_CAUSES = 5  # the full ranking is in the RCA; an incident shows the top of it
-
-
-@dataclass
-class Window:
-    t: float  # cycle time
-    start: float  # t - lookback
-    baseline_start: float
-    baseline_end: float
+log = logging.getLogger("vigil.gather")
+ANOMALY_WARMUP_S = 86400.0  # history fed to a series' detector the first time Vigil sees it
 
 
 @dataclass
-class Signals:
-    """Everything the detectors said about one model this cycle."""
+class Sources:
+    """Everything gather reads from, wired once by `Vigil`."""
 
-    findings: list[Finding] = field(default_factory=list)
-    slo_breached: dict[str, bool] = field(default_factory=dict)
-    blind: list[str] = field(default_factory=list)  # what could not be evaluated, and why
-    drift_columns: list[str] = field(default_factory=list)
-    reference_path: str | None = None
-    service_causes: list = field(default_factory=list)  # ranked by correlators.rca from logs + traces
-    detector_state: dict = field(default_factory=dict)  # per-series anomaly detector state, persisted
-
-    @property
-    def data_complete(self) -> bool:
-        return not self.blind
+    prometheus: Any
+    health: SourceHealth
+    samples: SampleReader
+    references: ReferenceChooser
+    logs_traces: LogTraceSources
+    step: float  # Prometheus query step, seconds
 
 
-def no_data(model: str, entity: str, why: str, w: Window, **evidence: object) -> Finding:
-    return Finding(kind=FindingKind.NO_DATA, entity=entity, model=model, value=0.0, threshold=1.0,
-                   window_start=w.start, window_end=w.t, onset=w.t, score=0.3, statistic="points",
-                   message=f"no data for {entity}: {why}", evidence={"reason": why, **evidence})
+@dataclass(frozen=True)
+class GatherRequest:
+    """One model's gather: what to read, for which window."""
+
+    model: ModelConfig
+    window: Window
+    serving: str | None  # the version the alias serves now (picks the drift reference)
+    known_series: Collection[str] | None  # anomaly state keys already stored; None: anomalies off
 
 
-def _range(vigil: "Vigil", out: Signals, model: str, entity: str, query: str, start: float, w: Window,
-           *, required: bool = True) -> list[Series] | None:
-    """Range query that turns every failure into an explicit NO_DATA finding (None).
+def anomaly_key(name: str, series: Series) -> str:
+    """The key a series' online anomaly state is stored under."""
+    return f"{name}|{series.label_str()}"
 
-    An optional signal (`required=False`) may match nothing: that is [] and no finding."""
+
+def usable_state(state: dict[str, Any] | None) -> bool:
+    """A stored anomaly state this detector version can resume from."""
+    if state is None:
+        return False
     try:
-        series = vigil.prometheus.query_range(query, start, w.t, name=entity)
-        vigil.mark_source("prometheus", True)
+        SeriesState.from_dict(state["detector"])
+    except (KeyError, TypeError, ValueError):
+        return False  # an older state format: start afresh rather than fail every cycle
+    return True
+
+
+def gather(sources: Sources, req: GatherRequest) -> RawSignals:
+    raw = RawSignals()
+    families: tuple[tuple[str, Callable[[Sources, GatherRequest, RawSignals], None]], ...] = (
+        ("kpis", gather_kpis), ("slos", gather_slos), ("gpu", gather_gpu), ("logs_traces", gather_logs_traces),
+        ("drift", gather_samples))
+    for name, family in families:
+        try:
+            family(sources, req, raw)
+        except Exception as e:  # noqa: BLE001 - reported as blindness, never as all clear
+            log.exception("signal gathering failed", extra={"model": req.model.name, "family": name})
+            raw.gaps.add(no_data(req.model.name, name, f"internal error: {type(e).__name__}: {e}", req.window),
+                         f"gather_{name}: {type(e).__name__}: {e}")
+    return raw
+
+
+def query_range(sources: Sources, gaps: Gaps, req: GatherRequest, entity: str, query: str, start: float,
+                required: bool = True) -> list[Series] | None:
+    """A range query whose every failure becomes an explicit NO_DATA finding (None).
+    An optional signal (`required=False`) may match nothing: that is [] and no finding."""
+    model, w = req.model.name, req.window
+    try:
+        series = sources.prometheus.query_range(query, start, w.t, name=entity)
+        sources.health.mark("prometheus", True)
     except SourceUnavailable as e:
-        vigil.mark_source("prometheus", False, str(e))
-        out.blind.append(f"{entity}: prometheus unavailable")
-        out.findings.append(no_data(model, entity, f"Prometheus unavailable ({e.reason})", w, query=query))
+        sources.health.mark("prometheus", False, str(e))
+        gaps.add(no_data(model, entity, f"Prometheus unavailable ({e.reason})", w, query=query),
+                 f"{entity}: prometheus unavailable")
         return None
     except QueryError as e:
-        out.blind.append(f"{entity}: query rejected")
-        out.findings.append(no_data(model, entity, f"query rejected: {e.reason}", w, query=query))
+        gaps.add(no_data(model, entity, f"query rejected: {e.reason}", w, query=query), f"{entity}: query rejected")
         return None
     if not series or all(s.empty for s in series):
         if not required:
             return []
-        out.blind.append(f"{entity}: no series")
-        out.findings.append(no_data(model, entity, "the query returned no series", w, query=query))
+        gaps.add(no_data(model, entity, "the query returned no series", w, query=query), f"{entity}: no series")
         return None
-    return series
+    return list(series)
 
 
-ANOMALY_WARMUP_S = 86400.0  # history fed to a series' detector the first time Vigil sees it
-
-
-def _anomalies(vigil: "Vigil", m: ModelConfig, name: str, query: str, series: Series, direction: "Direction",
-               w: Window, out: Signals) -> None:
-    """Online anomaly scoring of one series: only points newer than its stored state are
-    scored, so overlapping windows cost nothing twice and a restart is not a cold start."""
-    from detectors.anomaly import SeriesState, detect_series_anomalies
-
-    threshold = vigil.config.policy_for(m).anomaly_threshold
-    if threshold >= 1:
-        return
-    key = f"{name}|{series.label_str()}"
-    state = out.detector_state.get(key)
-    if state is not None:
+def _metric(sources: Sources, req: GatherRequest, name: str, query: str, series: Series) -> MetricSignal:
+    """The series, plus a day of its history the first time the anomaly detector sees it."""
+    history = None
+    known = req.known_series
+    if known is not None and anomaly_key(name, series) not in known:
         try:
-            SeriesState.from_dict(state["detector"])
-        except (KeyError, TypeError, ValueError):
-            state = None  # an older state format: start afresh rather than fail every cycle
-    source = series
-    if state is None:
-        try:
-            history = vigil.prometheus.query_range(query, w.t - ANOMALY_WARMUP_S, w.t, name=name)
-            source = next((h for h in history if h.labels == series.labels), series)
+            found = sources.prometheus.query_range(query, req.window.t - ANOMALY_WARMUP_S, req.window.t, name=name)
+            history = next((h for h in found if h.labels == series.labels), None)
         except (SourceUnavailable, QueryError):
-            pass
-    findings, out.detector_state[key] = detect_series_anomalies(
-        source, state, detector=vigil.anomaly_detector, direction=direction, threshold=threshold, model=m.name,
-        now=w.t)
-    # A first look at a day of history reports only what is still going on in the window.
-    out.findings.extend(f for f in findings if f.window_end >= w.start)
+            pass  # scored from the window alone; the next cycle has state
+    return MetricSignal(name, query, series, history)
 
 
-def gather_kpis(vigil: "Vigil", m: ModelConfig, w: Window, out: Signals) -> None:
-    policy = vigil.config.policy_for(m)
-    for k in m.kpis:
-        series = _range(vigil, out, m.name, k.name, k.query, w.baseline_start, w)
-        if series is None:
-            continue
-        s = series[0]
-        current, baseline = s.between(w.start, w.t), s.between(w.baseline_start, w.baseline_end)
-        recent = max(vigil.config.schedule.interval * 3, 300.0)
-        f = detect_kpi_change(current, baseline, kpi=k.name, bad_direction=k.direction,
-                              threshold_pct=k.drop_pct or policy.kpi_drop_critical_pct, model=m.name,
-                              window_start=w.start, window_end=w.t, recent=recent)
-        levels = kpi_change(current, baseline, recent=recent, window_end=w.t)
-        if levels:
-            vigil.metrics.kpi_value.labels(m.name, k.name).set(levels[0])
-            vigil.metrics.kpi_baseline.labels(m.name, k.name).set(levels[1])
-        if f:
-            out.findings.append(f)
-        _anomalies(vigil, m, k.name, k.query, s, k.direction, w, out)
+def gather_kpis(sources: Sources, req: GatherRequest, raw: RawSignals) -> None:
+    for k in req.model.kpis:
+        series = query_range(sources, raw.gaps, req, k.name, k.query, req.window.baseline_start)
+        if series is not None:
+            raw.kpis.append(_metric(sources, req, k.name, k.query, series[0]))
 
 
-def gather_slos(vigil: "Vigil", m: ModelConfig, w: Window, out: Signals) -> None:
-    step = vigil.config.sources.prometheus.step
-    for slo in m.slos:
-        series = _range(vigil, out, m.name, slo.name, slo.query, w.start, w)
-        if series is None:
-            continue
-        f = detect_slo_breach(series[0], slo=slo.name, threshold=slo.threshold, above=slo.comparison == "above",
-                              model=m.name, window_start=w.start, window_end=w.t, step=step, unit=slo.unit)
-        out.slo_breached[slo.name] = f is not None
-        if f:
-            out.findings.append(f)
-        _anomalies(vigil, m, slo.name, slo.query, series[0],
-                   Direction.UP if slo.comparison == "above" else Direction.DOWN, w, out)
+def gather_slos(sources: Sources, req: GatherRequest, raw: RawSignals) -> None:
+    for slo in req.model.slos:
+        series = query_range(sources, raw.gaps, req, slo.name, slo.query, req.window.start)
+        if series is not None:
+            raw.slos.append(_metric(sources, req, slo.name, slo.query, series[0]))
 
 
 def gpu_queries(selector: str) -> dict[str, str]:
@@ -163,164 +140,38 @@ def gpu_queries(selector: str) -> dict[str, str]:
     }
 
 
-def gather_gpu(vigil: "Vigil", m: ModelConfig, w: Window, out: Signals) -> None:
-    if m.gpu is None:
+def gather_gpu(sources: Sources, req: GatherRequest, raw: RawSignals) -> None:
+    if req.model.gpu is None:
         return
-    g = m.gpu
-    limits = {"gpu_util_pct": GpuSignal("gpu_util_pct", g.util_pct, "%"),
-              "fb_used_ratio": GpuSignal("fb_used_ratio", g.fb_used_ratio),
-              "kv_cache_ratio": GpuSignal("kv_cache_ratio", g.kv_cache_ratio),
-              "requests_waiting": GpuSignal("requests_waiting", g.queue_waiting)}
-    for name, query in gpu_queries(g.selector).items():
+    for name, query in gpu_queries(req.model.gpu.selector).items():
         # DCGM utilisation is the one GPU signal every GPU node has; the vLLM ones are optional.
-        series = _range(vigil, out, m.name, f"gpu {name}", query, w.start, w, required=name == "gpu_util_pct")
+        series = query_range(sources, raw.gaps, req, f"gpu {name}", query, req.window.start,
+                             required=name == "gpu_util_pct")
         if series is None:
-            if vigil.sources["prometheus"].status == SourceStatus.DOWN:
+            if sources.health.is_down("prometheus"):
                 return  # each further query would only wait out the same retries
             continue
-        out.findings.extend(detect_gpu_saturation(series, limits[name], model=m.name, window_start=w.start,
-                                                  window_end=w.t, min_duration=g.min_duration,
-                                                  step=vigil.config.sources.prometheus.step))
+        raw.gpu[name] = series
 
 
-def current_samples(vigil: "Vigil", m: ModelConfig, start: float, end: float) -> pd.DataFrame:
-    """Feature/prediction rows with start <= t <= end, from files and from the API."""
-    frames = []
-    files = vigil.sample_files(m)
-    if files is not None:
-        frames.append(files.window(start, end))
-    posted = vigil.store.samples(m.name, start, end)
-    if posted:
-        frames.append(records_frame(posted))
-    frames = [f for f in frames if len(f)]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+def gather_logs_traces(sources: Sources, req: GatherRequest, raw: RawSignals) -> None:
+    pull_logs_traces(sources.logs_traces, sources.health, req.model, req.window, raw)
 
 
-def gather_drift(vigil: "Vigil", m: ModelConfig, w: Window, out: Signals, serving_version: str | None) -> None:
-    from detectors.drift import FeatureSpec, detect_drift  # heavy import, only when drift is configured
-
+def gather_samples(sources: Sources, req: GatherRequest, raw: RawSignals) -> None:
+    """Production samples of the window and the reference they are judged against."""
+    m, w = req.model, req.window
     if not m.features and not m.prediction_column:
         return
-    policy = vigil.config.policy_for(m)
     try:
-        current = current_samples(vigil, m, w.start, w.t)
+        raw.samples = sources.samples.window(m, w.start, w.t)
     except SampleFileError as e:
-        out.blind.append(f"samples: {e}")
-        out.findings.append(no_data(m.name, "samples", str(e), w))
+        raw.gaps.add(no_data(m.name, "samples", str(e), w), f"samples: {e}")
         return
-    vigil.metrics.samples.labels(m.name).inc(len(current))
-    if len(current) == 0:
-        out.blind.append("samples: none in window")
-        out.findings.append(no_data(m.name, "samples", "no feature samples in the window", w))
+    if len(raw.samples) == 0:
+        raw.gaps.add(no_data(m.name, "samples", "no feature samples in the window", w), "samples: none in window")
         return
-    specs = [FeatureSpec(f.name, f.type) for f in m.features]
-    if m.prediction_column:
-        specs.append(FeatureSpec(m.prediction_column, "numeric"))
     try:
-        profile, ref_path = vigil.choose_reference(m, serving_version, specs, w)
+        raw.reference, raw.reference_path = sources.references.choose(m, req.serving, w)
     except (SampleFileError, OSError, ValueError) as e:
-        out.blind.append(f"reference: {e}")
-        out.findings.append(no_data(m.name, "training reference", str(e), w))
-        return
-    findings, drifts = detect_drift(profile, current, statistic=policy.drift_statistic,
-                                    threshold=policy.drift_warning, min_samples=policy.min_samples, model=m.name,
-                                    window_start=w.start, window_end=w.t, prediction_column=m.prediction_column)
-    out.reference_path = ref_path
-    _date_drift(findings, profile, current)
-    for d in drifts:
-        for stat, value in d.statistics.items():
-            if stat in ("psi", "ks", "wasserstein", "js", "chi2") and value is not None and np.isfinite(value):
-                vigil.metrics.feature_drift.labels(m.name, d.feature, stat).set(float(value))
-    for f in findings:
-        if f.kind == FindingKind.NO_DATA:
-            out.blind.append(f"drift {f.entity}: not enough data")
-    out.drift_columns = [s.name for s in specs]
-    out.findings.extend(findings)
-
-
-def _date_drift(findings: list[Finding], profile: object, current: pd.DataFrame) -> None:
-    """Give window-level drift findings an onset inside the window (see detectors/drift_onset.py)."""
-    from detectors.drift_onset import categorical_surprise, estimate_onset, numeric_bins_position
-
-    if "_ts" not in current.columns:
-        return
-    times = current["_ts"].to_numpy(dtype=float)
-    cache: dict[str, float | None] = {}
-    for f in findings:
-        if f.kind not in (FindingKind.FEATURE_DRIFT, FindingKind.PREDICTION_DRIFT, FindingKind.DATA_QUALITY):
-            continue
-        col = getattr(profile, "columns", {}).get(f.entity)
-        if col is None or f.entity not in current.columns:
-            continue
-        if f.entity not in cache:
-            raw = current[f.entity]
-            if hasattr(col, "edges"):
-                v = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
-                ok = np.isfinite(v)
-                u, surprise = numeric_bins_position(v[ok], col.edges, col.edge_counts)
-                cache[f.entity] = estimate_onset(times[ok], [u, surprise])
-            else:
-                ok = raw.notna().to_numpy()
-                cache[f.entity] = estimate_onset(times[ok], [categorical_surprise(raw[ok].to_numpy(),
-                                                                                   col.categories,
-                                                                                   col.category_counts)])
-        onset = cache[f.entity]
-        if onset is not None:
-            f.evidence["onset_estimate"] = "change point of per-row surprise vs the reference"
-            f.onset = onset
-
-
-def _pull_logs(vigil: "Vigil", services: list[str], start: float, end: float) -> list:
-    out = []
-    for svc in services:
-        out.extend(vigil.loki.query_logs(f'{{service="{svc}"}}', start, end))
-    return out
-
-
-def _pull_spans(vigil: "Vigil", services: list[str], start: float, end: float) -> list:
-    """Traces touching the services: a TraceQL search per service, then each trace once."""
-    limit = vigil.config.sources.tempo.search_limit if vigil.config.sources.tempo else 50
-    seen: set[str] = set()
-    spans = []
-    for svc in services:
-        for summary in vigil.tempo.search(f'{{ resource.service.name = "{svc}" }}', start, end, limit=limit):
-            if summary.trace_id in seen:
-                continue
-            seen.add(summary.trace_id)
-            spans.extend(vigil.tempo.trace(summary.trace_id, start, end) or [])
-    return spans
-
-
-def gather_logs_traces(vigil: "Vigil", m: ModelConfig, w: Window, out: Signals) -> None:
-    """Loki and Tempo for the model's services, through the same multimodal ranking the
-    Nezha benchmark measures (correlators.rca.diagnose); a missing modality lowers
-    confidence but never stops the cycle."""
-    if not m.services or (vigil.loki is None and vigil.tempo is None):
-        return
-    from correlators.rca import diagnose
-
-    span = w.t - w.start
-    base = (w.start - span, w.start)
-    logs_cur, logs_base, spans_cur, spans_base = [], [], [], []
-    for name, client, pull, cur, bas in (("tempo", vigil.tempo, _pull_spans, spans_cur, spans_base),
-                                         ("loki", vigil.loki, _pull_logs, logs_cur, logs_base)):
-        if client is None:
-            continue
-        services = sorted(set(m.services) | {s.service for s in spans_cur})
-        try:
-            cur.extend(pull(vigil, services, w.start, w.t))
-            bas.extend(pull(vigil, services, *base))
-            vigil.mark_source(name, True)
-        except (SourceUnavailable, QueryError) as e:
-            vigil.mark_source(name, False, str(e))
-            out.blind.append(f"{name}: {e}")
-    if not (logs_cur or spans_cur):
-        return
-    d = diagnose(alert_time=w.t, window_start=w.start, window_end=w.t, logs_baseline=logs_base,
-                 logs_current=logs_cur, spans_baseline=spans_base, spans_current=spans_cur, baseline_window=base,
-                 candidates=m.services)
-    for f in d.log_findings + d.trace_findings:
-        f.model = m.name
-    out.findings.extend(d.log_findings + d.trace_findings)
-    if d.log_findings or d.trace_findings:
-        out.service_causes = d.causes[:MAX_SERVICE_CAUSES]
+        raw.gaps.add(no_data(m.name, "training reference", str(e), w), f"reference: {e}")

@@ -20,7 +20,7 @@ from typing import Any, Callable
 import pytest
 import yaml
 
-import monitor.vigil
+import monitor.cycle.gather
 from alerts.sink import JsonlSink
 from monitor.daemon import _safe_cycle, run_daemon
 from monitor.store.repository import ModelStateRow, Store
@@ -165,14 +165,14 @@ def test_a_model_whose_cycle_raises_does_not_stop_the_others(tmp_path, monkeypat
 def test_a_raising_signal_gatherer_becomes_no_data_not_silence(tmp_path, monkeypatch):
     cfg, registry = two_models(tmp_path)
     vigil = make_vigil(cfg, prometheus=incident_prometheus(), registry=registry, notifiers={})
-    real = monitor.vigil.gather_kpis
+    real = monitor.cycle.gather.gather_kpis
 
-    def gather_kpis(v: Any, m: Any, *args: Any) -> None:
-        if m.name == "fraud":
+    def gather_kpis(sources: Any, req: Any, raw: Any) -> None:
+        if req.model.name == "fraud":
             raise ZeroDivisionError("a detector bug")
-        real(v, m, *args)
+        real(sources, req, raw)
 
-    monkeypatch.setattr(monitor.vigil, "gather_kpis", gather_kpis)
+    monkeypatch.setattr(monitor.cycle.gather, "gather_kpis", gather_kpis)
     fraud, ok = vigil.run_all(T0)
     assert ok.model == MODEL and {"kpi_drop", "slo_breach"} <= {str(f.kind) for f in ok.findings}
     assert fraud.incident_id is not None and fraud.blind

@@ -15,7 +15,8 @@ import pytest
 from alerts.outbox import MessageKind
 from alerts.sink import JsonlSink
 from alerts.slack import SlackNotifier
-from monitor.vigil import Vigil, default_notifiers
+from monitor.notifiers import default_notifiers
+from monitor.vigil import Vigil
 from monitor.store.repository import OutboxRow, Store
 from tests.fakes.slack_server import FakeMessage, FakeSlack
 from tests.helpers_vigil import (

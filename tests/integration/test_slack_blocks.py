@@ -5,15 +5,11 @@ from typing import Any
 
 import pytest
 
-from alerts.slack_blocks import (
-    fmt_duration,
-    fmt_number,
-    fmt_value,
-    render_incident,
-    render_rollback,
-)
+from alerts.slack_blocks import render_incident, render_rollback
+from alerts.slack_text import fmt_duration, fmt_number, fmt_value
 from correlators.incident import Cause, CauseKind
 from detectors.records import DeployEvent, Direction, Finding, FindingKind
+
 try:
     from tests.fakes.slack_server import validate_blocks
 except ImportError:  # pytest put tests/ on sys.path, not the repo root
@@ -222,7 +218,7 @@ def test_the_fake_validator_rejects_what_slack_rejects():
 
 
 def test_evidence_times_are_shown_as_dates_not_numbers():
-    from alerts.slack_blocks import fmt_evidence
+    from alerts.slack_text import fmt_evidence
 
     text = fmt_evidence({"deployed_at": 1795165200.0, "minutes_before_onset": 3.0})
     assert "<!date^1795165200^" in text and "2026-11-20 09:00 UTC" in text

@@ -1,7 +1,7 @@
 """Open, update, escalate, repeat, quiet, resolve, silence."""
 from __future__ import annotations
 
-from alerts.lifecycle import LifecycleSettings, OpenIncident, Step, decide
+from alerts.lifecycle import LifecycleSettings, OpenIncident, Step, decide, is_muted
 from alerts.policy import Severity, TierDecision
 
 S = LifecycleSettings(resolve_after_cycles=2, repeat_interval=3600)
@@ -15,7 +15,9 @@ def open_(sev=Severity.WARNING, digest="d1", notified=T - 60, silenced=None, ack
 
 
 def go(inc, tier, *, digest="d1", quiet=0, complete=True, now=T):
-    return decide(inc, tier, digest=digest, quiet_cycles=quiet, data_complete=complete, now=now, settings=S)
+    """The silence stage, then the lifecycle stage, as the alert chain runs them."""
+    return decide(inc, tier, digest=digest, quiet_cycles=quiet, data_complete=complete, now=now, settings=S,
+                  muted=is_muted(inc, tier, now))
 
 
 def test_nothing_open_and_nothing_wrong():

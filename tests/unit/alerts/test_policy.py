@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from alerts.policy import Policy, RollbackGuard, Severity, assign_tier, check_rollback, in_cold_start
 from correlators.incident import Cause, CauseKind, Incident
-from detectors.records import DeployEvent, Direction, Finding, FindingKind
+from detectors.records import DeployEvent, Finding, FindingKind
 
 T = 1_800_000_000.0
 DAY = 86400.0
@@ -96,7 +96,10 @@ def test_thresholds_are_configurable():
 CRIT_DEPLOY = incident([f(FindingKind.KPI_DROP, "ctr", -12.0, -5.0)], [deploy_cause()])
 
 
-def verdict(inc=CRIT_DEPLOY, severity=Severity.CRITICAL, guard=RollbackGuard(), rollbacks=()):
+DEFAULT_GUARD = RollbackGuard()
+
+
+def verdict(inc=CRIT_DEPLOY, severity=Severity.CRITICAL, guard=DEFAULT_GUARD, rollbacks=()):
     return check_rollback(inc, severity, guard, now=T, recent_rollbacks=list(rollbacks))
 
 

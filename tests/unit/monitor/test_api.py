@@ -42,7 +42,7 @@ class Api:
     def deploy(self, version: str, at: float) -> None:
         """Someone moves the alias in the registry; Vigil's next registry poll records it."""
         self.registry.aliases[(MODEL, "champion")] = version
-        self.vigil.poll_registry(self.vigil.config.model(MODEL), at)
+        self.vigil.deploys.poll(self.vigil.config.model(MODEL), at)
 
     def post(self, url: str, body: Any = None, headers: dict[str, str] | None = None, **kw: Any) -> Any:
         return self.client.post(url, json=body, headers={**AUTH, **(headers or {})}, **kw)
@@ -65,7 +65,7 @@ def build(tmp_path, monkeypatch, *, token: str | None = TOKEN, **config: Any) ->
     api = Api(vigil, registry)
     # First sight: v1 serves, nothing before it is known. Registry moves are dated in real
     # time, like the rollbacks the API performs (it has no replay clock).
-    api.vigil.poll_registry(cfg.model(MODEL), time.time() - 7200)
+    api.vigil.deploys.poll(cfg.model(MODEL), time.time() - 7200)
     return api
 
 
@@ -211,7 +211,7 @@ def test_rollback_moves_the_alias_back_and_is_audited(deployed):
     [action] = deployed.vigil.store.actions(model=MODEL)
     assert (action.status, action.to_version, action.actor) == ("done", "1", body["actor"])
     # The registry poll after the rollback does not mistake Vigil's own move for a deploy.
-    assert deployed.vigil.poll_registry(deployed.vigil.config.model(MODEL), T0)[1] == []
+    assert deployed.vigil.deploys.poll(deployed.vigil.config.model(MODEL), T0)[1] == []
 
 
 def test_dry_run_records_what_would_happen_and_moves_nothing(deployed):

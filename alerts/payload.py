@@ -1,0 +1,81 @@
+"""The message bodies the outbox stores and every notifier renders (Slack blocks, JSON
+lines, annotations). One shape per kind of message; notifiers read, never compute."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from detectors.records import json_safe
+
+
+@dataclass(frozen=True)
+class IncidentSnapshot:
+    """An incident as notifications show it, taken from the store at the moment of sending."""
+
+    incident_id: int
+    model: str
+    severity: str
+    status: str
+    title: str
+    opened_at: float
+    resolved_at: float | None
+    acknowledged_by: str | None
+    findings: list[dict[str, Any]]
+    causes: list[dict[str, Any]]
+    cold_start: bool
+
+
+def incident_payload(snap: IncidentSnapshot, *, channel: str, updated_at: float, actions: list[dict[str, Any]],
+                     links: dict[str, str | None]) -> dict[str, Any]:
+    """The chat message body: everything a person needs to act, for one channel."""
+    return json_safe({
+        "incident_id": snap.incident_id,
+        "model": snap.model,
+        "severity": snap.severity,
+        "status": snap.status,
+        "title": snap.title,
+        "channel": channel,
+        "opened_at": snap.opened_at,
+        "updated_at": updated_at,
+        "resolved_at": snap.resolved_at,
+        "acknowledged_by": snap.acknowledged_by,
+        "findings": snap.findings,
+        "causes": snap.causes,
+        "suggested_action": suggested_action(snap.causes, actions, snap.status, snap.model),
+        "actions": actions,
+        "links": links,
+        "cold_start": snap.cold_start,
+    })
+
+
+def incident_summary(snap: IncidentSnapshot) -> dict[str, Any]:
+    """The timeline body (an annotation region): what happened and when, no channel."""
+    return {"incident_id": snap.incident_id, "model": snap.model, "severity": snap.severity,
+            "status": snap.status, "title": snap.title, "opened_at": snap.opened_at,
+            "resolved_at": snap.resolved_at, "summary": snap.title}
+
+
+def suggested_action(causes: list[dict[str, Any]], actions: list[dict[str, Any]], status: str,
+                     model: str = "<model>") -> str:
+    if status == "resolved":
+        return "Nothing to do: the signals are back within their thresholds."
+    done = [a for a in actions if a.get("kind") == "rollback" and a.get("status") == "done"]
+    if done:
+        a = done[-1]
+        return (f"Vigil rolled back to v{a['to_version']}. Confirm the KPIs recover, then investigate "
+                f"v{a['from_version']} offline before redeploying.")
+    if not causes:
+        return "No cause stands out: check the linked dashboard and recent changes."
+    top = causes[0]
+    kind = top.get("kind")
+    if kind == "deploy":
+        prev = (top.get("evidence") or {}).get("previous_version")
+        return (f"Roll back to v{prev} (button below, or POST /v1/models/{model}/rollback) if the deploy is the cause."
+                if prev else "Compare the new version with the previous one; roll back if it is the cause.")
+    if kind == "gpu_saturation":
+        return "Scale out or shed load (cap concurrency / batch size); the model itself did not change."
+    if kind == "upstream_drift":
+        return "Check the upstream feature pipeline and data sources for the drifted features; no rollback needed."
+    if kind == "service":
+        return f"Look at {top.get('entity')} first: " + str(top.get("explanation", ""))[:300]
+    return "Investigate the top cause."

@@ -1,0 +1,65 @@
+"""Part of gather: the registry's alias, diffed against what Vigil last stored. A move
+is a deploy event (MLflow keeps no alias history, so the diff is ours to keep)."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from detectors.records import DeployEvent
+from monitor.config import ModelConfig
+from monitor.cycle.health import SourceHealth
+from monitor.cycle.messages import OutboxWriter
+from monitor.sources.registry import detect_alias_move
+from monitor.store.repository import Store
+
+log = logging.getLogger("vigil.deploys")
+
+
+class DeployWatch:
+    def __init__(self, registry: Any, health: SourceHealth, store: Store, outbox: OutboxWriter) -> None:
+        self.registry, self.health, self.store, self.outbox = registry, health, store, outbox
+
+    def poll(self, m: ModelConfig, t: float) -> tuple[str | None, list[DeployEvent]]:
+        """The serving version now, and deploy events for alias moves since the last poll.
+        An unreachable registry leaves the last known version and no events."""
+        try:
+            current = self.registry.alias_version(m.registry, m.alias)
+            self.health.mark("mlflow", True)
+        except Exception as e:  # noqa: BLE001 - unreachable or rejecting, the registry is blind to us
+            log.warning("registry poll failed", extra={"model": m.name, "error": str(e)})
+            self.health.mark("mlflow", False, f"{type(e).__name__}: {e}")
+            with self.store.tx() as s:
+                return self.store.model_state(s, m.name).alias_version, []
+        return current, self.record(m, current, t)
+
+    def record(self, m: ModelConfig, current: str | None, t: float) -> list[DeployEvent]:
+        """Diff the alias against the last state we stored; a move is a deploy event at `t`."""
+        with self.store.tx() as s:
+            state = self.store.model_state(s, m.name)
+            last = state.alias_version
+            if current is None or current == last:
+                return []
+            if last is None:
+                # First sight of this model: we cannot know when the alias moved, so date it by
+                # the version's own registration time (recorded tag first, MLflow's time else).
+                event: DeployEvent | None = DeployEvent(m.name, m.alias, current, None,
+                                                        self._version_time(m, current, t), "observed")
+            else:
+                event = detect_alias_move(model=m.name, alias=m.alias, last_known=last, current=current, at=t)
+            if event is None:
+                return []
+            self.store.add_deploy(s, event)
+            state.alias_version = current
+            state.alias_seen_at = t
+            if event.source != "observed":
+                self.outbox.deploy(s, event, t)
+        log.info("deploy observed", extra={"model": m.name, "version": current, "previous": last, "at": event.at})
+        return [event]
+
+    def _version_time(self, m: ModelConfig, version: str, fallback: float) -> float:
+        """The version's registration time (`created_at` already prefers the recorded
+        `vigil.created_at` tag over MLflow's own timestamp)."""
+        try:
+            return float(min(self.registry.get_version(m.registry, version).created_at, fallback))
+        except Exception:  # noqa: BLE001 - a missing time only loses cold-start precision
+            return fallback

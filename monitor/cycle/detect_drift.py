@@ -1,0 +1,77 @@
+"""Drift of one model's production samples against its chosen reference profile."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from detectors.drift import FeatureSpec, detect_drift
+from detectors.drift_onset import categorical_surprise, estimate_onset, numeric_bins_position
+from detectors.records import Finding, FindingKind
+from monitor.config import ModelConfig, PolicyConfig
+from monitor.types import Window
+
+EXPORTED_STATISTICS = ("psi", "ks", "wasserstein", "js", "chi2")  # what vigil_feature_drift carries
+
+
+@dataclass
+class SampleDrift:
+    findings: list[Finding] = field(default_factory=list)
+    statistics: list[tuple[str, str, float]] = field(default_factory=list)  # (feature, statistic, value)
+    columns: list[str] = field(default_factory=list)
+    blind: list[str] = field(default_factory=list)
+
+
+def feature_specs(m: ModelConfig) -> list[FeatureSpec]:
+    specs = [FeatureSpec(f.name, f.type) for f in m.features]
+    if m.prediction_column:
+        specs.append(FeatureSpec(m.prediction_column, "numeric"))
+    return specs
+
+
+def detect_sample_drift(current: pd.DataFrame, profile: Any, m: ModelConfig, policy: PolicyConfig,
+                        w: Window) -> SampleDrift:
+    findings, drifts = detect_drift(profile, current, statistic=policy.drift_statistic,
+                                    threshold=policy.drift_warning, min_samples=policy.min_samples, model=m.name,
+                                    window_start=w.start, window_end=w.t, prediction_column=m.prediction_column)
+    date_drift(findings, profile, current)
+    out = SampleDrift(findings=findings, columns=[s.name for s in feature_specs(m)])
+    for d in drifts:
+        for stat, value in d.statistics.items():
+            if stat in EXPORTED_STATISTICS and value is not None and np.isfinite(value):
+                out.statistics.append((d.feature, stat, float(value)))
+    out.blind = [f"drift {f.entity}: not enough data" for f in findings if f.kind == FindingKind.NO_DATA]
+    return out
+
+
+def date_drift(findings: list[Finding], profile: Any, current: pd.DataFrame) -> None:
+    """Give window-level drift findings an onset inside the window (see detectors/drift_onset.py)."""
+    if "_ts" not in current.columns:
+        return
+    times = current["_ts"].to_numpy(dtype=float)
+    cache: dict[str, float | None] = {}
+    for f in findings:
+        if f.kind not in (FindingKind.FEATURE_DRIFT, FindingKind.PREDICTION_DRIFT, FindingKind.DATA_QUALITY):
+            continue
+        col = getattr(profile, "columns", {}).get(f.entity)
+        if col is None or f.entity not in current.columns:
+            continue
+        if f.entity not in cache:
+            cache[f.entity] = _onset(current[f.entity], col, times)
+        onset = cache[f.entity]
+        if onset is not None:
+            f.evidence["onset_estimate"] = "change point of per-row surprise vs the reference"
+            f.onset = onset
+
+
+def _onset(raw: pd.Series, col: Any, times: np.ndarray) -> float | None:
+    if hasattr(col, "edges"):
+        v = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
+        ok = np.isfinite(v)
+        u, surprise = numeric_bins_position(v[ok], col.edges, col.edge_counts)
+        return estimate_onset(times[ok], [u, surprise])
+    ok = raw.notna().to_numpy()
+    return estimate_onset(times[ok], [categorical_surprise(raw[ok].to_numpy(), col.categories,
+                                                           col.category_counts)])

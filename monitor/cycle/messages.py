@@ -1,0 +1,74 @@
+"""Outbox rows for incidents, deploys and rollbacks, written in the caller's transaction
+and routed by each notifier's registered route (alerts/routing.py)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from alerts.outbox import MessageKind
+from alerts.payload import IncidentSnapshot, incident_payload, incident_summary
+from alerts.routing import NotifierRegistry
+from dashboards.model_dashboard import model_dashboard_uid
+from detectors.records import DeployEvent, FindingKind
+from monitor.config import VigilConfig
+from monitor.store.repository import IncidentRow, Store
+
+DEFAULT_CHANNEL = "#vigil-alerts"
+_DRIFT = (FindingKind.FEATURE_DRIFT, FindingKind.PREDICTION_DRIFT)
+
+
+@dataclass(frozen=True)
+class Links:
+    """Where a message's links point: Grafana's dashboard and Vigil's own API."""
+
+    grafana_base: str | None
+    api_base: str
+
+    @classmethod
+    def from_config(cls, config: VigilConfig) -> Links:
+        g, api = config.grafana, config.api
+        return cls(g.public_url or g.url, api.public_url or f"http://{api.host}:{api.port}")
+
+    def for_incident(self, model: str, incident_id: int, has_drift: bool) -> dict[str, str | None]:
+        grafana = f"{self.grafana_base.rstrip('/')}/d/{model_dashboard_uid(model)}" if self.grafana_base else None
+        report = f"{self.api_base.rstrip('/')}/v1/incidents/{incident_id}/drift-report" if has_drift else None
+        return {"grafana": grafana, "drift_report": report}
+
+
+def snapshot(row: IncidentRow) -> IncidentSnapshot:
+    return IncidentSnapshot(incident_id=row.id, model=row.model, severity=row.severity, status=row.status,
+                            title=row.title, opened_at=row.opened_at, resolved_at=row.resolved_at,
+                            acknowledged_by=row.acknowledged_by, findings=row.findings, causes=row.causes,
+                            cold_start=row.cold_start)
+
+
+class OutboxWriter:
+    def __init__(self, store: Store, notifiers: NotifierRegistry, links: Links) -> None:
+        self.store, self.notifiers, self.links = store, notifiers, links
+
+    def incident(self, s: Session, row: IncidentRow, channels: list[str], now: float) -> None:
+        """One message per incident and channel, keyed so later deliveries update it in place."""
+        snap = snapshot(row)
+        actions = self.store.incident_actions(s, row.id)
+        links = self.links.for_incident(row.model, row.id, any(f.get("kind") in _DRIFT for f in row.findings))
+        chat = self.notifiers.taking(MessageKind.INCIDENT, per_channel=True)
+        for channel in channels or [DEFAULT_CHANNEL]:
+            payload = incident_payload(snap, channel=channel, updated_at=now, actions=actions, links=links)
+            for name in chat:
+                self.store.enqueue(s, name, MessageKind.INCIDENT, f"incident:{row.id}:{channel}", payload, now)
+        for name in self.notifiers.taking(MessageKind.INCIDENT, per_channel=False):
+            self.store.enqueue(s, name, MessageKind.INCIDENT, f"incident:{row.id}", incident_summary(snap), now)
+        row.last_notified_at = now
+
+    def deploy(self, s: Session, event: DeployEvent, t: float) -> None:
+        payload = {"model": event.model, "alias": event.alias, "version": event.version,
+                   "previous_version": event.previous_version, "at": event.at}
+        for name in self.notifiers.taking(MessageKind.DEPLOY):
+            self.store.enqueue(s, name, MessageKind.DEPLOY, f"deploy:{event.model}:{event.version}:{int(t)}",
+                               payload, t)
+
+    def rollback(self, s: Session, model: str, payload: dict[str, Any], now: float) -> None:
+        for name in self.notifiers.taking(MessageKind.ROLLBACK):
+            self.store.enqueue(s, name, MessageKind.ROLLBACK, f"rollback:{model}:{int(now)}", payload, now)

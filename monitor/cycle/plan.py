@@ -1,0 +1,86 @@
+"""Stage 4, plan: what the store knows about the model, read once before planning, and
+the model's configured rules; the chain itself is alerts/pipeline.py."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from alerts.lifecycle import LifecycleSettings, OpenIncident
+from alerts.pipeline import AlertRules, ModelHistory
+from alerts.policy import Policy, RollbackGuard, Severity
+from alerts.routing import Routes
+from detectors.records import Finding
+from monitor.config import ModelConfig, PolicyConfig
+from monitor.store.repository import IncidentRow, Store
+
+ROLLBACK_SETTLED = ("done", "dry_run", "noop")  # an incident with one of these is not rolled back again
+
+
+def to_policy(p: PolicyConfig) -> Policy:
+    r = p.rollback
+    return Policy(drift_warning=p.drift_warning, drift_critical=p.drift_critical,
+                  kpi_drop_pct=p.kpi_drop_critical_pct, slo_consecutive_cycles=p.slo_consecutive_cycles,
+                  cold_start=p.cold_start,
+                  rollback=RollbackGuard(enabled=r.enabled, dry_run=r.dry_run, cooldown=r.cooldown,
+                                         max_per_day=r.max_per_day, min_confidence=r.min_confidence))
+
+
+def routes_of(m: ModelConfig) -> Routes:
+    return Routes(m.owner_channel, m.oncall_channel)
+
+
+def alert_rules(m: ModelConfig, p: PolicyConfig) -> AlertRules:
+    return AlertRules(policy=to_policy(p), lifecycle=LifecycleSettings(p.resolve_after_cycles, p.repeat_interval),
+                      routes=routes_of(m))
+
+
+@dataclass(frozen=True)
+class CycleStart:
+    """What a cycle builds on, read once as it begins: the detectors' stored state and the
+    open incident's story so far."""
+
+    detector_state: dict[str, Any] = field(default_factory=dict)
+    earlier_findings: list[Finding] = field(default_factory=list)
+    opened_at: float | None = None
+    onset: float | None = None
+
+
+def read_cycle_start(store: Store, model: str) -> CycleStart:
+    with store.tx() as s:
+        detector_state = dict(store.model_state(s, model).detector_state or {})
+        row = store.open_incident(s, model)
+        if row is None:
+            return CycleStart(detector_state)
+        return CycleStart(detector_state, [Finding.from_dict(f) for f in row.findings], row.opened_at, row.onset)
+
+
+def open_state(row: IncidentRow | None) -> OpenIncident | None:
+    if row is None:
+        return None
+    return OpenIncident(severity=Severity(row.severity), digest=row.notified_digest,
+                        last_notified_at=row.last_notified_at, silenced_until=row.silenced_until,
+                        acknowledged=row.acknowledged_by is not None)
+
+
+def next_streaks(streaks: dict[str, int], breached: dict[str, bool]) -> dict[str, int]:
+    """Consecutive breached cycles per SLO, this cycle included."""
+    out = dict(streaks)
+    for name, b in breached.items():
+        out[name] = out.get(name, 0) + 1 if b else 0
+    return out
+
+
+def read_history(store: Store, model: str, t: float, slo_breached: dict[str, bool]) -> ModelHistory:
+    """Read just before planning, so an ack or silence made during the cycle counts."""
+    last_deploy = store.last_deploy(model, until=t)
+    with store.tx() as s:
+        state = store.model_state(s, model)
+        row = store.open_incident(s, model)
+        streaks = next_streaks(dict(state.slo_streaks or {}), slo_breached)
+        quiet = state.quiet_cycles
+        done = row is not None and any(a["kind"] == "rollback" and a["status"] in ROLLBACK_SETTLED
+                                       for a in store.incident_actions(s, row.id))
+        incident = open_state(row)
+    return ModelHistory(open_incident=incident, last_deploy_at=last_deploy.at if last_deploy else None,
+                        slo_streaks=streaks, quiet_cycles=quiet, recent_rollbacks=store.rollback_times(model),
+                        rollback_done_for_incident=done)

@@ -1,0 +1,77 @@
+"""Which reference a model's samples are judged against, profiled once and kept.
+
+The training reference during cold start (and by default after it); with
+`reference_after_cold_start: rolling`, production samples of the `rolling_reference`
+before the window once cold start is over, profiled once a day.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from alerts.policy import in_cold_start
+from detectors.drift import ReferenceProfile, profile_reference
+from monitor.config import ModelConfig, VigilConfig
+from monitor.cycle.detect_drift import feature_specs
+from monitor.cycle.plan import to_policy
+from monitor.cycle.samples import SampleReader
+from monitor.sources.samples import read_reference
+from monitor.store.repository import Store
+from monitor.types import Window
+
+log = logging.getLogger("vigil.reference")
+
+
+class ReferenceChooser:
+    def __init__(self, config: VigilConfig, store: Store, registry: Any, samples: SampleReader,
+                 clock: Any) -> None:
+        self._config, self._store, self._registry = config, store, registry
+        self._samples, self._clock = samples, clock
+        self._profiles: dict[tuple[str, str, str], Any] = {}
+
+    def training_path(self, m: ModelConfig, version: str | None) -> Path:
+        path = m.reference.path
+        if path is None and version is not None:
+            path = self._registry.reference_path(m.registry, version, m.reference.tag)
+        if path is None:
+            raise ValueError(
+                f"models[{m.name}].reference: no training reference: set reference.path or tag version "
+                f"{version} with {m.reference.tag}"
+            )
+        return self._config.resolve_path(path)
+
+    def training(self, m: ModelConfig, version: str | None) -> tuple[Any, str]:
+        """The serving version's training profile: memory, then the store, then built once."""
+        path = self.training_path(m, version)
+        key = (m.name, version or "-", str(path))
+        if key in self._profiles:
+            return self._profiles[key], str(path)
+        blob = self._store.profile(*key)
+        if blob is not None:
+            profile = ReferenceProfile.from_bytes(blob)
+        else:
+            profile = profile_reference(read_reference(path), feature_specs(m))
+            self._store.save_profile(*key, profile.to_bytes(), self._clock.now())
+        self._profiles[key] = profile
+        return profile, str(path)
+
+    def choose(self, m: ModelConfig, version: str | None, w: Window) -> tuple[Any, str]:
+        p = self._config.policy_for(m)
+        last = self._store.last_deploy(m.name, until=w.t)
+        if p.reference_after_cold_start == "training" or in_cold_start(
+                last.at if last else None, w.t, to_policy(p)):
+            return self.training(m, version)
+        day = int(w.start // 86400)
+        key = (m.name, version or "-", f"rolling:{day}")
+        if key not in self._profiles:
+            frame = self._samples.window(m, day * 86400.0 - p.rolling_reference, day * 86400.0)
+            if len(frame) < p.min_samples:
+                # Too little production history for a rolling reference: say so, fall back.
+                log.warning("rolling reference too small, using the training reference",
+                            extra={"model": m.name, "rows": len(frame)})
+                return self.training(m, version)
+            self._profiles = {k: v for k, v in self._profiles.items()
+                              if not (k[0] == m.name and str(k[2]).startswith("rolling:"))}
+            self._profiles[key] = profile_reference(frame, feature_specs(m))
+        return self._profiles[key], f"rolling {p.rolling_reference / 86400:g} d of production samples"

@@ -1,0 +1,43 @@
+"""Which notifiers and log/trace clients a configuration asks for, built once at start-up."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from alerts.outbox import Notifier
+from monitor.config import VigilConfig
+
+log = logging.getLogger("vigil")
+
+
+def log_trace_clients(config: VigilConfig) -> tuple[Any, Any]:
+    loki = tempo = None
+    if config.sources.loki is not None:
+        from monitor.sources.loki import LokiSource
+
+        loki = LokiSource(config.sources.loki)
+    if config.sources.tempo is not None:
+        from monitor.sources.tempo import TempoSource
+
+        tempo = TempoSource(config.sources.tempo)
+    return loki, tempo
+
+
+def default_notifiers(config: VigilConfig) -> dict[str, Notifier]:
+    """Slack when a bot token is set, else the JSON-lines sink; Grafana annotations when configured."""
+    out: dict[str, Notifier] = {}
+    if config.slack.bot_token:
+        from alerts.slack import SlackNotifier
+
+        out["slack"] = SlackNotifier(config.slack.bot_token, base_url=config.slack.base_url,
+                                     max_rate_limit_retries=config.slack.max_rate_limit_retries,
+                                     timeout_s=config.slack.timeout_s)
+    else:
+        from alerts.sink import JsonlSink
+
+        out["sink"] = JsonlSink(config.resolve_path(config.slack.sink_path))
+    if config.grafana.url and config.grafana.token:
+        from dashboards.annotations import GrafanaAnnotationNotifier
+
+        out["grafana"] = GrafanaAnnotationNotifier.from_url(config.grafana.url, config.grafana.token)
+    return out

@@ -1,0 +1,106 @@
+"""The records one cycle passes from stage to stage (monitor/cycle/), at the bottom of
+monitor/ so every stage can import them and none imports another stage for a type."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from correlators.incident import Cause, Incident
+from detectors.records import DeployEvent, Finding, FindingKind, LogRecord, Series, Span
+
+
+@dataclass(frozen=True)
+class Window:
+    """The time a cycle looks at: [start, t], and the baseline before it."""
+
+    t: float  # cycle time
+    start: float  # t - lookback
+    baseline_start: float
+    baseline_end: float
+
+
+def no_data(model: str, entity: str, why: str, w: Window, **evidence: object) -> Finding:
+    """A signal that could not be evaluated: a finding of its own, never an all clear."""
+    return Finding(kind=FindingKind.NO_DATA, entity=entity, model=model, value=0.0, threshold=1.0,
+                   window_start=w.start, window_end=w.t, onset=w.t, score=0.3, statistic="points",
+                   message=f"no data for {entity}: {why}", evidence={"reason": why, **evidence})
+
+
+@dataclass
+class Gaps:
+    """What a stage could not see, and why: `no_data` findings plus one line each for people."""
+
+    findings: list[Finding] = field(default_factory=list)
+    blind: list[str] = field(default_factory=list)
+
+    def add(self, finding: Finding, line: str) -> None:
+        self.findings.append(finding)
+        self.blind.append(line)
+
+
+@dataclass(frozen=True)
+class MetricSignal:
+    """One queried KPI/SLO series, with what it takes to fetch more of it."""
+
+    name: str
+    query: str
+    series: Series
+    history: Series | None = None  # a day of it, when the anomaly detector sees it for the first time
+
+
+@dataclass
+class RawSignals:
+    """gather's output: what the sources said for one model and window, nothing judged yet."""
+
+    kpis: list[MetricSignal] = field(default_factory=list)
+    slos: list[MetricSignal] = field(default_factory=list)
+    gpu: dict[str, list[Series]] = field(default_factory=dict)  # GPU signal name -> series
+    samples: pd.DataFrame | None = None  # None: drift not configured for this model
+    reference: Any = None  # the drift reference profile chosen for this window
+    reference_path: str | None = None
+    logs_current: list[LogRecord] = field(default_factory=list)
+    logs_baseline: list[LogRecord] = field(default_factory=list)
+    spans_current: list[Span] = field(default_factory=list)
+    spans_baseline: list[Span] = field(default_factory=list)
+    baseline_window: tuple[float, float] | None = None  # where the log/trace baseline came from
+    gaps: Gaps = field(default_factory=Gaps)
+
+
+@dataclass
+class Detection:
+    """detect's output: findings, and what the shell records from them."""
+
+    findings: list[Finding] = field(default_factory=list)
+    slo_breached: dict[str, bool] = field(default_factory=dict)
+    detector_state: dict[str, Any] = field(default_factory=dict)  # per-series anomaly state, persisted
+    service_causes: list[Cause] = field(default_factory=list)  # ranked from logs and traces
+    kpi_levels: dict[str, tuple[float, float]] = field(default_factory=dict)  # kpi -> (value, baseline)
+    drift_statistics: list[tuple[str, str, float]] = field(default_factory=list)  # (feature, statistic, value)
+    drift_columns: list[str] = field(default_factory=list)
+    blind: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Correlation:
+    """correlate's output: `incident` is this cycle's alone (is something wrong now?);
+    `content` the open incident's whole story (what is stored, shown and acted on)."""
+
+    incident: Incident | None
+    content: Incident | None
+
+
+@dataclass
+class CycleReport:
+    model: str
+    t: float
+    findings: list[Finding]
+    incident: Incident | None
+    step: str
+    severity: str | None
+    incident_id: int | None
+    deploys: list[DeployEvent] = field(default_factory=list)
+    rollback: dict[str, Any] | None = None
+    blind: list[str] = field(default_factory=list)
+    duration_s: float = 0.0

@@ -1,0 +1,123 @@
+"""The alert chain (alerts/pipeline.py) stage by stage, then whole; and notifier routing."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from alerts.lifecycle import LifecycleDecision, LifecycleSettings, OpenIncident, Step
+from alerts.outbox import MessageKind
+from alerts.pipeline import (
+    ALERT_CHAIN,
+    AlertInputs,
+    AlertPlan,
+    AlertRules,
+    ModelHistory,
+    lifecycle_stage,
+    plan_alerts,
+    rollback_guard_stage,
+    route_stage,
+    silence_stage,
+    tier_stage,
+)
+from alerts.policy import Policy, RollbackGuard, Severity, TierDecision
+from alerts.routing import CHAT_ROUTE, TIMELINE_ROUTE, NotifierRegistry, Routes, route_of
+from correlators.incident import Cause, CauseKind, Incident
+from detectors.records import DeployEvent, Finding, FindingKind
+
+T = 1_800_000_000.0
+RULES = AlertRules(Policy(rollback=RollbackGuard(enabled=True, dry_run=False)), LifecycleSettings(2, 3600),
+                   Routes("#owner", "#oncall"))
+
+
+def incident(kpi_pct: float = -12.0, deploy: bool = True) -> Incident:
+    f = Finding(kind=FindingKind.KPI_DROP, entity="ctr", model="m", value=kpi_pct, threshold=-5.0,
+                window_start=T - 1800, window_end=T, onset=T - 900, score=0.9)
+    d = DeployEvent("m", "champion", "2", "1", T - 1200, "registry")
+    causes = [Cause(CauseKind.DEPLOY, "m v2", 0.9, "deployed before onset", {"previous_version": "1"}, d)] \
+        if deploy else []
+    return Incident("m", T - 1800, T, T - 900, [f], causes, "m: KPI ctr")
+
+
+def inputs(inc: Incident | None, **history: object) -> AlertInputs:
+    return AlertInputs(inc, inc, ModelHistory(**history), True, T)
+
+
+def test_the_chain_reads_in_one_line_in_its_documented_order() -> None:
+    assert [s.__name__ for s in ALERT_CHAIN] == ["tier_stage", "silence_stage", "lifecycle_stage", "route_stage",
+                                                  "rollback_guard_stage"]
+
+
+def test_tier_stage_makes_a_kpi_drop_after_a_deploy_critical() -> None:
+    plan = tier_stage(inputs(incident()), RULES, AlertPlan())
+    assert plan.tier is not None and plan.tier.severity == Severity.CRITICAL and plan.digest
+
+
+def test_tier_stage_with_nothing_wrong_leaves_the_plan_empty() -> None:
+    assert tier_stage(inputs(None), RULES, AlertPlan()) == AlertPlan()
+
+
+def silenced(severity: Severity = Severity.WARNING) -> OpenIncident:
+    return OpenIncident(severity, "d0", T - 60, T + 3600, False)
+
+
+def test_silence_stage_mutes_a_silenced_incident_but_not_an_escalation() -> None:
+    warn = AlertPlan(tier=TierDecision(Severity.WARNING, ["x"], False))
+    crit = AlertPlan(tier=TierDecision(Severity.CRITICAL, ["x"], False))
+    assert silence_stage(inputs(incident(), open_incident=silenced()), RULES, warn).muted
+    assert not silence_stage(inputs(incident(), open_incident=silenced()), RULES, crit).muted
+    assert not silence_stage(inputs(incident()), RULES, warn).muted  # nothing open, nothing silenced
+
+
+def test_lifecycle_stage_holds_back_a_muted_change() -> None:
+    plan = AlertPlan(tier=TierDecision(Severity.WARNING, ["x"], False), digest="d1", muted=True)
+    step = lifecycle_stage(inputs(incident(), open_incident=silenced()), RULES, plan).lifecycle
+    assert step.step == Step.UPDATE and not step.notify
+
+
+def test_route_stage_pages_oncall_only_when_critical_and_notifying() -> None:
+    def routed(sev: Severity, notify: bool) -> list[str]:
+        plan = AlertPlan(lifecycle=LifecycleDecision(Step.OPEN, sev, notify, 0))
+        return route_stage(inputs(incident()), RULES, plan).channels
+
+    assert routed(Severity.WARNING, True) == ["#owner"]
+    assert routed(Severity.CRITICAL, True) == ["#owner", "#oncall"]
+    assert routed(Severity.CRITICAL, False) == []
+
+
+def test_rollback_guard_stage_judges_once_per_incident() -> None:
+    plan = AlertPlan(lifecycle=LifecycleDecision(Step.OPEN, Severity.CRITICAL, True, 0))
+    verdict = rollback_guard_stage(inputs(incident()), RULES, plan).rollback
+    assert verdict is not None and verdict.allowed and verdict.to_version == "1"
+    assert rollback_guard_stage(inputs(incident(), rollback_done_for_incident=True), RULES, plan).rollback is None
+    resolved = replace(plan, lifecycle=LifecycleDecision(Step.RESOLVE, Severity.CRITICAL, True, 0))
+    assert rollback_guard_stage(inputs(incident()), RULES, resolved).rollback is None
+
+
+def test_the_whole_chain_opens_pages_and_allows_the_rollback() -> None:
+    plan = plan_alerts(inputs(incident()), RULES)
+    assert plan.lifecycle.step == Step.OPEN and plan.lifecycle.severity == Severity.CRITICAL
+    assert plan.channels == ["#owner", "#oncall"] and plan.rollback is not None and plan.rollback.allowed
+
+
+def test_a_chain_is_only_its_stages() -> None:
+    """Dropping the rollback guard from the chain means no rollback verdict at all."""
+    plan = plan_alerts(inputs(incident()), RULES, chain=ALERT_CHAIN[:-1])
+    assert plan.lifecycle.step == Step.OPEN and plan.rollback is None
+
+
+# ----------------------------------------------------------------------------- routing
+class Chat:
+    name = "chat"
+
+
+class Timeline:
+    name = "timeline"
+    route = TIMELINE_ROUTE
+
+
+def test_notifiers_are_routed_by_their_declared_route_not_their_name() -> None:
+    reg = NotifierRegistry({"grafana": Chat(), "x": Timeline()})
+    assert route_of(Chat()) == CHAT_ROUTE
+    assert reg.taking(MessageKind.INCIDENT, per_channel=True) == ["grafana"]
+    assert reg.taking(MessageKind.INCIDENT, per_channel=False) == ["x"]
+    assert reg.taking(MessageKind.DEPLOY) == ["x"] and reg.taking(MessageKind.ROLLBACK) == ["x"]
+    assert list(reg) == ["grafana", "x"] and len(reg) == 2

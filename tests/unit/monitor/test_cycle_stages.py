@@ -1,0 +1,249 @@
+"""Each stage of a cycle alone (monitor/cycle/): gather, detect, correlate, plan, apply,
+act and deliver, with stand-ins for the sources and a SQLite store in a temp folder."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from alerts.lifecycle import LifecycleDecision, Step
+from alerts.outbox import DeliveryResult, DeliveryStatus, MessageKind, OutboxMessage
+from alerts.pipeline import AlertPlan
+from alerts.policy import RollbackVerdict, Severity, TierDecision
+from alerts.routing import TIMELINE_ROUTE, NotifierRegistry
+from correlators.causes import CorrelationSettings
+from detectors.anomaly import OnlineAnomalyDetector
+from detectors.records import DeployEvent, Finding, FindingKind, Series
+from monitor.cycle.actions import Operator
+from monitor.cycle.apply import StateUpdate, apply_plan
+from monitor.cycle.correlate import correlate
+from monitor.cycle.deliver import OutboxSender
+from monitor.cycle.detect import DetectRequest, detect
+from monitor.cycle.gather import GatherRequest, Sources, anomaly_key, gather
+from monitor.cycle.health import SourceHealth
+from monitor.cycle.logs_traces import LogTraceSources
+from monitor.cycle.messages import Links, OutboxWriter
+from monitor.cycle.plan import CycleStart, next_streaks, read_cycle_start, read_history
+from monitor.cycle.reference import ReferenceChooser
+from monitor.cycle.samples import SampleReader
+from monitor.metrics import VigilMetrics
+from monitor.store.repository import Store
+from monitor.types import MetricSignal, RawSignals, Window
+from tests.helpers_vigil import (
+    CTR_QUERY,
+    MODEL,
+    OWNER,
+    P99_QUERY,
+    T0,
+    StubPrometheus,
+    make_config,
+    serving_registry,
+    step_curve,
+)
+
+W = Window(t=T0, start=T0 - 1800, baseline_start=T0 - 5400, baseline_end=T0 - 1800)
+
+
+@pytest.fixture
+def cfg(tmp_path: Any) -> Any:
+    return make_config(tmp_path)
+
+
+def sources(cfg: Any, prometheus: Any) -> Sources:
+    store = Store(cfg.store.url)
+    health = SourceHealth.for_sources({"prometheus": "http://127.0.0.1:9"}, VigilMetrics(), lambda: T0)
+    samples = SampleReader(cfg, store)
+    refs = ReferenceChooser(cfg, store, serving_registry(), samples, type("C", (), {"now": lambda self: T0})())
+    return Sources(prometheus, health, samples, refs, LogTraceSources(), 60.0)
+
+
+# ----------------------------------------------------------------------------- gather
+def test_gather_reads_every_kpi_and_slo_and_names_what_it_could_not(cfg: Any) -> None:
+    prom = StubPrometheus({CTR_QUERY: lambda ts: np.full(len(ts), 0.05)})  # the SLO query matches nothing
+    raw = gather(sources(cfg, prom), GatherRequest(cfg.model(MODEL), W, "1", None))
+    assert [s.name for s in raw.kpis] == ["ctr"] and raw.slos == []
+    [gap] = raw.gaps.findings
+    assert gap.kind == FindingKind.NO_DATA and gap.entity == "p99_latency" and raw.gaps.blind == [
+        "p99_latency: no series"]
+    assert prom.calls[0][1] == W.baseline_start  # KPIs are read with their baseline hour
+
+
+def test_gather_marks_prometheus_down_and_never_returns_an_all_clear(cfg: Any) -> None:
+    prom = StubPrometheus()
+    prom.down = True
+    src = sources(cfg, prom)
+    raw = gather(src, GatherRequest(cfg.model(MODEL), W, "1", None))
+    assert src.health.is_down("prometheus")
+    assert {f.entity for f in raw.gaps.findings} == {"ctr", "p99_latency"}
+    assert all("Prometheus unavailable" in f.message for f in raw.gaps.findings)
+
+
+def test_gather_fetches_a_day_of_history_only_for_series_without_anomaly_state(cfg: Any) -> None:
+    prom = StubPrometheus({CTR_QUERY: lambda ts: np.full(len(ts), 0.05), P99_QUERY: lambda ts: np.full(len(ts), 0.1)})
+    key = anomaly_key("ctr", Series("ctr", {}, np.array([T0]), np.array([0.05])))
+    raw = gather(sources(cfg, prom), GatherRequest(cfg.model(MODEL), W, "1", {key}))
+    by_name = {s.name: s for s in raw.kpis + raw.slos}
+    assert by_name["ctr"].history is None
+    history = by_name["p99_latency"].history
+    assert history is not None and history.timestamps[0] <= T0 - 86400 + 60
+
+
+# ----------------------------------------------------------------------------- detect
+def detect_request(cfg: Any, state: dict[str, Any] | None = None) -> DetectRequest:
+    m = cfg.model(MODEL)
+    return DetectRequest(m, cfg.policy_for(m), W, 60.0, 60.0, OnlineAnomalyDetector(), state or {})
+
+
+def kpi_signal(bad_from: float) -> MetricSignal:
+    ts = np.arange(W.baseline_start, W.t + 1, 60.0)
+    return MetricSignal("ctr", CTR_QUERY, Series("ctr", {}, ts, step_curve(0.05, 0.04, bad_from)(ts)))
+
+
+def test_detect_finds_a_kpi_drop_and_keeps_each_gap_where_its_signal_stands(cfg: Any) -> None:
+    raw = RawSignals(kpis=[kpi_signal(T0 - 900)])
+    raw.gaps.add(Finding(kind=FindingKind.NO_DATA, entity="p99_latency", model=MODEL, value=0, threshold=1,
+                         window_start=W.start, window_end=W.t, onset=W.t), "p99_latency: no series")
+    found = detect(raw, detect_request(cfg))
+    assert [(str(f.kind), f.entity) for f in found.findings][:2] == [("kpi_drop", "ctr"), ("no_data", "p99_latency")]
+    value, baseline = found.kpi_levels["ctr"]
+    assert baseline == pytest.approx(0.05) and value == pytest.approx(0.04)
+    assert any(k.startswith("ctr|") for k in found.detector_state)  # the anomaly state goes back to the store
+
+
+def test_detect_turns_a_detector_bug_into_no_data_for_that_family_only(cfg: Any, monkeypatch: Any) -> None:
+    import monitor.cycle.detect as stage
+
+    def broken(*_: Any) -> None:
+        raise ZeroDivisionError("a detector bug")
+
+    monkeypatch.setattr(stage, "detect_slos", broken)
+    found = detect(RawSignals(kpis=[kpi_signal(T0 - 900)]), detect_request(cfg))
+    kinds = {(str(f.kind), f.entity) for f in found.findings}
+    assert ("kpi_drop", "ctr") in kinds and ("no_data", "slos") in kinds
+    assert found.blind == ["detect_slos: ZeroDivisionError: a detector bug"]
+
+
+def test_detect_keeps_stored_state_it_did_not_touch(cfg: Any) -> None:
+    found = detect(RawSignals(), detect_request(cfg, {"other|{}": {"detector": {}}}))
+    assert found.detector_state == {"other|{}": {"detector": {}}} and found.findings == []
+
+
+# ----------------------------------------------------------------------------- correlate
+def finding(kind: FindingKind, entity: str, onset: float, value: float = -12.0) -> Finding:
+    return Finding(kind=kind, entity=entity, model=MODEL, value=value, threshold=-5.0, window_start=W.start,
+                   window_end=W.t, onset=onset, score=0.9)
+
+
+def test_correlate_blames_a_deploy_and_tells_the_whole_story_of_an_open_incident() -> None:
+    earlier = [finding(FindingKind.PREDICTION_DRIFT, "prediction", T0 - 3600, 0.3)]
+    deploy = DeployEvent(MODEL, "champion", "2", "1", T0 - 4000, "registry")
+    c = correlate(MODEL, [finding(FindingKind.KPI_DROP, "ctr", T0 - 900)], [],
+                  CycleStart(earlier_findings=earlier, opened_at=T0 - 3000), [deploy], W, CorrelationSettings())
+    assert c.incident is not None and c.content is not None
+    assert {f.entity for f in c.incident.findings} == {"ctr"}
+    assert {f.entity for f in c.content.findings} == {"ctr", "prediction"}
+    assert c.content.top_cause is not None and c.content.top_cause.kind == "deploy"
+
+
+def test_correlate_with_nothing_wrong_is_no_incident() -> None:
+    c = correlate(MODEL, [], [], CycleStart(), [], W, CorrelationSettings())
+    assert c.incident is None and c.content is None
+
+
+# ----------------------------------------------------------------------------- plan inputs
+def test_streaks_count_consecutive_breaches_and_reset() -> None:
+    assert next_streaks({"p99": 2, "err": 1}, {"p99": True, "err": False}) == {"p99": 3, "err": 0}
+
+
+# ----------------------------------------------------------------------------- apply
+class Recorder:
+    def __init__(self, name: str, route: Any = None) -> None:
+        self.name, self.sent = name, []
+        if route is not None:
+            self.route = route
+
+    def deliver(self, message: OutboxMessage) -> DeliveryResult:
+        self.sent.append(message)
+        return DeliveryResult(DeliveryStatus.DELIVERED)
+
+
+def open_plan() -> AlertPlan:
+    return AlertPlan(tier=TierDecision(Severity.WARNING, ["kpi"], False), digest="d1",
+                     lifecycle=LifecycleDecision(Step.OPEN, Severity.WARNING, True, 0), channels=[OWNER])
+
+
+def writer(store: Store, cfg: Any) -> OutboxWriter:
+    notifiers = NotifierRegistry({"slack": Recorder("slack"), "timeline": Recorder("timeline", TIMELINE_ROUTE)})
+    return OutboxWriter(store, notifiers, Links.from_config(cfg))
+
+
+def test_apply_opens_the_incident_with_one_message_per_route_in_one_transaction(cfg: Any) -> None:
+    store = Store(cfg.store.url)
+    story = correlate(MODEL, [finding(FindingKind.KPI_DROP, "ctr", T0 - 900)], [], CycleStart(), [], W,
+                      CorrelationSettings())
+    applied = apply_plan(store, writer(store, cfg), cfg.model(MODEL), open_plan(), story.content,
+                         StateUpdate({"p99": 1}, {"ctr|{}": {"x": 1}}, T0))
+    assert applied.opened and applied.status == "open" and applied.severity == "warning"
+    keys = sorted((r.notifier, r.key) for r in store.outbox_for_prefix("incident"))
+    key = f"incident:{applied.incident_id}"
+    assert keys == [("slack", f"{key}:{OWNER}"), ("timeline", key)]
+    start = read_cycle_start(store, MODEL)
+    assert start.detector_state == {"ctr|{}": {"x": 1}} and start.opened_at == T0
+    history = read_history(store, MODEL, T0 + 60, {"p99": True})
+    assert history.slo_streaks == {"p99": 2} and history.open_incident is not None
+
+
+def test_apply_with_a_failing_write_leaves_nothing_behind(cfg: Any, monkeypatch: Any) -> None:
+    store = Store(cfg.store.url)
+    out = writer(store, cfg)
+    story = correlate(MODEL, [finding(FindingKind.KPI_DROP, "ctr", T0 - 900)], [], CycleStart(), [], W,
+                      CorrelationSettings())
+
+    def broken(*_: Any, **__: Any) -> None:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(out, "incident", broken)
+    with pytest.raises(RuntimeError):
+        apply_plan(store, out, cfg.model(MODEL), open_plan(), story.content, StateUpdate({}, {"k": 1}, T0))
+    assert store.incidents(model=MODEL) == [] and store.outbox_counts() == {}
+    assert read_cycle_start(store, MODEL).detector_state == {}
+
+
+# ----------------------------------------------------------------------------- act
+def test_a_refused_rollback_is_recorded_and_audited_once(cfg: Any) -> None:
+    store = Store(cfg.store.url)
+    story = correlate(MODEL, [finding(FindingKind.KPI_DROP, "ctr", T0 - 900)], [], CycleStart(), [], W,
+                      CorrelationSettings())
+    incident = apply_plan(store, writer(store, cfg), cfg.model(MODEL), open_plan(), story.content,
+                          StateUpdate({}, {}, T0)).incident_id
+    assert incident is not None
+    op = Operator(cfg, store, serving_registry(), writer(store, cfg), VigilMetrics())
+    plan = AlertPlan(lifecycle=LifecycleDecision(Step.UPDATE, Severity.CRITICAL, True, 0),
+                     rollback=RollbackVerdict(False, False, "disabled by policy", "1"))
+    for t in (T0, T0 + 60):
+        assert op.follow_plan(cfg.model(MODEL), incident, plan, t) is None
+    [action] = store.actions(model=MODEL)
+    assert (action.status, action.reason, action.to_version) == ("refused", "disabled by policy", "1")
+    assert [e.action for e in store.audit_entries()] == ["rollback.refused"]
+
+
+# ----------------------------------------------------------------------------- deliver
+class Raising:
+    name = "slack"
+
+    def deliver(self, message: OutboxMessage) -> DeliveryResult:
+        raise ConnectionError("boom")
+
+
+def test_the_sender_keeps_a_message_whose_notifier_raises_or_is_missing(cfg: Any) -> None:
+    store = Store(cfg.store.url)
+    with store.tx() as s:
+        store.enqueue(s, "slack", MessageKind.INCIDENT, "incident:1:#a", {"x": 1}, T0)
+        store.enqueue(s, "pagerduty", MessageKind.INCIDENT, "incident:1", {"x": 1}, T0)
+    sender = OutboxSender(store, {"slack": Raising()}, VigilMetrics())
+    assert sender.deliver_due(T0) == 0
+    rows = {r.notifier: r for r in store.outbox_for_prefix("incident")}
+    assert rows["slack"].status == "pending" and "ConnectionError: boom" in (rows["slack"].last_error or "")
+    assert "not configured" in (rows["pagerduty"].last_error or "")
+    assert rows["slack"].next_attempt_at > T0  # backed off, not hammered
