@@ -105,7 +105,7 @@ def _on_stop_signals(stop: threading.Event) -> dict[int, Any]:
     application) is stopped through `stop` alone."""
     if threading.current_thread() is not threading.main_thread():
         return {}
-    previous = {}
+    previous: dict[int, Any] = {}
     for sig in (signal.SIGTERM, signal.SIGINT):
         previous[sig] = signal.signal(sig, lambda *_: stop.set())
     return previous

@@ -50,9 +50,10 @@ def postgres_url() -> Iterator[str]:
                                  "--no-sync", "-E", "UTF8"]), check=True, capture_output=True, timeout=120)
     port = _free_port()
     log = tmp / "pg.log"
-    proc = subprocess.Popen(_as_postgres([str(bindir / "postgres"), "-D", str(data), "-h", "127.0.0.1",
-                                          "-p", str(port), "-k", str(tmp), "-c", "fsync=off"]),
-                            stdout=subprocess.DEVNULL, stderr=open(log, "w"))
+    with open(log, "w") as err:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen(_as_postgres([str(bindir / "postgres"), "-D", str(data), "-h", "127.0.0.1",
+                                              "-p", str(port), "-k", str(tmp), "-c", "fsync=off"]),
+                                stdout=subprocess.DEVNULL, stderr=err)
     url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
     deadline = time.time() + 60
     import psycopg
@@ -61,10 +62,10 @@ def postgres_url() -> Iterator[str]:
         try:
             psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname=postgres", connect_timeout=2).close()
             break
-        except psycopg.OperationalError:
+        except psycopg.OperationalError as e:
             if proc.poll() is not None or time.time() > deadline:
                 proc.kill()
-                raise RuntimeError(f"postgres did not start: {log.read_text()[-2000:]}")
+                raise RuntimeError(f"postgres did not start: {log.read_text()[-2000:]}") from e
             time.sleep(0.2)
     try:
         yield url

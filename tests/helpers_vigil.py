@@ -9,9 +9,10 @@ contract as the real clients: `query_range` returns `Series` or raises
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -19,10 +20,10 @@ from alerts.outbox import Notifier
 from detectors.records import Series
 from monitor.clock import ReplayClock
 from monitor.config import VigilConfig, parse_config
-from monitor.vigil import Vigil
 from monitor.sources.errors import SourceUnavailable
 from monitor.sources.registry import ModelNotFound, ModelVersionInfo
 from monitor.store.repository import Store
+from monitor.vigil import Vigil
 
 T0 = 1_800_000_000.0  # 2027-01-15T08:00:00Z: the first cycle of a scenario
 MODEL = "recommender"

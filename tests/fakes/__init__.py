@@ -63,7 +63,7 @@ class FakeServer:
     def text(status: int, body: str) -> tuple[int, str, str]:
         return status, body, "text/plain; charset=utf-8"
 
-    def __enter__(self) -> "FakeServer":
+    def __enter__(self) -> FakeServer:
         self._thread.start()
         return self
 

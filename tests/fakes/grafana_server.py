@@ -84,7 +84,7 @@ class FakeGrafana:
         self._port = 0
 
     # ------------------------------------------------------------------ lifecycle
-    def start(self) -> "FakeGrafana":
+    def start(self) -> FakeGrafana:
         self._server = _Server(("127.0.0.1", self._port), _Handler)
         self._server.fake = self  # type: ignore[attr-defined]
         self._port = self._server.server_address[1]
@@ -108,7 +108,7 @@ class FakeGrafana:
         if self._server is None:
             self.start()
 
-    def __enter__(self) -> "FakeGrafana":
+    def __enter__(self) -> FakeGrafana:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
@@ -145,7 +145,8 @@ class FakeGrafana:
             d.versions.append(d.model)
 
     # ------------------------------------------------------------------ dispatch
-    def handle(self, method: str, raw_path: str, headers: dict[str, str], raw: bytes) -> tuple[int, dict[str, str], Any]:
+    def handle(self, method: str, raw_path: str, headers: dict[str, str], raw: bytes
+               ) -> tuple[int, dict[str, str], Any]:
         with self._lock:
             delay = self._delays.pop(0) if self._delays else 0.0
         if delay:
@@ -238,7 +239,8 @@ class FakeGrafana:
             return 409, {"message": "a folder with the same uid already exists"}
         if any(f["title"] == body["title"] for f in self.folders.values()):
             return 409, {"message": "a folder or dashboard in the general folder with the same name already exists"}
-        folder = {"id": self._new_id(), "uid": uid, "title": body["title"], "url": f"/dashboards/f/{uid}/{_slug(body['title'])}",
+        folder = {"id": self._new_id(), "uid": uid, "title": body["title"],
+                  "url": f"/dashboards/f/{uid}/{_slug(body['title'])}",
                   "hasAcl": False, "canSave": True, "canEdit": True, "canAdmin": True, "createdBy": "admin",
                   "created": "2026-01-01T00:00:00Z", "updatedBy": "admin", "updated": "2026-01-01T00:00:00Z",
                   "version": 1}
@@ -299,7 +301,8 @@ class FakeGrafana:
             return 400, {"message": "Failed to save annotation: text is required"}
         aid = self._new_id()
         t = body.get("time") or int(time.time() * 1000)
-        self.annotations[aid] = {"id": aid, "dashboardUID": body.get("dashboardUID", ""), "panelId": body.get("panelId", 0),
+        self.annotations[aid] = {"id": aid, "dashboardUID": body.get("dashboardUID", ""),
+                                 "panelId": body.get("panelId", 0),
                                  "time": t, "timeEnd": body.get("timeEnd", t), "text": body["text"],
                                  "tags": list(body.get("tags") or []), "type": "annotation"}
         return 200, {"message": "Annotation added", "id": aid}

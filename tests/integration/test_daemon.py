@@ -14,8 +14,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import yaml
@@ -210,9 +211,10 @@ def test_an_embedded_daemon_stops_on_its_event_and_drains_the_outbox(tmp_path):
     # the model whose registry read raises keeps cycling, with the registry reported down
     assert metric_value(vigil, "vigil_cycle_duration_seconds_count", model="fraud") >= 1
     assert any("registry" in b for b in vigil.last_cycle["fraud"].blind)
-    pending = [(r.key, r.next_attempt_at, r.last_error, r.created_at) for r in vigil.store.outbox_for_prefix("incident")
-               if r.status == "pending"]
-    assert vigil.store.outbox_counts() == {"delivered": len(sink.read_text().splitlines())}, (pending, vigil.clock.now())
+    pending = [(r.key, r.next_attempt_at, r.last_error, r.created_at)
+               for r in vigil.store.outbox_for_prefix("incident") if r.status == "pending"]
+    delivered = len(sink.read_text().splitlines())
+    assert vigil.store.outbox_counts() == {"delivered": delivered}, (pending, vigil.clock.now())
     [incident] = vigil.store.incidents(model=MODEL)
     assert any(json.loads(x)["payload"]["incident_id"] == incident.id for x in sink.read_text().splitlines())
 

@@ -16,8 +16,8 @@ from alerts.outbox import MessageKind
 from alerts.sink import JsonlSink
 from alerts.slack import SlackNotifier
 from monitor.notifiers import default_notifiers
-from monitor.vigil import Vigil
 from monitor.store.repository import OutboxRow, Store
+from monitor.vigil import Vigil
 from tests.fakes.slack_server import FakeMessage, FakeSlack
 from tests.helpers_vigil import (
     MODEL,

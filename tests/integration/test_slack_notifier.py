@@ -10,6 +10,7 @@ import pytest
 
 from alerts.outbox import DeliveryStatus, MessageKind, OutboxMessage
 from alerts.slack import SlackNotifier
+
 try:
     from tests.fakes.slack_server import FakeSlack
 except ImportError:  # pytest put tests/ on sys.path, not the repo root
