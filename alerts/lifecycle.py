@@ -14,6 +14,11 @@ from enum import StrEnum
 from alerts.policy import Severity, TierDecision
 
 
+class IncidentStatus(StrEnum):
+    OPEN = "open"
+    RESOLVED = "resolved"
+
+
 class Step(StrEnum):
     NONE = "none"  # nothing open, nothing to open
     OPEN = "open"

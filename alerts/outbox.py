@@ -17,6 +17,14 @@ class MessageKind(StrEnum):
     ROLLBACK = "rollback"  # a rollback ran (Grafana annotation, Slack thread)
 
 
+class OutboxStatus(StrEnum):
+    """Where an outbox row stands."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
 class DeliveryStatus(StrEnum):
     DELIVERED = "delivered"
     RETRY = "retry"  # transient: rate limit, 5xx, timeout; try again later

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from alerts.lifecycle import IncidentStatus
+from alerts.rollback import ActionStatus
 from detectors.records import json_safe
 
 
@@ -57,9 +59,9 @@ def incident_summary(snap: IncidentSnapshot) -> dict[str, Any]:
 
 def suggested_action(causes: list[dict[str, Any]], actions: list[dict[str, Any]], status: str,
                      model: str = "<model>") -> str:
-    if status == "resolved":
+    if status == IncidentStatus.RESOLVED:
         return "Nothing to do: the signals are back within their thresholds."
-    done = [a for a in actions if a.get("kind") == "rollback" and a.get("status") == "done"]
+    done = [a for a in actions if a.get("kind") == "rollback" and a.get("status") == ActionStatus.DONE]
     if done:
         a = done[-1]
         return (f"Vigil rolled back to v{a['to_version']}. Confirm the KPIs recover, then investigate "

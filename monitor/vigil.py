@@ -14,6 +14,7 @@ import threading
 import time
 from typing import Any
 
+from alerts.lifecycle import IncidentStatus
 from alerts.outbox import Notifier
 from alerts.pipeline import AlertInputs, plan_alerts
 from alerts.routing import NotifierRegistry
@@ -136,7 +137,7 @@ class Vigil:
             applied = apply_plan(self.store, self.outbox, m, plan, story.content,
                                  StateUpdate(history.slo_streaks, found.detector_state, t))
             rollback = None
-            if applied.status == "open" and applied.incident_id is not None:
+            if applied.status == IncidentStatus.OPEN and applied.incident_id is not None:
                 rollback = self.operator.follow_plan(m, applied.incident_id, plan, t)
                 if found.drift_columns and _has_drift(story.incident):
                     self.drift_reports.save_once(m, applied.incident_id, found.drift_columns, serving, t)

@@ -8,9 +8,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from alerts.lifecycle import IncidentStatus
 from alerts.pipeline import AlertPlan
 from alerts.policy import Severity
-from alerts.rollback import RollbackOutcome, execute_rollback
+from alerts.rollback import ActionStatus, RollbackOutcome, execute_rollback
 from detectors.records import DeployEvent
 from monitor.config import ModelConfig, VigilConfig
 from monitor.cycle.messages import OutboxWriter
@@ -48,13 +49,14 @@ class Operator:
 
     def _record_refusal(self, m: ModelConfig, incident_id: int, to_version: str, reason: str, dry_run: bool,
                         t: float) -> None:
-        if any(a.status == "refused" and a.reason == reason for a in self.store.actions(incident_id=incident_id)):
+        earlier = self.store.actions(incident_id=incident_id)
+        if any(a.status == ActionStatus.REFUSED and a.reason == reason for a in earlier):
             return
         with self.store.tx() as s:
             self.store.add_action(s, model=m.name, kind="rollback", incident_id=incident_id, from_version=None,
-                                  to_version=to_version, status="refused", reason=reason, detail="", actor="vigil",
-                                  dry_run=dry_run, at=t)
-        self.metrics.rollbacks.labels(m.name, "refused").inc()
+                                  to_version=to_version, status=ActionStatus.REFUSED, reason=reason, detail="",
+                                  actor="vigil", dry_run=dry_run, at=t)
+        self.metrics.rollbacks.labels(m.name, ActionStatus.REFUSED).inc()
         self.store.audit("vigil", "rollback.refused", f"model:{m.name}",
                          {"incident_id": incident_id, "reason": reason, "to_version": to_version}, now=t)
 
@@ -73,20 +75,20 @@ class Operator:
                                   from_version=outcome.from_version, to_version=outcome.to_version,
                                   status=outcome.status, reason=reason, detail=outcome.detail, actor=actor,
                                   dry_run=dry_run, at=now)
-            if outcome.status == "done":
+            if outcome.status == ActionStatus.DONE:
                 self.store.add_deploy(s, DeployEvent(m.name, m.alias, to_version, outcome.from_version, now,
                                                      "rollback"))
                 state = self.store.model_state(s, m.name)
                 state.alias_version = to_version
                 state.alias_seen_at = now
                 self._tag_alias_move(m, to_version, outcome.from_version, actor, now)
-            if outcome.status in ("done", "dry_run"):
+            if outcome.status in (ActionStatus.DONE, ActionStatus.DRY_RUN):
                 self.outbox.rollback(s, m.name, {
                     "model": m.name, "from_version": outcome.from_version, "to_version": outcome.to_version,
                     "at": now, "status": outcome.status, "reason": reason, "dry_run": dry_run, "actor": actor,
                     "detail": outcome.detail, "incident_id": incident_id}, now)
             row = s.get(IncidentRow, incident_id) if incident_id is not None else None
-            if row is not None and row.status == "open":
+            if row is not None and row.status == IncidentStatus.OPEN:
                 self.outbox.incident(s, row, routes_of(m).channels(Severity(row.severity)), now)
         log.info("rollback %s", outcome.status, extra={"model": m.name, "to_version": to_version, "actor": actor})
         return outcome

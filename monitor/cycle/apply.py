@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from alerts.lifecycle import Step
+from alerts.lifecycle import IncidentStatus, Step
 from alerts.pipeline import AlertPlan
 from alerts.policy import Severity
 from correlators.incident import Incident
@@ -53,7 +53,7 @@ def apply_plan(store: Store, outbox: OutboxWriter, m: ModelConfig, plan: AlertPl
         state.last_cycle_at = update.t
         if row is None:
             return Applied(None, None, None, False)
-        open_ = row.status == "open"
+        open_ = row.status == IncidentStatus.OPEN
         return Applied(row.id, row.status, row.severity if open_ else None, plan.lifecycle.step == Step.OPEN)
 
 
@@ -65,8 +65,8 @@ def _apply_step(store: Store, s: Session, plan: AlertPlan, incident: Incident | 
     row = store.open_incident(s, m.name)
     if step == Step.OPEN:
         assert incident is not None and plan.lifecycle.severity is not None
-        row = IncidentRow(model=m.name, status="open", severity=str(plan.lifecycle.severity), title=incident.title,
-                          onset=incident.onset, opened_at=t, updated_at=t,
+        row = IncidentRow(model=m.name, status=IncidentStatus.OPEN, severity=str(plan.lifecycle.severity),
+                          title=incident.title, onset=incident.onset, opened_at=t, updated_at=t,
                           cold_start=bool(plan.tier and plan.tier.cold_start),
                           reasons=plan.tier.reasons if plan.tier else [],
                           findings=[f.to_dict() for f in incident.findings],
@@ -82,7 +82,7 @@ def _apply_step(store: Store, s: Session, plan: AlertPlan, incident: Incident | 
         row.reasons = plan.tier.reasons if plan.tier else row.reasons
         row.updated_at = t
     if step == Step.RESOLVE:
-        row.status = "resolved"
+        row.status = IncidentStatus.RESOLVED
         row.resolved_at = t
         row.updated_at = t
     if step in (Step.OPEN, Step.UPDATE, Step.RESOLVE):

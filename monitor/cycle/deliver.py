@@ -13,7 +13,7 @@ import logging
 import threading
 from collections.abc import Mapping
 
-from alerts.outbox import DeliveryResult, DeliveryStatus, Notifier, OutboxMessage
+from alerts.outbox import DeliveryResult, DeliveryStatus, Notifier, OutboxMessage, OutboxStatus
 from monitor.metrics import VigilMetrics
 from monitor.store.repository import Store
 
@@ -56,7 +56,7 @@ class OutboxSender:
                 log.warning("delivery %s", result.status,
                             extra={"notifier": msg.notifier, "key": msg.key, "error": result.error,
                                    "attempts": msg.attempts + 1})
-        self.metrics.outbox_pending.set(self.store.outbox_counts().get("pending", 0))
+        self.metrics.outbox_pending.set(self.store.outbox_counts().get(OutboxStatus.PENDING, 0))
         return delivered
 
     def _send(self, msg: OutboxMessage) -> DeliveryResult:

@@ -8,12 +8,14 @@ from typing import Any
 from alerts.lifecycle import LifecycleSettings, OpenIncident
 from alerts.pipeline import AlertRules, ModelHistory
 from alerts.policy import Policy, RollbackGuard, Severity
+from alerts.rollback import ActionStatus
 from alerts.routing import Routes
 from detectors.records import Finding
 from monitor.config import ModelConfig, PolicyConfig
 from monitor.store.repository import IncidentRow, Store
 
-ROLLBACK_SETTLED = ("done", "dry_run", "noop")  # an incident with one of these is not rolled back again
+# An incident with one of these is not rolled back again.
+ROLLBACK_SETTLED = (ActionStatus.DONE, ActionStatus.DRY_RUN, ActionStatus.NOOP)
 
 
 def to_policy(p: PolicyConfig) -> Policy:
