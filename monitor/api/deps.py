@@ -53,18 +53,18 @@ def model_or_404(vigil: Vigil, name: str) -> ModelConfig:
         raise HTTPException(404, f"unknown model {name!r}; monitored models: {known}") from None
 
 
-def get_model(vigil: VigilDep, name: str) -> ModelConfig:
+def model_from_path(vigil: VigilDep, name: str) -> ModelConfig:
     return model_or_404(vigil, name)
 
 
-ModelDep = Annotated[ModelConfig, Depends(get_model)]
+ModelDep = Annotated[ModelConfig, Depends(model_from_path)]
 
 
-def get_incident(vigil: VigilDep, incident_id: Annotated[int, Path(ge=1)]) -> IncidentRow:
+def incident_from_path(vigil: VigilDep, incident_id: Annotated[int, Path(ge=1)]) -> IncidentRow:
     row = vigil.store.incident(incident_id)
     if row is None:
         raise HTTPException(404, f"incident {incident_id} not found")
     return row
 
 
-IncidentDep = Annotated[IncidentRow, Depends(get_incident)]
+IncidentDep = Annotated[IncidentRow, Depends(incident_from_path)]
