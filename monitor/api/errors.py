@@ -1,0 +1,79 @@
+"""Error bodies: every 4xx is `{"error": ...}` and, when a field is to blame,
+`"fields": [{"field", "message"}]`, so a client can fix the request without reading logs.
+An unexpected error is a 500 with a request id to find it in the log, never a stack trace.
+"""
+from __future__ import annotations
+
+import logging
+import uuid
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from monitor.api.ingest import InvalidRecords
+
+log = logging.getLogger("vigil.api")
+
+FieldErrors = list[dict[str, str]]
+
+
+class FieldError(Exception):
+    """A field that passed the schema but not the world (say, a version the registry lacks):
+    answered like a schema error, so the client handles one shape."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def field_errors(exc: RequestValidationError) -> FieldErrors:
+    out = []
+    for e in exc.errors():
+        loc = ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body"
+        msg = str(e.get("msg", "invalid")).removeprefix("Value error, ")
+        if e.get("type") == "missing":
+            msg = "required field is missing"
+        elif e.get("type") == "extra_forbidden":
+            msg = "unknown field"
+        out.append({"field": loc, "message": msg})
+    return out
+
+
+def invalid_request(fields: FieldErrors) -> JSONResponse:
+    summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
+    return JSONResponse(status_code=422, content={"error": f"invalid request: {summary}", "fields": fields})
+
+
+async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    return invalid_request(field_errors(exc))
+
+
+async def _field(_: Request, exc: FieldError) -> JSONResponse:
+    return invalid_request([{"field": exc.field, "message": exc.message}])
+
+
+async def _invalid_records(_: Request, exc: InvalidRecords) -> JSONResponse:
+    # ingest words its own summary ("n invalid field(s), nothing stored: ...").
+    return JSONResponse(status_code=422, content={"error": str(exc), "fields": exc.fields})
+
+
+async def _http(_: Request, exc: HTTPException) -> JSONResponse:
+    return JSONResponse(status_code=exc.status_code, content={"error": exc.detail}, headers=exc.headers)
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    rid = uuid.uuid4().hex[:12]
+    log.exception("unhandled error", extra={"request_id": rid, "path": request.url.path})
+    return JSONResponse(status_code=500, content={"error": "internal error", "request_id": rid})
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    # The decorator form keeps each handler's own exception type (add_exception_handler
+    # would want them all to take a bare Exception).
+    app.exception_handler(RequestValidationError)(_validation)
+    app.exception_handler(FieldError)(_field)
+    app.exception_handler(InvalidRecords)(_invalid_records)
+    app.exception_handler(HTTPException)(_http)
+    app.exception_handler(Exception)(_unexpected)

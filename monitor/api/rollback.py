@@ -1,0 +1,118 @@
+"""`POST /v1/models/{name}/rollback`: move the serving alias back, guarded and audited.
+
+With an `Idempotency-Key`, a retried request gets the first answer back instead of a
+second rollback; a different body under the same key is refused.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Request
+from fastapi.responses import JSONResponse, Response
+
+from monitor.api.deps import ActorDep, ModelDep, VigilDep
+from monitor.api.errors import FieldError
+from monitor.api.schemas import RollbackRequest, RollbackResponse
+from monitor.config import ModelConfig
+from monitor.sources.registry import ModelNotFound
+from monitor.vigil import Vigil
+
+log = logging.getLogger("vigil.api")
+
+router = APIRouter(tags=["actions"])
+
+
+class KeyedLocks:
+    """One lock per key, made on first use."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def __call__(self, key: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+
+def get_rollback_locks(request: Request) -> KeyedLocks:
+    locks: KeyedLocks = request.app.state.rollback_locks  # one set per app, made by create_app
+    return locks
+
+
+RollbackLocksDep = Annotated[KeyedLocks, Depends(get_rollback_locks)]
+
+
+@router.post("/v1/models/{name}/rollback", response_model=RollbackResponse,
+             responses={401: {}, 403: {}, 404: {}, 409: {}, 422: {}})
+def rollback(vigil: VigilDep, actor: ActorDep, m: ModelDep, body: RollbackRequest, response: Response,
+             locks: RollbackLocksDep,
+             idempotency_key: Annotated[str | None, Header(max_length=200)] = None) -> Any:
+    request_hash = hashlib.sha256(json.dumps(body.model_dump(), sort_keys=True).encode()).hexdigest()
+    scope = f"rollback:{m.name}"
+    with locks(scope):  # one rollback per model at a time; a retried key waits and gets the same answer
+        if idempotency_key:
+            prior = vigil.store.idempotent_response(scope, idempotency_key)
+            if prior is not None:
+                if prior.request_hash != request_hash:
+                    raise HTTPException(422, "Idempotency-Key was already used with a different request body")
+                response.headers["Idempotent-Replayed"] = "true"
+                response.status_code = prior.status_code
+                return prior.response
+        target = _target(vigil, m, body)
+        now = time.time()
+        outcome = vigil.operator.rollback(m, to_version=target, dry_run=body.dry_run, reason=body.reason,
+                                 actor=actor, incident_id=_open_incident_id(vigil, m.name), now=now)
+        result = RollbackResponse(model=m.name, status=outcome.status, from_version=outcome.from_version,
+                                  to_version=outcome.to_version, detail=outcome.detail, actor=actor, at=now)
+        # A failed move changed nothing (or a retry finds the alias moved and records a
+        # no-op), so only outcomes are kept: a client retrying after a registry outage
+        # with the same key gets a real second attempt, not the stored 502.
+        if idempotency_key and outcome.status != "failed":
+            vigil.store.save_idempotent_response(scope, idempotency_key, request_hash, 200, result.model_dump(), now)
+    _announce(vigil, m.name)
+    if outcome.status == "failed":
+        return JSONResponse(status_code=502, content={"error": outcome.detail, **result.model_dump()})
+    return result
+
+
+def _target(vigil: Vigil, m: ModelConfig, body: RollbackRequest) -> str:
+    """The version to roll back to: the one asked for, else the one before the last deploy."""
+    target = body.to_version or vigil.store.rollback_target(m.name)
+    if not target:
+        raise HTTPException(409, "no previous version is recorded for this model: give to_version")
+    missing = _missing_version(vigil, m, target)
+    if missing and body.to_version:
+        raise FieldError("to_version", missing)
+    if missing:
+        raise HTTPException(409, f"the version before the last deploy is gone: {missing}; give to_version")
+    return target
+
+
+def _missing_version(vigil: Vigil, m: ModelConfig, version: str) -> str | None:
+    """Why `version` cannot be rolled back to, if the registry says it does not exist.
+    A registry that cannot answer is left to the rollback, which reports it (502)."""
+    try:
+        vigil.registry.get_version(m.registry, version)
+    except ModelNotFound as e:
+        return str(e)
+    except Exception:  # unreachable registry: not the caller's mistake, and the rollback will say so
+        return None
+    return None
+
+
+def _open_incident_id(vigil: Vigil, model: str) -> int | None:
+    rows = vigil.store.incidents(model=model, status="open", limit=1)
+    return rows[0].id if rows else None
+
+
+def _announce(vigil: Vigil, model: str) -> None:
+    """Send the rollback's messages now rather than at the sender's next round."""
+    try:
+        vigil.deliver()
+    except Exception:  # the rollback happened; its messages wait in the outbox for the next round
+        log.exception("outbox delivery after rollback failed", extra={"model": model})

@@ -1,0 +1,22 @@
+"""`POST /v1/samples`: feature samples pushed by the serving side, for drift detection.
+monitor.api.ingest decides what a valid record is; a bad one rejects the whole request."""
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from monitor.api.deps import ActorDep, VigilDep, model_or_404
+from monitor.api.ingest import validate_records
+from monitor.api.schemas import SamplesRequest
+
+router = APIRouter(tags=["samples"])
+
+
+@router.post("/v1/samples", status_code=202)
+def samples(vigil: VigilDep, _: ActorDep, body: SamplesRequest) -> dict[str, Any]:
+    m = model_or_404(vigil, body.model)
+    rows = validate_records(m, body.records, m.samples)  # InvalidRecords: a 422 naming each field (errors.py)
+    n = vigil.store.add_samples(m.name, rows)
+    vigil.metrics.samples.labels(m.name).inc(n)
+    return {"accepted": n, "model": m.name}

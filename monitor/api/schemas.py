@@ -1,0 +1,72 @@
+"""Request and response bodies: the OpenAPI contract's shapes.
+
+Request bodies forbid unknown fields, so a misspelt option is a 422 naming it rather
+than a silently ignored setting.
+"""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from monitor.store.repository import IncidentRow
+
+
+class RollbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=3, max_length=2000, description="Why: recorded in the audit log")
+    to_version: str | None = Field(None, pattern=r"^\d+$", description="Default: the version before the last deploy")
+    dry_run: bool = False
+
+
+class RollbackResponse(BaseModel):
+    model: str
+    status: Literal["done", "dry_run", "noop", "failed"]
+    from_version: str | None
+    to_version: str
+    detail: str
+    actor: str
+    at: float
+
+
+class SilenceRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    duration_s: float = Field(gt=0, le=30 * 86400, description="How long to keep the incident quiet")
+    reason: str = Field(min_length=3, max_length=2000)
+
+
+class SamplesRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    model: str
+    records: list[dict[str, Any]] = Field(min_length=1, max_length=100_000)
+
+
+class IncidentOut(BaseModel):
+    id: int
+    model: str
+    status: str
+    severity: str
+    title: str
+    onset: float
+    opened_at: float
+    updated_at: float
+    resolved_at: float | None
+    cold_start: bool
+    acknowledged_by: str | None
+    silenced_until: float | None
+    reasons: list[Any]
+    findings: list[dict[str, Any]]
+    causes: list[dict[str, Any]]
+    actions: list[dict[str, Any]] = []
+    drift_report: str | None = None
+
+    @classmethod
+    def from_row(cls, row: IncidentRow, actions: list[dict[str, Any]] | None = None,
+                 report: bool = False) -> IncidentOut:
+        """`report`: the incident has a drift report, so the body links to it."""
+        return cls(id=row.id, model=row.model, status=row.status, severity=row.severity, title=row.title,
+                   onset=row.onset, opened_at=row.opened_at, updated_at=row.updated_at,
+                   resolved_at=row.resolved_at, cold_start=row.cold_start, acknowledged_by=row.acknowledged_by,
+                   silenced_until=row.silenced_until, reasons=row.reasons, findings=row.findings,
+                   causes=row.causes, actions=actions or [],
+                   drift_report=f"/v1/incidents/{row.id}/drift-report" if report else None)
