@@ -90,7 +90,7 @@ def links(vigil: "Vigil", model: str, incident_id: int, has_drift: bool) -> dict
     api_base = api.public_url or f"http://{api.host}:{api.port}"
     grafana = None
     if base:
-        from dashboards.model_dashboard import model_dashboard_uid
+        from dashboards.uids import model_dashboard_uid
 
         grafana = f"{base.rstrip('/')}/d/{model_dashboard_uid(model)}"
     return {

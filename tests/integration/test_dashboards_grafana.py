@@ -10,7 +10,6 @@ import pytest
 
 from alerts.outbox import DeliveryStatus, MessageKind, OutboxMessage
 from dashboards.annotations import GrafanaAnnotationNotifier
-from dashboards.cli import run_dashboards
 from dashboards.grafana_api import (
     GrafanaAuthError,
     GrafanaClient,
@@ -19,14 +18,18 @@ from dashboards.grafana_api import (
     GrafanaUnavailable,
     parse_retry_after,
 )
-from dashboards.provisioning import build_all, provision_on_start, provision_over_api
+from dashboards.provisioning import build_all, provision_over_api
+from dashboards.spec import DashboardSpec
 from monitor.config import VigilConfig
+from monitor.grafana.provision import provision_on_start, run_dashboards
+from monitor.grafana.specs import dashboard_specs
+
 try:
     from tests.fakes.grafana_server import FakeGrafana
-    from tests.unit.dashboards.test_dashboards_build import sample_config
+    from tests.unit.dashboards.test_dashboards_build import sample_config, sample_spec
 except ImportError:  # pytest put tests/ on sys.path, not the repo root
     from fakes.grafana_server import FakeGrafana
-    from test_dashboards_build import sample_config
+    from test_dashboards_build import sample_config, sample_spec
 
 TOKEN = "test-token"
 
@@ -42,15 +45,20 @@ def config() -> VigilConfig:
     return sample_config()
 
 
+@pytest.fixture()
+def spec(config: VigilConfig) -> DashboardSpec:
+    return dashboard_specs(config)
+
+
 def client(g: FakeGrafana, token: str | None = TOKEN, retries: int = 0) -> GrafanaClient:
     return GrafanaClient(g.url, token, timeout_s=2.0, retries=retries)
 
 
 # --------------------------------------------------------------------------- provisioning
-def test_provision_creates_folder_and_every_dashboard(grafana: FakeGrafana, config: VigilConfig) -> None:
+def test_provision_creates_folder_and_every_dashboard(grafana: FakeGrafana, spec: DashboardSpec) -> None:
     with client(grafana) as c:
-        report = provision_over_api(config, c)
-    wanted = build_all(config)
+        report = provision_over_api(spec, c)
+    wanted = build_all(spec)
     assert report.folder_created and sorted(report.created) == sorted(d["uid"] for d in wanted)
     assert grafana.folders["vigil"]["title"] == "Vigil"
     for d in wanted:
@@ -62,52 +70,52 @@ def test_provision_creates_folder_and_every_dashboard(grafana: FakeGrafana, conf
     assert all(c.body["overwrite"] is True and c.body["folderUid"] == "vigil" for c in saves)
 
 
-def test_provisioning_twice_changes_nothing(grafana: FakeGrafana, config: VigilConfig) -> None:
+def test_provisioning_twice_changes_nothing(grafana: FakeGrafana, spec: DashboardSpec) -> None:
     with client(grafana) as c:
-        provision_over_api(config, c)
+        provision_over_api(spec, c)
         writes_after_first = len(grafana.writes())
         versions = {uid: d.version for uid, d in grafana.dashboards.items()}
-        second = provision_over_api(config, c)
-    assert not second.changed and len(second.unchanged) == len(build_all(config))
+        second = provision_over_api(spec, c)
+    assert not second.changed and len(second.unchanged) == len(build_all(spec))
     assert {uid: d.version for uid, d in grafana.dashboards.items()} == versions
     assert len(grafana.writes()) == writes_after_first, "the second run must not save anything"
     folder_posts = grafana.calls("POST", "/api/folders")
     assert [c.status for c in folder_posts] == [200, 409]  # 409 = exists, fine
 
 
-def test_a_hand_edited_dashboard_is_put_back(grafana: FakeGrafana, config: VigilConfig) -> None:
+def test_a_hand_edited_dashboard_is_put_back(grafana: FakeGrafana, spec: DashboardSpec) -> None:
     with client(grafana) as c:
-        provision_over_api(config, c)
+        provision_over_api(spec, c)
         grafana.edit_dashboard("vigil-recommender", {"title": "edited by hand", "panels": []})
-        report = provision_over_api(config, c)
+        report = provision_over_api(spec, c)
     assert report.updated == ["vigil-recommender"] and len(report.unchanged) == 2
     stored = grafana.dashboards["vigil-recommender"]
     assert stored.model["title"] == "Vigil · recommender" and stored.version == 3
-    assert stored.model["panels"] == build_all(config)[1]["panels"]
+    assert stored.model["panels"] == build_all(spec)[1]["panels"]
 
 
-def test_version_mismatch_is_retried_once_with_the_current_version(grafana: FakeGrafana, config: VigilConfig) -> None:
+def test_version_mismatch_is_retried_once_with_the_current_version(grafana: FakeGrafana, spec: DashboardSpec) -> None:
     with client(grafana) as c:
-        provision_over_api(config, c)
+        provision_over_api(spec, c)
         grafana.edit_dashboard("vigil-recommender", {"title": "edited"})
         grafana.force(412, path="/api/dashboards/db",
                       body={"message": "The dashboard has been changed by someone else", "status": "version-mismatch"})
-        report = provision_over_api(config, c)
+        report = provision_over_api(spec, c)
     assert "vigil-recommender" in report.updated
     assert grafana.dashboards["vigil-recommender"].model["title"] == "Vigil · recommender"
 
 
-def test_persistent_conflicts_have_clear_messages(grafana: FakeGrafana, config: VigilConfig) -> None:
+def test_persistent_conflicts_have_clear_messages(grafana: FakeGrafana, spec: DashboardSpec) -> None:
     mismatch = {"message": "The dashboard has been changed by someone else", "status": "version-mismatch"}
     with client(grafana) as c:
         grafana.force(412, count=2, path="/api/dashboards/db", body=mismatch)
         with pytest.raises(GrafanaConflict, match=r"someone is editing it\); run `vigil dashboards` again"):
-            provision_over_api(config, c)
+            provision_over_api(spec, c)
         grafana.force(412, path="/api/dashboards/db",
                       body={"message": "A dashboard with the same name in the folder already exists",
                             "status": "name-exists"})
         with pytest.raises(GrafanaConflict, match="already has a dashboard titled .* with another uid"):
-            provision_over_api(config, c)
+            provision_over_api(spec, c)
 
 
 @pytest.mark.parametrize("token, status, hint", [
@@ -115,33 +123,33 @@ def test_persistent_conflicts_have_clear_messages(grafana: FakeGrafana, config: 
     ("wrong", 401, "check that the token is valid"),
     ("viewer-token", 403, "Editor role"),
 ])
-def test_auth_errors_say_what_to_do(grafana: FakeGrafana, config: VigilConfig, token: str | None, status: int,
+def test_auth_errors_say_what_to_do(grafana: FakeGrafana, spec: DashboardSpec, token: str | None, status: int,
                                     hint: str) -> None:
     with client(grafana, token) as c, pytest.raises(GrafanaAuthError) as e:
-        provision_over_api(config, c)
+        provision_over_api(spec, c)
     assert e.value.status == status and hint in str(e.value) and grafana.dashboards == {}
     assert "test-token" not in str(e.value)
 
 
-def test_outage_then_recovery(grafana: FakeGrafana, config: VigilConfig) -> None:
+def test_outage_then_recovery(grafana: FakeGrafana, spec: DashboardSpec) -> None:
     grafana.down()
     with client(grafana, retries=1) as c:
         with pytest.raises(GrafanaUnavailable, match="unreachable"):
-            provision_over_api(config, c)
+            provision_over_api(spec, c)
         grafana.up()
         grafana.force(503, count=2, path="/api/dashboards/db")  # retried by the client (retries=1) then by re-running
         with pytest.raises(GrafanaUnavailable, match="503"):
-            provision_over_api(config, c)
-        report = provision_over_api(config, c)
+            provision_over_api(spec, c)
+        report = provision_over_api(spec, c)
     assert not report.folder_created  # created by the failed run, which is fine
-    assert len(grafana.dashboards) == len(build_all(config))
+    assert len(grafana.dashboards) == len(build_all(spec))
 
 
-def test_transient_errors_are_retried_honouring_retry_after(grafana: FakeGrafana, config: VigilConfig) -> None:
+def test_transient_errors_are_retried_honouring_retry_after(grafana: FakeGrafana, spec: DashboardSpec) -> None:
     grafana.force(429, count=1, path="/api/folders", retry_after="0")
     grafana.force(502, count=1, path="/api/dashboards/uid/")
     with client(grafana, retries=2) as c:
-        report = provision_over_api(config, c)
+        report = provision_over_api(spec, c)
     assert report.folder_created and len(report.created) == 3
     assert parse_retry_after("7") == 7.0 and parse_retry_after(None) is None
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # a date in the past: now
@@ -208,7 +216,7 @@ def test_deploy_and_rollback_annotations(grafana: FakeGrafana) -> None:
     assert rb["time"] == 1_790_000_400_000 and rb["tags"][:4] == ["vigil", "rollback", "recommender", "done"]
     assert "v4 -> v3" in rb["text"] and "critical incident 42" in rb["text"]
     # The tags the generated dashboards query for find exactly these annotations.
-    model_dash = build_all(sample_config())[1]
+    model_dash = build_all(sample_spec())[1]
     for q in model_dash["annotations"]["list"]:
         hits = [a for a in grafana.annotations.values() if all(t in a["tags"] for t in q["target"]["tags"])]
         assert len(hits) == (0 if q["name"] == "Incidents" else 1), q["name"]
@@ -306,8 +314,8 @@ def test_a_lost_response_does_not_duplicate_the_annotation(grafana: FakeGrafana)
     assert len(grafana.annotations) == 1
 
 
-def test_a_same_titled_folder_with_another_uid_is_explained(grafana: FakeGrafana, config: VigilConfig) -> None:
+def test_a_same_titled_folder_with_another_uid_is_explained(grafana: FakeGrafana, spec: DashboardSpec) -> None:
     grafana.folders["team"] = {"id": 99, "uid": "team", "title": "Vigil"}
     with client(grafana) as c, pytest.raises(GrafanaRequestError, match="set grafana.folder_uid to that folder's uid"):
-        provision_over_api(config, c)
+        provision_over_api(spec, c)
     assert grafana.dashboards == {}
