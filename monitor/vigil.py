@@ -304,10 +304,7 @@ def default_notifiers(config: VigilConfig) -> dict[str, Notifier]:
 
         out["sink"] = JsonlSink(config.resolve_path(config.slack.sink_path))
     if config.grafana.url and config.grafana.token:
-        try:
-            from dashboards.annotations import GrafanaAnnotationNotifier
+        from monitor.grafana.annotations import GrafanaAnnotationNotifier
 
-            out["grafana"] = GrafanaAnnotationNotifier.from_url(config.grafana.url, config.grafana.token)
-        except ImportError:  # pragma: no cover - dashboards is part of the same install
-            log.warning("grafana annotations unavailable")
+        out["grafana"] = GrafanaAnnotationNotifier.from_url(config.grafana.url, config.grafana.token)
     return out
