@@ -15,7 +15,15 @@ from dashboards.datasources import TRACE_ID_IN_LINE, datasource_models
 from dashboards.model_dashboard import build_model_dashboard
 from dashboards.overview import build_overview_dashboard
 from dashboards.provisioning import build_all, write_provisioning_files
-from dashboards.spec import DashboardSpec, ModelSpec
+from dashboards.spec import (
+    DashboardSpec,
+    DataSourcesSpec,
+    DataSourceUids,
+    FolderSpec,
+    ModelSpec,
+    PolicySpec,
+    PrometheusSpec,
+)
 from dashboards.uids import OVERVIEW_UID, dashboard_uid, model_dashboard_uid
 from monitor.config import VigilConfig, parse_config
 from monitor.grafana.specs import dashboard_specs
@@ -237,3 +245,17 @@ def test_custom_datasource_uids_are_used_everywhere() -> None:
             if "datasource" in v:
                 assert v["datasource"]["uid"] == "mimir"
     assert {m["uid"] for m in datasource_models(spec.datasources)} == {"mimir", "logs", "traces"}
+
+
+def test_builders_need_only_specs(tmp_path: Path) -> None:
+    """No config file: a hand-written spec is enough, and only what it gives is drawn."""
+    sources = DataSourcesSpec(DataSourceUids("p", "l", "t"), PrometheusSpec("http://p:9090", 15.0))
+    bare = ModelSpec("bare", registry="bare", alias="champion", policy=PolicySpec("psi", 0.1, 0.2, 3))
+    d = build_model_dashboard(sources, bare)
+    assert d["uid"] == "vigil-bare" and [p["title"] for p in d["panels"] if p["type"] == "row"] == ["Model health"]
+    assert {q.datasource_type for q in panel_queries(d)} == {"prometheus"}
+    spec = DashboardSpec(sources, FolderSpec("f", "F"), (bare,))
+    assert [m["type"] for m in datasource_models(sources)] == ["prometheus"]
+    assert datasource_models(sources)[0]["jsonData"]["timeInterval"] == "15s"
+    written = write_provisioning_files(spec, tmp_path)
+    assert len(written) == 4  # data sources, provider, overview, one model
