@@ -9,11 +9,11 @@ construction rather than by care in each dashboard module.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import re
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, Literal
+from typing import Any, Literal
 
 from grafana_foundation_sdk.builders import annotationslist, logs, stat, table, timeseries
 from grafana_foundation_sdk.builders import dashboard as db
@@ -25,37 +25,30 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
 
-from monitor.config import GrafanaConfig
+from .spec import DataSourceUids
 
 DASHBOARD_TAG = "vigil"
 GRAFANA_ANNOTATIONS = dm.DataSourceRef(type_val="grafana", uid="-- Grafana --")
-_UID_OK = re.compile(r"[A-Za-z0-9_-]+")
 _REGEX_META = re.compile(r"([.+*?()|\[\]{}^$\\])")
 
 
 @dataclass(frozen=True)
-class DataSources:
-    """The uids dashboards point at; the provisioning files create them with these uids."""
+class DataSourceRefs:
+    """The SDK refs panels, targets and variables carry, for the configured uids."""
 
-    prometheus: str = "prom"
-    loki: str = "loki"
-    tempo: str = "tempo"
-
-    @classmethod
-    def from_config(cls, cfg: GrafanaConfig) -> "DataSources":
-        return cls(cfg.prometheus_datasource_uid, cfg.loki_datasource_uid, cfg.tempo_datasource_uid)
+    uids: DataSourceUids
 
     @property
     def prom(self) -> dm.DataSourceRef:
-        return dm.DataSourceRef(type_val="prometheus", uid=self.prometheus)
+        return dm.DataSourceRef(type_val="prometheus", uid=self.uids.prometheus)
 
     @property
     def logs(self) -> dm.DataSourceRef:
-        return dm.DataSourceRef(type_val="loki", uid=self.loki)
+        return dm.DataSourceRef(type_val="loki", uid=self.uids.loki)
 
     @property
     def traces(self) -> dm.DataSourceRef:
-        return dm.DataSourceRef(type_val="tempo", uid=self.tempo)
+        return dm.DataSourceRef(type_val="tempo", uid=self.uids.tempo)
 
 
 # --------------------------------------------------------------------------- quoting
@@ -74,25 +67,12 @@ def matchers(*parts: str) -> str:
     return "{" + ", ".join(p.strip() for p in parts if p and p.strip()) + "}"
 
 
-def dashboard_uid(name: str, prefix: str = "vigil") -> str:
-    """Stable uid for a name: readable when it can be, hashed when it must be.
-
-    Grafana uids are at most 40 characters of [A-Za-z0-9_-]. A name that needs
-    changing to fit gets a hash suffix so "a.b" and "a-b" never collide.
-    """
-    uid = f"{prefix}-{name}"
-    if _UID_OK.fullmatch(uid) and len(uid) <= 40:
-        return uid
-    slug = re.sub(r"[^A-Za-z0-9_-]", "-", name)[:24]
-    digest = hashlib.sha1(name.encode()).hexdigest()[:8]
-    return f"{prefix}-{slug}-{digest}"[:40]
-
-
 # --------------------------------------------------------------------------- panels
 Step = tuple[float | None, str]  # (threshold value, colour); the first value is None (base)
 
 
-def thresholds(steps: list[Step]) -> db.ThresholdsConfig:
+def thresholds(steps: Sequence[Step]) -> db.ThresholdsConfig:
+    """Absolute threshold steps; the first step's value is None (the base colour)."""
     return db.ThresholdsConfig().mode(dm.ThresholdsMode.ABSOLUTE).steps(
         [dm.Threshold(value=v, color=c) for v, c in steps]
     )
@@ -120,32 +100,40 @@ def prom_target(expr: str, legend: str = "__auto", *, instant: bool = False, exe
     return q
 
 
+@dataclass(frozen=True)
+class ValueStyle:
+    """How a panel shows its values: the unit, threshold colours (`steps`, drawn as
+    dashed lines on a time series) and the floor of the value axis."""
+
+    unit: str = "short"
+    steps: Sequence[Step] | None = None
+    min_val: float | None = None
+
+
 def timeseries_panel(
     title: str,
     ds: dm.DataSourceRef,
-    targets: list[promq.Dataquery | lokiq.Dataquery],
+    targets: Sequence[promq.Dataquery | lokiq.Dataquery],
+    style: ValueStyle = ValueStyle(),
     *,
-    unit: str = "short",
-    steps: list[Step] | None = None,
     description: str = "",
     width: int = 12,
     height: int = 8,
     links: list[tuple[str, str]] | None = None,
-    min_val: float | None = None,
 ) -> timeseries.Panel:
-    """A time series; `steps` are drawn as dashed lines so the SLO/threshold is visible."""
+    """A time series; thresholds are drawn as dashed lines so the SLO or alert level is visible."""
     p = (
         timeseries.Panel().title(title).description(description).datasource(ds)
-        .unit(unit).span(width).height(height)
+        .unit(style.unit).span(width).height(height)
         .legend(VizLegendOptions().display_mode(cm.LegendDisplayMode.TABLE).placement(cm.LegendPlacement.BOTTOM)
                 .show_legend(True).calcs(["lastNotNull", "max"]))
     )
     for t in targets:
         p = p.with_target(t)
-    if min_val is not None:
-        p = p.min(min_val)
-    if steps:
-        p = p.thresholds(thresholds(steps)).thresholds_style(
+    if style.min_val is not None:
+        p = p.min(style.min_val)
+    if style.steps:
+        p = p.thresholds(thresholds(style.steps)).thresholds_style(
             GraphThresholdsStyleConfig().mode(cm.GraphThresholdsStyleMode.DASHED)
         )
     if links:
@@ -156,10 +144,9 @@ def timeseries_panel(
 def stat_panel(
     title: str,
     ds: dm.DataSourceRef,
-    targets: list[promq.Dataquery],
+    targets: Sequence[promq.Dataquery],
+    style: ValueStyle = ValueStyle(),
     *,
-    unit: str = "short",
-    steps: list[Step] | None = None,
     mappings: dict[str, tuple[str, str]] | None = None,
     description: str = "",
     width: int = 6,
@@ -167,20 +154,25 @@ def stat_panel(
 ) -> stat.Panel:
     """A single number (or one per series), coloured by thresholds or by value mappings."""
     p = (
-        stat.Panel().title(title).description(description).datasource(ds).unit(unit).span(width).height(height)
-        .color_mode(cm.BigValueColorMode.BACKGROUND).graph_mode(cm.BigValueGraphMode.NONE)
+        stat.Panel().title(title).description(description).datasource(ds).unit(style.unit).span(width)
+        .height(height).color_mode(cm.BigValueColorMode.BACKGROUND).graph_mode(cm.BigValueGraphMode.NONE)
         .reduce_options(ReduceDataOptions().calcs(["lastNotNull"]).values(False))
     )
     for t in targets:
         p = p.with_target(t)
-    if steps:
-        p = p.thresholds(thresholds(steps))
+    if style.min_val is not None:
+        p = p.min(style.min_val)
+    if style.steps:
+        p = p.thresholds(thresholds(style.steps))
     if mappings:
-        p = p.mappings([
-            dm.ValueMap(options={k: dm.ValueMappingResult(text=text, color=color, index=i)
-                                 for i, (k, (text, color)) in enumerate(mappings.items())})
-        ])
+        p = p.mappings([value_map(mappings)])
     return p
+
+
+def value_map(mappings: dict[str, tuple[str, str]]) -> dm.ValueMap:
+    """Grafana value mappings from {value: (text, colour)}, in the given order."""
+    return dm.ValueMap(options={k: dm.ValueMappingResult(text=text, color=color, index=i)
+                                for i, (k, (text, color)) in enumerate(mappings.items())})
 
 
 def table_panel(

@@ -100,7 +100,7 @@ class GrafanaClient:
     def close(self) -> None:
         self._http.close()
 
-    def __enter__(self) -> "GrafanaClient":
+    def __enter__(self) -> GrafanaClient:
         return self
 
     def __exit__(self, *exc: object) -> None:

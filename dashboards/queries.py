@@ -1,4 +1,4 @@
-"""The PromQL, LogQL and TraceQL behind every panel, derived from one model's config.
+"""The PromQL, LogQL and TraceQL behind every panel, derived from one model's spec.
 
 Kept apart from the layout so a query can be read, tested and executed against a
 real Prometheus without building a dashboard. Grafana variables (`$env`, `$pod`,
@@ -15,9 +15,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from monitor.config import KpiConfig, ModelConfig, PolicyConfig, SloConfig
-
 from .builder import matchers, quote, regex_alternation
+from .spec import KpiSpec, ModelSpec, PolicySpec, SloSpec
 
 DRIFT_STATISTICS = ["psi", "ks", "wasserstein", "js", "chi2"]
 _BUCKET = re.compile(r"([A-Za-z_:][A-Za-z0-9_:]*)_bucket\b")
@@ -41,6 +40,9 @@ class ServingMetrics:
     quantiles: tuple[float, ...] = field(default=(0.5, 0.99))
 
 
+DEFAULT_SERVING = ServingMetrics()
+
+
 def histograms_in(queries: list[str]) -> list[str]:
     """Histogram base names referenced as `<name>_bucket` in the given PromQL, in order of first use."""
     seen: list[str] = []
@@ -59,9 +61,12 @@ def _duration(seconds: float) -> str:
 
 @dataclass(frozen=True)
 class ModelQueries:
-    model: ModelConfig
-    policy: PolicyConfig
-    serving: ServingMetrics = ServingMetrics()
+    model: ModelSpec
+    serving: ServingMetrics = DEFAULT_SERVING
+
+    @property
+    def policy(self) -> PolicySpec:
+        return self.model.policy
 
     # ----------------------------------------------------------------- selectors
     @property
@@ -108,15 +113,15 @@ class ModelQueries:
         sel = matchers(self.model_matcher, 'feature=~"$feature"', 'statistic="$statistic"')
         return f"max by (feature) (vigil_feature_drift{sel})"
 
-    def kpi_value(self, kpi: KpiConfig) -> str:
+    def kpi_value(self, kpi: KpiSpec) -> str:
         return kpi.query
 
-    def kpi_baseline(self, kpi: KpiConfig) -> str:
+    def kpi_baseline(self, kpi: KpiSpec) -> str:
         return f"max(vigil_kpi_baseline{matchers(self.model_matcher, f'kpi={quote(kpi.name)}')})"
 
-    def kpi_critical_bound(self, kpi: KpiConfig) -> tuple[str, float]:
+    def kpi_critical_bound(self, kpi: KpiSpec) -> tuple[str, float]:
         """The baseline moved by the critical drop: crossing it is a critical KPI change."""
-        pct = kpi.drop_pct or self.policy.kpi_drop_critical_pct
+        pct = kpi.drop_pct
         factor = 1 - pct / 100 if kpi.bad_direction == "down" else 1 + pct / 100
         return f"{self.kpi_baseline(kpi)} * {factor:g}", pct
 
@@ -151,7 +156,7 @@ class ModelQueries:
         total = f"{by} (rate({s.requests}{self.serving_selector()}[$__rate_interval]))"
         return f"({errors} or {total} * 0) / {total}"
 
-    def slos_about(self, metric: str, *needles: str) -> list[SloConfig]:
+    def slos_about(self, metric: str, *needles: str) -> list[SloSpec]:
         return [s for s in self.model.slos if metric in s.query and all(n in s.query for n in needles)]
 
     # ----------------------------------------------------------------- GPU

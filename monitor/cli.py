@@ -118,7 +118,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_dashboards(args: argparse.Namespace) -> int:
-    from dashboards.cli import run_dashboards
+    from monitor.grafana.provision import run_dashboards
 
     return run_dashboards(_load(args.config), args.out, args.grafana_url, None)
 

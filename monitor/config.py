@@ -185,7 +185,7 @@ class PolicyConfig(_Model):
     rollback: RollbackPolicy = RollbackPolicy()
 
     @model_validator(mode="after")
-    def _critical_above_warning(self) -> "PolicyConfig":
+    def _critical_above_warning(self) -> PolicyConfig:
         if self.drift_critical < self.drift_warning:
             raise ValueError(
                 f"drift_critical ({self.drift_critical}) must be >= drift_warning ({self.drift_warning})"
@@ -283,7 +283,7 @@ class VigilConfig(_Model):
     base_dir: str = "."  # set by load_config: relative paths resolve against the file's folder
 
     @model_validator(mode="after")
-    def _unique_models(self) -> "VigilConfig":
+    def _unique_models(self) -> VigilConfig:
         names = [m.name for m in self.models]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:

@@ -63,7 +63,7 @@ def _dt(t: float) -> Any:
 
 def _provision(config: VigilConfig) -> None:
     try:
-        from dashboards.provisioning import provision_on_start
+        from monitor.grafana.provision import provision_on_start
 
         provision_on_start(config)
     except Exception:  # noqa: BLE001 - dashboards are a convenience, never a reason not to monitor

@@ -37,7 +37,7 @@ def default_notifiers(config: VigilConfig) -> dict[str, Notifier]:
 
         out["sink"] = JsonlSink(config.resolve_path(config.slack.sink_path))
     if config.grafana.url and config.grafana.token:
-        from dashboards.annotations import GrafanaAnnotationNotifier
+        from monitor.grafana.annotations import GrafanaAnnotationNotifier
 
         out["grafana"] = GrafanaAnnotationNotifier.from_url(config.grafana.url, config.grafana.token)
     return out

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from alerts.outbox import MessageKind
 from alerts.payload import IncidentSnapshot, incident_payload, incident_summary
 from alerts.routing import NotifierRegistry
-from dashboards.model_dashboard import model_dashboard_uid
+from dashboards.uids import model_dashboard_uid
 from detectors.records import DeployEvent, FindingKind
 from monitor.config import VigilConfig
 from monitor.store.repository import IncidentRow, Store

@@ -165,7 +165,7 @@ class LocalMlflowServer:
             self._log_fh.close()
             self._log_fh = None
 
-    def __enter__(self) -> "LocalMlflowServer":
+    def __enter__(self) -> LocalMlflowServer:
         self.start()
         return self
 

@@ -32,18 +32,19 @@ import json
 import logging
 import re
 import tempfile
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from alerts.sink import JsonlSink
 from monitor.clock import ReplayClock
 from monitor.config import VigilConfig, load_config
-from monitor.vigil import Vigil
 from monitor.store.repository import Store
+from monitor.vigil import Vigil
 
 log = logging.getLogger("vigil.replay")
 

@@ -32,7 +32,7 @@ import sqlite3
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -126,7 +126,7 @@ def parse_timestamp(value: Any) -> float:
 
 def format_timestamp(at: float) -> str:
     """epoch s -> RFC 3339 UTC with a Z, fractions only as fine as needed (to the microsecond)."""
-    dt = datetime.fromtimestamp(at, tz=timezone.utc)
+    dt = datetime.fromtimestamp(at, tz=UTC)
     spec = "seconds" if not dt.microsecond else "milliseconds" if dt.microsecond % 1000 == 0 else "microseconds"
     text = dt.isoformat(timespec=spec)
     return text.replace("+00:00", "Z")
@@ -585,7 +585,7 @@ class RegistrySource:
     def close(self) -> None:
         self._backend.close()
 
-    def __enter__(self) -> "RegistrySource":
+    def __enter__(self) -> RegistrySource:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -2,7 +2,7 @@
 outbox, and a Grafana outage delays them without losing any."""
 from __future__ import annotations
 
-from dashboards.annotations import GrafanaAnnotationNotifier
+from monitor.grafana.annotations import GrafanaAnnotationNotifier
 from tests.fakes.grafana_server import FakeGrafana
 from tests.helpers_vigil import MODEL, T0, incident_prometheus, make_config, make_vigil, serving_registry
 

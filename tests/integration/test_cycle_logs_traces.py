@@ -8,12 +8,12 @@ import numpy as np
 from correlators.incident import CauseKind
 from detectors.records import FindingKind, Series
 from monitor.config import parse_config
-from monitor.vigil import Vigil
 from monitor.store.repository import Store
+from monitor.vigil import Vigil
 from tests.fakes.loki_server import FakeLoki, Stream
 from tests.fakes.tempo_server import FakeSpan, FakeTempo
-from tests.unit.correlators.test_rca import _logs
 from tests.synthetic_traces import synthetic_traces as _traces
+from tests.unit.correlators.test_rca import _logs
 
 T = 1_800_000_600.0  # cycle time; current window [T-300, T], baseline [T-600, T-300]
 

@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from dashboards.provisioning import build_all
 from monitor.config import VigilConfig, load_config
+from monitor.grafana.specs import dashboard_specs
 from monitor.replay.demo import MODEL, TIMES, generate_bundle
 from monitor.replay.local_prometheus import LocalPrometheus, PrometheusNotInstalled, find_binaries
 from monitor.replay.loop import MetricsRecorder, ReplayResult, run_bundle
@@ -70,7 +71,7 @@ def scalar(demo: Demo, expr: str, t: float = END) -> float:
 @pytest.mark.integration
 @pytest.mark.slow
 def test_every_panel_query_has_data_over_the_demo(demo: Demo) -> None:
-    runs = run_panel_queries(demo.client, build_all(demo.config), start=START, end=END, step=STEP,
+    runs = run_panel_queries(demo.client, build_all(dashboard_specs(demo.config)), start=START, end=END, step=STEP,
                              rate_interval="5m", interval="1m", range_=RANGE)
     failures = [p for p in (r.problem() for r in runs) if p]
     assert not failures, "\n".join(failures)
@@ -82,7 +83,7 @@ def test_every_panel_query_has_data_over_the_demo(demo: Demo) -> None:
 @pytest.mark.slow
 def test_every_variable_offers_the_demo_values(demo: Demo) -> None:
     offered = {}
-    for d in build_all(demo.config):
+    for d in build_all(dashboard_specs(demo.config)):
         for v in variable_queries(d):
             offered[v.name] = set(label_values(demo.client, v, START, END))
     model = demo.config.model(MODEL)

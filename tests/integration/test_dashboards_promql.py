@@ -18,8 +18,10 @@ import pytest
 from dashboards.provisioning import build_all
 from dashboards.queries import DRIFT_STATISTICS
 from monitor.config import VigilConfig
+from monitor.grafana.specs import dashboard_specs
 from monitor.replay.local_prometheus import LocalPrometheus, PrometheusNotInstalled, find_binaries
 from monitor.replay.openmetrics import OpenMetricsWriter
+
 try:
     from tests.dashboards_queries import finite_values, label_values, run_panel_queries, variable_queries
     from tests.unit.dashboards.test_dashboards_build import sample_config
@@ -123,7 +125,7 @@ def prometheus(config: VigilConfig, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 def test_every_promql_panel_query_returns_data(prometheus: httpx.Client, config: VigilConfig) -> None:
-    runs = run_panel_queries(prometheus, build_all(config), start=END - 3600, end=END, step=60,
+    runs = run_panel_queries(prometheus, build_all(dashboard_specs(config)), start=END - 3600, end=END, step=60,
                              rate_interval="5m", interval="1m", range_=RANGE)
     failures = [p for p in (r.problem() for r in runs) if p]
     assert not failures, "\n".join(failures)
@@ -134,7 +136,7 @@ def test_every_promql_panel_query_returns_data(prometheus: httpx.Client, config:
 def test_every_variable_query_offers_values(prometheus: httpx.Client, config: VigilConfig) -> None:
     """Grafana turns label_values(sel, label) into /api/v1/label/<label>/values?match[]=sel."""
     checked = 0
-    for d in build_all(config):
+    for d in build_all(dashboard_specs(config)):
         for v in variable_queries(d):
             assert label_values(prometheus, v, END - 3600, END), f"{v.dashboard} variable {v.name}: no values"
             checked += 1

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
-from pathlib import Path
 
 import pytest
 
@@ -123,8 +122,8 @@ def test_drift_incidents_get_evidently_reports_served_by_the_api(demo):
 
     from monitor.api.app import create_app
     from monitor.config import parse_config
-    from monitor.vigil import Vigil
     from monitor.store.repository import Store
+    from monitor.vigil import Vigil
 
     work = demo["out"] / "work"
     cfg = parse_config({"models": [{"name": "recommender"}]}, base_dir=str(work))

@@ -60,9 +60,8 @@ def test_tenant_header_is_sent_when_configured():
 
 
 def test_parse_error_is_a_query_error_with_lokis_text():
-    with FakeLoki(_streams()) as server:
-        with pytest.raises(QueryError) as e:
-            _src(server).query_logs('{service="checkout"} |~ oops', T0 / 1e9, T0 / 1e9 + 60)
+    with FakeLoki(_streams()) as server, pytest.raises(QueryError) as e:
+        _src(server).query_logs('{service="checkout"} |~ oops', T0 / 1e9, T0 / 1e9 + 60)
     assert "parse error at line 1" in str(e.value)
     assert len(server.requests) == 1  # a 400 is not retried
 

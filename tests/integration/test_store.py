@@ -62,10 +62,9 @@ def test_failed_delivery_is_kept_not_retried(store):
 
 
 def test_a_rolled_back_transaction_leaves_no_orphan_message(store):
-    with pytest.raises(RuntimeError):
-        with store.tx() as s:
-            store.enqueue(s, "slack", MessageKind.INCIDENT, "incident:9:#a", {}, 1.0)
-            raise RuntimeError("crash before commit")
+    with pytest.raises(RuntimeError), store.tx() as s:
+        store.enqueue(s, "slack", MessageKind.INCIDENT, "incident:9:#a", {}, 1.0)
+        raise RuntimeError("crash before commit")
     assert store.due_messages(2.0) == []
 
 

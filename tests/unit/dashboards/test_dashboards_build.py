@@ -10,12 +10,23 @@ from typing import Any
 import pytest
 import yaml
 
-from dashboards.builder import _walk, dashboard_uid, panel_queries, variable_defaults
+from dashboards.builder import _walk, panel_queries, variable_defaults
 from dashboards.datasources import TRACE_ID_IN_LINE, datasource_models
-from dashboards.model_dashboard import build_model_dashboard, model_dashboard_uid
-from dashboards.overview import OVERVIEW_UID, build_overview_dashboard
+from dashboards.model_dashboard import build_model_dashboard
+from dashboards.overview import build_overview_dashboard
 from dashboards.provisioning import build_all, write_provisioning_files
+from dashboards.spec import (
+    DashboardSpec,
+    DataSourcesSpec,
+    DataSourceUids,
+    FolderSpec,
+    ModelSpec,
+    PolicySpec,
+    PrometheusSpec,
+)
+from dashboards.uids import OVERVIEW_UID, dashboard_uid, model_dashboard_uid
 from monitor.config import VigilConfig, parse_config
+from monitor.grafana.specs import dashboard_specs
 
 SAMPLE: dict[str, Any] = {
     "sources": {
@@ -63,14 +74,28 @@ def sample_config(**overrides: Any) -> VigilConfig:
     return parse_config(data)
 
 
+def sample_spec(**overrides: Any) -> DashboardSpec:
+    """The sample config as the dashboards see it (the mapping is tested in tests/unit/monitor)."""
+    return dashboard_specs(sample_config(**overrides))
+
+
+def model(spec: DashboardSpec, name: str) -> ModelSpec:
+    return next(m for m in spec.models if m.name == name)
+
+
 @pytest.fixture(scope="module")
 def config() -> VigilConfig:
     return sample_config()
 
 
 @pytest.fixture(scope="module")
-def dashboards(config: VigilConfig) -> list[dict[str, Any]]:
-    return build_all(config)
+def spec(config: VigilConfig) -> DashboardSpec:
+    return dashboard_specs(config)
+
+
+@pytest.fixture(scope="module")
+def dashboards(spec: DashboardSpec) -> list[dict[str, Any]]:
+    return build_all(spec)
 
 
 def test_every_dashboard_has_grafana_shape(dashboards: list[dict[str, Any]], config: VigilConfig) -> None:
@@ -84,7 +109,7 @@ def test_every_dashboard_has_grafana_shape(dashboards: list[dict[str, Any]], con
         assert all(isinstance(i, int) and i > 0 for i in ids)
         for p in _walk(d["panels"]):
             gp = p["gridPos"]
-            assert set(gp) >= {"h", "w", "x", "y"} and 0 <= gp["x"] and gp["x"] + gp["w"] <= 24, p["title"]
+            assert set(gp) >= {"h", "w", "x", "y"} and gp["x"] >= 0 and gp["x"] + gp["w"] <= 24, p["title"]
             if p["type"] in ("row", "annolist"):
                 continue
             assert uids.get(p["datasource"]["uid"]) == p["datasource"]["type"], p["title"]
@@ -112,13 +137,14 @@ def test_uids_are_stable_short_and_distinct() -> None:
     assert dotted != dashed and dotted == model_dashboard_uid("a.b")
     long = dashboard_uid("x" * 100)
     assert len(long) <= 40 and long != dashboard_uid("x" * 99)
-    cfg = sample_config()
-    assert [d["uid"] for d in build_all(cfg)] == [OVERVIEW_UID, "vigil-recommender", model_dashboard_uid("fraud.scorer")]
-    assert build_all(cfg) == build_all(sample_config()), "generation must be deterministic"
+    spec = sample_spec()
+    assert [d["uid"] for d in build_all(spec)] == [OVERVIEW_UID, "vigil-recommender",
+                                                   model_dashboard_uid("fraud.scorer")]
+    assert build_all(spec) == build_all(sample_spec()), "generation must be deterministic"
 
 
-def test_model_dashboard_follows_config(config: VigilConfig) -> None:
-    d = build_model_dashboard(config, config.model("recommender"))
+def test_model_dashboard_follows_config(spec: DashboardSpec) -> None:
+    d = build_model_dashboard(spec.datasources, model(spec, "recommender"))
     titles = [p["title"] for p in d["panels"]]
     rows = [p["title"] for p in d["panels"] if p["type"] == "row"]
     assert rows == ["Model health", "Serving: recsys-api", "GPU", "Logs and traces"]
@@ -147,8 +173,8 @@ def test_model_dashboard_follows_config(config: VigilConfig) -> None:
 
 
 def test_rows_appear_only_with_something_to_show() -> None:
-    cfg = sample_config(sources={"prometheus": {"url": "http://p:9090"}})
-    d = build_model_dashboard(cfg, cfg.model("fraud.scorer"))
+    spec = sample_spec(sources={"prometheus": {"url": "http://p:9090"}})
+    d = build_model_dashboard(spec.datasources, model(spec, "fraud.scorer"))
     rows = [p["title"] for p in d["panels"] if p["type"] == "row"]
     assert rows == ["Model health", "Serving: fraud-api"]
     assert {q.datasource_type for q in panel_queries(d)} == {"prometheus"}
@@ -157,8 +183,8 @@ def test_rows_appear_only_with_something_to_show() -> None:
     assert exprs[2].endswith("* 1.1"), "bad_direction up with drop_pct 10 -> critical above baseline +10%"
 
 
-def test_overview_lists_every_model(config: VigilConfig) -> None:
-    d = build_overview_dashboard(config)
+def test_overview_lists_every_model(spec: DashboardSpec) -> None:
+    d = build_overview_dashboard(spec)
     state = next(q for q in panel_queries(d) if q.panel_title == "Model state")
     assert 'model=~"recommender|fraud\\\\.scorer"' in state.expr
     titles = {p["title"] for p in d["panels"]}
@@ -167,8 +193,8 @@ def test_overview_lists_every_model(config: VigilConfig) -> None:
     assert rollbacks["options"]["tags"] == ["vigil", "rollback"]
 
 
-def test_datasource_links_click_through(config: VigilConfig) -> None:
-    by_type = {d["type"]: d for d in datasource_models(config)}
+def test_datasource_links_click_through(spec: DashboardSpec) -> None:
+    by_type = {d["type"]: d for d in datasource_models(spec.datasources)}
     assert set(by_type) == {"prometheus", "loki", "tempo"}
     prom, loki, tempo = by_type["prometheus"], by_type["loki"], by_type["tempo"]
     assert prom["jsonData"]["exemplarTraceIdDestinations"][0]["datasourceUid"] == tempo["uid"]
@@ -186,8 +212,8 @@ def test_datasource_links_click_through(config: VigilConfig) -> None:
     assert rx.search("no id here level=error") is None
 
 
-def test_provisioning_files(tmp_path: Path, config: VigilConfig) -> None:
-    written = write_provisioning_files(config, tmp_path)
+def test_provisioning_files(tmp_path: Path, spec: DashboardSpec) -> None:
+    written = write_provisioning_files(spec, tmp_path)
     rel = sorted(str(p.relative_to(tmp_path)) for p in written)
     assert rel == sorted(["provisioning/datasources/vigil.yaml", "provisioning/dashboards/vigil.yaml",
                           "dashboards/vigil-overview.json", "dashboards/vigil-recommender.json",
@@ -201,21 +227,35 @@ def test_provisioning_files(tmp_path: Path, config: VigilConfig) -> None:
     assert prov["folderUid"] == "vigil" and prov["type"] == "file"
     assert Path(prov["options"]["path"]) == (tmp_path / "dashboards").resolve()
     stored = json.loads((tmp_path / "dashboards/vigil-recommender.json").read_text())
-    assert stored == build_model_dashboard(config, config.model("recommender"))
+    assert stored == build_model_dashboard(spec.datasources, model(spec, "recommender"))
     # Writing again gives the same bytes (safe to run from a deploy pipeline).
     before = {p: p.read_bytes() for p in written}
-    write_provisioning_files(config, tmp_path)
+    write_provisioning_files(spec, tmp_path)
     assert all(p.read_bytes() == b for p, b in before.items())
 
 
 def test_custom_datasource_uids_are_used_everywhere() -> None:
-    cfg = sample_config(grafana={"prometheus_datasource_uid": "mimir", "loki_datasource_uid": "logs",
-                                 "tempo_datasource_uid": "traces"})
-    for d in build_all(cfg):
+    spec = sample_spec(grafana={"prometheus_datasource_uid": "mimir", "loki_datasource_uid": "logs",
+                                "tempo_datasource_uid": "traces"})
+    for d in build_all(spec):
         for p in _walk(d["panels"]):
             if "datasource" in p and p["datasource"]["type"] != "grafana":
                 assert p["datasource"]["uid"] in {"mimir", "logs", "traces"}
         for v in d["templating"]["list"]:
             if "datasource" in v:
                 assert v["datasource"]["uid"] == "mimir"
-    assert {m["uid"] for m in datasource_models(cfg)} == {"mimir", "logs", "traces"}
+    assert {m["uid"] for m in datasource_models(spec.datasources)} == {"mimir", "logs", "traces"}
+
+
+def test_builders_need_only_specs(tmp_path: Path) -> None:
+    """No config file: a hand-written spec is enough, and only what it gives is drawn."""
+    sources = DataSourcesSpec(DataSourceUids("p", "l", "t"), PrometheusSpec("http://p:9090", 15.0))
+    bare = ModelSpec("bare", registry="bare", alias="champion", policy=PolicySpec("psi", 0.1, 0.2, 3))
+    d = build_model_dashboard(sources, bare)
+    assert d["uid"] == "vigil-bare" and [p["title"] for p in d["panels"] if p["type"] == "row"] == ["Model health"]
+    assert {q.datasource_type for q in panel_queries(d)} == {"prometheus"}
+    spec = DashboardSpec(sources, FolderSpec("f", "F"), (bare,))
+    assert [m["type"] for m in datasource_models(sources)] == ["prometheus"]
+    assert datasource_models(sources)[0]["jsonData"]["timeInterval"] == "15s"
+    written = write_provisioning_files(spec, tmp_path)
+    assert len(written) == 4  # data sources, provider, overview, one model

@@ -15,10 +15,11 @@ import pytest
 
 from dashboards.builder import _walk, panel_queries, render, variable_defaults
 from dashboards.provisioning import build_all
+
 try:
-    from tests.unit.dashboards.test_dashboards_build import sample_config
+    from tests.unit.dashboards.test_dashboards_build import sample_spec
 except ImportError:  # pytest put tests/ on sys.path, not the repo root
-    from test_dashboards_build import sample_config
+    from test_dashboards_build import sample_spec
 
 # --------------------------------------------------------------------------- tokenizer
 _TOKEN = re.compile(r"""
@@ -239,7 +240,7 @@ def check_traceql(expr: str) -> None:
 # --------------------------------------------------------------------------- tests
 def _queries(kind: str) -> list[str]:
     out = []
-    for d in build_all(sample_config()):
+    for d in build_all(sample_spec()):
         defaults = variable_defaults(d)
         for q in panel_queries(d):
             if q.datasource_type == kind:
@@ -264,7 +265,7 @@ def test_every_traceql_expression_parses() -> None:
 
 
 def test_latency_click_through_opens_a_valid_loki_query() -> None:
-    d = build_all(sample_config())[1]
+    d = build_all(sample_spec())[1]
     lat = next(p for p in _walk(d["panels"]) if p["title"].startswith("Latency"))
     url = unquote(lat["fieldConfig"]["defaults"]["links"][0]["url"])
     expr = re.search(r'"expr":"((?:[^"\\]|\\.)*)"', url).group(1).encode().decode("unicode_escape")

@@ -1,0 +1,80 @@
+"""Provisioning as the daemon and `vigil dashboards` run it: the config decides where
+Grafana is and which token to use; `dashboards/` builds and saves from the specs.
+
+The daemon treats Grafana as a convenience (a failure is logged, monitoring goes on);
+the CLI reports it through its exit code so a deploy pipeline can react.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+from dashboards.grafana_api import GrafanaAuthError, GrafanaClient, GrafanaError, GrafanaUnavailable
+from dashboards.provisioning import ProvisionReport, provision_over_api, write_provisioning_files
+from monitor.config import VigilConfig
+
+from .specs import dashboard_specs
+
+log = logging.getLogger(__name__)
+TOKEN_ENV = "GRAFANA_TOKEN"
+
+
+def provision_on_start(config: VigilConfig, client: GrafanaClient | None = None) -> ProvisionReport | None:
+    """For the daemon: provision if configured; a Grafana problem is logged, never fatal."""
+    g = config.grafana
+    if not (g.provision_on_start and g.url):
+        return None
+    own = client is None
+    client = client or GrafanaClient(g.url, g.token)
+    try:
+        report = provision_over_api(dashboard_specs(config), client)
+        log.info("grafana provisioned", extra={"grafana": g.url, "summary": report.summary()})
+        return report
+    except GrafanaError as e:
+        log.warning("grafana provisioning failed; dashboards keep their previous version",
+                    extra={"grafana": g.url, "error": str(e)})
+        return None
+    finally:
+        if own:
+            client.close()
+
+
+def run_dashboards(config: VigilConfig, out: str | None, grafana_url: str | None, token: str | None) -> int:
+    """`vigil dashboards`. Exit code: 0 done, 1 Grafana refused (auth, conflict, bad request),
+    2 Grafana unreachable, 64 usage.
+
+    `grafana_url` falls back to grafana.url in the config; `token` to the config's
+    grafana.token, then to $GRAFANA_TOKEN.
+    """
+    url = grafana_url or (config.grafana.url if out is None else None)
+    if not out and not url:
+        print("vigil dashboards: give --out DIR (provisioning files) and/or --grafana-url URL "
+              "(or set grafana.url in the config)", file=sys.stderr)
+        return 64
+    spec = dashboard_specs(config)
+    if out:
+        paths = write_provisioning_files(spec, out)
+        print(f"wrote {len(paths)} files under {out}:")
+        for p in paths:
+            print(f"  {p}")
+    if not url:
+        return 0
+    token = token or config.grafana.token or os.environ.get(TOKEN_ENV)
+    with GrafanaClient(url, token) as client:
+        try:
+            report = provision_over_api(spec, client)
+        except GrafanaAuthError as e:
+            print(f"vigil dashboards: {e}", file=sys.stderr)
+            return 1
+        except GrafanaUnavailable as e:
+            print(f"vigil dashboards: {e}. Run it again when Grafana is up: it is idempotent and "
+                  "finishes what this run did not.", file=sys.stderr)
+            return 2
+        except GrafanaError as e:
+            print(f"vigil dashboards: {e}", file=sys.stderr)
+            return 1
+    print(f"grafana {url}: {report.summary()}")
+    for uid in report.created + report.updated + report.unchanged:
+        print(f"  {url.rstrip('/')}/d/{uid}")
+    return 0

@@ -1,0 +1,82 @@
+"""Vigil's config as the plain specs `dashboards/` builds from.
+
+Defaults and per-model overrides are resolved here (the model's own policy over the
+global one, a KPI's own `drop_pct` over the policy's), so a dashboard draws the same
+thresholds the alert policy applies.
+"""
+from __future__ import annotations
+
+from dashboards.spec import (
+    DashboardSpec,
+    DataSourcesSpec,
+    DataSourceUids,
+    FolderSpec,
+    GpuSpec,
+    KpiSpec,
+    LokiSpec,
+    ModelSpec,
+    PolicySpec,
+    PrometheusSpec,
+    SloSpec,
+    TempoSpec,
+)
+from monitor.config import GpuConfig, GrafanaConfig, KpiConfig, ModelConfig, PolicyConfig, SloConfig, VigilConfig
+
+
+def dashboard_specs(config: VigilConfig) -> DashboardSpec:
+    """Everything `vigil dashboards` and the daemon provision, in config order."""
+    return DashboardSpec(
+        datasources=datasources_spec(config),
+        folder=FolderSpec(uid=config.grafana.folder_uid, title=config.grafana.folder_title),
+        models=tuple(model_spec(m, config.policy_for(m)) for m in config.models),
+    )
+
+
+def datasource_uids(grafana: GrafanaConfig) -> DataSourceUids:
+    return DataSourceUids(prometheus=grafana.prometheus_datasource_uid, loki=grafana.loki_datasource_uid,
+                          tempo=grafana.tempo_datasource_uid)
+
+
+def datasources_spec(config: VigilConfig) -> DataSourcesSpec:
+    src = config.sources
+    return DataSourcesSpec(
+        uids=datasource_uids(config.grafana),
+        prometheus=PrometheusSpec(url=src.prometheus.url, scrape_interval_s=src.prometheus.step),
+        loki=LokiSpec(url=src.loki.url, max_lines=src.loki.page_limit, tenant=src.loki.tenant) if src.loki else None,
+        tempo=TempoSpec(url=src.tempo.url) if src.tempo else None,
+    )
+
+
+def model_spec(model: ModelConfig, policy: PolicyConfig) -> ModelSpec:
+    """`policy` is the one in force for this model (`VigilConfig.policy_for`)."""
+    return ModelSpec(
+        name=model.name,
+        registry=model.registry,
+        alias=model.alias,
+        policy=policy_spec(policy),
+        services=tuple(model.services),
+        kpis=tuple(kpi_spec(k, policy) for k in model.kpis),
+        slos=tuple(slo_spec(s) for s in model.slos),
+        gpu=gpu_spec(model.gpu) if model.gpu else None,
+    )
+
+
+def policy_spec(policy: PolicyConfig) -> PolicySpec:
+    return PolicySpec(drift_statistic=policy.drift_statistic, drift_warning=policy.drift_warning,
+                      drift_critical=policy.drift_critical, slo_consecutive_cycles=policy.slo_consecutive_cycles)
+
+
+def kpi_spec(kpi: KpiConfig, policy: PolicyConfig) -> KpiSpec:
+    return KpiSpec(name=kpi.name, query=kpi.query, bad_direction=kpi.bad_direction,
+                   drop_pct=kpi.drop_pct or policy.kpi_drop_critical_pct)
+
+
+def slo_spec(slo: SloConfig) -> SloSpec:
+    return SloSpec(name=slo.name, query=slo.query, threshold=slo.threshold, comparison=slo.comparison,
+                   unit=slo.unit)
+
+
+def gpu_spec(gpu: GpuConfig) -> GpuSpec:
+    return GpuSpec(selector=gpu.selector, util_pct=gpu.util_pct, fb_used_ratio=gpu.fb_used_ratio,
+                   kv_cache_ratio=gpu.kv_cache_ratio, queue_waiting=gpu.queue_waiting,
+                   min_duration_s=gpu.min_duration)
