@@ -159,8 +159,8 @@ class Store:
     # ---------------------------------------------------------------- outbox
     def enqueue(self, s: Session, notifier: str, kind: MessageKind, key: str, payload: dict[str, Any],
                 now: float) -> OutboxRow:
-        row = OutboxRow(notifier=notifier, kind=str(kind), key=key, payload=json_safe(payload), status=OutboxStatus.PENDING,
-                        attempts=0, created_at=now, next_attempt_at=now)
+        row = OutboxRow(notifier=notifier, kind=str(kind), key=key, payload=json_safe(payload),
+                        status=OutboxStatus.PENDING, attempts=0, created_at=now, next_attempt_at=now)
         s.add(row)
         s.flush()
         return row

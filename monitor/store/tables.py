@@ -170,7 +170,8 @@ class AuditRow(Base):
     hash: Mapped[str] = mapped_column(String(64), unique=True)
 
     def to_entry(self) -> AuditEntry:
-        return AuditEntry(self.seq, self.at, self.actor, self.action, self.target, self.detail, self.prev_hash, self.hash)
+        return AuditEntry(self.seq, self.at, self.actor, self.action, self.target, self.detail, self.prev_hash,
+                          self.hash)
 
 
 class SampleRow(Base):
