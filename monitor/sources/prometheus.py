@@ -28,7 +28,7 @@ import logging
 import math
 import re
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -245,7 +245,7 @@ class PrometheusSource:
                     assert end_ms is not None and step_ms is not None
                     # custom_query_range rounds start/end to whole seconds; our params win the
                     # merge, keeping millisecond precision. The datetimes are then unused.
-                    epoch = datetime.fromtimestamp(start_ms / 1000.0, tz=timezone.utc)
+                    epoch = datetime.fromtimestamp(start_ms / 1000.0, tz=UTC)
                     return self._client.custom_query_range(
                         query,
                         start_time=epoch,
