@@ -74,7 +74,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from monitor.replay.loop import replay, run_bundle
+    from monitor.replay.loop import ReplayOptions, ReplaySpan, replay, run_bundle
 
     out = Path(args.out)
     if args.bundle:
@@ -84,8 +84,8 @@ def _replay(args: argparse.Namespace) -> int:
             print("vigil replay: give --bundle DIR, or --config FILE --from T --to T", file=sys.stderr)
             return 64
         cfg = _load(args.config)
-        result = replay(cfg, start=args.start, end=args.end, step=args.step or cfg.schedule.interval, out_path=out,
-                        progress=not args.quiet)
+        span = ReplaySpan(args.start, args.end, args.step or cfg.schedule.interval)
+        result = replay(cfg, span, ReplayOptions(out_path=out, progress=not args.quiet))
     _print_timeline(result, out)
     return 0
 
