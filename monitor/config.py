@@ -21,6 +21,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import ErrorDetails
 
 from detectors.records import Direction
 
@@ -185,7 +186,7 @@ class PolicyConfig(_Model):
     rollback: RollbackPolicy = RollbackPolicy()
 
     @model_validator(mode="after")
-    def _critical_above_warning(self) -> "PolicyConfig":
+    def _critical_above_warning(self) -> PolicyConfig:
         if self.drift_critical < self.drift_warning:
             raise ValueError(
                 f"drift_critical ({self.drift_critical}) must be >= drift_warning ({self.drift_warning})"
@@ -283,7 +284,7 @@ class VigilConfig(_Model):
     base_dir: str = "."  # set by load_config: relative paths resolve against the file's folder
 
     @model_validator(mode="after")
-    def _unique_models(self) -> "VigilConfig":
+    def _unique_models(self) -> VigilConfig:
         names = [m.name for m in self.models]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
@@ -328,7 +329,7 @@ def _format_loc(loc: tuple[Any, ...], data: Any) -> str:
 _SECRET_FIELDS = {"bot_token", "token", "signing_secret", "bearer_token"}
 
 
-def _describe(err: dict[str, Any]) -> str:
+def _describe(err: ErrorDetails) -> str:
     msg = err["msg"]
     if err["loc"] and err["loc"][-1] in _SECRET_FIELDS:
         return msg.removeprefix("Value error, ")  # never echo what may be a real secret

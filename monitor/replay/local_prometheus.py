@@ -250,7 +250,7 @@ class LocalPrometheus:
                 proc.wait(timeout=5)
         log.info("local prometheus stopped", extra={"url": self.url, "pid": proc.pid})
 
-    def __enter__(self) -> "LocalPrometheus":
+    def __enter__(self) -> LocalPrometheus:
         self.start()
         return self
 
