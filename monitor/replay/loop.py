@@ -44,6 +44,7 @@ import numpy as np
 from alerts.sink import JsonlSink
 from monitor.clock import ReplayClock
 from monitor.config import VigilConfig, load_config
+from monitor.replay.openmetrics import MetricType, OpenMetricsWriter
 from monitor.store.repository import Store
 from monitor.vigil import Vigil
 
@@ -61,6 +62,7 @@ class ReplayResult:
 
 
 SCRAPE_LABELS = {"job": "vigil", "instance": "replay"}  # what Prometheus' scrape of Vigil adds
+_PLAIN_KINDS: dict[str, MetricType] = {"gauge": "gauge", "counter": "counter"}
 
 
 class MetricsRecorder:
@@ -119,15 +121,13 @@ class MetricsRecorder:
 
     def write(self, path: Path) -> int:
         """Write every recorded series; returns the number of samples written."""
-        from monitor.replay.openmetrics import OpenMetricsWriter
-
         w = OpenMetricsWriter()
         for (_, type_, name, labels), (help_, ts, vals) in self._plain.items():
             # The writer names a counter's family without _total and its samples with it
             # (promtool's rule); other kinds (none today) go in as untyped samples.
-            kind = type_ if type_ in ("gauge", "counter") else "unknown"
+            kind = _PLAIN_KINDS.get(type_, "unknown")
             w.add(name, {**self.extra_labels, **dict(labels)}, np.asarray(ts), np.asarray(vals),
-                  type=kind, help=help_)  # type: ignore[arg-type]
+                  type=kind, help=help_)
         for (family, labels), (help_, ts, buckets, counts, sums) in self._hist.items():
             bounds = sorted(b for b in set().union(*buckets) if np.isfinite(b))
             cum = np.array([[row.get(b, np.nan) for b in bounds] for row in buckets], dtype=float)
