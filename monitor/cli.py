@@ -3,14 +3,23 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib.metadata
 import json
 import logging
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from monitor.config import ConfigError, load_config
+from monitor.config import ConfigError, VigilConfig, load_config
 from monitor.logging_setup import setup_logging
+
+if TYPE_CHECKING:  # the replay loop imports the whole daemon: only `vigil replay` and `vigil demo` pay for it
+    from typing import TypeAlias
+
+    from monitor.replay.loop import ReplayResult
+
+    _Subparsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 def _time_arg(value: str) -> float:
@@ -22,7 +31,8 @@ def _time_arg(value: str) -> float:
     try:
         d = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected RFC3339 (2026-11-20T08:00:00Z) or epoch seconds, got {value!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected RFC3339 (2026-11-20T08:00:00Z) or epoch seconds, got {value!r}") from None
     if d.tzinfo is None:
         d = d.replace(tzinfo=dt.UTC)
     return d.timestamp()
@@ -34,15 +44,15 @@ def _duration_arg(value: str) -> float:
     try:
         return parse_duration(value)
     except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e))
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
-def _load(path: str):
+def _load(path: str) -> VigilConfig:
     try:
         return load_config(path)
     except ConfigError as e:
         print(str(e), file=sys.stderr)
-        raise SystemExit(2)
+        raise SystemExit(2) from None
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -55,14 +65,13 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_timeline(result, out: Path) -> None:
+def _print_timeline(result: ReplayResult, out: Path) -> None:
     print(f"\nTimeline ({result.cycles} cycles replayed):")
     for t, line in result.timeline:
         print(f"  {dt.datetime.fromtimestamp(t, dt.UTC).strftime('%Y-%m-%d %H:%M')}  {line}")
     print(f"\n{len(result.incidents)} incident(s) written to {out}")
     print(f"notifications (what Slack would have received): {result.notifications_path}")
-    if getattr(result, "vigil_metrics_path", None):
-        print(f"Vigil's own metrics over the replay (OpenMetrics, for Grafana): {result.vigil_metrics_path}")
+    print(f"Vigil's own metrics over the replay (OpenMetrics, for Grafana): {result.vigil_metrics_path}")
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -74,7 +83,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from monitor.replay.loop import replay, run_bundle
+    from monitor.replay.loop import ReplayOptions, ReplaySpan, replay, run_bundle
 
     out = Path(args.out)
     if args.bundle:
@@ -84,8 +93,8 @@ def _replay(args: argparse.Namespace) -> int:
             print("vigil replay: give --bundle DIR, or --config FILE --from T --to T", file=sys.stderr)
             return 64
         cfg = _load(args.config)
-        result = replay(cfg, start=args.start, end=args.end, step=args.step or cfg.schedule.interval, out_path=out,
-                        progress=not args.quiet)
+        span = ReplaySpan(args.start, args.end, args.step or cfg.schedule.interval)
+        result = replay(cfg, span, ReplayOptions(out_path=out, progress=not args.quiet))
     _print_timeline(result, out)
     return 0
 
@@ -159,63 +168,106 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     return 1
 
 
+_CONFIG_HELP = "path to vigil.yaml"
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("vigil")
+    except importlib.metadata.PackageNotFoundError:  # running from a source tree that is not installed
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vigil", description="AIOps monitoring and root cause for ML models")
-    p.add_argument("--log-level", default="INFO")
-    p.add_argument("--log-format", choices=["json", "text"], default="text")
-    sub = p.add_subparsers(dest="command", required=True)
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}",
+                   help="print Vigil's version and exit")
+    p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default: INFO)")
+    p.add_argument("--log-format", choices=["json", "text"], default="text",
+                   help="text for a terminal, json for a log shipper (default: text)")
+    sub = p.add_subparsers(dest="command", required=True, help="`vigil COMMAND --help` for its options")
+    for add in (_add_check_config, _add_replay, _add_demo, _add_run, _add_serve, _add_dashboards, _add_rollback,
+                _add_audit):
+        add(sub)
+    return p
 
-    c = sub.add_parser("check-config", help="validate a vigil.yaml and print every error")
-    c.add_argument("config")
+
+def _command(sub: _Subparsers, name: str, summary: str) -> argparse.ArgumentParser:
+    """A subcommand whose one-line summary is both its entry in `vigil --help` and its own description."""
+    return sub.add_parser(name, help=summary, description=summary)
+
+
+def _add_check_config(sub: _Subparsers) -> None:
+    c = _command(sub, "check-config", "validate a vigil.yaml and print every error")
+    c.add_argument("config", help=_CONFIG_HELP)
     c.set_defaults(func=cmd_check_config)
 
-    r = sub.add_parser("replay", help="run the production cycle over recorded history")
+
+def _add_replay(sub: _Subparsers) -> None:
+    r = _command(sub, "replay", "run the production cycle over recorded history")
     r.add_argument("--bundle", help="scenario bundle directory (starts local Prometheus + MLflow)")
-    r.add_argument("--config")
-    r.add_argument("--from", dest="start", type=_time_arg)
-    r.add_argument("--to", dest="end", type=_time_arg)
+    r.add_argument("--config", help="vigil.yaml whose sources hold the history (with --from and --to, "
+                                    "instead of --bundle)")
+    r.add_argument("--from", dest="start", type=_time_arg,
+                   help="first cycle: RFC 3339 (2026-11-20T08:00:00Z) or epoch seconds")
+    r.add_argument("--to", dest="end", type=_time_arg,
+                   help="last cycle: RFC 3339 (2026-11-20T14:00:00Z) or epoch seconds")
     r.add_argument("--step", type=_duration_arg, default=None, help="e.g. 1m (default: schedule.interval)")
-    r.add_argument("--out", default="incidents.jsonl")
-    r.add_argument("--quiet", action="store_true")
+    r.add_argument("--out", default="incidents.jsonl",
+                   help="incidents, one JSON object per line; notifications and Vigil's metrics are written "
+                        "next to it (default: incidents.jsonl)")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=cmd_replay)
 
-    d = sub.add_parser("demo", help="generate the embedded demo scenario and replay it")
-    d.add_argument("--out", default="demo-out")
-    d.add_argument("--seed", type=int, default=7)
-    d.add_argument("--quiet", action="store_true")
+
+def _add_demo(sub: _Subparsers) -> None:
+    d = _command(sub, "demo", "generate the embedded demo scenario and replay it")
+    d.add_argument("--out", default="demo-out", help="directory for the bundle and the replay (default: demo-out)")
+    d.add_argument("--seed", type=int, default=7, help="random seed of the generated data (default: 7)")
+    d.add_argument("--quiet", action="store_true", help="no progress bar")
     d.set_defaults(func=cmd_demo)
 
-    run = sub.add_parser("run", help="the daemon: scheduled cycles plus the HTTP API")
-    run.add_argument("--config", required=True)
-    run.add_argument("--no-api", action="store_true")
+
+def _add_run(sub: _Subparsers) -> None:
+    run = _command(sub, "run", "the daemon: scheduled cycles plus the HTTP API")
+    run.add_argument("--config", required=True, help=_CONFIG_HELP)
+    run.add_argument("--no-api", action="store_true", help="run the cycles without the HTTP API")
     run.set_defaults(func=cmd_run)
 
-    s = sub.add_parser("serve", help="the HTTP API only (no cycles)")
-    s.add_argument("--config", required=True)
+
+def _add_serve(sub: _Subparsers) -> None:
+    s = _command(sub, "serve", "the HTTP API only (no cycles)")
+    s.add_argument("--config", required=True, help=_CONFIG_HELP)
     s.set_defaults(func=cmd_serve)
 
-    db = sub.add_parser("dashboards", help="write Grafana provisioning files or provision over the API")
-    db.add_argument("--config", required=True)
-    db.add_argument("--out")
-    db.add_argument("--grafana-url")
+
+def _add_dashboards(sub: _Subparsers) -> None:
+    db = _command(sub, "dashboards", "write Grafana provisioning files or provision over the API")
+    db.add_argument("--config", required=True, help=_CONFIG_HELP)
+    db.add_argument("--out", help="write provisioning files under this directory")
+    db.add_argument("--grafana-url", help="provision over this Grafana's HTTP API (default: grafana.url in the "
+                                          "config, when --out is not given); token from $GRAFANA_TOKEN")
     db.set_defaults(func=cmd_dashboards)
 
-    rb = sub.add_parser("rollback", help="move a model's alias back (audited)")
-    rb.add_argument("model")
-    rb.add_argument("--config", required=True)
-    rb.add_argument("--reason", required=True)
-    rb.add_argument("--to-version")
-    rb.add_argument("--dry-run", action="store_true")
-    rb.add_argument("--actor", default="operator")
+
+def _add_rollback(sub: _Subparsers) -> None:
+    rb = _command(sub, "rollback", "move a model's alias back (audited)")
+    rb.add_argument("model", help="the model's name in vigil.yaml")
+    rb.add_argument("--config", required=True, help=_CONFIG_HELP)
+    rb.add_argument("--reason", required=True, help="why, in words (written to the audit log)")
+    rb.add_argument("--to-version", help="the version to serve (default: the one before the last deploy)")
+    rb.add_argument("--dry-run", action="store_true", help="audit and report what would change, move nothing")
+    rb.add_argument("--actor", default="operator", help="who asks; audited as cli:ACTOR (default: operator)")
     rb.set_defaults(func=cmd_rollback)
 
-    a = sub.add_parser("audit", help="audit log tools")
-    asub = a.add_subparsers(dest="audit_command", required=True)
-    av = asub.add_parser("verify", help="verify the hash chain of the audit log")
-    av.add_argument("--config")
+
+def _add_audit(sub: _Subparsers) -> None:
+    a = _command(sub, "audit", "audit log tools")
+    asub = a.add_subparsers(dest="audit_command", required=True, help="`vigil audit COMMAND --help` for its options")
+    av = _command(asub, "verify", "verify the hash chain of the audit log")
+    av.add_argument("--config", help="vigil.yaml whose store holds the audit log")
     av.add_argument("--store", help="store URL (overrides the config's)")
     av.set_defaults(func=cmd_audit_verify)
-    return p
 
 
 def main(argv: list[str] | None = None) -> int:

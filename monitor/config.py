@@ -21,6 +21,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import ErrorDetails
 
 from detectors.records import Direction
 
@@ -328,7 +329,7 @@ def _format_loc(loc: tuple[Any, ...], data: Any) -> str:
 _SECRET_FIELDS = {"bot_token", "token", "signing_secret", "bearer_token"}
 
 
-def _describe(err: dict[str, Any]) -> str:
+def _describe(err: ErrorDetails) -> str:
     msg = err["msg"]
     if err["loc"] and err["loc"][-1] in _SECRET_FIELDS:
         return msg.removeprefix("Value error, ")  # never echo what may be a real secret

@@ -53,6 +53,12 @@ SERVICE = "recsys-api"
 POD = "recsys-api-0"
 COMMON = {"namespace": "ml", "env": "prod"}
 BUCKETS = [0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0]
+CTR_QUERY = (f'sum(rate(recsys_clicks_total{{model="{MODEL}"}}[5m]))'
+             f' / sum(rate(recsys_impressions_total{{model="{MODEL}"}}[5m]))')
+P99_QUERY = ('histogram_quantile(0.99, sum by (le) '
+             f'(rate(http_request_duration_seconds_bucket{{service="{SERVICE}"}}[5m])))')
+ERROR_RATE_QUERY = (f'sum(rate(http_requests_total{{service="{SERVICE}",code=~"5.."}}[5m]))'
+                    f' / sum(rate(http_requests_total{{service="{SERVICE}"}}[5m]))')
 
 CONFIG = f"""\
 # Demo scenario: one recommendation model on one GPU pod. `vigil replay --bundle DIR`
@@ -99,15 +105,15 @@ models:
     prediction_column: score
     kpis:
       - name: ctr
-        query: sum(rate(recsys_clicks_total{{model="{MODEL}"}}[5m])) / sum(rate(recsys_impressions_total{{model="{MODEL}"}}[5m]))
+        query: {CTR_QUERY}
         bad_direction: down
     slos:
       - name: p99_latency
-        query: histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{{service="{SERVICE}"}}[5m])))
+        query: {P99_QUERY}
         threshold: 0.5
         unit: s
       - name: error_rate
-        query: sum(rate(http_requests_total{{service="{SERVICE}",code=~"5.."}}[5m])) / sum(rate(http_requests_total{{service="{SERVICE}"}}[5m]))
+        query: {ERROR_RATE_QUERY}
         threshold: 0.01
     gpu:
       selector: pod=~"{SERVICE}-.*"

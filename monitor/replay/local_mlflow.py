@@ -10,6 +10,7 @@ roughly halves start time and memory.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -143,24 +144,18 @@ class LocalMlflowServer:
         """Terminate the whole process group (uvicorn and its worker); idempotent."""
         proc, self._proc = self._proc, None
         if proc is not None and proc.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
             try:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
                 proc.wait(timeout=5)
         if proc is not None:
             # the worker may outlive the parent briefly; the group id is the parent's pid
-            try:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
         if self._log_fh is not None:
             self._log_fh.close()
             self._log_fh = None

@@ -1,7 +1,8 @@
 """Replay: the production cycle over recorded history, answering "what would have fired?".
 
-`replay()` steps a ReplayClock from `start` to `end`, runs every model's cycle and the
-outbox sender at each step, and writes one JSON object per incident. `run_bundle()`
+`replay()` steps a ReplayClock over a `ReplaySpan` (start to end by step), runs every
+model's cycle and the outbox sender at each step, and writes one JSON object per
+incident; `ReplayOptions` says where, and against which sources. `run_bundle()`
 starts what a scenario bundle needs on 127.0.0.1 (a real Prometheus backfilled from
 `metrics.om`, a SQLite MLflow registry filled from `registry.jsonl` as the replay clock
 passes each event), replays the bundle's whole span, and stops everything it started.
@@ -32,7 +33,7 @@ import json
 import logging
 import re
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,7 @@ import numpy as np
 from alerts.sink import JsonlSink
 from monitor.clock import ReplayClock
 from monitor.config import VigilConfig, load_config
+from monitor.replay.openmetrics import MetricType, OpenMetricsWriter
 from monitor.store.repository import Store
 from monitor.vigil import Vigil
 
@@ -60,6 +62,7 @@ class ReplayResult:
 
 
 SCRAPE_LABELS = {"job": "vigil", "instance": "replay"}  # what Prometheus' scrape of Vigil adds
+_PLAIN_KINDS: dict[str, MetricType] = {"gauge": "gauge", "counter": "counter"}
 
 
 class MetricsRecorder:
@@ -82,45 +85,49 @@ class MetricsRecorder:
     def sample(self, t: float) -> None:
         for fam in self.registry.collect():
             if fam.type == "histogram":
-                points: dict[tuple[tuple[str, str], ...], tuple[dict[float, float], list[float]]] = {}
-                for s in fam.samples:
-                    suffix = s.name[len(fam.name):]
-                    labels = {k: v for k, v in s.labels.items() if k != "le"}
-                    buckets, count_sum = points.setdefault(tuple(sorted(labels.items())), ({}, [0.0, 0.0]))
-                    if suffix == "_bucket":
-                        buckets[float(s.labels["le"])] = s.value
-                    elif suffix == "_count":
-                        count_sum[0] = s.value
-                    elif suffix == "_sum":
-                        count_sum[1] = s.value
-                for key, (buckets, (count, total)) in points.items():
-                    rec = self._hist.setdefault((fam.name, key), (fam.documentation, [], [], [], []))
-                    rec[1].append(t)
-                    rec[2].append(buckets)
-                    rec[3].append(count)
-                    rec[4].append(total)
-                continue
-            for s in fam.samples:
-                if s.name.endswith("_created"):
-                    continue  # a creation time, not a value anyone graphs
-                key = (fam.name, fam.type, s.name, tuple(sorted(s.labels.items())))
-                rec2 = self._plain.get(key)
-                if rec2 is None:
-                    rec2 = self._plain[key] = (fam.documentation, [], [])
-                rec2[1].append(t)
-                rec2[2].append(s.value)
+                self._sample_histogram(fam, t)
+            else:
+                self._sample_plain(fam, t)
+
+    def _sample_histogram(self, fam: Any, t: float) -> None:
+        points: dict[tuple[tuple[str, str], ...], tuple[dict[float, float], list[float]]] = {}
+        for s in fam.samples:
+            suffix = s.name[len(fam.name):]
+            labels = {k: v for k, v in s.labels.items() if k != "le"}
+            buckets, count_sum = points.setdefault(tuple(sorted(labels.items())), ({}, [0.0, 0.0]))
+            if suffix == "_bucket":
+                buckets[float(s.labels["le"])] = s.value
+            elif suffix == "_count":
+                count_sum[0] = s.value
+            elif suffix == "_sum":
+                count_sum[1] = s.value
+        for labels_key, (buckets, (count, total)) in points.items():
+            rec = self._hist.setdefault((fam.name, labels_key), (fam.documentation, [], [], [], []))
+            rec[1].append(t)
+            rec[2].append(buckets)
+            rec[3].append(count)
+            rec[4].append(total)
+
+    def _sample_plain(self, fam: Any, t: float) -> None:
+        for s in fam.samples:
+            if s.name.endswith("_created"):
+                continue  # a creation time, not a value anyone graphs
+            key = (fam.name, fam.type, s.name, tuple(sorted(s.labels.items())))
+            rec = self._plain.get(key)
+            if rec is None:
+                rec = self._plain[key] = (fam.documentation, [], [])
+            rec[1].append(t)
+            rec[2].append(s.value)
 
     def write(self, path: Path) -> int:
         """Write every recorded series; returns the number of samples written."""
-        from monitor.replay.openmetrics import OpenMetricsWriter
-
         w = OpenMetricsWriter()
         for (_, type_, name, labels), (help_, ts, vals) in self._plain.items():
             # The writer names a counter's family without _total and its samples with it
             # (promtool's rule); other kinds (none today) go in as untyped samples.
-            kind = type_ if type_ in ("gauge", "counter") else "unknown"
+            kind = _PLAIN_KINDS.get(type_, "unknown")
             w.add(name, {**self.extra_labels, **dict(labels)}, np.asarray(ts), np.asarray(vals),
-                  type=kind, help=help_)  # type: ignore[arg-type]
+                  type=kind, help=help_)
         for (family, labels), (help_, ts, buckets, counts, sums) in self._hist.items():
             bounds = sorted(b for b in set().union(*buckets) if np.isfinite(b))
             cum = np.array([[row.get(b, np.nan) for b in bounds] for row in buckets], dtype=float)
@@ -175,46 +182,54 @@ def build_timeline(vigil: Vigil, start: float, incidents: list[dict[str, Any]]) 
     return lines
 
 
-def replay(
-    config: VigilConfig,
-    *,
-    start: float,
-    end: float,
-    step: float,
-    out_path: Path,
-    store_url: str | None = None,
-    before_cycle: Callable[[float], Any] | None = None,
-    progress: bool = True,
-    registry: Any = None,
-    prometheus: Any = None,
-) -> ReplayResult:
-    if end < start:
-        raise ValueError(f"--to ({end}) must not be before --from ({start})")
-    if step <= 0:
-        raise ValueError(f"--step must be positive, got {step}")
-    out_path = Path(out_path)
+@dataclass(frozen=True)
+class ReplaySpan:
+    """The replay clock's steps: start, start + step, ... up to end (epoch seconds)."""
+
+    start: float
+    end: float
+    step: float
+
+    def __post_init__(self) -> None:
+        if self.end < self.start:
+            raise ValueError(f"--to ({self.end}) must not be before --from ({self.start})")
+        if self.step <= 0:
+            raise ValueError(f"--step must be positive, got {self.step}")
+
+    def times(self) -> list[float]:
+        n = int((self.end - self.start) // self.step) + 1
+        return [self.start + i * self.step for i in range(n)]
+
+
+@dataclass(frozen=True)
+class ReplayOptions:
+    """Where a replay writes, and what it runs against instead of the config's sources."""
+
+    out_path: Path  # incidents, one JSON object per line; the other outputs go next to it
+    store_url: str | None = None  # default: SQLite `<out_path stem>.db` next to the incidents
+    progress: bool = True  # a tqdm progress bar
+    before_cycle: Callable[[float], Any] | None = None  # called with t before each cycle
+    registry: Any = None  # a model registry source instead of the config's MLflow
+    prometheus: Any = None  # a Prometheus source instead of the config's
+
+
+def replay(config: VigilConfig, span: ReplaySpan, options: ReplayOptions) -> ReplayResult:
+    out_path = Path(options.out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     notifications = out_path.with_name(out_path.stem + ".notifications.jsonl")
     notifications.unlink(missing_ok=True)
-    store = Store(store_url or f"sqlite:///{out_path.with_suffix('.db').resolve()}")
-    clock = ReplayClock(start)
+    store = Store(options.store_url or f"sqlite:///{out_path.with_suffix('.db').resolve()}")
+    clock = ReplayClock(span.start)
     # Replays never page anyone: notifications go to a local JSON-lines sink.
-    vigil = Vigil(config, clock=clock, store=store, registry=registry, prometheus=prometheus,
+    vigil = Vigil(config, clock=clock, store=store, registry=options.registry, prometheus=options.prometheus,
                   notifiers={"sink": JsonlSink(notifications, console=False)})
     vigil_metrics = out_path.with_name(out_path.stem + ".vigil-metrics.om")
     recorder = MetricsRecorder(vigil.metrics.registry)
-    n = int((end - start) // step) + 1
-    times = [start + i * step for i in range(n)]
-    try:
-        from tqdm import tqdm
-
-        it = tqdm(times, desc="replay", unit="cycle", disable=not progress, leave=False)
-    except ImportError:  # pragma: no cover
-        it = times
-    for t in it:
+    times = span.times()
+    for t in _progress(times, options.progress):
         clock.set(t)
-        if before_cycle is not None:
-            before_cycle(t)
+        if options.before_cycle is not None:
+            options.before_cycle(t)
         vigil.run_all(t)
         vigil.deliver(t)
         recorder.sample(t)  # what a scrape of /metrics right after this cycle would have seen
@@ -223,9 +238,17 @@ def replay(
     with open(out_path, "w") as fh:
         for inc in incidents:
             fh.write(json.dumps(inc) + "\n")
-    timeline = build_timeline(vigil, start, incidents)
+    timeline = build_timeline(vigil, span.start, incidents)
     store.close()
-    return ReplayResult(incidents, timeline, n, out_path, notifications, vigil_metrics)
+    return ReplayResult(incidents, timeline, len(times), out_path, notifications, vigil_metrics)
+
+
+def _progress(times: list[float], show: bool) -> Iterable[float]:
+    try:
+        from tqdm import tqdm
+    except ImportError:  # pragma: no cover
+        return times
+    return tqdm(times, desc="replay", unit="cycle", disable=not show, leave=False)
 
 
 def _om_span(path: Path) -> tuple[float, float]:
@@ -283,6 +306,6 @@ def run_bundle(bundle: Path, out_path: Path, *, workdir: Path | None = None, pro
         registry = RegistrySource(config.sources.mlflow)
         timeline = RegistryTimeline(read_registry_jsonl(bundle / "registry.jsonl"), registry)
         start, end, default_step = bundle_span(bundle, config)
-        return replay(config, start=start, end=end, step=step or default_step, out_path=out_path,
-                      store_url=f"sqlite:///{(workdir / 'vigil-replay.db').resolve()}",
-                      before_cycle=timeline.apply_until, progress=progress, registry=registry)
+        options = ReplayOptions(out_path=out_path, store_url=f"sqlite:///{(workdir / 'vigil-replay.db').resolve()}",
+                                progress=progress, before_cycle=timeline.apply_until, registry=registry)
+        return replay(config, ReplaySpan(start, end, step or default_step), options)

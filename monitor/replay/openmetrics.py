@@ -72,7 +72,7 @@ def _format_timestamps(timestamps: np.ndarray) -> list[str]:
     sec, frac = np.divmod(ms, 1000)
     if not frac.any():
         return list(map(str, sec.tolist()))
-    return [f"{s}.{f:03d}" for s, f in zip(sec.tolist(), frac.tolist())]
+    return [f"{s}.{f:03d}" for s, f in zip(sec.tolist(), frac.tolist(), strict=True)]
 
 
 def _check_float_column(what: str, arr: np.ndarray, n: int | None = None) -> np.ndarray:
@@ -135,7 +135,7 @@ class OpenMetricsWriter:
         prefix = sample_name + _label_block(labels) + " "
         fam.chunks.append(
             "".join(
-                [f"{prefix}{v} {t}\n" for v, t in zip(_format_values(vals), _format_timestamps(ts))]
+                [f"{prefix}{v} {t}\n" for v, t in zip(_format_values(vals), _format_timestamps(ts), strict=True)]
             )
         )
 
@@ -162,28 +162,10 @@ class OpenMetricsWriter:
         self._check_labels(name, labels)
         if "le" in labels:
             raise ValueError(f"{name}: the label 'le' is reserved for histogram buckets")
-        bounds = [float(b) for b in bucket_bounds]
-        if bounds and math.isinf(bounds[-1]) and bounds[-1] > 0:
-            bounds = bounds[:-1]
-        if any(math.isnan(b) or math.isinf(b) for b in bounds):
-            raise ValueError(f"{name} bucket_bounds: expected finite numbers (+Inf only last), got {bucket_bounds}")
-        if any(b2 <= b1 for b1, b2 in zip(bounds, bounds[1:])):
-            raise ValueError(f"{name} bucket_bounds: expected strictly ascending bounds, got {bucket_bounds}")
+        bounds = _finite_bounds(name, bucket_bounds)
         ts = _check_float_column(f"{name} timestamps", timestamps)
         n = len(ts)
-        cum = _check_float_column(f"{name} cumulative_counts", cumulative_counts, n)
-        if cum.ndim == 1 and cum.size == n * len(bounds):
-            cum = cum.reshape(n, len(bounds))
-        if cum.shape != (n, len(bounds)):
-            if cum.ndim == 2 and cum.shape == (n, len(bounds) + 1) and len(bucket_bounds) == len(bounds):
-                raise ValueError(
-                    f"{name} cumulative_counts: got one column more than bucket_bounds; pass the "
-                    "+Inf bucket as `counts`, not as a column"
-                )
-            raise ValueError(
-                f"{name} cumulative_counts: expected shape ({n}, {len(bounds)}) "
-                f"(timestamps x finite bounds), got {cum.shape}"
-            )
+        cum = _bucket_matrix(name, cumulative_counts, n, bounds, len(bucket_bounds))
         sums_ = _check_float_column(f"{name} sums", sums, n)
         counts_ = _check_float_column(f"{name} counts", counts, n)
         full = np.concatenate([cum, counts_[:, None]], axis=1)  # +Inf bucket is the count
@@ -194,26 +176,11 @@ class OpenMetricsWriter:
                 f"counts; row {row} (t={ts[row]}) has {full[row].tolist()}"
             )
         ts, order = self._sorted(name, labels, ts)
-        full, sums_ = full[order], sums_[order]
         fam = self._family(name, "histogram", help)
         self._claim(fam, name, labels)
         if n == 0:
             return
-
-        les = [repr(b) for b in bounds] + ["+Inf"]
-        le_pairs = ['le="' + le + '"' for le in les]
-        bucket_prefixes = [f"{name}_bucket{_label_block(labels, pair)} " for pair in le_pairs]
-        block = _label_block(labels)
-        count_prefix, sum_prefix = f"{name}_count{block} ", f"{name}_sum{block} "
-        ts_s = _format_timestamps(ts)
-        # Format column by column (vectorised over time), then interleave per timestamp.
-        cols = [
-            [f"{p}{v} {t}\n" for v, t in zip(_format_values(full[:, j]), ts_s)]
-            for j, p in enumerate(bucket_prefixes)
-        ]
-        cols.append([f"{count_prefix}{v} {t}\n" for v, t in zip(_format_values(counts_[order]), ts_s)])
-        cols.append([f"{sum_prefix}{v} {t}\n" for v, t in zip(_format_values(sums_), ts_s)])
-        fam.chunks.append("".join(["".join(row) for row in zip(*cols)]))
+        fam.chunks.append(_histogram_text(name, labels, bounds, ts, full[order], sums_[order]))
 
     def text(self) -> str:
         parts: list[str] = []
@@ -291,3 +258,54 @@ class OpenMetricsWriter:
                 "with all its points"
             )
         fam.label_sets.add(key)
+
+
+def _finite_bounds(name: str, bucket_bounds: list[float]) -> list[float]:
+    """The finite `le` bounds, ascending; a trailing +Inf is dropped (the +Inf bucket is the count)."""
+    bounds = [float(b) for b in bucket_bounds]
+    if bounds and math.isinf(bounds[-1]) and bounds[-1] > 0:
+        bounds = bounds[:-1]
+    if any(math.isnan(b) or math.isinf(b) for b in bounds):
+        raise ValueError(f"{name} bucket_bounds: expected finite numbers (+Inf only last), got {bucket_bounds}")
+    if any(b2 <= b1 for b1, b2 in zip(bounds, bounds[1:], strict=False)):
+        raise ValueError(f"{name} bucket_bounds: expected strictly ascending bounds, got {bucket_bounds}")
+    return bounds
+
+
+def _bucket_matrix(name: str, cumulative_counts: np.ndarray, n: int, bounds: list[float], given_bounds: int
+                   ) -> np.ndarray:
+    """`cumulative_counts` as n timestamps x len(bounds) finite buckets (a flat column is reshaped)."""
+    cum = _check_float_column(f"{name} cumulative_counts", cumulative_counts, n)
+    if cum.ndim == 1 and cum.size == n * len(bounds):
+        cum = cum.reshape(n, len(bounds))
+    if cum.shape != (n, len(bounds)):
+        if cum.ndim == 2 and cum.shape == (n, len(bounds) + 1) and given_bounds == len(bounds):
+            raise ValueError(
+                f"{name} cumulative_counts: got one column more than bucket_bounds; pass the "
+                "+Inf bucket as `counts`, not as a column"
+            )
+        raise ValueError(
+            f"{name} cumulative_counts: expected shape ({n}, {len(bounds)}) "
+            f"(timestamps x finite bounds), got {cum.shape}"
+        )
+    return cum
+
+
+def _histogram_text(name: str, labels: dict[str, str], bounds: list[float], ts: np.ndarray, full: np.ndarray,
+                    sums: np.ndarray) -> str:
+    """One histogram series in time order: per timestamp its `_bucket` samples (`full`: the
+    finite buckets then +Inf, which is the count), `_count` and `_sum`."""
+    les = [repr(b) for b in bounds] + ["+Inf"]
+    le_pairs = ['le="' + le + '"' for le in les]
+    bucket_prefixes = [f"{name}_bucket{_label_block(labels, pair)} " for pair in le_pairs]
+    block = _label_block(labels)
+    count_prefix, sum_prefix = f"{name}_count{block} ", f"{name}_sum{block} "
+    ts_s = _format_timestamps(ts)
+    # Format column by column (vectorised over time), then interleave per timestamp.
+    cols = [
+        [f"{p}{v} {t}\n" for v, t in zip(_format_values(full[:, j]), ts_s, strict=True)]
+        for j, p in enumerate(bucket_prefixes)
+    ]
+    cols.append([f"{count_prefix}{v} {t}\n" for v, t in zip(_format_values(full[:, -1]), ts_s, strict=True)])
+    cols.append([f"{sum_prefix}{v} {t}\n" for v, t in zip(_format_values(sums), ts_s, strict=True)])
+    return "".join(["".join(row) for row in zip(*cols, strict=True)])

@@ -37,9 +37,14 @@ class HttpSource:
     def close(self) -> None:
         self._client.close()
 
-    def _get(self, path: str, params: dict[str, Any], query: str, *, allow_404: bool = False
-             ) -> httpx.Response | None:
-        def once() -> httpx.Response | None:
+    def _get_or_none(self, path: str, params: dict[str, Any], query: str) -> httpx.Response | None:
+        """Like `_get`, but None for a 404 (what was asked for does not exist)."""
+        r = self._get(path, params, query, allow_404=True)
+        return None if r.status_code == 404 else r
+
+    def _get(self, path: str, params: dict[str, Any], query: str, *, allow_404: bool = False) -> httpx.Response:
+        """One GET, retried on transport errors, 429 and 5xx; a 404 is returned only with `allow_404`."""
+        def once() -> httpx.Response:
             try:
                 r = self._client.get(path, params=params)
             except httpx.HTTPError as e:
@@ -47,7 +52,7 @@ class HttpSource:
             if r.status_code == 429 or r.status_code >= 500:
                 raise _Retryable(f"HTTP {r.status_code}: {r.text.strip()[:300]}")
             if r.status_code == 404 and allow_404:
-                return None
+                return r
             if r.status_code == 400:
                 raise QueryError(self.source, query, r.text.strip() or "HTTP 400")
             if r.status_code != 200:

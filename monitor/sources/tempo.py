@@ -50,7 +50,6 @@ class TempoSource(HttpSource):
         params = {"q": query, "start": int(start), "end": int(end) + (1 if end != int(end) else 0),
                   "limit": limit or self.config.search_limit}
         r = self._get("/api/search", params, query)
-        assert r is not None
         try:
             traces = r.json().get("traces") or []
         except ValueError:
@@ -72,7 +71,7 @@ class TempoSource(HttpSource):
             params["start"] = int(start)
         if end is not None:
             params["end"] = int(end) + 1
-        r = self._get(f"/api/traces/{trace_id_hex}", params, trace_id_hex, allow_404=True)
+        r = self._get_or_none(f"/api/traces/{trace_id_hex}", params, trace_id_hex)
         if r is None:
             return None
         try:

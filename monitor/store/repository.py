@@ -9,184 +9,41 @@ never lose it.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import (
-    JSON,
-    Boolean,
-    Float,
-    ForeignKey,
-    Index,
-    Integer,
-    LargeBinary,
-    String,
-    Text,
-    UniqueConstraint,
-    create_engine,
-    event,
-    func,
-    select,
-)
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy import create_engine, event, func, select
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.audit import GENESIS, AuditEntry, entry_hash
 from alerts.outbox import DeliveryResult, DeliveryStatus, MessageKind, OutboxMessage
 from detectors.records import DeployEvent, json_safe
+from monitor.store.tables import (
+    ActionRow,
+    ActionStatus,
+    AuditRow,
+    Base,
+    DeployRow,
+    DriftReportRow,
+    IdempotencyRow,
+    IncidentRow,
+    IncidentStatus,
+    MessageRefRow,
+    ModelStateRow,
+    OutboxRow,
+    OutboxStatus,
+    ProfileRow,
+    SampleRow,
+)
 
-
-class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
-
-
-class ModelStateRow(Base):
-    __tablename__ = "model_state"
-    model: Mapped[str] = mapped_column(String(100), primary_key=True)
-    alias_version: Mapped[str | None] = mapped_column(String(40))
-    alias_seen_at: Mapped[float | None] = mapped_column(Float)
-    slo_streaks: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    detector_state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    quiet_cycles: Mapped[int] = mapped_column(Integer, default=0)
-    last_cycle_at: Mapped[float | None] = mapped_column(Float)
-
-
-class DeployRow(Base):
-    __tablename__ = "deploy_events"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    model: Mapped[str] = mapped_column(String(100), index=True)
-    alias: Mapped[str] = mapped_column(String(100))
-    version: Mapped[str] = mapped_column(String(40))
-    previous_version: Mapped[str | None] = mapped_column(String(40))
-    at: Mapped[float] = mapped_column(Float, index=True)
-    source: Mapped[str] = mapped_column(String(20))
-
-    def to_event(self) -> DeployEvent:
-        return DeployEvent(self.model, self.alias, self.version, self.previous_version, self.at, self.source)
-
-
-class IncidentRow(Base):
-    __tablename__ = "incidents"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    model: Mapped[str] = mapped_column(String(100), index=True)
-    status: Mapped[str] = mapped_column(String(20), index=True)  # open | resolved
-    severity: Mapped[str] = mapped_column(String(20))
-    title: Mapped[str] = mapped_column(Text)
-    onset: Mapped[float] = mapped_column(Float)
-    opened_at: Mapped[float] = mapped_column(Float, index=True)
-    updated_at: Mapped[float] = mapped_column(Float)
-    resolved_at: Mapped[float | None] = mapped_column(Float)
-    cold_start: Mapped[bool] = mapped_column(Boolean, default=False)
-    reasons: Mapped[list[Any]] = mapped_column(JSON, default=list)
-    findings: Mapped[list[Any]] = mapped_column(JSON, default=list)
-    causes: Mapped[list[Any]] = mapped_column(JSON, default=list)
-    fingerprint: Mapped[str] = mapped_column(String(64), index=True)
-    acknowledged_by: Mapped[str | None] = mapped_column(String(200))
-    silenced_until: Mapped[float | None] = mapped_column(Float)
-    last_notified_at: Mapped[float | None] = mapped_column(Float)
-    notified_digest: Mapped[str | None] = mapped_column(String(64))
-
-
-class OutboxRow(Base):
-    __tablename__ = "outbox"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    notifier: Mapped[str] = mapped_column(String(40))
-    kind: Mapped[str] = mapped_column(String(20))
-    key: Mapped[str] = mapped_column(String(200))
-    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
-    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending | delivered | failed
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    created_at: Mapped[float] = mapped_column(Float)
-    next_attempt_at: Mapped[float] = mapped_column(Float)
-    delivered_at: Mapped[float | None] = mapped_column(Float)
-    last_error: Mapped[str | None] = mapped_column(Text)
-    __table_args__ = (Index("ix_outbox_pending", "status", "next_attempt_at"),)
-
-
-class MessageRefRow(Base):
-    """Where an earlier delivery for a key landed (Slack channel + ts), to update it in place."""
-
-    __tablename__ = "message_refs"
-    notifier: Mapped[str] = mapped_column(String(40), primary_key=True)
-    key: Mapped[str] = mapped_column(String(200), primary_key=True)
-    ref: Mapped[dict[str, Any]] = mapped_column(JSON)
-
-
-class ActionRow(Base):
-    __tablename__ = "actions"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    model: Mapped[str] = mapped_column(String(100), index=True)
-    kind: Mapped[str] = mapped_column(String(20))  # rollback
-    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"))
-    from_version: Mapped[str | None] = mapped_column(String(40))
-    to_version: Mapped[str | None] = mapped_column(String(40))
-    status: Mapped[str] = mapped_column(String(20))  # done | dry_run | refused | failed | noop
-    reason: Mapped[str] = mapped_column(Text)
-    detail: Mapped[str] = mapped_column(Text, default="")
-    actor: Mapped[str] = mapped_column(String(200))
-    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
-    at: Mapped[float] = mapped_column(Float, index=True)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The action as notifications, the API and replay output show it."""
-        return {"kind": self.kind, "from_version": self.from_version, "to_version": self.to_version,
-                "status": self.status, "at": self.at, "reason": self.reason, "detail": self.detail,
-                "actor": self.actor, "dry_run": self.dry_run}
-
-
-class AuditRow(Base):
-    __tablename__ = "audit_log"
-    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
-    at: Mapped[float] = mapped_column(Float)
-    actor: Mapped[str] = mapped_column(String(200))
-    action: Mapped[str] = mapped_column(String(100))
-    target: Mapped[str] = mapped_column(String(200))
-    detail: Mapped[dict[str, Any]] = mapped_column(JSON)
-    prev_hash: Mapped[str] = mapped_column(String(64))
-    hash: Mapped[str] = mapped_column(String(64), unique=True)
-
-    def to_entry(self) -> AuditEntry:
-        return AuditEntry(self.seq, self.at, self.actor, self.action, self.target, self.detail, self.prev_hash, self.hash)
-
-
-class SampleRow(Base):
-    __tablename__ = "samples"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    model: Mapped[str] = mapped_column(String(100))
-    ts: Mapped[float] = mapped_column(Float)
-    record: Mapped[dict[str, Any]] = mapped_column(JSON)
-    __table_args__ = (Index("ix_samples_model_ts", "model", "ts"),)
-
-
-class ProfileRow(Base):
-    __tablename__ = "reference_profiles"
-    model: Mapped[str] = mapped_column(String(100), primary_key=True)
-    version: Mapped[str] = mapped_column(String(40), primary_key=True)
-    source: Mapped[str] = mapped_column(Text, primary_key=True)  # reference path it was built from
-    profile: Mapped[bytes] = mapped_column(LargeBinary)
-    created_at: Mapped[float] = mapped_column(Float)
-
-
-class DriftReportRow(Base):
-    __tablename__ = "drift_reports"
-    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), primary_key=True)
-    html: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[float] = mapped_column(Float)
-
-
-class IdempotencyRow(Base):
-    __tablename__ = "idempotency_keys"
-    key: Mapped[str] = mapped_column(String(200), primary_key=True)
-    scope: Mapped[str] = mapped_column(String(200), primary_key=True)
-    request_hash: Mapped[str] = mapped_column(String(64))
-    status_code: Mapped[int] = mapped_column(Integer)
-    response: Mapped[dict[str, Any]] = mapped_column(JSON)
-    created_at: Mapped[float] = mapped_column(Float)
-    __table_args__ = (UniqueConstraint("key", "scope"),)
+__all__ = [  # the tables are re-exported: `from monitor.store.repository import IncidentRow` keeps working
+    "ActionRow", "ActionStatus", "AuditRow", "Base", "DeployRow", "DriftReportRow", "IdempotencyRow", "IncidentRow",
+    "IncidentStatus", "MessageRefRow", "ModelStateRow", "OutboxRow", "OutboxStatus", "ProfileRow", "SampleRow",
+    "Store",
+]
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -214,8 +71,6 @@ class Store:
     def _create_schema(self) -> None:
         """Create missing tables; two processes opening a fresh store at once both try,
         and the loser's "already exists" just means the winner did it."""
-        from sqlalchemy.exc import OperationalError, ProgrammingError
-
         for attempt in range(5):
             try:
                 Base.metadata.create_all(self.engine)
@@ -279,7 +134,7 @@ class Store:
     # ---------------------------------------------------------------- incidents
     def open_incident(self, s: Session, model: str) -> IncidentRow | None:
         return s.scalars(
-            select(IncidentRow).where(IncidentRow.model == model, IncidentRow.status == "open")
+            select(IncidentRow).where(IncidentRow.model == model, IncidentRow.status == IncidentStatus.OPEN)
             .order_by(IncidentRow.id.desc()).limit(1)
         ).first()
 
@@ -304,8 +159,8 @@ class Store:
     # ---------------------------------------------------------------- outbox
     def enqueue(self, s: Session, notifier: str, kind: MessageKind, key: str, payload: dict[str, Any],
                 now: float) -> OutboxRow:
-        row = OutboxRow(notifier=notifier, kind=str(kind), key=key, payload=json_safe(payload), status="pending",
-                        attempts=0, created_at=now, next_attempt_at=now)
+        row = OutboxRow(notifier=notifier, kind=str(kind), key=key, payload=json_safe(payload),
+                        status=OutboxStatus.PENDING, attempts=0, created_at=now, next_attempt_at=now)
         s.add(row)
         s.flush()
         return row
@@ -320,7 +175,7 @@ class Store:
         with self.tx() as s:
             heads = s.execute(
                 select(OutboxRow.id, OutboxRow.notifier, OutboxRow.key, OutboxRow.next_attempt_at)
-                .where(OutboxRow.status == "pending").order_by(OutboxRow.id)
+                .where(OutboxRow.status == OutboxStatus.PENDING).order_by(OutboxRow.id)
             ).all()
             seen: set[tuple[str, str]] = set()
             ids: list[int] = []
@@ -348,7 +203,7 @@ class Store:
                 return
             row.attempts += 1
             if result.status == DeliveryStatus.DELIVERED:
-                row.status = "delivered"
+                row.status = OutboxStatus.DELIVERED
                 row.delivered_at = now
                 row.last_error = None
                 if result.ref:
@@ -358,7 +213,7 @@ class Store:
                     else:
                         ref.ref = result.ref
             elif result.status == DeliveryStatus.FAILED:
-                row.status = "failed"
+                row.status = OutboxStatus.FAILED
                 row.last_error = result.error
             else:
                 row.last_error = result.error
@@ -367,7 +222,7 @@ class Store:
     def outbox_counts(self) -> dict[str, int]:
         with self.tx() as s:
             rows = s.execute(select(OutboxRow.status, func.count()).group_by(OutboxRow.status)).all()
-        return {status: n for status, n in rows}
+        return {str(status): n for status, n in rows}
 
     def outbox_for_prefix(self, prefix: str) -> list[OutboxRow]:
         """Outbox rows whose key is `prefix` or starts with `prefix:` (one incident, all channels)."""
@@ -399,7 +254,7 @@ class Store:
     def rollback_times(self, model: str) -> list[float]:
         with self.tx() as s:
             return list(s.scalars(select(ActionRow.at).where(
-                ActionRow.model == model, ActionRow.kind == "rollback", ActionRow.status == "done")))
+                ActionRow.model == model, ActionRow.kind == "rollback", ActionRow.status == ActionStatus.DONE)))
 
     # ---------------------------------------------------------------- audit
     def audit(self, actor: str, action: str, target: str, detail: dict[str, Any], now: float | None = None
@@ -477,6 +332,3 @@ class Store:
         except IntegrityError:
             return False
 
-
-def digest(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(json_safe(obj), sort_keys=True, default=str).encode()).hexdigest()

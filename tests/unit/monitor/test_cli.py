@@ -1,0 +1,55 @@
+"""The `vigil` command line: its version, and a help text for every command and option."""
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+
+import pytest
+
+from monitor.cli import build_parser, main
+
+
+def test_version_prints_the_installed_version(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0
+    assert capsys.readouterr().out.strip() == f"vigil {importlib.metadata.version('vigil')}"
+
+
+def _parsers(parser: argparse.ArgumentParser, path: str = "vigil") -> list[tuple[str, argparse.ArgumentParser]]:
+    """The parser and every subcommand's parser below it, with the command line that reaches it."""
+    out = [(path, parser)]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                out += _parsers(sub, f"{path} {name}")
+    return out
+
+
+def test_every_command_and_option_has_a_help_text():
+    missing = []
+    for path, parser in _parsers(build_parser()):
+        for action in parser._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            if not action.help:
+                missing.append(f"{path}: {'/'.join(action.option_strings) or action.dest}")
+            if isinstance(action, argparse._SubParsersAction):
+                listed = {a.dest: a.help for a in action._choices_actions}
+                missing += [f"{path} {name}" for name in action.choices if not listed.get(name)]
+    assert missing == []
+
+
+def test_every_command_prints_its_help(capsys):
+    for path, _ in _parsers(build_parser()):
+        with pytest.raises(SystemExit) as e:
+            main([*path.split()[1:], "--help"])
+        assert e.value.code == 0
+        assert capsys.readouterr().out.startswith(f"usage: {path}")
+
+
+def test_a_missing_command_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as e:
+        main([])
+    assert e.value.code == 2
+    assert "required: command" in capsys.readouterr().err
