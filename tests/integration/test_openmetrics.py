@@ -55,7 +55,8 @@ def test_nan_is_a_gap_by_default_and_infinities_use_openmetrics_spelling() -> No
     w.add("m", {}, T, np.array([np.nan, np.inf, -np.inf]))
     w.add("n", {}, T, np.array([np.nan, 1.0, 2.0]), skip_nan=False)
     body = [ln for ln in _lines(w) if not ln.startswith("#")]
-    assert body == ["m +Inf 1700000060", "m -Inf 1700000120", "n NaN 1700000000", "n 1.0 1700000060", "n 2.0 1700000120"]
+    assert body == ["m +Inf 1700000060", "m -Inf 1700000120", "n NaN 1700000000", "n 1.0 1700000060",
+                    "n 2.0 1700000120"]
 
 
 def test_timestamps_are_exact_milliseconds_and_sorted() -> None:
@@ -68,7 +69,8 @@ def test_timestamps_are_exact_milliseconds_and_sorted() -> None:
 def test_histogram_points_are_buckets_then_count_then_sum() -> None:
     w = OpenMetricsWriter()
     cum = np.array([[1, 2], [3, 5], [4, 8]])
-    w.add_histogram("lat_seconds", {"svc": "a"}, T, [0.1, 1], cum, sums=np.array([0.5, 2, 3]), counts=np.array([2, 6, 9]))
+    w.add_histogram("lat_seconds", {"svc": "a"}, T, [0.1, 1], cum, sums=np.array([0.5, 2, 3]),
+                    counts=np.array([2, 6, 9]))
     lines = _lines(w)
     assert lines[0] == "# TYPE lat_seconds histogram"
     assert lines[1:6] == [
@@ -155,7 +157,8 @@ def test_promtool_backfills_every_family_type_exactly(tmp_path: Path) -> None:
     w.add("vllm:num_requests_waiting", {"pod": "v0"}, T, np.array([0.0, 3.0, 12.0]))
     w.add("tokens_total", {"pod": "v0"}, T + 0.5, np.array([10.0, 20.0, 35.0]), type="counter")
     w.add("legacy", {}, T, np.array([1.0, 2.0, 3.0]), type="unknown")
-    w.add_histogram("ttft_seconds", {}, T, [0.5], np.array([[1], [2], [4]]), np.array([0.2, 0.9, 3]), np.array([1, 3, 6]))
+    w.add_histogram("ttft_seconds", {}, T, [0.5], np.array([[1], [2], [4]]), np.array([0.2, 0.9, 3]),
+                    np.array([1, 3, 6]))
     om = tmp_path / "metrics.om"
     w.write(om)
     backfill(find_binaries()[1], om, tmp_path / "data")
@@ -171,5 +174,5 @@ def test_promtool_backfills_every_family_type_exactly(tmp_path: Path) -> None:
         ('{__name__="ttft_seconds_count"}', [1, 3, 6], 0),
         ('{__name__="ttft_seconds_sum"}', [0.2, 0.9, 3], 0),
     ]:
-        expected |= {(series, float(v), int(t) + offset) for v, t in zip(vals, ms)}
+        expected |= {(series, float(v), int(t) + offset) for v, t in zip(vals, ms, strict=True)}
     assert got == expected

@@ -87,7 +87,8 @@ def test_ready():
 
 def test_resource_spans_key_is_accepted_too():
     body = {"resourceSpans": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "a"}}]},
-                               "scopeSpans": [{"spans": [{"traceId": "MUkZX/sL7AU0e0jv6OzBsA==", "spanId": "SyPeJdH7ZkE=",
+                               "scopeSpans": [{"spans": [{"traceId": "MUkZX/sL7AU0e0jv6OzBsA==",
+                                                          "spanId": "SyPeJdH7ZkE=",
                                                           "name": "x", "startTimeUnixNano": "1", "endTimeUnixNano": "5",
                                                           "status": {"code": "STATUS_CODE_ERROR"}}]}]}]}
     (s,) = spans_from_otlp(body)
