@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from alerts.lifecycle import IncidentStatus
 from alerts.slack_text import (
     ACTION_ACK,
     ACTION_ROLLBACK,
@@ -133,7 +134,7 @@ def render_incident(payload: Mapping[str, Any]) -> tuple[str, list[dict[str, Any
     model = str(require_field(payload, "model"))
     incident_id = require_field(payload, "incident_id")
     severity = str(payload.get("severity") or "warning")
-    resolved = payload.get("status") == "resolved"
+    resolved = payload.get("status") == IncidentStatus.RESOLVED
     findings = [f for f in payload.get("findings") or [] if isinstance(f, Mapping)]
     causes = [c for c in payload.get("causes") or [] if isinstance(c, Mapping)]
     title = str(payload.get("title") or f"{model}: {len(findings)} finding{'s' if len(findings) != 1 else ''}")

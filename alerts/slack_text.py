@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from alerts.rollback import ActionStatus
+
 # Block Kit limits (contracts/README.md, section 6).
 MAX_BLOCKS = 50
 MAX_SECTION_TEXT = 3000
@@ -260,7 +262,7 @@ def rollback_target(payload: Mapping[str, Any]) -> tuple[str, str] | None:
 
 def rollback_done(payload: Mapping[str, Any]) -> bool:
     return any(
-        a.get("kind") == "rollback" and a.get("status") == "done" for a in payload.get("actions") or []
+        a.get("kind") == "rollback" and a.get("status") == ActionStatus.DONE for a in payload.get("actions") or []
     )
 
 

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from alerts.rollback import ActionStatus
 from monitor.config import ConfigError, VigilConfig, load_config
 from monitor.logging_setup import setup_logging
 
@@ -151,7 +152,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     outcome = vigil.operator.rollback(m, to_version=target, dry_run=args.dry_run, reason=args.reason,
                              actor=f"cli:{args.actor}", incident_id=None, now=time.time())
     print(json.dumps(outcome.__dict__))
-    return 0 if outcome.status in ("done", "dry_run", "noop") else 1
+    return 0 if outcome.status in (ActionStatus.DONE, ActionStatus.DRY_RUN, ActionStatus.NOOP) else 1
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:

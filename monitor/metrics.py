@@ -3,7 +3,10 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-ROLLBACK_STATUSES = ("done", "dry_run", "refused", "failed")  # the outcomes dashboards list
+from alerts.rollback import ActionStatus
+
+# The outcomes dashboards list.
+ROLLBACK_STATUSES = (ActionStatus.DONE, ActionStatus.DRY_RUN, ActionStatus.REFUSED, ActionStatus.FAILED)
 SEVERITIES = ("warning", "critical")
 
 

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 
+from alerts.lifecycle import IncidentStatus
 from monitor.api.deps import ActorDep, ModelDep, VigilDep
 from monitor.api.errors import FieldError
 from monitor.api.schemas import RollbackRequest, RollbackResponse
@@ -106,7 +107,7 @@ def _missing_version(vigil: Vigil, m: ModelConfig, version: str) -> str | None:
 
 
 def _open_incident_id(vigil: Vigil, model: str) -> int | None:
-    rows = vigil.store.incidents(model=model, status="open", limit=1)
+    rows = vigil.store.incidents(model=model, status=IncidentStatus.OPEN, limit=1)
     return rows[0].id if rows else None
 
 
