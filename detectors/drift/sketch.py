@@ -26,18 +26,19 @@ import pandas as pd
 from datasketches import kll_doubles_sketch
 from scipy import stats
 
-from detectors.drift.numeric import jensen_shannon, psi, wasserstein_norm
+from detectors.drift.columns import ColumnCounts, numeric_column
+from detectors.drift.exact import binned_shares
+from detectors.drift.numeric import PValueMode, jensen_shannon, psi, wasserstein_norm
 from detectors.drift.profile import (
     DEFAULT_QUANTILE_BINS,
     LOW_CARDINALITY_MAX,
     CategoricalProfile,
-    ColumnCounts,
     FeatureSpec,
     NumericProfile,
+    ProfileModeName,
     ReferenceProfile,
     distinct_counts,
     mean_std,
-    numeric_column,
     profile_categorical,
 )
 
@@ -176,8 +177,6 @@ def merge_profiles(a: ReferenceProfile, b: ReferenceProfile) -> ReferenceProfile
 
 def sketch_numeric_statistics(ref: NumericProfile, cur_sorted: np.ndarray) -> tuple[dict[str, float], str]:
     """Statistics of an exact current window against a sketched reference (bounds above)."""
-    from detectors.drift.compare import binned_shares
-
     assert ref.sketch is not None
     sk = kll_doubles_sketch.deserialize(ref.sketch)
     m = len(cur_sorted)
@@ -222,3 +221,17 @@ def sketch_numeric_statistics(ref: NumericProfile, cur_sorted: np.ndarray) -> tu
         "psi": psi(r, c),
         "js": jensen_shannon(r, c),
     }, method
+
+
+class SketchMode:
+    """Profile into mergeable KLL sketches; compare an exact current window against them."""
+
+    name: ProfileModeName = "sketch"
+
+    def profile(self, reference: pd.DataFrame, features: list[FeatureSpec], *, quantile_bins: int,
+                workers: int) -> ReferenceProfile:
+        return sketch_profile(reference, features, quantile_bins=quantile_bins)
+
+    def numeric_statistics(self, ref: NumericProfile, cur_sorted: np.ndarray,
+                           pvalues: PValueMode) -> tuple[dict[str, float], str]:
+        return sketch_numeric_statistics(ref, cur_sorted)

@@ -197,7 +197,7 @@ def current_samples(vigil: "Vigil", m: ModelConfig, start: float, end: float) ->
 
 
 def gather_drift(vigil: "Vigil", m: ModelConfig, w: Window, out: Signals, serving_version: str | None) -> None:
-    from detectors.drift import FeatureSpec, detect_drift  # heavy import, only when drift is configured
+    from detectors.drift import DriftDetector, DriftParams, FeatureSpec  # heavy import, only when drift is configured
 
     if not m.features and not m.prediction_column:
         return
@@ -222,9 +222,10 @@ def gather_drift(vigil: "Vigil", m: ModelConfig, w: Window, out: Signals, servin
         out.blind.append(f"reference: {e}")
         out.findings.append(no_data(m.name, "training reference", str(e), w))
         return
-    findings, drifts = detect_drift(profile, current, statistic=policy.drift_statistic,
-                                    threshold=policy.drift_warning, min_samples=policy.min_samples, model=m.name,
-                                    window_start=w.start, window_end=w.t, prediction_column=m.prediction_column)
+    report = DriftDetector(DriftParams(statistic=policy.drift_statistic, threshold=policy.drift_warning,
+                                       min_samples=policy.min_samples, model=m.name,
+                                       prediction_column=m.prediction_column)).assess(profile, current, w.start, w.t)
+    findings, drifts = report.findings, report.features
     out.reference_path = ref_path
     _date_drift(findings, profile, current)
     for d in drifts:

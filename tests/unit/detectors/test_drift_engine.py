@@ -6,11 +6,12 @@ import pandas as pd
 import pytest
 
 from detectors.drift import (
+    DriftDetector,
+    DriftParams,
     FeatureSpec,
     ReferenceProfile,
     benjamini_hochberg,
     compare,
-    detect_drift,
     profile_reference,
     render_drift_report,
 )
@@ -35,9 +36,10 @@ def frame(n: int, rng: np.random.Generator, age_shift: float = 0.0, cities=("a",
 
 def run(ref: pd.DataFrame, cur: pd.DataFrame, features=FEATURES, **kw):
     profile = profile_reference(ref, features)
-    args = dict(statistic="psi", threshold=0.1, min_samples=100, model="m", window_start=100.0, window_end=200.0)
+    args = dict(statistic="psi", threshold=0.1, min_samples=100, model="m")
     args.update(kw)
-    return detect_drift(profile, cur, **args)
+    report = DriftDetector(DriftParams(**args)).assess(profile, cur, 100.0, 200.0)
+    return report.findings, report.features
 
 
 def kinds(findings: list[Finding], kind: FindingKind) -> list[Finding]:
@@ -186,8 +188,8 @@ def test_bad_arguments_name_the_field():
     rng = np.random.default_rng(12)
     profile = profile_reference(frame(500, rng), FEATURES)
     with pytest.raises(ValueError, match="statistic"):
-        detect_drift(profile, frame(200, rng), statistic="chi", threshold=0.1, min_samples=10, model=None,
-                     window_start=0, window_end=1)
+        DriftDetector(DriftParams(statistic="chi", threshold=0.1, min_samples=10, model=None)).score(
+            profile, frame(200, rng), 0, 1)
     with pytest.raises(ValueError, match="no column"):
         profile_reference(frame(10, rng), [FeatureSpec("nope")])
     with pytest.raises(ValueError, match="type"):

@@ -16,7 +16,7 @@ from scipy import stats
 
 from detectors.drift import FeatureSpec, ReferenceProfile, compare, profile_reference
 from detectors.drift.numeric import aligned_counts, count_stats, merge_stats, numpy_merge_stats, sorted_runs
-from detectors.drift.profile import OBJECT_IDENTITY_MIN_ROWS, count_column_categories
+from detectors.drift.columns import OBJECT_IDENTITY_MIN_ROWS, count_column_categories
 
 
 def _samples(rng: np.random.Generator, kind: int, n: int, m: int) -> tuple[np.ndarray, np.ndarray]:
