@@ -32,6 +32,7 @@ import numpy as np
 
 from benchmarks.nab_scoring import (PROFILES, LabelledFile, ProfileResult, label_file, optimise,
                                     window_bounds)
+from detectors.anomaly import AnomalyParams, AnomalyState, AnomalyTuning, OnlineAnomalyDetector
 
 
 @dataclass(frozen=True)
@@ -116,12 +117,11 @@ def windowed_gaussian_scores(values: np.ndarray, window: int = 1000) -> np.ndarr
     return np.nan_to_num(score)
 
 
-def run_detector(files: list[NabFile], which: str, detector=None) -> tuple[list[np.ndarray], float]:
-    from detectors.anomaly import OnlineAnomalyDetector
-
-    detector = detector or OnlineAnomalyDetector()
+def run_detector(files: list[NabFile], which: str, tuning: AnomalyTuning | None = None
+                 ) -> tuple[list[np.ndarray], float]:
+    detector = OnlineAnomalyDetector(AnomalyParams(tuning=tuning or AnomalyTuning()))
     # load the compiled kernel before the clock starts
-    detector.score(detector.new_state(), np.arange(3.0), np.ones(3))
+    detector.score_points(detector.new_state(), np.arange(3.0), np.ones(3))
     scores = []
     t0 = time.perf_counter()
     for f in files:
@@ -130,7 +130,7 @@ def run_detector(files: list[NabFile], which: str, detector=None) -> tuple[list[
             scores.append(windowed_gaussian_scores(f.values))
         else:
             state = detector.new_state()
-            scores.append(detector.score(state, seconds.astype(np.float64), f.values))
+            scores.append(detector.score_points(state, seconds.astype(np.float64), f.values))
     return scores, time.perf_counter() - t0
 
 
@@ -143,32 +143,32 @@ def daemon_cycle(files: list[NabFile], n_series: int, history: int = 2000, windo
     (de)serialisation, seconds of detector scoring alone)."""
     import copy
 
-    from detectors.anomaly import OnlineAnomalyDetector, SeriesState, detect_series_anomalies
-    from detectors.records import Direction, Series
+    from detectors.records import Series
 
-    detector = OnlineAnomalyDetector()
+    detector = OnlineAnomalyDetector(AnomalyParams(threshold=0.65))
     usable = [f for f in files if len(f.values) > history + 1]
     warmed = []
     for f in usable:
         secs = ((f.timestamps - np.datetime64(0, "s")) / np.timedelta64(1, "s")).astype(np.float64)
         st = detector.new_state()
-        detector.score(st, secs[:history], f.values[:history])
+        detector.score_points(st, secs[:history], f.values[:history])
         warmed.append((secs, f.values, st.to_dict()))
     jobs = []
     for k in range(n_series):
-        secs, vals, st = warmed[k % len(warmed)]
+        secs, vals, blob = warmed[k % len(warmed)]
         series = Series("metric", {"series": str(k)}, secs[history + 1 - window:history + 1],
                         vals[history + 1 - window:history + 1])
-        jobs.append((series, {"detector": copy.deepcopy(st), "run_onset": None}))
+        jobs.append((series, copy.deepcopy(blob)))
     t0 = time.perf_counter()
-    for series, state in jobs:
-        detect_series_anomalies(series, state, detector=detector, direction=Direction.BOTH,
-                                threshold=0.65, model=None, now=float(series.timestamps[-1]))
+    for series, blob in jobs:
+        state = AnomalyState.from_dict(blob)
+        detector.score(state, series, float(series.timestamps[0]), float(series.timestamps[-1]))
+        state.to_dict()
     full = time.perf_counter() - t0
-    states = [SeriesState.from_dict(state["detector"]) for _, state in jobs]
+    states = [AnomalyState.from_dict(blob) for _, blob in jobs]
     t0 = time.perf_counter()
-    for (series, _), st in zip(jobs, states):
-        detector.score(st, series.timestamps[-1:], series.values[-1:])
+    for (series, _), st in zip(jobs, states, strict=True):
+        detector.score_points(st, series.timestamps[-1:], series.values[-1:])
     return full, time.perf_counter() - t0
 
 
@@ -186,9 +186,7 @@ def sensitivity(files: list[NabFile], windows: dict[str, list], factor: float = 
     """Standard-profile result with each of SENSITIVITY_PARAMS scaled by 1 -/+ `factor`."""
     from dataclasses import replace
 
-    from detectors.anomaly import OnlineAnomalyDetector
-
-    base = OnlineAnomalyDetector()
+    base = AnomalyTuning()
     rows = []
     for name in SENSITIVITY_PARAMS:
         v = getattr(base, name)

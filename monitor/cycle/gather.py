@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from detectors.gpu import GpuSignal, detect_gpu_saturation
-from detectors.kpi import detect_kpi_change, kpi_change
+from detectors.base import NoState
+from detectors.gpu import GpuDetector, GpuParams, GpuSignal
+from detectors.kpi import KpiDetector, KpiParams
 from detectors.records import Direction, Finding, FindingKind, Series
-from detectors.slo import detect_slo_breach
+from detectors.slo import SloDetector, SloParams
 from monitor.config import ModelConfig
 from monitor.sources.errors import QueryError, SourceStatus, SourceUnavailable
 from monitor.sources.samples import SampleFileError, records_frame
@@ -91,30 +92,31 @@ def _anomalies(vigil: "Vigil", m: ModelConfig, name: str, query: str, series: Se
                w: Window, out: Signals) -> None:
     """Online anomaly scoring of one series: only points newer than its stored state are
     scored, so overlapping windows cost nothing twice and a restart is not a cold start."""
-    from detectors.anomaly import SeriesState, detect_series_anomalies
+    from detectors.anomaly import AnomalyParams, AnomalyState, OnlineAnomalyDetector
 
     threshold = vigil.config.policy_for(m).anomaly_threshold
     if threshold >= 1:
         return
     key = f"{name}|{series.label_str()}"
-    state = out.detector_state.get(key)
-    if state is not None:
+    detector = OnlineAnomalyDetector(AnomalyParams(threshold, direction, m.name,
+                                                   vigil.anomaly_detector.params.tuning))
+    state = None
+    if key in out.detector_state:
         try:
-            SeriesState.from_dict(state["detector"])
+            state = AnomalyState.from_dict(out.detector_state[key])
         except (KeyError, TypeError, ValueError):
             state = None  # an older state format: start afresh rather than fail every cycle
     source = series
     if state is None:
+        state = detector.new_state()
         try:
             history = vigil.prometheus.query_range(query, w.t - ANOMALY_WARMUP_S, w.t, name=name)
             source = next((h for h in history if h.labels == series.labels), series)
         except (SourceUnavailable, QueryError):
             pass
-    findings, out.detector_state[key] = detect_series_anomalies(
-        source, state, detector=vigil.anomaly_detector, direction=direction, threshold=threshold, model=m.name,
-        now=w.t)
     # A first look at a day of history reports only what is still going on in the window.
-    out.findings.extend(f for f in findings if f.window_end >= w.start)
+    out.findings.extend(detector.score(state, source, w.start, w.t))
+    out.detector_state[key] = state.to_dict()
 
 
 def gather_kpis(vigil: "Vigil", m: ModelConfig, w: Window, out: Signals) -> None:
@@ -124,17 +126,14 @@ def gather_kpis(vigil: "Vigil", m: ModelConfig, w: Window, out: Signals) -> None
         if series is None:
             continue
         s = series[0]
-        current, baseline = s.between(w.start, w.t), s.between(w.baseline_start, w.baseline_end)
         recent = max(vigil.config.schedule.interval * 3, 300.0)
-        f = detect_kpi_change(current, baseline, kpi=k.name, bad_direction=k.direction,
-                              threshold_pct=k.drop_pct or policy.kpi_drop_critical_pct, model=m.name,
-                              window_start=w.start, window_end=w.t, recent=recent)
-        levels = kpi_change(current, baseline, recent=recent, window_end=w.t)
+        kpi = KpiDetector(KpiParams(k.name, k.direction, k.drop_pct or policy.kpi_drop_critical_pct, recent, m.name))
+        state = kpi.fit(s, w.baseline_start, w.baseline_end)
+        levels = kpi.levels(state, s, w.start, w.t)
         if levels:
-            vigil.metrics.kpi_value.labels(m.name, k.name).set(levels[0])
-            vigil.metrics.kpi_baseline.labels(m.name, k.name).set(levels[1])
-        if f:
-            out.findings.append(f)
+            vigil.metrics.kpi_value.labels(m.name, k.name).set(levels.current)
+            vigil.metrics.kpi_baseline.labels(m.name, k.name).set(levels.baseline)
+        out.findings.extend(kpi.score(state, s, w.start, w.t))
         _anomalies(vigil, m, k.name, k.query, s, k.direction, w, out)
 
 
@@ -144,11 +143,10 @@ def gather_slos(vigil: "Vigil", m: ModelConfig, w: Window, out: Signals) -> None
         series = _range(vigil, out, m.name, slo.name, slo.query, w.start, w)
         if series is None:
             continue
-        f = detect_slo_breach(series[0], slo=slo.name, threshold=slo.threshold, above=slo.comparison == "above",
-                              model=m.name, window_start=w.start, window_end=w.t, step=step, unit=slo.unit)
-        out.slo_breached[slo.name] = f is not None
-        if f:
-            out.findings.append(f)
+        f = SloDetector(SloParams(slo.name, slo.threshold, slo.comparison == "above", step, slo.unit, m.name)
+                        ).score(NoState(), series[0], w.start, w.t)
+        out.slo_breached[slo.name] = bool(f)
+        out.findings.extend(f)
         _anomalies(vigil, m, slo.name, slo.query, series[0],
                    Direction.UP if slo.comparison == "above" else Direction.DOWN, w, out)
 
@@ -178,9 +176,8 @@ def gather_gpu(vigil: "Vigil", m: ModelConfig, w: Window, out: Signals) -> None:
             if vigil.sources["prometheus"].status == SourceStatus.DOWN:
                 return  # each further query would only wait out the same retries
             continue
-        out.findings.extend(detect_gpu_saturation(series, limits[name], model=m.name, window_start=w.start,
-                                                  window_end=w.t, min_duration=g.min_duration,
-                                                  step=vigil.config.sources.prometheus.step))
+        gpu = GpuDetector(GpuParams(limits[name], g.min_duration, vigil.config.sources.prometheus.step, m.name))
+        out.findings.extend(gpu.score(NoState(), series, w.start, w.t))
 
 
 def current_samples(vigil: "Vigil", m: ModelConfig, start: float, end: float) -> pd.DataFrame:
