@@ -67,7 +67,7 @@ class ServiceMetricsState:
             floor = {str(k): float(v) for k, v in d["floor"].items()}
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError("service metrics state: expected {'series': [{'metric', 'key', 'values'}], "
-                             f"'floor': {{metric: number}}} ({exc})") from exc
+                             f"'floor': {{metric: number}}}} ({exc})") from exc
         return cls(values, floor)
 
 

@@ -290,12 +290,15 @@ def _pull_spans(vigil: "Vigil", services: list[str], start: float, end: float) -
 
 
 def gather_logs_traces(vigil: "Vigil", m: ModelConfig, w: Window, out: Signals) -> None:
-    """Loki and Tempo for the model's services, through the same multimodal ranking the
-    Nezha benchmark measures (correlators.rca.diagnose); a missing modality lowers
-    confidence but never stops the cycle."""
+    """Loki and Tempo for the model's services: the log and trace detectors fitted on the
+    previous window, the current window scored, the findings ranked (correlators.rca),
+    as the Nezha benchmark composes them; a missing modality lowers confidence but never
+    stops the cycle."""
     if not m.services or (vigil.loki is None and vigil.tempo is None):
         return
-    from correlators.rca import diagnose
+    from correlators.rca import observed_modalities, rank_root_causes
+    from detectors.logs import LogDetector, LogReference, LogWindow
+    from detectors.traces import ServiceGraph, TraceDetector, TraceWindow
 
     span = w.t - w.start
     base = (w.start - span, w.start)
@@ -314,11 +317,24 @@ def gather_logs_traces(vigil: "Vigil", m: ModelConfig, w: Window, out: Signals) 
             out.blind.append(f"{name}: {e}")
     if not (logs_cur or spans_cur):
         return
-    d = diagnose(alert_time=w.t, window_start=w.start, window_end=w.t, logs_baseline=logs_base,
-                 logs_current=logs_cur, spans_baseline=spans_base, spans_current=spans_cur, baseline_window=base,
-                 candidates=m.services)
-    for f in d.log_findings + d.trace_findings:
+    # The baselines are refitted on the previous window every cycle; their states
+    # (to_dict) are what a store would keep to fit them on a chosen normal period instead.
+    graph = ServiceGraph()
+    trace_findings: list[Finding] = []
+    log_findings: list[Finding] = []
+    if spans_cur:
+        traces = TraceDetector()
+        report = traces.assess(traces.fit(spans_base, *base), TraceWindow(spans_cur), w.start, w.t)
+        graph, trace_findings = report.graph, report.findings
+    if logs_cur:
+        logs = LogDetector()
+        log_state = logs.fit(LogReference(logs_base, spans_base), *base)
+        log_findings = logs.score(log_state, LogWindow(logs_cur, spans_cur), w.start, w.t)
+    causes = rank_root_causes(metric_findings=[], log_findings=log_findings, trace_findings=trace_findings,
+                              topology=graph, alert_time=w.t, candidates=m.services,
+                              observed=observed_modalities((), logs_cur, spans_cur))
+    for f in log_findings + trace_findings:
         f.model = m.name
-    out.findings.extend(d.log_findings + d.trace_findings)
-    if d.log_findings or d.trace_findings:
-        out.service_causes = d.causes[:MAX_SERVICE_CAUSES]
+    out.findings.extend(log_findings + trace_findings)
+    if log_findings or trace_findings:
+        out.service_causes = causes[:MAX_SERVICE_CAUSES]
