@@ -57,10 +57,9 @@ REFERENCE_COLUMNS: dict[str, Kind] = {
 
 
 def line_frame(records: Sequence[LogRecord]) -> pd.DataFrame:
-    if not records:
-        return pd.DataFrame(
-            {"ts": [], "service": [], "line": [], "level": [], "span_id": [], "trace_id": []}
-        )
+    if not records:  # typed columns: string operations on an empty frame must still work
+        text = {k: pd.Series([], dtype=object) for k in ("service", "line", "level", "span_id", "trace_id")}
+        return pd.DataFrame({"ts": pd.Series([], dtype=np.float64), **text})
     return pd.DataFrame(
         {
             "ts": np.fromiter((r.ts for r in records), float, len(records)),
@@ -87,9 +86,9 @@ def shapes(df: pd.DataFrame) -> pd.DataFrame:
     Regexes beyond the mask run on distinct shapes only (a few hundred, not thousands).
     """
     df = df.copy()
-    shapes = pd.Series([_MASK.sub("<*>", x) for x in df["line"].tolist()], index=df.index)
-    uniq = shapes.unique()
-    df["shape"] = shapes.map(dict(zip(uniq, (_collapse_lists(u)[:400] for u in uniq))))
+    masked = pd.Series([_MASK.sub("<*>", x) for x in df["line"].tolist()], index=df.index, dtype=object)
+    uniq = masked.unique()
+    df["shape"] = masked.map(dict(zip(uniq, (_collapse_lists(u)[:400] for u in uniq), strict=True)))
     level = df["level"].astype(object)
     missing = level.isna()
     if missing.any():
@@ -97,8 +96,8 @@ def shapes(df: pd.DataFrame) -> pd.DataFrame:
         level = level.where(~missing, parsed)
     level = level.fillna("").astype(str).str.upper()
     df["level"] = level
-    uniq = pd.Series(df["shape"].unique())
-    words = dict(zip(uniq, uniq.str.contains(_ERROR_WORDS)))
+    uniq = pd.Series(df["shape"].unique(), dtype=object)
+    words = dict(zip(uniq, uniq.str.contains(_ERROR_WORDS), strict=True))
     fatal = {u: next((n for n, rx in FATAL_PATTERNS.items() if rx.search(u)), "") for u in uniq}
     # A line is an error when its level says so, or when an unlevelled line uses
     # error words; WARN/INFO lines that merely mention "failed" stay non-errors,

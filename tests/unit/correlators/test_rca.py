@@ -173,3 +173,35 @@ def test_a_callee_whose_sequence_of_lines_broke_takes_its_callers_errors():
     causes = rank_root_causes(metric_findings=[], log_findings=logs, trace_findings=[], topology=graph,
                               alert_time=130.0)
     assert [c.entity for c in causes][:2] == ["travel2", "preserve"]
+
+
+def test_correlators_only_rank_they_run_no_detector():
+    """correlators/ import the shared records and the service graph type, never a detector:
+    findings come in (fitted and scored by the caller), ranked causes go out."""
+    import ast
+    from pathlib import Path
+
+    imported = set()
+    for path in (Path(__file__).resolve().parents[3] / "correlators").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module)
+            elif isinstance(node, ast.Import):
+                imported.update(a.name for a in node.names)
+    assert {m for m in imported if m.startswith("detectors")} <= {"detectors.records", "detectors.traces.graph"}
+
+
+def test_coverage_comes_from_the_records_each_modality_returned():
+    logs = [LogRecord(1.0, "api", "INFO ok"), LogRecord(2.0, "db", "INFO ok")]
+    spans = _traces(2, 0.0)
+    metrics = [Series("cpu", {"service": "db"}, np.array([0.0]), np.array([1.0])), Series("up", {}, np.array([0.0]),
+                                                                                            np.array([1.0]))]
+    observed = observed_modalities(metrics, logs, spans)
+    assert observed["db"] == {"metrics", "logs"} and observed["api"] >= {"logs", "traces"}
+    # The same findings ranked with and without that coverage: a service seen in one
+    # modality only is ranked with less confidence.
+    f = [_f(FindingKind.METRIC_ANOMALY, "db", "range_ratio", 0.8, metric="cpu")]
+    plain = rank_root_causes(metric_findings=f, log_findings=[], trace_findings=[], topology=None, alert_time=0.0)
+    covered = rank_root_causes(metric_findings=f, log_findings=[], trace_findings=[], topology=None, alert_time=0.0,
+                               observed={"db": {"metrics"}})
+    assert covered[0].entity == plain[0].entity == "db" and covered[0].score < plain[0].score
