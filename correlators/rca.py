@@ -44,6 +44,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from correlators.incident import Cause, CauseKind
 from detectors.records import Finding, FindingKind, LogRecord, Series, Span
@@ -275,9 +276,9 @@ def _edge_shares(trace_findings: list[Finding], graph: ServiceGraph,
     other end of one slow edge. An edge counts as slowed when it has a finding, or
     when its median edge time rose by `min_ratio` (too few calls for a test).
     """
-    slowed = {(f.evidence.get("caller"), f.evidence.get("callee")) for f in trace_findings
-              if f.statistic == "edge_time_ms_p50"}
-    touching: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    slowed: set[tuple[Any, Any]] = {(f.evidence.get("caller"), f.evidence.get("callee")) for f in trace_findings
+                                    if f.statistic == "edge_time_ms_p50"}
+    touching: dict[str, set[tuple[Any, Any]]] = defaultdict(set)
     for (a, b), e in graph.edges.items():
         if a == b or not e.calls_current:
             continue
@@ -306,7 +307,8 @@ def _cause(r: _Row, inherited: dict[str, str], alert_time: float, rank: int) -> 
         if s in inherited:
             text += f" Its errors may be passed up from {inherited[s]}, which it calls and which failed first."
         if rank == 0:
-            text += " Check this service first: its recent deploys, its pod (CPU, memory, restarts) and the sample lines."
+            text += (" Check this service first: its recent deploys, its pod (CPU, memory, restarts)"
+                     " and the sample lines.")
     missing = [m for m in MODALITIES if m not in r.coverage]
     onset = r.onset if math.isfinite(r.onset) else None
     return Cause(

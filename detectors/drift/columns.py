@@ -119,11 +119,11 @@ def count_column_categories(series: pd.Series) -> tuple[list[str], np.ndarray, C
     labels = [category_label(u) for u in uniques]
     present = counts > 0
     if not present.all():
-        labels = [lab for lab, p in zip(labels, present) if p]
+        labels = [lab for lab, p in zip(labels, present, strict=True) if p]
         counts = counts[present]
     if len(set(labels)) != len(labels):
         merged: dict[str, int] = {}
-        for lab, c in zip(labels, counts.tolist()):
+        for lab, c in zip(labels, counts.tolist(), strict=True):
             merged[lab] = merged.get(lab, 0) + c
         labels, counts = list(merged), np.array(list(merged.values()), dtype=np.int64)
     return labels, counts, ColumnCounts(len(series), n_missing, 0, 0)
@@ -151,7 +151,8 @@ def _count_objects(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if len(ptr_uniques) > n // 4:
             del pointers
             codes, uniques = pd.factorize(values, use_na_sentinel=True)
-            return np.asarray(uniques, dtype=object), np.bincount(codes + 1, minlength=len(uniques) + 1).astype(np.int64)
+            counts = np.bincount(codes + 1, minlength=len(uniques) + 1).astype(np.int64)
+            return np.asarray(uniques, dtype=object), counts
         # Any row of a pointer code holds that very object; which one wins the scatter is moot.
         row_of = np.empty(len(ptr_uniques), dtype=np.intp)
         row_of[ptr_codes] = np.arange(n, dtype=np.intp)

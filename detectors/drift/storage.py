@@ -55,7 +55,7 @@ class _BufferReader(io.RawIOBase):
         self._pos = max(base + offset, 0)
         return self._pos
 
-    def readinto(self, b) -> int:  # type: ignore[override]
+    def readinto(self, b) -> int:
         chunk = self._buf[self._pos : self._pos + len(b)]
         b[: len(chunk)] = chunk
         self._pos += len(chunk)
@@ -82,7 +82,8 @@ def read_npz(buf: memoryview) -> dict[str, np.ndarray]:
             start = info.header_offset + 30 + name_len + extra_len
             head = io.BytesIO(buf[start : start + min(info.file_size, 65536)])
             version = np.lib.format.read_magic(head)
-            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            fmt = np.lib.format
+            read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
             shape, fortran, dtype = read_header(head)
             if dtype.hasobject:
                 raise ValueError("reference profile: object arrays are not allowed")

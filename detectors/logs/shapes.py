@@ -18,7 +18,6 @@ import pandas as pd
 from detectors.records import LogRecord
 from detectors.tables import Kind
 
-
 # One alternation, applied once per line (vectorised by pandas): UUIDs, long hex
 # ids, IPs/versions/times/numbers. Order matters: longest shapes first.
 _MASK = re.compile(

@@ -83,12 +83,12 @@ def template_findings(t: pd.DataFrame, ctx: Ctx) -> list[Finding]:
     for v in ctx.views:
         obs, ref, cur_s, ref_s = view_counts(n, ctx.dur, v)
         live |= obs >= p.min_count
-        reads.append((v, obs, ref, cur_s, ref_s))
+        reads.append((v, obs, ref))
     n_tests = max(int(live.sum()), 1)
-    for v, obs, ref, cur_s, ref_s in reads:
+    for v, obs, ref in reads:
         expected = expected_lines(n, ctx.dur, v)
         surprise = surprise_up(obs, expected)
-        for i in np.flatnonzero((obs >= p.min_count) & (obs >= p.min_ratio * expected)):
+        for i in map(int, np.flatnonzero((obs >= p.min_count) & (obs >= p.min_ratio * expected))):
             s = float(surprise[i])
             if s - math.log10(n_tests) < p.min_surprise:
                 continue
@@ -98,21 +98,21 @@ def template_findings(t: pd.DataFrame, ctx: Ctx) -> list[Finding]:
             if ref[i] == 0 and not t["error"].iat[i]:
                 sc *= 0.25  # workload changes also create new info lines
             sc *= v.weight
-            if sc > best.get(i, (0.0,))[0]:
+            if sc > (best[i][0] if i in best else 0.0):
                 best[i] = (sc, v, float(obs[i]), float(ref[i]), float(expected[i]), s)
     out = []
-    for i, (sc, v, obs, ref, e, s) in best.items():
+    for i, (sc, v, count, base, e, s) in best.items():
         row = t.iloc[i]
-        stat = ("new_error_template" if row["error"] else "new_template") if ref == 0 else "error_template_rate"
+        stat = ("new_error_template" if row["error"] else "new_template") if base == 0 else "error_template_rate"
         where = "in the window" if v is FRESH else "since before the alert"
         out.append(Finding(
             kind=FindingKind.LOG_ANOMALY, entity=f"{row['service']}: {row['template'][:160]}",
-            value=obs, threshold=e * p.min_ratio, baseline=ref, window_start=ctx.ws, window_end=ctx.we,
+            value=count, threshold=e * p.min_ratio, baseline=base, window_start=ctx.ws, window_end=ctx.we,
             onset=ctx.onset(v, row["first1"], row["first2"]), score=sc, service=row["service"],
             direction=Direction.UP, statistic=stat,
-            message=(f"{row['service']}: {stat.replace('_', ' ')} seen {int(obs)} times {where}, "
-                     f"expected {e:.1f} from {ctx.ref_text(v)} ({int(ref)} lines)"),
-            evidence={"template": row["template"], "count": int(obs), "baseline_count": int(ref),
+            message=(f"{row['service']}: {stat.replace('_', ' ')} seen {int(count)} times {where}, "
+                     f"expected {e:.1f} from {ctx.ref_text(v)} ({int(base)} lines)"),
+            evidence={"template": row["template"], "count": int(count), "baseline_count": int(base),
                       "expected": e, "surprise": s, "samples": row["samples"], "error": bool(row["error"]),
                       "view": v.name},
         ))

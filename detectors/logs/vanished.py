@@ -131,7 +131,7 @@ def _stopped(g: pd.DataFrame, ops: pd.DataFrame, per: pd.DataFrame, n: np.ndarra
     after = m[m["start"] > m["t_last"]].groupby("i")["start"].agg(["size", "min"])
     total = m.groupby("i").size()
     out: dict[int, _Cand] = {}
-    for i, n_after, onset in zip(after.index, after["size"].to_numpy(), after["min"].to_numpy()):
+    for i, n_after, onset in zip(after.index, after["size"].to_numpy(), after["min"].to_numpy(), strict=True):
         k = int(total[i] - n_after)  # live runs up to the last one that wrote it
         lines_before = n[i].sum()
         runs_before = r[i, 0] + k

@@ -77,7 +77,8 @@ def test_shifted_feature_is_flagged_ranked_first_with_numbers(statistic):
     assert 0 < f.score < 1
     assert f.evidence["rank"] == 1 and f.evidence["top_moved"][0]["feature"] == "age"
     assert f.evidence["n_current"] == 2000 and f.evidence["n_reference"] == 5000
-    assert f.message.startswith(f"{statistic} ") and "> 0.10 on age (2,000 current vs 5,000 reference rows)" in f.message
+    assert f.message.startswith(f"{statistic} ")
+    assert "> 0.10 on age (2,000 current vs 5,000 reference rows)" in f.message
     assert f.window_start == 100.0 and f.window_end == 200.0 and f.onset == 100.0
     assert f.direction is not None and f.direction.value == "up"
 

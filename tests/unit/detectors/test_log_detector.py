@@ -16,7 +16,8 @@ def _normal(t0: float, seconds: int, svc: str = "inference", rng: random.Random 
         out.append(LogRecord(t0 + i, svc, f"INFO request id={rng.randint(1, 10**6)} served in {rng.randint(5, 90)} ms",
                              level="INFO"))
         if i % 60 == 0:
-            out.append(LogRecord(t0 + i + 0.5, svc, f"WARN cache miss for key user:{rng.randint(1, 999)}", level="WARN"))
+            out.append(LogRecord(t0 + i + 0.5, svc, f"WARN cache miss for key user:{rng.randint(1, 999)}",
+                                 level="WARN"))
         out.append(LogRecord(t0 + i + 0.2, "gateway", f"INFO GET /predict 200 {rng.randint(5, 90)}ms", level="INFO"))
     return out
 
@@ -167,7 +168,8 @@ def _loop_runs(t0: float, n: int, *, cut_from: float | None = None, prefix: str 
             logs.append(LogRecord(t + 0.001 * k, "travel", f"INFO rest tickets of trip G{100 + k}: {i % 50}",
                                   level="INFO", labels={"span_id": sid}))
             if cut_from is None or t < cut_from or k != 1:
-                logs.append(LogRecord(t + 0.001 * k + 0.0005, "travel", f"INFO distance of trip G{100 + k} is {k * 90} km",
+                logs.append(LogRecord(t + 0.001 * k + 0.0005, "travel",
+                                      f"INFO distance of trip G{100 + k} is {k * 90} km",
                                       level="INFO", labels={"span_id": sid}))
     return logs
 

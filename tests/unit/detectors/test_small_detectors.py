@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from detectors.drift_onset import estimate_onset, numeric_bins_position
 from detectors.base import NoState
+from detectors.drift_onset import estimate_onset, numeric_bins_position
 from detectors.gpu import GpuDetector, GpuParams, GpuSignal
 from detectors.kpi import KpiDetector, KpiParams
 from detectors.records import Direction, FindingKind, Series

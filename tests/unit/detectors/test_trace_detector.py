@@ -1,7 +1,6 @@
 """Trace detector on synthetic call trees: self time, edge time, errors, calls."""
 from __future__ import annotations
 
-
 from detectors.traces import TraceDetector, TraceWindow
 from tests.synthetic_traces import synthetic_traces
 
