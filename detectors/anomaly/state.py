@@ -31,7 +31,12 @@ N_SCALARS = 20
 
 def _enc(a: np.ndarray) -> list[float | None]:
     # NaN (an unseen profile bin) is not JSON: it travels as null
-    return [x if math.isfinite(x) else None for x in a.tolist()]
+    finite = np.isfinite(a)
+    if finite.all():
+        return a.tolist()
+    out = a.astype(object)
+    out[~finite] = None
+    return out.tolist()
 
 
 @dataclass
