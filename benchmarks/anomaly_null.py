@@ -47,7 +47,7 @@ def false_alarms(n_series: int, days: int, warmup_days: int = 2) -> dict[str, np
     counts: dict[str, np.ndarray] = {}
     for seed in range(n_series):
         for name, ts, x in healthy_series(seed, days):
-            s = det.score(det.new_state(), ts, x)[warmup_days * DAY_POINTS:]
+            s = det.score_points(det.new_state(), ts, x)[warmup_days * DAY_POINTS:]
             c = counts.setdefault(name, np.zeros(len(THRESHOLDS)))
             c += [np.sum(s >= t) for t in THRESHOLDS]
     return {k: v / (n_series * (days - warmup_days)) for k, v in counts.items()}

@@ -22,16 +22,19 @@ import os
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
 
 os.environ.setdefault("NML_DISABLE_USAGE_LOGGING", "1")  # NannyML phones home otherwise
 
-from detectors.drift import FeatureSpec, ReferenceProfile, compare, profile_reference
+from detectors.drift import FeatureDrift, FeatureSpec, ReferenceProfile, compare, profile_reference
+from detectors.drift.numeric import PValueMode
 
+T = TypeVar("T")
 
 # ---------------------------------------------------------------- memory
 
@@ -68,7 +71,7 @@ def _trim() -> None:
         pass
 
 
-def measure(fn: Callable[[], object]) -> tuple[Run, object]:
+def measure(fn: Callable[[], T]) -> tuple[Run, T]:
     gc.collect()
     _trim()
     _reset_peak()
@@ -171,7 +174,8 @@ def pandas_sort_floor(ds: DataSet) -> None:
             df[c].sort_values()
 
 
-def vigil_first(ds: DataSet, pvalues: str = "auto", workers: int = 1):
+def vigil_first(ds: DataSet, pvalues: PValueMode = "auto", workers: int = 1
+                ) -> tuple[ReferenceProfile, list[FeatureDrift]]:
     profile = profile_reference(ds.reference, ds.features, workers=workers)
     return profile, compare(profile, ds.current, pvalues=pvalues, workers=workers)
 
@@ -284,7 +288,8 @@ def big(n_ref: int = 3_000_000, n_cur: int = 300_000, n_cols: int = 1000, batch:
     for start in range(0, n_cols, batch):
         names = [f"f{i}" for i in range(start, min(start + batch, n_cols))]
         t0 = time.perf_counter()
-        ref, cur = {}, {}
+        ref: dict[str, np.ndarray] = {}
+        cur: dict[str, np.ndarray] = {}
         feats = []
         for i, name in enumerate(names, start):
             if i < n_cat:

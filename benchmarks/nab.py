@@ -30,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.nab_scoring import (PROFILES, LabelledFile, ProfileResult, label_file, optimise,
-                                    window_bounds)
+from benchmarks.nab_scoring import PROFILES, LabelledFile, ProfileResult, label_file, optimise, window_bounds
+from detectors.anomaly import AnomalyParams, AnomalyState, AnomalyTuning, OnlineAnomalyDetector
 
 
 @dataclass(frozen=True)
@@ -68,9 +68,9 @@ def _results_key(category: str, filename: str, known: set[str]) -> str | None:
     best = None
     for key in known:
         cat, _, name = key.partition("/")
-        if cat == category and (filename == name or filename.endswith("_" + name)):
-            if best is None or len(key) > len(best):
-                best = key
+        if cat == category and (filename == name or filename.endswith("_" + name)) and (
+                best is None or len(key) > len(best)):
+            best = key
     return best
 
 
@@ -116,12 +116,11 @@ def windowed_gaussian_scores(values: np.ndarray, window: int = 1000) -> np.ndarr
     return np.nan_to_num(score)
 
 
-def run_detector(files: list[NabFile], which: str, detector=None) -> tuple[list[np.ndarray], float]:
-    from detectors.anomaly import OnlineAnomalyDetector
-
-    detector = detector or OnlineAnomalyDetector()
+def run_detector(files: list[NabFile], which: str, tuning: AnomalyTuning | None = None
+                 ) -> tuple[list[np.ndarray], float]:
+    detector = OnlineAnomalyDetector(AnomalyParams(tuning=tuning or AnomalyTuning()))
     # load the compiled kernel before the clock starts
-    detector.score(detector.new_state(), np.arange(3.0), np.ones(3))
+    detector.score_points(detector.new_state(), np.arange(3.0), np.ones(3))
     scores = []
     t0 = time.perf_counter()
     for f in files:
@@ -130,7 +129,7 @@ def run_detector(files: list[NabFile], which: str, detector=None) -> tuple[list[
             scores.append(windowed_gaussian_scores(f.values))
         else:
             state = detector.new_state()
-            scores.append(detector.score(state, seconds.astype(np.float64), f.values))
+            scores.append(detector.score_points(state, seconds.astype(np.float64), f.values))
     return scores, time.perf_counter() - t0
 
 
@@ -143,32 +142,32 @@ def daemon_cycle(files: list[NabFile], n_series: int, history: int = 2000, windo
     (de)serialisation, seconds of detector scoring alone)."""
     import copy
 
-    from detectors.anomaly import OnlineAnomalyDetector, SeriesState, detect_series_anomalies
-    from detectors.records import Direction, Series
+    from detectors.records import Series
 
-    detector = OnlineAnomalyDetector()
+    detector = OnlineAnomalyDetector(AnomalyParams(threshold=0.65))
     usable = [f for f in files if len(f.values) > history + 1]
     warmed = []
     for f in usable:
         secs = ((f.timestamps - np.datetime64(0, "s")) / np.timedelta64(1, "s")).astype(np.float64)
         st = detector.new_state()
-        detector.score(st, secs[:history], f.values[:history])
+        detector.score_points(st, secs[:history], f.values[:history])
         warmed.append((secs, f.values, st.to_dict()))
     jobs = []
     for k in range(n_series):
-        secs, vals, st = warmed[k % len(warmed)]
+        secs, vals, blob = warmed[k % len(warmed)]
         series = Series("metric", {"series": str(k)}, secs[history + 1 - window:history + 1],
                         vals[history + 1 - window:history + 1])
-        jobs.append((series, {"detector": copy.deepcopy(st), "run_onset": None}))
+        jobs.append((series, copy.deepcopy(blob)))
     t0 = time.perf_counter()
-    for series, state in jobs:
-        detect_series_anomalies(series, state, detector=detector, direction=Direction.BOTH,
-                                threshold=0.65, model=None, now=float(series.timestamps[-1]))
+    for series, blob in jobs:
+        state = AnomalyState.from_dict(blob)
+        detector.score(state, series, float(series.timestamps[0]), float(series.timestamps[-1]))
+        state.to_dict()
     full = time.perf_counter() - t0
-    states = [SeriesState.from_dict(state["detector"]) for _, state in jobs]
+    states = [AnomalyState.from_dict(blob) for _, blob in jobs]
     t0 = time.perf_counter()
-    for (series, _), st in zip(jobs, states):
-        detector.score(st, series.timestamps[-1:], series.values[-1:])
+    for (series, _), st in zip(jobs, states, strict=True):
+        detector.score_points(st, series.timestamps[-1:], series.values[-1:])
     return full, time.perf_counter() - t0
 
 
@@ -186,9 +185,7 @@ def sensitivity(files: list[NabFile], windows: dict[str, list], factor: float = 
     """Standard-profile result with each of SENSITIVITY_PARAMS scaled by 1 -/+ `factor`."""
     from dataclasses import replace
 
-    from detectors.anomaly import OnlineAnomalyDetector
-
-    base = OnlineAnomalyDetector()
+    base = AnomalyTuning()
     rows = []
     for name in SENSITIVITY_PARAMS:
         v = getattr(base, name)
@@ -206,7 +203,7 @@ def evaluate(files: list[NabFile], scores: list[np.ndarray], windows: dict[str, 
     return [optimise(labelled, scores, p) for p in PROFILES], labelled
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.nab", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     src = ap.add_mutually_exclusive_group(required=True)
@@ -221,24 +218,23 @@ def main(argv: list[str] | None = None) -> int:
                     help="with --data: re-score with each tuned parameter moved by -/+25 %%")
     ap.add_argument("--cycle-series", type=int, default=10000,
                     help="with --data: also time one daemon cycle over this many series (0: skip)")
-    args = ap.parse_args(argv)
+    return ap
 
-    windows = json.loads(args.windows.read_text())
-    root = args.data or args.scores
-    found = discover(root, windows, results=args.scores is not None)
-    files = [read_csv(path, key) for key, path in found]
-    n_points = sum(len(f.values) for f in files)
-    if args.scores is not None:
-        missing = [f.key for f in files if f.anomaly_score is None]
-        if missing:
-            raise ValueError(f"results files without an anomaly_score column: {missing[:3]}")
-        scores = [f.anomaly_score for f in files]
-        label, elapsed = f"results in {root}", None
-    else:
+
+def _scores(args: argparse.Namespace, files: list[NabFile], root: Path
+            ) -> tuple[list[np.ndarray], str, float | None]:
+    """(scores per file, what they are, seconds the detector took or None for stored results)."""
+    if args.scores is None:
         scores, elapsed = run_detector(files, args.detector)
-        label = f"detector {args.detector} over {root}"
-    results, labelled = evaluate(files, scores, windows)
+        return scores, f"detector {args.detector} over {root}", elapsed
+    missing = [f.key for f in files if f.anomaly_score is None]
+    if missing:
+        raise ValueError(f"results files without an anomaly_score column: {missing[:3]}")
+    return [f.anomaly_score for f in files if f.anomaly_score is not None], f"results in {root}", None
 
+
+def _print_results(label: str, files: list[NabFile], results: list[ProfileResult], elapsed: float | None) -> None:
+    n_points = sum(len(f.values) for f in files)
     print(f"NAB: {label}: {len(files)} files, {n_points} points, "
           f"{results[0].n_windows} windows")
     print(f"{'profile':<20} {'threshold':>16} {'raw':>12} {'score':>8} {'windows hit':>12} "
@@ -249,24 +245,40 @@ def main(argv: list[str] | None = None) -> int:
     if elapsed is not None:
         print(f"throughput: {n_points / elapsed:,.0f} points/s ({elapsed:.3f} s, one core, "
               f"series replayed one after another)")
-    if args.data is not None and args.detector == "vigil" and args.cycle_series > 0:
+
+
+def _print_per_file(files: list[NabFile], scores: list[np.ndarray], labelled: list[LabelledFile],
+                    threshold: float) -> None:
+    for f, s, lf in zip(files, scores, labelled, strict=True):
+        det = np.flatnonzero(s[lf.rows] >= threshold)
+        hit = sorted({int(lf.window[k]) for k in det if lf.window[k] >= 0})
+        fp = int(np.sum(lf.window[det] < 0))
+        print(f"  {f.key:<60} windows {len(hit)}/{len(lf.windows)}  FP rows {fp}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    windows = json.loads(args.windows.read_text())
+    root = args.data or args.scores
+    found = discover(root, windows, results=args.scores is not None)
+    files = [read_csv(path, key) for key, path in found]
+    scores, label, elapsed = _scores(args, files, root)
+    results, labelled = evaluate(files, scores, windows)
+    _print_results(label, files, results, elapsed)
+    vigil_on_data = args.data is not None and args.detector == "vigil"
+    if vigil_on_data and args.cycle_series > 0:
         full, scoring = daemon_cycle(files, args.cycle_series)
         print(f"daemon cycle over {args.cycle_series} series (1 new point each, 30-point "
               f"overlapping window): {full:.3f} s with state restore/save, {scoring:.3f} s "
               f"detector scoring alone")
-    if args.sensitivity and args.data is not None and args.detector == "vigil":
+    if args.sensitivity and vigil_on_data:
         print(f"sensitivity (standard profile; baseline {results[0].normalised:.2f}):")
         for name, old, new, r in sensitivity(files, windows):
             print(f"  {name:<20} {old:>10.6g} -> {new:<10.6g} score {r.normalised:6.2f}  "
                   f"threshold {r.threshold:.4f}  windows {r.windows_hit}/{r.n_windows}  "
                   f"FP rows {r.false_positive_rows}")
     if args.per_file:
-        thr = results[0].threshold
-        for f, s, lf in zip(files, scores, labelled):
-            det = np.flatnonzero(s[lf.rows] >= thr)
-            hit = sorted({int(lf.window[k]) for k in det if lf.window[k] >= 0})
-            fp = int(np.sum(lf.window[det] < 0))
-            print(f"  {f.key:<60} windows {len(hit)}/{len(lf.windows)}  FP rows {fp}")
+        _print_per_file(files, scores, labelled, results[0].threshold)
     return 0
 
 

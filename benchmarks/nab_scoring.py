@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 
@@ -96,7 +97,7 @@ def window_bounds(name: str, timestamps: np.ndarray, windows: list[list[str]] | 
             raise ValueError(f"{name}: window {pair!r} ends before it starts")
         bounds.append((idx[0], idx[1]))
     bounds.sort()
-    for (_, e0), (s1, _) in zip(bounds, bounds[1:]):
+    for (_, e0), (s1, _) in pairwise(bounds):
         if s1 <= e0:
             raise ValueError(f"{name}: windows overlap around row {s1}")
     return tuple(bounds)
@@ -152,7 +153,7 @@ def _stack(files: list[LabelledFile], scores: list[np.ndarray]
         raise ValueError(f"files ({len(files)}) and scores ({len(scores)}) must pair up")
     s_parts, w_parts, u_parts = [], [], []
     offset = 0
-    for f, s in zip(files, scores):
+    for f, s in zip(files, scores, strict=True):  # lengths checked above
         s = np.asarray(s, dtype=np.float64)
         if s.shape != (f.n_rows,):
             raise ValueError(f"{f.name}: expected {f.n_rows} anomaly scores, got shape {s.shape}")

@@ -8,6 +8,7 @@ correlator as the daemon.
 """
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +25,11 @@ NODE_METRIC_PREFIX = "Node"
 CLIENT_LATENCY_PREFIX = "PodClientLatency"
 
 
-def _none(v: object) -> object:
-    return None if v is None or (isinstance(v, float) and np.isnan(v)) else v
+def _none(v: object) -> str | None:
+    """A text column's value, None where the parquet holds null or NaN."""
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return None
+    return v if isinstance(v, str) else str(v)
 
 
 def log_records(df: pd.DataFrame) -> list[LogRecord]:
@@ -35,7 +39,8 @@ def log_records(df: pd.DataFrame) -> list[LogRecord]:
         LogRecord(ts=float(t), service=s, line=m, pod=p, level=_none(lv), trace_id=_none(tr),
                   labels={"span_id": sp} if sp else {})
         for t, s, m, p, lv, tr, sp in zip(ts, df["service"].tolist(), df["message"].tolist(),
-                                          df["pod"].tolist(), df["level"].tolist(), df["trace_id"].tolist(), span)
+                                          df["pod"].tolist(), df["level"].tolist(), df["trace_id"].tolist(), span,
+                                          strict=True)
     ]
 
 
@@ -47,7 +52,8 @@ def spans(df: pd.DataFrame) -> list[Span]:
              error=e, pod=pod)
         for t, s, p, sv, op, a, b, e, pod in zip(
             df["trace_id"].tolist(), df["span_id"].tolist(), parent, df["service"].tolist(),
-            df["operation"].tolist(), df["start_ns"].tolist(), df["end_ns"].tolist(), error, df["pod"].tolist())
+            df["operation"].tolist(), df["start_ns"].tolist(), df["end_ns"].tolist(), error, df["pod"].tolist(),
+            strict=True)
     ]
 
 
@@ -59,7 +65,7 @@ def series(df: pd.DataFrame) -> list[Series]:
     change = np.flatnonzero((keys[1:] != keys[:-1]).any(axis=1)) + 1 if len(df) else np.array([], int)
     bounds = np.concatenate([[0], change, [len(df)]]) if len(df) else np.array([0])
     return [Series(name=str(keys[a][2]), labels={"service": str(keys[a][1]), "pod": str(keys[a][0])},
-                   timestamps=ts[a:b], values=vals[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+                   timestamps=ts[a:b], values=vals[a:b]) for a, b in pairwise(bounds)]
 
 
 class NezhaFolder:

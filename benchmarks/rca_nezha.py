@@ -3,16 +3,17 @@
     python -m benchmarks.rca_nezha --data ../shared/data/nezha [--cases tt-0129-01,...] [--show 3]
 
 For each case: the case's metrics, logs and traces become the records the source
-clients produce (benchmarks/nezha_files.py), the day's normal/ data is the baseline,
-`onset_ts` is the alert time, and correlators.rca.diagnose runs the same detectors
-and ranking as the daemon. Only `onset_ts` is read from labels.csv before scoring; the
-other label columns are used to score and to group the figures.
+clients produce (benchmarks/nezha_files.py); the log, trace and metric detectors are
+fitted once on the day's normal/ data (their states are what the daemon stores), score
+the case, and correlators.rca ranks the findings, as the daemon's cycle does. Only
+`onset_ts` is read from labels.csv before scoring; the other label columns are used to
+score and to group the figures.
 
 Windows (fixed for every case, not fitted to labels): the logs/traces window runs
 from HISTORY_GUARD_S = 60 s before the alert (the README puts the visible effect
 between 57 s before and 62 s after onset) to the end of the case's data; the case's
 logs and traces before that are recent history, as the daemon's rolling history would
-be (diagnose(history_start=...)): every log/trace test is read against normal +
+be (LogWindow/TraceWindow history_start): every log/trace test is read against normal +
 history (full weight) and history + window against normal (half weight), so what
 was already going on before the alert counts less than what changed at it.
 `--no-history` gives the previous behaviour (window from 90 s before the alert,
@@ -24,15 +25,18 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from benchmarks import nezha_files as nf
-from correlators.rca import diagnose
-from detectors.logs import fit_log_baseline
-from detectors.traces import fit_trace_baseline
+from correlators.incident import Cause
+from correlators.rca import observed_modalities, rank_root_causes
+from detectors.logs import LogDetector, LogReference, LogState, LogWindow
+from detectors.service_metrics import ServiceMetricsDetector, ServiceMetricsState
+from detectors.traces import ServiceGraph, TraceDetector, TraceState, TraceWindow
 
 PRE_S = 90.0
 # Logs/traces before alert - HISTORY_GUARD_S are recent history (unless --no-history).
@@ -41,21 +45,42 @@ HISTORY = {"on": True, "guard": HISTORY_GUARD_S}
 METRIC_POST_S = 240.0
 
 
-_BASELINES: dict[str, tuple] = {}
+LOGS, TRACES, METRICS = LogDetector(), TraceDetector(), ServiceMetricsDetector()
 
 
-def baseline(folder: nf.NezhaFolder, normal_id: str) -> tuple:
+@dataclass(frozen=True)
+class Baseline:
+    """The detectors' fitted states for one normal period."""
+
+    logs: LogState
+    traces: TraceState
+    metrics: ServiceMetricsState
+
+
+_BASELINES: dict[str, Baseline] = {}
+
+
+def _bounds(ts: list[float]) -> tuple[float, float]:
+    """A normal period's first and last time (as the log detector has always taken them)."""
+    return (min(ts), max(ts)) if ts else (0.0, 1.0)
+
+
+def baseline(folder: nf.NezhaFolder, normal_id: str) -> Baseline:
     """Fitted once per normal period and reused, as the daemon keeps its fitted baseline."""
     if normal_id not in _BASELINES:
-        lb = fit_log_baseline(nf.log_records(folder.normal_table("logs", normal_id)))
-        tb = fit_trace_baseline(nf.spans(folder.normal_table("traces", normal_id)))
-        _BASELINES[normal_id] = (lb, tb, nf.series(folder.normal_table("metrics", normal_id)))
+        logs = nf.log_records(folder.normal_table("logs", normal_id))
+        spans = nf.spans(folder.normal_table("traces", normal_id))
+        series = nf.series(folder.normal_table("metrics", normal_id))
+        span_bounds = _bounds([s.start_ns / 1e9 for s in spans])
+        metric_bounds = _bounds([float(t) for s in series for t in s.timestamps])
+        _BASELINES[normal_id] = Baseline(LOGS.fit(LogReference(logs, spans), *_bounds([r.ts for r in logs])),
+                                         TRACES.fit(spans, *span_bounds), METRICS.fit(series, *metric_bounds))
     return _BASELINES[normal_id]
 
 
-def run_case(folder: nf.NezhaFolder, row: pd.Series) -> tuple[list[str], float, object]:
+def run_case(folder: nf.NezhaFolder, row: pd.Series) -> tuple[list[Cause], float]:
     """Ranked services for one case and the seconds it took (conversion + detectors + ranking)."""
-    lb, tb, base_series = baseline(folder, folder.normal_for(row))
+    base = baseline(folder, folder.normal_for(row))
     t0 = time.perf_counter()
     case_id, alert = row["case_id"], float(row["onset_ts"])
     logs = folder.case("logs", case_id)
@@ -66,16 +91,18 @@ def run_case(folder: nf.NezhaFolder, row: pd.Series) -> tuple[list[str], float, 
     start = min(float(logs["timestamp_ns"].min() / 1e9) if len(logs) else alert,
                 float(traces["start_ns"].min() / 1e9) if len(traces) else alert)
     hist = HISTORY["on"]
-    d = diagnose(
-        alert_time=alert, window_start=alert - (HISTORY["guard"] if hist else PRE_S), window_end=end,
-        history_start=start if hist else None,
-        metrics_baseline=base_series, metrics_current=nf.series(metrics),
-        logs_baseline=lb, logs_current=nf.log_records(logs),
-        spans_baseline=tb, spans_current=nf.spans(traces),
-        metric_window=(alert - PRE_S, alert + METRIC_POST_S),
-        candidates=sorted(metrics["service"].unique()),
-    )
-    return [c.entity for c in d.causes], time.perf_counter() - t0, d
+    ws, history = alert - (HISTORY["guard"] if hist else PRE_S), start if hist else None
+    records, spans, series = nf.log_records(logs), nf.spans(traces), nf.series(metrics)
+    graph, tf = ServiceGraph(), []
+    if spans:
+        report = TRACES.assess(base.traces, TraceWindow(spans, history), ws, end)
+        graph, tf = report.graph, report.findings
+    lf = LOGS.score(base.logs, LogWindow(records, spans, history), ws, end) if records else []
+    mf = METRICS.score(base.metrics, series, alert - PRE_S, alert + METRIC_POST_S) if series else []
+    causes = rank_root_causes(metric_findings=mf, log_findings=lf, trace_findings=tf, topology=graph,
+                              alert_time=alert, candidates=sorted(metrics["service"].unique()),
+                              observed=observed_modalities(series, records, spans))
+    return causes, time.perf_counter() - t0
 
 
 def _ac(ranks: list[int | None], k: int) -> float:
@@ -115,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         labels = labels[labels["case_id"].isin(args.cases.split(","))]
     results = []
     for _, row in labels.iterrows():
-        ranked, secs, d = run_case(folder, row)
+        causes, secs = run_case(folder, row)
+        ranked = [c.entity for c in causes]
         truth = row["root_cause_service"]
         rank = ranked.index(truth) + 1 if truth in ranked else None
         results.append({"case_id": row["case_id"], "fault_type": row["fault_type"],
@@ -123,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
                         "top1": ranked[0] if ranked else None, "seconds": secs})
         print(f"{row['case_id']:<12} {row['fault_type']:<15} truth={truth:<30} rank={rank!s:<4} "
               f"top1={ranked[0] if ranked else '-':<30} {secs * 1000:6.0f} ms", flush=True)
-        for c in d.causes[: args.show]:
+        for c in causes[: args.show]:
             print(f"    {c.score:.3f} {c.entity}: {c.explanation[:300]}")
     df = pd.DataFrame(results)
     print()

@@ -43,7 +43,9 @@ class CorrelationSettings:
 def merge_findings(earlier: list[Finding], latest: list[Finding]) -> list[Finding]:
     """An incident's findings over its life: the latest value of each signal, and the
     last value of signals that have since recovered (they are part of the story)."""
-    key = lambda f: (f.kind, f.entity, f.statistic)  # noqa: E731
+    def key(f: Finding) -> tuple[FindingKind, str, str]:
+        return f.kind, f.entity, f.statistic
+
     merged = {key(f): f for f in earlier}
     for f in latest:
         old = merged.get(key(f))

@@ -32,6 +32,10 @@ Why this ranking points at the cause rather than at the loudest victim:
 Every candidate service is returned, strictly ordered (score, then onset, then
 number of modalities with evidence, then name), with its evidence and a short
 explanation a person can act on.
+
+Only ranking happens here: the findings come from the detectors (fitted and scored by
+the caller: the daemon's detect stage, the Nezha benchmark), the service graph from the
+trace detector, and which modalities had data from `observed_modalities`.
 """
 from __future__ import annotations
 
@@ -39,13 +43,12 @@ import math
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from correlators.incident import Cause, CauseKind
-from detectors.logs import LogBaseline, detect_log_anomalies
 from detectors.records import Finding, FindingKind, LogRecord, Series, Span
-from detectors.service_metrics import detect_service_metric_shifts
-from detectors.traces import ServiceGraph, TraceBaseline, detect_trace_anomalies
+from detectors.traces.graph import ServiceGraph
 
 MODALITIES = ("metrics", "logs", "traces")
 _MODALITY = {FindingKind.METRIC_ANOMALY: "metrics", FindingKind.LOG_ANOMALY: "logs",
@@ -83,6 +86,26 @@ def _noisy_or(scores: Iterable[float]) -> float:
     return 1.0 - math.prod(1.0 - s for s in top)
 
 
+
+Evidence = list[tuple[float, Finding]]  # (weighted score, finding)
+PerModality = dict[tuple[str | None, str], Evidence]  # (service, modality) -> evidence
+
+
+def observed_modalities(metrics: Sequence[Series] = (), logs: Sequence[LogRecord] = (),
+                        spans: Sequence[Span] = ()) -> dict[str, set[str]]:
+    """Which modalities had data for each service in the window: the coverage input of
+    `rank_root_causes` (a service seen only in metrics is ranked with less confidence)."""
+    observed: dict[str, set[str]] = defaultdict(set)
+    for s in metrics:
+        if s.labels.get("service"):
+            observed[s.labels["service"]].add("metrics")
+    for r in logs:
+        observed[r.service].add("logs")
+    for sp in spans:
+        observed[sp.service].add("traces")
+    return observed
+
+
 def rank_root_causes(*, metric_findings: list[Finding], log_findings: list[Finding],
                      trace_findings: list[Finding], topology: ServiceGraph | None,
                      alert_time: float, candidates: Iterable[str] = (),
@@ -96,11 +119,29 @@ def rank_root_causes(*, metric_findings: list[Finding], log_findings: list[Findi
     """
     graph = topology or ServiceGraph()
     findings = [f for f in (*metric_findings, *log_findings, *trace_findings) if f.service]
-    services = set(candidates) | {f.service for f in findings} | graph.services
+    services = set(candidates) | {f.service for f in findings if f.service} | graph.services
     if observed:
         services |= set(observed)
-    # (service, modality) -> list of (weighted score, finding)
-    per: dict[tuple[str, str], list[tuple[float, Finding]]] = defaultdict(list)
+    per = _attribute(findings, trace_findings, graph, services, params)
+    inherited = _inherited_errors(per, services, graph)
+    latency_inherited = _latency_inherited(per, services, graph)
+    rows = [_row(s, per, s in inherited, s in latency_inherited, observed, params) for s in services]
+    # Effects follow causes: among services within 10 % of the best, the earliest onset
+    # gets a small bonus.
+    if rows:
+        best = max(r.score for r in rows)
+        near = [r for r in rows if best > 0 and r.score >= 0.9 * best and math.isfinite(r.onset)]
+        if len(near) > 1:
+            first = min(near, key=lambda r: r.onset)
+            first.score = min(1.0, first.score + params.onset_bonus)
+    rows.sort(key=lambda r: (-r.score, r.onset, -r.n_mods, r.service))
+    return [_cause(r, inherited, alert_time, i) for i, r in enumerate(rows)]
+
+
+def _attribute(findings: list[Finding], trace_findings: list[Finding], graph: ServiceGraph, services: set[str],
+               params: RcaParams) -> PerModality:
+    """Each finding's weighted score, on the service(s) it speaks about, per modality."""
+    per: PerModality = defaultdict(list)
     edge_share = _edge_shares(trace_findings, graph)
     name_rx = _name_pattern(services)
     for f in findings:
@@ -110,7 +151,8 @@ def rank_root_causes(*, metric_findings: list[Finding], log_findings: list[Findi
             caller, callee = f.evidence.get("caller"), f.evidence.get("callee")
             # The endpoint with the larger support takes the full score; the other end
             # takes the ratio of the two supports.
-            sa, sb = edge_share.get(caller, 0.0), edge_share.get(callee, 1.0)
+            sa = edge_share.get(caller, 0.0) if caller is not None else 0.0
+            sb = edge_share.get(callee, 1.0) if callee is not None else 1.0
             top = max(sa, sb, 1e-9)
             per[(callee, mod)].append((w * f.score * sb / top, f))
             if caller:
@@ -127,70 +169,78 @@ def rank_root_causes(*, metric_findings: list[Finding], log_findings: list[Findi
                 per[(n, mod)].append((w * f.score * share / len(named), f))
             continue
         per[(f.service, mod)].append((w * f.score, f))
+    return per
 
-    error_strength = {s: _noisy_or(ws for ws, f in per.get((s, "logs"), []) + per.get((s, "traces"), [])
-                                   if f.statistic in _ERROR_STATS) for s in services}
-    error_onset = {s: min((f.onset for m in ("logs", "traces") for _, f in per.get((s, m), [])
-                           if f.statistic in _ERROR_STATS), default=math.inf) for s in services}
+
+def _strength_and_onset(per: PerModality, s: str, stats: set[str]) -> tuple[float, float]:
+    """Noisy-OR of a service's log and trace evidence of these statistics, and its first onset."""
+    items = [(ws, f) for m in ("logs", "traces") for ws, f in per.get((s, m), []) if f.statistic in stats]
+    return _noisy_or(ws for ws, _ in items), min((f.onset for _, f in items), default=math.inf)
+
+
+def _inherited_errors(per: PerModality, services: set[str], graph: ServiceGraph) -> dict[str, str]:
+    """service -> the callee whose failure its errors most likely pass up."""
+    error = {s: _strength_and_onset(per, s, _ERROR_STATS) for s in services}
     # What a callee can pass up: its errors, or a code path of its that broke silently.
-    failing = _FAILURE_STATS
-    fail_strength = {s: _noisy_or(ws for ws, f in per.get((s, "logs"), []) + per.get((s, "traces"), [])
-                                  if f.statistic in failing) for s in services}
-    fail_onset = {s: min((f.onset for m in ("logs", "traces") for _, f in per.get((s, m), [])
-                          if f.statistic in failing), default=math.inf) for s in services}
+    fail = {s: _strength_and_onset(per, s, _FAILURE_STATS) for s in services}
     inherited: dict[str, str] = {}
     for s in services:
-        if error_strength[s] <= 0:
+        strength, onset = error[s]
+        if strength <= 0:
             continue
-        for c in sorted(graph.callees(s), key=lambda c: -fail_strength.get(c, 0)):
-            if fail_strength.get(c, 0) >= 0.5 * error_strength[s] and \
-                    -_ONSET_SLACK_S <= error_onset[s] - fail_onset.get(c, math.inf) <= _PROPAGATION_S:
+        for c in sorted(graph.callees(s), key=lambda c: -fail.get(c, (0.0, math.inf))[0]):
+            c_strength, c_onset = fail.get(c, (0.0, math.inf))
+            if c_strength >= 0.5 * strength and -_ONSET_SLACK_S <= onset - c_onset <= _PROPAGATION_S:
                 inherited[s] = c
                 break
+    return inherited
 
-    # Latency a service reports for its own requests (a server-side percentile) includes
-    # the time of its callees; when a callee shows latency evidence of its own, the
-    # caller's is most likely passed up and counts at half weight.
-    latency_strength = {s: _noisy_or(ws for m in MODALITIES for ws, f in per.get((s, m), [])
-                                     if _is_latency(f)) for s in services}
-    latency_inherited = {s for s in services if any(
-        latency_strength.get(c, 0) > 0 for c in graph.callees(s)) and latency_strength[s] > 0}
 
-    rows = []
-    for s in services:
-        mods: dict[str, float] = {}
-        evidence: list[tuple[float, Finding]] = []
-        for m in MODALITIES:
-            items = per.get((s, m), [])
-            if s in inherited:
-                items = [(ws * params.inherited_error_factor if f.statistic in _ERROR_STATS else ws, f)
-                         for ws, f in items]
-            if s in latency_inherited:
-                items = [(ws * params.inherited_error_factor if _is_inclusive_latency(f) else ws, f)
-                         for ws, f in items]
-            # Findings of one modality on one service are strongly correlated (CPU usage
-            # and CPU rate; p90, p95 and p99; a new error template and the error burst it
-            # causes), so within a modality the strongest finding speaks for it.
-            mods[m] = max((min(max(ws, 0.0), 1.0) for ws, _ in items), default=0.0)
-            evidence += items
-        combined = 1.0 - math.prod(1.0 - v for v in mods.values())
-        seen = observed.get(s, set()) if observed else {m for m in MODALITIES if per.get((s, m))}
-        coverage = len(set(seen) & set(MODALITIES)) / len(MODALITIES)
-        conf = combined * (1.0 - params.coverage_weight * (1.0 - coverage)) if observed else combined
-        onset = min((f.onset for ws, f in evidence if ws > 0), default=math.inf)
-        rows.append({"service": s, "score": conf, "raw": combined, "mods": mods, "evidence": evidence,
-                     "onset": onset, "coverage": sorted(seen), "n_mods": sum(v > 0 for v in mods.values())})
+def _latency_inherited(per: PerModality, services: set[str], graph: ServiceGraph) -> set[str]:
+    """Services whose own latency (a server-side percentile includes its callees' time)
+    is most likely passed up from a callee showing latency evidence of its own."""
+    strength = {s: _noisy_or(ws for m in MODALITIES for ws, f in per.get((s, m), []) if _is_latency(f))
+                for s in services}
+    return {s for s in services if any(strength.get(c, 0) > 0 for c in graph.callees(s)) and strength[s] > 0}
 
-    # Effects follow causes: among services within 10 % of the best, the earliest onset
-    # gets a small bonus.
-    if rows:
-        best = max(r["score"] for r in rows)
-        near = [r for r in rows if best > 0 and r["score"] >= 0.9 * best and math.isfinite(r["onset"])]
-        if len(near) > 1:
-            first = min(near, key=lambda r: r["onset"])
-            first["score"] = min(1.0, first["score"] + params.onset_bonus)
-    rows.sort(key=lambda r: (-r["score"], r["onset"], -r["n_mods"], r["service"]))
-    return [_cause(r, inherited, alert_time, i) for i, r in enumerate(rows)]
+
+@dataclass
+class _Row:
+    service: str
+    score: float
+    mods: dict[str, float]
+    evidence: Evidence
+    onset: float
+    coverage: list[str]
+    n_mods: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.n_mods = sum(v > 0 for v in self.mods.values())
+
+
+def _row(s: str, per: PerModality, errors_inherited: bool, latency_inherited: bool,
+         observed: Mapping[str, set[str]] | None, params: RcaParams) -> _Row:
+    mods: dict[str, float] = {}
+    evidence: Evidence = []
+    for m in MODALITIES:
+        items = per.get((s, m), [])
+        if errors_inherited:
+            items = [(ws * params.inherited_error_factor if f.statistic in _ERROR_STATS else ws, f)
+                     for ws, f in items]
+        if latency_inherited:
+            items = [(ws * params.inherited_error_factor if _is_inclusive_latency(f) else ws, f)
+                     for ws, f in items]
+        # Findings of one modality on one service are strongly correlated (CPU usage
+        # and CPU rate; p90, p95 and p99; a new error template and the error burst it
+        # causes), so within a modality the strongest finding speaks for it.
+        mods[m] = max((min(max(ws, 0.0), 1.0) for ws, _ in items), default=0.0)
+        evidence += items
+    combined = 1.0 - math.prod(1.0 - v for v in mods.values())
+    seen = observed.get(s, set()) if observed else {m for m in MODALITIES if per.get((s, m))}
+    coverage = len(set(seen) & set(MODALITIES)) / len(MODALITIES)
+    conf = combined * (1.0 - params.coverage_weight * (1.0 - coverage)) if observed else combined
+    onset = min((f.onset for ws, f in evidence if ws > 0), default=math.inf)
+    return _Row(s, conf, mods, evidence, onset, sorted(seen))
 
 
 def _name_pattern(services: Iterable[str]) -> re.Pattern[str] | None:
@@ -226,9 +276,9 @@ def _edge_shares(trace_findings: list[Finding], graph: ServiceGraph,
     other end of one slow edge. An edge counts as slowed when it has a finding, or
     when its median edge time rose by `min_ratio` (too few calls for a test).
     """
-    slowed = {(f.evidence.get("caller"), f.evidence.get("callee")) for f in trace_findings
-              if f.statistic == "edge_time_ms_p50"}
-    touching: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    slowed: set[tuple[Any, Any]] = {(f.evidence.get("caller"), f.evidence.get("callee")) for f in trace_findings
+                                    if f.statistic == "edge_time_ms_p50"}
+    touching: dict[str, set[tuple[Any, Any]]] = defaultdict(set)
     for (a, b), e in graph.edges.items():
         if a == b or not e.calls_current:
             continue
@@ -245,81 +295,30 @@ def _edge_shares(trace_findings: list[Finding], graph: ServiceGraph,
     return {s: len(edges & slowed) ** 2 / len(edges) for s, edges in touching.items() if edges}
 
 
-def _cause(r: dict, inherited: dict[str, str], alert_time: float, rank: int) -> Cause:
-    ev = sorted(r["evidence"], key=lambda x: -x[0])
+def _cause(r: _Row, inherited: dict[str, str], alert_time: float, rank: int) -> Cause:
+    ev = sorted(r.evidence, key=lambda x: -x[0])
     top = [f for ws, f in ev if ws > 0][:5]
-    s = r["service"]
+    s = r.service
     if not top:
-        text = f"{s}: no anomaly found in its {', '.join(r['coverage']) or 'signals'} around the alert."
+        text = f"{s}: no anomaly found in its {', '.join(r.coverage) or 'signals'} around the alert."
     else:
         lines = "; ".join(f.message for f in top[:3])
-        text = f"{s} (score {r['score']:.2f}): {lines}."
+        text = f"{s} (score {r.score:.2f}): {lines}."
         if s in inherited:
             text += f" Its errors may be passed up from {inherited[s]}, which it calls and which failed first."
         if rank == 0:
-            text += " Check this service first: its recent deploys, its pod (CPU, memory, restarts) and the sample lines."
-    missing = [m for m in MODALITIES if m not in r["coverage"]]
+            text += (" Check this service first: its recent deploys, its pod (CPU, memory, restarts)"
+                     " and the sample lines.")
+    missing = [m for m in MODALITIES if m not in r.coverage]
+    onset = r.onset if math.isfinite(r.onset) else None
     return Cause(
-        kind=CauseKind.SERVICE, entity=s, score=round(float(r["score"]), 6), explanation=text,
+        kind=CauseKind.SERVICE, entity=s, score=round(float(r.score), 6), explanation=text,
         evidence={
-            "modalities": {m: round(v, 4) for m, v in r["mods"].items()},
-            "observed": r["coverage"], "missing": missing,
-            "onset": r["onset"] if math.isfinite(r["onset"]) else None,
-            "onset_vs_alert_s": (r["onset"] - alert_time) if math.isfinite(r["onset"]) else None,
+            "modalities": {m: round(v, 4) for m, v in r.mods.items()},
+            "observed": r.coverage, "missing": missing,
+            "onset": onset,
+            "onset_vs_alert_s": (r.onset - alert_time) if onset is not None else None,
             "inherited_from": inherited.get(s),
             "findings": [f.to_dict() for f in top],
         },
     )
-
-
-@dataclass
-class Diagnosis:
-    causes: list[Cause]
-    metric_findings: list[Finding]
-    log_findings: list[Finding]
-    trace_findings: list[Finding]
-    topology: ServiceGraph
-
-
-def diagnose(*, alert_time: float, window_start: float, window_end: float,
-             metrics_baseline: Sequence[Series] = (), metrics_current: Sequence[Series] = (),
-             logs_baseline: Sequence[LogRecord] | LogBaseline = (), logs_current: Sequence[LogRecord] = (),
-             spans_baseline: Sequence[Span] | TraceBaseline = (), spans_current: Sequence[Span] = (),
-             metric_window: tuple[float, float] | None = None, baseline_window: tuple[float, float] | None = None,
-             candidates: Iterable[str] = (), history_start: float | None = None) -> Diagnosis:
-    """Detectors for every modality that has data, then the ranking: the daemon's and the benchmark's path.
-
-    `history_start` (optional): logs and spans of `*_current` from this time up to
-    `window_start` are the system's recent history and join the normal baselines
-    (the daemon's rolling history does the same), so what was already going on before
-    the alert counts less than what changed at it.
-
-    A modality with no data (no Loki, no Tempo configured, or nothing returned) is
-    skipped, which lowers confidence for the services it would have covered.
-    """
-    mw = metric_window or (window_start, window_end)
-    mf = detect_service_metric_shifts(metrics_baseline, metrics_current, window_start=mw[0], window_end=mw[1]) \
-        if metrics_current else []
-    tf: list[Finding] = []
-    graph = ServiceGraph()
-    if spans_current:
-        tf, graph = detect_trace_anomalies(spans_baseline, spans_current, window_start=window_start,
-                                           window_end=window_end, history_start=history_start)
-    lf: list[Finding] = []
-    if logs_current:
-        base_spans = spans_baseline.spans if isinstance(spans_baseline, TraceBaseline) else spans_baseline
-        lf = detect_log_anomalies(logs_baseline, logs_current, window_start=window_start, window_end=window_end,
-                                  baseline_window=baseline_window,
-                                  baseline_spans=base_spans or None, current_spans=spans_current or None,
-                                  history_start=history_start)
-    observed: dict[str, set[str]] = defaultdict(set)
-    for s in metrics_current:
-        if s.labels.get("service"):
-            observed[s.labels["service"]].add("metrics")
-    for r in logs_current:
-        observed[r.service].add("logs")
-    for sp in spans_current:
-        observed[sp.service].add("traces")
-    causes = rank_root_causes(metric_findings=mf, log_findings=lf, trace_findings=tf, topology=graph,
-                              alert_time=alert_time, candidates=candidates, observed=observed)
-    return Diagnosis(causes, mf, lf, tf, graph)

@@ -35,7 +35,7 @@ def numeric_bins_position(values: np.ndarray, edges: np.ndarray, edge_counts: np
 
 
 def categorical_surprise(values: np.ndarray, categories: list[str], counts: np.ndarray) -> np.ndarray:
-    p = dict(zip(categories, (counts + 0.5) / (counts.sum() + 0.5 * (len(categories) + 1))))
+    p = dict(zip(categories, (counts + 0.5) / (counts.sum() + 0.5 * (len(categories) + 1)), strict=True))
     unseen = 0.5 / (counts.sum() + 0.5 * (len(categories) + 1))
     return -np.log(np.array([p.get(str(v), unseen) for v in values], dtype=float))
 

@@ -1,10 +1,16 @@
-"""GPU saturation from DCGM and vLLM series: sustained runs past a limit."""
+"""GPU saturation from DCGM and vLLM series: sustained runs past a limit.
+
+    detector = GpuDetector(GpuParams(GpuSignal("gpu_util_pct", 95, "%"), min_duration=300))
+    findings = detector.score(NoState(), dcgm_series, start, end)   # the limit is the reference
+"""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from detectors.base import NoState
 from detectors.records import Direction, Finding, FindingKind, Series
-from detectors.runs import runs_past, trailing_run
+from detectors.runs import Run, runs_past, trailing_run
 
 
 @dataclass(frozen=True)
@@ -16,58 +22,68 @@ class GpuSignal:
     unit: str = ""
 
 
-def detect_gpu_saturation(
-    series: list[Series],
-    signal: GpuSignal,
-    *,
-    model: str | None,
-    window_start: float,
-    window_end: float,
-    min_duration: float,
-    step: float = 60.0,
-) -> list[Finding]:
-    """One finding per GPU/pod whose signal is at or past its limit now and has been for
-    at least `min_duration`. Only the trailing run counts: a saturation that ended is
-    history, which the open incident keeps (its findings are merged across cycles).
-    """
-    out: list[Finding] = []
-    for s in series:
-        s = s.between(window_start, window_end)
-        if s.empty:
-            continue
-        run = trailing_run(runs_past(s.timestamps, s.values, signal.limit * (1 - 1e-9), above=True),
-                           window_end, tolerance=2 * step)
-        if run is None or run.duration < min_duration:
-            continue
-        entity = _gpu_entity(s)
-        out.append(
-            Finding(
-                kind=FindingKind.GPU_SATURATION,
-                entity=entity,
-                model=model,
-                value=run.mean,
-                threshold=signal.limit,
-                window_start=window_start,
-                window_end=window_end,
-                onset=run.start,
-                score=float(min(1.0, 0.6 + 0.4 * min(run.duration / (3 * min_duration), 1.0))),
-                direction=Direction.UP,
-                statistic=signal.name,
-                message=(
-                    f"{signal.name} on {entity}: mean {run.mean:.4g}{signal.unit} >= {signal.limit:.4g}{signal.unit} "
-                    f"for {run.duration / 60:.0f} min (peak {run.peak:.4g}{signal.unit})"
-                ),
-                evidence={
-                    "series": s.label_str(),
-                    "saturated_from": run.start,
-                    "saturated_until": run.end,
-                    "minutes": run.duration / 60.0,
-                    "peak": run.peak,
-                    "signal": signal.name,
-                },
-            )
-        )
-    return out
+@dataclass(frozen=True)
+class GpuParams:
+    signal: GpuSignal
+    min_duration: float  # seconds a saturation must have lasted to be a finding
+    step: float = 60.0  # the series' sampling step: a run may end this close (x2) to the window end
+    model: str | None = None
+
+
+@dataclass(frozen=True)
+class GpuDetector:
+    params: GpuParams
+
+    def fit(self, reference: object = None, start: float = 0.0, end: float = 0.0) -> NoState:
+        """Nothing to learn: the limit is fixed by configuration."""
+        return NoState()
+
+    def score(self, state: NoState, window: Sequence[Series], start: float, end: float) -> list[Finding]:
+        """One finding per GPU/pod whose signal is at or past its limit now and has been for
+        at least `min_duration`. Only the trailing run counts: a saturation that ended is
+        history, which the open incident keeps (its findings are merged across cycles).
+        """
+        p = self.params
+        out: list[Finding] = []
+        for s in window:
+            s = s.between(start, end)
+            if s.empty:
+                continue
+            run = trailing_run(runs_past(s.timestamps, s.values, p.signal.limit * (1 - 1e-9), above=True),
+                               end, tolerance=2 * p.step)
+            if run is None or run.duration < p.min_duration:
+                continue
+            out.append(_finding(p, s, run, start, end))
+        return out
+
+
+def _finding(p: GpuParams, s: Series, run: Run, start: float, end: float) -> Finding:
+    signal, entity = p.signal, _gpu_entity(s)
+    return Finding(
+        kind=FindingKind.GPU_SATURATION,
+        entity=entity,
+        model=p.model,
+        value=run.mean,
+        threshold=signal.limit,
+        window_start=start,
+        window_end=end,
+        onset=run.start,
+        score=float(min(1.0, 0.6 + 0.4 * min(run.duration / (3 * p.min_duration), 1.0))),
+        direction=Direction.UP,
+        statistic=signal.name,
+        message=(
+            f"{signal.name} on {entity}: mean {run.mean:.4g}{signal.unit} >= {signal.limit:.4g}{signal.unit} "
+            f"for {run.duration / 60:.0f} min (peak {run.peak:.4g}{signal.unit})"
+        ),
+        evidence={
+            "series": s.label_str(),
+            "saturated_from": run.start,
+            "saturated_until": run.end,
+            "minutes": run.duration / 60.0,
+            "peak": run.peak,
+            "signal": signal.name,
+        },
+    )
 
 
 def _gpu_entity(s: Series) -> str:

@@ -1,29 +1,88 @@
-"""Business KPI change against its baseline, in percent, in the direction that hurts."""
+"""Business KPI change against its baseline, in percent, in the direction that hurts.
+
+    detector = KpiDetector(KpiParams(kpi="ctr", bad_direction=Direction.DOWN, threshold_pct=5, recent=600))
+    state = detector.fit(kpi_series, baseline_start, baseline_end)   # the baseline level
+    findings = detector.score(state, kpi_series, start, end)
+"""
 from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from detectors.records import Direction, Finding, FindingKind, Series
 
 
-def kpi_change(
-    current: Series, baseline: Series, *, recent: float, window_end: float
-) -> tuple[float, float, float] | None:
-    """(current level, baseline level, change in %) or None when either side has no data.
+@dataclass(frozen=True)
+class KpiParams:
+    kpi: str
+    bad_direction: Direction
+    threshold_pct: float  # a move of at least this many percent the bad way is a finding
+    recent: float  # seconds at the end of the window whose median is the current level
+    model: str | None = None
 
-    Levels are medians: one scrape glitch must not move a KPI verdict. The current
-    level is taken over the last `recent` seconds so an old part of the window does
-    not dilute a fresh drop.
-    """
-    cur = current.between(window_end - recent, window_end).values
-    base = baseline.values
-    cur, base = cur[~np.isnan(cur)], base[~np.isnan(base)]
-    if len(cur) == 0 or len(base) == 0:
-        return None
-    c, b = float(np.median(cur)), float(np.median(base))
-    if b == 0:
-        return None
-    return c, b, (c - b) / abs(b) * 100.0
+
+@dataclass(frozen=True)
+class KpiState:
+    """The baseline level (median of the reference period), None when it had no data."""
+
+    baseline: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"baseline": self.baseline}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> KpiState:
+        b = d.get("baseline")
+        if b is not None and not isinstance(b, int | float):
+            raise ValueError(f"KPI state: 'baseline' must be a number or null, got {b!r}")
+        return cls(None if b is None else float(b))
+
+
+@dataclass(frozen=True)
+class KpiLevels:
+    current: float  # median over the last `recent` seconds of the window
+    baseline: float
+    change_pct: float
+
+
+@dataclass(frozen=True)
+class KpiDetector:
+    params: KpiParams
+
+    def fit(self, reference: Series, start: float, end: float) -> KpiState:
+        """Median of the reference period's points. Medians: one scrape glitch must not
+        move a KPI verdict."""
+        base = reference.between(start, end).values
+        base = base[~np.isnan(base)]
+        return KpiState(float(np.median(base)) if len(base) else None)
+
+    def levels(self, state: KpiState, window: Series, start: float, end: float) -> KpiLevels | None:
+        """Current level, baseline level and change in %, or None when either side has no
+        data (or the baseline is 0). The current level is taken over the last `recent`
+        seconds so an old part of the window does not dilute a fresh drop."""
+        cur = window.between(start, end).between(end - self.params.recent, end).values
+        cur = cur[~np.isnan(cur)]
+        b = state.baseline
+        if len(cur) == 0 or b is None:
+            return None
+        c = float(np.median(cur))
+        if b == 0:
+            return None
+        return KpiLevels(c, b, (c - b) / abs(b) * 100.0)
+
+    def score(self, state: KpiState, window: Series, start: float, end: float) -> list[Finding]:
+        """A KPI_DROP finding when the KPI moved by at least `threshold_pct` the bad way.
+
+        Movements in the harmless direction never produce a finding (CTR going up is
+        not an incident).
+        """
+        change = self.levels(state, window, start, end)
+        if change is None:
+            return []
+        return _finding(self.params, change, window.between(start, end), start, end)
 
 
 def _onset(current: Series, level: float, bad_direction: Direction, window_end: float) -> float:
@@ -41,48 +100,30 @@ def _onset(current: Series, level: float, bad_direction: Direction, window_end: 
     return float(current.timestamps[first_bad])
 
 
-def detect_kpi_change(
-    current: Series,
-    baseline: Series,
-    *,
-    kpi: str,
-    bad_direction: Direction,
-    threshold_pct: float,
-    model: str | None,
-    window_start: float,
-    window_end: float,
-    recent: float,
-) -> Finding | None:
-    """A KPI_DROP finding when the KPI moved by at least `threshold_pct` the bad way.
-
-    Movements in the harmless direction never produce a finding (CTR going up is
-    not an incident).
-    """
-    change = kpi_change(current, baseline, recent=recent, window_end=window_end)
-    if change is None:
-        return None
-    level, base, pct = change
-    bad = pct <= -threshold_pct if bad_direction == Direction.DOWN else pct >= threshold_pct
+def _finding(p: KpiParams, change: KpiLevels, current: Series, start: float, end: float) -> list[Finding]:
+    level, base, pct = change.current, change.baseline, change.change_pct
+    down = p.bad_direction == Direction.DOWN
+    bad = pct <= -p.threshold_pct if down else pct >= p.threshold_pct
     if not bad:
-        return None
-    edge = base * (1 - threshold_pct / 100) if bad_direction == Direction.DOWN else base * (1 + threshold_pct / 100)
+        return []
+    edge = base * (1 - p.threshold_pct / 100) if down else base * (1 + p.threshold_pct / 100)
     word = "dropped" if pct < 0 else "rose"
-    return Finding(
+    return [Finding(
         kind=FindingKind.KPI_DROP,
-        entity=kpi,
-        model=model,
+        entity=p.kpi,
+        model=p.model,
         value=pct,
-        threshold=-threshold_pct if bad_direction == Direction.DOWN else threshold_pct,
+        threshold=-p.threshold_pct if down else p.threshold_pct,
         baseline=base,
-        window_start=window_start,
-        window_end=window_end,
-        onset=_onset(current.between(window_start, window_end), edge, bad_direction, window_end),
-        score=float(min(1.0, abs(pct) / (4 * threshold_pct))),
-        direction=bad_direction,
+        window_start=start,
+        window_end=end,
+        onset=_onset(current, edge, p.bad_direction, end),
+        score=float(min(1.0, abs(pct) / (4 * p.threshold_pct))),
+        direction=p.bad_direction,
         statistic="kpi_change_pct",
         message=(
-            f"KPI {kpi} {word} {abs(pct):.1f}% (now {level:.4g} vs baseline {base:.4g}; "
-            f"threshold {threshold_pct:g}%)"
+            f"KPI {p.kpi} {word} {abs(pct):.1f}% (now {level:.4g} vs baseline {base:.4g}; "
+            f"threshold {p.threshold_pct:g}%)"
         ),
         evidence={"current": level, "baseline": base, "change_pct": pct, "series": current.label_str()},
-    )
+    )]

@@ -59,7 +59,7 @@ class Series:
     def empty(self) -> bool:
         return len(self.values) == 0 or bool(np.all(np.isnan(self.values)))
 
-    def between(self, start: float, end: float) -> "Series":
+    def between(self, start: float, end: float) -> Series:
         """Points with start <= t <= end."""
         mask = (self.timestamps >= start) & (self.timestamps <= end)
         return Series(self.name, self.labels, self.timestamps[mask], self.values[mask])
@@ -142,7 +142,7 @@ class Finding:
         return _json_safe(d)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Finding":
+    def from_dict(cls, d: dict[str, Any]) -> Finding:
         d = dict(d)
         d["kind"] = FindingKind(d["kind"])
         d["direction"] = Direction(d["direction"]) if d.get("direction") else None

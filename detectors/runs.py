@@ -31,7 +31,7 @@ def runs_past(
     starts = np.flatnonzero(edges == 1)
     ends = np.flatnonzero(edges == -1) - 1
     out = []
-    for s, e in zip(starts, ends):
+    for s, e in zip(starts, ends, strict=True):  # every run that starts ends
         seg = values[s : e + 1]
         out.append(
             Run(

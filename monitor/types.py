@@ -7,8 +7,9 @@ from typing import Any
 
 import pandas as pd
 
-from correlators.incident import Cause, Incident
+from correlators.incident import Incident
 from detectors.records import DeployEvent, Finding, FindingKind, LogRecord, Series, Span
+from detectors.traces import ServiceGraph
 
 
 @dataclass(frozen=True)
@@ -64,8 +65,18 @@ class RawSignals:
     logs_baseline: list[LogRecord] = field(default_factory=list)
     spans_current: list[Span] = field(default_factory=list)
     spans_baseline: list[Span] = field(default_factory=list)
-    baseline_window: tuple[float, float] | None = None  # where the log/trace baseline came from
+    baseline_window: tuple[float, float] | None = None  # read for a log/trace baseline refit, else None
     gaps: Gaps = field(default_factory=Gaps)
+
+
+@dataclass(frozen=True)
+class ServiceEvidence:
+    """What the service ranking (correlators/rca.py) needs from the log and trace detectors."""
+
+    log_findings: list[Finding]
+    trace_findings: list[Finding]
+    graph: ServiceGraph  # the call graph the spans showed
+    observed: dict[str, set[str]]  # service -> modalities that had data for it
 
 
 @dataclass
@@ -75,7 +86,7 @@ class Detection:
     findings: list[Finding] = field(default_factory=list)
     slo_breached: dict[str, bool] = field(default_factory=dict)
     detector_state: dict[str, Any] = field(default_factory=dict)  # per-series anomaly state, persisted
-    service_causes: list[Cause] = field(default_factory=list)  # ranked from logs and traces
+    services: ServiceEvidence | None = None  # log and trace evidence per service, for ranking
     kpi_levels: dict[str, tuple[float, float]] = field(default_factory=dict)  # kpi -> (value, baseline)
     drift_statistics: list[tuple[str, str, float]] = field(default_factory=list)  # (feature, statistic, value)
     drift_columns: list[str] = field(default_factory=list)

@@ -20,7 +20,7 @@ from alerts.pipeline import AlertInputs, plan_alerts
 from alerts.routing import NotifierRegistry
 from correlators.causes import CorrelationSettings
 from correlators.incident import Incident
-from detectors.anomaly import OnlineAnomalyDetector
+from detectors.anomaly import AnomalyTuning
 from detectors.records import FindingKind
 from monitor.clock import Clock, LiveClock
 from monitor.config import ModelConfig, VigilConfig
@@ -30,6 +30,7 @@ from monitor.cycle.correlate import correlate, story_start
 from monitor.cycle.deliver import OutboxSender
 from monitor.cycle.deploys import DeployWatch
 from monitor.cycle.detect import DetectRequest, detect
+from monitor.cycle.detect_logs_traces import refit_needed
 from monitor.cycle.drift_report import DriftReports
 from monitor.cycle.gather import GatherRequest, Sources, gather
 from monitor.cycle.health import SourceHealth
@@ -71,7 +72,7 @@ class Vigil:
         for m in config.models:
             self.metrics.init_model(m.name)  # counters start at 0, so the first event counts
         self._wire()
-        self.anomaly_detector = OnlineAnomalyDetector()  # one configuration for every series
+        self.anomaly_tuning = AnomalyTuning()  # one configuration for every series
         self._model_locks = {m.name: threading.Lock() for m in config.models}
         self.last_cycle: dict[str, CycleReport] = {}
 
@@ -121,16 +122,17 @@ class Vigil:
             serving, new_deploys = self.deploys.poll(m, t)
             start = read_cycle_start(self.store, m.name)
             w = self.window(m, t, start.onset)
-            anomalies_on = policy.anomaly_threshold < 1
-            raw = gather(self.gather_sources, GatherRequest(m, w, serving, set(start.detector_state)
-                                                            if anomalies_on else None))
+            known = set(start.detector_state) if policy.anomaly_threshold < 1 else None
+            lt = self.gather_sources.logs_traces
+            refit = refit_needed(start.detector_state, start.opened_at is not None, logs=lt.loki is not None,
+                                 traces=lt.tempo is not None)
+            raw = gather(self.gather_sources, GatherRequest(m, w, serving, known, refit))
             found = detect(raw, DetectRequest(m, policy, w, self.config.sources.prometheus.step,
-                                              self.config.schedule.interval, self.anomaly_detector,
-                                              start.detector_state))
+                                              self.config.schedule.interval, self.anomaly_tuning, start))
             blind = self._blind(raw, found)
             settings = CorrelationSettings(deploy_window=policy.deploy_suspect_window)
             deploys = self.store.deploys(m.name, since=story_start(w, start) - settings.deploy_window, until=t)
-            story = correlate(m.name, found.findings, found.service_causes, start, deploys, w, settings)
+            story = correlate(m.name, found, m.services, start, deploys, w, settings)
             history = read_history(self.store, m.name, t, found.slo_breached)
             plan = plan_alerts(AlertInputs(story.incident, story.content, history, not blind, t),
                                alert_rules(m, policy))

@@ -8,29 +8,11 @@ import numpy as np
 import pandas as pd
 
 from detectors.drift.categorical import align, categorical_statistics
-from detectors.drift.numeric import (
-    PValueMode,
-    aligned_counts,
-    count_stats,
-    jensen_shannon,
-    ks_pvalue,
-    merge_stats,
-    psi,
-    sorted_bin_counts,
-    sorted_runs,
-    value_shares,
-    wasserstein_norm,
-)
-from detectors.drift.profile import (
-    CategoricalProfile,
-    ColumnCounts,
-    FeatureSpec,
-    NumericProfile,
-    ReferenceProfile,
-    count_column_categories,
-    in_threads,
-    numeric_column,
-)
+from detectors.drift.columns import ColumnCounts, count_column_categories, numeric_column
+from detectors.drift.modes import ProfileMode, mode_named
+from detectors.drift.numeric import PValueMode
+from detectors.drift.profile import CategoricalProfile, FeatureSpec, NumericProfile, ReferenceProfile
+from detectors.drift.threads import in_threads
 
 NUMERIC_STATISTICS = ("ks", "ks_pvalue", "wasserstein", "psi", "js")
 CATEGORICAL_STATISTICS = ("chi2", "chi2_pvalue", "js", "psi")
@@ -74,13 +56,14 @@ def compare(
     # Columns are looked up here, on the caller's thread: DataFrame.__getitem__ fills a
     # cache and is not meant to be called from several threads at once.
     series = {spec.name: current[spec.name] for spec in profile.features if spec.name in current.columns}
+    mode = mode_named(profile.mode)
 
     def one(spec: FeatureSpec) -> FeatureDrift:
         ref = profile.columns[spec.name]
         if spec.name not in series:
             return _missing_column(spec.name, spec.type, ref)
         if isinstance(ref, NumericProfile):
-            return compare_numeric(spec.name, ref, series[spec.name], min_samples, pvalues)
+            return compare_numeric(spec.name, ref, series[spec.name], min_samples, pvalues, mode)
         return compare_categorical(spec.name, ref, series[spec.name], min_samples)
 
     return in_threads(one, profile.features, workers)
@@ -116,7 +99,7 @@ def _base_quality(ref: ColumnCounts, cur: ColumnCounts) -> dict[str, Any]:
 
 
 def compare_numeric(
-    name: str, ref: NumericProfile, series: pd.Series, min_samples: int, pvalues: PValueMode = "auto"
+    name: str, ref: NumericProfile, series: pd.Series, min_samples: int, pvalues: PValueMode, mode: ProfileMode
 ) -> FeatureDrift:
     col = numeric_column(series)
     counts = col.counts
@@ -136,7 +119,7 @@ def compare_numeric(
     quality["reference_max"] = ref.maximum
     quality["mean_reference"] = ref.mean
     quality["mean_current"] = float(np.mean(cur_sorted, dtype=np.float64)) if n_cur else float("nan")
-    statistics, method = numeric_statistics(ref, cur_sorted, pvalues)
+    statistics, method = numeric_statistics(ref, cur_sorted, pvalues, mode)
     return FeatureDrift(
         feature=name,
         type="numeric",
@@ -150,40 +133,11 @@ def compare_numeric(
 
 
 def numeric_statistics(
-    ref: NumericProfile, cur_sorted: np.ndarray, pvalues: PValueMode = "auto"
+    ref: NumericProfile, cur_sorted: np.ndarray, pvalues: PValueMode, mode: ProfileMode
 ) -> tuple[dict[str, float], str]:
-    nan = float("nan")
     if len(cur_sorted) == 0 or ref.n == 0:
-        return {k: nan for k in NUMERIC_STATISTICS}, "none"
-    if ref.sorted_values is None:
-        from detectors.drift.sketch import sketch_numeric_statistics
-
-        return sketch_numeric_statistics(ref, cur_sorted)
-    if ref.distinct is not None:
-        # Low-cardinality reference: everything comes from counts on the distinct values,
-        # which PSI/JS need anyway (a merge would walk long runs of ties for nothing).
-        keys, r_counts, c_counts = aligned_counts(ref.distinct, ref.distinct_counts, *sorted_runs(cur_sorted))
-        ms = count_stats(keys, r_counts, c_counts)
-        r, c = r_counts / r_counts.sum(), c_counts / len(cur_sorted)
-    else:
-        ms = merge_stats(ref.sorted_values, cur_sorted)
-        r, c = binned_shares(ref, cur_sorted)
-    p, method = ks_pvalue(ms.ks, ref.sorted_values, cur_sorted, pvalues)
-    return {
-        "ks": ms.ks,
-        "ks_pvalue": p,
-        "wasserstein": wasserstein_norm(ms.wasserstein_raw, ref.std),
-        "psi": psi(r, c),
-        "js": jensen_shannon(r, c),
-    }, method
-
-
-def binned_shares(ref: NumericProfile, cur_sorted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """PSI/JS bins: one per value for low-cardinality columns, reference deciles otherwise."""
-    if ref.distinct is not None:
-        return value_shares(ref.distinct, ref.distinct_counts, cur_sorted)
-    cur_counts = sorted_bin_counts(cur_sorted, ref.edges)
-    return ref.edge_counts / ref.edge_counts.sum(), cur_counts / len(cur_sorted)
+        return {k: float("nan") for k in NUMERIC_STATISTICS}, "none"
+    return mode.numeric_statistics(ref, cur_sorted, pvalues)
 
 
 def compare_categorical(name: str, ref: CategoricalProfile, series: pd.Series, min_samples: int) -> FeatureDrift:

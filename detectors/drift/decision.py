@@ -1,23 +1,30 @@
-"""From statistics to verdicts a person can check.
+"""From statistics to verdicts a person can check: the drift detector.
 
 Effect sizes decide (KS statistic, normalised Wasserstein, PSI, Jensen-Shannon) against
 a threshold. On big samples every p-value is tiny, so p-values only gate small ones:
 below `small_sample` rows a feature must also be significant after Benjamini-Hochberg
 across the features tested that way. Below `min_samples` usable rows the verdict is
 "not enough data", a NO_DATA finding, never a silent "no drift".
+
+    detector = DriftDetector(DriftParams(features=(FeatureSpec("age"),), statistic="psi", threshold=0.1))
+    profile = detector.fit(training_df, t0, t1)      # a ReferenceProfile: to_dict()/from_dict()
+    findings = detector.score(profile, window_df, start, end)
+    report = detector.assess(profile, window_df, start, end)  # findings + every feature's statistics
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from detectors.drift.compare import FeatureDrift, compare
+from detectors.drift.modes import profile_reference
 from detectors.drift.numeric import PValueMode
-from detectors.drift.profile import ReferenceProfile
-from detectors.drift.quality import QualityThresholds, quality_findings
+from detectors.drift.profile import DEFAULT_QUANTILE_BINS, FeatureSpec, ProfileModeName, ReferenceProfile
+from detectors.drift.quality import QualityThresholds, QualityWindow, quality_findings
 from detectors.records import Direction, Finding, FindingKind
 
 STATISTICS = ("psi", "wasserstein", "ks", "js")
@@ -25,6 +32,76 @@ STATISTICS = ("psi", "wasserstein", "ks", "js")
 # instead, which is Evidently's default for categorical columns at the same 0.1 scale.
 CATEGORICAL_FALLBACK = "js"
 TOP_MOVED = 5
+
+
+@dataclass(frozen=True)
+class DriftParams:
+    """What to profile and how to judge it (policy values from config)."""
+
+    features: tuple[FeatureSpec, ...] = ()
+    statistic: str = "psi"
+    threshold: float = 0.1
+    min_samples: int = 100
+    model: str | None = None
+    prediction_column: str | None = None  # its drift is PREDICTION_DRIFT
+    small_sample: int = 1000  # below this many rows, p-values gate the verdict (BH)
+    alpha: float = 0.05
+    pvalues: PValueMode = "auto"
+    quality: QualityThresholds = field(default_factory=QualityThresholds)
+    quantile_bins: int = DEFAULT_QUANTILE_BINS
+    mode: ProfileModeName = "exact"
+    workers: int = 1
+
+    def __post_init__(self) -> None:
+        if self.statistic not in STATISTICS:
+            raise ValueError(f"DriftParams: statistic must be one of {STATISTICS}, got {self.statistic!r}")
+        if not (self.threshold > 0 and math.isfinite(self.threshold)):
+            raise ValueError(f"DriftParams: threshold must be a positive number, got {self.threshold!r}")
+
+
+@dataclass
+class DriftReport:
+    """One window's findings and the statistics of every feature, drifted or not."""
+
+    findings: list[Finding]
+    features: list[FeatureDrift]
+
+
+@dataclass(frozen=True)
+class DriftDetector:
+    params: DriftParams = field(default_factory=DriftParams)
+
+    def fit(self, reference: pd.DataFrame, start: float = 0.0, end: float = 0.0) -> ReferenceProfile:
+        """Profile the reference (training data); `start`/`end` are not needed: rows carry no time."""
+        p = self.params
+        return profile_reference(reference, list(p.features), quantile_bins=p.quantile_bins, mode=p.mode,
+                                 workers=p.workers)
+
+    def score(self, state: ReferenceProfile, window: pd.DataFrame, start: float, end: float) -> list[Finding]:
+        return self.assess(state, window, start, end).findings
+
+    def assess(self, state: ReferenceProfile, window: pd.DataFrame, start: float, end: float) -> DriftReport:
+        """Findings for one window (drift per feature, not-enough-data, data quality) and
+        every feature's statistics. Onsets are the window start (see drift_onset.py)."""
+        p = self.params
+        if p.prediction_column is not None and p.prediction_column not in {f.name for f in state.features}:
+            raise ValueError(
+                f"DriftDetector: prediction_column {p.prediction_column!r} is not a profiled feature; "
+                f"profile it with the features ({[f.name for f in state.features][:10]})"
+            )
+        drifts = compare(state, window, min_samples=p.min_samples, pvalues=p.pvalues)
+        verdicts = _Verdicts.of(drifts, p)
+        where = QualityWindow(model=p.model, start=start, end=end, onset=start)
+        findings: list[Finding] = []
+        for fd in drifts:
+            if fd.quality.get("column_missing"):
+                continue  # reported once, as data quality
+            if not fd.enough_data:
+                findings.append(_no_data(fd, p.min_samples, where))
+            elif fd.feature in verdicts.ratio and verdicts.drifted(fd):
+                findings.append(_drift_finding(fd, verdicts, p, where))
+        findings.extend(quality_findings(drifts, thresholds=p.quality, window=where))
+        return DriftReport(findings, drifts)
 
 
 def statistic_for(fd: FeatureDrift, statistic: str) -> str:
@@ -56,119 +133,77 @@ def _pvalue_key(fd: FeatureDrift) -> str:
     return "ks_pvalue" if fd.type == "numeric" else "chi2_pvalue"
 
 
-def detect_drift(
-    profile: ReferenceProfile,
-    current: pd.DataFrame,
-    *,
-    statistic: str,
-    threshold: float,
-    min_samples: int,
-    model: str | None,
-    window_start: float,
-    window_end: float,
-    onset: float | None = None,
-    prediction_column: str | None = None,
-    small_sample: int = 1000,
-    alpha: float = 0.05,
-    pvalues: PValueMode = "auto",
-    quality: QualityThresholds | None = None,
-) -> tuple[list[Finding], list[FeatureDrift]]:
-    """Findings for one window: drift per feature, not-enough-data, data quality."""
-    if statistic not in STATISTICS:
-        raise ValueError(f"detect_drift: statistic must be one of {STATISTICS}, got {statistic!r}")
-    if not (threshold > 0 and math.isfinite(threshold)):
-        raise ValueError(f"detect_drift: threshold must be a positive number, got {threshold!r}")
-    if prediction_column is not None and prediction_column not in {f.name for f in profile.features}:
-        raise ValueError(
-            f"detect_drift: prediction_column {prediction_column!r} is not a profiled feature; "
-            f"profile it with the features ({[f.name for f in profile.features][:10]})"
-        )
-    onset = window_start if onset is None else onset
-    drifts = compare(profile, current, min_samples=min_samples, pvalues=pvalues)
-    findings: list[Finding] = []
+@dataclass
+class _Verdicts:
+    """Which assessed features moved past the threshold, their rank, and the p-value gate."""
 
-    assessed = [fd for fd in drifts if fd.enough_data and math.isfinite(fd.statistics[statistic_for(fd, statistic)])]
-    ratio = {fd.feature: fd.statistics[statistic_for(fd, statistic)] / threshold for fd in assessed}
-    ranked = sorted(assessed, key=lambda fd: -ratio[fd.feature])
-    rank = {fd.feature: i + 1 for i, fd in enumerate(ranked)}
+    statistic: str
+    assessed: int  # features with enough data and a finite statistic
+    ratio: dict[str, float]  # statistic / threshold
+    rank: dict[str, int]
+    significant: dict[str, bool]  # only for features gated by their p-value
+    top_moved: list[dict[str, Any]]
 
-    gated = [fd for fd in assessed if min(fd.n_current, fd.n_reference) < small_sample]
-    rejected = benjamini_hochberg(np.array([fd.statistics[_pvalue_key(fd)] for fd in gated], dtype=float), alpha)
-    significant = {fd.feature: bool(r) for fd, r in zip(gated, rejected)}
+    @classmethod
+    def of(cls, drifts: list[FeatureDrift], p: DriftParams) -> _Verdicts:
+        s = p.statistic
+        assessed = [fd for fd in drifts if fd.enough_data and math.isfinite(fd.statistics[statistic_for(fd, s)])]
+        ratio = {fd.feature: fd.statistics[statistic_for(fd, s)] / p.threshold for fd in assessed}
+        ranked = sorted(assessed, key=lambda fd: -ratio[fd.feature])
+        gated = [fd for fd in assessed if min(fd.n_current, fd.n_reference) < p.small_sample]
+        rejected = benjamini_hochberg(np.array([fd.statistics[_pvalue_key(fd)] for fd in gated], dtype=float),
+                                      p.alpha)
+        v = cls(s, len(assessed), ratio, {fd.feature: i + 1 for i, fd in enumerate(ranked)},
+                {fd.feature: bool(r) for fd, r in zip(gated, rejected, strict=True)}, [])
+        v.top_moved = [
+            {"feature": fd.feature, "statistic": statistic_for(fd, s),
+             "value": fd.statistics[statistic_for(fd, s)], "drifted": v.drifted(fd)}
+            for fd in ranked[:TOP_MOVED]
+        ]
+        return v
 
-    def drifted(fd: FeatureDrift) -> bool:
-        return ratio[fd.feature] > 1.0 and significant.get(fd.feature, True)
+    def drifted(self, fd: FeatureDrift) -> bool:
+        return self.ratio[fd.feature] > 1.0 and self.significant.get(fd.feature, True)
 
-    top_moved = [
-        {
-            "feature": fd.feature,
-            "statistic": statistic_for(fd, statistic),
-            "value": fd.statistics[statistic_for(fd, statistic)],
-            "drifted": drifted(fd),
-        }
-        for fd in ranked[:TOP_MOVED]
-    ]
 
-    for fd in drifts:
-        if fd.quality.get("column_missing"):
-            continue  # reported once, as data quality
-        if not fd.enough_data:
-            findings.append(_no_data(fd, min_samples, model, window_start, window_end, onset))
-            continue
-        if fd.feature not in ratio or not drifted(fd):
-            continue
-        name = statistic_for(fd, statistic)
-        value = fd.statistics[name]
-        evidence: dict[str, Any] = {
-            "statistics": dict(fd.statistics),
-            "statistic_used": name,
-            "n_reference": fd.n_reference,
-            "n_current": fd.n_current,
-            "rank": rank[fd.feature],
-            "features_assessed": len(assessed),
-            "top_moved": top_moved,
-            "pvalue_method": fd.pvalue_method,
-            "quality": fd.quality,
-        }
-        msg = (
-            f"{name} {_fmt(value)} > {_fmt(threshold)} on {fd.feature} "
-            f"({fd.n_current:,} current vs {fd.n_reference:,} reference rows)"
-        )
-        if fd.feature in significant:
-            pkey = _pvalue_key(fd)
-            evidence["pvalue_gate"] = {"pvalue": fd.statistics[pkey], "test": pkey, "alpha": alpha, "method": "BH"}
-            msg += f"; {pkey.split('_')[0]} p={fd.statistics[pkey]:.2g} significant after BH at {alpha:g}"
-        is_pred = fd.feature == prediction_column
-        findings.append(
-            Finding(
-                kind=FindingKind.PREDICTION_DRIFT if is_pred else FindingKind.FEATURE_DRIFT,
-                entity=fd.feature,
-                value=float(value),
-                threshold=float(threshold),
-                window_start=window_start,
-                window_end=window_end,
-                onset=onset,
-                score=float(value / (value + threshold)),
-                model=model,
-                direction=_direction(fd),
-                baseline=None,
-                statistic=name,
-                message=msg,
-                evidence=evidence,
-            )
-        )
-
-    findings.extend(
-        quality_findings(
-            drifts,
-            thresholds=quality or QualityThresholds(),
-            model=model,
-            window_start=window_start,
-            window_end=window_end,
-            onset=onset,
-        )
+def _drift_finding(fd: FeatureDrift, v: _Verdicts, p: DriftParams, where: QualityWindow) -> Finding:
+    name = statistic_for(fd, p.statistic)
+    value = fd.statistics[name]
+    evidence: dict[str, Any] = {
+        "statistics": dict(fd.statistics),
+        "statistic_used": name,
+        "n_reference": fd.n_reference,
+        "n_current": fd.n_current,
+        "rank": v.rank[fd.feature],
+        "features_assessed": v.assessed,
+        "top_moved": v.top_moved,
+        "pvalue_method": fd.pvalue_method,
+        "quality": fd.quality,
+    }
+    msg = (
+        f"{name} {_fmt(value)} > {_fmt(p.threshold)} on {fd.feature} "
+        f"({fd.n_current:,} current vs {fd.n_reference:,} reference rows)"
     )
-    return findings, drifts
+    if fd.feature in v.significant:
+        pkey = _pvalue_key(fd)
+        evidence["pvalue_gate"] = {"pvalue": fd.statistics[pkey], "test": pkey, "alpha": p.alpha, "method": "BH"}
+        msg += f"; {pkey.split('_')[0]} p={fd.statistics[pkey]:.2g} significant after BH at {p.alpha:g}"
+    return Finding(
+        kind=FindingKind.PREDICTION_DRIFT if fd.feature == p.prediction_column else FindingKind.FEATURE_DRIFT,
+        entity=fd.feature,
+        value=float(value),
+        threshold=float(p.threshold),
+        window_start=where.start,
+        window_end=where.end,
+        onset=where.onset,
+        score=float(value / (value + p.threshold)),
+        model=p.model,
+        direction=_direction(fd),
+        baseline=None,
+        statistic=name,
+        message=msg,
+        evidence=evidence,
+    )
 
 
 def _direction(fd: FeatureDrift) -> Direction | None:
@@ -178,9 +213,7 @@ def _direction(fd: FeatureDrift) -> Direction | None:
     return Direction.UP if mc > mr else Direction.DOWN
 
 
-def _no_data(
-    fd: FeatureDrift, min_samples: int, model: str | None, window_start: float, window_end: float, onset: float
-) -> Finding:
+def _no_data(fd: FeatureDrift, min_samples: int, where: QualityWindow) -> Finding:
     side = "current" if fd.n_current < min_samples else "reference"
     n = fd.n_current if side == "current" else fd.n_reference
     return Finding(
@@ -188,11 +221,11 @@ def _no_data(
         entity=fd.feature,
         value=float(n),
         threshold=float(min_samples),
-        window_start=window_start,
-        window_end=window_end,
-        onset=onset,
+        window_start=where.start,
+        window_end=where.end,
+        onset=where.onset,
         score=0.0,
-        model=model,
+        model=where.model,
         statistic=f"n_{side}",
         message=(
             f"not enough data on {fd.feature}: {n:,} usable {side} rows < {min_samples:,} required "

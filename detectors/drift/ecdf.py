@@ -102,10 +102,7 @@ def _region_max_gap(ref, cur, i, i_end, j, j_end, n, m):  # pragma: no cover - c
     """Exact max |i m - j n| at the run ends of the pooled values of ref[i:i_end], cur[j:j_end]."""
     best = 0
     while i < i_end or j < j_end:
-        if j >= j_end or (i < i_end and ref[i] <= cur[j]):
-            x = np.float64(ref[i])
-        else:
-            x = np.float64(cur[j])
+        x = np.float64(ref[i]) if j >= j_end or (i < i_end and ref[i] <= cur[j]) else np.float64(cur[j])
         i = _run_end(ref, i, i_end, x)
         j = _run_end(cur, j, j_end, x)
         g = i * m - j * n
@@ -170,18 +167,18 @@ def max_gap(ref, cur, block):  # pragma: no cover - compiled
 
     Regions: region 0 holds the reference values below cur[0]; region r >= 1 holds the
     current values cur[J[r]:J[r+1]] and the reference values in [cur[J[r]], cur[J[r+1]]),
-    i.e. ref[I[r]:I[r+1]] with I[r] = #ref < cur[J[r]]. Region starts are run starts of
+    i.e. ref[IR[r]:IR[r+1]] with IR[r] = #ref < cur[J[r]]. Region starts are run starts of
     cur, so a run of equal pooled values never crosses a region boundary, and inside a
-    region every pooled point has R in [I[r], I[r+1]] and C in [J[r], J[r+1]].
+    region every pooled point has R in [IR[r], IR[r+1]] and C in [J[r], J[r+1]].
     """
     n = ref.shape[0]
     m = cur.shape[0]
     cap = m // block + 3
-    I = np.empty(cap, np.int64)
+    IR = np.empty(cap, np.int64)
     J = np.empty(cap, np.int64)
-    I[0] = 0
+    IR[0] = 0
     J[0] = 0
-    I[1] = np.searchsorted(ref, cur[0])
+    IR[1] = np.searchsorted(ref, cur[0])
     J[1] = 0
     k = 2
     s = block
@@ -190,24 +187,24 @@ def max_gap(ref, cur, block):  # pragma: no cover - compiled
         if s >= m:
             break
         J[k] = s
-        I[k] = _lower_bound_from(ref, I[k - 1], cur[s])
+        IR[k] = _lower_bound_from(ref, IR[k - 1], cur[s])
         k += 1
         s += block
-    I[k] = n
+    IR[k] = n
     J[k] = m
     n_regions = k
     bound = np.empty(n_regions, np.int64)
     top = 0
     for r in range(n_regions):
-        up = I[r + 1] * m - J[r] * n
-        down = J[r + 1] * n - I[r] * m
+        up = IR[r + 1] * m - J[r] * n
+        down = J[r + 1] * n - IR[r] * m
         bound[r] = up if up > down else down
         if bound[r] > bound[top]:
             top = r
-    best = _region_max_gap(ref, cur, I[top], I[top + 1], J[top], J[top + 1], n, m)
+    best = _region_max_gap(ref, cur, IR[top], IR[top + 1], J[top], J[top + 1], n, m)
     for r in range(n_regions):
         if bound[r] > best and r != top:
-            g = _region_max_gap(ref, cur, I[r], I[r + 1], J[r], J[r + 1], n, m)
+            g = _region_max_gap(ref, cur, IR[r], IR[r + 1], J[r], J[r + 1], n, m)
             if g > best:
                 best = g
     return best

@@ -59,7 +59,7 @@ def numpy_merge_stats(ref_sorted: np.ndarray, cur_sorted: np.ndarray) -> MergeSt
     if n == 0 or m == 0:
         return MergeStats(float("nan"), float("nan"))
     merged, is_cur = _merge(ref_sorted, cur_sorted)
-    n_cur_le = np.cumsum(is_cur, dtype=np.int32 if n + m < 2**31 else np.int64)
+    n_cur_le: np.ndarray = np.cumsum(is_cur, dtype=np.int32 if n + m < 2**31 else np.int64)
     del is_cur
     n_ref_le = np.arange(1, n + m + 1, dtype=n_cur_le.dtype)
     n_ref_le -= n_cur_le

@@ -7,7 +7,9 @@ DATA_QUALITY finding with the observed value next to its threshold, never an exc
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from detectors.drift.compare import FeatureDrift
 from detectors.records import Finding, FindingKind
@@ -22,6 +24,16 @@ class QualityThresholds:
     type_mismatch_share: float = 0.0  # share of values that are not numbers in a numeric column
 
 
+@dataclass(frozen=True)
+class QualityWindow:
+    """Where the findings belong: the model and the window, and the onset to report."""
+
+    model: str | None
+    start: float
+    end: float
+    onset: float
+
+
 def _score(value: float, threshold: float) -> float:
     if threshold > 0:
         return value / (value + threshold)
@@ -32,106 +44,103 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
-def quality_findings(
-    drifts: list[FeatureDrift],
-    *,
-    thresholds: QualityThresholds,
-    model: str | None,
-    window_start: float,
-    window_end: float,
-    onset: float,
-) -> list[Finding]:
+def quality_findings(drifts: list[FeatureDrift], *, thresholds: QualityThresholds,
+                     window: QualityWindow) -> list[Finding]:
+    """DATA_QUALITY findings for every feature, checks in a fixed order."""
     out: list[Finding] = []
-
-    def add(fd: FeatureDrift, statistic: str, value: float, threshold: float, message: str, **kw) -> None:
-        out.append(
-            Finding(
-                kind=FindingKind.DATA_QUALITY,
-                entity=fd.feature,
-                value=float(value),
-                threshold=float(threshold),
-                window_start=window_start,
-                window_end=window_end,
-                onset=onset,
-                score=_score(float(value), float(threshold)),
-                model=model,
-                statistic=statistic,
-                message=message,
-                baseline=kw.pop("baseline", None),
-                evidence={"feature": fd.feature, "type": fd.type, "quality": fd.quality, **kw},
-            )
-        )
-
     for fd in drifts:
-        q = fd.quality
-        if q.get("column_missing"):
-            add(
-                fd,
-                "column_missing",
-                1.0,
-                0.0,
-                f"column {fd.feature} ({fd.type} feature) is missing from the current window",
-            )
+        if fd.quality.get("column_missing"):
+            out.append(_finding(window, fd, "column_missing", 1.0, 0.0,
+                                f"column {fd.feature} ({fd.type} feature) is missing from the current window"))
             continue
-        rows = q.get("rows_current", 0)
-        if not rows:
+        if not fd.quality.get("rows_current", 0):
             continue
-        ref_rate, cur_rate = q["missing_rate_reference"], q["missing_rate_current"]
-        if math.isfinite(ref_rate) and cur_rate - ref_rate > thresholds.missing_rate_jump:
-            add(
-                fd,
-                "missing_rate",
-                cur_rate,
-                ref_rate + thresholds.missing_rate_jump,
-                f"missing rate {_pct(cur_rate)} vs {_pct(ref_rate)} in reference on {fd.feature} "
-                f"(> +{100 * thresholds.missing_rate_jump:.1f} pts, {rows:,} current rows)",
-                baseline=ref_rate,
-            )
-        mismatch = q.get("type_mismatch_current", 0) / rows
-        if mismatch > thresholds.type_mismatch_share:
-            add(
-                fd,
-                "type_mismatch_share",
-                mismatch,
-                thresholds.type_mismatch_share,
-                f"{q['type_mismatch_current']:,} of {rows:,} values on {fd.feature} are not numbers "
-                f"({_pct(mismatch)}); expected a numeric column",
-            )
-        ref_rows = fd.n_reference or 1
-        nonfinite = q.get("nonfinite_current", 0) / rows
-        ref_nonfinite = q.get("nonfinite_reference", 0) / max(ref_rows, 1)
-        if nonfinite - ref_nonfinite > thresholds.nonfinite_share:
-            add(
-                fd,
-                "nonfinite_share",
-                nonfinite,
-                ref_nonfinite + thresholds.nonfinite_share,
-                f"{q['nonfinite_current']:,} infinite values on {fd.feature} ({_pct(nonfinite)} of "
-                f"{rows:,} rows) vs {_pct(ref_nonfinite)} in reference",
-                baseline=ref_nonfinite,
-            )
-        oor = q.get("out_of_range_share", float("nan"))
-        if math.isfinite(oor) and oor > thresholds.out_of_range_share:
-            add(
-                fd,
-                "out_of_range_share",
-                oor,
-                thresholds.out_of_range_share,
-                f"{_pct(oor)} of current values on {fd.feature} are outside the reference range "
-                f"[{q['reference_min']:.4g}, {q['reference_max']:.4g}] "
-                f"(current [{q.get('current_min', float('nan')):.4g}, {q.get('current_max', float('nan')):.4g}])",
-            )
-        new_share = q.get("new_category_share", 0.0)
-        if new_share > thresholds.new_category_share:
-            names = list(q.get("new_categories", {}))
-            shown = ", ".join(repr(n) for n in names[:5]) + (" ..." if q["new_category_count"] > 5 else "")
-            add(
-                fd,
-                "new_category_share",
-                new_share,
-                thresholds.new_category_share,
-                f"{q['new_category_count']} new categor{'y' if q['new_category_count'] == 1 else 'ies'} "
-                f"on {fd.feature} in {_pct(new_share)} of current rows: {shown}",
-                new_categories=q.get("new_categories", {}),
-            )
+        for check in _CHECKS:
+            f = check(fd, thresholds, window)
+            if f is not None:
+                out.append(f)
     return out
+
+
+def _finding(w: QualityWindow, fd: FeatureDrift, statistic: str, value: float, threshold: float, message: str,
+             baseline: float | None = None, **evidence: Any) -> Finding:
+    return Finding(
+        kind=FindingKind.DATA_QUALITY,
+        entity=fd.feature,
+        value=float(value),
+        threshold=float(threshold),
+        window_start=w.start,
+        window_end=w.end,
+        onset=w.onset,
+        score=_score(float(value), float(threshold)),
+        model=w.model,
+        statistic=statistic,
+        message=message,
+        baseline=baseline,
+        evidence={"feature": fd.feature, "type": fd.type, "quality": fd.quality, **evidence},
+    )
+
+
+def _missing_rate(fd: FeatureDrift, t: QualityThresholds, w: QualityWindow) -> Finding | None:
+    q = fd.quality
+    rows = q["rows_current"]
+    ref_rate, cur_rate = q["missing_rate_reference"], q["missing_rate_current"]
+    if not (math.isfinite(ref_rate) and cur_rate - ref_rate > t.missing_rate_jump):
+        return None
+    return _finding(w, fd, "missing_rate", cur_rate, ref_rate + t.missing_rate_jump,
+                    f"missing rate {_pct(cur_rate)} vs {_pct(ref_rate)} in reference on {fd.feature} "
+                    f"(> +{100 * t.missing_rate_jump:.1f} pts, {rows:,} current rows)",
+                    baseline=ref_rate)
+
+
+def _type_mismatch(fd: FeatureDrift, t: QualityThresholds, w: QualityWindow) -> Finding | None:
+    q = fd.quality
+    rows = q["rows_current"]
+    mismatch = q.get("type_mismatch_current", 0) / rows
+    if not mismatch > t.type_mismatch_share:
+        return None
+    return _finding(w, fd, "type_mismatch_share", mismatch, t.type_mismatch_share,
+                    f"{q['type_mismatch_current']:,} of {rows:,} values on {fd.feature} are not numbers "
+                    f"({_pct(mismatch)}); expected a numeric column")
+
+
+def _nonfinite(fd: FeatureDrift, t: QualityThresholds, w: QualityWindow) -> Finding | None:
+    q = fd.quality
+    rows = q["rows_current"]
+    ref_rows = fd.n_reference or 1
+    nonfinite = q.get("nonfinite_current", 0) / rows
+    ref_nonfinite = q.get("nonfinite_reference", 0) / max(ref_rows, 1)
+    if not nonfinite - ref_nonfinite > t.nonfinite_share:
+        return None
+    return _finding(w, fd, "nonfinite_share", nonfinite, ref_nonfinite + t.nonfinite_share,
+                    f"{q['nonfinite_current']:,} infinite values on {fd.feature} ({_pct(nonfinite)} of "
+                    f"{rows:,} rows) vs {_pct(ref_nonfinite)} in reference",
+                    baseline=ref_nonfinite)
+
+
+def _out_of_range(fd: FeatureDrift, t: QualityThresholds, w: QualityWindow) -> Finding | None:
+    q = fd.quality
+    oor = q.get("out_of_range_share", float("nan"))
+    if not (math.isfinite(oor) and oor > t.out_of_range_share):
+        return None
+    return _finding(w, fd, "out_of_range_share", oor, t.out_of_range_share,
+                    f"{_pct(oor)} of current values on {fd.feature} are outside the reference range "
+                    f"[{q['reference_min']:.4g}, {q['reference_max']:.4g}] "
+                    f"(current [{q.get('current_min', float('nan')):.4g}, {q.get('current_max', float('nan')):.4g}])")
+
+
+def _new_categories(fd: FeatureDrift, t: QualityThresholds, w: QualityWindow) -> Finding | None:
+    q = fd.quality
+    new_share = q.get("new_category_share", 0.0)
+    if not new_share > t.new_category_share:
+        return None
+    names = list(q.get("new_categories", {}))
+    shown = ", ".join(repr(n) for n in names[:5]) + (" ..." if q["new_category_count"] > 5 else "")
+    return _finding(w, fd, "new_category_share", new_share, t.new_category_share,
+                    f"{q['new_category_count']} new categor{'y' if q['new_category_count'] == 1 else 'ies'} "
+                    f"on {fd.feature} in {_pct(new_share)} of current rows: {shown}",
+                    new_categories=q.get("new_categories", {}))
+
+
+_CHECKS: tuple[Callable[[FeatureDrift, QualityThresholds, QualityWindow], Finding | None], ...] = (
+    _missing_rate, _type_mismatch, _nonfinite, _out_of_range, _new_categories)

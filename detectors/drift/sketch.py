@@ -26,18 +26,19 @@ import pandas as pd
 from datasketches import kll_doubles_sketch
 from scipy import stats
 
-from detectors.drift.numeric import jensen_shannon, psi, wasserstein_norm
+from detectors.drift.columns import ColumnCounts, numeric_column
+from detectors.drift.exact import binned_shares
+from detectors.drift.numeric import PValueMode, jensen_shannon, psi, wasserstein_norm
 from detectors.drift.profile import (
     DEFAULT_QUANTILE_BINS,
     LOW_CARDINALITY_MAX,
     CategoricalProfile,
-    ColumnCounts,
     FeatureSpec,
     NumericProfile,
+    ProfileModeName,
     ReferenceProfile,
     distinct_counts,
     mean_std,
-    numeric_column,
     profile_categorical,
 )
 
@@ -69,7 +70,8 @@ def _numeric_sketch(series: pd.Series, k: int, n_bins: int) -> NumericProfile:
         sk.update(values.astype(np.float64, copy=False))
         mean, std = mean_std(values)
         lo, hi = float(values.min()), float(values.max())
-        dc = distinct_counts(np.sort(values), LOW_CARDINALITY_MAX) if len(np.unique(values[:1000])) <= LOW_CARDINALITY_MAX else None
+        few = len(np.unique(values[:1000])) <= LOW_CARDINALITY_MAX
+        dc = distinct_counts(np.sort(values), LOW_CARDINALITY_MAX) if few else None
     else:
         mean = std = lo = hi = float("nan")
         dc = (np.empty(0), np.empty(0, dtype=np.int64))
@@ -109,7 +111,8 @@ def sketch_profile(
 
 def _add_counts(a: ColumnCounts, b: ColumnCounts) -> ColumnCounts:
     return ColumnCounts(
-        a.n_rows + b.n_rows, a.n_missing + b.n_missing, a.n_nonfinite + b.n_nonfinite, a.n_type_mismatch + b.n_type_mismatch
+        a.n_rows + b.n_rows, a.n_missing + b.n_missing, a.n_nonfinite + b.n_nonfinite,
+        a.n_type_mismatch + b.n_type_mismatch,
     )
 
 
@@ -128,7 +131,8 @@ def _merge_numeric(a: NumericProfile, b: NumericProfile, n_bins: int) -> Numeric
         m2 = a.std**2 * na + b.std**2 * nb + delta**2 * na * nb / n  # Chan et al.
         std = math.sqrt(m2 / n)
     distinct = dcounts = None
-    if a.distinct is not None and b.distinct is not None:
+    if (a.distinct is not None and b.distinct is not None and a.distinct_counts is not None
+            and b.distinct_counts is not None):  # distinct values and their counts come together
         keys = np.union1d(a.distinct, b.distinct)
         if len(keys) <= LOW_CARDINALITY_MAX:
             dcounts = np.zeros(len(keys), dtype=np.int64)
@@ -152,8 +156,8 @@ def _merge_numeric(a: NumericProfile, b: NumericProfile, n_bins: int) -> Numeric
 
 
 def _merge_categorical(a: CategoricalProfile, b: CategoricalProfile) -> CategoricalProfile:
-    merged = dict(zip(a.categories, a.category_counts.tolist()))
-    for c, n in zip(b.categories, b.category_counts.tolist()):
+    merged = dict(zip(a.categories, a.category_counts.tolist(), strict=True))
+    for c, n in zip(b.categories, b.category_counts.tolist(), strict=True):
         merged[c] = merged.get(c, 0) + n
     return CategoricalProfile(_add_counts(a.counts, b.counts), list(merged), np.array(list(merged.values()), np.int64))
 
@@ -176,8 +180,6 @@ def merge_profiles(a: ReferenceProfile, b: ReferenceProfile) -> ReferenceProfile
 
 def sketch_numeric_statistics(ref: NumericProfile, cur_sorted: np.ndarray) -> tuple[dict[str, float], str]:
     """Statistics of an exact current window against a sketched reference (bounds above)."""
-    from detectors.drift.compare import binned_shares
-
     assert ref.sketch is not None
     sk = kll_doubles_sketch.deserialize(ref.sketch)
     m = len(cur_sorted)
@@ -186,14 +188,15 @@ def sketch_numeric_statistics(ref: NumericProfile, cur_sorted: np.ndarray) -> tu
     u = cur[starts]
     fc_incl = np.concatenate((starts[1:], [m])) / m
     fc_excl = starts / m
-    if ref.distinct is not None:
+    distinct, distinct_counts = ref.distinct, ref.distinct_counts
+    if distinct is not None and distinct_counts is not None:
         # Few distinct values are counted exactly: the reference CDF is known, not sketched.
-        cum = np.concatenate(([0], np.cumsum(ref.distinct_counts))) / ref.n
+        cum = np.concatenate(([0], np.cumsum(distinct_counts))) / ref.n
 
         def cdf(x: np.ndarray, inclusive: bool) -> np.ndarray:
-            return cum[np.searchsorted(ref.distinct, x, side="right" if inclusive else "left")]
+            return cum[np.searchsorted(distinct, x, side="right" if inclusive else "left")]
 
-        support = ref.distinct
+        support = distinct
         method = "asymptotic"
     else:
 
@@ -222,3 +225,17 @@ def sketch_numeric_statistics(ref: NumericProfile, cur_sorted: np.ndarray) -> tu
         "psi": psi(r, c),
         "js": jensen_shannon(r, c),
     }, method
+
+
+class SketchMode:
+    """Profile into mergeable KLL sketches; compare an exact current window against them."""
+
+    name: ProfileModeName = "sketch"
+
+    def profile(self, reference: pd.DataFrame, features: list[FeatureSpec], *, quantile_bins: int,
+                workers: int) -> ReferenceProfile:
+        return sketch_profile(reference, features, quantile_bins=quantile_bins)
+
+    def numeric_statistics(self, ref: NumericProfile, cur_sorted: np.ndarray,
+                           pvalues: PValueMode) -> tuple[dict[str, float], str]:
+        return sketch_numeric_statistics(ref, cur_sorted)

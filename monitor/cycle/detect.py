@@ -10,17 +10,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-from detectors.anomaly import OnlineAnomalyDetector, detect_series_anomalies
-from detectors.gpu import GpuSignal, detect_gpu_saturation
-from detectors.kpi import detect_kpi_change, kpi_change
+from detectors.anomaly import AnomalyParams, AnomalyState, AnomalyTuning, OnlineAnomalyDetector
+from detectors.base import NoState
+from detectors.gpu import GpuDetector, GpuParams, GpuSignal
+from detectors.kpi import KpiDetector, KpiParams
 from detectors.records import Direction, Finding
-from detectors.slo import detect_slo_breach
+from detectors.slo import SloDetector, SloParams
 from monitor.config import ModelConfig, PolicyConfig
 from monitor.cycle.detect_drift import detect_sample_drift
 from monitor.cycle.detect_logs_traces import detect_logs_traces
 from monitor.cycle.gather import anomaly_key, gpu_queries, usable_state
+from monitor.cycle.plan import CycleStart
 from monitor.types import Detection, MetricSignal, RawSignals, Window, no_data
 
 log = logging.getLogger("vigil.detect")
@@ -35,15 +36,15 @@ class DetectRequest:
     window: Window
     step: float  # the Prometheus step the series were queried at
     interval: float  # the cycle interval (a KPI's "recent" span is three of them)
-    anomaly: OnlineAnomalyDetector
-    detector_state: dict[str, Any]  # stored per-series anomaly state, as read at cycle start
+    anomaly: AnomalyTuning  # one configuration for every series
+    start: CycleStart  # the stored detector state and whether an incident is open
 
 
 Family = Callable[[RawSignals, DetectRequest, Detection, dict[str, Finding]], None]
 
 
 def detect(raw: RawSignals, req: DetectRequest) -> Detection:
-    out = Detection(detector_state=dict(req.detector_state))
+    out = Detection(detector_state=dict(req.start.detector_state))
     gaps = {f.entity: f for f in raw.gaps.findings}
     families: tuple[tuple[str, Family], ...] = (
         ("kpis", detect_kpis), ("slos", detect_slos), ("gpu", detect_gpu), ("logs_traces", _logs_traces),
@@ -68,14 +69,15 @@ def _anomalies(sig: MetricSignal, direction: Direction, req: DetectRequest, out:
     if threshold >= 1:
         return
     key = anomaly_key(sig.name, sig.series)
-    state = out.detector_state.get(key)
-    state = state if usable_state(state) else None
-    source = sig.history if state is None and sig.history is not None else sig.series
-    findings, out.detector_state[key] = detect_series_anomalies(
-        source, state, detector=req.anomaly, direction=direction, threshold=threshold, model=req.model.name,
-        now=req.window.t)
+    detector = OnlineAnomalyDetector(AnomalyParams(threshold, direction, req.model.name, req.anomaly))
+    stored = out.detector_state.get(key)
+    if usable_state(stored):
+        state, source = AnomalyState.from_dict(stored or {}), sig.series
+    else:
+        state, source = detector.new_state(), sig.history if sig.history is not None else sig.series
     # A first look at a day of history reports only what is still going on in the window.
-    out.findings.extend(f for f in findings if f.window_end >= req.window.start)
+    out.findings.extend(detector.score(state, source, req.window.start, req.window.t))
+    out.detector_state[key] = state.to_dict()
 
 
 def detect_kpis(raw: RawSignals, req: DetectRequest, out: Detection, gaps: dict[str, Finding]) -> None:
@@ -86,15 +88,13 @@ def detect_kpis(raw: RawSignals, req: DetectRequest, out: Detection, gaps: dict[
         if sig is None:
             out.findings.extend([gaps.pop(k.name)] if k.name in gaps else [])
             continue
-        current, baseline = sig.series.between(w.start, w.t), sig.series.between(w.baseline_start, w.baseline_end)
-        f = detect_kpi_change(current, baseline, kpi=k.name, bad_direction=k.direction,
-                              threshold_pct=k.drop_pct or req.policy.kpi_drop_critical_pct, model=req.model.name,
-                              window_start=w.start, window_end=w.t, recent=recent)
-        levels = kpi_change(current, baseline, recent=recent, window_end=w.t)
+        kpi = KpiDetector(KpiParams(k.name, k.direction, k.drop_pct or req.policy.kpi_drop_critical_pct, recent,
+                                    req.model.name))
+        state = kpi.fit(sig.series, w.baseline_start, w.baseline_end)
+        levels = kpi.levels(state, sig.series, w.start, w.t)
         if levels:
-            out.kpi_levels[k.name] = (levels[0], levels[1])
-        if f:
-            out.findings.append(f)
+            out.kpi_levels[k.name] = (levels.current, levels.baseline)
+        out.findings.extend(kpi.score(state, sig.series, w.start, w.t))
         _anomalies(sig, k.direction, req, out)
 
 
@@ -105,12 +105,10 @@ def detect_slos(raw: RawSignals, req: DetectRequest, out: Detection, gaps: dict[
         if sig is None:
             out.findings.extend([gaps.pop(slo.name)] if slo.name in gaps else [])
             continue
-        f = detect_slo_breach(sig.series, slo=slo.name, threshold=slo.threshold, above=slo.comparison == "above",
-                              model=req.model.name, window_start=w.start, window_end=w.t, step=req.step,
-                              unit=slo.unit)
-        out.slo_breached[slo.name] = f is not None
-        if f:
-            out.findings.append(f)
+        breach = SloDetector(SloParams(slo.name, slo.threshold, slo.comparison == "above", req.step, slo.unit,
+                                       req.model.name)).score(NoState(), sig.series, w.start, w.t)
+        out.slo_breached[slo.name] = bool(breach)
+        out.findings.extend(breach)
         _anomalies(sig, Direction.UP if slo.comparison == "above" else Direction.DOWN, req, out)
 
 
@@ -127,15 +125,15 @@ def detect_gpu(raw: RawSignals, req: DetectRequest, out: Detection, gaps: dict[s
             out.findings.append(gaps.pop(f"gpu {name}"))
         series = raw.gpu.get(name)
         if series:
-            out.findings.extend(detect_gpu_saturation(series, limits[name], model=req.model.name,
-                                                      window_start=w.start, window_end=w.t,
-                                                      min_duration=g.min_duration, step=req.step))
+            gpu = GpuDetector(GpuParams(limits[name], g.min_duration, req.step, req.model.name))
+            out.findings.extend(gpu.score(NoState(), series, w.start, w.t))
 
 
 def _logs_traces(raw: RawSignals, req: DetectRequest, out: Detection, gaps: dict[str, Finding]) -> None:
-    findings, causes = detect_logs_traces(raw, req.model, req.window)
-    out.findings.extend(findings)
-    out.service_causes = causes
+    result = detect_logs_traces(raw, req.model.name, req.window, req.start.detector_state)
+    out.findings.extend(result.findings)
+    out.detector_state.update(result.state)
+    out.services = result.evidence
 
 
 def _drift(raw: RawSignals, req: DetectRequest, out: Detection, gaps: dict[str, Finding]) -> None:

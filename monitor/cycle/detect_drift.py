@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from detectors.drift import FeatureSpec, detect_drift
+from detectors.drift import DriftDetector, DriftParams, FeatureSpec
 from detectors.drift_onset import categorical_surprise, estimate_onset, numeric_bins_position
 from detectors.records import Finding, FindingKind
 from monitor.config import ModelConfig, PolicyConfig
@@ -33,9 +33,10 @@ def feature_specs(m: ModelConfig) -> list[FeatureSpec]:
 
 def detect_sample_drift(current: pd.DataFrame, profile: Any, m: ModelConfig, policy: PolicyConfig,
                         w: Window) -> SampleDrift:
-    findings, drifts = detect_drift(profile, current, statistic=policy.drift_statistic,
-                                    threshold=policy.drift_warning, min_samples=policy.min_samples, model=m.name,
-                                    window_start=w.start, window_end=w.t, prediction_column=m.prediction_column)
+    report = DriftDetector(DriftParams(statistic=policy.drift_statistic, threshold=policy.drift_warning,
+                                       min_samples=policy.min_samples, model=m.name,
+                                       prediction_column=m.prediction_column)).assess(profile, current, w.start, w.t)
+    findings, drifts = report.findings, report.features
     date_drift(findings, profile, current)
     out = SampleDrift(findings=findings, columns=[s.name for s in feature_specs(m)])
     for d in drifts:

@@ -1,23 +1,83 @@
-"""Log and trace findings for a model's services, through the same multimodal path the
-Nezha benchmark measures; a missing modality lowers confidence but never stops a cycle."""
+"""Log and trace findings for a model's services, scored against baselines the store keeps.
+
+A baseline is fitted on the window before the current one and stored (in the model's
+detector state) with the period it was fitted on. It is refitted only while nothing is
+wrong: once an incident is open the baseline stays the pre-onset one, so a lasting
+failure does not become the new normal, the way KPI baselines freeze. A restart resumes
+from the stored baseline instead of refitting on whatever the last window held.
+"""
 from __future__ import annotations
 
-from correlators.incident import Cause
-from correlators.rca import diagnose
+from dataclasses import dataclass
+from typing import Any
+
+from correlators.rca import observed_modalities
+from detectors.logs import LogDetector, LogReference, LogState, LogWindow
 from detectors.records import Finding
-from monitor.config import ModelConfig
-from monitor.types import RawSignals, Window
+from detectors.traces import ServiceGraph, TraceDetector, TraceState, TraceWindow
+from monitor.types import RawSignals, ServiceEvidence, Window
 
-MAX_SERVICE_CAUSES = 5  # the full ranking is in the RCA; an incident shows the top of it
+LOGS_KEY = "@logs"  # detector-state keys: series keys are "name|labels", never starting with @
+TRACES_KEY = "@traces"
 
 
-def detect_logs_traces(raw: RawSignals, m: ModelConfig, w: Window) -> tuple[list[Finding], list[Cause]]:
-    if not (raw.logs_current or raw.spans_current) or raw.baseline_window is None:
-        return [], []
-    d = diagnose(alert_time=w.t, window_start=w.start, window_end=w.t, logs_baseline=raw.logs_baseline,
-                 logs_current=raw.logs_current, spans_baseline=raw.spans_baseline, spans_current=raw.spans_current,
-                 baseline_window=raw.baseline_window, candidates=m.services)
-    findings = d.log_findings + d.trace_findings
+@dataclass(frozen=True)
+class LogTraceResult:
+    findings: list[Finding]
+    evidence: ServiceEvidence | None
+    state: dict[str, Any]  # the baselines to store, by key
+
+
+def stored_baseline(state: dict[str, Any], key: str, kind: type[LogState] | type[TraceState]) -> Any:
+    """A stored, still readable baseline, or None (an unreadable one is refitted)."""
+    entry = state.get(key)
+    try:
+        return kind.from_dict(entry["state"]) if isinstance(entry, dict) else None
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def refit_needed(stored: dict[str, Any], incident_open: bool, *, logs: bool, traces: bool) -> bool:
+    """Fit on the previous window when nothing is wrong, or when a configured source
+    (`logs`: Loki, `traces`: Tempo) has no usable baseline yet."""
+    missing = ((logs and stored_baseline(stored, LOGS_KEY, LogState) is None)
+               or (traces and stored_baseline(stored, TRACES_KEY, TraceState) is None))
+    return missing or not incident_open
+
+
+def detect_logs_traces(raw: RawSignals, model: str, w: Window, stored: dict[str, Any]) -> LogTraceResult:
+    """Score the window's spans and lines; `stored` is the model's detector state."""
+    if not (raw.logs_current or raw.spans_current):
+        return LogTraceResult([], None, {})
+    new: dict[str, Any] = {}
+    graph, trace_findings, log_findings = ServiceGraph(), [], []
+    if raw.spans_current:
+        traces = TraceDetector()
+        t_state = _baseline(stored, new, TRACES_KEY, TraceState, raw.baseline_window,
+                            lambda a, b: traces.fit(raw.spans_baseline, a, b))
+        if t_state is not None:
+            report = traces.assess(t_state, TraceWindow(raw.spans_current), w.start, w.t)
+            graph, trace_findings = report.graph, report.findings
+    if raw.logs_current:
+        logs = LogDetector()
+        l_state = _baseline(stored, new, LOGS_KEY, LogState, raw.baseline_window,
+                            lambda a, b: logs.fit(LogReference(raw.logs_baseline, raw.spans_baseline), a, b))
+        if l_state is not None:
+            log_findings = logs.score(l_state, LogWindow(raw.logs_current, raw.spans_current), w.start, w.t)
+    findings = log_findings + trace_findings
     for f in findings:
-        f.model = m.name
-    return findings, d.causes[:MAX_SERVICE_CAUSES] if findings else []
+        f.model = model
+    evidence = ServiceEvidence(log_findings, trace_findings, graph,
+                               observed_modalities((), raw.logs_current, raw.spans_current)) if findings else None
+    return LogTraceResult(findings, evidence, new)
+
+
+def _baseline(stored: dict[str, Any], new: dict[str, Any], key: str, kind: Any,
+              window: tuple[float, float] | None, fit: Any) -> Any:
+    """The baseline to score against: refitted when gather read a baseline window
+    (it does so only when a refit is due), else the stored one."""
+    if window is not None:
+        state = fit(*window)
+        new[key] = {"fitted_on": list(window), "state": state.to_dict()}
+        return state
+    return stored_baseline(stored, key, kind)

@@ -11,7 +11,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
-from detectors.anomaly import SeriesState
+from detectors.anomaly import AnomalyState
 from detectors.records import Series
 from monitor.config import ModelConfig
 from monitor.cycle.health import SourceHealth
@@ -46,6 +46,7 @@ class GatherRequest:
     window: Window
     serving: str | None  # the version the alias serves now (picks the drift reference)
     known_series: Collection[str] | None  # anomaly state keys already stored; None: anomalies off
+    log_baseline: bool = True  # read the window before for the log/trace baselines (a refit is due)
 
 
 def anomaly_key(name: str, series: Series) -> str:
@@ -58,7 +59,7 @@ def usable_state(state: dict[str, Any] | None) -> bool:
     if state is None:
         return False
     try:
-        SeriesState.from_dict(state["detector"])
+        AnomalyState.from_dict(state)
     except (KeyError, TypeError, ValueError):
         return False  # an older state format: start afresh rather than fail every cycle
     return True
@@ -155,7 +156,7 @@ def gather_gpu(sources: Sources, req: GatherRequest, raw: RawSignals) -> None:
 
 
 def gather_logs_traces(sources: Sources, req: GatherRequest, raw: RawSignals) -> None:
-    pull_logs_traces(sources.logs_traces, sources.health, req.model, req.window, raw)
+    pull_logs_traces(sources.logs_traces, sources.health, req.model, req.window, raw, req.log_baseline)
 
 
 def gather_samples(sources: Sources, req: GatherRequest, raw: RawSignals) -> None:

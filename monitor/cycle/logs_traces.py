@@ -44,18 +44,20 @@ def pull_spans(tempo: Any, services: list[str], start: float, end: float, limit:
     return spans
 
 
-def pull_logs_traces(src: LogTraceSources, health: SourceHealth, m: ModelConfig, w: Window, raw: RawSignals) -> None:
-    """Traces first: services they show calling the model's services are read for logs too."""
+def pull_logs_traces(src: LogTraceSources, health: SourceHealth, m: ModelConfig, w: Window, raw: RawSignals,
+                     with_baseline: bool) -> None:
+    """Traces first: services they show calling the model's services are read for logs too.
+    The window before (`with_baseline`) is read only when the stored baselines are refitted."""
     if not m.services or not src.configured:
         return
-    span = w.t - w.start
-    base = (w.start - span, w.start)
-    raw.baseline_window = base
+    base = (w.start - (w.t - w.start), w.start)
+    raw.baseline_window = base if with_baseline else None
     if src.tempo is not None:
         try:
             services = sorted(set(m.services))
             raw.spans_current = pull_spans(src.tempo, services, w.start, w.t, src.search_limit)
-            raw.spans_baseline = pull_spans(src.tempo, services, *base, src.search_limit)
+            if with_baseline:
+                raw.spans_baseline = pull_spans(src.tempo, services, *base, src.search_limit)
             health.mark("tempo", True)
         except (SourceUnavailable, QueryError) as e:
             health.mark("tempo", False, str(e))
@@ -64,7 +66,8 @@ def pull_logs_traces(src: LogTraceSources, health: SourceHealth, m: ModelConfig,
         try:
             services = sorted(set(m.services) | {s.service for s in raw.spans_current})
             raw.logs_current = pull_logs(src.loki, services, w.start, w.t)
-            raw.logs_baseline = pull_logs(src.loki, services, *base)
+            if with_baseline:
+                raw.logs_baseline = pull_logs(src.loki, services, *base)
             health.mark("loki", True)
         except (SourceUnavailable, QueryError) as e:
             health.mark("loki", False, str(e))

@@ -85,3 +85,37 @@ def test_cycle_survives_dead_loki_and_tempo(tmp_path):
     assert any(f.kind == FindingKind.SLO_BREACH for f in report.findings)
     assert vigil.sources["loki"].status == "down" and vigil.sources["tempo"].status == "down"
     assert any("loki" in b for b in report.blind) and any("tempo" in b for b in report.blind)
+
+
+def test_log_and_trace_baselines_are_stored_and_frozen_while_the_incident_is_open(tmp_path):
+    """The baselines are fitted on the healthy window before onset and stored; while the
+    incident stays open (and across a restart) they are not refitted on the failing
+    windows, so the OOMs still count as new five minutes later."""
+    logs = (_logs(T - 600, 300, False, 1) + _logs(T - 300, 300, True, 2) + _logs(T, 300, True, 4))
+    spans = _traces(60, T - 600) + _traces(60, T - 300, pre_ms=300, seed=3) + _traces(60, T, pre_ms=300, seed=5)
+    store_url = f"sqlite:///{tmp_path / 'v.db'}"
+    with FakeLoki(loki_streams(logs)) as loki, FakeTempo(tempo_spans(spans)) as tempo:
+        cfg = parse_config({
+            "sources": {"loki": {"url": loki.url}, "tempo": {"url": tempo.url}},
+            "schedule": {"lookback": "5m", "interval": "1m"},
+            "models": [{"name": "ranker", "services": ["api"], "owner_channel": "#ml",
+                        "slos": [{"name": "p99_latency", "query": "p99", "threshold": 0.3, "unit": "s"}]}],
+        }, base_dir=str(tmp_path))
+
+        def state() -> dict:
+            store = Store(store_url)
+            with store.tx() as s:
+                return dict(store.model_state(s, "ranker").detector_state)
+
+        first = Vigil(cfg, store=Store(store_url), prometheus=SloBreach(), registry=Registry(), notifiers={})
+        assert first.run_cycle("ranker", T).incident_id is not None
+        stored = state()
+        assert stored["@logs"]["fitted_on"] == stored["@traces"]["fitted_on"] == [T - 600, T - 300]
+        restarted = Vigil(cfg, store=Store(store_url), prometheus=SloBreach(), registry=Registry(), notifiers={})
+        report = restarted.run_cycle("ranker", T + 300)
+
+    assert state()["@logs"] == stored["@logs"] and state()["@traces"] == stored["@traces"]
+    oom = [f for f in report.findings if f.kind == FindingKind.LOG_ANOMALY and f.service == "preprocess"]
+    assert oom, "the OOMs are still new against the pre-onset baseline"
+    services = [c for c in report.incident.causes if c.kind == CauseKind.SERVICE]
+    assert services[0].entity == "preprocess"

@@ -8,8 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.nab_scoring import (PROFILES, label_file, optimise, probation_length, scaled_sigmoid,
-                                    score_at, window_bounds)
+from benchmarks.nab_scoring import (
+    PROFILES,
+    label_file,
+    optimise,
+    probation_length,
+    scaled_sigmoid,
+    score_at,
+    window_bounds,
+)
 
 STANDARD, LOW_FP, LOW_FN = PROFILES
 NAB = Path(__file__).resolve().parents[4] / "shared" / "data" / "nab"

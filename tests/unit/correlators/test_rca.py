@@ -6,9 +6,11 @@ import random
 import numpy as np
 
 from correlators.incident import CauseKind
-from correlators.rca import diagnose, rank_root_causes
+from correlators.rca import observed_modalities, rank_root_causes
+from detectors.logs import LogDetector, LogReference, LogWindow
 from detectors.records import Direction, Finding, FindingKind, LogRecord, Series
-from detectors.traces import EdgeStats, ServiceGraph
+from detectors.service_metrics import ServiceMetricsDetector
+from detectors.traces import EdgeStats, ServiceGraph, TraceDetector, TraceWindow
 from tests.synthetic_traces import synthetic_traces
 
 MS = 1_000_000
@@ -46,23 +48,35 @@ def _metrics(t0: float, n: int, p99: float, seed: int) -> list[Series]:
     return out
 
 
+def _seed_scene_causes():
+    """The composition the daemon and the Nezha benchmark use: each detector fitted on the
+    normal period, the window scored, the findings ranked (rca itself runs no detector)."""
+    logs_base, logs_cur = _logs(T_BASE, 600, False, 1), _logs(T_CUR, 300, True, 2)
+    spans_base, spans_cur = _traces(200, T_BASE), _traces(200, T_CUR, pre_ms=300, seed=3)
+    metrics_base, metrics_cur = _metrics(T_BASE, 60, 0.1, 1), _metrics(T_CUR, 5, 0.45, 2)
+    start, end = T_CUR, T_CUR + 300
+    metrics, logs, traces = ServiceMetricsDetector(), LogDetector(), TraceDetector()
+    mf = metrics.score(metrics.fit(metrics_base, T_BASE, T_BASE + 3600), metrics_cur, start, end)
+    log_state = logs.fit(LogReference(logs_base, spans_base), min(r.ts for r in logs_base),
+                         max(r.ts for r in logs_base))
+    lf = logs.score(log_state, LogWindow(logs_cur, spans_cur), start, end)
+    report = traces.assess(traces.fit(spans_base, T_BASE, T_BASE + 300), TraceWindow(spans_cur), start, end)
+    return rank_root_causes(metric_findings=mf, log_findings=lf, trace_findings=report.findings,
+                            topology=report.graph, alert_time=T_CUR + 60, candidates=["api", "preprocess", "billing"],
+                            observed=observed_modalities(metrics_cur, logs_cur, spans_cur))
+
+
 def test_the_seed_scene_names_preprocess_with_log_and_trace_evidence():
-    d = diagnose(
-        alert_time=T_CUR + 60, window_start=T_CUR, window_end=T_CUR + 300,
-        metrics_baseline=_metrics(T_BASE, 60, 0.1, 1), metrics_current=_metrics(T_CUR, 5, 0.45, 2),
-        logs_baseline=_logs(T_BASE, 600, False, 1), logs_current=_logs(T_CUR, 300, True, 2),
-        spans_baseline=_traces(200, T_BASE), spans_current=_traces(200, T_CUR, pre_ms=300, seed=3),
-        candidates=["api", "preprocess", "billing"],
-    )
-    top = d.causes[0]
+    causes = _seed_scene_causes()
+    top = causes[0]
     assert top.kind is CauseKind.SERVICE and top.entity == "preprocess"
     assert top.evidence["modalities"]["logs"] > 0 and top.evidence["modalities"]["traces"] > 0
     assert "OutOfMemoryError" in top.explanation or "self time" in top.explanation
-    assert [c.entity for c in d.causes] == ["preprocess", "api", "billing"]
-    assert all(0 <= c.score <= 1 for c in d.causes)
-    assert d.causes[0].score > d.causes[1].score
+    assert [c.entity for c in causes] == ["preprocess", "api", "billing"]
+    assert all(0 <= c.score <= 1 for c in causes)
+    assert causes[0].score > causes[1].score
     # The p99 the user sees is on api, but api's latency is inherited from its callee.
-    api = next(c for c in d.causes if c.entity == "api")
+    api = next(c for c in causes if c.entity == "api")
     assert api.score < top.score
 
 
@@ -159,3 +173,35 @@ def test_a_callee_whose_sequence_of_lines_broke_takes_its_callers_errors():
     causes = rank_root_causes(metric_findings=[], log_findings=logs, trace_findings=[], topology=graph,
                               alert_time=130.0)
     assert [c.entity for c in causes][:2] == ["travel2", "preserve"]
+
+
+def test_correlators_only_rank_they_run_no_detector():
+    """correlators/ import the shared records and the service graph type, never a detector:
+    findings come in (fitted and scored by the caller), ranked causes go out."""
+    import ast
+    from pathlib import Path
+
+    imported = set()
+    for path in (Path(__file__).resolve().parents[3] / "correlators").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module)
+            elif isinstance(node, ast.Import):
+                imported.update(a.name for a in node.names)
+    assert {m for m in imported if m.startswith("detectors")} <= {"detectors.records", "detectors.traces.graph"}
+
+
+def test_coverage_comes_from_the_records_each_modality_returned():
+    logs = [LogRecord(1.0, "api", "INFO ok"), LogRecord(2.0, "db", "INFO ok")]
+    spans = _traces(2, 0.0)
+    metrics = [Series("cpu", {"service": "db"}, np.array([0.0]), np.array([1.0])), Series("up", {}, np.array([0.0]),
+                                                                                            np.array([1.0]))]
+    observed = observed_modalities(metrics, logs, spans)
+    assert observed["db"] == {"metrics", "logs"} and observed["api"] >= {"logs", "traces"}
+    # The same findings ranked with and without that coverage: a service seen in one
+    # modality only is ranked with less confidence.
+    f = [_f(FindingKind.METRIC_ANOMALY, "db", "range_ratio", 0.8, metric="cpu")]
+    plain = rank_root_causes(metric_findings=f, log_findings=[], trace_findings=[], topology=None, alert_time=0.0)
+    covered = rank_root_causes(metric_findings=f, log_findings=[], trace_findings=[], topology=None, alert_time=0.0,
+                               observed={"db": {"metrics"}})
+    assert covered[0].entity == plain[0].entity == "db" and covered[0].score < plain[0].score

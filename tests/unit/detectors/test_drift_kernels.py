@@ -15,8 +15,8 @@ import pytest
 from scipy import stats
 
 from detectors.drift import FeatureSpec, ReferenceProfile, compare, profile_reference
+from detectors.drift.columns import OBJECT_IDENTITY_MIN_ROWS, count_column_categories
 from detectors.drift.numeric import aligned_counts, count_stats, merge_stats, numpy_merge_stats, sorted_runs
-from detectors.drift.profile import OBJECT_IDENTITY_MIN_ROWS, count_column_categories
 
 
 def _samples(rng: np.random.Generator, kind: int, n: int, m: int) -> tuple[np.ndarray, np.ndarray]:
@@ -64,7 +64,7 @@ def test_kernels_equal_the_numpy_merge_on_long_columns(n, m):
 def _plain_counts(s: pd.Series) -> dict[str, int]:
     codes, uniques = pd.factorize(s, use_na_sentinel=True)
     out: dict[str, int] = {}
-    for u, k in zip(uniques, np.bincount(codes[codes >= 0], minlength=len(uniques))):
+    for u, k in zip(uniques, np.bincount(codes[codes >= 0], minlength=len(uniques)), strict=True):
         lab = str(int(u)) if isinstance(u, float) and u.is_integer() else str(u)
         out[lab] = out.get(lab, 0) + int(k)
     return out
@@ -84,7 +84,7 @@ def test_object_columns_count_the_same_by_pointer_as_by_value():
         n = len(values)
         s = pd.Series(values)
         labels, counts, col = count_column_categories(s)
-        assert dict(zip(labels, counts.tolist())) == _plain_counts(s)
+        assert dict(zip(labels, counts.tolist(), strict=True)) == _plain_counts(s)
         assert col.n_missing == int(s.isna().sum())
         assert counts.sum() + col.n_missing == n
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import random
 
-from detectors.logs import detect_log_anomalies, fit_log_baseline
+from detectors.logs import LogDetector, LogReference, LogState, LogWindow
 from detectors.records import FindingKind, LogRecord
 
 W0 = 1_000_000.0
@@ -16,13 +16,29 @@ def _normal(t0: float, seconds: int, svc: str = "inference", rng: random.Random 
         out.append(LogRecord(t0 + i, svc, f"INFO request id={rng.randint(1, 10**6)} served in {rng.randint(5, 90)} ms",
                              level="INFO"))
         if i % 60 == 0:
-            out.append(LogRecord(t0 + i + 0.5, svc, f"WARN cache miss for key user:{rng.randint(1, 999)}", level="WARN"))
+            out.append(LogRecord(t0 + i + 0.5, svc, f"WARN cache miss for key user:{rng.randint(1, 999)}",
+                                 level="WARN"))
         out.append(LogRecord(t0 + i + 0.2, "gateway", f"INFO GET /predict 200 {rng.randint(5, 90)}ms", level="INFO"))
     return out
 
 
+DET = LogDetector()
+
+
+def _fit(records, spans=(), start=None, end=None) -> LogState:
+    """A normal period's state; its bounds default to its first and last line."""
+    ts = [r.ts for r in records]
+    return DET.fit(LogReference(records, spans), min(ts) if start is None else start,
+                   max(ts) if end is None else end)
+
+
+def _score(base, cur, *, window_start, window_end, baseline_spans=(), current_spans=(), history_start=None):
+    state = base if isinstance(base, LogState) else _fit(base, baseline_spans)
+    return DET.score(state, LogWindow(cur, current_spans, history_start), window_start, window_end)
+
+
 def _detect(base, cur, start, end):
-    return detect_log_anomalies(base, cur, window_start=start, window_end=end)
+    return _score(base, cur, window_start=start, window_end=end)
 
 
 def test_quiet_window_gives_no_findings():
@@ -60,10 +76,10 @@ def test_error_rate_rise_is_scaled_by_window_length():
     same_rate = [LogRecord(W0 + 3600 + 30, "inference", "ERROR upstream timeout after 30s", level="ERROR")]
     rise = [LogRecord(W0 + 3600 + i * 5, "inference", "ERROR upstream timeout after 30s", level="ERROR")
             for i in range(10)]
-    lb = fit_log_baseline(base, window_start=W0, window_end=W0 + 600)
-    assert not [x for x in detect_log_anomalies(lb, same_rate, window_start=W0 + 3600, window_end=W0 + 3660)
+    lb = _fit(base, start=W0, end=W0 + 600)
+    assert not [x for x in _score(lb, same_rate, window_start=W0 + 3600, window_end=W0 + 3660)
                 if x.statistic == "error_template_rate"]
-    hits = [x for x in detect_log_anomalies(lb, rise, window_start=W0 + 3600, window_end=W0 + 3660)
+    hits = [x for x in _score(lb, rise, window_start=W0 + 3600, window_end=W0 + 3660)
             if x.statistic == "error_template_rate"]
     assert len(hits) == 1 and hits[0].value == 10 and hits[0].evidence["expected"] < 2
 
@@ -102,7 +118,7 @@ def test_a_log_line_that_stops_although_its_operation_still_runs_is_found():
     # The window starts 60 s before the cut (alert times are imprecise): the line is still
     # there for a third of the window, yet it stopped for the last 120 runs.
     cs, cl = _handler_runs(W0 + 3600, 180, stop_at=W0 + 3660, prefix="c")
-    f = [x for x in detect_log_anomalies(bl, cl, window_start=W0 + 3600, window_end=W0 + 3780,
+    f = [x for x in _score(bl, cl, window_start=W0 + 3600, window_end=W0 + 3780,
                                          baseline_spans=bs, current_spans=cs)
          if x.statistic == "vanished_template"]
     assert len(f) == 1, "one template for the list line, whatever the list length"
@@ -114,7 +130,7 @@ def test_a_log_line_that_stops_although_its_operation_still_runs_is_found():
 def test_the_same_runs_without_a_cut_give_no_vanished_template():
     bs, bl = _handler_runs(W0, 300, prefix="b")
     cs, cl = _handler_runs(W0 + 3600, 180, prefix="c")
-    assert not [x for x in detect_log_anomalies(bl, cl, window_start=W0 + 3600, window_end=W0 + 3780,
+    assert not [x for x in _score(bl, cl, window_start=W0 + 3600, window_end=W0 + 3780,
                                                 baseline_spans=bs, current_spans=cs)
                 if x.statistic == "vanished_template"]
 
@@ -126,13 +142,13 @@ def test_errors_already_present_before_the_alert_count_less_than_new_ones():
     cur += [LogRecord(W0 + 3600 + 10 * i, "inference", "ERROR cache node unreachable", level="ERROR")
             for i in range(30)]
     cur += [LogRecord(W0 + 3800 + 5 * i, "gateway", "ERROR upstream returned 500", level="ERROR") for i in range(10)]
-    f = detect_log_anomalies(base, cur, window_start=W0 + 3750, window_end=W0 + 3900, history_start=W0 + 3600)
+    f = _score(base, cur, window_start=W0 + 3750, window_end=W0 + 3900, history_start=W0 + 3600)
     by = {x.service: x for x in f if x.statistic in ("new_error_template", "error_template_rate")}
     assert by["gateway"].evidence["view"] == "fresh"
     assert by["inference"].evidence["view"] == "persistent"
     assert by["inference"].score < by["gateway"].score
     # Without the history both read as new errors of the window.
-    plain = {x.service: x for x in detect_log_anomalies(base, cur, window_start=W0 + 3750, window_end=W0 + 3900)
+    plain = {x.service: x for x in _score(base, cur, window_start=W0 + 3750, window_end=W0 + 3900)
              if x.statistic == "new_error_template"}
     assert set(plain) == {"gateway", "inference"}
 
@@ -152,7 +168,8 @@ def _loop_runs(t0: float, n: int, *, cut_from: float | None = None, prefix: str 
             logs.append(LogRecord(t + 0.001 * k, "travel", f"INFO rest tickets of trip G{100 + k}: {i % 50}",
                                   level="INFO", labels={"span_id": sid}))
             if cut_from is None or t < cut_from or k != 1:
-                logs.append(LogRecord(t + 0.001 * k + 0.0005, "travel", f"INFO distance of trip G{100 + k} is {k * 90} km",
+                logs.append(LogRecord(t + 0.001 * k + 0.0005, "travel",
+                                      f"INFO distance of trip G{100 + k} is {k * 90} km",
                                       level="INFO", labels={"span_id": sid}))
     return logs
 
@@ -160,7 +177,7 @@ def _loop_runs(t0: float, n: int, *, cut_from: float | None = None, prefix: str 
 def test_a_line_that_stops_following_its_partner_in_some_spans_is_a_broken_sequence():
     base = _loop_runs(W0, 300, prefix="b")
     cur = _loop_runs(W0 + 3600, 180, cut_from=W0 + 3660, prefix="c")
-    f = [x for x in detect_log_anomalies(base, cur, window_start=W0 + 3600, window_end=W0 + 3780)
+    f = [x for x in _score(base, cur, window_start=W0 + 3600, window_end=W0 + 3780)
          if x.statistic == "broken_sequence"]
     assert len(f) == 1
     (x,) = f
@@ -170,14 +187,14 @@ def test_a_line_that_stops_following_its_partner_in_some_spans_is_a_broken_seque
     assert x.evidence["broken_spans"] == 80 and x.evidence["baseline_broken_spans"] == 0
     assert x.onset >= W0 + 3660 and x.score > 0.9
     # Neither line vanished as a whole and no line is new: only the pairing shows the cut.
-    assert not [y for y in detect_log_anomalies(base, cur, window_start=W0 + 3600, window_end=W0 + 3780)
+    assert not [y for y in _score(base, cur, window_start=W0 + 3600, window_end=W0 + 3780)
                 if y.statistic in ("new_template", "new_error_template")]
 
 
 def test_the_same_loop_without_a_cut_gives_no_broken_sequence():
     base = _loop_runs(W0, 300, prefix="b")
     cur = _loop_runs(W0 + 3600, 180, prefix="c")
-    assert not [x for x in detect_log_anomalies(base, cur, window_start=W0 + 3600, window_end=W0 + 3780)
+    assert not [x for x in _score(base, cur, window_start=W0 + 3600, window_end=W0 + 3780)
                 if x.statistic == "broken_sequence"]
 
 
@@ -200,7 +217,7 @@ def test_a_vanished_line_on_a_branch_some_runs_take_counts_less_than_one_every_r
     def score(every: int, runs: int) -> float:
         bs, bl = _branch_runs(W0, 900, every=every, prefix="b")
         cs, cl = _branch_runs(W0 + 3600, runs, stop_at=W0 + 3600, every=every, prefix="c")
-        f = [x for x in detect_log_anomalies(bl, cl, window_start=W0 + 3600, window_end=W0 + 3600 + runs,
+        f = [x for x in _score(bl, cl, window_start=W0 + 3600, window_end=W0 + 3600 + runs,
                                              baseline_spans=bs, current_spans=cs)
              if x.statistic == "vanished_template"]
         return f[0].score if f else 0.0

@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 
 from benchmarks.anomaly_null import DAEMON_THRESHOLD, NAB_THRESHOLD, healthy_series
-from detectors.anomaly import (STATE_VERSION, OnlineAnomalyDetector, SeriesState,
-                               detect_series_anomalies)
+from detectors.anomaly import STATE_VERSION, AnomalyParams, AnomalyState, OnlineAnomalyDetector, SeriesState
 from detectors.records import Direction, FindingKind, Series
 
 STEP = 300.0  # 5-minute samples
@@ -26,7 +25,7 @@ def _daily(days: float, seed: int = 0, noise: float = 1.0, amp: float = 20.0) ->
 
 
 def _score(ts, x, direction=Direction.BOTH):
-    return DET.score(DET.new_state(), ts, x, direction)
+    return OnlineAnomalyDetector(AnomalyParams(direction=direction)).score_points(DET.new_state(), ts, x)
 
 
 def test_scores_are_in_unit_interval_and_quiet_on_normal_seasonal_data():
@@ -115,8 +114,8 @@ def test_streaming_in_chunks_with_a_restart_equals_one_pass():
     st = DET.new_state()
     parts = []
     for a, b in [(0, 7), (7, 700), (700, 701), (701, len(x))]:
-        parts.append(DET.score(st, ts[a:b], x[a:b]))
-        st = SeriesState.from_dict(json.loads(json.dumps(st.to_dict())))  # daemon restart
+        parts.append(DET.score_points(st, ts[a:b], x[a:b]))
+        st = AnomalyState.from_dict(json.loads(json.dumps(st.to_dict())))  # daemon restart
     np.testing.assert_array_equal(np.concatenate(parts), whole)
     assert len(json.dumps(st.to_dict())) < 10_000  # small
 
@@ -124,9 +123,9 @@ def test_streaming_in_chunks_with_a_restart_equals_one_pass():
 def test_points_already_seen_are_not_scored_again():
     ts, x = _daily(2, seed=5)
     st = DET.new_state()
-    DET.score(st, ts, x)
+    DET.score_points(st, ts, x)
     before = st.to_dict()
-    again = DET.score(st, ts[-10:], x[-10:] + 1000)
+    again = DET.score_points(st, ts[-10:], x[-10:] + 1000)
     assert np.all(again == 0.0) and st.to_dict() == before
 
 
@@ -134,7 +133,7 @@ def test_bad_state_is_refused_with_the_field_named():
     with pytest.raises(ValueError, match="scalars"):
         SeriesState.from_dict({"version": STATE_VERSION, "scalars": [1.0], "daily": [], "weekly": []})
     with pytest.raises(ValueError, match="version"):  # a state from an older detector layout
-        SeriesState.from_dict({**DET.new_state().to_dict(), "version": 2})
+        SeriesState.from_dict({**DET.new_state().series.to_dict(), "version": 2})
     with pytest.raises(ValueError, match="version"):
         SeriesState.from_dict({"scalars": []})
 
@@ -142,13 +141,13 @@ def test_bad_state_is_refused_with_the_field_named():
 def test_state_of_the_previous_version_is_carried_over_without_a_cold_start():
     ts, x = _daily(3, seed=6)
     st = DET.new_state()
-    DET.score(st, ts, x)
-    v3 = {k: v for k, v in st.to_dict().items() if k != "excursions"} | {"version": 3}
+    DET.score_points(st, ts, x)
+    v3 = {k: v for k, v in st.series.to_dict().items() if k != "excursions"} | {"version": 3}
     restored = SeriesState.from_dict(json.loads(json.dumps(v3)))
     assert restored.points_seen == len(x) and restored.last_timestamp == ts[-1]
     assert np.all(restored.excursions == 0.0)  # the new memory starts empty
     nxt = ts[-1] + STEP * np.arange(1, 4)
-    assert np.all(DET.score(restored, nxt, np.full(3, x[-1])) < THRESHOLD)  # no cold-start alarms
+    assert np.all(DET.score_points(AnomalyState(restored), nxt, np.full(3, x[-1])) < THRESHOLD)  # no cold start
 
 
 def _spiky(seed: int = 7) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -185,11 +184,10 @@ def test_daemon_cycles_on_overlapping_windows_report_one_finding_with_evidence()
     findings = []
     for end in range(DAY_POINTS, len(x) + 1, 6):  # a cycle every 30 min, 1-hour lookback
         window = slice(max(0, end - 12), end)
-        f, state = detect_series_anomalies(
-            _series(ts[window], x[window]), state if end > DAY_POINTS else None, detector=DET,
-            direction=Direction.UP, threshold=THRESHOLD, model="ranker-v3", now=float(ts[end - 1]))
-        findings += f
-        json.dumps(state)
+        det = OnlineAnomalyDetector(AnomalyParams(THRESHOLD, Direction.UP, "ranker-v3"))
+        state = AnomalyState.from_dict(state) if end > DAY_POINTS else det.new_state()
+        findings += det.score(state, _series(ts[window], x[window]), float(ts[window][0]), float(ts[end - 1]))
+        state = json.loads(json.dumps(state.to_dict()))
     assert findings, "the jump was missed"
     first = findings[0]
     assert first.kind is FindingKind.METRIC_ANOMALY
@@ -206,9 +204,10 @@ def test_daemon_cycles_on_overlapping_windows_report_one_finding_with_evidence()
 def test_daemon_direction_down_stays_silent_on_a_rise():
     ts, x = _daily(3, seed=7)
     x[-5:] += 40
-    f, state = detect_series_anomalies(_series(ts, x), None, detector=DET, direction=Direction.DOWN,
-                                       threshold=THRESHOLD, model=None, now=float(ts[-1]))
-    assert f == [] and state["detector"]["scalars"][0] == len(x)
+    det = OnlineAnomalyDetector(AnomalyParams(THRESHOLD, Direction.DOWN, None))
+    state = det.new_state()
+    f = det.score(state, _series(ts, x), float(ts[0]), float(ts[-1]))
+    assert f == [] and state.to_dict()["detector"]["scalars"][0] == len(x)
 
 
 def test_a_healthy_daily_seasonal_series_never_reaches_the_benchmark_threshold():

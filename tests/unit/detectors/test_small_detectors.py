@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from detectors.base import NoState
 from detectors.drift_onset import estimate_onset, numeric_bins_position
-from detectors.gpu import GpuSignal, detect_gpu_saturation
-from detectors.kpi import detect_kpi_change
+from detectors.gpu import GpuDetector, GpuParams, GpuSignal
+from detectors.kpi import KpiDetector, KpiParams
 from detectors.records import Direction, FindingKind, Series
 from detectors.runs import runs_past
-from detectors.slo import detect_slo_breach
+from detectors.slo import SloDetector, SloParams
 
 T0 = 1_800_000_000.0
 ts = T0 + 60.0 * np.arange(60)
@@ -26,8 +27,10 @@ def test_runs_split_on_nan_and_report_peaks():
 
 def kpi(values_now, base_level=0.05, direction=Direction.DOWN, threshold=5.0):
     base = series(np.full(60, base_level), t=ts - 3600)
-    return detect_kpi_change(series(values_now), base, kpi="ctr", bad_direction=direction, threshold_pct=threshold,
-                             model="m", window_start=ts[0], window_end=ts[-1], recent=600)
+    det = KpiDetector(KpiParams(kpi="ctr", bad_direction=direction, threshold_pct=threshold, recent=600, model="m"))
+    found = det.score(det.fit(base, ts[0] - 3600, ts[-1] - 3600), series(values_now), ts[0], ts[-1])
+    assert len(found) <= 1
+    return found[0] if found else None
 
 
 def test_kpi_drop_found_with_percent_baseline_and_onset():
@@ -56,8 +59,10 @@ def test_kpi_without_data_is_not_a_drop():
 
 
 def slo(values):
-    return detect_slo_breach(series(values), slo="p99", threshold=0.5, above=True, model="m", window_start=ts[0],
-                             window_end=ts[-1], step=60, unit="s")
+    found = SloDetector(SloParams(slo="p99", threshold=0.5, above=True, step=60, unit="s", model="m")).score(
+        NoState(), series(values), ts[0], ts[-1])
+    assert len(found) <= 1
+    return found[0] if found else None
 
 
 def test_slo_breach_is_the_trailing_run():
@@ -75,9 +80,8 @@ def test_slo_breach_that_ended_is_not_current():
 
 
 def gpu(values, min_duration=300):
-    return detect_gpu_saturation([series(values, {"Hostname": "n1", "gpu": "0", "pod": "p"})],
-                                 GpuSignal("gpu_util_pct", 95, "%"), model="m", window_start=ts[0],
-                                 window_end=ts[-1], min_duration=min_duration)
+    det = GpuDetector(GpuParams(GpuSignal("gpu_util_pct", 95, "%"), min_duration=min_duration, model="m"))
+    return det.score(NoState(), [series(values, {"Hostname": "n1", "gpu": "0", "pod": "p"})], ts[0], ts[-1])
 
 
 def test_gpu_saturation_needs_min_duration():

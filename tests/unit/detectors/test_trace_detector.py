@@ -1,8 +1,7 @@
 """Trace detector on synthetic call trees: self time, edge time, errors, calls."""
 from __future__ import annotations
 
-
-from detectors.traces import detect_trace_anomalies
+from detectors.traces import TraceDetector, TraceWindow
 from tests.synthetic_traces import synthetic_traces
 
 MS = 1_000_000
@@ -10,10 +9,17 @@ _traces = synthetic_traces
 
 
 BASE = _traces(200, 0.0)
+DET = TraceDetector()
+STATE = DET.fit(BASE, 0.0, 300.0)
+
+
+def _assess(cur, start, end, history_start=None):
+    report = DET.assess(STATE, TraceWindow(cur, history_start), start, end)
+    return report.findings, report.graph
 
 
 def _run(cur, start=10_000.0, end=10_300.0):
-    return detect_trace_anomalies(BASE, cur, window_start=start, window_end=end)
+    return _assess(cur, start, end)
 
 
 def test_normal_traffic_gives_no_findings_and_a_graph():
@@ -60,9 +66,8 @@ def test_spans_outside_the_window_are_ignored():
 
 def test_a_slowdown_already_there_before_the_window_counts_less():
     slow_since_before = _traces(300, 9_900.0, pre_ms=300, seed=3)
-    fresh, _ = detect_trace_anomalies(BASE, slow_since_before, window_start=10_000.0, window_end=10_200.0)
-    hist, _ = detect_trace_anomalies(BASE, slow_since_before, window_start=10_000.0, window_end=10_200.0,
-                                     history_start=9_900.0)
+    fresh, _ = _assess(slow_since_before, 10_000.0, 10_200.0)
+    hist, _ = _assess(slow_since_before, 10_000.0, 10_200.0, history_start=9_900.0)
     (a,) = [f for f in fresh if f.statistic == "self_time_ms_p50"]
     (b,) = [f for f in hist if f.statistic == "self_time_ms_p50"]
     assert a.service == b.service == "preprocess"

@@ -13,7 +13,7 @@ from alerts.pipeline import AlertPlan
 from alerts.policy import RollbackVerdict, Severity, TierDecision
 from alerts.routing import TIMELINE_ROUTE, NotifierRegistry
 from correlators.causes import CorrelationSettings
-from detectors.anomaly import OnlineAnomalyDetector
+from detectors.anomaly import AnomalyTuning
 from detectors.records import DeployEvent, Finding, FindingKind, Series
 from monitor.cycle.actions import Operator
 from monitor.cycle.apply import StateUpdate, apply_plan
@@ -29,7 +29,7 @@ from monitor.cycle.reference import ReferenceChooser
 from monitor.cycle.samples import SampleReader
 from monitor.metrics import VigilMetrics
 from monitor.store.repository import Store
-from monitor.types import MetricSignal, RawSignals, Window
+from monitor.types import Detection, MetricSignal, RawSignals, Window
 from tests.helpers_vigil import (
     CTR_QUERY,
     MODEL,
@@ -92,7 +92,7 @@ def test_gather_fetches_a_day_of_history_only_for_series_without_anomaly_state(c
 # ----------------------------------------------------------------------------- detect
 def detect_request(cfg: Any, state: dict[str, Any] | None = None) -> DetectRequest:
     m = cfg.model(MODEL)
-    return DetectRequest(m, cfg.policy_for(m), W, 60.0, 60.0, OnlineAnomalyDetector(), state or {})
+    return DetectRequest(m, cfg.policy_for(m), W, 60.0, 60.0, AnomalyTuning(), CycleStart(state or {}))
 
 
 def kpi_signal(bad_from: float) -> MetricSignal:
@@ -138,7 +138,7 @@ def finding(kind: FindingKind, entity: str, onset: float, value: float = -12.0) 
 def test_correlate_blames_a_deploy_and_tells_the_whole_story_of_an_open_incident() -> None:
     earlier = [finding(FindingKind.PREDICTION_DRIFT, "prediction", T0 - 3600, 0.3)]
     deploy = DeployEvent(MODEL, "champion", "2", "1", T0 - 4000, "registry")
-    c = correlate(MODEL, [finding(FindingKind.KPI_DROP, "ctr", T0 - 900)], [],
+    c = correlate(MODEL, Detection(findings=[finding(FindingKind.KPI_DROP, "ctr", T0 - 900)]), [],
                   CycleStart(earlier_findings=earlier, opened_at=T0 - 3000), [deploy], W, CorrelationSettings())
     assert c.incident is not None and c.content is not None
     assert {f.entity for f in c.incident.findings} == {"ctr"}
@@ -147,8 +147,14 @@ def test_correlate_blames_a_deploy_and_tells_the_whole_story_of_an_open_incident
 
 
 def test_correlate_with_nothing_wrong_is_no_incident() -> None:
-    c = correlate(MODEL, [], [], CycleStart(), [], W, CorrelationSettings())
+    c = correlate(MODEL, Detection(), [], CycleStart(), [], W, CorrelationSettings())
     assert c.incident is None and c.content is None
+
+
+def kpi_story() -> Any:
+    """A new incident: CTR down 12 %."""
+    found = Detection(findings=[finding(FindingKind.KPI_DROP, "ctr", T0 - 900)])
+    return correlate(MODEL, found, [], CycleStart(), [], W, CorrelationSettings())
 
 
 # ----------------------------------------------------------------------------- plan inputs
@@ -180,8 +186,7 @@ def writer(store: Store, cfg: Any) -> OutboxWriter:
 
 def test_apply_opens_the_incident_with_one_message_per_route_in_one_transaction(cfg: Any) -> None:
     store = Store(cfg.store.url)
-    story = correlate(MODEL, [finding(FindingKind.KPI_DROP, "ctr", T0 - 900)], [], CycleStart(), [], W,
-                      CorrelationSettings())
+    story = kpi_story()
     applied = apply_plan(store, writer(store, cfg), cfg.model(MODEL), open_plan(), story.content,
                          StateUpdate({"p99": 1}, {"ctr|{}": {"x": 1}}, T0))
     assert applied.opened and applied.status == "open" and applied.severity == "warning"
@@ -197,8 +202,7 @@ def test_apply_opens_the_incident_with_one_message_per_route_in_one_transaction(
 def test_apply_with_a_failing_write_leaves_nothing_behind(cfg: Any, monkeypatch: Any) -> None:
     store = Store(cfg.store.url)
     out = writer(store, cfg)
-    story = correlate(MODEL, [finding(FindingKind.KPI_DROP, "ctr", T0 - 900)], [], CycleStart(), [], W,
-                      CorrelationSettings())
+    story = kpi_story()
 
     def broken(*_: Any, **__: Any) -> None:
         raise RuntimeError("disk full")
@@ -213,8 +217,7 @@ def test_apply_with_a_failing_write_leaves_nothing_behind(cfg: Any, monkeypatch:
 # ----------------------------------------------------------------------------- act
 def test_a_refused_rollback_is_recorded_and_audited_once(cfg: Any) -> None:
     store = Store(cfg.store.url)
-    story = correlate(MODEL, [finding(FindingKind.KPI_DROP, "ctr", T0 - 900)], [], CycleStart(), [], W,
-                      CorrelationSettings())
+    story = kpi_story()
     incident = apply_plan(store, writer(store, cfg), cfg.model(MODEL), open_plan(), story.content,
                           StateUpdate({}, {}, T0)).incident_id
     assert incident is not None
@@ -247,3 +250,14 @@ def test_the_sender_keeps_a_message_whose_notifier_raises_or_is_missing(cfg: Any
     assert rows["slack"].status == "pending" and "ConnectionError: boom" in (rows["slack"].last_error or "")
     assert "not configured" in (rows["pagerduty"].last_error or "")
     assert rows["slack"].next_attempt_at > T0  # backed off, not hammered
+
+
+def test_log_and_trace_baselines_are_refitted_only_while_healthy_or_missing() -> None:
+    from detectors.logs import LogDetector, LogReference
+    from monitor.cycle.detect_logs_traces import LOGS_KEY, refit_needed
+
+    stored = {LOGS_KEY: {"fitted_on": [0, 1], "state": LogDetector().fit(LogReference([]), 0, 1).to_dict()}}
+    assert refit_needed(stored, incident_open=False, logs=True, traces=False)  # healthy: follow the system
+    assert not refit_needed(stored, incident_open=True, logs=True, traces=False)  # open: frozen before onset
+    assert refit_needed(stored, incident_open=True, logs=True, traces=True)  # no trace baseline yet
+    assert refit_needed({LOGS_KEY: {"state": {"garbage": 1}}}, incident_open=True, logs=True, traces=False)

@@ -1,0 +1,163 @@
+"""The online anomaly detector in the detector contract: fit warms a state, score advances it.
+
+    detector = OnlineAnomalyDetector(AnomalyParams(threshold=0.9, direction=Direction.DOWN, model="ranker"))
+    state = detector.fit(history, t0, t1)           # or detector.new_state() for a cold start
+    findings = detector.score(state, window, start, end)   # advances `state`: store state.to_dict()
+    scores = detector.score_points(state, ts, xs)   # per-point scores in [0, 1] (benchmarks)
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from detectors.anomaly.kernel import kernel
+from detectors.anomaly.state import AnomalyState
+from detectors.anomaly.tuning import AnomalyTuning
+from detectors.records import Direction, Finding, FindingKind, Series
+
+
+@dataclass(frozen=True)
+class AnomalyParams:
+    """Per series: the score that makes a finding, the direction that hurts, the model."""
+
+    threshold: float = 0.9  # the daemon's default policy.anomaly_threshold
+    direction: Direction = Direction.BOTH
+    model: str | None = None
+    tuning: AnomalyTuning = field(default_factory=AnomalyTuning)
+
+
+@dataclass(frozen=True)
+class PointDetail:
+    """Per-point outputs: the score and what the detector expected, with its band."""
+
+    scores: np.ndarray
+    expected: np.ndarray
+    scale: np.ndarray  # one standard deviation of the expected noise
+
+
+@dataclass(frozen=True)
+class OnlineAnomalyDetector:
+    params: AnomalyParams = field(default_factory=AnomalyParams)
+
+    def new_state(self) -> AnomalyState:
+        """A cold start: no point seen yet."""
+        return AnomalyState(self.params.tuning.new_series_state())
+
+    def fit(self, reference: Series, start: float, end: float) -> AnomalyState:
+        """A state warmed on the reference's points in [start, end] (their findings dropped)."""
+        state = self.new_state()
+        self.score(state, reference.between(start, end), start, end)
+        return state
+
+    def score(self, state: AnomalyState, window: Series, start: float, end: float) -> list[Finding]:
+        """Score the points of `window` newer than the state's last point and not after
+        `end`; advance `state` in place. One finding per run of points scoring >=
+        `threshold` that lasts until `start` or later (a first look at a long history
+        reports only what is still going on in the window). A run may continue across
+        calls: its onset is then the state's remembered onset."""
+        last = state.series.last_timestamp
+        ts = np.asarray(window.timestamps, dtype=np.float64)
+        xs = np.asarray(window.values, dtype=np.float64)
+        keep = ~(ts > end)  # NaN times stay: the kernel skips them as it always has
+        if last is not None:
+            keep &= ts > last
+        if not keep.all():
+            ts, xs = ts[keep], xs[keep]
+        scored = _Scored(window, ts, xs, self.score_points_detail(state, ts, xs))
+        findings = []
+        for first, peak, lastk in _runs(scored, self.params.threshold):
+            if first is None:  # a point under the threshold ends the run under way
+                state.run_onset = None
+                continue
+            if state.run_onset is None:
+                state.run_onset = float(ts[first])
+            findings.append(_finding(scored, peak, state.run_onset, float(ts[lastk]), self.params))
+        return [f for f in findings if f.window_end >= start]
+
+    def score_points(self, state: AnomalyState, timestamps: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """Scores in [0, 1] for the points, in order; updates `state` in place.
+
+        A NaN value is a missing point: score 0, state untouched. Points not newer than
+        the state's last timestamp are stale (already seen): score 0, state untouched.
+        """
+        return self.score_points_detail(state, timestamps, values).scores
+
+    def score_points_detail(self, state: AnomalyState, timestamps: np.ndarray, values: np.ndarray) -> PointDetail:
+        ts = np.ascontiguousarray(timestamps, dtype=np.float64)
+        xs = np.ascontiguousarray(values, dtype=np.float64)
+        if ts.shape != xs.shape or ts.ndim != 1:
+            raise ValueError(f"timestamps {ts.shape} and values {xs.shape} must be 1-D and equal length")
+        tuning, s = self.params.tuning, state.series
+        tuning.check(s)
+        out = np.zeros(len(xs))
+        expected = np.full(len(xs), np.nan)
+        scale = np.full(len(xs), np.nan)
+        kernel(tuning.kernel_params(self.params.direction), s.scalars, s.daily, s.weekly, s.values,
+               ts, xs, out, expected, scale, s.excursions)
+        return PointDetail(out, expected, scale)
+
+
+@dataclass(frozen=True)
+class _Scored:
+    series: Series
+    ts: np.ndarray  # the points scored
+    xs: np.ndarray
+    detail: PointDetail
+
+
+def _runs(s: _Scored, threshold: float) -> list[tuple[int | None, int, int]]:
+    """(first, peak, last) index of each run of points scoring >= threshold (NaN values
+    inside a run do not break it), and (None, i, i) for each non-NaN point under it."""
+    scores, xs = s.detail.scores, s.xs
+    out: list[tuple[int | None, int, int]] = []
+    i, n = 0, len(s.ts)
+    while i < n:
+        if not scores[i] >= threshold:
+            if not math.isnan(xs[i]):
+                out.append((None, i, i))
+            i += 1
+            continue
+        j = peak = i
+        while j + 1 < n and (scores[j + 1] >= threshold or math.isnan(xs[j + 1])):
+            j += 1
+            if scores[j] > scores[peak]:
+                peak = j
+        out.append((i, peak, j))
+        i = j + 1
+    return out
+
+
+def _finding(s: _Scored, k: int, onset: float, window_end: float, p: AnomalyParams) -> Finding:
+    entity = s.series.label_str()
+    x = float(s.xs[k])
+    exp = float(s.detail.expected[k])
+    sigma = float(s.detail.scale[k])
+    score = float(s.detail.scores[k])
+    band = (exp - 3.0 * sigma, exp + 3.0 * sigma)
+    went = Direction.UP if x >= exp else Direction.DOWN
+    edge = band[1] if went is Direction.UP else band[0]
+    magnitude = x - exp
+    rel = magnitude / abs(exp) if exp != 0 else None
+    pct = f" ({rel:+.1%})" if rel is not None else ""
+    return Finding(
+        kind=FindingKind.METRIC_ANOMALY,
+        entity=entity,
+        value=x,
+        threshold=edge,
+        window_start=float(s.ts[0]),
+        window_end=window_end,
+        onset=onset,
+        score=score,
+        model=p.model,
+        service=s.series.labels.get("service"),
+        direction=went,
+        baseline=exp,
+        statistic="value_vs_expected",
+        message=(f"{entity} = {x:.6g}, expected {exp:.6g} (band {band[0]:.6g} .. {band[1]:.6g})"
+                 f"{pct}, anomaly score {score:.2f}"),
+        evidence={"expected_band": [band[0], band[1]], "score": score,
+                  "magnitude": magnitude, "relative_magnitude": rel, "sigma": sigma,
+                  "at": float(s.ts[k]), "watched_direction": str(p.direction)},
+    )

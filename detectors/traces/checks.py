@@ -1,0 +1,207 @@
+"""The trace checks: where time is added, where errors start, which calls changed.
+
+Each check compares prepared span tables (spans.prepare), reference `b` against
+current `c`, and corrects its p-values for the number of tests it made.
+
+- Self time per (service, operation): Welch t-test on log times and the ratio of medians.
+- Edge time per caller -> callee: a network fault on one pod slows every edge into it;
+  the correlator uses the graph to see which endpoint the slowed edges share.
+- Error origins per service: error spans whose children did not fail.
+- Call structure per parent (service, operation): child calls per run that stopped (an
+  early return or exception) or appeared (a retry loop, a fallback).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from detectors.records import Direction, Finding, FindingKind
+from detectors.traces.params import TraceParams
+
+
+def detect_all(b: pd.DataFrame, c: pd.DataFrame, ws: float, we: float, p: TraceParams) -> list[Finding]:
+    return [*_self_time(b, c, ws, we, p), *_edge_time(b, c, ws, we, p), *_errors(b, c, ws, we, p),
+            *_calls(b, c, ws, we, p)]
+
+
+def _surprise_slower(b: np.ndarray, c: np.ndarray) -> float:
+    """-log10 p of a one-sided Welch t-test on log times: latency is roughly log-normal,
+    and unlike a rank test this lets a 100x shift on a few calls count as strong evidence."""
+    if len(b) < 2 or len(c) < 2:
+        return 0.0
+    lb, lc = np.log(b + 0.1), np.log(c + 0.1)
+    if np.ptp(lb) == 0 and np.ptp(lc) == 0:
+        return 0.0
+    with np.errstate(all="ignore"):
+        p = stats.ttest_ind(lc, lb, equal_var=False, alternative="greater").pvalue
+    if not np.isfinite(p):
+        return 0.0
+    return float(-math.log10(max(p, 1e-300)))
+
+
+def _score(surprise: float, n_tests: int, ratio: float, scale: float = 4.0) -> float:
+    corrected = surprise - math.log10(max(n_tests, 1))
+    if corrected <= 0 or ratio <= 1:
+        return 0.0
+    sig = 1.0 - math.exp(-corrected / scale)
+    eff = 1.0 - math.exp(-math.log2(ratio))
+    return float(sig * eff)
+
+
+def _onset(sub: pd.DataFrame, threshold: float, col: str) -> float:
+    hit = sub[sub[col] >= threshold]
+    src = hit if len(hit) else sub
+    return float(src["start_ns"].min() / 1e9)
+
+
+def _slowdown(xb: np.ndarray, xc: np.ndarray, n_tests: int, p: TraceParams
+              ) -> tuple[float, float, float, float] | None:
+    """(baseline median, current median, ratio, surprise) when the current times are slower
+    by the configured ratio, added milliseconds and significance (Bonferroni over n_tests)."""
+    mb, mc = float(np.median(xb)), float(np.median(xc))
+    ratio = (mc + 0.1) / (mb + 0.1)
+    if ratio < p.min_ratio or mc - mb < p.min_added_ms:
+        return None
+    s = _surprise_slower(xb, xc)
+    if s - math.log10(n_tests) < p.min_surprise:
+        return None
+    return mb, mc, ratio, s
+
+
+def _self_time(b: pd.DataFrame, c: pd.DataFrame, ws: float, we: float, p: TraceParams) -> list[Finding]:
+    own_b = b[~b["is_client"]]
+    own_c = c[~c["is_client"]]
+    bg = {k: v["self_ms"].to_numpy() for k, v in own_b.groupby(["service", "operation"])}
+    groups = [(k, v) for k, v in own_c.groupby(["service", "operation"]) if len(v) >= p.min_spans and k in bg]
+    n_tests = max(len(groups), 1)
+    dur = max(we - ws, 1.0)
+    out = []
+    for (svc, op), sub in groups:
+        xb, xc = bg[(svc, op)], sub["self_ms"].to_numpy()
+        slow = _slowdown(xb, xc, n_tests, p)
+        if slow is None:
+            continue
+        mb, mc, ratio, s = slow
+        added = float((xc.mean() - xb.mean()) * len(xc) / dur)  # ms of extra work per second
+        worst = sub.nlargest(3, "self_ms")
+        findings_score = _score(s, n_tests, ratio)
+        out.append(Finding(
+            kind=FindingKind.TRACE_ANOMALY, entity=f"{svc}: {op}", value=mc, threshold=mb * p.min_ratio,
+            baseline=mb, window_start=ws, window_end=we, onset=_onset(sub, mb * p.min_ratio, "self_ms"),
+            score=findings_score, service=svc, direction=Direction.UP, statistic="self_time_ms_p50",
+            message=(f"{svc} {op}: median self time {mc:.1f} ms vs {mb:.1f} ms in the baseline "
+                     f"(x{ratio:.1f}, {len(xc)} spans, {added:.1f} ms/s added)"),
+            evidence={"operation": op, "spans": int(len(xc)), "baseline_spans": int(len(xb)),
+                      "p90_ms": float(np.percentile(xc, 90)), "baseline_p90_ms": float(np.percentile(xb, 90)),
+                      "ratio": ratio, "added_ms_per_s": added, "surprise": s,
+                      "trace_ids": worst["trace_id"].tolist()},
+        ))
+    return out
+
+
+def _edge_time(b: pd.DataFrame, c: pd.DataFrame, ws: float, we: float, p: TraceParams) -> list[Finding]:
+    bg = {k: v["self_ms"].to_numpy() for k, v in b[b["is_client"]].groupby(["service", "callee"])}
+    groups = [(k, v) for k, v in c[c["is_client"]].groupby(["service", "callee"]) if len(v) >= 2 and k in bg]
+    n_tests = max(len(groups), 1)
+    out = []
+    for (caller, callee), sub in groups:
+        xb, xc = bg[(caller, callee)], sub["self_ms"].to_numpy()
+        slow = _slowdown(xb, xc, n_tests, p)
+        if slow is None:
+            continue
+        mb, mc, ratio, s = slow
+        worst = sub.nlargest(3, "self_ms")
+        out.append(Finding(
+            kind=FindingKind.TRACE_ANOMALY, entity=f"{caller} -> {callee}", value=mc, threshold=mb * p.min_ratio,
+            baseline=mb, window_start=ws, window_end=we, onset=_onset(sub, mb * p.min_ratio, "self_ms"),
+            score=_score(s, n_tests, ratio), service=callee, direction=Direction.UP, statistic="edge_time_ms_p50",
+            message=(f"calls {caller} -> {callee}: median time outside both services {mc:.1f} ms vs "
+                     f"{mb:.1f} ms in the baseline ({len(xc)} calls)"),
+            evidence={"caller": caller, "callee": callee, "calls": int(len(xc)), "ratio": ratio, "surprise": s,
+                      "trace_ids": worst["trace_id"].tolist()},
+        ))
+    return out
+
+
+def _errors(b: pd.DataFrame, c: pd.DataFrame, ws: float, we: float, p: TraceParams) -> list[Finding]:
+    if not c["error"].any():
+        return []
+    nb = b.groupby("service").agg(spans=("error", "size"), origins=("error_origin", "sum"))
+    nc = c.groupby("service").agg(spans=("error", "size"), origins=("error_origin", "sum"), errors=("error", "sum"))
+    nc = nc[nc["origins"] >= 1]
+    n_tests = max(len(nc), 1)
+    out = []
+    for svc, row in nc.iterrows():
+        bs, bo = (int(nb.loc[svc, "spans"]), int(nb.loc[svc, "origins"])) if svc in nb.index else (0, 0)
+        rate_b = (bo + 0.5) / (bs + 1)
+        expected = rate_b * row["spans"]
+        if row["origins"] < 2 or row["origins"] < 2 * expected:
+            continue
+        s = float(-stats.poisson.logsf(row["origins"] - 1, max(expected, 1e-9)) / math.log(10))
+        sc = _score(s, n_tests, row["origins"] / max(expected, 1e-9))
+        if sc <= 0:
+            continue
+        sub = c[(c["service"] == svc) & c["error_origin"]]
+        out.append(Finding(
+            kind=FindingKind.TRACE_ANOMALY, entity=f"{svc}: error origin", value=row["origins"] / row["spans"],
+            threshold=2 * rate_b, baseline=bo / bs if bs else 0.0, window_start=ws, window_end=we,
+            onset=float(sub["start_ns"].min() / 1e9), score=sc, service=svc, direction=Direction.UP,
+            statistic="error_origin_rate",
+            message=(f"{svc}: {int(row['origins'])} of {int(row['spans'])} spans are the deepest failing span "
+                     f"of their trace ({bo} of {bs} in the baseline)"),
+            evidence={"origins": int(row["origins"]), "errors": int(row["errors"]), "spans": int(row["spans"]),
+                      "operations": sub["operation"].value_counts().head(3).to_dict(),
+                      "trace_ids": sub["trace_id"].head(3).tolist(), "surprise": s},
+        ))
+    return out
+
+
+def _calls(b: pd.DataFrame, c: pd.DataFrame, ws: float, we: float, p: TraceParams) -> list[Finding]:
+    """Child calls per parent run, baseline vs current; findings name the parent service."""
+    def table(f: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+        runs = f.groupby(["service", "operation"]).size()
+        kids = f[f["parent_service"].notna()].groupby(
+            ["parent_service", "parent_operation", "service", "operation"]).size()
+        return runs, kids
+
+    runs_b, kids_b = table(b)
+    runs_c, kids_c = table(c)
+    keys = kids_b.index.union(kids_c.index)
+    kb = kids_b.reindex(keys, fill_value=0).to_numpy(float)
+    kc = kids_c.reindex(keys, fill_value=0).to_numpy(float)
+    parents = pd.MultiIndex.from_arrays([keys.get_level_values(0), keys.get_level_values(1)])
+    rb = runs_b.reindex(parents, fill_value=0).to_numpy(float)
+    rc = runs_c.reindex(parents, fill_value=0).to_numpy(float)
+    live = (rb > 0) & (rc >= p.min_spans)
+    expected = np.where(live, kb / np.maximum(rb, 1) * rc, 0.0)
+    vanished = live & (expected >= p.vanish_min_expected) & (kc <= p.vanish_max_ratio * expected)
+    appeared = live & (kb == 0) & (kc >= p.appear_min_count)
+    n_tests = max(int(live.sum()), 1)
+    out = []
+    for i in np.flatnonzero(vanished | appeared):
+        psvc, pop, csvc, cop = keys[i]
+        if vanished[i]:
+            s = float(-stats.poisson.logcdf(kc[i], expected[i]) / math.log(10))
+            ratio, stat, verb = expected[i] / (kc[i] + 1), "calls_vanished", "stopped"
+        else:
+            exp0 = 0.5 / rb[i] * rc[i]
+            s = float(-stats.poisson.logsf(kc[i] - 1, exp0) / math.log(10))
+            ratio, stat, verb = kc[i] / exp0, "calls_appeared", "started"
+        sc = _score(s, n_tests, ratio)
+        if s - math.log10(n_tests) < p.min_surprise or sc <= 0:
+            continue
+        out.append(Finding(
+            kind=FindingKind.TRACE_ANOMALY, entity=f"{psvc}: {pop} -> {csvc}: {cop}", value=float(kc[i]),
+            threshold=float(expected[i] * p.vanish_max_ratio) if vanished[i] else float(p.appear_min_count),
+            baseline=float(expected[i]), window_start=ws, window_end=we, onset=ws, score=sc, service=psvc,
+            direction=Direction.DOWN if vanished[i] else Direction.UP, statistic=stat,
+            message=(f"{psvc} {pop} {verb} calling {csvc} {cop}: {int(kc[i])} calls in {int(rc[i])} runs, "
+                     f"expected {expected[i]:.1f} from the baseline ({int(kb[i])} in {int(rb[i])} runs)"),
+            evidence={"parent_operation": pop, "child_service": csvc, "child_operation": cop,
+                      "calls": int(kc[i]), "runs": int(rc[i]), "baseline_calls": int(kb[i]),
+                      "baseline_runs": int(rb[i]), "surprise": s},
+        ))
+    return out
