@@ -85,7 +85,7 @@ class Vigil:
              "tempo": c.sources.tempo.url if c.sources.tempo else None},
             self.metrics, lambda: self.clock.now())
         samples = SampleReader(c, self.store)
-        self.references = ReferenceChooser(c, self.store, self.registry, samples, self)
+        self.references = ReferenceChooser(c, self.store, self.registry, samples, self.now)
         self.gather_sources = Sources(self.prometheus, self.health, samples, self.references,
                                       LogTraceSources(loki, tempo, c.sources.tempo.search_limit if c.sources.tempo
                                                       else 50), c.sources.prometheus.step)

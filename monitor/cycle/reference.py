@@ -7,6 +7,7 @@ before the window once cold start is over, profiled once a day.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +26,9 @@ log = logging.getLogger("vigil.reference")
 
 class ReferenceChooser:
     def __init__(self, config: VigilConfig, store: Store, registry: Any, samples: SampleReader,
-                 clock: Any) -> None:
+                 now: Callable[[], float]) -> None:
         self._config, self._store, self._registry = config, store, registry
-        self._samples, self._clock = samples, clock
+        self._samples, self._now = samples, now
         self._profiles: dict[tuple[str, str, str], Any] = {}
 
     def training_path(self, m: ModelConfig, version: str | None) -> Path:
@@ -52,7 +53,7 @@ class ReferenceChooser:
             profile = ReferenceProfile.from_bytes(blob)
         else:
             profile = profile_reference(read_reference(path), feature_specs(m))
-            self._store.save_profile(*key, profile.to_bytes(), self._clock.now())
+            self._store.save_profile(*key, profile.to_bytes(), self._now())
         self._profiles[key] = profile
         return profile, str(path)
 

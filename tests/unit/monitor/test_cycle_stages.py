@@ -54,7 +54,7 @@ def sources(cfg: Any, prometheus: Any) -> Sources:
     store = Store(cfg.store.url)
     health = SourceHealth.for_sources({"prometheus": "http://127.0.0.1:9"}, VigilMetrics(), lambda: T0)
     samples = SampleReader(cfg, store)
-    refs = ReferenceChooser(cfg, store, serving_registry(), samples, type("C", (), {"now": lambda self: T0})())
+    refs = ReferenceChooser(cfg, store, serving_registry(), samples, lambda: T0)
     return Sources(prometheus, health, samples, refs, LogTraceSources(), 60.0)
 
 
