@@ -145,7 +145,7 @@ class SlackNotifier:
             result = DeliveryResult(
                 DeliveryStatus.RETRY, error=f"Slack unreachable ({type(e).__name__}: {e}); will retry"
             )
-        except Exception as e:  # noqa: BLE001 - an unknown failure must delay, never drop, a message
+        except Exception as e:  # an unknown failure must delay, never drop, a message
             log.exception("slack delivery raised", extra={"message_id": message.id, "key": message.key})
             result = DeliveryResult(DeliveryStatus.RETRY, error=f"Slack delivery raised {type(e).__name__}: {e}")
         return self._result(message, result)

@@ -24,7 +24,7 @@ SENDER_INTERVAL_S = 5.0
 def _safe_cycle(vigil: Vigil, model: str) -> None:
     try:
         vigil.run_cycle(model)
-    except Exception:  # noqa: BLE001 - one failing cycle never stops the daemon
+    except Exception:  # one failing cycle never stops the daemon
         vigil.metrics.cycle_errors.labels(model).inc()
         log.exception("cycle failed", extra={"model": model})
 
@@ -32,7 +32,7 @@ def _safe_cycle(vigil: Vigil, model: str) -> None:
 def _safe_deliver(vigil: Vigil) -> None:
     try:
         vigil.deliver()
-    except Exception:  # noqa: BLE001 - messages stay in the outbox for the next round
+    except Exception:  # messages stay in the outbox for the next round
         log.exception("outbox delivery round failed")
 
 
@@ -66,7 +66,7 @@ def _provision(config: VigilConfig) -> None:
         from monitor.grafana.provision import provision_on_start
 
         provision_on_start(config)
-    except Exception:  # noqa: BLE001 - dashboards are a convenience, never a reason not to monitor
+    except Exception:  # dashboards are a convenience, never a reason not to monitor
         log.exception("dashboard provisioning at start-up failed")
 
 

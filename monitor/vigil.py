@@ -182,7 +182,7 @@ class Vigil:
         for m in self.config.models:
             try:
                 out.append(self.run_cycle(m.name, t))
-            except Exception:  # noqa: BLE001 - one model's failure never stops the others
+            except Exception:  # one model's failure never stops the others
                 self.metrics.cycle_errors.labels(m.name).inc()
                 log.exception("cycle failed", extra={"model": m.name})
         return out

@@ -10,6 +10,10 @@ import shutil
 
 import pytest
 
+# Shared fixtures: real servers (Prometheus, MLflow, PostgreSQL), started once per module
+# that asks for them.
+pytest_plugins = ["tests.fixtures_prometheus", "tests.fixtures_mlflow", "tests.fixtures_postgres"]
+
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     if os.environ.get("CI") and not (shutil.which("prometheus") and shutil.which("promtool")):

@@ -1,7 +1,6 @@
 """MLflow fixtures: a real registry over SQLite, and a real `mlflow server` on 127.0.0.1.
 
-Import the fixtures you use explicitly in a test module, e.g.
-`from tests.fixtures_mlflow import mlflow_server, sqlite_registry  # noqa: F401`.
+The fixtures are registered for every test by tests/conftest.py (`pytest_plugins`).
 A fresh SQLite registry costs ~1.5 s (schema migrations) and a server 6-13 s, so both
 are module-scoped: tests share them and keep apart by using their own model names.
 """

@@ -1,11 +1,6 @@
 """A real Prometheus backfilled with known data, shared by one test module.
 
-Import the fixtures explicitly in a test module:
-
-    from tests.fixtures_prometheus import PromData, prom_data, prometheus_url  # noqa: F401
-
-(test_prometheus_source.py falls back to `from fixtures_prometheus import ...` so it works
-whether or not tests/ has an __init__.py.)
+The fixtures are registered for every test by tests/conftest.py (`pytest_plugins`).
 
 `prom_data` describes exactly what was written (so tests compute expectations from
 it, not from constants); `prometheus_url` backfills it into a LocalPrometheus (one

@@ -99,7 +99,7 @@ class Operator:
             for field_name, value in (("set_at", format_timestamp(now)), ("previous", previous or ""),
                                       ("set_by", actor)):
                 self.registry.set_version_tag(m.registry, version, alias_tag(m.alias, field_name), value)
-        except Exception:  # noqa: BLE001 - the move itself succeeded and is in our store and audit log
+        except Exception:  # the move itself succeeded and is in our store and audit log
             log.warning("could not tag alias move on the registry", extra={"model": m.name, "version": version})
 
     # ------------------------------------------------------------------ people

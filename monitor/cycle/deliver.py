@@ -66,6 +66,6 @@ class OutboxSender:
                                   error=f"notifier {msg.notifier!r} is not configured in this process")
         try:
             return notifier.deliver(msg)
-        except Exception as e:  # noqa: BLE001 - a notifier bug must not lose the message
+        except Exception as e:  # a notifier bug must not lose the message
             log.exception("notifier raised", extra={"notifier": msg.notifier, "outbox_id": msg.id})
             return DeliveryResult(DeliveryStatus.RETRY, error=f"{type(e).__name__}: {e}")

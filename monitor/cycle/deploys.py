@@ -25,7 +25,7 @@ class DeployWatch:
         try:
             current = self.registry.alias_version(m.registry, m.alias)
             self.health.mark("mlflow", True)
-        except Exception as e:  # noqa: BLE001 - unreachable or rejecting, the registry is blind to us
+        except Exception as e:  # unreachable or rejecting, the registry is blind to us
             log.warning("registry poll failed", extra={"model": m.name, "error": str(e)})
             self.health.mark("mlflow", False, f"{type(e).__name__}: {e}")
             with self.store.tx() as s:
@@ -61,5 +61,5 @@ class DeployWatch:
         `vigil.created_at` tag over MLflow's own timestamp)."""
         try:
             return float(min(self.registry.get_version(m.registry, version).created_at, fallback))
-        except Exception:  # noqa: BLE001 - a missing time only loses cold-start precision
+        except Exception:  # a missing time only loses cold-start precision
             return fallback

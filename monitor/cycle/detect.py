@@ -54,7 +54,7 @@ def detect(raw: RawSignals, req: DetectRequest) -> Detection:
             out.findings.append(gaps.pop(name))
         try:
             family(raw, req, out, gaps)
-        except Exception as e:  # noqa: BLE001 - reported as blindness, never as all clear
+        except Exception as e:  # reported as blindness, never as all clear
             log.exception("detection failed", extra={"model": req.model.name, "family": name})
             out.blind.append(f"detect_{name}: {type(e).__name__}: {e}")
             out.findings.append(no_data(req.model.name, name, f"internal error: {type(e).__name__}: {e}",

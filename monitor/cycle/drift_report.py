@@ -29,5 +29,5 @@ class DriftReports:
             cols = [c for c in columns if c in current.columns and c in reference.columns]
             html = render_drift_report(reference, current, cols, max_rows=REPORT_ROWS, seed=0)
             self.store.save_drift_report(incident_id, html, t)
-        except Exception:  # noqa: BLE001 - the report is for people; its failure must not cost the alert
+        except Exception:  # the report is for people; its failure must not cost the alert
             log.exception("drift report failed", extra={"model": m.name, "incident": incident_id})

@@ -73,7 +73,7 @@ def gather(sources: Sources, req: GatherRequest) -> RawSignals:
     for name, family in families:
         try:
             family(sources, req, raw)
-        except Exception as e:  # noqa: BLE001 - reported as blindness, never as all clear
+        except Exception as e:  # reported as blindness, never as all clear
             log.exception("signal gathering failed", extra={"model": req.model.name, "family": name})
             raw.gaps.add(no_data(req.model.name, name, f"internal error: {type(e).__name__}: {e}", req.window),
                          f"gather_{name}: {type(e).__name__}: {e}")

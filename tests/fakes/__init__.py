@@ -25,7 +25,7 @@ class FakeServer:
             def log_message(self, *args: Any) -> None:  # keep test output quiet
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802 (http.server API)
+            def do_GET(self) -> None:  # http.server names its handlers so
                 u = urlsplit(self.path)
                 q = {k: v[-1] for k, v in parse_qs(u.query, keep_blank_values=True).items()}
                 owner.requests.append({"path": u.path, "params": q, "headers": dict(self.headers)})

@@ -359,7 +359,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve  # noqa: N815 - http.server naming
+    do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve  # http.server names its handlers so
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - keep test output clean
+    def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
         pass

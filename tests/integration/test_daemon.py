@@ -197,7 +197,7 @@ def test_an_embedded_daemon_stops_on_its_event_and_drains_the_outbox(tmp_path):
     def run() -> None:
         try:
             result.append(run_daemon(cfg, serve_api=False, vigil=vigil, stop=stop))
-        except BaseException as e:  # noqa: BLE001 - reported by the assertion below
+        except BaseException as e:  # reported by the assertion below
             result.append(e)
 
     worker = threading.Thread(target=run, daemon=True)

@@ -18,11 +18,7 @@ from monitor.config import PrometheusConfig
 from monitor.replay.local_prometheus import LocalPrometheus, LocalPrometheusError, PrometheusNotInstalled, find_binaries
 from monitor.sources.errors import QueryError, SourceStatus, SourceUnavailable
 from monitor.sources.prometheus import MAX_CHUNKS, MAX_POINTS_PER_REQUEST, PrometheusSource
-
-try:  # tests/ is a rootdir-relative package or a plain folder depending on tests/__init__.py
-    from tests.fixtures_prometheus import PromData, prom_data, prometheus_url  # noqa: F401
-except ModuleNotFoundError:
-    from fixtures_prometheus import PromData, prom_data, prometheus_url  # noqa: F401
+from tests.fixtures_prometheus import PromData
 
 
 @pytest.fixture(scope="module")
@@ -182,7 +178,7 @@ class _Recorder(BaseHTTPRequestHandler):
     body = b'{"status":"error","errorType":"unavailable","error":"overloaded"}'
     hits: list[dict[str, str]]
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self.hits.append(dict(self.headers))
         self.send_response(self.status)
         self.send_header("Content-Type", "application/json")

@@ -9,11 +9,7 @@ import pytest
 from detectors.records import DeployEvent
 from monitor.replay.registry_bundle import RegistryEvent, RegistryTimeline, read_registry_jsonl, replay_source
 from monitor.sources.registry import RegistrySource, alias_record, detect_alias_move, parse_timestamp
-
-try:  # tests/ is a rootdir-relative package or a plain folder depending on tests/__init__.py
-    from tests.fixtures_mlflow import model_name, sqlite_registry, write_lines  # noqa: F401
-except ModuleNotFoundError:
-    from fixtures_mlflow import model_name, sqlite_registry, write_lines  # noqa: F401
+from tests.fixtures_mlflow import write_lines
 
 T0 = parse_timestamp("2026-11-20T08:00:00Z")
 

@@ -22,17 +22,7 @@ from monitor.sources.registry import (
     format_timestamp,
     parse_timestamp,
 )
-
-try:  # tests/ is a rootdir-relative package or a plain folder depending on tests/__init__.py
-    from tests.fixtures_mlflow import (  # noqa: F401
-        closed_port_url,
-        mlflow_server,
-        model_name,
-        silent_server,
-        sqlite_registry,
-    )
-except ModuleNotFoundError:
-    from fixtures_mlflow import closed_port_url, mlflow_server, model_name, silent_server, sqlite_registry  # noqa: F401
+from tests.fixtures_mlflow import closed_port_url
 
 HTTP = pytest.param("http", marks=[pytest.mark.integration, pytest.mark.slow])
 
@@ -193,7 +183,7 @@ def test_refused_connection_is_unavailable_fast() -> None:
     assert state.status == SourceStatus.DOWN and state.detail
 
 
-def test_silent_server_fails_within_the_timeout(silent_server) -> None:  # noqa: ANN001
+def test_silent_server_fails_within_the_timeout(silent_server) -> None:
     timeout = 1.0
     source = RegistrySource(MlflowConfig(tracking_uri=silent_server.url, timeout_s=timeout))
     started = time.monotonic()
@@ -208,10 +198,10 @@ class _Flaky(BaseHTTPRequestHandler):
     answers: list[tuple[int, bytes]] = []
     calls = 0
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self._answer()
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
         self._answer()
 
@@ -241,7 +231,7 @@ def flaky_server() -> Iterator[tuple[str, type[_Flaky]]]:
         server.server_close()
 
 
-def test_server_errors_are_retried_then_unavailable(flaky_server) -> None:  # noqa: ANN001
+def test_server_errors_are_retried_then_unavailable(flaky_server) -> None:
     url, handler = flaky_server
     handler.answers = [(503, b'{"error_code":"TEMPORARILY_UNAVAILABLE","message":"db busy"}')]
     source = RegistrySource(MlflowConfig(tracking_uri=url, timeout_s=2))
@@ -256,7 +246,7 @@ def test_server_errors_are_retried_then_unavailable(flaky_server) -> None:  # no
     assert handler.calls == 2
 
 
-def test_rejected_request_is_a_query_error_not_an_outage(flaky_server) -> None:  # noqa: ANN001
+def test_rejected_request_is_a_query_error_not_an_outage(flaky_server) -> None:
     url, handler = flaky_server
     handler.answers = [(400, b'{"error_code":"INVALID_PARAMETER_VALUE","message":"bad filter"}')]
     source = RegistrySource(MlflowConfig(tracking_uri=url, timeout_s=2))
@@ -265,7 +255,7 @@ def test_rejected_request_is_a_query_error_not_an_outage(flaky_server) -> None: 
     assert handler.calls == 1  # retrying a rejected request cannot help
 
 
-def test_creating_a_version_is_not_retried_after_the_server_saw_it(flaky_server) -> None:  # noqa: ANN001
+def test_creating_a_version_is_not_retried_after_the_server_saw_it(flaky_server) -> None:
     url, handler = flaky_server
     handler.answers = [(503, b'{"error_code":"TEMPORARILY_UNAVAILABLE","message":"busy"}')]
     source = RegistrySource(MlflowConfig(tracking_uri=url, timeout_s=2))
@@ -274,7 +264,7 @@ def test_creating_a_version_is_not_retried_after_the_server_saw_it(flaky_server)
     assert handler.calls == 1  # a retry could register the same model twice
 
 
-def test_a_server_that_is_not_mlflow_is_unavailable_not_an_empty_registry(flaky_server) -> None:  # noqa: ANN001
+def test_a_server_that_is_not_mlflow_is_unavailable_not_an_empty_registry(flaky_server) -> None:
     url, handler = flaky_server
     handler.answers = [(404, b"<html>Not Found</html>")]
     source = RegistrySource(MlflowConfig(tracking_uri=url, timeout_s=2))

@@ -11,7 +11,6 @@ from sqlalchemy import text
 from alerts.audit import verify_chain
 from alerts.outbox import DeliveryResult, DeliveryStatus, MessageKind
 from monitor.store.repository import Store
-from tests.fixtures_postgres import postgres_url  # noqa: F401 (fixture)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
