@@ -40,18 +40,37 @@ class DetectRequest:
     start: CycleStart  # the stored detector state and whether an incident is open
 
 
-Family = Callable[[RawSignals, DetectRequest, Detection, dict[str, Finding]], None]
+class GapQueue:
+    """gather's gaps, handed out by entity in the order they were found. Two signals may
+    share a name (a KPI and an SLO): each keeps its own gap."""
+
+    def __init__(self, findings: list[Finding]) -> None:
+        self._left = list(findings)
+
+    def take(self, entity: str) -> list[Finding]:
+        """The first gap left for `entity` (as a list of zero or one)."""
+        for i, f in enumerate(self._left):
+            if f.entity == entity:
+                return [self._left.pop(i)]
+        return []
+
+    def rest(self) -> list[Finding]:
+        """Gaps no family claimed: still reported, never dropped."""
+        out, self._left = self._left, []
+        return out
+
+
+Family = Callable[[RawSignals, DetectRequest, Detection, GapQueue], None]
 
 
 def detect(raw: RawSignals, req: DetectRequest) -> Detection:
     out = Detection(detector_state=dict(req.start.detector_state))
-    gaps = {f.entity: f for f in raw.gaps.findings}
+    gaps = GapQueue(raw.gaps.findings)
     families: tuple[tuple[str, Family], ...] = (
         ("kpis", detect_kpis), ("slos", detect_slos), ("gpu", detect_gpu), ("logs_traces", _logs_traces),
         ("drift", _drift))
     for name, family in families:
-        if name in gaps:  # the whole family failed while gathering
-            out.findings.append(gaps.pop(name))
+        out.findings.extend(gaps.take(name))  # the whole family failed while gathering
         try:
             family(raw, req, out, gaps)
         except Exception as e:  # reported as blindness, never as all clear
@@ -59,6 +78,7 @@ def detect(raw: RawSignals, req: DetectRequest) -> Detection:
             out.blind.append(f"detect_{name}: {type(e).__name__}: {e}")
             out.findings.append(no_data(req.model.name, name, f"internal error: {type(e).__name__}: {e}",
                                         req.window))
+    out.findings.extend(gaps.rest())
     return out
 
 
@@ -80,13 +100,13 @@ def _anomalies(sig: MetricSignal, direction: Direction, req: DetectRequest, out:
     out.detector_state[key] = state.to_dict()
 
 
-def detect_kpis(raw: RawSignals, req: DetectRequest, out: Detection, gaps: dict[str, Finding]) -> None:
+def detect_kpis(raw: RawSignals, req: DetectRequest, out: Detection, gaps: GapQueue) -> None:
     w, signals = req.window, {s.name: s for s in raw.kpis}
     recent = max(req.interval * 3, 300.0)
     for k in req.model.kpis:
         sig = signals.get(k.name)
         if sig is None:
-            out.findings.extend([gaps.pop(k.name)] if k.name in gaps else [])
+            out.findings.extend(gaps.take(k.name))
             continue
         kpi = KpiDetector(KpiParams(k.name, k.direction, k.drop_pct or req.policy.kpi_drop_critical_pct, recent,
                                     req.model.name))
@@ -98,12 +118,12 @@ def detect_kpis(raw: RawSignals, req: DetectRequest, out: Detection, gaps: dict[
         _anomalies(sig, k.direction, req, out)
 
 
-def detect_slos(raw: RawSignals, req: DetectRequest, out: Detection, gaps: dict[str, Finding]) -> None:
+def detect_slos(raw: RawSignals, req: DetectRequest, out: Detection, gaps: GapQueue) -> None:
     w, signals = req.window, {s.name: s for s in raw.slos}
     for slo in req.model.slos:
         sig = signals.get(slo.name)
         if sig is None:
-            out.findings.extend([gaps.pop(slo.name)] if slo.name in gaps else [])
+            out.findings.extend(gaps.take(slo.name))
             continue
         breach = SloDetector(SloParams(slo.name, slo.threshold, slo.comparison == "above", req.step, slo.unit,
                                        req.model.name)).score(NoState(), sig.series, w.start, w.t)
@@ -112,7 +132,7 @@ def detect_slos(raw: RawSignals, req: DetectRequest, out: Detection, gaps: dict[
         _anomalies(sig, Direction.UP if slo.comparison == "above" else Direction.DOWN, req, out)
 
 
-def detect_gpu(raw: RawSignals, req: DetectRequest, out: Detection, gaps: dict[str, Finding]) -> None:
+def detect_gpu(raw: RawSignals, req: DetectRequest, out: Detection, gaps: GapQueue) -> None:
     g, w = req.model.gpu, req.window
     if g is None:
         return
@@ -121,25 +141,23 @@ def detect_gpu(raw: RawSignals, req: DetectRequest, out: Detection, gaps: dict[s
               "kv_cache_ratio": GpuSignal("kv_cache_ratio", g.kv_cache_ratio),
               "requests_waiting": GpuSignal("requests_waiting", g.queue_waiting)}
     for name in gpu_queries(g.selector):
-        if f"gpu {name}" in gaps:
-            out.findings.append(gaps.pop(f"gpu {name}"))
+        out.findings.extend(gaps.take(f"gpu {name}"))
         series = raw.gpu.get(name)
         if series:
             gpu = GpuDetector(GpuParams(limits[name], g.min_duration, req.step, req.model.name))
             out.findings.extend(gpu.score(NoState(), series, w.start, w.t))
 
 
-def _logs_traces(raw: RawSignals, req: DetectRequest, out: Detection, gaps: dict[str, Finding]) -> None:
+def _logs_traces(raw: RawSignals, req: DetectRequest, out: Detection, gaps: GapQueue) -> None:
     result = detect_logs_traces(raw, req.model.name, req.window, req.start.detector_state)
     out.findings.extend(result.findings)
     out.detector_state.update(result.state)
     out.services = result.evidence
 
 
-def _drift(raw: RawSignals, req: DetectRequest, out: Detection, gaps: dict[str, Finding]) -> None:
+def _drift(raw: RawSignals, req: DetectRequest, out: Detection, gaps: GapQueue) -> None:
     for entity in ("samples", "training reference"):
-        if entity in gaps:
-            out.findings.append(gaps.pop(entity))
+        out.findings.extend(gaps.take(entity))
     if raw.samples is None or len(raw.samples) == 0 or raw.reference is None:
         return
     drift = detect_sample_drift(raw.samples, raw.reference, req.model, req.policy, req.window)

@@ -40,9 +40,10 @@ def stored_baseline(state: dict[str, Any], key: str, kind: type[LogState] | type
 def refit_needed(stored: dict[str, Any], incident_open: bool, *, logs: bool, traces: bool) -> bool:
     """Fit on the previous window when nothing is wrong, or when a configured source
     (`logs`: Loki, `traces`: Tempo) has no usable baseline yet."""
-    missing = ((logs and stored_baseline(stored, LOGS_KEY, LogState) is None)
-               or (traces and stored_baseline(stored, TRACES_KEY, TraceState) is None))
-    return missing or not incident_open
+    if not incident_open:
+        return True  # no need to read the stored ones: they are replaced
+    return ((logs and stored_baseline(stored, LOGS_KEY, LogState) is None)
+            or (traces and stored_baseline(stored, TRACES_KEY, TraceState) is None))
 
 
 def detect_logs_traces(raw: RawSignals, model: str, w: Window, stored: dict[str, Any]) -> LogTraceResult:

@@ -261,3 +261,16 @@ def test_log_and_trace_baselines_are_refitted_only_while_healthy_or_missing() ->
     assert not refit_needed(stored, incident_open=True, logs=True, traces=False)  # open: frozen before onset
     assert refit_needed(stored, incident_open=True, logs=True, traces=True)  # no trace baseline yet
     assert refit_needed({LOGS_KEY: {"state": {"garbage": 1}}}, incident_open=True, logs=True, traces=False)
+
+
+def test_a_kpi_and_an_slo_of_one_name_both_keep_their_gap_and_no_gap_is_dropped(cfg: Any) -> None:
+    def gap(entity: str) -> Finding:
+        return Finding(kind=FindingKind.NO_DATA, entity=entity, model=MODEL, value=0, threshold=1,
+                       window_start=W.start, window_end=W.t, onset=W.t)
+
+    m = cfg.model(MODEL).model_copy(update={"slos": [cfg.model(MODEL).slos[0].model_copy(update={"name": "ctr"})]})
+    raw = RawSignals()
+    for entity in ("ctr", "ctr", "something unforeseen"):
+        raw.gaps.add(gap(entity), f"{entity}: no series")
+    found = detect(raw, DetectRequest(m, cfg.policy_for(m), W, 60.0, 60.0, AnomalyTuning(), CycleStart()))
+    assert [f.entity for f in found.findings] == ["ctr", "ctr", "something unforeseen"]
