@@ -1,26 +1,22 @@
-"""Guarded rollback: move the registry alias back, audited before and after.
+"""What a rollback may do, decided without I/O: which version to go back to, and what to
+do with one layer (registry alias, serving layer) given what it serves now.
 
-The executor is idempotent: if the alias already points at the target it records a
-no-op instead of moving anything, so a retried API call or a replayed cycle cannot
-flip a model twice.
+The durable part (record the intent, act, verify, record the outcome, reconcile after a
+crash) is monitor/cycle/rollback_intents.py; it asks these functions at every step, so
+a retry, a restart and a second replica all decide the same way.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Protocol
-
-
-class AliasRegistry(Protocol):
-    def alias_version(self, name: str, alias: str) -> str | None: ...
-
-    def set_alias(self, name: str, alias: str, version: str) -> None: ...
+from typing import Any
 
 
 class ActionStatus(StrEnum):
     """The outcome of an action (a rollback), as stored, audited and shown."""
 
+    PENDING = "pending"  # the intent is recorded; acting, verifying or waiting to retry
     DONE = "done"
     DRY_RUN = "dry_run"
     NOOP = "noop"  # already there: nothing moved
@@ -39,35 +35,83 @@ class RollbackOutcome:
     detail: str = ""
 
 
-def execute_rollback(
-    registry: AliasRegistry,
-    *,
-    registry_name: str,
-    alias: str,
-    to_version: str,
-    dry_run: bool,
-    reason: str,
-    audit: AuditFn,
-) -> RollbackOutcome:
-    base = {"registry_name": registry_name, "alias": alias, "to_version": to_version, "reason": reason,
-            "dry_run": dry_run}
-    try:
-        current = registry.alias_version(registry_name, alias)
-    except Exception as e:  # the registry is down: say so, never pretend it worked
-        audit("rollback.failed", {**base, "error": f"cannot read alias: {e}"})
-        return RollbackOutcome(ActionStatus.FAILED, None, to_version, f"cannot read alias '{alias}': {e}")
-    if current == to_version:
-        audit("rollback.noop", {**base, "from_version": current})
-        return RollbackOutcome(ActionStatus.NOOP, current, to_version, f"'{alias}' already points at v{to_version}")
-    audit("rollback.requested", {**base, "from_version": current})
-    if dry_run:
-        audit("rollback.dry_run", {**base, "from_version": current})
-        return RollbackOutcome(ActionStatus.DRY_RUN, current, to_version,
-                               f"dry run: would move '{alias}' from v{current} to v{to_version}")
-    try:
-        registry.set_alias(registry_name, alias, to_version)
-    except Exception as e:
-        audit("rollback.failed", {**base, "from_version": current, "error": str(e)})
-        return RollbackOutcome(ActionStatus.FAILED, current, to_version, f"moving '{alias}' failed: {e}")
-    audit("rollback.done", {**base, "from_version": current})
-    return RollbackOutcome(ActionStatus.DONE, current, to_version, f"moved '{alias}' from v{current} to v{to_version}")
+# --------------------------------------------------------------------------- the target
+@dataclass(frozen=True)
+class TargetFacts:
+    """What the store knows when a rollback target is chosen."""
+
+    serving: str | None  # the version the alias points at now (as last seen)
+    known_good: list[str]  # versions that served cleanly, most recent first
+    blamed: dict[str, str]  # version -> why it is blamed (an open or recent incident, an earlier rollback)
+    deploy_previous: str | None = None  # the version before the last real deploy
+
+
+@dataclass(frozen=True)
+class TargetChoice:
+    version: str | None
+    reason: str  # why this version, or why none
+    forced: bool = False
+
+
+def choose_target(facts: TargetFacts, *, asked: str | None = None, force: bool = False,
+                  force_reason: str = "") -> TargetChoice:
+    """The version to roll back to.
+
+    Asked for: taken, unless an incident blames it; a blamed version needs `force` and a
+    reason. Not asked for: the most recent version that served cleanly, else the version
+    before the last deploy; never one that an open or recent incident blames (the alias's
+    previous value after a half-recorded rollback is exactly such a version)."""
+    if asked is not None:
+        why = facts.blamed.get(asked)
+        if why is None:
+            return TargetChoice(asked, f"v{asked} as asked")
+        if force and force_reason.strip():
+            return TargetChoice(asked, f"v{asked} forced although blamed ({why}): {force_reason}", forced=True)
+        return TargetChoice(None, f"v{asked} is blamed ({why}); moving to it needs force=true and a reason")
+    candidates = [*facts.known_good, *([facts.deploy_previous] if facts.deploy_previous else [])]
+    for v in candidates:
+        if v != facts.serving and v not in facts.blamed:
+            source = "last version known good" if v in facts.known_good else "the version before the last deploy"
+            return TargetChoice(v, f"v{v}: {source}")
+    if facts.serving is not None and facts.serving not in facts.blamed and facts.serving in candidates:
+        return TargetChoice(facts.serving, f"v{facts.serving} is already serving and known good")
+    skipped = ", ".join(f"v{v} ({facts.blamed[v]})" for v in dict.fromkeys(candidates) if v in facts.blamed)
+    return TargetChoice(None, "no version known good to roll back to" + (f"; blamed: {skipped}" if skipped else ""))
+
+
+def blamed_versions(incident_causes: Iterable[tuple[int, list[dict[str, Any]]]],
+                    rolled_back_from: Iterable[tuple[int, str]]) -> dict[str, str]:
+    """Versions not to roll back to: the best-ranked deploy suspect of each open or recent
+    incident, and each version a rollback moved away from. Inputs: (incident id, ranked
+    causes) pairs and (intent id, from_version) pairs."""
+    out: dict[str, str] = {}
+    for incident_id, causes in incident_causes:
+        deploys = [c for c in causes if c.get("kind") == "deploy"]
+        version = (deploys[0].get("evidence") or {}).get("version") if deploys else None
+        if version is not None:
+            out.setdefault(str(version), f"incident {incident_id} suspects its deploy")
+    for intent_id, version in rolled_back_from:
+        out.setdefault(version, f"rollback {intent_id} moved away from it")
+    return out
+
+
+# --------------------------------------------------------------------------- one layer
+class Move(StrEnum):
+    """What to do with one layer, from what it serves now."""
+
+    ALREADY = "already"  # it serves the target: nothing to do (a retry, or a crash after acting)
+    ACT = "act"  # it serves the version the intent moves away from: move it
+    SUPERSEDED = "superseded"  # it serves something else: someone moved it since; never touch it
+    UNKNOWN = "unknown"  # it cannot say: act only when the layer is known to be idempotent by key
+
+
+def decide_move(serving: str | None, from_version: str | None, to_version: str) -> Move:
+    """Compare-and-set: only a layer still on `from_version` is moved, so a restart or a
+    second replica never reverses a change somebody made after the intent was recorded."""
+    if serving == to_version:
+        return Move.ALREADY
+    if serving is None:
+        return Move.ACT if from_version is None else Move.UNKNOWN
+    if from_version is None or serving == from_version:
+        return Move.ACT
+    return Move.SUPERSEDED

@@ -143,14 +143,13 @@ def cmd_rollback(args: argparse.Namespace) -> int:
         print(f"unknown model {args.model!r}; configured: {', '.join(x.name for x in cfg.models)}", file=sys.stderr)
         return 64
     vigil = Vigil(cfg, notifiers={})
-    target = args.to_version
-    if target is None:
-        target = vigil.store.rollback_target(m.name)
-    if not target:
-        print("no previous version recorded: pass --to-version", file=sys.stderr)
+    now = time.time()
+    choice = vigil.operator.choose_target(m, now, asked=args.to_version, force=args.force, force_reason=args.reason)
+    if choice.version is None:
+        print(f"{choice.reason}: pass --to-version (and --force for a blamed version)", file=sys.stderr)
         return 64
-    outcome = vigil.operator.rollback(m, to_version=target, dry_run=args.dry_run, reason=args.reason,
-                             actor=f"cli:{args.actor}", incident_id=None, now=time.time())
+    outcome = vigil.operator.rollback(m, to_version=choice.version, dry_run=args.dry_run, reason=args.reason,
+                                      actor=f"cli:{args.actor}", incident_id=None, now=now, forced=choice.forced)
     print(json.dumps(outcome.__dict__))
     return 0 if outcome.status in (ActionStatus.DONE, ActionStatus.DRY_RUN, ActionStatus.NOOP) else 1
 
@@ -256,7 +255,9 @@ def _add_rollback(sub: _Subparsers) -> None:
     rb.add_argument("model", help="the model's name in vigil.yaml")
     rb.add_argument("--config", required=True, help=_CONFIG_HELP)
     rb.add_argument("--reason", required=True, help="why, in words (written to the audit log)")
-    rb.add_argument("--to-version", help="the version to serve (default: the one before the last deploy)")
+    rb.add_argument("--to-version", help="the version to serve (default: the last version known good, never "
+                                         "one an open or recent incident blames)")
+    rb.add_argument("--force", action="store_true", help="allow a --to-version an incident blames (audited)")
     rb.add_argument("--dry-run", action="store_true", help="audit and report what would change, move nothing")
     rb.add_argument("--actor", default="operator", help="who asks; audited as cli:ACTOR (default: operator)")
     rb.set_defaults(func=cmd_rollback)

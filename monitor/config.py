@@ -163,6 +163,13 @@ class RollbackPolicy(_Model):
     cooldown: Duration = 6 * 3600.0
     max_per_day: int = Field(2, ge=0)
     min_confidence: float = Field(0.6, ge=0, le=1)
+    # A version is "known good" (a default rollback target) after this many clean cycles:
+    # serving, no open incident, no source blind.
+    known_good_after_cycles: int = Field(30, ge=1)
+    # A version an incident suspected, or a rollback moved away from, is not a default
+    # target for this long; moving to it takes to_version, force and a reason.
+    blame_window: Duration = 7 * 86400.0
+    max_attempts: int = Field(10, ge=1)  # cycles a rollback retries an unreachable layer before it fails
 
 
 class PolicyConfig(_Model):

@@ -34,10 +34,13 @@ from monitor.cycle.detect_logs_traces import refit_needed
 from monitor.cycle.drift_report import DriftReports
 from monitor.cycle.gather import GatherRequest, Sources, gather
 from monitor.cycle.health import SourceHealth
+from monitor.cycle.known_good import record_clean
+from monitor.cycle.layers import AliasExecutor, Executor
 from monitor.cycle.logs_traces import LogTraceSources
 from monitor.cycle.messages import Links, OutboxWriter
 from monitor.cycle.plan import alert_rules, read_cycle_start, read_history
 from monitor.cycle.reference import ReferenceChooser
+from monitor.cycle.rollback_intents import RollbackRunner
 from monitor.cycle.samples import SampleReader
 from monitor.metrics import VigilMetrics
 from monitor.notifiers import default_notifiers, log_trace_clients
@@ -91,12 +94,25 @@ class Vigil:
                                                       else 50), c.sources.prometheus.step)
         self.outbox = OutboxWriter(self.store, self.notifiers, Links.from_config(c))
         self.deploys = DeployWatch(self.registry, self.health, self.store, self.outbox)
-        self.operator = Operator(c, self.store, self.registry, self.outbox, self.metrics)
+        self.rollbacks = RollbackRunner(self.store, self.layers, self.outbox, self.metrics)
+        self.operator = Operator(c, self.store, self.outbox, self.metrics, self.rollbacks)
         self.drift_reports = DriftReports(self.store, samples, self.references, c.schedule.lookback)
         self.sender = OutboxSender(self.store, self.notifiers, self.metrics)
 
     def now(self) -> float:
         return self.clock.now()
+
+    def layers(self, m: ModelConfig) -> list[Executor]:
+        """What a rollback of `m` moves, in order: the registry alias, then its serving layer."""
+        return [AliasExecutor(self.registry, m.alias)]
+
+    def reconcile(self, t: float | None = None) -> None:
+        """Finish rollbacks a crash or an outage left pending (start-up; each cycle does its own model)."""
+        for m in self.config.models:
+            try:
+                self.rollbacks.reconcile(m, self.clock.now() if t is None else t)
+            except Exception:  # an unreachable layer keeps the intent pending; the model's cycle retries it
+                log.exception("rollback reconcile failed", extra={"model": m.name})
 
     @property
     def sources(self) -> dict[str, SourceState]:
@@ -119,7 +135,9 @@ class Vigil:
         policy = self.config.policy_for(m)
         began = time.perf_counter()
         with self._model_locks[m.name]:  # one cycle per model at a time, whoever calls
-            serving, new_deploys = self.deploys.poll(m, t)
+            # Before the registry poll: a finished rollback is ours, not an external deploy.
+            self.rollbacks.reconcile(m, t)
+            serving, new_deploys = self.deploys.poll(m, t, hold=self.rollbacks.in_flight(m.name))
             start = read_cycle_start(self.store, m.name)
             w = self.window(m, t, start.onset)
             known = set(start.detector_state) if policy.anomaly_threshold < 1 else None
@@ -139,6 +157,8 @@ class Vigil:
             applied = apply_plan(self.store, self.outbox, m, plan, story.content,
                                  StateUpdate(history.slo_streaks, found.detector_state, t))
             rollback = None
+            if applied.status != IncidentStatus.OPEN and not blind:
+                record_clean(self.store, m.name, serving, t)
             if applied.status == IncidentStatus.OPEN and applied.incident_id is not None:
                 rollback = self.operator.follow_plan(m, applied.incident_id, plan, t)
                 if found.drift_columns and _has_drift(story.incident):

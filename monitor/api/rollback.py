@@ -49,7 +49,8 @@ RollbackLocksDep = Annotated[KeyedLocks, Depends(get_rollback_locks)]
 
 
 @router.post("/v1/models/{name}/rollback", response_model=RollbackResponse,
-             responses={401: {}, 403: {}, 404: {}, 409: {}, 422: {}})
+             responses={202: {"description": "recorded; a layer is unreachable and the rollback retries"},
+                        401: {}, 403: {}, 404: {}, 409: {}, 422: {}, 502: {}})
 def rollback(vigil: VigilDep, actor: ActorDep, m: ModelDep, body: RollbackRequest, response: Response,
              locks: RollbackLocksDep,
              idempotency_key: Annotated[str | None, Header(max_length=200)] = None) -> Any:
@@ -64,34 +65,39 @@ def rollback(vigil: VigilDep, actor: ActorDep, m: ModelDep, body: RollbackReques
                 response.headers["Idempotent-Replayed"] = "true"
                 response.status_code = prior.status_code
                 return prior.response
-        target = _target(vigil, m, body)
         now = time.time()
+        target, forced = _target(vigil, m, body, now)
         outcome = vigil.operator.rollback(m, to_version=target, dry_run=body.dry_run, reason=body.reason,
-                                 actor=actor, incident_id=_open_incident_id(vigil, m.name), now=now)
+                                          actor=actor, incident_id=_open_incident_id(vigil, m.name), now=now,
+                                          forced=forced)
         result = RollbackResponse(model=m.name, status=outcome.status, from_version=outcome.from_version,
                                   to_version=outcome.to_version, detail=outcome.detail, actor=actor, at=now)
         # A failed move changed nothing (or a retry finds the alias moved and records a
         # no-op), so only outcomes are kept: a client retrying after a registry outage
         # with the same key gets a real second attempt, not the stored 502.
-        if idempotency_key and outcome.status != "failed":
+        if idempotency_key and outcome.status not in ("failed", "pending"):
             vigil.store.save_idempotent_response(scope, idempotency_key, request_hash, 200, result.model_dump(), now)
     _announce(vigil, m.name)
     if outcome.status == "failed":
         return JSONResponse(status_code=502, content={"error": outcome.detail, **result.model_dump()})
+    if outcome.status == "pending":  # recorded and retrying (a layer is unreachable, or another is in flight)
+        return JSONResponse(status_code=202, content=result.model_dump())
     return result
 
 
-def _target(vigil: Vigil, m: ModelConfig, body: RollbackRequest) -> str:
-    """The version to roll back to: the one asked for, else the one before the last deploy."""
-    target = body.to_version or vigil.store.rollback_target(m.name)
-    if not target:
-        raise HTTPException(409, "no previous version is recorded for this model: give to_version")
+def _target(vigil: Vigil, m: ModelConfig, body: RollbackRequest, now: float) -> tuple[str, bool]:
+    """The version to roll back to, and whether it is forced: the one asked for (a blamed
+    one only with force), else the last version known good."""
+    choice = vigil.operator.choose_target(m, now, asked=body.to_version, force=body.force, force_reason=body.reason)
+    if choice.version is None:
+        raise HTTPException(409, choice.reason + ("" if body.to_version else "; give to_version"))
+    target = choice.version
     missing = _missing_version(vigil, m, target)
     if missing and body.to_version:
         raise FieldError("to_version", missing)
     if missing:
-        raise HTTPException(409, f"the version before the last deploy is gone: {missing}; give to_version")
-    return target
+        raise HTTPException(409, f"the default rollback target is gone: {missing}; give to_version")
+    return target, choice.forced
 
 
 def _missing_version(vigil: Vigil, m: ModelConfig, version: str) -> str | None:

@@ -15,13 +15,17 @@ from monitor.store.repository import IncidentRow
 class RollbackRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reason: str = Field(min_length=3, max_length=2000, description="Why: recorded in the audit log")
-    to_version: str | None = Field(None, pattern=r"^\d+$", description="Default: the version before the last deploy")
+    to_version: str | None = Field(
+        None, pattern=r"^\d+$",
+        description="Default: the last version known good (served cleanly), never one an open or recent "
+                    "incident blames")
     dry_run: bool = False
+    force: bool = Field(False, description="Needed, with the reason, to move to a version an incident blames")
 
 
 class RollbackResponse(BaseModel):
     model: str
-    status: Literal["done", "dry_run", "noop", "failed"]
+    status: Literal["done", "dry_run", "noop", "failed", "pending"]
     from_version: str | None
     to_version: str
     detail: str

@@ -8,16 +8,15 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from alerts.lifecycle import IncidentStatus
 from alerts.pipeline import AlertPlan
 from alerts.policy import Severity
-from alerts.rollback import ActionStatus, RollbackOutcome, execute_rollback
-from detectors.records import DeployEvent
+from alerts.rollback import ActionStatus, RollbackOutcome, TargetChoice, choose_target
 from monitor.config import ModelConfig, VigilConfig
+from monitor.cycle.known_good import target_facts
 from monitor.cycle.messages import OutboxWriter
 from monitor.cycle.plan import routes_of
+from monitor.cycle.rollback_intents import RollbackAsk, RollbackRunner
 from monitor.metrics import VigilMetrics
-from monitor.sources.registry import alias_tag, format_timestamp
 from monitor.store.repository import IncidentRow, Store
 
 log = logging.getLogger("vigil.actions")
@@ -25,9 +24,9 @@ SLACK_SILENCE_S = 4 * 3600.0
 
 
 class Operator:
-    def __init__(self, config: VigilConfig, store: Store, registry: Any, outbox: OutboxWriter,
-                 metrics: VigilMetrics) -> None:
-        self.config, self.store, self.registry, self.outbox, self.metrics = config, store, registry, outbox, metrics
+    def __init__(self, config: VigilConfig, store: Store, outbox: OutboxWriter, metrics: VigilMetrics,
+                 runner: RollbackRunner) -> None:
+        self.config, self.store, self.outbox, self.metrics, self.runner = config, store, outbox, metrics, runner
 
     # ------------------------------------------------------------------ rollback
     def follow_plan(self, m: ModelConfig, incident_id: int, plan: AlertPlan, t: float) -> dict[str, Any] | None:
@@ -40,10 +39,14 @@ class Operator:
             if plan.lifecycle.severity == Severity.CRITICAL and verdict.to_version:
                 self._record_refusal(m, incident_id, verdict.to_version, verdict.reason, verdict.dry_run, t)
             return None
-        assert verdict.to_version is not None
-        outcome = self.rollback(m, to_version=verdict.to_version, dry_run=verdict.dry_run,
+        choice = self.choose_target(m, t)
+        if choice.version is None:
+            self._record_refusal(m, incident_id, verdict.to_version or "?", choice.reason, verdict.dry_run, t)
+            return None
+        outcome = self.rollback(m, to_version=choice.version, dry_run=verdict.dry_run,
                                 reason=f"automatic: incident {incident_id}: {verdict.reason}", actor="vigil",
-                                incident_id=incident_id, now=t)
+                                incident_id=incident_id, now=t,
+                                max_attempts=self.config.policy_for(m).rollback.max_attempts)
         return {"status": outcome.status, "from_version": outcome.from_version, "to_version": outcome.to_version,
                 "detail": outcome.detail}
 
@@ -61,46 +64,17 @@ class Operator:
                          {"incident_id": incident_id, "reason": reason, "to_version": to_version}, now=t)
 
     def rollback(self, m: ModelConfig, *, to_version: str, dry_run: bool, reason: str, actor: str,
-                 incident_id: int | None, now: float) -> RollbackOutcome:
-        """Move the alias (or pretend to, in a dry run), with audit, action, deploy event and notifications."""
-        def audit(action: str, detail: dict[str, Any]) -> Any:
-            return self.store.audit(actor, action, f"model:{m.name}", {**detail, "incident_id": incident_id},
-                                    now=now)
+                 incident_id: int | None, now: float, forced: bool = False, max_attempts: int = 1
+                 ) -> RollbackOutcome:
+        """A rollback as a durable intent (monitor/cycle/rollback_intents.py)."""
+        return self.runner.request(RollbackAsk(m, to_version, reason, actor, incident_id, now, dry_run, forced,
+                                               max_attempts))
 
-        outcome = execute_rollback(self.registry, registry_name=m.registry, alias=m.alias, to_version=to_version,
-                                   dry_run=dry_run, reason=reason, audit=audit)
-        self.metrics.rollbacks.labels(m.name, outcome.status).inc()
-        with self.store.tx() as s:
-            self.store.add_action(s, model=m.name, kind="rollback", incident_id=incident_id,
-                                  from_version=outcome.from_version, to_version=outcome.to_version,
-                                  status=outcome.status, reason=reason, detail=outcome.detail, actor=actor,
-                                  dry_run=dry_run, at=now)
-            if outcome.status == ActionStatus.DONE:
-                self.store.add_deploy(s, DeployEvent(m.name, m.alias, to_version, outcome.from_version, now,
-                                                     "rollback"))
-                state = self.store.model_state(s, m.name)
-                state.alias_version = to_version
-                state.alias_seen_at = now
-                self._tag_alias_move(m, to_version, outcome.from_version, actor, now)
-            if outcome.status in (ActionStatus.DONE, ActionStatus.DRY_RUN):
-                self.outbox.rollback(s, m.name, {
-                    "model": m.name, "from_version": outcome.from_version, "to_version": outcome.to_version,
-                    "at": now, "status": outcome.status, "reason": reason, "dry_run": dry_run, "actor": actor,
-                    "detail": outcome.detail, "incident_id": incident_id}, now)
-            row = s.get(IncidentRow, incident_id) if incident_id is not None else None
-            if row is not None and row.status == IncidentStatus.OPEN:
-                self.outbox.incident(s, row, routes_of(m).channels(Severity(row.severity)), now)
-        log.info("rollback %s", outcome.status, extra={"model": m.name, "to_version": to_version, "actor": actor})
-        return outcome
-
-    def _tag_alias_move(self, m: ModelConfig, version: str, previous: str | None, actor: str, now: float) -> None:
-        """MLflow keeps no alias history: leave one on the version itself."""
-        try:
-            for field_name, value in (("set_at", format_timestamp(now)), ("previous", previous or ""),
-                                      ("set_by", actor)):
-                self.registry.set_version_tag(m.registry, version, alias_tag(m.alias, field_name), value)
-        except Exception:  # the move itself succeeded and is in our store and audit log
-            log.warning("could not tag alias move on the registry", extra={"model": m.name, "version": version})
+    def choose_target(self, m: ModelConfig, now: float, *, asked: str | None = None, force: bool = False,
+                      force_reason: str = "") -> TargetChoice:
+        rules = self.config.policy_for(m).rollback
+        return choose_target(target_facts(self.store, m.name, rules, now), asked=asked, force=force,
+                             force_reason=force_reason)
 
     # ------------------------------------------------------------------ people
     def acknowledge(self, incident_id: int, actor: str, now: float) -> IncidentRow:
@@ -141,11 +115,11 @@ class Operator:
             self.silence(row.id, actor, SLACK_SILENCE_S, "silenced from Slack", now)
             return f"Silenced incident {row.id} for 4 h."
         if action.action_id == "rollback":
-            deploys = [c for c in row.causes if c.get("kind") == "deploy"]
-            target = (deploys[0].get("evidence") or {}).get("previous_version") if deploys else None
-            if not target:
-                return "No previous version is known for this incident; use the rollback API with to_version."
-            outcome = self.rollback(self.config.model(row.model), to_version=str(target), dry_run=False,
+            m = self.config.model(row.model)
+            choice = self.choose_target(m, now)
+            if choice.version is None:
+                return f"No version to roll back to: {choice.reason}. Use the rollback API with to_version."
+            outcome = self.rollback(m, to_version=choice.version, dry_run=False,
                                     reason=f"Slack button on incident {row.id}", actor=actor, incident_id=row.id,
                                     now=now)
             return f"Rollback {outcome.status}: {outcome.detail}"

@@ -69,6 +69,7 @@ class OutboxWriter:
             self.store.enqueue(s, name, MessageKind.DEPLOY, f"deploy:{event.model}:{event.version}:{int(t)}",
                                payload, t)
 
-    def rollback(self, s: Session, model: str, payload: dict[str, Any], now: float) -> None:
+    def rollback(self, s: Session, model: str, payload: dict[str, Any], now: float, *, key: str) -> None:
+        """`key` names the rollback (its intent), so two in one second stay two messages."""
         for name in self.notifiers.taking(MessageKind.ROLLBACK):
-            self.store.enqueue(s, name, MessageKind.ROLLBACK, f"rollback:{model}:{int(now)}", payload, now)
+            self.store.enqueue(s, name, MessageKind.ROLLBACK, f"rollback:{model}:{key}", payload, now)

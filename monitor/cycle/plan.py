@@ -14,8 +14,10 @@ from detectors.records import Finding
 from monitor.config import ModelConfig, PolicyConfig
 from monitor.store.repository import IncidentRow, Store
 
-# An incident with one of these is not rolled back again.
-ROLLBACK_SETTLED = (ActionStatus.DONE, ActionStatus.DRY_RUN, ActionStatus.NOOP)
+# An incident with one of these is not rolled back again automatically: a pending one is
+# in flight (and retries itself), a failed one gave up or found the alias moved by someone.
+ROLLBACK_SETTLED = (ActionStatus.DONE, ActionStatus.DRY_RUN, ActionStatus.NOOP, ActionStatus.PENDING,
+                    ActionStatus.FAILED)
 
 
 def to_policy(p: PolicyConfig) -> Policy:

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from alerts.audit import GENESIS, AuditEntry, entry_hash
 from alerts.outbox import DeliveryResult, DeliveryStatus, MessageKind, OutboxMessage
 from detectors.records import DeployEvent, json_safe
+from monitor.store import intents
 from monitor.store.tables import (
     ActionRow,
     ActionStatus,
@@ -252,31 +253,40 @@ class Store:
         return [a.to_dict() for a in s.scalars(q)]
 
     def rollback_times(self, model: str) -> list[float]:
+        """When this model's rollbacks were asked for (intents pending or done): what the
+        guard's cool-down and daily cap count."""
         with self.tx() as s:
-            return list(s.scalars(select(ActionRow.at).where(
-                ActionRow.model == model, ActionRow.kind == "rollback", ActionRow.status == ActionStatus.DONE)))
+            return intents.counted_times(s, model)
 
     # ---------------------------------------------------------------- audit
     def audit(self, actor: str, action: str, target: str, detail: dict[str, Any], now: float | None = None
               ) -> AuditEntry:
         """Append one entry to the hash chain (in its own transaction, so it is on disk
         before the action it describes runs)."""
-        detail = json_safe(detail)
-        at = time.time() if now is None else now
         for _ in range(20):  # two writers racing for the same seq: the unique hash/PK makes one retry
             try:
                 with self.tx() as s:
-                    last = s.scalars(select(AuditRow).order_by(AuditRow.seq.desc()).limit(1)).first()
-                    seq = (last.seq + 1) if last else 1
-                    prev = last.hash if last else GENESIS
-                    h = entry_hash(prev, seq, at, actor, action, target, detail)
-                    row = AuditRow(seq=seq, at=at, actor=actor, action=action, target=target, detail=detail,
-                                   prev_hash=prev, hash=h)
-                    s.add(row)
-                return row.to_entry()
+                    return self.audit_in(s, actor, action, target, detail, now=now)
             except IntegrityError:
                 time.sleep(0.01)
         raise RuntimeError("could not append to the audit log after 20 attempts")
+
+    def audit_in(self, s: Session, actor: str, action: str, target: str, detail: dict[str, Any],
+                 now: float | None = None) -> AuditEntry:
+        """Append in the caller's transaction, so the entry commits with what it records (a
+        rollback's outcome): both or neither. A racing writer makes the commit fail, and the
+        caller's retry writes both again."""
+        detail = json_safe(detail)
+        at = time.time() if now is None else now
+        last = s.scalars(select(AuditRow).order_by(AuditRow.seq.desc()).limit(1)).first()
+        seq = (last.seq + 1) if last else 1
+        prev = last.hash if last else GENESIS
+        h = entry_hash(prev, seq, at, actor, action, target, detail)
+        row = AuditRow(seq=seq, at=at, actor=actor, action=action, target=target, detail=detail, prev_hash=prev,
+                       hash=h)
+        s.add(row)
+        s.flush()
+        return row.to_entry()
 
     def audit_entries(self, *, since_seq: int = 0, limit: int | None = None) -> list[AuditEntry]:
         with self.tx() as s:

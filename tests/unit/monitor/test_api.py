@@ -152,7 +152,7 @@ def test_rollback_of_an_unknown_model_is_404_listing_the_monitored_ones(tmp_path
 
 @pytest.mark.parametrize("body, field, words", [
     ({"to_version": "1"}, "reason", "missing"),
-    ({"reason": "ctr dropped", "force": True}, "force", "unknown field"),
+    ({"reason": "ctr dropped", "forced": True}, "forced", "unknown field"),
     ({"reason": "ctr dropped", "to_version": "v1"}, "to_version", "pattern"),
     ({"reason": "ctr dropped", "to_version": 1}, "to_version", "string"),
     ({"reason": "x"}, "reason", "at least 3"),
@@ -180,7 +180,8 @@ def test_a_registry_that_cannot_answer_fails_the_rollback_with_502(deployed):
     r = deployed.post(ROLLBACK, {"reason": "ctr dropped", "to_version": "1"})
     assert r.status_code == 502
     assert r.json()["status"] == "failed" and "connection refused" in r.json()["error"]
-    assert deployed.audit_actions() == ["rollback.failed"]
+    # The intent was recorded (from the last version seen), then failed: nothing moved.
+    assert deployed.audit_actions() == ["rollback.requested", "rollback.failed"]
 
 
 def test_rollback_without_a_known_previous_version_is_409(api):

@@ -22,10 +22,12 @@ from monitor.cycle.deliver import OutboxSender
 from monitor.cycle.detect import DetectRequest, detect
 from monitor.cycle.gather import GatherRequest, Sources, anomaly_key, gather
 from monitor.cycle.health import SourceHealth
+from monitor.cycle.layers import AliasExecutor
 from monitor.cycle.logs_traces import LogTraceSources
 from monitor.cycle.messages import Links, OutboxWriter
 from monitor.cycle.plan import CycleStart, next_streaks, read_cycle_start, read_history
 from monitor.cycle.reference import ReferenceChooser
+from monitor.cycle.rollback_intents import RollbackRunner
 from monitor.cycle.samples import SampleReader
 from monitor.metrics import VigilMetrics
 from monitor.store.repository import Store
@@ -221,7 +223,10 @@ def test_a_refused_rollback_is_recorded_and_audited_once(cfg: Any) -> None:
     incident = apply_plan(store, writer(store, cfg), cfg.model(MODEL), open_plan(), story.content,
                           StateUpdate({}, {}, T0)).incident_id
     assert incident is not None
-    op = Operator(cfg, store, serving_registry(), writer(store, cfg), VigilMetrics())
+    out, metrics = writer(store, cfg), VigilMetrics()
+    registry = serving_registry()
+    runner = RollbackRunner(store, lambda m: [AliasExecutor(registry, m.alias)], out, metrics)
+    op = Operator(cfg, store, out, metrics, runner)
     plan = AlertPlan(lifecycle=LifecycleDecision(Step.UPDATE, Severity.CRITICAL, True, 0),
                      rollback=RollbackVerdict(False, False, "disabled by policy", "1"))
     for t in (T0, T0 + 60):

@@ -1,0 +1,284 @@
+"""Stage 6, act: a rollback as a durable intent.
+
+    record the intent (committed)  ->  for each layer: read, move if still on `from`, verify
+    ->  record the outcome, the deploy event, the messages and the audit entry in one transaction
+
+A crash at any line leaves either no intent (nothing moved), or a pending intent that
+`reconcile` finishes at start-up and at the start of each of the model's cycles: layers
+already at the target are verified, not moved again; a layer somebody moved elsewhere
+since is left alone and the intent fails saying what was found. Moving only a layer that
+still serves `from_version` is what makes a retry, a restart or a second replica unable
+to repeat or reverse a rollback.
+
+A layer that cannot be reached keeps the intent pending (one message says so, not one
+per attempt) until it answers or `max_attempts` cycles have tried.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from alerts.lifecycle import IncidentStatus
+from alerts.policy import Severity
+from alerts.rollback import ActionStatus, Move, RollbackOutcome, decide_move
+from detectors.records import DeployEvent
+from monitor.config import ModelConfig
+from monitor.cycle.layers import Executor, ExecutorError, RollbackStep
+from monitor.cycle.messages import OutboxWriter
+from monitor.cycle.plan import routes_of
+from monitor.failpoints import failpoint
+from monitor.metrics import VigilMetrics
+from monitor.store.intents import RollbackIntentRow, add_intent, open_intents
+from monitor.store.repository import ActionRow, IncidentRow, Store
+
+log = logging.getLogger("vigil.rollback")
+
+HALF_WAY_ATTEMPTS = 10  # cycles a rollback keeps trying once some layer has moved
+Layers = Callable[[ModelConfig], list[Executor]]
+Fence = Callable[[Session, str], int | None]  # checks this replica still owns the model; its token
+
+
+def no_fence(_s: Session, _model: str) -> int | None:
+    return None
+
+
+@dataclass(frozen=True)
+class RollbackAsk:
+    """One rollback asked for, by Vigil's guard or by a person."""
+
+    model: ModelConfig
+    to_version: str
+    reason: str
+    actor: str
+    incident_id: int | None
+    now: float
+    dry_run: bool = False
+    forced: bool = False
+    # Cycles to keep trying an unreachable layer: Vigil's own rollbacks use the policy's
+    # max_attempts; a person's fails at once (1), unless a layer has already moved.
+    max_attempts: int = 1
+
+
+class RollbackRunner:
+    def __init__(self, store: Store, layers: Layers, outbox: OutboxWriter, metrics: VigilMetrics, *,
+                 fence: Fence = no_fence) -> None:
+        self.store, self.layers, self.outbox, self.metrics, self.fence = store, layers, outbox, metrics, fence
+
+    # ------------------------------------------------------------------ asking
+    def request(self, ask: RollbackAsk) -> RollbackOutcome:
+        """Record the intent, then drive it; a model has at most one rollback in flight."""
+        m = ask.model
+        layers = self.layers(m)
+        serving = self._serving_now(layers[0], m, ask.to_version)
+        already = self._all_at_target(layers, m, ask.to_version)
+        with self.store.tx() as s:
+            token = self.fence(s, m.name)
+            busy = open_intents(s, m.name)
+            if busy:
+                i = busy[0]
+                return RollbackOutcome(ActionStatus.PENDING, i.from_version, i.to_version,
+                                       f"rollback {i.id} (v{i.from_version} -> v{i.to_version}) is still in flight")
+            if ask.dry_run or already:
+                return self._record_without_intent(s, ask, serving, layers)
+            action = self.store.add_action(s, model=m.name, kind="rollback", incident_id=ask.incident_id,
+                                           from_version=serving, to_version=ask.to_version,
+                                           status=ActionStatus.PENDING, reason=ask.reason, detail="in flight",
+                                           actor=ask.actor, dry_run=False, at=ask.now)
+            intent = add_intent(s, model=m.name, incident_id=ask.incident_id, action_id=action.id,
+                                from_version=serving, to_version=ask.to_version,
+                                executors=[x.name for x in layers], fencing_token=token, actor=ask.actor,
+                                reason=ask.reason, forced=ask.forced, next_attempt_at=ask.now,
+                                max_attempts=ask.max_attempts,
+                                created_at=ask.now, updated_at=ask.now)
+            self.store.audit_in(s, ask.actor, "rollback.forced" if ask.forced else "rollback.requested",
+                                f"model:{m.name}", self._detail(intent), now=ask.now)
+            intent_id = intent.id
+        failpoint("rollback_after_intent")
+        return self.drive(intent_id, m, ask.now)
+
+    def _serving_now(self, alias: Executor, m: ModelConfig, to_version: str) -> str | None:
+        """The alias's version now; the last one seen when the registry cannot say (the intent
+        then records our best knowledge and the compare-and-set catches a difference)."""
+        try:
+            return alias.current(RollbackStep(m.name, m.registry, None, to_version, ""))
+        except ExecutorError:
+            with self.store.tx() as s:
+                return self.store.model_state(s, m.name).alias_version
+
+    @staticmethod
+    def _all_at_target(layers: list[Executor], m: ModelConfig, to_version: str) -> bool:
+        step = RollbackStep(m.name, m.registry, None, to_version, "")
+        try:
+            return all(x.current(step) == to_version for x in layers)
+        except ExecutorError:
+            return False
+
+    def _record_without_intent(self, s: Session, ask: RollbackAsk, serving: str | None, layers: list[Executor]
+                               ) -> RollbackOutcome:
+        """A dry run, or an alias already at the target: recorded, audited, nothing moves."""
+        m = ask.model
+        if ask.dry_run:
+            status, detail = ActionStatus.DRY_RUN, f"dry run: would move {_names(layers)} from v{serving} " \
+                                                   f"to v{ask.to_version}"
+        else:
+            status, detail = ActionStatus.NOOP, f"'{m.alias}' already points at v{ask.to_version}"
+        self.store.add_action(s, model=m.name, kind="rollback", incident_id=ask.incident_id, from_version=serving,
+                              to_version=ask.to_version, status=status, reason=ask.reason, detail=detail,
+                              actor=ask.actor, dry_run=ask.dry_run, at=ask.now)
+        detail_ = {"from_version": serving, "to_version": ask.to_version, "reason": ask.reason,
+                   "incident_id": ask.incident_id, "dry_run": ask.dry_run}
+        self.store.audit_in(s, ask.actor, "rollback.requested", f"model:{m.name}", detail_, now=ask.now)
+        self.store.audit_in(s, ask.actor, f"rollback.{status}", f"model:{m.name}", detail_, now=ask.now)
+        if status == ActionStatus.DRY_RUN:
+            self._announce(s, m, ask.incident_id, _payload(m, serving, ask.to_version, status, ask, detail),
+                           f"dry-run:{ask.incident_id}:{int(ask.now)}", ask.now)
+        self.metrics.rollbacks.labels(m.name, status).inc()
+        return RollbackOutcome(status, serving, ask.to_version, detail)
+
+    # ------------------------------------------------------------------ acting
+    def drive(self, intent_id: int, m: ModelConfig, now: float) -> RollbackOutcome:
+        """Take a pending intent as far as it goes now."""
+        with self.store.tx() as s:
+            intent = s.get(RollbackIntentRow, intent_id)
+            assert intent is not None
+            if intent.status != ActionStatus.PENDING:
+                return _outcome(intent)
+            self.fence(s, m.name)
+            step = RollbackStep(m.name, m.registry, intent.from_version, intent.to_version, intent.key)
+            todo = [x for x in self.layers(m) if x.name in intent.executors and x.name not in intent.steps_done]
+        try:
+            for layer in todo:
+                if not self._move(layer, step):
+                    found = layer.current(step)
+                    return self._finish(intent_id, m, now, ActionStatus.FAILED,
+                                        f"{layer.name} serves v{found}, neither v{step.from_version} nor "
+                                        f"v{step.to_version}: somebody moved it since; left alone")
+                self._step_done(intent_id, m, layer.name, now)
+        except ExecutorError as e:
+            return self._retry_later(intent_id, m, now, e)
+        return self._finish(intent_id, m, now, ActionStatus.DONE,
+                            f"moved {_names(self.layers(m))} from v{step.from_version} to v{step.to_version}"
+                            " and verified")
+
+    def _move(self, layer: Executor, step: RollbackStep) -> bool:
+        """Move one layer if it still serves `from`, then verify; False if somebody moved it elsewhere."""
+        move = decide_move(layer.current(step), step.from_version, step.to_version)
+        if move == Move.SUPERSEDED:
+            return False
+        if move != Move.ALREADY:
+            layer.apply(step)
+            failpoint("after_alias_move" if layer.name == "mlflow_alias" else "after_serving_change")
+        seen = layer.verify(step)
+        if not seen.ok:
+            raise ExecutorError(f"{layer.name} does not serve v{step.to_version} after the move: {seen.detail}",
+                                retryable=True)
+        return True
+
+    def _step_done(self, intent_id: int, m: ModelConfig, layer: str, now: float) -> None:
+        with self.store.tx() as s:
+            self.fence(s, m.name)
+            intent = s.get(RollbackIntentRow, intent_id)
+            assert intent is not None
+            intent.steps_done = [*intent.steps_done, layer]
+            intent.updated_at = now
+
+    def _retry_later(self, intent_id: int, m: ModelConfig, now: float, e: ExecutorError) -> RollbackOutcome:
+        with self.store.tx() as s:
+            self.fence(s, m.name)
+            intent = s.get(RollbackIntentRow, intent_id)
+            assert intent is not None
+            intent.attempts += 1
+            # Once a layer has moved, stopping half-way helps no one: keep going to the end.
+            limit = max(intent.max_attempts, HALF_WAY_ATTEMPTS) if intent.steps_done else intent.max_attempts
+            if not e.retryable or intent.attempts >= limit:
+                tried = f" after {intent.attempts} attempts" if e.retryable and limit > 1 else ""
+                return self._finish_in(s, intent, m, now, ActionStatus.FAILED, f"gave up{tried}: {e.detail}")
+            first_failure = not intent.detail
+            intent.detail, intent.updated_at = e.detail, now
+            action = s.get(ActionRow, intent.action_id) if intent.action_id else None
+            if action is not None:
+                action.detail = f"retrying (attempt {intent.attempts} of {limit}): {e.detail}"
+            if first_failure:  # once, not per attempt: people learn it is stuck, then its outcome
+                self._update_incident(s, m, intent.incident_id, now)
+            outcome = _outcome(intent)
+        log.warning("rollback attempt failed", extra={"model": m.name, "intent": intent_id, "error": e.detail})
+        return outcome
+
+    def _finish(self, intent_id: int, m: ModelConfig, now: float, status: ActionStatus, detail: str
+                ) -> RollbackOutcome:
+        with self.store.tx() as s:
+            self.fence(s, m.name)
+            intent = s.get(RollbackIntentRow, intent_id)
+            assert intent is not None
+            return self._finish_in(s, intent, m, now, status, detail)
+
+    def _finish_in(self, s: Session, intent: RollbackIntentRow, m: ModelConfig, now: float, status: ActionStatus,
+                   detail: str) -> RollbackOutcome:
+        """The outcome, its deploy event, messages and audit entry: one transaction."""
+        intent.status, intent.detail, intent.updated_at = status, detail, now
+        action = s.get(ActionRow, intent.action_id) if intent.action_id else None
+        if action is not None:
+            action.status, action.detail = status, detail
+        if status == ActionStatus.DONE:
+            self.store.add_deploy(s, DeployEvent(m.name, m.alias, intent.to_version, intent.from_version, now,
+                                                 "rollback"))
+            state = self.store.model_state(s, m.name)
+            state.alias_version, state.alias_seen_at = intent.to_version, now
+            ask = RollbackAsk(m, intent.to_version, intent.reason, intent.actor, intent.incident_id, now)
+            self._announce(s, m, intent.incident_id,
+                           _payload(m, intent.from_version, intent.to_version, status, ask, detail),
+                           f"intent:{intent.id}", now)
+        else:
+            self._update_incident(s, m, intent.incident_id, now)
+        self.store.audit_in(s, intent.actor, f"rollback.{status}", f"model:{m.name}",
+                            {**self._detail(intent), "detail": detail}, now=now)
+        self.metrics.rollbacks.labels(m.name, status).inc()
+        log.info("rollback %s", status, extra={"model": m.name, "intent": intent.id, "detail": detail})
+        return _outcome(intent)
+
+    # ------------------------------------------------------------------ after a crash
+    def reconcile(self, m: ModelConfig, now: float) -> list[RollbackOutcome]:
+        """Finish what a crash, an outage or another replica left pending for this model."""
+        with self.store.tx() as s:
+            ids = [i.id for i in open_intents(s, m.name)]
+        return [self.drive(i, m, now) for i in ids]
+
+    def in_flight(self, model: str) -> bool:
+        with self.store.tx() as s:
+            return bool(open_intents(s, model))
+
+    # ------------------------------------------------------------------ messages
+    def _announce(self, s: Session, m: ModelConfig, incident_id: int | None, payload: dict[str, Any], key: str,
+                  now: float) -> None:
+        self.outbox.rollback(s, m.name, payload, now, key=key)
+        self._update_incident(s, m, incident_id, now)
+
+    def _update_incident(self, s: Session, m: ModelConfig, incident_id: int | None, now: float) -> None:
+        row = s.get(IncidentRow, incident_id) if incident_id is not None else None
+        if row is not None and row.status == IncidentStatus.OPEN:
+            self.outbox.incident(s, row, routes_of(m).channels(Severity(row.severity)), now)
+
+    @staticmethod
+    def _detail(intent: RollbackIntentRow) -> dict[str, Any]:
+        return {"intent_id": intent.id, "incident_id": intent.incident_id, "from_version": intent.from_version,
+                "to_version": intent.to_version, "executors": intent.executors, "reason": intent.reason,
+                "forced": intent.forced, "fencing_token": intent.fencing_token}
+
+
+def _names(layers: list[Executor]) -> str:
+    return " + ".join(x.name for x in layers)
+
+
+def _outcome(intent: RollbackIntentRow) -> RollbackOutcome:
+    return RollbackOutcome(intent.status, intent.from_version, intent.to_version, intent.detail)
+
+
+def _payload(m: ModelConfig, from_version: str | None, to_version: str, status: ActionStatus, ask: RollbackAsk,
+             detail: str) -> dict[str, Any]:
+    return {"model": m.name, "from_version": from_version, "to_version": to_version, "at": ask.now,
+            "status": status, "reason": ask.reason, "dry_run": ask.dry_run, "actor": ask.actor, "detail": detail,
+            "incident_id": ask.incident_id}

@@ -1,0 +1,116 @@
+"""Rollback intents and known-good versions: the tables that make a rollback crash-safe.
+
+An intent is written (and committed) before anything moves: model, incident, from and
+to version, the layers to move (executors), the fencing token of the replica that owns
+the model. Acting, verifying and recording the outcome update the same row, so after a
+crash at any line the row says what was meant and how far it got, and start-up (or the
+next cycle) finishes it against what the registry and the serving layer say.
+
+Known-good versions are recorded when a version serves a cycle cleanly (no open
+incident, nothing blind); a default rollback goes back to the most recent of them.
+
+New tables only: stores made before these existed gain them through `create_all`.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from alerts.rollback import ActionStatus
+from monitor.store.tables import Base, _status_column
+
+# States an intent moves through; only PENDING is unfinished.
+OPEN_STATES = (ActionStatus.PENDING,)
+# States the guard counts as a rollback (its cool-down and daily cap).
+COUNTED_STATES = (ActionStatus.PENDING, ActionStatus.DONE)
+
+
+class RollbackIntentRow(Base):
+    __tablename__ = "rollback_intents"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model: Mapped[str] = mapped_column(String(100))
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"))
+    action_id: Mapped[int | None] = mapped_column(Integer)  # the row shown in messages and the API
+    from_version: Mapped[str | None] = mapped_column(String(40))
+    to_version: Mapped[str] = mapped_column(String(40))
+    executors: Mapped[list[Any]] = mapped_column(JSON)  # layer names, moved in this order
+    steps_done: Mapped[list[Any]] = mapped_column(JSON, default=list)  # layers verified at to_version
+    fencing_token: Mapped[int | None] = mapped_column(Integer)
+    actor: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text)
+    forced: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[ActionStatus] = mapped_column(_status_column(ActionStatus))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # A person's request fails at its first unreachable layer (they are there to retry);
+    # Vigil's own keeps trying for the policy's max_attempts cycles.
+    max_attempts: Mapped[int] = mapped_column(Integer, default=1)
+    next_attempt_at: Mapped[float] = mapped_column(Float)
+    detail: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+    __table_args__ = (Index("ix_rollback_intents_model_status", "model", "status"),)
+
+    @property
+    def key(self) -> str:
+        """The idempotency key every layer sees for this intent, across retries and replicas."""
+        return f"vigil-rollback-{self.id}"
+
+
+class KnownGoodRow(Base):
+    __tablename__ = "known_good_versions"
+    model: Mapped[str] = mapped_column(String(100), primary_key=True)
+    version: Mapped[str] = mapped_column(String(40), primary_key=True)
+    clean_cycles: Mapped[int] = mapped_column(Integer, default=0)
+    first_clean_at: Mapped[float] = mapped_column(Float)
+    last_clean_at: Mapped[float] = mapped_column(Float)
+
+
+def add_intent(s: Session, **fields: Any) -> RollbackIntentRow:
+    row = RollbackIntentRow(status=ActionStatus.PENDING, attempts=0, steps_done=[], detail="", **fields)
+    s.add(row)
+    s.flush()
+    return row
+
+
+def open_intents(s: Session, model: str | None = None) -> list[RollbackIntentRow]:
+    q = select(RollbackIntentRow).where(RollbackIntentRow.status.in_(OPEN_STATES))
+    if model is not None:
+        q = q.where(RollbackIntentRow.model == model)
+    return list(s.scalars(q.order_by(RollbackIntentRow.id)))
+
+
+def intents_for_incident(s: Session, incident_id: int) -> list[RollbackIntentRow]:
+    q = select(RollbackIntentRow).where(RollbackIntentRow.incident_id == incident_id)
+    return list(s.scalars(q.order_by(RollbackIntentRow.id)))
+
+
+def counted_times(s: Session, model: str) -> list[float]:
+    """When this model's rollbacks were asked for: pending ones count, so a rollback
+    whose outcome a crash left unrecorded still uses up the cool-down and the cap."""
+    q = select(RollbackIntentRow.created_at).where(RollbackIntentRow.model == model,
+                                                   RollbackIntentRow.status.in_(COUNTED_STATES))
+    return list(s.scalars(q))
+
+
+def rolled_back_from(s: Session, model: str, since: float) -> list[tuple[int, str]]:
+    q = select(RollbackIntentRow.id, RollbackIntentRow.from_version).where(
+        RollbackIntentRow.model == model, RollbackIntentRow.status.in_(COUNTED_STATES),
+        RollbackIntentRow.created_at >= since, RollbackIntentRow.from_version.is_not(None))
+    return [(i, str(v)) for i, v in s.execute(q)]
+
+
+def mark_clean(s: Session, model: str, version: str, now: float) -> None:
+    row = s.get(KnownGoodRow, (model, version))
+    if row is None:
+        s.add(KnownGoodRow(model=model, version=version, clean_cycles=1, first_clean_at=now, last_clean_at=now))
+    else:
+        row.clean_cycles += 1
+        row.last_clean_at = max(row.last_clean_at, now)
+
+
+def known_good(s: Session, model: str, min_cycles: int) -> list[str]:
+    """Versions that served at least `min_cycles` clean cycles, most recently clean first."""
+    q = select(KnownGoodRow.version).where(KnownGoodRow.model == model, KnownGoodRow.clean_cycles >= min_cycles)
+    return list(s.scalars(q.order_by(KnownGoodRow.last_clean_at.desc())))

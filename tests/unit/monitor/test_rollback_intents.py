@@ -1,0 +1,137 @@
+"""Rollback as a durable intent (issue 11, rows 1 and 5): a crash between moving the
+alias and recording it, and a registry outage in the middle of a rollback."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from alerts.outbox import MessageKind
+from monitor.failpoints import ENV, FailPointError
+from monitor.vigil import Vigil
+from tests.helpers_vigil import MODEL, T0, incident_prometheus, make_config, make_vigil, serving_registry
+
+BAD_FROM = T0 - 300
+
+
+def deployed(tmp_path: Path, **policy: Any) -> tuple[Vigil, Any]:
+    """v1 served for a month; v2 took the alias 15 min before the first cycle that sees the damage."""
+    cfg = make_config(tmp_path, policy={"slo_consecutive_cycles": 2, "resolve_after_cycles": 2, **policy})
+    reg = serving_registry()
+    vigil = make_vigil(cfg, registry=reg, prometheus=incident_prometheus(bad_from=BAD_FROM))
+    vigil.run_cycle(MODEL, T0 - 1200)
+    reg.aliases[(MODEL, "champion")] = "2"
+    for t in (T0 - 900, T0 - 600, T0 - 300):
+        vigil.run_cycle(MODEL, t)
+    return vigil, reg
+
+
+def incident_rows(vigil: Vigil) -> list[Any]:
+    return [r for r in vigil.store.outbox_for_prefix("incident:1")]
+
+
+def test_a_crash_after_the_alias_move_is_finished_at_the_next_cycle(tmp_path, monkeypatch):
+    vigil, reg = deployed(tmp_path)
+    monkeypatch.setenv(ENV, "after_alias_move=raise")
+    with pytest.raises(FailPointError):
+        vigil.run_cycle(MODEL, T0)  # critical, blamed on v2: the alias moves, then the process "dies"
+    monkeypatch.delenv(ENV)
+    assert reg.aliases[(MODEL, "champion")] == "1"
+
+    vigil.run_cycle(MODEL, T0 + 60)
+    [action] = vigil.store.actions(model=MODEL)
+    assert (action.status, action.from_version, action.to_version) == ("done", "2", "1")
+    assert reg.moves == [(MODEL, "champion", "1")]  # moved once, never again
+    # Vigil's own move, not an external deploy:
+    assert [d.source for d in vigil.store.deploys(MODEL)][-1] == "rollback"
+    assert "registry" not in [d.source for d in vigil.store.deploys(MODEL) if d.at >= T0]
+    audit = [e.action for e in vigil.store.audit_entries()]
+    assert audit.count("rollback.requested") == 1 and audit.count("rollback.done") == 1
+    # The guard counts it: cool-down and daily cap see one rollback.
+    assert len(vigil.store.rollback_times(MODEL)) == 1
+    # The incident message now shows the rollback done (so no "Roll back" button is offered).
+    last = [r for r in incident_rows(vigil) if r.kind == MessageKind.INCIDENT][-1]
+    assert [a["status"] for a in last.payload["actions"]] == ["done"]
+
+
+def test_after_a_half_recorded_rollback_a_default_manual_rollback_never_goes_to_the_bad_version(tmp_path,
+                                                                                             monkeypatch):
+    vigil, reg = deployed(tmp_path)
+    monkeypatch.setenv(ENV, "after_alias_move=raise")
+    with pytest.raises(FailPointError):
+        vigil.run_cycle(MODEL, T0)
+    monkeypatch.delenv(ENV)
+    m = vigil.config.model(MODEL)
+    # Before any reconcile: the default target must not be v2, which the open incident blames.
+    choice = vigil.operator.choose_target(m, T0 + 30)
+    assert choice.version != "2"
+    out = vigil.operator.rollback(m, to_version=choice.version or "1", dry_run=False, reason="on-call",
+                                  actor="api:test", incident_id=None, now=T0 + 30)
+    assert out.to_version == "1" and reg.aliases[(MODEL, "champion")] == "1"
+    assert reg.moves == [(MODEL, "champion", "1")]
+    # Explicitly to v2: refused without force, audited as forced with it.
+    assert vigil.operator.choose_target(m, T0 + 40, asked="2").version is None
+    forced = vigil.operator.choose_target(m, T0 + 40, asked="2", force=True, force_reason="v2 is fine after all")
+    assert forced.version == "2" and forced.forced
+
+
+def test_a_registry_outage_mid_rollback_retries_without_resending_the_incident(tmp_path):
+    vigil, reg = deployed(tmp_path)
+    reg.fail_set_alias = "MLflow answered 503"
+    for i in range(4):
+        vigil.run_cycle(MODEL, T0 + 60 * i)
+    [action] = vigil.store.actions(model=MODEL)
+    assert action.status == "pending" and "MLflow answered 503" in action.detail
+    rows = incident_rows(vigil)
+    # Opened (owner + on-call), plus one update each saying the rollback is stuck: not one per attempt.
+    assert len(rows) == 4, [(r.key, r.payload.get("actions")) for r in rows]
+
+    reg.fail_set_alias = None
+    vigil.run_cycle(MODEL, T0 + 300)
+    [action] = vigil.store.actions(model=MODEL)
+    assert action.status == "done" and reg.moves == [(MODEL, "champion", "1")]
+    assert len(incident_rows(vigil)) == 6  # and one update each with the outcome
+    rollback_msgs = [r for r in vigil.store.outbox_for_prefix(f"rollback:{MODEL}")]
+    assert len(rollback_msgs) == len(vigil.notifiers.taking(MessageKind.ROLLBACK))
+
+
+def test_an_alias_moved_by_someone_else_meanwhile_is_left_alone(tmp_path):
+    vigil, reg = deployed(tmp_path)
+    reg.fail_set_alias = "MLflow answered 503"
+    vigil.run_cycle(MODEL, T0)
+    reg.fail_set_alias = None
+    reg.aliases[(MODEL, "champion")] = "3"  # a human deployed a fix while the rollback waited
+    reg.add_version(MODEL, "3", created_at=T0)
+    vigil.run_cycle(MODEL, T0 + 60)
+    [action] = vigil.store.actions(model=MODEL)
+    assert action.status == "failed" and "serves v3" in action.detail and "left alone" in action.detail
+    assert reg.aliases[(MODEL, "champion")] == "3" and reg.moves == []
+
+
+def test_a_rollback_that_keeps_failing_gives_up_after_max_attempts(tmp_path):
+    vigil, reg = deployed(tmp_path, rollback={"max_attempts": 3})
+    reg.fail_set_alias = "MLflow answered 503"
+    for i in range(5):
+        vigil.run_cycle(MODEL, T0 + 60 * i)
+    [action] = vigil.store.actions(model=MODEL)
+    assert action.status == "failed" and "gave up after 3 attempts" in action.detail
+    assert reg.moves == []
+
+
+def test_start_up_reconciles_a_pending_intent(tmp_path, monkeypatch):
+    vigil, reg = deployed(tmp_path)
+    monkeypatch.setenv(ENV, "rollback_after_intent=raise")
+    with pytest.raises(FailPointError):
+        vigil.run_cycle(MODEL, T0)  # intent recorded, nothing moved yet
+    monkeypatch.delenv(ENV)
+    assert reg.moves == [] and vigil.store.actions(model=MODEL)[0].status == "pending"
+    vigil.reconcile(T0 + 5)
+    assert vigil.store.actions(model=MODEL)[0].status == "done" and reg.moves == [(MODEL, "champion", "1")]
+
+
+def test_the_guard_counts_a_pending_rollback(tmp_path):
+    vigil, reg = deployed(tmp_path)
+    reg.fail_set_alias = "MLflow answered 503"
+    vigil.run_cycle(MODEL, T0)
+    assert len(vigil.store.rollback_times(MODEL)) == 1
