@@ -134,6 +134,7 @@ def cmd_dashboards(args: argparse.Namespace) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
+    from monitor.cycle.rollback_intents import RollbackAsk
     from monitor.vigil import Vigil
 
     cfg = _load(args.config)
@@ -148,8 +149,8 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     if choice.version is None:
         print(f"{choice.reason}: pass --to-version (and --force for a blamed version)", file=sys.stderr)
         return 64
-    outcome = vigil.operator.rollback(m, to_version=choice.version, dry_run=args.dry_run, reason=args.reason,
-                                      actor=f"cli:{args.actor}", incident_id=None, now=now, forced=choice.forced)
+    outcome = vigil.operator.rollback(RollbackAsk(m, choice.version, args.reason, f"cli:{args.actor}", None, now,
+                                                  dry_run=args.dry_run, forced=choice.forced))
     print(json.dumps(outcome.__dict__))
     return 0 if outcome.status in (ActionStatus.DONE, ActionStatus.DRY_RUN, ActionStatus.NOOP) else 1
 

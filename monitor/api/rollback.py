@@ -20,6 +20,7 @@ from monitor.api.deps import ActorDep, ModelDep, VigilDep
 from monitor.api.errors import FieldError
 from monitor.api.schemas import RollbackRequest, RollbackResponse
 from monitor.config import ModelConfig
+from monitor.cycle.rollback_intents import RollbackAsk
 from monitor.sources.registry import ModelNotFound
 from monitor.vigil import Vigil
 
@@ -67,9 +68,9 @@ def rollback(vigil: VigilDep, actor: ActorDep, m: ModelDep, body: RollbackReques
                 return prior.response
         now = time.time()
         target, forced = _target(vigil, m, body, now)
-        outcome = vigil.operator.rollback(m, to_version=target, dry_run=body.dry_run, reason=body.reason,
-                                          actor=actor, incident_id=_open_incident_id(vigil, m.name), now=now,
-                                          forced=forced)
+        outcome = vigil.operator.rollback(RollbackAsk(m, target, body.reason, actor,
+                                                      _open_incident_id(vigil, m.name), now, dry_run=body.dry_run,
+                                                      forced=forced))
         result = RollbackResponse(model=m.name, status=outcome.status, from_version=outcome.from_version,
                                   to_version=outcome.to_version, detail=outcome.detail, actor=actor, at=now)
         # A failed move changed nothing (or a retry finds the alias moved and records a

@@ -43,10 +43,9 @@ class Operator:
         if choice.version is None:
             self._record_refusal(m, incident_id, verdict.to_version or "?", choice.reason, verdict.dry_run, t)
             return None
-        outcome = self.rollback(m, to_version=choice.version, dry_run=verdict.dry_run,
-                                reason=f"automatic: incident {incident_id}: {verdict.reason}", actor="vigil",
-                                incident_id=incident_id, now=t,
-                                max_attempts=self.config.policy_for(m).rollback.max_attempts)
+        outcome = self.rollback(RollbackAsk(m, choice.version, f"automatic: incident {incident_id}: {verdict.reason}",
+                                            "vigil", incident_id, t, dry_run=verdict.dry_run,
+                                            max_attempts=self.config.policy_for(m).rollback.max_attempts))
         return {"status": outcome.status, "from_version": outcome.from_version, "to_version": outcome.to_version,
                 "detail": outcome.detail}
 
@@ -63,12 +62,9 @@ class Operator:
         self.store.audit("vigil", "rollback.refused", f"model:{m.name}",
                          {"incident_id": incident_id, "reason": reason, "to_version": to_version}, now=t)
 
-    def rollback(self, m: ModelConfig, *, to_version: str, dry_run: bool, reason: str, actor: str,
-                 incident_id: int | None, now: float, forced: bool = False, max_attempts: int = 1
-                 ) -> RollbackOutcome:
+    def rollback(self, ask: RollbackAsk) -> RollbackOutcome:
         """A rollback as a durable intent (monitor/cycle/rollback_intents.py)."""
-        return self.runner.request(RollbackAsk(m, to_version, reason, actor, incident_id, now, dry_run, forced,
-                                               max_attempts))
+        return self.runner.request(ask)
 
     def choose_target(self, m: ModelConfig, now: float, *, asked: str | None = None, force: bool = False,
                       force_reason: str = "") -> TargetChoice:
@@ -119,8 +115,7 @@ class Operator:
             choice = self.choose_target(m, now)
             if choice.version is None:
                 return f"No version to roll back to: {choice.reason}. Use the rollback API with to_version."
-            outcome = self.rollback(m, to_version=choice.version, dry_run=False,
-                                    reason=f"Slack button on incident {row.id}", actor=actor, incident_id=row.id,
-                                    now=now)
+            outcome = self.rollback(RollbackAsk(m, choice.version, f"Slack button on incident {row.id}", actor,
+                                                row.id, now))
             return f"Rollback {outcome.status}: {outcome.detail}"
         return f"Unknown action {action.action_id!r}."

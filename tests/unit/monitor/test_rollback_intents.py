@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from alerts.outbox import MessageKind
+from monitor.cycle.rollback_intents import RollbackAsk
 from monitor.failpoints import ENV, FailPointError
 from monitor.vigil import Vigil
 from tests.helpers_vigil import MODEL, T0, incident_prometheus, make_config, make_vigil, serving_registry
@@ -66,8 +67,7 @@ def test_after_a_half_recorded_rollback_a_default_manual_rollback_never_goes_to_
     # Before any reconcile: the default target must not be v2, which the open incident blames.
     choice = vigil.operator.choose_target(m, T0 + 30)
     assert choice.version != "2"
-    out = vigil.operator.rollback(m, to_version=choice.version or "1", dry_run=False, reason="on-call",
-                                  actor="api:test", incident_id=None, now=T0 + 30)
+    out = vigil.operator.rollback(RollbackAsk(m, choice.version or "1", "on-call", "api:test", None, T0 + 30))
     assert out.to_version == "1" and reg.aliases[(MODEL, "champion")] == "1"
     assert reg.moves == [(MODEL, "champion", "1")]
     # Explicitly to v2: refused without force, audited as forced with it.
