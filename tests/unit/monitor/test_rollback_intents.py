@@ -2,10 +2,14 @@
 alias and recording it, and a registry outage in the middle of a rollback."""
 from __future__ import annotations
 
+import sqlite3
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from alerts.outbox import MessageKind
 from monitor.cycle.rollback_intents import RollbackAsk
@@ -135,3 +139,34 @@ def test_the_guard_counts_a_pending_rollback(tmp_path):
     reg.fail_set_alias = "MLflow answered 503"
     vigil.run_cycle(MODEL, T0)
     assert len(vigil.store.rollback_times(MODEL)) == 1
+
+
+def test_a_store_locked_past_its_timeout_after_the_alias_move_loses_nothing(tmp_path, monkeypatch):
+    """Row 1's other half: a writer holds the SQLite store for longer than the 10 s busy
+    timeout right after the alias moved, so recording the outcome fails."""
+    vigil, reg = deployed(tmp_path)
+    db = str(tmp_path / "vigil.db")
+    held = threading.Event()
+
+    def hold_the_store() -> None:
+        while not reg.moves:
+            time.sleep(0.01)
+        con = sqlite3.connect(db, timeout=1, isolation_level=None)
+        con.execute("BEGIN IMMEDIATE")
+        held.set()
+        time.sleep(11)
+        con.execute("ROLLBACK")
+        con.close()
+
+    holder = threading.Thread(target=hold_the_store, daemon=True)
+    holder.start()
+    monkeypatch.setenv(ENV, "after_alias_move=sleep:0.5")  # let the holder take the lock first
+    with pytest.raises(OperationalError, match="locked"):
+        vigil.run_cycle(MODEL, T0)
+    monkeypatch.delenv(ENV)
+    assert held.is_set()
+    holder.join(timeout=15)
+    vigil.run_cycle(MODEL, T0 + 60)
+    [action] = vigil.store.actions(model=MODEL)
+    assert action.status == "done" and reg.moves == [(MODEL, "champion", "1")]
+    assert [d.source for d in vigil.store.deploys(MODEL) if d.at >= T0] == ["rollback"]
