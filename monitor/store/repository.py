@@ -22,6 +22,7 @@ from alerts.audit import GENESIS, AuditEntry, entry_hash
 from alerts.outbox import DeliveryResult, DeliveryStatus, MessageKind, OutboxMessage
 from detectors.records import DeployEvent, json_safe
 from monitor.store import intents
+from monitor.store import leases as leases  # registers the lease tables on Base for create_all
 from monitor.store.tables import (
     ActionRow,
     ActionStatus,
