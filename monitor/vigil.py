@@ -78,6 +78,7 @@ class Vigil:
         self.anomaly_tuning = AnomalyTuning()  # one configuration for every series
         self._model_locks = {m.name: threading.Lock() for m in config.models}
         self.last_cycle: dict[str, CycleReport] = {}
+        self.fence: Any = None  # set by the daemon when replicas share the store (monitor/replicas)
 
     def _wire(self) -> None:
         c = self.config
@@ -129,7 +130,15 @@ class Vigil:
         return Window(t=t, start=start, baseline_start=baseline_end - sched.baseline, baseline_end=baseline_end)
 
     # ------------------------------------------------------------------ the cycle
-    def run_cycle(self, model: str, t: float | None = None) -> CycleReport:
+    def run_cycle(self, model: str, t: float | None = None, *, token: int | None = None) -> CycleReport:
+        """One cycle of one model. With `token` (a replica's lease on the model), every
+        transaction of the cycle is fenced by it: a replica that lost the model cannot write."""
+        if token is not None and self.fence is not None:
+            with self.store.fenced(self.fence, model, token):
+                return self._run_cycle(model, t)
+        return self._run_cycle(model, t)
+
+    def _run_cycle(self, model: str, t: float | None) -> CycleReport:
         m = self.config.model(model)
         t = self.clock.now() if t is None else t
         policy = self.config.policy_for(m)

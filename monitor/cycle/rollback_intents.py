@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from alerts.lifecycle import IncidentStatus
@@ -32,20 +33,13 @@ from monitor.cycle.messages import OutboxWriter
 from monitor.cycle.plan import routes_of
 from monitor.failpoints import failpoint
 from monitor.metrics import VigilMetrics
-from monitor.store.intents import RollbackIntentRow, add_intent, open_intents
+from monitor.store.intents import RollbackIntentRow, add_intent, locked_intent, open_intents
 from monitor.store.repository import ActionRow, IncidentRow, Store
 
 log = logging.getLogger("vigil.rollback")
 
 HALF_WAY_ATTEMPTS = 10  # cycles a rollback keeps trying once some layer has moved
 Layers = Callable[[ModelConfig], list[Executor]]
-Fence = Callable[[Session, str], int | None]  # checks this replica still owns the model; its token
-
-
-def no_fence(_s: Session, _model: str) -> int | None:
-    return None
-
-
 @dataclass(frozen=True)
 class RollbackAsk:
     """One rollback asked for, by Vigil's guard or by a person."""
@@ -64,9 +58,8 @@ class RollbackAsk:
 
 
 class RollbackRunner:
-    def __init__(self, store: Store, layers: Layers, outbox: OutboxWriter, metrics: VigilMetrics, *,
-                 fence: Fence = no_fence) -> None:
-        self.store, self.layers, self.outbox, self.metrics, self.fence = store, layers, outbox, metrics, fence
+    def __init__(self, store: Store, layers: Layers, outbox: OutboxWriter, metrics: VigilMetrics) -> None:
+        self.store, self.layers, self.outbox, self.metrics = store, layers, outbox, metrics
 
     # ------------------------------------------------------------------ asking
     def request(self, ask: RollbackAsk) -> RollbackOutcome:
@@ -75,13 +68,36 @@ class RollbackRunner:
         layers = self.layers(m)
         serving = self._serving_now(layers[0], m, ask.to_version)
         already = self._all_at_target(layers, m, ask.to_version)
+        for _ in range(3):
+            try:
+                recorded: RollbackOutcome | int = self._record_intent(ask, layers, serving, already)
+                break
+            except IntegrityError:  # a concurrent intent for this model (one at a time), or audit append
+                recorded = self._in_flight(m)
+                if recorded.status == ActionStatus.PENDING:
+                    break
+        if isinstance(recorded, RollbackOutcome):
+            return recorded
+        failpoint("rollback_after_intent")
+        return self.drive(recorded, m, ask.now)
+
+    def _in_flight(self, m: ModelConfig) -> RollbackOutcome:
         with self.store.tx() as s:
-            token = self.fence(s, m.name)
             busy = open_intents(s, m.name)
-            if busy:
-                i = busy[0]
-                return RollbackOutcome(ActionStatus.PENDING, i.from_version, i.to_version,
-                                       f"rollback {i.id} (v{i.from_version} -> v{i.to_version}) is still in flight")
+            if not busy:
+                return RollbackOutcome(ActionStatus.FAILED, None, "?", "a concurrent rollback finished first; "
+                                                                       "ask again to see where the model is")
+            i = busy[0]
+            return RollbackOutcome(ActionStatus.PENDING, i.from_version, i.to_version,
+                                   f"rollback {i.id} (v{i.from_version} -> v{i.to_version}) is still in flight")
+
+    def _record_intent(self, ask: RollbackAsk, layers: list[Executor], serving: str | None, already: bool
+                       ) -> RollbackOutcome | int:
+        """The intent's id once committed, or the outcome when no intent is needed or one is in flight."""
+        m = ask.model
+        with self.store.tx() as s:
+            if open_intents(s, m.name):
+                return self._in_flight(m)
             if ask.dry_run or already:
                 return self._record_without_intent(s, ask, serving, layers)
             action = self.store.add_action(s, model=m.name, kind="rollback", incident_id=ask.incident_id,
@@ -90,15 +106,14 @@ class RollbackRunner:
                                            actor=ask.actor, dry_run=False, at=ask.now)
             intent = add_intent(s, model=m.name, incident_id=ask.incident_id, action_id=action.id,
                                 from_version=serving, to_version=ask.to_version,
-                                executors=[x.name for x in layers], fencing_token=token, actor=ask.actor,
+                                executors=[x.name for x in layers], fencing_token=self.store.fencing_token(),
+                                actor=ask.actor,
                                 reason=ask.reason, forced=ask.forced, next_attempt_at=ask.now,
                                 max_attempts=ask.max_attempts,
                                 created_at=ask.now, updated_at=ask.now)
             self.store.audit_in(s, ask.actor, "rollback.forced" if ask.forced else "rollback.requested",
                                 f"model:{m.name}", self._detail(intent), now=ask.now)
-            intent_id = intent.id
-        failpoint("rollback_after_intent")
-        return self.drive(intent_id, m, ask.now)
+            return intent.id
 
     def _serving_now(self, alias: Executor, m: ModelConfig, to_version: str) -> str | None:
         """The alias's version now; the last one seen when the registry cannot say (the intent
@@ -147,7 +162,6 @@ class RollbackRunner:
             assert intent is not None
             if intent.status != ActionStatus.PENDING:
                 return _outcome(intent)
-            self.fence(s, m.name)
             step = RollbackStep(m.name, m.registry, intent.from_version, intent.to_version, intent.key)
             todo = [x for x in self.layers(m) if x.name in intent.executors and x.name not in intent.steps_done]
         try:
@@ -180,17 +194,18 @@ class RollbackRunner:
 
     def _step_done(self, intent_id: int, m: ModelConfig, layer: str, now: float) -> None:
         with self.store.tx() as s:
-            self.fence(s, m.name)
-            intent = s.get(RollbackIntentRow, intent_id)
-            assert intent is not None
+            intent = locked_intent(s, intent_id)
+            if intent is None or intent.status != ActionStatus.PENDING or layer in intent.steps_done:
+                return
             intent.steps_done = [*intent.steps_done, layer]
             intent.updated_at = now
 
     def _retry_later(self, intent_id: int, m: ModelConfig, now: float, e: ExecutorError) -> RollbackOutcome:
         with self.store.tx() as s:
-            self.fence(s, m.name)
-            intent = s.get(RollbackIntentRow, intent_id)
+            intent = locked_intent(s, intent_id)
             assert intent is not None
+            if intent.status != ActionStatus.PENDING:  # another replica finished it meanwhile
+                return _outcome(intent)
             intent.attempts += 1
             # Once a layer has moved, stopping half-way helps no one: keep going to the end.
             limit = max(intent.max_attempts, HALF_WAY_ATTEMPTS) if intent.steps_done else intent.max_attempts
@@ -211,9 +226,10 @@ class RollbackRunner:
     def _finish(self, intent_id: int, m: ModelConfig, now: float, status: ActionStatus, detail: str
                 ) -> RollbackOutcome:
         with self.store.tx() as s:
-            self.fence(s, m.name)
-            intent = s.get(RollbackIntentRow, intent_id)
+            intent = locked_intent(s, intent_id)
             assert intent is not None
+            if intent.status != ActionStatus.PENDING:  # another replica finished it meanwhile
+                return _outcome(intent)
             return self._finish_in(s, intent, m, now, status, detail)
 
     def _finish_in(self, s: Session, intent: RollbackIntentRow, m: ModelConfig, now: float, status: ActionStatus,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, select
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, select, text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from alerts.rollback import ActionStatus
@@ -50,7 +50,12 @@ class RollbackIntentRow(Base):
     detail: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[float] = mapped_column(Float)
-    __table_args__ = (Index("ix_rollback_intents_model_status", "model", "status"),)
+    __table_args__ = (
+        Index("ix_rollback_intents_model_status", "model", "status"),
+        # At most one rollback in flight per model, whichever replica or API call asks.
+        Index("uq_rollback_intents_one_pending", "model", unique=True,
+              postgresql_where=text("status = 'pending'"), sqlite_where=text("status = 'pending'")),
+    )
 
     @property
     def key(self) -> str:
@@ -72,6 +77,12 @@ def add_intent(s: Session, **fields: Any) -> RollbackIntentRow:
     s.add(row)
     s.flush()
     return row
+
+
+def locked_intent(s: Session, intent_id: int) -> RollbackIntentRow | None:
+    """The intent, row-locked until the transaction ends (PostgreSQL; SQLite serialises
+    writers), so two replicas finishing it at once cannot both record an outcome."""
+    return s.get(RollbackIntentRow, intent_id, with_for_update=True, populate_existing=True)
 
 
 def open_intents(s: Session, model: str | None = None) -> list[RollbackIntentRow]:

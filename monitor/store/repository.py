@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from sqlalchemy import create_engine, event, func, select
@@ -46,6 +47,11 @@ __all__ = [  # the tables are re-exported: `from monitor.store.repository import
     "IncidentStatus", "MessageRefRow", "ModelStateRow", "OutboxRow", "OutboxStatus", "ProfileRow", "SampleRow",
     "Store",
 ]
+
+
+# (fence, model, token) of the cycle running in this thread; a context variable, so the
+# API's threads and other models' cycles are never fenced by it.
+_FENCE: ContextVar[tuple[Any, str, int] | None] = ContextVar("vigil_fence", default=None)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -84,9 +90,29 @@ class Store:
 
     @contextmanager
     def tx(self) -> Iterator[Session]:
-        """One transaction: everything inside commits together or not at all."""
+        """One transaction: everything inside commits together or not at all. Inside
+        `fenced(...)` it first checks the model's lease (monitor/replicas), so a replica
+        that lost the model cannot commit a write of its cycle."""
         with self._session.begin() as s:
+            fence = _FENCE.get()
+            if fence is not None:
+                fence[0].check(s, fence[1], fence[2])
             yield s
+
+    @staticmethod
+    def fencing_token() -> int | None:
+        """The token this thread's transactions carry, if any (recorded on rollback intents)."""
+        fence = _FENCE.get()
+        return fence[2] if fence is not None else None
+
+    @contextmanager
+    def fenced(self, fence: Any, model: str, token: int) -> Iterator[None]:
+        """Every transaction this thread opens inside carries `model`'s fencing token."""
+        reset = _FENCE.set((fence, model, token))
+        try:
+            yield
+        finally:
+            _FENCE.reset(reset)
 
     def close(self) -> None:
         self.engine.dispose()
