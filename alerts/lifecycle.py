@@ -4,7 +4,9 @@ One open incident per model (its fingerprint is the model): findings of a model 
 window are one incident, and later windows update it in place rather than filing new
 ones. Severity only escalates while an incident is open; it resolves after
 `resolve_after_cycles` cycles with data and nothing wrong. A cycle with missing data
-never counts as quiet: blindness is not an all-clear.
+never counts as quiet: blindness is not an all-clear. A cycle whose time is earlier than
+the latest time the model's history holds (the clock went backwards) decides nothing:
+it would resolve an incident before it opened, or open a second one for the episode.
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ class Step(StrEnum):
     REPEAT = "repeat"  # unchanged but repeat_interval elapsed: remind
     QUIET = "quiet"  # open, no findings this cycle, not yet resolved
     RESOLVE = "resolve"
+    HELD = "held"  # the clock went backwards: nothing opened, escalated, repeated or resolved
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,23 @@ def decide(
     if due and not open_incident.acknowledged and not muted:
         return LifecycleDecision(Step.REPEAT, severity, True, 0)
     return LifecycleDecision(Step.UNCHANGED, severity, False, 0)
+
+
+def clock_went_back(now: float, latest: float | None) -> bool:
+    """True when `now` is earlier than the latest time the model's history already holds."""
+    return latest is not None and now < latest
+
+
+def hold(open_incident: OpenIncident | None, quiet_cycles: int, now: float, latest: float) -> LifecycleDecision:
+    """The decision of a cycle whose clock went backwards: everything stays as it was.
+
+    Time only moves forward in an incident's life (opened <= updated <= resolved), and an
+    episode already decided on must not be decided again from an older view of the data,
+    so the cycle may detect but changes no state and sends nothing until time catches up.
+    """
+    return LifecycleDecision(Step.HELD, open_incident.severity if open_incident else None, False, quiet_cycles,
+                             f"clock went backwards: t={now:.0f} is {latest - now:.0f} s before the latest "
+                             f"recorded time {latest:.0f}; lifecycle held")
 
 
 def is_muted(open_incident: OpenIncident | None, tier: TierDecision | None, now: float) -> bool:

@@ -15,7 +15,16 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from alerts.lifecycle import LifecycleDecision, LifecycleSettings, OpenIncident, Step, decide, is_muted
+from alerts.lifecycle import (
+    LifecycleDecision,
+    LifecycleSettings,
+    OpenIncident,
+    Step,
+    clock_went_back,
+    decide,
+    hold,
+    is_muted,
+)
 from alerts.policy import Policy, RollbackVerdict, Severity, TierDecision, assign_tier, check_rollback
 from alerts.routing import Routes
 from correlators.incident import Incident
@@ -41,6 +50,9 @@ class ModelHistory:
     quiet_cycles: int = 0
     recent_rollbacks: list[float] = field(default_factory=list)
     rollback_done_for_incident: bool = False
+    # The latest time the model's history holds (last cycle, the open incident's opening and
+    # last update): a cycle before it means the clock went backwards.
+    latest_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -99,6 +111,10 @@ def silence_stage(inp: AlertInputs, rules: AlertRules, plan: AlertPlan) -> Alert
 
 
 def lifecycle_stage(inp: AlertInputs, rules: AlertRules, plan: AlertPlan) -> AlertPlan:
+    """The lifecycle's decision; a cycle whose clock went backwards is held (same rule in replay and live)."""
+    h = inp.history
+    if h.latest_at is not None and clock_went_back(inp.now, h.latest_at):
+        return replace(plan, lifecycle=hold(h.open_incident, h.quiet_cycles, inp.now, h.latest_at))
     step = decide(inp.history.open_incident, plan.tier, digest=plan.digest, quiet_cycles=inp.history.quiet_cycles,
                   data_complete=inp.data_complete, now=inp.now, settings=rules.lifecycle, muted=plan.muted)
     return replace(plan, lifecycle=step)

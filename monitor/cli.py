@@ -6,6 +6,7 @@ import datetime as dt
 import importlib.metadata
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -118,13 +119,27 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from monitor.daemon import run_daemon
 
-    return run_daemon(_load(args.config), serve_api=not args.no_api)
+    return _exit_after_stop(run_daemon(_load(args.config), serve_api=not args.no_api, config_path=args.config))
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from monitor.daemon import serve_api_only
 
-    return serve_api_only(_load(args.config))
+    return _exit_after_stop(serve_api_only(_load(args.config), config_path=args.config))
+
+
+def _exit_after_stop(code: int) -> int:
+    """After a stop that abandoned work, leave at once: the abandoned cycle's thread would
+    otherwise hold the interpreter's exit past the grace (its transaction never commits,
+    so it leaves nothing half-written)."""
+    from monitor.shutdown import EXIT_ABANDONED
+
+    if code == EXIT_ABANDONED:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 def cmd_dashboards(args: argparse.Namespace) -> int:

@@ -154,6 +154,13 @@ class ScheduleConfig(_Model):
     lookback: Duration = 1800.0  # window [t - lookback, t] pulled each cycle
     baseline: Duration = 3600.0  # window before the lookback used as a baseline
     misfire_grace: Duration = 30.0
+    # SIGTERM/SIGINT: running cycles finish and the outbox drains within this; past it the
+    # process exits non-zero naming what it abandoned.
+    shutdown_grace: Duration = 30.0
+    # /readyz is 503 after this many failed cycles in a row of any model ...
+    unready_after_failed_cycles: int = Field(3, ge=1)
+    # ... or when a model's last successful cycle is older than this many intervals.
+    unready_after_intervals: float = Field(3.0, ge=1)
 
 
 # --------------------------------------------------------------------------- policy

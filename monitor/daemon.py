@@ -1,13 +1,15 @@
-"""`vigil run`: APScheduler cycles (one job per model) plus the HTTP API.
+"""`vigil run` and `vigil serve`: APScheduler cycles (one job per model), the outbox sender
+and the HTTP API (uvicorn on its own thread), with the main thread owning the signals.
 
-SIGTERM/SIGINT stop new cycles, let the running ones finish (`shutdown(wait=True)`),
-drain what the outbox can send, and exit 0. A cycle that raises is logged and
-counted; the next one runs on schedule.
+SIGTERM/SIGINT, in every mode: no new cycle starts, the running ones finish, the outbox is
+drained, the API stops, exit 0, within `schedule.shutdown_grace` (see monitor/shutdown.py).
+SIGHUP reloads the configuration file (see monitor/reload.py). A cycle that raises is
+logged and counted; the next one runs on schedule.
 """
 from __future__ import annotations
 
+import datetime as dt
 import logging
-import signal
 import threading
 import time
 from typing import Any
@@ -15,6 +17,9 @@ from typing import Any
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from monitor.config import VigilConfig
+from monitor.http_server import API_STOP_TIMEOUT_S, ApiThread
+from monitor.reload import JobChanges, reload_vigil
+from monitor.shutdown import EXIT_ABANDONED, InFlight, StopSignals, run_bounded
 from monitor.vigil import Vigil
 
 log = logging.getLogger("vigil.daemon")
@@ -24,8 +29,8 @@ SENDER_INTERVAL_S = 5.0
 def _safe_cycle(vigil: Vigil, model: str) -> None:
     try:
         vigil.run_cycle(model)
-    except Exception:  # one failing cycle never stops the daemon
-        vigil.metrics.cycle_errors.labels(model).inc()
+    except Exception as e:  # one failing cycle never stops the daemon
+        vigil.metrics.cycle_failed(model, e)
         log.exception("cycle failed", extra={"model": model})
 
 
@@ -36,28 +41,70 @@ def _safe_deliver(vigil: Vigil) -> None:
         log.exception("outbox delivery round failed")
 
 
-def build_scheduler(vigil: Vigil) -> BackgroundScheduler:
-    sched = vigil.config.schedule
-    scheduler = BackgroundScheduler(
-        timezone="UTC",
-        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": int(sched.misfire_grace)},
-    )
+class Runtime:
+    """What the scheduler's jobs and the API reach through: the current Vigil (a reload
+    swaps it between cycles) and the jobs running now."""
+
+    def __init__(self, vigil: Vigil, config_path: str | None) -> None:
+        self.vigil, self.config_path = vigil, config_path
+        self.in_flight = InFlight()
+        self.app: Any = None
+
+    def swap(self, vigil: Vigil) -> None:
+        self.vigil = vigil
+        if self.app is not None:
+            self.app.state.vigil = vigil
+
+
+def _cycle_job(runtime: Runtime, model: str) -> None:
+    vigil = runtime.vigil  # read once: a reload mid-cycle leaves this cycle on its Vigil
+    with runtime.in_flight.track(f"cycle {model}") as admitted:
+        if admitted and any(m.name == model for m in vigil.config.models):
+            _safe_cycle(vigil, model)
+
+
+def _deliver_job(runtime: Runtime) -> None:
+    with runtime.in_flight.track("outbox sender") as admitted:
+        if admitted:
+            _safe_deliver(runtime.vigil)
+
+
+def _add_cycle_job(scheduler: BackgroundScheduler, runtime: Runtime, model: str, first_at: float) -> None:
+    sched = runtime.vigil.config.schedule
+    scheduler.add_job(_cycle_job, "interval", args=[runtime, model], seconds=sched.interval,
+                      id=f"cycle:{model}", name=f"cycle {model}", next_run_time=_dt(first_at),
+                      misfire_grace_time=int(sched.misfire_grace), replace_existing=True)
+
+
+def build_scheduler(runtime: Runtime) -> BackgroundScheduler:
+    config = runtime.vigil.config
+    scheduler = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
     now = time.time()
-    for i, m in enumerate(vigil.config.models):
+    for i, m in enumerate(config.models):
         # Spread models over the interval so they do not all hit Prometheus at once.
-        offset = sched.interval * i / max(len(vigil.config.models), 1)
-        scheduler.add_job(_safe_cycle, "interval", args=[vigil, m.name], seconds=sched.interval,
-                          id=f"cycle:{m.name}", name=f"cycle {m.name}",
-                          next_run_time=_dt(now + offset))
+        _add_cycle_job(scheduler, runtime, m.name, now + config.schedule.interval * i / max(len(config.models), 1))
     # The sender runs on its own thread: a Slack rate limit must not delay a cycle.
-    scheduler.add_job(_safe_deliver, "interval", args=[vigil], seconds=SENDER_INTERVAL_S, id="outbox",
+    scheduler.add_job(_deliver_job, "interval", args=[runtime], seconds=SENDER_INTERVAL_S, id="outbox",
                       name="outbox sender", next_run_time=_dt(now + 1))
     return scheduler
 
 
-def _dt(t: float) -> Any:
-    import datetime as dt
+def _apply_jobs(scheduler: BackgroundScheduler, runtime: Runtime, changes: JobChanges) -> None:
+    """Jobs of kept models stay (one job per model: two cycles of a model never overlap)."""
+    sched = runtime.vigil.config.schedule
+    for name in changes.removed:
+        scheduler.remove_job(f"cycle:{name}")
+    if changes.retimed:
+        for m in runtime.vigil.config.models:
+            if m.name not in changes.added:
+                scheduler.modify_job(f"cycle:{m.name}", misfire_grace_time=int(sched.misfire_grace))
+                scheduler.reschedule_job(f"cycle:{m.name}", trigger="interval", seconds=sched.interval)
+    now = time.time()
+    for i, name in enumerate(changes.added):
+        _add_cycle_job(scheduler, runtime, name, now + 1 + sched.interval * i / len(changes.added))
 
+
+def _dt(t: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(t, dt.UTC)
 
 
@@ -71,58 +118,90 @@ def _provision(config: VigilConfig) -> None:
 
 
 def run_daemon(config: VigilConfig, *, serve_api: bool = True, vigil: Vigil | None = None,
-               stop: threading.Event | None = None) -> int:
-    stop = stop or threading.Event()
+               stop: threading.Event | None = None, config_path: str | None = None, cycles: bool = True) -> int:
+    """Run until `stop` (or SIGTERM/SIGINT); 0 after an orderly stop, 1 when the API could
+    not serve, `EXIT_ABANDONED` when the grace ran out. `cycles=False` is `vigil serve`."""
     # Handlers first: a SIGTERM during start-up (provisioning, first cycles) must still
     # end in the orderly shutdown below, not in Python's default instant death.
-    previous = _on_stop_signals(stop) if not serve_api else {}
-    vigil = vigil or Vigil(config)
-    _provision(config)
-    scheduler = build_scheduler(vigil)
-    scheduler.start()
-    log.info("daemon started", extra={"models": len(config.models), "interval_s": config.schedule.interval})
+    signals = StopSignals(stop or threading.Event()).install()
+    runtime = Runtime(vigil or Vigil(config), config_path)
+    runtime.vigil.metrics.liveness.start(runtime.vigil.now())
+    scheduler: BackgroundScheduler | None = None
+    api: ApiThread | None = None
+    code = 0
     try:
+        if cycles:
+            _provision(config)
+            scheduler = build_scheduler(runtime)
+            scheduler.start()
         if serve_api:
-            _serve(vigil)
-        else:
-            while not stop.is_set():
-                stop.wait(1.0)
+            from monitor.api.app import create_app
+
+            runtime.app = create_app(runtime.vigil)
+            api = ApiThread(runtime.app, config.api.host, config.api.port).start()
+        log.info("daemon started", extra={"models": len(config.models), "interval_s": config.schedule.interval,
+                                          "api": serve_api, "cycles": cycles})
+        code = _wait(runtime, signals, scheduler, api)
     finally:
-        log.info("stopping: waiting for running cycles to finish")
-        scheduler.shutdown(wait=True)
-        _safe_deliver(vigil)
-        vigil.store.close()
-        for sig, handler in previous.items():
-            if handler is not None:  # None: installed outside Python, cannot be put back
-                signal.signal(sig, handler)
-        log.info("daemon stopped")
+        abandoned = _stop(runtime, signals, scheduler, api)
+        runtime.vigil.store.close()
+        signals.restore()
+    if abandoned:
+        grace = runtime.vigil.config.schedule.shutdown_grace
+        log.error("stopped with work abandoned (grace %.0f s, or a second signal): %s", grace, ", ".join(abandoned))
+        return EXIT_ABANDONED
+    log.info("daemon stopped")
+    return code
+
+
+def _wait(runtime: Runtime, signals: StopSignals, scheduler: BackgroundScheduler | None,
+          api: ApiThread | None) -> int:
+    """The main thread's loop: reloads on SIGHUP; returns on a stop, or 1 if the API died."""
+    while not signals.stop.wait(0.2):
+        if signals.reload.is_set():
+            signals.reload.clear()
+            _reload(runtime, scheduler)
+        if api is not None and not api.alive():
+            log.error("the HTTP API stopped (%s): stopping the daemon", api.error or "no error given")
+            return 1
     return 0
 
 
-def _on_stop_signals(stop: threading.Event) -> dict[int, Any]:
-    """SIGTERM/SIGINT set `stop`; the previous handlers, to restore. Python only lets the
-    main thread install handlers: a daemon embedded in another thread (tests, a host
-    application) is stopped through `stop` alone."""
-    if threading.current_thread() is not threading.main_thread():
-        return {}
-    previous: dict[int, Any] = {}
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        previous[sig] = signal.signal(sig, lambda *_: stop.set())
-    return previous
+def _reload(runtime: Runtime, scheduler: BackgroundScheduler | None) -> None:
+    try:
+        result = reload_vigil(runtime.vigil, runtime.config_path)
+        if result is None:
+            return
+        new, changes = result
+        runtime.swap(new)
+        if scheduler is not None:
+            _apply_jobs(scheduler, runtime, changes)
+    except Exception:  # a reload must never take the running daemon down
+        log.exception("configuration reload failed, keeping the running configuration")
 
 
-def _serve(vigil: Vigil) -> None:
-    import uvicorn
+def _stop(runtime: Runtime, signals: StopSignals, scheduler: BackgroundScheduler | None,
+          api: ApiThread | None) -> list[str]:
+    """Cycles finish, the API stops, the outbox drains, all by the grace; what was left."""
+    vigil = runtime.vigil
+    deadline = time.monotonic() + vigil.config.schedule.shutdown_grace
+    vigil.metrics.liveness.stopping = True  # /readyz says so while the API still answers
+    log.info("stopping: waiting for running cycles to finish")
+    runtime.in_flight.close()
+    if scheduler is not None:
+        scheduler.shutdown(wait=False)  # no new jobs; the running ones are waited for below
+    abandoned = runtime.in_flight.wait_idle(deadline, signals.force)
+    # The API gets at least a second even past the grace: stopping it takes one tick.
+    if api is not None and not api.stop(max(min(API_STOP_TIMEOUT_S + 1.0, deadline - time.monotonic()), 1.0)):
+        abandoned.append("HTTP API requests")
+    if scheduler is not None:  # `vigil serve` sends nothing, so has nothing to drain
+        drained = not signals.force.is_set() and run_bounded("vigil-drain", lambda: _safe_deliver(runtime.vigil),
+                                                             deadline)
+        if not drained:
+            abandoned.append("outbox drain")
+    return abandoned
 
-    from monitor.api.app import create_app
 
-    api = vigil.config.api
-    server = uvicorn.Server(uvicorn.Config(create_app(vigil), host=api.host, port=api.port, log_level="warning",
-                                           access_log=False))
-    server.run()  # returns on SIGTERM/SIGINT (uvicorn installs the handlers)
-
-
-def serve_api_only(config: VigilConfig) -> int:
-    vigil = Vigil(config)
-    _serve(vigil)
-    return 0
+def serve_api_only(config: VigilConfig, config_path: str | None = None) -> int:
+    """`vigil serve`: the API without cycles; same signals (no outbox drain: it sends nothing)."""
+    return run_daemon(config, serve_api=True, cycles=False, config_path=config_path)

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from alerts.lifecycle import Step
 from alerts.rollback import ActionStatus
+from monitor.liveness import CycleLiveness
 
 # The outcomes dashboards list.
 ROLLBACK_STATUSES = (ActionStatus.DONE, ActionStatus.DRY_RUN, ActionStatus.REFUSED, ActionStatus.FAILED)
@@ -38,6 +40,15 @@ class VigilMetrics:
                                registry=r)
         self.source_up = Gauge("vigil_source_up", "1 when the source answered on its last use", ["source"],
                                registry=r)
+        self.clock_backwards = Counter("vigil_clock_backwards_total",
+                                       "Cycles whose time was before the model's history: lifecycle held",
+                                       ["model"], registry=r)
+        # For alerting on a stuck Vigil: time() - this > a few intervals.
+        last_success = Gauge("vigil_last_successful_cycle_timestamp_seconds",
+                             "Cycle time of the model's last cycle that finished", ["model"], registry=r)
+        failures = Gauge("vigil_consecutive_failed_cycles", "The model's cycles that failed in a row", ["model"],
+                         registry=r)
+        self.liveness = CycleLiveness(last_success, failures)
 
     def init_model(self, model: str) -> None:
         """Create the model's counter series at 0 before anything happens.
@@ -52,6 +63,16 @@ class VigilMetrics:
             self.incidents_total.labels(model, sev)
         self.samples.labels(model)
         self.cycle_errors.labels(model)
+        self.clock_backwards.labels(model)
+
+    def cycle_succeeded(self, model: str, t: float, step: str) -> None:
+        self.liveness.succeeded(model, t)
+        if step == Step.HELD:
+            self.clock_backwards.labels(model).inc()
+
+    def cycle_failed(self, model: str, error: BaseException) -> None:
+        self.cycle_errors.labels(model).inc()
+        self.liveness.failed(model, error)
 
     def set_model_state(self, model: str, severity: str | None) -> None:
         self.model_state.labels(model).set({"warning": 1, "critical": 2}.get(severity or "", 0))

@@ -178,6 +178,7 @@ class Vigil:
                              incident_id=applied.incident_id, deploys=new_deploys, rollback=rollback, blind=blind,
                              duration_s=time.perf_counter() - began)
         self.metrics.cycle_duration.labels(m.name).observe(report.duration_s)
+        self.metrics.cycle_succeeded(m.name, t, report.step)
         self.last_cycle[m.name] = report
         log.debug("cycle done", extra={"model": m.name, "t": t, "step": report.step, "severity": report.severity,
                                       "findings": len(report.findings), "duration_s": round(report.duration_s, 3)})
@@ -211,8 +212,8 @@ class Vigil:
         for m in self.config.models:
             try:
                 out.append(self.run_cycle(m.name, t))
-            except Exception:  # one model's failure never stops the others
-                self.metrics.cycle_errors.labels(m.name).inc()
+            except Exception as e:  # one model's failure never stops the others
+                self.metrics.cycle_failed(m.name, e)
                 log.exception("cycle failed", extra={"model": m.name})
         return out
 

@@ -1,6 +1,7 @@
 """Liveness, readiness and Prometheus metrics: what orchestrators and scrapers poll."""
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import APIRouter
@@ -8,8 +9,11 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from monitor.api.deps import VigilDep
+from monitor.liveness import ReadinessRules, cycle_problems, stored_last_cycles
+from monitor.vigil import Vigil
 
 router = APIRouter(tags=["health"])
+log = logging.getLogger("vigil.api")
 
 
 @router.get("/healthz")
@@ -27,17 +31,45 @@ def readyz(vigil: VigilDep) -> JSONResponse:
     sources: dict[str, dict[str, Any]] = {
         name: {"status": str(s.status), "url": s.url, "detail": s.detail, "checked_at": s.checked_at}
         for name, s in vigil.readiness().items()}
-    store_ok = store_error is None
+    cycles = _cycles(vigil, read_store=store_error is None)
+    reasons = ([f"store down: {store_error}"] if store_error else []) + cycles["problems"]
+    if vigil.metrics.liveness.stopping:
+        reasons.append("shutting down: finishing running cycles and draining the outbox")
     down = [n for n, s in sources.items() if s["status"] == "down"]
-    body = {"status": "ready" if store_ok and not down else ("degraded" if store_ok else "not ready"),
-            "store": "up" if store_ok else f"down: {store_error}", "sources": sources, "outbox": outbox}
+    body = {"status": "not ready" if reasons else ("degraded" if down else "ready"), "reasons": reasons,
+            "store": "up" if store_error is None else f"down: {store_error}", "sources": sources,
+            "outbox": outbox, "cycles": cycles}
     # A down source makes Vigil degraded (and says so) but the API, rollback included,
-    # must stay reachable: only a dead store makes it not ready.
-    return JSONResponse(status_code=200 if store_ok else 503, content=body)
+    # must stay reachable: a dead store, or cycles that keep failing or stopped, make it
+    # not ready, since then nothing is being watched while everything looks fine.
+    return JSONResponse(status_code=503 if reasons else 200, content=body)
+
+
+def _cycles(vigil: Vigil, *, read_store: bool) -> dict[str, Any]:
+    """The cycles' part of readiness: per model what the last cycles did, and the problems."""
+    sched, live = vigil.config.schedule, vigil.metrics.liveness
+    names = [m.name for m in vigil.config.models]
+    if read_store:
+        _merge_stored(vigil, names)
+    seen = live.snapshot()
+    rules = ReadinessRules(sched.unready_after_failed_cycles, sched.unready_after_intervals * sched.interval)
+    problems = cycle_problems(names, seen, vigil.now(), live.started_at, rules)
+    models = {n: {"last_success_at": seen[n].last_success_at, "consecutive_failures": seen[n].consecutive_failures,
+                  "last_error": seen[n].last_error} for n in names if n in seen}
+    return {"problems": problems, "models": models}
+
+
+def _merge_stored(vigil: Vigil, names: list[str]) -> None:
+    """Cycles any process committed count (a `vigil serve` has no cycles of its own to see)."""
+    try:
+        vigil.metrics.liveness.saw_stored(stored_last_cycles(vigil.store, names))
+    except Exception:  # the store's own line in /readyz says what broke; /metrics must still answer
+        log.debug("could not read the last cycle times from the store", exc_info=True)
 
 
 @router.get("/metrics")
 def metrics(vigil: VigilDep) -> Response:
+    _merge_stored(vigil, [m.name for m in vigil.config.models])
     return Response(generate_latest(vigil.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 

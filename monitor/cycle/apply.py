@@ -1,5 +1,10 @@
 """Stage 5, apply: the plan written to the store in one transaction: the model's state,
-the incident row and its outbox rows commit together or not at all."""
+the incident row and its outbox rows commit together or not at all.
+
+A held cycle (the clock went backwards, see alerts.lifecycle.hold) writes nothing but a
+note that it ran: its older view of the data must not replace the detectors' state or the
+SLO streaks, and the model's last cycle time never moves back.
+"""
 from __future__ import annotations
 
 import logging
@@ -15,6 +20,7 @@ from correlators.incident import Incident
 from monitor.config import ModelConfig
 from monitor.cycle.messages import OutboxWriter
 from monitor.cycle.plan import routes_of
+from monitor.failpoints import failpoint
 from monitor.store.repository import IncidentRow, Store
 
 log = logging.getLogger("vigil.apply")
@@ -40,17 +46,22 @@ class Applied:
 def apply_plan(store: Store, outbox: OutboxWriter, m: ModelConfig, plan: AlertPlan, content: Incident | None,
                update: StateUpdate) -> Applied:
     """`content` is the open incident's whole story: what is stored and shown."""
+    held = plan.lifecycle.step == Step.HELD
+    if held:
+        log.warning("%s", plan.lifecycle.note, extra={"model": m.name, "t": update.t})
     with store.tx() as s:
         state = store.model_state(s, m.name)
-        state.slo_streaks = update.slo_streaks
-        state.detector_state = update.detector_state
+        if not held:
+            state.slo_streaks = update.slo_streaks
+            state.detector_state = update.detector_state
         row = _apply_step(store, s, plan, content, m, update.t)
         if row is not None and plan.lifecycle.notify:
             outbox.incident(s, row, plan.channels or routes_of(m).channels(Severity(row.severity)), update.t)
             if plan.digest:
                 row.notified_digest = plan.digest
         state.quiet_cycles = plan.lifecycle.quiet_cycles
-        state.last_cycle_at = update.t
+        state.last_cycle_at = max(update.t, state.last_cycle_at or update.t)
+        failpoint("in_apply_tx")
         if row is None:
             return Applied(None, None, None, False)
         open_ = row.status == IncidentStatus.OPEN
@@ -63,6 +74,8 @@ def _apply_step(store: Store, s: Session, plan: AlertPlan, incident: Incident | 
     if step == Step.NONE:
         return None
     row = store.open_incident(s, m.name)
+    if step == Step.HELD:
+        return row  # untouched: its severity is still what the cycle reports
     if step == Step.OPEN:
         assert incident is not None and plan.lifecycle.severity is not None
         row = IncidentRow(model=m.name, status=IncidentStatus.OPEN, severity=str(plan.lifecycle.severity),
@@ -82,9 +95,11 @@ def _apply_step(store: Store, s: Session, plan: AlertPlan, incident: Incident | 
         row.reasons = plan.tier.reasons if plan.tier else row.reasons
         row.updated_at = t
     if step == Step.RESOLVE:
+        # The lifecycle holds a cycle whose clock went back, so t >= opened_at already; the
+        # max keeps a resolution from ever reading as before the opening whatever the caller.
         row.status = IncidentStatus.RESOLVED
-        row.resolved_at = t
-        row.updated_at = t
+        row.resolved_at = max(t, row.opened_at)
+        row.updated_at = row.resolved_at
     if step in (Step.OPEN, Step.UPDATE, Step.RESOLVE):
         log.info("incident %s", step, extra={"model": m.name, "incident": row.id, "severity": row.severity})
     return row

@@ -85,6 +85,14 @@ def read_history(store: Store, model: str, t: float, slo_breached: dict[str, boo
         done = row is not None and any(a["kind"] == "rollback" and a["status"] in ROLLBACK_SETTLED
                                        for a in store.incident_actions(s, row.id))
         incident = open_state(row)
+        latest = latest_time(state.last_cycle_at, row)
     return ModelHistory(open_incident=incident, last_deploy_at=last_deploy.at if last_deploy else None,
                         slo_streaks=streaks, quiet_cycles=quiet, recent_rollbacks=store.rollback_times(model),
-                        rollback_done_for_incident=done)
+                        rollback_done_for_incident=done, latest_at=latest)
+
+
+def latest_time(last_cycle_at: float | None, row: IncidentRow | None) -> float | None:
+    """The latest time the model's history holds; a cycle before it means the clock went back."""
+    times = [last_cycle_at] + ([row.opened_at, row.updated_at] if row is not None else [])
+    known = [x for x in times if x is not None]
+    return max(known) if known else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from types import SimpleNamespace
 from typing import Any
 
@@ -13,6 +14,7 @@ from fastapi.testclient import TestClient
 
 from monitor.api.app import create_app
 from monitor.api.rollback import KeyedLocks
+from monitor.metrics import VigilMetrics
 from tests.helpers_vigil import MODEL, make_config, model_config
 
 TOKEN = "vigil-deps-test-token-41aa"
@@ -44,7 +46,7 @@ def client(tmp_path, monkeypatch, *, token: str | None = TOKEN, store: Store | N
     else:
         monkeypatch.setenv("VIGIL_DEPS_TOKEN", token)
     cfg = make_config(tmp_path, api={"token": "${VIGIL_DEPS_TOKEN}"}, models=[model_config(), model_config("fraud")])
-    vigil = SimpleNamespace(config=cfg, store=store or Store(), readiness=dict)
+    vigil = SimpleNamespace(config=cfg, store=store or Store(), readiness=dict, metrics=VigilMetrics(), now=time.time)
     return TestClient(create_app(vigil), raise_server_exceptions=False)
 
 
@@ -104,7 +106,9 @@ def test_an_unexpected_error_is_a_500_with_a_request_id_and_no_details(tmp_path,
 def test_readyz_is_503_when_the_store_is_dead(tmp_path, monkeypatch):
     r = client(tmp_path, monkeypatch, store=Store(broken=True)).get("/readyz")
     assert r.status_code == 503
-    assert r.json() == {"status": "not ready", "store": "down: database is locked", "sources": {}, "outbox": {}}
+    assert r.json() == {"status": "not ready", "reasons": ["store down: database is locked"],
+                        "store": "down: database is locked", "sources": {}, "outbox": {},
+                        "cycles": {"problems": [], "models": {}}}
     r = client(tmp_path, monkeypatch).get("/readyz")
     assert r.status_code == 200 and r.json()["outbox"] == {"pending": 0} and r.json()["status"] == "ready"
 

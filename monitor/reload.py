@@ -1,0 +1,97 @@
+"""SIGHUP: reload vigil.yaml after validating it, without losing what the process knows.
+
+A file that does not validate is logged (every field and what was expected, as
+`vigil check-config` prints it) and the running configuration kept. A good file gives a
+new `Vigil` sharing what must outlive a configuration: the store, the clock, the metrics
+registry (counters keep counting, readiness keeps its history), and the clients and
+notifiers whose settings did not change. The daemon swaps it in between cycles: a cycle
+already running finishes on the Vigil it started with, the next one uses the new
+settings. Changing the store, or the API's address, takes a restart.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from monitor.config import ConfigError, VigilConfig, load_config
+from monitor.vigil import Vigil
+
+log = logging.getLogger("vigil.daemon")
+
+
+@dataclass(frozen=True)
+class JobChanges:
+    """What the scheduler must change for a new configuration."""
+
+    added: list[str]
+    removed: list[str]
+    retimed: bool  # interval or misfire grace changed: every kept model's job is rescheduled
+
+
+def read_valid(path: str) -> VigilConfig | None:
+    """The new configuration, or None (logged) when it does not validate."""
+    try:
+        return load_config(path)
+    except ConfigError as e:
+        detail = "; ".join(f"{where}: {what}" for where, what in e.errors)
+        log.error("configuration reload refused, keeping the running configuration: %s: %s", e.source, detail,
+                  extra={"config": path, "errors": len(e.errors)})
+        return None
+
+
+def restart_only(old: VigilConfig, new: VigilConfig) -> tuple[list[str], list[str]]:
+    """(refusals, warnings): a changed store cannot be swapped under running cycles; a
+    changed API address keeps serving on the old one until a restart."""
+    refusals = [f"store.url changed ({old.store.url!r} -> {new.store.url!r}): restart to use another store"] \
+        if old.store.url != new.store.url else []
+    warnings = [f"api.host/api.port changed to {new.api.host}:{new.api.port}: still serving on "
+                f"{old.api.host}:{old.api.port} until a restart"] \
+        if (old.api.host, old.api.port) != (new.api.host, new.api.port) else []
+    return refusals, warnings
+
+
+def successor(old: Vigil, config: VigilConfig) -> Vigil:
+    """A Vigil for `config` that keeps the old one's store, clock, metrics and unchanged clients."""
+    oc = old.config
+    new = Vigil(config, clock=old.clock, store=old.store, metrics=old.metrics,
+                prometheus=old.prometheus if config.sources.prometheus == oc.sources.prometheus else None,
+                registry=old.registry if config.sources.mlflow == oc.sources.mlflow else None,
+                notifiers=dict(old.notifiers) if (config.slack, config.grafana) == (oc.slack, oc.grafana) else None)
+    names = {m.name for m in config.models}
+    new.last_cycle.update({k: v for k, v in old.last_cycle.items() if k in names})
+    for name, state in old.health.states.items():  # what a source said last is still true
+        if name in new.health.states and new.health.states[name].url == state.url:
+            new.health.states[name] = state
+    return new
+
+
+def job_changes(old: VigilConfig, new: VigilConfig) -> JobChanges:
+    before, after = [m.name for m in old.models], [m.name for m in new.models]
+    retimed = (old.schedule.interval, old.schedule.misfire_grace) != (new.schedule.interval,
+                                                                       new.schedule.misfire_grace)
+    return JobChanges([n for n in after if n not in before], [n for n in before if n not in after], retimed)
+
+
+def reload_vigil(old: Vigil, path: str | None) -> tuple[Vigil, JobChanges] | None:
+    """The Vigil to swap in and the job changes, or None (logged) to keep the running one."""
+    if path is None:
+        log.warning("configuration reload asked, but this daemon was given no file to read")
+        return None
+    config = read_valid(path)
+    if config is None:
+        return None
+    refusals, warnings = restart_only(old.config, config)
+    if refusals:
+        log.error("configuration reload refused, keeping the running configuration: %s", "; ".join(refusals),
+                  extra={"config": path})
+        return None
+    for w in warnings:
+        log.warning("configuration reload: %s", w, extra={"config": path})
+    changes = job_changes(old.config, config)
+    new = successor(old, config)
+    for name in changes.removed:
+        new.metrics.liveness.forget(name)  # a model no longer watched must not read as stuck
+    log.info("configuration reloaded", extra={"config": path, "models": len(config.models),
+                                              "added": ",".join(changes.added) or "-",
+                                              "removed": ",".join(changes.removed) or "-"})
+    return new, changes

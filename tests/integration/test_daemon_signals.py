@@ -1,0 +1,204 @@
+"""Issue 11, row 6: signals, against the real `vigil` CLI in a subprocess.
+
+On the old code, SIGTERM to `vigil run` with the API on killed the process by the signal in
+0.2 s (uvicorn re-raised it once it had shut down), abandoning the running cycle and the
+outbox; SIGHUP killed the daemon. Now SIGTERM in every mode lets the running cycle commit,
+drains the outbox and exits 0 within `schedule.shutdown_grace` (past it: exit 3 naming
+what was abandoned), and SIGHUP reloads a valid file or logs why it kept the old one.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from monitor.store.repository import Store
+from tests.fixtures_mlflow import closed_port_url
+from tests.helpers_vigil import MODEL, model_config
+from tests.integration.test_daemon import raw_last_cycle_at, wait_for
+
+REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def write_config(tmp_path: Path, *, models: list[str], interval: str = "60s", **schedule: Any) -> dict[str, Any]:
+    config = {
+        "sources": {"prometheus": {"url": closed_port_url(), "timeout_s": 0.2, "retries": 0},
+                    "mlflow": {"tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "timeout_s": 5}},
+        "store": {"url": f"sqlite:///{tmp_path / 'vigil.db'}"},
+        "slack": {"sink_path": "notifications.jsonl"},
+        "api": {"host": "127.0.0.1", "port": free_port()},
+        "schedule": {"interval": interval, "lookback": "5m", "baseline": "10m", **schedule},
+        "models": [model_config(name) for name in models],
+    }
+    (tmp_path / "vigil.yaml").write_text(yaml.safe_dump(config))
+    return config
+
+
+def start(tmp_path: Path, *args: str, failpoints: str = "") -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("SLACK_BOT_TOKEN", None)
+    env.pop("VIGIL_FAILPOINTS", None)
+    if failpoints:
+        env["VIGIL_FAILPOINTS"] = failpoints
+    return subprocess.Popen([sys.executable, "-m", "monitor.cli", "--log-level", "INFO", *args, "--config",
+                             str(tmp_path / "vigil.yaml")], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def get(config: dict[str, Any], path: str) -> tuple[int, Any]:
+    url = f"http://127.0.0.1:{config['api']['port']}{path}"
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return r.status, json.loads(r.read() or b"null")
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"null")
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return 0, None
+
+
+def write_tx_held(db: Path, for_s: float = 0.4) -> bool:
+    """True when some transaction holds the store's write lock for `for_s`: the cycle paused
+    inside its write transaction by the fail point (other writes take milliseconds)."""
+    if not db.exists():
+        return False
+    for _ in range(2):
+        con = sqlite3.connect(db, timeout=0)
+        try:
+            con.execute("BEGIN IMMEDIATE")
+            con.rollback()
+            return False
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e):
+                return False
+        finally:
+            con.close()
+        time.sleep(for_s)
+    return True
+
+
+def stop(proc: subprocess.Popen[str], sig: int = signal.SIGTERM, timeout: float = 40) -> tuple[float, str]:
+    started = time.monotonic()
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=timeout)
+    return time.monotonic() - started, err
+
+
+def sink_lines(tmp_path: Path) -> list[dict[str, Any]]:
+    path = tmp_path / "notifications.jsonl"
+    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+
+
+@pytest.mark.parametrize("mode", [["run"], ["run", "--no-api"]], ids=["with-api", "no-api"])
+def test_sigterm_during_a_cycle_lets_it_commit_drains_the_outbox_and_exits_0(tmp_path, mode):
+    config = write_config(tmp_path, models=[MODEL])
+    db = tmp_path / "vigil.db"
+    # The first cycle starts at once and pauses 3 s inside its write transaction.
+    proc = start(tmp_path, *mode, failpoints="in_apply_tx=sleep:3")
+    try:
+        if "--no-api" not in mode:
+            wait_for("the API", lambda: get(config, "/healthz")[0] == 200, 60, proc)
+        wait_for("a cycle inside its write transaction", lambda: write_tx_held(db), 60, proc)
+        stopped_in, err = stop(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, f"exit {proc.returncode}:\n{err[-3000:]}"
+    assert stopped_in < 10, f"SIGTERM to exit took {stopped_in:.1f} s"
+    assert "Traceback" not in err, err[-3000:]
+    store = Store(f"sqlite:///{db}")
+    [incident] = store.incidents(model=MODEL)  # the running cycle committed its incident ...
+    assert raw_last_cycle_at(db, MODEL) is not None
+    # ... and its message reached the sink before the process left.
+    assert any(x["payload"]["incident_id"] == incident.id for x in sink_lines(tmp_path))
+    assert store.outbox_counts().get("pending", 0) == 0
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_vigil_serve_exits_0_on_a_stop_signal(tmp_path, sig):
+    config = write_config(tmp_path, models=[MODEL])
+    Store(config["store"]["url"]).close()  # the schema, as a daemon would have made it
+    proc = start(tmp_path, "serve")
+    try:
+        wait_for("the API", lambda: get(config, "/healthz")[0] == 200, 60, proc)
+        stopped_in, err = stop(proc, sig)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, f"exit {proc.returncode}:\n{err[-3000:]}"
+    assert stopped_in < 10 and "Traceback" not in err, err[-3000:]
+
+
+def test_past_the_grace_the_daemon_exits_non_zero_naming_the_abandoned_cycle(tmp_path):
+    write_config(tmp_path, models=[MODEL], shutdown_grace="1s")
+    db = tmp_path / "vigil.db"
+    proc = start(tmp_path, "run", failpoints="in_apply_tx=sleep:30")
+    try:
+        wait_for("a cycle inside its write transaction", lambda: write_tx_held(db), 60, proc)
+        stopped_in, err = stop(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 3, f"exit {proc.returncode}:\n{err[-3000:]}"
+    assert stopped_in < 6, f"the 1 s grace took {stopped_in:.1f} s"
+    assert f"abandoned (grace 1 s, or a second signal): cycle {MODEL}" in err, err[-3000:]
+    assert Store(f"sqlite:///{db}").incidents(model=MODEL) == [], "a cut-short cycle commits nothing"
+
+
+def test_sighup_reloads_a_valid_file_and_keeps_the_running_one_on_a_bad_file(tmp_path):
+    config = write_config(tmp_path, models=[MODEL], interval="1s")
+    cfg_path, db = tmp_path / "vigil.yaml", tmp_path / "vigil.db"
+    proc = start(tmp_path, "run")
+    try:
+        wait_for("the API", lambda: get(config, "/healthz")[0] == 200, 60, proc)
+        first = wait_for("a first cycle", lambda: raw_last_cycle_at(db, MODEL), 30, proc)
+
+        good = cfg_path.read_text()
+        bad = yaml.safe_load(good)
+        bad["schedule"]["interval"] = "soon"
+        bad["models"].append(model_config("fraud"))
+        cfg_path.write_text(yaml.safe_dump(bad))
+        proc.send_signal(signal.SIGHUP)
+        # still alive, still cycling on the running configuration, and fraud not added
+        later = wait_for("a cycle after the bad reload", lambda: (raw_last_cycle_at(db, MODEL) or 0) > first + 2,
+                         30, proc)
+        assert later and proc.poll() is None
+        assert get(config, "/v1/incidents?model=fraud")[0] == 404
+
+        fixed = yaml.safe_load(good)
+        fixed["models"].append(model_config("fraud"))
+        cfg_path.write_text(yaml.safe_dump(fixed))
+        proc.send_signal(signal.SIGHUP)
+        wait_for("cycles of the model the reload added", lambda: raw_last_cycle_at(db, "fraud"), 30, proc)
+        assert get(config, "/v1/incidents?model=fraud")[0] == 200, "the API sees the new configuration"
+        assert get(config, "/readyz")[1]["cycles"]["models"].keys() >= {MODEL, "fraud"}
+        stopped_in, err = stop(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err[-3000:]
+    assert "configuration reload refused, keeping the running configuration" in err
+    assert "schedule.interval: expected a duration such as '30s', '5m', '2h', '7d', got 'soon'" in err, err[-3000:]
+    assert "configuration reloaded" in err and "Traceback" not in err, err[-3000:]

@@ -1,0 +1,75 @@
+"""SIGHUP's reload and SIGTERM's bookkeeping, in process (the real signals are in
+tests/integration/test_daemon_signals.py)."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import yaml
+
+from monitor.reload import reload_vigil
+from monitor.shutdown import InFlight
+from tests.helpers_vigil import MODEL, T0, incident_prometheus, make_config, make_vigil, metric_value, model_config
+
+
+def write(path, tmp_path, **over) -> str:
+    data = {"store": {"url": f"sqlite:///{tmp_path / 'vigil.db'}"}, "slack": {"sink_path": "n.jsonl"},
+            "sources": {"prometheus": {"url": "http://127.0.0.1:9"}, "mlflow": {"tracking_uri": "http://127.0.0.1:9"}},
+            "models": [model_config()], **over}
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
+def test_a_valid_file_gives_a_vigil_that_keeps_store_clock_metrics_and_unchanged_clients(tmp_path):
+    cfg = make_config(tmp_path, sources={"prometheus": {"url": "http://127.0.0.1:9"},
+                                         "mlflow": {"tracking_uri": "http://127.0.0.1:9"}},
+                      models=[model_config(), model_config("fraud")])
+    old = make_vigil(cfg, prometheus=incident_prometheus(), notifiers={})
+    old.run_cycle(MODEL, T0)
+    old.run_cycle("fraud", T0)
+    path = write(tmp_path / "vigil.yaml", tmp_path, models=[model_config(), model_config("search")],
+                 policy={"resolve_after_cycles": 5})
+    new, changes = reload_vigil(old, path)
+    assert (changes.added, changes.removed, changes.retimed) == (["search"], ["fraud"], False)
+    assert new.store is old.store and new.clock is old.clock and new.metrics is old.metrics
+    assert new.prometheus is old.prometheus, "an unchanged source keeps its client"
+    assert new.config.policy.resolve_after_cycles == 5
+    assert metric_value(new, "vigil_last_successful_cycle_timestamp_seconds", model=MODEL) == T0
+    assert new.metrics.registry.get_sample_value("vigil_last_successful_cycle_timestamp_seconds",
+                                                 {"model": "fraud"}) is None, "a removed model cannot read as stuck"
+    assert new.run_cycle(MODEL, T0 + 60).model == MODEL
+
+
+def test_an_invalid_file_or_another_store_keeps_the_running_configuration(tmp_path, caplog):
+    cfg = make_config(tmp_path)
+    old = make_vigil(cfg, notifiers={})
+    bad = tmp_path / "bad.yaml"
+    write(bad, tmp_path, schedule={"interval": "soon"})
+    with caplog.at_level(logging.ERROR, logger="vigil.daemon"):
+        assert reload_vigil(old, str(bad)) is None
+        assert "schedule.interval: expected a duration" in caplog.text
+        other = write(tmp_path / "other.yaml", tmp_path, store={"url": f"sqlite:///{tmp_path / 'other.db'}"})
+        assert reload_vigil(old, other) is None
+        assert "store.url changed" in caplog.text
+    assert reload_vigil(old, None) is None, "an embedded daemon has no file to reload"
+
+
+def test_in_flight_waits_for_running_jobs_and_refuses_new_ones_once_closed():
+    jobs, release = InFlight(), threading.Event()
+
+    def job() -> None:
+        with jobs.track("cycle m") as admitted:
+            assert admitted
+            release.wait(5)
+
+    worker = threading.Thread(target=job)
+    worker.start()
+    time.sleep(0.05)
+    jobs.close()
+    with jobs.track("cycle late") as admitted:
+        assert not admitted
+    assert jobs.wait_idle(time.monotonic() + 0.2, threading.Event()) == ["cycle m"], "the grace ran out"
+    release.set()
+    assert jobs.wait_idle(time.monotonic() + 5, threading.Event()) == []
+    worker.join()
