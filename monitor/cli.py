@@ -118,8 +118,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from monitor.daemon import run_daemon
+    from monitor.replicas import AnotherDaemonRunning
 
-    return _exit_after_stop(run_daemon(_load(args.config), serve_api=not args.no_api, config_path=args.config))
+    try:
+        return _exit_after_stop(run_daemon(_load(args.config), serve_api=not args.no_api, config_path=args.config))
+    except AnotherDaemonRunning as e:
+        print(f"vigil run: {e}", file=sys.stderr)
+        return 75  # EX_TEMPFAIL: nothing is wrong with the config; the store is taken
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

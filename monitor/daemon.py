@@ -18,7 +18,9 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from monitor.config import VigilConfig
 from monitor.http_server import API_STOP_TIMEOUT_S, ApiThread
+from monitor.ownership import Ownership, ownership_for
 from monitor.reload import JobChanges, reload_vigil
+from monitor.replicas import LeaseLost, LeaseMetrics
 from monitor.shutdown import EXIT_ABANDONED, InFlight, StopSignals, run_bounded
 from monitor.vigil import Vigil
 
@@ -26,9 +28,11 @@ log = logging.getLogger("vigil.daemon")
 SENDER_INTERVAL_S = 5.0
 
 
-def _safe_cycle(vigil: Vigil, model: str) -> None:
+def _safe_cycle(vigil: Vigil, model: str, token: int | None = None) -> None:
     try:
-        vigil.run_cycle(model)
+        vigil.run_cycle(model, token=token)
+    except LeaseLost as e:  # another replica owns the model now: its cycle, not ours, writes
+        log.warning("cycle stopped: lease lost", extra={"model": model, "error": str(e)})
     except Exception as e:  # one failing cycle never stops the daemon
         vigil.metrics.cycle_failed(model, e)
         log.exception("cycle failed", extra={"model": model})
@@ -49,8 +53,10 @@ class Runtime:
         self.vigil, self.config_path = vigil, config_path
         self.in_flight = InFlight()
         self.app: Any = None
+        self.owner = Ownership()
 
     def swap(self, vigil: Vigil) -> None:
+        vigil.fence = self.vigil.fence
         self.vigil = vigil
         if self.app is not None:
             self.app.state.vigil = vigil
@@ -59,8 +65,21 @@ class Runtime:
 def _cycle_job(runtime: Runtime, model: str) -> None:
     vigil = runtime.vigil  # read once: a reload mid-cycle leaves this cycle on its Vigil
     with runtime.in_flight.track(f"cycle {model}") as admitted:
-        if admitted and any(m.name == model for m in vigil.config.models):
-            _safe_cycle(vigil, model)
+        if admitted and runtime.owner.owns(model) and any(m.name == model for m in vigil.config.models):
+            _safe_cycle(vigil, model, runtime.owner.token(model))
+
+
+def _tick_job(runtime: Runtime, scheduler: BackgroundScheduler) -> None:
+    """Heartbeat and rebalance; a model just taken over runs now, not an interval later."""
+    try:
+        acquired = runtime.owner.tick([m.name for m in runtime.vigil.config.models])
+    except Exception:  # the leases run out on their own; the next tick tries again
+        log.exception("lease heartbeat failed")
+        return
+    for i, model in enumerate(acquired):
+        job = scheduler.get_job(f"cycle:{model}")
+        if job is not None:
+            job.modify(next_run_time=_dt(time.time() + 0.2 * i))
 
 
 def _deliver_job(runtime: Runtime) -> None:
@@ -86,6 +105,9 @@ def build_scheduler(runtime: Runtime) -> BackgroundScheduler:
     # The sender runs on its own thread: a Slack rate limit must not delay a cycle.
     scheduler.add_job(_deliver_job, "interval", args=[runtime], seconds=SENDER_INTERVAL_S, id="outbox",
                       name="outbox sender", next_run_time=_dt(now + 1))
+    if runtime.owner.renew_every is not None:  # replicas: leases, never behind a cycle (own job)
+        scheduler.add_job(_tick_job, "interval", args=[runtime, scheduler], seconds=runtime.owner.renew_every,
+                          id="leases", name="lease heartbeat", next_run_time=_dt(now), max_instances=1)
     return scheduler
 
 
@@ -131,6 +153,7 @@ def run_daemon(config: VigilConfig, *, serve_api: bool = True, vigil: Vigil | No
     code = 0
     try:
         if cycles:
+            _take_ownership(runtime)
             _provision(config)
             scheduler = build_scheduler(runtime)
             scheduler.start()
@@ -152,6 +175,16 @@ def run_daemon(config: VigilConfig, *, serve_api: bool = True, vigil: Vigil | No
         return EXIT_ABANDONED
     log.info("daemon stopped")
     return code
+
+
+def _take_ownership(runtime: Runtime) -> None:
+    """The single-daemon lock (SQLite) or a replica's membership (PostgreSQL); then finish
+    what a crash left half-way (on PostgreSQL each model's owner does it in its first cycle)."""
+    vigil = runtime.vigil
+    runtime.owner = ownership_for(vigil.store, vigil.config.schedule.interval, LeaseMetrics(vigil.metrics.registry))
+    vigil.fence = runtime.owner.fence
+    if runtime.owner.renew_every is None:
+        vigil.reconcile()
 
 
 def _wait(runtime: Runtime, signals: StopSignals, scheduler: BackgroundScheduler | None,
@@ -191,6 +224,7 @@ def _stop(runtime: Runtime, signals: StopSignals, scheduler: BackgroundScheduler
     if scheduler is not None:
         scheduler.shutdown(wait=False)  # no new jobs; the running ones are waited for below
     abandoned = runtime.in_flight.wait_idle(deadline, signals.force)
+    runtime.owner.close()  # after the cycles: the other replicas take the models over at once
     # The API gets at least a second even past the grace: stopping it takes one tick.
     if api is not None and not api.stop(max(min(API_STOP_TIMEOUT_S + 1.0, deadline - time.monotonic()), 1.0)):
         abandoned.append("HTTP API requests")

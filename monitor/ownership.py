@@ -1,0 +1,90 @@
+"""Which models this daemon may cycle, and the fencing token each cycle carries.
+
+- SQLite: one daemon per store file. `single_daemon_lock` is held for the daemon's life
+  (a second `vigil run` on the same file refuses to start); it owns every model, and its
+  cycles need no fencing.
+- PostgreSQL: replicas lease models (monitor/replicas). A tick (heartbeat + rebalance)
+  runs on its own scheduler job every `renew_every`; a cycle runs only for a model this
+  replica holds, under the token it held when the cycle began; a model just taken over
+  gets its first cycle at once, so a killed replica's models run again within
+  `lease_ttl + renew_every` (4/3 of an interval by default).
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from monitor.replicas import DaemonLock, LeaseMetrics, LeaseTiming, Membership, single_daemon_lock
+from monitor.store.repository import Store
+
+log = logging.getLogger("vigil.ownership")
+
+
+class Ownership:
+    """One daemon alone on its store: every model is its own."""
+
+    renew_every: float | None = None
+
+    def __init__(self, lock: DaemonLock | None = None) -> None:
+        self._lock = lock
+
+    def owns(self, model: str) -> bool:
+        return True
+
+    def token(self, model: str) -> int | None:
+        return None
+
+    @property
+    def fence(self) -> object | None:
+        return None
+
+    def tick(self, models: Sequence[str]) -> list[str]:
+        """Models newly taken over (none when alone)."""
+        return []
+
+    def close(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+
+
+class LeasedOwnership(Ownership):
+    """A replica among others on one PostgreSQL."""
+
+    def __init__(self, membership: Membership) -> None:
+        super().__init__()
+        self.membership = membership
+        self.renew_every = membership.timing.renew_every
+
+    def owns(self, model: str) -> bool:
+        return self.membership.token(model) is not None
+
+    def token(self, model: str) -> int | None:
+        return self.membership.token(model)
+
+    @property
+    def fence(self) -> object | None:
+        return self.membership.fence
+
+    def tick(self, models: Sequence[str]) -> list[str]:
+        change = self.membership.tick(models)
+        if change.acquired or change.released or change.lost:
+            log.info("model ownership changed", extra={
+                "replica": self.membership.replica_id, "acquired": sorted(change.acquired),
+                "released": sorted(change.released), "lost": sorted(change.lost), "owned": len(change.owned),
+                "live_replicas": len(change.live)})
+        return sorted(change.acquired)
+
+    def close(self) -> None:
+        try:
+            self.membership.leave()  # the others take the models over now, not at expiry
+        except Exception:  # the leases expire on their own
+            log.exception("could not release the leases on stop")
+
+
+def ownership_for(store: Store, interval: float, metrics: LeaseMetrics | None = None) -> Ownership:
+    """SQLite: the single-daemon lock (raises `AnotherDaemonRunning`); PostgreSQL: leases."""
+    if store.url.startswith("sqlite"):
+        return Ownership(single_daemon_lock(store.url))
+    membership = Membership(store, LeaseTiming.for_interval(interval), metrics=metrics)
+    log.info("replica joining", extra={"replica": membership.replica_id, "interval_s": interval})
+    return LeasedOwnership(membership)
