@@ -3,12 +3,18 @@
 Notifications are written to the outbox in the same transaction as the incident
 change that caused them; a sender drains it. Every notifier (Slack, the JSON-lines
 sink, Grafana annotations) implements `Notifier` and knows nothing about policy.
+
+A sender claims a row (`sending`) before it calls the notifier and marks it after. A
+sender that dies in between leaves the row `sending` under a lapsed claim: nobody
+knows whether the message went out. Before such a row is sent again, a notifier that
+can answer (`FindsDelivered`) is asked whether the backend already has it, so a crash
+between the call and its record does not show people the message twice.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 
 class MessageKind(StrEnum):
@@ -21,6 +27,7 @@ class OutboxStatus(StrEnum):
     """Where an outbox row stands."""
 
     PENDING = "pending"
+    SENDING = "sending"  # claimed by a sender; once its claim lapses, the message may or may not be out
     DELIVERED = "delivered"
     FAILED = "failed"
 
@@ -40,6 +47,7 @@ class OutboxMessage:
     payload: dict[str, Any]
     attempts: int = 0
     ref: dict[str, Any] | None = None  # from an earlier delivery for the same key (Slack channel + ts)
+    created_at: float | None = None  # when the row was written (Vigil's clock): no delivery of it is older
 
 
 @dataclass
@@ -49,9 +57,28 @@ class DeliveryResult:
     error: str = ""
     retry_after: float | None = None  # seconds, when the backend said so (Retry-After)
     detail: dict[str, Any] = field(default_factory=dict)
+    # RETRY only: the request may have reached the backend (a read timeout after sending),
+    # so the next attempt must look for the message before sending it again.
+    uncertain: bool = False
 
 
 class Notifier(Protocol):
     name: str
 
     def deliver(self, message: OutboxMessage) -> DeliveryResult: ...
+
+
+@runtime_checkable
+class FindsDelivered(Protocol):
+    """Optional for a notifier: can it tell whether a message already reached its backend?"""
+
+    def find_delivered(self, message: OutboxMessage) -> DeliveryResult | None:
+        """Look for `message` (by its outbox id) where it would have been delivered.
+
+        None: not there, sending it is safe. DELIVERED with the ref it landed at: it went
+        out, record it instead of sending. RETRY: the backend could not say (rate limit,
+        outage), ask again later and do not send meanwhile. FAILED: it can never say
+        (a missing scope): the sender sends anyway, since a lost alert is worse than a
+        second copy.
+        """
+        ...

@@ -3,7 +3,9 @@
 Each delivery appends one JSON object per line and fsyncs it, so a line on disk is a
 delivered notification even after a crash; a short readable line goes to the console.
 Updates of one incident are further lines with the same `key`: the file is a log of
-what Slack would have shown, in order.
+what Slack would have shown, in order. Each line names its outbox row (`id`), so after
+a crash between the write and its record, `find_delivered` finds the line instead of
+writing a second one.
 """
 from __future__ import annotations
 
@@ -73,11 +75,26 @@ class JsonlSink:
                 print(f"[vigil] {text}", file=stream, flush=True)
         return DeliveryResult(DeliveryStatus.DELIVERED, ref={"line": n}, detail={"path": str(self.path)})
 
+    def find_delivered(self, message: OutboxMessage) -> DeliveryResult | None:
+        """The line an earlier attempt wrote for this outbox row, if there is one."""
+        try:
+            with self._lock:
+                n = _find_line(self.path, message)
+        except OSError as e:
+            return DeliveryResult(DeliveryStatus.RETRY, error=f"sink: reading {self.path} failed ({e}); will retry")
+        if n is None:
+            return None
+        return DeliveryResult(DeliveryStatus.DELIVERED, ref={"line": n},
+                              detail={"path": str(self.path), "found_in_file": True})
+
     def _append(self, line: str) -> int:
         if self._lines is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._lines = _count_lines(self.path)
         with open(self.path, "a", encoding="utf-8") as fh:
+            if _torn(self.path):  # a crash mid-write left half a line: start on a fresh one
+                fh.write("\n")
+                self._lines += 1
             fh.write(line + "\n")
             fh.flush()
             os.fsync(fh.fileno())
@@ -90,6 +107,34 @@ def _count_lines(path: Path) -> int:
         return 0
     with open(path, "rb") as fh:
         return sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
+
+
+def _torn(path: Path) -> bool:
+    """Does the file end inside a line?"""
+    with open(path, "rb") as fh:
+        fh.seek(0, os.SEEK_END)
+        if fh.tell() == 0:
+            return False
+        fh.seek(-1, os.SEEK_END)
+        return fh.read(1) != b"\n"
+
+
+def _find_line(path: Path, message: OutboxMessage) -> int | None:
+    """1-based number of the line written for `message`'s outbox row, or None."""
+    if not path.exists():
+        return None
+    needle = f'"id": {message.id},'.encode()  # json.dumps' separators: cheap to test before parsing
+    with open(path, "rb") as fh:
+        for n, raw in enumerate(fh, start=1):
+            if needle not in raw:
+                continue
+            try:
+                record = json.loads(raw)
+            except ValueError:
+                continue  # a torn line from a crash mid-write: not a delivery
+            if record.get("id") == message.id and record.get("key") == message.key:
+                return n
+    return None
 
 
 def _summary(message: OutboxMessage) -> str:

@@ -5,12 +5,18 @@ records the returned `DeliveryResult`. Every Slack answer maps to DELIVERED, RET
 (rate limit, outage, timeout: try later, the message stays in the outbox) or FAILED
 (bad channel, bad token, missing scope: a person must fix config; the error says
 what to fix). Nothing here knows about policy.
+
+Every post carries its outbox row in its message metadata, so `find_delivered` can
+find it in the channel's history when a sender died before recording it
+(alerts/slack_lookup.py). Scopes: chat:write to post; channels:history and
+channels:read (groups:history and groups:read for private channels) to look.
 """
 from __future__ import annotations
 
 import logging
 import re
 from collections.abc import Mapping
+from http.client import RemoteDisconnected
 from typing import Any
 from urllib.error import URLError
 
@@ -20,6 +26,7 @@ from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, R
 
 from alerts.outbox import DeliveryResult, DeliveryStatus, MessageKind, OutboxMessage
 from alerts.slack_blocks import render_incident, render_rollback
+from alerts.slack_lookup import SlackLookup, post_metadata
 
 log = logging.getLogger("vigil.alerts.slack")
 
@@ -110,6 +117,7 @@ class SlackNotifier:
                 RateLimitErrorRetryHandler(max_retry_count=max_rate_limit_retries),
             ],
         )
+        self._lookup = SlackLookup(self._call)
 
     def __repr__(self) -> str:  # never show the token
         return f"SlackNotifier(base_url={self._client.base_url!r})"
@@ -143,12 +151,39 @@ class SlackNotifier:
             result = self._map_error(e.error, e.method, e.channel)
         except (URLError, TimeoutError, ConnectionError, OSError, SlackClientError) as e:
             result = DeliveryResult(
-                DeliveryStatus.RETRY, error=f"Slack unreachable ({type(e).__name__}: {e}); will retry"
+                DeliveryStatus.RETRY, error=f"Slack unreachable ({type(e).__name__}: {e}); will retry",
+                uncertain=_maybe_sent(e),
             )
         except Exception as e:  # an unknown failure must delay, never drop, a message
             log.exception("slack delivery raised", extra={"message_id": message.id, "key": message.key})
-            result = DeliveryResult(DeliveryStatus.RETRY, error=f"Slack delivery raised {type(e).__name__}: {e}")
+            result = DeliveryResult(DeliveryStatus.RETRY, error=f"Slack delivery raised {type(e).__name__}: {e}",
+                                    uncertain=True)
         return self._result(message, result)
+
+    def find_delivered(self, message: OutboxMessage) -> DeliveryResult | None:
+        """The post for `message` if the channel's history has it (see alerts/outbox.py)."""
+        if message.kind not in (MessageKind.INCIDENT, MessageKind.ROLLBACK):
+            return None  # deploys are never posted
+        payload = message.payload or {}
+        thread = (payload.get("thread") or {}) if message.kind == MessageKind.ROLLBACK else {}
+        if thread.get("channel") and thread.get("ts"):  # a reply: in the thread, not the channel's history
+            channel, thread_ts = thread["channel"], thread["ts"]
+        else:
+            channel, thread_ts = payload.get("channel") or self.default_channel, None
+        if not channel:
+            return None
+        try:
+            found = self._lookup.find(message, channel, thread_ts)
+        except _ApiCallFailed as e:
+            return self._map_error(e.error, e.method, e.channel)
+        except (URLError, TimeoutError, ConnectionError, OSError, SlackClientError) as e:
+            return DeliveryResult(DeliveryStatus.RETRY, error=f"Slack unreachable ({type(e).__name__}: {e}); "
+                                                              "will look again before sending")
+        if found is None:
+            return None
+        # An incident's later updates edit the found post; a rollback keeps the incident's ref.
+        ref = message.ref if message.kind == MessageKind.ROLLBACK and message.ref else found
+        return DeliveryResult(DeliveryStatus.DELIVERED, ref=ref, detail={"found_in_history": found})
 
     # ------------------------------------------------------------------ kinds
     def _incident(self, message: OutboxMessage, channel: str | None, text: str, blocks: list) -> DeliveryResult:
@@ -171,10 +206,10 @@ class SlackNotifier:
                     "slack message to update is gone; posting a new one",
                     extra={"message_id": message.id, "key": message.key, "error": e.code},
                 )
-                result = self._post(channel, text, blocks)
+                result = self._post(channel, text, blocks, post_metadata(message))
                 result.detail["reposted_after"] = e.code
                 return result
-        return self._post(channel, text, blocks)
+        return self._post(channel, text, blocks, post_metadata(message))
 
     def _rollback(self, message: OutboxMessage, channel: str | None, text: str, blocks: list) -> DeliveryResult:
         # A rollback is an event, never an update. It replies in the incident's thread;
@@ -182,19 +217,20 @@ class SlackNotifier:
         # cannot make later incident updates land on this reply.
         thread = message.payload.get("thread") or {}
         if thread.get("channel") and thread.get("ts"):
-            result = self._post(thread["channel"], text, blocks, thread_ts=thread["ts"])
+            result = self._post(thread["channel"], text, blocks, post_metadata(message), thread_ts=thread["ts"])
         else:
-            result = self._post(channel, text, blocks)
+            result = self._post(channel, text, blocks, post_metadata(message))
         result.detail.update(result.ref or {})
         result.ref = message.ref or result.ref
         return result
 
-    def _post(self, channel: str | None, text: str, blocks: list, thread_ts: str | None = None) -> DeliveryResult:
+    def _post(self, channel: str | None, text: str, blocks: list, metadata: dict[str, Any],
+              thread_ts: str | None = None) -> DeliveryResult:
         if not channel:
             raise _NoChannel(
                 "Slack: no channel for this message — set models[].owner_channel (or a default channel)"
             )
-        kwargs: dict[str, Any] = {"channel": channel, "text": text, "blocks": blocks,
+        kwargs: dict[str, Any] = {"channel": channel, "text": text, "blocks": blocks, "metadata": metadata,
                                   "unfurl_links": False, "unfurl_media": False}
         if thread_ts:
             kwargs["thread_ts"] = thread_ts
@@ -206,7 +242,10 @@ class SlackNotifier:
         )
 
     def _call(self, method: str, label: str | None, /, **kwargs: Any) -> Any:
-        call = {"chat.postMessage": self._client.chat_postMessage, "chat.update": self._client.chat_update}[method]
+        call = {"chat.postMessage": self._client.chat_postMessage, "chat.update": self._client.chat_update,
+                "conversations.history": self._client.conversations_history,
+                "conversations.replies": self._client.conversations_replies,
+                "conversations.list": self._client.conversations_list}[method]
         try:
             return call(**kwargs)
         except SlackApiError as e:
@@ -262,6 +301,12 @@ class SlackNotifier:
             },
         )
         return result
+
+
+def _maybe_sent(e: BaseException) -> bool:
+    """Did the request perhaps reach Slack? A read timeout or a dropped connection after
+    sending: yes; a refused or unresolvable connection (URLError): no."""
+    return isinstance(e, (TimeoutError, RemoteDisconnected, ConnectionResetError)) and not isinstance(e, URLError)
 
 
 class _NoChannel(Exception):

@@ -1,20 +1,29 @@
-"""Stage 7, deliver: drain the outbox, at least once, in order per key.
+"""Stage 7, deliver: drain the outbox, in order per key, each message seen once.
 
-A notifier that raises is treated like a transient failure: the message stays
-pending with a backoff, so a crash or an outage delays it but never loses it.
+Row by row: claim the head row of a key (monitor/store/outbox.py), call its notifier,
+record the outcome under the claim's token. Any number of senders (threads, processes,
+replicas on one PostgreSQL) can drain one store: a row is claimed by one of them.
+
+A notifier that raises is treated like a transient failure: the message stays in the
+outbox with a back-off, so a crash or an outage delays it but never loses it. A row
+whose sender died mid-call (its claim lapsed) may already be out: the notifier is asked
+first (`FindsDelivered`), and only a message it cannot find is sent again.
 
 One round at a time per process: the daemon's sender thread and the API (which drains
-the outbox right after a rollback) would otherwise both read the same pending row and
-post it twice, leaving two Slack messages for one incident.
+the outbox right after a rollback) would otherwise race for the same rows; the claim
+makes that safe, the lock just saves the losing round its wasted reads.
 """
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Mapping
 
-from alerts.outbox import DeliveryResult, DeliveryStatus, Notifier, OutboxMessage, OutboxStatus
+from alerts.outbox import DeliveryResult, DeliveryStatus, FindsDelivered, Notifier, OutboxMessage, OutboxStatus
+from monitor.failpoints import failpoint
 from monitor.metrics import VigilMetrics
+from monitor.store.outbox import CLAIM_S, Claim
 from monitor.store.repository import Store
 
 log = logging.getLogger("vigil.sender")
@@ -27,45 +36,89 @@ def backoff(attempts: int) -> float:
 
 
 class OutboxSender:
-    def __init__(self, store: Store, notifiers: Mapping[str, Notifier], metrics: VigilMetrics) -> None:
+    def __init__(self, store: Store, notifiers: Mapping[str, Notifier], metrics: VigilMetrics,
+                 claim_s: float = CLAIM_S) -> None:
         self.store, self.notifiers, self.metrics = store, notifiers, metrics
+        self.claim_s = claim_s
         self.lock = threading.Lock()
 
     def deliver_due(self, now: float, *, limit: int = 100) -> int:
-        """Deliver what is due. One pass takes the oldest pending message of each key; the
+        """Deliver what is due. One pass takes the oldest open message of each key; the
         next pass the one after it, so several updates of one incident go out in order in
         one call (bounded, so a flood cannot hold the sender forever)."""
         with self.lock:
+            started = time.monotonic()
             total = 0
             for _ in range(MAX_PASSES):
-                n = self._round(now, limit)
+                n = self._round(now, started, limit)
                 total += n
                 if n == 0:
                     break
+            counts = self.store.outbox.counts()
+            self.metrics.outbox_pending.set(counts.get(OutboxStatus.PENDING, 0) + counts.get(OutboxStatus.SENDING, 0))
             return total
 
-    def _round(self, now: float, limit: int) -> int:
+    def _round(self, now: float, started: float, limit: int) -> int:
         delivered = 0
-        for msg in self.store.due_messages(now, limit=limit):
-            result = self._send(msg)
-            self.store.record_delivery(msg, result, now, backoff(msg.attempts))
+        for head in self.store.outbox.due(now, limit):
+            # `now` is the caller's clock (live or replay) and stays put for the round;
+            # a claim taken late in a long round still holds claim_s from when it is taken.
+            claim = self.store.outbox.claim(head, now, self.claim_s + (time.monotonic() - started))
+            if claim is None:
+                continue  # another sender has it
+            failpoint("before_notifier_call")
+            result = self._attempt(claim)
+            failpoint("after_notifier_call")
+            msg = claim.message
+            if not self.store.outbox.record(claim, result, now, backoff(msg.attempts)):
+                log.warning("claim lost before its outcome was recorded; the new owner's outcome stands",
+                            extra={"notifier": msg.notifier, "key": msg.key, "outbox_id": msg.id})
+                continue
             self.metrics.notifications.labels(msg.notifier, str(result.status)).inc()
             if result.status == DeliveryStatus.DELIVERED:
                 delivered += 1
             else:
                 log.warning("delivery %s", result.status,
                             extra={"notifier": msg.notifier, "key": msg.key, "error": result.error,
-                                   "attempts": msg.attempts + 1})
-        self.metrics.outbox_pending.set(self.store.outbox_counts().get(OutboxStatus.PENDING, 0))
+                                   "attempts": claim.token, "uncertain": result.uncertain})
         return delivered
 
-    def _send(self, msg: OutboxMessage) -> DeliveryResult:
+    def _attempt(self, claim: Claim) -> DeliveryResult:
+        """Send the claimed message, unless an uncertain one is found to be out already."""
+        msg = claim.message
         notifier = self.notifiers.get(msg.notifier)
         if notifier is None:
-            return DeliveryResult(DeliveryStatus.RETRY,
+            # Not ours to judge: another process may have this notifier. An uncertain row
+            # stays uncertain, so whoever sends it still looks first.
+            return DeliveryResult(DeliveryStatus.RETRY, uncertain=claim.uncertain,
                                   error=f"notifier {msg.notifier!r} is not configured in this process")
+        if claim.uncertain and isinstance(notifier, FindsDelivered):
+            found = self._look(notifier, msg)
+            if found is not None:
+                return found
         try:
             return notifier.deliver(msg)
-        except Exception as e:  # a notifier bug must not lose the message
+        except Exception as e:  # a notifier bug must not lose the message, and may have sent it
             log.exception("notifier raised", extra={"notifier": msg.notifier, "outbox_id": msg.id})
-            return DeliveryResult(DeliveryStatus.RETRY, error=f"{type(e).__name__}: {e}")
+            return DeliveryResult(DeliveryStatus.RETRY, error=f"{type(e).__name__}: {e}", uncertain=True)
+
+    def _look(self, notifier: FindsDelivered, msg: OutboxMessage) -> DeliveryResult | None:
+        """The lookup's verdict to record, or None to go on and send."""
+        try:
+            found = notifier.find_delivered(msg)
+        except Exception as e:  # cannot tell: keep it uncertain, never send blindly
+            log.exception("delivery lookup raised", extra={"notifier": msg.notifier, "outbox_id": msg.id})
+            return DeliveryResult(DeliveryStatus.RETRY, error=f"lookup: {type(e).__name__}: {e}", uncertain=True)
+        if found is None:
+            return None
+        if found.status == DeliveryStatus.DELIVERED:
+            log.info("uncertain message was already delivered; not sending it again",
+                     extra={"notifier": msg.notifier, "key": msg.key, "outbox_id": msg.id, "ref": found.ref})
+            return found
+        if found.status == DeliveryStatus.RETRY:
+            found.uncertain = True
+            return found
+        # The backend can never say (a missing scope): a lost alert is worse than a second copy.
+        log.warning("cannot look for an uncertain message; sending it again",
+                    extra={"notifier": msg.notifier, "key": msg.key, "outbox_id": msg.id, "error": found.error})
+        return None

@@ -15,15 +15,16 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-from sqlalchemy import create_engine, event, func, select
+from sqlalchemy import create_engine, event, select
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.audit import GENESIS, AuditEntry, entry_hash
-from alerts.outbox import DeliveryResult, DeliveryStatus, MessageKind, OutboxMessage
+from alerts.outbox import MessageKind
 from detectors.records import DeployEvent, json_safe
 from monitor.store import intents
 from monitor.store import leases as leases  # registers the lease tables on Base for create_all
+from monitor.store.outbox import Outbox
 from monitor.store.tables import (
     ActionRow,
     ActionStatus,
@@ -75,6 +76,7 @@ class Store:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._create_schema()
         self._session = sessionmaker(self.engine, expire_on_commit=False)
+        self.outbox = Outbox(self.tx, self.engine.dialect.name)
 
     def _create_schema(self) -> None:
         """Create missing tables; two processes opening a fresh store at once both try,
@@ -184,79 +186,16 @@ class Store:
         with self.tx() as s:
             return list(s.scalars(select(IncidentRow).order_by(IncidentRow.id)))
 
-    # ---------------------------------------------------------------- outbox
+    # ---------------------------------------------------------------- outbox (monitor/store/outbox.py)
     def enqueue(self, s: Session, notifier: str, kind: MessageKind, key: str, payload: dict[str, Any],
                 now: float) -> OutboxRow:
-        row = OutboxRow(notifier=notifier, kind=str(kind), key=key, payload=json_safe(payload),
-                        status=OutboxStatus.PENDING, attempts=0, created_at=now, next_attempt_at=now)
-        s.add(row)
-        s.flush()
-        return row
-
-    def due_messages(self, now: float, limit: int = 100) -> list[OutboxMessage]:
-        """Pending messages that are due, oldest first, at most one per (notifier, key).
-
-        Messages for one key go out in order: a later update never overtakes an
-        earlier one that is waiting for a retry. The scan reads only ids and keys of
-        all pending rows, so a long outage's backlog cannot hide newer due messages.
-        """
-        with self.tx() as s:
-            heads = s.execute(
-                select(OutboxRow.id, OutboxRow.notifier, OutboxRow.key, OutboxRow.next_attempt_at)
-                .where(OutboxRow.status == OutboxStatus.PENDING).order_by(OutboxRow.id)
-            ).all()
-            seen: set[tuple[str, str]] = set()
-            ids: list[int] = []
-            for id_, notifier, key, next_at in heads:
-                if (notifier, key) in seen:
-                    continue
-                seen.add((notifier, key))
-                if next_at <= now:
-                    ids.append(id_)
-                    if len(ids) >= limit:
-                        break
-            if not ids:
-                return []
-            rows = list(s.scalars(select(OutboxRow).where(OutboxRow.id.in_(ids)).order_by(OutboxRow.id)))
-            refs = {(r.notifier, r.key): r.ref for r in s.scalars(
-                select(MessageRefRow).where(MessageRefRow.key.in_({r.key for r in rows})))}
-        return [OutboxMessage(id=r.id, notifier=r.notifier, kind=MessageKind(r.kind), key=r.key, payload=r.payload,
-                              attempts=r.attempts, ref=refs.get((r.notifier, r.key))) for r in rows]
-
-    def record_delivery(self, msg: OutboxMessage, result: DeliveryResult, now: float,
-                        backoff: float) -> None:
-        with self.tx() as s:
-            row = s.get(OutboxRow, msg.id)
-            if row is None:
-                return
-            row.attempts += 1
-            if result.status == DeliveryStatus.DELIVERED:
-                row.status = OutboxStatus.DELIVERED
-                row.delivered_at = now
-                row.last_error = None
-                if result.ref:
-                    ref = s.get(MessageRefRow, (msg.notifier, msg.key))
-                    if ref is None:
-                        s.add(MessageRefRow(notifier=msg.notifier, key=msg.key, ref=result.ref))
-                    else:
-                        ref.ref = result.ref
-            elif result.status == DeliveryStatus.FAILED:
-                row.status = OutboxStatus.FAILED
-                row.last_error = result.error
-            else:
-                row.last_error = result.error
-                row.next_attempt_at = now + (result.retry_after if result.retry_after else backoff)
+        return self.outbox.enqueue(s, notifier, kind, key, payload, now)
 
     def outbox_counts(self) -> dict[str, int]:
-        with self.tx() as s:
-            rows = s.execute(select(OutboxRow.status, func.count()).group_by(OutboxRow.status)).all()
-        return {str(status): n for status, n in rows}
+        return self.outbox.counts()
 
     def outbox_for_prefix(self, prefix: str) -> list[OutboxRow]:
-        """Outbox rows whose key is `prefix` or starts with `prefix:` (one incident, all channels)."""
-        with self.tx() as s:
-            q = select(OutboxRow).where((OutboxRow.key == prefix) | OutboxRow.key.startswith(prefix + ":"))
-            return list(s.scalars(q.order_by(OutboxRow.id)))
+        return self.outbox.for_prefix(prefix)
 
     # ---------------------------------------------------------------- actions
     def add_action(self, s: Session, **fields: Any) -> ActionRow:

@@ -1,13 +1,21 @@
 """A small local Slack Web API server for tests, following contracts/README.md section 6.
 
 - POST /api/chat.postMessage, /api/chat.update, /api/auth.test; JSON or form bodies.
+  A post's `metadata` ({"event_type", "event_payload"}) is kept with the message.
+- GET (query string) or POST: /api/conversations.history, /api/conversations.replies,
+  /api/conversations.list, following Slack's documented contract (tests/fakes/slack_history.py
+  says what and where from): newest first, oldest/latest/inclusive, limit, cursor
+  pagination, `metadata` only with include_all_metadata; a channel ID, never a name.
 - `Authorization: Bearer <token>` (or a `token` form field): `not_authed` without one,
-  `invalid_auth` for a wrong one, `missing_scope` (with `needed`/`provided`) without chat:write.
+  `invalid_auth` for a wrong one, `missing_scope` (with `needed`/`provided`) without the
+  method's scope (chat:write; channels:history; channels:read).
 - Logical errors are HTTP 200 with `{"ok": false, "error": ...}`: channel_not_found,
   not_in_channel, is_archived, invalid_blocks (with `errors` and json-pointers),
   msg_too_long, no_text, message_not_found.
 - Rate limits: a token bucket per (method, channel) (chat.postMessage: 1/s, small
-  bursts); over it, HTTP 429 with an integer `Retry-After` and `{"ok":false,"error":"ratelimited"}`.
+  bursts), per method for the reads (history and replies Tier 3: 50 a minute; list
+  Tier 2: 20 a minute); over it, HTTP 429 with an integer `Retry-After` and
+  `{"ok":false,"error":"ratelimited"}`.
 - Faults on demand: `force(429 | 500 | 503, count=N)`, `force(200, error="internal_error")`, `delay(s)`.
 - Everything posted or updated is kept (`messages()`), with each version, for assertions.
 
@@ -24,7 +32,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
+
+try:
+    from tests.fakes import slack_history
+except ImportError:  # pytest put tests/ on sys.path, not the repo root
+    from fakes import slack_history  # type: ignore[no-redef]
 
 MAX_BLOCKS = 50
 MAX_TEXT = 40_000
@@ -40,6 +53,17 @@ class FakeMessage:
     blocks: list[dict[str, Any]]
     thread_ts: str | None = None
     versions: list[dict[str, Any]] = field(default_factory=list)  # every text/blocks it has had, oldest first
+    metadata: dict[str, Any] | None = None  # chat.postMessage's `metadata`, as given
+
+    def to_api(self, *, include_metadata: bool) -> dict[str, Any]:
+        """The message object Slack's methods return."""
+        out: dict[str, Any] = {"type": "message", "subtype": "bot_message", "text": self.text, "ts": self.ts,
+                               "bot_id": "B0FAKE0001", "app_id": "A0FAKE0001", "blocks": self.blocks}
+        if self.thread_ts:
+            out["thread_ts"] = self.thread_ts
+        if include_metadata and self.metadata is not None:
+            out["metadata"] = self.metadata
+        return out
 
     @property
     def updates(self) -> int:
@@ -177,11 +201,12 @@ class FakeSlack:
         token: str = "xoxb-fake-token",
         *,
         channels: tuple[str, ...] = ("recsys-alerts",),
-        scopes: tuple[str, ...] = ("chat:write",),
+        scopes: tuple[str, ...] = ("chat:write", "channels:history", "channels:read"),
         post_rate_per_s: float = 1.0,
         post_burst: int = 3,
         update_rate_per_s: float = 50 / 60,  # chat.update is Tier 3: ~50 per minute
         update_burst: int = 10,
+        read_burst: int = 10,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.token = token
@@ -189,6 +214,9 @@ class FakeSlack:
         self._limits = {
             "chat.postMessage": (post_rate_per_s, post_burst),
             "chat.update": (update_rate_per_s, update_burst),
+            "conversations.history": (50 / 60, read_burst),  # Tier 3
+            "conversations.replies": (50 / 60, read_burst),  # Tier 3
+            "conversations.list": (20 / 60, read_burst),  # Tier 2
         }
         self._clock = clock
         self._lock = threading.Lock()
@@ -197,8 +225,7 @@ class FakeSlack:
         self._buckets: dict[tuple[str, str], _Bucket] = {}
         self._faults: list[_Fault] = []
         self._delays: list[float] = []
-        self._seq = 100
-        self._ts_base = int(time.time())
+        self._last_ts = 0
         self.requests: list[FakeRequest] = []
         for name in channels:
             self.add_channel(name)
@@ -294,13 +321,44 @@ class FakeSlack:
                 return cid
         return None
 
-    def _next_ts(self) -> str:
-        self._seq += 1
-        return f"{self._ts_base + self._seq // 1_000_000}.{self._seq % 1_000_000:06d}"
+    def _rate_limited(self, method: str, cid: str) -> tuple[int, dict[str, str], dict[str, Any]] | None:
+        rate, burst = self._limits[method]
+        bucket = self._buckets.setdefault((method, cid), _Bucket(rate, burst, burst, self._clock()))
+        wait = bucket.take(self._clock())
+        if wait is None:
+            return None
+        return 429, {"Retry-After": str(max(1, math.ceil(wait)))}, {"ok": False, "error": "ratelimited"}
 
-    def handle(self, method: str, headers: dict[str, str], raw: bytes) -> tuple[int, dict[str, str], dict[str, Any]]:
+    def _read(self, method: str, cid: str, params: dict[str, Any]) -> tuple[int, dict[str, str], dict[str, Any]]:
+        """conversations.history / .replies / .list; reads are limited per method, not per channel."""
+        limited = self._rate_limited(method, "")
+        if limited is not None:
+            return limited
+        meta = slack_history.flag(params, "include_all_metadata")
+        try:
+            if method == "conversations.list":
+                return 200, {}, slack_history.channel_list(self._channels, params)
+            msgs = [m for m in self._messages.values() if m.channel == cid]
+            if method == "conversations.history":
+                top = [m.to_api(include_metadata=meta) for m in msgs if not m.thread_ts or m.thread_ts == m.ts]
+                return 200, {}, slack_history.history(top, params, time.time())
+            parent = self._messages.get((cid, str(params.get("ts") or "")))
+            if parent is None:
+                return 200, {}, {"ok": False, "error": "thread_not_found"}
+            thread = [m.to_api(include_metadata=meta) for m in msgs if m.thread_ts == parent.ts and m is not parent]
+            return 200, {}, slack_history.replies(parent.to_api(include_metadata=meta), thread, params, time.time())
+        except slack_history.ApiError as e:
+            return 200, {}, {"ok": False, "error": e.error}
+
+    def _next_ts(self) -> str:
+        """The posting time in microseconds, unique per workspace (as Slack's ts)."""
+        self._last_ts = max(int(time.time() * 1_000_000), self._last_ts + 1)
+        return f"{self._last_ts // 1_000_000}.{self._last_ts % 1_000_000:06d}"
+
+    def handle(self, method: str, headers: dict[str, str], raw: bytes,
+               query: dict[str, Any] | None = None) -> tuple[int, dict[str, str], dict[str, Any]]:
         content_type = headers.get("content-type", "")
-        params: dict[str, Any] = {}
+        params: dict[str, Any] = dict(query or {})
         warnings: list[str] = []
         if content_type.startswith("application/json"):
             if "charset" not in content_type:
@@ -356,27 +414,29 @@ class FakeSlack:
             return 200, {}, {"ok": True, "url": "https://vigil-test.slack.com/", "team": "Vigil Test",
                              "user": "vigil", "team_id": "T0FAKE0001", "user_id": "U0FAKE0001",
                              "bot_id": "B0FAKE0001", "is_enterprise_install": False}
-        if method not in ("chat.postMessage", "chat.update"):
+        if method not in _SCOPES:
             return 200, {}, {"ok": False, "error": "unknown_method"}
-        if "chat:write" not in self.scopes:
-            return 200, {}, {"ok": False, "error": "missing_scope", "needed": "chat:write",
+        if _SCOPES[method] not in self.scopes:
+            return 200, {}, {"ok": False, "error": "missing_scope", "needed": _SCOPES[method],
                              "provided": ",".join(sorted(self.scopes))}
+        if method == "conversations.list":
+            return self._read(method, "", params)
 
-        # chat.update takes a channel ID only; chat.postMessage also resolves names.
-        cid = self._resolve(params.get("channel"), ids_only=method == "chat.update")
+        # Only chat.postMessage resolves channel names; every other method takes an ID.
+        cid = self._resolve(params.get("channel"), ids_only=method != "chat.postMessage")
         if cid is None:
             return 200, {}, {"ok": False, "error": "channel_not_found"}
         chan = self._channels[cid]
-        if chan["archived"]:
+        if chan["archived"] and method.startswith("chat."):
             return 200, {}, {"ok": False, "error": "is_archived"}
-        if not chan["member"]:
+        if not chan["member"]:  # a bot token reads and writes only where the bot is a member
             return 200, {}, {"ok": False, "error": "not_in_channel"}
+        if method.startswith("conversations."):
+            return self._read(method, cid, params)
 
-        rate, burst = self._limits[method]
-        bucket = self._buckets.setdefault((method, cid), _Bucket(rate, burst, burst, self._clock()))
-        wait = bucket.take(self._clock())
-        if wait is not None:
-            return 429, {"Retry-After": str(max(1, math.ceil(wait)))}, {"ok": False, "error": "ratelimited"}
+        limited = self._rate_limited(method, cid)
+        if limited is not None:
+            return limited
 
         text = params.get("text") or ""
         blocks = params.get("blocks")
@@ -390,10 +450,14 @@ class FakeSlack:
                 return 200, {}, {"ok": False, "error": "invalid_blocks", "errors": errors,
                                  "response_metadata": {"messages": [f"[ERROR] {e}" for e in errors]}}
         version = {"text": text, "blocks": blocks or []}
+        try:
+            metadata = slack_history.metadata(params.get("metadata"))
+        except slack_history.ApiError as e:
+            return 200, {}, {"ok": False, "error": e.error}
 
         if method == "chat.postMessage":
             ts = self._next_ts()
-            msg = FakeMessage(cid, ts, text, blocks or [], params.get("thread_ts"), [version])
+            msg = FakeMessage(cid, ts, text, blocks or [], params.get("thread_ts"), [version], metadata)
             self._messages[(cid, ts)] = msg
         else:
             ts = params.get("ts")
@@ -402,14 +466,20 @@ class FakeSlack:
                 return 200, {}, {"ok": False, "error": "message_not_found"}
             msg.text, msg.blocks = text, blocks or []
             msg.versions.append(version)
-        message = {"type": "message", "subtype": "bot_message", "text": msg.text, "ts": msg.ts,
-                   "bot_id": "B0FAKE0001", "blocks": msg.blocks}
-        if msg.thread_ts:
-            message["thread_ts"] = msg.thread_ts
+            if metadata is not None:  # chat.update replaces metadata only when given
+                msg.metadata = metadata
+        message = msg.to_api(include_metadata=False)
         body: dict[str, Any] = {"ok": True, "channel": cid, "ts": msg.ts, "message": message}
         if method == "chat.update":
             body["text"] = msg.text
         return 200, {}, body
+
+
+_SCOPES = {  # the scope each method needs of a bot token (public channels)
+    "chat.postMessage": "chat:write", "chat.update": "chat:write",
+    "conversations.history": "channels:history", "conversations.replies": "channels:history",
+    "conversations.list": "channels:read",
+}
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -417,13 +487,19 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # http.server names its handlers so
         length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
+        self._call(self.rfile.read(length) if length else b"")
+
+    def do_GET(self) -> None:  # Slack takes every argument in the query string as well
+        self._call(b"")
+
+    def _call(self, raw: bytes) -> None:
         headers = {k.lower(): v for k, v in self.headers.items()}
-        if not self.path.startswith("/api/"):
+        url = urlsplit(self.path)
+        if not url.path.startswith("/api/"):
             self._send(404, {}, {"ok": False, "error": "unknown_method"})
             return
-        method = self.path[len("/api/"):].split("?", 1)[0]
-        status, extra, body = self.fake.handle(method, headers, raw)
+        query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+        status, extra, body = self.fake.handle(url.path[len("/api/"):], headers, raw, query)
         self._send(status, extra, body)
 
     def _send(self, status: int, extra: dict[str, str], body: dict[str, Any]) -> None:

@@ -10,6 +10,7 @@ from sqlalchemy import text
 
 from alerts.audit import verify_chain
 from alerts.outbox import DeliveryResult, DeliveryStatus, MessageKind
+from monitor.store.outbox import Claim
 from monitor.store.repository import Store
 
 
@@ -29,33 +30,38 @@ def store(request, tmp_path):
     s.close()
 
 
+def claim_due(store: Store, now: float, claim_s: float = 60.0) -> list[Claim]:
+    return store.outbox.claim_due(now, claim_s=claim_s)
+
+
 def test_outbox_delivers_in_order_per_key_and_retries_with_backoff(store):
     with store.tx() as s:
         a1 = store.enqueue(s, "slack", MessageKind.INCIDENT, "incident:1:#a", {"v": 1}, 100.0)
         store.enqueue(s, "slack", MessageKind.INCIDENT, "incident:1:#a", {"v": 2}, 101.0)
         b1 = store.enqueue(s, "slack", MessageKind.INCIDENT, "incident:2:#a", {"v": 1}, 102.0)
-    due = store.due_messages(200.0)
-    assert [m.id for m in due] == [a1.id, b1.id]  # the second update for key 1 waits for the first
-    store.record_delivery(due[0], DeliveryResult(DeliveryStatus.RETRY, error="ratelimited", retry_after=30), 200.0,
-                          backoff=15)
-    assert [m.id for m in store.due_messages(210.0)] == [b1.id]  # key 1 is backing off, and blocks its update
-    store.record_delivery(due[1], DeliveryResult(DeliveryStatus.DELIVERED, ref={"channel": "C1", "ts": "1.2"}),
-                          200.0, backoff=15)
-    (retry,) = store.due_messages(231.0)
-    assert retry.id == a1.id and retry.attempts == 1
-    store.record_delivery(retry, DeliveryResult(DeliveryStatus.DELIVERED, ref={"channel": "C1", "ts": "9.9"}), 231.0,
-                          backoff=15)
-    (update,) = store.due_messages(232.0)
-    assert update.payload == {"v": 2} and update.ref == {"channel": "C1", "ts": "9.9"}  # edits the same message
-    assert store.outbox_counts() == {"delivered": 2, "pending": 1}
+    due = claim_due(store, 200.0)
+    assert [c.message.id for c in due] == [a1.id, b1.id]  # the second update for key 1 waits for the first
+    assert [c.message.created_at for c in due] == [100.0, 102.0]
+    assert store.outbox.record(due[0], DeliveryResult(DeliveryStatus.RETRY, error="ratelimited", retry_after=30),
+                               200.0, backoff=15)
+    assert claim_due(store, 210.0) == []  # key 1 is backing off and blocks its update; key 2 is being sent
+    assert store.outbox.record(due[1], DeliveryResult(DeliveryStatus.DELIVERED, ref={"channel": "C1", "ts": "1.2"}),
+                               200.0, backoff=15)
+    (retry,) = claim_due(store, 231.0)
+    assert retry.message.id == a1.id and retry.message.attempts == 1 and not retry.uncertain
+    store.outbox.record(retry, DeliveryResult(DeliveryStatus.DELIVERED, ref={"channel": "C1", "ts": "9.9"}), 231.0,
+                        backoff=15)
+    (update,) = claim_due(store, 232.0)
+    assert update.message.payload == {"v": 2} and update.message.ref == {"channel": "C1", "ts": "9.9"}
+    assert store.outbox_counts() == {"delivered": 2, "sending": 1}
 
 
 def test_failed_delivery_is_kept_not_retried(store):
     with store.tx() as s:
         store.enqueue(s, "slack", MessageKind.INCIDENT, "incident:1:#gone", {}, 1.0)
-    (m,) = store.due_messages(2.0)
-    store.record_delivery(m, DeliveryResult(DeliveryStatus.FAILED, error="channel_not_found"), 2.0, backoff=1)
-    assert store.due_messages(1e9) == []
+    (c,) = claim_due(store, 2.0)
+    store.outbox.record(c, DeliveryResult(DeliveryStatus.FAILED, error="channel_not_found"), 2.0, backoff=1)
+    assert claim_due(store, 1e9) == []
     assert store.outbox_counts() == {"failed": 1}
     assert store.outbox_for_prefix("incident:1")[0].last_error == "channel_not_found"
 
@@ -64,7 +70,83 @@ def test_a_rolled_back_transaction_leaves_no_orphan_message(store):
     with pytest.raises(RuntimeError), store.tx() as s:
         store.enqueue(s, "slack", MessageKind.INCIDENT, "incident:9:#a", {}, 1.0)
         raise RuntimeError("crash before commit")
-    assert store.due_messages(2.0) == []
+    assert claim_due(store, 2.0) == []
+
+
+# ----------------------------------------------------------------------------- claims
+def test_a_row_is_claimed_once_and_its_key_waits_while_it_is_sent(store):
+    with store.tx() as s:
+        a1 = store.enqueue(s, "slack", MessageKind.INCIDENT, "incident:1:#a", {"v": 1}, 1.0)
+        store.enqueue(s, "slack", MessageKind.INCIDENT, "incident:1:#a", {"v": 2}, 2.0)
+        sink = store.enqueue(s, "sink", MessageKind.INCIDENT, "incident:1:#a", {"v": 1}, 2.0)  # its own key
+    heads = store.outbox.due(10.0)
+    assert [h.status for h in heads] == ["pending", "pending"]
+    first = store.outbox.claim(heads[0], 10.0, claim_s=60.0)
+    assert first is not None and first.message.id == a1.id and first.token == 1 and first.deadline == 70.0
+    assert store.outbox.claim(heads[0], 10.0, claim_s=60.0) is None, "a head read before the claim is stale"
+    assert [h.id for h in store.outbox.due(69.0)] == [sink.id], "slack's key is busy until the claim lapses"
+    assert store.outbox.claim(heads[1], 10.0) is not None
+
+
+def test_a_lapsed_claim_is_taken_over_as_uncertain_and_fences_out_the_old_sender(store):
+    with store.tx() as s:
+        store.enqueue(s, "slack", MessageKind.INCIDENT, "incident:1:#a", {"v": 1}, 1.0)
+    (old,) = claim_due(store, 10.0, claim_s=60.0)
+    assert claim_due(store, 69.0) == []
+    (new,) = claim_due(store, 70.0, claim_s=60.0)  # the first sender died (or stalled) mid-call
+    assert new.uncertain and new.token == old.token + 1 and new.message.attempts == 1
+    delivered = DeliveryResult(DeliveryStatus.DELIVERED, ref={"channel": "C1", "ts": "1.0"})
+    assert not store.outbox.record(old, delivered, 71.0, backoff=15), "the stalled sender lost its claim"
+    assert store.outbox_counts() == {"sending": 1}
+    assert store.outbox.record(new, DeliveryResult(DeliveryStatus.DELIVERED, ref={"channel": "C1", "ts": "2.0"}),
+                               72.0, backoff=15)
+    [row] = store.outbox_for_prefix("incident:1")
+    assert (row.status, row.attempts, row.delivered_at) == ("delivered", 2, 72.0)
+
+
+def test_an_uncertain_retry_stays_uncertain_and_keeps_its_key_in_order(store):
+    with store.tx() as s:
+        store.enqueue(s, "slack", MessageKind.INCIDENT, "incident:1:#a", {"v": 1}, 1.0)
+        store.enqueue(s, "slack", MessageKind.INCIDENT, "incident:1:#a", {"v": 2}, 2.0)
+    (c,) = claim_due(store, 10.0)
+    lookup_failed = DeliveryResult(DeliveryStatus.RETRY, error="ratelimited", retry_after=30, uncertain=True)
+    assert store.outbox.record(c, lookup_failed, 10.0, backoff=15)
+    assert claim_due(store, 39.0) == [], "neither the row nor its key's update goes before Retry-After"
+    (again,) = claim_due(store, 40.0)
+    assert again.uncertain and again.message.payload == {"v": 1}
+    store.outbox.record(again, DeliveryResult(DeliveryStatus.RETRY, error="500"), 40.0, backoff=15)
+    (plain,) = claim_due(store, 55.0)
+    assert not plain.uncertain, "a certain failure makes the row plain pending again"
+
+
+def test_concurrent_claimers_take_each_row_once_and_each_key_in_order(store):
+    ids: dict[int, str] = {}
+    with store.tx() as s:
+        for i in range(40):
+            key = f"incident:{i % 10}:#a"
+            ids[store.enqueue(s, "slack", MessageKind.INCIDENT, key, {"i": i}, float(i)).id] = key
+    sent: list[int] = []  # in claim order: a key's next row can only be claimed once this one is recorded
+    lock = threading.Lock()
+    start = threading.Barrier(4)
+
+    def sender() -> None:
+        start.wait()
+        while store.outbox_counts().get("pending", 0) or store.outbox_counts().get("sending", 0):
+            for c in claim_due(store, 100.0):
+                with lock:
+                    sent.append(c.message.id)
+                assert store.outbox.record(c, DeliveryResult(DeliveryStatus.DELIVERED), 100.0, backoff=15)
+
+    threads = [threading.Thread(target=sender) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sorted(sent) == sorted(ids), "every row sent exactly once"
+    for key in set(ids.values()):
+        mine = [i for i in sent if ids[i] == key]
+        assert mine == sorted(mine), (key, mine)
+    assert store.outbox_counts() == {"delivered": 40}
 
 
 def test_audit_chain_stays_intact_under_concurrent_writers(store):

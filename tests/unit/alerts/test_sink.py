@@ -92,3 +92,28 @@ def test_unwritable_path_fails_with_the_path(tmp_path):
     r = sink.deliver(OutboxMessage(1, "sink", MessageKind.INCIDENT, "incident:3", incident_payload()))
     assert r.status in (DeliveryStatus.FAILED, DeliveryStatus.RETRY)
     assert str(blocker) in r.error
+
+
+def test_a_line_already_written_for_an_outbox_row_is_found_not_written_again(tmp_path):
+    path = tmp_path / "notifications.jsonl"
+    sink = JsonlSink(path, console=False)
+    first = OutboxMessage(1, "sink", MessageKind.INCIDENT, "incident:3", incident_payload(incident_id=1))
+    second = OutboxMessage(2, "sink", MessageKind.INCIDENT, "incident:3", incident_payload(incident_id=2))
+    assert sink.find_delivered(first) is None  # no file yet
+    sink.deliver(first)
+    sink.deliver(second)
+    found = JsonlSink(path, console=False).find_delivered(second)  # a fresh process after a crash
+    assert found is not None and found.status == DeliveryStatus.DELIVERED and found.ref == {"line": 2}
+    other_store = OutboxMessage(2, "sink", MessageKind.INCIDENT, "incident:9", incident_payload())
+    assert sink.find_delivered(other_store) is None, "same id, another key: not ours"
+
+
+def test_a_torn_last_line_is_not_a_delivery_and_the_next_line_starts_fresh(tmp_path):
+    path = tmp_path / "notifications.jsonl"
+    msg = OutboxMessage(1, "sink", MessageKind.INCIDENT, "incident:3", incident_payload())
+    path.write_text('{"id": 1, "notifier": "sink", "kind": "incid')  # killed mid-write
+    sink = JsonlSink(path, console=False)
+    assert sink.find_delivered(msg) is None
+    assert sink.deliver(msg).ref == {"line": 2}
+    lines = path.read_text().splitlines()
+    assert json.loads(lines[1])["id"] == 1 and sink.find_delivered(msg).ref == {"line": 2}

@@ -1,0 +1,181 @@
+"""The notification outbox in the store: rows written with the incident change that caused
+them, then claimed, sent and marked one at a time by any number of senders.
+
+A row moves through these states (`OutboxStatus`, stored as its plain string):
+
+    pending  --claim-->  sending  --record-->  delivered | failed
+                                  --record-->  pending  (RETRY: due again after its back-off)
+                                  --record-->  sending  (RETRY that may have reached the backend)
+    sending past its deadline  --claim-->  sending, "uncertain": looked for before it is sent again
+
+- A claim is one short transaction: a conditional UPDATE (status, attempts and due time
+  still as read) that sets `sending`, bumps `attempts` and puts the claim's deadline in
+  `next_attempt_at`. On PostgreSQL the row is first locked with `FOR UPDATE SKIP LOCKED`,
+  so a replica never waits for another's claim; SQLite serialises writers, and the
+  UPDATE's rowcount says who won.
+- The bumped `attempts` is the claim's fencing token: `record` only changes a row that
+  is still `sending` with that value, so a sender whose claim lapsed and was taken over
+  cannot overwrite the new owner's outcome.
+- A `sending` row past its deadline lost its sender mid-call: the message may or may
+  not be out. Claimed again, it is flagged `uncertain` and the sender asks the notifier
+  whether the backend has it before sending (alerts/outbox.py, `FindsDelivered`).
+- Order per (notifier, key): only the oldest row of a key that is `pending` or
+  `sending` can be claimed, so a later update never overtakes an earlier one waiting
+  for a retry, and nothing else of a key goes out while one of its rows is being sent.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy.orm import Session
+
+from alerts.outbox import DeliveryResult, DeliveryStatus, MessageKind, OutboxMessage, OutboxStatus
+from detectors.records import json_safe
+from monitor.store.tables import MessageRefRow, OutboxRow
+
+# How long a claim holds. It must outlast the slowest notifier call (Slack: its timeout
+# times the rate-limit retries, plus their Retry-After sleeps): a claim that lapses
+# mid-call lets another sender take the row over while the first is still sending.
+CLAIM_S = 300.0
+_OPEN = (OutboxStatus.PENDING, OutboxStatus.SENDING)
+
+
+@dataclass(frozen=True)
+class Head:
+    """The oldest open row of one (notifier, key), as read: what a claim expects to find."""
+
+    id: int
+    status: OutboxStatus
+    attempts: int
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One row held by one sender until `deadline`."""
+
+    message: OutboxMessage  # `attempts` counts the attempts before this one
+    token: int  # the row's `attempts` after the claim: `record` needs it unchanged
+    uncertain: bool  # an earlier sender's claim lapsed mid-call: its message may be out
+    deadline: float
+
+
+class Outbox:
+    """The outbox table's reads and writes; `Store.outbox` is the one instance."""
+
+    def __init__(self, tx: Callable[[], AbstractContextManager[Session]], dialect: str) -> None:
+        self._tx = tx
+        self._skip_locked = dialect == "postgresql"
+
+    def enqueue(self, s: Session, notifier: str, kind: MessageKind, key: str, payload: dict[str, Any],
+                now: float) -> OutboxRow:
+        """Add a row in the caller's transaction (the incident change that causes it)."""
+        row = OutboxRow(notifier=notifier, kind=str(kind), key=key, payload=json_safe(payload),
+                        status=OutboxStatus.PENDING, attempts=0, created_at=now, next_attempt_at=now)
+        s.add(row)
+        s.flush()
+        return row
+
+    def due(self, now: float, limit: int = 100) -> list[Head]:
+        """The rows that may be claimed at `now`, oldest first, at most one per (notifier, key).
+
+        The scan reads only ids, keys and states of the open rows, so a long outage's
+        backlog cannot hide newer due messages.
+        """
+        with self._tx() as s:
+            rows = s.execute(
+                select(OutboxRow.id, OutboxRow.notifier, OutboxRow.key, OutboxRow.status, OutboxRow.attempts,
+                       OutboxRow.next_attempt_at)
+                .where(OutboxRow.status.in_(_OPEN)).order_by(OutboxRow.id)
+            ).all()
+        seen: set[tuple[str, str]] = set()
+        heads: list[Head] = []
+        for id_, notifier, key, status, attempts, next_at in rows:
+            if (notifier, key) in seen:
+                continue  # a later row of a key waits for the head, whatever the head's state
+            seen.add((notifier, key))
+            if next_at <= now:  # pending and due, or sending with a lapsed claim
+                heads.append(Head(id_, OutboxStatus(status), attempts))
+                if len(heads) >= limit:
+                    break
+        return heads
+
+    def claim(self, head: Head, now: float, claim_s: float = CLAIM_S) -> Claim | None:
+        """Take the row for one sender; None when another sender got there first."""
+        with self._tx() as s:
+            if self._skip_locked and s.scalar(
+                    select(OutboxRow.id).where(OutboxRow.id == head.id).with_for_update(skip_locked=True)) is None:
+                return None  # another replica holds it right now
+            won = _rowcount(s.execute(
+                update(OutboxRow)
+                .where(OutboxRow.id == head.id, OutboxRow.status == head.status,
+                       OutboxRow.attempts == head.attempts, OutboxRow.next_attempt_at <= now)
+                .values(status=OutboxStatus.SENDING, attempts=head.attempts + 1, next_attempt_at=now + claim_s)
+                .execution_options(synchronize_session=False)))
+            if won != 1:
+                return None
+            row = s.execute(select(OutboxRow).where(OutboxRow.id == head.id)
+                            .execution_options(populate_existing=True)).scalar_one()
+            ref = s.get(MessageRefRow, (row.notifier, row.key))
+            message = OutboxMessage(id=row.id, notifier=row.notifier, kind=MessageKind(row.kind), key=row.key,
+                                    payload=row.payload, attempts=head.attempts, ref=ref.ref if ref else None,
+                                    created_at=row.created_at)
+        return Claim(message, token=head.attempts + 1, uncertain=head.status == OutboxStatus.SENDING,
+                     deadline=now + claim_s)
+
+    def claim_due(self, now: float, limit: int = 100, claim_s: float = CLAIM_S) -> list[Claim]:
+        """`due` and `claim` in one call: every due head this caller won."""
+        return [c for c in (self.claim(h, now, claim_s) for h in self.due(now, limit)) if c is not None]
+
+    def record(self, claim: Claim, result: DeliveryResult, now: float, backoff: float) -> bool:
+        """Store the outcome of a claimed attempt; False when the claim was lost meanwhile
+        (it lapsed and another sender took the row: that sender's outcome stands)."""
+        with self._tx() as s:
+            won = _rowcount(s.execute(
+                update(OutboxRow)
+                .where(OutboxRow.id == claim.message.id, OutboxRow.status == OutboxStatus.SENDING,
+                       OutboxRow.attempts == claim.token)
+                .values(**_outcome(result, now, backoff))
+                .execution_options(synchronize_session=False)))
+            if won != 1:
+                return False
+            if result.status == DeliveryStatus.DELIVERED and result.ref:
+                msg = claim.message
+                ref = s.get(MessageRefRow, (msg.notifier, msg.key))
+                if ref is None:
+                    s.add(MessageRefRow(notifier=msg.notifier, key=msg.key, ref=result.ref))
+                else:
+                    ref.ref = result.ref
+        return True
+
+    def counts(self) -> dict[str, int]:
+        with self._tx() as s:
+            rows = s.execute(select(OutboxRow.status, func.count()).group_by(OutboxRow.status)).all()
+        return {str(status): n for status, n in rows}
+
+    def for_prefix(self, prefix: str) -> list[OutboxRow]:
+        """Outbox rows whose key is `prefix` or starts with `prefix:` (one incident, all channels)."""
+        with self._tx() as s:
+            q = select(OutboxRow).where((OutboxRow.key == prefix) | OutboxRow.key.startswith(prefix + ":"))
+            return list(s.scalars(q.order_by(OutboxRow.id)))
+
+
+def _outcome(result: DeliveryResult, now: float, backoff: float) -> dict[str, Any]:
+    """The row's new columns for a delivery result."""
+    if result.status == DeliveryStatus.DELIVERED:
+        return {"status": OutboxStatus.DELIVERED, "delivered_at": now, "last_error": None}
+    if result.status == DeliveryStatus.FAILED:
+        return {"status": OutboxStatus.FAILED, "last_error": result.error}
+    wait = result.retry_after if result.retry_after else backoff
+    # An uncertain retry stays `sending`: when its deadline passes it is claimed as
+    # uncertain again, so it is looked for before it is ever sent again.
+    status = OutboxStatus.SENDING if result.uncertain else OutboxStatus.PENDING
+    return {"status": status, "next_attempt_at": now + wait, "last_error": result.error}
+
+
+def _rowcount(result: Any) -> int:
+    assert isinstance(result, CursorResult)
+    return int(result.rowcount)
