@@ -32,8 +32,14 @@ class MlflowAliasExecutor:
         return self._call(step, "read", lambda: self.registry.alias_version(step.registry_name, self.alias))
 
     def apply(self, step: RollbackStep) -> None:
-        if self.current(step) == step.to_version:
+        now = self.current(step)
+        if now == step.to_version:
             return  # already there: a second apply writes nothing
+        if step.from_version is not None and now != step.from_version:
+            # MLflow has no compare-and-set; reading just before the write narrows the window.
+            raise ExecutorError(False, f"alias '{self.alias}' of registered model '{step.registry_name}' now points "
+                                       f"at v{now}, not v{step.from_version} as when the rollback was decided: "
+                                       f"someone else moved it; left alone", reason="changed")
         self._call(step, "move", lambda: self.registry.set_alias(step.registry_name, self.alias, step.to_version))
 
     def verify(self, step: RollbackStep) -> Verification:

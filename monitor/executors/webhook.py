@@ -10,7 +10,9 @@ with headers `Idempotency-Key: <the intent's key>`, `X-Vigil-Timestamp: <Unix se
 body bytes. A receiver checks the signature and that the timestamp is recent, and acts at
 most once per Idempotency-Key (a replay gets the first answer): Vigil may deliver a request
 more than once (retries, a restart before the outcome was recorded). The body is the same
-on every delivery of one key when the caller passes the intent's `requested_at`.
+on every delivery of one key when the caller passes the intent's `requested_at`. The body
+carries `from_version` so a receiver can refuse (e.g. 409) when it no longer serves it:
+compare-and-set on its side, as the Kubernetes executors do with `resourceVersion`.
 
 Retries (bounded by `max_attempts`, waits doubling from `backoff_s`, each at most
 `max_wait_s`): connection errors and timeouts, 429 and 503 (honouring `Retry-After`),

@@ -6,8 +6,8 @@ Contract (what it follows of the Kubernetes API's documented behaviour):
   `/apis/{group}/{version}/namespaces/{ns}/{plural}` (GET list, `labelSelector` with
   `k=v`, `k==v`, `k!=v`, `k in (a,b)`, `k notin (a,b)`, `k`, `!k`). Built-in kinds use the
   same shape (ReplicaSets: `/apis/apps/v1/namespaces/{ns}/replicasets?labelSelector=...`).
-  Objects are seeded with `put_object`; there is no create, delete or watch (`watch=true`
-  is answered 400).
+  Objects are seeded with `put_object`; there is no create, delete or watch (a list with
+  `watch=true` is answered 400). Credentials are not checked.
 - PATCH bodies: `application/merge-patch+json` (RFC 7386: null deletes a key, lists are
   replaced whole) and `application/json-patch+json` (RFC 6902: add, remove, replace, move,
   copy, test; a failed `test` or a bad path is 422 Invalid). Strategic merge patch and
@@ -18,16 +18,18 @@ Contract (what it follows of the Kubernetes API's documented behaviour):
   which must be the current one. A stale one is 409 with a `Status` of reason `Conflict`
   ("the object has been modified; please apply your changes to the latest version").
 - `metadata.generation` starts at 1 and grows when a write changes anything but
-  `metadata` and `status`. With the status subresource on (the default), writes to the
-  main resource ignore `status` and writes to `/status` change only `status`; with it off
-  (`put_object(..., status_subresource=False)`) `/status` is 404, as on a CRD without one.
+  `metadata` and `status`; name, namespace, uid, creationTimestamp and generation are the
+  server's (a write cannot change them). With the status subresource on (the default),
+  writes to the main resource ignore `status` and writes to `/status` change only
+  `status`; with it off (`put_object(..., status_subresource=False)`) `/status` is 404, as
+  on a CRD without one.
 - Errors are `Status` objects (`kind: Status`, `status: Failure`, `message`, `reason`,
   `details: {name, group, kind}`, `code`): 404 `NotFound` ('<plural>.<group> "<name>" not
   found'), 403 `Forbidden` on demand (`forbid(verb, plural, subresource)`: 'User
   "system:serviceaccount:vigil:vigil" cannot <verb> resource "<plural>[/<sub>]" in API group
   "<group>" in the namespace "<ns>"'), 409 `Conflict`, 422 `Invalid`, 415, and injected
-  500 `InternalError` / 503 `ServiceUnavailable` (`fail(status, count=N)`) and delays
-  (`delay(seconds, count=N)`).
+  500 `InternalError` / 503 `ServiceUnavailable` / 429 (`fail(status, count=N)`: the next N
+  requests of any kind, in order) and delays (`delay(seconds, count=N)`).
 - Test hooks that are not API: `interleave(fn)` runs `fn` just before the next write is
   handled (another writer getting in between a read and a write), `controller_status(...)`
   writes `status` as a controller would (with `observedGeneration`), and `requests` logs

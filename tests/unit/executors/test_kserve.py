@@ -142,6 +142,13 @@ def test_a_concurrent_deploy_is_left_alone(kube: FakeKubeApi, kube_client: KubeC
     assert stored(kube)["spec"]["predictor"]["model"]["storageUri"] == "s3://models/recommender/3"
 
 
+def test_a_layer_already_moved_elsewhere_is_left_alone(kube: FakeKubeApi, kube_client: KubeClient) -> None:
+    kube.put_object(inference_service(uri="s3://models/recommender/3"))
+    with pytest.raises(ExecutorError) as e:
+        executor(kube_client).apply(STEP)
+    assert e.value.reason == "changed" and kube.writes() == []
+
+
 def test_server_errors_are_retried_then_reported(kube: FakeKubeApi, kube_client: KubeClient) -> None:
     kube.put_object(inference_service())
     kube.fail(503, count=2)

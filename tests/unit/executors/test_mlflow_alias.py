@@ -57,3 +57,12 @@ def test_verify_reports_a_later_move_by_someone_else() -> None:
     v = ex.verify(STEP)
     assert (v.ok, v.serving) == (False, "3")
     assert "expected v1" in v.detail
+
+
+def test_an_alias_moved_by_someone_else_is_left_alone() -> None:
+    reg = serving_registry("recommender", "3", versions=("1", "2", "3"))
+    with pytest.raises(ExecutorError) as e:
+        alias_executor(reg, "champion").apply(STEP)
+    assert (e.value.retryable, e.value.reason) == (False, "changed")
+    assert "now points at v3" in e.value.detail
+    assert reg.moves == []
