@@ -24,6 +24,7 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 
 from detectors.records import Direction
+from monitor.executors.config import ServingExecutorConfig
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0, None: 1.0}
@@ -273,6 +274,7 @@ class ModelConfig(_Model):
     slos: list[SloConfig] = Field(default_factory=list)
     gpu: GpuConfig | None = None
     policy: PolicyConfig | None = None  # per-model override of the global policy
+    serving: ServingExecutorConfig | None = None  # serving layer a rollback changes after the alias (None: alias only)
 
     @property
     def registry(self) -> str:

@@ -1,0 +1,152 @@
+"""`argo_rollouts`: an Argo Rollouts `Rollout` (argoproj.io/v1alpha1): abort, then undo.
+
+The version a pod template runs is its label `version_label` (or, failing that, its
+annotation of that name), e.g. `model-version: "2"`. The Rollout's `spec.template` is the
+version it is rolling out or has rolled out; that is what `current()` reports.
+
+A rollback does what the kubectl plugin does:
+1. abort (`kubectl argo rollouts abort`): merge-patch `{"status":{"abort":true}}` on the
+   status subresource (the main resource for CRDs installed without one), which sends
+   traffic back to the stable ReplicaSet at once;
+2. undo (`kubectl argo rollouts undo`): find the Rollout's own ReplicaSet (selector
+   `spec.selector`, controller owner reference) whose pod template runs `to_version`, the
+   newest by `rollout.argoproj.io/revision` if several, and JSON-patch
+   `replace /spec/template` with that template less its `rollouts-pod-template-hash` label.
+Both patches carry the `resourceVersion` they were computed from (see kube.py).
+
+Verification reads back `spec.template`, then, once the controller has observed the new
+generation, the ReplicaSet named by `status.currentPodHash` and `status.phase`.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from monitor.executors.base import ExecutorError, RollbackStep, Verification
+from monitor.executors.config import ArgoRolloutsExecutorConfig
+from monitor.executors.kube import KubeClient, ObjectRef, Patch, dig, reconciled
+
+GROUP, API_VERSION, PLURAL = "argoproj.io", "v1alpha1", "rollouts"
+REVISION_ANNOTATION = "rollout.argoproj.io/revision"
+HASH_LABEL = "rollouts-pod-template-hash"
+
+
+def label_selector(selector: dict[str, Any]) -> str:
+    """A LabelSelector (matchLabels, matchExpressions) as the `labelSelector` query string."""
+    parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
+    for e in selector.get("matchExpressions") or []:
+        key, op, values = e["key"], e["operator"], ",".join(e.get("values") or [])
+        parts.append({"In": f"{key} in ({values})", "NotIn": f"{key} notin ({values})", "Exists": key,
+                      "DoesNotExist": f"!{key}"}[op])
+    return ",".join(parts)
+
+
+class ArgoRolloutsExecutor:
+    name = "argo_rollouts"
+
+    def __init__(self, kube: KubeClient, cfg: ArgoRolloutsExecutorConfig) -> None:
+        self.kube, self.cfg = kube, cfg
+        self.ref = ObjectRef(GROUP, API_VERSION, PLURAL, cfg.namespace, cfg.name)
+
+    def version_of(self, template: Any) -> str | None:
+        for where in ("labels", "annotations"):
+            value = dig(template, "metadata", where, self.cfg.version_label)
+            if value is not None:
+                return str(value)
+        return None
+
+    def current(self, step: RollbackStep) -> str | None:
+        return self.version_of(dig(self.kube.get(self.ref), "spec", "template"))
+
+    def apply(self, step: RollbackStep) -> None:
+        rollout = self.kube.get(self.ref)
+        if not self._still_to_move(rollout, step):
+            return  # already there: a second apply writes nothing
+        # The target template is found before anything changes: no abort without a way back.
+        target = self._replica_set_for(rollout, step.to_version)
+        template = copy.deepcopy(dig(target, "spec", "template") or {})
+        (dig(template, "metadata", "labels") or {}).pop(HASH_LABEL, None)
+        self._abort(step)
+
+        def make_undo(obj: dict[str, Any]) -> Patch | None:
+            if not self._still_to_move(obj, step):
+                return None
+            rv = dig(obj, "metadata", "resourceVersion")
+            return [{"op": "replace", "path": "/metadata/resourceVersion", "value": rv},
+                    {"op": "replace", "path": "/spec/template", "value": template}]
+
+        self.kube.patch_fresh(self.ref, make_undo)
+
+    def _still_to_move(self, obj: dict[str, Any], step: RollbackStep) -> bool:
+        """False when already at to_version; raises when someone else moved it elsewhere."""
+        now = self.version_of(dig(obj, "spec", "template"))
+        if now == step.to_version:
+            return False
+        if step.from_version is not None and now != step.from_version:
+            raise ExecutorError(False, f"{self.ref} now rolls out v{now}, not v{step.from_version} as when the "
+                                       f"rollback was decided: someone else changed it; left alone", reason="changed")
+        return True
+
+    def _abort(self, step: RollbackStep) -> None:
+        def make_abort(obj: dict[str, Any]) -> Patch | None:
+            if not self._still_to_move(obj, step) or dig(obj, "status", "abort") is True:
+                return None
+            return {"metadata": {"resourceVersion": dig(obj, "metadata", "resourceVersion")},
+                    "status": {"abort": True}}
+
+        try:
+            self.kube.patch_fresh(self.ref, make_abort, subresource="status")
+        except ExecutorError as e:
+            if e.reason != "not_found":
+                raise
+            # A Rollout CRD installed without the status subresource: the plugin patches the
+            # main resource then; a Rollout that is really gone fails the same way there.
+            self.kube.patch_fresh(self.ref, make_abort)
+
+    def _owned_replica_sets(self, rollout: dict[str, Any]) -> list[dict[str, Any]]:
+        uid = dig(rollout, "metadata", "uid")
+        selector = label_selector(dig(rollout, "spec", "selector") or {})
+        return [rs for rs in self.kube.list_replica_sets(self.cfg.namespace, selector)
+                if any(o.get("controller") and o.get("uid") == uid for o in dig(rs, "metadata", "ownerReferences")
+                       or [])]
+
+    def _replica_set_for(self, rollout: dict[str, Any], version: str) -> dict[str, Any]:
+        owned = self._owned_replica_sets(rollout)
+        matching = [rs for rs in owned if self.version_of(dig(rs, "spec", "template")) == version]
+        if not matching:
+            seen = sorted({v for rs in owned if (v := self.version_of(dig(rs, "spec", "template")))})
+            raise ExecutorError(False, f"{self.ref}: no ReplicaSet of this Rollout has pod template "
+                                       f"{self.cfg.version_label}={version} (its ReplicaSets run "
+                                       f"{', '.join(seen) or 'no labelled version'}); Argo keeps "
+                                       f"spec.revisionHistoryLimit old ones (default 10)", reason="not_found")
+        return max(matching, key=_revision)
+
+    def verify(self, step: RollbackStep) -> Verification:
+        rollout = self.kube.get(self.ref)
+        spec_version = self.version_of(dig(rollout, "spec", "template"))
+        where = f"{self.ref} spec.template has {self.cfg.version_label}={spec_version}"
+        if spec_version != step.to_version:
+            return Verification(False, spec_version, f"{where}, expected {step.to_version}")
+        if not reconciled(rollout):
+            return Verification(True, spec_version, f"{where}; the controller has not yet observed generation "
+                                                    f"{dig(rollout, 'metadata', 'generation')}", settled=False)
+        status = rollout.get("status") or {}
+        pod_hash = status.get("currentPodHash")
+        running = next((self.version_of(dig(rs, "spec", "template")) for rs in self._owned_replica_sets(rollout)
+                        if dig(rs, "metadata", "labels", HASH_LABEL) == pod_hash), None)
+        if pod_hash and running != step.to_version:
+            return Verification(False, running, f"{where}, but the controller's current ReplicaSet "
+                                                f"(hash {pod_hash}) runs {running}")
+        phase, message = status.get("phase"), status.get("message", "")
+        if phase == "Degraded":
+            return Verification(False, spec_version, f"{where}, but the Rollout is Degraded: {message}")
+        if phase != "Healthy":
+            return Verification(True, spec_version, f"{where}; phase {phase}", settled=False)
+        return Verification(True, spec_version, f"{where}; Healthy on ReplicaSet hash {pod_hash}")
+
+
+def _revision(rs: dict[str, Any]) -> int:
+    try:
+        return int(dig(rs, "metadata", "annotations", REVISION_ANNOTATION) or 0)
+    except ValueError:
+        return 0

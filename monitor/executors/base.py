@@ -1,0 +1,66 @@
+"""The executor contract: what one rollback intent asks of a serving layer.
+
+Compare-and-set is the caller's: it reads `current()`, and calls `apply()` only while
+the layer still serves `from_version` (or does nothing when it already serves
+`to_version`), so a restart never reverses somebody else's later change. Executors add
+their own guard where the layer offers one (Kubernetes `resourceVersion`), and `apply`
+is idempotent: a second call after a success changes nothing.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class RollbackStep:
+    """What one intent asks of an executor: serve `to_version` instead of `from_version`."""
+
+    model: str  # Vigil's name for the model (config `models[].name`)
+    registry_name: str  # its name in the model registry
+    from_version: str | None  # what the layer served when the intent was recorded (None: unknown)
+    to_version: str
+    key: str  # the intent's idempotency key: the same key is the same request
+    incident_id: int | None = None  # the incident that asked for it (None: asked by a person without one)
+    requested_at: float | None = None  # when the intent was recorded (Unix s); None: the executor's clock
+
+
+@dataclass(frozen=True)
+class Verification:
+    """What a read-back found. `ok` means the layer is set to serve `to_version` and nothing
+    it reports contradicts that; `settled` is False while the layer's controller has not
+    yet reported on the change (verify again later to see it take effect)."""
+
+    ok: bool
+    serving: str | None  # the version the layer says it serves (None: unknown)
+    detail: str
+    settled: bool = True
+
+
+class ExecutorError(Exception):
+    """An executor could not act or read. `retryable` says whether the same call may succeed
+    later (network, 5xx, conflict) or needs a person (404, 403, bad config); `reason` is a
+    short code (not_found, forbidden, conflict, changed, unavailable, rejected, invalid,
+    config) and `detail` names the resource and what was expected."""
+
+    def __init__(self, retryable: bool, detail: str, *, reason: str = "failed") -> None:
+        self.retryable, self.detail, self.reason = retryable, detail, reason
+        super().__init__(detail)
+
+
+class Executor(Protocol):
+    """One serving layer that a rollback can move. `name` identifies it in records."""
+
+    name: str
+
+    def current(self, step: RollbackStep) -> str | None:
+        """The version this layer serves now (None: unknown or absent)."""
+        ...
+
+    def apply(self, step: RollbackStep) -> None:
+        """Make the layer serve `step.to_version`; a no-op when it already does."""
+        ...
+
+    def verify(self, step: RollbackStep) -> Verification:
+        """Read back what the layer serves and compare it with `step.to_version`."""
+        ...

@@ -1,0 +1,44 @@
+"""Executors from configuration: the alias executor every model has, and the serving-layer
+executor `models[].serving` names (None: the alias is all there is to move)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from monitor.config import ModelConfig
+from monitor.executors.base import Executor
+from monitor.executors.config import MlflowAliasExecutorConfig, WebhookExecutorConfig
+from monitor.executors.mlflow_alias import AliasRegistry, MlflowAliasExecutor
+
+
+def alias_executor(registry: AliasRegistry, alias: str) -> Executor:
+    """The MLflow alias executor: moving `alias` is the first step of every rollback."""
+    return MlflowAliasExecutor(registry, alias)
+
+
+def build_serving_executor(model_cfg: ModelConfig, registry: AliasRegistry, *,
+                           base_dir: str | Path = ".") -> Executor | None:
+    """The serving layer to change after the alias moves; relative paths (kubeconfig,
+    secret_file) resolve against `base_dir`, the config file's folder. Raises ExecutorError
+    (reason "config") when a Kubernetes client cannot be configured."""
+    cfg = model_cfg.serving
+    if cfg is None:
+        return None
+    if isinstance(cfg, MlflowAliasExecutorConfig):
+        alias = cfg.alias or model_cfg.alias
+        return None if alias == model_cfg.alias else MlflowAliasExecutor(registry, alias)
+    if isinstance(cfg, WebhookExecutorConfig):
+        from monitor.executors.webhook import WebhookExecutor
+
+        return WebhookExecutor(cfg, base_dir=base_dir)
+    # Imported here: the Kubernetes client costs about 0.5 s to import, paid only by
+    # deployments that use it.
+    from monitor.executors.kube import KubeClient, make_api_client
+
+    kube = KubeClient(make_api_client(cfg, base_dir), timeout_s=cfg.timeout_s, max_attempts=cfg.max_attempts)
+    if cfg.kind == "kserve":
+        from monitor.executors.kserve import KServeExecutor
+
+        return KServeExecutor(kube, cfg)
+    from monitor.executors.argo import ArgoRolloutsExecutor
+
+    return ArgoRolloutsExecutor(kube, cfg)

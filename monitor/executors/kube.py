@@ -1,0 +1,212 @@
+"""Kubernetes plumbing for the kserve and argo executors: the API client, reads and
+patches of one namespaced object under optimistic concurrency, errors translated once.
+
+Optimistic concurrency: every patch carries the `metadata.resourceVersion` of the read it
+was computed from, and the API server answers 409 Conflict when the object changed since
+(the same precondition `kubectl replace` relies on). On a 409 the object is read again
+and the patch recomputed once: the recomputation may find nothing left to do, or that
+someone else moved the object on, and then says so instead of overwriting them.
+
+Transient failures (429, 5xx, connection errors, timeouts) are retried a bounded number
+of times per request; what is left is an `ExecutorError` naming the object and the verb.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import urllib3
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+
+from monitor.executors.base import ExecutorError
+from monitor.executors.config import KubeTargetConfig
+
+log = logging.getLogger("vigil.executors.kube")
+JSON_PATCH = "application/json-patch+json"
+MERGE_PATCH = "application/merge-patch+json"
+Patch = dict[str, Any] | list[dict[str, Any]]
+T = TypeVar("T")
+
+
+def api_client_at(url: str) -> k8s.ApiClient:
+    """A client for a plain base URL (`kubectl proxy`, a local test server)."""
+    conf = k8s.Configuration(host=url.rstrip("/"))
+    conf.retries = 0  # KubeClient retries; urllib3's own retries would multiply its attempts
+    return k8s.ApiClient(conf)
+
+
+def make_api_client(cfg: KubeTargetConfig, base_dir: str | Path = ".") -> k8s.ApiClient:
+    """A client for `cfg`: a plain base URL, the pod's service account, or a kubeconfig."""
+    if cfg.api_url:
+        return api_client_at(cfg.api_url)
+    conf = k8s.Configuration()
+    conf.retries = 0  # as above
+    try:
+        if cfg.in_cluster:
+            k8s_config.load_incluster_config(client_configuration=conf)
+        else:
+            path = str(Path(base_dir) / Path(cfg.kubeconfig).expanduser()) if cfg.kubeconfig else None
+            k8s_config.load_kube_config(config_file=path, context=cfg.context, client_configuration=conf)
+    except (ConfigException, OSError) as e:
+        raise ExecutorError(False, f"cannot configure the Kubernetes client for {cfg.namespace}/{cfg.name}: {e}",
+                            reason="config") from e
+    return k8s.ApiClient(conf)
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    """One namespaced custom object, e.g. inferenceservices.serving.kserve.io ml/recommender."""
+
+    group: str
+    version: str
+    plural: str
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.plural}.{self.group} {self.namespace}/{self.name}"
+
+
+class KubeClient:
+    """Reads and patches through the official client, retried and translated in one place."""
+
+    def __init__(self, api: k8s.ApiClient, *, timeout_s: float = 10.0, max_attempts: int = 3,
+                 backoff_s: float = 0.2) -> None:
+        self.api, self.timeout_s, self.max_attempts, self.backoff_s = api, timeout_s, max_attempts, backoff_s
+        self.custom = k8s.CustomObjectsApi(api)
+        self.apps = k8s.AppsV1Api(api)
+
+    @property
+    def host(self) -> str:
+        return str(self.api.configuration.host)
+
+    def get(self, ref: ObjectRef) -> dict[str, Any]:
+        obj = self._call("get", ref, None, lambda: self.custom.get_namespaced_custom_object(
+            ref.group, ref.version, ref.namespace, ref.plural, ref.name, _request_timeout=self.timeout_s))
+        return _mapping(obj, ref)
+
+    def patch(self, ref: ObjectRef, body: Patch, *, subresource: str | None = None) -> dict[str, Any]:
+        """A list is sent as a JSON patch, a mapping as a JSON merge patch."""
+        content_type = JSON_PATCH if isinstance(body, list) else MERGE_PATCH
+        method = (self.custom.patch_namespaced_custom_object_status if subresource == "status"
+                  else self.custom.patch_namespaced_custom_object)
+        obj = self._call("patch", ref, subresource, lambda: method(
+            ref.group, ref.version, ref.namespace, ref.plural, ref.name, body, _content_type=content_type,
+            _request_timeout=self.timeout_s))
+        return _mapping(obj, ref)
+
+    def list_replica_sets(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        """ReplicaSets matching a label selector, as the API's own JSON (no typed round trip,
+        so a pod template copied from one loses no field this client does not know)."""
+        ref = ObjectRef("apps", "v1", "replicasets", namespace, "")
+        resp: Any = self._call("list", ref, None, lambda: self.apps.list_namespaced_replica_set(
+            namespace, label_selector=selector, _preload_content=False, _request_timeout=self.timeout_s))
+        return list(json.loads(resp.data).get("items") or [])
+
+    def patch_fresh(self, ref: ObjectRef, make: Callable[[dict[str, Any]], Patch | None], *,
+                    subresource: str | None = None) -> tuple[dict[str, Any], bool]:
+        """Read, compute a patch from what was read (None: nothing to do), send it; on a 409
+        read again and recompute once. Returns the object after, and whether it changed."""
+        for attempt in (1, 2):
+            obj = self.get(ref)
+            body = make(obj)
+            if body is None:
+                return obj, False
+            try:
+                return self.patch(ref, body, subresource=subresource), True
+            except ExecutorError as e:
+                if e.reason != "conflict" or attempt == 2:
+                    raise
+                log.info("conflict on %s, reading it again", ref, extra={"resource": str(ref)})
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _call(self, verb: str, ref: ObjectRef, subresource: str | None, fn: Callable[[], T]) -> T:
+        retrying = Retrying(stop=stop_after_attempt(self.max_attempts), reraise=True,
+                            wait=wait_exponential(multiplier=self.backoff_s, max=5.0),
+                            retry=retry_if_exception(_transient))
+        try:
+            return retrying(fn)
+        except ApiException as e:
+            raise _api_error(e, verb, ref, subresource) from e
+        except (urllib3.exceptions.HTTPError, OSError) as e:
+            raise ExecutorError(True, f"cannot {verb} {_target(ref, subresource)}: the Kubernetes API at "
+                                      f"{self.host} did not answer: {e}", reason="unavailable") from e
+
+
+def _mapping(obj: object, ref: ObjectRef) -> dict[str, Any]:
+    if not isinstance(obj, dict):
+        raise ExecutorError(False, f"{ref}: the Kubernetes API answered with {type(obj).__name__}, expected a JSON "
+                                   f"object", reason="rejected")
+    return obj
+
+
+def _transient(e: BaseException) -> bool:
+    if isinstance(e, ApiException):
+        return e.status == 429 or (e.status or 0) >= 500
+    return isinstance(e, (urllib3.exceptions.HTTPError, OSError))
+
+
+def _target(ref: ObjectRef, subresource: str | None) -> str:
+    if not ref.name:
+        return f"{ref.plural}.{ref.group} in namespace {ref.namespace}"
+    return f"{ref}" + (f" ({subresource} subresource)" if subresource else "")
+
+
+def _message(e: ApiException) -> str:
+    """The `message` of the Status object the API server sends with an error."""
+    try:
+        body = json.loads(e.body or "")
+    except ValueError:
+        return (e.body or e.reason or "").strip()[:300]
+    return str(body.get("message") or e.reason or "") if isinstance(body, dict) else str(e.reason or "")
+
+
+def _api_error(e: ApiException, verb: str, ref: ObjectRef, subresource: str | None) -> ExecutorError:
+    target, said, status = _target(ref, subresource), _message(e), e.status or 0
+    resource = ref.plural + (f"/{subresource}" if subresource else "")
+    if status == 404:
+        return ExecutorError(False, f"{target} not found (HTTP 404 on {verb}): check namespace and name under "
+                                    f"models[].serving and that the {ref.group} CRD is installed; API server: {said}",
+                             reason="not_found")
+    if status == 403:
+        return ExecutorError(False, f"forbidden to {verb} {target} (HTTP 403): the service account lacks RBAC verb "
+                                    f"'{verb}' on resource '{resource}' in apiGroup '{ref.group}' in namespace "
+                                    f"'{ref.namespace}'; API server: {said}", reason="forbidden")
+    if status == 401:
+        return ExecutorError(False, f"cannot {verb} {target}: the Kubernetes API rejected the credentials "
+                                    f"(HTTP 401): {said}", reason="unauthorized")
+    if status == 409:
+        return ExecutorError(True, f"cannot {verb} {target}: it changed since it was read (HTTP 409 Conflict): "
+                                   f"{said}", reason="conflict")
+    if status == 429 or status >= 500:
+        return ExecutorError(True, f"cannot {verb} {target}: the Kubernetes API kept failing (HTTP {status}): "
+                                   f"{said}", reason="unavailable")
+    return ExecutorError(False, f"cannot {verb} {target}: the Kubernetes API rejected it (HTTP {status}): {said}",
+                         reason="rejected")
+
+
+def dig(obj: Any, *path: str) -> Any:
+    """obj[a][b][c], or None where a level is missing or not a mapping."""
+    for key in path:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(key)
+    return obj
+
+
+def reconciled(obj: dict[str, Any]) -> bool:
+    """Has the object's controller observed its latest spec (status.observedGeneration,
+    an int in KServe and a numeric string in Argo Rollouts, >= metadata.generation)?"""
+    generation, observed = dig(obj, "metadata", "generation"), dig(obj, "status", "observedGeneration")
+    try:
+        return generation is not None and observed is not None and int(observed) >= int(generation)
+    except (TypeError, ValueError):
+        return False

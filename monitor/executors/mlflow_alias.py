@@ -1,0 +1,64 @@
+"""`mlflow_alias`: the registry alias is the serving layer (servers that resolve
+`models:/name@alias` when they load). Read the alias, move it, read it back."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol, TypeVar
+
+from monitor.executors.base import ExecutorError, RollbackStep, Verification
+from monitor.sources.errors import QueryError, SourceUnavailable
+from monitor.sources.registry import ModelNotFound
+
+T = TypeVar("T")
+
+
+class AliasRegistry(Protocol):
+    """The two registry calls this executor makes (RegistrySource and test stand-ins)."""
+
+    def alias_version(self, name: str, alias: str) -> str | None: ...
+
+    def set_alias(self, name: str, alias: str, version: str) -> None: ...
+
+
+class MlflowAliasExecutor:
+    """Moves `alias` of the step's registered model; the alias's version is what is served."""
+
+    name = "mlflow_alias"
+
+    def __init__(self, registry: AliasRegistry, alias: str) -> None:
+        self.registry, self.alias = registry, alias
+
+    def current(self, step: RollbackStep) -> str | None:
+        return self._call(step, "read", lambda: self.registry.alias_version(step.registry_name, self.alias))
+
+    def apply(self, step: RollbackStep) -> None:
+        now = self.current(step)
+        if now == step.to_version:
+            return  # already there: a second apply writes nothing
+        if step.from_version is not None and now != step.from_version:
+            # MLflow has no compare-and-set; reading just before the write narrows the window.
+            raise ExecutorError(False, f"alias '{self.alias}' of registered model '{step.registry_name}' now points "
+                                       f"at v{now}, not v{step.from_version} as when the rollback was decided: "
+                                       f"someone else moved it; left alone", reason="changed")
+        self._call(step, "move", lambda: self.registry.set_alias(step.registry_name, self.alias, step.to_version))
+
+    def verify(self, step: RollbackStep) -> Verification:
+        serving = self.current(step)
+        where = f"alias '{self.alias}' of registered model '{step.registry_name}'"
+        if serving == step.to_version:
+            return Verification(True, serving, f"{where} points at v{serving}")
+        return Verification(False, serving, f"{where} points at v{serving}, expected v{step.to_version}")
+
+    def _call(self, step: RollbackStep, verb: str, fn: Callable[[], T]) -> T:
+        """Run one registry call, translating its errors into ExecutorError once, here."""
+        what = f"{verb} alias '{self.alias}' of registered model '{step.registry_name}'"
+        try:
+            return fn()
+        except SourceUnavailable as e:
+            raise ExecutorError(True, f"cannot {what}: {e}", reason="unavailable") from e
+        except ModelNotFound as e:
+            raise ExecutorError(False, f"cannot {what}: {e}", reason="not_found") from e
+        except QueryError as e:
+            raise ExecutorError(False, f"cannot {what}: MLflow rejected it: {e.reason}", reason="rejected") from e
+        except Exception as e:  # an unexpected error will not go away by itself: a person should look
+            raise ExecutorError(False, f"cannot {what}: {type(e).__name__}: {e}") from e

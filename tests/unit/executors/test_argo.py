@@ -1,0 +1,168 @@
+"""argo_rollouts against the local Kubernetes API: abort, then undo to the ReplicaSet of the
+version, as the kubectl plugin does; once; under optimistic concurrency; read back."""
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from monitor.executors.argo import HASH_LABEL, ArgoRolloutsExecutor, label_selector
+from monitor.executors.base import ExecutorError, RollbackStep
+from monitor.executors.config import ArgoRolloutsExecutorConfig
+from monitor.executors.kube import KubeClient
+from tests.fakes.kube_api import FakeKubeApi
+from tests.fakes.kube_objects import ARGO, NS, pod_template, replica_set, rollout
+
+STEP = RollbackStep(model="recommender", registry_name="recommender", from_version="2", to_version="1",
+                    key="rollback:incident:7")
+ROLLOUT_PATH = f"/apis/argoproj.io/v1alpha1/namespaces/{NS}/rollouts/recommender"
+
+
+def executor(kube_client: KubeClient, *, name: str = "recommender",
+             label: str = "model-version") -> ArgoRolloutsExecutor:
+    cfg = ArgoRolloutsExecutorConfig(kind="argo_rollouts", namespace=NS, name=name, version_label=label)
+    return ArgoRolloutsExecutor(kube_client, cfg)
+
+
+def seed(kube: FakeKubeApi, *, status_subresource: bool = True) -> None:
+    """v1 is stable (revision 1), v2 is a canary in progress (revision 2); another Rollout's
+    ReplicaSet with the same labels and a newer v1 must be ignored."""
+    kube.put_object(rollout(version="2"), status_subresource=status_subresource)
+    kube.put_object(replica_set("1", 1, "aaa111"))
+    kube.put_object(replica_set("2", 2, "bbb222"))
+    kube.put_object(replica_set("1", 5, "zzz999", owner_uid="someone-else", name="other"))
+
+
+def stored(kube: FakeKubeApi) -> dict[str, Any]:
+    return kube.get_object(*ARGO, "recommender")
+
+
+def test_aborts_then_undoes_to_the_stable_template(kube: FakeKubeApi, kube_client: KubeClient) -> None:
+    seed(kube)
+    ex = executor(kube_client)
+    assert ex.current(STEP) == "2"
+    ex.apply(STEP)
+    abort, undo = kube.writes()
+    assert abort.path == ROLLOUT_PATH + "/status"
+    assert abort.content_type == "application/merge-patch+json" and abort.body["status"] == {"abort": True}
+    assert undo.path == ROLLOUT_PATH and undo.content_type == "application/json-patch+json"
+    assert {"op": "replace", "path": "/spec/template", "value": pod_template("1")} in undo.body
+    obj = stored(kube)
+    assert obj["status"]["abort"] is True
+    assert obj["spec"]["template"] == pod_template("1")  # the ReplicaSet's template, less its hash label
+    assert HASH_LABEL not in obj["spec"]["template"]["metadata"]["labels"]
+    assert obj["spec"]["strategy"]["canary"]["steps"]  # nothing else touched
+    assert ex.current(STEP) == "1"
+
+
+def test_apply_twice_writes_once(kube: FakeKubeApi, kube_client: KubeClient) -> None:
+    seed(kube)
+    ex = executor(kube_client)
+    ex.apply(STEP)
+    ex.apply(STEP)
+    assert len(kube.writes()) == 2  # one abort, one undo
+
+
+def test_a_restart_after_the_abort_finishes_the_undo(kube: FakeKubeApi, kube_client: KubeClient) -> None:
+    seed(kube)
+    kube.edit(*ARGO, "recommender", lambda o: o.setdefault("status", {}).update(abort=True))
+    executor(kube_client).apply(STEP)
+    [undo] = kube.writes()  # already aborted: only the undo is written
+    assert undo.path == ROLLOUT_PATH
+    assert stored(kube)["spec"]["template"]["metadata"]["labels"]["model-version"] == "1"
+
+
+def test_without_a_replica_set_for_the_version_nothing_changes(kube: FakeKubeApi, kube_client: KubeClient) -> None:
+    seed(kube)
+    step = RollbackStep("recommender", "recommender", "2", "0", "rollback:8")
+    with pytest.raises(ExecutorError) as e:
+        executor(kube_client).apply(step)
+    assert (e.value.retryable, e.value.reason) == (False, "not_found")
+    assert "model-version=0" in e.value.detail and "run 1, 2" in e.value.detail
+    assert kube.writes() == []  # not even the abort
+
+
+def test_a_crd_without_status_subresource_is_aborted_on_the_main_resource(kube: FakeKubeApi,
+                                                                           kube_client: KubeClient) -> None:
+    seed(kube, status_subresource=False)
+    executor(kube_client).apply(STEP)
+    abort, _ = kube.writes()
+    assert abort.path == ROLLOUT_PATH and abort.body["status"] == {"abort": True}
+    assert stored(kube)["status"]["abort"] is True
+
+
+def test_forbidden_abort_names_the_status_subresource(kube: FakeKubeApi, kube_client: KubeClient) -> None:
+    seed(kube)
+    kube.forbid("patch", "rollouts", "status")
+    with pytest.raises(ExecutorError) as e:
+        executor(kube_client).apply(STEP)
+    assert e.value.reason == "forbidden" and not e.value.retryable
+    assert "lacks RBAC verb 'patch' on resource 'rollouts/status' in apiGroup 'argoproj.io'" in e.value.detail
+
+
+def test_forbidden_replica_set_list_says_so(kube: FakeKubeApi, kube_client: KubeClient) -> None:
+    seed(kube)
+    kube.forbid("list", "replicasets")
+    with pytest.raises(ExecutorError) as e:
+        executor(kube_client).apply(STEP)
+    assert e.value.reason == "forbidden"
+    assert "verb 'list' on resource 'replicasets' in apiGroup 'apps'" in e.value.detail
+
+
+def test_not_found_names_the_rollout(kube: FakeKubeApi, kube_client: KubeClient) -> None:
+    with pytest.raises(ExecutorError) as e:
+        executor(kube_client, name="ghost").apply(STEP)
+    assert e.value.reason == "not_found" and "rollouts.argoproj.io ml/ghost not found" in e.value.detail
+
+
+def test_a_conflict_on_undo_is_retried_once_with_a_fresh_read(kube: FakeKubeApi, kube_client: KubeClient) -> None:
+    seed(kube)
+    kube.interleave(lambda: None)  # the abort goes through
+    kube.interleave(lambda: kube.edit(*ARGO, "recommender", lambda o: o["metadata"].update(labels={"x": "y"})))
+    executor(kube_client).apply(STEP)
+    undos = [r for r in kube.requests if r.method == "PATCH" and r.path == ROLLOUT_PATH]
+    assert [r.status for r in undos] == [409, 200]
+    assert undos[0].body[0]["value"] != undos[1].body[0]["value"]  # the second carries the fresh resourceVersion
+    assert stored(kube)["metadata"]["labels"] == {"x": "y"}
+
+
+def test_verify_reads_back_spec_then_the_controller(kube: FakeKubeApi, kube_client: KubeClient) -> None:
+    seed(kube)
+    ex = executor(kube_client)
+    ex.apply(STEP)
+    v = ex.verify(STEP)
+    assert (v.ok, v.settled, v.serving) == (True, False, "1")
+    kube.controller_status(*ARGO, "recommender", {"currentPodHash": "bbb222", "stableRS": "aaa111",
+                                                  "phase": "Healthy"})
+    v = ex.verify(STEP)
+    assert (v.ok, v.serving) == (False, "2")  # the controller still runs the v2 ReplicaSet
+    assert "hash bbb222" in v.detail
+    kube.controller_status(*ARGO, "recommender", {"currentPodHash": "aaa111", "stableRS": "aaa111",
+                                                  "phase": "Degraded", "message": "ProgressDeadlineExceeded"})
+    v = ex.verify(STEP)
+    assert not v.ok and "ProgressDeadlineExceeded" in v.detail
+    kube.controller_status(*ARGO, "recommender", {"currentPodHash": "aaa111", "stableRS": "aaa111",
+                                                  "phase": "Healthy"})
+    v = ex.verify(STEP)
+    assert (v.ok, v.settled, v.serving) == (True, True, "1")
+
+
+def test_verify_shows_a_wrong_version(kube: FakeKubeApi, kube_client: KubeClient) -> None:
+    seed(kube)
+    v = executor(kube_client).verify(STEP)
+    assert (v.ok, v.serving) == (False, "2")
+    assert "expected 1" in v.detail
+
+
+def test_version_may_be_an_annotation(kube: FakeKubeApi, kube_client: KubeClient) -> None:
+    seed(kube)
+    kube.edit(*ARGO, "recommender", lambda o: o["spec"]["template"]["metadata"]["annotations"].update(
+        {"vigil.dev/model": "2"}))
+    assert executor(kube_client, label="vigil.dev/model").current(STEP) == "2"
+
+
+def test_label_selector_string() -> None:
+    sel = {"matchLabels": {"app": "recsys", "tier": "serving"},
+           "matchExpressions": [{"key": "env", "operator": "In", "values": ["prod", "canary"]},
+                                {"key": "debug", "operator": "DoesNotExist"}]}
+    assert label_selector(sel) == "app=recsys,tier=serving,env in (prod,canary),!debug"

@@ -1,0 +1,85 @@
+"""The local Kubernetes API keeps the promises in its contract summary (raw HTTP, no client)."""
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.fakes.kube_api import FakeKubeApi
+from tests.fakes.kube_objects import KSERVE, NS, inference_service
+from tests.fakes.kube_patch import json_patch, matches, merge_patch
+
+PATH = f"/apis/serving.kserve.io/v1beta1/namespaces/{NS}/inferenceservices/recommender"
+
+
+def patch(kube: FakeKubeApi, body: object, ctype: str = "application/merge-patch+json",
+          sub: str = "") -> httpx.Response:
+    return httpx.patch(kube.url + PATH + sub, json=body, headers={"Content-Type": ctype})
+
+
+def test_resource_version_and_generation(kube: FakeKubeApi) -> None:
+    kube.put_object(inference_service())
+    r = patch(kube, {"metadata": {"annotations": {"a": "b"}}})
+    assert r.json()["metadata"]["resourceVersion"] == "102" and r.json()["metadata"]["generation"] == 1
+    r = patch(kube, {"spec": {"predictor": {"canaryTrafficPercent": 10}}})
+    assert r.json()["metadata"]["resourceVersion"] == "103" and r.json()["metadata"]["generation"] == 2
+
+
+def test_stale_resource_version_is_a_409_status(kube: FakeKubeApi) -> None:
+    kube.put_object(inference_service())
+    r = patch(kube, {"metadata": {"resourceVersion": "7"}, "spec": {"predictor": {"canaryTrafficPercent": 0}}})
+    assert r.status_code == 409
+    body = r.json()
+    assert (body["kind"], body["reason"], body["code"]) == ("Status", "Conflict", 409)
+    assert "the object has been modified" in body["message"]
+    put = dict(kube.get_object(*KSERVE, "recommender"))
+    put["metadata"] = {k: v for k, v in put["metadata"].items() if k != "resourceVersion"}
+    r = httpx.put(kube.url + PATH, json=put)
+    assert r.status_code == 422 and "must be specified for an update" in r.json()["message"]
+
+
+def test_status_subresource_rules(kube: FakeKubeApi) -> None:
+    kube.put_object(inference_service())
+    patch(kube, {"status": {"x": 1}, "metadata": {"labels": {"a": "b"}}})
+    obj = kube.get_object(*KSERVE, "recommender")
+    assert "status" not in obj and obj["metadata"]["labels"] == {"a": "b"}
+    patch(kube, {"status": {"x": 1}, "spec": {"predictor": None}}, sub="/status")
+    obj = kube.get_object(*KSERVE, "recommender")
+    assert obj["status"] == {"x": 1} and obj["spec"]["predictor"]  # /status changes only status
+
+
+def test_errors_are_status_objects(kube: FakeKubeApi) -> None:
+    r = httpx.get(kube.url + PATH)
+    assert (r.status_code, r.json()["reason"]) == (404, "NotFound")
+    kube.put_object(inference_service())
+    kube.forbid("get", "inferenceservices")
+    r = httpx.get(kube.url + PATH)
+    assert (r.status_code, r.json()["reason"]) == (403, "Forbidden")
+    assert 'cannot get resource "inferenceservices" in API group "serving.kserve.io"' in r.json()["message"]
+    r = patch(kube, {"spec": {}}, ctype="application/strategic-merge-patch+json")
+    assert r.status_code == 415
+
+
+def test_injected_faults_then_recovery(kube: FakeKubeApi) -> None:
+    kube.put_object(inference_service())
+    kube.fail(503, count=2)
+    assert [httpx.get(kube.url + PATH).status_code for _ in range(3)] == [503, 503, 200]
+    assert [r.status for r in kube.requests] == [503, 503, 200]
+
+
+def test_merge_and_json_patch() -> None:
+    assert merge_patch({"a": {"b": 1, "c": 2}, "l": [1]}, {"a": {"b": None}, "l": [2]}) == {"a": {"c": 2}, "l": [2]}
+    doc = {"spec": {"t": {"x": 1}}, "l": [1, 2]}
+    out = json_patch(doc, [{"op": "replace", "path": "/spec/t", "value": {"y": 2}}, {"op": "add", "path": "/l/-",
+                                                                                   "value": 3}])
+    assert out == {"spec": {"t": {"y": 2}}, "l": [1, 2, 3]} and doc["l"] == [1, 2]
+    with pytest.raises(ValueError):
+        json_patch(doc, [{"op": "test", "path": "/l/0", "value": 9}])
+    with pytest.raises(ValueError):
+        json_patch(doc, [{"op": "replace", "path": "/nope", "value": 1}])
+
+
+def test_label_selectors() -> None:
+    labels = {"app": "recsys", "env": "prod"}
+    assert matches(labels, "app=recsys,env in (prod,canary)")
+    assert not matches(labels, "app=recsys,env notin (prod)")
+    assert matches(labels, "app,!debug") and not matches(labels, "app!=recsys")

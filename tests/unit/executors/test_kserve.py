@@ -1,0 +1,237 @@
+"""kserve against the local Kubernetes API: moves the predictor back (or pins a canary to 0),
+once, under optimistic concurrency, and reads back spec and status."""
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from monitor.executors.base import ExecutorError, RollbackStep
+from monitor.executors.config import KServeExecutorConfig
+from monitor.executors.kserve import URI_ANNOTATION, VERSION_ANNOTATION, KServeExecutor, StorageUriTemplate
+from monitor.executors.kube import KubeClient, api_client_at
+from tests.fakes.kube_api import FakeKubeApi
+from tests.fakes.kube_objects import KSERVE, NS, inference_service, kserve_status
+
+STEP = RollbackStep(model="recommender", registry_name="recommender", from_version="2", to_version="1",
+                    key="rollback:incident:7")
+TEMPLATE = "s3://models/{registry}/{version}"
+
+
+def executor(kube_client: KubeClient, *, mode: str = "auto", name: str = "recommender") -> KServeExecutor:
+    cfg = KServeExecutorConfig(kind="kserve", namespace=NS, name=name, storage_uri_template=TEMPLATE, mode=mode)
+    return KServeExecutor(kube_client, cfg)
+
+
+def stored(kube: FakeKubeApi) -> dict[str, Any]:
+    return kube.get_object(*KSERVE, "recommender")
+
+
+def test_points_the_predictor_back_at_the_stable_model(kube: FakeKubeApi, kube_client: KubeClient) -> None:
+    kube.put_object(inference_service(uri="s3://models/recommender/2"))
+    ex = executor(kube_client)
+    assert ex.current(STEP) == "2"
+    ex.apply(STEP)
+    obj = stored(kube)
+    assert obj["spec"]["predictor"]["model"]["storageUri"] == "s3://models/recommender/1"
+    assert obj["metadata"]["annotations"][VERSION_ANNOTATION] == "1"
+    assert obj["spec"]["predictor"]["model"]["modelFormat"] == {"name": "sklearn"}  # the rest is untouched
+    assert ex.current(STEP) == "1"
+    [write] = kube.writes()
+    assert write.content_type == "application/merge-patch+json"
+    assert write.body["metadata"]["resourceVersion"] == "101"  # the version it read: optimistic concurrency
+
+
+def test_apply_twice_writes_once(kube: FakeKubeApi, kube_client: KubeClient) -> None:
+    kube.put_object(inference_service(uri="s3://models/recommender/2"))
+    ex = executor(kube_client)
+    ex.apply(STEP)
+    ex.apply(STEP)
+    assert len(kube.writes()) == 1
+
+
+def test_canary_in_progress_is_pinned_to_zero(kube: FakeKubeApi, kube_client: KubeClient) -> None:
+    kube.put_object(inference_service(uri="s3://models/recommender/2", canary=10))
+    ex = executor(kube_client)
+    assert ex.current(STEP) == "2"  # the canary is what a rollback moves away from
+    ex.apply(STEP)
+    ex.apply(STEP)
+    obj = stored(kube)
+    assert obj["spec"]["predictor"]["canaryTrafficPercent"] == 0
+    assert obj["spec"]["predictor"]["model"]["storageUri"] == "s3://models/recommender/2"
+    assert obj["metadata"]["annotations"][VERSION_ANNOTATION] == "1"
+    assert obj["metadata"]["annotations"][URI_ANNOTATION] == "s3://models/recommender/2"
+    assert ex.current(STEP) == "1"
+    assert len(kube.writes()) == 1
+
+
+def test_storage_uri_mode_ends_a_canary(kube: FakeKubeApi, kube_client: KubeClient) -> None:
+    kube.put_object(inference_service(uri="s3://models/recommender/2", canary=10))
+    executor(kube_client, mode="storage_uri").apply(STEP)
+    predictor = stored(kube)["spec"]["predictor"]
+    assert predictor["model"]["storageUri"] == "s3://models/recommender/1"
+    assert "canaryTrafficPercent" not in predictor  # the new revision takes all traffic
+
+
+def test_canary_mode_without_a_canary_refuses(kube: FakeKubeApi, kube_client: KubeClient) -> None:
+    kube.put_object(inference_service(uri="s3://models/recommender/2"))
+    with pytest.raises(ExecutorError) as e:
+        executor(kube_client, mode="canary").apply(STEP)
+    assert not e.value.retryable and "no canary in progress" in e.value.detail
+    assert kube.writes() == []
+
+
+def test_a_canary_pinned_by_someone_else_is_unknown(kube: FakeKubeApi, kube_client: KubeClient) -> None:
+    kube.put_object(inference_service(uri="s3://models/recommender/3", canary=0,
+                                      annotations={VERSION_ANNOTATION: "1", URI_ANNOTATION: "s3://models/recommender/2"}))
+    assert executor(kube_client).current(STEP) is None  # the record is for another storageUri
+
+
+def test_not_found_names_the_resource(kube: FakeKubeApi, kube_client: KubeClient) -> None:
+    with pytest.raises(ExecutorError) as e:
+        executor(kube_client, name="missing").current(STEP)
+    assert (e.value.retryable, e.value.reason) == (False, "not_found")
+    assert "inferenceservices.serving.kserve.io ml/missing not found" in e.value.detail
+
+
+def test_forbidden_names_the_verb_and_resource(kube: FakeKubeApi, kube_client: KubeClient) -> None:
+    kube.put_object(inference_service())
+    kube.forbid("patch", "inferenceservices")
+    with pytest.raises(ExecutorError) as e:
+        executor(kube_client).apply(STEP)
+    assert (e.value.retryable, e.value.reason) == (False, "forbidden")
+    assert "lacks RBAC verb 'patch' on resource 'inferenceservices' in apiGroup 'serving.kserve.io'" in e.value.detail
+    assert "namespace 'ml'" in e.value.detail
+    assert stored(kube)["spec"]["predictor"]["model"]["storageUri"] == "s3://models/recommender/2"
+
+
+def test_a_conflict_is_retried_once_with_a_fresh_read(kube: FakeKubeApi, kube_client: KubeClient) -> None:
+    kube.put_object(inference_service())
+
+    def other_writer() -> None:  # someone labels the object between our read and our write
+        kube.edit(*KSERVE, "recommender", lambda o: o["metadata"]["annotations"].update({"team": "recsys"}))
+
+    kube.interleave(other_writer)
+    executor(kube_client).apply(STEP)
+    patches = [r for r in kube.requests if r.method == "PATCH"]
+    assert [r.status for r in patches] == [409, 200]
+    assert patches[1].body["metadata"]["resourceVersion"] == "102"  # re-read after the conflict
+    obj = stored(kube)
+    assert obj["metadata"]["annotations"]["team"] == "recsys"  # their change is kept
+    assert obj["spec"]["predictor"]["model"]["storageUri"] == "s3://models/recommender/1"
+
+
+def test_a_second_conflict_is_a_retryable_error(kube: FakeKubeApi, kube_client: KubeClient) -> None:
+    kube.put_object(inference_service())
+    for _ in range(2):
+        kube.interleave(lambda: kube.edit(*KSERVE, "recommender", lambda o: o["metadata"].setdefault("labels", {})))
+    with pytest.raises(ExecutorError) as e:
+        executor(kube_client).apply(STEP)
+    assert (e.value.retryable, e.value.reason) == (True, "conflict")
+    assert "409" in e.value.detail
+
+
+def test_a_concurrent_deploy_is_left_alone(kube: FakeKubeApi, kube_client: KubeClient) -> None:
+    kube.put_object(inference_service())
+    kube.interleave(lambda: kube.edit(*KSERVE, "recommender", lambda o: o["spec"]["predictor"]["model"].update(
+        storageUri="s3://models/recommender/3")))
+    with pytest.raises(ExecutorError) as e:
+        executor(kube_client).apply(STEP)
+    assert (e.value.retryable, e.value.reason) == (False, "changed")
+    assert "now serves v3" in e.value.detail
+    assert stored(kube)["spec"]["predictor"]["model"]["storageUri"] == "s3://models/recommender/3"
+
+
+def test_a_layer_already_moved_elsewhere_is_left_alone(kube: FakeKubeApi, kube_client: KubeClient) -> None:
+    kube.put_object(inference_service(uri="s3://models/recommender/3"))
+    with pytest.raises(ExecutorError) as e:
+        executor(kube_client).apply(STEP)
+    assert e.value.reason == "changed" and kube.writes() == []
+
+
+def test_server_errors_are_retried_then_reported(kube: FakeKubeApi, kube_client: KubeClient) -> None:
+    kube.put_object(inference_service())
+    kube.fail(503, count=2)
+    assert executor(kube_client).current(STEP) == "2"  # third attempt answers
+    kube.fail(500, count=3)
+    with pytest.raises(ExecutorError) as e:
+        executor(kube_client).current(STEP)
+    assert (e.value.retryable, e.value.reason) == (True, "unavailable")
+    assert "HTTP 500" in e.value.detail
+
+
+def test_a_slow_api_server_times_out_as_retryable(kube: FakeKubeApi) -> None:
+    
+    kube.put_object(inference_service())
+    kube.delay(1.5)
+    slow = KubeClient(api_client_at(kube.url), timeout_s=0.3, max_attempts=1)
+    with pytest.raises(ExecutorError) as e:
+        executor(slow).current(STEP)
+    assert (e.value.retryable, e.value.reason) == (True, "unavailable")
+    assert kube.url in e.value.detail
+
+
+def test_verify_waits_for_kserve_then_checks_readiness_and_traffic(kube: FakeKubeApi,
+                                                                     kube_client: KubeClient) -> None:
+    kube.put_object(inference_service())
+    ex = executor(kube_client)
+    ex.apply(STEP)
+    v = ex.verify(STEP)
+    assert (v.ok, v.settled, v.serving) == (True, False, "1")
+    assert "not yet reconciled" in v.detail
+    kube.controller_status(*KSERVE, "recommender", kserve_status(traffic=[("latest", 100, True)]))
+    v = ex.verify(STEP)
+    assert (v.ok, v.settled) == (True, True)
+    kube.controller_status(*KSERVE, "recommender", kserve_status(ready="False", traffic=[("latest", 100, True)]))
+    v = ex.verify(STEP)
+    assert not v.ok and "Ready=False" in v.detail and "model failed to load" in v.detail
+
+
+def test_verify_of_a_canary_rollback_checks_the_traffic_split(kube: FakeKubeApi, kube_client: KubeClient) -> None:
+    kube.put_object(inference_service(canary=10))
+    ex = executor(kube_client)
+    ex.apply(STEP)
+    kube.controller_status(*KSERVE, "recommender", kserve_status(traffic=[("prev", 90, False), ("latest", 10, True)]))
+    v = ex.verify(STEP)
+    assert not v.ok and "prev 90%, latest 10%" in v.detail
+    kube.controller_status(*KSERVE, "recommender", kserve_status(traffic=[("prev", 100, False), ("latest", 0, True)]))
+    assert ex.verify(STEP).ok
+
+
+def test_verify_shows_a_wrong_version(kube: FakeKubeApi, kube_client: KubeClient) -> None:
+    kube.put_object(inference_service())
+    ex = executor(kube_client)
+    ex.apply(STEP)
+    kube.edit(*KSERVE, "recommender", lambda o: o["spec"]["predictor"]["model"].update(
+        storageUri="s3://models/recommender/3"))
+    v = ex.verify(STEP)
+    assert (v.ok, v.serving) == (False, "3")
+    assert "expected v1" in v.detail
+
+
+def test_a_uri_outside_the_template_is_unknown(kube: FakeKubeApi, kube_client: KubeClient) -> None:
+    kube.put_object(inference_service(uri="gs://elsewhere/model-2"))
+    ex = executor(kube_client)
+    assert ex.current(STEP) is None
+    v = ex.verify(STEP)
+    assert not v.ok and "does not follow s3://models/{registry}/{version}" in v.detail
+
+
+@pytest.mark.parametrize(("template", "uri", "version"), [
+    ("models:/{registry}/{version}", "models:/recommender/12", "12"),
+    ("s3://bucket/{registry}/v{version}/model", "s3://bucket/recommender/v3/model", "3"),
+    ("s3://bucket/{registry}/{version}", "s3://bucket/other/3", None),
+    ("s3://bucket/{model}-{version}", "s3://bucket/recommender-3", "3"),
+])
+def test_storage_uri_template_both_ways(template: str, uri: str, version: str | None) -> None:
+    t = StorageUriTemplate(template)
+    assert t.version_of(uri, STEP) == version
+    if version is not None:
+        assert t.format(STEP, version) == uri
+
+
+def test_template_escapes_registry_names() -> None:
+    t = StorageUriTemplate("s3://b/{registry}/{version}")
+    step = RollbackStep("m", "a.b", None, "1", "k")
+    assert t.version_of("s3://b/a.b/4", step) == "4"
+    assert t.version_of("s3://b/axb/4", step) is None
