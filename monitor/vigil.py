@@ -35,15 +35,17 @@ from monitor.cycle.drift_report import DriftReports
 from monitor.cycle.gather import GatherRequest, Sources, gather
 from monitor.cycle.health import SourceHealth
 from monitor.cycle.known_good import record_clean
-from monitor.cycle.layers import AliasExecutor, Executor
 from monitor.cycle.logs_traces import LogTraceSources
 from monitor.cycle.messages import Links, OutboxWriter
 from monitor.cycle.plan import alert_rules, read_cycle_start, read_history
 from monitor.cycle.reference import ReferenceChooser
 from monitor.cycle.rollback_intents import RollbackRunner
 from monitor.cycle.samples import SampleReader
+from monitor.executors.base import Executor
+from monitor.executors.build import alias_executor, build_serving_executor
 from monitor.metrics import VigilMetrics
 from monitor.notifiers import default_notifiers, log_trace_clients
+from monitor.replicas.fence import LeaseLost
 from monitor.sources.errors import SourceState
 from monitor.store.repository import Store
 from monitor.types import CycleReport, Detection, RawSignals, Window
@@ -78,6 +80,7 @@ class Vigil:
         self.anomaly_tuning = AnomalyTuning()  # one configuration for every series
         self._model_locks = {m.name: threading.Lock() for m in config.models}
         self.last_cycle: dict[str, CycleReport] = {}
+        self._layers: dict[str, list[Executor]] = {}
         self.fence: Any = None  # set by the daemon when replicas share the store (monitor/replicas)
 
     def _wire(self) -> None:
@@ -104,16 +107,25 @@ class Vigil:
         return self.clock.now()
 
     def layers(self, m: ModelConfig) -> list[Executor]:
-        """What a rollback of `m` moves, in order: the registry alias, then its serving layer."""
-        return [AliasExecutor(self.registry, m.alias)]
+        """What a rollback of `m` moves, in order: the registry alias, then its serving layer
+        (`models[].serving`: KServe, Argo Rollouts, a webhook), built once per model."""
+        if m.name not in self._layers:
+            serving = build_serving_executor(m, self.registry, base_dir=self.config.base_dir)
+            self._layers[m.name] = [alias_executor(self.registry, m.alias), *([serving] if serving else [])]
+        return self._layers[m.name]
 
     def reconcile(self, t: float | None = None) -> None:
         """Finish rollbacks a crash or an outage left pending (start-up; each cycle does its own model)."""
         for m in self.config.models:
-            try:
-                self.rollbacks.reconcile(m, self.clock.now() if t is None else t)
-            except Exception:  # an unreachable layer keeps the intent pending; the model's cycle retries it
-                log.exception("rollback reconcile failed", extra={"model": m.name})
+            self._reconcile(m, self.clock.now() if t is None else t)
+
+    def _reconcile(self, m: ModelConfig, t: float) -> None:
+        try:
+            self.rollbacks.reconcile(m, t)
+        except LeaseLost:
+            raise
+        except Exception:  # e.g. a serving layer that cannot be configured: the intent stays pending, said loudly
+            log.exception("rollback reconcile failed", extra={"model": m.name})
 
     @property
     def sources(self) -> dict[str, SourceState]:
@@ -145,7 +157,7 @@ class Vigil:
         began = time.perf_counter()
         with self._model_locks[m.name]:  # one cycle per model at a time, whoever calls
             # Before the registry poll: a finished rollback is ours, not an external deploy.
-            self.rollbacks.reconcile(m, t)
+            self._reconcile(m, t)
             serving, new_deploys = self.deploys.poll(m, t, hold=self.rollbacks.in_flight(m.name))
             start = read_cycle_start(self.store, m.name)
             w = self.window(m, t, start.onset)

@@ -28,9 +28,9 @@ from alerts.policy import Severity
 from alerts.rollback import ActionStatus, Move, RollbackOutcome, decide_move
 from detectors.records import DeployEvent
 from monitor.config import ModelConfig
-from monitor.cycle.layers import Executor, ExecutorError, RollbackStep
 from monitor.cycle.messages import OutboxWriter
 from monitor.cycle.plan import routes_of
+from monitor.executors.base import Executor, ExecutorError, RollbackStep
 from monitor.failpoints import failpoint
 from monitor.metrics import VigilMetrics
 from monitor.store.intents import RollbackIntentRow, add_intent, locked_intent, open_intents
@@ -162,7 +162,8 @@ class RollbackRunner:
             assert intent is not None
             if intent.status != ActionStatus.PENDING:
                 return _outcome(intent)
-            step = RollbackStep(m.name, m.registry, intent.from_version, intent.to_version, intent.key)
+            step = RollbackStep(m.name, m.registry, intent.from_version, intent.to_version, intent.key,
+                                incident_id=intent.incident_id, requested_at=intent.created_at)
             todo = [x for x in self.layers(m) if x.name in intent.executors and x.name not in intent.steps_done]
         try:
             for layer in todo:
@@ -187,9 +188,9 @@ class RollbackRunner:
             layer.apply(step)
             failpoint("after_alias_move" if layer.name == "mlflow_alias" else "after_serving_change")
         seen = layer.verify(step)
-        if not seen.ok:
-            raise ExecutorError(f"{layer.name} does not serve v{step.to_version} after the move: {seen.detail}",
-                                retryable=True)
+        if not (seen.ok and seen.settled):  # not there, or its controller has not caught up yet
+            raise ExecutorError(True, f"{layer.name} does not serve v{step.to_version} after the move: "
+                                      f"{seen.detail}")
         return True
 
     def _step_done(self, intent_id: int, m: ModelConfig, layer: str, now: float) -> None:

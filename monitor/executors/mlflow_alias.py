@@ -2,14 +2,17 @@
 `models:/name@alias` when they load). Read the alias, move it, read it back."""
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable
 from typing import Protocol, TypeVar
 
 from monitor.executors.base import ExecutorError, RollbackStep, Verification
 from monitor.sources.errors import QueryError, SourceUnavailable
-from monitor.sources.registry import ModelNotFound
+from monitor.sources.registry import ModelNotFound, alias_tag, format_timestamp
 
 T = TypeVar("T")
+log = logging.getLogger("vigil.executors")
 
 
 class AliasRegistry(Protocol):
@@ -40,7 +43,24 @@ class MlflowAliasExecutor:
             raise ExecutorError(False, f"alias '{self.alias}' of registered model '{step.registry_name}' now points "
                                        f"at v{now}, not v{step.from_version} as when the rollback was decided: "
                                        f"someone else moved it; left alone", reason="changed")
+        self._tag(step, now)
         self._call(step, "move", lambda: self.registry.set_alias(step.registry_name, self.alias, step.to_version))
+
+    def _tag(self, step: RollbackStep, previous: str | None) -> None:
+        """MLflow keeps no alias history: leave the move's record on the version (tags
+        first, then the alias, as RegistrySource.move_alias does). Best effort: the move
+        itself is recorded in Vigil's store and audit log."""
+        tag = getattr(self.registry, "set_version_tag", None)
+        if tag is None:
+            return
+        at = step.requested_at if step.requested_at is not None else time.time()
+        try:
+            for field_name, value in (("set_at", format_timestamp(at)), ("previous", previous or ""),
+                                      ("set_by", "vigil-rollback")):
+                tag(step.registry_name, step.to_version, alias_tag(self.alias, field_name), value)
+        except Exception:
+            log.warning("could not tag the alias move on the registry",
+                        extra={"model": step.model, "version": step.to_version})
 
     def verify(self, step: RollbackStep) -> Verification:
         serving = self.current(step)

@@ -22,13 +22,13 @@ from monitor.cycle.deliver import OutboxSender
 from monitor.cycle.detect import DetectRequest, detect
 from monitor.cycle.gather import GatherRequest, Sources, anomaly_key, gather
 from monitor.cycle.health import SourceHealth
-from monitor.cycle.layers import AliasExecutor
 from monitor.cycle.logs_traces import LogTraceSources
 from monitor.cycle.messages import Links, OutboxWriter
 from monitor.cycle.plan import CycleStart, next_streaks, read_cycle_start, read_history
 from monitor.cycle.reference import ReferenceChooser
 from monitor.cycle.rollback_intents import RollbackRunner
 from monitor.cycle.samples import SampleReader
+from monitor.executors.build import alias_executor
 from monitor.metrics import VigilMetrics
 from monitor.store.repository import Store
 from monitor.types import Detection, MetricSignal, RawSignals, Window
@@ -225,7 +225,7 @@ def test_a_refused_rollback_is_recorded_and_audited_once(cfg: Any) -> None:
     assert incident is not None
     out, metrics = writer(store, cfg), VigilMetrics()
     registry = serving_registry()
-    runner = RollbackRunner(store, lambda m: [AliasExecutor(registry, m.alias)], out, metrics)
+    runner = RollbackRunner(store, lambda m: [alias_executor(registry, m.alias)], out, metrics)
     op = Operator(cfg, store, out, metrics, runner)
     plan = AlertPlan(lifecycle=LifecycleDecision(Step.UPDATE, Severity.CRITICAL, True, 0),
                      rollback=RollbackVerdict(False, False, "disabled by policy", "1"))

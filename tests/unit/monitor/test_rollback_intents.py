@@ -15,7 +15,15 @@ from alerts.outbox import MessageKind
 from monitor.cycle.rollback_intents import RollbackAsk
 from monitor.failpoints import ENV, FailPointError
 from monitor.vigil import Vigil
-from tests.helpers_vigil import MODEL, T0, incident_prometheus, make_config, make_vigil, serving_registry
+from tests.helpers_vigil import (
+    MODEL,
+    T0,
+    incident_prometheus,
+    make_config,
+    make_vigil,
+    model_config,
+    serving_registry,
+)
 
 BAD_FROM = T0 - 300
 
@@ -170,3 +178,40 @@ def test_a_store_locked_past_its_timeout_after_the_alias_move_loses_nothing(tmp_
     [action] = vigil.store.actions(model=MODEL)
     assert action.status == "done" and reg.moves == [(MODEL, "champion", "1")]
     assert [d.source for d in vigil.store.deploys(MODEL) if d.at >= T0] == ["rollback"]
+
+
+def test_a_rollback_reaches_kserve_and_a_crash_between_the_layers_is_finished(tmp_path, monkeypatch):
+    """Row 4: the alias alone is not the rollback; the InferenceService is moved too, and
+    "done" is said only once both read back at v1."""
+    from tests.fakes.kube_api import FakeKubeApi
+    from tests.fakes.kube_objects import KSERVE, inference_service, kserve_status
+
+    with FakeKubeApi() as kube:
+        kube.put_object(inference_service(uri="models:/recommender/2"))
+        serving = {"kind": "kserve", "namespace": "ml", "name": "recommender",
+                   "storage_uri_template": "models:/{registry}/{version}", "api_url": kube.url}
+        cfg = make_config(tmp_path, models=[model_config(serving=serving)],
+                          policy={"slo_consecutive_cycles": 2, "resolve_after_cycles": 2})
+        reg = serving_registry()
+        vigil = make_vigil(cfg, registry=reg, prometheus=incident_prometheus(bad_from=BAD_FROM))
+        vigil.run_cycle(MODEL, T0 - 1200)
+        reg.aliases[(MODEL, "champion")] = "2"
+        for t in (T0 - 900, T0 - 600, T0 - 300):
+            vigil.run_cycle(MODEL, t)
+        monkeypatch.setenv(ENV, "after_serving_change=raise")
+        with pytest.raises(FailPointError):
+            vigil.run_cycle(MODEL, T0)
+        monkeypatch.delenv(ENV)
+        [action] = vigil.store.actions(model=MODEL)
+        assert action.status == "pending"  # the alias moved and KServe was patched, but nothing verified it yet
+        vigil.run_cycle(MODEL, T0 + 60)
+        [action] = vigil.store.actions(model=MODEL)
+        # The spec says v1, but KServe's controller has not rolled the new revision out: not done yet.
+        assert action.status == "pending" and "not yet reconciled" in action.detail, action.detail
+        kube.controller_status(*KSERVE, "recommender", kserve_status(traffic=[("latest", 100, True)]))
+        vigil.run_cycle(MODEL, T0 + 120)
+        [action] = vigil.store.actions(model=MODEL)
+        assert action.status == "done" and "mlflow_alias + kserve" in action.detail, action.detail
+        isvc = kube.get_object(*KSERVE, "recommender")
+        assert isvc["spec"]["predictor"]["model"]["storageUri"] == "models:/recommender/1"
+        assert reg.moves == [(MODEL, "champion", "1")] and len(kube.writes()) == 1
