@@ -41,7 +41,7 @@ from monitor.cycle.plan import alert_rules, read_cycle_start, read_history
 from monitor.cycle.reference import ReferenceChooser
 from monitor.cycle.rollback_intents import RollbackRunner
 from monitor.cycle.samples import SampleReader
-from monitor.executors.base import Executor
+from monitor.executors.base import Executor, ExecutorError
 from monitor.executors.build import alias_executor, build_serving_executor
 from monitor.metrics import VigilMetrics
 from monitor.notifiers import default_notifiers, log_trace_clients
@@ -98,7 +98,7 @@ class Vigil:
                                                       else 50), c.sources.prometheus.step)
         self.outbox = OutboxWriter(self.store, self.notifiers, Links.from_config(c))
         self.deploys = DeployWatch(self.registry, self.health, self.store, self.outbox)
-        self.rollbacks = RollbackRunner(self.store, self.layers, self.outbox, self.metrics)
+        self.rollbacks = RollbackRunner(self.store, self.layers, self.outbox, self.metrics, health=self._layer_health)
         self.operator = Operator(c, self.store, self.outbox, self.metrics, self.rollbacks)
         self.drift_reports = DriftReports(self.store, samples, self.references, c.schedule.lookback)
         self.sender = OutboxSender(self.store, self.notifiers, self.metrics)
@@ -113,6 +113,16 @@ class Vigil:
             serving = build_serving_executor(m, self.registry, base_dir=self.config.base_dir)
             self._layers[m.name] = [alias_executor(self.registry, m.alias), *([serving] if serving else [])]
         return self._layers[m.name]
+
+    def _layer_health(self, layer: str, error: ExecutorError | None) -> None:
+        """The registry's health also follows what rollbacks see of it: an MLflow that fails
+        a rollback is down in /readyz even if the last poll reached it."""
+        if layer != "mlflow_alias":
+            return
+        if error is None:
+            self.health.mark("mlflow", True)
+        elif error.reason == "unavailable":
+            self.health.mark("mlflow", False, error.detail)
 
     def reconcile(self, t: float | None = None) -> None:
         """Finish rollbacks a crash or an outage left pending (start-up; each cycle does its own model)."""

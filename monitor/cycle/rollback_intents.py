@@ -40,6 +40,11 @@ log = logging.getLogger("vigil.rollback")
 
 HALF_WAY_ATTEMPTS = 10  # cycles a rollback keeps trying once some layer has moved
 Layers = Callable[[ModelConfig], list[Executor]]
+LayerHealth = Callable[[str, "ExecutorError | None"], None]  # (layer name, error or None when it answered)
+
+
+def _ignore(_layer: str, _error: ExecutorError | None) -> None:
+    return None
 @dataclass(frozen=True)
 class RollbackAsk:
     """One rollback asked for, by Vigil's guard or by a person."""
@@ -58,8 +63,10 @@ class RollbackAsk:
 
 
 class RollbackRunner:
-    def __init__(self, store: Store, layers: Layers, outbox: OutboxWriter, metrics: VigilMetrics) -> None:
+    def __init__(self, store: Store, layers: Layers, outbox: OutboxWriter, metrics: VigilMetrics, *,
+                 health: LayerHealth = _ignore) -> None:
         self.store, self.layers, self.outbox, self.metrics = store, layers, outbox, metrics
+        self.health = health  # a layer that cannot be reached makes /readyz say so
 
     # ------------------------------------------------------------------ asking
     def request(self, ask: RollbackAsk) -> RollbackOutcome:
@@ -165,6 +172,7 @@ class RollbackRunner:
             step = RollbackStep(m.name, m.registry, intent.from_version, intent.to_version, intent.key,
                                 incident_id=intent.incident_id, requested_at=intent.created_at)
             todo = [x for x in self.layers(m) if x.name in intent.executors and x.name not in intent.steps_done]
+        layer: Executor | None = None
         try:
             for layer in todo:
                 if not self._move(layer, step):
@@ -173,7 +181,10 @@ class RollbackRunner:
                                         f"{layer.name} serves v{found}, neither v{step.from_version} nor "
                                         f"v{step.to_version}: somebody moved it since; left alone")
                 self._step_done(intent_id, m, layer.name, now)
+                self.health(layer.name, None)
         except ExecutorError as e:
+            if layer is not None:
+                self.health(layer.name, e)
             return self._retry_later(intent_id, m, now, e)
         return self._finish(intent_id, m, now, ActionStatus.DONE,
                             f"moved {_names(self.layers(m))} from v{step.from_version} to v{step.to_version}"
