@@ -115,14 +115,12 @@ class Vigil:
         return self._layers[m.name]
 
     def _layer_health(self, layer: str, error: ExecutorError | None) -> None:
-        """The registry's health also follows what rollbacks see of it: an MLflow that fails
-        a rollback is down in /readyz even if the last poll reached it."""
-        if layer != "mlflow_alias":
-            return
+        """What rollbacks see of each layer shows in /readyz as `rollback:<layer>`: an MLflow
+        that answers the poll but fails the alias move is not "up" for what matters most."""
         if error is None:
-            self.health.mark("mlflow", True)
-        elif error.reason == "unavailable":
-            self.health.mark("mlflow", False, error.detail)
+            self.health.mark(f"rollback:{layer}", True)
+        elif error.retryable:
+            self.health.mark(f"rollback:{layer}", False, error.detail)
 
     def reconcile(self, t: float | None = None) -> None:
         """Finish rollbacks a crash or an outage left pending (start-up; each cycle does its own model)."""

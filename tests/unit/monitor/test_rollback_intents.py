@@ -99,14 +99,14 @@ def test_a_registry_outage_mid_rollback_retries_without_resending_the_incident(t
     # Opened (owner + on-call), plus one update each saying the rollback is stuck: not one per attempt.
     assert len(rows) == 4, [(r.key, r.payload.get("actions")) for r in rows]
     # Readiness tells the truth: the registry failing the rollback is down, even though the poll reached it.
-    mlflow = vigil.readiness()["mlflow"]
+    mlflow = vigil.readiness()["rollback:mlflow_alias"]
     assert mlflow.status == "down" and "MLflow answered 503" in mlflow.detail
 
     reg.fail_set_alias = None
     vigil.run_cycle(MODEL, T0 + 300)
     [action] = vigil.store.actions(model=MODEL)
     assert action.status == "done" and reg.moves == [(MODEL, "champion", "1")]
-    assert vigil.readiness()["mlflow"].status == "up"
+    assert vigil.readiness()["rollback:mlflow_alias"].status == "up"
     assert len(incident_rows(vigil)) == 6  # and one update each with the outcome
     rollback_msgs = [r for r in vigil.store.outbox_for_prefix(f"rollback:{MODEL}")]
     assert len(rollback_msgs) == len(vigil.notifiers.taking(MessageKind.ROLLBACK))
