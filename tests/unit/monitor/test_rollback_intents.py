@@ -28,9 +28,10 @@ from tests.helpers_vigil import (
 BAD_FROM = T0 - 300
 
 
-def deployed(tmp_path: Path, **policy: Any) -> tuple[Vigil, Any]:
+def deployed(tmp_path: Path, models: list[dict[str, Any]] | None = None, **policy: Any) -> tuple[Vigil, Any]:
     """v1 served for a month; v2 took the alias 15 min before the first cycle that sees the damage."""
-    cfg = make_config(tmp_path, policy={"slo_consecutive_cycles": 2, "resolve_after_cycles": 2, **policy})
+    cfg = make_config(tmp_path, models=models,
+                      policy={"slo_consecutive_cycles": 2, "resolve_after_cycles": 2, **policy})
     reg = serving_registry()
     vigil = make_vigil(cfg, registry=reg, prometheus=incident_prometheus(bad_from=BAD_FROM))
     vigil.run_cycle(MODEL, T0 - 1200)
@@ -194,14 +195,7 @@ def test_a_rollback_reaches_kserve_and_a_crash_between_the_layers_is_finished(tm
         kube.put_object(inference_service(uri="models:/recommender/2"))
         serving = {"kind": "kserve", "namespace": "ml", "name": "recommender",
                    "storage_uri_template": "models:/{registry}/{version}", "api_url": kube.url}
-        cfg = make_config(tmp_path, models=[model_config(serving=serving)],
-                          policy={"slo_consecutive_cycles": 2, "resolve_after_cycles": 2})
-        reg = serving_registry()
-        vigil = make_vigil(cfg, registry=reg, prometheus=incident_prometheus(bad_from=BAD_FROM))
-        vigil.run_cycle(MODEL, T0 - 1200)
-        reg.aliases[(MODEL, "champion")] = "2"
-        for t in (T0 - 900, T0 - 600, T0 - 300):
-            vigil.run_cycle(MODEL, t)
+        vigil, reg = deployed(tmp_path, models=[model_config(serving=serving)])
         monkeypatch.setenv(ENV, "after_serving_change=raise")
         with pytest.raises(FailPointError):
             vigil.run_cycle(MODEL, T0)
