@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from alerts.rollback import ActionStatus
+from monitor.audit.keys import AuditKeyError
 from monitor.config import ConfigError, VigilConfig, load_config
 from monitor.logging_setup import setup_logging
 
@@ -176,17 +177,9 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
-    from alerts.audit import verify_chain
-    from monitor.store.repository import Store
+    from monitor.audit.command import run_verify
 
-    url = args.store or _load(args.config).store.url
-    verdict = verify_chain(Store(url).audit_entries())
-    if verdict.ok:
-        print(f"audit log OK: {verdict.checked} entries, hash chain intact")
-        return 0
-    print(f"audit log BROKEN at seq {verdict.first_bad_seq}: {verdict.reason} ({verdict.checked} entries read)",
-          file=sys.stderr)
-    return 1
+    return run_verify(args, _load(args.config) if args.config else None)
 
 
 _CONFIG_HELP = "path to vigil.yaml"
@@ -287,9 +280,17 @@ def _add_rollback(sub: _Subparsers) -> None:
 def _add_audit(sub: _Subparsers) -> None:
     a = _command(sub, "audit", "audit log tools")
     asub = a.add_subparsers(dest="audit_command", required=True, help="`vigil audit COMMAND --help` for its options")
-    av = _command(asub, "verify", "verify the hash chain of the audit log")
-    av.add_argument("--config", help="vigil.yaml whose store holds the audit log")
+    av = _command(asub, "verify", "verify the audit log: its (keyed) hash chain and its signed checkpoints")
+    av.add_argument("--config", help="vigil.yaml whose store, audit key and checkpoint file to use")
     av.add_argument("--store", help="store URL (overrides the config's)")
+    av.add_argument("--key-env", help="environment variable holding the audit key (default: the config's "
+                                      "audit.key_env or audit.key_file)")
+    av.add_argument("--key-file", help="file holding the audit key (default: the config's)")
+    av.add_argument("--checkpoint-file", help="signed checkpoints to compare the log with (default: the config's "
+                                              "audit.checkpoint_file)")
+    av.add_argument("--expect-seq", type=int, default=None,
+                    help="fail when the log ends before this seq (e.g. max_over_time(vigil_audit_head_seq[30d]) "
+                         "from Prometheus)")
     av.set_defaults(func=cmd_audit_verify)
 
 
@@ -300,7 +301,11 @@ def main(argv: list[str] | None = None) -> int:
         print("vigil audit verify: give --config FILE or --store URL", file=sys.stderr)
         return 64
     logging.getLogger("vigil").debug("command", extra={"command": args.command})
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except AuditKeyError as e:  # a configured audit key that cannot be read: never run unkeyed
+        print(f"vigil {args.command}: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 
 from detectors.records import Direction
+from monitor.audit.config import AuditConfig
 from monitor.executors.config import ServingExecutorConfig
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
@@ -296,6 +297,7 @@ class VigilConfig(_Model):
     store: StoreConfig = StoreConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     policy: PolicyConfig = PolicyConfig()
+    audit: AuditConfig = AuditConfig()
     models: list[ModelConfig] = Field(min_length=1)
     base_dir: str = "."  # set by load_config: relative paths resolve against the file's folder
 

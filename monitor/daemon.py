@@ -12,10 +12,12 @@ import datetime as dt
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from monitor.audit.checkpointer import Checkpointer
 from monitor.config import VigilConfig
 from monitor.http_server import API_STOP_TIMEOUT_S, ApiThread
 from monitor.ownership import Ownership, ownership_for
@@ -82,6 +84,14 @@ def _tick_job(runtime: Runtime, scheduler: BackgroundScheduler) -> None:
             job.modify(next_run_time=_dt(time.time() + 0.2 * i))
 
 
+def _checkpoint(runtime: Runtime, step: Callable[[Checkpointer], object]) -> None:
+    """An audit checkpoint (start, tick or stop; monitor/audit/checkpointer.py) by the current Vigil's checkpointer."""
+    try:
+        step(runtime.vigil.checkpoints)
+    except Exception:  # the next one covers what this one missed; monitoring goes on
+        log.exception("audit checkpoint failed", extra={"step": step.__name__})
+
+
 def _deliver_job(runtime: Runtime) -> None:
     with runtime.in_flight.track("outbox sender") as admitted:
         if admitted:
@@ -105,6 +115,8 @@ def build_scheduler(runtime: Runtime) -> BackgroundScheduler:
     # The sender runs on its own thread: a Slack rate limit must not delay a cycle.
     scheduler.add_job(_deliver_job, "interval", args=[runtime], seconds=SENDER_INTERVAL_S, id="outbox",
                       name="outbox sender", next_run_time=_dt(now + 1))
+    scheduler.add_job(_checkpoint, "interval", args=[runtime, Checkpointer.tick], id="audit-checkpoint",
+                      seconds=config.audit.checkpoint_interval_s, name="audit checkpoint")
     if runtime.owner.renew_every is not None:  # replicas: leases, never behind a cycle (own job)
         scheduler.add_job(_tick_job, "interval", args=[runtime, scheduler], seconds=runtime.owner.renew_every,
                           id="leases", name="lease heartbeat", next_run_time=_dt(now), max_instances=1)
@@ -146,7 +158,11 @@ def run_daemon(config: VigilConfig, *, serve_api: bool = True, vigil: Vigil | No
     # Handlers first: a SIGTERM during start-up (provisioning, first cycles) must still
     # end in the orderly shutdown below, not in Python's default instant death.
     signals = StopSignals(stop or threading.Event()).install()
-    runtime = Runtime(vigil or Vigil(config), config_path)
+    try:
+        runtime = Runtime(vigil or Vigil(config), config_path)
+    except BaseException:  # e.g. an audit key that cannot be read: the caller's handlers come back
+        signals.restore()
+        raise
     runtime.vigil.metrics.liveness.start(runtime.vigil.now())
     scheduler: BackgroundScheduler | None = None
     api: ApiThread | None = None
@@ -162,6 +178,7 @@ def run_daemon(config: VigilConfig, *, serve_api: bool = True, vigil: Vigil | No
 
             runtime.app = create_app(runtime.vigil)
             api = ApiThread(runtime.app, config.api.host, config.api.port).start()
+        _checkpoint(runtime, Checkpointer.start)  # after ownership: a refused second daemon writes nothing
         log.info("daemon started", extra={"models": len(config.models), "interval_s": config.schedule.interval,
                                           "api": serve_api, "cycles": cycles})
         code = _wait(runtime, signals, scheduler, api)
@@ -233,6 +250,7 @@ def _stop(runtime: Runtime, signals: StopSignals, scheduler: BackgroundScheduler
                                                              deadline)
         if not drained:
             abandoned.append("outbox drain")
+    _checkpoint(runtime, Checkpointer.stop)  # the last head this process saw, after its last append
     return abandoned
 
 

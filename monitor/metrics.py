@@ -43,6 +43,14 @@ class VigilMetrics:
         self.clock_backwards = Counter("vigil_clock_backwards_total",
                                        "Cycles whose time was before the model's history: lifecycle held",
                                        ["model"], registry=r)
+        # The audit log's head, outside the database: Prometheus keeps its history, so a
+        # log that shrank or was wiped disagrees with max_over_time(vigil_audit_head_seq[...]).
+        self.audit_head_seq = Gauge("vigil_audit_head_seq", "Seq of the newest audit entry at the last checkpoint",
+                                    registry=r)
+        self.audit_checkpoint_time = Gauge("vigil_audit_checkpoint_timestamp_seconds",
+                                           "When this process last wrote an audit checkpoint", registry=r)
+        self.audit_keyed = Gauge("vigil_audit_keyed", "1 when audit entries are keyed (HMAC), 0 when plain SHA-256",
+                                 registry=r)
         # For alerting on a stuck Vigil: time() - this > a few intervals.
         last_success = Gauge("vigil_last_successful_cycle_timestamp_seconds",
                              "Cycle time of the model's last cycle that finished", ["model"], registry=r)

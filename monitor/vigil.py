@@ -22,6 +22,7 @@ from correlators.causes import CorrelationSettings
 from correlators.incident import Incident
 from detectors.anomaly import AnomalyTuning
 from detectors.records import FindingKind
+from monitor.audit.wiring import install as install_audit
 from monitor.clock import Clock, LiveClock
 from monitor.config import ModelConfig, VigilConfig
 from monitor.cycle.actions import Operator
@@ -76,6 +77,8 @@ class Vigil:
         self.metrics = metrics or VigilMetrics()
         for m in config.models:
             self.metrics.init_model(m.name)  # counters start at 0, so the first event counts
+        # Before anything can append: the store's audit key, and the checkpointer hearing its commits.
+        self.checkpoints = install_audit(self.store, config, self.metrics)
         self._wire()
         self.anomaly_tuning = AnomalyTuning()  # one configuration for every series
         self._model_locks = {m.name: threading.Lock() for m in config.models}

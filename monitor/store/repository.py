@@ -9,8 +9,9 @@ never lose it.
 """
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
@@ -19,10 +20,10 @@ from sqlalchemy import create_engine, event, select
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.audit import GENESIS, AuditEntry, entry_hash
+from alerts.audit import AuditEntry, ChainKey
 from alerts.outbox import MessageKind
 from detectors.records import DeployEvent, json_safe
-from monitor.store import intents
+from monitor.store import audit_log, intents
 from monitor.store import leases as leases  # registers the lease tables on Base for create_all
 from monitor.store.outbox import Outbox
 from monitor.store.tables import (
@@ -49,6 +50,8 @@ __all__ = [  # the tables are re-exported: `from monitor.store.repository import
     "Store",
 ]
 
+
+log = logging.getLogger("vigil.store")
 
 # (fence, model, token) of the cycle running in this thread; a context variable, so the
 # API's threads and other models' cycles are never fenced by it.
@@ -77,6 +80,10 @@ class Store:
         self._create_schema()
         self._session = sessionmaker(self.engine, expire_on_commit=False)
         self.outbox = Outbox(self.tx, self.engine.dialect.name)
+        # Set by monitor.audit.wiring.install: the key audit hashes are keyed with (None: plain
+        # SHA-256, as before keying existed), and who hears of entries once they commit.
+        self.audit_key: ChainKey | None = None
+        self.audit_listener: Callable[[list[AuditEntry]], None] | None = None
 
     def _create_schema(self) -> None:
         """Create missing tables; two processes opening a fresh store at once both try,
@@ -100,6 +107,18 @@ class Store:
             if fence is not None:
                 fence[0].check(s, fence[1], fence[2])
             yield s
+        appended, listener = s.info.get(audit_log.APPENDED), self.audit_listener
+        if appended and listener is not None:
+            self._announce(listener, appended)
+
+    @staticmethod
+    def _announce(listener: Callable[[list[AuditEntry]], None], entries: list[AuditEntry]) -> None:
+        """After the commit: the entries are written whatever the listener does, so its
+        failure is logged, never raised (the caller would retry and append them twice)."""
+        try:
+            listener(entries)
+        except Exception:
+            log.exception("audit listener failed after a commit", extra={"seq": entries[-1].seq})
 
     @staticmethod
     def fencing_token() -> int | None:
@@ -242,17 +261,8 @@ class Store:
         """Append in the caller's transaction, so the entry commits with what it records (a
         rollback's outcome): both or neither. A racing writer makes the commit fail, and the
         caller's retry writes both again."""
-        detail = json_safe(detail)
         at = time.time() if now is None else now
-        last = s.scalars(select(AuditRow).order_by(AuditRow.seq.desc()).limit(1)).first()
-        seq = (last.seq + 1) if last else 1
-        prev = last.hash if last else GENESIS
-        h = entry_hash(prev, seq, at, actor, action, target, detail)
-        row = AuditRow(seq=seq, at=at, actor=actor, action=action, target=target, detail=detail, prev_hash=prev,
-                       hash=h)
-        s.add(row)
-        s.flush()
-        return row.to_entry()
+        return audit_log.append(s, self.audit_key, at, actor, action, target, json_safe(detail))
 
     def audit_entries(self, *, since_seq: int = 0, limit: int | None = None) -> list[AuditEntry]:
         with self.tx() as s:
@@ -260,6 +270,15 @@ class Store:
             if limit:
                 q = q.limit(limit)
             return [r.to_entry() for r in s.scalars(q)]
+
+    def audit_stream(self) -> Generator[AuditEntry, None, None]:
+        """Every entry in seq order, in batches, in one read transaction (close it when done)."""
+        with self._session.begin() as s:
+            yield from audit_log.stream(s)
+
+    def audit_head(self) -> audit_log.AuditHead:
+        with self._session.begin() as s:  # a read: no fence, so a checkpoint never waits on a lease
+            return audit_log.head(s)
 
     # ---------------------------------------------------------------- samples
     def add_samples(self, model: str, records: list[tuple[float, dict[str, Any]]]) -> int:

@@ -3,13 +3,17 @@ bookkeeping, the audit chain under concurrent writers, idempotency keys."""
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
-from alerts.audit import verify_chain
+from alerts.audit import KEYED_MARKER, ChainKey, verify_chain
 from alerts.outbox import DeliveryResult, DeliveryStatus, MessageKind
+from monitor.audit.checkpointer import AuditSettings, Checkpointer
+from monitor.audit.verify import verify_log
 from monitor.store.outbox import Claim
 from monitor.store.repository import Store
 
@@ -162,6 +166,44 @@ def test_audit_chain_stays_intact_under_concurrent_writers(store):
     entries = store.audit_entries()
     assert [e.seq for e in entries] == list(range(1, 41))
     assert verify_chain(entries).ok
+
+
+def test_keyed_chain_and_checkpoints_stay_valid_with_replicas_appending_at_once(store, tmp_path):
+    """Replicas (a Store each, two threads each) append to one keyed log and checkpoint into
+    one file: one marker, no gap, every HMAC and every checkpoint in agreement."""
+    key = ChainKey(b"replica-shared-audit-key-0123456789")
+    path = tmp_path / "audit.checkpoints"
+    replicas = [Store(store.url) for _ in range(4)]
+    for r in replicas:
+        r.audit_key = key
+        r.audit_listener = Checkpointer(r, AuditSettings(key, path, every_entries=5)).committed
+
+    def writer(r: Store, n: int) -> None:
+        for i in range(12):
+            if i % 4 == 3:  # an entry committed with what it records, in the caller's transaction
+                for _ in range(20):
+                    try:
+                        with r.tx() as s:
+                            r.audit_in(s, f"w{n}", "rollback.requested", "model:m", {"i": i})
+                        break
+                    except IntegrityError:
+                        time.sleep(0.01)
+            else:
+                r.audit(f"w{n}", "test.write", "model:m", {"i": i})
+
+    threads = [threading.Thread(target=writer, args=(r, 2 * k + j)) for k, r in enumerate(replicas) for j in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for r in replicas:
+        r.close()
+    entries = store.audit_entries()
+    assert [e.seq for e in entries] == list(range(1, 98))  # the marker, then 8 x 12
+    assert [e.action for e in entries].count(KEYED_MARKER) == 1 and entries[0].action == KEYED_MARKER
+    report = verify_log(store, key, path)
+    assert report.ok, report.problem
+    assert report.chain.keyed_from == 1 and len(report.checkpoints.lines) >= 8
 
 
 def test_idempotency_key_is_stored_once(store):

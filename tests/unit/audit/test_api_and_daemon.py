@@ -1,0 +1,100 @@
+"""`GET /v1/audit` reports the whole log's status, checkpoints included; the daemon
+checkpoints the head at start-up and at shutdown."""
+from __future__ import annotations
+
+import json
+import threading
+
+import yaml
+from fastapi.testclient import TestClient
+
+from monitor.api.app import create_app
+from monitor.audit.verify import ReportCache
+from monitor.cli import main
+from monitor.config import load_config
+from monitor.daemon import run_daemon
+from tests.helpers_vigil import make_config, make_vigil
+from tests.unit.audit.helpers import KEY_ENV
+
+
+def keyed_vigil(tmp_path):
+    cfg = make_config(tmp_path, audit={"key_env": KEY_ENV, "checkpoint_file": "audit.checkpoints"})
+    return make_vigil(cfg, notifiers={})
+
+
+def test_the_api_reports_chain_and_checkpoint_agreement(tmp_path):
+    vigil = keyed_vigil(tmp_path)
+    client = TestClient(create_app(vigil))
+    for i in range(3):
+        vigil.store.audit("alice", "incident.ack", f"incident:{i}", {})
+    vigil.checkpoints.stop()
+    chain = client.get("/v1/audit").json()["chain"]
+    assert chain["ok"] and chain["keyed"] and chain["keyed_from"] == 1 and chain["head_seq"] == 4
+    cps = chain["checkpoints"]
+    assert cps["agree"] and cps["read"] == cps["signed"] == 1 and cps["newest"]["head_seq"] == 4
+
+    with vigil.store.engine.begin() as c:
+        c.exec_driver_sql("delete from audit_log where seq > 2")
+    chain = client.get("/v1/audit").json()["chain"]
+    assert not chain["ok"] and not chain["checkpoints"]["agree"] and chain["checkpoints"]["bad_line"] == 1
+    assert "the log ends at seq 2, but checkpoint line 1" in chain["reason"]
+
+
+def test_the_daemon_checkpoints_at_start_and_at_shutdown(tmp_path):
+    vigil = keyed_vigil(tmp_path)
+    vigil.store.audit("alice", "incident.ack", "incident:1", {})  # written before this daemon started
+    stop = threading.Event()
+    done: list[int] = []
+    worker = threading.Thread(target=lambda: done.append(run_daemon(vigil.config, serve_api=False, vigil=vigil,
+                                                                    stop=stop, cycles=False)), daemon=True)
+    worker.start()
+    path = tmp_path / "audit.checkpoints"
+    while not path.exists() and worker.is_alive():
+        worker.join(0.05)
+    vigil.store.audit("bob", "incident.silence", "incident:1", {})
+    stop.set()
+    worker.join(10)
+    assert done == [0]
+    assert [json.loads(x)["head_seq"] for x in path.read_text().splitlines()] == [2, 3]
+
+
+def test_the_api_verdict_is_reused_only_while_nothing_changed(tmp_path):
+    vigil = keyed_vigil(tmp_path)
+    vigil.store.audit("alice", "incident.ack", "incident:1", {})
+    settings = vigil.checkpoints.settings
+    cache = ReportCache(max_age_s=3600)
+    first = cache.report(vigil.store, settings.key, settings.checkpoint_file)
+    assert cache.report(vigil.store, settings.key, settings.checkpoint_file) is first
+    vigil.checkpoints.stop()  # the checkpoint file changed
+    second = cache.report(vigil.store, settings.key, settings.checkpoint_file)
+    assert second is not first and second.checkpoints.lines
+    vigil.store.audit("alice", "incident.ack", "incident:2", {})  # the head moved
+    assert cache.report(vigil.store, settings.key, settings.checkpoint_file).chain.head_seq == 3
+    assert ReportCache(max_age_s=0).report(vigil.store, settings.key, settings.checkpoint_file) is not first
+
+
+def test_verify_reads_key_and_checkpoint_file_from_the_config(tmp_path, capsys):
+    (tmp_path / "audit.key").write_text("a-key-file-with-enough-bytes\n")
+    (tmp_path / "vigil.yaml").write_text(yaml.safe_dump({
+        "store": {"url": f"sqlite:///{tmp_path / 'vigil.db'}"},
+        "audit": {"key_file": "audit.key", "checkpoint_file": "audit.checkpoints"},
+        "models": [{"name": "m"}]}))
+    vigil = make_vigil(load_config(tmp_path / "vigil.yaml"), notifiers={})
+    vigil.store.audit("alice", "incident.ack", "incident:1", {})
+    vigil.checkpoints.stop()
+    assert main(["audit", "verify", "--config", str(tmp_path / "vigil.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("audit log OK: 2 entries") and "note:" not in out
+    with vigil.store.engine.begin() as c:
+        c.exec_driver_sql("delete from audit_log")
+    assert main(["audit", "verify", "--config", str(tmp_path / "vigil.yaml")]) == 1
+    assert "wiped" in capsys.readouterr().err
+
+
+def test_a_configured_key_that_cannot_be_read_stops_the_start(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("UNSET_AUDIT_KEY", raising=False)
+    (tmp_path / "vigil.yaml").write_text(yaml.safe_dump({
+        "store": {"url": f"sqlite:///{tmp_path / 'vigil.db'}"}, "audit": {"key_env": "UNSET_AUDIT_KEY"},
+        "models": [{"name": "m"}]}))
+    assert main(["run", "--config", str(tmp_path / "vigil.yaml"), "--no-api"]) == 2
+    assert "audit.key_env: the environment variable UNSET_AUDIT_KEY is not set" in capsys.readouterr().err
