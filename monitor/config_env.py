@@ -64,7 +64,8 @@ class EnvResolution:
 def parse_ref(body: str) -> EnvRef:
     m = _BODY.match(body)
     if not m:
-        raise ValueError(f"malformed reference ${{{body}}}: expected {_SYNTAX}")
+        # The text is not echoed: it may be a token pasted between the braces.
+        raise ValueError(f"malformed reference: expected {_SYNTAX}")
     return EnvRef(m.group("name"), m.group("default"))
 
 
@@ -102,7 +103,7 @@ def resolve_string(text: str, environ: Mapping[str, str]) -> str:
         if m.group(0) == "$${":
             return "${"
         if m.group("body") is None:
-            raise ValueError(f"unclosed or nested ${{ in {text!r}: expected {_SYNTAX}")
+            raise ValueError(f"unclosed or nested ${{: expected {_SYNTAX}")
         try:
             return str(lookup(parse_ref(m.group("body")), environ))
         except _Left:

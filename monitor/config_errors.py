@@ -90,12 +90,12 @@ def line_of(loc: Loc, lines: dict[Loc, int]) -> int | None:
 
 def describe(err: ErrorDetails, loc: Loc, root: type[BaseModel], data: Any) -> str:
     msg = err["msg"].removeprefix("Value error, ")
-    if is_secret(root, loc, data):
-        return msg  # never echo what may be a real secret
     if err["type"] == "extra_forbidden":
         return unknown_key(loc, root, data)
     if err["type"] == "missing":
         return "required field is missing"
+    if is_secret(root, loc, data):
+        return msg  # never echo what may be a real secret
     if "input" in err and not isinstance(err["input"], (dict, list)):
         shown = _USERINFO.sub("//***@", repr(err["input"]))  # a URL's user:password stays out
         return f"{msg} (got {shown})"

@@ -82,8 +82,10 @@ def test_a_secret_cannot_have_a_default_written_in_the_file(monkeypatch):
 
 
 def test_malformed_references_are_errors():
-    errs = errors_of({"models": [{"name": "m", "owner_channel": "${1BAD}", "oncall_channel": "#x-${OPEN"}]})
-    assert "malformed reference ${1BAD}" in errs["models[0](m).owner_channel"]
+    errs = errors_of({"models": [{"name": "m", "owner_channel": "${1BAD}", "oncall_channel": "#x-${OPEN"}],
+                      "api": {"token": "${xoxb-123}"}})
+    assert "malformed reference: expected ${NAME}" in errs["models[0](m).owner_channel"]
+    assert "xoxb" not in errs["api.token"]
     assert "unclosed" in errs["models[0](m).oncall_channel"]
 
 
