@@ -1,8 +1,10 @@
 """vigil.yaml: one file, validated with pydantic, secrets only from the environment.
 
 `load_config(path)` returns a `VigilConfig` or raises `ConfigError` listing every
-problem with its field path and what was expected, so `vigil check-config` can
-print them all at once instead of one per run.
+problem with its line, field path and what was expected, so `vigil check-config` can
+print them all at once instead of one per run. This module holds the fields; how a file
+becomes them is in config_yaml (lines), config_env (`${VAR}`), config_loading (policy
+merge, validation), config_errors (messages) and config_types (durations, secrets, URLs).
 """
 from __future__ import annotations
 
@@ -11,71 +13,25 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
-    ValidationError,
     field_validator,
     model_validator,
 )
-from pydantic_core import ErrorDetails
 
 from detectors.records import Direction
 from monitor.audit.config import AuditConfig
+from monitor.config_errors import ConfigError
+from monitor.config_loading import ConfigSource, validate_config
+from monitor.config_types import Duration, HttpURL, RegistryURI, Secret, StoreURL, parse_duration
+from monitor.config_yaml import read_yaml
 from monitor.executors.config import ServingExecutorConfig
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
-_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0, None: 1.0}
-_ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
-
-
-class ConfigError(Exception):
-    """The configuration is invalid; `errors` holds (field path, message) pairs."""
-
-    def __init__(self, errors: list[tuple[str, str]], source: str = "config") -> None:
-        self.errors = errors
-        self.source = source
-        lines = "\n".join(f"  {path}: {msg}" for path, msg in errors)
-        super().__init__(f"{source}: {len(errors)} error(s)\n{lines}")
-
-
-def parse_duration(value: Any) -> float:
-    """'90s', '5m', '2h', '7d', '1w' or a number of seconds -> seconds."""
-    if isinstance(value, bool):
-        raise ValueError("expected a duration such as '30s', '5m', '2h', '7d'")
-    if isinstance(value, (int, float)):
-        if value < 0:
-            raise ValueError("expected a non-negative duration")
-        return float(value)
-    if isinstance(value, str):
-        m = _DURATION.match(value)
-        if m:
-            return float(m.group(1)) * _UNIT_S[m.group(2)]
-    raise ValueError(f"expected a duration such as '30s', '5m', '2h', '7d', got {value!r}")
-
-
-Duration = Annotated[float, BeforeValidator(parse_duration)]
-
-
-def _secret(value: Any) -> str | None:
-    """A secret must be written as ${ENV_VAR}; its value is read from the environment."""
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise ValueError("expected a reference to an environment variable such as ${SLACK_BOT_TOKEN}")
-    m = _ENV_REF.match(value.strip())
-    if not m:
-        raise ValueError(
-            "secrets are never written in the file: use a reference to an environment "
-            "variable such as ${SLACK_BOT_TOKEN}"
-        )
-    return os.environ.get(m.group(1)) or None
-
-
-Secret = Annotated[str | None, BeforeValidator(_secret)]
+# Callers import these from here, wherever they are defined.
+__all__ = ["ConfigError", "Duration", "Secret", "VigilConfig", "load_config", "parse_config", "parse_duration"]
 
 
 class _Model(BaseModel):
@@ -84,7 +40,7 @@ class _Model(BaseModel):
 
 # --------------------------------------------------------------------------- sources
 class PrometheusConfig(_Model):
-    url: str = "http://127.0.0.1:9090"
+    url: HttpURL = "http://127.0.0.1:9090"
     timeout_s: float = Field(10.0, gt=0)
     retries: int = Field(3, ge=0, le=10)
     step: Duration = 60.0  # resolution of range queries
@@ -92,12 +48,12 @@ class PrometheusConfig(_Model):
 
 
 class MlflowConfig(_Model):
-    tracking_uri: str = "http://127.0.0.1:5000"  # or sqlite:///path/mlflow.db
+    tracking_uri: RegistryURI = "http://127.0.0.1:5000"  # or sqlite:///path/mlflow.db
     timeout_s: float = Field(10.0, gt=0)
 
 
 class LokiConfig(_Model):
-    url: str
+    url: HttpURL
     tenant: str | None = None  # sent as X-Scope-OrgID
     timeout_s: float = Field(10.0, gt=0)
     page_limit: int = Field(1000, ge=1, le=5000)
@@ -105,7 +61,7 @@ class LokiConfig(_Model):
 
 
 class TempoConfig(_Model):
-    url: str
+    url: HttpURL
     timeout_s: float = Field(10.0, gt=0)
     search_limit: int = Field(50, ge=1, le=1000)
     bearer_token: Secret = None
@@ -121,7 +77,7 @@ class SourcesConfig(_Model):
 # --------------------------------------------------------------------------- outputs
 class SlackConfig(_Model):
     bot_token: Secret = None  # without a token, messages go to the JSON-lines sink and the console
-    base_url: str = "https://slack.com/api/"
+    base_url: HttpURL = "https://slack.com/api/"
     signing_secret: Secret = None
     sink_path: str = "vigil-notifications.jsonl"
     max_rate_limit_retries: int = Field(3, ge=0, le=10)
@@ -129,11 +85,11 @@ class SlackConfig(_Model):
 
 
 class GrafanaConfig(_Model):
-    url: str | None = None
+    url: HttpURL | None = None
     token: Secret = None
     folder_uid: str = "vigil"
     folder_title: str = "Vigil"
-    public_url: str | None = None  # used for links in Slack; defaults to url
+    public_url: HttpURL | None = None  # used for links in Slack; defaults to url
     provision_on_start: bool = False
     prometheus_datasource_uid: str = "prom"
     loki_datasource_uid: str = "loki"
@@ -144,11 +100,11 @@ class ApiConfig(_Model):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
     token: Secret = None  # bearer token for write endpoints (rollback, samples, ack)
-    public_url: str | None = None  # used for links (drift reports) in Slack
+    public_url: HttpURL | None = None  # used for links (drift reports) in Slack
 
 
 class StoreConfig(_Model):
-    url: str = "sqlite:///vigil.db"  # postgresql+psycopg://user@host/db for several replicas
+    url: StoreURL = "sqlite:///vigil.db"  # postgresql+psycopg://user@host/db for several replicas
 
 
 class ScheduleConfig(_Model):
@@ -274,7 +230,9 @@ class ModelConfig(_Model):
     kpis: list[KpiConfig] = Field(default_factory=list)
     slos: list[SloConfig] = Field(default_factory=list)
     gpu: GpuConfig | None = None
-    policy: PolicyConfig | None = None  # per-model override of the global policy
+    # The keys written here override the global policy's, key by key (load_config merges the
+    # two), so this is the model's whole policy in force.
+    policy: PolicyConfig | None = None
     serving: ServingExecutorConfig | None = None  # serving layer a rollback changes after the alias (None: alias only)
 
     @property
@@ -323,64 +281,13 @@ class VigilConfig(_Model):
         return p if p.is_absolute() else Path(self.base_dir) / p
 
 
-def _format_loc(loc: tuple[Any, ...], data: Any) -> str:
-    """('models', 0, 'kpis', 1, 'query') -> models[0](recommender).kpis[1].query"""
-    out = ""
-    node = data
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-            if isinstance(node, list) and 0 <= part < len(node):
-                node = node[part]
-                if isinstance(node, dict) and isinstance(node.get("name"), str):
-                    out += f"({node['name']})"
-            else:
-                node = None
-        else:
-            if part in ("function-after", "function-before") or "[" in str(part):
-                continue
-            out += ("." if out else "") + str(part)
-            node = node.get(part) if isinstance(node, dict) else None
-    return out or "(top level)"
-
-
-_SECRET_FIELDS = {"bot_token", "token", "signing_secret", "bearer_token"}
-
-
-def _describe(err: ErrorDetails) -> str:
-    msg = err["msg"]
-    if err["loc"] and err["loc"][-1] in _SECRET_FIELDS:
-        return msg.removeprefix("Value error, ")  # never echo what may be a real secret
-    msg = msg.removeprefix("Value error, ")
-    if err["type"] == "extra_forbidden":
-        return "unknown field (check the spelling; see vigil.example.yaml)"
-    if err["type"] == "missing":
-        return "required field is missing"
-    if "input" in err and err["type"] not in ("missing",) and not isinstance(err["input"], (dict, list)):
-        return f"{msg} (got {err['input']!r})"
-    return msg
-
-
 def parse_config(data: Any, source: str = "config", base_dir: str = ".") -> VigilConfig:
-    if not isinstance(data, dict):
-        raise ConfigError([("(top level)", "expected a mapping with at least `models:`")], source)
-    try:
-        return VigilConfig.model_validate({**data, "base_dir": base_dir})
-    except ValidationError as e:
-        errors = [(_format_loc(err["loc"], data), _describe(err)) for err in e.errors()]
-        raise ConfigError(errors, source) from None
+    """`data` as parsed from YAML, validated: see monitor/config_loading.py for the steps."""
+    return validate_config(VigilConfig, data, ConfigSource(source, base_dir))
 
 
 def load_config(path: str | os.PathLike[str]) -> VigilConfig:
     p = Path(path)
-    try:
-        text = p.read_text()
-    except OSError as e:
-        raise ConfigError([("(file)", f"cannot read {p}: {e.strerror}")], str(p)) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
-        raise ConfigError([(where, f"invalid YAML: {getattr(e, 'problem', e)}")], str(p)) from None
-    return parse_config(data, str(p), str(p.resolve().parent))
+    doc = read_yaml(p)
+    return validate_config(VigilConfig, doc.data, ConfigSource(str(p), str(p.resolve().parent), doc.lines,
+                                                                doc.problems))

@@ -21,6 +21,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from monitor.config_types import HttpURL
+
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _URI_FIELDS = {"registry", "model", "version"}
 
@@ -41,7 +43,7 @@ class KubeTargetConfig(_Model):
 
     namespace: str = Field(min_length=1)
     name: str = Field(min_length=1)
-    api_url: str | None = None
+    api_url: HttpURL | None = None
     kubeconfig: str | None = None  # relative paths resolve against the config file's folder
     context: str | None = None
     in_cluster: bool = False

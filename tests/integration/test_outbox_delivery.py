@@ -220,7 +220,7 @@ def test_an_incident_is_not_stored_without_its_notification(tmp_path, slack, mon
 # ----------------------------------------------------------------------------- no token
 def test_without_a_slack_token_notifications_go_to_the_jsonl_sink(tmp_path, monkeypatch):
     monkeypatch.delenv("VIGIL_NO_SUCH_TOKEN", raising=False)
-    cfg = make_config(tmp_path, slack={"bot_token": "${VIGIL_NO_SUCH_TOKEN}", "sink_path": "out/alerts.jsonl"})
+    cfg = make_config(tmp_path, slack={"bot_token": "${VIGIL_NO_SUCH_TOKEN:-}", "sink_path": "out/alerts.jsonl"})
     notifiers = default_notifiers(cfg)
     assert list(notifiers) == ["sink"] and isinstance(notifiers["sink"], JsonlSink)
     notifiers["sink"].console = False

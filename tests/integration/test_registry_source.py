@@ -285,8 +285,10 @@ def test_sqlite_file_that_is_not_a_database_is_unavailable(tmp_path: Path) -> No
 
 
 def test_unsupported_tracking_uri_names_the_field() -> None:
-    with pytest.raises(ValueError, match="sources.mlflow.tracking_uri"):
-        RegistrySource(MlflowConfig(tracking_uri="databricks://profile"))
+    with pytest.raises(ValueError, match="sqlite:///path/to/mlflow.db"):  # refused by the config ...
+        MlflowConfig(tracking_uri="databricks://profile")
+    with pytest.raises(ValueError, match="sources.mlflow.tracking_uri"):  # ... and by the source itself
+        RegistrySource(MlflowConfig.model_construct(tracking_uri="databricks://profile", timeout_s=1.0))
 
 
 # --------------------------------------------------------------------------- pure

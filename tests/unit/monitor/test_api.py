@@ -59,7 +59,7 @@ def build(tmp_path, monkeypatch, *, token: str | None = TOKEN, **config: Any) ->
         monkeypatch.delenv("VIGIL_TEST_TOKEN", raising=False)
     else:
         monkeypatch.setenv("VIGIL_TEST_TOKEN", token)
-    cfg = make_config(tmp_path, api={"token": "${VIGIL_TEST_TOKEN}"}, **config)
+    cfg = make_config(tmp_path, api={"token": "${VIGIL_TEST_TOKEN:-}"}, **config)
     registry = serving_registry(versions=("1", "2", "3"))
     vigil = make_vigil(cfg, prometheus=incident_prometheus(), registry=registry, notifiers={})
     api = Api(vigil, registry)

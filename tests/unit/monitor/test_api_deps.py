@@ -45,7 +45,7 @@ def client(tmp_path, monkeypatch, *, token: str | None = TOKEN, store: Store | N
         monkeypatch.delenv("VIGIL_DEPS_TOKEN", raising=False)
     else:
         monkeypatch.setenv("VIGIL_DEPS_TOKEN", token)
-    cfg = make_config(tmp_path, api={"token": "${VIGIL_DEPS_TOKEN}"}, models=[model_config(), model_config("fraud")])
+    cfg = make_config(tmp_path, api={"token": "${VIGIL_DEPS_TOKEN:-}"}, models=[model_config(), model_config("fraud")])
     vigil = SimpleNamespace(config=cfg, store=store or Store(), readiness=dict, metrics=VigilMetrics(), now=time.time)
     return TestClient(create_app(vigil), raise_server_exceptions=False)
 

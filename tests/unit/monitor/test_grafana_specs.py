@@ -88,9 +88,9 @@ def test_the_policy_in_force_is_resolved_per_model() -> None:
     rec, fraud = dashboard_specs(config()).models
     assert rec.policy == PolicySpec(drift_statistic="ks", drift_warning=0.15, drift_critical=0.3,
                                     slo_consecutive_cycles=4)
-    # A model's own policy replaces the global one as a whole (VigilConfig.policy_for).
+    # A model's own policy overrides the keys it names; the rest are the global policy's.
     assert fraud.policy == PolicySpec(drift_statistic="wasserstein", drift_warning=0.05, drift_critical=0.5,
-                                      slo_consecutive_cycles=3)
+                                      slo_consecutive_cycles=4)
 
 
 def test_a_kpi_drop_falls_back_to_its_models_policy() -> None:

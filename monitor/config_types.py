@@ -1,0 +1,96 @@
+"""The value types of vigil.yaml: durations, secrets, and URLs with a fixed set of schemes.
+
+Each is an `Annotated` str or float whose validator says what was expected, so a value
+the daemon could not use is refused by `vigil check-config` instead of failing at start.
+"""
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, BeforeValidator
+
+from monitor.config_env import EnvValue, lookup, parse_ref
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0, None: 1.0}
+_WHOLE_REF = re.compile(r"^\$\{([^{}]*)\}$")
+
+
+def parse_duration(value: Any) -> float:
+    """'90s', '5m', '2h', '7d', '1w' or a number of seconds -> seconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as '30s', '5m', '2h', '7d'")
+    if isinstance(value, (int, float)):
+        if value < 0:
+            raise ValueError("expected a non-negative duration")
+        return float(value)
+    if isinstance(value, str):
+        m = _DURATION.match(value)
+        if m:
+            return float(m.group(1)) * _UNIT_S[m.group(2)]
+    raise ValueError(f"expected a duration such as '30s', '5m', '2h', '7d', got {value!r}")
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+def secret_value(value: Any) -> str | None:
+    """A secret must be written as ${ENV_VAR}; its value is read from the environment.
+
+    `load_config` has resolved references already (an `EnvValue`); a model built directly
+    in code may still hold the reference text, resolved here by the same rules."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, EnvValue):
+        if value.from_default:
+            # The default is written in the file, which is what a secret must never be.
+            raise ValueError(f"a secret cannot have a default: write ${{{value.ref.name}}}, "
+                             f"or ${{{value.ref.name}:-}} if it is optional")
+        return str(value)
+    m = _WHOLE_REF.match(value.strip()) if isinstance(value, str) else None
+    if not m:
+        raise ValueError("secrets are never written in the file: use a reference to an environment "
+                         "variable such as ${SLACK_BOT_TOKEN}")
+    ref = parse_ref(m.group(1))
+    if ref.default == "" and not os.environ.get(ref.name):
+        return None
+    return secret_value(lookup(ref, os.environ))
+
+
+Secret = Annotated[str | None, BeforeValidator(secret_value)]
+
+
+def _url_check(accepts: Callable[[str], bool], expected: str) -> AfterValidator:
+    def check(value: str) -> str:
+        if not accepts(value.strip()):
+            raise ValueError(f"expected {expected}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _is_http(value: str) -> bool:
+    parts = urlsplit(value)
+    return parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+
+
+def _is_registry(value: str) -> bool:
+    # What monitor.sources.registry.RegistrySource has a transport for.
+    return _is_http(value) or (value.lower().startswith("sqlite:///") and len(value) > len("sqlite:///"))
+
+
+def _is_store(value: str) -> bool:
+    # SQLAlchemy URLs whose driver is installed: sqlite (stdlib) and psycopg 3 (the postgres extra).
+    return value.lower().startswith(("sqlite://", "postgresql+psycopg://"))
+
+
+HttpURL = Annotated[str, _url_check(_is_http, "an http:// or https:// URL with a host, such as http://prometheus:9090")]
+RegistryURI = Annotated[str, _url_check(
+    _is_registry, "http(s)://host:port (an MLflow tracking server) or sqlite:///path/to/mlflow.db; "
+                  "other MLflow tracking URIs (databricks, file stores, ...) are not supported")]
+StoreURL = Annotated[str, _url_check(
+    _is_store, "sqlite:///path/to/vigil.db or postgresql+psycopg://user@host/db")]

@@ -1,0 +1,70 @@
+"""Read vigil.yaml keeping the line of every key and list item, so each error can say
+where it is (`vigil.yaml:14: models[0].polcy: ...`).
+
+PyYAML's safe loader builds the values; its composed node tree, walked once, gives the
+lines. A key written twice in one mapping is an error: YAML keeps the last one silently,
+and a second `policy:` further down a long file is easy to miss.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from monitor.config_errors import ConfigError, ConfigIssue, Loc
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+@dataclass
+class YamlDoc:
+    data: Any
+    lines: dict[Loc, int] = field(default_factory=dict)  # key or list item -> its line (1-based)
+    problems: list[tuple[Loc, str]] = field(default_factory=list)  # found while reading: duplicate keys
+
+
+def read_yaml(path: Path) -> YamlDoc:
+    """The parsed file with its lines; `ConfigError` when it cannot be read or parsed."""
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError([("(file)", f"cannot read {path}: {e.strerror}")], str(path)) from None
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        doc = YamlDoc(None)
+        if node is not None:
+            _walk(node, (), doc)  # before construction, which flattens `<<:` merges in place
+            doc.data = loader.construct_document(node)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (column {mark.column + 1})" if mark else ""
+        issue = ConfigIssue("", f"invalid YAML: {getattr(e, 'problem', None) or e}{where}",
+                            mark.line + 1 if mark else None)
+        raise ConfigError([issue], str(path)) from None
+    finally:
+        loader.dispose()
+    return doc
+
+
+def _walk(node: Node, loc: Loc, doc: YamlDoc, depth: int = 0) -> None:
+    if depth > 100:  # an anchor that contains itself: the validation reports the shape
+        return
+    if isinstance(node, MappingNode):
+        for key, value in node.value:
+            if not isinstance(key, ScalarNode) or key.tag == _MERGE_TAG:
+                continue
+            where = (*loc, key.value)
+            if where in doc.lines:
+                doc.problems.append((where, f"duplicate key: also on line {doc.lines[where]}, and YAML "
+                                            f"keeps only the last one"))
+            doc.lines[where] = key.start_mark.line + 1
+            _walk(value, where, doc, depth + 1)
+    elif isinstance(node, SequenceNode):
+        for i, item in enumerate(node.value):
+            doc.lines[(*loc, i)] = item.start_mark.line + 1
+            _walk(item, (*loc, i), doc, depth + 1)
+

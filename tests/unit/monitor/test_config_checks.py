@@ -1,0 +1,184 @@
+"""What `vigil check-config` catches beyond types: URLs Vigil has no client for, a model's
+policy merged over the global one, unknown keys with their line and a likely spelling,
+and `vigil run` / `vigil serve` refusing a bad file the same way."""
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from monitor.cli import main
+from monitor.config import ConfigError, load_config, parse_config
+
+
+def errors_of(data: dict) -> dict[str, str]:
+    with pytest.raises(ConfigError) as e:
+        parse_config(data)
+    return dict(e.value.errors)
+
+
+def write(tmp_path, text: str):
+    f = tmp_path / "vigil.yaml"
+    f.write_text(textwrap.dedent(text).lstrip())
+    return f
+
+
+# --------------------------------------------------------------------------- URLs
+def test_a_tracking_uri_the_registry_client_cannot_use_is_refused():
+    for uri in ("databricks", "databricks://profile", "file:///tmp/mlruns", "sqlite:///", "mlflow:5000"):
+        msg = errors_of({"sources": {"mlflow": {"tracking_uri": uri}}, "models": [{"name": "m"}]})[
+            "sources.mlflow.tracking_uri"]
+        assert "http(s)://host:port" in msg and "sqlite:///path/to/mlflow.db" in msg and repr(uri) in msg
+    for uri in ("http://mlflow:5000", "https://mlflow.example.com", "sqlite:///mlflow.db", "sqlite:////abs/m.db"):
+        assert parse_config({"sources": {"mlflow": {"tracking_uri": uri}}, "models": [{"name": "m"}]})
+
+
+def test_databricks_fails_check_config_and_run_without_a_traceback(tmp_path, capsys):
+    f = write(tmp_path, """
+        sources:
+          mlflow:
+            tracking_uri: databricks
+        models:
+          - name: m
+        """)
+    assert main(["check-config", str(f)]) == 1
+    checked = capsys.readouterr().err
+    assert f"{f}:3: sources.mlflow.tracking_uri: expected http(s)://host:port" in checked
+    for command in (["run", "--no-api"], ["serve"]):
+        with pytest.raises(SystemExit) as e:
+            main([*command, "--config", str(f)])
+        assert e.value.code not in (0, None)
+        err = capsys.readouterr().err
+        assert err == checked and "Traceback" not in err
+
+
+def test_urls_with_a_fixed_set_of_schemes():
+    errs = errors_of({"sources": {"prometheus": {"url": "prometheus:9090"}, "loki": {"url": "ftp://loki"},
+                                  "tempo": {"url": "http://"}},
+                      "store": {"url": "mysql://db/vigil"}, "grafana": {"url": "grafana:3000"},
+                      "models": [{"name": "m"}]})
+    for field in ("sources.prometheus.url", "sources.loki.url", "sources.tempo.url", "grafana.url"):
+        assert "expected an http:// or https:// URL with a host" in errs[field]
+    assert "sqlite:///path/to/vigil.db or postgresql+psycopg://" in errs["store.url"]
+    assert "postgresql+psycopg://" in errors_of({"store": {"url": "postgresql://u@db/v"},
+                                                 "models": [{"name": "m"}]})["store.url"]
+    for url in ("sqlite:///vigil.db", "sqlite://", "postgresql+psycopg://vigil@db/vigil"):
+        assert parse_config({"store": {"url": url}, "models": [{"name": "m"}]}).store.url == url
+
+
+def test_a_url_password_is_not_echoed():
+    msg = errors_of({"sources": {"prometheus": {"url": "htp://admin:s3cret@prom:9090"}},
+                     "models": [{"name": "m"}]})["sources.prometheus.url"]
+    assert "s3cret" not in msg and "prom:9090" in msg
+
+
+# --------------------------------------------------------------------------- policy
+GLOBAL = {"drift_warning": 0.05, "drift_critical": 0.3, "rollback": {"cooldown": "1h", "max_per_day": 5}}
+
+
+def test_a_model_policy_overrides_only_the_keys_it_names():
+    cfg = parse_config({"policy": GLOBAL, "models": [{"name": "a", "policy": {"rollback": {"enabled": False}}},
+                                                     {"name": "b", "policy": {"drift_warning": 0.2}},
+                                                     {"name": "c"}]})
+    a, b, c = (cfg.policy_for(cfg.model(n)) for n in "abc")
+    assert (a.drift_warning, a.drift_critical) == (0.05, 0.3)
+    assert a.rollback.enabled is False and (a.rollback.cooldown, a.rollback.max_per_day) == (3600, 5)
+    assert (b.drift_warning, b.drift_critical, b.rollback.enabled) == (0.2, 0.3, True)
+    assert c is cfg.policy
+
+
+def test_policy_errors_point_at_where_they_were_written(tmp_path):
+    f = write(tmp_path, """
+        policy:
+          drift_warning: -1
+        models:
+          - name: a
+            policy:
+              rollback: {enabled: true}
+          - name: b
+            policy:
+              drift_critical: 0.5
+              rollback:
+                max_per_day: many
+        """)
+    with pytest.raises(ConfigError) as e:
+        load_config(f)
+    issues = {(i.path, i.line) for i in e.value.issues}
+    # the global error once, not again in each model that inherits it
+    assert issues == {("policy.drift_warning", 2), ("models[1](b).policy.rollback.max_per_day", 11)}
+
+
+def test_a_merged_policy_is_still_checked_as_a_whole():
+    errs = errors_of({"policy": {"drift_warning": 0.04, "drift_critical": 0.3},
+                      "models": [{"name": "a", "policy": {"drift_critical": 0.05}},  # 0.05 >= the global 0.04
+                                 {"name": "b", "policy": {"drift_warning": 0.5}}]})  # above the global 0.3
+    assert errs == {"models[1](b).policy": "drift_critical (0.3) must be >= drift_warning (0.5)"}
+
+
+# --------------------------------------------------------------------------- lines and spelling
+def test_unknown_keys_have_their_line_and_a_likely_spelling(tmp_path, capsys):
+    f = write(tmp_path, """
+        schedule:
+          interval: 1m
+        models:
+          - name: recommender
+            polcy:
+              drift_warning: 0.2
+            serving:
+              kind: kserve
+              namespce: ml
+              name: recommender
+              storage_uri_template: "s3://m/{version}"
+            policy:
+              rollback: {enabeld: false}
+            zzz: 1
+        """)
+    assert main(["check-config", str(f)]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == f"{f}: 5 error(s)"
+    assert f"  {f}:5: models[0](recommender).polcy: unknown key; did you mean 'policy'?" in err
+    assert f"  {f}:9: models[0](recommender).serving.namespce: unknown key; did you mean 'namespace'?" in err
+    assert f"  {f}:13: models[0](recommender).policy.rollback.enabeld: unknown key; did you mean 'enabled'?" in err
+    assert any(line.startswith(f"  {f}:14: models[0](recommender).zzz: unknown key; expected one of: name, "
+                               f"registry_name, alias") for line in err)
+    assert f"  {f}:8: models[0](recommender).serving: choose one way to reach the Kubernetes API" not in err
+
+
+def test_a_missing_key_points_at_its_parent_and_values_keep_saying_what_was_expected(tmp_path):
+    f = write(tmp_path, """
+        models:
+          - name: m
+            kpis:
+              - name: ctr
+                bad_direction: sideways
+        """)
+    with pytest.raises(ConfigError) as e:
+        load_config(f)
+    found = {(i.path, i.line): i.message for i in e.value.issues}
+    assert found[("models[0](m).kpis[0](ctr).query", 4)] == "required field is missing"
+    assert "'down' or 'up'" in found[("models[0](m).kpis[0](ctr).bad_direction", 5)]
+
+
+def test_a_key_written_twice_is_an_error(tmp_path):
+    f = write(tmp_path, """
+        policy:
+          drift_warning: 0.05
+        models:
+          - name: m
+        policy:
+          drift_critical: 0.3
+        """)
+    with pytest.raises(ConfigError) as e:
+        load_config(f)
+    assert [tuple(i) for i in e.value.issues] == [
+        ("policy", "duplicate key: also on line 1, and YAML keeps only the last one", 5)]
+
+
+def test_invalid_yaml_has_its_line(tmp_path):
+    f = tmp_path / "vigil.yaml"
+    f.write_text("models:\n  - name: m\n  bad: [\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(f)
+    [issue] = e.value.issues
+    assert issue.message.startswith("invalid YAML") and issue.line is not None
+    assert str(e.value).splitlines()[1].startswith(f"  {f}:{issue.line}: invalid YAML")
