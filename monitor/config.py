@@ -24,6 +24,7 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 
 from detectors.records import Direction
+from monitor.config_auth import ApiTokenConfig, SlackActorsConfig, check_token_names
 from monitor.executors.config import ServingExecutorConfig
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
@@ -125,6 +126,7 @@ class SlackConfig(_Model):
     sink_path: str = "vigil-notifications.jsonl"
     max_rate_limit_retries: int = Field(3, ge=0, le=10)
     timeout_s: float = Field(10.0, gt=0)
+    actors: SlackActorsConfig | None = None  # who may press buttons, for models without slack_actors
 
 
 class GrafanaConfig(_Model):
@@ -142,8 +144,15 @@ class GrafanaConfig(_Model):
 class ApiConfig(_Model):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
-    token: Secret = None  # bearer token for write endpoints (rollback, samples, ack)
+    token: Secret = None  # one admin token named "admin" (older configs); named ones go in `tokens`
+    tokens: list[ApiTokenConfig] = Field(default_factory=list)  # named, with roles (monitor/config_auth.py)
+    tokens_file: str | None = None  # more: one `name role sha256` a line, or YAML `tokens: [...]`
     public_url: str | None = None  # used for links (drift reports) in Slack
+
+    @model_validator(mode="after")
+    def _unique_token_names(self) -> ApiConfig:
+        check_token_names(self.tokens, legacy=self.token is not None)
+        return self
 
 
 class StoreConfig(_Model):
@@ -275,6 +284,7 @@ class ModelConfig(_Model):
     gpu: GpuConfig | None = None
     policy: PolicyConfig | None = None  # per-model override of the global policy
     serving: ServingExecutorConfig | None = None  # serving layer a rollback changes after the alias (None: alias only)
+    slack_actors: SlackActorsConfig | None = None  # who may press this model's buttons (default: slack.actors)
 
     @property
     def registry(self) -> str:

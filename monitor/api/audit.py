@@ -1,5 +1,5 @@
 """The audit log, page by page, with a verdict on the whole hash chain: a reader sees
-at once whether any entry was altered or removed."""
+at once whether any entry was altered or removed. Role viewer."""
 from __future__ import annotations
 
 from typing import Annotated, Any
@@ -7,13 +7,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from alerts.audit import verify_chain
-from monitor.api.deps import VigilDep
+from monitor.api.deps import AUTH_RESPONSES, ViewerDep, VigilDep
 
-router = APIRouter(tags=["audit"])
+router = APIRouter(tags=["audit"], responses=AUTH_RESPONSES)
 
 
 @router.get("/v1/audit")
-def audit(vigil: VigilDep, since_seq: Annotated[int, Query(ge=0)] = 0,
+def audit(_: ViewerDep, vigil: VigilDep, since_seq: Annotated[int, Query(ge=0)] = 0,
           limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
     entries = vigil.store.audit_entries(since_seq=since_seq, limit=limit)
     # The chain is checked whole, not just this page: a tampered entry anywhere voids it.
