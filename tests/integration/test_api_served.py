@@ -127,7 +127,8 @@ def test_a_slack_rollback_with_a_slow_registry_is_answered_at_once(served, slack
         health.append(time.monotonic() - t)
         time.sleep(0.2)
     assert registry.moves == [], "the rollback was still running while /healthz answered"
-    assert max(health) < 0.5, health
+    # Not behind the 5 s registry (the old code: 5.1 s); a loaded CI machine gets some slack.
+    assert sorted(health)[2] < 0.5 and max(health) < 1.5, health
 
     deadline = time.monotonic() + 30
     while not slack.responses(url) and time.monotonic() < deadline:
