@@ -3,8 +3,8 @@
 Slack POSTs `payload=<url-encoded JSON>` with `X-Slack-Request-Timestamp` and
 `X-Slack-Signature: v0=<hmac>` computed over the raw body. The signature is checked
 on the raw bytes before anything is parsed; a request that fails it is never read.
-The HTTP endpoint must answer 200 within 3 s and do the work (ack, silence, rollback)
-after answering or through the store, then update the message through the outbox.
+The HTTP endpoint answers 200 within 3 s and does the work (ack, silence, rollback)
+afterwards (monitor/api/slack_desk.py), then updates the message through the outbox.
 """
 from __future__ import annotations
 
@@ -36,6 +36,14 @@ class SlackAction:
     message_ts: str | None
     response_url: str | None
     action_ts: str | None = None  # Slack's id for this click: use it to make the action idempotent
+
+    @property
+    def actor(self) -> str:
+        """How the audit log names the person: `slack:U123 (alice)`; the ID is what Slack
+        guarantees, the name is what a reader recognises."""
+        if self.user_name and self.user_name != self.user_id:
+            return f"slack:{self.user_id} ({self.user_name})"
+        return f"slack:{self.user_id}"
 
 
 class _FixedClock(Clock):

@@ -1,4 +1,4 @@
-"""`vigil` command line: run, serve, demo, replay, check-config, dashboards, rollback, audit."""
+"""`vigil` command line: run, serve, demo, replay, check-config, dashboards, rollback, audit, token."""
 from __future__ import annotations
 
 import argparse
@@ -58,9 +58,25 @@ def _load(path: str) -> VigilConfig:
         raise SystemExit(2) from None
 
 
+def _load_with_tokens(path: str) -> VigilConfig:
+    """The config, once its API tokens resolve (a missing token file stops the start, not a request)."""
+    from monitor.identities import load_token_table
+
+    cfg = _load(path)
+    try:
+        load_token_table(cfg)
+    except ConfigError as e:
+        print(str(e), file=sys.stderr)
+        raise SystemExit(2) from None
+    return cfg
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
+    from monitor.identities import load_token_table
+
     try:
         cfg = load_config(args.config)
+        load_token_table(cfg)
     except ConfigError as e:
         print(str(e), file=sys.stderr)
         return 1
@@ -122,7 +138,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from monitor.replicas import AnotherDaemonRunning
 
     try:
-        return _exit_after_stop(run_daemon(_load(args.config), serve_api=not args.no_api, config_path=args.config))
+        return _exit_after_stop(run_daemon(_load_with_tokens(args.config), serve_api=not args.no_api,
+                                           config_path=args.config))
     except AnotherDaemonRunning as e:
         print(f"vigil run: {e}", file=sys.stderr)
         return 75  # EX_TEMPFAIL: nothing is wrong with the config; the store is taken
@@ -131,7 +148,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from monitor.daemon import serve_api_only
 
-    return _exit_after_stop(serve_api_only(_load(args.config), config_path=args.config))
+    return _exit_after_stop(serve_api_only(_load_with_tokens(args.config), config_path=args.config))
 
 
 def _exit_after_stop(code: int) -> int:
@@ -182,6 +199,21 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     return run_verify(args, _load(args.config) if args.config else None)
 
 
+def cmd_token_hash(args: argparse.Namespace) -> int:
+    """The sha256 to put in api.tokens[].token_sha256 (or a tokens file line with --name and --role)."""
+    import getpass
+
+    from monitor.identities import hash_token
+
+    token = (getpass.getpass("token: ") if sys.stdin.isatty() else sys.stdin.read()).strip()
+    if not token:
+        print("vigil token hash: no token on stdin (e.g. `printf %s \"$TOKEN\" | vigil token hash`)", file=sys.stderr)
+        return 64
+    digest = hash_token(token)
+    print(f"{args.name} {args.role} {digest}" if args.name else digest)
+    return 0
+
+
 _CONFIG_HELP = "path to vigil.yaml"
 
 
@@ -201,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="text for a terminal, json for a log shipper (default: text)")
     sub = p.add_subparsers(dest="command", required=True, help="`vigil COMMAND --help` for its options")
     for add in (_add_check_config, _add_replay, _add_demo, _add_run, _add_serve, _add_dashboards, _add_rollback,
-                _add_audit):
+                _add_audit, _add_token):
         add(sub)
     return p
 
@@ -292,6 +324,16 @@ def _add_audit(sub: _Subparsers) -> None:
                     help="fail when the log ends before this seq (e.g. max_over_time(vigil_audit_head_seq[30d]) "
                          "from Prometheus)")
     av.set_defaults(func=cmd_audit_verify)
+
+
+def _add_token(sub: _Subparsers) -> None:
+    t = _command(sub, "token", "API token tools")
+    tsub = t.add_subparsers(dest="token_command", required=True, help="`vigil token COMMAND --help` for its options")
+    th = _command(tsub, "hash", "print the sha256 of a token read from stdin, for api.tokens[].token_sha256")
+    th.add_argument("--name", help="print a tokens_file line `NAME ROLE SHA256` instead of the hash alone")
+    th.add_argument("--role", choices=["viewer", "ingest", "operator", "admin"], default="viewer",
+                    help="the role for --name (default: viewer)")
+    th.set_defaults(func=cmd_token_hash)
 
 
 def main(argv: list[str] | None = None) -> int:

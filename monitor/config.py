@@ -24,6 +24,7 @@ from pydantic import (
 
 from detectors.records import Direction
 from monitor.audit.config import AuditConfig
+from monitor.config_auth import ApiTokenConfig, SlackActorsConfig, check_token_names
 from monitor.config_errors import ConfigError
 from monitor.config_loading import ConfigSource, validate_config
 from monitor.config_types import Duration, HttpURL, RegistryURI, Secret, StoreURL, parse_duration
@@ -82,6 +83,7 @@ class SlackConfig(_Model):
     sink_path: str = "vigil-notifications.jsonl"
     max_rate_limit_retries: int = Field(3, ge=0, le=10)
     timeout_s: float = Field(10.0, gt=0)
+    actors: SlackActorsConfig | None = None  # who may press buttons, for models without slack_actors
 
 
 class GrafanaConfig(_Model):
@@ -99,8 +101,15 @@ class GrafanaConfig(_Model):
 class ApiConfig(_Model):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
-    token: Secret = None  # bearer token for write endpoints (rollback, samples, ack)
+    token: Secret = None  # one admin token named "admin" (older configs); named ones go in `tokens`
+    tokens: list[ApiTokenConfig] = Field(default_factory=list)  # named, with roles (monitor/config_auth.py)
+    tokens_file: str | None = None  # more: one `name role sha256` a line, or YAML `tokens: [...]`
     public_url: HttpURL | None = None  # used for links (drift reports) in Slack
+
+    @model_validator(mode="after")
+    def _unique_token_names(self) -> ApiConfig:
+        check_token_names(self.tokens, legacy=self.token is not None)
+        return self
 
 
 class StoreConfig(_Model):
@@ -234,6 +243,7 @@ class ModelConfig(_Model):
     # two), so this is the model's whole policy in force.
     policy: PolicyConfig | None = None
     serving: ServingExecutorConfig | None = None  # serving layer a rollback changes after the alias (None: alias only)
+    slack_actors: SlackActorsConfig | None = None  # who may press this model's buttons (default: slack.actors)
 
     @property
     def registry(self) -> str:

@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass
 
 from monitor.config import ConfigError, VigilConfig, load_config
+from monitor.identities import load_token_table
 from monitor.vigil import Vigil
 
 log = logging.getLogger("vigil.daemon")
@@ -29,9 +30,11 @@ class JobChanges:
 
 
 def read_valid(path: str) -> VigilConfig | None:
-    """The new configuration, or None (logged) when it does not validate."""
+    """The new configuration, or None (logged) when it does not validate (its API tokens included)."""
     try:
-        return load_config(path)
+        config = load_config(path)
+        load_token_table(config)
+        return config
     except ConfigError as e:
         detail = "; ".join(f"{where}: {what}" for where, what in e.errors)
         log.error("configuration reload refused, keeping the running configuration: %s: %s", e.source, detail,

@@ -1,26 +1,45 @@
 """Vigil's HTTP API (FastAPI; the OpenAPI document at /openapi.json is the contract).
 
-Reads are open; writes (rollback, samples, ack, silence) need `Authorization: Bearer
-<api.token>`. Bad input gets a 4xx whose body names the field and what was expected;
-an unexpected error is a 500 with a request id, never a stack trace.
+Every route but liveness, readiness, metrics and the docs needs `Authorization: Bearer
+<token>` of a named API token (README: Identities and roles): the middleware in auth.py
+checks it from the headers, before any body is read, and each route names the least role
+it needs (deps.py). Slack's callback is signed by Slack instead. Bad input gets a 4xx
+whose body names the field and what was expected; an unexpected error is a 500 with a
+request id, never a stack trace.
 
 One router per resource (health, incidents, rollback, audit, samples, slack); what they
 share (the Vigil, the caller, a model or incident from the path) is in deps.py.
 """
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
 
 from monitor.api import audit, health, incidents, rollback, samples, slack
+from monitor.api.auth import BearerAuth, TokenTables
 from monitor.api.errors import install_error_handlers
+from monitor.api.slack_desk import SlackDesk
 from monitor.vigil import Vigil
+
+WORKER_STOP_S = 5.0  # a Slack action still running at shutdown gets this long (a rollback is a durable intent)
 
 
 def create_app(vigil: Vigil) -> FastAPI:
-    app = FastAPI(title="Vigil", version="0.1.0",
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await run_in_threadpool(app.state.slack_desk.worker.close, WORKER_STOP_S)
+
+    app = FastAPI(title="Vigil", version="0.1.0", lifespan=lifespan,
                   description="AIOps monitoring and root cause for ML models in production")
     app.state.vigil = vigil
     app.state.rollback_locks = rollback.KeyedLocks()
+    # Both read app.state.vigil on each use: a SIGHUP reload swaps it (monitor/daemon.py).
+    app.state.slack_desk = SlackDesk(lambda: app.state.vigil)
+    app.add_middleware(BearerAuth, tables=TokenTables(lambda: app.state.vigil.config))
     install_error_handlers(app)
     for module in (health, incidents, rollback, audit, samples, slack):
         app.include_router(module.router)

@@ -1,21 +1,31 @@
 """The API's dependencies, each named once so a route reads as its signature:
-`vigil: VigilDep`, `actor: ActorDep` (a write needs the bearer token), `incident:
-IncidentDep` and `m: ModelDep` (the path names one, or the answer is a 404).
+`vigil: VigilDep`; the caller, who must hold a role (`who: ViewerDep`, `OperatorDep`,
+`IngestDep`; the token itself was checked by the middleware in auth.py
+before the body was read); `incident: IncidentDep` and `m: ModelDep` (the path names
+one, or the answer is a 404).
 
-An `ActorDep` goes before the resource it guards in a signature: dependencies run in
-that order, and a caller without the token learns nothing about what exists.
+A role dependency goes before the resource it guards in a signature: dependencies run in
+that order, and a caller without the role learns nothing about what exists.
 """
 from __future__ import annotations
 
-import hashlib
-import secrets
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, Header, HTTPException, Path, Request
+from fastapi import Depends, HTTPException, Path, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from monitor.api.auth import IDENTITY, MISSING
 from monitor.config import ModelConfig
+from monitor.identities import Identity, Role, roles_for, satisfies
 from monitor.store.repository import IncidentRow
 from monitor.vigil import Vigil
+
+# The status codes every protected route may answer, for its OpenAPI entry.
+AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"description": "no bearer token, or one that matches no configured API token"},
+    403: {"description": "the token's role may not do this (the body names the role needed and the one held)"},
+    503: {"description": "no API token is configured, or the configured ones cannot be loaded"},
+}
 
 
 def get_vigil(request: Request) -> Vigil:
@@ -25,23 +35,36 @@ def get_vigil(request: Request) -> Vigil:
 
 VigilDep = Annotated[Vigil, Depends(get_vigil)]
 
-
-def require_token(vigil: VigilDep, authorization: Annotated[str | None, Header()] = None) -> str:
-    """The caller's name for the audit log, once its bearer token matches `api.token`."""
-    expected = vigil.config.api.token
-    if not expected:
-        raise HTTPException(503, "write endpoints are disabled: set api.token to ${ENV_VAR} in the config")
-    if not authorization or not authorization.lower().startswith("bearer "):
-        raise HTTPException(401, "missing bearer token (Authorization: Bearer <token>)",
-                            headers={"WWW-Authenticate": "Bearer"})
-    token = authorization.split(" ", 1)[1].strip()
-    if not secrets.compare_digest(token.encode(), expected.encode()):
-        raise HTTPException(403, "invalid token")
-    # The audit log names the caller by a token fingerprint, never the token itself.
-    return "api:" + hashlib.sha256(token.encode()).hexdigest()[:8]
+# Declares the bearer scheme in the OpenAPI document; the token was already checked.
+_BEARER = HTTPBearer(auto_error=False, description="an API token (README: Identities and roles)")
 
 
-ActorDep = Annotated[str, Depends(require_token)]
+def refuse_role(who: Identity, needed: Role, what: str = "this") -> HTTPException:
+    """403 naming the roles that would do and the one held: 'this needs role operator or admin; ...'."""
+    roles = [str(r) for r in roles_for(needed)]
+    listed = roles[0] if len(roles) == 1 else ", ".join(roles[:-1]) + " or " + roles[-1]
+    return HTTPException(403, f"{what} needs role {listed}; token {who.name!r} has role {who.role}")
+
+
+class RoleCheck:
+    """The caller, once it holds `role` (or one that covers it)."""
+
+    def __init__(self, role: Role) -> None:
+        self.role = role
+
+    def __call__(self, request: Request,
+                 _: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)] = None) -> Identity:
+        who = request.scope.get("state", {}).get(IDENTITY)
+        if not isinstance(who, Identity):  # a route the middleware left open by mistake: refuse, never serve
+            raise HTTPException(401, MISSING, headers={"WWW-Authenticate": "Bearer"})
+        if not satisfies(who.role, self.role):
+            raise refuse_role(who, self.role)
+        return who
+
+
+ViewerDep = Annotated[Identity, Depends(RoleCheck(Role.VIEWER))]
+IngestDep = Annotated[Identity, Depends(RoleCheck(Role.INGEST))]
+OperatorDep = Annotated[Identity, Depends(RoleCheck(Role.OPERATOR))]
 
 
 def model_or_404(vigil: Vigil, name: str) -> ModelConfig:

@@ -1,5 +1,5 @@
-"""Incidents: read them (open to anyone who can reach the API), ack and silence them
-(bearer token; both are audited)."""
+"""Incidents: read them (role viewer), ack and silence them (role operator; both are
+audited under the token's name)."""
 from __future__ import annotations
 
 import time
@@ -8,14 +8,15 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import HTMLResponse
 
-from monitor.api.deps import ActorDep, IncidentDep, VigilDep, model_or_404
+from monitor.api.deps import AUTH_RESPONSES, IncidentDep, OperatorDep, ViewerDep, VigilDep, model_or_404
 from monitor.api.schemas import IncidentOut, SilenceRequest
 
-router = APIRouter(prefix="/v1/incidents", tags=["incidents"])
+router = APIRouter(prefix="/v1/incidents", tags=["incidents"], responses=AUTH_RESPONSES)
 
 
 @router.get("", response_model=list[IncidentOut])
-def list_incidents(vigil: VigilDep, model: str | None = None, status: Literal["open", "resolved"] | None = None,
+def list_incidents(_: ViewerDep, vigil: VigilDep, model: str | None = None,
+                   status: Literal["open", "resolved"] | None = None,
                    limit: Annotated[int, Query(ge=1, le=500)] = 50,
                    offset: Annotated[int, Query(ge=0)] = 0) -> list[IncidentOut]:
     if model is not None:
@@ -25,13 +26,13 @@ def list_incidents(vigil: VigilDep, model: str | None = None, status: Literal["o
 
 
 @router.get("/{incident_id}", response_model=IncidentOut)
-def get_incident(vigil: VigilDep, row: IncidentDep) -> IncidentOut:
+def get_incident(_: ViewerDep, vigil: VigilDep, row: IncidentDep) -> IncidentOut:
     actions = [a.to_dict() for a in vigil.store.actions(incident_id=row.id)]
     return IncidentOut.from_row(row, actions, vigil.store.drift_report(row.id) is not None)
 
 
 @router.get("/{incident_id}/drift-report", response_class=HTMLResponse)
-def drift_report(vigil: VigilDep, row: IncidentDep) -> HTMLResponse:
+def drift_report(_: ViewerDep, vigil: VigilDep, row: IncidentDep) -> HTMLResponse:
     html = vigil.store.drift_report(row.id)
     if html is None:
         raise HTTPException(404, f"incident {row.id} has no drift report (no drift findings)")
@@ -39,10 +40,10 @@ def drift_report(vigil: VigilDep, row: IncidentDep) -> HTMLResponse:
 
 
 @router.post("/{incident_id}/ack", response_model=IncidentOut)
-def ack(vigil: VigilDep, actor: ActorDep, row: IncidentDep) -> IncidentOut:
-    return IncidentOut.from_row(vigil.operator.acknowledge(row.id, actor, time.time()))
+def ack(who: OperatorDep, vigil: VigilDep, row: IncidentDep) -> IncidentOut:
+    return IncidentOut.from_row(vigil.operator.acknowledge(row.id, who.actor, time.time()))
 
 
 @router.post("/{incident_id}/silence", response_model=IncidentOut)
-def silence(vigil: VigilDep, actor: ActorDep, row: IncidentDep, body: SilenceRequest) -> IncidentOut:
-    return IncidentOut.from_row(vigil.operator.silence(row.id, actor, body.duration_s, body.reason, time.time()))
+def silence(who: OperatorDep, vigil: VigilDep, row: IncidentDep, body: SilenceRequest) -> IncidentOut:
+    return IncidentOut.from_row(vigil.operator.silence(row.id, who.actor, body.duration_s, body.reason, time.time()))

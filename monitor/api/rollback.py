@@ -1,7 +1,8 @@
 """`POST /v1/models/{name}/rollback`: move the serving alias back, guarded and audited.
 
-With an `Idempotency-Key`, a retried request gets the first answer back instead of a
-second rollback; a different body under the same key is refused.
+Role operator; `force` (moving to a version an incident blames) needs admin. With an
+`Idempotency-Key`, a retried request gets the first answer back instead of a second
+rollback; a different body under the same key is refused.
 """
 from __future__ import annotations
 
@@ -16,17 +17,18 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 
 from alerts.lifecycle import IncidentStatus
-from monitor.api.deps import ActorDep, ModelDep, VigilDep
+from monitor.api.deps import AUTH_RESPONSES, ModelDep, OperatorDep, VigilDep, refuse_role
 from monitor.api.errors import FieldError
 from monitor.api.schemas import RollbackRequest, RollbackResponse
 from monitor.config import ModelConfig
 from monitor.cycle.rollback_intents import RollbackAsk
+from monitor.identities import Role, satisfies
 from monitor.sources.registry import ModelNotFound
 from monitor.vigil import Vigil
 
 log = logging.getLogger("vigil.api")
 
-router = APIRouter(tags=["actions"])
+router = APIRouter(tags=["actions"], responses=AUTH_RESPONSES)
 
 
 class KeyedLocks:
@@ -51,10 +53,13 @@ RollbackLocksDep = Annotated[KeyedLocks, Depends(get_rollback_locks)]
 
 @router.post("/v1/models/{name}/rollback", response_model=RollbackResponse,
              responses={202: {"description": "recorded; a layer is unreachable and the rollback retries"},
-                        401: {}, 403: {}, 404: {}, 409: {}, 422: {}, 502: {}})
-def rollback(vigil: VigilDep, actor: ActorDep, m: ModelDep, body: RollbackRequest, response: Response,
+                        404: {}, 409: {}, 422: {}, 502: {}})
+def rollback(who: OperatorDep, vigil: VigilDep, m: ModelDep, body: RollbackRequest, response: Response,
              locks: RollbackLocksDep,
              idempotency_key: Annotated[str | None, Header(max_length=200)] = None) -> Any:
+    if body.force and not satisfies(who.role, Role.ADMIN):
+        raise refuse_role(who, Role.ADMIN, "force")
+    actor = who.actor
     request_hash = hashlib.sha256(json.dumps(body.model_dump(), sort_keys=True).encode()).hexdigest()
     scope = f"rollback:{m.name}"
     with locks(scope):  # one rollback per model at a time; a retried key waits and gets the same answer

@@ -1,20 +1,21 @@
 """`POST /v1/samples`: feature samples pushed by the serving side, for drift detection.
-monitor.api.ingest decides what a valid record is; a bad one rejects the whole request."""
+monitor.api.ingest decides what a valid record is; a bad one rejects the whole request.
+Role ingest (a token for the serving side that may do nothing else), operator or admin."""
 from __future__ import annotations
 
 from typing import Any
 
 from fastapi import APIRouter
 
-from monitor.api.deps import ActorDep, VigilDep, model_or_404
+from monitor.api.deps import AUTH_RESPONSES, IngestDep, VigilDep, model_or_404
 from monitor.api.ingest import validate_records
 from monitor.api.schemas import SamplesRequest
 
-router = APIRouter(tags=["samples"])
+router = APIRouter(tags=["samples"], responses=AUTH_RESPONSES)
 
 
 @router.post("/v1/samples", status_code=202)
-def samples(vigil: VigilDep, _: ActorDep, body: SamplesRequest) -> dict[str, Any]:
+def samples(_: IngestDep, vigil: VigilDep, body: SamplesRequest) -> dict[str, Any]:
     m = model_or_404(vigil, body.model)
     rows = validate_records(m, body.records, m.samples)  # InvalidRecords: a 422 naming each field (errors.py)
     n = vigil.store.add_samples(m.name, rows)

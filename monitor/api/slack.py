@@ -1,29 +1,61 @@
 """`POST /v1/slack/actions`: the buttons on Vigil's Slack messages (ack, silence,
-rollback). Slack signs each callback; an unsigned, forged or stale one is a 401."""
+rollback).
+
+Slack wants a 200 within 3 s, so this route only checks and queues: the signature over
+the raw body (an unsigned, forged or stale request is a 401), the payload (400), and
+that this signed request was not seen before (a replay gets 200 and "already handled",
+and nothing is done again). Who pressed, whether they may, the action itself and the
+message updates happen afterwards on the app's worker (slack_desk.py).
+
+Slack ignores the body of this 200 for block_actions; the JSON says the same thing for
+anyone else reading it, and the result reaches the person through `response_url`.
+"""
 from __future__ import annotations
 
+import logging
 import time
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
-from alerts.slack_actions import InvalidSlackSignature, parse_interaction
+from alerts.slack_actions import MAX_CLOCK_SKEW_S, InvalidSlackSignature, parse_interaction
 from monitor.api.deps import VigilDep
+from monitor.api.slack_desk import VERBS, SlackDesk
+from monitor.store.slack_seen import first_sight
 
 router = APIRouter(tags=["slack"])
+log = logging.getLogger("vigil.api")
 
 
-@router.post("/v1/slack/actions")
+def _ephemeral(text: str) -> JSONResponse:
+    return JSONResponse({"response_type": "ephemeral", "text": text})
+
+
+@router.post("/v1/slack/actions", responses={
+    200: {"description": "taken (the result follows through response_url), already handled, or busy"},
+    400: {"description": "not a block_actions payload Vigil understands"},
+    401: {"description": "not signed by Slack with slack.signing_secret, or older than 300 s"},
+    503: {"description": "slack.signing_secret is not set"}})
 async def slack_actions(vigil: VigilDep, request: Request) -> JSONResponse:
     secret = vigil.config.slack.signing_secret
     if not secret:
         raise HTTPException(503, "Slack actions are disabled: set slack.signing_secret")
     body = await request.body()
+    now = time.time()
     try:
-        action = parse_interaction(body, request.headers, secret, time.time())
+        action = parse_interaction(body, request.headers, secret, now)
     except InvalidSlackSignature as e:
         raise HTTPException(401, f"invalid Slack signature: {e}") from None
     except ValueError as e:
         raise HTTPException(400, str(e)) from None
-    text = vigil.operator.slack_action(action, time.time())
-    return JSONResponse({"response_type": "ephemeral", "text": text})
+    # Both headers were checked by parse_interaction; the pair names this signed request.
+    stamp, signature = int(request.headers["x-slack-request-timestamp"]), request.headers["x-slack-signature"]
+    if not await run_in_threadpool(first_sight, vigil.store.tx, stamp, signature, now, MAX_CLOCK_SKEW_S):
+        log.warning("refused a replayed Slack request", extra={"user": action.user_id, "action": action.action_id,
+                                                                "incident_id": action.incident_id})
+        return _ephemeral("This button press was already handled.")
+    desk: SlackDesk = request.app.state.slack_desk  # made by create_app
+    if not desk.accept(action):
+        return _ephemeral("Vigil is busy with other button presses: press again in a minute.")
+    return _ephemeral(f"On it: {VERBS[action.action_id]} incident {action.incident_id}; the result follows here.")

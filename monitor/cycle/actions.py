@@ -11,6 +11,7 @@ from typing import Any
 from alerts.pipeline import AlertPlan
 from alerts.policy import Severity
 from alerts.rollback import ActionStatus, RollbackOutcome, TargetChoice, choose_target
+from alerts.slack_actions import SlackAction
 from monitor.config import ModelConfig, VigilConfig
 from monitor.cycle.known_good import target_facts
 from monitor.cycle.messages import OutboxWriter
@@ -98,9 +99,10 @@ class Operator:
                          {"model": row.model, "until": now + duration_s, "reason": reason}, now=now)
         return row
 
-    def slack_action(self, action: Any, now: float) -> str:
-        """A button in the incident message: ack, silence (4 h) or rollback (guarded, audited)."""
-        actor = f"slack:{action.user_name or action.user_id}"
+    def slack_action(self, action: SlackAction, now: float) -> str:
+        """A button in the incident message: ack, silence (4 h) or rollback (guarded, audited).
+        The caller has checked that this person may (monitor/api/slack_desk.py)."""
+        actor = action.actor
         row = self.store.incident(action.incident_id)
         if row is None or row.model != action.model:
             return f"Incident {action.incident_id} of {action.model} not found."

@@ -16,6 +16,15 @@
   bursts), per method for the reads (history and replies Tier 3: 50 a minute; list
   Tier 2: 20 a minute); over it, HTTP 429 with an integer `Retry-After` and
   `{"ok":false,"error":"ratelimited"}`.
+- GET (query string) or form POST /api/usergroups.users.list (scope usergroups:read, Tier 2:
+  20 a minute): `{"ok": true, "users": [...]}` for a group added with `add_usergroup`,
+  `no_such_subteam` for another ID; the method takes no JSON body (Slack: "does not
+  currently accept application/json"), so JSON arguments are not read.
+- A `response_url` receiver (`response_url()` makes one): JSON POSTs to
+  /actions/<team>/<n>/<secret> are kept (`responses()`) and answered 200
+  `{"ok": true}`; Slack allows a response_url 5 uses within 30 minutes, so a sixth use
+  or an unknown URL gets 404 `{"ok": false, "error": "used_url" | "invalid_url"}`
+  [knowledge: the error names are not from a published contract].
 - Faults on demand: `force(429 | 500 | 503, count=N)`, `force(200, error="internal_error")`, `delay(s)`.
 - Everything posted or updated is kept (`messages()`), with each version, for assertions.
 
@@ -201,7 +210,7 @@ class FakeSlack:
         token: str = "xoxb-fake-token",
         *,
         channels: tuple[str, ...] = ("recsys-alerts",),
-        scopes: tuple[str, ...] = ("chat:write", "channels:history", "channels:read"),
+        scopes: tuple[str, ...] = ("chat:write", "channels:history", "channels:read", "usergroups:read"),
         post_rate_per_s: float = 1.0,
         post_burst: int = 3,
         update_rate_per_s: float = 50 / 60,  # chat.update is Tier 3: ~50 per minute
@@ -217,6 +226,7 @@ class FakeSlack:
             "conversations.history": (50 / 60, read_burst),  # Tier 3
             "conversations.replies": (50 / 60, read_burst),  # Tier 3
             "conversations.list": (20 / 60, read_burst),  # Tier 2
+            "usergroups.users.list": (20 / 60, read_burst),  # Tier 2
         }
         self._clock = clock
         self._lock = threading.Lock()
@@ -226,6 +236,8 @@ class FakeSlack:
         self._faults: list[_Fault] = []
         self._delays: list[float] = []
         self._last_ts = 0
+        self._usergroups: dict[str, list[str]] = {}
+        self._response_urls: dict[str, list[dict[str, Any]]] = {}  # path -> the bodies posted to it
         self.requests: list[FakeRequest] = []
         for name in channels:
             self.add_channel(name)
@@ -287,6 +299,39 @@ class FakeSlack:
         """The next `count` requests wait `seconds` before answering (client timeouts)."""
         with self._lock:
             self._delays.extend([seconds] * count)
+
+    def add_usergroup(self, group_id: str, users: list[str]) -> None:
+        """A user group (S…) and its members (U…), as usergroups.users.list will answer."""
+        with self._lock:
+            self._usergroups[group_id] = list(users)
+
+    def response_url(self) -> str:
+        """A fresh response_url, as Slack puts in an interaction payload."""
+        with self._lock:
+            path = f"/actions/T0FAKE0001/{len(self._response_urls) + 1}/r{len(self._response_urls):07d}"
+            self._response_urls[path] = []
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def responses(self, url: str | None = None) -> list[dict[str, Any]]:
+        """The bodies posted to one response_url (or to all of them), oldest first."""
+        with self._lock:
+            if url is not None:
+                return list(self._response_urls.get(urlsplit(url).path, []))
+            return [b for bodies in self._response_urls.values() for b in bodies]
+
+    def _respond(self, path: str, raw: bytes) -> tuple[int, dict[str, Any]]:
+        with self._lock:
+            bodies = self._response_urls.get(path)
+            if bodies is None:
+                return 404, {"ok": False, "error": "invalid_url"}
+            if len(bodies) >= 5:
+                return 404, {"ok": False, "error": "used_url"}
+            try:
+                body = json.loads(raw or b"{}")
+            except ValueError:
+                return 400, {"ok": False, "error": "invalid_payload"}
+            bodies.append(body)
+            return 200, {"ok": True}
 
     def delete_message(self, channel: str, ts: str) -> None:
         """Someone deleted the message in Slack: a later chat.update gets message_not_found."""
@@ -350,6 +395,17 @@ class FakeSlack:
         except slack_history.ApiError as e:
             return 200, {}, {"ok": False, "error": e.error}
 
+    def _usergroup_users(self, params: dict[str, Any]) -> tuple[int, dict[str, str], dict[str, Any]]:
+        limited = self._rate_limited("usergroups.users.list", "")
+        if limited is not None:
+            return limited
+        group = params.get("usergroup")
+        if not group:
+            return 200, {}, {"ok": False, "error": "invalid_arguments"}
+        if group not in self._usergroups:
+            return 200, {}, {"ok": False, "error": "no_such_subteam"}
+        return 200, {}, {"ok": True, "users": list(self._usergroups[group])}
+
     def _next_ts(self) -> str:
         """The posting time in microseconds, unique per workspace (as Slack's ts)."""
         self._last_ts = max(int(time.time() * 1_000_000), self._last_ts + 1)
@@ -360,7 +416,9 @@ class FakeSlack:
         content_type = headers.get("content-type", "")
         params: dict[str, Any] = dict(query or {})
         warnings: list[str] = []
-        if content_type.startswith("application/json"):
+        if content_type.startswith("application/json") and method in _FORM_ONLY:
+            pass  # such a method reads the query string and form fields only
+        elif content_type.startswith("application/json"):
             if "charset" not in content_type:
                 warnings.append("missing_charset")
             try:
@@ -421,6 +479,8 @@ class FakeSlack:
                              "provided": ",".join(sorted(self.scopes))}
         if method == "conversations.list":
             return self._read(method, "", params)
+        if method == "usergroups.users.list":
+            return self._usergroup_users(params)
 
         # Only chat.postMessage resolves channel names; every other method takes an ID.
         cid = self._resolve(params.get("channel"), ids_only=method != "chat.postMessage")
@@ -478,8 +538,9 @@ class FakeSlack:
 _SCOPES = {  # the scope each method needs of a bot token (public channels)
     "chat.postMessage": "chat:write", "chat.update": "chat:write",
     "conversations.history": "channels:history", "conversations.replies": "channels:history",
-    "conversations.list": "channels:read",
+    "conversations.list": "channels:read", "usergroups.users.list": "usergroups:read",
 }
+_FORM_ONLY = {"usergroups.users.list"}  # Slack reads no JSON body for these
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -495,6 +556,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _call(self, raw: bytes) -> None:
         headers = {k.lower(): v for k, v in self.headers.items()}
         url = urlsplit(self.path)
+        if url.path.startswith("/actions/") and self.command == "POST":
+            status, body = self.fake._respond(url.path, raw)
+            self._send(status, {}, body)
+            return
         if not url.path.startswith("/api/"):
             self._send(404, {}, {"ok": False, "error": "unknown_method"})
             return

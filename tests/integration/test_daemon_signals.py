@@ -8,6 +8,7 @@ what was abandoned), and SIGHUP reloads a valid file or logs why it kept the old
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -30,6 +31,7 @@ from tests.helpers_vigil import MODEL, model_config
 from tests.integration.test_daemon import raw_last_cycle_at, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
+READER = "signals-test-reader-token-51c9"
 pytestmark = pytest.mark.slow
 
 
@@ -45,7 +47,9 @@ def write_config(tmp_path: Path, *, models: list[str], interval: str = "60s", **
                     "mlflow": {"tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "timeout_s": 5}},
         "store": {"url": f"sqlite:///{tmp_path / 'vigil.db'}"},
         "slack": {"sink_path": "notifications.jsonl"},
-        "api": {"host": "127.0.0.1", "port": free_port()},
+        "api": {"host": "127.0.0.1", "port": free_port(),
+                "tokens": [{"name": "reader", "role": "viewer",
+                            "token_sha256": hashlib.sha256(READER.encode()).hexdigest()}]},
         "schedule": {"interval": interval, "lookback": "5m", "baseline": "10m", **schedule},
         "models": [model_config(name) for name in models],
     }
@@ -66,8 +70,9 @@ def start(tmp_path: Path, *args: str, failpoints: str = "") -> subprocess.Popen[
 
 def get(config: dict[str, Any], path: str) -> tuple[int, Any]:
     url = f"http://127.0.0.1:{config['api']['port']}{path}"
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {READER}"})
     try:
-        with urllib.request.urlopen(url, timeout=2) as r:
+        with urllib.request.urlopen(request, timeout=2) as r:
             return r.status, json.loads(r.read() or b"null")
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read() or b"null")

@@ -2,6 +2,7 @@
 the production cycle under a replay clock. Asserts the four outcomes the README promises."""
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import sqlite3
@@ -126,10 +127,13 @@ def test_drift_incidents_get_evidently_reports_served_by_the_api(demo):
     from monitor.vigil import Vigil
 
     work = demo["out"] / "work"
-    cfg = parse_config({"models": [{"name": "recommender"}]}, base_dir=str(work))
+    token = "demo-viewer-token-6a0f3e"
+    cfg = parse_config({"api": {"tokens": [{"name": "reader", "role": "viewer",
+                                            "token_sha256": hashlib.sha256(token.encode()).hexdigest()}]},
+                        "models": [{"name": "recommender"}]}, base_dir=str(work))
     vigil = Vigil(cfg, store=Store(f"sqlite:///{work / 'vigil-replay.db'}"), prometheus=object(),
                   registry=object(), notifiers={})
-    client = TestClient(create_app(vigil))
+    client = TestClient(create_app(vigil), headers={"Authorization": f"Bearer {token}"})
     drift_ids = [i["id"] for i in demo["incidents"]
                  if any(f["kind"] in ("feature_drift", "prediction_drift") for f in i["findings"])]
     assert drift_ids

@@ -16,15 +16,21 @@ from monitor.daemon import run_daemon
 from tests.helpers_vigil import make_config, make_vigil
 from tests.unit.audit.helpers import KEY_ENV
 
+READER = "audit-reader-token-5b1e"
 
-def keyed_vigil(tmp_path):
-    cfg = make_config(tmp_path, audit={"key_env": KEY_ENV, "checkpoint_file": "audit.checkpoints"})
+
+def keyed_vigil(tmp_path, monkeypatch=None):
+    api = {}
+    if monkeypatch is not None:
+        monkeypatch.setenv("VIGIL_AUDIT_TEST_TOKEN", READER)
+        api = {"token": "${VIGIL_AUDIT_TEST_TOKEN}"}
+    cfg = make_config(tmp_path, audit={"key_env": KEY_ENV, "checkpoint_file": "audit.checkpoints"}, api=api)
     return make_vigil(cfg, notifiers={})
 
 
-def test_the_api_reports_chain_and_checkpoint_agreement(tmp_path):
-    vigil = keyed_vigil(tmp_path)
-    client = TestClient(create_app(vigil))
+def test_the_api_reports_chain_and_checkpoint_agreement(tmp_path, monkeypatch):
+    vigil = keyed_vigil(tmp_path, monkeypatch)
+    client = TestClient(create_app(vigil), headers={"Authorization": f"Bearer {READER}"})
     for i in range(3):
         vigil.store.audit("alice", "incident.ack", f"incident:{i}", {})
     vigil.checkpoints.stop()

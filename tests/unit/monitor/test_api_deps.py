@@ -1,4 +1,4 @@
-"""The API's shared parts alone: the token check, the 404s for a path that names nothing,
+"""The API's shared parts alone: the token check (middleware and role), the 404s for a path that names nothing,
 the error bodies and readiness, over a stub Vigil (a real config, a store that answers
 only what the route under test asks)."""
 from __future__ import annotations
@@ -58,9 +58,10 @@ def test_a_write_without_a_bearer_token_is_401_with_a_challenge(tmp_path, monkey
     assert r.json() == {"error": "missing bearer token (Authorization: Bearer <token>)"}
 
 
-def test_a_wrong_token_is_403_and_no_token_configured_is_503(tmp_path, monkeypatch):
+def test_a_wrong_token_is_401_and_no_token_configured_is_503(tmp_path, monkeypatch):
     r = client(tmp_path, monkeypatch).post("/v1/incidents/1/ack", headers={"Authorization": "Bearer nope"})
-    assert r.status_code == 403 and r.json() == {"error": "invalid token"}
+    assert r.status_code == 401 and r.headers["www-authenticate"] == 'Bearer error="invalid_token"'
+    assert r.json() == {"error": "invalid bearer token: it matches no configured API token"}
     r = client(tmp_path, monkeypatch, token=None).post("/v1/incidents/1/ack", headers=AUTH)
     assert r.status_code == 503 and "api.token" in r.json()["error"]
 
@@ -91,12 +92,12 @@ def test_an_unknown_model_is_404_listing_the_monitored_ones(tmp_path, monkeypatc
     expected = {"error": f"unknown model 'nope'; monitored models: {MODEL}, fraud"}
     r = c.post("/v1/models/nope/rollback", json={"reason": "ctr dropped"}, headers=AUTH)
     assert r.status_code == 404 and r.json() == expected
-    r = c.get("/v1/incidents", params={"model": "nope"})
+    r = c.get("/v1/incidents", params={"model": "nope"}, headers=AUTH)
     assert r.status_code == 404 and r.json() == expected
 
 
 def test_an_unexpected_error_is_a_500_with_a_request_id_and_no_details(tmp_path, monkeypatch):
-    r = client(tmp_path, monkeypatch).get("/v1/audit")
+    r = client(tmp_path, monkeypatch).get("/v1/audit", headers=AUTH)
     assert r.status_code == 500
     body = r.json()
     assert body["error"] == "internal error" and re.fullmatch(r"[0-9a-f]{12}", body["request_id"])

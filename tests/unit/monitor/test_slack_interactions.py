@@ -1,15 +1,24 @@
-"""Slack buttons end to end: signed callbacks to /v1/slack/actions ack, silence and roll back."""
+"""Slack buttons end to end: signed callbacks to /v1/slack/actions ack, silence and roll back,
+after the 200, for the people the config names; the result reaches the person who pressed
+through the press's response_url (the local fake Slack's receiver)."""
 from __future__ import annotations
 
 import hashlib
 import hmac
 import json
 import time
+from collections.abc import Iterator
+from typing import Any
 from urllib.parse import urlencode
 
-from tests.unit.monitor.test_api import MODEL, T0, build
+import pytest
+
+from tests.fakes.slack_server import FakeSlack
+from tests.unit.monitor.test_api import MODEL, T0, Api, build
 
 SECRET = "8f14e45fceea167a5a36dedd4bea2543"
+BOT = "xoxb-vigil-test-bot"
+ALICE, MALLORY = "U0ALICE01", "U0MALLORY"
 
 
 def signed(payload: dict, secret: str = SECRET, ts: int | None = None) -> tuple[bytes, dict[str, str]]:
@@ -20,56 +29,162 @@ def signed(payload: dict, secret: str = SECRET, ts: int | None = None) -> tuple[
                   "Content-Type": "application/x-www-form-urlencoded"}
 
 
-def click(action_id: str, incident_id: int) -> dict:
-    return {"type": "block_actions", "user": {"id": "U123", "username": "alice", "team_id": "T1"},
+def click(action_id: str, incident_id: int, response_url: str = "", user: str = ALICE,
+          name: str = "alice") -> dict:
+    return {"type": "block_actions", "user": {"id": user, "username": name, "team_id": "T1"},
             "channel": {"id": "C1", "name": "recsys-owners"},
             "container": {"type": "message", "message_ts": "1795259999.000100", "channel_id": "C1"},
-            "response_url": "https://hooks.slack.com/actions/T1/1/x",
+            "response_url": response_url,
             "actions": [{"type": "button", "action_id": action_id, "block_id": "b",
                          "value": f"{MODEL}:{incident_id}", "action_ts": "1795260001.000200"}]}
 
 
-def setup(tmp_path, monkeypatch):
+@pytest.fixture
+def slack() -> Iterator[FakeSlack]:
+    with FakeSlack(token=BOT) as fake:
+        yield fake
+
+
+def setup(tmp_path, monkeypatch, slack: FakeSlack, *, actors: dict[str, Any] | None = None,
+          model_actors: dict[str, Any] | None = None) -> tuple[Api, int]:
     monkeypatch.setenv("SLACK_TEST_SECRET", SECRET)
+    monkeypatch.setenv("SLACK_TEST_BOT", BOT)
+    section: dict[str, Any] = {"signing_secret": "${SLACK_TEST_SECRET}", "bot_token": "${SLACK_TEST_BOT}",
+                               "base_url": slack.base_url, "timeout_s": 5}
+    if actors is not None:
+        section["actors"] = actors
+    models = None
+    if model_actors is not None:
+        from tests.helpers_vigil import model_config
+        models = [model_config(slack_actors=model_actors)]
     # Automatic rollback off: the person on call decides, with the button.
-    api = build(tmp_path, monkeypatch, slack={"signing_secret": "${SLACK_TEST_SECRET}"},
-                policy={"rollback": {"enabled": False}})
+    api = build(tmp_path, monkeypatch, slack=section, policy={"rollback": {"enabled": False}},
+                **({"models": models} if models else {}))
     api.deploy("2", T0 - 900)
     report = api.vigil.run_cycle(MODEL, T0)
+    assert report.incident_id is not None
     return api, report.incident_id
 
 
-def test_buttons_ack_and_roll_back_with_the_slack_user_as_actor(tmp_path, monkeypatch):
-    api, incident_id = setup(tmp_path, monkeypatch)
-    assert incident_id is not None
-    body, headers = signed(click("ack", incident_id))
-    r = api.client.post("/v1/slack/actions", content=body, headers=headers)
-    assert r.status_code == 200 and "Acknowledged" in r.json()["text"]
-    assert api.vigil.store.incident(incident_id).acknowledged_by == "slack:alice"
+def press(api: Api, payload: dict, **sign: Any) -> Any:
+    """One signed press, and the worker done with it."""
+    body, headers = signed(payload, **sign)
+    r = api.anon.post("/v1/slack/actions", content=body, headers=headers)
+    assert api.app.state.slack_desk.worker.wait_idle(10)
+    return r
+
+
+def audit(api: Api) -> list[dict[str, Any]]:
+    return api.client.get("/v1/audit", params={"limit": 1000}).json()["entries"]
+
+
+def test_buttons_ack_and_roll_back_with_the_slack_user_in_the_audit(tmp_path, monkeypatch, slack):
+    api, incident_id = setup(tmp_path, monkeypatch, slack, actors={"users": [ALICE]})
+    url = slack.response_url()
+    r = press(api, click("ack", incident_id, url))
+    assert r.status_code == 200 and r.json()["response_type"] == "ephemeral"
+    assert api.vigil.store.incident(incident_id).acknowledged_by == f"slack:{ALICE} (alice)"
 
     assert api.alias() == "2"
-    body, headers = signed(click("rollback", incident_id))
-    r = api.client.post("/v1/slack/actions", content=body, headers=headers)
-    assert r.status_code == 200 and "Rollback done" in r.json()["text"]
+    press(api, click("rollback", incident_id, url))
     assert api.alias() == "1"
-    entries = api.client.get("/v1/audit").json()["entries"]
-    assert [e["action"] for e in entries if e["actor"] == "slack:alice"][-2:] == ["rollback.requested",
-                                                                                 "rollback.done"]
+    replies = slack.responses(url)
+    assert [b["response_type"] for b in replies] == ["ephemeral", "ephemeral"]
+    assert all(b["replace_original"] is False for b in replies)
+    assert "Acknowledged" in replies[0]["text"] and "Rollback done" in replies[1]["text"]
+    mine = [e["action"] for e in audit(api) if e["actor"] == f"slack:{ALICE} (alice)"]
+    assert mine == ["incident.ack", "rollback.requested", "rollback.done"]
 
 
-def test_forged_or_stale_callbacks_are_refused(tmp_path, monkeypatch):
-    api, incident_id = setup(tmp_path, monkeypatch)
+def test_a_replayed_request_is_refused_and_acts_once(tmp_path, monkeypatch, slack):
+    api, incident_id = setup(tmp_path, monkeypatch, slack, actors={"users": [ALICE]})
+    body, headers = signed(click("silence", incident_id, slack.response_url()))
+    first = api.anon.post("/v1/slack/actions", content=body, headers=headers)
+    again = api.anon.post("/v1/slack/actions", content=body, headers=headers)
+    assert api.app.state.slack_desk.worker.wait_idle(10)
+    assert first.status_code == again.status_code == 200
+    assert again.json() == {"response_type": "ephemeral", "text": "This button press was already handled."}
+    assert [e["action"] for e in audit(api)].count("incident.silence") == 1
+    # A new press (a new signature) is a new request, and acts.
+    press(api, click("ack", incident_id, slack.response_url()))
+    assert api.vigil.store.incident(incident_id).acknowledged_by is not None
+
+
+def test_a_user_not_listed_is_refused_ephemerally_and_audited(tmp_path, monkeypatch, slack):
+    api, incident_id = setup(tmp_path, monkeypatch, slack, actors={"users": [ALICE]})
+    url = slack.response_url()
+    r = press(api, click("rollback", incident_id, url, user=MALLORY, name="mallory"))
+    assert r.status_code == 200
+    assert api.alias() == "2", "nothing moved"
+    [reply] = slack.responses(url)
+    assert reply["response_type"] == "ephemeral"
+    assert reply["text"] == (f"You may not roll back incident {incident_id} of {MODEL} from Slack: "
+                             f"that needs <@{ALICE}>.")
+    [refused] = [e for e in audit(api) if e["action"] == "slack.refused"]
+    assert refused["actor"] == f"slack:{MALLORY} (mallory)" and refused["detail"]["users"] == [ALICE]
+    assert refused["target"] == f"incident:{incident_id}"
+
+
+def test_group_members_may_ack_and_rollback_takes_its_stricter_list(tmp_path, monkeypatch, slack):
+    slack.add_usergroup("S0ONCALL1", [MALLORY, "U0BOB0001"])
+    api, incident_id = setup(tmp_path, monkeypatch, slack, actors={"users": [], "groups": ["S0ONCALL1"],
+                                                                    "rollback": {"users": [ALICE]}})
+    url = slack.response_url()
+    press(api, click("ack", incident_id, url, user="U0BOB0001", name="bob"))
+    assert api.vigil.store.incident(incident_id).acknowledged_by == "slack:U0BOB0001 (bob)"
+    press(api, click("rollback", incident_id, url, user="U0BOB0001", name="bob"))
+    assert api.alias() == "2"
+    assert "needs <@U0ALICE01>" in slack.responses(url)[-1]["text"]
+    press(api, click("silence", incident_id, url, user=MALLORY, name="mallory"))
+    assert api.vigil.store.incident(incident_id).silenced_until is not None
+    # Two presses by group members, one Slack call: membership is cached for a minute.
+    assert len(slack.calls("usergroups.users.list")) == 1
+    press(api, click("rollback", incident_id, url))
+    assert api.alias() == "1"
+
+
+def test_a_group_that_cannot_be_read_refuses_and_says_why(tmp_path, monkeypatch):
+    with FakeSlack(token=BOT, scopes=("chat:write",)) as narrow:
+        narrow.add_usergroup("S0ONCALL1", [ALICE])
+        api, incident_id = setup(tmp_path, monkeypatch, narrow, actors={"groups": ["S0ONCALL1"]})
+        url = narrow.response_url()
+        press(api, click("ack", incident_id, url))
+        assert api.vigil.store.incident(incident_id).acknowledged_by is None
+        text = narrow.responses(url)[0]["text"]
+        assert "a member of <!subteam^S0ONCALL1>" in text and "usergroups:read" in text
+
+
+def test_the_models_own_list_replaces_the_global_one(tmp_path, monkeypatch, slack):
+    api, incident_id = setup(tmp_path, monkeypatch, slack, actors={"users": [ALICE]},
+                             model_actors={"users": [MALLORY]})
+    press(api, click("ack", incident_id, slack.response_url()))
+    assert api.vigil.store.incident(incident_id).acknowledged_by is None
+    press(api, click("ack", incident_id, slack.response_url(), user=MALLORY, name="mallory"))
+    assert api.vigil.store.incident(incident_id).acknowledged_by == f"slack:{MALLORY} (mallory)"
+
+
+def test_without_any_slack_actors_no_one_may_press(tmp_path, monkeypatch, slack):
+    api, incident_id = setup(tmp_path, monkeypatch, slack)
+    url = slack.response_url()
+    press(api, click("ack", incident_id, url))
+    assert api.vigil.store.incident(incident_id).acknowledged_by is None
+    assert "models[].slack_actors or slack.actors" in slack.responses(url)[0]["text"]
+
+
+def test_forged_or_stale_callbacks_are_refused(tmp_path, monkeypatch, slack):
+    api, incident_id = setup(tmp_path, monkeypatch, slack, actors={"users": [ALICE]})
     body, headers = signed(click("ack", incident_id), secret="not-the-secret")
-    assert api.client.post("/v1/slack/actions", content=body, headers=headers).status_code == 401
+    assert api.anon.post("/v1/slack/actions", content=body, headers=headers).status_code == 401
     body, headers = signed(click("ack", incident_id), ts=int(time.time()) - 3600)
-    assert api.client.post("/v1/slack/actions", content=body, headers=headers).status_code == 401
+    assert api.anon.post("/v1/slack/actions", content=body, headers=headers).status_code == 401
+    assert api.app.state.slack_desk.worker.wait_idle(10)
     assert api.vigil.store.incident(incident_id).acknowledged_by is None
     body, headers = signed({"type": "block_actions"})
-    assert api.client.post("/v1/slack/actions", content=body, headers=headers).status_code == 400
+    assert api.anon.post("/v1/slack/actions", content=body, headers=headers).status_code == 400
 
 
 def test_without_a_signing_secret_the_endpoint_is_disabled(tmp_path, monkeypatch):
     api = build(tmp_path, monkeypatch)
     body, headers = signed(click("ack", 1))
-    r = api.client.post("/v1/slack/actions", content=body, headers=headers)
+    r = api.anon.post("/v1/slack/actions", content=body, headers=headers)
     assert r.status_code == 503 and "signing_secret" in r.json()["error"]

@@ -1,0 +1,165 @@
+"""API identities: the configured tokens as a table of (name, role, sha256), and what
+each role may do.
+
+Roles: viewer < operator < admin, and `ingest`, which may only post samples. A route
+names the least role it needs (`Role.VIEWER` for reads, `Role.OPERATOR` for ack,
+silence and rollback, `Role.INGEST` for samples, `Role.ADMIN` for a forced rollback);
+`satisfies` says whether a held role covers it.
+
+Only hashes are kept in memory: a presented token is hashed and compared with every
+entry in constant time (hmac.compare_digest), so neither the tokens nor the position of
+a match leak through timing.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from monitor.config import ConfigError, VigilConfig
+from monitor.config_auth import LEGACY_TOKEN_NAME, ApiTokenConfig
+
+
+class Role(StrEnum):
+    VIEWER = "viewer"
+    INGEST = "ingest"
+    OPERATOR = "operator"
+    ADMIN = "admin"
+
+
+_GRANTS: dict[Role, frozenset[Role]] = {
+    Role.VIEWER: frozenset({Role.VIEWER}),
+    Role.INGEST: frozenset({Role.INGEST}),
+    Role.OPERATOR: frozenset({Role.VIEWER, Role.INGEST, Role.OPERATOR}),
+    Role.ADMIN: frozenset(Role),
+}
+
+
+def satisfies(held: Role, needed: Role) -> bool:
+    return needed in _GRANTS[held]
+
+
+def roles_for(needed: Role) -> list[Role]:
+    """Every role that may do what `needed` may, least first (for a 403 that says what would do)."""
+    return [r for r in Role if satisfies(r, needed)]
+
+
+@dataclass(frozen=True)
+class Identity:
+    name: str
+    role: Role
+
+    @property
+    def actor(self) -> str:
+        """How the audit log names the caller: the token's name, never the token."""
+        return f"api:{self.name}"
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class TokenTable:
+    entries: tuple[tuple[Identity, bytes], ...]  # (who, sha256 digest of their token)
+
+    def __bool__(self) -> bool:
+        return bool(self.entries)
+
+    def resolve(self, token: str) -> Identity | None:
+        presented = hashlib.sha256(token.encode()).digest()
+        found: Identity | None = None
+        for identity, digest in self.entries:  # no early exit: every entry costs the same
+            if hmac.compare_digest(presented, digest):
+                found = identity
+        return found
+
+
+# --------------------------------------------------------------------------- building
+def load_token_table(config: VigilConfig) -> TokenTable:
+    """The table for `config.api`; ConfigError names every token that cannot be resolved."""
+    api = config.api
+    entries: list[tuple[Identity, bytes]] = []
+    errors: list[tuple[str, str]] = []
+    if api.token:
+        entries.append((Identity(LEGACY_TOKEN_NAME, Role.ADMIN), bytes.fromhex(hash_token(api.token))))
+    tokens = [(f"api.tokens[{i}]({t.name})", t) for i, t in enumerate(api.tokens)]
+    if api.tokens_file:
+        tokens += _file_tokens(config, api.tokens_file, errors)
+    for where, t in tokens:
+        try:
+            entries.append((Identity(t.name, Role(t.role)), _digest(config, t)))
+        except ValueError as e:
+            errors.append((where, str(e)))
+    names = [i.name for i, _ in entries]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        errors.append(("api.tokens_file", f"token names must be unique across api.tokens, api.token and the "
+                                          f"file, repeated: {', '.join(dupes)}"))
+    if errors:
+        raise ConfigError(errors, "api tokens")
+    return TokenTable(tuple(entries))
+
+
+def _digest(config: VigilConfig, t: ApiTokenConfig) -> bytes:
+    if t.token_sha256:
+        return bytes.fromhex(t.token_sha256)
+    if t.token_file:
+        path = config.resolve_path(t.token_file)
+        try:
+            raw = path.read_text().strip()
+        except OSError as e:
+            raise ValueError(f"token_file: cannot read {path}: {e.strerror}") from None
+        if not raw:
+            raise ValueError(f"token_file: {path} is empty")
+        return bytes.fromhex(hash_token(raw))
+    if not t.token:  # the config resolved ${VAR}; an optional one left unset gives no token
+        raise ValueError("token: its environment variable is not set")
+    return bytes.fromhex(hash_token(t.token))
+
+
+def _file_tokens(config: VigilConfig, name: str, errors: list[tuple[str, str]]) -> list[tuple[str, ApiTokenConfig]]:
+    """`api.tokens_file`: YAML (a list, or a mapping with `tokens:`) or lines of `name role sha256`."""
+    path = config.resolve_path(name)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        errors.append(("api.tokens_file", f"cannot read {path}: {e.strerror}"))
+        return []
+    try:
+        data: Any = yaml.safe_load(text)
+    except yaml.YAMLError:
+        data = None  # not YAML: read as lines
+    if isinstance(data, dict):
+        data = data.get("tokens")
+    rows: list[tuple[str, Any]] = []
+    if isinstance(data, list):
+        rows = [(f"{path}: tokens[{i}]", item) for i, item in enumerate(data)]
+    else:
+        for n, line in enumerate(text.splitlines(), 1):
+            parts = line.split("#", 1)[0].split()
+            if parts:
+                fields = dict(zip(("name", "role", "token_sha256"), parts, strict=False))
+                rows.append((f"{path}:{n}", fields if len(parts) == 3 else {"line": line.strip()}))
+    out = []
+    for where, item in rows:
+        try:
+            t = ApiTokenConfig.model_validate(item)
+        except ValidationError as e:
+            errors.append((where, "; ".join(_message(err) for err in e.errors())))
+            continue
+        out.append((where, t))
+    return out
+
+
+def _message(err: Any) -> str:
+    loc = ".".join(str(p) for p in err["loc"])
+    if loc == "line":
+        return "expected `name role sha256` (three words; the sha256 from `vigil token hash`)"
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    return f"{loc}: {msg}" if loc else msg
