@@ -13,6 +13,8 @@ ROOT = Path(__file__).resolve().parents[3]
 
 def test_example_config_is_valid(monkeypatch):
     monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test")
+    monitor_ingest = "ingest-token-for-the-example"
+    monkeypatch.setenv("VIGIL_INGEST_TOKEN", monitor_ingest)
     cfg = load_config(ROOT / "vigil.example.yaml")
     assert cfg.models[0].name == "recommender"
     assert cfg.slack.bot_token == "xoxb-test"
