@@ -14,6 +14,7 @@ from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from monitor.clock import Clock
 from monitor.config import VigilConfig
 from monitor.vigil import Vigil
 
@@ -71,12 +72,12 @@ def _provision(config: VigilConfig) -> None:
 
 
 def run_daemon(config: VigilConfig, *, serve_api: bool = True, vigil: Vigil | None = None,
-               stop: threading.Event | None = None) -> int:
+               stop: threading.Event | None = None, clock: Clock | None = None) -> int:
     stop = stop or threading.Event()
     # Handlers first: a SIGTERM during start-up (provisioning, first cycles) must still
     # end in the orderly shutdown below, not in Python's default instant death.
     previous = _on_stop_signals(stop) if not serve_api else {}
-    vigil = vigil or Vigil(config)
+    vigil = vigil or Vigil(config, clock=clock)
     _provision(config)
     scheduler = build_scheduler(vigil)
     scheduler.start()
@@ -122,7 +123,7 @@ def _serve(vigil: Vigil) -> None:
     server.run()  # returns on SIGTERM/SIGINT (uvicorn installs the handlers)
 
 
-def serve_api_only(config: VigilConfig) -> int:
-    vigil = Vigil(config)
+def serve_api_only(config: VigilConfig, clock: Clock | None = None) -> int:
+    vigil = Vigil(config, clock=clock)
     _serve(vigil)
     return 0
