@@ -86,7 +86,7 @@ def plan_faults(n_faults: int, n_regressions: int, seed: int) -> Plan:
     rng = random.Random(seed)
     n_anchored = min(n_faults, n_regressions)
     anchored = _kinds(ANCHORED, n_anchored, rng, first=(FP_ALIAS, OUTAGE))
-    floating = _kinds(FLOATING, n_faults - n_anchored, rng)
+    floating = _kinds(FLOATING, n_faults - n_anchored, rng, first=(KILL9,))
     rounds = max(n_regressions, 1)
     per_round = [len(floating[i::rounds]) for i in range(rounds)]
     faults: list[PlannedFault] = []
