@@ -35,7 +35,7 @@ from benchmarks import chaos_plan, chaos_report
 from benchmarks.chaos_faults import Ctx, FaultRecord, run_in_thread
 from benchmarks.chaos_replicas import Pacer, Replica
 from benchmarks.chaos_scenario import ALIAS, DAY, H, Scenario, plan_models
-from benchmarks.chaos_takeover import read_cycles, takeover
+from benchmarks.chaos_takeover import read_cycles, takeover, wait_logged
 from benchmarks.chaos_verdict import judge, read_posts, read_store
 from benchmarks.chaos_world import TOKEN, TOKEN_ENV, World, open_world
 
@@ -81,12 +81,14 @@ def parse_args(argv: list[str] | None = None) -> Options:
 
 
 def _warm(replicas: dict[str, Replica], models: list[str], stop: threading.Event) -> float:
-    """Wait (the clock held at its start) until every replica has finished a cycle of
-    every model: the first start compiles numba kernels, which must not eat the scenario."""
+    """Wait (the clock held at its start) until every replica has started and every model
+    has finished a cycle on some replica: the first start compiles numba kernels, which
+    must not eat the scenario. (With leases a replica runs only the models it owns.)"""
     t0 = time.time()
     while time.time() - t0 < WARM_TIMEOUT_S and not stop.is_set():
-        done = [{c.model for c in read_cycles([r.current]) } if r.current else set() for r in replicas.values()]
-        if all(set(models) <= d for d in done):
+        current = [r.current for r in replicas.values() if r.current is not None]
+        started = all(wait_logged(i, "daemon started", 0) for i in current) and len(current) == len(replicas)
+        if started and set(models) <= {c.model for c in read_cycles(current)}:
             return time.time() - t0
         dead = [r.name for r in replicas.values() if not r.alive()]
         if dead:
@@ -172,8 +174,8 @@ def _count(o: Options, world: World, scenario: Scenario, replicas: dict[str, Rep
     reached = sum(1 for r in records if r.outcome in ("killed", "killed at point", "held", "down", "jumped"))
     print(f"\n{ran} of {len(records)} faults ran, {reached} took effect, "
           f"{sum(r.outcome == 'not reached' for r in records)} fail point(s) not reached; "
-          f"{len(instances)} replica processes, {len(cycles)} cycles; {len(posts)} Slack messages; "
-          f"wall time {time.time() - t0:.0f} s")
+          f"{len(instances)} replica processes, {len(cycles)} cycles; {len(posts)} Slack messages, "
+          f"{verdict.extra_incidents} extra incident(s) for one regression; wall time {time.time() - t0:.0f} s")
     for n in [*verdict.notes, *(note and [note] or [])]:
         print(f"  note: {n}")
     print(chaos_report.final_line(verdict, takeover_s), flush=True)

@@ -75,20 +75,23 @@ def count_messages(instances: list[Instance], msg: str) -> int:
 
 
 def wait_logged(inst: Instance, msg: str, deadline: float) -> bool:
-    """Poll the instance's log until a line with `msg` appears (True) or the deadline."""
+    """Poll the instance's log until a line with `msg` appears (True) or the deadline
+    (looked at once when the deadline has passed)."""
     needle = f'"msg": "{msg}"'
-    while time.time() < deadline:
+    while True:
         try:
             if needle in inst.log_path.read_text(errors="replace"):
                 return True
         except OSError:
             pass
+        if time.time() >= deadline:
+            return False
         time.sleep(0.2)
-    return False
 
 
 def owned_models(conninfo: str, pid: int) -> list[str] | None:
-    """The models whose lease the process `pid` holds, or None if the store has no leases."""
+    """The models whose lease the process `pid` holds; None if the store has no leases or
+    none matched."""
     import psycopg
 
     try:
@@ -97,7 +100,9 @@ def owned_models(conninfo: str, pid: int) -> list[str] | None:
                                 "WHERE r.pid = %s ORDER BY l.model", (pid,)).fetchall()
     except psycopg.Error:
         return None  # no lease tables (yet): every replica runs every model
-    return [str(r[0]) for r in rows]
+    # None, not [], when nothing matched: the lease tables may name replicas differently,
+    # and the log (what the process cycled last) says the same thing.
+    return [str(r[0]) for r in rows] or None
 
 
 def takeover(kill: Kill, cycles: list[CycleSeen], interval_s: float, all_models: list[str], end: float) -> Takeover:

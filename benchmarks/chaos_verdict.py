@@ -61,6 +61,9 @@ class Verdict:
     duplicate_posts: int = 0
     duplicate_rollbacks: int = 0
     wrong_rollbacks: int = 0
+    # Not one of the four counts: incidents beyond the first for one regression (a clock
+    # jump that resolved it early, two replicas opening one each): a second page for one episode.
+    extra_incidents: int = 0
     models: list[ModelVerdict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -176,6 +179,9 @@ def judge(plans: list[ModelPlan], facts: StoreFacts, posts: list[Post], moves: l
         verdict.lost_alerts += mv.lost
         verdict.duplicate_rollbacks += mv.duplicate_rollbacks
         verdict.wrong_rollbacks += mv.wrong_rollbacks
+        if p.regression and mv.incidents > 1:
+            verdict.extra_incidents += mv.incidents - 1
+            verdict.notes.append(f"{p.name}: {mv.incidents} incidents for one regression")
         verdict.models.append(mv)
     extra = [i for i, _m, _s, opened, resolved in facts.incidents if resolved is not None and resolved < opened]
     if extra:
