@@ -88,29 +88,50 @@ def kill9(ctx: Ctx, rec: FaultRecord, pf: P.PlannedFault) -> None:
 
 
 def failpoint(ctx: Ctx, rec: FaultRecord, pf: P.PlannedFault) -> None:
+    """Restart replica(s) armed to kill themselves at the point; both replicas when the
+    point is a rollback's (whichever does it dies there: who owns a model after a
+    restart cannot be known ahead); then every armed process is restarted clean."""
     point = pf.kind.split(":", 1)[1]
     model = ctx.world.scenario.models[pf.model_index].name if pf.model_index is not None else None
-    name = ctx.pick(model)
-    r = ctx.replicas[name]
-    rec.target = name + (f" ({model})" if model else "")
-    r.terminate()
-    armed = ctx.restart(r, f"{point}=kill@1")
-    wait = (pf.deploy_step + P.ANCHORED_WAIT - ctx.pacer.step) if pf.deploy_step is not None else P.FLOAT_WAIT
-    dead = r.wait_exit(time.time() + max(wait, 1) * ctx.interval_s, ctx.pacer.stop)
-    if dead is None:
-        r.terminate()
-        rec.outcome = "not reached"
-        rec.notes = f"{armed.label} ran {wait} steps without reaching {point}; stopped cleanly"
-    elif dead.returncode == -9:
+    names = sorted(ctx.replicas) if model else [ctx.pick()]
+    rec.target = "+".join(names) + (f" ({model})" if model else "")
+    armed = []
+    for name in names:  # one after the other: the other replica runs meanwhile
+        ctx.replicas[name].terminate()
+        armed.append(ctx.restart(ctx.replicas[name], f"{point}=kill@1"))
+    steps = (pf.deploy_step + P.ANCHORED_WAIT - ctx.pacer.step) if pf.deploy_step is not None else \
+        (P.NOTIFIER_WAIT if pf.kind == P.FP_NOTIFIER else P.FLOAT_WAIT)
+    dead = _wait_any([ctx.replicas[n] for n in names], time.time() + max(steps, 1) * ctx.interval_s, ctx)
+    killed = [i for i in dead if i.returncode == -9]
+    rec.kills += [_kill_record(ctx, i) for i in killed]
+    if killed:
         rec.outcome = "killed at point"
-        rec.kills.append(_kill_record(ctx, dead))
-        rec.notes = f"{armed.label} died at {point}"
-        ctx.wait_steps(1)
+        rec.notes = f"{', '.join(i.label for i in killed)} died at {point}"
+    elif dead:
+        rec.outcome = f"exited {dead[0].returncode}"
+        rec.notes = f"{dead[0].label} exited before {point} (see its log)"
     else:
-        rec.outcome = f"exited {dead.returncode}"
-        rec.notes = f"{armed.label} exited before {point} (see its log)"
-    new = ctx.restart(r)
-    rec.notes += f"; restarted clean as {new.label}"
+        rec.outcome = "not reached"
+        rec.notes = f"{', '.join(i.label for i in armed)} ran {steps} steps without reaching {point}"
+    if killed:
+        ctx.wait_steps(1)  # a moment with the dead replica down: the other takes over
+    fresh = []
+    for name in names:
+        r = ctx.replicas[name]
+        r.terminate()
+        fresh.append(ctx.restart(r).label)
+    rec.notes += f"; restarted clean as {', '.join(fresh)}"
+
+
+def _wait_any(replicas: list[Replica], deadline: float, ctx: Ctx) -> list[Instance]:
+    """Poll until one of `replicas` ends by itself (then one more poll for the others) or the deadline."""
+    while time.time() < deadline and not ctx.pacer.stop.is_set():
+        dead = [i for r in replicas if (i := r.poll_exit("fail point")) is not None]
+        if dead:
+            time.sleep(0.5)  # two replicas racing to one rollback may both reach the point
+            return dead + [i for r in replicas if (i := r.poll_exit("fail point")) is not None]
+        time.sleep(0.1)
+    return []
 
 
 def store_lock(ctx: Ctx, rec: FaultRecord, pf: P.PlannedFault) -> None:

@@ -2,11 +2,12 @@
 
 The replay is laid out in rounds. A round starts with a deploy regression of its own
 model and, while that model's rollback is due, one *anchored* fault aimed at it: a kill
-at `after_alias_move` or at `rollback_after_intent` (the replica armed a few steps before
-the deploy), or the registry going down just after the deploy. The rest of the round
-holds *floating* faults: a kill -9, kills at `after_notifier_call` and `in_apply_tx`, a
-held store lock, a clock jumped back two hours. Faults never overlap, so one replica is
-always untouched, and each kind appears before any repeats.
+at `after_alias_move` or at `rollback_after_intent` (both replicas armed a few steps
+before the deploy: whichever does the rollback dies there), or the registry going down
+just after the deploy. The rest of the round holds *floating* faults: a kill -9, kills at
+`after_notifier_call` (first in its round, so the regression's messages are due while it
+waits) and `in_apply_tx`, a held store lock, a clock jumped back two hours. Faults never
+overlap, and each kind appears before any repeats.
 """
 from __future__ import annotations
 
@@ -26,16 +27,17 @@ ANCHORED = (FP_ALIAS, OUTAGE, FP_INTENT)  # first two always come first, in eith
 FLOATING = (KILL9, FP_NOTIFIER, FP_APPLY, STORE_LOCK, CLOCK_JUMP)
 
 # Steps each fault holds the stage for (a restart of a replica costs about 3 steps).
-ARM_LEAD = 5  # an armed replica is restarted this many steps before its model's deploy
+ARM_LEAD = 8  # both replicas are restarted armed, one after the other, this many steps before the deploy
 ANCHORED_WAIT = 6  # ... and given until this many steps after the deploy to reach the point
 KILL_PAUSE = 3  # a killed replica stays down this long: the other one must take over
 FLOAT_WAIT = 4  # a floating fail point must be reached within this many steps
+NOTIFIER_WAIT = 7  # messages are sparse: armed first in its round, it waits for the regression's resolve
 LOCK_STEPS = 3
 OUTAGE_STEPS = 2
 JUMP_STEPS = 3
-STEPS = {KILL9: KILL_PAUSE + 3, FP_NOTIFIER: FLOAT_WAIT + 4, FP_APPLY: FLOAT_WAIT + 4, STORE_LOCK: LOCK_STEPS + 1,
-         CLOCK_JUMP: JUMP_STEPS + 1, FP_ALIAS: ARM_LEAD + ANCHORED_WAIT + 3,
-         FP_INTENT: ARM_LEAD + ANCHORED_WAIT + 3, OUTAGE: 1 + OUTAGE_STEPS + 5}
+STEPS = {KILL9: KILL_PAUSE + 3, FP_NOTIFIER: NOTIFIER_WAIT + 4, FP_APPLY: FLOAT_WAIT + 4, STORE_LOCK: LOCK_STEPS + 1,
+         CLOCK_JUMP: JUMP_STEPS + 1, FP_ALIAS: ARM_LEAD + ANCHORED_WAIT + 6,
+         FP_INTENT: ARM_LEAD + ANCHORED_WAIT + 6, OUTAGE: 1 + OUTAGE_STEPS + 5}
 MIN_ROUND = 14  # deploys this far apart, so an outage never swallows the next deploy
 LEAD = 3
 TAIL = 10  # after the last fault: incidents resolve, messages go out
@@ -101,9 +103,10 @@ def plan_faults(n_faults: int, n_regressions: int, seed: int) -> Plan:
             step += 1
         elif r < n_regressions:
             deploys.append(start)
-        for _ in range(per_round[r]):
-            kind = floating[fi]
-            fi += 1
+        # A kill after the Slack call needs a message due: the round's regression resolving is one.
+        mine = sorted(floating[fi:fi + per_round[r]], key=lambda k: k != FP_NOTIFIER)
+        fi += per_round[r]
+        for kind in mine:
             faults.append(PlannedFault(len(faults) + 1, kind, step))
             step += STEPS[kind] + 1
         step = max(step, start + MIN_ROUND)

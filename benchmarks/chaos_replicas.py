@@ -113,15 +113,6 @@ class Replica:
                 how = f"SIGTERM, then SIGKILL after {timeout_s:.0f} s"
             return self._ended(how)
 
-    def wait_exit(self, deadline: float, stop: threading.Event) -> Instance | None:
-        """Wait (polling) until the process ends by itself, the wall-clock deadline, or `stop`."""
-        while time.time() < deadline and not stop.is_set():
-            inst = self.poll_exit("fail point")
-            if inst is not None:
-                return inst
-            time.sleep(0.1)
-        return None
-
 
 class Pacer:
     """The replay clock: the main thread steps it once per real interval; the fault
