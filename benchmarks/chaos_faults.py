@@ -116,7 +116,7 @@ def failpoint(ctx: Ctx, rec: FaultRecord, pf: P.PlannedFault) -> None:
     if killed:
         ctx.wait_steps(1)  # a moment with the dead replica down: the other takes over
     fresh = []
-    for name in names:
+    for name in sorted(names, key=lambda n: ctx.replicas[n].alive()):  # the dead first: never both down
         r = ctx.replicas[name]
         r.terminate()
         fresh.append(ctx.restart(r).label)
