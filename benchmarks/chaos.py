@@ -136,7 +136,7 @@ def run(o: Options) -> int:
         pacer = Pacer(workdir / "clock", scenario.start, scenario.step)
         replicas = {n: Replica(n, world.config_path, workdir / "clock", workdir, {TOKEN_ENV: TOKEN}) for n in "AB"}
         for r in replicas.values():
-            stack.callback(r.terminate)
+            stack.callback(r.close)
         stack.callback(pacer.halt)  # runs before the replicas stop: the fault thread lets go first
         for r in replicas.values():
             r.start()
@@ -149,7 +149,7 @@ def run(o: Options) -> int:
         pacer.halt()
         faults.join(timeout=60)
         for r in replicas.values():
-            r.terminate()
+            r.close()
         return _count(o, world, scenario, replicas, records, t0)
 
 

@@ -199,10 +199,14 @@ def run_faults(ctx: Ctx, plan: P.Plan, records: list[FaultRecord]) -> None:
         try:
             RUNNERS[pf.kind](ctx, rec, pf)
         except Exception as e:  # the fault harness broke, not Vigil: say so, keep going
+            if ctx.pacer.stop.is_set():
+                rec.outcome, rec.notes = "interrupted", "the run was stopping"
+                return
             log.exception("fault %d (%s) failed", pf.n, pf.kind)
             rec.outcome, rec.notes = "harness error", f"{type(e).__name__}: {e}"
             _revive(ctx)
-    _revive(ctx)
+    if not ctx.pacer.stop.is_set():
+        _revive(ctx)
 
 
 def _revive(ctx: Ctx) -> None:

@@ -47,6 +47,7 @@ class Replica:
         self.instances: list[Instance] = []
         self._proc: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
+        self._closed = False
 
     @property
     def current(self) -> Instance | None:
@@ -57,6 +58,8 @@ class Replica:
 
     def start(self, failpoints: str | None = None) -> Instance:
         with self._lock:
+            if self._closed:  # the run is being torn down: a late restart must not outlive it
+                raise RuntimeError(f"replica {self.name} is closed")
             assert not self.alive(), f"replica {self.name} is already running"
             label = f"{self.name}#{len(self.instances) + 1}"
             log_path = self.logdir / f"replica-{label.replace('#', '-')}.log"
@@ -80,6 +83,12 @@ class Replica:
             return None
         inst.ended_at, inst.returncode, inst.how = time.time(), self._proc.returncode, how
         return inst
+
+    def close(self) -> None:
+        """Stop for good: no start after this (teardown; a fault thread may still be running)."""
+        with self._lock:
+            self._closed = True
+        self.terminate()
 
     def poll_exit(self, how: str = "exited") -> Instance | None:
         """The instance that just ended on its own, if it did."""
