@@ -3,8 +3,10 @@
 The replay is laid out in rounds. A round starts with a deploy regression of its own
 model and, while that model's rollback is due, one *anchored* fault aimed at it: a kill
 at `after_alias_move` or at `rollback_after_intent` (both replicas armed a few steps
-before the deploy: whichever does the rollback dies there), or the registry going down
-just after the deploy. The rest of the round holds *floating* faults: a kill -9, kills at
+before the deploy: whichever does the rollback dies there), or the registry answering 502
+for `OUTAGE_STEPS` cycles from the step after the deploy (its server stopped; a standby,
+started beforehand on the same database, takes over, so the outage lasts as planned
+whatever a server's start-up costs on this machine). The rest of the round holds *floating* faults: a kill -9, kills at
 `after_notifier_call` (first in its round, so the regression's messages are due while it
 waits) and `in_apply_tx`, a held store lock, a clock jumped back two hours. Faults never
 overlap, and each kind appears before any repeats.
@@ -27,17 +29,17 @@ ANCHORED = (FP_ALIAS, OUTAGE, FP_INTENT)  # first two always come first, in eith
 FLOATING = (KILL9, FP_NOTIFIER, FP_APPLY, STORE_LOCK, CLOCK_JUMP)
 
 # Steps each fault holds the stage for (a restart of a replica costs about 3 steps).
-ARM_LEAD = 8  # both replicas are restarted armed, one after the other, this many steps before the deploy
+ARM_LEAD = 8  # steps before the deploy: both replicas restart armed, or a standby registry starts
 ANCHORED_WAIT = 6  # ... and given until this many steps after the deploy to reach the point
 KILL_PAUSE = 3  # a killed replica stays down this long: the other one must take over
 FLOAT_WAIT = 4  # a floating fail point must be reached within this many steps
 NOTIFIER_WAIT = 7  # messages are sparse: armed first in its round, it waits for the regression's resolve
 LOCK_STEPS = 3
-OUTAGE_STEPS = 2
+OUTAGE_STEPS = 4  # cycles the registry answers 502, from the step after the deploy
 JUMP_STEPS = 3
 STEPS = {KILL9: KILL_PAUSE + 3, FP_NOTIFIER: NOTIFIER_WAIT + 4, FP_APPLY: FLOAT_WAIT + 4, STORE_LOCK: LOCK_STEPS + 1,
          CLOCK_JUMP: JUMP_STEPS + 1, FP_ALIAS: ARM_LEAD + ANCHORED_WAIT + 6,
-         FP_INTENT: ARM_LEAD + ANCHORED_WAIT + 6, OUTAGE: 1 + OUTAGE_STEPS + 5}
+         FP_INTENT: ARM_LEAD + ANCHORED_WAIT + 6, OUTAGE: ARM_LEAD + 1 + OUTAGE_STEPS + 2}
 MIN_ROUND = 14  # deploys this far apart, so an outage never swallows the next deploy
 LEAD = 3
 TAIL = 10  # after the last fault: incidents resolve, messages go out
@@ -75,10 +77,9 @@ def _kinds(pool: tuple[str, ...], n: int, rng: random.Random, first: tuple[str, 
 
 
 def _anchored(kind: str, n: int, start: int, index: int) -> tuple[PlannedFault, int, int]:
-    """(the fault, its model's deploy step, the step the fault should be over by)."""
-    if kind == OUTAGE:
-        deploy = start
-        return PlannedFault(n, kind, deploy + 1, index, deploy), deploy, start + STEPS[kind]
+    """(the fault, its model's deploy step, the step the fault should be over by). Every
+    anchored fault starts `ARM_LEAD` steps before its deploy: a fail point arms the
+    replicas then, an outage starts its standby server."""
     deploy = start + ARM_LEAD
     return PlannedFault(n, kind, start, index, deploy), deploy, start + STEPS[kind]
 

@@ -5,7 +5,6 @@ replay time reaches it, and the local Slack server (in this process).
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 from contextlib import ExitStack
@@ -40,6 +39,7 @@ class World:
     config_path: Path
     registry_up: threading.Event = field(default_factory=threading.Event)
     _registry_lock: threading.Lock = field(default_factory=threading.Lock)
+    _standby: LocalMlflowServer | None = None
 
     def direct_registry(self) -> RegistrySource:
         """The server itself, not the proxy: the driver's own reads and writes."""
@@ -56,6 +56,12 @@ class World:
             except Exception as e:  # the server went down under us: the next step tries again
                 log.warning("registry history not applied yet: %s", e)
 
+    def prepare_standby(self, timeout_s: float = 90) -> None:
+        """A second server on the same database, started ahead of an outage, idle until then."""
+        standby = LocalMlflowServer(self.mlflow.workdir)
+        standby.start(timeout_s=timeout_s)
+        self._standby = standby
+
     def stop_registry(self) -> None:
         """An outage: the server stops; the proxy answers 502 meanwhile."""
         with self._registry_lock:
@@ -64,13 +70,23 @@ class World:
             self.mlflow.stop()
 
     def start_registry(self, timeout_s: float = 90) -> None:
-        """The server back, on a fresh port (the old one may linger in TIME_WAIT)."""
+        """The registry back: the standby if one is ready, else the server restarted on a
+        fresh port (the old one may linger in TIME_WAIT)."""
         with self._registry_lock:
-            self.mlflow.port = None
-            self.mlflow.start(timeout_s=timeout_s)
+            if self._standby is not None:
+                self.mlflow, self._standby = self._standby, None
+            else:
+                self.mlflow.port = None
+                self.mlflow.start(timeout_s=timeout_s)
             self.timeline.registry = self.direct_registry()
             self.proxy.upstream = self.mlflow.url
             self.registry_up.set()
+
+    def close_registry(self) -> None:
+        """Teardown: whichever server runs now, and a standby never used."""
+        self.mlflow.stop()
+        if self._standby is not None:
+            self._standby.stop()
 
 
 def open_world(stack: ExitStack, scenario: Scenario, workdir: Path, interval_s: float, settle_s: float,
@@ -84,7 +100,7 @@ def open_world(stack: ExitStack, scenario: Scenario, workdir: Path, interval_s: 
     stack.callback(prometheus.stop)
     prometheus.start(timeout_s=60)
     mlflow = LocalMlflowServer(workdir / "mlflow")
-    stack.callback(mlflow.stop)
+    stack.callback(mlflow.stop)  # until the world exists; then close_registry stops the current one
     mlflow.start(timeout_s=90)
     proxy = RegistryProxy().start()
     stack.callback(proxy.stop)
@@ -99,13 +115,7 @@ def open_world(stack: ExitStack, scenario: Scenario, workdir: Path, interval_s: 
     write_config(config_path, scenario, Endpoints(postgres.url, prometheus.url, proxy.url, slack.base_url,
                                                   TOKEN_ENV), interval_s)
     world = World(workdir, scenario, postgres, prometheus, mlflow, proxy, slack, timeline, config_path)
+    stack.callback(world.close_registry)
     world.registry_up.set()
     world.apply_registry(scenario.start)  # models, v1 and its alias exist before any replica starts
     return world
-
-
-def close_quietly(*stops: object) -> None:
-    """Best-effort teardown helpers (each a callable); one failing never skips the next."""
-    for stop in stops:
-        with contextlib.suppress(Exception):
-            stop()  # type: ignore[operator]
