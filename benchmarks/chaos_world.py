@@ -40,6 +40,7 @@ class World:
     registry_up: threading.Event = field(default_factory=threading.Event)
     _registry_lock: threading.Lock = field(default_factory=threading.Lock)
     _standby: LocalMlflowServer | None = None
+    _closed: bool = False
 
     def direct_registry(self) -> RegistrySource:
         """The server itself, not the proxy: the driver's own reads and writes."""
@@ -60,7 +61,11 @@ class World:
         """A second server on the same database, started ahead of an outage, idle until then."""
         standby = LocalMlflowServer(self.mlflow.workdir)
         standby.start(timeout_s=timeout_s)
-        self._standby = standby
+        with self._registry_lock:
+            if self._closed:  # torn down while it started (Ctrl-C): it must not outlive the run
+                standby.stop()
+                return
+            self._standby = standby
 
     def stop_registry(self) -> None:
         """An outage: the server stops; the proxy answers 502 meanwhile."""
@@ -84,9 +89,11 @@ class World:
 
     def close_registry(self) -> None:
         """Teardown: whichever server runs now, and a standby never used."""
-        self.mlflow.stop()
-        if self._standby is not None:
-            self._standby.stop()
+        with self._registry_lock:
+            self._closed = True
+            self.mlflow.stop()
+            if self._standby is not None:
+                self._standby.stop()
 
 
 def open_world(stack: ExitStack, scenario: Scenario, workdir: Path, interval_s: float, settle_s: float,
