@@ -100,7 +100,10 @@ def _warm(replicas: dict[str, Replica], models: list[str], stop: threading.Event
 def _tick(pacer: Pacer, world: World, until_step: int, interval_s: float, hard_end: float,
           busy: threading.Thread | None = None) -> None:
     """Step the replay clock once per real interval up to `until_step` (and on while a
-    fault is still running, within the data), applying the registry history as it goes."""
+    fault is still running, within the data). The registry history up to the next step is
+    written before the clock shows it: the cycles at a deploy's step must see the deploy
+    (written after, a cycle racing the write would miss it, and a fault the step after
+    could hide it until the KPI drop had begun without a deploy to blame)."""
     nxt = time.time()
     limit = until_step + 3 * chaos_plan.TAIL
     while pacer.step < until_step or (busy is not None and busy.is_alive() and pacer.step < limit):
@@ -108,9 +111,9 @@ def _tick(pacer: Pacer, world: World, until_step: int, interval_s: float, hard_e
             log.warning("wall-clock budget reached at step %d of %d", pacer.step, until_step)
             return
         nxt += interval_s
+        world.apply_registry(pacer.scenario_time(pacer.step + 1))
         time.sleep(max(0.0, nxt - time.time()))
         pacer.advance()
-        world.apply_registry(pacer.scenario_time())
 
 
 def _scenario(o: Options, plan: chaos_plan.Plan) -> Scenario:
