@@ -20,6 +20,7 @@ from monitor.logging_setup import setup_logging
 if TYPE_CHECKING:  # the replay loop imports the whole daemon: only `vigil replay` and `vigil demo` pay for it
     from typing import TypeAlias
 
+    from monitor.clock import Clock
     from monitor.replay.loop import ReplayResult
 
     _Subparsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -133,13 +134,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _clock(args: argparse.Namespace) -> Clock | None:
+    """--clock-file: replay time shared through a file (testing and the chaos benchmark)."""
+    if not args.clock_file:
+        return None
+    from monitor.clock import FileClock
+
+    try:
+        return FileClock(args.clock_file)
+    except (OSError, ValueError) as e:
+        print(f"--clock-file {args.clock_file}: expected a file holding epoch seconds ({e})", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from monitor.daemon import run_daemon
     from monitor.replicas import AnotherDaemonRunning
 
     try:
         return _exit_after_stop(run_daemon(_load_with_tokens(args.config), serve_api=not args.no_api,
-                                           config_path=args.config))
+                                           config_path=args.config, clock=_clock(args)))
     except AnotherDaemonRunning as e:
         print(f"vigil run: {e}", file=sys.stderr)
         return 75  # EX_TEMPFAIL: nothing is wrong with the config; the store is taken
@@ -148,7 +162,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from monitor.daemon import serve_api_only
 
-    return _exit_after_stop(serve_api_only(_load_with_tokens(args.config), config_path=args.config))
+    return _exit_after_stop(serve_api_only(_load_with_tokens(args.config), config_path=args.config,
+                                           clock=_clock(args)))
 
 
 def _exit_after_stop(code: int) -> int:
@@ -215,6 +230,8 @@ def cmd_token_hash(args: argparse.Namespace) -> int:
 
 
 _CONFIG_HELP = "path to vigil.yaml"
+_CLOCK_FILE_HELP = ("testing and replay only: read the time from this file (epoch seconds, rewritten by a driver "
+                    "such as `python -m benchmarks.chaos`) instead of the system clock; scheduling stays real-time")
 
 
 def _version() -> str:
@@ -278,12 +295,14 @@ def _add_run(sub: _Subparsers) -> None:
     run = _command(sub, "run", "the daemon: scheduled cycles plus the HTTP API")
     run.add_argument("--config", required=True, help=_CONFIG_HELP)
     run.add_argument("--no-api", action="store_true", help="run the cycles without the HTTP API")
+    run.add_argument("--clock-file", metavar="PATH", help=_CLOCK_FILE_HELP)
     run.set_defaults(func=cmd_run)
 
 
 def _add_serve(sub: _Subparsers) -> None:
     s = _command(sub, "serve", "the HTTP API only (no cycles)")
     s.add_argument("--config", required=True, help=_CONFIG_HELP)
+    s.add_argument("--clock-file", metavar="PATH", help=_CLOCK_FILE_HELP)
     s.set_defaults(func=cmd_serve)
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from monitor.audit.checkpointer import Checkpointer
+from monitor.clock import Clock
 from monitor.config import VigilConfig
 from monitor.http_server import API_STOP_TIMEOUT_S, ApiThread
 from monitor.ownership import Ownership, ownership_for
@@ -152,14 +153,15 @@ def _provision(config: VigilConfig) -> None:
 
 
 def run_daemon(config: VigilConfig, *, serve_api: bool = True, vigil: Vigil | None = None,
-               stop: threading.Event | None = None, config_path: str | None = None, cycles: bool = True) -> int:
+               stop: threading.Event | None = None, config_path: str | None = None, cycles: bool = True,
+               clock: Clock | None = None) -> int:
     """Run until `stop` (or SIGTERM/SIGINT); 0 after an orderly stop, 1 when the API could
     not serve, `EXIT_ABANDONED` when the grace ran out. `cycles=False` is `vigil serve`."""
     # Handlers first: a SIGTERM during start-up (provisioning, first cycles) must still
     # end in the orderly shutdown below, not in Python's default instant death.
     signals = StopSignals(stop or threading.Event()).install()
     try:
-        runtime = Runtime(vigil or Vigil(config), config_path)
+        runtime = Runtime(vigil or Vigil(config, clock=clock), config_path)
     except BaseException:  # e.g. an audit key that cannot be read: the caller's handlers come back
         signals.restore()
         raise
@@ -254,6 +256,6 @@ def _stop(runtime: Runtime, signals: StopSignals, scheduler: BackgroundScheduler
     return abandoned
 
 
-def serve_api_only(config: VigilConfig, config_path: str | None = None) -> int:
+def serve_api_only(config: VigilConfig, config_path: str | None = None, clock: Clock | None = None) -> int:
     """`vigil serve`: the API without cycles; same signals (no outbox drain: it sends nothing)."""
-    return run_daemon(config, serve_api=True, cycles=False, config_path=config_path)
+    return run_daemon(config, serve_api=True, cycles=False, config_path=config_path, clock=clock)

@@ -44,5 +44,5 @@ def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # Cycle chatter stays at DEBUG-worthy volume for replays; libraries stay quiet.
-    for noisy in ("urllib3", "httpx", "alembic", "mlflow", "matplotlib", "numba"):
+    for noisy in ("urllib3", "httpx", "httpcore", "slack_sdk", "alembic", "mlflow", "matplotlib", "numba"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

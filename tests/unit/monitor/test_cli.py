@@ -53,3 +53,21 @@ def test_a_missing_command_is_a_usage_error(capsys):
         main([])
     assert e.value.code == 2
     assert "required: command" in capsys.readouterr().err
+
+
+def test_clock_file_gives_run_and_serve_the_shared_replay_time(tmp_path, capsys):
+    from monitor.cli import _clock
+    from monitor.clock import FileClock
+
+    clock = tmp_path / "clock"
+    FileClock.write(clock, 1234.5)
+    args = build_parser().parse_args(["run", "--config", "vigil.yaml", "--no-api", "--clock-file", str(clock)])
+    c = _clock(args)
+    assert c is not None and c.now() == 1234.5
+    FileClock.write(clock, 99.0)
+    assert c.now() == 99.0
+    assert _clock(build_parser().parse_args(["run", "--config", "vigil.yaml"])) is None
+    missing = build_parser().parse_args(["serve", "--config", "vigil.yaml", "--clock-file", str(tmp_path / "no")])
+    with pytest.raises(SystemExit) as e:
+        _clock(missing)
+    assert e.value.code == 2 and "--clock-file" in capsys.readouterr().err
