@@ -44,6 +44,7 @@ from monitor.cycle.rollback_intents import RollbackRunner
 from monitor.cycle.samples import SampleReader
 from monitor.executors.base import Executor, ExecutorError
 from monitor.executors.build import alias_executor, build_serving_executor
+from monitor.failpoints import failpoint
 from monitor.metrics import VigilMetrics
 from monitor.notifiers import default_notifiers, log_trace_clients
 from monitor.replicas.fence import LeaseLost
@@ -188,6 +189,7 @@ class Vigil:
                                alert_rules(m, policy))
             applied = apply_plan(self.store, self.outbox, m, plan, story.content,
                                  StateUpdate(history.slo_streaks, found.detector_state, t))
+            failpoint("after_apply_commit")
             rollback = None
             if applied.status != IncidentStatus.OPEN and not blind:
                 record_clean(self.store, m.name, serving, t)

@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from monitor.failpoints import failpoint
 from monitor.replicas.fence import Fence
 from monitor.replicas.metrics import LeaseMetrics
 from monitor.replicas.rendezvous import assign
@@ -113,6 +114,7 @@ class Membership:
         with self._tick_lock:
             try:
                 lost = self._heartbeat()
+                failpoint("after_lease_renew")
                 acquired, released = self._rebalance(models)
             except Exception:
                 if self._metrics:
