@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from monitor.api import audit, health, incidents, rollback, samples, slack
 from monitor.api.errors import install_error_handlers
+from monitor.api.limits import EdgeLimits
 from monitor.vigil import Vigil
 
 
@@ -22,6 +23,7 @@ def create_app(vigil: Vigil) -> FastAPI:
     app.state.vigil = vigil
     app.state.rollback_locks = rollback.KeyedLocks()
     install_error_handlers(app)
+    app.add_middleware(EdgeLimits, settings=lambda: app.state.vigil.config.api)  # rate and size, before any route
     for module in (health, incidents, rollback, audit, samples, slack):
         app.include_router(module.router)
     return app

@@ -8,12 +8,13 @@ from fastapi import APIRouter, Query
 
 from alerts.audit import verify_chain
 from monitor.api.deps import VigilDep
+from monitor.api.schemas import MAX_ID
 
 router = APIRouter(tags=["audit"])
 
 
 @router.get("/v1/audit")
-def audit(vigil: VigilDep, since_seq: Annotated[int, Query(ge=0)] = 0,
+def audit(vigil: VigilDep, since_seq: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
           limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
     entries = vigil.store.audit_entries(since_seq=since_seq, limit=limit)
     # The chain is checked whole, not just this page: a tampered entry anywhere voids it.

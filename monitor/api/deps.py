@@ -13,6 +13,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Path, Request
 
+from monitor.api.schemas import MAX_ID
 from monitor.config import ModelConfig
 from monitor.store.repository import IncidentRow
 from monitor.vigil import Vigil
@@ -60,7 +61,7 @@ def model_from_path(vigil: VigilDep, name: str) -> ModelConfig:
 ModelDep = Annotated[ModelConfig, Depends(model_from_path)]
 
 
-def incident_from_path(vigil: VigilDep, incident_id: Annotated[int, Path(ge=1)]) -> IncidentRow:
+def incident_from_path(vigil: VigilDep, incident_id: Annotated[int, Path(ge=1, le=MAX_ID)]) -> IncidentRow:
     row = vigil.store.incident(incident_id)
     if row is None:
         raise HTTPException(404, f"incident {incident_id} not found")
