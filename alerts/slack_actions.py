@@ -19,6 +19,7 @@ from slack_sdk.signature import Clock, SignatureVerifier
 from alerts.slack_text import ACTION_IDS
 
 MAX_CLOCK_SKEW_S = 300  # what slack_sdk's SignatureVerifier allows, and what Slack recommends
+MAX_INCIDENT_ID = 2**63 - 1  # incident ids are 64-bit signed integers in every store
 
 
 class InvalidSlackSignature(Exception):
@@ -100,6 +101,15 @@ def _str_field(d: Any, *paths: str) -> str | None:
     return None
 
 
+def _incident_id(raw: str) -> int:
+    """The id in a button's value, in the store's range: Slack signs what it is sent back,
+    so a value is only as sane as whoever built the message (a 64-bit store column)."""
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 19 and 1 <= int(raw) <= MAX_INCIDENT_ID):
+        raise ValueError(f"payload.actions[0].value: incident id must be an integer in 1..{MAX_INCIDENT_ID}, "
+                         f"got {raw[:40]!r}{'...' if len(raw) > 40 else ''}")
+    return int(raw)
+
+
 def parse_payload(payload: Mapping[str, Any]) -> SlackAction:
     """A `block_actions` payload (already JSON-decoded) -> SlackAction; ValueError names the bad field."""
     if payload.get("type") != "block_actions":
@@ -117,10 +127,7 @@ def parse_payload(payload: Mapping[str, Any]) -> SlackAction:
     model, _, raw_id = value.rpartition(":")
     if not model:
         raise ValueError(f"payload.actions[0].value: expected '<model>:<incident_id>', got {value!r}")
-    try:
-        incident_id = int(raw_id)
-    except ValueError:
-        raise ValueError(f"payload.actions[0].value: incident id must be an integer, got {raw_id!r}") from None
+    incident_id = _incident_id(raw_id)
     user_id = _str_field(payload, "user.id")
     if user_id is None:
         raise ValueError("payload.user.id: expected the id of the user who pressed the button")

@@ -98,6 +98,11 @@ class GrafanaConfig(_Model):
     tempo_datasource_uid: str = "tempo"
 
 
+class RateLimitConfig(_Model):
+    per_second: float = Field(5.0, gt=0, le=1e6)
+    burst: int = Field(20, ge=1, le=1_000_000)
+
+
 class ApiConfig(_Model):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
@@ -105,6 +110,12 @@ class ApiConfig(_Model):
     tokens: list[ApiTokenConfig] = Field(default_factory=list)  # named, with roles (monitor/config_auth.py)
     tokens_file: str | None = None  # more: one `name role sha256` a line, or YAML `tokens: [...]`
     public_url: HttpURL | None = None  # used for links (drift reports) in Slack
+    # Bodies over these get 413 before they are read (monitor/api/limits.py); samples
+    # batches (up to 100,000 records) get their own, larger limit.
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+    max_samples_body_bytes: int = Field(16_777_216, ge=1024)
+    # Writes (POST) per client (bearer token, else address); null turns it off.
+    rate_limit: RateLimitConfig | None = RateLimitConfig()
 
     @model_validator(mode="after")
     def _unique_token_names(self) -> ApiConfig:

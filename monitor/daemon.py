@@ -22,6 +22,7 @@ from monitor.clock import Clock
 from monitor.config import VigilConfig
 from monitor.http_server import API_STOP_TIMEOUT_S, ApiThread
 from monitor.ownership import Ownership, ownership_for
+from monitor.probe import SourceProber
 from monitor.reload import JobChanges, reload_vigil
 from monitor.replicas import LeaseLost, LeaseMetrics
 from monitor.shutdown import EXIT_ABANDONED, InFlight, StopSignals, run_bounded
@@ -168,6 +169,7 @@ def run_daemon(config: VigilConfig, *, serve_api: bool = True, vigil: Vigil | No
     runtime.vigil.metrics.liveness.start(runtime.vigil.now())
     scheduler: BackgroundScheduler | None = None
     api: ApiThread | None = None
+    prober = SourceProber(lambda: runtime.vigil).start()  # /readyz waits for the sources' first answer
     code = 0
     try:
         if cycles:
@@ -185,6 +187,7 @@ def run_daemon(config: VigilConfig, *, serve_api: bool = True, vigil: Vigil | No
                                           "api": serve_api, "cycles": cycles})
         code = _wait(runtime, signals, scheduler, api)
     finally:
+        prober.stop()
         abandoned = _stop(runtime, signals, scheduler, api)
         runtime.vigil.store.close()
         signals.restore()

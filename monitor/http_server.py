@@ -20,8 +20,10 @@ class ApiThread:
     def __init__(self, app: Any, host: str, port: int) -> None:
         import uvicorn
 
+        # log_config=None: uvicorn's own records (an exception in the app, a bad request)
+        # go to Vigil's handler, which redacts secrets, not to a handler of uvicorn's.
         self.server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
-                                                    access_log=False,
+                                                    access_log=False, log_config=None,
                                                     timeout_graceful_shutdown=API_STOP_TIMEOUT_S))
         self.thread = threading.Thread(target=self._run, name="vigil-api", daemon=True)
         self.error: BaseException | None = None

@@ -1,17 +1,15 @@
-"""Structured logs: key=value (text) or one JSON object per line; secrets are redacted."""
+"""Structured logs: key=value (text) or one JSON object per line; secrets are redacted
+(monitor/redact.py) by a filter on the handler, so every logger's records pass it,
+libraries' included, and by the formatters for tracebacks."""
 from __future__ import annotations
 
 import json
 import logging
-import re
 import sys
 
+from monitor.redact import redact, redact_obj
+
 _STD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
-_SECRET = re.compile(r"(xox[abposr]-[A-Za-z0-9-]+|Bearer\s+[A-Za-z0-9._~+/=-]+|glsa_[A-Za-z0-9_]+)")
-
-
-def redact(text: str) -> str:
-    return _SECRET.sub("[REDACTED]", text)
 
 
 def _extras(record: logging.LogRecord) -> dict[str, object]:
@@ -37,8 +35,26 @@ class KeyValueFormatter(logging.Formatter):
         return line
 
 
+class RedactingFilter(logging.Filter):
+    """Rewrites a record before any formatter sees it: the message with its arguments
+    merged in, and every extra field (an `extra={"url": ...}` is where a URL with its
+    password most often travels)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string: the formatter reports it, as logging would
+            return True
+        record.msg, record.args = redact(message), None
+        for key, value in _extras(record).items():
+            if isinstance(value, (str, dict, list, tuple)):
+                setattr(record, key, redact_obj(value))
+        return True
+
+
 def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RedactingFilter())
     handler.setFormatter(JsonFormatter() if fmt == "json" else KeyValueFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]

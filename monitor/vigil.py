@@ -139,6 +139,12 @@ class Vigil:
         except Exception:  # e.g. a serving layer that cannot be configured: the intent stays pending, said loudly
             log.exception("rollback reconcile failed", extra={"model": m.name})
 
+    def probe_sources(self) -> None:
+        """Ping every source now (Prometheus, MLflow, Loki, Tempo): readiness must not wait
+        for a cycle to know whether Vigil can see."""
+        lt = self.gather_sources.logs_traces
+        self.health.probe({"prometheus": self.prometheus, "mlflow": self.registry, "loki": lt.loki, "tempo": lt.tempo})
+
     @property
     def sources(self) -> dict[str, SourceState]:
         return self.health.states

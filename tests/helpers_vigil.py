@@ -20,7 +20,7 @@ from alerts.outbox import Notifier
 from detectors.records import Series
 from monitor.clock import ReplayClock
 from monitor.config import VigilConfig, parse_config
-from monitor.sources.errors import SourceUnavailable
+from monitor.sources.errors import SourceState, SourceStatus, SourceUnavailable
 from monitor.sources.registry import ModelNotFound, ModelVersionInfo
 from monitor.store.repository import Store
 from monitor.vigil import Vigil
@@ -80,6 +80,10 @@ class StubPrometheus:
         self.down = False
         self.calls: list[tuple[str, float, float]] = []
 
+    def ready(self) -> SourceState:
+        status = SourceStatus.DOWN if self.down else SourceStatus.UP
+        return SourceState("prometheus", status, "http://127.0.0.1:9", "connection refused" if self.down else "")
+
     def query_range(self, query: str, start: float, end: float, *, name: str | None = None) -> list[Series]:
         self.calls.append((query, start, end))
         if self.down:
@@ -114,6 +118,10 @@ class MemoryRegistry:
     def _check(self) -> None:
         if self.down:
             raise SourceUnavailable("mlflow", "http://127.0.0.1:9", "connection refused")
+
+    def ready(self) -> SourceState:
+        status = SourceStatus.DOWN if self.down else SourceStatus.UP
+        return SourceState("mlflow", status, "http://127.0.0.1:9", "connection refused" if self.down else "")
 
     def alias_version(self, name: str, alias: str) -> str | None:
         self._check()

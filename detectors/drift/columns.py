@@ -3,6 +3,7 @@ what had to be left out (missing, infinite, not a number) counted, never dropped
 from __future__ import annotations
 
 import ctypes
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,7 +59,7 @@ def numeric_column(series: pd.Series) -> NumericColumn:
             arr = series.to_numpy(dtype=np.float64, na_value=np.nan)
         n_mismatch = 0
     else:
-        coerced = pd.to_numeric(series, errors="coerce")
+        coerced = _coerce_numbers(series)
         n_mismatch = int(coerced.isna().sum() - series.isna().sum())
         arr = coerced.to_numpy(dtype=np.float64, na_value=np.nan)
     if arr.dtype not in (np.float32, np.float64):
@@ -77,6 +78,41 @@ def numeric_column(series: pd.Series) -> NumericColumn:
     n_missing = n_nan - n_mismatch
     n_nonfinite = n_rows - n_finite - n_nan
     return NumericColumn(values=values, counts=ColumnCounts(n_rows, n_missing, n_nonfinite, n_mismatch))
+
+
+def _coerce_numbers(series: pd.Series) -> pd.Series:
+    """Numbers of a column that is not numeric yet (objects, text): text that is not a
+    number becomes NaN (a type mismatch). An integer beyond the float range (a JSON
+    `1` followed by 400 zeros) becomes +-inf, so it is dropped and counted as non-finite
+    with the other infinities, instead of an OverflowError taking the whole column (and
+    the cycle's drift) down."""
+    try:
+        return pd.to_numeric(series, errors="coerce")
+    except OverflowError:  # rare: one value by one, only for such a column
+        return pd.Series(_FLOAT_OR_INF(series.to_numpy(dtype=object)).astype(np.float64), index=series.index)
+
+
+def _float_or_inf(value: object) -> float:
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            return float(value)
+        except OverflowError:
+            return math.inf if value > 0 else -math.inf
+    try:
+        return float(pd.to_numeric(value, errors="coerce"))
+    except (TypeError, ValueError, OverflowError):
+        return math.nan
+
+
+_FLOAT_OR_INF = np.frompyfunc(_float_or_inf, 1, 1)
+
+
+def to_floats(series: pd.Series) -> np.ndarray:
+    """A column as float64, whatever it holds: NaN for what is not a number, +-inf beyond
+    the float range (for callers that mask with `np.isfinite` themselves)."""
+    if pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_bool_dtype(series.dtype):
+        return series.to_numpy(dtype=np.float64, na_value=np.nan)
+    return _coerce_numbers(series).to_numpy(dtype=np.float64, na_value=np.nan)
 
 
 def _narrow(values: np.ndarray) -> np.ndarray:

@@ -11,6 +11,8 @@ import logging
 
 import pandas as pd
 
+from detectors.drift.columns import to_floats
+
 log = logging.getLogger(__name__)
 
 
@@ -20,10 +22,14 @@ def _sample(df: pd.DataFrame, max_rows: int, seed: int) -> pd.DataFrame:
     return df.sample(n=max_rows, random_state=seed).sort_index()
 
 
+def _is_numeric(s: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype)
+
+
 def _usable(ref: pd.Series, cur: pd.Series) -> bool:
     """Evidently raises on a column with no finite value on either side."""
     for s in (ref, cur):
-        if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
+        if _is_numeric(s):
             if not s.replace([float("inf"), float("-inf")], float("nan")).notna().any():
                 return False
         elif not s.notna().any():
@@ -51,8 +57,14 @@ def render_drift_report(
     if max_rows < 1:
         raise ValueError(f"render_drift_report: max_rows must be >= 1, got {max_rows}")
     present = [c for c in columns if c in reference.columns and c in current.columns]
-    ref = _sample(reference[present], max_rows, seed)
-    cur = _sample(current[present], max_rows, seed + 1)
+    cat = set(categorical or [])
+    ref = _sample(reference[present], max_rows, seed).copy()
+    cur = _sample(current[present], max_rows, seed + 1).copy()
+    for c in present:
+        if c not in cat and _is_numeric(reference[c]) and not _is_numeric(cur[c]):
+            # Posted samples can hold objects (an integer beyond the float range), which
+            # Evidently cannot count: as floats, such a value is an infinity it reports.
+            cur[c] = to_floats(cur[c])
     usable = [c for c in present if _usable(ref[c], cur[c])]
     dropped = sorted(set(columns) - set(usable))
     if dropped:
@@ -62,14 +74,7 @@ def render_drift_report(
             f"render_drift_report: none of the columns {columns[:10]} is present with usable values "
             "in both reference and current"
         )
-    cat = set(categorical or [])
-    numerical = [
-        c
-        for c in usable
-        if c not in cat
-        and pd.api.types.is_numeric_dtype(reference[c].dtype)
-        and not pd.api.types.is_bool_dtype(reference[c].dtype)
-    ]
+    numerical = [c for c in usable if c not in cat and _is_numeric(reference[c])]
     categorical_cols = [c for c in usable if c not in numerical]
     ref, cur = ref[usable].copy(), cur[usable].copy()
     for c in categorical_cols:

@@ -21,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from monitor.api import audit, health, incidents, rollback, samples, slack
 from monitor.api.auth import BearerAuth, TokenTables
 from monitor.api.errors import install_error_handlers
+from monitor.api.limits import EdgeLimits
 from monitor.api.slack_desk import SlackDesk
 from monitor.vigil import Vigil
 
@@ -41,6 +42,7 @@ def create_app(vigil: Vigil) -> FastAPI:
     app.state.slack_desk = SlackDesk(lambda: app.state.vigil)
     app.add_middleware(BearerAuth, tables=TokenTables(lambda: app.state.vigil.config))
     install_error_handlers(app)
+    app.add_middleware(EdgeLimits, settings=lambda: app.state.vigil.config.api)  # rate and size, before any route
     for module in (health, incidents, rollback, audit, samples, slack):
         app.include_router(module.router)
     return app

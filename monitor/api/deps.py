@@ -15,6 +15,7 @@ from fastapi import Depends, HTTPException, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from monitor.api.auth import IDENTITY, MISSING
+from monitor.api.schemas import MAX_ID
 from monitor.config import ModelConfig
 from monitor.identities import Identity, Role, roles_for, satisfies
 from monitor.store.repository import IncidentRow
@@ -83,7 +84,7 @@ def model_from_path(vigil: VigilDep, name: str) -> ModelConfig:
 ModelDep = Annotated[ModelConfig, Depends(model_from_path)]
 
 
-def incident_from_path(vigil: VigilDep, incident_id: Annotated[int, Path(ge=1)]) -> IncidentRow:
+def incident_from_path(vigil: VigilDep, incident_id: Annotated[int, Path(ge=1, le=MAX_ID)]) -> IncidentRow:
     row = vigil.store.incident(incident_id)
     if row is None:
         raise HTTPException(404, f"incident {incident_id} not found")

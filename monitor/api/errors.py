@@ -1,17 +1,22 @@
 """Error bodies: every 4xx is `{"error": ...}` and, when a field is to blame,
 `"fields": [{"field", "message"}]`, so a client can fix the request without reading logs.
 An unexpected error is a 500 with a request id to find it in the log, never a stack trace.
+Every body passes monitor.redact: an error may quote a URL with its password.
 """
 from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Mapping
+from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from monitor.api.ingest import InvalidRecords
+from monitor.redact import redact_obj
 
 log = logging.getLogger("vigil.api")
 
@@ -41,9 +46,15 @@ def field_errors(exc: RequestValidationError) -> FieldErrors:
     return out
 
 
+def error_response(status_code: int, content: dict[str, Any], headers: Mapping[str, str] | None = None
+                   ) -> JSONResponse:
+    """An `{error, ...}` body with every credential it quotes redacted."""
+    return JSONResponse(status_code=status_code, content=redact_obj(content), headers=headers)
+
+
 def invalid_request(fields: FieldErrors) -> JSONResponse:
     summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
-    return JSONResponse(status_code=422, content={"error": f"invalid request: {summary}", "fields": fields})
+    return error_response(422, {"error": f"invalid request: {summary}", "fields": fields})
 
 
 async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -56,11 +67,11 @@ async def _field(_: Request, exc: FieldError) -> JSONResponse:
 
 async def _invalid_records(_: Request, exc: InvalidRecords) -> JSONResponse:
     # ingest words its own summary ("n invalid field(s), nothing stored: ...").
-    return JSONResponse(status_code=422, content={"error": str(exc), "fields": exc.fields})
+    return error_response(422, {"error": str(exc), "fields": exc.fields})
 
 
 async def _http(_: Request, exc: HTTPException) -> JSONResponse:
-    return JSONResponse(status_code=exc.status_code, content={"error": exc.detail}, headers=exc.headers)
+    return error_response(exc.status_code, {"error": exc.detail}, exc.headers)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -75,5 +86,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.exception_handler(RequestValidationError)(_validation)
     app.exception_handler(FieldError)(_field)
     app.exception_handler(InvalidRecords)(_invalid_records)
+    # Starlette's class, not FastAPI's subclass: what the framework raises itself (a body
+    # it cannot parse, an unknown route) gets the same `{error}` body as ours.
     app.exception_handler(HTTPException)(_http)
     app.exception_handler(Exception)(_unexpected)

@@ -10,6 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from monitor.api.deps import VigilDep
 from monitor.liveness import ReadinessRules, cycle_problems, stored_last_cycles
+from monitor.redact import redact_obj
 from monitor.vigil import Vigil
 
 router = APIRouter(tags=["health"])
@@ -35,6 +36,10 @@ def readyz(vigil: VigilDep) -> JSONResponse:
     reasons = ([f"store down: {store_error}"] if store_error else []) + cycles["problems"]
     if vigil.metrics.liveness.stopping:
         reasons.append("shutting down: finishing running cycles and draining the outbox")
+    if sources and all(s["status"] == "unknown" for s in sources.values()):
+        # Ready means Vigil can see: until a source has answered (the probe at start, then
+        # every interval, or a cycle), nobody knows that it can.
+        reasons.append("no source checked yet: waiting for the first check of " + ", ".join(sources))
     down = [n for n, s in sources.items() if s["status"] == "down"]
     body = {"status": "not ready" if reasons else ("degraded" if down else "ready"), "reasons": reasons,
             "store": "up" if store_error is None else f"down: {store_error}", "sources": sources,
@@ -42,7 +47,8 @@ def readyz(vigil: VigilDep) -> JSONResponse:
     # A down source makes Vigil degraded (and says so) but the API, rollback included,
     # must stay reachable: a dead store, or cycles that keep failing or stopped, make it
     # not ready, since then nothing is being watched while everything looks fine.
-    return JSONResponse(status_code=503 if reasons else 200, content=body)
+    # Redacted whole: /readyz needs no token, and an error may quote a URL with its password.
+    return JSONResponse(status_code=503 if reasons else 200, content=redact_obj(body))
 
 
 def _cycles(vigil: Vigil, *, read_store: bool) -> dict[str, Any]:

@@ -9,7 +9,8 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import HTMLResponse
 
 from monitor.api.deps import AUTH_RESPONSES, IncidentDep, OperatorDep, ViewerDep, VigilDep, model_or_404
-from monitor.api.schemas import IncidentOut, SilenceRequest
+from monitor.api.limits import WRITE_LIMIT_RESPONSES
+from monitor.api.schemas import MAX_ID, IncidentOut, SilenceRequest
 
 router = APIRouter(prefix="/v1/incidents", tags=["incidents"], responses=AUTH_RESPONSES)
 
@@ -18,7 +19,7 @@ router = APIRouter(prefix="/v1/incidents", tags=["incidents"], responses=AUTH_RE
 def list_incidents(_: ViewerDep, vigil: VigilDep, model: str | None = None,
                    status: Literal["open", "resolved"] | None = None,
                    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-                   offset: Annotated[int, Query(ge=0)] = 0) -> list[IncidentOut]:
+                   offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0) -> list[IncidentOut]:
     if model is not None:
         model_or_404(vigil, model)
     rows = vigil.store.incidents(model=model, status=status, limit=limit, offset=offset)
@@ -39,11 +40,11 @@ def drift_report(_: ViewerDep, vigil: VigilDep, row: IncidentDep) -> HTMLRespons
     return HTMLResponse(html)
 
 
-@router.post("/{incident_id}/ack", response_model=IncidentOut)
+@router.post("/{incident_id}/ack", response_model=IncidentOut, responses=WRITE_LIMIT_RESPONSES)
 def ack(who: OperatorDep, vigil: VigilDep, row: IncidentDep) -> IncidentOut:
     return IncidentOut.from_row(vigil.operator.acknowledge(row.id, who.actor, time.time()))
 
 
-@router.post("/{incident_id}/silence", response_model=IncidentOut)
+@router.post("/{incident_id}/silence", response_model=IncidentOut, responses=WRITE_LIMIT_RESPONSES)
 def silence(who: OperatorDep, vigil: VigilDep, row: IncidentDep, body: SilenceRequest) -> IncidentOut:
     return IncidentOut.from_row(vigil.operator.silence(row.id, who.actor, body.duration_s, body.reason, time.time()))

@@ -3,6 +3,12 @@
 A request is accepted whole or rejected whole, with every bad field named, so a
 client can fix and resend it without guessing what was kept.
 
+Every value is a scalar, and every number finite and within +-2^53: there a float still
+holds each integer exactly, squares stay finite, and no client can hand the drift
+detector a number it cannot convert (a 400-digit integer once made a whole cycle's drift
+`no_data`). The timestamp is `timestamp` (RFC 3339, or epoch seconds, ms or ns) between
+1970 and 9999.
+
 Timestamps are parsed in one vectorised pass (a request may hold 100,000 records;
 parsing them one by one took about a second per thousand).
 """
@@ -14,10 +20,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from monitor.config import ModelConfig, SamplesConfig
+from monitor.config import ModelConfig
 
 MAX_ERRORS = 20
+TIMESTAMP = "timestamp"
+MAX_ABS_NUMBER = 2**53
+MAX_EPOCH_S = 253402300800.0  # 10000-01-01T00:00:00Z
 _EPOCH = pd.Timestamp(0, tz="UTC")
+_SCALARS = (str, bool, type(None))
 
 
 class InvalidRecords(ValueError):
@@ -33,13 +43,43 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+def _as_float(v: int | float) -> float:
+    """A float, or NaN for an integer beyond the float range (float() would raise)."""
+    try:
+        return float(v)
+    except OverflowError:
+        return math.nan
+
+
+def _shown(v: Any) -> str:
+    """A value as an error message quotes it: an integer of 400 digits is not quoted whole."""
+    if isinstance(v, int) and not isinstance(v, bool) and v.bit_length() > 64:
+        return f"an integer of about {int(v.bit_length() * math.log10(2)) + 1} digits"
+    text = repr(v)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def value_problem(v: Any, numeric: bool) -> str | None:
+    """What is wrong with one field's value, or None. `numeric`: the field is a numeric
+    feature (or the prediction), so text and booleans are wrong too."""
+    if isinstance(v, _SCALARS):
+        if v is None or not numeric:
+            return None
+        return f"expected a number or null, got {_shown(v)}"
+    if isinstance(v, (int, float)):
+        if -MAX_ABS_NUMBER <= v <= MAX_ABS_NUMBER:  # False for NaN
+            return None
+        return f"expected a finite number within +-{MAX_ABS_NUMBER} (2^53) or null, got {_shown(v)}"
+    return f"expected {'a number' if numeric else 'a string, number, boolean'} or null, got {_shown(v)}"
+
+
 def parse_timestamps(values: list[Any]) -> np.ndarray:
     """RFC 3339 text (naive = UTC) or epoch seconds (ms and ns recognised by size) -> epoch
     seconds; NaN where a value is missing, blank, of another type or unreadable."""
     out = np.full(len(values), np.nan)
     num_idx = [i for i, v in enumerate(values) if _is_number(v)]
     if num_idx:
-        v = np.array([float(values[i]) for i in num_idx])
+        v = np.array([_as_float(values[i]) for i in num_idx])
         with np.errstate(invalid="ignore"):
             # Epoch milliseconds/nanoseconds are common in exported data; seconds stay < 1e11 until 5138.
             v = np.where(np.abs(v) > 1e14, v / 1e9, np.where(np.abs(v) > 1e11, v / 1e3, v))
@@ -59,31 +99,40 @@ def parse_timestamps(values: list[Any]) -> np.ndarray:
     return out
 
 
-def validate_records(m: ModelConfig, records: list[dict[str, Any]], samples: SamplesConfig | None
-                     ) -> list[tuple[float, dict[str, Any]]]:
+def validate_records(m: ModelConfig, records: list[dict[str, Any]]) -> list[tuple[float, dict[str, Any]]]:
     """(epoch seconds, record without its timestamp) per record, or InvalidRecords naming
     each bad field as records[i].<name>."""
-    ts_col = samples.timestamp_column if samples else "timestamp"
-    numeric = [f.name for f in m.features if f.type == "numeric"]
-    if m.prediction_column and m.prediction_column not in numeric:
-        numeric.append(m.prediction_column)
-    ts = parse_timestamps([rec.get(ts_col) for rec in records])
+    numeric = {f.name for f in m.features if f.type == "numeric"}
+    if m.prediction_column:
+        numeric.add(m.prediction_column)
+    ts = parse_timestamps([rec.get(TIMESTAMP) for rec in records])
     errors: list[dict[str, str]] = []
     out: list[tuple[float, dict[str, Any]]] = []
     for i, rec in enumerate(records):
-        if ts_col not in rec:
-            errors.append({"field": f"records[{i}].{ts_col}", "message": "required timestamp is missing"})
-        elif not math.isfinite(ts[i]):
-            errors.append({"field": f"records[{i}].{ts_col}",
-                           "message": f"expected RFC3339 or epoch seconds, got {rec[ts_col]!r}"})
-        for name in numeric:
-            v = rec.get(name)
-            if v is not None and not _is_number(v):
-                errors.append({"field": f"records[{i}].{name}", "message": f"expected a number or null, got {v!r}"})
+        problem = _timestamp_problem(rec, float(ts[i]))
+        if problem:
+            errors.append({"field": f"records[{i}].{TIMESTAMP}", "message": problem})
+        for name, v in rec.items():
+            kind = type(v)
+            if (kind is float or kind is int) and -MAX_ABS_NUMBER <= v <= MAX_ABS_NUMBER:
+                continue  # the common case, decided without a call (100,000 records x their fields)
+            problem = None if name == TIMESTAMP else value_problem(v, name in numeric)
+            if problem:
+                errors.append({"field": f"records[{i}].{name}", "message": problem})
         if len(errors) >= MAX_ERRORS:
             break
         if not errors:
-            out.append((float(ts[i]), {k: v for k, v in rec.items() if k != ts_col}))
+            out.append((float(ts[i]), {k: v for k, v in rec.items() if k != TIMESTAMP}))
     if errors:
         raise InvalidRecords(errors[:MAX_ERRORS])
     return out
+
+
+def _timestamp_problem(rec: dict[str, Any], seconds: float) -> str | None:
+    if TIMESTAMP not in rec:
+        return "required timestamp is missing"
+    if not math.isfinite(seconds):
+        return f"expected RFC3339 or epoch seconds, got {_shown(rec[TIMESTAMP])}"
+    if not 0 <= seconds < MAX_EPOCH_S:
+        return f"expected a time between 1970 and 9999, got {_shown(rec[TIMESTAMP])}"
+    return None

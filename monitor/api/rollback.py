@@ -19,10 +19,12 @@ from fastapi.responses import JSONResponse, Response
 from alerts.lifecycle import IncidentStatus
 from monitor.api.deps import AUTH_RESPONSES, ModelDep, OperatorDep, VigilDep, refuse_role
 from monitor.api.errors import FieldError
+from monitor.api.limits import WRITE_LIMIT_RESPONSES
 from monitor.api.schemas import RollbackRequest, RollbackResponse
 from monitor.config import ModelConfig
 from monitor.cycle.rollback_intents import RollbackAsk
 from monitor.identities import Role, satisfies
+from monitor.redact import redact
 from monitor.sources.registry import ModelNotFound
 from monitor.vigil import Vigil
 
@@ -53,7 +55,7 @@ RollbackLocksDep = Annotated[KeyedLocks, Depends(get_rollback_locks)]
 
 @router.post("/v1/models/{name}/rollback", response_model=RollbackResponse,
              responses={202: {"description": "recorded; a layer is unreachable and the rollback retries"},
-                        404: {}, 409: {}, 422: {}, 502: {}})
+                        404: {}, 409: {}, 422: {}, 502: {}, **WRITE_LIMIT_RESPONSES})
 def rollback(who: OperatorDep, vigil: VigilDep, m: ModelDep, body: RollbackRequest, response: Response,
              locks: RollbackLocksDep,
              idempotency_key: Annotated[str | None, Header(max_length=200)] = None) -> Any:
@@ -77,7 +79,8 @@ def rollback(who: OperatorDep, vigil: VigilDep, m: ModelDep, body: RollbackReque
                                                       _open_incident_id(vigil, m.name), now, dry_run=body.dry_run,
                                                       forced=forced))
         result = RollbackResponse(model=m.name, status=outcome.status, from_version=outcome.from_version,
-                                  to_version=outcome.to_version, detail=outcome.detail, actor=actor, at=now)
+                                  to_version=outcome.to_version, detail=redact(outcome.detail), actor=actor,
+                                  at=now)
         # A failed move changed nothing (or a retry finds the alias moved and records a
         # no-op), so only outcomes are kept: a client retrying after a registry outage
         # with the same key gets a real second attempt, not the stored 502.
@@ -85,7 +88,7 @@ def rollback(who: OperatorDep, vigil: VigilDep, m: ModelDep, body: RollbackReque
             vigil.store.save_idempotent_response(scope, idempotency_key, request_hash, 200, result.model_dump(), now)
     _announce(vigil, m.name)
     if outcome.status == "failed":
-        return JSONResponse(status_code=502, content={"error": outcome.detail, **result.model_dump()})
+        return JSONResponse(status_code=502, content={"error": result.detail, **result.model_dump()})
     if outcome.status == "pending":  # recorded and retrying (a layer is unreachable, or another is in flight)
         return JSONResponse(status_code=202, content=result.model_dump())
     return result

@@ -5,11 +5,16 @@ than a silently ignored setting.
 """
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
+from monitor.api.ingest import MAX_ABS_NUMBER, TIMESTAMP
 from monitor.store.repository import IncidentRow
+
+# Ids and sequence numbers are 64-bit signed integers in every store: a larger one from a
+# client is a 4xx naming the field at the edge, not an OverflowError in the driver.
+MAX_ID = 2**63 - 1
 
 
 class RollbackRequest(BaseModel):
@@ -35,14 +40,32 @@ class RollbackResponse(BaseModel):
 
 class SilenceRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    duration_s: float = Field(gt=0, le=30 * 86400, description="How long to keep the incident quiet")
+    duration_s: float = Field(gt=0, le=30 * 86400, allow_inf_nan=False,
+                              description="How long to keep the incident quiet")
     reason: str = Field(min_length=3, max_length=2000)
+
+
+_NUMBER = {"type": "number", "minimum": -MAX_ABS_NUMBER, "maximum": MAX_ABS_NUMBER}
+# What monitor.api.ingest accepts, said in the schema: a record's values are checked there
+# (every bad field of every record named in one 422), not by pydantic (first error only).
+SAMPLE_RECORD_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": [TIMESTAMP],
+    "properties": {TIMESTAMP: {
+        "anyOf": [{"type": "number", "minimum": 0, "maximum": 2.5e20}, {"type": "string", "format": "date-time"}],
+        "description": "RFC 3339 (naive = UTC) or epoch seconds (milliseconds and nanoseconds recognised by "
+                       "size), between 1970 and 9999"}},
+    "additionalProperties": {
+        "anyOf": [_NUMBER, {"type": "string"}, {"type": "boolean"}, {"type": "null"}],
+        "description": "A feature or the prediction; numeric features take numbers or null"},
+}
+SampleRecord = Annotated[dict[str, Any], WithJsonSchema(SAMPLE_RECORD_SCHEMA)]
 
 
 class SamplesRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    model: str
-    records: list[dict[str, Any]] = Field(min_length=1, max_length=100_000)
+    model: str = Field(max_length=200)
+    records: list[SampleRecord] = Field(min_length=1, max_length=100_000)
 
 
 class IncidentOut(BaseModel):

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from detectors.drift import DriftDetector, DriftParams, FeatureSpec
+from detectors.drift.columns import to_floats
 from detectors.drift_onset import categorical_surprise, estimate_onset, numeric_bins_position
 from detectors.records import Finding, FindingKind
 from monitor.config import ModelConfig, PolicyConfig
@@ -69,7 +70,7 @@ def date_drift(findings: list[Finding], profile: Any, current: pd.DataFrame) -> 
 
 def _onset(raw: pd.Series, col: Any, times: np.ndarray) -> float | None:
     if hasattr(col, "edges"):
-        v = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
+        v = to_floats(raw)  # an integer beyond the float range is inf here, not an OverflowError
         ok = np.isfinite(v)
         u, surprise = numeric_bins_position(v[ok], col.edges, col.edge_counts)
         return estimate_onset(times[ok], [u, surprise])

@@ -1,5 +1,7 @@
-"""What each source said the last time a stage used it: /readyz shows it, and
-`vigil_source_up` exports it. A stage marks a source; nothing else writes here."""
+"""What each source said the last time a stage used it, or the probe asked it: /readyz
+shows it, and `vigil_source_up` exports it. A stage or the probe (at start and every
+interval, so `vigil serve`, which runs no cycles, knows too) marks a source; nothing
+else writes here."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -28,6 +30,19 @@ class SourceHealth:
         self.states[name] = SourceState(name, SourceStatus.UP if up else SourceStatus.DOWN, old.url if old else "",
                                         detail, self.clock())
         self.metrics.source_up.labels(name).set(1 if up else 0)
+
+    def probe(self, clients: dict[str, Any]) -> None:
+        """Ask each configured source that can answer (`ready()`) how it is now."""
+        for name, client in clients.items():
+            ready = getattr(client, "ready", None)
+            if name not in self.states or ready is None:
+                continue
+            try:
+                state = ready()
+            except Exception as e:  # a probe that breaks says the source is down, never stops the others
+                self.mark(name, False, f"{type(e).__name__}: {e}")
+                continue
+            self.mark(name, state.status == SourceStatus.UP, state.detail)
 
     def is_down(self, name: str) -> bool:
         state = self.states.get(name)

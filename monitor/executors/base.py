@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from monitor.redact import redact
+
 
 @dataclass(frozen=True)
 class RollbackStep:
@@ -44,8 +46,9 @@ class ExecutorError(Exception):
     config) and `detail` names the resource and what was expected."""
 
     def __init__(self, retryable: bool, detail: str, *, reason: str = "failed") -> None:
-        self.retryable, self.detail, self.reason = retryable, detail, reason
-        super().__init__(detail)
+        # Redacted once here: the detail reaches the audit log, Slack, the API and /readyz.
+        self.retryable, self.detail, self.reason = retryable, redact(detail), reason
+        super().__init__(self.detail)
 
 
 class Executor(Protocol):

@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from monitor.redact import redact
+
 
 class SourceUnavailable(Exception):
     """The backend could not be reached or kept failing after retries.
@@ -12,8 +14,9 @@ class SourceUnavailable(Exception):
     """
 
     def __init__(self, source: str, url: str, reason: str) -> None:
-        self.source, self.url, self.reason = source, url, reason
-        super().__init__(f"{source} at {url} is unavailable: {reason}")
+        # Redacted once here: this message reaches logs, findings, Slack and /readyz.
+        self.source, self.url, self.reason = source, redact(url), redact(reason)
+        super().__init__(f"{source} at {self.url} is unavailable: {self.reason}")
 
 
 class QueryError(Exception):
@@ -39,3 +42,7 @@ class SourceState:
     url: str
     detail: str = ""
     checked_at: float | None = None
+
+    def __post_init__(self) -> None:
+        # /readyz needs no token: a URL's password or an error quoting it never gets there.
+        self.url, self.detail = redact(self.url), redact(self.detail)

@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 
 from alerts.outbox import DeliveryResult, DeliveryStatus, MessageKind, OutboxMessage, OutboxStatus
 from detectors.records import json_safe
+from monitor.redact import redact_obj
 from monitor.store.tables import MessageRefRow, OutboxRow
 
 # How long a claim holds. It must outlast the slowest notifier call (Slack: its timeout
@@ -73,7 +74,9 @@ class Outbox:
     def enqueue(self, s: Session, notifier: str, kind: MessageKind, key: str, payload: dict[str, Any],
                 now: float) -> OutboxRow:
         """Add a row in the caller's transaction (the incident change that causes it)."""
-        row = OutboxRow(notifier=notifier, kind=str(kind), key=key, payload=json_safe(payload),
+        # Every message passes here on its way to Slack, the sink or Grafana: a finding
+        # quoting a URL with its password is redacted before it is even stored.
+        row = OutboxRow(notifier=notifier, kind=str(kind), key=key, payload=redact_obj(json_safe(payload)),
                         status=OutboxStatus.PENDING, attempts=0, created_at=now, next_attempt_at=now)
         s.add(row)
         s.flush()

@@ -108,6 +108,7 @@ def test_readyz_is_503_when_a_models_last_successful_cycle_is_stale(tmp_path):
     cfg = make_config(tmp_path)  # interval 60 s: stale after 180 s
     vigil = make_vigil(cfg, prometheus=incident_prometheus(), notifiers={})
     vigil.metrics.liveness.start(T0 - 30)
+    vigil.probe_sources()  # what the daemon does as it starts (monitor/probe.py)
     client = TestClient(create_app(vigil), raise_server_exceptions=False)
     vigil.clock.set(T0 - 10)
     assert client.get("/readyz").status_code == 200, "just started: no cycle could have run yet"
@@ -125,6 +126,7 @@ def test_a_model_that_never_cycled_is_stale_once_a_cycle_should_have_run(tmp_pat
     cfg = make_config(tmp_path)
     vigil = make_vigil(cfg, prometheus=incident_prometheus(), notifiers={})
     vigil.metrics.liveness.start(T0)
+    vigil.probe_sources()
     client = TestClient(create_app(vigil), raise_server_exceptions=False)
     vigil.clock.set(T0 + 181)
     r = client.get("/readyz")
@@ -137,6 +139,7 @@ def test_an_api_only_process_judges_cycles_by_what_the_daemon_wrote_to_the_store
     cfg = make_config(tmp_path)
     api_vigil = make_vigil(cfg, notifiers={}, start=T0)
     api_vigil.metrics.liveness.start(T0 - 3600)  # the API process has been up for an hour
+    api_vigil.probe_sources()  # its probe has pinged Prometheus and MLflow
     client = TestClient(create_app(api_vigil), raise_server_exceptions=False)
     r = client.get("/readyz")
     assert r.status_code == 503, "no daemon has ever cycled this model"

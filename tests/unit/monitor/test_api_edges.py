@@ -1,0 +1,130 @@
+"""Issue 12, hostile input at the edges: every number checked where it comes in.
+
+On the old code an integer beyond 64 bits in a path or a query was a 500 (the store's
+driver raised OverflowError), a signed Slack click carrying a 25-digit id too; a feature
+value of `Infinity`, `1e400`, 10^30 or a 1 followed by 400 zeros was accepted (202), and
+a 400-digit timestamp was a 500. Now each is a 4xx naming the field.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from alerts.slack_actions import parse_payload
+from tests.unit.monitor.test_api import AUTH, MODEL, T0, build, samples_api
+from tests.unit.monitor.test_slack_interactions import SECRET, click, signed
+
+BIG = "9" * 25
+
+
+@pytest.mark.parametrize("method, url, field", [
+    ("GET", "/v1/incidents/9223372036854775808", "incident_id"),
+    ("GET", f"/v1/incidents/{BIG}", "incident_id"),
+    ("GET", f"/v1/audit?since_seq={BIG}", "since_seq"),
+    ("GET", f"/v1/incidents?offset={BIG}", "offset"),
+    ("GET", f"/v1/incidents?limit={BIG}", "limit"),
+    ("POST", f"/v1/incidents/{BIG}/ack", "incident_id"),
+    ("POST", f"/v1/incidents/{BIG}/silence", "incident_id"),
+    ("GET", f"/v1/incidents/{BIG}/drift-report", "incident_id"),
+])
+def test_integers_beyond_64_bits_are_a_422_naming_the_field(tmp_path, monkeypatch, method, url, field):
+    api = build(tmp_path, monkeypatch)
+    body = {"duration_s": 60, "reason": "noisy"} if url.endswith("silence") else None
+    r = api.client.request(method, url, headers=AUTH, json=body)
+    assert r.status_code == 422, (r.status_code, r.text)
+    assert [f["field"] for f in r.json()["fields"]] == [f"{'path' if 'incidents/9' in url else 'query'}.{field}"]
+
+
+def test_the_largest_64_bit_id_is_a_plain_404(tmp_path, monkeypatch):
+    api = build(tmp_path, monkeypatch)
+    assert api.client.get(f"/v1/incidents/{2**63 - 1}").status_code == 404
+    assert api.client.get(f"/v1/audit?since_seq={2**63 - 1}").json()["entries"] == []
+    assert api.client.get(f"/v1/incidents?offset={2**63 - 1}").json() == []
+
+
+@pytest.mark.parametrize("raw_id", [BIG, "9223372036854775808", "0", "-3", "1_000", " 7", "٣"])
+def test_a_slack_value_with_an_id_out_of_range_is_refused_naming_the_value(raw_id):
+    payload = click("ack", 1)
+    payload["actions"][0]["value"] = f"{MODEL}:{raw_id}"
+    with pytest.raises(ValueError, match=r"payload\.actions\[0\]\.value: incident id must be an integer in 1\.\."):
+        parse_payload(payload)
+
+
+def test_a_signed_slack_click_with_a_25_digit_id_is_a_400(tmp_path, monkeypatch):
+    monkeypatch.setenv("SLACK_TEST_SECRET", SECRET)
+    api = build(tmp_path, monkeypatch, slack={"signing_secret": "${SLACK_TEST_SECRET}"})
+    payload = click("ack", 1)
+    payload["actions"][0]["value"] = f"{MODEL}:{BIG}"
+    body, headers = signed(payload)
+    r = api.client.post("/v1/slack/actions", content=body, headers=headers)
+    assert r.status_code == 400 and "payload.actions[0].value" in r.json()["error"]
+
+
+# ----------------------------------------------------------------------------- samples
+def post_raw(api: Any, records_json: str) -> Any:
+    raw = f'{{"model": "{MODEL}", "records": {records_json}}}'
+    return api.client.post("/v1/samples", content=raw.encode(), headers={**AUTH, "Content-Type": "application/json"})
+
+
+@pytest.mark.parametrize("field, value, words", [
+    ("user_age", "Infinity", "finite number"),
+    ("user_age", "-Infinity", "finite number"),
+    ("user_age", "NaN", "finite number"),
+    ("user_age", "1e400", "finite number"),
+    ("user_age", "1" + "0" * 400, "an integer of about 401 digits"),
+    ("user_age", "1" + "0" * 30, "2^53"),
+    ("score", "-9007199254740993", "2^53"),
+    ("score", "1e300", "2^53"),
+    ("device", "1e400", "finite number"),  # a categorical field: still no infinity
+    ("device", '{"os": "ios"}', "a string, number, boolean or null"),
+    ("device", "[1, 2]", "a string, number, boolean or null"),
+    ("timestamp", "1" + "0" * 400, "RFC3339 or epoch seconds"),
+    ("timestamp", "1e400", "RFC3339 or epoch seconds"),
+    ("timestamp", "-5", "between 1970 and 9999"),
+    ("timestamp", "1e30", "between 1970 and 9999"),
+])
+def test_non_finite_and_out_of_range_values_are_refused_naming_the_field(tmp_path, monkeypatch, field, value,
+                                                                           words):
+    api = samples_api(tmp_path, monkeypatch)
+    good = {"timestamp": T0, "user_age": 30, "device": "ios", "score": 0.5}
+    bad = json.dumps({**good, field: "__VALUE__"}).replace('"__VALUE__"', value)
+    r = post_raw(api, f"[{json.dumps(good)}, {bad}]")
+    assert r.status_code == 422, r.text
+    assert [f["field"] for f in r.json()["fields"]] == [f"records[1].{field}"]
+    assert words in r.json()["fields"][0]["message"]
+    assert len(r.json()["fields"][0]["message"]) < 200, "a 400-digit number is not quoted whole"
+    assert api.vigil.store.samples(MODEL, 0, T0 + 1) == [], "all or nothing"
+
+
+def test_numbers_up_to_2_pow_53_are_kept_exactly(tmp_path, monkeypatch):
+    api = samples_api(tmp_path, monkeypatch)
+    r = post_raw(api, f'[{{"timestamp": {T0}, "user_age": 9007199254740992, "score": -9007199254740992.0}}]')
+    assert r.status_code == 202, r.text
+    assert api.vigil.store.samples(MODEL, 0, T0 + 1)[0][1] == {"user_age": 2**53, "score": -(2.0**53)}
+
+
+def test_a_record_without_a_timestamp_is_refused_and_the_schema_says_it_is_required(tmp_path, monkeypatch):
+    """schemathesis sent `records: [{}]`, valid by the old schema, and got a 422: now the
+    schema says what the endpoint enforces."""
+    api = samples_api(tmp_path, monkeypatch)
+    r = post_raw(api, "[{}]")
+    assert r.status_code == 422 and r.json()["fields"] == [
+        {"field": "records[0].timestamp", "message": "required timestamp is missing"}]
+    schemas = api.client.get("/openapi.json").json()["components"]["schemas"]
+    record = schemas["SamplesRequest"]["properties"]["records"]["items"]
+    assert record["required"] == ["timestamp"]
+    number = record["additionalProperties"]["anyOf"][0]
+    assert number == {"type": "number", "minimum": -(2**53), "maximum": 2**53}
+
+
+@pytest.mark.parametrize("raw", [
+    '{"model": "recommender", "records": [{"timestamp": 1800000000, "x": 1' + "0" * 5000 + "}]}",  # int > 4300 digits
+    '{"model": "recommender", "records": ' + "[" * 100_000 + "]" * 100_000 + "}",  # nested past the recursion limit
+])
+def test_a_body_the_json_parser_refuses_is_a_400_in_the_usual_shape(tmp_path, monkeypatch, raw):
+    """Such bodies were already a 400, but in FastAPI's `{detail}` shape, not `{error}`."""
+    api = samples_api(tmp_path, monkeypatch)
+    r = api.client.post("/v1/samples", content=raw.encode(), headers={**AUTH, "Content-Type": "application/json"})
+    assert r.status_code == 400 and r.json() == {"error": "There was an error parsing the body"}
