@@ -180,7 +180,9 @@ def judge(plans: list[ModelPlan], facts: StoreFacts, posts: list[Post], moves: l
         verdict.duplicate_rollbacks += mv.duplicate_rollbacks
         verdict.wrong_rollbacks += mv.wrong_rollbacks
         if p.regression and mv.incidents > 1:
+            # A second incident for one episode pages people again: a duplicate post to them.
             verdict.extra_incidents += mv.incidents - 1
+            verdict.duplicate_posts += mv.incidents - 1
             verdict.notes.append(f"{p.name}: {mv.incidents} incidents for one regression")
         verdict.models.append(mv)
     extra = [i for i, _m, _s, opened, resolved in facts.incidents if resolved is not None and resolved < opened]

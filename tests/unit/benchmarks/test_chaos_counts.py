@@ -135,3 +135,10 @@ def test_the_plan_is_seeded_bounded_and_aims_at_rollbacks() -> None:
     assert min(b - a for a, b in zip(plan.deploy_steps, plan.deploy_steps[1:], strict=False)) >= P.MIN_ROUND
     quick = P.plan_faults(6, 2, seed=1)
     assert {P.KILL9, P.FP_ALIAS, P.OUTAGE} <= {f.kind for f in quick.faults}
+
+
+def test_a_second_incident_for_one_regression_is_a_duplicate_page() -> None:
+    msgs = [incident_msg(c, i) for i in (1, 2) for c in (REG.owner_channel, ONCALL)]
+    v = judge([REG], facts([(1, "m-a", "critical"), (2, "m-a", "critical")], done=[("m-a", "1")]),
+              posts(*msgs), [write("m-a", "1")], {"m-a": "1"})
+    assert v.extra_incidents == 1 and v.duplicate_posts == 1 and not v.clean
