@@ -40,9 +40,11 @@ def create_app(vigil: Vigil) -> FastAPI:
     app.state.rollback_locks = rollback.KeyedLocks()
     # Both read app.state.vigil on each use: a SIGHUP reload swaps it (monitor/daemon.py).
     app.state.slack_desk = SlackDesk(lambda: app.state.vigil)
-    app.add_middleware(BearerAuth, tables=TokenTables(lambda: app.state.vigil.config))
     install_error_handlers(app)
-    app.add_middleware(EdgeLimits, settings=lambda: app.state.vigil.config.api)  # rate and size, before any route
+    # The last added runs first: the token (from the headers alone), then size and rate, then routes;
+    # neither reads a body it is going to refuse.
+    app.add_middleware(EdgeLimits, settings=lambda: app.state.vigil.config.api)
+    app.add_middleware(BearerAuth, tables=TokenTables(lambda: app.state.vigil.config))
     for module in (health, incidents, rollback, audit, samples, slack):
         app.include_router(module.router)
     return app
