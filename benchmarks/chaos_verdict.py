@@ -180,9 +180,13 @@ def judge(plans: list[ModelPlan], facts: StoreFacts, posts: list[Post], moves: l
         verdict.duplicate_rollbacks += mv.duplicate_rollbacks
         verdict.wrong_rollbacks += mv.wrong_rollbacks
         if p.regression and mv.incidents > 1:
-            # A second incident for one episode pages people again: a duplicate post to them.
             verdict.extra_incidents += mv.incidents - 1
-            verdict.duplicate_posts += mv.incidents - 1
+            # A second incident for the regression's episode pages people again: a duplicate
+            # post to them. Incidents before the deploy (a warning while MLflow was down) are
+            # other episodes, reported, not counted.
+            episode = sum(1 for _i, model, _s, opened, _r in facts.incidents
+                          if model == p.name and p.deploy_at is not None and opened >= p.deploy_at)
+            verdict.duplicate_posts += max(episode - 1, 0)
             verdict.notes.append(f"{p.name}: {mv.incidents} incidents for one regression")
         verdict.models.append(mv)
     extra = [i for i, _m, _s, opened, resolved in facts.incidents if resolved is not None and resolved < opened]

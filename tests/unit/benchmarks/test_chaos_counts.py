@@ -142,3 +142,10 @@ def test_a_second_incident_for_one_regression_is_a_duplicate_page() -> None:
     v = judge([REG], facts([(1, "m-a", "critical"), (2, "m-a", "critical")], done=[("m-a", "1")]),
               posts(*msgs), [write("m-a", "1")], {"m-a": "1"})
     assert v.extra_incidents == 1 and v.duplicate_posts == 1 and not v.clean
+
+
+def test_an_incident_before_the_deploy_is_another_episode_not_a_duplicate() -> None:
+    rows = [(1, "m-a", "warning", 500.0, 700.0), (2, "m-a", "critical", 1000.0, 3000.0)]
+    msgs = [incident_msg(REG.owner_channel, 1), incident_msg(REG.owner_channel, 2), incident_msg(ONCALL, 2)]
+    v = judge([REG], StoreFacts(rows, [], {}, [("m-a", "1")]), posts(*msgs), [write("m-a", "1")], {"m-a": "1"})
+    assert v.extra_incidents == 1 and v.duplicate_posts == 0
