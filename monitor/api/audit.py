@@ -9,14 +9,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from monitor.api.deps import AUTH_RESPONSES, ViewerDep, VigilDep
+from monitor.api.responses import errors
 from monitor.audit.verify import ReportCache
 
-router = APIRouter(tags=["audit"], responses=AUTH_RESPONSES)
+router = APIRouter(tags=["audit"], responses={**AUTH_RESPONSES, **errors(422)})
 _REPORTS = ReportCache()  # seconds of work per 100k entries: never once per request
 
 
 @router.get("/v1/audit")
-def audit(_: ViewerDep, vigil: VigilDep, since_seq: Annotated[int, Query(ge=0)] = 0,
+def audit(_: ViewerDep, vigil: VigilDep, since_seq: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
           limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
     entries = vigil.store.audit_entries(since_seq=since_seq, limit=limit)
     # The log is checked whole, not just this page: a tampered entry anywhere voids it.

@@ -83,7 +83,7 @@ def model_from_path(vigil: VigilDep, name: str) -> ModelConfig:
 ModelDep = Annotated[ModelConfig, Depends(model_from_path)]
 
 
-def incident_from_path(vigil: VigilDep, incident_id: Annotated[int, Path(ge=1)]) -> IncidentRow:
+def incident_from_path(vigil: VigilDep, incident_id: Annotated[int, Path(ge=1, le=2**63 - 1)]) -> IncidentRow:
     row = vigil.store.incident(incident_id)
     if row is None:
         raise HTTPException(404, f"incident {incident_id} not found")

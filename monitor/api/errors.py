@@ -1,4 +1,4 @@
-"""Error bodies: every 4xx is `{"error": ...}` and, when a field is to blame,
+"""Error bodies (documented as responses.ErrorBody): every 4xx is `{"error": ...}` and, when a field is to blame,
 `"fields": [{"field", "message"}]`, so a client can fix the request without reading logs.
 An unexpected error is a 500 with a request id to find it in the log, never a stack trace.
 """
@@ -7,9 +7,10 @@ from __future__ import annotations
 import logging
 import uuid
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from monitor.api.ingest import InvalidRecords
 
@@ -33,7 +34,10 @@ def field_errors(exc: RequestValidationError) -> FieldErrors:
     for e in exc.errors():
         loc = ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body"
         msg = str(e.get("msg", "invalid")).removeprefix("Value error, ")
-        if e.get("type") == "missing":
+        if e.get("type") == "json_invalid":  # loc is (body, offset): say so, not "field 14"
+            loc = "body"
+            msg = f"invalid JSON at character {e.get('loc', ('', '?'))[-1]}: {e.get('ctx', {}).get('error', msg)}"
+        elif e.get("type") == "missing":
             msg = "required field is missing"
         elif e.get("type") == "extra_forbidden":
             msg = "unknown field"
@@ -60,6 +64,8 @@ async def _invalid_records(_: Request, exc: InvalidRecords) -> JSONResponse:
 
 
 async def _http(_: Request, exc: HTTPException) -> JSONResponse:
+    # Starlette's own (an unknown path, a method the path lacks) included: FastAPI's
+    # HTTPException derives from it, and every client then sees one shape.
     return JSONResponse(status_code=exc.status_code, content={"error": exc.detail}, headers=exc.headers)
 
 

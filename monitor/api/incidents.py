@@ -9,16 +9,18 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import HTMLResponse
 
 from monitor.api.deps import AUTH_RESPONSES, IncidentDep, OperatorDep, ViewerDep, VigilDep, model_or_404
+from monitor.api.responses import errors
 from monitor.api.schemas import IncidentOut, SilenceRequest
 
-router = APIRouter(prefix="/v1/incidents", tags=["incidents"], responses=AUTH_RESPONSES)
+# Every route here names a model or an incident that may not exist, and takes parameters.
+router = APIRouter(prefix="/v1/incidents", tags=["incidents"], responses={**AUTH_RESPONSES, **errors(404, 422)})
 
 
 @router.get("", response_model=list[IncidentOut])
 def list_incidents(_: ViewerDep, vigil: VigilDep, model: str | None = None,
                    status: Literal["open", "resolved"] | None = None,
                    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-                   offset: Annotated[int, Query(ge=0)] = 0) -> list[IncidentOut]:
+                   offset: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0) -> list[IncidentOut]:
     if model is not None:
         model_or_404(vigil, model)
     rows = vigil.store.incidents(model=model, status=status, limit=limit, offset=offset)
