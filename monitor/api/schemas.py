@@ -16,9 +16,9 @@ class RollbackRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reason: str = Field(min_length=3, max_length=2000, description="Why: recorded in the audit log")
     to_version: str | None = Field(
-        None, pattern=r"^\d+$",
-        description="Default: the last version known good (served cleanly), never one an open or recent "
-                    "incident blames")
+        None, pattern=r"^\d{1,18}$",  # past 64 bits the registry's own store fails (a 502, not the caller's 422)
+        description="A registry version number. Default: the last version known good (served cleanly), never "
+                    "one an open or recent incident blames")
     dry_run: bool = False
     force: bool = Field(False, description="Needed, with the reason, to move to a version an incident blames")
 

@@ -99,3 +99,9 @@ def test_malformed_json_names_the_body_and_where(api: Api):
                         headers={"Content-Type": "application/json"})
     assert r.status_code == 422
     assert r.json()["fields"][0]["field"] == "body" and "invalid JSON at character" in r.json()["error"]
+
+
+def test_a_version_past_64_bits_is_the_callers_422_not_the_registrys_502(api: Api):
+    """Found by the fuzz test: MLflow's SQL store failed on it, and the rollback said 502."""
+    r = api.client.post("/v1/models/recommender/rollback", json={"reason": "ctr dropped", "to_version": "9" * 25})
+    assert r.status_code == 422 and r.json()["fields"][0]["field"] == "to_version"
