@@ -15,14 +15,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from monitor.api import audit, health, incidents, rollback, samples, slack
+from monitor.api import audit, docs, health, incidents, rollback, samples, slack
 from monitor.api.auth import BearerAuth, TokenTables
 from monitor.api.errors import install_error_handlers
 from monitor.api.limits import EdgeLimits
+from monitor.api.openapi import install_openapi
 from monitor.api.slack_desk import SlackDesk
+from monitor.api.strict_query import refuse_unknown_query
 from monitor.vigil import Vigil
 
 WORKER_STOP_S = 5.0  # a Slack action still running at shutdown gets this long (a rollback is a durable intent)
@@ -34,7 +36,9 @@ def create_app(vigil: Vigil) -> FastAPI:
         yield
         await run_in_threadpool(app.state.slack_desk.worker.close, WORKER_STOP_S)
 
-    app = FastAPI(title="Vigil", version="0.1.0", lifespan=lifespan,
+    # The docs are Vigil's own routes (docs.py: no CDN); ReDoc is off, it would need one.
+    app = FastAPI(title="Vigil", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
+                  swagger_ui_oauth2_redirect_url=None,
                   description="AIOps monitoring and root cause for ML models in production")
     app.state.vigil = vigil
     app.state.rollback_locks = rollback.KeyedLocks()
@@ -45,6 +49,9 @@ def create_app(vigil: Vigil) -> FastAPI:
     # neither reads a body it is going to refuse.
     app.add_middleware(EdgeLimits, settings=lambda: app.state.vigil.config.api)
     app.add_middleware(BearerAuth, tables=TokenTables(lambda: app.state.vigil.config))
-    for module in (health, incidents, rollback, audit, samples, slack):
+    for module in (health, slack, docs):  # polled or called by machines that may add their own query
         app.include_router(module.router)
+    for module in (incidents, rollback, audit, samples):
+        app.include_router(module.router, dependencies=[Depends(refuse_unknown_query)])
+    install_openapi(app)
     return app

@@ -9,10 +9,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from monitor.api.deps import AUTH_RESPONSES, ViewerDep, VigilDep
+from monitor.api.responses import errors
 from monitor.api.schemas import MAX_ID
 from monitor.audit.verify import ReportCache
 
-router = APIRouter(tags=["audit"], responses=AUTH_RESPONSES)
+router = APIRouter(tags=["audit"], responses={**AUTH_RESPONSES, **errors(422)})
 _REPORTS = ReportCache()  # seconds of work per 100k entries: never once per request
 
 

@@ -18,13 +18,15 @@ from collections.abc import Callable
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from monitor.api.docs import ASSET_PATHS, OAUTH2_REDIRECT
 from monitor.config import ConfigError, VigilConfig
 from monitor.identities import Identity, TokenTable, load_token_table
 
 log = logging.getLogger("vigil.api")
 
-OPEN_PATHS = frozenset({"/", "/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect",
-                        "/redoc"})
+# Exact paths; the docs' assets are listed one by one (docs.py), not as a prefix.
+OPEN_PATHS = frozenset({"/", "/healthz", "/readyz", "/metrics", "/openapi.json", "/docs",
+                        OAUTH2_REDIRECT}) | ASSET_PATHS
 SIGNED_PATHS = frozenset({"/v1/slack/actions"})  # Slack signs the body; the route checks it
 IDENTITY = "identity"  # key of the caller's Identity in the request state (scope["state"])
 

@@ -1,4 +1,4 @@
-"""Error bodies: every 4xx is `{"error": ...}` and, when a field is to blame,
+"""Error bodies (documented as responses.ErrorBody): every 4xx is `{"error": ...}` and, when a field is to blame,
 `"fields": [{"field", "message"}]`, so a client can fix the request without reading logs.
 An unexpected error is a 500 with a request id to find it in the log, never a stack trace.
 Every body passes monitor.redact: an error may quote a URL with its password.
@@ -38,7 +38,10 @@ def field_errors(exc: RequestValidationError) -> FieldErrors:
     for e in exc.errors():
         loc = ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body"
         msg = str(e.get("msg", "invalid")).removeprefix("Value error, ")
-        if e.get("type") == "missing":
+        if e.get("type") == "json_invalid":  # loc is (body, offset): say so, not "field 14"
+            loc = "body"
+            msg = f"invalid JSON at character {e.get('loc', ('', '?'))[-1]}: {e.get('ctx', {}).get('error', msg)}"
+        elif e.get("type") == "missing":
             msg = "required field is missing"
         elif e.get("type") == "extra_forbidden":
             msg = "unknown field"
@@ -71,6 +74,8 @@ async def _invalid_records(_: Request, exc: InvalidRecords) -> JSONResponse:
 
 
 async def _http(_: Request, exc: HTTPException) -> JSONResponse:
+    # Starlette's own (an unknown path, a method the path lacks) included: FastAPI's
+    # HTTPException derives from it, and every client then sees one shape.
     return error_response(exc.status_code, {"error": exc.detail}, exc.headers)
 
 

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from monitor.api.deps import VigilDep
+from monitor.api.schemas import Readiness
 from monitor.liveness import ReadinessRules, cycle_problems, stored_last_cycles
 from monitor.redact import redact_obj
 from monitor.vigil import Vigil
@@ -22,7 +23,9 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", response_model=Readiness, responses={
+    503: {"model": Readiness, "description": "not ready: `reasons` says why (store down, cycles failing or "
+                                             "stale, shutting down)"}})
 def readyz(vigil: VigilDep) -> JSONResponse:
     try:
         outbox: dict[str, int] = vigil.store.outbox_counts()
@@ -73,7 +76,12 @@ def _merge_stored(vigil: Vigil, names: list[str]) -> None:
         log.debug("could not read the last cycle times from the store", exc_info=True)
 
 
-@router.get("/metrics")
+# Prometheus' text exposition format (the version prometheus_client writes), not JSON.
+METRICS_RESPONSE: dict[int | str, dict[str, Any]] = {200: {"description": "Prometheus text exposition format",
+                          "content": {"text/plain": {"schema": {"type": "string"}}}}}
+
+
+@router.get("/metrics", response_class=PlainTextResponse, responses=METRICS_RESPONSE)
 def metrics(vigil: VigilDep) -> Response:
     _merge_stored(vigil, [m.name for m in vigil.config.models])
     return Response(generate_latest(vigil.metrics.registry), media_type=CONTENT_TYPE_LATEST)

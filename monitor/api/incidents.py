@@ -10,9 +10,11 @@ from fastapi.responses import HTMLResponse
 
 from monitor.api.deps import AUTH_RESPONSES, IncidentDep, OperatorDep, ViewerDep, VigilDep, model_or_404
 from monitor.api.limits import WRITE_LIMIT_RESPONSES
+from monitor.api.responses import errors
 from monitor.api.schemas import MAX_ID, IncidentOut, SilenceRequest
 
-router = APIRouter(prefix="/v1/incidents", tags=["incidents"], responses=AUTH_RESPONSES)
+# Every route here names a model or an incident that may not exist, and takes parameters.
+router = APIRouter(prefix="/v1/incidents", tags=["incidents"], responses={**AUTH_RESPONSES, **errors(404, 422)})
 
 
 @router.get("", response_model=list[IncidentOut])

@@ -19,8 +19,8 @@ from fastapi.responses import JSONResponse, Response
 from alerts.lifecycle import IncidentStatus
 from monitor.api.deps import AUTH_RESPONSES, ModelDep, OperatorDep, VigilDep, refuse_role
 from monitor.api.errors import FieldError
-from monitor.api.limits import WRITE_LIMIT_RESPONSES
-from monitor.api.schemas import RollbackRequest, RollbackResponse
+from monitor.api.responses import errors
+from monitor.api.schemas import RollbackFailed, RollbackRequest, RollbackResponse
 from monitor.config import ModelConfig
 from monitor.cycle.rollback_intents import RollbackAsk
 from monitor.identities import Role, satisfies
@@ -54,8 +54,10 @@ RollbackLocksDep = Annotated[KeyedLocks, Depends(get_rollback_locks)]
 
 
 @router.post("/v1/models/{name}/rollback", response_model=RollbackResponse,
-             responses={202: {"description": "recorded; a layer is unreachable and the rollback retries"},
-                        404: {}, 409: {}, 422: {}, 502: {}, **WRITE_LIMIT_RESPONSES})
+             responses={202: {"model": RollbackResponse,
+                              "description": "recorded; a layer is unreachable and the rollback retries"},
+                        **errors(404, 409, 422),
+                        502: {"model": RollbackFailed, "description": "a layer could not be moved"}})
 def rollback(who: OperatorDep, vigil: VigilDep, m: ModelDep, body: RollbackRequest, response: Response,
              locks: RollbackLocksDep,
              idempotency_key: Annotated[str | None, Header(max_length=200)] = None) -> Any:

@@ -9,13 +9,13 @@ from fastapi import APIRouter
 
 from monitor.api.deps import AUTH_RESPONSES, IngestDep, VigilDep, model_or_404
 from monitor.api.ingest import validate_records
-from monitor.api.limits import WRITE_LIMIT_RESPONSES
-from monitor.api.schemas import SamplesRequest
+from monitor.api.responses import errors
+from monitor.api.schemas import SamplesAccepted, SamplesRequest
 
 router = APIRouter(tags=["samples"], responses=AUTH_RESPONSES)
 
 
-@router.post("/v1/samples", status_code=202, responses=WRITE_LIMIT_RESPONSES)
+@router.post("/v1/samples", status_code=202, response_model=SamplesAccepted, responses=errors(404, 422))
 def samples(_: IngestDep, vigil: VigilDep, body: SamplesRequest) -> dict[str, Any]:
     m = model_or_404(vigil, body.model)
     rows = validate_records(m, body.records)  # InvalidRecords: a 422 naming each field (errors.py)

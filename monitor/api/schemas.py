@@ -21,9 +21,9 @@ class RollbackRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reason: str = Field(min_length=3, max_length=2000, description="Why: recorded in the audit log")
     to_version: str | None = Field(
-        None, pattern=r"^\d+$",
-        description="Default: the last version known good (served cleanly), never one an open or recent "
-                    "incident blames")
+        None, pattern=r"^\d{1,18}$",  # past 64 bits the registry's own store fails (a 502, not the caller's 422)
+        description="A registry version number. Default: the last version known good (served cleanly), never "
+                    "one an open or recent incident blames")
     dry_run: bool = False
     force: bool = Field(False, description="Needed, with the reason, to move to a version an incident blames")
 
@@ -97,3 +97,32 @@ class IncidentOut(BaseModel):
                    silenced_until=row.silenced_until, reasons=row.reasons, findings=row.findings,
                    causes=row.causes, actions=actions or [],
                    drift_report=f"/v1/incidents/{row.id}/drift-report" if report else None)
+
+
+class SamplesAccepted(BaseModel):
+    accepted: int = Field(description="records stored")
+    model: str
+
+
+class RollbackFailed(RollbackResponse):
+    """A 502: the error body's `error` next to the outcome (status `failed`)."""
+
+    error: str
+
+
+class SourceOut(BaseModel):
+    status: Literal["up", "down", "unknown"]
+    url: str
+    detail: str
+    checked_at: float | None
+
+
+class Readiness(BaseModel):
+    """`/readyz`, ready (200) or not (503): the same shape, `reasons` says why not."""
+
+    status: Literal["ready", "degraded", "not ready"]
+    reasons: list[str]
+    store: str = Field(description="`up`, or `down: <why>`")
+    sources: dict[str, SourceOut]
+    outbox: dict[str, int] = Field(description="outbox rows per state")
+    cycles: dict[str, Any] = Field(description="`problems` and, per model, what the last cycles did")

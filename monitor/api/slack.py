@@ -32,7 +32,19 @@ def _ephemeral(text: str) -> JSONResponse:
     return JSONResponse({"response_type": "ephemeral", "text": text})
 
 
-@router.post("/v1/slack/actions", responses={
+# The route reads the raw body (the signature covers its bytes), so FastAPI cannot see
+# what it takes: the document says it here.
+SLACK_REQUEST = {
+    "parameters": [{"name": name, "in": "header", "required": True, "schema": {"type": "string"}, "description": d}
+                   for name, d in (("X-Slack-Request-Timestamp", "seconds since the epoch, within 300 s of now"),
+                                   ("X-Slack-Signature", "v0=<HMAC-SHA256 of v0:<timestamp>:<body>>"))],
+    "requestBody": {"required": True, "content": {"application/x-www-form-urlencoded": {"schema": {
+        "type": "object", "required": ["payload"],
+        "properties": {"payload": {"type": "string", "description": "Slack's block_actions JSON"}}}}}},
+}
+
+
+@router.post("/v1/slack/actions", openapi_extra=SLACK_REQUEST, responses={
     200: {"description": "taken (the result follows through response_url), already handled, or busy"},
     400: {"description": "not a block_actions payload Vigil understands"},
     401: {"description": "not signed by Slack with slack.signing_secret, or older than 300 s"},
