@@ -62,6 +62,8 @@ def _finish(operation: dict[str, Any], *, open_: bool) -> None:
     parsed = (400,) if "requestBody" in operation else ()
     for code in EVERY_ROUTE + parsed + (() if open_ else PROTECTED_ROUTE):
         responses.setdefault(str(code), {"description": DESCRIPTIONS[code]})
+    responses["429"].setdefault("headers", {"Retry-After": {
+        "description": "seconds until this client may write again", "schema": {"type": "integer"}}})
     for status, response in responses.items():
         if status[0] in "45":
             _error_body(response, int(status))
