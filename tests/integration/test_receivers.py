@@ -138,6 +138,28 @@ def test_a_retried_or_repeated_delivery_never_opens_a_second_page(tmp_path, keys
     assert len(og.alerts()) == 1 and og.alerts()[0].count == 3
 
 
+def test_a_sender_that_dies_after_the_call_leaves_one_page(tmp_path, monkeypatch, keys, pd, og):
+    """Crash between PagerDuty's 202 and the outbox row's mark: the row's claim lapses, a
+    later round takes it as uncertain and sends it again, and PagerDuty dedups it."""
+    from monitor.failpoints import ENV, FailPointError, reset
+
+    vigil = vigil_with(tmp_path, pd_receiver(pd.url, severities=["warning", "critical"]))
+    vigil.run_cycle(MODEL, T0)
+    monkeypatch.setenv(ENV, "after_notifier_call=raise@2")  # rows go out by id: the sink's, then PagerDuty's
+    reset()
+    with pytest.raises(FailPointError):
+        vigil.deliver(T0)
+    monkeypatch.delenv(ENV)
+    assert pd.events and [r.status for r in rows(vigil, "pagerduty")] == ["sending"], \
+        "PagerDuty took the event; the row the sender died on is still claimed"
+    drain(vigil, T0 + 60)
+    assert [r.status for r in rows(vigil, "pagerduty")] == ["sending"], "its claim holds until it lapses"
+    drain(vigil, T0 + 3600)
+    assert [r.status for r in rows(vigil, "pagerduty")] == ["delivered"]
+    assert len(pd.alerts()) == 1, "sent again after the crash, folded into the same PD alert"
+    assert len(pd.events) == 2
+
+
 # ----------------------------------------------------------------------------- failures
 def test_pagerduty_outage_keeps_the_page_and_delivers_it_when_back(tmp_path, keys, pd, og):
     vigil = vigil_with(tmp_path, pd_receiver(pd.url, severities=["warning", "critical"]), og_receiver(og.url))
