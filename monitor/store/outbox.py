@@ -164,9 +164,13 @@ class Outbox:
             return {r.key: r.ref for r in rows if r.key not in waiting and isinstance(r.ref, dict)}
 
     def has_key(self, s: Session, notifier: str, key: str) -> bool:
-        """Whether `notifier` was ever given a row for `key` (in the caller's transaction)."""
-        return s.scalar(select(OutboxRow.id).where(OutboxRow.notifier == notifier, OutboxRow.key == key)
-                        .limit(1)) is not None
+        """Whether `notifier` has `key` (in the caller's transaction): a delivery of it landed
+        (its ref, by primary key) or a row of it is still open (through the pending index),
+        so the check never scans the outbox's history."""
+        if s.get(MessageRefRow, (notifier, key)) is not None:
+            return True
+        return s.scalar(select(OutboxRow.id).where(OutboxRow.status.in_(_OPEN), OutboxRow.notifier == notifier,
+                                                   OutboxRow.key == key).limit(1)) is not None
 
     def counts(self) -> dict[str, int]:
         with self._tx() as s:
