@@ -6,7 +6,7 @@ import logging
 from alerts.outbox import Notifier
 from alerts.receivers.alertmanager import AlertmanagerReceiver
 from alerts.receivers.base import Match, Receiving
-from alerts.receivers.http import HttpCaller, RetrySettings, SecretSource
+from alerts.receivers.http import HttpCaller, RetrySettings, SecretMissing, SecretSource
 from alerts.receivers.opsgenie import REGION_URLS, OpsgenieReceiver
 from alerts.receivers.pagerduty import PagerDutyReceiver
 from alerts.receivers.webhook import WebhookReceiver
@@ -60,6 +60,21 @@ def build_receivers(config: VigilConfig) -> dict[str, Notifier]:
     out = {r.name: build_receiver(config, r) for r in config.receivers}
     if out:
         log.info("receivers configured", extra={"receivers": sorted(out)})
+    for name, receiver in out.items():
+        _warn_unreadable(name, receiver)
     return out
+
+
+def _warn_unreadable(name: str, receiver: Notifier) -> None:
+    """Say at start-up, not at the first page, that a receiver's secret cannot be read.
+    Its messages wait in the outbox (retried) until it can."""
+    for attr in ("routing_key", "api_key", "secret", "bearer_token"):
+        source = getattr(receiver, attr, None)
+        if isinstance(source, SecretSource):
+            try:
+                source.read()
+            except SecretMissing as e:
+                log.warning("receiver cannot read its secret; its messages wait in the outbox",
+                            extra={"receiver": name, "error": str(e)})
 
 

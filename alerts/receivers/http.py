@@ -6,7 +6,9 @@ honouring Retry-After, at most `max_attempts` times and `max_wait_s` per wait; i
 fails the message goes back to the outbox as RETRY, due again after the outbox's own
 back-off (or the backend's Retry-After), so an outage delays a page but never drops it.
 A 4xx other than 429 is FAILED with the backend's own error text: the same request will
-not succeed later, a person has to fix the config. No secret ever enters an error text.
+not succeed later, a person has to fix the config. A key that cannot be read (variable
+unset, file missing) is RETRY: the message waits for the secret instead of being dropped.
+No secret ever enters an error text.
 """
 from __future__ import annotations
 
@@ -157,6 +159,9 @@ def run_delivery(send: Callable[[], dict[str, Any] | None]) -> DeliveryResult:
         ref = send()
     except Transient as e:
         return DeliveryResult(DeliveryStatus.RETRY, error=e.detail, retry_after=e.retry_after, uncertain=e.uncertain)
-    except (Refused, SecretMissing) as e:
+    except SecretMissing as e:
+        # Kept, not failed: a secret mounted late or fixed after the fact still lets the page out.
+        return DeliveryResult(DeliveryStatus.RETRY, error=str(e))
+    except Refused as e:
         return DeliveryResult(DeliveryStatus.FAILED, error=str(e))
     return DeliveryResult(DeliveryStatus.DELIVERED, ref=ref)

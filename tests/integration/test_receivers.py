@@ -213,13 +213,16 @@ def test_pagerduty_400_fails_the_message_with_pagerdutys_own_words(tmp_path, mon
     assert pd.requests == 1
 
 
-def test_missing_routing_key_names_the_variable(tmp_path, monkeypatch, keys, pd):
+def test_missing_routing_key_is_named_and_the_page_waits_for_it(tmp_path, monkeypatch, keys, pd):
     monkeypatch.delenv("PD_ROUTING_KEY")
     vigil = vigil_with(tmp_path, pd_receiver(pd.url, severities=["warning", "critical"]))
     run(vigil, T0)
     [row] = rows(vigil, "pagerduty")
-    assert row.status == "failed" and "environment variable PD_ROUTING_KEY is not set" in row.last_error
+    assert row.status == "pending" and "environment variable PD_ROUTING_KEY is not set" in row.last_error
     assert pd.requests == 0
+    monkeypatch.setenv("PD_ROUTING_KEY", PD_KEY)  # the secret is fixed: the page goes out
+    drain(vigil, T0 + 3600)
+    assert [r.status for r in rows(vigil, "pagerduty")] == ["delivered"] and len(pd.alerts()) == 1
 
 
 def test_opsgenie_wrong_key_and_rate_limit(tmp_path, monkeypatch, keys, og):

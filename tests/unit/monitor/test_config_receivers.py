@@ -81,3 +81,15 @@ def test_unknown_kind_model_duplicate_and_reserved_names_are_named():
     errs = errors_of(config({"name": "am", "kind": "alertmanager", "url": "http://am:9093",
                              "labels": {"severity": "high"}}))
     assert any("severity" in v and "set by Vigil" in v for v in errs.values()), errs
+
+
+def test_start_up_warns_about_a_secret_it_cannot_read(tmp_path, monkeypatch, caplog):
+    monkeypatch.delenv("PD_KEY", raising=False)
+    (tmp_path / "og").write_text("og-secret-value\n")
+    cfg = parse_config(config(PD, {"name": "og", "kind": "opsgenie", "api_key_file": "og"}), base_dir=str(tmp_path))
+    with caplog.at_level("WARNING", logger="vigil"):
+        default_notifiers(cfg)
+    warned = [r for r in caplog.records if "cannot read its secret" in r.getMessage()]
+    assert [r.receiver for r in warned] == ["pd"], "the readable file raises no warning"
+    assert "PD_KEY is not set" in warned[0].error
+    assert "og-secret-value" not in caplog.text
