@@ -23,6 +23,7 @@ from monitor.config_types import Duration, HttpURL
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.\-]*$")
+MAX_DELIVERY_S = 240.0
 RESERVED = frozenset({"slack", "sink", "grafana"})  # the built-in notifiers' names
 
 
@@ -59,6 +60,16 @@ class _Receiver(_Model):
     max_attempts: int = Field(3, ge=1, le=10)  # in one delivery; the outbox retries later after that
     backoff_s: float = Field(1.0, ge=0)
     max_wait_s: float = Field(30.0, ge=0, le=120)
+
+    @model_validator(mode="after")
+    def _fits_a_claim(self) -> _Receiver:
+        # One delivery must end well within the outbox claim (monitor/store/outbox.py, 300 s),
+        # or another sender takes the row over while this one is still calling.
+        worst = self.max_attempts * self.timeout_s + (self.max_attempts - 1) * self.max_wait_s
+        if worst > MAX_DELIVERY_S:
+            raise ValueError(f"max_attempts x timeout_s + (max_attempts - 1) x max_wait_s is {worst:g} s; "
+                             f"expected at most {MAX_DELIVERY_S:g} s (lower one of them)")
+        return self
 
     @field_validator("name")
     @classmethod

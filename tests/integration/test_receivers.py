@@ -225,6 +225,19 @@ def test_missing_routing_key_is_named_and_the_page_waits_for_it(tmp_path, monkey
     assert [r.status for r in rows(vigil, "pagerduty")] == ["delivered"] and len(pd.alerts()) == 1
 
 
+def test_routing_key_from_a_file_is_read_on_each_call(tmp_path, pd):
+    key_file = tmp_path / "pd-key"
+    key_file.write_text(PD_KEY + "\n")
+    receiver = pd_receiver(pd.url, severities=["warning", "critical"], routing_key_file="pd-key")
+    del receiver["routing_key_env"]
+    vigil = vigil_with(tmp_path, receiver)
+    run(vigil, T0)
+    rotated = "f" * 32
+    key_file.write_text(rotated)  # the mounted secret was rotated: no restart needed
+    run(vigil, T0 + 60)
+    assert [e["routing_key"] for e in pd.events] == [PD_KEY, rotated]
+
+
 def test_opsgenie_wrong_key_and_rate_limit(tmp_path, monkeypatch, keys, og):
     vigil = vigil_with(tmp_path, og_receiver(og.url))
     og.force(429, count=1)

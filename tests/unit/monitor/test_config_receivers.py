@@ -83,6 +83,11 @@ def test_unknown_kind_model_duplicate_and_reserved_names_are_named():
     assert any("severity" in v and "set by Vigil" in v for v in errs.values()), errs
 
 
+def test_retries_that_could_outlast_the_outbox_claim_are_refused():
+    errs = errors_of(config({**PD, "max_attempts": 10, "timeout_s": 60}))
+    assert any("at most 240 s" in v for v in errs.values()), errs
+
+
 def test_start_up_warns_about_a_secret_it_cannot_read(tmp_path, monkeypatch, caplog):
     monkeypatch.delenv("PD_KEY", raising=False)
     (tmp_path / "og").write_text("og-secret-value\n")
