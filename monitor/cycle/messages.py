@@ -13,6 +13,7 @@ from alerts.routing import NotifierRegistry
 from dashboards.uids import model_dashboard_uid
 from detectors.records import DeployEvent, FindingKind
 from monitor.config import VigilConfig
+from monitor.cycle.receivers import ReceiverWriter
 from monitor.store.repository import IncidentRow, Store
 
 DEFAULT_CHANNEL = "#vigil-alerts"
@@ -47,6 +48,7 @@ def snapshot(row: IncidentRow) -> IncidentSnapshot:
 class OutboxWriter:
     def __init__(self, store: Store, notifiers: NotifierRegistry, links: Links) -> None:
         self.store, self.notifiers, self.links = store, notifiers, links
+        self.receivers = ReceiverWriter(store, notifiers)
 
     def incident(self, s: Session, row: IncidentRow, channels: list[str], now: float) -> None:
         """One message per incident and channel, keyed so later deliveries update it in place."""
@@ -60,6 +62,7 @@ class OutboxWriter:
                 self.store.enqueue(s, name, MessageKind.INCIDENT, f"incident:{row.id}:{channel}", payload, now)
         for name in self.notifiers.taking(MessageKind.INCIDENT, per_channel=False):
             self.store.enqueue(s, name, MessageKind.INCIDENT, f"incident:{row.id}", incident_summary(snap), now)
+        self.receivers.incident(s, snap, links, now)
         row.last_notified_at = now
 
     def deploy(self, s: Session, event: DeployEvent, t: float) -> None:
