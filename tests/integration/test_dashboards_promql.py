@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from dashboards.provisioning import build_all
-from dashboards.queries import DRIFT_STATISTICS
 from monitor.config import VigilConfig
+from monitor.cycle.detect_drift import EXPORTED_STATISTICS as DRIFT_STATISTICS
 from monitor.grafana.specs import dashboard_specs
 from monitor.replay.local_prometheus import LocalPrometheus, PrometheusNotInstalled, find_binaries
 from monitor.replay.openmetrics import OpenMetricsWriter
