@@ -56,7 +56,9 @@ def model_variable(ds: dm.DataSourceRef, configured: str) -> db.QueryVariable:
     return (
         db.QueryVariable("model").label("model").datasource(ds)
         .query(f"label_values(vigil_model_state{matchers(f'model=~{quote(configured)}')}, model)")
-        .multi(True).include_all(True).all_value(configured)
+        # Grafana puts allValue into the query text as it is, inside the "..." of a matcher,
+        # so it carries the PromQL string escaping (fraud\\.scorer) that quote() adds.
+        .multi(True).include_all(True).all_value(quote(configured)[1:-1])
         .refresh(dm.VariableRefresh.ON_TIME_RANGE_CHANGED).sort(dm.VariableSort.ALPHABETICAL_ASC)
         .current(dm.VariableOption(selected=True, text="All", value="$__all"))
     )

@@ -1,9 +1,10 @@
 """The monitored models (role viewer): what each serves, its open incident, its last
 cycle, what it cannot see, and its drift per feature now.
 
-`last_cycle.at` comes from the store (any process's cycles count); the last cycle's
-step, blind sources and drift statistics come from this process's own cycles, so a
-`vigil serve` that runs none answers them empty rather than guessing.
+All of it comes from the store (monitor/store/model_now.py, written by each cycle), so
+a `vigil serve` or another replica answers with the last cycle whoever ran it; a model
+never cycled has no last cycle, no blind list and no drift yet (null and empty, never
+a guess).
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from monitor.api.deps import AUTH_RESPONSES, ModelDep, ViewerDep, VigilDep
 from monitor.api.pagination import OffsetQuery, Page, limit_query, next_by_offset
 from monitor.api.responses import errors
 from monitor.config import ModelConfig
+from monitor.store.model_now import ModelNowRow
 from monitor.store.tables import ModelStateRow
 from monitor.vigil import Vigil
 
@@ -33,7 +35,7 @@ class OpenIncident(BaseModel):
 
 class LastCycle(BaseModel):
     at: float | None = Field(description="the cycle time of the model's last committed cycle (any replica)")
-    step: str | None = Field(None, description="what this process's last cycle did: opened, updated, resolved …")
+    step: str | None = Field(None, description="what the last cycle did: opened, updated, resolved, quiet …")
     severity: str | None = None
     duration_s: float | None = None
 
@@ -58,23 +60,13 @@ class ModelOut(BaseModel):
     blind: list[str] = Field(description="what the last cycle could not see (a source down, too little data)")
     drift_thresholds: DriftThresholds
     drift: dict[str, dict[str, float]] = Field(
-        description="feature -> statistic -> value, from this process's last cycle")
-
-
-def _drift_now(vigil: Vigil, model: str) -> dict[str, dict[str, float]]:
-    """The `vigil_feature_drift` gauges of this model, as this process last set them."""
-    out: dict[str, dict[str, float]] = {}
-    for metric in vigil.metrics.feature_drift.collect():
-        for sample in metric.samples:
-            if sample.labels.get("model") == model:
-                out.setdefault(sample.labels["feature"], {})[sample.labels["statistic"]] = float(sample.value)
-    return out
+        description="feature -> statistic -> value, from the last cycle (a non-finite value is left out)")
 
 
 def _model_out(vigil: Vigil, m: ModelConfig, s: Session) -> ModelOut:
     state = s.get(ModelStateRow, m.name)
+    now = s.get(ModelNowRow, m.name)
     inc = vigil.store.open_incident(s, m.name)
-    report = vigil.last_cycle.get(m.name)
     policy = vigil.config.policy_for(m)
     return ModelOut(
         name=m.name, registry_name=m.registry, alias=m.alias,
@@ -82,13 +74,13 @@ def _model_out(vigil: Vigil, m: ModelConfig, s: Session) -> ModelOut:
         features=[f.name for f in m.features], kpis=[k.name for k in m.kpis], slos=[x.name for x in m.slos],
         open_incident=OpenIncident(id=inc.id, severity=inc.severity, title=inc.title, opened_at=inc.opened_at,
                                    acknowledged_by=inc.acknowledged_by) if inc else None,
-        last_cycle=LastCycle(at=state.last_cycle_at if state else None,
-                             step=report.step if report else None, severity=report.severity if report else None,
-                             duration_s=report.duration_s if report else None),
-        blind=list(report.blind) if report else [],
+        last_cycle=LastCycle(at=now.at if now else (state.last_cycle_at if state else None),
+                             step=now.step if now else None, severity=now.severity if now else None,
+                             duration_s=now.duration_s if now else None),
+        blind=list(now.blind) if now else [],
         drift_thresholds=DriftThresholds(statistic=policy.drift_statistic, warning=policy.drift_warning,
                                          critical=policy.drift_critical),
-        drift=_drift_now(vigil, m.name),
+        drift={f: {k: v for k, v in stats.items() if v is not None} for f, stats in (now.drift if now else {}).items()},
     )
 
 

@@ -149,6 +149,12 @@ def test_drift_incidents_get_evidently_reports_served_by_the_api(demo):
     # and the Slack message links to it
     linked = [n for n in demo["notifications"] if n["payload"]["incident_id"] == drift_ids[0]]
     assert linked[-1]["payload"]["links"]["drift_report"].endswith(f"/v1/incidents/{drift_ids[0]}/drift-report")
+    # a process that ran no cycle (this one) answers GET /v1/models from the store: the last
+    # cycle of the replay, and the drift per feature it measured
+    m = client.get("/v1/models/recommender").json()
+    assert m["last_cycle"]["at"] is not None and m["last_cycle"]["step"]
+    assert {"user_age", "session_length", "score"} <= set(m["drift"]) and "psi" in m["drift"]["session_length"]
+    assert m["open_incident"] is None  # every demo incident resolved
 
 
 def test_demo_messages_link_to_grafana_around_the_onset_and_say_it_in_words(demo):

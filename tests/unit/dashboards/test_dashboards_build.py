@@ -194,7 +194,7 @@ def test_overview_lists_every_model(spec: DashboardSpec) -> None:
     [var] = d["templating"]["list"]
     assert var["name"] == "model" and var["includeAll"] and var["multi"]
     # "All" is all the configured models, not every model Prometheus ever saw
-    assert var["allValue"] == "recommender|fraud\\.scorer"
+    assert var["allValue"] == "recommender|fraud\\\\.scorer"  # as it goes inside the matcher's quotes
     assert 'model=~"recommender|fraud\\\\.scorer"' in var["query"]
     titles = {p["title"] for p in d["panels"]}
     assert {"Open incidents", "Rollbacks in range", "Recent rollbacks", "Sources"} <= titles

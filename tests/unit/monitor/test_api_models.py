@@ -15,6 +15,17 @@ def test_models_list_what_each_serves_its_open_incident_and_drift_now(api):  # n
     assert m["open_incident"]["id"] == report.incident_id and m["open_incident"]["severity"] == report.severity
     assert m["last_cycle"]["at"] == T0 and m["last_cycle"]["step"] == report.step
     assert m["blind"] == report.blind
+
+
+def test_models_answer_from_the_store_whoever_ran_the_cycle(api):  # noqa: F811
+    from monitor.store.model_now import ModelNow, save_model_now
+
+    save_model_now(api.vigil.store.tx, ModelNow(MODEL, T0, "opened", "warning", 0.2, ["loki: connection refused"],
+                                                {"user_age": {"psi": 0.31, "ks": 0.12}, "city": {"js": float("nan")}}))
+    m = api.client.get(f"/v1/models/{MODEL}").json()
+    assert m["last_cycle"] == {"at": T0, "step": "opened", "severity": "warning", "duration_s": 0.2}
+    assert m["blind"] == ["loki: connection refused"]
+    assert m["drift"] == {"user_age": {"psi": 0.31, "ks": 0.12}, "city": {}}  # NaN is not a number to show
     policy = api.vigil.config.policy_for(api.vigil.config.model(MODEL))
     assert m["drift_thresholds"] == {"statistic": policy.drift_statistic, "warning": policy.drift_warning,
                                      "critical": policy.drift_critical}
