@@ -27,6 +27,7 @@ from monitor.audit.config import AuditConfig
 from monitor.config_auth import ApiTokenConfig, SlackActorsConfig, check_token_names
 from monitor.config_errors import ConfigError
 from monitor.config_loading import ConfigSource, validate_config
+from monitor.config_messages import MessagesConfig, check_runbook_keys
 from monitor.config_receivers import ReceiverConfig, check_receivers
 from monitor.config_types import Duration, HttpURL, RegistryURI, Secret, StoreURL, parse_duration
 from monitor.config_yaml import read_yaml
@@ -256,6 +257,12 @@ class ModelConfig(_Model):
     policy: PolicyConfig | None = None
     serving: ServingExecutorConfig | None = None  # serving layer a rollback changes after the alias (None: alias only)
     slack_actors: SlackActorsConfig | None = None  # who may press this model's buttons (default: slack.actors)
+    runbooks: dict[str, HttpURL] = Field(default_factory=dict)  # per finding kind or `default` (config_messages)
+
+    @field_validator("runbooks")
+    @classmethod
+    def _runbook_keys(cls, v: dict[str, str]) -> dict[str, str]:
+        return check_runbook_keys(v)
 
     @property
     def registry(self) -> str:
@@ -279,6 +286,7 @@ class VigilConfig(_Model):
     policy: PolicyConfig = PolicyConfig()
     audit: AuditConfig = AuditConfig()
     receivers: list[ReceiverConfig] = Field(default_factory=list)  # PagerDuty, Opsgenie, webhook, Alertmanager
+    messages: MessagesConfig = MessagesConfig()
     models: list[ModelConfig] = Field(min_length=1)
     base_dir: str = "."  # set by load_config: relative paths resolve against the file's folder
 

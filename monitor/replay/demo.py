@@ -87,6 +87,10 @@ policy:
     min_confidence: 0.6
 slack:
   sink_path: notifications.jsonl
+grafana:
+  # Links only: messages open the model's dashboard here, around the onset, once
+  # `vigil dashboards` has provisioned a Grafana at this address.
+  public_url: http://127.0.0.1:3000
 models:
   - name: {MODEL}
     alias: champion
