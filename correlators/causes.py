@@ -31,6 +31,7 @@ SYMPTOMS = _MODEL_SYMPTOMS | _SERVING_SYMPTOMS | {
     FindingKind.LOG_ANOMALY,
     FindingKind.GPU_SATURATION,
     FindingKind.NO_DATA,
+    FindingKind.CANARY_FAIL,
 }
 
 
@@ -214,7 +215,7 @@ def build_incident(
 
 
 def incident_title(model: str, symptoms: list[Finding]) -> str:
-    order = [FindingKind.KPI_DROP, FindingKind.SLO_BREACH, FindingKind.PREDICTION_DRIFT,
+    order = [FindingKind.CANARY_FAIL, FindingKind.KPI_DROP, FindingKind.SLO_BREACH, FindingKind.PREDICTION_DRIFT,
              FindingKind.FEATURE_DRIFT, FindingKind.GPU_SATURATION, FindingKind.METRIC_ANOMALY,
              FindingKind.TRACE_ANOMALY, FindingKind.LOG_ANOMALY, FindingKind.DATA_QUALITY, FindingKind.NO_DATA]
     words = {
@@ -228,6 +229,7 @@ def incident_title(model: str, symptoms: list[Finding]) -> str:
         FindingKind.LOG_ANOMALY: "log anomaly in {e}",
         FindingKind.DATA_QUALITY: "data quality ({e})",
         FindingKind.NO_DATA: "no data ({e})",
+        FindingKind.CANARY_FAIL: "canary failed on {e}",
     }
     parts: list[str] = []
     for kind in order:
