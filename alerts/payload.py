@@ -61,6 +61,12 @@ def suggested_action(causes: list[dict[str, Any]], actions: list[dict[str, Any]]
                      model: str = "<model>") -> str:
     if status == IncidentStatus.RESOLVED:
         return "Nothing to do: the signals are back within their thresholds."
+    pulled = [a for a in actions if a.get("kind") == "canary_pull" and a.get("status") == ActionStatus.DONE]
+    if pulled:
+        a = pulled[-1]
+        return (f"Vigil pulled challenger v{a['from_version']}: its alias is removed and its traffic serves "
+                f"v{a['to_version']}. Fix it offline (the canary table says which metric failed) before the "
+                f"next canary.")
     done = [a for a in actions if a.get("kind") == "rollback" and a.get("status") == ActionStatus.DONE]
     if done:
         a = done[-1]

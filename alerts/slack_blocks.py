@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from alerts.canary_text import canary_table
 from alerts.lifecycle import IncidentStatus
 from alerts.slack_text import (
     ACTION_ACK,
@@ -196,6 +197,10 @@ def _story(payload: Mapping[str, Any], findings: list[Mapping[str, Any]], causes
         len(ranked) - len(shown),
         "findings",
     )
+    table = canary_table(findings)
+    if table is not None:
+        blocks.append({"type": "divider"})
+        blocks += _packed_sections(table[0], table[1], 0, "metrics")
     if causes:
         blocks.append({"type": "divider"})
         blocks += _packed_sections(

@@ -192,6 +192,7 @@ def run(cases: tuple[CanaryCase, ...], workdir: Path, *, cycles: int, seed: int)
     registry = RegistrySource(MlflowConfig(tracking_uri=mlflow_uri))
     register(registry, cases)
     with LocalPrometheus(workdir / "metrics.om", workdir / "prom") as prom:
+        assert prom.url is not None  # set once started
         config = make_config(cases, workdir, prom.url, mlflow_uri)
         vigil = Vigil(config, clock=ReplayClock(T0), store=Store(config.store.url), registry=registry)
         return judge_cases(vigil, registry, cases, cycles)
