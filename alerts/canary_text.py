@@ -46,9 +46,9 @@ def verdict_line(r: Mapping[str, Any]) -> str:
     if r.get("p_value") is not None:
         numbers.append(f"p={float(r['p_value']):.2g} vs alpha {fmt_number(r.get('alpha'))}")
     if r.get("fail_above") is not None:
-        numbers.append(f"absolute limit > {fmt_number(r['fail_above'])}")
+        numbers.append(f"absolute limit: above {fmt_number(r['fail_above'])} fails")
     if r.get("fail_below") is not None:
-        numbers.append(f"absolute limit < {fmt_number(r['fail_below'])}")
+        numbers.append(f"absolute limit: below {fmt_number(r['fail_below'])} fails")
     numbers.append(f"n {r.get('n_challenger', 0)}/{r.get('n_champion', 0)} (min {r.get('min_points', 0)})")
     line = parts[0] + " — " + " · ".join(numbers)
     if r.get("reason"):
