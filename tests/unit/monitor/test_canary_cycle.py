@@ -172,3 +172,29 @@ def test_the_api_serves_the_verdict_table(tmp_path, monkeypatch):
     assert body["runs"][0]["status"] == "pulled"
     missing = client.get("/v1/models/other/canary")
     assert missing.status_code == 404 and "models[].canary" in missing.text
+
+
+def test_a_pull_through_kserve_pins_canary_traffic_to_the_champion(tmp_path):
+    from tests.fakes.kube_api import FakeKubeApi
+    from tests.fakes.kube_objects import KSERVE, NS, inference_service, kserve_status
+
+    with FakeKubeApi() as kube:
+        kube.put_object(inference_service(uri="s3://models/recommender/2", canary=10))
+        serving = {"kind": "kserve", "namespace": NS, "name": "recommender", "api_url": kube.url,
+                   "storage_uri_template": "s3://models/{registry}/{version}"}
+        cfg = make_config(tmp_path, models=[model_config(canary={"alias": "challenger"}, serving=serving)])
+        registry = serving_registry(versions=("1", "2"))
+        registry.aliases[(MODEL, "challenger")] = "2"
+        vigil = make_vigil(cfg, prometheus=prometheus(p99_challenger=0.16), registry=registry)
+        first = vigil.run_cycle(MODEL, T0)
+        # The alias is gone and the patch is in; KServe has not reconciled yet, so the intent waits.
+        assert first.rollback is not None and first.rollback["status"] == "pending"
+        predictor = kube.get_object(*KSERVE, "recommender")["spec"]["predictor"]
+        assert predictor["canaryTrafficPercent"] == 0
+        assert (MODEL, "challenger") not in registry.aliases
+        kube.controller_status(*KSERVE, "recommender",
+                               kserve_status(traffic=[("prev", 100, False), ("latest", 0, True)]))
+        vigil.run_cycle(MODEL, T0 + 60)
+        (action,) = [a for a in vigil.store.actions(model=MODEL) if a.kind == "canary_pull"]
+        assert action.status == "done" and "mlflow_challenger_alias + kserve" in action.detail
+        assert len(kube.writes()) == 1  # the retry verified, it did not patch again
