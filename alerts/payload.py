@@ -80,6 +80,9 @@ def suggested_action(causes: list[dict[str, Any]], actions: list[dict[str, Any]]
         prev = (top.get("evidence") or {}).get("previous_version")
         return (f"Roll back to v{prev} (button below, or POST /v1/models/{model}/rollback) if the deploy is the cause."
                 if prev else "Compare the new version with the previous one; roll back if it is the cause.")
+    if kind == "canary":
+        return (f"Pull the challenger (remove its alias) if Vigil has not: canary.pull in vigil.yaml, "
+                f"or the registry. {top.get('explanation', '')}"[:400])
     if kind == "gpu_saturation":
         return "Scale out or shed load (cap concurrency / batch size); the model itself did not change."
     if kind == "upstream_drift":
