@@ -198,3 +198,36 @@ def test_a_pull_through_kserve_pins_canary_traffic_to_the_champion(tmp_path):
         (action,) = [a for a in vigil.store.actions(model=MODEL) if a.kind == "canary_pull"]
         assert action.status == "done" and "mlflow_challenger_alias + kserve" in action.detail
         assert len(kube.writes()) == 1  # the retry verified, it did not patch again
+
+
+def test_prediction_and_feature_distributions_are_compared_by_version(tmp_path):
+    import pandas as pd
+
+    from monitor.types import Window
+
+    cfg = make_config(tmp_path, models=[model_config(
+        features=["age"], prediction_column="score",
+        canary={"alias": "challenger", "version_column": "model_version", "distribution_threshold": 0.2})])
+    registry = serving_registry(versions=("1", "2"))
+    registry.aliases[(MODEL, "challenger")] = "2"
+    vigil = make_vigil(cfg, prometheus=prometheus(), registry=registry)
+    m, policy = cfg.model(MODEL), cfg.policy_for(cfg.model(MODEL))
+    r = np.random.default_rng(5)
+
+    def rows(version: str, n: int, score_shift: float) -> pd.DataFrame:
+        return pd.DataFrame({"age": r.normal(40, 10, n), "score": r.beta(2, 5, n) + score_shift,
+                             "model_version": version})
+
+    w = Window(t=T0, start=T0 - 1800, baseline_start=T0 - 5400, baseline_end=T0 - 1800)
+    samples = pd.concat([rows("1", 2000, 0.0), rows("2", 400, 0.3)], ignore_index=True)
+    judged = vigil.canary.judge(m, w, policy, samples)
+    assert judged is not None
+    by_metric = {v.metric: v for v in judged.verdict.metrics if v.kind == "distribution"}
+    assert by_metric["score"].verdict == "fail" and "psi" in by_metric["score"].reason
+    assert by_metric["age"].verdict == "pass"
+    assert (by_metric["score"].n_champion, by_metric["score"].n_challenger) == (2000, 400)
+    assert any(f.entity == "score" and f.statistic == "distribution" for f in judged.findings)
+    few = pd.concat([rows("1", 2000, 0.0), rows("2", 20, 0.3)], ignore_index=True)
+    judged = vigil.canary.judge(m, w, policy, few)
+    assert judged is not None
+    assert {v.verdict for v in judged.verdict.metrics if v.kind == "distribution"} == {"inconclusive"}
