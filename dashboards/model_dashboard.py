@@ -70,8 +70,10 @@ def build_model_dashboard(sources: DataSourcesSpec, model: ModelSpec,
         d = d.with_variable(all_variable("env", "environment", ds.prom, env_q))
     if pod_q:
         d = d.with_variable(all_variable("pod", "pod", ds.prom, pod_q))
-    d = d.with_variable(all_variable("feature", "feature", ds.prom, q.feature_variable()))
-    d = d.with_variable(custom_variable("statistic", "drift statistic", DRIFT_STATISTICS, policy.drift_statistic))
+    if model.drift:
+        d = d.with_variable(all_variable("feature", "feature", ds.prom, q.feature_variable()))
+        d = d.with_variable(custom_variable("statistic", "drift statistic", DRIFT_STATISTICS,
+                                            policy.drift_statistic))
 
     d = _health_row(d, q, ds, policy.drift_warning, policy.drift_critical)
     if model.services:
@@ -102,12 +104,13 @@ def _health_row(d: db.Dashboard, q: ModelQueries, ds: DataSourceRefs, warn: floa
     d = d.with_panel(timeseries_panel("Prediction volume", ds.prom, [prom_target(q.prediction_volume(), "rows/s")],
                                       ValueStyle("short", min_val=0), width=6, height=4,
                                       description="Feature/prediction rows Vigil ingested per second."))
-    d = d.with_panel(timeseries_panel(
-        "Feature drift ($statistic)", ds.prom, [prom_target(q.feature_drift(), "{{feature}}")],
-        ValueStyle(steps=breach_steps(crit, "above", warning=warn), min_val=0), width=24,
-        description=(f"Per-feature drift against the reference. Dashed lines: warning {warn:g}, critical {crit:g} "
-                     f"(the policy's thresholds for {q.policy.drift_statistic})."),
-    ))
+    if q.model.drift:  # a model with neither features nor predictions has no drift to show
+        d = d.with_panel(timeseries_panel(
+            "Feature drift ($statistic)", ds.prom, [prom_target(q.feature_drift(), "{{feature}}")],
+            ValueStyle(steps=breach_steps(crit, "above", warning=warn), min_val=0), width=24,
+            description=(f"Per-feature drift against the reference. Dashed lines: warning {warn:g}, critical "
+                         f"{crit:g} (the policy's thresholds for {q.policy.drift_statistic})."),
+        ))
     return _kpi_panels(d, q, ds)
 
 

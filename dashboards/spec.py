@@ -107,6 +107,7 @@ class ModelSpec:
     slos: tuple[SloSpec, ...] = ()
     gpu: GpuSpec | None = None
     canary: CanarySpec | None = None
+    drift: bool = True  # the model has features or a prediction column to drift (else no drift panel)
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,7 @@ def model_spec(model: ModelConfig, policy: PolicyConfig) -> ModelSpec:
         slos=tuple(slo_spec(s) for s in model.slos),
         gpu=gpu_spec(model.gpu) if model.gpu else None,
         canary=CanarySpec(model.canary.alias, model.canary.fail_effect) if model.canary else None,
+        drift=bool(model.features or model.prediction_column),
     )
 
 

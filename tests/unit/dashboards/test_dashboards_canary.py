@@ -26,3 +26,12 @@ def test_the_canary_row_shows_both_versions_per_metric_and_the_fail_line():
     plain = sample_spec()
     d = build_model_dashboard(plain.datasources, model(plain, "recommender"))
     assert not any("Canary" in p["title"] for p in d["panels"])
+
+
+def test_a_model_without_features_or_predictions_gets_no_empty_drift_panel():
+    models = copy.deepcopy(SAMPLE["models"])
+    models[1].pop("features")  # fraud.scorer: KPIs only
+    spec = sample_spec(models=models)
+    d = build_model_dashboard(spec.datasources, model(spec, "fraud.scorer"))
+    assert not any(p["title"].startswith("Feature drift") for p in d["panels"])
+    assert "feature" not in {v["name"] for v in d["templating"]["list"]}
