@@ -143,7 +143,7 @@ class CanaryVerdictOut(BaseModel):
 
 class CanaryRunOut(BaseModel):
     challenger_version: str
-    status: str  # running | pulled | suggested | promoted
+    status: str  # running | pulled | dry_run | suggested | promoted
     cycles: int
     pass_streak: int
     first_seen_at: float

@@ -281,6 +281,8 @@ class CanaryAnalysis:
             from_version=judged.challenger))
         if outcome.status in (ActionStatus.DONE, ActionStatus.PENDING, ActionStatus.NOOP):
             self._set_status(m, judged.challenger, "pulled", outcome.detail, t)
+        elif outcome.status == ActionStatus.DRY_RUN:  # recorded once, not once per failing cycle
+            self._set_status(m, judged.challenger, "dry_run", outcome.detail, t)
         log.info("canary pull %s", outcome.status, extra={"model": m.name, "challenger": judged.challenger})
         return {"kind": CANARY_PULL, "status": outcome.status, "from_version": outcome.from_version,
                 "to_version": outcome.to_version, "detail": outcome.detail}

@@ -38,7 +38,8 @@ class CanaryRunRow(Base):
     __tablename__ = "canary_runs"
     model: Mapped[str] = mapped_column(String(100), primary_key=True)
     challenger_version: Mapped[str] = mapped_column(String(40), primary_key=True)
-    status: Mapped[str] = mapped_column(String(20), default="running")  # running|pulled|suggested|promoted
+    # running | pulled | dry_run (a pull a dry-run policy only recorded) | suggested | promoted
+    status: Mapped[str] = mapped_column(String(20), default="running")
     cycles: Mapped[int] = mapped_column(Integer, default=0)
     pass_streak: Mapped[int] = mapped_column(Integer, default=0)
     first_seen_at: Mapped[float] = mapped_column(Float)

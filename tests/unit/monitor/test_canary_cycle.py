@@ -231,3 +231,18 @@ def test_prediction_and_feature_distributions_are_compared_by_version(tmp_path):
     judged = vigil.canary.judge(m, w, policy, few)
     assert judged is not None
     assert {v.verdict for v in judged.verdict.metrics if v.kind == "distribution"} == {"inconclusive"}
+
+
+def test_a_dry_run_policy_records_the_pull_once_and_moves_nothing(tmp_path):
+    cfg = make_config(tmp_path, policy={"rollback": {"dry_run": True}},
+                      models=[model_config(canary={"alias": "challenger"})])
+    registry = serving_registry(versions=("1", "2"))
+    registry.aliases[(MODEL, "challenger")] = "2"
+    vigil = make_vigil(cfg, prometheus=prometheus(p99_challenger=0.16), registry=registry)
+    for k in range(3):
+        vigil.run_cycle(MODEL, T0 + 60 * k)
+    assert registry.aliases[(MODEL, "challenger")] == "2"
+    (action,) = [a for a in vigil.store.actions(model=MODEL) if a.kind == "canary_pull"]
+    assert action.status == "dry_run" and action.dry_run
+    with vigil.store.tx() as s:
+        assert runs(s, MODEL)[0].status == "dry_run"
