@@ -63,6 +63,12 @@ def suggested_action(causes: list[dict[str, Any]], actions: list[dict[str, Any]]
                      model: str = "<model>") -> str:
     if status == IncidentStatus.RESOLVED:
         return "Nothing to do: the signals are back within their thresholds."
+    pulled = [a for a in actions if a.get("kind") == "canary_pull" and a.get("status") == ActionStatus.DONE]
+    if pulled:
+        a = pulled[-1]
+        return (f"Vigil pulled challenger v{a['from_version']}: its alias is removed and its traffic serves "
+                f"v{a['to_version']}. Fix it offline (the canary table says which metric failed) before the "
+                f"next canary.")
     done = [a for a in actions if a.get("kind") == "rollback" and a.get("status") == ActionStatus.DONE]
     if done:
         a = done[-1]
@@ -76,6 +82,9 @@ def suggested_action(causes: list[dict[str, Any]], actions: list[dict[str, Any]]
         prev = (top.get("evidence") or {}).get("previous_version")
         return (f"Roll back to v{prev} (button below, or POST /v1/models/{model}/rollback) if the deploy is the cause."
                 if prev else "Compare the new version with the previous one; roll back if it is the cause.")
+    if kind == "canary":
+        return (f"Pull the challenger (remove its alias) if Vigil has not: canary.pull in vigil.yaml, "
+                f"or the registry. {top.get('explanation', '')}"[:400])
     if kind == "gpu_saturation":
         return "Scale out or shed load (cap concurrency / batch size); the model itself did not change."
     if kind == "upstream_drift":

@@ -4,7 +4,8 @@ Tiers (defaults from the field, all overridable in vigil.yaml):
 
 - warning  (model owner): any watched feature's drift statistic > drift_warning;
            a KPI moved the bad way by >= kpi_drop_pct; GPU saturation; metric, log or
-           trace anomalies; data-quality problems; missing data (Vigil is blind).
+           trace anomalies; data-quality problems; missing data (Vigil is blind); a
+           canary that failed against the champion (it is pulled at once: nobody to page).
 - critical (owner + on-call):
     a. drift > drift_critical together with a KPI drop >= kpi_drop_pct (not in cold start);
     b. an SLO breached for slo_consecutive_cycles cycles in a row;
@@ -103,7 +104,8 @@ def assign_tier(
         warning.append(f"KPI {k.entity} {k.value:+.1f}% (limit {k.threshold:+g}%)")
     for f in incident.findings:
         if f.kind in (FindingKind.GPU_SATURATION, FindingKind.METRIC_ANOMALY, FindingKind.LOG_ANOMALY,
-                      FindingKind.TRACE_ANOMALY, FindingKind.DATA_QUALITY, FindingKind.NO_DATA):
+                      FindingKind.TRACE_ANOMALY, FindingKind.DATA_QUALITY, FindingKind.NO_DATA,
+                      FindingKind.CANARY_FAIL):
             warning.append(f.message or f"{f.kind} on {f.entity}")
 
     if critical:

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from alerts import wording
+from alerts.canary_text import canary_table
 from alerts.lifecycle import IncidentStatus
 from alerts.links import DRIFT_KINDS, link_list
 from alerts.slack_text import (
@@ -208,6 +209,10 @@ def _story(payload: Mapping[str, Any], findings: list[Mapping[str, Any]], causes
         len(ranked) - len(shown),
         "findings",
     )
+    table = canary_table(findings)
+    if table is not None:
+        blocks.append({"type": "divider"})
+        blocks += _packed_sections(table[0], table[1], 0, "metrics")
     if causes:
         blocks.append({"type": "divider"})
         blocks += _packed_sections(

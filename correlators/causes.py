@@ -31,6 +31,7 @@ SYMPTOMS = _MODEL_SYMPTOMS | _SERVING_SYMPTOMS | {
     FindingKind.LOG_ANOMALY,
     FindingKind.GPU_SATURATION,
     FindingKind.NO_DATA,
+    FindingKind.CANARY_FAIL,
 }
 
 
@@ -199,6 +200,9 @@ def build_incident(
     feature_drift = [f for f in findings if f.kind == FindingKind.FEATURE_DRIFT]
     if feature_drift:
         causes.append(_upstream_cause(feature_drift, suspects))
+    canary = [f for f in findings if f.kind == FindingKind.CANARY_FAIL]
+    if canary:
+        causes.append(_canary_cause(model, canary))
     causes.extend(extra_causes or [])
     # Ties go to the more recent deploy, then to the kind order above: stable and explainable.
     causes.sort(key=lambda c: (-round(c.score, 6), -(c.deploy.at if c.deploy else 0.0)))
@@ -213,8 +217,20 @@ def build_incident(
     )
 
 
+def _canary_cause(model: str, failed: list[Finding]) -> Cause:
+    """The challenger itself: it failed on its own traffic, measured against the champion's."""
+    latest = max(failed, key=lambda f: f.window_end)
+    version = latest.evidence.get("challenger_version", "?")
+    metrics = sorted({f.entity for f in failed})
+    return Cause(kind=CauseKind.CANARY, entity=f"{model} v{version} (challenger)", score=0.9,
+                 explanation=(f"The challenger v{version} failed {', '.join(metrics)} against the champion "
+                              f"v{latest.evidence.get('champion_version', '?')} on the same window: "
+                              f"{latest.message}"),
+                 evidence={"challenger_version": version, "metrics": metrics})
+
+
 def incident_title(model: str, symptoms: list[Finding]) -> str:
-    order = [FindingKind.KPI_DROP, FindingKind.SLO_BREACH, FindingKind.PREDICTION_DRIFT,
+    order = [FindingKind.CANARY_FAIL, FindingKind.KPI_DROP, FindingKind.SLO_BREACH, FindingKind.PREDICTION_DRIFT,
              FindingKind.FEATURE_DRIFT, FindingKind.GPU_SATURATION, FindingKind.METRIC_ANOMALY,
              FindingKind.TRACE_ANOMALY, FindingKind.LOG_ANOMALY, FindingKind.DATA_QUALITY, FindingKind.NO_DATA]
     words = {
@@ -228,6 +244,7 @@ def incident_title(model: str, symptoms: list[Finding]) -> str:
         FindingKind.LOG_ANOMALY: "log anomaly in {e}",
         FindingKind.DATA_QUALITY: "data quality ({e})",
         FindingKind.NO_DATA: "no data ({e})",
+        FindingKind.CANARY_FAIL: "canary failed on {e}",
     }
     parts: list[str] = []
     for kind in order:

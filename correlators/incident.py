@@ -13,6 +13,7 @@ class CauseKind(StrEnum):
     GPU_SATURATION = "gpu_saturation"
     UPSTREAM_DRIFT = "upstream_drift"  # input data changed with no deploy to explain it
     SERVICE = "service"  # a service ranked by the multimodal root-cause analysis
+    CANARY = "canary"  # a challenger version that failed against the champion
     UNKNOWN = "unknown"
 
 

@@ -28,7 +28,7 @@ from .builder import (
     traces_panel,
 )
 from .queries import DEFAULT_SERVING, ModelQueries, ServingMetrics
-from .spec import DataSourcesSpec, ModelSpec
+from .spec import CanarySpec, DataSourcesSpec, ModelSpec
 from .uids import model_dashboard_uid
 
 MODEL_TAG = "vigil-model"
@@ -69,11 +69,14 @@ def build_model_dashboard(sources: DataSourcesSpec, model: ModelSpec,
         d = d.with_variable(all_variable("env", "environment", ds.prom, env_q))
     if pod_q:
         d = d.with_variable(all_variable("pod", "pod", ds.prom, pod_q))
-    d = d.with_variable(all_variable("feature", "feature", ds.prom, q.feature_variable()))
+    if model.drift:
+        d = d.with_variable(all_variable("feature", "feature", ds.prom, q.feature_variable()))
 
     d = _health_row(d, q, ds, policy.drift_warning, policy.drift_critical)
     if model.services:
         d = _serving_row(d, q, ds, has_logs=sources.loki is not None)
+    if model.canary:
+        d = _canary_row(d, q, ds, model.canary)
     if model.gpu:
         d = _gpu_row(d, q, ds)
     if model.services and (sources.loki or sources.tempo):
@@ -100,7 +103,8 @@ def _health_row(d: db.Dashboard, q: ModelQueries, ds: DataSourceRefs, warn: floa
                                       description="Feature/prediction rows Vigil ingested per second."))
     # One panel per statistic the policy judges on, each with the thresholds it is judged
     # against: a threshold line drawn under a statistic it does not apply to would mislead.
-    stats = q.drift_statistics()
+    # A model with neither features nor predictions has no drift to show.
+    stats = q.drift_statistics() if q.model.drift else []
     for stat in stats:
         d = d.with_panel(timeseries_panel(
             f"Feature drift ({stat})", ds.prom, [prom_target(q.feature_drift(stat), "{{feature}}")],
@@ -127,6 +131,27 @@ def _kpi_panels(d: db.Dashboard, q: ModelQueries, ds: DataSourceRefs) -> db.Dash
                         f"{side} the third line is critical.",
         ))
     return d
+
+
+CANARY_MAPPINGS = {"0": ("pass", "green"), "1": ("marginal", "yellow"), "2": ("inconclusive", "blue"),
+                   "3": ("fail", "red")}
+
+
+def _canary_row(d: db.Dashboard, q: ModelQueries, ds: DataSourceRefs, canary: CanarySpec) -> db.Dashboard:
+    d = d.with_row(db.Row(f"Canary: {canary.alias} vs {q.model.alias}"))
+    d = d.with_panel(stat_panel("Canary verdict", ds.prom, [prom_target(q.canary_verdict(), "verdict", instant=True)],
+                                ValueStyle(steps=[(None, "green"), (1, "yellow"), (2, "blue"), (3, "red")]),
+                                mappings=CANARY_MAPPINGS,
+                                description="The last cycle's canary verdict: the worst of its metrics. "
+                                            "Inconclusive (too few points or too little traffic) is never a pass."))
+    d = d.with_panel(timeseries_panel(
+        "Canary: champion vs challenger per metric", ds.prom, [prom_target(q.canary_values(), "{{metric}} {{role}}")],
+        width=12, description="Median of each KPI and SLO per version over the canary window, as judged."))
+    return d.with_panel(timeseries_panel(
+        "Canary effect per metric", ds.prom, [prom_target(q.canary_effect(), "{{metric}}")],
+        ValueStyle("percentunit", breach_steps(canary.fail_effect, "above")), width=6,
+        description=f"The challenger's worsening relative to the champion's median (Hodges-Lehmann shift); "
+                    f"a significant one above {canary.fail_effect:.0%} (dashed) fails the canary."))
 
 
 def _logs_link(ds: DataSourceRefs, s: ServingMetrics) -> list[tuple[str, str]]:

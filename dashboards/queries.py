@@ -128,6 +128,16 @@ class ModelQueries:
         factor = 1 - pct / 100 if kpi.bad_direction == "down" else 1 + pct / 100
         return f"{self.kpi_baseline(kpi)} * {factor:g}", pct
 
+    def canary_values(self) -> str:
+        return f"max by (metric, role) (vigil_canary_metric_value{matchers(self.model_matcher)})"
+
+    def canary_effect(self) -> str:
+        return f"max by (metric) (vigil_canary_effect{matchers(self.model_matcher)})"
+
+    def canary_verdict(self) -> str:
+        overall = 'metric="_overall"'
+        return f"max(vigil_canary_verdict{matchers(self.model_matcher, overall)})"
+
     def model_state(self) -> str:
         return f"max(vigil_model_state{matchers(self.model_matcher)})"
 

@@ -92,6 +92,14 @@ class PolicySpec:
 
 
 @dataclass(frozen=True)
+class CanarySpec:
+    """A challenger judged against the champion (monitor/cycle/canary.py)."""
+
+    alias: str
+    fail_effect: float  # relative worsening that fails a metric (0.1 = 10 %)
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     name: str
     registry: str
@@ -101,6 +109,8 @@ class ModelSpec:
     kpis: tuple[KpiSpec, ...] = ()
     slos: tuple[SloSpec, ...] = ()
     gpu: GpuSpec | None = None
+    canary: CanarySpec | None = None
+    drift: bool = True  # the model has features or a prediction column to drift (else no drift panel)
 
 
 @dataclass(frozen=True)

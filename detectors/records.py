@@ -33,6 +33,7 @@ class FindingKind(StrEnum):
     LOG_ANOMALY = "log_anomaly"
     TRACE_ANOMALY = "trace_anomaly"
     NO_DATA = "no_data"
+    CANARY_FAIL = "canary_fail"  # a challenger failed a metric against the champion (detectors/canary.py)
 
 
 @dataclass(frozen=True)

@@ -238,6 +238,64 @@ class GpuConfig(_Model):
     min_duration: Duration = 300.0  # saturation must last this long to count
 
 
+class CanaryMetricConfig(_Model):
+    """Overrides for one KPI or SLO in the canary comparison (`canary.metrics.<name>`)."""
+
+    worse: Literal["up", "down"] | None = None  # default: the KPI's bad_direction / the SLO's comparison
+    alpha: float | None = Field(None, gt=0, lt=1)
+    fail_effect: float | None = Field(None, ge=0)
+    marginal_effect: float | None = Field(None, ge=0)
+    min_points: int | None = Field(None, ge=1)
+    fail_above: float | None = None  # absolute rule on the challenger's mean, e.g. error rate > 0.05
+    fail_below: float | None = None
+
+
+class CanaryConfig(_Model):
+    """A challenger (an MLflow alias serving a share of traffic) judged against the champion
+    each cycle, on the model's KPIs and SLOs split by `version_label`, and on the feature
+    and prediction distributions of samples whose `version_column` names the version."""
+
+    alias: str = "challenger"
+    # The window judged each cycle. Per-step values are taken one range apart (a query over
+    # rate(...[5m]) gives one point per 5 minutes), so they are independent points for the
+    # U test: an hour of 5-minute rates is 12 points per version.
+    window: Duration = 3600.0
+    version_label: str = Field("model_version", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    version_value: str = "{version}"  # the label's value for a registry version, e.g. "v{version}"
+    alpha: float = Field(0.05, gt=0, lt=1)  # one-sided Mann-Whitney U significance
+    fail_effect: float = Field(0.1, ge=0)  # a significant worsening of at least this (10 %) fails
+    marginal_effect: float = Field(0.05, ge=0)
+    min_points: int = Field(10, ge=1)  # per version and metric; fewer: inconclusive
+    metrics: dict[str, CanaryMetricConfig] = Field(default_factory=dict)  # per KPI/SLO name
+    traffic_query: str | None = None  # requests/s, split by version like the others
+    min_traffic: float = Field(0.0, ge=0)  # challenger mean requests/s below this: inconclusive
+    version_column: str | None = None  # samples column naming the version; None: no distribution comparison
+    distribution_threshold: float = Field(0.2, gt=0)  # drift effect (policy statistic) that fails
+    distribution_marginal: float = Field(0.1, gt=0)
+    pull: bool = True  # fail -> remove the challenger alias (and pin serving traffic to the champion)
+    promote_after_cycles: int = Field(10, ge=1)  # passes in a row before a promotion is suggested
+    auto_promote: bool = False  # move the champion alias to the challenger instead of suggesting
+
+    @field_validator("version_value")
+    @classmethod
+    def _has_version(cls, v: str) -> str:
+        if "{version}" not in v:
+            raise ValueError("must contain {version}, e.g. \"{version}\" or \"v{version}\"")
+        return v
+
+    @model_validator(mode="after")
+    def _marginal_below_fail(self) -> CanaryConfig:
+        if self.marginal_effect > self.fail_effect:
+            raise ValueError(f"marginal_effect ({self.marginal_effect}) must be <= fail_effect ({self.fail_effect})")
+        if self.distribution_marginal > self.distribution_threshold:
+            raise ValueError(f"distribution_marginal ({self.distribution_marginal}) must be <= "
+                             f"distribution_threshold ({self.distribution_threshold})")
+        return self
+
+    def label_value(self, version: str) -> str:
+        return self.version_value.replace("{version}", version)
+
+
 class ModelConfig(_Model):
     name: str = Field(min_length=1, max_length=100)
     registry_name: str | None = None  # defaults to name
@@ -263,10 +321,24 @@ class ModelConfig(_Model):
     @classmethod
     def _runbook_keys(cls, v: dict[str, str]) -> dict[str, str]:
         return check_runbook_keys(v)
+    canary: CanaryConfig | None = None  # a challenger judged against the champion each cycle (None: no canary)
 
     @property
     def registry(self) -> str:
         return self.registry_name or self.name
+
+    @model_validator(mode="after")
+    def _canary_names(self) -> ModelConfig:
+        if self.canary is None:
+            return self
+        known = {k.name for k in self.kpis} | {s.name for s in self.slos}
+        unknown = sorted(set(self.canary.metrics) - known)
+        if unknown:
+            raise ValueError(f"canary.metrics names {', '.join(unknown)}: expected the name of one of this model's "
+                             f"kpis or slos ({', '.join(sorted(known)) or 'none configured'})")
+        if self.canary.alias == self.alias:
+            raise ValueError(f"canary.alias '{self.canary.alias}' is the model's own alias: name the challenger's")
+        return self
 
     @field_validator("name")
     @classmethod

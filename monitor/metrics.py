@@ -36,6 +36,16 @@ class VigilMetrics:
         self.kpi_value = Gauge("vigil_kpi_value", "Latest KPI level", ["model", "kpi"], registry=r)
         self.kpi_baseline = Gauge("vigil_kpi_baseline", "KPI baseline level", ["model", "kpi"], registry=r)
         self.rollbacks = Counter("vigil_rollbacks_total", "Rollbacks by outcome", ["model", "status"], registry=r)
+        # Canary analysis (monitor/cycle/canary.py): per metric, both versions' medians and the verdict.
+        self.canary_value = Gauge("vigil_canary_metric_value", "Median of a canary metric per version this cycle",
+                                  ["model", "metric", "role"], registry=r)
+        self.canary_effect = Gauge("vigil_canary_effect", "Challenger's relative worsening per metric (0.1 = 10 %)",
+                                   ["model", "metric"], registry=r)
+        self.canary_verdict = Gauge("vigil_canary_verdict",
+                                    "0 pass, 1 marginal, 2 inconclusive, 3 fail; metric=\"_overall\" for the canary",
+                                    ["model", "metric"], registry=r)
+        self.canary_actions = Counter("vigil_canary_actions_total", "Canary pulls and promotions by outcome",
+                                      ["model", "kind", "status"], registry=r)
         self.samples = Counter("vigil_samples_total", "Feature/prediction rows evaluated or ingested", ["model"],
                                registry=r)
         self.source_up = Gauge("vigil_source_up", "1 when the source answered on its last use", ["source"],

@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 
 from correlators.incident import Incident
+from detectors.canary import CanaryVerdict
 from detectors.records import DeployEvent, Finding, FindingKind, LogRecord, Series, Span
 from detectors.traces import ServiceGraph
 
@@ -115,3 +116,4 @@ class CycleReport:
     rollback: dict[str, Any] | None = None
     blind: list[str] = field(default_factory=list)
     duration_s: float = 0.0
+    canary: CanaryVerdict | None = None  # this cycle's canary verdict table (None: no challenger)

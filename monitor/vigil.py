@@ -27,6 +27,7 @@ from monitor.clock import Clock, LiveClock
 from monitor.config import ModelConfig, VigilConfig
 from monitor.cycle.actions import Operator
 from monitor.cycle.apply import StateUpdate, apply_plan
+from monitor.cycle.canary import CanaryAnalysis
 from monitor.cycle.correlate import correlate, story_start
 from monitor.cycle.deliver import OutboxSender
 from monitor.cycle.deploys import DeployWatch
@@ -43,7 +44,7 @@ from monitor.cycle.reference import ReferenceChooser
 from monitor.cycle.rollback_intents import RollbackRunner
 from monitor.cycle.samples import SampleReader
 from monitor.executors.base import Executor, ExecutorError
-from monitor.executors.build import alias_executor, build_serving_executor
+from monitor.executors.build import alias_executor, build_serving_executor, challenger_executor
 from monitor.failpoints import failpoint
 from monitor.metrics import VigilMetrics
 from monitor.notifiers import default_notifiers, log_trace_clients
@@ -103,7 +104,10 @@ class Vigil:
                                                       else 50), c.sources.prometheus.step)
         self.outbox = OutboxWriter(self.store, self.notifiers, Links.from_config(c))
         self.deploys = DeployWatch(self.registry, self.health, self.store, self.outbox)
-        self.rollbacks = RollbackRunner(self.store, self.layers, self.outbox, self.metrics, health=self._layer_health)
+        self.rollbacks = RollbackRunner(self.store, self.layers, self.outbox, self.metrics, health=self._layer_health,
+                                        pull_layers=self.pull_layers)
+        self.canary = CanaryAnalysis(self.prometheus, self.registry, self.store, self.rollbacks, self.outbox,
+                                     self.metrics, c.sources.prometheus.step)
         self.operator = Operator(c, self.store, self.outbox, self.metrics, self.rollbacks)
         self.drift_reports = DriftReports(self.store, samples, self.references, c.schedule.lookback)
         self.sender = OutboxSender(self.store, self.notifiers, self.metrics)
@@ -118,6 +122,14 @@ class Vigil:
             serving = build_serving_executor(m, self.registry, base_dir=self.config.base_dir)
             self._layers[m.name] = [alias_executor(self.registry, m.alias), *([serving] if serving else [])]
         return self._layers[m.name]
+
+    def pull_layers(self, m: ModelConfig) -> list[Executor]:
+        """What pulling `m`'s canary moves: the challenger alias (removed), then the serving
+        layer, pinned to the champion (KServe: canary traffic to 0; Argo: abort and undo)."""
+        if m.canary is None:
+            raise ValueError(f"model {m.name} has no canary configured")
+        serving = self.layers(m)[1:]
+        return [challenger_executor(self.registry, m.canary.alias, m.alias), *serving]
 
     def _layer_health(self, layer: str, error: ExecutorError | None) -> None:
         """What rollbacks see of each layer shows in /readyz as `rollback:<layer>`: an MLflow
@@ -187,6 +199,9 @@ class Vigil:
             raw = gather(self.gather_sources, GatherRequest(m, w, serving, known, refit))
             found = detect(raw, DetectRequest(m, policy, w, self.config.sources.prometheus.step,
                                               self.config.schedule.interval, self.anomaly_tuning, start))
+            canary = self.canary.judge(m, w, policy, raw.samples) if m.canary is not None else None
+            if canary is not None:
+                found.findings.extend(canary.findings)
             blind = self._blind(raw, found)
             settings = CorrelationSettings(deploy_window=policy.deploy_suspect_window)
             deploys = self.store.deploys(m.name, since=story_start(w, start) - settings.deploy_window, until=t)
@@ -200,15 +215,19 @@ class Vigil:
             rollback = None
             if applied.status != IncidentStatus.OPEN and not blind:
                 record_clean(self.store, m.name, serving, t)
+            if canary is not None:  # before any rollback: the model has one action in flight at a time
+                incident_id = applied.incident_id if applied.status == IncidentStatus.OPEN else None
+                rollback = self.canary.act(m, canary, incident_id, policy, t)
             if applied.status == IncidentStatus.OPEN and applied.incident_id is not None:
-                rollback = self.operator.follow_plan(m, applied.incident_id, plan, t)
+                rollback = self.operator.follow_plan(m, applied.incident_id, plan, t) or rollback
                 if found.drift_columns and _has_drift(story.incident):
                     self.drift_reports.save_once(m, applied.incident_id, found.drift_columns, serving, t)
         self._record(m, raw, found, applied.opened, applied.severity)
         report = CycleReport(model=m.name, t=t, findings=found.findings, incident=story.incident,
                              step=str(plan.lifecycle.step), severity=applied.severity,
                              incident_id=applied.incident_id, deploys=new_deploys, rollback=rollback, blind=blind,
-                             duration_s=time.perf_counter() - began)
+                             duration_s=time.perf_counter() - began,
+                             canary=canary.verdict if canary is not None else None)
         self.metrics.cycle_duration.labels(m.name).observe(report.duration_s)
         save_model_now(self.store.tx, ModelNow(m.name, t, report.step, report.severity, report.duration_s, blind,
                                                drift_by_feature(found.drift_statistics)))

@@ -84,14 +84,16 @@ class StubPrometheus:
         status = SourceStatus.DOWN if self.down else SourceStatus.UP
         return SourceState("prometheus", status, "http://127.0.0.1:9", "connection refused" if self.down else "")
 
-    def query_range(self, query: str, start: float, end: float, *, name: str | None = None) -> list[Series]:
+    def query_range(self, query: str, start: float, end: float, step: float | None = None, *,
+                    name: str | None = None) -> list[Series]:
         self.calls.append((query, start, end))
         if self.down:
             raise SourceUnavailable("prometheus", "http://127.0.0.1:9", "connection refused")
         curve = self.curves.get(query)
         if curve is None:
             return []
-        ts = np.arange(np.ceil(start / self.step) * self.step, end + 1e-9, self.step)
+        step = step or self.step
+        ts = np.arange(np.ceil(start / step) * step, end + 1e-9, step)
         return [Series(name or query, {}, ts, np.asarray(curve(ts), dtype=float))]
 
 
@@ -137,6 +139,11 @@ class MemoryRegistry:
             raise ModelNotFound(name, version)
         self.aliases[(name, alias)] = version
         self.moves.append((name, alias, version))
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        self._check()
+        self.aliases.pop((name, alias), None)
+        self.moves.append((name, alias, ""))
 
     def get_version(self, name: str, version: str) -> ModelVersionInfo:
         self._check()

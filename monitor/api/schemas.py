@@ -126,3 +126,35 @@ class Readiness(BaseModel):
     sources: dict[str, SourceOut]
     outbox: dict[str, int] = Field(description="outbox rows per state")
     cycles: dict[str, Any] = Field(description="`problems` and, per model, what the last cycles did")
+
+
+class CanaryVerdictOut(BaseModel):
+    """One cycle's canary verdict: `metrics` are detectors.canary.MetricVerdict records
+    (metric, verdict, reason, champion, challenger, effect, p_value, n_champion, n_challenger,
+    min_points, alpha, fail_effect, marginal_effect, fail_above, fail_below, kind)."""
+
+    model: str
+    t: float
+    champion_version: str | None
+    challenger_version: str
+    overall: str  # pass | marginal | fail | inconclusive
+    metrics: list[dict[str, Any]]
+
+
+class CanaryRunOut(BaseModel):
+    challenger_version: str
+    status: str  # running | pulled | dry_run | suggested | promoted
+    cycles: int
+    pass_streak: int
+    first_seen_at: float
+    updated_at: float
+    detail: str
+
+
+class CanaryOut(BaseModel):
+    model: str
+    alias: str
+    version_label: str
+    promote_after_cycles: int
+    verdicts: list[CanaryVerdictOut]
+    runs: list[CanaryRunOut]

@@ -12,6 +12,12 @@ to repeat or reverse a rollback.
 
 A layer that cannot be reached keeps the intent pending (one message says so, not one
 per attempt) until it answers or `max_attempts` cycles have tried.
+
+The same machinery carries a canary's actions (monitor/cycle/canary.py), told apart by
+the kind of the intent's action row: `canary_pull` moves the challenger's layers (its
+alias removed, serving traffic pinned to the champion) from the challenger's version to
+the champion's; `canary_promote` moves the champion's layers to the challenger's version.
+Only `rollback` counts towards the rollback guard's cool-down and daily cap.
 """
 from __future__ import annotations
 
@@ -40,6 +46,9 @@ log = logging.getLogger("vigil.rollback")
 
 HALF_WAY_ATTEMPTS = 10  # cycles a rollback keeps trying once some layer has moved
 Layers = Callable[[ModelConfig], list[Executor]]
+ROLLBACK, CANARY_PULL, CANARY_PROMOTE = "rollback", "canary_pull", "canary_promote"
+# The audit log's names for each kind's events: rollback.requested, canary.pull.done, ...
+_AUDIT = {ROLLBACK: "rollback", CANARY_PULL: "canary.pull", CANARY_PROMOTE: "canary.promote"}
 LayerHealth = Callable[[str, "ExecutorError | None"], None]  # (layer name, error or None when it answered)
 
 
@@ -60,20 +69,33 @@ class RollbackAsk:
     # Cycles to keep trying an unreachable layer: Vigil's own rollbacks use the policy's
     # max_attempts; a person's fails at once (1), unless a layer has already moved.
     max_attempts: int = 1
+    kind: str = ROLLBACK  # rollback | canary_pull | canary_promote
+    # What the first layer is expected to serve when it cannot be read (default: the
+    # champion alias's last seen version; a pull names the challenger's).
+    from_version: str | None = None
 
 
 class RollbackRunner:
     def __init__(self, store: Store, layers: Layers, outbox: OutboxWriter, metrics: VigilMetrics, *,
-                 health: LayerHealth = _ignore) -> None:
+                 health: LayerHealth = _ignore, pull_layers: Layers | None = None) -> None:
         self.store, self.layers, self.outbox, self.metrics = store, layers, outbox, metrics
         self.health = health  # a layer that cannot be reached makes /readyz say so
+        self.pull_layers = pull_layers  # a canary pull's layers (the challenger's); None: no canaries
+
+    def layers_for(self, kind: str, m: ModelConfig) -> list[Executor]:
+        """A pull moves the challenger's layers; a rollback and a promotion the champion's."""
+        if kind == CANARY_PULL:
+            if self.pull_layers is None:
+                raise ValueError("a canary pull needs pull_layers")
+            return self.pull_layers(m)
+        return self.layers(m)
 
     # ------------------------------------------------------------------ asking
     def request(self, ask: RollbackAsk) -> RollbackOutcome:
         """Record the intent, then drive it; a model has at most one rollback in flight."""
         m = ask.model
-        layers = self.layers(m)
-        serving = self._serving_now(layers[0], m, ask.to_version)
+        layers = self.layers_for(ask.kind, m)
+        serving = self._serving_now(layers[0], m, ask.to_version, ask.from_version)
         already = self._all_at_target(layers, m, ask.to_version)
         for _ in range(3):
             try:
@@ -107,7 +129,7 @@ class RollbackRunner:
                 return self._in_flight(m)
             if ask.dry_run or already:
                 return self._record_without_intent(s, ask, serving, layers)
-            action = self.store.add_action(s, model=m.name, kind="rollback", incident_id=ask.incident_id,
+            action = self.store.add_action(s, model=m.name, kind=ask.kind, incident_id=ask.incident_id,
                                            from_version=serving, to_version=ask.to_version,
                                            status=ActionStatus.PENDING, reason=ask.reason, detail="in flight",
                                            actor=ask.actor, dry_run=False, at=ask.now)
@@ -118,16 +140,18 @@ class RollbackRunner:
                                 reason=ask.reason, forced=ask.forced, next_attempt_at=ask.now,
                                 max_attempts=ask.max_attempts,
                                 created_at=ask.now, updated_at=ask.now)
-            self.store.audit_in(s, ask.actor, "rollback.forced" if ask.forced else "rollback.requested",
+            self.store.audit_in(s, ask.actor, "rollback.forced" if ask.forced else f"{_AUDIT[ask.kind]}.requested",
                                 f"model:{m.name}", self._detail(intent), now=ask.now)
             return intent.id
 
-    def _serving_now(self, alias: Executor, m: ModelConfig, to_version: str) -> str | None:
+    def _serving_now(self, alias: Executor, m: ModelConfig, to_version: str, expected: str | None) -> str | None:
         """The alias's version now; the last one seen when the registry cannot say (the intent
         then records our best knowledge and the compare-and-set catches a difference)."""
         try:
             return alias.current(RollbackStep(m.name, m.registry, None, to_version, ""))
         except ExecutorError:
+            if expected is not None:
+                return expected
             with self.store.tx() as s:
                 return self.store.model_state(s, m.name).alias_version
 
@@ -147,19 +171,27 @@ class RollbackRunner:
             status, detail = ActionStatus.DRY_RUN, f"dry run: would move {_names(layers)} from v{serving} " \
                                                    f"to v{ask.to_version}"
         else:
-            status, detail = ActionStatus.NOOP, f"'{m.alias}' already points at v{ask.to_version}"
-        self.store.add_action(s, model=m.name, kind="rollback", incident_id=ask.incident_id, from_version=serving,
+            where = f"'{m.alias}' already points at" if ask.kind == ROLLBACK else f"{_names(layers)} already serve"
+            status, detail = ActionStatus.NOOP, f"{where} v{ask.to_version}"
+        self.store.add_action(s, model=m.name, kind=ask.kind, incident_id=ask.incident_id, from_version=serving,
                               to_version=ask.to_version, status=status, reason=ask.reason, detail=detail,
                               actor=ask.actor, dry_run=ask.dry_run, at=ask.now)
         detail_ = {"from_version": serving, "to_version": ask.to_version, "reason": ask.reason,
                    "incident_id": ask.incident_id, "dry_run": ask.dry_run}
-        self.store.audit_in(s, ask.actor, "rollback.requested", f"model:{m.name}", detail_, now=ask.now)
-        self.store.audit_in(s, ask.actor, f"rollback.{status}", f"model:{m.name}", detail_, now=ask.now)
+        prefix = _AUDIT[ask.kind]
+        self.store.audit_in(s, ask.actor, f"{prefix}.requested", f"model:{m.name}", detail_, now=ask.now)
+        self.store.audit_in(s, ask.actor, f"{prefix}.{status}", f"model:{m.name}", detail_, now=ask.now)
         if status == ActionStatus.DRY_RUN:
             self._announce(s, m, ask.incident_id, _payload(m, serving, ask.to_version, status, ask, detail),
                            f"dry-run:{ask.incident_id}:{int(ask.now)}", ask.now)
-        self.metrics.rollbacks.labels(m.name, status).inc()
+        self._count(ask.kind, m.name, status)
         return RollbackOutcome(status, serving, ask.to_version, detail)
+
+    def _count(self, kind: str, model: str, status: str) -> None:
+        if kind == ROLLBACK:
+            self.metrics.rollbacks.labels(model, status).inc()
+        else:
+            self.metrics.canary_actions.labels(model, kind, status).inc()
 
     # ------------------------------------------------------------------ acting
     def drive(self, intent_id: int, m: ModelConfig, now: float) -> RollbackOutcome:
@@ -171,7 +203,9 @@ class RollbackRunner:
                 return _outcome(intent)
             step = RollbackStep(m.name, m.registry, intent.from_version, intent.to_version, intent.key,
                                 incident_id=intent.incident_id, requested_at=intent.created_at)
-            todo = [x for x in self.layers(m) if x.name in intent.executors and x.name not in intent.steps_done]
+            kind = intent_kind(s, intent)
+            layers = self.layers_for(kind, m)
+            todo = [x for x in layers if x.name in intent.executors and x.name not in intent.steps_done]
         layer: Executor | None = None
         try:
             for layer in todo:
@@ -187,7 +221,7 @@ class RollbackRunner:
                 self.health(layer.name, e)
             return self._retry_later(intent_id, m, now, e)
         return self._finish(intent_id, m, now, ActionStatus.DONE,
-                            f"moved {_names(self.layers(m))} from v{step.from_version} to v{step.to_version}"
+                            f"moved {_names(layers)} from v{step.from_version} to v{step.to_version}"
                             " and verified")
 
     def _move(self, layer: Executor, step: RollbackStep) -> bool:
@@ -251,21 +285,28 @@ class RollbackRunner:
         action = s.get(ActionRow, intent.action_id) if intent.action_id else None
         if action is not None:
             action.status, action.detail = status, detail
-        if status == ActionStatus.DONE:
+        kind = action.kind if action is not None else ROLLBACK
+        if status == ActionStatus.DONE and kind == CANARY_PULL:
+            ask = RollbackAsk(m, intent.to_version, intent.reason, intent.actor, intent.incident_id, now, kind=kind)
+            self._announce(s, m, intent.incident_id,
+                           _payload(m, intent.from_version, intent.to_version, status, ask, detail),
+                           f"intent:{intent.id}", now)
+        elif status == ActionStatus.DONE:
+            # A promotion is a deploy like any other (cold start follows); a rollback is recorded as one.
             self.store.add_deploy(s, DeployEvent(m.name, m.alias, intent.to_version, intent.from_version, now,
-                                                 "rollback"))
+                                                 "promotion" if kind == CANARY_PROMOTE else "rollback"))
             state = self.store.model_state(s, m.name)
             state.alias_version, state.alias_seen_at = intent.to_version, now
-            ask = RollbackAsk(m, intent.to_version, intent.reason, intent.actor, intent.incident_id, now)
+            ask = RollbackAsk(m, intent.to_version, intent.reason, intent.actor, intent.incident_id, now, kind=kind)
             self._announce(s, m, intent.incident_id,
                            _payload(m, intent.from_version, intent.to_version, status, ask, detail),
                            f"intent:{intent.id}", now)
         else:
             self._update_incident(s, m, intent.incident_id, now)
-        self.store.audit_in(s, intent.actor, f"rollback.{status}", f"model:{m.name}",
+        self.store.audit_in(s, intent.actor, f"{_AUDIT.get(kind, 'rollback')}.{status}", f"model:{m.name}",
                             {**self._detail(intent), "detail": detail}, now=now)
-        self.metrics.rollbacks.labels(m.name, status).inc()
-        log.info("rollback %s", status, extra={"model": m.name, "intent": intent.id, "detail": detail})
+        self._count(kind, m.name, status)
+        log.info("%s %s", kind, status, extra={"model": m.name, "intent": intent.id, "detail": detail})
         return _outcome(intent)
 
     # ------------------------------------------------------------------ after a crash
@@ -297,6 +338,12 @@ class RollbackRunner:
                 "forced": intent.forced, "fencing_token": intent.fencing_token}
 
 
+def intent_kind(s: Session, intent: RollbackIntentRow) -> str:
+    """What the intent does, from its action row (rollback when it has none)."""
+    action = s.get(ActionRow, intent.action_id) if intent.action_id else None
+    return action.kind if action is not None else ROLLBACK
+
+
 def _names(layers: list[Executor]) -> str:
     return " + ".join(x.name for x in layers)
 
@@ -307,6 +354,7 @@ def _outcome(intent: RollbackIntentRow) -> RollbackOutcome:
 
 def _payload(m: ModelConfig, from_version: str | None, to_version: str, status: ActionStatus, ask: RollbackAsk,
              detail: str) -> dict[str, Any]:
-    return {"model": m.name, "from_version": from_version, "to_version": to_version, "at": ask.now,
+    kind = {} if ask.kind == ROLLBACK else {"kind": ask.kind}  # a rollback's payload is as it always was
+    return {**kind, "model": m.name, "from_version": from_version, "to_version": to_version, "at": ask.now,
             "status": status, "reason": ask.reason, "dry_run": ask.dry_run, "actor": ask.actor, "detail": detail,
             "incident_id": ask.incident_id}

@@ -7,12 +7,22 @@ from pathlib import Path
 from monitor.config import ModelConfig
 from monitor.executors.base import Executor
 from monitor.executors.config import MlflowAliasExecutorConfig, WebhookExecutorConfig
-from monitor.executors.mlflow_alias import AliasRegistry, MlflowAliasExecutor
+from monitor.executors.mlflow_alias import (
+    AliasRegistry,
+    ChallengerAliasExecutor,
+    ChallengerRegistry,
+    MlflowAliasExecutor,
+)
 
 
 def alias_executor(registry: AliasRegistry, alias: str) -> Executor:
     """The MLflow alias executor: moving `alias` is the first step of every rollback."""
     return MlflowAliasExecutor(registry, alias)
+
+
+def challenger_executor(registry: ChallengerRegistry, alias: str, champion_alias: str) -> Executor:
+    """A canary's alias: removing it is the first step of every canary pull."""
+    return ChallengerAliasExecutor(registry, alias, champion_alias)
 
 
 def build_serving_executor(model_cfg: ModelConfig, registry: AliasRegistry, *,

@@ -23,6 +23,12 @@ class AliasRegistry(Protocol):
     def set_alias(self, name: str, alias: str, version: str) -> None: ...
 
 
+class ChallengerRegistry(AliasRegistry, Protocol):
+    """A registry whose aliases can also be removed (pulling a canary)."""
+
+    def delete_alias(self, name: str, alias: str) -> None: ...
+
+
 class MlflowAliasExecutor:
     """Moves `alias` of the step's registered model; the alias's version is what is served."""
 
@@ -82,3 +88,39 @@ class MlflowAliasExecutor:
             raise ExecutorError(False, f"cannot {what}: MLflow rejected it: {e.reason}", reason="rejected") from e
         except Exception as e:  # an unexpected error will not go away by itself: a person should look
             raise ExecutorError(False, f"cannot {what}: {type(e).__name__}: {e}") from e
+
+
+class ChallengerAliasExecutor:
+    """A canary's alias as a layer: the challenger's share of traffic serves the challenger
+    alias's version, or the champion's once that alias is gone. Pulling the canary (a step
+    from the challenger's version to the champion's) removes the alias; `current` then
+    reads the champion alias, so a retry or a restart sees the pull done and moves nothing."""
+
+    name = "mlflow_challenger_alias"
+
+    def __init__(self, registry: ChallengerRegistry, alias: str, champion_alias: str) -> None:
+        self.registry, self.alias, self.champion_alias = registry, alias, champion_alias
+        self._read = MlflowAliasExecutor(registry, alias)
+        self._champion = MlflowAliasExecutor(registry, champion_alias)
+
+    def current(self, step: RollbackStep) -> str | None:
+        version = self._read.current(step)
+        return version if version is not None else self._champion.current(step)
+
+    def apply(self, step: RollbackStep) -> None:
+        version = self._read.current(step)
+        if version is None:
+            return  # already pulled: a second apply removes nothing
+        if step.from_version is not None and version != step.from_version:
+            raise ExecutorError(False, f"alias '{self.alias}' of registered model '{step.registry_name}' now points "
+                                       f"at v{version}, not v{step.from_version} as when the canary was judged: a "
+                                       f"new challenger; left alone", reason="changed")
+        self._read._call(step, "remove", lambda: self.registry.delete_alias(step.registry_name, self.alias))
+
+    def verify(self, step: RollbackStep) -> Verification:
+        version = self._read.current(step)
+        where = f"alias '{self.alias}' of registered model '{step.registry_name}'"
+        if version is None:
+            return Verification(True, self._champion.current(step), f"{where} removed: its traffic serves "
+                                                                     f"'{self.champion_alias}'")
+        return Verification(False, version, f"{where} still points at v{version}")

@@ -7,6 +7,7 @@ thresholds the alert policy applies.
 from __future__ import annotations
 
 from dashboards.spec import (
+    CanarySpec,
     DashboardSpec,
     DataSourcesSpec,
     DataSourceUids,
@@ -60,6 +61,8 @@ def model_spec(model: ModelConfig, policy: PolicyConfig) -> ModelSpec:
         kpis=tuple(kpi_spec(k, policy) for k in model.kpis),
         slos=tuple(slo_spec(s) for s in model.slos),
         gpu=gpu_spec(model.gpu) if model.gpu else None,
+        canary=CanarySpec(model.canary.alias, model.canary.fail_effect) if model.canary else None,
+        drift=bool(model.features or model.prediction_column),
     )
 
 

@@ -15,6 +15,8 @@ cycles have a baseline):
                queue 20-40) and p99 latency breaches its 0.5 s SLO -> critical, top cause
                GPU saturation, no rollback.
   13:10-14:00  quiet again.
+
+A second model, the ranker, runs a canary that fails and is pulled (demo_canary.py).
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import lognorm
 
+from monitor.replay.demo_canary import CANARY_CONFIG, add_canary_metrics, canary_registry_events
 from monitor.replay.openmetrics import OpenMetricsWriter
 
 DAY = pd.Timestamp("2026-11-20T00:00:00Z").timestamp()
@@ -122,7 +125,7 @@ models:
     gpu:
       selector: pod=~"{SERVICE}-.*"
       min_duration: 5m
-"""
+""" + CANARY_CONFIG
 
 
 def _in(t: np.ndarray, a: float, b: float) -> np.ndarray:
@@ -181,13 +184,14 @@ def _write_registry(out: Path, t: DemoTimes) -> None:
         {"type": "version", "name": MODEL, "version": "2", "at": t.v2_registered,
          "tags": {"git_sha": "b7e03d5", "vigil.reference_path": "reference/train_v2.parquet"}},
         {"type": "alias", "name": MODEL, "alias": "champion", "version": "2", "at": t.deploy_v2},
+        *canary_registry_events(month_ago, DAY),
     ]
     with open(out / "registry.jsonl", "w") as fh:
         for e in events:
             fh.write(json.dumps(e) + "\n")
 
 
-def _write_metrics(out: Path, rng: np.random.Generator, t: DemoTimes) -> None:
+def _write_metrics(out: Path, rng: np.random.Generator, t: DemoTimes, seed: int = 7) -> None:
     ts = np.arange(t.data_start, t.replay_end + 60, 60.0)
     n = len(ts)
     surge = _in(ts, t.surge_start, t.surge_end)
@@ -229,6 +233,7 @@ def _write_metrics(out: Path, rng: np.random.Generator, t: DemoTimes) -> None:
           np.where(surge, rng.uniform(0.96, 0.99, n), rng.uniform(0.3, 0.5, n)), help="KV-cache usage (1 = 100%).")
     w.add("vllm:num_requests_waiting", vllm, ts,
           np.where(surge, rng.integers(20, 41, n), rng.integers(0, 3, n)).astype(float), help="Requests waiting.")
+    add_canary_metrics(w, ts, DAY, seed)
     w.write(out / "metrics.om")
 
 
@@ -241,7 +246,7 @@ def generate_bundle(out: Path, seed: int = 7, times: DemoTimes = TIMES) -> Path:
     _write_registry(out, times)
     _write_references(out, rng)
     _write_samples(out, rng, times)
-    _write_metrics(out, rng, times)
+    _write_metrics(out, rng, times, seed)
     (out / "bundle.json").write_text(json.dumps({"start": times.replay_start, "end": times.replay_end,
                                                  "step": 120, "description": "Vigil demo: recommender"}))
     return out

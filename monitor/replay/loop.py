@@ -174,7 +174,8 @@ def build_timeline(vigil: Vigil, start: float, incidents: list[dict[str, Any]]) 
         cause = f"; top cause {top['kind']} {top['entity']} ({top['score']:.0%})" if top else ""
         lines.append((inc["opened_at"], f"incident #{inc['id']} OPEN {inc['severity'].upper()}: {inc['title']}{cause}"))
         for a in inc["actions"]:
-            lines.append((a["at"], f"incident #{inc['id']} rollback {a['status']}: "
+            kind = str(a.get("kind") or "rollback").replace("_", " ")
+            lines.append((a["at"], f"incident #{inc['id']} {kind} {a['status']}: "
                                    f"v{a['from_version']} -> v{a['to_version']} ({a['reason']})"))
         if inc["resolved_at"]:
             lines.append((inc["resolved_at"], f"incident #{inc['id']} RESOLVED"))

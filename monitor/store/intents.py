@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, select, text
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, or_, select, text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from alerts.rollback import ActionStatus
-from monitor.store.tables import Base, _status_column
+from monitor.store.tables import ActionRow, Base, _status_column
 
 # States an intent moves through; only PENDING is unfinished.
 OPEN_STATES = (ActionStatus.PENDING,)
@@ -100,8 +100,11 @@ def intents_for_incident(s: Session, incident_id: int) -> list[RollbackIntentRow
 def counted_times(s: Session, model: str) -> list[float]:
     """When this model's rollbacks were asked for: pending ones count, so a rollback
     whose outcome a crash left unrecorded still uses up the cool-down and the cap."""
-    q = select(RollbackIntentRow.created_at).where(RollbackIntentRow.model == model,
-                                                   RollbackIntentRow.status.in_(COUNTED_STATES))
+    q = (select(RollbackIntentRow.created_at)
+         .outerjoin(ActionRow, ActionRow.id == RollbackIntentRow.action_id)
+         .where(RollbackIntentRow.model == model, RollbackIntentRow.status.in_(COUNTED_STATES),
+                # A canary's pull or promotion is not a rollback of the champion: it uses up no cool-down.
+                or_(ActionRow.kind.is_(None), ActionRow.kind == "rollback")))
     return list(s.scalars(q))
 
 

@@ -24,6 +24,7 @@ from alerts.audit import AuditEntry, ChainKey
 from alerts.outbox import MessageKind
 from detectors.records import DeployEvent, json_safe
 from monitor.store import audit_log, intents
+from monitor.store import canary as canary  # registers the canary tables on Base for create_all
 from monitor.store import leases as leases  # registers the lease tables on Base for create_all
 from monitor.store import model_now as model_now  # registers its table on Base for create_all
 from monitor.store import slack_seen as slack_seen  # registers its table on Base for create_all

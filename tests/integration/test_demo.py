@@ -26,8 +26,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return {"out": out, "incidents": incidents, "notifications": notes}
 
 
-def opened_between(incidents: list[dict], a: float, b: float) -> list[dict]:
-    return [i for i in incidents if a <= i["opened_at"] < b]
+def opened_between(incidents: list[dict], a: float, b: float, model: str = "recommender") -> list[dict]:
+    return [i for i in incidents if a <= i["opened_at"] < b and i["model"] == model]
 
 
 def test_incident_records_have_the_documented_fields(demo):
@@ -104,7 +104,43 @@ def test_4_quiet_stretches_raise_nothing(demo):
     assert opened_between(incs, TIMES.replay_start, TIMES.deploy_v2) == []
     assert opened_between(incs, TIMES.surge_end, TIMES.replay_end + 1) == []
     assert all(i["resolved_at"] is not None and i["resolved_at"] <= TIMES.quiet_from for i in incs)
-    assert len(incs) == 3
+    assert len([i for i in incs if i["model"] == "recommender"]) == 3
+
+
+def test_5_a_failing_canary_is_pulled_and_the_incident_says_which_metric_by_how_much(demo):
+    from monitor.replay.demo_canary import RANKER, canary_times
+
+    start, _ = canary_times(TIMES.replay_start - 8 * H)
+    (inc,) = [i for i in demo["incidents"] if i["model"] == RANKER]
+    assert start < inc["opened_at"] < start + 0.5 * H and inc["severity"] == "warning"
+    (fail,) = [f for f in inc["findings"] if f["kind"] == "canary_fail"]
+    assert fail["entity"] == "error_rate" and fail["statistic"] == "absolute"
+    assert fail["value"] > fail["threshold"] == 0.05  # the challenger's error rate next to the rule
+    assert "canary v2 vs champion v1" in fail["message"]
+    assert (inc["causes"][0]["kind"], inc["causes"][0]["entity"]) == ("canary", "ranker v2 (challenger)")
+    (pull,) = inc["actions"]
+    assert (pull["kind"], pull["status"], pull["from_version"], pull["to_version"]) == ("canary_pull", "done", "2",
+                                                                                       "1")
+    assert inc["resolved_at"] is not None
+    # The challenger alias is gone from the real registry, the champion untouched; both audited.
+    from monitor.config import MlflowConfig
+    from monitor.replay.local_mlflow import sqlite_tracking_uri
+    from monitor.sources.registry import RegistrySource
+
+    work = demo["out"] / "work"
+    registry = RegistrySource(MlflowConfig(tracking_uri=sqlite_tracking_uri(work / "mlflow.db")))
+    assert registry.alias_version(RANKER, "challenger") is None
+    assert registry.alias_version(RANKER, "champion") == "1"
+    con = sqlite3.connect(work / "vigil-replay.db")
+    actions = [r[0] for r in con.execute("select action from audit_log order by seq")]
+    assert actions.index("canary.pull.requested") < actions.index("canary.pull.done")
+    # The owner's message carries the verdict table and says what Vigil did.
+    last = [n for n in demo["notifications"] if n["payload"]["incident_id"] == inc["id"]][-1]["payload"]
+    assert last["channel"] == "#ranker-owners"
+    shown = next(f for f in last["findings"] if f["kind"] == "canary_fail")
+    table = {row["metric"]: row for row in shown["evidence"]["verdict_table"]}
+    assert table["error_rate"]["verdict"] == "fail" and table["error_rate"]["champion"] < 0.02
+    assert any(a["kind"] == "canary_pull" for a in last["actions"])
 
 
 def test_notifications_update_one_message_per_incident_and_channel(demo):

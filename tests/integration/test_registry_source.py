@@ -77,6 +77,23 @@ def test_set_alias_is_idempotent(registry: RegistrySource, model_name: str) -> N
     assert registry.alias_version(model_name, "champion") == "2"
 
 
+def test_a_canary_pull_removes_the_challenger_alias_once(registry: RegistrySource, model_name: str) -> None:
+    from monitor.executors.base import RollbackStep
+    from monitor.executors.mlflow_alias import ChallengerAliasExecutor
+
+    _register(registry, model_name, 2)
+    registry.set_alias(model_name, "champion", "1")
+    registry.set_alias(model_name, "challenger", "2")
+    pull = ChallengerAliasExecutor(registry, "challenger", "champion")
+    step = RollbackStep(model_name, model_name, "2", "1", "vigil-rollback-1")
+    assert pull.current(step) == "2"
+    pull.apply(step)
+    assert registry.aliases(model_name) == {"champion": "1"}
+    assert pull.current(step) == "1" and pull.verify(step).ok  # the challenger's share serves the champion
+    pull.apply(step)  # a retry after a crash removes nothing more
+    assert registry.aliases(model_name) == {"champion": "1"}
+
+
 def test_move_alias_records_the_move_and_is_idempotent(registry: RegistrySource, model_name: str) -> None:
     _register(registry, model_name, 3)
     registry.set_alias(model_name, "champion", "3")

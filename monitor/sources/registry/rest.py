@@ -145,6 +145,10 @@ class RestBackend:
         resp = self._call("POST", "registered-models/alias", body={"name": name, "alias": alias, "version": version})
         self._json(resp, "registered-models/alias", {"name": name, "version": version})
 
+    def delete_alias(self, name: str, alias: str) -> None:
+        resp = self._call("DELETE", "registered-models/alias", body={"name": name, "alias": alias})
+        self._json(resp, "registered-models/alias", {"name": name, "alias": alias})
+
     def set_version_tag(self, name: str, version: str, key: str, value: str) -> None:
         body = {"name": name, "version": version, "key": key, "value": value}
         self._json(self._call("POST", "model-versions/set-tag", body=body), "model-versions/set-tag",

@@ -95,6 +95,9 @@ class SqlStoreBackend:
         self._run("set_registered_model_alias", lambda c: c.set_registered_model_alias(name, alias, version),
                   name=name, version=version)
 
+    def delete_alias(self, name: str, alias: str) -> None:
+        self._run("delete_registered_model_alias", lambda c: c.delete_registered_model_alias(name, alias), name=name)
+
     def set_version_tag(self, name: str, version: str, key: str, value: str) -> None:
         self._run("set_model_version_tag", lambda c: c.set_model_version_tag(name, version, key, value),
                   name=name, version=version)

@@ -1,0 +1,323 @@
+"""Canary analysis, a stage of the cycle: the challenger judged against the champion.
+
+    read  both aliases (MLflow); nothing to do without a challenger or when it is the champion
+    query every KPI and SLO twice, with `version_label="<version>"` added to each selector
+          (monitor.sources.promql_text.py), over the cycle's window; the traffic query too
+    split the window's samples by `version_column`; the drift detector compares the
+          challenger's features and predictions with the champion's
+    judge each metric (detectors/canary.py): pass, marginal, fail or inconclusive
+    -> findings: one CANARY_FAIL per failed metric, joining the cycle's incident
+
+and after the incident is applied (`act`):
+
+    record the verdict table and the run (passes in a row)
+    fail  -> pull: a durable intent (monitor/cycle/rollback_intents.py, kind canary_pull):
+             the challenger alias removed, the serving layer pinned to the champion; audited
+    N passes in a row -> a promotion suggestion, or a promotion (kind canary_promote)
+
+Inconclusive (too few points, too little traffic, a query that failed) never counts as a
+pass: it ends a run of passes and never promotes.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from alerts.rollback import ActionStatus
+from detectors.canary import (
+    CanaryVerdict,
+    MetricRule,
+    MetricVerdict,
+    Verdict,
+    distribution_verdict,
+    judge_metric,
+)
+from detectors.drift import DriftDetector, DriftParams
+from detectors.drift.decision import statistic_for
+from detectors.records import Direction, Finding, FindingKind
+from monitor.config import CanaryConfig, ModelConfig, PolicyConfig
+from monitor.cycle.detect_drift import feature_specs
+from monitor.cycle.messages import OutboxWriter
+from monitor.cycle.rollback_intents import CANARY_PROMOTE, CANARY_PULL, RollbackAsk, RollbackRunner
+from monitor.metrics import VigilMetrics
+from monitor.sources.errors import QueryError, SourceUnavailable
+from monitor.sources.promql_text import longest_range, with_matcher
+from monitor.store.canary import CanaryVerdictRow, run_row
+from monitor.store.repository import Store
+from monitor.types import Window
+
+log = logging.getLogger("vigil.canary")
+TRAFFIC = "traffic"
+
+
+@dataclass(frozen=True)
+class CanaryJudgement:
+    """One cycle's canary: the two versions and the verdict table (None: no canary now)."""
+
+    champion: str | None
+    challenger: str
+    verdict: CanaryVerdict
+    findings: list[Finding] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class MetricQuery:
+    rule: MetricRule
+    query: str
+
+
+def metric_rules(m: ModelConfig, c: CanaryConfig) -> list[MetricQuery]:
+    """Every KPI and SLO of the model, with the canary's thresholds and the metric's own
+    direction of "worse" unless `canary.metrics.<name>` says otherwise.
+
+    The canary fails when any metric fails, so `canary.alpha` is shared among the metrics
+    (Bonferroni): a good challenger fails a cycle's U tests with probability <= alpha
+    however many KPIs and SLOs it is judged on. A per-metric alpha is used as written."""
+    out = []
+    named: list[tuple[str, str, Direction]] = [(k.name, k.query, k.direction) for k in m.kpis]
+    named += [(s.name, s.query, Direction.UP if s.comparison == "above" else Direction.DOWN) for s in m.slos]
+    shared_alpha = c.alpha / max(len(named), 1)
+    for name, query, worse in named:
+        o = c.metrics.get(name)
+        rule = MetricRule(
+            name=name,
+            worse=Direction(o.worse) if o is not None and o.worse else worse,
+            alpha=_pick(o, "alpha", shared_alpha), fail_effect=_pick(o, "fail_effect", c.fail_effect),
+            marginal_effect=min(_pick(o, "marginal_effect", c.marginal_effect), _pick(o, "fail_effect", c.fail_effect)),
+            min_points=int(_pick(o, "min_points", c.min_points)),
+            fail_above=o.fail_above if o is not None else None, fail_below=o.fail_below if o is not None else None)
+        out.append(MetricQuery(rule, query))
+    return out
+
+
+def _pick(o: Any, name: str, default: float) -> float:
+    value = getattr(o, name, None) if o is not None else None
+    return default if value is None else value
+
+
+class CanaryAnalysis:
+    """Wired once by `Vigil`; `judge` runs before correlation, `act` after apply."""
+
+    def __init__(self, prometheus: Any, registry: Any, store: Store, runner: RollbackRunner, outbox: OutboxWriter,
+                 metrics: VigilMetrics, step: float) -> None:
+        self.prometheus, self.registry, self.store, self.step = prometheus, registry, store, step
+        self.runner, self.outbox, self.metrics = runner, outbox, metrics
+
+    # ------------------------------------------------------------------ judge
+    def judge(self, m: ModelConfig, w: Window, policy: PolicyConfig, samples: pd.DataFrame | None
+              ) -> CanaryJudgement | None:
+        c = m.canary
+        if c is None:
+            return None
+        try:
+            challenger = self.registry.alias_version(m.registry, c.alias)
+            champion = self.registry.alias_version(m.registry, m.alias)
+        except (SourceUnavailable, QueryError) as e:
+            log.warning("canary: registry unavailable", extra={"model": m.name, "error": str(e)})
+            return None  # the registry's blindness is the cycle's (monitor/vigil.py _blind)
+        if challenger is None or challenger == champion:
+            return None
+        w = Window(t=w.t, start=w.t - c.window, baseline_start=w.baseline_start, baseline_end=w.baseline_end)
+        verdicts = self._metric_verdicts(m, c, w, champion, challenger)
+        verdicts += self._distribution_verdicts(m, c, policy, samples, champion, challenger)
+        verdict = CanaryVerdict(verdicts)
+        findings = [self._finding(m, w, champion, challenger, v, verdict) for v in verdict.failed]
+        return CanaryJudgement(champion, challenger, verdict, findings)
+
+    def _series(self, query: str, w: Window, name: str) -> tuple[np.ndarray | None, str]:
+        """The per-step values of a query over the window, one range apart, or None and why not."""
+        step = max(self.step, longest_range(query))
+        try:
+            found = self.prometheus.query_range(query, w.start, w.t, step=step, name=name)
+        except SourceUnavailable as e:
+            return None, f"Prometheus unavailable ({e.reason})"
+        except QueryError as e:
+            return None, f"query rejected: {e.reason}"
+        found = [s for s in found if not s.empty]
+        if not found:
+            return None, "no series for this version"
+        if len(found) > 1:
+            return None, f"{len(found)} series for one version: the query must return one (aggregate it)"
+        return found[0].values, ""
+
+    def _metric_verdicts(self, m: ModelConfig, c: CanaryConfig, w: Window, champion: str | None, challenger: str
+                         ) -> list[MetricVerdict]:
+        low_traffic = self._traffic_short(c, w, challenger)
+        out = []
+        for mq in metric_rules(m, c):
+            if low_traffic:
+                out.append(MetricVerdict(mq.rule.name, Verdict.INCONCLUSIVE, low_traffic, alpha=mq.rule.alpha,
+                                         fail_effect=mq.rule.fail_effect, marginal_effect=mq.rule.marginal_effect))
+                continue
+            sides: list[np.ndarray] = []
+            why = ""
+            for role, version in (("champion", champion), ("challenger", challenger)):
+                if version is None:
+                    why = f"{role}: alias '{m.alias}' points at no version"
+                    break
+                values, err = self._series(with_matcher(mq.query, c.version_label, c.label_value(version)), w,
+                                           f"{mq.rule.name} ({role})")
+                if values is None:
+                    why = f"{role} v{version}: {err}"
+                    break
+                sides.append(values)
+            if why:
+                out.append(MetricVerdict(mq.rule.name, Verdict.INCONCLUSIVE, why, alpha=mq.rule.alpha,
+                                         fail_effect=mq.rule.fail_effect, marginal_effect=mq.rule.marginal_effect,
+                                         fail_above=mq.rule.fail_above, fail_below=mq.rule.fail_below))
+                continue
+            out.append(judge_metric(mq.rule, sides[0], sides[1]))
+        return out
+
+    def _traffic_short(self, c: CanaryConfig, w: Window, challenger: str) -> str:
+        """Why the challenger's traffic is too little to judge ("" when it is enough or not configured)."""
+        if c.traffic_query is None:
+            return ""
+        values, err = self._series(with_matcher(c.traffic_query, c.version_label, c.label_value(challenger)), w,
+                                   "traffic (challenger)")
+        if values is None:
+            return f"challenger traffic unknown: {err}"
+        finite = values[np.isfinite(values)]
+        mean = float(np.mean(finite)) if len(finite) else 0.0
+        if mean < c.min_traffic or mean <= 0:
+            return f"challenger traffic {mean:.3g}/s < {c.min_traffic:g}/s needed"
+        return ""
+
+    def _distribution_verdicts(self, m: ModelConfig, c: CanaryConfig, policy: PolicyConfig,
+                               samples: pd.DataFrame | None, champion: str | None, challenger: str
+                               ) -> list[MetricVerdict]:
+        """Each feature and the prediction: the challenger's rows against the champion's,
+        by the drift detector's effect size (the policy's statistic)."""
+        specs = feature_specs(m)
+        if c.version_column is None or not specs:
+            return []
+        stat = policy.drift_statistic
+        have = samples is not None and len(samples) > 0 and c.version_column in samples.columns
+        if not have or champion is None:
+            return [distribution_verdict(s.name, stat, None, c.distribution_threshold, c.distribution_marginal,
+                                         0, 0, policy.min_samples) for s in specs]
+        assert samples is not None
+        versions = samples[c.version_column].astype(str)
+        base = samples[versions == c.label_value(champion)]
+        cand = samples[versions == c.label_value(challenger)]
+        if len(base) < policy.min_samples or len(cand) < policy.min_samples:
+            return [distribution_verdict(s.name, stat, None, c.distribution_threshold, c.distribution_marginal,
+                                         len(base), len(cand), policy.min_samples) for s in specs]
+        detector = DriftDetector(DriftParams(features=tuple(specs), statistic=stat, threshold=c.distribution_threshold,
+                                             min_samples=policy.min_samples, model=m.name,
+                                             prediction_column=m.prediction_column))
+        report = detector.assess(detector.fit(base), cand, 0.0, 1.0)
+        out = []
+        for fd in report.features:
+            name = statistic_for(fd, stat)
+            value = fd.statistics.get(name) if fd.enough_data else None
+            out.append(distribution_verdict(fd.feature, name, value, c.distribution_threshold,
+                                            c.distribution_marginal, fd.n_reference, fd.n_current,
+                                            policy.min_samples))
+        return out
+
+    @staticmethod
+    def _finding(m: ModelConfig, w: Window, champion: str | None, challenger: str, v: MetricVerdict,
+                 verdict: CanaryVerdict) -> Finding:
+        """A failed metric as the incident shows it: the challenger's value next to the
+        champion's and the threshold it crossed."""
+        absolute = "absolute rule" in v.reason
+        threshold = (v.fail_above if v.fail_above is not None else v.fail_below) if absolute else v.fail_effect
+        value = v.challenger_mean if absolute else v.effect
+        return Finding(kind=FindingKind.CANARY_FAIL, entity=v.metric, model=m.name,
+                       value=float(value) if value is not None else 0.0,
+                       threshold=float(threshold) if threshold is not None else 0.0,
+                       baseline=v.champion, window_start=w.start, window_end=w.t, onset=w.t, score=0.9,
+                       statistic="absolute" if absolute else ("effect" if v.kind == "metric" else "distribution"),
+                       message=f"canary v{challenger} vs champion v{champion}: {v.metric} failed: {v.reason}",
+                       evidence={"challenger_version": challenger, "champion_version": champion,
+                                 "verdict_table": [x.to_dict() for x in verdict.metrics]})
+
+    # ------------------------------------------------------------------ act
+    def act(self, m: ModelConfig, judged: CanaryJudgement, incident_id: int | None, policy: PolicyConfig,
+            t: float) -> dict[str, Any] | None:
+        """Record the verdict; pull a failed challenger, promote (or suggest) a steady one."""
+        c = m.canary
+        assert c is not None
+        overall = judged.verdict.overall
+        self._export(m, judged.verdict)
+        with self.store.tx() as s:
+            s.add(CanaryVerdictRow(model=m.name, t=t, champion_version=judged.champion,
+                                   challenger_version=judged.challenger, overall=str(overall),
+                                   metrics=[v.to_dict() for v in judged.verdict.metrics]))
+            run = run_row(s, m.name, judged.challenger, t)
+            run.cycles += 1
+            run.pass_streak = run.pass_streak + 1 if overall == Verdict.PASS else 0
+            run.updated_at = t
+            status, streak = run.status, run.pass_streak
+        if overall == Verdict.FAIL and c.pull and status in ("running", "suggested"):
+            return self._pull(m, judged, incident_id, policy, t)
+        if streak >= c.promote_after_cycles and status == "running" and judged.champion is not None:
+            return self._promote(m, judged, streak, policy, t) if c.auto_promote else self._suggest(m, judged,
+                                                                                                       streak, t)
+        return None
+
+    def _export(self, m: ModelConfig, verdict: CanaryVerdict) -> None:
+        for v in verdict.metrics:
+            self.metrics.canary_verdict.labels(m.name, v.metric).set(v.verdict.rank)
+            if v.effect is not None and np.isfinite(v.effect):
+                self.metrics.canary_effect.labels(m.name, v.metric).set(v.effect)
+            for role, value in (("champion", v.champion), ("challenger", v.challenger)):
+                if value is not None:
+                    self.metrics.canary_value.labels(m.name, v.metric, role).set(value)
+        self.metrics.canary_verdict.labels(m.name, "_overall").set(verdict.overall.rank)
+
+    def _pull(self, m: ModelConfig, judged: CanaryJudgement, incident_id: int | None, policy: PolicyConfig,
+              t: float) -> dict[str, Any]:
+        failed = "; ".join(f"{v.metric}: {v.reason}" for v in judged.verdict.failed)
+        champion = judged.champion or "?"
+        outcome = self.runner.request(RollbackAsk(
+            m, champion, f"canary v{judged.challenger} failed: {failed}", "vigil", incident_id, t,
+            dry_run=policy.rollback.dry_run, max_attempts=policy.rollback.max_attempts, kind=CANARY_PULL,
+            from_version=judged.challenger))
+        if outcome.status in (ActionStatus.DONE, ActionStatus.PENDING, ActionStatus.NOOP):
+            self._set_status(m, judged.challenger, "pulled", outcome.detail, t)
+        elif outcome.status == ActionStatus.DRY_RUN:  # recorded once, not once per failing cycle
+            self._set_status(m, judged.challenger, "dry_run", outcome.detail, t)
+        log.info("canary pull %s", outcome.status, extra={"model": m.name, "challenger": judged.challenger})
+        return {"kind": CANARY_PULL, "status": outcome.status, "from_version": outcome.from_version,
+                "to_version": outcome.to_version, "detail": outcome.detail}
+
+    def _promote(self, m: ModelConfig, judged: CanaryJudgement, streak: int, policy: PolicyConfig, t: float
+                 ) -> dict[str, Any]:
+        outcome = self.runner.request(RollbackAsk(
+            m, judged.challenger, f"canary v{judged.challenger} passed {streak} cycles in a row", "vigil", None, t,
+            dry_run=policy.rollback.dry_run, max_attempts=policy.rollback.max_attempts, kind=CANARY_PROMOTE,
+            from_version=judged.champion))
+        if outcome.status in (ActionStatus.DONE, ActionStatus.PENDING, ActionStatus.NOOP):
+            self._set_status(m, judged.challenger, "promoted", outcome.detail, t)
+        return {"kind": CANARY_PROMOTE, "status": outcome.status, "from_version": outcome.from_version,
+                "to_version": outcome.to_version, "detail": outcome.detail}
+
+    def _suggest(self, m: ModelConfig, judged: CanaryJudgement, streak: int, t: float) -> dict[str, Any]:
+        """Once per challenger version: a message and an audit entry, nothing moves."""
+        reason = f"canary v{judged.challenger} passed {streak} cycles in a row against v{judged.champion}"
+        detail = (f"promote with POST /v1/models/{m.name}/rollback {{\"to_version\": \"{judged.challenger}\"}} "
+                  f"or set canary.auto_promote")
+        payload = {"kind": "promotion_suggested", "model": m.name, "from_version": judged.champion,
+                   "to_version": judged.challenger, "at": t, "status": "suggested", "reason": reason,
+                   "actor": "vigil", "detail": detail, "incident_id": None, "dry_run": False}
+        with self.store.tx() as s:
+            run = run_row(s, m.name, judged.challenger, t)
+            if run.status != "running":
+                return payload
+            run.status, run.detail = "suggested", reason
+            self.outbox.rollback(s, m.name, payload, t, key=f"canary-suggest:{judged.challenger}")
+            self.store.audit_in(s, "vigil", "canary.promotion_suggested", f"model:{m.name}",
+                                {"challenger_version": judged.challenger, "champion_version": judged.champion,
+                                 "pass_streak": streak}, now=t)
+        return payload
+
+    def _set_status(self, m: ModelConfig, version: str, status: str, detail: str, t: float) -> None:
+        with self.store.tx() as s:
+            run = run_row(s, m.name, version, t)
+            run.status, run.detail, run.updated_at = status, detail, t

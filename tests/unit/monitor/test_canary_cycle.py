@@ -1,0 +1,248 @@
+"""Canary analysis through `Vigil.run_cycle`: a challenger judged against the champion on
+the model's KPI and SLO split by `model_version`, pulled through a durable, audited
+intent when it fails, promoted (or suggested) when it keeps passing, and never passed on
+no data. Prometheus and MLflow are the in-memory stand-ins of tests/helpers_vigil.py (the
+real ones: tests/integration/test_canary_prometheus.py)."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from monitor.api.app import create_app
+from monitor.sources.errors import SourceUnavailable
+from monitor.sources.promql_text import with_matcher
+from monitor.store.canary import runs
+from monitor.store.intents import RollbackIntentRow
+from tests.helpers_vigil import (
+    CTR_QUERY,
+    MODEL,
+    P99_QUERY,
+    T0,
+    StubPrometheus,
+    make_config,
+    make_vigil,
+    metric_value,
+    model_config,
+    serving_registry,
+)
+
+
+def wiggle(level: float, seed: float) -> Any:
+    """`level` with a deterministic ±2 % wobble per step, different per seed."""
+    return lambda ts: level * (1 + 0.02 * np.sin(ts / 97.0 * seed + seed))
+
+
+def prometheus(*, p99_challenger: float | None = 0.1, ctr_challenger: float | None = 0.05) -> StubPrometheus:
+    curves = {CTR_QUERY: wiggle(0.05, 1.0), P99_QUERY: wiggle(0.1, 2.0)}
+    for q, champion, challenger in ((CTR_QUERY, 0.05, ctr_challenger), (P99_QUERY, 0.1, p99_challenger)):
+        curves[with_matcher(q, "model_version", "1")] = wiggle(champion, 3.0)
+        if challenger is not None:
+            curves[with_matcher(q, "model_version", "2")] = wiggle(challenger, 5.0)
+    return StubPrometheus(curves)
+
+
+def build(tmp_path, prom: StubPrometheus, **canary: Any):
+    cfg = make_config(tmp_path, models=[model_config(canary={"alias": "challenger", "window": "1h", **canary})])
+    registry = serving_registry(versions=("1", "2"))
+    registry.aliases[(MODEL, "challenger")] = "2"
+    return make_vigil(cfg, prometheus=prom, registry=registry), registry
+
+
+def audit(vigil) -> list[str]:
+    return [e.action for e in vigil.store.audit_entries()]
+
+
+def test_a_slower_challenger_fails_is_pulled_and_the_incident_says_by_how_much(tmp_path):
+    vigil, registry = build(tmp_path, prometheus(p99_challenger=0.16))
+    report = vigil.run_cycle(MODEL, T0)
+
+    assert report.canary is not None and report.canary.overall == "fail"
+    (finding,) = [f for f in report.findings if f.kind == "canary_fail"]
+    assert finding.entity == "p99_latency" and finding.threshold == 0.1
+    assert finding.value == pytest.approx(0.6, abs=0.05)  # 60 % slower
+    assert "canary v2 vs champion v1" in finding.message and f"worse by {100 * finding.value:.1f}%" in finding.message
+    # The challenger alias is gone, the champion untouched.
+    assert (MODEL, "challenger") not in registry.aliases and registry.aliases[(MODEL, "champion")] == "1"
+    incident = vigil.store.incident(report.incident_id)
+    assert incident is not None and "canary failed on p99_latency" in incident.title
+    (action,) = [a for a in vigil.store.actions(incident_id=incident.id) if a.kind == "canary_pull"]
+    assert (action.status, action.from_version, action.to_version, action.actor) == ("done", "2", "1", "vigil")
+    assert "p99_latency" in action.reason and "mlflow_challenger_alias" in action.detail
+    assert {"canary.pull.requested", "canary.pull.done"} <= set(audit(vigil))
+    assert vigil.store.rollback_times(MODEL) == []  # a pull uses up no rollback cool-down
+    assert metric_value(vigil, "vigil_canary_actions_total", model=MODEL, kind="canary_pull", status="done") == 1
+    assert metric_value(vigil, "vigil_canary_verdict", model=MODEL, metric="_overall") == 3
+    # The incident's message (updated after the pull) carries the verdict table and what Vigil did.
+    message = vigil.store.outbox_for_prefix(f"incident:{incident.id}")[-1].payload
+    assert message["suggested_action"].startswith("Vigil pulled challenger v2")
+    assert any(a["kind"] == "canary_pull" and a["status"] == "done" for a in message["actions"])
+    table = next(f for f in message["findings"] if f["kind"] == "canary_fail")["evidence"]["verdict_table"]
+    assert {row["metric"] for row in table} == {"ctr", "p99_latency"}
+
+
+def test_the_pull_is_a_durable_intent_that_finishes_after_an_outage(tmp_path):
+    vigil, registry = build(tmp_path, prometheus(p99_challenger=0.16))
+    real_delete = registry.delete_alias
+    calls = {"n": 0}
+
+    def flaky(name: str, alias: str) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise SourceUnavailable("mlflow", "http://127.0.0.1:9", "connection refused")
+        real_delete(name, alias)
+
+    registry.delete_alias = flaky  # type: ignore[method-assign]
+    first = vigil.run_cycle(MODEL, T0)
+    assert first.rollback is not None and first.rollback["status"] == "pending"
+    assert registry.aliases[(MODEL, "challenger")] == "2"
+    vigil.run_cycle(MODEL, T0 + 60)  # the cycle's reconcile finishes the pending intent
+    assert (MODEL, "challenger") not in registry.aliases
+    with vigil.store.tx() as s:
+        intents = s.query(RollbackIntentRow).all()
+        assert [(i.status, i.executors) for i in intents] == [("done", ["mlflow_challenger_alias"])]
+    assert audit(vigil).count("canary.pull.done") == 1
+
+
+def test_no_data_for_the_challenger_is_inconclusive_never_a_pass(tmp_path):
+    vigil, registry = build(tmp_path, prometheus(p99_challenger=None, ctr_challenger=None), promote_after_cycles=2)
+    for k in range(3):
+        report = vigil.run_cycle(MODEL, T0 + 60 * k)
+        assert report.canary is not None and report.canary.overall == "inconclusive"
+        assert report.incident is None
+    reasons = [m.reason for m in report.canary.metrics]
+    assert all("challenger v2: no series for this version" in r for r in reasons)
+    assert registry.aliases[(MODEL, "challenger")] == "2"  # nothing pulled, nothing promoted
+    with vigil.store.tx() as s:
+        (run,) = runs(s, MODEL)
+        assert (run.status, run.cycles, run.pass_streak) == ("running", 3, 0)
+    assert "canary.promotion_suggested" not in audit(vigil)
+
+
+def test_too_little_traffic_is_inconclusive(tmp_path):
+    prom = prometheus()
+    traffic = 'sum(rate(requests_total{model="recommender"}[5m]))'
+    prom.curves[with_matcher(traffic, "model_version", "2")] = lambda ts: np.full(len(ts), 0.01)
+    vigil, _ = build(tmp_path, prom, traffic_query=traffic, min_traffic=1.0)
+    report = vigil.run_cycle(MODEL, T0)
+    assert report.canary is not None and report.canary.overall == "inconclusive"
+    assert all("challenger traffic 0.01/s < 1/s needed" in m.reason for m in report.canary.metrics)
+
+
+def test_steady_passes_suggest_a_promotion_once(tmp_path):
+    vigil, registry = build(tmp_path, prometheus(), promote_after_cycles=2)
+    reports = [vigil.run_cycle(MODEL, T0 + 60 * k) for k in range(4)]
+    assert [str(r.canary.overall) for r in reports if r.canary] == ["pass"] * 4
+    assert audit(vigil).count("canary.promotion_suggested") == 1
+    with vigil.store.tx() as s:
+        (run,) = runs(s, MODEL)
+        assert run.status == "suggested" and "passed 2 cycles in a row against v1" in run.detail
+    assert registry.aliases[(MODEL, "champion")] == "1"  # a suggestion moves nothing
+
+
+def test_auto_promote_moves_the_champion_alias_as_a_recorded_deploy(tmp_path):
+    vigil, registry = build(tmp_path, prometheus(), promote_after_cycles=2, auto_promote=True)
+    vigil.run_cycle(MODEL, T0)
+    second = vigil.run_cycle(MODEL, T0 + 60)
+    assert second.rollback is not None and second.rollback["kind"] == "canary_promote"
+    assert registry.aliases[(MODEL, "champion")] == "2"
+    assert [d.source for d in vigil.store.deploys(MODEL)][-1] == "promotion"
+    assert "canary.promote.done" in audit(vigil)
+    third = vigil.run_cycle(MODEL, T0 + 120)
+    assert third.canary is None  # the challenger is the champion now: nothing to compare
+
+
+def test_the_api_serves_the_verdict_table(tmp_path, monkeypatch):
+    monkeypatch.setenv("VIGIL_TEST_TOKEN", "canary-api-token-5d1e")
+    cfg = make_config(tmp_path, api={"token": "${VIGIL_TEST_TOKEN}"},
+                      models=[model_config(canary={"alias": "challenger"}), model_config("other")])
+    registry = serving_registry(versions=("1", "2"))
+    registry.aliases[(MODEL, "challenger")] = "2"
+    vigil = make_vigil(cfg, prometheus=prometheus(p99_challenger=0.16), registry=registry)
+    vigil.run_cycle(MODEL, T0)
+    client = TestClient(create_app(vigil), headers={"Authorization": "Bearer canary-api-token-5d1e"})
+    body = client.get(f"/v1/models/{MODEL}/canary").json()
+    (verdict,) = body["verdicts"]
+    assert (verdict["overall"], verdict["champion_version"], verdict["challenger_version"]) == ("fail", "1", "2")
+    p99 = next(m for m in verdict["metrics"] if m["metric"] == "p99_latency")
+    assert p99["verdict"] == "fail" and p99["effect"] > 0.5 and p99["p_value"] < 0.05
+    assert p99["fail_effect"] == 0.1 and p99["n_challenger"] >= 10
+    assert body["runs"][0]["status"] == "pulled"
+    missing = client.get("/v1/models/other/canary")
+    assert missing.status_code == 404 and "models[].canary" in missing.text
+
+
+def test_a_pull_through_kserve_pins_canary_traffic_to_the_champion(tmp_path):
+    from tests.fakes.kube_api import FakeKubeApi
+    from tests.fakes.kube_objects import KSERVE, NS, inference_service, kserve_status
+
+    with FakeKubeApi() as kube:
+        kube.put_object(inference_service(uri="s3://models/recommender/2", canary=10))
+        serving = {"kind": "kserve", "namespace": NS, "name": "recommender", "api_url": kube.url,
+                   "storage_uri_template": "s3://models/{registry}/{version}"}
+        cfg = make_config(tmp_path, models=[model_config(canary={"alias": "challenger"}, serving=serving)])
+        registry = serving_registry(versions=("1", "2"))
+        registry.aliases[(MODEL, "challenger")] = "2"
+        vigil = make_vigil(cfg, prometheus=prometheus(p99_challenger=0.16), registry=registry)
+        first = vigil.run_cycle(MODEL, T0)
+        # The alias is gone and the patch is in; KServe has not reconciled yet, so the intent waits.
+        assert first.rollback is not None and first.rollback["status"] == "pending"
+        predictor = kube.get_object(*KSERVE, "recommender")["spec"]["predictor"]
+        assert predictor["canaryTrafficPercent"] == 0
+        assert (MODEL, "challenger") not in registry.aliases
+        kube.controller_status(*KSERVE, "recommender",
+                               kserve_status(traffic=[("prev", 100, False), ("latest", 0, True)]))
+        vigil.run_cycle(MODEL, T0 + 60)
+        (action,) = [a for a in vigil.store.actions(model=MODEL) if a.kind == "canary_pull"]
+        assert action.status == "done" and "mlflow_challenger_alias + kserve" in action.detail
+        assert len(kube.writes()) == 1  # the retry verified, it did not patch again
+
+
+def test_prediction_and_feature_distributions_are_compared_by_version(tmp_path):
+    import pandas as pd
+
+    from monitor.types import Window
+
+    cfg = make_config(tmp_path, models=[model_config(
+        features=["age"], prediction_column="score",
+        canary={"alias": "challenger", "version_column": "model_version", "distribution_threshold": 0.2})])
+    registry = serving_registry(versions=("1", "2"))
+    registry.aliases[(MODEL, "challenger")] = "2"
+    vigil = make_vigil(cfg, prometheus=prometheus(), registry=registry)
+    m, policy = cfg.model(MODEL), cfg.policy_for(cfg.model(MODEL))
+    r = np.random.default_rng(5)
+
+    def rows(version: str, n: int, score_shift: float) -> pd.DataFrame:
+        return pd.DataFrame({"age": r.normal(40, 10, n), "score": r.beta(2, 5, n) + score_shift,
+                             "model_version": version})
+
+    w = Window(t=T0, start=T0 - 1800, baseline_start=T0 - 5400, baseline_end=T0 - 1800)
+    samples = pd.concat([rows("1", 2000, 0.0), rows("2", 400, 0.3)], ignore_index=True)
+    judged = vigil.canary.judge(m, w, policy, samples)
+    assert judged is not None
+    by_metric = {v.metric: v for v in judged.verdict.metrics if v.kind == "distribution"}
+    assert by_metric["score"].verdict == "fail" and "psi" in by_metric["score"].reason
+    assert by_metric["age"].verdict == "pass"
+    assert (by_metric["score"].n_champion, by_metric["score"].n_challenger) == (2000, 400)
+    assert any(f.entity == "score" and f.statistic == "distribution" for f in judged.findings)
+    few = pd.concat([rows("1", 2000, 0.0), rows("2", 20, 0.3)], ignore_index=True)
+    judged = vigil.canary.judge(m, w, policy, few)
+    assert judged is not None
+    assert {v.verdict for v in judged.verdict.metrics if v.kind == "distribution"} == {"inconclusive"}
+
+
+def test_a_dry_run_policy_records_the_pull_once_and_moves_nothing(tmp_path):
+    cfg = make_config(tmp_path, policy={"rollback": {"dry_run": True}},
+                      models=[model_config(canary={"alias": "challenger"})])
+    registry = serving_registry(versions=("1", "2"))
+    registry.aliases[(MODEL, "challenger")] = "2"
+    vigil = make_vigil(cfg, prometheus=prometheus(p99_challenger=0.16), registry=registry)
+    for k in range(3):
+        vigil.run_cycle(MODEL, T0 + 60 * k)
+    assert registry.aliases[(MODEL, "challenger")] == "2"
+    (action,) = [a for a in vigil.store.actions(model=MODEL) if a.kind == "canary_pull"]
+    assert action.status == "dry_run" and action.dry_run
+    with vigil.store.tx() as s:
+        assert runs(s, MODEL)[0].status == "dry_run"
