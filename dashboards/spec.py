@@ -89,6 +89,15 @@ class PolicySpec:
 
 
 @dataclass(frozen=True)
+class PerformanceSpec:
+    """A model's performance panels: which metrics, and the drop Vigil alerts on."""
+
+    task: str  # classification | regression
+    metrics: tuple[str, ...]
+    drop_pct: float
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     name: str
     registry: str
@@ -98,6 +107,7 @@ class ModelSpec:
     kpis: tuple[KpiSpec, ...] = ()
     slos: tuple[SloSpec, ...] = ()
     gpu: GpuSpec | None = None
+    performance: PerformanceSpec | None = None  # realised and estimated performance panels
 
 
 @dataclass(frozen=True)

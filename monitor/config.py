@@ -27,6 +27,7 @@ from monitor.audit.config import AuditConfig
 from monitor.config_auth import ApiTokenConfig, SlackActorsConfig, check_token_names
 from monitor.config_errors import ConfigError
 from monitor.config_loading import ConfigSource, validate_config
+from monitor.config_performance import PerformanceConfig
 from monitor.config_types import Duration, HttpURL, RegistryURI, Secret, StoreURL, parse_duration
 from monitor.config_yaml import read_yaml
 from monitor.executors.config import ServingExecutorConfig
@@ -255,6 +256,14 @@ class ModelConfig(_Model):
     policy: PolicyConfig | None = None
     serving: ServingExecutorConfig | None = None  # serving layer a rollback changes after the alias (None: alias only)
     slack_actors: SlackActorsConfig | None = None  # who may press this model's buttons (default: slack.actors)
+    performance: PerformanceConfig | None = None  # realised (delayed labels) and estimated performance
+
+    @model_validator(mode="after")
+    def _performance_prediction(self) -> ModelConfig:
+        if self.performance is not None and not (self.performance.prediction_column or self.prediction_column):
+            raise ValueError("performance needs the prediction: set performance.prediction_column or "
+                             "prediction_column")
+        return self
 
     @property
     def registry(self) -> str:

@@ -38,6 +38,8 @@ from monitor.cycle.health import SourceHealth
 from monitor.cycle.known_good import record_clean
 from monitor.cycle.logs_traces import LogTraceSources
 from monitor.cycle.messages import Links, OutboxWriter
+from monitor.cycle.performance import PerformanceStage
+from monitor.cycle.performance_inputs import PerformanceInputs
 from monitor.cycle.plan import alert_rules, read_cycle_start, read_history
 from monitor.cycle.reference import ReferenceChooser
 from monitor.cycle.rollback_intents import RollbackRunner
@@ -104,6 +106,7 @@ class Vigil:
         self.deploys = DeployWatch(self.registry, self.health, self.store, self.outbox)
         self.rollbacks = RollbackRunner(self.store, self.layers, self.outbox, self.metrics, health=self._layer_health)
         self.operator = Operator(c, self.store, self.outbox, self.metrics, self.rollbacks)
+        self.performance = PerformanceStage(PerformanceInputs(c, self.store, samples), self.store, self.metrics)
         self.drift_reports = DriftReports(self.store, samples, self.references, c.schedule.lookback)
         self.sender = OutboxSender(self.store, self.notifiers, self.metrics)
 
@@ -186,6 +189,9 @@ class Vigil:
             raw = gather(self.gather_sources, GatherRequest(m, w, serving, known, refit))
             found = detect(raw, DetectRequest(m, policy, w, self.config.sources.prometheus.step,
                                               self.config.schedule.interval, self.anomaly_tuning, start))
+            perf = self.performance.run(m, t, serving, w)  # delayed labels and estimates: model symptoms
+            found.findings.extend(perf.findings)
+            found.blind.extend(perf.blind)
             blind = self._blind(raw, found)
             settings = CorrelationSettings(deploy_window=policy.deploy_suspect_window)
             deploys = self.store.deploys(m.name, since=story_start(w, start) - settings.deploy_window, until=t)

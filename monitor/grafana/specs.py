@@ -15,11 +15,13 @@ from dashboards.spec import (
     KpiSpec,
     LokiSpec,
     ModelSpec,
+    PerformanceSpec,
     PolicySpec,
     PrometheusSpec,
     SloSpec,
     TempoSpec,
 )
+from detectors.performance.realised import metric_names
 from monitor.config import GpuConfig, GrafanaConfig, KpiConfig, ModelConfig, PolicyConfig, SloConfig, VigilConfig
 
 
@@ -58,6 +60,8 @@ def model_spec(model: ModelConfig, policy: PolicyConfig) -> ModelSpec:
         kpis=tuple(kpi_spec(k, policy) for k in model.kpis),
         slos=tuple(slo_spec(s) for s in model.slos),
         gpu=gpu_spec(model.gpu) if model.gpu else None,
+        performance=PerformanceSpec(model.performance.task, metric_names(model.performance.task),
+                                    model.performance.drop_pct) if model.performance else None,
     )
 
 
