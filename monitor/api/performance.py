@@ -1,4 +1,4 @@
-"""`GET /v1/models/{model}/performance`: the last cycle's performance report of a model:
+"""`GET /v1/models/{name}/performance`: the last cycle's performance report of a model:
 per version and window, realised figures (once enough labels arrived) beside the CBPE
 estimate, with coverage and label delay, and the reference they are judged against."""
 from __future__ import annotations
@@ -14,7 +14,7 @@ from monitor.api.schemas import PerformanceOut
 router = APIRouter(tags=["performance"], responses=AUTH_RESPONSES)
 
 
-@router.get("/v1/models/{model}/performance", response_model=PerformanceOut, responses=errors(404))
+@router.get("/v1/models/{name}/performance", response_model=PerformanceOut, responses=errors(404))
 def performance(_: ViewerDep, vigil: VigilDep, m: ModelDep) -> dict[str, Any]:
     if m.performance is None:
         raise HTTPException(404, f"model {m.name!r} has no `performance` configured")
