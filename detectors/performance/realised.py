@@ -8,13 +8,12 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
+from sklearn import config_context
 from sklearn.metrics import (
     accuracy_score,
-    f1_score,
     mean_absolute_error,
     mean_absolute_percentage_error,
-    precision_score,
-    recall_score,
+    precision_recall_fscore_support,
     roc_auc_score,
     root_mean_squared_error,
 )
@@ -33,13 +32,13 @@ def metric_names(task: Task) -> tuple[str, ...]:
 def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, y_score: np.ndarray | None
                            ) -> dict[str, float | None]:
     """Binary labels and predictions (0/1); `y_score` the predicted probability of class 1."""
+    # One call for precision, recall and F1 (what precision_score & co. each call). No
+    # predicted (or no actual) positives: 0, as scikit-learn's zero_division=0 says.
+    precision, recall, f1, _ = precision_recall_fscore_support(y_true, y_pred, average="binary", labels=[0, 1],
+                                                               zero_division=0)
     out: dict[str, float | None] = {
-        "accuracy": float(accuracy_score(y_true, y_pred)),
-        # No predicted (or no actual) positives: 0, as scikit-learn's zero_division=0 says.
-        "precision": float(precision_score(y_true, y_pred, zero_division=0)),
-        "recall": float(recall_score(y_true, y_pred, zero_division=0)),
-        "f1": float(f1_score(y_true, y_pred, zero_division=0)),
-        "roc_auc": None,
+        "accuracy": float(accuracy_score(y_true, y_pred)), "precision": float(precision),
+        "recall": float(recall), "f1": float(f1), "roc_auc": None,
     }
     if y_score is not None and len(np.unique(y_true)) == 2 and np.isfinite(y_score).all():
         out["roc_auc"] = float(roc_auc_score(y_true, y_score))
@@ -62,6 +61,11 @@ def realised_metrics(task: Task, y_true: np.ndarray, y_pred: np.ndarray, y_score
     """Every metric of the task on labelled rows (the caller has dropped unlabelled ones)."""
     if len(y_true) == 0:
         raise ValueError("realised_metrics: no labelled rows")
-    if task == "classification":
-        return classification_metrics(y_true, y_pred, y_score)
-    return regression_metrics(np.asarray(y_true, dtype=float), np.asarray(y_pred, dtype=float))
+    if not (np.isfinite(np.asarray(y_true, dtype=float)).all() and np.isfinite(np.asarray(y_pred, dtype=float)).all()):
+        raise ValueError("realised_metrics: labels and predictions must be finite (drop missing rows first)")
+    # The inputs are checked here (finite, 1-d, 0/1 classes): scikit-learn's own checks of the
+    # same, repeated in every metric, cost ten times the metrics on a window of a few thousand.
+    with config_context(skip_parameter_validation=True, assume_finite=True):
+        if task == "classification":
+            return classification_metrics(np.asarray(y_true, dtype=int), np.asarray(y_pred, dtype=int), y_score)
+        return regression_metrics(np.asarray(y_true, dtype=float), np.asarray(y_pred, dtype=float))

@@ -20,6 +20,9 @@ ID, TS, PRED, SCORE, VERSION = "prediction_id", "ts", "prediction", "score", "ve
 LABEL, LABEL_TS = "label", "label_ts"
 
 Estimator = Callable[[np.ndarray, np.ndarray], dict[str, float | None]]  # (predictions, scores) -> metrics
+# (version, window start, content hash) -> its figures: a window whose predictions and labels
+# did not change since the last cycle is not computed again (most of a horizon, most cycles).
+Memo = dict[tuple[str, float, int, int, float, float, float], "WindowPerformance"]
 
 
 @dataclass(frozen=True)
@@ -108,19 +111,43 @@ def _realised(labelled: pd.DataFrame, spec: WindowSpec) -> dict[str, float | Non
                             labelled[PRED].to_numpy(dtype=float))
 
 
-def evaluate_windows(joined: pd.DataFrame, start: float, end: float, spec: WindowSpec) -> list[WindowPerformance]:
-    """Every (version, aligned window) with predictions in [start, end), oldest first."""
+def _content_key(label: np.ndarray, label_ts: np.ndarray, pred: np.ndarray) -> tuple[int, float, float, float]:
+    """Changes when a prediction or a label arrives or a label is corrected (a new value or time)."""
+    return (int(np.count_nonzero(~np.isnan(label))), float(np.nansum(label)), float(np.nansum(label_ts)),
+            float(np.nansum(pred)))
+
+
+def evaluate_windows(joined: pd.DataFrame, start: float, end: float, spec: WindowSpec, memo: Memo | None = None
+                     ) -> list[WindowPerformance]:
+    """Every (version, aligned window) with predictions in [start, end), oldest first. With
+    `memo` (kept by the caller for one spec), unchanged windows come from it."""
     if len(joined) == 0:
         return []
     ts = joined[TS].to_numpy(dtype=float)
-    joined = joined[(ts >= start) & (ts < end)]
-    versions = spec.versions or tuple(sorted(joined[VERSION].astype(str).unique()))
+    joined = joined[(ts >= start) & (ts < end)].sort_values(TS, kind="stable")
+    version_of = joined[VERSION].astype(str).to_numpy()
+    versions = spec.versions or tuple(sorted(set(version_of)))
+    starts = window_starts(start, end, spec.length)
+    edges = np.append(starts, starts[-1] + spec.length) if len(starts) else starts
     out: list[WindowPerformance] = []
-    for w0 in window_starts(start, end, spec.length):
-        w1 = w0 + spec.length
-        in_window = joined[(joined[TS] >= w0) & (joined[TS] < w1)]
-        for v in versions:
-            rows = in_window[in_window[VERSION].astype(str) == v]
-            if len(rows):
-                out.append(evaluate_window(rows, v, (float(w0), float(w1)), spec))
-    return out
+    for v in versions:
+        mine = joined[version_of == v]
+        bounds = np.searchsorted(mine[TS].to_numpy(dtype=float), edges, "left")
+        label, label_ts = mine[LABEL].to_numpy(dtype=float), mine[LABEL_TS].to_numpy(dtype=float)
+        pred = mine[PRED].to_numpy(dtype=float)
+        for k, w0 in enumerate(starts):
+            i, j = int(bounds[k]), int(bounds[k + 1])
+            if j == i:
+                continue
+            window = (float(w0), float(w0 + spec.length))
+            if memo is None:
+                out.append(evaluate_window(mine.iloc[i:j], v, window, spec))
+                continue
+            key = (v, window[0], j - i, *_content_key(label[i:j], label_ts[i:j], pred[i:j]))
+            if key not in memo:
+                memo[key] = evaluate_window(mine.iloc[i:j], v, window, spec)
+            out.append(memo[key])
+    if memo is not None:  # forget windows that left the horizon
+        for old in [k for k in memo if k[1] + spec.length <= start]:
+            del memo[old]
+    return sorted(out, key=lambda w: (w.start, w.version))

@@ -10,6 +10,7 @@ to /metrics.
 """
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from detectors.performance import JudgeParams, WindowPerformance, WindowSpec, estimate, evaluate_windows, judge
-from detectors.performance.windows import join_labels
+from detectors.performance.windows import Memo, join_labels
 from detectors.records import Finding
 from monitor.config import ModelConfig
 from monitor.config_performance import PerformanceConfig
@@ -56,6 +57,8 @@ def build_report(m: ModelConfig, perf: PerformanceConfig, t: float, ref: Referen
 class PerformanceStage:
     def __init__(self, inputs: PerformanceInputs, store: Store, metrics: VigilMetrics) -> None:
         self._inputs, self._store, self._metrics = inputs, store, metrics
+        self._memo: dict[str, tuple[Reference, Memo]] = {}  # per model, valid for one fitted reference
+        self._saved: dict[str, int] = {}  # per model: the digest of the report last stored
 
     def run(self, m: ModelConfig, t: float, serving: str | None, w: Window) -> PerformanceOutcome:
         """Never raises: what could not be read is a NO_DATA finding and a blind line."""
@@ -70,16 +73,27 @@ class PerformanceStage:
             log.exception("performance stage failed", extra={"model": m.name})
             why = f"internal error: {type(e).__name__}: {e}"
             return PerformanceOutcome([no_data(m.name, ENTITY, why, w)], [f"performance: {why}"])
-        self._store.labels.save_report(m.name, t, out.report or {})
+        self._save(m.name, t, out.report or {})
         export(self._metrics, m.name, out)
         return out
+
+    def _save(self, model: str, t: float, report: dict[str, Any]) -> None:
+        """Store the report when its figures changed: most cycles they do not, and a write per
+        model per cycle is what the store would spend most of its time on."""
+        digest = hash(json.dumps({k: v for k, v in report.items() if k != "at"}, sort_keys=True, default=str))
+        if self._saved.get(model) != digest:
+            self._store.labels.save_report(model, t, report)
+            self._saved[model] = digest
 
     def _run(self, m: ModelConfig, perf: PerformanceConfig, t: float, serving: str | None) -> PerformanceOutcome:
         ref = self._inputs.reference(m, perf, t, serving)
         start = t - perf.horizon
         preds = self._inputs.predictions(m, perf, start, t, serving)
         labels = self._inputs.labels(m, perf, start, t)
-        windows = evaluate_windows(join_labels(preds, labels), start, t, _spec(perf, ref))
+        held = self._memo.get(m.name)
+        memo: Memo = held[1] if held is not None and held[0] is ref else {}
+        self._memo[m.name] = (ref, memo)
+        windows = evaluate_windows(join_labels(preds, labels), start, t, _spec(perf, ref), memo)
         findings = judge(windows, ref.metrics, JudgeParams(m.name, perf.drop_pct, judge_estimates=perf.estimate))
         return PerformanceOutcome(findings, [], build_report(m, perf, t, ref, windows), windows)
 

@@ -18,7 +18,7 @@ cycles have a baseline):
 
 A second model, `churn`, tells the delayed-label story (demo_labels.py): its accuracy
 drops at 10:00 with no change its inputs or scores show, and the labels, arriving 30-60
-minutes late, raise a critical incident at about 11:00.
+minutes late, raise a critical incident at about 11:15.
 """
 from __future__ import annotations
 

@@ -2,13 +2,13 @@
 and features do not move, so only the labels, arriving 30-60 minutes late, can tell.
 
   06:00-08:00  the reference period: accuracy about 0.9.
-  10:00-10:30  a competitor's offer makes one-year-contract customers leave whatever the
+  10:00-11:00  a competitor's offer makes one-year-contract customers leave whatever the
                model said (a concept shift: same inputs, same scores, other outcomes).
-  ~11:00       enough of that half hour's labels are in: realised accuracy is more than
-               10 % below the reference -> critical incident for the churn owner, with the
-               CBPE estimate beside it (still about 0.9: an estimate cannot see a concept
-               shift), the label coverage and delay.
-  ~11:30       the next half hour's labels show accuracy back to normal -> resolved.
+  ~11:15       half of that hour's labels are in (`min_labels: 600`): realised accuracy is
+               more than 10 % below the reference -> critical incident for the churn owner,
+               with the CBPE estimate beside it (still about 0.86: an estimate cannot see a
+               concept shift), the label coverage and delay.
+  ~12:15       the next hour's labels show accuracy back to normal -> resolved.
 
 Self-contained: its own model block in vigil.yaml, its own files and random stream, so
 the recommender's story is unchanged.
@@ -25,8 +25,8 @@ import pandas as pd
 CHURN = "churn"
 H = 3600.0
 SHIFT_AFTER_START_S = 2 * H  # 10:00: two hours into the replay
-SHIFT_S = 30 * 60
-PER_MINUTE = 40
+SHIFT_S = H
+PER_MINUTE = 20
 LABEL_DELAY_S = (30 * 60, 60 * 60)
 
 
@@ -42,7 +42,7 @@ class DemoTimes(Protocol):
 
 
 def shift_span(times: DemoTimes) -> tuple[float, float]:
-    """When the concept shift hits the predictions: 10:00-10:30."""
+    """When the concept shift hits the predictions: 10:00-11:00."""
     start = times.replay_start + SHIFT_AFTER_START_S
     return start, start + SHIFT_S
 
@@ -70,8 +70,8 @@ def churn_config(times: DemoTimes) -> str:
       labels:
         path: churn_labels/
       reference: {{start: "{_iso(times.data_start)}", end: "{_iso(times.replay_start)}"}}
-      window: 30m
-      horizon: 6h
+      window: 1h
+      horizon: 5h
       min_labels: 600
       drop_pct: 10
 """
