@@ -20,6 +20,7 @@ from monitor.config import ModelConfig
 from monitor.store.labels import Label
 
 router = APIRouter(tags=["labels"], responses=AUTH_RESPONSES)
+MAX_ID_CHARS = 200  # the store's prediction_id column
 
 
 def _label_problem(value: float | bool, task: str, positive: float) -> str | None:
@@ -40,6 +41,9 @@ def validate_labels(m: ModelConfig, items: list[LabelIn]) -> list[Label]:
     ts = parse_timestamps([it.timestamp for it in items])
     bad: list[dict[str, str]] = []
     for i, it in enumerate(items):
+        if len(str(it.prediction_id)) > MAX_ID_CHARS:
+            bad.append({"field": f"labels[{i}].prediction_id",
+                        "message": f"expected at most {MAX_ID_CHARS} characters (digits of an integer id)"})
         problem = _label_problem(it.label, perf.task, perf.positive_class)
         if problem:
             bad.append({"field": f"labels[{i}].label", "message": problem})

@@ -131,9 +131,9 @@ class Readiness(BaseModel):
 # --------------------------------------------------------------------------- labels, performance
 class LabelIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    # An integer id may come as 55.0 (JSON Schema's "integer" allows it): lax, so it is 55.
-    prediction_id: Annotated[str, Field(min_length=1, max_length=200)] | Annotated[
-        int, Field(ge=-MAX_ID, le=MAX_ID)] = Field(
+    # An integer id may come as 55.0 (JSON Schema's "integer" allows it): lax, so it is 55. Its
+    # length as text (at most 200 characters, like a text id) is checked with the batch.
+    prediction_id: Annotated[str, Field(min_length=1, max_length=200)] | int = Field(
         description="The id the prediction was logged with (the samples' performance.id_column)")
     label: Annotated[float, Field(strict=True, allow_inf_nan=False)] | Annotated[bool, Field(strict=True)] = Field(
         description="The ground truth: a class (0/1) for classification, a number for regression")
