@@ -7,12 +7,12 @@ received (`received_at`). A label sent again for the same prediction replaces th
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Float, Index, String, select
+from sqlalchemy import Float, Index, String, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -78,7 +78,7 @@ class Labels:
 
     def count(self, model: str) -> int:
         with self._tx() as s:
-            return len(s.execute(select(LabelRow.prediction_id).where(LabelRow.model == model)).all())
+            return int(s.scalar(select(func.count()).select_from(LabelRow).where(LabelRow.model == model)) or 0)
 
     def save_report(self, model: str, at: float, report: dict[str, Any]) -> None:
         with self._tx() as s:
@@ -88,7 +88,3 @@ class Labels:
         with self._tx() as s:
             row = s.get(PerformanceReportRow, model)
             return dict(row.report) if row else None
-
-
-def label_ids(labels: Iterable[Label]) -> list[str]:
-    return [lb.prediction_id for lb in labels]
