@@ -102,6 +102,10 @@ def assign_tier(
                        f"on {max_drift.entity}")
     for k in kpi:
         warning.append(f"KPI {k.entity} {k.value:+.1f}% (limit {k.threshold:+g}%)")
+    # Ground truth says the model got worse: critical. An estimate (CBPE, labels not in yet) warns.
+    for f in incident.findings:
+        if f.kind == FindingKind.PERFORMANCE_DROP:
+            (critical if f.evidence.get("basis") == "realised" else warning).append(f.message)
     for f in incident.findings:
         if f.kind in (FindingKind.GPU_SATURATION, FindingKind.METRIC_ANOMALY, FindingKind.LOG_ANOMALY,
                       FindingKind.TRACE_ANOMALY, FindingKind.DATA_QUALITY, FindingKind.NO_DATA,

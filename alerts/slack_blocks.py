@@ -15,6 +15,7 @@ from alerts import wording
 from alerts.canary_text import canary_table
 from alerts.lifecycle import IncidentStatus
 from alerts.links import DRIFT_KINDS, link_list
+from alerts.performance_text import is_performance, performance_line
 from alerts.slack_text import (
     ACTION_ACK,
     ACTION_ROLLBACK,
@@ -205,7 +206,8 @@ def _story(payload: Mapping[str, Any], findings: list[Mapping[str, Any]], causes
     shown = ranked[:MAX_FINDINGS_SHOWN]
     blocks = _packed_sections(
         "*What is wrong*" if not resolved else "*What was wrong*",
-        [finding_line(f, w) for f in shown] or ["_no findings recorded_"],
+        [performance_line(f) if is_performance(f) else finding_line(f, w) for f in shown]
+        or ["_no findings recorded_"],
         len(ranked) - len(shown),
         "findings",
     )

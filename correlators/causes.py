@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from correlators.incident import Cause, CauseKind, Incident
 from detectors.records import DeployEvent, Finding, FindingKind
 
-_MODEL_SYMPTOMS = {FindingKind.PREDICTION_DRIFT, FindingKind.KPI_DROP}
+_MODEL_SYMPTOMS = {FindingKind.PREDICTION_DRIFT, FindingKind.KPI_DROP, FindingKind.PERFORMANCE_DROP}
 _SERVING_SYMPTOMS = {FindingKind.SLO_BREACH, FindingKind.METRIC_ANOMALY, FindingKind.TRACE_ANOMALY}
 _DRIFT = {FindingKind.FEATURE_DRIFT, FindingKind.PREDICTION_DRIFT}
 # Findings that describe a problem (as opposed to suspects or gaps in the data).
@@ -230,10 +230,12 @@ def _canary_cause(model: str, failed: list[Finding]) -> Cause:
 
 
 def incident_title(model: str, symptoms: list[Finding]) -> str:
-    order = [FindingKind.CANARY_FAIL, FindingKind.KPI_DROP, FindingKind.SLO_BREACH, FindingKind.PREDICTION_DRIFT,
+    order = [FindingKind.PERFORMANCE_DROP, FindingKind.CANARY_FAIL, FindingKind.KPI_DROP, FindingKind.SLO_BREACH,
+             FindingKind.PREDICTION_DRIFT,
              FindingKind.FEATURE_DRIFT, FindingKind.GPU_SATURATION, FindingKind.METRIC_ANOMALY,
              FindingKind.TRACE_ANOMALY, FindingKind.LOG_ANOMALY, FindingKind.DATA_QUALITY, FindingKind.NO_DATA]
     words = {
+        FindingKind.PERFORMANCE_DROP: "{e} {v:+.1f}%",
         FindingKind.KPI_DROP: "KPI {e} {v:+.1f}%",
         FindingKind.SLO_BREACH: "SLO {e} breached",
         FindingKind.PREDICTION_DRIFT: "prediction drift",

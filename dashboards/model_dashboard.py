@@ -27,6 +27,7 @@ from .builder import (
     timeseries_panel,
     traces_panel,
 )
+from .performance_panels import performance_row
 from .queries import DEFAULT_SERVING, ModelQueries, ServingMetrics
 from .spec import CanarySpec, DataSourcesSpec, ModelSpec
 from .uids import model_dashboard_uid
@@ -73,6 +74,8 @@ def build_model_dashboard(sources: DataSourcesSpec, model: ModelSpec,
         d = d.with_variable(all_variable("feature", "feature", ds.prom, q.feature_variable()))
 
     d = _health_row(d, q, ds, policy.drift_warning, policy.drift_critical)
+    if model.performance:
+        d = performance_row(d, model.name, model.performance, ds)
     if model.services:
         d = _serving_row(d, q, ds, has_logs=sources.loki is not None)
     if model.canary:

@@ -100,6 +100,15 @@ class CanarySpec:
 
 
 @dataclass(frozen=True)
+class PerformanceSpec:
+    """A model's performance panels: which metrics, and the drop Vigil alerts on."""
+
+    task: str  # classification | regression
+    metrics: tuple[str, ...]
+    drop_pct: float
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     name: str
     registry: str
@@ -111,6 +120,7 @@ class ModelSpec:
     gpu: GpuSpec | None = None
     canary: CanarySpec | None = None
     drift: bool = True  # the model has features or a prediction column to drift (else no drift panel)
+    performance: PerformanceSpec | None = None  # realised and estimated performance panels
 
 
 @dataclass(frozen=True)

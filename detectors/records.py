@@ -32,6 +32,7 @@ class FindingKind(StrEnum):
     GPU_SATURATION = "gpu_saturation"
     LOG_ANOMALY = "log_anomaly"
     TRACE_ANOMALY = "trace_anomaly"
+    PERFORMANCE_DROP = "performance_drop"  # realised (labels) or estimated (CBPE) performance fell
     NO_DATA = "no_data"
     CANARY_FAIL = "canary_fail"  # a challenger failed a metric against the champion (detectors/canary.py)
 

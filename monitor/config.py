@@ -28,6 +28,7 @@ from monitor.config_auth import ApiTokenConfig, SlackActorsConfig, check_token_n
 from monitor.config_errors import ConfigError
 from monitor.config_loading import ConfigSource, validate_config
 from monitor.config_messages import MessagesConfig, check_runbook_keys
+from monitor.config_performance import PerformanceConfig
 from monitor.config_receivers import ReceiverConfig, check_receivers
 from monitor.config_types import Duration, HttpURL, RegistryURI, Secret, StoreURL, parse_duration
 from monitor.config_yaml import read_yaml
@@ -322,6 +323,14 @@ class ModelConfig(_Model):
     def _runbook_keys(cls, v: dict[str, str]) -> dict[str, str]:
         return check_runbook_keys(v)
     canary: CanaryConfig | None = None  # a challenger judged against the champion each cycle (None: no canary)
+    performance: PerformanceConfig | None = None  # realised (delayed labels) and estimated performance
+
+    @model_validator(mode="after")
+    def _performance_prediction(self) -> ModelConfig:
+        if self.performance is not None and not (self.performance.prediction_column or self.prediction_column):
+            raise ValueError("performance needs the prediction: set performance.prediction_column or "
+                             "prediction_column")
+        return self
 
     @property
     def registry(self) -> str:

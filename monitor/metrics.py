@@ -1,6 +1,8 @@
 """Vigil's own /metrics (prometheus-client). Names are a contract with dashboards/."""
 from __future__ import annotations
 
+import contextlib
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from alerts.lifecycle import Step
@@ -48,6 +50,16 @@ class VigilMetrics:
                                       ["model", "kind", "status"], registry=r)
         self.samples = Counter("vigil_samples_total", "Feature/prediction rows evaluated or ingested", ["model"],
                                registry=r)
+        # Performance: per model x metric x basis (realised, estimated, reference), never per
+        # version or window, so the series count stays bounded.
+        self.performance = Gauge("vigil_model_performance", "Latest window's performance figure",
+                                 ["model", "metric", "basis"], registry=r)
+        self.label_coverage = Gauge("vigil_label_coverage_ratio", "Share of the judged window's predictions labelled",
+                                    ["model"], registry=r)
+        self.label_delay = Gauge("vigil_label_delay_seconds", "Median delay from prediction to label, judged window",
+                                 ["model"], registry=r)
+        self.labels_received = Counter("vigil_labels_total", "Labels accepted through the API", ["model"],
+                                       registry=r)
         self.source_up = Gauge("vigil_source_up", "1 when the source answered on its last use", ["source"],
                                registry=r)
         self.clock_backwards = Counter("vigil_clock_backwards_total",
@@ -80,8 +92,25 @@ class VigilMetrics:
         for sev in SEVERITIES:
             self.incidents_total.labels(model, sev)
         self.samples.labels(model)
+        self.labels_received.labels(model)
         self.cycle_errors.labels(model)
         self.clock_backwards.labels(model)
+
+    def set_performance(self, model: str, figures: dict[str, dict[str, float | None]], coverage: float | None,
+                        delay_s: float | None) -> None:
+        """`figures`: basis -> metric -> value; an unknown figure removes its series rather than
+        leaving last cycle's number standing."""
+        for basis, values in figures.items():
+            for metric, value in values.items():
+                if value is None:
+                    with contextlib.suppress(KeyError):
+                        self.performance.remove(model, metric, basis)
+                else:
+                    self.performance.labels(model, metric, basis).set(value)
+        if coverage is not None:
+            self.label_coverage.labels(model).set(coverage)
+        if delay_s is not None:
+            self.label_delay.labels(model).set(delay_s)
 
     def cycle_succeeded(self, model: str, t: float, step: str) -> None:
         self.liveness.succeeded(model, t)

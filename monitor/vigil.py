@@ -39,6 +39,8 @@ from monitor.cycle.health import SourceHealth
 from monitor.cycle.known_good import record_clean
 from monitor.cycle.logs_traces import LogTraceSources
 from monitor.cycle.messages import Links, OutboxWriter
+from monitor.cycle.performance import PerformanceStage
+from monitor.cycle.performance_inputs import PerformanceInputs
 from monitor.cycle.plan import alert_rules, read_cycle_start, read_history
 from monitor.cycle.reference import ReferenceChooser
 from monitor.cycle.rollback_intents import RollbackRunner
@@ -109,6 +111,7 @@ class Vigil:
         self.canary = CanaryAnalysis(self.prometheus, self.registry, self.store, self.rollbacks, self.outbox,
                                      self.metrics, c.sources.prometheus.step)
         self.operator = Operator(c, self.store, self.outbox, self.metrics, self.rollbacks)
+        self.performance = PerformanceStage(PerformanceInputs(c, self.store, samples), self.store, self.metrics)
         self.drift_reports = DriftReports(self.store, samples, self.references, c.schedule.lookback)
         self.sender = OutboxSender(self.store, self.notifiers, self.metrics)
 
@@ -202,6 +205,9 @@ class Vigil:
             canary = self.canary.judge(m, w, policy, raw.samples) if m.canary is not None else None
             if canary is not None:
                 found.findings.extend(canary.findings)
+            perf = self.performance.run(m, t, serving, w)  # delayed labels and estimates: model symptoms
+            found.findings.extend(perf.findings)
+            found.blind.extend(perf.blind)
             blind = self._blind(raw, found)
             settings = CorrelationSettings(deploy_window=policy.deploy_suspect_window)
             deploys = self.store.deploys(m.name, since=story_start(w, start) - settings.deploy_window, until=t)

@@ -7,7 +7,7 @@ it needs (deps.py). Slack's callback is signed by Slack instead. Bad input gets 
 whose body names the field and what was expected; an unexpected error is a 500 with a
 request id, never a stack trace.
 
-One router per resource (health, incidents, rollback, audit, samples, slack); what they
+One router per resource (health, incidents, rollback, audit, samples, labels, performance, slack); what they
 share (the Vigil, the caller, a model or incident from the path) is in deps.py.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from monitor.api import audit, canary, docs, health, incidents, models, rollback, samples, slack
+from monitor.api import audit, canary, docs, health, incidents, labels, models, performance, rollback, samples, slack
 from monitor.api.auth import BearerAuth, TokenTables
 from monitor.api.errors import install_error_handlers
 from monitor.api.limits import EdgeLimits
@@ -51,7 +51,7 @@ def create_app(vigil: Vigil) -> FastAPI:
     app.add_middleware(BearerAuth, tables=TokenTables(lambda: app.state.vigil.config))
     for module in (health, slack, docs):  # polled or called by machines that may add their own query
         app.include_router(module.router)
-    for module in (incidents, models, rollback, audit, samples, canary):
+    for module in (incidents, models, rollback, audit, samples, canary, labels, performance):
         app.include_router(module.router, dependencies=[Depends(refuse_unknown_query)])
     install_openapi(app)
     return app

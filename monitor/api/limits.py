@@ -28,6 +28,7 @@ from monitor.config import ApiConfig
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 SAMPLES_PATH = "/v1/samples"
+LABELS_PATH = "/v1/labels"  # batches of up to 100,000 labels: the samples limit too
 # Buckets kept at most: a full bucket is what a forgotten client would get anyway, so the
 # least recently seen ones go first and a flood of new addresses cannot grow memory.
 MAX_CLIENTS = 10_000
@@ -125,7 +126,7 @@ class EdgeLimits:
                               f"{rate.per_second:g} per second per client (api.rate_limit); retry later",
                               {"Retry-After": str(max(1, math.ceil(wait)))})
                 return
-        limit = api.max_samples_body_bytes if scope["path"] == SAMPLES_PATH else api.max_body_bytes
+        limit = api.max_samples_body_bytes if scope["path"] in (SAMPLES_PATH, LABELS_PATH) else api.max_body_bytes
         declared = _content_length(scope)
         if declared is not None and declared > limit:
             # Refused unread: nothing of the body is ever buffered.

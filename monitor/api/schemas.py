@@ -158,3 +158,51 @@ class CanaryOut(BaseModel):
     promote_after_cycles: int
     verdicts: list[CanaryVerdictOut]
     runs: list[CanaryRunOut]
+# --------------------------------------------------------------------------- labels, performance
+class LabelIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    # An integer id may come as 55.0 (JSON Schema's "integer" allows it): lax, so it is 55. Its
+    # length as text (at most 200 characters, like a text id) is checked with the batch.
+    prediction_id: Annotated[str, Field(min_length=1, max_length=200)] | int = Field(
+        description="The id the prediction was logged with (the samples' performance.id_column)")
+    label: Annotated[float, Field(strict=True, allow_inf_nan=False)] | Annotated[bool, Field(strict=True)] = Field(
+        description="The ground truth: a class (0/1) for classification, a number for regression")
+    timestamp: str | Annotated[float, Field(strict=True, allow_inf_nan=False)] = Field(
+        description="When the label became known: RFC 3339 or epoch seconds")
+
+
+class LabelsRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    model: str = Field(max_length=200)
+    labels: list[LabelIn] = Field(min_length=1, max_length=100_000)
+
+
+class LabelsAccepted(BaseModel):
+    accepted: int = Field(description="labels stored (a repeated prediction id replaces its earlier label)")
+    model: str
+
+
+class PerformanceWindowOut(BaseModel):
+    version: str
+    start: float
+    end: float
+    predictions: int
+    labelled: int
+    coverage: float = Field(description="share of the window's predictions that have a label")
+    realised: dict[str, float | None] | None = Field(description="null: too few labels yet (see note)")
+    estimated: dict[str, float | None] | None = Field(description="CBPE before labels arrive; null: none")
+    delay_median_s: float | None
+    delay_max_s: float | None
+    note: str
+
+
+class PerformanceOut(BaseModel):
+    model: str
+    at: float = Field(description="time of the cycle that computed it")
+    task: str
+    reference: dict[str, float | None] = Field(description="realised figures over the reference period")
+    reference_labels: int
+    drop_pct: float
+    min_labels: int
+    windows: list[PerformanceWindowOut]
+    note: str = ""

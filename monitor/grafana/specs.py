@@ -16,6 +16,7 @@ from dashboards.spec import (
     KpiSpec,
     LokiSpec,
     ModelSpec,
+    PerformanceSpec,
     PolicySpec,
     PrometheusSpec,
     SloSpec,
@@ -23,6 +24,7 @@ from dashboards.spec import (
 )
 from detectors.drift.compare import CATEGORICAL_STATISTICS
 from detectors.drift.decision import CATEGORICAL_FALLBACK
+from detectors.performance.realised import metric_names
 from monitor.config import GpuConfig, GrafanaConfig, KpiConfig, ModelConfig, PolicyConfig, SloConfig, VigilConfig
 
 
@@ -63,6 +65,8 @@ def model_spec(model: ModelConfig, policy: PolicyConfig) -> ModelSpec:
         gpu=gpu_spec(model.gpu) if model.gpu else None,
         canary=CanarySpec(model.canary.alias, model.canary.fail_effect) if model.canary else None,
         drift=bool(model.features or model.prediction_column),
+        performance=PerformanceSpec(model.performance.task, metric_names(model.performance.task),
+                                    model.performance.drop_pct) if model.performance else None,
     )
 
 

@@ -17,6 +17,9 @@ cycles have a baseline):
   13:10-14:00  quiet again.
 
 A second model, the ranker, runs a canary that fails and is pulled (demo_canary.py).
+A second model, `churn`, tells the delayed-label story (demo_labels.py): its accuracy
+drops at 10:00 with no change its inputs or scores show, and the labels, arriving 30-60
+minutes late, raise a critical incident at about 11:15.
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ import pandas as pd
 from scipy.stats import lognorm
 
 from monitor.replay.demo_canary import CANARY_CONFIG, add_canary_metrics, canary_registry_events
+from monitor.replay.demo_labels import churn_config, write_churn
 from monitor.replay.openmetrics import OpenMetricsWriter
 
 DAY = pd.Timestamp("2026-11-20T00:00:00Z").timestamp()
@@ -242,11 +246,12 @@ def generate_bundle(out: Path, seed: int = 7, times: DemoTimes = TIMES) -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    (out / "vigil.yaml").write_text(CONFIG)
+    (out / "vigil.yaml").write_text(CONFIG + churn_config(times))
     _write_registry(out, times)
     _write_references(out, rng)
     _write_samples(out, rng, times)
     _write_metrics(out, rng, times, seed)
+    write_churn(out, seed, times)  # the delayed-label accuracy drop (demo_labels.py)
     (out / "bundle.json").write_text(json.dumps({"start": times.replay_start, "end": times.replay_end,
                                                  "step": 120, "description": "Vigil demo: recommender"}))
     return out

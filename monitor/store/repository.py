@@ -25,6 +25,7 @@ from alerts.outbox import MessageKind
 from detectors.records import DeployEvent, json_safe
 from monitor.store import audit_log, intents
 from monitor.store import canary as canary  # registers the canary tables on Base for create_all
+from monitor.store import labels as labels  # registers the label tables on Base for create_all
 from monitor.store import leases as leases  # registers the lease tables on Base for create_all
 from monitor.store import model_now as model_now  # registers its table on Base for create_all
 from monitor.store import slack_seen as slack_seen  # registers its table on Base for create_all
@@ -83,6 +84,7 @@ class Store:
         self._create_schema()
         self._session = sessionmaker(self.engine, expire_on_commit=False)
         self.outbox = Outbox(self.tx, self.engine.dialect.name)
+        self.labels = labels.Labels(self.tx, self.engine.dialect.name)  # delayed labels, performance reports
         # Set by monitor.audit.wiring.install: the key audit hashes are keyed with (None: plain
         # SHA-256, as before keying existed), and who hears of entries once they commit.
         self.audit_key: ChainKey | None = None

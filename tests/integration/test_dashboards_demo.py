@@ -16,9 +16,11 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from dashboards.provisioning import build_all
+from dashboards.uids import model_dashboard_uid
 from monitor.config import VigilConfig, load_config
 from monitor.grafana.specs import dashboard_specs
 from monitor.replay.demo import MODEL, TIMES, generate_bundle
+from monitor.replay.demo_labels import CHURN, shift_span
 from monitor.replay.local_prometheus import LocalPrometheus, PrometheusNotInstalled, find_binaries
 from monitor.replay.loop import MetricsRecorder, ReplayResult, run_bundle
 
@@ -84,8 +86,12 @@ def test_every_panel_query_has_data_over_the_demo(demo: Demo) -> None:
 def test_every_variable_offers_the_demo_values(demo: Demo) -> None:
     offered = {}
     for d in build_all(dashboard_specs(demo.config)):
-        for v in variable_queries(d):
-            offered[v.name] = set(label_values(demo.client, v, START, END))
+        mine = {v.name: set(label_values(demo.client, v, START, END)) for v in variable_queries(d)}
+        if d["uid"] == model_dashboard_uid(CHURN):  # the delayed-label model (demo_labels.py): its own features
+            churn = demo.config.model(CHURN)
+            assert mine["feature"] == {f.name for f in churn.features} | {churn.prediction_column}
+            continue
+        offered.update(mine)
     model = demo.config.model(MODEL)
     assert offered == {"model": {MODEL}, "env": {"prod"}, "pod": {"recsys-api-0"},
                        "feature": {f.name for f in model.features} | {model.prediction_column}}
@@ -159,3 +165,20 @@ def test_recorder_writes_what_a_scrape_after_each_cycle_would_have_seen(tmp_path
         == ["1.0", "2.0", "3.0"]
     sums = [float(x.split()[-2]) for x in lines if x.startswith("vigil_cycle_duration_seconds_sum")]
     assert np.allclose(sums, [0.5, 1.0, 1.5])
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_recorded_performance_metrics_show_the_delayed_label_drop(demo: Demo) -> None:
+    """Half an hour after the concept shift ends, the churn model's realised accuracy (from
+    the labels) is far below its reference while the CBPE estimate is not, and it is critical."""
+    _, shift_end = shift_span(TIMES)
+    at = shift_end + 30 * 60
+    sel = f'model="{CHURN}",metric="accuracy"'
+    realised = scalar(demo, f'max(vigil_model_performance{{{sel},basis="realised"}})', at)
+    reference = scalar(demo, f'max(vigil_model_performance{{{sel},basis="reference"}})', at)
+    estimated = scalar(demo, f'max(vigil_model_performance{{{sel},basis="estimated"}})', at)
+    assert realised < 0.9 * reference < estimated
+    assert scalar(demo, f'max(vigil_model_state{{model="{CHURN}"}})', at) == 2
+    assert 0 < scalar(demo, f'max(vigil_label_coverage_ratio{{model="{CHURN}"}})', at) <= 1
+    assert 1800 <= scalar(demo, f'max(vigil_label_delay_seconds{{model="{CHURN}"}})', at) <= 3600

@@ -11,6 +11,7 @@ import pytest
 
 from monitor.cli import main
 from monitor.replay.demo import TIMES
+from monitor.replay.demo_labels import CHURN, shift_span
 
 pytestmark = pytest.mark.integration
 
@@ -100,7 +101,7 @@ def test_3_gpu_saturation_breaches_latency_slo_and_is_not_rolled_back(demo):
 
 
 def test_4_quiet_stretches_raise_nothing(demo):
-    incs = demo["incidents"]
+    incs = [i for i in demo["incidents"] if i["model"] == "recommender"]
     assert opened_between(incs, TIMES.replay_start, TIMES.deploy_v2) == []
     assert opened_between(incs, TIMES.surge_end, TIMES.replay_end + 1) == []
     assert all(i["resolved_at"] is not None and i["resolved_at"] <= TIMES.quiet_from for i in incs)
@@ -180,7 +181,7 @@ def test_drift_incidents_get_evidently_reports_served_by_the_api(demo):
         inc = next(i for i in demo["incidents"] if i["id"] == incident_id)
         drifted = [f["entity"] for f in inc["findings"] if f["kind"] in ("feature_drift", "prediction_drift")]
         assert all(name in r.text for name in drifted)
-    gpu = next(i["id"] for i in demo["incidents"] if i["causes"][0]["kind"] == "gpu_saturation")
+    gpu = next(i["id"] for i in demo["incidents"] if i["causes"] and i["causes"][0]["kind"] == "gpu_saturation")
     assert client.get(f"/v1/incidents/{gpu}/drift-report").status_code == 404
     # and the Slack message links to it
     linked = [n for n in demo["notifications"] if n["payload"]["incident_id"] == drift_ids[0]]
@@ -213,3 +214,48 @@ def test_demo_messages_link_to_grafana_around_the_onset_and_say_it_in_words(demo
     last = [n["payload"] for n in demo["notifications"] if n["payload"].get("incident_id") == latency["id"]][-1]
     texts = [e["text"] for b in render_incident(last)[1] if b["type"] == "context" for e in b["elements"]]
     assert not any("Cold start" in t for t in texts)  # a latency incident: no drift banner
+
+
+def test_5_delayed_labels_raise_an_accuracy_drop_its_inputs_never_showed(demo):
+    (inc,) = [i for i in demo["incidents"] if i["model"] == CHURN]
+    shift_start, shift_end = shift_span(TIMES)
+    # Labels land 30-60 minutes after each prediction: the alert comes once enough have, not before.
+    assert shift_start + 60 * 60 <= inc["opened_at"] <= shift_end + 30 * 60
+    assert inc["severity"] == "critical" and inc["resolved_at"] is not None
+    acc = next(f for f in inc["findings"] if f["kind"] == "performance_drop" and f["entity"] == "accuracy")
+    assert acc["value"] <= -10 and acc["threshold"] == -10
+    assert "realised accuracy" in acc["message"] and "coverage" in acc["message"]
+    assert "median label delay" in acc["message"]
+    assert not [f for f in inc["findings"] if f["kind"] in ("feature_drift", "prediction_drift")]
+    assert {n["channel"] for n in inc["notifications"]} == {"#churn-owners"}
+    # The Slack payload carries the CBPE estimate beside the realised figure: it still looks
+    # fine, which is why a concept shift needs labels.
+    note = next(n for n in demo["notifications"] if n["payload"]["incident_id"] == inc["id"])
+    ev = next(f["evidence"] for f in note["payload"]["findings"] if f["entity"] == "accuracy")
+    assert ev["estimated"]["accuracy"] > 0.8 > ev["realised"]["accuracy"] and 0 < ev["coverage"] < 1
+
+
+def test_5_the_api_reports_realised_beside_estimated_per_window(demo):
+    import yaml
+    from fastapi.testclient import TestClient
+
+    from monitor.api.app import create_app
+    from monitor.config import parse_config
+    from monitor.store.repository import Store
+    from monitor.vigil import Vigil
+
+    work, bundle = demo["out"] / "work", demo["out"] / "bundle"
+    token = "demo-viewer-token-6a0f3e"
+    data = yaml.safe_load((bundle / "vigil.yaml").read_text())
+    data["api"] = {"tokens": [{"name": "reader", "role": "viewer",
+                               "token_sha256": hashlib.sha256(token.encode()).hexdigest()}]}
+    cfg = parse_config(data, base_dir=str(bundle))
+    vigil = Vigil(cfg, store=Store(f"sqlite:///{work / 'vigil-replay.db'}"), prometheus=object(),
+                  registry=object(), notifiers={})
+    client = TestClient(create_app(vigil), headers={"Authorization": f"Bearer {token}"})
+    report = client.get(f"/v1/models/{CHURN}/performance").json()
+    shift_start, _ = shift_span(TIMES)
+    (shifted,) = [w for w in report["windows"] if w["start"] == shift_start]
+    assert shifted["coverage"] == 1.0 and shifted["realised"]["accuracy"] < 0.75
+    assert shifted["estimated"]["accuracy"] > 0.8 and 30 * 60 < shifted["delay_median_s"] < 60 * 60
+    assert report["reference"]["accuracy"] > 0.8

@@ -1,0 +1,89 @@
+"""A drop in performance against the reference period: the finding, with its numbers.
+
+The newest window of each version whose labels suffice is judged on its realised
+figures; a newer window still waiting for labels is judged on its estimate (CBPE), as a
+warning that says it is an estimate. A metric dropped when it moved the bad way by at
+least `drop_pct` percent of its reference value (a classification metric fell, a
+regression error grew).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from detectors.performance.realised import LOWER_IS_BETTER
+from detectors.performance.windows import WindowPerformance
+from detectors.records import Direction, Finding, FindingKind
+
+
+@dataclass(frozen=True)
+class JudgeParams:
+    model: str
+    drop_pct: float = 10.0
+    judge_estimates: bool = True
+
+
+def change_pct(metric: str, value: float, reference: float) -> float | None:
+    """Signed change in percent of the reference; None when the reference is 0."""
+    if reference == 0:
+        return None
+    return (value - reference) / abs(reference) * 100.0
+
+
+def is_drop(metric: str, change: float, drop_pct: float) -> bool:
+    return change >= drop_pct if metric in LOWER_IS_BETTER else change <= -drop_pct
+
+
+def _hours(seconds: float | None) -> str:
+    return "unknown" if seconds is None else f"{seconds / 3600:.1f} h"
+
+
+def _finding(w: WindowPerformance, metric: str, values: tuple[float, float, float], basis: str,
+             params: JudgeParams) -> Finding:
+    value, ref, change = values
+    worse_up = metric in LOWER_IS_BETTER
+    limit = params.drop_pct if worse_up else -params.drop_pct
+    how = (f"on {w.labelled} labels (coverage {w.coverage:.0%}, median label delay {_hours(w.delay_median_s)})"
+           if basis == "realised" else f"estimated by CBPE on {w.predictions} predictions, labels not in yet")
+    return Finding(
+        kind=FindingKind.PERFORMANCE_DROP, entity=metric, value=change, threshold=limit,
+        window_start=w.start, window_end=w.end, onset=w.start,
+        score=min(1.0, abs(change) / (2 * params.drop_pct)), model=params.model,
+        direction=Direction.UP if worse_up else Direction.DOWN, baseline=ref, statistic=f"{metric}_change_pct",
+        message=(f"{basis} {metric} {value:.4g} vs {ref:.4g} in the reference ({change:+.1f}%, limit {limit:+g}%) "
+                 f"{how}, version {w.version}"),
+        evidence={"basis": basis, "metric": metric, "value": value, "reference": ref, "version": w.version,
+                  "labelled": w.labelled, "predictions": w.predictions, "coverage": w.coverage,
+                  "delay_median_s": w.delay_median_s, "realised": w.realised, "estimated": w.estimated})
+
+
+def _drops(w: WindowPerformance, figures: dict[str, float | None], reference: dict[str, float | None],
+           basis: str, params: JudgeParams) -> list[Finding]:
+    out = []
+    for metric, value in figures.items():
+        ref = reference.get(metric)
+        if value is None or ref is None:
+            continue
+        change = change_pct(metric, value, ref)
+        if change is not None and is_drop(metric, change, params.drop_pct):
+            out.append(_finding(w, metric, (value, ref, change), basis, params))
+    return out
+
+
+def judge(windows: list[WindowPerformance], reference: dict[str, float | None], params: JudgeParams
+          ) -> list[Finding]:
+    """Findings for the newest judged window of each version (`windows` oldest first)."""
+    out: list[Finding] = []
+    for version in dict.fromkeys(w.version for w in windows):
+        mine = [w for w in windows if w.version == version]
+        realised = [w for w in mine if w.realised is not None]
+        if realised:
+            w = realised[-1]
+            out.extend(_drops(w, w.realised or {}, reference, "realised", params))
+        if not params.judge_estimates:
+            continue
+        newer = [w for w in mine if w.estimated is not None and w.realised is None
+                 and (not realised or w.start > realised[-1].start)]
+        if newer:
+            w = newer[-1]
+            out.extend(_drops(w, w.estimated or {}, reference, "estimated", params))
+    return out

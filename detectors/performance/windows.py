@@ -1,0 +1,153 @@
+"""Per version and window: predictions joined to their labels, realised and estimated
+performance side by side, with the labels' coverage and delay.
+
+Pure: frames in, `WindowPerformance` records out. Windows are aligned to multiples of
+their length since the epoch, so a window's figures mean the same thing every cycle and
+fill in as its labels arrive.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from detectors.performance.realised import Task, realised_metrics
+
+# The columns of the frames this module takes (the cycle renames the configured ones).
+ID, TS, PRED, SCORE, VERSION = "prediction_id", "ts", "prediction", "score", "version"
+LABEL, LABEL_TS = "label", "label_ts"
+
+Estimator = Callable[[np.ndarray, np.ndarray], dict[str, float | None]]  # (predictions, scores) -> metrics
+# (version, window start, content hash) -> its figures: a window whose predictions and labels
+# did not change since the last cycle is not computed again (most of a horizon, most cycles).
+Memo = dict[tuple[str, float, int, int, float, float, float], "WindowPerformance"]
+
+
+@dataclass(frozen=True)
+class WindowPerformance:
+    """One version's predictions in [start, end): what the labels say and what was estimated."""
+
+    version: str
+    start: float
+    end: float
+    predictions: int
+    labelled: int
+    realised: dict[str, float | None] | None  # None: too few labels to say
+    estimated: dict[str, float | None] | None  # None: no estimator for this task, or no scores
+    delay_median_s: float | None = None
+    delay_max_s: float | None = None
+    note: str = ""  # why a figure is missing
+
+    @property
+    def coverage(self) -> float:
+        return self.labelled / self.predictions if self.predictions else 0.0
+
+    def to_dict(self) -> dict[str, object]:
+        return {"version": self.version, "start": self.start, "end": self.end, "predictions": self.predictions,
+                "labelled": self.labelled, "coverage": self.coverage, "realised": self.realised,
+                "estimated": self.estimated, "delay_median_s": self.delay_median_s,
+                "delay_max_s": self.delay_max_s, "note": self.note}
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    task: Task
+    length: float  # seconds
+    min_labels: int
+    positive: float = 1.0  # the positive class of a binary classifier
+    estimator: Estimator | None = None
+    versions: tuple[str, ...] = field(default=())  # all versions when empty
+
+
+def join_labels(predictions: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
+    """Predictions with their label and label time (NaN where none arrived yet). A
+    prediction id logged twice keeps its last row; a label for an unknown id is ignored."""
+    preds = predictions.drop_duplicates(ID, keep="last")
+    if len(labels) == 0:
+        return preds.assign(**{LABEL: np.nan, LABEL_TS: np.nan})
+    lab = labels[[ID, LABEL, LABEL_TS]].drop_duplicates(ID, keep="last")
+    return preds.merge(lab, on=ID, how="left", validate="one_to_one")
+
+
+def window_starts(start: float, end: float, length: float) -> np.ndarray:
+    """Starts of the aligned windows overlapping [start, end)."""
+    first = np.floor(start / length) * length
+    return np.arange(first, end, length)
+
+
+def _binary(values: np.ndarray, positive: float) -> np.ndarray:
+    return (np.asarray(values, dtype=float) == positive).astype(int)
+
+
+def evaluate_window(rows: pd.DataFrame, version: str, bounds: tuple[float, float], spec: WindowSpec
+                    ) -> WindowPerformance:
+    """One version's window: realised figures when enough labels arrived, estimates always."""
+    start, end = bounds
+    labelled = rows[rows[LABEL].notna()]
+    delay = (labelled[LABEL_TS] - labelled[TS]).to_numpy(dtype=float)
+    delay_med = float(np.median(delay)) if len(delay) else None
+    delay_max = float(np.max(delay)) if len(delay) else None
+    estimated = None
+    # An estimate over a handful of predictions is noise: the same floor as for labels.
+    if spec.estimator is not None and SCORE in rows and len(rows) >= spec.min_labels:
+        estimated = spec.estimator(_binary(rows[PRED].to_numpy(), spec.positive), rows[SCORE].to_numpy(dtype=float))
+    realised, note = None, ""
+    if len(labelled) < spec.min_labels:
+        note = f"{len(labelled)} labels, fewer than the {spec.min_labels} needed: no realised figures yet"
+    else:
+        realised = _realised(labelled, spec)
+    return WindowPerformance(version, start, end, len(rows), len(labelled), realised, estimated, delay_med,
+                             delay_max, note)
+
+
+def _realised(labelled: pd.DataFrame, spec: WindowSpec) -> dict[str, float | None]:
+    if spec.task == "classification":
+        score = labelled[SCORE].to_numpy(dtype=float) if SCORE in labelled else None
+        return realised_metrics("classification", _binary(labelled[LABEL].to_numpy(), spec.positive),
+                                _binary(labelled[PRED].to_numpy(), spec.positive), score)
+    return realised_metrics("regression", labelled[LABEL].to_numpy(dtype=float),
+                            labelled[PRED].to_numpy(dtype=float))
+
+
+def _content_key(label: np.ndarray, label_ts: np.ndarray, pred: np.ndarray) -> tuple[int, float, float, float]:
+    """Changes when a prediction or a label arrives or a label is corrected (a new value or time)."""
+    return (int(np.count_nonzero(~np.isnan(label))), float(np.nansum(label)), float(np.nansum(label_ts)),
+            float(np.nansum(pred)))
+
+
+def evaluate_windows(joined: pd.DataFrame, start: float, end: float, spec: WindowSpec, memo: Memo | None = None
+                     ) -> list[WindowPerformance]:
+    """Every (version, aligned window) with predictions in [start, end), oldest first. With
+    `memo` (kept by the caller for one spec), unchanged windows come from it."""
+    if len(joined) == 0:
+        return []
+    ts = joined[TS].to_numpy(dtype=float)
+    joined = joined[(ts >= start) & (ts < end)].sort_values(TS, kind="stable")
+    version_of = joined[VERSION].astype(str).to_numpy()
+    versions = spec.versions or tuple(sorted(set(version_of)))
+    starts = window_starts(start, end, spec.length)
+    edges = np.append(starts, starts[-1] + spec.length) if len(starts) else starts
+    out: list[WindowPerformance] = []
+    for v in versions:
+        mine = joined[version_of == v]
+        bounds = np.searchsorted(mine[TS].to_numpy(dtype=float), edges, "left")
+        label, label_ts = mine[LABEL].to_numpy(dtype=float), mine[LABEL_TS].to_numpy(dtype=float)
+        pred = mine[PRED].to_numpy(dtype=float)
+        for k, w0 in enumerate(starts):
+            i, j = int(bounds[k]), int(bounds[k + 1])
+            if j == i:
+                continue
+            window = (float(w0), float(w0 + spec.length))
+            if memo is None:
+                out.append(evaluate_window(mine.iloc[i:j], v, window, spec))
+                continue
+            key = (v, window[0], j - i, *_content_key(label[i:j], label_ts[i:j], pred[i:j]))
+            if key not in memo:
+                memo[key] = evaluate_window(mine.iloc[i:j], v, window, spec)
+            out.append(memo[key])
+    if memo is not None:  # forget windows that left the horizon
+        for old in [k for k in memo if k[1] + spec.length <= start]:
+            del memo[old]
+    return sorted(out, key=lambda w: (w.start, w.version))

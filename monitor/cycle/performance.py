@@ -1,0 +1,118 @@
+"""The performance stage of a cycle: realised performance from delayed labels, estimated
+(CBPE) before they land, per version and window over the model's horizon, judged against
+the reference period.
+
+Runs after detect; its findings join the cycle's, so a drop opens (or joins) the model's
+incident in the same cycle the labels showing it are read. Each cycle re-reads the
+labels, so a drop alerts within one cycle of the labels' arrival. The report (every
+window, realised beside estimated, coverage and delay) is kept for the API and exported
+to /metrics.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from detectors.performance import JudgeParams, WindowPerformance, WindowSpec, estimate, evaluate_windows, judge
+from detectors.performance.windows import Memo, join_labels
+from detectors.records import Finding
+from monitor.config import ModelConfig
+from monitor.config_performance import PerformanceConfig
+from monitor.cycle.performance_inputs import PerformanceInputs, Reference
+from monitor.metrics import VigilMetrics
+from monitor.sources.samples import SampleFileError
+from monitor.store.repository import Store
+from monitor.types import Window, no_data
+
+log = logging.getLogger("vigil.performance")
+ENTITY = "performance"
+
+
+@dataclass
+class PerformanceOutcome:
+    findings: list[Finding] = field(default_factory=list)
+    blind: list[str] = field(default_factory=list)
+    report: dict[str, Any] | None = None
+    windows: list[WindowPerformance] = field(default_factory=list)
+
+
+def _spec(perf: PerformanceConfig, ref: Reference) -> WindowSpec:
+    state = ref.cbpe
+    estimator = None if state is None else (lambda pred, score: estimate(state, pred, score))
+    return WindowSpec(perf.task, perf.window, perf.min_labels, perf.positive_class, estimator)
+
+
+def build_report(m: ModelConfig, perf: PerformanceConfig, t: float, ref: Reference,
+                 windows: list[WindowPerformance]) -> dict[str, Any]:
+    note = "" if windows else "no predictions with an id in the horizon"
+    return {"model": m.name, "at": t, "task": perf.task, "reference": ref.metrics, "reference_labels": ref.labels,
+            "reference_source": ref.source, "drop_pct": perf.drop_pct, "min_labels": perf.min_labels,
+            "windows": [w.to_dict() for w in windows], "note": note}
+
+
+class PerformanceStage:
+    def __init__(self, inputs: PerformanceInputs, store: Store, metrics: VigilMetrics) -> None:
+        self._inputs, self._store, self._metrics = inputs, store, metrics
+        self._memo: dict[str, tuple[Reference, Memo]] = {}  # per model, valid for one fitted reference
+        self._saved: dict[str, int] = {}  # per model: the digest of the report last stored
+
+    def run(self, m: ModelConfig, t: float, serving: str | None, w: Window) -> PerformanceOutcome:
+        """Never raises: what could not be read is a NO_DATA finding and a blind line."""
+        perf = m.performance
+        if perf is None:
+            return PerformanceOutcome()
+        try:
+            out = self._run(m, perf, t, serving)
+        except (SampleFileError, OSError, ValueError) as e:
+            return PerformanceOutcome([no_data(m.name, ENTITY, str(e), w)], [f"performance: {e}"])
+        except Exception as e:  # a bug costs the performance figures, never the cycle
+            log.exception("performance stage failed", extra={"model": m.name})
+            why = f"internal error: {type(e).__name__}: {e}"
+            return PerformanceOutcome([no_data(m.name, ENTITY, why, w)], [f"performance: {why}"])
+        self._save(m.name, t, out.report or {})
+        export(self._metrics, m.name, out)
+        return out
+
+    def _save(self, model: str, t: float, report: dict[str, Any]) -> None:
+        """Store the report when its figures changed: most cycles they do not, and a write per
+        model per cycle is what the store would spend most of its time on."""
+        digest = hash(json.dumps({k: v for k, v in report.items() if k != "at"}, sort_keys=True, default=str))
+        if self._saved.get(model) != digest:
+            self._store.labels.save_report(model, t, report)
+            self._saved[model] = digest
+
+    def _run(self, m: ModelConfig, perf: PerformanceConfig, t: float, serving: str | None) -> PerformanceOutcome:
+        ref = self._inputs.reference(m, perf, t, serving)
+        start = t - perf.horizon
+        preds = self._inputs.predictions(m, perf, start, t, serving)
+        labels = self._inputs.labels(m, perf, start, t)
+        held = self._memo.get(m.name)
+        memo: Memo = held[1] if held is not None and held[0] is ref else {}
+        self._memo[m.name] = (ref, memo)
+        windows = evaluate_windows(join_labels(preds, labels), start, t, _spec(perf, ref), memo)
+        findings = judge(windows, ref.metrics, JudgeParams(m.name, perf.drop_pct, judge_estimates=perf.estimate))
+        return PerformanceOutcome(findings, [], build_report(m, perf, t, ref, windows), windows)
+
+
+def export(metrics: VigilMetrics, model: str, out: PerformanceOutcome) -> None:
+    """The busiest version's newest judged window (realised) and newest window (estimated)."""
+    if not out.windows or out.report is None:
+        return
+    counts: dict[str, int] = {}
+    for w in out.windows:
+        counts[w.version] = counts.get(w.version, 0) + w.predictions
+    main = max(counts, key=lambda v: counts[v])
+    mine = [w for w in out.windows if w.version == main]
+    realised = [w for w in mine if w.realised is not None]
+    estimated = [w for w in mine if w.estimated is not None]
+    figures: dict[str, dict[str, float | None]] = {"reference": dict(out.report["reference"])}
+    shown = realised[-1] if realised else mine[-1]
+    figures["realised"] = dict(realised[-1].realised or {}) if realised else dict.fromkeys(figures["reference"])
+    if estimated:
+        figures["estimated"] = dict(estimated[-1].estimated or {})
+    delay = shown.delay_median_s
+    metrics.set_performance(model, figures, shown.coverage, None if delay is None or np.isnan(delay) else delay)

@@ -1,0 +1,130 @@
+"""What the performance stage reads: the logged predictions of a horizon, the labels that
+arrived for them (files and the store), and the labelled reference. I/O and column
+mapping only; the figures are detectors/performance's."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+
+from detectors.performance import CbpeState, fit_cbpe, realised_metrics
+from detectors.performance.windows import ID, LABEL, LABEL_TS, PRED, SCORE, TS, VERSION, join_labels
+from monitor.config import ModelConfig, VigilConfig
+from monitor.config_performance import PerformanceConfig
+from monitor.cycle.samples import SampleReader
+from monitor.sources.labels import LabelFiles, empty_labels, id_strings, label_values
+from monitor.sources.samples import SampleFileError, read_reference
+from monitor.store.repository import Store
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The reference period's realised figures, its label count and the CBPE calibration."""
+
+    metrics: dict[str, float | None]
+    labels: int
+    cbpe: CbpeState | None
+    source: str
+
+
+def epoch(d: datetime) -> float:
+    """A config datetime in epoch seconds; one written without a zone is UTC, as everywhere in vigil.yaml."""
+    return (d if d.tzinfo else d.replace(tzinfo=UTC)).timestamp()
+
+
+def prediction_frame(m: ModelConfig, perf: PerformanceConfig, raw: pd.DataFrame, serving: str | None
+                     ) -> pd.DataFrame:
+    """Samples -> (prediction_id, ts, prediction, score?, version); SampleFileError naming a missing column."""
+    pred_col = perf.prediction_column or m.prediction_column or ""
+    needed = [perf.id_column, pred_col] + ([perf.probability_column] if perf.probability_column else [])
+    missing = [c for c in needed if c not in raw.columns]
+    if missing:
+        raise SampleFileError(f"samples of {m.name}: performance needs column(s) {', '.join(map(repr, missing))} "
+                              f"(columns: {', '.join(map(str, raw.columns[:20]))})")
+    out = pd.DataFrame({ID: id_strings(raw[perf.id_column]), TS: raw["_ts"].to_numpy(dtype=float),
+                        PRED: pd.to_numeric(raw[pred_col], errors="coerce").to_numpy(dtype=float)})
+    if perf.probability_column:
+        out[SCORE] = pd.to_numeric(raw[perf.probability_column], errors="coerce").to_numpy(dtype=float)
+    version = raw[perf.version_column] if perf.version_column in raw.columns else None
+    fallback = serving or "unknown"
+    out[VERSION] = version.astype(object).where(version.notna(), fallback).astype(str).to_numpy() \
+        if version is not None else fallback
+    return out[raw[perf.id_column].notna().to_numpy() & ~np.isnan(out[PRED].to_numpy())]
+
+
+class PerformanceInputs:
+    """Per model: its label files (cached between cycles) and its fitted reference."""
+
+    def __init__(self, config: VigilConfig, store: Store, samples: SampleReader) -> None:
+        self._config, self._store, self._samples = config, store, samples
+        self._files: dict[str, LabelFiles] = {}
+        self._references: dict[str, tuple[float, Reference]] = {}
+
+    def labels(self, m: ModelConfig, perf: PerformanceConfig, start: float, end: float) -> pd.DataFrame:
+        """Labels known in [start, end]: the files', then the API's (which win for the same id)."""
+        frames = []
+        if perf.labels is not None:
+            if m.name not in self._files:
+                lf = perf.labels
+                self._files[m.name] = LabelFiles(str(self._config.resolve_path(lf.path)), lf.id_column,
+                                                 lf.label_column, lf.timestamp_column)
+            frames.append(self._files[m.name].window(start, end))
+        posted = self._store.labels.between(m.name, start, end)
+        if posted:
+            frames.append(pd.DataFrame({ID: [lb.prediction_id for lb in posted], LABEL: [lb.label for lb in posted],
+                                        LABEL_TS: [lb.ts for lb in posted]}))
+        frames = [f for f in frames if len(f)]
+        return pd.concat(frames, ignore_index=True) if frames else empty_labels()
+
+    def predictions(self, m: ModelConfig, perf: PerformanceConfig, start: float, end: float,
+                    serving: str | None) -> pd.DataFrame:
+        raw = self._samples.window(m, start, end)
+        if len(raw) == 0:
+            return pd.DataFrame(columns=[ID, TS, PRED, VERSION])
+        return prediction_frame(m, perf, raw, serving)
+
+    def reference(self, m: ModelConfig, perf: PerformanceConfig, t: float, serving: str | None) -> Reference:
+        """The fitted reference, refitted at most once a window (a period's labels may still be arriving)."""
+        hit = self._references.get(m.name)
+        if hit is not None and t - hit[0] < perf.window and t >= hit[0]:
+            return hit[1]
+        ref = self._fit_reference(m, perf, t, serving)
+        self._references[m.name] = (t, ref)
+        return ref
+
+    def _reference_rows(self, m: ModelConfig, perf: PerformanceConfig, t: float, serving: str | None
+                        ) -> tuple[pd.DataFrame, str]:
+        r = perf.reference
+        if r.path is not None:
+            path = self._config.resolve_path(r.path)
+            df = read_reference(path)
+            if r.label_column not in df.columns:
+                raise SampleFileError(f"performance reference {path}: label column {r.label_column!r} not found")
+            rows = prediction_frame(m, perf, df.assign(_ts=0.0, **({perf.id_column: np.arange(len(df))}
+                                                                   if perf.id_column not in df.columns else {})),
+                                    serving)
+            labels = label_values(df[r.label_column], where=f"{path} column {r.label_column!r}")
+            return rows.assign(**{LABEL: labels[rows.index.to_numpy()]}), str(path)
+        assert r.start is not None and r.end is not None  # the config's validator says so
+        start, end = epoch(r.start), epoch(r.end)
+        joined = join_labels(self.predictions(m, perf, start, end, serving), self.labels(m, perf, start, t))
+        return joined, f"predictions {r.start.isoformat()} .. {r.end.isoformat()}"
+
+    def _fit_reference(self, m: ModelConfig, perf: PerformanceConfig, t: float, serving: str | None) -> Reference:
+        rows, source = self._reference_rows(m, perf, t, serving)
+        labelled = rows[rows[LABEL].notna()] if len(rows) else rows
+        if len(labelled) < perf.min_labels:
+            raise SampleFileError(f"performance reference ({source}) has {len(labelled)} labelled predictions, "
+                                  f"fewer than min_labels {perf.min_labels}")
+        pos = perf.positive_class
+        y, p = labelled[LABEL].to_numpy(dtype=float), labelled[PRED].to_numpy(dtype=float)
+        score = labelled[SCORE].to_numpy(dtype=float) if SCORE in labelled else None
+        if perf.task == "classification":
+            y, p = (y == pos).astype(int), (p == pos).astype(int)
+        metrics = realised_metrics(perf.task, y, p, score)
+        cbpe = None
+        if perf.task == "classification" and perf.estimate and score is not None:
+            cbpe = fit_cbpe(y, score)
+        return Reference(metrics, len(labelled), cbpe, source)

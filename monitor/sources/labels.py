@@ -1,0 +1,59 @@
+"""Delayed labels from files: parquet/CSV under a configured directory or glob, one row a
+label (the prediction's id, the label, when it became known). Files are read once and
+re-read when they change (the sample files' cache), so a label file dropped in is seen
+by the next cycle.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from monitor.sources.samples import SampleFileError, SampleFiles
+
+# The frame every label source gives (detectors.performance.windows' column names).
+ID, LABEL, LABEL_TS = "prediction_id", "label", "label_ts"
+
+
+def label_values(col: pd.Series, *, where: str) -> np.ndarray:
+    """Numbers (booleans as 0/1) or a SampleFileError naming the column and a bad value."""
+    if pd.api.types.is_bool_dtype(col):
+        return col.to_numpy(dtype=float)
+    values = pd.to_numeric(col, errors="coerce").to_numpy(dtype=float)
+    bad = np.isnan(values) & col.notna().to_numpy()
+    if bad.any():
+        raise SampleFileError(f"{where}: expected numeric labels (classes as 0/1), got {col[bad].iloc[0]!r}")
+    return values
+
+
+def id_strings(col: pd.Series) -> pd.Series:
+    """Prediction ids as text, the same whichever way they were written: 123, 123.0 (a CSV
+    column with a gap) and "123" are one id."""
+    if pd.api.types.is_float_dtype(col):
+        whole = col.notna() & (col == np.floor(col))
+        return col.astype(object).where(~whole, col[whole].astype("int64")).astype(str)
+    return col.astype(str)
+
+
+def empty_labels() -> pd.DataFrame:
+    return pd.DataFrame({ID: pd.Series(dtype=str), LABEL: pd.Series(dtype=float), LABEL_TS: pd.Series(dtype=float)})
+
+
+class LabelFiles:
+    def __init__(self, pattern: str, id_column: str, label_column: str, timestamp_column: str) -> None:
+        self._files = SampleFiles(pattern, timestamp_column)
+        self.id_column, self.label_column = id_column, label_column
+
+    def window(self, start: float, end: float) -> pd.DataFrame:
+        """Labels that became known in [start, end], as (prediction_id, label, label_ts); a row
+        without a label is no label."""
+        df = self._files.window(start, end)
+        if len(df) == 0:
+            return empty_labels()
+        where = f"label files {self._files.pattern}"
+        for col in (self.id_column, self.label_column):
+            if col not in df.columns:
+                raise SampleFileError(f"{where}: column {col!r} not found (columns: {', '.join(map(str, df.columns))})")
+        out = pd.DataFrame({ID: id_strings(df[self.id_column]),
+                            LABEL: label_values(df[self.label_column], where=f"{where} column {self.label_column!r}"),
+                            LABEL_TS: df["_ts"].to_numpy(dtype=float)})
+        return out[out[LABEL].notna() & df[self.id_column].notna().to_numpy()].reset_index(drop=True)

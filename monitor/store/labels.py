@@ -1,0 +1,90 @@
+"""Delayed labels (ground truth) and the latest performance report per model.
+
+`labels`: one row per (model, prediction id), the label and when it was true (`ts`) and
+received (`received_at`). A label sent again for the same prediction replaces the first
+(a correction), so the row is an upsert and a batch sent twice changes nothing.
+`performance_reports`: the last cycle's performance report of each model, for the API.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Float, Index, String, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from detectors.records import json_safe
+from monitor.store.tables import Base
+
+UPSERT_BATCH = 5000  # rows per statement: SQLite allows 32,766 bound values, four a row
+
+
+class LabelRow(Base):
+    __tablename__ = "labels"
+    model: Mapped[str] = mapped_column(String(100), primary_key=True)
+    prediction_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    label: Mapped[float] = mapped_column(Float)
+    ts: Mapped[float] = mapped_column(Float)
+    received_at: Mapped[float] = mapped_column(Float)
+    __table_args__ = (Index("ix_labels_model_ts", "model", "ts"),)
+
+
+class PerformanceReportRow(Base):
+    __tablename__ = "performance_reports"
+    model: Mapped[str] = mapped_column(String(100), primary_key=True)
+    at: Mapped[float] = mapped_column(Float)
+    report: Mapped[dict[str, Any]] = mapped_column()
+
+
+@dataclass(frozen=True)
+class Label:
+    """One accepted label: the prediction it belongs to, its value and when it was true."""
+
+    prediction_id: str
+    label: float
+    ts: float
+
+
+class Labels:
+    """Labels and performance reports in the store (`Store.labels`)."""
+
+    def __init__(self, tx: Callable[[], AbstractContextManager[Session]], dialect: str) -> None:
+        self._tx = tx
+        self._insert = pg_insert if dialect == "postgresql" else sqlite_insert
+
+    def add(self, model: str, labels: list[Label], now: float) -> int:
+        """Upsert every label; returns how many were written."""
+        with self._tx() as s:
+            for i in range(0, len(labels), UPSERT_BATCH):
+                rows = [{"model": model, "prediction_id": lb.prediction_id, "label": lb.label, "ts": lb.ts,
+                         "received_at": now} for lb in labels[i:i + UPSERT_BATCH]]
+                stmt = self._insert(LabelRow).values(rows)
+                s.execute(stmt.on_conflict_do_update(
+                    index_elements=["model", "prediction_id"],
+                    set_={"label": stmt.excluded.label, "ts": stmt.excluded.ts,
+                          "received_at": stmt.excluded.received_at}))
+        return len(labels)
+
+    def between(self, model: str, start: float, end: float) -> list[Label]:
+        """Labels true in [start, end]."""
+        with self._tx() as s:
+            rows = s.execute(select(LabelRow.prediction_id, LabelRow.label, LabelRow.ts).where(
+                LabelRow.model == model, LabelRow.ts >= start, LabelRow.ts <= end))
+            return [Label(pid, float(v), float(ts)) for pid, v, ts in rows]
+
+    def count(self, model: str) -> int:
+        with self._tx() as s:
+            return int(s.scalar(select(func.count()).select_from(LabelRow).where(LabelRow.model == model)) or 0)
+
+    def save_report(self, model: str, at: float, report: dict[str, Any]) -> None:
+        with self._tx() as s:
+            s.merge(PerformanceReportRow(model=model, at=at, report=json_safe(report)))
+
+    def report(self, model: str) -> dict[str, Any] | None:
+        with self._tx() as s:
+            row = s.get(PerformanceReportRow, model)
+            return dict(row.report) if row else None

@@ -1,0 +1,147 @@
+"""Performance from delayed labels through the real cycle and API, as a user meets it:
+labels posted after the predictions, a drop alerted in the cycle after they arrive, the
+report (realised beside estimated, coverage, delay) from the API and /metrics, a window
+with too few labels saying so, label files, and bad batches refused naming the field."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from monitor.api.app import create_app
+from tests.helpers_vigil import T0, make_config, make_vigil, metric_value, model_config
+
+H = 3600.0
+INGEST, VIEWER = "ingest-token-4f1c9a7e", "viewer-token-77d2b1c0"
+REF_START, REF_END = T0 - 3 * 86400, T0 - 2 * 86400
+
+
+def _hour(start: float, n: int, accuracy: float, seed: int) -> pd.DataFrame:
+    """n predictions in the hour from `start`, with confident calibrated-looking scores; the
+    truth agrees with the prediction `accuracy` of the time (hidden in `_truth`)."""
+    rng = np.random.default_rng(seed)
+    pred = rng.integers(0, 2, n)
+    score = np.where(pred == 1, rng.uniform(0.8, 1.0, n), rng.uniform(0.0, 0.2, n))
+    truth = np.where(rng.random(n) < accuracy, pred, 1 - pred)
+    return pd.DataFrame({"timestamp": start + np.linspace(0, H - 1, n), "prediction_id": [f"{seed}-{i}" for i in
+                                                                                          range(n)],
+                         "churn_pred": pred, "churn_score": score, "model_version": "1", "_truth": truth})
+
+
+def _world(tmp_path: Path) -> pd.DataFrame:
+    """The reference day (accuracy 0.9), then hourly predictions up to T0; the last hour is bad."""
+    hours = [_hour(REF_START + i * H, 200, 0.9, 1000 + i) for i in range(24)]
+    hours += [_hour(T0 - k * H, 300, 0.9 if k > 1 else 0.6, k) for k in range(12, 0, -1)]
+    world = pd.concat(hours, ignore_index=True)
+    (tmp_path / "samples").mkdir()
+    world.drop(columns="_truth").to_csv(tmp_path / "samples" / "predictions.csv", index=False)
+    return world
+
+
+def _config(tmp_path: Path, **perf: Any) -> Any:
+    performance = {"task": "classification", "prediction_column": "churn_pred", "probability_column": "churn_score",
+                   "reference": {"start": REF_START, "end": REF_END}, "window": "1h", "horizon": "1d",
+                   "min_labels": 100, **perf}
+    m = model_config("churn", kpis=[], slos=[], samples={"path": "samples"}, performance=performance)
+    tokens = [{"name": "feeder", "role": "ingest", "token_sha256": hashlib.sha256(INGEST.encode()).hexdigest()},
+              {"name": "vera", "role": "viewer", "token_sha256": hashlib.sha256(VIEWER.encode()).hexdigest()}]
+    return make_config(tmp_path, models=[m], api={"tokens": tokens})
+
+
+def _labels(rows: pd.DataFrame, at: float) -> list[dict[str, Any]]:
+    return [{"prediction_id": pid, "label": int(y), "timestamp": at}
+            for pid, y in zip(rows["prediction_id"], rows["_truth"], strict=True)]
+
+
+def _post(client: TestClient, labels: list[dict[str, Any]], token: str = INGEST) -> Any:
+    return client.post("/v1/labels", json={"model": "churn", "labels": labels},
+                       headers={"Authorization": f"Bearer {token}"})
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> tuple[Any, TestClient, pd.DataFrame]:
+    frame = _world(tmp_path)
+    vigil = make_vigil(_config(tmp_path))
+    client = TestClient(create_app(vigil), raise_server_exceptions=False)
+    # The reference's labels, and those of every hour but the last two, arrived an hour after each prediction.
+    old = frame[frame["timestamp"] < T0 - 2 * H]
+    assert _post(client, _labels(old, T0 - 2 * H)).status_code == 202
+    return vigil, client, frame
+
+
+def test_an_accuracy_drop_alerts_in_the_cycle_after_its_labels_arrive(world: tuple) -> None:
+    vigil, client, frame = world
+    before = vigil.run_cycle("churn", T0)
+    assert not [f for f in before.findings if f.kind == "performance_drop"] and before.severity is None
+    report = client.get("/v1/models/churn/performance", headers={"Authorization": f"Bearer {VIEWER}"}).json()
+    last = report["windows"][-1]
+    assert last["start"] == T0 - H and last["labelled"] == 0 and last["realised"] is None
+    assert "0 labels, fewer than the 100 needed" in last["note"] and last["estimated"]["accuracy"] > 0.85
+
+    bad = frame[(frame["timestamp"] >= T0 - 2 * H)]
+    assert _post(client, _labels(bad, T0 + 30)).json() == {"accepted": len(bad), "model": "churn"}
+    after = vigil.run_cycle("churn", T0 + 60)
+    acc = next(f for f in after.findings if f.kind == "performance_drop" and f.entity == "accuracy")
+    assert after.severity == "critical" and acc.evidence["basis"] == "realised"
+    assert acc.value < -10 and acc.window_start == T0 - H
+    assert "coverage 100%" in acc.message and "version 1" in acc.message
+
+    report = client.get("/v1/models/churn/performance", headers={"Authorization": f"Bearer {VIEWER}"}).json()
+    last = report["windows"][-1]
+    assert last["realised"]["accuracy"] == pytest.approx(0.6, abs=0.08)
+    assert last["estimated"]["accuracy"] > 0.85  # CBPE cannot see a concept shift: side by side, it shows
+    assert last["coverage"] == 1.0 and 0 < last["delay_median_s"] < H + 60
+    assert report["reference"]["accuracy"] == pytest.approx(0.9, abs=0.04) and report["reference_labels"] == 4800
+    assert metric_value(vigil, "vigil_model_performance", model="churn", metric="accuracy",
+                        basis="realised") == pytest.approx(last["realised"]["accuracy"])
+    assert metric_value(vigil, "vigil_label_coverage_ratio", model="churn") == 1.0
+    assert metric_value(vigil, "vigil_labels_total", model="churn") == len(frame)  # every label posted, once
+
+
+def test_too_few_labels_say_so_and_alert_nothing(world: tuple) -> None:
+    vigil, client, frame = world
+    bad = frame[frame["timestamp"] >= T0 - H]
+    _post(client, _labels(bad.iloc[:40], T0 + 30))
+    report = vigil.run_cycle("churn", T0 + 60)
+    assert not [f for f in report.findings if f.kind == "performance_drop" and f.evidence["basis"] == "realised"]
+    stored = vigil.store.labels.report("churn")
+    assert "40 labels, fewer than the 100 needed" in stored["windows"][-1]["note"]
+
+
+def test_label_files_are_read_like_posted_labels(tmp_path: Path) -> None:
+    frame = _world(tmp_path)
+    (tmp_path / "labels").mkdir()
+    done = frame.assign(timestamp=frame["timestamp"] + 600, label=frame["_truth"])[["prediction_id", "label",
+                                                                                     "timestamp"]]
+    done.to_csv(tmp_path / "labels" / "day.csv", index=False)
+    vigil = make_vigil(_config(tmp_path, labels={"path": "labels"}))
+    out = vigil.run_cycle("churn", T0 + 1200)
+    assert any(f.kind == "performance_drop" and f.entity == "accuracy" for f in out.findings)
+
+
+@pytest.mark.parametrize(("label", "field", "words"), [
+    ({"prediction_id": "a", "label": 2, "timestamp": T0}, "labels[1].label", "expected a class: 0 or 1"),
+    ({"prediction_id": "a", "label": 1, "timestamp": "yesterday"}, "labels[1].timestamp", "expected RFC3339"),
+    ({"prediction_id": "a", "timestamp": T0}, "labels.1.label", "required field is missing"),
+    ({"prediction_id": 10**250, "label": 1, "timestamp": T0}, "labels[1].prediction_id", "at most 200 characters"),
+])
+def test_a_bad_label_refuses_the_batch_naming_the_field(world: tuple, label: dict, field: str, words: str) -> None:
+    vigil, client, _ = world
+    kept = vigil.store.labels.count("churn")
+    r = _post(client, [{"prediction_id": "ok", "label": 1, "timestamp": T0}, label])
+    assert r.status_code == 422
+    assert any(e["field"].endswith(field.split(".", 1)[1]) and words in e["message"] for e in r.json()["fields"])
+    assert vigil.store.labels.count("churn") == kept  # nothing of the batch stored
+
+
+def test_labels_need_the_ingest_role_and_a_model_with_performance(world: tuple) -> None:
+    _, client, _ = world
+    one = [{"prediction_id": "x", "label": 1, "timestamp": T0}]
+    assert _post(client, one, token=VIEWER).status_code == 403
+    r = client.post("/v1/labels", json={"model": "nope", "labels": one}, headers={"Authorization": f"Bearer {INGEST}"})
+    assert r.status_code == 404
