@@ -248,6 +248,10 @@ class Vigil:
                 log.exception("cycle failed", extra={"model": m.name})
         return out
 
+    def run_sweep(self, t: float | None = None) -> list[CycleReport]:
+        """Every model's cycle at one time `t` (what one scheduler tick of the fleet runs)."""
+        return self.run_all(t)
+
     def deliver(self, now: float | None = None, limit: int = 100) -> int:
         return self.sender.deliver_due(self.clock.now() if now is None else now, limit=limit)
 
