@@ -117,6 +117,10 @@ def run(args: argparse.Namespace) -> dict[str, float]:
             print(f"  stages (s summed over threads / calls): {clock.summary()}", flush=True)
             out[f"store_mb_{k}"] = max(grew, wrote) / 1e6
             out[f"queries_{k}"] = queries / p.models
+        began = time.perf_counter()
+        vigil.drift_reports.wait(timeout=600)
+        print(f"drift reports rendered in the background; the last finished {time.perf_counter() - began:.1f} s "
+              f"after the last sweep", flush=True)
         delivered = vigil.deliver(limit=10_000)
         out.update(cold=sweeps[0], warm=max(sweeps[1:]), series=metric_series(vigil))
         print(f"outbox delivered {delivered}; /metrics series {out['series']:.0f}")

@@ -9,9 +9,12 @@ whole cycle. The daemon, the API, replay and the demo all build one `Vigil`.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from alerts.lifecycle import IncidentStatus
@@ -38,6 +41,7 @@ from monitor.cycle.health import SourceHealth
 from monitor.cycle.known_good import record_clean
 from monitor.cycle.logs_traces import LogTraceSources
 from monitor.cycle.messages import Links, OutboxWriter
+from monitor.cycle.prefetch import ModelPlan, Prefetched, prefetch
 from monitor.cycle.plan import alert_rules, read_cycle_start, read_history
 from monitor.cycle.reference import ReferenceChooser
 from monitor.cycle.rollback_intents import RollbackRunner
@@ -83,6 +87,7 @@ class Vigil:
         self._wire()
         self.anomaly_tuning = AnomalyTuning()  # one configuration for every series
         self._model_locks = {m.name: threading.Lock() for m in config.models}
+        self._models = {m.name: m for m in config.models}
         self.last_cycle: dict[str, CycleReport] = {}
         self._layers: dict[str, list[Executor]] = {}
         self.fence: Any = None  # set by the daemon when replicas share the store (monitor/replicas)
@@ -160,30 +165,38 @@ class Vigil:
         return Window(t=t, start=start, baseline_start=baseline_end - sched.baseline, baseline_end=baseline_end)
 
     # ------------------------------------------------------------------ the cycle
-    def run_cycle(self, model: str, t: float | None = None, *, token: int | None = None) -> CycleReport:
+    def run_cycle(self, model: str, t: float | None = None, *, token: int | None = None,
+                  prefetched: Prefetched | None = None) -> CycleReport:
         """One cycle of one model. With `token` (a replica's lease on the model), every
-        transaction of the cycle is fenced by it: a replica that lost the model cannot write."""
+        transaction of the cycle is fenced by it: a replica that lost the model cannot write.
+        `prefetched`: the sweep's batched reads (`prefetch`), used when made for this `t`."""
+        if prefetched is not None and t is not None and prefetched.t != t:
+            prefetched = None
         if token is not None and self.fence is not None:
             with self.store.fenced(self.fence, model, token):
-                return self._run_cycle(model, t)
-        return self._run_cycle(model, t)
+                return self._run_cycle(model, t, prefetched)
+        return self._run_cycle(model, t, prefetched)
 
-    def _run_cycle(self, model: str, t: float | None) -> CycleReport:
-        m = self.config.model(model)
+    def _run_cycle(self, model: str, t: float | None, prefetched: Prefetched | None = None) -> CycleReport:
+        m = self._models.get(model) or self.config.model(model)
         t = self.clock.now() if t is None else t
         policy = self.config.policy_for(m)
         began = time.perf_counter()
         with self._model_locks[m.name]:  # one cycle per model at a time, whoever calls
             # Before the registry poll: a finished rollback is ours, not an external deploy.
             self._reconcile(m, t)
-            serving, new_deploys = self.deploys.poll(m, t, hold=self.rollbacks.in_flight(m.name))
+            aliases = prefetched.aliases.get(m.registry) if prefetched and prefetched.aliases is not None else None
+            serving, new_deploys = self.deploys.poll(m, t, hold=self.rollbacks.in_flight(m.name), aliases=aliases)
             start = read_cycle_start(self.store, m.name)
             w = self.window(m, t, start.onset)
             known = set(start.detector_state) if policy.anomaly_threshold < 1 else None
             lt = self.gather_sources.logs_traces
             refit = refit_needed(start.detector_state, start.opened_at is not None, logs=lt.loki is not None,
                                  traces=lt.tempo is not None)
-            raw = gather(self.gather_sources, GatherRequest(m, w, serving, known, refit))
+            sources = self.gather_sources
+            if prefetched is not None:
+                sources = dataclasses.replace(sources, prometheus=prefetched.prometheus(self.prometheus))
+            raw = gather(sources, GatherRequest(m, w, serving, known, refit))
             found = detect(raw, DetectRequest(m, policy, w, self.config.sources.prometheus.step,
                                               self.config.schedule.interval, self.anomaly_tuning, start))
             blind = self._blind(raw, found)
@@ -248,9 +261,47 @@ class Vigil:
                 log.exception("cycle failed", extra={"model": m.name})
         return out
 
-    def run_sweep(self, t: float | None = None) -> list[CycleReport]:
-        """Every model's cycle at one time `t` (what one scheduler tick of the fleet runs)."""
-        return self.run_all(t)
+    def prefetch(self, models: list[str], t: float) -> Prefetched:
+        """The sweep's batched reads for `models` at `t` (monitor/cycle/prefetch.py): windows
+        as each cycle will compute them, a day of history for models never run before."""
+        fresh = self.store.models_never_run(models)
+        opened = self.store.open_onsets(models)
+        plans = []
+        for name in models:
+            m = self._models[name]
+            warmup = name in fresh and self.config.policy_for(m).anomaly_threshold < 1
+            plans.append(ModelPlan(m, self.window(m, t, opened.get(name)), warmup))
+        return prefetch(self.config, plans, t, self.prometheus, self.registry)
+
+    def run_sweep(self, t: float | None = None, models: list[str] | None = None, *,
+                  workers: int | None = None) -> list[CycleReport]:
+        """Every model's cycle at one time `t`, after one batched read for all of them.
+        Cycles run `workers` at a time (default: the CPU count; the drift kernels, sorting
+        and parsing release the GIL). One model's failure never stops the others."""
+        t = self.clock.now() if t is None else t
+        self.drift_reports.background = True  # seconds of Evidently never hold a cycle up
+        names = models if models is not None else [m.name for m in self.config.models]
+        try:
+            pre: Prefetched | None = self.prefetch(names, t)
+        except Exception:  # the cycles read on their own, as before
+            log.exception("sweep prefetch failed", extra={"t": t})
+            pre = None
+
+        def one(name: str) -> CycleReport | None:
+            try:
+                return self.run_cycle(name, t, prefetched=pre)
+            except Exception as e:
+                self.metrics.cycle_failed(name, e)
+                log.exception("cycle failed", extra={"model": name})
+                return None
+
+        n = workers or max(1, os.cpu_count() or 1)
+        if n == 1 or len(names) < 2:
+            done = [one(name) for name in names]
+        else:
+            with ThreadPoolExecutor(max_workers=n, thread_name_prefix="vigil-sweep") as pool:
+                done = list(pool.map(one, names))
+        return [r for r in done if r is not None]
 
     def deliver(self, now: float | None = None, limit: int = 100) -> int:
         return self.sender.deliver_due(self.clock.now() if now is None else now, limit=limit)
