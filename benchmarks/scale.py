@@ -104,7 +104,14 @@ def run(args: argparse.Namespace) -> dict[str, float]:
             before, wrote = store_bytes(store_url), written_bytes()
             clock.reset()
             began = time.perf_counter()
-            reports = vigil.run_sweep(t)
+            if args.profile and k > 0:
+                import cProfile
+                import pstats
+                prof = cProfile.Profile()
+                reports = prof.runcall(vigil.run_sweep, t, workers=1)
+                pstats.Stats(prof).sort_stats("cumulative").print_stats(args.profile)
+            else:
+                reports = vigil.run_sweep(t, workers=args.workers)
             took = time.perf_counter() - began
             grew = store_bytes(store_url) - before
             wrote = written_bytes() - wrote
@@ -151,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--history-h", type=float, default=d.history_h)
     ap.add_argument("--drifted", type=float, default=d.drifted, help="share of models whose samples drift")
     ap.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite")
+    ap.add_argument("--workers", type=int, default=None, help="cycles at a time (default: CPU count)")
+    ap.add_argument("--profile", type=int, default=0, help="profile warm sweeps on one thread, print N lines")
     ap.add_argument("--work", default=os.environ.get("VIGIL_SCALE_WORK", "/tmp/vigil-scale"))
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
