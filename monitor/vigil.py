@@ -14,6 +14,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -34,6 +35,7 @@ from monitor.cycle.correlate import correlate, story_start
 from monitor.cycle.deliver import OutboxSender
 from monitor.cycle.deploys import DeployWatch
 from monitor.cycle.detect import DetectRequest, detect
+from monitor.cycle.detect_drift import EXPORTED_STATISTICS
 from monitor.cycle.detect_logs_traces import refit_needed
 from monitor.cycle.drift_report import DriftReports
 from monitor.cycle.gather import GatherRequest, Sources, gather
@@ -41,15 +43,15 @@ from monitor.cycle.health import SourceHealth
 from monitor.cycle.known_good import record_clean
 from monitor.cycle.logs_traces import LogTraceSources
 from monitor.cycle.messages import Links, OutboxWriter
-from monitor.cycle.prefetch import ModelPlan, Prefetched, prefetch
 from monitor.cycle.plan import alert_rules, read_cycle_start, read_history
+from monitor.cycle.prefetch import ModelPlan, Prefetched, prefetch
 from monitor.cycle.reference import ReferenceChooser
 from monitor.cycle.rollback_intents import RollbackRunner
 from monitor.cycle.samples import SampleReader
 from monitor.executors.base import Executor, ExecutorError
 from monitor.executors.build import alias_executor, build_serving_executor
 from monitor.failpoints import failpoint
-from monitor.metrics import VigilMetrics
+from monitor.metrics import FEATURE_DRIFT_SERIES, VigilMetrics
 from monitor.notifiers import default_notifiers, log_trace_clients
 from monitor.replicas.fence import LeaseLost
 from monitor.sources.errors import SourceState
@@ -82,6 +84,8 @@ class Vigil:
         self.metrics = metrics or VigilMetrics()
         for m in config.models:
             self.metrics.init_model(m.name)  # counters start at 0, so the first event counts
+        watched = sum(len(m.features) + (1 if m.prediction_column else 0) for m in config.models)
+        self.metrics.all_feature_drift = watched * len(EXPORTED_STATISTICS) <= FEATURE_DRIFT_SERIES
         # Before anything can append: the store's audit key, and the checkpointer hearing its commits.
         self.checkpoints = install_audit(self.store, config, self.metrics)
         self._wire()
@@ -243,8 +247,9 @@ class Vigil:
         for kpi, (value, baseline) in found.kpi_levels.items():
             self.metrics.kpi_value.labels(m.name, kpi).set(value)
             self.metrics.kpi_baseline.labels(m.name, kpi).set(baseline)
-        for feature, stat, value in found.drift_statistics:
-            self.metrics.feature_drift.labels(m.name, feature, stat).set(value)
+        moved = {f.entity for f in found.findings
+                 if f.kind in (FindingKind.FEATURE_DRIFT, FindingKind.PREDICTION_DRIFT)}
+        self.metrics.set_feature_drift(m.name, found.drift_statistics, moved)
         for f in found.findings:
             self.metrics.findings.labels(m.name, str(f.kind)).inc()
         if opened and severity is not None:
@@ -274,10 +279,12 @@ class Vigil:
         return prefetch(self.config, plans, t, self.prometheus, self.registry)
 
     def run_sweep(self, t: float | None = None, models: list[str] | None = None, *,
-                  workers: int | None = None) -> list[CycleReport]:
+                  workers: int | None = None, token: Callable[[str], int | None] | None = None
+                  ) -> list[CycleReport]:
         """Every model's cycle at one time `t`, after one batched read for all of them.
         Cycles run `workers` at a time (default: the CPU count; the drift kernels, sorting
-        and parsing release the GIL). One model's failure never stops the others."""
+        and parsing release the GIL). One model's failure never stops the others.
+        `token(model)`: the replica's fencing token for the model (see run_cycle)."""
         t = self.clock.now() if t is None else t
         self.drift_reports.background = True  # seconds of Evidently never hold a cycle up
         names = models if models is not None else [m.name for m in self.config.models]
@@ -289,13 +296,16 @@ class Vigil:
 
         def one(name: str) -> CycleReport | None:
             try:
-                return self.run_cycle(name, t, prefetched=pre)
+                return self.run_cycle(name, t, prefetched=pre, token=token(name) if token else None)
+            except LeaseLost as e:  # another replica owns the model now: its cycle, not ours, writes
+                log.warning("cycle stopped: lease lost", extra={"model": name, "error": str(e)})
+                return None
             except Exception as e:
                 self.metrics.cycle_failed(name, e)
                 log.exception("cycle failed", extra={"model": name})
                 return None
 
-        n = workers or max(1, os.cpu_count() or 1)
+        n = workers or self.config.schedule.sweep_workers or max(1, os.cpu_count() or 1)
         if n == 1 or len(names) < 2:
             done = [one(name) for name in names]
         else:

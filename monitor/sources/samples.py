@@ -84,7 +84,7 @@ class SampleFiles:
         key = (st.st_mtime, st.st_size)
         hit = self._cache.get((path, key))
         if hit is not None:
-            return hit  # type: ignore[no-any-return]
+            return hit
         df = _read_table(Path(path))
         if self.timestamp_column not in df.columns:
             raise SampleFileError(

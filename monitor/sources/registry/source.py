@@ -23,8 +23,8 @@ from monitor.sources.registry.versions import (
     version_str,
 )
 
-log = logging.getLogger("monitor.sources.registry")
-VERSION_CACHE_SIZE = 4096  # versions kept by id (reference paths); a few per model  # one logger name for the whole registry client
+log = logging.getLogger("monitor.sources.registry")  # one logger name for the whole registry client
+VERSION_CACHE_SIZE = 4096  # versions kept by id (reference paths); a few per model
 
 
 class Backend(Protocol):
