@@ -23,7 +23,7 @@ from monitor.store.repository import Store
 from monitor.types import Window
 
 log = logging.getLogger("vigil.reference")
-PROFILE_CACHE_BYTES = 768 * 2**20  # training profiles kept in memory; beyond, read from the store (zero-copy)
+PROFILE_CACHE_BYTES = 512 * 2**20  # training profiles kept in memory; beyond, read from the store (zero-copy)
 
 
 class ReferenceChooser:

@@ -51,7 +51,7 @@ def to_epoch_seconds(col: pd.Series, *, where: str) -> np.ndarray:
     return out
 
 
-SAMPLE_CACHE_BYTES = 768 * 2**20  # sample files kept in memory, all models together
+SAMPLE_CACHE_BYTES = 512 * 2**20  # sample files kept in memory, all models together
 _SHARED = BoundedCache(SAMPLE_CACHE_BYTES)
 
 
