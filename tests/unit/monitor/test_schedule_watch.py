@@ -66,3 +66,39 @@ def test_the_outbox_sender_runs_on_its_own_thread(tmp_path):
     finally:
         sender.stop()
     assert len(rounds) >= 3
+
+
+def test_a_sweep_daemon_runs_every_model_each_interval_and_sends_meanwhile(tmp_path):
+    """schedule.sweep: one job per interval runs every model (batched reads), the outbox
+    sender on its own thread delivers what the cycles queue, and stop drains it."""
+    from alerts.sink import JsonlSink
+    from monitor.daemon import run_daemon
+    from tests.helpers_vigil import MODEL, T0, incident_prometheus, metric_value, model_config, serving_registry
+
+    cfg = make_config(tmp_path, models=[model_config("fraud"), model_config()],
+                      schedule={"interval": "1s", "lookback": "30m", "baseline": "1h", "sweep": True})
+    registry = serving_registry()
+    registry.aliases[("fraud", "champion")] = "1"
+    registry.add_version("fraud", "1", created_at=T0 - 30 * 86400)
+    sink = tmp_path / "sink.jsonl"
+    vigil = make_vigil(cfg, prometheus=incident_prometheus(), registry=registry,
+                       notifiers={"sink": JsonlSink(sink, console=False)})
+    started = time.time()
+    vigil.clock = type("Clock", (), {"now": staticmethod(lambda: T0 + (time.time() - started))})()
+    stop = threading.Event()
+    result: list[object] = []
+    worker = threading.Thread(target=lambda: result.append(run_daemon(cfg, serve_api=False, vigil=vigil, stop=stop)),
+                              daemon=True)
+    worker.start()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not (
+            metric_value(vigil, "vigil_cycle_duration_seconds_count", model=MODEL) >= 2
+            and sink.exists() and sink.read_text().strip()):
+        time.sleep(0.1)
+    stop.set()
+    worker.join(timeout=15)
+    assert result == [0]
+    for name in (MODEL, "fraud"):
+        assert metric_value(vigil, "vigil_cycle_duration_seconds_count", model=name) >= 2, name
+    assert sink.read_text().strip(), "the outbox sender delivered while the sweeps ran"
+    assert vigil.store.outbox_counts().get("pending", 0) == 0
