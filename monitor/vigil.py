@@ -174,8 +174,8 @@ class Vigil:
         """One cycle of one model. With `token` (a replica's lease on the model), every
         transaction of the cycle is fenced by it: a replica that lost the model cannot write.
         `prefetched`: the sweep's batched reads (`prefetch`), used when made for this `t`."""
-        if prefetched is not None and t is not None and prefetched.t != t:
-            prefetched = None
+        if prefetched is not None and prefetched.t != t:
+            prefetched = None  # made for another time: its windows and aliases are not this cycle's
         if token is not None and self.fence is not None:
             with self.store.fenced(self.fence, model, token):
                 return self._run_cycle(model, t, prefetched)
