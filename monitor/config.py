@@ -135,6 +135,11 @@ class ScheduleConfig(_Model):
     lookback: Duration = 1800.0  # window [t - lookback, t] pulled each cycle
     baseline: Duration = 3600.0  # window before the lookback used as a baseline
     misfire_grace: Duration = 30.0
+    # true: one job per interval runs every owned model's cycle after one batched read of
+    # Prometheus and the registry (monitor/cycle/prefetch.py), on a pool of `sweep_workers`
+    # threads; a fleet of hundreds of models needs it. false: one job per model.
+    sweep: bool = False
+    sweep_workers: int = Field(0, ge=0)  # 0: the CPU count
     # SIGTERM/SIGINT: running cycles finish and the outbox drains within this; past it the
     # process exits non-zero naming what it abandoned.
     shutdown_grace: Duration = 30.0

@@ -1,5 +1,8 @@
-"""`vigil run` and `vigil serve`: APScheduler cycles (one job per model), the outbox sender
-and the HTTP API (uvicorn on its own thread), with the main thread owning the signals.
+"""`vigil run` and `vigil serve`: APScheduler cycles (one job per model, or with
+`schedule.sweep` one job per interval for the whole fleet), the outbox sender (a thread
+of its own, never waiting behind cycles for a worker) and the HTTP API (uvicorn on its
+own thread), with the main thread owning the signals. A cycle or sweep that cannot start
+on time is counted, logged with its lag and makes /readyz degraded (monitor/schedule_watch.py).
 
 SIGTERM/SIGINT, in every mode: no new cycle starts, the running ones finish, the outbox is
 drained, the API stops, exit 0, within `schedule.shutdown_grace` (see monitor/shutdown.py).
@@ -25,6 +28,7 @@ from monitor.ownership import Ownership, ownership_for
 from monitor.probe import SourceProber
 from monitor.reload import JobChanges, reload_vigil
 from monitor.replicas import LeaseLost, LeaseMetrics
+from monitor.schedule_watch import SCHEDULE, ScheduleWatch
 from monitor.shutdown import EXIT_ABANDONED, InFlight, StopSignals, run_bounded
 from monitor.vigil import Vigil
 
@@ -49,6 +53,33 @@ def _safe_deliver(vigil: Vigil) -> None:
         log.exception("outbox delivery round failed")
 
 
+class OutboxThread:
+    """The outbox sender on a thread of its own: every SENDER_INTERVAL_S, whatever the
+    cycles are doing (in the scheduler's pool it waited behind them for a worker)."""
+
+    def __init__(self, runtime: Runtime, every: float = SENDER_INTERVAL_S) -> None:
+        self.runtime, self.every = runtime, every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="vigil-outbox", daemon=True)
+        self.rounds = 0
+
+    def start(self) -> OutboxThread:
+        self._thread.start()
+        return self
+
+    def _loop(self) -> None:
+        if self._stop.wait(min(1.0, self.every)):
+            return
+        while True:
+            _deliver_job(self.runtime)
+            self.rounds += 1
+            if self._stop.wait(self.every):
+                return
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
 class Runtime:
     """What the scheduler's jobs and the API reach through: the current Vigil (a reload
     swaps it between cycles) and the jobs running now."""
@@ -58,6 +89,8 @@ class Runtime:
         self.in_flight = InFlight()
         self.app: Any = None
         self.owner = Ownership()
+        self.watch: ScheduleWatch | None = None
+        self.sender: OutboxThread | None = None
 
     def swap(self, vigil: Vigil) -> None:
         vigil.fence = self.vigil.fence
@@ -68,9 +101,32 @@ class Runtime:
 
 def _cycle_job(runtime: Runtime, model: str) -> None:
     vigil = runtime.vigil  # read once: a reload mid-cycle leaves this cycle on its Vigil
+    vigil.drift_reports.background = True  # seconds of Evidently never hold a cycle (or a worker) up
+    if runtime.watch is not None:
+        runtime.watch.started(f"cycle:{model}")
     with runtime.in_flight.track(f"cycle {model}") as admitted:
         if admitted and runtime.owner.owns(model) and any(m.name == model for m in vigil.config.models):
             _safe_cycle(vigil, model, runtime.owner.token(model))
+
+
+def _sweep_job(runtime: Runtime) -> None:
+    """`schedule.sweep`: every model this replica owns, at one time, after one batched read."""
+    vigil = runtime.vigil
+    if runtime.watch is not None:
+        runtime.watch.started("sweep")
+    with runtime.in_flight.track("sweep") as admitted:
+        if not admitted:
+            return
+        owned = [m.name for m in vigil.config.models if runtime.owner.owns(m.name)]
+        began = time.monotonic()
+        try:
+            vigil.run_sweep(models=owned, token=runtime.owner.token)
+        except Exception:  # run_sweep already keeps one model's failure from the others
+            log.exception("sweep failed")
+        took = time.monotonic() - began
+        if took > vigil.config.schedule.interval:
+            log.warning("sweep took longer than the interval", extra={
+                "models": len(owned), "duration_s": round(took, 1), "interval_s": vigil.config.schedule.interval})
 
 
 def _tick_job(runtime: Runtime, scheduler: BackgroundScheduler) -> None:
@@ -111,12 +167,21 @@ def build_scheduler(runtime: Runtime) -> BackgroundScheduler:
     config = runtime.vigil.config
     scheduler = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
     now = time.time()
-    for i, m in enumerate(config.models):
-        # Spread models over the interval so they do not all hit Prometheus at once.
-        _add_cycle_job(scheduler, runtime, m.name, now + config.schedule.interval * i / max(len(config.models), 1))
-    # The sender runs on its own thread: a Slack rate limit must not delay a cycle.
-    scheduler.add_job(_deliver_job, "interval", args=[runtime], seconds=SENDER_INTERVAL_S, id="outbox",
-                      name="outbox sender", next_run_time=_dt(now + 1))
+    if config.schedule.sweep:
+        scheduler.add_job(_sweep_job, "interval", args=[runtime], seconds=config.schedule.interval, id="sweep",
+                          name="sweep", next_run_time=_dt(now + 1),
+                          misfire_grace_time=int(config.schedule.misfire_grace))
+    else:
+        for i, m in enumerate(config.models):
+            # Spread models over the interval so they do not all hit Prometheus at once.
+            _add_cycle_job(scheduler, runtime, m.name,
+                           now + config.schedule.interval * i / max(len(config.models), 1))
+    # The sender has a thread of its own (OutboxThread, started with the scheduler): a busy
+    # pool of cycles, or a Slack rate limit, must not delay the other.
+    vigil = runtime.vigil
+    runtime.watch = ScheduleWatch(vigil.metrics.registry, config.schedule.interval,
+                                  lambda up, detail: runtime.vigil.health.mark(SCHEDULE, up, detail))
+    runtime.watch.listen(scheduler)
     scheduler.add_job(_checkpoint, "interval", args=[runtime, Checkpointer.tick], id="audit-checkpoint",
                       seconds=config.audit.checkpoint_interval_s, name="audit checkpoint")
     if runtime.owner.renew_every is not None:  # replicas: leases, never behind a cycle (own job)
@@ -128,6 +193,8 @@ def build_scheduler(runtime: Runtime) -> BackgroundScheduler:
 def _apply_jobs(scheduler: BackgroundScheduler, runtime: Runtime, changes: JobChanges) -> None:
     """Jobs of kept models stay (one job per model: two cycles of a model never overlap)."""
     sched = runtime.vigil.config.schedule
+    if scheduler.get_job("sweep") is not None:
+        return  # the sweep reads the current Vigil's models each time
     for name in changes.removed:
         scheduler.remove_job(f"cycle:{name}")
     if changes.retimed:
@@ -177,6 +244,7 @@ def run_daemon(config: VigilConfig, *, serve_api: bool = True, vigil: Vigil | No
             _provision(config)
             scheduler = build_scheduler(runtime)
             scheduler.start()
+            runtime.sender = OutboxThread(runtime).start()
         if serve_api:
             from monitor.api.app import create_app
 
@@ -245,6 +313,8 @@ def _stop(runtime: Runtime, signals: StopSignals, scheduler: BackgroundScheduler
     runtime.in_flight.close()
     if scheduler is not None:
         scheduler.shutdown(wait=False)  # no new jobs; the running ones are waited for below
+    if runtime.sender is not None:
+        runtime.sender.stop()  # a round under way is tracked in in_flight and waited for
     abandoned = runtime.in_flight.wait_idle(deadline, signals.force)
     runtime.owner.close()  # after the cycles: the other replicas take the models over at once
     # The API gets at least a second even past the grace: stopping it takes one tick.

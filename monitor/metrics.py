@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -12,6 +13,7 @@ from monitor.liveness import CycleLiveness
 # The outcomes dashboards list.
 ROLLBACK_STATUSES = (ActionStatus.DONE, ActionStatus.DRY_RUN, ActionStatus.REFUSED, ActionStatus.FAILED)
 SEVERITIES = ("warning", "critical")
+FEATURE_DRIFT_SERIES = 10_000  # above this many (model, feature, statistic): only the features that moved
 
 
 class VigilMetrics:
@@ -79,6 +81,11 @@ class VigilMetrics:
         failures = Gauge("vigil_consecutive_failed_cycles", "The model's cycles that failed in a row", ["model"],
                          registry=r)
         self.liveness = CycleLiveness(last_success, failures)
+        # Per-feature drift of every feature, not only those that moved: set (by Vigil) while
+        # the fleet's features x statistics fit FEATURE_DRIFT_SERIES (small fleets, dashboards).
+        self.all_feature_drift = False
+        self._drift_shown: dict[str, set[tuple[str, str]]] = {}
+        self._drift_lock = threading.Lock()
 
     def init_model(self, model: str) -> None:
         """Create the model's counter series at 0 before anything happens.
@@ -111,6 +118,23 @@ class VigilMetrics:
             self.label_coverage.labels(model).set(coverage)
         if delay_s is not None:
             self.label_delay.labels(model).set(delay_s)
+
+    def set_feature_drift(self, model: str, statistics: list[tuple[str, str, float]], moved: set[str]) -> None:
+        """vigil_feature_drift for the features that moved this cycle only (unless
+        `all_feature_drift`): every feature of every model is 244,000 series at 1,000
+        models. A feature that stops moving loses its series, so none reads stale."""
+        shown = {(f, s): v for f, s, v in statistics if self.all_feature_drift or f in moved}
+        with self._drift_lock:
+            before = self._drift_shown.get(model, set())
+            for feature, stat in before - shown.keys():
+                with contextlib.suppress(KeyError):
+                    self.feature_drift.remove(model, feature, stat)
+            if shown:
+                self._drift_shown[model] = set(shown)
+            else:
+                self._drift_shown.pop(model, None)
+        for (feature, stat), value in shown.items():
+            self.feature_drift.labels(model, feature, stat).set(value)
 
     def cycle_succeeded(self, model: str, t: float, step: str) -> None:
         self.liveness.succeeded(model, t)

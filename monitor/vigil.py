@@ -9,9 +9,13 @@ whole cycle. The daemon, the API, replay and the demo all build one `Vigil`.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from alerts.lifecycle import IncidentStatus
@@ -32,6 +36,7 @@ from monitor.cycle.correlate import correlate, story_start
 from monitor.cycle.deliver import OutboxSender
 from monitor.cycle.deploys import DeployWatch
 from monitor.cycle.detect import DetectRequest, detect
+from monitor.cycle.detect_drift import EXPORTED_STATISTICS
 from monitor.cycle.detect_logs_traces import refit_needed
 from monitor.cycle.drift_report import DriftReports
 from monitor.cycle.gather import GatherRequest, Sources, gather
@@ -42,13 +47,14 @@ from monitor.cycle.messages import Links, OutboxWriter
 from monitor.cycle.performance import PerformanceStage
 from monitor.cycle.performance_inputs import PerformanceInputs
 from monitor.cycle.plan import alert_rules, read_cycle_start, read_history
+from monitor.cycle.prefetch import ModelPlan, Prefetched, prefetch
 from monitor.cycle.reference import ReferenceChooser
 from monitor.cycle.rollback_intents import RollbackRunner
 from monitor.cycle.samples import SampleReader
 from monitor.executors.base import Executor, ExecutorError
 from monitor.executors.build import alias_executor, build_serving_executor, challenger_executor
 from monitor.failpoints import failpoint
-from monitor.metrics import VigilMetrics
+from monitor.metrics import FEATURE_DRIFT_SERIES, VigilMetrics
 from monitor.notifiers import default_notifiers, log_trace_clients
 from monitor.replicas.fence import LeaseLost
 from monitor.sources.errors import SourceState
@@ -82,11 +88,14 @@ class Vigil:
         self.metrics = metrics or VigilMetrics()
         for m in config.models:
             self.metrics.init_model(m.name)  # counters start at 0, so the first event counts
+        watched = sum(len(m.features) + (1 if m.prediction_column else 0) for m in config.models)
+        self.metrics.all_feature_drift = watched * len(EXPORTED_STATISTICS) <= FEATURE_DRIFT_SERIES
         # Before anything can append: the store's audit key, and the checkpointer hearing its commits.
         self.checkpoints = install_audit(self.store, config, self.metrics)
         self._wire()
         self.anomaly_tuning = AnomalyTuning()  # one configuration for every series
         self._model_locks = {m.name: threading.Lock() for m in config.models}
+        self._models = {m.name: m for m in config.models}
         self.last_cycle: dict[str, CycleReport] = {}
         self._layers: dict[str, list[Executor]] = {}
         self.fence: Any = None  # set by the daemon when replicas share the store (monitor/replicas)
@@ -176,30 +185,38 @@ class Vigil:
         return Window(t=t, start=start, baseline_start=baseline_end - sched.baseline, baseline_end=baseline_end)
 
     # ------------------------------------------------------------------ the cycle
-    def run_cycle(self, model: str, t: float | None = None, *, token: int | None = None) -> CycleReport:
+    def run_cycle(self, model: str, t: float | None = None, *, token: int | None = None,
+                  prefetched: Prefetched | None = None) -> CycleReport:
         """One cycle of one model. With `token` (a replica's lease on the model), every
-        transaction of the cycle is fenced by it: a replica that lost the model cannot write."""
+        transaction of the cycle is fenced by it: a replica that lost the model cannot write.
+        `prefetched`: the sweep's batched reads (`prefetch`), used when made for this `t`."""
+        if prefetched is not None and prefetched.t != t:
+            prefetched = None  # made for another time: its windows and aliases are not this cycle's
         if token is not None and self.fence is not None:
             with self.store.fenced(self.fence, model, token):
-                return self._run_cycle(model, t)
-        return self._run_cycle(model, t)
+                return self._run_cycle(model, t, prefetched)
+        return self._run_cycle(model, t, prefetched)
 
-    def _run_cycle(self, model: str, t: float | None) -> CycleReport:
-        m = self.config.model(model)
+    def _run_cycle(self, model: str, t: float | None, prefetched: Prefetched | None = None) -> CycleReport:
+        m = self._models.get(model) or self.config.model(model)
         t = self.clock.now() if t is None else t
         policy = self.config.policy_for(m)
         began = time.perf_counter()
         with self._model_locks[m.name]:  # one cycle per model at a time, whoever calls
             # Before the registry poll: a finished rollback is ours, not an external deploy.
             self._reconcile(m, t)
-            serving, new_deploys = self.deploys.poll(m, t, hold=self.rollbacks.in_flight(m.name))
+            aliases = prefetched.aliases.get(m.registry) if prefetched and prefetched.aliases is not None else None
+            serving, new_deploys = self.deploys.poll(m, t, hold=self.rollbacks.in_flight(m.name), aliases=aliases)
             start = read_cycle_start(self.store, m.name)
             w = self.window(m, t, start.onset)
             known = set(start.detector_state) if policy.anomaly_threshold < 1 else None
             lt = self.gather_sources.logs_traces
             refit = refit_needed(start.detector_state, start.opened_at is not None, logs=lt.loki is not None,
                                  traces=lt.tempo is not None)
-            raw = gather(self.gather_sources, GatherRequest(m, w, serving, known, refit))
+            sources = self.gather_sources
+            if prefetched is not None:
+                sources = dataclasses.replace(sources, prometheus=prefetched.prometheus(self.prometheus))
+            raw = gather(sources, GatherRequest(m, w, serving, known, refit))
             found = detect(raw, DetectRequest(m, policy, w, self.config.sources.prometheus.step,
                                               self.config.schedule.interval, self.anomaly_tuning, start))
             canary = self.canary.judge(m, w, policy, raw.samples) if m.canary is not None else None
@@ -258,8 +275,9 @@ class Vigil:
         for kpi, (value, baseline) in found.kpi_levels.items():
             self.metrics.kpi_value.labels(m.name, kpi).set(value)
             self.metrics.kpi_baseline.labels(m.name, kpi).set(baseline)
-        for feature, stat, value in found.drift_statistics:
-            self.metrics.feature_drift.labels(m.name, feature, stat).set(value)
+        moved = {f.entity for f in found.findings
+                 if f.kind in (FindingKind.FEATURE_DRIFT, FindingKind.PREDICTION_DRIFT)}
+        self.metrics.set_feature_drift(m.name, found.drift_statistics, moved)
         for f in found.findings:
             self.metrics.findings.labels(m.name, str(f.kind)).inc()
         if opened and severity is not None:
@@ -275,6 +293,53 @@ class Vigil:
                 self.metrics.cycle_failed(m.name, e)
                 log.exception("cycle failed", extra={"model": m.name})
         return out
+
+    def prefetch(self, models: list[str], t: float) -> Prefetched:
+        """The sweep's batched reads for `models` at `t` (monitor/cycle/prefetch.py): windows
+        as each cycle will compute them, a day of history for models never run before."""
+        fresh = self.store.models_never_run(models)
+        opened = self.store.open_onsets(models)
+        plans = []
+        for name in models:
+            m = self._models[name]
+            warmup = name in fresh and self.config.policy_for(m).anomaly_threshold < 1
+            plans.append(ModelPlan(m, self.window(m, t, opened.get(name)), warmup))
+        return prefetch(self.config, plans, t, self.prometheus, self.registry)
+
+    def run_sweep(self, t: float | None = None, models: list[str] | None = None, *,
+                  workers: int | None = None, token: Callable[[str], int | None] | None = None
+                  ) -> list[CycleReport]:
+        """Every model's cycle at one time `t`, after one batched read for all of them.
+        Cycles run `workers` at a time (default: the CPU count; the drift kernels, sorting
+        and parsing release the GIL). One model's failure never stops the others.
+        `token(model)`: the replica's fencing token for the model (see run_cycle)."""
+        t = self.clock.now() if t is None else t
+        self.drift_reports.background = True  # seconds of Evidently never hold a cycle up
+        names = models if models is not None else [m.name for m in self.config.models]
+        try:
+            pre: Prefetched | None = self.prefetch(names, t)
+        except Exception:  # the cycles read on their own, as before
+            log.exception("sweep prefetch failed", extra={"t": t})
+            pre = None
+
+        def one(name: str) -> CycleReport | None:
+            try:
+                return self.run_cycle(name, t, prefetched=pre, token=token(name) if token else None)
+            except LeaseLost as e:  # another replica owns the model now: its cycle, not ours, writes
+                log.warning("cycle stopped: lease lost", extra={"model": name, "error": str(e)})
+                return None
+            except Exception as e:
+                self.metrics.cycle_failed(name, e)
+                log.exception("cycle failed", extra={"model": name})
+                return None
+
+        n = workers or self.config.schedule.sweep_workers or max(1, os.cpu_count() or 1)
+        if n == 1 or len(names) < 2:
+            done = [one(name) for name in names]
+        else:
+            with ThreadPoolExecutor(max_workers=n, thread_name_prefix="vigil-sweep") as pool:
+                done = list(pool.map(one, names))
+        return [r for r in done if r is not None]
 
     def deliver(self, now: float | None = None, limit: int = 100) -> int:
         return self.sender.deliver_due(self.clock.now() if now is None else now, limit=limit)

@@ -10,7 +10,7 @@ import pandas as pd
 from detectors.drift.categorical import align, categorical_statistics
 from detectors.drift.columns import ColumnCounts, count_column_categories, numeric_column
 from detectors.drift.modes import ProfileMode, mode_named
-from detectors.drift.numeric import PValueMode
+from detectors.drift.numeric import AUTO_EXACT_BELOW, PValueMode
 from detectors.drift.profile import CategoricalProfile, FeatureSpec, NumericProfile, ReferenceProfile
 from detectors.drift.threads import in_threads
 
@@ -40,6 +40,7 @@ def compare(
     min_samples: int = 100,
     pvalues: PValueMode = "auto",
     workers: int = 1,
+    exact_below: int = AUTO_EXACT_BELOW,
 ) -> list[FeatureDrift]:
     """Every statistic for every profiled feature on the current window.
 
@@ -47,7 +48,9 @@ def compare(
     expected, NaN or inf are reported in `quality` and the statistics use what is usable.
     `workers` > 1 scores that many columns at a time in threads (sorting, hashing and
     the compiled kernels release the GIL); results and their order do not change, only
-    the wall time and the peak memory (one column's copies per worker).
+    the wall time and the peak memory (one column's copies per worker). With
+    pvalues="auto", KS p-values are scipy-exact only for columns with fewer than
+    `exact_below` rows on a side (where a verdict is gated on them), asymptotic elsewhere.
     """
     if min_samples < 1:
         raise ValueError(f"compare: min_samples must be >= 1, got {min_samples}")
@@ -63,7 +66,7 @@ def compare(
         if spec.name not in series:
             return _missing_column(spec.name, spec.type, ref)
         if isinstance(ref, NumericProfile):
-            return compare_numeric(spec.name, ref, series[spec.name], min_samples, pvalues, mode)
+            return compare_numeric(spec.name, ref, series[spec.name], min_samples, pvalues, mode, exact_below)
         return compare_categorical(spec.name, ref, series[spec.name], min_samples)
 
     return in_threads(one, profile.features, workers)
@@ -99,7 +102,8 @@ def _base_quality(ref: ColumnCounts, cur: ColumnCounts) -> dict[str, Any]:
 
 
 def compare_numeric(
-    name: str, ref: NumericProfile, series: pd.Series, min_samples: int, pvalues: PValueMode, mode: ProfileMode
+    name: str, ref: NumericProfile, series: pd.Series, min_samples: int, pvalues: PValueMode, mode: ProfileMode,
+    exact_below: int = AUTO_EXACT_BELOW,
 ) -> FeatureDrift:
     col = numeric_column(series)
     counts = col.counts
@@ -119,7 +123,7 @@ def compare_numeric(
     quality["reference_max"] = ref.maximum
     quality["mean_reference"] = ref.mean
     quality["mean_current"] = float(np.mean(cur_sorted, dtype=np.float64)) if n_cur else float("nan")
-    statistics, method = numeric_statistics(ref, cur_sorted, pvalues, mode)
+    statistics, method = numeric_statistics(ref, cur_sorted, pvalues, mode, exact_below)
     return FeatureDrift(
         feature=name,
         type="numeric",
@@ -133,11 +137,12 @@ def compare_numeric(
 
 
 def numeric_statistics(
-    ref: NumericProfile, cur_sorted: np.ndarray, pvalues: PValueMode, mode: ProfileMode
+    ref: NumericProfile, cur_sorted: np.ndarray, pvalues: PValueMode, mode: ProfileMode,
+    exact_below: int = AUTO_EXACT_BELOW,
 ) -> tuple[dict[str, float], str]:
     if len(cur_sorted) == 0 or ref.n == 0:
         return {k: float("nan") for k in NUMERIC_STATISTICS}, "none"
-    return mode.numeric_statistics(ref, cur_sorted, pvalues)
+    return mode.numeric_statistics(ref, cur_sorted, pvalues, exact_below=exact_below)
 
 
 def compare_categorical(name: str, ref: CategoricalProfile, series: pd.Series, min_samples: int) -> FeatureDrift:

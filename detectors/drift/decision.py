@@ -89,7 +89,7 @@ class DriftDetector:
                 f"DriftDetector: prediction_column {p.prediction_column!r} is not a profiled feature; "
                 f"profile it with the features ({[f.name for f in state.features][:10]})"
             )
-        drifts = compare(state, window, min_samples=p.min_samples, pvalues=p.pvalues)
+        drifts = compare(state, window, min_samples=p.min_samples, pvalues=p.pvalues, exact_below=p.small_sample)
         verdicts = _Verdicts.of(drifts, p)
         where = QualityWindow(model=p.model, start=start, end=end, onset=start)
         findings: list[Finding] = []

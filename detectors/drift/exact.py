@@ -11,6 +11,7 @@ import pandas as pd
 
 from detectors.drift.columns import ColumnCounts, numeric_column
 from detectors.drift.numeric import (
+    AUTO_EXACT_BELOW,
     PValueMode,
     aligned_counts,
     count_stats,
@@ -110,7 +111,8 @@ class ExactMode:
         )
 
     def numeric_statistics(self, ref: NumericProfile, cur_sorted: np.ndarray,
-                           pvalues: PValueMode) -> tuple[dict[str, float], str]:
+                           pvalues: PValueMode, *,
+                           exact_below: int = AUTO_EXACT_BELOW) -> tuple[dict[str, float], str]:
         """Statistics of a non-empty current window against a non-empty sorted reference."""
         assert ref.sorted_values is not None, "an exact-mode profile keeps its sorted values"
         if ref.distinct is not None and ref.distinct_counts is not None:
@@ -122,7 +124,7 @@ class ExactMode:
         else:
             ms = merge_stats(ref.sorted_values, cur_sorted)
             r, c = binned_shares(ref, cur_sorted)
-        p, method = ks_pvalue(ms.ks, ref.sorted_values, cur_sorted, pvalues)
+        p, method = ks_pvalue(ms.ks, ref.sorted_values, cur_sorted, pvalues, exact_below)
         return {
             "ks": ms.ks,
             "ks_pvalue": p,

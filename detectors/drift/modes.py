@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from detectors.drift.exact import ExactMode
-from detectors.drift.numeric import PValueMode
+from detectors.drift.numeric import AUTO_EXACT_BELOW, PValueMode
 from detectors.drift.profile import (
     DEFAULT_QUANTILE_BINS,
     FeatureSpec,
@@ -35,7 +35,8 @@ class ProfileMode(Protocol):
                 workers: int) -> ReferenceProfile: ...
 
     def numeric_statistics(self, ref: NumericProfile, cur_sorted: np.ndarray,
-                           pvalues: PValueMode) -> tuple[dict[str, float], str]: ...
+                           pvalues: PValueMode, *,
+                           exact_below: int = AUTO_EXACT_BELOW) -> tuple[dict[str, float], str]: ...
 
 
 MODES: dict[str, ProfileMode] = {"exact": ExactMode(), "sketch": SketchMode()}

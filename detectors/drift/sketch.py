@@ -28,7 +28,7 @@ from scipy import stats
 
 from detectors.drift.columns import ColumnCounts, numeric_column
 from detectors.drift.exact import binned_shares
-from detectors.drift.numeric import PValueMode, jensen_shannon, psi, wasserstein_norm
+from detectors.drift.numeric import AUTO_EXACT_BELOW, PValueMode, jensen_shannon, psi, wasserstein_norm
 from detectors.drift.profile import (
     DEFAULT_QUANTILE_BINS,
     LOW_CARDINALITY_MAX,
@@ -237,5 +237,6 @@ class SketchMode:
         return sketch_profile(reference, features, quantile_bins=quantile_bins)
 
     def numeric_statistics(self, ref: NumericProfile, cur_sorted: np.ndarray,
-                           pvalues: PValueMode) -> tuple[dict[str, float], str]:
+                           pvalues: PValueMode, *,
+                           exact_below: int = AUTO_EXACT_BELOW) -> tuple[dict[str, float], str]:
         return sketch_numeric_statistics(ref, cur_sorted)

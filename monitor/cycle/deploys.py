@@ -19,13 +19,15 @@ class DeployWatch:
     def __init__(self, registry: Any, health: SourceHealth, store: Store, outbox: OutboxWriter) -> None:
         self.registry, self.health, self.store, self.outbox = registry, health, store, outbox
 
-    def poll(self, m: ModelConfig, t: float, *, hold: bool = False) -> tuple[str | None, list[DeployEvent]]:
+    def poll(self, m: ModelConfig, t: float, *, hold: bool = False,
+             aliases: dict[str, str] | None = None) -> tuple[str | None, list[DeployEvent]]:
         """The serving version now, and deploy events for alias moves since the last poll.
         An unreachable registry leaves the last known version and no events. `hold`: a
         rollback of this model is in flight, so an alias move is (probably) its own and
-        is left for the rollback to record when it finishes."""
+        is left for the rollback to record when it finishes. `aliases`: the model's aliases
+        as the sweep read them (monitor/cycle/prefetch.py), instead of asking again."""
         try:
-            current = self.registry.alias_version(m.registry, m.alias)
+            current = aliases.get(m.alias) if aliases is not None else self.registry.alias_version(m.registry, m.alias)
             self.health.mark("mlflow", True)
         except Exception as e:  # unreachable or rejecting, the registry is blind to us
             log.warning("registry poll failed", extra={"model": m.name, "error": str(e)})

@@ -17,11 +17,13 @@ from monitor.config import ModelConfig, VigilConfig
 from monitor.cycle.detect_drift import feature_specs
 from monitor.cycle.plan import to_policy
 from monitor.cycle.samples import SampleReader
+from monitor.sources.cache import BoundedCache
 from monitor.sources.samples import read_reference
 from monitor.store.repository import Store
 from monitor.types import Window
 
 log = logging.getLogger("vigil.reference")
+PROFILE_CACHE_BYTES = 512 * 2**20  # training profiles kept in memory; beyond, read from the store (zero-copy)
 
 
 class ReferenceChooser:
@@ -29,7 +31,9 @@ class ReferenceChooser:
                  now: Callable[[], float]) -> None:
         self._config, self._store, self._registry = config, store, registry
         self._samples, self._now = samples, now
-        self._profiles: dict[tuple[str, str, str], Any] = {}
+        self._profiles: dict[tuple[str, str, str], Any] = {}  # rolling profiles (one per model)
+        self._training = BoundedCache(PROFILE_CACHE_BYTES)  # (model, version, path) -> profile
+        self._paths: dict[tuple[str, str], Path] = {}  # (model, version) -> training path
 
     def training_path(self, m: ModelConfig, version: str | None) -> Path:
         path = m.reference.path
@@ -43,25 +47,32 @@ class ReferenceChooser:
         return self._config.resolve_path(path)
 
     def training(self, m: ModelConfig, version: str | None) -> tuple[Any, str]:
-        """The serving version's training profile: memory, then the store, then built once."""
-        path = self.training_path(m, version)
+        """The serving version's training profile: memory, then the store, then built once.
+        Chosen once per (model, version): the path is not asked of the registry again."""
+        pkey = (m.name, version or "-")
+        path = self._paths.get(pkey)
+        if path is None:
+            path = self._paths[pkey] = self.training_path(m, version)
         key = (m.name, version or "-", str(path))
-        if key in self._profiles:
-            return self._profiles[key], str(path)
+        hit = self._training.get(key)
+        if hit is not None:
+            return hit, str(path)
         blob = self._store.profile(*key)
         if blob is not None:
             profile = ReferenceProfile.from_bytes(blob)
         else:
             profile = profile_reference(read_reference(path), feature_specs(m))
-            self._store.save_profile(*key, profile.to_bytes(), self._now())
-        self._profiles[key] = profile
+            blob = profile.to_bytes()
+            self._store.save_profile(*key, blob, self._now())
+        self._training.put(key, profile, len(blob))
         return profile, str(path)
 
     def choose(self, m: ModelConfig, version: str | None, w: Window) -> tuple[Any, str]:
         p = self._config.policy_for(m)
+        if p.reference_after_cold_start == "training":
+            return self.training(m, version)
         last = self._store.last_deploy(m.name, until=w.t)
-        if p.reference_after_cold_start == "training" or in_cold_start(
-                last.at if last else None, w.t, to_policy(p)):
+        if in_cold_start(last.at if last else None, w.t, to_policy(p)):
             return self.training(m, version)
         day = int(w.start // 86400)
         key = (m.name, version or "-", f"rolling:{day}")

@@ -15,6 +15,11 @@ a dead Prometheus can hold a cycle are decided in one place:
 An empty list means NO DATA: the query matched no series in the window. That is a
 state of its own, never a run of zeros and never healthy; the caller reports it.
 
+`query_range_many` sends many range queries over one window as one request (POST), each
+tagged with a label of its own and joined with `or`, then splits the answer back per
+query: a sweep of 1,000 models costs a few dozen requests instead of tens of thousands,
+and the per-request client cost (most of the time, not Prometheus's) is paid once.
+
 Range queries longer than Prometheus's 11,000 points per series are split into
 consecutive requests on the same step grid and stitched back together, so callers
 never see that limit; past `MAX_CHUNKS` requests the query is refused with a
@@ -26,8 +31,10 @@ import ast
 import json
 import logging
 import math
+import os
 import re
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,6 +55,9 @@ MAX_POINTS_PER_REQUEST = 10_000  # Prometheus refuses more than 11,000 points pe
 MAX_CHUNKS = 100  # 1,000,000 points per series; beyond that the step is surely a mistake
 BACKOFF_FIRST_S = 0.1
 BACKOFF_MAX_S = 1.0
+BATCH_LABEL = "__vigil_q"  # tags each query's rows in a batched request; removed from the result
+BATCH_MAX_QUERIES = 64  # queries per batched request (Prometheus slows super-linearly above)
+BATCH_MAX_POINTS = 2_000_000  # expected points per batched request (queries x points per series)
 _STATUS_IN_MESSAGE = re.compile(r"^HTTP Status Code (\d+) \((.*)\)$", re.DOTALL)
 
 
@@ -111,6 +121,13 @@ class PrometheusSource:
         self.url = cfg.url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {cfg.bearer_token}"} if cfg.bearer_token else {}
         self._session = requests.Session()
+        # requests reads proxy and CA settings from the environment on every call (a large
+        # share of a small query's client time); read them once here and keep them.
+        self._session.proxies.update(requests.utils.get_environ_proxies(self.url))
+        self._session.trust_env = False
+        ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        if ca_bundle:
+            self._session.verify = ca_bundle
         # urllib3 must not retry behind our back (PrometheusConnect mounts this Retry on the
         # session): the whole retry budget is tenacity's, in _request.
         self._client = PrometheusConnect(
@@ -193,6 +210,53 @@ class PrometheusSource:
             out.append(Series(name or metric.get("__name__") or query, metric, ts, vals))
         return out
 
+    def query_range_many(
+        self, queries: Sequence[str], start: float, end: float, step: float | None = None
+    ) -> list[list[Series] | QueryError | SourceUnavailable]:
+        """Many range queries over one window, batched: for each query, in order, its
+        Series (named by their `__name__`, else the query) or the error it alone would
+        have raised. A batch Prometheus rejects (one bad query in it) is retried query by
+        query, so a bad query never costs its neighbours; an unreachable Prometheus is
+        one SourceUnavailable for the whole batch, not a retry per query."""
+        step_s = self.cfg.step if step is None else step
+        points = int((end - start) // max(step_s, 0.001)) + 1
+        if points > MAX_POINTS_PER_REQUEST:
+            return [self._one(q, start, end, step_s) for q in queries]
+        per_batch = max(1, min(BATCH_MAX_QUERIES, BATCH_MAX_POINTS // points))
+        out: list[list[Series] | QueryError | SourceUnavailable] = []
+        for i in range(0, len(queries), per_batch):
+            out.extend(self._batch(list(queries[i:i + per_batch]), start, end, step_s))
+        return out
+
+    def _one(self, query: str, start: float, end: float, step: float) -> list[Series] | QueryError | SourceUnavailable:
+        try:
+            return self.query_range(query, start, end, step)
+        except (QueryError, SourceUnavailable) as e:
+            return e
+
+    def _batch(self, queries: list[str], start: float, end: float, step: float
+               ) -> list[list[Series] | QueryError | SourceUnavailable]:
+        if len(queries) == 1:
+            return [self._one(queries[0], start, end, step)]
+        joined = _balanced_or([f'label_replace(({q}), "{BATCH_LABEL}", "{i}", "", "")'
+                               for i, q in enumerate(queries)])
+        try:
+            rows = self._request(joined, "range_post", _ms(start), _ms(end), _ms(step))
+        except QueryError:
+            return [self._one(q, start, end, step) for q in queries]
+        except SourceUnavailable as e:
+            return [e] * len(queries)
+        per_query: list[list[Series]] = [[] for _ in queries]
+        for row in rows:
+            metric = dict(row.get("metric") or {})
+            idx = metric.pop(BATCH_LABEL, None)
+            if idx is None or "values" not in row:
+                continue
+            ts, vals = _points(row["values"])
+            i = int(idx)
+            per_query[i].append(Series(metric.get("__name__") or queries[i], metric, ts, vals))
+        return list(per_query)
+
     def query(self, query: str, at: float, *, name: str | None = None) -> list[Series]:
         """Instant query at `at`: one one-point Series per vector element ([] = no data).
 
@@ -241,6 +305,9 @@ class PrometheusSource:
 
         def attempt() -> Any:
             try:
+                if kind == "range_post":
+                    assert end_ms is not None and step_ms is not None
+                    return self._post_range(query, start_ms, end_ms, step_ms, params)
                 if kind == "range":
                     assert end_ms is not None and step_ms is not None
                     # custom_query_range rounds start/end to whole seconds; our params win the
@@ -293,6 +360,28 @@ class PrometheusSource:
                 self.url,
                 f"{e.reason} (gave up after {self.cfg.retries + 1} attempts, {time.perf_counter() - t0:.1f} s)",
             ) from None
+
+
+    def _post_range(self, query: str, start_ms: int, end_ms: int, step_ms: int, params: dict[str, str]) -> Any:
+        """POST /api/v1/query_range (a batched query is too long for a URL); errors are
+        raised as the client library raises them, so `_request` classifies both alike."""
+        resp = self._session.post(
+            f"{self.url}/api/v1/query_range",
+            data={**params, "query": query, "start": _sec_text(start_ms), "end": _sec_text(end_ms),
+                  "step": _sec_text(step_ms)},
+            headers=self._headers, timeout=self.cfg.timeout_s)
+        if resp.status_code != 200:
+            raise PrometheusApiClientException(f"HTTP Status Code {resp.status_code} ({resp.content!r})")
+        return resp.json()["data"]["result"]
+
+
+def _balanced_or(parts: list[str]) -> str:
+    """`a or b or c ...` parenthesised as a balanced tree: Prometheus evaluates a left-deep
+    chain in quadratic time (each `or` rebuilds the left side's label index)."""
+    if len(parts) == 1:
+        return parts[0]
+    mid = len(parts) // 2
+    return f"({_balanced_or(parts[:mid])}) or ({_balanced_or(parts[mid:])})"
 
 
 def _describe(e: requests.RequestException) -> str:

@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from monitor.sources.cache import BoundedCache
+
 log = logging.getLogger("vigil.samples")
 
 
@@ -49,13 +51,21 @@ def to_epoch_seconds(col: pd.Series, *, where: str) -> np.ndarray:
     return out
 
 
-class SampleFiles:
-    """Reads sample files, caching each by (path, mtime, size) so a cycle only re-reads new files."""
+SAMPLE_CACHE_BYTES = 512 * 2**20  # sample files kept in memory, all models together
+_SHARED = BoundedCache(SAMPLE_CACHE_BYTES)
 
-    def __init__(self, pattern: str | Path, timestamp_column: str) -> None:
+
+class SampleFiles:
+    """Reads sample files, caching each by (path, mtime, size) so a cycle only re-reads new
+    files. The cache is bounded (`cache`, shared by every model's files): a file no window
+    overlaps any more is dropped, and beyond the budget files are read each cycle. Each
+    file's time range is kept (small), so a file outside the window is never opened."""
+
+    def __init__(self, pattern: str | Path, timestamp_column: str, cache: BoundedCache | None = None) -> None:
         self.pattern = str(pattern)
         self.timestamp_column = timestamp_column
-        self._cache: dict[str, tuple[tuple[float, int], pd.DataFrame, float, float]] = {}
+        self._cache = cache if cache is not None else _SHARED
+        self._ranges: dict[str, tuple[tuple[float, int], float, float]] = {}  # path -> (key, lo, hi)
 
     def _files(self) -> list[str]:
         p = self.pattern
@@ -63,12 +73,18 @@ class SampleFiles:
             return sorted(glob.glob(os.path.join(p, "*.parquet")) + glob.glob(os.path.join(p, "*.csv")))
         return sorted(glob.glob(p))
 
+    def _range(self, path: str) -> tuple[tuple[float, int], float, float] | None:
+        """The file's (key, first, last time) if it is unchanged since it was read."""
+        st = os.stat(path)
+        known = self._ranges.get(path)
+        return known if known is not None and known[0] == (st.st_mtime, st.st_size) else None
+
     def _load(self, path: str) -> tuple[pd.DataFrame, float, float]:
         st = os.stat(path)
         key = (st.st_mtime, st.st_size)
-        hit = self._cache.get(path)
-        if hit and hit[0] == key:
-            return hit[1], hit[2], hit[3]
+        hit = self._cache.get((path, key))
+        if hit is not None:
+            return hit
         df = _read_table(Path(path))
         if self.timestamp_column not in df.columns:
             raise SampleFileError(
@@ -83,13 +99,18 @@ class SampleFiles:
             df = df[~np.isnan(ts)]
         df = df.sort_values("_ts", kind="stable").reset_index(drop=True)
         lo, hi = (float(df["_ts"].iloc[0]), float(df["_ts"].iloc[-1])) if len(df) else (np.inf, -np.inf)
-        self._cache[path] = (key, df, lo, hi)
+        self._ranges[path] = (key, lo, hi)
+        self._cache.put((path, key), (df, lo, hi), int(df.memory_usage(deep=False).sum()))
         return df, lo, hi
 
     def window(self, start: float, end: float) -> pd.DataFrame:
         """Rows with start <= t <= end from every file overlapping the window."""
         parts = []
         for path in self._files():
+            known = self._range(path)
+            if known is not None and (known[2] < start or known[1] > end):
+                self._cache.discard((path, known[0]))  # no window of this model needs it now
+                continue
             df, lo, hi = self._load(path)
             if hi < start or lo > end:
                 continue

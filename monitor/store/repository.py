@@ -152,6 +152,21 @@ class Store:
             s.flush()
         return row
 
+    def models_never_run(self, models: list[str]) -> set[str]:
+        """Those of `models` without a finished cycle (no state row, or no cycle time)."""
+        with self.tx() as s:
+            ran = set(s.scalars(select(ModelStateRow.model).where(ModelStateRow.last_cycle_at.is_not(None))))
+        return {m for m in models if m not in ran}
+
+    def open_onsets(self, models: list[str]) -> dict[str, float | None]:
+        """Onset of each model's open incident (one read for a sweep)."""
+        with self.tx() as s:
+            rows = s.execute(select(IncidentRow.model, IncidentRow.onset, IncidentRow.id)
+                             .where(IncidentRow.status == IncidentStatus.OPEN).order_by(IncidentRow.id))
+            found = {model: onset for model, onset, _ in rows}
+        wanted = set(models)
+        return {m: o for m, o in found.items() if m in wanted}
+
     # ---------------------------------------------------------------- deploys
     def add_deploy(self, s: Session, d: DeployEvent) -> None:
         s.add(DeployRow(model=d.model, alias=d.alias, version=d.version, previous_version=d.previous_version,

@@ -93,7 +93,8 @@ def test_every_variable_offers_the_demo_values(demo: Demo) -> None:
             continue
         offered.update(mine)
     model = demo.config.model(MODEL)
-    assert offered == {"model": {MODEL}, "env": {"prod"}, "pod": {"recsys-api-0"},
+    # the overview's $model offers every configured model that reported
+    assert offered == {"model": {m.name for m in demo.config.models}, "env": {"prod"}, "pod": {"recsys-api-0"},
                        "feature": {f.name for f in model.features} | {model.prediction_column}}
 
 

@@ -333,3 +333,25 @@ def test_timestamps_round_trip_and_reject_naive_times() -> None:
         parse_timestamp("2026-11-20T08:00:00")
     with pytest.raises(ValueError, match="RFC 3339"):
         parse_timestamp("yesterday")
+
+
+def test_all_aliases_reads_every_model_in_one_pass(registry: RegistrySource, model_name: str) -> None:
+    """A sweep's registry read: the aliases of many models at once, {} for an unknown one,
+    and the same answer alias_version gives model by model."""
+    names = [f"{model_name}-{i}" for i in range(3)]
+    for i, name in enumerate(names):
+        _register(registry, name, 2)
+        registry.set_alias(name, "champion", str(1 + i % 2))
+    registry.set_alias(names[0], "challenger", "2")
+    got = registry.all_aliases([*names, f"{model_name}-missing"])
+    assert got[names[0]] == {"champion": "1", "challenger": "2"}
+    assert got[names[1]] == {"champion": "2"} and got[f"{model_name}-missing"] == {}
+    assert all(got[n]["champion"] == registry.alias_version(n, "champion") for n in names)
+
+
+def test_a_version_is_read_once_for_its_reference_and_again_after_we_tag_it(registry: RegistrySource,
+                                                                          model_name: str) -> None:
+    _register(registry, model_name, 1, tags={"vigil.reference_path": "a.parquet"})
+    assert registry.reference_path(model_name, "1") == "a.parquet"
+    registry.set_version_tag(model_name, "1", "vigil.reference_path", "b.parquet")
+    assert registry.reference_path(model_name, "1") == "b.parquet"

@@ -123,6 +123,22 @@ class RestBackend:
         body = self._json(resp, "registered-models/get", {"name": name})
         return {a["alias"]: str(a["version"]) for a in body["registered_model"].get("aliases", [])}
 
+    def all_aliases(self) -> dict[str, dict[str, str]]:
+        """Every registered model's aliases, a page of 1,000 models per request."""
+        out: dict[str, dict[str, str]] = {}
+        token: str | None = None
+        while True:
+            params: dict[str, Any] = {"max_results": 1000}
+            if token:
+                params["page_token"] = token
+            resp = self._call("GET", "registered-models/search", params=params)
+            body = self._json(resp, "registered-models/search", {})
+            for rm in body.get("registered_models", []):
+                out[rm["name"]] = {a["alias"]: str(a["version"]) for a in rm.get("aliases", [])}
+            token = body.get("next_page_token")
+            if not token:
+                return out
+
     def search_versions(self, name: str) -> list[ModelVersionInfo]:
         out: list[ModelVersionInfo] = []
         token: str | None = None

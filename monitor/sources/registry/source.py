@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections import OrderedDict
+from collections.abc import Collection
 from typing import Protocol
 
 from detectors.records import DeployEvent
@@ -21,12 +24,14 @@ from monitor.sources.registry.versions import (
 )
 
 log = logging.getLogger("monitor.sources.registry")  # one logger name for the whole registry client
+VERSION_CACHE_SIZE = 4096  # versions kept by id (reference paths); a few per model
 
 
 class Backend(Protocol):
     """What a transport does; `RestBackend` and `SqlStoreBackend` implement it."""
 
     def aliases(self, name: str) -> dict[str, str]: ...
+    def all_aliases(self) -> dict[str, dict[str, str]]: ...
     def search_versions(self, name: str) -> list[ModelVersionInfo]: ...
     def get_version(self, name: str, version: str) -> ModelVersionInfo: ...
     def set_alias(self, name: str, alias: str, version: str) -> None: ...
@@ -48,6 +53,8 @@ class RegistrySource:
     def __init__(self, cfg: MlflowConfig) -> None:
         self.cfg = cfg
         self.url = cfg.tracking_uri
+        self._versions: OrderedDict[tuple[str, str], ModelVersionInfo] = OrderedDict()
+        self._versions_lock = threading.Lock()
         scheme = cfg.tracking_uri.split(":", 1)[0].lower()
         if scheme in ("http", "https"):
             self._backend: Backend = RestBackend(cfg.tracking_uri, cfg.timeout_s)
@@ -71,6 +78,28 @@ class RegistrySource:
         """All aliases of a model, alias -> version (raises ModelNotFound)."""
         return self._backend.aliases(name)
 
+    def all_aliases(self, names: Collection[str]) -> dict[str, dict[str, str]]:
+        """Aliases of the named models in one pass over the registry (a sweep's read):
+        one request per 1,000 registered models instead of one per model. A name the
+        registry does not hold maps to {} (its alias_version would be None)."""
+        found = self._backend.all_aliases()
+        return {n: found.get(n, {}) for n in names}
+
+    def get_version_cached(self, name: str, version: str) -> ModelVersionInfo:
+        """A version by id, kept (bounded): a version's reference tag is read every cycle."""
+        key = (name, version_str(version))
+        with self._versions_lock:
+            hit = self._versions.get(key)
+            if hit is not None:
+                self._versions.move_to_end(key)
+                return hit
+        info = self.get_version(name, version)
+        with self._versions_lock:
+            self._versions[key] = info
+            while len(self._versions) > VERSION_CACHE_SIZE:
+                self._versions.popitem(last=False)
+        return info
+
     def list_versions(self, name: str) -> list[ModelVersionInfo]:
         """All versions, sorted by version number; ModelNotFound if the model does not exist
         (a typo in `registry_name` must be loud, not an empty registry)."""
@@ -83,8 +112,9 @@ class RegistrySource:
         return self._backend.get_version(name, version_str(version))
 
     def reference_path(self, name: str, version: str, tag: str = REFERENCE_TAG) -> str | None:
-        """The training-reference path recorded on the version, if any."""
-        return self.get_version(name, version).tags.get(tag) or None
+        """The training-reference path recorded on the version, if any (the version is
+        read once and kept: a cycle asks this every time)."""
+        return self.get_version_cached(name, version).tags.get(tag) or None
 
     # writes
     def set_alias(self, name: str, alias: str, version: str) -> None:
@@ -97,6 +127,8 @@ class RegistrySource:
 
     def set_version_tag(self, name: str, version: str, key: str, value: str) -> None:
         self._backend.set_version_tag(name, version_str(version), key, value)
+        with self._versions_lock:
+            self._versions.pop((name, version_str(version)), None)
 
     def move_alias(
         self, name: str, alias: str, version: str, *, at: float, set_by: str = "vigil", source: str = "rollback"

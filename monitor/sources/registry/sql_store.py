@@ -75,6 +75,19 @@ class SqlStoreBackend:
         rm = self._run("get_registered_model", lambda c: c.get_registered_model(name), name=name)
         return {a: str(v) for a, v in (rm.aliases or {}).items()}
 
+    def all_aliases(self) -> dict[str, dict[str, str]]:
+        """Every registered model's aliases, a page of 1,000 models per query."""
+        out: dict[str, dict[str, str]] = {}
+        token: str | None = None
+        while True:
+            page = self._run("search_registered_models", lambda c, page_token=token: c.search_registered_models(
+                max_results=1000, page_token=page_token))
+            for rm in page:
+                out[rm.name] = {a: str(v) for a, v in (rm.aliases or {}).items()}
+            token = page.token
+            if not token:
+                return out
+
     def search_versions(self, name: str) -> list[ModelVersionInfo]:
         flt = name_filter(name)
         out: list[ModelVersionInfo] = []

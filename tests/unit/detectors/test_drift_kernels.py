@@ -134,3 +134,22 @@ def test_threads_change_nothing_but_the_wall_time():
     )
     with pytest.raises(ValueError, match="workers"):
         compare(profile_reference(ref, FEATS), cur, workers=0)
+
+
+def test_auto_pvalues_are_scipy_exact_where_the_verdict_is_gated_on_them():
+    """pvalues="auto": a column with fewer than `exact_below` rows on a side (gated by its
+    p-value) gets scipy's exact p-value; a large one the Kolmogorov limit, said so."""
+    rng = np.random.default_rng(3)
+    ref = pd.DataFrame({"x": rng.normal(size=5000)})
+    profile = profile_reference(ref, [FeatureSpec("x")])
+    small = pd.DataFrame({"x": rng.normal(0.05, 1, size=700)})
+    large = pd.DataFrame({"x": rng.normal(0.05, 1, size=4987)})
+    (gated,) = compare(profile, small, exact_below=1000)
+    assert gated.pvalue_method == "exact"
+    assert gated.statistics["ks_pvalue"] == stats.ks_2samp(ref["x"], small["x"]).pvalue
+    (big,) = compare(profile, large, exact_below=1000)
+    exact = stats.ks_2samp(ref["x"], large["x"]).pvalue
+    assert big.pvalue_method == "asymptotic"
+    assert big.statistics["ks_pvalue"] == pytest.approx(exact, rel=0.05)
+    (forced,) = compare(profile, large, pvalues="exact")
+    assert forced.pvalue_method == "exact" and forced.statistics["ks_pvalue"] == exact

@@ -1,0 +1,171 @@
+"""A thousand models a minute: one replica sweeping N models through the real cycle.
+
+    python -m benchmarks.scale --models 100
+    python -m benchmarks.scale --models 1000 --features 50 --series 2 --rows 5000
+    python -m benchmarks.scale --models 300 --store postgresql
+
+Builds the scenario once (benchmarks/scale_scenario.py: a real Prometheus backfilled by
+promtool, sample and reference files, a SQLite MLflow registry with one deploy per
+model), then on a fresh store runs a first sweep and two warm sweeps one interval
+apart (`Vigil.run_sweep`, what the daemon runs), and prints
+
+    cold_sweep_s=… warm_sweep_s=… per_model_ms=… queries_per_model=… peak_rss_mb=… store_mb=…
+
+plus, per sweep, where the time went (seconds summed over threads / calls), the bytes
+the store grew, and the number of series on Vigil's own /metrics. The machine's load
+average is printed with the figures: the box is shared.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.scale_scenario import ScaleParams, build, config_data, sweep_times
+from benchmarks.scale_stages import StageClock, instrument
+
+
+def _load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load={one:.2f}/{five:.2f}"
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def store_bytes(url: str) -> int:
+    if url.startswith("sqlite"):
+        path = Path(url.removeprefix("sqlite:///"))
+        return sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists())
+    from sqlalchemy import create_engine, text
+    engine = create_engine(url)
+    try:
+        with engine.connect() as c:
+            return int(c.execute(text("SELECT pg_database_size(current_database())")).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def written_bytes() -> int:
+    """Bytes this process has written to storage so far (Linux /proc/self/io)."""
+    try:
+        for line in Path("/proc/self/io").read_text().splitlines():
+            if line.startswith("write_bytes:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def metric_series(vigil: Any) -> int:
+    from prometheus_client import generate_latest
+    text = generate_latest(vigil.metrics.registry).decode()
+    return sum(1 for line in text.splitlines() if line and not line.startswith("#"))
+
+
+def run(args: argparse.Namespace) -> dict[str, float]:
+    from monitor.config import parse_config
+    from monitor.replay.local_prometheus import LocalPrometheus
+    from monitor.vigil import Vigil
+
+    p = ScaleParams(models=args.models, features=args.features, series=args.series, rows=args.rows,
+                    kpis=args.kpis, slos=args.slos, history_h=args.history_h, drifted=args.drifted)
+    work = Path(args.work)
+    t0 = time.perf_counter()
+    root = build(p, work)
+    print(f"scenario ready in {time.perf_counter() - t0:.1f} s: {root}", flush=True)
+    run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=work))
+    pg = None
+    if args.store == "postgresql":
+        from monitor.replay.local_postgres import LocalPostgres
+        pg = LocalPostgres()
+        store_url = pg.start()
+    else:
+        store_url = f"sqlite:///{run_dir / 'vigil.db'}"
+    prom = LocalPrometheus(root / "metrics.om", run_dir / "prometheus",
+                           extra_args=("--query.lookback-delta=5m", "--query.max-samples=200000000"))
+    try:
+        url = prom.start(timeout_s=600)
+        print(f"prometheus backfilled in {prom.backfill_s:.1f} s", flush=True)
+        config = parse_config(config_data(p, root, url, store_url, run_dir), "scale benchmark", str(run_dir))
+        vigil = Vigil(config)
+        clock = StageClock()
+        instrument(clock)
+        out: dict[str, float] = {}
+        sweeps = []
+        for k, t in enumerate(sweep_times()):
+            before, wrote = store_bytes(store_url), written_bytes()
+            clock.reset()
+            began = time.perf_counter()
+            if args.profile and k > 0:
+                import cProfile
+                import pstats
+                prof = cProfile.Profile()
+                reports = prof.runcall(vigil.run_sweep, t, workers=1)
+                pstats.Stats(prof).sort_stats("cumulative").print_stats(args.profile)
+            else:
+                reports = vigil.run_sweep(t, workers=args.workers)
+            took = time.perf_counter() - began
+            grew = store_bytes(store_url) - before
+            wrote = written_bytes() - wrote
+            queries = clock.calls.get("prometheus_http", 0)
+            sweeps.append(took)
+            opened = sum(1 for r in reports if r.incident_id is not None)
+            print(f"sweep {k} ({'first' if k == 0 else 'warm'}): {took:.1f} s, {len(reports)}/{p.models} cycles, "
+                  f"{opened} with an open incident, {queries / p.models:.2f} queries/model, "
+                  f"store +{grew / 1e6:.1f} MB (process wrote {wrote / 1e6:.1f} MB), {_load()}", flush=True)
+            print(f"  stages (s summed over threads / calls): {clock.summary()}", flush=True)
+            out[f"store_mb_{k}"] = max(grew, wrote) / 1e6
+            out[f"queries_{k}"] = queries / p.models
+        began = time.perf_counter()
+        vigil.drift_reports.wait(timeout=600)
+        print(f"drift reports rendered in the background; the last finished {time.perf_counter() - began:.1f} s "
+              f"after the last sweep", flush=True)
+        delivered = vigil.deliver(limit=10_000)
+        out.update(cold=sweeps[0], warm=max(sweeps[1:]), series=metric_series(vigil))
+        print(f"outbox delivered {delivered}; /metrics series {out['series']:.0f}")
+        warm_q = max(out["queries_1"], out["queries_2"])
+        print(f"cold_sweep_s={sweeps[0]:.1f} warm_sweep_s={out['warm']:.1f} "
+              f"per_model_ms={out['warm'] / p.models * 1000:.1f} queries_per_model={warm_q:.2f} "
+              f"(first sweep {out['queries_0']:.2f}) peak_rss_mb={peak_rss_mb():.0f} "
+              f"store_mb={max(out['store_mb_1'], out['store_mb_2']):.1f} (first sweep {out['store_mb_0']:.1f}) "
+              f"metrics_series={out['series']:.0f} models={p.models} cores={os.cpu_count()} {_load()}", flush=True)
+        clock.unwrap_all()
+        vigil.store.close()
+        return out
+    finally:
+        prom.stop()
+        if pg is not None:
+            pg.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    d = ScaleParams()
+    ap.add_argument("--models", type=int, default=d.models)
+    ap.add_argument("--features", type=int, default=d.features)
+    ap.add_argument("--series", type=int, default=d.series, help="GPUs (series per GPU family) per model")
+    ap.add_argument("--rows", type=int, default=d.rows, help="feature rows per lookback window")
+    ap.add_argument("--kpis", type=int, default=d.kpis)
+    ap.add_argument("--slos", type=int, default=d.slos)
+    ap.add_argument("--history-h", type=float, default=d.history_h)
+    ap.add_argument("--drifted", type=float, default=d.drifted, help="share of models whose samples drift")
+    ap.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite")
+    ap.add_argument("--workers", type=int, default=None, help="cycles at a time (default: CPU count)")
+    ap.add_argument("--profile", type=int, default=0, help="profile warm sweeps on one thread, print N lines")
+    ap.add_argument("--work", default=os.environ.get("VIGIL_SCALE_WORK", "/tmp/vigil-scale"))
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    run(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
