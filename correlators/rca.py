@@ -182,6 +182,14 @@ def _tie(rows: list[_Row], i: int) -> dict[str, Any] | None:
     return None
 
 
+def lacking_from_observed(observed: Mapping[str, set[str]], modalities: Sequence[str] = ("logs", "traces")
+                          ) -> list[str]:
+    """What a diagnosis lacked: the `modalities` no service had data for in the window
+    (the daemon's `observed` covers the logs and traces it read)."""
+    have = set().union(*observed.values()) if observed else set()
+    return [f"no {m} in the window" for m in modalities if m not in have]
+
+
 def what_lacked(window: Mapping[str, int], normal: Mapping[str, int], *, short_normal: Sequence[str] = ()
                 ) -> list[str]:
     """What a diagnosis lacked, from record counts per modality ("metrics", "logs",
