@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import dataclass, replace
+from itertools import product
 from pathlib import Path
 
 import numpy as np
@@ -36,16 +37,14 @@ DEFAULT_SETS = {"nezha": Path("../shared/data/nezha"), "petshop": Path("../share
 
 def _candidates() -> dict[str, rn.Config]:
     """A small grid over the general settings: how much z makes a finding, where the
-    level comes from, how much a callee explains."""
+    level comes from, how strong a callee must be to explain its caller, the spread's
+    floor, and whether the bad side's tail widens the spread."""
     out: dict[str, rn.Config] = {}
-    for min_z in (3.0, 6.0):
-        for level in ("normal", "recent"):
-            for share in (0.25, 1.0):
-                for floor in (0.01, 0.001):
-                    m = replace(ServiceMetricsParams(), min_z=min_z, z_scale=min_z, level=level,
-                                abs_floor_rel=floor)
-                    name = f"z{min_z:g}-{level}-share{share:g}-floor{floor:g}"
-                    out[name] = rn.Config(m, replace(RcaParams(), explain_share=share))
+    for min_z, level, share, floor, tail in product((3.0, 6.0), ("normal", "recent"), (0.25, 1.0), (0.01, 0.001),
+                                                    (0.0, 0.9)):
+        m = replace(ServiceMetricsParams(), min_z=min_z, z_scale=min_z, level=level, abs_floor_rel=floor, tail=tail)
+        name = f"z{min_z:g}-{level}-share{share:g}-floor{floor:g}-tail{tail:g}"
+        out[name] = rn.Config(m, replace(RcaParams(), explain_share=share))
     return out
 
 

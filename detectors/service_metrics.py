@@ -6,7 +6,8 @@ Each current series is compared with the baseline of the same metric and service
 The statistic is scale-free and needs no fixed number of normal samples: the level
 the window *holds* (its `min_points`-th most extreme sample in the bad direction, so
 one scrape glitch never counts) as a robust z-score against the baseline's median and
-spread (1.4826 x MAD), the spread never below `rel_spread` of the median's size nor
+spread (1.4826 x MAD, or on the bad side the reach of the baseline's own tail, whichever
+is larger: latency percentiles are heavy-tailed), never below `rel_spread` of the median's size nor
 below a small share of the metric's typical level across services (a flat baseline
 has no spread, and a ratio to nothing is noise). Which way is bad comes from what the
 metric means (detectors/metric_meaning.py): availability down; latency, errors and
@@ -16,7 +17,7 @@ recent past) joins the baseline; with no baseline at all the series gives no ver
 and the report says so (`lacking`).
 
     detector = ServiceMetricsDetector()
-    state = detector.fit(normal_period_series, t0, t1)   # per (metric, service) values and floors
+    state = detector.fit(normal_period_series, t0, t1)   # per (metric, service) values, per metric its typical level
     report = detector.assess(state, series, start, end)  # series may reach back before start
     report.findings, report.strength, report.lacking
 """
@@ -25,6 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -49,6 +51,11 @@ class ServiceMetricsParams:
     # normal period recorded long ago may sit at another level; the spread still
     # comes from the normal period, which has the samples to measure it).
     level: str = "normal"
+    # One-sided tail: the spread on the bad side is at least (q - median) / z(q) of the
+    # baseline's `tail` quantile (upwards; 1 - tail downwards), so a heavy-tailed metric
+    # (a latency percentile over few requests) is judged by how far its own tail reaches,
+    # not by the narrow middle a MAD sees. 0 disables.
+    tail: float = 0.9
     unknown_weight: float = 0.5  # score factor when the metric's name does not say which way is bad
 
 
@@ -61,26 +68,27 @@ def _key(s: Series) -> Key:
 
 @dataclass
 class ServiceMetricsState:
-    """The reference's finite values per (metric, service), and per metric the floor
-    under which ratios are noise (a share of the metric's typical level across services)."""
+    """The reference's finite values per (metric, service), and per metric its typical
+    level across services (`abs_floor_rel` of it is the floor of the spread, applied
+    when scoring, so the fitted state does not depend on the setting)."""
 
     values: dict[Key, np.ndarray] = field(default_factory=dict)
-    floor: dict[str, float] = field(default_factory=dict)
+    typical: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"series": [{"metric": k[0], "key": k[1], "values": v.tolist()} for k, v in self.values.items()],
-                "floor": dict(self.floor)}
+                "typical": dict(self.typical)}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ServiceMetricsState:
         try:
             values = {(str(x["metric"]), str(x["key"])): np.asarray(x["values"], dtype=np.float64)
                       for x in d["series"]}
-            floor = {str(k): float(v) for k, v in d["floor"].items()}
+            typical = {str(k): float(v) for k, v in d["typical"].items()}
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError("service metrics state: expected {'series': [{'metric', 'key', 'values'}], "
-                             f"'floor': {{metric: number}}}} ({exc})") from exc
-        return cls(values, floor)
+                             f"'typical': {{metric: number}}}} ({exc})") from exc
+        return cls(values, typical)
 
 
 @dataclass(frozen=True)
@@ -94,13 +102,12 @@ class ServiceMetricsDetector:
             v = s.values[np.isfinite(s.values)]
             k = _key(s)
             base[k] = np.concatenate([base[k], v]) if k in base else v
-        # A metric's typical level across services sets the floor under which ratios are noise.
+        # A metric's typical level across services sets the floor of its spread.
         typical: dict[str, list[float]] = {}
         for (name, _), v in base.items():
             if len(v):
                 typical.setdefault(name, []).append(float(np.median(np.abs(v))))
-        floor = {k: self.params.abs_floor_rel * float(np.median(v)) + 1e-12 for k, v in typical.items()}
-        return ServiceMetricsState(base, floor)
+        return ServiceMetricsState(base, {k: float(np.median(v)) for k, v in typical.items()})
 
     def score(self, state: ServiceMetricsState, window: Sequence[Series], start: float, end: float) -> list[Finding]:
         """METRIC_ANOMALY findings with `service` (and `pod` in evidence) for shifted series."""
@@ -131,8 +138,8 @@ class ServiceMetricsDetector:
                 continue
             level = float(np.median(recent)) if p.level == "recent" and len(recent) else float(np.median(b))
             service = s.labels.get("service") or _key(s)[1]
-            f, z = _shift(p, s, s.values[inside], s.timestamps[inside], b, level, state.floor.get(s.name, 0.0),
-                          start, end)
+            floor = p.abs_floor_rel * state.typical.get(s.name, 0.0)
+            f, z = _shift(p, s, s.values[inside], s.timestamps[inside], b, level, floor, start, end)
             report.strength[service] = max(report.strength.get(service, 0.0), z)
             if f is not None:
                 report.findings.append(f)
@@ -160,14 +167,22 @@ def _shift(p: ServiceMetricsParams, s: Series, v: np.ndarray, t: np.ndarray, b: 
     # A metric that falls when bad (availability) sits at its ceiling: its size says
     # nothing about its jitter, so only latencies, counts and levels get `rel_spread`.
     rel = p.rel_spread * abs(med) if bad is not Direction.DOWN else 0.0
-    mad = MAD_TO_SD * float(np.median(np.abs(b - np.median(b))))
-    spread = max(mad, rel, fl, 1e-12)
+    b_med = float(np.median(b))
+    mad = MAD_TO_SD * float(np.median(np.abs(b - b_med)))
+    tail_up = tail_down = 0.0
+    if p.tail > 0.5 and len(b) > 1:
+        z_q = float(NormalDist().inv_cdf(p.tail))
+        hi_q, lo_q = np.quantile(b, [p.tail, 1.0 - p.tail])
+        tail_up, tail_down = max(float(hi_q) - b_med, 0.0) / z_q, max(b_med - float(lo_q), 0.0) / z_q
+    spread_up = max(mad, tail_up, rel, fl, 1e-12)
+    spread_down = max(mad, tail_down, rel, fl, 1e-12)
     need = min(p.min_points, len(v))
     ordered = np.sort(v)
     held_hi, held_lo = float(ordered[-need]), float(ordered[need - 1])
-    z_up = (held_hi - med) / spread if bad is not Direction.DOWN else -math.inf
-    z_down = (med - held_lo) / spread if bad is not Direction.UP else -math.inf
+    z_up = (held_hi - med) / spread_up if bad is not Direction.DOWN else -math.inf
+    z_down = (med - held_lo) / spread_down if bad is not Direction.UP else -math.inf
     z, direction, held = (z_up, Direction.UP, held_hi) if z_up >= z_down else (z_down, Direction.DOWN, held_lo)
+    spread = spread_up if direction is Direction.UP else spread_down
     if z < p.min_z:
         return None, max(z, 0.0)
     edge = med + p.min_z * spread if direction is Direction.UP else med - p.min_z * spread
