@@ -27,6 +27,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -220,10 +221,10 @@ def two_fold(files: list[NabFile], windows: dict[str, list]) -> list[dict[str, o
 
     base = AnomalyTuning()
     names = list(TRANSFER_GRID)
-    candidates = {"default": base} | {
-        ",".join(f"{n}={v:g}" for n, v in zip(names, vals, strict=True)): replace(base, **dict(zip(names, vals,
-                                                                                                strict=True)))
-        for vals in product(*TRANSFER_GRID.values())}
+    candidates = {"default": base}
+    for vals in product(*TRANSFER_GRID.values()):
+        change: dict[str, Any] = dict(zip(names, vals, strict=True))
+        candidates[",".join(f"{n}={v:g}" for n, v in change.items())] = replace(base, **change)
     halves = [list(range(0, len(files), 2)), list(range(1, len(files), 2))]
     labelled = [label_file(f.key, len(f.values), window_bounds(f.key, f.timestamps, windows[f.key])) for f in files]
     standard = PROFILES[0]
