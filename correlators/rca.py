@@ -91,7 +91,7 @@ class RcaParams:
     inherited_error_factor: float = 0.5
     coverage_weight: float = 0.15  # confidence lost when all modalities but one are missing
     onset_bonus: float = 0.03  # added to the earliest-onset service among near-ties
-    explain_share: float = 0.5  # a callee this strong (x the caller's) explains the caller's symptoms
+    explain_share: float = 0.25  # a callee this strong (x the caller's) explains the caller's symptoms
     explained_factor: float = 0.5  # what explained caller symptoms still count
     lacking_weight: float = 0.1  # confidence lost per thing the diagnosis lacked
 

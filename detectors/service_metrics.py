@@ -44,13 +44,13 @@ class ServiceMetricsParams:
     z_scale: float = 6.0  # z past min_z at which the score reaches 1 - 1/e
     min_points: int = 2  # samples in the window that must reach the level (fewer if the window has fewer)
     rel_spread: float = 0.1  # the spread is at least this share of the baseline median's size
-    abs_floor_rel: float = 0.01  # ... and at least this share of the metric's typical level across services
+    abs_floor_rel: float = 0.001  # ... and at least this share of the metric's typical level across services
     min_normal: int = 10  # fewer normal samples: the series' history before the window joins them
     # Where the level comes from: "normal" (the normal period's median), or "recent"
     # (the median of the series' own history before the window, when it has any: a
     # normal period recorded long ago may sit at another level; the spread still
     # comes from the normal period, which has the samples to measure it).
-    level: str = "normal"
+    level: str = "recent"
     # One-sided tail: the spread on the bad side is at least (q - median) / z(q) of the
     # baseline's `tail` quantile (upwards; 1 - tail downwards), so a heavy-tailed metric
     # (a latency percentile over few requests) is judged by how far its own tail reaches,
