@@ -23,6 +23,7 @@ NODE_METRIC_PREFIX = "Node"
 # callees (the metric form of inclusive time), so a root-cause ranking leaves it out,
 # as it uses self time rather than inclusive time in traces.
 CLIENT_LATENCY_PREFIX = "PodClientLatency"
+MODALITIES = ("metrics", "logs", "traces")
 
 
 def _none(v: object) -> str | None:
@@ -78,21 +79,24 @@ class NezhaFolder:
                 raise FileNotFoundError(f"{self.root / name} is missing: expected a Nezha-format folder "
                                         "(labels.csv, metrics/logs/traces parquet, normal/)")
         self.labels = pd.read_csv(self.root / "labels.csv")
-        self.tables = {n: self._by_case(pd.read_parquet(self.root / f"{n}.parquet"))
-                       for n in ("metrics", "logs", "traces")}
-        self.normal = {n: self._by_case(pd.read_parquet(self.root / "normal" / f"{n}.parquet"))
-                       for n in ("metrics", "logs", "traces")}
+        tables = {n: pd.read_parquet(self.root / f"{n}.parquet") for n in MODALITIES}
+        normal = {n: pd.read_parquet(self.root / "normal" / f"{n}.parquet") for n in MODALITIES}
+        # A modality with no rows at all (a system without logs or traces) still has its
+        # columns: an empty frame of the right shape stands for every case.
+        self.empty = {n: tables[n].iloc[:0] for n in MODALITIES}
+        self.tables = {n: self._by_case(df) for n, df in tables.items()}
+        self.normal = {n: self._by_case(df) for n, df in normal.items()}
         self.periods = pd.read_csv(self.root / "normal" / "periods.csv")
+        # A given service map per scenario (graphs/<scenario>.csv: row calls column), if any.
+        self.graphs = {p.stem: pd.read_csv(p, index_col=0) for p in sorted((self.root / "graphs").glob("*.csv"))}
 
     @staticmethod
     def _by_case(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
         return {k: g.reset_index(drop=True) for k, g in df.groupby("case_id", sort=False)}
 
     def case(self, modality: str, case_id: str) -> pd.DataFrame:
-        t = self.tables[modality]
-        if case_id in t:
-            return t[case_id]
-        return next(iter(t.values())).iloc[:0]
+        """The case's rows of one modality; an empty frame with the columns when it has none."""
+        return self.tables[modality].get(case_id, self.empty[modality])
 
     def normal_for(self, label_row: pd.Series) -> str:
         """The normal period of the case's day (same `date`), else of the same system."""
@@ -104,6 +108,12 @@ class NezhaFolder:
             raise ValueError(f"no normal period for system {label_row['system']!r} in normal/periods.csv")
         return str(same.iloc[0]["case_id"])
 
+    def graph_for(self, label_row: pd.Series) -> pd.DataFrame | None:
+        """The adjacency matrix of the case's scenario; the only one when the folder has one."""
+        scenario = str(label_row.get("scenario", ""))
+        if scenario in self.graphs:
+            return self.graphs[scenario]
+        return next(iter(self.graphs.values())) if len(self.graphs) == 1 else None
+
     def normal_table(self, modality: str, normal_id: str) -> pd.DataFrame:
-        t = self.normal[modality]
-        return t[normal_id] if normal_id in t else next(iter(t.values())).iloc[:0]
+        return self.normal[modality].get(normal_id, self.empty[modality])

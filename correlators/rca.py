@@ -25,13 +25,24 @@ Why this ranking points at the cause rather than at the loudest victim:
    modality on one service are correlated: CPU usage and CPU rate, p90/p95/p99, a
    new error template and the burst it makes), and the modalities combine by
    noisy-OR: two independent modalities agreeing is stronger than either.
-5. Earlier onset breaks near-ties: effects follow causes.
-6. A service with no logs or no traces can still be ranked from what it has; its
-   confidence is scaled down by the share of modalities observed for it.
+5. Anomalies travel up the call graph, not down: a caller's latency, errors or lost
+   availability (metrics whose name says so, detectors/metric_meaning.py) are most
+   likely its callee's when a callee shows an anomaly of its own (latency, errors,
+   availability or saturation, any modality) at least `explain_share` as strong and no
+   later; the caller's such evidence then counts `explained_factor`. The graph comes
+   from traces, or is given (a service map) when there are none.
+6. Earlier onset breaks near-ties: effects follow causes.
+7. A service with no logs or no traces can still be ranked from what it has; its
+   confidence is scaled down by the share of modalities observed for it. What the
+   whole diagnosis lacked (a modality absent everywhere, a short or missing normal
+   period) is listed on every cause (`lacking`) and lowers every score by
+   `lacking_weight` each (`confidence_factor`): the order stays, the confidence drops.
 
-Every candidate service is returned, strictly ordered (score, then onset, then
-number of modalities with evidence, then name), with its evidence and a short
-explanation a person can act on.
+Every candidate service is returned, strictly ordered: score, then onset (earlier
+first), then strength (the largest robust z of its metrics, below the finding
+threshold too), then number of modalities with evidence. Each cause says which of
+these broke its tie with its neighbour (`tie`); only a tie none of them breaks falls
+back to the name, for a reproducible order, and says so ("unbroken").
 
 Only ranking happens here: the findings come from the detectors (fitted and scored by
 the caller: the daemon's detect stage, the Nezha benchmark), the service graph from the
@@ -47,6 +58,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from correlators.incident import Cause, CauseKind
+from detectors.metric_meaning import PROPAGATES_UP, MetricClass, metric_class
 from detectors.records import Finding, FindingKind, LogRecord, Series, Span
 from detectors.traces.graph import ServiceGraph
 
@@ -79,6 +91,9 @@ class RcaParams:
     inherited_error_factor: float = 0.5
     coverage_weight: float = 0.15  # confidence lost when all modalities but one are missing
     onset_bonus: float = 0.03  # added to the earliest-onset service among near-ties
+    explain_share: float = 0.25  # a callee this strong (x the caller's) explains the caller's symptoms
+    explained_factor: float = 0.5  # what explained caller symptoms still count
+    lacking_weight: float = 0.1  # confidence lost per thing the diagnosis lacked
 
 
 def _noisy_or(scores: Iterable[float]) -> float:
@@ -110,12 +125,15 @@ def rank_root_causes(*, metric_findings: list[Finding], log_findings: list[Findi
                      trace_findings: list[Finding], topology: ServiceGraph | None,
                      alert_time: float, candidates: Iterable[str] = (),
                      observed: Mapping[str, set[str]] | None = None,
+                     strength: Mapping[str, float] | None = None, lacking: Sequence[str] = (),
                      params: RcaParams = RcaParams()) -> list[Cause]:
     """Every candidate service ranked, best first, as Cause(kind=SERVICE).
 
     `candidates` adds services with no findings (so the list is complete);
     `observed` maps a service to the modalities that had data for it ("metrics",
     "logs", "traces"); without it, coverage is inferred from the findings.
+    `strength` (service -> largest robust z of its metrics) breaks ties; `lacking`
+    says what the diagnosis lacked (see `what_lacked`).
     """
     graph = topology or ServiceGraph()
     findings = [f for f in (*metric_findings, *log_findings, *trace_findings) if f.service]
@@ -124,18 +142,62 @@ def rank_root_causes(*, metric_findings: list[Finding], log_findings: list[Findi
         services |= set(observed)
     per = _attribute(findings, trace_findings, graph, services, params)
     inherited = _inherited_errors(per, services, graph)
-    latency_inherited = _latency_inherited(per, services, graph)
-    rows = [_row(s, per, s in inherited, s in latency_inherited, observed, params) for s in services]
+    explained = _metric_explained(per, services, graph, params)
+    rows = [_row(s, per, s in inherited, s in explained, observed, params) for s in sorted(services)]
+    for r in rows:
+        r.strength = float((strength or {}).get(r.service, 0.0))
     # Effects follow causes: among services within 10 % of the best, the earliest onset
-    # gets a small bonus.
+    # gets a small bonus; when several share that onset, the strongest of them; when
+    # that ties too, nobody (the bonus never goes to whichever came first).
     if rows:
         best = max(r.score for r in rows)
         near = [r for r in rows if best > 0 and r.score >= 0.9 * best and math.isfinite(r.onset)]
         if len(near) > 1:
-            first = min(near, key=lambda r: r.onset)
-            first.score = min(1.0, first.score + params.onset_bonus)
-    rows.sort(key=lambda r: (-r.score, r.onset, -r.n_mods, r.service))
-    return [_cause(r, inherited, alert_time, i) for i, r in enumerate(rows)]
+            early = min(r.onset for r in near)
+            first = [r for r in near if r.onset == early]
+            top = max(r.strength for r in first)
+            first = [r for r in first if r.strength == top]
+            if len(first) == 1:
+                first[0].score = min(1.0, first[0].score + params.onset_bonus)
+    rows.sort(key=lambda r: (*_order(r), r.service))
+    factor = max(0.0, 1.0 - params.lacking_weight * len(lacking))
+    return [_cause(r, inherited, explained, alert_time, i, _tie(rows, i), list(lacking), factor)
+            for i, r in enumerate(rows)]
+
+
+def _order(r: _Row) -> tuple[float, float, float, int]:
+    return (-round(r.score, 9), r.onset, -round(r.strength, 6), -r.n_mods)
+
+
+_ORDER_NAMES = ("score", "onset", "strength", "modalities")
+
+
+def _tie(rows: list[_Row], i: int) -> dict[str, Any] | None:
+    """How row i was told apart from a neighbour of equal score: None when the score did."""
+    for j in (i - 1, i + 1):
+        if 0 <= j < len(rows) and _order(rows[j])[0] == _order(rows[i])[0]:
+            a, b = _order(rows[i]), _order(rows[j])
+            by = next((n for n, x, y in zip(_ORDER_NAMES, a, b, strict=True) if x != y), "unbroken")
+            return {"with": rows[j].service, "broken_by": by}
+    return None
+
+
+def lacking_from_observed(observed: Mapping[str, set[str]], modalities: Sequence[str] = ("logs", "traces")
+                          ) -> list[str]:
+    """What a diagnosis lacked: the `modalities` no service had data for in the window
+    (the daemon's `observed` covers the logs and traces it read)."""
+    have = set().union(*observed.values()) if observed else set()
+    return [f"no {m} in the window" for m in modalities if m not in have]
+
+
+def what_lacked(window: Mapping[str, int], normal: Mapping[str, int], *, short_normal: Sequence[str] = ()
+                ) -> list[str]:
+    """What a diagnosis lacked, from record counts per modality ("metrics", "logs",
+    "traces") in the window and in the normal period, and notes on short baselines."""
+    out = [f"no {m} at all" for m in MODALITIES if not window.get(m) and not normal.get(m)]
+    out += [f"no {m} in the window" for m in MODALITIES if not window.get(m) and normal.get(m)]
+    out += [f"no {m} in the normal period" for m in MODALITIES if window.get(m) and not normal.get(m)]
+    return out + list(short_normal)
 
 
 def _attribute(findings: list[Finding], trace_findings: list[Finding], graph: ServiceGraph, services: set[str],
@@ -196,12 +258,27 @@ def _inherited_errors(per: PerModality, services: set[str], graph: ServiceGraph)
     return inherited
 
 
-def _latency_inherited(per: PerModality, services: set[str], graph: ServiceGraph) -> set[str]:
-    """Services whose own latency (a server-side percentile includes its callees' time)
-    is most likely passed up from a callee showing latency evidence of its own."""
-    strength = {s: _noisy_or(ws for m in MODALITIES for ws, f in per.get((s, m), []) if _is_latency(f))
-                for s in services}
-    return {s for s in services if any(strength.get(c, 0) > 0 for c in graph.callees(s)) and strength[s] > 0}
+def _metric_explained(per: PerModality, services: set[str], graph: ServiceGraph, params: RcaParams
+                      ) -> dict[str, str]:
+    """service -> the callee whose own anomaly most likely explains the service's latency,
+    error and availability metrics (a server-side percentile includes its callees' time;
+    a failed call fails the caller's request)."""
+    def strength_onset(s: str, keep: Any) -> tuple[float, float]:
+        items = [(ws, f) for m in MODALITIES for ws, f in per.get((s, m), []) if ws > 0 and keep(f)]
+        return _noisy_or(ws for ws, _ in items), min((f.onset for _, f in items), default=math.inf)
+
+    own = {s: strength_onset(s, _propagates) for s in services}
+    cause = {s: strength_onset(s, _can_explain) for s in services}
+    out: dict[str, str] = {}
+    for s, (st, onset) in own.items():
+        if st <= 0:
+            continue
+        for c in sorted(graph.callees(s), key=lambda c: (-cause.get(c, (0.0, 0.0))[0], cause.get(c, (0, 0))[1])):
+            c_st, c_onset = cause.get(c, (0.0, math.inf))
+            if c_st > 0 and c_st >= params.explain_share * st and c_onset <= onset + _PROPAGATION_S:
+                out[s] = c
+                break
+    return out
 
 
 @dataclass
@@ -213,12 +290,13 @@ class _Row:
     onset: float
     coverage: list[str]
     n_mods: int = field(init=False)
+    strength: float = 0.0
 
     def __post_init__(self) -> None:
         self.n_mods = sum(v > 0 for v in self.mods.values())
 
 
-def _row(s: str, per: PerModality, errors_inherited: bool, latency_inherited: bool,
+def _row(s: str, per: PerModality, errors_inherited: bool, explained: bool,
          observed: Mapping[str, set[str]] | None, params: RcaParams) -> _Row:
     mods: dict[str, float] = {}
     evidence: Evidence = []
@@ -227,9 +305,8 @@ def _row(s: str, per: PerModality, errors_inherited: bool, latency_inherited: bo
         if errors_inherited:
             items = [(ws * params.inherited_error_factor if f.statistic in _ERROR_STATS else ws, f)
                      for ws, f in items]
-        if latency_inherited:
-            items = [(ws * params.inherited_error_factor if _is_inclusive_latency(f) else ws, f)
-                     for ws, f in items]
+        if explained:
+            items = [(ws * params.explained_factor if _propagates(f) else ws, f) for ws, f in items]
         # Findings of one modality on one service are strongly correlated (CPU usage
         # and CPU rate; p90, p95 and p99; a new error template and the error burst it
         # causes), so within a modality the strongest finding speaks for it.
@@ -263,8 +340,25 @@ def _is_latency(f: Finding) -> bool:
 
 
 def _is_inclusive_latency(f: Finding) -> bool:
-    name = str(f.evidence.get("metric", "")).lower()
-    return f.kind is FindingKind.METRIC_ANOMALY and ("latency" in name or "duration" in name)
+    return f.kind is FindingKind.METRIC_ANOMALY and _class(f) is MetricClass.LATENCY
+
+
+def _class(f: Finding) -> MetricClass:
+    if "class" in f.evidence:
+        return MetricClass(f.evidence["class"])
+    return metric_class(str(f.evidence.get("metric", "")))
+
+
+def _propagates(f: Finding) -> bool:
+    """A metric symptom a caller shows when its callee fails: latency, errors, availability."""
+    return f.kind is FindingKind.METRIC_ANOMALY and _class(f) in PROPAGATES_UP
+
+
+def _can_explain(f: Finding) -> bool:
+    """Evidence of a service's own trouble that its callers' symptoms may come from."""
+    if f.kind is FindingKind.METRIC_ANOMALY:
+        return _class(f) in PROPAGATES_UP | {MetricClass.SATURATION}
+    return _is_latency(f) or f.statistic in _FAILURE_STATS
 
 
 def _edge_shares(trace_findings: list[Finding], graph: ServiceGraph,
@@ -295,7 +389,8 @@ def _edge_shares(trace_findings: list[Finding], graph: ServiceGraph,
     return {s: len(edges & slowed) ** 2 / len(edges) for s, edges in touching.items() if edges}
 
 
-def _cause(r: _Row, inherited: dict[str, str], alert_time: float, rank: int) -> Cause:
+def _cause(r: _Row, inherited: dict[str, str], explained: dict[str, str], alert_time: float, rank: int,
+           tie: dict[str, Any] | None, lacking: list[str], factor: float) -> Cause:
     ev = sorted(r.evidence, key=lambda x: -x[0])
     top = [f for ws, f in ev if ws > 0][:5]
     s = r.service
@@ -306,19 +401,29 @@ def _cause(r: _Row, inherited: dict[str, str], alert_time: float, rank: int) -> 
         text = f"{s} (score {r.score:.2f}): {lines}."
         if s in inherited:
             text += f" Its errors may be passed up from {inherited[s]}, which it calls and which failed first."
+        if s in explained:
+            text += (f" Its latency/availability may come from {explained[s]}, which it calls"
+                     " and which shows trouble too.")
         if rank == 0:
             text += (" Check this service first: its recent deploys, its pod (CPU, memory, restarts)"
                      " and the sample lines.")
     missing = [m for m in MODALITIES if m not in r.coverage]
     onset = r.onset if math.isfinite(r.onset) else None
+    if lacking:
+        text += f" Confidence lowered: the diagnosis lacked {'; '.join(lacking)}."
     return Cause(
-        kind=CauseKind.SERVICE, entity=s, score=round(float(r.score), 6), explanation=text,
+        kind=CauseKind.SERVICE, entity=s, score=round(float(r.score) * factor, 6), explanation=text,
         evidence={
             "modalities": {m: round(v, 4) for m, v in r.mods.items()},
             "observed": r.coverage, "missing": missing,
             "onset": onset,
             "onset_vs_alert_s": (r.onset - alert_time) if onset is not None else None,
             "inherited_from": inherited.get(s),
+            "explained_by": explained.get(s),
+            "strength": round(r.strength, 4),
+            "tie": tie,
+            "lacking": lacking,
+            "confidence_factor": round(factor, 4),
             "findings": [f.to_dict() for f in top],
         },
     )

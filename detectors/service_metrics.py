@@ -1,43 +1,62 @@
-"""Per pod/service metric shifts (CPU, memory, network, latency) against a baseline.
+"""Per pod/service metric shifts (CPU, memory, latency, availability ...) against a baseline.
 
-Each current series is compared with the baseline series of the same metric and
-service (pods are renamed on redeploys; services are not).
+Each current series is compared with the baseline of the same metric and service
+(pods are renamed on redeploys; services are not).
 
-Resource and latency metrics are heavy-tailed: a quiet baseline has a tiny spread,
-so z-scores explode on ordinary jitter, and a latency percentile over few requests
-jumps by orders of magnitude for no reason. The statistic here is therefore the
-level the window *holds* (its `min_points`-th most extreme sample, so one scrape
-glitch never counts) against the range the baseline itself reached (its `q`
-quantile, by default its maximum): `held / baseline_high` upwards, `baseline_low /
-held` downwards. A ratio of 2 means the service spent at least two samples at twice
-anything seen in the normal window. With n baseline samples the chance that one
-normal sample tops all of them is 1/(n+1), so the score also grows with n.
+The statistic is scale-free and needs no fixed number of normal samples: the level
+the window *holds* (its `min_points`-th most extreme sample in the bad direction, so
+one scrape glitch never counts) as a robust z-score against the baseline's median and
+spread (1.4826 x MAD, or on the bad side the reach of the baseline's own tail, whichever
+is larger: latency percentiles are heavy-tailed), never below `rel_spread` of the median's size nor
+below a small share of the metric's typical level across services (a flat baseline
+has no spread, and a ratio to nothing is noise). Which way is bad comes from what the
+metric means (detectors/metric_meaning.py): availability down; latency, errors and
+saturation up; both when the name does not say, at `unknown_weight`. With fewer than
+`min_normal` normal samples the series' own history before the window (the case's
+recent past) joins the baseline; with no baseline at all the series gives no verdict
+and the report says so (`lacking`).
 
     detector = ServiceMetricsDetector()
-    state = detector.fit(normal_period_series, t0, t1)   # per (metric, service) values and floors
-    findings = detector.score(state, window_series, start, end)
+    state = detector.fit(normal_period_series, t0, t1)   # per (metric, service) values, per metric its typical level
+    report = detector.assess(state, series, start, end)  # series may reach back before start
+    report.findings, report.strength, report.lacking
 """
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
 
 from detectors.base import check_window
+from detectors.metric_meaning import MetricClass, bad_direction, metric_class
 from detectors.records import Direction, Finding, FindingKind, Series
+
+MAD_TO_SD = 1.4826
 
 
 @dataclass(frozen=True)
 class ServiceMetricsParams:
-    min_ratio: float = 3.0  # held level / baseline range edge needed for a finding
-    min_points: int = 2  # samples in the window that must reach the level
-    quantile: float = 1.0  # baseline range edge (1.0 = max, 0.0 = min)
-    min_baseline: int = 5  # fewer baseline samples than this: no verdict
-    abs_floor_rel: float = 0.01  # ratios are taken above 1 % of the metric's typical level
-    down: bool = False  # also report drops; off by default: a drop is mostly lost traffic, a symptom
+    min_z: float = 6.0  # robust z the held level must pass for a finding
+    z_scale: float = 6.0  # z past min_z at which the score reaches 1 - 1/e
+    min_points: int = 2  # samples in the window that must reach the level (fewer if the window has fewer)
+    rel_spread: float = 0.1  # the spread is at least this share of the baseline median's size
+    abs_floor_rel: float = 0.001  # ... and at least this share of the metric's typical level across services
+    min_normal: int = 10  # fewer normal samples: the series' history before the window joins them
+    # Where the level comes from: "normal" (the normal period's median), or "recent"
+    # (the median of the series' own history before the window, when it has any: a
+    # normal period recorded long ago may sit at another level; the spread still
+    # comes from the normal period, which has the samples to measure it).
+    level: str = "recent"
+    # One-sided tail: the spread on the bad side is at least (q - median) / z(q) of the
+    # baseline's `tail` quantile (upwards; 1 - tail downwards), so a heavy-tailed metric
+    # (a latency percentile over few requests) is judged by how far its own tail reaches,
+    # not by the narrow middle a MAD sees. 0 disables.
+    tail: float = 0.9
+    unknown_weight: float = 0.5  # score factor when the metric's name does not say which way is bad
 
 
 Key = tuple[str, str]  # (metric name, service or pod)
@@ -49,26 +68,27 @@ def _key(s: Series) -> Key:
 
 @dataclass
 class ServiceMetricsState:
-    """The reference's finite values per (metric, service), and per metric the floor
-    under which ratios are noise (a share of the metric's typical level across services)."""
+    """The reference's finite values per (metric, service), and per metric its typical
+    level across services (`abs_floor_rel` of it is the floor of the spread, applied
+    when scoring, so the fitted state does not depend on the setting)."""
 
     values: dict[Key, np.ndarray] = field(default_factory=dict)
-    floor: dict[str, float] = field(default_factory=dict)
+    typical: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"series": [{"metric": k[0], "key": k[1], "values": v.tolist()} for k, v in self.values.items()],
-                "floor": dict(self.floor)}
+                "typical": dict(self.typical)}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ServiceMetricsState:
         try:
             values = {(str(x["metric"]), str(x["key"])): np.asarray(x["values"], dtype=np.float64)
                       for x in d["series"]}
-            floor = {str(k): float(v) for k, v in d["floor"].items()}
+            typical = {str(k): float(v) for k, v in d["typical"].items()}
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError("service metrics state: expected {'series': [{'metric', 'key', 'values'}], "
-                             f"'floor': {{metric: number}}}} ({exc})") from exc
-        return cls(values, floor)
+                             f"'typical': {{metric: number}}}} ({exc})") from exc
+        return cls(values, typical)
 
 
 @dataclass(frozen=True)
@@ -82,60 +102,104 @@ class ServiceMetricsDetector:
             v = s.values[np.isfinite(s.values)]
             k = _key(s)
             base[k] = np.concatenate([base[k], v]) if k in base else v
-        # A metric's typical level across services sets the floor under which ratios are noise.
+        # A metric's typical level across services sets the floor of its spread.
         typical: dict[str, list[float]] = {}
         for (name, _), v in base.items():
             if len(v):
                 typical.setdefault(name, []).append(float(np.median(np.abs(v))))
-        floor = {k: self.params.abs_floor_rel * float(np.median(v)) + 1e-12 for k, v in typical.items()}
-        return ServiceMetricsState(base, floor)
+        return ServiceMetricsState(base, {k: float(np.median(v)) for k, v in typical.items()})
 
     def score(self, state: ServiceMetricsState, window: Sequence[Series], start: float, end: float) -> list[Finding]:
         """METRIC_ANOMALY findings with `service` (and `pod` in evidence) for shifted series."""
+        return self.assess(state, window, start, end).findings
+
+    def assess(self, state: ServiceMetricsState, series: Sequence[Series], start: float, end: float
+               ) -> ServiceMetricsReport:
+        """Findings, each service's strongest robust z (bad direction, below threshold too:
+        the ranking breaks ties with it) and what the baseline lacked. Points of a series
+        before `start` are its recent history, used when the normal period is short."""
         check_window("ServiceMetricsDetector", start, end)
-        out: list[Finding] = []
-        for s in window:
-            w = s.between(start, end)
-            ok = np.isfinite(w.values)
-            b = state.values.get(_key(s))
-            if b is None or len(b) < self.params.min_baseline or not ok.any():
+        p = self.params
+        report = ServiceMetricsReport()
+        no_baseline: set[str] = set()
+        short: set[str] = set()
+        for s in series:
+            inside = (s.timestamps >= start) & (s.timestamps <= end) & np.isfinite(s.values)
+            if not inside.any():
                 continue
-            f = _shift(self.params, s, w.values[ok], w.timestamps[ok], b, state.floor.get(s.name, 1e-12), start, end)
+            b = state.values.get(_key(s), np.empty(0))
+            before = (s.timestamps < start) & np.isfinite(s.values)
+            recent = s.values[before]
+            if len(b) < p.min_normal:
+                b = np.concatenate([b, recent])
+                short.add(s.name)
+            if not len(b):
+                no_baseline.add(s.name)
+                continue
+            level = float(np.median(recent)) if p.level == "recent" and len(recent) else float(np.median(b))
+            service = s.labels.get("service") or _key(s)[1]
+            floor = p.abs_floor_rel * state.typical.get(s.name, 0.0)
+            f, z = _shift(p, s, s.values[inside], s.timestamps[inside], b, level, floor, start, end)
+            report.strength[service] = max(report.strength.get(service, 0.0), z)
             if f is not None:
-                out.append(f)
-        return out
+                report.findings.append(f)
+        if short:
+            report.lacking.append(f"short normal period for {len(short)} metric(s): recent history used")
+        if no_baseline:
+            report.lacking.append(f"no baseline for {len(no_baseline)} metric(s): {', '.join(sorted(no_baseline)[:5])}")
+        return report
 
 
-def _shift(p: ServiceMetricsParams, s: Series, v: np.ndarray, t: np.ndarray, b: np.ndarray, fl: float,
-           start: float, end: float) -> Finding | None:
-    """The finding for one current series `s` (finite values `v` at `t`) against its
-    reference values `b`, or None when it held no level `min_ratio` past their range."""
+@dataclass
+class ServiceMetricsReport:
+    findings: list[Finding] = field(default_factory=list)
+    strength: dict[str, float] = field(default_factory=dict)  # service -> largest robust z (bad direction)
+    lacking: list[str] = field(default_factory=list)  # what the baseline lacked, for the diagnosis
+
+
+def _shift(p: ServiceMetricsParams, s: Series, v: np.ndarray, t: np.ndarray, b: np.ndarray, med: float,
+           fl: float, start: float, end: float) -> tuple[Finding | None, float]:
+    """The finding for one current series `s` (finite values `v` at `t`) against the
+    level `med` and the spread of baseline values `b` (None below `min_z`), and its
+    robust z in the bad direction."""
+    cls = metric_class(s.name)
+    bad = bad_direction(s.name)
+    # A metric that falls when bad (availability) sits at its ceiling: its size says
+    # nothing about its jitter, so only latencies, counts and levels get `rel_spread`.
+    rel = p.rel_spread * abs(med) if bad is not Direction.DOWN else 0.0
+    b_med = float(np.median(b))
+    mad = MAD_TO_SD * float(np.median(np.abs(b - b_med)))
+    tail_up = tail_down = 0.0
+    if p.tail > 0.5 and len(b) > 1:
+        z_q = float(NormalDist().inv_cdf(p.tail))
+        hi_q, lo_q = np.quantile(b, [p.tail, 1.0 - p.tail])
+        tail_up, tail_down = max(float(hi_q) - b_med, 0.0) / z_q, max(b_med - float(lo_q), 0.0) / z_q
+    spread_up = max(mad, tail_up, rel, fl, 1e-12)
+    spread_down = max(mad, tail_down, rel, fl, 1e-12)
     need = min(p.min_points, len(v))
-    hi = max(float(np.quantile(b, p.quantile)), fl)
-    lo = max(float(np.quantile(b, 1.0 - p.quantile)), fl)
-    held_hi = float(np.sort(v)[::-1][need - 1])
-    held_lo = float(np.sort(v)[need - 1])
-    up = max(held_hi, fl) / hi
-    down = lo / max(held_lo, fl) if p.down else 0.0
-    ratio, direction = (up, Direction.UP) if up >= down else (down, Direction.DOWN)
-    if ratio < p.min_ratio:
-        return None
-    edge = hi if direction is Direction.UP else lo
-    held = held_hi if direction is Direction.UP else held_lo
-    hit = v >= edge * p.min_ratio if direction is Direction.UP else v <= edge / p.min_ratio
-    conf = 1.0 - 1.0 / (len(b) + 1)  # how far a max of n samples can be trusted as "the range"
-    score = conf * (1.0 - math.exp(-math.log2(ratio / p.min_ratio) / 1.5))
+    ordered = np.sort(v)
+    held_hi, held_lo = float(ordered[-need]), float(ordered[need - 1])
+    z_up = (held_hi - med) / spread_up if bad is not Direction.DOWN else -math.inf
+    z_down = (med - held_lo) / spread_down if bad is not Direction.UP else -math.inf
+    z, direction, held = (z_up, Direction.UP, held_hi) if z_up >= z_down else (z_down, Direction.DOWN, held_lo)
+    spread = spread_up if direction is Direction.UP else spread_down
+    if z < p.min_z:
+        return None, max(z, 0.0)
+    edge = med + p.min_z * spread if direction is Direction.UP else med - p.min_z * spread
+    hit = v >= edge if direction is Direction.UP else v <= edge
+    conf = 1.0 - 1.0 / (len(b) + 1)  # a spread from n samples: fewer samples, less trust
+    weight = p.unknown_weight if cls is MetricClass.UNKNOWN else 1.0
+    score = weight * conf * (1.0 - math.exp(-(z - p.min_z) / p.z_scale))
     service = s.labels.get("service")
-    med = float(np.median(b))
-    return Finding(
-        kind=FindingKind.METRIC_ANOMALY, entity=f"{service}: {s.name}", value=held,
-        threshold=edge * p.min_ratio if direction is Direction.UP else edge / p.min_ratio,
+    finding = Finding(
+        kind=FindingKind.METRIC_ANOMALY, entity=f"{service}: {s.name}", value=held, threshold=edge,
         baseline=med, window_start=start, window_end=end,
         onset=float(t[hit][0]) if hit.any() else float(t[0]), score=score, service=service,
-        direction=direction, statistic="range_ratio",
-        message=(f"{service} {s.name} held {held:.4g} for {need}+ samples vs baseline "
-                 f"{'max' if direction is Direction.UP else 'min'} {edge:.4g} (x{ratio:.1f}; median {med:.4g})"),
-        evidence={"metric": s.name, "pod": s.labels.get("pod"), "ratio": ratio, "baseline_edge": edge,
-                  "baseline_median": med, "samples_beyond": int(hit.sum()), "samples": int(len(v)),
-                  "baseline_samples": int(len(b))},
+        direction=direction, statistic="robust_z",
+        message=(f"{service} {s.name} held {held:.4g} for {need}+ samples vs baseline median {med:.4g} "
+                 f"(spread {spread:.3g}, z {z:+.1f} {direction}, {cls})"),
+        evidence={"metric": s.name, "pod": s.labels.get("pod"), "z": z, "class": str(cls),
+                  "bad_direction": str(bad), "baseline_median": med, "baseline_spread": spread,
+                  "samples_beyond": int(hit.sum()), "samples": int(len(v)), "baseline_samples": int(len(b))},
     )
+    return finding, z

@@ -27,11 +27,11 @@ REFERENCE_COLUMNS: dict[str, Kind] = {
 def span_frame(spans: Sequence[Span]) -> pd.DataFrame:
     n = len(spans)
     return pd.DataFrame({
-        "trace_id": [s.trace_id for s in spans],
-        "span_id": [s.span_id for s in spans],
-        "parent_id": [s.parent_id for s in spans],
-        "service": [s.service for s in spans],
-        "operation": [s.operation for s in spans],
+        "trace_id": pd.Series([s.trace_id for s in spans], dtype=object),
+        "span_id": pd.Series([s.span_id for s in spans], dtype=object),
+        "parent_id": pd.Series([s.parent_id for s in spans], dtype=object),
+        "service": pd.Series([s.service for s in spans], dtype=object),
+        "operation": pd.Series([s.operation for s in spans], dtype=object),
         "start_ns": np.fromiter((s.start_ns for s in spans), np.int64, n),
         "end_ns": np.fromiter((s.end_ns for s in spans), np.int64, n),
         "error": np.fromiter((s.error for s in spans), bool, n),

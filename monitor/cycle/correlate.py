@@ -2,10 +2,12 @@
 incidents with ranked causes. Pure: the deploys come in as data."""
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from correlators.causes import CorrelationSettings, build_incident, merge_findings
 from correlators.incident import Cause
-from correlators.rca import rank_root_causes
-from detectors.records import DeployEvent
+from correlators.rca import lacking_from_observed, rank_root_causes
+from detectors.records import DeployEvent, Finding, FindingKind
 from monitor.cycle.plan import CycleStart
 from monitor.types import Correlation, Detection, ServiceEvidence, Window
 
@@ -17,20 +19,28 @@ def story_start(w: Window, start: CycleStart) -> float:
     return min(w.start, start.opened_at) if start.opened_at is not None else w.start
 
 
-def rank_services(evidence: ServiceEvidence | None, candidates: list[str], t: float) -> list[Cause]:
-    """The model's services (and those the traces showed) ranked from log and trace findings."""
-    if evidence is None:
+def rank_services(evidence: ServiceEvidence | None, candidates: list[str], t: float,
+                  findings: Sequence[Finding] = ()) -> list[Cause]:
+    """The model's services (and those the traces showed) ranked from log, trace and
+    per-service metric findings, with the ranking the RCA benchmarks measure
+    (benchmarks/rca_suite.py): same function, same default parameters. What the
+    diagnosis lacked (a modality no service had) is on every cause."""
+    metric = [f for f in findings if f.kind is FindingKind.METRIC_ANOMALY and f.service]
+    if evidence is None and not metric:
         return []
-    causes = rank_root_causes(metric_findings=[], log_findings=evidence.log_findings,
-                              trace_findings=evidence.trace_findings, topology=evidence.graph, alert_time=t,
-                              candidates=candidates, observed=evidence.observed)
+    observed = evidence.observed if evidence else {}
+    causes = rank_root_causes(metric_findings=metric, log_findings=evidence.log_findings if evidence else [],
+                              trace_findings=evidence.trace_findings if evidence else [],
+                              topology=evidence.graph if evidence else None, alert_time=t,
+                              candidates=candidates, observed=observed or None,
+                              lacking=lacking_from_observed(observed))
     return causes[:MAX_SERVICE_CAUSES]
 
 
 def correlate(model: str, found: Detection, candidates: list[str], start: CycleStart, deploys: list[DeployEvent],
               w: Window, settings: CorrelationSettings) -> Correlation:
     """`candidates` are the model's services, ranked even without findings of their own."""
-    services = rank_services(found.services, candidates, w.t)
+    services = rank_services(found.services, candidates, w.t, found.findings)
     incident = build_incident(model, found.findings, deploys, window_start=w.start, window_end=w.t,
                               settings=settings, extra_causes=services)
     if incident is None or not start.earlier_findings:

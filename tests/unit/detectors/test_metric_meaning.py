@@ -1,0 +1,25 @@
+"""Which way is bad, from words in the metric's name: never from a list of metrics."""
+from __future__ import annotations
+
+import pytest
+
+from detectors.metric_meaning import MetricClass, bad_direction, metric_class
+from detectors.records import Direction
+
+
+@pytest.mark.parametrize(("name", "cls"), [
+    ("availability_Average", MetricClass.AVAILABILITY), ("PodSuccessRate(%)", MetricClass.AVAILABILITY),
+    ("latency_p99", MetricClass.LATENCY), ("PodServerLatencyP90(s)", MetricClass.LATENCY),
+    ("http_request_duration_seconds", MetricClass.LATENCY), ("error_rate", MetricClass.ERRORS),
+    ("CpuUsageRate(%)", MetricClass.SATURATION), ("process_cpu_seconds_total", MetricClass.SATURATION),
+    ("MemoryUsage(Mi)", MetricClass.SATURATION), ("requests_Sum", MetricClass.UNKNOWN),
+    ("PodWorkload(Ops)", MetricClass.UNKNOWN), ("SyscallRead", MetricClass.UNKNOWN),
+])
+def test_metric_class_from_name_words(name: str, cls: MetricClass) -> None:
+    assert metric_class(name) is cls
+
+
+def test_bad_direction() -> None:
+    assert bad_direction("availability") is Direction.DOWN
+    assert bad_direction("latency_ms") is Direction.UP
+    assert bad_direction("NetworkReceiveBytes") is Direction.BOTH
