@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from alerts.labels import MODEL_INCIDENT, SHARED_CAUSE, SOURCE_DOWN
-from alerts.matchers import Labels, MatchOp, Matcher, label_key, matches_all
+from alerts.matchers import Labels, Matcher, MatchOp, label_key, matches_all
 
 
 @dataclass(frozen=True)
