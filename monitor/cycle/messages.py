@@ -2,6 +2,7 @@
 and routed by each notifier's registered route (alerts/routing.py)."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,9 +45,14 @@ def snapshot(row: IncidentRow) -> IncidentSnapshot:
                             cold_start=row.cold_start)
 
 
+Mentions = Callable[[str, str | None], list[str]]  # (model, severity) -> "<@U…>", "<!subteam^S…>"
+
+
 class OutboxWriter:
-    def __init__(self, store: Store, notifiers: NotifierRegistry, links: Links) -> None:
+    def __init__(self, store: Store, notifiers: NotifierRegistry, links: Links,
+                 mentions: Mentions | None = None) -> None:
         self.store, self.notifiers, self.links = store, notifiers, links
+        self.mentions: Mentions = mentions or (lambda _model, _severity: [])
 
     def incident(self, s: Session, row: IncidentRow, channels: list[str], now: float) -> None:
         """One message per incident and channel, keyed so later deliveries update it in place."""
@@ -61,6 +67,30 @@ class OutboxWriter:
         for name in self.notifiers.taking(MessageKind.INCIDENT, per_channel=False):
             self.store.enqueue(s, name, MessageKind.INCIDENT, f"incident:{row.id}", incident_summary(snap), now)
         row.last_notified_at = now
+
+    def reply(self, s: Session, row: IncidentRow, channels: list[str], change: str, previous: str | None,
+              now: float) -> None:
+        """A state change as a reply in the thread of each channel's incident message, after
+        its update (same key, so in order, and the sender hands it the message's ref).
+        Slack notifies no one of an edit; a reply with @-mentions reaches people."""
+        mentions = self.mentions(row.model, row.severity)
+        reasons = [r for r in (row.reasons or []) if isinstance(r, str)]
+        for channel in channels or [DEFAULT_CHANNEL]:
+            payload = {"incident_id": row.id, "model": row.model, "channel": channel, "change": change,
+                       "severity": row.severity, "previous_severity": previous, "status": row.status,
+                       "title": row.title, "reason": reasons[0] if reasons else "", "mentions": mentions,
+                       "opened_at": row.opened_at, "resolved_at": row.resolved_at, "at": now}
+            for name in self.notifiers.taking(MessageKind.REPLY, per_channel=True):
+                self.store.enqueue(s, name, MessageKind.REPLY, f"incident:{row.id}:{channel}", payload, now)
+
+    def group(self, s: Session, payload: dict[str, Any], channels: list[str], now: float) -> None:
+        """One message per shared cause and channel, updated in place like an incident's."""
+        for channel in channels or [DEFAULT_CHANNEL]:
+            body = {**payload, "channel": channel, "updated_at": now,
+                    "mentions": self.mentions(payload["models"][0]["model"], payload["severity"])
+                    if payload.get("models") else []}
+            for name in self.notifiers.taking(MessageKind.GROUP, per_channel=True):
+                self.store.enqueue(s, name, MessageKind.GROUP, f"group:{payload['group_id']}:{channel}", body, now)
 
     def deploy(self, s: Session, event: DeployEvent, t: float) -> None:
         payload = {"model": event.model, "alias": event.alias, "version": event.version,

@@ -24,7 +24,9 @@ from alerts.audit import AuditEntry, ChainKey
 from alerts.outbox import MessageKind
 from detectors.records import DeployEvent, json_safe
 from monitor.store import audit_log, intents
+from monitor.store import groups as groups  # registers the shared-cause group tables on Base
 from monitor.store import leases as leases  # registers the lease tables on Base for create_all
+from monitor.store import silences as silences  # registers the silences table on Base
 from monitor.store import slack_seen as slack_seen  # registers its table on Base for create_all
 from monitor.store.outbox import Outbox
 from monitor.store.tables import (

@@ -42,7 +42,8 @@ def inputs(inc: Incident | None, **history: object) -> AlertInputs:
 
 
 def test_the_chain_reads_in_one_line_in_its_documented_order() -> None:
-    assert [s.__name__ for s in ALERT_CHAIN] == ["tier_stage", "silence_stage", "lifecycle_stage", "route_stage",
+    assert [s.__name__ for s in ALERT_CHAIN] == ["tier_stage", "inhibit_stage", "silence_stage", "lifecycle_stage",
+                                                  "route_stage",
                                                   "rollback_guard_stage"]
 
 
