@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from alerts.lifecycle import LifecycleConflict, check_actionable
 from alerts.pipeline import AlertPlan
 from alerts.policy import Severity
 from alerts.rollback import ActionStatus, RollbackOutcome, TargetChoice, choose_target
@@ -77,8 +78,9 @@ class Operator:
     def acknowledge(self, incident_id: int, actor: str, now: float) -> IncidentRow:
         """Ack stops repeat reminders (not updates); the message shows who took it."""
         with self.store.tx() as s:
-            row = s.get(IncidentRow, incident_id)
+            row = s.get(IncidentRow, incident_id, with_for_update=True)
             assert row is not None
+            check_actionable(row.status, incident_id, "acknowledged")
             if row.acknowledged_by is None:
                 row.acknowledged_by = actor
                 known = {x.name for x in self.config.models}
@@ -92,8 +94,9 @@ class Operator:
         """A silence keeps the incident open and recorded but stops notifications until it
         ends; an escalation to critical still gets through."""
         with self.store.tx() as s:
-            row = s.get(IncidentRow, incident_id)
+            row = s.get(IncidentRow, incident_id, with_for_update=True)
             assert row is not None
+            check_actionable(row.status, incident_id, "silenced")
             row.silenced_until = now + duration_s
         self.store.audit(actor, "incident.silence", f"incident:{incident_id}",
                          {"model": row.model, "until": now + duration_s, "reason": reason}, now=now)
@@ -106,12 +109,15 @@ class Operator:
         row = self.store.incident(action.incident_id)
         if row is None or row.model != action.model:
             return f"Incident {action.incident_id} of {action.model} not found."
-        if action.action_id == "ack":
-            self.acknowledge(row.id, actor, now)
-            return f"Acknowledged incident {row.id}."
-        if action.action_id == "silence":
-            self.silence(row.id, actor, SLACK_SILENCE_S, "silenced from Slack", now)
-            return f"Silenced incident {row.id} for 4 h."
+        try:
+            if action.action_id == "ack":
+                self.acknowledge(row.id, actor, now)
+                return f"Acknowledged incident {row.id}."
+            if action.action_id == "silence":
+                self.silence(row.id, actor, SLACK_SILENCE_S, "silenced from Slack", now)
+                return f"Silenced incident {row.id} for 4 h."
+        except LifecycleConflict as e:
+            return f"{e}."
         if action.action_id == "rollback":
             m = self.config.model(row.model)
             choice = self.choose_target(m, now)
