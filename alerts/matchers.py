@@ -111,7 +111,14 @@ def parse_matcher(text: str, field: str = "matcher") -> Matcher:
         raise MatcherError(field, f"expected NAME OP VALUE with OP one of =, !=, =~, !~ "
                                   f'(e.g. model="recommender"), got {text!r}')
     name, op, raw = m.groups()
-    return Matcher(name, MatchOp(op), _unquote(raw, field))
+    return _made(name, MatchOp(op), _unquote(raw, field), field)
+
+
+def _made(name: str, op: MatchOp, value: str, field: str) -> Matcher:
+    try:
+        return Matcher(name, op, value)
+    except MatcherError as e:  # a bad regex: blame the matcher where it was given
+        raise MatcherError(field, e.reason) from None
 
 
 def matcher_from_api(obj: Mapping[str, Any], field: str = "matcher") -> Matcher:
@@ -124,7 +131,7 @@ def matcher_from_api(obj: Mapping[str, Any], field: str = "matcher") -> Matcher:
     regex, equal = bool(obj.get("isRegex", False)), bool(obj.get("isEqual", True))
     op = {(False, True): MatchOp.EQ, (False, False): MatchOp.NE, (True, True): MatchOp.RE,
           (True, False): MatchOp.NRE}[(regex, equal)]
-    return Matcher(name, op, value)
+    return _made(name, op, value, field)
 
 
 def matches_all(matchers: Sequence[Matcher], labels: Labels) -> bool:

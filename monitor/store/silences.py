@@ -64,6 +64,7 @@ def expire(s: Session, silence_id: int, now: float) -> tuple[Silence, bool] | No
         return None
     if row.ends_at <= now:
         return row.to_silence(), False
-    row.ends_at = max(now, row.starts_at)
+    row.starts_at = min(row.starts_at, now)  # a pending one never starts (Alertmanager does the same)
+    row.ends_at = now
     row.updated_at = now
     return row.to_silence(), True
