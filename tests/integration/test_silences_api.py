@@ -36,7 +36,8 @@ class Api:
         return self.client.delete(url, headers=bearer(who))
 
     def incident_messages(self) -> list[Any]:
-        return [m for row in self.vigil.store.incidents() for m in self.vigil.store.outbox_for_prefix(f"incident:{row.id}")]
+        store = self.vigil.store
+        return [m for row in store.incidents() for m in store.outbox_for_prefix(f"incident:{row.id}")]
 
 
 @pytest.fixture
