@@ -136,7 +136,7 @@ def test_two_replicas_on_postgresql_agree_on_one_group_and_one_page(tmp_path, po
         t = T0 + 60 * i
         barrier = threading.Barrier(2)
 
-        def run(v: Vigil, model: str, t: float = t) -> None:
+        def run(v: Vigil, model: str, t: float = t, barrier: threading.Barrier = barrier) -> None:
             try:
                 barrier.wait(5)
                 v.run_cycle(model, t)
