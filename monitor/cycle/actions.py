@@ -19,6 +19,8 @@ from monitor.cycle.messages import OutboxWriter
 from monitor.cycle.plan import routes_of
 from monitor.cycle.rollback_intents import RollbackAsk, RollbackRunner
 from monitor.metrics import VigilMetrics
+from monitor.silence_ops import SilenceAsk
+from monitor.silence_ops import create as create_silence
 from monitor.store.repository import IncidentRow, Store
 
 log = logging.getLogger("vigil.actions")
@@ -102,6 +104,17 @@ class Operator:
                          {"model": row.model, "until": now + duration_s, "reason": reason}, now=now)
         return row
 
+    def slack_silence(self, row: IncidentRow, actor: str, now: float) -> str:
+        """The Silence button: a silence of this model at this severity for 4 h, listed with
+        the others (GET /v1/silences, `vigil silence list`) and expirable like them. An
+        escalation changes the severity, so it still pages."""
+        check_actionable(row.status, row.id, "silenced")
+        ask = SilenceAsk([f'model="{row.model}"', f'severity="{row.severity}"'],
+                         f"from Slack on incident {row.id}", actor, duration=SLACK_SILENCE_S)
+        made = create_silence(self.store, ask, actor, now)
+        return (f"Silenced {row.model} ({row.severity}) for 4 h: silence {made.id}. "
+                f"End it early with `vigil silence expire {made.id}` or DELETE /v1/silences/{made.id}.")
+
     def slack_action(self, action: SlackAction, now: float) -> str:
         """A button in the incident message: ack, silence (4 h) or rollback (guarded, audited).
         The caller has checked that this person may (monitor/api/slack_desk.py)."""
@@ -114,8 +127,7 @@ class Operator:
                 self.acknowledge(row.id, actor, now)
                 return f"Acknowledged incident {row.id}."
             if action.action_id == "silence":
-                self.silence(row.id, actor, SLACK_SILENCE_S, "silenced from Slack", now)
-                return f"Silenced incident {row.id} for 4 h."
+                return self.slack_silence(row, actor, now)
         except LifecycleConflict as e:
             return f"{e}."
         if action.action_id == "rollback":

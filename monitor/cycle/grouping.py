@@ -89,9 +89,15 @@ class Grouper:
         if decision.notify:
             muted = self._muted(s, group, members, t)
             if not muted or decision.step == GroupStep.RESOLVED:
-                self.outbox.group(s, self._payload(group, members, decision.step, t), self._channels(members, st),
-                                  t)
+                before = group.notified_severity
+                payload = self._payload(group, members, decision.step, t)
+                self.outbox.group(s, payload, self._channels(members, st.severity()), t)
+                change = _change(decision.step, before, st.severity())
+                if change:  # people are told in the thread, not only by an edit of the message
+                    told = self._channels(members, before or st.severity())  # where the message already was
+                    self.outbox.group_reply(s, payload, told, change, before, t)
                 group.notified_at, group.notified_digest = t, decision.digest
+                group.notified_severity = st.severity()
                 log.info("shared cause %s", decision.step, extra={"group": group.id, "cause": group.cause,
                                                                  "models": [m.model for m in members]})
         if not st.open_members:
@@ -104,9 +110,9 @@ class Grouper:
             return True
         return bool(muting(silences.live(s, t), self._labels(group, members), t))
 
-    def _channels(self, members: list[GroupMemberRow], st: Any) -> list[str]:
+    def _channels(self, members: list[GroupMemberRow], severity: str) -> list[str]:
         out: list[str] = []
-        sev = Severity(st.severity())
+        sev = Severity(severity)
         for mem in members:
             try:
                 m = self.config.model(mem.model)
@@ -123,6 +129,14 @@ class Grouper:
                 "change": str(step), "opened_at": group.created_at, "at": t,
                 "models": [{"model": m.model, "incident_id": m.incident_id, "severity": m.severity,
                             "open": m.open, **m.summary} for m in members]}
+
+
+def _change(step: GroupStep, before: str | None, now: str) -> str | None:
+    if step == GroupStep.RESOLVED:
+        return "resolved"
+    if before == "warning" and now == "critical" and step in (GroupStep.CHANGED, GroupStep.REPEAT):
+        return "escalated"
+    return None
 
 
 def _summary(row: IncidentRow) -> dict[str, Any]:

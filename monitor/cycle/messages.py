@@ -92,6 +92,22 @@ class OutboxWriter:
             for name in self.notifiers.taking(MessageKind.GROUP, per_channel=True):
                 self.store.enqueue(s, name, MessageKind.GROUP, f"group:{payload['group_id']}:{channel}", body, now)
 
+    def group_reply(self, s: Session, payload: dict[str, Any], channels: list[str], change: str,
+                    previous: str | None, now: float) -> None:
+        """A shared cause's escalation or resolve, in the thread of its message in each channel
+        that had one (a channel new to the group gets the message itself)."""
+        models = payload.get("models") or []
+        names = ", ".join(m["model"] for m in models)
+        for channel in channels or [DEFAULT_CHANNEL]:
+            body = {"group_id": payload["group_id"], "model": f"{payload['cause_kind']} {payload['cause']} ({names})",
+                    "channel": channel, "change": change, "severity": payload["severity"],
+                    "previous_severity": previous, "status": payload["status"],
+                    "title": f"{len(models)} models", "reason": "", "opened_at": payload.get("opened_at"),
+                    "resolved_at": now if change == "resolved" else None, "at": now,
+                    "mentions": self.mentions(models[0]["model"], payload["severity"]) if models else []}
+            for name in self.notifiers.taking(MessageKind.REPLY, per_channel=True):
+                self.store.enqueue(s, name, MessageKind.REPLY, f"group:{payload['group_id']}:{channel}", body, now)
+
     def deploy(self, s: Session, event: DeployEvent, t: float) -> None:
         payload = {"model": event.model, "alias": event.alias, "version": event.version,
                    "previous_version": event.previous_version, "at": event.at}

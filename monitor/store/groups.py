@@ -32,6 +32,7 @@ class AlertGroupRow(Base):
     created_at: Mapped[float] = mapped_column(Float)
     notified_at: Mapped[float | None] = mapped_column(Float)
     notified_digest: Mapped[str | None] = mapped_column(String(64))
+    notified_severity: Mapped[str | None] = mapped_column(String(20))
     resolved_at: Mapped[float | None] = mapped_column(Float)
 
 
