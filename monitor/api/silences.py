@@ -22,14 +22,14 @@ router = APIRouter(prefix="/v1/silences", tags=["silences"], responses={**AUTH_R
 
 
 class MatcherIn(BaseModel):
-    """Alertmanager API v2's matcher."""
+    """Alertmanager API v2's matcher (its camelCase names, so its clients and habits carry over)."""
 
     model_config = ConfigDict(extra="forbid")
     name: str = Field(max_length=100, description="label: model, severity, kind, kinds, entity, cause_kind, cause, "
                                                   "source, or one of the model's labels")
     value: str = Field(max_length=1000)
-    isRegex: bool = False  # noqa: N815 - Alertmanager's field names, so its clients and habits carry over
-    isEqual: bool = True  # noqa: N815
+    is_regex: bool = Field(False, alias="isRegex")
+    is_equal: bool = Field(True, alias="isEqual")
 
 
 class SilenceIn(BaseModel):
@@ -46,9 +46,9 @@ class SilenceIn(BaseModel):
 class MatcherOut(BaseModel):
     name: str
     value: str
-    isRegex: bool  # noqa: N815
-    isEqual: bool  # noqa: N815
-    text: str
+    is_regex: bool = Field(alias="isRegex")
+    is_equal: bool = Field(alias="isEqual")
+    text: str = Field(description='the matcher as written: model="recommender"')
 
 
 class SilenceStatus(BaseModel):
@@ -82,7 +82,7 @@ class SilencePage(BaseModel):
 def create_silence(who: OperatorDep, vigil: VigilDep, body: SilenceIn) -> SilenceOut:
     now = time.time()
     ask = silence_ops.SilenceAsk(
-        [m.model_dump() if isinstance(m, MatcherIn) else m for m in body.matchers], body.comment,
+        [m.model_dump(by_alias=True) if isinstance(m, MatcherIn) else m for m in body.matchers], body.comment,
         body.created_by or who.name, body.starts_at, body.ends_at, body.duration)
     try:
         made = silence_ops.create(vigil.store, ask, who.actor, now)

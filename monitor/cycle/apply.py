@@ -59,9 +59,9 @@ def apply_plan(store: Store, outbox: OutboxWriter, m: ModelConfig, plan: AlertPl
             state.detector_state = update.detector_state
         row = _apply_step(store, s, plan, content, m, update.t)
         hold = grouper.member_cycle(s, row, plan, update.t) if grouper and row is not None and not held else None
-        if row is not None and not held:
-            muted_by = plan.muted_by + ([hold] if hold else [])
-            _record_muting(row, muted_by)
+        if row is not None and not held and row.status == IncidentStatus.OPEN:
+            # what keeps it quiet now; a resolved incident keeps what muted it last
+            _record_muting(row, plan.muted_by + ([hold] if hold else []))
         if row is not None and plan.lifecycle.notify and hold is None:
             told_before = row.last_notified_at is not None
             outbox.incident(s, row, plan.channels or routes_of(m).channels(Severity(row.severity)), update.t)

@@ -59,9 +59,17 @@ def test_escalation_and_resolve_reply_in_the_thread_with_mentions_and_edit_the_p
     (oncall_reply,) = slack.thread(ONCALL, oncall_parent.ts)
     assert "resolved" in oncall_reply.text
     assert "RESOLVED" in str(parent.versions[-1]).upper()
-    # the history a person scrolls shows the thread on the parent
-    history = slack.messages(OWNER)
-    assert sum(1 for m in history if m.thread_ts == parent.ts) == 2
+    # what a Slack client reads back: the parent carries its thread, the replies are in it
+    from slack_sdk import WebClient
+
+    client = WebClient(token=TOKEN, base_url=slack.base_url)
+    cid = slack.channel_id(OWNER)
+    top = client.conversations_history(channel=cid)["messages"]
+    shown = next(m for m in top if m["ts"] == parent.ts)
+    assert (shown["reply_count"], shown["latest_reply"], shown["thread_ts"]) == (2, owner_thread[-1].ts, parent.ts)
+    assert [m["subtype"] for m in top if m["ts"] != parent.ts] == ["thread_broadcast"]  # the escalation, broadcast
+    replies = client.conversations_replies(channel=cid, ts=parent.ts)["messages"]
+    assert [m["ts"] for m in replies] == [parent.ts] + [m.ts for m in owner_thread]
 
 
 def test_per_model_mentions_override_the_global_ones(tmp_path, slack):
