@@ -87,7 +87,7 @@ MUTED_PREFIX = "muted: "
 def _record_muting(row: IncidentRow, muted_by: list[str]) -> None:
     """What keeps the incident from paging, shown with its reasons (API, replay output)."""
     kept = [r for r in (row.reasons or []) if not (isinstance(r, str) and r.startswith(MUTED_PREFIX))]
-    row.reasons = kept + [MUTED_PREFIX + why for why in muted_by]
+    row.reasons = kept + [MUTED_PREFIX + why for why in dict.fromkeys(muted_by)]
 
 
 def _change(plan: AlertPlan) -> str | None:

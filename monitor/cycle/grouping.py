@@ -26,7 +26,7 @@ from alerts.time_intervals import active_names
 from monitor.config import VigilConfig
 from monitor.cycle.messages import OutboxWriter
 from monitor.cycle.plan import routes_of
-from monitor.cycle.suppress import inhibit_rules
+from monitor.cycle.suppress import inhibit_rules, row_labels
 from monitor.store import groups, silences
 from monitor.store.groups import AlertGroupRow, GroupMemberRow
 from monitor.store.repository import IncidentRow, Store
@@ -40,10 +40,11 @@ class Grouper:
         self.config, self.store, self.outbox = config, store, outbox
         self.settings = config.grouping.settings()
 
-    def key(self, plan: AlertPlan) -> str | None:
-        if plan.lifecycle.step not in _STAYS_OPEN or not plan.labels:
+    def key(self, plan: AlertPlan, labels: Labels | None = None) -> str | None:
+        labels = plan.labels if labels is None else labels
+        if plan.lifecycle.step not in _STAYS_OPEN or not labels:
             return None
-        return group_key(plan.labels, self.settings)
+        return group_key(labels, self.settings)
 
     def prepare(self, plan: AlertPlan, t: float) -> None:
         """Before the cycle's transaction: make sure the open group for its key exists."""
@@ -54,7 +55,9 @@ class Grouper:
 
     def member_cycle(self, s: Session, row: IncidentRow, plan: AlertPlan, t: float) -> str | None:
         """In the cycle's transaction. Returns why the model's own page is held, or None."""
-        key = self.key(plan) if row.status == IncidentStatus.OPEN else None
+        # A quiet cycle has no story of its own: the open incident's stored one says its cause.
+        labels = plan.labels or (row_labels(self.config, row) if row.status == IncidentStatus.OPEN else {})
+        key = self.key(plan, labels) if row.status == IncidentStatus.OPEN else None
         current = groups.open_group_of(s, row.model, row.id)
         if current is not None and current.open_key != key:
             groups.join(s, current, row.model, row.id, row.severity, False, _summary(row), t)  # left it
@@ -63,7 +66,7 @@ class Grouper:
         if key is None:
             return None
         group = current or groups.locked(s, key) or groups.create_in(
-            s, key, str(plan.labels.get("cause_kind", "")), str(plan.labels.get("cause", "")), t)
+            s, key, str(labels.get("cause_kind", "")), str(labels.get("cause", "")), t)
         groups.join(s, group, row.model, row.id, row.severity, True, _summary(row), t)
         decision = self._settle(s, group, t)
         if decision is None:
@@ -72,8 +75,7 @@ class Grouper:
             return f"shared cause {group.cause}: waiting {self.settings.group_wait:.0f} s for other models"
         if decision.firing:
             members = groups.members(s, group.id)
-            labels = self._labels(group, members)
-            found = inhibitor(plan.labels, [labels], inhibit_rules(self.config))
+            found = inhibitor(labels, [self._labels(group, members)], inhibit_rules(self.config))
             return found.describe() if found else None
         return None
 

@@ -92,9 +92,14 @@ def test_two_models_on_one_saturated_gpu_page_once_listing_both(tmp_path):
         # the GPU recovered (and left the 30 min lookback): both resolve, then the group
         cycles(vigil, [T0 + 2100 + 60 * i for i in range(4)])
         assert vigil.store.incidents(status="open") == []
-        (msg,) = slack.messages(OWNER)
-        assert msg.text.startswith(":white_check_mark: Resolved")
-        assert len(slack.calls("chat.postMessage")) == 3, "the members never paged on their own"
+        # what muted them stays on record once resolved
+        assert all(any("shared cause" in r for r in i.reasons) for i in vigil.store.incidents())
+        (msg,) = [m for m in slack.messages(OWNER) if not m.thread_ts]
+        assert msg.text.startswith(":white_check_mark: Resolved")  # the group's message, edited
+        (reply,) = slack.thread(OWNER, msg.ts)  # and said in its thread
+        assert "resolved" in reply.text
+        tops = [c for c in slack.calls("chat.postMessage") if not c.params.get("thread_ts")]
+        assert len(tops) == 3, "the members never paged on their own"
         with vigil.store.tx() as s:
             assert groups.firing(s) == []  # closed
 
