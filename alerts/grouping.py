@@ -21,13 +21,16 @@ from enum import StrEnum
 from alerts.matchers import Labels, label_key
 
 GROUPABLE_CAUSES = ("gpu_saturation", "upstream_drift", "service", "deploy")
+# Grouped unless configured otherwise. A deploy cause names one model's version, so it is
+# never shared today; grouping it would only hold a rollback-worthy page for group_wait.
+DEFAULT_GROUPED = ("gpu_saturation", "upstream_drift", "service")
 
 
 @dataclass(frozen=True)
 class GroupSettings:
     enabled: bool = True
     group_by: tuple[str, ...] = ("cause_kind", "cause")
-    cause_kinds: tuple[str, ...] = GROUPABLE_CAUSES
+    cause_kinds: tuple[str, ...] = DEFAULT_GROUPED
     group_wait: float = 30.0
     group_interval: float = 300.0
     repeat_interval: float = 4 * 3600.0

@@ -24,7 +24,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-from alerts.grouping import GROUPABLE_CAUSES, GroupSettings
+from alerts.grouping import DEFAULT_GROUPED, GROUPABLE_CAUSES, GroupSettings
 from alerts.inhibition import InhibitRule
 from alerts.matchers import MatcherError, parse_matcher
 from alerts.time_intervals import IntervalError, NamedIntervals, parse_interval
@@ -86,7 +86,7 @@ class TimeIntervalSetConfig(_Model):
 class GroupingConfig(_Model):
     enabled: bool = True
     group_by: list[str] = Field(default_factory=lambda: ["cause_kind", "cause"], min_length=1)
-    cause_kinds: list[str] = Field(default_factory=lambda: list(GROUPABLE_CAUSES))
+    cause_kinds: list[str] = Field(default_factory=lambda: list(DEFAULT_GROUPED))  # deploy: opt in
     group_wait: Duration = 30.0
     group_interval: Duration = 300.0
     repeat_interval: Duration = 4 * 3600.0
