@@ -20,10 +20,10 @@ from enum import StrEnum
 
 from alerts.matchers import Labels, label_key
 
-GROUPABLE_CAUSES = ("gpu_saturation", "upstream_drift", "service", "deploy")
+GROUPABLE_CAUSES = ("gpu_saturation", "upstream_drift", "service", "source_unavailable", "deploy")
 # Grouped unless configured otherwise. A deploy cause names one model's version, so it is
 # never shared today; grouping it would only hold a rollback-worthy page for group_wait.
-DEFAULT_GROUPED = ("gpu_saturation", "upstream_drift", "service")
+DEFAULT_GROUPED = ("gpu_saturation", "upstream_drift", "service", "source_unavailable")
 
 
 @dataclass(frozen=True)

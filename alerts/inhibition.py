@@ -5,7 +5,8 @@ fires, alerts matching `target_matchers` that carry the same values for every la
 The defaults (used when vigil.yaml sets no `inhibit_rules`):
 
 - a source Vigil cannot reach inhibits each model's incident that is only no-data from
-  that source (one "Prometheus is down" page, not one per model);
+  that source (one "Prometheus is down" page, not one per model). The outage is itself
+  the shared cause of those incidents, so it pages, once: blind is never silent;
 - a critical alert inhibits a warning of the same model;
 - a shared cause (several models' incidents grouped under one top cause) inhibits its
   members' own pages: the group pages once, for all of them.
@@ -15,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from alerts.labels import MODEL_INCIDENT, SHARED_CAUSE, SOURCE_DOWN
+from alerts.labels import MODEL_INCIDENT, SHARED_CAUSE, SOURCE_UNAVAILABLE
 from alerts.matchers import Labels, Matcher, MatchOp, label_key, matches_all
 
 
@@ -36,9 +37,9 @@ class InhibitRule:
 
 
 DEFAULT_RULES: tuple[InhibitRule, ...] = (
-    InhibitRule((Matcher("alertname", MatchOp.EQ, SOURCE_DOWN),),
+    InhibitRule((Matcher("alertname", MatchOp.EQ, SHARED_CAUSE), Matcher("cause_kind", MatchOp.EQ, SOURCE_UNAVAILABLE)),
                 (Matcher("alertname", MatchOp.EQ, MODEL_INCIDENT), Matcher("kinds", MatchOp.EQ, "no_data")),
-                ("source",), "source down inhibits its no-data"),
+                ("cause",), "a source outage inhibits each model's no-data from it"),
     InhibitRule((Matcher("severity", MatchOp.EQ, "critical"),), (Matcher("severity", MatchOp.EQ, "warning"),),
                 ("model",), "critical inhibits the same model's warning"),
     InhibitRule((Matcher("alertname", MatchOp.EQ, SHARED_CAUSE),),

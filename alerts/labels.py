@@ -3,7 +3,8 @@
 An incident of one model:
     alertname="ModelIncident", model, severity, kind (every finding kind), kinds (them
     all, sorted and joined by ","), entity (every finding's entity), cause_kind and cause
-    (the top cause), source (the sources its no-data findings could not reach), and the
+    (the top cause; for an incident that is only no-data: "source_unavailable" and the
+    source), source (the sources its no-data findings could not reach), and the
     model's own `labels` from vigil.yaml (team, tier, ...).
 A shared cause (several models' incidents with one top cause):
     alertname="SharedCause", cause_kind, cause, model (every member), severity (the worst).
@@ -20,6 +21,7 @@ from alerts.matchers import LabelValue
 MODEL_INCIDENT = "ModelIncident"
 SHARED_CAUSE = "SharedCause"
 SOURCE_DOWN = "SourceDown"
+SOURCE_UNAVAILABLE = "source_unavailable"  # the cause of an incident that is only no-data from a source
 
 
 def incident_labels(model: str, severity: str | None, findings: Iterable[Mapping[str, Any]],
@@ -31,13 +33,17 @@ def incident_labels(model: str, severity: str | None, findings: Iterable[Mapping
     top = next(iter(causes), None)
     sources = sorted({str((f.get("evidence") or {}).get("source")) for f in fs
                       if f.get("kind") == "no_data" and (f.get("evidence") or {}).get("source")})
+    cause_kind, cause = (str(top.get("kind", "")), str(top.get("entity", ""))) if top else ("", "")
+    if kinds == ["no_data"] and sources:
+        # Blind and nothing else: the cause is the source Vigil cannot reach, shared by every
+        # model that reads it, so their incidents group into one page for the outage.
+        cause_kind, cause = SOURCE_UNAVAILABLE, ",".join(sources)
     labels: dict[str, LabelValue] = dict(extra or {})
     labels.update({
         "alertname": MODEL_INCIDENT, "model": model, "severity": severity or "",
         "kind": tuple(kinds), "kinds": ",".join(kinds),
         "entity": tuple(sorted({str(f.get("entity", "")) for f in fs})),
-        "cause_kind": str(top.get("kind", "")) if top else "", "cause": str(top.get("entity", "")) if top else "",
-        "source": tuple(sources),
+        "cause_kind": cause_kind, "cause": cause, "source": tuple(sources),
     })
     return labels
 

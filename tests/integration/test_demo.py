@@ -127,7 +127,8 @@ def test_5_a_gpu_shared_by_two_models_pages_once_for_both_and_escalation_is_a_th
     assert any("shared cause" in r for r in ranker["reasons"])
 
     # the surge's warning turned critical: a reply in the owner message's thread, @-mentioning on-call
-    (escalated,) = [n for n in notes if n["kind"] == "reply" and n["payload"]["change"] == "escalated"]
+    (escalated,) = [n for n in notes if n["kind"] == "reply" and n["payload"]["change"] == "escalated"
+                    and n["payload"].get("incident_id") == surge["id"]]
     assert escalated["key"] == f"incident:{surge['id']}:#recsys-owners"  # the parent message's key: its thread
     assert escalated["payload"]["mentions"] == ["<!subteam^S0MLONCALL>"]
     assert "escalated to *critical* (was warning)" in escalated["text"]

@@ -53,19 +53,24 @@ def test_an_unknown_maintenance_window_is_a_config_error(tmp_path):
         make_config(tmp_path, models=[model_config(mute_time_intervals=["nightly"])])
 
 
-def test_prometheus_down_inhibits_each_models_no_data_page_but_not_a_real_finding(tmp_path):
-    cfg = make_config(tmp_path, models=[model_config(), model_config("ranker")])
+def test_prometheus_down_pages_once_for_the_outage_not_once_per_blind_model(tmp_path):
+    cfg = make_config(tmp_path, models=[model_config(), model_config("ranker", owner_channel="#ranking")])
     prom = incident_prometheus()
     vigil = make_vigil(cfg, prometheus=prom, notifiers={"sink": _Sink()})
     prom.down = True
-    for m in ("recommender", "ranker"):
-        vigil.run_cycle(m, T0)
+    for t in (T0, T0 + 60):
+        for m in ("recommender", "ranker"):
+            vigil.run_cycle(m, t)
     rows = vigil.store.incidents()
     assert len(rows) == 2, "blindness is never an all clear: both incidents are open"
     for row in rows:
         assert {f["kind"] for f in row.findings} == {"no_data"}
-        assert any("SourceDown" in r and "prometheus" in r for r in row.reasons), row.reasons
+        assert any("source outage" in r for r in row.reasons), row.reasons
     assert pages(vigil) == []
+    outage = [m for m in vigil.store.outbox_for_prefix("group:1") if m.kind == "group"]
+    assert sorted(m.payload["channel"] for m in outage) == ["#ranking", "#recsys-alerts"]  # one page, each owner
+    assert outage[0].payload["cause_kind"] == "source_unavailable" and outage[0].payload["cause"] == "prometheus"
+    assert {m["model"] for m in outage[0].payload["models"]} == {"recommender", "ranker"}
 
 
 def test_custom_inhibit_rules_replace_the_defaults(tmp_path):
@@ -73,5 +78,7 @@ def test_custom_inhibit_rules_replace_the_defaults(tmp_path):
     prom = incident_prometheus()
     vigil = make_vigil(cfg, prometheus=prom, notifiers={"sink": _Sink()})
     prom.down = True
-    vigil.run_cycle(MODEL, T0)
-    assert pages(vigil), "no rules: the no-data incident pages"
+    for t in (T0, T0 + 60):
+        for m in ("recommender", "ranker"):
+            vigil.run_cycle(m, t)
+    assert pages(vigil), "no rules: each no-data incident pages besides the outage's group"

@@ -19,13 +19,17 @@ def gpu_incident(model: str, severity: str = "warning") -> dict:
 
 
 def test_a_source_outage_inhibits_each_models_no_data_from_that_source_only():
-    down = source_down_labels("prometheus")
-    assert inhibitor(no_data_from("a", "prometheus"), [down], DEFAULT_RULES) is not None
-    assert inhibitor(no_data_from("b", "loki"), [down], DEFAULT_RULES) is None
+    a, b = no_data_from("a", "prometheus"), no_data_from("b", "loki")
+    assert (a["cause_kind"], a["cause"]) == ("source_unavailable", "prometheus")  # the outage is the cause
+    outage = shared_cause_labels("source_unavailable", "prometheus", ["a", "c"], "warning")
+    inh = inhibitor(a, [outage], DEFAULT_RULES)
+    assert inh is not None and "source outage" in inh.describe()
+    assert inhibitor(b, [outage], DEFAULT_RULES) is None
     # an incident with a real finding besides its no-data is not hidden by the outage
     mixed = incident_labels("a", "warning", [{"kind": "no_data", "entity": "x", "evidence": {"source": "prometheus"}},
                                              {"kind": "kpi_drop", "entity": "ctr"}], [])
-    assert inhibitor(mixed, [down], DEFAULT_RULES) is None
+    assert inhibitor(mixed, [outage], DEFAULT_RULES) is None
+    assert inhibitor(a, [source_down_labels("prometheus")], DEFAULT_RULES) is None  # only a page that fires
 
 
 def test_a_critical_inhibits_the_same_models_warning_not_anothers():
@@ -59,7 +63,8 @@ def state(*members: Member, created: float = T, notified: float | None = None, d
 
 def test_group_key_from_the_top_cause_only_for_groupable_kinds():
     assert group_key(gpu_incident("a"), S) == group_key(gpu_incident("b"), S) is not None
-    assert group_key(no_data_from("a", "prometheus"), S) is None
+    assert group_key(no_data_from("a", "prometheus"), S) == group_key(no_data_from("b", "prometheus"), S)
+    assert group_key(incident_labels("a", "warning", [{"kind": "kpi_drop", "entity": "ctr"}], []), S) is None
     assert group_key(gpu_incident("a"), GroupSettings(enabled=False)) is None
 
 
