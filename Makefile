@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test-setup prometheus postgresql demo test lint bench clean
+.PHONY: setup test-setup prometheus alertmanager postgresql demo test lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,13 +20,18 @@ prometheus:
 	@command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || \
 	  (apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus >/dev/null)
 
+# Alertmanager: Vigil's alertmanager receiver pushes to a real one in the tests.
+alertmanager:
+	@command -v prometheus-alertmanager >/dev/null 2>&1 || command -v alertmanager >/dev/null 2>&1 || \
+	  (apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus-alertmanager >/dev/null)
+
 postgresql:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
 	  (apt-get update -qq && apt-get install -y -qq --no-install-recommends postgresql >/dev/null)
 
 setup: $(STAMP) prometheus
 
-test-setup: setup postgresql
+test-setup: setup postgresql alertmanager
 
 demo: setup
 	$(VENV)/bin/vigil demo

@@ -28,8 +28,9 @@ class IncidentSnapshot:
 
 
 def incident_payload(snap: IncidentSnapshot, *, channel: str, updated_at: float, actions: list[dict[str, Any]],
-                     links: dict[str, str | None]) -> dict[str, Any]:
-    """The chat message body: everything a person needs to act, for one channel."""
+                     links: dict[str, str | None], display: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The chat message body: everything a person needs to act, for one channel. `display`:
+    how renderers word it (alerts/wording.py: time zone, KPI baseline length, cold start length)."""
     return json_safe({
         "incident_id": snap.incident_id,
         "model": snap.model,
@@ -47,6 +48,7 @@ def incident_payload(snap: IncidentSnapshot, *, channel: str, updated_at: float,
         "actions": actions,
         "links": links,
         "cold_start": snap.cold_start,
+        "display": display or {},
     })
 
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from alerts import wording
 from alerts.lifecycle import IncidentStatus
+from alerts.links import DRIFT_KINDS, link_list
 from alerts.slack_text import (
     ACTION_ACK,
     ACTION_ROLLBACK,
@@ -42,6 +44,7 @@ from alerts.slack_text import (
     rollback_done,
     rollback_target,
 )
+from alerts.wording import Wording
 
 
 def _mrkdwn(text: str) -> dict[str, Any]:
@@ -133,6 +136,7 @@ def render_incident(payload: Mapping[str, Any]) -> tuple[str, list[dict[str, Any
     """(fallback text, blocks) for one incident; resolved incidents show no buttons."""
     model = str(require_field(payload, "model"))
     incident_id = require_field(payload, "incident_id")
+    w = Wording.from_payload(payload)
     severity = str(payload.get("severity") or "warning")
     resolved = payload.get("status") == IncidentStatus.RESOLVED
     findings = [f for f in payload.get("findings") or [] if isinstance(f, Mapping)]
@@ -143,16 +147,12 @@ def render_incident(payload: Mapping[str, Any]) -> tuple[str, list[dict[str, Any
 
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": _plain(f"{emoji} {prefix}{title}", MAX_HEADER_TEXT)},
-        _context(" · ".join(_meta(payload, model, incident_id, severity, resolved))),
+        _context(" · ".join(_meta(payload, model, incident_id, severity, resolved, w))),
     ]
-    if payload.get("cold_start"):
-        blocks.append(
-            _context(
-                ":seedling: Cold start: this model was deployed less than 7 days ago, so drift is "
-                "measured against the training reference and does not page."
-            )
-        )
-    blocks += _story(payload, findings, causes, resolved)
+    banner = cold_start_banner(payload, findings)
+    if banner:
+        blocks.append(_context(banner))
+    blocks += _story(payload, findings, causes, resolved, w)
     tail = 0
     if not resolved:
         blocks.append(_buttons(payload, model, incident_id))
@@ -168,31 +168,43 @@ def render_incident(payload: Mapping[str, Any]) -> tuple[str, list[dict[str, Any
     return clip(text, MAX_FALLBACK_TEXT), blocks
 
 
-def _meta(payload: Mapping[str, Any], model: str, incident_id: Any, severity: str, resolved: bool) -> list[str]:
+def cold_start_banner(payload: Mapping[str, Any], findings: list[Mapping[str, Any]]) -> str | None:
+    """Said only when true: a drift incident of a model still in cold start, where drift does
+    not page. A latency or KPI incident in cold start pages as usual, so it gets no banner."""
+    if not payload.get("cold_start") or not any(str(f.get("kind")) in DRIFT_KINDS for f in findings):
+        return None
+    days = (payload.get("display") or {}).get("cold_start_s")
+    since = f"less than {wording.duration(days)}" if isinstance(days, (int, float)) else "recently"
+    return (f":seedling: Cold start: this model was deployed {since} ago, so its drift is measured "
+            "against the training reference and does not page on its own.")
+
+
+def _meta(payload: Mapping[str, Any], model: str, incident_id: Any, severity: str, resolved: bool,
+          w: Wording) -> list[str]:
     """The context line: which model and incident, how bad, since when, who has it."""
     meta = [f"*{escape(model)}*", f"incident #{escape(incident_id)}", severity.upper()]
     if payload.get("opened_at") is not None:
-        meta.append(f"opened {fmt_time(payload['opened_at'])}")
+        meta.append(f"opened {fmt_time(payload['opened_at'], w)}")
     if resolved and payload.get("resolved_at") is not None:
         after = ""
         if payload.get("opened_at") is not None:
             after = f" after {fmt_duration(float(payload['resolved_at']) - float(payload['opened_at']))}"
-        meta.append(f"*resolved* {fmt_time(payload['resolved_at'])}{after}")
+        meta.append(f"*resolved* {fmt_time(payload['resolved_at'], w)}{after}")
     elif payload.get("updated_at") is not None:
-        meta.append(f"updated {fmt_time(payload['updated_at'])}")
+        meta.append(f"updated {fmt_time(payload['updated_at'], w)}")
     if payload.get("acknowledged_by"):
         meta.append(f"acknowledged by {escape(payload['acknowledged_by'])}")
     return meta
 
 
 def _story(payload: Mapping[str, Any], findings: list[Mapping[str, Any]], causes: list[Mapping[str, Any]],
-           resolved: bool) -> list[dict[str, Any]]:
+           resolved: bool, w: Wording) -> list[dict[str, Any]]:
     """What is wrong, why, what to do, what Vigil did, where to look."""
     ranked = sorted(findings, key=lambda f: -(f.get("score") or 0.0))
     shown = ranked[:MAX_FINDINGS_SHOWN]
     blocks = _packed_sections(
         "*What is wrong*" if not resolved else "*What was wrong*",
-        [finding_line(f) for f in shown] or ["_no findings recorded_"],
+        [finding_line(f, w) for f in shown] or ["_no findings recorded_"],
         len(ranked) - len(shown),
         "findings",
     )
@@ -200,7 +212,7 @@ def _story(payload: Mapping[str, Any], findings: list[Mapping[str, Any]], causes
         blocks.append({"type": "divider"})
         blocks += _packed_sections(
             "*Likely causes, most likely first*",
-            [cause_text(i + 1, c) for i, c in enumerate(causes[:MAX_CAUSES_SHOWN])],
+            [cause_text(i + 1, c, w) for i, c in enumerate(causes[:MAX_CAUSES_SHOWN])],
             len(causes) - MAX_CAUSES_SHOWN,
             "causes",
         )
@@ -208,13 +220,8 @@ def _story(payload: Mapping[str, Any], findings: list[Mapping[str, Any]], causes
         blocks.append(_section(f"*Suggested action*\n{escape(payload['suggested_action'])}"))
     actions = [a for a in payload.get("actions") or [] if isinstance(a, Mapping)]
     if actions:
-        blocks += _packed_sections("*What Vigil did*", [action_line(a) for a in actions], 0, "actions")
-    links = payload.get("links") or {}
-    link_parts = []
-    if links.get("grafana"):
-        link_parts.append(f"<{links['grafana']}|:bar_chart: Grafana panel>")
-    if links.get("drift_report"):
-        link_parts.append(f"<{links['drift_report']}|:page_facing_up: Drift report>")
+        blocks += _packed_sections("*What Vigil did*", [action_line(a, w) for a in actions], 0, "actions")
+    link_parts = [f"<{url}|{label}>" for label, url in link_list(payload.get("links") or {})]
     if link_parts:
         blocks.append(_context(*link_parts))
     return blocks
@@ -232,7 +239,7 @@ def render_rollback(payload: Mapping[str, Any]) -> tuple[str, list[dict[str, Any
     status = str(payload.get("status") or "?")
     who = f" by {escape(payload['actor'])}" if payload.get("actor") else ""
     incident = f" (incident #{escape(payload['incident_id'])})" if payload.get("incident_id") is not None else ""
-    line = action_line(a).removeprefix("• ")
+    line = action_line(a, Wording.from_payload(payload)).removeprefix("• ")
     blocks = [_section(f"*{escape(model)}*{incident}{who}\n{line}")]
     text = (
         f"Rollback of {model} v{payload.get('from_version')} → v{payload.get('to_version')}: "

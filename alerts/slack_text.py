@@ -10,13 +10,15 @@ here by clipping with "…" and "+N more", never by hoping.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
+from alerts import wording
 from alerts.rollback import ActionStatus
+from alerts.wording import Wording
+
+DEFAULT_WORDING = Wording()
 
 # Block Kit limits (contracts/README.md, section 6).
 MAX_BLOCKS = 50
@@ -68,50 +70,14 @@ def escape(text: Any) -> str:
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _as_number(value: Any) -> float | str:
-    """A finite float, or the text to show instead ("n/a", or the escaped value)."""
-    if value is None or isinstance(value, bool):
-        return "n/a"
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return escape(value)
-    return v if math.isfinite(v) else "n/a"
-
-
 def fmt_number(value: Any) -> str:
     """Three significant digits, thousands separated: 0.312, 12.3, 12,300, 1.23e-05."""
-    v = _as_number(value)
-    if isinstance(v, str):
-        return v
-    if v == 0:
-        return "0"
-    rounded = float(f"{v:.3g}")
-    a = abs(rounded)
-    if a >= 1000:
-        return f"{rounded:,.0f}"
-    if a >= 1e-3:
-        return f"{rounded:.3g}"
-    return f"{rounded:.2e}"
+    return escape(wording.number(value))
 
 
 def fmt_seconds(value: Any) -> str:
     """A latency or duration in the unit a person reads it in: 250 ms, 1.5 s, 12 min."""
-    v = _as_number(value)
-    if isinstance(v, str):
-        return v
-    a = abs(v)
-    if a == 0:
-        return "0 s"
-    if a < 1e-3:
-        return f"{fmt_number(v * 1e6)} µs"
-    if a < 1:
-        return f"{fmt_number(v * 1e3)} ms"
-    if a < 120:
-        return f"{fmt_number(v)} s"
-    if a < 7200:
-        return f"{fmt_number(v / 60)} min"
-    return f"{fmt_number(v / 3600)} h"
+    return wording.seconds(value)
 
 
 def fmt_duration(seconds: Any) -> str:
@@ -135,34 +101,12 @@ def fmt_duration(seconds: Any) -> str:
 
 def fmt_value(value: Any, statistic: str) -> str:
     """A statistic's value in its unit, read from the statistic's name."""
-    stat = (statistic or "").lower()
-    if stat.endswith(("_pct", "_percent")) or stat in ("pct", "percent"):
-        return f"{fmt_number(value)}%"
-    if stat.endswith(("_ratio", "_fraction")):
-        try:
-            return f"{fmt_number(float(value) * 100)}%"
-        except (TypeError, ValueError):
-            return fmt_number(value)
-    if stat.endswith(("_s", "_seconds", "_sec")):
-        return fmt_seconds(value)
-    if stat.endswith("_ms"):
-        try:
-            return fmt_seconds(float(value) / 1000)
-        except (TypeError, ValueError):
-            return fmt_number(value)
-    return fmt_number(value)
+    return escape(wording.stat_value(value, statistic))
 
 
-def fmt_time(ts: Any) -> str:
-    """Slack date token: each reader sees their own time zone; the fallback is UTC."""
-    try:
-        t = float(ts)
-    except (TypeError, ValueError):
-        return "n/a"
-    if not math.isfinite(t):
-        return "n/a"
-    fallback = datetime.fromtimestamp(t, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return f"<!date^{int(t)}^{{date_short_pretty}} {{time}}|{fallback}>"
+def fmt_time(ts: Any, w: Wording = DEFAULT_WORDING) -> str:
+    """A time in the configured zone ('2026-11-20 10:00 CET'), the same in every receiver."""
+    return wording.clock(ts, w.time_zone)
 
 
 def fmt_pct_score(score: Any) -> str:
@@ -172,36 +116,27 @@ def fmt_pct_score(score: Any) -> str:
         return "n/a"
 
 
-def _fmt_evidence_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, (int, float)):
-        return fmt_number(value)
-    if isinstance(value, (list, tuple)):
-        shown = [_fmt_evidence_value(v) for v in value[:3]]
-        more = f" +{len(value) - 3} more" if len(value) > 3 else ""
-        return clip(", ".join(shown), MAX_EVIDENCE_VALUE) + more
-    if isinstance(value, dict):
-        return escape(clip(json.dumps(value, default=str, sort_keys=True), MAX_EVIDENCE_VALUE))
-    return escape(clip(str(value), MAX_EVIDENCE_VALUE))
-
-
-_TIME_KEYS = {"at", "onset", "from", "until", "breach_start", "saturated_from", "saturated_until"}
-
-
-def _is_time_key(key: str) -> bool:
-    """Evidence values that are epoch seconds: shown as times, not as 1.8e9."""
-    return key in _TIME_KEYS or key.endswith("_at")
-
-
-def fmt_evidence(evidence: Mapping[str, Any] | None) -> str:
+def fmt_evidence(evidence: Mapping[str, Any] | None, w: Wording = DEFAULT_WORDING) -> str:
+    """'version: 2 · deployed at: 2026-11-20 09:00 UTC': words, never JSON or epoch floats."""
     if not evidence:
         return ""
     items = [(k, v) for k, v in evidence.items() if v is not None and v != "" and v != [] and v != {}]
-    shown = [f"{escape(k)}: {fmt_time(v) if _is_time_key(k) else _fmt_evidence_value(v)}"
-             for k, v in items[:MAX_EVIDENCE_ITEMS]]
+    shown = [f"{escape(wording.key_words(str(k)))}: "
+             f"{_clip_list(k, v, w)}" for k, v in items[:MAX_EVIDENCE_ITEMS]]
     more = f" · +{len(items) - MAX_EVIDENCE_ITEMS} more" if len(items) > MAX_EVIDENCE_ITEMS else ""
     return " · ".join(shown) + more
+
+
+def _clip_list(key: str, value: Any, w: Wording) -> str:
+    """Long lists are counted ("+2 more"); every value is clipped to what a reader takes in."""
+    if isinstance(value, (list, tuple)) and len(value) > 3:
+        shown = wording.evidence_value(key, list(value[:3]), w)
+        return escape(clip(shown, MAX_EVIDENCE_VALUE)) + f" +{len(value) - 3} more"
+    if isinstance(value, Mapping) and "statistic" not in value:
+        # A record of records (a GPU signal per device): one clause each, "; " between them.
+        parts = [f"{wording.key_words(str(k))}: {wording.evidence_value(str(k), v, w)}" for k, v in value.items()]
+        return escape(clip("; ".join(parts), MAX_EVIDENCE_VALUE * 3))
+    return escape(clip(wording.evidence_value(key, value, w), MAX_EVIDENCE_VALUE))
 
 
 # --------------------------------------------------------------------------- pieces
@@ -211,30 +146,27 @@ def require_field(payload: Mapping[str, Any], field: str) -> Any:
     return payload[field]
 
 
-def finding_line(f: Mapping[str, Any]) -> str:
-    """'<entity>: <statistic> <value> vs threshold <threshold> (baseline …) over <window>'."""
-    stat = f.get("statistic") or f.get("kind") or "value"
-    entity = escape(f.get("entity") or f.get("kind") or "?")
-    line = (
-        f"*{entity}*: {escape(stat)} *{fmt_value(f.get('value'), stat)}* "
-        f"vs threshold {fmt_value(f.get('threshold'), stat)}"
-    )
-    if f.get("baseline") is not None:
-        # A change statistic ("kpi_change_pct") is relative to a baseline level in the KPI's own unit.
-        base_stat = "" if "change" in str(stat).lower() else stat
-        line += f" (baseline {fmt_value(f.get('baseline'), base_stat)})"
+_WORDS_SAY_IT_ALL = {"kpi_drop", "metric_anomaly", "slo_breach", "feature_drift", "prediction_drift",
+                     "gpu_saturation"}
+
+
+def finding_line(f: Mapping[str, Any], w: Wording = DEFAULT_WORDING) -> str:
+    """'• *ctr* fell 7.3 % to 0.0463, from 0.0499 in the hour before (critical at -5 %) · last 30 min'."""
+    entity, sentence = wording.finding_sentence(f, w)
+    line = f"*{escape(entity)}* {escape(sentence)}"
     ws, we = f.get("window_start"), f.get("window_end")
     if ws is not None and we is not None:
         with contextlib.suppress(TypeError, ValueError):  # a malformed window loses its length only
-            line += f" over {fmt_duration(float(we) - float(ws))}"
+            line += f" · last {wording.duration(float(we) - float(ws))}"
     if f.get("service") and f.get("service") != f.get("entity"):
         line += f" · service {escape(f['service'])}"
-    if f.get("message"):
+    # The detector's own sentence adds what the plain words do not say (a log template, a range).
+    if f.get("message") and str(f.get("kind")) not in _WORDS_SAY_IT_ALL:
         line += f"\n      _{escape(clip(str(f['message']), MAX_MESSAGE_CHARS))}_"
     return "• " + line
 
 
-def cause_text(rank: int, c: Mapping[str, Any]) -> str:
+def cause_text(rank: int, c: Mapping[str, Any], w: Wording = DEFAULT_WORDING) -> str:
     kind = str(c.get("kind") or "unknown").replace("_", " ")
     head = f"*{rank}. {escape(c.get('entity') or kind)}* — {fmt_pct_score(c.get('score'))} confidence ({kind})"
     lines = [head]
@@ -244,8 +176,8 @@ def cause_text(rank: int, c: Mapping[str, Any]) -> str:
     if isinstance(deploy, Mapping) and deploy.get("version") is not None:
         was = f" (was v{escape(deploy['previous_version'])})" if deploy.get("previous_version") else ""
         alias = escape(deploy.get("alias") or "alias")
-        lines.append(f"Deploy: {alias} → v{escape(deploy['version'])}{was} at {fmt_time(deploy.get('at'))}")
-    ev = fmt_evidence(c.get("evidence"))
+        lines.append(f"Deploy: {alias} → v{escape(deploy['version'])}{was} at {fmt_time(deploy.get('at'), w)}")
+    ev = fmt_evidence(c.get("evidence"), w)
     if ev:
         lines.append(f"_Evidence:_ {ev}")
     return "\n".join(lines)
@@ -266,7 +198,7 @@ def rollback_done(payload: Mapping[str, Any]) -> bool:
     )
 
 
-def action_line(a: Mapping[str, Any]) -> str:
+def action_line(a: Mapping[str, Any], w: Wording = DEFAULT_WORDING) -> str:
     status = str(a.get("status") or "?")
     emoji = _ACTION_STATUS_EMOJI.get(status, ":grey_question:")
     kind = str(a.get("kind") or "action").replace("_", " ").capitalize()
@@ -277,7 +209,7 @@ def action_line(a: Mapping[str, Any]) -> str:
     if a.get("actor"):
         line += f" by {escape(a['actor'])}"
     if a.get("at") is not None:
-        line += f" at {fmt_time(a.get('at'))}"
+        line += f" at {fmt_time(a.get('at'), w)}"
     if a.get("reason"):
         line += f" — {escape(clip(str(a['reason']), MAX_MESSAGE_CHARS))}"
     if a.get("detail"):

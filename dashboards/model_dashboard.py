@@ -19,7 +19,6 @@ from .builder import (
     all_variable,
     annotation_query,
     breach_steps,
-    custom_variable,
     finalize,
     logs_panel,
     loki_metric_target,
@@ -28,7 +27,7 @@ from .builder import (
     timeseries_panel,
     traces_panel,
 )
-from .queries import DEFAULT_SERVING, DRIFT_STATISTICS, ModelQueries, ServingMetrics
+from .queries import DEFAULT_SERVING, ModelQueries, ServingMetrics
 from .spec import DataSourcesSpec, ModelSpec
 from .uids import model_dashboard_uid
 
@@ -71,7 +70,6 @@ def build_model_dashboard(sources: DataSourcesSpec, model: ModelSpec,
     if pod_q:
         d = d.with_variable(all_variable("pod", "pod", ds.prom, pod_q))
     d = d.with_variable(all_variable("feature", "feature", ds.prom, q.feature_variable()))
-    d = d.with_variable(custom_variable("statistic", "drift statistic", DRIFT_STATISTICS, policy.drift_statistic))
 
     d = _health_row(d, q, ds, policy.drift_warning, policy.drift_critical)
     if model.services:
@@ -100,12 +98,18 @@ def _health_row(d: db.Dashboard, q: ModelQueries, ds: DataSourceRefs, warn: floa
     d = d.with_panel(timeseries_panel("Prediction volume", ds.prom, [prom_target(q.prediction_volume(), "rows/s")],
                                       ValueStyle("short", min_val=0), width=6, height=4,
                                       description="Feature/prediction rows Vigil ingested per second."))
-    d = d.with_panel(timeseries_panel(
-        "Feature drift ($statistic)", ds.prom, [prom_target(q.feature_drift(), "{{feature}}")],
-        ValueStyle(steps=breach_steps(crit, "above", warning=warn), min_val=0), width=24,
-        description=(f"Per-feature drift against the reference. Dashed lines: warning {warn:g}, critical {crit:g} "
-                     f"(the policy's thresholds for {q.policy.drift_statistic})."),
-    ))
+    # One panel per statistic the policy judges on, each with the thresholds it is judged
+    # against: a threshold line drawn under a statistic it does not apply to would mislead.
+    stats = q.drift_statistics()
+    for stat in stats:
+        d = d.with_panel(timeseries_panel(
+            f"Feature drift ({stat})", ds.prom, [prom_target(q.feature_drift(stat), "{{feature}}")],
+            ValueStyle(steps=breach_steps(crit, "above", warning=warn), min_val=0), width=24 // len(stats),
+            description=(f"Per-feature {stat} against the reference. Dashed lines: warning {warn:g}, critical "
+                         f"{crit:g}, the policy's thresholds"
+                         + (" (the configured statistic)." if stat == q.policy.drift_statistic else
+                            f" (categorical features: {q.policy.drift_statistic} has no categorical form).")),
+        ))
     return _kpi_panels(d, q, ds)
 
 
@@ -162,14 +166,19 @@ def _serving_row(d: db.Dashboard, q: ModelQueries, ds: DataSourceRefs, *, has_lo
     for slo in q.model.slos:
         d = d.with_panel(timeseries_panel(
             f"SLO: {slo.name}", ds.prom, [prom_target(slo.query, slo.name)],
-            ValueStyle(_grafana_unit(slo.unit), breach_steps(slo.threshold, slo.comparison)), width=8,
+            ValueStyle(_grafana_unit(slo.unit, share=slo in err_slos), breach_steps(slo.threshold, slo.comparison)),
+            width=8,
             description=f"Breach when {slo.comparison} {slo.threshold:g}{slo.unit} for "
                         f"{q.policy.slo_consecutive_cycles} cycles. Query: {slo.query}",
         ))
     return d
 
 
-def _grafana_unit(unit: str) -> str:
+def _grafana_unit(unit: str, *, share: bool = False) -> str:
+    """Grafana's unit for an SLO's configured one; `share`: the SLO measures what the error-rate
+    panel draws (a share of requests), so both use percentunit when the config names no unit."""
+    if not unit and share:
+        return "percentunit"
     return {"s": "s", "seconds": "s", "ms": "ms", "%": "percent", "ratio": "percentunit"}.get(unit, "short")
 
 

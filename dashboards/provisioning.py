@@ -20,6 +20,7 @@ from .grafana_api import GrafanaClient, GrafanaConflict, GrafanaRequestError
 from .model_dashboard import build_model_dashboard
 from .overview import build_overview_dashboard
 from .spec import DashboardSpec
+from .vigil_dashboard import build_vigil_dashboard
 
 log = logging.getLogger(__name__)
 PROVIDER_NAME = "vigil"
@@ -28,8 +29,9 @@ _VOLATILE = ("id", "version")
 
 
 def build_all(spec: DashboardSpec) -> list[dict[str, Any]]:
-    """The overview first, then one dashboard per model, in the spec's order."""
-    return [build_overview_dashboard(spec)] + [build_model_dashboard(spec.datasources, m) for m in spec.models]
+    """The overview first, then Vigil's own, then one dashboard per model, in the spec's order."""
+    return ([build_overview_dashboard(spec), build_vigil_dashboard(spec)]
+            + [build_model_dashboard(spec.datasources, m) for m in spec.models])
 
 
 # --------------------------------------------------------------------------- files

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from .builder import matchers, quote, regex_alternation
 from .spec import KpiSpec, ModelSpec, PolicySpec, SloSpec
 
-DRIFT_STATISTICS = ["psi", "ks", "wasserstein", "js", "chi2"]
 _BUCKET = re.compile(r"([A-Za-z_:][A-Za-z0-9_:]*)_bucket\b")
 # Words that mark an error line in most log formats (logfmt level=error, JSON "level":"error", Python tracebacks).
 ERROR_LINE_REGEX = "(?i)(error|exception|fatal|panic|traceback|level=(err|crit))"
@@ -109,8 +108,12 @@ class ModelQueries:
     def prediction_volume(self) -> str:
         return f"sum(rate(vigil_samples_total{matchers(self.model_matcher)}[$__rate_interval]))"
 
-    def feature_drift(self) -> str:
-        sel = matchers(self.model_matcher, 'feature=~"$feature"', 'statistic="$statistic"')
+    def drift_statistics(self) -> tuple[str, ...]:
+        """The statistics the policy judges this model's features on (one panel each)."""
+        return self.policy.drift_statistics or (self.policy.drift_statistic,)
+
+    def feature_drift(self, statistic: str) -> str:
+        sel = matchers(self.model_matcher, 'feature=~"$feature"', f"statistic={quote(statistic)}")
         return f"max by (feature) (vigil_feature_drift{sel})"
 
     def kpi_value(self, kpi: KpiSpec) -> str:

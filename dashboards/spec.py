@@ -86,6 +86,9 @@ class PolicySpec:
     drift_warning: float
     drift_critical: float
     slo_consecutive_cycles: int
+    # Every statistic the policy judges features on: the configured one, plus the one
+    # categorical features fall back to when it has no categorical form (ks, wasserstein).
+    drift_statistics: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

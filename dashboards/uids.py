@@ -7,6 +7,7 @@ import re
 
 _UID_OK = re.compile(r"[A-Za-z0-9_-]+")
 OVERVIEW_UID = "vigil-overview"
+VIGIL_UID = "vigil-self"  # Vigil's own health
 
 
 def dashboard_uid(name: str, prefix: str = "vigil") -> str:

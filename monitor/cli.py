@@ -83,6 +83,12 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         print(str(e), file=sys.stderr)
         return 1
     print(f"{args.config}: OK ({len(cfg.models)} model(s): {', '.join(m.name for m in cfg.models)})")
+    from monitor.config_messages import link_warnings
+
+    api = cfg.api
+    for warning in link_warnings(api.public_url, f"http://{api.host}:{api.port}",
+                                 cfg.grafana.public_url or cfg.grafana.url):
+        print(f"{args.config}: warning: {warning}", file=sys.stderr)
     return 0
 
 

@@ -28,6 +28,8 @@ from monitor.config_alerting import GroupingConfig, InhibitRuleConfig, MentionsC
 from monitor.config_auth import ApiTokenConfig, SlackActorsConfig, check_token_names
 from monitor.config_errors import ConfigError
 from monitor.config_loading import ConfigSource, validate_config
+from monitor.config_messages import MessagesConfig, check_runbook_keys
+from monitor.config_receivers import ReceiverConfig, check_receivers
 from monitor.config_types import Duration, HttpURL, RegistryURI, Secret, StoreURL, parse_duration
 from monitor.config_yaml import read_yaml
 from monitor.executors.config import ServingExecutorConfig
@@ -270,6 +272,12 @@ class ModelConfig(_Model):
             if k in reserved:
                 raise ValueError(f"label {k!r} is set by Vigil; choose another name")
         return v
+    runbooks: dict[str, HttpURL] = Field(default_factory=dict)  # per finding kind or `default` (config_messages)
+
+    @field_validator("runbooks")
+    @classmethod
+    def _runbook_keys(cls, v: dict[str, str]) -> dict[str, str]:
+        return check_runbook_keys(v)
 
     @property
     def registry(self) -> str:
@@ -296,6 +304,8 @@ class VigilConfig(_Model):
     inhibit_rules: list[InhibitRuleConfig] | None = None  # None: the defaults (alerts/inhibition.py); []: none
     grouping: GroupingConfig = GroupingConfig()
     mentions: MentionsConfig = MentionsConfig()
+    receivers: list[ReceiverConfig] = Field(default_factory=list)  # PagerDuty, Opsgenie, webhook, Alertmanager
+    messages: MessagesConfig = MessagesConfig()
     models: list[ModelConfig] = Field(min_length=1)
     base_dir: str = "."  # set by load_config: relative paths resolve against the file's folder
 
@@ -314,6 +324,7 @@ class VigilConfig(_Model):
             if missing:
                 raise ValueError(f"{where}: unknown time interval {missing[0]!r}; "
                                  f"defined in time_intervals: {', '.join(known) or 'none'}")
+        check_receivers(self.receivers, set(names))
         return self
 
     def model(self, name: str) -> ModelConfig:

@@ -6,6 +6,7 @@ from typing import Any
 
 from alerts.outbox import Notifier
 from monitor.config import VigilConfig
+from monitor.receivers import build_receivers
 
 log = logging.getLogger("vigil")
 
@@ -24,7 +25,8 @@ def log_trace_clients(config: VigilConfig) -> tuple[Any, Any]:
 
 
 def default_notifiers(config: VigilConfig) -> dict[str, Notifier]:
-    """Slack when a bot token is set, else the JSON-lines sink; Grafana annotations when configured."""
+    """Slack when a bot token is set, else the JSON-lines sink; Grafana annotations when
+    configured; and every configured receiver (PagerDuty, Opsgenie, webhook, Alertmanager)."""
     out: dict[str, Notifier] = {}
     if config.slack.bot_token:
         from alerts.slack import SlackNotifier
@@ -40,4 +42,5 @@ def default_notifiers(config: VigilConfig) -> dict[str, Notifier]:
         from monitor.grafana.annotations import GrafanaAnnotationNotifier
 
         out["grafana"] = GrafanaAnnotationNotifier.from_url(config.grafana.url, config.grafana.token)
+    out.update(build_receivers(config))
     return out

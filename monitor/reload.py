@@ -59,7 +59,8 @@ def successor(old: Vigil, config: VigilConfig) -> Vigil:
     new = Vigil(config, clock=old.clock, store=old.store, metrics=old.metrics,
                 prometheus=old.prometheus if config.sources.prometheus == oc.sources.prometheus else None,
                 registry=old.registry if config.sources.mlflow == oc.sources.mlflow else None,
-                notifiers=dict(old.notifiers) if (config.slack, config.grafana) == (oc.slack, oc.grafana) else None)
+                notifiers=dict(old.notifiers) if (config.slack, config.grafana, config.receivers)
+                == (oc.slack, oc.grafana, oc.receivers) else None)
     names = {m.name for m in config.models}
     new.last_cycle.update({k: v for k, v in old.last_cycle.items() if k in names})
     for name, state in old.health.states.items():  # what a source said last is still true

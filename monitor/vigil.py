@@ -51,6 +51,7 @@ from monitor.metrics import VigilMetrics
 from monitor.notifiers import default_notifiers, log_trace_clients
 from monitor.replicas.fence import LeaseLost
 from monitor.sources.errors import SourceState
+from monitor.store.model_now import ModelNow, drift_by_feature, save_model_now
 from monitor.store.repository import Store
 from monitor.types import CycleReport, Detection, RawSignals, Window
 
@@ -222,6 +223,8 @@ class Vigil:
                              incident_id=applied.incident_id, deploys=new_deploys, rollback=rollback, blind=blind,
                              duration_s=time.perf_counter() - began)
         self.metrics.cycle_duration.labels(m.name).observe(report.duration_s)
+        save_model_now(self.store.tx, ModelNow(m.name, t, report.step, report.severity, report.duration_s, blind,
+                                               drift_by_feature(found.drift_statistics)))
         self.metrics.cycle_succeeded(m.name, t, report.step)
         self.last_cycle[m.name] = report
         log.debug("cycle done", extra={"model": m.name, "t": t, "step": report.step, "severity": report.severity,

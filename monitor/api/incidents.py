@@ -5,28 +5,32 @@ from __future__ import annotations
 import time
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse
 
 from alerts.lifecycle import LifecycleConflict
 from monitor.api.deps import AUTH_RESPONSES, IncidentDep, OperatorDep, ViewerDep, VigilDep, model_or_404
 from monitor.api.limits import WRITE_LIMIT_RESPONSES
+from monitor.api.pagination import OffsetQuery, Page, limit_query, next_by_offset
 from monitor.api.responses import errors
-from monitor.api.schemas import MAX_ID, IncidentOut, SilenceRequest
+from monitor.api.schemas import IncidentOut, SilenceRequest
 
 # Every route here names a model or an incident that may not exist, and takes parameters.
 router = APIRouter(prefix="/v1/incidents", tags=["incidents"], responses={**AUTH_RESPONSES, **errors(404, 422)})
 
 
-@router.get("", response_model=list[IncidentOut])
-def list_incidents(_: ViewerDep, vigil: VigilDep, model: str | None = None,
+@router.get("", response_model=Page[IncidentOut])
+def list_incidents(_: ViewerDep, vigil: VigilDep, request: Request, model: str | None = None,
                    status: Literal["open", "resolved"] | None = None,
-                   limit: Annotated[int, Query(ge=1, le=500)] = 50,
-                   offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0) -> list[IncidentOut]:
+                   limit: Annotated[int, limit_query(500)] = 50,
+                   offset: OffsetQuery = 0) -> Page[IncidentOut]:
+    """Newest first, `limit` a page; follow `next` for the rest."""
     if model is not None:
         model_or_404(vigil, model)
     rows = vigil.store.incidents(model=model, status=status, limit=limit, offset=offset)
-    return [IncidentOut.from_row(r) for r in rows]
+    total = vigil.store.count_incidents(model=model, status=status)
+    return Page[IncidentOut](items=[IncidentOut.from_row(r) for r in rows], total=total,
+                             next=next_by_offset(request, offset=offset, limit=limit, total=total))
 
 
 @router.get("/{incident_id}", response_model=IncidentOut)

@@ -5,9 +5,9 @@ incident still opens and is recorded; it pages no one."""
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request
+from fastapi import APIRouter, HTTPException, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from alerts.silences import Silence, SilenceError, SilenceState
@@ -15,6 +15,7 @@ from monitor import silence_ops
 from monitor.api.deps import AUTH_RESPONSES, OperatorDep, ViewerDep, VigilDep
 from monitor.api.errors import FieldError
 from monitor.api.limits import WRITE_LIMIT_RESPONSES
+from monitor.api.pagination import OffsetQuery, Page, limit_query, next_by_offset
 from monitor.api.responses import errors
 from monitor.api.schemas import MAX_ID
 
@@ -70,14 +71,6 @@ class SilenceOut(BaseModel):
         return cls.model_validate(s.to_api(now))
 
 
-class SilencePage(BaseModel):
-    """One page of a list: the envelope every list of the API uses."""
-
-    items: list[SilenceOut]
-    total: int = Field(description="how many match in all")
-    next: str | None = Field(description="the URL of the next page, null on the last")
-
-
 @router.post("", status_code=201, response_model=SilenceOut, responses=WRITE_LIMIT_RESPONSES)
 def create_silence(who: OperatorDep, vigil: VigilDep, body: SilenceIn) -> SilenceOut:
     now = time.time()
@@ -91,15 +84,15 @@ def create_silence(who: OperatorDep, vigil: VigilDep, body: SilenceIn) -> Silenc
     return SilenceOut.of(made, now)
 
 
-@router.get("", response_model=SilencePage)
+@router.get("", response_model=Page[SilenceOut])
 def list_silences(_: ViewerDep, vigil: VigilDep, request: Request,
                   state: Literal["pending", "active", "expired"] | None = None,
-                  limit: Annotated[int, Query(ge=1, le=500)] = 50,
-                  offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0) -> dict[str, Any]:
+                  limit: Annotated[int, limit_query(500)] = 50, offset: OffsetQuery = 0) -> Page[SilenceOut]:
+    """Newest first, `limit` a page; follow `next` for the rest."""
     now = time.time()
     items, total = silence_ops.listing(vigil.store, now, SilenceState(state) if state else None, limit, offset)
-    nxt = str(request.url.include_query_params(offset=offset + limit)) if offset + limit < total else None
-    return {"items": [SilenceOut.of(s, now) for s in items], "total": total, "next": nxt}
+    return Page[SilenceOut](items=[SilenceOut.of(s, now) for s in items], total=total,
+                            next=next_by_offset(request, offset=offset, limit=limit, total=total))
 
 
 @router.delete("/{silence_id}", response_model=SilenceOut, responses={**WRITE_LIMIT_RESPONSES, **errors(404)})

@@ -21,6 +21,7 @@ import time
 from collections.abc import Mapping
 
 from alerts.outbox import DeliveryResult, DeliveryStatus, FindsDelivered, Notifier, OutboxMessage, OutboxStatus
+from alerts.receivers.base import KeepsAlive
 from monitor.failpoints import failpoint
 from monitor.metrics import VigilMetrics
 from monitor.store.outbox import CLAIM_S, Claim
@@ -54,6 +55,7 @@ class OutboxSender:
                 total += n
                 if n == 0:
                     break
+            self._keep_alive()
             counts = self.store.outbox.counts()
             self.metrics.outbox_pending.set(counts.get(OutboxStatus.PENDING, 0) + counts.get(OutboxStatus.SENDING, 0))
             return total
@@ -82,6 +84,19 @@ class OutboxSender:
                             extra={"notifier": msg.notifier, "key": msg.key, "error": result.error,
                                    "attempts": claim.token, "uncertain": result.uncertain})
         return delivered
+
+    def _keep_alive(self) -> None:
+        """Re-send the open alerts of receivers whose backend would otherwise time them out."""
+        for name, notifier in self.notifiers.items():
+            if not isinstance(notifier, KeepsAlive):
+                continue
+            try:
+                sent = notifier.keep_alive(self.store.outbox.refs(name))
+            except Exception:  # the next round tries again; never stops the sender
+                log.exception("keep-alive failed", extra={"notifier": name})
+                continue
+            if sent:
+                log.debug("kept alerts alive", extra={"notifier": name, "alerts": sent})
 
     def _attempt(self, claim: Claim) -> DeliveryResult:
         """Send the claimed message, unless an uncertain one is found to be out already."""

@@ -3,39 +3,65 @@ and routed by each notifier's registered route (alerts/routing.py)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from alerts.links import IncidentRef, LinkSettings, incident_links
 from alerts.outbox import MessageKind
 from alerts.payload import IncidentSnapshot, incident_payload, incident_summary
 from alerts.routing import NotifierRegistry
 from dashboards.uids import model_dashboard_uid
-from detectors.records import DeployEvent, FindingKind
+from detectors.records import DeployEvent
 from monitor.config import VigilConfig
+from monitor.cycle.receivers import ReceiverWriter
 from monitor.store.repository import IncidentRow, Store
+from monitor.store.tables import ModelStateRow
 
 DEFAULT_CHANNEL = "#vigil-alerts"
-_DRIFT = (FindingKind.FEATURE_DRIFT, FindingKind.PREDICTION_DRIFT)
 
 
 @dataclass(frozen=True)
 class Links:
-    """Where a message's links point: Grafana's dashboard and Vigil's own API."""
+    """Where a message's links point (alerts/links.py) and how it words things, from the config."""
 
-    grafana_base: str | None
-    api_base: str
+    settings: LinkSettings
+    registry_names: dict[str, str] = field(default_factory=dict)
+    display: dict[str, dict[str, Any]] = field(default_factory=dict)  # model -> time zone, baseline, cold start
 
     @classmethod
     def from_config(cls, config: VigilConfig) -> Links:
-        g, api = config.grafana, config.api
-        return cls(g.public_url or g.url, api.public_url or f"http://{api.host}:{api.port}")
+        g, api, msg = config.grafana, config.api, config.messages
+        tracking = config.sources.mlflow.tracking_uri
+        ui = msg.mlflow_ui_url or (tracking if tracking.startswith(("http://", "https://")) else None)
+        settings = LinkSettings(
+            grafana_base=g.public_url or g.url, api_base=api.public_url or f"http://{api.host}:{api.port}",
+            mlflow_ui=ui, runbooks=dict(msg.runbooks),
+            model_runbooks={m.name: dict(m.runbooks) for m in config.models if m.runbooks},
+            before_s=msg.grafana_before, after_s=msg.grafana_after)
+        display = {m.name: {"time_zone": msg.time_zone, "baseline_s": config.schedule.baseline,
+                            "cold_start_s": config.policy_for(m).cold_start,
+                            "units": {s.name: s.unit for s in m.slos if s.unit}} for m in config.models}
+        return cls(settings, {m.name: m.registry for m in config.models}, display)
 
-    def for_incident(self, model: str, incident_id: int, has_drift: bool) -> dict[str, str | None]:
-        grafana = f"{self.grafana_base.rstrip('/')}/d/{model_dashboard_uid(model)}" if self.grafana_base else None
-        report = f"{self.api_base.rstrip('/')}/v1/incidents/{incident_id}/drift-report" if has_drift else None
-        return {"grafana": grafana, "drift_report": report}
+    def for_incident(self, row: IncidentRow, now: float, serving_version: str | None) -> dict[str, str | None]:
+        ranked = sorted(row.findings, key=lambda f: -(f.get("score") or 0.0))
+        ref = IncidentRef(model=row.model, incident_id=row.id, dashboard_uid=model_dashboard_uid(row.model),
+                          onset=row.onset, last_seen=row.resolved_at or now,
+                          kinds=[str(f.get("kind")) for f in ranked],
+                          registry_name=self.registry_names.get(row.model),
+                          version=_blamed_version(row.causes) or serving_version)
+        return incident_links(self.settings, ref)
+
+
+def _blamed_version(causes: list[dict[str, Any]]) -> str | None:
+    """The version a deploy cause blames: the one to look at in the registry."""
+    for c in causes:
+        deploy = c.get("deploy") if isinstance(c, dict) else None
+        if c.get("kind") == "deploy" and isinstance(deploy, dict) and deploy.get("version"):
+            return str(deploy["version"])
+    return None
 
 
 def snapshot(row: IncidentRow) -> IncidentSnapshot:
@@ -53,19 +79,24 @@ class OutboxWriter:
                  mentions: Mentions | None = None) -> None:
         self.store, self.notifiers, self.links = store, notifiers, links
         self.mentions: Mentions = mentions or (lambda _model, _severity: [])
+        self.receivers = ReceiverWriter(store, notifiers)
 
     def incident(self, s: Session, row: IncidentRow, channels: list[str], now: float) -> None:
         """One message per incident and channel, keyed so later deliveries update it in place."""
         snap = snapshot(row)
         actions = self.store.incident_actions(s, row.id)
-        links = self.links.for_incident(row.model, row.id, any(f.get("kind") in _DRIFT for f in row.findings))
+        state = s.get(ModelStateRow, row.model)  # read only: a message never creates a model's state
+        links = self.links.for_incident(row, now, state.alias_version if state else None)
+        display = self.links.display.get(row.model)
         chat = self.notifiers.taking(MessageKind.INCIDENT, per_channel=True)
         for channel in channels or [DEFAULT_CHANNEL]:
-            payload = incident_payload(snap, channel=channel, updated_at=now, actions=actions, links=links)
+            payload = incident_payload(snap, channel=channel, updated_at=now, actions=actions, links=links,
+                                       display=display)
             for name in chat:
                 self.store.enqueue(s, name, MessageKind.INCIDENT, f"incident:{row.id}:{channel}", payload, now)
         for name in self.notifiers.taking(MessageKind.INCIDENT, per_channel=False):
             self.store.enqueue(s, name, MessageKind.INCIDENT, f"incident:{row.id}", incident_summary(snap), now)
+        self.receivers.incident(s, snap, links, now)
         row.last_notified_at = now
 
     def reply(self, s: Session, row: IncidentRow, channels: list[str], change: str, previous: str | None,

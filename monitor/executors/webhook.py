@@ -24,9 +24,6 @@ Verification: GET `verify_url` (signed the same way over an empty body) answers
 """
 from __future__ import annotations
 
-import email.utils
-import hashlib
-import hmac
 import json
 import logging
 import os
@@ -39,6 +36,7 @@ from typing import Any
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
+from alerts.receivers.http import retry_after_s, sign
 from monitor.executors.base import ExecutorError, RollbackStep, Verification
 from monitor.executors.config import WebhookExecutorConfig
 
@@ -51,24 +49,6 @@ class _Transient(Exception):
     def __init__(self, detail: str, retry_after: float | None = None) -> None:
         self.detail, self.retry_after = detail, retry_after
         super().__init__(detail)
-
-
-def sign(secret: bytes, timestamp: str, body: bytes) -> str:
-    """The X-Vigil-Signature value for one request."""
-    mac = hmac.new(secret, timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
-    return f"v1={mac}"
-
-
-def retry_after_s(value: str | None, now: float) -> float | None:
-    """Retry-After as seconds: a number of seconds or an HTTP date; None if absent or unreadable."""
-    if not value:
-        return None
-    if value.strip().isdigit():
-        return float(value.strip())
-    try:
-        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - now)
-    except (TypeError, ValueError):
-        return None
 
 
 class WebhookExecutor:

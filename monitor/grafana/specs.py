@@ -20,6 +20,8 @@ from dashboards.spec import (
     SloSpec,
     TempoSpec,
 )
+from detectors.drift.compare import CATEGORICAL_STATISTICS
+from detectors.drift.decision import CATEGORICAL_FALLBACK
 from monitor.config import GpuConfig, GrafanaConfig, KpiConfig, ModelConfig, PolicyConfig, SloConfig, VigilConfig
 
 
@@ -53,7 +55,7 @@ def model_spec(model: ModelConfig, policy: PolicyConfig) -> ModelSpec:
         name=model.name,
         registry=model.registry,
         alias=model.alias,
-        policy=policy_spec(policy),
+        policy=policy_spec(policy, categorical=any(f.type == "categorical" for f in model.features)),
         services=tuple(model.services),
         kpis=tuple(kpi_spec(k, policy) for k in model.kpis),
         slos=tuple(slo_spec(s) for s in model.slos),
@@ -61,9 +63,15 @@ def model_spec(model: ModelConfig, policy: PolicyConfig) -> ModelSpec:
     )
 
 
-def policy_spec(policy: PolicyConfig) -> PolicySpec:
+def policy_spec(policy: PolicyConfig, categorical: bool = False) -> PolicySpec:
+    """`categorical`: the model has categorical features, judged on the fallback statistic
+    when the configured one has no categorical form (detectors/drift/decision.py)."""
+    stats: list[str] = [policy.drift_statistic]
+    if categorical and policy.drift_statistic not in CATEGORICAL_STATISTICS:
+        stats.append(CATEGORICAL_FALLBACK)
     return PolicySpec(drift_statistic=policy.drift_statistic, drift_warning=policy.drift_warning,
-                      drift_critical=policy.drift_critical, slo_consecutive_cycles=policy.slo_consecutive_cycles)
+                      drift_critical=policy.drift_critical, slo_consecutive_cycles=policy.slo_consecutive_cycles,
+                      drift_statistics=tuple(stats))
 
 
 def kpi_spec(kpi: KpiConfig, policy: PolicyConfig) -> KpiSpec:

@@ -95,6 +95,10 @@ slack:
 mentions:               # who a threaded escalation or resolve @-mentions, per severity
   critical: ["<!subteam^S0MLONCALL>"]
   warning: ["<@U0RECSYSOWNER>"]
+grafana:
+  # Links only: messages open the model's dashboard here, around the onset, once
+  # `vigil dashboards` has provisioned a Grafana at this address.
+  public_url: http://127.0.0.1:3000
 models:
   - name: {MODEL}
     alias: champion

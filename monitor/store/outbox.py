@@ -154,6 +154,24 @@ class Outbox:
                     ref.ref = result.ref
         return True
 
+    def refs(self, notifier: str) -> dict[str, dict[str, Any]]:
+        """The last delivery's ref of each key `notifier` has, except keys with a row still
+        open (a change waiting to go out): what a receiver re-sends to keep alerts alive."""
+        with self._tx() as s:
+            waiting = set(s.scalars(select(OutboxRow.key).where(OutboxRow.notifier == notifier,
+                                                                OutboxRow.status.in_(_OPEN))))
+            rows = s.scalars(select(MessageRefRow).where(MessageRefRow.notifier == notifier)).all()
+            return {r.key: r.ref for r in rows if r.key not in waiting and isinstance(r.ref, dict)}
+
+    def has_key(self, s: Session, notifier: str, key: str) -> bool:
+        """Whether `notifier` has `key` (in the caller's transaction): a delivery of it landed
+        (its ref, by primary key) or a row of it is still open (through the pending index),
+        so the check never scans the outbox's history."""
+        if s.get(MessageRefRow, (notifier, key)) is not None:
+            return True
+        return s.scalar(select(OutboxRow.id).where(OutboxRow.status.in_(_OPEN), OutboxRow.notifier == notifier,
+                                                   OutboxRow.key == key).limit(1)) is not None
+
     def counts(self) -> dict[str, int]:
         with self._tx() as s:
             rows = s.execute(select(OutboxRow.status, func.count()).group_by(OutboxRow.status)).all()

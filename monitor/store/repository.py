@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-from sqlalchemy import create_engine, event, select
+from sqlalchemy import create_engine, event, func, select
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -26,6 +26,7 @@ from detectors.records import DeployEvent, json_safe
 from monitor.store import audit_log, intents
 from monitor.store import groups as groups  # registers the shared-cause group tables on Base
 from monitor.store import leases as leases  # registers the lease tables on Base for create_all
+from monitor.store import model_now as model_now  # registers its table on Base for create_all
 from monitor.store import silences as silences  # registers the silences table on Base
 from monitor.store import slack_seen as slack_seen  # registers its table on Base for create_all
 from monitor.store.outbox import Outbox
@@ -204,6 +205,16 @@ class Store:
                 q = q.where(IncidentRow.status == status)
             return list(s.scalars(q.order_by(IncidentRow.id.desc()).limit(limit).offset(offset)))
 
+    def count_incidents(self, *, model: str | None = None, status: str | None = None) -> int:
+        """How many incidents match the filters of `incidents()`: a list's `total`."""
+        with self.tx() as s:
+            q = select(func.count()).select_from(IncidentRow)
+            if model:
+                q = q.where(IncidentRow.model == model)
+            if status:
+                q = q.where(IncidentRow.status == status)
+            return int(s.scalar(q) or 0)
+
     def all_incidents(self) -> list[IncidentRow]:
         with self.tx() as s:
             return list(s.scalars(select(IncidentRow).order_by(IncidentRow.id)))
@@ -273,6 +284,10 @@ class Store:
             if limit:
                 q = q.limit(limit)
             return [r.to_entry() for r in s.scalars(q)]
+
+    def count_audit(self, *, since_seq: int = 0) -> int:
+        with self.tx() as s:
+            return int(s.scalar(select(func.count()).select_from(AuditRow).where(AuditRow.seq > since_seq)) or 0)
 
     def audit_stream(self) -> Generator[AuditEntry, None, None]:
         """Every entry in seq order, in batches, in one read transaction (close it when done)."""

@@ -9,6 +9,9 @@ Contract (what a serving layer's receiver is expected to do):
 - At most once per Idempotency-Key: the first answer for a key is stored, and a replay gets
   that answer again (same status and body, header `Idempotent-Replayed: true`) and changes
   nothing. Acting sets the version it serves to `to_version` and appends to `actions`.
+- POST /alerts (Vigil's alert receivers, alerts/receivers/webhook.py), signed and keyed the
+  same way: the first delivery of a key is kept in `alerts` and answered 200; a replay gets
+  that answer again and keeps nothing.
 - GET /serving (the verify URL), signed the same way over an empty body: {"version": ...}.
 - Faults on demand, answered before anything else and never stored for a key:
   `fail(503 | 429 | 500 | 400, count=N, retry_after="1")`; `slow_after_act(seconds, count=N)`
@@ -44,6 +47,7 @@ class _State:
     serving: str | None
     reported: str | None = None
     actions: list[dict[str, Any]] = field(default_factory=list)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
     answers: dict[str, tuple[int, bytes]] = field(default_factory=dict)  # Idempotency-Key -> first answer
     faults: list[list[Any]] = field(default_factory=list)  # [status, count, retry_after]
     slow: list[list[float]] = field(default_factory=list)  # [seconds, count]
@@ -93,6 +97,11 @@ class WebhookReceiver:
             return list(self.state.actions)
 
     @property
+    def alerts(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return list(self.state.alerts)
+
+    @property
     def deliveries(self) -> list[Delivery]:
         with self.lock:
             return list(self.state.deliveries)
@@ -133,7 +142,7 @@ class WebhookReceiver:
             if method == "GET" and path == "/serving":
                 shown = self.state.reported if self.state.reported is not None else self.state.serving
                 return 200, _json({"version": shown}), {}, 0.0
-            if method != "POST" or path != "/rollback":
+            if method != "POST" or path not in ("/rollback", "/alerts"):
                 return 404, _json({"error": f"no route {method} {path}"}), {}, 0.0
             key = headers.get("idempotency-key")
             if not key:
@@ -143,6 +152,10 @@ class WebhookReceiver:
                 status, data = self.state.answers[key]
                 return status, data, {"Idempotent-Replayed": "true"}, 0.0
             doc = json.loads(body)
+            if path == "/alerts":
+                self.state.alerts.append(doc)
+                self.state.answers[key] = (200, _json({"ok": True}))
+                return 200, _json({"ok": True}), {}, 0.0
             previous, self.state.serving = self.state.serving, str(doc["to_version"])
             self.state.actions.append({**doc, "previous": previous})
             data = _json({"ok": True, "serving": self.state.serving, "previous": previous})

@@ -87,7 +87,7 @@ def test_every_variable_offers_the_demo_values(demo: Demo) -> None:
         for v in variable_queries(d):
             offered[v.name] = set(label_values(demo.client, v, START, END))
     model = demo.config.model(MODEL)
-    assert offered == {"env": {"prod"}, "pod": {"recsys-api-0"},
+    assert offered == {"model": {MODEL}, "env": {"prod"}, "pod": {"recsys-api-0"},
                        "feature": {f.name for f in model.features} | {model.prediction_column}}
 
 

@@ -86,10 +86,10 @@ def test_a_hand_edited_dashboard_is_put_back(grafana: FakeGrafana, spec: Dashboa
         provision_over_api(spec, c)
         grafana.edit_dashboard("vigil-recommender", {"title": "edited by hand", "panels": []})
         report = provision_over_api(spec, c)
-    assert report.updated == ["vigil-recommender"] and len(report.unchanged) == 2
+    assert report.updated == ["vigil-recommender"] and len(report.unchanged) == 3
     stored = grafana.dashboards["vigil-recommender"]
     assert stored.model["title"] == "Vigil · recommender" and stored.version == 3
-    assert stored.model["panels"] == build_all(spec)[1]["panels"]
+    assert stored.model["panels"] == next(d for d in build_all(spec) if d["uid"] == "vigil-recommender")["panels"]
 
 
 def test_version_mismatch_is_retried_once_with_the_current_version(grafana: FakeGrafana, spec: DashboardSpec) -> None:
@@ -148,7 +148,7 @@ def test_transient_errors_are_retried_honouring_retry_after(grafana: FakeGrafana
     grafana.force(502, count=1, path="/api/dashboards/uid/")
     with client(grafana, retries=2) as c:
         report = provision_over_api(spec, c)
-    assert report.folder_created and len(report.created) == 3
+    assert report.folder_created and len(report.created) == 4
     assert parse_retry_after("7") == 7.0 and parse_retry_after(None) is None
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # a date in the past: now
 
@@ -170,9 +170,9 @@ def test_cli_files_and_api(grafana: FakeGrafana, config: VigilConfig, tmp_path: 
     assert grafana.calls() == [], "--out alone writes files and does not call Grafana"
     assert run_dashboards(config, None, grafana.url, None) == 0
     out = capsys.readouterr().out
-    assert "3 created" in out and f"{grafana.url}/d/vigil-recommender" in out
+    assert "4 created" in out and f"{grafana.url}/d/vigil-recommender" in out
     assert run_dashboards(config, None, grafana.url, None) == 0
-    assert "3 unchanged" in capsys.readouterr().out
+    assert "4 unchanged" in capsys.readouterr().out
     assert run_dashboards(config, None, grafana.url, "wrong") == 1
     assert "refused" in capsys.readouterr().err
     grafana.down()

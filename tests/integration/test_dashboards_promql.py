@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from dashboards.provisioning import build_all
-from dashboards.queries import DRIFT_STATISTICS
 from monitor.config import VigilConfig
+from monitor.cycle.detect_drift import EXPORTED_STATISTICS as DRIFT_STATISTICS
 from monitor.grafana.specs import dashboard_specs
 from monitor.replay.local_prometheus import LocalPrometheus, PrometheusNotInstalled, find_binaries
 from monitor.replay.openmetrics import OpenMetricsWriter
@@ -90,6 +90,9 @@ def write_fixture(config: VigilConfig, path: Path) -> None:
         for status in ("done", "dry_run", "refused", "failed"):
             w.add("vigil_rollbacks_total", {**ml, "status": status}, ts, counter(0.0005), type="counter")
         w.add("vigil_samples_total", ml, ts, counter(100), type="counter")
+        w.add("vigil_cycle_errors_total", ml, ts, counter(0.001), type="counter")
+        w.add("vigil_last_successful_cycle_timestamp_seconds", ml, ts, ts - 30)
+        w.add("vigil_consecutive_failed_cycles", ml, ts, np.zeros(N))
         for kind in ("feature_drift", "kpi_drop", "slo_breach"):
             w.add("vigil_findings_total", {**ml, "kind": kind}, ts, counter(0.01), type="counter")
         vb = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
@@ -102,6 +105,8 @@ def write_fixture(config: VigilConfig, path: Path) -> None:
                   counter(0.01), type="counter")
     for source in ("prometheus", "loki", "tempo", "mlflow"):
         w.add("vigil_source_up", {**vigil, "source": source}, ts, np.ones(N))
+    w.add("vigil_outbox_pending", vigil, ts, rng.integers(0, 5, N).astype(float))
+    w.add("vigil_audit_checkpoint_timestamp_seconds", vigil, ts, ts - 60)
     w.write(path)
 
 
@@ -140,7 +145,7 @@ def test_every_variable_query_offers_values(prometheus: httpx.Client, config: Vi
         for v in variable_queries(d):
             assert label_values(prometheus, v, END - 3600, END), f"{v.dashboard} variable {v.name}: no values"
             checked += 1
-    assert checked == 6  # env, pod and feature for each of the two models
+    assert checked == 8  # env, pod and feature for each of the two models; $model on the overview and vigil-self
 
 
 def test_the_proof_can_fail(prometheus: httpx.Client) -> None:

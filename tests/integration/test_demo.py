@@ -180,3 +180,31 @@ def test_drift_incidents_get_evidently_reports_served_by_the_api(demo):
     linked = [n for n in demo["notifications"]
               if n["kind"] == "incident" and n["payload"]["incident_id"] == drift_ids[0]]
     assert linked[-1]["payload"]["links"]["drift_report"].endswith(f"/v1/incidents/{drift_ids[0]}/drift-report")
+    # a process that ran no cycle (this one) answers GET /v1/models from the store: the last
+    # cycle of the replay, and the drift per feature it measured
+    m = client.get("/v1/models/recommender").json()
+    assert m["last_cycle"]["at"] is not None and m["last_cycle"]["step"]
+    assert {"user_age", "session_length", "score"} <= set(m["drift"]) and "psi" in m["drift"]["session_length"]
+    assert m["open_incident"] is None  # every demo incident resolved
+
+
+def test_demo_messages_link_to_grafana_around_the_onset_and_say_it_in_words(demo):
+    from urllib.parse import parse_qs, urlsplit
+
+    from alerts.slack_blocks import render_incident
+
+    for note in demo["notifications"]:
+        p = note["payload"]
+        if "incident_id" not in p or "links" not in p:
+            continue
+        inc = next(i for i in demo["incidents"] if i["id"] == p["incident_id"])
+        url = p["links"]["grafana"]
+        assert url.startswith("http://127.0.0.1:3000/d/")
+        q = parse_qs(urlsplit(url).query)
+        assert int(q["from"][0]) < inc["onset"] * 1000 < int(q["to"][0])
+        body = json.dumps(render_incident(p)[1])
+        assert "value_vs_expected" not in body and "kpi_change_pct" not in body
+    latency = next(i for i in demo["incidents"] if i["causes"] and i["causes"][0]["kind"] == "gpu_saturation")
+    last = [n["payload"] for n in demo["notifications"] if n["payload"].get("incident_id") == latency["id"]][-1]
+    texts = [e["text"] for b in render_incident(last)[1] if b["type"] == "context" for e in b["elements"]]
+    assert not any("Cold start" in t for t in texts)  # a latency incident: no drift banner

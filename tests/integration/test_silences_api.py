@@ -74,7 +74,7 @@ def test_operator_creates_viewer_lists_operator_expires_and_all_is_audited(api):
         api.post("/v1/silences", silence(comment=f"another {i}", matchers=[f"model=other{i}"]))
 
     page = api.get("/v1/silences", limit=2).json()
-    assert page["total"] == 3 and len(page["items"]) == 2 and page["next"].endswith("offset=2")
+    assert page["total"] == 3 and len(page["items"]) == 2 and "offset=2" in page["next"]
     last = api.client.get(page["next"], headers=bearer("vera")).json()
     assert [s["id"] for s in last["items"]] == [made["id"]] and last["next"] is None
 

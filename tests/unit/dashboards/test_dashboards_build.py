@@ -24,7 +24,7 @@ from dashboards.spec import (
     PolicySpec,
     PrometheusSpec,
 )
-from dashboards.uids import OVERVIEW_UID, dashboard_uid, model_dashboard_uid
+from dashboards.uids import OVERVIEW_UID, VIGIL_UID, dashboard_uid, model_dashboard_uid
 from monitor.config import VigilConfig, parse_config
 from monitor.grafana.specs import dashboard_specs
 
@@ -138,7 +138,7 @@ def test_uids_are_stable_short_and_distinct() -> None:
     long = dashboard_uid("x" * 100)
     assert len(long) <= 40 and long != dashboard_uid("x" * 99)
     spec = sample_spec()
-    assert [d["uid"] for d in build_all(spec)] == [OVERVIEW_UID, "vigil-recommender",
+    assert [d["uid"] for d in build_all(spec)] == [OVERVIEW_UID, VIGIL_UID, "vigil-recommender",
                                                    model_dashboard_uid("fraud.scorer")]
     assert build_all(spec) == build_all(sample_spec()), "generation must be deterministic"
 
@@ -150,8 +150,8 @@ def test_model_dashboard_follows_config(spec: DashboardSpec) -> None:
     assert rows == ["Model health", "Serving: recsys-api", "GPU", "Logs and traces"]
     assert {"KPI: ctr", "SLO: p99_latency", "SLO: error_ratio", "GPU utilisation (DCGM)", "vLLM KV-cache usage",
             "vLLM requests waiting", "Error logs", "Slow or failing traces"} <= set(titles)
-    assert {v["name"] for v in d["templating"]["list"]} == {"env", "pod", "feature", "statistic"}
-    assert variable_defaults(d) == {"env": ".*", "pod": ".*", "feature": ".*", "statistic": "psi"}
+    assert {v["name"] for v in d["templating"]["list"]} == {"env", "pod", "feature"}
+    assert variable_defaults(d) == {"env": ".*", "pod": ".*", "feature": ".*"}
     tags = {tuple(a["target"]["tags"]) for a in d["annotations"]["list"]}
     assert tags == {("vigil", "deploy", "recommender"), ("vigil", "incident", "recommender"),
                     ("vigil", "rollback", "recommender")}
@@ -165,8 +165,12 @@ def test_model_dashboard_follows_config(spec: DashboardSpec) -> None:
     assert steps[-1]["value"] == 0.5 and lat["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"]["mode"] == "dashed"
     assert panel("Error rate (5xx / all)")["fieldConfig"]["defaults"]["thresholds"]["steps"][-1]["value"] == 0.02
     assert panel("GPU utilisation (DCGM)")["fieldConfig"]["defaults"]["thresholds"]["steps"][-1]["value"] == 95
-    drift = panel("Feature drift ($statistic)")["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    drift = panel("Feature drift (psi)")["fieldConfig"]["defaults"]["thresholds"]["steps"]
     assert [s["value"] for s in drift] == [None, 0.1, 0.2]
+    # SLO units agree with the panel that draws the same signal: an error ratio is a share.
+    assert panel("SLO: error_ratio")["fieldConfig"]["defaults"]["unit"] == "percentunit"
+    assert panel("Error rate (5xx / all)")["fieldConfig"]["defaults"]["unit"] == "percentunit"
+    assert panel("SLO: p99_latency")["fieldConfig"]["defaults"]["unit"] == "s"
     # Click the latency -> the logs of that service.
     link = lat["fieldConfig"]["defaults"]["links"][0]
     assert "${__field.labels.service}" in link["url"] and '"uid":"loki"' in link["url"].replace("%22", '"')
@@ -186,7 +190,12 @@ def test_rows_appear_only_with_something_to_show() -> None:
 def test_overview_lists_every_model(spec: DashboardSpec) -> None:
     d = build_overview_dashboard(spec)
     state = next(q for q in panel_queries(d) if q.panel_title == "Model state")
-    assert 'model=~"recommender|fraud\\\\.scorer"' in state.expr
+    assert 'model=~"$model"' in state.expr and "recommender" not in state.expr
+    [var] = d["templating"]["list"]
+    assert var["name"] == "model" and var["includeAll"] and var["multi"]
+    # "All" is all the configured models, not every model Prometheus ever saw
+    assert var["allValue"] == "recommender|fraud\\\\.scorer"  # as it goes inside the matcher's quotes
+    assert 'model=~"recommender|fraud\\\\.scorer"' in var["query"]
     titles = {p["title"] for p in d["panels"]}
     assert {"Open incidents", "Rollbacks in range", "Recent rollbacks", "Sources"} <= titles
     rollbacks = next(p for p in d["panels"] if p["title"] == "Recent rollbacks")
@@ -216,7 +225,8 @@ def test_provisioning_files(tmp_path: Path, spec: DashboardSpec) -> None:
     written = write_provisioning_files(spec, tmp_path)
     rel = sorted(str(p.relative_to(tmp_path)) for p in written)
     assert rel == sorted(["provisioning/datasources/vigil.yaml", "provisioning/dashboards/vigil.yaml",
-                          "dashboards/vigil-overview.json", "dashboards/vigil-recommender.json",
+                          "dashboards/vigil-overview.json", "dashboards/vigil-self.json",
+                          "dashboards/vigil-recommender.json",
                           f"dashboards/{model_dashboard_uid('fraud.scorer')}.json"])
     ds = yaml.safe_load((tmp_path / "provisioning/datasources/vigil.yaml").read_text())
     assert ds["apiVersion"] == 1 and {d["uid"] for d in ds["datasources"]} == {"prom", "loki", "tempo"}
@@ -258,4 +268,51 @@ def test_builders_need_only_specs(tmp_path: Path) -> None:
     assert [m["type"] for m in datasource_models(sources)] == ["prometheus"]
     assert datasource_models(sources)[0]["jsonData"]["timeInterval"] == "15s"
     written = write_provisioning_files(spec, tmp_path)
-    assert len(written) == 4  # data sources, provider, overview, one model
+    assert len(written) == 5  # data sources, provider, overview, Vigil's own, one model
+
+
+def test_drift_panels_offer_only_the_statistics_judged_on_with_their_own_thresholds() -> None:
+    data = copy.deepcopy(SAMPLE)
+    data["policy"] = {"drift_statistic": "ks", "drift_warning": 0.15, "drift_critical": 0.3}
+    d = build_model_dashboard(*_sources_and_model(parse_config(data), "recommender"))
+    drift = {p["title"]: p for p in d["panels"] if p["title"].startswith("Feature drift")}
+    # ks for the numeric features, js for the categorical one (ks has no categorical form); no chi2
+    assert set(drift) == {"Feature drift (ks)", "Feature drift (js)"}
+    for title, p in drift.items():
+        assert [s["value"] for s in p["fieldConfig"]["defaults"]["thresholds"]["steps"]] == [None, 0.15, 0.3]
+        stat = title[len("Feature drift ("):-1]
+        assert f'statistic="{stat}"' in p["targets"][0]["expr"]
+    assert "chi2" not in json.dumps(d) and "$statistic" not in json.dumps(d)
+
+
+def _sources_and_model(config: VigilConfig, name: str) -> tuple[DataSourcesSpec, ModelSpec]:
+    spec = dashboard_specs(config)
+    return spec.datasources, next(m for m in spec.models if m.name == name)
+
+
+def test_vigil_dashboard_watches_vigil_itself(spec: DashboardSpec) -> None:
+    d = next(x for x in build_all(spec) if x["uid"] == VIGIL_UID)
+    exprs = {q.panel_title: q.expr for q in panel_queries(d)}
+    assert "vigil_last_successful_cycle_timestamp_seconds" in exprs["Lag: time since the last successful cycle"]
+    assert "vigil_outbox_pending" in exprs["Outbox backlog"]
+    assert "vigil_source_up" in exprs["Source health"]
+    assert "vigil_rollbacks_total" in exprs["Rollbacks in range"]
+    assert "vigil_cycle_duration_seconds_count" in exprs["Cycles per minute"]
+    # every metric the dashboard reads is one Vigil exports
+    from prometheus_client import generate_latest
+
+    from monitor.metrics import VigilMetrics
+
+    m = VigilMetrics()
+    m.init_model("recommender")
+    m.cycle_succeeded("recommender", 1.0, "opened")
+    m.cycle_duration.labels("recommender").observe(0.1)
+    m.source_up.labels("prometheus").set(1)
+    m.outbox_pending.set(0)
+    m.audit_checkpoint_time.set(1)
+    exported = generate_latest(m.registry).decode()
+    import re
+
+    for expr in exprs.values():
+        for name in re.findall(r"\b(vigil_[a-z_]+)", expr):
+            assert name in exported, name

@@ -265,7 +265,7 @@ def test_every_traceql_expression_parses() -> None:
 
 
 def test_latency_click_through_opens_a_valid_loki_query() -> None:
-    d = build_all(sample_spec())[1]
+    d = next(x for x in build_all(sample_spec()) if x["uid"] == "vigil-recommender")
     lat = next(p for p in _walk(d["panels"]) if p["title"].startswith("Latency"))
     url = unquote(lat["fieldConfig"]["defaults"]["links"][0]["url"])
     expr = re.search(r'"expr":"((?:[^"\\]|\\.)*)"', url).group(1).encode().decode("unicode_escape")

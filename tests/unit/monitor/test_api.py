@@ -53,7 +53,7 @@ class Api:
         return self.registry.aliases.get((MODEL, "champion"))
 
     def audit_actions(self) -> list[str]:
-        return [e["action"] for e in self.client.get("/v1/audit").json()["entries"]]
+        return [e["action"] for e in self.client.get("/v1/audit").json()["items"]]
 
 
 def build(tmp_path, monkeypatch, *, token: str | None = TOKEN, api: dict[str, Any] | None = None,
@@ -206,7 +206,7 @@ def test_rollback_moves_the_alias_back_and_is_audited(deployed):
 
     audit = deployed.client.get("/v1/audit").json()
     assert audit["chain"]["ok"] and audit["chain"]["checked"] == 2
-    requested, done = audit["entries"]
+    requested, done = audit["items"]
     assert (requested["action"], done["action"]) == ("rollback.requested", "rollback.done")
     assert requested["detail"]["reason"] == "CTR -10% since v2" and requested["target"] == f"model:{MODEL}"
     # The caller is named by its token's name (api.token is "admin"); the token itself is never stored.
@@ -283,15 +283,17 @@ def test_rollback_during_an_incident_is_attached_to_it(tmp_path, monkeypatch):
 # ----------------------------------------------------------------------------- incidents
 def test_incidents_list_filter_and_get(api):
     report = api.vigil.run_cycle(MODEL, T0)
-    listed = api.client.get("/v1/incidents").json()
-    assert [i["id"] for i in listed] == [report.incident_id]
+    page = api.client.get("/v1/incidents").json()
+    listed = page["items"]
+    assert [i["id"] for i in listed] == [report.incident_id] and page["total"] == 1 and page["next"] is None
     inc = listed[0]
     assert (inc["model"], inc["status"], inc["severity"]) == (MODEL, "open", "warning")
     ctr = [f for f in inc["findings"] if f["entity"] == "ctr"][0]
     assert ctr["value"] == pytest.approx(-10.0) and ctr["threshold"] == -5.0 and ctr["baseline"] == 0.05
 
-    assert api.client.get("/v1/incidents", params={"status": "resolved"}).json() == []
-    assert len(api.client.get("/v1/incidents", params={"status": "open", "model": MODEL}).json()) == 1
+    assert api.client.get("/v1/incidents", params={"status": "resolved"}).json() == {"items": [], "total": 0,
+                                                                                      "next": None}
+    assert api.client.get("/v1/incidents", params={"status": "open", "model": MODEL}).json()["total"] == 1
     assert api.client.get("/v1/incidents", params={"model": "nope"}).status_code == 404
     got = api.client.get(f"/v1/incidents/{report.incident_id}").json()
     assert got["id"] == report.incident_id and got["drift_report"] is None
@@ -331,8 +333,8 @@ def test_ack_and_silence_need_the_token_and_are_audited(api):
     assert row.acknowledged_by == r.json()["acknowledged_by"] and row.silenced_until is not None
 
     audit = api.client.get("/v1/audit").json()
-    assert [e["action"] for e in audit["entries"]] == ["incident.ack", "incident.silence"]
-    assert audit["entries"][1]["detail"]["reason"] == "fix deploying"
+    assert [e["action"] for e in audit["items"]] == ["incident.ack", "incident.silence"]
+    assert audit["items"][1]["detail"]["reason"] == "fix deploying"
     assert audit["chain"]["ok"]
 
     r = api.post(silence, {"duration_s": -5, "reason": "oops"})

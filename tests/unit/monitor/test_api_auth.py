@@ -61,7 +61,7 @@ def test_health_metrics_and_docs_stay_open(tmp_path, monkeypatch, url):
 def test_a_viewer_reads_but_cannot_write(tmp_path, monkeypatch):
     api = named(tmp_path, monkeypatch)
     incident_id = api.vigil.run_cycle(MODEL, T0).incident_id
-    assert api.anon.get("/v1/incidents", headers=bearer("vera")).json()[0]["id"] == incident_id
+    assert api.anon.get("/v1/incidents", headers=bearer("vera")).json()["items"][0]["id"] == incident_id
     assert api.anon.get("/v1/audit", headers=bearer("vera")).status_code == 200
     r = api.anon.post(f"/v1/incidents/{incident_id}/ack", headers=bearer("vera"))
     assert r.status_code == 403
@@ -82,7 +82,7 @@ def test_an_operator_acts_under_its_name_but_cannot_force(tmp_path, monkeypatch)
     assert r.status_code == 403 and r.json()["error"] == "force needs role admin; token 'olga' has role operator"
     r = api.anon.post(ROLLBACK, json={"reason": "CTR -10% since v2"}, headers=bearer("olga"))
     assert r.status_code == 200 and r.json()["actor"] == "api:olga" and api.alias() == "1"
-    actors = {(e["action"], e["actor"]) for e in api.client.get("/v1/audit").json()["entries"]}
+    actors = {(e["action"], e["actor"]) for e in api.client.get("/v1/audit").json()["items"]}
     assert {("incident.ack", "api:olga"), ("rollback.requested", "api:olga"), ("rollback.done", "api:olga")} <= actors
     assert not any(TOKENS["olga"] in str(a) or sha(TOKENS["olga"]) in str(a) for a in actors)
 

@@ -40,8 +40,8 @@ def test_integers_beyond_64_bits_are_a_422_naming_the_field(tmp_path, monkeypatc
 def test_the_largest_64_bit_id_is_a_plain_404(tmp_path, monkeypatch):
     api = build(tmp_path, monkeypatch)
     assert api.client.get(f"/v1/incidents/{2**63 - 1}").status_code == 404
-    assert api.client.get(f"/v1/audit?since_seq={2**63 - 1}").json()["entries"] == []
-    assert api.client.get(f"/v1/incidents?offset={2**63 - 1}").json() == []
+    assert api.client.get(f"/v1/audit?since_seq={2**63 - 1}").json()["items"] == []
+    assert api.client.get(f"/v1/incidents?offset={2**63 - 1}").json()["items"] == []
 
 
 @pytest.mark.parametrize("raw_id", [BIG, "9223372036854775808", "0", "-3", "1_000", " 7", "٣"])

@@ -87,10 +87,19 @@ def test_models_keep_config_order_and_every_field_the_panels_draw() -> None:
 def test_the_policy_in_force_is_resolved_per_model() -> None:
     rec, fraud = dashboard_specs(config()).models
     assert rec.policy == PolicySpec(drift_statistic="ks", drift_warning=0.15, drift_critical=0.3,
-                                    slo_consecutive_cycles=4)
+                                    slo_consecutive_cycles=4, drift_statistics=("ks",))
     # A model's own policy overrides the keys it names; the rest are the global policy's.
     assert fraud.policy == PolicySpec(drift_statistic="wasserstein", drift_warning=0.05, drift_critical=0.5,
-                                      slo_consecutive_cycles=4)
+                                      slo_consecutive_cycles=4, drift_statistics=("wasserstein",))
+
+
+def test_categorical_features_add_the_statistic_they_are_judged_on() -> None:
+    data = copy.deepcopy(CONFIG)
+    data["models"][1]["features"] = ["amount", {"name": "country", "type": "categorical"}]
+    fraud = dashboard_specs(parse_config(data)).models[1]
+    assert fraud.policy.drift_statistics == ("wasserstein", "js")  # wasserstein has no categorical form
+    data["models"][1]["policy"]["drift_statistic"] = "psi"
+    assert dashboard_specs(parse_config(data)).models[1].policy.drift_statistics == ("psi",)
 
 
 def test_a_kpi_drop_falls_back_to_its_models_policy() -> None:

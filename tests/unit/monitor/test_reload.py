@@ -73,3 +73,14 @@ def test_in_flight_waits_for_running_jobs_and_refuses_new_ones_once_closed():
     release.set()
     assert jobs.wait_idle(time.monotonic() + 5, threading.Event()) == []
     worker.join()
+
+
+def test_a_receiver_added_by_a_reload_is_built(tmp_path, monkeypatch):
+    monkeypatch.setenv("PD_ROUTING_KEY", "0" * 32)
+    old = make_vigil(make_config(tmp_path, sources={"prometheus": {"url": "http://127.0.0.1:9"},
+                                                     "mlflow": {"tracking_uri": "http://127.0.0.1:9"}}))
+    assert "pd" not in old.notifiers
+    path = write(tmp_path / "vigil.yaml", tmp_path,
+                 receivers=[{"name": "pd", "kind": "pagerduty", "routing_key_env": "PD_ROUTING_KEY"}])
+    new, _ = reload_vigil(old, path)
+    assert "pd" in new.notifiers, "Slack and Grafana unchanged, yet the new receiver is there"

@@ -75,7 +75,7 @@ def press(api: Api, payload: dict, **sign: Any) -> Any:
 
 
 def audit(api: Api) -> list[dict[str, Any]]:
-    return api.client.get("/v1/audit", params={"limit": 1000}).json()["entries"]
+    return api.client.get("/v1/audit", params={"limit": 1000}).json()["items"]
 
 
 def test_buttons_ack_and_roll_back_with_the_slack_user_in_the_audit(tmp_path, monkeypatch, slack):

@@ -1,0 +1,86 @@
+"""Alertmanager: Vigil's incidents pushed to `POST /api/v2/alerts`, for teams whose pages
+all go through an Alertmanager (its routes, silences, inhibitions and receivers apply).
+
+One alert per incident, labelled `alertname="VigilIncident"`, `model`, `severity`,
+`entity` (the top cause's), `vigil_incident` (the dedup key) and any configured static
+labels; annotations `summary`, `description`, `findings` and one `<name>_url` per link.
+An open incident's alert is pushed with `endsAt = now + ttl` and pushed again every
+`resend_every` while it stays open (`keep_alive`, from the outbox sender), as Prometheus
+does, so Alertmanager never times it out while Vigil still sees the problem; the
+resolution pushes `endsAt` = the resolution time. When an update changes the labels (an
+escalation changes `severity`), the alert under the old labels is ended in the same push,
+or Alertmanager would show both. A push is idempotent: the same labels are one alert.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from alerts.outbox import DeliveryResult, DeliveryStatus, MessageKind, OutboxMessage
+from alerts.receivers.base import ALL, RECEIVER_ROUTE, Receiving
+from alerts.receivers.http import HttpCaller, Refused, SecretMissing, SecretSource, Transient, run_delivery
+from alerts.receivers.mapping import alertmanager_alert, ended, iso, sent_ref
+from alerts.receivers.record import state_of
+
+log = logging.getLogger("vigil.receivers.alertmanager")
+
+
+class AlertmanagerReceiver:
+    route = RECEIVER_ROUTE
+
+    def __init__(self, name: str, url: str, http: HttpCaller, *, resend_every_s: float = 60.0,
+                 labels: dict[str, str] | None = None, bearer_token: SecretSource | None = None,
+                 receiving: Receiving = ALL, clock: Callable[[], float] = time.time) -> None:
+        self.receiving = receiving
+        self.name, self.http, self.clock = name, http, clock
+        self.endpoint = url.rstrip("/") + "/api/v2/alerts"
+        self.resend_every_s = resend_every_s
+        # Prometheus's rule: an alert sent every resend_delay ends 4 of them later unless re-sent.
+        self.ttl_s = 4 * resend_every_s
+        self.labels = labels or {}
+        self.bearer_token = bearer_token
+        self._pushed: dict[str, float] = {}  # outbox key -> when its alert was last pushed (this process)
+
+    def deliver(self, message: OutboxMessage) -> DeliveryResult:
+        if message.kind != MessageKind.INCIDENT:
+            return DeliveryResult(DeliveryStatus.DELIVERED, ref=message.ref)  # incidents only
+        return run_delivery(lambda: self._send(message.key, message.payload, message.ref))
+
+    def _send(self, key: str, record: dict[str, Any], ref: dict[str, Any] | None) -> dict[str, Any]:
+        now = self.clock()
+        alert = alertmanager_alert(record, now=now, ttl_s=self.ttl_s, extra_labels=self.labels)
+        batch = [alert]
+        before = (ref or {}).get("alert")
+        if isinstance(before, dict) and before.get("labels") != alert["labels"]:
+            batch.append(ended(before, now))
+        self._post(batch)
+        self._pushed[key] = now
+        firing = state_of(record) != "resolved"
+        log.info("alertmanager push accepted", extra={"receiver": self.name, "alert": record["dedup_key"],
+                                                      "firing": firing, "ended_old_labels": len(batch) > 1})
+        return {**sent_ref(record), "alert": alert, "firing": firing}
+
+    def keep_alive(self, refs: Mapping[str, dict[str, Any]]) -> int:
+        """Re-push every firing alert last pushed `resend_every` ago or more (or never by this
+        process: after a restart they all go once), with a new endsAt."""
+        now = self.clock()
+        due = {k: r for k, r in refs.items() if r.get("firing") and isinstance(r.get("alert"), dict)
+               and now - self._pushed.get(k, float("-inf")) >= self.resend_every_s}
+        if not due:
+            return 0
+        batch = [{**r["alert"], "endsAt": iso(now + self.ttl_s)} for r in due.values()]
+        try:
+            self._post(batch)
+        except (Transient, Refused, SecretMissing) as e:  # the next round tries again; the alerts stay in the refs
+            log.warning("alertmanager re-push failed", extra={"receiver": self.name, "error": str(e),
+                                                              "alerts": len(batch)})
+            return 0
+        for k in due:
+            self._pushed[k] = now
+        return len(batch)
+
+    def _post(self, batch: list[dict[str, Any]]) -> None:
+        headers = {"Authorization": f"Bearer {self.bearer_token.read()}"} if self.bearer_token else {}
+        self.http.post(self.endpoint, batch, headers)

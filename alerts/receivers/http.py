@@ -1,0 +1,167 @@
+"""What every HTTP receiver shares: request signing, Retry-After, secrets read from the
+environment or a file, and one bounded retry loop that maps answers to delivery results.
+
+A call is retried in place (tenacity) on a connection error, a timeout, 429 and 5xx,
+honouring Retry-After, at most `max_attempts` times and `max_wait_s` per wait; if it still
+fails the message goes back to the outbox as RETRY, due again after the outbox's own
+back-off (or the backend's Retry-After), so an outage delays a page but never drops it.
+A 4xx other than 429 is FAILED with the backend's own error text: the same request will
+not succeed later, a person has to fix the config. A key that cannot be read (variable
+unset, file missing) is RETRY: the message waits for the secret instead of being dropped.
+No secret ever enters an error text.
+"""
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import hmac
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
+
+from alerts.outbox import DeliveryResult, DeliveryStatus
+
+
+def sign(secret: bytes, timestamp: str, body: bytes) -> str:
+    """The X-Vigil-Signature value for one request: v1=<hex HMAC-SHA256(secret, f"{timestamp}.{body}")>."""
+    mac = hmac.new(secret, timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return f"v1={mac}"
+
+
+def retry_after_s(value: str | None, now: float) -> float | None:
+    """Retry-After as seconds: a number of seconds or an HTTP date; None if absent or unreadable."""
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value.strip())
+    try:
+        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - now)
+    except (TypeError, ValueError):
+        return None
+
+
+class SecretMissing(Exception):
+    """A receiver's key or secret could not be read (unset variable, unreadable or empty file)."""
+
+
+@dataclass(frozen=True)
+class SecretSource:
+    """Where a secret lives: an environment variable or a file, read on every call so a
+    rotated secret is picked up. `what` names it in errors (never its value)."""
+
+    what: str
+    env: str | None = None
+    file: Path | None = None
+
+    def read(self) -> str:
+        if self.env is not None:
+            value = os.environ.get(self.env, "").strip()
+            if not value:
+                raise SecretMissing(f"{self.what} is missing: environment variable {self.env} is not set")
+            return value
+        if self.file is None:
+            raise SecretMissing(f"{self.what} is not configured")
+        try:
+            value = self.file.read_text().strip()
+        except OSError as e:
+            raise SecretMissing(f"cannot read {self.what} from {self.file}: {e.strerror}") from e
+        if not value:
+            raise SecretMissing(f"{self.what} file {self.file} is empty")
+        return value
+
+
+@dataclass(frozen=True)
+class RetrySettings:
+    max_attempts: int = 3  # in one delivery; the outbox retries the message later after that
+    backoff_s: float = 1.0  # doubles per attempt when the backend gives no Retry-After
+    max_wait_s: float = 30.0
+
+
+class Transient(Exception):
+    """One attempt failed in a way the next may not."""
+
+    def __init__(self, detail: str, retry_after: float | None = None, uncertain: bool = False) -> None:
+        self.detail, self.retry_after, self.uncertain = detail, retry_after, uncertain
+        super().__init__(detail)
+
+
+class Refused(Exception):
+    """The backend said no (a 4xx other than 429): retrying the same request will not help."""
+
+
+# An answer's body rendered for an error text: what the backend said, shortened.
+Explain = Callable[[httpx.Response], str]
+
+
+def said(resp: httpx.Response) -> str:
+    return " ".join(resp.text.split())[:300]
+
+
+class HttpCaller:
+    """One client, its retry loop, and the mapping of answers to `Transient`/`Refused`."""
+
+    def __init__(self, backend: str, *, timeout_s: float, retry: RetrySettings,
+                 clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        self.backend, self.retry, self.clock, self.sleep = backend, retry, clock, sleep
+        self.http = httpx.Client(timeout=timeout_s, transport=transport)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def post(self, url: str, body: Any, headers: dict[str, str], explain: Explain = said,
+             sign_with: bytes | None = None) -> httpx.Response:
+        """POST JSON `body` (bytes are sent as they are), retried; raises Transient or Refused."""
+        raw = body if isinstance(body, bytes) else json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+        retrying = Retrying(stop=stop_after_attempt(self.retry.max_attempts), wait=self._wait, sleep=self.sleep,
+                            retry=retry_if_exception_type(Transient), reraise=True)
+        return retrying(self._attempt, url, raw, {**headers, "Content-Type": "application/json"}, explain, sign_with)
+
+    def _attempt(self, url: str, raw: bytes, headers: dict[str, str], explain: Explain,
+                 sign_with: bytes | None) -> httpx.Response:
+        if sign_with is not None:
+            ts = str(int(self.clock()))
+            headers = {**headers, "X-Vigil-Timestamp": ts, "X-Vigil-Signature": sign(sign_with, ts, raw)}
+        try:
+            resp = self.http.post(url, content=raw, headers=headers)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as e:
+            raise Transient(f"{self.backend}: cannot connect to {url}: {type(e).__name__}") from e
+        except httpx.TransportError as e:
+            # The request may have been read and acted on before the answer was lost.
+            raise Transient(f"{self.backend}: {url}: {type(e).__name__}: {e}", uncertain=True) from e
+        if resp.is_success:
+            return resp
+        code = resp.status_code
+        if code == 429 or code >= 500:
+            raise Transient(f"{self.backend}: HTTP {code} from {url}: {explain(resp)}",
+                            retry_after_s(resp.headers.get("Retry-After"), self.clock()))
+        raise Refused(f"{self.backend} refused the request with HTTP {code}: {explain(resp)}")
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        hinted = exc.retry_after if isinstance(exc, Transient) else None
+        wait = hinted if hinted is not None else self.retry.backoff_s * 2 ** (state.attempt_number - 1)
+        return min(wait, self.retry.max_wait_s)
+
+
+def run_delivery(send: Callable[[], dict[str, Any] | None]) -> DeliveryResult:
+    """Run a receiver's calls for one message and say how it went.
+
+    `send` returns the ref to keep for the incident's next message (what was sent)."""
+    try:
+        ref = send()
+    except Transient as e:
+        return DeliveryResult(DeliveryStatus.RETRY, error=e.detail, retry_after=e.retry_after, uncertain=e.uncertain)
+    except SecretMissing as e:
+        # Kept, not failed: a secret mounted late or fixed after the fact still lets the page out.
+        return DeliveryResult(DeliveryStatus.RETRY, error=str(e))
+    except Refused as e:
+        return DeliveryResult(DeliveryStatus.FAILED, error=str(e))
+    return DeliveryResult(DeliveryStatus.DELIVERED, ref=ref)

@@ -1,0 +1,153 @@
+"""Pure mappings from a receiver record (alerts/receivers/record.py) to each backend's
+request bodies, and which calls a state change needs given what was sent before (`ref`).
+
+No I/O, no clock: the notifiers pass the time in. Field limits are the documented ones
+(PagerDuty Events API v2: summary 1024 chars; Opsgenie Alert API: message 130, alias
+512, description 15000, entity 512, source 100, details values are strings).
+"""
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from alerts.receivers.record import state_of
+
+PD_SEVERITY = {"critical": "critical", "warning": "warning"}  # PD also has error/info: not used
+OPSGENIE_PRIORITY = {"critical": "P1", "warning": "P3"}
+ALERTNAME = "VigilIncident"
+
+
+def iso(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def summary(record: dict[str, Any]) -> str:
+    return f"[{record['severity']}] {record['model']}: {record['title']}"
+
+
+def _top(record: dict[str, Any]) -> dict[str, Any]:
+    return record.get("top_cause") or {}
+
+
+def _finding_line(f: dict[str, Any]) -> str:
+    stat = f" ({f['statistic']})" if f.get("statistic") else ""
+    return f"{f.get('kind')} {f.get('entity')}{stat}: {f.get('value')} vs threshold {f.get('threshold')}"
+
+
+def steps(record: dict[str, Any], ref: dict[str, Any] | None, *, open_: str, ack: str, close: str) -> list[str]:
+    """The calls one state change needs, in order, given the ref of the last delivery.
+
+    Every call is idempotent on the backend (same dedup key), so a repeat is harmless;
+    this only avoids needless ones: an acknowledgement is sent once, and an update of an
+    acknowledged incident re-sends the open call (new details, the ack stays)."""
+    state = state_of(record)
+    if state == "resolved":
+        return [close]
+    if state == "acknowledged":
+        if ref and ref.get("acknowledged"):
+            return [open_]
+        return ([open_] if not ref else []) + [ack]
+    return [open_]
+
+
+def sent_ref(record: dict[str, Any]) -> dict[str, Any]:
+    """What a receiver keeps for the next message of the same incident."""
+    return {"dedup_key": record["dedup_key"], "state": state_of(record), "severity": record["severity"],
+            "acknowledged": state_of(record) == "acknowledged"}
+
+
+# --------------------------------------------------------------------------- PagerDuty
+def pagerduty_event(record: dict[str, Any], action: str, routing_key: str, *, source: str) -> dict[str, Any]:
+    """One Events API v2 event: `trigger` carries the payload, `acknowledge`/`resolve` only the key."""
+    event: dict[str, Any] = {"routing_key": routing_key, "event_action": action, "dedup_key": record["dedup_key"]}
+    if action != "trigger":
+        return event
+    top = _top(record)
+    links = record.get("links") or {}
+    event["payload"] = {
+        "summary": summary(record)[:1024],
+        "source": source or f"vigil/{record['model']}",
+        "severity": PD_SEVERITY.get(record["severity"], "warning"),
+        "timestamp": iso(record["opened_at"]),
+        "component": record["model"],
+        "group": top.get("entity") or record["model"],
+        "class": top.get("kind") or "unknown",
+        "custom_details": {
+            "incident_id": record["incident_id"],
+            "top_cause": top.get("explanation") or "no cause stands out",
+            "top_cause_confidence": top.get("score"),
+            "findings": [_finding_line(f) for f in record["findings"]],
+            "finding_count": record["finding_count"],
+            "updated_at": iso(record["updated_at"]),
+        },
+    }
+    event["client"] = "Vigil"
+    if links:
+        event["client_url"] = next(iter(links.values()))
+        event["links"] = [{"href": href, "text": name.replace("_", " ")} for name, href in links.items()]
+    return event
+
+
+# --------------------------------------------------------------------------- Opsgenie
+def opsgenie_create(record: dict[str, Any], *, source: str, responders: list[dict[str, str]]) -> dict[str, Any]:
+    top = _top(record)
+    links = record.get("links") or {}
+    lines = [record["title"], "", f"Top cause: {top.get('explanation') or 'no cause stands out'}", ""]
+    lines += [f"- {_finding_line(f)}" for f in record["findings"]]
+    lines += [""] + [f"{name}: {href}" for name, href in links.items()]
+    details = {"incident_id": str(record["incident_id"]), "model": record["model"],
+               "severity": record["severity"], **{f"link_{k}": v for k, v in links.items()}}
+    body: dict[str, Any] = {
+        "message": summary(record)[:130],
+        "alias": record["dedup_key"][:512],
+        "description": "\n".join(lines)[:15000],
+        "tags": ["vigil", f"model:{record['model']}", f"severity:{record['severity']}"],
+        "details": {k: str(v)[:8000] for k, v in details.items()},
+        "entity": str(top.get("entity") or record["model"])[:512],
+        "source": source[:100],
+        "priority": OPSGENIE_PRIORITY.get(record["severity"], "P3"),
+    }
+    if responders:
+        body["responders"] = responders
+    return body
+
+
+def opsgenie_action(record: dict[str, Any], action: str, *, source: str) -> dict[str, Any]:
+    """The body of an acknowledge or close call."""
+    if action == "acknowledge":
+        who = record.get("acknowledged_by") or "someone"
+        return {"source": source[:100], "user": who[:100], "note": f"Acknowledged in Vigil by {who}"}
+    return {"source": source[:100], "note": "Resolved in Vigil: the signals are back within their thresholds"}
+
+
+# --------------------------------------------------------------------------- Alertmanager
+def alertmanager_alert(record: dict[str, Any], *, now: float, ttl_s: float,
+                       extra_labels: dict[str, str]) -> dict[str, Any]:
+    """One postable alert. Open: endsAt = now + ttl_s (re-pushed before it passes, as
+    Prometheus does); resolved: endsAt = the resolution time, which ends it."""
+    top = _top(record)
+    links = record.get("links") or {}
+    labels = {**extra_labels, "alertname": ALERTNAME, "model": record["model"], "severity": record["severity"],
+              "entity": str(top.get("entity") or record["model"]), "vigil_incident": record["dedup_key"]}
+    annotations = {"summary": summary(record), "description": top.get("explanation") or "no cause stands out",
+                   "findings": "; ".join(_finding_line(f) for f in record["findings"]),
+                   **{f"{k}_url": v for k, v in links.items()}}
+    if record.get("acknowledged_by"):
+        annotations["acknowledged_by"] = record["acknowledged_by"]
+    resolved = record.get("resolved_at")
+    ends = resolved if state_of(record) == "resolved" and resolved is not None else now + ttl_s
+    alert: dict[str, Any] = {"labels": labels, "annotations": annotations, "startsAt": iso(record["opened_at"]),
+                             "endsAt": iso(max(ends, record["opened_at"] + 1))}
+    if links:
+        alert["generatorURL"] = next(iter(links.values()))
+    return alert
+
+
+def ended(alert: dict[str, Any], at: float) -> dict[str, Any]:
+    """`alert` (as pushed before) ended at `at`: its labels changed, so the old series must stop."""
+    return {**alert, "endsAt": iso(at)}
+
+
+# --------------------------------------------------------------------------- webhook
+def webhook_body(record: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
+    return {"event": state_of(record), "idempotency_key": idempotency_key, **record}

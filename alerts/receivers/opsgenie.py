@@ -1,0 +1,84 @@
+"""Opsgenie Alert API: create (alias = the incident's dedup key), acknowledge, close.
+
+`Authorization: GenieKey <key>`; base URL https://api.opsgenie.com (US) or
+https://api.eu.opsgenie.com (EU). Opsgenie processes requests asynchronously: it answers
+202 `{"result": "Request will be processed", "took", "requestId"}`, kept in the ref so a
+person can look the request up. A create for an alias that is already open is folded
+into that alert (its count goes up), so a retried create never opens a second alert;
+acknowledge and close address the alert by alias (`identifierType=alias`). 400/422
+`{"message", "errors": {...}}` fail the message with Opsgenie's words; 429 and 5xx are
+retried (alerts/receivers/http.py). The API key is never logged.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from alerts.outbox import DeliveryResult, DeliveryStatus, MessageKind, OutboxMessage
+from alerts.receivers.base import ALL, RECEIVER_ROUTE, Receiving
+from alerts.receivers.http import HttpCaller, SecretSource, run_delivery, said
+from alerts.receivers.mapping import opsgenie_action, opsgenie_create, sent_ref, steps
+
+log = logging.getLogger("vigil.receivers.opsgenie")
+REGION_URLS = {"us": "https://api.opsgenie.com", "eu": "https://api.eu.opsgenie.com"}
+
+
+def explain(resp: httpx.Response) -> str:
+    """Opsgenie's error body in a line: its message and each field error it named."""
+    try:
+        doc = resp.json()
+    except ValueError:
+        return said(resp)
+    if not isinstance(doc, dict):
+        return said(resp)
+    errors = doc.get("errors") or {}
+    detail = "; ".join(f"{k}: {v}" for k, v in errors.items()) if isinstance(errors, dict) else str(errors)
+    text = ": ".join(p for p in (str(doc.get("message") or ""), detail) if p) or said(resp)
+    return f"{text} (requestId {doc['requestId']})" if doc.get("requestId") else text
+
+
+class OpsgenieReceiver:
+    route = RECEIVER_ROUTE
+
+    def __init__(self, name: str, api_key: SecretSource, http: HttpCaller, *, url: str = REGION_URLS["us"],
+                 source: str = "Vigil", responders: list[dict[str, str]] | None = None,
+                 receiving: Receiving = ALL) -> None:
+        self.receiving = receiving
+        self.name, self.api_key, self.http, self.source = name, api_key, http, source
+        self.base = url.rstrip("/") + "/v2/alerts"
+        self.responders = responders or []
+
+    def deliver(self, message: OutboxMessage) -> DeliveryResult:
+        if message.kind != MessageKind.INCIDENT:
+            return DeliveryResult(DeliveryStatus.DELIVERED, ref=message.ref)  # incidents only
+        return run_delivery(lambda: self._send(message.payload, message.ref))
+
+    def _send(self, record: dict[str, Any], ref: dict[str, Any] | None) -> dict[str, Any]:
+        headers = {"Authorization": f"GenieKey {self.api_key.read()}"}
+        request_ids: list[str] = []
+        for action in steps(record, ref, open_="create", ack="acknowledge", close="close"):
+            url, body = self._request(record, action)
+            resp = self.http.post(url, body, headers, explain)
+            request_id = _request_id(resp)
+            request_ids.append(request_id)
+            log.info("opsgenie request accepted", extra={"receiver": self.name, "action": action,
+                                                         "alias": record["dedup_key"], "request_id": request_id})
+        return {**sent_ref(record), "request_ids": request_ids}
+
+    def _request(self, record: dict[str, Any], action: str) -> tuple[str, dict[str, Any]]:
+        if action == "create":
+            return self.base, opsgenie_create(record, source=self.source, responders=self.responders)
+        alias = quote(record["dedup_key"], safe="")
+        return f"{self.base}/{alias}/{action}?identifierType=alias", opsgenie_action(record, action,
+                                                                                      source=self.source)
+
+
+def _request_id(resp: httpx.Response) -> str:
+    try:
+        doc = resp.json()
+    except ValueError:
+        return ""
+    return str(doc.get("requestId") or "") if isinstance(doc, dict) else ""

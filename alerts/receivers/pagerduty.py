@@ -1,0 +1,64 @@
+"""PagerDuty Events API v2: trigger, acknowledge and resolve one PD alert per incident.
+
+POST {url}/v2/enqueue with the event; PagerDuty answers 202
+`{"status": "success", "message": "Event processed", "dedup_key": ...}`. Every event of an
+incident carries the same `dedup_key` (the receiver record's), so PagerDuty folds a
+retried or repeated trigger into the alert it already has: a restart, a lost answer or a
+second replica never opens a second PD incident. 400 `{"status": "invalid event",
+"message", "errors": [...]}` fails the message with PagerDuty's own words; 429 and 5xx are
+retried (alerts/receivers/http.py). The routing key is read on each call from its
+environment variable or file and is never logged nor put in an error.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import httpx
+
+from alerts.outbox import DeliveryResult, DeliveryStatus, MessageKind, OutboxMessage
+from alerts.receivers.base import ALL, RECEIVER_ROUTE, Receiving
+from alerts.receivers.http import HttpCaller, SecretSource, run_delivery, said
+from alerts.receivers.mapping import pagerduty_event, sent_ref, steps
+
+log = logging.getLogger("vigil.receivers.pagerduty")
+DEFAULT_URL = "https://events.pagerduty.com"
+
+
+def explain(resp: httpx.Response) -> str:
+    """PagerDuty's error body in a line: its status, message and every error it listed."""
+    try:
+        doc = resp.json()
+    except ValueError:
+        return said(resp)
+    if not isinstance(doc, dict):
+        return said(resp)
+    errors = doc.get("errors") or []
+    detail = "; ".join(map(str, errors)) if isinstance(errors, list) else str(errors)
+    parts = [str(doc.get("status") or ""), str(doc.get("message") or ""), detail]
+    return ": ".join(p for p in parts if p) or said(resp)
+
+
+class PagerDutyReceiver:
+    route = RECEIVER_ROUTE
+
+    def __init__(self, name: str, routing_key: SecretSource, http: HttpCaller, *, url: str = DEFAULT_URL,
+                 source: str = "", receiving: Receiving = ALL) -> None:
+        self.receiving = receiving
+        self.name, self.routing_key, self.http, self.source = name, routing_key, http, source
+        self.endpoint = url.rstrip("/") + "/v2/enqueue"
+
+    def deliver(self, message: OutboxMessage) -> DeliveryResult:
+        if message.kind != MessageKind.INCIDENT:
+            return DeliveryResult(DeliveryStatus.DELIVERED, ref=message.ref)  # incidents only
+        return run_delivery(lambda: self._send(message.payload, message.ref))
+
+    def _send(self, record: dict[str, Any], ref: dict[str, Any] | None) -> dict[str, Any]:
+        key = self.routing_key.read()
+        for action in steps(record, ref, open_="trigger", ack="acknowledge", close="resolve"):
+            resp = self.http.post(self.endpoint, pagerduty_event(record, action, key, source=self.source), {},
+                                  explain)
+            log.info("pagerduty event accepted", extra={"receiver": self.name, "action": action,
+                                                        "dedup_key": record["dedup_key"], "status": resp.status_code})
+        return sent_ref(record)
+

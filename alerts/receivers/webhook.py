@@ -1,0 +1,46 @@
+"""A generic signed webhook: one POST of the receiver record per incident state change.
+
+Headers, the same as the rollback webhook's (monitor/executors/webhook.py) so one
+receiver-side check serves both: `X-Vigil-Timestamp: <Unix seconds>`,
+`X-Vigil-Signature: v1=<hex HMAC-SHA256(secret, f"{timestamp}.{body}")>` over the exact
+body bytes, and `Idempotency-Key: <dedup key>:<outbox row id>`. The key and the body are
+the same on every delivery of one state change (retries, a restart, another replica),
+so a receiver that acts once per key acts once per change. Body: the record with
+`event` (triggered | acknowledged | resolved) and `idempotency_key`. Any 2xx is
+delivered; 429/5xx are retried, another 4xx fails with the receiver's answer.
+"""
+from __future__ import annotations
+
+import json
+import logging
+
+from alerts.outbox import DeliveryResult, DeliveryStatus, MessageKind, OutboxMessage
+from alerts.receivers.base import ALL, RECEIVER_ROUTE, Receiving
+from alerts.receivers.http import HttpCaller, SecretSource, run_delivery
+from alerts.receivers.mapping import sent_ref, webhook_body
+
+log = logging.getLogger("vigil.receivers.webhook")
+
+
+class WebhookReceiver:
+    route = RECEIVER_ROUTE
+
+    def __init__(self, name: str, url: str, secret: SecretSource, http: HttpCaller, *,
+                 receiving: Receiving = ALL) -> None:
+        self.receiving = receiving
+        self.name, self.url, self.secret, self.http = name, url, secret, http
+
+    def deliver(self, message: OutboxMessage) -> DeliveryResult:
+        if message.kind != MessageKind.INCIDENT:
+            return DeliveryResult(DeliveryStatus.DELIVERED, ref=message.ref)  # incidents only
+        record = message.payload
+        key = f"{record['dedup_key']}:{message.id}"
+        body = json.dumps(webhook_body(record, key), sort_keys=True, separators=(",", ":")).encode()
+
+        def send() -> dict[str, object]:
+            resp = self.http.post(self.url, body, {"Idempotency-Key": key}, sign_with=self.secret.read().encode())
+            log.info("webhook accepted", extra={"receiver": self.name, "idempotency_key": key,
+                                                "status": resp.status_code})
+            return sent_ref(record)
+
+        return run_delivery(send)

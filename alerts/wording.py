@@ -1,0 +1,359 @@
+"""Findings and evidence in plain words with their units, times in the configured zone.
+
+"CTR fell 7.3 % to 0.0463, from 0.0499 in the hour before" rather than
+"kpi_change_pct -7.27 vs threshold -5": every notifier (Slack, the JSON-lines sink,
+pagers) shows what a person would say, with the number next to its threshold
+(STYLE.md, the Flagger lesson). Pure: payload fields in, text out; no mrkdwn here, so
+each renderer escapes and decorates in its own syntax.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+# The drift statistics, named as a data scientist would say them.
+STATISTIC_WORDS: dict[str, str] = {
+    "psi": "population stability index (PSI)",
+    "ks": "Kolmogorov-Smirnov distance (KS)",
+    "wasserstein": "normalised Wasserstein distance",
+    "js": "Jensen-Shannon distance",
+    "chi2": "chi-squared statistic",
+    "missing_rate": "share of missing values",
+    "type_mismatch_share": "share of values of the wrong type",
+    "nonfinite_share": "share of NaN or infinite values",
+    "out_of_range_share": "share of values outside the reference range",
+    "new_category_share": "share of categories never seen in the reference",
+    "gpu_util_pct": "GPU utilisation",
+    "fb_used_ratio": "GPU memory (framebuffer) used",
+    "kv_cache_ratio": "vLLM KV-cache usage",
+    "requests_waiting": "requests waiting in the vLLM queue",
+    "error_origin_rate": "share of requests failing here first",
+    "self_time_ms_p50": "median time spent in the service itself",
+    "edge_time_ms_p50": "median call time",
+    "range_ratio": "level against its normal range",
+    "error_burst": "burst of error log lines",
+}
+
+# Statistics whose value is a share (0..1), shown as a percentage.
+_SHARES = {"missing_rate", "type_mismatch_share", "nonfinite_share", "out_of_range_share", "new_category_share",
+           "fb_used_ratio", "kv_cache_ratio", "error_origin_rate"}
+
+_LEAD = ("mean", "value", "peak", "limit", "threshold", "from", "until")
+_TIME_KEYS = {"at", "onset", "from", "until", "breach_start", "saturated_from", "saturated_until"}
+
+
+@dataclass(frozen=True)
+class Wording:
+    """How a message says things: its time zone and the KPI baseline's length."""
+
+    time_zone: str = "UTC"
+    baseline_s: float | None = None  # the window before the current one that a KPI is compared with
+    units: Mapping[str, str] = field(default_factory=dict)  # series (an SLO's name) -> its unit
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> Wording:
+        d = payload.get("display") if isinstance(payload.get("display"), Mapping) else {}
+        assert isinstance(d, Mapping)
+        base = d.get("baseline_s")
+        units = d.get("units") if isinstance(d.get("units"), Mapping) else {}
+        assert isinstance(units, Mapping)
+        return cls(time_zone=str(d.get("time_zone") or "UTC"),
+                   baseline_s=float(base) if isinstance(base, (int, float)) else None,
+                   units={str(k): str(v) for k, v in units.items()})
+
+
+# --------------------------------------------------------------------------- numbers
+def _finite(value: Any) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def number(value: Any) -> str:
+    """Three significant digits, thousands separated: 0.312, 12.3, 12,300, 1.23e-05; n/a otherwise."""
+    v = _finite(value)
+    if v is None:
+        return "n/a" if not isinstance(value, str) else value
+    if v == 0:
+        return "0"
+    rounded = float(f"{v:.3g}")
+    a = abs(rounded)
+    if a >= 1000:
+        return f"{rounded:,.0f}"
+    if a >= 1e-3:
+        return f"{rounded:.3g}"
+    return f"{rounded:.2e}"
+
+
+def seconds(value: Any) -> str:
+    """A latency or duration in the unit a person reads it in: 250 ms, 1.5 s, 12 min."""
+    v = _finite(value)
+    if v is None:
+        return "n/a"
+    a = abs(v)
+    if a == 0:
+        return "0 s"
+    if a < 1e-3:
+        return f"{number(v * 1e6)} µs"
+    if a < 1:
+        return f"{number(v * 1e3)} ms"
+    if a < 120:
+        return f"{number(v)} s"
+    if a < 7200:
+        return f"{number(v / 60)} min"
+    return f"{number(v / 3600)} h"
+
+
+def percent(value: Any, *, share: bool = False) -> str:
+    """'7.3 %': a percentage, or a share (0..1) shown as one."""
+    v = _finite(value)
+    if v is None:
+        return "n/a"
+    return f"{number(v * 100 if share else v)} %"
+
+
+def in_unit(value: Any, unit: str) -> str:
+    """A value in a configured unit (an SLO's `unit`): s, ms, %, ratio or a free word."""
+    u = (unit or "").strip()
+    if u in ("s", "sec", "seconds"):
+        return seconds(value)
+    if u == "ms":
+        v = _finite(value)
+        return seconds(v / 1000) if v is not None else "n/a"
+    if u in ("%", "pct", "percent"):
+        return percent(value)
+    if u == "ratio":
+        return percent(value, share=True)
+    return f"{number(value)} {u}" if u else number(value)
+
+
+def stat_value(value: Any, statistic: str) -> str:
+    """A statistic's value in its unit, read from its name (suffix _s, _ms, _pct, _ratio, a share)."""
+    stat = (statistic or "").lower()
+    if stat in _SHARES or stat.endswith(("_ratio", "_fraction", "_share")):
+        return percent(value, share=True)
+    if stat.endswith(("_pct", "_percent")) or stat in ("pct", "percent"):
+        return percent(value)
+    if stat.endswith(("_s", "_seconds", "_sec")):
+        return seconds(value)
+    if stat.endswith("_ms") or "_ms_" in stat:
+        v = _finite(value)
+        return seconds(v / 1000) if v is not None else "n/a"
+    return number(value)
+
+
+def stat_words(statistic: str) -> str:
+    """'population stability index (PSI)' for 'psi'; unknown names lose their underscores."""
+    return STATISTIC_WORDS.get(statistic, (statistic or "value").replace("_", " "))
+
+
+def duration(value: Any) -> str:
+    """A window length in words: 45 s, 5 min, 1 h, 1 h 30 min, 7 days."""
+    v = _finite(value)
+    if v is None or v < 0:
+        return "n/a"
+    s = int(round(v))
+    if s < 60:
+        return f"{s} s"
+    parts: list[str] = []
+    for unit, size in (("days", 86400), ("h", 3600), ("min", 60)):
+        n, s = divmod(s, size)
+        if n:
+            parts.append(f"{n} {'day' if unit == 'days' and n == 1 else unit}")
+    return " ".join(parts[:2])
+
+
+def the_window_before(seconds_: float | None) -> str:
+    """'the hour before', 'the 30 min before', or 'the baseline' when the length is unknown."""
+    if seconds_ is None:
+        return "the baseline"
+    if abs(seconds_ - 3600) < 1:
+        return "the hour before"
+    if abs(seconds_ - 86400) < 1:
+        return "the day before"
+    return f"the {duration(seconds_)} before"
+
+
+# --------------------------------------------------------------------------- times
+def zone(name: str) -> ZoneInfo:
+    """The IANA zone; an unknown name falls back to UTC (config validation refuses it first)."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def clock(ts: Any, tz: str = "UTC") -> str:
+    """'2026-11-20 10:00 CET': epoch seconds in the configured zone, with its abbreviation."""
+    t = _finite(ts)
+    if t is None:
+        return "n/a"
+    try:
+        when = datetime.fromtimestamp(t, tz=UTC).astimezone(zone(tz))
+    except (OverflowError, OSError, ValueError):
+        return "n/a"
+    return when.strftime("%Y-%m-%d %H:%M %Z")
+
+
+def is_time_key(key: str) -> bool:
+    """Evidence values that are epoch seconds: shown as times, never as 1.8e9."""
+    return key in _TIME_KEYS or key.endswith("_at")
+
+
+# --------------------------------------------------------------------------- findings
+def finding_sentence(f: Mapping[str, Any], w: Wording) -> tuple[str, str]:
+    """(entity, the rest): what one finding says, e.g. ('ctr', 'fell 7.3 % to 0.0463, from 0.0499 in
+    the hour before (critical at -5 %)'). The renderer puts the entity in bold."""
+    kind = str(f.get("kind") or "")
+    stat = str(f.get("statistic") or kind or "value")
+    entity = str(f.get("entity") or kind or "?")
+    sentence = _SENTENCES.get(kind, _generic)(f, stat, w)
+    return entity, sentence
+
+
+def _kpi(f: Mapping[str, Any], stat: str, w: Wording) -> str:
+    ev = f.get("evidence") if isinstance(f.get("evidence"), Mapping) else {}
+    assert isinstance(ev, Mapping)
+    pct, base, now = _finite(f.get("value")), _finite(f.get("baseline")), _finite(ev.get("current"))
+    if pct is None:
+        return _generic(f, stat, w)
+    word = "fell" if pct < 0 else "rose"
+    level = f" to {number(now)}" if now is not None else ""
+    before = f", from {number(base)} in {the_window_before(w.baseline_s)}" if base is not None else ""
+    threshold = _finite(f.get("threshold"))
+    limit = f" (critical at {'+' if threshold and threshold > 0 else ''}{percent(threshold)})" if threshold else ""
+    return f"{word} {percent(abs(pct))}{level}{before}{limit}"
+
+
+def _anomaly(f: Mapping[str, Any], stat: str, w: Wording) -> str:
+    ev = f.get("evidence") if isinstance(f.get("evidence"), Mapping) else {}
+    assert isinstance(ev, Mapping)
+    value, expected = _finite(f.get("value")), _finite(f.get("baseline"))
+    band = ev.get("expected_band")
+    if value is None:
+        return _generic(f, stat, w)
+    unit = w.units.get(str(f.get("entity")), "")
+    shown = (lambda v: in_unit(v, unit)) if unit else number
+    below = expected is not None and value < expected
+    text = f"is {shown(value)}, {'below' if below else 'above'} its expected range"
+    if isinstance(band, (list, tuple)) and len(band) == 2:
+        text += f" {shown(band[0])} to {shown(band[1])}"
+    if expected is not None:
+        text += f" (expected {shown(expected)}"
+        rel = _finite(ev.get("relative_magnitude"))
+        text += f", {'+' if rel and rel > 0 else ''}{percent(rel, share=True)})" if rel is not None else ")"
+    return text
+
+
+def _slo(f: Mapping[str, Any], stat: str, w: Wording) -> str:
+    ev = f.get("evidence") if isinstance(f.get("evidence"), Mapping) else {}
+    assert isinstance(ev, Mapping)
+    unit = str(ev.get("unit") or w.units.get(str(f.get("entity")), ""))
+    shown = (lambda v: in_unit(v, unit)) if unit else (lambda v: stat_value(v, stat))
+    above = str(f.get("direction") or "up") != "down"
+    text = f"is {shown(f.get('value'))}, {'above' if above else 'below'} its SLO of {shown(f.get('threshold'))}"
+    minutes = _finite(ev.get("breach_minutes"))
+    if minutes is not None and minutes >= 1:
+        text += f" for {duration(minutes * 60)}"
+    if _finite(ev.get("peak")) is not None:
+        text += f" (peak {shown(ev.get('peak'))})"
+    return text
+
+
+def _drift(f: Mapping[str, Any], stat: str, w: Wording) -> str:
+    ev = f.get("evidence") if isinstance(f.get("evidence"), Mapping) else {}
+    assert isinstance(ev, Mapping)
+    text = (f"{stat_words(stat)} {stat_value(f.get('value'), stat)}, above the threshold "
+            f"{stat_value(f.get('threshold'), stat)}")
+    cur, ref = _finite(ev.get("n_current")), _finite(ev.get("n_reference"))
+    if cur is not None and ref is not None:
+        text += f" ({number(cur)} rows against {number(ref)} in the reference)"
+    return text
+
+
+def _gpu(f: Mapping[str, Any], stat: str, w: Wording) -> str:
+    ev = f.get("evidence") if isinstance(f.get("evidence"), Mapping) else {}
+    assert isinstance(ev, Mapping)
+    text = (f"{stat_words(stat)} averaged {stat_value(f.get('value'), stat)}, at or above "
+            f"{stat_value(f.get('threshold'), stat)}")
+    minutes = _finite(ev.get("minutes"))
+    if minutes is not None:
+        text += f" for {duration(minutes * 60)}"
+    if ev.get("saturated_from") is not None:
+        text += f" from {clock(ev.get('saturated_from'), w.time_zone)}"
+    if _finite(ev.get("peak")) is not None:
+        text += f" (peak {stat_value(ev.get('peak'), stat)})"
+    return text
+
+
+def _generic(f: Mapping[str, Any], stat: str, w: Wording) -> str:
+    return (f"{stat_words(stat)} {stat_value(f.get('value'), stat)} against a threshold of "
+            f"{stat_value(f.get('threshold'), stat)}")
+
+
+_SENTENCES = {
+    "kpi_drop": _kpi,
+    "metric_anomaly": _anomaly,
+    "slo_breach": _slo,
+    "feature_drift": _drift,
+    "prediction_drift": _drift,
+    "data_quality": _generic,
+    "gpu_saturation": _gpu,
+}
+
+
+# --------------------------------------------------------------------------- evidence
+def key_words(key: str) -> str:
+    """'previous_version' -> 'previous version'; a GPU signal key 'node/gpu 0:fb_used_ratio' -> words."""
+    if ":" in key:
+        where, _, stat = key.rpartition(":")
+        return f"{stat_words(stat)} on {where}"
+    return stat_words(key) if key in STATISTIC_WORDS else key.replace("_", " ")
+
+
+def _stat_record(r: Mapping[str, Any]) -> str:
+    """{'feature': 'x', 'statistic': 'psi', 'value': .117, 'threshold': .1} -> 'x: PSI 0.117 (threshold 0.1)'."""
+    stat = str(r.get("statistic"))
+    head = f"{r['feature']}: " if r.get("feature") else ""
+    text = f"{head}{stat_words(stat)} {stat_value(r.get('value'), stat)}"
+    if r.get("threshold") is not None:
+        text += f" (threshold {stat_value(r.get('threshold'), stat)})"
+    return text
+
+
+def evidence_value(key: str, value: Any, w: Wording, *, depth: int = 0) -> str:
+    """One evidence value in words: times in the zone, shares as percentages, nested records as
+    'mean 96.3 %, limit 95 %, from … until …' rather than JSON."""
+    if is_time_key(key):
+        return clock(value, w.time_zone)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (int, float)):
+        return stat_value(value, key) if key in _SHARES else number(value)
+    if isinstance(value, Mapping) and "statistic" in value and "value" in value:
+        return _stat_record(value)
+    if isinstance(value, Mapping):
+        if depth >= 2:
+            return f"{len(value)} values"
+        stat = key.rpartition(":")[2]
+        parts = []
+        # The value and its limit first, then the when: "mean 96.3 %, limit 95 %, from …, until …".
+        items = sorted(value.items(), key=lambda kv: (_LEAD.index(kv[0]) if kv[0] in _LEAD else len(_LEAD)))
+        for k, v in items:
+            if v is None or v == "" or v == [] or v == {}:
+                continue
+            inner = stat_value(v, stat) if k in ("mean", "limit", "peak", "value", "threshold") and stat else \
+                evidence_value(str(k), v, w, depth=depth + 1)
+            parts.append(f"{key_words(str(k))} {inner}")
+        return ", ".join(parts)
+    if isinstance(value, (list, tuple)):
+        return ", ".join(evidence_value(key, v, w, depth=depth + 1) for v in value)
+    return str(value)

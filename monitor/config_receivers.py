@@ -1,0 +1,162 @@
+"""`receivers:` in vigil.yaml: where incidents go besides chat (PagerDuty, Opsgenie, a
+signed webhook, Alertmanager), and which models and severities each takes.
+
+    receivers:
+      - name: pagerduty-ml            # outbox notifier name, unique, at most 40 characters
+        kind: pagerduty
+        routing_key_env: PAGERDUTY_ROUTING_KEY   # or routing_key_file: /run/secrets/pd
+        severities: [critical]        # default: warning and critical
+        models: [recommender]         # default: every model
+
+Keys and secrets are named, never written: `<what>_env` (an environment variable) or
+`<what>_file` (a file, e.g. a mounted Kubernetes secret), read on each call so a rotated
+one is picked up. The default `receivers: []` keeps older configs as they were.
+"""
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from monitor.config_types import Duration, HttpURL
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_.\-]*$")
+MAX_DELIVERY_S = 240.0
+RESERVED = frozenset({"slack", "sink", "grafana"})  # the built-in notifiers' names
+
+
+SeverityName = Literal["warning", "critical"]
+
+
+def _every_severity() -> list[SeverityName]:
+    return ["warning", "critical"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def check_secret(env: str | None, file: str | None, what: str, *, required: bool = True) -> None:
+    """Exactly one of `<what>_env` and `<what>_file` (or neither, when optional)."""
+    if env is not None and file is not None:
+        raise ValueError(f"set one of {what}_env and {what}_file, not both")
+    if required and env is None and file is None:
+        raise ValueError(f"set {what}_env (an environment variable's name) or {what}_file (a file holding it)")
+    if env is not None and not _ENV_NAME.match(env):
+        # The value is not echoed: someone may have pasted the secret itself here.
+        raise ValueError(f"{what}_env must be the name of an environment variable, such as VIGIL_{what.upper()}")
+
+
+class _Receiver(_Model):
+    name: str = Field(min_length=1, max_length=40)
+    models: list[str] = Field(default_factory=list)  # empty: every model
+    severities: list[SeverityName] = Field(default_factory=_every_severity, min_length=1)
+    # Prefix of the incident's dedup key: distinct per Vigil installation that shares a
+    # PagerDuty service or Opsgenie team with another (staging and production, say).
+    dedup_prefix: str = Field("vigil", pattern=r"^[A-Za-z0-9_.\-]{1,40}$")
+    timeout_s: float = Field(10.0, gt=0, le=120)
+    max_attempts: int = Field(3, ge=1, le=10)  # in one delivery; the outbox retries later after that
+    backoff_s: float = Field(1.0, ge=0)
+    max_wait_s: float = Field(30.0, ge=0, le=120)
+
+    @model_validator(mode="after")
+    def _fits_a_claim(self) -> _Receiver:
+        # One delivery must end well within the outbox claim (monitor/store/outbox.py, 300 s),
+        # or another sender takes the row over while this one is still calling.
+        worst = self.max_attempts * self.timeout_s + (self.max_attempts - 1) * self.max_wait_s
+        if worst > MAX_DELIVERY_S:
+            raise ValueError(f"max_attempts x timeout_s + (max_attempts - 1) x max_wait_s is {worst:g} s; "
+                             f"expected at most {MAX_DELIVERY_S:g} s (lower one of them)")
+        return self
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _NAME.match(v):
+            raise ValueError("expected lower-case letters, digits, '.', '_' or '-'")
+        if v in RESERVED:
+            raise ValueError(f"{v!r} is a built-in notifier's name; choose another")
+        return v
+
+
+class PagerDutyReceiverConfig(_Receiver):
+    kind: Literal["pagerduty"]
+    routing_key_env: str | None = None  # the Events API v2 integration key
+    routing_key_file: str | None = None
+    url: HttpURL = "https://events.pagerduty.com"
+    source: str = ""  # PD's payload.source; default vigil/<model>
+
+    @model_validator(mode="after")
+    def _key(self) -> PagerDutyReceiverConfig:
+        check_secret(self.routing_key_env, self.routing_key_file, "routing_key")
+        return self
+
+
+class OpsgenieResponder(_Model):
+    type: Literal["team", "user", "escalation", "schedule"]
+    name: str = Field(min_length=1)
+
+
+class OpsgenieReceiverConfig(_Receiver):
+    kind: Literal["opsgenie"]
+    api_key_env: str | None = None  # an API integration's key, sent as `GenieKey <key>`
+    api_key_file: str | None = None
+    region: Literal["us", "eu"] = "us"
+    url: HttpURL | None = None  # overrides region (a proxy, a test server)
+    source: str = Field("Vigil", max_length=100)
+    responders: list[OpsgenieResponder] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _key(self) -> OpsgenieReceiverConfig:
+        check_secret(self.api_key_env, self.api_key_file, "api_key")
+        return self
+
+
+class WebhookReceiverConfig(_Receiver):
+    kind: Literal["webhook"]
+    url: HttpURL
+    secret_env: str | None = None  # the HMAC-SHA256 key of X-Vigil-Signature
+    secret_file: str | None = None
+
+    @model_validator(mode="after")
+    def _secret(self) -> WebhookReceiverConfig:
+        check_secret(self.secret_env, self.secret_file, "secret")
+        return self
+
+
+class AlertmanagerReceiverConfig(_Receiver):
+    kind: Literal["alertmanager"]
+    url: HttpURL  # the Alertmanager's base URL, e.g. http://alertmanager:9093
+    resend_every: Duration = Field(60.0, ge=1)  # re-push of open alerts; they end 4 of these after the last
+    labels: dict[str, str] = Field(default_factory=dict)  # static labels added to every alert (team, env)
+    bearer_token_env: str | None = None
+    bearer_token_file: str | None = None
+
+    @model_validator(mode="after")
+    def _token(self) -> AlertmanagerReceiverConfig:
+        check_secret(self.bearer_token_env, self.bearer_token_file, "bearer_token", required=False)
+        reserved = {"alertname", "model", "severity", "entity", "vigil_incident"} & set(self.labels)
+        if reserved:
+            raise ValueError(f"labels: {', '.join(sorted(reserved))} are set by Vigil; choose other label names")
+        return self
+
+
+ReceiverConfig = Annotated[
+    PagerDutyReceiverConfig | OpsgenieReceiverConfig | WebhookReceiverConfig | AlertmanagerReceiverConfig,
+    Field(discriminator="kind"),
+]
+
+
+def check_receivers(receivers: list[ReceiverConfig], models: set[str]) -> None:
+    """Names unique, and every model a receiver names is configured."""
+    names = [r.name for r in receivers]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"receivers: names must be unique, repeated: {', '.join(dupes)}")
+    for r in receivers:
+        unknown = sorted(set(r.models) - models)
+        if unknown:
+            raise ValueError(f"receivers: {r.name!r} names unknown model(s) {', '.join(unknown)}; "
+                             f"configured: {', '.join(sorted(models))}")

@@ -1,0 +1,80 @@
+"""The receivers a configuration asks for (monitor/config_receivers.py), built once at start-up."""
+from __future__ import annotations
+
+import logging
+
+from alerts.outbox import Notifier
+from alerts.receivers.alertmanager import AlertmanagerReceiver
+from alerts.receivers.base import Match, Receiving
+from alerts.receivers.http import HttpCaller, RetrySettings, SecretMissing, SecretSource
+from alerts.receivers.opsgenie import REGION_URLS, OpsgenieReceiver
+from alerts.receivers.pagerduty import PagerDutyReceiver
+from alerts.receivers.webhook import WebhookReceiver
+from monitor.config import VigilConfig
+from monitor.config_receivers import (
+    AlertmanagerReceiverConfig,
+    OpsgenieReceiverConfig,
+    PagerDutyReceiverConfig,
+    ReceiverConfig,
+    WebhookReceiverConfig,
+)
+
+log = logging.getLogger("vigil")
+
+
+def _secret(config: VigilConfig, what: str, env: str | None, file: str | None) -> SecretSource:
+    return SecretSource(what, env=env, file=config.resolve_path(file) if file is not None else None)
+
+
+def _http(backend: str, r: ReceiverConfig) -> HttpCaller:
+    return HttpCaller(backend, timeout_s=r.timeout_s,
+                      retry=RetrySettings(max_attempts=r.max_attempts, backoff_s=r.backoff_s, max_wait_s=r.max_wait_s))
+
+
+def _receiving(r: ReceiverConfig) -> Receiving:
+    return Receiving(Match(models=frozenset(r.models), severities=frozenset(r.severities)), r.dedup_prefix)
+
+
+def build_receiver(config: VigilConfig, r: ReceiverConfig) -> Notifier:
+    what = f"receivers[{r.name}]"
+    if isinstance(r, PagerDutyReceiverConfig):
+        key = _secret(config, f"{what}: the PagerDuty routing key", r.routing_key_env, r.routing_key_file)
+        return PagerDutyReceiver(r.name, key, _http(f"PagerDuty ({r.name})", r), url=r.url, source=r.source,
+                                 receiving=_receiving(r))
+    if isinstance(r, OpsgenieReceiverConfig):
+        key = _secret(config, f"{what}: the Opsgenie API key", r.api_key_env, r.api_key_file)
+        return OpsgenieReceiver(r.name, key, _http(f"Opsgenie ({r.name})", r), url=r.url or REGION_URLS[r.region],
+                                source=r.source, responders=[p.model_dump() for p in r.responders],
+                                receiving=_receiving(r))
+    if isinstance(r, WebhookReceiverConfig):
+        secret = _secret(config, f"{what}: the webhook secret", r.secret_env, r.secret_file)
+        return WebhookReceiver(r.name, r.url, secret, _http(f"webhook ({r.name})", r), receiving=_receiving(r))
+    assert isinstance(r, AlertmanagerReceiverConfig)
+    token = (_secret(config, f"{what}: the Alertmanager bearer token", r.bearer_token_env, r.bearer_token_file)
+             if r.bearer_token_env or r.bearer_token_file else None)
+    return AlertmanagerReceiver(r.name, r.url, _http(f"Alertmanager ({r.name})", r), resend_every_s=r.resend_every,
+                                labels=r.labels, bearer_token=token, receiving=_receiving(r))
+
+
+def build_receivers(config: VigilConfig) -> dict[str, Notifier]:
+    out = {r.name: build_receiver(config, r) for r in config.receivers}
+    if out:
+        log.info("receivers configured", extra={"receivers": sorted(out)})
+    for name, receiver in out.items():
+        _warn_unreadable(name, receiver)
+    return out
+
+
+def _warn_unreadable(name: str, receiver: Notifier) -> None:
+    """Say at start-up, not at the first page, that a receiver's secret cannot be read.
+    Its messages wait in the outbox (retried) until it can."""
+    for attr in ("routing_key", "api_key", "secret", "bearer_token"):
+        source = getattr(receiver, attr, None)
+        if isinstance(source, SecretSource):
+            try:
+                source.read()
+            except SecretMissing as e:
+                log.warning("receiver cannot read its secret; its messages wait in the outbox",
+                            extra={"receiver": name, "error": str(e)})
+
+

@@ -1,0 +1,65 @@
+"""What each model's last committed cycle saw, for GET /v1/models: its step and
+severity, what it could not see (blind) and the drift per feature. One row per model,
+overwritten each cycle, so any process (a `vigil serve`, another replica) answers with
+the latest cycle whoever ran it.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import JSON, Float, String
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from detectors.records import json_safe
+from monitor.store.tables import Base
+
+
+class ModelNowRow(Base):
+    __tablename__ = "model_now"
+    model: Mapped[str] = mapped_column(String(100), primary_key=True)
+    at: Mapped[float] = mapped_column(Float)  # the cycle's time
+    step: Mapped[str] = mapped_column(String(20))
+    severity: Mapped[str | None] = mapped_column(String(20))
+    duration_s: Mapped[float] = mapped_column(Float)
+    blind: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    drift: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # feature -> statistic -> value
+
+
+@dataclass(frozen=True)
+class ModelNow:
+    model: str
+    at: float
+    step: str
+    severity: str | None
+    duration_s: float
+    blind: list[str] = field(default_factory=list)
+    drift: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+def drift_by_feature(statistics: list[tuple[str, str, float]]) -> dict[str, dict[str, float]]:
+    """[(feature, statistic, value)] -> {feature: {statistic: value}}."""
+    out: dict[str, dict[str, float]] = {}
+    for feature, stat, value in statistics:
+        out.setdefault(feature, {})[stat] = value
+    return out
+
+
+def save_model_now(tx: Callable[[], AbstractContextManager[Session]], now: ModelNow) -> None:
+    """Overwrite the model's row (`tx` is `Store.tx`); non-finite values are stored as null."""
+    with tx() as s:
+        row = s.get(ModelNowRow, now.model) or ModelNowRow(model=now.model)
+        row.at, row.step, row.severity, row.duration_s = now.at, now.step, now.severity, now.duration_s
+        row.blind, row.drift = list(now.blind), json_safe(now.drift)
+        s.add(row)
+
+
+def read_model_now(tx: Callable[[], AbstractContextManager[Session]], model: str) -> ModelNow | None:
+    with tx() as s:
+        row = s.get(ModelNowRow, model)
+        if row is None:
+            return None
+        return ModelNow(model=row.model, at=row.at, step=row.step, severity=row.severity,
+                        duration_s=row.duration_s, blind=list(row.blind or []), drift=dict(row.drift or {}))

@@ -1,0 +1,116 @@
+"""What each receiver is sent for one incident state: the pure mappings, checked against
+the documented field rules (the fakes' own validators, which follow the contracts)."""
+from __future__ import annotations
+
+from typing import Any
+
+from alerts.payload import IncidentSnapshot
+from alerts.receivers.mapping import (
+    alertmanager_alert,
+    iso,
+    opsgenie_action,
+    opsgenie_create,
+    pagerduty_event,
+    steps,
+)
+from alerts.receivers.record import receiver_record
+from tests.fakes.opsgenie_server import validate_create
+from tests.fakes.pagerduty_server import validate
+
+KEY = "0123456789abcdef0123456789abcdef"  # a 32-character integration key
+T = 1_800_000_000.0
+
+
+def snap(**over: Any) -> IncidentSnapshot:
+    base: dict[str, Any] = dict(
+        incident_id=42, model="recommender", severity="critical", status="open",
+        title="CTR fell 10 % and p99 latency over its SLO", opened_at=T, resolved_at=None, acknowledged_by=None,
+        findings=[{"kind": "kpi_drop", "entity": "ctr", "value": 0.045, "threshold": 0.0475, "score": 0.6,
+                   "statistic": "kpi_change_pct", "evidence": {"raw": [1, 2, 3]}},
+                  {"kind": "slo_breach", "entity": "p99_latency", "value": 0.8, "threshold": 0.5, "score": 0.9}],
+        causes=[{"kind": "deploy", "entity": "recommender v2", "score": 0.8,
+                 "explanation": "v2 took the alias 10 minutes before the onset", "evidence": {}}],
+        cold_start=False)
+    base.update(over)
+    return IncidentSnapshot(**base)
+
+
+LINKS = {"grafana": "https://grafana.example/d/abc?from=1&to=2", "drift_report": None}
+
+
+def record(**over: Any) -> dict[str, Any]:
+    return receiver_record(snap(**over), prefix="vigil", updated_at=T + 60, links=LINKS)
+
+
+def test_record_names_the_incident_with_a_key_that_depends_only_on_its_id():
+    a, b = record(), record(severity="warning", title="other words")
+    assert a["dedup_key"] == b["dedup_key"] == "vigil-incident-42"
+    assert receiver_record(snap(), prefix="staging", updated_at=T, links={})["dedup_key"] == "staging-incident-42"
+    assert [f["entity"] for f in a["findings"]] == ["p99_latency", "ctr"], "strongest finding first"
+    assert "evidence" not in a["findings"][1], "raw evidence stays in Vigil, not in the page"
+    assert a["links"] == {"grafana": LINKS["grafana"]}, "no empty links"
+
+
+def test_pagerduty_trigger_is_a_valid_event_with_severity_links_and_details():
+    event = pagerduty_event(record(), "trigger", KEY, source="")
+    assert validate(event) == []
+    assert event["dedup_key"] == "vigil-incident-42"
+    p = event["payload"]
+    assert (p["severity"], p["source"], p["component"], p["class"]) == ("critical", "vigil/recommender",
+                                                                        "recommender", "deploy")
+    assert p["summary"].startswith("[critical] recommender: CTR fell")
+    assert p["timestamp"] == iso(T)
+    assert p["custom_details"]["top_cause"] == "v2 took the alias 10 minutes before the onset"
+    assert "p99_latency" in p["custom_details"]["findings"][0] and "0.5" in p["custom_details"]["findings"][0]
+    assert event["links"] == [{"href": LINKS["grafana"], "text": "grafana"}]
+    warn = pagerduty_event(record(severity="warning"), "trigger", KEY, source="ml-prod")
+    assert (warn["payload"]["severity"], warn["payload"]["source"]) == ("warning", "ml-prod")
+
+
+def test_pagerduty_acknowledge_and_resolve_carry_only_the_key():
+    for action in ("acknowledge", "resolve"):
+        event = pagerduty_event(record(), action, KEY, source="")
+        assert event == {"routing_key": KEY, "event_action": action, "dedup_key": "vigil-incident-42"}
+        assert validate(event) == []
+
+
+def test_pagerduty_summary_is_cut_to_the_documented_1024_characters():
+    event = pagerduty_event(record(title="x" * 5000), "trigger", KEY, source="")
+    assert len(event["payload"]["summary"]) == 1024 and validate(event) == []
+
+
+def test_calls_per_state_change_given_what_was_sent_before():
+    kw = dict(open_="trigger", ack="acknowledge", close="resolve")
+    sent = {"state": "triggered", "acknowledged": False}
+    assert steps(record(), None, **kw) == ["trigger"]
+    assert steps(record(), sent, **kw) == ["trigger"], "an update re-triggers: same dedup key, one alert"
+    assert steps(record(acknowledged_by="alice"), sent, **kw) == ["acknowledge"]
+    assert steps(record(acknowledged_by="alice"), None, **kw) == ["trigger", "acknowledge"], \
+        "acked before the receiver had it: open it, then acknowledge it"
+    assert steps(record(acknowledged_by="alice"), {**sent, "acknowledged": True}, **kw) == ["trigger"]
+    assert steps(record(status="resolved", resolved_at=T + 600), sent, **kw) == ["resolve"]
+
+
+def test_opsgenie_create_fits_the_documented_limits_and_types():
+    body = opsgenie_create(record(title="y" * 400), source="Vigil", responders=[{"type": "team", "name": "ml"}])
+    assert validate_create(body) == {}
+    assert len(body["message"]) == 130 and body["alias"] == "vigil-incident-42"
+    assert body["priority"] == "P1" and opsgenie_create(record(severity="warning"), source="Vigil",
+                                                        responders=[])["priority"] == "P3"
+    assert all(isinstance(v, str) for v in body["details"].values()), "Opsgenie details are strings"
+    assert body["details"]["link_grafana"] == LINKS["grafana"]
+    assert body["entity"] == "recommender v2" and body["responders"] == [{"type": "team", "name": "ml"}]
+    assert opsgenie_action(record(acknowledged_by="alice"), "acknowledge", source="Vigil")["user"] == "alice"
+
+
+def test_alertmanager_alert_labels_and_times():
+    open_ = alertmanager_alert(record(), now=T + 60, ttl_s=240, extra_labels={"team": "ml"})
+    assert open_["labels"] == {"team": "ml", "alertname": "VigilIncident", "model": "recommender",
+                               "severity": "critical", "entity": "recommender v2",
+                               "vigil_incident": "vigil-incident-42"}
+    assert (open_["startsAt"], open_["endsAt"]) == (iso(T), iso(T + 300)), "open: ends a ttl from now"
+    assert open_["annotations"]["grafana_url"] == LINKS["grafana"]
+    assert open_["generatorURL"] == LINKS["grafana"]
+    done = alertmanager_alert(record(status="resolved", resolved_at=T + 600), now=T + 700, ttl_s=240,
+                              extra_labels={})
+    assert done["endsAt"] == iso(T + 600), "resolved: ends when the incident resolved"

@@ -1,0 +1,94 @@
+"""Messages in plain words with units, in the configured time zone, without raw JSON or
+epoch floats: what a person on call reads in Slack."""
+from __future__ import annotations
+
+from typing import Any
+
+from alerts.slack_blocks import render_incident
+from alerts.slack_text import fmt_evidence
+from alerts.wording import Wording, clock, finding_sentence
+
+NOW = 1795165200.0  # 2026-11-20 09:00 UTC
+
+
+def kpi(**over: Any) -> dict[str, Any]:
+    f = {"kind": "kpi_drop", "entity": "CTR", "value": -7.3, "threshold": -5.0, "baseline": 0.052,
+         "statistic": "kpi_change_pct", "window_start": NOW - 1800, "window_end": NOW, "onset": NOW - 600,
+         "score": 0.9, "evidence": {"current": 0.0482, "baseline": 0.052, "change_pct": -7.3}}
+    f.update(over)
+    return f
+
+
+def text_of(payload: dict[str, Any]) -> str:
+    parts = []
+    for b in render_incident(payload)[1]:
+        if b["type"] in ("section", "header"):
+            parts.append(b["text"]["text"])
+        elif b["type"] == "context":
+            parts += [e["text"] for e in b["elements"]]
+    return "\n".join(parts)
+
+
+def payload(findings: list[dict[str, Any]], causes: list[dict[str, Any]] | None = None,
+            **over: Any) -> dict[str, Any]:
+    p = {"incident_id": 3, "model": "recommender", "severity": "critical", "status": "open", "title": "t",
+         "opened_at": NOW, "updated_at": NOW, "resolved_at": None, "acknowledged_by": None,
+         "findings": findings, "causes": causes or [], "actions": [], "links": {}, "cold_start": False,
+         "display": {"time_zone": "UTC", "baseline_s": 3600}}
+    p.update(over)
+    return p
+
+
+def test_a_kpi_drop_reads_as_a_sentence_with_its_units_and_the_hour_before():
+    entity, sentence = finding_sentence(kpi(), Wording(baseline_s=3600))
+    assert f"{entity} {sentence}" == "CTR fell 7.3 % to 0.0482, from 0.052 in the hour before (critical at -5 %)"
+    body = text_of(payload([kpi()]))
+    assert "*CTR* fell 7.3 % to 0.0482, from 0.052 in the hour before" in body
+    assert "kpi_change_pct" not in body and "value_vs_expected" not in body
+
+
+def test_p99_latency_carries_its_unit_in_the_slo_and_the_anomaly():
+    slo = {"kind": "slo_breach", "entity": "p99_latency", "value": 1.776, "threshold": 0.5,
+           "statistic": "p99_latency", "direction": "up", "window_start": NOW - 1800, "window_end": NOW,
+           "onset": NOW - 360, "score": 1.0, "evidence": {"unit": "s", "breach_minutes": 6.0, "peak": 1.776}}
+    anomaly = {"kind": "metric_anomaly", "entity": "p99_latency", "value": 1.454, "threshold": 0.2817,
+               "baseline": 0.2805, "statistic": "value_vs_expected", "window_start": NOW - 60, "window_end": NOW,
+               "onset": NOW, "score": 1.0,
+               "evidence": {"expected_band": [0.2794, 0.2817], "relative_magnitude": 4.18, "at": NOW}}
+    body = text_of(payload([slo, anomaly], display={"units": {"p99_latency": "s"}}))
+    assert "*p99_latency* is 1.78 s, above its SLO of 500 ms for 6 min (peak 1.78 s)" in body
+    assert "*p99_latency* is 1.45 s, above its expected range 279 ms to 282 ms (expected 280 ms, +418 %)" in body
+
+
+def test_drift_statistics_are_named_in_words_with_the_value_next_to_the_threshold():
+    drift = {"kind": "feature_drift", "entity": "session_length", "value": 0.117, "threshold": 0.1,
+             "statistic": "psi", "window_start": NOW - 1800, "window_end": NOW, "onset": NOW, "score": 0.5,
+             "evidence": {"n_current": 600, "n_reference": 5000}}
+    ks = {**drift, "statistic": "ks", "value": 0.21, "threshold": 0.15}
+    body = text_of(payload([drift, ks]))
+    assert ("*session_length* population stability index (PSI) 0.117, above the threshold 0.1 "
+            "(600 rows against 5,000 in the reference) · last 30 min") in body
+    assert "Kolmogorov-Smirnov distance (KS) 0.21, above the threshold 0.15" in body
+
+
+def test_times_are_in_the_configured_time_zone():
+    assert clock(NOW, "Europe/Paris") == "2026-11-20 10:00 CET"
+    assert clock(NOW, "America/New_York") == "2026-11-20 04:00 EST"
+    body = text_of(payload([kpi()], display={"time_zone": "Europe/Paris"}))
+    assert "opened 2026-11-20 10:00 CET" in body and "UTC" not in body
+
+
+def test_gpu_evidence_is_words_not_json_or_epoch_floats():
+    signals = {"gpu-node-1/gpu 0/recsys-api-0:fb_used_ratio": {"from": NOW, "limit": 0.95, "mean": 0.9634,
+                                                                 "until": NOW + 360}}
+    cause = {"kind": "gpu_saturation", "entity": "gpu-node-1/gpu 0", "score": 0.9, "explanation": "GPU saturated.",
+             "evidence": {"gpus": ["gpu-node-1/gpu 0/recsys-api-0"], "signals": signals}}
+    body = text_of(payload([kpi()], [cause]))
+    assert ("GPU memory (framebuffer) used on gpu-node-1/gpu 0/recsys-api-0: mean 96.3 %, limit 95 %, "
+            "from 2026-11-20 09:00 UTC, until 2026-11-20 09:06 UTC") in body
+    assert "{" not in body and "1795165200" not in body and "0.9634" not in body
+
+
+def test_nested_evidence_and_stat_records_are_words():
+    text = fmt_evidence({"features": [{"feature": "x", "statistic": "psi", "threshold": 0.1, "value": 0.117}]})
+    assert text == "features: x: population stability index (PSI) 0.117 (threshold 0.1)"

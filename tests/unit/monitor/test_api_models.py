@@ -1,0 +1,82 @@
+"""GET /v1/models and /v1/models/{name}, and the one list envelope ({items, total, next})
+of every list the API returns."""
+from __future__ import annotations
+
+from tests.helpers_vigil import MODEL, T0
+from tests.unit.monitor.test_api import api  # noqa: F401  (the fixture)
+
+
+def test_models_list_what_each_serves_its_open_incident_and_drift_now(api):  # noqa: F811
+    report = api.vigil.run_cycle(MODEL, T0)
+    page = api.client.get("/v1/models").json()
+    assert page["total"] == len(api.vigil.config.models) and page["next"] is None
+    m = next(x for x in page["items"] if x["name"] == MODEL)
+    assert m["serving_version"] == api.alias() and m["alias"] == "champion"
+    assert m["open_incident"]["id"] == report.incident_id and m["open_incident"]["severity"] == report.severity
+    assert m["last_cycle"]["at"] == T0 and m["last_cycle"]["step"] == report.step
+    assert m["blind"] == report.blind
+
+
+def test_models_answer_from_the_store_whoever_ran_the_cycle(api):  # noqa: F811
+    from monitor.store.model_now import ModelNow, save_model_now
+
+    save_model_now(api.vigil.store.tx, ModelNow(MODEL, T0, "opened", "warning", 0.2, ["loki: connection refused"],
+                                                {"user_age": {"psi": 0.31, "ks": 0.12}, "city": {"js": float("nan")}}))
+    m = api.client.get(f"/v1/models/{MODEL}").json()
+    assert m["last_cycle"] == {"at": T0, "step": "opened", "severity": "warning", "duration_s": 0.2}
+    assert m["blind"] == ["loki: connection refused"]
+    assert m["drift"] == {"user_age": {"psi": 0.31, "ks": 0.12}, "city": {}}  # NaN is not a number to show
+    policy = api.vigil.config.policy_for(api.vigil.config.model(MODEL))
+    assert m["drift_thresholds"] == {"statistic": policy.drift_statistic, "warning": policy.drift_warning,
+                                     "critical": policy.drift_critical}
+    one = api.client.get(f"/v1/models/{MODEL}").json()
+    assert one["name"] == MODEL and one["open_incident"] == m["open_incident"]
+
+
+def test_an_unknown_model_is_404_with_the_error_envelope_listing_the_known_ones(api):  # noqa: F811
+    r = api.client.get("/v1/models/nope")
+    assert r.status_code == 404
+    body = r.json()
+    assert "nope" in body["error"] and MODEL in body["error"]
+
+
+def test_incidents_page_with_total_and_a_next_link_that_keeps_the_filters(api):  # noqa: F811
+    from alerts.lifecycle import IncidentStatus
+    from monitor.store.tables import IncidentRow
+
+    with api.vigil.store.tx() as s:
+        for i in range(5):
+            s.add(IncidentRow(model=MODEL, status=IncidentStatus.RESOLVED, severity="warning", title=f"i{i}",
+                              onset=T0 + i, opened_at=T0 + i, updated_at=T0 + i, resolved_at=T0 + i + 1,
+                              fingerprint=f"f{i}", reasons=[], findings=[], causes=[]))
+    seen: list[int] = []
+    page = api.client.get("/v1/incidents", params={"limit": 2, "model": MODEL, "status": "resolved"}).json()
+    assert page["total"] == 5
+    while True:
+        seen += [i["id"] for i in page["items"]]
+        if page["next"] is None:
+            break
+        assert f"model={MODEL}" in page["next"] and "status=resolved" in page["next"] and "limit=2" in page["next"]
+        page = api.client.get(page["next"].split("testserver", 1)[1]).json()
+    assert len(seen) == 5 and len(set(seen)) == 5 and seen == sorted(seen, reverse=True)
+
+
+def test_list_parameters_are_validated_naming_the_field(api):  # noqa: F811
+    for url, field in (("/v1/incidents?limit=0", "limit"), ("/v1/incidents?offset=-1", "offset"),
+                       ("/v1/models?limit=9999", "limit"), ("/v1/audit?limit=0", "limit")):
+        r = api.client.get(url)
+        assert r.status_code == 422, url
+        assert [f["field"] for f in r.json()["fields"]] == [f"query.{field}"]
+
+
+def test_audit_pages_by_cursor_in_the_same_envelope(api):  # noqa: F811
+    for i in range(3):
+        api.vigil.store.audit("alice", "test.entry", f"t{i}", {"i": i}, T0 + i)
+    first = api.client.get("/v1/audit", params={"limit": 2}).json()
+    assert {"items", "total", "next", "chain"} <= first.keys()
+    assert len(first["items"]) == 2 and first["total"] >= 3
+    path = first["next"].split("testserver", 1)[1]
+    assert f"since_seq={first['items'][-1]['seq']}" in path
+    rest = api.client.get(path).json()
+    assert rest["items"][0]["seq"] == first["items"][-1]["seq"] + 1
+    assert rest["total"] == first["total"] - 2

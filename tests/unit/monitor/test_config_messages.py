@@ -1,0 +1,63 @@
+"""`messages:` in vigil.yaml (time zone, runbooks, MLflow UI, Grafana range) and the
+warnings `vigil check-config` prints about links nobody else can open."""
+from __future__ import annotations
+
+import pytest
+
+from monitor.cli import main
+from monitor.config import ConfigError, parse_config
+from monitor.cycle.messages import Links
+
+
+def errors_of(data: dict) -> dict[str, str]:
+    with pytest.raises(ConfigError) as e:
+        parse_config(data)
+    return dict(e.value.errors)
+
+
+def test_defaults_keep_old_configs_valid_and_utc():
+    cfg = parse_config({"models": [{"name": "m"}]})
+    assert cfg.messages.time_zone == "UTC" and cfg.messages.runbooks == {} and cfg.models[0].runbooks == {}
+
+
+def test_an_unknown_time_zone_is_named_with_what_was_expected():
+    msg = errors_of({"messages": {"time_zone": "Mars/Olympus"}, "models": [{"name": "m"}]})["messages.time_zone"]
+    assert "Mars/Olympus" in msg and "IANA" in msg
+
+
+def test_runbook_keys_are_finding_kinds_or_default():
+    msg = errors_of({"messages": {"runbooks": {"latency": "https://wiki/x"}}, "models": [{"name": "m"}]})[
+        "messages.runbooks"]
+    assert "latency" in msg and "slo_breach" in msg and "default" in msg
+    assert "models[0](m).runbooks" in errors_of({"models": [{"name": "m", "runbooks": {"drfit": "https://w/x"}}]})
+
+
+def test_links_follow_the_config():
+    cfg = parse_config({
+        "sources": {"mlflow": {"tracking_uri": "http://mlflow:5000"}},
+        "grafana": {"url": "http://grafana:3000", "public_url": "https://grafana.example.com"},
+        "api": {"public_url": "https://vigil.example.com"},
+        "messages": {"time_zone": "Europe/Paris", "runbooks": {"default": "https://wiki/vigil"}},
+        "models": [{"name": "m", "registry_name": "m-reg", "runbooks": {"kpi_drop": "https://wiki/m-kpi"},
+                    "slos": [{"name": "p99", "query": "x", "threshold": 0.5, "unit": "s"}]}]})
+    links = Links.from_config(cfg)
+    assert links.settings.grafana_base == "https://grafana.example.com"
+    assert links.settings.mlflow_ui == "http://mlflow:5000"  # the tracking server is the registry UI
+    assert links.settings.model_runbooks == {"m": {"kpi_drop": "https://wiki/m-kpi"}}
+    assert links.display["m"]["time_zone"] == "Europe/Paris" and links.display["m"]["units"] == {"p99": "s"}
+    sqlite = parse_config({"sources": {"mlflow": {"tracking_uri": "sqlite:///m.db"}}, "models": [{"name": "m"}]})
+    assert Links.from_config(sqlite).settings.mlflow_ui is None  # no UI to link to
+
+
+def test_check_config_warns_when_api_public_url_is_unset(tmp_path, capsys):
+    bare = tmp_path / "bare.yaml"
+    bare.write_text("models:\n  - name: m\n")
+    assert main(["check-config", str(bare)]) == 0  # a warning, not an error
+    err = capsys.readouterr().err
+    assert "warning: api.public_url is not set" in err and "http://127.0.0.1:8080" in err
+    assert "no Grafana link" in err
+    full = tmp_path / "full.yaml"
+    full.write_text("api: {public_url: 'https://vigil.example.com'}\ngrafana: {url: 'http://grafana:3000'}\n"
+                    "models:\n  - name: m\n")
+    assert main(["check-config", str(full)]) == 0
+    assert "warning" not in capsys.readouterr().err
