@@ -318,9 +318,9 @@ class VigilConfig(_Model):
         known = [t.name for t in self.time_intervals]
         if len(set(known)) != len(known):
             raise ValueError("time_intervals: names must be unique")
-        for where, names in [("grouping.mute_time_intervals", self.grouping.mute_time_intervals)] + [
+        for where, wanted in [("grouping.mute_time_intervals", self.grouping.mute_time_intervals)] + [
                 (f"models[{m.name}].mute_time_intervals", m.mute_time_intervals) for m in self.models]:
-            missing = [n for n in names if n not in known]
+            missing = [n for n in wanted if n not in known]
             if missing:
                 raise ValueError(f"{where}: unknown time interval {missing[0]!r}; "
                                  f"defined in time_intervals: {', '.join(known) or 'none'}")
