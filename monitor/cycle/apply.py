@@ -62,6 +62,8 @@ def apply_plan(store: Store, outbox: OutboxWriter, m: ModelConfig, plan: AlertPl
         if row is not None and not held and row.status == IncidentStatus.OPEN:
             # what keeps it quiet now; a resolved incident keeps what muted it last
             _record_muting(row, plan.muted_by + ([hold] if hold else []))
+        if row is not None and not held and _held_by_shared_cause(plan, hold):
+            outbox.receivers_only(s, row, update.t)
         if row is not None and plan.lifecycle.notify and hold is None:
             told_before = row.last_notified_at is not None
             outbox.incident(s, row, plan.channels or routes_of(m).channels(Severity(row.severity)), update.t)
@@ -88,6 +90,19 @@ def _record_muting(row: IncidentRow, muted_by: list[str]) -> None:
     """What keeps the incident from paging, shown with its reasons (API, replay output)."""
     kept = [r for r in (row.reasons or []) if not (isinstance(r, str) and r.startswith(MUTED_PREFIX))]
     row.reasons = kept + [MUTED_PREFIX + why for why in dict.fromkeys(muted_by)]
+
+
+def _held_by_shared_cause(plan: AlertPlan, hold: str | None) -> bool:
+    """A change that would have paged but for a shared cause alone (its group, or the
+    default rule that lets the group speak for its members): silences and maintenance
+    windows are not that, and hold back receivers too."""
+    changed = plan.lifecycle.step in (Step.OPEN, Step.UPDATE, Step.RESOLVE)
+    if not changed or (plan.lifecycle.notify and hold is None):
+        return False
+    if plan.lifecycle.step == Step.RESOLVE:
+        return True  # whatever held it in chat, a receiver that paged must hear it resolved
+    reasons = plan.muted_by + ([hold] if hold else [])
+    return bool(reasons) and all("shared cause" in r or "SharedCause" in r for r in reasons)
 
 
 def _change(plan: AlertPlan) -> str | None:

@@ -99,6 +99,14 @@ class OutboxWriter:
         self.receivers.incident(s, snap, links, now)
         row.last_notified_at = now
 
+    def receivers_only(self, s: Session, row: IncidentRow, now: float) -> None:
+        """A change whose chat message a shared cause holds (the group's message speaks for
+        it in chat): receivers that page by incident (PagerDuty, Opsgenie, ...) still get it,
+        so a shared cause never keeps a pager silent."""
+        state = s.get(ModelStateRow, row.model)
+        links = self.links.for_incident(row, now, state.alias_version if state else None)
+        self.receivers.incident(s, snapshot(row), links, now)
+
     def reply(self, s: Session, row: IncidentRow, channels: list[str], change: str, previous: str | None,
               now: float) -> None:
         """A state change as a reply in the thread of each channel's incident message, after

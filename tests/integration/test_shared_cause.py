@@ -167,3 +167,20 @@ def test_two_replicas_on_postgresql_agree_on_one_group_and_one_page(tmp_path, po
     assert sorted(r.payload["channel"] for r in first_pages) == sorted([OWNER, RANKING, ONCALL])
     assert not [m for m in store.outbox_for_prefix("incident:1") + store.outbox_for_prefix("incident:2")
                 if m.kind == "incident"]
+
+
+def test_a_shared_cause_held_in_chat_still_pages_pagerduty_for_each_incident(tmp_path, monkeypatch):
+    from tests.fakes.pagerduty_server import FakePagerDuty
+
+    monkeypatch.setenv("PD_ROUTING_KEY", "R" * 32)
+    with FakePagerDuty() as pd:
+        receiver = {"name": "pagerduty", "kind": "pagerduty", "routing_key_env": "PD_ROUTING_KEY", "url": pd.url,
+                    "severities": ["warning", "critical"]}
+        vigil = make_vigil(config(tmp_path, receivers=[receiver]), prometheus=prometheus(), registry=registry())
+        cycles(vigil, [T0, T0 + 60])
+        assert not [m for m in vigil.store.outbox_for_prefix("incident:1") if m.notifier == "sink"]  # chat held
+        paged = [m for i in (1, 2) for m in vigil.store.outbox_for_prefix(f"incident:{i}")
+                 if m.notifier == "pagerduty"]
+        assert {m.key for m in paged} == {"incident:1", "incident:2"}, "the pager hears of both incidents"
+        assert all(m.status == "delivered" for m in paged)
+        assert len(pd.alerts()) == 2
