@@ -49,6 +49,17 @@ class OpenIncident:
     acknowledged: bool
 
 
+class LifecycleConflict(Exception):
+    """A person's action that the incident's state does not allow (ack or silence a resolved one)."""
+
+
+def check_actionable(status: str, incident_id: int, action: str) -> None:
+    """Ack and silence are for open incidents: on a resolved one they would change nothing
+    anyone sees, so they are refused (the API answers 409) rather than recorded as done."""
+    if status != IncidentStatus.OPEN:
+        raise LifecycleConflict(f"incident {incident_id} is {status}: only an open incident can be {action}")
+
+
 @dataclass(frozen=True)
 class LifecycleDecision:
     step: Step
@@ -76,7 +87,7 @@ def decide(
         if not alerting:
             return LifecycleDecision(Step.NONE, None, False, 0)
         assert tier is not None and tier.severity is not None
-        return LifecycleDecision(Step.OPEN, tier.severity, True, 0)
+        return LifecycleDecision(Step.OPEN, tier.severity, not muted, 0, "muted" if muted else "")
 
     if not alerting:
         if not data_complete:
@@ -84,7 +95,10 @@ def decide(
                                      "data missing: quiet cycle not counted")
         quiet = quiet_cycles + 1
         if quiet >= settings.resolve_after_cycles:
-            return LifecycleDecision(Step.RESOLVE, open_incident.severity, not muted, 0)
+            # Whoever was told it opened is told it resolved, silence or not (an edit and a
+            # thread reply, not a page); one nobody was told of resolves quietly.
+            told = open_incident.last_notified_at is not None
+            return LifecycleDecision(Step.RESOLVE, open_incident.severity, told, 0)
         return LifecycleDecision(Step.QUIET, open_incident.severity, False, quiet)
 
     assert tier is not None and tier.severity is not None

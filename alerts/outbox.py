@@ -21,6 +21,8 @@ class MessageKind(StrEnum):
     INCIDENT = "incident"  # open / update / resolve of one incident: one Slack message, updated in place
     DEPLOY = "deploy"  # a deploy event (Grafana annotation)
     ROLLBACK = "rollback"  # a rollback ran (Grafana annotation, Slack thread)
+    REPLY = "reply"  # a state change (escalation, resolve) as a reply in the incident's thread, with @-mentions
+    GROUP = "group"  # one message for a shared cause across models, updated in place
 
 
 class OutboxStatus(StrEnum):

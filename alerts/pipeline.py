@@ -1,7 +1,13 @@
 """The alert path as a chain of small stages, assembled in one place (Alertmanager's
 notify pipeline is the model):
 
-    ALERT_CHAIN = tier -> silence -> lifecycle -> route -> rollback guard
+    ALERT_CHAIN = tier -> inhibit -> silence -> lifecycle -> route -> rollback guard
+
+Inhibit and silence only mute: a muted incident still opens, updates and resolves, and
+is recorded with what muted it (`AlertPlan.muted_by`); it pages no one. Silences match
+the incident's labels (alerts/labels.py), maintenance windows are the model's active
+`mute_time_intervals`, and inhibition asks whether another firing alert (a source that
+is down, another model's critical, a shared cause) covers this one.
 
 Each stage reads the cycle's inputs and the plan so far and returns the plan with its
 own part filled in. The chain is pure: monitor/cycle/apply.py writes the finished plan
@@ -15,6 +21,8 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from alerts.inhibition import DEFAULT_RULES, InhibitRule, inhibitor
+from alerts.labels import incident_labels
 from alerts.lifecycle import (
     LifecycleDecision,
     LifecycleSettings,
@@ -25,8 +33,10 @@ from alerts.lifecycle import (
     hold,
     is_muted,
 )
+from alerts.matchers import Labels, LabelValue
 from alerts.policy import Policy, RollbackVerdict, Severity, TierDecision, assign_tier, check_rollback
 from alerts.routing import Routes
+from alerts.silences import Silence, muting
 from correlators.incident import Incident
 from detectors.records import json_safe
 
@@ -38,6 +48,17 @@ class AlertRules:
     policy: Policy
     lifecycle: LifecycleSettings
     routes: Routes
+    inhibit_rules: tuple[InhibitRule, ...] = DEFAULT_RULES
+    labels: dict[str, str] = field(default_factory=dict)  # the model's own labels (vigil.yaml)
+
+
+@dataclass(frozen=True)
+class Suppression:
+    """What may mute this cycle's messages, read from the store and the clock by the shell."""
+
+    silences: tuple[Silence, ...] = ()  # live silences (active or pending)
+    maintenance: tuple[str, ...] = ()  # the model's mute_time_intervals active now
+    firing: tuple[Labels, ...] = ()  # other alerts firing now: sources down, other models, shared causes
 
 
 @dataclass(frozen=True)
@@ -65,13 +86,16 @@ class AlertInputs:
     history: ModelHistory
     data_complete: bool
     now: float
+    suppression: Suppression = Suppression()
 
 
 @dataclass(frozen=True)
 class AlertPlan:
     tier: TierDecision | None = None
     digest: str | None = None
-    muted: bool = False  # an active silence holds back this cycle's messages
+    labels: dict[str, LabelValue] = field(default_factory=dict)  # what silences and inhibit rules see
+    muted: bool = False  # a silence, a maintenance window or an inhibition holds back this cycle's messages
+    muted_by: list[str] = field(default_factory=list)  # what muted it, in words (stored with the incident)
     lifecycle: LifecycleDecision = LifecycleDecision(Step.NONE, None, False, 0)
     channels: list[str] = field(default_factory=list)
     rollback: RollbackVerdict | None = None
@@ -106,8 +130,39 @@ def tier_stage(inp: AlertInputs, rules: AlertRules, plan: AlertPlan) -> AlertPla
     return replace(plan, tier=tier, digest=digest)
 
 
+def alert_labels(inp: AlertInputs, rules: AlertRules, plan: AlertPlan) -> dict[str, LabelValue]:
+    """The incident's labels at the severity it would have after this cycle."""
+    content = inp.content or inp.candidate
+    if content is None:
+        return {}
+    sev = [s for s in ((plan.tier.severity if plan.tier else None),
+                       (inp.history.open_incident.severity if inp.history.open_incident else None)) if s]
+    severity = max(sev, key=lambda s: s.rank) if sev else None
+    return incident_labels(content.model, str(severity) if severity else None,
+                           [f.to_dict() for f in content.findings], [c.to_dict() for c in content.causes],
+                           rules.labels)
+
+
+def inhibit_stage(inp: AlertInputs, rules: AlertRules, plan: AlertPlan) -> AlertPlan:
+    labels = alert_labels(inp, rules, plan)
+    plan = replace(plan, labels=labels)
+    if not labels:
+        return plan
+    found = inhibitor(labels, inp.suppression.firing, rules.inhibit_rules)
+    return replace(plan, muted=True, muted_by=[*plan.muted_by, found.describe()]) if found else plan
+
+
 def silence_stage(inp: AlertInputs, rules: AlertRules, plan: AlertPlan) -> AlertPlan:
-    return replace(plan, muted=is_muted(inp.history.open_incident, plan.tier, inp.now))
+    """Silences that match the labels, the model's maintenance windows, and the older
+    per-incident silence (which lets an escalation through)."""
+    by = list(plan.muted_by)
+    if plan.labels:
+        by += [s.describe() for s in muting(inp.suppression.silences, plan.labels, inp.now)]
+        by += [f"maintenance window {n}" for n in inp.suppression.maintenance]
+    if is_muted(inp.history.open_incident, plan.tier, inp.now):
+        by.append("incident silenced until "
+                  f"{inp.history.open_incident.silenced_until if inp.history.open_incident else '?'}")
+    return replace(plan, muted=bool(by), muted_by=by)
 
 
 def lifecycle_stage(inp: AlertInputs, rules: AlertRules, plan: AlertPlan) -> AlertPlan:
@@ -115,7 +170,7 @@ def lifecycle_stage(inp: AlertInputs, rules: AlertRules, plan: AlertPlan) -> Ale
     h = inp.history
     if h.latest_at is not None and clock_went_back(inp.now, h.latest_at):
         return replace(plan, lifecycle=hold(h.open_incident, h.quiet_cycles, inp.now, h.latest_at))
-    step = decide(inp.history.open_incident, plan.tier, digest=plan.digest, quiet_cycles=inp.history.quiet_cycles,
+    step = decide(h.open_incident, plan.tier, digest=plan.digest, quiet_cycles=h.quiet_cycles,
                   data_complete=inp.data_complete, now=inp.now, settings=rules.lifecycle, muted=plan.muted)
     return replace(plan, lifecycle=step)
 
@@ -135,7 +190,8 @@ def rollback_guard_stage(inp: AlertInputs, rules: AlertRules, plan: AlertPlan) -
     return replace(plan, rollback=verdict)
 
 
-ALERT_CHAIN: tuple[Stage, ...] = (tier_stage, silence_stage, lifecycle_stage, route_stage, rollback_guard_stage)
+ALERT_CHAIN: tuple[Stage, ...] = (tier_stage, inhibit_stage, silence_stage, lifecycle_stage, route_stage,
+                                  rollback_guard_stage)
 
 
 def plan_alerts(inp: AlertInputs, rules: AlertRules, chain: tuple[Stage, ...] = ALERT_CHAIN) -> AlertPlan:

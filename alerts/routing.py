@@ -27,10 +27,11 @@ class Routes:
 @dataclass(frozen=True)
 class NotifierRoute:
     """What a notifier is sent. A chat tool gets one incident message per channel, kept
-    up to date; a timeline (Grafana annotations) one per incident, plus deploys and
+    up to date, replies in its thread when the incident escalates or resolves, and one
+    message per shared cause; a timeline (Grafana annotations) one per incident, plus deploys and
     rollbacks."""
 
-    kinds: frozenset[MessageKind] = frozenset({MessageKind.INCIDENT})
+    kinds: frozenset[MessageKind] = frozenset({MessageKind.INCIDENT, MessageKind.REPLY, MessageKind.GROUP})
     per_channel: bool = True
 
 

@@ -21,6 +21,7 @@ from typing import IO, Any
 
 from alerts.outbox import DeliveryResult, DeliveryStatus, MessageKind, OutboxMessage
 from alerts.slack_blocks import render_incident, render_rollback
+from alerts.slack_replies import render_group, render_reply
 from detectors.records import json_safe
 
 
@@ -149,6 +150,11 @@ def _summary(message: OutboxMessage) -> str:
             )
         if message.kind == MessageKind.ROLLBACK:
             return f"ROLLBACK: {render_rollback(p)[0]}"
+        if message.kind == MessageKind.REPLY:
+            return f"REPLY in {message.key}: {render_reply(p)[0]}"
+        if message.kind == MessageKind.GROUP:
+            return f"GROUP #{p.get('group_id')} {p.get('status', 'open')}: {render_group(p)[0]}" + (
+                f" -> {p['channel']}" if p.get("channel") else "")
     except (KeyError, TypeError, ValueError) as e:
         return f"{str(message.kind).upper()} {message.key} (unreadable payload: {e})"
     if message.kind == MessageKind.DEPLOY:

@@ -27,6 +27,7 @@ from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, R
 from alerts.outbox import DeliveryResult, DeliveryStatus, MessageKind, OutboxMessage
 from alerts.slack_blocks import render_incident, render_rollback
 from alerts.slack_lookup import SlackLookup, post_metadata
+from alerts.slack_replies import render_group, render_reply
 
 log = logging.getLogger("vigil.alerts.slack")
 
@@ -134,6 +135,10 @@ class SlackNotifier:
                 text, blocks = render_incident(payload)
             elif message.kind == MessageKind.ROLLBACK:
                 text, blocks = render_rollback(payload)
+            elif message.kind == MessageKind.REPLY:
+                text, blocks = render_reply(payload)
+            elif message.kind == MessageKind.GROUP:
+                text, blocks = render_group(payload)
             else:
                 return DeliveryResult(DeliveryStatus.FAILED, error=f"kind: Slack cannot send {message.kind!r}")
         except (KeyError, TypeError, ValueError) as e:
@@ -141,8 +146,10 @@ class SlackNotifier:
             return self._result(message, bad)
 
         try:
-            if message.kind == MessageKind.INCIDENT:
+            if message.kind in (MessageKind.INCIDENT, MessageKind.GROUP):
                 result = self._incident(message, channel, text, blocks)
+            elif message.kind == MessageKind.REPLY:
+                result = self._reply(message, text, blocks)
             else:
                 result = self._rollback(message, channel, text, blocks)
         except _NoChannel as e:
@@ -162,10 +169,12 @@ class SlackNotifier:
 
     def find_delivered(self, message: OutboxMessage) -> DeliveryResult | None:
         """The post for `message` if the channel's history has it (see alerts/outbox.py)."""
-        if message.kind not in (MessageKind.INCIDENT, MessageKind.ROLLBACK):
+        if message.kind not in (MessageKind.INCIDENT, MessageKind.ROLLBACK, MessageKind.REPLY, MessageKind.GROUP):
             return None  # deploys are never posted
         payload = message.payload or {}
         thread = (payload.get("thread") or {}) if message.kind == MessageKind.ROLLBACK else {}
+        if message.kind == MessageKind.REPLY:
+            thread = message.ref or {}  # a reply sits in the thread of the message its key names
         if thread.get("channel") and thread.get("ts"):  # a reply: in the thread, not the channel's history
             channel, thread_ts = thread["channel"], thread["ts"]
         else:
@@ -181,8 +190,9 @@ class SlackNotifier:
                                                               "will look again before sending")
         if found is None:
             return None
-        # An incident's later updates edit the found post; a rollback keeps the incident's ref.
-        ref = message.ref if message.kind == MessageKind.ROLLBACK and message.ref else found
+        # An incident's later updates edit the found post; a rollback or a reply keeps the incident's ref.
+        keeps = message.kind in (MessageKind.ROLLBACK, MessageKind.REPLY)
+        ref = message.ref if keeps and message.ref else found
         return DeliveryResult(DeliveryStatus.DELIVERED, ref=ref, detail={"found_in_history": found})
 
     # ------------------------------------------------------------------ kinds
@@ -224,8 +234,23 @@ class SlackNotifier:
         result.ref = message.ref or result.ref
         return result
 
+    def _reply(self, message: OutboxMessage, text: str, blocks: list) -> DeliveryResult:
+        """A state change in the thread of the incident's message (its ref), which it leaves
+        as the key's ref so later updates still edit the parent. An escalation is also
+        broadcast to the channel: it is a page. Without a parent (never posted, e.g. it
+        was muted) there is no thread to reply in: the update already said it all."""
+        ref = message.ref or {}
+        if not (ref.get("channel") and ref.get("ts")):
+            return DeliveryResult(DeliveryStatus.DELIVERED, ref=message.ref, detail={"skipped": "no parent message"})
+        broadcast = message.payload.get("change") == "escalated"
+        result = self._post(ref["channel"], text, blocks, post_metadata(message), thread_ts=ref["ts"],
+                            broadcast=broadcast)
+        result.detail.update(result.ref or {})
+        result.ref = message.ref
+        return result
+
     def _post(self, channel: str | None, text: str, blocks: list, metadata: dict[str, Any],
-              thread_ts: str | None = None) -> DeliveryResult:
+              thread_ts: str | None = None, broadcast: bool = False) -> DeliveryResult:
         if not channel:
             raise _NoChannel(
                 "Slack: no channel for this message — set models[].owner_channel (or a default channel)"
@@ -234,6 +259,8 @@ class SlackNotifier:
                                   "unfurl_links": False, "unfurl_media": False}
         if thread_ts:
             kwargs["thread_ts"] = thread_ts
+            if broadcast:
+                kwargs["reply_broadcast"] = True
         resp = self._call("chat.postMessage", channel, **kwargs)
         return DeliveryResult(
             DeliveryStatus.DELIVERED,

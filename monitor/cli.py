@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from alerts.rollback import ActionStatus
 from monitor.audit.keys import AuditKeyError
+from monitor.cli_silence import add_silence
 from monitor.config import ConfigError, VigilConfig, load_config
 from monitor.logging_setup import setup_logging
 
@@ -256,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="text for a terminal, json for a log shipper (default: text)")
     sub = p.add_subparsers(dest="command", required=True, help="`vigil COMMAND --help` for its options")
     for add in (_add_check_config, _add_replay, _add_demo, _add_run, _add_serve, _add_dashboards, _add_rollback,
-                _add_audit, _add_token):
+                _add_audit, _add_token, add_silence):
         add(sub)
     return p
 

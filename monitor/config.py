@@ -24,6 +24,7 @@ from pydantic import (
 
 from detectors.records import Direction
 from monitor.audit.config import AuditConfig
+from monitor.config_alerting import GroupingConfig, InhibitRuleConfig, MentionsConfig, TimeIntervalSetConfig
 from monitor.config_auth import ApiTokenConfig, SlackActorsConfig, check_token_names
 from monitor.config_errors import ConfigError
 from monitor.config_loading import ConfigSource, validate_config
@@ -321,6 +322,20 @@ class ModelConfig(_Model):
     policy: PolicyConfig | None = None
     serving: ServingExecutorConfig | None = None  # serving layer a rollback changes after the alias (None: alias only)
     slack_actors: SlackActorsConfig | None = None  # who may press this model's buttons (default: slack.actors)
+    labels: dict[str, str] = Field(default_factory=dict)  # extra alert labels for silences and inhibit rules
+    mute_time_intervals: list[str] = Field(default_factory=list)  # names in time_intervals: maintenance windows
+    mentions: MentionsConfig | None = None  # who threaded state changes @-mention (default: mentions)
+
+    @field_validator("labels")
+    @classmethod
+    def _label_names(cls, v: dict[str, str]) -> dict[str, str]:
+        reserved = {"alertname", "model", "severity", "kind", "kinds", "entity", "cause_kind", "cause", "source"}
+        for k in v:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", k):
+                raise ValueError(f"expected label names ([A-Za-z_][A-Za-z0-9_]*), got {k!r}")
+            if k in reserved:
+                raise ValueError(f"label {k!r} is set by Vigil; choose another name")
+        return v
     runbooks: dict[str, HttpURL] = Field(default_factory=dict)  # per finding kind or `default` (config_messages)
 
     @field_validator("runbooks")
@@ -371,6 +386,10 @@ class VigilConfig(_Model):
     schedule: ScheduleConfig = ScheduleConfig()
     policy: PolicyConfig = PolicyConfig()
     audit: AuditConfig = AuditConfig()
+    time_intervals: list[TimeIntervalSetConfig] = Field(default_factory=list)  # named maintenance windows
+    inhibit_rules: list[InhibitRuleConfig] | None = None  # None: the defaults (alerts/inhibition.py); []: none
+    grouping: GroupingConfig = GroupingConfig()
+    mentions: MentionsConfig = MentionsConfig()
     receivers: list[ReceiverConfig] = Field(default_factory=list)  # PagerDuty, Opsgenie, webhook, Alertmanager
     messages: MessagesConfig = MessagesConfig()
     models: list[ModelConfig] = Field(min_length=1)
@@ -382,6 +401,15 @@ class VigilConfig(_Model):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"model names must be unique, repeated: {', '.join(dupes)}")
+        known = [t.name for t in self.time_intervals]
+        if len(set(known)) != len(known):
+            raise ValueError("time_intervals: names must be unique")
+        for where, wanted in [("grouping.mute_time_intervals", self.grouping.mute_time_intervals)] + [
+                (f"models[{m.name}].mute_time_intervals", m.mute_time_intervals) for m in self.models]:
+            missing = [n for n in wanted if n not in known]
+            if missing:
+                raise ValueError(f"{where}: unknown time interval {missing[0]!r}; "
+                                 f"defined in time_intervals: {', '.join(known) or 'none'}")
         check_receivers(self.receivers, set(names))
         return self
 

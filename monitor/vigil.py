@@ -40,6 +40,7 @@ from monitor.cycle.detect_drift import EXPORTED_STATISTICS
 from monitor.cycle.detect_logs_traces import refit_needed
 from monitor.cycle.drift_report import DriftReports
 from monitor.cycle.gather import GatherRequest, Sources, gather
+from monitor.cycle.grouping import Grouper
 from monitor.cycle.health import SourceHealth
 from monitor.cycle.known_good import record_clean
 from monitor.cycle.logs_traces import LogTraceSources
@@ -51,6 +52,7 @@ from monitor.cycle.prefetch import ModelPlan, Prefetched, prefetch
 from monitor.cycle.reference import ReferenceChooser
 from monitor.cycle.rollback_intents import RollbackRunner
 from monitor.cycle.samples import SampleReader
+from monitor.cycle.suppress import inhibit_rules, read_suppression
 from monitor.executors.base import Executor, ExecutorError
 from monitor.executors.build import alias_executor, build_serving_executor, challenger_executor
 from monitor.failpoints import failpoint
@@ -113,7 +115,8 @@ class Vigil:
         self.gather_sources = Sources(self.prometheus, self.health, samples, self.references,
                                       LogTraceSources(loki, tempo, c.sources.tempo.search_limit if c.sources.tempo
                                                       else 50), c.sources.prometheus.step)
-        self.outbox = OutboxWriter(self.store, self.notifiers, Links.from_config(c))
+        self.outbox = OutboxWriter(self.store, self.notifiers, Links.from_config(c), self._mentions)
+        self.grouper = Grouper(c, self.store, self.outbox)
         self.deploys = DeployWatch(self.registry, self.health, self.store, self.outbox)
         self.rollbacks = RollbackRunner(self.store, self.layers, self.outbox, self.metrics, health=self._layer_health,
                                         pull_layers=self.pull_layers)
@@ -126,6 +129,14 @@ class Vigil:
 
     def now(self) -> float:
         return self.clock.now()
+
+    def _mentions(self, model: str, severity: str | None) -> list[str]:
+        """Who a threaded state change @-mentions: the model's `mentions`, else the global ones."""
+        try:
+            m = self.config.model(model)
+        except KeyError:
+            return self.config.mentions.for_severity(severity)
+        return (m.mentions or self.config.mentions).for_severity(severity)
 
     def layers(self, m: ModelConfig) -> list[Executor]:
         """What a rollback of `m` moves, in order: the registry alias, then its serving layer
@@ -230,10 +241,12 @@ class Vigil:
             deploys = self.store.deploys(m.name, since=story_start(w, start) - settings.deploy_window, until=t)
             story = correlate(m.name, found, m.services, start, deploys, w, settings)
             history = read_history(self.store, m.name, t, found.slo_breached)
-            plan = plan_alerts(AlertInputs(story.incident, story.content, history, not blind, t),
-                               alert_rules(m, policy))
+            down = [n for n in self.health.states if self.health.is_down(n)]
+            suppression = read_suppression(self.store, self.config, m, t, down)
+            plan = plan_alerts(AlertInputs(story.incident, story.content, history, not blind, t, suppression),
+                               alert_rules(m, policy, inhibit_rules(self.config)))
             applied = apply_plan(self.store, self.outbox, m, plan, story.content,
-                                 StateUpdate(history.slo_streaks, found.detector_state, t))
+                                 StateUpdate(history.slo_streaks, found.detector_state, t), self.grouper)
             failpoint("after_apply_commit")
             rollback = None
             if applied.status != IncidentStatus.OPEN and not blind:

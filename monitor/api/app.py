@@ -18,7 +18,20 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from monitor.api import audit, canary, docs, health, incidents, labels, models, performance, rollback, samples, slack
+from monitor.api import (
+    audit,
+    canary,
+    docs,
+    health,
+    incidents,
+    labels,
+    models,
+    performance,
+    rollback,
+    samples,
+    silences,
+    slack,
+)
 from monitor.api.auth import BearerAuth, TokenTables
 from monitor.api.errors import install_error_handlers
 from monitor.api.limits import EdgeLimits
@@ -51,7 +64,7 @@ def create_app(vigil: Vigil) -> FastAPI:
     app.add_middleware(BearerAuth, tables=TokenTables(lambda: app.state.vigil.config))
     for module in (health, slack, docs):  # polled or called by machines that may add their own query
         app.include_router(module.router)
-    for module in (incidents, models, rollback, audit, samples, canary, labels, performance):
+    for module in (incidents, models, rollback, audit, samples, canary, labels, performance, silences):
         app.include_router(module.router, dependencies=[Depends(refuse_unknown_query)])
     install_openapi(app)
     return app

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse
 
+from alerts.lifecycle import LifecycleConflict
 from monitor.api.deps import AUTH_RESPONSES, IncidentDep, OperatorDep, ViewerDep, VigilDep, model_or_404
 from monitor.api.limits import WRITE_LIMIT_RESPONSES
 from monitor.api.pagination import OffsetQuery, Page, limit_query, next_by_offset
@@ -46,11 +47,19 @@ def drift_report(_: ViewerDep, vigil: VigilDep, row: IncidentDep) -> HTMLRespons
     return HTMLResponse(html)
 
 
-@router.post("/{incident_id}/ack", response_model=IncidentOut, responses=WRITE_LIMIT_RESPONSES)
+@router.post("/{incident_id}/ack", response_model=IncidentOut, responses={**WRITE_LIMIT_RESPONSES, **errors(409)})
 def ack(who: OperatorDep, vigil: VigilDep, row: IncidentDep) -> IncidentOut:
-    return IncidentOut.from_row(vigil.operator.acknowledge(row.id, who.actor, time.time()))
+    try:
+        return IncidentOut.from_row(vigil.operator.acknowledge(row.id, who.actor, time.time()))
+    except LifecycleConflict as e:  # resolved: the lifecycle says no
+        raise HTTPException(409, str(e)) from None
 
 
-@router.post("/{incident_id}/silence", response_model=IncidentOut, responses=WRITE_LIMIT_RESPONSES)
+@router.post("/{incident_id}/silence", response_model=IncidentOut,
+             responses={**WRITE_LIMIT_RESPONSES, **errors(409)})
 def silence(who: OperatorDep, vigil: VigilDep, row: IncidentDep, body: SilenceRequest) -> IncidentOut:
-    return IncidentOut.from_row(vigil.operator.silence(row.id, who.actor, body.duration_s, body.reason, time.time()))
+    try:
+        return IncidentOut.from_row(vigil.operator.silence(row.id, who.actor, body.duration_s, body.reason,
+                                                           time.time()))
+    except LifecycleConflict as e:
+        raise HTTPException(409, str(e)) from None

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from alerts.lifecycle import LifecycleConflict, check_actionable
 from alerts.pipeline import AlertPlan
 from alerts.policy import Severity
 from alerts.rollback import ActionStatus, RollbackOutcome, TargetChoice, choose_target
@@ -18,6 +19,8 @@ from monitor.cycle.messages import OutboxWriter
 from monitor.cycle.plan import routes_of
 from monitor.cycle.rollback_intents import RollbackAsk, RollbackRunner
 from monitor.metrics import VigilMetrics
+from monitor.silence_ops import SilenceAsk
+from monitor.silence_ops import create as create_silence
 from monitor.store.repository import IncidentRow, Store
 
 log = logging.getLogger("vigil.actions")
@@ -77,8 +80,9 @@ class Operator:
     def acknowledge(self, incident_id: int, actor: str, now: float) -> IncidentRow:
         """Ack stops repeat reminders (not updates); the message shows who took it."""
         with self.store.tx() as s:
-            row = s.get(IncidentRow, incident_id)
+            row = s.get(IncidentRow, incident_id, with_for_update=True)
             assert row is not None
+            check_actionable(row.status, incident_id, "acknowledged")
             if row.acknowledged_by is None:
                 row.acknowledged_by = actor
                 known = {x.name for x in self.config.models}
@@ -92,12 +96,24 @@ class Operator:
         """A silence keeps the incident open and recorded but stops notifications until it
         ends; an escalation to critical still gets through."""
         with self.store.tx() as s:
-            row = s.get(IncidentRow, incident_id)
+            row = s.get(IncidentRow, incident_id, with_for_update=True)
             assert row is not None
+            check_actionable(row.status, incident_id, "silenced")
             row.silenced_until = now + duration_s
         self.store.audit(actor, "incident.silence", f"incident:{incident_id}",
                          {"model": row.model, "until": now + duration_s, "reason": reason}, now=now)
         return row
+
+    def slack_silence(self, row: IncidentRow, actor: str, now: float) -> str:
+        """The Silence button: a silence of this model at this severity for 4 h, listed with
+        the others (GET /v1/silences, `vigil silence list`) and expirable like them. An
+        escalation changes the severity, so it still pages."""
+        check_actionable(row.status, row.id, "silenced")
+        ask = SilenceAsk([f'model="{row.model}"', f'severity="{row.severity}"'],
+                         f"from Slack on incident {row.id}", actor, duration=SLACK_SILENCE_S)
+        made = create_silence(self.store, ask, actor, now)
+        return (f"Silenced {row.model} ({row.severity}) for 4 h: silence {made.id}. "
+                f"End it early with `vigil silence expire {made.id}` or DELETE /v1/silences/{made.id}.")
 
     def slack_action(self, action: SlackAction, now: float) -> str:
         """A button in the incident message: ack, silence (4 h) or rollback (guarded, audited).
@@ -106,12 +122,14 @@ class Operator:
         row = self.store.incident(action.incident_id)
         if row is None or row.model != action.model:
             return f"Incident {action.incident_id} of {action.model} not found."
-        if action.action_id == "ack":
-            self.acknowledge(row.id, actor, now)
-            return f"Acknowledged incident {row.id}."
-        if action.action_id == "silence":
-            self.silence(row.id, actor, SLACK_SILENCE_S, "silenced from Slack", now)
-            return f"Silenced incident {row.id} for 4 h."
+        try:
+            if action.action_id == "ack":
+                self.acknowledge(row.id, actor, now)
+                return f"Acknowledged incident {row.id}."
+            if action.action_id == "silence":
+                return self.slack_silence(row, actor, now)
+        except LifecycleConflict as e:
+            return f"{e}."
         if action.action_id == "rollback":
             m = self.config.model(row.model)
             choice = self.choose_target(m, now)

@@ -18,6 +18,7 @@ from alerts.pipeline import AlertPlan
 from alerts.policy import Severity
 from correlators.incident import Incident
 from monitor.config import ModelConfig
+from monitor.cycle.grouping import Grouper
 from monitor.cycle.messages import OutboxWriter
 from monitor.cycle.plan import routes_of
 from monitor.failpoints import failpoint
@@ -44,21 +45,35 @@ class Applied:
 
 
 def apply_plan(store: Store, outbox: OutboxWriter, m: ModelConfig, plan: AlertPlan, content: Incident | None,
-               update: StateUpdate) -> Applied:
+               update: StateUpdate, grouper: Grouper | None = None) -> Applied:
     """`content` is the open incident's whole story: what is stored and shown."""
     held = plan.lifecycle.step == Step.HELD
     if held:
         log.warning("%s", plan.lifecycle.note, extra={"model": m.name, "t": update.t})
+    if grouper is not None and not held:
+        grouper.prepare(plan, update.t)
     with store.tx() as s:
         state = store.model_state(s, m.name)
         if not held:
             state.slo_streaks = update.slo_streaks
             state.detector_state = update.detector_state
         row = _apply_step(store, s, plan, content, m, update.t)
-        if row is not None and plan.lifecycle.notify:
+        hold = grouper.member_cycle(s, row, plan, update.t) if grouper and row is not None and not held else None
+        if row is not None and not held and row.status == IncidentStatus.OPEN:
+            # what keeps it quiet now; a resolved incident keeps what muted it last
+            _record_muting(row, plan.muted_by + ([hold] if hold else []))
+        if row is not None and not held and _held_by_shared_cause(plan, hold):
+            outbox.receivers_only(s, row, update.t)
+        if row is not None and plan.lifecycle.notify and hold is None:
+            told_before = row.last_notified_at is not None
             outbox.incident(s, row, plan.channels or routes_of(m).channels(Severity(row.severity)), update.t)
             if plan.digest:
                 row.notified_digest = plan.digest
+            change = _change(plan)
+            if change and told_before:
+                # Reply where the message already was: the channels of its severity before this cycle.
+                before = Severity.WARNING if change == "escalated" else Severity(row.severity)
+                outbox.reply(s, row, routes_of(m).channels(before), change, str(before), update.t)
         state.quiet_cycles = plan.lifecycle.quiet_cycles
         state.last_cycle_at = max(update.t, state.last_cycle_at or update.t)
         failpoint("in_apply_tx")
@@ -66,6 +81,37 @@ def apply_plan(store: Store, outbox: OutboxWriter, m: ModelConfig, plan: AlertPl
             return Applied(None, None, None, False)
         open_ = row.status == IncidentStatus.OPEN
         return Applied(row.id, row.status, row.severity if open_ else None, plan.lifecycle.step == Step.OPEN)
+
+
+MUTED_PREFIX = "muted: "
+
+
+def _record_muting(row: IncidentRow, muted_by: list[str]) -> None:
+    """What keeps the incident from paging, shown with its reasons (API, replay output)."""
+    kept = [r for r in (row.reasons or []) if not (isinstance(r, str) and r.startswith(MUTED_PREFIX))]
+    row.reasons = kept + [MUTED_PREFIX + why for why in dict.fromkeys(muted_by)]
+
+
+def _held_by_shared_cause(plan: AlertPlan, hold: str | None) -> bool:
+    """A change that would have paged but for a shared cause alone (its group, or the
+    default rule that lets the group speak for its members): silences and maintenance
+    windows are not that, and hold back receivers too."""
+    changed = plan.lifecycle.step in (Step.OPEN, Step.UPDATE, Step.RESOLVE)
+    if not changed or (plan.lifecycle.notify and hold is None):
+        return False
+    if plan.lifecycle.step == Step.RESOLVE:
+        return True  # whatever held it in chat, a receiver that paged must hear it resolved
+    reasons = plan.muted_by + ([hold] if hold else [])
+    return bool(reasons) and all("shared cause" in r or "SharedCause" in r for r in reasons)
+
+
+def _change(plan: AlertPlan) -> str | None:
+    """A state change that deserves a threaded reply: people are told, not just the message edited."""
+    if plan.lifecycle.step == Step.RESOLVE:
+        return "resolved"
+    if plan.lifecycle.step == Step.UPDATE and plan.lifecycle.note == "escalated":
+        return "escalated"
+    return None
 
 
 def _apply_step(store: Store, s: Session, plan: AlertPlan, incident: Incident | None, m: ModelConfig,

@@ -90,7 +90,7 @@ def query_range(sources: Sources, gaps: Gaps, req: GatherRequest, entity: str, q
         sources.health.mark("prometheus", True)
     except SourceUnavailable as e:
         sources.health.mark("prometheus", False, str(e))
-        gaps.add(no_data(model, entity, f"Prometheus unavailable ({e.reason})", w, query=query),
+        gaps.add(no_data(model, entity, f"Prometheus unavailable ({e.reason})", w, query=query, source="prometheus"),
                  f"{entity}: prometheus unavailable")
         return None
     except QueryError as e:

@@ -2,6 +2,7 @@
 and routed by each notifier's registered route (alerts/routing.py)."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,9 +71,14 @@ def snapshot(row: IncidentRow) -> IncidentSnapshot:
                             cold_start=row.cold_start)
 
 
+Mentions = Callable[[str, str | None], list[str]]  # (model, severity) -> "<@U…>", "<!subteam^S…>"
+
+
 class OutboxWriter:
-    def __init__(self, store: Store, notifiers: NotifierRegistry, links: Links) -> None:
+    def __init__(self, store: Store, notifiers: NotifierRegistry, links: Links,
+                 mentions: Mentions | None = None) -> None:
         self.store, self.notifiers, self.links = store, notifiers, links
+        self.mentions: Mentions = mentions or (lambda _model, _severity: [])
         self.receivers = ReceiverWriter(store, notifiers)
 
     def incident(self, s: Session, row: IncidentRow, channels: list[str], now: float) -> None:
@@ -92,6 +98,54 @@ class OutboxWriter:
             self.store.enqueue(s, name, MessageKind.INCIDENT, f"incident:{row.id}", incident_summary(snap), now)
         self.receivers.incident(s, snap, links, now)
         row.last_notified_at = now
+
+    def receivers_only(self, s: Session, row: IncidentRow, now: float) -> None:
+        """A change whose chat message a shared cause holds (the group's message speaks for
+        it in chat): receivers that page by incident (PagerDuty, Opsgenie, ...) still get it,
+        so a shared cause never keeps a pager silent."""
+        state = s.get(ModelStateRow, row.model)
+        links = self.links.for_incident(row, now, state.alias_version if state else None)
+        self.receivers.incident(s, snapshot(row), links, now)
+
+    def reply(self, s: Session, row: IncidentRow, channels: list[str], change: str, previous: str | None,
+              now: float) -> None:
+        """A state change as a reply in the thread of each channel's incident message, after
+        its update (same key, so in order, and the sender hands it the message's ref).
+        Slack notifies no one of an edit; a reply with @-mentions reaches people."""
+        mentions = self.mentions(row.model, row.severity)
+        reasons = [r for r in (row.reasons or []) if isinstance(r, str)]
+        for channel in channels or [DEFAULT_CHANNEL]:
+            payload = {"incident_id": row.id, "model": row.model, "channel": channel, "change": change,
+                       "severity": row.severity, "previous_severity": previous, "status": row.status,
+                       "title": row.title, "reason": reasons[0] if reasons else "", "mentions": mentions,
+                       "opened_at": row.opened_at, "resolved_at": row.resolved_at, "at": now}
+            for name in self.notifiers.taking(MessageKind.REPLY, per_channel=True):
+                self.store.enqueue(s, name, MessageKind.REPLY, f"incident:{row.id}:{channel}", payload, now)
+
+    def group(self, s: Session, payload: dict[str, Any], channels: list[str], now: float) -> None:
+        """One message per shared cause and channel, updated in place like an incident's."""
+        for channel in channels or [DEFAULT_CHANNEL]:
+            body = {**payload, "channel": channel, "updated_at": now,
+                    "mentions": self.mentions(payload["models"][0]["model"], payload["severity"])
+                    if payload.get("models") else []}
+            for name in self.notifiers.taking(MessageKind.GROUP, per_channel=True):
+                self.store.enqueue(s, name, MessageKind.GROUP, f"group:{payload['group_id']}:{channel}", body, now)
+
+    def group_reply(self, s: Session, payload: dict[str, Any], channels: list[str], change: str,
+                    previous: str | None, now: float) -> None:
+        """A shared cause's escalation or resolve, in the thread of its message in each channel
+        that had one (a channel new to the group gets the message itself)."""
+        models = payload.get("models") or []
+        names = ", ".join(m["model"] for m in models)
+        for channel in channels or [DEFAULT_CHANNEL]:
+            body = {"group_id": payload["group_id"], "model": f"{payload['cause_kind']} {payload['cause']} ({names})",
+                    "channel": channel, "change": change, "severity": payload["severity"],
+                    "previous_severity": previous, "status": payload["status"],
+                    "title": f"{len(models)} models", "reason": "", "opened_at": payload.get("opened_at"),
+                    "resolved_at": now if change == "resolved" else None, "at": now,
+                    "mentions": self.mentions(models[0]["model"], payload["severity"]) if models else []}
+            for name in self.notifiers.taking(MessageKind.REPLY, per_channel=True):
+                self.store.enqueue(s, name, MessageKind.REPLY, f"group:{payload['group_id']}:{channel}", body, now)
 
     def deploy(self, s: Session, event: DeployEvent, t: float) -> None:
         payload = {"model": event.model, "alias": event.alias, "version": event.version,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from alerts.inhibition import DEFAULT_RULES, InhibitRule
 from alerts.lifecycle import LifecycleSettings, OpenIncident
 from alerts.pipeline import AlertRules, ModelHistory
 from alerts.policy import Policy, RollbackGuard, Severity
@@ -33,9 +34,9 @@ def routes_of(m: ModelConfig) -> Routes:
     return Routes(m.owner_channel, m.oncall_channel)
 
 
-def alert_rules(m: ModelConfig, p: PolicyConfig) -> AlertRules:
+def alert_rules(m: ModelConfig, p: PolicyConfig, inhibit: tuple[InhibitRule, ...] = DEFAULT_RULES) -> AlertRules:
     return AlertRules(policy=to_policy(p), lifecycle=LifecycleSettings(p.resolve_after_cycles, p.repeat_interval),
-                      routes=routes_of(m))
+                      routes=routes_of(m), inhibit_rules=inhibit, labels=dict(m.labels))
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,9 @@ cycles have a baseline):
   12:30-13:10  a traffic surge (3x) saturates the GPU (DCGM util ~99 %, KV cache ~97 %,
                queue 20-40) and p99 latency breaches its 0.5 s SLO -> critical, top cause
                GPU saturation, no rollback.
+               The re-ranker served from the same GPU node is hit too: one page for the
+               shared cause lists both models; the surge's warning turns critical, said in
+               a threaded reply with the on-call group @-mentioned.
   13:10-14:00  quiet again.
 
 A second model, the ranker, runs a canary that fails and is pulled (demo_canary.py).
@@ -56,6 +59,8 @@ class DemoTimes:
 
 TIMES = DemoTimes()
 MODEL = "recommender"
+SECOND_MODEL = "reranker"  # shares the recommender's GPU node (a shared cause in the surge)
+GPU_NODE = "gpu-node-1"
 SERVICE = "recsys-api"
 POD = "recsys-api-0"
 COMMON = {"namespace": "ml", "env": "prod"}
@@ -94,6 +99,9 @@ policy:
     min_confidence: 0.6
 slack:
   sink_path: notifications.jsonl
+mentions:               # who a threaded escalation or resolve @-mentions, per severity
+  critical: ["<!subteam^S0MLONCALL>"]
+  warning: ["<@U0RECSYSOWNER>"]
 grafana:
   # Links only: messages open the model's dashboard here, around the onset, once
   # `vigil dashboards` has provisioned a Grafana at this address.
@@ -128,6 +136,15 @@ models:
         threshold: 0.01
     gpu:
       selector: pod=~"{SERVICE}-.*"
+      min_duration: 5m
+  # A second model served from the same GPU: when that GPU saturates, both models are
+  # affected, and one page for the shared cause lists them both.
+  - name: {SECOND_MODEL}
+    alias: champion
+    owner_channel: "#ranking-owners"
+    oncall_channel: "#ml-oncall"
+    gpu:
+      selector: Hostname="{GPU_NODE}"
       min_duration: 5m
 """ + CANARY_CONFIG
 
@@ -189,6 +206,10 @@ def _write_registry(out: Path, t: DemoTimes) -> None:
          "tags": {"git_sha": "b7e03d5", "vigil.reference_path": "reference/train_v2.parquet"}},
         {"type": "alias", "name": MODEL, "alias": "champion", "version": "2", "at": t.deploy_v2},
         *canary_registry_events(month_ago, DAY),
+        {"type": "model", "name": SECOND_MODEL, "at": month_ago - 3600, "description": "Feed re-ranker",
+         "tags": {"team": "ranking"}},
+        {"type": "version", "name": SECOND_MODEL, "version": "1", "at": month_ago - 1800, "tags": {}},
+        {"type": "alias", "name": SECOND_MODEL, "alias": "champion", "version": "1", "at": month_ago},
     ]
     with open(out / "registry.jsonl", "w") as fh:
         for e in events:
@@ -224,7 +245,7 @@ def _write_metrics(out: Path, rng: np.random.Generator, t: DemoTimes, seed: int 
     w.add("recsys_impressions_total", kpi, ts, np.cumsum(impressions), type="counter", help="Items shown")
     w.add("recsys_clicks_total", kpi, ts, np.cumsum(clicks), type="counter", help="Items clicked")
 
-    gpu = {**COMMON, "gpu": "0", "Hostname": "gpu-node-1", "UUID": "GPU-5f1c9e7a", "pod": POD,
+    gpu = {**COMMON, "gpu": "0", "Hostname": GPU_NODE, "UUID": "GPU-5f1c9e7a", "pod": POD,
            "modelName": "NVIDIA H100 80GB HBM3"}
     util = np.where(surge, rng.uniform(97, 100, n), np.clip(rng.normal(45, 5, n), 0, 100)).round(0)
     fb_total = 81559.0

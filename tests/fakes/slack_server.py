@@ -63,13 +63,20 @@ class FakeMessage:
     thread_ts: str | None = None
     versions: list[dict[str, Any]] = field(default_factory=list)  # every text/blocks it has had, oldest first
     metadata: dict[str, Any] | None = None  # chat.postMessage's `metadata`, as given
+    reply_broadcast: bool = False  # a thread reply also sent to the channel (Slack's `thread_broadcast`)
+    replies: list[str] = field(default_factory=list)  # ts of the replies in this message's thread
 
     def to_api(self, *, include_metadata: bool) -> dict[str, Any]:
-        """The message object Slack's methods return."""
-        out: dict[str, Any] = {"type": "message", "subtype": "bot_message", "text": self.text, "ts": self.ts,
+        """The message object Slack's methods return; a thread's parent carries its
+        `thread_ts` (its own ts), `reply_count` and `latest_reply`, as Slack's do."""
+        subtype = "thread_broadcast" if self.reply_broadcast else "bot_message"
+        out: dict[str, Any] = {"type": "message", "subtype": subtype, "text": self.text, "ts": self.ts,
                                "bot_id": "B0FAKE0001", "app_id": "A0FAKE0001", "blocks": self.blocks}
         if self.thread_ts:
             out["thread_ts"] = self.thread_ts
+        elif self.replies:
+            out.update(thread_ts=self.ts, reply_count=len(self.replies), latest_reply=self.replies[-1],
+                       reply_users=["U0FAKE0001"], reply_users_count=1)
         if include_metadata and self.metadata is not None:
             out["metadata"] = self.metadata
         return out
@@ -347,6 +354,11 @@ class FakeSlack:
             msgs = [m for m in msgs if m.channel == cid]
         return sorted(msgs, key=lambda m: m.ts)
 
+    def thread(self, channel: str, ts: str) -> list[FakeMessage]:
+        """The replies in the thread of the message `ts`, oldest first."""
+        cid = self.channel_id(channel)
+        return [m for m in self.messages() if m.channel == cid and m.thread_ts == ts and m.ts != ts]
+
     def calls(self, method: str | None = None, status: int | None = None) -> list[FakeRequest]:
         with self._lock:
             return [r for r in self.requests if (method is None or r.method == method)
@@ -385,7 +397,8 @@ class FakeSlack:
                 return 200, {}, slack_history.channel_list(self._channels, params)
             msgs = [m for m in self._messages.values() if m.channel == cid]
             if method == "conversations.history":
-                top = [m.to_api(include_metadata=meta) for m in msgs if not m.thread_ts or m.thread_ts == m.ts]
+                top = [m.to_api(include_metadata=meta) for m in msgs
+                       if not m.thread_ts or m.thread_ts == m.ts or m.reply_broadcast]
                 return 200, {}, slack_history.history(top, params, time.time())
             parent = self._messages.get((cid, str(params.get("ts") or "")))
             if parent is None:
@@ -516,9 +529,16 @@ class FakeSlack:
             return 200, {}, {"ok": False, "error": e.error}
 
         if method == "chat.postMessage":
+            thread_ts = params.get("thread_ts") or None
+            parent = self._messages.get((cid, thread_ts)) if thread_ts else None
+            if parent is not None and parent.thread_ts:  # a reply to a reply joins the parent's thread
+                thread_ts, parent = parent.thread_ts, self._messages.get((cid, parent.thread_ts))
             ts = self._next_ts()
-            msg = FakeMessage(cid, ts, text, blocks or [], params.get("thread_ts"), [version], metadata)
+            broadcast = bool(thread_ts) and params.get("reply_broadcast") in (True, "true", "1", 1)
+            msg = FakeMessage(cid, ts, text, blocks or [], thread_ts, [version], metadata, broadcast)
             self._messages[(cid, ts)] = msg
+            if parent is not None:
+                parent.replies.append(ts)
         else:
             ts = params.get("ts")
             msg = self._messages.get((cid, ts)) if isinstance(ts, str) else None

@@ -87,6 +87,7 @@ def test_daemon_with_a_dead_prometheus_keeps_cycling_alerts_and_stops_on_sigterm
         "store": {"url": f"sqlite:///{db}"},
         "slack": {"sink_path": "notifications.jsonl"},
         "schedule": {"interval": "1s", "lookback": "5m", "baseline": "10m"},
+        "grouping": {"group_wait": "0s"},  # 1 s cycles: the outage's page need not wait 30 s for other models
         "models": [model_config()],
     }
     cfg_path = tmp_path / "vigil.yaml"

@@ -10,7 +10,7 @@ import sqlite3
 import pytest
 
 from monitor.cli import main
-from monitor.replay.demo import TIMES
+from monitor.replay.demo import SECOND_MODEL, TIMES
 from monitor.replay.demo_labels import CHURN, shift_span
 
 pytestmark = pytest.mark.integration
@@ -27,8 +27,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return {"out": out, "incidents": incidents, "notifications": notes}
 
 
-def opened_between(incidents: list[dict], a: float, b: float, model: str = "recommender") -> list[dict]:
-    return [i for i in incidents if a <= i["opened_at"] < b and i["model"] == model]
+def opened_between(incidents: list[dict], a: float, b: float, model: str | None = "recommender") -> list[dict]:
+    return [i for i in incidents if a <= i["opened_at"] < b and (model is None or i["model"] == model)]
 
 
 def test_incident_records_have_the_documented_fields(demo):
@@ -106,6 +106,10 @@ def test_4_quiet_stretches_raise_nothing(demo):
     assert opened_between(incs, TIMES.surge_end, TIMES.replay_end + 1) == []
     assert all(i["resolved_at"] is not None and i["resolved_at"] <= TIMES.quiet_from for i in incs)
     assert len([i for i in incs if i["model"] == "recommender"]) == 3
+    # the reranker shares the GPU node: it has an incident in the surge and nowhere else
+    rer = [i for i in demo["incidents"] if i["model"] == SECOND_MODEL]
+    assert len(rer) == 1 and TIMES.surge_start <= rer[0]["opened_at"] < TIMES.surge_end
+
 
 
 def test_5_a_failing_canary_is_pulled_and_the_incident_says_which_metric_by_how_much(demo):
@@ -144,10 +148,41 @@ def test_5_a_failing_canary_is_pulled_and_the_incident_says_which_metric_by_how_
     assert any(a["kind"] == "canary_pull" for a in last["actions"])
 
 
+
+def test_5_a_gpu_shared_by_two_models_pages_once_for_both_and_escalation_is_a_threaded_reply(demo):
+    notes, incs = demo["notifications"], demo["incidents"]
+    (surge,) = opened_between(incs, TIMES.surge_start, TIMES.surge_end)
+    (ranker,) = opened_between(incs, TIMES.surge_start, TIMES.surge_end, SECOND_MODEL)
+    assert ranker["causes"][0]["entity"] == surge["causes"][0]["entity"]  # one GPU, one cause
+
+    groups = [n for n in notes if n["kind"] == "group"]
+    first = [n for n in groups if n["payload"]["change"] == "first"]
+    assert sorted(n["payload"]["channel"] for n in first) == ["#ml-oncall", "#ranking-owners", "#recsys-owners"]
+    listed = {m["model"]: m for m in first[0]["payload"]["models"]}
+    assert set(listed) == {"recommender", SECOND_MODEL}
+    assert {m["incident_id"] for m in listed.values()} == {surge["id"], ranker["id"]}
+    assert all(m["findings"] for m in listed.values()), "each model's evidence is listed"
+    assert "2 models share one cause: gpu_saturation" in first[0]["text"]
+    assert groups[-1]["payload"]["status"] == "resolved"
+    # the ranker never paged on its own: the group spoke for it
+    assert not [n for n in notes if n["kind"] == "incident" and n["payload"]["incident_id"] == ranker["id"]]
+    assert any("shared cause" in r for r in ranker["reasons"])
+
+    # the surge's warning turned critical: a reply in the owner message's thread, @-mentioning on-call
+    (escalated,) = [n for n in notes if n["kind"] == "reply" and n["payload"]["change"] == "escalated"
+                    and n["payload"].get("incident_id") == surge["id"]]
+    assert escalated["key"] == f"incident:{surge['id']}:#recsys-owners"  # the parent message's key: its thread
+    assert escalated["payload"]["mentions"] == ["<!subteam^S0MLONCALL>"]
+    assert "escalated to *critical* (was warning)" in escalated["text"]
+
+
 def test_notifications_update_one_message_per_incident_and_channel(demo):
-    keys = {n["key"] for n in demo["notifications"]}
+    messages = [n for n in demo["notifications"] if n["kind"] == "incident"]
+    keys = {n["key"] for n in messages}
     for inc in demo["incidents"]:
-        mine = [n for n in demo["notifications"] if n["payload"]["incident_id"] == inc["id"]]
+        if inc["model"] == SECOND_MODEL:
+            continue  # paged only through the shared cause (test_5)
+        mine = [n for n in messages if n["payload"]["incident_id"] == inc["id"]]
         assert mine, "every incident notified someone"
         assert mine[-1]["payload"]["status"] == "resolved"
         assert {n["key"] for n in mine} <= keys
@@ -184,7 +219,8 @@ def test_drift_incidents_get_evidently_reports_served_by_the_api(demo):
     gpu = next(i["id"] for i in demo["incidents"] if i["causes"] and i["causes"][0]["kind"] == "gpu_saturation")
     assert client.get(f"/v1/incidents/{gpu}/drift-report").status_code == 404
     # and the Slack message links to it
-    linked = [n for n in demo["notifications"] if n["payload"]["incident_id"] == drift_ids[0]]
+    linked = [n for n in demo["notifications"]
+              if n["kind"] == "incident" and n["payload"]["incident_id"] == drift_ids[0]]
     assert linked[-1]["payload"]["links"]["drift_report"].endswith(f"/v1/incidents/{drift_ids[0]}/drift-report")
     # a process that ran no cycle (this one) answers GET /v1/models from the store: the last
     # cycle of the replay, and the drift per feature it measured

@@ -70,6 +70,11 @@ def outbox(vigil: Vigil) -> list[OutboxRow]:
     return vigil.store.outbox_for_prefix("incident:1")
 
 
+def parents(messages: list[FakeMessage]) -> list[FakeMessage]:
+    """The channel's own messages, not the replies in their threads."""
+    return [m for m in messages if not m.thread_ts]
+
+
 def only(messages: list[FakeMessage]) -> FakeMessage:
     assert len(messages) == 1, [m.text for m in messages]
     return messages[0]
@@ -89,23 +94,27 @@ def test_one_message_per_channel_updated_in_place_through_escalation_and_resolve
     drain(vigil, T0 + 60)
     assert vigil.run_cycle(MODEL, T0 + 120).step == "unchanged"  # same story: no new message
     drain(vigil, T0 + 120)
-    oncall = only(slack.messages(ONCALL))
+    oncall = only(parents(slack.messages(ONCALL)))
     assert "CRITICAL" in severity_line(oncall.versions[-1])
 
     for t in (T0 + 720, T0 + 780):  # signals back to normal for two cycles: resolved
         vigil.run_cycle(MODEL, t)
         drain(vigil, t)
 
-    owner = only(slack.messages(OWNER))
+    owner = only(parents(slack.messages(OWNER)))
     assert [("WARNING" in severity_line(v), "CRITICAL" in severity_line(v)) for v in owner.versions] == [
         (True, False), (False, True), (False, True)]
     assert header(owner.versions[-1]).split(" ", 1)[1].startswith("Resolved: ")
     assert not [b for b in owner.blocks if b["type"] == "actions"], "a resolved incident has no buttons"
-    assert only(slack.messages(ONCALL)).updates == 1  # critical, then resolved
-    assert len(slack.calls("chat.postMessage")) == 2  # one post per channel, ever
+    assert only(parents(slack.messages(ONCALL))).updates == 1  # critical, then resolved
+    # one post per channel, ever; the rest are replies in their threads (escalated, resolved; resolved)
+    posts = slack.calls("chat.postMessage")
+    assert len([r for r in posts if not r.params.get("thread_ts")]) == 2
+    assert sorted(r.params["thread_ts"] for r in posts if r.params.get("thread_ts")) == sorted(
+        [owner.ts, owner.ts, oncall.ts])
     assert {r.params["ts"] for r in slack.calls("chat.update")} == {owner.ts, oncall.ts}
     assert all(r.status == "delivered" for r in outbox(vigil))
-    assert metric_value(vigil, "vigil_notifications_total", notifier="slack", status="delivered") == 5
+    assert metric_value(vigil, "vigil_notifications_total", notifier="slack", status="delivered") == 8
 
 
 # ----------------------------------------------------------------------------- outages
@@ -120,20 +129,22 @@ def test_slack_outage_keeps_messages_pending_then_delivers_them_in_order(tmp_pat
     assert "500" in first.last_error
     assert first.next_attempt_at > T0, "a failed message backs off"
 
-    vigil.run_cycle(MODEL, T0 + 60)  # escalation during the outage: an update + an on-call page
+    # escalation during the outage: an update and its threaded reply + an on-call page
+    vigil.run_cycle(MODEL, T0 + 60)
     assert vigil.deliver(T0 + 60) == 0  # the retried open and the on-call page both hit the outage
     rows = outbox(vigil)
-    assert [r.status for r in rows] == ["pending"] * 3
+    assert [r.status for r in rows] == ["pending"] * 4
     assert vigil.deliver(T0 + 61) == 0, "nothing is due while backing off"
     assert len(slack.calls(status=500)) == 3
-    assert metric_value(vigil, "vigil_outbox_pending") == 3
+    assert metric_value(vigil, "vigil_outbox_pending") == 4
 
-    # Slack is back. The owner's update must not overtake the open it updates.
-    assert drain(vigil, T0 + 3600) == 3
-    owner = only(slack.messages(OWNER))
+    # Slack is back. The owner's update must not overtake the open it updates, nor the reply its parent.
+    assert drain(vigil, T0 + 3600) == 4
+    owner = only(parents(slack.messages(OWNER)))
     assert ["CRITICAL" in severity_line(v) for v in owner.versions] == [False, True]
-    assert only(slack.messages(ONCALL)).updates == 0
-    assert [r.status for r in outbox(vigil)] == ["delivered"] * 3
+    assert len(slack.thread(OWNER, owner.ts)) == 1
+    assert only(parents(slack.messages(ONCALL))).updates == 0
+    assert [r.status for r in outbox(vigil)] == ["delivered"] * 4
     assert metric_value(vigil, "vigil_outbox_pending") == 0
 
 

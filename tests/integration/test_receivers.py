@@ -183,7 +183,7 @@ def test_unreachable_receiver_never_loses_an_alert_nor_blocks_the_others(tmp_pat
     assert "cannot connect" in rows(vigil, "pagerduty")[0].last_error
     assert [r.status for r in rows(vigil, "opsgenie")] == ["delivered", "delivered"]
     assert [r.status for r in vigil.store.outbox_for_prefix("incident:1") if r.notifier == "sink"] == \
-        ["delivered"] * 3, "chat (here the sink) goes on too"
+        ["delivered"] * 4, "chat (here the sink) goes on too: open, escalation, its threaded reply, on-call"
 
 
 def test_pagerduty_rate_limit_is_waited_out_with_its_retry_after(tmp_path, keys, pd):

@@ -42,7 +42,8 @@ def inputs(inc: Incident | None, **history: object) -> AlertInputs:
 
 
 def test_the_chain_reads_in_one_line_in_its_documented_order() -> None:
-    assert [s.__name__ for s in ALERT_CHAIN] == ["tier_stage", "silence_stage", "lifecycle_stage", "route_stage",
+    assert [s.__name__ for s in ALERT_CHAIN] == ["tier_stage", "inhibit_stage", "silence_stage", "lifecycle_stage",
+                                                  "route_stage",
                                                   "rollback_guard_stage"]
 
 
@@ -121,3 +122,32 @@ def test_notifiers_are_routed_by_their_declared_route_not_their_name() -> None:
     assert reg.taking(MessageKind.INCIDENT, per_channel=False) == ["x"]
     assert reg.taking(MessageKind.DEPLOY) == ["x"] and reg.taking(MessageKind.ROLLBACK) == ["x"]
     assert list(reg) == ["grafana", "x"] and len(reg) == 2
+
+
+def test_matching_silences_maintenance_and_inhibition_mute_without_stopping_the_incident() -> None:
+    from alerts.labels import source_down_labels
+    from alerts.matchers import parse_matcher
+    from alerts.pipeline import Suppression
+    from alerts.silences import Silence
+
+    def planned(sup: Suppression) -> AlertPlan:
+        return plan_alerts(AlertInputs(incident(), incident(), ModelHistory(), True, T, sup), RULES)
+
+    silence = Silence(7, (parse_matcher('model="m"'),), T - 60, T + 60, "alice", "reindex")
+    plan = planned(Suppression(silences=(silence,)))
+    assert plan.lifecycle.step == Step.OPEN and not plan.lifecycle.notify and plan.muted_by == [silence.describe()]
+    other = Silence(8, (parse_matcher('model="other"'),), T - 60, T + 60, "alice", "x")
+    assert planned(Suppression(silences=(other,))).lifecycle.notify
+    assert planned(Suppression(maintenance=("nightly",))).muted_by == ["maintenance window nightly"]
+    critical_elsewhere = {"alertname": "Other", "model": "m", "severity": "critical"}
+    assert not planned(Suppression(firing=(critical_elsewhere,))).muted  # this incident is critical itself
+    assert planned(Suppression(firing=(source_down_labels("prometheus"),))).lifecycle.notify  # not only no-data
+
+
+def test_a_resolve_tells_those_who_were_told_even_under_a_silence() -> None:
+    told = OpenIncident(Severity.WARNING, "d0", T - 600, None, False)
+    untold = OpenIncident(Severity.WARNING, "d0", None, None, False)
+    plan = AlertPlan(muted=True)
+    quiet = replace(inputs(None, open_incident=told, quiet_cycles=1))
+    assert lifecycle_stage(quiet, RULES, plan).lifecycle.notify
+    assert not lifecycle_stage(inputs(None, open_incident=untold, quiet_cycles=1), RULES, plan).lifecycle.notify

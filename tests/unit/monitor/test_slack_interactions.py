@@ -104,7 +104,7 @@ def test_a_replayed_request_is_refused_and_acts_once(tmp_path, monkeypatch, slac
     assert api.app.state.slack_desk.worker.wait_idle(10)
     assert first.status_code == again.status_code == 200
     assert again.json() == {"response_type": "ephemeral", "text": "This button press was already handled."}
-    assert [e["action"] for e in audit(api)].count("incident.silence") == 1
+    assert [e["action"] for e in audit(api)].count("silence.create") == 1
     # A new press (a new signature) is a new request, and acts.
     press(api, click("ack", incident_id, slack.response_url()))
     assert api.vigil.store.incident(incident_id).acknowledged_by is not None
@@ -136,7 +136,7 @@ def test_group_members_may_ack_and_rollback_takes_its_stricter_list(tmp_path, mo
     assert api.alias() == "2"
     assert "needs <@U0ALICE01>" in slack.responses(url)[-1]["text"]
     press(api, click("silence", incident_id, url, user=MALLORY, name="mallory"))
-    assert api.vigil.store.incident(incident_id).silenced_until is not None
+    assert "Silenced recommender" in slack.responses(url)[-1]["text"]  # a silence of the model, listed
     # Two presses by group members, one Slack call: membership is cached for a minute.
     assert len(slack.calls("usergroups.users.list")) == 1
     press(api, click("rollback", incident_id, url))
@@ -188,3 +188,16 @@ def test_without_a_signing_secret_the_endpoint_is_disabled(tmp_path, monkeypatch
     body, headers = signed(click("ack", 1))
     r = api.anon.post("/v1/slack/actions", content=body, headers=headers)
     assert r.status_code == 503 and "signing_secret" in r.json()["error"]
+
+
+def test_the_silence_button_makes_a_listed_silence_of_the_model_that_can_be_expired(tmp_path, monkeypatch, slack):
+    api, incident_id = setup(tmp_path, monkeypatch, slack, actors={"users": [ALICE]})
+    url = slack.response_url()
+    press(api, click("silence", incident_id, url))
+    severity = api.vigil.store.incident(incident_id).severity
+    (made,) = api.client.get("/v1/silences").json()["items"]
+    assert [m["text"] for m in made["matchers"]] == [f'model="{MODEL}"', f'severity="{severity}"']
+    assert made["created_by"] == f"slack:{ALICE} (alice)" and made["status"]["state"] == "active"
+    assert made["ends_at"] - made["starts_at"] == pytest.approx(4 * 3600)
+    assert f"silence {made['id']}" in slack.responses(url)[-1]["text"]
+    assert api.client.delete(f"/v1/silences/{made['id']}").json()["status"]["state"] == "expired"

@@ -1,0 +1,120 @@
+"""`vigil silence add|list|expire`: silences from a terminal, straight on the store the
+daemon reads (no API token needed where the config and store are at hand), audited as
+cli:ACTOR like `vigil rollback`."""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+import time
+from typing import TYPE_CHECKING
+
+from alerts.silences import Silence, SilenceError, SilenceState
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    from monitor.store.repository import Store
+
+    _Subparsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
+
+
+def _store(args: argparse.Namespace) -> Store:
+    from monitor.config import ConfigError, load_config
+    from monitor.store.repository import Store
+
+    if args.store:
+        return Store(args.store)
+    try:
+        return Store(load_config(args.config).store.url)
+    except ConfigError as e:
+        print(str(e), file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _when(t: float) -> str:
+    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _line(s: Silence, now: float) -> str:
+    matchers = ", ".join(map(str, s.matchers))
+    return (f"{s.id:>5}  {s.state(now):<8} {_when(s.starts_at)} .. {_when(s.ends_at)}  {matchers}  "
+            f"by {s.created_by}: {s.comment}")
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    from monitor.silence_ops import SilenceAsk, create
+
+    now = time.time()
+    ask = SilenceAsk(args.matchers, args.comment, args.created_by or args.actor, args.start, args.end,
+                     None if args.end else args.duration)
+    try:
+        made = create(_store(args), ask, f"cli:{args.actor}", now)
+    except SilenceError as e:
+        print(f"vigil silence add: {e}", file=sys.stderr)
+        return 64
+    print(json.dumps(made.to_api(now)) if args.json else _line(made, now))
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from monitor.silence_ops import listing
+
+    now = time.time()
+    items, total = listing(_store(args), now, SilenceState(args.state) if args.state else None, args.limit, 0)
+    if args.json:
+        print(json.dumps({"items": [s.to_api(now) for s in items], "total": total, "next": None}))
+        return 0
+    for s in items:
+        print(_line(s, now))
+    if total > len(items):
+        print(f"({total - len(items)} more; --limit to see them)")
+    return 0
+
+
+def cmd_expire(args: argparse.Namespace) -> int:
+    from monitor.silence_ops import expire
+
+    now = time.time()
+    got = expire(_store(args), args.id, f"cli:{args.actor}", now)
+    if got is None:
+        print(f"vigil silence expire: silence {args.id} not found", file=sys.stderr)
+        return 1
+    print(_line(got, now))
+    return 0
+
+
+def add_silence(sub: _Subparsers) -> None:
+    summary = "make, list and expire silences (matchers as in Alertmanager: model=recommender, severity=~warn.*)"
+    p = sub.add_parser("silence", help=summary, description=summary)
+    ssub = p.add_subparsers(dest="silence_command", required=True, help="`vigil silence COMMAND --help`")
+
+    def common(q: argparse.ArgumentParser) -> None:
+        q.add_argument("--config", default="vigil.yaml", help="vigil.yaml whose store to use (default: vigil.yaml)")
+        q.add_argument("--store", help="store URL (overrides the config's)")
+
+    a = ssub.add_parser("add", help="silence the alerts these matchers select", description=summary)
+    a.add_argument("matchers", nargs="+", help='one or more of NAME=VALUE, NAME!=VALUE, NAME=~REGEX, NAME!~REGEX')
+    a.add_argument("--comment", required=True, help="why: a ticket, a maintenance (audited)")
+    a.add_argument("--duration", default="2h", help="how long from --start (default 2h): 30m, 4h, 1d")
+    a.add_argument("--start", help="RFC3339 or epoch seconds (default now)")
+    a.add_argument("--end", help="RFC3339 or epoch seconds (instead of --duration)")
+    a.add_argument("--created-by", help="who the silence is for (default: --actor)")
+    a.add_argument("--actor", default="operator", help="who makes it; audited as cli:ACTOR (default: operator)")
+    a.add_argument("--json", action="store_true", help="print the silence as JSON")
+    common(a)
+    a.set_defaults(func=cmd_add)
+
+    ls = ssub.add_parser("list", help="list silences, newest first", description="list silences, newest first")
+    ls.add_argument("--state", choices=[str(s) for s in SilenceState], help="only pending, active or expired ones")
+    ls.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    ls.add_argument("--json", action="store_true", help='print {"items", "total", "next"} as the API does')
+    common(ls)
+    ls.set_defaults(func=cmd_list)
+
+    ex = ssub.add_parser("expire", help="end a silence now (audited)", description="end a silence now (audited)")
+    ex.add_argument("id", type=int, help="the silence's id (vigil silence list)")
+    ex.add_argument("--actor", default="operator", help="who ends it; audited as cli:ACTOR (default: operator)")
+    common(ex)
+    ex.set_defaults(func=cmd_expire)

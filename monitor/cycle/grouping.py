@@ -1,0 +1,150 @@
+"""The shell of one page for a shared cause (the decisions are alerts/grouping.py): in
+the transaction that writes a model's incident, join (or leave) the open group of its
+top cause, decide whether the group pages, and tell the apply stage whether the
+model's own page is held (the group is gathering members, or it pages for them).
+
+The group row is locked in that transaction, so whichever replica runs a member's
+cycle, one decision at a time is taken on a group, and its outbox rows commit with it:
+a crash repeats nothing and loses nothing.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from alerts.grouping import GroupStep, decide_group, group_key
+from alerts.inhibition import inhibitor
+from alerts.labels import shared_cause_labels
+from alerts.lifecycle import IncidentStatus, Step
+from alerts.matchers import Labels
+from alerts.pipeline import AlertPlan
+from alerts.policy import Severity
+from alerts.silences import muting
+from alerts.time_intervals import active_names
+from monitor.config import VigilConfig
+from monitor.cycle.messages import OutboxWriter
+from monitor.cycle.plan import routes_of
+from monitor.cycle.suppress import inhibit_rules, row_labels
+from monitor.store import groups, silences
+from monitor.store.groups import AlertGroupRow, GroupMemberRow
+from monitor.store.repository import IncidentRow, Store
+
+log = logging.getLogger("vigil.grouping")
+_STAYS_OPEN = (Step.OPEN, Step.UPDATE, Step.UNCHANGED, Step.REPEAT, Step.QUIET)
+
+
+class Grouper:
+    def __init__(self, config: VigilConfig, store: Store, outbox: OutboxWriter) -> None:
+        self.config, self.store, self.outbox = config, store, outbox
+        self.settings = config.grouping.settings()
+
+    def key(self, plan: AlertPlan, labels: Labels | None = None) -> str | None:
+        labels = plan.labels if labels is None else labels
+        if plan.lifecycle.step not in _STAYS_OPEN or not labels:
+            return None
+        return group_key(labels, self.settings)
+
+    def prepare(self, plan: AlertPlan, t: float) -> None:
+        """Before the cycle's transaction: make sure the open group for its key exists."""
+        key = self.key(plan)
+        if key is not None:
+            groups.ensure(self.store.tx, key, str(plan.labels.get("cause_kind", "")),
+                          str(plan.labels.get("cause", "")), t)
+
+    def member_cycle(self, s: Session, row: IncidentRow, plan: AlertPlan, t: float) -> str | None:
+        """In the cycle's transaction. Returns why the model's own page is held, or None."""
+        # A quiet cycle has no story of its own: the open incident's stored one says its cause.
+        labels = plan.labels or (row_labels(self.config, row) if row.status == IncidentStatus.OPEN else {})
+        key = self.key(plan, labels) if row.status == IncidentStatus.OPEN else None
+        current = groups.open_group_of(s, row.model, row.id)
+        if current is not None and current.open_key != key:
+            groups.join(s, current, row.model, row.id, row.severity, False, _summary(row), t)  # left it
+            self._settle(s, current, t)
+            current = None
+        if key is None:
+            return None
+        group = current or groups.locked(s, key) or groups.create_in(
+            s, key, str(labels.get("cause_kind", "")), str(labels.get("cause", "")), t)
+        groups.join(s, group, row.model, row.id, row.severity, True, _summary(row), t)
+        decision = self._settle(s, group, t)
+        if decision is None:
+            return None
+        if decision.holds_members:
+            return f"shared cause {group.cause}: waiting {self.settings.group_wait:.0f} s for other models"
+        if decision.firing:
+            members = groups.members(s, group.id)
+            found = inhibitor(labels, [self._labels(group, members)], inhibit_rules(self.config))
+            return found.describe() if found else None
+        return None
+
+    def _labels(self, group: AlertGroupRow, members: list[GroupMemberRow]) -> Labels:
+        st = groups.state(group, members)
+        return shared_cause_labels(group.cause_kind, group.cause, [m.model for m in st.open_members], st.severity())
+
+    def _settle(self, s: Session, group: AlertGroupRow, t: float) -> Any:
+        """Decide the group now; page it (outbox, same transaction) and close it when done."""
+        members = groups.members(s, group.id)
+        st = groups.state(group, members)
+        decision = decide_group(st, t, self.settings)
+        if decision.notify:
+            muted = self._muted(s, group, members, t)
+            if not muted or decision.step == GroupStep.RESOLVED:
+                before = group.notified_severity
+                payload = self._payload(group, members, decision.step, t)
+                self.outbox.group(s, payload, self._channels(members, st.severity()), t)
+                change = _change(decision.step, before, st.severity())
+                if change:  # people are told in the thread, not only by an edit of the message
+                    told = self._channels(members, before or st.severity())  # where the message already was
+                    self.outbox.group_reply(s, payload, told, change, before, t)
+                group.notified_at, group.notified_digest = t, decision.digest
+                group.notified_severity = st.severity()
+                log.info("shared cause %s", decision.step, extra={"group": group.id, "cause": group.cause,
+                                                                 "models": [m.model for m in members]})
+        if not st.open_members:
+            groups.close(group, t)
+        return decision
+
+    def _muted(self, s: Session, group: AlertGroupRow, members: list[GroupMemberRow], t: float) -> bool:
+        sets = {x.name: x.named() for x in self.config.time_intervals}
+        if active_names(sets, self.config.grouping.mute_time_intervals, t):
+            return True
+        return bool(muting(silences.live(s, t), self._labels(group, members), t))
+
+    def _channels(self, members: list[GroupMemberRow], severity: str) -> list[str]:
+        out: list[str] = []
+        sev = Severity(severity)
+        for mem in members:
+            try:
+                m = self.config.model(mem.model)
+            except KeyError:
+                continue
+            out += [c for c in routes_of(m).channels(sev) if c not in out]
+        return out
+
+    @staticmethod
+    def _payload(group: AlertGroupRow, members: list[GroupMemberRow], step: GroupStep, t: float) -> dict[str, Any]:
+        st = groups.state(group, members)
+        return {"group_id": group.id, "cause_kind": group.cause_kind, "cause": group.cause,
+                "severity": st.severity(), "status": "resolved" if step == GroupStep.RESOLVED else "open",
+                "change": str(step), "opened_at": group.created_at, "at": t,
+                "models": [{"model": m.model, "incident_id": m.incident_id, "severity": m.severity,
+                            "open": m.open, **m.summary} for m in members]}
+
+
+def _change(step: GroupStep, before: str | None, now: str) -> str | None:
+    if step == GroupStep.RESOLVED:
+        return "resolved"
+    if before == "warning" and now == "critical" and step in (GroupStep.CHANGED, GroupStep.REPEAT):
+        return "escalated"
+    return None
+
+
+def _summary(row: IncidentRow) -> dict[str, Any]:
+    """What the group message shows of a member: its title, top cause and evidence."""
+    top = (row.causes or [{}])[0]
+    findings = [{"kind": f.get("kind"), "entity": f.get("entity"), "value": f.get("value"),
+                 "threshold": f.get("threshold"), "message": f.get("message", "")} for f in (row.findings or [])[:5]]
+    return {"title": row.title, "cause_explanation": top.get("explanation", ""),
+            "cause_evidence": top.get("evidence", {}), "findings": findings}

@@ -1,0 +1,98 @@
+"""Silences as people make them, from the API, the CLI or Slack: one place that checks
+them (a bad one is refused naming the field), stores them and audits who did what."""
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from alerts.matchers import Matcher, MatcherError, matcher_from_api, parse_matcher
+from alerts.silences import Silence, SilenceError, SilenceState, check_new
+from monitor.config_types import parse_duration
+from monitor.store import silences
+from monitor.store.repository import Store
+
+
+def parse_matchers(items: Sequence[str | dict[str, Any]], field: str = "matchers") -> tuple[Matcher, ...]:
+    """Each item `model="recommender"` or Alertmanager's `{name, value, isRegex, isEqual}`."""
+    out = []
+    for i, item in enumerate(items):
+        where = f"{field}[{i}]"
+        try:
+            out.append(parse_matcher(item, where) if isinstance(item, str) else matcher_from_api(item, where))
+        except MatcherError as e:
+            raise SilenceError(e.field, e.reason) from None
+    return tuple(out)
+
+
+def parse_time(value: float | str | None, field: str, default: float | None = None) -> float | None:
+    """Epoch seconds or RFC3339 (`2026-11-20T08:00:00Z`)."""
+    if value is None or value == "":
+        return default
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    try:
+        d = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise SilenceError(field, f"expected RFC3339 (2026-11-20T08:00:00Z) or epoch seconds, got {value!r}") from None
+    return (d if d.tzinfo else d.replace(tzinfo=dt.UTC)).timestamp()
+
+
+@dataclass(frozen=True)
+class SilenceAsk:
+    matchers: Sequence[str | dict[str, Any]]
+    comment: str
+    created_by: str
+    starts_at: float | str | None = None  # default: now
+    ends_at: float | str | None = None
+    duration: float | str | None = None  # instead of ends_at: '2h', '30m', or seconds
+
+
+def build(ask: SilenceAsk, now: float) -> Silence:
+    matchers = parse_matchers(ask.matchers)
+    start = parse_time(ask.starts_at, "starts_at", now)
+    assert start is not None
+    end = parse_time(ask.ends_at, "ends_at")
+    if end is None and ask.duration is None:
+        raise SilenceError("ends_at", "expected ends_at or duration (e.g. '2h')")
+    if end is not None and ask.duration is not None:
+        raise SilenceError("duration", "give ends_at or duration, not both")
+    if end is None:
+        try:
+            end = start + parse_duration(ask.duration)
+        except ValueError as e:
+            raise SilenceError("duration", str(e)) from None
+    check_new(matchers, start, end, ask.created_by, ask.comment, now)
+    return Silence(None, matchers, start, end, ask.created_by.strip()[:200], ask.comment.strip())
+
+
+def create(store: Store, ask: SilenceAsk, actor: str, now: float) -> Silence:
+    """Check, store and audit a silence (both in one transaction)."""
+    silence = build(ask, now)
+    with store.tx() as s:
+        row = silences.add(s, silence, now)
+        made = row.to_silence()
+        store.audit_in(s, actor, "silence.create", f"silence:{made.id}",
+                       {"matchers": [str(m) for m in made.matchers], "starts_at": made.starts_at,
+                        "ends_at": made.ends_at, "created_by": made.created_by, "comment": made.comment}, now=now)
+    return made
+
+
+def expire(store: Store, silence_id: int, actor: str, now: float) -> Silence | None:
+    """End a silence now (audited when it changed anything); None if there is no such silence."""
+    with store.tx() as s:
+        got = silences.expire(s, silence_id, now)
+        if got is None:
+            return None
+        silence, changed = got
+        if changed:
+            store.audit_in(s, actor, "silence.expire", f"silence:{silence_id}",
+                           {"matchers": [str(m) for m in silence.matchers], "ends_at": silence.ends_at}, now=now)
+    return silence
+
+
+def listing(store: Store, now: float, state: SilenceState | None = None, limit: int = 50, offset: int = 0
+            ) -> tuple[list[Silence], int]:
+    with store.tx() as s:
+        return silences.page(s, now, state, limit, offset)

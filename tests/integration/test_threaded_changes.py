@@ -1,0 +1,89 @@
+"""State changes that notify: an escalation and a resolve post a reply in the incident
+message's thread (with the @-mentions configured per severity) and edit the message,
+as a person on call sees it in Slack."""
+from __future__ import annotations
+
+import pytest
+
+from alerts.slack import SlackNotifier
+from monitor.vigil import Vigil
+from tests.fakes.slack_server import FakeSlack
+from tests.helpers_vigil import ONCALL, OWNER, T0, incident_prometheus, make_config, make_vigil, model_config
+
+pytestmark = pytest.mark.integration
+TOKEN = "xoxb-threads-test"
+
+
+@pytest.fixture
+def slack():
+    with FakeSlack(token=TOKEN, channels=(OWNER.lstrip("#"), ONCALL.lstrip("#"))) as fake:
+        yield fake
+
+
+def vigil_on(tmp_path, fake: FakeSlack, **sections) -> Vigil:
+    cfg = make_config(tmp_path, **sections)
+    notifier = SlackNotifier(TOKEN, base_url=fake.base_url, max_rate_limit_retries=0, timeout_s=5.0)
+    return make_vigil(cfg, prometheus=incident_prometheus(bad_until=T0 + 120), notifiers={"slack": notifier})
+
+
+def cycle(vigil: Vigil, t: float) -> str:
+    report = vigil.run_cycle("recommender", t)
+    for _ in range(5):
+        if vigil.deliver(t) == 0:
+            break
+    return report.step
+
+
+def test_escalation_and_resolve_reply_in_the_thread_with_mentions_and_edit_the_parent(tmp_path, slack):
+    vigil = vigil_on(tmp_path, slack, mentions={"critical": ["<!subteam^S0ONCALL>"], "warning": ["U0OWNER"]})
+    assert cycle(vigil, T0) == "open"  # CTR down 10 %: a warning to the owner
+    (parent,) = slack.messages(OWNER)
+    assert slack.thread(OWNER, parent.ts) == []
+    assert cycle(vigil, T0 + 60) == "update"  # the SLO breached twice in a row: critical
+
+    (reply,) = slack.thread(OWNER, parent.ts)
+    assert "escalated to *critical* (was warning)" in reply.text
+    assert "<!subteam^S0ONCALL>" in reply.text  # the on-call user group is notified, not just an edit
+    assert reply.reply_broadcast  # an escalation is a page: also shown in the channel
+    assert parent.updates >= 1 and "CRITICAL" in str(parent.versions[-1]).upper()
+    # the on-call channel's first message is itself the page: no reply there
+    (oncall_parent,) = [m for m in slack.messages(ONCALL) if not m.thread_ts]
+    assert slack.thread(ONCALL, oncall_parent.ts) == []
+
+    for t in (T0 + 720, T0 + 780):  # signals back to normal for two cycles: resolved
+        cycle(vigil, t)
+    owner_thread = slack.thread(OWNER, parent.ts)
+    assert [("escalated" in m.text, "resolved" in m.text) for m in owner_thread] == [(True, False), (False, True)]
+    resolved = owner_thread[-1]
+    assert "<!subteam^S0ONCALL>" in resolved.text  # the incident was critical: its mentions
+    (oncall_reply,) = slack.thread(ONCALL, oncall_parent.ts)
+    assert "resolved" in oncall_reply.text
+    assert "RESOLVED" in str(parent.versions[-1]).upper()
+    # what a Slack client reads back: the parent carries its thread, the replies are in it
+    from slack_sdk import WebClient
+
+    client = WebClient(token=TOKEN, base_url=slack.base_url)
+    cid = slack.channel_id(OWNER)
+    top = client.conversations_history(channel=cid)["messages"]
+    shown = next(m for m in top if m["ts"] == parent.ts)
+    assert (shown["reply_count"], shown["latest_reply"], shown["thread_ts"]) == (2, owner_thread[-1].ts, parent.ts)
+    assert [m["subtype"] for m in top if m["ts"] != parent.ts] == ["thread_broadcast"]  # the escalation, broadcast
+    replies = client.conversations_replies(channel=cid, ts=parent.ts)["messages"]
+    assert [m["ts"] for m in replies] == [parent.ts] + [m.ts for m in owner_thread]
+
+
+def test_per_model_mentions_override_the_global_ones(tmp_path, slack):
+    vigil = vigil_on(tmp_path, slack, mentions={"critical": ["<!subteam^S0GLOBAL>"]},
+                     models=[model_config(mentions={"critical": ["<@U0RECSYS>"]})])
+    cycle(vigil, T0)
+    cycle(vigil, T0 + 60)
+    (parent,) = [m for m in slack.messages(OWNER) if not m.thread_ts]
+    (reply,) = slack.thread(OWNER, parent.ts)
+    assert "<@U0RECSYS>" in reply.text and "S0GLOBAL" not in reply.text
+
+
+def test_a_mention_in_the_wrong_form_is_refused_by_the_config(tmp_path):
+    from monitor.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"mentions.critical.0.*<@U…>"):
+        make_config(tmp_path, mentions={"critical": ["@oncall"]})
