@@ -194,7 +194,7 @@ class Vigil:
             plan = plan_alerts(AlertInputs(story.incident, story.content, history, not blind, t),
                                alert_rules(m, policy))
             applied = apply_plan(self.store, self.outbox, m, plan, story.content,
-                                 StateUpdate(history.slo_streaks, found.detector_state, t))
+                                 StateUpdate(history.slo_streaks, found.detector_state, t, blind))
             failpoint("after_apply_commit")
             rollback = None
             if applied.status != IncidentStatus.OPEN and not blind:
