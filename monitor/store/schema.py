@@ -25,7 +25,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, MetaData, inspect, text
+from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 log = logging.getLogger("vigil.store")
@@ -53,13 +53,6 @@ class SchemaStatus:
 
 class StoreBehind(RuntimeError):
     """The store's schema is not the one this Vigil needs; the message says what to run."""
-
-
-def target_metadata() -> MetaData:
-    """Every table Vigil declares (importing the repository registers them all on Base)."""
-    from monitor.store.repository import Base
-
-    return Base.metadata
 
 
 def alembic_config(connection: Connection | None = None) -> Config:

@@ -17,7 +17,8 @@ from sqlalchemy import UniqueConstraint, create_engine, inspect, text
 from monitor.cli import main
 from monitor.daemon import run_daemon
 from monitor.store import schema
-from monitor.store.repository import Base, Store
+from monitor.store.metadata import target_metadata
+from monitor.store.repository import Store
 from monitor.store.schema import SchemaState, StoreBehind
 from tests.fixtures_postgres import postgres_url  # noqa: F401  (fixture)
 from tests.helpers_vigil import make_config
@@ -76,7 +77,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]
 def _diff(url: str) -> list[object]:
     engine = create_engine(url)
     with engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), target_metadata())
     engine.dispose()
     return [d for d in diff if not _same_as_primary_key(d)]
 
@@ -87,7 +88,7 @@ def _same_as_primary_key(d: object) -> bool:
     if not (isinstance(d, tuple) and d[0] == "add_constraint" and isinstance(d[1], UniqueConstraint)):
         return False
     uc = d[1]
-    return {c.name for c in uc.columns} == {c.name for c in Base.metadata.tables[uc.table.name].primary_key.columns}
+    return {c.name for c in uc.columns} == {c.name for c in target_metadata().tables[uc.table.name].primary_key.columns}
 
 
 def test_a_new_store_is_created_at_head_and_matches_every_declared_table(store_url, capsys):
@@ -211,3 +212,19 @@ def test_replicas_opening_a_new_postgres_store_together_create_it_once(pg_db):
         t.join(60)
     assert errors == []
     assert schema.status(create_engine(pg_db)).state is SchemaState.CURRENT
+
+
+def test_every_declared_table_is_in_the_metadata_migrations_compare_with():
+    """A table declared in a module monitor/store/metadata.py does not import would escape the
+    head-equals-code check above: every __tablename__ in the product must be registered."""
+    import re
+    import subprocess
+    import sys
+
+    root = Path(__file__).parent.parent.parent
+    declared = {m for pkg in ("monitor", "alerts") for p in (root / pkg).rglob("*.py")
+                for m in re.findall(r'__tablename__ = "(\w+)"', p.read_text())}
+    listed = subprocess.run([sys.executable, "-c", "import monitor.store.metadata as m; "
+                             "print(' '.join(sorted(m.target_metadata().tables)))"],
+                            capture_output=True, text=True, check=True, cwd=root).stdout.split()
+    assert declared - set(listed) == set(), "import the module declaring it in monitor/store/metadata.py"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from monitor.store.schema import target_metadata
+from monitor.store.metadata import target_metadata
 
 connection = context.config.attributes["connection"]
 context.configure(
