@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import sys
 
 from monitor.redact import redact, redact_obj
@@ -58,7 +59,19 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+_FORMAT = ["text"]
+
+
+def json_logs() -> bool:
+    """True when stderr carries one JSON object per line: nothing else may print there."""
+    return _FORMAT[0] == "json"
+
+
 def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
+    _FORMAT[0] = fmt
+    # MLflow, imported later, would give its logger a handler of its own (plain text lines
+    # in a JSON stream, unredacted); this keeps its records on ours.
+    os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RedactingFilter())
     handler.setFormatter(JsonFormatter() if fmt == "json" else KeyValueFormatter())
