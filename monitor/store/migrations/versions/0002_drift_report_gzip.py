@@ -1,6 +1,6 @@
 """Drift reports stored gzip-compressed.
 
-An Evidently report is about 3.9 MB of HTML and compresses about tenfold. New rows keep
+An Evidently report is 4-5 MB of HTML; gzip makes it about 3.6 times smaller. New rows keep
 `html` empty and hold the report in `html_gz`; rows written before keep their `html`
 and read back unchanged (monitor/store/reports.py).
 """
