@@ -228,3 +228,18 @@ def test_every_declared_table_is_in_the_metadata_migrations_compare_with():
                              "print(' '.join(sorted(m.target_metadata().tables)))"],
                             capture_output=True, text=True, check=True, cwd=root).stdout.split()
     assert declared - set(listed) == set(), "import the module declaring it in monitor/store/metadata.py"
+
+
+def test_the_migrations_ship_inside_the_package():
+    """`pip install vigil` (and the container image) must carry the revisions: no alembic.ini,
+    no source tree needed to run `vigil db upgrade`."""
+    import tomllib
+
+    from setuptools import find_packages
+
+    root = Path(__file__).parent.parent.parent
+    project = tomllib.loads((root / "pyproject.toml").read_text())
+    found = find_packages(str(root), include=project["tool"]["setuptools"]["packages"]["find"]["include"])
+    assert {"monitor.store.migrations", "monitor.store.migrations.versions"} <= set(found)
+    assert "script.py.mako" in project["tool"]["setuptools"]["package-data"]["monitor.store.migrations"]
+    assert schema.alembic_config().get_main_option("script_location") == "monitor.store:migrations"
