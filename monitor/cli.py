@@ -1,9 +1,8 @@
-"""`vigil` command line: run, serve, demo, replay, check-config, dashboards, rollback, audit, token."""
+"""`vigil` command line: run, serve, demo, replay, check-config, dashboards, rollback, audit, token, db, status."""
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import importlib.metadata
 import json
 import logging
 import os
@@ -15,8 +14,11 @@ from typing import TYPE_CHECKING
 from alerts.rollback import ActionStatus
 from monitor.audit.keys import AuditKeyError
 from monitor.cli_silence import add_silence
+from monitor.cli_store import add_db, add_status
 from monitor.config import ConfigError, VigilConfig, load_config
 from monitor.logging_setup import setup_logging
+from monitor.store.schema import StoreBehind
+from monitor.version import vigil_version
 
 if TYPE_CHECKING:  # the replay loop imports the whole daemon: only `vigil replay` and `vigil demo` pay for it
     from typing import TypeAlias
@@ -164,13 +166,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     except AnotherDaemonRunning as e:
         print(f"vigil run: {e}", file=sys.stderr)
         return 75  # EX_TEMPFAIL: nothing is wrong with the config; the store is taken
+    except StoreBehind as e:
+        print(f"vigil run: {e}", file=sys.stderr)
+        return 78  # EX_CONFIG: the store needs `vigil db upgrade` first
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from monitor.daemon import serve_api_only
 
-    return _exit_after_stop(serve_api_only(_load_with_tokens(args.config), config_path=args.config,
-                                           clock=_clock(args)))
+    try:
+        return _exit_after_stop(serve_api_only(_load_with_tokens(args.config), config_path=args.config,
+                                               clock=_clock(args)))
+    except StoreBehind as e:
+        print(f"vigil serve: {e}", file=sys.stderr)
+        return 78
 
 
 def _exit_after_stop(code: int) -> int:
@@ -241,23 +250,16 @@ _CLOCK_FILE_HELP = ("testing and replay only: read the time from this file (epoc
                     "such as `python -m benchmarks.chaos`) instead of the system clock; scheduling stays real-time")
 
 
-def _version() -> str:
-    try:
-        return importlib.metadata.version("vigil")
-    except importlib.metadata.PackageNotFoundError:  # running from a source tree that is not installed
-        return "unknown"
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vigil", description="AIOps monitoring and root cause for ML models")
-    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}",
+    p.add_argument("--version", action="version", version=f"%(prog)s {vigil_version()}",
                    help="print Vigil's version and exit")
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default: INFO)")
     p.add_argument("--log-format", choices=["json", "text"], default="text",
                    help="text for a terminal, json for a log shipper (default: text)")
     sub = p.add_subparsers(dest="command", required=True, help="`vigil COMMAND --help` for its options")
     for add in (_add_check_config, _add_replay, _add_demo, _add_run, _add_serve, _add_dashboards, _add_rollback,
-                _add_audit, _add_token, add_silence):
+                _add_audit, _add_token, add_silence, add_db, add_status):
         add(sub)
     return p
 

@@ -31,6 +31,7 @@ from monitor.config_loading import ConfigSource, validate_config
 from monitor.config_messages import MessagesConfig, check_runbook_keys
 from monitor.config_performance import PerformanceConfig
 from monitor.config_receivers import ReceiverConfig, check_receivers
+from monitor.config_retention import RetentionConfig
 from monitor.config_types import Duration, HttpURL, RegistryURI, Secret, StoreURL, parse_duration
 from monitor.config_yaml import read_yaml
 from monitor.executors.config import ServingExecutorConfig
@@ -120,6 +121,8 @@ class ApiConfig(_Model):
     max_samples_body_bytes: int = Field(16_777_216, ge=1024)
     # Writes (POST) per client (bearer token, else address); null turns it off.
     rate_limit: RateLimitConfig | None = RateLimitConfig()
+    # One log line per request (method, path, status, duration, client) on logger vigil.access.
+    access_log: bool = False
 
     @model_validator(mode="after")
     def _unique_token_names(self) -> ApiConfig:
@@ -392,6 +395,7 @@ class VigilConfig(_Model):
     mentions: MentionsConfig = MentionsConfig()
     receivers: list[ReceiverConfig] = Field(default_factory=list)  # PagerDuty, Opsgenie, webhook, Alertmanager
     messages: MessagesConfig = MessagesConfig()
+    retention: RetentionConfig = RetentionConfig()
     models: list[ModelConfig] = Field(min_length=1)
     base_dir: str = "."  # set by load_config: relative paths resolve against the file's folder
 
@@ -411,6 +415,16 @@ class VigilConfig(_Model):
                 raise ValueError(f"{where}: unknown time interval {missing[0]!r}; "
                                  f"defined in time_intervals: {', '.join(known) or 'none'}")
         check_receivers(self.receivers, set(names))
+        return self
+
+    @model_validator(mode="after")
+    def _samples_outlive_the_window(self) -> VigilConfig:
+        """A cycle reads samples back lookback + baseline: purging sooner would blind drift detection."""
+        need = self.schedule.lookback + self.schedule.baseline
+        kept = self.retention.samples
+        if kept is not None and kept < need:
+            raise ValueError(f"retention.samples: expected at least schedule.lookback + schedule.baseline "
+                             f"({need:.0f} s), the window a cycle reads samples from (got {kept:.0f} s)")
         return self
 
     def model(self, name: str) -> ModelConfig:

@@ -30,6 +30,8 @@ from monitor.reload import JobChanges, reload_vigil
 from monitor.replicas import LeaseLost, LeaseMetrics
 from monitor.schedule_watch import SCHEDULE, ScheduleWatch
 from monitor.shutdown import EXIT_ABANDONED, InFlight, StopSignals, run_bounded
+from monitor.startup import announce, require_schema
+from monitor.store.retention import purge
 from monitor.vigil import Vigil
 
 log = logging.getLogger("vigil.daemon")
@@ -150,6 +152,17 @@ def _checkpoint(runtime: Runtime, step: Callable[[Checkpointer], object]) -> Non
         log.exception("audit checkpoint failed", extra={"step": step.__name__})
 
 
+def _purge_job(runtime: Runtime) -> None:
+    """Rows past `retention:` (monitor/store/retention.py); a failure waits for the next run."""
+    with runtime.in_flight.track("retention purge") as admitted:
+        if admitted:
+            vigil = runtime.vigil
+            try:
+                purge(vigil.store, vigil.config.retention, vigil.now())
+            except Exception:
+                log.exception("retention purge failed")
+
+
 def _deliver_job(runtime: Runtime) -> None:
     with runtime.in_flight.track("outbox sender") as admitted:
         if admitted:
@@ -184,6 +197,8 @@ def build_scheduler(runtime: Runtime) -> BackgroundScheduler:
     runtime.watch.listen(scheduler)
     scheduler.add_job(_checkpoint, "interval", args=[runtime, Checkpointer.tick], id="audit-checkpoint",
                       seconds=config.audit.checkpoint_interval_s, name="audit checkpoint")
+    scheduler.add_job(_purge_job, "interval", args=[runtime], seconds=config.retention.purge_interval,
+                      id="retention-purge", name="retention purge", next_run_time=_dt(now + 30))
     if runtime.owner.renew_every is not None:  # replicas: leases, never behind a cycle (own job)
         scheduler.add_job(_tick_job, "interval", args=[runtime, scheduler], seconds=runtime.owner.renew_every,
                           id="leases", name="lease heartbeat", next_run_time=_dt(now), max_instances=1)
@@ -230,6 +245,7 @@ def run_daemon(config: VigilConfig, *, serve_api: bool = True, vigil: Vigil | No
     signals = StopSignals(stop or threading.Event()).install()
     try:
         runtime = Runtime(vigil or Vigil(config, clock=clock), config_path)
+        require_schema(runtime.vigil.store, config_path)  # a store behind: refuse, naming `vigil db upgrade`
     except BaseException:  # e.g. an audit key that cannot be read: the caller's handlers come back
         signals.restore()
         raise
@@ -249,10 +265,10 @@ def run_daemon(config: VigilConfig, *, serve_api: bool = True, vigil: Vigil | No
             from monitor.api.app import create_app
 
             runtime.app = create_app(runtime.vigil)
-            api = ApiThread(runtime.app, config.api.host, config.api.port).start()
+            api = ApiThread(runtime.app, config.api.host, config.api.port,
+                            access_log=config.api.access_log).start()
         _checkpoint(runtime, Checkpointer.start)  # after ownership: a refused second daemon writes nothing
-        log.info("daemon started", extra={"models": len(config.models), "interval_s": config.schedule.interval,
-                                          "api": serve_api, "cycles": cycles})
+        announce(config, list(runtime.vigil.notifiers), serve_api=serve_api, cycles=cycles)
         code = _wait(runtime, signals, scheduler, api)
     finally:
         prober.stop()

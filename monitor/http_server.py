@@ -17,8 +17,13 @@ API_STOP_TIMEOUT_S = 5  # open requests get this long once the server is asked t
 
 
 class ApiThread:
-    def __init__(self, app: Any, host: str, port: int) -> None:
+    def __init__(self, app: Any, host: str, port: int, *, access_log: bool = False) -> None:
         import uvicorn
+
+        if access_log:  # Vigil's own structured line, not uvicorn's (its format has no fields)
+            from monitor.access_log import AccessLog
+
+            app = AccessLog(app)
 
         # log_config=None: uvicorn's own records (an exception in the app, a bad request)
         # go to Vigil's handler, which redacts secrets, not to a handler of uvicorn's.

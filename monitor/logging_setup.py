@@ -3,8 +3,10 @@
 libraries' included, and by the formatters for tracebacks."""
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
+import os
 import sys
 
 from monitor.redact import redact, redact_obj
@@ -16,9 +18,14 @@ def _extras(record: logging.LogRecord) -> dict[str, object]:
     return {k: v for k, v in record.__dict__.items() if k not in _STD and not k.startswith("_")}
 
 
+def iso_time(created: float) -> str:
+    """RFC 3339 in UTC with milliseconds, as log shippers and people read it: 2026-12-03T14:22:30.123Z."""
+    return dt.datetime.fromtimestamp(created, dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        d = {"ts": round(record.created, 3), "level": record.levelname, "logger": record.name,
+        d = {"ts": iso_time(record.created), "level": record.levelname, "logger": record.name,
              "msg": redact(record.getMessage()), **_extras(record)}
         if record.exc_info:
             d["exc"] = redact(self.formatException(record.exc_info))
@@ -52,13 +59,27 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+_FORMAT = ["text"]
+
+
+def json_logs() -> bool:
+    """True when stderr carries one JSON object per line: nothing else may print there."""
+    return _FORMAT[0] == "json"
+
+
 def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
+    _FORMAT[0] = fmt
+    # MLflow, imported later, would give its logger a handler of its own (plain text lines
+    # in a JSON stream, unredacted); this keeps its records on ours.
+    os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RedactingFilter())
     handler.setFormatter(JsonFormatter() if fmt == "json" else KeyValueFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # Cycle chatter stays at DEBUG-worthy volume for replays; libraries stay quiet.
-    for noisy in ("urllib3", "httpx", "httpcore", "slack_sdk", "alembic", "mlflow", "matplotlib", "numba"):
+    # Cycle chatter stays at DEBUG-worthy volume for replays; libraries stay quiet, APScheduler
+    # included (its "Running job ..." / "executed successfully" lines were 55 of 59 in 100 s).
+    for noisy in ("urllib3", "httpx", "httpcore", "slack_sdk", "alembic", "mlflow", "matplotlib", "numba",
+                  "apscheduler"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

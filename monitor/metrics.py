@@ -2,13 +2,24 @@
 from __future__ import annotations
 
 import contextlib
+import platform
 import threading
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+)
 
 from alerts.lifecycle import Step
 from alerts.rollback import ActionStatus
 from monitor.liveness import CycleLiveness
+from monitor.version import vigil_version
 
 # The outcomes dashboards list.
 ROLLBACK_STATUSES = (ActionStatus.DONE, ActionStatus.DRY_RUN, ActionStatus.REFUSED, ActionStatus.FAILED)
@@ -86,6 +97,9 @@ class VigilMetrics:
         self.all_feature_drift = False
         self._drift_shown: dict[str, set[tuple[str, str]]] = {}
         self._drift_lock = threading.Lock()
+        # The process' series on a registry of their own: /metrics serves both, while a
+        # replay records only Vigil's (a replay's CPU time is nothing to graph).
+        self.process_registry = process_registry()
 
     def init_model(self, model: str) -> None:
         """Create the model's counter series at 0 before anything happens.
@@ -149,3 +163,15 @@ class VigilMetrics:
         self.model_state.labels(model).set({"warning": 1, "critical": 2}.get(severity or "", 0))
         for sev in ("warning", "critical"):
             self.incidents_open.labels(model, sev).set(1 if severity == sev else 0)
+
+
+def process_registry() -> CollectorRegistry:
+    """process_* (CPU, memory, open files, start time), python_info, python_gc_*, and
+    vigil_build_info{version,python} = 1, for "which version runs where" on a dashboard."""
+    r = CollectorRegistry()
+    ProcessCollector(registry=r)
+    PlatformCollector(registry=r)
+    GCCollector(registry=r)
+    Info("vigil_build", "The running Vigil's version and Python", registry=r).info(
+        {"version": vigil_version(), "python": platform.python_version()})
+    return r

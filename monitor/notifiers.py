@@ -36,8 +36,10 @@ def default_notifiers(config: VigilConfig) -> dict[str, Notifier]:
                                      timeout_s=config.slack.timeout_s)
     else:
         from alerts.sink import JsonlSink
+        from monitor.logging_setup import json_logs
 
-        out["sink"] = JsonlSink(config.resolve_path(config.slack.sink_path))
+        # Its console echo is plain text: in a JSON log stream it would break the shipper's parsing.
+        out["sink"] = JsonlSink(config.resolve_path(config.slack.sink_path), console=not json_logs())
     if config.grafana.url and config.grafana.token:
         from monitor.grafana.annotations import GrafanaAnnotationNotifier
 

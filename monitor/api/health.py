@@ -84,7 +84,8 @@ METRICS_RESPONSE: dict[int | str, dict[str, Any]] = {200: {"description": "Prome
 @router.get("/metrics", response_class=PlainTextResponse, responses=METRICS_RESPONSE)
 def metrics(vigil: VigilDep) -> Response:
     _merge_stored(vigil, [m.name for m in vigil.config.models])
-    return Response(generate_latest(vigil.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    body = generate_latest(vigil.metrics.registry) + generate_latest(vigil.metrics.process_registry)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/", include_in_schema=False)

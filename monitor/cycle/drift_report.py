@@ -66,7 +66,7 @@ class DriftReports:
         return not not_done
 
     def _render(self, m: ModelConfig, incident_id: int, columns: list[str], serving: str | None, t: float) -> None:
-        if self.store.drift_report(incident_id) is not None:
+        if self.store.has_drift_report(incident_id):
             return
         try:
             current = self.samples.window(m, t - self.lookback, t)

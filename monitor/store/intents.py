@@ -9,7 +9,7 @@ next cycle) finishes it against what the registry and the serving layer say.
 Known-good versions are recorded when a version serves a cycle cleanly (no open
 incident, nothing blind); a default rollback goes back to the most recent of them.
 
-New tables only: stores made before these existed gain them through `create_all`.
+Their tables are part of the baseline revision (monitor/store/migrations).
 """
 from __future__ import annotations
 

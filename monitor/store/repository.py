@@ -17,13 +17,14 @@ from contextvars import ContextVar
 from typing import Any
 
 from sqlalchemy import create_engine, event, func, select
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.audit import AuditEntry, ChainKey
 from alerts.outbox import MessageKind
 from detectors.records import DeployEvent, json_safe
-from monitor.store import audit_log, intents
+from monitor.store import audit_log, intents, reports, schema
+from monitor.store import blind as blind  # registers its table on Base
 from monitor.store import canary as canary  # registers the canary tables on Base for create_all
 from monitor.store import groups as groups  # registers the shared-cause group tables on Base
 from monitor.store import labels as labels  # registers the label tables on Base for create_all
@@ -93,16 +94,9 @@ class Store:
         self.audit_listener: Callable[[list[AuditEntry]], None] | None = None
 
     def _create_schema(self) -> None:
-        """Create missing tables; two processes opening a fresh store at once both try,
-        and the loser's "already exists" just means the winner did it."""
-        for attempt in range(5):
-            try:
-                Base.metadata.create_all(self.engine)
-                return
-            except (OperationalError, ProgrammingError, IntegrityError) as e:
-                if "already exists" not in str(e) and "duplicate" not in str(e).lower() or attempt == 4:
-                    raise
-                time.sleep(0.05 * (attempt + 1))
+        """An empty store is created at the newest schema revision; a store holding data
+        is never migrated here (`vigil db upgrade` does that, monitor/store/schema.py)."""
+        schema.create_if_empty(self.engine)
 
     @contextmanager
     def tx(self) -> Iterator[Session]:
@@ -340,12 +334,18 @@ class Store:
 
     def save_drift_report(self, incident_id: int, html: str, now: float) -> None:
         with self.tx() as s:
-            s.merge(DriftReportRow(incident_id=incident_id, html=html, created_at=now))
+            s.merge(DriftReportRow(incident_id=incident_id, html="", html_gz=reports.pack(html), created_at=now))
 
     def drift_report(self, incident_id: int) -> str | None:
+        """The report's HTML, whether stored compressed or (before compression) as text."""
         with self.tx() as s:
             row = s.get(DriftReportRow, incident_id)
-            return row.html if row else None
+            return reports.unpack(row.html, row.html_gz) if row else None
+
+    def has_drift_report(self, incident_id: int) -> bool:
+        with self.tx() as s:
+            return s.scalar(select(DriftReportRow.incident_id).where(DriftReportRow.incident_id == incident_id)) \
+                is not None
 
     # ---------------------------------------------------------------- idempotency
     def idempotent_response(self, scope: str, key: str) -> IdempotencyRow | None:

@@ -178,7 +178,8 @@ class ProfileRow(Base):
 class DriftReportRow(Base):
     __tablename__ = "drift_reports"
     incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), primary_key=True)
-    html: Mapped[str] = mapped_column(Text)
+    html: Mapped[str] = mapped_column(Text)  # rows written before compression; "" since
+    html_gz: Mapped[bytes | None] = mapped_column(LargeBinary)  # gzip of the HTML (monitor/store/reports.py)
     created_at: Mapped[float] = mapped_column(Float)
 
 

@@ -1,0 +1,17 @@
+"""Every table Vigil declares, in one place: importing this registers them all on `Base`.
+
+Migrations compare against it (monitor/store/migrations/env.py and the test that head
+equals it), so a module with a new table is imported here too.
+"""
+from __future__ import annotations
+
+from sqlalchemy import MetaData
+
+from monitor.store import blind, intents, leases, slack_seen
+from monitor.store.tables import Base
+
+TABLE_MODULES = (blind, intents, leases, slack_seen)
+
+
+def target_metadata() -> MetaData:
+    return Base.metadata

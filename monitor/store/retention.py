@@ -1,0 +1,106 @@
+"""The purge job: deletes what `retention:` lets go, kind by kind, in bounded batches.
+
+- samples older than `retention.samples` (by their own timestamp);
+- drift reports rendered before `retention.drift_reports`;
+- incidents resolved before `retention.resolved_incidents`, with their drift report; their
+  actions and rollback intents stay, unlinked (`incident_id` set to NULL);
+- outbox rows delivered before `retention.delivered_outbox` (pending, sending and failed
+  rows are never purged: they are work still to do or still to look at).
+
+The audit log is never purged: its hash chain runs from seq 1 and its signed checkpoints
+vouch for all of it. Each batch is its own transaction, so the daemon's cycles never
+wait long behind a purge, and a purge cut short just leaves the rest for the next run.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+
+from sqlalchemy import Select, delete, func, select, update
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from alerts.lifecycle import IncidentStatus
+from alerts.outbox import OutboxStatus
+from monitor.config_retention import RetentionConfig
+from monitor.store.intents import RollbackIntentRow
+from monitor.store.repository import ActionRow, DriftReportRow, IncidentRow, OutboxRow, SampleRow, Store
+
+log = logging.getLogger("vigil.retention")
+
+
+@dataclass
+class PurgeResult:
+    samples: int = 0
+    drift_reports: int = 0
+    resolved_incidents: int = 0
+    delivered_outbox: int = 0
+    audit_head_seq: int = 0  # kept whole: the audit log is never purged
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def purge(store: Store, retention: RetentionConfig, now: float, *, dry_run: bool = False) -> PurgeResult:
+    """Delete (or, `dry_run`, count) every row past its kind's retention at time `now`."""
+    out = PurgeResult(audit_head_seq=store.audit_head().seq)
+    batch = retention.batch_rows
+    if retention.samples is not None:
+        for model in _sample_models(store):  # per model: the (model, ts) index answers each batch
+            q = select(SampleRow.id).where(SampleRow.model == model, SampleRow.ts < now - retention.samples)
+            out.samples += _delete(store, q, SampleRow.id, batch, dry_run)
+    if retention.drift_reports is not None:
+        q = select(DriftReportRow.incident_id).where(DriftReportRow.created_at < now - retention.drift_reports)
+        out.drift_reports = _delete(store, q, DriftReportRow.incident_id, batch, dry_run)
+    if retention.resolved_incidents is not None:
+        out.resolved_incidents = _purge_incidents(store, now - retention.resolved_incidents, batch, dry_run)
+    if retention.delivered_outbox is not None:
+        q = select(OutboxRow.id).where(OutboxRow.status == OutboxStatus.DELIVERED,
+                                       OutboxRow.delivered_at < now - retention.delivered_outbox)
+        out.delivered_outbox = _delete(store, q, OutboxRow.id, batch, dry_run)
+    if not dry_run and any((out.samples, out.drift_reports, out.resolved_incidents, out.delivered_outbox)):
+        log.info("purged past retention", extra=out.as_dict())
+    return out
+
+
+def _sample_models(store: Store) -> list[str]:
+    with store.tx() as s:
+        return list(s.scalars(select(SampleRow.model).distinct()))
+
+
+def _delete(store: Store, ids: Select[int], key: InstrumentedAttribute[int], batch: int,
+            dry_run: bool) -> int:
+    """Delete the rows whose `key` the query selects, `batch` at a time; how many."""
+    total = 0
+    while True:
+        with store.tx() as s:
+            if dry_run:
+                return _count(s, ids)
+            chosen = list(s.scalars(ids.limit(batch)))
+            if chosen:
+                s.execute(delete(key.class_).where(key.in_(chosen)))
+        total += len(chosen)
+        if len(chosen) < batch:
+            return total
+
+
+def _count(s: Session, ids: Select[int]) -> int:
+    return int(s.scalar(select(func.count()).select_from(ids.subquery())) or 0)
+
+
+def _purge_incidents(store: Store, before: float, batch: int, dry_run: bool) -> int:
+    q = select(IncidentRow.id).where(IncidentRow.status == IncidentStatus.RESOLVED, IncidentRow.resolved_at < before)
+    total = 0
+    while True:
+        with store.tx() as s:
+            if dry_run:
+                return _count(s, q)
+            chosen = list(s.scalars(q.limit(batch)))
+            if chosen:  # what points at an incident first: the foreign keys hold on PostgreSQL and SQLite
+                s.execute(delete(DriftReportRow).where(DriftReportRow.incident_id.in_(chosen)))
+                s.execute(update(ActionRow).where(ActionRow.incident_id.in_(chosen)).values(incident_id=None))
+                s.execute(update(RollbackIntentRow).where(RollbackIntentRow.incident_id.in_(chosen))
+                          .values(incident_id=None))
+                s.execute(delete(IncidentRow).where(IncidentRow.id.in_(chosen)))
+        total += len(chosen)
+        if len(chosen) < batch:
+            return total

@@ -1,0 +1,155 @@
+"""The store's schema version: Alembic revisions under monitor/store/migrations/.
+
+Four states a store can be in, and what opens it:
+
+- empty (none of Vigil's tables): created at the head revision by `Store(url)` itself, so
+  a first start, `vigil demo` and the tests need no extra step;
+- unversioned (the tables `create_all` made before migrations, no `alembic_version`):
+  `vigil db upgrade` stamps the baseline, then applies the rest;
+- behind (an older revision): the daemon refuses to start and names `vigil db upgrade`;
+- at head: runs.
+
+An upgrade is never run implicitly on a store that holds data: several replicas may share
+it, and an operator decides when its schema changes (after a backup).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import StrEnum
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, inspect, text
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+
+log = logging.getLogger("vigil.store")
+
+BASELINE = "0001_baseline"
+# A table every store since 0.1.0 has: its presence without `alembic_version` means "made by create_all".
+_MARKER_TABLE = "incidents"
+_PG_LOCK_KEY = 0x5669_6769_6C00  # "Vigil\0": one advisory lock for schema changes, across replicas
+
+
+class SchemaState(StrEnum):
+    EMPTY = "empty"
+    UNVERSIONED = "unversioned"
+    BEHIND = "behind"
+    CURRENT = "current"
+    UNKNOWN = "unknown"  # a revision this code does not know: a newer Vigil migrated it
+
+
+@dataclass(frozen=True)
+class SchemaStatus:
+    state: SchemaState
+    current: str | None
+    head: str
+
+
+class StoreBehind(RuntimeError):
+    """The store's schema is not the one this Vigil needs; the message says what to run."""
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """No alembic.ini: the scripts ship inside the package (monitor.store:migrations)."""
+    cfg = Config()
+    cfg.set_main_option("script_location", "monitor.store:migrations")
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def head() -> str:
+    rev = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert rev is not None
+    return rev
+
+
+def status(engine: Engine) -> SchemaStatus:
+    with engine.connect() as conn:
+        return _status(conn)
+
+
+def _status(conn: Connection) -> SchemaStatus:
+    top = head()
+    current = MigrationContext.configure(conn).get_current_revision()
+    if current is None:
+        state = SchemaState.UNVERSIONED if inspect(conn).has_table(_MARKER_TABLE) else SchemaState.EMPTY
+    elif current == top:
+        state = SchemaState.CURRENT
+    else:
+        known = {s.revision for s in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
+        state = SchemaState.BEHIND if current in known else SchemaState.UNKNOWN
+    return SchemaStatus(state, current, top)
+
+
+def create_if_empty(engine: Engine) -> SchemaStatus:
+    """An empty store is created at head; any other store is left as it is."""
+    for attempt in range(40):
+        try:
+            with _schema_lock(engine) as conn:
+                st = _status(conn)
+                if st.state is SchemaState.EMPTY:
+                    command.upgrade(alembic_config(conn), "head")
+                    conn.commit()
+                    return _status(conn)
+                return st
+        except (OperationalError, ProgrammingError, IntegrityError) as e:
+            # SQLite has no lock across processes here: two opening a fresh file at once both
+            # try, and the loser's "already exists" means the winner is doing it.
+            if "already exists" not in str(e) and "duplicate" not in str(e).lower() or attempt == 39:
+                raise
+            time.sleep(0.05 * min(attempt + 1, 5))
+    raise AssertionError("unreachable")
+
+
+def upgrade(engine: Engine, revision: str = "head") -> tuple[SchemaStatus, SchemaStatus]:
+    """`vigil db upgrade`: the status before and after. An unversioned store is stamped at
+    the baseline first (its tables are the baseline's), then upgraded like any other."""
+    with _schema_lock(engine) as conn:
+        before = _status(conn)
+        if before.state is SchemaState.UNKNOWN:
+            raise StoreBehind(f"the store is at revision {before.current}, which this Vigil does not know "
+                              f"(head {before.head}): it was migrated by a newer Vigil; run that version")
+        cfg = alembic_config(conn)
+        if before.state is SchemaState.UNVERSIONED:
+            command.stamp(cfg, BASELINE)
+        command.upgrade(cfg, revision)
+        conn.commit()
+        return before, _status(conn)
+
+
+def require_current(engine: Engine, how: str) -> None:
+    """Raise `StoreBehind` unless the store is at head; `how` is the `--config FILE` or
+    `--store URL` to put in the command the message names."""
+    st = status(engine)
+    if st.state is SchemaState.CURRENT:
+        return
+    if st.state is SchemaState.UNKNOWN:
+        raise StoreBehind(f"the store is at schema revision {st.current}, newer than this Vigil knows (head "
+                          f"{st.head}): it was migrated by a newer Vigil; run that version")
+    where = "made before migrations (no revision)" if st.current is None else f"at schema revision {st.current}"
+    raise StoreBehind(f"the store is {where}, this Vigil needs {st.head}: back it up, then run "
+                      f"`vigil db upgrade {how}`")
+
+
+@contextmanager
+def _schema_lock(engine: Engine) -> Iterator[Connection]:
+    """One connection; on PostgreSQL holding an advisory lock, so replicas starting together
+    migrate or create the schema once, one after the other."""
+    with engine.connect() as conn:
+        if conn.dialect.name != "postgresql":
+            yield conn
+            return
+        conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _PG_LOCK_KEY})
+        conn.commit()
+        try:
+            yield conn
+        finally:
+            conn.rollback()
+            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_LOCK_KEY})
+            conn.commit()

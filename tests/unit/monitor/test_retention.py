@@ -1,0 +1,137 @@
+"""Retention (monitor/store/retention.py, `retention:` in the config): what the purge job
+and `vigil db purge` delete, what they never touch (the audit log, open incidents,
+undelivered notifications), and a config that would purge samples a cycle still reads."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from alerts.lifecycle import IncidentStatus
+from alerts.outbox import OutboxStatus
+from monitor.cli import main
+from monitor.config import ConfigError
+from monitor.config_retention import DAY, RetentionConfig
+from monitor.store.repository import ActionRow, IncidentRow, OutboxRow, Store
+from monitor.store.retention import purge
+from tests.helpers_vigil import make_config
+
+NOW = 1_800_000_000.0
+
+
+def _incident(store: Store, status: IncidentStatus, resolved_at: float | None, *, action: bool = False) -> int:
+    with store.tx() as s:
+        row = IncidentRow(model="m", status=status, severity="warning", title="t", onset=0, opened_at=0,
+                          updated_at=0, resolved_at=resolved_at, cold_start=False, reasons=[], findings=[],
+                          causes=[], fingerprint="f")
+        s.add(row)
+        s.flush()
+        if action:
+            s.add(ActionRow(model="m", kind="rollback", incident_id=row.id, from_version="2", to_version="1",
+                            status="done", reason="r", detail="", actor="vigil", dry_run=False, at=0))
+        return row.id
+
+
+def _outbox(store: Store, status: OutboxStatus, delivered_at: float | None) -> None:
+    with store.tx() as s:
+        s.add(OutboxRow(notifier="sink", kind="incident", key="k", payload={}, status=status, attempts=1,
+                        created_at=0, next_attempt_at=0, delivered_at=delivered_at))
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store(f"sqlite:///{tmp_path / 'vigil.db'}")
+    yield s
+    s.close()
+
+
+def test_samples_past_retention_are_deleted_per_model_and_newer_ones_kept(store):
+    for model in ("a", "b"):
+        store.add_samples(model, [(NOW - 20 * DAY + i, {"x": i}) for i in range(250)])
+        store.add_samples(model, [(NOW - 1 * DAY, {"x": -1})])
+    result = purge(store, RetentionConfig(samples=14 * DAY, batch_rows=100), NOW)
+    assert result.samples == 500  # in batches of 100, every one
+    assert store.samples("a", 0, NOW) == [(NOW - DAY, {"x": -1})]
+    assert store.samples("b", 0, NOW) == [(NOW - DAY, {"x": -1})]
+
+
+def test_resolved_incidents_go_with_their_report_and_open_ones_and_actions_stay(store):
+    old = _incident(store, IncidentStatus.RESOLVED, NOW - 400 * DAY, action=True)
+    recent = _incident(store, IncidentStatus.RESOLVED, NOW - 10 * DAY)
+    still_open = _incident(store, IncidentStatus.OPEN, None)
+    store.save_drift_report(old, "<html>old</html>", NOW - 400 * DAY)
+    result = purge(store, RetentionConfig(resolved_incidents=365 * DAY, drift_reports=None), NOW)
+    assert result.resolved_incidents == 1
+    assert store.incident(old) is None and store.drift_report(old) is None
+    assert store.incident(recent) is not None and store.incident(still_open) is not None
+    [action] = store.actions(model="m")  # the rollback's record stays, unlinked; the audit log has the rest
+    assert action.incident_id is None and action.status == "done"
+
+
+def test_drift_reports_past_retention_are_deleted_and_the_incident_stays(store):
+    incident = _incident(store, IncidentStatus.OPEN, None)
+    store.save_drift_report(incident, "<html>r</html>", NOW - 100 * DAY)
+    assert purge(store, RetentionConfig(drift_reports=90 * DAY), NOW).drift_reports == 1
+    assert store.drift_report(incident) is None and store.incident(incident) is not None
+
+
+def test_only_delivered_notifications_are_purged(store):
+    _outbox(store, OutboxStatus.DELIVERED, NOW - 8 * DAY)
+    _outbox(store, OutboxStatus.DELIVERED, NOW - 1 * DAY)
+    _outbox(store, OutboxStatus.FAILED, None)
+    _outbox(store, OutboxStatus.PENDING, None)
+    assert purge(store, RetentionConfig(delivered_outbox=7 * DAY), NOW).delivered_outbox == 1
+    assert store.outbox_counts() == {"delivered": 1, "failed": 1, "pending": 1}
+
+
+def test_the_audit_log_is_never_purged(store):
+    for i in range(5):
+        store.audit("vigil", "incident.open", f"incident:{i}", {}, now=NOW - 1000 * DAY)
+    before = store.audit_entries()
+    result = purge(store, RetentionConfig(samples=1 * DAY, drift_reports=1 * DAY, resolved_incidents=1 * DAY,
+                                          delivered_outbox=1 * DAY), NOW)
+    assert store.audit_entries() == before and result.audit_head_seq == 5
+
+
+def test_a_dry_run_counts_and_deletes_nothing_and_null_keeps_forever(store):
+    store.add_samples("a", [(NOW - 30 * DAY, {"x": 1})])
+    assert purge(store, RetentionConfig(samples=14 * DAY), NOW, dry_run=True).samples == 1
+    assert purge(store, RetentionConfig(samples=None), NOW).samples == 0
+    assert len(store.samples("a", 0, NOW)) == 1
+
+
+def test_retention_shorter_than_the_window_a_cycle_reads_is_refused(tmp_path):
+    with pytest.raises(ConfigError) as refused:
+        make_config(tmp_path, retention={"samples": "1h"})  # lookback 30m + baseline 1h
+    assert "retention.samples: expected at least schedule.lookback + schedule.baseline (5400 s)" in str(refused.value)
+
+
+def test_vigil_db_purge_reports_what_it_deleted(tmp_path, capsys):
+    cfg_path = tmp_path / "vigil.yaml"
+    cfg_path.write_text(f"store: {{url: 'sqlite:///{tmp_path / 'vigil.db'}'}}\n"
+                        "retention: {samples: 2d}\n"
+                        "sources: {prometheus: {url: 'http://127.0.0.1:9'}, mlflow: {tracking_uri: 'http://127.0.0.1:9'}}\n"
+                        "models: [{name: m, registry_name: m}]\n")
+    store = Store(f"sqlite:///{tmp_path / 'vigil.db'}")
+    import time
+
+    store.add_samples("m", [(time.time() - 3 * DAY, {"x": 1}), (time.time(), {"x": 2})])
+    store.close()
+    assert main(["db", "purge", "--config", str(cfg_path), "--dry-run"]) == 0
+    assert json.loads(capsys.readouterr().out)["samples"] == 1
+    assert main(["db", "purge", "--config", str(cfg_path)]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["samples"] == 1 and got["dry_run"] is False and got["audit_head_seq"] == 0
+
+
+def test_the_daemon_schedules_the_purge_and_its_job_purges(tmp_path):
+    from monitor.daemon import Runtime, _purge_job, build_scheduler
+    from tests.helpers_vigil import make_vigil
+
+    vigil = make_vigil(make_config(tmp_path, retention={"samples": "2d", "purge_interval": "10m"}))
+    runtime = Runtime(vigil, None)
+    job = build_scheduler(runtime).get_job("retention-purge")
+    assert job is not None and job.trigger.interval.total_seconds() == 600
+    vigil.store.add_samples("m", [(vigil.now() - 3 * DAY, {"x": 1}), (vigil.now(), {"x": 2})])
+    _purge_job(runtime)
+    assert [r for _, r in vigil.store.samples("m", 0, vigil.now() + 1)] == [{"x": 2}]
