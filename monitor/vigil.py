@@ -246,7 +246,7 @@ class Vigil:
             plan = plan_alerts(AlertInputs(story.incident, story.content, history, not blind, t, suppression),
                                alert_rules(m, policy, inhibit_rules(self.config)))
             applied = apply_plan(self.store, self.outbox, m, plan, story.content,
-                                 StateUpdate(history.slo_streaks, found.detector_state, t, blind), self.grouper)
+                                 StateUpdate(history.slo_streaks, found.detector_state, t), self.grouper)
             failpoint("after_apply_commit")
             rollback = None
             if applied.status != IncidentStatus.OPEN and not blind:

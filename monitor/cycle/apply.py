@@ -8,7 +8,7 @@ SLO streaks, and the model's last cycle time never moves back.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -22,7 +22,6 @@ from monitor.cycle.grouping import Grouper
 from monitor.cycle.messages import OutboxWriter
 from monitor.cycle.plan import routes_of
 from monitor.failpoints import failpoint
-from monitor.store import blind as blind_store
 from monitor.store.repository import IncidentRow, Store
 
 log = logging.getLogger("vigil.apply")
@@ -35,7 +34,6 @@ class StateUpdate:
     slo_streaks: dict[str, int]
     detector_state: dict[str, Any]
     t: float
-    blind: list[str] = field(default_factory=list)  # what the cycle could not see (`vigil status` shows it)
 
 
 @dataclass(frozen=True)
@@ -78,7 +76,6 @@ def apply_plan(store: Store, outbox: OutboxWriter, m: ModelConfig, plan: AlertPl
                 outbox.reply(s, row, routes_of(m).channels(before), change, str(before), update.t)
         state.quiet_cycles = plan.lifecycle.quiet_cycles
         state.last_cycle_at = max(update.t, state.last_cycle_at or update.t)
-        blind_store.record(s, m.name, update.blind, update.t)
         failpoint("in_apply_tx")
         if row is None:
             return Applied(None, None, None, False)

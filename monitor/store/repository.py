@@ -24,14 +24,8 @@ from alerts.audit import AuditEntry, ChainKey
 from alerts.outbox import MessageKind
 from detectors.records import DeployEvent, json_safe
 from monitor.store import audit_log, intents, reports, schema
-from monitor.store import blind as blind  # registers its table on Base
-from monitor.store import canary as canary  # registers the canary tables on Base for create_all
-from monitor.store import groups as groups  # registers the shared-cause group tables on Base
-from monitor.store import labels as labels  # registers the label tables on Base for create_all
-from monitor.store import leases as leases  # registers the lease tables on Base for create_all
-from monitor.store import model_now as model_now  # registers its table on Base for create_all
-from monitor.store import silences as silences  # registers the silences table on Base
-from monitor.store import slack_seen as slack_seen  # registers its table on Base for create_all
+from monitor.store import labels as labels
+from monitor.store import metadata as metadata  # registers every table module on Base (schema, migrations)
 from monitor.store.outbox import Outbox
 from monitor.store.tables import (
     ActionRow,

@@ -22,6 +22,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from alerts.lifecycle import IncidentStatus
 from alerts.outbox import OutboxStatus
 from monitor.config_retention import RetentionConfig
+from monitor.store.groups import GroupMemberRow
 from monitor.store.intents import RollbackIntentRow
 from monitor.store.repository import ActionRow, DriftReportRow, IncidentRow, OutboxRow, SampleRow, Store
 
@@ -100,6 +101,9 @@ def _purge_incidents(store: Store, before: float, batch: int, dry_run: bool) -> 
                 s.execute(update(ActionRow).where(ActionRow.incident_id.in_(chosen)).values(incident_id=None))
                 s.execute(update(RollbackIntentRow).where(RollbackIntentRow.incident_id.in_(chosen))
                           .values(incident_id=None))
+                # A shared-cause group outlives a member's record: the member row goes, the
+                # group (and its messages' keys) stays until its own members are all gone.
+                s.execute(delete(GroupMemberRow).where(GroupMemberRow.incident_id.in_(chosen)))
                 s.execute(delete(IncidentRow).where(IncidentRow.id.in_(chosen)))
         total += len(chosen)
         if len(chosen) < batch:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 
 from alerts.lifecycle import IncidentStatus
-from monitor.store import blind
+from monitor.store.model_now import ModelNowRow
 from monitor.store.repository import IncidentRow, ModelStateRow, Store
 
 
@@ -30,7 +30,7 @@ def model_statuses(store: Store, models: Sequence[str] | None = None) -> list[Mo
         states = {r.model: r for r in s.scalars(select(ModelStateRow))}
         opened = {r.model: r for r in s.scalars(select(IncidentRow).where(IncidentRow.status == IncidentStatus.OPEN)
                                                 .order_by(IncidentRow.id))}
-        blinds = blind.read_all(s)
+        blinds = {r.model: r for r in s.scalars(select(ModelNowRow))}
     names = list(models) if models is not None else sorted(states)
     out = []
     for name in names:
@@ -40,5 +40,5 @@ def model_statuses(store: Store, models: Sequence[str] | None = None) -> list[Mo
             last_cycle_at=state.last_cycle_at if state else None,
             incident_id=inc.id if inc else None, severity=inc.severity if inc else None,
             incident_title=inc.title if inc else None, incident_opened_at=inc.opened_at if inc else None,
-            blind=list(bl.sources) if bl else []))
+            blind=list(bl.blind or []) if bl else []))
     return out

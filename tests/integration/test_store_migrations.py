@@ -144,7 +144,7 @@ def test_upgrade_from_each_older_revision_and_downgrade_keep_reports(sqlite_url)
         command.downgrade(schema.alembic_config(conn), "0001_baseline")
         conn.commit()
         assert conn.execute(text("SELECT html FROM drift_reports")).scalar() == "<html>new</html>"
-        assert "model_blind" not in inspect(conn).get_table_names()
+        assert "model_now" not in inspect(conn).get_table_names()
     engine.dispose()
 
 

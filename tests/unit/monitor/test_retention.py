@@ -68,6 +68,22 @@ def test_resolved_incidents_go_with_their_report_and_open_ones_and_actions_stay(
     assert action.incident_id is None and action.status == "done"
 
 
+def test_a_resolved_incident_that_was_part_of_a_shared_cause_group_is_purged(store):
+    from monitor.store.groups import AlertGroupRow, GroupMemberRow, join
+
+    old = _incident(store, IncidentStatus.RESOLVED, NOW - 400 * DAY)
+    with store.tx() as s:  # the foreign key from the group's member row holds (SQLite enforces it here)
+        group = AlertGroupRow(key="gpu|node-1", open_key=None, cause_kind="gpu", cause="node-1",
+                              created_at=0, resolved_at=NOW - 400 * DAY)
+        s.add(group)
+        s.flush()
+        join(s, group, "m", old, "warning", False, {}, 0)
+    assert purge(store, RetentionConfig(resolved_incidents=365 * DAY), NOW).resolved_incidents == 1
+    assert store.incident(old) is None
+    with store.tx() as s:
+        assert s.query(GroupMemberRow).count() == 0 and s.query(AlertGroupRow).count() == 1
+
+
 def test_drift_reports_past_retention_are_deleted_and_the_incident_stays(store):
     incident = _incident(store, IncidentStatus.OPEN, None)
     store.save_drift_report(incident, "<html>r</html>", NOW - 100 * DAY)
