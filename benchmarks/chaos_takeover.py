@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -61,12 +62,19 @@ def _records(path: Path) -> list[dict[str, Any]]:
     return out
 
 
+def _wall(ts: str | float) -> float:
+    """A log record's time: ISO 8601 (`2026-12-03T15:46:48.264Z`, Vigil's JSON logs) or epoch seconds."""
+    if isinstance(ts, int | float):
+        return float(ts)
+    return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+
+
 def read_cycles(instances: list[Instance]) -> list[CycleSeen]:
     seen = []
     for inst in instances:
         for r in _records(inst.log_path):
             if r.get("msg") == "cycle done":
-                seen.append(CycleSeen(float(r["ts"]), str(r.get("model")), float(r.get("t") or 0), inst.label))
+                seen.append(CycleSeen(_wall(r["ts"]), str(r.get("model")), float(r.get("t") or 0), inst.label))
     return sorted(seen, key=lambda c: c.wall)
 
 

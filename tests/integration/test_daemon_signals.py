@@ -41,8 +41,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def write_config(tmp_path: Path, *, models: list[str], interval: str = "60s", **schedule: Any) -> dict[str, Any]:
-    config = {
+def write_config(tmp_path: Path, *, models: list[str], interval: str = "60s", grouping: bool = True,
+                 **schedule: Any) -> dict[str, Any]:
+    config: dict[str, Any] = {
         "sources": {"prometheus": {"url": closed_port_url(), "timeout_s": 0.2, "retries": 0},
                     "mlflow": {"tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "timeout_s": 5}},
         "store": {"url": f"sqlite:///{tmp_path / 'vigil.db'}"},
@@ -53,6 +54,8 @@ def write_config(tmp_path: Path, *, models: list[str], interval: str = "60s", **
         "schedule": {"interval": interval, "lookback": "5m", "baseline": "10m", **schedule},
         "models": [model_config(name) for name in models],
     }
+    if not grouping:
+        config["grouping"] = {"enabled": False}
     (tmp_path / "vigil.yaml").write_text(yaml.safe_dump(config))
     return config
 
@@ -114,7 +117,9 @@ def sink_lines(tmp_path: Path) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("mode", [["run"], ["run", "--no-api"]], ids=["with-api", "no-api"])
 def test_sigterm_during_a_cycle_lets_it_commit_drains_the_outbox_and_exits_0(tmp_path, mode):
-    config = write_config(tmp_path, models=[MODEL])
+    # Prometheus is down, so the incident is an outage; grouping off so that it pages at once
+    # rather than after the outage group's group_wait (test_shared_cause.py covers that).
+    config = write_config(tmp_path, models=[MODEL], grouping=False)
     db = tmp_path / "vigil.db"
     # The first cycle starts at once and pauses 3 s inside its write transaction.
     proc = start(tmp_path, *mode, failpoints="in_apply_tx=sleep:3")

@@ -64,7 +64,7 @@ def test_deploy_and_rollback_annotations(grafana: FakeGrafana) -> None:
     assert rb["time"] == 1_790_000_400_000 and rb["tags"][:4] == ["vigil", "rollback", "recommender", "done"]
     assert "v4 -> v3" in rb["text"] and "critical incident 42" in rb["text"]
     # The tags the generated dashboards query for find exactly these annotations.
-    model_dash = build_all(sample_spec())[1]
+    (model_dash,) = [d for d in build_all(sample_spec()) if d["uid"] == "vigil-recommender"]
     for q in model_dash["annotations"]["list"]:
         hits = [a for a in grafana.annotations.values() if all(t in a["tags"] for t in q["target"]["tags"])]
         assert len(hits) == (0 if q["name"] == "Incidents" else 1), q["name"]

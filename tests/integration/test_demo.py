@@ -140,7 +140,8 @@ def test_5_a_failing_canary_is_pulled_and_the_incident_says_which_metric_by_how_
     actions = [r[0] for r in con.execute("select action from audit_log order by seq")]
     assert actions.index("canary.pull.requested") < actions.index("canary.pull.done")
     # The owner's message carries the verdict table and says what Vigil did.
-    last = [n for n in demo["notifications"] if n["payload"]["incident_id"] == inc["id"]][-1]["payload"]
+    last = [n for n in demo["notifications"] if n["kind"] == "incident"
+            and n["payload"]["incident_id"] == inc["id"]][-1]["payload"]
     assert last["channel"] == "#ranker-owners"
     shown = next(f for f in last["findings"] if f["kind"] == "canary_fail")
     table = {row["metric"]: row for row in shown["evidence"]["verdict_table"]}
@@ -266,7 +267,8 @@ def test_5_delayed_labels_raise_an_accuracy_drop_its_inputs_never_showed(demo):
     assert {n["channel"] for n in inc["notifications"]} == {"#churn-owners"}
     # The Slack payload carries the CBPE estimate beside the realised figure: it still looks
     # fine, which is why a concept shift needs labels.
-    note = next(n for n in demo["notifications"] if n["payload"]["incident_id"] == inc["id"])
+    note = next(n for n in demo["notifications"]
+                if n["kind"] == "incident" and n["payload"]["incident_id"] == inc["id"])
     ev = next(f["evidence"] for f in note["payload"]["findings"] if f["entity"] == "accuracy")
     assert ev["estimated"]["accuracy"] > 0.8 > ev["realised"]["accuracy"] and 0 < ev["coverage"] < 1
 

@@ -44,7 +44,8 @@ def test_replay_over_configured_sources_finds_the_gpu_incident(tmp_path, capsys)
                    "--out", str(out), "--quiet"])
     assert rc == 0
     incidents = [json.loads(line) for line in out.read_text().splitlines()]
-    (gpu,) = [i for i in incidents if i["causes"] and i["causes"][0]["kind"] == "gpu_saturation"]
+    (gpu,) = [i for i in incidents if i["model"] == "recommender" and i["causes"]
+              and i["causes"][0]["kind"] == "gpu_saturation"]
     assert gpu["severity"] == "critical" and gpu["actions"] == []
     assert TIMES.surge_start <= gpu["opened_at"] <= TIMES.surge_start + 600
     printed = capsys.readouterr().out
