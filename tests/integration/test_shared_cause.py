@@ -208,6 +208,10 @@ def test_a_shared_cause_pages_pagerduty_once_listing_the_models_and_resolves_wit
         lines = details["affected_models"]
         assert sorted(line.split(" ")[0] for line in lines) == ["ranker", "recommender"]
         assert all("p99_latency" in line for line in lines), lines  # each with its evidence
+        vigil.operator.acknowledge(1, "olga", T0 + 130)  # a member acknowledged in Slack or the API
+        vigil.deliver(T0 + 130)
+        assert not [m for m in vigil.store.outbox_for_prefix("incident:1") if m.notifier == "pagerduty"], \
+            "its group speaks for it: the ack opens no page of its own"
 
         cycles(vigil, [T0 + 2100 + 60 * i for i in range(4)])  # the GPU recovered: both resolve, then the group
         assert vigil.store.incidents(status="open") == []
