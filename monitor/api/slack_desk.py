@@ -11,6 +11,10 @@ show it.
    (`chat.update`) and a rollback gets its thread reply; the result goes to the person
    through the press's `response_url`.
 
+A slash command (`/vigil silence …`, monitor/api/slack_silences.py) runs on the same
+worker; the request waits for it up to a budget under Slack's 3 s and answers with its
+result, or says it is on it and the result follows through `response_url`.
+
 All of it runs on the app's `BoundedWorker`, never on the request: a registry that
 takes 5 s holds up one worker thread, not the answer to Slack nor `/healthz`.
 """
