@@ -15,6 +15,7 @@ from alerts.receivers.record import state_of
 PD_SEVERITY = {"critical": "critical", "warning": "warning"}  # PD also has error/info: not used
 OPSGENIE_PRIORITY = {"critical": "P1", "warning": "P3"}
 ALERTNAME = "VigilIncident"
+GROUP_ALERTNAME = "VigilSharedCause"
 
 
 def iso(t: float) -> str:
@@ -32,6 +33,21 @@ def _top(record: dict[str, Any]) -> dict[str, Any]:
 def _finding_line(f: dict[str, Any]) -> str:
     stat = f" ({f['statistic']})" if f.get("statistic") else ""
     return f"{f.get('kind')} {f.get('entity')}{stat}: {f.get('value')} vs threshold {f.get('threshold')}"
+
+
+def affected_models(record: dict[str, Any]) -> list[str]:
+    """A shared cause's models, one line each with its evidence (empty for an incident)."""
+    out = []
+    for m in record.get("models") or []:
+        evidence = "; ".join(_finding_line(f) for f in m.get("findings") or [])
+        out.append(f"{m['model']} ({m.get('severity')}): {m.get('title')}" + (f" [{evidence}]" if evidence else ""))
+    return out
+
+
+def _ids(record: dict[str, Any]) -> dict[str, Any]:
+    if record.get("group_id") is not None:
+        return {"group_id": record["group_id"], "affected_models": affected_models(record)}
+    return {"incident_id": record["incident_id"]}
 
 
 def steps(record: dict[str, Any], ref: dict[str, Any] | None, *, open_: str, ack: str, close: str) -> list[str]:
@@ -73,7 +89,7 @@ def pagerduty_event(record: dict[str, Any], action: str, routing_key: str, *, so
         "group": top.get("entity") or record["model"],
         "class": top.get("kind") or "unknown",
         "custom_details": {
-            "incident_id": record["incident_id"],
+            **_ids(record),
             "top_cause": top.get("explanation") or "no cause stands out",
             "top_cause_confidence": top.get("score"),
             "findings": [_finding_line(f) for f in record["findings"]],
@@ -93,15 +109,19 @@ def opsgenie_create(record: dict[str, Any], *, source: str, responders: list[dic
     top = _top(record)
     links = record.get("links") or {}
     lines = [record["title"], "", f"Top cause: {top.get('explanation') or 'no cause stands out'}", ""]
-    lines += [f"- {_finding_line(f)}" for f in record["findings"]]
+    models = affected_models(record)
+    lines += ["Affected models:"] + [f"- {line}" for line in models] if models else \
+        [f"- {_finding_line(f)}" for f in record["findings"]]
     lines += [""] + [f"{name}: {href}" for name, href in links.items()]
-    details = {"incident_id": str(record["incident_id"]), "model": record["model"],
+    ident = {"group_id": str(record["group_id"])} if record.get("group_id") is not None else \
+        {"incident_id": str(record["incident_id"])}
+    details = {**ident, "model": record["model"],
                "severity": record["severity"], **{f"link_{k}": v for k, v in links.items()}}
     body: dict[str, Any] = {
         "message": summary(record)[:130],
         "alias": record["dedup_key"][:512],
         "description": "\n".join(lines)[:15000],
-        "tags": ["vigil", f"model:{record['model']}", f"severity:{record['severity']}"],
+        "tags": ["vigil", *_model_tags(record), f"severity:{record['severity']}"],
         "details": {k: str(v)[:8000] for k, v in details.items()},
         "entity": str(top.get("entity") or record["model"])[:512],
         "source": source[:100],
@@ -120,6 +140,12 @@ def opsgenie_action(record: dict[str, Any], action: str, *, source: str) -> dict
     return {"source": source[:100], "note": "Resolved in Vigil: the signals are back within their thresholds"}
 
 
+def _model_tags(record: dict[str, Any]) -> list[str]:
+    if record.get("group_id") is not None:
+        return ["shared-cause"] + [f"model:{m['model']}" for m in record.get("models") or []]
+    return [f"model:{record['model']}"]
+
+
 # --------------------------------------------------------------------------- Alertmanager
 def alertmanager_alert(record: dict[str, Any], *, now: float, ttl_s: float,
                        extra_labels: dict[str, str]) -> dict[str, Any]:
@@ -129,7 +155,14 @@ def alertmanager_alert(record: dict[str, Any], *, now: float, ttl_s: float,
     links = record.get("links") or {}
     labels = {**extra_labels, "alertname": ALERTNAME, "model": record["model"], "severity": record["severity"],
               "entity": str(top.get("entity") or record["model"]), "vigil_incident": record["dedup_key"]}
-    annotations = {"summary": summary(record), "description": top.get("explanation") or "no cause stands out",
+    models = affected_models(record)
+    if record.get("group_id") is not None:
+        # Labels stay the same while members come and go (a new label set would be a new alert).
+        labels = {**extra_labels, "alertname": GROUP_ALERTNAME, "severity": record["severity"],
+                  "cause_kind": str(record.get("cause_kind")), "entity": str(top.get("entity")),
+                  "vigil_incident": record["dedup_key"]}
+    annotations = {**({"models": "\n".join(models)} if models else {}), "summary": summary(record),
+                   "description": top.get("explanation") or "no cause stands out",
                    "findings": "; ".join(_finding_line(f) for f in record["findings"]),
                    **{f"{k}_url": v for k, v in links.items()}}
     if record.get("acknowledged_by"):

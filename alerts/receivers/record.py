@@ -5,6 +5,10 @@ It is built once, in the transaction that changed the incident, so every deliver
 incident for every receiver (PagerDuty's dedup_key, Opsgenie's alias, the webhook's
 idempotency key prefix, Alertmanager's `vigil_incident` label): it depends only on the
 configured prefix and the incident's id in the store, which replicas share.
+
+A shared cause pages as one record of the same shape (`group_record`), keyed
+`<prefix>-group-<group id>`, with `models`: each affected model, its severity, title and
+evidence. While the group speaks for its members, their own incidents page no receiver.
 """
 from __future__ import annotations
 
@@ -20,6 +24,10 @@ _FINDING_KEYS = ("kind", "entity", "value", "threshold", "baseline", "statistic"
 
 def dedup_key(prefix: str, incident_id: int) -> str:
     return f"{prefix}-incident-{incident_id}"
+
+
+def group_dedup_key(prefix: str, group_id: int) -> str:
+    return f"{prefix}-group-{group_id}"
 
 
 def state_of(record: dict[str, Any]) -> str:
@@ -48,4 +56,44 @@ def receiver_record(snap: IncidentSnapshot, *, prefix: str, updated_at: float,
         "findings": [{k: f.get(k) for k in _FINDING_KEYS} for f in findings],
         "finding_count": len(snap.findings),
         "links": {k: v for k, v in links.items() if v},
+    })
+
+
+MAX_MODELS = 20  # a pager lists this many affected models; the count says how many there are
+
+
+def group_record(group: dict[str, Any], *, prefix: str, updated_at: float) -> dict[str, Any]:
+    """A shared cause's page (`group` is the group's message payload, monitor/cycle/grouping.py):
+    the same fields as an incident's record, so every receiver maps it the same way, plus
+    `group_id`, `cause_kind`, `cause` and `models` (each with its own findings)."""
+    resolved = group["status"] == IncidentStatus.RESOLVED
+    members = [m for m in group.get("models") or [] if resolved or m.get("open")]
+    names = [str(m["model"]) for m in members]
+    first = members[0] if members else {}
+    models = [{"model": m["model"], "incident_id": m.get("incident_id"), "severity": m.get("severity"),
+               "title": m.get("title", ""),
+               "findings": [{k: f.get(k) for k in _FINDING_KEYS if k in f} for f in (m.get("findings") or [])]}
+              for m in members[:MAX_MODELS]]
+    findings = [{**f, "entity": f"{m['model']}: {f.get('entity')}"} for m in models for f in m["findings"]]
+    return json_safe({
+        "dedup_key": group_dedup_key(prefix, group["group_id"]),
+        "group_id": group["group_id"],
+        "incident_id": None,
+        "model": ", ".join(names),
+        "severity": group["severity"],
+        "status": IncidentStatus.RESOLVED if resolved else IncidentStatus.OPEN,
+        "title": f"{len(names)} models share one cause: {group['cause_kind']} {group['cause']}",
+        "opened_at": group.get("opened_at") or updated_at,
+        "updated_at": updated_at,
+        "resolved_at": updated_at if resolved else None,
+        "acknowledged_by": None,
+        "cause_kind": group["cause_kind"],
+        "cause": group["cause"],
+        "top_cause": {"kind": group["cause_kind"], "entity": group["cause"], "score": None,
+                      "explanation": first.get("cause_explanation") or ""},
+        "findings": findings[:MAX_FINDINGS],
+        "finding_count": len(findings),
+        "models": models,
+        "model_count": len(names),
+        "links": {},
     })

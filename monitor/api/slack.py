@@ -1,5 +1,6 @@
 """`POST /v1/slack/actions`: the buttons on Vigil's Slack messages (ack, silence,
-rollback).
+rollback), and the `/vigil silence add|list|expire` slash command (its Request URL is
+the same; a form with `command` and no `payload` is a slash command).
 
 Slack wants a 200 within 3 s, so this route only checks and queues: the signature over
 the raw body (an unsigned, forged or stale request is a 401), the payload (400), and
@@ -19,10 +20,21 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from alerts.slack_actions import MAX_CLOCK_SKEW_S, InvalidSlackSignature, parse_interaction
+from alerts.slack_actions import MAX_CLOCK_SKEW_S, InvalidSlackSignature, parse_interaction, verify_signature
+from alerts.slack_commands import USAGE as COMMAND_USAGE
+from alerts.slack_commands import (
+    CommandError,
+    SlackCommand,
+    is_slash_command,
+    parse_command_form,
+    parse_silence_text,
+    read_form,
+)
+from monitor.api import slack_silences
 from monitor.api.deps import VigilDep
 from monitor.api.slack_desk import VERBS, SlackDesk
 from monitor.store.slack_seen import first_sight
+from monitor.vigil import Vigil
 
 router = APIRouter(tags=["slack"])
 log = logging.getLogger("vigil.api")
@@ -39,14 +51,20 @@ SLACK_REQUEST = {
                    for name, d in (("X-Slack-Request-Timestamp", "seconds since the epoch, within 300 s of now"),
                                    ("X-Slack-Signature", "v0=<HMAC-SHA256 of v0:<timestamp>:<body>>"))],
     "requestBody": {"required": True, "content": {"application/x-www-form-urlencoded": {"schema": {
-        "type": "object", "required": ["payload"],
-        "properties": {"payload": {"type": "string", "description": "Slack's block_actions JSON"}}}}}},
+        "type": "object",
+        "properties": {"payload": {"type": "string", "description": "a button: Slack's block_actions JSON"},
+                       "command": {"type": "string", "description": "a slash command: '/vigil'"},
+                       "text": {"type": "string", "description": "its text: 'silence list'"},
+                       "user_id": {"type": "string"}, "user_name": {"type": "string"},
+                       "channel_id": {"type": "string"}, "response_url": {"type": "string"},
+                       "trigger_id": {"type": "string"}}}}}},
 }
+COMMAND_BUDGET_S = 2.0  # Slack shows a slash command's HTTP answer if it comes within 3 s
 
 
 @router.post("/v1/slack/actions", openapi_extra=SLACK_REQUEST, responses={
     200: {"description": "taken (the result follows through response_url), already handled, or busy"},
-    400: {"description": "not a block_actions payload Vigil understands"},
+    400: {"description": "not a block_actions payload or slash command form Vigil understands"},
     401: {"description": "not signed by Slack with slack.signing_secret, or older than 300 s"},
     503: {"description": "slack.signing_secret is not set"}})
 async def slack_actions(vigil: VigilDep, request: Request) -> JSONResponse:
@@ -55,6 +73,19 @@ async def slack_actions(vigil: VigilDep, request: Request) -> JSONResponse:
         raise HTTPException(503, "Slack actions are disabled: set slack.signing_secret")
     body = await request.body()
     now = time.time()
+    try:
+        verify_signature(body, request.headers, secret, now)  # before anything is read
+        form = read_form(body)
+    except InvalidSlackSignature as e:
+        raise HTTPException(401, f"invalid Slack signature: {e}") from None
+    except ValueError as e:
+        raise HTTPException(400, str(e)) from None
+    if is_slash_command(form):
+        try:
+            cmd = parse_command_form(form)
+        except ValueError as e:
+            raise HTTPException(400, str(e)) from None
+        return await _slash_command(vigil, request, cmd, now)
     try:
         action = parse_interaction(body, request.headers, secret, now)
     except InvalidSlackSignature as e:
@@ -71,3 +102,24 @@ async def slack_actions(vigil: VigilDep, request: Request) -> JSONResponse:
     if not desk.accept(action):
         return _ephemeral("Vigil is busy with other button presses: press again in a minute.")
     return _ephemeral(f"On it: {VERBS[action.action_id]} incident {action.incident_id}; the result follows here.")
+
+
+async def _slash_command(vigil: Vigil, request: Request, cmd: SlackCommand, now: float) -> JSONResponse:
+    """Check the text at once (an error names the bad matcher), refuse a replay, then run
+    it on the desk's worker and answer with its result when it comes within the budget."""
+    try:
+        ask = parse_silence_text(cmd.text)
+    except CommandError as e:
+        return _ephemeral(f"{e}")
+    if ask.verb == "help":
+        return _ephemeral(COMMAND_USAGE)
+    if ask.verb == "add":
+        problem = slack_silences.check_add(cmd, ask, now)
+        if problem is not None:
+            return _ephemeral(problem)
+    stamp, signature = int(request.headers["x-slack-request-timestamp"]), request.headers["x-slack-signature"]
+    if not await run_in_threadpool(first_sight, vigil.store.tx, stamp, signature, now, MAX_CLOCK_SKEW_S):
+        log.warning("refused a replayed Slack command", extra={"user": cmd.user_id, "verb": ask.verb})
+        return _ephemeral("This command was already handled.")
+    desk: SlackDesk = request.app.state.slack_desk
+    return _ephemeral(await run_in_threadpool(desk.command, cmd, ask, COMMAND_BUDGET_S))

@@ -11,6 +11,10 @@ show it.
    (`chat.update`) and a rollback gets its thread reply; the result goes to the person
    through the press's `response_url`.
 
+A slash command (`/vigil silence …`, monitor/api/slack_silences.py) runs on the same
+worker; the request waits for it up to a budget under Slack's 3 s and answers with its
+result, or says it is on it and the result follows through `response_url`.
+
 All of it runs on the app's `BoundedWorker`, never on the request: a registry that
 takes 5 s holds up one worker thread, not the answer to Slack nor `/healthz`.
 """
@@ -25,7 +29,9 @@ from slack_sdk import WebClient
 
 from alerts.slack_actions import SlackAction
 from alerts.slack_authz import SlackPeople, UsergroupMembers, permit
+from alerts.slack_commands import SilenceCommand, SlackCommand
 from alerts.slack_web import group_fetcher, reply_ephemeral
+from monitor.api import slack_silences
 from monitor.api.worker import BoundedWorker
 from monitor.config import SlackConfig, VigilConfig
 from monitor.vigil import Vigil
@@ -55,6 +61,22 @@ class SlackDesk:
         """Queue the press; False when the worker is full (the caller says busy)."""
         label = f"slack {action.action_id} on incident {action.incident_id} by {action.user_id}"
         return self.worker.submit(lambda: self.handle(action), label)
+
+    def command(self, cmd: SlackCommand, ask: SilenceCommand, budget_s: float) -> str:
+        """Run a slash command on the worker; its answer when done within `budget_s` (Slack
+        shows the HTTP answer), else a note, and the answer follows through response_url."""
+        box = _Answer()
+
+        def job() -> None:
+            vigil = self._vigil_of()
+            text = slack_silences.run(vigil, cmd, ask, self._groups(vigil.config.slack))
+            if not box.give(text) and cmd.response_url:
+                reply_ephemeral(cmd.response_url, text, vigil.config.slack.timeout_s)
+
+        if not self.worker.submit(job, f"slack {cmd.command} silence {ask.verb} by {cmd.user_id}"):
+            return "Vigil is busy with other Slack requests: try again in a minute."
+        text = box.take(budget_s)
+        return text if text is not None else f"On it: silence {ask.verb}; the result follows here."
 
     def handle(self, action: SlackAction) -> None:
         vigil = self._vigil_of()
@@ -94,6 +116,32 @@ class SlackDesk:
                           if slack.bot_token else None)
                 self._members = (slack, UsergroupMembers(group_fetcher(client)))
             return self._members[1]
+
+
+class _Answer:
+    """A slash command's answer, handed over once: to the HTTP reply if it is still
+    waiting, else (too late) the job sends it through response_url itself."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ready = threading.Event()
+        self._text: str | None = None
+        self._late = False
+
+    def give(self, text: str) -> bool:
+        with self._lock:
+            if self._late:
+                return False
+            self._text = text
+        self._ready.set()
+        return True
+
+    def take(self, timeout: float) -> str | None:
+        self._ready.wait(timeout)
+        with self._lock:
+            if self._text is None:
+                self._late = True
+            return self._text
 
 
 def _deliver(vigil: Vigil) -> None:

@@ -66,7 +66,8 @@ def apply_plan(store: Store, outbox: OutboxWriter, m: ModelConfig, plan: AlertPl
             outbox.receivers_only(s, row, update.t)
         if row is not None and plan.lifecycle.notify and hold is None:
             told_before = row.last_notified_at is not None
-            outbox.incident(s, row, plan.channels or routes_of(m).channels(Severity(row.severity)), update.t)
+            outbox.incident(s, row, plan.channels or routes_of(m).channels(Severity(row.severity)), update.t,
+                            held=False)
             if plan.digest:
                 row.notified_digest = plan.digest
             change = _change(plan)

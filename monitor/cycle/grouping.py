@@ -94,6 +94,7 @@ class Grouper:
                 before = group.notified_severity
                 payload = self._payload(group, members, decision.step, t)
                 self.outbox.group(s, payload, self._channels(members, st.severity()), t)
+                self.outbox.group_receivers(s, payload, t)
                 change = _change(decision.step, before, st.severity())
                 if change:  # people are told in the thread, not only by an edit of the message
                     told = self._channels(members, before or st.severity())  # where the message already was

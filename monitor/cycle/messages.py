@@ -81,8 +81,10 @@ class OutboxWriter:
         self.mentions: Mentions = mentions or (lambda _model, _severity: [])
         self.receivers = ReceiverWriter(store, notifiers)
 
-    def incident(self, s: Session, row: IncidentRow, channels: list[str], now: float) -> None:
-        """One message per incident and channel, keyed so later deliveries update it in place."""
+    def incident(self, s: Session, row: IncidentRow, channels: list[str], now: float,
+                 held: bool | None = None) -> None:
+        """One message per incident and channel, keyed so later deliveries update it in place.
+        `held`: whether a shared cause pages receivers for it (None: read from the store)."""
         snap = snapshot(row)
         actions = self.store.incident_actions(s, row.id)
         state = s.get(ModelStateRow, row.model)  # read only: a message never creates a model's state
@@ -96,16 +98,16 @@ class OutboxWriter:
                 self.store.enqueue(s, name, MessageKind.INCIDENT, f"incident:{row.id}:{channel}", payload, now)
         for name in self.notifiers.taking(MessageKind.INCIDENT, per_channel=False):
             self.store.enqueue(s, name, MessageKind.INCIDENT, f"incident:{row.id}", incident_summary(snap), now)
-        self.receivers.incident(s, snap, links, now)
+        self.receivers.incident(s, snap, links, now, held)
         row.last_notified_at = now
 
     def receivers_only(self, s: Session, row: IncidentRow, now: float) -> None:
-        """A change whose chat message a shared cause holds (the group's message speaks for
-        it in chat): receivers that page by incident (PagerDuty, Opsgenie, ...) still get it,
-        so a shared cause never keeps a pager silent."""
+        """A change that a shared cause holds (its group speaks for it, in chat and to the
+        pagers): only a receiver that has this incident already (it paged on its own before
+        it joined) gets it, so nothing it paged for is left open there."""
         state = s.get(ModelStateRow, row.model)
         links = self.links.for_incident(row, now, state.alias_version if state else None)
-        self.receivers.incident(s, snapshot(row), links, now)
+        self.receivers.incident(s, snapshot(row), links, now, held=True)
 
     def reply(self, s: Session, row: IncidentRow, channels: list[str], change: str, previous: str | None,
               now: float) -> None:
@@ -130,6 +132,10 @@ class OutboxWriter:
                     if payload.get("models") else []}
             for name in self.notifiers.taking(MessageKind.GROUP, per_channel=True):
                 self.store.enqueue(s, name, MessageKind.GROUP, f"group:{payload['group_id']}:{channel}", body, now)
+
+    def group_receivers(self, s: Session, payload: dict[str, Any], now: float) -> None:
+        """The shared cause's page to the receivers: one alert per group, with its own key."""
+        self.receivers.group(s, payload, now)
 
     def group_reply(self, s: Session, payload: dict[str, Any], channels: list[str], change: str,
                     previous: str | None, now: float) -> None:

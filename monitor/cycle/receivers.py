@@ -5,17 +5,25 @@ A receiver takes an incident from its first change at a severity it matches; fro
 every change goes to it (a later warning update, the acknowledgement, the resolution), so
 nothing it paged for is left open. Whether it has the incident already is read from the
 outbox itself in the same transaction: no other state to keep in step.
+
+A shared cause pages receivers once, as its group (key `group:<id>`, dedup key
+`<prefix>-group-<id>`). While a group holds a member, the member's own incident pages no
+receiver that does not have it already: one that has it (it paged on its own before it
+joined) keeps getting its changes, so nothing is left open there.
 """
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from sqlalchemy.orm import Session
 
+from alerts.lifecycle import IncidentStatus
 from alerts.outbox import MessageKind, Notifier
 from alerts.payload import IncidentSnapshot
 from alerts.receivers.base import receivers_of
-from alerts.receivers.record import receiver_record
+from alerts.receivers.record import group_record, receiver_record
+from monitor.store import groups
 from monitor.store.repository import Store
 
 
@@ -24,13 +32,38 @@ class ReceiverWriter:
         self.store = store
         self.receivers = receivers_of(notifiers)
 
-    def incident(self, s: Session, snap: IncidentSnapshot, links: dict[str, str | None], now: float) -> list[str]:
-        """Enqueue the incident's record for each receiver that takes it; their names."""
+    def incident(self, s: Session, snap: IncidentSnapshot, links: dict[str, str | None], now: float,
+                 held: bool | None = None) -> list[str]:
+        """Enqueue the incident's record for each receiver that takes it; their names.
+
+        `held`: a shared cause pages for this incident; None reads it from the store (the
+        incident is an open member of an open group that has paged)."""
+        if not self.receivers:
+            return []
         key = f"incident:{snap.incident_id}"
+        if held is None:
+            held = snap.status == IncidentStatus.OPEN and groups.paged_for(s, snap.model, snap.incident_id)
         taken: list[str] = []
         for name, r in self.receivers.items():
-            if r.match.takes(snap.model, snap.severity) or self.store.outbox.has_key(s, name, key):
+            # a resolve only closes what a receiver has: it never opens anything there
+            takes = not held and snap.status != IncidentStatus.RESOLVED and r.match.takes(snap.model, snap.severity)
+            if takes or self.store.outbox.has_key(s, name, key):
                 record = receiver_record(snap, prefix=r.dedup_prefix, updated_at=now, links=links)
+                self.store.enqueue(s, name, MessageKind.INCIDENT, key, record, now)
+                taken.append(name)
+        return taken
+
+    def group(self, s: Session, payload: dict[str, Any], now: float) -> list[str]:
+        """A shared cause's page for each receiver that takes one of its open members at the
+        group's severity (or has the group already: its resolve must reach it); their names."""
+        key = f"group:{payload['group_id']}"
+        open_models = [str(m["model"]) for m in payload.get("models") or [] if m.get("open")]
+        resolved = payload["status"] == IncidentStatus.RESOLVED
+        taken: list[str] = []
+        for name, r in self.receivers.items():
+            takes = not resolved and any(r.match.takes(m, payload["severity"]) for m in open_models)
+            if takes or self.store.outbox.has_key(s, name, key):
+                record = group_record(payload, prefix=r.dedup_prefix, updated_at=now)
                 self.store.enqueue(s, name, MessageKind.INCIDENT, key, record, now)
                 taken.append(name)
         return taken

@@ -95,6 +95,16 @@ def open_group_of(s: Session, model: str, incident_id: int) -> AlertGroupRow | N
     return s.scalars(q).first()
 
 
+def paged_for(s: Session, model: str, incident_id: int) -> bool:
+    """Whether an open group that has paged counts this incident among its open members:
+    the group speaks for it to the receivers."""
+    q = (select(AlertGroupRow.id).join(GroupMemberRow, GroupMemberRow.group_id == AlertGroupRow.id)
+         .where(GroupMemberRow.model == model, GroupMemberRow.incident_id == incident_id,
+                GroupMemberRow.open.is_(True), AlertGroupRow.open_key.is_not(None),
+                AlertGroupRow.notified_at.is_not(None)).limit(1))
+    return s.scalar(q) is not None
+
+
 def state(group: AlertGroupRow, rows: list[GroupMemberRow]) -> GroupState:
     return GroupState(group.created_at, group.notified_at, group.notified_digest,
                       tuple(Member(r.model, r.severity, r.open) for r in rows))

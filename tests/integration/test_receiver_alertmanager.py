@@ -101,3 +101,43 @@ def test_a_dead_alertmanager_keeps_the_alert_until_it_is_back(tmp_path, alertman
         vigil.deliver(B + 3600)
     [alert] = ours(alertmanager, "vigil-am2-incident-1")
     assert alert["labels"]["severity"] == "warning" and alert["status"]["state"] == "active"
+
+
+def test_a_shared_cause_is_one_alert_that_keeps_its_labels_as_members_change(tmp_path, alertmanager):
+    """The group's record, as the outbox holds it, pushed to the real Alertmanager: one
+    VigilSharedCause alert listing the models, the same alert when one of them recovers,
+    ended with the group."""
+    from alerts.outbox import DeliveryStatus, MessageKind, OutboxMessage
+    from alerts.receivers.record import group_record
+    from monitor.receivers import build_receivers
+    from tests.unit.monitor.test_receiver_writer import group_payload
+
+    cfg = make_config(tmp_path, receivers=[{"name": "am", "kind": "alertmanager", "url": alertmanager.url,
+                                            "dedup_prefix": "vigil-am-g"}])
+    am = build_receivers(cfg)["am"]
+    ref = None
+
+    def push(payload: dict[str, Any], n: int, t: float) -> None:
+        nonlocal ref
+        record = group_record({**payload, "opened_at": B}, prefix="vigil-am-g", updated_at=t)
+        got = am.deliver(OutboxMessage(n, "am", MessageKind.INCIDENT, "group:7", record, ref=ref))
+        assert got.status == DeliveryStatus.DELIVERED, got.error
+        ref = got.ref
+
+    push(group_payload("critical"), 1, B + 60)
+    [alert] = ours(alertmanager, "vigil-am-g-group-7")
+    assert {k: alert["labels"][k] for k in ("alertname", "severity", "cause_kind", "entity")} == {
+        "alertname": "VigilSharedCause", "severity": "critical", "cause_kind": "gpu_saturation",
+        "entity": "gpu-node-1"}
+    assert alert["annotations"]["models"].splitlines()[0].startswith("recommender (critical)")
+    assert alert["annotations"]["models"].splitlines()[1].startswith("ranker (warning)")
+
+    one_left = group_payload("critical")
+    one_left["models"][1]["open"] = False
+    push(one_left, 2, B + 120)
+    [alert] = ours(alertmanager, "vigil-am-g-group-7")  # the same alert, not a second one
+    assert alert["annotations"]["models"].splitlines() == [alert["annotations"]["models"].splitlines()[0]]
+    assert alert["status"]["state"] == "active"
+
+    push(group_payload("critical", status="resolved"), 3, B + 180)
+    assert [a for a in ours(alertmanager, "vigil-am-g-group-7") if a["status"]["state"] == "active"] == []

@@ -13,6 +13,7 @@ import pytest
 
 from alerts.outbox import DeliveryResult, DeliveryStatus, OutboxMessage
 from alerts.slack import SlackNotifier
+from monitor.receivers import build_receivers
 from monitor.store import groups
 from monitor.store.outbox import OutboxRow
 from monitor.store.repository import Store
@@ -130,12 +131,19 @@ class _Sink:
 
 
 @pytest.mark.parametrize("rounds", [3])
-def test_two_replicas_on_postgresql_agree_on_one_group_and_one_page(tmp_path, postgres_url, rounds):
-    """Each replica runs one model (as leases would share them), both at the same moments."""
+def test_two_replicas_on_postgresql_agree_on_one_group_and_one_page(tmp_path, postgres_url, rounds,
+                                                                   monkeypatch):
+    """Each replica runs one model (as leases would share them), both at the same moments;
+    both send their outbox to one PagerDuty, which gets one alert for the group."""
+    from tests.fakes.pagerduty_server import FakePagerDuty
+
+    monkeypatch.setenv("PD_ROUTING_KEY", "R" * 32)
+    pd = FakePagerDuty().__enter__()
     url = fresh_schema_url(postgres_url)
-    cfg = config(tmp_path, store={"url": url})
+    receiver = {"name": "pagerduty", "kind": "pagerduty", "routing_key_env": "PD_ROUTING_KEY", "url": pd.url}
+    cfg = config(tmp_path, store={"url": url}, receivers=[receiver])
     replicas = [Vigil(cfg, clock=None, store=Store(url), prometheus=prometheus(), registry=registry(),
-                      notifiers={"sink": _Sink()}) for _ in range(2)]
+                      notifiers={"sink": _Sink(), **build_receivers(cfg)}) for _ in range(2)]
     errors: list[BaseException] = []
     for i in range(rounds):
         t = T0 + 60 * i
@@ -145,6 +153,8 @@ def test_two_replicas_on_postgresql_agree_on_one_group_and_one_page(tmp_path, po
             try:
                 barrier.wait(5)
                 v.run_cycle(model, t)
+                barrier.wait(5)
+                v.deliver(t)  # both senders at once: each row is claimed by one of them
             except BaseException as e:  # noqa: BLE001 - reported below
                 errors.append(e)
 
@@ -167,20 +177,45 @@ def test_two_replicas_on_postgresql_agree_on_one_group_and_one_page(tmp_path, po
     assert sorted(r.payload["channel"] for r in first_pages) == sorted([OWNER, RANKING, ONCALL])
     assert not [m for m in store.outbox_for_prefix("incident:1") + store.outbox_for_prefix("incident:2")
                 if m.kind == "incident"]
+    try:
+        paged = [m for m in store.outbox_for_prefix("group:1") if m.notifier == "pagerduty"]
+        assert [m.payload["dedup_key"] for m in paged] == ["vigil-group-1"], "one page for the group"
+        assert [m.status for m in paged] == ["delivered"]
+        (alert,) = pd.alerts()
+        assert alert.dedup_key == "vigil-group-1" and len(alert.log) == 1
+    finally:
+        pd.__exit__(None, None, None)
 
 
-def test_a_shared_cause_held_in_chat_still_pages_pagerduty_for_each_incident(tmp_path, monkeypatch):
+def test_a_shared_cause_pages_pagerduty_once_listing_the_models_and_resolves_with_the_group(tmp_path, monkeypatch):
     from tests.fakes.pagerduty_server import FakePagerDuty
 
     monkeypatch.setenv("PD_ROUTING_KEY", "R" * 32)
     with FakePagerDuty() as pd:
         receiver = {"name": "pagerduty", "kind": "pagerduty", "routing_key_env": "PD_ROUTING_KEY", "url": pd.url,
                     "severities": ["warning", "critical"]}
-        vigil = make_vigil(config(tmp_path, receivers=[receiver]), prometheus=prometheus(), registry=registry())
-        cycles(vigil, [T0, T0 + 60])
-        assert not [m for m in vigil.store.outbox_for_prefix("incident:1") if m.notifier == "sink"]  # chat held
+        vigil = make_vigil(config(tmp_path, receivers=[receiver]), prometheus=prometheus(T0 + 180),
+                           registry=registry())
+        cycles(vigil, [T0, T0 + 60, T0 + 120])
         paged = [m for i in (1, 2) for m in vigil.store.outbox_for_prefix(f"incident:{i}")
                  if m.notifier == "pagerduty"]
-        assert {m.key for m in paged} == {"incident:1", "incident:2"}, "the pager hears of both incidents"
-        assert all(m.status == "delivered" for m in paged)
-        assert len(pd.alerts()) == 2
+        assert paged == [], "a member held by its group never pages on its own"
+        (alert,) = pd.alerts()
+        assert alert.dedup_key == "vigil-group-1" and alert.status == "triggered"
+        assert "2 models share one cause: gpu_saturation" in alert.summary
+        details = alert.log[0]["payload"]["custom_details"]
+        assert details["group_id"] == 1
+        lines = details["affected_models"]
+        assert sorted(line.split(" ")[0] for line in lines) == ["ranker", "recommender"]
+        assert all("p99_latency" in line for line in lines), lines  # each with its evidence
+        vigil.operator.acknowledge(1, "olga", T0 + 130)  # a member acknowledged in Slack or the API
+        vigil.deliver(T0 + 130)
+        assert not [m for m in vigil.store.outbox_for_prefix("incident:1") if m.notifier == "pagerduty"], \
+            "its group speaks for it: the ack opens no page of its own"
+
+        cycles(vigil, [T0 + 2100 + 60 * i for i in range(4)])  # the GPU recovered: both resolve, then the group
+        assert vigil.store.incidents(status="open") == []
+        (alert,) = pd.alerts()
+        assert alert.status == "resolved"
+        assert not [m for i in (1, 2) for m in vigil.store.outbox_for_prefix(f"incident:{i}")
+                    if m.notifier == "pagerduty"], "nor does it resolve on its own what it never opened"

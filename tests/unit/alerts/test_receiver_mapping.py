@@ -114,3 +114,28 @@ def test_alertmanager_alert_labels_and_times():
     done = alertmanager_alert(record(status="resolved", resolved_at=T + 600), now=T + 700, ttl_s=240,
                               extra_labels={})
     assert done["endsAt"] == iso(T + 600), "resolved: ends when the incident resolved"
+
+
+def test_a_shared_cause_maps_to_one_alert_listing_each_model_with_its_evidence():
+    from alerts.receivers.record import group_record
+    from tests.unit.monitor.test_receiver_writer import group_payload
+
+    record = group_record(group_payload("critical"), prefix="prod", updated_at=T + 60)
+    assert record["dedup_key"] == "prod-group-7" and record["model"] == "recommender, ranker"
+    event = pagerduty_event(record, "trigger", KEY, source="")
+    assert validate(event) == []
+    assert event["payload"]["summary"].startswith("[critical] recommender, ranker: 2 models share one cause")
+    lines = event["payload"]["custom_details"]["affected_models"]
+    assert lines[0] == ("recommender (critical): p99 latency over its SLO "
+                        "[slo_breach p99_latency: 0.8 vs threshold 0.5]")
+    assert lines[1].startswith("ranker (warning)")
+    body = opsgenie_create(record, source="vigil", responders=[])
+    assert validate_create(body) == {}
+    assert "model:ranker" in body["tags"] and "recommender (critical)" in body["description"]
+    assert body["details"]["group_id"] == "7"
+    alert = alertmanager_alert(record, now=T + 60, ttl_s=240, extra_labels={})
+    assert alert["labels"]["alertname"] == "VigilSharedCause" and "model" not in alert["labels"]
+    fewer = group_record(group_payload("critical", models=group_payload()["models"][:1]), prefix="prod",
+                         updated_at=T + 120)
+    assert alertmanager_alert(fewer, now=T + 120, ttl_s=240, extra_labels={})["labels"] == alert["labels"], \
+        "a member leaving keeps the same Alertmanager alert"

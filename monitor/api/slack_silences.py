@@ -1,0 +1,128 @@
+"""`/vigil silence add|list|expire` from Slack, after the signature and the text were
+checked (monitor/api/slack.py): who may, do it through the same silence operations as
+the API and the CLI (monitor/silence_ops.py: one parser, one store, one audit), and say
+what happened in words.
+
+Who may: listing is for anyone who may press a button on some model (`slack.actors` or a
+model's `slack_actors`, any of their lists); adding and expiring, which can mute any
+model, is for the global `slack.actors` users and groups, Slack's operators. A refusal
+is audited (`slack.refused`, target `silences`) and tells the person who may.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from alerts import wording
+from alerts.silences import Silence, SilenceError, SilenceState
+from alerts.slack_authz import SlackPeople, permit
+from alerts.slack_commands import SilenceCommand, SlackCommand, matcher_blame
+from monitor import silence_ops
+from monitor.config import SlackActorsConfig, VigilConfig
+from monitor.vigil import Vigil
+
+MAX_LISTED = 20  # an ephemeral message stays readable; the API and the CLI page through the rest
+
+
+def operators(config: VigilConfig) -> SlackPeople:
+    """Who may add and expire silences from Slack: the global `slack.actors`."""
+    a = config.slack.actors
+    return SlackPeople(tuple(a.users), tuple(a.groups)) if a is not None else SlackPeople()
+
+
+def button_people(config: VigilConfig) -> SlackPeople:
+    """Everyone who may press some button: the global list and every model's, with their rollback lists."""
+    lists: list[SlackActorsConfig] = [a for a in [config.slack.actors, *(m.slack_actors for m in config.models)]
+                                      if a is not None]
+    users: list[str] = []
+    groups: list[str] = []
+    for a in lists:
+        for p in (a, a.rollback):
+            if p is not None:
+                users += [u for u in p.users if u not in users]
+                groups += [g for g in p.groups if g not in groups]
+    return SlackPeople(tuple(users), tuple(groups))
+
+
+def build_ask(cmd: SlackCommand, ask: SilenceCommand) -> silence_ops.SilenceAsk:
+    comment = ask.comment or f"from Slack by {cmd.user_name}"
+    return silence_ops.SilenceAsk(list(ask.matchers), comment, cmd.actor, duration=ask.duration)
+
+
+def check_add(cmd: SlackCommand, ask: SilenceCommand, now: float) -> str | None:
+    """The silence add would make is one that can be made; else what is wrong, naming the matcher."""
+    try:
+        silence_ops.build(build_ask(cmd, ask), now)
+    except SilenceError as e:
+        return f"Cannot add that silence: {matcher_blame(e.field, ask.matchers)}: {e.reason}."
+    return None
+
+
+def run(vigil: Vigil, cmd: SlackCommand, ask: SilenceCommand, members: Callable[[str], frozenset[str]]) -> str:
+    """Do `ask` for the person who typed it; the text they are shown."""
+    now = time.time()
+    people = button_people(vigil.config) if ask.verb == "list" else operators(vigil.config)
+    refused = _refusal(vigil, cmd, ask, people, members, now)
+    if refused is not None:
+        return refused
+    tz = vigil.config.messages.time_zone
+    if ask.verb == "list":
+        return _listing(vigil, ask.state, now, tz)
+    if ask.verb == "add":
+        try:
+            made = silence_ops.create(vigil.store, build_ask(cmd, ask), cmd.actor, now)
+        except SilenceError as e:
+            return f"Cannot add that silence: {matcher_blame(e.field, ask.matchers)}: {e.reason}."
+        return (f"Silence {made.id} added: {_matchers(made)} until {wording.clock(made.ends_at, tz)} "
+                f"({wording.duration(made.ends_at - made.starts_at)}), \u201c{made.comment}\u201d. "
+                f"End it early with `/vigil silence expire {made.id}`.")
+    assert ask.verb == "expire" and ask.silence_id is not None
+    got = silence_ops.expire(vigil.store, ask.silence_id, cmd.actor, now)
+    if got is None:
+        return f"Silence {ask.silence_id} not found: `/vigil silence list all` shows them."
+    return f"Silence {got.id} expired: {_matchers(got)} pages again from the next cycle."
+
+
+def _refusal(vigil: Vigil, cmd: SlackCommand, ask: SilenceCommand, people: SlackPeople,
+             members: Callable[[str], frozenset[str]], now: float) -> str | None:
+    what = {"list": "list silences", "add": "add silences", "expire": "expire silences"}[ask.verb]
+    if not people:
+        text = (f"No one may {what} from Slack: Vigil's config lists no Slack users or groups for it "
+                "(slack.actors).")
+        why = "no slack actors configured"
+    else:
+        verdict = permit(cmd.user_id, people, members)
+        if verdict.allowed:
+            return None
+        why = verdict.why
+        text = f"You may not {what} from Slack: that needs {people.mention()}." + (f" ({why})" if why else "")
+    vigil.store.audit(cmd.actor, "slack.refused", "silences",
+                      {"command": f"{cmd.command} silence {ask.verb}", "users": list(people.users),
+                       "groups": list(people.groups), "why": why}, now=now)
+    return text
+
+
+def _listing(vigil: Vigil, state: str, now: float, tz: str) -> str:
+    items, total = silence_ops.listing(vigil.store, now, None if state == "all" else SilenceState(state),
+                                       MAX_LISTED, 0)
+    label = "" if state == "all" else f"{state} "
+    if not items:
+        return f"No {label}silences."
+    lines = [f"{total} {label}silence{'s' if total != 1 else ''}"
+             + (f" (the newest {MAX_LISTED}; `vigil silence list` or GET /v1/silences has all):"
+                if total > len(items) else ":")]
+    for s in items:
+        lines.append(f"• *{s.id}* {s.state(now)}, {_span(s, now, tz)}: {_matchers(s)} "
+                     f"by {s.created_by}, \u201c{s.comment}\u201d")
+    return "\n".join(lines)
+
+
+def _span(s: Silence, now: float, tz: str) -> str:
+    if s.state(now) == SilenceState.PENDING:
+        return f"from {wording.clock(s.starts_at, tz)} until {wording.clock(s.ends_at, tz)}"
+    return f"{'ended' if s.state(now) == SilenceState.EXPIRED else 'until'} {wording.clock(s.ends_at, tz)}"
+
+
+def _matchers(s: Silence) -> str:
+    return "`" + ", ".join(str(m) for m in s.matchers) + "`"
+
