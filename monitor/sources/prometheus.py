@@ -300,44 +300,62 @@ class PrometheusSource:
 
     # ------------------------------------------------------------------ transport
     def _request(self, query: str, kind: str, start_ms: int, end_ms: int | None, step_ms: int | None) -> Any:
-        # The server-side evaluation timeout matches ours, so a heavy query is cut there too.
-        params = {"timeout": f"{self.cfg.timeout_s}"}
-
+        """One query, retried on transient failures; SourceUnavailable when retries run out."""
         def attempt() -> Any:
             try:
-                if kind == "range_post":
-                    assert end_ms is not None and step_ms is not None
-                    return self._post_range(query, start_ms, end_ms, step_ms, params)
-                if kind == "range":
-                    assert end_ms is not None and step_ms is not None
-                    # custom_query_range rounds start/end to whole seconds; our params win the
-                    # merge, keeping millisecond precision. The datetimes are then unused.
-                    epoch = datetime.fromtimestamp(start_ms / 1000.0, tz=UTC)
-                    return self._client.custom_query_range(
-                        query,
-                        start_time=epoch,
-                        end_time=epoch,
-                        step=_sec_text(step_ms),
-                        params={**params, "start": _sec_text(start_ms), "end": _sec_text(end_ms)},
-                    )
-                return self._client.custom_query(query, params={**params, "time": _sec_text(start_ms)})
+                return self._send(query, kind, start_ms, end_ms, step_ms)
             except PrometheusApiClientException as e:
-                status, reason = parse_client_error(e)
-                if status in (400, 422):
-                    raise QueryError(SOURCE, query, reason) from None
-                if status in (401, 403):
-                    raise SourceUnavailable(
-                        SOURCE, self.url, f"HTTP {status} {reason}: check sources.prometheus.bearer_token"
-                    ) from None
-                if status is not None and status != 408 and status != 429 and status < 500:
-                    raise SourceUnavailable(SOURCE, self.url, f"HTTP {status} {reason}") from None
-                raise _Transient(f"HTTP {status}: {reason}") from None
+                raise self._client_error(query, e) from None
             except requests.RequestException as e:
                 raise _Transient(_describe(e)) from None
             except (KeyError, TypeError, ValueError) as e:
                 raise _Transient(f"unexpected response body ({type(e).__name__}: {e})") from None
 
-        retrying = Retrying(
+        t0 = time.perf_counter()
+        try:
+            return self._retrying()(attempt)
+        except _Transient as e:
+            raise SourceUnavailable(
+                SOURCE,
+                self.url,
+                f"{e.reason} (gave up after {self.cfg.retries + 1} attempts, {time.perf_counter() - t0:.1f} s)",
+            ) from None
+
+    def _send(self, query: str, kind: str, start_ms: int, end_ms: int | None, step_ms: int | None) -> Any:
+        """One attempt: an instant query, a range query (GET) or a batched range query (POST)."""
+        # The server-side evaluation timeout matches ours, so a heavy query is cut there too.
+        params = {"timeout": f"{self.cfg.timeout_s}"}
+        if kind == "range_post":
+            assert end_ms is not None and step_ms is not None
+            return self._post_range(query, start_ms, end_ms, step_ms, params)
+        if kind == "range":
+            assert end_ms is not None and step_ms is not None
+            # custom_query_range rounds start/end to whole seconds; our params win the
+            # merge, keeping millisecond precision. The datetimes are then unused.
+            epoch = datetime.fromtimestamp(start_ms / 1000.0, tz=UTC)
+            return self._client.custom_query_range(
+                query,
+                start_time=epoch,
+                end_time=epoch,
+                step=_sec_text(step_ms),
+                params={**params, "start": _sec_text(start_ms), "end": _sec_text(end_ms)},
+            )
+        return self._client.custom_query(query, params={**params, "time": _sec_text(start_ms)})
+
+    def _client_error(self, query: str, e: PrometheusApiClientException) -> Exception:
+        """What an HTTP error means: a bad query, bad credentials, a refusal, or a transient failure."""
+        status, reason = parse_client_error(e)
+        if status in (400, 422):
+            return QueryError(SOURCE, query, reason)
+        if status in (401, 403):
+            return SourceUnavailable(SOURCE, self.url, f"HTTP {status} {reason}: check sources.prometheus.bearer_token")
+        if status is not None and status != 408 and status != 429 and status < 500:
+            return SourceUnavailable(SOURCE, self.url, f"HTTP {status} {reason}")
+        return _Transient(f"HTTP {status}: {reason}")
+
+    def _retrying(self) -> Retrying:
+        """Exponential backoff over transient failures, each retry logged."""
+        return Retrying(
             stop=stop_after_attempt(self.cfg.retries + 1),
             wait=wait_exponential(multiplier=BACKOFF_FIRST_S, max=BACKOFF_MAX_S),
             retry=retry_if_exception_type(_Transient),
@@ -351,16 +369,6 @@ class PrometheusSource:
             ),
             reraise=True,
         )
-        t0 = time.perf_counter()
-        try:
-            return retrying(attempt)
-        except _Transient as e:
-            raise SourceUnavailable(
-                SOURCE,
-                self.url,
-                f"{e.reason} (gave up after {self.cfg.retries + 1} attempts, {time.perf_counter() - t0:.1f} s)",
-            ) from None
-
 
     def _post_range(self, query: str, start_ms: int, end_ms: int, step_ms: int, params: dict[str, str]) -> Any:
         """POST /api/v1/query_range (a batched query is too long for a URL); errors are
