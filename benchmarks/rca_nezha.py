@@ -39,8 +39,9 @@ import numpy as np
 import pandas as pd
 
 from benchmarks import nezha_files as nf
+from correlators.coverage import observed_modalities, what_lacked
 from correlators.incident import Cause
-from correlators.rca import RcaParams, observed_modalities, rank_root_causes, what_lacked
+from correlators.rca import RcaContext, RcaParams, rank_root_causes
 from detectors.logs import LogDetector, LogReference, LogState, LogWindow
 from detectors.records import Finding, Series
 from detectors.service_metrics import ServiceMetricsDetector, ServiceMetricsParams, ServiceMetricsState
@@ -174,8 +175,9 @@ def rank_case(folder: nf.NezhaFolder, row: pd.Series, inputs: CaseInputs, config
     lacking = what_lacked(inputs.counts, inputs.normal_counts, short_normal=mr.lacking if mr else ())
     causes = rank_root_causes(metric_findings=mr.findings if mr else [], log_findings=inputs.log_findings,
                               trace_findings=inputs.trace_findings, topology=inputs.graph, alert_time=inputs.alert,
-                              candidates=inputs.candidates, observed=inputs.observed,
-                              strength=mr.strength if mr else None, lacking=lacking, params=config.rca)
+                              context=RcaContext(candidates=inputs.candidates, observed=inputs.observed,
+                                                 strength=mr.strength if mr else None, lacking=lacking),
+                              params=config.rca)
     return causes, time.process_time() - t0
 
 

@@ -71,9 +71,7 @@ def metric_series(vigil: Any) -> int:
 
 
 def run(args: argparse.Namespace) -> dict[str, float]:
-    from monitor.config import parse_config
     from monitor.replay.local_prometheus import LocalPrometheus
-    from monitor.vigil import Vigil
 
     p = ScaleParams(models=args.models, features=args.features, series=args.series, rows=args.rows,
                     kpis=args.kpis, slos=args.slos, history_h=args.history_h, drifted=args.drifted)
@@ -82,68 +80,94 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     root = build(p, work)
     print(f"scenario ready in {time.perf_counter() - t0:.1f} s: {root}", flush=True)
     run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=work))
-    pg = None
-    if args.store == "postgresql":
-        from monitor.replay.local_postgres import LocalPostgres
-        pg = LocalPostgres()
-        store_url = pg.start()
-    else:
-        store_url = f"sqlite:///{run_dir / 'vigil.db'}"
+    store_url, pg = _start_store(args.store, run_dir)
     prom = LocalPrometheus(root / "metrics.om", run_dir / "prometheus",
                            extra_args=("--query.lookback-delta=5m", "--query.max-samples=200000000"))
     try:
         url = prom.start(timeout_s=600)
         print(f"prometheus backfilled in {prom.backfill_s:.1f} s", flush=True)
-        config = parse_config(config_data(p, root, url, store_url, run_dir), "scale benchmark", str(run_dir))
-        vigil = Vigil(config)
-        clock = StageClock()
-        instrument(clock)
-        out: dict[str, float] = {}
-        sweeps = []
-        for k, t in enumerate(sweep_times()):
-            before, wrote = store_bytes(store_url), written_bytes()
-            clock.reset()
-            began = time.perf_counter()
-            if args.profile and k > 0:
-                import cProfile
-                import pstats
-                prof = cProfile.Profile()
-                reports = prof.runcall(vigil.run_sweep, t, workers=1)
-                pstats.Stats(prof).sort_stats("cumulative").print_stats(args.profile)
-            else:
-                reports = vigil.run_sweep(t, workers=args.workers)
-            took = time.perf_counter() - began
-            grew = store_bytes(store_url) - before
-            wrote = written_bytes() - wrote
-            queries = clock.calls.get("prometheus_http", 0)
-            sweeps.append(took)
-            opened = sum(1 for r in reports if r.incident_id is not None)
-            print(f"sweep {k} ({'first' if k == 0 else 'warm'}): {took:.1f} s, {len(reports)}/{p.models} cycles, "
-                  f"{opened} with an open incident, {queries / p.models:.2f} queries/model, "
-                  f"store +{grew / 1e6:.1f} MB (process wrote {wrote / 1e6:.1f} MB), {_load()}", flush=True)
-            print(f"  stages (s summed over threads / calls): {clock.summary()}", flush=True)
-            out[f"store_mb_{k}"] = max(grew, wrote) / 1e6
-            out[f"queries_{k}"] = queries / p.models
-        began = time.perf_counter()
-        vigil.drift_reports.wait(timeout=600)
-        print(f"drift reports rendered in the background; the last finished {time.perf_counter() - began:.1f} s "
-              f"after the last sweep", flush=True)
-        delivered = vigil.deliver(limit=10_000)
-        out.update(cold=sweeps[0], warm=max(sweeps[1:]), series=metric_series(vigil))
-        print(f"outbox delivered {delivered}; /metrics series {out['series']:.0f}")
-        warm_q = max(out["queries_1"], out["queries_2"])
-        print(f"cold_sweep_s={sweeps[0]:.1f} warm_sweep_s={out['warm']:.1f} "
-              f"per_model_ms={out['warm'] / p.models * 1000:.1f} queries_per_model={warm_q:.2f} "
-              f"(first sweep {out['queries_0']:.2f}) peak_rss_mb={peak_rss_mb():.0f} "
-              f"store_mb={max(out['store_mb_1'], out['store_mb_2']):.1f} (first sweep {out['store_mb_0']:.1f}) "
-              f"metrics_series={out['series']:.0f} models={p.models} cores={os.cpu_count()} {_load()}", flush=True)
-        clock.unwrap_all()
-        vigil.store.close()
-        return out
+        return _measure(p, args, config_data(p, root, url, store_url, run_dir), store_url, run_dir)
     finally:
         prom.stop()
         if pg is not None:
             pg.stop()
+
+
+def _start_store(kind: str, run_dir: Path) -> tuple[str, Any]:
+    """The store's URL, and the PostgreSQL server to stop afterwards (None for SQLite)."""
+    if kind == "postgresql":
+        from monitor.replay.local_postgres import LocalPostgres
+        pg = LocalPostgres()
+        return pg.start(), pg
+    return f"sqlite:///{run_dir / 'vigil.db'}", None
+
+
+def _measure(p: ScaleParams, args: argparse.Namespace, config: dict[str, Any], store_url: str, run_dir: Path
+             ) -> dict[str, float]:
+    """Every sweep of the scenario timed, then the background drift reports and the outbox."""
+    from monitor.config import parse_config
+    from monitor.vigil import Vigil
+
+    vigil = Vigil(parse_config(config, "scale benchmark", str(run_dir)))
+    clock = StageClock()
+    instrument(clock)
+    out: dict[str, float] = {}
+    sweeps = [_measure_sweep(vigil, k, t, args, clock, store_url, out) for k, t in enumerate(sweep_times())]
+    began = time.perf_counter()
+    vigil.drift_reports.wait(timeout=600)
+    print(f"drift reports rendered in the background; the last finished {time.perf_counter() - began:.1f} s "
+          f"after the last sweep", flush=True)
+    delivered = vigil.deliver(limit=10_000)
+    out.update(cold=sweeps[0], warm=max(sweeps[1:]), series=metric_series(vigil))
+    print(f"outbox delivered {delivered}; /metrics series {out['series']:.0f}")
+    _print_figures(p, out)
+    clock.unwrap_all()
+    vigil.store.close()
+    return out
+
+
+def _measure_sweep(vigil: Any, k: int, t: float, args: argparse.Namespace, clock: StageClock, store_url: str,
+                   out: dict[str, float]) -> float:
+    """Sweep `k` at time `t`: its seconds; its store growth and queries per model go into `out`."""
+    models = args.models
+    before, wrote = store_bytes(store_url), written_bytes()
+    clock.reset()
+    began = time.perf_counter()
+    reports = _sweep(vigil, t, args, profile=bool(args.profile) and k > 0)
+    took = time.perf_counter() - began
+    grew = store_bytes(store_url) - before
+    wrote = written_bytes() - wrote
+    queries = clock.calls.get("prometheus_http", 0)
+    opened = sum(1 for r in reports if r.incident_id is not None)
+    print(f"sweep {k} ({'first' if k == 0 else 'warm'}): {took:.1f} s, {len(reports)}/{models} cycles, "
+          f"{opened} with an open incident, {queries / models:.2f} queries/model, "
+          f"store +{grew / 1e6:.1f} MB (process wrote {wrote / 1e6:.1f} MB), {_load()}", flush=True)
+    print(f"  stages (s summed over threads / calls): {clock.summary()}", flush=True)
+    out[f"store_mb_{k}"] = max(grew, wrote) / 1e6
+    out[f"queries_{k}"] = queries / models
+    return took
+
+
+def _sweep(vigil: Any, t: float, args: argparse.Namespace, profile: bool) -> list[Any]:
+    """One sweep; when profiled, on one thread, printing the top `args.profile` lines."""
+    if not profile:
+        return vigil.run_sweep(t, workers=args.workers)
+    import cProfile
+    import pstats
+    prof = cProfile.Profile()
+    reports = prof.runcall(vigil.run_sweep, t, workers=1)
+    pstats.Stats(prof).sort_stats("cumulative").print_stats(args.profile)
+    return reports
+
+
+def _print_figures(p: ScaleParams, out: dict[str, float]) -> None:
+    """The summary line the README's scale figures come from."""
+    warm_q = max(out["queries_1"], out["queries_2"])
+    print(f"cold_sweep_s={out['cold']:.1f} warm_sweep_s={out['warm']:.1f} "
+          f"per_model_ms={out['warm'] / p.models * 1000:.1f} queries_per_model={warm_q:.2f} "
+          f"(first sweep {out['queries_0']:.2f}) peak_rss_mb={peak_rss_mb():.0f} "
+          f"store_mb={max(out['store_mb_1'], out['store_mb_2']):.1f} (first sweep {out['store_mb_0']:.1f}) "
+          f"metrics_series={out['series']:.0f} models={p.models} cores={os.cpu_count()} {_load()}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

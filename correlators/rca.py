@@ -51,33 +51,21 @@ trace detector, and which modalities had data from `observed_modalities`.
 from __future__ import annotations
 
 import math
-import re
-from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from correlators.attribution import ERROR_STATS, Evidence, PerModality, attribute
+from correlators.coverage import MODALITIES
 from correlators.incident import Cause, CauseKind
 from detectors.metric_meaning import PROPAGATES_UP, MetricClass, metric_class
-from detectors.records import Finding, FindingKind, LogRecord, Series, Span
+from detectors.records import Finding, FindingKind
 from detectors.traces.graph import ServiceGraph
 
-MODALITIES = ("metrics", "logs", "traces")
-_MODALITY = {FindingKind.METRIC_ANOMALY: "metrics", FindingKind.LOG_ANOMALY: "logs",
-             FindingKind.TRACE_ANOMALY: "traces", FindingKind.GPU_SATURATION: "metrics",
-             FindingKind.SLO_BREACH: "metrics"}
-# How much one finding of each statistic says about its own service being the cause.
-_WEIGHT = {
-    "new_error_template": 1.0, "error_template_rate": 0.9, "error_burst": 0.7, "vanished_template": 0.8,
-    "broken_sequence": 0.8,
-    "new_template": 0.3, "self_time_ms_p50": 1.0, "error_origin_rate": 1.0, "calls_vanished": 0.4,
-    "calls_appeared": 0.4, "edge_time_ms_p50": 1.0, "range_ratio": 0.8,
-}
-_ERROR_STATS = {"new_error_template", "error_template_rate", "error_burst", "error_origin_rate"}
 # Evidence that a service's code path broke although it logged no error: a template its
 # operation always wrote stopped (an exception or early return cut the path short). Its
 # callers' errors are then most likely this failure passed up.
-_FAILURE_STATS = _ERROR_STATS | {"vanished_template", "broken_sequence"}
+_FAILURE_STATS = ERROR_STATS | {"vanished_template", "broken_sequence"}
 _TOP = 3
 _ONSET_SLACK_S = 30.0
 # Errors passed up a synchronous call chain appear with the callee's failure, not
@@ -102,32 +90,9 @@ def _noisy_or(scores: Iterable[float]) -> float:
 
 
 
-Evidence = list[tuple[float, Finding]]  # (weighted score, finding)
-PerModality = dict[tuple[str | None, str], Evidence]  # (service, modality) -> evidence
-
-
-def observed_modalities(metrics: Sequence[Series] = (), logs: Sequence[LogRecord] = (),
-                        spans: Sequence[Span] = ()) -> dict[str, set[str]]:
-    """Which modalities had data for each service in the window: the coverage input of
-    `rank_root_causes` (a service seen only in metrics is ranked with less confidence)."""
-    observed: dict[str, set[str]] = defaultdict(set)
-    for s in metrics:
-        if s.labels.get("service"):
-            observed[s.labels["service"]].add("metrics")
-    for r in logs:
-        observed[r.service].add("logs")
-    for sp in spans:
-        observed[sp.service].add("traces")
-    return observed
-
-
-def rank_root_causes(*, metric_findings: list[Finding], log_findings: list[Finding],
-                     trace_findings: list[Finding], topology: ServiceGraph | None,
-                     alert_time: float, candidates: Iterable[str] = (),
-                     observed: Mapping[str, set[str]] | None = None,
-                     strength: Mapping[str, float] | None = None, lacking: Sequence[str] = (),
-                     params: RcaParams = RcaParams()) -> list[Cause]:
-    """Every candidate service ranked, best first, as Cause(kind=SERVICE).
+@dataclass(frozen=True)
+class RcaContext:
+    """What the ranking knows besides the findings; all optional.
 
     `candidates` adds services with no findings (so the list is complete);
     `observed` maps a service to the modalities that had data for it ("metrics",
@@ -135,34 +100,50 @@ def rank_root_causes(*, metric_findings: list[Finding], log_findings: list[Findi
     `strength` (service -> largest robust z of its metrics) breaks ties; `lacking`
     says what the diagnosis lacked (see `what_lacked`).
     """
+    candidates: Sequence[str] = ()
+    observed: Mapping[str, set[str]] | None = None
+    strength: Mapping[str, float] | None = None
+    lacking: Sequence[str] = ()
+
+
+def rank_root_causes(*, metric_findings: list[Finding], log_findings: list[Finding],
+                     trace_findings: list[Finding], topology: ServiceGraph | None, alert_time: float,
+                     context: RcaContext = RcaContext(), params: RcaParams = RcaParams()) -> list[Cause]:
+    """Every candidate service ranked, best first, as Cause(kind=SERVICE)."""
     graph = topology or ServiceGraph()
+    observed = context.observed
     findings = [f for f in (*metric_findings, *log_findings, *trace_findings) if f.service]
-    services = set(candidates) | {f.service for f in findings if f.service} | graph.services
+    services = set(context.candidates) | {f.service for f in findings if f.service} | graph.services
     if observed:
         services |= set(observed)
-    per = _attribute(findings, trace_findings, graph, services, params)
+    per = attribute(findings, trace_findings, graph, services, params.inherited_error_factor)
     inherited = _inherited_errors(per, services, graph)
     explained = _metric_explained(per, services, graph, params)
     rows = [_row(s, per, s in inherited, s in explained, observed, params) for s in sorted(services)]
     for r in rows:
-        r.strength = float((strength or {}).get(r.service, 0.0))
-    # Effects follow causes: among services within 10 % of the best, the earliest onset
-    # gets a small bonus; when several share that onset, the strongest of them; when
-    # that ties too, nobody (the bonus never goes to whichever came first).
-    if rows:
-        best = max(r.score for r in rows)
-        near = [r for r in rows if best > 0 and r.score >= 0.9 * best and math.isfinite(r.onset)]
-        if len(near) > 1:
-            early = min(r.onset for r in near)
-            first = [r for r in near if r.onset == early]
-            top = max(r.strength for r in first)
-            first = [r for r in first if r.strength == top]
-            if len(first) == 1:
-                first[0].score = min(1.0, first[0].score + params.onset_bonus)
+        r.strength = float((context.strength or {}).get(r.service, 0.0))
+    _give_onset_bonus(rows, params)
     rows.sort(key=lambda r: (*_order(r), r.service))
+    lacking = list(context.lacking)
     factor = max(0.0, 1.0 - params.lacking_weight * len(lacking))
-    return [_cause(r, inherited, explained, alert_time, i, _tie(rows, i), list(lacking), factor)
+    return [_cause(r, inherited, explained, alert_time, i, _tie(rows, i), lacking, factor)
             for i, r in enumerate(rows)]
+
+
+def _give_onset_bonus(rows: list[_Row], params: RcaParams) -> None:
+    """Effects follow causes: among services within 10 % of the best, the earliest onset
+    gets a small bonus; when several share that onset, the strongest of them; when
+    that ties too, nobody (the bonus never goes to whichever came first)."""
+    best = max((r.score for r in rows), default=0.0)
+    near = [r for r in rows if best > 0 and r.score >= 0.9 * best and math.isfinite(r.onset)]
+    if len(near) < 2:
+        return
+    early = min(r.onset for r in near)
+    first = [r for r in near if r.onset == early]
+    top = max(r.strength for r in first)
+    first = [r for r in first if r.strength == top]
+    if len(first) == 1:
+        first[0].score = min(1.0, first[0].score + params.onset_bonus)
 
 
 def _order(r: _Row) -> tuple[float, float, float, int]:
@@ -182,58 +163,6 @@ def _tie(rows: list[_Row], i: int) -> dict[str, Any] | None:
     return None
 
 
-def lacking_from_observed(observed: Mapping[str, set[str]], modalities: Sequence[str] = ("logs", "traces")
-                          ) -> list[str]:
-    """What a diagnosis lacked: the `modalities` no service had data for in the window
-    (the daemon's `observed` covers the logs and traces it read)."""
-    have = set().union(*observed.values()) if observed else set()
-    return [f"no {m} in the window" for m in modalities if m not in have]
-
-
-def what_lacked(window: Mapping[str, int], normal: Mapping[str, int], *, short_normal: Sequence[str] = ()
-                ) -> list[str]:
-    """What a diagnosis lacked, from record counts per modality ("metrics", "logs",
-    "traces") in the window and in the normal period, and notes on short baselines."""
-    out = [f"no {m} at all" for m in MODALITIES if not window.get(m) and not normal.get(m)]
-    out += [f"no {m} in the window" for m in MODALITIES if not window.get(m) and normal.get(m)]
-    out += [f"no {m} in the normal period" for m in MODALITIES if window.get(m) and not normal.get(m)]
-    return out + list(short_normal)
-
-
-def _attribute(findings: list[Finding], trace_findings: list[Finding], graph: ServiceGraph, services: set[str],
-               params: RcaParams) -> PerModality:
-    """Each finding's weighted score, on the service(s) it speaks about, per modality."""
-    per: PerModality = defaultdict(list)
-    edge_share = _edge_shares(trace_findings, graph)
-    name_rx = _name_pattern(services)
-    for f in findings:
-        mod = _MODALITY.get(f.kind, "metrics")
-        w = _WEIGHT.get(f.statistic, 0.7)
-        if f.statistic == "edge_time_ms_p50":
-            caller, callee = f.evidence.get("caller"), f.evidence.get("callee")
-            # The endpoint with the larger support takes the full score; the other end
-            # takes the ratio of the two supports.
-            sa = edge_share.get(caller, 0.0) if caller is not None else 0.0
-            sb = edge_share.get(callee, 1.0) if callee is not None else 1.0
-            top = max(sa, sb, 1e-9)
-            per[(callee, mod)].append((w * f.score * sb / top, f))
-            if caller:
-                per[(caller, mod)].append((w * f.score * sa / top, f))
-            continue
-        named = _named_services(f, services, name_rx) if f.statistic in _ERROR_STATS else []
-        if named:
-            # An error that names another service ("No instances available for X",
-            # "500 from http://X:8080/...", "connection refused: X") is the client
-            # reporting a failed call to X: it says as much about X as about the client.
-            share = params.inherited_error_factor
-            per[(f.service, mod)].append((w * f.score * share, f))
-            for n in named:
-                per[(n, mod)].append((w * f.score * share / len(named), f))
-            continue
-        per[(f.service, mod)].append((w * f.score, f))
-    return per
-
-
 def _strength_and_onset(per: PerModality, s: str, stats: set[str]) -> tuple[float, float]:
     """Noisy-OR of a service's log and trace evidence of these statistics, and its first onset."""
     items = [(ws, f) for m in ("logs", "traces") for ws, f in per.get((s, m), []) if f.statistic in stats]
@@ -242,7 +171,7 @@ def _strength_and_onset(per: PerModality, s: str, stats: set[str]) -> tuple[floa
 
 def _inherited_errors(per: PerModality, services: set[str], graph: ServiceGraph) -> dict[str, str]:
     """service -> the callee whose failure its errors most likely pass up."""
-    error = {s: _strength_and_onset(per, s, _ERROR_STATS) for s in services}
+    error = {s: _strength_and_onset(per, s, ERROR_STATS) for s in services}
     # What a callee can pass up: its errors, or a code path of its that broke silently.
     fail = {s: _strength_and_onset(per, s, _FAILURE_STATS) for s in services}
     inherited: dict[str, str] = {}
@@ -303,7 +232,7 @@ def _row(s: str, per: PerModality, errors_inherited: bool, explained: bool,
     for m in MODALITIES:
         items = per.get((s, m), [])
         if errors_inherited:
-            items = [(ws * params.inherited_error_factor if f.statistic in _ERROR_STATS else ws, f)
+            items = [(ws * params.inherited_error_factor if f.statistic in ERROR_STATS else ws, f)
                      for ws, f in items]
         if explained:
             items = [(ws * params.explained_factor if _propagates(f) else ws, f) for ws, f in items]
@@ -318,21 +247,6 @@ def _row(s: str, per: PerModality, errors_inherited: bool, explained: bool,
     conf = combined * (1.0 - params.coverage_weight * (1.0 - coverage)) if observed else combined
     onset = min((f.onset for ws, f in evidence if ws > 0), default=math.inf)
     return _Row(s, conf, mods, evidence, onset, sorted(seen))
-
-
-def _name_pattern(services: Iterable[str]) -> re.Pattern[str] | None:
-    names = sorted((s for s in services if len(s) >= 3), key=len, reverse=True)
-    if not names:
-        return None
-    return re.compile(r"(?<![\w.-])(" + "|".join(re.escape(n) for n in names) + r")(?![\w-])")
-
-
-def _named_services(f: Finding, services: set[str], rx: re.Pattern[str] | None) -> list[str]:
-    """Other known services named in a finding's sample lines (as host names or in the text)."""
-    if rx is None:
-        return []
-    text = "\n".join(str(x) for x in f.evidence.get("samples", ()))
-    return sorted({m for m in rx.findall(text) if m != f.service and m in services})
 
 
 def _is_latency(f: Finding) -> bool:
@@ -359,34 +273,6 @@ def _can_explain(f: Finding) -> bool:
     if f.kind is FindingKind.METRIC_ANOMALY:
         return _class(f) in PROPAGATES_UP | {MetricClass.SATURATION}
     return _is_latency(f) or f.statistic in _FAILURE_STATS
-
-
-def _edge_shares(trace_findings: list[Finding], graph: ServiceGraph,
-                 min_ratio: float = 1.5, min_added_ms: float = 1.0) -> dict[str, float]:
-    """Support for each service from slowed edges touching it (in and out).
-
-    A network fault on one pod slows every edge that touches that pod, so the
-    endpoint whose edges are slowed all round is the likelier culprit than the
-    other end of one slow edge. An edge counts as slowed when it has a finding, or
-    when its median edge time rose by `min_ratio` (too few calls for a test).
-    """
-    slowed: set[tuple[Any, Any]] = {(f.evidence.get("caller"), f.evidence.get("callee")) for f in trace_findings
-                                    if f.statistic == "edge_time_ms_p50"}
-    touching: dict[str, set[tuple[Any, Any]]] = defaultdict(set)
-    for (a, b), e in graph.edges.items():
-        if a == b or not e.calls_current:
-            continue
-        touching[a].add((a, b))
-        touching[b].add((a, b))
-        eb, ec = e.edge_ms_baseline, e.edge_ms_current
-        if eb is not None and ec is not None and ec >= min_ratio * eb and ec - eb >= min_added_ms:
-            slowed.add((a, b))
-    for a, b in slowed:
-        touching[a].add((a, b))
-        touching[b].add((a, b))
-    # Support = share of its edges slowed x number of slowed edges: the endpoint that
-    # every slow edge shares outranks the far ends that each touch one slow edge.
-    return {s: len(edges & slowed) ** 2 / len(edges) for s, edges in touching.items() if edges}
 
 
 def _cause(r: _Row, inherited: dict[str, str], explained: dict[str, str], alert_time: float, rank: int,

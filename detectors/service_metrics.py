@@ -139,7 +139,8 @@ class ServiceMetricsDetector:
             level = float(np.median(recent)) if p.level == "recent" and len(recent) else float(np.median(b))
             service = s.labels.get("service") or _key(s)[1]
             floor = p.abs_floor_rel * state.typical.get(s.name, 0.0)
-            f, z = _shift(p, s, s.values[inside], s.timestamps[inside], b, level, floor, start, end)
+            base = _Baseline(values=b, level=level, floor=floor)
+            f, z = _shift(p, s, s.values[inside], s.timestamps[inside], base, start, end)
             report.strength[service] = max(report.strength.get(service, 0.0), z)
             if f is not None:
                 report.findings.append(f)
@@ -157,11 +158,19 @@ class ServiceMetricsReport:
     lacking: list[str] = field(default_factory=list)  # what the baseline lacked, for the diagnosis
 
 
-def _shift(p: ServiceMetricsParams, s: Series, v: np.ndarray, t: np.ndarray, b: np.ndarray, med: float,
-           fl: float, start: float, end: float) -> tuple[Finding | None, float]:
-    """The finding for one current series `s` (finite values `v` at `t`) against the
-    level `med` and the spread of baseline values `b` (None below `min_z`), and its
-    robust z in the bad direction."""
+@dataclass(frozen=True)
+class _Baseline:
+    """What one current series is compared with."""
+    values: np.ndarray  # the baseline samples, whose spread scales the z
+    level: float  # the level a shift is measured from (baseline or recent median)
+    floor: float  # the smallest spread allowed: a share of the metric's typical level
+
+
+def _shift(p: ServiceMetricsParams, s: Series, v: np.ndarray, t: np.ndarray, base: _Baseline,
+           start: float, end: float) -> tuple[Finding | None, float]:
+    """The finding for one current series `s` (finite values `v` at `t`) against its
+    baseline's level and spread (None below `min_z`), and its robust z in the bad direction."""
+    b, med, fl = base.values, base.level, base.floor
     cls = metric_class(s.name)
     bad = bad_direction(s.name)
     # A metric that falls when bad (availability) sits at its ceiling: its size says

@@ -2,7 +2,8 @@
 
 `load_config(path)` returns a `VigilConfig` or raises `ConfigError` listing every
 problem with its line, field path and what was expected, so `vigil check-config` can
-print them all at once instead of one per run. This module holds the fields; how a file
+print them all at once instead of one per run. This module holds the fields (with
+groups of them in config_sources, config_canary, config_receivers, ...); how a file
 becomes them is in config_yaml (lines), config_env (`${VAR}`), config_loading (policy
 merge, validation), config_errors (messages) and config_types (durations, secrets, URLs).
 """
@@ -26,58 +27,26 @@ from detectors.records import Direction
 from monitor.audit.config import AuditConfig
 from monitor.config_alerting import GroupingConfig, InhibitRuleConfig, MentionsConfig, TimeIntervalSetConfig
 from monitor.config_auth import ApiTokenConfig, SlackActorsConfig, check_token_names
+from monitor.config_canary import CanaryConfig, CanaryMetricConfig
 from monitor.config_errors import ConfigError
 from monitor.config_loading import ConfigSource, validate_config
 from monitor.config_messages import MessagesConfig, check_runbook_keys
 from monitor.config_performance import PerformanceConfig
 from monitor.config_receivers import ReceiverConfig, check_receivers
 from monitor.config_retention import RetentionConfig
-from monitor.config_types import Duration, HttpURL, RegistryURI, Secret, StoreURL, parse_duration
+from monitor.config_sources import LokiConfig, MlflowConfig, PrometheusConfig, SourcesConfig, TempoConfig
+from monitor.config_types import Duration, HttpURL, Secret, StoreURL, parse_duration
 from monitor.config_yaml import read_yaml
 from monitor.executors.config import ServingExecutorConfig
 
 # Callers import these from here, wherever they are defined.
-__all__ = ["ConfigError", "Duration", "Secret", "VigilConfig", "load_config", "parse_config", "parse_duration"]
+__all__ = ["CanaryConfig", "CanaryMetricConfig", "ConfigError", "Duration", "LokiConfig", "MlflowConfig",
+           "PrometheusConfig", "Secret", "SourcesConfig", "TempoConfig", "VigilConfig", "load_config",
+           "parse_config", "parse_duration"]
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-# --------------------------------------------------------------------------- sources
-class PrometheusConfig(_Model):
-    url: HttpURL = "http://127.0.0.1:9090"
-    timeout_s: float = Field(10.0, gt=0)
-    retries: int = Field(3, ge=0, le=10)
-    step: Duration = 60.0  # resolution of range queries
-    bearer_token: Secret = None
-
-
-class MlflowConfig(_Model):
-    tracking_uri: RegistryURI = "http://127.0.0.1:5000"  # or sqlite:///path/mlflow.db
-    timeout_s: float = Field(10.0, gt=0)
-
-
-class LokiConfig(_Model):
-    url: HttpURL
-    tenant: str | None = None  # sent as X-Scope-OrgID
-    timeout_s: float = Field(10.0, gt=0)
-    page_limit: int = Field(1000, ge=1, le=5000)
-    bearer_token: Secret = None
-
-
-class TempoConfig(_Model):
-    url: HttpURL
-    timeout_s: float = Field(10.0, gt=0)
-    search_limit: int = Field(50, ge=1, le=1000)
-    bearer_token: Secret = None
-
-
-class SourcesConfig(_Model):
-    prometheus: PrometheusConfig = PrometheusConfig()
-    mlflow: MlflowConfig = MlflowConfig()
-    loki: LokiConfig | None = None
-    tempo: TempoConfig | None = None
 
 
 # --------------------------------------------------------------------------- outputs
@@ -246,64 +215,6 @@ class GpuConfig(_Model):
     kv_cache_ratio: float = Field(0.95, gt=0, le=1)
     queue_waiting: float = Field(10.0, ge=0)
     min_duration: Duration = 300.0  # saturation must last this long to count
-
-
-class CanaryMetricConfig(_Model):
-    """Overrides for one KPI or SLO in the canary comparison (`canary.metrics.<name>`)."""
-
-    worse: Literal["up", "down"] | None = None  # default: the KPI's bad_direction / the SLO's comparison
-    alpha: float | None = Field(None, gt=0, lt=1)
-    fail_effect: float | None = Field(None, ge=0)
-    marginal_effect: float | None = Field(None, ge=0)
-    min_points: int | None = Field(None, ge=1)
-    fail_above: float | None = None  # absolute rule on the challenger's mean, e.g. error rate > 0.05
-    fail_below: float | None = None
-
-
-class CanaryConfig(_Model):
-    """A challenger (an MLflow alias serving a share of traffic) judged against the champion
-    each cycle, on the model's KPIs and SLOs split by `version_label`, and on the feature
-    and prediction distributions of samples whose `version_column` names the version."""
-
-    alias: str = "challenger"
-    # The window judged each cycle. Per-step values are taken one range apart (a query over
-    # rate(...[5m]) gives one point per 5 minutes), so they are independent points for the
-    # U test: an hour of 5-minute rates is 12 points per version.
-    window: Duration = 3600.0
-    version_label: str = Field("model_version", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    version_value: str = "{version}"  # the label's value for a registry version, e.g. "v{version}"
-    alpha: float = Field(0.05, gt=0, lt=1)  # one-sided Mann-Whitney U significance
-    fail_effect: float = Field(0.1, ge=0)  # a significant worsening of at least this (10 %) fails
-    marginal_effect: float = Field(0.05, ge=0)
-    min_points: int = Field(10, ge=1)  # per version and metric; fewer: inconclusive
-    metrics: dict[str, CanaryMetricConfig] = Field(default_factory=dict)  # per KPI/SLO name
-    traffic_query: str | None = None  # requests/s, split by version like the others
-    min_traffic: float = Field(0.0, ge=0)  # challenger mean requests/s below this: inconclusive
-    version_column: str | None = None  # samples column naming the version; None: no distribution comparison
-    distribution_threshold: float = Field(0.2, gt=0)  # drift effect (policy statistic) that fails
-    distribution_marginal: float = Field(0.1, gt=0)
-    pull: bool = True  # fail -> remove the challenger alias (and pin serving traffic to the champion)
-    promote_after_cycles: int = Field(10, ge=1)  # passes in a row before a promotion is suggested
-    auto_promote: bool = False  # move the champion alias to the challenger instead of suggesting
-
-    @field_validator("version_value")
-    @classmethod
-    def _has_version(cls, v: str) -> str:
-        if "{version}" not in v:
-            raise ValueError("must contain {version}, e.g. \"{version}\" or \"v{version}\"")
-        return v
-
-    @model_validator(mode="after")
-    def _marginal_below_fail(self) -> CanaryConfig:
-        if self.marginal_effect > self.fail_effect:
-            raise ValueError(f"marginal_effect ({self.marginal_effect}) must be <= fail_effect ({self.fail_effect})")
-        if self.distribution_marginal > self.distribution_threshold:
-            raise ValueError(f"distribution_marginal ({self.distribution_marginal}) must be <= "
-                             f"distribution_threshold ({self.distribution_threshold})")
-        return self
-
-    def label_value(self, version: str) -> str:
-        return self.version_value.replace("{version}", version)
 
 
 class ModelConfig(_Model):

@@ -32,6 +32,22 @@ class VigilMetrics:
 
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry()
+        self._register_cycles(r)
+        self._register_delivery(r)
+        self._register_model_health(r)
+        self._register_canary(r)
+        self._register_audit(r)
+        # Per-feature drift of every feature, not only those that moved: set (by Vigil) while
+        # the fleet's features x statistics fit FEATURE_DRIFT_SERIES (small fleets, dashboards).
+        self.all_feature_drift = False
+        self._drift_shown: dict[str, set[tuple[str, str]]] = {}
+        self._drift_lock = threading.Lock()
+        # The process' series on a registry of their own: /metrics serves both, while a
+        # replay records only Vigil's (a replay's CPU time is nothing to graph).
+        self.process_registry = process_registry()
+
+    def _register_cycles(self, r: CollectorRegistry) -> None:
+        """How cycles run: duration, errors, what they found and opened, whether they still run."""
         self.cycle_duration = Histogram("vigil_cycle_duration_seconds", "Duration of one monitoring cycle",
                                         ["model"], registry=r,
                                         buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
@@ -43,26 +59,33 @@ class VigilMetrics:
                                        registry=r)
         self.incidents_open = Gauge("vigil_incidents_open", "Open incidents", ["model", "severity"], registry=r)
         self.model_state = Gauge("vigil_model_state", "0 ok, 1 warning, 2 critical", ["model"], registry=r)
+        self.samples = Counter("vigil_samples_total", "Feature/prediction rows evaluated or ingested", ["model"],
+                               registry=r)
+        self.clock_backwards = Counter("vigil_clock_backwards_total",
+                                       "Cycles whose time was before the model's history: lifecycle held",
+                                       ["model"], registry=r)
+        # For alerting on a stuck Vigil: time() - this > a few intervals.
+        last_success = Gauge("vigil_last_successful_cycle_timestamp_seconds",
+                             "Cycle time of the model's last cycle that finished", ["model"], registry=r)
+        failures = Gauge("vigil_consecutive_failed_cycles", "The model's cycles that failed in a row", ["model"],
+                         registry=r)
+        self.liveness = CycleLiveness(last_success, failures)
+
+    def _register_delivery(self, r: CollectorRegistry) -> None:
+        """What leaves Vigil and what it depends on: notifications, rollbacks, sources."""
         self.notifications = Counter("vigil_notifications_total", "Notification delivery attempts",
                                      ["notifier", "status"], registry=r)
         self.outbox_pending = Gauge("vigil_outbox_pending", "Notifications waiting in the outbox", registry=r)
+        self.rollbacks = Counter("vigil_rollbacks_total", "Rollbacks by outcome", ["model", "status"], registry=r)
+        self.source_up = Gauge("vigil_source_up", "1 when the source answered on its last use", ["source"],
+                               registry=r)
+
+    def _register_model_health(self, r: CollectorRegistry) -> None:
+        """The models' own figures: drift, KPIs, performance, labels."""
         self.feature_drift = Gauge("vigil_feature_drift", "Latest drift statistic per feature",
                                    ["model", "feature", "statistic"], registry=r)
         self.kpi_value = Gauge("vigil_kpi_value", "Latest KPI level", ["model", "kpi"], registry=r)
         self.kpi_baseline = Gauge("vigil_kpi_baseline", "KPI baseline level", ["model", "kpi"], registry=r)
-        self.rollbacks = Counter("vigil_rollbacks_total", "Rollbacks by outcome", ["model", "status"], registry=r)
-        # Canary analysis (monitor/cycle/canary.py): per metric, both versions' medians and the verdict.
-        self.canary_value = Gauge("vigil_canary_metric_value", "Median of a canary metric per version this cycle",
-                                  ["model", "metric", "role"], registry=r)
-        self.canary_effect = Gauge("vigil_canary_effect", "Challenger's relative worsening per metric (0.1 = 10 %)",
-                                   ["model", "metric"], registry=r)
-        self.canary_verdict = Gauge("vigil_canary_verdict",
-                                    "0 pass, 1 marginal, 2 inconclusive, 3 fail; metric=\"_overall\" for the canary",
-                                    ["model", "metric"], registry=r)
-        self.canary_actions = Counter("vigil_canary_actions_total", "Canary pulls and promotions by outcome",
-                                      ["model", "kind", "status"], registry=r)
-        self.samples = Counter("vigil_samples_total", "Feature/prediction rows evaluated or ingested", ["model"],
-                               registry=r)
         # Performance: per model x metric x basis (realised, estimated, reference), never per
         # version or window, so the series count stays bounded.
         self.performance = Gauge("vigil_model_performance", "Latest window's performance figure",
@@ -73,33 +96,28 @@ class VigilMetrics:
                                  ["model"], registry=r)
         self.labels_received = Counter("vigil_labels_total", "Labels accepted through the API", ["model"],
                                        registry=r)
-        self.source_up = Gauge("vigil_source_up", "1 when the source answered on its last use", ["source"],
-                               registry=r)
-        self.clock_backwards = Counter("vigil_clock_backwards_total",
-                                       "Cycles whose time was before the model's history: lifecycle held",
-                                       ["model"], registry=r)
-        # The audit log's head, outside the database: Prometheus keeps its history, so a
-        # log that shrank or was wiped disagrees with max_over_time(vigil_audit_head_seq[...]).
+
+    def _register_canary(self, r: CollectorRegistry) -> None:
+        """Canary analysis (monitor/cycle/canary.py): per metric, both versions' medians and the verdict."""
+        self.canary_value = Gauge("vigil_canary_metric_value", "Median of a canary metric per version this cycle",
+                                  ["model", "metric", "role"], registry=r)
+        self.canary_effect = Gauge("vigil_canary_effect", "Challenger's relative worsening per metric (0.1 = 10 %)",
+                                   ["model", "metric"], registry=r)
+        self.canary_verdict = Gauge("vigil_canary_verdict",
+                                    "0 pass, 1 marginal, 2 inconclusive, 3 fail; metric=\"_overall\" for the canary",
+                                    ["model", "metric"], registry=r)
+        self.canary_actions = Counter("vigil_canary_actions_total", "Canary pulls and promotions by outcome",
+                                      ["model", "kind", "status"], registry=r)
+
+    def _register_audit(self, r: CollectorRegistry) -> None:
+        """The audit log's head, outside the database: Prometheus keeps its history, so a
+        log that shrank or was wiped disagrees with max_over_time(vigil_audit_head_seq[...])."""
         self.audit_head_seq = Gauge("vigil_audit_head_seq", "Seq of the newest audit entry at the last checkpoint",
                                     registry=r)
         self.audit_checkpoint_time = Gauge("vigil_audit_checkpoint_timestamp_seconds",
                                            "When this process last wrote an audit checkpoint", registry=r)
         self.audit_keyed = Gauge("vigil_audit_keyed", "1 when audit entries are keyed (HMAC), 0 when plain SHA-256",
                                  registry=r)
-        # For alerting on a stuck Vigil: time() - this > a few intervals.
-        last_success = Gauge("vigil_last_successful_cycle_timestamp_seconds",
-                             "Cycle time of the model's last cycle that finished", ["model"], registry=r)
-        failures = Gauge("vigil_consecutive_failed_cycles", "The model's cycles that failed in a row", ["model"],
-                         registry=r)
-        self.liveness = CycleLiveness(last_success, failures)
-        # Per-feature drift of every feature, not only those that moved: set (by Vigil) while
-        # the fleet's features x statistics fit FEATURE_DRIFT_SERIES (small fleets, dashboards).
-        self.all_feature_drift = False
-        self._drift_shown: dict[str, set[tuple[str, str]]] = {}
-        self._drift_lock = threading.Lock()
-        # The process' series on a registry of their own: /metrics serves both, while a
-        # replay records only Vigil's (a replay's CPU time is nothing to graph).
-        self.process_registry = process_registry()
 
     def init_model(self, model: str) -> None:
         """Create the model's counter series at 0 before anything happens.

@@ -28,10 +28,10 @@ from detectors.anomaly import AnomalyTuning
 from detectors.records import FindingKind
 from monitor.audit.wiring import install as install_audit
 from monitor.clock import Clock, LiveClock
-from monitor.config import ModelConfig, VigilConfig
+from monitor.config import ModelConfig, PolicyConfig, VigilConfig
 from monitor.cycle.actions import Operator
 from monitor.cycle.apply import StateUpdate, apply_plan
-from monitor.cycle.canary import CanaryAnalysis
+from monitor.cycle.canary import CanaryAnalysis, CanaryJudgement
 from monitor.cycle.correlate import correlate, story_start
 from monitor.cycle.deliver import OutboxSender
 from monitor.cycle.deploys import DeployWatch
@@ -47,7 +47,7 @@ from monitor.cycle.logs_traces import LogTraceSources
 from monitor.cycle.messages import Links, OutboxWriter
 from monitor.cycle.performance import PerformanceStage
 from monitor.cycle.performance_inputs import PerformanceInputs
-from monitor.cycle.plan import alert_rules, read_cycle_start, read_history
+from monitor.cycle.plan import CycleStart, alert_rules, read_cycle_start, read_history
 from monitor.cycle.prefetch import ModelPlan, Prefetched, prefetch
 from monitor.cycle.reference import ReferenceChooser
 from monitor.cycle.rollback_intents import RollbackRunner
@@ -220,22 +220,7 @@ class Vigil:
             serving, new_deploys = self.deploys.poll(m, t, hold=self.rollbacks.in_flight(m.name), aliases=aliases)
             start = read_cycle_start(self.store, m.name)
             w = self.window(m, t, start.onset)
-            known = set(start.detector_state) if policy.anomaly_threshold < 1 else None
-            lt = self.gather_sources.logs_traces
-            refit = refit_needed(start.detector_state, start.opened_at is not None, logs=lt.loki is not None,
-                                 traces=lt.tempo is not None)
-            sources = self.gather_sources
-            if prefetched is not None:
-                sources = dataclasses.replace(sources, prometheus=prefetched.prometheus(self.prometheus))
-            raw = gather(sources, GatherRequest(m, w, serving, known, refit))
-            found = detect(raw, DetectRequest(m, policy, w, self.config.sources.prometheus.step,
-                                              self.config.schedule.interval, self.anomaly_tuning, start))
-            canary = self.canary.judge(m, w, policy, raw.samples) if m.canary is not None else None
-            if canary is not None:
-                found.findings.extend(canary.findings)
-            perf = self.performance.run(m, t, serving, w)  # delayed labels and estimates: model symptoms
-            found.findings.extend(perf.findings)
-            found.blind.extend(perf.blind)
+            raw, found, canary = self._observe(m, w, start, serving, policy, prefetched)
             blind = self._blind(raw, found)
             settings = CorrelationSettings(deploy_window=policy.deploy_suspect_window)
             deploys = self.store.deploys(m.name, since=story_start(w, start) - settings.deploy_window, until=t)
@@ -272,6 +257,27 @@ class Vigil:
         log.debug("cycle done", extra={"model": m.name, "t": t, "step": report.step, "severity": report.severity,
                                       "findings": len(report.findings), "duration_s": round(report.duration_s, 3)})
         return report
+
+    def _observe(self, m: ModelConfig, w: Window, start: CycleStart, serving: str | None, policy: PolicyConfig,
+                 prefetched: Prefetched | None) -> tuple[RawSignals, Detection, CanaryJudgement | None]:
+        """Stages 1 and 2, gather and detect, with the canary's and the delayed labels' findings."""
+        known = set(start.detector_state) if policy.anomaly_threshold < 1 else None
+        lt = self.gather_sources.logs_traces
+        refit = refit_needed(start.detector_state, start.opened_at is not None, logs=lt.loki is not None,
+                             traces=lt.tempo is not None)
+        sources = self.gather_sources
+        if prefetched is not None:
+            sources = dataclasses.replace(sources, prometheus=prefetched.prometheus(self.prometheus))
+        raw = gather(sources, GatherRequest(m, w, serving, known, refit))
+        found = detect(raw, DetectRequest(m, policy, w, self.config.sources.prometheus.step,
+                                          self.config.schedule.interval, self.anomaly_tuning, start))
+        canary = self.canary.judge(m, w, policy, raw.samples) if m.canary is not None else None
+        if canary is not None:
+            found.findings.extend(canary.findings)
+        perf = self.performance.run(m, w.t, serving, w)  # delayed labels and estimates: model symptoms
+        found.findings.extend(perf.findings)
+        found.blind.extend(perf.blind)
+        return raw, found, canary
 
     def _blind(self, raw: RawSignals, found: Detection) -> list[str]:
         """What this cycle could not see: any of it means no all clear."""

@@ -167,10 +167,18 @@ def _parameters(node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
     return len([n for n in names if n not in ("self", "cls")])
 
 
+# Alembic revisions are generated schema declarations (one op.create_table call per table,
+# a column a line), read against the SQLAlchemy tables, not as logic: splitting them into
+# steps would only make a revision harder to compare with what autogenerate wrote.
+GENERATED = (Path("monitor/store/migrations/versions"),)
+
+
 def oversized() -> list[str]:
     out = []
     for path in product_files():
         rel = path.relative_to(ROOT)
+        if any(rel.is_relative_to(g) for g in GENERATED):
+            continue
         text = path.read_text()
         lines = text.count("\n") + (0 if text.endswith("\n") else 1)
         if lines > MAX_FILE_LINES:

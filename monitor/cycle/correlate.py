@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from correlators.causes import CorrelationSettings, build_incident, merge_findings
+from correlators.coverage import lacking_from_observed
 from correlators.incident import Cause
-from correlators.rca import lacking_from_observed, rank_root_causes
+from correlators.rca import RcaContext, rank_root_causes
 from detectors.records import DeployEvent, Finding, FindingKind
 from monitor.cycle.plan import CycleStart
 from monitor.types import Correlation, Detection, ServiceEvidence, Window
@@ -32,8 +33,8 @@ def rank_services(evidence: ServiceEvidence | None, candidates: list[str], t: fl
     causes = rank_root_causes(metric_findings=metric, log_findings=evidence.log_findings if evidence else [],
                               trace_findings=evidence.trace_findings if evidence else [],
                               topology=evidence.graph if evidence else None, alert_time=t,
-                              candidates=candidates, observed=observed or None,
-                              lacking=lacking_from_observed(observed))
+                              context=RcaContext(candidates=candidates, observed=observed or None,
+                                                 lacking=lacking_from_observed(observed)))
     return causes[:MAX_SERVICE_CAUSES]
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from correlators.rca import observed_modalities
+from correlators.coverage import observed_modalities
 from detectors.logs import LogDetector, LogReference, LogState, LogWindow
 from detectors.records import Finding
 from detectors.traces import ServiceGraph, TraceDetector, TraceState, TraceWindow

@@ -27,12 +27,9 @@ never see that limit; past `MAX_CHUNKS` requests the query is refused with a
 """
 from __future__ import annotations
 
-import ast
-import json
 import logging
 import math
 import os
-import re
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -47,10 +44,10 @@ from urllib3.util.retry import Retry
 from detectors.records import Series
 from monitor.config import PrometheusConfig
 from monitor.sources.errors import QueryError, SourceState, SourceStatus, SourceUnavailable
+from monitor.sources.prometheus_errors import SOURCE, Transient, client_error, describe
 
 log = logging.getLogger(__name__)
 
-SOURCE = "prometheus"
 MAX_POINTS_PER_REQUEST = 10_000  # Prometheus refuses more than 11,000 points per series
 MAX_CHUNKS = 100  # 1,000,000 points per series; beyond that the step is surely a mistake
 BACKOFF_FIRST_S = 0.1
@@ -58,41 +55,6 @@ BACKOFF_MAX_S = 1.0
 BATCH_LABEL = "__vigil_q"  # tags each query's rows in a batched request; removed from the result
 BATCH_MAX_QUERIES = 64  # queries per batched request (Prometheus slows super-linearly above)
 BATCH_MAX_POINTS = 2_000_000  # expected points per batched request (queries x points per series)
-_STATUS_IN_MESSAGE = re.compile(r"^HTTP Status Code (\d+) \((.*)\)$", re.DOTALL)
-
-
-class _Transient(Exception):
-    """A failure worth retrying; becomes SourceUnavailable when retries run out."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-        super().__init__(reason)
-
-
-def parse_client_error(exc: PrometheusApiClientException) -> tuple[int | None, str]:
-    """(HTTP status, Prometheus's error text) from the client's exception message.
-
-    prometheus-api-client 0.7 raises `PrometheusApiClientException("HTTP Status Code
-    400 (b'{...json...}')")`: the body is only available as the repr of bytes.
-    """
-    text = str(exc)
-    m = _STATUS_IN_MESSAGE.match(text)
-    if not m:
-        return None, text
-    status, body_repr = int(m.group(1)), m.group(2)
-    try:
-        body = ast.literal_eval(body_repr)
-        if isinstance(body, bytes):
-            body = body.decode("utf-8", errors="replace")
-    except (ValueError, SyntaxError):
-        body = body_repr
-    try:
-        payload = json.loads(body)
-    except (TypeError, ValueError):
-        return status, str(body).strip()[:500]
-    if isinstance(payload, dict) and payload.get("error"):
-        return status, str(payload["error"])
-    return status, str(body).strip()[:500]
 
 
 def _ms(seconds: float) -> int:
@@ -291,7 +253,7 @@ class PrometheusSource:
         try:
             resp = self._session.get(f"{self.url}/-/ready", headers=self._headers, timeout=self.cfg.timeout_s)
         except requests.RequestException as e:
-            return SourceState(SOURCE, SourceStatus.DOWN, self.url, _describe(e), checked)
+            return SourceState(SOURCE, SourceStatus.DOWN, self.url, describe(e), checked)
         if resp.status_code == 200:
             return SourceState(SOURCE, SourceStatus.UP, self.url, resp.text.strip()[:200], checked)
         return SourceState(
@@ -300,47 +262,54 @@ class PrometheusSource:
 
     # ------------------------------------------------------------------ transport
     def _request(self, query: str, kind: str, start_ms: int, end_ms: int | None, step_ms: int | None) -> Any:
-        # The server-side evaluation timeout matches ours, so a heavy query is cut there too.
-        params = {"timeout": f"{self.cfg.timeout_s}"}
-
+        """One query, retried on transient failures; SourceUnavailable when retries run out."""
         def attempt() -> Any:
             try:
-                if kind == "range_post":
-                    assert end_ms is not None and step_ms is not None
-                    return self._post_range(query, start_ms, end_ms, step_ms, params)
-                if kind == "range":
-                    assert end_ms is not None and step_ms is not None
-                    # custom_query_range rounds start/end to whole seconds; our params win the
-                    # merge, keeping millisecond precision. The datetimes are then unused.
-                    epoch = datetime.fromtimestamp(start_ms / 1000.0, tz=UTC)
-                    return self._client.custom_query_range(
-                        query,
-                        start_time=epoch,
-                        end_time=epoch,
-                        step=_sec_text(step_ms),
-                        params={**params, "start": _sec_text(start_ms), "end": _sec_text(end_ms)},
-                    )
-                return self._client.custom_query(query, params={**params, "time": _sec_text(start_ms)})
+                return self._send(query, kind, start_ms, end_ms, step_ms)
             except PrometheusApiClientException as e:
-                status, reason = parse_client_error(e)
-                if status in (400, 422):
-                    raise QueryError(SOURCE, query, reason) from None
-                if status in (401, 403):
-                    raise SourceUnavailable(
-                        SOURCE, self.url, f"HTTP {status} {reason}: check sources.prometheus.bearer_token"
-                    ) from None
-                if status is not None and status != 408 and status != 429 and status < 500:
-                    raise SourceUnavailable(SOURCE, self.url, f"HTTP {status} {reason}") from None
-                raise _Transient(f"HTTP {status}: {reason}") from None
+                raise client_error(query, self.url, e) from None
             except requests.RequestException as e:
-                raise _Transient(_describe(e)) from None
+                raise Transient(describe(e)) from None
             except (KeyError, TypeError, ValueError) as e:
-                raise _Transient(f"unexpected response body ({type(e).__name__}: {e})") from None
+                raise Transient(f"unexpected response body ({type(e).__name__}: {e})") from None
 
-        retrying = Retrying(
+        t0 = time.perf_counter()
+        try:
+            return self._retrying()(attempt)
+        except Transient as e:
+            raise SourceUnavailable(
+                SOURCE,
+                self.url,
+                f"{e.reason} (gave up after {self.cfg.retries + 1} attempts, {time.perf_counter() - t0:.1f} s)",
+            ) from None
+
+    def _send(self, query: str, kind: str, start_ms: int, end_ms: int | None, step_ms: int | None) -> Any:
+        """One attempt: an instant query, a range query (GET) or a batched range query (POST)."""
+        # The server-side evaluation timeout matches ours, so a heavy query is cut there too.
+        params = {"timeout": f"{self.cfg.timeout_s}"}
+        if kind == "range_post":
+            assert end_ms is not None and step_ms is not None
+            return self._post_range(query, start_ms, end_ms, step_ms, params)
+        if kind == "range":
+            assert end_ms is not None and step_ms is not None
+            # custom_query_range rounds start/end to whole seconds; our params win the
+            # merge, keeping millisecond precision. The datetimes are then unused.
+            epoch = datetime.fromtimestamp(start_ms / 1000.0, tz=UTC)
+            return self._client.custom_query_range(
+                query,
+                start_time=epoch,
+                end_time=epoch,
+                step=_sec_text(step_ms),
+                params={**params, "start": _sec_text(start_ms), "end": _sec_text(end_ms)},
+            )
+        return self._client.custom_query(query, params={**params, "time": _sec_text(start_ms)})
+
+    def _retrying(self) -> Retrying:
+        """Exponential backoff over transient failures, each retry logged."""
+        return Retrying(
             stop=stop_after_attempt(self.cfg.retries + 1),
             wait=wait_exponential(multiplier=BACKOFF_FIRST_S, max=BACKOFF_MAX_S),
-            retry=retry_if_exception_type(_Transient),
+            retry=retry_if_exception_type(Transient),
             before_sleep=lambda rs: log.warning(
                 "prometheus request failed, retrying",
                 extra={
@@ -351,16 +320,6 @@ class PrometheusSource:
             ),
             reraise=True,
         )
-        t0 = time.perf_counter()
-        try:
-            return retrying(attempt)
-        except _Transient as e:
-            raise SourceUnavailable(
-                SOURCE,
-                self.url,
-                f"{e.reason} (gave up after {self.cfg.retries + 1} attempts, {time.perf_counter() - t0:.1f} s)",
-            ) from None
-
 
     def _post_range(self, query: str, start_ms: int, end_ms: int, step_ms: int, params: dict[str, str]) -> Any:
         """POST /api/v1/query_range (a batched query is too long for a URL); errors are
@@ -382,16 +341,3 @@ def _balanced_or(parts: list[str]) -> str:
         return parts[0]
     mid = len(parts) // 2
     return f"({_balanced_or(parts[:mid])}) or ({_balanced_or(parts[mid:])})"
-
-
-def _describe(e: requests.RequestException) -> str:
-    if isinstance(e, requests.Timeout):
-        return f"timed out ({type(e).__name__})"
-    if isinstance(e, requests.ConnectionError):
-        text = str(e)
-        if "Connection refused" in text:
-            return "connection refused"
-        if "timed out" in text:
-            return "timed out"
-        return f"connection failed: {text[:200]}"
-    return f"{type(e).__name__}: {str(e)[:200]}"

@@ -5,8 +5,9 @@ import random
 
 import numpy as np
 
+from correlators.coverage import observed_modalities, what_lacked
 from correlators.incident import CauseKind
-from correlators.rca import RcaParams, observed_modalities, rank_root_causes, what_lacked
+from correlators.rca import RcaContext, RcaParams, rank_root_causes
 from detectors.logs import LogDetector, LogReference, LogWindow
 from detectors.records import Direction, Finding, FindingKind, LogRecord, Series
 from detectors.service_metrics import ServiceMetricsDetector
@@ -62,8 +63,9 @@ def _seed_scene_causes():
     lf = logs.score(log_state, LogWindow(logs_cur, spans_cur), start, end)
     report = traces.assess(traces.fit(spans_base, T_BASE, T_BASE + 300), TraceWindow(spans_cur), start, end)
     return rank_root_causes(metric_findings=mf, log_findings=lf, trace_findings=report.findings,
-                            topology=report.graph, alert_time=T_CUR + 60, candidates=["api", "preprocess", "billing"],
-                            observed=observed_modalities(metrics_cur, logs_cur, spans_cur))
+                            topology=report.graph, alert_time=T_CUR + 60,
+                            context=RcaContext(candidates=["api", "preprocess", "billing"],
+                                               observed=observed_modalities(metrics_cur, logs_cur, spans_cur)))
 
 
 def test_the_seed_scene_names_preprocess_with_log_and_trace_evidence():
@@ -102,7 +104,8 @@ def test_missing_modalities_lower_confidence_but_still_rank():
     metric = [_f(FindingKind.METRIC_ANOMALY, "a", "range_ratio", 0.8, metric="cpu"),
               _f(FindingKind.METRIC_ANOMALY, "b", "range_ratio", 0.8, metric="cpu")]
     causes = rank_root_causes(metric_findings=metric, log_findings=[], trace_findings=[], topology=None,
-                              alert_time=0.0, observed={"a": {"metrics", "logs", "traces"}, "b": {"metrics"}})
+                              alert_time=0.0,
+                              context=RcaContext(observed={"a": {"metrics", "logs", "traces"}, "b": {"metrics"}}))
     by = {c.entity: c for c in causes}
     assert by["a"].score > by["b"].score
     assert by["b"].evidence["missing"] == ["logs", "traces"]
@@ -110,7 +113,7 @@ def test_missing_modalities_lower_confidence_but_still_rank():
 
 def test_every_candidate_is_ranked_strictly_even_with_no_findings():
     causes = rank_root_causes(metric_findings=[], log_findings=[], trace_findings=[], topology=None,
-                              alert_time=0.0, candidates=["c", "a", "b"])
+                              alert_time=0.0, context=RcaContext(candidates=["c", "a", "b"]))
     assert [c.entity for c in causes] == ["a", "b", "c"]
     assert all(c.score == 0 for c in causes) and all("no anomaly" in c.explanation for c in causes)
 
@@ -134,7 +137,7 @@ def test_an_error_that_names_another_service_points_at_it():
     logs = [_f(FindingKind.LOG_ANOMALY, "api", "new_error_template", 0.9, samples=[line]),
             _f(FindingKind.LOG_ANOMALY, "billing", "new_error_template", 0.6, samples=["ERROR invoice rounding"])]
     causes = rank_root_causes(metric_findings=[], log_findings=logs, trace_findings=[], topology=None,
-                              alert_time=100.0, candidates=["api", "preprocess", "billing"])
+                              alert_time=100.0, context=RcaContext(candidates=["api", "preprocess", "billing"]))
     by = {c.entity: c.score for c in causes}
     assert by["api"] < 0.6 and by["preprocess"] > 0
     assert causes[0].entity == "billing"  # its own error, named by no one, now outranks api's relayed one
@@ -205,7 +208,7 @@ def test_coverage_comes_from_the_records_each_modality_returned():
     f = [_f(FindingKind.METRIC_ANOMALY, "db", "range_ratio", 0.8, metric="cpu")]
     plain = rank_root_causes(metric_findings=f, log_findings=[], trace_findings=[], topology=None, alert_time=0.0)
     covered = rank_root_causes(metric_findings=f, log_findings=[], trace_findings=[], topology=None, alert_time=0.0,
-                               observed={"db": {"metrics"}})
+                               context=RcaContext(observed={"db": {"metrics"}}))
     assert covered[0].entity == plain[0].entity == "db" and covered[0].score < plain[0].score
 
 
@@ -237,13 +240,13 @@ def test_ties_are_broken_by_onset_then_strength_never_by_name_and_reported():
     m = [_f(FindingKind.METRIC_ANOMALY, s, "robust_z", 0.5, onset=o, metric="cpu")
          for s, o in (("a", 200.0), ("b", 100.0), ("c", 200.0))]
     causes = rank_root_causes(metric_findings=m, log_findings=[], trace_findings=[], topology=None,
-                              alert_time=0.0, strength={"a": 7.0, "b": 7.0, "c": 9.0},
+                              alert_time=0.0, context=RcaContext(strength={"a": 7.0, "b": 7.0, "c": 9.0}),
                               params=RcaParams(onset_bonus=0.0))
     assert [c.entity for c in causes] == ["b", "c", "a"]
     assert causes[0].evidence["tie"] == {"with": "c", "broken_by": "onset"}
     assert causes[2].evidence["tie"] == {"with": "c", "broken_by": "strength"}
     quiet = rank_root_causes(metric_findings=[], log_findings=[], trace_findings=[], topology=None,
-                             alert_time=0.0, candidates=["x", "y"], strength={"y": 2.0})
+                             alert_time=0.0, context=RcaContext(candidates=["x", "y"], strength={"y": 2.0}))
     assert [c.entity for c in quiet] == ["y", "x"] and quiet[0].evidence["tie"]["broken_by"] == "strength"
 
 
@@ -254,7 +257,7 @@ def test_what_the_diagnosis_lacked_is_reported_and_lowers_confidence_not_order()
     assert lacking == ["no logs at all", "no traces in the normal period"]
     full = rank_root_causes(metric_findings=m, log_findings=[], trace_findings=[], topology=None, alert_time=0.0)
     poor = rank_root_causes(metric_findings=m, log_findings=[], trace_findings=[], topology=None, alert_time=0.0,
-                            lacking=lacking)
+                            context=RcaContext(lacking=lacking))
     assert [c.entity for c in poor] == [c.entity for c in full]
     assert poor[0].score < full[0].score
     assert poor[0].evidence["lacking"] == lacking and poor[0].evidence["confidence_factor"] < 1

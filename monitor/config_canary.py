@@ -1,0 +1,71 @@
+"""`models[].canary:` a challenger judged against the champion each cycle
+(monitor/cycle/canary.py), and per-metric overrides of how it is judged."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from monitor.config_types import Duration
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CanaryMetricConfig(_Model):
+    """Overrides for one KPI or SLO in the canary comparison (`canary.metrics.<name>`)."""
+
+    worse: Literal["up", "down"] | None = None  # default: the KPI's bad_direction / the SLO's comparison
+    alpha: float | None = Field(None, gt=0, lt=1)
+    fail_effect: float | None = Field(None, ge=0)
+    marginal_effect: float | None = Field(None, ge=0)
+    min_points: int | None = Field(None, ge=1)
+    fail_above: float | None = None  # absolute rule on the challenger's mean, e.g. error rate > 0.05
+    fail_below: float | None = None
+
+
+class CanaryConfig(_Model):
+    """A challenger (an MLflow alias serving a share of traffic) judged against the champion
+    each cycle, on the model's KPIs and SLOs split by `version_label`, and on the feature
+    and prediction distributions of samples whose `version_column` names the version."""
+
+    alias: str = "challenger"
+    # The window judged each cycle. Per-step values are taken one range apart (a query over
+    # rate(...[5m]) gives one point per 5 minutes), so they are independent points for the
+    # U test: an hour of 5-minute rates is 12 points per version.
+    window: Duration = 3600.0
+    version_label: str = Field("model_version", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    version_value: str = "{version}"  # the label's value for a registry version, e.g. "v{version}"
+    alpha: float = Field(0.05, gt=0, lt=1)  # one-sided Mann-Whitney U significance
+    fail_effect: float = Field(0.1, ge=0)  # a significant worsening of at least this (10 %) fails
+    marginal_effect: float = Field(0.05, ge=0)
+    min_points: int = Field(10, ge=1)  # per version and metric; fewer: inconclusive
+    metrics: dict[str, CanaryMetricConfig] = Field(default_factory=dict)  # per KPI/SLO name
+    traffic_query: str | None = None  # requests/s, split by version like the others
+    min_traffic: float = Field(0.0, ge=0)  # challenger mean requests/s below this: inconclusive
+    version_column: str | None = None  # samples column naming the version; None: no distribution comparison
+    distribution_threshold: float = Field(0.2, gt=0)  # drift effect (policy statistic) that fails
+    distribution_marginal: float = Field(0.1, gt=0)
+    pull: bool = True  # fail -> remove the challenger alias (and pin serving traffic to the champion)
+    promote_after_cycles: int = Field(10, ge=1)  # passes in a row before a promotion is suggested
+    auto_promote: bool = False  # move the champion alias to the challenger instead of suggesting
+
+    @field_validator("version_value")
+    @classmethod
+    def _has_version(cls, v: str) -> str:
+        if "{version}" not in v:
+            raise ValueError("must contain {version}, e.g. \"{version}\" or \"v{version}\"")
+        return v
+
+    @model_validator(mode="after")
+    def _marginal_below_fail(self) -> CanaryConfig:
+        if self.marginal_effect > self.fail_effect:
+            raise ValueError(f"marginal_effect ({self.marginal_effect}) must be <= fail_effect ({self.fail_effect})")
+        if self.distribution_marginal > self.distribution_threshold:
+            raise ValueError(f"distribution_marginal ({self.distribution_marginal}) must be <= "
+                             f"distribution_threshold ({self.distribution_threshold})")
+        return self
+
+    def label_value(self, version: str) -> str:
+        return self.version_value.replace("{version}", version)

@@ -1,0 +1,46 @@
+"""`sources:` where Vigil reads from: Prometheus (metrics), MLflow (the model registry),
+and optionally Loki (logs) and Tempo (traces). Secrets come only from the environment."""
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from monitor.config_types import Duration, HttpURL, RegistryURI, Secret
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PrometheusConfig(_Model):
+    url: HttpURL = "http://127.0.0.1:9090"
+    timeout_s: float = Field(10.0, gt=0)
+    retries: int = Field(3, ge=0, le=10)
+    step: Duration = 60.0  # resolution of range queries
+    bearer_token: Secret = None
+
+
+class MlflowConfig(_Model):
+    tracking_uri: RegistryURI = "http://127.0.0.1:5000"  # or sqlite:///path/mlflow.db
+    timeout_s: float = Field(10.0, gt=0)
+
+
+class LokiConfig(_Model):
+    url: HttpURL
+    tenant: str | None = None  # sent as X-Scope-OrgID
+    timeout_s: float = Field(10.0, gt=0)
+    page_limit: int = Field(1000, ge=1, le=5000)
+    bearer_token: Secret = None
+
+
+class TempoConfig(_Model):
+    url: HttpURL
+    timeout_s: float = Field(10.0, gt=0)
+    search_limit: int = Field(50, ge=1, le=1000)
+    bearer_token: Secret = None
+
+
+class SourcesConfig(_Model):
+    prometheus: PrometheusConfig = PrometheusConfig()
+    mlflow: MlflowConfig = MlflowConfig()
+    loki: LokiConfig | None = None
+    tempo: TempoConfig | None = None

@@ -1,0 +1,76 @@
+"""What Prometheus's failures mean for a query: retry it (`Transient`), give up on the
+source (`SourceUnavailable`), or blame the query (`QueryError`). See the module
+docstring of monitor/sources/prometheus.py for the policy."""
+from __future__ import annotations
+
+import ast
+import json
+import re
+
+import requests
+from prometheus_api_client import PrometheusApiClientException
+
+from monitor.sources.errors import QueryError, SourceUnavailable
+
+SOURCE = "prometheus"
+_STATUS_IN_MESSAGE = re.compile(r"^HTTP Status Code (\d+) \((.*)\)$", re.DOTALL)
+
+
+class Transient(Exception):
+    """A failure worth retrying; becomes SourceUnavailable when retries run out."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+def parse_client_error(exc: PrometheusApiClientException) -> tuple[int | None, str]:
+    """(HTTP status, Prometheus's error text) from the client's exception message.
+
+    prometheus-api-client 0.7 raises `PrometheusApiClientException("HTTP Status Code
+    400 (b'{...json...}')")`: the body is only available as the repr of bytes.
+    """
+    text = str(exc)
+    m = _STATUS_IN_MESSAGE.match(text)
+    if not m:
+        return None, text
+    status, body_repr = int(m.group(1)), m.group(2)
+    try:
+        body = ast.literal_eval(body_repr)
+        if isinstance(body, bytes):
+            body = body.decode("utf-8", errors="replace")
+    except (ValueError, SyntaxError):
+        body = body_repr
+    try:
+        payload = json.loads(body)
+    except (TypeError, ValueError):
+        return status, str(body).strip()[:500]
+    if isinstance(payload, dict) and payload.get("error"):
+        return status, str(payload["error"])
+    return status, str(body).strip()[:500]
+
+
+def client_error(query: str, url: str, e: PrometheusApiClientException) -> Exception:
+    """What an HTTP error means: a bad query, bad credentials, a refusal, or a transient failure."""
+    status, reason = parse_client_error(e)
+    if status in (400, 422):
+        return QueryError(SOURCE, query, reason)
+    if status in (401, 403):
+        return SourceUnavailable(SOURCE, url, f"HTTP {status} {reason}: check sources.prometheus.bearer_token")
+    if status is not None and status != 408 and status != 429 and status < 500:
+        return SourceUnavailable(SOURCE, url, f"HTTP {status} {reason}")
+    return Transient(f"HTTP {status}: {reason}")
+
+
+def describe(e: requests.RequestException) -> str:
+    """A connection failure in a few words, for the logs and SourceUnavailable."""
+    if isinstance(e, requests.Timeout):
+        return f"timed out ({type(e).__name__})"
+    if isinstance(e, requests.ConnectionError):
+        text = str(e)
+        if "Connection refused" in text:
+            return "connection refused"
+        if "timed out" in text:
+            return "timed out"
+        return f"connection failed: {text[:200]}"
+    return f"{type(e).__name__}: {str(e)[:200]}"
