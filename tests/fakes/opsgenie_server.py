@@ -29,14 +29,14 @@ limiting):
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from tests.fakes.json_api import Answer, JsonApiServer
 
 LIMITS = {"message": 130, "alias": 512, "description": 15000, "entity": 512, "source": 100}
 PRIORITIES = {"P1", "P2", "P3", "P4", "P5"}
@@ -56,51 +56,25 @@ class OgAlert:
     notes: list[str] = field(default_factory=list)
 
 
-class FakeOpsgenie:
+class FakeOpsgenie(JsonApiServer):
     def __init__(self, api_key: str, *, per_minute: int = 600, clock: Any = time.monotonic) -> None:
         self.api_key, self.per_minute, self.clock = api_key, per_minute, clock
-        self.lock = threading.Lock()
+        super().__init__()
         self._alerts: list[OgAlert] = []
         self.requests_status: dict[str, dict[str, Any]] = {}
         self.calls: list[tuple[str, str, dict[str, Any]]] = []  # (method, path, body) of accepted requests
-        self._faults: list[list[Any]] = []
         self._sent: deque[float] = deque()
-        handler = type("Handler", (_Handler,), {"og": self})
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.server.daemon_threads = True
-        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
-
-    def __enter__(self) -> FakeOpsgenie:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def force(self, status: int, count: int = 1, retry_after: str | None = None) -> None:
-        with self.lock:
-            self._faults.append([status, count, retry_after])
 
     def alerts(self) -> list[OgAlert]:
         with self.lock:
             return list(self._alerts)
 
     # ------------------------------------------------------------------ the contract
-    def answer(self, method: str, target: str, headers: dict[str, str],
-               body: bytes) -> tuple[int, dict[str, Any], dict[str, str]]:
+    def answer(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Answer:
         rid = str(uuid.uuid4())
         with self.lock:
-            if self._faults:
-                status, _, retry_after = fault = self._faults[0]
-                fault[1] -= 1
-                if fault[1] <= 0:
-                    self._faults.pop(0)
+            if (fault := self.take_fault()) is not None:
+                status, retry_after = fault
                 extra = {"Retry-After": retry_after} if retry_after else {}
                 if status == 429:
                     extra["X-RateLimit-State"] = "THROTTLED"
@@ -227,31 +201,3 @@ def _accepted(rid: str) -> dict[str, Any]:
 
 def _error(message: str, rid: str) -> dict[str, Any]:
     return {"message": message, "took": 0.001, "requestId": rid}
-
-
-class _Handler(BaseHTTPRequestHandler):
-    og: FakeOpsgenie
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:  # quiet
-        pass
-
-    def _serve(self, method: str) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        status, doc, extra = self.og.answer(method, self.path, headers, body)
-        data = json.dumps(doc).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for k, v in extra.items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_GET(self) -> None:
-        self._serve("GET")
-
-    def do_POST(self) -> None:
-        self._serve("POST")

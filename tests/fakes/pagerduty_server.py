@@ -26,12 +26,12 @@ event. Binds 127.0.0.1 on a free port; `with FakePagerDuty() as pd:`, `pd.url`.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.fakes.json_api import Answer, JsonApiServer
 
 MAX_BYTES = 512 * 1024
 SEVERITIES = {"critical", "error", "warning", "info"}
@@ -48,52 +48,27 @@ class PdAlert:
     log: list[dict[str, Any]] = field(default_factory=list)  # every event applied, in order
 
 
-class FakePagerDuty:
+class FakePagerDuty(JsonApiServer):
     def __init__(self, *, per_minute: int = 120, clock: Any = time.monotonic) -> None:
         self.per_minute, self.clock = per_minute, clock
-        self.lock = threading.Lock()
+        super().__init__()
         self._alerts: list[PdAlert] = []
         self.events: list[dict[str, Any]] = []
         self.requests = 0
-        self._faults: list[list[Any]] = []  # [status, count, retry_after]
         self._sent: dict[str, deque[float]] = {}
-        handler = type("Handler", (_Handler,), {"pd": self})
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.server.daemon_threads = True
-        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
-
-    def __enter__(self) -> FakePagerDuty:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def force(self, status: int, count: int = 1, retry_after: str | None = None) -> None:
-        with self.lock:
-            self._faults.append([status, count, retry_after])
 
     def alerts(self) -> list[PdAlert]:
         with self.lock:
             return list(self._alerts)
 
     # ------------------------------------------------------------------ the contract
-    def answer(self, path: str, body: bytes) -> tuple[int, dict[str, Any], dict[str, str]]:
+    def answer(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Answer:
         with self.lock:
             self.requests += 1
-            if self._faults:
-                status, _, retry_after = fault = self._faults[0]
-                fault[1] -= 1
-                if fault[1] <= 0:
-                    self._faults.pop(0)
+            if (fault := self.take_fault()) is not None:
+                status, retry_after = fault
                 return status, _fault_body(status), {"Retry-After": retry_after} if retry_after else {}
-            if path != "/v2/enqueue":
+            if method != "POST" or path != "/v2/enqueue":
                 return 404, {"status": "not found", "message": f"no route {path}"}, {}
             if len(body) > MAX_BYTES:
                 return 400, _invalid([f"Event payload is larger than {MAX_BYTES} bytes"]), {}
@@ -180,23 +155,3 @@ def _fault_body(status: int) -> dict[str, Any]:
     if status == 400:
         return _invalid(["injected"])
     return {"status": "error", "message": f"injected {status}"}
-
-
-class _Handler(BaseHTTPRequestHandler):
-    pd: FakePagerDuty
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:  # quiet
-        pass
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        status, doc, extra = self.pd.answer(self.path, self.rfile.read(length) if length else b"")
-        data = json.dumps(doc).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for k, v in extra.items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(data)

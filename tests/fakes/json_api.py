@@ -1,0 +1,81 @@
+"""What the pager fakes (PagerDuty, Opsgenie) share: a JSON HTTP/1.1 server on 127.0.0.1,
+started and stopped by `with`, and faults on demand (`force(status, count, retry_after)`
+answers the next `count` requests with `status` before anything else). Each fake keeps
+its own contract in `answer(method, target, headers, body)`.
+"""
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+Answer = tuple[int, dict[str, Any], dict[str, str]]  # status, JSON body, extra headers
+
+
+class JsonApiServer:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self._faults: list[list[Any]] = []  # [status, count, retry_after]
+        handler = type("Handler", (_Handler,), {"api": self})
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server.daemon_threads = True
+        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        daemon=True)
+
+    def __enter__(self) -> Any:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def force(self, status: int, count: int = 1, retry_after: str | None = None) -> None:
+        with self.lock:
+            self._faults.append([status, count, retry_after])
+
+    def take_fault(self) -> tuple[int, str | None] | None:
+        """The next forced answer (status, Retry-After), if any; call with `lock` held."""
+        if not self._faults:
+            return None
+        status, _, retry_after = fault = self._faults[0]
+        fault[1] -= 1
+        if fault[1] <= 0:
+            self._faults.pop(0)
+        return status, retry_after
+
+    def answer(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Answer:
+        raise NotImplementedError
+
+
+class _Handler(BaseHTTPRequestHandler):
+    api: JsonApiServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        pass
+
+    def _serve(self, method: str) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        status, doc, extra = self.api.answer(method, self.path, headers, body)
+        data = json.dumps(doc).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for k, v in extra.items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        self._serve("GET")
+
+    def do_POST(self) -> None:
+        self._serve("POST")
