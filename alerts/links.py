@@ -1,6 +1,7 @@
 """Where an incident's message points: the model's Grafana dashboard over the incident's
-time range, the drift report at Vigil's public URL, the model version in the MLflow
-registry UI, and the runbook for what was found.
+time range (opened on the top finding's panel when it has one), the drift report at
+Vigil's public URL, the model version in the MLflow registry UI, and the runbook for what
+was found.
 
 Pure: plain values in, URLs out (monitor/cycle/messages.py reads the config). A link
 whose target is not configured is None, never a guess.
@@ -45,11 +46,16 @@ class IncidentRef:
     kinds: Sequence[str] = ()  # the findings' kinds, strongest first
     registry_name: str | None = None
     version: str | None = None  # the version serving (or blamed)
+    panel_id: int | None = None  # the dashboard panel of the strongest finding (dashboards/finding_panels.py)
 
 
-def grafana_url(base: str, uid: str, start: float, end: float) -> str:
-    """The dashboard from `start` to `end` (epoch seconds), as Grafana's from/to in milliseconds."""
-    query = urlencode({"from": int(start * 1000), "to": int(end * 1000)})
+def grafana_url(base: str, uid: str, start: float, end: float, panel_id: int | None = None) -> str:
+    """The dashboard from `start` to `end` (epoch seconds), as Grafana's from/to in milliseconds;
+    with `panel_id`, that panel alone (Grafana's `viewPanel`), else the whole dashboard."""
+    params: dict[str, int] = {"from": int(start * 1000), "to": int(end * 1000)}
+    if panel_id is not None:
+        params["viewPanel"] = panel_id
+    query = urlencode(params)
     return f"{base.rstrip('/')}/d/{quote(uid, safe='')}?{query}"
 
 
@@ -73,8 +79,8 @@ def runbook_url(s: LinkSettings, model: str, kinds: Sequence[str]) -> str | None
 def incident_links(s: LinkSettings, ref: IncidentRef) -> dict[str, str | None]:
     has_drift = any(k in DRIFT_KINDS for k in ref.kinds)
     return {
-        "grafana": grafana_url(s.grafana_base, ref.dashboard_uid, ref.onset - s.before_s, ref.last_seen + s.after_s)
-        if s.grafana_base else None,
+        "grafana": grafana_url(s.grafana_base, ref.dashboard_uid, ref.onset - s.before_s, ref.last_seen + s.after_s,
+                               ref.panel_id) if s.grafana_base else None,
         "drift_report": f"{s.api_base.rstrip('/')}/v1/incidents/{ref.incident_id}/drift-report"
         if has_drift else None,
         "mlflow": mlflow_version_url(s.mlflow_ui, ref.registry_name or ref.model, ref.version)

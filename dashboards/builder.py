@@ -13,7 +13,7 @@ import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from grafana_foundation_sdk.builders import annotationslist, logs, stat, table, timeseries
 from grafana_foundation_sdk.builders import dashboard as db
@@ -29,6 +29,7 @@ from .spec import DataSourceUids
 
 DASHBOARD_TAG = "vigil"
 GRAFANA_ANNOTATIONS = dm.DataSourceRef(type_val="grafana", uid="-- Grafana --")
+K = TypeVar("K")
 _REGEX_META = re.compile(r"([.+*?()|\[\]{}^$\\])")
 
 
@@ -245,13 +246,23 @@ def custom_variable(name: str, label: str, values: list[str], default: str) -> d
 # --------------------------------------------------------------------------- finalize
 def finalize(dashboard: db.Dashboard) -> dict[str, Any]:
     """The dashboard model as Grafana stores it, with unique ids and complete targets."""
+    return finalize_keyed(dashboard, [])[0]
+
+
+def finalize_keyed(dashboard: db.Dashboard, marks: Sequence[Sequence[K]]) -> tuple[dict[str, Any], dict[K, int]]:
+    """`finalize`, and the id each marked panel got: a panel given the provisional id -n
+    (finding_panels.PanelMarks) gets its keys `marks[n - 1]` mapped to its real id."""
     model: dict[str, Any] = json.loads(json.dumps(dashboard.build(), cls=JSONEncoder))
     model["id"] = None
     model.setdefault("version", 0)
     model.setdefault("templating", {}).setdefault("list", [])
     _flow(model.get("panels", []))
+    ids: dict[K, int] = {}
     next_id = 1
     for panel in _walk(model.get("panels", [])):
+        provisional = panel.get("id")
+        if isinstance(provisional, int) and 0 < -provisional <= len(marks):
+            ids.update((key, next_id) for key in marks[-provisional - 1])
         panel["id"] = next_id
         next_id += 1
         targets = panel.get("targets") or []
@@ -266,7 +277,7 @@ def finalize(dashboard: db.Dashboard) -> dict[str, Any]:
                 {"text": v, "value": v, "selected": v == var.get("current", {}).get("value")}
                 for v in str(var.get("query", "")).split(",")
             ]
-    return model
+    return model, ids
 
 
 def _flow(panels: list[dict[str, Any]]) -> None:

@@ -6,6 +6,7 @@ serving or logs rows, no GPU -> no GPU row), so no panel is empty by design.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote as urlquote
 
@@ -19,7 +20,7 @@ from .builder import (
     all_variable,
     annotation_query,
     breach_steps,
-    finalize,
+    finalize_keyed,
     logs_panel,
     loki_metric_target,
     prom_target,
@@ -27,6 +28,7 @@ from .builder import (
     timeseries_panel,
     traces_panel,
 )
+from .finding_panels import PanelKey, PanelMarks, drift_keys
 from .performance_panels import performance_row
 from .queries import DEFAULT_SERVING, ModelQueries, ServingMetrics
 from .spec import CanarySpec, DataSourcesSpec, ModelSpec
@@ -47,11 +49,25 @@ def _explore_link(ds: dm.DataSourceRef, query: dict[str, Any]) -> str:
                                                                 safe="${}:,[]_")
 
 
+@dataclass(frozen=True)
+class ModelDashboard:
+    """A built model dashboard and the panel the builder made for each finding it shows."""
+
+    model: dict[str, Any]
+    finding_panels: dict[PanelKey, int]
+
+
 def build_model_dashboard(sources: DataSourcesSpec, model: ModelSpec,
                           serving: ServingMetrics = DEFAULT_SERVING) -> dict[str, Any]:
     """The Grafana dashboard model (JSON-ready dict) for one monitored model."""
+    return build_model_dashboard_keyed(sources, model, serving).model
+
+
+def build_model_dashboard_keyed(sources: DataSourcesSpec, model: ModelSpec,
+                                serving: ServingMetrics = DEFAULT_SERVING) -> ModelDashboard:
+    """`build_model_dashboard`, with the id of the panel of each finding (finding_panels.py)."""
     ds = DataSourceRefs(sources.uids)
-    policy = model.policy
+    marks = PanelMarks()
     q = ModelQueries(model, serving)
     d = (
         db.Dashboard(f"Vigil · {model.name}").uid(model_dashboard_uid(model.name))
@@ -73,21 +89,22 @@ def build_model_dashboard(sources: DataSourcesSpec, model: ModelSpec,
     if model.drift:
         d = d.with_variable(all_variable("feature", "feature", ds.prom, q.feature_variable()))
 
-    d = _health_row(d, q, ds, policy.drift_warning, policy.drift_critical)
+    d = _health_row(d, q, ds, marks)
     if model.performance:
         d = performance_row(d, model.name, model.performance, ds)
     if model.services:
-        d = _serving_row(d, q, ds, has_logs=sources.loki is not None)
+        d = _serving_row(d, q, ds, marks, has_logs=sources.loki is not None)
     if model.canary:
         d = _canary_row(d, q, ds, model.canary)
     if model.gpu:
-        d = _gpu_row(d, q, ds)
+        d = _gpu_row(d, q, ds, marks)
     if model.services and (sources.loki or sources.tempo):
         d = _logs_traces_row(d, q, ds, has_logs=sources.loki is not None, has_traces=sources.tempo is not None)
-    return finalize(d)
+    return ModelDashboard(*finalize_keyed(d, marks.keys))
 
 
-def _health_row(d: db.Dashboard, q: ModelQueries, ds: DataSourceRefs, warn: float, crit: float) -> db.Dashboard:
+def _health_row(d: db.Dashboard, q: ModelQueries, ds: DataSourceRefs, marks: PanelMarks) -> db.Dashboard:
+    warn, crit = q.policy.drift_warning, q.policy.drift_critical
     d = d.with_row(db.Row("Model health"))
     d = d.with_panel(stat_panel("Model state", ds.prom, [prom_target(q.model_state(), "state", instant=True)],
                                 ValueStyle(steps=[(None, "green"), (1, "orange"), (2, "red")]),
@@ -109,30 +126,30 @@ def _health_row(d: db.Dashboard, q: ModelQueries, ds: DataSourceRefs, warn: floa
     # A model with neither features nor predictions has no drift to show.
     stats = q.drift_statistics() if q.model.drift else []
     for stat in stats:
-        d = d.with_panel(timeseries_panel(
+        d = d.with_panel(marks.mark(timeseries_panel(
             f"Feature drift ({stat})", ds.prom, [prom_target(q.feature_drift(stat), "{{feature}}")],
             ValueStyle(steps=breach_steps(crit, "above", warning=warn), min_val=0), width=24 // len(stats),
             description=(f"Per-feature {stat} against the reference. Dashed lines: warning {warn:g}, critical "
                          f"{crit:g}, the policy's thresholds"
                          + (" (the configured statistic)." if stat == q.policy.drift_statistic else
                             f" (categorical features: {q.policy.drift_statistic} has no categorical form).")),
-        ))
-    return _kpi_panels(d, q, ds)
+        ), *drift_keys(stat, q.policy.drift_statistic)))
+    return _kpi_panels(d, q, ds, marks)
 
 
-def _kpi_panels(d: db.Dashboard, q: ModelQueries, ds: DataSourceRefs) -> db.Dashboard:
+def _kpi_panels(d: db.Dashboard, q: ModelQueries, ds: DataSourceRefs, marks: PanelMarks) -> db.Dashboard:
     kpis = q.model.kpis
     for kpi in kpis:
         bound, pct = q.kpi_critical_bound(kpi)
         side = "below" if kpi.bad_direction == "down" else "above"
-        d = d.with_panel(timeseries_panel(
+        d = d.with_panel(marks.mark(timeseries_panel(
             f"KPI: {kpi.name}", ds.prom,
             [prom_target(q.kpi_value(kpi), kpi.name), prom_target(q.kpi_baseline(kpi), "baseline"),
              prom_target(bound, f"critical {side} ({'-' if side == 'below' else '+'}{pct:g}%)")],
             width=12 if len(kpis) > 1 else 24,
             description=f"{kpi.name} (query: {kpi.query}) against the baseline Vigil measured; "
                         f"{side} the third line is critical.",
-        ))
+        ), PanelKey("kpi_drop", kpi.name)))
     return d
 
 
@@ -164,7 +181,8 @@ def _logs_link(ds: DataSourceRefs, s: ServingMetrics) -> list[tuple[str, str]]:
                                      + s.service_label + '}"}', "queryType": "range"}))]
 
 
-def _serving_row(d: db.Dashboard, q: ModelQueries, ds: DataSourceRefs, *, has_logs: bool) -> db.Dashboard:
+def _serving_row(d: db.Dashboard, q: ModelQueries, ds: DataSourceRefs, marks: PanelMarks, *,
+                 has_logs: bool) -> db.Dashboard:
     s = q.serving
     d = d.with_row(db.Row(f"Serving: {', '.join(q.model.services)}"))
     logs_link = _logs_link(ds, s) if has_logs else None
@@ -192,13 +210,13 @@ def _serving_row(d: db.Dashboard, q: ModelQueries, ds: DataSourceRefs, *, has_lo
                     + (f"; dashed line: SLO {err_slos[0].name}" if err_slos else "") + ".",
     ))
     for slo in q.model.slos:
-        d = d.with_panel(timeseries_panel(
+        d = d.with_panel(marks.mark(timeseries_panel(
             f"SLO: {slo.name}", ds.prom, [prom_target(slo.query, slo.name)],
             ValueStyle(_grafana_unit(slo.unit, share=slo in err_slos), breach_steps(slo.threshold, slo.comparison)),
             width=8,
             description=f"Breach when {slo.comparison} {slo.threshold:g}{slo.unit} for "
                         f"{q.policy.slo_consecutive_cycles} cycles. Query: {slo.query}",
-        ))
+        ), PanelKey("slo_breach", slo.name)))
     return d
 
 
@@ -210,14 +228,16 @@ def _grafana_unit(unit: str, *, share: bool = False) -> str:
     return {"s": "s", "seconds": "s", "ms": "ms", "%": "percent", "ratio": "percentunit"}.get(unit, "short")
 
 
-def _gpu_row(d: db.Dashboard, q: ModelQueries, ds: DataSourceRefs) -> db.Dashboard:
+def _gpu_row(d: db.Dashboard, q: ModelQueries, ds: DataSourceRefs, marks: PanelMarks) -> db.Dashboard:
     g = q.model.gpu
     assert g is not None
     by_gpu = "{{pod}} gpu {{gpu}}"
     d = d.with_row(db.Row("GPU"))
-    d = d.with_panel(timeseries_panel("GPU utilisation (DCGM)", ds.prom, [prom_target(q.gpu_util(), by_gpu)],
-                                      ValueStyle("percent", breach_steps(g.util_pct, "above"), min_val=0),
-                                      description=f"Saturated above {g.util_pct:g}% for {g.min_duration_s:g}s."))
+    d = d.with_panel(marks.mark(
+        timeseries_panel("GPU utilisation (DCGM)", ds.prom, [prom_target(q.gpu_util(), by_gpu)],
+                         ValueStyle("percent", breach_steps(g.util_pct, "above"), min_val=0),
+                         description=f"Saturated above {g.util_pct:g}% for {g.min_duration_s:g}s."),
+        PanelKey("gpu_saturation")))
     d = d.with_panel(timeseries_panel("GPU framebuffer used (DCGM)", ds.prom,
                                       [prom_target(q.gpu_fb_used_ratio(), by_gpu)],
                                       ValueStyle("percentunit", breach_steps(g.fb_used_ratio, "above"), min_val=0),

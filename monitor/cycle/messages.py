@@ -12,10 +12,13 @@ from alerts.links import IncidentRef, LinkSettings, incident_links
 from alerts.outbox import MessageKind
 from alerts.payload import IncidentSnapshot, incident_payload, incident_summary
 from alerts.routing import NotifierRegistry
+from dashboards.finding_panels import PanelKey, finding_panel
+from dashboards.model_dashboard import build_model_dashboard_keyed
 from dashboards.uids import model_dashboard_uid
 from detectors.records import DeployEvent
 from monitor.config import VigilConfig
 from monitor.cycle.receivers import ReceiverWriter
+from monitor.grafana.specs import dashboard_specs
 from monitor.store.repository import IncidentRow, Store
 from monitor.store.tables import ModelStateRow
 
@@ -29,6 +32,7 @@ class Links:
     settings: LinkSettings
     registry_names: dict[str, str] = field(default_factory=dict)
     display: dict[str, dict[str, Any]] = field(default_factory=dict)  # model -> time zone, baseline, cold start
+    panels: dict[str, dict[PanelKey, int]] = field(default_factory=dict)  # model -> its dashboard's finding panels
 
     @classmethod
     def from_config(cls, config: VigilConfig) -> Links:
@@ -43,16 +47,26 @@ class Links:
         display = {m.name: {"time_zone": msg.time_zone, "baseline_s": config.schedule.baseline,
                             "cold_start_s": config.policy_for(m).cold_start,
                             "units": {s.name: s.unit for s in m.slos if s.unit}} for m in config.models}
-        return cls(settings, {m.name: m.registry for m in config.models}, display)
+        return cls(settings, {m.name: m.registry for m in config.models}, display, finding_panels(config))
 
     def for_incident(self, row: IncidentRow, now: float, serving_version: str | None) -> dict[str, str | None]:
         ranked = sorted(row.findings, key=lambda f: -(f.get("score") or 0.0))
+        top = ranked[0] if ranked else {}
+        panel = finding_panel(self.panels.get(row.model, {}), str(top.get("kind")), str(top.get("entity") or ""),
+                              str(top.get("statistic") or "")) if top else None
         ref = IncidentRef(model=row.model, incident_id=row.id, dashboard_uid=model_dashboard_uid(row.model),
                           onset=row.onset, last_seen=row.resolved_at or now,
                           kinds=[str(f.get("kind")) for f in ranked],
                           registry_name=self.registry_names.get(row.model),
-                          version=_blamed_version(row.causes) or serving_version)
+                          version=_blamed_version(row.causes) or serving_version, panel_id=panel)
         return incident_links(self.settings, ref)
+
+
+def finding_panels(config: VigilConfig) -> dict[str, dict[PanelKey, int]]:
+    """Each model's dashboard as `vigil dashboards` provisions it, built once per config,
+    reduced to the panel id of each finding it shows."""
+    spec = dashboard_specs(config)
+    return {m.name: build_model_dashboard_keyed(spec.datasources, m).finding_panels for m in spec.models}
 
 
 def _blamed_version(causes: list[dict[str, Any]]) -> str | None:

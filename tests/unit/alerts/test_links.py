@@ -33,6 +33,14 @@ def test_grafana_link_opens_the_dashboard_around_the_onset():
     q = parse_qs(urlsplit(url).query)
     assert int(q["from"][0]) == int((ONSET - 3600) * 1000) and int(q["to"][0]) == int((ONSET + 600 + 3600) * 1000)
     assert incident_links(settings(grafana_base=None), ref())["grafana"] is None
+    assert "viewPanel" not in q  # no panel for the top finding: the whole dashboard
+
+
+def test_grafana_link_opens_the_top_findings_panel_with_the_same_range():
+    url = incident_links(settings(), ref(panel_id=12))["grafana"]
+    assert url is not None and urlsplit(url).path == "/d/vigil-recommender"
+    q = parse_qs(urlsplit(url).query)
+    assert q["viewPanel"] == ["12"] and int(q["from"][0]) == int((ONSET - 3600) * 1000)
 
 
 def test_drift_report_at_the_public_url_only_for_drift():

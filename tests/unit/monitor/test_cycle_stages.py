@@ -40,6 +40,7 @@ from tests.helpers_vigil import (
     T0,
     StubPrometheus,
     make_config,
+    model_config,
     serving_registry,
     step_curve,
 )
@@ -281,3 +282,25 @@ def test_a_kpi_and_an_slo_of_one_name_both_keep_their_gap_and_no_gap_is_dropped(
         raw.gaps.add(gap(entity), f"{entity}: no series")
     found = detect(raw, DetectRequest(m, cfg.policy_for(m), W, 60.0, 60.0, AnomalyTuning(), CycleStart()))
     assert [f.entity for f in found.findings] == ["ctr", "ctr", "something unforeseen"]
+
+
+def test_a_kpi_drop_message_links_to_the_kpis_panel_around_the_onset(tmp_path: Any) -> None:
+    from urllib.parse import parse_qs, urlsplit
+
+    from dashboards.builder import _walk
+    from dashboards.model_dashboard import build_model_dashboard
+    from monitor.grafana.specs import dashboard_specs
+
+    kpis = [{"name": "conversions", "query": "conv_rate"}, {"name": "ctr", "query": CTR_QUERY}]
+    cfg = make_config(tmp_path, grafana={"url": "http://grafana:3000"}, models=[model_config(kpis=kpis)])
+    store = Store(cfg.store.url)
+    story = kpi_story()  # CTR down: the top finding is a kpi_drop on "ctr"
+    apply_plan(store, writer(store, cfg), cfg.model(MODEL), open_plan(), story.content, StateUpdate({}, {}, T0))
+    [msg] = [r for r in store.outbox_for_prefix("incident") if r.notifier == "slack"]
+    url = urlsplit(msg.payload["links"]["grafana"])
+    q = parse_qs(url.query)
+    assert url.path == f"/d/vigil-{MODEL}" and int(q["from"][0]) < (T0 - 900) * 1000 < int(q["to"][0])
+    spec = dashboard_specs(cfg)
+    built = build_model_dashboard(spec.datasources, spec.models[0])  # as `vigil dashboards` provisions it
+    [panel] = [p for p in _walk(built["panels"]) if p["id"] == int(q["viewPanel"][0])]
+    assert panel["title"] == "KPI: ctr"
