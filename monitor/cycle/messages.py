@@ -2,6 +2,7 @@
 and routed by each notifier's registered route (alerts/routing.py)."""
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,9 @@ from monitor.store.repository import IncidentRow, Store
 from monitor.store.tables import ModelStateRow
 
 DEFAULT_CHANNEL = "#vigil-alerts"
+
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -64,9 +68,15 @@ class Links:
 
 def finding_panels(config: VigilConfig) -> dict[str, dict[PanelKey, int]]:
     """Each model's dashboard as `vigil dashboards` provisions it, built once per config,
-    reduced to the panel id of each finding it shows."""
-    spec = dashboard_specs(config)
-    return {m.name: build_model_dashboard_keyed(spec.datasources, m).finding_panels for m in spec.models}
+    reduced to the panel id of each finding it shows. A link is a convenience: should a
+    dashboard fail to build, its links open the whole dashboard and the daemon still runs."""
+    try:
+        spec = dashboard_specs(config)
+        return {m.name: build_model_dashboard_keyed(spec.datasources, m).finding_panels for m in spec.models}
+    except Exception as e:  # noqa: BLE001 - never let a cosmetic link stop the daemon
+        log.warning("dashboard panels unknown, Grafana links open whole dashboards",
+                    extra={"error": f"{type(e).__name__}: {e}"})
+        return {}
 
 
 def _blamed_version(causes: list[dict[str, Any]]) -> str | None:
