@@ -104,6 +104,15 @@ def said(resp: httpx.Response) -> str:
     return " ".join(resp.text.split())[:300]
 
 
+def json_object(resp: httpx.Response) -> dict[str, Any] | None:
+    """The answer's body when it is a JSON object (a backend's error document), else None."""
+    try:
+        doc = resp.json()
+    except ValueError:
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
 class HttpCaller:
     """One client, its retry loop, and the mapping of answers to `Transient`/`Refused`."""
 

@@ -19,7 +19,7 @@ import httpx
 
 from alerts.outbox import DeliveryResult, DeliveryStatus, MessageKind, OutboxMessage
 from alerts.receivers.base import ALL, RECEIVER_ROUTE, Receiving
-from alerts.receivers.http import HttpCaller, SecretSource, run_delivery, said
+from alerts.receivers.http import HttpCaller, SecretSource, json_object, run_delivery, said
 from alerts.receivers.mapping import opsgenie_action, opsgenie_create, sent_ref, steps
 
 log = logging.getLogger("vigil.receivers.opsgenie")
@@ -28,11 +28,8 @@ REGION_URLS = {"us": "https://api.opsgenie.com", "eu": "https://api.eu.opsgenie.
 
 def explain(resp: httpx.Response) -> str:
     """Opsgenie's error body in a line: its message and each field error it named."""
-    try:
-        doc = resp.json()
-    except ValueError:
-        return said(resp)
-    if not isinstance(doc, dict):
+    doc = json_object(resp)
+    if doc is None:
         return said(resp)
     errors = doc.get("errors") or {}
     detail = "; ".join(f"{k}: {v}" for k, v in errors.items()) if isinstance(errors, dict) else str(errors)

@@ -18,7 +18,7 @@ import httpx
 
 from alerts.outbox import DeliveryResult, DeliveryStatus, MessageKind, OutboxMessage
 from alerts.receivers.base import ALL, RECEIVER_ROUTE, Receiving
-from alerts.receivers.http import HttpCaller, SecretSource, run_delivery, said
+from alerts.receivers.http import HttpCaller, SecretSource, json_object, run_delivery, said
 from alerts.receivers.mapping import pagerduty_event, sent_ref, steps
 
 log = logging.getLogger("vigil.receivers.pagerduty")
@@ -27,11 +27,8 @@ DEFAULT_URL = "https://events.pagerduty.com"
 
 def explain(resp: httpx.Response) -> str:
     """PagerDuty's error body in a line: its status, message and every error it listed."""
-    try:
-        doc = resp.json()
-    except ValueError:
-        return said(resp)
-    if not isinstance(doc, dict):
+    doc = json_object(resp)
+    if doc is None:
         return said(resp)
     errors = doc.get("errors") or []
     detail = "; ".join(map(str, errors)) if isinstance(errors, list) else str(errors)
