@@ -42,6 +42,7 @@ class AlertmanagerReceiver:
         self.labels = labels or {}
         self.bearer_token = bearer_token
         self._pushed: dict[str, float] = {}  # outbox key -> when its alert was last pushed (this process)
+        self._last_round = float("-inf")  # the first round after a start re-pushes everything firing
 
     def deliver(self, message: OutboxMessage) -> DeliveryResult:
         if message.kind != MessageKind.INCIDENT:
@@ -62,10 +63,16 @@ class AlertmanagerReceiver:
                                                       "firing": firing, "ended_old_labels": len(batch) > 1})
         return {**sent_ref(record), "alert": alert, "firing": firing}
 
+    def keep_alive_due(self) -> bool:
+        # Half the interval: an alert waits at most 1.5 x resend_every for its re-push, well
+        # inside its endsAt (4 x resend_every).
+        return self.clock() - self._last_round >= self.resend_every_s / 2
+
     def keep_alive(self, refs: Mapping[str, dict[str, Any]]) -> int:
         """Re-push every firing alert last pushed `resend_every` ago or more (or never by this
         process: after a restart they all go once), with a new endsAt."""
         now = self.clock()
+        self._last_round = now
         due = {k: r for k, r in refs.items() if r.get("firing") and isinstance(r.get("alert"), dict)
                and now - self._pushed.get(k, float("-inf")) >= self.resend_every_s}
         if not due:

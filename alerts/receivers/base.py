@@ -60,6 +60,10 @@ class KeepsAlive(Protocol):
 
     name: str
 
+    def keep_alive_due(self) -> bool:
+        """Whether a round is due: the sender reads the refs (a query over every incident the
+        receiver has) only then, not on every few-second sender round."""
+
     def keep_alive(self, refs: Mapping[str, dict[str, Any]]) -> int:
         """Re-send what is due among `refs` (outbox key -> ref); the number re-sent."""
         ...

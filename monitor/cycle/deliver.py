@@ -88,7 +88,7 @@ class OutboxSender:
     def _keep_alive(self) -> None:
         """Re-send the open alerts of receivers whose backend would otherwise time them out."""
         for name, notifier in self.notifiers.items():
-            if not isinstance(notifier, KeepsAlive):
+            if not isinstance(notifier, KeepsAlive) or not notifier.keep_alive_due():
                 continue
             try:
                 sent = notifier.keep_alive(self.store.outbox.refs(name))
