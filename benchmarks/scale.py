@@ -53,6 +53,11 @@ def store_bytes(url: str) -> int:
         engine.dispose()
 
 
+def tree_bytes(root: Path) -> int:
+    """Bytes of the files under `root` (the replica's spool: local disk, not the store)."""
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) if root.exists() else 0
+
+
 def written_bytes() -> int:
     """Bytes this process has written to storage so far (Linux /proc/self/io)."""
     try:
@@ -130,18 +135,21 @@ def _measure_sweep(vigil: Any, k: int, t: float, args: argparse.Namespace, clock
                    out: dict[str, float]) -> float:
     """Sweep `k` at time `t`: its seconds; its store growth and queries per model go into `out`."""
     models = args.models
-    before, wrote = store_bytes(store_url), written_bytes()
+    spool = Path(vigil.config.spool.directory)
+    before, wrote, spooled = store_bytes(store_url), written_bytes(), tree_bytes(spool)
     clock.reset()
     began = time.perf_counter()
     reports = _sweep(vigil, t, args, profile=bool(args.profile) and k > 0)
     took = time.perf_counter() - began
     grew = store_bytes(store_url) - before
-    wrote = written_bytes() - wrote
+    spooled = tree_bytes(spool) - spooled
+    wrote = written_bytes() - wrote - max(spooled, 0)  # the spool is local disk, not the store
     queries = clock.calls.get("prometheus_http", 0)
     opened = sum(1 for r in reports if r.incident_id is not None)
     print(f"sweep {k} ({'first' if k == 0 else 'warm'}): {took:.1f} s, {len(reports)}/{models} cycles, "
           f"{opened} with an open incident, {queries / models:.2f} queries/model, "
-          f"store +{grew / 1e6:.1f} MB (process wrote {wrote / 1e6:.1f} MB), {_load()}", flush=True)
+          f"store +{grew / 1e6:.1f} MB (process wrote {wrote / 1e6:.1f} MB), spool {spooled / 1e6:+.1f} MB, "
+          f"{_load()}", flush=True)
     print(f"  stages (s summed over threads / calls): {clock.summary()}", flush=True)
     out[f"store_mb_{k}"] = max(grew, wrote) / 1e6
     out[f"queries_{k}"] = queries / models

@@ -192,6 +192,7 @@ def config_data(p: ScaleParams, root: Path, prometheus_url: str, store_url: str,
     return {
         "store": {"url": store_url},
         "slack": {"sink_path": str(work / "notifications.jsonl")},
+        "spool": {"directory": str(work / "spool")},
         "schedule": {"interval": f"{INTERVAL:g}s", "lookback": f"{LOOKBACK:g}s", "baseline": f"{BASELINE:g}s"},
         "sources": {"prometheus": {"url": prometheus_url, "step": f"{SCRAPE:g}s", "timeout_s": 60},
                     "mlflow": {"tracking_uri": sqlite_tracking_uri(root / "mlflow.db"), "timeout_s": 30}},

@@ -34,6 +34,7 @@ from monitor.config_messages import MessagesConfig, check_runbook_keys
 from monitor.config_performance import PerformanceConfig
 from monitor.config_receivers import ReceiverConfig, check_receivers
 from monitor.config_retention import RetentionConfig
+from monitor.config_spool import SpoolConfig
 from monitor.config_sources import LokiConfig, MlflowConfig, PrometheusConfig, SourcesConfig, TempoConfig
 from monitor.config_types import Duration, HttpURL, Secret, StoreURL, parse_duration
 from monitor.config_yaml import read_yaml
@@ -103,6 +104,9 @@ class StoreConfig(_Model):
     url: StoreURL = "sqlite:///vigil.db"  # postgresql+psycopg://user@host/db for several replicas
 
 
+SWEEP_AUTO_MODELS = 50  # one job per model keeps up to about 100 (issue 17); sweep well before
+
+
 class ScheduleConfig(_Model):
     interval: Duration = 60.0
     lookback: Duration = 1800.0  # window [t - lookback, t] pulled each cycle
@@ -110,8 +114,9 @@ class ScheduleConfig(_Model):
     misfire_grace: Duration = 30.0
     # true: one job per interval runs every owned model's cycle after one batched read of
     # Prometheus and the registry (monitor/cycle/prefetch.py), on a pool of `sweep_workers`
-    # threads; a fleet of hundreds of models needs it. false: one job per model.
-    sweep: bool = False
+    # threads; a fleet of hundreds of models needs it. false: one job per model, spread over
+    # the interval. auto: a sweep from SWEEP_AUTO_MODELS models on (decided at start).
+    sweep: bool | Literal["auto"] = "auto"
     sweep_workers: int = Field(0, ge=0)  # 0: the CPU count
     # SIGTERM/SIGINT: running cycles finish and the outbox drains within this; past it the
     # process exits non-zero naming what it abandoned.
@@ -120,6 +125,10 @@ class ScheduleConfig(_Model):
     unready_after_failed_cycles: int = Field(3, ge=1)
     # ... or when a model's last successful cycle is older than this many intervals.
     unready_after_intervals: float = Field(3.0, ge=1)
+
+    def sweeps(self, models: int) -> bool:
+        """Whether a fleet of `models` runs as one sweep per interval."""
+        return models >= SWEEP_AUTO_MODELS if self.sweep == "auto" else bool(self.sweep)
 
 
 # --------------------------------------------------------------------------- policy
@@ -307,6 +316,7 @@ class VigilConfig(_Model):
     receivers: list[ReceiverConfig] = Field(default_factory=list)  # PagerDuty, Opsgenie, webhook, Alertmanager
     messages: MessagesConfig = MessagesConfig()
     retention: RetentionConfig = RetentionConfig()
+    spool: SpoolConfig = SpoolConfig()
     models: list[ModelConfig] = Field(min_length=1)
     base_dir: str = "."  # set by load_config: relative paths resolve against the file's folder
 

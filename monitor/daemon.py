@@ -180,7 +180,7 @@ def build_scheduler(runtime: Runtime) -> BackgroundScheduler:
     config = runtime.vigil.config
     scheduler = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
     now = time.time()
-    if config.schedule.sweep:
+    if config.schedule.sweeps(len(config.models)):
         scheduler.add_job(_sweep_job, "interval", args=[runtime], seconds=config.schedule.interval, id="sweep",
                           name="sweep", next_run_time=_dt(now + 1),
                           misfire_grace_time=int(config.schedule.misfire_grace))

@@ -110,8 +110,9 @@ class Vigil:
              "loki": c.sources.loki.url if c.sources.loki else None,
              "tempo": c.sources.tempo.url if c.sources.tempo else None},
             self.metrics, lambda: self.clock.now())
-        samples = SampleReader(c, self.store)
-        self.references = ReferenceChooser(c, self.store, self.registry, samples, self.now)
+        spool = c.spool.open(c.base_dir)
+        samples = SampleReader(c, self.store, spool)
+        self.references = ReferenceChooser(c, self.store, self.registry, samples, self.now, spool)
         self.gather_sources = Sources(self.prometheus, self.health, samples, self.references,
                                       LogTraceSources(loki, tempo, c.sources.tempo.search_limit if c.sources.tempo
                                                       else 50), c.sources.prometheus.step)

@@ -139,7 +139,7 @@ class ReferenceProfile:
         if len(b) < 8:
             raise ValueError("reference profile: expected at least 8 bytes of header length")
         n_head = int.from_bytes(b[:8], "little")
-        header = json.loads(b[8 : 8 + n_head])
+        header = json.loads(bytes(b[8 : 8 + n_head]))
         if header.get("format") != PROFILE_FORMAT:
             raise ValueError(
                 f"reference profile: format {header.get('format')!r} is not the supported {PROFILE_FORMAT}"

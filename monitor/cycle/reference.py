@@ -19,20 +19,26 @@ from monitor.cycle.plan import to_policy
 from monitor.cycle.samples import SampleReader
 from monitor.sources.cache import BoundedCache
 from monitor.sources.samples import read_reference
+from monitor.sources.spool import Spool
 from monitor.store.repository import Store
 from monitor.types import Window
 
 log = logging.getLogger("vigil.reference")
-PROFILE_CACHE_BYTES = 512 * 2**20  # training profiles kept in memory; beyond, read from the store (zero-copy)
+# Training profiles kept in memory (without a spool: 512 MB; with one, a small share, as the
+# spool maps a profile per cycle at no cost); beyond, mapped from the spool or read from the store.
+PROFILE_CACHE_BYTES = 512 * 2**20
+SPOOLED_PROFILE_CACHE_BYTES = 64 * 2**20
 
 
 class ReferenceChooser:
     def __init__(self, config: VigilConfig, store: Store, registry: Any, samples: SampleReader,
-                 now: Callable[[], float]) -> None:
+                 now: Callable[[], float], spool: Spool | None = None) -> None:
         self._config, self._store, self._registry = config, store, registry
+        self._spool = spool
         self._samples, self._now = samples, now
         self._profiles: dict[tuple[str, str, str], Any] = {}  # rolling profiles (one per model)
-        self._training = BoundedCache(PROFILE_CACHE_BYTES)  # (model, version, path) -> profile
+        # (model, version, path) -> profile
+        self._training = BoundedCache(SPOOLED_PROFILE_CACHE_BYTES if spool else PROFILE_CACHE_BYTES)
         self._paths: dict[tuple[str, str], Path] = {}  # (model, version) -> training path
 
     def training_path(self, m: ModelConfig, version: str | None) -> Path:
@@ -57,6 +63,9 @@ class ReferenceChooser:
         hit = self._training.get(key)
         if hit is not None:
             return hit, str(path)
+        spooled = self._mapped(key)
+        if spooled is not None:
+            return spooled, str(path)
         blob = self._store.profile(*key)
         if blob is not None:
             profile = ReferenceProfile.from_bytes(blob)
@@ -64,8 +73,25 @@ class ReferenceChooser:
             profile = profile_reference(read_reference(path), feature_specs(m))
             blob = profile.to_bytes()
             self._store.save_profile(*key, blob, self._now())
-        self._training.put(key, profile, len(blob))
+        if not self._training.put(key, profile, len(blob)) and self._spool is not None:
+            self._spool.put("profiles", Spool.key(*key, "v1"), blob)
         return profile, str(path)
+
+    def _mapped(self, key: tuple[str, str, str]) -> ReferenceProfile | None:
+        """A profile the memory budget did not hold, mapped from the spool (no copy, no
+        store round trip); the mapping goes when the cycle drops the profile."""
+        if self._spool is None:
+            return None
+        skey = Spool.key(*key, "v1")
+        buf = self._spool.map("profiles", skey)
+        if buf is None:
+            return None
+        try:
+            return ReferenceProfile.from_bytes(buf)
+        except (ValueError, KeyError) as e:  # a damaged entry: the store has the profile
+            log.warning("spooled profile unreadable, reading the store", extra={"model": key[0], "error": str(e)})
+            self._spool.discard("profiles", skey)
+            return None
 
     def choose(self, m: ModelConfig, version: str | None, w: Window) -> tuple[Any, str]:
         p = self._config.policy_for(m)

@@ -6,20 +6,23 @@ import pandas as pd
 
 from monitor.config import ModelConfig, VigilConfig
 from monitor.sources.samples import SampleFiles, records_frame
+from monitor.sources.spool import Spool
 from monitor.store.repository import Store
 
 
 class SampleReader:
-    def __init__(self, config: VigilConfig, store: Store) -> None:
+    def __init__(self, config: VigilConfig, store: Store, spool: Spool | None = None) -> None:
         self._config = config
         self._store = store
+        self._spool = spool
         self._files: dict[str, SampleFiles] = {}  # per model: the files' index is kept between cycles
 
     def files(self, m: ModelConfig) -> SampleFiles | None:
         if m.samples is None:
             return None
         if m.name not in self._files:
-            self._files[m.name] = SampleFiles(self._config.resolve_path(m.samples.path), m.samples.timestamp_column)
+            self._files[m.name] = SampleFiles(self._config.resolve_path(m.samples.path), m.samples.timestamp_column,
+                                              spool=self._spool)
         return self._files[m.name]
 
     def window(self, m: ModelConfig, start: float, end: float) -> pd.DataFrame:

@@ -11,8 +11,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from monitor.sources.cache import BoundedCache
+from monitor.sources.spool import Spool
 
 log = logging.getLogger("vigil.samples")
 
@@ -46,7 +49,8 @@ def to_epoch_seconds(col: pd.Series, *, where: str) -> np.ndarray:
         dt = pd.to_datetime(col, utc=True)
     except (ValueError, TypeError) as e:
         raise SampleFileError(f"{where}: expected datetimes or epoch seconds ({e})") from None
-    out = dt.astype("int64").to_numpy() / 1e9
+    # Whatever unit the file kept (Spark writes microseconds), count nanoseconds.
+    out = dt.dt.as_unit("ns").astype("int64").to_numpy() / 1e9
     out[dt.isna().to_numpy()] = np.nan  # a missing time is missing, not 1677
     return out
 
@@ -56,16 +60,21 @@ _SHARED = BoundedCache(SAMPLE_CACHE_BYTES)
 
 
 class SampleFiles:
-    """Reads sample files, caching each by (path, mtime, size) so a cycle only re-reads new
-    files. The cache is bounded (`cache`, shared by every model's files): a file no window
-    overlaps any more is dropped, and beyond the budget files are read each cycle. Each
-    file's time range is kept (small), so a file outside the window is never opened."""
+    """Reads sample files, each parsed once: with a `spool`, a parsed file is kept on disk as
+    Arrow and memory-mapped by each later window (memory flat in the fleet's size); without
+    one, or for a file Arrow cannot hold (a column mixing strings and numbers), in the
+    bounded in-memory `cache` shared by every model's files, and beyond its budget re-read.
+    A file no window overlaps any more is dropped. Each file's time range is kept (small),
+    so a file outside the window is never opened."""
 
-    def __init__(self, pattern: str | Path, timestamp_column: str, cache: BoundedCache | None = None) -> None:
+    def __init__(self, pattern: str | Path, timestamp_column: str, cache: BoundedCache | None = None,
+                 spool: Spool | None = None) -> None:
         self.pattern = str(pattern)
         self.timestamp_column = timestamp_column
         self._cache = cache if cache is not None else _SHARED
+        self._spool = spool
         self._ranges: dict[str, tuple[tuple[float, int], float, float]] = {}  # path -> (key, lo, hi)
+        self._spooled: dict[str, str] = {}  # path -> its spool key, for the files that have one
 
     def _files(self) -> list[str]:
         p = self.pattern
@@ -79,12 +88,7 @@ class SampleFiles:
         known = self._ranges.get(path)
         return known if known is not None and known[0] == (st.st_mtime, st.st_size) else None
 
-    def _load(self, path: str) -> tuple[pd.DataFrame, float, float]:
-        st = os.stat(path)
-        key = (st.st_mtime, st.st_size)
-        hit = self._cache.get((path, key))
-        if hit is not None:
-            return hit
+    def _parse(self, path: str) -> pd.DataFrame:
         df = _read_table(Path(path))
         if self.timestamp_column not in df.columns:
             raise SampleFileError(
@@ -97,30 +101,169 @@ class SampleFiles:
         if missing:
             log.warning("sample rows without a timestamp skipped", extra={"file": path, "rows": missing})
             df = df[~np.isnan(ts)]
-        df = df.sort_values("_ts", kind="stable").reset_index(drop=True)
+        return df.sort_values("_ts", kind="stable").reset_index(drop=True)
+
+    def _spool_key(self, path: str, key: tuple[float, int]) -> str:
+        return Spool.key("samples", os.path.abspath(path), key[0], key[1], self.timestamp_column, SPOOL_FORMAT)
+
+    def _load(self, path: str) -> tuple[pd.DataFrame | pa.Table, float, float]:
+        st = os.stat(path)
+        key = (st.st_mtime, st.st_size)
+        skey = self._spool_key(path, key) if self._spool is not None else None
+        if skey is not None:
+            table = self._mapped(skey)
+            if table is not None:
+                return self._spooled_table(path, key, skey, table)
+        hit = self._cache.get((path, key))
+        if hit is not None:
+            return hit
+        table, df = self._parse_any(path, arrow=skey is not None)
+        if table is not None and skey is not None and self._spool is not None \
+                and self._spool.put("samples", skey, _ipc_bytes(table)):
+            return self._spooled_table(path, key, skey, table)
+        if df is None:
+            df = _arrow_frame([table]) if table is not None else self._parse(path)
         lo, hi = (float(df["_ts"].iloc[0]), float(df["_ts"].iloc[-1])) if len(df) else (np.inf, -np.inf)
         self._ranges[path] = (key, lo, hi)
         self._cache.put((path, key), (df, lo, hi), int(df.memory_usage(deep=False).sum()))
         return df, lo, hi
 
+    def _spooled_table(self, path: str, key: tuple[float, int], skey: str, table: pa.Table
+                       ) -> tuple[pa.Table, float, float]:
+        ts = table.column("_ts").to_numpy()
+        lo, hi = (float(ts[0]), float(ts[-1])) if len(ts) else (np.inf, -np.inf)
+        self._ranges[path], self._spooled[path] = (key, lo, hi), skey
+        return table, lo, hi
+
+    def _parse_any(self, path: str, arrow: bool) -> tuple[pa.Table | None, pd.DataFrame | None]:
+        """The file as an Arrow table (parquet straight into Arrow, no pandas round trip) when
+        it is wanted and possible, else as a frame (and its table when Arrow can hold it)."""
+        if arrow and Path(path).suffix.lower() in (".parquet", ".pq"):
+            try:
+                return self._parquet_table(path), None
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+                pass  # an unusual file: the pandas reader decides
+        df = self._parse(path)
+        return (_arrow_table(df) if arrow else None), df
+
+    def _parquet_table(self, path: str) -> pa.Table:
+        """What `_parse` gives, built in Arrow: pandas' index columns dropped, rows without a
+        time skipped, sorted by time, `_ts` last."""
+        table = pq.read_table(path)
+        meta = table.schema.pandas_metadata or {}
+        index = [c for c in meta.get("index_columns", []) if isinstance(c, str) and c in table.column_names]
+        table = table.drop_columns(index).replace_schema_metadata(None)
+        if self.timestamp_column not in table.column_names:
+            raise SampleFileError(
+                f"{path}: timestamp column {self.timestamp_column!r} not found "
+                f"(columns: {', '.join(table.column_names[:20])})"
+            )
+        ts = to_epoch_seconds(table.column(self.timestamp_column).to_pandas(),
+                              where=f"{path} column {self.timestamp_column!r}")
+        rows = np.flatnonzero(~np.isnan(ts))
+        if len(rows) < len(ts):
+            log.warning("sample rows without a timestamp skipped", extra={"file": path, "rows": len(ts) - len(rows)})
+        rows = rows[np.argsort(ts[rows], kind="stable")]
+        if "_ts" in table.column_names:
+            table = table.drop_columns(["_ts"])
+        return table.take(pa.array(rows)).append_column("_ts", pa.array(ts[rows]))
+
+    def _mapped(self, skey: str) -> pa.Table | None:
+        assert self._spool is not None
+        buf = self._spool.map("samples", skey)
+        if buf is None:
+            return None
+        try:
+            return pa.ipc.open_file(pa.py_buffer(buf)).read_all()
+        except (pa.ArrowInvalid, OSError) as e:  # a damaged entry: parse the source again
+            log.warning("spooled sample file unreadable, re-reading it", extra={"error": str(e)})
+            self._spool.discard("samples", skey)
+            return None
+
+    def _forget(self, path: str, key: tuple[float, int]) -> None:
+        """No window of this model needs the file now."""
+        self._cache.discard((path, key))
+        skey = self._spooled.pop(path, None)
+        if skey is not None and self._spool is not None:
+            self._spool.discard("samples", skey)
+
     def window(self, start: float, end: float) -> pd.DataFrame:
         """Rows with start <= t <= end from every file overlapping the window."""
-        parts = []
+        frames: list[pd.DataFrame] = []
+        tables: list[pa.Table] = []
         for path in self._files():
             known = self._range(path)
             if known is not None and (known[2] < start or known[1] > end):
-                self._cache.discard((path, known[0]))  # no window of this model needs it now
+                self._forget(path, known[0])
                 continue
-            df, lo, hi = self._load(path)
+            data, lo, hi = self._load(path)
             if hi < start or lo > end:
                 continue
-            ts = df["_ts"].to_numpy()
-            i, j = np.searchsorted(ts, start, "left"), np.searchsorted(ts, end, "right")
+            if isinstance(data, pa.Table):
+                ts = data.column("_ts").to_numpy()
+            else:
+                ts = data["_ts"].to_numpy()
+            i, j = int(np.searchsorted(ts, start, "left")), int(np.searchsorted(ts, end, "right"))
             if j > i:
-                parts.append(df.iloc[i:j])
-        if not parts:
-            return pd.DataFrame()
-        return pd.concat(parts, ignore_index=True)
+                if isinstance(data, pa.Table):
+                    tables.append(data.slice(i, j - i))
+                else:
+                    frames.append(data.iloc[i:j])
+        if not frames:
+            return _arrow_frame(tables) if tables else pd.DataFrame()  # a fresh frame, numbered from 0
+        if tables:
+            frames.insert(0, _arrow_frame(tables))
+        return frames[0].reset_index(drop=True) if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+
+SPOOL_FORMAT = "arrow-v1"
+_DICTIONARY_COLUMNS = b"vigil.dictionary_columns"
+
+
+def _arrow_table(df: pd.DataFrame) -> pa.Table | None:
+    """A parsed frame as Arrow; None when Arrow cannot hold it exactly (a column mixing
+    strings and numbers): that file stays on the in-memory path."""
+    try:
+        return pa.Table.from_pandas(df, preserve_index=False).replace_schema_metadata(None)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, ValueError, TypeError, OverflowError):
+        return None
+
+
+def _ipc_bytes(table: pa.Table) -> bytes:
+    """Arrow IPC with strings dictionary-encoded: smaller, and mapped back to the same
+    object columns by `_arrow_frame`."""
+    encoded = []
+    for i, field in enumerate(table.schema):
+        if pa.types.is_string(field.type) or pa.types.is_large_string(field.type):
+            table = table.set_column(i, field.name, table.column(i).dictionary_encode())
+            encoded.append(field.name)
+    table = table.replace_schema_metadata({_DICTIONARY_COLUMNS: "\x1f".join(encoded).encode()})
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def _arrow_frame(tables: list[pa.Table]) -> pd.DataFrame:
+    """Slices of spooled files -> the frame the files themselves give (string columns as
+    objects, missing strings as None, as pandas reads them)."""
+    if len(tables) > 1:
+        try:
+            table = pa.concat_tables(tables, promote_options="permissive")
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # files whose columns differ in type: as pandas would
+            return pd.concat([_arrow_frame([t]) for t in tables], ignore_index=True)
+    else:
+        table = tables[0]
+    encoded = {name for t in tables for name in (t.schema.metadata or {}).get(_DICTIONARY_COLUMNS, b"").decode().split("\x1f")}
+    df = table.to_pandas()
+    for name in sorted(encoded - {""}):
+        if name not in df.columns or not isinstance(df[name].dtype, pd.CategoricalDtype):
+            continue
+        cat = df[name].array
+        values = np.asarray(cat, dtype=object)
+        values[np.asarray(cat.isna())] = None
+        df[name] = values
+    return df
 
 
 def records_frame(records: list[tuple[float, dict[str, Any]]]) -> pd.DataFrame:

@@ -102,3 +102,21 @@ def test_a_sweep_daemon_runs_every_model_each_interval_and_sends_meanwhile(tmp_p
         assert metric_value(vigil, "vigil_cycle_duration_seconds_count", model=name) >= 2, name
     assert sink.read_text().strip(), "the outbox sender delivered while the sweeps ran"
     assert vigil.store.outbox_counts().get("pending", 0) == 0
+
+
+def test_a_big_fleet_runs_as_one_sweep_by_default_and_a_small_one_per_model(tmp_path):
+    """schedule.sweep: auto (the default): one job per model keeps up with a few dozen
+    models; from 50 on the fleet is swept after one batched read, which a thousand need."""
+    from monitor.daemon import build_scheduler
+    from tests.helpers_vigil import model_config
+
+    def jobs(n: int, **schedule: object) -> set[str]:
+        cfg = make_config(tmp_path, models=[model_config(f"m{i:03d}") for i in range(n)],
+                          schedule={"interval": "1m", "lookback": "30m", "baseline": "1h", **schedule})
+        runtime = Runtime(make_vigil(cfg), None)
+        return {j.id for j in build_scheduler(runtime).get_jobs() if j.id == "sweep" or j.id.startswith("cycle:")}
+
+    assert jobs(3) == {"cycle:m000", "cycle:m001", "cycle:m002"}
+    assert jobs(60) == {"sweep"}
+    assert jobs(60, sweep=False) == {f"cycle:m{i:03d}" for i in range(60)}
+    assert jobs(3, sweep=True) == {"sweep"}

@@ -1,0 +1,162 @@
+"""The replica-local spool: sample files parsed once and memory-mapped by later windows,
+profiles mapped instead of re-read from the store (issue 17)."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import monitor.sources.samples as samples_module
+from detectors.drift import FeatureSpec, ReferenceProfile, profile_reference
+from monitor.config import parse_config
+from monitor.config_errors import ConfigError
+from monitor.sources.cache import BoundedCache
+from monitor.sources.samples import SampleFiles
+from monitor.sources.spool import Spool
+
+T0 = 1_700_000_000.0
+
+
+def write_files(folder, n_files=3, rows=200, seed=0):
+    rng = np.random.default_rng(seed)
+    for k in range(n_files):
+        t = T0 + 600 * k + np.arange(rows) * (600 / rows)
+        city = rng.choice(["paris", "lyon", None], rows).astype(object)
+        pd.DataFrame({"timestamp": t, "x": rng.normal(size=rows), "n": np.arange(rows),
+                      "city": city}).to_parquet(folder / f"{k}.parquet")
+
+
+def no_parsing(monkeypatch):
+    def refuse(path):
+        raise AssertionError(f"{path} parsed again")
+    monkeypatch.setattr(samples_module, "_read_table", refuse)
+
+
+def test_spooled_window_is_the_frame_the_files_give(tmp_path):
+    (tmp_path / "s").mkdir()
+    write_files(tmp_path / "s")
+    plain = SampleFiles(tmp_path / "s", "timestamp", BoundedCache(0)).window(T0 + 300, T0 + 1500)
+    spool = Spool(tmp_path / "spool")
+    SampleFiles(tmp_path / "s", "timestamp", spool=spool).window(T0, T0 + 1800)  # parses and spools
+    mapped = SampleFiles(tmp_path / "s", "timestamp", spool=spool).window(T0 + 300, T0 + 1500)
+    assert spool.hits >= 3
+    assert list(mapped.columns) == list(plain.columns) and len(mapped) == len(plain) == 401
+    for col in ("timestamp", "x", "n", "_ts"):
+        assert mapped[col].dtype == plain[col].dtype
+        np.testing.assert_array_equal(mapped[col].to_numpy(), plain[col].to_numpy())
+    assert mapped["city"].dtype == object  # strings come back as strings, not a categorical
+    assert mapped["city"].tolist() == plain["city"].tolist()
+    assert mapped["city"].isna().sum() == plain["city"].isna().sum() > 0
+
+
+def test_a_restarted_reader_maps_the_spool_without_parsing_the_files(tmp_path, monkeypatch):
+    (tmp_path / "s").mkdir()
+    write_files(tmp_path / "s")
+    spool = Spool(tmp_path / "spool")
+    first = SampleFiles(tmp_path / "s", "timestamp", spool=spool).window(T0, T0 + 1800)
+    no_parsing(monkeypatch)
+    again = SampleFiles(tmp_path / "s", "timestamp", spool=Spool(tmp_path / "spool")).window(T0, T0 + 1800)
+    pd.testing.assert_frame_equal(again.drop(columns="city"), first.drop(columns="city"))
+
+
+def test_a_rewritten_file_is_parsed_again_never_read_stale(tmp_path):
+    (tmp_path / "s").mkdir()
+    write_files(tmp_path / "s", n_files=1)
+    spool = Spool(tmp_path / "spool")
+    files = SampleFiles(tmp_path / "s", "timestamp", spool=spool)
+    assert len(files.window(T0, T0 + 600)) == 200
+    t = T0 + np.arange(50) * 6.0
+    pd.DataFrame({"timestamp": t, "x": np.full(50, 9.0)}).to_parquet(tmp_path / "s" / "0.parquet")
+    later = SampleFiles(tmp_path / "s", "timestamp", spool=spool).window(T0, T0 + 600)
+    assert len(later) == 50 and (later["x"] == 9.0).all()
+
+
+def test_a_damaged_entry_is_parsed_again(tmp_path):
+    (tmp_path / "s").mkdir()
+    write_files(tmp_path / "s", n_files=1)
+    spool = Spool(tmp_path / "spool")
+    SampleFiles(tmp_path / "s", "timestamp", spool=spool).window(T0, T0 + 600)
+    for entry in (tmp_path / "spool").rglob("*.bin"):
+        entry.write_bytes(b"not arrow at all")
+    again = SampleFiles(tmp_path / "s", "timestamp", spool=spool).window(T0, T0 + 600)
+    assert len(again) == 200
+
+
+def test_a_column_arrow_cannot_hold_stays_on_the_memory_path(tmp_path):
+    (tmp_path / "s").mkdir()
+    t = T0 + np.arange(10) * 6.0
+    mixed = np.array(["a", 3, "b", 4.5, "c", "d", 7, "e", "f", "g"], dtype=object)
+    pd.DataFrame({"timestamp": t, "v": mixed}).to_csv(tmp_path / "s" / "0.csv", index=False)
+    pd.DataFrame({"timestamp": t, "v": mixed}).to_pickle(tmp_path / "mixed.pkl")
+    spool = Spool(tmp_path / "spool")
+    files = SampleFiles(tmp_path / "s", "timestamp", BoundedCache(10**9), spool=spool)
+    assert len(files.window(T0, T0 + 60)) == 10
+    odd = pd.DataFrame({"timestamp": t, "_ts": t, "v": mixed})
+    assert samples_module._arrow_table(odd) is None  # mixed strings and numbers: not spooled
+
+
+def test_files_no_window_needs_leave_the_spool(tmp_path):
+    (tmp_path / "s").mkdir()
+    write_files(tmp_path / "s", n_files=4)
+    spool = Spool(tmp_path / "spool")
+    files = SampleFiles(tmp_path / "s", "timestamp", spool=spool)
+    files.window(T0, T0 + 2400)
+    assert len(list((tmp_path / "spool").rglob("*.bin"))) == 4
+    files.window(T0 + 1200, T0 + 2400)
+    assert len(list((tmp_path / "spool").rglob("*.bin"))) == 2
+
+
+def test_the_spool_stays_in_its_budget_dropping_the_oldest(tmp_path):
+    spool = Spool(tmp_path, max_bytes=1000)
+    for k in range(5):
+        assert spool.put("x", f"k{k}", bytes(300))
+        os.utime(tmp_path / "x" / f"k{k}.bin", (T0 + k, T0 + k))
+    assert sum(p.stat().st_size for p in tmp_path.rglob("*.bin")) <= 1000
+    assert spool.map("x", "k4") is not None and spool.map("x", "k0") is None
+    assert not spool.put("x", "huge", bytes(2000))  # bigger than the whole budget: never written
+    spool.discard("x", "k4")
+    assert spool.map("x", "k4") is None
+
+
+def test_a_write_the_disk_refuses_is_reported_not_raised(tmp_path):
+    (tmp_path / "not-a-dir").write_text("a file where the spool's folder should be")
+    spool = Spool(tmp_path / "not-a-dir")
+    assert not spool.put("x", "k", b"data")  # the cycle goes on, re-reading its source
+    assert spool.map("x", "k") is None
+    assert list(tmp_path.iterdir()) == [tmp_path / "not-a-dir"]  # no temporary left behind
+
+
+def test_a_mapped_profile_scores_as_the_one_it_was_written_from(tmp_path):
+    rng = np.random.default_rng(3)
+    ref = pd.DataFrame({"x": rng.normal(size=2000), "c": rng.choice(["a", "b"], 2000)})
+    profile = profile_reference(ref, [FeatureSpec("x", "numeric"), FeatureSpec("c", "categorical")])
+    spool = Spool(tmp_path)
+    spool.put("profiles", "p", profile.to_bytes())
+    mapped = ReferenceProfile.from_bytes(spool.map("profiles", "p"))
+    np.testing.assert_array_equal(mapped.columns["x"].sorted_values, profile.columns["x"].sorted_values)
+    assert list(mapped.columns["c"].categories) == list(profile.columns["c"].categories)
+
+
+def test_spool_config_names_the_field_on_a_bad_budget():
+    base = {"store": {"url": "sqlite://"}, "sources": {"prometheus": {"url": "http://127.0.0.1:1"}},
+            "models": [{"name": "m"}]}
+    with pytest.raises(ConfigError, match="spool.max_gb"):
+        parse_config({**base, "spool": {"max_gb": 0}})
+    assert parse_config({**base, "spool": {"enabled": False}}).spool.open() is None
+
+
+def test_spark_style_files_microsecond_times_and_an_index_read_the_same_either_way(tmp_path):
+    (tmp_path / "s").mkdir()
+    when = pd.to_datetime(T0 + np.arange(100) * 6.0, unit="s", utc=True).as_unit("us")
+    df = pd.DataFrame({"event_time": when, "x": np.arange(100.0), "_ts": "user column, replaced"},
+                      index=pd.Index(np.arange(100) * 7, name="row_id"))
+    df.iloc[::-1].to_parquet(tmp_path / "s" / "0.parquet")  # newest first, as exports often are
+    plain = SampleFiles(tmp_path / "s", "event_time", BoundedCache(0)).window(T0, T0 + 300)
+    spooled = SampleFiles(tmp_path / "s", "event_time", spool=Spool(tmp_path / "spool")).window(T0, T0 + 300)
+    for got in (plain, spooled):
+        assert len(got) == 51  # microseconds counted as such: the rows are in the window, not in 1970
+        assert got["_ts"].is_monotonic_increasing and got["_ts"].iloc[0] == T0
+        assert "row_id" not in got.columns and list(got.index) == list(range(51))
+    np.testing.assert_array_equal(plain["x"].to_numpy(), spooled["x"].to_numpy())
