@@ -34,8 +34,8 @@ from monitor.config_messages import MessagesConfig, check_runbook_keys
 from monitor.config_performance import PerformanceConfig
 from monitor.config_receivers import ReceiverConfig, check_receivers
 from monitor.config_retention import RetentionConfig
-from monitor.config_spool import SpoolConfig
 from monitor.config_sources import LokiConfig, MlflowConfig, PrometheusConfig, SourcesConfig, TempoConfig
+from monitor.config_spool import SpoolConfig
 from monitor.config_types import Duration, HttpURL, Secret, StoreURL, parse_duration
 from monitor.config_yaml import read_yaml
 from monitor.executors.config import ServingExecutorConfig

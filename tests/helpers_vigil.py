@@ -56,6 +56,7 @@ def make_config(tmp_path: Path, *, models: list[dict[str, Any]] | None = None, *
     data: dict[str, Any] = {
         "store": {"url": f"sqlite:///{tmp_path / 'vigil.db'}"},
         "slack": {"sink_path": "notifications.jsonl"},
+        "spool": {"directory": "spool"},  # the test's own, not the machine's shared one
         "schedule": {"interval": "60s", "lookback": "30m", "baseline": "1h"},
         "policy": {"slo_consecutive_cycles": 2, "resolve_after_cycles": 2},
         "sources": {"prometheus": {"url": "http://127.0.0.1:9", "step": "60s"},

@@ -135,7 +135,7 @@ class ReferenceProfile:
         return buf.getvalue()
 
     @classmethod
-    def from_bytes(cls, b: bytes) -> ReferenceProfile:
+    def from_bytes(cls, b: bytes | memoryview) -> ReferenceProfile:
         if len(b) < 8:
             raise ValueError("reference profile: expected at least 8 bytes of header length")
         n_head = int.from_bytes(b[:8], "little")

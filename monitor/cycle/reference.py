@@ -53,7 +53,7 @@ class ReferenceChooser:
         return self._config.resolve_path(path)
 
     def training(self, m: ModelConfig, version: str | None) -> tuple[Any, str]:
-        """The serving version's training profile: memory, then the store, then built once.
+        """The serving version's training profile: memory, the spool, the store, else built once.
         Chosen once per (model, version): the path is not asked of the registry again."""
         pkey = (m.name, version or "-")
         path = self._paths.get(pkey)
@@ -63,33 +63,36 @@ class ReferenceChooser:
         hit = self._training.get(key)
         if hit is not None:
             return hit, str(path)
-        spooled = self._mapped(key)
+        # The spool outlives the process: its key names the features too, so a changed
+        # feature list is profiled afresh, never scored against an old profile.
+        specs = feature_specs(m)
+        skey = Spool.key(*key, [(s.name, s.type) for s in specs], "v1")
+        spooled = self._mapped(skey, m.name)
         if spooled is not None:
             return spooled, str(path)
-        blob = self._store.profile(*key)
-        if blob is not None:
-            profile = ReferenceProfile.from_bytes(blob)
-        else:
-            profile = profile_reference(read_reference(path), feature_specs(m))
-            blob = profile.to_bytes()
-            self._store.save_profile(*key, blob, self._now())
+        stored = self._store.profile(*key)
+        profile = ReferenceProfile.from_bytes(stored) if stored is not None else None
+        if stored is None or profile is None or list(profile.features) != specs:  # none, or features changed
+            profile = profile_reference(read_reference(path), specs)
+            stored = profile.to_bytes()
+            self._store.save_profile(*key, stored, self._now())
+        blob: bytes = stored
         if not self._training.put(key, profile, len(blob)) and self._spool is not None:
-            self._spool.put("profiles", Spool.key(*key, "v1"), blob)
+            self._spool.put("profiles", skey, blob)
         return profile, str(path)
 
-    def _mapped(self, key: tuple[str, str, str]) -> ReferenceProfile | None:
+    def _mapped(self, skey: str, model: str) -> ReferenceProfile | None:
         """A profile the memory budget did not hold, mapped from the spool (no copy, no
         store round trip); the mapping goes when the cycle drops the profile."""
         if self._spool is None:
             return None
-        skey = Spool.key(*key, "v1")
         buf = self._spool.map("profiles", skey)
         if buf is None:
             return None
         try:
             return ReferenceProfile.from_bytes(buf)
         except (ValueError, KeyError) as e:  # a damaged entry: the store has the profile
-            log.warning("spooled profile unreadable, reading the store", extra={"model": key[0], "error": str(e)})
+            log.warning("spooled profile unreadable, reading the store", extra={"model": model, "error": str(e)})
             self._spool.discard("profiles", skey)
             return None
 

@@ -51,3 +51,35 @@ def test_rolling_reference_after_cold_start_accepts_the_new_normal(tmp_path):
 def test_cold_start_always_uses_the_training_reference(tmp_path):
     vigil = setup(tmp_path, "rolling", deployed_at=T0 - 2 * DAY)
     assert drift(vigil.run_cycle(MODEL, T0))
+
+
+def test_profiles_past_the_memory_budget_are_mapped_from_the_spool_not_the_store(tmp_path, monkeypatch):
+    """A fleet whose profiles do not fit in memory: each later cycle maps its profile from
+    the replica's spool (no 1.8 MB store read per model), with the same verdict."""
+    import monitor.cycle.reference as reference
+
+    monkeypatch.setattr(reference, "SPOOLED_PROFILE_CACHE_BYTES", 1)  # nothing fits in memory
+    vigil = setup(tmp_path, "training", deployed_at=T0 - 30 * DAY)
+    (first,) = drift(vigil.run_cycle(MODEL, T0))
+    store_reads: list[tuple] = []
+    real = vigil.store.profile
+    monkeypatch.setattr(vigil.store, "profile", lambda *k: store_reads.append(k) or real(*k))
+    (again,) = drift(vigil.run_cycle(MODEL, T0 + 60))
+    assert store_reads == [] and vigil.references._spool.hits >= 1
+    assert again.entity == first.entity == "x" and again.value > 0.2
+    from detectors.drift import ReferenceProfile
+
+    mapped, path = vigil.references.training(vigil.config.models[0], "1")
+    stored = ReferenceProfile.from_bytes(real(MODEL, "1", path))
+    np.testing.assert_array_equal(mapped.columns["x"].sorted_values, stored.columns["x"].sorted_values)
+
+
+def test_a_changed_feature_list_is_never_scored_against_a_spooled_profile(tmp_path):
+    vigil = setup(tmp_path, "training", deployed_at=T0 - 30 * DAY)
+    vigil.run_cycle(MODEL, T0)
+    m = vigil.config.models[0]
+    retyped = m.model_copy(update={"features": [m.features[0].model_copy(update={"type": "categorical"})]})
+    chooser = vigil.references
+    chooser._training = type(chooser._training)(1)  # forget what memory holds
+    profile, _ = chooser.training(retyped, "1")
+    assert [(f.name, f.type) for f in profile.features] == [("x", "categorical")]
