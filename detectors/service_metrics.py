@@ -125,6 +125,7 @@ class ServiceMetricsDetector:
         report = ServiceMetricsReport()
         no_baseline: set[str] = set()
         short: set[str] = set()
+        history_used = False
         for s in series:
             inside = (s.timestamps >= start) & (s.timestamps <= end) & np.isfinite(s.values)
             if not inside.any():
@@ -135,6 +136,7 @@ class ServiceMetricsDetector:
             if len(b) < p.min_normal:
                 b = np.concatenate([b, recent])
                 short.add(s.name)
+                history_used |= len(recent) > 0
             if not len(b):
                 no_baseline.add(s.name)
                 continue
@@ -148,7 +150,9 @@ class ServiceMetricsDetector:
             if f is not None:
                 report.findings.append(f)
         if short:
-            report.lacking.append(f"short normal period for {len(short)} metric(s): recent history used")
+            # The daemon reads its normal period just before the window: no other history to add.
+            how = "recent history used" if history_used else f"fewer than {p.min_normal} samples"
+            report.lacking.append(f"short normal period for {len(short)} metric(s): {how}")
         if no_baseline:
             report.lacking.append(f"no baseline for {len(no_baseline)} metric(s): {', '.join(sorted(no_baseline)[:5])}")
         return report

@@ -133,7 +133,8 @@ def test_a_series_with_no_normal_period_gives_no_verdict_and_says_so() -> None:
     result = detect_service_metrics(sig, W)
     assert result.report.findings == []
     assert result.lacking == ["no metrics in the normal period"]
-    assert "no baseline for 1 metric(s): availability" in result.report.lacking
+    assert result.report.lacking == ["short normal period for 1 metric(s): fewer than 10 samples",
+                                     "no baseline for 1 metric(s): availability"]
 
 
 def test_the_benchmark_and_the_daemon_call_one_ranking_function() -> None:
@@ -172,3 +173,56 @@ def test_given_the_same_series_the_benchmark_and_the_daemon_rank_alike(case) -> 
     assert [c.entity for c in daemon] == [c.entity for c in bench]
     assert [c.evidence["explained_by"] for c in daemon] == [c.evidence["explained_by"] for c in bench]
     assert daemon[0].entity == row["root_cause_service"]
+
+
+# ----------------------------------------------------------------------------- gather
+def _gather(prom, root_cause: dict):
+    from monitor.config_root_cause import RootCauseConfig
+    from monitor.cycle.gather import GatherRequest, gather
+    from tests.unit.monitor.test_cycle_stages import sources
+
+    cfg = parse_config({"models": [{"name": "m"}]})
+    src = sources(cfg, prom)
+    raw = gather(src, GatherRequest(cfg.models[0], W, None, None, root_cause=RootCauseConfig(**root_cause)))
+    return raw, src
+
+
+def test_gather_reads_each_metric_over_the_normal_period_and_the_window_and_names_it() -> None:
+    from tests.helpers_vigil import StubPrometheus
+
+    class ByApp(StubPrometheus):
+        def query_range(self, query, start, end, step=None, *, name=None):
+            return [Series(s.name, {"app": a, "__name__": "x"}, s.timestamps, s.values)
+                    for s in super().query_range(query, start, end, step, name=name) for a in ("api", "db")]
+
+    prom = ByApp({"q_errors": lambda ts: ts * 0 + 1.0})
+    raw, _ = _gather(prom, {"service_label": "app", "metrics": [{"name": "errs", "query": "q_errors"},
+                                                                {"name": "lat", "query": "q_none"}]})
+    assert prom.calls[0] == ("q_errors", W.baseline_start, W.t)
+    sig = raw.service_metrics
+    assert [(s.name, s.labels["service"]) for s in sig.series] == [("errs", "api"), ("errs", "db")]
+    assert "__name__" not in sig.series[0].labels
+    assert raw.gaps.findings == [] and sig.unread == []  # a query matching nothing is no error
+
+
+def test_gather_names_a_metric_whose_series_lack_the_service_label() -> None:
+    from tests.helpers_vigil import StubPrometheus
+
+    raw, _ = _gather(StubPrometheus({"q": lambda ts: ts * 0}), {"metrics": [{"name": "errs", "query": "q"}]})
+    [gap] = raw.gaps.findings
+    assert gap.entity == "root-cause metric errs" and "root_cause.service_label" in gap.message
+    assert raw.service_metrics.unread == ["errs (no series labelled 'service')"]
+
+
+def test_gather_asks_a_dead_prometheus_once_and_lists_every_metric_unread() -> None:
+    from tests.helpers_vigil import StubPrometheus
+
+    prom = StubPrometheus()
+    prom.down = True
+    raw, src = _gather(prom, {"metrics": [{"name": "a", "query": "qa"}, {"name": "b", "query": "qb"}]})
+    assert len(prom.calls) == 1 and src.health.is_down("prometheus")
+    assert [f.entity for f in raw.gaps.findings] == ["root-cause metric a"]
+    assert raw.service_metrics.unread == ["a (Prometheus unavailable (connection refused))",
+                                          "b (Prometheus unavailable)"]
+    result = detect_service_metrics(raw.service_metrics, W)
+    assert len(result.lacking) == 1 and result.lacking[0].startswith("no metrics: none of the root-cause")
