@@ -33,7 +33,8 @@ def rank_services(evidence: ServiceEvidence | None, candidates: list[str], t: fl
     metric = [f for f in findings if f.kind is FindingKind.METRIC_ANOMALY and f.service]
     if evidence is None and not metric:
         return []
-    if evidence is not None and not (metric or evidence.log_findings or evidence.trace_findings):
+    if evidence is not None and not (metric or evidence.log_findings or evidence.trace_findings
+                                     or (evidence.metrics and evidence.metrics.findings)):
         return []
     observed = evidence.observed if evidence else {}
     signals = ServiceSignals(
