@@ -2,8 +2,8 @@
 their state (the online anomaly detector's, per series) comes in and goes out.
 
 Findings come out per signal family in a fixed order (KPIs, SLOs, GPU, logs and traces,
-drift), each signal's gap standing where its findings would have stood, so an incident's
-story reads the same whatever failed.
+root-cause metrics, drift), each signal's gap standing where its findings would have
+stood, so an incident's story reads the same whatever failed.
 """
 from __future__ import annotations
 
