@@ -41,10 +41,16 @@ import pandas as pd
 from benchmarks import nezha_files as nf
 from correlators.coverage import observed_modalities, what_lacked
 from correlators.incident import Cause
-from correlators.rca import RcaContext, RcaParams, rank_root_causes
+from correlators.rca import RcaParams
+from correlators.services import ServiceSignals, rank_services
 from detectors.logs import LogDetector, LogReference, LogState, LogWindow
 from detectors.records import Finding, Series
-from detectors.service_metrics import ServiceMetricsDetector, ServiceMetricsParams, ServiceMetricsState
+from detectors.service_metrics import (
+    ServiceMetricsDetector,
+    ServiceMetricsParams,
+    ServiceMetricsReport,
+    ServiceMetricsState,
+)
 from detectors.traces import EdgeStats, ServiceGraph, TraceDetector, TraceState, TraceWindow
 
 PRE_S = 90.0
@@ -172,13 +178,16 @@ def rank_case(folder: nf.NezhaFolder, row: pd.Series, inputs: CaseInputs, config
     series = inputs.series
     detector = ServiceMetricsDetector(config.metrics)
     mr = detector.assess(base.metrics, series, *metric_window(series, inputs.alert)) if series else None
-    lacking = what_lacked(inputs.counts, inputs.normal_counts, short_normal=mr.lacking if mr else ())
-    causes = rank_root_causes(metric_findings=mr.findings if mr else [], log_findings=inputs.log_findings,
-                              trace_findings=inputs.trace_findings, topology=inputs.graph, alert_time=inputs.alert,
-                              context=RcaContext(candidates=inputs.candidates, observed=inputs.observed,
-                                                 strength=mr.strength if mr else None, lacking=lacking),
-                              params=config.rca)
+    causes = rank_services(case_signals(inputs, mr), inputs.alert, config.rca)
     return causes, time.process_time() - t0
+
+
+def case_signals(inputs: CaseInputs, metrics: ServiceMetricsReport | None) -> ServiceSignals:
+    """What the ranking is given for a case: the daemon's correlate stage builds the same
+    record from its detect stage (monitor/cycle/correlate.py) and calls the same function."""
+    return ServiceSignals(metrics=metrics, log_findings=inputs.log_findings, trace_findings=inputs.trace_findings,
+                          graph=inputs.graph, observed=inputs.observed, candidates=inputs.candidates,
+                          lacking=what_lacked(inputs.counts, inputs.normal_counts))
 
 
 def run_case(folder: nf.NezhaFolder, row: pd.Series, config: Config = CONFIG) -> tuple[list[Cause], float]:

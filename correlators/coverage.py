@@ -34,11 +34,12 @@ def lacking_from_observed(observed: Mapping[str, set[str]], modalities: Sequence
     return [f"no {m} in the window" for m in modalities if m not in have]
 
 
-def what_lacked(window: Mapping[str, int], normal: Mapping[str, int], *, short_normal: Sequence[str] = ()
-                ) -> list[str]:
+def what_lacked(window: Mapping[str, int], normal: Mapping[str, int], *, short_normal: Sequence[str] = (),
+                modalities: Sequence[str] = MODALITIES) -> list[str]:
     """What a diagnosis lacked, from record counts per modality ("metrics", "logs",
-    "traces") in the window and in the normal period, and notes on short baselines."""
-    out = [f"no {m} at all" for m in MODALITIES if not window.get(m) and not normal.get(m)]
-    out += [f"no {m} in the window" for m in MODALITIES if not window.get(m) and normal.get(m)]
-    out += [f"no {m} in the normal period" for m in MODALITIES if window.get(m) and not normal.get(m)]
+    "traces") in the window and in the normal period, and notes on short baselines.
+    `modalities`: those the counts speak for (the daemon counts its metric series here)."""
+    out = [f"no {m} at all" for m in modalities if not window.get(m) and not normal.get(m)]
+    out += [f"no {m} in the window" for m in modalities if not window.get(m) and normal.get(m)]
+    out += [f"no {m} in the normal period" for m in modalities if window.get(m) and not normal.get(m)]
     return out + list(short_normal)

@@ -59,3 +59,8 @@ def metric_class(name: str, unit: str = "") -> MetricClass:
 def bad_direction(name: str, unit: str = "") -> Direction:
     """UP, DOWN, or BOTH when the name does not say."""
     return _BAD[metric_class(name, unit)]
+
+
+def direction_of(cls: MetricClass) -> Direction:
+    """Which way is bad for a metric of this class (a class given in config, not inferred)."""
+    return _BAD[cls]

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from detectors.base import check_window
-from detectors.metric_meaning import MetricClass, bad_direction, metric_class
+from detectors.metric_meaning import MetricClass, direction_of, metric_class
 from detectors.records import Direction, Finding, FindingKind, Series
 
 MAD_TO_SD = 1.4826
@@ -113,16 +113,19 @@ class ServiceMetricsDetector:
         """METRIC_ANOMALY findings with `service` (and `pod` in evidence) for shifted series."""
         return self.assess(state, window, start, end).findings
 
-    def assess(self, state: ServiceMetricsState, series: Sequence[Series], start: float, end: float
-               ) -> ServiceMetricsReport:
+    def assess(self, state: ServiceMetricsState, series: Sequence[Series], start: float, end: float,
+               meanings: Mapping[str, MetricClass] | None = None) -> ServiceMetricsReport:
         """Findings, each service's strongest robust z (bad direction, below threshold too:
         the ranking breaks ties with it) and what the baseline lacked. Points of a series
-        before `start` are its recent history, used when the normal period is short."""
+        before `start` are its recent history, used when the normal period is short.
+        `meanings` (metric name -> class) overrides what the name says (a class given in
+        the daemon's config); other metrics are classed by their name."""
         check_window("ServiceMetricsDetector", start, end)
         p = self.params
         report = ServiceMetricsReport()
         no_baseline: set[str] = set()
         short: set[str] = set()
+        history_used = False
         for s in series:
             inside = (s.timestamps >= start) & (s.timestamps <= end) & np.isfinite(s.values)
             if not inside.any():
@@ -133,6 +136,7 @@ class ServiceMetricsDetector:
             if len(b) < p.min_normal:
                 b = np.concatenate([b, recent])
                 short.add(s.name)
+                history_used |= len(recent) > 0
             if not len(b):
                 no_baseline.add(s.name)
                 continue
@@ -140,12 +144,15 @@ class ServiceMetricsDetector:
             service = s.labels.get("service") or _key(s)[1]
             floor = p.abs_floor_rel * state.typical.get(s.name, 0.0)
             base = _Baseline(values=b, level=level, floor=floor)
-            f, z = _shift(p, s, s.values[inside], s.timestamps[inside], base, start, end)
+            cls = (meanings or {}).get(s.name) or metric_class(s.name)
+            f, z = _shift(p, s, cls, s.values[inside], s.timestamps[inside], base, start, end)
             report.strength[service] = max(report.strength.get(service, 0.0), z)
             if f is not None:
                 report.findings.append(f)
         if short:
-            report.lacking.append(f"short normal period for {len(short)} metric(s): recent history used")
+            # The daemon reads its normal period just before the window: no other history to add.
+            how = "recent history used" if history_used else f"fewer than {p.min_normal} samples"
+            report.lacking.append(f"short normal period for {len(short)} metric(s): {how}")
         if no_baseline:
             report.lacking.append(f"no baseline for {len(no_baseline)} metric(s): {', '.join(sorted(no_baseline)[:5])}")
         return report
@@ -166,13 +173,13 @@ class _Baseline:
     floor: float  # the smallest spread allowed: a share of the metric's typical level
 
 
-def _shift(p: ServiceMetricsParams, s: Series, v: np.ndarray, t: np.ndarray, base: _Baseline,
+def _shift(p: ServiceMetricsParams, s: Series, cls: MetricClass, v: np.ndarray, t: np.ndarray, base: _Baseline,
            start: float, end: float) -> tuple[Finding | None, float]:
-    """The finding for one current series `s` (finite values `v` at `t`) against its
-    baseline's level and spread (None below `min_z`), and its robust z in the bad direction."""
+    """The finding for one current series `s` of class `cls` (finite values `v` at `t`)
+    against its baseline's level and spread (None below `min_z`), and its robust z in the
+    bad direction."""
     b, med, fl = base.values, base.level, base.floor
-    cls = metric_class(s.name)
-    bad = bad_direction(s.name)
+    bad = direction_of(cls)
     # A metric that falls when bad (availability) sits at its ceiling: its size says
     # nothing about its jitter, so only latencies, counts and levels get `rel_spread`.
     rel = p.rel_spread * abs(med) if bad is not Direction.DOWN else 0.0

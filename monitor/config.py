@@ -34,6 +34,7 @@ from monitor.config_messages import MessagesConfig, check_runbook_keys
 from monitor.config_performance import PerformanceConfig
 from monitor.config_receivers import ReceiverConfig, check_receivers
 from monitor.config_retention import RetentionConfig
+from monitor.config_root_cause import RootCauseConfig
 from monitor.config_sources import LokiConfig, MlflowConfig, PrometheusConfig, SourcesConfig, TempoConfig
 from monitor.config_spool import SpoolConfig
 from monitor.config_types import Duration, HttpURL, Secret, StoreURL, parse_duration
@@ -240,6 +241,8 @@ class ModelConfig(_Model):
     kpis: list[KpiConfig] = Field(default_factory=list)
     slos: list[SloConfig] = Field(default_factory=list)
     gpu: GpuConfig | None = None
+    # Per-service metric series for the root-cause ranking (None: the global `root_cause`).
+    root_cause: RootCauseConfig | None = None
     # The keys written here override the global policy's, key by key (load_config merges the
     # two), so this is the model's whole policy in force.
     policy: PolicyConfig | None = None
@@ -317,6 +320,7 @@ class VigilConfig(_Model):
     messages: MessagesConfig = MessagesConfig()
     retention: RetentionConfig = RetentionConfig()
     spool: SpoolConfig = SpoolConfig()
+    root_cause: RootCauseConfig = RootCauseConfig()  # for models without a root_cause of their own
     models: list[ModelConfig] = Field(min_length=1)
     base_dir: str = "."  # set by load_config: relative paths resolve against the file's folder
 
@@ -356,6 +360,10 @@ class VigilConfig(_Model):
 
     def policy_for(self, model: ModelConfig) -> PolicyConfig:
         return model.policy or self.policy
+
+    def root_cause_for(self, model: ModelConfig) -> RootCauseConfig:
+        """The model's own `root_cause`, else the global one (a whole section, not merged)."""
+        return model.root_cause or self.root_cause
 
     def resolve_path(self, path: str) -> Path:
         p = Path(path)

@@ -10,6 +10,7 @@ import pandas as pd
 from correlators.incident import Incident
 from detectors.canary import CanaryVerdict
 from detectors.records import DeployEvent, Finding, FindingKind, LogRecord, Series, Span
+from detectors.service_metrics import ServiceMetricsReport
 from detectors.traces import ServiceGraph
 
 
@@ -67,7 +68,20 @@ class RawSignals:
     spans_current: list[Span] = field(default_factory=list)
     spans_baseline: list[Span] = field(default_factory=list)
     baseline_window: tuple[float, float] | None = None  # read for a log/trace baseline refit, else None
+    service_metrics: ServiceMetricSignals | None = None  # None: no root-cause metrics configured
     gaps: Gaps = field(default_factory=Gaps)
+
+
+@dataclass
+class ServiceMetricSignals:
+    """The root-cause metric series (`root_cause.metrics`), each named by its config name
+    and labelled `service`, over the normal period and the window; and what could not be
+    read (one line per metric: the diagnosis says it lacked them)."""
+
+    series: list[Series] = field(default_factory=list)
+    meanings: dict[str, str] = field(default_factory=dict)  # metric name -> class given in config
+    unread: list[str] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)  # the configured metrics, in order
 
 
 @dataclass(frozen=True)
@@ -78,6 +92,8 @@ class ServiceEvidence:
     trace_findings: list[Finding]
     graph: ServiceGraph  # the call graph the spans showed
     observed: dict[str, set[str]]  # service -> modalities that had data for it
+    metrics: ServiceMetricsReport | None = None  # the root-cause metric series' report, when read
+    lacking: tuple[str, ...] = ()  # what the root-cause metrics lacked (unread, no normal period)
 
 
 @dataclass

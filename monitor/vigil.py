@@ -269,7 +269,7 @@ class Vigil:
         sources = self.gather_sources
         if prefetched is not None:
             sources = dataclasses.replace(sources, prometheus=prefetched.prometheus(self.prometheus))
-        raw = gather(sources, GatherRequest(m, w, serving, known, refit))
+        raw = gather(sources, GatherRequest(m, w, serving, known, refit, self.config.root_cause_for(m)))
         found = detect(raw, DetectRequest(m, policy, w, self.config.sources.prometheus.step,
                                           self.config.schedule.interval, self.anomaly_tuning, start))
         canary = self.canary.judge(m, w, policy, raw.samples) if m.canary is not None else None
@@ -323,7 +323,7 @@ class Vigil:
         for name in models:
             m = self._models[name]
             warmup = name in fresh and self.config.policy_for(m).anomaly_threshold < 1
-            plans.append(ModelPlan(m, self.window(m, t, opened.get(name)), warmup))
+            plans.append(ModelPlan(m, self.window(m, t, opened.get(name)), warmup, self.config.root_cause_for(m)))
         return prefetch(self.config, plans, t, self.prometheus, self.registry)
 
     def run_sweep(self, t: float | None = None, models: list[str] | None = None, *,

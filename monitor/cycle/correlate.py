@@ -7,8 +7,10 @@ from collections.abc import Sequence
 from correlators.causes import CorrelationSettings, build_incident, merge_findings
 from correlators.coverage import lacking_from_observed
 from correlators.incident import Cause
-from correlators.rca import RcaContext, rank_root_causes
+from correlators.services import ServiceSignals
+from correlators.services import rank_services as shared_rank_services
 from detectors.records import DeployEvent, Finding, FindingKind
+from detectors.traces import ServiceGraph
 from monitor.cycle.plan import CycleStart
 from monitor.types import Correlation, Detection, ServiceEvidence, Window
 
@@ -22,20 +24,26 @@ def story_start(w: Window, start: CycleStart) -> float:
 
 def rank_services(evidence: ServiceEvidence | None, candidates: list[str], t: float,
                   findings: Sequence[Finding] = ()) -> list[Cause]:
-    """The model's services (and those the traces showed) ranked from log, trace and
-    per-service metric findings, with the ranking the RCA benchmarks measure
-    (benchmarks/rca_suite.py): same function, same default parameters. What the
-    diagnosis lacked (a modality no service had) is on every cause."""
+    """The model's services (and those the traces and root-cause metrics showed) ranked
+    from log, trace and per-service metric evidence by the function the RCA benchmarks
+    measure (correlators.services.rank_services, benchmarks/rca_suite.py), with the same
+    default parameters. What the diagnosis lacked (a modality no service had, root-cause
+    metrics that could not be read or had no normal period) is on every cause. Nothing is
+    ranked when no service shows anything: a list of zero scores would name a cause."""
     metric = [f for f in findings if f.kind is FindingKind.METRIC_ANOMALY and f.service]
     if evidence is None and not metric:
         return []
+    if evidence is not None and not (metric or evidence.log_findings or evidence.trace_findings
+                                     or (evidence.metrics and evidence.metrics.findings)):
+        return []
     observed = evidence.observed if evidence else {}
-    causes = rank_root_causes(metric_findings=metric, log_findings=evidence.log_findings if evidence else [],
-                              trace_findings=evidence.trace_findings if evidence else [],
-                              topology=evidence.graph if evidence else None, alert_time=t,
-                              context=RcaContext(candidates=candidates, observed=observed or None,
-                                                 lacking=lacking_from_observed(observed)))
-    return causes[:MAX_SERVICE_CAUSES]
+    signals = ServiceSignals(
+        metrics=evidence.metrics if evidence else None, metric_findings=metric,
+        log_findings=evidence.log_findings if evidence else [],
+        trace_findings=evidence.trace_findings if evidence else [],
+        graph=evidence.graph if evidence else ServiceGraph(), observed=observed, candidates=candidates,
+        lacking=[*lacking_from_observed(observed), *(evidence.lacking if evidence else ())])
+    return shared_rank_services(signals, t)[:MAX_SERVICE_CAUSES]
 
 
 def correlate(model: str, found: Detection, candidates: list[str], start: CycleStart, deploys: list[DeployEvent],

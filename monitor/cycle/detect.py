@@ -2,8 +2,8 @@
 their state (the online anomaly detector's, per series) comes in and goes out.
 
 Findings come out per signal family in a fixed order (KPIs, SLOs, GPU, logs and traces,
-drift), each signal's gap standing where its findings would have stood, so an incident's
-story reads the same whatever failed.
+root-cause metrics, drift), each signal's gap standing where its findings would have
+stood, so an incident's story reads the same whatever failed.
 """
 from __future__ import annotations
 
@@ -11,18 +11,21 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from correlators.coverage import observed_modalities
 from detectors.anomaly import AnomalyParams, AnomalyState, AnomalyTuning, OnlineAnomalyDetector
 from detectors.base import NoState
 from detectors.gpu import GpuDetector, GpuParams, GpuSignal
 from detectors.kpi import KpiDetector, KpiParams
 from detectors.records import Direction, Finding
 from detectors.slo import SloDetector, SloParams
+from detectors.traces import ServiceGraph
 from monitor.config import ModelConfig, PolicyConfig
 from monitor.cycle.detect_drift import detect_sample_drift
 from monitor.cycle.detect_logs_traces import detect_logs_traces
-from monitor.cycle.gather import anomaly_key, gpu_queries, usable_state
+from monitor.cycle.detect_services import detect_service_metrics, tag
+from monitor.cycle.gather import anomaly_key, gpu_queries, service_metric_entity, usable_state
 from monitor.cycle.plan import CycleStart
-from monitor.types import Detection, MetricSignal, RawSignals, Window, no_data
+from monitor.types import Detection, MetricSignal, RawSignals, ServiceEvidence, Window, no_data
 
 log = logging.getLogger("vigil.detect")
 
@@ -68,7 +71,7 @@ def detect(raw: RawSignals, req: DetectRequest) -> Detection:
     gaps = GapQueue(raw.gaps.findings)
     families: tuple[tuple[str, Family], ...] = (
         ("kpis", detect_kpis), ("slos", detect_slos), ("gpu", detect_gpu), ("logs_traces", _logs_traces),
-        ("drift", _drift))
+        ("service_metrics", _service_metrics), ("drift", _drift))
     for name, family in families:
         out.findings.extend(gaps.take(name))  # the whole family failed while gathering
         try:
@@ -153,6 +156,23 @@ def _logs_traces(raw: RawSignals, req: DetectRequest, out: Detection, gaps: GapQ
     out.findings.extend(result.findings)
     out.detector_state.update(result.state)
     out.services = result.evidence
+
+
+def _service_metrics(raw: RawSignals, req: DetectRequest, out: Detection, gaps: GapQueue) -> None:
+    """The root-cause metric series, scored as the RCA benchmarks score them; the service
+    evidence then holds all three modalities (coverage from the window's records)."""
+    sig = raw.service_metrics
+    if sig is None:
+        return
+    for name in sig.names:
+        out.findings.extend(gaps.take(service_metric_entity(name)))
+    result = detect_service_metrics(sig, req.window)
+    out.findings.extend(tag(result.report.findings, req.model.name))
+    ev = out.services
+    out.services = ServiceEvidence(
+        ev.log_findings if ev else [], ev.trace_findings if ev else [], ev.graph if ev else ServiceGraph(),
+        observed_modalities(result.window, raw.logs_current, raw.spans_current), metrics=result.report,
+        lacking=tuple(result.lacking))
 
 
 def _drift(raw: RawSignals, req: DetectRequest, out: Detection, gaps: GapQueue) -> None:

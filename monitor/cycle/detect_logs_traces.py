@@ -68,8 +68,10 @@ def detect_logs_traces(raw: RawSignals, model: str, w: Window, stored: dict[str,
     findings = log_findings + trace_findings
     for f in findings:
         f.model = model
+    # The graph and the coverage even without a finding here: they are what the service
+    # ranking needs to place the root-cause metrics' findings (a callee explains its caller).
     evidence = ServiceEvidence(log_findings, trace_findings, graph,
-                               observed_modalities((), raw.logs_current, raw.spans_current)) if findings else None
+                               observed_modalities((), raw.logs_current, raw.spans_current))
     return LogTraceResult(findings, evidence, new)
 
 

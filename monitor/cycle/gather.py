@@ -14,13 +14,14 @@ from typing import Any
 from detectors.anomaly import AnomalyState
 from detectors.records import Series
 from monitor.config import ModelConfig
+from monitor.config_root_cause import RootCauseConfig
 from monitor.cycle.health import SourceHealth
 from monitor.cycle.logs_traces import LogTraceSources, pull_logs_traces
 from monitor.cycle.reference import ReferenceChooser
 from monitor.cycle.samples import SampleReader
 from monitor.sources.errors import QueryError, SourceUnavailable
 from monitor.sources.samples import SampleFileError
-from monitor.types import Gaps, MetricSignal, RawSignals, Window, no_data
+from monitor.types import Gaps, MetricSignal, RawSignals, ServiceMetricSignals, Window, no_data
 
 log = logging.getLogger("vigil.gather")
 ANOMALY_WARMUP_S = 86400.0  # history fed to a series' detector the first time Vigil sees it
@@ -47,6 +48,7 @@ class GatherRequest:
     serving: str | None  # the version the alias serves now (picks the drift reference)
     known_series: Collection[str] | None  # anomaly state keys already stored; None: anomalies off
     log_baseline: bool = True  # read the window before for the log/trace baselines (a refit is due)
+    root_cause: RootCauseConfig | None = None  # per-service metric series for the root-cause ranking
 
 
 def anomaly_key(name: str, series: Series) -> str:
@@ -69,7 +71,7 @@ def gather(sources: Sources, req: GatherRequest) -> RawSignals:
     raw = RawSignals()
     families: tuple[tuple[str, Callable[[Sources, GatherRequest, RawSignals], None]], ...] = (
         ("kpis", gather_kpis), ("slos", gather_slos), ("gpu", gather_gpu), ("logs_traces", gather_logs_traces),
-        ("drift", gather_samples))
+        ("service_metrics", gather_service_metrics), ("drift", gather_samples))
     for name, family in families:
         try:
             family(sources, req, raw)
@@ -153,6 +155,55 @@ def gather_gpu(sources: Sources, req: GatherRequest, raw: RawSignals) -> None:
                 return  # each further query would only wait out the same retries
             continue
         raw.gpu[name] = series
+
+
+def service_metric_entity(name: str) -> str:
+    """The entity a root-cause metric's gap is reported under."""
+    return f"root-cause metric {name}"
+
+
+def gather_service_metrics(sources: Sources, req: GatherRequest, raw: RawSignals) -> None:
+    """The root-cause metric series over the normal period and the window ([baseline_start,
+    t]: one query each, the range the KPIs read, so a sweep's prefetch answers it). A query
+    that matches nothing is no error (a per-service error rate has no series while nothing
+    fails); one Prometheus rejects or cannot answer is a gap and a line of what the
+    diagnosis lacked. A dead Prometheus is asked once, not once per metric."""
+    rc = req.root_cause
+    if rc is None or not rc.metrics:
+        return
+    out = raw.service_metrics = ServiceMetricSignals(names=[m.name for m in rc.metrics])
+    for i, m in enumerate(rc.metrics):
+        if m.metric_class is not None:
+            out.meanings[m.name] = m.metric_class
+        series = query_range(sources, raw.gaps, req, service_metric_entity(m.name), m.query,
+                             req.window.baseline_start, required=False)
+        if series is None:
+            gap = raw.gaps.findings[-1] if raw.gaps.findings else None
+            reason = gap.evidence.get("reason") if gap and gap.entity == service_metric_entity(m.name) else None
+            out.unread.append(f"{m.name} ({reason or 'not read'})")
+            if sources.health.is_down("prometheus"):
+                out.unread += [f"{x.name} (Prometheus unavailable)" for x in rc.metrics[i + 1:]]
+                return  # each further query would only wait out the same retries
+            continue
+        by_service = [relabel(s, m.name, rc.service_label) for s in series]
+        kept = [s for s in by_service if s is not None]
+        if series and not kept:
+            raw.gaps.add(no_data(req.model.name, service_metric_entity(m.name),
+                                 f"no series has the label {rc.service_label!r} (root_cause.service_label)",
+                                 req.window, query=m.query), f"{m.name}: no series labelled {rc.service_label}")
+            out.unread.append(f"{m.name} (no series labelled {rc.service_label!r})")
+        out.series += kept
+
+
+def relabel(s: Series, name: str, label: str) -> Series | None:
+    """A root-cause series named by its config name, its service in the `service` label
+    (the detectors' key); None when the series lacks `label`."""
+    service = s.labels.get(label)
+    if not service:
+        return None
+    labels = {k: v for k, v in s.labels.items() if k != "__name__"}
+    labels["service"] = service
+    return Series(name, labels, s.timestamps, s.values)
 
 
 def gather_logs_traces(sources: Sources, req: GatherRequest, raw: RawSignals) -> None:

@@ -1,7 +1,7 @@
 """Before a sweep's cycles: what many models read alike, read once for all of them.
 
-A sweep at time t asks Prometheus the same few windows for every model (the KPI window
-from the baseline start, the SLO and GPU window from the window start, a day of history
+A sweep at time t asks Prometheus the same few windows for every model (the KPI and
+root-cause metric window from the baseline start, the SLO and GPU window from the window start, a day of history
 for series the anomaly detector has not seen yet) and the registry for every alias.
 `prefetch` sends those as a handful of batched requests (`query_range_many`) and one
 registry read, and `Prefetched` answers the cycles from them. It is only a cache: a
@@ -18,6 +18,7 @@ from typing import Any
 
 from detectors.records import Series
 from monitor.config import ModelConfig, VigilConfig
+from monitor.config_root_cause import RootCauseConfig
 from monitor.cycle.gather import ANOMALY_WARMUP_S, gpu_queries
 from monitor.sources.errors import QueryError, SourceUnavailable
 from monitor.types import Window
@@ -71,6 +72,7 @@ class ModelPlan:
     model: ModelConfig
     window: Window
     warmup: bool  # first sight of the model: a day of history for every KPI/SLO series
+    root_cause: RootCauseConfig | None = None  # its root-cause metrics (read from the baseline start)
 
 
 def planned_ranges(plans: Sequence[ModelPlan], t: float) -> dict[tuple[float, float], list[str]]:
@@ -84,6 +86,8 @@ def planned_ranges(plans: Sequence[ModelPlan], t: float) -> dict[tuple[float, fl
         m, w = p.model, p.window
         for k in m.kpis:
             add(k.query, w.baseline_start)
+        for rc in p.root_cause.metrics if p.root_cause else ():
+            add(rc.query, w.baseline_start)
         for slo in m.slos:
             add(slo.query, w.start)
         if m.gpu is not None:
