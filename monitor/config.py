@@ -19,6 +19,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     field_validator,
     model_validator,
 )
@@ -323,6 +324,7 @@ class VigilConfig(_Model):
     root_cause: RootCauseConfig = RootCauseConfig()  # for models without a root_cause of their own
     models: list[ModelConfig] = Field(min_length=1)
     base_dir: str = "."  # set by load_config: relative paths resolve against the file's folder
+    _by_name: list[Any] = PrivateAttr(default_factory=lambda: [None, {}])  # [models it indexes, name -> model]
 
     @model_validator(mode="after")
     def _unique_models(self) -> VigilConfig:
@@ -353,10 +355,12 @@ class VigilConfig(_Model):
         return self
 
     def model(self, name: str) -> ModelConfig:
-        for m in self.models:
-            if m.name == name:
-                return m
-        raise KeyError(name)
+        """KeyError for an unknown name. O(1): every cycle of a thousand models asks."""
+        models, index = self._by_name
+        if models is not self.models:  # first call, or a copy of this config with other models
+            index = {m.name: m for m in self.models}
+            self._by_name[:] = [self.models, index]
+        return index[name]
 
     def policy_for(self, model: ModelConfig) -> PolicyConfig:
         return model.policy or self.policy

@@ -52,7 +52,7 @@ from monitor.cycle.prefetch import ModelPlan, Prefetched, prefetch
 from monitor.cycle.reference import ReferenceChooser
 from monitor.cycle.rollback_intents import RollbackRunner
 from monitor.cycle.samples import SampleReader
-from monitor.cycle.suppress import inhibit_rules, read_suppression
+from monitor.cycle.suppress import FiringLabels, inhibit_rules, read_suppression
 from monitor.executors.base import Executor, ExecutorError
 from monitor.executors.build import alias_executor, build_serving_executor, challenger_executor
 from monitor.failpoints import failpoint
@@ -101,6 +101,7 @@ class Vigil:
         self.last_cycle: dict[str, CycleReport] = {}
         self._layers: dict[str, list[Executor]] = {}
         self.fence: Any = None  # set by the daemon when replicas share the store (monitor/replicas)
+        self._firing = FiringLabels()  # other models' open incidents, labelled once per change
 
     def _wire(self) -> None:
         c = self.config
@@ -228,7 +229,7 @@ class Vigil:
             story = correlate(m.name, found, m.services, start, deploys, w, settings)
             history = read_history(self.store, m.name, t, found.slo_breached)
             down = [n for n in self.health.states if self.health.is_down(n)]
-            suppression = read_suppression(self.store, self.config, m, t, down)
+            suppression = read_suppression(self.store, self.config, m, t, down, self._firing)
             plan = plan_alerts(AlertInputs(story.incident, story.content, history, not blind, t, suppression),
                                alert_rules(m, policy, inhibit_rules(self.config)))
             applied = apply_plan(self.store, self.outbox, m, plan, story.content,

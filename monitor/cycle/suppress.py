@@ -3,6 +3,11 @@ silences, the model's active maintenance windows, and the other alerts firing no
 (sources Vigil cannot reach, other models' open incidents, shared causes that page)."""
 from __future__ import annotations
 
+import threading
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
 from alerts.grouping import decide_group
 from alerts.inhibition import DEFAULT_RULES, InhibitRule
 from alerts.labels import incident_labels, shared_cause_labels, source_down_labels
@@ -21,21 +26,56 @@ def inhibit_rules(config: VigilConfig) -> tuple[InhibitRule, ...]:
 
 
 def row_labels(config: VigilConfig, row: IncidentRow) -> Labels:
-    known = {m.name: m for m in config.models}
-    extra = dict(known[row.model].labels) if row.model in known else {}
+    try:
+        extra = dict(config.model(row.model).labels)
+    except KeyError:  # a model no longer configured
+        extra = {}
     return incident_labels(row.model, row.severity, row.findings or [], row.causes or [], extra)
 
 
+class FiringLabels:
+    """The labels of open incidents, each built once per version of its row.
+
+    Every cycle reads the other models' open incidents; in a fleet of a thousand models
+    with a hundred open, loading and labelling each of them in every cycle costs more
+    than the cycle's own detection. So a cycle reads only (id, updated_at) of the open
+    rows (and their severity) and loads the full row only for what changed since it was
+    labelled (the apply stage sets `updated_at` with every change of findings or causes). Bounded:
+    entries of incidents no longer open are dropped on each read.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._labels: dict[int, tuple[tuple[float, str], str, Labels]] = {}  # id -> (version, model, labels)
+        self._config: VigilConfig | None = None
+
+    def others(self, s: Session, config: VigilConfig, model: str) -> list[Labels]:
+        rows = [(i, (at, sev)) for i, at, sev in s.execute(
+            select(IncidentRow.id, IncidentRow.updated_at, IncidentRow.severity)
+            .where(IncidentRow.status == IncidentStatus.OPEN)).all()]
+        with self._lock:
+            if self._config is not config:  # labels come from the config too: a reload relabels
+                self._labels, self._config = {}, config
+            known = dict(self._labels)
+        stale = [i for i, at in rows if i not in known or known[i][0] != at]
+        if stale:
+            for r in s.query(IncidentRow).filter(IncidentRow.id.in_(stale)).all():
+                known[r.id] = ((r.updated_at, r.severity), r.model, row_labels(config, r))
+        live = {i for i, _ in rows}
+        with self._lock:
+            if self._config is config:
+                self._labels = {i: v for i, v in known.items() if i in live}
+        return [known[i][2] for i, _ in rows if i in known and known[i][1] != model]
+
+
 def read_suppression(store: Store, config: VigilConfig, m: ModelConfig, t: float,
-                     sources_down: list[str]) -> Suppression:
+                     sources_down: list[str], labels: FiringLabels | None = None) -> Suppression:
     sets = {x.name: x.named() for x in config.time_intervals}
     firing: list[Labels] = [source_down_labels(name) for name in sources_down]
     settings = config.grouping.settings()
     with store.tx() as s:
         live = silences.live(s, t)
-        others = s.query(IncidentRow).filter(IncidentRow.status == IncidentStatus.OPEN,
-                                             IncidentRow.model != m.name).all()
-        firing += [row_labels(config, r) for r in others]
+        firing += (labels or FiringLabels()).others(s, config, m.name)
         for g, members in groups.firing(s):
             st = groups.state(g, members)
             if decide_group(st, t, settings).firing:

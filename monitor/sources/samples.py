@@ -199,10 +199,7 @@ class SampleFiles:
             data, lo, hi = self._load(path)
             if hi < start or lo > end:
                 continue
-            if isinstance(data, pa.Table):
-                ts = data.column("_ts").to_numpy()
-            else:
-                ts = data["_ts"].to_numpy()
+            ts = data.column("_ts").to_numpy() if isinstance(data, pa.Table) else data["_ts"].to_numpy()
             i, j = int(np.searchsorted(ts, start, "left")), int(np.searchsorted(ts, end, "right"))
             if j > i:
                 if isinstance(data, pa.Table):
@@ -254,7 +251,8 @@ def _arrow_frame(tables: list[pa.Table]) -> pd.DataFrame:
             return pd.concat([_arrow_frame([t]) for t in tables], ignore_index=True)
     else:
         table = tables[0]
-    encoded = {name for t in tables for name in (t.schema.metadata or {}).get(_DICTIONARY_COLUMNS, b"").decode().split("\x1f")}
+    encoded = {name for t in tables
+               for name in (t.schema.metadata or {}).get(_DICTIONARY_COLUMNS, b"").decode().split("\x1f")}
     df = table.to_pandas()
     for name in sorted(encoded - {""}):
         if name not in df.columns or not isinstance(df[name].dtype, pd.CategoricalDtype):
