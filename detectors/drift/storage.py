@@ -7,6 +7,7 @@ through zipfile. Blobs written by np.savez (or compressed) still load, through n
 from __future__ import annotations
 
 import io
+import re
 import struct
 import zipfile
 
@@ -62,6 +63,32 @@ class _BufferReader(io.RawIOBase):
         return len(chunk)
 
 
+# The header numpy itself writes ({'descr': '<f8', 'fortran_order': False, 'shape': (5000,), }),
+# read without ast.literal_eval: a profile has a hundred members and a sweep maps a
+# thousand profiles, and numpy's reader was most of the cost of mapping one.
+_NPY_HEADER = re.compile(
+    rb"\{'descr': '([<>|=]?[A-Za-z]\d*)', 'fortran_order': (True|False), 'shape': \(((?:\d+, ?)*\d*)\), \} *\n")
+
+
+def _npy_header(buf: memoryview, start: int, size: int) -> tuple[tuple[int, ...], bool, np.dtype, int]:
+    """(shape, fortran order, dtype, offset of the data) of the .npy member at `start`."""
+    magic = bytes(buf[start : start + 8])
+    if magic[:6] == b"\x93NUMPY" and magic[6] in (1, 2):
+        width = 2 if magic[6] == 1 else 4
+        n = int.from_bytes(buf[start + 8 : start + 8 + width], "little")
+        body = start + 8 + width
+        m = _NPY_HEADER.fullmatch(bytes(buf[body : body + n]))
+        if m is not None:
+            shape = tuple(int(x) for x in m.group(3).split(b",") if x.strip())
+            return shape, m.group(2) == b"True", np.dtype(m.group(1).decode()), body + n
+    head = io.BytesIO(buf[start : start + min(size, 65536)])
+    version = np.lib.format.read_magic(head)
+    fmt = np.lib.format
+    read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+    shape, fortran, dtype = read_header(head)
+    return shape, fortran, dtype, start + head.tell()
+
+
 def read_npz(buf: memoryview) -> dict[str, np.ndarray]:
     """The arrays of an uncompressed .npz, as read-only views of `buf` where aligned.
 
@@ -80,15 +107,10 @@ def read_npz(buf: memoryview) -> dict[str, np.ndarray]:
         for info in infos:
             name_len, extra_len = struct.unpack_from("<HH", buf, info.header_offset + 26)
             start = info.header_offset + 30 + name_len + extra_len
-            head = io.BytesIO(buf[start : start + min(info.file_size, 65536)])
-            version = np.lib.format.read_magic(head)
-            fmt = np.lib.format
-            read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
-            shape, fortran, dtype = read_header(head)
+            shape, fortran, dtype, offset = _npy_header(buf, start, info.file_size)
             if dtype.hasobject:
                 raise ValueError("reference profile: object arrays are not allowed")
             count = int(np.prod(shape, dtype=np.int64))
-            offset = start + head.tell()
             if offset + count * dtype.itemsize > start + info.file_size:
                 raise ValueError(f"reference profile: member {info.filename!r} is truncated")
             arr = np.frombuffer(buf, dtype=dtype, count=count, offset=offset)

@@ -118,4 +118,11 @@ def close(group: AlertGroupRow, now: float) -> None:
 def firing(s: Session) -> list[tuple[AlertGroupRow, list[GroupMemberRow]]]:
     """Open groups with their members (for inhibition: a group that fires mutes its members)."""
     groups = list(s.scalars(select(AlertGroupRow).where(AlertGroupRow.open_key.is_not(None))))
-    return [(g, members(s, g.id)) for g in groups]
+    if not groups:
+        return []
+    # Every cycle asks: one query for all the groups' members, not one per group.
+    by_group: dict[int, list[GroupMemberRow]] = {g.id: [] for g in groups}
+    for r in s.scalars(select(GroupMemberRow).where(GroupMemberRow.group_id.in_(list(by_group)))
+                       .order_by(GroupMemberRow.joined_at, GroupMemberRow.model)):
+        by_group[r.group_id].append(r)
+    return [(g, by_group[g.id]) for g in groups]
