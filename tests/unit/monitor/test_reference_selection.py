@@ -19,14 +19,15 @@ def write_samples(tmp_path, start: float, end: float, mean: float, seed: int) ->
         tmp_path / "samples" / f"{int(start)}.parquet")
 
 
-def setup(tmp_path, mode: str, deployed_at: float):
+def setup(tmp_path, mode: str, deployed_at: float, spool: bool = True):
     # Training data centred at 0; production has sat at 1.0 for eight days (a new normal).
     pd.DataFrame({"x": np.random.default_rng(0).normal(0, 1, 5000)}).to_parquet(tmp_path / "train.parquet")
     write_samples(tmp_path, T0 - 8 * DAY, T0 + 60, 1.0, 1)
     cfg = make_config(tmp_path, models=[model_config(
         kpis=[], slos=[], features=["x"], samples={"path": "samples/", "timestamp_column": "timestamp"},
         reference={"path": "train.parquet"})],
-        policy={"reference_after_cold_start": mode, "rolling_reference": "7d"})
+        policy={"reference_after_cold_start": mode, "rolling_reference": "7d"},
+        spool={"enabled": spool})
     registry = serving_registry(registered_at=deployed_at)
     return make_vigil(cfg, prometheus=StubPrometheus(), registry=registry, notifiers={})
 
@@ -55,23 +56,29 @@ def test_cold_start_always_uses_the_training_reference(tmp_path):
 
 def test_profiles_past_the_memory_budget_are_mapped_from_the_spool_not_the_store(tmp_path, monkeypatch):
     """A fleet whose profiles do not fit in memory: each later cycle maps its profile from
-    the replica's spool (no 1.8 MB store read per model), with the same verdict."""
+    the replica's spool, with the same verdict; the store keeps no 1.7 MB profile per model."""
     import monitor.cycle.reference as reference
+    from detectors.drift import profile_reference
+    from monitor.cycle.detect_drift import feature_specs
 
     monkeypatch.setattr(reference, "SPOOLED_PROFILE_CACHE_BYTES", 1)  # nothing fits in memory
     vigil = setup(tmp_path, "training", deployed_at=T0 - 30 * DAY)
     (first,) = drift(vigil.run_cycle(MODEL, T0))
-    store_reads: list[tuple] = []
-    real = vigil.store.profile
-    monkeypatch.setattr(vigil.store, "profile", lambda *k: store_reads.append(k) or real(*k))
+    monkeypatch.setattr(reference, "profile_reference", lambda *a: (_ for _ in ()).throw(AssertionError("rebuilt")))
     (again,) = drift(vigil.run_cycle(MODEL, T0 + 60))
-    assert store_reads == [] and vigil.references._spool.hits >= 1
+    assert vigil.references._spool.hits >= 1
     assert again.entity == first.entity == "x" and again.value > 0.2
-    from detectors.drift import ReferenceProfile
-
     mapped, path = vigil.references.training(vigil.config.models[0], "1")
-    stored = ReferenceProfile.from_bytes(real(MODEL, "1", path))
-    np.testing.assert_array_equal(mapped.columns["x"].sorted_values, stored.columns["x"].sorted_values)
+    assert vigil.store.profile(MODEL, "1", path) is None
+    fresh = profile_reference(pd.read_parquet(tmp_path / "train.parquet"), feature_specs(vigil.config.models[0]))
+    np.testing.assert_array_equal(mapped.columns["x"].sorted_values, fresh.columns["x"].sorted_values)
+
+
+def test_without_a_spool_the_store_keeps_the_profile_for_a_restart(tmp_path):
+    vigil = setup(tmp_path, "training", deployed_at=T0 - 30 * DAY, spool=False)
+    vigil.run_cycle(MODEL, T0)
+    _, path = vigil.references.training(vigil.config.models[0], "1")
+    assert vigil.store.profile(MODEL, "1", path) is not None
 
 
 def test_a_changed_feature_list_is_never_scored_against_a_spooled_profile(tmp_path):
