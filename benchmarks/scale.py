@@ -29,6 +29,7 @@ from typing import Any
 
 from benchmarks.scale_scenario import ScaleParams, build, config_data, sweep_times
 from benchmarks.scale_stages import StageClock, instrument
+from benchmarks.store_writes import StoreWrites
 
 
 def _load() -> str:
@@ -111,8 +112,10 @@ def _measure(p: ScaleParams, args: argparse.Namespace, config: dict[str, Any], s
     vigil = Vigil(parse_config(config, "scale benchmark", str(run_dir)))
     clock = StageClock()
     instrument(clock)
+    writes = StoreWrites()
+    writes.attach(vigil.store.engine)
     out: dict[str, float] = {}
-    sweeps = [_measure_sweep(vigil, k, t, args, clock, store_url, out) for k, t in enumerate(sweep_times())]
+    sweeps = [_measure_sweep(vigil, k, t, args, (clock, writes), store_url, out) for k, t in enumerate(sweep_times())]
     began = time.perf_counter()
     vigil.drift_reports.wait(timeout=600)
     print(f"drift reports rendered in the background; the last finished {time.perf_counter() - began:.1f} s "
@@ -122,16 +125,19 @@ def _measure(p: ScaleParams, args: argparse.Namespace, config: dict[str, Any], s
     print(f"outbox delivered {delivered}; /metrics series {out['series']:.0f}")
     _print_figures(p, out)
     clock.unwrap_all()
+    writes.detach(vigil.store.engine)
     vigil.store.close()
     return out
 
 
-def _measure_sweep(vigil: Any, k: int, t: float, args: argparse.Namespace, clock: StageClock, store_url: str,
-                   out: dict[str, float]) -> float:
+def _measure_sweep(vigil: Any, k: int, t: float, args: argparse.Namespace, probes: tuple[StageClock, StoreWrites],
+                   store_url: str, out: dict[str, float]) -> float:
     """Sweep `k` at time `t`: its seconds; its store growth and queries per model go into `out`."""
     models = args.models
+    clock, writes = probes
     before, wrote = store_bytes(store_url), written_bytes()
     clock.reset()
+    writes.reset()
     began = time.perf_counter()
     reports = _sweep(vigil, t, args, profile=bool(args.profile) and k > 0)
     took = time.perf_counter() - began
@@ -143,8 +149,10 @@ def _measure_sweep(vigil: Any, k: int, t: float, args: argparse.Namespace, clock
           f"{opened} with an open incident, {queries / models:.2f} queries/model, "
           f"store +{grew / 1e6:.1f} MB (process wrote {wrote / 1e6:.1f} MB), {_load()}", flush=True)
     print(f"  stages (s summed over threads / calls): {clock.summary()}", flush=True)
+    print(f"  store writes per model (table=bytes/statements): {writes.summary(per=models)}", flush=True)
     out[f"store_mb_{k}"] = max(grew, wrote) / 1e6
     out[f"queries_{k}"] = queries / models
+    out[f"written_kb_{k}"] = sum(writes.bytes.values()) / models / 1e3
     return took
 
 
@@ -167,6 +175,7 @@ def _print_figures(p: ScaleParams, out: dict[str, float]) -> None:
           f"per_model_ms={out['warm'] / p.models * 1000:.1f} queries_per_model={warm_q:.2f} "
           f"(first sweep {out['queries_0']:.2f}) peak_rss_mb={peak_rss_mb():.0f} "
           f"store_mb={max(out['store_mb_1'], out['store_mb_2']):.1f} (first sweep {out['store_mb_0']:.1f}) "
+          f"store_kb_per_warm_cycle={max(out['written_kb_1'], out['written_kb_2']):.1f} "
           f"metrics_series={out['series']:.0f} models={p.models} cores={os.cpu_count()} {_load()}", flush=True)
 
 

@@ -56,7 +56,7 @@ def apply_plan(store: Store, outbox: OutboxWriter, m: ModelConfig, plan: AlertPl
         state = store.model_state(s, m.name)
         if not held:
             state.slo_streaks = update.slo_streaks
-            state.detector_state = update.detector_state
+            store.save_detector_state(s, m.name, update.detector_state)
         row = _apply_step(store, s, plan, content, m, update.t)
         hold = grouper.member_cycle(s, row, plan, update.t) if grouper and row is not None and not held else None
         if row is not None and not held and row.status == IncidentStatus.OPEN:
