@@ -1,5 +1,5 @@
 """What a sweep writes to the store, per table: statements and bytes of bound values, and
-the number of transactions that wrote anything. The scale benchmark listens on the
+the number of transactions (all, and those that wrote anything). The scale benchmark listens on the
 store's engine (SQLAlchemy's `before_cursor_execute` and `commit` events, in its own
 process only); nothing in Vigil knows about it.
 
@@ -36,20 +36,24 @@ class StoreWrites:
         self.statements: dict[str, int] = defaultdict(int)
         self.bytes: dict[str, int] = defaultdict(int)
         self.transactions = 0  # commits that wrote at least one row
+        self.begun = 0  # every transaction, reads included
 
     def reset(self) -> None:
         with self._lock:
             self.statements.clear()
             self.bytes.clear()
             self.transactions = 0
+            self.begun = 0
 
     def attach(self, engine: Engine) -> None:
         event.listen(engine, "before_cursor_execute", self._on_execute)
+        event.listen(engine, "begin", self._on_begin)
         event.listen(engine, "commit", self._on_commit)
         event.listen(engine, "rollback", self._on_rollback)
 
     def detach(self, engine: Engine) -> None:
         event.remove(engine, "before_cursor_execute", self._on_execute)
+        event.remove(engine, "begin", self._on_begin)
         event.remove(engine, "commit", self._on_commit)
         event.remove(engine, "rollback", self._on_rollback)
 
@@ -69,6 +73,10 @@ class StoreWrites:
             self.statements[table] += len(rows or [None])
             self.bytes[table] += size
 
+    def _on_begin(self, _conn: Any) -> None:
+        with self._lock:
+            self.begun += 1
+
     def _on_commit(self, _conn: Any) -> None:
         if getattr(self._local, "wrote", False):
             self._local.wrote = False
@@ -84,4 +92,4 @@ class StoreWrites:
         total = sum(self.bytes.values())
         parts = [f"{t}={b / per / 1e3:.1f}KB/{self.statements[t] / per:.1f}" for t, b in order]
         return (f"total={total / per / 1e3:.1f}KB statements={sum(self.statements.values()) / per:.1f} "
-                f"write_tx={self.transactions / per:.1f} | " + " ".join(parts))
+                f"tx={self.begun / per:.1f} write_tx={self.transactions / per:.1f} | " + " ".join(parts))

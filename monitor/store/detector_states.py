@@ -95,7 +95,9 @@ def save(s: Session, model: str, state: Mapping[str, Any]) -> int:
         want.update({(key, part): data for part, data in
                      _encode(value, old_profile.data if old_profile else None).items()})
     changed = 0
-    for k, data in want.items():
+    # State rows first: a new model's rows are inserted together (SQLite keeps rows in
+    # insertion order), so a cycle's updates dirty a page or two, not every profile's page.
+    for k, data in sorted(want.items(), key=lambda kv: kv[0][1] == PROFILE):
         row = have.get(k)
         if row is None:
             s.add(DetectorStateRow(model=model, key=k[0], part=k[1], data=data))

@@ -57,6 +57,8 @@ log = logging.getLogger("vigil.store")
 # (fence, model, token) of the cycle running in this thread; a context variable, so the
 # API's threads and other models' cycles are never fenced by it.
 _FENCE: ContextVar[tuple[Any, str, int] | None] = ContextVar("vigil_fence", default=None)
+# (store, session) of the `one_transaction()` this thread is inside, if any.
+_SHARED: ContextVar[tuple[Any, Session] | None] = ContextVar("vigil_shared_tx", default=None)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -96,7 +98,12 @@ class Store:
     def tx(self) -> Iterator[Session]:
         """One transaction: everything inside commits together or not at all. Inside
         `fenced(...)` it first checks the model's lease (monitor/replicas), so a replica
-        that lost the model cannot commit a write of its cycle."""
+        that lost the model cannot commit a write of its cycle. Inside `one_transaction()`
+        it is that transaction."""
+        shared = _SHARED.get()
+        if shared is not None and shared[0] is self:
+            yield shared[1]
+            return
         with self._session.begin() as s:
             fence = _FENCE.get()
             if fence is not None:
@@ -105,6 +112,18 @@ class Store:
         appended, listener = s.info.get(audit_log.APPENDED), self.audit_listener
         if appended and listener is not None:
             self._announce(listener, appended)
+
+    @contextmanager
+    def one_transaction(self) -> Iterator[Session]:
+        """Every `tx()` this thread opens inside is this one transaction: a cycle's reads
+        of one moment take one begin and commit instead of one each. For reads: a write
+        inside commits with the rest, at the end."""
+        with self.tx() as s:
+            reset = _SHARED.set((self, s))
+            try:
+                yield s
+            finally:
+                _SHARED.reset(reset)
 
     @staticmethod
     def _announce(listener: Callable[[list[AuditEntry]], None], entries: list[AuditEntry]) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import event, select, text
 
 from detectors.anomaly import AnomalyParams, AnomalyState, OnlineAnomalyDetector
 from detectors.records import Series
@@ -203,3 +203,38 @@ def test_reference_profiles_are_stored_compressed_and_rows_from_before_still_rea
         c.commit()
     assert raw == b"" and len(gz) < len(blob) / 2
     assert store.profile("old", "1", "/r") == b"as before"
+
+
+def test_a_warm_cycle_writes_in_two_transactions_and_counts_the_clean_cycle_with_its_state(tmp_path: Path) -> None:
+    """The reads before planning share one transaction; the clean-cycle count for the
+    serving version commits with the state (a crash cannot keep one without the other)."""
+    from monitor.store.intents import KnownGoodRow
+
+    flat = lambda ts: np.full(len(ts), 0.1)  # noqa: E731
+    vigil = make_vigil(make_config(tmp_path), prometheus=StubPrometheus({CTR_QUERY: flat, P99_QUERY: flat}),
+                       notifiers={})
+    vigil.run_cycle(MODEL, T0)
+    begun, committed_with_rows = [0], [0]
+    wrote = [False]
+
+    def on_begin(_c: Any) -> None:
+        begun[0] += 1
+
+    def on_execute(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
+        wrote[0] = wrote[0] or statement.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE"))
+
+    def on_commit(_c: Any) -> None:
+        committed_with_rows[0] += wrote[0]
+        wrote[0] = False
+
+    engine = vigil.store.engine
+    for name, fn in (("begin", on_begin), ("before_cursor_execute", on_execute), ("commit", on_commit)):
+        event.listen(engine, name, fn)
+    vigil.run_cycle(MODEL, T0 + 60)
+    for name, fn in (("begin", on_begin), ("before_cursor_execute", on_execute), ("commit", on_commit)):
+        event.remove(engine, name, fn)
+    assert committed_with_rows[0] == 2  # the apply transaction, then what the cycle saw (model_now)
+    assert begun[0] <= 7, begun  # 12 before the reads were folded
+    with vigil.store.tx() as s:
+        (good,) = s.scalars(select(KnownGoodRow)).all()
+        assert good.clean_cycles == 2 and good.last_clean_at == T0 + 60
