@@ -12,7 +12,10 @@ apart (`Vigil.run_sweep`, what the daemon runs), and prints
     cold_sweep_s=… warm_sweep_s=… per_model_ms=… queries_per_model=… peak_rss_mb=… store_mb=…
 
 plus, per sweep, where the time went (seconds summed over threads / calls), the bytes
-the store grew, and the number of series on Vigil's own /metrics. The machine's load
+the store grew and the process wrote (SQLite: the WAL is checkpointed before and after
+each sweep, so a sweep pays for its own pages and no other's), what each cycle wrote per
+table (benchmarks/store_writes.py: statements, bytes of values, transactions), and the
+number of series on Vigil's own /metrics. The machine's load
 average is printed with the figures: the box is shared.
 """
 from __future__ import annotations
