@@ -54,7 +54,7 @@ _MAX = 2**16  # counts and indices are 16-bit
 class DetectorStateRow(Base):
     __tablename__ = "detector_states"
     model: Mapped[str] = mapped_column(String(100), primary_key=True)
-    key: Mapped[str] = mapped_column(Text, primary_key=True)  # the series' key (monitor.cycle.gather.anomaly_key)
+    key: Mapped[str] = mapped_column(Text, primary_key=True)  # a series (gather.anomaly_key), or "@logs", "@traces"
     part: Mapped[str] = mapped_column(String(10), primary_key=True)  # state | profile
     data: Mapped[bytes] = mapped_column(LargeBinary)  # one-byte format marker, then zlib
 
