@@ -10,6 +10,7 @@ model), then on a fresh store runs a first sweep and two warm sweeps one interva
 apart (`Vigil.run_sweep`, what the daemon runs), and prints
 
     cold_sweep_s=… warm_sweep_s=… per_model_ms=… queries_per_model=… peak_rss_mb=… store_mb=…
+    store_kb_per_warm_cycle=…
 
 plus, per sweep, where the time went (seconds summed over threads / calls), the bytes
 the store grew and the process wrote (SQLite: the WAL is checkpointed before and after
