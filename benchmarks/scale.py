@@ -10,9 +10,13 @@ model), then on a fresh store runs a first sweep and two warm sweeps one interva
 apart (`Vigil.run_sweep`, what the daemon runs), and prints
 
     cold_sweep_s=… warm_sweep_s=… per_model_ms=… queries_per_model=… peak_rss_mb=… store_mb=…
+    store_kb_per_warm_cycle=…
 
 plus, per sweep, where the time went (seconds summed over threads / calls), the bytes
-the store grew, and the number of series on Vigil's own /metrics. The machine's load
+the store grew and the process wrote (SQLite: the WAL is checkpointed before and after
+each sweep, so a sweep pays for its own pages and no other's), what each cycle wrote per
+table (benchmarks/store_writes.py: statements, bytes of values, transactions), and the
+number of series on Vigil's own /metrics. The machine's load
 average is printed with the figures: the box is shared.
 """
 from __future__ import annotations
@@ -29,6 +33,7 @@ from typing import Any
 
 from benchmarks.scale_scenario import ScaleParams, build, config_data, sweep_times
 from benchmarks.scale_stages import StageClock, instrument
+from benchmarks.store_writes import StoreWrites
 
 
 def _load() -> str:
@@ -116,8 +121,10 @@ def _measure(p: ScaleParams, args: argparse.Namespace, config: dict[str, Any], s
     vigil = Vigil(parse_config(config, "scale benchmark", str(run_dir)))
     clock = StageClock()
     instrument(clock)
+    writes = StoreWrites()
+    writes.attach(vigil.store.engine)
     out: dict[str, float] = {}
-    sweeps = [_measure_sweep(vigil, k, t, args, clock, store_url, out) for k, t in enumerate(sweep_times())]
+    sweeps = [_measure_sweep(vigil, k, t, args, (clock, writes), store_url, out) for k, t in enumerate(sweep_times())]
     began = time.perf_counter()
     vigil.drift_reports.wait(timeout=600)
     print(f"drift reports rendered in the background; the last finished {time.perf_counter() - began:.1f} s "
@@ -127,20 +134,25 @@ def _measure(p: ScaleParams, args: argparse.Namespace, config: dict[str, Any], s
     print(f"outbox delivered {delivered}; /metrics series {out['series']:.0f}")
     _print_figures(p, out)
     clock.unwrap_all()
+    writes.detach(vigil.store.engine)
     vigil.store.close()
     return out
 
 
-def _measure_sweep(vigil: Any, k: int, t: float, args: argparse.Namespace, clock: StageClock, store_url: str,
-                   out: dict[str, float]) -> float:
+def _measure_sweep(vigil: Any, k: int, t: float, args: argparse.Namespace, probes: tuple[StageClock, StoreWrites],
+                   store_url: str, out: dict[str, float]) -> float:
     """Sweep `k` at time `t`: its seconds; its store growth and queries per model go into `out`."""
     models = args.models
+    clock, writes = probes
+    _checkpoint(vigil)  # what earlier sweeps left in SQLite's WAL is not this sweep's
     spool = Path(vigil.config.spool.directory)
     before, wrote, spooled = store_bytes(store_url), written_bytes(), tree_bytes(spool)
     clock.reset()
+    writes.reset()
     began = time.perf_counter()
     reports = _sweep(vigil, t, args, profile=bool(args.profile) and k > 0)
     took = time.perf_counter() - began
+    _checkpoint(vigil)  # this sweep's pages, copied from the WAL into the database: part of its cost
     grew = store_bytes(store_url) - before
     spooled = tree_bytes(spool) - spooled
     wrote = written_bytes() - wrote - max(spooled, 0)  # the spool is local disk, not the store
@@ -151,9 +163,18 @@ def _measure_sweep(vigil: Any, k: int, t: float, args: argparse.Namespace, clock
           f"store +{grew / 1e6:.1f} MB (process wrote {wrote / 1e6:.1f} MB), spool {spooled / 1e6:+.1f} MB, "
           f"{_load()}", flush=True)
     print(f"  stages (s summed over threads / calls): {clock.summary()}", flush=True)
+    print(f"  store writes per model (table=bytes/statements): {writes.summary(per=models)}", flush=True)
     out[f"store_mb_{k}"] = max(grew, wrote) / 1e6
     out[f"queries_{k}"] = queries / models
+    out[f"written_kb_{k}"] = sum(writes.bytes.values()) / models / 1e3
     return took
+
+
+def _checkpoint(vigil: Any) -> None:
+    """SQLite: copy the WAL into the database file and empty it (PostgreSQL: nothing)."""
+    if vigil.store.engine.dialect.name == "sqlite":
+        with vigil.store.engine.connect() as c:
+            c.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 def _sweep(vigil: Any, t: float, args: argparse.Namespace, profile: bool) -> list[Any]:
@@ -175,6 +196,7 @@ def _print_figures(p: ScaleParams, out: dict[str, float]) -> None:
           f"per_model_ms={out['warm'] / p.models * 1000:.1f} queries_per_model={warm_q:.2f} "
           f"(first sweep {out['queries_0']:.2f}) peak_rss_mb={peak_rss_mb():.0f} "
           f"store_mb={max(out['store_mb_1'], out['store_mb_2']):.1f} (first sweep {out['store_mb_0']:.1f}) "
+          f"store_kb_per_warm_cycle={max(out['written_kb_1'], out['written_kb_2']):.1f} "
           f"metrics_series={out['series']:.0f} models={p.models} cores={os.cpu_count()} {_load()}", flush=True)
 
 

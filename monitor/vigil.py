@@ -42,7 +42,6 @@ from monitor.cycle.drift_report import DriftReports
 from monitor.cycle.gather import GatherRequest, Sources, gather
 from monitor.cycle.grouping import Grouper
 from monitor.cycle.health import SourceHealth
-from monitor.cycle.known_good import record_clean
 from monitor.cycle.logs_traces import LogTraceSources
 from monitor.cycle.messages import Links, OutboxWriter
 from monitor.cycle.performance import PerformanceStage
@@ -225,19 +224,20 @@ class Vigil:
             raw, found, canary = self._observe(m, w, start, serving, policy, prefetched)
             blind = self._blind(raw, found)
             settings = CorrelationSettings(deploy_window=policy.deploy_suspect_window)
-            deploys = self.store.deploys(m.name, since=story_start(w, start) - settings.deploy_window, until=t)
-            story = correlate(m.name, found, m.services, start, deploys, w, settings)
-            history = read_history(self.store, m.name, t, found.slo_breached)
-            down = [n for n in self.health.states if self.health.is_down(n)]
-            suppression = read_suppression(self.store, self.config, m, t, down, self._firing)
+            with self.store.one_transaction():  # what planning reads: one transaction, not five
+                deploys = self.store.deploys(m.name, since=story_start(w, start) - settings.deploy_window, until=t)
+                story = correlate(m.name, found, m.services, start, deploys, w, settings)
+                history = read_history(self.store, m.name, t, found.slo_breached)
+                down = [n for n in self.health.states if self.health.is_down(n)]
+                suppression = read_suppression(self.store, self.config, m, t, down, self._firing)
             plan = plan_alerts(AlertInputs(story.incident, story.content, history, not blind, t, suppression),
                                alert_rules(m, policy, inhibit_rules(self.config)))
-            applied = apply_plan(self.store, self.outbox, m, plan, story.content,
-                                 StateUpdate(history.slo_streaks, found.detector_state, t), self.grouper)
+            # A cycle that saw everything and leaves nothing open counts for the serving version
+            # (rollback targets), in the same transaction as the state.
+            update = StateUpdate(history.slo_streaks, found.detector_state, t, None if blind else serving)
+            applied = apply_plan(self.store, self.outbox, m, plan, story.content, update, self.grouper)
             failpoint("after_apply_commit")
             rollback = None
-            if applied.status != IncidentStatus.OPEN and not blind:
-                record_clean(self.store, m.name, serving, t)
             if canary is not None:  # before any rollback: the model has one action in flight at a time
                 incident_id = applied.incident_id if applied.status == IncidentStatus.OPEN else None
                 rollback = self.canary.act(m, canary, incident_id, policy, t)

@@ -18,7 +18,7 @@ from monitor.api.deps import AUTH_RESPONSES, ModelDep, ViewerDep, VigilDep
 from monitor.api.pagination import OffsetQuery, Page, limit_query, next_by_offset
 from monitor.api.responses import errors
 from monitor.config import ModelConfig
-from monitor.store.model_now import ModelNowRow
+from monitor.store.model_now import ModelNowRow, row_drift
 from monitor.store.tables import ModelStateRow
 from monitor.vigil import Vigil
 
@@ -80,7 +80,8 @@ def _model_out(vigil: Vigil, m: ModelConfig, s: Session) -> ModelOut:
         blind=list(now.blind) if now else [],
         drift_thresholds=DriftThresholds(statistic=policy.drift_statistic, warning=policy.drift_warning,
                                          critical=policy.drift_critical),
-        drift={f: {k: v for k, v in stats.items() if v is not None} for f, stats in (now.drift if now else {}).items()},
+        drift={f: {k: v for k, v in stats.items() if v is not None}
+               for f, stats in (row_drift(now) if now else {}).items()},
     )
 
 

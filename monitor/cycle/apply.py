@@ -1,5 +1,6 @@
 """Stage 5, apply: the plan written to the store in one transaction: the model's state,
-the incident row and its outbox rows commit together or not at all.
+the incident row and its outbox rows commit together or not at all (and a clean cycle's
+count for the serving version, monitor/cycle/known_good.py).
 
 A held cycle (the clock went backwards, see alerts.lifecycle.hold) writes nothing but a
 note that it ran: its older view of the data must not replace the detectors' state or the
@@ -22,6 +23,7 @@ from monitor.cycle.grouping import Grouper
 from monitor.cycle.messages import OutboxWriter
 from monitor.cycle.plan import routes_of
 from monitor.failpoints import failpoint
+from monitor.store import intents
 from monitor.store.repository import IncidentRow, Store
 
 log = logging.getLogger("vigil.apply")
@@ -34,6 +36,7 @@ class StateUpdate:
     slo_streaks: dict[str, int]
     detector_state: dict[str, Any]
     t: float
+    clean_version: str | None = None  # the serving version, when the cycle was blind to nothing
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,7 @@ def apply_plan(store: Store, outbox: OutboxWriter, m: ModelConfig, plan: AlertPl
         state = store.model_state(s, m.name)
         if not held:
             state.slo_streaks = update.slo_streaks
-            state.detector_state = update.detector_state
+            store.save_detector_state(s, m.name, update.detector_state)
         row = _apply_step(store, s, plan, content, m, update.t)
         hold = grouper.member_cycle(s, row, plan, update.t) if grouper and row is not None and not held else None
         if row is not None and not held and row.status == IncidentStatus.OPEN:
@@ -77,6 +80,8 @@ def apply_plan(store: Store, outbox: OutboxWriter, m: ModelConfig, plan: AlertPl
                 outbox.reply(s, row, routes_of(m).channels(before), change, str(before), update.t)
         state.quiet_cycles = plan.lifecycle.quiet_cycles
         state.last_cycle_at = max(update.t, state.last_cycle_at or update.t)
+        if update.clean_version is not None and (row is None or row.status != IncidentStatus.OPEN):
+            intents.mark_clean(s, m.name, update.clean_version, update.t)  # nothing open: a clean cycle
         failpoint("in_apply_tx")
         if row is None:
             return Applied(None, None, None, False)

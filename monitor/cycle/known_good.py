@@ -1,5 +1,6 @@
-"""Which version a rollback goes back to: versions that served cleanly (recorded here,
-cycle by cycle) and versions incidents blame (read from incidents and earlier rollbacks).
+"""Which version a rollback goes back to: versions that served cleanly (counted cycle by
+cycle in the cycle's apply transaction, monitor/cycle/apply.py) and versions incidents
+blame (read from incidents and earlier rollbacks).
 The choice itself is pure: alerts/rollback.py `choose_target`."""
 from __future__ import annotations
 
@@ -10,14 +11,6 @@ from alerts.rollback import TargetFacts, blamed_versions
 from monitor.config import RollbackPolicy
 from monitor.store import intents
 from monitor.store.repository import IncidentRow, Store
-
-
-def record_clean(store: Store, model: str, serving: str | None, t: float) -> None:
-    """One clean cycle for the serving version: no open incident and nothing blind."""
-    if serving is None:
-        return
-    with store.tx() as s:
-        intents.mark_clean(s, model, serving, t)
 
 
 def target_facts(store: Store, model: str, rules: RollbackPolicy, now: float) -> TargetFacts:

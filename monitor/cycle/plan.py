@@ -52,7 +52,7 @@ class CycleStart:
 
 def read_cycle_start(store: Store, model: str) -> CycleStart:
     with store.tx() as s:
-        detector_state = dict(store.model_state(s, model).detector_state or {})
+        detector_state = store.detector_state(s, model)
         row = store.open_incident(s, model)
         if row is None:
             return CycleStart(detector_state)

@@ -7,10 +7,20 @@ from __future__ import annotations
 
 from sqlalchemy import MetaData
 
-from monitor.store import canary, groups, intents, labels, leases, model_now, silences, slack_seen
+from monitor.store import (
+    canary,
+    detector_states,
+    groups,
+    intents,
+    labels,
+    leases,
+    model_now,
+    silences,
+    slack_seen,
+)
 from monitor.store.tables import Base
 
-TABLE_MODULES = (canary, groups, intents, labels, leases, model_now, silences, slack_seen)
+TABLE_MODULES = (canary, detector_states, groups, intents, labels, leases, model_now, silences, slack_seen)
 
 
 def target_metadata() -> MetaData:

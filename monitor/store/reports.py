@@ -1,7 +1,10 @@
-"""Drift reports at rest: gzip of the HTML (an Evidently report is 4-5 MB of HTML, JSON
+"""Drift reports and reference profiles at rest, gzip-compressed.
+
+Drift reports: gzip of the HTML (an Evidently report is 4-5 MB of HTML, JSON
 and inline script; gzip makes it about 3.6 times smaller, `python -m
 benchmarks.store_growth`). Rows written before compression hold plain HTML in `html` and
-no `html_gz`, and read back as they are."""
+no `html_gz`, and read back as they are. Reference profiles likewise: `profile_gz`, or
+`profile` as written before."""
 from __future__ import annotations
 
 import gzip
@@ -16,3 +19,17 @@ def pack(html: str) -> bytes:
 
 def unpack(html: str, html_gz: bytes | None) -> str:
     return gzip.decompress(html_gz).decode("utf-8") if html_gz is not None else html
+
+
+# Reference profiles (1.6 MB per model, written once per version, read back whenever the
+# profile cache misses): zlib's fastest level, about 3.5 times smaller on the scale
+# benchmark's profiles in 16 ms; decompressing takes about 6 ms.
+_PROFILE_LEVEL = 1
+
+
+def pack_profile(blob: bytes) -> bytes:
+    return gzip.compress(blob, compresslevel=_PROFILE_LEVEL, mtime=0)
+
+
+def unpack_profile(profile: bytes, profile_gz: bytes | None) -> bytes:
+    return gzip.decompress(profile_gz) if profile_gz is not None else profile

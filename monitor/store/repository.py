@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from alerts.audit import AuditEntry, ChainKey
 from alerts.outbox import MessageKind
 from detectors.records import DeployEvent, json_safe
-from monitor.store import audit_log, intents, reports, schema
+from monitor.store import audit_log, detector_states, intents, reports, schema
 from monitor.store import labels as labels
 from monitor.store import metadata as metadata  # registers every table module on Base (schema, migrations)
 from monitor.store.outbox import Outbox
@@ -57,6 +57,8 @@ log = logging.getLogger("vigil.store")
 # (fence, model, token) of the cycle running in this thread; a context variable, so the
 # API's threads and other models' cycles are never fenced by it.
 _FENCE: ContextVar[tuple[Any, str, int] | None] = ContextVar("vigil_fence", default=None)
+# (store, session) of the `one_transaction()` this thread is inside, if any.
+_SHARED: ContextVar[tuple[Any, Session] | None] = ContextVar("vigil_shared_tx", default=None)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -96,7 +98,12 @@ class Store:
     def tx(self) -> Iterator[Session]:
         """One transaction: everything inside commits together or not at all. Inside
         `fenced(...)` it first checks the model's lease (monitor/replicas), so a replica
-        that lost the model cannot commit a write of its cycle."""
+        that lost the model cannot commit a write of its cycle. Inside `one_transaction()`
+        it is that transaction."""
+        shared = _SHARED.get()
+        if shared is not None and shared[0] is self:
+            yield shared[1]
+            return
         with self._session.begin() as s:
             fence = _FENCE.get()
             if fence is not None:
@@ -105,6 +112,18 @@ class Store:
         appended, listener = s.info.get(audit_log.APPENDED), self.audit_listener
         if appended and listener is not None:
             self._announce(listener, appended)
+
+    @contextmanager
+    def one_transaction(self) -> Iterator[Session]:
+        """Every `tx()` this thread opens inside is this one transaction: a cycle's reads
+        of one moment take one begin and commit instead of one each. For reads: a write
+        inside commits with the rest, at the end."""
+        with self.tx() as s:
+            reset = _SHARED.set((self, s))
+            try:
+                yield s
+            finally:
+                _SHARED.reset(reset)
 
     @staticmethod
     def _announce(listener: Callable[[list[AuditEntry]], None], entries: list[AuditEntry]) -> None:
@@ -141,6 +160,18 @@ class Store:
             s.add(row)
             s.flush()
         return row
+
+    def detector_state(self, s: Session, model: str) -> dict[str, Any]:
+        """The model's detectors' state as the last cycle left it (monitor/store/detector_states.py)."""
+        state = s.get(ModelStateRow, model)
+        return detector_states.load(s, model, state.detector_state if state is not None else None)
+
+    def save_detector_state(self, s: Session, model: str, state: dict[str, Any]) -> int:
+        """Store `state`, writing only the series whose state changed (rows written)."""
+        row = self.model_state(s, model)
+        if row.detector_state:
+            row.detector_state = {}  # the JSON of a store from before: moved to its rows now
+        return detector_states.save(s, model, state)
 
     def models_never_run(self, models: list[str]) -> set[str]:
         """Those of `models` without a finished cycle (no state row, or no cycle time)."""
@@ -320,11 +351,13 @@ class Store:
     def profile(self, model: str, version: str, source: str) -> bytes | None:
         with self.tx() as s:
             row = s.get(ProfileRow, (model, version, source))
-            return row.profile if row else None
+            return reports.unpack_profile(row.profile, row.profile_gz) if row else None
 
     def save_profile(self, model: str, version: str, source: str, blob: bytes, now: float) -> None:
+        packed = reports.pack_profile(blob)  # outside the transaction: it holds SQLite's write lock
         with self.tx() as s:
-            s.merge(ProfileRow(model=model, version=version, source=source, profile=blob, created_at=now))
+            s.merge(ProfileRow(model=model, version=version, source=source, profile=b"", profile_gz=packed,
+                               created_at=now))
 
     def save_drift_report(self, incident_id: int, html: str, now: float) -> None:
         with self.tx() as s:

@@ -171,7 +171,8 @@ class ProfileRow(Base):
     model: Mapped[str] = mapped_column(String(100), primary_key=True)
     version: Mapped[str] = mapped_column(String(40), primary_key=True)
     source: Mapped[str] = mapped_column(Text, primary_key=True)  # reference path it was built from
-    profile: Mapped[bytes] = mapped_column(LargeBinary)
+    profile: Mapped[bytes] = mapped_column(LargeBinary)  # rows written before compression; b"" since
+    profile_gz: Mapped[bytes | None] = mapped_column(LargeBinary)  # gzip of the profile (monitor/store/reports.py)
     created_at: Mapped[float] = mapped_column(Float)
 
 

@@ -105,7 +105,7 @@ def test_log_and_trace_baselines_are_stored_and_frozen_while_the_incident_is_ope
         def state() -> dict:
             store = Store(store_url)
             with store.tx() as s:
-                return dict(store.model_state(s, "ranker").detector_state)
+                return store.detector_state(s, "ranker")
 
         first = Vigil(cfg, store=Store(store_url), prometheus=SloBreach(), registry=Registry(), notifiers={})
         assert first.run_cycle("ranker", T).incident_id is not None

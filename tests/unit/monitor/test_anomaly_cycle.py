@@ -68,8 +68,7 @@ def test_detector_state_survives_a_restart(tmp_path):
     restarted = make_vigil(cfg, prometheus=prom2, notifiers={})
     restarted.run_cycle(MODEL, T0 + 60)
     assert not [c for c in prom2.calls if c[2] - c[1] >= 86400]  # no cold start after a restart
-    with Store(cfg.store.url).tx() as s:
-        from monitor.store.repository import ModelStateRow
-
-        state = s.get(ModelStateRow, MODEL).detector_state
+    store = Store(cfg.store.url)
+    with store.tx() as s:
+        state = store.detector_state(s, MODEL)
     assert any(k.startswith("ctr|") for k in state)

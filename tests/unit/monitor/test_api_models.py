@@ -33,6 +33,23 @@ def test_models_answer_from_the_store_whoever_ran_the_cycle(api):  # noqa: F811
     assert one["name"] == MODEL and one["open_incident"] == m["open_incident"]
 
 
+def test_drift_is_stored_compressed_and_a_row_written_before_still_answers(api):  # noqa: F811
+    from sqlalchemy import text
+
+    from monitor.store.model_now import ModelNow, ModelNowRow, save_model_now
+
+    drift = {f"f{i:02d}": {"ks": 0.01 * i + 1e-9, "psi": 0.002 * i + 1e-9} for i in range(50)}
+    save_model_now(api.vigil.store.tx, ModelNow(MODEL, T0, "quiet", None, 0.1, [], drift))
+    with api.vigil.store.engine.connect() as c:
+        legacy, size = c.execute(text("SELECT drift, length(drift_gz) FROM model_now")).one()
+    assert legacy == "{}" and size < len(str(drift)) / 2
+    assert api.client.get(f"/v1/models/{MODEL}").json()["drift"] == drift
+    with api.vigil.store.tx() as s:  # as a Vigil before 0004 wrote it: JSON, no drift_gz
+        row = s.get(ModelNowRow, MODEL)
+        row.drift, row.drift_gz = {"user_age": {"psi": 0.31}}, None
+    assert api.client.get(f"/v1/models/{MODEL}").json()["drift"] == {"user_age": {"psi": 0.31}}
+
+
 def test_an_unknown_model_is_404_with_the_error_envelope_listing_the_known_ones(api):  # noqa: F811
     r = api.client.get("/v1/models/nope")
     assert r.status_code == 404
