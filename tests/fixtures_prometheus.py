@@ -9,6 +9,7 @@ per module) and skips with the install command when Prometheus is not installed.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -100,12 +101,20 @@ def prom_data(tmp_path_factory: pytest.TempPathFactory) -> tuple[PromData, Path]
 def prometheus_url(
     prom_data: tuple[PromData, Path], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
+    _, om_path = prom_data
+    with running_prometheus(om_path, tmp_path_factory.mktemp("prometheus")) as url:
+        yield url
+
+
+@contextmanager
+def running_prometheus(om_path: Path, data_dir: Path) -> Iterator[str]:
+    """A real Prometheus on 127.0.0.1 backfilled from `om_path`; skips the test when
+    Prometheus is not installed; stopped on exit."""
     try:
         find_binaries()
     except PrometheusNotInstalled as e:
         pytest.skip(str(e))
-    _, om_path = prom_data
-    prom = LocalPrometheus(om_path, tmp_path_factory.mktemp("prometheus"))
+    prom = LocalPrometheus(om_path, data_dir)
     url = prom.start()
     try:
         yield url

@@ -14,12 +14,12 @@ import pytest
 from correlators.incident import CauseKind
 from detectors.records import FindingKind
 from monitor.config import parse_config
-from monitor.replay.local_prometheus import LocalPrometheus, PrometheusNotInstalled, find_binaries
 from monitor.replay.openmetrics import OpenMetricsWriter
 from monitor.store.repository import Store
 from monitor.vigil import Vigil
 from tests.fakes.loki_server import FakeLoki
 from tests.fakes.tempo_server import FakeTempo
+from tests.fixtures_prometheus import running_prometheus
 from tests.integration.test_cycle_logs_traces import Registry, loki_streams, tempo_spans
 from tests.synthetic_traces import synthetic_traces
 from tests.unit.correlators.test_rca import _logs
@@ -58,18 +58,10 @@ def write_metrics(path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def prometheus_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    try:
-        find_binaries()
-    except PrometheusNotInstalled as e:
-        pytest.skip(str(e))
     om = tmp_path_factory.mktemp("rc-om") / "metrics.om"
     write_metrics(om)
-    prom = LocalPrometheus(om, tmp_path_factory.mktemp("rc-prometheus"))
-    url = prom.start()
-    try:
+    with running_prometheus(om, tmp_path_factory.mktemp("rc-prometheus")) as url:
         yield url
-    finally:
-        prom.stop()
 
 
 def vigil(tmp_path: Path, sources: dict, **model: object) -> Vigil:
