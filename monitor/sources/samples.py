@@ -191,12 +191,20 @@ class SampleFiles:
         """Rows with start <= t <= end from every file overlapping the window."""
         frames: list[pd.DataFrame] = []
         tables: list[pa.Table] = []
-        for path in self._files():
-            known = self._range(path)
-            if known is not None and (known[2] < start or known[1] > end):
-                self._forget(path, known[0])
+        paths = self._files()
+        if len(self._ranges) > len(paths):  # files deleted since: forget them (a daemon runs for months)
+            listed = set(paths)
+            for gone in [p for p in self._ranges if p not in listed]:
+                self._forget(gone, self._ranges.pop(gone)[0])
+        for path in paths:
+            try:
+                known = self._range(path)
+                if known is not None and (known[2] < start or known[1] > end):
+                    self._forget(path, known[0])
+                    continue
+                data, lo, hi = self._load(path)
+            except FileNotFoundError:  # deleted between the listing and the read: not in this window
                 continue
-            data, lo, hi = self._load(path)
             if hi < start or lo > end:
                 continue
             ts = data.column("_ts").to_numpy() if isinstance(data, pa.Table) else data["_ts"].to_numpy()

@@ -160,3 +160,13 @@ def test_spark_style_files_microsecond_times_and_an_index_read_the_same_either_w
         assert got["_ts"].is_monotonic_increasing and got["_ts"].iloc[0] == T0
         assert "row_id" not in got.columns and list(got.index) == list(range(51))
     np.testing.assert_array_equal(plain["x"].to_numpy(), spooled["x"].to_numpy())
+
+
+def test_deleted_files_are_forgotten_by_a_long_running_reader(tmp_path):
+    (tmp_path / "s").mkdir()
+    write_files(tmp_path / "s", n_files=3)
+    files = SampleFiles(tmp_path / "s", "timestamp", spool=Spool(tmp_path / "spool"))
+    assert len(files.window(T0, T0 + 1800)) == 600
+    (tmp_path / "s" / "0.parquet").unlink()  # the user's own retention removed the oldest file
+    assert len(files.window(T0, T0 + 1800)) == 400
+    assert len(files._ranges) == 2 and len(list((tmp_path / "spool").rglob("*.bin"))) == 2
