@@ -58,6 +58,12 @@ def store_bytes(url: str) -> int:
         engine.dispose()
 
 
+def cpu_seconds() -> float:
+    """This process's user + system CPU time: with the wall time, how many cores a sweep used."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def tree_bytes(root: Path) -> int:
     """Bytes of the files under `root` (the replica's spool: local disk, not the store)."""
     return sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) if root.exists() else 0
@@ -149,9 +155,9 @@ def _measure_sweep(vigil: Any, k: int, t: float, args: argparse.Namespace, probe
     before, wrote, spooled = store_bytes(store_url), written_bytes(), tree_bytes(spool)
     clock.reset()
     writes.reset()
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), cpu_seconds()
     reports = _sweep(vigil, t, args, profile=bool(args.profile) and k > 0)
-    took = time.perf_counter() - began
+    took, cpu = time.perf_counter() - began, cpu_seconds() - cpu
     _checkpoint(vigil)  # this sweep's pages, copied from the WAL into the database: part of its cost
     grew = store_bytes(store_url) - before
     spooled = tree_bytes(spool) - spooled
@@ -160,6 +166,7 @@ def _measure_sweep(vigil: Any, k: int, t: float, args: argparse.Namespace, probe
     opened = sum(1 for r in reports if r.incident_id is not None)
     print(f"sweep {k} ({'first' if k == 0 else 'warm'}): {took:.1f} s, {len(reports)}/{models} cycles, "
           f"{opened} with an open incident, {queries / models:.2f} queries/model, "
+          f"cpu {cpu:.1f} s ({cpu / took:.2f} cores), "
           f"store +{grew / 1e6:.1f} MB (process wrote {wrote / 1e6:.1f} MB), spool {spooled / 1e6:+.1f} MB, "
           f"{_load()}", flush=True)
     print(f"  stages (s summed over threads / calls): {clock.summary()}", flush=True)
