@@ -73,8 +73,10 @@ class OutboxThread:
         if self._stop.wait(min(1.0, self.every)):
             return
         while True:
+            began = time.monotonic()
             _deliver_job(self.runtime)
             self.rounds += 1
+            log.debug("outbox round", extra={"round": self.rounds, "duration_s": round(time.monotonic() - began, 3)})
             if self._stop.wait(self.every):
                 return
 
@@ -114,21 +116,37 @@ def _cycle_job(runtime: Runtime, model: str) -> None:
 def _sweep_job(runtime: Runtime) -> None:
     """`schedule.sweep`: every model this replica owns, at one time, after one batched read."""
     vigil = runtime.vigil
-    if runtime.watch is not None:
-        runtime.watch.started("sweep")
+    lag = runtime.watch.started("sweep") if runtime.watch is not None else 0.0
     with runtime.in_flight.track("sweep") as admitted:
         if not admitted:
             return
         owned = [m.name for m in vigil.config.models if runtime.owner.owns(m.name)]
         began = time.monotonic()
+        ran = 0
         try:
-            vigil.run_sweep(models=owned, token=runtime.owner.token)
+            ran = len(vigil.run_sweep(models=owned, token=sweep_token(runtime.owner, owned)))
         except Exception:  # run_sweep already keeps one model's failure from the others
             log.exception("sweep failed")
         took = time.monotonic() - began
+        log.info("sweep done", extra={"models": len(owned), "cycles": ran, "duration_s": round(took, 2),
+                                      "lag_s": round(lag, 2)})
         if took > vigil.config.schedule.interval:
             log.warning("sweep took longer than the interval", extra={
                 "models": len(owned), "duration_s": round(took, 1), "interval_s": vigil.config.schedule.interval})
+
+
+def sweep_token(owner: Ownership, models: list[str]) -> Callable[[str], int | None]:
+    """A sweep's cycle's fencing token, read when the cycle starts. Among replicas, a model
+    released or lost since the sweep began raises LeaseLost (that cycle is skipped): with no
+    token the cycle would run unfenced, alongside the cycle of the model's new owner."""
+    began = {m: owner.token(m) for m in models}
+
+    def token(model: str) -> int | None:
+        held = owner.token(model)
+        if held is None and owner.renew_every is not None:
+            raise LeaseLost(model, began.get(model) or 0, None)
+        return held
+    return token
 
 
 def _tick_job(runtime: Runtime, scheduler: BackgroundScheduler) -> None:

@@ -120,3 +120,31 @@ def test_a_big_fleet_runs_as_one_sweep_by_default_and_a_small_one_per_model(tmp_
     assert jobs(60) == {"sweep"}
     assert jobs(60, sweep=False) == {f"cycle:m{i:03d}" for i in range(60)}
     assert jobs(3, sweep=True) == {"sweep"}
+
+
+def test_a_sweep_skips_a_model_whose_lease_moved_since_the_sweep_began():
+    """Among replicas a sweep's cycle runs under the lease it holds when it starts; a model
+    released to another replica mid-sweep is skipped (LeaseLost), never cycled unfenced."""
+    import pytest
+
+    from monitor.daemon import sweep_token
+    from monitor.ownership import Ownership
+    from monitor.replicas import LeaseLost
+
+    class Leases(Ownership):
+        renew_every = 20.0
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.held = {"a": 3, "b": 4}
+
+        def token(self, model: str) -> int | None:
+            return self.held.get(model)
+
+    owner = Leases()
+    token = sweep_token(owner, ["a", "b"])
+    del owner.held["b"]  # rebalanced to a new replica while the sweep runs
+    assert token("a") == 3
+    with pytest.raises(LeaseLost, match="'b'.*token 4"):
+        token("b")
+    assert sweep_token(Ownership(), ["a"])("a") is None  # alone on SQLite: no fencing, every model runs
