@@ -126,10 +126,10 @@ class Sampler:
                 hwm = _peak_rss_kb(pid)
                 if hwm:
                     self.samples.peak_rss_kb[pid] = max(hwm, self.samples.peak_rss_kb.get(pid, 0))
-            with contextlib.suppress(Exception):  # a busy SQLite: this second goes unsampled
-                with self.engine.connect() as c:
-                    n = c.execute(text("SELECT count(*) FROM outbox WHERE status IN ('pending', 'sending')"))
-                    self.samples.outbox.append((time.time(), int(n.scalar_one())))
+            # a busy SQLite: this second goes unsampled
+            with contextlib.suppress(Exception), self.engine.connect() as c:
+                n = c.execute(text("SELECT count(*) FROM outbox WHERE status IN ('pending', 'sending')"))
+                self.samples.outbox.append((time.time(), int(n.scalar_one())))
 
     def stop(self) -> None:
         self._stop.set()

@@ -102,6 +102,7 @@ class ReplicaFigures:
     outbox_max_pending: int
     outbox_max_gap_s: float
     outbox_rounds: int
+    outbox_longest_pending_s: float  # the longest stretch of samples with rows waiting
     peak_rss_mb: float
     lease_lost: int
     failed: int
@@ -122,7 +123,8 @@ class ReplicaFigures:
                 f"{min(cyc)}/{_median([float(c) for c in cyc]):g}/{max(cyc)}, {self.never} owned models never ran; "
                 f"sweep s median/max {_median(self.sweep_s):.1f}/{max(self.sweep_s, default=0.0):.1f}; "
                 f"max lag {self.lag_max_s:.1f} s; outbox rounds {self.outbox_rounds}, longest gap "
-                f"{self.outbox_max_gap_s:.1f} s, max pending {self.outbox_max_pending}; cycles stopped by a lost "
+                f"{self.outbox_max_gap_s:.1f} s, max pending {self.outbox_max_pending}, longest stretch with rows "
+                f"pending {self.outbox_longest_pending_s:.0f} s; cycles stopped by a lost "
                 f"lease {self.lease_lost}, failed {self.failed}; peak RSS {self.peak_rss_mb:.0f} MB")
 
 
@@ -156,6 +158,18 @@ class Window:
         return self.start <= t < self.end
 
 
+def longest_stretch(sampled: Sequence[tuple[float, int]]) -> float:
+    """The longest run of consecutive samples with rows pending, first to last sample of it."""
+    best, since = 0.0, None
+    for t, n in sampled:
+        if n > 0:
+            since = t if since is None else since
+            best = max(best, t - since)
+        else:
+            since = None
+    return best
+
+
 def quiet_moment(grids: Sequence[float], interval: float, after: float) -> float:
     """The first moment after `after` half-way between sweeps: the wall time in the next
     interval farthest from every replica's grid (a scheduled time of each, mod interval)."""
@@ -175,7 +189,8 @@ def figures(name: str, lines: Sequence[LogLine], window: Window, models: Sequenc
     owned = owned_models(lines, models, leased)
     sweeps = [line for line in lines if line.message == "sweep done"]
     scheduled = [sweep_scheduled_at(s) for s in sweeps]
-    missed_lines = [line for line in lines if line.message == "scheduled run missed" and line.fields.get("job") == "sweep"]
+    missed_lines = [line for line in lines
+                    if line.message == "scheduled run missed" and line.fields.get("job") == "sweep"]
     missed_at = [m.ts - float(m.fields.get("lag_s", 0.0)) for m in missed_lines]
     in_window = [s for s, at in zip(sweeps, scheduled, strict=True) if window.holds(at)]
     missed = Counter(str(m.fields.get("reason")) for m, at in zip(missed_lines, missed_at, strict=True)
@@ -189,13 +204,15 @@ def figures(name: str, lines: Sequence[LogLine], window: Window, models: Sequenc
     lags = [float(s.fields.get("lag_s", 0.0)) for s in in_window]
     lags += [float(m.fields.get("lag_s", 0.0)) for m, at in zip(missed_lines, missed_at, strict=True)
              if window.holds(at)]
-    pending = [n for t, n in samples.outbox if window.start <= t <= window.end]
+    sampled = [(t, n) for t, n in samples.outbox if window.start <= t <= window.end]
+    pending = [n for _, n in sampled]
     return ReplicaFigures(
         name=name, models_owned=len(owned),
         due=due_in(scheduled + missed_at, window.interval, window.start, window.end),
         ran=len(in_window), missed=dict(missed), cycles=cycles, never=sum(1 for c in cycles if c == 0),
         sweep_s=[float(s.fields.get("duration_s", 0.0)) for s in in_window], lag_max_s=max(lags, default=0.0),
         outbox_max_pending=max(pending, default=0), outbox_max_gap_s=max(gaps), outbox_rounds=len(rounds),
+        outbox_longest_pending_s=longest_stretch(sampled),
         peak_rss_mb=max((samples.peak_rss_kb.get(p, 0) for p in pids), default=0) / 1024.0,
         lease_lost=sum(1 for line in lines if line.message == "cycle stopped: lease lost"
                        and window.start <= line.ts <= window.end),
