@@ -84,6 +84,36 @@ class OutboxThread:
         self._stop.set()
 
 
+class LeaseKeeper:
+    """While stopping, the leases of the models whose cycles are still running are renewed
+    (no rebalance: nothing new is taken). Without it a sweep longer than the lease's
+    life after the last heartbeat loses its leases mid-way and the rest of its cycles are
+    refused by the fence: a rolling restart would drop a sweep's worth of work."""
+
+    def __init__(self, owner: Ownership) -> None:
+        self.owner = owner
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="vigil-lease-keeper", daemon=True)
+
+    def start(self) -> LeaseKeeper:
+        if self.owner.renew_every is not None:
+            self._thread.start()
+        return self
+
+    def _loop(self) -> None:
+        assert self.owner.renew_every is not None
+        while not self._stop.wait(self.owner.renew_every):
+            try:
+                self.owner.heartbeat()
+            except Exception:  # the leases run out on their own; the fence keeps the writes safe
+                log.exception("lease heartbeat while stopping failed")
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+
 class Runtime:
     """What the scheduler's jobs and the API reach through: the current Vigil (a reload
     swaps it between cycles) and the jobs running now."""
@@ -349,7 +379,9 @@ def _stop(runtime: Runtime, signals: StopSignals, scheduler: BackgroundScheduler
         scheduler.shutdown(wait=False)  # no new jobs; the running ones are waited for below
     if runtime.sender is not None:
         runtime.sender.stop()  # a round under way is tracked in in_flight and waited for
+    keeper = LeaseKeeper(runtime.owner).start()  # the heartbeat job stopped with the scheduler
     abandoned = runtime.in_flight.wait_idle(deadline, signals.force)
+    keeper.stop()
     runtime.owner.close()  # after the cycles: the other replicas take the models over at once
     # The API gets at least a second even past the grace: stopping it takes one tick.
     if api is not None and not api.stop(max(min(API_STOP_TIMEOUT_S + 1.0, deadline - time.monotonic()), 1.0)):
