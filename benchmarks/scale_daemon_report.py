@@ -106,6 +106,7 @@ class ReplicaFigures:
     peak_rss_mb: float
     lease_lost: int
     failed: int
+    cut_short: int = 0  # sweeps in the window that ran fewer cycles than the models they began with
 
     def summary(self) -> str:
         cyc = self.cycles or [0]
@@ -121,6 +122,7 @@ class ReplicaFigures:
         return (f"replica {self.name}: {self.models_owned} models owned; sweeps due {self.due}, ran {self.ran}, "
                 f"missed {missed} (vigil_cycles_missed_total by reason); cycles per model min/median/max "
                 f"{min(cyc)}/{_median([float(c) for c in cyc]):g}/{max(cyc)}, {self.never} owned models never ran; "
+                f"{self.cut_short} sweeps ran fewer cycles than models; "
                 f"sweep s median/max {_median(self.sweep_s):.1f}/{max(self.sweep_s, default=0.0):.1f}; "
                 f"max lag {self.lag_max_s:.1f} s; outbox rounds {self.outbox_rounds}, longest gap "
                 f"{self.outbox_max_gap_s:.1f} s, max pending {self.outbox_max_pending}, longest stretch with rows "
@@ -217,4 +219,5 @@ def figures(name: str, lines: Sequence[LogLine], window: Window, models: Sequenc
         lease_lost=sum(1 for line in lines if line.message == "cycle stopped: lease lost"
                        and window.start <= line.ts <= window.end),
         failed=sum(1 for line in lines if line.message in ("cycle failed", "sweep failed")
-                   and window.start <= line.ts <= window.end))
+                   and window.start <= line.ts <= window.end),
+        cut_short=sum(1 for s in in_window if int(s.fields.get("cycles", 0)) < int(s.fields.get("models", 0))))

@@ -43,6 +43,7 @@ def test_a_missed_sweep_and_a_model_that_never_ran_show():
     assert f.outbox_max_pending == 7  # the sample after the window does not count
     assert f.outbox_longest_pending_s == 1.0  # 1000 -> 1001, drained at 1002
     assert f.peak_rss_mb == 2.0
+    assert f.cut_short == 0 and "0 sweeps ran fewer cycles than models" in f.detail()
     assert f.summary().startswith("replica=A models_owned=2 due=4 ran=3 missed=1 min_cycles_per_model=0 ")
 
 
