@@ -73,13 +73,45 @@ class OutboxThread:
         if self._stop.wait(min(1.0, self.every)):
             return
         while True:
+            began = time.monotonic()
             _deliver_job(self.runtime)
             self.rounds += 1
+            log.debug("outbox round", extra={"round": self.rounds, "duration_s": round(time.monotonic() - began, 3)})
             if self._stop.wait(self.every):
                 return
 
     def stop(self) -> None:
         self._stop.set()
+
+
+class LeaseKeeper:
+    """While stopping, the leases of the models whose cycles are still running are renewed
+    (no rebalance: nothing new is taken). Without it a sweep longer than the lease's
+    life after the last heartbeat loses its leases mid-way and the rest of its cycles are
+    refused by the fence: a rolling restart would drop a sweep's worth of work."""
+
+    def __init__(self, owner: Ownership) -> None:
+        self.owner = owner
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="vigil-lease-keeper", daemon=True)
+
+    def start(self) -> LeaseKeeper:
+        if self.owner.renew_every is not None:
+            self._thread.start()
+        return self
+
+    def _loop(self) -> None:
+        assert self.owner.renew_every is not None
+        while not self._stop.wait(self.owner.renew_every):
+            try:
+                self.owner.heartbeat()
+            except Exception:  # the leases run out on their own; the fence keeps the writes safe
+                log.exception("lease heartbeat while stopping failed")
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
 
 
 class Runtime:
@@ -114,21 +146,37 @@ def _cycle_job(runtime: Runtime, model: str) -> None:
 def _sweep_job(runtime: Runtime) -> None:
     """`schedule.sweep`: every model this replica owns, at one time, after one batched read."""
     vigil = runtime.vigil
-    if runtime.watch is not None:
-        runtime.watch.started("sweep")
+    lag = runtime.watch.started("sweep") if runtime.watch is not None else 0.0
     with runtime.in_flight.track("sweep") as admitted:
         if not admitted:
             return
         owned = [m.name for m in vigil.config.models if runtime.owner.owns(m.name)]
         began = time.monotonic()
+        ran = 0
         try:
-            vigil.run_sweep(models=owned, token=runtime.owner.token)
+            ran = len(vigil.run_sweep(models=owned, token=sweep_token(runtime.owner, owned)))
         except Exception:  # run_sweep already keeps one model's failure from the others
             log.exception("sweep failed")
         took = time.monotonic() - began
+        log.info("sweep done", extra={"models": len(owned), "cycles": ran, "duration_s": round(took, 2),
+                                      "lag_s": round(lag, 2)})
         if took > vigil.config.schedule.interval:
             log.warning("sweep took longer than the interval", extra={
                 "models": len(owned), "duration_s": round(took, 1), "interval_s": vigil.config.schedule.interval})
+
+
+def sweep_token(owner: Ownership, models: list[str]) -> Callable[[str], int | None]:
+    """A sweep's cycle's fencing token, read when the cycle starts. Among replicas, a model
+    released or lost since the sweep began raises LeaseLost (that cycle is skipped): with no
+    token the cycle would run unfenced, alongside the cycle of the model's new owner."""
+    began = {m: owner.token(m) for m in models}
+
+    def token(model: str) -> int | None:
+        held = owner.token(model)
+        if held is None and owner.renew_every is not None:
+            raise LeaseLost(model, began.get(model) or 0, None)
+        return held
+    return token
 
 
 def _tick_job(runtime: Runtime, scheduler: BackgroundScheduler) -> None:
@@ -331,7 +379,9 @@ def _stop(runtime: Runtime, signals: StopSignals, scheduler: BackgroundScheduler
         scheduler.shutdown(wait=False)  # no new jobs; the running ones are waited for below
     if runtime.sender is not None:
         runtime.sender.stop()  # a round under way is tracked in in_flight and waited for
+    keeper = LeaseKeeper(runtime.owner).start()  # the heartbeat job stopped with the scheduler
     abandoned = runtime.in_flight.wait_idle(deadline, signals.force)
+    keeper.stop()
     runtime.owner.close()  # after the cycles: the other replicas take the models over at once
     # The API gets at least a second even past the grace: stopping it takes one tick.
     if api is not None and not api.stop(max(min(API_STOP_TIMEOUT_S + 1.0, deadline - time.monotonic()), 1.0)):

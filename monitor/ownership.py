@@ -42,6 +42,9 @@ class Ownership:
         """Models newly taken over (none when alone)."""
         return []
 
+    def heartbeat(self) -> None:
+        """Renew what is held, taking nothing new (while stopping; nothing to renew when alone)."""
+
     def close(self) -> None:
         if self._lock is not None:
             self._lock.release()
@@ -73,6 +76,9 @@ class LeasedOwnership(Ownership):
                 "released": sorted(change.released), "lost": sorted(change.lost), "owned": len(change.owned),
                 "live_replicas": len(change.live)})
         return sorted(change.acquired)
+
+    def heartbeat(self) -> None:
+        self.membership.heartbeat()
 
     def close(self) -> None:
         try:

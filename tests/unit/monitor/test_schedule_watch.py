@@ -120,3 +120,73 @@ def test_a_big_fleet_runs_as_one_sweep_by_default_and_a_small_one_per_model(tmp_
     assert jobs(60) == {"sweep"}
     assert jobs(60, sweep=False) == {f"cycle:m{i:03d}" for i in range(60)}
     assert jobs(3, sweep=True) == {"sweep"}
+
+
+def test_a_sweep_skips_a_model_whose_lease_moved_since_the_sweep_began():
+    """Among replicas a sweep's cycle runs under the lease it holds when it starts; a model
+    released to another replica mid-sweep is skipped (LeaseLost), never cycled unfenced."""
+    import pytest
+
+    from monitor.daemon import sweep_token
+    from monitor.ownership import Ownership
+    from monitor.replicas import LeaseLost
+
+    class Leases(Ownership):
+        renew_every = 20.0
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.held = {"a": 3, "b": 4}
+
+        def token(self, model: str) -> int | None:
+            return self.held.get(model)
+
+    owner = Leases()
+    token = sweep_token(owner, ["a", "b"])
+    del owner.held["b"]  # rebalanced to a new replica while the sweep runs
+    assert token("a") == 3
+    with pytest.raises(LeaseLost, match="'b'.*token 4"):
+        token("b")
+    assert sweep_token(Ownership(), ["a"])("a") is None  # alone on SQLite: no fencing, every model runs
+
+
+def test_while_stopping_the_leases_of_a_running_sweep_are_renewed_until_it_ends(tmp_path):
+    """SIGTERM stops the scheduler (and its lease heartbeat job) but the running sweep
+    finishes: its leases are renewed meanwhile, so its last cycles are not refused by
+    the fence; released only after it ended."""
+    import threading as th
+
+    from monitor.daemon import _stop
+    from monitor.ownership import Ownership
+    from monitor.shutdown import StopSignals
+
+    events: list[str] = []
+
+    class Leases(Ownership):
+        renew_every = 0.05
+
+        def heartbeat(self) -> None:
+            events.append("heartbeat")
+
+        def close(self) -> None:
+            events.append("close")
+
+    runtime = Runtime(make_vigil(make_config(tmp_path)), None)
+    runtime.owner = Leases()
+    running, release = th.Event(), th.Event()
+
+    def sweep() -> None:
+        with runtime.in_flight.track("sweep"):
+            running.set()
+            release.wait(5)
+            events.append("sweep ended")
+
+    worker = th.Thread(target=sweep)
+    worker.start()
+    running.wait(5)
+    th.Timer(0.4, release.set).start()
+    assert _stop(runtime, StopSignals(th.Event()), None, None) == []
+    worker.join(5)
+    ended = events.index("sweep ended")
+    assert events[:ended].count("heartbeat") >= 3  # renewed all along the 0.4 s
+    assert events[-1] == "close" and "heartbeat" not in events[ended + 1:-1]
