@@ -16,7 +16,9 @@ plus, per sweep, where the time went (seconds summed over threads / calls), the 
 the store grew and the process wrote (SQLite: the WAL is checkpointed before and after
 each sweep, so a sweep pays for its own pages and no other's), what each cycle wrote per
 table (benchmarks/store_writes.py: statements, bytes of values, transactions), and the
-number of series on Vigil's own /metrics. The machine's load
+number of series on Vigil's own /metrics. CPU, memory (peak resident, summed over the
+process and its sweep workers) and bytes written cover the worker processes; the stage
+times and per-table writes are this process's only. The machine's load
 average is printed with the figures: the box is shared.
 """
 from __future__ import annotations
@@ -24,13 +26,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import resource
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.process_tree import PeakRss, cpu_seconds, written_bytes
 from benchmarks.scale_scenario import ScaleParams, build, config_data, sweep_times
 from benchmarks.scale_stages import StageClock, instrument
 from benchmarks.store_writes import StoreWrites
@@ -39,10 +41,6 @@ from benchmarks.store_writes import StoreWrites
 def _load() -> str:
     one, five, _ = os.getloadavg()
     return f"load={one:.2f}/{five:.2f}"
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def store_bytes(url: str) -> int:
@@ -58,26 +56,20 @@ def store_bytes(url: str) -> int:
         engine.dispose()
 
 
-def cpu_seconds() -> float:
-    """This process's user + system CPU time: with the wall time, how many cores a sweep used."""
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
-
-
 def tree_bytes(root: Path) -> int:
     """Bytes of the files under `root` (the replica's spool: local disk, not the store)."""
     return sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) if root.exists() else 0
 
 
-def written_bytes() -> int:
-    """Bytes this process has written to storage so far (Linux /proc/self/io)."""
-    try:
-        for line in Path("/proc/self/io").read_text().splitlines():
-            if line.startswith("write_bytes:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
+def prometheus_queries(url: str) -> int:
+    """Queries Prometheus has answered so far, from its own /metrics: counted there, the
+    figure includes the sweep's worker processes."""
+    import requests
+    from prometheus_client.parser import text_string_to_metric_families
+    text = requests.get(f"{url}/metrics", timeout=10).text
+    return int(sum(s.value for fam in text_string_to_metric_families(text) if fam.name == "prometheus_http_requests"
+                   for s in fam.samples if s.name.endswith("_total")
+                   and s.labels.get("handler") in ("/api/v1/query", "/api/v1/query_range")))
 
 
 def metric_series(vigil: Any) -> int:
@@ -102,6 +94,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     try:
         url = prom.start(timeout_s=600)
         print(f"prometheus backfilled in {prom.backfill_s:.1f} s", flush=True)
+        args.prometheus_url = url
         return _measure(p, args, config_data(p, root, url, store_url, run_dir), store_url, run_dir)
     finally:
         prom.stop()
@@ -124,6 +117,7 @@ def _measure(p: ScaleParams, args: argparse.Namespace, config: dict[str, Any], s
     from monitor.config import parse_config
     from monitor.vigil import Vigil
 
+    peak = PeakRss().start()
     vigil = Vigil(parse_config(config, "scale benchmark", str(run_dir)))
     clock = StageClock()
     instrument(clock)
@@ -136,11 +130,14 @@ def _measure(p: ScaleParams, args: argparse.Namespace, config: dict[str, Any], s
     print(f"drift reports rendered in the background; the last finished {time.perf_counter() - began:.1f} s "
           f"after the last sweep", flush=True)
     delivered = vigil.deliver(limit=10_000)
-    out.update(cold=sweeps[0], warm=max(sweeps[1:]), series=metric_series(vigil))
+    out.update(cold=sweeps[0], warm=max(sweeps[1:]), series=metric_series(vigil), peak_rss_mb=peak.stop(),
+               peak_pss_mb=peak.peak_pss,
+               processes=float(len(vigil.sweep_pool.pids) if vigil.sweep_pool is not None else 0))
     print(f"outbox delivered {delivered}; /metrics series {out['series']:.0f}")
     _print_figures(p, out)
     clock.unwrap_all()
     writes.detach(vigil.store.engine)
+    vigil.close()
     vigil.store.close()
     return out
 
@@ -153,6 +150,7 @@ def _measure_sweep(vigil: Any, k: int, t: float, args: argparse.Namespace, probe
     _checkpoint(vigil)  # what earlier sweeps left in SQLite's WAL is not this sweep's
     spool = Path(vigil.config.spool.directory)
     before, wrote, spooled = store_bytes(store_url), written_bytes(), tree_bytes(spool)
+    asked = prometheus_queries(args.prometheus_url)
     clock.reset()
     writes.reset()
     began, cpu = time.perf_counter(), cpu_seconds()
@@ -162,15 +160,16 @@ def _measure_sweep(vigil: Any, k: int, t: float, args: argparse.Namespace, probe
     grew = store_bytes(store_url) - before
     spooled = tree_bytes(spool) - spooled
     wrote = written_bytes() - wrote - max(spooled, 0)  # the spool is local disk, not the store
-    queries = clock.calls.get("prometheus_http", 0)
+    queries = prometheus_queries(args.prometheus_url) - asked
     opened = sum(1 for r in reports if r.incident_id is not None)
     print(f"sweep {k} ({'first' if k == 0 else 'warm'}): {took:.1f} s, {len(reports)}/{models} cycles, "
           f"{opened} with an open incident, {queries / models:.2f} queries/model, "
           f"cpu {cpu:.1f} s ({cpu / took:.2f} cores), "
           f"store +{grew / 1e6:.1f} MB (process wrote {wrote / 1e6:.1f} MB), spool {spooled / 1e6:+.1f} MB, "
           f"{_load()}", flush=True)
-    print(f"  stages (s summed over threads / calls): {clock.summary()}", flush=True)
-    print(f"  store writes per model (table=bytes/statements): {writes.summary(per=models)}", flush=True)
+    here = "" if vigil.sweep_pool is None else ", this process only: the cycles ran in worker processes"
+    print(f"  stages (s summed over threads / calls{here}): {clock.summary()}", flush=True)
+    print(f"  store writes per model (table=bytes/statements{here}): {writes.summary(per=models)}", flush=True)
     out[f"store_mb_{k}"] = max(grew, wrote) / 1e6
     out[f"queries_{k}"] = queries / models
     out[f"written_kb_{k}"] = sum(writes.bytes.values()) / models / 1e3
@@ -187,11 +186,11 @@ def _checkpoint(vigil: Any) -> None:
 def _sweep(vigil: Any, t: float, args: argparse.Namespace, profile: bool) -> list[Any]:
     """One sweep; when profiled, on one thread, printing the top `args.profile` lines."""
     if not profile:
-        return vigil.run_sweep(t, workers=args.workers)
+        return vigil.run_sweep(t, workers=args.workers, processes=args.processes)
     import cProfile
     import pstats
     prof = cProfile.Profile()
-    reports = prof.runcall(vigil.run_sweep, t, workers=1)
+    reports = prof.runcall(vigil.run_sweep, t, workers=1, processes=0)
     pstats.Stats(prof).sort_stats("cumulative").print_stats(args.profile)
     return reports
 
@@ -201,10 +200,12 @@ def _print_figures(p: ScaleParams, out: dict[str, float]) -> None:
     warm_q = max(out["queries_1"], out["queries_2"])
     print(f"cold_sweep_s={out['cold']:.1f} warm_sweep_s={out['warm']:.1f} "
           f"per_model_ms={out['warm'] / p.models * 1000:.1f} queries_per_model={warm_q:.2f} "
-          f"(first sweep {out['queries_0']:.2f}) peak_rss_mb={peak_rss_mb():.0f} "
+          f"(first sweep {out['queries_0']:.2f}) peak_rss_mb={out['peak_rss_mb']:.0f} "
+          f"peak_pss_mb={out['peak_pss_mb']:.0f} "
           f"store_mb={max(out['store_mb_1'], out['store_mb_2']):.1f} (first sweep {out['store_mb_0']:.1f}) "
           f"store_kb_per_warm_cycle={max(out['written_kb_1'], out['written_kb_2']):.1f} "
-          f"metrics_series={out['series']:.0f} models={p.models} cores={os.cpu_count()} {_load()}", flush=True)
+          f"metrics_series={out['series']:.0f} models={p.models} processes={out['processes']:.0f} "
+          f"cores={os.cpu_count()} {_load()}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -219,7 +220,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--history-h", type=float, default=d.history_h)
     ap.add_argument("--drifted", type=float, default=d.drifted, help="share of models whose samples drift")
     ap.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite")
-    ap.add_argument("--workers", type=int, default=None, help="cycles at a time (default: CPU count)")
+    ap.add_argument("--workers", type=int, default=None, help="cycles at a time per process (default: CPU count)")
+    ap.add_argument("--processes", type=int, default=None,
+                    help="sweep worker processes (default: schedule.sweep_processes auto; 0: this process only)")
     ap.add_argument("--profile", type=int, default=0, help="profile warm sweeps on one thread, print N lines")
     ap.add_argument("--work", default=os.environ.get("VIGIL_SCALE_WORK", "/tmp/vigil-scale"))
     args = ap.parse_args(argv)

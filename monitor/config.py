@@ -120,6 +120,10 @@ class ScheduleConfig(_Model):
     # the interval. auto: a sweep from SWEEP_AUTO_MODELS models on (decided at start).
     sweep: bool | Literal["auto"] = "auto"
     sweep_workers: int = Field(0, ge=0)  # 0: the CPU count
+    # A sweep's cycles in this many worker processes (monitor/sweep_pool.py): most of a
+    # cycle holds the GIL, so threads alone use about one core. 0: on the daemon's threads.
+    # auto: one per core on a machine with several, from 200 models on.
+    sweep_processes: Annotated[int, Field(ge=0, le=64)] | Literal["auto"] = "auto"
     # SIGTERM/SIGINT: running cycles finish and the outbox drains within this; past it the
     # process exits non-zero naming what it abandoned.
     shutdown_grace: Duration = 30.0

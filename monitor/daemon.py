@@ -7,7 +7,8 @@ on time is counted, logged with its lag and makes /readyz degraded (monitor/sche
 SIGTERM/SIGINT, in every mode: no new cycle starts, the running ones finish, the outbox is
 drained, the API stops, exit 0, within `schedule.shutdown_grace` (see monitor/shutdown.py).
 SIGHUP reloads the configuration file (see monitor/reload.py). A cycle that raises is
-logged and counted; the next one runs on schedule.
+logged and counted; the next one runs on schedule. A sweep's cycles run in worker
+processes with `schedule.sweep_processes` (monitor/sweep_pool.py); the rest stays here.
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ from monitor.schedule_watch import SCHEDULE, ScheduleWatch
 from monitor.shutdown import EXIT_ABANDONED, InFlight, StopSignals, run_bounded
 from monitor.startup import announce, require_schema
 from monitor.store.retention import purge
+from monitor.sweep_pool import sweep_token
 from monitor.vigil import Vigil
 
 log = logging.getLogger("vigil.daemon")
@@ -128,7 +130,8 @@ class Runtime:
 
     def swap(self, vigil: Vigil) -> None:
         vigil.fence = self.vigil.fence
-        self.vigil = vigil
+        old, self.vigil = self.vigil, vigil
+        old.close()  # its sweep workers stop once a sweep still running on it is done
         if self.app is not None:
             self.app.state.vigil = vigil
 
@@ -163,20 +166,6 @@ def _sweep_job(runtime: Runtime) -> None:
         if took > vigil.config.schedule.interval:
             log.warning("sweep took longer than the interval", extra={
                 "models": len(owned), "duration_s": round(took, 1), "interval_s": vigil.config.schedule.interval})
-
-
-def sweep_token(owner: Ownership, models: list[str]) -> Callable[[str], int | None]:
-    """A sweep's cycle's fencing token, read when the cycle starts. Among replicas, a model
-    released or lost since the sweep began raises LeaseLost (that cycle is skipped): with no
-    token the cycle would run unfenced, alongside the cycle of the model's new owner."""
-    began = {m: owner.token(m) for m in models}
-
-    def token(model: str) -> int | None:
-        held = owner.token(model)
-        if held is None and owner.renew_every is not None:
-            raise LeaseLost(model, began.get(model) or 0, None)
-        return held
-    return token
 
 
 def _tick_job(runtime: Runtime, scheduler: BackgroundScheduler) -> None:
@@ -321,6 +310,7 @@ def run_daemon(config: VigilConfig, *, serve_api: bool = True, vigil: Vigil | No
     finally:
         prober.stop()
         abandoned = _stop(runtime, signals, scheduler, api)
+        runtime.vigil.close()
         runtime.vigil.store.close()
         signals.restore()
     if abandoned:

@@ -33,6 +33,7 @@ POINTS = {
     "before_notifier_call": "an outbox row is claimed, the notifier not yet called",
     "after_notifier_call": "the notifier delivered, the outbox row not yet marked",
     "after_lease_renew": "a replica renewed its leases",
+    "sweep_worker_chunk": "a sweep worker process took a chunk of models, no cycle of it run yet",
 }
 
 

@@ -60,6 +60,7 @@ class RedactingFilter(logging.Filter):
 
 
 _FORMAT = ["text"]
+_SETUP: list[tuple[str, str]] = []  # (level, format) once setup_logging ran
 
 
 def json_logs() -> bool:
@@ -67,8 +68,14 @@ def json_logs() -> bool:
     return _FORMAT[0] == "json"
 
 
+def current_setup() -> tuple[str, str] | None:
+    """(level, format) of this process's setup_logging, for a worker process to repeat."""
+    return _SETUP[-1] if _SETUP else None
+
+
 def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
     _FORMAT[0] = fmt
+    _SETUP[:] = [(level, fmt)]
     # MLflow, imported later, would give its logger a handler of its own (plain text lines
     # in a JSON stream, unredacted); this keeps its records on ours.
     os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")

@@ -168,6 +168,22 @@ class VigilMetrics:
         for (feature, stat), value in shown.items():
             self.feature_drift.labels(model, feature, stat).set(value)
 
+    def adopt_feature_drift(self, models: frozenset[str]) -> None:
+        """After a worker process's cycles of `models` (monitor/metrics_relay.py) set their
+        series here: which of their features show, so this process's next cycle of one of
+        them removes what it no longer shows."""
+        shown: dict[str, set[tuple[str, str]]] = {}
+        for family in self.feature_drift.collect():
+            for s in family.samples:
+                if s.labels["model"] in models:
+                    shown.setdefault(s.labels["model"], set()).add((s.labels["feature"], s.labels["statistic"]))
+        with self._drift_lock:
+            for model in models:
+                if model in shown:
+                    self._drift_shown[model] = shown[model]
+                else:
+                    self._drift_shown.pop(model, None)
+
     def cycle_succeeded(self, model: str, t: float, step: str) -> None:
         self.liveness.succeeded(model, t)
         if step == Step.HELD:

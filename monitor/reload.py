@@ -61,6 +61,7 @@ def successor(old: Vigil, config: VigilConfig) -> Vigil:
                 registry=old.registry if config.sources.mlflow == oc.sources.mlflow else None,
                 notifiers=dict(old.notifiers) if (config.slack, config.grafana, config.receivers)
                 == (oc.slack, oc.grafana, oc.receivers) else None)
+    new.own_sources = old.own_sources  # what it keeps of the old one was built from the same sections
     names = {m.name for m in config.models}
     new.last_cycle.update({k: v for k, v in old.last_cycle.items() if k in names})
     for name, state in old.health.states.items():  # what a source said last is still true

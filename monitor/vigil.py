@@ -61,6 +61,7 @@ from monitor.replicas.fence import LeaseLost
 from monitor.sources.errors import SourceState
 from monitor.store.model_now import ModelNow, drift_by_feature, save_model_now
 from monitor.store.repository import Store
+from monitor.sweep_pool import SweepPool, process_count
 from monitor.types import CycleReport, Detection, RawSignals, Window
 
 log = logging.getLogger("vigil")
@@ -76,6 +77,9 @@ class Vigil:
                  prometheus: Any = None, registry: Any = None, notifiers: dict[str, Notifier] | None = None,
                  metrics: VigilMetrics | None = None) -> None:
         self.config = config
+        # Sweep worker processes build their Vigil from the configuration: only one built
+        # from it alone (the daemon's, a reload's successor of it) may hand cycles to them.
+        self.own_sources = store is None and prometheus is None and registry is None and notifiers is None
         self.clock = clock or LiveClock()
         self.store = store or Store(config.store.url)
         if prometheus is None:
@@ -101,6 +105,7 @@ class Vigil:
         self._layers: dict[str, list[Executor]] = {}
         self.fence: Any = None  # set by the daemon when replicas share the store (monitor/replicas)
         self._firing = FiringLabels()  # other models' open incidents, labelled once per change
+        self.sweep_pool: SweepPool | None = None
 
     def _wire(self) -> None:
         c = self.config
@@ -328,20 +333,37 @@ class Vigil:
         return prefetch(self.config, plans, t, self.prometheus, self.registry)
 
     def run_sweep(self, t: float | None = None, models: list[str] | None = None, *,
-                  workers: int | None = None, token: Callable[[str], int | None] | None = None
-                  ) -> list[CycleReport]:
+                  workers: int | None = None, token: Callable[[str], int | None] | None = None,
+                  processes: int | None = None) -> list[CycleReport]:
         """Every model's cycle at one time `t`, after one batched read for all of them.
-        Cycles run `workers` at a time (default: the CPU count; the drift kernels, sorting
-        and parsing release the GIL). One model's failure never stops the others.
-        `token(model)`: the replica's fencing token for the model (see run_cycle)."""
+        In `processes` worker processes (default `schedule.sweep_processes`; monitor/sweep_pool.py)
+        when this Vigil was built from its configuration alone, else here, `workers` cycles at
+        a time. One model's failure never stops the others. `token(model)`: the replica's
+        fencing token for the model (see run_cycle)."""
         t = self.clock.now() if t is None else t
-        self.drift_reports.background = True  # seconds of Evidently never hold a cycle up
         names = models if models is not None else [m.name for m in self.config.models]
+        n = self._processes(len(names)) if processes is None else processes
+        if n > 0 and self.own_sources and len(names) > 1:
+            if self.sweep_pool is None or self.sweep_pool.processes != n:
+                self.close()
+                self.sweep_pool = SweepPool(Vigil, self.config, n)
+            return self.sweep_pool.sweep(self, t, names, token)
+        return self.sweep_here(t, names, workers=workers, token=token)[0]
+
+    def _processes(self, models: int) -> int:
+        return process_count(self.config.schedule.sweep_processes, models, self.config.store.url)
+
+    def sweep_here(self, t: float, names: list[str], *, workers: int | None = None,
+                   token: Callable[[str], int | None] | None = None) -> tuple[list[CycleReport], dict[str, str]]:
+        """`names`' cycles at `t` on this process's threads: the reports, and the error of
+        each cycle that failed (a cycle stopped by a lost lease is neither)."""
+        self.drift_reports.background = True  # seconds of Evidently never hold a cycle up
         try:
             pre: Prefetched | None = self.prefetch(names, t)
         except Exception:  # the cycles read on their own, as before
             log.exception("sweep prefetch failed", extra={"t": t})
             pre = None
+        failed: dict[str, str] = {}
 
         def one(name: str) -> CycleReport | None:
             try:
@@ -350,6 +372,7 @@ class Vigil:
                 log.warning("cycle stopped: lease lost", extra={"model": name, "error": str(e)})
                 return None
             except Exception as e:
+                failed[name] = f"{type(e).__name__}: {e}"
                 self.metrics.cycle_failed(name, e)
                 log.exception("cycle failed", extra={"model": name})
                 return None
@@ -360,7 +383,13 @@ class Vigil:
         else:
             with ThreadPoolExecutor(max_workers=n, thread_name_prefix="vigil-sweep") as pool:
                 done = list(pool.map(one, names))
-        return [r for r in done if r is not None]
+        return [r for r in done if r is not None], failed
+
+    def close(self) -> None:
+        """Stop the sweep's worker processes, if any, once their chunks are done."""
+        pool, self.sweep_pool = self.sweep_pool, None
+        if pool is not None:
+            pool.close()
 
     def deliver(self, now: float | None = None, limit: int = 100) -> int:
         return self.sender.deliver_due(self.clock.now() if now is None else now, limit=limit)

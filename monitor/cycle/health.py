@@ -31,6 +31,21 @@ class SourceHealth:
                                         detail, self.clock())
         self.metrics.source_up.labels(name).set(1 if up else 0)
 
+    def adopt(self, state: SourceState) -> None:
+        """What a sweep worker process (monitor/sweep_pool.py) saw of a source, when newer
+        than what this process knows: /readyz is served here, not in the workers."""
+        old = self.states.get(state.name)
+        if old is not None and (state.checked_at or 0.0) <= (old.checked_at or 0.0):
+            return
+        self.states[state.name] = state
+        self.metrics.source_up.labels(state.name).set(1 if state.status == SourceStatus.UP else 0)
+
+    def changed_since(self, seen: dict[str, float]) -> list[SourceState]:
+        """The states checked after `seen` (name -> checked_at), which it then records."""
+        out = [s for s in self.states.values() if s.checked_at is not None and s.checked_at > seen.get(s.name, -1.0)]
+        seen.update({s.name: s.checked_at for s in out if s.checked_at is not None})
+        return out
+
     def probe(self, clients: dict[str, Any]) -> None:
         """Ask each configured source that can answer (`ready()`) how it is now."""
         for name, client in clients.items():

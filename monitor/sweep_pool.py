@@ -1,0 +1,268 @@
+"""Sweeping the fleet in worker processes, so one replica uses every core (issue 17).
+
+Most of a cycle holds the GIL (pandas and Arrow conversions, SQLAlchemy, Python glue):
+the threads of one process top out at about 1.1 cores. With `schedule.sweep_processes`
+the sweep hands chunks of models to worker processes, each a `Vigil` built from the same
+configuration, with its own store connections and source clients; the spool is shared on
+disk, so a sample file one worker parsed is mapped by the others. A chunk is one batched
+read and its cycles (`Vigil.sweep_here` in the worker), under the fencing tokens this
+replica holds for the chunk's models: a worker writes only under the replica's leases,
+as the replica's own threads would.
+
+What stays in the daemon: scheduling, leases, the outbox sender, the API, /metrics and
+/readyz. They take each chunk's reports, failures, metric changes (monitor/metrics_relay.py)
+and source states. A worker that dies (out of memory, kill -9) fails the cycles it had not
+finished; they are counted and logged as failed and run again in the next sweep, on a new
+pool. A cycle is crash-safe at any line (intents first, the outbox, reconcile at the next
+cycle), so a dead worker loses nothing a dead daemon would not.
+
+Workers start with `spawn`, not `fork`: the daemon has threads (scheduler, API, outbox)
+and a fork would copy their locks mid-use.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from monitor.clock import Clock
+from monitor.config import VigilConfig
+from monitor.cycle.health import SourceHealth
+from monitor.failpoints import failpoint
+from monitor.logging_setup import current_setup, setup_logging
+from monitor.metrics import VigilMetrics
+from monitor.metrics_relay import MetricsDelta, MetricsTap, apply
+from monitor.ownership import Ownership
+from monitor.replicas.fence import LeaseLost
+from monitor.sources.errors import SourceState
+from monitor.types import CycleReport
+
+log = logging.getLogger("vigil.sweep")
+AUTO_MAX_PROCESSES = 8  # past this, the store and Prometheus are the limit, not the cores
+AUTO_MODELS = 200  # below this a sweep is seconds on threads; a pool's start-up is not worth it
+PARENT_CHECK_S = 0.5
+CHUNK_MODELS = (10, 100)  # bounds of a chunk: one batched read each, and the unit of balance
+
+
+def process_count(setting: int | Literal["auto"], models: int, store_url: str) -> int:
+    """Worker processes for a sweep of `models`; 0 runs it on the daemon's own threads.
+    `auto`: one per core on a machine with several, from AUTO_MODELS models on."""
+    if ":memory:" in store_url or store_url.rstrip("/") in ("sqlite:", "sqlite://"):
+        return 0  # a private in-memory store: a worker would write to a database of its own
+    if setting == "auto":
+        cores = min(usable_cores(), AUTO_MAX_PROCESSES)
+        return cores if cores > 1 and models >= AUTO_MODELS else 0
+    return setting
+
+
+def usable_cores(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
+    """The cores this process may use: the CPUs it is allowed on, capped by a cgroup CPU
+    quota (a container limited to 2 CPUs on a 64-core node sees 64 in os.cpu_count())."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    quota = _cgroup_quota(cgroup)
+    return max(1, min(cores, math.ceil(quota))) if quota is not None else max(1, cores)
+
+
+def _cgroup_quota(root: Path) -> float | None:
+    """CPUs of the cgroup's quota (v2 `cpu.max`, else v1 `cpu.cfs_quota_us`), None when unlimited."""
+    try:
+        text = (root / "cpu.max").read_text().split()
+        if text and text[0] != "max":
+            return int(text[0]) / int(text[1])
+        return None
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        quota = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
+        period = int((root / "cpu" / "cpu.cfs_period_us").read_text())
+        return quota / period if quota > 0 and period > 0 else None
+    except (OSError, ValueError):
+        return None
+
+
+def split(models: list[str], processes: int) -> list[list[str]]:
+    """About four chunks per process, so a process that finishes early takes the next one."""
+    lo, hi = CHUNK_MODELS
+    size = max(lo, min(hi, math.ceil(len(models) / max(processes * 4, 1))))
+    return [models[i:i + size] for i in range(0, len(models), size)]
+
+
+class Sweeper(Protocol):
+    """What the pool needs of a `Vigil` (monitor/vigil.py, which builds the pool: no import back)."""
+
+    clock: Clock
+    fence: Any
+    metrics: VigilMetrics
+    health: SourceHealth
+    last_cycle: dict[str, CycleReport]
+
+    def sweep_here(self, t: float, names: list[str], *, workers: int | None = None,
+                   token: Callable[[str], int | None] | None = None) -> tuple[list[CycleReport], dict[str, str]]: ...
+
+
+@dataclass(frozen=True)
+class Chunk:
+    t: float
+    models: list[str]
+    tokens: dict[str, int | None]  # the replica's fencing token per model, when replicas share the store
+    clock: Clock
+    fence: Any
+
+
+@dataclass(frozen=True)
+class ChunkOutcome:
+    pid: int
+    reports: list[CycleReport]
+    failed: dict[str, str]  # model -> the error its cycle raised
+    metrics: MetricsDelta = field(default_factory=MetricsDelta)
+    sources: list[SourceState] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------- in the worker process
+_WORKER: dict[str, Any] = {}
+
+
+def _start(daemon: int, build: Callable[[VigilConfig], Sweeper], config: VigilConfig,
+           logging: tuple[str, str] | None) -> None:
+    # The daemon stops its workers once their chunks are done; a SIGTERM or Ctrl-C sent
+    # to the whole process group must not kill them mid-cycle first.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with_parent, args=(daemon,), name="vigil-parent-watch", daemon=True).start()
+    if logging is not None:
+        setup_logging(*logging)
+    vigil = build(config)
+    _WORKER.update(vigil=vigil, tap=MetricsTap(vigil.metrics), seen={})
+
+
+def _exit_with_parent(daemon: int) -> None:
+    """A worker whose daemon died (kill -9) stops at once rather than finish its chunk
+    beside the daemon that replaces it: a cycle stopped at any line is safe, two cycles of
+    one model at once are not. (Its task queue never reads as closed: the worker holds
+    both ends of the pipe.) A daemon that died while the worker was starting is seen too."""
+    while os.getppid() == daemon:
+        time.sleep(PARENT_CHECK_S)
+    os._exit(1)
+
+
+def _run(chunk: Chunk) -> ChunkOutcome:
+    failpoint("sweep_worker_chunk")
+    vigil, tap = _WORKER["vigil"], _WORKER["tap"]
+    vigil.clock, vigil.fence = chunk.clock, chunk.fence
+    reports, failed = vigil.sweep_here(chunk.t, chunk.models, token=chunk.tokens.get if chunk.tokens else None)
+    return ChunkOutcome(os.getpid(), reports, failed, tap.take({r.model for r in reports}),
+                        vigil.health.changed_since(_WORKER["seen"]))
+
+
+# ---------------------------------------------------------------- in the daemon
+class SweepPool:
+    """Worker processes kept from sweep to sweep (started at the first one)."""
+
+    def __init__(self, build: Callable[[VigilConfig], Sweeper], config: VigilConfig, processes: int) -> None:
+        """`build`: how a worker makes its Vigil from `config` (the class itself: pickled by name)."""
+        self.build, self.config, self.processes = build, config, processes
+        self.pids: set[int] = set()  # the workers that ran a chunk (tests, logs)
+        self._executor: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def _pool(self) -> ProcessPoolExecutor:
+        with self._lock:
+            if self._executor is None:
+                self._executor = ProcessPoolExecutor(
+                    self.processes, mp_context=multiprocessing.get_context("spawn"), initializer=_start,
+                    initargs=(os.getpid(), self.build, self.config, current_setup()))
+            return self._executor
+
+    def sweep(self, vigil: Sweeper, t: float, models: list[str],
+              token: Callable[[str], int | None] | None) -> list[CycleReport]:
+        """Every model's cycle at `t`, in chunks across the workers; what they report is
+        adopted by `vigil` (its /metrics, /readyz and last cycles)."""
+        pool = self._pool()
+        futures: dict[Future[ChunkOutcome], Chunk] = {}
+        for names in split(models, self.processes):
+            tokens = _tokens(names, token)
+            kept = [n for n in names if token is None or n in tokens]
+            if kept:
+                chunk = Chunk(t, kept, tokens, vigil.clock, vigil.fence)
+                futures[pool.submit(_run, chunk)] = chunk
+        reports: list[CycleReport] = []
+        broken = False
+        for future in as_completed(futures):
+            chunk = futures[future]
+            try:
+                outcome = future.result()
+            except Exception as e:  # the worker died (BrokenProcessPool) or could not start
+                broken = broken or isinstance(e, BrokenProcessPool)
+                log.error("sweep worker lost its chunk", extra={"models": len(chunk.models), "first": chunk.models[0],
+                                                                "error": f"{type(e).__name__}: {e}"})
+                outcome = ChunkOutcome(0, [], {m: f"sweep worker lost: {type(e).__name__}: {e}"
+                                               for m in chunk.models})
+            reports.extend(adopt(vigil, outcome))
+            if outcome.pid:
+                self.pids.add(outcome.pid)
+        if broken:
+            self.close()  # the next sweep starts a new pool
+        return reports
+
+    def close(self, wait: bool = False) -> None:
+        """Stop the workers once the chunks given to them are done (a reload's old Vigil
+        finishing its sweep, the daemon's stop): nothing is cancelled."""
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=wait)
+
+
+def _tokens(models: list[str], token: Callable[[str], int | None] | None) -> dict[str, int | None]:
+    if token is None:
+        return {}
+    out: dict[str, int | None] = {}
+    for m in models:
+        try:
+            out[m] = token(m)
+        except LeaseLost as e:  # released since the sweep began: its new owner's cycle, not ours
+            log.warning("cycle stopped: lease lost", extra={"model": m, "error": str(e)})
+    return out
+
+
+def sweep_token(owner: Ownership, models: list[str]) -> Callable[[str], int | None]:
+    """A sweep's cycle's fencing token, read when the cycle starts. Among replicas, a model
+    released or lost since the sweep began raises LeaseLost (that cycle is skipped): with no
+    token the cycle would run unfenced, alongside the cycle of the model's new owner."""
+    began = {m: owner.token(m) for m in models}
+
+    def token(model: str) -> int | None:
+        held = owner.token(model)
+        if held is None and owner.renew_every is not None:
+            raise LeaseLost(model, began.get(model) or 0, None)
+        return held
+    return token
+
+
+class WorkerCycleError(RuntimeError):
+    """A cycle that failed in a sweep worker (the worker logged the traceback)."""
+
+
+def adopt(vigil: Sweeper, outcome: ChunkOutcome) -> list[CycleReport]:
+    """A worker's chunk, as if its cycles had run in `vigil`'s own threads."""
+    m = vigil.metrics
+    for r in outcome.reports:
+        vigil.last_cycle[r.model] = r
+        m.cycle_duration.labels(r.model).observe(r.duration_s)
+        m.cycle_succeeded(r.model, r.t, r.step)
+    for model, error in outcome.failed.items():
+        m.cycle_failed(model, WorkerCycleError(error))
+    apply(m, outcome.metrics)
+    for state in outcome.sources:
+        vigil.health.adopt(state)
+    return outcome.reports
