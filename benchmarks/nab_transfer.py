@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from benchmarks.nab_scoring import PROFILES, CostProfile, LabelledFile, optimise, score_at
+from benchmarks.nab_scoring import PROFILES, CostProfile, LabelledFile, ProfileResult, optimise, score_at
 
 
 @dataclass(frozen=True)
@@ -74,3 +74,29 @@ def transfer(labelled: list[LabelledFile], scores: dict[str, list[np.ndarray]],
                                    fitted[pick][other].threshold).normalised)
             in_half.append(fitted[default][k].normalised)
     return TransferResult(np.array(dflt), np.array(chosen), np.array(in_half), picks)
+
+
+@dataclass(frozen=True)
+class GroupResult:
+    group: str
+    n_files: int
+    held_out: ProfileResult  # at the threshold chosen on every other group's files
+    own: ProfileResult  # at the group's own best threshold (optimistic)
+
+
+def leave_group_out(labelled: list[LabelledFile], scores: list[np.ndarray], groups: dict[str, list[int]],
+                    profile: CostProfile = PROFILES[0]) -> list[GroupResult]:
+    """Each group of files scored at the threshold chosen on all the other files (e.g. a
+    NAB category left out: how the threshold transfers to a kind of series not seen)."""
+    if len(scores) != len(labelled):
+        raise ValueError(f"{len(scores)} score arrays for {len(labelled)} files")
+    out = []
+    for name, held in groups.items():
+        rest = [i for i in range(len(labelled)) if i not in set(held)]
+        if not held or not rest:
+            raise ValueError(f"group {name!r}: needs at least one file in it and one outside it")
+        chosen = optimise([labelled[i] for i in rest], [scores[i] for i in rest], profile)
+        files, sc = [labelled[i] for i in held], [scores[i] for i in held]
+        out.append(GroupResult(name, len(held), score_at(files, sc, profile, chosen.threshold),
+                               optimise(files, sc, profile)))
+    return out

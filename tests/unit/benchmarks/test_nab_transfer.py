@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from benchmarks.nab_scoring import label_file
-from benchmarks.nab_transfer import random_halves, transfer
+from benchmarks.nab_transfer import leave_group_out, random_halves, transfer
 
 N = 100  # rows per file; the first 15 are probationary
 WINDOW = (40, 49)
@@ -72,3 +72,14 @@ def test_candidates_must_include_the_default_and_cover_every_file():
         transfer(files, {"other": [_scores(1.0)] * 4}, [([0, 1], [2, 3])])
     with pytest.raises(ValueError, match="3 score arrays for 4 files"):
         transfer(files, {"default": [_scores(1.0)] * 3}, [([0, 1], [2, 3])])
+
+
+def test_a_group_left_out_is_scored_at_the_threshold_the_others_chose():
+    files = _files(4)
+    scores = [_scores(0.9, 0.5), _scores(0.9, 0.5), _scores(0.5), _scores(0.5)]
+    a, b = leave_group_out(files, scores, {"loud": [0, 1], "quiet": [2, 3]})
+    assert (a.group, a.n_files, b.group) == ("loud", 2, "quiet")
+    assert b.held_out.threshold == pytest.approx(0.9) and b.held_out.windows_hit == 0
+    assert b.own.normalised == pytest.approx(100.0) and b.held_out.normalised == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="'all'"):
+        leave_group_out(files, scores, {"all": [0, 1, 2, 3]})
