@@ -6,6 +6,8 @@
         --windows ../shared/data/nab/combined_windows.json --detector windowed-gaussian
     python -m benchmarks.nab --data ../shared/data/nab/data \
         --windows ../shared/data/nab/combined_windows.json --sensitivity
+    python -m benchmarks.nab --data ../shared/data/nab/data \
+        --windows ../shared/data/nab/combined_windows.json --two-fold --random-splits 100 --by-category
     python -m benchmarks.nab --scores ../shared/data/nab/reference_results/numenta \
         --windows ../shared/data/nab/combined_windows.json
 
@@ -15,7 +17,10 @@ semantics (only the past is used), with one configuration for all files. `--scor
 scores precomputed result CSVs in NAB's results layout instead
 (<category>/<detector>_<file>.csv with an anomaly_score column). Prints the standard,
 reward-low-FP and reward-low-FN scores with their corpus-wide thresholds, and the
-replay throughput.
+replay throughput. `--two-fold` and `--random-splits N` give held-out figures: threshold
+(and setting) chosen on one half of the files, scored on the other; `--by-category` scores
+each NAB category at the threshold chosen on the others (evaluation only: the detector
+never sees a category).
 """
 from __future__ import annotations
 
@@ -40,6 +45,7 @@ from benchmarks.nab_scoring import (
     score_at,
     window_bounds,
 )
+from benchmarks.nab_transfer import TransferResult, leave_group_out, random_halves, transfer
 from detectors.anomaly import AnomalyParams, AnomalyState, AnomalyTuning, OnlineAnomalyDetector
 
 
@@ -211,11 +217,8 @@ TRANSFER_GRID: dict[str, tuple[float, ...]] = {"refractory_seconds": (60_000.0, 
                                                "gap_scale": (3.0, 4.0, 5.0)}
 
 
-def two_fold(files: list[NabFile], windows: dict[str, list]) -> list[dict[str, object]]:
-    """Held-out figures: for each half (even/odd-indexed files), the candidate setting and
-    the threshold that score best on the OTHER half, scored on this one at that
-    threshold; and the shipped default the same way (its threshold chosen on the other
-    half). Nothing about a half is chosen on that half."""
+def transfer_candidates() -> dict[str, AnomalyTuning]:
+    """The shipped default and every combination of TRANSFER_GRID, by name."""
     from dataclasses import replace
     from itertools import product
 
@@ -225,6 +228,15 @@ def two_fold(files: list[NabFile], windows: dict[str, list]) -> list[dict[str, o
     for vals in product(*TRANSFER_GRID.values()):
         change: dict[str, Any] = dict(zip(names, vals, strict=True))
         candidates[",".join(f"{n}={v:g}" for n, v in change.items())] = replace(base, **change)
+    return candidates
+
+
+def two_fold(files: list[NabFile], windows: dict[str, list]) -> list[dict[str, object]]:
+    """Held-out figures: for each half (even/odd-indexed files), the candidate setting and
+    the threshold that score best on the OTHER half, scored on this one at that
+    threshold; and the shipped default the same way (its threshold chosen on the other
+    half). Nothing about a half is chosen on that half."""
+    candidates = transfer_candidates()
     halves = [list(range(0, len(files), 2)), list(range(1, len(files), 2))]
     labelled = [label_file(f.key, len(f.values), window_bounds(f.key, f.timestamps, windows[f.key])) for f in files]
     standard = PROFILES[0]
@@ -244,6 +256,17 @@ def two_fold(files: list[NabFile], windows: dict[str, list]) -> list[dict[str, o
                          "held_out": r.normalised, "in_sample": fitted[name][k].normalised,
                          "threshold": fitted[name][other].threshold})
     return rows
+
+
+def random_splits(files: list[NabFile], windows: dict[str, list], n_splits: int, seed: int = 0
+                  ) -> tuple[TransferResult, TransferResult]:
+    """The two-fold rule over `n_splits` random half-splits (see benchmarks/nab_transfer.py),
+    candidates as in `two_fold`; and the even/odd split alone under the same rule."""
+    labelled = [label_file(f.key, len(f.values), window_bounds(f.key, f.timestamps, windows[f.key])) for f in files]
+    scores = {name: run_detector(files, "vigil", tuning)[0] for name, tuning in transfer_candidates().items()}
+    even_odd = [(list(range(0, len(files), 2)), list(range(1, len(files), 2)))]
+    return (transfer(labelled, scores, random_halves(len(files), n_splits, seed)),
+            transfer(labelled, scores, even_odd))
 
 
 def evaluate(files: list[NabFile], scores: list[np.ndarray], windows: dict[str, list]
@@ -268,6 +291,11 @@ def _parser() -> argparse.ArgumentParser:
                     help="with --data: re-score with each tuned parameter moved by -/+25 %%")
     ap.add_argument("--two-fold", action="store_true",
                     help="with --data: held-out halves (even/odd files); setting and threshold from the other half")
+    ap.add_argument("--random-splits", type=int, default=0, metavar="N",
+                    help="with --data: the two-fold rule over N random half-splits (mean, spread, paired)")
+    ap.add_argument("--by-category", action="store_true",
+                    help="each NAB category scored at the threshold chosen on the other categories' files")
+    ap.add_argument("--seed", type=int, default=0, help="with --random-splits: the splits' random seed")
     ap.add_argument("--cycle-series", type=int, default=10000,
                     help="with --data: also time one daemon cycle over this many series (0: skip)")
     return ap
@@ -308,6 +336,21 @@ def _print_per_file(files: list[NabFile], scores: list[np.ndarray], labelled: li
         print(f"  {f.key:<60} windows {len(hit)}/{len(lf.windows)}  FP rows {fp}")
 
 
+def _print_random_splits(rs: TransferResult, eo: TransferResult, n: int) -> None:
+    print(f"random half-splits (standard profile; {n} splits, {2 * n} held-out halves; threshold, and for "
+          f"'chosen' the setting, chosen on the other half):")
+    for label, v in (("default, threshold from the other half", rs.default),
+                     ("setting and threshold from the other half", rs.chosen),
+                     ("default, each half's own threshold", rs.in_half)):
+        print(f"  {label:<44} mean {v.mean():6.2f}  sd {v.std():5.2f}  "
+              f"10-90 % {np.percentile(v, 10):6.2f} .. {np.percentile(v, 90):6.2f}")
+    eo_mean = float(eo.default.mean())
+    per_split = rs.default.reshape(-1, 2).mean(axis=1)
+    print(f"  the even/odd split (default, both halves' mean {eo_mean:.2f}) is below "
+          f"{np.mean(per_split > eo_mean):.0%} of the random splits")
+    print("  settings chosen: " + ", ".join(f"{k} {v}" for k, v in rs.picks.most_common()))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     windows = json.loads(args.windows.read_text())
@@ -335,6 +378,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  held-out {row['half']:<4} {row['setting']:<26} {row['candidate']!s:<45} "
                   f"held-out {row['held_out']:6.2f}  (in-sample on that half {row['in_sample']:6.2f}, "
                   f"threshold {row['threshold']:.4f})")
+    if args.random_splits > 0 and vigil_on_data:
+        _print_random_splits(*random_splits(files, windows, args.random_splits, args.seed), args.random_splits)
+    if args.by_category:
+        groups: dict[str, list[int]] = {}
+        for i, f in enumerate(files):
+            groups.setdefault(f.key.partition("/")[0], []).append(i)
+        print("each category held out (standard profile; threshold chosen on the other categories' files):")
+        for g in leave_group_out(labelled, scores, groups):
+            print(f"  {g.group:<26} {g.n_files:>3} files  held-out {g.held_out.normalised:6.2f}  "
+                  f"(threshold {g.held_out.threshold:.4f}, windows {g.held_out.windows_hit}/{g.held_out.n_windows}, "
+                  f"FP rows {g.held_out.false_positive_rows}; at its own best threshold {g.own.normalised:6.2f})")
     if args.per_file:
         _print_per_file(files, scores, labelled, results[0].threshold)
     return 0
