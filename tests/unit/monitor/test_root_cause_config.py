@@ -62,13 +62,14 @@ def test_mistakes_name_the_field_and_its_line(tmp_path: Path, section: dict, whe
     assert what in issue.message and issue.line is not None
 
 
-def test_the_example_config_declares_root_cause_metrics(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_example_config_declares_root_cause_metrics_and_a_call_graph(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test")
     monkeypatch.setenv("VIGIL_INGEST_TOKEN", "ingest-token")
     cfg = load_config(ROOT / "vigil.example.yaml")
     rc = cfg.root_cause_for(cfg.models[0])
     assert [m.name for m in rc.metrics] == ["http_errors", "p95_latency_seconds", "goodput", "cpu_usage"]
     assert rc.metrics[2].metric_class == "availability"
+    assert rc.edges == [("recsys-api", "recsys-ranker"), ("recsys-ranker", "recsys-features")]
 
 
 def test_a_sweep_plans_each_root_cause_query_over_the_normal_period_and_the_window() -> None:
