@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from detectors.records import LogRecord, Series, Span
+from monitor.config_root_cause import read_graph_file
 
 # Node-level metrics describe the machine a pod runs on, not the service: they would
 # implicate every pod on a busy node, so service-level RCA leaves them out.
@@ -87,8 +88,9 @@ class NezhaFolder:
         self.tables = {n: self._by_case(df) for n, df in tables.items()}
         self.normal = {n: self._by_case(df) for n, df in normal.items()}
         self.periods = pd.read_csv(self.root / "normal" / "periods.csv")
-        # A given service map per scenario (graphs/<scenario>.csv: row calls column), if any.
-        self.graphs = {p.stem: pd.read_csv(p, index_col=0) for p in sorted((self.root / "graphs").glob("*.csv"))}
+        # A given service map per scenario (graphs/<scenario>.csv: row calls column), if any,
+        # read as the daemon reads `root_cause.call_graph: <file>`.
+        self.graphs = {p.stem: read_graph_file(str(p)) for p in sorted((self.root / "graphs").glob("*.csv"))}
 
     @staticmethod
     def _by_case(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -108,8 +110,8 @@ class NezhaFolder:
             raise ValueError(f"no normal period for system {label_row['system']!r} in normal/periods.csv")
         return str(same.iloc[0]["case_id"])
 
-    def graph_for(self, label_row: pd.Series) -> pd.DataFrame | None:
-        """The adjacency matrix of the case's scenario; the only one when the folder has one."""
+    def graph_for(self, label_row: pd.Series) -> list[tuple[str, str]] | None:
+        """The (caller, callee) edges of the case's scenario's map; the only one when the folder has one."""
         scenario = str(label_row.get("scenario", ""))
         if scenario in self.graphs:
             return self.graphs[scenario]

@@ -22,8 +22,9 @@ steps) after the alert (faults last about 3 minutes, and a sample may cover the 
 before or after its timestamp), against normal/; the case's metrics before that are
 their recent history, used when the normal period is short.
 
-The call graph comes from the traces; a folder with `graphs/<scenario>.csv` (an
-adjacency matrix, row calls column) gives it when there are none. Any modality may be
+The call graph comes from the traces, joined with `graphs/<scenario>.csv` when the folder
+has one (an adjacency matrix, row calls column): the ranking joins them as the daemon
+joins its traces' graph with `root_cause.call_graph`. Any modality may be
 empty (a system without logs or traces, a normal period without traces): the
 diagnosis then says what it lacked (`what_lacked`) and its confidence drops.
 """
@@ -39,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks import nezha_files as nf
+from correlators import call_graph
 from correlators.coverage import observed_modalities, what_lacked
 from correlators.incident import Cause
 from correlators.rca import RcaParams
@@ -51,7 +53,7 @@ from detectors.service_metrics import (
     ServiceMetricsReport,
     ServiceMetricsState,
 )
-from detectors.traces import EdgeStats, ServiceGraph, TraceDetector, TraceState, TraceWindow
+from detectors.traces import ServiceGraph, TraceDetector, TraceState, TraceWindow
 
 PRE_S = 90.0
 # Logs/traces before alert - HISTORY_GUARD_S are recent history (unless --no-history).
@@ -111,12 +113,7 @@ _NORMAL_COUNTS: dict[tuple[str, str], dict[str, int]] = {}
 
 def given_graph(folder: nf.NezhaFolder, row: pd.Series) -> ServiceGraph:
     """The service map a folder gives for the case's scenario (row calls column), else empty."""
-    adj = folder.graph_for(row)
-    g = ServiceGraph()
-    if adj is not None:
-        for a, b in zip(*np.nonzero(adj.to_numpy() != 0), strict=True):
-            g.edges[(str(adj.index[a]), str(adj.columns[b]))] = EdgeStats()
-    return g
+    return call_graph.given_graph(folder.graph_for(row) or ())
 
 
 def metric_window(series: list, alert: float) -> tuple[float, float]:
@@ -136,7 +133,8 @@ class CaseInputs:
     series: list[Series]
     log_findings: list[Finding]
     trace_findings: list[Finding]
-    graph: ServiceGraph
+    graph: ServiceGraph  # what the traces showed
+    given: ServiceGraph  # the folder's service map (joined with `graph` by the ranking)
     observed: dict[str, set[str]]
     counts: dict[str, int]  # records per modality in the case
     normal_counts: dict[str, int]
@@ -158,13 +156,13 @@ def case_inputs(folder: nf.NezhaFolder, row: pd.Series) -> CaseInputs:
     hist = HISTORY["on"]
     ws, history = alert - (HISTORY["guard"] if hist else PRE_S), start if hist else None
     records, spans, series = nf.log_records(logs), nf.spans(traces), nf.series(metrics)
-    graph, tf = given_graph(folder, row), []
+    graph, tf = ServiceGraph(), []
     if spans:
         report = TRACES.assess(base.traces, TraceWindow(spans, history), ws, end)
-        tf = report.findings
-        graph = report.graph if report.graph.edges else graph
+        graph, tf = report.graph, report.findings
     lf = LOGS.score(base.logs, LogWindow(records, spans, history), ws, end) if records else []
-    return CaseInputs(alert, series, lf, tf, graph, observed_modalities(series, records, spans),
+    return CaseInputs(alert, series, lf, tf, graph, given_graph(folder, row),
+                      observed_modalities(series, records, spans),
                       {"metrics": len(series), "logs": len(records), "traces": len(spans)},
                       _NORMAL_COUNTS[(str(folder.root), folder.normal_for(row))], sorted(metrics["service"].unique()),
                       time.process_time() - t0)
@@ -186,7 +184,8 @@ def case_signals(inputs: CaseInputs, metrics: ServiceMetricsReport | None) -> Se
     """What the ranking is given for a case: the daemon's correlate stage builds the same
     record from its detect stage (monitor/cycle/correlate.py) and calls the same function."""
     return ServiceSignals(metrics=metrics, log_findings=inputs.log_findings, trace_findings=inputs.trace_findings,
-                          graph=inputs.graph, observed=inputs.observed, candidates=inputs.candidates,
+                          graph=inputs.graph, given_graph=inputs.given, observed=inputs.observed,
+                          candidates=inputs.candidates,
                           lacking=what_lacked(inputs.counts, inputs.normal_counts))
 
 

@@ -296,7 +296,7 @@ def _cause(r: _Row, inherited: dict[str, str], explained: dict[str, str], alert_
     missing = [m for m in MODALITIES if m not in r.coverage]
     onset = r.onset if math.isfinite(r.onset) else None
     if lacking:
-        text += f" Confidence lowered: the diagnosis lacked {'; '.join(lacking)}."
+        text += f" Confidence lowered; what the diagnosis lacked: {'; '.join(lacking)}."
     return Cause(
         kind=CauseKind.SERVICE, entity=s, score=round(float(r.score) * factor, 6), explanation=text,
         evidence={

@@ -4,8 +4,9 @@ benchmarks measure is what the daemon runs.
 
 The inputs are the detectors' outputs: the per-service metric detector's report (its
 findings, each service's strongest robust z, what its baselines lacked), the log and
-trace findings, the call graph, which modalities had data per service, and what else
-the diagnosis lacked.
+trace findings, the call graph (the traces', joined here with a given one: the same
+join for both callers), which modalities had data per service, and what else the
+diagnosis lacked.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from correlators.call_graph import merge_graphs
 from correlators.incident import Cause
 from correlators.rca import RcaContext, RcaParams, rank_root_causes
 from detectors.records import Finding
@@ -40,7 +42,9 @@ class ServiceSignals:
     `metrics`: the per-service metric detector's report (None: no metric series were
     scored); `metric_findings`: other per-service metric findings (the daemon's; the
     report's own findings are always counted); `lacking`: what the diagnosis lacked
-    besides the metric baselines (the report's `lacking` is added after it).
+    besides the metric baselines (the report's `lacking` is added after it); `graph`: the
+    call graph traces showed; `given_graph`: a service map given with the system (the
+    daemon's `root_cause.call_graph`, a benchmark folder's `graphs/`), joined with it.
     """
 
     metrics: MetricReport | None = None
@@ -51,6 +55,7 @@ class ServiceSignals:
     candidates: Sequence[str] = ()
     lacking: Sequence[str] = ()
     metric_findings: Sequence[Finding] = ()
+    given_graph: ServiceGraph = field(default_factory=ServiceGraph)
 
 
 def metric_findings(s: ServiceSignals) -> list[Finding]:
@@ -73,7 +78,7 @@ def rank_services(s: ServiceSignals, alert_time: float, params: RcaParams = DEFA
     lacking = [*s.lacking, *(s.metrics.lacking if s.metrics else ())]
     return rank_root_causes(
         metric_findings=metric_findings(s), log_findings=list(s.log_findings),
-        trace_findings=list(s.trace_findings), topology=s.graph, alert_time=alert_time,
+        trace_findings=list(s.trace_findings), topology=merge_graphs(s.graph, s.given_graph), alert_time=alert_time,
         context=RcaContext(candidates=s.candidates, observed=s.observed or None,
                            strength=s.metrics.strength if s.metrics else None, lacking=lacking),
         params=params)

@@ -98,6 +98,8 @@ def build_model_dashboard_keyed(sources: DataSourcesSpec, model: ModelSpec,
         d = _canary_row(d, q, ds, model.canary)
     if model.gpu:
         d = _gpu_row(d, q, ds, marks)
+    if model.root_cause:
+        d = _root_cause_row(d, model, ds, marks)
     if model.services and (sources.loki or sources.tempo):
         d = _logs_traces_row(d, q, ds, has_logs=sources.loki is not None, has_traces=sources.tempo is not None)
     return ModelDashboard(*finalize_keyed(d, marks.keys))
@@ -246,6 +248,31 @@ def _gpu_row(d: db.Dashboard, q: ModelQueries, ds: DataSourceRefs, marks: PanelM
                                       ValueStyle("percentunit", breach_steps(g.kv_cache_ratio, "above"), min_val=0)))
     d = d.with_panel(timeseries_panel("vLLM requests waiting", ds.prom, [prom_target(q.queue_waiting(), "{{pod}}")],
                                       ValueStyle("short", breach_steps(g.queue_waiting, "above"), min_val=0)))
+    return d
+
+
+_BAD_WAY_WORDS = {"down": "a fall is bad", "up": "a rise is bad", "both": "a move either way counts, at half weight"}
+
+
+def _root_cause_row(d: db.Dashboard, model: ModelSpec, ds: DataSourceRefs, marks: PanelMarks) -> db.Dashboard:
+    """One panel per root-cause metric (`root_cause.metrics`), a series per service: what the
+    incident's service ranking was computed from. Each panel answers the metric's findings
+    on the model's services (their entity is "<service>: <metric>"); the first also any
+    other root-cause finding (statistic robust_z), so an incident's link opens it."""
+    d = d.with_row(db.Row("Root-cause metrics"))
+    specs = model.root_cause
+    for i, m in enumerate(specs):
+        keys = [PanelKey("metric_anomaly", f"{svc}: {m.name}") for svc in model.services]
+        if i == 0:
+            keys.append(PanelKey("metric_anomaly", statistic="robust_z"))
+        d = d.with_panel(marks.mark(timeseries_panel(
+            f"Root cause: {m.name}", ds.prom, [prom_target(m.query, "{{" + m.service_label + "}}")],
+            width=12 if len(specs) > 1 else 24,
+            description=(f"{m.name} per service (label {m.service_label}), as Vigil reads it to rank the "
+                         f"services of an incident: {m.meaning}, so {_BAD_WAY_WORDS[m.bad_direction]}; each "
+                         f"service is judged against its level in the normal period before the window. "
+                         f"Query: {m.query}"),
+        ), *keys))
     return d
 
 

@@ -109,6 +109,17 @@ class PerformanceSpec:
 
 
 @dataclass(frozen=True)
+class RootCauseMetricSpec:
+    """One per-service metric series the root-cause ranking reads (`root_cause.metrics`)."""
+
+    name: str
+    query: str  # PromQL returning one series per service
+    service_label: str  # the label naming the service in its result
+    meaning: str  # availability | latency | errors | saturation | unknown (resolved from the name if not given)
+    bad_direction: Literal["down", "up", "both"]
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     name: str
     registry: str
@@ -121,6 +132,7 @@ class ModelSpec:
     canary: CanarySpec | None = None
     drift: bool = True  # the model has features or a prediction column to drift (else no drift panel)
     performance: PerformanceSpec | None = None  # realised and estimated performance panels
+    root_cause: tuple[RootCauseMetricSpec, ...] = ()  # the per-service series the root-cause ranking reads
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,8 @@ def validate_config(root: type[M], data: Any, src: ConfigSource, environ: Mappin
     problems = [*src.problems, *env.errors]
     result: M | None = None
     try:
-        result = root.model_validate({**merged, "base_dir": src.base_dir})
+        # The context: what a field that names a file (root_cause.call_graph) resolves against.
+        result = root.model_validate({**merged, "base_dir": src.base_dir}, context={"base_dir": src.base_dir})
     except ValidationError as e:
         problems += _validation_problems(e, root, merged, env)
     if problems or result is None:

@@ -69,6 +69,7 @@ class RawSignals:
     spans_baseline: list[Span] = field(default_factory=list)
     baseline_window: tuple[float, float] | None = None  # read for a log/trace baseline refit, else None
     service_metrics: ServiceMetricSignals | None = None  # None: no root-cause metrics configured
+    call_graph: tuple[tuple[str, str], ...] = ()  # (caller, callee) given in `root_cause.call_graph`
     gaps: Gaps = field(default_factory=Gaps)
 
 
@@ -94,6 +95,7 @@ class ServiceEvidence:
     observed: dict[str, set[str]]  # service -> modalities that had data for it
     metrics: ServiceMetricsReport | None = None  # the root-cause metric series' report, when read
     lacking: tuple[str, ...] = ()  # what the root-cause metrics lacked (unread, no normal period)
+    given_graph: ServiceGraph = field(default_factory=ServiceGraph)  # `root_cause.call_graph`, joined with `graph`
 
 
 @dataclass

@@ -27,7 +27,8 @@ def rank_services(evidence: ServiceEvidence | None, candidates: list[str], t: fl
     """The model's services (and those the traces and root-cause metrics showed) ranked
     from log, trace and per-service metric evidence by the function the RCA benchmarks
     measure (correlators.services.rank_services, benchmarks/rca_suite.py), with the same
-    default parameters. What the diagnosis lacked (a modality no service had, root-cause
+    default parameters, and the same call graph: the traces' joined with the one given
+    (`root_cause.call_graph`). What the diagnosis lacked (a modality no service had, root-cause
     metrics that could not be read or had no normal period) is on every cause. Nothing is
     ranked when no service shows anything: a list of zero scores would name a cause."""
     metric = [f for f in findings if f.kind is FindingKind.METRIC_ANOMALY and f.service]
@@ -41,7 +42,8 @@ def rank_services(evidence: ServiceEvidence | None, candidates: list[str], t: fl
         metrics=evidence.metrics if evidence else None, metric_findings=metric,
         log_findings=evidence.log_findings if evidence else [],
         trace_findings=evidence.trace_findings if evidence else [],
-        graph=evidence.graph if evidence else ServiceGraph(), observed=observed, candidates=candidates,
+        graph=evidence.graph if evidence else ServiceGraph(),
+        given_graph=evidence.given_graph if evidence else ServiceGraph(), observed=observed, candidates=candidates,
         lacking=[*lacking_from_observed(observed), *(evidence.lacking if evidence else ())])
     return shared_rank_services(signals, t)[:MAX_SERVICE_CAUSES]
 

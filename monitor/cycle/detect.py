@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from correlators.call_graph import given_graph
 from correlators.coverage import observed_modalities
 from detectors.anomaly import AnomalyParams, AnomalyState, AnomalyTuning, OnlineAnomalyDetector
 from detectors.base import NoState
@@ -71,7 +72,7 @@ def detect(raw: RawSignals, req: DetectRequest) -> Detection:
     gaps = GapQueue(raw.gaps.findings)
     families: tuple[tuple[str, Family], ...] = (
         ("kpis", detect_kpis), ("slos", detect_slos), ("gpu", detect_gpu), ("logs_traces", _logs_traces),
-        ("service_metrics", _service_metrics), ("drift", _drift))
+        ("service_metrics", _service_metrics), ("call_graph", _call_graph), ("drift", _drift))
     for name, family in families:
         out.findings.extend(gaps.take(name))  # the whole family failed while gathering
         try:
@@ -173,6 +174,15 @@ def _service_metrics(raw: RawSignals, req: DetectRequest, out: Detection, gaps: 
         ev.log_findings if ev else [], ev.trace_findings if ev else [], ev.graph if ev else ServiceGraph(),
         observed_modalities(result.window, raw.logs_current, raw.spans_current), metrics=result.report,
         lacking=tuple(result.lacking))
+
+
+def _call_graph(raw: RawSignals, req: DetectRequest, out: Detection, gaps: GapQueue) -> None:
+    """The given call graph joins the service evidence, which the ranking merges with the
+    traces' graph (correlators.services.rank_services, as the benchmarks do)."""
+    if not raw.call_graph:
+        return
+    ev = out.services or ServiceEvidence([], [], ServiceGraph(), {})
+    out.services = replace(ev, given_graph=given_graph(raw.call_graph))
 
 
 def _drift(raw: RawSignals, req: DetectRequest, out: Detection, gaps: GapQueue) -> None:

@@ -68,7 +68,8 @@ def usable_state(state: dict[str, Any] | None) -> bool:
 
 
 def gather(sources: Sources, req: GatherRequest) -> RawSignals:
-    raw = RawSignals()
+    # The given call graph is read from the config, not a source: it comes along as is.
+    raw = RawSignals(call_graph=tuple(req.root_cause.edges) if req.root_cause else ())
     families: tuple[tuple[str, Callable[[Sources, GatherRequest, RawSignals], None]], ...] = (
         ("kpis", gather_kpis), ("slos", gather_slos), ("gpu", gather_gpu), ("logs_traces", gather_logs_traces),
         ("service_metrics", gather_service_metrics), ("drift", gather_samples))

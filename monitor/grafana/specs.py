@@ -6,6 +6,8 @@ thresholds the alert policy applies.
 """
 from __future__ import annotations
 
+from typing import Literal
+
 from dashboards.spec import (
     CanarySpec,
     DashboardSpec,
@@ -19,13 +21,17 @@ from dashboards.spec import (
     PerformanceSpec,
     PolicySpec,
     PrometheusSpec,
+    RootCauseMetricSpec,
     SloSpec,
     TempoSpec,
 )
 from detectors.drift.compare import CATEGORICAL_STATISTICS
 from detectors.drift.decision import CATEGORICAL_FALLBACK
+from detectors.metric_meaning import MetricClass, direction_of, metric_class
 from detectors.performance.realised import metric_names
+from detectors.records import Direction
 from monitor.config import GpuConfig, GrafanaConfig, KpiConfig, ModelConfig, PolicyConfig, SloConfig, VigilConfig
+from monitor.config_root_cause import RootCauseConfig
 
 
 def dashboard_specs(config: VigilConfig) -> DashboardSpec:
@@ -33,7 +39,7 @@ def dashboard_specs(config: VigilConfig) -> DashboardSpec:
     return DashboardSpec(
         datasources=datasources_spec(config),
         folder=FolderSpec(uid=config.grafana.folder_uid, title=config.grafana.folder_title),
-        models=tuple(model_spec(m, config.policy_for(m)) for m in config.models),
+        models=tuple(model_spec(m, config.policy_for(m), config.root_cause_for(m)) for m in config.models),
     )
 
 
@@ -52,8 +58,9 @@ def datasources_spec(config: VigilConfig) -> DataSourcesSpec:
     )
 
 
-def model_spec(model: ModelConfig, policy: PolicyConfig) -> ModelSpec:
-    """`policy` is the one in force for this model (`VigilConfig.policy_for`)."""
+def model_spec(model: ModelConfig, policy: PolicyConfig, root_cause: RootCauseConfig | None = None) -> ModelSpec:
+    """`policy` and `root_cause` are the ones in force for this model (`VigilConfig.policy_for`,
+    `root_cause_for`)."""
     return ModelSpec(
         name=model.name,
         registry=model.registry,
@@ -67,7 +74,23 @@ def model_spec(model: ModelConfig, policy: PolicyConfig) -> ModelSpec:
         drift=bool(model.features or model.prediction_column),
         performance=PerformanceSpec(model.performance.task, metric_names(model.performance.task),
                                     model.performance.drop_pct) if model.performance else None,
+        root_cause=root_cause_specs(root_cause) if root_cause else (),
     )
+
+
+_BAD_WAY: dict[Direction, Literal["down", "up", "both"]] = {
+    Direction.DOWN: "down", Direction.UP: "up", Direction.BOTH: "both"}
+
+
+def root_cause_specs(rc: RootCauseConfig) -> tuple[RootCauseMetricSpec, ...]:
+    """Each root-cause metric with the meaning the detector gives it: the configured one,
+    else the one its name's words say (detectors/metric_meaning.py), and so which way is bad."""
+    out = []
+    for m in rc.metrics:
+        cls = MetricClass(m.metric_class) if m.metric_class else metric_class(m.name)
+        bad = _BAD_WAY[direction_of(cls)]
+        out.append(RootCauseMetricSpec(m.name, m.query, rc.service_label, str(cls), bad))
+    return tuple(out)
 
 
 def policy_spec(policy: PolicyConfig, categorical: bool = False) -> PolicySpec:

@@ -38,9 +38,21 @@ ROOT_CAUSE = {
 }
 
 
+# A second scene in the same Prometheus: api's latency rises tenfold over the last ten
+# minutes because preprocess, which it calls, saturates its CPU (a smaller anomaly).
+LATENCY = {
+    "service_label": "app",
+    "metrics": [
+        {"name": "latency_seconds", "query": "avg by (app) (request_latency_seconds)"},
+        {"name": "cpu_saturation", "query": "avg by (app) (cpu_saturation_ratio)"},
+    ],
+}
+
+
 def write_metrics(path: Path) -> None:
     """Two hours of every service at 15 s; preprocess fails over the last ten minutes:
-    availability 0.999 -> 0.7 and its 5xx rate 0.1/s -> 30/s."""
+    availability 0.999 -> 0.7 and its 5xx rate 0.1/s -> 30/s. Apart (LATENCY): api's
+    latency 0.2 s -> 2 s and preprocess's CPU saturation 0.4 -> 0.9."""
     rng = np.random.default_rng(11)
     ts = np.arange(T - 7200, T + 1, STEP)
     broken = ts >= T - 600
@@ -53,6 +65,14 @@ def write_metrics(path: Path) -> None:
             err_rate[broken] = 30.0
         w.add("service_availability", {"app": svc}, ts, avail)
         w.add("http_requests_total", {"app": svc, "code": "500"}, ts, np.cumsum(err_rate * STEP), type="counter")
+        latency = np.round(0.2 * (1 + rng.normal(0, 0.002, len(ts))), 6)
+        cpu = np.round(0.4 * (1 + rng.normal(0, 0.002, len(ts))), 6)
+        if svc == "api":
+            latency[broken] = 2.0
+        if svc == "preprocess":
+            cpu[broken] = 0.9
+        w.add("request_latency_seconds", {"app": svc}, ts, latency)
+        w.add("cpu_saturation_ratio", {"app": svc}, ts, cpu)
     w.write(path)
 
 
@@ -85,6 +105,61 @@ def test_the_service_whose_metrics_moved_is_the_root_cause(prometheus_url: str, 
     assert causes[0].entity == "preprocess"
     assert causes[0].score > 0 and all(c.score == 0 for c in causes[1:])
     assert causes[0].evidence["lacking"] == ["no logs in the window", "no traces in the window"]
+
+
+def test_a_configured_call_graph_puts_the_callee_first_without_traces(prometheus_url: str, tmp_path: Path) -> None:
+    """Metrics only: without a graph the loudest victim (api) ranks first; with
+    `root_cause.call_graph` saying api calls preprocess, preprocess does and api is explained."""
+    sources = {"prometheus": {"url": prometheus_url}}
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    plain = service_causes(vigil(tmp_path / "a", sources, services=list(SERVICES), root_cause=LATENCY)
+                           .run_cycle("ranker", T))
+    graph = {**LATENCY, "call_graph": [{"caller": "api", "callee": "preprocess"},
+                                       {"caller": "api", "callee": "cache"}]}
+    given = service_causes(vigil(tmp_path / "b", sources, services=list(SERVICES), root_cause=graph)
+                           .run_cycle("ranker", T))
+    assert [c.entity for c in plain[:2]] == ["api", "preprocess"] and plain[0].evidence["explained_by"] is None
+    assert [c.entity for c in given[:2]] == ["preprocess", "api"]
+    assert given[1].evidence["explained_by"] == "preprocess"
+
+
+def test_a_metrics_only_diagnosis_says_what_it_lacked_in_the_message_and_the_api(prometheus_url: str,
+                                                                                  tmp_path: Path) -> None:
+    """No Loki, no Tempo: the Slack message's causes and GET /v1/incidents/{id} say the
+    logs and traces were missing, and the confidence is lowered for it."""
+    import hashlib
+    import json
+
+    from fastapi.testclient import TestClient
+
+    from alerts.sink import JsonlSink
+    from alerts.slack_blocks import render_incident
+    from monitor.api.app import create_app
+
+    token = "rc-viewer-token-0b7e"
+    cfg = parse_config({"sources": {"prometheus": {"url": prometheus_url}},
+                        "grouping": {"enabled": False},  # one model: no wait for others sharing its cause
+                        "api": {"tokens": [{"name": "reader", "role": "viewer",
+                                            "token_sha256": hashlib.sha256(token.encode()).hexdigest()}]},
+                        "models": [{"name": "ranker", "owner_channel": "#ml", "services": list(SERVICES),
+                                    "root_cause": ROOT_CAUSE}]}, base_dir=str(tmp_path))
+    sink = tmp_path / "sink.jsonl"
+    v = Vigil(cfg, store=Store(f"sqlite:///{tmp_path / 'v.db'}"), registry=Registry(),
+              notifiers={"sink": JsonlSink(sink, console=False)})
+    report = v.run_cycle("ranker", T)
+    assert report.incident_id is not None and v.deliver(now=T) >= 1
+    [message] = [json.loads(x) for x in sink.read_text().splitlines() if '"incident_id"' in x]
+    text = json.dumps(render_incident(message["payload"])[1])
+    assert "1. preprocess" in text
+    assert "Confidence lowered; what the diagnosis lacked: no logs in the window; no traces in the window." in text
+    assert "missing: logs, traces" in text
+    body = TestClient(create_app(v), headers={"Authorization": f"Bearer {token}"}).get(
+        f"/v1/incidents/{report.incident_id}").json()
+    [top] = [c for c in body["causes"] if c["kind"] == "service"][:1]
+    assert top["entity"] == "preprocess"
+    assert top["evidence"]["lacking"] == ["no logs in the window", "no traces in the window"]
+    assert top["evidence"]["missing"] == ["logs", "traces"] and top["evidence"]["confidence_factor"] == 0.8
 
 
 def test_a_sweep_reads_the_root_cause_metrics_in_its_batched_prefetch(prometheus_url: str, tmp_path: Path) -> None:

@@ -261,4 +261,4 @@ def test_what_the_diagnosis_lacked_is_reported_and_lowers_confidence_not_order()
     assert [c.entity for c in poor] == [c.entity for c in full]
     assert poor[0].score < full[0].score
     assert poor[0].evidence["lacking"] == lacking and poor[0].evidence["confidence_factor"] < 1
-    assert "lacked no logs at all" in poor[0].explanation
+    assert "what the diagnosis lacked: no logs at all" in poor[0].explanation

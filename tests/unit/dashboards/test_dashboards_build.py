@@ -55,6 +55,12 @@ SAMPLE: dict[str, Any] = {
                           'sum(rate(http_requests_total{service="recsys-api"}[5m]))'},
             ],
             "gpu": {"selector": 'pod=~"recsys-api-.*"'},
+            "root_cause": {"metrics": [
+                {"name": "http_errors",
+                 "query": 'sum by (service) (rate(http_requests_total{service=~"recsys-.*",code=~"5.."}[5m]))'},
+                {"name": "goodput", "meaning": "availability",
+                 "query": 'sum by (service) (rate(http_requests_total{service=~"recsys-.*",code!~"5.."}[5m]))'},
+            ]},
         },
         {
             # A dotted name (regex-escaped in PromQL, hashed in the uid), no GPU, KPI going up is bad.
@@ -147,7 +153,7 @@ def test_model_dashboard_follows_config(spec: DashboardSpec) -> None:
     d = build_model_dashboard(spec.datasources, model(spec, "recommender"))
     titles = [p["title"] for p in d["panels"]]
     rows = [p["title"] for p in d["panels"] if p["type"] == "row"]
-    assert rows == ["Model health", "Serving: recsys-api", "GPU", "Logs and traces"]
+    assert rows == ["Model health", "Serving: recsys-api", "GPU", "Root-cause metrics", "Logs and traces"]
     assert {"KPI: ctr", "SLO: p99_latency", "SLO: error_ratio", "GPU utilisation (DCGM)", "vLLM KV-cache usage",
             "vLLM requests waiting", "Error logs", "Slow or failing traces"} <= set(titles)
     assert {v["name"] for v in d["templating"]["list"]} == {"env", "pod", "feature"}
@@ -174,6 +180,34 @@ def test_model_dashboard_follows_config(spec: DashboardSpec) -> None:
     # Click the latency -> the logs of that service.
     link = lat["fieldConfig"]["defaults"]["links"][0]
     assert "${__field.labels.service}" in link["url"] and '"uid":"loki"' in link["url"].replace("%22", '"')
+
+
+def test_root_cause_metrics_get_a_panel_each_with_a_series_per_service(spec: DashboardSpec) -> None:
+    """The configured `root_cause.metrics` queries, as written, one legend entry per
+    service label value, with the meaning the detector gives them; a model without them
+    (fraud.scorer) has no such row."""
+    d = build_model_dashboard(spec.datasources, model(spec, "recommender"))
+    panels = {p["title"]: p for p in d["panels"]}
+    rc = SAMPLE["models"][0]["root_cause"]["metrics"]
+    for m in rc:
+        p = panels[f"Root cause: {m['name']}"]
+        assert [(t["expr"], t["legendFormat"]) for t in p["targets"]] == [(m["query"], "{{service}}")]
+        assert p["datasource"]["type"] == "prometheus" and p["gridPos"]["w"] == 12
+    assert "errors, so a rise is bad" in panels["Root cause: http_errors"]["description"]
+    assert "availability, so a fall is bad" in panels["Root cause: goodput"]["description"]
+    fraud = build_model_dashboard(spec.datasources, model(spec, "fraud.scorer"))
+    assert not [p for p in fraud["panels"] if p["title"].startswith("Root cause")]
+
+
+def test_a_global_root_cause_section_serves_models_without_their_own() -> None:
+    spec = sample_spec(root_cause={"service_label": "app",
+                                   "metrics": [{"name": "requests", "query": "sum by (app) (x)"}]})
+    fraud = build_model_dashboard(spec.datasources, model(spec, "fraud.scorer"))
+    [p] = [p for p in fraud["panels"] if p["title"] == "Root cause: requests"]
+    assert p["targets"][0]["legendFormat"] == "{{app}}" and p["gridPos"]["w"] == 24
+    assert "unknown, so a move either way counts" in p["description"]
+    recommender = build_model_dashboard(spec.datasources, model(spec, "recommender"))
+    assert "Root cause: requests" not in {p["title"] for p in recommender["panels"]}  # its own section replaces it
 
 
 def test_rows_appear_only_with_something_to_show() -> None:

@@ -67,6 +67,17 @@ def test_gpu_saturation_opens_the_gpu_utilisation_panel(built: ModelDashboard) -
         == "GPU utilisation (DCGM)"
 
 
+def test_a_root_cause_metric_finding_opens_its_metrics_panel(built: ModelDashboard) -> None:
+    """The detector's entity is "<service>: <metric>": a model's own service opens that
+    metric's panel; a service only the series named, the first root-cause panel."""
+    assert title_of(built, finding_panel(built.finding_panels, "metric_anomaly", "recsys-api: goodput", "robust_z")) \
+        == "Root cause: goodput"
+    assert title_of(built, finding_panel(built.finding_panels, "metric_anomaly", "recsys-db: goodput", "robust_z")) \
+        == "Root cause: http_errors"
+    # The KPI anomaly detector's findings (another statistic) are not taken for root-cause ones.
+    assert finding_panel(built.finding_panels, "metric_anomaly", "ctr", "value_vs_expected") is None
+
+
 @pytest.mark.parametrize("kind, entity", [("log_anomaly", "recsys-api"), ("kpi_drop", "unknown_kpi"),
                                           ("slo_breach", "unknown_slo"), ("no_data", "")])
 def test_anything_else_has_no_panel(built: ModelDashboard, kind: str, entity: str) -> None:
@@ -82,5 +93,5 @@ def test_a_model_without_gpu_or_drift_has_no_panel_for_them() -> None:
 
 def test_the_keys_are_the_kinds_detectors_emit(built: ModelDashboard) -> None:
     kinds: set[Any] = {k.kind for k in built.finding_panels}
-    assert kinds == {"kpi_drop", "slo_breach", "gpu_saturation", *DRIFT_KINDS}
+    assert kinds == {"kpi_drop", "slo_breach", "gpu_saturation", "metric_anomaly", *DRIFT_KINDS}
     assert kinds <= {str(k) for k in FindingKind}

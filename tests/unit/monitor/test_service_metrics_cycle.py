@@ -1,6 +1,7 @@
 """The daemon's root-cause metric series (`root_cause.metrics`) through its own detect and
 correlate stages: the service whose metrics moved ranks first, a caller whose symptom its
-callee explains (call graph from traces) ranks below it, a meaning given in config sets
+callee explains (call graph from traces, or given in `root_cause.call_graph` on a system
+without them) ranks below it, a meaning given in config sets
 which way is bad, and what could not be read is said on every cause. The benchmark and
 the daemon share the function and, given the same series, the ranking."""
 from __future__ import annotations
@@ -12,10 +13,12 @@ import pytest
 
 from benchmarks import nezha_files as nf
 from benchmarks import rca_nezha as rn
+from correlators.call_graph import given_graph
 from correlators.causes import CorrelationSettings
 from correlators.incident import CauseKind
 from detectors.anomaly import AnomalyTuning
 from detectors.records import FindingKind, Series
+from detectors.traces import ServiceGraph
 from monitor.config import parse_config
 from monitor.cycle import correlate as correlate_stage
 from monitor.cycle.correlate import correlate, rank_services
@@ -89,6 +92,39 @@ def test_without_the_call_graph_the_caller_is_not_explained() -> None:
     found = detect(raw_with(sig, traces=False), request())
     ranked = rank_services(found.services, ["api", "preprocess"], W.t, found.findings)
     assert [x.evidence["explained_by"] for x in ranked] == [None, None]
+
+
+def _latency_and_saturation(call_graph: tuple[tuple[str, str], ...]) -> list:
+    """api's latency rises tenfold; preprocess, which api calls, saturates its CPU (a
+    smaller anomaly, but the cause). No traces: only a given graph knows who calls whom."""
+    sig = ServiceMetricSignals(names=["latency_seconds", "cpu_saturation"], series=[
+        series("latency_seconds", "api", 0.2, drop_to=2.0, seed=1),
+        series("latency_seconds", "preprocess", 0.2, seed=2),
+        series("cpu_saturation", "api", 0.4, seed=3),
+        series("cpu_saturation", "preprocess", 0.4, drop_to=0.9, seed=4)])
+    raw = raw_with(sig, traces=False)
+    raw.call_graph = call_graph
+    found = detect(raw, request())
+    c = correlate("m", found, ["api", "preprocess"], CycleStart(), [], W, CorrelationSettings())
+    assert c.incident is not None
+    return services_of(c.incident)
+
+
+def test_a_configured_call_graph_puts_the_callee_first_on_a_system_without_traces() -> None:
+    without = _latency_and_saturation(())
+    given = _latency_and_saturation((("api", "preprocess"),))
+    assert [x.entity for x in without] == ["api", "preprocess"]
+    assert [x.evidence["explained_by"] for x in without] == [None, None]
+    assert [x.entity for x in given] == ["preprocess", "api"]
+    assert given[1].evidence["explained_by"] == "preprocess"
+    assert given[0].evidence["lacking"] == ["no logs in the window", "no traces in the window"]
+
+
+def test_gather_hands_the_configured_call_graph_to_detect() -> None:
+    from tests.helpers_vigil import StubPrometheus
+
+    raw, _ = _gather(StubPrometheus(), {"call_graph": [{"caller": "api", "callee": "preprocess"}]})
+    assert raw.call_graph == (("api", "preprocess"),) and raw.service_metrics is None
 
 
 def test_a_meaning_given_in_config_sets_which_way_is_bad() -> None:
@@ -167,8 +203,10 @@ def test_given_the_same_series_the_benchmark_and_the_daemon_rank_alike(case) -> 
                        np.concatenate([old.values, s.values]))
         joined[key] = Series(s.name, {"service": s.labels["service"]}, s.timestamps, s.values)
     result = detect_service_metrics(ServiceMetricSignals(series=list(joined.values()), names=["m"]), w)
-    evidence = ServiceEvidence([], [], rn.given_graph(folder, row), {k[1]: {"metrics"} for k in joined},
-                               metrics=result.report, lacking=tuple(result.lacking))
+    # The folder's map enters as the daemon's `root_cause.call_graph` does (detect's given graph).
+    evidence = ServiceEvidence([], [], ServiceGraph(), {k[1]: {"metrics"} for k in joined},
+                               metrics=result.report, lacking=tuple(result.lacking),
+                               given_graph=given_graph(folder.graph_for(row) or ()))
     daemon = rank_services(evidence, sorted({k[1] for k in joined}), alert, result.report.findings)
     assert [c.entity for c in daemon] == [c.entity for c in bench]
     assert [c.evidence["explained_by"] for c in daemon] == [c.evidence["explained_by"] for c in bench]
