@@ -45,6 +45,14 @@ class Spool:
         self._bytes: int | None = None  # counted lazily: the first write scans the directory
         self.hits = self.misses = self.evicted = 0
 
+    @property
+    def used_bytes(self) -> int:
+        """Bytes the spool holds, as this process counts them (scanned on first use)."""
+        with self._lock:
+            if self._bytes is None:
+                self._bytes = self._scan()
+            return self._bytes
+
     @staticmethod
     def key(*parts: object) -> str:
         return hashlib.sha256("\x1f".join(map(str, parts)).encode()).hexdigest()[:40]
@@ -83,6 +91,7 @@ class Spool:
             try:
                 with os.fdopen(fd, "wb") as f:
                     f.write(data)
+                replaced = _size(path)  # an overwrite grows the spool by the difference only
                 os.replace(tmp, path)
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
@@ -95,7 +104,7 @@ class Spool:
             if self._bytes is None:
                 self._bytes = self._scan()
             else:
-                self._bytes += size
+                self._bytes += size - replaced
             over = self._bytes > self.max_bytes
         if over:
             self._evict()
@@ -139,3 +148,10 @@ class Spool:
             self.evicted += 1
         with self._lock:
             self._bytes = total
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0

@@ -170,3 +170,17 @@ def test_deleted_files_are_forgotten_by_a_long_running_reader(tmp_path):
     (tmp_path / "s" / "0.parquet").unlink()  # the user's own retention removed the oldest file
     assert len(files.window(T0, T0 + 1800)) == 400
     assert len(files._ranges) == 2 and len(list((tmp_path / "spool").rglob("*.bin"))) == 2
+
+
+def test_rewriting_one_entry_counts_it_once_and_evicts_nothing_else(tmp_path):
+    # 950 of 1,000 bytes in use: rewriting the small entry many times (every cycle of a
+    # model may spool the same file again) must not read as growth and push the others out.
+    spool = Spool(tmp_path, max_bytes=1000)
+    for k in range(2):
+        assert spool.put("x", f"k{k}", bytes(450))
+        os.utime(tmp_path / "x" / f"k{k}.bin", (T0 + k, T0 + k))
+    for _ in range(20):
+        assert spool.put("x", "hot", bytes(50))
+    assert spool.evicted == 0
+    assert spool.map("x", "k0") is not None and spool.map("x", "k1") is not None
+    assert spool.used_bytes == 950
