@@ -2,7 +2,13 @@
 profiles mapped instead of re-read from the store (issue 17)."""
 from __future__ import annotations
 
+import hashlib
+import multiprocessing
 import os
+import queue
+import random
+import time
+import traceback
 
 import numpy as np
 import pandas as pd
@@ -184,3 +190,113 @@ def test_rewriting_one_entry_counts_it_once_and_evicts_nothing_else(tmp_path):
     assert spool.evicted == 0
     assert spool.map("x", "k0") is not None and spool.map("x", "k1") is not None
     assert spool.used_bytes == 950
+
+
+def test_writers_sharing_a_directory_keep_it_within_the_budget(tmp_path):
+    # Two processes (here two Spool objects: each counts only its own writes) filling the
+    # same directory: each looks at the directory itself, so together they stay in budget.
+    a, b = Spool(tmp_path, max_bytes=1000), Spool(tmp_path, max_bytes=1000)
+    assert a.used_bytes == b.used_bytes == 0
+    for k in range(3):
+        assert a.put("x", f"a{k}", bytes(300))
+        assert b.put("x", f"b{k}", bytes(300))
+    assert sum(p.stat().st_size for p in tmp_path.rglob("*.bin")) <= 1000
+    assert a.evicted + b.evicted >= 3
+
+
+def test_an_entry_another_process_evicted_is_parsed_again(tmp_path):
+    (tmp_path / "s").mkdir()
+    write_files(tmp_path / "s")
+    files = SampleFiles(tmp_path / "s", "timestamp", spool=Spool(tmp_path / "spool"))
+    first = files.window(T0, T0 + 1800)
+    for entry in (tmp_path / "spool").rglob("*.bin"):
+        entry.unlink()  # as another worker's eviction would, between two cycles
+    again = files.window(T0, T0 + 1800)
+    pd.testing.assert_frame_equal(again, first)
+    assert len(list((tmp_path / "spool").rglob("*.bin"))) == 3  # and spooled again
+
+
+def test_a_dead_writers_temporary_is_cleared_a_live_ones_kept(tmp_path):
+    spool = Spool(tmp_path, max_bytes=10_000)
+    (tmp_path / "x").mkdir()
+    dead, live = tmp_path / "x" / ".tmp-999999-1-abc.part", tmp_path / "x" / ".tmp-1-1-def.part"
+    dead.write_bytes(bytes(100))
+    live.write_bytes(bytes(100))
+    os.utime(dead, (time.time() - 3600, time.time() - 3600))  # a write takes ms: its writer died
+    assert spool.put("x", "k", b"data")
+    assert not dead.exists() and live.exists()
+    assert spool.used_bytes == 4  # temporaries are not entries
+
+
+HAMMER_BUDGET = 2_000_000
+
+
+def _payload(key: str) -> bytes:
+    digest = hashlib.sha256(key.encode()).digest()
+    return digest * (2_000 + int.from_bytes(digest[:2], "big") % 8_000)  # 64-320 KB, fixed per key
+
+
+def _hammer(directory, samples, seed, ops, start, results) -> None:
+    """One process of the concurrency test: puts, maps, discards and sample windows mixed at
+    random on the shared spool; every byte read back must be the byte written for its key."""
+    try:
+        rng = random.Random(seed)
+        spool = Spool(directory, max_bytes=HAMMER_BUDGET)
+        expected = SampleFiles(samples, "timestamp", BoundedCache(0)).window(T0, T0 + 1800)
+        reader = SampleFiles(samples, "timestamp", spool=spool)
+        start.wait()
+        maps = windows = 0
+        for _ in range(ops):
+            op, key = rng.random(), f"k{rng.randrange(12)}"
+            if op < 0.45:
+                assert spool.put("x", key, _payload(key))
+            elif op < 0.9:
+                buf = spool.map("x", key)
+                if buf is not None:
+                    assert bytes(buf) == _payload(key), key
+                    maps += 1
+            elif op < 0.93:
+                spool.discard("x", key)
+            else:  # a worker's cycle: a long-lived reader, or a fresh one (another worker)
+                files = reader if rng.random() < 0.5 else SampleFiles(samples, "timestamp", spool=spool)
+                pd.testing.assert_frame_equal(files.window(T0, T0 + 1800), expected)
+                windows += 1
+        results.put((seed, "ok", {"maps": maps, "windows": windows, "evicted": spool.evicted,
+                                  "hits": spool.hits, "misses": spool.misses}))
+    except BaseException:
+        results.put((seed, "error", traceback.format_exc()))
+
+
+@pytest.mark.slow
+def test_two_processes_hammering_one_spool_read_back_what_was_written(tmp_path):
+    (tmp_path / "s").mkdir()
+    write_files(tmp_path / "s")
+    ctx = multiprocessing.get_context("spawn")
+    start, results = ctx.Barrier(2, timeout=60), ctx.Queue()
+    procs = [ctx.Process(target=_hammer, args=(tmp_path / "spool", tmp_path / "s", seed, 500, start, results))
+             for seed in (1, 2)]
+    for p in procs:
+        p.start()
+    got: list = []
+    try:
+        deadline = time.monotonic() + 60
+        while len(got) < len(procs) and time.monotonic() < deadline:
+            try:
+                got.append(results.get(timeout=0.5))
+            except queue.Empty:
+                if not any(p.is_alive() for p in procs) and results.empty():
+                    break  # one died without a word (a torn mapping is a SIGBUS)
+    finally:
+        for p in procs:
+            p.join(timeout=10)
+            if p.is_alive():
+                p.kill()
+    assert len(got) == len(procs), f"exit codes {[p.exitcode for p in procs]}"
+    errors = [report for _, status, report in got if status != "ok"]
+    assert not errors, errors[0]
+    stats = [report for _, _, report in got]
+    assert all(s["maps"] > 0 and s["windows"] > 0 for s in stats)
+    assert sum(s["evicted"] for s in stats) > 0 and sum(s["misses"] for s in stats) > 0  # the race was run
+    on_disk = sum(p.stat().st_size for p in (tmp_path / "spool").rglob("*.bin"))
+    assert on_disk <= HAMMER_BUDGET * (1 + 2 / 16)  # each writer at most a 16th past the budget
+    assert not list((tmp_path / "spool").rglob("*.part"))  # no temporary left behind
