@@ -13,6 +13,7 @@ for N models, then on a fresh spool, one process, one thread:
   `profile_reference`, then `to_bytes`, as a first sweep does with a spool);
 - `warm_window_ms`: a later sweep's read per model (map the spooled files, slice the
   window, build the frame), the median of `--sweeps` sweeps one interval apart;
+- `warm_cpu_ms`: the process' CPU time for it (less swayed by a busy machine);
 - `frame_ms`: of which building the frame from the mapped Arrow slices.
 
 Prints one line of figures (ms per model) and the load average; `--profile` adds the
@@ -103,10 +104,13 @@ def main(argv: list[str] | None = None) -> None:
         reader = SampleReader(config, store, Spool(run / "spool"))
         models = config.models
 
+        cpu: list[float] = []
+
         def sweep(t: float) -> float:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             for m in models:
                 reader.window(m, t - LOOKBACK, t)
+            cpu.append((time.process_time() - c0) / len(models) * 1000)
             return (time.perf_counter() - t0) / len(models) * 1000
 
         first = sweep(END)
@@ -115,13 +119,15 @@ def main(argv: list[str] | None = None) -> None:
             profile_reference(read_reference(root / "reference" / f"{p.name(i)}.parquet"), feature_specs(m)).to_bytes()
         profile = (time.perf_counter() - t0) / len(models) * 1000
         warm, frame = [], []
+        cpu.clear()
         for k in range(1, args.sweeps + 1):
             with FrameClock() as clock:
                 warm.append(sweep(END + k * INTERVAL))
             frame.append(clock.seconds / len(models) * 1000)
         print(f"models={p.models} features={p.features} rows={p.rows} first_window_ms={first:.1f} "
               f"profile_ms={profile:.1f} warm_window_ms={statistics.median(warm):.2f} "
-              f"(sweeps {' '.join(f'{w:.2f}' for w in warm)}) frame_ms={statistics.median(frame):.2f} "
+              f"(sweeps {' '.join(f'{w:.2f}' for w in warm)}) warm_cpu_ms={statistics.median(cpu):.2f} "
+              f"frame_ms={statistics.median(frame):.2f} "
               f"load={' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
         if args.profile:
             prof = cProfile.Profile()

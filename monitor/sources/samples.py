@@ -260,9 +260,62 @@ def _arrow_frame(tables: list[pa.Table]) -> pd.DataFrame:
     else:
         table = tables[0]
     encoded = {name for t in tables
-               for name in (t.schema.metadata or {}).get(_DICTIONARY_COLUMNS, b"").decode().split("\x1f")}
+               for name in (t.schema.metadata or {}).get(_DICTIONARY_COLUMNS, b"").decode().split("\x1f")} - {""}
+    if len(set(table.column_names)) < table.num_columns:  # duplicate names: pandas' own conversion
+        return _pandas_frame(table, encoded)
+    # Column by column into numpy, then one frame of them as they are (not consolidated:
+    # merging interleaved float and object columns into two blocks costs pandas more than
+    # the rest together). Arrow's whole-table conversion built a pandas Categorical per
+    # string column, validated its categories and made objects from it again: most of a
+    # warm cycle's sample read.
+    columns: dict[str, Any] = {}
+    other: list[int] = []
+    for i, field in enumerate(table.schema):
+        col = table.column(i)
+        if field.name in encoded and pa.types.is_dictionary(field.type):
+            columns[field.name] = _strings(col)
+        elif _plain_numbers(field.type, col):
+            values = col.to_numpy()  # a copy when the window spans files, else a view of the spool
+            columns[field.name] = values if values.flags.writeable else values.copy()
+        else:  # datetimes, nullable integers, plain strings, a file's own categoricals...
+            columns[field.name] = None
+            other.append(i)
+    if other:
+        rest = table.select(other).to_pandas()
+        for name in rest.columns:
+            columns[name] = rest[name]
+    # Every array is the frame's own (writable; no page of the mapped spool): no copy here.
+    return pd.DataFrame(columns, index=pd.RangeIndex(table.num_rows), copy=False)
+
+
+def _plain_numbers(typ: pa.DataType, col: pa.ChunkedArray) -> bool:
+    """A column numpy holds as pandas would: floats (a null is NaN either way), integers and
+    booleans without nulls (with nulls pandas makes them floats or objects)."""
+    if pa.types.is_float32(typ) or pa.types.is_float64(typ):
+        return True
+    return (pa.types.is_integer(typ) or pa.types.is_boolean(typ)) and col.null_count == 0
+
+
+def _strings(col: pa.ChunkedArray) -> np.ndarray:
+    """A dictionary-encoded string column -> str objects, None where missing: each chunk's
+    few distinct strings made once, spread by their codes."""
+    parts = []
+    for chunk in col.chunks:
+        words = np.empty(len(chunk.dictionary) + 1, dtype=object)  # the last stays None: missing
+        words[:-1] = chunk.dictionary.to_numpy(zero_copy_only=False)
+        codes = chunk.indices
+        if chunk.null_count:  # (widened first: the missing code may not fit the indices' type)
+            codes = codes.cast(pa.int64()).fill_null(len(words) - 1)
+        parts.append(words.take(codes.to_numpy()))
+    if not parts:
+        return np.empty(0, dtype=object)
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def _pandas_frame(table: pa.Table, encoded: set[str]) -> pd.DataFrame:
+    """Arrow's own conversion, its categoricals of spooled strings turned back into objects."""
     df = table.to_pandas()
-    for name in sorted(encoded - {""}):
+    for name in sorted(encoded):
         if name not in df.columns or not isinstance(df[name].dtype, pd.CategoricalDtype):
             continue
         cat = df[name].array
