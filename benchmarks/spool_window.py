@@ -13,7 +13,8 @@ for N models, then on a fresh spool, one process, one thread:
   `profile_reference`, then `to_bytes`, as a first sweep does with a spool);
 - `warm_window_ms`: a later sweep's read per model (map the spooled files, slice the
   window, build the frame), the median of `--sweeps` sweeps one interval apart;
-- `warm_cpu_ms`: the process' CPU time for it (less swayed by a busy machine);
+- `warm_cpu_ms`: the process' CPU time for it (less swayed by a busy machine; the
+  first window's and the profiles' in brackets after theirs);
 - `frame_ms`: of which building the frame from the mapped Arrow slices.
 
 Prints one line of figures (ms per model) and the load average; `--profile` adds the
@@ -114,10 +115,14 @@ def main(argv: list[str] | None = None) -> None:
             return (time.perf_counter() - t0) / len(models) * 1000
 
         first = sweep(END)
-        t0 = time.perf_counter()
+        first_cpu = cpu[-1]
+        t0, c0 = time.perf_counter(), time.process_time()
         for i, m in enumerate(models):
-            profile_reference(read_reference(root / "reference" / f"{p.name(i)}.parquet"), feature_specs(m)).to_bytes()
+            specs = feature_specs(m)
+            reference = read_reference(root / "reference" / f"{p.name(i)}.parquet", [s.name for s in specs])
+            profile_reference(reference, specs).to_bytes()
         profile = (time.perf_counter() - t0) / len(models) * 1000
+        profile_cpu = (time.process_time() - c0) / len(models) * 1000
         warm, frame = [], []
         cpu.clear()
         for k in range(1, args.sweeps + 1):
@@ -125,14 +130,15 @@ def main(argv: list[str] | None = None) -> None:
                 warm.append(sweep(END + k * INTERVAL))
             frame.append(clock.seconds / len(models) * 1000)
         print(f"models={p.models} features={p.features} rows={p.rows} first_window_ms={first:.1f} "
-              f"profile_ms={profile:.1f} warm_window_ms={statistics.median(warm):.2f} "
+              f"(cpu {first_cpu:.1f}) profile_ms={profile:.1f} (cpu {profile_cpu:.1f}) "
+              f"warm_window_ms={statistics.median(warm):.2f} "
               f"(sweeps {' '.join(f'{w:.2f}' for w in warm)}) warm_cpu_ms={statistics.median(cpu):.2f} "
               f"frame_ms={statistics.median(frame):.2f} "
               f"load={' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
         if args.profile:
             prof = cProfile.Profile()
             prof.runcall(sweep, END + (args.sweeps + 1) * INTERVAL)
-            pstats.Stats(prof).sort_stats("cumulative").print_stats(30)
+            pstats.Stats(prof).sort_stats(os.environ.get("SORT", "cumulative")).print_stats(30)
         store.engine.dispose()
     finally:
         shutil.rmtree(run, ignore_errors=True)

@@ -13,6 +13,7 @@ import traceback
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 import monitor.sources.samples as samples_module
@@ -20,7 +21,7 @@ from detectors.drift import FeatureSpec, ReferenceProfile, profile_reference
 from monitor.config import parse_config
 from monitor.config_errors import ConfigError
 from monitor.sources.cache import BoundedCache
-from monitor.sources.samples import SampleFiles
+from monitor.sources.samples import SampleFiles, read_reference
 from monitor.sources.spool import Spool
 
 T0 = 1_700_000_000.0
@@ -388,3 +389,47 @@ def test_the_column_by_column_frame_is_arrows_own_conversion(tmp_path):
         assert all(fast[c].to_numpy().flags.writeable for c in ("x", "i", "u8", "b", "_ts"))
         for col in ("s", "none"):
             assert {type(v) for v in fast[col]} <= {str, type(None)}
+
+
+@pytest.mark.parametrize("shuffled", [False, True])
+def test_files_of_many_row_groups_string_times_and_rows_without_time_read_the_same_either_way(tmp_path, shuffled):
+    # Parquet keeps strings as a dictionary per row group (the spool needs one per file);
+    # a time may be RFC 3339 text, missing, or out of order.
+    (tmp_path / "s").mkdir()
+    rng = np.random.default_rng(4)
+    n = 500
+    when = pd.to_datetime(T0 + np.arange(n) * 1.0, unit="s", utc=True).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if shuffled:  # (in order and complete, a file is spooled in its row groups as they are)
+        when = np.where(rng.random(n) < 0.05, None, when)
+    df = pd.DataFrame({"at": when, "x": rng.normal(size=n),
+                       "c": np.where(rng.random(n) < 0.1, None, rng.choice([f"v{k}" for k in range(40)], n))})
+    if shuffled:
+        df = df.sample(frac=1.0, random_state=1)
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), tmp_path / "s" / "0.parquet", row_group_size=64)
+    plain = SampleFiles(tmp_path / "s", "at", BoundedCache(0)).window(T0 + 10, T0 + 400)
+    spool = Spool(tmp_path / "spool")
+    SampleFiles(tmp_path / "s", "at", spool=spool).window(T0, T0 + n)  # parses and spools
+    mapped = SampleFiles(tmp_path / "s", "at", spool=spool).window(T0 + 10, T0 + 400)
+    assert spool.hits == 1 and len(mapped) > 300
+    pd.testing.assert_frame_equal(mapped, plain)
+    assert mapped["_ts"].is_monotonic_increasing and mapped["c"].isna().any()
+
+
+def test_a_reference_reads_as_pandas_reads_it_and_only_the_columns_asked_for(tmp_path):
+    rng = np.random.default_rng(8)
+    n = 400
+    ref = pd.DataFrame({
+        "x": rng.normal(size=n), "c": rng.choice(["a", "b", None], n),
+        "n_gaps": pd.array(np.where(rng.random(n) < 0.2, None, 3), dtype="Int64"),
+        "tier": pd.Categorical(rng.choice(["gold", "silver"], n)),
+        "text": [f"a long free text {k}" for k in range(n)],  # what no detector reads
+    }, index=pd.Index(np.arange(n) * 3, name="row_id"))
+    ref.to_parquet(tmp_path / "ref.parquet")
+    pd.testing.assert_frame_equal(read_reference(tmp_path / "ref.parquet"), pd.read_parquet(tmp_path / "ref.parquet"))
+    some = read_reference(tmp_path / "ref.parquet", ["x", "c", "n_gaps", "tier"])
+    pd.testing.assert_frame_equal(some, pd.read_parquet(tmp_path / "ref.parquet").drop(columns="text"))
+    # A feature the file lacks: everything is read, so the error names what the file holds.
+    assert "text" in read_reference(tmp_path / "ref.parquet", ["x", "nope"]).columns
+    (tmp_path / "ref_dir.parquet").mkdir()  # a dataset directory, as Spark writes one
+    ref.to_parquet(tmp_path / "ref_dir.parquet" / "part-0.parquet")
+    assert len(read_reference(tmp_path / "ref_dir.parquet", ["x"])) == n
