@@ -7,6 +7,7 @@ through zipfile. Blobs written by np.savez (or compressed) still load, through n
 from __future__ import annotations
 
 import io
+import math
 import re
 import struct
 import zipfile
@@ -99,23 +100,59 @@ def read_npz(buf: memoryview) -> dict[str, np.ndarray]:
     goes through np.load.
     """
     arrays: dict[str, np.ndarray] = {}
-    with zipfile.ZipFile(_BufferReader(buf)) as zf:
-        infos = zf.infolist()
-        if any(i.compress_type != zipfile.ZIP_STORED or not i.filename.endswith(".npy") for i in infos):
-            npz = np.load(io.BytesIO(buf), allow_pickle=False)
-            return {k: npz[k] for k in npz.files}
-        for info in infos:
-            name_len, extra_len = struct.unpack_from("<HH", buf, info.header_offset + 26)
-            start = info.header_offset + 30 + name_len + extra_len
-            shape, fortran, dtype, offset = _npy_header(buf, start, info.file_size)
-            if dtype.hasobject:
-                raise ValueError("reference profile: object arrays are not allowed")
-            count = int(np.prod(shape, dtype=np.int64))
-            if offset + count * dtype.itemsize > start + info.file_size:
-                raise ValueError(f"reference profile: member {info.filename!r} is truncated")
-            arr = np.frombuffer(buf, dtype=dtype, count=count, offset=offset)
-            if not arr.flags.aligned:
-                arr = arr.copy()  # unaligned views are slow to read and the kernels want aligned data
-            arrays[info.filename[: -len(".npy")]] = arr.reshape(shape, order="F" if fortran else "C")
+    members = _plain_members(buf)
+    if members is None:  # not quite what write_npz writes: zipfile reads the directory
+        with zipfile.ZipFile(_BufferReader(buf)) as zf:
+            members = [(i.filename, i.compress_type, i.header_offset, i.file_size) for i in zf.infolist()]
+    if any(method != zipfile.ZIP_STORED or not name.endswith(".npy") for name, method, _, _ in members):
+        npz = np.load(io.BytesIO(buf), allow_pickle=False)
+        return {k: npz[k] for k in npz.files}
+    for name, _, header_offset, size in members:
+        name_len, extra_len = struct.unpack_from("<HH", buf, header_offset + 26)
+        start = header_offset + 30 + name_len + extra_len
+        shape, fortran, dtype, offset = _npy_header(buf, start, size)
+        if dtype.hasobject:
+            raise ValueError("reference profile: object arrays are not allowed")
+        count = math.prod(shape)  # (np.prod costs more than the rest of a member)
+        if offset + count * dtype.itemsize > start + size:
+            raise ValueError(f"reference profile: member {name!r} is truncated")
+        arr = np.frombuffer(buf, dtype=dtype, count=count, offset=offset)
+        if not arr.flags.aligned:
+            arr = arr.copy()  # unaligned views are slow to read and the kernels want aligned data
+        arrays[name[: -len(".npy")]] = arr.reshape(shape, order="F" if fortran else "C")
     return arrays
 
+
+_END_RECORD = struct.Struct("<4s4H2LH")  # end of central directory, without a comment
+_DIRECTORY_ENTRY = struct.Struct("<4s6H3L5H2L")
+
+
+def _plain_members(buf: memoryview) -> list[tuple[str, int, int, int]] | None:
+    """(name, compression, local header offset, size) of each member, from the central
+    directory of a plain zip as write_npz makes it (a thousand profiles are mapped a
+    sweep, and zipfile's reader was a third of loading one); None for anything else
+    (zip64, a comment, a name not in ASCII): zipfile reads it."""
+    end = len(buf) - _END_RECORD.size
+    if end < 0:
+        return None
+    sig, disk, cd_disk, n_here, n, cd_size, cd_offset, comment = _END_RECORD.unpack_from(buf, end)
+    # Offsets count from wherever the writer's stream began (to_bytes writes its header first).
+    shift = end - (cd_offset + cd_size)
+    if sig != b"PK\x05\x06" or comment or disk or cd_disk or n_here != n or cd_offset + shift < 0:
+        return None
+    members = []
+    pos = cd_offset + shift
+    for _ in range(n):
+        if pos + _DIRECTORY_ENTRY.size > end:
+            return None
+        (sig, _made, _needed, _flags, method, _time, _date, _crc, _packed, size, name_len, extra_len,
+         comment_len, _disk, _internal, _external, header_offset) = _DIRECTORY_ENTRY.unpack_from(buf, pos)
+        if sig != b"PK\x01\x02" or 0xFFFFFFFF in (size, header_offset) or header_offset + shift < 0:
+            return None
+        try:
+            name = bytes(buf[pos + 46 : pos + 46 + name_len]).decode("ascii")
+        except UnicodeDecodeError:
+            return None
+        members.append((name, method, header_offset + shift, size))
+        pos += 46 + name_len + extra_len + comment_len
+    return members if pos == end else None

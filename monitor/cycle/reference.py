@@ -76,7 +76,7 @@ class ReferenceChooser:
         stored = self._store.profile(*key) if self._spool is None else None
         profile = ReferenceProfile.from_bytes(stored) if stored is not None else None
         if stored is None or profile is None or list(profile.features) != specs:  # none, or features changed
-            profile = profile_reference(read_reference(path), specs)
+            profile = profile_reference(read_reference(path, [s.name for s in specs]), specs)
             stored = profile.to_bytes()
             if self._spool is None:
                 self._store.save_profile(*key, stored, self._now())

@@ -35,4 +35,6 @@ class SampleReader:
         if posted:
             frames.append(records_frame(posted))
         frames = [f for f in frames if len(f)]
+        if len(frames) == 1:  # each source gives a frame of its own, numbered from 0
+            return frames[0]
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import glob
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -119,7 +120,7 @@ class SampleFiles:
             return hit
         table, df = self._parse_any(path, arrow=skey is not None)
         if table is not None and skey is not None and self._spool is not None \
-                and self._spool.put("samples", skey, _ipc_bytes(table)):
+                and self._spool.put("samples", skey, memoryview(_ipc_bytes(table))):
             return self._spooled_table(path, key, skey, table)
         if df is None:
             df = _arrow_frame([table]) if table is not None else self._parse(path)
@@ -148,8 +149,17 @@ class SampleFiles:
 
     def _parquet_table(self, path: str) -> pa.Table:
         """What `_parse` gives, built in Arrow: pandas' index columns dropped, rows without a
-        time skipped, sorted by time, `_ts` last."""
-        table = pq.read_table(path)
+        time skipped, sorted by time, `_ts` last. String columns are read as the
+        dictionaries parquet keeps them in (as the spool stores them: `_arrow_frame` makes
+        them objects again), on this thread (a sweep's workers already use every core)."""
+        with pq.ParquetFile(path) as pf:
+            strings = [f.name for f in pf.schema_arrow if f.name != self.timestamp_column
+                       and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))]
+            if strings:
+                with pq.ParquetFile(path, read_dictionary=strings, metadata=pf.metadata) as dict_pf:
+                    table = dict_pf.read(use_threads=False)
+            else:
+                table = pf.read(use_threads=False)
         meta = table.schema.pandas_metadata or {}
         index = [c for c in meta.get("index_columns", []) if isinstance(c, str) and c in table.column_names]
         table = table.drop_columns(index).replace_schema_metadata(None)
@@ -160,13 +170,20 @@ class SampleFiles:
             )
         ts = to_epoch_seconds(table.column(self.timestamp_column).to_pandas(),
                               where=f"{path} column {self.timestamp_column!r}")
-        rows = np.flatnonzero(~np.isnan(ts))
-        if len(rows) < len(ts):
-            log.warning("sample rows without a timestamp skipped", extra={"file": path, "rows": len(ts) - len(rows)})
-        rows = rows[np.argsort(ts[rows], kind="stable")]
         if "_ts" in table.column_names:
             table = table.drop_columns(["_ts"])
-        return table.take(pa.array(rows)).append_column("_ts", pa.array(ts[rows]))
+        ordered = not np.isnan(ts).any() and bool(np.all(ts[1:] >= ts[:-1]))  # as files usually are
+        if not ordered:  # rows without a time skipped, the rest put in time order
+            rows = np.flatnonzero(~np.isnan(ts))
+            if len(rows) < len(ts):
+                log.warning("sample rows without a timestamp skipped",
+                            extra={"file": path, "rows": len(ts) - len(rows)})
+            rows = rows[np.argsort(ts[rows], kind="stable")]
+            table, ts = table.take(pa.array(rows)), ts[rows]
+        kept = set(table.column_names)
+        encoded = [name for name in strings if name in kept]
+        return table.append_column("_ts", pa.array(ts)).replace_schema_metadata(
+            {_DICTIONARY_COLUMNS: "\x1f".join(encoded).encode()})
 
     def _mapped(self, skey: str) -> pa.Table | None:
         assert self._spool is not None
@@ -234,19 +251,22 @@ def _arrow_table(df: pd.DataFrame) -> pa.Table | None:
         return None
 
 
-def _ipc_bytes(table: pa.Table) -> bytes:
+def _ipc_bytes(table: pa.Table) -> pa.Buffer:
     """Arrow IPC with strings dictionary-encoded: smaller, and mapped back to the same
-    object columns by `_arrow_frame`."""
-    encoded = []
+    object columns by `_arrow_frame`. Columns read as dictionaries already are named so in
+    the table's metadata."""
+    listed = (table.schema.metadata or {}).get(_DICTIONARY_COLUMNS, b"").decode()
+    encoded = [name for name in listed.split("\x1f") if name]
     for i, field in enumerate(table.schema):
         if pa.types.is_string(field.type) or pa.types.is_large_string(field.type):
             table = table.set_column(i, field.name, table.column(i).dictionary_encode())
             encoded.append(field.name)
-    table = table.replace_schema_metadata({_DICTIONARY_COLUMNS: "\x1f".join(encoded).encode()})
+    # One dictionary per column for the whole file (an IPC file holds no other).
+    table = table.unify_dictionaries().replace_schema_metadata({_DICTIONARY_COLUMNS: "\x1f".join(encoded).encode()})
     sink = pa.BufferOutputStream()
     with pa.ipc.new_file(sink, table.schema) as writer:
         writer.write_table(table)
-    return sink.getvalue().to_pybytes()
+    return sink.getvalue()
 
 
 def _arrow_frame(tables: list[pa.Table]) -> pd.DataFrame:
@@ -260,9 +280,62 @@ def _arrow_frame(tables: list[pa.Table]) -> pd.DataFrame:
     else:
         table = tables[0]
     encoded = {name for t in tables
-               for name in (t.schema.metadata or {}).get(_DICTIONARY_COLUMNS, b"").decode().split("\x1f")}
+               for name in (t.schema.metadata or {}).get(_DICTIONARY_COLUMNS, b"").decode().split("\x1f")} - {""}
+    if len(set(table.column_names)) < table.num_columns:  # duplicate names: pandas' own conversion
+        return _pandas_frame(table, encoded)
+    # Column by column into numpy, then one frame of them as they are (not consolidated:
+    # merging interleaved float and object columns into two blocks costs pandas more than
+    # the rest together). Arrow's whole-table conversion built a pandas Categorical per
+    # string column, validated its categories and made objects from it again: most of a
+    # warm cycle's sample read.
+    columns: dict[str, Any] = {}
+    other: list[int] = []
+    for i, field in enumerate(table.schema):
+        col = table.column(i)
+        if field.name in encoded and pa.types.is_dictionary(field.type):
+            columns[field.name] = _strings(col)
+        elif _plain_numbers(field.type, col):
+            values = col.to_numpy()  # a copy when the window spans files, else a view of the spool
+            columns[field.name] = values if values.flags.writeable else values.copy()
+        else:  # datetimes, nullable integers, plain strings, a file's own categoricals...
+            columns[field.name] = None
+            other.append(i)
+    if other:
+        rest = table.select(other).to_pandas()
+        for name in rest.columns:
+            columns[name] = rest[name]
+    # Every array is the frame's own (writable; no page of the mapped spool): no copy here.
+    return pd.DataFrame(columns, index=pd.RangeIndex(table.num_rows), copy=False)
+
+
+def _plain_numbers(typ: pa.DataType, col: pa.ChunkedArray) -> bool:
+    """A column numpy holds as pandas would: floats (a null is NaN either way), integers and
+    booleans without nulls (with nulls pandas makes them floats or objects)."""
+    if pa.types.is_float32(typ) or pa.types.is_float64(typ):
+        return True
+    return (pa.types.is_integer(typ) or pa.types.is_boolean(typ)) and col.null_count == 0
+
+
+def _strings(col: pa.ChunkedArray) -> np.ndarray:
+    """A dictionary-encoded string column -> str objects, None where missing: each chunk's
+    few distinct strings made once, spread by their codes."""
+    parts = []
+    for chunk in col.chunks:
+        words = np.empty(len(chunk.dictionary) + 1, dtype=object)  # the last stays None: missing
+        words[:-1] = chunk.dictionary.to_numpy(zero_copy_only=False)
+        codes = chunk.indices
+        if chunk.null_count:  # (widened first: the missing code may not fit the indices' type)
+            codes = codes.cast(pa.int64()).fill_null(len(words) - 1)
+        parts.append(words.take(codes.to_numpy()))
+    if not parts:
+        return np.empty(0, dtype=object)
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def _pandas_frame(table: pa.Table, encoded: set[str]) -> pd.DataFrame:
+    """Arrow's own conversion, its categoricals of spooled strings turned back into objects."""
     df = table.to_pandas()
-    for name in sorted(encoded - {""}):
+    for name in sorted(encoded):
         if name not in df.columns or not isinstance(df[name].dtype, pd.CategoricalDtype):
             continue
         cat = df[name].array
@@ -298,7 +371,18 @@ def _frame_by_column(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return df
 
 
-def read_reference(path: Path) -> pd.DataFrame:
+def read_reference(path: Path, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """The training reference as pandas reads it; with `columns`, only those when the file
+    has them all (a reference often carries labels, ids or text no detector reads) and
+    every column otherwise, so a missing one is reported next to what the file holds."""
     if not path.exists():
         raise SampleFileError(f"training reference {path} does not exist")
-    return _read_table(path)
+    if path.suffix.lower() not in (".parquet", ".pq") or path.is_dir():  # CSV, or a dataset directory
+        return _read_table(path)
+    # What pd.read_parquet does (the pandas metadata restores the index and the dtypes),
+    # through the file reader rather than the dataset layer, on this thread.
+    with pq.ParquetFile(path) as pf:
+        present = set(pf.schema_arrow.names)
+        wanted = list(dict.fromkeys(columns)) if columns is not None and present.issuperset(columns) else None
+        table = pf.read(columns=wanted, use_threads=False, use_pandas_metadata=True)
+    return table.to_pandas()

@@ -10,24 +10,36 @@ system's page cache, shared and evictable, not in the process: memory stays flat
 fleet's size.
 
 Entries are keyed by what they were made from (a file's path, mtime and size), so a stale
-entry is never read; writes are atomic (temporary file, then rename), so two replicas or
-a crash mid-write never leave a torn entry; the spool is bounded in bytes and drops the
-oldest entries (last written, or last read where the mount records access times) past the
-budget. Losing it costs only a re-parse.
+entry is never read; writes are atomic (a temporary file named for the writing process and
+thread, then a rename), so concurrent writers (a replica's worker processes, two replicas
+on one host) or a crash mid-write never leave a torn entry, and a reader that finds an
+entry gone (another process evicted it) parses its source again. The spool is bounded in
+bytes and drops the oldest entries (last written, or last read where the mount records
+access times) past the budget. Each process counts only its own writes, so the count is
+checked against the directory itself (under a lock file, one evictor at a time) whenever
+it is over the budget or has grown by a sixteenth of it since the last look: other
+writers push the spool past its budget by at most that much each. Losing it costs only a
+re-parse.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import logging
 import mmap
 import os
 import tempfile
 import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 log = logging.getLogger("vigil.spool")
 
 DEFAULT_MAX_BYTES = 16 * 2**30
+RESCAN_FRACTION = 16  # look at the directory again after writing a 16th of the budget
+STALE_TEMPORARY_S = 600.0  # a temporary this old is a dead writer's: a write takes milliseconds
 
 
 def default_directory() -> Path:
@@ -42,8 +54,17 @@ class Spool:
         self.directory = Path(directory) if directory else default_directory()
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
-        self._bytes: int | None = None  # counted lazily: the first write scans the directory
+        self._bytes: int | None = None  # the last scan plus this process' writes since (lazy)
+        self._written = 0  # bytes this process wrote since the last scan
         self.hits = self.misses = self.evicted = 0
+
+    @property
+    def used_bytes(self) -> int:
+        """Bytes the spool holds, as this process counts them (scanned on first use)."""
+        with self._lock:
+            if self._bytes is None:
+                self._bytes, self._written = self._scan(), 0
+            return self._bytes
 
     @staticmethod
     def key(*parts: object) -> str:
@@ -79,10 +100,13 @@ class Spool:
             return False
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+            # Named for the writer, so a dead writer's leftovers are recognisable (see _entries).
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".tmp-{os.getpid()}-{threading.get_ident()}-",
+                                       suffix=".part")
             try:
                 with os.fdopen(fd, "wb") as f:
                     f.write(data)
+                replaced = _size(path)  # an overwrite grows the spool by the difference only
                 os.replace(tmp, path)
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
@@ -92,13 +116,12 @@ class Spool:
                         extra={"path": str(path), "error": str(e)})
             return False
         with self._lock:
-            if self._bytes is None:
-                self._bytes = self._scan()
-            else:
-                self._bytes += size
-            over = self._bytes > self.max_bytes
-        if over:
-            self._evict()
+            self._written += size
+            self._bytes = (self._bytes + size - replaced) if self._bytes is not None else None
+            look = self._bytes is None or self._bytes > self.max_bytes \
+                or self._written * RESCAN_FRACTION > self.max_bytes
+        if look:
+            self._reconcile()
         return True
 
     def discard(self, kind: str, key: str) -> None:
@@ -113,29 +136,80 @@ class Spool:
                 self._bytes -= size
 
     def _entries(self) -> list[tuple[float, int, Path]]:
-        out = []
-        for p in self.directory.glob("*/*.bin"):
+        """(last use, size, path) of every entry; a dead writer's temporary is removed."""
+        out: list[tuple[float, int, Path]] = []
+        now = time.time()
+        try:
+            kinds = [d.path for d in os.scandir(self.directory) if d.is_dir(follow_symlinks=False)]
+        except OSError:  # no spool yet, or not a directory: nothing in it
+            return out
+        for kind in kinds:
             try:
-                st = p.stat()
-            except FileNotFoundError:
+                listing = list(os.scandir(kind))
+            except OSError:
                 continue
-            out.append((st.st_atime if st.st_atime > st.st_mtime else st.st_mtime, st.st_size, p))
+            for e in listing:
+                try:
+                    st = e.stat(follow_symlinks=False)
+                    if e.name.endswith(".bin"):
+                        out.append((max(st.st_atime, st.st_mtime), st.st_size, Path(e.path)))
+                    elif e.name.startswith(".tmp-") and now - st.st_mtime > STALE_TEMPORARY_S:
+                        os.unlink(e.path)
+                except OSError:  # evicted or renamed by another process meanwhile
+                    continue
         return out
 
     def _scan(self) -> int:
         return sum(size for _, size, _ in self._entries())
 
-    def _evict(self) -> None:
-        """Drop the least recently used entries until the spool is at 90 % of its budget
-        (a mapped entry stays readable by whoever holds it: unlinking does not unmap)."""
-        entries = sorted(self._entries())
-        total = sum(size for _, size, _ in entries)
-        goal = int(self.max_bytes * 0.9)
-        for _, size, p in entries:
-            if total <= goal:
-                break
-            p.unlink(missing_ok=True)
-            total -= size
-            self.evicted += 1
+    def _reconcile(self) -> None:
+        """Count the directory (what every process wrote) and, past the budget, drop the
+        least recently used entries down to 90 % of it. One process at a time (a lock file:
+        two evictors would each drop the same excess); a mapped entry stays readable by
+        whoever holds it, as unlinking does not unmap."""
+        with self._exclusive():
+            entries = sorted(self._entries())
+            total = sum(size for _, size, _ in entries)
+            dropped = 0
+            if total > self.max_bytes:
+                goal = int(self.max_bytes * 0.9)
+                for _, size, p in entries:
+                    if total <= goal:
+                        break
+                    try:
+                        p.unlink()
+                        dropped += 1
+                    except FileNotFoundError:  # another process dropped it first
+                        pass
+                    except OSError as e:  # kept, and counted: the budget is a goal, not a failure
+                        log.warning("spool entry could not be evicted", extra={"path": str(p), "error": str(e)})
+                        continue
+                    total -= size
         with self._lock:
-            self._bytes = total
+            self._bytes, self._written = total, 0
+            self.evicted += dropped
+
+    @contextlib.contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """The spool's lock file, held exclusively (the kernel drops it if the holder dies);
+        without one (an unwritable directory) the scan goes ahead unlocked."""
+        fd: int | None = None
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.directory / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError:
+            fd = None
+        try:
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            if fd is not None:
+                os.close(fd)  # closing releases the lock
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0

@@ -123,6 +123,28 @@ def test_profile_loads_in_place_and_reads_blobs_written_by_np_savez():
         assert [d.statistics for d in compare(old, cur)] == expected
 
 
+def test_a_profiles_zip_directory_is_read_in_place_as_zipfile_reads_it():
+    import zipfile
+
+    from detectors.drift import storage
+
+    rng = np.random.default_rng(5)
+    profile = profile_reference(_profile_frame(rng, 3_000), FEATS)
+    blob = profile.to_bytes()
+    n_head = int.from_bytes(blob[:8], "little")
+    archive = memoryview(blob)[8 + n_head :]  # its offsets count from the blob's start, header included
+    with zipfile.ZipFile(io.BytesIO(archive)) as zf:
+        expected = [(i.filename, i.compress_type, i.header_offset, i.file_size) for i in zf.infolist()]
+    assert storage._plain_members(archive) == expected and len(expected) > 5
+    # An archive not quite as write_npz makes it (a comment here) goes through zipfile, same arrays.
+    with_comment = bytearray(archive)
+    with_comment[-2:] = (4).to_bytes(2, "little")
+    with_comment += b"note"
+    assert storage._plain_members(memoryview(bytes(with_comment))) is None
+    again = ReferenceProfile.from_bytes(blob[: 8 + n_head] + bytes(with_comment))
+    np.testing.assert_array_equal(again.columns["x"].sorted_values, profile.columns["x"].sorted_values)
+
+
 def test_threads_change_nothing_but_the_wall_time():
     rng = np.random.default_rng(3)
     ref, cur = _profile_frame(rng, 30_000), _profile_frame(rng, 10_000).drop(columns=["k"])
