@@ -10,10 +10,11 @@ from pathlib import Path
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def pids() -> list[int]:
-    """This process and its live children."""
-    out = [os.getpid()]
-    for task in Path(f"/proc/{os.getpid()}/task").glob("*/children"):
+def pids(root: int | None = None) -> list[int]:
+    """A process (default: this one) and its live children."""
+    root = os.getpid() if root is None else root
+    out = [root]
+    for task in Path(f"/proc/{root}/task").glob("*/children"):
         try:
             out.extend(int(p) for p in task.read_text().split())
         except OSError:
@@ -45,9 +46,9 @@ def _field(text: str, key: str) -> int:
     return 0
 
 
-def rss_mb() -> float:
+def rss_mb(root: int | None = None) -> float:
     """Resident memory of the tree, summed (pages the processes share count once each)."""
-    return sum(_field(_read(pid, "status"), "VmRSS:") for pid in pids()) / 1024.0
+    return sum(_field(_read(pid, "status"), "VmRSS:") for pid in pids(root)) / 1024.0
 
 
 def pss_mb() -> float:

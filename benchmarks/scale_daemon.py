@@ -47,6 +47,7 @@ from typing import Any
 import yaml
 
 from benchmarks.chaos_replicas import Replica
+from benchmarks.process_tree import rss_mb
 from benchmarks.scale_daemon_report import (
     LogTail,
     ReplicaFigures,
@@ -107,7 +108,7 @@ class ReplayTime:
 
 
 class Sampler:
-    """Every second: outbox rows waiting in the store, each replica process' peak RSS."""
+    """Every second: outbox rows waiting in the store, each replica's peak RSS (its worker processes included)."""
 
     def __init__(self, store_url: str, pids: Callable[[], list[int]]) -> None:
         from sqlalchemy import create_engine
@@ -138,11 +139,14 @@ class Sampler:
 
 
 def _peak_rss_kb(pid: int) -> int:
+    """The replica's resident memory with its sweep worker processes (summed now), or
+    its own high-water mark when that is more."""
+    hwm = 0
     with contextlib.suppress(OSError, ValueError):
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return 0
+                hwm = int(line.split()[1])
+    return max(hwm, int(rss_mb(pid) * 1024))
 
 
 def _load() -> str:
