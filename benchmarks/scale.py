@@ -132,7 +132,7 @@ def _measure(p: ScaleParams, args: argparse.Namespace, config: dict[str, Any], s
     delivered = vigil.deliver(limit=10_000)
     out.update(cold=sweeps[0], warm=max(sweeps[1:]), series=metric_series(vigil), peak_rss_mb=peak.stop(),
                peak_pss_mb=peak.peak_pss,
-               processes=float(len(vigil.sweep_pool.pids) if vigil.sweep_pool is not None else 0))
+               processes=float(len(vigil.sweep_pool.pids)))
     print(f"outbox delivered {delivered}; /metrics series {out['series']:.0f}")
     _print_figures(p, out)
     clock.unwrap_all()
@@ -167,7 +167,7 @@ def _measure_sweep(vigil: Any, k: int, t: float, args: argparse.Namespace, probe
           f"cpu {cpu:.1f} s ({cpu / took:.2f} cores), "
           f"store +{grew / 1e6:.1f} MB (process wrote {wrote / 1e6:.1f} MB), spool {spooled / 1e6:+.1f} MB, "
           f"{_load()}", flush=True)
-    here = "" if vigil.sweep_pool is None else ", this process only: the cycles ran in worker processes"
+    here = "" if not vigil.sweep_pool.pids else ", this process only: the cycles ran in worker processes"
     print(f"  stages (s summed over threads / calls{here}): {clock.summary()}", flush=True)
     print(f"  store writes per model (table=bytes/statements{here}): {writes.summary(per=models)}", flush=True)
     out[f"store_mb_{k}"] = max(grew, wrote) / 1e6

@@ -7,8 +7,11 @@ its own:
 - counters: the increase since the last take, added;
 - gauges with a `model` label: every series of each model whose cycle succeeded in the
   chunk, in full; the daemon removes that model's series the worker no longer has (a
-  feature that stopped drifting loses its series, whichever process showed it before);
-- other gauges: the ones that changed, set.
+  feature that stopped drifting loses its series). A model always runs in the same
+  worker (monitor/sweep_pool.py), so the worker's view of it is the latest;
+- other gauges are the daemon's own (the outbox, the audit checkpoints) and never
+  relayed: a worker's untouched copy reads 0. Source states come through
+  `SourceHealth.adopt`, newest first.
 
 Histograms and the cycle liveness (last success, failures in a row, `cycle_errors`,
 `clock_backwards`) are not relayed: the daemon replays them from the chunk's reports and
@@ -60,12 +63,6 @@ def _model(series: Series) -> str | None:
     return next((v for k, v in series if k == "model"), None)
 
 
-def _report(series: Series, value: float, before: dict[Series, float], models: set[str]) -> bool:
-    """A model's gauge: whenever its cycle succeeded (in full); any other: when it changed."""
-    model = _model(series)
-    return model in models if model is not None else before.get(series) != value
-
-
 class MetricsTap:
     """The worker's side: remembers what it sent, so each take is only the change."""
 
@@ -84,7 +81,7 @@ class MetricsTap:
                 if grown:
                     increments[attr] = grown
             else:
-                changed = {s: v for s, v in now.items() if _report(s, v, before, models)}
+                changed = {s: v for s, v in now.items() if _model(s) in models}
                 if changed:
                     values[attr] = changed
             self._sent[attr] = now

@@ -21,6 +21,7 @@ and a fork would copy their locks mid-use.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import multiprocessing
@@ -28,6 +29,7 @@ import os
 import signal
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -45,6 +47,7 @@ from monitor.metrics_relay import MetricsDelta, MetricsTap, apply
 from monitor.ownership import Ownership
 from monitor.replicas.fence import LeaseLost
 from monitor.sources.errors import SourceState
+from monitor.store.repository import Store
 from monitor.types import CycleReport
 
 log = logging.getLogger("vigil.sweep")
@@ -105,6 +108,7 @@ class Sweeper(Protocol):
     metrics: VigilMetrics
     health: SourceHealth
     last_cycle: dict[str, CycleReport]
+    store: Store
 
     def sweep_here(self, t: float, names: list[str], *, workers: int | None = None,
                    token: Callable[[str], int | None] | None = None) -> tuple[list[CycleReport], dict[str, str]]: ...
@@ -117,6 +121,7 @@ class Chunk:
     tokens: dict[str, int | None]  # the replica's fencing token per model, when replicas share the store
     clock: Clock
     fence: Any
+    threads: int = 2  # per worker: overlaps a cycle's waits on the store with another's CPU
 
 
 @dataclass(frozen=True)
@@ -159,68 +164,145 @@ def _run(chunk: Chunk) -> ChunkOutcome:
     failpoint("sweep_worker_chunk")
     vigil, tap = _WORKER["vigil"], _WORKER["tap"]
     vigil.clock, vigil.fence = chunk.clock, chunk.fence
-    reports, failed = vigil.sweep_here(chunk.t, chunk.models, token=chunk.tokens.get if chunk.tokens else None)
+    reports, failed = vigil.sweep_here(chunk.t, chunk.models, workers=chunk.threads,
+                                       token=chunk.tokens.get if chunk.tokens else None)
     return ChunkOutcome(os.getpid(), reports, failed, tap.take({r.model for r in reports}),
                         vigil.health.changed_since(_WORKER["seen"]))
 
 
 # ---------------------------------------------------------------- in the daemon
 class SweepPool:
-    """Worker processes kept from sweep to sweep (started at the first one)."""
+    """Worker processes kept from sweep to sweep (started at the first one). Each model
+    always goes to the same worker (by its place in the configuration), so what a worker
+    keeps per model (its gauges, caches, the last performance report it saved) stays its
+    own: a model never alternates between two workers' views of it."""
 
-    def __init__(self, build: Callable[[VigilConfig], Sweeper], config: VigilConfig, processes: int) -> None:
+    def __init__(self, build: Callable[[VigilConfig], Sweeper], config: VigilConfig) -> None:
         """`build`: how a worker makes its Vigil from `config` (the class itself: pickled by name)."""
-        self.build, self.config, self.processes = build, config, processes
+        self.build, self.config = build, config
         self.pids: set[int] = set()  # the workers that ran a chunk (tests, logs)
-        self._executor: ProcessPoolExecutor | None = None
+        self._workers: list[ProcessPoolExecutor | None] = []
+        self._place = {m.name: i for i, m in enumerate(config.models)}
         self._lock = threading.Lock()
+        self._closed = False
 
-    def _pool(self) -> ProcessPoolExecutor:
+    @property
+    def processes(self) -> int:
+        return len(self._workers)
+
+    def _worker(self, i: int) -> ProcessPoolExecutor:
         with self._lock:
-            if self._executor is None:
-                self._executor = ProcessPoolExecutor(
-                    self.processes, mp_context=multiprocessing.get_context("spawn"), initializer=_start,
+            worker = self._workers[i]
+            if worker is None:
+                worker = self._workers[i] = ProcessPoolExecutor(
+                    1, mp_context=multiprocessing.get_context("spawn"), initializer=_start,
                     initargs=(os.getpid(), self.build, self.config, current_setup()))
-            return self._executor
+            return worker
 
-    def sweep(self, vigil: Sweeper, t: float, models: list[str],
-              token: Callable[[str], int | None] | None) -> list[CycleReport]:
-        """Every model's cycle at `t`, in chunks across the workers; what they report is
-        adopted by `vigil` (its /metrics, /readyz and last cycles)."""
-        pool = self._pool()
-        futures: dict[Future[ChunkOutcome], Chunk] = {}
-        for names in split(models, self.processes):
-            tokens = _tokens(names, token)
-            kept = [n for n in names if token is None or n in tokens]
-            if kept:
-                chunk = Chunk(t, kept, tokens, vigil.clock, vigil.fence)
-                futures[pool.submit(_run, chunk)] = chunk
+    def _slot(self, model: str) -> int:
+        return self._place.get(model, zlib.crc32(model.encode())) % len(self._workers)
+
+    def sweep(self, vigil: Sweeper, t: float, models: list[str], token: Callable[[str], int | None] | None,
+              processes: int) -> list[CycleReport] | None:
+        """Every model's cycle at `t`, in chunks on the workers; what they report is adopted
+        by `vigil` (its /metrics, /readyz and last cycles). None once closed (a reload's old
+        Vigil): the caller runs the sweep on its own threads."""
+        with self._lock:
+            if self._closed:
+                return None
+            if processes != len(self._workers):
+                self._stop_all(wait=False)
+                self._workers = [None] * processes
+        futures: dict[Future[ChunkOutcome], tuple[int, Chunk]] = {}
+        for i, chunk in self._chunks(vigil, t, models, token):
+            futures[self._submit(i, chunk)] = (i, chunk)
         reports: list[CycleReport] = []
-        broken = False
+        broken: set[int] = set()
         for future in as_completed(futures):
-            chunk = futures[future]
+            i, chunk = futures[future]
             try:
                 outcome = future.result()
             except Exception as e:  # the worker died (BrokenProcessPool) or could not start
-                broken = broken or isinstance(e, BrokenProcessPool)
-                log.error("sweep worker lost its chunk", extra={"models": len(chunk.models), "first": chunk.models[0],
-                                                                "error": f"{type(e).__name__}: {e}"})
-                outcome = ChunkOutcome(0, [], {m: f"sweep worker lost: {type(e).__name__}: {e}"
-                                               for m in chunk.models})
+                broken.add(i)
+                outcome = _lost(vigil, chunk, e)
             reports.extend(adopt(vigil, outcome))
             if outcome.pid:
                 self.pids.add(outcome.pid)
-        if broken:
-            self.close()  # the next sweep starts a new pool
+        for i in broken:
+            self._discard(i)  # the next sweep starts a new worker there
         return reports
+
+    def _chunks(self, vigil: Sweeper, t: float, models: list[str],
+                token: Callable[[str], int | None] | None) -> list[tuple[int, Chunk]]:
+        """About four chunks per worker, each of its own models, under the replica's tokens."""
+        mine: list[list[str]] = [[] for _ in self._workers]
+        for m in models:
+            mine[self._slot(m)].append(m)
+        out = []
+        for i, names in enumerate(mine):
+            for part in split(names, 1):
+                tokens = _tokens(part, token)
+                kept = [n for n in part if token is None or n in tokens]
+                if kept:
+                    out.append((i, Chunk(t, kept, tokens, vigil.clock, vigil.fence)))
+        return out
+
+    def _submit(self, i: int, chunk: Chunk) -> Future[ChunkOutcome]:
+        """A worker that died since its last chunk (out of memory while idle) is replaced."""
+        try:
+            return self._worker(i).submit(_run, chunk)
+        except (BrokenProcessPool, RuntimeError):
+            log.warning("sweep worker gone since its last chunk: starting another", extra={"worker": i})
+            self._discard(i)
+            return self._worker(i).submit(_run, chunk)
+
+    def _discard(self, i: int) -> None:
+        """A broken worker's executor, its process killed: Python's own clean-up sends
+        SIGTERM, which a worker ignores, and a survivor would run its chunk beside the
+        cycles of the next sweep."""
+        with self._lock:
+            worker, self._workers[i] = self._workers[i], None
+        if worker is not None:
+            _kill(worker)
+
+    def _stop_all(self, wait: bool) -> None:
+        workers, self._workers = self._workers, []
+        for worker in workers:
+            if worker is not None:
+                worker.shutdown(wait=wait)
 
     def close(self, wait: bool = False) -> None:
         """Stop the workers once the chunks given to them are done (a reload's old Vigil
-        finishing its sweep, the daemon's stop): nothing is cancelled."""
+        finishing its sweep, the daemon's stop): nothing is cancelled. A sweep asked of a
+        closed pool returns None."""
         with self._lock:
-            executor, self._executor = self._executor, None
-        if executor is not None:
-            executor.shutdown(wait=wait)
+            self._closed = True
+            self._stop_all(wait)
+
+
+def _kill(worker: ProcessPoolExecutor) -> None:
+    processes = list((getattr(worker, "_processes", None) or {}).values())  # no public handle on them
+    for p in processes:
+        with contextlib.suppress(Exception):
+            p.kill()
+    worker.shutdown(wait=False, cancel_futures=True)
+    for p in processes:
+        with contextlib.suppress(Exception):
+            p.join(5)
+
+
+def _lost(vigil: Sweeper, chunk: Chunk, error: BaseException) -> ChunkOutcome:
+    """A chunk whose worker died: its cycles that had committed (the model's last cycle is
+    at `t`) are not failures; the others are, counted and logged. (The committed ones'
+    counter increments died with the worker.)"""
+    why = f"{type(error).__name__}: {error}"
+    try:
+        done = vigil.store.cycled_at(chunk.models, chunk.t)
+    except Exception:  # the store is down too: every cycle of the chunk counts as failed
+        done = set()
+    log.error("sweep worker lost its chunk", extra={"models": len(chunk.models), "committed": len(done),
+                                                    "first": chunk.models[0], "error": why})
+    return ChunkOutcome(0, [], {m: f"sweep worker lost: {why}" for m in chunk.models if m not in done})
 
 
 def _tokens(models: list[str], token: Callable[[str], int | None] | None) -> dict[str, int | None]:

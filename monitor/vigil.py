@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -61,7 +60,7 @@ from monitor.replicas.fence import LeaseLost
 from monitor.sources.errors import SourceState
 from monitor.store.model_now import ModelNow, drift_by_feature, save_model_now
 from monitor.store.repository import Store
-from monitor.sweep_pool import SweepPool, process_count
+from monitor.sweep_pool import SweepPool, process_count, usable_cores
 from monitor.types import CycleReport, Detection, RawSignals, Window
 
 log = logging.getLogger("vigil")
@@ -105,7 +104,7 @@ class Vigil:
         self._layers: dict[str, list[Executor]] = {}
         self.fence: Any = None  # set by the daemon when replicas share the store (monitor/replicas)
         self._firing = FiringLabels()  # other models' open incidents, labelled once per change
-        self.sweep_pool: SweepPool | None = None
+        self.sweep_pool = SweepPool(Vigil, config)  # no process until a sweep needs one
 
     def _wire(self) -> None:
         c = self.config
@@ -342,16 +341,17 @@ class Vigil:
         fencing token for the model (see run_cycle)."""
         t = self.clock.now() if t is None else t
         names = models if models is not None else [m.name for m in self.config.models]
-        n = self._processes(len(names)) if processes is None else processes
+        n = self._processes() if processes is None else processes
         if n > 0 and self.own_sources and len(names) > 1:
-            if self.sweep_pool is None or self.sweep_pool.processes != n:
-                self.close()
-                self.sweep_pool = SweepPool(Vigil, self.config, n)
-            return self.sweep_pool.sweep(self, t, names, token)
+            done = self.sweep_pool.sweep(self, t, names, token, n)
+            if done is not None:
+                return done
         return self.sweep_here(t, names, workers=workers, token=token)[0]
 
-    def _processes(self, models: int) -> int:
-        return process_count(self.config.schedule.sweep_processes, models, self.config.store.url)
+    def _processes(self) -> int:
+        """Decided on the configured fleet, not the models this replica owns now: a
+        rebalance around the threshold must not switch between processes and threads."""
+        return process_count(self.config.schedule.sweep_processes, len(self.config.models), self.config.store.url)
 
     def sweep_here(self, t: float, names: list[str], *, workers: int | None = None,
                    token: Callable[[str], int | None] | None = None) -> tuple[list[CycleReport], dict[str, str]]:
@@ -377,7 +377,7 @@ class Vigil:
                 log.exception("cycle failed", extra={"model": name})
                 return None
 
-        n = workers or self.config.schedule.sweep_workers or max(1, os.cpu_count() or 1)
+        n = workers or self.config.schedule.sweep_workers or usable_cores()
         if n == 1 or len(names) < 2:
             done = [one(name) for name in names]
         else:
@@ -387,9 +387,7 @@ class Vigil:
 
     def close(self) -> None:
         """Stop the sweep's worker processes, if any, once their chunks are done."""
-        pool, self.sweep_pool = self.sweep_pool, None
-        if pool is not None:
-            pool.close()
+        self.sweep_pool.close()
 
     def deliver(self, now: float | None = None, limit: int = 100) -> int:
         return self.sender.deliver_due(self.clock.now() if now is None else now, limit=limit)

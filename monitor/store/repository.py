@@ -179,6 +179,12 @@ class Store:
             ran = set(s.scalars(select(ModelStateRow.model).where(ModelStateRow.last_cycle_at.is_not(None))))
         return {m for m in models if m not in ran}
 
+    def cycled_at(self, models: list[str], t: float) -> set[str]:
+        """Those of `models` whose last finished cycle is at `t` or later."""
+        with self.tx() as s:
+            return set(s.scalars(select(ModelStateRow.model).where(ModelStateRow.model.in_(models),
+                                                                   ModelStateRow.last_cycle_at >= t)))
+
     def open_onsets(self, models: list[str]) -> dict[str, float | None]:
         """Onset of each model's open incident (one read for a sweep)."""
         with self.tx() as s:

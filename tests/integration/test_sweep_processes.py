@@ -78,7 +78,7 @@ def test_worker_processes_reach_the_same_verdicts_and_metrics_as_threads(scenari
             ours, theirs = here.run_sweep(t), there.run_sweep(t)
             assert outcome(theirs) == outcome(ours)
             assert len(theirs) == PARAMS.models
-        assert there.sweep_pool is not None and len(there.sweep_pool.pids) == 2
+        assert len(there.sweep_pool.pids) == 2
         assert os.getpid() not in there.sweep_pool.pids
         assert any(r.incident_id for r in theirs), "the drifted models open incidents"
         assert exposition(there) == exposition(here)
@@ -99,8 +99,12 @@ def test_a_worker_killed_mid_chunk_fails_its_cycles_loudly_and_the_next_sweep_ru
         lost = v.run_sweep(first)
         errors = generate_latest(v.metrics.registry).decode()
         assert len(lost) < PARAMS.models
-        for name in {PARAMS.name(i) for i in range(PARAMS.models)} - {r.model for r in lost}:
-            assert f'vigil_cycle_errors_total{{model="{name}"}} 1.0' in errors
+        everyone = [PARAMS.name(i) for i in range(PARAMS.models)]
+        committed = v.store.cycled_at(everyone, first)  # killed after its commit: done, not failed
+        unfinished = set(everyone) - {r.model for r in lost} - committed
+        assert unfinished, "some cycles never ran"
+        for name in set(everyone) - {r.model for r in lost}:
+            assert f'vigil_cycle_errors_total{{model="{name}"}} {0.0 if name in committed else 1.0}' in errors
         monkeypatch.delenv(ENV)
         again = v.run_sweep(second)  # a new pool
         assert sorted(r.model for r in again) == [PARAMS.name(i) for i in range(PARAMS.models)]
@@ -111,6 +115,22 @@ def test_a_worker_killed_mid_chunk_fails_its_cycles_loudly_and_the_next_sweep_ru
         assert announced and set(announced) <= incidents
         assert len(announced) == len(set(announced)), announced  # none twice, whichever cycle died
         assert v.store.outbox.counts().get("pending", 0) == 0  # and nothing left behind
+    finally:
+        v.close()
+        v.store.close()
+
+
+def test_a_worker_that_died_between_sweeps_is_replaced(scenario, tmp_path: Path) -> None:
+    v = vigil(scenario, tmp_path, 2)
+    first, second = sweep_times()[:2]
+    try:
+        assert len(v.run_sweep(first)) == PARAMS.models
+        victim = sorted(v.sweep_pool.pids)[0]
+        os.kill(victim, signal.SIGKILL)  # out of memory while idle
+        wait_until("the worker to die", lambda: not alive(victim), 10)
+        again = v.run_sweep(second)
+        assert sorted(r.model for r in again) == [PARAMS.name(i) for i in range(PARAMS.models)]
+        assert len(v.sweep_pool.pids - {victim}) == 2  # its models ran in the new worker
     finally:
         v.close()
         v.store.close()

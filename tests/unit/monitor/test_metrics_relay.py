@@ -68,11 +68,13 @@ def test_a_model_moving_between_processes_leaves_no_stale_drift_series() -> None
     assert drift(daemon, "a") == {"f3"}
 
 
-def test_gauges_without_a_model_are_sent_when_they_change_only() -> None:
+def test_the_daemons_own_gauges_are_never_overwritten_by_a_workers_copy() -> None:
     worker, daemon = VigilMetrics(), VigilMetrics()
-    tap = MetricsTap(worker)
-    worker.source_up.labels("prometheus").set(1)
-    apply(daemon, tap.take(set()))
-    daemon.source_up.labels("prometheus").set(0)  # the daemon's own probe saw it down since
-    apply(daemon, tap.take(set()))  # the worker's unchanged 1 does not overwrite it
-    assert b'vigil_source_up{source="prometheus"} 0.0' in generate_latest(daemon.registry)
+    daemon.outbox_pending.set(42)  # the daemon's sender counts the outbox
+    daemon.audit_head_seq.set(500)
+    daemon.source_up.labels("prometheus").set(0)  # the daemon's own probe saw it down
+    worker.source_up.labels("prometheus").set(1)  # (source states come through SourceHealth.adopt)
+    apply(daemon, MetricsTap(worker).take({"a"}))  # a fresh worker: its copies read 0 or stale
+    text = generate_latest(daemon.registry)
+    assert b"vigil_outbox_pending 42.0" in text and b"vigil_audit_head_seq 500.0" in text
+    assert b'vigil_source_up{source="prometheus"} 0.0' in text
