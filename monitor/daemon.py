@@ -310,7 +310,7 @@ def run_daemon(config: VigilConfig, *, serve_api: bool = True, vigil: Vigil | No
     finally:
         prober.stop()
         abandoned = _stop(runtime, signals, scheduler, api)
-        runtime.vigil.close()
+        runtime.vigil.close(wait=True)  # its cycles are done: the workers exit before this process does
         runtime.vigil.store.close()
         signals.restore()
     if abandoned:

@@ -15,7 +15,7 @@ its own:
 
 Histograms and the cycle liveness (last success, failures in a row, `cycle_errors`,
 `clock_backwards`) are not relayed: the daemon replays them from the chunk's reports and
-failures (Vigil.adopt_chunk), so a worker that died mid-chunk still counts as failed.
+failures (monitor/sweep_pool.py `adopt`), so a worker that died mid-chunk still counts as failed.
 
 prometheus-client's multiprocess mode would do this with files per process, but it needs
 the environment set before import, gives gauges per-pid semantics and drops custom

@@ -12,9 +12,10 @@ as the replica's own threads would.
 What stays in the daemon: scheduling, leases, the outbox sender, the API, /metrics and
 /readyz. They take each chunk's reports, failures, metric changes (monitor/metrics_relay.py)
 and source states. A worker that dies (out of memory, kill -9) fails the cycles it had not
-finished; they are counted and logged as failed and run again in the next sweep, on a new
-pool. A cycle is crash-safe at any line (intents first, the outbox, reconcile at the next
-cycle), so a dead worker loses nothing a dead daemon would not.
+committed; they are counted and logged as failed and run again in the next sweep, on a
+new worker (the dead one's process is killed outright). A cycle is crash-safe at any
+line (intents first, the outbox, reconcile at the next cycle), so a dead worker loses
+nothing a dead daemon would not.
 
 Workers start with `spawn`, not `fork`: the daemon has threads (scheduler, API, outbox)
 and a fork would copy their locks mid-use.

@@ -385,9 +385,9 @@ class Vigil:
                 done = list(pool.map(one, names))
         return [r for r in done if r is not None], failed
 
-    def close(self) -> None:
-        """Stop the sweep's worker processes, if any, once their chunks are done."""
-        self.sweep_pool.close()
+    def close(self, wait: bool = False) -> None:
+        """Stop the sweep's worker processes, if any, once their chunks are done (`wait`: until they exited)."""
+        self.sweep_pool.close(wait)
 
     def deliver(self, now: float | None = None, limit: int = 100) -> int:
         return self.sender.deliver_due(self.clock.now() if now is None else now, limit=limit)

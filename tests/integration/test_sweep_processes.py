@@ -175,10 +175,7 @@ def wait_until(what: str, check, timeout: float):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-@pytest.mark.parametrize("stop", [
-    pytest.param("SIGTERM", marks=pytest.mark.xfail(strict=False, reason="known: a pool shutdown at exit can log "
-                                                    "OSError Bad file descriptor (open, see README Known limits)")),
-    "kill -9"])
+@pytest.mark.parametrize("stop", ["SIGTERM", "kill -9"])
 def test_the_daemons_sweep_workers_stop_with_it(scenario, tmp_path: Path, stop: str) -> None:
     """SIGTERM: the running sweep finishes, the workers stop, exit 0. kill -9: the workers
     exit at once, so none finishes its chunk beside the daemon that replaces this one."""
