@@ -26,6 +26,7 @@ import contextlib
 import logging
 import math
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import threading
@@ -249,13 +250,21 @@ class SweepPool:
         return out
 
     def _submit(self, i: int, chunk: Chunk) -> Future[ChunkOutcome]:
-        """A worker that died since its last chunk (out of memory while idle) is replaced."""
+        """A worker that died since its last chunk (out of memory while idle) is replaced.
+        Its executor learns of the death only when its own thread wakes, so the process is
+        asked first: a chunk given to a dead worker would fail its cycles for a sweep."""
+        worker = self._worker(i)
+        if _exited(worker):
+            return self._replace(i, chunk)
         try:
-            return self._worker(i).submit(_run, chunk)
+            return worker.submit(_run, chunk)
         except (BrokenProcessPool, RuntimeError):
-            log.warning("sweep worker gone since its last chunk: starting another", extra={"worker": i})
-            self._discard(i)
-            return self._worker(i).submit(_run, chunk)
+            return self._replace(i, chunk)
+
+    def _replace(self, i: int, chunk: Chunk) -> Future[ChunkOutcome]:
+        log.warning("sweep worker gone since its last chunk: starting another", extra={"worker": i})
+        self._discard(i)
+        return self._worker(i).submit(_run, chunk)
 
     def _discard(self, i: int) -> None:
         """A broken worker's executor, its process killed: Python's own clean-up sends
@@ -281,8 +290,35 @@ class SweepPool:
             self._stop_all(wait)
 
 
+def _processes(worker: ProcessPoolExecutor) -> list[Any]:
+    return list((getattr(worker, "_processes", None) or {}).values())  # no public handle on them
+
+
+def _exited(worker: ProcessPoolExecutor) -> bool:
+    """Whether the worker's process has ended or is ending: its sentinel is ready (read,
+    not reaped, so the executor's own thread still sees it), or its main thread is already
+    a zombie (killed, with a thread still unwinding: the sentinel is ready only when the
+    last one is gone, after the chunk would have been given to it)."""
+    processes = _processes(worker)
+    sentinels = []
+    for p in processes:
+        with contextlib.suppress(ValueError):  # a closed Process
+            sentinels.append(p.sentinel)
+    if sentinels and multiprocessing.connection.wait(sentinels, timeout=0):
+        return True
+    return any(_state(p.pid) in ("Z", "X") for p in processes if p.pid)
+
+
+def _state(pid: int) -> str | None:
+    """The process's state letter from /proc (None elsewhere or once it is gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        return None
+
+
 def _kill(worker: ProcessPoolExecutor) -> None:
-    processes = list((getattr(worker, "_processes", None) or {}).values())  # no public handle on them
+    processes = _processes(worker)
     for p in processes:
         with contextlib.suppress(Exception):
             p.kill()
