@@ -41,6 +41,7 @@ from typing import Any, Literal, Protocol
 
 from monitor.clock import Clock
 from monitor.config import VigilConfig
+from monitor.cycle.drift_report import DriftReports, ReportAsk
 from monitor.cycle.health import SourceHealth
 from monitor.failpoints import failpoint
 from monitor.logging_setup import current_setup, setup_logging
@@ -106,6 +107,8 @@ class Sweeper(Protocol):
     """What the pool needs of a `Vigil` (monitor/vigil.py, which builds the pool: no import back)."""
 
     clock: Clock
+    config: VigilConfig
+    drift_reports: DriftReports
     fence: Any
     metrics: VigilMetrics
     health: SourceHealth
@@ -133,6 +136,7 @@ class ChunkOutcome:
     failed: dict[str, str]  # model -> the error its cycle raised
     metrics: MetricsDelta = field(default_factory=MetricsDelta)
     sources: list[SourceState] = field(default_factory=list)
+    drift_reports: list[ReportAsk] = field(default_factory=list)  # for the daemon to render
 
 
 # ---------------------------------------------------------------- in the worker process
@@ -149,6 +153,7 @@ def _start(daemon: int, build: Callable[[VigilConfig], Sweeper], config: VigilCo
     if logging is not None:
         setup_logging(*logging)
     vigil = build(config)
+    vigil.drift_reports.forwarded = []
     _WORKER.update(vigil=vigil, tap=MetricsTap(vigil.metrics), seen={})
 
 
@@ -169,22 +174,25 @@ def _run(chunk: Chunk) -> ChunkOutcome:
     reports, failed = vigil.sweep_here(chunk.t, chunk.models, workers=chunk.threads,
                                        token=chunk.tokens.get if chunk.tokens else None)
     return ChunkOutcome(os.getpid(), reports, failed, tap.take({r.model for r in reports}),
-                        vigil.health.changed_since(_WORKER["seen"]))
+                        vigil.health.changed_since(_WORKER["seen"]), vigil.drift_reports.take_forwarded())
 
 
 # ---------------------------------------------------------------- in the daemon
 class SweepPool:
     """Worker processes kept from sweep to sweep (started at the first one). Each model
-    always goes to the same worker (by its place in the configuration), so what a worker
-    keeps per model (its gauges, caches, the last performance report it saved) stays its
-    own: a model never alternates between two workers' views of it."""
+    always goes to the same worker, so what a worker keeps per model (its gauges, caches,
+    the last performance report it saved) stays its own: a model never alternates between
+    two workers' views of it. Models are dealt to the workers in the order of a hash of
+    their names: as many to each, and no pattern of the configuration's order (every
+    50th model a large one, teams listed together) lands on one worker."""
 
     def __init__(self, build: Callable[[VigilConfig], Sweeper], config: VigilConfig) -> None:
         """`build`: how a worker makes its Vigil from `config` (the class itself: pickled by name)."""
         self.build, self.config = build, config
         self.pids: set[int] = set()  # the workers that ran a chunk (tests, logs)
         self._workers: list[ProcessPoolExecutor | None] = []
-        self._place = {m.name: i for i, m in enumerate(config.models)}
+        dealt = sorted((m.name for m in config.models), key=lambda n: (zlib.crc32(n.encode()), n))
+        self._place = {name: i for i, name in enumerate(dealt)}
         self._lock = threading.Lock()
         self._closed = False
 
@@ -201,8 +209,12 @@ class SweepPool:
                     initargs=(os.getpid(), self.build, self.config, current_setup()))
             return worker
 
-    def _slot(self, model: str) -> int:
-        return self._place.get(model, zlib.crc32(model.encode())) % len(self._workers)
+    def assign(self, models: list[str], processes: int) -> list[list[str]]:
+        """`models` by the worker that runs them (a model outside the configuration, by its hash)."""
+        mine: list[list[str]] = [[] for _ in range(processes)]
+        for m in models:
+            mine[self._place.get(m, zlib.crc32(m.encode())) % processes].append(m)
+        return mine
 
     def sweep(self, vigil: Sweeper, t: float, models: list[str], token: Callable[[str], int | None] | None,
               processes: int) -> list[CycleReport] | None:
@@ -237,11 +249,8 @@ class SweepPool:
     def _chunks(self, vigil: Sweeper, t: float, models: list[str],
                 token: Callable[[str], int | None] | None) -> list[tuple[int, Chunk]]:
         """About four chunks per worker, each of its own models, under the replica's tokens."""
-        mine: list[list[str]] = [[] for _ in self._workers]
-        for m in models:
-            mine[self._slot(m)].append(m)
         out = []
-        for i, names in enumerate(mine):
+        for i, names in enumerate(self.assign(models, len(self._workers))):
             for part in split(names, 1):
                 tokens = _tokens(part, token)
                 kept = [n for n in part if token is None or n in tokens]
@@ -384,4 +393,6 @@ def adopt(vigil: Sweeper, outcome: ChunkOutcome) -> list[CycleReport]:
     apply(m, outcome.metrics)
     for state in outcome.sources:
         vigil.health.adopt(state)
+    for a in outcome.drift_reports:
+        vigil.drift_reports.save_once(vigil.config.model(a.model), a.incident_id, a.columns, a.serving, a.t)
     return outcome.reports

@@ -340,13 +340,13 @@ class Vigil:
         a time. One model's failure never stops the others. `token(model)`: the replica's
         fencing token for the model (see run_cycle)."""
         t = self.clock.now() if t is None else t
+        self.drift_reports.background = True  # seconds of Evidently never hold a cycle (or a worker's chunk) up
         names = models if models is not None else [m.name for m in self.config.models]
         n = self._processes() if processes is None else processes
-        if n > 0 and self.own_sources and len(names) > 1:
-            done = self.sweep_pool.sweep(self, t, names, token, n)
-            if done is not None:
-                return done
-        return self.sweep_here(t, names, workers=workers, token=token)[0]
+        with self.drift_reports.sweeping():  # the reports render in the gap after it
+            done = self.sweep_pool.sweep(self, t, names, token, n) if n > 0 and self.own_sources \
+                and len(names) > 1 else None
+            return done if done is not None else self.sweep_here(t, names, workers=workers, token=token)[0]
 
     def _processes(self) -> int:
         """Decided on the configured fleet, not the models this replica owns now: a

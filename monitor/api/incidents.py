@@ -15,6 +15,8 @@ from monitor.api.pagination import OffsetQuery, Page, limit_query, next_by_offse
 from monitor.api.responses import errors
 from monitor.api.schemas import IncidentOut, SilenceRequest
 
+DRIFT_KINDS = ("feature_drift", "prediction_drift")  # the findings an incident's drift report shows
+
 # Every route here names a model or an incident that may not exist, and takes parameters.
 router = APIRouter(prefix="/v1/incidents", tags=["incidents"], responses={**AUTH_RESPONSES, **errors(404, 422)})
 
@@ -42,6 +44,11 @@ def get_incident(_: ViewerDep, vigil: VigilDep, row: IncidentDep) -> IncidentOut
 @router.get("/{incident_id}/drift-report", response_class=HTMLResponse)
 def drift_report(_: ViewerDep, vigil: VigilDep, row: IncidentDep) -> HTMLResponse:
     html = vigil.store.drift_report(row.id)
+    if html is None and any(isinstance(f, dict) and f.get("kind") in DRIFT_KINDS for f in row.findings):
+        # Rendered off the cycle, between sweeps: after a sweep that opened many, minutes later.
+        raise HTTPException(404, f"incident {row.id}: its drift report is not rendered yet (Evidently renders it "
+                                 "after the incident opens, between sweeps); try again in a minute",
+                            headers={"Retry-After": "60"})
     if html is None:
         raise HTTPException(404, f"incident {row.id} has no drift report (no drift findings)")
     return HTMLResponse(html)

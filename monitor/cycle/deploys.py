@@ -67,6 +67,6 @@ class DeployWatch:
         """The version's registration time (`created_at` already prefers the recorded
         `vigil.created_at` tag over MLflow's own timestamp)."""
         try:
-            return float(min(self.registry.get_version(m.registry, version).created_at, fallback))
+            return float(min(self.registry.get_version_cached(m.registry, version).created_at, fallback))
         except Exception:  # a missing time only loses cold-start precision
             return fallback

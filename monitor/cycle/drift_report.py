@@ -2,16 +2,28 @@
 stored for GET /v1/incidents/{id}/drift-report. It is for people: its failure must
 never cost the alert.
 
-Rendering takes seconds (about 14 s for 50 features), so in a sweep (`background`) it
-runs on a worker thread of its own, one report at a time, never inside a model's cycle;
-a report asked for again while it is queued or rendering is not queued twice. A cycle
-run alone (tests, replay, the API) renders it before returning, as before.
+Rendering takes seconds (about 14 s of CPU for 50 features), so in a sweep (`background`)
+it runs on a worker thread of its own, one report at a time, never inside a model's
+cycle, and not while a sweep runs (`sweeping`): a report waits for the sweep to end (at
+most MAX_HOLD_S, so back-to-back sweeps do not starve it), the cycles never share a
+core with a report. (A lower CPU priority for the thread was tried: a thread that holds
+the GIL at nice 19 on busy cores kept every other thread of the process waiting about
+0.2 s for each hand-over of the GIL, so the daemon's API and outbox would stall.) A report
+asked for again while it is queued or rendering is not queued twice. A cycle run alone
+(tests, replay, the API) renders it before returning, as before.
+
+In a sweep worker process (monitor/sweep_pool.py) a report is not rendered but
+`forwarded`: the chunk hands it to the daemon, which renders it. A worker's core is
+for cycles, and the reports are not all on one worker (the drifting models may be).
 """
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 from detectors.drift import render_drift_report
 from monitor.config import ModelConfig
@@ -23,17 +35,51 @@ from monitor.store.repository import Store
 log = logging.getLogger("vigil.drift_report")
 REPORT_ROWS = 2000
 MAX_QUEUED = 100  # reports waiting to render; more are dropped with a warning (rendered on the next cycle)
+MAX_HOLD_S = 600.0  # a report waits at most this long for the sweeps to leave a gap
+
+
+@dataclass(frozen=True)
+class ReportAsk:
+    """A report a sweep worker's cycle asked for, for the daemon to render."""
+
+    model: str
+    incident_id: int
+    columns: list[str]
+    serving: str | None
+    t: float
 
 
 class DriftReports:
     def __init__(self, store: Store, samples: SampleReader, references: ReferenceChooser, lookback: float) -> None:
         self.store, self.samples, self.references, self.lookback = store, samples, references, lookback
         self.background = False
+        self.forwarded: list[ReportAsk] | None = None  # set in a sweep worker: asks go to the daemon
         self._pool: ThreadPoolExecutor | None = None
         self._pending: dict[int, Future[None]] = {}
         self._lock = threading.Lock()
+        self._sweeps = 0
+        self._idle = threading.Event()
+        self._idle.set()
+
+    @contextmanager
+    def sweeping(self) -> Iterator[None]:
+        """While a sweep runs, no report starts rendering (one already rendering finishes)."""
+        with self._lock:
+            self._sweeps += 1
+            self._idle.clear()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._sweeps -= 1
+                if self._sweeps == 0:
+                    self._idle.set()
 
     def save_once(self, m: ModelConfig, incident_id: int, columns: list[str], serving: str | None, t: float) -> None:
+        if self.forwarded is not None:
+            with self._lock:
+                self.forwarded.append(ReportAsk(m.name, incident_id, list(columns), serving, t))
+            return
         if not self.background:
             self._render(m, incident_id, columns, serving, t)
             return
@@ -46,9 +92,17 @@ class DriftReports:
                 return
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vigil-drift-report")
-            fut = self._pool.submit(self._render, m, incident_id, columns, serving, t)
+            fut = self._pool.submit(self._render_between_sweeps, m, incident_id, columns, serving, t)
             self._pending[incident_id] = fut
         fut.add_done_callback(lambda _f: self._done(incident_id))
+
+    def take_forwarded(self) -> list[ReportAsk]:
+        """The reports asked for since the last take (a sweep worker's chunk hands them on)."""
+        with self._lock:
+            if self.forwarded is None:
+                return []
+            asks, self.forwarded = self.forwarded, []
+        return asks
 
     def _done(self, incident_id: int) -> None:
         with self._lock:
@@ -65,6 +119,13 @@ class DriftReports:
         _, not_done = wait(futures, timeout=timeout)
         return not not_done
 
+    def _render_between_sweeps(self, m: ModelConfig, incident_id: int, columns: list[str], serving: str | None,
+                               t: float) -> None:
+        if not self._idle.wait(timeout=MAX_HOLD_S):
+            log.info("drift report rendered during a sweep: no gap between sweeps",
+                     extra={"model": m.name, "incident": incident_id, "waited_s": MAX_HOLD_S})
+        self._render(m, incident_id, columns, serving, t)
+
     def _render(self, m: ModelConfig, incident_id: int, columns: list[str], serving: str | None, t: float) -> None:
         if self.store.has_drift_report(incident_id):
             return
@@ -76,3 +137,4 @@ class DriftReports:
             self.store.save_drift_report(incident_id, html, t)
         except Exception:  # the report is for people; its failure must not cost the alert
             log.exception("drift report failed", extra={"model": m.name, "incident": incident_id})
+

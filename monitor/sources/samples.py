@@ -152,14 +152,13 @@ class SampleFiles:
         time skipped, sorted by time, `_ts` last. String columns are read as the
         dictionaries parquet keeps them in (as the spool stores them: `_arrow_frame` makes
         them objects again), on this thread (a sweep's workers already use every core)."""
-        with pq.ParquetFile(path) as pf:
+        with pa.OSFile(path) as source:  # opened once for both readers (15 % of a small file's read)
+            pf = pq.ParquetFile(source)
             strings = [f.name for f in pf.schema_arrow if f.name != self.timestamp_column
                        and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))]
             if strings:
-                with pq.ParquetFile(path, read_dictionary=strings, metadata=pf.metadata) as dict_pf:
-                    table = dict_pf.read(use_threads=False)
-            else:
-                table = pf.read(use_threads=False)
+                pf = pq.ParquetFile(source, read_dictionary=strings, metadata=pf.metadata)
+            table = pf.read(use_threads=False)
         meta = table.schema.pandas_metadata or {}
         index = [c for c in meta.get("index_columns", []) if isinstance(c, str) and c in table.column_names]
         table = table.drop_columns(index).replace_schema_metadata(None)

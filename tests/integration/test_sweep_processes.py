@@ -84,6 +84,12 @@ def test_worker_processes_reach_the_same_verdicts_and_metrics_as_threads(scenari
         assert exposition(there) == exposition(here)
         assert there.health.states["prometheus"].status == SourceStatus.UP  # what the workers saw, on /readyz
         assert there.deliver() == here.deliver() > 0
+        # A drift incident's Evidently report, asked for by a worker's cycle, is rendered by the daemon.
+        assert there.drift_reports.wait(timeout=300) and here.drift_reports.wait(timeout=300)
+        drifted = [r.incident_id for r in theirs if r.incident_id and any("drift" in str(f.kind) for f in r.findings)]
+        assert drifted, "the drifted models' incidents are drift incidents"
+        assert all(there.store.has_drift_report(i) for i in drifted)
+        assert [there.store.has_drift_report(i) for i in drifted] == [here.store.has_drift_report(i) for i in drifted]
     finally:
         there.close()
         here.store.close()

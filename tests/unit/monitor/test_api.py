@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from monitor.api.app import create_app
+from monitor.store.tables import IncidentRow
 from monitor.vigil import Vigil
 from tests.helpers_vigil import (
     MODEL,
@@ -307,6 +308,12 @@ def test_drift_report_is_404_without_one_and_html_with_one(api):
     r = api.client.get(f"/v1/incidents/{incident_id}/drift-report")
     assert r.status_code == 404 and "no drift report" in r.json()["error"]
     assert api.client.get("/v1/incidents/999/drift-report").status_code == 404
+
+    with api.vigil.store.tx() as s:  # the incident's story gains a drift finding: its report is queued
+        row = s.get(IncidentRow, incident_id)
+        row.findings = [*row.findings, {"kind": "feature_drift", "entity": "user_age", "value": 0.31}]
+    r = api.client.get(f"/v1/incidents/{incident_id}/drift-report")
+    assert r.status_code == 404 and "not rendered yet" in r.json()["error"] and r.headers["Retry-After"] == "60"
 
     api.vigil.store.save_drift_report(incident_id, "<html><body>psi 0.31 user_age</body></html>", T0)
     r = api.client.get(f"/v1/incidents/{incident_id}/drift-report")

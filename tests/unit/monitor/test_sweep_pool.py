@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from monitor import sweep_pool
-from monitor.sweep_pool import process_count, split, usable_cores
+from monitor.sweep_pool import SweepPool, process_count, split, usable_cores
+from monitor.vigil import Vigil
 
 
 def cgroup(tmp_path: Path, v2: str | None = None, v1: tuple[str, str] | None = None) -> Path:
@@ -59,3 +61,15 @@ def test_the_fleet_is_cut_into_about_four_chunks_per_process_in_order() -> None:
     assert [m for c in chunks for m in c] == models  # every model once, in order
     assert len(chunks) == 10 and max(map(len, chunks)) == 100  # capped: a chunk's batched read stays small
     assert [len(c) for c in split(models[:30], 2)] == [10, 10, 10]  # floored: a read per 10 models at least
+
+
+def test_models_are_dealt_evenly_and_a_pattern_of_the_configuration_does_not_land_on_one_worker() -> None:
+    names = [f"model-{i:04d}" for i in range(1000)]
+    large = {n for i, n in enumerate(names) if i % 50 == 49}  # every 50th a large one: all odd positions
+    pool = SweepPool(Vigil, SimpleNamespace(models=[SimpleNamespace(name=n) for n in names]))  # type: ignore[arg-type]
+    dealt = pool.assign(names, 2)
+    assert sorted(m for w in dealt for m in w) == names  # each model on exactly one worker
+    assert [len(w) for w in dealt] == [500, 500]
+    assert all(6 <= len(large & set(w)) <= 14 for w in dealt), [len(large & set(w)) for w in dealt]
+    assert pool.assign(list(reversed(names)), 2) == [list(reversed(w)) for w in dealt]  # a model keeps its worker
+    assert pool.assign(["not-configured"], 2) == pool.assign(["not-configured"], 2)

@@ -1,0 +1,59 @@
+"""When and where a drift incident's Evidently report is rendered (monitor/cycle/drift_report.py):
+off the cycle, in the gap after a sweep, and in a sweep worker not at all (handed to the
+daemon with the chunk); rendering and storing it: tests/integration/test_sweep_processes.py."""
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from monitor.cycle import drift_report
+from monitor.cycle.drift_report import DriftReports, ReportAsk
+
+MODEL = SimpleNamespace(name="fraud")
+
+
+def reports(rendered: list[tuple[int, float]]) -> DriftReports:
+    d = DriftReports(None, None, None, 1800.0)  # type: ignore[arg-type]  # nothing is read: _render is replaced
+
+    def render(m, incident_id, columns, serving, t) -> None:  # type: ignore[no-untyped-def]
+        rendered.append((incident_id, time.monotonic()))
+    d._render = render  # type: ignore[method-assign]
+    d.background = True
+    return d
+
+
+def test_a_sweep_worker_hands_its_reports_on_instead_of_rendering_them() -> None:
+    rendered: list[tuple[int, float]] = []
+    d = reports(rendered)
+    d.forwarded = []
+    d.save_once(MODEL, 7, ["amount"], "3", 100.0)  # type: ignore[arg-type]
+    assert d.take_forwarded() == [ReportAsk("fraud", 7, ["amount"], "3", 100.0)]
+    assert d.take_forwarded() == []  # handed on once
+    assert d.wait(timeout=5) and rendered == []
+
+
+def test_a_report_asked_for_during_a_sweep_renders_after_it() -> None:
+    rendered: list[tuple[int, float]] = []
+    d = reports(rendered)
+    with d.sweeping():
+        d.save_once(MODEL, 7, ["amount"], "3", 100.0)  # type: ignore[arg-type]
+        d.save_once(MODEL, 7, ["amount"], "3", 160.0)  # type: ignore[arg-type]  # the next cycle asks again
+        time.sleep(0.3)
+        assert rendered == [] and d.pending() == 1
+        ended = time.monotonic()
+    assert d.wait(timeout=10)
+    assert [i for i, _ in rendered] == [7] and rendered[0][1] >= ended
+    d.save_once(MODEL, 8, ["amount"], "3", 200.0)  # type: ignore[arg-type]  # no sweep: at once
+    assert d.wait(timeout=10) and [i for i, _ in rendered] == [7, 8]
+
+
+def test_sweeps_back_to_back_do_not_starve_a_report(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(drift_report, "MAX_HOLD_S", 0.2)
+    rendered: list[tuple[int, float]] = []
+    d = reports(rendered)
+    with d.sweeping():
+        d.save_once(MODEL, 7, ["amount"], "3", 100.0)  # type: ignore[arg-type]
+        assert d.wait(timeout=10), "rendered once it had waited MAX_HOLD_S"
+        assert [i for i, _ in rendered] == [7]
