@@ -52,12 +52,14 @@ from monitor.replicas.fence import LeaseLost
 from monitor.sources.errors import SourceState
 from monitor.store.repository import Store
 from monitor.types import CycleReport
+from monitor.version import vigil_version
 
 log = logging.getLogger("vigil.sweep")
 AUTO_MAX_PROCESSES = 8  # past this, the store and Prometheus are the limit, not the cores
 AUTO_MODELS = 200  # below this a sweep is seconds on threads; a pool's start-up is not worth it
 PARENT_CHECK_S = 0.5
 CHUNK_MODELS = (10, 100)  # bounds of a chunk: one batched read each, and the unit of balance
+RUNNING_VERSION = vigil_version()  # the code this process loaded (a worker started later loads what is on disk)
 
 
 def process_count(setting: int | Literal["auto"], models: int, store_url: str) -> int:
@@ -227,6 +229,9 @@ class SweepPool:
             if processes != len(self._workers):
                 self._stop_all(wait=False)
                 self._workers = [None] * processes
+            starting = any(w is None or _exited(w) for w in self._workers)
+        if starting and not self._same_code():
+            return None
         futures: dict[Future[ChunkOutcome], tuple[int, Chunk]] = {}
         for i, chunk in self._chunks(vigil, t, models, token):
             futures[self._submit(i, chunk)] = (i, chunk)
@@ -245,6 +250,18 @@ class SweepPool:
         for i in broken:
             self._discard(i)  # the next sweep starts a new worker there
         return reports
+
+    def _same_code(self) -> bool:
+        """Whether a worker started now would run the daemon's code: after an upgrade on
+        disk under a running daemon it would not (new code, the old daemon's pickled
+        configuration and chunks), so the sweep runs on the daemon's threads, slower but
+        consistent, and says why each time, until the daemon restarts."""
+        on_disk = vigil_version()
+        if on_disk == RUNNING_VERSION:
+            return True
+        log.error("vigil was upgraded on disk under this daemon: sweeping on its own threads until it restarts",
+                  extra={"running": RUNNING_VERSION, "on_disk": on_disk})
+        return False
 
     def _chunks(self, vigil: Sweeper, t: float, models: list[str],
                 token: Callable[[str], int | None] | None) -> list[tuple[int, Chunk]]:

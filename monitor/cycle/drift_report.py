@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
@@ -133,8 +134,11 @@ class DriftReports:
             current = self.samples.window(m, t - self.lookback, t)
             reference = read_reference(self.references.training_path(m, serving))
             cols = [c for c in columns if c in current.columns and c in reference.columns]
+            began = time.perf_counter()
             html = render_drift_report(reference, current, cols, max_rows=REPORT_ROWS, seed=0)
             self.store.save_drift_report(incident_id, html, t)
+            log.info("drift report rendered", extra={"model": m.name, "incident": incident_id,
+                                                     "seconds": round(time.perf_counter() - began, 2)})
         except Exception:  # the report is for people; its failure must not cost the alert
             log.exception("drift report failed", extra={"model": m.name, "incident": incident_id})
 

@@ -7,6 +7,7 @@ with it, gracefully on SIGTERM and at once when it is killed."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import sqlite3
@@ -137,6 +138,21 @@ def test_a_worker_that_died_between_sweeps_is_replaced(scenario, tmp_path: Path)
         again = v.run_sweep(second)
         assert sorted(r.model for r in again) == [PARAMS.name(i) for i in range(PARAMS.models)]
         assert len(v.sweep_pool.pids - {victim}) == 2  # its models ran in the new worker
+    finally:
+        v.close()
+        v.store.close()
+
+
+def test_after_an_upgrade_on_disk_the_sweep_runs_on_the_daemons_threads(
+        scenario, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(sweep_pool, "vigil_version", lambda: f"{sweep_pool.RUNNING_VERSION}+upgraded")
+    v = vigil(scenario, tmp_path, 2)
+    try:
+        with caplog.at_level(logging.ERROR, logger="vigil.sweep"):
+            reports = v.run_sweep(sweep_times()[0])
+        assert sorted(r.model for r in reports) == [PARAMS.name(i) for i in range(PARAMS.models)]
+        assert v.sweep_pool.pids == set()  # no worker started with the new code and the old configuration
+        assert any("upgraded on disk" in r.getMessage() and r.on_disk.endswith("+upgraded") for r in caplog.records)
     finally:
         v.close()
         v.store.close()
