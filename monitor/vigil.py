@@ -386,8 +386,10 @@ class Vigil:
         return [r for r in done if r is not None], failed
 
     def close(self, wait: bool = False) -> None:
-        """Stop the sweep's worker processes, if any, once their chunks are done (`wait`: until they exited)."""
+        """Stop the sweep's worker processes, if any, once their chunks are done (`wait`: until
+        they exited); drop the drift reports still queued."""
         self.sweep_pool.close(wait)
+        self.drift_reports.close()
 
     def deliver(self, now: float | None = None, limit: int = 100) -> int:
         return self.sender.deliver_due(self.clock.now() if now is None else now, limit=limit)

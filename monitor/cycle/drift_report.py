@@ -61,6 +61,7 @@ class DriftReports:
         self._sweeps = 0
         self._idle = threading.Event()
         self._idle.set()
+        self._closed = False
 
     @contextmanager
     def sweeping(self) -> Iterator[None]:
@@ -85,7 +86,7 @@ class DriftReports:
             self._render(m, incident_id, columns, serving, t)
             return
         with self._lock:
-            if incident_id in self._pending:
+            if self._closed or incident_id in self._pending:
                 return
             if len(self._pending) >= MAX_QUEUED:
                 log.warning("drift report queue full, report left for a later cycle",
@@ -96,6 +97,17 @@ class DriftReports:
             fut = self._pool.submit(self._render_between_sweeps, m, incident_id, columns, serving, t)
             self._pending[incident_id] = fut
         fut.add_done_callback(lambda _f: self._done(incident_id))
+
+    def close(self) -> None:
+        """Drop the queued reports (a stopping daemon would otherwise wait minutes for them
+        at exit; the next cycle of an open drift incident asks again); one already
+        rendering finishes."""
+        with self._lock:
+            self._closed = True
+            pool, self._pool = self._pool, None
+            self._idle.set()
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def take_forwarded(self) -> list[ReportAsk]:
         """The reports asked for since the last take (a sweep worker's chunk hands them on)."""
@@ -125,7 +137,8 @@ class DriftReports:
         if not self._idle.wait(timeout=MAX_HOLD_S):
             log.info("drift report rendered during a sweep: no gap between sweeps",
                      extra={"model": m.name, "incident": incident_id, "waited_s": MAX_HOLD_S})
-        self._render(m, incident_id, columns, serving, t)
+        if not self._closed:
+            self._render(m, incident_id, columns, serving, t)
 
     def _render(self, m: ModelConfig, incident_id: int, columns: list[str], serving: str | None, t: float) -> None:
         if self.store.has_drift_report(incident_id):

@@ -57,3 +57,16 @@ def test_sweeps_back_to_back_do_not_starve_a_report(monkeypatch: pytest.MonkeyPa
         d.save_once(MODEL, 7, ["amount"], "3", 100.0)  # type: ignore[arg-type]
         assert d.wait(timeout=10), "rendered once it had waited MAX_HOLD_S"
         assert [i for i, _ in rendered] == [7]
+
+
+def test_closing_drops_the_queued_reports_so_a_stopping_daemon_does_not_wait_for_them() -> None:
+    rendered: list[tuple[int, float]] = []
+    d = reports(rendered)
+    with d.sweeping():
+        for incident_id in (7, 8, 9):
+            d.save_once(MODEL, incident_id, ["amount"], "3", 100.0)  # type: ignore[arg-type]
+        d.close()
+    assert d.wait(timeout=5), "nothing left to wait for"
+    d.save_once(MODEL, 10, ["amount"], "3", 160.0)  # type: ignore[arg-type]  # a cycle still finishing
+    time.sleep(0.2)
+    assert rendered == [] and d.pending() == 0
