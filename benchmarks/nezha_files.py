@@ -8,6 +8,8 @@ correlator as the daemon.
 """
 from __future__ import annotations
 
+import copy
+from collections.abc import Iterable
 from itertools import pairwise
 from pathlib import Path
 
@@ -25,6 +27,9 @@ NODE_METRIC_PREFIX = "Node"
 # as it uses self time rather than inclusive time in traces.
 CLIENT_LATENCY_PREFIX = "PodClientLatency"
 MODALITIES = ("metrics", "logs", "traces")
+# What an ablation may remove: the candidates and the metric detector need metrics, and a
+# system with none of them is out of scope (no service list to rank).
+REMOVABLE = ("logs", "traces")
 
 
 def _none(v: object) -> str | None:
@@ -91,6 +96,30 @@ class NezhaFolder:
         # A given service map per scenario (graphs/<scenario>.csv: row calls column), if any,
         # read as the daemon reads `root_cause.call_graph: <file>`.
         self.graphs = {p.stem: read_graph_file(str(p)) for p in sorted((self.root / "graphs").glob("*.csv"))}
+        # Modalities taken away by `without`: part of the folder's identity, so fitted
+        # baselines of the full folder are never reused for an ablated one.
+        self.removed: frozenset[str] = frozenset()
+        self.had_none: frozenset[str] = frozenset()  # of `removed`: those it had no rows of anyway
+
+    def without(self, modalities: Iterable[str]) -> NezhaFolder:
+        """The same folder as if its system had none of `modalities`, in the cases AND the
+        normal periods: every case then gets the typed empty frame a folder without that
+        modality gives (as PetShop's), so the detectors and the ranking take the same
+        path as on a system that never had it. The tables are shared, not copied."""
+        gone = frozenset(modalities)
+        if unknown := gone - set(REMOVABLE):
+            raise ValueError(f"cannot remove {sorted(unknown)}: only {', '.join(REMOVABLE)} can be removed")
+        out = copy.copy(self)
+        out.had_none = self.had_none | (gone & set(self.absent()))
+        out.tables = {n: {} if n in gone else t for n, t in self.tables.items()}
+        out.normal = {n: {} if n in gone else t for n, t in self.normal.items()}
+        out.removed = self.removed | gone
+        return out
+
+    def absent(self) -> list[str]:
+        """Modalities without a single row in the cases or the normal periods."""
+        return [n for n in MODALITIES if not any(len(df) for df in (*self.tables[n].values(),
+                                                                    *self.normal[n].values()))]
 
     @staticmethod
     def _by_case(df: pd.DataFrame) -> dict[str, pd.DataFrame]:

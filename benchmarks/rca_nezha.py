@@ -27,6 +27,10 @@ has one (an adjacency matrix, row calls column): the ranking joins them as the d
 joins its traces' graph with `root_cause.call_graph`. Any modality may be
 empty (a system without logs or traces, a normal period without traces): the
 diagnosis then says what it lacked (`what_lacked`) and its confidence drops.
+
+`--without logs` / `--without traces` (repeatable): every case and normal period as if
+the system had no such records (`NezhaFolder.without`), through the same detectors and
+ranking: a proxy for systems that lack the modality. The header says what was removed.
 """
 from __future__ import annotations
 
@@ -85,7 +89,14 @@ class Baseline:
     metrics: ServiceMetricsState
 
 
-_BASELINES: dict[tuple[str, str], Baseline] = {}  # (folder, normal period id) -> fitted states
+# (folder, modalities removed, normal period id) -> fitted states
+_BASELINES: dict[tuple[str, str, str], Baseline] = {}
+
+
+def _key(folder: nf.NezhaFolder, normal_id: str) -> tuple[str, str, str]:
+    # An ablated folder shares the full one's root: without what it removed in the key,
+    # it would be ranked against baselines fitted on logs/traces it does not have.
+    return str(folder.root), ",".join(sorted(folder.removed)), normal_id
 
 
 def _bounds(ts: list[float]) -> tuple[float, float]:
@@ -95,7 +106,7 @@ def _bounds(ts: list[float]) -> tuple[float, float]:
 
 def baseline(folder: nf.NezhaFolder, normal_id: str) -> Baseline:
     """Fitted once per normal period and reused, as the daemon keeps its fitted baseline."""
-    key = (str(folder.root), normal_id)
+    key = _key(folder, normal_id)
     if key not in _BASELINES:
         logs = nf.log_records(folder.normal_table("logs", normal_id))
         spans = nf.spans(folder.normal_table("traces", normal_id))
@@ -108,7 +119,23 @@ def baseline(folder: nf.NezhaFolder, normal_id: str) -> Baseline:
     return _BASELINES[key]
 
 
-_NORMAL_COUNTS: dict[tuple[str, str], dict[str, int]] = {}
+_NORMAL_COUNTS: dict[tuple[str, str, str], dict[str, int]] = {}
+
+
+def add_without(ap: argparse.ArgumentParser) -> None:
+    """The ablation flag, the same for every RCA benchmark."""
+    ap.add_argument("--without", action="append", default=[], choices=nf.REMOVABLE,
+                    help="rank every case as if the system had none of this modality (repeatable)")
+
+
+def ablation_header(name: str, folder: nf.NezhaFolder) -> str:
+    """One line saying what a set was ranked without, and which removals were no-ops
+    (the modality had no rows there to begin with)."""
+    removed, had_none = sorted(folder.removed), sorted(folder.had_none)
+    text = f"{name}: without {', '.join(removed)}" if removed else f"{name}: nothing removed"
+    if had_none:
+        text += f" (the data have no {', '.join(had_none)}: a no-op there)"
+    return text
 
 
 def given_graph(folder: nf.NezhaFolder, row: pd.Series) -> ServiceGraph:
@@ -164,7 +191,7 @@ def case_inputs(folder: nf.NezhaFolder, row: pd.Series) -> CaseInputs:
     return CaseInputs(alert, series, lf, tf, graph, given_graph(folder, row),
                       observed_modalities(series, records, spans),
                       {"metrics": len(series), "logs": len(records), "traces": len(spans)},
-                      _NORMAL_COUNTS[(str(folder.root), folder.normal_for(row))], sorted(metrics["service"].unique()),
+                      _NORMAL_COUNTS[_key(folder, folder.normal_for(row))], sorted(metrics["service"].unique()),
                       time.process_time() - t0)
 
 
@@ -219,11 +246,13 @@ def main(argv: list[str] | None = None) -> int:
                     help="ignore the case's pre-alert logs/traces (window from 90 s before the alert)")
     ap.add_argument("--guard", type=float, default=HISTORY_GUARD_S,
                     help="seconds before the alert where the window starts and recent history ends")
+    add_without(ap)
     args = ap.parse_args(argv)
     HISTORY["on"], HISTORY["guard"] = not args.no_history, args.guard
     t_load = time.perf_counter()
-    folder = nf.NezhaFolder(Path(args.data))
+    folder = nf.NezhaFolder(Path(args.data)).without(args.without)
     t_load = time.perf_counter() - t_load
+    print(f"ablation: {ablation_header(Path(args.data).name, folder)}", flush=True)
     t_fit = time.perf_counter()
     for nid in folder.periods["case_id"]:
         baseline(folder, str(nid))

@@ -2,6 +2,7 @@
 z-score ranking on the same cases, and a leave-one-set-out figure.
 
     python -m benchmarks.rca_suite [--nezha ../shared/data/nezha] [--petshop ../shared/data/petshop]
+                                   [--without logs] [--without traces]
 
 In-sample: the configuration the daemon ships (`rca_nezha.CONFIG`, the detectors' and
 ranking's defaults) on every set. It is the candidate whose worse set is best (largest
@@ -16,6 +17,14 @@ Z-score ranking (the floor to beat): each service's largest per-metric z-score, 
 window's samples against the normal period's mean and standard deviation, with no
 direction, no graph and no logs or traces.
 
+Ablation (`--without logs`, `--without traces`, repeatable): every set is ranked as if
+its system had none of that modality, cases and normal periods alike
+(`NezhaFolder.without`), through the same detectors, ranking and configuration: the
+proxy for "a system without logs", which no shared set is. The header line names what
+each set was ranked without; on a set that never had the modality (PetShop) it is a
+no-op and says so. Everything below the header, the left-out row included, is then
+measured without it.
+
 Speed: median seconds per case for the whole case (conversion, log, trace and metric
 detectors, ranking), one process, one core.
 """
@@ -23,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from itertools import product
 from pathlib import Path
@@ -62,8 +72,8 @@ class SetData:
     inputs: list[rn.CaseInputs]
 
 
-def load(name: str, root: Path) -> SetData:
-    folder = nf.NezhaFolder(root)
+def load(name: str, root: Path, without: Sequence[str] = ()) -> SetData:
+    folder = nf.NezhaFolder(root).without(without)
     for nid in folder.periods["case_id"]:
         rn.baseline(folder, str(nid))
     rows = [r for _, r in folder.labels.iterrows()]
@@ -124,8 +134,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--nezha", type=Path, default=DEFAULT_SETS["nezha"])
     ap.add_argument("--petshop", type=Path, default=DEFAULT_SETS["petshop"])
     ap.add_argument("--grid", action="store_true", help="also print every candidate on every set")
+    rn.add_without(ap)
     args = ap.parse_args(argv)
-    sets = [load("nezha", args.nezha), load("petshop", args.petshop)]
+    sets = [load("nezha", args.nezha, args.without), load("petshop", args.petshop, args.without)]
+    print("ablation: " + "; ".join(rn.ablation_header(d.name, d.folder) for d in sets))
     rows = []
     score: dict[tuple[str, str], dict[str, float]] = {}
     for d in sets:
