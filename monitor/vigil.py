@@ -28,6 +28,7 @@ from detectors.records import FindingKind
 from monitor.audit.wiring import install as install_audit
 from monitor.clock import Clock, LiveClock
 from monitor.config import ModelConfig, PolicyConfig, VigilConfig
+from monitor.cores import usable_cores
 from monitor.cycle.actions import Operator
 from monitor.cycle.apply import StateUpdate, apply_plan
 from monitor.cycle.canary import CanaryAnalysis, CanaryJudgement
@@ -60,7 +61,7 @@ from monitor.replicas.fence import LeaseLost
 from monitor.sources.errors import SourceState
 from monitor.store.model_now import ModelNow, drift_by_feature, save_model_now
 from monitor.store.repository import Store
-from monitor.sweep_pool import SweepPool, process_count, usable_cores
+from monitor.sweep_pool import SweepPool, process_count
 from monitor.types import CycleReport, Detection, RawSignals, Window
 
 log = logging.getLogger("vigil")

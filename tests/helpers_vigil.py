@@ -153,6 +153,9 @@ class MemoryRegistry:
         except KeyError:
             raise ModelNotFound(name, version) from None
 
+    def get_version_cached(self, name: str, version: str) -> ModelVersionInfo:
+        return self.get_version(name, version)  # as RegistrySource's, without the cache: tests change versions
+
     def reference_path(self, name: str, version: str, tag: str = "vigil.reference_path") -> str | None:
         return self.get_version(name, version).tags.get(tag) or None
 

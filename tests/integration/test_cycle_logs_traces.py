@@ -33,6 +33,8 @@ class Registry:
     def get_version(self, name, version):
         raise KeyError(version)
 
+    get_version_cached = get_version
+
 
 def loki_streams(records) -> list[Stream]:
     streams: dict[str, Stream] = {}

@@ -8,7 +8,8 @@ from types import SimpleNamespace
 import pytest
 
 from monitor import sweep_pool
-from monitor.sweep_pool import SweepPool, process_count, split, usable_cores
+from monitor.cores import usable_cores
+from monitor.sweep_pool import SweepPool, process_count, split
 from monitor.vigil import Vigil
 
 
