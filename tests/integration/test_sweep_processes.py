@@ -72,6 +72,10 @@ def openings(work: Path) -> list[str]:
     return [r["payload"]["model"] for r in records if r["kind"] == "incident" and r["payload"]["status"] == "open"]
 
 
+def drift_incidents(reports: list) -> list[int]:
+    return [r.incident_id for r in reports if r.incident_id and any("drift" in str(f.kind) for f in r.findings)]
+
+
 def test_worker_processes_reach_the_same_verdicts_and_metrics_as_threads(scenario, tmp_path: Path) -> None:
     here, there = vigil(scenario, tmp_path / "threads", 0), vigil(scenario, tmp_path / "processes", 2)
     try:
@@ -87,10 +91,10 @@ def test_worker_processes_reach_the_same_verdicts_and_metrics_as_threads(scenari
         assert there.deliver() == here.deliver() > 0
         # A drift incident's Evidently report, asked for by a worker's cycle, is rendered by the daemon.
         assert there.drift_reports.wait(timeout=300) and here.drift_reports.wait(timeout=300)
-        drifted = [r.incident_id for r in theirs if r.incident_id and any("drift" in str(f.kind) for f in r.findings)]
-        assert drifted, "the drifted models' incidents are drift incidents"
-        assert all(there.store.has_drift_report(i) for i in drifted)
-        assert [there.store.has_drift_report(i) for i in drifted] == [here.store.has_drift_report(i) for i in drifted]
+        drifted = {name: drift_incidents(reports) for name, reports in (("processes", theirs), ("threads", ours))}
+        assert len(drifted["processes"]) == len(drifted["threads"]) > 0, drifted
+        assert all(there.store.has_drift_report(i) for i in drifted["processes"])
+        assert all(here.store.has_drift_report(i) for i in drifted["threads"])  # each store numbers its own
     finally:
         there.close()
         here.store.close()
