@@ -154,4 +154,3 @@ class DriftReports:
                                                      "seconds": round(time.perf_counter() - began, 2)})
         except Exception:  # the report is for people; its failure must not cost the alert
             log.exception("drift report failed", extra={"model": m.name, "incident": incident_id})
-
