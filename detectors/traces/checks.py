@@ -27,11 +27,26 @@ def detect_all(b: pd.DataFrame, c: pd.DataFrame, ws: float, we: float, p: TraceP
             *_calls(b, c, ws, we, p)]
 
 
-def _surprise_slower(b: np.ndarray, c: np.ndarray) -> float:
+def _surprise_slower(b: np.ndarray, c: np.ndarray, beyond: bool = False) -> float:
     """-log10 p of a one-sided Welch t-test on log times: latency is roughly log-normal,
-    and unlike a rank test this lets a 100x shift on a few calls count as strong evidence."""
+    and unlike a rank test this lets a 100x shift on a few calls count as strong evidence.
+    With `beyond`, also the binomial surprise of how many current times exceed every
+    baseline time (each would with chance 1/(n+1) if nothing changed): a fault that
+    delays most calls by seconds leaves a few fast ones, whose spread weakens the t-test."""
     if len(b) < 2 or len(c) < 2:
         return 0.0
+    exceed = _surprise_beyond(b, c) if beyond else 0.0
+    return max(_welch_slower(b, c), exceed)
+
+
+def _surprise_beyond(b: np.ndarray, c: np.ndarray) -> float:
+    k = int((c > b.max()).sum())
+    if k == 0:
+        return 0.0
+    return float(-stats.binom.logsf(k - 1, len(c), 1.0 / (len(b) + 1)) / math.log(10))
+
+
+def _welch_slower(b: np.ndarray, c: np.ndarray) -> float:
     lb, lc = np.log(b + 0.1), np.log(c + 0.1)
     if np.ptp(lb) == 0 and np.ptp(lc) == 0:
         return 0.0
@@ -42,12 +57,12 @@ def _surprise_slower(b: np.ndarray, c: np.ndarray) -> float:
     return float(-math.log10(max(p, 1e-300)))
 
 
-def _score(surprise: float, n_tests: int, ratio: float, scale: float = 4.0) -> float:
+def _score(surprise: float, n_tests: int, ratio: float, scale: float = 4.0, effect_scale: float = 1.0) -> float:
     corrected = surprise - math.log10(max(n_tests, 1))
     if corrected <= 0 or ratio <= 1:
         return 0.0
     sig = 1.0 - math.exp(-corrected / scale)
-    eff = 1.0 - math.exp(-math.log2(ratio))
+    eff = 1.0 - math.exp(-math.log2(ratio) / effect_scale)
     return float(sig * eff)
 
 
@@ -65,7 +80,7 @@ def _slowdown(xb: np.ndarray, xc: np.ndarray, n_tests: int, p: TraceParams
     ratio = (mc + 0.1) / (mb + 0.1)
     if ratio < p.min_ratio or mc - mb < p.min_added_ms:
         return None
-    s = _surprise_slower(xb, xc)
+    s = _surprise_slower(xb, xc, p.beyond)
     if s - math.log10(n_tests) < p.min_surprise:
         return None
     return mb, mc, ratio, s
@@ -87,7 +102,7 @@ def _self_time(b: pd.DataFrame, c: pd.DataFrame, ws: float, we: float, p: TraceP
         mb, mc, ratio, s = slow
         added = float((xc.mean() - xb.mean()) * len(xc) / dur)  # ms of extra work per second
         worst = sub.nlargest(3, "self_ms")
-        findings_score = _score(s, n_tests, ratio)
+        findings_score = _score(s, n_tests, ratio, effect_scale=p.effect_scale)
         out.append(Finding(
             kind=FindingKind.TRACE_ANOMALY, entity=f"{svc}: {op}", value=mc, threshold=mb * p.min_ratio,
             baseline=mb, window_start=ws, window_end=we, onset=_onset(sub, mb * p.min_ratio, "self_ms"),
@@ -117,7 +132,7 @@ def _edge_time(b: pd.DataFrame, c: pd.DataFrame, ws: float, we: float, p: TraceP
         out.append(Finding(
             kind=FindingKind.TRACE_ANOMALY, entity=f"{caller} -> {callee}", value=mc, threshold=mb * p.min_ratio,
             baseline=mb, window_start=ws, window_end=we, onset=_onset(sub, mb * p.min_ratio, "self_ms"),
-            score=_score(s, n_tests, ratio), service=callee, direction=Direction.UP, statistic="edge_time_ms_p50",
+            score=_score(s, n_tests, ratio, effect_scale=p.effect_scale), service=callee, direction=Direction.UP, statistic="edge_time_ms_p50",
             message=(f"calls {caller} -> {callee}: median time outside both services {mc:.1f} ms vs "
                      f"{mb:.1f} ms in the baseline ({len(xc)} calls)"),
             evidence={"caller": caller, "callee": callee, "calls": int(len(xc)), "ratio": ratio, "surprise": s,

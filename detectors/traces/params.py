@@ -14,3 +14,12 @@ class TraceParams:
     vanish_max_ratio: float = 0.2
     appear_min_count: int = 5
     persistent_weight: float = 0.5  # weight of a finding already there before the alert (history_start)
+    # A slowdown's surprise is also the binomial chance of so many current times beyond
+    # every baseline time: a delay of seconds on most of a few calls is strong evidence
+    # even when the calls it spared widen the t-test's spread.
+    beyond: bool = True
+    # Doublings of the median at which a slowdown's effect reaches 1 - 1/e: a call made
+    # 500x slower says more about the fault than a 3x shift of a few milliseconds, however
+    # many spans make the latter significant. Chosen in issue 13 (README: "Latency evidence
+    # by its size"); 3-5 score alike, 1 was the old reading.
+    effect_scale: float = 4.0

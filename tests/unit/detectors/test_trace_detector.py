@@ -73,3 +73,17 @@ def test_a_slowdown_already_there_before_the_window_counts_less():
     assert a.service == b.service == "preprocess"
     # The recent history joins the reference, so the same slowdown is less surprising.
     assert b.score < a.score
+
+
+def test_seconds_of_delay_on_a_few_calls_outweigh_a_small_shift_on_many():
+    """A network delay on a pod few requests reach (most of its 10 calls 1.5 s late, two
+    spared) must outrank a 3x shift of a busy service's self time: the ranking reads the
+    scores, and the old reading (t-test only, effect saturating at 2x) put it below."""
+    few = TraceDetector()
+    state = few.fit(_traces(8, 0.0, edge_ms=3, seed=1), 0.0, 300.0)
+    delayed = _traces(8, 10_000.0, edge_ms=1500, seed=2) + _traces(2, 10_010.0, edge_ms=3, seed=3)
+    (edge,) = few.assess(state, TraceWindow(delayed), 10_000.0, 10_300.0).findings
+    busy = few.assess(STATE, TraceWindow(_traces(150, 10_000.0, pre_ms=150, seed=4)), 10_000.0, 10_300.0)
+    (shift,) = busy.findings
+    assert edge.statistic == "edge_time_ms_p50" and shift.statistic == "self_time_ms_p50"
+    assert edge.score > 0.6 and shift.score < 0.5 and edge.score > shift.score
