@@ -100,6 +100,7 @@ class NezhaFolder:
         # baselines of the full folder are never reused for an ablated one.
         self.removed: frozenset[str] = frozenset()
         self.had_none: frozenset[str] = frozenset()  # of `removed`: those it had no rows of anyway
+        self.normal_seconds: float | None = None  # set by `short_normal`
 
     def without(self, modalities: Iterable[str]) -> NezhaFolder:
         """The same folder as if its system had none of `modalities`, in the cases AND the
@@ -114,6 +115,21 @@ class NezhaFolder:
         out.tables = {n: {} if n in gone else t for n, t in self.tables.items()}
         out.normal = {n: {} if n in gone else t for n, t in self.normal.items()}
         out.removed = self.removed | gone
+        return out
+
+    def short_normal(self, seconds: float | None) -> NezhaFolder:
+        """The same folder with each normal period's logs and traces cut to their first
+        `seconds`: a reference that saw few calls of each pair (a pod few requests reach,
+        a quiet hour). Metrics are kept: they have their own short-period rule. None: as is."""
+        if seconds is None:
+            return self
+        if not seconds > 0:
+            raise ValueError(f"normal seconds: expected a number of seconds > 0, got {seconds!r}")
+        out = copy.copy(self)
+        start = {"logs": "timestamp_ns", "traces": "start_ns"}
+        out.normal = {n: ({k: g[g[start[n]] < g[start[n]].min() + seconds * 1e9].reset_index(drop=True)
+                           for k, g in t.items()} if n in start else t) for n, t in self.normal.items()}
+        out.normal_seconds = float(seconds)
         return out
 
     def absent(self) -> list[str]:

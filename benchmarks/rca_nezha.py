@@ -96,7 +96,7 @@ _BASELINES: dict[tuple[str, str, str], Baseline] = {}
 def _key(folder: nf.NezhaFolder, normal_id: str) -> tuple[str, str, str]:
     # An ablated folder shares the full one's root: without what it removed in the key,
     # it would be ranked against baselines fitted on logs/traces it does not have.
-    return str(folder.root), ",".join(sorted(folder.removed)), normal_id
+    return str(folder.root), ",".join(sorted(folder.removed)) + f"/{folder.normal_seconds}", normal_id
 
 
 def _bounds(ts: list[float]) -> tuple[float, float]:
@@ -126,6 +126,9 @@ def add_without(ap: argparse.ArgumentParser) -> None:
     """The ablation flag, the same for every RCA benchmark."""
     ap.add_argument("--without", action="append", default=[], choices=nf.REMOVABLE,
                     help="rank every case as if the system had none of this modality (repeatable)")
+    ap.add_argument("--normal-seconds", type=float, default=None,
+                    help="cut each normal period's logs and traces to their first N seconds "
+                         "(with --no-history: a reference that saw few calls)")
 
 
 def ablation_header(name: str, folder: nf.NezhaFolder) -> str:
@@ -135,6 +138,8 @@ def ablation_header(name: str, folder: nf.NezhaFolder) -> str:
     text = f"{name}: without {', '.join(removed)}" if removed else f"{name}: nothing removed"
     if had_none:
         text += f" (the data have no {', '.join(had_none)}: a no-op there)"
+    if folder.normal_seconds is not None:
+        text += f"; normal logs/traces cut to their first {folder.normal_seconds:g} s"
     return text
 
 
@@ -250,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     HISTORY["on"], HISTORY["guard"] = not args.no_history, args.guard
     t_load = time.perf_counter()
-    folder = nf.NezhaFolder(Path(args.data)).without(args.without)
+    folder = nf.NezhaFolder(Path(args.data)).without(args.without).short_normal(args.normal_seconds)
     t_load = time.perf_counter() - t_load
     print(f"ablation: {ablation_header(Path(args.data).name, folder)}", flush=True)
     t_fit = time.perf_counter()

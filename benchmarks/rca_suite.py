@@ -72,8 +72,8 @@ class SetData:
     inputs: list[rn.CaseInputs]
 
 
-def load(name: str, root: Path, without: Sequence[str] = ()) -> SetData:
-    folder = nf.NezhaFolder(root).without(without)
+def load(name: str, root: Path, without: Sequence[str] = (), normal_seconds: float | None = None) -> SetData:
+    folder = nf.NezhaFolder(root).without(without).short_normal(normal_seconds)
     for nid in folder.periods["case_id"]:
         rn.baseline(folder, str(nid))
     rows = [r for _, r in folder.labels.iterrows()]
@@ -136,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--grid", action="store_true", help="also print every candidate on every set")
     rn.add_without(ap)
     args = ap.parse_args(argv)
-    sets = [load("nezha", args.nezha, args.without), load("petshop", args.petshop, args.without)]
+    roots = (("nezha", args.nezha), ("petshop", args.petshop))
+    sets = [load(n, p, args.without, args.normal_seconds) for n, p in roots]
     print("ablation: " + "; ".join(rn.ablation_header(d.name, d.folder) for d in sets))
     rows = []
     score: dict[tuple[str, str], dict[str, float]] = {}

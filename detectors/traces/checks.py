@@ -118,27 +118,59 @@ def _self_time(b: pd.DataFrame, c: pd.DataFrame, ws: float, we: float, p: TraceP
 
 
 def _edge_time(b: pd.DataFrame, c: pd.DataFrame, ws: float, we: float, p: TraceParams) -> list[Finding]:
-    bg = {k: v["self_ms"].to_numpy() for k, v in b[b["is_client"]].groupby(["service", "callee"])}
-    groups = [(k, v) for k, v in c[c["is_client"]].groupby(["service", "callee"]) if len(v) >= 2 and k in bg]
+    ref = b[b["is_client"]]
+    pairs = {k: v["self_ms"].to_numpy() for k, v in ref.groupby(["service", "callee"])}
+    into = {k: v["self_ms"].to_numpy() for k, v in ref.groupby("callee")}
+    groups = [(k, v) for k, v in c[c["is_client"]].groupby(["service", "callee"]) if len(v) >= 2]
     n_tests = max(len(groups), 1)
     out = []
     for (caller, callee), sub in groups:
-        xb, xc = bg[(caller, callee)], sub["self_ms"].to_numpy()
+        xb, pooled = _edge_reference(pairs, into, ref, caller, callee, p.min_spans)
+        if len(xb) < 2 or (pooled == _ALL and p.pooled_weight <= 0):
+            continue
+        xc = sub["self_ms"].to_numpy()
         slow = _slowdown(xb, xc, n_tests, p)
         if slow is None:
             continue
         mb, mc, ratio, s = slow
         worst = sub.nlargest(3, "self_ms")
+        # Calls into the same callee cross the same network and queue; every call of the
+        # system is a rougher stand-in.
+        score = _score(s, n_tests, ratio, effect_scale=p.effect_scale) * (p.pooled_weight if pooled == _ALL else 1.0)
+        where = (f"for {pooled} in the baseline (this pair had fewer than {p.min_spans})" if pooled
+                 else "in the baseline")
         out.append(Finding(
             kind=FindingKind.TRACE_ANOMALY, entity=f"{caller} -> {callee}", value=mc, threshold=mb * p.min_ratio,
             baseline=mb, window_start=ws, window_end=we, onset=_onset(sub, mb * p.min_ratio, "self_ms"),
-            score=_score(s, n_tests, ratio, effect_scale=p.effect_scale), service=callee, direction=Direction.UP, statistic="edge_time_ms_p50",
+            score=score, service=callee, direction=Direction.UP, statistic="edge_time_ms_p50",
             message=(f"calls {caller} -> {callee}: median time outside both services {mc:.1f} ms vs "
-                     f"{mb:.1f} ms in the baseline ({len(xc)} calls)"),
+                     f"{mb:.1f} ms {where} ({len(xc)} calls)"),
             evidence={"caller": caller, "callee": callee, "calls": int(len(xc)), "ratio": ratio, "surprise": s,
-                      "trace_ids": worst["trace_id"].tolist()},
+                      "reference": pooled or "this pair", "trace_ids": worst["trace_id"].tolist()},
         ))
     return out
+
+
+_ALL = "all calls"
+
+
+def _edge_reference(pairs: dict, into: dict, ref: pd.DataFrame, caller: str, callee: str, enough: int
+                    ) -> tuple[np.ndarray, str]:
+    """The baseline edge times a pair is judged against, and "" or what was pooled.
+
+    A pod few requests reach may have (almost) no call of this pair in the reference (a
+    short normal period, a quiet caller); a delay on it would then give no evidence at
+    all. The time between a client span and its server span is the network and the
+    callee's queue, so with fewer than `enough` calls of its own the callee's incoming
+    edges stand in, then every edge of the system.
+    """
+    own = pairs.get((caller, callee))
+    if own is not None and len(own) >= enough:
+        return own, ""
+    other = into.get(callee)
+    if other is not None and len(other) >= enough:
+        return other, f"calls into {callee}"
+    return ref["self_ms"].to_numpy(), _ALL
 
 
 def _errors(b: pd.DataFrame, c: pd.DataFrame, ws: float, we: float, p: TraceParams) -> list[Finding]:

@@ -23,3 +23,7 @@ class TraceParams:
     # many spans make the latter significant. Chosen in issue 13 (README: "Latency evidence
     # by its size"); 3-5 score alike, 1 was the old reading.
     effect_scale: float = 4.0
+    # An edge with no baseline of its own is judged against pooled edges (see
+    # checks._edge_reference); a finding against every call of the system counts this
+    # much, being less specific (0: such edges are not judged).
+    pooled_weight: float = 0.5

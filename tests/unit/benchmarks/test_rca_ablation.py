@@ -129,3 +129,21 @@ def test_without_traces_no_cause_uses_them_and_every_cause_says_they_lacked(tmp_
     assert causes[0].entity == "orders"
     assert not any(_evidence_of(c, "traces", FindingKind.TRACE_ANOMALY) for c in causes)
     assert all("no traces at all" in c.evidence["lacking"] for c in causes)
+
+
+def test_a_short_normal_period_keeps_only_its_first_seconds_and_gets_its_own_baselines(tmp_path: Path) -> None:
+    """`--normal-seconds N`: each normal period's logs and traces cut to their first N
+    seconds (metrics kept), fitted apart from the full folder, and said in the header."""
+    full = _folder_with_traces(tmp_path)
+    short = full.short_normal(20)
+    spans = short.normal_table("traces", "n1")
+    span_s = (spans["start_ns"] - spans["start_ns"].min()) / 1e9
+    assert len(spans) and span_s.max() < 20 and len(spans) < len(full.normal_table("traces", "n1"))
+    assert len(short.normal_table("metrics", "n1")) == len(full.normal_table("metrics", "n1"))
+    assert short.case("traces", "c1").equals(full.case("traces", "c1"))
+    rn.baseline(full, "n1")
+    assert len(rn.baseline(short, "n1").traces.frame) < len(rn.baseline(full, "n1").traces.frame)
+    assert rn.ablation_header("tiny", short).endswith("normal logs/traces cut to their first 20 s")
+    assert full.short_normal(None) is full
+    with pytest.raises(ValueError, match="normal seconds"):
+        full.short_normal(0)

@@ -1,7 +1,10 @@
 """Trace detector on synthetic call trees: self time, edge time, errors, calls."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 from detectors.traces import TraceDetector, TraceWindow
+from detectors.traces.params import TraceParams
 from tests.synthetic_traces import synthetic_traces
 
 MS = 1_000_000
@@ -87,3 +90,34 @@ def test_seconds_of_delay_on_a_few_calls_outweigh_a_small_shift_on_many():
     (shift,) = busy.findings
     assert edge.statistic == "edge_time_ms_p50" and shift.statistic == "self_time_ms_p50"
     assert edge.score > 0.6 and shift.score < 0.5 and edge.score > shift.score
+
+
+def _renamed(spans, names):
+    return [replace(s, service=names.get(s.service, s.service)) for s in spans]
+
+
+def test_a_delay_on_a_pair_the_reference_never_saw_is_judged_against_pooled_calls():
+    """A caller that never called this pod in the reference (a short normal period, a
+    quiet caller): its delayed calls are judged against the pod's other incoming calls,
+    and when nobody called the pod, against every call at half weight; before, no
+    evidence at all, so a delayed pod few requests reach ranked among the unaffected."""
+    new_caller = _renamed(_traces(30, 10_000.0, edge_ms=800, seed=3), {"api": "batch"})
+    findings, _ = _run(new_caller)
+    (into,) = [f for f in findings if f.statistic == "edge_time_ms_p50"]
+    assert into.evidence["reference"] == "calls into preprocess" and into.service == "preprocess"
+    assert "fewer than 5" in into.message and into.score > 0.5
+
+    new_pod = _renamed(_traces(30, 10_000.0, edge_ms=800, seed=3), {"api": "batch", "preprocess": "scorer"})
+    findings, _ = _run(new_pod)
+    (pooled,) = [f for f in findings if f.statistic == "edge_time_ms_p50"]
+    assert pooled.evidence["reference"] == "all calls" and pooled.service == "scorer"
+    assert 0 < pooled.score <= 0.5 * into.score + 1e-9
+
+    off = TraceDetector(TraceParams(pooled_weight=0.0))
+    report = off.assess(off.fit(BASE, 0.0, 300.0), TraceWindow(new_pod), 10_000.0, 10_300.0)
+    assert not [f for f in report.findings if f.statistic == "edge_time_ms_p50"]
+
+
+def test_normal_calls_of_a_new_pair_give_no_edge_finding():
+    findings, _ = _run(_renamed(_traces(200, 10_000.0, seed=3), {"api": "batch"}))
+    assert not [f for f in findings if f.statistic == "edge_time_ms_p50"]
