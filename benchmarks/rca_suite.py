@@ -25,6 +25,10 @@ each set was ranked without; on a set that never had the modality (PetShop) it i
 no-op and says so. Everything below the header, the left-out row included, is then
 measured without it.
 
+Later faults (`--later`): per set, the candidate(s) that score best on its earlier half
+of cases (by onset time) are scored on its later half, next to the shipped configuration
+on that later half: settings chosen on the past, judged on faults that came after.
+
 Speed: median seconds per case for the whole case (conversion, log, trace and metric
 detectors, ranking), one process, one core.
 """
@@ -118,6 +122,32 @@ def zscore_ranks(d: SetData) -> list[int | None]:
     return out
 
 
+def halves(d: SetData) -> tuple[list[int], list[int]]:
+    """Indexes of a set's earlier and later half of cases, by onset time."""
+    order = sorted(range(len(d.rows)), key=lambda i: float(d.rows[i]["onset_ts"]))
+    cut = len(order) // 2
+    return order[:cut], order[cut:]
+
+
+def later_rows(d: SetData, per_case: dict[str, list[int | None]], shipped: list[int | None]) -> list[dict]:
+    """The later half scored with the candidate(s) best on the earlier half (mean when
+    tied), and with the shipped configuration."""
+    early, late = halves(d)
+    def on(idx: list[int], name: str) -> tuple[float, float]:
+        f = figures([per_case[name][i] for i in idx])
+        return round(f["Avg@5"], 9), round(f["AC@1"], 9)
+    best = max(on(early, n) for n in per_case)
+    tied = [n for n in per_case if on(early, n) == best]
+    scored = [figures([per_case[n][i] for i in late]) for n in tied]
+    mean = {k: float(np.mean([f[k] for f in scored])) for k in ("AC@1", "AC@3", "AC@5", "Avg@5")}
+    ac1 = [f["AC@1"] for f in scored]
+    return [{"set": d.name, "cases": len(late), "ranking": "later half, shipped configuration",
+             **figures([shipped[i] for i in late])},
+            {"set": d.name, "cases": len(late),
+             "ranking": f"later half, chosen on the earlier: {len(tied)} tied, AC@1 {min(ac1):.3f}-{max(ac1):.3f}",
+             **mean}]
+
+
 def figures(r: list[int | None]) -> dict[str, float]:
     acs = [float(np.mean([x is not None and x <= k for x in r])) for k in range(1, 6)]
     return {"AC@1": acs[0], "AC@3": acs[2], "AC@5": acs[4], "Avg@5": float(np.mean(acs))}
@@ -134,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--nezha", type=Path, default=DEFAULT_SETS["nezha"])
     ap.add_argument("--petshop", type=Path, default=DEFAULT_SETS["petshop"])
     ap.add_argument("--grid", action="store_true", help="also print every candidate on every set")
+    ap.add_argument("--later", action="store_true",
+                    help="also choose on each set's earlier half of cases and score its later half")
     rn.add_without(ap)
     args = ap.parse_args(argv)
     roots = (("nezha", args.nezha), ("petshop", args.petshop))
@@ -141,13 +173,17 @@ def main(argv: list[str] | None = None) -> int:
     print("ablation: " + "; ".join(rn.ablation_header(d.name, d.folder) for d in sets))
     rows = []
     score: dict[tuple[str, str], dict[str, float]] = {}
+    later: list[dict] = []
     for d in sets:
         r, secs = ranks(d, rn.CONFIG)
         rows.append({"set": d.name, "cases": len(r), "ranking": "vigil (one config)", **figures(r),
                      "median_s": float(np.median(secs))})
         rows.append({"set": d.name, "cases": len(r), "ranking": "z-score", **figures(zscore_ranks(d))})
-        for name, cfg in CANDIDATES.items():
-            score[(d.name, name)] = figures(ranks(d, cfg)[0])
+        per_case = {name: ranks(d, cfg)[0] for name, cfg in CANDIDATES.items()}
+        for name, rk in per_case.items():
+            score[(d.name, name)] = figures(rk)
+        if args.later:
+            later += later_rows(d, per_case, r)
     for d in sets:
         others = [o.name for o in sets if o is not d]
 
@@ -159,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         ac1 = [score[(d.name, n)]["AC@1"] for n in tied]
         rows.append({"set": d.name, "cases": len(d.rows),
                      "ranking": f"left out: {len(tied)} tied choice(s), AC@1 {min(ac1):.3f}-{max(ac1):.3f}", **mean})
-    df = pd.DataFrame(rows).set_index(["set", "ranking"])
+    df = pd.DataFrame(rows + later).set_index(["set", "ranking"])
     print(df.to_string(float_format=lambda x: f"{x:.3f}", na_rep=""))
     if args.grid:
         print()
