@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from correlators.incident import CauseKind, Incident
-from detectors.records import FindingKind
+from detectors.records import Finding, FindingKind
 
 
 class Severity(StrEnum):
@@ -109,7 +109,7 @@ def assign_tier(
     for f in incident.findings:
         if f.kind in (FindingKind.GPU_SATURATION, FindingKind.METRIC_ANOMALY, FindingKind.LOG_ANOMALY,
                       FindingKind.TRACE_ANOMALY, FindingKind.DATA_QUALITY, FindingKind.NO_DATA,
-                      FindingKind.CANARY_FAIL):
+                      FindingKind.CANARY_FAIL) and not _ranking_only(f):
             warning.append(f.message or f"{f.kind} on {f.entity}")
 
     if critical:
@@ -117,6 +117,13 @@ def assign_tier(
     if warning:
         return TierDecision(Severity.WARNING, warning, cold)
     return TierDecision(None, [f"pending: {f.message}" for f in slo], cold)
+
+
+def _ranking_only(f: Finding) -> bool:
+    """A call pair the trace baseline never saw, judged against other pairs' calls: a new
+    dependency in another zone is slower than the pool without anything being wrong, so
+    it helps rank the services of an incident but never raises one by itself."""
+    return f.kind is FindingKind.TRACE_ANOMALY and bool(f.evidence.get("pooled"))
 
 
 @dataclass

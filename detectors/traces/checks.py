@@ -146,7 +146,8 @@ def _edge_time(b: pd.DataFrame, c: pd.DataFrame, ws: float, we: float, p: TraceP
             message=(f"calls {caller} -> {callee}: median time outside both services {mc:.1f} ms vs "
                      f"{mb:.1f} ms {where} ({len(xc)} calls)"),
             evidence={"caller": caller, "callee": callee, "calls": int(len(xc)), "ratio": ratio, "surprise": s,
-                      "reference": pooled or "this pair", "trace_ids": worst["trace_id"].tolist()},
+                      "reference": pooled or "this pair", "pooled": bool(pooled),
+                      "trace_ids": worst["trace_id"].tolist()},
         ))
     return out
 

@@ -45,6 +45,7 @@ def test_network_delay_shows_on_the_edge():
     findings, graph = _run(_traces(200, 10_000.0, edge_ms=500, seed=3))
     edge = [f for f in findings if f.statistic == "edge_time_ms_p50"]
     assert len(edge) == 1 and edge[0].evidence["caller"] == "api" and edge[0].evidence["callee"] == "preprocess"
+    assert edge[0].evidence["reference"] == "this pair" and edge[0].evidence["pooled"] is False
     assert not [f for f in findings if f.statistic == "self_time_ms_p50"]
     assert graph.edges[("api", "preprocess")].edge_ms_current > 400
 
@@ -105,7 +106,7 @@ def test_a_delay_on_a_pair_the_reference_never_saw_is_judged_against_pooled_call
     findings, _ = _run(new_caller)
     (into,) = [f for f in findings if f.statistic == "edge_time_ms_p50"]
     assert into.evidence["reference"] == "calls into preprocess" and into.service == "preprocess"
-    assert "fewer than 5" in into.message and into.score > 0.5
+    assert "fewer than 5" in into.message and into.score > 0.5 and into.evidence["pooled"] is True
 
     new_pod = _renamed(_traces(30, 10_000.0, edge_ms=800, seed=3), {"api": "batch", "preprocess": "scorer"})
     findings, _ = _run(new_pod)
