@@ -13,6 +13,7 @@ current `c`, and corrects its p-values for the number of tests it made.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -155,8 +156,8 @@ def _edge_time(b: pd.DataFrame, c: pd.DataFrame, ws: float, we: float, p: TraceP
 _ALL = "all calls"
 
 
-def _edge_reference(pairs: dict, into: dict, ref: pd.DataFrame, caller: str, callee: str, enough: int
-                    ) -> tuple[np.ndarray, str]:
+def _edge_reference(pairs: Mapping[tuple[str, str], np.ndarray], into: Mapping[str, np.ndarray],
+                    ref: pd.DataFrame, caller: str, callee: str, enough: int) -> tuple[np.ndarray, str]:
     """The baseline edge times a pair is judged against, and "" or what was pooled.
 
     A pod few requests reach may have (almost) no call of this pair in the reference (a
