@@ -120,10 +120,10 @@ def assign_tier(
 
 
 def _ranking_only(f: Finding) -> bool:
-    """A call pair the trace baseline never saw, judged against other pairs' calls: a new
+    """A call pair new to the trace baseline, judged against other pairs' calls: a new
     dependency in another zone is slower than the pool without anything being wrong, so
     it helps rank the services of an incident but never raises one by itself."""
-    return f.kind is FindingKind.TRACE_ANOMALY and bool(f.evidence.get("pooled"))
+    return f.kind is FindingKind.TRACE_ANOMALY and bool(f.evidence.get("new_pair"))
 
 
 @dataclass

@@ -127,6 +127,9 @@ def _edge_time(b: pd.DataFrame, c: pd.DataFrame, ws: float, we: float, p: TraceP
     out = []
     for (caller, callee), sub in groups:
         xb, pooled = _edge_reference(pairs, into, ref, caller, callee, p.min_spans)
+        # A pair the old rule could not judge at all (under 2 calls of its own): new to
+        # the baseline, so the alert policy reads its finding as ranking evidence only.
+        new_pair = len(pairs.get((caller, callee), ())) < 2
         if len(xb) < 2 or (pooled == _ALL and p.pooled_weight <= 0):
             continue
         xc = sub["self_ms"].to_numpy()
@@ -147,7 +150,7 @@ def _edge_time(b: pd.DataFrame, c: pd.DataFrame, ws: float, we: float, p: TraceP
             message=(f"calls {caller} -> {callee}: median time outside both services {mc:.1f} ms vs "
                      f"{mb:.1f} ms {where} ({len(xc)} calls)"),
             evidence={"caller": caller, "callee": callee, "calls": int(len(xc)), "ratio": ratio, "surprise": s,
-                      "reference": pooled or "this pair", "pooled": bool(pooled),
+                      "reference": pooled or "this pair", "new_pair": new_pair,
                       "trace_ids": worst["trace_id"].tolist()},
         ))
     return out

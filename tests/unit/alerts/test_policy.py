@@ -157,15 +157,15 @@ def test_daily_cap_refuses_the_third_rollback():
     assert verdict(guard=guard, rollbacks=[T - 30 * 3600, T - 8 * 3600]).allowed
 
 
-def test_a_call_pair_judged_only_against_other_pairs_ranks_but_never_alerts_alone():
+def test_a_call_pair_new_to_the_baseline_ranks_but_never_alerts_alone():
     """A new dependency (a pair the trace baseline never saw) is judged against the
     callee's or the system's other calls: evidence for ranking an incident's services,
     but a new cross-zone call is slower than the pool with nothing wrong, so alone it
     must not page; the same slowdown measured against the pair's own calls warns."""
-    def edge(pooled: bool) -> Finding:
+    def edge(new: bool) -> Finding:
         return f(FindingKind.TRACE_ANOMALY, "batch -> scorer", 30.0, 3.0, statistic="edge_time_ms_p50",
                  service="scorer", message="calls batch -> scorer: median 30 ms vs 2 ms",
-                 evidence={"reference": "all calls" if pooled else "this pair", "pooled": pooled})
+                 evidence={"reference": "all calls" if new else "this pair", "new_pair": new})
     assert tier(incident([edge(True)])).severity is None
     own = tier(incident([edge(False)]))
     assert own.severity == Severity.WARNING and any("batch -> scorer" in r for r in own.reasons)

@@ -45,7 +45,7 @@ def test_network_delay_shows_on_the_edge():
     findings, graph = _run(_traces(200, 10_000.0, edge_ms=500, seed=3))
     edge = [f for f in findings if f.statistic == "edge_time_ms_p50"]
     assert len(edge) == 1 and edge[0].evidence["caller"] == "api" and edge[0].evidence["callee"] == "preprocess"
-    assert edge[0].evidence["reference"] == "this pair" and edge[0].evidence["pooled"] is False
+    assert edge[0].evidence["reference"] == "this pair" and edge[0].evidence["new_pair"] is False
     assert not [f for f in findings if f.statistic == "self_time_ms_p50"]
     assert graph.edges[("api", "preprocess")].edge_ms_current > 400
 
@@ -106,7 +106,7 @@ def test_a_delay_on_a_pair_the_reference_never_saw_is_judged_against_pooled_call
     findings, _ = _run(new_caller)
     (into,) = [f for f in findings if f.statistic == "edge_time_ms_p50"]
     assert into.evidence["reference"] == "calls into preprocess" and into.service == "preprocess"
-    assert "fewer than 5" in into.message and into.score > 0.5 and into.evidence["pooled"] is True
+    assert "fewer than 5" in into.message and into.score > 0.5 and into.evidence["new_pair"] is True
 
     new_pod = _renamed(_traces(30, 10_000.0, edge_ms=800, seed=3), {"api": "batch", "preprocess": "scorer"})
     findings, _ = _run(new_pod)
@@ -122,3 +122,15 @@ def test_a_delay_on_a_pair_the_reference_never_saw_is_judged_against_pooled_call
 def test_normal_calls_of_a_new_pair_give_no_edge_finding():
     findings, _ = _run(_renamed(_traces(200, 10_000.0, seed=3), {"api": "batch"}))
     assert not [f for f in findings if f.statistic == "edge_time_ms_p50"]
+
+
+def test_a_pair_seen_a_few_times_is_judged_on_its_callee_but_is_not_new():
+    """3 reference calls of its own: too few to judge it alone, so the callee's incoming
+    calls stand in; but the baseline did see it, so it is not a new dependency (the alert
+    policy warns on it as on any edge)."""
+    det = TraceDetector()
+    state = det.fit(BASE + _renamed(_traces(3, 400.0, seed=7), {"api": "batch"}), 0.0, 600.0)
+    delayed = _renamed(_traces(30, 10_000.0, edge_ms=800, seed=3), {"api": "batch"})
+    (edge,) = [f for f in det.assess(state, TraceWindow(delayed), 10_000.0, 10_300.0).findings
+               if f.statistic == "edge_time_ms_p50"]
+    assert edge.evidence["reference"] == "calls into preprocess" and edge.evidence["new_pair"] is False
