@@ -120,10 +120,12 @@ def assign_tier(
 
 
 def _ranking_only(f: Finding) -> bool:
-    """A call pair new to the trace baseline, judged against other pairs' calls: a new
-    dependency in another zone is slower than the pool without anything being wrong, so
-    it helps rank the services of an incident but never raises one by itself."""
-    return f.kind is FindingKind.TRACE_ANOMALY and bool(f.evidence.get("new_pair"))
+    """Evidence a detector marks as fit to rank an incident's causes but not to raise one:
+    a call pair new to the trace baseline judged against other pairs' calls (a new
+    dependency in another zone is slower than the pool with nothing wrong), a log line
+    that stopped with no spans to count runs by (a job that ended, an endpoint nobody
+    calls now)."""
+    return bool(f.evidence.get("ranking_only"))
 
 
 @dataclass

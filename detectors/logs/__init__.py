@@ -16,6 +16,8 @@ What counts as evidence, and why:
 - a new non-error template (weak evidence: workload changes also create them),
 - an expected template that vanished although the span that writes it still ran
   (only when log lines carry a span id and spans are given): vanished.py,
+- without spans, a template that stopped while its service kept logging, its runs
+  counted by the service's active seconds (ranking evidence only): quiet.py,
 - a broken sequence (only when log lines carry a span id): sequences.py.
 
 With `LogWindow.history_start`, the case's own recent lines join the reference (see
@@ -26,7 +28,7 @@ templates does not win by chance.
 
 Modules: `detector.py` (LogDetector, LogState, LogReference, LogWindow), `params.py`,
 `shapes.py` (masking, levels, fatal patterns), `templates.py` (drain3 and template
-counts), `service_level.py`, `vanished.py`, `sequences.py`, `views.py` (how counts are read).
+counts), `service_level.py`, `vanished.py`, `quiet.py`, `sequences.py`, `views.py` (how counts are read).
 """
 from detectors.logs.detector import LogDetector, LogReference, LogState, LogWindow
 from detectors.logs.params import LogParams

@@ -15,6 +15,7 @@ import pandas as pd
 
 from detectors.base import check_window
 from detectors.logs.params import LogParams
+from detectors.logs.quiet import quiet_findings
 from detectors.logs.sequences import broken_sequence_findings
 from detectors.logs.service_level import service_findings
 from detectors.logs.shapes import REFERENCE_COLUMNS, line_frame, shapes
@@ -100,6 +101,8 @@ class LogDetector:
         ops = _ops(state, window, lo, start, end)
         if ops is not None:
             findings += vanished_findings(g, names, ops, ctx)
+        elif self.params.quiet:  # no span runs to count by (no spans here or in the reference)
+            findings += quiet_findings(g, names, ctx)
         findings += broken_sequence_findings(g, names, ctx)
         findings += template_findings(template_table(g, names), ctx)
         return findings

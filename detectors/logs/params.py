@@ -18,3 +18,4 @@ class LogParams:
     pair_min_hold: float = 0.95
     pair_min_lines: int = 8  # ... over at least this many reference lines of A
     pair_min_broken: int = 3  # window spans with fewer B than A needed for a finding
+    quiet: bool = True  # without spans, templates that stopped while the service kept logging (quiet.py)

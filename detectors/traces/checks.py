@@ -150,7 +150,7 @@ def _edge_time(b: pd.DataFrame, c: pd.DataFrame, ws: float, we: float, p: TraceP
             message=(f"calls {caller} -> {callee}: median time outside both services {mc:.1f} ms vs "
                      f"{mb:.1f} ms {where} ({len(xc)} calls)"),
             evidence={"caller": caller, "callee": callee, "calls": int(len(xc)), "ratio": ratio, "surprise": s,
-                      "reference": pooled or "this pair", "new_pair": new_pair,
+                      "reference": pooled or "this pair", "new_pair": new_pair, "ranking_only": new_pair,
                       "trace_ids": worst["trace_id"].tolist()},
         ))
     return out

@@ -165,9 +165,19 @@ def test_a_call_pair_new_to_the_baseline_ranks_but_never_alerts_alone():
     def edge(new: bool) -> Finding:
         return f(FindingKind.TRACE_ANOMALY, "batch -> scorer", 30.0, 3.0, statistic="edge_time_ms_p50",
                  service="scorer", message="calls batch -> scorer: median 30 ms vs 2 ms",
-                 evidence={"reference": "all calls" if new else "this pair", "new_pair": new})
+                 evidence={"reference": "all calls" if new else "this pair", "new_pair": new,
+                           "ranking_only": new})
     assert tier(incident([edge(True)])).severity is None
     own = tier(incident([edge(False)]))
     assert own.severity == Severity.WARNING and any("batch -> scorer" in r for r in own.reasons)
     with_other = tier(incident([edge(True), f(FindingKind.FEATURE_DRIFT, "age", 0.15, 0.1)]))
     assert with_other.severity == Severity.WARNING and not any("batch -> scorer" in r for r in with_other.reasons)
+
+
+def test_a_log_line_that_stopped_without_spans_ranks_but_never_alerts_alone():
+    quiet = f(FindingKind.LOG_ANOMALY, "orders: saved", 0.0, 2.0, statistic="vanished_template",
+              service="orders", message="orders: 'saved' stopped", evidence={"ranking_only": True})
+    assert tier(incident([quiet])).severity is None
+    loud = f(FindingKind.LOG_ANOMALY, "orders: error", 40.0, 2.0, statistic="error_burst", service="orders",
+             message="orders: 40 error lines")
+    assert tier(incident([quiet, loud])).severity == Severity.WARNING

@@ -1,0 +1,52 @@
+"""Quiet templates: with no spans, a line a service kept writing stops while the service
+keeps logging (an exception cut the path after the first line); a quieter service, or
+one that stopped logging altogether, is not that."""
+from __future__ import annotations
+
+import random
+
+from detectors.logs import LogDetector, LogReference, LogWindow
+from detectors.logs.params import LogParams
+from detectors.records import LogRecord
+
+T0, START, END = 10_000.0, 20_000.0, 20_300.0
+
+
+def _lines(t0: float, seconds: int, *, cut: bool = False, every: int = 1, seed: int = 0) -> list[LogRecord]:
+    """orders writes 'received' then 'saved' per request (one a second, or one per `every`);
+    with `cut`, 'saved' never comes."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(0, seconds, every):
+        oid = rng.randint(1, 10**6)
+        out.append(LogRecord(t0 + i, "orders", f"INFO order {oid} received from user {rng.randint(1, 999)}",
+                             level="INFO"))
+        if not cut:
+            out.append(LogRecord(t0 + i + 0.3, "orders", f"INFO order {oid} saved in {rng.randint(3, 40)} ms",
+                                 level="INFO"))
+    return out
+
+
+def _quiet(cur: list[LogRecord], params: LogParams | None = None):
+    det = LogDetector(params or LogParams())
+    ref = _lines(T0, 600, seed=1)
+    state = det.fit(LogReference(ref), T0, T0 + 600)
+    found = det.score(state, LogWindow(cur), START, END)
+    return [f for f in found if f.statistic == "vanished_template"]
+
+
+def test_a_line_that_stopped_while_the_service_kept_logging_is_found_as_ranking_evidence():
+    (f,) = _quiet(_lines(START, 300, cut=True, seed=2))
+    assert f.service == "orders" and "saved" in f.evidence["template"]
+    assert f.evidence["by"] == "active seconds" and f.evidence["ranking_only"] is True
+    assert f.score > 0.5 and START <= f.onset < START + 2 and "no spans" in f.message
+
+
+def test_less_traffic_or_no_traffic_is_not_a_stopped_line():
+    assert _quiet(_lines(START, 300, every=10, seed=3)) == []  # a tenth of the requests, both lines
+    assert _quiet(_lines(START, 300, seed=3)) == []  # nothing changed
+    assert _quiet(_lines(START, 1, cut=True, seed=3)) == []  # one request, then silence: too little to say
+
+
+def test_it_can_be_turned_off():
+    assert _quiet(_lines(START, 300, cut=True, seed=2), LogParams(quiet=False)) == []
