@@ -345,16 +345,19 @@ def _wait(runtime: Runtime, signals: StopSignals, scheduler: BackgroundScheduler
 
 
 def _reload(runtime: Runtime, scheduler: BackgroundScheduler | None) -> None:
+    metrics, applied = runtime.vigil.metrics, False
     try:
         result = reload_vigil(runtime.vigil, runtime.config_path)
-        if result is None:
-            return
-        new, changes = result
-        runtime.swap(new)
-        if scheduler is not None:
-            _apply_jobs(scheduler, runtime, changes)
+        if result is not None:
+            new, changes = result
+            runtime.swap(new)
+            if scheduler is not None:
+                _apply_jobs(scheduler, runtime, changes)
+            applied = True
     except Exception:  # a reload must never take the running daemon down
         log.exception("configuration reload failed, keeping the running configuration")
+    metrics.config_reloads.labels("applied" if applied else "refused").inc()
+    metrics.config_reload_ok.set(1 if applied else 0)
 
 
 def _stop(runtime: Runtime, signals: StopSignals, scheduler: BackgroundScheduler | None,

@@ -53,6 +53,14 @@ class VigilMetrics:
                                         buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
         self.cycle_errors = Counter("vigil_cycle_errors_total", "Cycles that raised an unexpected error",
                                     ["model"], registry=r)
+        # As Prometheus' own prometheus_config_last_reload_successful: a refused SIGHUP
+        # reload is otherwise visible only in the log.
+        self.config_reloads = Counter("vigil_config_reloads_total",
+                                      "Configuration reloads asked by SIGHUP, by result (applied, refused)",
+                                      ["result"], registry=r)
+        self.config_reload_ok = Gauge("vigil_config_last_reload_successful",
+                                      "0 when the last configuration reload was refused, else 1", registry=r)
+        self.config_reload_ok.set(1)
         self.findings = Counter("vigil_findings_total", "Findings produced by detectors", ["model", "kind"],
                                 registry=r)
         self.incidents_total = Counter("vigil_incidents_total", "Incidents opened", ["model", "severity"],

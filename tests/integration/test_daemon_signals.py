@@ -71,6 +71,20 @@ def start(tmp_path: Path, *args: str, failpoints: str = "") -> subprocess.Popen[
                             stderr=subprocess.PIPE, text=True)
 
 
+def reloads(config: dict[str, Any], result: str) -> float:
+    """vigil_config_reloads_total{result=...} from /metrics (0 before the first)."""
+    url = f"http://127.0.0.1:{config['api']['port']}/metrics"
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            text = r.read().decode()
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return 0.0
+    for line in text.splitlines():
+        if line.startswith(f'vigil_config_reloads_total{{result="{result}"}}'):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
 def get(config: dict[str, Any], path: str) -> tuple[int, Any]:
     url = f"http://127.0.0.1:{config['api']['port']}{path}"
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {READER}"})
@@ -190,6 +204,9 @@ def test_sighup_reloads_a_valid_file_and_keeps_the_running_one_on_a_bad_file(tmp
         bad["models"].append(model_config("fraud"))
         cfg_path.write_text(yaml.safe_dump(bad))
         proc.send_signal(signal.SIGHUP)
+        # Handled (not merely asked) before the file changes again: under load the main
+        # thread may take a while, and would then read the fixed file instead.
+        wait_for("the bad reload refused", lambda: reloads(config, "refused") >= 1, 30, proc)
         # still alive, still cycling on the running configuration, and fraud not added
         later = wait_for("a cycle after the bad reload", lambda: (raw_last_cycle_at(db, MODEL) or 0) > first + 2,
                          30, proc)
@@ -201,6 +218,7 @@ def test_sighup_reloads_a_valid_file_and_keeps_the_running_one_on_a_bad_file(tmp
         cfg_path.write_text(yaml.safe_dump(fixed))
         proc.send_signal(signal.SIGHUP)
         wait_for("cycles of the model the reload added", lambda: raw_last_cycle_at(db, "fraud"), 30, proc)
+        assert reloads(config, "applied") == 1 and reloads(config, "refused") == 1
         assert get(config, "/v1/incidents?model=fraud")[0] == 200, "the API sees the new configuration"
         assert get(config, "/readyz")[1]["cycles"]["models"].keys() >= {MODEL, "fraud"}
         stopped_in, err = stop(proc)
