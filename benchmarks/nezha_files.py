@@ -125,10 +125,13 @@ class NezhaFolder:
             return self
         if not seconds > 0:
             raise ValueError(f"normal seconds: expected a number of seconds > 0, got {seconds!r}")
+        def head(df: pd.DataFrame, col: str) -> pd.DataFrame:
+            return df[df[col] < df[col].min() + seconds * 1e9].reset_index(drop=True)
+
         out = copy.copy(self)
-        start = {"logs": "timestamp_ns", "traces": "start_ns"}
-        out.normal = {n: ({k: g[g[start[n]] < g[start[n]].min() + seconds * 1e9].reset_index(drop=True)
-                           for k, g in t.items()} if n in start else t) for n, t in self.normal.items()}
+        out.normal = dict(self.normal)
+        for modality, col in (("logs", "timestamp_ns"), ("traces", "start_ns")):
+            out.normal[modality] = {k: head(g, col) for k, g in self.normal[modality].items()}
         out.normal_seconds = float(seconds)
         return out
 

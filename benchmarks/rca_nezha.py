@@ -90,13 +90,13 @@ class Baseline:
 
 
 # (folder, modalities removed, normal period id) -> fitted states
-_BASELINES: dict[tuple[str, str, str], Baseline] = {}
+_BASELINES: dict[tuple[str, str, float | None, str], Baseline] = {}
 
 
-def _key(folder: nf.NezhaFolder, normal_id: str) -> tuple[str, str, str]:
-    # An ablated folder shares the full one's root: without what it removed in the key,
-    # it would be ranked against baselines fitted on logs/traces it does not have.
-    return str(folder.root), ",".join(sorted(folder.removed)) + f"/{folder.normal_seconds}", normal_id
+def _key(folder: nf.NezhaFolder, normal_id: str) -> tuple[str, str, float | None, str]:
+    # An ablated or shortened folder shares the full one's root: without what it removed
+    # (or cut) in the key, it would be ranked against baselines fitted on data it lacks.
+    return str(folder.root), ",".join(sorted(folder.removed)), folder.normal_seconds, normal_id
 
 
 def _bounds(ts: list[float]) -> tuple[float, float]:
@@ -119,7 +119,7 @@ def baseline(folder: nf.NezhaFolder, normal_id: str) -> Baseline:
     return _BASELINES[key]
 
 
-_NORMAL_COUNTS: dict[tuple[str, str, str], dict[str, int]] = {}
+_NORMAL_COUNTS: dict[tuple[str, str, float | None, str], dict[str, int]] = {}
 
 
 def add_without(ap: argparse.ArgumentParser) -> None:

@@ -35,21 +35,20 @@ def quiet_findings(g: pd.DataFrame, names: dict[int, str], ctx: Ctx) -> list[Fin
         live = s[s["_grp"] >= 1]
         if not (live["_grp"] == 2).any():
             continue
-        secs_ref = s.loc[s["_grp"] == 0, "sec"].unique()
+        n_ref = s.loc[s["_grp"] == 0, "sec"].nunique()  # the normal period: before any live second
         secs_live = np.sort(live["sec"].unique())
         last = live.groupby("tid")["sec"].max()
         for tid, t in s.groupby("tid")["sec"]:
-            t_last = float(last.get(tid, -np.inf))
-            after = secs_live[secs_live > t_last]
-            before = np.concatenate([secs_ref, secs_live[secs_live <= t_last]])
-            if not len(after) or not len(before):
+            n_upto = int(np.searchsorted(secs_live, float(last.get(tid, -np.inf)), side="right"))
+            n_after, n_before = len(secs_live) - n_upto, n_ref + n_upto
+            if not n_after or not n_before:
                 continue
-            q = min(1.0, t.nunique() / len(before))
-            tests.append((str(svc), int(tid), q * len(after), float(len(after)), q, float(after[0])))
+            q = min(1.0, t.nunique() / n_before)
+            tests.append((str(svc), int(tid), q * n_after, float(n_after), q, float(secs_live[n_upto])))
     p = ctx.params
     n_tests = max(len(tests), 1)
     out = []
-    for svc, tid, expected, n_after, q, onset in tests:
+    for svc, tid, expected, active, q, onset in tests:
         if expected < p.vanish_min_expected:
             continue
         surprise = expected / math.log(10)  # -log10 P(0 | Poisson(expected))
@@ -64,9 +63,9 @@ def quiet_findings(g: pd.DataFrame, names: dict[int, str], ctx: Ctx) -> list[Fin
             window_end=ctx.we, onset=onset, score=score, service=svc, direction=Direction.DOWN,
             statistic="vanished_template",
             message=(f"{svc}: '{tmpl[:80]}' stopped: written in {q:.0%} of the seconds {svc} logged before, "
-                     f"then in none of the last {int(n_after)} (expected {expected:.1f}; no spans to count runs)"),
+                     f"then in none of the last {int(active)} (expected {expected:.1f}; no spans to count runs)"),
             evidence={"template": tmpl, "by": "active seconds", "ranking_only": True,
-                      "active_seconds": int(n_after), "share": q, "expected": expected, "surprise": surprise,
+                      "active_seconds": int(active), "share": q, "expected": expected, "surprise": surprise,
                       "view": view.name},
         ))
     return out

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -126,56 +127,61 @@ def _edge_time(b: pd.DataFrame, c: pd.DataFrame, ws: float, we: float, p: TraceP
     n_tests = max(len(groups), 1)
     out = []
     for (caller, callee), sub in groups:
-        xb, pooled = _edge_reference(pairs, into, ref, caller, callee, p.min_spans)
-        # A pair the old rule could not judge at all (under 2 calls of its own): new to
-        # the baseline, so the alert policy reads its finding as ranking evidence only.
-        new_pair = len(pairs.get((caller, callee), ())) < 2
-        if len(xb) < 2 or (pooled == _ALL and p.pooled_weight <= 0):
+        against = _edge_reference(pairs, into, ref, caller, callee, p)
+        if len(against.times) < 2 or against.weight <= 0:
             continue
         xc = sub["self_ms"].to_numpy()
-        slow = _slowdown(xb, xc, n_tests, p)
+        slow = _slowdown(against.times, xc, n_tests, p)
         if slow is None:
             continue
         mb, mc, ratio, s = slow
         worst = sub.nlargest(3, "self_ms")
-        # Calls into the same callee cross the same network and queue; every call of the
-        # system is a rougher stand-in.
-        score = _score(s, n_tests, ratio, effect_scale=p.effect_scale) * (p.pooled_weight if pooled == _ALL else 1.0)
-        where = (f"for {pooled} in the baseline (this pair had fewer than {p.min_spans})" if pooled
-                 else "in the baseline")
+        where = (f"for {against.label} in the baseline (this pair had fewer than {p.min_spans})"
+                 if against.label != _OWN else "in the baseline")
         out.append(Finding(
             kind=FindingKind.TRACE_ANOMALY, entity=f"{caller} -> {callee}", value=mc, threshold=mb * p.min_ratio,
             baseline=mb, window_start=ws, window_end=we, onset=_onset(sub, mb * p.min_ratio, "self_ms"),
-            score=score, service=callee, direction=Direction.UP, statistic="edge_time_ms_p50",
+            score=_score(s, n_tests, ratio, effect_scale=p.effect_scale) * against.weight, service=callee,
+            direction=Direction.UP, statistic="edge_time_ms_p50",
             message=(f"calls {caller} -> {callee}: median time outside both services {mc:.1f} ms vs "
                      f"{mb:.1f} ms {where} ({len(xc)} calls)"),
+            # A pair new to the baseline is ranking evidence only (alerts/policy.py).
             evidence={"caller": caller, "callee": callee, "calls": int(len(xc)), "ratio": ratio, "surprise": s,
-                      "reference": pooled or "this pair", "new_pair": new_pair, "ranking_only": new_pair,
+                      "reference": against.label, "ranking_only": against.new_pair,
                       "trace_ids": worst["trace_id"].tolist()},
         ))
     return out
 
 
-_ALL = "all calls"
+_OWN = "this pair"
+
+
+class _EdgeReference(NamedTuple):
+    times: np.ndarray  # the baseline edge times the pair is judged against
+    label: str  # "this pair", "calls into <callee>" or "all calls"
+    weight: float  # what a finding against them counts
+    new_pair: bool  # under 2 calls of its own: the old rule could not judge it at all
 
 
 def _edge_reference(pairs: Mapping[tuple[str, str], np.ndarray], into: Mapping[str, np.ndarray],
-                    ref: pd.DataFrame, caller: str, callee: str, enough: int) -> tuple[np.ndarray, str]:
-    """The baseline edge times a pair is judged against, and "" or what was pooled.
+                    ref: pd.DataFrame, caller: str, callee: str, p: TraceParams) -> _EdgeReference:
+    """What a pair's edge times are judged against.
 
     A pod few requests reach may have (almost) no call of this pair in the reference (a
     short normal period, a quiet caller); a delay on it would then give no evidence at
     all. The time between a client span and its server span is the network and the
-    callee's queue, so with fewer than `enough` calls of its own the callee's incoming
-    edges stand in, then every edge of the system.
+    callee's queue, so with fewer than `min_spans` calls of its own the callee's
+    incoming calls stand in (same network, same queue: full weight), then every call of
+    the system, a rougher stand-in, at `pooled_weight`.
     """
-    own = pairs.get((caller, callee))
-    if own is not None and len(own) >= enough:
-        return own, ""
-    other = into.get(callee)
-    if other is not None and len(other) >= enough:
-        return other, f"calls into {callee}"
-    return ref["self_ms"].to_numpy(), _ALL
+    own = pairs.get((caller, callee), np.empty(0))
+    new = len(own) < 2
+    if len(own) >= p.min_spans:
+        return _EdgeReference(own, _OWN, 1.0, new)
+    other = into.get(callee, np.empty(0))
+    if len(other) >= p.min_spans:
+        return _EdgeReference(other, f"calls into {callee}", 1.0, new)
+    return _EdgeReference(ref["self_ms"].to_numpy(), "all calls", p.pooled_weight, new)
 
 
 def _errors(b: pd.DataFrame, c: pd.DataFrame, ws: float, we: float, p: TraceParams) -> list[Finding]:

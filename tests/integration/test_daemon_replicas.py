@@ -13,6 +13,7 @@ import pytest
 import yaml
 from sqlalchemy import select
 
+from monitor.store import leases
 from monitor.store.repository import ModelStateRow, Store
 from tests.helpers_replicas import fresh_schema_url
 from tests.integration.test_daemon_signals import start, write_config
@@ -46,8 +47,6 @@ def last_cycles(store: Store) -> dict[str, float]:
 
 def valid_owners(store: Store) -> dict[str, str]:
     """Model -> the replica holding its unexpired lease."""
-    from monitor.store import leases
-
     with store.tx() as s:
         return {ls.model: ls.owner for ls in leases.leases(s) if ls.valid}
 

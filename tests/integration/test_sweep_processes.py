@@ -21,6 +21,7 @@ import pytest
 from prometheus_client import generate_latest
 
 from benchmarks.scale_scenario import ScaleParams, build, config_data, sweep_times
+from detectors.records import FindingKind
 from monitor import sweep_pool
 from monitor.clock import FileClock
 from monitor.config import parse_config
@@ -72,8 +73,12 @@ def openings(work: Path) -> list[str]:
     return [r["payload"]["model"] for r in records if r["kind"] == "incident" and r["payload"]["status"] == "open"]
 
 
+DRIFT = {FindingKind.FEATURE_DRIFT, FindingKind.PREDICTION_DRIFT}
+
+
 def drift_incidents(reports: list) -> list[int]:
-    return [r.incident_id for r in reports if r.incident_id and any("drift" in str(f.kind) for f in r.findings)]
+    return [r.incident_id for r in reports
+            if r.incident_id and any(f.kind in DRIFT for f in r.findings)]
 
 
 def test_worker_processes_reach_the_same_verdicts_and_metrics_as_threads(scenario, tmp_path: Path) -> None:

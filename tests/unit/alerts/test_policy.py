@@ -165,8 +165,7 @@ def test_a_call_pair_new_to_the_baseline_ranks_but_never_alerts_alone():
     def edge(new: bool) -> Finding:
         return f(FindingKind.TRACE_ANOMALY, "batch -> scorer", 30.0, 3.0, statistic="edge_time_ms_p50",
                  service="scorer", message="calls batch -> scorer: median 30 ms vs 2 ms",
-                 evidence={"reference": "all calls" if new else "this pair", "new_pair": new,
-                           "ranking_only": new})
+                 evidence={"reference": "all calls" if new else "this pair", "ranking_only": new})
     assert tier(incident([edge(True)])).severity is None
     own = tier(incident([edge(False)]))
     assert own.severity == Severity.WARNING and any("batch -> scorer" in r for r in own.reasons)

@@ -45,7 +45,7 @@ def test_network_delay_shows_on_the_edge():
     findings, graph = _run(_traces(200, 10_000.0, edge_ms=500, seed=3))
     edge = [f for f in findings if f.statistic == "edge_time_ms_p50"]
     assert len(edge) == 1 and edge[0].evidence["caller"] == "api" and edge[0].evidence["callee"] == "preprocess"
-    assert edge[0].evidence["reference"] == "this pair" and edge[0].evidence["new_pair"] is False
+    assert edge[0].evidence["reference"] == "this pair" and edge[0].evidence["ranking_only"] is False
     assert not [f for f in findings if f.statistic == "self_time_ms_p50"]
     assert graph.edges[("api", "preprocess")].edge_ms_current > 400
 
@@ -106,7 +106,7 @@ def test_a_delay_on_a_pair_the_reference_never_saw_is_judged_against_pooled_call
     findings, _ = _run(new_caller)
     (into,) = [f for f in findings if f.statistic == "edge_time_ms_p50"]
     assert into.evidence["reference"] == "calls into preprocess" and into.service == "preprocess"
-    assert "fewer than 5" in into.message and into.score > 0.5 and into.evidence["new_pair"] is True
+    assert "fewer than 5" in into.message and into.score > 0.5 and into.evidence["ranking_only"] is True
 
     new_pod = _renamed(_traces(30, 10_000.0, edge_ms=800, seed=3), {"api": "batch", "preprocess": "scorer"})
     findings, _ = _run(new_pod)
@@ -133,4 +133,4 @@ def test_a_pair_seen_a_few_times_is_judged_on_its_callee_but_is_not_new():
     delayed = _renamed(_traces(30, 10_000.0, edge_ms=800, seed=3), {"api": "batch"})
     (edge,) = [f for f in det.assess(state, TraceWindow(delayed), 10_000.0, 10_300.0).findings
                if f.statistic == "edge_time_ms_p50"]
-    assert edge.evidence["reference"] == "calls into preprocess" and edge.evidence["new_pair"] is False
+    assert edge.evidence["reference"] == "calls into preprocess" and edge.evidence["ranking_only"] is False
