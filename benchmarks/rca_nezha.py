@@ -170,6 +170,7 @@ class CaseInputs:
     observed: dict[str, set[str]]
     counts: dict[str, int]  # records per modality in the case
     normal_counts: dict[str, int]
+    lengths: dict[str, tuple[float, float]]  # logs/traces: seconds of the normal period and of the window
     candidates: list[str]
     seconds: float  # conversion + log and trace detectors
 
@@ -196,7 +197,10 @@ def case_inputs(folder: nf.NezhaFolder, row: pd.Series) -> CaseInputs:
     return CaseInputs(alert, series, lf, tf, graph, given_graph(folder, row),
                       observed_modalities(series, records, spans),
                       {"metrics": len(series), "logs": len(records), "traces": len(spans)},
-                      _NORMAL_COUNTS[_key(folder, folder.normal_for(row))], sorted(metrics["service"].unique()),
+                      _NORMAL_COUNTS[_key(folder, folder.normal_for(row))],
+                      {"logs": (base.logs.end - base.logs.start, end - ws),
+                       "traces": (base.traces.end - base.traces.start, end - ws)},
+                      sorted(metrics["service"].unique()),
                       time.process_time() - t0)
 
 
@@ -218,7 +222,7 @@ def case_signals(inputs: CaseInputs, metrics: ServiceMetricsReport | None) -> Se
     return ServiceSignals(metrics=metrics, log_findings=inputs.log_findings, trace_findings=inputs.trace_findings,
                           graph=inputs.graph, given_graph=inputs.given, observed=inputs.observed,
                           candidates=inputs.candidates,
-                          lacking=what_lacked(inputs.counts, inputs.normal_counts))
+                          lacking=what_lacked(inputs.counts, inputs.normal_counts, seconds=inputs.lengths))
 
 
 def run_case(folder: nf.NezhaFolder, row: pd.Series, config: Config = CONFIG) -> tuple[list[Cause], float]:

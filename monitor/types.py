@@ -94,7 +94,7 @@ class ServiceEvidence:
     graph: ServiceGraph  # the call graph the spans showed
     observed: dict[str, set[str]]  # service -> modalities that had data for it
     metrics: ServiceMetricsReport | None = None  # the root-cause metric series' report, when read
-    lacking: tuple[str, ...] = ()  # what the root-cause metrics lacked (unread, no normal period)
+    lacking: tuple[str, ...] = ()  # what the baselines lacked (logs/traces: none or short; metrics: unread, none)
     given_graph: ServiceGraph = field(default_factory=ServiceGraph)  # `root_cause.call_graph`, joined with `graph`
 
 

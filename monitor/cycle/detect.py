@@ -173,7 +173,7 @@ def _service_metrics(raw: RawSignals, req: DetectRequest, out: Detection, gaps: 
     out.services = ServiceEvidence(
         ev.log_findings if ev else [], ev.trace_findings if ev else [], ev.graph if ev else ServiceGraph(),
         observed_modalities(result.window, raw.logs_current, raw.spans_current), metrics=result.report,
-        lacking=tuple(result.lacking))
+        lacking=(*(ev.lacking if ev else ()), *result.lacking))
 
 
 def _call_graph(raw: RawSignals, req: DetectRequest, out: Detection, gaps: GapQueue) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from correlators.coverage import observed_modalities
+from correlators.coverage import observed_modalities, reference_lacking
 from detectors.logs import LogDetector, LogReference, LogState, LogWindow
 from detectors.records import Finding
 from detectors.traces import ServiceGraph, TraceDetector, TraceState, TraceWindow
@@ -51,7 +51,7 @@ def detect_logs_traces(raw: RawSignals, model: str, w: Window, stored: dict[str,
     if not (raw.logs_current or raw.spans_current):
         return LogTraceResult([], None, {})
     new: dict[str, Any] = {}
-    graph, trace_findings, log_findings = ServiceGraph(), [], []
+    graph, trace_findings, log_findings, lacking = ServiceGraph(), [], [], []
     if raw.spans_current:
         traces = TraceDetector()
         t_state = _baseline(stored, new, TRACES_KEY, TraceState, raw.baseline_window,
@@ -59,20 +59,29 @@ def detect_logs_traces(raw: RawSignals, model: str, w: Window, stored: dict[str,
         if t_state is not None:
             report = traces.assess(t_state, TraceWindow(raw.spans_current), w.start, w.t)
             graph, trace_findings = report.graph, report.findings
+            lacking += _reference_lacking("traces", t_state, len(raw.spans_current), w)
     if raw.logs_current:
         logs = LogDetector()
         l_state = _baseline(stored, new, LOGS_KEY, LogState, raw.baseline_window,
                             lambda a, b: logs.fit(LogReference(raw.logs_baseline, raw.spans_baseline), a, b))
         if l_state is not None:
             log_findings = logs.score(l_state, LogWindow(raw.logs_current, raw.spans_current), w.start, w.t)
+            lacking += _reference_lacking("logs", l_state, len(raw.logs_current), w)
     findings = log_findings + trace_findings
     for f in findings:
         f.model = model
     # The graph and the coverage even without a finding here: they are what the service
     # ranking needs to place the root-cause metrics' findings (a callee explains its caller).
     evidence = ServiceEvidence(log_findings, trace_findings, graph,
-                               observed_modalities((), raw.logs_current, raw.spans_current))
+                               observed_modalities((), raw.logs_current, raw.spans_current), lacking=tuple(lacking))
     return LogTraceResult(findings, evidence, new)
+
+
+def _reference_lacking(modality: str, state: LogState | TraceState, records: int, w: Window) -> list[str]:
+    """The diagnosis says so when the baseline it scored against had no records (a
+    service's first hour, Loki or Tempo answering nothing then) or was short: every
+    line or call is then new to it, and its findings deserve less confidence."""
+    return reference_lacking(modality, len(state.frame), state.end - state.start, records, w.t - w.start)
 
 
 def _baseline(stored: dict[str, Any], new: dict[str, Any], key: str, kind: Any,

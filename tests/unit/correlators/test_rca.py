@@ -262,3 +262,13 @@ def test_what_the_diagnosis_lacked_is_reported_and_lowers_confidence_not_order()
     assert poor[0].score < full[0].score
     assert poor[0].evidence["lacking"] == lacking and poor[0].evidence["confidence_factor"] < 1
     assert "what the diagnosis lacked: no logs at all" in poor[0].explanation
+
+
+def test_a_log_or_trace_reference_shorter_than_half_its_window_is_reported() -> None:
+    counts = {"metrics": 10, "logs": 100, "traces": 50}
+    assert what_lacked(counts, counts, seconds={"logs": (170.0, 200.0), "traces": (170.0, 200.0)}) == []
+    assert what_lacked(counts, counts, seconds={"logs": (59.0, 186.0)}) == [
+        "short normal period for logs: 59 s for a 186 s window"]
+    # No records in the window: nothing was judged against the reference, however short.
+    assert what_lacked({"metrics": 10, "logs": 0, "traces": 50}, counts, seconds={"logs": (5.0, 186.0)}) == [
+        "no logs in the window"]
