@@ -65,10 +65,13 @@ def expected_lines(n: np.ndarray, dur: tuple[float, float, float], view: View) -
     """Lines expected in a view's window. For the fresh view, the higher of the normal
     rate and the recent rate: a rise must be a rise against both, so errors that were
     already as frequent just before the alert are not news however rare they were in
-    the (short, old) normal window. Half a line of prior for templates unseen in normal."""
+    the (short, old) normal window. Half a line of prior for templates unseen in normal,
+    spread over all the fresh view's reference (normal + recent history): a line absent
+    from both is rarer than its absence from a short normal window alone would say."""
     obs, ref, cur_s, ref_s = view_counts(n, dur, view)
     if view is FRESH:
-        normal = (n[:, 0] + 0.5) * cur_s / max(dur[0], 1.0)
+        prior = 0.5 * max(dur[0], 1.0) / max(dur[0] + dur[1], 1.0)
+        normal = (n[:, 0] + prior) * cur_s / max(dur[0], 1.0)
         recent = n[:, 1] * cur_s / dur[1] if dur[1] > 0 else np.zeros(len(n))
         return np.maximum(normal, recent)
     return (ref + 0.5) * cur_s / max(ref_s, 1.0)

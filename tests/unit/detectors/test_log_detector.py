@@ -225,3 +225,24 @@ def test_a_vanished_line_on_a_branch_some_runs_take_counts_less_than_one_every_r
     # every 4th run over 160 runs. The second may be a change of input mix.
     every_run, branch = score(1, 40), score(4, 160)
     assert every_run > 0.5 and 0 < branch < every_run * 0.6
+
+
+def test_a_new_error_line_absent_from_a_short_normal_window_and_a_long_history_scores_higher():
+    """The recent history is reference too: a line that neither 60 s of normal logs nor
+    ten quiet minutes before the alert ever wrote is more surprising than one only the
+    60 s never saw, so a thin normal period does not mute a new error that much."""
+    base = _normal(W0, 60)
+    history = _normal(W0 + 3000, 600, rng=random.Random(3))
+    cur = _normal(W0 + 3600, 300, rng=random.Random(7))
+    cur += [LogRecord(W0 + 3700 + i, "inference", f"ERROR failed to load batch {i}: connection reset by peer",
+                      level="ERROR") for i in range(8)]
+
+    def found(records, history_start):
+        return {f.statistic: f for f in _score(base, records, window_start=W0 + 3600, window_end=W0 + 3900,
+                                               history_start=history_start)}
+
+    alone, with_history = found(cur, None), found(history + cur, W0 + 3000)
+    assert "new_error_template" not in alone  # 8 lines against 2.5 expected from 60 s: not enough
+    x = with_history["new_error_template"]
+    assert x.evidence["expected"] < 0.3 and x.value == 8
+    assert with_history["error_burst"].score > alone["error_burst"].score
