@@ -52,12 +52,15 @@ def pull_logs_traces(src: LogTraceSources, health: SourceHealth, m: ModelConfig,
         return
     base = (w.start - (w.t - w.start), w.start)
     raw.baseline_window = base if with_baseline else None
+    # A source's window and baseline are kept both or neither: a window scored against a
+    # baseline whose read failed would make every line or call look new, and that empty
+    # baseline would be stored for the cycles after.
     if src.tempo is not None:
         try:
             services = sorted(set(m.services))
-            raw.spans_current = pull_spans(src.tempo, services, w.start, w.t, src.search_limit)
-            if with_baseline:
-                raw.spans_baseline = pull_spans(src.tempo, services, *base, src.search_limit)
+            spans = pull_spans(src.tempo, services, w.start, w.t, src.search_limit)
+            spans_base = pull_spans(src.tempo, services, *base, src.search_limit) if with_baseline else []
+            raw.spans_current, raw.spans_baseline = spans, spans_base
             health.mark("tempo", True)
         except (SourceUnavailable, QueryError) as e:
             health.mark("tempo", False, str(e))
@@ -65,9 +68,9 @@ def pull_logs_traces(src: LogTraceSources, health: SourceHealth, m: ModelConfig,
     if src.loki is not None:
         try:
             services = sorted(set(m.services) | {s.service for s in raw.spans_current})
-            raw.logs_current = pull_logs(src.loki, services, w.start, w.t)
-            if with_baseline:
-                raw.logs_baseline = pull_logs(src.loki, services, *base)
+            logs = pull_logs(src.loki, services, w.start, w.t)
+            raw.logs_baseline = pull_logs(src.loki, services, *base) if with_baseline else []
+            raw.logs_current = logs
             health.mark("loki", True)
         except (SourceUnavailable, QueryError) as e:
             health.mark("loki", False, str(e))

@@ -2,6 +2,7 @@
 act and deliver, with stand-ins for the sources and a SQLite store in a temp folder."""
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -14,7 +15,7 @@ from alerts.policy import RollbackVerdict, Severity, TierDecision
 from alerts.routing import TIMELINE_ROUTE, NotifierRegistry
 from correlators.causes import CorrelationSettings
 from detectors.anomaly import AnomalyTuning
-from detectors.records import DeployEvent, Finding, FindingKind, Series
+from detectors.records import DeployEvent, Finding, FindingKind, LogRecord, Series
 from monitor.cycle.actions import Operator
 from monitor.cycle.apply import StateUpdate, apply_plan
 from monitor.cycle.correlate import correlate
@@ -22,7 +23,7 @@ from monitor.cycle.deliver import OutboxSender
 from monitor.cycle.detect import DetectRequest, detect
 from monitor.cycle.gather import GatherRequest, Sources, anomaly_key, gather
 from monitor.cycle.health import SourceHealth
-from monitor.cycle.logs_traces import LogTraceSources
+from monitor.cycle.logs_traces import LogTraceSources, pull_logs_traces
 from monitor.cycle.messages import Links, OutboxWriter
 from monitor.cycle.plan import CycleStart, next_streaks, read_cycle_start, read_history
 from monitor.cycle.reference import ReferenceChooser
@@ -30,6 +31,7 @@ from monitor.cycle.rollback_intents import RollbackRunner
 from monitor.cycle.samples import SampleReader
 from monitor.executors.build import alias_executor
 from monitor.metrics import VigilMetrics
+from monitor.sources.errors import SourceStatus, SourceUnavailable
 from monitor.store.repository import Store
 from monitor.types import Detection, MetricSignal, RawSignals, Window
 from tests.helpers_vigil import (
@@ -44,6 +46,7 @@ from tests.helpers_vigil import (
     serving_registry,
     step_curve,
 )
+from tests.synthetic_traces import synthetic_traces
 
 W = Window(t=T0, start=T0 - 1800, baseline_start=T0 - 5400, baseline_end=T0 - 1800)
 
@@ -90,6 +93,43 @@ def test_gather_fetches_a_day_of_history_only_for_series_without_anomaly_state(c
     assert by_name["ctr"].history is None
     history = by_name["p99_latency"].history
     assert history is not None and history.timestamps[0] <= T0 - 86400 + 60
+
+
+class _BaselineFails:
+    """A Loki and a Tempo that answer for the window and fail for the window before it."""
+
+    def query_logs(self, query: str, start: float, end: float) -> list[LogRecord]:
+        self._fail_before_window(start)
+        return [LogRecord(W.t - 60, "api", "ERROR upstream reset", level="ERROR")]
+
+    def search(self, query: str, start: float, end: float, limit: int) -> list[Any]:
+        self._fail_before_window(start)
+        return [SimpleNamespace(trace_id="t1")]
+
+    def trace(self, trace_id: str, start: float, end: float) -> list[Any]:
+        return synthetic_traces(1, W.t - 60)
+
+    @staticmethod
+    def _fail_before_window(start: float) -> None:
+        if start < W.start:
+            raise SourceUnavailable("loki", "http://127.0.0.1:9", "503 on the baseline read")
+
+
+def test_a_source_whose_baseline_read_fails_is_blind_not_scored_against_nothing(cfg: Any) -> None:
+    """Scored against an empty baseline every line and call would be new (and that baseline
+    stored for the next cycles): the source is reported blind for the cycle instead."""
+    fake = _BaselineFails()
+    health = SourceHealth.for_sources({"loki": "http://l", "tempo": "http://t"}, VigilMetrics(), lambda: T0)
+    raw = RawSignals()
+    model = cfg.models[0].model_copy(update={"services": ["api"]})
+    pull_logs_traces(LogTraceSources(loki=fake, tempo=fake), health, model, W, raw, with_baseline=True)
+    assert raw.logs_current == [] and raw.spans_current == [] and raw.logs_baseline == raw.spans_baseline == []
+    assert [line.split(":")[0] for line in raw.gaps.blind] == ["tempo", "loki"]
+    assert {n: health.states[n].status for n in ("loki", "tempo")} == {
+        "loki": SourceStatus.DOWN, "tempo": SourceStatus.DOWN}
+    ok = RawSignals()  # without a refit due, the window alone is read and scored
+    pull_logs_traces(LogTraceSources(loki=fake, tempo=fake), health, model, W, ok, with_baseline=False)
+    assert ok.logs_current and ok.spans_current and ok.baseline_window is None
 
 
 # ----------------------------------------------------------------------------- detect
