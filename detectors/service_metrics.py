@@ -46,11 +46,13 @@ class ServiceMetricsParams:
     rel_spread: float = 0.1  # the spread is at least this share of the baseline median's size
     abs_floor_rel: float = 0.001  # ... and at least this share of the metric's typical level across services
     min_normal: int = 10  # fewer normal samples: the series' history before the window joins them
-    # Where the level comes from: "normal" (the normal period's median), or "recent"
-    # (the median of the series' own history before the window, when it has any: a
-    # normal period recorded long ago may sit at another level; the spread still
-    # comes from the normal period, which has the samples to measure it).
-    level: str = "recent"
+    # Where the level comes from: "normal" (the normal period's median), "recent" (the
+    # median of the series' own history before the window, when it has any: a normal
+    # period recorded long ago may sit at another level; the spread still comes from the
+    # normal period, which has the samples to measure it), or "both": the held level
+    # must be unusual against each, so a value the normal period itself holds (a latency
+    # back at its usual bucket after a quiet half hour) is no evidence.
+    level: str = "both"
     # One-sided tail: the spread on the bad side is at least (q - median) / z(q) of the
     # baseline's `tail` quantile (upwards; 1 - tail downwards), so a heavy-tailed metric
     # (a latency percentile over few requests) is judged by how far its own tail reaches,
@@ -140,7 +142,7 @@ class ServiceMetricsDetector:
             if not len(b):
                 no_baseline.add(s.name)
                 continue
-            level = float(np.median(recent)) if p.level == "recent" and len(recent) else float(np.median(b))
+            level = float(np.median(recent)) if p.level != "normal" and len(recent) else float(np.median(b))
             service = s.labels.get("service") or _key(s)[1]
             floor = p.abs_floor_rel * state.typical.get(s.name, 0.0)
             base = _Baseline(values=b, level=level, floor=floor)
@@ -178,11 +180,8 @@ def _shift(p: ServiceMetricsParams, s: Series, cls: MetricClass, v: np.ndarray, 
     """The finding for one current series `s` of class `cls` (finite values `v` at `t`)
     against its baseline's level and spread (None below `min_z`), and its robust z in the
     bad direction."""
-    b, med, fl = base.values, base.level, base.floor
+    b, fl = base.values, base.floor
     bad = direction_of(cls)
-    # A metric that falls when bad (availability) sits at its ceiling: its size says
-    # nothing about its jitter, so only latencies, counts and levels get `rel_spread`.
-    rel = p.rel_spread * abs(med) if bad is not Direction.DOWN else 0.0
     b_med = float(np.median(b))
     mad = MAD_TO_SD * float(np.median(np.abs(b - b_med)))
     tail_up = tail_down = 0.0
@@ -190,15 +189,26 @@ def _shift(p: ServiceMetricsParams, s: Series, cls: MetricClass, v: np.ndarray, 
         z_q = float(NormalDist().inv_cdf(p.tail))
         hi_q, lo_q = np.quantile(b, [p.tail, 1.0 - p.tail])
         tail_up, tail_down = max(float(hi_q) - b_med, 0.0) / z_q, max(b_med - float(lo_q), 0.0) / z_q
-    spread_up = max(mad, tail_up, rel, fl, 1e-12)
-    spread_down = max(mad, tail_down, rel, fl, 1e-12)
     need = min(p.min_points, len(v))
     ordered = np.sort(v)
     held_hi, held_lo = float(ordered[-need]), float(ordered[need - 1])
-    z_up = (held_hi - med) / spread_up if bad is not Direction.DOWN else -math.inf
-    z_down = (med - held_lo) / spread_down if bad is not Direction.UP else -math.inf
+
+    def against(med: float) -> tuple[float, float, float, float, float]:
+        """(z up, z down, spread up, spread down, level) of the held levels against `med`."""
+        # A metric that falls when bad (availability) sits at its ceiling: its size says
+        # nothing about its jitter, so only latencies, counts and levels get `rel_spread`.
+        rel = p.rel_spread * abs(med) if bad is not Direction.DOWN else 0.0
+        s_up, s_down = max(mad, tail_up, rel, fl, 1e-12), max(mad, tail_down, rel, fl, 1e-12)
+        return ((held_hi - med) / s_up if bad is not Direction.DOWN else -math.inf,
+                (med - held_lo) / s_down if bad is not Direction.UP else -math.inf, s_up, s_down, med)
+
+    # Per direction, the weaker reading wins: against the level, and ("both") against the
+    # normal period's own median too.
+    readings = [against(base.level)] + ([against(b_med)] if p.level == "both" and b_med != base.level else [])
+    r_up, r_down = min(readings, key=lambda r: r[0]), min(readings, key=lambda r: r[1])
+    z_up, z_down = r_up[0], r_down[1]
     z, direction, held = (z_up, Direction.UP, held_hi) if z_up >= z_down else (z_down, Direction.DOWN, held_lo)
-    spread = spread_up if direction is Direction.UP else spread_down
+    spread, med = (r_up[2], r_up[4]) if direction is Direction.UP else (r_down[3], r_down[4])
     if z < p.min_z:
         return None, max(z, 0.0)
     edge = med + p.min_z * spread if direction is Direction.UP else med - p.min_z * spread
