@@ -14,7 +14,9 @@ metric means (detectors/metric_meaning.py): availability down; latency, errors a
 saturation up; both when the name does not say, at `unknown_weight`. With fewer than
 `min_normal` normal samples the series' own history before the window (the case's
 recent past) joins the baseline; with no baseline at all the series gives no verdict
-and the report says so (`lacking`).
+and the report says so (`lacking`). When the series has recent history, the held level
+is measured from its recent median and, by default (`level="both"`), must also be
+unusual against the normal period's median: the weaker reading is the one reported.
 
     detector = ServiceMetricsDetector()
     state = detector.fit(normal_period_series, t0, t1)   # per (metric, service) values, per metric its typical level
