@@ -40,6 +40,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from itertools import product
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -57,8 +58,8 @@ def _candidates() -> dict[str, rn.Config]:
     level comes from, how strong a callee must be to explain its caller, the spread's
     floor, and whether the bad side's tail widens the spread."""
     out: dict[str, rn.Config] = {}
-    for min_z, level, share, floor, tail in product((3.0, 6.0), ("normal", "recent", "both"), (0.25, 1.0),
-                                                    (0.01, 0.001), (0.0, 0.9)):
+    levels: tuple[Literal["normal", "recent", "both"], ...] = ("normal", "recent", "both")
+    for min_z, level, share, floor, tail in product((3.0, 6.0), levels, (0.25, 1.0), (0.01, 0.001), (0.0, 0.9)):
         m = replace(ServiceMetricsParams(), min_z=min_z, z_scale=min_z, level=level, abs_floor_rel=floor, tail=tail)
         name = f"z{min_z:g}-{level}-share{share:g}-floor{floor:g}-tail{tail:g}"
         out[name] = rn.Config(m, replace(RcaParams(), explain_share=share))

@@ -29,7 +29,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from statistics import NormalDist
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -53,8 +53,10 @@ class ServiceMetricsParams:
     # period recorded long ago may sit at another level; the spread still comes from the
     # normal period, which has the samples to measure it), or "both": the held level
     # must be unusual against each, so a value the normal period itself holds (a latency
-    # back at its usual bucket after a quiet half hour) is no evidence.
-    level: str = "both"
+    # back at its usual bucket after a quiet half hour) is no evidence. (With fewer than
+    # `min_normal` normal samples the recent history has joined them: "normal" is then
+    # the median of both.)
+    level: Literal["normal", "recent", "both"] = "both"
     # One-sided tail: the spread on the bad side is at least (q - median) / z(q) of the
     # baseline's `tail` quantile (upwards; 1 - tail downwards), so a heavy-tailed metric
     # (a latency percentile over few requests) is judged by how far its own tail reaches,

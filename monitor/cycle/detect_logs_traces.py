@@ -55,18 +55,22 @@ def detect_logs_traces(raw: RawSignals, model: str, w: Window, stored: dict[str,
     if raw.spans_current:
         traces = TraceDetector()
         t_state = _baseline(stored, new, TRACES_KEY, TraceState, raw.baseline_window,
-                            lambda a, b: traces.fit(raw.spans_baseline, a, b))
+                            lambda a, b: traces.fit(raw.spans_baseline, a, b),
+                            [sp.start_ns / 1e9 for sp in raw.spans_baseline])
         if t_state is not None:
             report = traces.assess(t_state, TraceWindow(raw.spans_current), w.start, w.t)
             graph, trace_findings = report.graph, report.findings
-            lacking += _reference_lacking("traces", t_state, len(raw.spans_current), w)
+            lacking += _reference_lacking("traces", t_state, new.get(TRACES_KEY) or stored.get(TRACES_KEY),
+                                          len(raw.spans_current), w)
     if raw.logs_current:
         logs = LogDetector()
         l_state = _baseline(stored, new, LOGS_KEY, LogState, raw.baseline_window,
-                            lambda a, b: logs.fit(LogReference(raw.logs_baseline, raw.spans_baseline), a, b))
+                            lambda a, b: logs.fit(LogReference(raw.logs_baseline, raw.spans_baseline), a, b),
+                            [r.ts for r in raw.logs_baseline])
         if l_state is not None:
             log_findings = logs.score(l_state, LogWindow(raw.logs_current, raw.spans_current), w.start, w.t)
-            lacking += _reference_lacking("logs", l_state, len(raw.logs_current), w)
+            lacking += _reference_lacking("logs", l_state, new.get(LOGS_KEY) or stored.get(LOGS_KEY),
+                                          len(raw.logs_current), w)
     findings = log_findings + trace_findings
     for f in findings:
         f.model = model
@@ -77,19 +81,25 @@ def detect_logs_traces(raw: RawSignals, model: str, w: Window, stored: dict[str,
     return LogTraceResult(findings, evidence, new)
 
 
-def _reference_lacking(modality: str, state: LogState | TraceState, records: int, w: Window) -> list[str]:
+def _reference_lacking(modality: str, state: LogState | TraceState, entry: Any, records: int, w: Window
+                       ) -> list[str]:
     """The diagnosis says so when the baseline it scored against had no records (a
-    service's first hour, Loki or Tempo answering nothing then) or was short: every
-    line or call is then new to it, and its findings deserve less confidence."""
-    return reference_lacking(modality, len(state.frame), state.end - state.start, records, w.t - w.start)
+    service's first hour, Loki or Tempo answering nothing then) or held them over a
+    short stretch of its period (a retention gap): every line or call is then new to
+    it, and its findings deserve less confidence. The stretch is the one its records
+    cover, as the benchmarks measure it; a baseline stored without it counts its period."""
+    covered = entry.get("covered") if isinstance(entry, dict) else None
+    seconds = float(covered) if isinstance(covered, (int, float)) else state.end - state.start
+    return reference_lacking(modality, len(state.frame), seconds, records, w.t - w.start)
 
 
 def _baseline(stored: dict[str, Any], new: dict[str, Any], key: str, kind: Any,
-              window: tuple[float, float] | None, fit: Any) -> Any:
+              window: tuple[float, float] | None, fit: Any, times: list[float]) -> Any:
     """The baseline to score against: refitted when gather read a baseline window
-    (it does so only when a refit is due), else the stored one."""
+    (it does so only when a refit is due), else the stored one. `times`: its records'."""
     if window is not None:
         state = fit(*window)
-        new[key] = {"fitted_on": list(window), "state": state.to_dict()}
+        covered = max(times) - min(times) if times else 0.0
+        new[key] = {"fitted_on": list(window), "state": state.to_dict(), "covered": covered}
         return state
     return stored_baseline(stored, key, kind)

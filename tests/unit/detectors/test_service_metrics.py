@@ -54,3 +54,13 @@ def test_a_fall_below_both_levels_is_found_against_the_nearer_one() -> None:
                  np.asarray([99.9] * 30 + [97.0] * 5))
     (f,) = det.assess(state, [cur], 100_000.0 + 30 * STEP, 100_000.0 + 35 * STEP).findings
     assert f.direction is Direction.DOWN and f.baseline == float(np.median(normal)) == 99.05
+
+
+def test_a_level_the_recent_history_holds_is_no_evidence_either() -> None:
+    """The other way round: the normal period sat at 10 ms, the last half hour at 25 ms
+    (a slower release, a busier hour); 30 ms is ordinary for the recent level."""
+    normal, recent, window = [0.010] * 60, [0.025] * 30, [0.030] * 5
+    assert _assess("both", normal, recent, window).findings == []
+    assert _assess("recent", normal, recent, window).findings == []
+    (f,) = _assess("normal", normal, recent, window).findings
+    assert f.evidence["z"] > 6 and f.baseline == 0.010

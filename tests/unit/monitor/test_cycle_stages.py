@@ -99,20 +99,20 @@ class _BaselineFails:
     """A Loki and a Tempo that answer for the window and fail for the window before it."""
 
     def query_logs(self, query: str, start: float, end: float) -> list[LogRecord]:
-        self._fail_before_window(start)
+        self._fail_before_window("loki", start)
         return [LogRecord(W.t - 60, "api", "ERROR upstream reset", level="ERROR")]
 
     def search(self, query: str, start: float, end: float, limit: int) -> list[Any]:
-        self._fail_before_window(start)
+        self._fail_before_window("tempo", start)
         return [SimpleNamespace(trace_id="t1")]
 
     def trace(self, trace_id: str, start: float, end: float) -> list[Any]:
         return synthetic_traces(1, W.t - 60)
 
     @staticmethod
-    def _fail_before_window(start: float) -> None:
+    def _fail_before_window(source: str, start: float) -> None:
         if start < W.start:
-            raise SourceUnavailable("loki", "http://127.0.0.1:9", "503 on the baseline read")
+            raise SourceUnavailable(source, "http://127.0.0.1:9", "503 on the baseline read")
 
 
 def test_a_source_whose_baseline_read_fails_is_blind_not_scored_against_nothing(cfg: Any) -> None:

@@ -54,10 +54,15 @@ def request(meanings: dict | None = None) -> DetectRequest:
 def raw_with(sig: ServiceMetricSignals, *, traces: bool = True) -> RawSignals:
     raw = RawSignals(service_metrics=sig)
     if traces:  # api calls preprocess; nothing changes in the traces themselves
-        raw.spans_baseline = synthetic_traces(60, W.baseline_end - 600)
+        raw.spans_baseline = baseline_spans(1800)
         raw.spans_current = synthetic_traces(60, W.t - 600, seed=1)
         raw.baseline_window = (W.baseline_end - 1800, W.baseline_end)  # as gather reads it: the window before
     return raw
+
+
+def baseline_spans(seconds: float) -> list:
+    """Sixty traces whose records cover the last `seconds` of the normal period."""
+    return synthetic_traces(30, W.baseline_end - seconds) + synthetic_traces(30, W.baseline_end - 30, seed=2)
 
 
 def services_of(incident) -> list:
@@ -266,14 +271,13 @@ def test_gather_asks_a_dead_prometheus_once_and_lists_every_metric_unread() -> N
     assert len(result.lacking) == 1 and result.lacking[0].startswith("no metrics: none of the root-cause")
 
 
-def _ranked_with_trace_baseline(baseline_spans: int, baseline_seconds: float) -> list:
-    """preprocess's availability falls; the trace baseline holds `baseline_spans` spans,
-    read over the last `baseline_seconds` of the normal period."""
+def _ranked_with_trace_baseline(covered: float | None) -> list:
+    """preprocess's availability falls; Tempo answered for the whole normal period with
+    traces covering its last `covered` seconds (None: no traces at all)."""
     sig = ServiceMetricSignals(names=["availability"], series=[
         series("availability", "api", 0.999, seed=1), series("availability", "preprocess", 0.999, drop_to=0.6, seed=2)])
     raw = raw_with(sig)
-    raw.spans_baseline = synthetic_traces(baseline_spans, W.baseline_end - baseline_seconds)
-    raw.baseline_window = (W.baseline_end - baseline_seconds, W.baseline_end)
+    raw.spans_baseline = [] if covered is None else baseline_spans(covered)
     found = detect(raw, request())
     c = correlate("m", found, ["api", "preprocess"], CycleStart(), [], W, CorrelationSettings())
     assert c.incident is not None
@@ -281,16 +285,14 @@ def _ranked_with_trace_baseline(baseline_spans: int, baseline_seconds: float) ->
 
 
 def test_a_trace_baseline_that_was_empty_or_short_is_said_on_every_cause_and_lowers_confidence() -> None:
-    """Tempo answering nothing for the normal period (a new service, a retention gap)
-    makes every call new to the trace checks: the diagnosis says so, in the same words
-    the benchmarks print, and is less sure; the order is the same."""
-    full = _ranked_with_trace_baseline(60, 1800)
-    empty = _ranked_with_trace_baseline(0, 1800)
-    short = _ranked_with_trace_baseline(60, 300)
+    """Tempo answering nothing for the normal period (a new service), or traces for only
+    its last five minutes (a retention gap), makes calls new to the trace checks: the
+    diagnosis says so, in the words the benchmarks print, and is less sure; same order."""
+    full, empty, short = (_ranked_with_trace_baseline(c) for c in (1800, None, 300))
     assert [x.entity for x in full][0] == [x.entity for x in empty][0] == [x.entity for x in short][0] == "preprocess"
     assert full[0].evidence["lacking"] == ["no logs in the window"]
     assert empty[0].evidence["lacking"] == ["no logs in the window", "no traces in the normal period"]
     assert short[0].evidence["lacking"] == ["no logs in the window",
-                                            "short normal period for traces: 300 s for a 1800 s window"]
+                                            "short normal period for traces: 299 s for a 1800 s window"]
     assert empty[0].score < full[0].score and short[0].score < full[0].score
     assert "no traces in the normal period" in empty[0].explanation
