@@ -123,11 +123,12 @@ def _edge_time(b: pd.DataFrame, c: pd.DataFrame, ws: float, we: float, p: TraceP
     ref = b[b["is_client"]]
     pairs = {k: v["self_ms"].to_numpy() for k, v in ref.groupby(["service", "callee"])}
     into = {k: v["self_ms"].to_numpy() for k, v in ref.groupby("callee")}
+    every = ref["self_ms"].to_numpy()
     groups = [(k, v) for k, v in c[c["is_client"]].groupby(["service", "callee"]) if len(v) >= 2]
     n_tests = max(len(groups), 1)
     out = []
     for (caller, callee), sub in groups:
-        against = _edge_reference(pairs, into, ref, caller, callee, p)
+        against = _edge_reference(pairs, into, every, caller, callee, p)
         if len(against.times) < 2 or against.weight <= 0:
             continue
         xc = sub["self_ms"].to_numpy()
@@ -164,7 +165,7 @@ class _EdgeReference(NamedTuple):
 
 
 def _edge_reference(pairs: Mapping[tuple[str, str], np.ndarray], into: Mapping[str, np.ndarray],
-                    ref: pd.DataFrame, caller: str, callee: str, p: TraceParams) -> _EdgeReference:
+                    every: np.ndarray, caller: str, callee: str, p: TraceParams) -> _EdgeReference:
     """What a pair's edge times are judged against.
 
     A pod few requests reach may have (almost) no call of this pair in the reference (a
@@ -181,7 +182,7 @@ def _edge_reference(pairs: Mapping[tuple[str, str], np.ndarray], into: Mapping[s
     other = into.get(callee, np.empty(0))
     if len(other) >= p.min_spans:
         return _EdgeReference(other, f"calls into {callee}", 1.0, new)
-    return _EdgeReference(ref["self_ms"].to_numpy(), "all calls", p.pooled_weight, new)
+    return _EdgeReference(every, "all calls", p.pooled_weight, new)
 
 
 def _errors(b: pd.DataFrame, c: pd.DataFrame, ws: float, we: float, p: TraceParams) -> list[Finding]:
