@@ -101,6 +101,7 @@ class NezhaFolder:
         self.removed: frozenset[str] = frozenset()
         self.had_none: frozenset[str] = frozenset()  # of `removed`: those it had no rows of anyway
         self.normal_seconds: float | None = None  # set by `short_normal`
+        self.normal_removed: frozenset[str] = frozenset()  # set by `normal_without`
 
     def without(self, modalities: Iterable[str]) -> NezhaFolder:
         """The same folder as if its system had none of `modalities`, in the cases AND the
@@ -115,6 +116,17 @@ class NezhaFolder:
         out.tables = {n: {} if n in gone else t for n, t in self.tables.items()}
         out.normal = {n: {} if n in gone else t for n, t in self.normal.items()}
         out.removed = self.removed | gone
+        return out
+
+    def normal_without(self, modalities: Iterable[str]) -> NezhaFolder:
+        """The same folder with normal periods that hold none of `modalities` (a normal
+        period Tempo kept no traces of) while the cases keep theirs."""
+        gone = frozenset(modalities)
+        if unknown := gone - set(REMOVABLE):
+            raise ValueError(f"cannot remove {sorted(unknown)}: only {', '.join(REMOVABLE)} can be removed")
+        out = copy.copy(self)
+        out.normal = {n: {} if n in gone else t for n, t in self.normal.items()}
+        out.normal_removed = self.normal_removed | gone
         return out
 
     def short_normal(self, seconds: float | None) -> NezhaFolder:

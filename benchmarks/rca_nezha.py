@@ -96,7 +96,8 @@ _BASELINES: dict[tuple[str, str, float | None, str], Baseline] = {}
 def _key(folder: nf.NezhaFolder, normal_id: str) -> tuple[str, str, float | None, str]:
     # An ablated or shortened folder shares the full one's root: without what it removed
     # (or cut) in the key, it would be ranked against baselines fitted on data it lacks.
-    return str(folder.root), ",".join(sorted(folder.removed)), folder.normal_seconds, normal_id
+    removed = ",".join(sorted(folder.removed)) + "|" + ",".join(sorted(folder.normal_removed))
+    return str(folder.root), removed, folder.normal_seconds, normal_id
 
 
 def _bounds(ts: list[float]) -> tuple[float, float]:
@@ -129,6 +130,8 @@ def add_without(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--normal-seconds", type=float, default=None,
                     help="cut each normal period's logs and traces to their first N seconds "
                          "(with --no-history: a reference that saw few calls)")
+    ap.add_argument("--normal-without", action="append", default=[], choices=nf.REMOVABLE,
+                    help="the normal periods have none of this modality, the cases keep it (repeatable)")
 
 
 def ablation_header(name: str, folder: nf.NezhaFolder) -> str:
@@ -140,6 +143,8 @@ def ablation_header(name: str, folder: nf.NezhaFolder) -> str:
         text += f" (the data have no {', '.join(had_none)}: a no-op there)"
     if folder.normal_seconds is not None:
         text += f"; normal logs/traces cut to their first {folder.normal_seconds:g} s"
+    if folder.normal_removed:
+        text += f"; normal periods without {', '.join(sorted(folder.normal_removed))}"
     return text
 
 
@@ -259,7 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     HISTORY["on"], HISTORY["guard"] = not args.no_history, args.guard
     t_load = time.perf_counter()
-    folder = nf.NezhaFolder(Path(args.data)).without(args.without).short_normal(args.normal_seconds)
+    folder = (nf.NezhaFolder(Path(args.data)).without(args.without).short_normal(args.normal_seconds)
+              .normal_without(args.normal_without))
     t_load = time.perf_counter() - t_load
     print(f"ablation: {ablation_header(Path(args.data).name, folder)}", flush=True)
     t_fit = time.perf_counter()

@@ -77,8 +77,9 @@ class SetData:
     inputs: list[rn.CaseInputs]
 
 
-def load(name: str, root: Path, without: Sequence[str] = (), normal_seconds: float | None = None) -> SetData:
-    folder = nf.NezhaFolder(root).without(without).short_normal(normal_seconds)
+def load(name: str, root: Path, without: Sequence[str] = (), normal_seconds: float | None = None,
+         normal_without: Sequence[str] = ()) -> SetData:
+    folder = nf.NezhaFolder(root).without(without).short_normal(normal_seconds).normal_without(normal_without)
     for nid in folder.periods["case_id"]:
         rn.baseline(folder, str(nid))
     rows = [r for _, r in folder.labels.iterrows()]
@@ -170,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     rn.add_without(ap)
     args = ap.parse_args(argv)
     roots = (("nezha", args.nezha), ("petshop", args.petshop))
-    sets = [load(n, p, args.without, args.normal_seconds) for n, p in roots]
+    sets = [load(n, p, args.without, args.normal_seconds, args.normal_without) for n, p in roots]
     print("ablation: " + "; ".join(rn.ablation_header(d.name, d.folder) for d in sets))
     rows = []
     score: dict[tuple[str, str], dict[str, float]] = {}

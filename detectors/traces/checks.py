@@ -24,8 +24,11 @@ from detectors.records import Direction, Finding, FindingKind
 from detectors.traces.params import TraceParams
 
 
-def detect_all(b: pd.DataFrame, c: pd.DataFrame, ws: float, we: float, p: TraceParams) -> list[Finding]:
-    return [*_self_time(b, c, ws, we, p), *_edge_time(b, c, ws, we, p), *_errors(b, c, ws, we, p),
+def detect_all(b: pd.DataFrame, c: pd.DataFrame, ws: float, we: float, p: TraceParams, *,
+               peers: bool = True) -> list[Finding]:
+    """`peers`: with (almost) no call in `b`, judge edges against the window's other calls
+    (`_peer_reference`); off for a second reading whose `b` is not the only reference."""
+    return [*_self_time(b, c, ws, we, p), *_edge_time(b, c, ws, we, p, peers), *_errors(b, c, ws, we, p),
             *_calls(b, c, ws, we, p)]
 
 
@@ -119,16 +122,19 @@ def _self_time(b: pd.DataFrame, c: pd.DataFrame, ws: float, we: float, p: TraceP
     return out
 
 
-def _edge_time(b: pd.DataFrame, c: pd.DataFrame, ws: float, we: float, p: TraceParams) -> list[Finding]:
+def _edge_time(b: pd.DataFrame, c: pd.DataFrame, ws: float, we: float, p: TraceParams, peers: bool
+               ) -> list[Finding]:
     ref = b[b["is_client"]]
     pairs = {k: v["self_ms"].to_numpy() for k, v in ref.groupby(["service", "callee"])}
     into = {k: v["self_ms"].to_numpy() for k, v in ref.groupby("callee")}
     every = ref["self_ms"].to_numpy()
-    groups = [(k, v) for k, v in c[c["is_client"]].groupby(["service", "callee"]) if len(v) >= 2]
+    cur = c[c["is_client"]]
+    groups = [(k, v) for k, v in cur.groupby(["service", "callee"]) if len(v) >= 2]
     n_tests = max(len(groups), 1)
     out = []
     for (caller, callee), sub in groups:
-        against = _edge_reference(pairs, into, every, caller, callee, p)
+        against = (_peer_reference(cur, caller, callee, p) if peers and len(every) < p.min_spans
+                   else _edge_reference(pairs, into, every, caller, callee, p))
         if len(against.times) < 2 or against.weight <= 0:
             continue
         xc = sub["self_ms"].to_numpy()
@@ -136,13 +142,15 @@ def _edge_time(b: pd.DataFrame, c: pd.DataFrame, ws: float, we: float, p: TraceP
         if slow is None:
             continue
         mb, mc, ratio, s = slow
+        if mc <= against.floor or (against.label == _PEERS and ratio < p.peer_min_ratio):
+            continue
+        weight = _pooled_weight(against, mc, p)
         worst = sub.nlargest(3, "self_ms")
-        where = (f"for {against.label} in the baseline (this pair had fewer than {p.min_spans})"
-                 if against.label != _OWN else "in the baseline")
+        where = _where(against, p)
         out.append(Finding(
             kind=FindingKind.TRACE_ANOMALY, entity=f"{caller} -> {callee}", value=mc, threshold=mb * p.min_ratio,
             baseline=mb, window_start=ws, window_end=we, onset=_onset(sub, mb * p.min_ratio, "self_ms"),
-            score=_score(s, n_tests, ratio, effect_scale=p.effect_scale) * against.weight, service=callee,
+            score=_score(s, n_tests, ratio, effect_scale=p.effect_scale) * weight, service=callee,
             direction=Direction.UP, statistic="edge_time_ms_p50",
             message=(f"calls {caller} -> {callee}: median time outside both services {mc:.1f} ms vs "
                      f"{mb:.1f} ms {where} ({len(xc)} calls)"),
@@ -155,6 +163,15 @@ def _edge_time(b: pd.DataFrame, c: pd.DataFrame, ws: float, we: float, p: TraceP
 
 
 _OWN = "this pair"
+_PEERS = "calls between other services in the window"
+
+
+def _where(against: _EdgeReference, p: TraceParams) -> str:
+    if against.label == _OWN:
+        return "in the baseline"
+    if against.label == _PEERS:
+        return f"for {_PEERS} (the baseline had fewer than {p.min_spans} calls)"
+    return f"for {against.label} in the baseline (this pair had fewer than {p.min_spans})"
 
 
 class _EdgeReference(NamedTuple):
@@ -162,6 +179,7 @@ class _EdgeReference(NamedTuple):
     label: str  # "this pair", "calls into <callee>" or "all calls"
     weight: float  # what a finding against them counts
     new_pair: bool  # under 2 calls of its own: the old rule could not judge it at all
+    floor: float = 0.0  # ms the pair's median must exceed besides (peers: the slowest other pair's)
 
 
 def _edge_reference(pairs: Mapping[tuple[str, str], np.ndarray], into: Mapping[str, np.ndarray],
@@ -173,7 +191,7 @@ def _edge_reference(pairs: Mapping[tuple[str, str], np.ndarray], into: Mapping[s
     all. The time between a client span and its server span is the network and the
     callee's queue, so with fewer than `min_spans` calls of its own the callee's
     incoming calls stand in (same network, same queue: full weight), then every call of
-    the system, a rougher stand-in, at `pooled_weight`.
+    the system, a rougher stand-in, at `pooled_weight` (see `_pooled_weight`).
     """
     own = pairs.get((caller, callee), np.empty(0))
     new = len(own) < 2
@@ -183,6 +201,31 @@ def _edge_reference(pairs: Mapping[tuple[str, str], np.ndarray], into: Mapping[s
     if len(other) >= p.min_spans:
         return _EdgeReference(other, f"calls into {callee}", 1.0, new)
     return _EdgeReference(every, "all calls", p.pooled_weight, new)
+
+
+def _peer_reference(cur: pd.DataFrame, caller: str, callee: str, p: TraceParams) -> _EdgeReference:
+    """With (almost) no call in the reference at all (a normal period Tempo kept no traces
+    of, a service's first hour), the window's own calls between services other than the
+    pair's two stand in: a network fault delays the calls touching one pod, while the
+    rest of the system shows what a call takes right now. Pairs differ in their normal
+    network time (a proxy's calls take twice the typical), so the pair must also be
+    slower than every other pair's median: a fault slows the pairs touching its pod, not
+    one pair among healthy ones. A rough stand-in, so it counts `pooled_weight` (in full
+    beyond every one of their calls), and only for the ranking."""
+    apart = cur[~(cur["service"].isin((caller, callee)) | cur["callee"].isin((caller, callee)))]
+    medians = apart.groupby(["service", "callee"])["self_ms"].agg(["median", "size"])
+    floor = float(medians.loc[medians["size"] >= 2, "median"].max()) if (medians["size"] >= 2).any() else 0.0
+    return _EdgeReference(apart["self_ms"].to_numpy(), _PEERS, p.pooled_weight, True, floor)
+
+
+def _pooled_weight(against: _EdgeReference, current_median: float, p: TraceParams) -> float:
+    """What a finding against `against` counts. Every call of the system is a rough
+    stand-in for one pair (its own network path may be slower than most) unless the
+    pair's median now lies beyond every call of the reference: then no pair's normal
+    time could account for it, and the stand-in is as telling as the pair's own."""
+    if against.weight < 1.0 and current_median > float(np.max(against.times)):
+        return 1.0
+    return against.weight
 
 
 def _errors(b: pd.DataFrame, c: pd.DataFrame, ws: float, we: float, p: TraceParams) -> list[Finding]:

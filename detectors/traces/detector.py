@@ -102,7 +102,10 @@ class TraceDetector:
         findings = [replace(f, evidence={**f.evidence, "view": "fresh"}) for f in findings]
         hist_start = float(recent["start_ns"].min() / 1e9)
         best = {(f.statistic, f.entity): f for f in findings}
-        for f in detect_all(b, pd.concat([recent, c], ignore_index=True), hist_start, end, self.params):
+        # Without normal calls the window's own stand in only for the fresh reading, which
+        # the history already gives a reference; this one would judge history by itself.
+        for f in detect_all(b, pd.concat([recent, c], ignore_index=True), hist_start, end, self.params,
+                            peers=False):
             f = replace(f, score=f.score * self.params.persistent_weight,
                         evidence={**f.evidence, "view": "persistent"})
             key = (f.statistic, f.entity)

@@ -25,5 +25,10 @@ class TraceParams:
     effect_scale: float = 4.0
     # An edge with no baseline of its own is judged against pooled edges (see
     # checks._edge_reference); a finding against every call of the system counts this
-    # much, being less specific (0: such edges are not judged).
+    # much, being less specific (0: such edges are not judged), unless the pair's median
+    # is now beyond every call of the reference: then it counts in full.
     pooled_weight: float = 0.5
+    # With no reference calls at all, the window's other pairs stand in; pairs' own normal
+    # edge times sit within 2.6x of the system's median (both Nezha reference days), so a
+    # pair judged against them must be this many times slower than their median.
+    peer_min_ratio: float = 4.0

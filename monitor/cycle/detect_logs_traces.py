@@ -46,6 +46,17 @@ def refit_needed(stored: dict[str, Any], incident_open: bool, *, logs: bool, tra
             or (traces and stored_baseline(stored, TRACES_KEY, TraceState) is None))
 
 
+def stored_sources(stored: dict[str, Any]) -> frozenset[str]:
+    """The sources ("loki", "tempo") with a usable stored baseline: one that can stand in
+    when a refresh read fails (monitor/cycle/logs_traces.py)."""
+    return frozenset(src for src, key, kind in (("loki", LOGS_KEY, LogState), ("tempo", TRACES_KEY, TraceState))
+                     if stored_baseline(stored, key, kind) is not None)
+
+
+def _refit_window(raw: RawSignals, modality: str) -> tuple[float, float] | None:
+    return None if modality in raw.baseline_unread else raw.baseline_window
+
+
 def detect_logs_traces(raw: RawSignals, model: str, w: Window, stored: dict[str, Any]) -> LogTraceResult:
     """Score the window's spans and lines; `stored` is the model's detector state."""
     if not (raw.logs_current or raw.spans_current):
@@ -54,7 +65,7 @@ def detect_logs_traces(raw: RawSignals, model: str, w: Window, stored: dict[str,
     graph, trace_findings, log_findings, lacking = ServiceGraph(), [], [], []
     if raw.spans_current:
         traces = TraceDetector()
-        t_state = _baseline(stored, new, TRACES_KEY, TraceState, raw.baseline_window,
+        t_state = _baseline(stored, new, TRACES_KEY, TraceState, _refit_window(raw, "traces"),
                             lambda a, b: traces.fit(raw.spans_baseline, a, b),
                             [sp.start_ns / 1e9 for sp in raw.spans_baseline])
         if t_state is not None:
@@ -64,7 +75,7 @@ def detect_logs_traces(raw: RawSignals, model: str, w: Window, stored: dict[str,
                                           len(raw.spans_current), w)
     if raw.logs_current:
         logs = LogDetector()
-        l_state = _baseline(stored, new, LOGS_KEY, LogState, raw.baseline_window,
+        l_state = _baseline(stored, new, LOGS_KEY, LogState, _refit_window(raw, "logs"),
                             lambda a, b: logs.fit(LogReference(raw.logs_baseline, raw.spans_baseline), a, b),
                             [r.ts for r in raw.logs_baseline])
         if l_state is not None:

@@ -3,14 +3,19 @@ before it. A source that fails is marked down and reported as blind; the other o
 still counts."""
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from detectors.records import LogRecord, Span
 from monitor.config import ModelConfig
 from monitor.cycle.health import SourceHealth
 from monitor.sources.errors import QueryError, SourceUnavailable
 from monitor.types import RawSignals, Window
+
+log = logging.getLogger("vigil.gather")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -45,22 +50,22 @@ def pull_spans(tempo: Any, services: list[str], start: float, end: float, limit:
 
 
 def pull_logs_traces(src: LogTraceSources, health: SourceHealth, m: ModelConfig, w: Window, raw: RawSignals,
-                     with_baseline: bool) -> None:
+                     with_baseline: bool, stored: Collection[str] = ()) -> None:
     """Traces first: services they show calling the model's services are read for logs too.
-    The window before (`with_baseline`) is read only when the stored baselines are refitted."""
+    The window before (`with_baseline`) is read only when the stored baselines are refitted;
+    `stored`: the sources ("loki", "tempo") that have a stored baseline to fall back on."""
     if not m.services or not src.configured:
         return
     base = (w.start - (w.t - w.start), w.start)
     raw.baseline_window = base if with_baseline else None
-    # A source's window and baseline are kept both or neither: a window scored against a
-    # baseline whose read failed would make every line or call look new, and that empty
-    # baseline would be stored for the cycles after.
     if src.tempo is not None:
         try:
             services = sorted(set(m.services))
-            spans = pull_spans(src.tempo, services, w.start, w.t, src.search_limit)
-            spans_base = pull_spans(src.tempo, services, *base, src.search_limit) if with_baseline else []
-            raw.spans_current, raw.spans_baseline = spans, spans_base
+            raw.spans_current, raw.spans_baseline, read = _window_and_baseline(
+                "tempo", lambda a, b: pull_spans(src.tempo, services, a, b, src.search_limit), w, base,
+                with_baseline, "tempo" in stored)
+            if with_baseline and not read:
+                raw.baseline_unread.add("traces")
             health.mark("tempo", True)
         except (SourceUnavailable, QueryError) as e:
             health.mark("tempo", False, str(e))
@@ -68,10 +73,34 @@ def pull_logs_traces(src: LogTraceSources, health: SourceHealth, m: ModelConfig,
     if src.loki is not None:
         try:
             services = sorted(set(m.services) | {s.service for s in raw.spans_current})
-            logs = pull_logs(src.loki, services, w.start, w.t)
-            raw.logs_baseline = pull_logs(src.loki, services, *base) if with_baseline else []
-            raw.logs_current = logs
+            raw.logs_current, raw.logs_baseline, read = _window_and_baseline(
+                "loki", lambda a, b: pull_logs(src.loki, services, a, b), w, base, with_baseline, "loki" in stored)
+            if with_baseline and not read:
+                raw.baseline_unread.add("logs")
             health.mark("loki", True)
         except (SourceUnavailable, QueryError) as e:
             health.mark("loki", False, str(e))
             raw.gaps.blind.append(f"loki: {e}")
+
+
+def _window_and_baseline(source: str, read: Callable[[float, float], list[R]], w: Window,
+                         base: tuple[float, float], with_baseline: bool, has_stored: bool
+                         ) -> tuple[list[R], list[R], bool]:
+    """(window records, baseline records, whether the baseline was read).
+
+    A source's window and baseline are kept both or neither: a window scored against a
+    baseline whose read failed would make every line or call look new, and that empty
+    baseline would be stored for the cycles after. Only a stored baseline may stand in
+    for a failed refresh: the window is then scored against it, and it is kept as it is.
+    """
+    current = read(w.start, w.t)
+    if not with_baseline:
+        return current, [], False
+    try:
+        return current, read(*base), True
+    except (SourceUnavailable, QueryError) as e:
+        if not has_stored:
+            raise
+        log.warning("baseline refresh failed; scoring against the stored baseline",
+                    extra={"source": source, "error": str(e)})
+        return current, [], False

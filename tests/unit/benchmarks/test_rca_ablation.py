@@ -147,3 +147,15 @@ def test_a_short_normal_period_keeps_only_its_first_seconds_and_gets_its_own_bas
     assert full.short_normal(None) is full
     with pytest.raises(ValueError, match="normal seconds"):
         full.short_normal(0)
+
+
+def test_normal_periods_without_traces_keep_the_cases_traces_and_say_so(tmp_path: Path) -> None:
+    """`--normal-without traces`: a normal period Tempo kept nothing of, while the cases
+    keep their spans; ranked against their own baseline, never the full folder's."""
+    full = _folder_with_traces(tmp_path)
+    rn.run_case(full, full.labels.iloc[0])  # the full folder's baselines fitted first
+    folder = full.normal_without(["traces"])
+    assert folder.normal_table("traces", "n1").empty and not folder.case("traces", "c1").empty
+    assert rn.ablation_header("tiny", folder) == "tiny: nothing removed; normal periods without traces"
+    causes, _ = rn.run_case(folder, folder.labels.iloc[0])
+    assert all("no traces in the normal period" in c.evidence["lacking"] for c in causes)

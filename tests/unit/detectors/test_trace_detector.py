@@ -112,11 +112,34 @@ def test_a_delay_on_a_pair_the_reference_never_saw_is_judged_against_pooled_call
     findings, _ = _run(new_pod)
     (pooled,) = [f for f in findings if f.statistic == "edge_time_ms_p50"]
     assert pooled.evidence["reference"] == "all calls" and pooled.service == "scorer"
-    assert 0 < pooled.score <= 0.5 * into.score + 1e-9
+    # 800 ms is beyond every call of the reference (about 2 ms each): no pair's normal
+    # network time could account for it, so the rough stand-in counts in full.
+    assert pooled.score == into.score
 
     off = TraceDetector(TraceParams(pooled_weight=0.0))
     report = off.assess(off.fit(BASE, 0.0, 300.0), TraceWindow(new_pod), 10_000.0, 10_300.0)
     assert not [f for f in report.findings if f.statistic == "edge_time_ms_p50"]
+
+
+def test_a_pooled_reference_with_slower_pairs_in_it_counts_half():
+    """The reference also holds a pair whose calls normally take 1.5 s (another region):
+    800 ms on a pair it never saw is slower than most calls but not than every one, and
+    that pair's own normal time might be as slow, so the finding counts `pooled_weight`."""
+    far = _renamed(_traces(40, 400.0, edge_ms=1500, seed=5), {"api": "edge", "preprocess": "remote"})
+    det = TraceDetector()
+    state = det.fit(BASE + far, 0.0, 600.0)
+    new_pod = _renamed(_traces(30, 10_000.0, edge_ms=800, seed=3), {"api": "batch", "preprocess": "scorer"})
+    (within,) = [f for f in det.assess(state, TraceWindow(new_pod), 10_000.0, 10_300.0).findings
+                 if f.statistic == "edge_time_ms_p50"]
+    slower = _renamed(_traces(30, 10_000.0, edge_ms=5000, seed=3), {"api": "batch", "preprocess": "scorer"})
+    (beyond,) = [f for f in det.assess(state, TraceWindow(slower), 10_000.0, 10_300.0).findings
+                 if f.statistic == "edge_time_ms_p50"]
+    assert within.evidence["reference"] == beyond.evidence["reference"] == "all calls"
+    full = TraceDetector(TraceParams(pooled_weight=1.0))
+    (unweighted,) = [f for f in full.assess(full.fit(BASE + far, 0.0, 600.0), TraceWindow(new_pod),
+                                            10_000.0, 10_300.0).findings if f.statistic == "edge_time_ms_p50"]
+    assert within.score == 0.5 * unweighted.score > 0
+    assert beyond.score > 2 * within.score
 
 
 def test_normal_calls_of_a_new_pair_give_no_edge_finding():
@@ -134,3 +157,33 @@ def test_a_pair_seen_a_few_times_is_judged_on_its_callee_but_is_not_new():
     (edge,) = [f for f in det.assess(state, TraceWindow(delayed), 10_000.0, 10_300.0).findings
                if f.statistic == "edge_time_ms_p50"]
     assert edge.evidence["reference"] == "calls into preprocess" and edge.evidence["ranking_only"] is False
+
+
+EMPTY = DET.fit([], 0.0, 300.0)  # a normal period Tempo kept no traces of
+
+
+def _delayed_pod(edge_ms: float) -> list:
+    return _renamed(_traces(30, 10_000.0, edge_ms=edge_ms, seed=4), {"api": "batch", "preprocess": "scorer"})
+
+
+def _edges(report) -> list:
+    return [f for f in report.findings if f.statistic == "edge_time_ms_p50"]
+
+
+def test_with_no_reference_calls_a_delayed_pair_is_judged_against_the_windows_other_pairs():
+    """Before, an empty baseline judged no edge at all, and a delayed pod ranked among the
+    unaffected (25th and 30th on unseen data). The calls between other services in the
+    same window show what a call takes now: 800 ms against their 2 ms is a delay."""
+    window = TraceWindow(_traces(200, 10_000.0, seed=3) + _delayed_pod(800))
+    (edge,) = _edges(DET.assess(EMPTY, window, 10_000.0, 10_300.0))
+    assert edge.service == "scorer" and edge.evidence["reference"] == "calls between other services in the window"
+    assert "the baseline had fewer than 5 calls" in edge.message
+    assert edge.evidence["ranking_only"] is True  # a stand-in reference: ranking evidence, not an alert
+    assert edge.score > 0.5  # beyond every one of their calls: counted in full
+
+
+def test_with_no_reference_calls_a_pair_a_few_times_slower_than_the_others_is_not_news():
+    """Pairs differ in their own network time (a proxy, another zone): three times the
+    others' median is within what healthy pairs show, so it gives no finding."""
+    window = TraceWindow(_traces(200, 10_000.0, seed=3) + _delayed_pod(6))
+    assert _edges(DET.assess(EMPTY, window, 10_000.0, 10_300.0)) == []

@@ -132,6 +132,42 @@ def test_a_source_whose_baseline_read_fails_is_blind_not_scored_against_nothing(
     assert ok.logs_current and ok.spans_current and ok.baseline_window is None
 
 
+
+def test_a_failed_baseline_refresh_falls_back_on_the_stored_baseline(cfg: Any) -> None:
+    """A flaky Loki or Tempo that fails only the refresh read still has its window scored,
+    against the baseline stored before, and that baseline is kept, not replaced by nothing;
+    a source without one is blind as before."""
+    from detectors.logs import LogDetector, LogReference
+    from detectors.traces import TraceDetector
+    from monitor.cycle.detect_logs_traces import LOGS_KEY, TRACES_KEY, detect_logs_traces, stored_sources
+
+    spans = synthetic_traces(40, W.start - 600)
+    stored = {TRACES_KEY: {"fitted_on": [W.start - 900, W.start], "covered": 39.0,
+                           "state": TraceDetector().fit(spans, W.start - 900, W.start).to_dict()}}
+    assert stored_sources(stored) == {"tempo"}
+    fake = _BaselineFails()
+    health = SourceHealth.for_sources({"loki": "http://l", "tempo": "http://t"}, VigilMetrics(), lambda: T0)
+    raw = RawSignals()
+    model = cfg.models[0].model_copy(update={"services": ["api"]})
+    pull_logs_traces(LogTraceSources(loki=fake, tempo=fake), health, model, W, raw, with_baseline=True,
+                     stored=stored_sources(stored))
+    assert raw.spans_current and raw.spans_baseline == [] and raw.baseline_unread == {"traces"}
+    assert raw.logs_current == [] and [line.split(":")[0] for line in raw.gaps.blind] == ["loki"]
+    assert health.states["tempo"].status is SourceStatus.UP
+    result = detect_logs_traces(raw, MODEL, W, stored)
+    assert TRACES_KEY not in result.state  # the stored baseline stays as it was
+    assert result.evidence is not None and ("api", "preprocess") in result.evidence.graph.edges
+    assert not any("no traces in the normal period" in x for x in result.evidence.lacking)
+
+    logs_too = {**stored, LOGS_KEY: {"fitted_on": [W.start - 900, W.start], "covered": 600.0,
+                                     "state": LogDetector().fit(LogReference([]), W.start - 900, W.start).to_dict()}}
+    both = RawSignals()
+    pull_logs_traces(LogTraceSources(loki=fake, tempo=fake), health, model, W, both, with_baseline=True,
+                     stored=stored_sources(logs_too))
+    assert both.logs_current and both.baseline_unread == {"traces", "logs"} and both.gaps.blind == []
+    assert detect_logs_traces(both, MODEL, W, logs_too).state == {}
+
+
 # ----------------------------------------------------------------------------- detect
 def detect_request(cfg: Any, state: dict[str, Any] | None = None) -> DetectRequest:
     m = cfg.model(MODEL)
