@@ -275,8 +275,8 @@ class Vigil:
         sources = self.gather_sources
         if prefetched is not None:
             sources = dataclasses.replace(sources, prometheus=prefetched.prometheus(self.prometheus))
-        raw = gather(sources, GatherRequest(m, w, serving, known, refit, self.config.root_cause_for(m),
-                                            stored_sources(start.detector_state)))
+        stored = stored_sources(start.detector_state, w.start) if refit else frozenset()
+        raw = gather(sources, GatherRequest(m, w, serving, known, refit, self.config.root_cause_for(m), stored))
         found = detect(raw, DetectRequest(m, policy, w, self.config.sources.prometheus.step,
                                           self.config.schedule.interval, self.anomaly_tuning, start))
         canary = self.canary.judge(m, w, policy, raw.samples) if m.canary is not None else None

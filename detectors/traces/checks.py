@@ -77,13 +77,14 @@ def _onset(sub: pd.DataFrame, threshold: float, col: str) -> float:
     return float(src["start_ns"].min() / 1e9)
 
 
-def _slowdown(xb: np.ndarray, xc: np.ndarray, n_tests: int, p: TraceParams
+def _slowdown(xb: np.ndarray, xc: np.ndarray, n_tests: int, p: TraceParams, min_ratio: float | None = None
               ) -> tuple[float, float, float, float] | None:
     """(baseline median, current median, ratio, surprise) when the current times are slower
-    by the configured ratio, added milliseconds and significance (Bonferroni over n_tests)."""
+    by the configured ratio (`min_ratio` when given), added milliseconds and significance
+    (Bonferroni over n_tests)."""
     mb, mc = float(np.median(xb)), float(np.median(xc))
     ratio = (mc + 0.1) / (mb + 0.1)
-    if ratio < p.min_ratio or mc - mb < p.min_added_ms:
+    if ratio < (min_ratio or p.min_ratio) or mc - mb < p.min_added_ms:
         return None
     s = _surprise_slower(xb, xc, p.beyond)
     if s - math.log10(n_tests) < p.min_surprise:
@@ -133,23 +134,23 @@ def _edge_time(b: pd.DataFrame, c: pd.DataFrame, ws: float, we: float, p: TraceP
     n_tests = max(len(groups), 1)
     out = []
     for (caller, callee), sub in groups:
-        against = (_peer_reference(cur, caller, callee, p) if peers and len(every) < p.min_spans
-                   else _edge_reference(pairs, into, every, caller, callee, p))
+        against = _edge_reference(pairs, into, every, caller, callee, p)
+        if peers and len(every) < p.min_spans:
+            against = _peer_reference(cur, caller, callee, p) or against
         if len(against.times) < 2 or against.weight <= 0:
             continue
         xc = sub["self_ms"].to_numpy()
-        slow = _slowdown(against.times, xc, n_tests, p)
+        need = against.min_ratio or p.min_ratio
+        slow = _slowdown(against.times, xc, n_tests, p, need)
         if slow is None:
             continue
         mb, mc, ratio, s = slow
-        if mc <= against.floor or (against.label == _PEERS and ratio < p.peer_min_ratio):
-            continue
         weight = _pooled_weight(against, mc, p)
         worst = sub.nlargest(3, "self_ms")
         where = _where(against, p)
         out.append(Finding(
-            kind=FindingKind.TRACE_ANOMALY, entity=f"{caller} -> {callee}", value=mc, threshold=mb * p.min_ratio,
-            baseline=mb, window_start=ws, window_end=we, onset=_onset(sub, mb * p.min_ratio, "self_ms"),
+            kind=FindingKind.TRACE_ANOMALY, entity=f"{caller} -> {callee}", value=mc, threshold=mb * need,
+            baseline=mb, window_start=ws, window_end=we, onset=_onset(sub, mb * need, "self_ms"),
             score=_score(s, n_tests, ratio, effect_scale=p.effect_scale) * weight, service=callee,
             direction=Direction.UP, statistic="edge_time_ms_p50",
             message=(f"calls {caller} -> {callee}: median time outside both services {mc:.1f} ms vs "
@@ -179,7 +180,7 @@ class _EdgeReference(NamedTuple):
     label: str  # "this pair", "calls into <callee>" or "all calls"
     weight: float  # what a finding against them counts
     new_pair: bool  # under 2 calls of its own: the old rule could not judge it at all
-    floor: float = 0.0  # ms the pair's median must exceed besides (peers: the slowest other pair's)
+    min_ratio: float | None = None  # the slowdown it takes (None: TraceParams.min_ratio)
 
 
 def _edge_reference(pairs: Mapping[tuple[str, str], np.ndarray], into: Mapping[str, np.ndarray],
@@ -203,19 +204,19 @@ def _edge_reference(pairs: Mapping[tuple[str, str], np.ndarray], into: Mapping[s
     return _EdgeReference(every, "all calls", p.pooled_weight, new)
 
 
-def _peer_reference(cur: pd.DataFrame, caller: str, callee: str, p: TraceParams) -> _EdgeReference:
+def _peer_reference(cur: pd.DataFrame, caller: str, callee: str, p: TraceParams) -> _EdgeReference | None:
     """With (almost) no call in the reference at all (a normal period Tempo kept no traces
     of, a service's first hour), the window's own calls between services other than the
     pair's two stand in: a network fault delays the calls touching one pod, while the
     rest of the system shows what a call takes right now. Pairs differ in their normal
-    network time (a proxy's calls take twice the typical), so the pair must also be
-    slower than every other pair's median: a fault slows the pairs touching its pod, not
-    one pair among healthy ones. A rough stand-in, so it counts `pooled_weight` (in full
-    beyond every one of their calls), and only for the ranking."""
+    network time, so the pair must be `peer_min_ratio` times slower than their median.
+    None when they are too few to stand in (under `min_spans` calls, or one other pair).
+    A delayed pair is usually beyond every one of their calls and then counts in full
+    (`_pooled_weight`); it is ranking evidence only, never an alert by itself."""
     apart = cur[~(cur["service"].isin((caller, callee)) | cur["callee"].isin((caller, callee)))]
-    medians = apart.groupby(["service", "callee"])["self_ms"].agg(["median", "size"])
-    floor = float(medians.loc[medians["size"] >= 2, "median"].max()) if (medians["size"] >= 2).any() else 0.0
-    return _EdgeReference(apart["self_ms"].to_numpy(), _PEERS, p.pooled_weight, True, floor)
+    if len(apart) < p.min_spans or len(apart.groupby(["service", "callee"])) < 2:
+        return None
+    return _EdgeReference(apart["self_ms"].to_numpy(), _PEERS, p.pooled_weight, True, p.peer_min_ratio)
 
 
 def _pooled_weight(against: _EdgeReference, current_median: float, p: TraceParams) -> float:
@@ -223,7 +224,7 @@ def _pooled_weight(against: _EdgeReference, current_median: float, p: TraceParam
     stand-in for one pair (its own network path may be slower than most) unless the
     pair's median now lies beyond every call of the reference: then no pair's normal
     time could account for it, and the stand-in is as telling as the pair's own."""
-    if against.weight < 1.0 and current_median > float(np.max(against.times)):
+    if against.weight < 1.0 and len(against.times) >= p.min_spans and current_median > float(np.max(against.times)):
         return 1.0
     return against.weight
 

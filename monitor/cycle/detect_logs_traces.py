@@ -46,11 +46,27 @@ def refit_needed(stored: dict[str, Any], incident_open: bool, *, logs: bool, tra
             or (traces and stored_baseline(stored, TRACES_KEY, TraceState) is None))
 
 
-def stored_sources(stored: dict[str, Any]) -> frozenset[str]:
-    """The sources ("loki", "tempo") with a usable stored baseline: one that can stand in
-    when a refresh read fails (monitor/cycle/logs_traces.py)."""
-    return frozenset(src for src, key, kind in (("loki", LOGS_KEY, LogState), ("tempo", TRACES_KEY, TraceState))
-                     if stored_baseline(stored, key, kind) is not None)
+# A stored baseline older than this (its period's end before the window) no longer stands
+# in for a failed refresh: the source is blind instead, as with none stored.
+STALE_LIMIT_S = 86_400.0
+
+
+def stored_sources(stored: dict[str, Any], window_start: float) -> frozenset[str]:
+    """The sources ("loki", "tempo") whose stored baseline can stand in when a refresh read
+    fails (monitor/cycle/logs_traces.py): readable, not empty, under a day old."""
+    out = set()
+    for src, key, kind in (("loki", LOGS_KEY, LogState), ("tempo", TRACES_KEY, TraceState)):
+        state = stored_baseline(stored, key, kind)
+        if state is not None and len(state.frame) and window_start - _fitted_end(stored[key], state) <= STALE_LIMIT_S:
+            out.add(src)
+    return frozenset(out)
+
+
+def _fitted_end(entry: dict[str, Any], state: LogState | TraceState) -> float:
+    try:
+        return float(entry["fitted_on"][1])
+    except (KeyError, TypeError, IndexError, ValueError):
+        return float(state.end)
 
 
 def _refit_window(raw: RawSignals, modality: str) -> tuple[float, float] | None:
@@ -73,6 +89,7 @@ def detect_logs_traces(raw: RawSignals, model: str, w: Window, stored: dict[str,
             graph, trace_findings = report.graph, report.findings
             lacking += _reference_lacking("traces", t_state, new.get(TRACES_KEY) or stored.get(TRACES_KEY),
                                           len(raw.spans_current), w)
+            lacking += _stale("traces", raw, stored.get(TRACES_KEY), t_state, w)
     if raw.logs_current:
         logs = LogDetector()
         l_state = _baseline(stored, new, LOGS_KEY, LogState, _refit_window(raw, "logs"),
@@ -82,6 +99,7 @@ def detect_logs_traces(raw: RawSignals, model: str, w: Window, stored: dict[str,
             log_findings = logs.score(l_state, LogWindow(raw.logs_current, raw.spans_current), w.start, w.t)
             lacking += _reference_lacking("logs", l_state, new.get(LOGS_KEY) or stored.get(LOGS_KEY),
                                           len(raw.logs_current), w)
+            lacking += _stale("logs", raw, stored.get(LOGS_KEY), l_state, w)
     findings = log_findings + trace_findings
     for f in findings:
         f.model = model
@@ -90,6 +108,14 @@ def detect_logs_traces(raw: RawSignals, model: str, w: Window, stored: dict[str,
     evidence = ServiceEvidence(log_findings, trace_findings, graph,
                                observed_modalities((), raw.logs_current, raw.spans_current), lacking=tuple(lacking))
     return LogTraceResult(findings, evidence, new)
+
+
+def _stale(modality: str, raw: RawSignals, entry: Any, state: LogState | TraceState, w: Window) -> list[str]:
+    """Said on every cause when the refresh failed and the stored baseline stood in."""
+    if modality not in raw.baseline_unread or not isinstance(entry, dict):
+        return []
+    age = max(0.0, w.start - _fitted_end(entry, state))
+    return [f"stale {modality} baseline: its refresh failed, the stored one ends {age / 60:.0f} min before the window"]
 
 
 def _reference_lacking(modality: str, state: LogState | TraceState, entry: Any, records: int, w: Window

@@ -58,49 +58,58 @@ def pull_logs_traces(src: LogTraceSources, health: SourceHealth, m: ModelConfig,
         return
     base = (w.start - (w.t - w.start), w.start)
     raw.baseline_window = base if with_baseline else None
+    read = _Read(health, raw, w, base, with_baseline)
     if src.tempo is not None:
-        try:
-            services = sorted(set(m.services))
-            raw.spans_current, raw.spans_baseline, read = _window_and_baseline(
-                "tempo", lambda a, b: pull_spans(src.tempo, services, a, b, src.search_limit), w, base,
-                with_baseline, "tempo" in stored)
-            if with_baseline and not read:
-                raw.baseline_unread.add("traces")
-            health.mark("tempo", True)
-        except (SourceUnavailable, QueryError) as e:
-            health.mark("tempo", False, str(e))
-            raw.gaps.blind.append(f"tempo: {e}")
+        services = sorted(set(m.services))
+        spans = read("tempo", "traces", lambda a, b: pull_spans(src.tempo, services, a, b, src.search_limit),
+                     "tempo" in stored)
+        if spans is not None:
+            raw.spans_current, raw.spans_baseline = spans
     if src.loki is not None:
-        try:
-            services = sorted(set(m.services) | {s.service for s in raw.spans_current})
-            raw.logs_current, raw.logs_baseline, read = _window_and_baseline(
-                "loki", lambda a, b: pull_logs(src.loki, services, a, b), w, base, with_baseline, "loki" in stored)
-            if with_baseline and not read:
-                raw.baseline_unread.add("logs")
-            health.mark("loki", True)
-        except (SourceUnavailable, QueryError) as e:
-            health.mark("loki", False, str(e))
-            raw.gaps.blind.append(f"loki: {e}")
+        services = sorted(set(m.services) | {s.service for s in raw.spans_current})
+        logs = read("loki", "logs", lambda a, b: pull_logs(src.loki, services, a, b), "loki" in stored)
+        if logs is not None:
+            raw.logs_current, raw.logs_baseline = logs
 
 
-def _window_and_baseline(source: str, read: Callable[[float, float], list[R]], w: Window,
-                         base: tuple[float, float], with_baseline: bool, has_stored: bool
-                         ) -> tuple[list[R], list[R], bool]:
-    """(window records, baseline records, whether the baseline was read).
-
-    A source's window and baseline are kept both or neither: a window scored against a
+@dataclass(frozen=True)
+class _Read:
+    """One source's window and baseline, kept both or neither: a window scored against a
     baseline whose read failed would make every line or call look new, and that empty
     baseline would be stored for the cycles after. Only a stored baseline may stand in
-    for a failed refresh: the window is then scored against it, and it is kept as it is.
-    """
-    current = read(w.start, w.t)
-    if not with_baseline:
-        return current, [], False
-    try:
-        return current, read(*base), True
-    except (SourceUnavailable, QueryError) as e:
-        if not has_stored:
-            raise
-        log.warning("baseline refresh failed; scoring against the stored baseline",
-                    extra={"source": source, "error": str(e)})
-        return current, [], False
+    for a failed refresh: the window is then scored against it, it is kept as it is, and
+    the source's health and the diagnosis say so."""
+
+    health: SourceHealth
+    raw: RawSignals
+    w: Window
+    base: tuple[float, float]
+    with_baseline: bool
+
+    def __call__(self, source: str, modality: str, read: Callable[[float, float], list[R]], has_stored: bool
+                 ) -> tuple[list[R], list[R]] | None:
+        try:
+            current = read(self.w.start, self.w.t)
+        except (SourceUnavailable, QueryError) as e:
+            self._blind(source, e)
+            return None
+        if not self.with_baseline:
+            self.health.mark(source, True)
+            return current, []
+        try:
+            baseline = read(*self.base)
+        except (SourceUnavailable, QueryError) as e:
+            if not has_stored:
+                self._blind(source, e)
+                return None
+            self.raw.baseline_unread.add(modality)
+            log.warning("baseline refresh failed; scoring against the stored baseline",
+                        extra={"source": source, "error": str(e)})
+            self.health.mark(source, True, f"baseline refresh failed, scoring against the stored baseline: {e}")
+            return current, []
+        self.health.mark(source, True)
+        return current, baseline
+
+    def _blind(self, source: str, e: Exception) -> None:
+        self.health.mark(source, False, str(e))
+        self.raw.gaps.blind.append(f"{source}: {e}")

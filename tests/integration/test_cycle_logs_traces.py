@@ -121,3 +121,49 @@ def test_log_and_trace_baselines_are_stored_and_frozen_while_the_incident_is_ope
     assert oom, "the OOMs are still new against the pre-onset baseline"
     services = [c for c in report.incident.causes if c.kind == CauseKind.SERVICE]
     assert services[0].entity == "preprocess"
+
+
+class _FlakyTempo(FakeTempo):
+    """Tempo that answers 503 for any search starting before `fail_before` (None: never)."""
+
+    fail_before: float | None = None
+
+    def _search(self, q):
+        if self.fail_before is not None and int(q.get("start", "0")) < self.fail_before:
+            return self.text(503, "too many outstanding requests")
+        return super()._search(q)
+
+
+class Healthy(SloBreach):
+    def query_range(self, query, start, end, step=None, *, name=None):
+        ts = np.arange(start, end + 1, 60.0)
+        return [Series(name or query, {}, ts, np.full(len(ts), 0.2))]
+
+
+def test_a_failed_trace_baseline_refresh_keeps_the_stored_baseline_and_says_so(tmp_path):
+    """Healthy cycles refit the baselines on the window before. When Tempo answers the
+    window but fails that refresh, the stored baseline stays (not replaced by an empty
+    one) and the window is scored against it: Tempo is up, with the failure in its detail."""
+    spans = _traces(60, T - 600) + _traces(60, T - 300, seed=3) + _traces(60, T, seed=5)
+    store_url = f"sqlite:///{tmp_path / 'v.db'}"
+    with _FlakyTempo(tempo_spans(spans)) as tempo:
+        cfg = parse_config({
+            "sources": {"tempo": {"url": tempo.url}},
+            "schedule": {"lookback": "5m", "interval": "1m"},
+            "models": [{"name": "ranker", "services": ["api"],
+                        "slos": [{"name": "p99_latency", "query": "p99", "threshold": 0.3, "unit": "s"}]}],
+        }, base_dir=str(tmp_path))
+        vigil = Vigil(cfg, store=Store(store_url), prometheus=Healthy(), registry=Registry(), notifiers={})
+        vigil.run_cycle("ranker", T)
+        store = Store(store_url)
+        with store.tx() as s:
+            before = store.detector_state(s, "ranker")["@traces"]
+        assert before["fitted_on"] == [T - 600, T - 300]
+        tempo.fail_before = T  # the next cycle's window [T, T+300] answers, its baseline [T-300, T] fails
+        report = vigil.run_cycle("ranker", T + 300)
+        with store.tx() as s:
+            after = store.detector_state(s, "ranker")["@traces"]
+
+    assert after == before
+    assert vigil.sources["tempo"].status == "up" and "baseline refresh failed" in vigil.sources["tempo"].detail
+    assert not any("tempo" in b for b in report.blind)

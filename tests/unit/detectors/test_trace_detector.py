@@ -166,6 +166,11 @@ def _delayed_pod(edge_ms: float) -> list:
     return _renamed(_traces(30, 10_000.0, edge_ms=edge_ms, seed=4), {"api": "batch", "preprocess": "scorer"})
 
 
+def _system(t0: float, n: int = 200) -> list:
+    """Two healthy pairs, api -> preprocess and web -> search: the window's other calls."""
+    return _traces(n, t0, seed=3) + _renamed(_traces(n // 2, t0, seed=8), {"api": "web", "preprocess": "search"})
+
+
 def _edges(report) -> list:
     return [f for f in report.findings if f.statistic == "edge_time_ms_p50"]
 
@@ -174,7 +179,7 @@ def test_with_no_reference_calls_a_delayed_pair_is_judged_against_the_windows_ot
     """Before, an empty baseline judged no edge at all, and a delayed pod ranked among the
     unaffected (25th and 30th on unseen data). The calls between other services in the
     same window show what a call takes now: 800 ms against their 2 ms is a delay."""
-    window = TraceWindow(_traces(200, 10_000.0, seed=3) + _delayed_pod(800))
+    window = TraceWindow(_system(10_000.0) + _delayed_pod(800))
     (edge,) = _edges(DET.assess(EMPTY, window, 10_000.0, 10_300.0))
     assert edge.service == "scorer" and edge.evidence["reference"] == "calls between other services in the window"
     assert "the baseline had fewer than 5 calls" in edge.message
@@ -185,5 +190,28 @@ def test_with_no_reference_calls_a_delayed_pair_is_judged_against_the_windows_ot
 def test_with_no_reference_calls_a_pair_a_few_times_slower_than_the_others_is_not_news():
     """Pairs differ in their own network time (a proxy, another zone): three times the
     others' median is within what healthy pairs show, so it gives no finding."""
-    window = TraceWindow(_traces(200, 10_000.0, seed=3) + _delayed_pod(6))
+    window = TraceWindow(_system(10_000.0) + _delayed_pod(6))
+    assert _edges(DET.assess(EMPTY, window, 10_000.0, 10_300.0)) == []
+
+
+def test_a_tiny_reference_with_no_other_pairs_in_the_window_still_judges_against_its_calls():
+    """Three reference calls are too few to judge by, and with no other pair in the window
+    there is nothing to stand in: the pair is judged against those calls, at half weight
+    (a pool of three is easily beaten, so being beyond all of it proves little)."""
+    tiny = DET.fit(_traces(3, 0.0), 0.0, 300.0)
+    window = TraceWindow(_delayed_pod(800))
+    (edge,) = _edges(DET.assess(tiny, window, 10_000.0, 10_300.0))
+    assert edge.evidence["reference"] == "all calls"
+    full = TraceDetector(TraceParams(pooled_weight=1.0))
+    (unweighted,) = _edges(full.assess(full.fit(_traces(3, 0.0), 0.0, 300.0), window, 10_000.0, 10_300.0))
+    assert edge.score == 0.5 * unweighted.score > 0
+
+
+def test_a_pair_slow_since_before_the_alert_is_not_judged_against_the_other_pairs():
+    """No normal calls, and the pair was as slow in the recent history as it is now: the
+    history says nothing changed, and the other pairs are no yardstick for how long this
+    one has always taken, so no edge finding (the second, persistent reading never uses them)."""
+    history = _system(9_600.0, 100) + _renamed(_traces(30, 9_600.0, edge_ms=800, seed=6),
+                                               {"api": "batch", "preprocess": "scorer"})
+    window = TraceWindow(history + _system(10_000.0) + _delayed_pod(800), history_start=9_600.0)
     assert _edges(DET.assess(EMPTY, window, 10_000.0, 10_300.0)) == []

@@ -136,34 +136,40 @@ def test_a_source_whose_baseline_read_fails_is_blind_not_scored_against_nothing(
 def test_a_failed_baseline_refresh_falls_back_on_the_stored_baseline(cfg: Any) -> None:
     """A flaky Loki or Tempo that fails only the refresh read still has its window scored,
     against the baseline stored before, and that baseline is kept, not replaced by nothing;
-    a source without one is blind as before."""
+    the source's health and every cause say so. A source without one is blind as before."""
     from detectors.logs import LogDetector, LogReference
     from detectors.traces import TraceDetector
     from monitor.cycle.detect_logs_traces import LOGS_KEY, TRACES_KEY, detect_logs_traces, stored_sources
 
     spans = synthetic_traces(40, W.start - 600)
-    stored = {TRACES_KEY: {"fitted_on": [W.start - 900, W.start], "covered": 39.0,
-                           "state": TraceDetector().fit(spans, W.start - 900, W.start).to_dict()}}
-    assert stored_sources(stored) == {"tempo"}
+    stored = {TRACES_KEY: {"fitted_on": [W.start - 900, W.start - 300], "covered": 39.0,
+                           "state": TraceDetector().fit(spans, W.start - 900, W.start - 300).to_dict()}}
+    assert stored_sources(stored, W.start) == {"tempo"}
     fake = _BaselineFails()
     health = SourceHealth.for_sources({"loki": "http://l", "tempo": "http://t"}, VigilMetrics(), lambda: T0)
     raw = RawSignals()
     model = cfg.models[0].model_copy(update={"services": ["api"]})
     pull_logs_traces(LogTraceSources(loki=fake, tempo=fake), health, model, W, raw, with_baseline=True,
-                     stored=stored_sources(stored))
+                     stored=stored_sources(stored, W.start))
     assert raw.spans_current and raw.spans_baseline == [] and raw.baseline_unread == {"traces"}
     assert raw.logs_current == [] and [line.split(":")[0] for line in raw.gaps.blind] == ["loki"]
     assert health.states["tempo"].status is SourceStatus.UP
+    assert "baseline refresh failed" in health.states["tempo"].detail
     result = detect_logs_traces(raw, MODEL, W, stored)
     assert TRACES_KEY not in result.state  # the stored baseline stays as it was
     assert result.evidence is not None and ("api", "preprocess") in result.evidence.graph.edges
-    assert not any("no traces in the normal period" in x for x in result.evidence.lacking)
+    assert ("stale traces baseline: its refresh failed, the stored one ends 5 min before the window"
+            in result.evidence.lacking)
 
-    logs_too = {**stored, LOGS_KEY: {"fitted_on": [W.start - 900, W.start], "covered": 600.0,
-                                     "state": LogDetector().fit(LogReference([]), W.start - 900, W.start).to_dict()}}
+    empty_logs = LogDetector().fit(LogReference([]), W.start - 900, W.start).to_dict()
+    logs_too = {**stored, LOGS_KEY: {"fitted_on": [W.start - 900, W.start], "state": empty_logs}}
+    assert stored_sources(logs_too, W.start) == {"tempo"}  # an empty baseline cannot stand in
+    assert stored_sources(stored, W.start + 86_400) == set()  # nor one over a day old
+    lines = [LogRecord(W.start - 500, "api", "INFO served", level="INFO")]
+    logs_too[LOGS_KEY]["state"] = LogDetector().fit(LogReference(lines), W.start - 900, W.start).to_dict()
     both = RawSignals()
     pull_logs_traces(LogTraceSources(loki=fake, tempo=fake), health, model, W, both, with_baseline=True,
-                     stored=stored_sources(logs_too))
+                     stored=stored_sources(logs_too, W.start))
     assert both.logs_current and both.baseline_unread == {"traces", "logs"} and both.gaps.blind == []
     assert detect_logs_traces(both, MODEL, W, logs_too).state == {}
 
