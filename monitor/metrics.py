@@ -87,6 +87,10 @@ class VigilMetrics:
         self.rollbacks = Counter("vigil_rollbacks_total", "Rollbacks by outcome", ["model", "status"], registry=r)
         self.source_up = Gauge("vigil_source_up", "1 when the source answered on its last use", ["source"],
                                registry=r)
+        self.baseline_refresh_failures = Counter(
+            "vigil_baseline_refresh_failures_total",
+            "Loki/Tempo baseline refresh reads that failed while the window read worked (the stored one stood in)",
+            ["source"], registry=r)
 
     def _register_model_health(self, r: CollectorRegistry) -> None:
         """The models' own figures: drift, KPIs, performance, labels."""

@@ -106,6 +106,7 @@ class _Read:
             log.warning("baseline refresh failed; scoring against the stored baseline",
                         extra={"source": source, "error": str(e)})
             self.health.mark(source, True, f"baseline refresh failed, scoring against the stored baseline: {e}")
+            self.health.metrics.baseline_refresh_failures.labels(source).inc()
             return current, []
         self.health.mark(source, True)
         return current, baseline

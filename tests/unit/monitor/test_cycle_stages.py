@@ -155,6 +155,7 @@ def test_a_failed_baseline_refresh_falls_back_on_the_stored_baseline(cfg: Any) -
     assert raw.logs_current == [] and [line.split(":")[0] for line in raw.gaps.blind] == ["loki"]
     assert health.states["tempo"].status is SourceStatus.UP
     assert "baseline refresh failed" in health.states["tempo"].detail
+    assert health.metrics.registry.get_sample_value("vigil_baseline_refresh_failures_total", {"source": "tempo"}) == 1
     result = detect_logs_traces(raw, MODEL, W, stored)
     assert TRACES_KEY not in result.state  # the stored baseline stays as it was
     assert result.evidence is not None and ("api", "preprocess") in result.evidence.graph.edges
