@@ -101,7 +101,7 @@ class LogDetector:
         ops = _ops(state, window, lo, start, end)
         if ops is not None:
             findings += vanished_findings(g, names, ops, ctx)
-        elif self.params.quiet:  # no span runs to count by (no spans here or in the reference)
+        elif self.params.quiet:  # no span runs to count by (see _ops)
             findings += quiet_findings(g, names, ctx)
         findings += broken_sequence_findings(g, names, ctx)
         findings += template_findings(template_table(g, names), ctx)
@@ -126,11 +126,16 @@ def _current(window: LogWindow, start: float, end: float) -> tuple[pd.DataFrame,
 
 
 def _ops(state: LogState, window: LogWindow, lo: float, start: float, end: float) -> pd.DataFrame | None:
-    """Span runs of the reference (group 0), recent history (1) and window (2)."""
-    if state.ops is None or not window.spans:
+    """Span runs of the reference (group 0), recent history (1) and window (2); None when
+    there are no runs to count by: no spans in the window, or none in the reference and
+    none in the recent history (a normal period without traces and no history)."""
+    if not window.spans:
         return None
     ops_all = span_ops(window.spans)
     ops_all = ops_all[(ops_all["start"] >= lo) & (ops_all["start"] <= end)]
-    return pd.concat([state.ops.assign(_grp=0),
-                      ops_all.assign(_grp=np.where(ops_all["start"].to_numpy() >= start, 2, 1))],
-                     ignore_index=True)
+    grp = np.where(ops_all["start"].to_numpy() >= start, 2, 1)
+    if state.ops is None and not (grp == 1).any():
+        return None
+    # A normal period without spans: its lines cannot be counted per run, the history's can.
+    ref = state.ops if state.ops is not None else ops_all.iloc[:0]
+    return pd.concat([ref.assign(_grp=0), ops_all.assign(_grp=grp)], ignore_index=True)

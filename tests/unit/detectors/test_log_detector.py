@@ -246,3 +246,19 @@ def test_a_new_error_line_absent_from_a_short_normal_window_and_a_long_history_s
     x = with_history["new_error_template"]
     assert x.evidence["expected"] < 0.3 and x.value == 8
     assert with_history["error_burst"].score > alone["error_burst"].score
+
+
+def test_with_no_spans_in_the_normal_period_the_recent_history_counts_the_runs():
+    """A normal period Tempo kept no traces of: its lines cannot be counted per run, but
+    the case's recent history can (its spans are read with the window). The line that
+    stops while the operation keeps running is found against the history's runs."""
+    _, bl = _handler_runs(W0, 300, prefix="b")
+    cs, cl = _handler_runs(W0 + 3500, 280, stop_at=W0 + 3660, prefix="c")
+    found = [x for x in _score(bl, cl, window_start=W0 + 3600, window_end=W0 + 3780, current_spans=cs,
+                               history_start=W0 + 3500) if x.statistic == "vanished_template"]
+    (x,) = found
+    assert x.service == "pricing" and "priced" in x.evidence["template"] and x.onset == W0 + 3660
+    # Counted by the operation's runs, as with normal spans; before, only the service's
+    # active seconds stood in (no operation named, ranking evidence only).
+    assert x.evidence["operation"] == "handle" and x.evidence["runs"] == 120
+    assert not x.evidence.get("ranking_only")
