@@ -29,7 +29,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from statistics import NormalDist
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
@@ -179,6 +179,16 @@ class _Baseline:
     floor: float  # the smallest spread allowed: a share of the metric's typical level
 
 
+class _Reading(NamedTuple):
+    """The held levels against one level: robust z and spread on each side."""
+
+    z_up: float
+    z_down: float
+    spread_up: float
+    spread_down: float
+    level: float
+
+
 def _shift(p: ServiceMetricsParams, s: Series, cls: MetricClass, v: np.ndarray, t: np.ndarray, base: _Baseline,
            start: float, end: float) -> tuple[Finding | None, float]:
     """The finding for one current series `s` of class `cls` (finite values `v` at `t`)
@@ -197,22 +207,22 @@ def _shift(p: ServiceMetricsParams, s: Series, cls: MetricClass, v: np.ndarray, 
     ordered = np.sort(v)
     held_hi, held_lo = float(ordered[-need]), float(ordered[need - 1])
 
-    def against(med: float) -> tuple[float, float, float, float, float]:
-        """(z up, z down, spread up, spread down, level) of the held levels against `med`."""
+    def against(med: float) -> _Reading:
+        """The held levels read against the level `med`."""
         # A metric that falls when bad (availability) sits at its ceiling: its size says
         # nothing about its jitter, so only latencies, counts and levels get `rel_spread`.
         rel = p.rel_spread * abs(med) if bad is not Direction.DOWN else 0.0
         s_up, s_down = max(mad, tail_up, rel, fl, 1e-12), max(mad, tail_down, rel, fl, 1e-12)
-        return ((held_hi - med) / s_up if bad is not Direction.DOWN else -math.inf,
-                (med - held_lo) / s_down if bad is not Direction.UP else -math.inf, s_up, s_down, med)
+        return _Reading((held_hi - med) / s_up if bad is not Direction.DOWN else -math.inf,
+                        (med - held_lo) / s_down if bad is not Direction.UP else -math.inf, s_up, s_down, med)
 
     # Per direction, the weaker reading wins: against the level, and ("both") against the
     # normal period's own median too.
     readings = [against(base.level)] + ([against(b_med)] if p.level == "both" and b_med != base.level else [])
-    r_up, r_down = min(readings, key=lambda r: r[0]), min(readings, key=lambda r: r[1])
-    z_up, z_down = r_up[0], r_down[1]
+    r_up, r_down = min(readings, key=lambda r: r.z_up), min(readings, key=lambda r: r.z_down)
+    z_up, z_down = r_up.z_up, r_down.z_down
     z, direction, held = (z_up, Direction.UP, held_hi) if z_up >= z_down else (z_down, Direction.DOWN, held_lo)
-    spread, med = (r_up[2], r_up[4]) if direction is Direction.UP else (r_down[3], r_down[4])
+    spread, med = (r_up.spread_up, r_up.level) if direction is Direction.UP else (r_down.spread_down, r_down.level)
     if z < p.min_z:
         return None, max(z, 0.0)
     edge = med + p.min_z * spread if direction is Direction.UP else med - p.min_z * spread

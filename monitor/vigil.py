@@ -37,7 +37,7 @@ from monitor.cycle.deliver import OutboxSender
 from monitor.cycle.deploys import DeployWatch
 from monitor.cycle.detect import DetectRequest, detect
 from monitor.cycle.detect_drift import EXPORTED_STATISTICS
-from monitor.cycle.detect_logs_traces import refit_needed, stored_sources
+from monitor.cycle.detect_logs_traces import can_fall_back, refit_needed
 from monitor.cycle.drift_report import DriftReports
 from monitor.cycle.gather import GatherRequest, Sources, gather
 from monitor.cycle.grouping import Grouper
@@ -275,8 +275,8 @@ class Vigil:
         sources = self.gather_sources
         if prefetched is not None:
             sources = dataclasses.replace(sources, prometheus=prefetched.prometheus(self.prometheus))
-        stored = stored_sources(start.detector_state, w.start) if refit else frozenset()
-        raw = gather(sources, GatherRequest(m, w, serving, known, refit, self.config.root_cause_for(m), stored))
+        raw = gather(sources, GatherRequest(m, w, serving, known, refit, self.config.root_cause_for(m),
+                                            lambda source: can_fall_back(start.detector_state, w.start, source)))
         found = detect(raw, DetectRequest(m, policy, w, self.config.sources.prometheus.step,
                                           self.config.schedule.interval, self.anomaly_tuning, start))
         canary = self.canary.judge(m, w, policy, raw.samples) if m.canary is not None else None

@@ -51,15 +51,18 @@ def refit_needed(stored: dict[str, Any], incident_open: bool, *, logs: bool, tra
 STALE_LIMIT_S = 86_400.0
 
 
-def stored_sources(stored: dict[str, Any], window_start: float) -> frozenset[str]:
-    """The sources ("loki", "tempo") whose stored baseline can stand in when a refresh read
-    fails (monitor/cycle/logs_traces.py): readable, not empty, under a day old."""
-    out = set()
-    for src, key, kind in (("loki", LOGS_KEY, LogState), ("tempo", TRACES_KEY, TraceState)):
-        state = stored_baseline(stored, key, kind)
-        if state is not None and len(state.frame) and window_start - _fitted_end(stored[key], state) <= STALE_LIMIT_S:
-            out.add(src)
-    return frozenset(out)
+_STORED = {"loki": (LOGS_KEY, LogState), "tempo": (TRACES_KEY, TraceState)}
+
+
+def can_fall_back(stored: dict[str, Any], window_start: float, source: str) -> bool:
+    """Whether `source`'s ("loki", "tempo") stored baseline can stand in when its refresh
+    read fails (monitor/cycle/logs_traces.py): readable, not empty, under a day old. Asked
+    only on a failure, so a healthy cycle never decodes the stored baselines for it."""
+    key, kind = _STORED[source]
+    state = stored_baseline(stored, key, kind)
+    if state is None or not len(state.frame):
+        return False
+    return window_start - _fitted_end(stored[key], state) <= STALE_LIMIT_S
 
 
 def _fitted_end(entry: dict[str, Any], state: LogState | TraceState) -> float:
@@ -87,9 +90,7 @@ def detect_logs_traces(raw: RawSignals, model: str, w: Window, stored: dict[str,
         if t_state is not None:
             report = traces.assess(t_state, TraceWindow(raw.spans_current), w.start, w.t)
             graph, trace_findings = report.graph, report.findings
-            lacking += _reference_lacking("traces", t_state, new.get(TRACES_KEY) or stored.get(TRACES_KEY),
-                                          len(raw.spans_current), w)
-            lacking += _stale("traces", raw, stored.get(TRACES_KEY), t_state, w)
+            lacking += _lacking("traces", TRACES_KEY, t_state, len(raw.spans_current), raw, new, stored, w)
     if raw.logs_current:
         logs = LogDetector()
         l_state = _baseline(stored, new, LOGS_KEY, LogState, _refit_window(raw, "logs"),
@@ -97,9 +98,7 @@ def detect_logs_traces(raw: RawSignals, model: str, w: Window, stored: dict[str,
                             [r.ts for r in raw.logs_baseline])
         if l_state is not None:
             log_findings = logs.score(l_state, LogWindow(raw.logs_current, raw.spans_current), w.start, w.t)
-            lacking += _reference_lacking("logs", l_state, new.get(LOGS_KEY) or stored.get(LOGS_KEY),
-                                          len(raw.logs_current), w)
-            lacking += _stale("logs", raw, stored.get(LOGS_KEY), l_state, w)
+            lacking += _lacking("logs", LOGS_KEY, l_state, len(raw.logs_current), raw, new, stored, w)
     findings = log_findings + trace_findings
     for f in findings:
         f.model = model
@@ -110,24 +109,24 @@ def detect_logs_traces(raw: RawSignals, model: str, w: Window, stored: dict[str,
     return LogTraceResult(findings, evidence, new)
 
 
-def _stale(modality: str, raw: RawSignals, entry: Any, state: LogState | TraceState, w: Window) -> list[str]:
-    """Said on every cause when the refresh failed and the stored baseline stood in."""
-    if modality not in raw.baseline_unread or not isinstance(entry, dict):
-        return []
-    age = max(0.0, w.start - _fitted_end(entry, state))
-    return [f"stale {modality} baseline: its refresh failed, the stored one ends {age / 60:.0f} min before the window"]
+def _lacking(modality: str, key: str, state: LogState | TraceState, records: int, raw: RawSignals,
+             new: dict[str, Any], stored: dict[str, Any], w: Window) -> list[str]:
+    """What the baseline scored against lacked, said on every cause.
 
-
-def _reference_lacking(modality: str, state: LogState | TraceState, entry: Any, records: int, w: Window
-                       ) -> list[str]:
-    """The diagnosis says so when the baseline it scored against had no records (a
-    service's first hour, Loki or Tempo answering nothing then) or held them over a
-    short stretch of its period (a retention gap): every line or call is then new to
-    it, and its findings deserve less confidence. The stretch is the one its records
-    cover, as the benchmarks measure it; a baseline stored without it counts its period."""
+    No records (a service's first hour, Loki or Tempo answering nothing then), or records
+    over a short stretch of its period (a retention gap): every line or call is then new
+    to it, and its findings deserve less confidence. The stretch is the one its records
+    cover, as the benchmarks measure it; a baseline stored without it counts its period.
+    And a stale one: the refresh failed and the stored baseline stood in."""
+    entry = new.get(key) or stored.get(key)
     covered = entry.get("covered") if isinstance(entry, dict) else None
     seconds = float(covered) if isinstance(covered, (int, float)) else state.end - state.start
-    return reference_lacking(modality, len(state.frame), seconds, records, w.t - w.start)
+    out = reference_lacking(modality, len(state.frame), seconds, records, w.t - w.start)
+    if modality in raw.baseline_unread and isinstance(entry, dict):
+        age = max(0.0, w.start - _fitted_end(entry, state))
+        out.append(f"stale {modality} baseline: its refresh failed, the stored one ends {age / 60:.0f} min "
+                   "before the window")
+    return out
 
 
 def _baseline(stored: dict[str, Any], new: dict[str, Any], key: str, kind: Any,

@@ -49,7 +49,8 @@ class GatherRequest:
     known_series: Collection[str] | None  # anomaly state keys already stored; None: anomalies off
     log_baseline: bool = True  # read the window before for the log/trace baselines (a refit is due)
     root_cause: RootCauseConfig | None = None  # per-service metric series for the root-cause ranking
-    stored_baselines: frozenset[str] = frozenset()  # "loki"/"tempo" with a stored baseline to fall back on
+    # source ("loki"/"tempo") -> whether its stored baseline may stand in for a failed refresh
+    can_fall_back: Callable[[str], bool] = lambda source: False
 
 
 def anomaly_key(name: str, series: Series) -> str:
@@ -210,7 +211,7 @@ def relabel(s: Series, name: str, label: str) -> Series | None:
 
 def gather_logs_traces(sources: Sources, req: GatherRequest, raw: RawSignals) -> None:
     pull_logs_traces(sources.logs_traces, sources.health, req.model, req.window, raw, req.log_baseline,
-                     req.stored_baselines)
+                     req.can_fall_back)
 
 
 def gather_samples(sources: Sources, req: GatherRequest, raw: RawSignals) -> None:

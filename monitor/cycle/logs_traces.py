@@ -4,7 +4,7 @@ still counts."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -50,24 +50,24 @@ def pull_spans(tempo: Any, services: list[str], start: float, end: float, limit:
 
 
 def pull_logs_traces(src: LogTraceSources, health: SourceHealth, m: ModelConfig, w: Window, raw: RawSignals,
-                     with_baseline: bool, stored: Collection[str] = ()) -> None:
+                     with_baseline: bool, can_fall_back: Callable[[str], bool] = lambda source: False) -> None:
     """Traces first: services they show calling the model's services are read for logs too.
     The window before (`with_baseline`) is read only when the stored baselines are refitted;
-    `stored`: the sources ("loki", "tempo") that have a stored baseline to fall back on."""
+    `can_fall_back(source)`: whether its stored baseline may stand in for a failed refresh
+    (asked only then)."""
     if not m.services or not src.configured:
         return
     base = (w.start - (w.t - w.start), w.start)
     raw.baseline_window = base if with_baseline else None
-    read = _Read(health, raw, w, base, with_baseline)
+    read = _Read(health, raw, w, base, with_baseline, can_fall_back)
     if src.tempo is not None:
         services = sorted(set(m.services))
-        spans = read("tempo", "traces", lambda a, b: pull_spans(src.tempo, services, a, b, src.search_limit),
-                     "tempo" in stored)
+        spans = read("tempo", "traces", lambda a, b: pull_spans(src.tempo, services, a, b, src.search_limit))
         if spans is not None:
             raw.spans_current, raw.spans_baseline = spans
     if src.loki is not None:
         services = sorted(set(m.services) | {s.service for s in raw.spans_current})
-        logs = read("loki", "logs", lambda a, b: pull_logs(src.loki, services, a, b), "loki" in stored)
+        logs = read("loki", "logs", lambda a, b: pull_logs(src.loki, services, a, b))
         if logs is not None:
             raw.logs_current, raw.logs_baseline = logs
 
@@ -85,8 +85,9 @@ class _Read:
     w: Window
     base: tuple[float, float]
     with_baseline: bool
+    can_fall_back: Callable[[str], bool]
 
-    def __call__(self, source: str, modality: str, read: Callable[[float, float], list[R]], has_stored: bool
+    def __call__(self, source: str, modality: str, read: Callable[[float, float], list[R]]
                  ) -> tuple[list[R], list[R]] | None:
         try:
             current = read(self.w.start, self.w.t)
@@ -99,7 +100,7 @@ class _Read:
         try:
             baseline = read(*self.base)
         except (SourceUnavailable, QueryError) as e:
-            if not has_stored:
+            if not self.can_fall_back(source):
                 self._blind(source, e)
                 return None
             self.raw.baseline_unread.add(modality)

@@ -139,18 +139,18 @@ def test_a_failed_baseline_refresh_falls_back_on_the_stored_baseline(cfg: Any) -
     the source's health and every cause say so. A source without one is blind as before."""
     from detectors.logs import LogDetector, LogReference
     from detectors.traces import TraceDetector
-    from monitor.cycle.detect_logs_traces import LOGS_KEY, TRACES_KEY, detect_logs_traces, stored_sources
+    from monitor.cycle.detect_logs_traces import LOGS_KEY, TRACES_KEY, can_fall_back, detect_logs_traces
 
     spans = synthetic_traces(40, W.start - 600)
     stored = {TRACES_KEY: {"fitted_on": [W.start - 900, W.start - 300], "covered": 39.0,
                            "state": TraceDetector().fit(spans, W.start - 900, W.start - 300).to_dict()}}
-    assert stored_sources(stored, W.start) == {"tempo"}
+    assert can_fall_back(stored, W.start, "tempo") and not can_fall_back(stored, W.start, "loki")
     fake = _BaselineFails()
     health = SourceHealth.for_sources({"loki": "http://l", "tempo": "http://t"}, VigilMetrics(), lambda: T0)
     raw = RawSignals()
     model = cfg.models[0].model_copy(update={"services": ["api"]})
     pull_logs_traces(LogTraceSources(loki=fake, tempo=fake), health, model, W, raw, with_baseline=True,
-                     stored=stored_sources(stored, W.start))
+                     can_fall_back=lambda source: can_fall_back(stored, W.start, source))
     assert raw.spans_current and raw.spans_baseline == [] and raw.baseline_unread == {"traces"}
     assert raw.logs_current == [] and [line.split(":")[0] for line in raw.gaps.blind] == ["loki"]
     assert health.states["tempo"].status is SourceStatus.UP
@@ -164,15 +164,27 @@ def test_a_failed_baseline_refresh_falls_back_on_the_stored_baseline(cfg: Any) -
 
     empty_logs = LogDetector().fit(LogReference([]), W.start - 900, W.start).to_dict()
     logs_too = {**stored, LOGS_KEY: {"fitted_on": [W.start - 900, W.start], "state": empty_logs}}
-    assert stored_sources(logs_too, W.start) == {"tempo"}  # an empty baseline cannot stand in
-    assert stored_sources(stored, W.start + 86_400) == set()  # nor one over a day old
+    assert not can_fall_back(logs_too, W.start, "loki")  # an empty baseline cannot stand in
+    assert not can_fall_back(stored, W.start + 86_400, "tempo")  # nor one over a day old
     lines = [LogRecord(W.start - 500, "api", "INFO served", level="INFO")]
     logs_too[LOGS_KEY]["state"] = LogDetector().fit(LogReference(lines), W.start - 900, W.start).to_dict()
     both = RawSignals()
     pull_logs_traces(LogTraceSources(loki=fake, tempo=fake), health, model, W, both, with_baseline=True,
-                     stored=stored_sources(logs_too, W.start))
+                     can_fall_back=lambda source: can_fall_back(logs_too, W.start, source))
     assert both.logs_current and both.baseline_unread == {"traces", "logs"} and both.gaps.blind == []
     assert detect_logs_traces(both, MODEL, W, logs_too).state == {}
+
+    asked: list[str] = []  # a refresh that works never decodes the stored baselines to ask
+    healthy = RawSignals()
+    pull_logs_traces(LogTraceSources(loki=_BaselineAnswers(), tempo=_BaselineAnswers()), health, model, W, healthy,
+                     with_baseline=True, can_fall_back=lambda source: bool(asked.append(source)))
+    assert asked == [] and healthy.spans_baseline and healthy.baseline_unread == set()
+
+
+class _BaselineAnswers(_BaselineFails):
+    @staticmethod
+    def _fail_before_window(source: str, start: float) -> None:
+        return None
 
 
 # ----------------------------------------------------------------------------- detect
