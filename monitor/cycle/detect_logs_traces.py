@@ -72,8 +72,16 @@ def _fitted_end(entry: dict[str, Any], state: LogState | TraceState) -> float:
         return float(state.end)
 
 
-def _refit_window(raw: RawSignals, modality: str) -> tuple[float, float] | None:
-    return None if modality in raw.baseline_unread else raw.baseline_window
+def _held(raw: RawSignals, stored: dict[str, Any], w: Window) -> dict[str, str]:
+    """The modalities whose stored baseline stands in for this cycle's refit, and why."""
+    held = {modality: "its refresh failed" for modality in raw.baseline_unread}
+    if ("traces" in held and "logs" not in held and raw.baseline_window is not None and raw.spans_current
+            and can_fall_back(stored, w.start, "loki")):
+        # Lines are counted per run of the spans they belong to: a log baseline fitted
+        # without them would not match a window scored with them, and it would be stored,
+        # and kept as it is through an incident opened next cycle.
+        held["logs"] = "not refitted while the traces baseline it pairs with is unread"
+    return held
 
 
 def detect_logs_traces(raw: RawSignals, model: str, w: Window, stored: dict[str, Any]) -> LogTraceResult:
@@ -81,24 +89,25 @@ def detect_logs_traces(raw: RawSignals, model: str, w: Window, stored: dict[str,
     if not (raw.logs_current or raw.spans_current):
         return LogTraceResult([], None, {})
     new: dict[str, Any] = {}
+    held = _held(raw, stored, w)
     graph, trace_findings, log_findings, lacking = ServiceGraph(), [], [], []
     if raw.spans_current:
         traces = TraceDetector()
-        t_state = _baseline(stored, new, TRACES_KEY, TraceState, _refit_window(raw, "traces"),
+        t_state = _baseline(stored, new, TRACES_KEY, TraceState, None if "traces" in held else raw.baseline_window,
                             lambda a, b: traces.fit(raw.spans_baseline, a, b),
                             [sp.start_ns / 1e9 for sp in raw.spans_baseline])
         if t_state is not None:
             report = traces.assess(t_state, TraceWindow(raw.spans_current), w.start, w.t)
             graph, trace_findings = report.graph, report.findings
-            lacking += _lacking("traces", TRACES_KEY, t_state, len(raw.spans_current), raw, new, stored, w)
+            lacking += _lacking("traces", TRACES_KEY, t_state, len(raw.spans_current), held, new, stored, w)
     if raw.logs_current:
         logs = LogDetector()
-        l_state = _baseline(stored, new, LOGS_KEY, LogState, _refit_window(raw, "logs"),
+        l_state = _baseline(stored, new, LOGS_KEY, LogState, None if "logs" in held else raw.baseline_window,
                             lambda a, b: logs.fit(LogReference(raw.logs_baseline, raw.spans_baseline), a, b),
                             [r.ts for r in raw.logs_baseline])
         if l_state is not None:
             log_findings = logs.score(l_state, LogWindow(raw.logs_current, raw.spans_current), w.start, w.t)
-            lacking += _lacking("logs", LOGS_KEY, l_state, len(raw.logs_current), raw, new, stored, w)
+            lacking += _lacking("logs", LOGS_KEY, l_state, len(raw.logs_current), held, new, stored, w)
     findings = log_findings + trace_findings
     for f in findings:
         f.model = model
@@ -109,7 +118,7 @@ def detect_logs_traces(raw: RawSignals, model: str, w: Window, stored: dict[str,
     return LogTraceResult(findings, evidence, new)
 
 
-def _lacking(modality: str, key: str, state: LogState | TraceState, records: int, raw: RawSignals,
+def _lacking(modality: str, key: str, state: LogState | TraceState, records: int, held: dict[str, str],
              new: dict[str, Any], stored: dict[str, Any], w: Window) -> list[str]:
     """What the baseline scored against lacked, said on every cause.
 
@@ -117,14 +126,14 @@ def _lacking(modality: str, key: str, state: LogState | TraceState, records: int
     over a short stretch of its period (a retention gap): every line or call is then new
     to it, and its findings deserve less confidence. The stretch is the one its records
     cover, as the benchmarks measure it; a baseline stored without it counts its period.
-    And a stale one: the refresh failed and the stored baseline stood in."""
+    And a stale one: the stored baseline stood in for a refit (`held`: why)."""
     entry = new.get(key) or stored.get(key)
     covered = entry.get("covered") if isinstance(entry, dict) else None
     seconds = float(covered) if isinstance(covered, (int, float)) else state.end - state.start
     out = reference_lacking(modality, len(state.frame), seconds, records, w.t - w.start)
-    if modality in raw.baseline_unread and isinstance(entry, dict):
+    if modality in held and isinstance(entry, dict):
         age = max(0.0, w.start - _fitted_end(entry, state))
-        out.append(f"stale {modality} baseline: its refresh failed, the stored one ends {age / 60:.0f} min "
+        out.append(f"stale {modality} baseline: {held[modality]}, the stored one ends {age / 60:.0f} min "
                    "before the window")
     return out
 

@@ -11,6 +11,8 @@ from typing import Any
 from monitor.metrics import VigilMetrics
 from monitor.sources.errors import SourceState, SourceStatus
 
+BASELINE_SOURCES = frozenset({"loki", "tempo"})  # read twice a refit: the window and the one before
+
 
 @dataclass
 class SourceHealth:
@@ -21,8 +23,11 @@ class SourceHealth:
     @classmethod
     def for_sources(cls, urls: dict[str, str | None], metrics: VigilMetrics, clock: Callable[[], float]
                     ) -> SourceHealth:
-        """One UNKNOWN state per configured source (a source without a URL is not used)."""
+        """One UNKNOWN state per configured source (a source without a URL is not used).
+        Their refresh-failure counters start at 0, so `rate()` sees the first failure."""
         states = {name: SourceState(name, SourceStatus.UNKNOWN, url) for name, url in urls.items() if url}
+        for name in states.keys() & BASELINE_SOURCES:
+            metrics.baseline_refresh_failures.labels(name)
         return cls(states, metrics, clock)
 
     def mark(self, name: str, up: bool, detail: str = "") -> None:

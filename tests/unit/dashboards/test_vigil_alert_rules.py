@@ -1,6 +1,7 @@
 """The alerting rules for Vigil itself (dashboards/vigil-alerts.rules.yml): valid for
 Prometheus (`promtool check rules`), behaving as their unit tests say (`promtool test
-rules`: stale cycles, failing cycles, outbox backlog, a source down, a failed rollback),
+rules`: stale cycles, failing cycles, outbox backlog, a source down, baseline refreshes
+that keep failing, a failed rollback),
 and reading only metrics Vigil exports."""
 from __future__ import annotations
 
@@ -13,12 +14,14 @@ import pytest
 import yaml
 from prometheus_client import generate_latest
 
+from monitor.cycle.health import SourceHealth
 from monitor.metrics import VigilMetrics
 
 DASHBOARDS = Path(__file__).resolve().parents[3] / "dashboards"
 RULES = DASHBOARDS / "vigil-alerts.rules.yml"
 TESTS = DASHBOARDS / "vigil-alerts.test.yml"
-EXPECTED = {"VigilCycleStale", "VigilCyclesFailing", "VigilOutboxBacklog", "VigilSourceDown", "VigilRollbackFailed"}
+EXPECTED = {"VigilCycleStale", "VigilCyclesFailing", "VigilOutboxBacklog", "VigilSourceDown",
+            "VigilBaselineRefreshFailing", "VigilRollbackFailed"}
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:
@@ -60,7 +63,8 @@ def test_every_alert_is_tested_and_reads_only_metrics_vigil_exports():
     m = VigilMetrics()
     m.init_model("recommender")
     m.cycle_succeeded("recommender", 1.0, "opened")
-    m.source_up.labels("prometheus").set(1)
+    SourceHealth.for_sources({"prometheus": "http://127.0.0.1:9090", "tempo": "http://127.0.0.1:3200"}, m,
+                             lambda: 0.0).mark("prometheus", True)
     m.outbox_pending.set(0)
     exported = generate_latest(m.registry).decode()
     for r in rules:

@@ -133,6 +133,55 @@ def test_a_source_whose_baseline_read_fails_is_blind_not_scored_against_nothing(
 
 
 
+class _TempoBaselineFails(_BaselineFails):
+    """Loki answers both reads; Tempo only the window's."""
+
+    def query_logs(self, query: str, start: float, end: float) -> list[LogRecord]:
+        return [LogRecord(max(start, W.t - 60), "api", "INFO served", level="INFO")]
+
+
+def test_the_log_baseline_is_not_refitted_without_the_spans_it_pairs_with(cfg: Any) -> None:
+    """When only Tempo's refresh fails, a log baseline refitted without spans would be
+    scored against a window with them, stored, and frozen by an incident opened next: the
+    stored log baseline stands in too, and the causes say why. With none stored, the
+    logs are refitted as before."""
+    from detectors.logs import LogDetector, LogReference
+    from detectors.traces import TraceDetector
+    from monitor.cycle.detect_logs_traces import LOGS_KEY, TRACES_KEY, can_fall_back, detect_logs_traces
+
+    before = (W.start - 900, W.start - 300)
+    spans = synthetic_traces(40, W.start - 600)
+    lines = [LogRecord(W.start - 500, "api", "INFO served", level="INFO")]
+    stored = {TRACES_KEY: {"fitted_on": list(before), "state": TraceDetector().fit(spans, *before).to_dict()},
+              LOGS_KEY: {"fitted_on": list(before),
+                         "state": LogDetector().fit(LogReference(lines, spans), *before).to_dict()}}
+    model = cfg.models[0].model_copy(update={"services": ["api"]})
+    for kept, expected in ((stored, set()), ({TRACES_KEY: stored[TRACES_KEY]}, {LOGS_KEY})):
+        raw = RawSignals()
+        health = SourceHealth.for_sources({"loki": "http://l", "tempo": "http://t"}, VigilMetrics(), lambda: T0)
+        fake = _TempoBaselineFails()
+        pull_logs_traces(LogTraceSources(loki=fake, tempo=fake), health, model, W, raw, with_baseline=True,
+                         can_fall_back=lambda source, kept=kept: can_fall_back(kept, W.start, source))
+        assert raw.baseline_unread == {"traces"} and raw.logs_baseline and raw.spans_current
+        result = detect_logs_traces(raw, MODEL, W, kept)
+        assert set(result.state) == expected
+        assert result.evidence is not None
+        said = [line for line in result.evidence.lacking if line.startswith("stale logs baseline")]
+        assert said == ([] if expected else
+                        ["stale logs baseline: not refitted while the traces baseline it pairs with is unread, "
+                         "the stored one ends 5 min before the window"])
+
+
+def test_refresh_failure_counters_start_at_zero_for_the_sources_that_refresh() -> None:
+    """`rate()` misses a counter's first increment when its series appears with it."""
+    health = SourceHealth.for_sources({"prometheus": "http://p", "loki": "http://l", "tempo": None},
+                                      VigilMetrics(), lambda: T0)
+    value = health.metrics.registry.get_sample_value
+    assert value("vigil_baseline_refresh_failures_total", {"source": "loki"}) == 0
+    assert value("vigil_baseline_refresh_failures_total", {"source": "tempo"}) is None  # not configured
+    assert value("vigil_baseline_refresh_failures_total", {"source": "prometheus"}) is None
+
+
 def test_a_failed_baseline_refresh_falls_back_on_the_stored_baseline(cfg: Any) -> None:
     """A flaky Loki or Tempo that fails only the refresh read still has its window scored,
     against the baseline stored before, and that baseline is kept, not replaced by nothing;
