@@ -29,15 +29,21 @@ class MetricClass(StrEnum):
 # before "time" is latency; "errors" before "rate" (which says nothing).
 _WORDS: tuple[tuple[MetricClass, tuple[str, ...]], ...] = (
     (MetricClass.AVAILABILITY, ("availab", "success", "uptime", "apdex", "healthy", "hit", "up")),
-    (MetricClass.ERRORS, ("error", "fail", "fault", "exception", "timeout", "5xx", "reject", "dropped",
-                          "retr", "restart", "oom", "kill", "crash", "panic")),
-    (MetricClass.SATURATION, ("cpu", "memory", "mem", "heap", "usage", "util", "saturat", "queue",
+    (MetricClass.ERRORS, ("error", "err", "fail", "fault", "exception", "timeout", "5xx", "reject", "drop",
+                          "retr", "restart", "oom", "kill", "crash", "panic", "miss", "unavailab", "denied",
+                          "refused")),
+    (MetricClass.SATURATION, ("cpu", "memory", "mem", "heap", "usage", "used", "util", "saturat", "queue",
                               "throttl", "pending", "backlog", "pressure", "swap", "load", "inflight", "gc")),
     (MetricClass.LATENCY, ("latency", "duration", "delay", "responsetime", "elapsed", "wait", "time",
                            "seconds", "s", "ms", "sec", "lag")),
 )
 # Stems this short match a whole word only ("s" the unit, not "syscall").
 _WHOLE = 3
+# Prometheus naming conventions that override the words: a histogram's or summary's
+# `<name>_<unit>_count` counts observations (traffic, whatever the unit measures), and a
+# point in time (`process_start_time_seconds`, `..._timestamp_seconds`) is no latency.
+_OBSERVED_UNITS = frozenset({"seconds", "milliseconds", "microseconds", "ms", "bytes"})
+_POINT_IN_TIME = frozenset({"timestamp", "start", "created", "boot"})
 _BAD = {MetricClass.AVAILABILITY: Direction.DOWN, MetricClass.LATENCY: Direction.UP,
         MetricClass.ERRORS: Direction.UP, MetricClass.SATURATION: Direction.UP,
         MetricClass.UNKNOWN: Direction.BOTH}
@@ -50,6 +56,9 @@ _NON_WORD = re.compile(r"[^a-z0-9]+")
 def metric_class(name: str, unit: str = "") -> MetricClass:
     """The class of a metric from its name (camelCase and snake_case alike) and unit."""
     words = [w for w in _NON_WORD.split(_CAMEL.sub("_", f"{name} {unit}").lower()) if w]
+    named = [w for w in _NON_WORD.split(name.lower()) if w]
+    if (named[-2:-1] and named[-1] == "count" and named[-2] in _OBSERVED_UNITS) or _POINT_IN_TIME & set(words):
+        return MetricClass.UNKNOWN
     for cls, stems in _WORDS:
         if any(w == s or (len(s) >= _WHOLE and w.startswith(s)) for w in words for s in stems):
             return cls

@@ -19,6 +19,21 @@ def test_metric_class_from_name_words(name: str, cls: MetricClass) -> None:
     assert metric_class(name) is cls
 
 
+@pytest.mark.parametrize(("name", "cls"), [
+    # exporters' own names (node, cAdvisor, kube-state-metrics, DCGM, Envoy)
+    ("node_network_receive_errs_total", MetricClass.ERRORS), ("node_network_receive_drop_total", MetricClass.ERRORS),
+    ("kube_deployment_status_replicas_unavailable", MetricClass.ERRORS), ("cache_misses_total", MetricClass.ERRORS),
+    ("envoy_cluster_upstream_rq_timeout", MetricClass.ERRORS), ("DCGM_FI_DEV_FB_USED", MetricClass.SATURATION),
+    ("kube_deployment_status_replicas_available", MetricClass.AVAILABILITY), ("error_count", MetricClass.ERRORS),
+    # a histogram's observation count is traffic, a start time is no latency
+    ("http_server_requests_seconds_count", MetricClass.UNKNOWN), ("process_start_time_seconds", MetricClass.UNKNOWN),
+    ("vigil_last_cycle_timestamp_seconds", MetricClass.UNKNOWN),
+    ("http_server_requests_seconds_bucket", MetricClass.LATENCY),
+])
+def test_prometheus_naming_conventions(name: str, cls: MetricClass) -> None:
+    assert metric_class(name) is cls
+
+
 def test_bad_direction() -> None:
     assert bad_direction("availability") is Direction.DOWN
     assert bad_direction("latency_ms") is Direction.UP
