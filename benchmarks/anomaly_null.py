@@ -5,7 +5,7 @@
 NAB scores a detector on series with anomalies; this measures the other half an on-call
 engineer cares about: anomaly-free synthetic series shaped like production metrics (a
 two-level daily batch metric, a daily sine, i.i.d. noise, a log-normal latency, daily plus
-weekly seasonality), 5-minute points, the first two days left out as warm-up. Prints, per
+weekly seasonality, sparse and daily Poisson counts, a 1 % error ratio), 5-minute points, the first two days left out as warm-up. Prints, per
 shape, the points per series-day scoring at or above the thresholds that matter: 0.65 (the
 tests' strict level), NAB's corpus-wide standard-profile threshold (0.771) and the daemon's
 default `policy.anomaly_threshold` (0.9).
@@ -37,6 +37,12 @@ def healthy_series(seed: int, days: int) -> Iterator[tuple[str, np.ndarray, np.n
     yield "log-normal", ts, np.exp(rng.normal(0, 0.5, len(ts)))
     yield "daily + weekly", ts, (100 + 20 * np.sin(day) + 10 * np.sin(2 * np.pi * ts / 604800.0)
                                  + rng.normal(0, 2, len(ts)))
+    # Counts as Prometheus increase() gives them: rare crashes or errors (mostly 0),
+    # requests with a daily cycle, and an error ratio over a daily request volume.
+    yield "sparse counts", ts, rng.poisson(0.2, len(ts)).astype(float)
+    yield "daily counts", ts, rng.poisson(30 + 25 * np.sin(day)).astype(float)
+    requests = rng.poisson(200 + 150 * np.sin(day))
+    yield "error ratio (1 %)", ts, rng.binomial(requests, 0.01) / np.maximum(requests, 1)
 
 
 def false_alarms(n_series: int, days: int, warmup_days: int = 2) -> dict[str, np.ndarray]:
