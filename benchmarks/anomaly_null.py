@@ -5,10 +5,11 @@
 NAB scores a detector on series with anomalies; this measures the other half an on-call
 engineer cares about: anomaly-free synthetic series shaped like production metrics (a
 two-level daily batch metric, a daily sine, i.i.d. noise, a log-normal latency, daily plus
-weekly seasonality, sparse and daily Poisson counts, a 1 % error ratio), 5-minute points, the first two days left out as warm-up. Prints, per
-shape, the points per series-day scoring at or above the thresholds that matter: 0.65 (the
-tests' strict level), NAB's corpus-wide standard-profile threshold (0.771) and the daemon's
-default `policy.anomaly_threshold` (0.9).
+weekly seasonality, sparse and daily Poisson counts, a 1 % error ratio), 5-minute points,
+the first two days left out as warm-up. Prints, per shape, the points per series-day
+scoring at or above the thresholds that matter: 0.65 (the tests' strict level), NAB's
+corpus-wide standard-profile threshold (0.771) and the daemon's default
+`policy.anomaly_threshold` (0.9).
 """
 from __future__ import annotations
 
