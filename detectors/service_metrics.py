@@ -17,6 +17,9 @@ recent past) joins the baseline; with no baseline at all the series gives no ver
 and the report says so (`lacking`). When the series has recent history, the held level
 is measured from its recent median and, by default (`level="both"`), must also be
 unusual against the normal period's median: the weaker reading is the one reported.
+A normal period at another level for every service of a metric alike (recorded at other
+traffic, or long ago) is first carried to the present by the median factor its services
+show between their recent history and it (three services at least), and said in `lacking`.
 
     detector = ServiceMetricsDetector()
     state = detector.fit(normal_period_series, t0, t1)   # per (metric, service) values, per metric its typical level
@@ -129,6 +132,7 @@ class ServiceMetricsDetector:
         check_window("ServiceMetricsDetector", start, end)
         p = self.params
         report = ServiceMetricsReport()
+        regime = _regimes(state, series, start, p.min_normal)
         no_baseline: set[str] = set()
         short: set[str] = set()
         history_used = False
@@ -143,6 +147,8 @@ class ServiceMetricsDetector:
                 b = np.concatenate([b, recent])
                 short.add(s.name)
                 history_used |= len(recent) > 0
+            else:
+                b = b * regime.get(s.name, 1.0)
             if not len(b):
                 no_baseline.add(s.name)
                 continue
@@ -155,6 +161,10 @@ class ServiceMetricsDetector:
             report.strength[service] = max(report.strength.get(service, 0.0), z)
             if f is not None:
                 report.findings.append(f)
+        moved = {name: c for name, c in regime.items() if abs(math.log(c)) > math.log(REGIME_NOTED)}
+        if moved:
+            report.lacking.append("normal period at another level: " + ", ".join(
+                f"{name} x{c:.2f}" for name, c in sorted(moved.items())[:5]) + " (every service's recent median)")
         if short:
             # The daemon reads its normal period just before the window: no other history to add.
             how = "recent history used" if history_used else f"fewer than {p.min_normal} samples"
@@ -162,6 +172,37 @@ class ServiceMetricsDetector:
         if no_baseline:
             report.lacking.append(f"no baseline for {len(no_baseline)} metric(s): {', '.join(sorted(no_baseline)[:5])}")
         return report
+
+
+# The normal period's level per metric is carried to the present by the factor its
+# services show between their recent history and it, when at least this many show one,
+# bounded to this range; a factor beyond REGIME_NOTED is said in `lacking`.
+REGIME_MIN_SERVICES = 3
+REGIME_BOUNDS = (0.1, 10.0)
+REGIME_NOTED = 1.25
+
+
+def _regimes(state: ServiceMetricsState, series: Sequence[Series], start: float, min_normal: int
+             ) -> dict[str, float]:
+    """Per metric, the median over its series of (recent median / normal median).
+
+    A normal period recorded at other traffic, or long ago, sits at another level for every
+    service of a metric alike: measured against it unscaled, each service's latency and
+    requests look shifted, by the metric's share of that, not by a fault. The factor comes
+    from history before the window only, and as a median over services one faulty service
+    cannot set it."""
+    logs: dict[str, list[float]] = {}
+    for s in series:
+        b = state.values.get(_key(s))
+        before = s.values[(s.timestamps < start) & np.isfinite(s.values)]
+        if b is None or len(b) < min_normal or not len(before):
+            continue
+        normal, recent = float(np.median(b)), float(np.median(before))
+        if normal > 0 and recent > 0:
+            logs.setdefault(s.name, []).append(math.log(recent / normal))
+    lo, hi = REGIME_BOUNDS
+    return {name: min(max(math.exp(float(np.median(v))), lo), hi)
+            for name, v in logs.items() if len(v) >= REGIME_MIN_SERVICES}
 
 
 @dataclass

@@ -64,3 +64,57 @@ def test_a_level_the_recent_history_holds_is_no_evidence_either() -> None:
     assert _assess("recent", normal, recent, window).findings == []
     (f,) = _assess("normal", normal, recent, window).findings
     assert f.evidence["z"] > 6 and f.baseline == 0.010
+
+
+def _fleet(normal_ms: float, recent_ms: float, window_ms: dict[str, float], services: int = 5,
+           level: str = "normal"):
+    """`services` services whose latency sat at `normal_ms` in the normal period and at
+    `recent_ms` in the half hour before the window (traffic changed since), with 5 % jitter."""
+    rng = np.random.default_rng(7)
+    names = [f"svc{i}" for i in range(services)]
+
+    def one(name: str, values: np.ndarray, t0: float) -> Series:
+        return Series("latency_p99_s", {"service": name}, t0 + STEP * np.arange(len(values)), values)
+
+    det = ServiceMetricsDetector(ServiceMetricsParams(level=level))
+    state = det.fit([one(n, normal_ms * (1 + 0.05 * rng.standard_normal(60)), 0.0) for n in names], 0.0, 3600.0)
+    t0, start = 100_000.0, 100_000.0 + 30 * STEP
+    current = [one(n, np.concatenate([recent_ms * (1 + 0.05 * rng.standard_normal(30)),
+                                      np.full(5, window_ms.get(n, recent_ms))]), t0) for n in names]
+    return det.assess(state, current, start, start + 5 * STEP)
+
+
+def test_a_normal_period_at_another_level_for_every_service_is_carried_to_the_present() -> None:
+    """Recorded at other traffic, the normal period sits at half today's latency for every
+    service alike: against it unscaled every service would look shifted. Carried by the
+    services' common factor it flags only the one that moved, and says so."""
+    report = _fleet(10.0, 20.0, {"svc3": 40.0})
+    assert [f.service for f in report.findings] == ["svc3"]
+    assert 19.0 < report.findings[0].baseline < 21.0  # the normal median, carried to today's level
+    assert any(line.startswith("normal period at another level: latency_p99_s x2.0") for line in report.lacking)
+    quiet = _fleet(10.0, 10.0, {"svc3": 40.0})  # same level: nothing to carry, nothing said
+    assert [f.service for f in quiet.findings] == ["svc3"] and not any("another level" in x for x in quiet.lacking)
+
+
+def test_too_few_services_to_tell_a_regime_from_a_fault_are_not_carried() -> None:
+    """Two services that both rose may share one cause: with fewer than three, no factor."""
+    report = _fleet(10.0, 20.0, {}, services=2)
+    assert {f.service for f in report.findings} == {"svc0", "svc1"}
+    assert not any("another level" in x for x in report.lacking)
+
+
+def test_one_service_shifted_before_the_window_cannot_set_the_factor() -> None:
+    """A fault under way before the window in one service of five moves the median of
+    the services' factors not at all."""
+    rng = np.random.default_rng(3)
+    det = ServiceMetricsDetector(ServiceMetricsParams(level="normal"))
+    names = [f"svc{i}" for i in range(5)]
+    normal = [Series("latency_p99_s", {"service": n}, STEP * np.arange(60), 10 * (1 + 0.05 * rng.standard_normal(60)))
+              for n in names]
+    state = det.fit(normal, 0.0, 3600.0)
+    t0, start = 100_000.0, 100_000.0 + 30 * STEP
+    current = [Series("latency_p99_s", {"service": n}, t0 + STEP * np.arange(35),
+                      np.full(35, 50.0 if n == "svc0" else 10.0)) for n in names]
+    report = det.assess(state, current, start, start + 5 * STEP)
+    assert [f.service for f in report.findings] == ["svc0"]
+    assert not any("another level" in x for x in report.lacking)
