@@ -29,21 +29,25 @@ class MetricClass(StrEnum):
 # before "time" is latency; "errors" before "rate" (which says nothing).
 _WORDS: tuple[tuple[MetricClass, tuple[str, ...]], ...] = (
     (MetricClass.AVAILABILITY, ("availab", "success", "uptime", "apdex", "healthy", "hit", "up")),
-    (MetricClass.ERRORS, ("error", "err", "fail", "fault", "exception", "timeout", "5xx", "reject", "drop",
-                          "retr", "restart", "oom", "kill", "crash", "panic", "miss", "unavailab", "denied",
-                          "refused")),
+    (MetricClass.ERRORS, ("error", "err", "errs", "fail", "fault", "exception", "timeout", "5xx", "reject",
+                          "drop", "drops", "dropped", "retr", "restart", "oom", "kill", "crash", "panic", "miss",
+                          "misses", "missed", "unavailab", "denied", "refused")),
     (MetricClass.SATURATION, ("cpu", "memory", "mem", "heap", "usage", "used", "util", "saturat", "queue",
                               "throttl", "pending", "backlog", "pressure", "swap", "load", "inflight", "gc")),
     (MetricClass.LATENCY, ("latency", "duration", "delay", "responsetime", "elapsed", "wait", "time",
                            "seconds", "s", "ms", "sec", "lag")),
 )
-# Stems this short match a whole word only ("s" the unit, not "syscall").
+# Stems this short match a whole word only ("s" the unit, not "syscall"), and so do these
+# ("miss" not "mission", "drop" not "dropout", "err" not "errand").
 _WHOLE = 3
-# Prometheus naming conventions that override the words: a histogram's or summary's
-# `<name>_<unit>_count` counts observations (traffic, whatever the unit measures), and a
-# point in time (`process_start_time_seconds`, `..._timestamp_seconds`) is no latency.
-_OBSERVED_UNITS = frozenset({"seconds", "milliseconds", "microseconds", "ms", "bytes"})
-_POINT_IN_TIME = frozenset({"timestamp", "start", "created", "boot"})
+_EXACT = frozenset({"err", "errs", "drop", "drops", "dropped", "miss", "misses", "missed"})
+# Prometheus naming conventions that override the words: a latency histogram's or
+# summary's `_count` counts observations (traffic: `..._seconds_count`,
+# `envoy_..._rq_time_count`), and a point in time (`process_start_time_seconds`,
+# `node_boot_time_seconds`, `..._timestamp_seconds`, `..._created`) is no latency, unless
+# the name also says it is a duration (`kubelet_pod_start_duration_seconds`).
+_POINT_IN_TIME = (("start", "time"), ("boot", "time"), ("creation", "time"))
+_DURATION = frozenset({"duration", "latency", "delay", "elapsed"})
 _BAD = {MetricClass.AVAILABILITY: Direction.DOWN, MetricClass.LATENCY: Direction.UP,
         MetricClass.ERRORS: Direction.UP, MetricClass.SATURATION: Direction.UP,
         MetricClass.UNKNOWN: Direction.BOTH}
@@ -55,12 +59,28 @@ _NON_WORD = re.compile(r"[^a-z0-9]+")
 
 def metric_class(name: str, unit: str = "") -> MetricClass:
     """The class of a metric from its name (camelCase and snake_case alike) and unit."""
-    words = [w for w in _NON_WORD.split(_CAMEL.sub("_", f"{name} {unit}").lower()) if w]
-    named = [w for w in _NON_WORD.split(name.lower()) if w]
-    if (named[-2:-1] and named[-1] == "count" and named[-2] in _OBSERVED_UNITS) or _POINT_IN_TIME & set(words):
+    named = _words(name)
+    if len(named) > 1 and named[-1] == "count" and _by_words(named[:-1] + _words(unit)) is MetricClass.LATENCY:
         return MetricClass.UNKNOWN
+    if _point_in_time(named):
+        return MetricClass.UNKNOWN
+    return _by_words(named + _words(unit))
+
+
+def _words(text: str) -> list[str]:
+    return [w for w in _NON_WORD.split(_CAMEL.sub("_", text).lower()) if w]
+
+
+def _point_in_time(words: list[str]) -> bool:
+    if _DURATION & set(words):
+        return False
+    pairs = set(zip(words, words[1:], strict=False))
+    return "timestamp" in words or (words[-1:] == ["created"]) or any(p in pairs for p in _POINT_IN_TIME)
+
+
+def _by_words(words: list[str]) -> MetricClass:
     for cls, stems in _WORDS:
-        if any(w == s or (len(s) >= _WHOLE and w.startswith(s)) for w in words for s in stems):
+        if any(w == s or (len(s) >= _WHOLE and s not in _EXACT and w.startswith(s)) for w in words for s in stems):
             return cls
     return MetricClass.UNKNOWN
 

@@ -19,7 +19,8 @@ is measured from its recent median and, by default (`level="both"`), must also b
 unusual against the normal period's median: the weaker reading is the one reported.
 A normal period at another level for every service of a metric alike (recorded at other
 traffic, or long ago) is first carried to the present by the median factor its services
-show between their recent history and it (three services at least), and said in `lacking`.
+show between their recent history and it (`_regimes`: one vote per service, three at
+least; never availability), and said in `lacking`.
 
     detector = ServiceMetricsDetector()
     state = detector.fit(normal_period_series, t0, t1)   # per (metric, service) values, per metric its typical level
@@ -132,7 +133,7 @@ class ServiceMetricsDetector:
         check_window("ServiceMetricsDetector", start, end)
         p = self.params
         report = ServiceMetricsReport()
-        regime = _regimes(state, series, start, p.min_normal)
+        regime = _regimes(state, series, start, p.min_normal, meanings or {})
         no_baseline: set[str] = set()
         short: set[str] = set()
         history_used = False
@@ -143,18 +144,20 @@ class ServiceMetricsDetector:
             b = state.values.get(_key(s), np.empty(0))
             before = (s.timestamps < start) & np.isfinite(s.values)
             recent = s.values[before]
+            carried = 1.0
             if len(b) < p.min_normal:
                 b = np.concatenate([b, recent])
                 short.add(s.name)
                 history_used |= len(recent) > 0
-            else:
-                b = b * regime.get(s.name, 1.0)
+            elif s.name in regime and bool((b >= 0).all()):
+                carried = regime[s.name]
+                b = b * carried
             if not len(b):
                 no_baseline.add(s.name)
                 continue
             level = float(np.median(recent)) if p.level != "normal" and len(recent) else float(np.median(b))
             service = s.labels.get("service") or _key(s)[1]
-            floor = p.abs_floor_rel * state.typical.get(s.name, 0.0)
+            floor = p.abs_floor_rel * state.typical.get(s.name, 0.0) * carried
             base = _Baseline(values=b, level=level, floor=floor)
             cls = (meanings or {}).get(s.name) or metric_class(s.name)
             f, z = _shift(p, s, cls, s.values[inside], s.timestamps[inside], base, start, end)
@@ -175,34 +178,52 @@ class ServiceMetricsDetector:
 
 
 # The normal period's level per metric is carried to the present by the factor its
-# services show between their recent history and it, when at least this many show one,
-# bounded to this range; a factor beyond REGIME_NOTED is said in `lacking`.
+# services show between their recent history and it, when at least this many services
+# (each with this many samples before the window) show one, bounded to this range; a
+# factor beyond REGIME_NOTED is said in `lacking`.
 REGIME_MIN_SERVICES = 3
+REGIME_MIN_RECENT = 2
 REGIME_BOUNDS = (0.1, 10.0)
 REGIME_NOTED = 1.25
 
 
-def _regimes(state: ServiceMetricsState, series: Sequence[Series], start: float, min_normal: int
-             ) -> dict[str, float]:
-    """Per metric, the median over its series of (recent median / normal median).
+def _regimes(state: ServiceMetricsState, series: Sequence[Series], start: float, min_normal: int,
+             meanings: Mapping[str, MetricClass]) -> dict[str, float]:
+    """Per metric, the median over its services of (recent median / normal median).
 
     A normal period recorded at other traffic, or long ago, sits at another level for every
     service of a metric alike: measured against it unscaled, each service's latency and
     requests look shifted, by the metric's share of that, not by a fault. The factor comes
-    from history before the window only, and as a median over services one faulty service
-    cannot set it."""
-    logs: dict[str, list[float]] = {}
+    from history before the window only. Each service votes once (the median of its pods'
+    ratios), so a service with many pods weighs as one; as a median over at least three
+    services one service cannot set the factor (a fault under way before the window in
+    most of them would be carried as a regime: the window is judged from there). A metric
+    at 0 or negative in a service gives no ratio there; it is carried only when at least
+    half of its services give one (error counts at 0 in most services are not carried by
+    the few that are not). A metric bad when it falls (availability) sits at its ceiling
+    and is never carried."""
+    ratios: dict[str, dict[str, list[float]]] = {}
+    seen: dict[str, set[str]] = {}
     for s in series:
-        b = state.values.get(_key(s))
         before = s.values[(s.timestamps < start) & np.isfinite(s.values)]
-        if b is None or len(b) < min_normal or not len(before):
+        if len(before) < REGIME_MIN_RECENT:  # always, in the daemon: its window has no history before it
             continue
+        b = state.values.get(_key(s))
+        if b is None or len(b) < min_normal or direction_of(meanings.get(s.name) or metric_class(s.name)) \
+                is Direction.DOWN:
+            continue
+        service = s.labels.get("service") or _key(s)[1]
+        seen.setdefault(s.name, set()).add(service)
         normal, recent = float(np.median(b)), float(np.median(before))
-        if normal > 0 and recent > 0:
-            logs.setdefault(s.name, []).append(math.log(recent / normal))
+        if normal > 0 and recent > 0 and float(b.min()) >= 0 and float(before.min()) >= 0:
+            ratios.setdefault(s.name, {}).setdefault(service, []).append(math.log(recent / normal))
     lo, hi = REGIME_BOUNDS
-    return {name: min(max(math.exp(float(np.median(v))), lo), hi)
-            for name, v in logs.items() if len(v) >= REGIME_MIN_SERVICES}
+    out: dict[str, float] = {}
+    for name, by_service in ratios.items():
+        if len(by_service) >= REGIME_MIN_SERVICES and 2 * len(by_service) >= len(seen[name]):
+            votes = [float(np.median(v)) for v in by_service.values()]
+            out[name] = min(max(math.exp(float(np.median(votes))), lo), hi)
+    return out
 
 
 @dataclass

@@ -29,6 +29,11 @@ def test_metric_class_from_name_words(name: str, cls: MetricClass) -> None:
     ("http_server_requests_seconds_count", MetricClass.UNKNOWN), ("process_start_time_seconds", MetricClass.UNKNOWN),
     ("vigil_last_cycle_timestamp_seconds", MetricClass.UNKNOWN),
     ("http_server_requests_seconds_bucket", MetricClass.LATENCY),
+    ("envoy_cluster_upstream_rq_time_count", MetricClass.UNKNOWN), ("node_boot_time_seconds", MetricClass.UNKNOWN),
+    # ... but a start that lasts is a duration, and words are whole where a prefix would mislead
+    ("kubelet_pod_start_duration_seconds_bucket", MetricClass.LATENCY), ("pod_start_errors_total", MetricClass.ERRORS),
+    ("mission_critical_requests_total", MetricClass.UNKNOWN), ("missing_values_total", MetricClass.UNKNOWN),
+    ("dropout_rate", MetricClass.UNKNOWN), ("container_network_receive_packets_dropped_total", MetricClass.ERRORS),
 ])
 def test_prometheus_naming_conventions(name: str, cls: MetricClass) -> None:
     assert metric_class(name) is cls

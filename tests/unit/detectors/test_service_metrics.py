@@ -118,3 +118,44 @@ def test_one_service_shifted_before_the_window_cannot_set_the_factor() -> None:
     report = det.assess(state, current, start, start + 5 * STEP)
     assert [f.service for f in report.findings] == ["svc0"]
     assert not any("another level" in x for x in report.lacking)
+
+
+def test_a_service_with_many_pods_votes_once() -> None:
+    """Three pods of one service at 3x before the window are one vote of four: they do not
+    carry the normal period for the others, so a jump in another service is still news
+    (per pod, their median would carry it by 1.7x and hide the jump)."""
+    rng = np.random.default_rng(5)
+    pods = [("a", "a-1"), ("a", "a-2"), ("a", "a-3"), ("b", "b-1"), ("c", "c-1"), ("d", "d-1")]
+
+    def one(service: str, pod: str, values: np.ndarray, t0: float) -> Series:
+        return Series("latency_p99_s", {"service": service, "pod": pod}, t0 + STEP * np.arange(len(values)), values)
+
+    det = ServiceMetricsDetector()  # the shipped level: "both"
+    state = det.fit([one(sv, pd, 10 * (1 + 0.05 * rng.standard_normal(60)), 0.0) for sv, pd in pods], 0.0, 3600.0)
+    t0, start = 100_000.0, 100_000.0 + 30 * STEP
+    current = [one(sv, pd, np.concatenate([np.full(30, 30.0 if sv == "a" else 10.0),
+                                           np.full(5, 25.0 if sv == "b" else (30.0 if sv == "a" else 10.0))]), t0)
+               for sv, pd in pods]
+    report = det.assess(state, current, start, start + 5 * STEP)
+    assert "b" in {f.service for f in report.findings}
+    assert not any("another level" in x for x in report.lacking)
+
+
+def test_availability_and_mostly_zero_metrics_are_not_carried() -> None:
+    """Availability sits at its ceiling (a factor would push it past 100 %); an error count
+    at 0 in most services gives no ratio there, and the few that do not are not a regime."""
+    det = ServiceMetricsDetector(ServiceMetricsParams(level="normal"))
+    names = [f"svc{i}" for i in range(8)]  # three of them with errors: three votes, fewer than half
+
+    def fleet(metric: str, normal: dict[str, float], recent: dict[str, float]) -> list[str]:
+        ref = [Series(metric, {"service": n}, STEP * np.arange(60), np.full(60, normal[n])) for n in names]
+        state = det.fit(ref, 0.0, 3600.0)
+        cur = [Series(metric, {"service": n}, 100_000.0 + STEP * np.arange(35), np.full(35, recent[n])) for n in names]
+        return det.assess(state, cur, 100_000.0 + 30 * STEP, 100_000.0 + 35 * STEP).lacking
+
+    assert not any("another level" in x for x in fleet("availability_pct", dict.fromkeys(names, 70.0),
+                                                          dict.fromkeys(names, 99.9)))
+    errors = {n: (0.03 if n in ("svc0", "svc1", "svc2") else 0.0) for n in names}
+    assert not any("another level" in x for x in fleet("errors_per_s", dict.fromkeys(names, 0.01), errors))
+    assert any("another level" in x for x in fleet("errors_per_s", dict.fromkeys(names, 0.01),
+                                                   dict.fromkeys(names, 0.03)))
