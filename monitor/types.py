@@ -68,8 +68,9 @@ class RawSignals:
     spans_current: list[Span] = field(default_factory=list)
     spans_baseline: list[Span] = field(default_factory=list)
     baseline_window: tuple[float, float] | None = None  # read for a log/trace baseline refit, else None
-    # "logs"/"traces" whose baseline read failed with a stored baseline to score against instead
-    baseline_unread: set[str] = field(default_factory=set)
+    # "logs"/"traces" whose stored baseline stands in for this cycle's refit -> why (its
+    # refresh read failed; the traces baseline the logs pair with is unread)
+    baseline_unread: dict[str, str] = field(default_factory=dict)
     service_metrics: ServiceMetricSignals | None = None  # None: no root-cause metrics configured
     call_graph: tuple[tuple[str, str], ...] = ()  # (caller, callee) given in `root_cause.call_graph`
     gaps: Gaps = field(default_factory=Gaps)

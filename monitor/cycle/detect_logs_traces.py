@@ -72,24 +72,12 @@ def _fitted_end(entry: dict[str, Any], state: LogState | TraceState) -> float:
         return float(state.end)
 
 
-def _held(raw: RawSignals, stored: dict[str, Any], w: Window) -> dict[str, str]:
-    """The modalities whose stored baseline stands in for this cycle's refit, and why."""
-    held = {modality: "its refresh failed" for modality in raw.baseline_unread}
-    if ("traces" in held and "logs" not in held and raw.baseline_window is not None and raw.spans_current
-            and can_fall_back(stored, w.start, "loki")):
-        # Lines are counted per run of the spans they belong to: a log baseline fitted
-        # without them would not match a window scored with them, and it would be stored,
-        # and kept as it is through an incident opened next cycle.
-        held["logs"] = "not refitted while the traces baseline it pairs with is unread"
-    return held
-
-
 def detect_logs_traces(raw: RawSignals, model: str, w: Window, stored: dict[str, Any]) -> LogTraceResult:
     """Score the window's spans and lines; `stored` is the model's detector state."""
     if not (raw.logs_current or raw.spans_current):
         return LogTraceResult([], None, {})
     new: dict[str, Any] = {}
-    held = _held(raw, stored, w)
+    held = raw.baseline_unread  # gather's word on which stored baselines stand in, and why
     graph, trace_findings, log_findings, lacking = ServiceGraph(), [], [], []
     if raw.spans_current:
         traces = TraceDetector()

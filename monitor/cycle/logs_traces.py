@@ -16,6 +16,8 @@ from monitor.types import RawSignals, Window
 
 log = logging.getLogger("vigil.gather")
 R = TypeVar("R")
+REFRESH_FAILED = "its refresh failed"
+HOLD_LOGS = "not refitted while the traces baseline it pairs with is unread"
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,11 @@ def pull_logs_traces(src: LogTraceSources, health: SourceHealth, m: ModelConfig,
             raw.spans_current, raw.spans_baseline = spans
     if src.loki is not None:
         services = sorted(set(m.services) | {s.service for s in raw.spans_current})
-        logs = read("loki", "logs", lambda a, b: pull_logs(src.loki, services, a, b))
+        # Lines are counted per run of the spans they belong to: a log baseline fitted
+        # without them would not match a window scored with them, and it would be stored,
+        # and kept as it is through an incident opened next cycle.
+        hold = HOLD_LOGS if "traces" in raw.baseline_unread and raw.spans_current else None
+        logs = read("loki", "logs", lambda a, b: pull_logs(src.loki, services, a, b), hold)
         if logs is not None:
             raw.logs_current, raw.logs_baseline = logs
 
@@ -78,7 +84,8 @@ class _Read:
     baseline whose read failed would make every line or call look new, and that empty
     baseline would be stored for the cycles after. Only a stored baseline may stand in
     for a failed refresh: the window is then scored against it, it is kept as it is, and
-    the source's health and the diagnosis say so."""
+    the source's health and the diagnosis say so. With `hold` (why) a stored baseline
+    stands in without the refresh being read at all."""
 
     health: SourceHealth
     raw: RawSignals
@@ -87,7 +94,7 @@ class _Read:
     with_baseline: bool
     can_fall_back: Callable[[str], bool]
 
-    def __call__(self, source: str, modality: str, read: Callable[[float, float], list[R]]
+    def __call__(self, source: str, modality: str, read: Callable[[float, float], list[R]], hold: str | None = None
                  ) -> tuple[list[R], list[R]] | None:
         try:
             current = read(self.w.start, self.w.t)
@@ -97,13 +104,17 @@ class _Read:
         if not self.with_baseline:
             self.health.mark(source, True)
             return current, []
+        if hold is not None and self.can_fall_back(source):
+            self.raw.baseline_unread[modality] = hold
+            self.health.mark(source, True)
+            return current, []
         try:
             baseline = read(*self.base)
         except (SourceUnavailable, QueryError) as e:
             if not self.can_fall_back(source):
                 self._blind(source, e)
                 return None
-            self.raw.baseline_unread.add(modality)
+            self.raw.baseline_unread[modality] = REFRESH_FAILED
             log.warning("baseline refresh failed; scoring against the stored baseline",
                         extra={"source": source, "error": str(e)})
             self.health.mark(source, True, f"baseline refresh failed, scoring against the stored baseline: {e}")

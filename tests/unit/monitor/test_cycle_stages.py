@@ -162,7 +162,10 @@ def test_the_log_baseline_is_not_refitted_without_the_spans_it_pairs_with(cfg: A
         fake = _TempoBaselineFails()
         pull_logs_traces(LogTraceSources(loki=fake, tempo=fake), health, model, W, raw, with_baseline=True,
                          can_fall_back=lambda source, kept=kept: can_fall_back(kept, W.start, source))
-        assert raw.baseline_unread == {"traces"} and raw.logs_baseline and raw.spans_current
+        assert raw.spans_current and raw.logs_current
+        # held: the log refresh is not even read; with none stored it is read and refitted
+        assert (raw.logs_baseline == []) is (not expected)
+        assert set(raw.baseline_unread) == ({"traces"} if expected else {"traces", "logs"})
         result = detect_logs_traces(raw, MODEL, W, kept)
         assert set(result.state) == expected
         assert result.evidence is not None
@@ -200,7 +203,7 @@ def test_a_failed_baseline_refresh_falls_back_on_the_stored_baseline(cfg: Any) -
     model = cfg.models[0].model_copy(update={"services": ["api"]})
     pull_logs_traces(LogTraceSources(loki=fake, tempo=fake), health, model, W, raw, with_baseline=True,
                      can_fall_back=lambda source: can_fall_back(stored, W.start, source))
-    assert raw.spans_current and raw.spans_baseline == [] and raw.baseline_unread == {"traces"}
+    assert raw.spans_current and raw.spans_baseline == [] and raw.baseline_unread == {"traces": "its refresh failed"}
     assert raw.logs_current == [] and [line.split(":")[0] for line in raw.gaps.blind] == ["loki"]
     assert health.states["tempo"].status is SourceStatus.UP
     assert "baseline refresh failed" in health.states["tempo"].detail
@@ -220,14 +223,14 @@ def test_a_failed_baseline_refresh_falls_back_on_the_stored_baseline(cfg: Any) -
     both = RawSignals()
     pull_logs_traces(LogTraceSources(loki=fake, tempo=fake), health, model, W, both, with_baseline=True,
                      can_fall_back=lambda source: can_fall_back(logs_too, W.start, source))
-    assert both.logs_current and both.baseline_unread == {"traces", "logs"} and both.gaps.blind == []
+    assert both.logs_current and set(both.baseline_unread) == {"traces", "logs"} and both.gaps.blind == []
     assert detect_logs_traces(both, MODEL, W, logs_too).state == {}
 
     asked: list[str] = []  # a refresh that works never decodes the stored baselines to ask
     healthy = RawSignals()
     pull_logs_traces(LogTraceSources(loki=_BaselineAnswers(), tempo=_BaselineAnswers()), health, model, W, healthy,
                      with_baseline=True, can_fall_back=lambda source: bool(asked.append(source)))
-    assert asked == [] and healthy.spans_baseline and healthy.baseline_unread == set()
+    assert asked == [] and healthy.spans_baseline and healthy.baseline_unread == {}
 
 
 class _BaselineAnswers(_BaselineFails):
