@@ -243,7 +243,10 @@ def _anomaly(f: Mapping[str, Any], stat: str, w: Wording) -> str:
     unit = w.units.get(str(f.get("entity")), "")
     shown = (lambda v: in_unit(v, unit)) if unit else number
     below = expected is not None and value < expected
-    text = f"is {shown(value)}, {'below' if below else 'above'} its expected range"
+    # the value and band are of bin means: a raw panel's points swing wider than this band
+    res = _finite(ev.get("resolution_s"))
+    mean = f" as a {duration(res)} mean" if res else ""
+    text = f"is {shown(value)}{mean}, {'below' if below else 'above'} its expected range"
     if isinstance(band, (list, tuple)) and len(band) == 2:
         text += f" {shown(band[0])} to {shown(band[1])}"
     if expected is not None:

@@ -1,13 +1,17 @@
 """How often the metric anomaly detector fires on healthy series (the false-alarm floor).
 
-    python -m benchmarks.anomaly_null [--series 30] [--days 10]
+    python -m benchmarks.anomaly_null [--series 30] [--days 10] [--warmup-days 2]
+                                      [--step 300] [--window SECONDS] [--resolution SECONDS]
 
 NAB scores a detector on series with anomalies; this measures the other half an on-call
 engineer cares about: anomaly-free synthetic series shaped like production metrics (a
 two-level daily batch metric, a daily sine, i.i.d. noise, a log-normal latency, daily plus
-weekly seasonality, sparse and daily Poisson counts, a 1 % error ratio), 5-minute points,
-the first two days left out as warm-up. Prints, per shape, the points per series-day
-scoring at or above the thresholds that matter: 0.65 (the tests' strict level), NAB's
+weekly seasonality, sparse and daily Poisson counts, a 1 % error ratio), 5-minute points
+by default, the first two days left out as warm-up. `--step 60 --window 300` gives what the
+daemon reads: a point a minute, each the mean of the last five (`rate(...[5m])`); the rate
+of false alarms per day grows with the points per day; `--resolution 300` scores 5-minute
+means, as the daemon does by default (`policy.anomaly_resolution`). Prints, per shape, the
+points per series-day scoring at or above the thresholds that matter: 0.65 (the tests' strict level), NAB's
 corpus-wide standard-profile threshold (0.771) and the daemon's default
 `policy.anomaly_threshold` (0.9).
 """
@@ -22,39 +26,57 @@ import numpy as np
 from monitor.config import PolicyConfig
 
 STEP = 300.0
-DAY_POINTS = int(86400 / STEP)
 NAB_THRESHOLD = 0.771  # the standard profile's corpus-wide threshold (python -m benchmarks.nab)
 DAEMON_THRESHOLD = float(PolicyConfig.model_fields["anomaly_threshold"].default)
 THRESHOLDS = (0.65, NAB_THRESHOLD, DAEMON_THRESHOLD)
 
 
-def healthy_series(seed: int, days: int) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+def healthy_series(seed: int, days: int, step: float = STEP, window: float | None = None
+                   ) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+    """The healthy shapes, one point every `step` seconds. With `window` > `step` each
+    point is the trailing mean over `window` (a ratio: the ratio of the window's sums), as
+    a PromQL `rate(...[window])` or `avg_over_time` queried at that step gives it."""
+    k = max(1, int(round((window or step) / step)))
     rng = np.random.default_rng(seed)
-    ts = 1_700_000_000.0 + STEP * np.arange(days * DAY_POINTS)
+    ts = 1_700_000_000.0 + step * np.arange(int(days * 86400 / step) + k - 1)
     day = 2 * np.pi * ts / 86400.0
-    yield "two-level daily", ts, np.where((ts % 86400.0) < 43200.0, 10.0, 0.0) + rng.normal(0, 0.5, len(ts))
-    yield "daily sine", ts, 100 + 20 * np.sin(day) + rng.normal(0, 1, len(ts))
-    yield "i.i.d. normal", ts, 50 + rng.normal(0, 1, len(ts))
-    yield "log-normal", ts, np.exp(rng.normal(0, 0.5, len(ts)))
-    yield "daily + weekly", ts, (100 + 20 * np.sin(day) + 10 * np.sin(2 * np.pi * ts / 604800.0)
-                                 + rng.normal(0, 2, len(ts)))
+    per = step / STEP  # count rates below are per 5 minutes
+
+    def mean(x: np.ndarray) -> np.ndarray:
+        c = np.cumsum(np.r_[0.0, x])
+        return (c[k:] - c[:-k]) / k
+
+    out = ts[k - 1:]
+    yield "two-level daily", out, mean(np.where((ts % 86400.0) < 43200.0, 10.0, 0.0) + rng.normal(0, 0.5, len(ts)))
+    yield "daily sine", out, mean(100 + 20 * np.sin(day) + rng.normal(0, 1, len(ts)))
+    yield "i.i.d. normal", out, mean(50 + rng.normal(0, 1, len(ts)))
+    yield "log-normal", out, mean(np.exp(rng.normal(0, 0.5, len(ts))))
+    yield "daily + weekly", out, mean(100 + 20 * np.sin(day) + 10 * np.sin(2 * np.pi * ts / 604800.0)
+                                      + rng.normal(0, 2, len(ts)))
     # Counts as Prometheus increase() gives them: rare crashes or errors (mostly 0),
     # requests with a daily cycle, and an error ratio over a daily request volume.
-    yield "sparse counts", ts, rng.poisson(0.2, len(ts)).astype(float)
-    yield "daily counts", ts, rng.poisson(30 + 25 * np.sin(day)).astype(float)
-    requests = rng.poisson(200 + 150 * np.sin(day))
-    yield "error ratio (1 %)", ts, rng.binomial(requests, 0.01) / np.maximum(requests, 1)
+    yield "sparse counts", out, mean(rng.poisson(0.2 * per, len(ts)).astype(float))
+    yield "daily counts", out, mean(rng.poisson((30 + 25 * np.sin(day)) * per).astype(float))
+    requests = rng.poisson((200 + 150 * np.sin(day)) * per)
+    errors = rng.binomial(requests, 0.01)
+    yield "error ratio (1 %)", out, mean(errors.astype(float)) / np.maximum(mean(requests.astype(float)), 1e-12)
 
 
-def false_alarms(n_series: int, days: int, warmup_days: int = 2) -> dict[str, np.ndarray]:
-    """Points at or above each of THRESHOLDS per series-day, per shape."""
+def false_alarms(n_series: int, days: int, warmup_days: int = 2, step: float = STEP,
+                 window: float | None = None, resolution: float = 0.0) -> dict[str, np.ndarray]:
+    """Points at or above each of THRESHOLDS per series-day after the warm-up, per shape;
+    with a `resolution`, the bin means the daemon scores under `policy.anomaly_resolution`."""
     from detectors.anomaly import OnlineAnomalyDetector
+    from detectors.anomaly.resolution import to_resolution
+    from detectors.records import Series
 
     det = OnlineAnomalyDetector()
     counts: dict[str, np.ndarray] = {}
     for seed in range(n_series):
-        for name, ts, x in healthy_series(seed, days):
-            s = det.score_points(det.new_state(), ts, x)[warmup_days * DAY_POINTS:]
+        for name, ts, x in healthy_series(seed, days, step, window):
+            binned = to_resolution(Series(name, {}, ts, x), resolution if resolution > step else 0.0, float(ts[-1]))
+            ts, x = binned.timestamps, binned.values
+            s = det.score_points(det.new_state(), ts, x)[ts >= ts[0] + warmup_days * 86400.0]
             c = counts.setdefault(name, np.zeros(len(THRESHOLDS)))
             c += [np.sum(s >= t) for t in THRESHOLDS]
     return {k: v / (n_series * (days - warmup_days)) for k, v in counts.items()}
@@ -64,13 +86,22 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.anomaly_null", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--series", type=int, default=30, help="series per shape")
-    ap.add_argument("--days", type=int, default=10, help="days per series (two are warm-up)")
+    ap.add_argument("--days", type=int, default=10, help="days per series, warm-up included")
+    ap.add_argument("--warmup-days", type=int, default=2, help="first days not counted")
+    ap.add_argument("--step", type=float, default=STEP,
+                    help="seconds between points (the daemon queries at sources.prometheus.step, 60 s)")
+    ap.add_argument("--window", type=float, default=None,
+                    help="each point is the trailing mean over this many seconds (a PromQL rate window)")
+    ap.add_argument("--resolution", type=float, default=0.0,
+                    help="score the means of bins this many seconds long (policy.anomaly_resolution)")
     args = ap.parse_args(argv)
-    if args.days <= 2 or args.series <= 0:
-        ap.error("--days must be > 2 and --series > 0")
-    rates = false_alarms(args.series, args.days)
-    print(f"points per series-day scoring >= threshold ({args.series} series x {args.days - 2} days "
-          f"per shape, 5-minute points)")
+    if args.days <= args.warmup_days or args.series <= 0 or args.warmup_days < 0 or args.step <= 0:
+        ap.error("--days must be > --warmup-days >= 0, --series > 0 and --step > 0")
+    rates = false_alarms(args.series, args.days, args.warmup_days, args.step, args.window, args.resolution)
+    smooth = f", each the mean of the last {args.window:g} s" if args.window and args.window > args.step else ""
+    smooth += f", scored as {args.resolution:g} s bin means" if args.resolution > 0 else ""
+    print(f"points per series-day scoring >= threshold ({args.series} series x {args.days - args.warmup_days} days "
+          f"per shape after {args.warmup_days} days of warm-up, a point every {args.step:g} s{smooth})")
     print(f"{'shape':<18}" + "".join(f"{t:>10}" for t in THRESHOLDS))
     for name, r in rates.items():
         print(f"{name:<18}" + "".join(f"{v:>10.3f}" for v in r))

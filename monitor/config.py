@@ -14,15 +14,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    PrivateAttr,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from detectors.records import Direction
 from monitor.audit.config import AuditConfig
@@ -170,6 +162,7 @@ class PolicyConfig(_Model):
     # Online anomaly detection on every KPI and SLO series (detectors/anomaly.py); a point
     # scoring at or above this is anomalous. 1 turns it off.
     anomaly_threshold: float = Field(0.9, gt=0, le=1)
+    anomaly_resolution: Duration = 300.0  # > 0: score bin means, not each point (README: false alarms)
     repeat_interval: Duration = 4 * 3600.0  # re-notify an unchanged open incident
     rollback: RollbackPolicy = RollbackPolicy()
 
@@ -356,6 +349,18 @@ class VigilConfig(_Model):
         if kept is not None and kept < need:
             raise ValueError(f"retention.samples: expected at least schedule.lookback + schedule.baseline "
                              f"({need:.0f} s), the window a cycle reads samples from (got {kept:.0f} s)")
+        return self
+
+    @model_validator(mode="after")
+    def _anomaly_bins_fit_the_window(self) -> VigilConfig:
+        """The bin still open at one cycle must lie inside the next cycle's window, or it is lost.
+        Checked when set; the default shrinks to fit instead (monitor/cycle/detect.py)."""
+        room = self.schedule.lookback - self.schedule.interval
+        for where, p in [("policy", self.policy)] + [(f"models[{m.name}].policy", m.policy) for m in self.models]:
+            if p is not None and "anomaly_resolution" in p.model_fields_set and p.anomaly_resolution > max(room, 0.0):
+                raise ValueError(f"{where}.anomaly_resolution: expected at most schedule.lookback - schedule.interval "
+                                 f"({room:.0f} s) (got {p.anomaly_resolution:.0f} s; the default is 300 s, 0 turns "
+                                 "binning off)")
         return self
 
     def model(self, name: str) -> ModelConfig:

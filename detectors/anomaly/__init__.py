@@ -45,9 +45,14 @@ State per series is a few hundred floats (`AnomalyState`), JSON-serialisable, so
 daemon restarts without a cold start. The per-point recursion is compiled with numba
 (it is sequential by nature; numpy cannot express it without a Python loop).
 
+False alarms on healthy noise are a rate per point, so `AnomalyParams.resolution` lets
+`score` judge the means of complete, clock-aligned bins (the daemon's default: 5 minutes,
+the resolution the detector is tuned at) instead of every queried point.
+
 Modules: `detector.py` (the contract: `OnlineAnomalyDetector`, `AnomalyParams`),
 `tuning.py` (`AnomalyTuning`, one configuration for every series), `state.py`
-(`AnomalyState`, `SeriesState`), `kernel.py` (the compiled recursion).
+(`AnomalyState`, `SeriesState`), `kernel.py` (the compiled recursion), `resolution.py`
+(bin means).
 """
 from detectors.anomaly.detector import AnomalyParams, OnlineAnomalyDetector, PointDetail
 from detectors.anomaly.state import STATE_VERSION, AnomalyState, SeriesState

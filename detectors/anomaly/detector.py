@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from detectors.anomaly.kernel import kernel
+from detectors.anomaly.resolution import to_resolution
 from detectors.anomaly.state import AnomalyState
 from detectors.anomaly.tuning import AnomalyTuning
 from detectors.records import Direction, Finding, FindingKind, Series
@@ -26,6 +27,9 @@ class AnomalyParams:
     direction: Direction = Direction.BOTH
     model: str | None = None
     tuning: AnomalyTuning = field(default_factory=AnomalyTuning)
+    # > 0: `score` judges the mean of each whole bin of this many seconds (resolution.py);
+    # the caller sets it only for series sampled finer than that
+    resolution: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -56,7 +60,10 @@ class OnlineAnomalyDetector:
         `end`; advance `state` in place. One finding per run of points scoring >=
         `threshold` that lasts until `start` or later (a first look at a long history
         reports only what is still going on in the window). A run may continue across
-        calls: its onset is then the state's remembered onset."""
+        calls: its onset is then the state's remembered onset. With a `resolution`, the
+        points are the means of its complete bins, stamped at each bin's end."""
+        mean_of = max(self.params.resolution, 0.0)
+        window = to_resolution(window, mean_of, end)
         last = state.series.last_timestamp
         ts = np.asarray(window.timestamps, dtype=np.float64)
         xs = np.asarray(window.values, dtype=np.float64)
@@ -71,9 +78,9 @@ class OnlineAnomalyDetector:
             if first is None:  # a point under the threshold ends the run under way
                 state.run_onset = None
                 continue
-            if state.run_onset is None:
-                state.run_onset = float(ts[first])
-            findings.append(_finding(scored, peak, state.run_onset, float(ts[lastk]), self.params))
+            if state.run_onset is None:  # a bin's point is stamped at its end; it began a bin earlier
+                state.run_onset = float(ts[first]) - mean_of
+            findings.append(_finding(scored, peak, state.run_onset, float(ts[lastk]), self.params, mean_of))
         return [f for f in findings if f.window_end >= start]
 
     def score_points(self, state: AnomalyState, timestamps: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -129,7 +136,8 @@ def _runs(s: _Scored, threshold: float) -> list[tuple[int | None, int, int]]:
     return out
 
 
-def _finding(s: _Scored, k: int, onset: float, window_end: float, p: AnomalyParams) -> Finding:
+def _finding(s: _Scored, k: int, onset: float, window_end: float, p: AnomalyParams,
+             mean_of: float) -> Finding:
     entity = s.series.label_str()
     x = float(s.xs[k])
     exp = float(s.detail.expected[k])
@@ -141,12 +149,13 @@ def _finding(s: _Scored, k: int, onset: float, window_end: float, p: AnomalyPara
     magnitude = x - exp
     rel = magnitude / abs(exp) if exp != 0 else None
     pct = f" ({rel:+.1%})" if rel is not None else ""
+    mean = f" (mean of {_span(mean_of)})" if mean_of > 0 else ""
     return Finding(
         kind=FindingKind.METRIC_ANOMALY,
         entity=entity,
         value=x,
         threshold=edge,
-        window_start=float(s.ts[0]),
+        window_start=float(s.ts[0]) - mean_of,
         window_end=window_end,
         onset=onset,
         score=score,
@@ -155,9 +164,17 @@ def _finding(s: _Scored, k: int, onset: float, window_end: float, p: AnomalyPara
         direction=went,
         baseline=exp,
         statistic="value_vs_expected",
-        message=(f"{entity} = {x:.6g}, expected {exp:.6g} (band {band[0]:.6g} .. {band[1]:.6g})"
+        message=(f"{entity} = {x:.6g}{mean}, expected {exp:.6g} (band {band[0]:.6g} .. {band[1]:.6g})"
                  f"{pct}, anomaly score {score:.2f}"),
         evidence={"expected_band": [band[0], band[1]], "score": score,
                   "magnitude": magnitude, "relative_magnitude": rel, "sigma": sigma,
-                  "at": float(s.ts[k]), "watched_direction": str(p.direction)},
+                  "at": float(s.ts[k]), "watched_direction": str(p.direction),
+                  "resolution_s": mean_of or None},
     )
+
+
+def _span(seconds: float) -> str:
+    for unit, size in (("h", 3600.0), ("min", 60.0)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g} {unit}"
+    return f"{seconds:g} s"

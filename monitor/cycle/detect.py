@@ -93,7 +93,12 @@ def _anomalies(sig: MetricSignal, direction: Direction, req: DetectRequest, out:
     if threshold >= 1:
         return
     key = anomaly_key(sig.name, sig.series)
-    detector = OnlineAnomalyDetector(AnomalyParams(threshold, direction, req.model.name, req.anomaly))
+    # bins only for series sampled finer, and small enough that the bin open at this cycle
+    # is still inside the next cycle's window (the config refuses a setting that is not)
+    w = req.window
+    resolution = min(req.policy.anomaly_resolution, w.t - w.start - req.interval)
+    resolution = resolution if resolution > req.step else 0.0
+    detector = OnlineAnomalyDetector(AnomalyParams(threshold, direction, req.model.name, req.anomaly, resolution))
     stored = out.detector_state.get(key)
     if usable_state(stored):
         state, source = AnomalyState.from_dict(stored or {}), sig.series

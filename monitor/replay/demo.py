@@ -91,6 +91,8 @@ policy:
   drift_critical: 0.2
   kpi_drop_critical_pct: 5
   slo_consecutive_cycles: 3
+  anomaly_resolution: 0  # every point: the recording starts 2 h before the story, and 5-minute means
+                         # (the default) warm up over 150 of them, 12.5 h; the surge's early warning needs it
   rollback:
     enabled: true
     dry_run: false

@@ -58,6 +58,9 @@ def test_p99_latency_carries_its_unit_in_the_slo_and_the_anomaly():
     body = text_of(payload([slo, anomaly], display={"units": {"p99_latency": "s"}}))
     assert "*p99_latency* is 1.78 s, above its SLO of 500 ms for 6 min (peak 1.78 s)" in body
     assert "*p99_latency* is 1.45 s, above its expected range 279 ms to 282 ms (expected 280 ms, +418 %)" in body
+    binned = {**anomaly, "evidence": {**anomaly["evidence"], "resolution_s": 300.0}}
+    body = text_of(payload([binned], display={"units": {"p99_latency": "s"}}))
+    assert "*p99_latency* is 1.45 s as a 5 min mean, above its expected range 279 ms to 282 ms" in body
 
 
 def test_drift_statistics_are_named_in_words_with_the_value_next_to_the_threshold():

@@ -72,3 +72,37 @@ def test_detector_state_survives_a_restart(tmp_path):
     with store.tx() as s:
         state = store.detector_state(s, MODEL)
     assert any(k.startswith("ctr|") for k in state)
+
+
+def test_with_a_resolution_the_daemon_judges_bin_means_and_says_so(tmp_path):
+    prom = StubPrometheus({CTR_QUERY: ctr(drop_from=T0 + 3 * 3600), P99_QUERY: flat})
+    cfg = make_config(tmp_path, policy={"anomaly_resolution": "5m"})
+    vigil = make_vigil(cfg, prometheus=prom, notifiers={})
+    quiet = cycles(vigil, [T0 + i * 600 for i in range(18)])
+    assert not any(anomalies(r) for r in quiet)
+    mid_bin = T0 + 3 * 3600 + 120  # the drop's first bin is not complete yet: nothing to judge
+    assert not [a for a in anomalies(vigil.run_cycle(MODEL, mid_bin)) if a.entity.startswith("ctr")]
+    (f,) = [a for a in anomalies(vigil.run_cycle(MODEL, T0 + 3 * 3600 + 600)) if a.entity.startswith("ctr")]
+    assert f.direction == Direction.DOWN and "(mean of 5 min)" in f.message
+    assert f.onset == T0 + 3 * 3600  # the start of the bin the drop began in
+
+
+def test_series_queried_at_the_resolution_or_coarser_are_scored_point_by_point(tmp_path):
+    prom = StubPrometheus({CTR_QUERY: ctr(drop_from=T0 + 3 * 3600), P99_QUERY: flat}, step=300.0)
+    cfg = make_config(tmp_path, sources={"prometheus": {"url": "http://127.0.0.1:9", "step": "5m"}})
+    vigil = make_vigil(cfg, prometheus=prom, notifiers={})
+    cycles(vigil, [T0 + i * 600 for i in range(18)])
+    (f,) = [a for a in anomalies(vigil.run_cycle(MODEL, T0 + 3 * 3600 + 300)) if a.entity.startswith("ctr")]
+    assert "mean of" not in f.message and f.evidence["resolution_s"] is None
+
+
+def test_the_default_resolution_shrinks_to_fit_a_short_window(tmp_path):
+    """lookback 5m, interval 1m: a 5-minute bin open at one cycle would fall out of the next
+    cycle's window, so the default judges 4-minute means (a setting written out is refused)."""
+    prom = StubPrometheus({CTR_QUERY: ctr(drop_from=T0 + 3 * 3600), P99_QUERY: flat})
+    cfg = make_config(tmp_path, schedule={"interval": "60s", "lookback": "5m", "baseline": "1h"})
+    vigil = make_vigil(cfg, prometheus=prom, notifiers={})
+    found = [a for r in cycles(vigil, [T0 + 3 * 3600 - 600 + 60 * i for i in range(20)]) for a in anomalies(r)
+             if a.entity.startswith("ctr")]
+    assert found and all("(mean of 4 min)" in a.message for a in found)
+    assert found[0].onset == T0 + 3 * 3600  # 240 s bins are aligned to the clock too

@@ -95,3 +95,19 @@ def test_check_config_cli(tmp_path, capsys):
     assert main(["check-config", str(broken)]) == 1
     assert "invalid YAML" in capsys.readouterr().err
     assert main(["check-config", str(tmp_path / "missing.yaml")]) == 1
+
+
+def test_anomaly_resolution_is_a_duration_that_fits_the_window_a_cycle_reads():
+    assert parse_config({"models": [{"name": "m"}]}).policy.anomaly_resolution == 300.0  # 5-minute means
+    cfg = parse_config({"policy": {"anomaly_resolution": 0}, "models": [{"name": "m"}]})
+    assert cfg.policy.anomaly_resolution == 0.0  # every point, as queried
+    model = {"name": "m", "policy": {"anomaly_resolution": "30m"}}
+    errs = errors_of({"schedule": {"lookback": "30m", "interval": "1m"}, "models": [model]})
+    assert errs["(top level)"] == ("models[m].policy.anomaly_resolution: expected at most schedule.lookback - "
+                                   "schedule.interval (1740 s) (got 1800 s; the default is 300 s, 0 turns binning off)")
+    short = {"lookback": "5m", "interval": "1m"}
+    assert "(top level)" in errors_of({"schedule": short, "policy": {"anomaly_resolution": "5m"},
+                                       "models": [{"name": "m"}]})
+    parse_config({"schedule": short, "models": [{"name": "m"}]})  # the default shrinks to fit (detect.py)
+    assert "duration" in errors_of({"policy": {"anomaly_resolution": "often"}, "models": [{"name": "m"}]})[
+        "policy.anomaly_resolution"]

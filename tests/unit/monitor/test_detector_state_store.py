@@ -188,7 +188,10 @@ def test_a_cycle_with_no_new_point_writes_no_detector_state(tmp_path: Path) -> N
         vigil.run_cycle(MODEL, T0)  # the same minute again: no point the state has not seen
     assert seen["detector_states"] == 0
     with writes(vigil.store) as seen:
-        vigil.run_cycle(MODEL, T0 + 60)
+        vigil.run_cycle(MODEL, T0 + 60)  # a new minute inside a 5-minute bin still open (policy.anomaly_resolution)
+    assert seen["detector_states"] == 0
+    with writes(vigil.store) as seen:
+        vigil.run_cycle(MODEL, T0 + 300)  # the bin is complete: one new point per series
     assert 1 <= seen["detector_states"] <= 2 and seen["bytes:detector_states"] < 2 * 1600, seen
 
 
