@@ -17,7 +17,7 @@ import sys
 
 import numpy as np
 
-from benchmarks.anomaly_null import DAEMON_THRESHOLD
+from benchmarks.anomaly_null import DAEMON_THRESHOLD, trailing_mean
 from detectors.anomaly import OnlineAnomalyDetector
 from detectors.anomaly.resolution import to_resolution
 from detectors.records import Series
@@ -25,11 +25,6 @@ from detectors.records import Series
 STEP, WINDOW, DAYS = 60.0, 5, 13
 EPISODES = (("latency", 3.0, 5), ("latency", 2.0, 15), ("latency", 1.5, 60),
             ("error ratio", 0.05, 5), ("error ratio", 0.03, 15), ("error ratio", 0.02, 60))
-
-
-def _trailing_mean(x: np.ndarray) -> np.ndarray:
-    c = np.cumsum(np.r_[0.0, x])
-    return (c[WINDOW:] - c[:-WINDOW]) / WINDOW
 
 
 def episode_series(seed: int, kind: str, size: float, minutes: int) -> tuple[np.ndarray, np.ndarray, float]:
@@ -42,12 +37,12 @@ def episode_series(seed: int, kind: str, size: float, minutes: int) -> tuple[np.
     if kind == "latency":
         x = np.exp(rng.normal(0, 0.5, n))
         x[window] *= size
-        values = _trailing_mean(x)
+        values = trailing_mean(x, WINDOW)
     else:
         requests = rng.poisson((200 + 150 * np.sin(2 * np.pi * ts / 86400.0)) / 5).astype(float)
         errors = rng.binomial(requests.astype(int), 0.01).astype(float)
         errors[window] += np.round(requests[window] * size)
-        values = _trailing_mean(errors) / np.maximum(_trailing_mean(requests), 1e-12)
+        values = trailing_mean(errors, WINDOW) / np.maximum(trailing_mean(requests, WINDOW), 1e-12)
     return ts[WINDOW - 1:], values, float(ts[at])
 
 

@@ -31,6 +31,12 @@ DAEMON_THRESHOLD = float(PolicyConfig.model_fields["anomaly_threshold"].default)
 THRESHOLDS = (0.65, NAB_THRESHOLD, DAEMON_THRESHOLD)
 
 
+def trailing_mean(x: np.ndarray, k: int) -> np.ndarray:
+    """The mean of each run of `k` points ending at each point from the k-th on."""
+    c = np.cumsum(np.r_[0.0, x])
+    return (c[k:] - c[:-k]) / k
+
+
 def healthy_series(seed: int, days: int, step: float = STEP, window: float | None = None
                    ) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
     """The healthy shapes, one point every `step` seconds. With `window` > `step` each
@@ -43,8 +49,7 @@ def healthy_series(seed: int, days: int, step: float = STEP, window: float | Non
     per = step / STEP  # count rates below are per 5 minutes
 
     def mean(x: np.ndarray) -> np.ndarray:
-        c = np.cumsum(np.r_[0.0, x])
-        return (c[k:] - c[:-k]) / k
+        return trailing_mean(x, k)
 
     out = ts[k - 1:]
     yield "two-level daily", out, mean(np.where((ts % 86400.0) < 43200.0, 10.0, 0.0) + rng.normal(0, 0.5, len(ts)))

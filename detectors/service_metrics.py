@@ -133,7 +133,8 @@ class ServiceMetricsDetector:
         check_window("ServiceMetricsDetector", start, end)
         p = self.params
         report = ServiceMetricsReport()
-        regime = _regimes(state, series, start, p.min_normal, meanings or {})
+        classes = {name: (meanings or {}).get(name) or metric_class(name) for name in {s.name for s in series}}
+        regime = _regimes(state, series, start, p.min_normal, classes)
         no_baseline: set[str] = set()
         short: set[str] = set()
         history_used = False
@@ -159,8 +160,7 @@ class ServiceMetricsDetector:
             service = s.labels.get("service") or _key(s)[1]
             floor = p.abs_floor_rel * state.typical.get(s.name, 0.0) * carried
             base = _Baseline(values=b, level=level, floor=floor)
-            cls = (meanings or {}).get(s.name) or metric_class(s.name)
-            f, z = _shift(p, s, cls, s.values[inside], s.timestamps[inside], base, start, end)
+            f, z = _shift(p, s, classes[s.name], s.values[inside], s.timestamps[inside], base, start, end)
             report.strength[service] = max(report.strength.get(service, 0.0), z)
             if f is not None:
                 report.findings.append(f)
@@ -188,7 +188,7 @@ REGIME_NOTED = 1.25
 
 
 def _regimes(state: ServiceMetricsState, series: Sequence[Series], start: float, min_normal: int,
-             meanings: Mapping[str, MetricClass]) -> dict[str, float]:
+             classes: Mapping[str, MetricClass]) -> dict[str, float]:
     """Per metric, the median over its services of (recent median / normal median).
 
     A normal period recorded at other traffic, or long ago, sits at another level for every
@@ -209,8 +209,7 @@ def _regimes(state: ServiceMetricsState, series: Sequence[Series], start: float,
         if len(before) < REGIME_MIN_RECENT:  # always, in the daemon: its window has no history before it
             continue
         b = state.values.get(_key(s))
-        if b is None or len(b) < min_normal or direction_of(meanings.get(s.name) or metric_class(s.name)) \
-                is Direction.DOWN:
+        if b is None or len(b) < min_normal or direction_of(classes[s.name]) is Direction.DOWN:
             continue
         service = s.labels.get("service") or _key(s)[1]
         seen.setdefault(s.name, set()).add(service)
