@@ -8,7 +8,8 @@ at a random minute of day 13 (latency multiplied, or extra errors as a share of
 requests), ending at least 15 minutes before the series does. Prints, per episode kind,
 how many runs reach the daemon's threshold within 15 minutes after the episode ends and
 the median delay from its start, scoring every point as queried and scoring the means of
-`--resolution` bins (`policy.anomaly_resolution`).
+`--resolution` bins (`policy.anomaly_resolution`); an error ratio a third time as means
+told its volume (the requests behind each point: a KPI's or SLO's `volume_query`).
 """
 from __future__ import annotations
 
@@ -17,18 +18,16 @@ import sys
 
 import numpy as np
 
-from benchmarks.anomaly_null import DAEMON_THRESHOLD, trailing_mean
+from benchmarks.anomaly_null import DAEMON_THRESHOLD, Shape, binned, trailing_mean
 from detectors.anomaly import OnlineAnomalyDetector
-from detectors.anomaly.resolution import to_resolution
-from detectors.records import Series
 
 STEP, WINDOW, DAYS = 60.0, 5, 13
 EPISODES = (("latency", 3.0, 5), ("latency", 2.0, 15), ("latency", 1.5, 60),
             ("error ratio", 0.05, 5), ("error ratio", 0.03, 15), ("error ratio", 0.02, 60))
 
 
-def episode_series(seed: int, kind: str, size: float, minutes: int) -> tuple[np.ndarray, np.ndarray, float]:
-    """(timestamps, values, episode start) for one run."""
+def episode_series(seed: int, kind: str, size: float, minutes: int) -> tuple[Shape, float]:
+    """The series (an error ratio with its volume) and the episode's start, for one run."""
     rng = np.random.default_rng(seed)
     n = DAYS * 1440 + WINDOW - 1
     ts = 1_700_000_100.0 + STEP * np.arange(n)
@@ -37,24 +36,24 @@ def episode_series(seed: int, kind: str, size: float, minutes: int) -> tuple[np.
     if kind == "latency":
         x = np.exp(rng.normal(0, 0.5, n))
         x[window] *= size
-        values = trailing_mean(x, WINDOW)
-    else:
-        requests = rng.poisson((200 + 150 * np.sin(2 * np.pi * ts / 86400.0)) / 5).astype(float)
-        errors = rng.binomial(requests.astype(int), 0.01).astype(float)
-        errors[window] += np.round(requests[window] * size)
-        values = trailing_mean(errors, WINDOW) / np.maximum(trailing_mean(requests, WINDOW), 1e-12)
-    return ts[WINDOW - 1:], values, float(ts[at])
+        return Shape(kind, ts[WINDOW - 1:], trailing_mean(x, WINDOW)), float(ts[at])
+    requests = rng.poisson((200 + 150 * np.sin(2 * np.pi * ts / 86400.0)) / 5).astype(float)
+    errors = rng.binomial(requests.astype(int), 0.01).astype(float)
+    errors[window] += np.round(requests[window] * size)
+    volume = trailing_mean(requests, WINDOW)
+    ratio = trailing_mean(errors, WINDOW) / np.maximum(volume, 1e-12)
+    return Shape(kind, ts[WINDOW - 1:], ratio, volume), float(ts[at])
 
 
-def delays(kind: str, size: float, minutes: int, runs: int, resolution: float) -> list[float]:
+def delays(kind: str, size: float, minutes: int, runs: int, resolution: float, use_volume: bool = False
+           ) -> list[float]:
     """Minutes from each episode's start to its first point at the threshold (NaN: missed)."""
     det = OnlineAnomalyDetector()
     out = []
     for seed in range(runs):
-        ts, x, start = episode_series(100 + seed, kind, size, minutes)
-        binned = to_resolution(Series(kind, {}, ts, x), resolution, float(ts[-1]))
-        s = det.score_points(det.new_state(), binned.timestamps, binned.values)
-        t = binned.timestamps
+        shape, start = episode_series(100 + seed, kind, size, minutes)
+        t, x, volume = binned(shape, resolution)
+        s = det.score_points(det.new_state(), t, x, volume if use_volume else None)
         hit = np.flatnonzero((s >= DAEMON_THRESHOLD) & (t >= start) & (t <= start + 60.0 * minutes + 900.0))
         out.append((t[hit[0]] - start) / 60.0 if len(hit) else float("nan"))
     return out
@@ -69,15 +68,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.runs <= 0 or args.resolution <= STEP:
         ap.error(f"--runs must be > 0 and --resolution > {STEP:g}")
     print(f"caught at {DAEMON_THRESHOLD} of {args.runs} runs, median minutes from the episode's start")
-    print(f"{'episode':<34}{'every 60 s point':>22}{f'{args.resolution:g} s means':>22}")
+    print(f"{'episode':<34}{'every 60 s point':>22}{f'{args.resolution:g} s means':>22}{'means, volume known':>22}")
     for kind, size, minutes in EPISODES:
         what = f"{kind} {'x' if kind == 'latency' else '+'}{size:g} for {minutes} min"
         cells = []
-        for res in (0.0, args.resolution):
-            d = np.array(delays(kind, size, minutes, args.runs, res))
+        for res, use_volume in ((0.0, False), (args.resolution, False), (args.resolution, True)):
+            if use_volume and kind == "latency":
+                cells.append("-")
+                continue
+            d = np.array(delays(kind, size, minutes, args.runs, res, use_volume))
             caught = int(np.sum(~np.isnan(d)))
             cells.append(f"{caught:>3} ({np.nanmedian(d):5.1f} min)" if caught else f"{caught:>3}")
-        print(f"{what:<34}{cells[0]:>22}{cells[1]:>22}")
+        print(f"{what:<34}" + "".join(f"{c:>22}" for c in cells))
     return 0
 
 

@@ -202,6 +202,7 @@ class KpiConfig(_Model):
     query: str  # PromQL returning one series
     bad_direction: Literal["down", "up"] = "down"
     drop_pct: float | None = Field(None, gt=0)  # overrides policy.kpi_drop_critical_pct
+    volume_query: str | None = Field(None, min_length=1)  # PromQL: the requests behind each value
 
     @property
     def direction(self) -> Direction:
@@ -214,6 +215,7 @@ class SloConfig(_Model):
     threshold: float
     comparison: Literal["above", "below"] = "above"  # breach when value is above/below threshold
     unit: str = ""
+    volume_query: str | None = Field(None, min_length=1)  # PromQL: the requests behind each value
 
 
 class GpuConfig(_Model):

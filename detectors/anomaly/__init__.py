@@ -49,10 +49,15 @@ False alarms on healthy noise are a rate per point, so `AnomalyParams.resolution
 `score` judge the means of complete, clock-aligned bins (the daemon's default: 5 minutes,
 the resolution the detector is tuned at) instead of every queried point.
 
+A ratio's noise follows its traffic (binomial: sd ~ 1/sqrt(requests)), so `score_volume`
+takes the requests behind each point too (a KPI's or SLO's `volume_query`): the error
+trackers learn the noise at the series' usual volume and each point's band is scaled by
+sqrt(usual / its volume). Without a volume, or with a constant one, nothing changes.
+
 Modules: `detector.py` (the contract: `OnlineAnomalyDetector`, `AnomalyParams`),
 `tuning.py` (`AnomalyTuning`, one configuration for every series), `state.py`
 (`AnomalyState`, `SeriesState`), `kernel.py` (the compiled recursion), `resolution.py`
-(bin means).
+(bin means, a volume matched to them).
 """
 from detectors.anomaly.detector import AnomalyParams, OnlineAnomalyDetector, PointDetail
 from detectors.anomaly.state import STATE_VERSION, AnomalyState, SeriesState

@@ -4,6 +4,11 @@
     state = detector.fit(history, t0, t1)           # or detector.new_state() for a cold start
     findings = detector.score(state, window, start, end)   # advances `state`: store state.to_dict()
     scores = detector.score_points(state, ts, xs)   # per-point scores in [0, 1] (benchmarks)
+
+A volume (the requests behind each point of a ratio or per-request statistic) is
+optional: given, each point's band is scaled by sqrt(usual volume / its volume), as the
+binomial noise of a ratio is, so a night of few requests neither pages on its noise nor
+sets the range that hides a daytime burst.
 """
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from detectors.anomaly.kernel import kernel
-from detectors.anomaly.resolution import to_resolution
+from detectors.anomaly.resolution import at_timestamps, to_resolution
 from detectors.anomaly.state import AnomalyState
 from detectors.anomaly.tuning import AnomalyTuning
 from detectors.records import Direction, Finding, FindingKind, Series
@@ -56,14 +61,21 @@ class OnlineAnomalyDetector:
         return state
 
     def score(self, state: AnomalyState, window: Series, start: float, end: float) -> list[Finding]:
+        """`score_volume` without a volume: every band at the series' own noise."""
+        return self.score_volume(state, window, None, start, end)
+
+    def score_volume(self, state: AnomalyState, window: Series, volume: Series | None, start: float,
+                     end: float) -> list[Finding]:
         """Score the points of `window` newer than the state's last point and not after
         `end`; advance `state` in place. One finding per run of points scoring >=
         `threshold` that lasts until `start` or later (a first look at a long history
         reports only what is still going on in the window). A run may continue across
         calls: its onset is then the state's remembered onset. With a `resolution`, the
-        points are the means of its complete bins, stamped at each bin's end."""
+        points are the means of its complete bins, stamped at each bin's end; `volume`
+        (same timestamps) is binned the same way and matched by timestamp."""
         mean_of = max(self.params.resolution, 0.0)
         window = to_resolution(window, mean_of, end)
+        vs = None if volume is None else at_timestamps(to_resolution(volume, mean_of, end), window.timestamps)
         last = state.series.last_timestamp
         ts = np.asarray(window.timestamps, dtype=np.float64)
         xs = np.asarray(window.values, dtype=np.float64)
@@ -72,7 +84,8 @@ class OnlineAnomalyDetector:
             keep &= ts > last
         if not keep.all():
             ts, xs = ts[keep], xs[keep]
-        scored = _Scored(window, ts, xs, self.score_points_detail(state, ts, xs))
+            vs = None if vs is None else vs[keep]
+        scored = _Scored(window, ts, xs, self.score_points_detail(state, ts, xs, vs))
         findings = []
         for first, peak, lastk in _runs(scored, self.params.threshold):
             if first is None:  # a point under the threshold ends the run under way
@@ -83,26 +96,31 @@ class OnlineAnomalyDetector:
             findings.append(_finding(scored, peak, state.run_onset, float(ts[lastk]), self.params, mean_of))
         return [f for f in findings if f.window_end >= start]
 
-    def score_points(self, state: AnomalyState, timestamps: np.ndarray, values: np.ndarray) -> np.ndarray:
+    def score_points(self, state: AnomalyState, timestamps: np.ndarray, values: np.ndarray,
+                     volumes: np.ndarray | None = None) -> np.ndarray:
         """Scores in [0, 1] for the points, in order; updates `state` in place.
 
         A NaN value is a missing point: score 0, state untouched. Points not newer than
         the state's last timestamp are stale (already seen): score 0, state untouched.
+        A NaN or non-positive volume is unknown: that point's band is not scaled.
         """
-        return self.score_points_detail(state, timestamps, values).scores
+        return self.score_points_detail(state, timestamps, values, volumes).scores
 
-    def score_points_detail(self, state: AnomalyState, timestamps: np.ndarray, values: np.ndarray) -> PointDetail:
+    def score_points_detail(self, state: AnomalyState, timestamps: np.ndarray, values: np.ndarray,
+                            volumes: np.ndarray | None = None) -> PointDetail:
         ts = np.ascontiguousarray(timestamps, dtype=np.float64)
         xs = np.ascontiguousarray(values, dtype=np.float64)
-        if ts.shape != xs.shape or ts.ndim != 1:
-            raise ValueError(f"timestamps {ts.shape} and values {xs.shape} must be 1-D and equal length")
+        vs = np.full(len(xs), np.nan) if volumes is None else np.ascontiguousarray(volumes, dtype=np.float64)
+        if ts.shape != xs.shape or ts.ndim != 1 or vs.shape != xs.shape:
+            raise ValueError(f"timestamps {ts.shape}, values {xs.shape} and volumes {vs.shape} "
+                             "must be 1-D and equal length")
         tuning, s = self.params.tuning, state.series
         tuning.check(s)
         out = np.zeros(len(xs))
         expected = np.full(len(xs), np.nan)
         scale = np.full(len(xs), np.nan)
         kernel(tuning.kernel_params(self.params.direction), s.scalars, s.daily, s.weekly, s.values,
-               ts, xs, out, expected, scale, s.excursions)
+               ts, xs, vs, out, expected, scale, s.excursions)
         return PointDetail(out, expected, scale)
 
 

@@ -75,7 +75,7 @@ def _add_value(hist, st, x, decay):
 
 
 @njit(cache=True)
-def kernel(p, st, daily, weekly, hist, ts, xs, out, expected_out, scale_out, exc):
+def kernel(p, st, daily, weekly, hist, ts, xs, vs, out, expected_out, scale_out, exc):
     a_level, a_season, a_err, w_short, w_long = p[0], p[1], p[2], p[3], p[4]
     warmup, tol, r_hold, r_damp, min_rel, min_abs, dcode = p[5], p[6], p[7], p[8], p[9], p[10], p[11]
     r_margin = p[12]
@@ -86,6 +86,7 @@ def kernel(p, st, daily, weekly, hist, ts, xs, out, expected_out, scale_out, exc
     e_min, e_max, e_decay, e_kappa, e_maxrun, e_scale, e_gscale = p[20], p[21], p[22], p[23], p[24], p[25], p[26]
     e_rec = p[27]
     g_min_z = p[28]
+    v_mem, v_max = p[29], p[30]
     # excursions: [0, ne) committed bins, ne their decayed mass, ne + 1 the length of the
     # episode under way, [ne + 2, 2 ne + 2) its bins
     ne = (exc.shape[0] - 2) // 2
@@ -116,6 +117,7 @@ def kernel(p, st, daily, weekly, hist, ts, xs, out, expected_out, scale_out, exc
             st[17] = x
             hist[0] = 1.0  # a degenerate range: all mass at its one value (bin 0 of [x, x])
             st[19] = 1.0
+            st[20] = vs[i] if vs[i] > 0.0 else 0.0
             expected_out[i] = x
             scale_out[i] = 0.0
             continue
@@ -142,7 +144,14 @@ def kernel(p, st, daily, weekly, hist, ts, xs, out, expected_out, scale_out, exc
             best = pw
             err = st[7]
         floor = min_rel * abs(st[2]) + min_abs
-        sigma = _sd(err, floor)
+        # a point of a ratio over few requests is noisier (binomial: sd ~ 1/sqrt(volume)):
+        # the error trackers learn the noise at the usual volume, each point's band is
+        # scaled to its own; without a volume every factor is 1
+        v = vs[i]
+        f = 1.0
+        if v > 0.0 and st[20] > 0.0:
+            f = min(max(math.sqrt(st[20] / v), 1.0 / v_max), v_max)
+        sigma = _sd(err, floor) * f
         z = (x - best) / sigma
         if dcode > 0.5:
             z = max(z, 0.0)
@@ -222,13 +231,13 @@ def kernel(p, st, daily, weekly, hist, ts, xs, out, expected_out, scale_out, exc
         # absolute errors are clipped at 5 sigma before they update the noise scale, and the
         # level moves by at most 3 sigma per point: one spike neither widens the band nor
         # drags the level (a real shift is still absorbed within tens of points)
-        st[3] = _track_error(st[3], n_now, el, a_err, floor)
+        st[3] = _track_error(st[3], n_now, el / f, a_err, floor)
         if daily_ready or (t - st[16]) >= 86400.0:
             st[14] += 1.0
-            st[5] = _track_error(st[5], st[14], ed, a_err, floor)
+            st[5] = _track_error(st[5], st[14], ed / f, a_err, floor)
         if weekly_ready or (t - st[16]) >= 604800.0:
             st[15] += 1.0
-            st[7] = _track_error(st[7], st[15], ew, a_err, floor)
+            st[7] = _track_error(st[7], st[15], ew / f, a_err, floor)
         step = 3.0 * sigma
         st[2] = pl + a_level * max(-step, min(step, el))
         # Holt-Winters additive: level from the deseasonalised value, profile from the de-levelled one
@@ -238,8 +247,8 @@ def kernel(p, st, daily, weekly, hist, ts, xs, out, expected_out, scale_out, exc
         # cycle and then hands it over). Both move by at most 3 sigma of their model per
         # point, once its error tracker runs: a missing daily peak or a flat stretch must not
         # become the profile within the hour it lasts.
-        cd = 3.0 * _sd(st[5], floor) if st[14] > 50.0 else math.inf
-        cw = 3.0 * _sd(st[7], floor) if st[15] > 50.0 else math.inf
+        cd = 3.0 * f * _sd(st[5], floor) if st[14] > 50.0 else math.inf
+        cw = 3.0 * f * _sd(st[7], floor) if st[15] > 50.0 else math.inf
         # a bin is visited by every point falling in it: an update weighs the share of the
         # bin's width the point covers, so a bin learns once per period at any sampling rate
         # (else twelve 5-minute points rewrite an hourly bin within the hour)
@@ -271,6 +280,8 @@ def kernel(p, st, daily, weekly, hist, ts, xs, out, expected_out, scale_out, exc
                     exc[k] += exc[ne + 2 + k]
                     exc[ne + 2 + k] = 0.0
                 exc[ne + 1] = 0.0
+        if v > 0.0:
+            st[20] = v if st[20] <= 0.0 else st[20] + max(v_mem, 1.0 / n_now) * (v - st[20])
         _add_value(hist, st, x, g_decay)
         st[11] = min(st[11], x)
         st[12] = max(st[12], x)

@@ -46,3 +46,20 @@ def to_resolution(series: Series, seconds: float, until: float) -> Series:
     first, inverse = np.unique(bins, return_inverse=True)
     means = np.bincount(inverse, weights=xs) / np.bincount(inverse)
     return Series(series.name, series.labels, (first + 1.0) * seconds, means)
+
+
+def at_timestamps(series: Series, timestamps: np.ndarray) -> np.ndarray:
+    """The values of `series` at exactly these timestamps, NaN where it has none (two
+    range queries over one window and step share their timestamps)."""
+    ts = np.asarray(series.timestamps, dtype=np.float64)
+    xs = np.asarray(series.values, dtype=np.float64)
+    want = np.asarray(timestamps, dtype=np.float64)
+    out = np.full(len(want), np.nan)
+    if len(ts) == 0 or len(want) == 0:
+        return out
+    order = np.argsort(ts, kind="stable")
+    ts, xs = ts[order], xs[order]
+    k = np.clip(np.searchsorted(ts, want), 0, len(ts) - 1)
+    hit = ts[k] == want
+    out[hit] = xs[k[hit]]
+    return out

@@ -18,15 +18,16 @@ import numpy as np
 # 3: a histogram of past values (`values`) and its decayed mass (slot 19)
 # 4: a log-binned record of past surprise sizes (`excursions`: committed bins, their decayed
 #    mass, the length of the episode under way, that episode's bins)
-STATE_VERSION = 4
+# 5: the series' usual volume (slot 20; 0 until a point comes with one)
+STATE_VERSION = 5
 # The default size of the excursion memory (AnomalyTuning.exc_bins): a version-3 state is
 # carried over with an empty memory of this size.
 DEFAULT_EXC_BINS = 32
 
 # scalar state slots (the kernel addresses them by number)
 (N, LAST_TS, LEVEL, ERR_L, HWD_LEVEL, ERR_D, HWW_LEVEL, ERR_W, SHORT, MU, VAR,
- MIN, MAX, PEAK, N_D, N_W, FIRST_TS, EXPECTED, PEAK_AT, HIST_MASS) = range(20)
-N_SCALARS = 20
+ MIN, MAX, PEAK, N_D, N_W, FIRST_TS, EXPECTED, PEAK_AT, HIST_MASS, VOLUME) = range(21)
+N_SCALARS = 21
 
 
 def _enc(a: np.ndarray) -> list[float | None]:
@@ -66,9 +67,12 @@ class SeriesState:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> SeriesState:
         if isinstance(d, Mapping) and d.get("version") == 3 and isinstance(d.get("scalars"), list):
-            # version 3 lacks only the excursion memory: it starts empty (no precedents, so
+            # version 3 lacks the excursion memory: it starts empty (no precedents, so
             # nothing is capped until the series shows some) instead of a cold start
-            d = {**d, "version": STATE_VERSION, "excursions": [0.0] * (2 * DEFAULT_EXC_BINS + 2)}
+            d = {**d, "version": 4, "excursions": [0.0] * (2 * DEFAULT_EXC_BINS + 2)}
+        if isinstance(d, Mapping) and d.get("version") == 4 and isinstance(d.get("scalars"), list):
+            # version 4 lacks only the usual volume: none known yet, as for a new series
+            d = {**d, "version": STATE_VERSION, "scalars": [*d["scalars"], 0.0]}
         if not isinstance(d, Mapping) or d.get("version") != STATE_VERSION:
             raise ValueError(f"anomaly state: expected a dict with version={STATE_VERSION}, "
                              f"got {type(d).__name__} version={getattr(d, 'get', lambda k: None)('version')!r}")

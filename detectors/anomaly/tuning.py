@@ -44,6 +44,10 @@ class AnomalyTuning:
     exc_max_run        an episode longer than this many points joins the record anyway.
     exc_scale          likelihood cap: -log10(empirical rate) / exc_scale.
     exc_gap_scale      value-gap cap: -log10(empirical rate) / exc_gap_scale.
+    volume_memory      per-point EW weight of the series' usual volume (requests behind a
+                       point of a ratio or per-request statistic, when the caller gives it).
+    volume_factor_max  a point's band is scaled by sqrt(usual volume / its volume), within
+                       [1 / this, this].
     """
 
     alpha_level: float = 0.05
@@ -78,6 +82,8 @@ class AnomalyTuning:
     exc_max_run: float = 100.0
     exc_scale: float = 5.0
     exc_gap_scale: float = 2.25
+    volume_memory: float = 0.001
+    volume_factor_max: float = 5.0
 
     def new_series_state(self) -> SeriesState:
         scalars = np.zeros(N_SCALARS)
@@ -104,4 +110,4 @@ class AnomalyTuning:
                          self.gap_memory, self.gap_scale, self.gap_max_points,
                          self.exc_min, self.exc_max, self.exc_decay, self.exc_kappa,
                          self.exc_max_run, self.exc_scale, self.exc_gap_scale, self.exc_record,
-                         self.gap_min_z])
+                         self.gap_min_z, self.volume_memory, self.volume_factor_max])

@@ -101,11 +101,13 @@ def _anomalies(sig: MetricSignal, direction: Direction, req: DetectRequest, out:
     detector = OnlineAnomalyDetector(AnomalyParams(threshold, direction, req.model.name, req.anomaly, resolution))
     stored = out.detector_state.get(key)
     if usable_state(stored):
-        state, source = AnomalyState.from_dict(stored or {}), sig.series
+        state, source, volume = AnomalyState.from_dict(stored or {}), sig.series, sig.volume
+    elif sig.history is not None:
+        state, source, volume = detector.new_state(), sig.history, sig.volume_history
     else:
-        state, source = detector.new_state(), sig.history if sig.history is not None else sig.series
+        state, source, volume = detector.new_state(), sig.series, sig.volume
     # A first look at a day of history reports only what is still going on in the window.
-    out.findings.extend(detector.score(state, source, req.window.start, req.window.t))
+    out.findings.extend(detector.score_volume(state, source, volume, req.window.start, req.window.t))
     out.detector_state[key] = state.to_dict()
 
 

@@ -109,31 +109,59 @@ def query_range(sources: Sources, gaps: Gaps, req: GatherRequest, entity: str, q
     return list(series)
 
 
-def _metric(sources: Sources, req: GatherRequest, name: str, query: str, series: Series) -> MetricSignal:
-    """The series, plus a day of its history the first time the anomaly detector sees it."""
-    history = None
+def _metric(sources: Sources, req: GatherRequest, raw: RawSignals, name: str, query: str, start: float,
+            volume_query: str | None) -> MetricSignal | None:
+    """The series and its volume, plus a day of both the first time the anomaly detector
+    sees it. A volume that fails or matches nothing leaves the band unscaled, as without one."""
+    found = query_range(sources, raw.gaps, req, name, query, start)
+    if found is None:
+        return None
+    series = found[0]
+    volume = _volume(sources, req, raw, name, volume_query, start, series) if volume_query else None
+    history = volume_history = None
     known = req.known_series
     if known is not None and anomaly_key(name, series) not in known:
+        since = req.window.t - ANOMALY_WARMUP_S
         try:
-            found = sources.prometheus.query_range(query, req.window.t - ANOMALY_WARMUP_S, req.window.t, name=name)
-            history = next((h for h in found if h.labels == series.labels), None)
+            history = _matching(sources.prometheus.query_range(query, since, req.window.t, name=name), series)
+            if volume is not None and volume_query:
+                volume_history = _matching(sources.prometheus.query_range(
+                    volume_query, since, req.window.t, name=f"{name} volume"), series)
         except (SourceUnavailable, QueryError):
             pass  # scored from the window alone; the next cycle has state
-    return MetricSignal(name, query, series, history)
+    return MetricSignal(name, query, series, history, volume, volume_history)
+
+
+def _volume(sources: Sources, req: GatherRequest, raw: RawSignals, name: str, query: str, start: float,
+            series: Series) -> Series | None:
+    """A failed volume query is a NO_DATA finding of its own (`<name> volume`); one that
+    matches no single series is logged; either way the band is not scaled."""
+    found = query_range(sources, raw.gaps, req, f"{name} volume", query, start, required=False)
+    if found is None:
+        return None
+    hit = _matching(found, series)
+    if hit is None:
+        log.warning("volume query matched no single series: the anomaly band is not scaled",
+                    extra={"model": req.model.name, "signal": name, "series": len(found)})
+    return hit
+
+
+def _matching(found: list[Series], series: Series) -> Series | None:
+    """The one of `found` with the series' labels, else the only one."""
+    found = [f for f in found if not f.empty]
+    return next((f for f in found if f.labels == series.labels), found[0] if len(found) == 1 else None)
 
 
 def gather_kpis(sources: Sources, req: GatherRequest, raw: RawSignals) -> None:
     for k in req.model.kpis:
-        series = query_range(sources, raw.gaps, req, k.name, k.query, req.window.baseline_start)
-        if series is not None:
-            raw.kpis.append(_metric(sources, req, k.name, k.query, series[0]))
+        if sig := _metric(sources, req, raw, k.name, k.query, req.window.baseline_start, k.volume_query):
+            raw.kpis.append(sig)
 
 
 def gather_slos(sources: Sources, req: GatherRequest, raw: RawSignals) -> None:
     for slo in req.model.slos:
-        series = query_range(sources, raw.gaps, req, slo.name, slo.query, req.window.start)
-        if series is not None:
-            raw.slos.append(_metric(sources, req, slo.name, slo.query, series[0]))
+        if sig := _metric(sources, req, raw, slo.name, slo.query, req.window.start, slo.volume_query):
+            raw.slos.append(sig)
 
 
 def gpu_queries(selector: str) -> dict[str, str]:

@@ -86,15 +86,22 @@ def planned_ranges(plans: Sequence[ModelPlan], t: float) -> dict[tuple[float, fl
         m, w = p.model, p.window
         for k in m.kpis:
             add(k.query, w.baseline_start)
+            if k.volume_query:
+                add(k.volume_query, w.baseline_start)
         for rc in p.root_cause.metrics if p.root_cause else ():
             add(rc.query, w.baseline_start)
         for slo in m.slos:
             add(slo.query, w.start)
+            if slo.volume_query:
+                add(slo.volume_query, w.start)
         if m.gpu is not None:
             for q in gpu_queries(m.gpu.selector).values():
                 add(q, w.start)
         if p.warmup:
             for q in [k.query for k in m.kpis] + [s.query for s in m.slos]:
+                add(q, t - ANOMALY_WARMUP_S)
+            volumes = [k.volume_query for k in m.kpis] + [s.volume_query for s in m.slos]
+            for q in filter(None, volumes):
                 add(q, t - ANOMALY_WARMUP_S)
     return {k: list(v) for k, v in by_window.items()}
 

@@ -76,7 +76,7 @@ def test_bin_means_raise_fewer_false_alarms_on_healthy_minute_series():
     rate(...[5m]) alarm several times as often as at 5 minutes (README table)."""
     raw = binned = 0
     for seed in range(6):
-        for name, ts, x in healthy_series(seed, 20, step=60.0, window=300.0):
+        for name, ts, x, _ in healthy_series(seed, 20, step=60.0, window=300.0):
             if name not in ("log-normal", "error ratio (1 %)"):
                 continue
             s = _series(ts, x)

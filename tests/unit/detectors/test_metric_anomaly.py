@@ -8,6 +8,7 @@ import pytest
 
 from benchmarks.anomaly_null import DAEMON_THRESHOLD, NAB_THRESHOLD, healthy_series
 from detectors.anomaly import STATE_VERSION, AnomalyParams, AnomalyState, OnlineAnomalyDetector, SeriesState
+from detectors.anomaly.state import VOLUME
 from detectors.records import Direction, FindingKind, Series
 
 STEP = 300.0  # 5-minute samples
@@ -138,14 +139,22 @@ def test_bad_state_is_refused_with_the_field_named():
         SeriesState.from_dict({"scalars": []})
 
 
-def test_state_of_the_previous_version_is_carried_over_without_a_cold_start():
+@pytest.mark.parametrize("version", [3, 4])
+def test_state_of_a_previous_version_is_carried_over_without_a_cold_start(version: int):
     ts, x = _daily(3, seed=6)
     st = DET.new_state()
     DET.score_points(st, ts, x)
-    v3 = {k: v for k, v in st.series.to_dict().items() if k != "excursions"} | {"version": 3}
-    restored = SeriesState.from_dict(json.loads(json.dumps(v3)))
+    now = st.series.to_dict()
+    old = now | {"version": 4, "scalars": now["scalars"][:20]}  # version 4: no usual volume
+    if version == 3:  # nor an excursion memory
+        old = {k: v for k, v in old.items() if k != "excursions"} | {"version": 3}
+    restored = SeriesState.from_dict(json.loads(json.dumps(old)))
     assert restored.points_seen == len(x) and restored.last_timestamp == ts[-1]
-    assert np.all(restored.excursions == 0.0)  # the new memory starts empty
+    assert restored.scalars[VOLUME] == 0.0  # no usual volume known yet
+    if version == 3:
+        assert np.all(restored.excursions == 0.0)  # the new memory starts empty
+    else:
+        assert restored.excursions.tolist() == now["excursions"]
     nxt = ts[-1] + STEP * np.arange(1, 4)
     assert np.all(DET.score_points(AnomalyState(restored), nxt, np.full(3, x[-1])) < THRESHOLD)  # no cold start
 
@@ -212,7 +221,7 @@ def test_daemon_direction_down_stays_silent_on_a_rise():
 
 def test_a_healthy_daily_seasonal_series_never_reaches_the_benchmark_threshold():
     for seed in range(10):
-        (ts, x), = [(ts, x) for name, ts, x in healthy_series(seed, 10) if name == "daily sine"]
+        (ts, x), = [(ts, x) for name, ts, x, _ in healthy_series(seed, 10) if name == "daily sine"]
         s = _score(ts, x)[2 * DAY_POINTS:]  # after two days of warm-up
         assert s.max() < NAB_THRESHOLD, (seed, float(s.max()))
 

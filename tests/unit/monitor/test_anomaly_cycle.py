@@ -1,12 +1,20 @@
 """Metric anomalies in the daemon's cycle: a noisy seasonal KPI stays quiet, a drop is
-flagged in the bad direction only, and detector state survives a restart."""
+flagged in the bad direction only, detector state survives a restart, and a ratio told its
+volume is judged in the band of its traffic."""
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
+import pytest
 
 from detectors.records import Direction, FindingKind
+from monitor.config import ConfigError
+from monitor.cycle.prefetch import ModelPlan, planned_ranges
+from monitor.sources.errors import QueryError
 from monitor.store.repository import Store
-from tests.helpers_vigil import CTR_QUERY, MODEL, P99_QUERY, T0, StubPrometheus, make_config, make_vigil
+from monitor.types import Window
+from tests.helpers_vigil import CTR_QUERY, MODEL, P99_QUERY, T0, StubPrometheus, make_config, make_vigil, model_config
 
 rng = np.random.default_rng(3)
 
@@ -106,3 +114,75 @@ def test_the_default_resolution_shrinks_to_fit_a_short_window(tmp_path):
              if a.entity.startswith("ctr")]
     assert found and all("(mean of 4 min)" in a.message for a in found)
     assert found[0].onset == T0 + 3 * 3600  # 240 s bins are aligned to the clock too
+
+
+ERR_QUERY = 'sum(rate(errors_total{model="recommender"}[5m])) / sum(rate(requests_total{model="recommender"}[5m]))'
+VOLUME_QUERY = 'sum(rate(requests_total{model="recommender"}[5m]))'
+
+
+def requests_per_s(ts: np.ndarray) -> np.ndarray:
+    return (200 + 150 * np.sin(2 * np.pi * ts / 86400.0)) / 300.0  # a daily cycle, busiest in the morning
+
+
+def error_ratio(burst_from: float) -> Callable[[np.ndarray], np.ndarray]:
+    """1 % of the last five minutes' requests fail (binomial noise), +2 points for 15 minutes."""
+    def curve(ts: np.ndarray) -> np.ndarray:
+        n = np.round(requests_per_s(ts) * 300).astype(int)
+        failed = np.array([np.random.default_rng(int(t) // 60).binomial(k, 0.01) for t, k in zip(ts, n, strict=True)])
+        return failed / n + np.where((ts >= burst_from) & (ts < burst_from + 900), 0.02, 0.0)
+    return curve
+
+
+class RejectingPrometheus(StubPrometheus):
+    def query_range(self, query, start, end, step=None, *, name=None):
+        if query == VOLUME_QUERY:
+            self.calls.append((query, start, end))
+            raise QueryError("prometheus", query, "parse error: unexpected character")
+        return super().query_range(query, start, end, step, name=name)
+
+
+def _errors_slo(tmp_path, volume_query: str | None, prom: StubPrometheus):
+    slo = {"name": "errors", "query": ERR_QUERY, "threshold": 0.5}
+    if volume_query:
+        slo["volume_query"] = volume_query
+    tmp_path.mkdir(exist_ok=True)
+    vigil = make_vigil(make_config(tmp_path, models=[model_config(slos=[slo])]), prometheus=prom, notifiers={})
+    burst = T0 + 3600
+    reports = cycles(vigil, [burst - 1800 + 60 * i for i in range(60)])
+    return reports, [a for r in reports for a in anomalies(r) if a.entity.startswith("errors")]
+
+
+def test_a_ratio_told_its_volume_is_judged_in_the_band_of_its_traffic(tmp_path):
+    curves = {CTR_QUERY: ctr(), ERR_QUERY: error_ratio(T0 + 3600)}
+    _, plain = _errors_slo(tmp_path / "plain", None, StubPrometheus(curves))
+    prom = StubPrometheus({**curves, VOLUME_QUERY: requests_per_s})
+    _, told = _errors_slo(tmp_path / "told", VOLUME_QUERY, prom)
+    spans = sorted(end - start for q, start, end in prom.calls if q == VOLUME_QUERY)
+    assert spans[-1] >= 86400 and spans[0] < 86400  # the first sight's day of history, then the windows
+    (a,), (b,) = plain, told
+    width = [f.evidence["expected_band"][1] - f.evidence["expected_band"][0] for f in (a, b)]
+    assert width[1] < 0.95 * width[0]  # busier than usual: a narrower band than the series' average noise
+
+
+def test_a_rejected_volume_query_is_said_and_the_ratio_is_still_judged(tmp_path):
+    curves = {CTR_QUERY: ctr(), ERR_QUERY: error_ratio(T0 + 3600)}
+    reports, found = _errors_slo(tmp_path, VOLUME_QUERY, RejectingPrometheus(curves))
+    assert found  # scored as without a volume
+    gaps = [f for r in reports for f in r.findings if f.kind == FindingKind.NO_DATA and f.entity == "errors volume"]
+    assert gaps and "query rejected" in gaps[0].message
+
+
+def test_a_sweep_prefetches_the_volume_with_its_ratio(tmp_path):
+    slo = {"name": "errors", "query": ERR_QUERY, "threshold": 0.5, "volume_query": VOLUME_QUERY}
+    cfg = make_config(tmp_path, models=[model_config(slos=[slo])])
+    m = cfg.models[0]
+    w = Window(t=T0, start=T0 - 1800, baseline_start=T0 - 5400, baseline_end=T0 - 1800)
+    ranges = planned_ranges([ModelPlan(m, w, True)], w.t)
+    assert ranges[(w.start, w.t)] == [ERR_QUERY, VOLUME_QUERY]  # the window, as gather asks it
+    assert VOLUME_QUERY in ranges[(w.t - 86400, w.t)]  # and a first sight's day of history
+
+
+def test_an_empty_volume_query_is_refused_with_its_field_named(tmp_path):
+    slo = {"name": "errors", "query": ERR_QUERY, "threshold": 0.5, "volume_query": ""}
+    with pytest.raises(ConfigError, match=r"slos\[0\]\(errors\)\.volume_query"):
+        make_config(tmp_path, models=[model_config(slos=[slo])])

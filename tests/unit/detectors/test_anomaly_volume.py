@@ -1,0 +1,78 @@
+"""A ratio told its volume: each point's band scaled by sqrt(usual volume / its volume).
+
+The series are the benchmarks' own (`benchmarks.anomaly_episodes`, `benchmarks.anomaly_null`):
+a 1 % error ratio over 10 to 70 requests a minute, queried every 60 s as `rate[5m]` and
+scored as 5-minute means, as the daemon does by default."""
+from __future__ import annotations
+
+import numpy as np
+
+from benchmarks.anomaly_episodes import episode_series
+from benchmarks.anomaly_null import DAEMON_THRESHOLD, binned, healthy_series
+from detectors.anomaly import AnomalyParams, OnlineAnomalyDetector
+from detectors.anomaly.resolution import at_timestamps
+from detectors.records import Series
+
+DET = OnlineAnomalyDetector()
+MEANS = 300.0
+
+
+def _caught(seed: int, use_volume: bool) -> bool:
+    shape, start = episode_series(100 + seed, "error ratio", 0.03, 15)  # +3 points for 15 minutes
+    t, x, volume = binned(shape, MEANS)
+    s = DET.score_points(DET.new_state(), t, x, volume if use_volume else None)
+    return bool(np.any((s >= DAEMON_THRESHOLD) & (t >= start) & (t <= start + 1800.0)))
+
+
+def test_a_burst_by_day_stands_out_once_the_night_noise_is_put_down_to_few_requests():
+    without = sum(_caught(seed, False) for seed in range(30))
+    told = sum(_caught(seed, True) for seed in range(30))
+    assert told >= 2 * without and told >= 8, (without, told)
+
+
+def test_told_the_volume_a_healthy_ratio_does_not_page_more():
+    alarms = {False: 0, True: 0}
+    for seed in range(6):
+        shape = next(s for s in healthy_series(seed, 20, step=60.0, window=300.0) if s.volume is not None)
+        t, x, volume = binned(shape, MEANS)
+        after = t >= t[0] + 5 * 86400.0
+        for use_volume in alarms:
+            s = DET.score_points(DET.new_state(), t, x, volume if use_volume else None)
+            alarms[use_volume] += int(np.sum(s[after] >= DAEMON_THRESHOLD))
+    assert alarms[True] <= alarms[False], alarms
+
+
+def test_a_constant_or_unknown_volume_changes_nothing():
+    shape, _ = episode_series(7, "error ratio", 0.03, 15)
+    t, x, volume = binned(shape, MEANS)
+    plain = DET.score_points(DET.new_state(), t, x)
+    assert np.array_equal(plain, DET.score_points(DET.new_state(), t, x, np.full(len(x), 250.0)))
+    assert np.array_equal(plain, DET.score_points(DET.new_state(), t, x, np.full(len(x), np.nan)))
+    assert np.array_equal(plain, DET.score_points(DET.new_state(), t, x, np.zeros(len(x))))
+    assert not np.array_equal(plain, DET.score_points(DET.new_state(), t, x, volume))
+
+
+def test_the_contract_path_bins_the_volume_with_the_series_and_matches_it_by_time():
+    shape, start = next((s, st) for s, st in (episode_series(100 + k, "error ratio", 0.03, 15) for k in range(30))
+                        if _caught_told_only(s, st))
+    det = OnlineAnomalyDetector(AnomalyParams(resolution=MEANS))
+    series = Series("errors", {}, shape.timestamps, shape.values)
+    volume = Series("errors volume", {}, shape.timestamps, shape.volume)
+    end = start + 1800.0
+    assert not [f for f in det.score(det.new_state(), series.between(0, end), start, end) if f.onset >= start - MEANS]
+    found = det.score_volume(det.new_state(), series.between(0, end), volume.between(0, end), start, end)
+    assert [f for f in found if start - MEANS <= f.onset <= end]
+
+
+def _caught_told_only(shape, start) -> bool:
+    t, x, volume = binned(shape, MEANS)
+    hit = [np.any((s >= DAEMON_THRESHOLD) & (t >= start) & (t <= start + 1800.0))
+           for s in (DET.score_points(DET.new_state(), t, x, v) for v in (None, volume))]
+    return bool(hit[1] and not hit[0])
+
+
+def test_a_volume_point_missing_at_a_timestamp_is_unknown_not_zero():
+    vol = Series("v", {}, np.array([60.0, 120.0, 240.0]), np.array([5.0, 6.0, 8.0]))
+    got = at_timestamps(vol, np.array([60.0, 180.0, 240.0, 300.0]))
+    assert got[0] == 5.0 and got[2] == 8.0 and np.isnan(got[1]) and np.isnan(got[3])
+    assert np.isnan(at_timestamps(Series("v", {}, np.empty(0), np.empty(0)), np.array([1.0]))).all()
