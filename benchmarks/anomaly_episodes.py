@@ -8,8 +8,8 @@ at a random minute of day 13 (latency multiplied, or extra errors as a share of
 requests), ending at least 15 minutes before the series does. Prints, per episode kind,
 how many runs reach the daemon's threshold within 15 minutes after the episode ends and
 the median delay from its start, scoring every point as queried and scoring the means of
-`--resolution` bins (`policy.anomaly_resolution`); an error ratio a third time as means
-told its volume (the requests behind each point: a KPI's or SLO's `volume_query`).
+`--resolution` bins (`policy.anomaly_resolution`); an error ratio also told its volume
+both ways (the requests behind each point: a KPI's or SLO's `volume_query`).
 """
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ import sys
 import numpy as np
 
 from benchmarks.anomaly_null import DAEMON_THRESHOLD, Shape, binned, trailing_mean
-from detectors.anomaly import OnlineAnomalyDetector
+from detectors.anomaly import AnomalyParams, OnlineAnomalyDetector
+from detectors.records import Direction
 
 STEP, WINDOW, DAYS = 60.0, 5, 13
 EPISODES = (("latency", 3.0, 5), ("latency", 2.0, 15), ("latency", 1.5, 60),
@@ -45,10 +46,10 @@ def episode_series(seed: int, kind: str, size: float, minutes: int) -> tuple[Sha
     return Shape(kind, ts[WINDOW - 1:], ratio, volume), float(ts[at])
 
 
-def delays(kind: str, size: float, minutes: int, runs: int, resolution: float, use_volume: bool = False
-           ) -> list[float]:
+def delays(kind: str, size: float, minutes: int, runs: int, resolution: float, use_volume: bool = False,
+           direction: Direction = Direction.BOTH) -> list[float]:
     """Minutes from each episode's start to its first point at the threshold (NaN: missed)."""
-    det = OnlineAnomalyDetector()
+    det = OnlineAnomalyDetector(AnomalyParams(direction=direction))
     out = []
     for seed in range(runs):
         shape, start = episode_series(100 + seed, kind, size, minutes)
@@ -64,19 +65,23 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=20, help="runs per episode kind")
     ap.add_argument("--resolution", type=float, default=300.0, help="bin length in seconds")
+    ap.add_argument("--direction", choices=[d.value for d in Direction], default=Direction.BOTH.value,
+                    help="score surprises this way only, as the daemon scores a KPI or SLO (up: an error ratio)")
     args = ap.parse_args(argv)
     if args.runs <= 0 or args.resolution <= STEP:
         ap.error(f"--runs must be > 0 and --resolution > {STEP:g}")
-    print(f"caught at {DAEMON_THRESHOLD} of {args.runs} runs, median minutes from the episode's start")
-    print(f"{'episode':<34}{'every 60 s point':>22}{f'{args.resolution:g} s means':>22}{'means, volume known':>22}")
+    print(f"caught at {DAEMON_THRESHOLD} of {args.runs} runs, median minutes from the episode's start"
+          + (f", direction {args.direction}" if args.direction != Direction.BOTH.value else ""))
+    heads = ("every 60 s point", "points, volume known", f"{args.resolution:g} s means", "means, volume known")
+    print(f"{'episode':<34}" + "".join(f"{h:>22}" for h in heads))
     for kind, size, minutes in EPISODES:
         what = f"{kind} {'x' if kind == 'latency' else '+'}{size:g} for {minutes} min"
         cells = []
-        for res, use_volume in ((0.0, False), (args.resolution, False), (args.resolution, True)):
+        for res, use_volume in ((0.0, False), (0.0, True), (args.resolution, False), (args.resolution, True)):
             if use_volume and kind == "latency":
                 cells.append("-")
                 continue
-            d = np.array(delays(kind, size, minutes, args.runs, res, use_volume))
+            d = np.array(delays(kind, size, minutes, args.runs, res, use_volume, Direction(args.direction)))
             caught = int(np.sum(~np.isnan(d)))
             cells.append(f"{caught:>3} ({np.nanmedian(d):5.1f} min)" if caught else f"{caught:>3}")
         print(f"{what:<34}" + "".join(f"{c:>22}" for c in cells))

@@ -25,9 +25,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from detectors.anomaly import OnlineAnomalyDetector
+from detectors.anomaly import AnomalyParams, OnlineAnomalyDetector
 from detectors.anomaly.resolution import at_timestamps, to_resolution
-from detectors.records import Series
+from detectors.records import Direction, Series
 from monitor.config import PolicyConfig
 
 STEP = 300.0
@@ -81,11 +81,13 @@ def healthy_series(seed: int, days: int, step: float = STEP, window: float | Non
 
 
 def false_alarms(n_series: int, days: int, warmup_days: int = 2, step: float = STEP,
-                 window: float | None = None, resolution: float = 0.0) -> dict[str, np.ndarray]:
+                 window: float | None = None, resolution: float = 0.0,
+                 direction: Direction = Direction.BOTH) -> dict[str, np.ndarray]:
     """Points at or above each of THRESHOLDS per series-day after the warm-up, per shape;
     with a `resolution`, the bin means the daemon scores under `policy.anomaly_resolution`.
-    A shape with a volume is scored twice: as is, and told its volume."""
-    det = OnlineAnomalyDetector()
+    A shape with a volume is scored twice: as is, and told its volume. `direction`: the
+    way that counts (a KPI's or SLO's bad direction), as the daemon scores it."""
+    det = OnlineAnomalyDetector(AnomalyParams(direction=direction))
     counts: dict[str, np.ndarray] = {}
     for seed in range(n_series):
         for shape in healthy_series(seed, days, step, window):
@@ -122,12 +124,16 @@ def main(argv: list[str] | None = None) -> int:
                     help="each point is the trailing mean over this many seconds (a PromQL rate window)")
     ap.add_argument("--resolution", type=float, default=0.0,
                     help="score the means of bins this many seconds long (policy.anomaly_resolution)")
+    ap.add_argument("--direction", choices=[d.value for d in Direction], default=Direction.BOTH.value,
+                    help="score surprises this way only, as the daemon scores a KPI or SLO (up: an error ratio)")
     args = ap.parse_args(argv)
     if args.days <= args.warmup_days or args.series <= 0 or args.warmup_days < 0 or args.step <= 0:
         ap.error("--days must be > --warmup-days >= 0, --series > 0 and --step > 0")
-    rates = false_alarms(args.series, args.days, args.warmup_days, args.step, args.window, args.resolution)
+    rates = false_alarms(args.series, args.days, args.warmup_days, args.step, args.window, args.resolution,
+                         Direction(args.direction))
     smooth = f", each the mean of the last {args.window:g} s" if args.window and args.window > args.step else ""
     smooth += f", scored as {args.resolution:g} s bin means" if args.resolution > 0 else ""
+    smooth += f", direction {args.direction}" if args.direction != Direction.BOTH.value else ""
     print(f"points per series-day scoring >= threshold ({args.series} series x {args.days - args.warmup_days} days "
           f"per shape after {args.warmup_days} days of warm-up, a point every {args.step:g} s{smooth})")
     print(f"{'shape':<32}" + "".join(f"{t:>10}" for t in THRESHOLDS))

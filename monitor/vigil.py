@@ -324,13 +324,13 @@ class Vigil:
     def prefetch(self, models: list[str], t: float) -> Prefetched:
         """The sweep's batched reads for `models` at `t` (monitor/cycle/prefetch.py): windows
         as each cycle will compute them, a day of history for models never run before."""
-        fresh = self.store.models_never_run(models)
-        opened = self.store.open_onsets(models)
+        fresh, opened = self.store.models_never_run(models), self.store.open_onsets(models)
         plans = []
         for name in models:
             m = self._models[name]
-            warmup = name in fresh and self.config.policy_for(m).anomaly_threshold < 1
-            plans.append(ModelPlan(m, self.window(m, t, opened.get(name)), warmup, self.config.root_cause_for(m)))
+            on = self.config.policy_for(m).anomaly_threshold < 1  # the anomaly detector runs
+            plans.append(ModelPlan(m, self.window(m, t, opened.get(name)), name in fresh and on,
+                                   self.config.root_cause_for(m), on))
         return prefetch(self.config, plans, t, self.prometheus, self.registry)
 
     def run_sweep(self, t: float | None = None, models: list[str] | None = None, *,

@@ -7,8 +7,9 @@
 
 A volume (the requests behind each point of a ratio or per-request statistic) is
 optional: given, each point's band is scaled by sqrt(usual volume / its volume), as the
-binomial noise of a ratio is, so a night of few requests neither pages on its noise nor
-sets the range that hides a daytime burst.
+binomial noise of a ratio is, so a night of few requests does not page on its noise
+and a daytime burst is judged against the day's own. (Only the band: the range seen and
+the histogram of past values still learn from every point.)
 """
 from __future__ import annotations
 

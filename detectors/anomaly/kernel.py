@@ -117,7 +117,7 @@ def kernel(p, st, daily, weekly, hist, ts, xs, vs, out, expected_out, scale_out,
             st[17] = x
             hist[0] = 1.0  # a degenerate range: all mass at its one value (bin 0 of [x, x])
             st[19] = 1.0
-            st[20] = vs[i] if vs[i] > 0.0 else 0.0
+            st[20] = vs[i] if 0.0 < vs[i] < math.inf else 0.0
             expected_out[i] = x
             scale_out[i] = 0.0
             continue
@@ -148,6 +148,8 @@ def kernel(p, st, daily, weekly, hist, ts, xs, vs, out, expected_out, scale_out,
         # the error trackers learn the noise at the usual volume, each point's band is
         # scaled to its own; without a volume every factor is 1
         v = vs[i]
+        if not 0.0 < v < math.inf:  # NaN, zero, negative or infinite: unknown
+            v = 0.0
         f = 1.0
         if v > 0.0 and st[20] > 0.0:
             f = min(max(math.sqrt(st[20] / v), 1.0 / v_max), v_max)

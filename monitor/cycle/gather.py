@@ -6,6 +6,7 @@ never the whole cycle. A query that matches nothing is a gap too, never an all c
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
@@ -112,44 +113,57 @@ def query_range(sources: Sources, gaps: Gaps, req: GatherRequest, entity: str, q
 def _metric(sources: Sources, req: GatherRequest, raw: RawSignals, name: str, query: str, start: float,
             volume_query: str | None) -> MetricSignal | None:
     """The series and its volume, plus a day of both the first time the anomaly detector
-    sees it. A volume that fails or matches nothing leaves the band unscaled, as without one."""
+    sees it. With anomalies off (`known_series` None) no volume is read: it scales nothing."""
     found = query_range(sources, raw.gaps, req, name, query, start)
     if found is None:
         return None
     series = found[0]
-    volume = _volume(sources, req, raw, name, volume_query, start, series) if volume_query else None
-    history = volume_history = None
     known = req.known_series
+    volume = _volume(sources, req, name, volume_query, start, series) if known is not None and volume_query else None
+    history = volume_history = None
     if known is not None and anomaly_key(name, series) not in known:
         since = req.window.t - ANOMALY_WARMUP_S
-        try:
-            history = _matching(sources.prometheus.query_range(query, since, req.window.t, name=name), series)
-            if volume is not None and volume_query:
-                volume_history = _matching(sources.prometheus.query_range(
-                    volume_query, since, req.window.t, name=f"{name} volume"), series)
-        except (SourceUnavailable, QueryError):
-            pass  # scored from the window alone; the next cycle has state
+        with contextlib.suppress(SourceUnavailable, QueryError):  # scored from the window alone; state next cycle
+            history = next((h for h in sources.prometheus.query_range(query, since, req.window.t, name=name)
+                            if h.labels == series.labels), None)
+        if volume is not None and volume_query:
+            volume_history = _volume(sources, req, name, volume_query, since, series)
     return MetricSignal(name, query, series, history, volume, volume_history)
 
 
-def _volume(sources: Sources, req: GatherRequest, raw: RawSignals, name: str, query: str, start: float,
-            series: Series) -> Series | None:
-    """A failed volume query is a NO_DATA finding of its own (`<name> volume`); one that
-    matches no single series is logged; either way the band is not scaled."""
-    found = query_range(sources, raw.gaps, req, f"{name} volume", query, start, required=False)
-    if found is None:
-        return None
-    hit = _matching(found, series)
-    if hit is None:
-        log.warning("volume query matched no single series: the anomaly band is not scaled",
-                    extra={"model": req.model.name, "signal": name, "series": len(found)})
+_volume_warned: dict[tuple[str, str], str] = {}  # (model, signal) -> the failure last logged
+
+
+def _volume(sources: Sources, req: GatherRequest, name: str, query: str, start: float, series: Series
+            ) -> Series | None:
+    """The requests behind `series` from `start` to the cycle time, or None. A volume only
+    scales the anomaly band, it is no signal of its own: a query that fails or matches no
+    single series leaves the band unscaled (as without a volume) and is logged, once per
+    model, signal and reason, rather than reported as missing data, which would open an
+    incident and hold every other one open."""
+    key = (req.model.name, name)
+    try:
+        found = sources.prometheus.query_range(query, start, req.window.t, name=f"{name} volume")
+        hit = _volume_of(found, series)
+        why = "" if hit is not None else f"it matched {len(found)} series, not one with the ratio's labels"
+    except (SourceUnavailable, QueryError) as e:
+        hit, why = None, str(e)
+    if not why:
+        _volume_warned.pop(key, None)
+    elif _volume_warned.get(key) != why:
+        _volume_warned[key] = why
+        log.warning("volume query unusable: the anomaly band of this signal is not scaled",
+                    extra={"model": req.model.name, "signal": name, "reason": why})
     return hit
 
 
-def _matching(found: list[Series], series: Series) -> Series | None:
-    """The one of `found` with the series' labels, else the only one."""
+def _volume_of(found: list[Series], series: Series) -> Series | None:
+    """The volume with the ratio's labels (metric names aside: a recording rule's name
+    differs), else the only one there is."""
+    def labels(s: Series) -> dict[str, str]:
+        return {k: v for k, v in s.labels.items() if k != "__name__"}
     found = [f for f in found if not f.empty]
-    return next((f for f in found if f.labels == series.labels), found[0] if len(found) == 1 else None)
+    return next((f for f in found if labels(f) == labels(series)), found[0] if len(found) == 1 else None)
 
 
 def gather_kpis(sources: Sources, req: GatherRequest, raw: RawSignals) -> None:

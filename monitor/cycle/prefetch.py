@@ -73,6 +73,7 @@ class ModelPlan:
     window: Window
     warmup: bool  # first sight of the model: a day of history for every KPI/SLO series
     root_cause: RootCauseConfig | None = None  # its root-cause metrics (read from the baseline start)
+    anomalies: bool = True  # the anomaly detector runs: the KPIs' and SLOs' volumes are read
 
 
 def planned_ranges(plans: Sequence[ModelPlan], t: float) -> dict[tuple[float, float], list[str]]:
@@ -86,13 +87,13 @@ def planned_ranges(plans: Sequence[ModelPlan], t: float) -> dict[tuple[float, fl
         m, w = p.model, p.window
         for k in m.kpis:
             add(k.query, w.baseline_start)
-            if k.volume_query:
+            if k.volume_query and p.anomalies:
                 add(k.volume_query, w.baseline_start)
         for rc in p.root_cause.metrics if p.root_cause else ():
             add(rc.query, w.baseline_start)
         for slo in m.slos:
             add(slo.query, w.start)
-            if slo.volume_query:
+            if slo.volume_query and p.anomalies:
                 add(slo.volume_query, w.start)
         if m.gpu is not None:
             for q in gpu_queries(m.gpu.selector).values():

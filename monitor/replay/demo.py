@@ -71,6 +71,7 @@ P99_QUERY = ('histogram_quantile(0.99, sum by (le) '
              f'(rate(http_request_duration_seconds_bucket{{service="{SERVICE}"}}[5m])))')
 ERROR_RATE_QUERY = (f'sum(rate(http_requests_total{{service="{SERVICE}",code=~"5.."}}[5m]))'
                     f' / sum(rate(http_requests_total{{service="{SERVICE}"}}[5m]))')
+REQUESTS_QUERY = f'sum(rate(http_requests_total{{service="{SERVICE}"}}[5m]))'
 
 CONFIG = f"""\
 # Demo scenario: one recommendation model on one GPU pod. `vigil replay --bundle DIR`
@@ -136,6 +137,7 @@ models:
       - name: error_rate
         query: {ERROR_RATE_QUERY}
         threshold: 0.01
+        volume_query: {REQUESTS_QUERY}  # the requests behind the ratio: its band follows traffic
     gpu:
       selector: pod=~"{SERVICE}-.*"
       min_duration: 5m

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
 import sqlite3
 
@@ -21,10 +22,30 @@ H = 3600.0
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> dict:
     out = tmp_path_factory.mktemp("demo")
-    assert main(["--log-level", "WARNING", "demo", "--out", str(out), "--quiet"]) == 0
+    gather_log = _Records()
+    logging.getLogger("vigil.gather").addHandler(gather_log)
+    try:
+        assert main(["--log-level", "WARNING", "demo", "--out", str(out), "--quiet"]) == 0
+    finally:
+        logging.getLogger("vigil.gather").removeHandler(gather_log)
     incidents = [json.loads(line) for line in (out / "incidents.jsonl").read_text().splitlines()]
     notes = [json.loads(line) for line in (out / "incidents.notifications.jsonl").read_text().splitlines()]
-    return {"out": out, "incidents": incidents, "notifications": notes}
+    return {"out": out, "incidents": incidents, "notifications": notes, "gather_log": gather_log.records}
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_the_error_ratio_is_judged_with_its_volume(demo):
+    """The demo's error-rate SLO names the requests behind it (`volume_query`): every cycle
+    read it and matched it to the ratio, nothing was said about it."""
+    assert not [r.getMessage() for r in demo["gather_log"] if "volume" in r.getMessage()]
 
 
 def opened_between(incidents: list[dict], a: float, b: float, model: str | None = "recommender") -> list[dict]:

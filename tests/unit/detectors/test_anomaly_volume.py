@@ -11,6 +11,7 @@ from benchmarks.anomaly_episodes import episode_series
 from benchmarks.anomaly_null import DAEMON_THRESHOLD, binned, healthy_series
 from detectors.anomaly import AnomalyParams, OnlineAnomalyDetector
 from detectors.anomaly.resolution import at_timestamps
+from detectors.anomaly.state import VOLUME
 from detectors.records import Series
 
 DET = OnlineAnomalyDetector()
@@ -76,3 +77,32 @@ def test_a_volume_point_missing_at_a_timestamp_is_unknown_not_zero():
     got = at_timestamps(vol, np.array([60.0, 180.0, 240.0, 300.0]))
     assert got[0] == 5.0 and got[2] == 8.0 and np.isnan(got[1]) and np.isnan(got[3])
     assert np.isnan(at_timestamps(Series("v", {}, np.empty(0), np.empty(0)), np.array([1.0]))).all()
+
+
+def test_the_noise_is_learnt_at_the_usual_volume_and_each_band_scaled_to_its_own():
+    """Volumes alternating 10 and 160 requests (usual: their mean, 85): the band of a busy
+    point is 4x narrower than a quiet one's, and each is the binomial noise of its own volume."""
+    rng = np.random.default_rng(11)
+    n = 3000
+    volume = np.where(np.arange(n) % 2 == 0, 10.0, 160.0)
+    ratio = rng.binomial(volume.astype(int), 0.2) / volume
+    ts = 1_700_000_000.0 + 300.0 * np.arange(n)
+    detail = DET.score_points_detail(DET.new_state(), ts, ratio, volume)
+    late = np.arange(n) >= n // 2
+    quiet, busy = np.median(detail.scale[late & (volume == 10.0)]), np.median(detail.scale[late & (volume == 160.0)])
+    assert abs(quiet / busy - 4.0) < 0.2
+    truth = np.sqrt(0.2 * 0.8 / 160.0)  # the sd of a ratio over 160 requests
+    assert 0.8 * truth < busy < 1.25 * truth, (busy, truth)
+    plain = np.median(DET.score_points_detail(DET.new_state(), ts, ratio).scale[late])
+    assert plain > 2 * truth  # unscaled, one band for both: the quiet points' noise dominates it
+
+
+def test_an_infinite_volume_is_unknown_and_does_not_switch_the_scaling_off():
+    shape, _ = episode_series(7, "error ratio", 0.03, 15)
+    t, x, volume = binned(shape, MEANS)
+    broken, unknown = volume.copy(), volume.copy()
+    broken[[0, 500]] = np.inf
+    unknown[[0, 500]] = np.nan
+    st = DET.new_state()
+    assert np.array_equal(DET.score_points(st, t, x, broken), DET.score_points(DET.new_state(), t, x, unknown))
+    assert np.isfinite(st.series.scalars[VOLUME]) and st.series.scalars[VOLUME] > 0

@@ -3,6 +3,8 @@ flagged in the bad direction only, detector state survives a restart, and a rati
 volume is judged in the band of its traffic."""
 from __future__ import annotations
 
+import dataclasses
+import logging
 from collections.abc import Callable
 
 import numpy as np
@@ -10,6 +12,7 @@ import pytest
 
 from detectors.records import Direction, FindingKind
 from monitor.config import ConfigError
+from monitor.cycle import gather
 from monitor.cycle.prefetch import ModelPlan, planned_ranges
 from monitor.sources.errors import QueryError
 from monitor.store.repository import Store
@@ -141,14 +144,17 @@ class RejectingPrometheus(StubPrometheus):
         return super().query_range(query, start, end, step, name=name)
 
 
-def _errors_slo(tmp_path, volume_query: str | None, prom: StubPrometheus):
+def _errors_slo(tmp_path, volume_query: str | None, prom: StubPrometheus, **sections):
     slo = {"name": "errors", "query": ERR_QUERY, "threshold": 0.5}
     if volume_query:
         slo["volume_query"] = volume_query
     tmp_path.mkdir(exist_ok=True)
-    vigil = make_vigil(make_config(tmp_path, models=[model_config(slos=[slo])]), prometheus=prom, notifiers={})
+    cfg = make_config(tmp_path, models=[model_config(slos=[slo])], **sections)
+    vigil = make_vigil(cfg, prometheus=prom, notifiers={})
     burst = T0 + 3600
     reports = cycles(vigil, [burst - 1800 + 60 * i for i in range(60)])
+    assert not [f for r in reports for f in r.findings if f.kind == FindingKind.NO_DATA]
+    assert not [b for r in reports for b in r.blind]
     return reports, [a for r in reports for a in anomalies(r) if a.entity.startswith("errors")]
 
 
@@ -164,12 +170,40 @@ def test_a_ratio_told_its_volume_is_judged_in_the_band_of_its_traffic(tmp_path):
     assert width[1] < 0.95 * width[0]  # busier than usual: a narrower band than the series' average noise
 
 
-def test_a_rejected_volume_query_is_said_and_the_ratio_is_still_judged(tmp_path):
+def test_a_rejected_volume_query_is_logged_once_and_the_ratio_is_judged_without_it(tmp_path, caplog, monkeypatch):
+    """A volume only scales the band: its failure is no missing data (which would open an
+    incident and hold every other one open), it is a warning in the log, once per reason."""
+    monkeypatch.setattr(gather, "_volume_warned", {})
     curves = {CTR_QUERY: ctr(), ERR_QUERY: error_ratio(T0 + 3600)}
-    reports, found = _errors_slo(tmp_path, VOLUME_QUERY, RejectingPrometheus(curves))
-    assert found  # scored as without a volume
-    gaps = [f for r in reports for f in r.findings if f.kind == FindingKind.NO_DATA and f.entity == "errors volume"]
-    assert gaps and "query rejected" in gaps[0].message
+    with caplog.at_level(logging.WARNING, logger="vigil.gather"):
+        _, found = _errors_slo(tmp_path / "rejected", VOLUME_QUERY, RejectingPrometheus(curves))
+        _, plain = _errors_slo(tmp_path / "plain", None, StubPrometheus(curves))
+    warned = [r for r in caplog.records if r.getMessage().startswith("volume query unusable")]
+    assert len(warned) == 1 and "parse error" in warned[0].reason and warned[0].signal == "errors"
+    assert [(a.onset, a.score) for a in found] == [(a.onset, a.score) for a in plain]  # as without a volume
+
+
+def test_with_anomalies_off_no_volume_is_read(tmp_path):
+    prom = StubPrometheus({CTR_QUERY: ctr(), ERR_QUERY: error_ratio(T0 + 3600), VOLUME_QUERY: requests_per_s})
+    _errors_slo(tmp_path, VOLUME_QUERY, prom, policy={"anomaly_threshold": 1.0})
+    assert prom.calls and not [c for c in prom.calls if c[0] == VOLUME_QUERY]
+
+
+def test_a_kpi_reads_its_volume_over_its_own_span(tmp_path):
+    """A KPI is read from the baseline's start (the KPI-change detector compares the two):
+    its volume over the same span, so the two share their timestamps."""
+    impressions = "sum(rate(impressions_total[5m]))"
+    kpi = {"name": "ctr", "query": CTR_QUERY, "volume_query": impressions}
+    prom = StubPrometheus({CTR_QUERY: ctr(), P99_QUERY: flat, impressions: requests_per_s})
+    cfg = make_config(tmp_path, models=[model_config(kpis=[kpi])])
+    vigil = make_vigil(cfg, prometheus=prom, notifiers={})
+    cycles(vigil, [T0, T0 + 60])
+    spans = {q: sorted((s, e) for q2, s, e in prom.calls if q2 == q) for q in (CTR_QUERY, impressions)}
+    assert spans[impressions] == spans[CTR_QUERY]  # a day at first sight, then the baseline-long windows
+    w = cfg.models[0]
+    plan = ModelPlan(w, Window(t=T0, start=T0 - 1800, baseline_start=T0 - 5400, baseline_end=T0 - 1800), False)
+    assert planned_ranges([plan], T0)[(T0 - 5400, T0)] == [CTR_QUERY, impressions]
+    assert planned_ranges([dataclasses.replace(plan, anomalies=False)], T0)[(T0 - 5400, T0)] == [CTR_QUERY]
 
 
 def test_a_sweep_prefetches_the_volume_with_its_ratio(tmp_path):
