@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import shutil
 import tempfile
 from collections.abc import Callable, Iterable
 from contextlib import ExitStack
@@ -278,6 +279,16 @@ def bundle_span(bundle: Path, config: VigilConfig) -> tuple[float, float, float]
     return lo + config.schedule.lookback + config.schedule.baseline, hi, config.schedule.interval
 
 
+def _clear_earlier_run(workdir: Path) -> None:
+    """What an earlier replay left in its workdir goes: its store already holds the
+    incidents and delivered messages (a re-run would send nothing and write no
+    notifications), its registry the aliases the rollback moved."""
+    for name in ("vigil-replay.db", "mlflow.db"):
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            (workdir / f"{name}{suffix}").unlink(missing_ok=True)
+    shutil.rmtree(workdir / "prometheus", ignore_errors=True)
+
+
 def run_bundle(bundle: Path, out_path: Path, *, workdir: Path | None = None, progress: bool = True,
                step: float | None = None) -> ReplayResult:
     from monitor.replay.local_mlflow import sqlite_tracking_uri
@@ -295,6 +306,7 @@ def run_bundle(bundle: Path, out_path: Path, *, workdir: Path | None = None, pro
             workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="vigil-replay-")))
         workdir = Path(workdir)
         workdir.mkdir(parents=True, exist_ok=True)
+        _clear_earlier_run(workdir)
         prom = stack.enter_context(LocalPrometheus(bundle / "metrics.om", workdir / "prometheus"))
         prom_url = prom.start()
         mlflow_uri = sqlite_tracking_uri(workdir / "mlflow.db")

@@ -7,6 +7,8 @@ import json
 import logging
 import shutil
 import sqlite3
+import subprocess
+import sys
 
 import pytest
 
@@ -318,3 +320,18 @@ def test_5_the_api_reports_realised_beside_estimated_per_window(demo):
     assert shifted["coverage"] == 1.0 and shifted["realised"]["accuracy"] < 0.75
     assert shifted["estimated"]["accuracy"] > 0.8 and 30 * 60 < shifted["delay_median_s"] < 60 * 60
     assert report["reference"]["accuracy"] > 0.8
+
+
+def test_a_second_demo_into_the_same_folder_replays_from_the_start(demo):
+    """`make demo` twice (two processes): the second run does not continue the first one's
+    store (which had already delivered every message, so no notifications file was written)
+    or registry."""
+    out = demo["out"]
+    run = subprocess.run([sys.executable, "-m", "monitor.cli", "--log-level", "WARNING", "demo", "--out", str(out),
+                          "--quiet"], capture_output=True, text=True, timeout=600, check=False)
+    assert run.returncode == 0, run.stderr[-2000:]
+    again = [json.loads(line) for line in (out / "incidents.jsonl").read_text().splitlines()]
+    notes = (out / "incidents.notifications.jsonl").read_text().splitlines()
+    assert [(i["model"], i["opened_at"], i["severity"]) for i in again] == \
+        [(i["model"], i["opened_at"], i["severity"]) for i in demo["incidents"]]
+    assert len(notes) == len(demo["notifications"])
