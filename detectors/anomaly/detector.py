@@ -103,7 +103,7 @@ class OnlineAnomalyDetector:
 
         A NaN value is a missing point: score 0, state untouched. Points not newer than
         the state's last timestamp are stale (already seen): score 0, state untouched.
-        A NaN or non-positive volume is unknown: that point's band is not scaled.
+        A NaN, non-positive or infinite volume is unknown: that point's band is not scaled.
         """
         return self.score_points_detail(state, timestamps, values, volumes).scores
 
