@@ -253,6 +253,10 @@ def _anomaly(f: Mapping[str, Any], stat: str, w: Wording) -> str:
         text += f" (expected {shown(expected)}"
         rel = _finite(ev.get("relative_magnitude"))
         text += f", {'+' if rel and rel > 0 else ''}{percent(rel, share=True)})" if rel is not None else ")"
+    # a ratio told its volume: the range follows the traffic, say so beside it
+    factor = _finite(ev.get("volume_factor"))
+    if factor is not None and factor != 1.0:
+        text += f"; at this traffic the range is {factor:.2g}× its usual width"
     return text
 
 

@@ -45,6 +45,7 @@ class PointDetail:
     scores: np.ndarray
     expected: np.ndarray
     scale: np.ndarray  # one standard deviation of the expected noise
+    volume_factor: np.ndarray  # the band's width for the point's volume, of its usual width (1: none)
 
 
 @dataclass(frozen=True)
@@ -120,9 +121,10 @@ class OnlineAnomalyDetector:
         out = np.zeros(len(xs))
         expected = np.full(len(xs), np.nan)
         scale = np.full(len(xs), np.nan)
+        factor = np.ones(len(xs))
         kernel(tuning.kernel_params(self.params.direction), s.scalars, s.daily, s.weekly, s.values,
-               ts, xs, vs, out, expected, scale, s.excursions)
-        return PointDetail(out, expected, scale)
+               ts, xs, vs, out, expected, scale, factor, s.excursions)
+        return PointDetail(out, expected, scale, factor)
 
 
 @dataclass(frozen=True)
@@ -169,6 +171,8 @@ def _finding(s: _Scored, k: int, onset: float, window_end: float, p: AnomalyPara
     rel = magnitude / abs(exp) if exp != 0 else None
     pct = f" ({rel:+.1%})" if rel is not None else ""
     mean = f" (mean of {_span(mean_of)})" if mean_of > 0 else ""
+    factor = float(s.detail.volume_factor[k])
+    traffic = f" (band {factor:.2g}x its usual width for this traffic)" if factor != 1.0 else ""
     return Finding(
         kind=FindingKind.METRIC_ANOMALY,
         entity=entity,
@@ -184,11 +188,11 @@ def _finding(s: _Scored, k: int, onset: float, window_end: float, p: AnomalyPara
         baseline=exp,
         statistic="value_vs_expected",
         message=(f"{entity} = {x:.6g}{mean}, expected {exp:.6g} (band {band[0]:.6g} .. {band[1]:.6g})"
-                 f"{pct}, anomaly score {score:.2f}"),
+                 f"{traffic}{pct}, anomaly score {score:.2f}"),
         evidence={"expected_band": [band[0], band[1]], "score": score,
                   "magnitude": magnitude, "relative_magnitude": rel, "sigma": sigma,
                   "at": float(s.ts[k]), "watched_direction": str(p.direction),
-                  "resolution_s": mean_of or None},
+                  "resolution_s": mean_of or None, "volume_factor": factor if factor != 1.0 else None},
     )
 
 

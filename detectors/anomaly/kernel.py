@@ -75,7 +75,7 @@ def _add_value(hist, st, x, decay):
 
 
 @njit(cache=True)
-def kernel(p, st, daily, weekly, hist, ts, xs, vs, out, expected_out, scale_out, exc):
+def kernel(p, st, daily, weekly, hist, ts, xs, vs, out, expected_out, scale_out, factor_out, exc):
     a_level, a_season, a_err, w_short, w_long = p[0], p[1], p[2], p[3], p[4]
     warmup, tol, r_hold, r_damp, min_rel, min_abs, dcode = p[5], p[6], p[7], p[8], p[9], p[10], p[11]
     r_margin = p[12]
@@ -222,6 +222,7 @@ def kernel(p, st, daily, weekly, hist, ts, xs, vs, out, expected_out, scale_out,
         out[i] = score
         expected_out[i] = best
         scale_out[i] = sigma
+        factor_out[i] = f
 
         # --- updates (after scoring: the point never explains itself)
         # running means until the EW weights take over: no start-up bias towards zero

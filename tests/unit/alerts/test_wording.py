@@ -61,6 +61,9 @@ def test_p99_latency_carries_its_unit_in_the_slo_and_the_anomaly():
     binned = {**anomaly, "evidence": {**anomaly["evidence"], "resolution_s": 300.0}}
     body = text_of(payload([binned], display={"units": {"p99_latency": "s"}}))
     assert "*p99_latency* is 1.45 s as a 5 min mean, above its expected range 279 ms to 282 ms" in body
+    told = {**binned, "evidence": {**binned["evidence"], "volume_factor": 0.8123}}
+    body = text_of(payload([told], display={"units": {"p99_latency": "s"}}))
+    assert "(expected 280 ms, +418 %); at this traffic the range is 0.81× its usual width" in body
 
 
 def test_drift_statistics_are_named_in_words_with_the_value_next_to_the_threshold():

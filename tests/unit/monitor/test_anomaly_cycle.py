@@ -168,6 +168,8 @@ def test_a_ratio_told_its_volume_is_judged_in_the_band_of_its_traffic(tmp_path):
     (a,), (b,) = plain, told
     width = [f.evidence["expected_band"][1] - f.evidence["expected_band"][0] for f in (a, b)]
     assert width[1] < 0.95 * width[0]  # busier than usual: a narrower band than the series' average noise
+    assert a.evidence["volume_factor"] is None and "traffic" not in a.message
+    assert 0.5 < b.evidence["volume_factor"] < 0.95 and "its usual width for this traffic" in b.message
 
 
 def test_a_rejected_volume_query_is_logged_once_and_the_ratio_is_judged_without_it(tmp_path, caplog, monkeypatch):
