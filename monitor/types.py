@@ -51,9 +51,8 @@ class MetricSignal:
     query: str
     series: Series
     history: Series | None = None  # a day of it, when the anomaly detector sees it for the first time
-    # the requests behind each value (`volume_query`), over the same span as each of the two
-    volume: Series | None = None
-    volume_history: Series | None = None
+    volume: Series | None = None  # the requests behind each value of `series` (`volume_query`)
+    volume_history: Series | None = None  # and of `history`
 
 
 @dataclass

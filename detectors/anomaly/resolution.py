@@ -51,15 +51,8 @@ def to_resolution(series: Series, seconds: float, until: float) -> Series:
 def at_timestamps(series: Series, timestamps: np.ndarray) -> np.ndarray:
     """The values of `series` at exactly these timestamps, NaN where it has none (two
     range queries over one window and step share their timestamps)."""
-    ts = np.asarray(series.timestamps, dtype=np.float64)
-    xs = np.asarray(series.values, dtype=np.float64)
-    want = np.asarray(timestamps, dtype=np.float64)
-    out = np.full(len(want), np.nan)
-    if len(ts) == 0 or len(want) == 0:
-        return out
-    order = np.argsort(ts, kind="stable")
-    ts, xs = ts[order], xs[order]
-    k = np.clip(np.searchsorted(ts, want), 0, len(ts) - 1)
-    hit = ts[k] == want
-    out[hit] = xs[k[hit]]
+    out = np.full(len(timestamps), np.nan)
+    _, have, at = np.intersect1d(np.asarray(series.timestamps, dtype=np.float64),
+                                 np.asarray(timestamps, dtype=np.float64), return_indices=True)
+    out[at] = np.asarray(series.values, dtype=np.float64)[have]
     return out
