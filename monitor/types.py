@@ -53,6 +53,7 @@ class MetricSignal:
     history: Series | None = None  # a day of it, when the anomaly detector sees it for the first time
     volume: Series | None = None  # the requests behind each value of `series` (`volume_query`)
     volume_history: Series | None = None  # and of `history`
+    volume_query: str | None = None  # what `volume` was read with (part of the state's key)
 
 
 @dataclass

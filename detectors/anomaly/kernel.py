@@ -118,6 +118,7 @@ def kernel(p, st, daily, weekly, hist, ts, xs, vs, out, expected_out, scale_out,
             hist[0] = 1.0  # a degenerate range: all mass at its one value (bin 0 of [x, x])
             st[19] = 1.0
             st[20] = vs[i] if 0.0 < vs[i] < math.inf else 0.0
+            st[21] = 1.0 if st[20] > 0.0 else 0.0
             expected_out[i] = x
             scale_out[i] = 0.0
             continue
@@ -283,8 +284,9 @@ def kernel(p, st, daily, weekly, hist, ts, xs, vs, out, expected_out, scale_out,
                     exc[k] += exc[ne + 2 + k]
                     exc[ne + 2 + k] = 0.0
                 exc[ne + 1] = 0.0
-        if v > 0.0:
-            st[20] = v if st[20] <= 0.0 else st[20] + max(v_mem, 1.0 / n_now) * (v - st[20])
+        if v > 0.0:  # a running mean of the points with a volume, then an EW mean
+            st[21] += 1.0
+            st[20] = v if st[20] <= 0.0 else st[20] + max(v_mem, 1.0 / st[21]) * (v - st[20])
         _add_value(hist, st, x, g_decay)
         st[11] = min(st[11], x)
         st[12] = max(st[12], x)

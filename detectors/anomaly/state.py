@@ -19,15 +19,17 @@ import numpy as np
 # 4: a log-binned record of past surprise sizes (`excursions`: committed bins, their decayed
 #    mass, the length of the episode under way, that episode's bins)
 # 5: the series' usual volume (slot 20; 0 until a point comes with one)
-STATE_VERSION = 5
+# 6: the number of points that came with a volume (slot 21): the usual volume is their
+#    running mean, however late the first one came
+STATE_VERSION = 6
 # The default size of the excursion memory (AnomalyTuning.exc_bins): a version-3 state is
 # carried over with an empty memory of this size.
 DEFAULT_EXC_BINS = 32
 
 # scalar state slots (the kernel addresses them by number)
 (N, LAST_TS, LEVEL, ERR_L, HWD_LEVEL, ERR_D, HWW_LEVEL, ERR_W, SHORT, MU, VAR,
- MIN, MAX, PEAK, N_D, N_W, FIRST_TS, EXPECTED, PEAK_AT, HIST_MASS, VOLUME) = range(21)
-N_SCALARS = 21
+ MIN, MAX, PEAK, N_D, N_W, FIRST_TS, EXPECTED, PEAK_AT, HIST_MASS, VOLUME, N_VOLUME) = range(22)
+N_SCALARS = 22
 
 
 def _enc(a: np.ndarray) -> list[float | None]:
@@ -72,7 +74,13 @@ class SeriesState:
             d = {**d, "version": 4, "excursions": [0.0] * (2 * DEFAULT_EXC_BINS + 2)}
         if isinstance(d, Mapping) and d.get("version") == 4 and isinstance(d.get("scalars"), list):
             # version 4 lacks only the usual volume: none known yet, as for a new series
-            d = {**d, "version": STATE_VERSION, "scalars": [*d["scalars"], 0.0]}
+            d = {**d, "version": 5, "scalars": [*d["scalars"], 0.0]}
+        if isinstance(d, Mapping) and d.get("version") == 5 and isinstance(d.get("scalars"), list):
+            # version 5 moved its usual volume at max(volume_memory, 1/points seen): counting
+            # every point as one with a volume keeps that pace
+            sc = d["scalars"]
+            known = len(sc) > VOLUME and isinstance(sc[VOLUME], (int, float)) and sc[VOLUME] > 0
+            d = {**d, "version": STATE_VERSION, "scalars": [*sc, sc[N] if known else 0.0]}
         if not isinstance(d, Mapping) or d.get("version") != STATE_VERSION:
             raise ValueError(f"anomaly state: expected a dict with version={STATE_VERSION}, "
                              f"got {type(d).__name__} version={getattr(d, 'get', lambda k: None)('version')!r}")

@@ -24,7 +24,14 @@ from monitor.config import ModelConfig, PolicyConfig
 from monitor.cycle.detect_drift import detect_sample_drift
 from monitor.cycle.detect_logs_traces import detect_logs_traces
 from monitor.cycle.detect_services import detect_service_metrics, tag
-from monitor.cycle.gather import anomaly_key, gpu_queries, service_metric_entity, usable_state
+from monitor.cycle.gather import (
+    anomaly_key,
+    gpu_queries,
+    legacy_anomaly_key,
+    service_metric_entity,
+    stored_anomaly_state,
+    usable_state,
+)
 from monitor.cycle.plan import CycleStart
 from monitor.types import Detection, MetricSignal, RawSignals, ServiceEvidence, Window, no_data
 
@@ -92,14 +99,14 @@ def _anomalies(sig: MetricSignal, direction: Direction, req: DetectRequest, out:
     threshold = req.policy.anomaly_threshold
     if threshold >= 1:
         return
-    key = anomaly_key(sig.name, sig.series)
+    key = anomaly_key(sig.name, sig.series, sig.query, sig.volume_query)
     # bins only for series sampled finer, and small enough that the bin open at this cycle
     # is still inside the next cycle's window (the config refuses a setting that is not)
     w = req.window
     resolution = min(req.policy.anomaly_resolution, w.t - w.start - req.interval)
     resolution = resolution if resolution > req.step else 0.0
     detector = OnlineAnomalyDetector(AnomalyParams(threshold, direction, req.model.name, req.anomaly, resolution))
-    stored = out.detector_state.get(key)
+    stored = stored_anomaly_state(out.detector_state, key, legacy_anomaly_key(sig.name, sig.series))
     if usable_state(stored):
         state, source, volume = AnomalyState.from_dict(stored or {}), sig.series, sig.volume
     elif sig.history is not None:

@@ -7,6 +7,7 @@ never the whole cycle. A query that matches nothing is a gap too, never an all c
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
@@ -54,9 +55,28 @@ class GatherRequest:
     can_fall_back: Callable[[str], bool] = lambda source: False
 
 
-def anomaly_key(name: str, series: Series) -> str:
-    """The key a series' online anomaly state is stored under."""
+def anomaly_key(name: str, series: Series, query: str, volume_query: str | None = None) -> str:
+    """The key a series' online anomaly state is stored under. The queries are part of it:
+    a state learnt what its query returned (a CTR in percent, a volume per second), so a
+    changed one is a new series, learnt from a day of history as at first sight, rather
+    than a 100x drop or every band clipped to a fifth. Whitespace does not count."""
+    key = f"{legacy_anomaly_key(name, series)}|query {_fingerprint(query)}"
+    return key if volume_query is None else f"{key}|volume {_fingerprint(volume_query)}"
+
+
+def legacy_anomaly_key(name: str, series: Series) -> str:
+    """The key of a store from before the key named its queries: resumed, once, as is."""
     return f"{name}|{series.label_str()}"
+
+
+def _fingerprint(query: str) -> str:
+    return hashlib.sha256(" ".join(query.split()).encode()).hexdigest()[:12]
+
+
+def stored_anomaly_state(state: dict[str, Any], key: str, legacy: str) -> Any:
+    """The state stored under `key`, else one under the legacy key, taken over (removed
+    from `state`, so the store deletes its row when the new one is written)."""
+    return state[key] if key in state else state.pop(legacy, None)
 
 
 def usable_state(state: dict[str, Any] | None) -> bool:
@@ -121,14 +141,15 @@ def _metric(sources: Sources, req: GatherRequest, raw: RawSignals, name: str, qu
     known = req.known_series
     volume = _volume(sources, req, name, volume_query, start, series) if known is not None and volume_query else None
     history = volume_history = None
-    if known is not None and anomaly_key(name, series) not in known:
+    keys = (anomaly_key(name, series, query, volume_query), legacy_anomaly_key(name, series))
+    if known is not None and not any(k in known for k in keys):
         since = req.window.t - ANOMALY_WARMUP_S
         with contextlib.suppress(SourceUnavailable, QueryError):  # scored from the window alone; state next cycle
             history = next((h for h in sources.prometheus.query_range(query, since, req.window.t, name=name)
                             if h.labels == series.labels), None)
         if volume is not None and volume_query:
             volume_history = _volume(sources, req, name, volume_query, since, series)
-    return MetricSignal(name, query, series, history, volume, volume_history)
+    return MetricSignal(name, query, series, history, volume, volume_history, volume_query)
 
 
 _volume_warned: dict[tuple[str, str], str] = {}  # (model, signal) -> the failure last logged

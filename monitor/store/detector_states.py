@@ -2,7 +2,7 @@
 only when its bytes change.
 
 A cycle carries the state as a dict {key: value}: per scored series the online anomaly
-detector's `AnomalyState.to_dict()` (463 floats), and for logs and traces their fitted
+detector's `AnomalyState.to_dict()` (464 floats), and for logs and traces their fitted
 baselines (JSON). Rewritten whole as JSON every cycle that was 24 KB per model with three
 hours of history and about 60 KB once the seasonal profiles fill, most of it unchanged.
 Here:
@@ -10,7 +10,7 @@ Here:
 - an anomaly state is packed as float64 arrays (zlib), anything else as zlib'd JSON, each
   behind a one-byte format marker (`A`, `J`; profiles `P`);
 - a row whose bytes did not change is not written (a series with no new point);
-- an anomaly state's seasonal profiles (daily and weekly bins: 312 of its 463 floats) move
+- an anomaly state's seasonal profiles (daily and weekly bins: 312 of its 464 floats) move
   in one or two bins a point, so they live in a row of their own (`part` "profile") that is
   rewritten only when more than `PATCH_LIMIT` bins differ from it; until then the bins that
   moved ride in the state row as a patch.

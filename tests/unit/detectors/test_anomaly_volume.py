@@ -102,3 +102,22 @@ def test_an_infinite_volume_is_unknown_and_does_not_switch_the_scaling_off():
     st = DET.new_state()
     assert np.array_equal(DET.score_points(st, t, x, broken), DET.score_points(DET.new_state(), t, x, unknown))
     assert np.isfinite(st.series.scalars[VOLUME]) and st.series.scalars[VOLUME] > 0
+
+
+def test_a_volume_first_told_late_is_learnt_as_fast_as_one_told_from_the_start():
+    """A series scored for a while without its volume (a state from before, a volume query
+    added later, or one that failed at first sight): the usual volume is the running mean
+    of the volumes seen, not the first one (a night's 10 requests would make every busy
+    point's band 2.9x too narrow for days)."""
+    rng = np.random.default_rng(12)
+    n = 3000
+    volume = np.where((np.arange(n) // 144) % 2 == 0, 10.0, 160.0)  # 12 h quiet, 12 h busy
+    ratio = rng.binomial(volume.astype(int), 0.2) / volume
+    ts = 1_700_000_000.0 + 300.0 * np.arange(n)
+    late, told_late = DET.new_state(), volume.copy()
+    told_late[:1500] = np.nan
+    a = DET.score_points_detail(late, ts, ratio, told_late)
+    b = DET.score_points_detail(DET.new_state(), ts, ratio, volume)
+    assert abs(late.series.scalars[VOLUME] / 85.0 - 1.0) < 0.1, late.series.scalars[VOLUME]
+    busy = (np.arange(n) >= 2500) & (volume == 160.0)
+    assert abs(np.median(a.scale[busy]) / np.median(b.scale[busy]) - 1.0) < 0.2

@@ -8,7 +8,7 @@ import pytest
 
 from benchmarks.anomaly_null import DAEMON_THRESHOLD, NAB_THRESHOLD, healthy_series
 from detectors.anomaly import STATE_VERSION, AnomalyParams, AnomalyState, OnlineAnomalyDetector, SeriesState
-from detectors.anomaly.state import VOLUME
+from detectors.anomaly.state import N_VOLUME, VOLUME
 from detectors.records import Direction, FindingKind, Series
 
 STEP = 300.0  # 5-minute samples
@@ -139,18 +139,23 @@ def test_bad_state_is_refused_with_the_field_named():
         SeriesState.from_dict({"scalars": []})
 
 
-@pytest.mark.parametrize("version", [3, 4])
+@pytest.mark.parametrize("version", [3, 4, 5])
 def test_state_of_a_previous_version_is_carried_over_without_a_cold_start(version: int):
     ts, x = _daily(3, seed=6)
     st = DET.new_state()
-    DET.score_points(st, ts, x)
+    DET.score_points(st, ts, x, np.full(len(x), 100.0))
     now = st.series.to_dict()
-    old = now | {"version": 4, "scalars": now["scalars"][:20]}  # version 4: no usual volume
+    old = now | {"version": 5, "scalars": now["scalars"][:21]}  # version 5: no count of volumes
+    if version <= 4:  # nor a usual volume
+        old = old | {"version": 4, "scalars": now["scalars"][:20]}
     if version == 3:  # nor an excursion memory
         old = {k: v for k, v in old.items() if k != "excursions"} | {"version": 3}
     restored = SeriesState.from_dict(json.loads(json.dumps(old)))
     assert restored.points_seen == len(x) and restored.last_timestamp == ts[-1]
-    assert restored.scalars[VOLUME] == 0.0  # no usual volume known yet
+    if version == 5:  # its usual volume kept, moving at the pace it had
+        assert restored.scalars[VOLUME] == 100.0 and restored.scalars[N_VOLUME] == len(x)
+    else:
+        assert restored.scalars[VOLUME] == 0.0 and restored.scalars[N_VOLUME] == 0.0  # none known yet
     if version == 3:
         assert np.all(restored.excursions == 0.0)  # the new memory starts empty
     else:

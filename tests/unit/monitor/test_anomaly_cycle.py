@@ -222,3 +222,61 @@ def test_an_empty_volume_query_is_refused_with_its_field_named(tmp_path):
     slo = {"name": "errors", "query": ERR_QUERY, "threshold": 0.5, "volume_query": ""}
     with pytest.raises(ConfigError, match=r"slos\[0\]\(errors\)\.volume_query"):
         make_config(tmp_path, models=[model_config(slos=[slo])])
+
+
+def test_a_changed_volume_query_is_learnt_afresh_not_judged_in_the_old_units(tmp_path):
+    """Requests per second, then per minute (60x): the old usual volume would clip every
+    band to a fifth of its width and page on noise. A volume query is part of what the
+    series is: a new one is learnt from a day of history, as at first sight."""
+    per_minute = f"60 * {VOLUME_QUERY}"
+    curves = {CTR_QUERY: ctr(), ERR_QUERY: error_ratio(T0 + 3600), VOLUME_QUERY: requests_per_s,
+              per_minute: lambda ts: 60 * requests_per_s(ts)}
+    before = make_vigil(make_config(tmp_path, models=[model_config(slos=[
+        {"name": "errors", "query": ERR_QUERY, "threshold": 0.5, "volume_query": VOLUME_QUERY}])]),
+        prometheus=StubPrometheus(curves), notifiers={})
+    before.run_cycle(MODEL, T0 + 1740)  # the cycle before: the same day of history
+    before.store.close()
+    prom = StubPrometheus(curves)
+    _, (found,) = _errors_slo(tmp_path, per_minute, prom)
+    assert [q for q, start, end in prom.calls if end - start >= 86400] == [ERR_QUERY, per_minute]
+    assert 0.5 < found.evidence["volume_factor"] < 0.95  # as for a series told its volume from the start
+
+
+def test_a_changed_query_is_a_new_series_learnt_from_its_history_not_a_drop(tmp_path):
+    """CTR in percent, then as a fraction (a query fixed by its owner): the state learnt
+    on the old query would read a 100x drop and page. The query is part of the state's key."""
+    percent = f"100 * ({CTR_QUERY})"
+    curves = {CTR_QUERY: ctr(), percent: lambda ts: 100 * ctr()(ts), P99_QUERY: flat}
+    before = make_vigil(make_config(tmp_path, models=[model_config(kpis=[{"name": "ctr", "query": percent}])]),
+                        prometheus=StubPrometheus(curves), notifiers={})
+    before.run_cycle(MODEL, T0)
+    before.store.close()
+    prom = StubPrometheus(curves)
+    after = make_vigil(make_config(tmp_path), prometheus=prom, notifiers={})
+    reports = cycles(after, [T0 + 60 * i for i in range(1, 31)])
+    assert [q for q, start, end in prom.calls if end - start >= 86400] == [CTR_QUERY]  # its day of history
+    assert not [a for r in reports for a in anomalies(r)]
+    with after.store.tx() as s:
+        keys = set(after.store.detector_state(s, MODEL))
+    assert len([k for k in keys if k.startswith("ctr|")]) == 2  # the old query's state is kept, unused
+
+
+def test_a_state_stored_before_the_key_named_its_query_is_resumed_and_moved(tmp_path):
+    cfg = make_config(tmp_path)
+    first = make_vigil(cfg, prometheus=StubPrometheus({CTR_QUERY: ctr(), P99_QUERY: flat}), notifiers={})
+    first.run_cycle(MODEL, T0)
+    with first.store.tx() as s:  # as a store from before wrote it: name and labels only
+        state = first.store.detector_state(s, MODEL)
+        old = {k.split("|query ")[0] if "|query " in k else k: v for k, v in state.items()}
+        first.store.save_detector_state(s, MODEL, old)
+    first.store.close()
+    prom = StubPrometheus({CTR_QUERY: ctr(), P99_QUERY: flat})
+    restarted = make_vigil(cfg, prometheus=prom, notifiers={})
+    restarted.run_cycle(MODEL, T0 + 600)
+    assert not [c for c in prom.calls if c[2] - c[1] >= 86400]  # resumed: no cold start
+    with restarted.store.tx() as s:
+        now = restarted.store.detector_state(s, MODEL)
+    ctr_keys = [k for k in now if k.startswith("ctr|")]
+    assert len(ctr_keys) == 1 and "|query " in ctr_keys[0]  # moved under the new key, the old row gone
+    old_ctr = next(v for k, v in old.items() if k.startswith("ctr|"))
+    assert now[ctr_keys[0]]["detector"]["scalars"][0] > old_ctr["detector"]["scalars"][0]  # and carried on

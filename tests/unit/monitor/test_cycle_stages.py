@@ -21,7 +21,7 @@ from monitor.cycle.apply import StateUpdate, apply_plan
 from monitor.cycle.correlate import correlate
 from monitor.cycle.deliver import OutboxSender
 from monitor.cycle.detect import DetectRequest, detect
-from monitor.cycle.gather import GatherRequest, Sources, anomaly_key, gather
+from monitor.cycle.gather import GatherRequest, Sources, anomaly_key, gather, legacy_anomaly_key
 from monitor.cycle.health import SourceHealth
 from monitor.cycle.logs_traces import LogTraceSources, pull_logs_traces
 from monitor.cycle.messages import Links, OutboxWriter
@@ -87,12 +87,13 @@ def test_gather_marks_prometheus_down_and_never_returns_an_all_clear(cfg: Any) -
 
 def test_gather_fetches_a_day_of_history_only_for_series_without_anomaly_state(cfg: Any) -> None:
     prom = StubPrometheus({CTR_QUERY: lambda ts: np.full(len(ts), 0.05), P99_QUERY: lambda ts: np.full(len(ts), 0.1)})
-    key = anomaly_key("ctr", Series("ctr", {}, np.array([T0]), np.array([0.05])))
-    raw = gather(sources(cfg, prom), GatherRequest(cfg.model(MODEL), W, "1", {key}))
-    by_name = {s.name: s for s in raw.kpis + raw.slos}
-    assert by_name["ctr"].history is None
-    history = by_name["p99_latency"].history
-    assert history is not None and history.timestamps[0] <= T0 - 86400 + 60
+    series = Series("ctr", {}, np.array([T0]), np.array([0.05]))
+    for key in (anomaly_key("ctr", series, f"  {CTR_QUERY}\n"), legacy_anomaly_key("ctr", series)):
+        raw = gather(sources(cfg, prom), GatherRequest(cfg.model(MODEL), W, "1", {key}))
+        by_name = {s.name: s for s in raw.kpis + raw.slos}
+        assert by_name["ctr"].history is None  # its state is kept (whitespace aside), or one from before
+        history = by_name["p99_latency"].history
+        assert history is not None and history.timestamps[0] <= T0 - 86400 + 60
 
 
 class _BaselineFails:
