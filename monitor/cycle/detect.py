@@ -28,6 +28,7 @@ from monitor.cycle.gather import (
     anomaly_key,
     gpu_queries,
     legacy_anomaly_key,
+    replace_anomaly_state,
     service_metric_entity,
     stored_anomaly_state,
     usable_state,
@@ -106,7 +107,8 @@ def _anomalies(sig: MetricSignal, direction: Direction, req: DetectRequest, out:
     resolution = min(req.policy.anomaly_resolution, w.t - w.start - req.interval)
     resolution = resolution if resolution > req.step else 0.0
     detector = OnlineAnomalyDetector(AnomalyParams(threshold, direction, req.model.name, req.anomaly, resolution))
-    stored = stored_anomaly_state(out.detector_state, key, legacy_anomaly_key(sig.name, sig.series))
+    legacy = legacy_anomaly_key(sig.name, sig.series)
+    stored = stored_anomaly_state(out.detector_state, key, legacy)
     if usable_state(stored):
         state, source, volume = AnomalyState.from_dict(stored or {}), sig.series, sig.volume
     elif sig.history is not None:
@@ -115,7 +117,11 @@ def _anomalies(sig: MetricSignal, direction: Direction, req: DetectRequest, out:
         state, source, volume = detector.new_state(), sig.series, sig.volume
     # A first look at a day of history reports only what is still going on in the window.
     out.findings.extend(detector.score_volume(state, source, volume, req.window.start, req.window.t))
-    out.detector_state[key] = state.to_dict()
+    # a KPI and an SLO may share a name: neither drops the other's state
+    queries = [(k.name, k.query, k.volume_query) for k in req.model.kpis] + \
+              [(s.name, s.query, s.volume_query) for s in req.model.slos]
+    live = {anomaly_key(name, sig.series, q, v) for name, q, v in queries if name == sig.name}
+    replace_anomaly_state(out.detector_state, key, legacy, state.to_dict(), live)
 
 
 def detect_kpis(raw: RawSignals, req: DetectRequest, out: Detection, gaps: GapQueue) -> None:

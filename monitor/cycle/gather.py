@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,7 +59,7 @@ def anomaly_key(name: str, series: Series, query: str, volume_query: str | None 
     """The key a series' online anomaly state is stored under. The queries are part of it:
     a state learnt what its query returned (a CTR in percent, a volume per second), so a
     changed one is a new series, learnt from a day of history as at first sight, rather
-    than a 100x drop or every band clipped to a fifth. Whitespace does not count."""
+    than a 100x drop or every band clipped to a fifth. A run of whitespace counts as one space."""
     key = f"{legacy_anomaly_key(name, series)}|query {_fingerprint(query)}"
     return key if volume_query is None else f"{key}|volume {_fingerprint(volume_query)}"
 
@@ -73,10 +73,20 @@ def _fingerprint(query: str) -> str:
     return hashlib.sha256(" ".join(query.split()).encode()).hexdigest()[:12]
 
 
-def stored_anomaly_state(state: dict[str, Any], key: str, legacy: str) -> Any:
-    """The state stored under `key`, else one under the legacy key, taken over (removed
-    from `state`, so the store deletes its row when the new one is written)."""
-    return state[key] if key in state else state.pop(legacy, None)
+def stored_anomaly_state(state: Mapping[str, Any], key: str, legacy: str) -> Any:
+    """The state stored under `key`, else one a store from before kept under the legacy key."""
+    return state[key] if key in state else state.get(legacy)
+
+
+def replace_anomaly_state(state: dict[str, Any], key: str, legacy: str, value: dict[str, Any],
+                          live: Collection[str]) -> None:
+    """Store `value` under `key` and drop what it replaces: the legacy key's state it took
+    over, and the series' states under queries no signal of its name has now (`live`: the
+    keys of those that do); the store deletes their rows. Only once the new state is in
+    hand: a cycle that fails before keeps them."""
+    state[key] = value
+    for old in [k for k in state if k == legacy or (k.startswith(f"{legacy}|query ") and k not in live)]:
+        del state[old]
 
 
 def usable_state(state: dict[str, Any] | None) -> bool:

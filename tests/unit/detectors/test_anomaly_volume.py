@@ -11,7 +11,7 @@ from benchmarks.anomaly_episodes import episode_series
 from benchmarks.anomaly_null import DAEMON_THRESHOLD, Shape, binned, healthy_series
 from detectors.anomaly import AnomalyParams, OnlineAnomalyDetector
 from detectors.anomaly.resolution import at_timestamps
-from detectors.anomaly.state import VOLUME
+from detectors.anomaly.state import N_VOLUME, VOLUME
 from detectors.records import Series
 
 DET = OnlineAnomalyDetector()
@@ -117,7 +117,9 @@ def test_a_volume_first_told_late_is_learnt_as_fast_as_one_told_from_the_start()
     late, told_late = DET.new_state(), volume.copy()
     told_late[:1500] = np.nan
     a = DET.score_points_detail(late, ts, ratio, told_late)
-    b = DET.score_points_detail(DET.new_state(), ts, ratio, volume)
+    start = DET.new_state()
+    b = DET.score_points_detail(start, ts, ratio, volume)
+    assert start.series.scalars[N_VOLUME] == n and late.series.scalars[N_VOLUME] == n - 1500
     assert abs(late.series.scalars[VOLUME] / 85.0 - 1.0) < 0.1, late.series.scalars[VOLUME]
     busy = (np.arange(n) >= 2500) & (volume == 160.0)
     assert abs(np.median(a.scale[busy]) / np.median(b.scale[busy]) - 1.0) < 0.2

@@ -10,6 +10,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
+from detectors.anomaly import OnlineAnomalyDetector
 from detectors.records import Direction, FindingKind
 from monitor.config import ConfigError
 from monitor.cycle import gather
@@ -258,10 +259,10 @@ def test_a_changed_query_is_a_new_series_learnt_from_its_history_not_a_drop(tmp_
     assert not [a for r in reports for a in anomalies(r)]
     with after.store.tx() as s:
         keys = set(after.store.detector_state(s, MODEL))
-    assert len([k for k in keys if k.startswith("ctr|")]) == 2  # the old query's state is kept, unused
+    assert len([k for k in keys if k.startswith("ctr|")]) == 1  # the old query's state is dropped
 
 
-def test_a_state_stored_before_the_key_named_its_query_is_resumed_and_moved(tmp_path):
+def test_a_state_stored_before_the_key_named_its_query_is_resumed_and_moved(tmp_path, monkeypatch):
     cfg = make_config(tmp_path)
     first = make_vigil(cfg, prometheus=StubPrometheus({CTR_QUERY: ctr(), P99_QUERY: flat}), notifiers={})
     first.run_cycle(MODEL, T0)
@@ -272,6 +273,14 @@ def test_a_state_stored_before_the_key_named_its_query_is_resumed_and_moved(tmp_
     first.store.close()
     prom = StubPrometheus({CTR_QUERY: ctr(), P99_QUERY: flat})
     restarted = make_vigil(cfg, prometheus=prom, notifiers={})
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a detector bug")
+    with monkeypatch.context() as m:  # a cycle that fails while taking it over keeps it
+        m.setattr(OnlineAnomalyDetector, "score_volume", broken)
+        assert restarted.run_cycle(MODEL, T0 + 300).blind
+    with restarted.store.tx() as s:
+        assert set(restarted.store.detector_state(s, MODEL)) == set(old)
     restarted.run_cycle(MODEL, T0 + 600)
     assert not [c for c in prom.calls if c[2] - c[1] >= 86400]  # resumed: no cold start
     with restarted.store.tx() as s:
@@ -280,3 +289,14 @@ def test_a_state_stored_before_the_key_named_its_query_is_resumed_and_moved(tmp_
     assert len(ctr_keys) == 1 and "|query " in ctr_keys[0]  # moved under the new key, the old row gone
     old_ctr = next(v for k, v in old.items() if k.startswith("ctr|"))
     assert now[ctr_keys[0]]["detector"]["scalars"][0] > old_ctr["detector"]["scalars"][0]  # and carried on
+
+
+def test_a_kpi_and_an_slo_of_one_name_keep_a_state_each(tmp_path):
+    cfg = make_config(tmp_path, models=[model_config(slos=[{"name": "ctr", "query": P99_QUERY, "threshold": 0.5}])])
+    prom = StubPrometheus({CTR_QUERY: ctr(), P99_QUERY: flat})
+    vigil = make_vigil(cfg, prometheus=prom, notifiers={})
+    cycles(vigil, [T0, T0 + 300, T0 + 600])
+    assert len([c for c in prom.calls if c[2] - c[1] >= 86400]) == 2  # a day of history once, for each
+    with vigil.store.tx() as s:
+        state = vigil.store.detector_state(s, MODEL)
+    assert len([k for k in state if k.startswith("ctr|")]) == 2
