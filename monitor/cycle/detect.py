@@ -121,7 +121,10 @@ def _anomalies(sig: MetricSignal, direction: Direction, req: DetectRequest, out:
     queries = [(k.name, k.query, k.volume_query) for k in req.model.kpis] + \
               [(s.name, s.query, s.volume_query) for s in req.model.slos]
     live = {anomaly_key(name, sig.series, q, v) for name, q, v in queries if name == sig.name}
-    replace_anomaly_state(out.detector_state, key, legacy, state.to_dict(), live)
+    if replace_anomaly_state(out.detector_state, key, legacy, state.to_dict(), live) and stored is None:
+        # why a series warms up again: its query changed (a state taken over is no news)
+        log.info("anomaly state learnt afresh: the signal's query changed",
+                 extra={"model": req.model.name, "signal": sig.name, "series": sig.series.label_str()})
 
 
 def detect_kpis(raw: RawSignals, req: DetectRequest, out: Detection, gaps: GapQueue) -> None:

@@ -79,14 +79,16 @@ def stored_anomaly_state(state: Mapping[str, Any], key: str, legacy: str) -> Any
 
 
 def replace_anomaly_state(state: dict[str, Any], key: str, legacy: str, value: dict[str, Any],
-                          live: Collection[str]) -> None:
+                          live: Collection[str]) -> list[str]:
     """Store `value` under `key` and drop what it replaces: the legacy key's state it took
     over, and the series' states under queries no signal of its name has now (`live`: the
     keys of those that do); the store deletes their rows. Only once the new state is in
-    hand: a cycle that fails before keeps them."""
+    hand: a cycle that fails before keeps them. The keys dropped."""
     state[key] = value
-    for old in [k for k in state if k == legacy or (k.startswith(f"{legacy}|query ") and k not in live)]:
+    dropped = [k for k in state if k == legacy or (k.startswith(f"{legacy}|query ") and k not in live)]
+    for old in dropped:
         del state[old]
+    return dropped
 
 
 def usable_state(state: dict[str, Any] | None) -> bool:

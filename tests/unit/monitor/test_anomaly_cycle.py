@@ -243,7 +243,7 @@ def test_a_changed_volume_query_is_learnt_afresh_not_judged_in_the_old_units(tmp
     assert 0.5 < found.evidence["volume_factor"] < 0.95  # as for a series told its volume from the start
 
 
-def test_a_changed_query_is_a_new_series_learnt_from_its_history_not_a_drop(tmp_path):
+def test_a_changed_query_is_a_new_series_learnt_from_its_history_not_a_drop(tmp_path, caplog):
     """CTR in percent, then as a fraction (a query fixed by its owner): the state learnt
     on the old query would read a 100x drop and page. The query is part of the state's key."""
     percent = f"100 * ({CTR_QUERY})"
@@ -254,8 +254,11 @@ def test_a_changed_query_is_a_new_series_learnt_from_its_history_not_a_drop(tmp_
     before.store.close()
     prom = StubPrometheus(curves)
     after = make_vigil(make_config(tmp_path), prometheus=prom, notifiers={})
-    reports = cycles(after, [T0 + 60 * i for i in range(1, 31)])
+    with caplog.at_level(logging.INFO, logger="vigil.detect"):
+        reports = cycles(after, [T0 + 60 * i for i in range(1, 31)])
     assert [q for q, start, end in prom.calls if end - start >= 86400] == [CTR_QUERY]  # its day of history
+    (said,) = [r for r in caplog.records if r.getMessage().startswith("anomaly state learnt afresh")]
+    assert said.signal == "ctr" and said.model == MODEL
     assert not [a for r in reports for a in anomalies(r)]
     with after.store.tx() as s:
         keys = set(after.store.detector_state(s, MODEL))
