@@ -26,6 +26,7 @@ from monitor.cycle.detect_logs_traces import detect_logs_traces
 from monitor.cycle.detect_services import detect_service_metrics, tag
 from monitor.cycle.gather import (
     anomaly_key,
+    drop_unconfigured_states,
     gpu_queries,
     legacy_anomaly_key,
     replace_anomaly_state,
@@ -91,6 +92,7 @@ def detect(raw: RawSignals, req: DetectRequest) -> Detection:
             out.findings.append(no_data(req.model.name, name, f"internal error: {type(e).__name__}: {e}",
                                         req.window))
     out.findings.extend(gaps.rest())
+    drop_unconfigured_states(out.detector_state, [k.name for k in req.model.kpis] + [s.name for s in req.model.slos])
     return out
 
 

@@ -91,6 +91,14 @@ def replace_anomaly_state(state: dict[str, Any], key: str, legacy: str, value: d
     return dropped
 
 
+def drop_unconfigured_states(state: dict[str, Any], names: Collection[str]) -> None:
+    """Drop the anomaly states of KPIs and SLOs the model no longer has (a signal added
+    back is learnt afresh from a day of history); "@" keys are the log and trace baselines."""
+    prefixes = tuple(f"{n}|" for n in names)
+    for key in [k for k in state if not k.startswith("@") and not k.startswith(prefixes)]:
+        del state[key]
+
+
 def usable_state(state: dict[str, Any] | None) -> bool:
     """A stored anomaly state this detector version can resume from."""
     if state is None:

@@ -303,3 +303,15 @@ def test_a_kpi_and_an_slo_of_one_name_keep_a_state_each(tmp_path):
     with vigil.store.tx() as s:
         state = vigil.store.detector_state(s, MODEL)
     assert len([k for k in state if k.startswith("ctr|")]) == 2
+
+
+def test_the_state_of_a_signal_taken_out_of_the_config_is_dropped(tmp_path):
+    prom = StubPrometheus({CTR_QUERY: ctr(), P99_QUERY: flat})
+    before = make_vigil(make_config(tmp_path), prometheus=prom, notifiers={})
+    before.run_cycle(MODEL, T0)
+    before.store.close()
+    after = make_vigil(make_config(tmp_path, models=[model_config(slos=[])]), prometheus=prom, notifiers={})
+    after.run_cycle(MODEL, T0 + 300)
+    with after.store.tx() as s:
+        keys = set(after.store.detector_state(s, MODEL))
+    assert [k.split("|")[0] for k in keys] == ["ctr"]  # p99_latency's state is gone, the KPI's kept

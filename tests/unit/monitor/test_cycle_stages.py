@@ -276,8 +276,11 @@ def test_detect_turns_a_detector_bug_into_no_data_for_that_family_only(cfg: Any,
 
 
 def test_detect_keeps_stored_state_it_did_not_touch(cfg: Any) -> None:
-    found = detect(RawSignals(), detect_request(cfg, {"other|{}": {"detector": {}}}))
-    assert found.detector_state == {"other|{}": {"detector": {}}} and found.findings == []
+    """A configured signal without data this cycle keeps its state; one no longer
+    configured loses it."""
+    stored = {"ctr|{}|query 0123456789ab": {"detector": {}}, "@logs": {}, "retired|{}": {"detector": {}}}
+    found = detect(RawSignals(), detect_request(cfg, stored))
+    assert found.detector_state == {k: v for k, v in stored.items() if k != "retired|{}"} and found.findings == []
 
 
 # ----------------------------------------------------------------------------- correlate
