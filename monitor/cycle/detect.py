@@ -21,19 +21,18 @@ from detectors.records import Direction, Finding
 from detectors.slo import SloDetector, SloParams
 from detectors.traces import ServiceGraph
 from monitor.config import ModelConfig, PolicyConfig
-from monitor.cycle.detect_drift import detect_sample_drift
-from monitor.cycle.detect_logs_traces import detect_logs_traces
-from monitor.cycle.detect_services import detect_service_metrics, tag
-from monitor.cycle.gather import (
+from monitor.cycle.anomaly_state import (
     anomaly_key,
     drop_unconfigured_states,
-    gpu_queries,
     legacy_anomaly_key,
     replace_anomaly_state,
-    service_metric_entity,
     stored_anomaly_state,
     usable_state,
 )
+from monitor.cycle.detect_drift import detect_sample_drift
+from monitor.cycle.detect_logs_traces import detect_logs_traces
+from monitor.cycle.detect_services import detect_service_metrics, tag
+from monitor.cycle.gather import gpu_queries, service_metric_entity
 from monitor.cycle.plan import CycleStart
 from monitor.types import Detection, MetricSignal, RawSignals, ServiceEvidence, Window, no_data
 

@@ -17,11 +17,12 @@ from correlators.causes import CorrelationSettings
 from detectors.anomaly import AnomalyTuning
 from detectors.records import DeployEvent, Finding, FindingKind, LogRecord, Series
 from monitor.cycle.actions import Operator
+from monitor.cycle.anomaly_state import anomaly_key, legacy_anomaly_key
 from monitor.cycle.apply import StateUpdate, apply_plan
 from monitor.cycle.correlate import correlate
 from monitor.cycle.deliver import OutboxSender
 from monitor.cycle.detect import DetectRequest, detect
-from monitor.cycle.gather import GatherRequest, Sources, anomaly_key, gather, legacy_anomaly_key
+from monitor.cycle.gather import GatherRequest, Sources, gather
 from monitor.cycle.health import SourceHealth
 from monitor.cycle.logs_traces import LogTraceSources, pull_logs_traces
 from monitor.cycle.messages import Links, OutboxWriter
