@@ -4,13 +4,13 @@ A state is keyed by the signal's name, the series' labels and its queries: it le
 its query returned (a CTR in percent, a volume per second), so a changed query is a new
 series, learnt from a day of history as at first sight (gather reads it for a key it
 does not know). A store from before the key named its queries is read under the legacy
-key once. What a state replaces is dropped only once the new one is in hand, so a cycle
-that fails keeps the old.
+key once, dropped only once the new one is in hand (a cycle that fails keeps it). The
+states of queries no signal has any more are dropped after each cycle's detection.
 """
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from detectors.anomaly import AnomalyState
@@ -20,13 +20,17 @@ from detectors.records import Series
 def anomaly_key(name: str, series: Series, query: str, volume_query: str | None = None) -> str:
     """The key a series' online anomaly state is stored under; in the queries a run of
     whitespace counts as one space."""
-    key = f"{legacy_anomaly_key(name, series)}|query {_fingerprint(query)}"
-    return key if volume_query is None else f"{key}|volume {_fingerprint(volume_query)}"
+    return legacy_anomaly_key(name, series) + _queries_tail(query, volume_query)
 
 
 def legacy_anomaly_key(name: str, series: Series) -> str:
     """The key of a store from before the key named its queries: resumed, once, as is."""
     return f"{name}|{series.label_str()}"
+
+
+def _queries_tail(query: str, volume_query: str | None) -> str:
+    tail = f"|query {_fingerprint(query)}"
+    return tail if volume_query is None else f"{tail}|volume {_fingerprint(volume_query)}"
 
 
 def _fingerprint(query: str) -> str:
@@ -38,25 +42,35 @@ def stored_anomaly_state(state: Mapping[str, Any], key: str, legacy: str) -> Any
     return state[key] if key in state else state.get(legacy)
 
 
-def replace_anomaly_state(state: dict[str, Any], key: str, legacy: str, value: dict[str, Any],
-                          live: Collection[str]) -> list[str]:
-    """Store `value` under `key` and drop what it replaces: the legacy key's state it took
-    over, and the series' states under queries no signal of its name has now (`live`: the
-    keys of those that do); the store deletes their rows. Only once the new state is in
-    hand: a cycle that fails before keeps them. The keys dropped."""
+def store_anomaly_state(state: dict[str, Any], key: str, legacy: str, value: dict[str, Any]) -> None:
+    """Store `value` under `key`; a legacy state it took over goes (its row is deleted).
+    Only once the new state is in hand: a cycle that fails before keeps it."""
     state[key] = value
-    dropped = [k for k in state if k == legacy or (k.startswith(f"{legacy}|query ") and k not in live)]
-    for old in dropped:
-        del state[old]
-    return dropped
+    state.pop(legacy, None)
 
 
-def drop_unconfigured_states(state: dict[str, Any], names: Collection[str]) -> None:
-    """Drop the anomaly states of KPIs and SLOs the model no longer has (a signal added
-    back is learnt afresh from a day of history); "@" keys are the log and trace baselines."""
-    prefixes = tuple(f"{n}|" for n in names)
-    for key in [k for k in state if not k.startswith("@") and not k.startswith(prefixes)]:
+def drop_unconfigured_states(state: dict[str, Any], signals: Iterable[tuple[str, str, str | None]]) -> list[str]:
+    """Drop the anomaly states no KPI or SLO of the model (`signals`: name, query, volume
+    query) has any more: a signal taken out of the config, or a query changed (a signal
+    added back is learnt afresh from a day of history). A legacy key of a configured name
+    stays until a cycle takes it over; "@" keys are the log and trace baselines. The keys
+    dropped."""
+    tails: dict[str, set[str]] = {}
+    for name, query, volume_query in signals:
+        tails.setdefault(name, set()).add(_queries_tail(query, volume_query))
+
+    def kept(key: str) -> bool:
+        if key.startswith("@"):
+            return True
+        name = next((n for n in tails if key.startswith(f"{n}|")), None)
+        if name is None:
+            return False
+        return "|query " not in key or any(key.endswith(t) for t in tails[name])
+
+    dropped = [k for k in state if not kept(k)]
+    for key in dropped:
         del state[key]
+    return dropped
 
 
 def usable_state(state: dict[str, Any] | None) -> bool:

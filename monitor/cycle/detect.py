@@ -25,7 +25,7 @@ from monitor.cycle.anomaly_state import (
     anomaly_key,
     drop_unconfigured_states,
     legacy_anomaly_key,
-    replace_anomaly_state,
+    store_anomaly_state,
     stored_anomaly_state,
     usable_state,
 )
@@ -91,7 +91,12 @@ def detect(raw: RawSignals, req: DetectRequest) -> Detection:
             out.findings.append(no_data(req.model.name, name, f"internal error: {type(e).__name__}: {e}",
                                         req.window))
     out.findings.extend(gaps.rest())
-    drop_unconfigured_states(out.detector_state, [k.name for k in req.model.kpis] + [s.name for s in req.model.slos])
+    signals = [(k.name, k.query, k.volume_query) for k in req.model.kpis] + \
+              [(s.name, s.query, s.volume_query) for s in req.model.slos]
+    for key in drop_unconfigured_states(out.detector_state, signals):
+        # why a series warms up again: its query changed, or its signal went
+        log.info("anomaly state dropped: no KPI or SLO has its name and queries any more",
+                 extra={"model": req.model.name, "state_key": key})
     return out
 
 
@@ -118,14 +123,7 @@ def _anomalies(sig: MetricSignal, direction: Direction, req: DetectRequest, out:
         state, source, volume = detector.new_state(), sig.series, sig.volume
     # A first look at a day of history reports only what is still going on in the window.
     out.findings.extend(detector.score_volume(state, source, volume, req.window.start, req.window.t))
-    # a KPI and an SLO may share a name: neither drops the other's state
-    queries = [(k.name, k.query, k.volume_query) for k in req.model.kpis] + \
-              [(s.name, s.query, s.volume_query) for s in req.model.slos]
-    live = {anomaly_key(name, sig.series, q, v) for name, q, v in queries if name == sig.name}
-    if replace_anomaly_state(out.detector_state, key, legacy, state.to_dict(), live) and stored is None:
-        # why a series warms up again: its query changed (a state taken over is no news)
-        log.info("anomaly state learnt afresh: the signal's query changed",
-                 extra={"model": req.model.name, "signal": sig.name, "series": sig.series.label_str()})
+    store_anomaly_state(out.detector_state, key, legacy, state.to_dict())
 
 
 def detect_kpis(raw: RawSignals, req: DetectRequest, out: Detection, gaps: GapQueue) -> None:

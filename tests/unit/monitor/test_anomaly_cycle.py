@@ -257,8 +257,8 @@ def test_a_changed_query_is_a_new_series_learnt_from_its_history_not_a_drop(tmp_
     with caplog.at_level(logging.INFO, logger="vigil.detect"):
         reports = cycles(after, [T0 + 60 * i for i in range(1, 31)])
     assert [q for q, start, end in prom.calls if end - start >= 86400] == [CTR_QUERY]  # its day of history
-    (said,) = [r for r in caplog.records if r.getMessage().startswith("anomaly state learnt afresh")]
-    assert said.signal == "ctr" and said.model == MODEL
+    (said,) = [r for r in caplog.records if r.getMessage().startswith("anomaly state dropped")]
+    assert said.state_key.startswith("ctr|") and said.model == MODEL
     assert not [a for r in reports for a in anomalies(r)]
     with after.store.tx() as s:
         keys = set(after.store.detector_state(s, MODEL))

@@ -277,11 +277,14 @@ def test_detect_turns_a_detector_bug_into_no_data_for_that_family_only(cfg: Any,
 
 
 def test_detect_keeps_stored_state_it_did_not_touch(cfg: Any) -> None:
-    """A configured signal without data this cycle keeps its state; one no longer
-    configured loses it."""
-    stored = {"ctr|{}|query 0123456789ab": {"detector": {}}, "@logs": {}, "retired|{}": {"detector": {}}}
+    """A configured signal without data this cycle keeps its state (a legacy one too, until
+    a cycle takes it over); one no longer configured, or of a query it no longer has, loses it."""
+    ctr = Series("ctr", {}, np.array([T0]), np.array([0.05]))
+    live = anomaly_key("ctr", ctr, cfg.model(MODEL).kpis[0].query)
+    gone = [anomaly_key("ctr", ctr, "100 * ctr"), "retired|{}", anomaly_key("retired", ctr, "x")]
+    stored = {live: {"detector": {}}, "p99_latency|{}": {"detector": {}}, "@logs": {}} | dict.fromkeys(gone, {})
     found = detect(RawSignals(), detect_request(cfg, stored))
-    assert found.detector_state == {k: v for k, v in stored.items() if k != "retired|{}"} and found.findings == []
+    assert found.detector_state == {k: v for k, v in stored.items() if k not in gone} and found.findings == []
 
 
 # ----------------------------------------------------------------------------- correlate
