@@ -24,12 +24,12 @@ def fresh_schema_url(postgres_url: str) -> str:
     return f"{postgres_url}?options=-csearch_path%3D{schema}"
 
 
-def wait_until(pred: Callable[[], bool], timeout: float, step: float = 0.02) -> float:
-    """Seconds until `pred()` held; AssertionError after `timeout`."""
+def wait_until(pred: Callable[[], bool], timeout: float, step: float = 0.02, what: str = "condition") -> float:
+    """Seconds until `pred()` held; AssertionError naming `what` after `timeout`."""
     start = time.monotonic()
     while not pred():
         if time.monotonic() - start > timeout:
-            raise AssertionError(f"not reached within {timeout} s")
+            raise AssertionError(f"{what} not reached within {timeout} s")
         time.sleep(step)
     return time.monotonic() - start
 

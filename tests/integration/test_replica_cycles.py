@@ -21,7 +21,8 @@ from tests.helpers_vigil import MODEL, T0, incident_prometheus, make_config, mak
 def replica(tmp_path: Path, url: str, registry: Any, name: str) -> tuple[Vigil, Membership]:
     cfg = make_config(tmp_path / name, store={"url": url})
     vigil = make_vigil(cfg, registry=registry, prometheus=incident_prometheus(bad_from=T0 - 300))
-    membership = Membership(vigil.store, LeaseTiming(renew_every=0.3, lease_ttl=1.0), replica_id=name)
+    # a lease long enough for a whole cycle on a loaded machine: `a`'s healthy cycle has no heartbeat
+    membership = Membership(vigil.store, LeaseTiming(renew_every=1.0, lease_ttl=3.0), replica_id=name)
     vigil.fence = membership.fence
     return vigil, membership
 

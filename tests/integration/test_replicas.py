@@ -87,7 +87,7 @@ def test_a_paused_replica_loses_its_leases_and_its_write_is_rolled_back(stores):
         model, token = sorted(had.items())[0]
         tickers[0].paused.set()  # A stops: no heartbeat, no renewal (a GC stall, a stopped VM)
         taken_in = wait_until(lambda: set(b.owned()) == set(models), timeout=4 * INTERVAL)
-        assert taken_in <= TIMING.takeover_bound + 0.5
+        assert taken_in <= 2 * INTERVAL  # the promise (LeaseTiming); the bound is 4/3 of it plus run time
         assert a.owned() == {}  # A's own belief ended with its lease
         new = db_leases(stores[3])[model]
         assert new.owner == b.replica_id and new.token > token
