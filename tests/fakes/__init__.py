@@ -7,11 +7,12 @@ served before the normal behaviour, to test retries and error paths.
 from __future__ import annotations
 
 import json
-import threading
 from collections import deque
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.fakes.local_http import LocalHTTPServer
 
 
 class FakeServer:
@@ -44,13 +45,11 @@ class FakeServer:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._http = LocalHTTPServer(Handler)
 
     @property
     def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return self._http.url
 
     def route(self, path: str, q: dict[str, str], headers: dict[str, str]) -> tuple[int, str, str]:
         raise NotImplementedError
@@ -64,9 +63,8 @@ class FakeServer:
         return status, body, "text/plain; charset=utf-8"
 
     def __enter__(self) -> FakeServer:
-        self._thread.start()
+        self._http.start()
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        self._http.stop()

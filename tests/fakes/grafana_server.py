@@ -31,6 +31,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from tests.fakes.local_http import LocalHTTPServer
+
 _UID = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 
 
@@ -79,25 +81,15 @@ class FakeGrafana:
         self._delays: list[float] = []
         self._next_id = 1
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        self._port = 0
+        self._http = LocalHTTPServer(type("Handler", (_Handler,), {"fake": self}), server_class=_Server)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> FakeGrafana:
-        self._server = _Server(("127.0.0.1", self._port), _Handler)
-        self._server.fake = self  # type: ignore[attr-defined]
-        self._port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
-        self._thread.start()
+        self._http.start()
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        self._http.stop()
 
     def down(self) -> None:
         """Stop listening (connections are refused); state is kept for `up()`."""
@@ -105,8 +97,7 @@ class FakeGrafana:
 
     def up(self) -> None:
         """Listen again on the same port."""
-        if self._server is None:
-            self.start()
+        self.start()
 
     def __enter__(self) -> FakeGrafana:
         return self.start()
@@ -116,7 +107,7 @@ class FakeGrafana:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._port}"
+        return self._http.url
 
     # ------------------------------------------------------------------ test controls
     def force(self, status: int, count: int = 1, *, path: str | None = None, retry_after: str | None = None,
@@ -347,7 +338,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
-        fake: FakeGrafana = self.server.fake  # type: ignore[attr-defined]
+        fake: FakeGrafana = self.fake  # type: ignore[attr-defined]
         headers = {k.lower(): v for k, v in self.headers.items()}
         status, extra, body = fake.handle(self.command, self.path, headers, raw)
         data = json.dumps(body).encode()

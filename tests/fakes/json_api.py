@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.fakes.local_http import LocalHTTPServer
 
 Answer = tuple[int, dict[str, Any], dict[str, str]]  # status, JSON body, extra headers
 
@@ -18,22 +20,18 @@ class JsonApiServer:
         self.lock = threading.Lock()
         self._faults: list[list[Any]] = []  # [status, count, retry_after]
         handler = type("Handler", (_Handler,), {"api": self})
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.server.daemon_threads = True
-        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
+        self._http = LocalHTTPServer(handler)
 
     def __enter__(self) -> Any:
-        self._thread.start()
+        self._http.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._http.stop()
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return self._http.url
 
     def force(self, status: int, count: int = 1, retry_after: str | None = None) -> None:
         with self.lock:

@@ -46,11 +46,12 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from tests.fakes.kube_patch import json_patch, matches, merge_patch
+from tests.fakes.local_http import LocalHTTPServer
 
 MERGE = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
@@ -109,19 +110,15 @@ class FakeKubeApi:
         self.state = _State()
         self.lock = threading.RLock()
         handler = type("Handler", (_Handler,), {"api": self})
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
+        self._http = LocalHTTPServer(handler)
+        self.url = self._http.url
 
     def __enter__(self) -> FakeKubeApi:
-        self._thread.start()
+        self._http.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._http.stop()
 
     # seeding and inspection (not API)
     def put_object(self, obj: dict[str, Any], *, plural: str | None = None, status_subresource: bool = True) -> None:

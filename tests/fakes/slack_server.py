@@ -39,9 +39,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.fakes.local_http import LocalHTTPServer
 
 try:
     from tests.fakes import slack_history
@@ -248,25 +250,15 @@ class FakeSlack:
         self.requests: list[FakeRequest] = []
         for name in channels:
             self.add_channel(name)
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._http = LocalHTTPServer(type("_Handler", (_Handler,), {"fake": self}), name="fake-slack")
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> FakeSlack:
-        handler = type("_Handler", (_Handler,), {"fake": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-slack", daemon=True
-        )
-        self._thread.start()
+        self._http.start()
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        self._http.stop()
 
     def __enter__(self) -> FakeSlack:
         return self.start()
@@ -276,8 +268,7 @@ class FakeSlack:
 
     @property
     def port(self) -> int:
-        assert self._server is not None, "FakeSlack is not started"
-        return self._server.server_address[1]
+        return self._http.port
 
     @property
     def base_url(self) -> str:

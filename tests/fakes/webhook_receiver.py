@@ -28,8 +28,10 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.fakes.local_http import LocalHTTPServer
 
 
 @dataclass
@@ -62,21 +64,17 @@ class WebhookReceiver:
         self.state = _State(serving)
         self.lock = threading.Lock()
         handler = type("Handler", (_Handler,), {"hook": self})
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.server.daemon_threads = True
-        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
+        self._http = LocalHTTPServer(handler)
 
     def __enter__(self) -> WebhookReceiver:
-        self._thread.start()
+        self._http.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._http.stop()
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+        return f"{self._http.url}{path}"
 
     # test controls
     def fail(self, status: int, count: int = 1, retry_after: str | None = None) -> None:

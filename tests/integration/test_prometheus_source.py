@@ -5,10 +5,9 @@ from __future__ import annotations
 import os
 import re
 import socket
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +17,7 @@ from monitor.config import PrometheusConfig
 from monitor.replay.local_prometheus import LocalPrometheus, LocalPrometheusError, PrometheusNotInstalled, find_binaries
 from monitor.sources.errors import QueryError, SourceStatus, SourceUnavailable
 from monitor.sources.prometheus import MAX_CHUNKS, MAX_POINTS_PER_REQUEST, PrometheusSource
+from tests.fakes.local_http import LocalHTTPServer
 from tests.fixtures_prometheus import PromData
 
 
@@ -193,14 +193,8 @@ class _Recorder(BaseHTTPRequestHandler):
 @pytest.fixture
 def http_server() -> Iterator[tuple[str, type[_Recorder]]]:
     handler = type("Handler", (_Recorder,), {"hits": []})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", handler
-    finally:
-        server.shutdown()
-        server.server_close()
+    with LocalHTTPServer(handler) as http:
+        yield http.url, handler
 
 
 def test_5xx_is_retried_then_unavailable_with_the_server_message(http_server: tuple[str, type[_Recorder]]) -> None:

@@ -1,10 +1,9 @@
 """RegistrySource against a real MLflow registry: SQLite directly, and an `mlflow server` over HTTP."""
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,7 @@ from monitor.sources.registry import (
     format_timestamp,
     parse_timestamp,
 )
+from tests.fakes.local_http import LocalHTTPServer
 from tests.fixtures_mlflow import closed_port_url
 
 HTTP = pytest.param("http", marks=[pytest.mark.integration, pytest.mark.slow])
@@ -238,14 +238,8 @@ class _Flaky(BaseHTTPRequestHandler):
 @pytest.fixture
 def flaky_server() -> Iterator[tuple[str, type[_Flaky]]]:
     handler = type("Handler", (_Flaky,), {"answers": [], "calls": 0})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", handler
-    finally:
-        server.shutdown()
-        server.server_close()
+    with LocalHTTPServer(handler) as http:
+        yield http.url, handler
 
 
 def test_server_errors_are_retried_then_unavailable(flaky_server) -> None:
