@@ -134,6 +134,8 @@ class RollbackVerdict:
     dry_run: bool
     reason: str  # why it is allowed or refused, with the numbers
     to_version: str | None = None
+    from_version: str | None = None  # the version the incident blames: the only one to move away from
+    code: str = "allowed"  # which guard decided, stable across cycles (the reason's numbers are not)
 
 
 def check_rollback(
@@ -147,27 +149,29 @@ def check_rollback(
     """May Vigil move the alias back on its own? Every refusal says which guard said no."""
     top = incident.top_cause
     if severity != Severity.CRITICAL:
-        return RollbackVerdict(False, guard.dry_run, f"incident is {severity or 'not alerting'}, not critical")
+        return RollbackVerdict(False, guard.dry_run, f"incident is {severity or 'not alerting'}, not critical",
+                               code="not_critical")
     if top is None or top.kind != CauseKind.DEPLOY or top.deploy is None or top.deploy.model != incident.model:
-        return RollbackVerdict(False, guard.dry_run, "top cause is not a deploy of this model")
-    target = top.deploy.previous_version
+        return RollbackVerdict(False, guard.dry_run, "top cause is not a deploy of this model", code="no_deploy")
+    target, blamed = top.deploy.previous_version, top.deploy.version
     if not target:
-        return RollbackVerdict(False, guard.dry_run, f"no previous version recorded before {top.entity}")
+        return RollbackVerdict(False, guard.dry_run, f"no previous version recorded before {top.entity}",
+                               code="no_previous")
+
+    def refuse(code: str, reason: str) -> RollbackVerdict:
+        return RollbackVerdict(False, guard.dry_run, reason, target, blamed, code)
+
     if not guard.enabled:
-        return RollbackVerdict(False, guard.dry_run, "automatic rollback is disabled (policy.rollback.enabled)", target)
+        return refuse("disabled", "automatic rollback is disabled (policy.rollback.enabled)")
     if top.score < guard.min_confidence:
-        return RollbackVerdict(False, guard.dry_run,
-                               f"cause confidence {top.score:.2f} < min_confidence {guard.min_confidence:.2f}", target)
+        return refuse("confidence", f"cause confidence {top.score:.2f} < min_confidence {guard.min_confidence:.2f}")
     last = max(recent_rollbacks, default=None)
     if last is not None and now - last < guard.cooldown:
-        return RollbackVerdict(False, guard.dry_run,
-                               f"cool-down: last rollback {(now - last) / 60:.0f} min ago "
-                               f"< {guard.cooldown / 60:.0f} min", target)
+        return refuse("cooldown", f"cool-down: last rollback {(now - last) / 60:.0f} min ago "
+                                  f"< {guard.cooldown / 60:.0f} min")
     today = [t for t in recent_rollbacks if now - t < 86400.0]
     if len(today) >= guard.max_per_day:
-        return RollbackVerdict(False, guard.dry_run,
-                               f"daily cap: {len(today)} rollbacks in 24 h >= max_per_day {guard.max_per_day}",
-                               target)
+        return refuse("daily_cap", f"daily cap: {len(today)} rollbacks in 24 h >= max_per_day {guard.max_per_day}")
     return RollbackVerdict(True, guard.dry_run,
                            f"critical, top cause {top.entity} at confidence {top.score:.2f} "
-                           f">= {guard.min_confidence:.2f}", target)
+                           f">= {guard.min_confidence:.2f}", target, blamed)

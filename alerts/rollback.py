@@ -58,9 +58,11 @@ def choose_target(facts: TargetFacts, *, asked: str | None = None, force: bool =
     """The version to roll back to.
 
     Asked for: taken, unless an incident blames it; a blamed version needs `force` and a
-    reason. Not asked for: the most recent version that served cleanly, else the version
-    before the last deploy; never one that an open or recent incident blames (the alias's
-    previous value after a half-recorded rollback is exactly such a version)."""
+    reason. Not asked for: the version serving now when it is one of these and not blamed
+    (a second rollback, or two people pressing at once, must not go back further); else
+    the most recent version that served cleanly, else the version before the last deploy;
+    never one that an open or recent incident blames (the alias's previous value after a
+    half-recorded rollback is exactly such a version)."""
     if asked is not None:
         why = facts.blamed.get(asked)
         if why is None:
@@ -69,12 +71,12 @@ def choose_target(facts: TargetFacts, *, asked: str | None = None, force: bool =
             return TargetChoice(asked, f"v{asked} forced although blamed ({why}): {force_reason}", forced=True)
         return TargetChoice(None, f"v{asked} is blamed ({why}); moving to it needs force=true and a reason")
     candidates = [*facts.known_good, *([facts.deploy_previous] if facts.deploy_previous else [])]
+    if facts.serving is not None and facts.serving not in facts.blamed and facts.serving in candidates:
+        return TargetChoice(facts.serving, f"v{facts.serving} is already serving and known good")
     for v in candidates:
         if v != facts.serving and v not in facts.blamed:
             source = "last version known good" if v in facts.known_good else "the version before the last deploy"
             return TargetChoice(v, f"v{v}: {source}")
-    if facts.serving is not None and facts.serving not in facts.blamed and facts.serving in candidates:
-        return TargetChoice(facts.serving, f"v{facts.serving} is already serving and known good")
     skipped = ", ".join(f"v{v} ({facts.blamed[v]})" for v in dict.fromkeys(candidates) if v in facts.blamed)
     return TargetChoice(None, "no version known good to roll back to" + (f"; blamed: {skipped}" if skipped else ""))
 

@@ -254,7 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vigil", description="AIOps monitoring and root cause for ML models")
     p.add_argument("--version", action="version", version=f"%(prog)s {vigil_version()}",
                    help="print Vigil's version and exit")
-    p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default: INFO)")
+    p.add_argument("--log-level", default="INFO", type=str.upper, choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                   help="DEBUG, INFO, WARNING or ERROR, any case (default: INFO)")
     p.add_argument("--log-format", choices=["json", "text"], default="text",
                    help="text for a terminal, json for a log shipper (default: text)")
     sub = p.add_subparsers(dest="command", required=True, help="`vigil COMMAND --help` for its options")

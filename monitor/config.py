@@ -30,7 +30,7 @@ from monitor.config_retention import RetentionConfig
 from monitor.config_root_cause import RootCauseConfig
 from monitor.config_sources import LokiConfig, MlflowConfig, PrometheusConfig, SourcesConfig, TempoConfig
 from monitor.config_spool import SpoolConfig
-from monitor.config_types import Duration, HttpURL, Secret, StoreURL, parse_duration
+from monitor.config_types import Duration, HttpURL, PositiveDuration, Secret, StoreURL, parse_duration
 from monitor.config_yaml import read_yaml
 from monitor.executors.config import ServingExecutorConfig
 
@@ -102,8 +102,8 @@ SWEEP_AUTO_MODELS = 50  # one job per model keeps up to about 100 (issue 17); sw
 
 
 class ScheduleConfig(_Model):
-    interval: Duration = 60.0
-    lookback: Duration = 1800.0  # window [t - lookback, t] pulled each cycle
+    interval: PositiveDuration = 60.0
+    lookback: PositiveDuration = 1800.0  # window [t - lookback, t] pulled each cycle
     baseline: Duration = 3600.0  # window before the lookback used as a baseline
     misfire_grace: Duration = 30.0
     # true: one job per interval runs every owned model's cycle after one batched read of
@@ -152,7 +152,7 @@ class PolicyConfig(_Model):
     kpi_drop_critical_pct: float = Field(5.0, gt=0)
     slo_consecutive_cycles: int = Field(3, ge=1)
     cold_start: Duration = 7 * 86400.0
-    deploy_suspect_window: Duration = 2 * 3600.0
+    deploy_suspect_window: Duration = Field(2 * 3600.0, gt=0)
     min_samples: int = Field(100, ge=1)  # below this a drift verdict is "not enough data"
     # After cold start: keep comparing with the training reference, or with a rolling window
     # of production samples (the `rolling_reference` before the current window, rebuilt daily).

@@ -98,7 +98,7 @@ def describe(err: ErrorDetails, loc: Loc, root: type[BaseModel], data: Any) -> s
         return msg  # never echo what may be a real secret
     if "input" in err and not isinstance(err["input"], (dict, list)):
         shown = _USERINFO.sub("//***@", repr(err["input"]))  # a URL's user:password stays out
-        return f"{msg} (got {shown})"
+        return msg if msg.endswith(f"got {shown}") else f"{msg} (got {shown})"
     return msg
 
 

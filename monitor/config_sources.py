@@ -2,6 +2,8 @@
 and optionally Loki (logs) and Tempo (traces). Secrets come only from the environment."""
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from monitor.config_types import Duration, HttpURL, RegistryURI, Secret
@@ -15,7 +17,7 @@ class PrometheusConfig(_Model):
     url: HttpURL = "http://127.0.0.1:9090"
     timeout_s: float = Field(10.0, gt=0)
     retries: int = Field(3, ge=0, le=10)
-    step: Duration = 60.0  # resolution of range queries
+    step: Annotated[Duration, Field(ge=0.001)] = 60.0  # resolution of range queries (Prometheus: >= 1 ms)
     bearer_token: Secret = None
 
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BeforeValidator
+from pydantic import AfterValidator, BeforeValidator, Field
 
 from monitor.config_env import EnvValue, lookup, parse_ref
 
@@ -36,6 +36,8 @@ def parse_duration(value: Any) -> float:
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+# A period something runs at or reads over: 0 passes the parse but no daemon can use it.
+PositiveDuration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
 
 
 def secret_value(value: Any) -> str | None:

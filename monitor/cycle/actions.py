@@ -11,8 +11,9 @@ from typing import Any
 from alerts.lifecycle import LifecycleConflict, check_actionable
 from alerts.pipeline import AlertPlan
 from alerts.policy import Severity
-from alerts.rollback import ActionStatus, RollbackOutcome, TargetChoice, choose_target
+from alerts.rollback import ActionStatus, RollbackOutcome, TargetChoice, TargetFacts, choose_target
 from alerts.slack_actions import SlackAction
+from alerts.slack_text import rollback_target
 from monitor.config import ModelConfig, VigilConfig
 from monitor.cycle.known_good import target_facts
 from monitor.cycle.messages import OutboxWriter
@@ -41,26 +42,41 @@ class Operator:
         if not verdict.allowed:
             # Only a critical incident blamed on a deploy makes a refusal worth telling people about.
             if plan.lifecycle.severity == Severity.CRITICAL and verdict.to_version:
-                self._record_refusal(m, incident_id, verdict.to_version, verdict.reason, verdict.dry_run, t)
+                self._record_refusal(m, incident_id, verdict.to_version, verdict.reason, verdict.code,
+                                     verdict.dry_run, t)
             return None
-        choice = self.choose_target(m, t)
+        facts = self.target_facts(m, t)
+        if verdict.from_version is not None and facts.serving not in (None, verdict.from_version):
+            # Someone moved the alias since the incident blamed a version (a revert, a fix
+            # forward): their move stands; Vigil only ever moves away from what it blames.
+            self._record_refusal(m, incident_id, verdict.to_version or "?",
+                                 f"'{m.alias}' serves v{facts.serving} now, not v{verdict.from_version} that the "
+                                 "incident blames: someone moved it since, and Vigil leaves it there",
+                                 "moved", verdict.dry_run, t)
+            return None
+        choice = choose_target(facts)
         if choice.version is None:
-            self._record_refusal(m, incident_id, verdict.to_version or "?", choice.reason, verdict.dry_run, t)
+            self._record_refusal(m, incident_id, verdict.to_version or "?", choice.reason, "no_target",
+                                 verdict.dry_run, t)
             return None
         outcome = self.rollback(RollbackAsk(m, choice.version, f"automatic: incident {incident_id}: {verdict.reason}",
                                             "vigil", incident_id, t, dry_run=verdict.dry_run,
-                                            max_attempts=self.config.policy_for(m).rollback.max_attempts))
+                                            max_attempts=self.config.policy_for(m).rollback.max_attempts,
+                                            only_from=verdict.from_version))
         return {"status": outcome.status, "from_version": outcome.from_version, "to_version": outcome.to_version,
                 "detail": outcome.detail}
 
-    def _record_refusal(self, m: ModelConfig, incident_id: int, to_version: str, reason: str, dry_run: bool,
-                        t: float) -> None:
+    def _record_refusal(self, m: ModelConfig, incident_id: int, to_version: str, reason: str, code: str,
+                        dry_run: bool, t: float) -> None:
+        """Once per incident and guard: the reason's numbers (minutes since the last
+        rollback, a confidence) change every cycle, the guard that said no does not."""
+        detail = f"guard: {code}"
         earlier = self.store.actions(incident_id=incident_id)
-        if any(a.status == ActionStatus.REFUSED and a.reason == reason for a in earlier):
+        if any(a.status == ActionStatus.REFUSED and a.detail == detail for a in earlier):
             return
         with self.store.tx() as s:
             self.store.add_action(s, model=m.name, kind="rollback", incident_id=incident_id, from_version=None,
-                                  to_version=to_version, status=ActionStatus.REFUSED, reason=reason, detail="",
+                                  to_version=to_version, status=ActionStatus.REFUSED, reason=reason, detail=detail,
                                   actor="vigil", dry_run=dry_run, at=t)
         self.metrics.rollbacks.labels(m.name, ActionStatus.REFUSED).inc()
         self.store.audit("vigil", "rollback.refused", f"model:{m.name}",
@@ -70,11 +86,12 @@ class Operator:
         """A rollback as a durable intent (monitor/cycle/rollback_intents.py)."""
         return self.runner.request(ask)
 
+    def target_facts(self, m: ModelConfig, now: float) -> TargetFacts:
+        return target_facts(self.store, m.name, self.config.policy_for(m).rollback, now)
+
     def choose_target(self, m: ModelConfig, now: float, *, asked: str | None = None, force: bool = False,
                       force_reason: str = "") -> TargetChoice:
-        rules = self.config.policy_for(m).rollback
-        return choose_target(target_facts(self.store, m.name, rules, now), asked=asked, force=force,
-                             force_reason=force_reason)
+        return choose_target(self.target_facts(m, now), asked=asked, force=force, force_reason=force_reason)
 
     # ------------------------------------------------------------------ people
     def acknowledge(self, incident_id: int, actor: str, now: float) -> IncidentRow:
@@ -131,11 +148,22 @@ class Operator:
         except LifecycleConflict as e:
             return f"{e}."
         if action.action_id == "rollback":
-            m = self.config.model(row.model)
-            choice = self.choose_target(m, now)
-            if choice.version is None:
-                return f"No version to roll back to: {choice.reason}. Use the rollback API with to_version."
-            outcome = self.rollback(RollbackAsk(m, choice.version, f"Slack button on incident {row.id}", actor,
-                                                row.id, now))
-            return f"Rollback {outcome.status}: {outcome.detail}"
+            return self._slack_rollback(row, actor, now)
         return f"Unknown action {action.action_id!r}."
+
+    def _slack_rollback(self, row: IncidentRow, actor: str, now: float) -> str:
+        """Exactly what the button said ("Roll back to v1", from the incident's top deploy
+        cause): to that version, and only while the alias still serves the one it blames,
+        so a second press, or a press after someone moved the alias, moves nothing."""
+        m = self.config.model(row.model)
+        versions = rollback_target({"causes": row.causes or []})
+        if versions is None:
+            return (f"Incident {row.id} no longer blames a deploy, so this button has nothing to roll back; "
+                    f"use the rollback API with to_version.")
+        current, previous = versions
+        choice = self.choose_target(m, now, asked=previous)
+        if choice.version is None:
+            return f"No rollback: {choice.reason}. Use the rollback API with to_version."
+        outcome = self.rollback(RollbackAsk(m, choice.version, f"Slack button on incident {row.id}", actor,
+                                            row.id, now, only_from=current))
+        return f"Rollback {outcome.status}: {outcome.detail}"

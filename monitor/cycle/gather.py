@@ -12,6 +12,8 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from detectors.records import Series
 from monitor.config import ModelConfig
 from monitor.config_root_cause import RootCauseConfig
@@ -26,6 +28,10 @@ from monitor.types import Gaps, MetricSignal, RawSignals, ServiceMetricSignals, 
 
 log = logging.getLogger("vigil.gather")
 ANOMALY_WARMUP_S = 86400.0  # history fed to a series' detector the first time Vigil sees it
+# A required series whose newest point is older than this (or three of its own steps) before
+# the cycle has stopped: Prometheus omits a dead target's points rather than return NaN, so
+# the window's older points alone would read as healthy and let an open incident resolve.
+STALE_AFTER_S = 300.0
 
 
 @dataclass
@@ -91,7 +97,22 @@ def query_range(sources: Sources, gaps: Gaps, req: GatherRequest, entity: str, q
             return []
         gaps.add(no_data(model, entity, "the query returned no series", w, query=query), f"{entity}: no series")
         return None
+    stopped = _stopped_for(series, w.t) if required else 0.0
+    if stopped:
+        gaps.add(no_data(model, entity, f"no points in the last {stopped / 60:.0f} min: the series stopped "
+                                        "(its target down, or renamed)", w, query=query, stopped_s=stopped),
+                 f"{entity}: stopped")
+        return None
     return list(series)
+
+
+def _stopped_for(series: list[Series], t: float) -> float:
+    """Seconds since the freshest series' newest point when that is too long ago, else 0."""
+    newest = max((s for s in series if not s.empty), key=lambda s: float(s.timestamps[-1]))
+    ts = newest.timestamps
+    cadence = float(np.median(np.diff(ts))) if len(ts) > 1 else 0.0
+    gap = t - float(ts[-1])
+    return gap if gap > max(STALE_AFTER_S, 3 * cadence) else 0.0
 
 
 def _metric(sources: Sources, req: GatherRequest, raw: RawSignals, name: str, query: str, start: float,

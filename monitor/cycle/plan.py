@@ -16,9 +16,18 @@ from monitor.config import ModelConfig, PolicyConfig
 from monitor.store.repository import IncidentRow, Store
 
 # An incident with one of these is not rolled back again automatically: a pending one is
-# in flight (and retries itself), a failed one gave up or found the alias moved by someone.
-ROLLBACK_SETTLED = (ActionStatus.DONE, ActionStatus.DRY_RUN, ActionStatus.NOOP, ActionStatus.PENDING,
-                    ActionStatus.FAILED)
+# in flight (and retries itself), a done or no-op one is where it should be.
+ROLLBACK_SETTLED = (ActionStatus.DONE, ActionStatus.NOOP, ActionStatus.PENDING)
+# ... and these only when Vigil's own: its dry run said what it would do, its failure gave up
+# or found the alias moved by someone. A person's dry run (to see what would happen) or
+# failed attempt (a registry blip) leaves the automatic rollback armed.
+ROLLBACK_SETTLED_IF_OWN = (ActionStatus.DRY_RUN, ActionStatus.FAILED)
+
+
+def rollback_settled(actions: list[dict[str, Any]]) -> bool:
+    """Whether an incident's actions settle its automatic rollback."""
+    return any(a["kind"] == "rollback" and (a["status"] in ROLLBACK_SETTLED or (
+        a["status"] in ROLLBACK_SETTLED_IF_OWN and a.get("actor") == "vigil")) for a in actions)
 
 
 def to_policy(p: PolicyConfig) -> Policy:
@@ -83,8 +92,7 @@ def read_history(store: Store, model: str, t: float, slo_breached: dict[str, boo
         row = store.open_incident(s, model)
         streaks = next_streaks(dict(state.slo_streaks or {}), slo_breached)
         quiet = state.quiet_cycles
-        done = row is not None and any(a["kind"] == "rollback" and a["status"] in ROLLBACK_SETTLED
-                                       for a in store.incident_actions(s, row.id))
+        done = row is not None and rollback_settled(store.incident_actions(s, row.id))
         incident = open_state(row)
         latest = latest_time(state.last_cycle_at, row)
     return ModelHistory(open_incident=incident, last_deploy_at=last_deploy.at if last_deploy else None,

@@ -39,7 +39,7 @@ from monitor.cycle.plan import routes_of
 from monitor.executors.base import Executor, ExecutorError, RollbackStep
 from monitor.failpoints import failpoint
 from monitor.metrics import VigilMetrics
-from monitor.store.intents import RollbackIntentRow, add_intent, locked_intent, open_intents
+from monitor.store.intents import RollbackIntentRow, add_intent, has_served, locked_intent, open_intents
 from monitor.store.repository import ActionRow, IncidentRow, Store
 
 log = logging.getLogger("vigil.rollback")
@@ -47,6 +47,7 @@ log = logging.getLogger("vigil.rollback")
 HALF_WAY_ATTEMPTS = 10  # cycles a rollback keeps trying once some layer has moved
 Layers = Callable[[ModelConfig], list[Executor]]
 ROLLBACK, CANARY_PULL, CANARY_PROMOTE = "rollback", "canary_pull", "canary_promote"
+PROMOTION = "promotion"  # what a rollback to a version that never served turns out to be, once done
 # The audit log's names for each kind's events: rollback.requested, canary.pull.done, ...
 _AUDIT = {ROLLBACK: "rollback", CANARY_PULL: "canary.pull", CANARY_PROMOTE: "canary.promote"}
 LayerHealth = Callable[[str, "ExecutorError | None"], None]  # (layer name, error or None when it answered)
@@ -73,6 +74,9 @@ class RollbackAsk:
     # What the first layer is expected to serve when it cannot be read (default: the
     # champion alias's last seen version; a pull names the challenger's).
     from_version: str | None = None
+    # Move only a first layer that serves this version (the one the incident blames, the
+    # one a button showed); serving another, someone moved it since: refused, nothing moves.
+    only_from: str | None = None
 
 
 class RollbackRunner:
@@ -129,6 +133,8 @@ class RollbackRunner:
                 return self._in_flight(m)
             if ask.dry_run or already:
                 return self._record_without_intent(s, ask, serving, layers)
+            if ask.only_from is not None and serving is not None and serving != ask.only_from:
+                return self._record_without_intent(s, ask, serving, layers, moved_from=ask.only_from)
             action = self.store.add_action(s, model=m.name, kind=ask.kind, incident_id=ask.incident_id,
                                            from_version=serving, to_version=ask.to_version,
                                            status=ActionStatus.PENDING, reason=ask.reason, detail="in flight",
@@ -163,11 +169,15 @@ class RollbackRunner:
         except ExecutorError:
             return False
 
-    def _record_without_intent(self, s: Session, ask: RollbackAsk, serving: str | None, layers: list[Executor]
-                               ) -> RollbackOutcome:
-        """A dry run, or an alias already at the target: recorded, audited, nothing moves."""
+    def _record_without_intent(self, s: Session, ask: RollbackAsk, serving: str | None, layers: list[Executor],
+                               moved_from: str | None = None) -> RollbackOutcome:
+        """A dry run, an alias already at the target, or one moved since the ask was made
+        (`moved_from`: what it was expected to serve): recorded, audited, nothing moves."""
         m = ask.model
-        if ask.dry_run:
+        if moved_from is not None:
+            status, detail = ActionStatus.REFUSED, (f"'{m.alias}' serves v{serving}, not v{moved_from} as when this "
+                                                    "was asked: someone moved it since; nothing moved")
+        elif ask.dry_run:
             status, detail = ActionStatus.DRY_RUN, f"dry run: would move {_names(layers)} from v{serving} " \
                                                    f"to v{ask.to_version}"
         else:
@@ -292,9 +302,15 @@ class RollbackRunner:
                            _payload(m, intent.from_version, intent.to_version, status, ask, detail),
                            f"intent:{intent.id}", now)
         elif status == ActionStatus.DONE:
-            # A promotion is a deploy like any other (cold start follows); a rollback is recorded as one.
+            # A promotion is a deploy like any other (cold start follows, and it can be blamed);
+            # so is a "rollback" to a version that never served (a challenger promoted through
+            # the rollback API). A move back to a version that served is recorded as a rollback.
+            forward = kind == CANARY_PROMOTE or not has_served(s, m.name, intent.to_version)
+            if forward and action is not None and kind == ROLLBACK:
+                # shown as a promotion; uses up no cool-down and blames nothing it replaced
+                action.kind = PROMOTION
             self.store.add_deploy(s, DeployEvent(m.name, m.alias, intent.to_version, intent.from_version, now,
-                                                 "promotion" if kind == CANARY_PROMOTE else "rollback"))
+                                                 "promotion" if forward else "rollback"))
             state = self.store.model_state(s, m.name)
             state.alias_version, state.alias_seen_at = intent.to_version, now
             ask = RollbackAsk(m, intent.to_version, intent.reason, intent.actor, intent.incident_id, now, kind=kind)

@@ -19,7 +19,7 @@ from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String,
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from alerts.rollback import ActionStatus
-from monitor.store.tables import ActionRow, Base, _status_column
+from monitor.store.tables import ActionRow, Base, DeployRow, _status_column
 
 # States an intent moves through; only PENDING is unfinished.
 OPEN_STATES = (ActionStatus.PENDING,)
@@ -97,22 +97,35 @@ def intents_for_incident(s: Session, incident_id: int) -> list[RollbackIntentRow
     return list(s.scalars(q.order_by(RollbackIntentRow.id)))
 
 
+# A canary's pull or promotion is not a rollback of the champion: it uses up no cool-down,
+# and the champion a promotion replaced is not blamed for it.
+_ROLLBACKS_ONLY = or_(ActionRow.kind.is_(None), ActionRow.kind == "rollback")
+
+
 def counted_times(s: Session, model: str) -> list[float]:
     """When this model's rollbacks were asked for: pending ones count, so a rollback
     whose outcome a crash left unrecorded still uses up the cool-down and the cap."""
     q = (select(RollbackIntentRow.created_at)
          .outerjoin(ActionRow, ActionRow.id == RollbackIntentRow.action_id)
-         .where(RollbackIntentRow.model == model, RollbackIntentRow.status.in_(COUNTED_STATES),
-                # A canary's pull or promotion is not a rollback of the champion: it uses up no cool-down.
-                or_(ActionRow.kind.is_(None), ActionRow.kind == "rollback")))
+         .where(RollbackIntentRow.model == model, RollbackIntentRow.status.in_(COUNTED_STATES), _ROLLBACKS_ONLY))
     return list(s.scalars(q))
 
 
 def rolled_back_from(s: Session, model: str, since: float) -> list[tuple[int, str]]:
-    q = select(RollbackIntentRow.id, RollbackIntentRow.from_version).where(
-        RollbackIntentRow.model == model, RollbackIntentRow.status.in_(COUNTED_STATES),
-        RollbackIntentRow.created_at >= since, RollbackIntentRow.from_version.is_not(None))
+    """(intent id, version) for each version a rollback moved away from since `since`."""
+    q = (select(RollbackIntentRow.id, RollbackIntentRow.from_version)
+         .outerjoin(ActionRow, ActionRow.id == RollbackIntentRow.action_id)
+         .where(RollbackIntentRow.model == model, RollbackIntentRow.status.in_(COUNTED_STATES),
+                RollbackIntentRow.created_at >= since, RollbackIntentRow.from_version.is_not(None),
+                _ROLLBACKS_ONLY))
     return [(i, str(v)) for i, v in s.execute(q)]
+
+
+def has_served(s: Session, model: str, version: str) -> bool:
+    """Whether `version` served this model before: a deploy took it or replaced it, or it ran clean cycles."""
+    deployed = s.scalar(select(DeployRow.id).where(
+        DeployRow.model == model, or_(DeployRow.version == version, DeployRow.previous_version == version)).limit(1))
+    return deployed is not None or s.get(KnownGoodRow, (model, version)) is not None
 
 
 def mark_clean(s: Session, model: str, version: str, now: float) -> None:

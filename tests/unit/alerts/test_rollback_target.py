@@ -12,7 +12,16 @@ def facts(**over: object) -> TargetFacts:
 
 def test_default_is_the_most_recent_known_good_version_not_serving():
     assert choose_target(facts()).version == "2"
-    assert choose_target(facts(serving="2")).version == "1"
+    assert choose_target(facts(serving="2", blamed={"2": "incident 5 suspects its deploy"})).version == "1"
+
+
+def test_a_second_default_rollback_stays_on_the_version_the_first_went_back_to():
+    # v3 -> v2 done: v3 is blamed, v2 serves. A second press (or a second person) must not go on to v1,
+    # whether v2 is known good or only the version before the last deploy.
+    after = facts(serving="2", blamed={"3": "rollback 4 moved away from it"})
+    assert choose_target(after).version == "2" and "already serving" in choose_target(after).reason
+    young = facts(serving="2", known_good=["1"], blamed={"3": "rollback 4 moved away from it"}, deploy_previous="2")
+    assert choose_target(young).version == "2"
 
 
 def test_a_blamed_version_is_never_a_default_target():

@@ -1,6 +1,8 @@
 """Incidents from findings: deploy, GPU and upstream-drift suspects, ranked with evidence."""
 from __future__ import annotations
 
+import pytest
+
 from correlators.causes import CorrelationSettings, build_incident, merge_findings
 from correlators.incident import CauseKind
 from detectors.records import DeployEvent, Finding, FindingKind
@@ -97,3 +99,18 @@ def test_rollback_after_onset_does_not_clear_the_deploy_it_undid():
     deploys = [dep(T - 900), dep(T - 300, "1", "2", source="rollback")]
     inc = build([f(FindingKind.KPI_DROP, "ctr", -12, -5, onset=T - 800)], deploys)
     assert inc.top_cause.kind == CauseKind.DEPLOY and inc.top_cause.entity == "m v2"
+
+
+def test_a_move_after_the_incident_opened_answers_it_and_is_never_its_cause():
+    # Onset T-600; the incident opened at T-480; a person reverted to v1 at T-420 (inside the onset's 5-min slack).
+    kpi = [f(FindingKind.KPI_DROP, "ctr", -12, -5)]
+    revert = dep(T - 420, version="1", prev="2")
+    assert build(kpi, [dep(T - 900), revert]).top_cause.deploy.version == "1"  # what the slack alone allows
+    inc = build_incident("m", kpi, [dep(T - 900), revert], window_start=T - 1800, window_end=T,
+                         settings=CorrelationSettings(deploy_window=7200), opened_at=T - 480)
+    assert [c.deploy.version for c in inc.causes if c.deploy] == ["2"]
+
+
+def test_a_deploy_window_must_be_positive():
+    with pytest.raises(ValueError, match="deploy_window: expected seconds > 0"):
+        CorrelationSettings(deploy_window=0)

@@ -1,0 +1,199 @@
+"""What makes the automatic rollback safe to leave on, cycle by cycle against a fake registry:
+it never undoes what a person did since the incident blamed a version, a person's dry run or
+failed attempt leaves it armed, a second press or call never goes back further than the
+first, a version promoted through the rollback API can itself be rolled back, and a guard's
+refusal is recorded once, not every cycle."""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from alerts.slack_actions import SlackAction
+from alerts.slack_text import rollback_target
+from monitor.api.app import create_app
+from monitor.cycle.rollback_intents import CANARY_PROMOTE, RollbackAsk
+from monitor.vigil import Vigil
+from tests.helpers_vigil import MODEL, T0, incident_prometheus, make_config, make_vigil, serving_registry
+
+TOKEN = "safety-token-0123456789"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+POLICY = {"slo_consecutive_cycles": 2, "resolve_after_cycles": 2}
+
+
+def _vigil(tmp_path: Any, monkeypatch: pytest.MonkeyPatch, versions: tuple[str, ...], *, bad_from: float = T0 - 300,
+           start: float | None = None, **policy: Any) -> tuple[Vigil, Any]:
+    monkeypatch.setenv("SAFETY_TOKEN", TOKEN)
+    cfg = make_config(tmp_path, api={"token": "${SAFETY_TOKEN}"}, policy={**POLICY, **policy})
+    reg = serving_registry(versions=versions, version=versions[0], **({} if start is None else
+                                                                      {"registered_at": start - 40 * 86400}))
+    extra = {} if start is None else {"start": start}
+    return make_vigil(cfg, registry=reg, prometheus=incident_prometheus(bad_from=bad_from), **extra), reg
+
+
+def _serve(v: Vigil, reg: Any, version: str, since: float, cycles: int) -> None:
+    """`version` takes the alias and serves `cycles` clean one-minute cycles from `since` (30: known good)."""
+    reg.aliases[(MODEL, "champion")] = version
+    for i in range(cycles):
+        v.run_cycle(MODEL, since + 60 * i)
+
+
+def _run(v: Vigil, start: float, end: float) -> list[Any]:
+    return [v.run_cycle(MODEL, t) for t in range(int(start), int(end) + 1, 60)]
+
+
+def _actions(v: Vigil) -> list[tuple[str, str, str | None, str, str]]:
+    return [(a.kind, a.status, a.from_version, a.to_version, a.actor) for a in v.store.actions(model=MODEL)]
+
+
+# --------------------------------------------------------------------------- a person's move stands
+@pytest.mark.parametrize("fix", ["1", "3"], ids=["revert", "fix-forward"])
+def test_a_persons_revert_or_fix_forward_is_never_undone(tmp_path, monkeypatch, fix):
+    v, reg = _vigil(tmp_path, monkeypatch, ("0", "1", "2", "3"))
+    _serve(v, reg, "0", T0 - 20000, 31)
+    _serve(v, reg, "1", T0 - 12000, 31)
+    _serve(v, reg, "2", T0 - 2400, 0)  # fine for 35 minutes, then CTR and latency regress at T0 - 300
+    _run(v, T0 - 2400, T0 - 180)
+    [refused] = v.store.actions(model=MODEL)
+    assert refused.status == "refused" and "confidence" in refused.reason  # blamed on v2, not sure enough yet
+    reg.aliases[(MODEL, "champion")] = fix  # the paged on-call moves the alias in the MLflow UI
+    reports = _run(v, T0 - 120, T0 + 120)
+    assert reg.moves == [] and reg.aliases[(MODEL, "champion")] == fix, _actions(v)
+    causes = reports[-1].incident.causes if reports[-1].incident else []
+    assert not any(c.deploy is not None and c.deploy.version == fix for c in causes), "the fix became a suspect"
+
+
+def test_vigil_moves_only_away_from_the_version_it_blames(tmp_path, monkeypatch):
+    """Even when the guard allows it, an alias someone moved since is left alone, and said once."""
+    v, reg = _vigil(tmp_path, monkeypatch, ("1", "2", "3"))
+    _serve(v, reg, "1", T0 - 12000, 31)
+    _serve(v, reg, "2", T0 - 1200, 0)
+    _run(v, T0 - 1200, T0 - 180)
+    reg.aliases[(MODEL, "champion")] = "3"  # someone deployed a fix while the incident was open
+    reports = _run(v, T0 - 120, T0 + 300)
+    assert reports[-1].severity == "critical"
+    assert reg.moves == [], _actions(v)
+    moved = [a for a in v.store.actions(model=MODEL) if a.status == "refused" and "moved it since" in a.reason]
+    assert len(moved) <= 1
+
+
+# --------------------------------------------------------------------------- people's attempts
+def _critical_not_yet_confident(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[Vigil, Any, TestClient]:
+    v, reg = _vigil(tmp_path, monkeypatch, ("1", "2"))
+    _serve(v, reg, "1", T0 - 12000, 31)
+    _serve(v, reg, "2", T0 - 1200, 0)
+    _run(v, T0 - 1200, T0 - 180)
+    [refused] = v.store.actions(model=MODEL)
+    assert refused.status == "refused" and "confidence" in refused.reason
+    return v, reg, TestClient(create_app(v), raise_server_exceptions=False, headers=AUTH)
+
+
+def test_a_persons_dry_run_or_failed_attempt_leaves_the_automatic_rollback_armed(tmp_path, monkeypatch):
+    v, reg, client = _critical_not_yet_confident(tmp_path, monkeypatch)
+    r = client.post(f"/v1/models/{MODEL}/rollback", json={"reason": "what would it do?", "dry_run": True})
+    assert r.status_code == 200 and r.json()["status"] == "dry_run"
+    reg.fail_set_alias = "MLflow answered 503"
+    r = client.post(f"/v1/models/{MODEL}/rollback", json={"reason": "roll it back"})
+    assert r.status_code == 502
+    reg.fail_set_alias = None  # MLflow is back a minute later
+    _run(v, T0 - 120, T0 + 60)
+    assert reg.moves == [(MODEL, "champion", "1")], _actions(v)
+    assert ("rollback", "done", "2", "1", "vigil") in _actions(v)
+
+
+def test_vigils_own_dry_run_still_settles_its_incident(tmp_path, monkeypatch):
+    v, reg = _vigil(tmp_path, monkeypatch, ("1", "2"), rollback={"dry_run": True})
+    _serve(v, reg, "1", T0 - 12000, 31)
+    _serve(v, reg, "2", T0 - 1200, 0)
+    _run(v, T0 - 1200, T0 + 600)
+    assert reg.moves == []
+    assert [a[1] for a in _actions(v) if a[4] == "vigil"].count("dry_run") == 1
+
+
+# --------------------------------------------------------------------------- the Slack button and the API default
+def _blamed_on_v2(tmp_path: Any, monkeypatch: pytest.MonkeyPatch, v1_cycles: int) -> tuple[Vigil, Any, Any]:
+    v, reg = _vigil(tmp_path, monkeypatch, ("0", "1", "2"), rollback={"enabled": False})  # people decide
+    _serve(v, reg, "0", T0 - 20000, 31)
+    _serve(v, reg, "1", T0 - 12000, v1_cycles)
+    _serve(v, reg, "2", T0 - 1200, 0)
+    r = _run(v, T0 - 1200, T0)[-1]
+    assert r.severity == "critical"
+    row = v.store.incident(r.incident_id)
+    shown = rollback_target(v.store.outbox_for_prefix(f"incident:{r.incident_id}")[-1].payload)
+    assert shown == ("2", "1")  # the button reads "Roll back to v1", its confirmation "from v2 back to v1"
+    return v, reg, row
+
+
+def _press(v: Vigil, row: Any, user: str) -> str:
+    return v.operator.slack_action(SlackAction("rollback", MODEL, row.id, user, user, "C1", "1.2", None,
+                                               str(time.time())), time.time())
+
+
+@pytest.mark.parametrize("v1_cycles", [31, 20], ids=["v1-known-good", "v1-young"])
+def test_the_button_goes_where_it_says_once_however_often_it_is_pressed(tmp_path, monkeypatch, v1_cycles):
+    v, reg, row = _blamed_on_v2(tmp_path, monkeypatch, v1_cycles)
+    first = _press(v, row, "U1")  # the owner channel's message
+    second = _press(v, row, "U2")  # the on-call channel's, a moment later
+    assert reg.moves == [(MODEL, "champion", "1")], (first, second)
+    assert first.startswith("Rollback done") and "already points at v1" in second
+
+
+def test_a_button_pressed_after_someone_moved_the_alias_moves_nothing(tmp_path, monkeypatch):
+    v, reg, row = _blamed_on_v2(tmp_path, monkeypatch, 31)
+    reg.aliases[(MODEL, "champion")] = "0"  # someone went back further by hand
+    answer = _press(v, row, "U1")
+    assert reg.moves == [] and "refused" in answer and "serves v0, not v2" in answer
+
+
+def test_two_default_rollbacks_through_the_api_go_back_once(tmp_path, monkeypatch):
+    v, reg, _ = _blamed_on_v2(tmp_path, monkeypatch, 31)
+    client = TestClient(create_app(v), raise_server_exceptions=False, headers=AUTH)
+    a = client.post(f"/v1/models/{MODEL}/rollback", json={"reason": "alice: CTR down since v2"}).json()
+    b = client.post(f"/v1/models/{MODEL}/rollback", json={"reason": "bob: CTR down since v2"}).json()
+    assert reg.moves == [(MODEL, "champion", "1")], (a, b)
+    assert b["status"] == "noop", b
+
+
+# --------------------------------------------------------------------------- promotions
+def test_a_version_promoted_through_the_rollback_api_is_rolled_back_when_it_regresses(tmp_path, monkeypatch):
+    now = time.time()
+    v, reg = _vigil(tmp_path, monkeypatch, ("0", "1", "2"), bad_from=now + 1200, start=now)
+    _serve(v, reg, "0", now - 30000, 31)
+    _serve(v, reg, "1", now - 20000, 31)
+    client = TestClient(create_app(v), raise_server_exceptions=False, headers=AUTH)
+    r = client.post(f"/v1/models/{MODEL}/rollback", json={"reason": "promote v2, as the canary suggested",
+                                                          "to_version": "2"})
+    assert r.status_code == 200 and r.json()["status"] == "done", r.text
+    assert _actions(v)[-1][0] == "promotion"  # shown as what it was; it uses up no cool-down
+    _run(v, now + 60, now + 1800)
+    assert reg.moves == [(MODEL, "champion", "2"), (MODEL, "champion", "1")], _actions(v)
+
+
+def test_an_auto_promotion_does_not_blame_the_champion_it_replaced(tmp_path, monkeypatch):
+    now = time.time()
+    v, reg = _vigil(tmp_path, monkeypatch, ("0", "1", "2"), bad_from=now + 1200, start=now)
+    _serve(v, reg, "0", now - 30000, 31)
+    _serve(v, reg, "1", now - 20000, 31)
+    m = v.config.model(MODEL)
+    out = v.rollbacks.request(RollbackAsk(m, "2", "canary v2 passed 10 cycles in a row", "vigil", None, now,
+                                          kind=CANARY_PROMOTE, from_version="1", max_attempts=10))
+    assert out.status == "done"
+    _run(v, now + 60, now + 1800)
+    assert reg.aliases[(MODEL, "champion")] == "1", _actions(v)  # back to v1, not past it to v0
+
+
+# --------------------------------------------------------------------------- refusals
+def test_a_guards_refusal_is_recorded_once_per_incident_not_every_cycle(tmp_path, monkeypatch):
+    v, reg = _vigil(tmp_path, monkeypatch, ("0", "1", "2"))
+    m = v.config.model(MODEL)
+    _serve(v, reg, "0", T0 - 20000, 31)
+    _serve(v, reg, "1", T0 - 9000, 1)
+    v.operator.rollback(RollbackAsk(m, "0", "an unrelated problem", "api:alice", None, T0 - 7200))
+    _serve(v, reg, "2", T0 - 1200, 0)  # v2 regresses inside the 6 h cool-down of that rollback
+    _run(v, T0 - 1200, T0 + 1800)
+    refused = [a for a in v.store.actions(model=MODEL) if a.status == "refused"]
+    audit = [e.action for e in v.store.audit_entries()].count("rollback.refused")
+    assert any("cool-down" in a.reason for a in refused)
+    assert len(refused) == audit == len({a.detail for a in refused}) <= 3, [a.reason for a in refused]
