@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sqlalchemy.exc import OperationalError
+
 from alerts.rollback import ActionStatus
 from monitor.audit.keys import AuditKeyError
 from monitor.cli_silence import add_silence
@@ -377,6 +379,10 @@ def main(argv: list[str] | None = None) -> int:
     except AuditKeyError as e:  # a configured audit key that cannot be read: never run unkeyed
         print(f"vigil {args.command}: {e}", file=sys.stderr)
         return 2
+    except OperationalError as e:  # the store's database cannot be reached: say so, not 130 lines of driver
+        why = (str(e.orig) if e.orig is not None else str(e)).strip().splitlines()[0]
+        print(f"vigil {args.command}: cannot reach the store's database: {why}", file=sys.stderr)
+        return 75  # EX_TEMPFAIL: try again once the database is up
 
 
 if __name__ == "__main__":

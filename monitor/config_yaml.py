@@ -61,6 +61,9 @@ def _walk(node: Node, loc: Loc, doc: YamlDoc, depth: int = 0) -> None:
             if where in doc.lines:
                 doc.problems.append((where, f"duplicate key: also on line {doc.lines[where]}, and YAML "
                                             f"keeps only the last one"))
+                # YAML drops the first value whole: the keys inside it are no duplicates of the last's
+                for inner in [k for k in doc.lines if len(k) > len(where) and k[:len(where)] == where]:
+                    del doc.lines[inner]
             doc.lines[where] = key.start_mark.line + 1
             _walk(value, where, doc, depth + 1)
     elif isinstance(node, SequenceNode):

@@ -243,10 +243,17 @@ def build_scheduler(runtime: Runtime) -> BackgroundScheduler:
 
 
 def _apply_jobs(scheduler: BackgroundScheduler, runtime: Runtime, changes: JobChanges) -> None:
-    """Jobs of kept models stay (one job per model: two cycles of a model never overlap)."""
+    """Jobs of kept models stay (one job per model: two cycles of a model never overlap).
+    A new interval is taken by every cycle job or the sweep, and by the schedule watch
+    (readiness judges the last cycle's age by the new interval: so must the jobs)."""
     sched = runtime.vigil.config.schedule
-    if scheduler.get_job("sweep") is not None:
-        return  # the sweep reads the current Vigil's models each time
+    if changes.retimed and runtime.watch is not None:
+        runtime.watch.interval = sched.interval
+    if scheduler.get_job("sweep") is not None:  # the sweep reads the current Vigil's models each time
+        if changes.retimed:
+            scheduler.modify_job("sweep", misfire_grace_time=int(sched.misfire_grace))
+            scheduler.reschedule_job("sweep", trigger="interval", seconds=sched.interval)
+        return
     for name in changes.removed:
         scheduler.remove_job(f"cycle:{name}")
     if changes.retimed:

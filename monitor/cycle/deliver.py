@@ -50,8 +50,9 @@ class OutboxSender:
         with self.lock:
             started = time.monotonic()
             total = 0
+            resting: set[str] = set()  # notifiers that failed in this call: their rows wait for the next
             for _ in range(MAX_PASSES):
-                n = self._round(now, started, limit)
+                n = self._round(now, started, limit, resting)
                 total += n
                 if n == 0:
                     break
@@ -60,9 +61,15 @@ class OutboxSender:
             self.metrics.outbox_pending.set(counts.get(OutboxStatus.PENDING, 0) + counts.get(OutboxStatus.SENDING, 0))
             return total
 
-    def _round(self, now: float, started: float, limit: int) -> int:
+    def _round(self, now: float, started: float, limit: int, resting: set[str]) -> int:
+        """One pass over the due heads. A notifier that fails (down, hanging until its
+        timeout, rate limited) is not called again in this call: its other rows wait for
+        the next, so a hanging Slack costs the pages queued behind it one timeout, not one
+        per Slack message."""
         delivered = 0
         for head in self.store.outbox.due(now, limit):
+            if head.notifier in resting:
+                continue
             # `now` is the caller's clock (live or replay) and stays put for the round;
             # a claim taken late in a long round still holds claim_s from when it is taken.
             claim = self.store.outbox.claim(head, now, self.claim_s + (time.monotonic() - started))
@@ -80,6 +87,8 @@ class OutboxSender:
             if result.status == DeliveryStatus.DELIVERED:
                 delivered += 1
             else:
+                if result.status == DeliveryStatus.RETRY:
+                    resting.add(msg.notifier)
                 log.warning("delivery %s", result.status,
                             extra={"notifier": msg.notifier, "key": msg.key, "error": result.error,
                                    "attempts": claim.token, "uncertain": result.uncertain})

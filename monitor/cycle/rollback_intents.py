@@ -22,6 +22,7 @@ Only `rollback` counts towards the rollback guard's cool-down and daily cap.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -40,7 +41,7 @@ from monitor.executors.base import Executor, ExecutorError, RollbackStep
 from monitor.failpoints import failpoint
 from monitor.metrics import VigilMetrics
 from monitor.store.intents import RollbackIntentRow, add_intent, has_served, locked_intent, open_intents
-from monitor.store.repository import ActionRow, IncidentRow, Store
+from monitor.store.repository import ActionRow, IncidentRow, Store, retry_audited
 
 log = logging.getLogger("vigil.rollback")
 
@@ -99,9 +100,13 @@ class RollbackRunner:
         """Record the intent, then drive it; a model has at most one rollback in flight."""
         m = ask.model
         layers = self.layers_for(ask.kind, m)
-        serving = self._serving_now(layers[0], m, ask.to_version, ask.from_version)
+        serving, unread = self._serving_now(layers[0], m, ask.to_version, ask.from_version)
+        if ask.dry_run and unread:  # a dry run that cannot see the alias can say nothing true
+            return RollbackOutcome(ActionStatus.FAILED, serving, ask.to_version,
+                                   f"dry run: {layers[0].name} cannot be read ({unread}); nothing was moved "
+                                   "and what a rollback would move is unknown")
         already = self._all_at_target(layers, m, ask.to_version)
-        for _ in range(3):
+        for _ in range(20):
             try:
                 recorded: RollbackOutcome | int = self._record_intent(ask, layers, serving, already)
                 break
@@ -109,6 +114,7 @@ class RollbackRunner:
                 recorded = self._in_flight(m)
                 if recorded.status == ActionStatus.PENDING:
                     break
+                time.sleep(0.01)
         if isinstance(recorded, RollbackOutcome):
             return recorded
         failpoint("rollback_after_intent")
@@ -150,16 +156,18 @@ class RollbackRunner:
                                 f"model:{m.name}", self._detail(intent), now=ask.now)
             return intent.id
 
-    def _serving_now(self, alias: Executor, m: ModelConfig, to_version: str, expected: str | None) -> str | None:
-        """The alias's version now; the last one seen when the registry cannot say (the intent
-        then records our best knowledge and the compare-and-set catches a difference)."""
+    def _serving_now(self, alias: Executor, m: ModelConfig, to_version: str, expected: str | None
+                     ) -> tuple[str | None, str]:
+        """The alias's version now, and "" ; when the registry cannot say, the last one seen
+        and why not (the intent then records our best knowledge and the compare-and-set
+        catches a difference)."""
         try:
-            return alias.current(RollbackStep(m.name, m.registry, None, to_version, ""))
-        except ExecutorError:
+            return alias.current(RollbackStep(m.name, m.registry, None, to_version, "")), ""
+        except ExecutorError as e:
             if expected is not None:
-                return expected
+                return expected, str(e) or type(e).__name__
             with self.store.tx() as s:
-                return self.store.model_state(s, m.name).alias_version
+                return self.store.model_state(s, m.name).alias_version, str(e) or type(e).__name__
 
     @staticmethod
     def _all_at_target(layers: list[Executor], m: ModelConfig, to_version: str) -> bool:
@@ -257,6 +265,9 @@ class RollbackRunner:
             intent.updated_at = now
 
     def _retry_later(self, intent_id: int, m: ModelConfig, now: float, e: ExecutorError) -> RollbackOutcome:
+        return retry_audited(lambda: self._retry_later_once(intent_id, m, now, e), "record a rollback attempt")
+
+    def _retry_later_once(self, intent_id: int, m: ModelConfig, now: float, e: ExecutorError) -> RollbackOutcome:
         with self.store.tx() as s:
             intent = locked_intent(s, intent_id)
             assert intent is not None
@@ -281,6 +292,11 @@ class RollbackRunner:
 
     def _finish(self, intent_id: int, m: ModelConfig, now: float, status: ActionStatus, detail: str
                 ) -> RollbackOutcome:
+        """The outcome in one transaction, written again if another writer's audit entry took its seq."""
+        return retry_audited(lambda: self._finish_once(intent_id, m, now, status, detail), "record a rollback")
+
+    def _finish_once(self, intent_id: int, m: ModelConfig, now: float, status: ActionStatus, detail: str
+                     ) -> RollbackOutcome:
         with self.store.tx() as s:
             intent = locked_intent(s, intent_id)
             assert intent is not None

@@ -52,6 +52,7 @@ class Head:
     id: int
     status: OutboxStatus
     attempts: int
+    notifier: str = ""
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,7 @@ class Outbox:
                 continue  # a later row of a key waits for the head, whatever the head's state
             seen.add((notifier, key))
             if next_at <= now:  # pending and due, or sending with a lapsed claim
-                heads.append(Head(id_, OutboxStatus(status), attempts))
+                heads.append(Head(id_, OutboxStatus(status), attempts, notifier))
                 if len(heads) >= limit:
                     break
         return heads

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import create_engine, event, func, select
 from sqlalchemy.exc import IntegrityError
@@ -53,6 +53,7 @@ __all__ = [  # the tables are re-exported: `from monitor.store.repository import
 
 
 log = logging.getLogger("vigil.store")
+_T = TypeVar("_T")
 
 # (fence, model, token) of the cycle running in this thread; a context variable, so the
 # API's threads and other models' cycles are never fenced by it.
@@ -67,6 +68,18 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA busy_timeout=10000")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
+
+
+
+def retry_audited(tx: Callable[[], _T], what: str) -> _T:
+    """Run `tx` (one transaction that appends to the audit log) again when another writer
+    appended the same seq first: the unique key fails one of them, which tries again."""
+    for _ in range(20):
+        try:
+            return tx()
+        except IntegrityError:
+            time.sleep(0.01)
+    raise RuntimeError(f"could not {what} after 20 attempts")
 
 
 class Store:
@@ -305,13 +318,11 @@ class Store:
               ) -> AuditEntry:
         """Append one entry to the hash chain (in its own transaction, so it is on disk
         before the action it describes runs)."""
-        for _ in range(20):  # two writers racing for the same seq: the unique hash/PK makes one retry
-            try:
-                with self.tx() as s:
-                    return self.audit_in(s, actor, action, target, detail, now=now)
-            except IntegrityError:
-                time.sleep(0.01)
-        raise RuntimeError("could not append to the audit log after 20 attempts")
+        def append() -> AuditEntry:
+            with self.tx() as s:
+                return self.audit_in(s, actor, action, target, detail, now=now)
+
+        return retry_audited(append, "append to the audit log")
 
     def audit_in(self, s: Session, actor: str, action: str, target: str, detail: dict[str, Any],
                  now: float | None = None) -> AuditEntry:

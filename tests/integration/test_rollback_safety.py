@@ -197,3 +197,12 @@ def test_a_guards_refusal_is_recorded_once_per_incident_not_every_cycle(tmp_path
     audit = [e.action for e in v.store.audit_entries()].count("rollback.refused")
     assert any("cool-down" in a.reason for a in refused)
     assert len(refused) == audit == len({a.detail for a in refused}) <= 3, [a.reason for a in refused]
+
+
+def test_a_dry_run_that_cannot_read_the_alias_fails_instead_of_guessing(tmp_path, monkeypatch):
+    v, reg = _vigil(tmp_path, monkeypatch, ("1", "2"))
+    reg.down = True  # MLflow unreachable: the alias cannot be read
+    out = v.operator.rollback(RollbackAsk(v.config.model(MODEL), "1", "what would it do?", "cli:alice", None, T0,
+                                          dry_run=True))
+    assert out.status == "failed" and "cannot be read" in out.detail and "vNone" not in out.detail
+    assert reg.moves == [] and v.store.actions(model=MODEL) == []

@@ -182,3 +182,33 @@ def test_invalid_yaml_has_its_line(tmp_path):
     [issue] = e.value.issues
     assert issue.message.startswith("invalid YAML") and issue.line is not None
     assert str(e.value).splitlines()[1].startswith(f"  {f}:{issue.line}: invalid YAML")
+
+
+def test_a_section_written_twice_is_one_error_not_one_per_key_inside_it(tmp_path):
+    f = write(tmp_path, """
+        policy:
+          rollback:
+            enabled: false
+        models:
+          - name: m
+        policy:
+          rollback:
+            enabled: true
+        """)
+    with pytest.raises(ConfigError) as e:
+        load_config(f)
+    assert [tuple(i) for i in e.value.issues] == [
+        ("policy", "duplicate key: also on line 1, and YAML keeps only the last one", 6)]
+
+
+def test_a_bad_duration_names_its_value_once(tmp_path):
+    f = write(tmp_path, """
+        policy:
+          cold_start: -5m
+        models:
+          - name: m
+        """)
+    with pytest.raises(ConfigError) as e:
+        load_config(f)
+    [issue] = e.value.issues
+    assert str(issue).count("'-5m'") == 1, str(issue)

@@ -84,3 +84,23 @@ def test_a_receiver_added_by_a_reload_is_built(tmp_path, monkeypatch):
                  receivers=[{"name": "pd", "kind": "pagerduty", "routing_key_env": "PD_ROUTING_KEY"}])
     new, _ = reload_vigil(old, path)
     assert "pd" in new.notifiers, "Slack and Grafana unchanged, yet the new receiver is there"
+
+
+def test_a_new_interval_retimes_the_sweep_and_the_readiness_watch(tmp_path):
+    """Sweep mode (the default from 50 models): the sweep job runs at the reloaded interval,
+    the interval /readyz now judges the last cycle's age by."""
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from monitor.daemon import Runtime, _apply_jobs, build_scheduler
+
+    cfg = make_config(tmp_path, schedule={"interval": "30s", "lookback": "30m", "baseline": "1h", "sweep": True})
+    runtime = Runtime(make_vigil(cfg, prometheus=incident_prometheus(), notifiers={}), None)
+    scheduler: BackgroundScheduler = build_scheduler(runtime)
+    assert scheduler.get_job("sweep").trigger.interval.total_seconds() == 30
+    path = write(tmp_path / "vigil.yaml", tmp_path, schedule={"interval": "5s", "sweep": True})
+    new, changes = reload_vigil(runtime.vigil, path)
+    assert changes.retimed
+    runtime.swap(new)
+    _apply_jobs(scheduler, runtime, changes)
+    assert scheduler.get_job("sweep").trigger.interval.total_seconds() == 5
+    assert runtime.watch is not None and runtime.watch.interval == 5

@@ -1,0 +1,26 @@
+"""The command line's answers to things a person gets wrong or cannot help: one line that
+says what, and an exit code a script can act on; never a traceback."""
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from monitor.cli import main
+
+
+def test_an_unreachable_store_database_is_one_line_and_exit_75_without_the_password(tmp_path, capsys):
+    path = tmp_path / "vigil.yaml"
+    path.write_text(yaml.safe_dump({
+        "store": {"url": "postgresql+psycopg://vigil:hunter2-secret@127.0.0.1:1/vigil"},  # nothing listens on port 1
+        "sources": {"prometheus": {"url": "http://127.0.0.1:9"}, "mlflow": {"tracking_uri": "http://127.0.0.1:9"}},
+        "models": [{"name": "m", "kpis": []}]}))
+    assert main(["status", "--config", str(path)]) == 75
+    err = capsys.readouterr().err
+    assert err.startswith("vigil status: cannot reach the store's database:") and "Traceback" not in err
+    assert "hunter2" not in err and len(err.splitlines()) == 1
+
+
+def test_an_unknown_log_level_is_refused_by_name(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--log-level", "verbose", "status"])
+    assert e.value.code == 2 and "invalid choice: 'VERBOSE'" in capsys.readouterr().err
