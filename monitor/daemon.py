@@ -243,26 +243,22 @@ def build_scheduler(runtime: Runtime) -> BackgroundScheduler:
 
 
 def _apply_jobs(scheduler: BackgroundScheduler, runtime: Runtime, changes: JobChanges) -> None:
-    """Jobs of kept models stay (one job per model: two cycles of a model never overlap).
-    A new interval is taken by every cycle job or the sweep, and by the schedule watch
-    (readiness judges the last cycle's age by the new interval: so must the jobs)."""
-    sched = runtime.vigil.config.schedule
-    if changes.retimed and runtime.watch is not None:
-        runtime.watch.interval = sched.interval
-    if scheduler.get_job("sweep") is not None:  # the sweep reads the current Vigil's models each time
-        if changes.retimed:
-            scheduler.modify_job("sweep", misfire_grace_time=int(sched.misfire_grace))
-            scheduler.reschedule_job("sweep", trigger="interval", seconds=sched.interval)
-        return
-    for name in changes.removed:
+    """Jobs of kept models stay (one job per model: two cycles of a model never overlap). A new
+    interval retimes the cycle jobs or the sweep, and the schedule watch, as readiness uses it."""
+    sched, models = runtime.vigil.config.schedule, runtime.vigil.config.models
+    sweeping = scheduler.get_job("sweep") is not None  # the sweep reads the current Vigil's models each time
+    if sched.sweeps(len(models)) != sweeping:  # a switch could run a cycle twice at once
+        log.warning("schedule mode kept until the next restart", extra={"sweep": sweeping, "asked": not sweeping})
+    for name in [] if sweeping else changes.removed:
         scheduler.remove_job(f"cycle:{name}")
     if changes.retimed:
-        for m in runtime.vigil.config.models:
-            if m.name not in changes.added:
-                scheduler.modify_job(f"cycle:{m.name}", misfire_grace_time=int(sched.misfire_grace))
-                scheduler.reschedule_job(f"cycle:{m.name}", trigger="interval", seconds=sched.interval)
+        if runtime.watch is not None:
+            runtime.watch.interval = sched.interval
+        for job in ["sweep"] if sweeping else [f"cycle:{m.name}" for m in models if m.name not in changes.added]:
+            scheduler.modify_job(job, misfire_grace_time=int(sched.misfire_grace))
+            scheduler.reschedule_job(job, trigger="interval", seconds=sched.interval)
     now = time.time()
-    for i, name in enumerate(changes.added):
+    for i, name in enumerate([] if sweeping else changes.added):
         _add_cycle_job(scheduler, runtime, name, now + 1 + sched.interval * i / len(changes.added))
 
 

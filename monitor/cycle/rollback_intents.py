@@ -40,8 +40,9 @@ from monitor.cycle.plan import routes_of
 from monitor.executors.base import Executor, ExecutorError, RollbackStep
 from monitor.failpoints import failpoint
 from monitor.metrics import VigilMetrics
+from monitor.store.audit_log import retry_audited
 from monitor.store.intents import RollbackIntentRow, add_intent, has_served, locked_intent, open_intents
-from monitor.store.repository import ActionRow, IncidentRow, Store, retry_audited
+from monitor.store.repository import ActionRow, IncidentRow, Store
 
 log = logging.getLogger("vigil.rollback")
 

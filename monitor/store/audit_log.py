@@ -11,11 +11,13 @@ about existing rows changes and no column is added.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from alerts.audit import GENESIS, KEYED_MARKER, AuditEntry, ChainKey, entry_hash, keyed_by, keyed_hash, marker_detail
@@ -81,3 +83,17 @@ def head(s: Session) -> AuditHead:
         return AuditHead(0, 0, GENESIS)
     h = s.scalar(select(AuditRow.hash).where(AuditRow.seq == seq))
     return AuditHead(int(count), int(seq), str(h))
+
+
+_T = TypeVar("_T")
+
+
+def retry_audited(tx: Callable[[], _T], what: str) -> _T:
+    """Run `tx` (one transaction that appends to the audit log) again when another writer
+    appended the same seq first: the unique key fails one of them, which tries again."""
+    for _ in range(20):
+        try:
+            return tx()
+        except IntegrityError:
+            time.sleep(0.01)
+    raise RuntimeError(f"could not {what} after 20 attempts")

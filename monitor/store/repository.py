@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import create_engine, event, func, select
 from sqlalchemy.exc import IntegrityError
@@ -53,7 +53,6 @@ __all__ = [  # the tables are re-exported: `from monitor.store.repository import
 
 
 log = logging.getLogger("vigil.store")
-_T = TypeVar("_T")
 
 # (fence, model, token) of the cycle running in this thread; a context variable, so the
 # API's threads and other models' cycles are never fenced by it.
@@ -69,17 +68,6 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
 
-
-
-def retry_audited(tx: Callable[[], _T], what: str) -> _T:
-    """Run `tx` (one transaction that appends to the audit log) again when another writer
-    appended the same seq first: the unique key fails one of them, which tries again."""
-    for _ in range(20):
-        try:
-            return tx()
-        except IntegrityError:
-            time.sleep(0.01)
-    raise RuntimeError(f"could not {what} after 20 attempts")
 
 
 class Store:
@@ -322,7 +310,7 @@ class Store:
             with self.tx() as s:
                 return self.audit_in(s, actor, action, target, detail, now=now)
 
-        return retry_audited(append, "append to the audit log")
+        return audit_log.retry_audited(append, "append to the audit log")
 
     def audit_in(self, s: Session, actor: str, action: str, target: str, detail: dict[str, Any],
                  now: float | None = None) -> AuditEntry:
