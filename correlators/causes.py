@@ -159,21 +159,20 @@ def _upstream_cause(drift: list[Finding], deploys: list[DeployEvent]) -> Cause:
     )
 
 
-def deploy_suspects(model: str, deploys: list[DeployEvent], onset: float, s: CorrelationSettings,
-                    opened_at: float | None = None) -> list[DeployEvent]:
+def deploy_suspects(model: str, deploys: list[DeployEvent], onset: float, s: CorrelationSettings
+                    ) -> list[DeployEvent]:
     """Deploys of this model shortly before onset that were still serving when it began.
 
     A rollback restores a version that served before the trouble, so it is never a
-    suspect; and a deploy replaced (by another deploy or a rollback) before onset was
-    no longer serving, so it cannot have caused what started later. A move made after
-    the incident opened (`opened_at`) answers it (a person's revert or fix forward, dated
-    when the registry poll saw it, maybe inside the onset's slack): never its cause.
+    suspect; nor is a move the registry poll knows was made while an incident was open
+    (source "response": a person's revert or fix forward, dated when the poll saw it,
+    maybe inside the onset's slack); and a deploy replaced (by another deploy or a
+    rollback) before onset was no longer serving, so it cannot have caused what started later.
     """
     mine = sorted((d for d in deploys if d.model == model), key=lambda d: d.at)
-    latest = onset + s.onset_slack if opened_at is None else min(onset + s.onset_slack, opened_at)
     out = []
     for d in mine:
-        if d.source == "rollback" or not onset - s.deploy_window <= d.at <= latest:
+        if d.source in ("rollback", "response") or not onset - s.deploy_window <= d.at <= onset + s.onset_slack:
             continue
         if any(d.at < e.at <= onset and e.alias == d.alias for e in mine):
             continue
@@ -190,15 +189,13 @@ def build_incident(
     window_end: float,
     settings: CorrelationSettings = CorrelationSettings(),
     extra_causes: list[Cause] | None = None,
-    opened_at: float | None = None,
 ) -> Incident | None:
-    """One incident for the model's findings in this window, or None if nothing is wrong.
-    `opened_at`: when the incident these findings continue was opened, if it is open."""
+    """One incident for the model's findings in this window, or None if nothing is wrong."""
     symptoms = [f for f in findings if f.kind in SYMPTOMS]
     if not symptoms:
         return None
     onset = min(f.onset for f in symptoms)
-    suspects = deploy_suspects(model, deploys, onset, settings, opened_at)
+    suspects = deploy_suspects(model, deploys, onset, settings)
     gpu = [f for f in findings if f.kind == FindingKind.GPU_SATURATION]
     serving = [f for f in findings if f.kind in _SERVING_SYMPTOMS]
     gpu_explains = bool(gpu and serving and not ({f.kind for f in findings} & _MODEL_SYMPTOMS))

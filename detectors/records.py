@@ -109,7 +109,9 @@ class DeployEvent:
     version: str
     previous_version: str | None  # the version that held the alias before: the rollback target
     at: float  # epoch seconds
-    source: str = "registry"  # "registry" (observed alias move), "rollback", "bundle"
+    # "registry" (an alias move the poll saw), "response" (one it knows was made while an
+    # incident was open), "observed" (first sight), "rollback", "promotion", "bundle"
+    source: str = "registry"
 
 
 @dataclass

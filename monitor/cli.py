@@ -380,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vigil {args.command}: {e}", file=sys.stderr)
         return 2
     except OperationalError as e:  # the store's database cannot be reached: say so, not 130 lines of driver
-        why = (str(e.orig) if e.orig is not None else str(e)).strip().splitlines()[0]
+        why = ((str(e.orig) if e.orig is not None else str(e)).strip().splitlines() or [type(e).__name__])[0]
         print(f"vigil {args.command}: cannot reach the store's database: {why}", file=sys.stderr)
         return 75  # EX_TEMPFAIL: try again once the database is up
 

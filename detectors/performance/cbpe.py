@@ -120,8 +120,9 @@ def expected_roc_auc(p: np.ndarray, y_score: np.ndarray) -> float:
         return float(auc(fps / fps[-1], tps / tps[-1]))
 
 
-def _ratio(num: float, den: float) -> float:
-    return num / den if den != 0 else 0.0
+def _ratio(num: float, den: float) -> float | None:
+    """Undefined (None) for 0/0: no predicted positives has no precision, never a precision of 0."""
+    return num / den if den != 0 else None
 
 
 def estimate(state: CbpeState, y_pred: np.ndarray, y_score: np.ndarray) -> dict[str, float | None]:

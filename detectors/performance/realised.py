@@ -33,12 +33,14 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, y_score: np.n
                            ) -> dict[str, float | None]:
     """Binary labels and predictions (0/1); `y_score` the predicted probability of class 1."""
     # One call for precision, recall and F1 (what precision_score & co. each call). No
-    # predicted (or no actual) positives: 0, as scikit-learn's zero_division=0 says.
-    precision, recall, f1, _ = precision_recall_fscore_support(y_true, y_pred, average="binary", labels=[0, 1],
-                                                               zero_division=0)
+    # predicted (or no actual) positives leaves a ratio 0/0: undefined (None), not 0, or a
+    # rare-positive model's quiet hour (nothing positive, nothing predicted) reads as -100 %.
+    scores = precision_recall_fscore_support(y_true, y_pred, average="binary", labels=[0, 1],
+                                             zero_division=np.nan)[:3]
+    precision, recall, f1 = (float(x) if np.isfinite(x) else None for x in scores)
     out: dict[str, float | None] = {
-        "accuracy": float(accuracy_score(y_true, y_pred)), "precision": float(precision),
-        "recall": float(recall), "f1": float(f1), "roc_auc": None,
+        "accuracy": float(accuracy_score(y_true, y_pred)), "precision": precision,
+        "recall": recall, "f1": f1, "roc_auc": None,
     }
     if y_score is not None and len(np.unique(y_true)) == 2 and np.isfinite(y_score).all():
         out["roc_auc"] = float(roc_auc_score(y_true, y_score))

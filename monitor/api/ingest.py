@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from monitor.config import ModelConfig
+from monitor.sources.samples import epoch_seconds
 
 MAX_ERRORS = 20
 TIMESTAMP = "timestamp"
@@ -73,6 +74,9 @@ def value_problem(v: Any, numeric: bool) -> str | None:
     return f"expected {'a number' if numeric else 'a string, number, boolean'} or null, got {_shown(v)}"
 
 
+_NAIVE_TIME = r"((?<![\d+\-])\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?)$"  # a time of day ending the text, no zone after it
+
+
 def parse_timestamps(values: list[Any]) -> np.ndarray:
     """RFC 3339 text (naive = UTC) or epoch seconds (ms and ns recognised by size) -> epoch
     seconds; NaN where a value is missing, blank, of another type or unreadable."""
@@ -80,13 +84,13 @@ def parse_timestamps(values: list[Any]) -> np.ndarray:
     num_idx = [i for i, v in enumerate(values) if _is_number(v)]
     if num_idx:
         v = np.array([_as_float(values[i]) for i in num_idx])
-        with np.errstate(invalid="ignore"):
-            # Epoch milliseconds/nanoseconds are common in exported data; seconds stay < 1e11 until 5138.
-            v = np.where(np.abs(v) > 1e14, v / 1e9, np.where(np.abs(v) > 1e11, v / 1e3, v))
-        out[num_idx] = v
+        out[num_idx] = epoch_seconds(v, np.abs(v))
     str_idx = [i for i, v in enumerate(values) if isinstance(v, str) and v.strip()]
     if str_idx:
         text = pd.Series([values[i].strip() for i in str_idx])
+        # A time without a zone is UTC: said explicitly, or pandas' ISO parse of a batch
+        # gives it the offset of a zoned record before it.
+        text = text.str.replace(_NAIVE_TIME, r"\1Z", regex=True)
         parsed = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
         retry = parsed.isna().to_numpy()
         if retry.any():  # rarer spellings ("Nov 20 2026 08:00"), then epoch seconds written as text

@@ -71,8 +71,9 @@ class Operator:
         """Once per incident and guard: the reason's numbers (minutes since the last
         rollback, a confidence) change every cycle, the guard that said no does not."""
         detail = f"guard: {code}"
-        earlier = self.store.actions(incident_id=incident_id)
-        if any(a.status == ActionStatus.REFUSED and a.detail == detail for a in earlier):
+        earlier = self.store.actions(incident_id=incident_id)  # the runner's own refusal starts the same way
+        if any(a.status == ActionStatus.REFUSED and (a.detail == detail or a.detail.startswith(f"{detail}:"))
+               for a in earlier):
             return
         with self.store.tx() as s:
             self.store.add_action(s, model=m.name, kind="rollback", incident_id=incident_id, from_version=None,

@@ -37,6 +37,7 @@ from detectors.canary import (
     judge_metric,
 )
 from detectors.drift import DriftDetector, DriftParams
+from detectors.drift.columns import category_label
 from detectors.drift.decision import statistic_for
 from detectors.records import Direction, Finding, FindingKind
 from monitor.config import CanaryConfig, ModelConfig, PolicyConfig
@@ -201,7 +202,7 @@ class CanaryAnalysis:
             return [distribution_verdict(s.name, stat, None, c.distribution_threshold, c.distribution_marginal,
                                          0, 0, policy.min_samples) for s in specs]
         assert samples is not None
-        versions = samples[c.version_column].astype(str)
+        versions = samples[c.version_column].map(category_label)  # 2.0 (a column with a gap) is "2"
         base = samples[versions == c.label_value(champion)]
         cand = samples[versions == c.label_value(challenger)]
         if len(base) < policy.min_samples or len(cand) < policy.min_samples:

@@ -53,12 +53,12 @@ def correlate(model: str, found: Detection, candidates: list[str], start: CycleS
     """`candidates` are the model's services, ranked even without findings of their own."""
     services = rank_services(found.services, candidates, w.t, found.findings)
     incident = build_incident(model, found.findings, deploys, window_start=w.start, window_end=w.t,
-                              settings=settings, extra_causes=services, opened_at=start.opened_at)
+                              settings=settings, extra_causes=services)
     if incident is None or not start.earlier_findings:
         return Correlation(incident, incident)
     # The whole story: earlier findings merged with this cycle's, correlated again, so
     # causes are ranked on everything seen, not one window.
     content = build_incident(model, merge_findings(start.earlier_findings, incident.findings), deploys,
                              window_start=story_start(w, start), window_end=w.t, settings=settings,
-                             extra_causes=services, opened_at=start.opened_at)
+                             extra_causes=services)
     return Correlation(incident, content)

@@ -52,9 +52,10 @@ class OutboxSender:
             total = 0
             resting: set[str] = set()  # notifiers that failed in this call: their rows wait for the next
             for _ in range(MAX_PASSES):
+                resting_before = len(resting)
                 n = self._round(now, started, limit, resting)
                 total += n
-                if n == 0:
+                if n == 0 and len(resting) == resting_before:  # nothing went out, and nobody new failed
                     break
             self._keep_alive()
             counts = self.store.outbox.counts()
@@ -67,8 +68,8 @@ class OutboxSender:
         the next, so a hanging Slack costs the pages queued behind it one timeout, not one
         per Slack message."""
         delivered = 0
-        for head in self.store.outbox.due(now, limit):
-            if head.notifier in resting:
+        for head in self.store.outbox.due(now, limit, skip=resting):
+            if head.notifier in resting:  # it failed earlier in this pass
                 continue
             # `now` is the caller's clock (live or replay) and stays put for the round;
             # a claim taken late in a long round still holds claim_s from when it is taken.

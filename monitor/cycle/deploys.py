@@ -3,6 +3,7 @@ is a deploy event (MLflow keeps no alias history, so the diff is ours to keep)."
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 from detectors.records import DeployEvent
@@ -18,6 +19,9 @@ log = logging.getLogger("vigil.deploys")
 class DeployWatch:
     def __init__(self, registry: Any, health: SourceHealth, store: Store, outbox: OutboxWriter) -> None:
         self.registry, self.health, self.store, self.outbox = registry, health, store, outbox
+        # model -> the latest poll that read the alias unchanged (this process's memory: after a
+        # restart or a takeover a move is not known to be a response, and stays a suspect)
+        self._confirmed: dict[str, float] = {}
 
     def poll(self, m: ModelConfig, t: float, *, hold: bool = False,
              aliases: dict[str, str] | None = None) -> tuple[str | None, list[DeployEvent]]:
@@ -45,6 +49,7 @@ class DeployWatch:
             state = self.store.model_state(s, m.name)
             last = state.alias_version
             if current is None or current == last:
+                self._confirmed[m.name] = t
                 return []
             if last is None:
                 # First sight of this model: we cannot know when the alias moved, so date it by
@@ -53,6 +58,7 @@ class DeployWatch:
                                                         self._version_time(m, current, t), "observed")
             else:
                 event = detect_alias_move(model=m.name, alias=m.alias, last_known=last, current=current, at=t)
+                event = self._response(s, m, event)
             if event is None:
                 return []
             self.store.add_deploy(s, event)
@@ -62,6 +68,16 @@ class DeployWatch:
                 self.outbox.deploy(s, event, t)
         log.info("deploy observed", extra={"model": m.name, "version": current, "previous": last, "at": event.at})
         return [event]
+
+    def _response(self, s: Any, m: ModelConfig, event: DeployEvent | None) -> DeployEvent | None:
+        """A move the poll knows was made while an incident was open (an earlier poll after
+        the incident opened still read the old version): a person answering the incident, a
+        revert or a fix forward, never its cause (correlators.causes.deploy_suspects)."""
+        confirmed = self._confirmed.pop(m.name, None)
+        row = self.store.open_incident(s, m.name) if event is not None and confirmed is not None else None
+        if event is None or row is None or confirmed is None or confirmed < row.opened_at:
+            return event
+        return replace(event, source="response")
 
     def _version_time(self, m: ModelConfig, version: str, fallback: float) -> float:
         """The version's registration time (`created_at` already prefers the recorded

@@ -107,12 +107,14 @@ def query_range(sources: Sources, gaps: Gaps, req: GatherRequest, entity: str, q
 
 
 def _stopped_for(series: list[Series], t: float) -> float:
-    """Seconds since the freshest series' newest point when that is too long ago, else 0."""
+    """Seconds since the freshest series' newest point when that is longer than the series
+    has ever been silent in the window (a recording rule every 15 minutes read at a 60 s
+    step has 10-minute holes: that is its rhythm, not a stop), else 0."""
     newest = max((s for s in series if not s.empty), key=lambda s: float(s.timestamps[-1]))
-    ts = newest.timestamps
-    cadence = float(np.median(np.diff(ts))) if len(ts) > 1 else 0.0
-    gap = t - float(ts[-1])
-    return gap if gap > max(STALE_AFTER_S, 3 * cadence) else 0.0
+    gaps = np.diff(newest.timestamps)
+    usual = max(3 * float(np.median(gaps)), 1.5 * float(gaps.max())) if len(gaps) else 0.0
+    silent = t - float(newest.timestamps[-1])
+    return silent if silent > max(STALE_AFTER_S, usual) else 0.0
 
 
 def _metric(sources: Sources, req: GatherRequest, raw: RawSignals, name: str, query: str, start: float,

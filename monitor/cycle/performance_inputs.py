@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
+from detectors.drift.columns import category_label
 from detectors.performance import CbpeState, fit_cbpe, realised_metrics
 from detectors.performance.windows import ID, LABEL, LABEL_TS, PRED, SCORE, TS, VERSION, join_labels
 from monitor.config import ModelConfig, VigilConfig
@@ -49,7 +50,7 @@ def prediction_frame(m: ModelConfig, perf: PerformanceConfig, raw: pd.DataFrame,
         out[SCORE] = pd.to_numeric(raw[perf.probability_column], errors="coerce").to_numpy(dtype=float)
     version = raw[perf.version_column] if perf.version_column in raw.columns else None
     fallback = serving or "unknown"
-    out[VERSION] = version.astype(object).where(version.notna(), fallback).astype(str).to_numpy() \
+    out[VERSION] = version.astype(object).where(version.notna(), fallback).map(category_label).to_numpy() \
         if version is not None else fallback
     return out[raw[perf.id_column].notna().to_numpy() & ~np.isnan(out[PRED].to_numpy())]
 

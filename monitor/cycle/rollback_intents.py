@@ -50,6 +50,7 @@ HALF_WAY_ATTEMPTS = 10  # cycles a rollback keeps trying once some layer has mov
 Layers = Callable[[ModelConfig], list[Executor]]
 ROLLBACK, CANARY_PULL, CANARY_PROMOTE = "rollback", "canary_pull", "canary_promote"
 PROMOTION = "promotion"  # what a rollback to a version that never served turns out to be, once done
+MOVED = "guard: moved"  # the detail of a refusal because the alias no longer serves what was blamed
 # The audit log's names for each kind's events: rollback.requested, canary.pull.done, ...
 _AUDIT = {ROLLBACK: "rollback", CANARY_PULL: "canary.pull", CANARY_PROMOTE: "canary.promote"}
 LayerHealth = Callable[[str, "ExecutorError | None"], None]  # (layer name, error or None when it answered)
@@ -184,8 +185,8 @@ class RollbackRunner:
         (`moved_from`: what it was expected to serve): recorded, audited, nothing moves."""
         m = ask.model
         if moved_from is not None:
-            status, detail = ActionStatus.REFUSED, (f"'{m.alias}' serves v{serving}, not v{moved_from} as when this "
-                                                    "was asked: someone moved it since; nothing moved")
+            status, detail = ActionStatus.REFUSED, (f"{MOVED}: '{m.alias}' serves v{serving}, not v{moved_from} as "
+                                                    "when this was asked: someone moved it since; nothing moved")
         elif ask.dry_run:
             status, detail = ActionStatus.DRY_RUN, f"dry run: would move {_names(layers)} from v{serving} " \
                                                    f"to v{ask.to_version}"

@@ -34,16 +34,19 @@ def _read_table(path: Path) -> pd.DataFrame:
     raise SampleFileError(f"{path}: expected a .parquet or .csv file")
 
 
+def epoch_seconds(v: np.ndarray, size: np.ndarray | float) -> np.ndarray:
+    """Epoch numbers in seconds, milliseconds, microseconds or nanoseconds (common in exported
+    data) -> seconds, told apart by `size` (each value's, or a column's largest): seconds stay
+    below 1e11 until the year 5138, and today's times are ~1.8e12 ms, ~1.8e15 us, ~1.8e18 ns."""
+    with np.errstate(invalid="ignore"):
+        return np.where(size > 1e17, v / 1e9, np.where(size > 1e14, v / 1e6, np.where(size > 1e11, v / 1e3, v)))
+
+
 def to_epoch_seconds(col: pd.Series, *, where: str) -> np.ndarray:
     """Datetimes (naive = UTC), RFC3339 strings or epoch numbers -> float epoch seconds."""
     if pd.api.types.is_numeric_dtype(col):
         v = col.to_numpy(dtype="float64")
-        # Epoch milliseconds/nanoseconds are common in exported data; seconds are < 1e11 until year 5138.
-        if len(v) and np.nanmax(np.abs(v)) > 1e14:
-            return v / 1e9
-        if len(v) and np.nanmax(np.abs(v)) > 1e11:
-            return v / 1e3
-        return v
+        return epoch_seconds(v, float(np.nanmax(np.abs(v))) if len(v) and not np.isnan(v).all() else 0.0)
     if pd.api.types.is_bool_dtype(col):
         raise SampleFileError(f"{where}: expected datetimes or epoch seconds, got booleans")
     try:

@@ -97,9 +97,11 @@ def intents_for_incident(s: Session, incident_id: int) -> list[RollbackIntentRow
     return list(s.scalars(q.order_by(RollbackIntentRow.id)))
 
 
-# A canary's pull or promotion is not a rollback of the champion: it uses up no cool-down,
-# and the champion a promotion replaced is not blamed for it.
+# A canary's pull or promotion is not a rollback of the champion: it uses up no cool-down.
 _ROLLBACKS_ONLY = or_(ActionRow.kind.is_(None), ActionRow.kind == "rollback")
+# What a move blames: a rollback blames the version it left, a canary pull the challenger
+# it pulled; a promotion blames nothing it replaced.
+_MOVES_AWAY = or_(ActionRow.kind.is_(None), ActionRow.kind.in_(("rollback", "canary_pull")))
 
 
 def counted_times(s: Session, model: str) -> list[float]:
@@ -117,7 +119,7 @@ def rolled_back_from(s: Session, model: str, since: float) -> list[tuple[int, st
          .outerjoin(ActionRow, ActionRow.id == RollbackIntentRow.action_id)
          .where(RollbackIntentRow.model == model, RollbackIntentRow.status.in_(COUNTED_STATES),
                 RollbackIntentRow.created_at >= since, RollbackIntentRow.from_version.is_not(None),
-                _ROLLBACKS_ONLY))
+                _MOVES_AWAY))
     return [(i, str(v)) for i, v in s.execute(q)]
 
 

@@ -25,7 +25,7 @@ A row moves through these states (`OutboxStatus`, stored as its plain string):
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
@@ -83,8 +83,9 @@ class Outbox:
         s.flush()
         return row
 
-    def due(self, now: float, limit: int = 100) -> list[Head]:
-        """The rows that may be claimed at `now`, oldest first, at most one per (notifier, key).
+    def due(self, now: float, limit: int = 100, skip: Collection[str] = ()) -> list[Head]:
+        """The rows that may be claimed at `now`, oldest first, at most one per (notifier, key),
+        none of the notifiers in `skip` (they do not use up the limit).
 
         The scan reads only ids, keys and states of the open rows, so a long outage's
         backlog cannot hide newer due messages.
@@ -98,7 +99,7 @@ class Outbox:
         seen: set[tuple[str, str]] = set()
         heads: list[Head] = []
         for id_, notifier, key, status, attempts, next_at in rows:
-            if (notifier, key) in seen:
+            if (notifier, key) in seen or notifier in skip:
                 continue  # a later row of a key waits for the head, whatever the head's state
             seen.add((notifier, key))
             if next_at <= now:  # pending and due, or sending with a lapsed claim

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 import yaml
+from sqlalchemy.exc import OperationalError
 
+import monitor.cli_store as cli_store
 from monitor.cli import main
 
 
@@ -24,3 +26,13 @@ def test_an_unknown_log_level_is_refused_by_name(capsys):
     with pytest.raises(SystemExit) as e:
         main(["--log-level", "verbose", "status"])
     assert e.value.code == 2 and "invalid choice: 'VERBOSE'" in capsys.readouterr().err
+
+
+def test_a_store_error_without_a_driver_message_is_still_one_line(monkeypatch, capsys):
+    def unreachable(args: object) -> int:
+        raise OperationalError("SELECT 1", {}, Exception(""))
+
+    monkeypatch.setattr(cli_store, "cmd_status", unreachable)
+    assert main(["status", "--store", "sqlite:///nowhere.db"]) == 75
+    err = capsys.readouterr().err
+    assert err.startswith("vigil status: cannot reach the store's database:") and len(err.splitlines()) == 1
