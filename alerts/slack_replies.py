@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from alerts.slack_text import escape
+
 _MAX_SECTION = 2900  # Slack's section text limit is 3000
 
 
@@ -19,20 +21,22 @@ def _duration(seconds: float) -> str:
 
 def render_reply(payload: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     """'Escalated to critical (was warning): <why>. <@U…>' or 'Resolved after 42 min. <!subteam^S…>'."""
-    model, change = payload["model"], payload["change"]
+    # Data (names, titles, reasons) is escaped: `<!channel>` in a log template must not ping
+    # anyone; only the configured mentions go out raw, after the text is cut to fit.
+    model, change = escape(payload["model"]), payload["change"]
     who = _mentions(payload)
     if change == "escalated":
-        why = f": {payload['reason']}" if payload.get("reason") else ""
-        text = (f":rotating_light: {model} escalated to *{payload['severity']}* "
-                f"(was {payload.get('previous_severity') or 'warning'}){why}")
+        why = f": {escape(payload['reason'])}" if payload.get("reason") else ""
+        text = (f":rotating_light: {model} escalated to *{escape(payload['severity'])}* "
+                f"(was {escape(payload.get('previous_severity') or 'warning')}){why}")
     elif change == "resolved":
         took = ""
         if payload.get("resolved_at") is not None and payload.get("opened_at") is not None:
             took = f" after {_duration(float(payload['resolved_at']) - float(payload['opened_at']))}"
-        text = f":white_check_mark: {model} resolved{took}: {payload.get('title') or ''}".rstrip(": ")
+        text = f":white_check_mark: {model} resolved{took}: {escape(payload.get('title') or '')}".rstrip(": ")
     else:
         raise ValueError(f"change: expected 'escalated' or 'resolved', got {change!r}")
-    text = f"{text} {who}".strip()[:_MAX_SECTION]
+    text = f"{text[:_MAX_SECTION - len(who) - 1]} {who}".strip()
     return text, [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
 
 
@@ -42,20 +46,20 @@ def render_group(payload: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     open_n = sum(1 for m in models if m.get("open"))
     resolved = payload.get("status") == "resolved"
     head = (f"{':white_check_mark: Resolved' if resolved else ':rotating_light: ' + str(payload['severity']).upper()}"
-            f": {len(models)} models share one cause: {payload['cause_kind']} {payload['cause']}")
+            f": {len(models)} models share one cause: {payload['cause_kind']} {payload['cause']}")  # plain text
     text = f"{head} ({open_n} open)" if not resolved else head
     blocks: list[dict[str, Any]] = [{"type": "header", "text": {"type": "plain_text", "text": text[:150]}}]
     for m in models[:20]:
         state = "open" if m.get("open") else "resolved"
-        lines = [f"*{m['model']}* — {m.get('severity')}, {state} (incident {m.get('incident_id')})"]
+        lines = [f"*{escape(m['model'])}* — {escape(m.get('severity'))}, {state} (incident {m.get('incident_id')})"]
         if m.get("title"):
-            lines.append(str(m["title"]))
+            lines.append(escape(m["title"]))
         for f in (m.get("findings") or [])[:3]:
-            lines.append("• " + str(f.get("message") or f"{f.get('kind')} on {f.get('entity')}"))
+            lines.append("• " + escape(f.get("message") or f"{f.get('kind')} on {f.get('entity')}"))
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)[:_MAX_SECTION]}})
     explanation = next((m.get("cause_explanation") for m in models if m.get("cause_explanation")), "")
     if explanation:
-        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": str(explanation)[:_MAX_SECTION]}]})
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": escape(explanation)[:_MAX_SECTION]}]})
     who = _mentions(payload)
     if who and not resolved:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": who}})

@@ -106,7 +106,8 @@ class Operator:
                 known = {x.name for x in self.config.models}
                 channels = (routes_of(self.config.model(row.model)).channels(Severity(row.severity))
                             if row.model in known else [])
-                self.outbox.incident(s, row, channels, now)
+                if row.last_notified_at is not None:  # muted since it opened: nobody was paged, nothing to update
+                    self.outbox.incident(s, row, channels, now)
         self.store.audit(actor, "incident.ack", f"incident:{incident_id}", {"model": row.model}, now=now)
         return row
 

@@ -11,6 +11,8 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+import numpy as np
+
 from correlators.call_graph import given_graph
 from correlators.coverage import observed_modalities
 from detectors.anomaly import AnomalyParams, AnomalyState, AnomalyTuning, OnlineAnomalyDetector
@@ -36,6 +38,7 @@ from monitor.cycle.gather import gpu_queries, service_metric_entity
 from monitor.cycle.plan import CycleStart
 from monitor.types import Detection, MetricSignal, RawSignals, ServiceEvidence, Window, no_data
 
+MIN_BASELINE_POINTS = 3  # fewer in a KPI's baseline hour (a gap, a series just created): it cannot be judged
 log = logging.getLogger("vigil.detect")
 
 
@@ -137,6 +140,11 @@ def detect_kpis(raw: RawSignals, req: DetectRequest, out: Detection, gaps: GapQu
         kpi = KpiDetector(KpiParams(k.name, k.direction, k.drop_pct or req.policy.kpi_drop_critical_pct, recent,
                                     req.model.name))
         state = kpi.fit(sig.series, w.baseline_start, w.baseline_end)
+        base = sig.series.between(w.baseline_start, w.baseline_end).values
+        if int(np.count_nonzero(~np.isnan(base))) < MIN_BASELINE_POINTS:  # blind to a drop, not all clear
+            why = "no points in its baseline (the hour before the window): a drop cannot be judged"
+            out.findings.append(no_data(req.model.name, k.name, why, w, query=k.query))
+            out.blind.append(f"{k.name}: no baseline points")
         levels = kpi.levels(state, sig.series, w.start, w.t)
         if levels:
             out.kpi_levels[k.name] = (levels.current, levels.baseline)

@@ -21,13 +21,11 @@ from alerts.lifecycle import IncidentStatus, Step
 from alerts.matchers import Labels
 from alerts.pipeline import AlertPlan
 from alerts.policy import Severity
-from alerts.silences import muting
-from alerts.time_intervals import active_names
 from monitor.config import VigilConfig
 from monitor.cycle.messages import OutboxWriter
 from monitor.cycle.plan import routes_of
-from monitor.cycle.suppress import inhibit_rules, row_labels
-from monitor.store import groups, silences
+from monitor.cycle.suppress import group_muted, inhibit_rules, row_labels
+from monitor.store import groups
 from monitor.store.groups import AlertGroupRow, GroupMemberRow
 from monitor.store.repository import IncidentRow, Store
 
@@ -75,6 +73,8 @@ class Grouper:
             return f"shared cause {group.cause}: waiting {self.settings.group_wait:.0f} s for other models"
         if decision.firing:
             members = groups.members(s, group.id)
+            if group_muted(s, self.config, group, members, t):  # a muted group speaks for no one
+                return None
             found = inhibitor(labels, [self._labels(group, members)], inhibit_rules(self.config))
             return found.describe() if found else None
         return None
@@ -89,7 +89,7 @@ class Grouper:
         st = groups.state(group, members)
         decision = decide_group(st, t, self.settings)
         if decision.notify:
-            muted = self._muted(s, group, members, t)
+            muted = group_muted(s, self.config, group, members, t)
             if not muted or decision.step == GroupStep.RESOLVED:
                 before = group.notified_severity
                 payload = self._payload(group, members, decision.step, t)
@@ -106,12 +106,6 @@ class Grouper:
         if not st.open_members:
             groups.close(group, t)
         return decision
-
-    def _muted(self, s: Session, group: AlertGroupRow, members: list[GroupMemberRow], t: float) -> bool:
-        sets = {x.name: x.named() for x in self.config.time_intervals}
-        if active_names(sets, self.config.grouping.mute_time_intervals, t):
-            return True
-        return bool(muting(silences.live(s, t), self._labels(group, members), t))
 
     def _channels(self, members: list[GroupMemberRow], severity: str) -> list[str]:
         out: list[str] = []

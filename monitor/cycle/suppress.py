@@ -13,7 +13,8 @@ from alerts.inhibition import DEFAULT_RULES, InhibitRule
 from alerts.labels import incident_labels, shared_cause_labels, source_down_labels
 from alerts.matchers import Labels
 from alerts.pipeline import Suppression
-from alerts.time_intervals import active_names
+from alerts.silences import Silence, muting
+from alerts.time_intervals import NamedIntervals, active_names
 from monitor.config import ModelConfig, VigilConfig
 from monitor.store import groups, silences
 from monitor.store.repository import IncidentRow, IncidentStatus, Store
@@ -68,6 +69,28 @@ class FiringLabels:
         return [known[i][2] for i, _ in rows if i in known and known[i][1] != model]
 
 
+def group_muted(s: Session, config: VigilConfig, group: groups.AlertGroupRow, members: list[groups.GroupMemberRow],
+                t: float, live: list[Silence] | None = None) -> bool:
+    """A shared cause is muted in its own maintenance window (`grouping.mute_time_intervals`),
+    or when every open member is: a silence of one model, or one model's maintenance, must
+    not mute the page of another that shares its cause (nor page the ones it mutes)."""
+    sets = {x.name: x.named() for x in config.time_intervals}
+    if active_names(sets, config.grouping.mute_time_intervals, t):
+        return True
+    live = silences.live(s, t) if live is None else live
+    open_rows = [s.get(IncidentRow, m.incident_id) for m in members if m.open]
+    return bool(open_rows) and all(row is not None and _member_muted(config, row, live, sets, t) for row in open_rows)
+
+
+def _member_muted(config: VigilConfig, row: IncidentRow, live: list[Silence], sets: dict[str, NamedIntervals],
+                  t: float) -> bool:
+    try:
+        windows = config.model(row.model).mute_time_intervals
+    except KeyError:  # a model no longer configured
+        windows = []
+    return bool(active_names(sets, windows, t)) or bool(muting(live, row_labels(config, row), t))
+
+
 def read_suppression(store: Store, config: VigilConfig, m: ModelConfig, t: float,
                      sources_down: list[str], labels: FiringLabels | None = None) -> Suppression:
     sets = {x.name: x.named() for x in config.time_intervals}
@@ -78,7 +101,7 @@ def read_suppression(store: Store, config: VigilConfig, m: ModelConfig, t: float
         firing += (labels or FiringLabels()).others(s, config, m.name)
         for g, members in groups.firing(s):
             st = groups.state(g, members)
-            if decide_group(st, t, settings).firing:
+            if decide_group(st, t, settings).firing and not group_muted(s, config, g, members, t, live):
                 firing.append(shared_cause_labels(g.cause_kind, g.cause, [x.model for x in st.open_members],
                                                   st.severity()))
     return Suppression(tuple(live), tuple(active_names(sets, m.mute_time_intervals, t)), tuple(firing))

@@ -1,0 +1,40 @@
+"""A shared cause is muted only when all its open members are (or in its own maintenance
+window): a silence of one model must not silence the page of another on the same saturated
+GPU, and models in their maintenance window are not paged through their shared cause."""
+from __future__ import annotations
+
+from monitor.silence_ops import SilenceAsk, create
+from tests.helpers_vigil import T0, make_vigil, model_config
+from tests.integration.test_muting import window_around
+from tests.integration.test_shared_cause import RANKING, _Sink, config, cycles, prometheus, registry
+
+
+def test_silencing_one_member_does_not_mute_the_other_models_page(tmp_path):
+    vigil = make_vigil(config(tmp_path), prometheus=prometheus(), registry=registry(), notifiers={"sink": _Sink()})
+    create(vigil.store, SilenceAsk(['model="recommender"'], "retraining recommender OPS-9", "olga", duration="4h"),
+           "olga", T0 - 10)
+    cycles(vigil, [T0, T0 + 60, T0 + 120, T0 + 600])
+    ranker = [i for i in vigil.store.incidents() if i.model == "ranker"][0]
+    print("ranker reasons:", ranker.reasons)
+    rows = [m for i in vigil.store.incidents() for m in vigil.store.outbox_for_prefix(f"incident:{i.id}")]
+    rows += vigil.store.outbox_for_prefix("group:1")
+    print([(m.kind, m.key, m.payload.get("channel")) for m in rows])
+    to_ranking = [m for m in rows if m.payload.get("channel") == RANKING]
+    assert to_ranking, "the ranker (not silenced) is critical on a saturated GPU and nobody is told"
+
+
+GPU = {"selector": 'Hostname="gpu-node-1"'}
+
+
+def test_models_in_maintenance_are_not_paged_through_their_shared_cause(tmp_path):
+    models = [model_config(gpu=GPU, mute_time_intervals=["gpu-maint"]),
+              model_config("ranker", gpu=GPU, owner_channel=RANKING, mute_time_intervals=["gpu-maint"])]
+    cfg = config(tmp_path, models=models,
+                 time_intervals=[{"name": "gpu-maint", "time_intervals": [window_around(T0 - 60, 60)]}])
+    vigil = make_vigil(cfg, prometheus=prometheus(), registry=registry(), notifiers={"sink": _Sink()})
+    cycles(vigil, [T0, T0 + 60, T0 + 120])  # all inside the hour-long window
+    for i in vigil.store.incidents():
+        print(i.model, i.reasons[-1:])
+    msgs = [(m.kind, m.payload.get("channel")) for m in vigil.store.outbox_for_prefix("group:1")]
+    print(msgs)
+    assert msgs == [], "every affected model is in its maintenance window, yet the shared cause pages"
