@@ -107,15 +107,17 @@ class Grouper:
             groups.close(group, t)
         return decision
 
-    def _channels(self, members: list[GroupMemberRow], severity: str) -> list[str]:
-        out: list[str] = []
+    def _channels(self, members: list[GroupMemberRow], severity: str) -> dict[str, list[str]]:
+        """channel -> the members routed to it at `severity` (whose on-call it mentions)."""
+        out: dict[str, list[str]] = {}
         sev = Severity(severity)
         for mem in members:
             try:
                 m = self.config.model(mem.model)
             except KeyError:
                 continue
-            out += [c for c in routes_of(m).channels(sev) if c not in out]
+            for c in routes_of(m).channels(sev):
+                out.setdefault(c, []).append(mem.model)
         return out
 
     @staticmethod

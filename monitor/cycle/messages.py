@@ -148,12 +148,17 @@ class OutboxWriter:
             for name in self.notifiers.taking(MessageKind.REPLY, per_channel=True):
                 self.store.enqueue(s, name, MessageKind.REPLY, f"incident:{row.id}:{channel}", payload, now)
 
-    def group(self, s: Session, payload: dict[str, Any], channels: list[str], now: float) -> None:
-        """One message per shared cause and channel, updated in place like an incident's."""
-        for channel in channels or [DEFAULT_CHANNEL]:
+    def _group_mentions(self, models: list[str], severity: str) -> list[str]:
+        """Every on-call of the members a channel is for, once each."""
+        return list(dict.fromkeys(x for model in models for x in self.mentions(model, severity)))
+
+    def group(self, s: Session, payload: dict[str, Any], channels: dict[str, list[str]], now: float) -> None:
+        """One message per shared cause and channel (-> the members routed there), updated in
+        place like an incident's."""
+        everyone = [m["model"] for m in payload.get("models") or []]
+        for channel, models in (channels or {DEFAULT_CHANNEL: everyone}).items():
             body = {**payload, "channel": channel, "updated_at": now,
-                    "mentions": self.mentions(payload["models"][0]["model"], payload["severity"])
-                    if payload.get("models") else []}
+                    "mentions": self._group_mentions(models, payload["severity"])}
             for name in self.notifiers.taking(MessageKind.GROUP, per_channel=True):
                 self.store.enqueue(s, name, MessageKind.GROUP, f"group:{payload['group_id']}:{channel}", body, now)
 
@@ -161,19 +166,19 @@ class OutboxWriter:
         """The shared cause's page to the receivers: one alert per group, with its own key."""
         self.receivers.group(s, payload, now)
 
-    def group_reply(self, s: Session, payload: dict[str, Any], channels: list[str], change: str,
+    def group_reply(self, s: Session, payload: dict[str, Any], channels: dict[str, list[str]], change: str,
                     previous: str | None, now: float) -> None:
         """A shared cause's escalation or resolve, in the thread of its message in each channel
         that had one (a channel new to the group gets the message itself)."""
         models = payload.get("models") or []
         names = ", ".join(m["model"] for m in models)
-        for channel in channels or [DEFAULT_CHANNEL]:
+        for channel, routed in (channels or {DEFAULT_CHANNEL: [m["model"] for m in models]}).items():
             body = {"group_id": payload["group_id"], "model": f"{payload['cause_kind']} {payload['cause']} ({names})",
                     "channel": channel, "change": change, "severity": payload["severity"],
                     "previous_severity": previous, "status": payload["status"],
                     "title": f"{len(models)} models", "reason": "", "opened_at": payload.get("opened_at"),
                     "resolved_at": now if change == "resolved" else None, "at": now,
-                    "mentions": self.mentions(models[0]["model"], payload["severity"]) if models else []}
+                    "mentions": self._group_mentions(routed, payload["severity"])}
             for name in self.notifiers.taking(MessageKind.REPLY, per_channel=True):
                 self.store.enqueue(s, name, MessageKind.REPLY, f"group:{payload['group_id']}:{channel}", body, now)
 
