@@ -91,9 +91,11 @@ _T = TypeVar("_T")
 def retry_audited(tx: Callable[[], _T], what: str) -> _T:
     """Run `tx` (one transaction that appends to the audit log) again when another writer
     appended the same seq first: the unique key fails one of them, which tries again."""
+    last: IntegrityError | None = None
     for _ in range(20):
         try:
             return tx()
-        except IntegrityError:
+        except IntegrityError as e:
+            last = e
             time.sleep(0.01)
-    raise RuntimeError(f"could not {what} after 20 attempts")
+    raise RuntimeError(f"could not {what} after 20 attempts") from last
