@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from monitor.api.app import create_app
 from monitor.sources.errors import SourceUnavailable
 from monitor.sources.promql_text import with_matcher
+from monitor.sources.samples import records_frame
 from monitor.store.canary import runs
 from monitor.store.intents import RollbackIntentRow
 from tests.helpers_vigil import (
@@ -231,6 +232,14 @@ def test_prediction_and_feature_distributions_are_compared_by_version(tmp_path):
     judged = vigil.canary.judge(m, w, policy, few)
     assert judged is not None
     assert {v.verdict for v in judged.verdict.metrics if v.kind == "distribution"} == {"inconclusive"}
+    # Posted to the API with the version as a JSON number, one record without it: pandas makes
+    # the column float, and 2.0 is still version "2", not an unknown one.
+    posted = [(T0 - 60, {"age": float(rec["age"]), "score": float(rec["score"]), "model_version": int(version)})
+              for version, frame in (("1", rows("1", 2000, 0.0)), ("2", rows("2", 400, 0.3)))
+              for rec in frame.to_dict("records")] + [(T0 - 60, {"age": 41.0, "score": 0.3})]
+    judged = vigil.canary.judge(m, w, policy, records_frame(posted))
+    assert judged is not None
+    assert {v.metric: v.verdict for v in judged.verdict.metrics if v.kind == "distribution"}["score"] == "fail"
 
 
 def test_a_dry_run_policy_records_the_pull_once_and_moves_nothing(tmp_path):
