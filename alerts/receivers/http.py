@@ -126,20 +126,21 @@ class HttpCaller:
         self.http.close()
 
     def post(self, url: str, body: Any, headers: dict[str, str], explain: Explain = said,
-             sign_with: bytes | None = None) -> httpx.Response:
-        """POST JSON `body` (bytes are sent as they are), retried; raises Transient or Refused."""
+             sign_with: bytes | None = None, method: str = "POST") -> httpx.Response:
+        """POST (or `method`) JSON `body` (bytes are sent as they are), retried; raises Transient or Refused."""
         raw = body if isinstance(body, bytes) else json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
         retrying = Retrying(stop=stop_after_attempt(self.retry.max_attempts), wait=self._wait, sleep=self.sleep,
                             retry=retry_if_exception_type(Transient), reraise=True)
-        return retrying(self._attempt, url, raw, {**headers, "Content-Type": "application/json"}, explain, sign_with)
+        return retrying(self._attempt, method, url, raw, {**headers, "Content-Type": "application/json"}, explain,
+                        sign_with)
 
-    def _attempt(self, url: str, raw: bytes, headers: dict[str, str], explain: Explain,
+    def _attempt(self, method: str, url: str, raw: bytes, headers: dict[str, str], explain: Explain,
                  sign_with: bytes | None) -> httpx.Response:
         if sign_with is not None:
             ts = str(int(self.clock()))
             headers = {**headers, "X-Vigil-Timestamp": ts, "X-Vigil-Signature": sign(sign_with, ts, raw)}
         try:
-            resp = self.http.post(url, content=raw, headers=headers)
+            resp = self.http.request(method, url, content=raw, headers=headers)
         except (httpx.ConnectError, httpx.ConnectTimeout) as e:
             raise Transient(f"{self.backend}: cannot connect to {url}: {type(e).__name__}") from e
         except httpx.TransportError as e:

@@ -1,4 +1,5 @@
-"""Opsgenie Alert API: create (alias = the incident's dedup key), acknowledge, close.
+"""Opsgenie Alert API: create (alias = the incident's dedup key), acknowledge, close, and
+update priority (`PUT .../priority`) when the incident's severity changes.
 
 `Authorization: GenieKey <key>`; base URL https://api.opsgenie.com (US) or
 https://api.eu.opsgenie.com (EU). Opsgenie processes requests asynchronously: it answers
@@ -20,7 +21,7 @@ import httpx
 from alerts.outbox import DeliveryResult, DeliveryStatus, MessageKind, OutboxMessage
 from alerts.receivers.base import ALL, RECEIVER_ROUTE, Receiving
 from alerts.receivers.http import HttpCaller, SecretSource, json_object, run_delivery, said
-from alerts.receivers.mapping import opsgenie_action, opsgenie_create, sent_ref, steps
+from alerts.receivers.mapping import OPSGENIE_PRIORITY, opsgenie_action, opsgenie_create, sent_ref, steps
 
 log = logging.getLogger("vigil.receivers.opsgenie")
 REGION_URLS = {"us": "https://api.opsgenie.com", "eu": "https://api.eu.opsgenie.com"}
@@ -56,9 +57,14 @@ class OpsgenieReceiver:
     def _send(self, record: dict[str, Any], ref: dict[str, Any] | None) -> dict[str, Any]:
         headers = {"Authorization": f"GenieKey {self.api_key.read()}"}
         request_ids: list[str] = []
-        for action in steps(record, ref, open_="create", ack="acknowledge", close="close"):
+        actions = steps(record, ref, open_="create", ack="acknowledge", close="close")
+        if "create" in actions and ref and ref.get("severity") not in (None, record["severity"]):
+            # A create on an open alias is folded into the alert, fields and all: its priority
+            # moves only through its own call (an escalation must reach P1 policies).
+            actions.insert(actions.index("create") + 1, "priority")
+        for action in actions:
             url, body = self._request(record, action)
-            resp = self.http.post(url, body, headers, explain)
+            resp = self.http.post(url, body, headers, explain, method="PUT" if action == "priority" else "POST")
             request_id = _request_id(resp)
             request_ids.append(request_id)
             log.info("opsgenie request accepted", extra={"receiver": self.name, "action": action,
@@ -69,6 +75,9 @@ class OpsgenieReceiver:
         if action == "create":
             return self.base, opsgenie_create(record, source=self.source, responders=self.responders)
         alias = quote(record["dedup_key"], safe="")
+        if action == "priority":
+            return (f"{self.base}/{alias}/priority?identifierType=alias",
+                    {"priority": OPSGENIE_PRIORITY.get(record["severity"], "P3")})
         return f"{self.base}/{alias}/{action}?identifierType=alias", opsgenie_action(record, action,
                                                                                       source=self.source)
 

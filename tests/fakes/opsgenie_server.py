@@ -1,6 +1,6 @@
 """A local Opsgenie Alert API server for tests, following Opsgenie's documented contract
-(Alert API: create, acknowledge, close, get, get request status; authentication; rate
-limiting):
+(Alert API: create, acknowledge, close, update priority, get, get request status;
+authentication; rate limiting):
 
 - Every request needs `Authorization: GenieKey <key>` with the key given at start:
   without it or with another, 401/403 {"message": ..., "took", "requestId"}.
@@ -113,6 +113,8 @@ class FakeOpsgenie(JsonApiServer):
             if a is None:
                 return 404, _error(f"Alert with {id_type} [{segs[2]}] does not exist!", rid), {}
             return 200, {"data": _show(a), "took": 0.001, "requestId": rid}, {}
+        if method == "PUT" and segs[:2] == ["v2", "alerts"] and len(segs) == 4 and segs[3] == "priority":
+            return self._priority(segs[2], id_type, body, rid)
         if method != "POST" or segs[:2] != ["v2", "alerts"]:
             return 404, _error(f"no route {method} {path}", rid), {}
         try:
@@ -158,6 +160,26 @@ class FakeOpsgenie(JsonApiServer):
             if doc.get("note"):
                 a.notes.append(str(doc["note"]))
             self._status(rid, action.capitalize(), True, f"{action.capitalize()}d alert", a)
+        return 202, _accepted(rid), {}
+
+    def _priority(self, ident: str, id_type: str, body: bytes, rid: str
+                  ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """`PUT /v2/alerts/{identifier}/priority`: {"priority": "P1".."P5"}; 202, processed async."""
+        try:
+            doc = json.loads(body or b"{}")
+        except ValueError:
+            return 400, _error("Could not parse the request body as JSON", rid), {}
+        if not isinstance(doc, dict) or doc.get("priority") not in PRIORITIES:
+            return 422, {"message": "Request body is not processable. Please check the errors.",
+                         "errors": {"priority": "Priority should be one of [P1, P2, P3, P4, P5]"},
+                         "took": 0.001, "requestId": rid}, {}
+        self.calls.append(("PUT", f"/v2/alerts/{ident}/priority", doc))
+        a = self._find(ident, id_type, open_only=True)
+        if a is None:
+            self._status(rid, "UpdatePriority", False, "Alert does not exist", None, alias=ident)
+        else:
+            a.priority = str(doc["priority"])
+            self._status(rid, "UpdatePriority", True, "Updated priority", a)
         return 202, _accepted(rid), {}
 
     def _find(self, ident: str, id_type: str, *, open_only: bool) -> OgAlert | None:

@@ -272,3 +272,17 @@ def test_signed_webhook_gets_each_change_once_whatever_the_retries(tmp_path, key
         assert vigil.notifiers["hook"].deliver(again).status == "delivered"
         assert hook.deliveries[-1].replayed and len(hook.alerts) == 4
         assert all(d.status in (200, 503) for d in hook.deliveries), "every request was correctly signed"
+
+
+def test_an_escalation_raises_the_opsgenie_alerts_priority(tmp_path, keys, og):
+    """Opsgenie folds a create on an open alias into the alert and keeps its fields: the
+    escalation reaches P1 policies through the priority call."""
+    vigil = vigil_with(tmp_path, og_receiver(og.url))
+    run(vigil, T0)  # warning
+    [a] = og.alerts()
+    assert a.priority == "P3"
+    run(vigil, T0 + 60)  # critical
+    assert vigil.store.incidents()[0].severity == "critical"
+    [a] = og.alerts()
+    assert a.priority == "P1"
+    assert [(m, p) for m, p, _ in og.calls][-1] == ("PUT", f"/v2/alerts/{a.alias}/priority")
