@@ -242,13 +242,21 @@ def _ac(ranks: list[int | None], k: int) -> float:
 
 
 def summary(df: pd.DataFrame) -> pd.DataFrame:
+    """AC@k per group, and `no evidence`: cases whose culprit had no finding at all in the
+    modalities given. Those rank in a tie among evidence-less services wherever the
+    ranking is, so they bound AC@1 from above: a data limit, not a ranking one."""
     rows = []
     for name, g in [("overall", df), *sorted(df.groupby("fault_category"))]:
         r = g["rank"].tolist()
         acs = [_ac(r, k) for k in range(1, 6)]
         rows.append({"group": name, "cases": len(g), "AC@1": acs[0], "AC@3": acs[2], "AC@5": acs[4],
-                     "Avg@5": float(np.mean(acs))})
+                     "Avg@5": float(np.mean(acs)), "no evidence": int((~g["evidence"]).sum())})
     return pd.DataFrame(rows).set_index("group")
+
+
+def truth_evidence(causes: list[Cause], truth: str) -> bool:
+    """Whether the culprit's cause rests on any finding (a positive score)."""
+    return any(c.entity == truth and c.score > 0 for c in causes)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -283,7 +291,8 @@ def main(argv: list[str] | None = None) -> int:
         rank = ranked.index(truth) + 1 if truth in ranked else None
         results.append({"case_id": row["case_id"], "fault_type": row["fault_type"],
                         "fault_category": row["fault_category"], "truth": truth, "rank": rank,
-                        "top1": ranked[0] if ranked else None, "seconds": secs})
+                        "top1": ranked[0] if ranked else None, "seconds": secs,
+                        "evidence": truth_evidence(causes, truth)})
         print(f"{row['case_id']:<12} {row['fault_type']:<15} truth={truth:<30} rank={rank!s:<4} "
               f"top1={ranked[0] if ranked else '-':<30} {secs * 1000:6.0f} ms", flush=True)
         for c in causes[: args.show]:

@@ -159,3 +159,18 @@ def test_normal_periods_without_traces_keep_the_cases_traces_and_say_so(tmp_path
     assert rn.ablation_header("tiny", folder) == "tiny: nothing removed; normal periods without traces"
     causes, _ = rn.run_case(folder, folder.labels.iloc[0])
     assert all("no traces in the normal period" in c.evidence["lacking"] for c in causes)
+
+
+def test_a_culprit_without_any_finding_is_counted_as_a_data_limit(tmp_path: Path) -> None:
+    """The summary separates what the modalities could not show from what the ranking
+    got wrong: a culprit with no finding ties with every quiet service wherever it ranks."""
+    folder = _folder_with_logs(tmp_path)
+    causes, _ = rn.run_case(folder, folder.labels.iloc[0])
+    quiet = [c.entity for c in causes if c.score == 0]
+    assert rn.truth_evidence(causes, "orders") and quiet and not rn.truth_evidence(causes, quiet[0])
+    df = pd.DataFrame([{"rank": 1, "fault_category": "availability", "evidence": True},
+                       {"rank": 7, "fault_category": "availability", "evidence": False},
+                       {"rank": 2, "fault_category": "latency", "evidence": True}])
+    table = rn.summary(df)
+    assert table.loc["overall", "no evidence"] == 1 and table.loc["latency", "no evidence"] == 0
+    assert table.loc["overall", "AC@1"] == pytest.approx(1 / 3)
