@@ -11,6 +11,7 @@ from alerts.matchers import Matcher, MatcherError, matcher_from_api, parse_match
 from alerts.silences import Silence, SilenceError, SilenceState, check_new
 from monitor.config_types import parse_duration
 from monitor.store import silences
+from monitor.store.audit_log import retry_audited
 from monitor.store.repository import Store
 
 
@@ -70,26 +71,37 @@ def build(ask: SilenceAsk, now: float) -> Silence:
 def create(store: Store, ask: SilenceAsk, actor: str, now: float) -> Silence:
     """Check, store and audit a silence (both in one transaction)."""
     silence = build(ask, now)
-    with store.tx() as s:
-        row = silences.add(s, silence, now)
-        made = row.to_silence()
-        store.audit_in(s, actor, "silence.create", f"silence:{made.id}",
-                       {"matchers": [str(m) for m in made.matchers], "starts_at": made.starts_at,
-                        "ends_at": made.ends_at, "created_by": made.created_by, "comment": made.comment}, now=now)
-    return made
+
+    def once() -> Silence:
+        with store.tx() as s:
+            made = silences.add(s, silence, now).to_silence()
+            store.audit_in(s, actor, "silence.create", f"silence:{made.id}",
+                           {"matchers": [str(m) for m in made.matchers], "starts_at": made.starts_at,
+                            "ends_at": made.ends_at, "created_by": made.created_by, "comment": made.comment},
+                           now=now)
+        return made
+
+    # Another replica's audit entry can take the seq ours was to have: the whole
+    # transaction (silence and entry) rolled back, so it is written again, not a 500.
+    return retry_audited(once, "create a silence")
 
 
 def expire(store: Store, silence_id: int, actor: str, now: float) -> Silence | None:
     """End a silence now (audited when it changed anything); None if there is no such silence."""
-    with store.tx() as s:
-        got = silences.expire(s, silence_id, now)
-        if got is None:
-            return None
-        silence, changed = got
-        if changed:
-            store.audit_in(s, actor, "silence.expire", f"silence:{silence_id}",
-                           {"matchers": [str(m) for m in silence.matchers], "ends_at": silence.ends_at}, now=now)
-    return silence
+
+    def once() -> Silence | None:
+        with store.tx() as s:
+            got = silences.expire(s, silence_id, now)
+            if got is None:
+                return None
+            silence, changed = got
+            if changed:
+                store.audit_in(s, actor, "silence.expire", f"silence:{silence_id}",
+                               {"matchers": [str(m) for m in silence.matchers], "ends_at": silence.ends_at},
+                               now=now)
+        return silence
+
+    return retry_audited(once, "expire a silence")  # as in `create`: a lost seq race is written again
 
 
 def listing(store: Store, now: float, state: SilenceState | None = None, limit: int = 50, offset: int = 0
