@@ -57,11 +57,14 @@ class Labels:
         self._insert = pg_insert if dialect == "postgresql" else sqlite_insert
 
     def add(self, model: str, labels: list[Label], now: float) -> int:
-        """Upsert every label; returns how many were written."""
+        """Upsert every label; returns how many were written (a prediction sent twice counts twice)."""
+        # The last label of a prediction wins, within the batch too: PostgreSQL refuses an
+        # upsert that touches one row twice (SQLite applies both), so only the last is sent.
+        last = list({lb.prediction_id: lb for lb in labels}.values())
         with self._tx() as s:
-            for i in range(0, len(labels), UPSERT_BATCH):
+            for i in range(0, len(last), UPSERT_BATCH):
                 rows = [{"model": model, "prediction_id": lb.prediction_id, "label": lb.label, "ts": lb.ts,
-                         "received_at": now} for lb in labels[i:i + UPSERT_BATCH]]
+                         "received_at": now} for lb in last[i:i + UPSERT_BATCH]]
                 stmt = self._insert(LabelRow).values(rows)
                 s.execute(stmt.on_conflict_do_update(
                     index_elements=["model", "prediction_id"],
