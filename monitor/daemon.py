@@ -142,8 +142,11 @@ def _cycle_job(runtime: Runtime, model: str) -> None:
     if runtime.watch is not None:
         runtime.watch.started(f"cycle:{model}")
     with runtime.in_flight.track(f"cycle {model}") as admitted:
-        if admitted and runtime.owner.owns(model) and any(m.name == model for m in vigil.config.models):
-            _safe_cycle(vigil, model, runtime.owner.token(model))
+        if not admitted or not any(m.name == model for m in vigil.config.models):
+            return
+        token = runtime.owner.token(model)  # once: a lease lapsing after `owns` would leave it unfenced
+        if token is not None or (runtime.owner.renew_every is None and runtime.owner.owns(model)):
+            _safe_cycle(vigil, model, token)
 
 
 def _sweep_job(runtime: Runtime) -> None:
