@@ -6,12 +6,14 @@ import logging
 from dataclasses import replace
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from detectors.records import DeployEvent
 from monitor.config import ModelConfig
 from monitor.cycle.health import SourceHealth
 from monitor.cycle.messages import OutboxWriter
 from monitor.sources.registry import detect_alias_move
-from monitor.store.repository import Store
+from monitor.store.repository import ModelStateRow, Store
 
 log = logging.getLogger("vigil.deploys")
 
@@ -45,27 +47,39 @@ class DeployWatch:
 
     def record(self, m: ModelConfig, current: str | None, t: float) -> list[DeployEvent]:
         """Diff the alias against the last state we stored; a move is a deploy event at `t`."""
-        with self.store.tx() as s:
-            state = self.store.model_state(s, m.name)
-            last = state.alias_version
-            if current is None or current == last:
-                self._confirmed[m.name] = t
-                return []
-            if last is None:
-                # First sight of this model: we cannot know when the alias moved, so date it by
-                # the version's own registration time (recorded tag first, MLflow's time else).
-                event: DeployEvent | None = DeployEvent(m.name, m.alias, current, None,
-                                                        self._version_time(m, current, t), "observed")
-            else:
-                event = detect_alias_move(model=m.name, alias=m.alias, last_known=last, current=current, at=t)
-                event = self._response(s, m, event)
-            if event is None:
-                return []
-            self.store.add_deploy(s, event)
-            state.alias_version = current
-            state.alias_seen_at = t
-            if event.source != "observed":
-                self.outbox.deploy(s, event, t)
+        first_at: float | None = None
+        while True:
+            with self.store.tx() as s:
+                known = s.get(ModelStateRow, m.name)
+                if current is None or first_at is not None or (known is not None and known.alias_version):
+                    return self._record_in(s, m, current, t, first_at)
+            # A first sight is dated by asking MLflow outside the transaction, which has
+            # written nothing yet: SQLite's write lock (PostgreSQL: the lease row) would be
+            # held for the whole call, and every other writer would wait for MLflow.
+            first_at = self._version_time(m, current, t)
+
+    def _record_in(self, s: Session, m: ModelConfig, current: str | None, t: float, first_at: float | None
+                   ) -> list[DeployEvent]:
+        state = self.store.model_state(s, m.name)
+        last = state.alias_version
+        if current is None or current == last:
+            self._confirmed[m.name] = t
+            return []
+        if last is None:
+            # First sight of this model: we cannot know when the alias moved, so date it by
+            # the version's own registration time (recorded tag first, MLflow's time else).
+            event: DeployEvent | None = DeployEvent(m.name, m.alias, current, None,
+                                                    first_at if first_at is not None else t, "observed")
+        else:
+            event = detect_alias_move(model=m.name, alias=m.alias, last_known=last, current=current, at=t)
+            event = self._response(s, m, event)
+        if event is None:
+            return []
+        self.store.add_deploy(s, event)
+        state.alias_version = current
+        state.alias_seen_at = t
+        if event.source != "observed":
+            self.outbox.deploy(s, event, t)
         log.info("deploy observed", extra={"model": m.name, "version": current, "previous": last, "at": event.at})
         return [event]
 
