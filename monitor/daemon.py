@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from monitor.audit.checkpointer import Checkpointer
@@ -227,8 +228,7 @@ def build_scheduler(runtime: Runtime) -> BackgroundScheduler:
     else:
         for i, m in enumerate(config.models):
             # Spread models over the interval so they do not all hit Prometheus at once.
-            _add_cycle_job(scheduler, runtime, m.name,
-                           now + config.schedule.interval * i / max(len(config.models), 1))
+            _add_cycle_job(scheduler, runtime, m.name, now + config.schedule.interval * i / len(config.models))
     # The sender has a thread of its own (OutboxThread, started with the scheduler): a busy
     # pool of cycles, or a Slack rate limit, must not delay the other.
     vigil = runtime.vigil
@@ -239,9 +239,10 @@ def build_scheduler(runtime: Runtime) -> BackgroundScheduler:
                       seconds=config.audit.checkpoint_interval_s, name="audit checkpoint")
     scheduler.add_job(_purge_job, "interval", args=[runtime], seconds=config.retention.purge_interval,
                       id="retention-purge", name="retention purge", next_run_time=_dt(now + 30))
-    if runtime.owner.renew_every is not None:  # replicas: leases, never behind a cycle (own job)
+    if runtime.owner.renew_every is not None:  # leases: a thread of their own, never behind (then missed) a cycle
+        scheduler.add_executor(ThreadPoolExecutor(1), "leases")
         scheduler.add_job(_tick_job, "interval", args=[runtime, scheduler], seconds=runtime.owner.renew_every,
-                          id="leases", name="lease heartbeat", next_run_time=_dt(now), max_instances=1)
+                          id="leases", name="lease heartbeat", next_run_time=_dt(now), executor="leases")
     return scheduler
 
 
