@@ -89,6 +89,10 @@ def _status(conn: Connection) -> SchemaStatus:
 
 def create_if_empty(engine: Engine) -> SchemaStatus:
     """An empty store is created at head; any other store is left as it is."""
+    if engine.dialect.name == "sqlite":  # a store in use is not write-locked to be opened: its creator
+        st = status(engine)  # committed all its tables at once, so what is read here is never half-made
+        if st.state is not SchemaState.EMPTY:
+            return st
     for attempt in range(40):
         try:
             with _schema_lock(engine) as conn:
@@ -140,9 +144,13 @@ def require_current(engine: Engine, how: str) -> None:
 @contextmanager
 def _schema_lock(engine: Engine) -> Iterator[Connection]:
     """One connection; on PostgreSQL holding an advisory lock, so replicas starting together
-    migrate or create the schema once, one after the other."""
+    migrate or create the schema once, one after the other. On SQLite, inside a write
+    transaction taken at once: its DDL would otherwise commit table by table, and a process
+    opening the file meanwhile would read the half-made schema as one made before migrations."""
     with engine.connect() as conn:
         if conn.dialect.name != "postgresql":
+            if conn.dialect.name == "sqlite":
+                conn.exec_driver_sql("BEGIN IMMEDIATE")  # waits (busy_timeout) for a creator to commit
             yield conn
             return
         conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _PG_LOCK_KEY})
