@@ -8,6 +8,7 @@ SLO streaks, and the model's last cycle time never moves back.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -90,6 +91,17 @@ def apply_plan(store: Store, outbox: OutboxWriter, m: ModelConfig, plan: AlertPl
 
 
 MUTED_PREFIX = "muted: "
+FINGERPRINT_CHARS = 64  # incidents.fingerprint is VARCHAR(64), which PostgreSQL enforces
+
+
+def fingerprint(model: str) -> str:
+    """`model:<name>`, or for a name too long for the column (over 58 of its 100 characters)
+    `model:` and the start of the name's SHA-256: PostgreSQL refused the row, so such a model
+    could never open an incident there."""
+    plain = f"model:{model}"
+    if len(plain) <= FINGERPRINT_CHARS:
+        return plain
+    return "model:" + hashlib.sha256(model.encode()).hexdigest()[:FINGERPRINT_CHARS - len("model:")]
 
 
 def _record_muting(row: IncidentRow, muted_by: list[str]) -> None:
@@ -135,7 +147,7 @@ def _apply_step(store: Store, s: Session, plan: AlertPlan, incident: Incident | 
                           cold_start=bool(plan.tier and plan.tier.cold_start),
                           reasons=plan.tier.reasons if plan.tier else [],
                           findings=[f.to_dict() for f in incident.findings],
-                          causes=[c.to_dict() for c in incident.causes], fingerprint=f"model:{m.name}")
+                          causes=[c.to_dict() for c in incident.causes], fingerprint=fingerprint(m.name))
         s.add(row)
         s.flush()
     assert row is not None
