@@ -2,8 +2,8 @@
 
 - samples older than `retention.samples` (by their own timestamp);
 - drift reports rendered before `retention.drift_reports`;
-- incidents resolved before `retention.resolved_incidents`, with their drift report; their
-  actions and rollback intents stay, unlinked (`incident_id` set to NULL);
+- incidents resolved before `retention.resolved_incidents`, with their drift report and
+  their messages' refs; their actions and rollback intents stay, unlinked (`incident_id` NULL);
 - outbox rows delivered before `retention.delivered_outbox` (pending, sending and failed
   rows are never purged: they are work still to do or still to look at).
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, dataclass
 
-from sqlalchemy import Select, delete, func, select, update
+from sqlalchemy import Select, delete, func, select, tuple_, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from alerts.lifecycle import IncidentStatus
@@ -24,7 +24,7 @@ from alerts.outbox import OutboxStatus
 from monitor.config_retention import RetentionConfig
 from monitor.store.groups import GroupMemberRow
 from monitor.store.intents import RollbackIntentRow
-from monitor.store.repository import ActionRow, DriftReportRow, IncidentRow, OutboxRow, SampleRow, Store
+from monitor.store.repository import ActionRow, DriftReportRow, IncidentRow, MessageRefRow, OutboxRow, SampleRow, Store
 
 log = logging.getLogger("vigil.retention")
 
@@ -104,7 +104,24 @@ def _purge_incidents(store: Store, before: float, batch: int, dry_run: bool) -> 
                 # A shared-cause group outlives a member's record: the member row goes, the
                 # group (and its messages' keys) stays until its own members are all gone.
                 s.execute(delete(GroupMemberRow).where(GroupMemberRow.incident_id.in_(chosen)))
+                _delete_refs(s, set(chosen))
                 s.execute(delete(IncidentRow).where(IncidentRow.id.in_(chosen)))
         total += len(chosen)
         if len(chosen) < batch:
             return total
+
+
+def _delete_refs(s: Session, incidents: set[int]) -> None:
+    """Where the purged incidents' messages landed (keys `incident:<id>` and `incident:<id>:<channel>`).
+    SQLite gives a new row the id after the highest left, so once the newest incidents are
+    purged a later one gets an old id: under the old refs its first Slack message would be
+    an edit of the old, long-resolved one (which notifies nobody), its pages the old alert's."""
+    keys = s.execute(select(MessageRefRow.notifier, MessageRefRow.key).where(MessageRefRow.key.like("incident:%")))
+    dead = [(notifier, key) for notifier, key in keys if _incident_of(key) in incidents]
+    for i in range(0, len(dead), 500):
+        s.execute(delete(MessageRefRow).where(tuple_(MessageRefRow.notifier, MessageRefRow.key).in_(dead[i:i + 500])))
+
+
+def _incident_of(key: str) -> int | None:
+    parts = key.split(":", 2)
+    return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None

@@ -151,3 +151,31 @@ def test_the_daemon_schedules_the_purge_and_its_job_purges(tmp_path):
     vigil.store.add_samples("m", [(vigil.now() - 3 * DAY, {"x": 1}), (vigil.now(), {"x": 2})])
     _purge_job(runtime)
     assert [r for _, r in vigil.store.samples("m", 0, vigil.now() + 1)] == [{"x": 2}]
+
+
+def test_a_later_incident_never_edits_the_messages_of_a_purged_one(store):
+    """SQLite numbers a new row after the highest one left: once every incident is purged
+    the next one gets an old id again. Its messages must be new posts and pages, not edits
+    of the year-old Slack message (nobody is notified of an edit) under the old refs."""
+    from alerts.outbox import DeliveryResult, DeliveryStatus, MessageKind
+
+    def deliver_all(at: float) -> list[dict | None]:
+        refs = []
+        for claim in store.outbox.claim_due(at):
+            refs.append(claim.message.ref)
+            ref = {"channel": "C1", "ts": f"{at}"} if claim.message.notifier == "slack" else {"dedup": "x"}
+            store.outbox.record(claim, DeliveryResult(DeliveryStatus.DELIVERED, ref=ref), at, 15.0)
+        return refs
+
+    def notify(incident: int, at: float) -> None:
+        with store.tx() as s:
+            store.enqueue(s, "slack", MessageKind.INCIDENT, f"incident:{incident}:#alerts", {}, at)
+            store.enqueue(s, "pagerduty", MessageKind.INCIDENT, f"incident:{incident}", {}, at)
+
+    old = _incident(store, IncidentStatus.RESOLVED, NOW - 400 * DAY)
+    notify(old, NOW - 400 * DAY)
+    assert deliver_all(NOW - 400 * DAY) == [None, None]
+    assert purge(store, RetentionConfig(resolved_incidents=365 * DAY), NOW).resolved_incidents == 1
+    new = _incident(store, IncidentStatus.OPEN, None)  # the same id as `old` on SQLite
+    notify(new, NOW)
+    assert deliver_all(NOW) == [None, None]  # first messages of their keys: posted, not edits
