@@ -2,7 +2,7 @@
 
 * a write (POST, PUT, PATCH, DELETE) beyond the client's rate: 429 with `Retry-After`.
   One token bucket per client, the client being its bearer token's fingerprint when it
-  sends one, else its address (`api.rate_limit: {per_second, burst}`; null: off);
+  sends one the token check accepted, else its address (`api.rate_limit: {per_second, burst}`; null: off);
 * a body over `api.max_body_bytes` (`api.max_samples_body_bytes` for `POST /v1/samples`):
   413 at once when Content-Length says so, else as soon as the bytes received pass the
   limit, so a client streaming 50 MB costs the server at most the limit, never the body.
@@ -24,6 +24,7 @@ from typing import Any
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from monitor.api.auth import is_open, route_path
 from monitor.config import ApiConfig
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -84,8 +85,20 @@ def client_key(scope: Scope) -> str:
     for name, value in scope.get("headers", ()):
         if name == b"authorization" and value[:7].lower() == b"bearer ":
             return "token:" + hashlib.sha256(value[7:].strip()).hexdigest()[:16]
+    return address_key(scope)
+
+
+def address_key(scope: Scope) -> str:
     client = scope.get("client")
     return f"addr:{client[0]}" if client else "addr:unknown"
+
+
+def rate_key(scope: Scope) -> str:
+    """The bucket of this request. On a path the token middleware checked, the bearer token
+    is a real one (else it answered 401): its fingerprint. On an open path (Slack's callback)
+    nobody checked it, and a client inventing a new one per request would get a new bucket
+    each time: the address there."""
+    return address_key(scope) if is_open(route_path(scope)) else client_key(scope)
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -120,7 +133,7 @@ class EdgeLimits:
         api = self.settings()
         rate = api.rate_limit
         if rate is not None and scope["method"] in WRITE_METHODS:
-            wait = self.buckets.take(client_key(scope), rate.per_second, rate.burst)
+            wait = self.buckets.take(rate_key(scope), rate.per_second, rate.burst)
             if wait > 0:
                 await _refuse(send, 429, f"too many requests: at most {rate.burst} at once, then "
                               f"{rate.per_second:g} per second per client (api.rate_limit); retry later",

@@ -118,3 +118,15 @@ def test_the_write_routes_document_413_and_429(tmp_path, monkeypatch):
         responses = paths[path]["post"]["responses"]
         assert {"413", "429"} <= set(responses), path
         assert "Retry-After" in responses["429"]["headers"]
+
+
+def test_a_made_up_bearer_token_on_the_open_slack_path_does_not_escape_the_rate(tmp_path, monkeypatch):
+    """Slack's callback is open to anyone (its signature is checked by the route), so the
+    token middleware never looks at a bearer header there: keyed by a header the client
+    makes up, every request had a fresh bucket and the only unauthenticated write was
+    never limited (and a flood of made-up keys evicted every real client's bucket)."""
+    api = limited(tmp_path, monkeypatch, rate_limit={"per_second": 0.01, "burst": 2})
+    codes = [api.anon.post("/v1/slack/actions", content=b"payload=x",
+                           headers={"Authorization": f"Bearer made-up-{i}"}).status_code for i in range(4)]
+    assert codes[:2] == [503, 503], "under the rate the route answers (no signing secret here)"
+    assert codes[2:] == [429, 429], "made-up tokens are one client: its address"
