@@ -5,16 +5,16 @@ from __future__ import annotations
 import time
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
 
 from alerts.lifecycle import LifecycleConflict
 from detectors.records import FindingKind
 from monitor.api.deps import AUTH_RESPONSES, IncidentDep, OperatorDep, ViewerDep, VigilDep, model_or_404
 from monitor.api.limits import WRITE_LIMIT_RESPONSES
-from monitor.api.pagination import OffsetQuery, Page, limit_query, next_by_offset
+from monitor.api.pagination import OffsetQuery, Page, limit_query, next_by_cursor
 from monitor.api.responses import errors
-from monitor.api.schemas import IncidentOut, SilenceRequest
+from monitor.api.schemas import MAX_ID, IncidentOut, SilenceRequest
 
 DRIFT_KINDS = (FindingKind.FEATURE_DRIFT.value, FindingKind.PREDICTION_DRIFT.value)  # what a drift report shows
 
@@ -22,18 +22,27 @@ DRIFT_KINDS = (FindingKind.FEATURE_DRIFT.value, FindingKind.PREDICTION_DRIFT.val
 router = APIRouter(prefix="/v1/incidents", tags=["incidents"], responses={**AUTH_RESPONSES, **errors(404, 422)})
 
 
+BeforeQuery = Annotated[int | None, Query(ge=1, le=MAX_ID, description="only incidents with a smaller id "
+                                                                     "(older): the `next` link sets it")]
+
+
 @router.get("", response_model=Page[IncidentOut])
 def list_incidents(_: ViewerDep, vigil: VigilDep, request: Request, model: str | None = None,
                    status: Literal["open", "resolved"] | None = None,
                    limit: Annotated[int, limit_query(500)] = 50,
-                   offset: OffsetQuery = 0) -> Page[IncidentOut]:
+                   offset: OffsetQuery = 0, before_id: BeforeQuery = None) -> Page[IncidentOut]:
     """Newest first, `limit` a page; follow `next` for the rest."""
     if model is not None:
         model_or_404(vigil, model)
-    rows = vigil.store.incidents(model=model, status=status, limit=limit, offset=offset)
+    # `next` is a cursor (the last id shown), not offset + limit: newest first, an incident
+    # opened between two pages would push the list down (the last one shown again), and one
+    # leaving the filter (resolved, under status=open) would pull it up (one never shown).
+    rows = vigil.store.incidents(model=model, status=status, limit=limit + 1, offset=offset, before_id=before_id)
+    page = rows[:limit]
     total = vigil.store.count_incidents(model=model, status=status)
-    return Page[IncidentOut](items=[IncidentOut.from_row(r) for r in rows], total=total,
-                             next=next_by_offset(request, offset=offset, limit=limit, total=total))
+    return Page[IncidentOut](items=[IncidentOut.from_row(r) for r in page], total=total,
+                             next=next_by_cursor(request, cursor_param="before_id",
+                                                 last=page[-1].id if page else None, more=len(rows) > limit))
 
 
 @router.get("/{incident_id}", response_model=IncidentOut)

@@ -3,7 +3,8 @@
 `total` counts everything that matches the filters (not just this page); `next` is the
 URL of the following page, with the same filters, or null on the last page, so a
 client pages by following `next` until it is null. Lists by offset take `limit` and
-`offset`; lists by cursor (the audit log, `since_seq`) put the cursor in `next`. Bad
+`offset`; lists by cursor (the audit log, `since_seq`; incidents, `before_id`) put the
+cursor in `next`, so a row added or changed between two pages neither repeats nor hides one. Bad
 values are a 422 naming the parameter (FastAPI's validation, answered by errors.py).
 """
 from __future__ import annotations
@@ -45,4 +46,5 @@ def next_by_cursor(request: Request, *, cursor_param: str, last: int | None, mor
     """The next page's URL from the last item's cursor, or None when nothing follows."""
     if not more or last is None:
         return None
-    return str(request.url.include_query_params(**{cursor_param: last}))
+    # The cursor says where the next page starts: an offset beside it would skip that many again.
+    return str(request.url.remove_query_params("offset").include_query_params(**{cursor_param: last}))

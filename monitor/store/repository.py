@@ -240,9 +240,12 @@ class Store:
             return s.get(IncidentRow, incident_id)
 
     def incidents(self, *, model: str | None = None, status: str | None = None, limit: int = 100,
-                  offset: int = 0) -> list[IncidentRow]:
+                  offset: int = 0, before_id: int | None = None) -> list[IncidentRow]:
+        """Newest first; `before_id`: only older ones (the API's page cursor)."""
         with self.tx() as s:
             q = select(IncidentRow)
+            if before_id is not None:
+                q = q.where(IncidentRow.id < before_id)
             if model:
                 q = q.where(IncidentRow.model == model)
             if status:

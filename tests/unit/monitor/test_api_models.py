@@ -2,6 +2,8 @@
 of every list the API returns."""
 from __future__ import annotations
 
+import pytest
+
 from tests.helpers_vigil import MODEL, T0
 from tests.unit.monitor.test_api import api  # noqa: F401  (the fixture)
 
@@ -97,3 +99,36 @@ def test_audit_pages_by_cursor_in_the_same_envelope(api):  # noqa: F811
     rest = api.client.get(path).json()
     assert rest["items"][0]["seq"] == first["items"][-1]["seq"] + 1
     assert rest["total"] == first["total"] - 2
+
+
+def _add_incidents(api, n: int, status: str, start: int = 0) -> None:  # noqa: F811
+    from monitor.store.tables import IncidentRow
+
+    with api.vigil.store.tx() as s:
+        for i in range(start, start + n):
+            s.add(IncidentRow(model=MODEL, status=status, severity="warning", title=f"i{i}", onset=T0 + i,
+                              opened_at=T0 + i, updated_at=T0 + i, resolved_at=None, fingerprint=f"f{i}",
+                              reasons=[], findings=[], causes=[]))
+
+
+@pytest.mark.parametrize("meanwhile", ["opened", "resolved"])
+def test_following_next_neither_repeats_nor_skips_while_incidents_open_and_resolve(api, meanwhile):  # noqa: F811
+    """Newest first by offset, an incident opened between two pages pushed the list down
+    one (the next page repeated the last one seen), and one resolved under `status=open`
+    pulled it up one (an open incident was never shown). `next` is a cursor now."""
+    from alerts.lifecycle import IncidentStatus
+    from monitor.store.tables import IncidentRow
+
+    _add_incidents(api, 6, IncidentStatus.OPEN)
+    before = [i["id"] for i in api.client.get("/v1/incidents", params={"status": "open"}).json()["items"]]
+    page = api.client.get("/v1/incidents", params={"limit": 2, "status": "open"}).json()
+    seen = [i["id"] for i in page["items"]]
+    if meanwhile == "opened":  # the newest now: it belongs before page 1, not in the pages after it
+        _add_incidents(api, 1, IncidentStatus.OPEN, start=100)
+    else:  # one already shown resolves
+        with api.vigil.store.tx() as s:
+            s.get(IncidentRow, seen[0]).status = IncidentStatus.RESOLVED
+    while page["next"] is not None:
+        page = api.client.get(page["next"].split("testserver", 1)[1]).json()
+        seen += [i["id"] for i in page["items"]]
+    assert seen == before, "each incident open when the listing began, once, newest first"
