@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable
 
 from slack_sdk import WebClient
@@ -69,7 +70,13 @@ class SlackDesk:
 
         def job() -> None:
             vigil = self._vigil_of()
-            text = slack_silences.run(vigil, cmd, ask, self._groups(vigil.config.slack))
+            try:
+                text = slack_silences.run(vigil, cmd, ask, self._groups(vigil.config.slack))
+            except Exception:  # said instead of the answer, or the person waits for one that never comes
+                rid = uuid.uuid4().hex[:12]
+                log.exception("slack %s silence %s by %s failed", cmd.command, ask.verb, cmd.user_id,
+                              extra={"request_id": rid})
+                text = f"Vigil failed to do silence {ask.verb} (error {rid} in its log): try again in a minute."
             if not box.give(text) and cmd.response_url:
                 reply_ephemeral(cmd.response_url, text, vigil.config.slack.timeout_s)
 
@@ -80,10 +87,17 @@ class SlackDesk:
 
     def handle(self, action: SlackAction) -> None:
         vigil = self._vigil_of()
-        text = self._refusal(vigil, action)
-        if text is None:
-            text = vigil.operator.slack_action(action, time.time())
-            _deliver(vigil)
+        try:
+            text = self._refusal(vigil, action)
+            if text is None:
+                text = vigil.operator.slack_action(action, time.time())
+                _deliver(vigil)
+        except Exception:  # the person was told "the result follows here": it must, failure included
+            rid = uuid.uuid4().hex[:12]
+            log.exception("slack %s on incident %s by %s failed", action.action_id, action.incident_id,
+                          action.user_id, extra={"request_id": rid})
+            text = (f"Vigil failed to {VERBS[action.action_id]} incident {action.incident_id} (error {rid} in "
+                    "its log): press again in a minute; the incident's actions show whether anything changed.")
         if action.response_url:
             reply_ephemeral(action.response_url, text, vigil.config.slack.timeout_s)
 

@@ -201,3 +201,26 @@ def test_the_silence_button_makes_a_listed_silence_of_the_model_that_can_be_expi
     assert made["ends_at"] - made["starts_at"] == pytest.approx(4 * 3600)
     assert f"silence {made['id']}" in slack.responses(url)[-1]["text"]
     assert api.client.delete(f"/v1/silences/{made['id']}").json()["status"]["state"] == "expired"
+
+
+def test_a_press_whose_action_breaks_tells_the_person_instead_of_nothing(tmp_path, monkeypatch, slack, caplog):
+    """Slack was told "On it ... the result follows here"; when the action raised (the store
+    unreachable for a moment) the worker only logged it, and the person waited for a
+    result that never came, not knowing whether the rollback happened."""
+    from sqlalchemy.exc import OperationalError
+
+    api, incident_id = setup(tmp_path, monkeypatch, slack, actors={"users": [ALICE]})
+
+    def store_down(*_a: Any, **_k: Any) -> Any:
+        raise OperationalError("SELECT 1", {}, Exception("could not connect to server"))
+
+    monkeypatch.setattr(api.vigil.store, "incident", store_down)
+    url = slack.response_url()
+    r = press(api, click("rollback", incident_id, url))
+    assert "On it" in r.json()["text"]
+    replies = slack.responses(url)
+    assert len(replies) == 1 and replies[0]["response_type"] == "ephemeral"
+    text = replies[0]["text"]
+    assert f"roll back incident {incident_id}" in text and "failed" in text and "press again" in text
+    assert "could not connect" not in text, "the cause is in the server log, not in Slack"
+    assert "slack rollback" in caplog.text and "could not connect" in caplog.text

@@ -174,3 +174,20 @@ def test_the_text_is_read_as_people_type_it():
                        ("rollback recommender", "unknown command")):
         with pytest.raises(CommandError, match=says):
             parse_silence_text(text)
+
+
+def test_a_command_that_breaks_answers_that_it_failed_not_on_it(tmp_path, monkeypatch, slack):
+    """The job raised (the store unreachable): the HTTP answer waited out its budget, said
+    "On it ... the result follows here", and no result ever followed."""
+    from monitor import silence_ops
+
+    api = setup(tmp_path, monkeypatch, slack)
+
+    def store_down(*_a: Any, **_k: Any) -> Any:
+        raise ConnectionError("could not connect to server")
+
+    monkeypatch.setattr(silence_ops, "listing", store_down)
+    url = slack.response_url()
+    out = command(api, "silence list", response_url=url)
+    assert "failed" in out["text"] and "silence list" in out["text"] and "On it" not in out["text"]
+    assert slack.responses(url) == []
