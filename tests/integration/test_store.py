@@ -210,3 +210,16 @@ def test_idempotency_key_is_stored_once(store):
     assert store.save_idempotent_response("rollback:m", "k1", "h", 200, {"status": "done"}, 1.0)
     assert not store.save_idempotent_response("rollback:m", "k1", "h", 200, {"status": "other"}, 2.0)
     assert store.idempotent_response("rollback:m", "k1").response == {"status": "done"}
+
+
+def test_a_batch_that_corrects_a_label_keeps_the_last_one(store):
+    """POST /v1/labels with the same prediction twice (a correction inside one batch, or 55
+    and "55") was a 500 on PostgreSQL: one INSERT ... ON CONFLICT DO UPDATE may not touch a
+    row twice (CardinalityViolation), so the whole batch was lost. The last one wins, as a
+    label sent again in a later batch does."""
+    from monitor.store.labels import Label
+
+    batch = [Label("p1", 0.0, 10.0), Label("p2", 1.0, 10.0), Label("p1", 1.0, 20.0)]
+    assert store.labels.add("churn", batch, 30.0) == 3
+    got = {lb.prediction_id: (lb.label, lb.ts) for lb in store.labels.between("churn", 0.0, 100.0)}
+    assert got == {"p1": (1.0, 20.0), "p2": (1.0, 10.0)}
