@@ -6,11 +6,13 @@ rollback; a different body under the same key is refused.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request
@@ -38,11 +40,29 @@ class KeyedLocks:
 
     def __init__(self) -> None:
         self._locks: dict[str, threading.Lock] = {}
+        self._users: dict[str, int] = {}
         self._guard = threading.Lock()
 
     def __call__(self, key: str) -> threading.Lock:
         with self._guard:
             return self._locks.setdefault(key, threading.Lock())
+
+    @contextlib.contextmanager
+    def hold(self, key: str) -> Iterator[None]:
+        """Hold `key`'s lock; its entry goes once nobody holds or waits for it (a key per
+        request, Idempotency-Key, would otherwise keep one lock per key ever used)."""
+        with self._guard:
+            lock = self._locks.setdefault(key, threading.Lock())
+            self._users[key] = self._users.get(key, 0) + 1
+        try:
+            with lock:
+                yield
+        finally:
+            with self._guard:
+                self._users[key] -= 1
+                if not self._users[key]:
+                    del self._users[key]
+                    self._locks.pop(key, None)
 
 
 def get_rollback_locks(request: Request) -> KeyedLocks:
@@ -66,7 +86,10 @@ def rollback(who: OperatorDep, vigil: VigilDep, m: ModelDep, body: RollbackReque
     actor = who.actor
     request_hash = hashlib.sha256(json.dumps(body.model_dump(), sort_keys=True).encode()).hexdigest()
     scope = f"rollback:{m.name}"
-    with locks(scope):  # one rollback per model at a time; a retried key waits and gets the same answer
+    # Only a retry of the same key waits here (and gets the first answer). Another request
+    # goes on: the intents allow one rollback per model in flight and answer it 202 pending
+    # at once, on every replica; a lock per model held for a whole rollback made it hang.
+    with locks.hold(f"{scope}:{idempotency_key}") if idempotency_key else contextlib.nullcontext():
         if idempotency_key:
             prior = vigil.store.idempotent_response(scope, idempotency_key)
             if prior is not None:

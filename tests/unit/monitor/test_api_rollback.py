@@ -18,3 +18,43 @@ def test_a_rollback_stands_when_announcing_it_fails(tmp_path, monkeypatch, caplo
     assert r.status_code == 200 and r.json()["status"] == "done"
     assert api.alias() == "1"
     assert "outbox delivery after rollback failed" in caplog.text
+
+
+def test_a_second_rollback_while_one_is_in_flight_is_202_pending_at_once(tmp_path, monkeypatch):
+    """README: 202 `pending` while another rollback of the model is in flight. On one
+    replica the second request instead waited on an in-process lock for the whole first
+    rollback (a slow registry, a serving layer becoming Ready), so the second person's
+    client hung or timed out, and then got a different answer (noop) anyway."""
+    import threading
+
+    from tests.unit.monitor.test_api import MODEL
+
+    api = build(tmp_path, monkeypatch)
+    api.deploy("2", time.time() - 3600)
+    entered, release = threading.Event(), threading.Event()
+    move = api.registry.set_alias
+
+    def slow_move(name: str, alias: str, version: str) -> None:
+        entered.set()
+        release.wait(20)
+        move(name, alias, version)
+
+    monkeypatch.setattr(api.registry, "set_alias", slow_move)
+    answers: dict[str, object] = {}
+    first = threading.Thread(target=lambda: answers.update(first=api.post(ROLLBACK, {"reason": "CTR -10% since v2"})))
+    first.start()
+    try:
+        assert entered.wait(10), "the first rollback reached the registry"
+        second = threading.Thread(target=lambda: answers.update(
+            second=api.post(ROLLBACK, {"reason": "me too"}, {"Idempotency-Key": "other-person"})))
+        second.start()
+        second.join(5)
+        assert not second.is_alive(), "the second request waited for the first rollback to finish"
+        r = answers["second"]
+        assert r.status_code == 202 and r.json()["status"] == "pending" and "in flight" in r.json()["detail"]
+    finally:
+        release.set()
+        first.join(20)
+    assert answers["first"].status_code == 200 and answers["first"].json()["status"] == "done"
+    assert api.registry.moves == [(MODEL, "champion", "1")]
+    assert api.app.state.rollback_locks._locks == {}, "no lock kept per Idempotency-Key once it is answered"
