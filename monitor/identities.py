@@ -101,6 +101,14 @@ def load_token_table(config: VigilConfig) -> TokenTable:
     if dupes:
         errors.append(("api.tokens_file", f"token names must be unique across api.tokens, api.token and the "
                                           f"file, repeated: {', '.join(dupes)}"))
+    # One token under two names would resolve to whichever came last: the wrong role, and
+    # the audit log naming the wrong holder. Named, never shown (not even its hash).
+    by_digest: dict[bytes, list[str]] = {}
+    for identity, digest in entries:
+        by_digest.setdefault(digest, []).append(identity.name)
+    for names_ in by_digest.values():
+        if len(names_) > 1:
+            errors.append(("api.tokens", f"{', '.join(names_)} have the same token: give each its own"))
     if errors:
         raise ConfigError(errors, "api tokens")
     return TokenTable(tuple(entries))

@@ -249,3 +249,17 @@ def test_a_reload_with_new_tokens_takes_effect(tmp_path, monkeypatch):
     api.app.state.vigil = make_vigil(fresh, registry=api.registry, notifiers={})
     assert api.anon.get("/v1/incidents", headers=bearer("vera")).status_code == 401
     assert api.client.get("/v1/incidents").status_code == 200
+
+
+def test_one_token_under_two_names_is_a_config_error_not_the_last_one_winning(tmp_path, monkeypatch):
+    """A tokens line copied for a new person with the hash left unchanged: the one token
+    then resolved to whichever entry came last, so alice's calls ran as ci (a viewer) or
+    ci's with alice's operator role, and the audit log named the wrong person."""
+    digest = sha(TOKENS["olga"])
+    cfg = make_config(tmp_path, api={"tokens": [
+        {"name": "alice", "role": "operator", "token_sha256": digest},
+        {"name": "ci", "role": "viewer", "token_sha256": digest.upper()}]})
+    with pytest.raises(ConfigError) as e:
+        load_token_table(cfg)
+    text = str(e.value)
+    assert "alice" in text and "ci" in text and "same token" in text and digest not in text.lower()
