@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from monitor.api.ingest import InvalidRecords
+from monitor.api.schemas import NO_NUL
 from monitor.redact import redact_obj
 
 log = logging.getLogger("vigil.api")
@@ -45,6 +46,8 @@ def field_errors(exc: RequestValidationError) -> FieldErrors:
             msg = "required field is missing"
         elif e.get("type") == "extra_forbidden":
             msg = "unknown field"
+        elif e.get("type") == "string_pattern_mismatch" and e.get("ctx", {}).get("pattern") == NO_NUL:
+            msg = "must not contain NUL characters (\\u0000)"
         out.append({"field": loc, "message": msg})
     return out
 

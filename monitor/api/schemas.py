@@ -15,11 +15,14 @@ from monitor.store.repository import IncidentRow
 # Ids and sequence numbers are 64-bit signed integers in every store: a larger one from a
 # client is a 4xx naming the field at the edge, not an OverflowError in the driver.
 MAX_ID = 2**63 - 1
+# PostgreSQL's text columns cannot hold NUL (0x00): a field stored as text refuses it here, a
+# 422 naming the field (errors.py words it), not a 500 from the driver (SQLite stored it).
+NO_NUL = r"^[^\x00]*$"
 
 
 class RollbackRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: str = Field(min_length=3, max_length=2000, description="Why: recorded in the audit log")
+    reason: str = Field(min_length=3, max_length=2000, pattern=NO_NUL, description="Why: recorded in the audit log")
     to_version: str | None = Field(
         None, pattern=r"^\d{1,18}$",  # past 64 bits the registry's own store fails (a 502, not the caller's 422)
         description="A registry version number. Default: the last version known good (served cleanly), never "
@@ -42,7 +45,7 @@ class SilenceRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     duration_s: float = Field(gt=0, le=30 * 86400, allow_inf_nan=False,
                               description="How long to keep the incident quiet")
-    reason: str = Field(min_length=3, max_length=2000)
+    reason: str = Field(min_length=3, max_length=2000, pattern=NO_NUL)
 
 
 _NUMBER = {"type": "number", "minimum": -MAX_ABS_NUMBER, "maximum": MAX_ABS_NUMBER}
@@ -163,7 +166,7 @@ class LabelIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     # An integer id may come as 55.0 (JSON Schema's "integer" allows it): lax, so it is 55. Its
     # length as text (at most 200 characters, like a text id) is checked with the batch.
-    prediction_id: Annotated[str, Field(min_length=1, max_length=200)] | int = Field(
+    prediction_id: Annotated[str, Field(min_length=1, max_length=200, pattern=NO_NUL)] | int = Field(
         description="The id the prediction was logged with (the samples' performance.id_column)")
     label: Annotated[float, Field(strict=True, allow_inf_nan=False)] | Annotated[bool, Field(strict=True)] = Field(
         description="The ground truth: a class (0/1) for classification, a number for regression")

@@ -17,7 +17,7 @@ from monitor.api.errors import FieldError
 from monitor.api.limits import WRITE_LIMIT_RESPONSES
 from monitor.api.pagination import OffsetQuery, Page, limit_query, next_by_offset
 from monitor.api.responses import errors
-from monitor.api.schemas import MAX_ID
+from monitor.api.schemas import MAX_ID, NO_NUL
 
 router = APIRouter(prefix="/v1/silences", tags=["silences"], responses={**AUTH_RESPONSES, **errors(422)})
 
@@ -40,8 +40,8 @@ class SilenceIn(BaseModel):
     starts_at: float | str | None = Field(None, description="epoch seconds or RFC3339; default now")
     ends_at: float | str | None = Field(None, description="epoch seconds or RFC3339; or give duration")
     duration: float | str | None = Field(None, description="instead of ends_at: '2h', '30m' or seconds")
-    created_by: str | None = Field(None, max_length=200, description="default: the API token's name")
-    comment: str = Field(min_length=1, max_length=2000, description="why: a ticket, a maintenance")
+    created_by: str | None = Field(None, max_length=200, pattern=NO_NUL, description="default: the API token's name")
+    comment: str = Field(min_length=1, max_length=2000, pattern=NO_NUL, description="why: a ticket, a maintenance")
 
 
 class MatcherOut(BaseModel):

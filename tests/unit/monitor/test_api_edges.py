@@ -128,3 +128,20 @@ def test_a_body_the_json_parser_refuses_is_a_400_in_the_usual_shape(tmp_path, mo
     api = samples_api(tmp_path, monkeypatch)
     r = api.client.post("/v1/samples", content=raw.encode(), headers={**AUTH, "Content-Type": "application/json"})
     assert r.status_code == 400 and r.json() == {"error": "There was an error parsing the body"}
+
+
+@pytest.mark.parametrize("url, body, field", [
+    (f"/v1/models/{MODEL}/rollback", {"reason": "ctr\u0000dropped", "dry_run": True}, "reason"),
+    ("/v1/silences", {"matchers": ['model="recommender"'], "comment": "OPS-42\u0000", "duration": "1h"}, "comment"),
+    ("/v1/silences", {"matchers": ['model="recommender"'], "comment": "OPS-42", "duration": "1h",
+                      "created_by": "olga\u0000"}, "created_by"),
+])
+def test_a_nul_character_in_stored_text_is_a_422_naming_the_field(tmp_path, monkeypatch, url, body, field):
+    """PostgreSQL's text columns cannot hold NUL: on a PostgreSQL store (every multi-replica
+    deployment) these were a 500 from the driver, while SQLite stored them. Both refuse
+    them now, naming the field."""
+    api = build(tmp_path, monkeypatch)
+    api.deploy("2", T0)
+    r = api.client.post(url, headers=AUTH, json=body)
+    assert r.status_code == 422, (r.status_code, r.text)
+    assert r.json()["fields"] == [{"field": field, "message": "must not contain NUL characters (\\u0000)"}]
