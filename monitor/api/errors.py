@@ -63,8 +63,25 @@ def invalid_request(fields: FieldErrors) -> JSONResponse:
     return error_response(422, {"error": f"invalid request: {summary}", "fields": fields})
 
 
-async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-    return invalid_request(field_errors(exc))
+# What pydantic says of a body it got as raw bytes: FastAPI parses JSON only when the
+# Content-Type says JSON (curl -d sends application/x-www-form-urlencoded).
+_NOT_AN_OBJECT = frozenset({"model_attributes_type", "model_type", "dict_type"})
+
+
+def _is_json(content_type: str | None) -> bool:
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+    fields = field_errors(exc)
+    content_type = request.headers.get("content-type")
+    if not _is_json(content_type) and any(tuple(e.get("loc", ())) == ("body",) and e.get("type") in _NOT_AN_OBJECT
+                                          for e in exc.errors()):
+        # The body may be a fine object: say what is wrong, not "Input should be a valid dictionary".
+        fields = [{"field": "body", "message": "expected a JSON object sent with Content-Type: application/json, "
+                                               f"got Content-Type: {content_type or 'none'}"}]
+    return invalid_request(fields)
 
 
 async def _field(_: Request, exc: FieldError) -> JSONResponse:

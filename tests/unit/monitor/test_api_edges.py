@@ -145,3 +145,18 @@ def test_a_nul_character_in_stored_text_is_a_422_naming_the_field(tmp_path, monk
     r = api.client.post(url, headers=AUTH, json=body)
     assert r.status_code == 422, (r.status_code, r.text)
     assert r.json()["fields"] == [{"field": field, "message": "must not contain NUL characters (\\u0000)"}]
+
+
+@pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", "text/plain", None])
+def test_json_sent_without_the_json_content_type_says_so(tmp_path, monkeypatch, content_type):
+    """The README's own `curl -d '{...}'` (curl sends application/x-www-form-urlencoded) got
+    a 422 "body: Input should be a valid dictionary or object to extract fields from" for
+    a body that is a valid object: nothing said the Content-Type was the trouble."""
+    api = build(tmp_path, monkeypatch)
+    body = json.dumps({"matchers": ['model="recommender"'], "duration": "2h", "comment": "OPS-42"}).encode()
+    headers = {**AUTH, **({"Content-Type": content_type} if content_type else {})}
+    r = api.client.post("/v1/silences", content=body, headers=headers)
+    assert r.status_code == 422
+    [problem] = r.json()["fields"]
+    assert problem["field"] == "body" and "Content-Type: application/json" in problem["message"]
+    assert (content_type or "none") in problem["message"]
