@@ -61,7 +61,15 @@ class SlackDesk:
     def accept(self, action: SlackAction) -> bool:
         """Queue the press; False when the worker is full (the caller says busy)."""
         label = f"slack {action.action_id} on incident {action.incident_id} by {action.user_id}"
-        return self.worker.submit(lambda: self.handle(action), label)
+        return self.worker.submit(lambda: self.handle(action), label, on_drop=lambda: self._dropped(action))
+
+    def _dropped(self, action: SlackAction) -> None:
+        """The press was still queued when Vigil stopped: it was told "On it", so say it was not done."""
+        if action.response_url:
+            reply_ephemeral(action.response_url,
+                            f"Vigil was stopping (a restart or a deploy) before it could {VERBS[action.action_id]} "
+                            f"incident {action.incident_id}: nothing was done; press again.",
+                            self._vigil_of().config.slack.timeout_s)
 
     def command(self, cmd: SlackCommand, ask: SilenceCommand, budget_s: float) -> str:
         """Run a slash command on the worker; its answer when done within `budget_s` (Slack
@@ -80,7 +88,12 @@ class SlackDesk:
             if not box.give(text) and cmd.response_url:
                 reply_ephemeral(cmd.response_url, text, vigil.config.slack.timeout_s)
 
-        if not self.worker.submit(job, f"slack {cmd.command} silence {ask.verb} by {cmd.user_id}"):
+        def dropped() -> None:
+            text = f"Vigil was stopping (a restart or a deploy) before it could do silence {ask.verb}: try again."
+            if not box.give(text) and cmd.response_url:
+                reply_ephemeral(cmd.response_url, text, self._vigil_of().config.slack.timeout_s)
+
+        if not self.worker.submit(job, f"slack {cmd.command} silence {ask.verb} by {cmd.user_id}", dropped):
             return "Vigil is busy with other Slack requests: try again in a minute."
         text = box.take(budget_s)
         return text if text is not None else f"On it: silence {ask.verb}; the result follows here."

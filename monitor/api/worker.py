@@ -23,10 +23,12 @@ class BoundedWorker:
         self._lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
         self._futures: set[Future[None]] = set()
+        self._on_drop: dict[Future[None], Callable[[], None]] = {}
         self._closed = False
 
-    def submit(self, job: Callable[[], None], label: str) -> bool:
-        """False when full or closed: the job was not taken."""
+    def submit(self, job: Callable[[], None], label: str, on_drop: Callable[[], None] | None = None) -> bool:
+        """False when full or closed: the job was not taken. `on_drop` runs if the job is
+        dropped at `close` before it started (whoever was promised its result is told)."""
         if not self._slots.acquire(blocking=False):
             log.warning("%s: busy, refused %s", self.name, label)
             return False
@@ -38,6 +40,8 @@ class BoundedWorker:
                 self._executor = ThreadPoolExecutor(self._workers, thread_name_prefix=self.name)
             future = self._executor.submit(self._run, job, label)
             self._futures.add(future)
+            if on_drop is not None:
+                self._on_drop[future] = on_drop
         future.add_done_callback(self._done)
         return True
 
@@ -50,7 +54,14 @@ class BoundedWorker:
     def _done(self, future: Future[None]) -> None:
         with self._lock:
             self._futures.discard(future)
+            drop = self._on_drop.pop(future, None) if future.cancelled() else None
+            self._on_drop.pop(future, None)
         self._slots.release()
+        if drop is not None:
+            try:
+                drop()
+            except Exception:  # telling is best effort; the stop goes on
+                log.exception("%s: telling about a dropped job failed", self.name)
 
     def wait_idle(self, timeout: float) -> bool:
         """True once every job taken so far has finished (tests, and a clean stop)."""

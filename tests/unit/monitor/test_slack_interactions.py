@@ -224,3 +224,41 @@ def test_a_press_whose_action_breaks_tells_the_person_instead_of_nothing(tmp_pat
     assert f"roll back incident {incident_id}" in text and "failed" in text and "press again" in text
     assert "could not connect" not in text, "the cause is in the server log, not in Slack"
     assert "slack rollback" in caplog.text and "could not connect" in caplog.text
+
+
+def test_a_press_still_queued_at_shutdown_is_told_nothing_was_done(tmp_path, monkeypatch, slack):
+    """Slack had been answered "On it ... the result follows here"; a press still waiting in
+    the worker's queue when Vigil stopped (a deploy, a restart) was cancelled silently, and
+    the person waited for a rollback that never came."""
+    import threading
+
+    from monitor.api.worker import BoundedWorker
+
+    api, incident_id = setup(tmp_path, monkeypatch, slack, actors={"users": [ALICE]})
+    desk = api.app.state.slack_desk
+    desk.worker = BoundedWorker("vigil-slack", workers=1)
+    started, release = threading.Event(), threading.Event()
+    real = api.vigil.operator.slack_action
+
+    def slow(action: Any, now: float) -> str:
+        started.set()
+        release.wait(10)
+        return real(action, now)
+
+    monkeypatch.setattr(api.vigil.operator, "slack_action", slow)
+    running, queued = slack.response_url(), slack.response_url()
+    body, headers = signed(click("ack", incident_id, running))
+    assert "On it" in api.anon.post("/v1/slack/actions", content=body, headers=headers).json()["text"]
+    assert started.wait(5)
+    body, headers = signed(click("rollback", incident_id, queued))
+    assert "On it" in api.anon.post("/v1/slack/actions", content=body, headers=headers).json()["text"]
+    closing = threading.Thread(target=desk.worker.close, args=(5,))
+    closing.start()
+    closing.join(0.5)
+    release.set()
+    closing.join(10)
+    assert api.alias() == "2", "the queued rollback never ran"
+    [told] = slack.responses(queued)
+    assert "stopping" in told["text"] and f"roll back incident {incident_id}" in told["text"]
+    assert "press again" in told["text"]
+    assert "Acknowledged" in slack.responses(running)[0]["text"], "the running press finished"
