@@ -3,6 +3,7 @@ them (a bad one is refused naming the field), stores them and audits who did wha
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,10 @@ def parse_time(value: float | str | None, field: str, default: float | None = No
     if value is None or value == "":
         return default
     if isinstance(value, (int, float)) and not isinstance(value, bool):
+        # NaN passes every comparison check (false both ways): stored, it was a silence with
+        # no end (PostgreSQL sorts NaN above every number: active for ever).
+        if not math.isfinite(value):
+            raise SilenceError(field, f"expected a finite time (RFC3339 or epoch seconds), got {value!r}")
         return float(value)
     try:
         d = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
@@ -61,9 +66,12 @@ def build(ask: SilenceAsk, now: float) -> Silence:
         raise SilenceError("duration", "give ends_at or duration, not both")
     if end is None:
         try:
-            end = start + parse_duration(ask.duration)
+            length = parse_duration(ask.duration)
         except ValueError as e:
             raise SilenceError("duration", str(e)) from None
+        if not math.isfinite(length):
+            raise SilenceError("duration", f"expected a finite duration such as '2h', got {ask.duration!r}")
+        end = start + length
     check_new(matchers, start, end, ask.created_by, ask.comment, now)
     return Silence(None, matchers, start, end, ask.created_by.strip()[:200], ask.comment.strip())
 

@@ -160,3 +160,21 @@ def test_json_sent_without_the_json_content_type_says_so(tmp_path, monkeypatch, 
     [problem] = r.json()["fields"]
     assert problem["field"] == "body" and "Content-Type: application/json" in problem["message"]
     assert (content_type or "none") in problem["message"]
+
+
+@pytest.mark.parametrize("raw, field", [
+    (b'"starts_at": NaN, "duration": "1h"', "starts_at"),
+    (b'"ends_at": NaN', "ends_at"),
+    (b'"duration": NaN', "duration"),
+])
+def test_a_silence_with_a_nan_time_is_a_422_not_a_silence_without_end(tmp_path, monkeypatch, raw, field):
+    """JSON's NaN (Python reads it) passed every check, since NaN compares false both ways:
+    on SQLite a 500, on PostgreSQL (where NaN sorts above every number) a 201 for a silence
+    with `ends_at: null` that stayed active for ever, past the 366-day limit."""
+    api = build(tmp_path, monkeypatch)
+    body = b'{"matchers": ["model=\\"recommender\\""], "comment": "OPS-42", ' + raw + b"}"
+    r = api.client.post("/v1/silences", content=body, headers={**AUTH, "Content-Type": "application/json"})
+    assert r.status_code == 422, (r.status_code, r.text)
+    [problem] = r.json()["fields"]
+    assert problem["field"] == field and "finite" in problem["message"]
+    assert api.client.get("/v1/silences").json()["total"] == 0
