@@ -31,10 +31,19 @@ class LogTraceSources:
         return self.loki is not None or self.tempo is not None
 
 
+def quoted(value: str) -> str:
+    """`value` as a double-quoted LogQL/TraceQL string (both lexers read Go's escapes).
+    Service names come from the config and from spans of services calling the model's:
+    a quote or backslash in one must select that service, not break the query (the
+    source blind every cycle) nor change what it selects."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + escaped.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t") + '"'
+
+
 def pull_logs(loki: Any, services: list[str], start: float, end: float) -> list[LogRecord]:
     out: list[LogRecord] = []
     for svc in services:
-        out.extend(loki.query_logs(f'{{service="{svc}"}}', start, end))
+        out.extend(loki.query_logs(f"{{service={quoted(svc)}}}", start, end))
     return out
 
 
@@ -43,7 +52,7 @@ def pull_spans(tempo: Any, services: list[str], start: float, end: float, limit:
     seen: set[str] = set()
     spans: list[Span] = []
     for svc in services:
-        for summary in tempo.search(f'{{ resource.service.name = "{svc}" }}', start, end, limit=limit):
+        for summary in tempo.search(f"{{ resource.service.name = {quoted(svc)} }}", start, end, limit=limit):
             if summary.trace_id in seen:
                 continue
             seen.add(summary.trace_id)

@@ -8,14 +8,38 @@ optionally followed by `|= "text"` line filters; anything else is a parse error.
 """
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 
 from . import FakeServer
 
-_SELECTOR = re.compile(r'^\s*\{(?P<m>[^{}]*)\}(?P<rest>.*)$')
-_MATCHER = re.compile(r'\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*"([^"]*)"\s*')
-_FILTER = re.compile(r'\s*\|=\s*"([^"]*)"')
+# A string is Go-quoted, as LogQL's lexer reads it: \" and \\ are escapes, a bare " ends it.
+_STRING = r'"((?:[^"\\]|\\.)*)"'
+_SELECTOR = re.compile(r'^\s*\{(?P<m>(?:[^{}"]|' + _STRING + r')*)\}(?P<rest>.*)$', re.DOTALL)
+_MATCHER = re.compile(r'\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*' + _STRING + r'\s*(?:,|$)')
+_FILTER = re.compile(r'\s*\|=\s*' + _STRING)
+
+
+def unquote(text: str) -> str:
+    """The value of a Go-quoted string's body (what Loki's and Tempo's lexers make of it)."""
+    return json.loads(f'"{text}"')
+
+
+def _matchers(text: str) -> dict[str, str] | None:
+    """label -> value of a selector's matchers, or None when they do not parse."""
+    out: dict[str, str] = {}
+    pos = 0
+    while pos < len(text):
+        m = _MATCHER.match(text, pos)
+        if not m:
+            return None if text[pos:].strip() else out
+        try:
+            out[m.group(1)] = unquote(m.group(2))
+        except ValueError:  # an escape Go does not know
+            return None
+        pos = m.end()
+    return out
 
 
 @dataclass
@@ -49,9 +73,11 @@ class FakeLoki(FakeServer):
         m = _SELECTOR.match(query)
         if not m:
             return self.text(400, f"parse error at line 1, col 1: syntax error: unexpected {query[:1]!r}")
-        matchers = dict(_MATCHER.findall(m.group("m")))
+        matchers = _matchers(m.group("m"))
+        if matchers is None:
+            return self.text(400, f"parse error at line 1, col 2: syntax error: unexpected {m.group('m')[:40]!r}")
         rest = m.group("rest")
-        filters = _FILTER.findall(rest)
+        filters = [unquote(f) for f in _FILTER.findall(rest)]
         if _FILTER.sub("", rest).strip():
             col = len(query) - len(rest) + 1
             return self.text(400, f"parse error at line 1, col {col}: syntax error: unexpected IDENTIFIER")

@@ -9,13 +9,16 @@ understood is `{}` or `{ resource.service.name = "x" }` / `{ name = "op" }` /
 from __future__ import annotations
 
 import base64
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import FakeServer
 
-_Q = re.compile(r'^\{\s*(?:(resource\.service\.name|name)\s*=\s*"([^"]*)"|(status)\s*=\s*(error|ok)|)\s*\}$')
+# Strings are Go-quoted, as TraceQL's lexer reads them: \" and \\ are escapes, a bare " ends one.
+_Q = re.compile(r'^\{\s*(?:(resource\.service\.name|name)\s*=\s*"((?:[^"\\]|\\.)*)"|(status)\s*=\s*(error|ok)|)\s*\}$',
+                re.DOTALL)
 
 
 @dataclass
@@ -62,6 +65,10 @@ class FakeTempo(FakeServer):
         m = _Q.match(query.strip())
         if not m:
             return self.text(400, f"invalid TraceQL query: parse error at line 1, col 1: syntax error: {query[:40]}")
+        try:
+            value = json.loads(f'"{m.group(2)}"') if m.group(2) is not None else None
+        except ValueError:
+            return self.text(400, f"invalid TraceQL query: parse error at line 1: invalid escape in {query[:40]}")
         limit = int(q.get("limit", "20"))
         start, end = int(q.get("start", "0")), int(q.get("end", str(2**62)))
         traces: dict[str, list[FakeSpan]] = {}
@@ -73,9 +80,9 @@ class FakeTempo(FakeServer):
             if t1 / 1e9 < start or t0 / 1e9 > end:
                 continue
             if m.group(1) == "resource.service.name":
-                matched = [s for s in spans if s.service == m.group(2)]
+                matched = [s for s in spans if s.service == value]
             elif m.group(1) == "name":
-                matched = [s for s in spans if s.name == m.group(2)]
+                matched = [s for s in spans if s.name == value]
             elif m.group(3):
                 matched = [s for s in spans if s.error == (m.group(4) == "error")]
             else:
