@@ -4,6 +4,9 @@ status codes mapped to our errors, and a /ready probe.
 429, 5xx and connection failures are retried with exponential backoff (tenacity) and
 then raise SourceUnavailable; 400 is the query's fault (QueryError with the backend's
 plain-text reason, never retried); other statuses mean a wrong URL or credentials.
+A Retry-After on a 429 or 5xx is waited out when it is within `max_backoff_s`; a longer
+one ends the call at once (SourceUnavailable) and every call until it has passed fails
+the same way without asking: a throttled backend is not hammered by each model's cycle.
 """
 from __future__ import annotations
 
@@ -11,15 +14,16 @@ import time
 from typing import Any
 
 import httpx
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
+from alerts.receivers.http import retry_after_s
 from monitor.sources.errors import QueryError, SourceState, SourceStatus, SourceUnavailable
 
 
 class _Retryable(Exception):
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
         super().__init__(reason)
-        self.reason = reason
+        self.reason, self.retry_after = reason, retry_after
 
 
 class HttpSource:
@@ -29,6 +33,9 @@ class HttpSource:
                  retries: int, backoff_s: float, max_backoff_s: float) -> None:
         self.url = url
         self.retries, self.backoff_s, self.max_backoff_s = retries, backoff_s, max_backoff_s
+        self._backoff = wait_exponential(multiplier=backoff_s, max=max_backoff_s)
+        # monotonic time before which the backend asked not to be called (Retry-After), and why
+        self._throttled_until, self._throttled_why = 0.0, ""
         headers = {"Accept": "application/json", **headers}
         self._client = client or httpx.Client(base_url=url.rstrip("/"), timeout=timeout_s, headers=headers)
         if client is not None:
@@ -44,13 +51,23 @@ class HttpSource:
 
     def _get(self, path: str, params: dict[str, Any], query: str, *, allow_404: bool = False) -> httpx.Response:
         """One GET, retried on transport errors, 429 and 5xx; a 404 is returned only with `allow_404`."""
+        left = self._throttled_until - time.monotonic()
+        if left > 0:
+            raise SourceUnavailable(self.source, self.url, f"{self._throttled_why}; not asked again for {left:.0f} s")
+
         def once() -> httpx.Response:
             try:
                 r = self._client.get(path, params=params)
             except httpx.HTTPError as e:
                 raise _Retryable(f"{type(e).__name__}: {e}") from e
             if r.status_code == 429 or r.status_code >= 500:
-                raise _Retryable(f"HTTP {r.status_code}: {r.text.strip()[:300]}")
+                reason = f"HTTP {r.status_code}: {r.text.strip()[:300]}"
+                hinted = retry_after_s(r.headers.get("Retry-After"), time.time())
+                if hinted is not None and hinted > self.max_backoff_s:
+                    self._throttled_until = time.monotonic() + hinted
+                    self._throttled_why = f"{reason} (Retry-After {hinted:.0f} s)"
+                    raise SourceUnavailable(self.source, self.url, self._throttled_why)
+                raise _Retryable(reason, hinted)
             if r.status_code == 404 and allow_404:
                 return r
             if r.status_code == 400:
@@ -61,7 +78,7 @@ class HttpSource:
 
         try:
             for attempt in Retrying(stop=stop_after_attempt(self.retries + 1),
-                                    wait=wait_exponential(multiplier=self.backoff_s, max=self.max_backoff_s),
+                                    wait=self._wait,
                                     retry=retry_if_exception_type(_Retryable), reraise=True):
                 with attempt:
                     return once()
@@ -69,6 +86,12 @@ class HttpSource:
             raise SourceUnavailable(self.source, self.url,
                                     f"{e.reason} (after {self.retries + 1} attempts)") from None
         raise AssertionError("unreachable")
+
+    def _wait(self, rs: RetryCallState) -> float:
+        """The backoff, or the backend's Retry-After when it asked for longer."""
+        e = rs.outcome.exception() if rs.outcome else None
+        hinted = e.retry_after if isinstance(e, _Retryable) and e.retry_after else 0.0
+        return max(float(self._backoff(rs)), hinted)
 
     def ready(self) -> SourceState:
         now = time.time()

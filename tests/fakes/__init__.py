@@ -1,12 +1,14 @@
 """Small local servers that follow ../shared/contracts/README.md (status codes, error
 bodies, pagination, id encodings). They bind 127.0.0.1 on a free port.
 
-`FakeServer` runs a handler in a thread; `faults` is a queue of (status, body) answers
-served before the normal behaviour, to test retries and error paths.
+`FakeServer` runs a handler in a thread; `faults` is a queue of (status, body) answers, or
+(status, body, headers) ones (a 429's Retry-After), served before the normal behaviour, to
+test retries and error paths.
 """
 from __future__ import annotations
 
 import json
+import time
 from collections import deque
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -17,7 +19,7 @@ from tests.fakes.local_http import LocalHTTPServer
 
 class FakeServer:
     def __init__(self) -> None:
-        self.faults: deque[tuple[int, str]] = deque()
+        self.faults: deque[tuple[int, str] | tuple[int, str, dict[str, str]]] = deque()
         self.requests: list[dict[str, Any]] = []
         self.ready = True
         owner = self
@@ -29,16 +31,20 @@ class FakeServer:
             def do_GET(self) -> None:  # http.server names its handlers so
                 u = urlsplit(self.path)
                 q = {k: v[-1] for k, v in parse_qs(u.query, keep_blank_values=True).items()}
-                owner.requests.append({"path": u.path, "params": q, "headers": dict(self.headers)})
+                owner.requests.append({"path": u.path, "params": q, "headers": dict(self.headers),
+                                       "at": time.monotonic()})
                 if owner.faults:
-                    status, body = owner.faults.popleft()
-                    return self.reply(status, body, "text/plain; charset=utf-8")
+                    status, body, *extra = owner.faults.popleft()
+                    return self.reply(status, body, "text/plain; charset=utf-8", *extra)
                 status, body, ctype = owner.route(u.path, q, dict(self.headers))
                 self.reply(status, body, ctype)
 
-            def reply(self, status: int, body: str | bytes, ctype: str) -> None:
+            def reply(self, status: int, body: str | bytes, ctype: str,
+                      headers: dict[str, str] | None = None) -> None:
                 data = body.encode() if isinstance(body, str) else body
                 self.send_response(status)
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
                 if data:
                     self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(data)))

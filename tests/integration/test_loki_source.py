@@ -95,3 +95,24 @@ def test_ready_reports_up_and_down():
         server.ready = False
         state = _src(server).ready()
     assert state.status is SourceStatus.DOWN and "503" in state.detail
+
+
+def test_429_waits_the_retry_after_it_names_before_asking_again():
+    with FakeLoki(_streams()) as server:
+        server.faults.append((429, "too many outstanding requests", {"Retry-After": "1"}))
+        src = LokiSource(LokiConfig(url=server.url), backoff_s=0.001, max_backoff_s=2.0)
+        recs = src.query_logs('{service="payments"}', T0 / 1e9, T0 / 1e9 + 60)
+    assert len(recs) == 11
+    assert server.requests[1]["at"] - server.requests[0]["at"] >= 0.95
+
+
+def test_a_retry_after_longer_than_the_backoff_is_not_hammered():
+    """Loki asks for a minute: the query gives up at once (the source is down for this cycle,
+    never an empty result), and the next query inside that minute does not call Loki."""
+    with FakeLoki(_streams()) as server:
+        server.faults.extend([(429, "ingester throttled", {"Retry-After": "60"})] * 10)
+        src = _src(server)
+        for _ in range(2):
+            with pytest.raises(SourceUnavailable, match=r"429.*ingester throttled.*Retry-After 60"):
+                src.query_logs('{service="payments"}', T0 / 1e9, T0 / 1e9 + 60)
+        assert len(server.requests) == 1
