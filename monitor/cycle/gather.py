@@ -124,7 +124,14 @@ def _metric(sources: Sources, req: GatherRequest, raw: RawSignals, name: str, qu
     found = query_range(sources, raw.gaps, req, name, query, start)
     if found is None:
         return None
-    series = found[0]
+    if len(live := [s for s in found if not s.empty]) > 1:
+        # Taking the first would judge one pod of several, and after a restart perhaps the
+        # old pod's stopped series while the new one's freshness hid that it had stopped.
+        raw.gaps.add(no_data(req.model.name, name, f"the query returned {len(live)} series, not one: aggregate it "
+                             "(e.g. sum(...) or sum by (model) (...))", req.window, query=query,
+                             labels=[s.labels for s in live[:5]]), f"{name}: {len(live)} series")
+        return None
+    series = live[0]
     known = req.known_series
     volume = _volume(sources, req, name, volume_query, start, series) if known is not None and volume_query else None
     history = volume_history = None
