@@ -43,28 +43,39 @@ class DeployWatch:
         if hold:
             with self.store.tx() as s:
                 return self.store.model_state(s, m.name).alias_version, []
-        return current, self.record(m, current, t)
+        events = self.record(m, current, t, unconfirmed=aliases is not None)
+        if events is None:
+            # The sweep read the alias before this cycle: a rollback that finished since (driven
+            # by this cycle's reconcile, or by another replica) stored a move that read misses,
+            # and its stale version would be recorded as a deploy back to it. Read it again.
+            return self.poll(m, t)
+        return current, events
 
-    def record(self, m: ModelConfig, current: str | None, t: float) -> list[DeployEvent]:
-        """Diff the alias against the last state we stored; a move is a deploy event at `t`."""
+    def record(self, m: ModelConfig, current: str | None, t: float, *, unconfirmed: bool = False
+               ) -> list[DeployEvent] | None:
+        """Diff the alias against the last state we stored; a move is a deploy event at `t`.
+        `unconfirmed`: `current` may be stale (the sweep's early read), so a move is not
+        recorded but answered None, for the caller to read the registry itself."""
         first_at: float | None = None
         while True:
             with self.store.tx() as s:
                 known = s.get(ModelStateRow, m.name)
                 if current is None or first_at is not None or (known is not None and known.alias_version):
-                    return self._record_in(s, m, current, t, first_at)
+                    return self._record_in(s, m, current, t, first_at, unconfirmed)
             # A first sight is dated by asking MLflow outside the transaction, which has
             # written nothing yet: SQLite's write lock (PostgreSQL: the lease row) would be
             # held for the whole call, and every other writer would wait for MLflow.
             first_at = self._version_time(m, current, t)
 
-    def _record_in(self, s: Session, m: ModelConfig, current: str | None, t: float, first_at: float | None
-                   ) -> list[DeployEvent]:
+    def _record_in(self, s: Session, m: ModelConfig, current: str | None, t: float, first_at: float | None,
+                   unconfirmed: bool) -> list[DeployEvent] | None:
         state = self.store.model_state(s, m.name)
         last = state.alias_version
         if current is None or current == last:
             self._confirmed[m.name] = t
             return []
+        if unconfirmed and last is not None:  # (a first sight has no stored move to miss)
+            return None
         if last is None:
             # First sight of this model: we cannot know when the alias moved, so date it by
             # the version's own registration time (recorded tag first, MLflow's time else).
