@@ -20,6 +20,13 @@ checked against the directory itself (under a lock file, one evictor at a time) 
 it is over the budget or has grown by a sixteenth of it since the last look: other
 writers push the spool past its budget by at most that much each. Losing it costs only a
 re-parse.
+
+The default directory lies in the shared temporary directory, under a name anyone can
+guess, and entry keys are made from what anyone can stat: a folder of that name made by
+another user would let them feed every cycle forged samples and profiles (or read the
+real ones). So the default directory is made private (0700), and one that is not a plain
+directory of this user's, writable by nobody else, is not used (logged once; the sources
+are then parsed as without a spool). A configured directory is the operator's choice.
 """
 from __future__ import annotations
 
@@ -29,6 +36,7 @@ import hashlib
 import logging
 import mmap
 import os
+import stat
 import tempfile
 import threading
 import time
@@ -52,6 +60,8 @@ class Spool:
         if max_bytes < 1:
             raise ValueError(f"spool.max_bytes: expected a positive number of bytes, got {max_bytes}")
         self.directory = Path(directory) if directory else default_directory()
+        self._shared_tmp = not directory  # the default: in the shared temporary directory
+        self._trusted: bool | None = None  # None: not checked yet (or could not be)
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
         self._bytes: int | None = None  # the last scan plus this process' writes since (lazy)
@@ -73,8 +83,35 @@ class Spool:
     def _path(self, kind: str, key: str) -> Path:
         return self.directory / kind / f"{key}.bin"
 
+    def _usable(self) -> bool:
+        """False for a default directory somebody else could have made or can write (see
+        the module doc); checked once, the directory made private if it is missing."""
+        if self._trusted is not None:
+            return self._trusted
+        if not self._shared_tmp:
+            self._trusted = True
+            return True
+        try:
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            st = os.lstat(self.directory)
+        except OSError:  # no folder to check: put and map say so in their own words
+            return True
+        why = ("it is not a plain directory" if not stat.S_ISDIR(st.st_mode) else
+               f"it belongs to uid {st.st_uid}" if st.st_uid != os.geteuid() else
+               "others can write to it" if st.st_mode & 0o002 else
+               # (group-writable is fine for one's own group: a umask of 002 makes it so)
+               f"group {st.st_gid} can write to it" if st.st_mode & 0o020 and st.st_gid != os.getegid() else "")
+        if why:
+            log.warning("spool directory not used: samples and profiles are parsed in memory",
+                        extra={"path": str(self.directory), "reason": why,
+                               "fix": "remove it, or set spool.directory to a directory of your own"})
+        self._trusted = not why
+        return self._trusted
+
     def map(self, kind: str, key: str) -> memoryview | None:
         """The entry's bytes, mapped read-only, or None when it is not (or no longer) here."""
+        if not self._usable():
+            return None
         path = self._path(kind, key)
         try:
             with open(path, "rb") as f:
@@ -96,7 +133,7 @@ class Spool:
         """Write an entry atomically; False (and a log line) when the disk refuses it."""
         path = self._path(kind, key)
         size = len(data)
-        if size > self.max_bytes:
+        if size > self.max_bytes or not self._usable():
             return False
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

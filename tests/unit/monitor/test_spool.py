@@ -7,6 +7,7 @@ import multiprocessing
 import os
 import queue
 import random
+import tempfile
 import time
 import traceback
 
@@ -433,3 +434,54 @@ def test_a_reference_reads_as_pandas_reads_it_and_only_the_columns_asked_for(tmp
     (tmp_path / "ref_dir.parquet").mkdir()  # a dataset directory, as Spark writes one
     ref.to_parquet(tmp_path / "ref_dir.parquet" / "part-0.parquet")
     assert len(read_reference(tmp_path / "ref_dir.parquet", ["x"])) == n
+
+
+
+def _planted(folder):
+    """Another local user's spool: `folder` writable by everyone, an entry planted in it
+    under the key Vigil would look up (keys are made from what anyone can stat)."""
+    folder.mkdir()
+    os.chmod(folder, 0o777)
+    (folder / "samples").mkdir()
+    os.chmod(folder / "samples", 0o777)
+    (folder / "samples" / "k.bin").write_bytes(b"forged sample rows")
+
+
+@pytest.fixture
+def shared_tmp(tmp_path, monkeypatch):
+    """The system's temporary directory (where the default spool lives), here a test's own."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    return tmp_path / f"vigil-spool-{os.getuid()}"
+
+
+def test_a_default_spool_directory_others_can_write_is_not_used(shared_tmp, caplog):
+    """The default spool is under the shared temporary directory: whoever made that folder
+    first could feed every cycle forged samples and profiles, or read the real ones."""
+    _planted(shared_tmp)
+    spool = Spool()
+    assert spool.directory == shared_tmp
+    assert spool.map("samples", "k") is None
+    assert not spool.put("samples", "k2", b"our rows")
+    assert not (shared_tmp / "samples" / "k2.bin").exists()
+    assert "spool directory" in caplog.text and "not used" in caplog.text
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a folder to another user needs root")
+def test_a_default_spool_directory_of_another_user_is_not_used(shared_tmp):
+    _planted(shared_tmp)
+    os.chmod(shared_tmp, 0o755)
+    os.chown(shared_tmp, 65534, 65534)
+    assert Spool().map("samples", "k") is None
+
+
+def test_a_default_spool_directory_that_is_a_symlink_is_not_used(shared_tmp, tmp_path):
+    _planted(tmp_path / "elsewhere")
+    os.chmod(tmp_path / "elsewhere", 0o700)
+    shared_tmp.symlink_to(tmp_path / "elsewhere")
+    assert Spool().map("samples", "k") is None
+
+
+def test_a_new_default_spool_directory_is_private(shared_tmp):
+    spool = Spool()
+    assert spool.put("samples", "k", b"rows") and spool.map("samples", "k") is not None
+    assert shared_tmp.stat().st_mode & 0o077 == 0
