@@ -32,6 +32,9 @@ class LokiConfig(_Model):
     timeout_s: float = Field(10.0, gt=0)
     page_limit: int = Field(1000, ge=1, le=5000)
     bearer_token: Secret = None
+    # The stream label that names a service: {<service_label>="<service>"} selects its lines.
+    # Loki 3 and OpenTelemetry collectors label streams `service_name`.
+    service_label: str = Field("service", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class TempoConfig(_Model):

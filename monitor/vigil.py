@@ -119,8 +119,7 @@ class Vigil:
         samples = SampleReader(c, self.store, spool)
         self.references = ReferenceChooser(c, self.store, self.registry, samples, self.now, spool)
         self.gather_sources = Sources(self.prometheus, self.health, samples, self.references,
-                                      LogTraceSources(loki, tempo, c.sources.tempo.search_limit if c.sources.tempo
-                                                      else 50), c.sources.prometheus.step)
+                                      LogTraceSources.wired(loki, tempo, c.sources), c.sources.prometheus.step)
         self.outbox = OutboxWriter(self.store, self.notifiers, Links.from_config(c), self._mentions)
         self.grouper = Grouper(c, self.store, self.outbox)
         self.deploys = DeployWatch(self.registry, self.health, self.store, self.outbox)

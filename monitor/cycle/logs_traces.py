@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 from detectors.records import LogRecord, Span
 from monitor.config import ModelConfig
+from monitor.config_sources import SourcesConfig
 from monitor.cycle.health import SourceHealth
 from monitor.sources.errors import QueryError, SourceUnavailable
 from monitor.types import RawSignals, Window
@@ -25,6 +26,13 @@ class LogTraceSources:
     loki: Any = None
     tempo: Any = None
     search_limit: int = 50  # traces per TraceQL search
+    log_label: str = "service"  # the Loki stream label naming a service (sources.loki.service_label)
+
+    @classmethod
+    def wired(cls, loki: Any, tempo: Any, sources: SourcesConfig) -> LogTraceSources:
+        """The clients with their settings from `sources:`."""
+        return cls(loki, tempo, sources.tempo.search_limit if sources.tempo else 50,
+                   sources.loki.service_label if sources.loki else "service")
 
     @property
     def configured(self) -> bool:
@@ -40,10 +48,11 @@ def quoted(value: str) -> str:
     return '"' + escaped.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t") + '"'
 
 
-def pull_logs(loki: Any, services: list[str], start: float, end: float) -> list[LogRecord]:
+def pull_logs(loki: Any, services: list[str], start: float, end: float, label: str = "service"
+              ) -> list[LogRecord]:
     out: list[LogRecord] = []
     for svc in services:
-        out.extend(loki.query_logs(f"{{service={quoted(svc)}}}", start, end))
+        out.extend(loki.query_logs(f"{{{label}={quoted(svc)}}}", start, end))
     return out
 
 
@@ -82,7 +91,7 @@ def pull_logs_traces(src: LogTraceSources, health: SourceHealth, m: ModelConfig,
         # without them would not match a window scored with them, and it would be stored,
         # and kept as it is through an incident opened next cycle.
         hold = HOLD_LOGS if "traces" in raw.baseline_unread and raw.spans_current else None
-        logs = read("loki", "logs", lambda a, b: pull_logs(src.loki, services, a, b), hold)
+        logs = read("loki", "logs", lambda a, b: pull_logs(src.loki, services, a, b, src.log_label), hold)
         if logs is not None:
             raw.logs_current, raw.logs_baseline = logs
 

@@ -41,8 +41,11 @@ class LokiSource(HttpSource):
         super().__init__(config.url, config.timeout_s, headers, client=client, retries=retries,
                          backoff_s=backoff_s, max_backoff_s=max_backoff_s)
 
-    def query_logs(self, query: str, start: float, end: float, *, service_label: str = "service") -> list[LogRecord]:
-        """All entries with start <= ts < end (epoch seconds), oldest first."""
+    def query_logs(self, query: str, start: float, end: float, *, service_label: str | None = None
+                   ) -> list[LogRecord]:
+        """All entries with start <= ts < end (epoch seconds), oldest first; each record's
+        service from `service_label` (default: the configured `service_label`)."""
+        service_label = service_label or self.config.service_label
         if end <= start:
             raise ValueError(f"end ({end}) must be after start ({start})")
         start_ns, end_ns = int(round(start * 1e9)), int(round(end * 1e9))

@@ -167,3 +167,25 @@ def test_a_failed_trace_baseline_refresh_keeps_the_stored_baseline_and_says_so(t
     assert after == before
     assert vigil.sources["tempo"].status == "up" and "baseline refresh failed" in vigil.sources["tempo"].detail
     assert not any("tempo" in b for b in report.blind)
+
+
+def test_loki_streams_labelled_service_name_are_read_with_sources_loki_service_label(tmp_path):
+    """Loki 3 and OpenTelemetry pipelines label streams `service_name`: with the selector's
+    label fixed to `service` every query matched nothing, and the logs were silently empty."""
+    logs = _logs(T - 600, 300, False, 1) + _logs(T - 300, 300, True, 2)
+    streams = loki_streams(logs)
+    for s in streams:
+        s.labels = {"service_name": s.labels["service"]}
+    with FakeLoki(streams) as loki:
+        cfg = parse_config({
+            "sources": {"loki": {"url": loki.url, "service_label": "service_name"}},
+            "schedule": {"lookback": "5m", "interval": "1m"},
+            "models": [{"name": "ranker", "services": ["api", "preprocess"], "owner_channel": "#ml",
+                        "slos": [{"name": "p99_latency", "query": "p99", "threshold": 0.3, "unit": "s"}]}],
+        }, base_dir=str(tmp_path))
+        vigil = Vigil(cfg, store=Store(f"sqlite:///{tmp_path / 'v.db'}"), prometheus=SloBreach(),
+                      registry=Registry(), notifiers={})
+        report = vigil.run_cycle("ranker", T)
+    assert {'{service_name="api"}', '{service_name="preprocess"}'} <= {r["params"]["query"] for r in loki.requests}
+    oom = [f for f in report.findings if f.kind == FindingKind.LOG_ANOMALY and f.service == "preprocess"]
+    assert oom, report.findings
