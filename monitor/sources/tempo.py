@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,13 +82,21 @@ class TempoSource(HttpSource):
         return spans_from_otlp(body)
 
 
+_HEX_ID = re.compile(r"[0-9a-fA-F]{16}|[0-9a-fA-F]{32}")
+
+
 def _b64_hex(v: str | None) -> str | None:
+    """A gogo-jsonpb id (base64: 12 characters for a span, 24 for a trace) as hex. OTLP/JSON
+    proper (a collector, a proxy re-encoding) writes hex, 16 or 32 digits: every such string
+    is valid base64 too, so it is told apart by its length, never decoded."""
     if not v:
         return None
+    if _HEX_ID.fullmatch(v):
+        return v.lower()
     try:
         return base64.b64decode(v, validate=True).hex()
     except (binascii.Error, ValueError):
-        return v.lower()  # already hex (some proxies re-encode)
+        return v.lower()
 
 
 def _attr_value(v: dict[str, Any]) -> Any:

@@ -93,3 +93,16 @@ def test_resource_spans_key_is_accepted_too():
                                                           "status": {"code": "STATUS_CODE_ERROR"}}]}]}]}
     (s,) = spans_from_otlp(body)
     assert s.trace_id == TID and s.error and s.parent_id is None
+
+
+def test_hex_ids_of_otlp_json_stay_the_ids_they_are():
+    """OTLP/JSON proper (a collector or a proxy re-encoding Tempo's answer) writes ids as hex.
+    Every hex id of 16 or 32 digits is also valid base64, so it was decoded as base64 into
+    another id, and the spans no longer matched their logs' span_id or their search hit."""
+    body = {"resourceSpans": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "a"}}]},
+                               "scopeSpans": [{"spans": [{"traceId": TID, "spanId": "3ef58fd67f3c3c44",
+                                                          "parentSpanId": "4b23de25d1fb6641",
+                                                          "name": "x", "startTimeUnixNano": "1",
+                                                          "endTimeUnixNano": "5"}]}]}]}
+    (s,) = spans_from_otlp(body)
+    assert (s.trace_id, s.span_id, s.parent_id) == (TID, "3ef58fd67f3c3c44", "4b23de25d1fb6641")
