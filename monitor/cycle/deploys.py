@@ -24,6 +24,7 @@ class DeployWatch:
         # model -> the latest poll that read the alias unchanged (this process's memory: after a
         # restart or a takeover a move is not known to be a response, and stays a suspect)
         self._confirmed: dict[str, float] = {}
+        self._missing: set[str] = set()  # models whose alias the registry lacks, said once
 
     def poll(self, m: ModelConfig, t: float, *, hold: bool = False,
              aliases: dict[str, str] | None = None) -> tuple[str | None, list[DeployEvent]]:
@@ -49,7 +50,18 @@ class DeployWatch:
             # by this cycle's reconcile, or by another replica) stored a move that read misses,
             # and its stale version would be recorded as a deploy back to it. Read it again.
             return self.poll(m, t)
+        self._say_missing(m, current is None)
         return current, events
+
+    def _say_missing(self, m: ModelConfig, missing: bool) -> None:
+        """An alias the registry does not hold (a typo in `registry`, an alias never set)
+        turns deploy tracking off: no deploy suspect, no rollback. Said once per model."""
+        if not missing:
+            self._missing.discard(m.name)
+        elif m.name not in self._missing:
+            self._missing.add(m.name)
+            log.warning("registry has no such model or alias: deploys are not tracked",
+                        extra={"model": m.name, "registry": m.registry, "alias": m.alias})
 
     def record(self, m: ModelConfig, current: str | None, t: float, *, unconfirmed: bool = False
                ) -> list[DeployEvent] | None:
@@ -71,11 +83,11 @@ class DeployWatch:
                    unconfirmed: bool) -> list[DeployEvent] | None:
         state = self.store.model_state(s, m.name)
         last = state.alias_version
+        if unconfirmed and last is not None and current != last:  # (a first sight has no move to miss)
+            return None
         if current is None or current == last:
             self._confirmed[m.name] = t
             return []
-        if unconfirmed and last is not None:  # (a first sight has no stored move to miss)
-            return None
         if last is None:
             # First sight of this model: we cannot know when the alias moved, so date it by
             # the version's own registration time (recorded tag first, MLflow's time else).

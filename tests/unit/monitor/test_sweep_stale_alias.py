@@ -45,3 +45,16 @@ def test_a_rollback_done_after_the_sweeps_alias_read_is_not_a_deploy_back(tmp_pa
         assert vigil.store.model_state(s, MODEL).alias_version == "1"
     moves = [(d.previous_version, d.version) for d in vigil.store.deploys(MODEL, since=T0 - 1, until=t + 1)]
     assert moves == [("2", "1")], moves
+
+
+def test_a_model_the_sweeps_read_missed_is_read_again_not_taken_for_gone(tmp_path, caplog):
+    """The sweep's read pages through the registry by offset: a model deleted meanwhile
+    shifts the next one onto a page already read, and the sweep's answer lacks it."""
+    reg = SweepRegistry()
+    vigil = make_vigil(make_config(tmp_path), prometheus=incident_prometheus(), registry=reg)
+    vigil.run_sweep(T0, workers=1)  # v2 serves: stored
+    pre = vigil.prefetch([MODEL], T0 + 60)
+    pre.aliases = {MODEL: {}}  # as the shifted page left it
+    report = vigil.run_cycle(MODEL, T0 + 60, prefetched=pre)
+    assert report.deploys == [] and reg.alias_reads == 1
+    assert "deploys are not tracked" not in caplog.text
