@@ -81,7 +81,7 @@ class PerformanceInputs:
 
     def predictions(self, m: ModelConfig, perf: PerformanceConfig, start: float, end: float,
                     serving: str | None) -> pd.DataFrame:
-        raw = self._samples.window(m, start, end)
+        raw = self._samples.window(m, start, end, "performance")
         if len(raw) == 0:
             return pd.DataFrame(columns=[ID, TS, PRED, VERSION])
         return prediction_frame(m, perf, raw, serving)

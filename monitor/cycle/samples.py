@@ -25,12 +25,13 @@ class SampleReader:
                                               spool=self._spool)
         return self._files[m.name]
 
-    def window(self, m: ModelConfig, start: float, end: float) -> pd.DataFrame:
-        """Rows with start <= t <= end."""
+    def window(self, m: ModelConfig, start: float, end: float, purpose: str = "") -> pd.DataFrame:
+        """Rows with start <= t <= end. `purpose` names a reader other than the drift window
+        (the performance horizon, the rolling reference), whose files are kept for it too."""
         frames = []
         files = self.files(m)
         if files is not None:
-            frames.append(files.window(start, end))
+            frames.append(files.window(start, end, purpose))
         posted = self._store.samples(m.name, start, end)
         if posted:
             frames.append(records_frame(posted))

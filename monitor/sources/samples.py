@@ -79,6 +79,9 @@ class SampleFiles:
         self._spool = spool
         self._ranges: dict[str, tuple[tuple[float, int], float, float]] = {}  # path -> (key, lo, hi)
         self._spooled: dict[str, str] = {}  # path -> its spool key, for the files that have one
+        # purpose -> the last window it read: a file is dropped only when none of them needs it
+        # (the drift window would otherwise drop what the performance horizon reads next)
+        self._wanted: dict[str, tuple[float, float]] = {}
 
     def _files(self) -> list[str]:
         p = self.pattern
@@ -206,8 +209,10 @@ class SampleFiles:
         if skey is not None and self._spool is not None:
             self._spool.discard("samples", skey)
 
-    def window(self, start: float, end: float) -> pd.DataFrame:
-        """Rows with start <= t <= end from every file overlapping the window."""
+    def window(self, start: float, end: float, purpose: str = "") -> pd.DataFrame:
+        """Rows with start <= t <= end from every file overlapping the window. `purpose` names
+        the reader (its windows move on; another reader's windows are not this one's)."""
+        self._wanted[purpose] = (start, end)
         frames: list[pd.DataFrame] = []
         tables: list[pa.Table] = []
         paths = self._files()
@@ -219,7 +224,8 @@ class SampleFiles:
             try:
                 known = self._range(path)
                 if known is not None and (known[2] < start or known[1] > end):
-                    self._forget(path, known[0])
+                    if not any(known[2] >= lo and known[1] <= hi for lo, hi in self._wanted.values()):
+                        self._forget(path, known[0])
                     continue
                 data, lo, hi = self._load(path)
             except FileNotFoundError:  # deleted between the listing and the read: not in this window

@@ -485,3 +485,25 @@ def test_a_new_default_spool_directory_is_private(shared_tmp):
     spool = Spool()
     assert spool.put("samples", "k", b"rows") and spool.map("samples", "k") is not None
     assert shared_tmp.stat().st_mode & 0o077 == 0
+
+
+def test_a_wider_window_of_another_reader_is_not_parsed_again_each_cycle(tmp_path, monkeypatch):
+    """Each cycle reads the drift window (the last minutes) and, with delayed labels, the
+    performance horizon (days) of the same files. The drift read dropped every file its
+    window did not need from the spool, so the performance read parsed them all again, every
+    cycle: the cost the spool exists to avoid."""
+    (tmp_path / "s").mkdir()
+    write_files(tmp_path / "s", n_files=4)
+    spool = Spool(tmp_path / "spool")
+    files = SampleFiles(tmp_path / "s", "timestamp", spool=spool)
+    for _ in range(2):
+        files.window(T0 + 1800, T0 + 2400)
+        wide = files.window(T0, T0 + 2400, purpose="performance")
+    parsed: list[str] = []
+    real = SampleFiles._parse_any
+    monkeypatch.setattr(SampleFiles, "_parse_any",
+                        lambda self, path, arrow: parsed.append(path) or real(self, path, arrow))
+    for _ in range(3):
+        assert len(files.window(T0 + 1800, T0 + 2400)) == 200
+        assert len(files.window(T0, T0 + 2400, purpose="performance")) == len(wide) == 800
+    assert parsed == []
