@@ -1,7 +1,7 @@
 """The alerting rules for Vigil itself (dashboards/vigil-alerts.rules.yml): valid for
 Prometheus (`promtool check rules`), behaving as their unit tests say (`promtool test
 rules`: stale cycles, failing cycles, outbox backlog, a source down, baseline refreshes
-that keep failing, a failed rollback),
+that keep failing, a failed rollback, no Vigil scraped at all),
 and reading only metrics Vigil exports."""
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ DASHBOARDS = Path(__file__).resolve().parents[3] / "dashboards"
 RULES = DASHBOARDS / "vigil-alerts.rules.yml"
 TESTS = DASHBOARDS / "vigil-alerts.test.yml"
 EXPECTED = {"VigilCycleStale", "VigilCyclesFailing", "VigilOutboxBacklog", "VigilSourceDown",
-            "VigilBaselineRefreshFailing", "VigilRollbackFailed"}
+            "VigilBaselineRefreshFailing", "VigilRollbackFailed", "VigilAbsent"}
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:
@@ -66,7 +66,8 @@ def test_every_alert_is_tested_and_reads_only_metrics_vigil_exports():
     SourceHealth.for_sources({"prometheus": "http://127.0.0.1:9090", "tempo": "http://127.0.0.1:3200"}, m,
                              lambda: 0.0).mark("prometheus", True)
     m.outbox_pending.set(0)
-    exported = generate_latest(m.registry).decode()
+    # /metrics serves both registries (monitor/api/health.py), vigil_build_info is in the second
+    exported = generate_latest(m.registry).decode() + generate_latest(m.process_registry).decode()
     for r in rules:
         for name in re.findall(r"\b(vigil_[a-z_]+)", r["expr"]):
             assert f"\n{name}" in exported or exported.startswith(name), f"{r['alert']}: {name} is not exported"
