@@ -17,6 +17,7 @@ from prometheus_client import (
 )
 
 from alerts.lifecycle import Step
+from alerts.outbox import DeliveryStatus
 from alerts.rollback import ActionStatus
 from monitor.liveness import CycleLiveness
 from monitor.version import vigil_version
@@ -24,6 +25,7 @@ from monitor.version import vigil_version
 # The outcomes dashboards list.
 ROLLBACK_STATUSES = (ActionStatus.DONE, ActionStatus.DRY_RUN, ActionStatus.REFUSED, ActionStatus.FAILED)
 SEVERITIES = ("warning", "critical")
+DELIVERY_STATUSES = tuple(str(s) for s in DeliveryStatus)  # vigil_notifications_total{status}
 FEATURE_DRIFT_SERIES = 10_000  # above this many (model, feature, statistic): only the features that moved
 
 
@@ -146,6 +148,12 @@ class VigilMetrics:
         self.labels_received.labels(model)
         self.cycle_errors.labels(model)
         self.clock_backwards.labels(model)
+
+    def init_notifier(self, notifier: str) -> None:
+        """The notifier's delivery counters at 0 before its first message: an alert on
+        increase(...{status="failed"}) would otherwise miss the first refused page."""
+        for status in DELIVERY_STATUSES:
+            self.notifications.labels(notifier, status)
 
     def set_performance(self, model: str, figures: dict[str, dict[str, float | None]], coverage: float | None,
                         delay_s: float | None) -> None:

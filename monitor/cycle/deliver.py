@@ -40,6 +40,8 @@ class OutboxSender:
     def __init__(self, store: Store, notifiers: Mapping[str, Notifier], metrics: VigilMetrics,
                  claim_s: float = CLAIM_S) -> None:
         self.store, self.notifiers, self.metrics = store, notifiers, metrics
+        for name in notifiers:
+            metrics.init_notifier(name)
         self.claim_s = claim_s
         self.lock = threading.Lock()
 

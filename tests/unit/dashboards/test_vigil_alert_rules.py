@@ -1,7 +1,7 @@
 """The alerting rules for Vigil itself (dashboards/vigil-alerts.rules.yml): valid for
 Prometheus (`promtool check rules`), behaving as their unit tests say (`promtool test
 rules`: stale cycles, failing cycles, outbox backlog, a source down, baseline refreshes
-that keep failing, a failed rollback, no Vigil scraped at all),
+that keep failing, a failed rollback, no Vigil scraped at all, a notification refused for good),
 and reading only metrics Vigil exports."""
 from __future__ import annotations
 
@@ -14,14 +14,18 @@ import pytest
 import yaml
 from prometheus_client import generate_latest
 
+from alerts.outbox import DeliveryResult, DeliveryStatus, MessageKind, OutboxMessage
+from monitor.cycle.deliver import OutboxSender
 from monitor.cycle.health import SourceHealth
 from monitor.metrics import VigilMetrics
+from monitor.store.repository import Store
 
 DASHBOARDS = Path(__file__).resolve().parents[3] / "dashboards"
 RULES = DASHBOARDS / "vigil-alerts.rules.yml"
 TESTS = DASHBOARDS / "vigil-alerts.test.yml"
 EXPECTED = {"VigilCycleStale", "VigilCyclesFailing", "VigilOutboxBacklog", "VigilSourceDown",
-            "VigilBaselineRefreshFailing", "VigilRollbackFailed", "VigilAbsent"}
+            "VigilBaselineRefreshFailing", "VigilRollbackFailed", "VigilAbsent",
+            "VigilNotificationsFailed"}
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:
@@ -66,8 +70,32 @@ def test_every_alert_is_tested_and_reads_only_metrics_vigil_exports():
     SourceHealth.for_sources({"prometheus": "http://127.0.0.1:9090", "tempo": "http://127.0.0.1:3200"}, m,
                              lambda: 0.0).mark("prometheus", True)
     m.outbox_pending.set(0)
+    m.init_notifier("slack")  # as the daemon's OutboxSender does for each notifier
     # /metrics serves both registries (monitor/api/health.py), vigil_build_info is in the second
     exported = generate_latest(m.registry).decode() + generate_latest(m.process_registry).decode()
     for r in rules:
         for name in re.findall(r"\b(vigil_[a-z_]+)", r["expr"]):
             assert f"\n{name}" in exported or exported.startswith(name), f"{r['alert']}: {name} is not exported"
+
+
+def test_a_notifiers_first_permanent_failure_is_seen_by_increase(tmp_path):
+    """VigilNotificationsFailed reads increase(vigil_notifications_total{status="failed"}):
+    a series that first appears at 1 has no increase, so the revoked token's first refused
+    page would never fire it. Each notifier's series exist at 0 before anything is sent."""
+    store = Store(f"sqlite:///{tmp_path / 'vigil.db'}")
+    m = VigilMetrics()
+    OutboxSender(store, {"pagerduty": Refusing()}, m)
+    before = generate_latest(m.registry).decode()
+    assert 'vigil_notifications_total{notifier="pagerduty",status="failed"} 0.0' in before
+    with store.tx() as s:
+        store.enqueue(s, "pagerduty", MessageKind.INCIDENT, "incident:1", {"x": 1}, 1000.0)
+    OutboxSender(store, {"pagerduty": Refusing()}, m).deliver_due(1000.0)
+    after = generate_latest(m.registry).decode()
+    assert 'vigil_notifications_total{notifier="pagerduty",status="failed"} 1.0' in after
+
+
+class Refusing:
+    name = "pagerduty"
+
+    def deliver(self, message: OutboxMessage) -> DeliveryResult:
+        return DeliveryResult(DeliveryStatus.FAILED, error="401 invalid routing key")
