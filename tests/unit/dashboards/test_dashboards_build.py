@@ -350,3 +350,18 @@ def test_vigil_dashboard_watches_vigil_itself(spec: DashboardSpec) -> None:
     for expr in exprs.values():
         for name in re.findall(r"\b(vigil_[a-z_]+)", expr):
             assert name in exported, name
+
+
+@pytest.mark.parametrize("name", ["overview", "self", "itself"])
+def test_a_model_named_like_vigils_own_dashboards_gets_its_own_uid_and_title(name: str) -> None:
+    """A model called "overview" had uid vigil-overview: each provision saved the overview,
+    then the model's dashboard over it (the overview was gone, both churned a version per
+    run). Titles must differ too: Grafana refuses (or, overwriting, merges) two dashboards
+    of one title in a folder."""
+    data = copy.deepcopy(SAMPLE["models"][1])
+    data["name"] = name
+    built = build_all(sample_spec(models=[SAMPLE["models"][0], data]))
+    uids, titles = [d["uid"] for d in built], [d["title"] for d in built]
+    assert len(set(uids)) == len(uids) and len(set(titles)) == len(titles), (uids, titles)
+    assert uids[:2] == [OVERVIEW_UID, VIGIL_UID]
+    assert model_dashboard_uid(name) == built[-1]["uid"]  # the links Slack messages carry
