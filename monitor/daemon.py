@@ -332,7 +332,9 @@ def _take_ownership(runtime: Runtime) -> None:
     """The single-daemon lock (SQLite) or a replica's membership (PostgreSQL); then finish
     what a crash left half-way (on PostgreSQL each model's owner does it in its first cycle)."""
     vigil = runtime.vigil
-    runtime.owner = ownership_for(vigil.store, vigil.config.schedule.interval, LeaseMetrics(vigil.metrics.registry))
+    # The metrics outlive a reload's Vigil (they carry over), so this stays the right object.
+    runtime.owner = ownership_for(vigil.store, vigil.config.schedule.interval, LeaseMetrics(vigil.metrics.registry),
+                                  forget=vigil.metrics.forget_model)
     vigil.fence = runtime.owner.fence
     if runtime.owner.renew_every is None:
         vigil.reconcile()

@@ -204,6 +204,23 @@ class VigilMetrics:
                 else:
                     self._drift_shown.pop(model, None)
 
+    def forget_model(self, model: str) -> None:
+        """Drop the model's gauge series (its state, open incidents, drift, KPIs, failures in
+        a row, ...): it left this process (handed to another replica, removed from the
+        config). Dashboards and rules take `max`/`sum` over every replica, so a frozen copy
+        of this one's last verdict would outvote the new owner's. Counters stay: increase()
+        over them is still right."""
+        self.liveness.forget(model)
+        with self._drift_lock:
+            self._drift_shown.pop(model, None)
+        for metric in vars(self).values():
+            if not isinstance(metric, Gauge):
+                continue
+            for family in metric.collect():
+                for s in {tuple(x.labels.values()) for x in family.samples if x.labels.get("model") == model}:
+                    with contextlib.suppress(KeyError):
+                        metric.remove(*s)
+
     def cycle_succeeded(self, model: str, t: float, step: str) -> None:
         self.liveness.succeeded(model, t)
         if step == Step.HELD:

@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from monitor.replicas import DaemonLock, LeaseMetrics, LeaseTiming, Membership, single_daemon_lock
 from monitor.store.repository import Store
@@ -53,10 +53,13 @@ class Ownership:
 class LeasedOwnership(Ownership):
     """A replica among others on one PostgreSQL."""
 
-    def __init__(self, membership: Membership) -> None:
+    def __init__(self, membership: Membership, forget: Callable[[str], None] | None = None) -> None:
+        """`forget(model)` runs for each model this replica no longer holds (released or
+        lost): the daemon drops the model's gauges from its /metrics there."""
         super().__init__()
         self.membership = membership
         self.renew_every = membership.timing.renew_every
+        self._forget = forget
 
     def owns(self, model: str) -> bool:
         return self.membership.token(model) is not None
@@ -75,6 +78,10 @@ class LeasedOwnership(Ownership):
                 "replica": self.membership.replica_id, "acquired": sorted(change.acquired),
                 "released": sorted(change.released), "lost": sorted(change.lost), "owned": len(change.owned),
                 "live_replicas": len(change.live)})
+        if self._forget is not None:
+            for model in change.released + change.lost:
+                if model not in change.owned:  # a lost lease found again in the renewal is still ours
+                    self._forget(model)
         return sorted(change.acquired)
 
     def heartbeat(self) -> None:
@@ -87,10 +94,12 @@ class LeasedOwnership(Ownership):
             log.exception("could not release the leases on stop")
 
 
-def ownership_for(store: Store, interval: float, metrics: LeaseMetrics | None = None) -> Ownership:
-    """SQLite: the single-daemon lock (raises `AnotherDaemonRunning`); PostgreSQL: leases."""
+def ownership_for(store: Store, interval: float, metrics: LeaseMetrics | None = None,
+                  forget: Callable[[str], None] | None = None) -> Ownership:
+    """SQLite: the single-daemon lock (raises `AnotherDaemonRunning`); PostgreSQL: leases,
+    calling `forget(model)` for each model this replica stops holding."""
     if store.url.startswith("sqlite"):
         return Ownership(single_daemon_lock(store.url))
     membership = Membership(store, LeaseTiming.for_interval(interval), metrics=metrics)
     log.info("replica joining", extra={"replica": membership.replica_id, "interval_s": interval})
-    return LeasedOwnership(membership)
+    return LeasedOwnership(membership, forget)
