@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from .builder import DASHBOARD_TAG
 from .datasources import datasource_models
 from .grafana_api import GrafanaClient, GrafanaConflict, GrafanaRequestError
 from .model_dashboard import build_model_dashboard
@@ -84,7 +85,28 @@ def write_provisioning_files(spec: DashboardSpec, out_dir: str | Path,
         path = dash_dir / f"{model['uid']}.json"
         path.write_text(json.dumps(model, indent=2, sort_keys=True) + "\n")
         written.append(path)
+    _remove_stale(dash_dir, set(written))
     return written
+
+
+def _remove_stale(dash_dir: Path, keep: set[Path]) -> list[Path]:
+    """Delete the dashboards Vigil wrote for models no longer configured: Grafana's file
+    provider keeps showing every file and refuses to delete a provisioned dashboard in
+    the UI. Only files that are Vigil's (uid vigil-..., tagged "vigil") are touched."""
+    removed = []
+    for path in sorted(dash_dir.glob("*.json")):
+        if path in keep:
+            continue
+        try:
+            model = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(model, dict) and str(model.get("uid", "")).startswith("vigil-") \
+                and DASHBOARD_TAG in (model.get("tags") or []):
+            path.unlink()
+            removed.append(path)
+            log.info("removed the dashboard of a model no longer configured", extra={"path": str(path)})
+    return removed
 
 
 # --------------------------------------------------------------------------- HTTP API

@@ -365,3 +365,21 @@ def test_a_model_named_like_vigils_own_dashboards_gets_its_own_uid_and_title(nam
     assert len(set(uids)) == len(uids) and len(set(titles)) == len(titles), (uids, titles)
     assert uids[:2] == [OVERVIEW_UID, VIGIL_UID]
     assert model_dashboard_uid(name) == built[-1]["uid"]  # the links Slack messages carry
+
+
+def test_a_model_removed_from_the_config_loses_its_provisioned_dashboard(tmp_path: Path) -> None:
+    """Grafana's file provider shows every JSON in the folder and refuses to delete a
+    provisioned dashboard from the UI: a removed model's file left behind kept its dashboard
+    (and its entry in the overview's "Models" links) forever. Files not Vigil's stay."""
+    write_provisioning_files(sample_spec(), tmp_path)
+    mine = tmp_path / "dashboards" / "team-slo.json"
+    mine.write_text(json.dumps({"uid": "team-slo", "title": "Team SLOs", "tags": ["team"]}))
+    notes = tmp_path / "dashboards" / "notes.json"
+    notes.write_text("not a dashboard")
+    gone = tmp_path / "dashboards" / f"{model_dashboard_uid('fraud.scorer')}.json"
+    assert gone.exists()
+    write_provisioning_files(sample_spec(models=[SAMPLE["models"][0]]), tmp_path)
+    assert not gone.exists()
+    assert mine.exists() and notes.exists()
+    assert sorted(p.name for p in (tmp_path / "dashboards").glob("vigil-*.json")) == [
+        "vigil-overview.json", "vigil-recommender.json", "vigil-self.json"]
