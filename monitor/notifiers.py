@@ -40,9 +40,11 @@ def default_notifiers(config: VigilConfig) -> dict[str, Notifier]:
 
         # Its console echo is plain text: in a JSON log stream it would break the shipper's parsing.
         out["sink"] = JsonlSink(config.resolve_path(config.slack.sink_path), console=not json_logs())
-    if config.grafana.url and config.grafana.token:
+    from monitor.grafana import grafana_token
+
+    if config.grafana.url and (token := grafana_token(config.grafana)):
         from monitor.grafana.annotations import GrafanaAnnotationNotifier
 
-        out["grafana"] = GrafanaAnnotationNotifier.from_url(config.grafana.url, config.grafana.token)
+        out["grafana"] = GrafanaAnnotationNotifier.from_url(config.grafana.url, token)
     out.update(build_receivers(config))
     return out

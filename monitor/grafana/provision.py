@@ -7,17 +7,17 @@ the CLI reports it through its exit code so a deploy pipeline can react.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 
 from dashboards.grafana_api import GrafanaAuthError, GrafanaClient, GrafanaError, GrafanaUnavailable
 from dashboards.provisioning import ProvisionReport, provision_over_api, write_provisioning_files
 from monitor.config import VigilConfig
 
+from . import TOKEN_ENV, grafana_token
 from .specs import dashboard_specs
 
+__all__ = ["TOKEN_ENV", "provision_on_start", "run_dashboards"]
 log = logging.getLogger(__name__)
-TOKEN_ENV = "GRAFANA_TOKEN"
 
 
 def provision_on_start(config: VigilConfig, client: GrafanaClient | None = None) -> ProvisionReport | None:
@@ -26,7 +26,7 @@ def provision_on_start(config: VigilConfig, client: GrafanaClient | None = None)
     if not (g.provision_on_start and g.url):
         return None
     own = client is None
-    client = client or GrafanaClient(g.url, g.token)
+    client = client or GrafanaClient(g.url, grafana_token(g))
     try:
         report = provision_over_api(dashboard_specs(config), client)
         log.info("grafana provisioned", extra={"grafana": g.url, "summary": report.summary()})
@@ -60,7 +60,7 @@ def run_dashboards(config: VigilConfig, out: str | None, grafana_url: str | None
             print(f"  {p}")
     if not url:
         return 0
-    token = token or config.grafana.token or os.environ.get(TOKEN_ENV)
+    token = token or grafana_token(config.grafana)
     with GrafanaClient(url, token) as client:
         try:
             report = provision_over_api(spec, client)

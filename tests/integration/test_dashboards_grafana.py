@@ -186,3 +186,18 @@ def test_a_same_titled_folder_with_another_uid_is_explained(grafana: FakeGrafana
     with client(grafana) as c, pytest.raises(GrafanaRequestError, match="set grafana.folder_uid to that folder's uid"):
         provision_over_api(spec, c)
     assert grafana.dashboards == {}
+
+
+def test_the_daemon_takes_the_grafana_token_from_the_environment_as_the_cli_does(
+        grafana: FakeGrafana, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`vigil dashboards` falls back to $GRAFANA_TOKEN; the daemon did not: with the token
+    only in the environment its provisioning got 401 with the hint "set GRAFANA_TOKEN" (it
+    was set), and its annotations were silently off."""
+    from monitor.notifiers import default_notifiers
+
+    monkeypatch.setenv("GRAFANA_TOKEN", TOKEN)
+    cfg = sample_config(grafana={"url": grafana.url, "provision_on_start": True},
+                        slack={"sink_path": str(tmp_path / "alerts.jsonl")})
+    report = provision_on_start(cfg)
+    assert report is not None and len(report.created) == len(build_all(dashboard_specs(cfg)))
+    assert "grafana" in default_notifiers(cfg)
