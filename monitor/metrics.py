@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import platform
 import threading
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -75,8 +76,10 @@ class VigilMetrics:
                                        registry=r)
         self.incidents_open = Gauge("vigil_incidents_open", "Open incidents", ["model", "severity"], registry=r)
         self.model_state = Gauge("vigil_model_state", "0 ok, 1 warning, 2 critical", ["model"], registry=r)
-        self.samples = Counter("vigil_samples_total", "Feature/prediction rows evaluated or ingested", ["model"],
-                               registry=r)
+        self.samples = Counter("vigil_samples_total",
+                               "Feature/prediction rows, each counted once, by the first cycle that reads it",
+                               ["model"], registry=r)
+        self._samples_until: dict[str, float] = {}  # model -> rows up to this time are counted
         self.clock_backwards = Counter("vigil_clock_backwards_total",
                                        "Cycles whose time was before the model's history: lifecycle held",
                                        ["model"], registry=r)
@@ -210,6 +213,17 @@ class VigilMetrics:
                 else:
                     self._drift_shown.pop(model, None)
 
+    def count_samples(self, model: str, rows: Any, t: float, interval: float) -> None:
+        """Add the cycle's rows (a frame with `_ts`) not counted by an earlier cycle: those
+        after the model's last counted cycle (this process's first: one interval back), up
+        to `t`. A cycle reads a whole lookback window, so counting its length counted each
+        row lookback/interval times (30 at the defaults)."""
+        since = self._samples_until.get(model, t - interval)
+        if "_ts" in getattr(rows, "columns", ()):
+            ts = rows["_ts"].to_numpy(dtype=float)
+            self.samples.labels(model).inc(int(((ts > since) & (ts <= t)).sum()))
+        self._samples_until[model] = max(since, t)
+
     def forget_model(self, model: str) -> None:
         """Drop the model's gauge series (its state, open incidents, drift, KPIs, failures in
         a row, ...): it left this process (handed to another replica, removed from the
@@ -217,6 +231,7 @@ class VigilMetrics:
         of this one's last verdict would outvote the new owner's. Counters stay: increase()
         over them is still right."""
         self.liveness.forget(model)
+        self._samples_until.pop(model, None)  # its new owner counts the rows meanwhile
         with self._drift_lock:
             self._drift_shown.pop(model, None)
         for metric in vars(self).values():

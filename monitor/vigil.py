@@ -249,7 +249,7 @@ class Vigil:
                 rollback = self.operator.follow_plan(m, applied.incident_id, plan, t) or rollback
                 if found.drift_columns and _has_drift(story.incident):
                     self.drift_reports.save_once(m, applied.incident_id, found.drift_columns, serving, t)
-        self._record(m, raw, found, applied.opened, applied.severity)
+        self._record(m, t, raw, found, applied.opened, applied.severity)
         report = CycleReport(model=m.name, t=t, findings=found.findings, incident=story.incident,
                              step=str(plan.lifecycle.step), severity=applied.severity,
                              incident_id=applied.incident_id, deploys=new_deploys, rollback=rollback, blind=blind,
@@ -293,11 +293,11 @@ class Vigil:
             blind.append("registry: unavailable (deploy suspects unknown)")
         return blind
 
-    def _record(self, m: ModelConfig, raw: RawSignals, found: Detection, opened: bool, severity: str | None
-                ) -> None:
+    def _record(self, m: ModelConfig, t: float, raw: RawSignals, found: Detection, opened: bool,
+                severity: str | None) -> None:
         """Vigil's own metrics for one cycle."""
         if raw.samples is not None:
-            self.metrics.samples.labels(m.name).inc(len(raw.samples))
+            self.metrics.count_samples(m.name, raw.samples, t, self.config.schedule.interval)
         for kpi, (value, baseline) in found.kpi_levels.items():
             self.metrics.kpi_value.labels(m.name, kpi).set(value)
             self.metrics.kpi_baseline.labels(m.name, kpi).set(baseline)
