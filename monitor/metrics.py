@@ -224,6 +224,23 @@ class VigilMetrics:
             self.samples.labels(model).inc(int(((ts > since) & (ts <= t)).sum()))
         self._samples_until[model] = max(since, t)
 
+    def publish_canary(self, model: str, values: dict[tuple[str, str], float], effects: dict[str, float],
+                       verdicts: dict[str, float]) -> None:
+        """The model's canary gauges become exactly these: (metric, role) -> median,
+        metric -> effect, metric -> verdict rank. A figure no longer known, or no canary
+        at all (all empty), loses its series rather than showing the last one forever."""
+        for gauge, wanted in ((self.canary_value, {(model, *k): v for k, v in values.items()}),
+                              (self.canary_effect, {(model, k): v for k, v in effects.items()}),
+                              (self.canary_verdict, {(model, k): v for k, v in verdicts.items()})):
+            for labels, value in wanted.items():
+                gauge.labels(*labels).set(value)
+            for family in gauge.collect():
+                for x in family.samples:
+                    key = tuple(x.labels.values())
+                    if x.labels.get("model") == model and key not in wanted:
+                        with contextlib.suppress(KeyError):
+                            gauge.remove(*key)
+
     def forget_model(self, model: str) -> None:
         """Drop the model's gauge series (its state, open incidents, drift, KPIs, failures in
         a row, ...): it left this process (handed to another replica, removed from the

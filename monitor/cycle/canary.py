@@ -121,6 +121,7 @@ class CanaryAnalysis:
             log.warning("canary: registry unavailable", extra={"model": m.name, "error": str(e)})
             return None  # the registry's blindness is the cycle's (monitor/vigil.py _blind)
         if challenger is None or challenger == champion:
+            self.metrics.publish_canary(m.name, {}, {}, {})  # no canary runs (pulled, promoted): none shown
             return None
         w = Window(t=w.t, start=w.t - c.window, baseline_start=w.baseline_start, baseline_end=w.baseline_end)
         verdicts = self._metric_verdicts(m, c, w, champion, challenger)
@@ -263,14 +264,11 @@ class CanaryAnalysis:
         return None
 
     def _export(self, m: ModelConfig, verdict: CanaryVerdict) -> None:
-        for v in verdict.metrics:
-            self.metrics.canary_verdict.labels(m.name, v.metric).set(v.verdict.rank)
-            if v.effect is not None and np.isfinite(v.effect):
-                self.metrics.canary_effect.labels(m.name, v.metric).set(v.effect)
-            for role, value in (("champion", v.champion), ("challenger", v.challenger)):
-                if value is not None:
-                    self.metrics.canary_value.labels(m.name, v.metric, role).set(value)
-        self.metrics.canary_verdict.labels(m.name, "_overall").set(verdict.overall.rank)
+        values = {(v.metric, role): value for v in verdict.metrics
+                  for role, value in (("champion", v.champion), ("challenger", v.challenger)) if value is not None}
+        effects = {v.metric: v.effect for v in verdict.metrics if v.effect is not None and np.isfinite(v.effect)}
+        verdicts = {v.metric: float(v.verdict.rank) for v in verdict.metrics}
+        self.metrics.publish_canary(m.name, values, effects, {**verdicts, "_overall": float(verdict.overall.rank)})
 
     def _pull(self, m: ModelConfig, judged: CanaryJudgement, incident_id: int | None, policy: PolicyConfig,
               t: float) -> dict[str, Any]:
