@@ -95,6 +95,10 @@ class VigilMetrics:
         self.notifications = Counter("vigil_notifications_total", "Notification delivery attempts",
                                      ["notifier", "status"], registry=r)
         self.outbox_pending = Gauge("vigil_outbox_pending", "Notifications waiting in the outbox", registry=r)
+        # A count cannot tell one page stuck in retry for hours from a busy minute; its age can.
+        self.outbox_oldest_age = Gauge("vigil_outbox_oldest_pending_age_seconds",
+                                       "How long the oldest notification still waiting has waited (0: none)",
+                                       registry=r)
         self.rollbacks = Counter("vigil_rollbacks_total", "Rollbacks by outcome", ["model", "status"], registry=r)
         self.source_up = Gauge("vigil_source_up", "1 when the source answered on its last use", ["source"],
                                registry=r)

@@ -62,6 +62,8 @@ class OutboxSender:
             self._keep_alive()
             counts = self.store.outbox.counts()
             self.metrics.outbox_pending.set(counts.get(OutboxStatus.PENDING, 0) + counts.get(OutboxStatus.SENDING, 0))
+            oldest = self.store.outbox.oldest_open()
+            self.metrics.outbox_oldest_age.set(0.0 if oldest is None else max(0.0, now - oldest))
             return total
 
     def _round(self, now: float, started: float, limit: int, resting: set[str]) -> int:

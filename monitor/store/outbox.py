@@ -179,6 +179,11 @@ class Outbox:
             rows = s.execute(select(OutboxRow.status, func.count()).group_by(OutboxRow.status)).all()
         return {str(status): n for status, n in rows}
 
+    def oldest_open(self) -> float | None:
+        """`created_at` of the oldest message not yet delivered nor failed (None: none)."""
+        with self._tx() as s:
+            return s.scalar(select(func.min(OutboxRow.created_at)).where(OutboxRow.status.in_(_OPEN)))
+
     def for_prefix(self, prefix: str) -> list[OutboxRow]:
         """Outbox rows whose key is `prefix` or starts with `prefix:` (one incident, all channels)."""
         with self._tx() as s:

@@ -1,7 +1,7 @@
 """The alerting rules for Vigil itself (dashboards/vigil-alerts.rules.yml): valid for
 Prometheus (`promtool check rules`), behaving as their unit tests say (`promtool test
 rules`: stale cycles, failing cycles, outbox backlog, a source down, baseline refreshes
-that keep failing, a failed rollback, no Vigil scraped at all, a notification refused for good),
+that keep failing, a failed rollback, no Vigil scraped at all, a notification refused for good, one stuck in retry),
 and reading only metrics Vigil exports."""
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ RULES = DASHBOARDS / "vigil-alerts.rules.yml"
 TESTS = DASHBOARDS / "vigil-alerts.test.yml"
 EXPECTED = {"VigilCycleStale", "VigilCyclesFailing", "VigilOutboxBacklog", "VigilSourceDown",
             "VigilBaselineRefreshFailing", "VigilRollbackFailed", "VigilAbsent",
-            "VigilNotificationsFailed"}
+            "VigilNotificationsFailed", "VigilNotificationStuck"}
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:
@@ -99,3 +99,27 @@ class Refusing:
 
     def deliver(self, message: OutboxMessage) -> DeliveryResult:
         return DeliveryResult(DeliveryStatus.FAILED, error="401 invalid routing key")
+
+
+def test_a_single_page_stuck_in_retry_shows_its_age(tmp_path):
+    """A page retried for an hour is a backlog of one (VigilOutboxBacklog wants more than 10):
+    its age is what says that nobody has been paged."""
+    store = Store(f"sqlite:///{tmp_path / 'vigil.db'}")
+    m = VigilMetrics()
+    sender = OutboxSender(store, {"pagerduty": Failing()}, m)
+    with store.tx() as s:
+        store.enqueue(s, "pagerduty", MessageKind.INCIDENT, "incident:1", {"x": 1}, 1000.0)
+    for now in (1000.0, 1100.0, 5000.0):  # retried whenever due, failing each time
+        sender.deliver_due(now)
+    assert m.registry.get_sample_value("vigil_outbox_pending") == 1
+    assert m.registry.get_sample_value("vigil_outbox_oldest_pending_age_seconds") == 4000.0
+    sender.notifiers = {"pagerduty": Refusing()}
+    sender.deliver_due(9000.0)  # gone from the outbox (failed for good): nothing waits
+    assert m.registry.get_sample_value("vigil_outbox_oldest_pending_age_seconds") == 0.0
+
+
+class Failing:
+    name = "pagerduty"
+
+    def deliver(self, message: OutboxMessage) -> DeliveryResult:
+        return DeliveryResult(DeliveryStatus.RETRY, error="502 bad gateway")
