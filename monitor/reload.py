@@ -95,7 +95,7 @@ def reload_vigil(old: Vigil, path: str | None) -> tuple[Vigil, JobChanges] | Non
     changes = job_changes(old.config, config)
     new = successor(old, config)
     for name in changes.removed:
-        new.metrics.liveness.forget(name)  # a model no longer watched must not read as stuck
+        new.metrics.forget_model(name)  # a model no longer watched must not read as stuck, or as critical
     log.info("configuration reloaded", extra={"config": path, "models": len(config.models),
                                               "added": ",".join(changes.added) or "-",
                                               "removed": ",".join(changes.removed) or "-"})

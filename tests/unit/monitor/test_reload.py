@@ -104,3 +104,19 @@ def test_a_new_interval_retimes_the_sweep_and_the_readiness_watch(tmp_path):
     _apply_jobs(scheduler, runtime, changes)
     assert scheduler.get_job("sweep").trigger.interval.total_seconds() == 5
     assert runtime.watch is not None and runtime.watch.interval == 5
+
+
+def test_a_model_removed_by_a_reload_leaves_no_verdict_in_metrics(tmp_path):
+    """Its last state (say critical, an incident open) stayed in /metrics for the life of
+    the process: an alert on vigil_model_state or vigil_incidents_open fired for a model
+    nobody watches any more."""
+    cfg = make_config(tmp_path, sources={"prometheus": {"url": "http://127.0.0.1:9"},
+                                         "mlflow": {"tracking_uri": "http://127.0.0.1:9"}},
+                      models=[model_config(), model_config("fraud")])
+    old = make_vigil(cfg, prometheus=incident_prometheus(), notifiers={})
+    old.run_cycle("fraud", T0)
+    assert old.metrics.registry.get_sample_value("vigil_model_state", {"model": "fraud"}) is not None
+    new, _ = reload_vigil(old, write(tmp_path / "vigil.yaml", tmp_path, models=[model_config()]))
+    gauges = {s.name for f in new.metrics.registry.collect() if f.type == "gauge" for s in f.samples
+              if s.labels.get("model") == "fraud"}
+    assert gauges == set()
