@@ -35,7 +35,9 @@ def build_serving_executor(model_cfg: ModelConfig, registry: AliasRegistry, *,
         return None
     if isinstance(cfg, MlflowAliasExecutorConfig):
         alias = cfg.alias or model_cfg.alias
-        return None if alias == model_cfg.alias else MlflowAliasExecutor(registry, alias)
+        if alias == model_cfg.alias:
+            return None
+        return MlflowAliasExecutor(registry, alias, name=f"mlflow_alias:{alias}")
     if isinstance(cfg, WebhookExecutorConfig):
         from monitor.executors.webhook import WebhookExecutor
 

@@ -30,12 +30,14 @@ class ChallengerRegistry(AliasRegistry, Protocol):
 
 
 class MlflowAliasExecutor:
-    """Moves `alias` of the step's registered model; the alias's version is what is served."""
+    """Moves `alias` of the step's registered model; the alias's version is what is served.
 
-    name = "mlflow_alias"
+    `name` is what an intent records as moved: a second alias (`serving: {kind:
+    mlflow_alias}`) needs a name of its own, or the first alias's step would count as done
+    for both and a restart would skip the second one."""
 
-    def __init__(self, registry: AliasRegistry, alias: str) -> None:
-        self.registry, self.alias = registry, alias
+    def __init__(self, registry: AliasRegistry, alias: str, *, name: str = "mlflow_alias") -> None:
+        self.registry, self.alias, self.name = registry, alias, name
 
     def current(self, step: RollbackStep) -> str | None:
         return self._call(step, "read", lambda: self.registry.alias_version(step.registry_name, self.alias))

@@ -213,3 +213,28 @@ def test_a_rollback_reaches_kserve_and_a_crash_between_the_layers_is_finished(tm
         isvc = kube.get_object(*KSERVE, "recommender")
         assert isvc["spec"]["predictor"]["model"]["storageUri"] == "models:/recommender/1"
         assert reg.moves == [(MODEL, "champion", "1")] and len(kube.writes()) == 1
+
+
+def test_a_second_alias_that_failed_to_move_is_moved_before_the_rollback_is_done(tmp_path):
+    """`serving: {kind: mlflow_alias, alias: production}` is a layer of its own: the champion
+    alias moving first must not count as the production alias having moved too."""
+    vigil, reg = deployed(tmp_path, models=[model_config(serving={"kind": "mlflow_alias", "alias": "production"})])
+    reg.aliases[(MODEL, "production")] = "2"
+    set_alias = reg.set_alias
+
+    def production_down(name: str, alias: str, version: str) -> None:
+        if alias == "production":
+            from monitor.sources.errors import SourceUnavailable
+            raise SourceUnavailable("mlflow", "http://127.0.0.1:9", "MLflow answered 503")
+        set_alias(name, alias, version)
+
+    reg.set_alias = production_down
+    vigil.run_cycle(MODEL, T0)
+    [action] = vigil.store.actions(model=MODEL)
+    assert action.status == "pending" and "MLflow answered 503" in action.detail, action.detail
+    reg.set_alias = set_alias
+    vigil.run_cycle(MODEL, T0 + 60)
+    [action] = vigil.store.actions(model=MODEL)
+    assert reg.aliases[(MODEL, "production")] == "1", (action.status, action.detail)
+    assert action.status == "done"
+    assert reg.moves == [(MODEL, "champion", "1"), (MODEL, "production", "1")]
