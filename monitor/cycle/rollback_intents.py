@@ -101,7 +101,12 @@ class RollbackRunner:
     def request(self, ask: RollbackAsk) -> RollbackOutcome:
         """Record the intent, then drive it; a model has at most one rollback in flight."""
         m = ask.model
-        layers = self.layers_for(ask.kind, m)
+        try:
+            layers = self.layers_for(ask.kind, m)
+        except ExecutorError as e:  # e.g. a missing kubeconfig: a failed rollback (nothing moved), not a failed cycle
+            with self.store.tx() as s:
+                last = self.store.model_state(s, m.name).alias_version
+                return self._record_without_intent(s, ask, last, [], failed=f"cannot build the layers: {e.detail}")
         serving, unread = self._serving_now(layers[0], m, ask.to_version, ask.from_version)
         if ask.dry_run and unread:  # a dry run that cannot see the alias can say nothing true
             return RollbackOutcome(ActionStatus.FAILED, serving, ask.to_version,
@@ -150,10 +155,8 @@ class RollbackRunner:
             intent = add_intent(s, model=m.name, incident_id=ask.incident_id, action_id=action.id,
                                 from_version=serving, to_version=ask.to_version,
                                 executors=[x.name for x in layers], fencing_token=self.store.fencing_token(),
-                                actor=ask.actor,
-                                reason=ask.reason, forced=ask.forced, next_attempt_at=ask.now,
-                                max_attempts=ask.max_attempts,
-                                created_at=ask.now, updated_at=ask.now)
+                                actor=ask.actor, reason=ask.reason, forced=ask.forced, next_attempt_at=ask.now,
+                                max_attempts=ask.max_attempts, created_at=ask.now, updated_at=ask.now)
             self.store.audit_in(s, ask.actor, "rollback.forced" if ask.forced else f"{_AUDIT[ask.kind]}.requested",
                                 f"model:{m.name}", self._detail(intent), now=ask.now)
             return intent.id
@@ -180,11 +183,13 @@ class RollbackRunner:
             return False
 
     def _record_without_intent(self, s: Session, ask: RollbackAsk, serving: str | None, layers: list[Executor],
-                               moved_from: str | None = None) -> RollbackOutcome:
-        """A dry run, an alias already at the target, or one moved since the ask was made
-        (`moved_from`: what it was expected to serve): recorded, audited, nothing moves."""
+                               moved_from: str | None = None, failed: str | None = None) -> RollbackOutcome:
+        """A dry run, an alias at the target, one moved since the ask (`moved_from`: what it was
+        expected to serve), or layers that cannot be built (`failed`): recorded, audited, nothing moves."""
         m = ask.model
-        if moved_from is not None:
+        if failed is not None:
+            status, detail = ActionStatus.FAILED, f"{failed}; nothing was moved"
+        elif moved_from is not None:
             status, detail = ActionStatus.REFUSED, (f"{MOVED}: '{m.alias}' serves v{serving}, not v{moved_from} as "
                                                     "when this was asked: someone moved it since; nothing moved")
         elif ask.dry_run:
@@ -198,12 +203,13 @@ class RollbackRunner:
                               actor=ask.actor, dry_run=ask.dry_run, at=ask.now)
         detail_ = {"from_version": serving, "to_version": ask.to_version, "reason": ask.reason,
                    "incident_id": ask.incident_id, "dry_run": ask.dry_run}
-        prefix = _AUDIT[ask.kind]
-        self.store.audit_in(s, ask.actor, f"{prefix}.requested", f"model:{m.name}", detail_, now=ask.now)
-        self.store.audit_in(s, ask.actor, f"{prefix}.{status}", f"model:{m.name}", detail_, now=ask.now)
+        for event in ("requested", status):
+            self.store.audit_in(s, ask.actor, f"{_AUDIT[ask.kind]}.{event}", f"model:{m.name}", detail_, now=ask.now)
         if status == ActionStatus.DRY_RUN:
             self._announce(s, m, ask.incident_id, _payload(m, serving, ask.to_version, status, ask, detail),
                            f"dry-run:{ask.incident_id}:{int(ask.now)}", ask.now)
+        elif status == ActionStatus.FAILED:
+            self._update_incident(s, m, ask.incident_id, ask.now)
         self._count(ask.kind, m.name, status)
         return RollbackOutcome(status, serving, ask.to_version, detail)
 

@@ -238,3 +238,20 @@ def test_a_second_alias_that_failed_to_move_is_moved_before_the_rollback_is_done
     assert reg.aliases[(MODEL, "production")] == "1", (action.status, action.detail)
     assert action.status == "done"
     assert reg.moves == [(MODEL, "champion", "1"), (MODEL, "production", "1")]
+
+
+def test_a_serving_layer_that_cannot_be_configured_fails_the_rollback_not_the_cycle(tmp_path):
+    """A kubeconfig that is missing (a Secret not mounted) is found when the rollback needs
+    the layer: the rollback is recorded as failed, saying why, and the cycle goes on."""
+    serving = {"kind": "kserve", "namespace": "ml", "name": "recommender",
+               "storage_uri_template": "models:/{registry}/{version}", "kubeconfig": str(tmp_path / "missing")}
+    vigil, reg = deployed(tmp_path, models=[model_config(serving=serving)])
+    report = vigil.run_cycle(MODEL, T0)  # critical, blamed on v2: a rollback is asked
+    assert report.rollback is not None and report.rollback["status"] == "failed"
+    [action] = vigil.store.actions(model=MODEL)
+    assert action.status == "failed" and "cannot configure the Kubernetes client" in action.detail, action.detail
+    assert reg.moves == []  # nothing moved: not even the alias, without a way to move serving after it
+    audit = [e.action for e in vigil.store.audit_entries()]
+    assert audit.count("rollback.requested") == 1 and audit.count("rollback.failed") == 1
+    vigil.run_cycle(MODEL, T0 + 60)  # Vigil's own failure settles the incident's rollback: not asked again
+    assert len(vigil.store.actions(model=MODEL)) == 1
