@@ -16,9 +16,13 @@ or, during a canary, set `canaryTrafficPercent: 0` to pin traffic to the previou
 rolled-out revision. The canary way assumes that revision serves `to_version` (the last
 version known good, which it normally is); KServe does not expose a revision's model.
 
-Verification reads the object back: the spec, then, once KServe has reconciled the new
-generation (`status.observedGeneration`), the `Ready` condition and
-`status.components.predictor.traffic`.
+Verification reads the object back: the spec, then the `Ready` condition and
+`status.components.predictor` (revisions, traffic). `status.observedGeneration` cannot say
+whether KServe has seen the change: KServe copies it from the Knative Service (its own
+generation count, ahead of or behind the InferenceService's). So a storageUri change
+records the predictor's latest created revision before it (`vigil.dev/replaced-revision`),
+and the status counts only once a newer revision is there: right after the patch the
+status still describes the old revision, Ready with all traffic.
 """
 from __future__ import annotations
 
@@ -29,11 +33,12 @@ from typing import Any
 
 from monitor.executors.base import ExecutorError, RollbackStep, Verification
 from monitor.executors.config import KServeExecutorConfig
-from monitor.executors.kube import KubeClient, ObjectRef, Patch, dig, reconciled
+from monitor.executors.kube import KubeClient, ObjectRef, Patch, dig
 
 GROUP, API_VERSION, PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"
 VERSION_ANNOTATION = "vigil.dev/model-version"
 URI_ANNOTATION = "vigil.dev/storage-uri"
+REPLACED_ANNOTATION = "vigil.dev/replaced-revision"  # the latest created revision when storageUri was patched
 
 
 class StorageUriTemplate:
@@ -125,11 +130,13 @@ class KServeExecutor:
                 raise ExecutorError(False, f"{self.ref} has no canary in progress (canaryTrafficPercent "
                                            f"{now.canary}): mode 'canary' can only pin traffic to the previous "
                                            f"revision during one; use mode 'storage_uri' or 'auto'", reason="invalid")
-            notes = {VERSION_ANNOTATION: step.to_version, URI_ANNOTATION: now.uri}
+            # No new revision here (traffic moves back): verify reads the traffic split.
+            notes = {VERSION_ANNOTATION: step.to_version, URI_ANNOTATION: now.uri, REPLACED_ANNOTATION: None}
             return {"metadata": {"resourceVersion": rv, "annotations": notes},
                     "spec": {"predictor": {"canaryTrafficPercent": 0}}}
         uri = self.template.format(step, step.to_version)
-        notes = {VERSION_ANNOTATION: step.to_version, URI_ANNOTATION: uri}
+        replaced = dig(obj, "status", "components", "predictor", "latestCreatedRevision")
+        notes = {VERSION_ANNOTATION: step.to_version, URI_ANNOTATION: uri, REPLACED_ANNOTATION: replaced}
         # canaryTrafficPercent: null removes it, so the new revision takes all traffic.
         return {"metadata": {"resourceVersion": rv, "annotations": notes},
                 "spec": {"predictor": {"model": {"storageUri": uri}, "canaryTrafficPercent": None}}}
@@ -141,10 +148,12 @@ class KServeExecutor:
             return Verification(False, now.version, f"{self.ref} serves v{now.version} ({now.how}), "
                                                     f"expected v{step.to_version}")
         said = f"{self.ref} serves v{now.version} ({now.how})"
-        if not reconciled(obj):
-            return Verification(True, now.version, f"{said}; KServe has not yet reconciled generation "
-                                                   f"{dig(obj, 'metadata', 'generation')}", settled=False)
-        return _judge_status(obj.get("status") or {}, now, said)
+        status = obj.get("status") or {}
+        replaced = (dig(obj, "metadata", "annotations") or {}).get(REPLACED_ANNOTATION)
+        if replaced and dig(status, "components", "predictor", "latestCreatedRevision") == replaced:
+            return Verification(True, now.version, f"{said}; KServe has not yet reconciled it: its latest revision "
+                                                   f"is still {replaced}, from before the change", settled=False)
+        return _judge_status(status, now, said)
 
 
 def _judge_status(status: dict[str, Any], now: Served, said: str) -> Verification:
@@ -153,9 +162,12 @@ def _judge_status(status: dict[str, Any], now: Served, said: str) -> Verificatio
     if ready is not None and ready.get("status") == "False":
         return Verification(False, now.version, f"{said}, but Ready=False: {ready.get('reason', '')} "
                                                 f"{ready.get('message', '')}".rstrip())
+    if ready is None:  # no status written yet
+        return Verification(True, now.version, f"{said}; KServe has not yet reconciled it: no Ready condition",
+                            settled=False)
     predictor = dig(status, "components", "predictor") or {}
     created, ready_rev = predictor.get("latestCreatedRevision"), predictor.get("latestReadyRevision")
-    if (ready is not None and ready.get("status") != "True") or (created and ready_rev and created != ready_rev):
+    if ready.get("status") != "True" or (created and ready_rev and created != ready_rev):
         return Verification(True, now.version, f"{said}; revision {created} is not ready yet", settled=False)
     traffic = predictor.get("traffic") or []
     latest = sum(int(t.get("percent") or 0) for t in traffic if t.get("latestRevision"))

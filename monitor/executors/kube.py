@@ -203,8 +203,9 @@ def dig(obj: Any, *path: str) -> Any:
 
 
 def reconciled(obj: dict[str, Any]) -> bool:
-    """Has the object's controller observed its latest spec (status.observedGeneration,
-    an int in KServe and a numeric string in Argo Rollouts, >= metadata.generation)?"""
+    """Has the object's controller observed its latest spec (status.observedGeneration, a
+    numeric string in Argo Rollouts, >= metadata.generation)? Not for KServe, whose
+    observedGeneration is its Knative Service's (see kserve.py)."""
     generation, observed = dig(obj, "metadata", "generation"), dig(obj, "status", "observedGeneration")
     try:
         return generation is not None and observed is not None and int(observed) >= int(generation)

@@ -235,3 +235,44 @@ def test_template_escapes_registry_names() -> None:
     step = RollbackStep("m", "a.b", None, "1", "k")
     assert t.version_of("s3://b/a.b/4", step) == "4"
     assert t.version_of("s3://b/axb/4", step) is None
+
+
+def _serving_since_long(kube: FakeKubeApi, *, generation: int, observed: int) -> None:
+    """An InferenceService KServe has served for a while. KServe copies `status.observedGeneration`
+    from the Knative Service it manages (PropagateStatus), whose generation is its own
+    count, not the InferenceService's: it can be ahead (KServe upgrades and config changes
+    rewrite the Knative Service) or behind (InferenceService edits that change no template)."""
+    obj = inference_service(uri="s3://models/recommender/2")
+    obj["metadata"]["generation"] = generation
+    obj["status"] = {**kserve_status(traffic=[("latest", 100, True)], created="r-7", ready_rev="r-7"),
+                     "observedGeneration": observed}
+    kube.put_object(obj)
+
+
+def _kserve_rolled_out(kube: FakeKubeApi, revision: str, observed: int) -> None:
+    def change(o: dict[str, Any]) -> None:
+        o["status"] = {**kserve_status(traffic=[("latest", 100, True)], created=revision, ready_rev=revision),
+                       "observedGeneration": observed}
+    kube.edit(*KSERVE, "recommender", change)
+
+
+def test_verify_right_after_the_patch_is_not_fooled_by_the_old_revisions_status(kube: FakeKubeApi,
+                                                                               kube_client: KubeClient) -> None:
+    _serving_since_long(kube, generation=3, observed=9)  # the Knative Service is at generation 9
+    ex = executor(kube_client)
+    ex.apply(STEP)
+    v = ex.verify(STEP)  # KServe has not acted yet: its status is still about revision r-7, serving v2
+    assert (v.ok, v.settled) == (True, False), v.detail
+    _kserve_rolled_out(kube, "r-8", observed=10)
+    v = ex.verify(STEP)
+    assert (v.ok, v.settled) == (True, True), v.detail
+
+
+def test_verify_settles_when_the_knative_generation_lags_the_inference_service(kube: FakeKubeApi,
+                                                                               kube_client: KubeClient) -> None:
+    _serving_since_long(kube, generation=5, observed=2)
+    ex = executor(kube_client)
+    ex.apply(STEP)
+    _kserve_rolled_out(kube, "r-8", observed=3)  # the new revision serves all traffic
+    v = ex.verify(STEP)
+    assert (v.ok, v.settled) == (True, True), v.detail
