@@ -58,6 +58,11 @@ def make_api_client(cfg: KubeTargetConfig, base_dir: str | Path = ".") -> k8s.Ap
     except (ConfigException, OSError) as e:
         raise ExecutorError(False, f"cannot configure the Kubernetes client for {cfg.namespace}/{cfg.name}: {e}",
                             reason="config") from e
+    except Exception as e:  # not YAML, or not a kubeconfig: the loader fails in its own ways (yaml, TypeError)
+        # The type only: a message may quote the file, and a kubeconfig holds credentials.
+        raise ExecutorError(False, f"cannot configure the Kubernetes client for {cfg.namespace}/{cfg.name}: the "
+                                   f"credentials could not be read ({type(e).__name__}; is the kubeconfig valid?)",
+                            reason="config") from e
     return k8s.ApiClient(conf)
 
 

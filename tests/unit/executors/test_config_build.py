@@ -117,3 +117,17 @@ def test_in_cluster_outside_a_cluster_is_a_config_error(monkeypatch: pytest.Monk
     with pytest.raises(ExecutorError) as e:
         build_serving_executor(cfg, serving_registry())
     assert e.value.reason == "config"
+
+
+@pytest.mark.parametrize("text", ["users:\n- name: u\n  user:\n    token: abc: def\n",  # not YAML
+                                  "- just\n- a list\n"])  # YAML, not a kubeconfig
+def test_a_malformed_kubeconfig_is_a_config_error(tmp_path: Path, text: str) -> None:
+    """A mounted Secret with the wrong content: a config error naming the layer, which fails
+    the rollback (recorded), not an unexpected exception that fails every cycle of the model."""
+    (tmp_path / "kube.yaml").write_text(text)
+    serving = {k: v for k, v in KSERVE.items() if k != "api_url"} | {"kubeconfig": "kube.yaml"}
+    cfg = parse_config({"models": [model(serving)]}).models[0]
+    with pytest.raises(ExecutorError) as e:
+        build_serving_executor(cfg, serving_registry(), base_dir=tmp_path)
+    assert (e.value.retryable, e.value.reason) == (False, "config")
+    assert "ml/recommender" in e.value.detail and "abc" not in e.value.detail
