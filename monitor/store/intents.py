@@ -59,8 +59,11 @@ class RollbackIntentRow(Base):
 
     @property
     def key(self) -> str:
-        """The idempotency key every layer sees for this intent, across retries and replicas."""
-        return f"vigil-rollback-{self.id}"
+        """The idempotency key every layer sees for this intent, across retries and replicas.
+        The id alone repeats across stores (a new SQLite file, a move to PostgreSQL, staging
+        beside production), and a receiver would replay an old answer instead of acting:
+        the time it was recorded (ms) makes it unique to this intent."""
+        return f"vigil-rollback-{self.id}-{round(self.created_at * 1000)}"
 
 
 class KnownGoodRow(Base):

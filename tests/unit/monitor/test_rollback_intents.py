@@ -28,16 +28,18 @@ from tests.helpers_vigil import (
 BAD_FROM = T0 - 300
 
 
-def deployed(tmp_path: Path, models: list[dict[str, Any]] | None = None, **policy: Any) -> tuple[Vigil, Any]:
-    """v1 served for a month; v2 took the alias 15 min before the first cycle that sees the damage."""
+def deployed(tmp_path: Path, models: list[dict[str, Any]] | None = None, *, later: float = 0.0,
+             **policy: Any) -> tuple[Vigil, Any]:
+    """v1 served for a month; v2 took the alias 15 min before the first cycle that sees the damage
+    (at T0 + `later`)."""
     cfg = make_config(tmp_path, models=models,
                       policy={"slo_consecutive_cycles": 2, "resolve_after_cycles": 2, **policy})
     reg = serving_registry()
-    vigil = make_vigil(cfg, registry=reg, prometheus=incident_prometheus(bad_from=BAD_FROM))
-    vigil.run_cycle(MODEL, T0 - 1200)
+    vigil = make_vigil(cfg, registry=reg, prometheus=incident_prometheus(bad_from=BAD_FROM + later))
+    vigil.run_cycle(MODEL, T0 + later - 1200)
     reg.aliases[(MODEL, "champion")] = "2"
     for t in (T0 - 900, T0 - 600, T0 - 300):
-        vigil.run_cycle(MODEL, t)
+        vigil.run_cycle(MODEL, t + later)
     return vigil, reg
 
 
@@ -255,3 +257,25 @@ def test_a_serving_layer_that_cannot_be_configured_fails_the_rollback_not_the_cy
     assert audit.count("rollback.requested") == 1 and audit.count("rollback.failed") == 1
     vigil.run_cycle(MODEL, T0 + 60)  # Vigil's own failure settles the incident's rollback: not asked again
     assert len(vigil.store.actions(model=MODEL)) == 1
+
+
+def test_a_fresh_store_never_reuses_a_webhook_idempotency_key(tmp_path, monkeypatch):
+    """Intent ids start at 1 in every store (a new SQLite file, a move to PostgreSQL, a
+    staging Vigil beside production's): the Idempotency-Key must be new all the same, or a
+    receiver that acts once per key replays an old answer and the rollback never happens."""
+    from tests.fakes.webhook_receiver import WebhookReceiver
+
+    monkeypatch.setenv("HOOK_SECRET", "s3cr3t-0123456789")
+    with WebhookReceiver("s3cr3t-0123456789", serving="2") as hook:
+        serving = {"kind": "webhook", "url": hook.url("/rollback"), "verify_url": hook.url("/serving"),
+                   "secret_env": "HOOK_SECRET", "backoff_s": 0.01, "max_attempts": 1}
+        for store, later in (("first", 0.0), ("second", 86400.0)):  # a new store the next day
+            (tmp_path / store).mkdir()
+            vigil, reg = deployed(tmp_path / store, models=[model_config(serving=serving)], later=later)
+            hook.state.serving = "2"  # v2 deployed again since (the second store's story)
+            vigil.run_cycle(MODEL, T0 + later)
+            [action] = vigil.store.actions(model=MODEL)
+            assert action.status == "done", (store, action.status, action.detail)
+        assert [a["to_version"] for a in hook.actions] == ["1", "1"]
+        keys = [d.headers.get("idempotency-key") for d in hook.deliveries if d.method == "POST"]
+        assert len(set(keys)) == 2, keys
