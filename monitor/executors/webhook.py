@@ -113,6 +113,10 @@ class WebhookExecutor:
             resp = self.http.request(method, url, content=body if method == "POST" else None, headers=signed)
         except httpx.TransportError as e:
             raise _Transient(f"{type(e).__name__}: {e}") from e
+        except (httpx.HTTPError, httpx.InvalidURL) as e:
+            # An answer that cannot be decoded (a proxy's broken gzip), a URL httpx cannot
+            # parse: said here, or it would escape the rollback and leave it in flight.
+            raise ExecutorError(False, f"{method} {url} failed: {type(e).__name__}: {e}", reason="rejected") from e
         if resp.is_success:
             return resp
         said = resp.text.strip()[:200]

@@ -180,3 +180,23 @@ def test_retry_after_parsing() -> None:
     assert retry_after_s("7", now=0) == 7.0
     assert retry_after_s("Fri, 20 Nov 2026 09:00:30 GMT", now=1_795_165_200.0) == pytest.approx(30.0)
     assert retry_after_s("soon", now=0) is None and retry_after_s(None, now=0) is None
+
+
+@pytest.mark.parametrize("url", ["http://deployer.internal/rollback", "http://[::1/rollback"])
+def test_an_unreadable_answer_or_a_bad_url_is_an_executor_error(url: str) -> None:
+    """A proxy that sends a broken gzip body (httpx.DecodingError), or a URL httpx cannot
+    parse: an ExecutorError the rollback records, not an exception that escapes it and
+    leaves the rollback in flight for ever."""
+    import httpx
+
+    def broken_gzip(_: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
+                              content=b"not gzip at all")
+
+    cfg = WebhookExecutorConfig(kind="webhook", url=url, verify_url=url, secret_env=ENV, max_attempts=2,
+                                backoff_s=0.0)
+    ex = WebhookExecutor(cfg, sleep=Sleeps(), transport=httpx.MockTransport(broken_gzip))
+    for call in (lambda: ex.current(STEP), lambda: ex.apply(STEP)):
+        with pytest.raises(ExecutorError) as e:
+            call()
+        assert e.value.reason == "rejected" and url in e.value.detail
