@@ -56,8 +56,7 @@ _AUDIT = {ROLLBACK: "rollback", CANARY_PULL: "canary.pull", CANARY_PROMOTE: "can
 LayerHealth = Callable[[str, "ExecutorError | None"], None]  # (layer name, error or None when it answered)
 
 
-def _ignore(_layer: str, _error: ExecutorError | None) -> None:
-    return None
+
 @dataclass(frozen=True)
 class RollbackAsk:
     """One rollback asked for, by Vigil's guard or by a person."""
@@ -84,7 +83,7 @@ class RollbackAsk:
 
 class RollbackRunner:
     def __init__(self, store: Store, layers: Layers, outbox: OutboxWriter, metrics: VigilMetrics, *,
-                 health: LayerHealth = _ignore, pull_layers: Layers | None = None) -> None:
+                 health: LayerHealth = lambda _layer, _error: None, pull_layers: Layers | None = None) -> None:
         self.store, self.layers, self.outbox, self.metrics = store, layers, outbox, metrics
         self.health = health  # a layer that cannot be reached makes /readyz say so
         self.pull_layers = pull_layers  # a canary pull's layers (the challenger's); None: no canaries
@@ -112,7 +111,9 @@ class RollbackRunner:
             return RollbackOutcome(ActionStatus.FAILED, serving, ask.to_version,
                                    f"dry run: {layers[0].name} cannot be read ({unread}); nothing was moved "
                                    "and what a rollback would move is unknown")
-        already = self._all_at_target(layers, m, ask.to_version)
+        already, behind = self._off_target(layers, m, ask.to_version)
+        if serving == ask.to_version and behind is not None:  # the alias is back (by hand), serving is not:
+            serving = behind  # what the layers to move serve is what the rollback moves away from
         for _ in range(20):
             try:
                 recorded: RollbackOutcome | int = self._record_intent(ask, layers, serving, already)
@@ -175,12 +176,14 @@ class RollbackRunner:
                 return self.store.model_state(s, m.name).alias_version, str(e) or type(e).__name__
 
     @staticmethod
-    def _all_at_target(layers: list[Executor], m: ModelConfig, to_version: str) -> bool:
+    def _off_target(layers: list[Executor], m: ModelConfig, to_version: str) -> tuple[bool, str | None]:
+        """Whether every layer serves `to_version` already; else what the first that does not serves."""
         step = RollbackStep(m.name, m.registry, None, to_version, "")
         try:
-            return all(x.current(step) == to_version for x in layers)
+            off = [v for v in (x.current(step) for x in layers) if v != to_version]
         except ExecutorError:
-            return False
+            return False, None
+        return not off, off[0] if off else None
 
     def _record_without_intent(self, s: Session, ask: RollbackAsk, serving: str | None, layers: list[Executor],
                                moved_from: str | None = None, failed: str | None = None) -> RollbackOutcome:
@@ -269,8 +272,7 @@ class RollbackRunner:
             intent = locked_intent(s, intent_id)
             if intent is None or intent.status != ActionStatus.PENDING or layer in intent.steps_done:
                 return
-            intent.steps_done = [*intent.steps_done, layer]
-            intent.updated_at = now
+            intent.steps_done, intent.updated_at = [*intent.steps_done, layer], now
 
     def _retry_later(self, intent_id: int, m: ModelConfig, now: float, e: ExecutorError) -> RollbackOutcome:
         return retry_audited(lambda: self._retry_later_once(intent_id, m, now, e), "record a rollback attempt")
@@ -298,8 +300,7 @@ class RollbackRunner:
         log.warning("rollback attempt failed", extra={"model": m.name, "intent": intent_id, "error": e.detail})
         return outcome
 
-    def _finish(self, intent_id: int, m: ModelConfig, now: float, status: ActionStatus, detail: str
-                ) -> RollbackOutcome:
+    def _finish(self, intent_id: int, m: ModelConfig, now: float, status: ActionStatus, detail: str) -> RollbackOutcome:
         """The outcome in one transaction, written again if another writer's audit entry took its seq."""
         return retry_audited(lambda: self._finish_once(intent_id, m, now, status, detail), "record a rollback")
 
@@ -320,8 +321,8 @@ class RollbackRunner:
         if action is not None:
             action.status, action.detail = status, detail
         kind = action.kind if action is not None else ROLLBACK
+        ask = RollbackAsk(m, intent.to_version, intent.reason, intent.actor, intent.incident_id, now, kind=kind)
         if status == ActionStatus.DONE and kind == CANARY_PULL:
-            ask = RollbackAsk(m, intent.to_version, intent.reason, intent.actor, intent.incident_id, now, kind=kind)
             self._announce(s, m, intent.incident_id,
                            _payload(m, intent.from_version, intent.to_version, status, ask, detail),
                            f"intent:{intent.id}", now)
@@ -337,7 +338,6 @@ class RollbackRunner:
                                                  "promotion" if forward else "rollback"))
             state = self.store.model_state(s, m.name)
             state.alias_version, state.alias_seen_at = intent.to_version, now
-            ask = RollbackAsk(m, intent.to_version, intent.reason, intent.actor, intent.incident_id, now, kind=kind)
             self._announce(s, m, intent.incident_id,
                            _payload(m, intent.from_version, intent.to_version, status, ask, detail),
                            f"intent:{intent.id}", now)

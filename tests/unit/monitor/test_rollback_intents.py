@@ -279,3 +279,26 @@ def test_a_fresh_store_never_reuses_a_webhook_idempotency_key(tmp_path, monkeypa
         assert [a["to_version"] for a in hook.actions] == ["1", "1"]
         keys = [d.headers.get("idempotency-key") for d in hook.deliveries if d.method == "POST"]
         assert len(set(keys)) == 2, keys
+
+
+def test_a_person_rolls_back_serving_when_the_alias_was_already_moved_back_by_hand(tmp_path):
+    """The MLflow alias moved back to v1 in the MLflow UI, KServe still serves v2: a rollback
+    to v1 asked through the API moves KServe from v2, instead of failing with "serves v2,
+    neither v1 nor v1"."""
+    from tests.fakes.kube_api import FakeKubeApi
+    from tests.fakes.kube_objects import KSERVE, inference_service, kserve_status
+
+    with FakeKubeApi() as kube:
+        kube.put_object(inference_service(uri="models:/recommender/2"))
+        serving = {"kind": "kserve", "namespace": "ml", "name": "recommender",
+                   "storage_uri_template": "models:/{registry}/{version}", "api_url": kube.url}
+        cfg = make_config(tmp_path, models=[model_config(serving=serving)])
+        reg = serving_registry(version="1")  # the alias: already back at v1
+        vigil = make_vigil(cfg, registry=reg)
+        kube.controller_status(*KSERVE, "recommender", kserve_status(traffic=[("latest", 100, True)]))
+        m = vigil.config.model(MODEL)
+        out = vigil.operator.rollback(RollbackAsk(m, "1", "alias moved by hand", "api:test", None, T0))
+        isvc = kube.get_object(*KSERVE, "recommender")
+        assert isvc["spec"]["predictor"]["model"]["storageUri"] == "models:/recommender/1", out.detail
+        assert (out.from_version, out.to_version) == ("2", "1")
+        assert reg.moves == []  # the alias was where it should be
