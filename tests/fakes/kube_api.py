@@ -18,11 +18,11 @@ Contract (what it follows of the Kubernetes API's documented behaviour):
   which must be the current one. A stale one is 409 with a `Status` of reason `Conflict`
   ("the object has been modified; please apply your changes to the latest version").
 - `metadata.generation` starts at 1 and grows when a write changes anything but
-  `metadata` and `status`; name, namespace, uid, creationTimestamp and generation are the
-  server's (a write cannot change them). With the status subresource on (the default),
-  writes to the main resource ignore `status` and writes to `/status` change only
-  `status`; with it off (`put_object(..., status_subresource=False)`) `/status` is 404, as
-  on a CRD without one.
+  `metadata` and `status` (anything but `metadata` without the status subresource);
+  name, namespace, uid, creationTimestamp and generation are the server's (a write cannot
+  change them). With the status subresource on (the default), writes to the main resource
+  ignore `status` and writes to `/status` change only `status`; with it off
+  (`put_object(..., status_subresource=False)`) `/status` is 404, as on a CRD without one.
 - Errors are `Status` objects (`kind: Status`, `status: Failure`, `message`, `reason`,
   `details: {name, group, kind}`, `code`): 404 `NotFound` ('<plural>.<group> "<name>" not
   found'), 403 `Forbidden` on demand (`forbid(verb, plural, subresource)`: 'User
@@ -149,10 +149,10 @@ class FakeKubeApi:
              change: Callable[[dict[str, Any]], None]) -> None:
         """Another writer changes the object (resourceVersion and, for spec, generation grow)."""
         with self.lock:
-            obj = self.state.objects[(group, version, ns, plural, name)].obj
-            before = _spec_part(obj)
-            change(obj)
-            self._bump(obj, before)
+            stored = self.state.objects[(group, version, ns, plural, name)]
+            before = _spec_part(stored.obj, stored.status_subresource)
+            change(stored.obj)
+            self._bump(stored.obj, before, stored.status_subresource)
 
     @property
     def requests(self) -> list[LoggedRequest]:
@@ -184,9 +184,9 @@ class FakeKubeApi:
         self.state.revision += 1
         return str(self.state.revision)
 
-    def _bump(self, obj: dict[str, Any], spec_before: Any) -> None:
+    def _bump(self, obj: dict[str, Any], spec_before: Any, status_subresource: bool = True) -> None:
         obj["metadata"]["resourceVersion"] = self._next_rv()
-        if _spec_part(obj) != spec_before:
+        if _spec_part(obj, status_subresource) != spec_before:
             obj["metadata"]["generation"] = int(obj["metadata"].get("generation", 1)) + 1
 
     def handle(self, method: str, path: str, query: dict[str, list[str]], ctype: str, body: Any) -> dict[str, Any]:
@@ -199,7 +199,8 @@ class FakeKubeApi:
             raise ApiError(405, "MethodNotAllowed", f"{method} is not supported by this fake")
         if (verb, plural, sub) in self.state.forbidden:
             where = f'{plural}/{sub}' if sub else plural
-            raise ApiError(403, "Forbidden", f'{plural}.{g} "{name or ""}" is forbidden: User "{USER}" cannot {verb} '
+            what = f'{plural}.{g} "{name}"' if name else f"{plural}.{g}"  # a list names no object
+            raise ApiError(403, "Forbidden", f'{what} is forbidden: User "{USER}" cannot {verb} '
                                              f'resource "{where}" in API group "{g}" in the namespace "{ns}"',
                            {"name": name, "group": g, "kind": plural})
         if not name:
@@ -239,9 +240,9 @@ class FakeKubeApi:
                                             f'"{meta["name"]}": the object has been modified; please apply your '
                                             "changes to the latest version and try again", details)
         merged = _subresource_rules(current, new, sub, stored.status_subresource)
-        before = _spec_part(current)
+        before = _spec_part(current, stored.status_subresource)
         stored.obj = merged
-        self._bump(merged, before)
+        self._bump(merged, before, stored.status_subresource)
         return copy.deepcopy(merged)
 
 
@@ -285,8 +286,11 @@ def _subresource_rules(current: dict[str, Any], new: dict[str, Any], sub: str | 
     return out
 
 
-def _spec_part(obj: dict[str, Any]) -> Any:
-    return {k: v for k, v in obj.items() if k not in ("metadata", "status")}
+def _spec_part(obj: dict[str, Any], status_subresource: bool = True) -> Any:
+    """What a change of bumps the generation: all but metadata, and but status when the CRD
+    has the status subresource (apiextensions-apiserver's PrepareForUpdate)."""
+    skip = ("metadata", "status") if status_subresource else ("metadata",)
+    return {k: v for k, v in obj.items() if k not in skip}
 
 
 class _Handler(BaseHTTPRequestHandler):

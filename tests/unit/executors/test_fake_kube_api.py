@@ -83,3 +83,19 @@ def test_label_selectors() -> None:
     assert matches(labels, "app=recsys,env in (prod,canary)")
     assert not matches(labels, "app=recsys,env notin (prod)")
     assert matches(labels, "app,!debug") and not matches(labels, "app!=recsys")
+
+
+def test_without_the_status_subresource_a_status_change_is_a_new_generation(kube: FakeKubeApi) -> None:
+    """As the API server does for a CRD without the status subresource: only metadata
+    changes keep the generation (with the subresource, status changes keep it too)."""
+    kube.put_object(inference_service(), status_subresource=False)
+    r = patch(kube, {"status": {"abort": True}})
+    assert r.json()["status"] == {"abort": True} and r.json()["metadata"]["generation"] == 2
+
+
+def test_a_forbidden_list_names_no_object(kube: FakeKubeApi) -> None:
+    kube.forbid("list", "replicasets")
+    r = httpx.get(kube.url + f"/apis/apps/v1/namespaces/{NS}/replicasets")
+    assert r.status_code == 403
+    assert r.json()["message"].startswith('replicasets.apps is forbidden: User "system:serviceaccount:vigil:vigil" '
+                                          'cannot list resource "replicasets" in API group "apps"')
