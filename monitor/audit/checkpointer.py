@@ -2,8 +2,8 @@
 
 A checkpoint (monitor/audit/checkpoints.py) is written:
 
-- after every rollback entry (asked, forced, done, failed, dry run): the entries that
-  matter most are never left uncovered;
+- after every rollback entry (asked, forced, done, failed, dry run), and every canary
+  pull's or promotion's: the entries that matter most are never left uncovered;
 - after `audit.checkpoint_every` entries this process appended, or on the first append
   `audit.checkpoint_interval_s` after the last checkpoint;
 - by the daemon every `audit.checkpoint_interval_s` when the head moved (entries other
@@ -44,8 +44,10 @@ class AuditSettings:
 
 
 def is_rollback(action: str) -> bool:
-    # Refusals are left out: the guard may refuse every cycle, and nothing moved.
-    return action.startswith("rollback.") and action != "rollback.refused"
+    """A rollback's entry, or a canary pull's or promotion's (they move serving too).
+    Refusals are left out: the guard may refuse every cycle, and nothing moved."""
+    moves = action.startswith(("rollback.", "canary.pull.", "canary.promote."))
+    return moves and not action.endswith(".refused")
 
 
 class Checkpointer:

@@ -167,3 +167,13 @@ def test_config_refuses_two_keys_and_a_pasted_key(tmp_path):
     with pytest.raises(ConfigError) as e:
         make_config(tmp_path, audit={"key_env": "s3cr3t-value!"})
     assert "s3cr3t" not in str(e.value)
+
+
+@pytest.mark.parametrize("action", ["canary.pull.done", "canary.promote.requested", "canary.pull.failed"])
+def test_a_canary_pull_or_promotion_is_checkpointed_at_once_like_a_rollback(store, tmp_path, action):
+    """Pulling a canary removes an alias and pins serving traffic, promoting one moves the
+    champion: actions on serving, as a rollback is, and their entries are covered at once."""
+    attach(store, tmp_path, every_entries=100)
+    store.audit("vigil", action, "model:m", {})
+    [line] = lines(tmp_path)
+    assert line["head_seq"] == 2  # marker, then the canary entry
