@@ -3,7 +3,6 @@
 of its own, never waiting behind cycles for a worker) and the HTTP API (uvicorn on its
 own thread), with the main thread owning the signals. A cycle or sweep that cannot start
 on time is counted, logged with its lag and makes /readyz degraded (monitor/schedule_watch.py).
-
 SIGTERM/SIGINT, in every mode: no new cycle starts, the running ones finish, the outbox is
 drained, the API stops, exit 0, within `schedule.shutdown_grace` (see monitor/shutdown.py).
 SIGHUP reloads the configuration file (see monitor/reload.py). A cycle that raises is
@@ -143,10 +142,9 @@ def _cycle_job(runtime: Runtime, model: str) -> None:
     if runtime.watch is not None:
         runtime.watch.started(f"cycle:{model}")
     with runtime.in_flight.track(f"cycle {model}") as admitted:
-        if not admitted or not any(m.name == model for m in vigil.config.models):
-            return
         token = runtime.owner.token(model)  # once: a lease lapsing after `owns` would leave it unfenced
-        if token is not None or (runtime.owner.renew_every is None and runtime.owner.owns(model)):
+        known = admitted and any(m.name == model for m in vigil.config.models)
+        if known and (token is not None or (runtime.owner.renew_every is None and runtime.owner.owns(model))):
             _safe_cycle(vigil, model, token)
 
 
@@ -332,9 +330,9 @@ def _take_ownership(runtime: Runtime) -> None:
     """The single-daemon lock (SQLite) or a replica's membership (PostgreSQL); then finish
     what a crash left half-way (on PostgreSQL each model's owner does it in its first cycle)."""
     vigil = runtime.vigil
-    # The metrics outlive a reload's Vigil (they carry over), so this stays the right object.
-    runtime.owner = ownership_for(vigil.store, vigil.config.schedule.interval, LeaseMetrics(vigil.metrics.registry),
-                                  forget=vigil.metrics.forget_model)
+    metrics = vigil.metrics  # outlives a reload's Vigil (carried over), so `forget` stays right
+    runtime.owner = ownership_for(vigil.store, vigil.config.schedule.interval, LeaseMetrics(metrics.registry),
+                                  forget=metrics.forget_model)
     vigil.fence = runtime.owner.fence
     if runtime.owner.renew_every is None:
         vigil.reconcile()
