@@ -1,8 +1,8 @@
 """`POST /v1/models/{name}/rollback`: move the serving alias back, guarded and audited.
 
 Role operator; `force` (moving to a version an incident blames) needs admin. With an
-`Idempotency-Key`, a retried request gets the first answer back instead of a second
-rollback; a different body under the same key is refused.
+`Idempotency-Key`, a request retried within 24 h gets the first answer back instead of a
+second rollback; a different body under the same key is refused.
 """
 from __future__ import annotations
 
@@ -33,6 +33,9 @@ from monitor.vigil import Vigil
 log = logging.getLogger("vigil.api")
 
 router = APIRouter(tags=["actions"], responses=AUTH_RESPONSES)
+# How long an Idempotency-Key answers retries. Kept for ever, a key reused days later (one
+# derived from the request, a runbook's) replayed an old `done` and moved nothing.
+IDEMPOTENCY_TTL_S = 86400.0
 
 
 class KeyedLocks:
@@ -92,7 +95,7 @@ def rollback(who: OperatorDep, vigil: VigilDep, m: ModelDep, body: RollbackReque
     with locks.hold(f"{scope}:{idempotency_key}") if idempotency_key else contextlib.nullcontext():
         if idempotency_key:
             prior = vigil.store.idempotent_response(scope, idempotency_key)
-            if prior is not None:
+            if prior is not None and prior.created_at >= time.time() - IDEMPOTENCY_TTL_S:
                 if prior.request_hash != request_hash:
                     raise HTTPException(422, "Idempotency-Key was already used with a different request body")
                 response.headers["Idempotent-Replayed"] = "true"
@@ -110,7 +113,8 @@ def rollback(who: OperatorDep, vigil: VigilDep, m: ModelDep, body: RollbackReque
         # no-op), so only outcomes are kept: a client retrying after a registry outage
         # with the same key gets a real second attempt, not the stored 502.
         if idempotency_key and outcome.status not in ("failed", "pending"):
-            vigil.store.save_idempotent_response(scope, idempotency_key, request_hash, 200, result.model_dump(), now)
+            vigil.store.save_idempotent_response(scope, idempotency_key, request_hash, 200, result.model_dump(), now,
+                                                 replace_before=now - IDEMPOTENCY_TTL_S)
     _announce(vigil, m.name)
     if outcome.status == "failed":
         return JSONResponse(status_code=502, content={"error": result.detail, **result.model_dump()})

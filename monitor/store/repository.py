@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-from sqlalchemy import create_engine, event, func, select
+from sqlalchemy import create_engine, delete, event, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -243,9 +243,7 @@ class Store:
                   offset: int = 0, before_id: int | None = None) -> list[IncidentRow]:
         """Newest first; `before_id`: only older ones (the API's page cursor)."""
         with self.tx() as s:
-            q = select(IncidentRow)
-            if before_id is not None:
-                q = q.where(IncidentRow.id < before_id)
+            q = select(IncidentRow) if before_id is None else select(IncidentRow).where(IncidentRow.id < before_id)
             if model:
                 q = q.where(IncidentRow.model == model)
             if status:
@@ -388,10 +386,12 @@ class Store:
             return s.get(IdempotencyRow, (key, scope))
 
     def save_idempotent_response(self, scope: str, key: str, request_hash: str, status_code: int,
-                                 response: dict[str, Any], now: float) -> bool:
-        """False when another request already stored a response for this key."""
+                                 response: dict[str, Any], now: float, *, replace_before: float = 0.0) -> bool:
+        """False when another request already stored a response for this key (unexpired: since `replace_before`)."""
         try:
             with self.tx() as s:
+                s.execute(delete(IdempotencyRow).where(IdempotencyRow.key == key, IdempotencyRow.scope == scope,
+                                                       IdempotencyRow.created_at < replace_before))
                 s.add(IdempotencyRow(key=key, scope=scope, request_hash=request_hash, status_code=status_code,
                                      response=json_safe(response), created_at=now))
             return True

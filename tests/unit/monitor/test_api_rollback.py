@@ -58,3 +58,29 @@ def test_a_second_rollback_while_one_is_in_flight_is_202_pending_at_once(tmp_pat
     assert answers["first"].status_code == 200 and answers["first"].json()["status"] == "done"
     assert api.registry.moves == [(MODEL, "champion", "1")]
     assert api.app.state.rollback_locks._locks == {}, "no lock kept per Idempotency-Key once it is answered"
+
+
+def test_an_idempotency_key_from_days_ago_is_not_replayed_as_todays_rollback(tmp_path, monkeypatch):
+    """Keys were kept for ever: a client that derives its key from the request (or a
+    runbook reusing one) asking again days later got the old `done` replayed, and nothing
+    moved while the alias served a bad version. A key now answers retries for 24 h."""
+    from monitor.store.tables import IdempotencyRow
+    from tests.unit.monitor.test_api import MODEL
+
+    api = build(tmp_path, monkeypatch)
+    api.deploy("2", time.time() - 3600)
+    key, body = {"Idempotency-Key": "rb-recommender-ctr"}, {"reason": "CTR -10% since the deploy"}
+    first = api.post(ROLLBACK, body, key)
+    assert first.json()["status"] == "done" and api.alias() == "1"
+    assert api.post(ROLLBACK, body, key).headers["idempotent-replayed"] == "true", "a retry within the day"
+
+    with api.vigil.store.tx() as s:  # two days pass; a new version ships and is bad too
+        row = s.get(IdempotencyRow, (key["Idempotency-Key"], f"rollback:{MODEL}"))
+        row.created_at -= 2 * 86400
+    api.deploy("3", time.time() - 60)
+    again = api.post(ROLLBACK, body, key)
+    assert "idempotent-replayed" not in again.headers
+    assert again.status_code == 200 and again.json()["status"] == "done" and api.alias() == "1"
+    assert again.json()["from_version"] == "3"
+    replay = api.post(ROLLBACK, body, key)
+    assert replay.headers["idempotent-replayed"] == "true" and replay.json() == again.json()
