@@ -112,7 +112,7 @@ def expire(store: Store, silence_id: int, actor: str, now: float) -> Silence | N
     return retry_audited(once, "expire a silence")  # as in `create`: a lost seq race is written again
 
 
-def listing(store: Store, now: float, state: SilenceState | None = None, limit: int = 50, offset: int = 0
-            ) -> tuple[list[Silence], int]:
+def listing(store: Store, now: float, state: SilenceState | None = None, limit: int = 50, offset: int = 0,
+            max_id: int | None = None) -> tuple[list[Silence], int]:
     with store.tx() as s:
-        return silences.page(s, now, state, limit, offset)
+        return silences.page(s, now, state, limit, offset, max_id)

@@ -7,13 +7,15 @@ from __future__ import annotations
 import time
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Path, Request
+from fastapi import APIRouter, HTTPException, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.datastructures import URL
 
 from alerts.silences import Silence, SilenceError, SilenceState
 from monitor import silence_ops
 from monitor.api.deps import AUTH_RESPONSES, OperatorDep, ViewerDep, VigilDep
 from monitor.api.errors import FieldError
+from monitor.api.ingest import MAX_EPOCH_S
 from monitor.api.limits import WRITE_LIMIT_RESPONSES
 from monitor.api.pagination import OffsetQuery, Page, limit_query, next_by_offset
 from monitor.api.responses import errors
@@ -84,15 +86,31 @@ def create_silence(who: OperatorDep, vigil: VigilDep, body: SilenceIn) -> Silenc
     return SilenceOut.of(made, now)
 
 
+AtQuery = Annotated[float | None, Query(ge=0, le=MAX_EPOCH_S, allow_inf_nan=False,
+                                        description="the time `state` is judged at: the `next` link sets it")]
+MaxIdQuery = Annotated[int | None, Query(ge=1, le=MAX_ID, description="only silences made up to this id: the "
+                                                                      "`next` link sets it")]
+
+
 @router.get("", response_model=Page[SilenceOut])
 def list_silences(_: ViewerDep, vigil: VigilDep, request: Request,
                   state: Literal["pending", "active", "expired"] | None = None,
-                  limit: Annotated[int, limit_query(500)] = 50, offset: OffsetQuery = 0) -> Page[SilenceOut]:
+                  limit: Annotated[int, limit_query(500)] = 50, offset: OffsetQuery = 0,
+                  at: AtQuery = None, max_id: MaxIdQuery = None) -> Page[SilenceOut]:
     """Newest first, `limit` a page; follow `next` for the rest."""
     now = time.time()
-    items, total = silence_ops.listing(vigil.store, now, SilenceState(state) if state else None, limit, offset)
-    return Page[SilenceOut](items=[SilenceOut.of(s, now) for s in items], total=total,
-                            next=next_by_offset(request, offset=offset, limit=limit, total=total))
+    as_of = now if at is None else at
+    items, total = silence_ops.listing(vigil.store, as_of, SilenceState(state) if state else None, limit, offset,
+                                       max_id)
+    # `next` pins the listing where it began (states judged at its time, nothing made after its
+    # newest): by offset alone, a silence made meanwhile pushed the list down (one shown
+    # twice) and one expired meanwhile under state=active pulled it up (one never shown).
+    if max_id is None and offset == 0 and items:
+        max_id = items[0].id
+    nxt = next_by_offset(request, offset=offset, limit=limit, total=total)
+    if nxt is not None:
+        nxt = str(URL(nxt).include_query_params(at=as_of, **({"max_id": max_id} if max_id else {})))
+    return Page[SilenceOut](items=[SilenceOut.of(s, now) for s in items], total=total, next=nxt)
 
 
 @router.delete("/{silence_id}", response_model=SilenceOut, responses={**WRITE_LIMIT_RESPONSES, **errors(404)})

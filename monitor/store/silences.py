@@ -43,9 +43,11 @@ def live(s: Session, now: float) -> list[Silence]:
                                               .order_by(SilenceRow.id))]
 
 
-def page(s: Session, now: float, state: SilenceState | None, limit: int, offset: int) -> tuple[list[Silence], int]:
-    """One page of silences, newest first, and how many there are in all."""
-    q = select(SilenceRow)
+def page(s: Session, now: float, state: SilenceState | None, limit: int, offset: int,
+         max_id: int | None = None) -> tuple[list[Silence], int]:
+    """One page of silences, newest first, and how many there are in all; `state` as of `now`,
+    `max_id`: none made after it (a listing pinned where it began)."""
+    q = select(SilenceRow) if max_id is None else select(SilenceRow).where(SilenceRow.id <= max_id)
     if state == SilenceState.EXPIRED:
         q = q.where(SilenceRow.ends_at <= now)
     elif state == SilenceState.ACTIVE:

@@ -134,3 +134,28 @@ def test_ack_or_silence_on_a_resolved_incident_is_409(api):
     r = api.post(f"/v1/incidents/{row.id}/silence", {"duration_s": 3600, "reason": "noise"})
     assert r.status_code == 409
     assert not [e for e in api.vigil.store.audit_entries() if e.action in ("incident.ack", "incident.silence")]
+
+
+@pytest.mark.parametrize("meanwhile", ["made", "expired"])
+def test_following_next_neither_repeats_nor_skips_while_silences_are_made_and_expired(api, meanwhile):
+    """Newest first by offset: a silence made between two pages pushed the list down (the
+    next page began with one already shown), and one expired under state=active pulled it
+    up (an active silence never listed). `next` now pins the listing where it began."""
+    import time
+
+    now = time.time()
+    for i in range(5):
+        assert api.post("/v1/silences", silence(matchers=[f'model="m{i}"'], starts_at=now - 60,
+                                                ends_at=now + 3600)).status_code == 201
+    before = [s["id"] for s in api.get("/v1/silences", state="active").json()["items"]]
+    page = api.get("/v1/silences", state="active", limit=2).json()
+    seen = [s["id"] for s in page["items"]]
+    if meanwhile == "made":
+        api.post("/v1/silences", silence(matchers=['model="new"'], starts_at=now - 60, ends_at=now + 3600))
+    else:
+        assert api.delete(f"/v1/silences/{seen[0]}").status_code == 200
+    while page["next"] is not None:
+        assert "offset=" in page["next"] and "state=active" in page["next"]
+        page = api.client.get(page["next"], headers=bearer("vera")).json()
+        seen += [s["id"] for s in page["items"]]
+    assert seen == before, "each silence active when the listing began, once, newest first"
