@@ -93,12 +93,13 @@ def parse_timestamps(values: list[Any]) -> np.ndarray:
         text = text.str.replace(_NAIVE_TIME, r"\1Z", regex=True)
         parsed = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
         retry = parsed.isna().to_numpy()
-        if retry.any():  # rarer spellings ("Nov 20 2026 08:00"), then epoch seconds written as text
+        if retry.any():  # rarer spellings ("Nov 20 2026 08:00"), then epoch numbers written as text
             parsed[retry] = pd.to_datetime(text[retry], utc=True, errors="coerce", format="mixed")
         seconds = (parsed - _EPOCH).dt.total_seconds().to_numpy(dtype=float)
         still = np.isnan(seconds)
-        if still.any():
-            seconds[still] = pd.to_numeric(text[still], errors="coerce").to_numpy(dtype=float)
+        if still.any():  # epoch numbers written as text: told apart by size like JSON numbers
+            nums = pd.to_numeric(text[still], errors="coerce").to_numpy(dtype=float)
+            seconds[still] = epoch_seconds(nums, np.abs(nums))
         out[str_idx] = seconds
     return out
 

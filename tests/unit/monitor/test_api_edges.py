@@ -178,3 +178,16 @@ def test_a_silence_with_a_nan_time_is_a_422_not_a_silence_without_end(tmp_path, 
     [problem] = r.json()["fields"]
     assert problem["field"] == field and "finite" in problem["message"]
     assert api.client.get("/v1/silences").json()["total"] == 0
+
+
+def test_epoch_milliseconds_written_as_text_are_read_like_the_number(tmp_path, monkeypatch):
+    """Epoch ms/µs/ns are told apart by size (README), but only for JSON numbers: a logger
+    that writes the time as text ("1795000000000", Java's String.valueOf(currentTimeMillis))
+    had every record refused as a time after the year 9999."""
+    api = samples_api(tmp_path, monkeypatch)
+    seconds = int(T0)
+    records = [{"timestamp": text, "user_age": 31} for text in
+               (str(seconds), str(seconds * 1000), str(seconds * 1_000_000), str(seconds * 1_000_000_000))]
+    r = api.post("/v1/samples", {"model": MODEL, "records": records})
+    assert r.status_code == 202, r.text
+    assert [ts for ts, _ in api.vigil.store.samples(MODEL, T0 - 1, T0 + 1)] == [T0] * 4
