@@ -139,7 +139,9 @@ class EdgeLimits:
                               f"{rate.per_second:g} per second per client (api.rate_limit); retry later",
                               {"Retry-After": str(max(1, math.ceil(wait)))})
                 return
-        limit = api.max_samples_body_bytes if scope["path"] in (SAMPLES_PATH, LABELS_PATH) else api.max_body_bytes
+        # The path as routed (without a proxy's root_path), as the token check reads it.
+        batch = route_path(scope) in (SAMPLES_PATH, LABELS_PATH)
+        limit = api.max_samples_body_bytes if batch else api.max_body_bytes
         declared = _content_length(scope)
         if declared is not None and declared > limit:
             # Refused unread: nothing of the body is ever buffered.

@@ -130,3 +130,30 @@ def test_a_made_up_bearer_token_on_the_open_slack_path_does_not_escape_the_rate(
                            headers={"Authorization": f"Bearer made-up-{i}"}).status_code for i in range(4)]
     assert codes[:2] == [503, 503], "under the rate the route answers (no signing secret here)"
     assert codes[2:] == [429, 429], "made-up tokens are one client: its address"
+
+
+def test_behind_a_proxy_prefix_samples_keep_their_own_larger_limit(tmp_path, monkeypatch):
+    """The token check and the router strip the `root_path` a proxy or a parent app mounts
+    the API under; the size limit compared the full path, so /vigil/v1/samples got the
+    small api.max_body_bytes and a normal batch was a 413."""
+    import json
+
+    api = limited(tmp_path, monkeypatch)
+    app = create_app(api.vigil)
+    records = [{"timestamp": T0, "padding": "p" * 40} for _ in range(100)]  # ~ 6 KB: over 4096, under 65536
+    body = json.dumps({"model": MODEL, "records": records}).encode()
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": "/vigil/v1/samples", "raw_path": b"/vigil/v1/samples", "query_string": b"",
+             "root_path": "/vigil", "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 8080),
+             "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                         (b"authorization", AUTH["Authorization"].encode())]}
+    asyncio.run(app(scope, receive, send))
+    assert sent[0]["status"] == 202, b"".join(m.get("body", b"") for m in sent[1:])
