@@ -156,7 +156,7 @@ def _kpi_panels(d: db.Dashboard, q: ModelQueries, ds: DataSourceRefs, marks: Pan
 
 
 CANARY_MAPPINGS = {"0": ("pass", "green"), "1": ("marginal", "yellow"), "2": ("inconclusive", "blue"),
-                   "3": ("fail", "red")}
+                   "3": ("fail", "red"), "-1": ("no challenger", "text")}  # -1: monitor/metrics.py NO_CANARY
 
 
 def _canary_row(d: db.Dashboard, q: ModelQueries, ds: DataSourceRefs, canary: CanarySpec) -> db.Dashboard:

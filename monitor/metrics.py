@@ -32,6 +32,7 @@ disable_created_metrics()
 # The outcomes dashboards list.
 ROLLBACK_STATUSES = (ActionStatus.DONE, ActionStatus.DRY_RUN, ActionStatus.REFUSED, ActionStatus.FAILED)
 SEVERITIES = ("warning", "critical")
+NO_CANARY = -1.0  # vigil_canary_verdict{metric="_overall"} while no challenger runs (pulled, promoted)
 DELIVERY_STATUSES = tuple(str(s) for s in DeliveryStatus)  # vigil_notifications_total{status}
 FEATURE_DRIFT_SERIES = 10_000  # above this many (model, feature, statistic): only the features that moved
 
@@ -131,8 +132,8 @@ class VigilMetrics:
         self.canary_effect = Gauge("vigil_canary_effect", "Challenger's relative worsening per metric (0.1 = 10 %)",
                                    ["model", "metric"], registry=r)
         self.canary_verdict = Gauge("vigil_canary_verdict",
-                                    "0 pass, 1 marginal, 2 inconclusive, 3 fail; metric=\"_overall\" for the canary",
-                                    ["model", "metric"], registry=r)
+                                    "0 pass, 1 marginal, 2 inconclusive, 3 fail; metric=\"_overall\" for the canary "
+                                    "(-1: no challenger runs)", ["model", "metric"], registry=r)
         self.canary_actions = Counter("vigil_canary_actions_total", "Canary pulls and promotions by outcome",
                                       ["model", "kind", "status"], registry=r)
 

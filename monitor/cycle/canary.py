@@ -44,7 +44,7 @@ from monitor.config import CanaryConfig, ModelConfig, PolicyConfig
 from monitor.cycle.detect_drift import feature_specs
 from monitor.cycle.messages import OutboxWriter
 from monitor.cycle.rollback_intents import CANARY_PROMOTE, CANARY_PULL, RollbackAsk, RollbackRunner
-from monitor.metrics import VigilMetrics
+from monitor.metrics import NO_CANARY, VigilMetrics
 from monitor.sources.errors import QueryError, SourceUnavailable
 from monitor.sources.promql_text import longest_range, with_matcher
 from monitor.store.canary import CanaryVerdictRow, run_row
@@ -121,7 +121,8 @@ class CanaryAnalysis:
             log.warning("canary: registry unavailable", extra={"model": m.name, "error": str(e)})
             return None  # the registry's blindness is the cycle's (monitor/vigil.py _blind)
         if challenger is None or challenger == champion:
-            self.metrics.publish_canary(m.name, {}, {}, {})  # no canary runs (pulled, promoted): none shown
+            # No canary runs (pulled, promoted): say so, not the last challenger's verdict.
+            self.metrics.publish_canary(m.name, {}, {}, {"_overall": NO_CANARY})
             return None
         w = Window(t=w.t, start=w.t - c.window, baseline_start=w.baseline_start, baseline_end=w.baseline_end)
         verdicts = self._metric_verdicts(m, c, w, champion, challenger)

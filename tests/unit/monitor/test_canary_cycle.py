@@ -259,14 +259,15 @@ def test_a_dry_run_policy_records_the_pull_once_and_moves_nothing(tmp_path):
 
 def test_once_the_challenger_is_gone_the_dashboard_shows_no_canary_verdict(tmp_path):
     """After a pull (or a promotion) no canary runs, yet the "Canary verdict" stat kept the
-    pulled challenger's red "fail" and its per-metric lines ran flat forever."""
+    pulled challenger's red "fail" and its per-metric lines ran flat forever. Now the
+    verdict says "no challenger" (-1) and the per-metric series are gone."""
     vigil, registry = build(tmp_path, prometheus(p99_challenger=0.16))
     vigil.run_cycle(MODEL, T0)
     assert metric_value(vigil, "vigil_canary_verdict", model=MODEL, metric="_overall") == 3
     assert (MODEL, "challenger") not in registry.aliases  # pulled
     vigil.run_cycle(MODEL, T0 + 60)
-    exported = {s.name for f in vigil.metrics.registry.collect() for s in f.samples
-                if s.name.startswith("vigil_canary_") and not s.name.startswith("vigil_canary_actions")
-                and s.labels.get("model") == MODEL}
-    assert exported == set()
+    exported = {(s.name, s.labels.get("metric"), s.value) for f in vigil.metrics.registry.collect()
+                for s in f.samples if s.name.startswith("vigil_canary_")
+                and not s.name.startswith("vigil_canary_actions") and s.labels.get("model") == MODEL}
+    assert exported == {("vigil_canary_verdict", "_overall", -1.0)}
     assert metric_value(vigil, "vigil_canary_actions_total", model=MODEL, kind="canary_pull", status="done") == 1
