@@ -24,6 +24,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from monitor.audit.checkpointer import Checkpointer
 from monitor.clock import Clock
 from monitor.config import VigilConfig
+from monitor.grafana.background import provision_in_background
 from monitor.http_server import API_STOP_TIMEOUT_S, ApiThread
 from monitor.ownership import Ownership, ownership_for
 from monitor.probe import SourceProber
@@ -268,15 +269,6 @@ def _dt(t: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(t, dt.UTC)
 
 
-def _provision(config: VigilConfig) -> None:
-    try:
-        from monitor.grafana.provision import provision_on_start
-
-        provision_on_start(config)
-    except Exception:  # dashboards are a convenience, never a reason not to monitor
-        log.exception("dashboard provisioning at start-up failed")
-
-
 def run_daemon(config: VigilConfig, *, serve_api: bool = True, vigil: Vigil | None = None,
                stop: threading.Event | None = None, config_path: str | None = None, cycles: bool = True,
                clock: Clock | None = None) -> int:
@@ -299,7 +291,7 @@ def run_daemon(config: VigilConfig, *, serve_api: bool = True, vigil: Vigil | No
     try:
         if cycles:
             _take_ownership(runtime)
-            _provision(config)
+            provision_in_background(config)  # beside the cycles, never before them
             scheduler = build_scheduler(runtime)
             scheduler.start()
             runtime.sender = OutboxThread(runtime).start()

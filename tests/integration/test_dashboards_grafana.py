@@ -201,3 +201,35 @@ def test_the_daemon_takes_the_grafana_token_from_the_environment_as_the_cli_does
     report = provision_on_start(cfg)
     assert report is not None and len(report.created) == len(build_all(dashboard_specs(cfg)))
     assert "grafana" in default_notifiers(cfg)
+
+
+def test_a_slow_grafana_does_not_hold_back_the_first_cycles(grafana: FakeGrafana, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """grafana.provision_on_start ran before the scheduler and the API started: with a
+    Grafana answering in 3 s (one GET and one POST per dashboard, 1,000 models -> hours; a
+    hanging one: 30 s per try), no model was watched and, on PostgreSQL, the leases just
+    taken lapsed. Provisioning now runs beside the cycles."""
+    import threading
+    import time
+
+    from monitor.daemon import run_daemon
+    from tests.helpers_vigil import MODEL, incident_prometheus, make_config, make_vigil, metric_value, model_config
+
+    grafana.delay(3.0, count=100)
+    monkeypatch.setenv("VIGIL_TEST_GRAFANA_TOKEN", TOKEN)
+    cfg = make_config(tmp_path, models=[model_config()], schedule={"interval": "1s"},
+                      grafana={"url": grafana.url, "token": "${VIGIL_TEST_GRAFANA_TOKEN}", "provision_on_start": True})
+    vigil = make_vigil(cfg, prometheus=incident_prometheus(), notifiers={})
+    stop, result = threading.Event(), []
+    worker = threading.Thread(target=lambda: result.append(run_daemon(cfg, serve_api=False, vigil=vigil, stop=stop)),
+                              daemon=True)
+    began = time.monotonic()
+    worker.start()
+    try:
+        while not metric_value(vigil, "vigil_cycle_duration_seconds_count", model=MODEL) and not result:
+            assert time.monotonic() - began < 8, "no cycle while Grafana was being provisioned"
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        worker.join(timeout=15)
+    assert result == [0]
