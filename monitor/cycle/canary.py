@@ -47,6 +47,7 @@ from monitor.cycle.rollback_intents import CANARY_PROMOTE, CANARY_PULL, Rollback
 from monitor.metrics import NO_CANARY, VigilMetrics
 from monitor.sources.errors import QueryError, SourceUnavailable
 from monitor.sources.promql_text import longest_range, with_matcher
+from monitor.store.audit_log import retry_audited
 from monitor.store.canary import CanaryVerdictRow, run_row
 from monitor.store.repository import Store
 from monitor.types import Window
@@ -306,16 +307,21 @@ class CanaryAnalysis:
         payload = {"kind": "promotion_suggested", "model": m.name, "from_version": judged.champion,
                    "to_version": judged.challenger, "at": t, "status": "suggested", "reason": reason,
                    "actor": "vigil", "detail": detail, "incident_id": None, "dry_run": False}
-        with self.store.tx() as s:
-            run = run_row(s, m.name, judged.challenger, t)
-            if run.status != "running":
-                return payload
-            run.status, run.detail = "suggested", reason
-            self.outbox.rollback(s, m.name, payload, t, key=f"canary-suggest:{judged.challenger}")
-            self.store.audit_in(s, "vigil", "canary.promotion_suggested", f"model:{m.name}",
-                                {"challenger_version": judged.challenger, "champion_version": judged.champion,
-                                 "pass_streak": streak}, now=t)
-        return payload
+
+        def once() -> dict[str, Any]:
+            with self.store.tx() as s:
+                run = run_row(s, m.name, judged.challenger, t)
+                if run.status != "running":
+                    return payload
+                run.status, run.detail = "suggested", reason
+                self.outbox.rollback(s, m.name, payload, t, key=f"canary-suggest:{judged.challenger}")
+                self.store.audit_in(s, "vigil", "canary.promotion_suggested", f"model:{m.name}",
+                                    {"challenger_version": judged.challenger, "champion_version": judged.champion,
+                                     "pass_streak": streak}, now=t)
+            return payload
+
+        # Another replica's audit entry can take our seq: the transaction is written again.
+        return retry_audited(once, "record a promotion suggestion")
 
     def _set_status(self, m: ModelConfig, version: str, status: str, detail: str, t: float) -> None:
         with self.store.tx() as s:
