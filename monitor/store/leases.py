@@ -25,6 +25,13 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from monitor.store.tables import Base
 
+# A PostgreSQL transaction left idle this long is ended by the server (its session closed).
+# A fenced transaction holds its lease row FOR SHARE and a takeover skips locked rows, so a
+# replica paused mid-transaction (stopped VM, GC stall) would otherwise keep its models from
+# every other replica for as long as it stays paused; it is far longer than any of Vigil's
+# transactions waits between two statements.
+IDLE_TX_TIMEOUT_S = 120.0
+
 # Julian day number of 1970-01-01T00:00Z: SQLite's julianday('now') minus this, in
 # seconds, is epoch time with millisecond precision (unixepoch('subsec') needs 3.42).
 _JULIAN_EPOCH = 2440587.5
@@ -70,6 +77,14 @@ def now_expr(dialect: str) -> ColumnElement[float]:
     if dialect == "sqlite":
         return cast((func.julianday("now") - _JULIAN_EPOCH) * 86400.0, Float)
     raise ValueError(f"leases support PostgreSQL and SQLite, not {dialect!r}")
+
+
+def bound_idle_transactions(dbapi_conn: Any, _record: Any) -> None:
+    """On each new PostgreSQL connection (an engine "connect" listener): `IDLE_TX_TIMEOUT_S`."""
+    cur = dbapi_conn.cursor()
+    cur.execute(f"SET idle_in_transaction_session_timeout = {int(IDLE_TX_TIMEOUT_S * 1000)}")
+    cur.close()
+    dbapi_conn.commit()  # a SET in a transaction that rolls back is undone
 
 
 def db_now(s: Session) -> float:

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from alerts.audit import AuditEntry, ChainKey
 from alerts.outbox import MessageKind
 from detectors.records import DeployEvent, json_safe
-from monitor.store import audit_log, detector_states, intents, reports, schema
+from monitor.store import audit_log, detector_states, intents, leases, reports, schema
 from monitor.store import labels as labels
 from monitor.store import metadata as metadata  # registers every table module on Base (schema, migrations)
 from monitor.store.outbox import Outbox
@@ -77,8 +77,8 @@ class Store:
         else:
             kwargs["pool_pre_ping"] = True
         self.engine = create_engine(url, **kwargs)
-        if url.startswith("sqlite"):
-            event.listen(self.engine, "connect", _sqlite_pragmas)
+        postgres = self.engine.dialect.name == "postgresql"  # its sessions end idle transactions (leases.py)
+        event.listen(self.engine, "connect", leases.bound_idle_transactions if postgres else _sqlite_pragmas)
         self._create_schema()
         self._session = sessionmaker(self.engine, expire_on_commit=False)
         self.outbox = Outbox(self.tx, self.engine.dialect.name)
