@@ -111,8 +111,12 @@ def prefetch(config: VigilConfig, plans: Sequence[ModelPlan], t: float, promethe
              registry: Any | None) -> Prefetched:
     out = Prefetched(t)
     if hasattr(prometheus, "query_range_many"):
+        down: SourceUnavailable | None = None  # a window found Prometheus unreachable: not asked again
         for (start, end), queries in planned_ranges(plans, t).items():
-            results = prometheus.query_range_many(queries, start, end)
+            results: list[Result] = [down] * len(queries) if down else prometheus.query_range_many(queries, start, end)
+            first = results[0] if results else None
+            if isinstance(first, SourceUnavailable) and first.whole_source and all(r is first for r in results):
+                down = first
             out.ranges.update({(q, start, end): r for q, r in zip(queries, results, strict=True)})
     if registry is not None and hasattr(registry, "all_aliases"):
         names = sorted({p.model.registry for p in plans})

@@ -11,11 +11,14 @@ class SourceUnavailable(Exception):
     """The backend could not be reached or kept failing after retries.
 
     The cycle records this as the source being down (never as "all clear").
+    `whole_source`: every other request would fail the same way (no connection, bad
+    credentials), not only this one (a query that timed out, a 5xx it drew).
     """
 
-    def __init__(self, source: str, url: str, reason: str) -> None:
+    def __init__(self, source: str, url: str, reason: str, *, whole_source: bool = True) -> None:
         # Redacted once here: this message reaches logs, findings, Slack and /readyz.
         self.source, self.url, self.reason = source, redact(url), redact(reason)
+        self.whole_source = whole_source
         super().__init__(f"{source} at {self.url} is unavailable: {self.reason}")
 
 

@@ -182,12 +182,17 @@ class PrometheusSource:
         one SourceUnavailable for the whole batch, not a retry per query."""
         step_s = self.cfg.step if step is None else step
         points = int((end - start) // max(step_s, 0.001)) + 1
-        if points > MAX_POINTS_PER_REQUEST:
-            return [self._one(q, start, end, step_s) for q in queries]
-        per_batch = max(1, min(BATCH_MAX_QUERIES, BATCH_MAX_POINTS // points))
+        per_batch = 1 if points > MAX_POINTS_PER_REQUEST else max(1, min(BATCH_MAX_QUERIES, BATCH_MAX_POINTS // points))
         out: list[list[Series] | QueryError | SourceUnavailable] = []
         for i in range(0, len(queries), per_batch):
-            out.extend(self._batch(list(queries[i:i + per_batch]), start, end, step_s))
+            part = list(queries[i:i + per_batch])
+            got = self._batch(part, start, end, step_s) if len(part) > 1 else [self._one(part[0], start, end, step_s)]
+            out.extend(got)
+            if isinstance(got[0], SourceUnavailable) and got[0].whole_source and all(g is got[0] for g in got):
+                # Unreachable: every further batch would wait out the same retries (a batch that
+                # timed out or drew a 5xx says nothing of the next one: it is asked).
+                out.extend([got[0]] * (len(queries) - len(out)))
+                break
         return out
 
     def _one(self, query: str, start: float, end: float, step: float) -> list[Series] | QueryError | SourceUnavailable:
@@ -268,8 +273,8 @@ class PrometheusSource:
                 return self._send(query, kind, start_ms, end_ms, step_ms)
             except PrometheusApiClientException as e:
                 raise client_error(query, self.url, e) from None
-            except requests.RequestException as e:
-                raise Transient(describe(e)) from None
+            except requests.RequestException as e:  # ConnectionError: refused, connect timeout, DNS
+                raise Transient(describe(e), unreachable=isinstance(e, requests.ConnectionError)) from None
             except (KeyError, TypeError, ValueError) as e:
                 raise Transient(f"unexpected response body ({type(e).__name__}: {e})") from None
 
@@ -281,6 +286,7 @@ class PrometheusSource:
                 SOURCE,
                 self.url,
                 f"{e.reason} (gave up after {self.cfg.retries + 1} attempts, {time.perf_counter() - t0:.1f} s)",
+                whole_source=e.unreachable,
             ) from None
 
     def _send(self, query: str, kind: str, start_ms: int, end_ms: int | None, step_ms: int | None) -> Any:

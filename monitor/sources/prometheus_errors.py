@@ -19,8 +19,9 @@ _STATUS_IN_MESSAGE = re.compile(r"^HTTP Status Code (\d+) \((.*)\)$", re.DOTALL)
 class Transient(Exception):
     """A failure worth retrying; becomes SourceUnavailable when retries run out."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, unreachable: bool = False) -> None:
         self.reason = reason
+        self.unreachable = unreachable  # no connection at all: every request would fail alike
         super().__init__(reason)
 
 

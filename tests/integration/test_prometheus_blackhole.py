@@ -1,0 +1,82 @@
+"""A Prometheus that accepts connections and never answers (a network partition, a hung
+server) costs a sweep one request's timeouts, not one per batch and window: with a
+thousand models that is some sixty batches per window, each waiting out its retries,
+and the sweep (every model's alerts) was late by the better part of an hour."""
+from __future__ import annotations
+
+import socket
+import time
+
+from monitor.config import PrometheusConfig
+from monitor.cycle.prefetch import prefetch
+from monitor.sources.errors import SourceUnavailable
+from monitor.sources.prometheus import PrometheusSource
+from tests.fixtures_mlflow import SilentServer
+
+
+class Blackhole:
+    """A port whose connections time out (its accept queue full: the kernel drops the SYN),
+    as a partitioned or firewalled Prometheus does."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(0)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.held = socket.create_connection(self.sock.getsockname(), timeout=1)  # fills the queue
+
+    def close(self) -> None:
+        self.held.close()
+        self.sock.close()
+
+
+def test_an_unreachable_prometheus_costs_one_batch_of_timeouts_not_one_per_batch() -> None:
+    hole = Blackhole()
+    try:
+        src = PrometheusSource(PrometheusConfig(url=hole.url, timeout_s=0.5, retries=1, step=15))
+        began = time.monotonic()
+        got = src.query_range_many([f'up{{job="{i}"}}' for i in range(250)], 0, 600)  # four batches
+        took = time.monotonic() - began
+    finally:
+        hole.close()
+    assert len(got) == 250 and all(isinstance(g, SourceUnavailable) for g in got)
+    assert took < 2.5, took  # one batch's two attempts of 0.5 s, not four batches'
+
+
+def test_a_batch_that_times_out_does_not_stand_for_the_next_one() -> None:
+    """A server that took the request and did not answer in time (a heavy batch) may answer
+    the next batch: each is asked."""
+    server = SilentServer()
+    try:
+        src = PrometheusSource(PrometheusConfig(url=server.url, timeout_s=0.3, retries=0, step=15))
+        got = src.query_range_many([f'up{{job="{i}"}}' for i in range(130)], 0, 600)  # three batches
+    finally:
+        server.close()
+    assert all(isinstance(g, SourceUnavailable) and not g.whole_source for g in got)
+    assert len({id(g) for g in got}) == 3
+
+
+class _Windows:
+    """The source as prefetch sees it: a dead Prometheus, counting the batched calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def query_range_many(self, queries, start, end, step=None):
+        self.calls += 1
+        return [SourceUnavailable("prometheus", "http://127.0.0.1:9", "timed out")] * len(queries)
+
+
+def test_prefetch_stops_asking_a_dead_prometheus_after_the_first_window(tmp_path) -> None:
+    from monitor.cycle.prefetch import ModelPlan
+    from monitor.types import Window
+    from tests.helpers_vigil import T0, make_config
+
+    cfg = make_config(tmp_path)
+    w = Window(t=T0, start=T0 - 1800, baseline_start=T0 - 5400, baseline_end=T0 - 1800)
+    plans = [ModelPlan(m, w, warmup=True) for m in cfg.models]
+    prom = _Windows()
+    out = prefetch(cfg, plans, T0, prom, None)
+    assert prom.calls == 1
+    assert out.ranges and all(isinstance(r, SourceUnavailable) for r in out.ranges.values())
+    assert {start for _, start, _ in out.ranges} == {T0 - 5400, T0 - 1800, T0 - 86400}
