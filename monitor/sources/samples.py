@@ -53,8 +53,10 @@ def to_epoch_seconds(col: pd.Series, *, where: str) -> np.ndarray:
         dt = pd.to_datetime(col, utc=True)
     except (ValueError, TypeError) as e:
         raise SampleFileError(f"{where}: expected datetimes or epoch seconds ({e})") from None
-    # Whatever unit the file kept (Spark writes microseconds), count nanoseconds.
-    out = dt.dt.as_unit("ns").astype("int64").to_numpy() / 1e9
+    # Whatever unit the file kept (Spark writes microseconds), count microseconds: every time
+    # fits there, while a placeholder such as 9999-12-31 does not fit in nanoseconds (and a
+    # float of epoch seconds holds no finer than a microsecond anyway).
+    out = dt.dt.as_unit("us").astype("int64").to_numpy() / 1e6
     out[dt.isna().to_numpy()] = np.nan  # a missing time is missing, not 1677
     return out
 

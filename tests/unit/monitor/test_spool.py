@@ -507,3 +507,18 @@ def test_a_wider_window_of_another_reader_is_not_parsed_again_each_cycle(tmp_pat
         assert len(files.window(T0 + 1800, T0 + 2400)) == 200
         assert len(files.window(T0, T0 + 2400, purpose="performance")) == len(wide) == 800
     assert parsed == []
+
+
+@pytest.mark.parametrize("spooled", [False, True])
+def test_a_placeholder_time_far_in_the_future_does_not_blind_the_whole_file(tmp_path, spooled):
+    """Exports often write 9999-12-31 (or 0001-01-01) for "never". Such a time does not fit
+    in nanoseconds: reading the file raised, and drift was blind every cycle ("internal
+    error"). It is a time like another (outside every window)."""
+    (tmp_path / "s").mkdir()
+    times = [np.datetime64(int(T0 + 60 * i), "s") for i in range(10)] + [np.datetime64("9999-12-31", "s")]
+    table = pa.table({"timestamp": pa.array(np.array(times, dtype="datetime64[us]")), "x": np.arange(11.0)})
+    pq.write_table(table, tmp_path / "s" / "0.parquet")
+    files = SampleFiles(tmp_path / "s", "timestamp", BoundedCache(10**8), spool=Spool(tmp_path / "spool")
+                        if spooled else None)
+    got = files.window(T0, T0 + 600)
+    assert got["x"].tolist() == list(np.arange(10.0))
