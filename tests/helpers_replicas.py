@@ -5,7 +5,8 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from sqlalchemy import text
 
@@ -22,6 +23,29 @@ def fresh_schema_url(postgres_url: str) -> str:
         c.execute(text(f"create schema {schema}"))
     base.close()
     return f"{postgres_url}?options=-csearch_path%3D{schema}"
+
+
+@contextmanager
+def another_replica_auditing(url: str) -> Iterator[None]:
+    """Another replica's Store on `url` appending audit entries (acks, silences, other models'
+    rollbacks) about 200 a second, so each audited write under test races it for the chain's
+    next seq."""
+    other, stop = Store(url), threading.Event()
+
+    def append() -> None:
+        i = 0
+        while not stop.wait(0.005):
+            other.audit("api:bob", "incident.ack", f"incident:{i}", {"model": "other"}, now=1_800_000_000.0)
+            i += 1
+
+    writer = threading.Thread(target=append, daemon=True)
+    writer.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        writer.join(5)
+        other.close()
 
 
 def wait_until(pred: Callable[[], bool], timeout: float, step: float = 0.02, what: str = "condition") -> float:

@@ -4,12 +4,10 @@ for the next seq to another replica's entry is written again, instead of failing
 model's cycle after its incident was already written."""
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from monitor.cycle.canary import CanaryJudgement
-from monitor.store.repository import Store
-from tests.helpers_replicas import fresh_schema_url
+from tests.helpers_replicas import another_replica_auditing, fresh_schema_url
 from tests.helpers_vigil import MODEL, T0, make_config, make_vigil, model_config
 
 TRIALS = 30
@@ -21,18 +19,8 @@ def test_promotion_suggestions_while_another_replica_audits_all_succeed(tmp_path
                       store={"url": url})
     v = make_vigil(cfg)
     m = v.config.model(MODEL)
-    other, stop = Store(url), threading.Event()
-
-    def another_replica() -> None:
-        i = 0
-        while not stop.wait(0.005):
-            other.audit("api:bob", "incident.ack", f"incident:{i}", {"model": "other"}, now=T0)
-            i += 1
-
-    writer = threading.Thread(target=another_replica, daemon=True)
-    writer.start()
     outcomes: list[str] = []
-    try:
+    with another_replica_auditing(url):
         for trial in range(TRIALS):
             judged = CanaryJudgement(champion="1", challenger=str(100 + trial), verdict=Any)  # type: ignore[arg-type]
             try:
@@ -40,10 +28,6 @@ def test_promotion_suggestions_while_another_replica_audits_all_succeed(tmp_path
                 outcomes.append("ok")
             except Exception as e:  # what failed the model's cycle
                 outcomes.append(f"{type(e).__name__}: {str(e)[:80]}")
-    finally:
-        stop.set()
-        writer.join(5)
-        other.close()
     assert outcomes == ["ok"] * TRIALS
     assert [e.action for e in v.store.audit_entries()].count("canary.promotion_suggested") == TRIALS
     v.store.close()

@@ -3,11 +3,8 @@ loses the race for the next seq to another replica's entry is written again, so 
 rollback reports its outcome instead of failing after the alias has moved."""
 from __future__ import annotations
 
-import threading
-
 from monitor.cycle.rollback_intents import RollbackAsk
-from monitor.store.repository import Store
-from tests.helpers_replicas import fresh_schema_url
+from tests.helpers_replicas import another_replica_auditing, fresh_schema_url
 from tests.helpers_vigil import MODEL, T0, make_config, make_vigil, serving_registry
 
 TRIALS = 40
@@ -18,25 +15,11 @@ def test_a_concurrent_audit_append_never_fails_a_rollback_that_moved(tmp_path, p
     v = make_vigil(make_config(tmp_path, store={"url": url}), registry=(reg := serving_registry(versions=("1", "2"),
                                                                                                 version="2")))
     m = v.config.model(MODEL)
-    other, stop = Store(url), threading.Event()
-
-    def another_replica() -> None:  # acks, silences, other models' rollbacks: 200 audit entries a second
-        i = 0
-        while not stop.wait(0.005):
-            other.audit("api:bob", "incident.ack", f"incident:{i}", {"model": "other"}, now=T0)
-            i += 1
-
-    writer = threading.Thread(target=another_replica, daemon=True)
-    writer.start()
-    try:
-        outcomes = []
+    outcomes = []
+    with another_replica_auditing(url):
         for trial in range(TRIALS):
             reg.aliases[(MODEL, "champion")] = "2"
             out = v.operator.rollback(RollbackAsk(m, "1", f"trial {trial}", "api:alice", None, T0 + trial))
             outcomes.append(out.status if out.status == "done" else f"{out.status}: {out.detail}")
-    finally:
-        stop.set()
-        writer.join(5)
-        other.close()
     assert outcomes == ["done"] * TRIALS
     assert [e.action for e in v.store.audit_entries()].count("rollback.done") == TRIALS

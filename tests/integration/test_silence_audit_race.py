@@ -3,13 +3,11 @@ another replica appends an audit entry loses the race for the next seq now and t
 is written again, so the operator gets their silence instead of an HTTP 500."""
 from __future__ import annotations
 
-import threading
-
 from monitor import silence_ops
 from monitor.silence_ops import SilenceAsk
 from monitor.store import silences
 from monitor.store.repository import Store
-from tests.helpers_replicas import fresh_schema_url
+from tests.helpers_replicas import another_replica_auditing, fresh_schema_url
 
 T0 = 1_800_000_000.0
 TRIALS = 40
@@ -17,18 +15,9 @@ TRIALS = 40
 
 def test_silences_made_and_expired_while_another_replica_audits_all_succeed(postgres_url):
     url = fresh_schema_url(postgres_url)
-    store, other, stop = Store(url), Store(url), threading.Event()
-
-    def another_replica() -> None:  # acks, rollbacks, checkpoints: 200 audit entries a second
-        i = 0
-        while not stop.wait(0.005):
-            other.audit("api:bob", "incident.ack", f"incident:{i}", {"model": "other"}, now=T0)
-            i += 1
-
-    writer = threading.Thread(target=another_replica, daemon=True)
-    writer.start()
+    store = Store(url)
     outcomes: list[str] = []
-    try:
+    with another_replica_auditing(url):
         for trial in range(TRIALS):
             try:
                 made = silence_ops.create(store, SilenceAsk(['model="fraud"'], f"trial {trial}", "alice",
@@ -38,10 +27,6 @@ def test_silences_made_and_expired_while_another_replica_audits_all_succeed(post
                 outcomes.append("ok")
             except Exception as e:  # what the API would have answered with a 500
                 outcomes.append(f"{type(e).__name__}: {str(e)[:80]}")
-    finally:
-        stop.set()
-        writer.join(5)
-        other.close()
     assert outcomes == ["ok"] * TRIALS
     actions = [e.action for e in store.audit_entries()]
     assert actions.count("silence.create") == TRIALS and actions.count("silence.expire") == TRIALS
