@@ -166,7 +166,9 @@ class GrafanaClient:
         return resp.json() if resp.status_code == 200 else None
 
     def save_dashboard(self, dashboard: dict[str, Any], folder_uid: str, *, message: str = "provisioned by vigil",
-                       overwrite: bool = True) -> dict[str, Any]:
+                       overwrite: bool = False) -> dict[str, Any]:
+        """Create or update by uid. Keep `overwrite` False: with it, Grafana also replaces a
+        dashboard of the same title in the folder (another uid, often a user's own)."""
         body = {"dashboard": dashboard, "folderUid": folder_uid, "message": message, "overwrite": overwrite}
         return self.request("POST", "/api/dashboards/db", json=body).json()
 

@@ -163,6 +163,9 @@ def provision_over_api(spec: DashboardSpec, client: GrafanaClient) -> ProvisionR
 
 
 def _save(client: GrafanaClient, wanted: dict[str, Any], existing: dict[str, Any] | None, folder_uid: str) -> None:
+    # Never `overwrite: true`: Grafana would then replace a dashboard that merely has the same
+    # title in the folder (a user's own) instead of answering 412 name-exists. Our own one is
+    # updated by uid with its current version, which Grafana accepts without overwrite.
     body = dict(wanted, id=None)
     if existing is not None:
         body["version"] = existing.get("dashboard", {}).get("version", 0)
@@ -172,7 +175,7 @@ def _save(client: GrafanaClient, wanted: dict[str, Any], existing: dict[str, Any
     except GrafanaConflict as e:
         if e.reason != "version-mismatch":
             raise _explain(e, wanted, folder_uid) from None
-    # Someone saved in between: take their version number and overwrite once more.
+    # Someone saved in between: take their version number and save once more.
     current = client.get_dashboard(wanted["uid"])
     body["version"] = (current or {}).get("dashboard", {}).get("version", 0)
     try:
@@ -187,7 +190,7 @@ def _explain(e: GrafanaConflict, wanted: dict[str, Any], folder_uid: str) -> Gra
         "version-mismatch": f"dashboard {uid!r} kept changing while Vigil saved it (someone is editing it); "
                             "run `vigil dashboards` again when they are done",
         "name-exists": f"folder {folder_uid!r} already has a dashboard titled {title!r} with another uid; "
-                       f"Vigil manages uid {uid!r}: delete or rename the other one",
+                       f"Vigil manages uid {uid!r} and did not overwrite it: delete or rename the other one",
         "plugin-dashboard": f"dashboard {uid!r} belongs to a plugin and cannot be overwritten; remove the plugin "
                             "dashboard or change the model name",
     }.get(e.reason, f"Grafana refused to save dashboard {uid!r}: {e}")

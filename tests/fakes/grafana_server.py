@@ -8,7 +8,8 @@
   400 for a missing title, a uid over 40 chars or an unknown folderUid;
   412 `{"message":...,"status":"version-mismatch"}` when not overwriting and the version
   is not the stored one; 412 `name-exists` when another uid has the same title in the folder
-  and overwrite is false. GET/DELETE /api/dashboards/uid/{uid} -> 200, or 404
+  and overwrite is false (with overwrite, that other dashboard is replaced and keeps its uid,
+  as in Grafana; contracts §4 says "same uid" for name-exists, Grafana's code means same title). GET/DELETE /api/dashboards/uid/{uid} -> 200, or 404
   `{"message":"Dashboard not found"}`.
 - POST /api/annotations (time/timeEnd must be integer epoch ms) -> `{"message":"Annotation added","id":N}`;
   PATCH /api/annotations/{id} -> `{"message":"Annotation patched"}` or 404;
@@ -261,8 +262,10 @@ class FakeGrafana:
         if same_name and not overwrite:
             return 412, {"message": "A dashboard with the same name in the folder already exists",
                          "status": "name-exists"}
-        for other in same_name:  # overwrite replaces the same-named dashboard, as Grafana does
-            del self.dashboards[other.uid]
+        if same_name:
+            # Grafana's getExistingDashboardByTitleAndFolder: with overwrite the other dashboard
+            # (same title, same folder, another uid) is replaced, keeping its id and uid.
+            existing, uid = same_name[0], same_name[0].uid
         version = existing.version + 1 if existing else 1
         did = existing.id if existing else self._new_id()
         model = {**dash, "id": did, "uid": uid, "version": version}

@@ -65,7 +65,29 @@ def test_provision_creates_folder_and_every_dashboard(grafana: FakeGrafana, spec
         assert {k: v for k, v in stored.model.items() if k not in ("id", "version")} == \
                {k: v for k, v in d.items() if k not in ("id", "version")}
     saves = grafana.calls("POST", "/api/dashboards/db")
-    assert all(c.body["overwrite"] is True and c.body["folderUid"] == "vigil" for c in saves)
+    # overwrite=true would replace a dashboard of the same title in the folder (Grafana matches by title too)
+    assert all(c.body["overwrite"] is False and c.body["folderUid"] == "vigil" for c in saves)
+
+
+def test_a_users_dashboard_with_the_same_title_is_not_overwritten(grafana: FakeGrafana, spec: DashboardSpec) -> None:
+    with client(grafana) as c:
+        c.create_folder("vigil", "Vigil")
+        c.save_dashboard({"id": None, "uid": "users-own", "title": "Vigil · recommender", "panels": [{"id": 7}]},
+                         "vigil", overwrite=False)
+        with pytest.raises(GrafanaConflict) as e:
+            provision_over_api(spec, c)
+    assert "'Vigil · recommender'" in str(e.value) and "'vigil'" in str(e.value)
+    users = grafana.dashboards["users-own"]
+    assert users.model["panels"] == [{"id": 7}] and users.version == 1, "the user's dashboard must be left alone"
+
+
+def test_updating_our_own_dashboard_does_not_send_overwrite(grafana: FakeGrafana, spec: DashboardSpec) -> None:
+    with client(grafana) as c:
+        provision_over_api(spec, c)
+        grafana.edit_dashboard("vigil-recommender", {"panels": []})
+        report = provision_over_api(spec, c)
+    assert report.updated == ["vigil-recommender"]
+    assert all(c.body["overwrite"] is False for c in grafana.calls("POST", "/api/dashboards/db"))
 
 
 def test_provisioning_twice_changes_nothing(grafana: FakeGrafana, spec: DashboardSpec) -> None:
