@@ -12,16 +12,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from .queries import DEFAULT_SERVING, ServingMetrics
+from .queries import ServingMetrics, serving_for
 from .spec import DataSourcesSpec, LokiSpec, TempoSpec
 
 # `trace_id=abc`, `traceID: "abc"`, `"trace_id":"abc"` in a log line; group 1 is the id.
 TRACE_ID_IN_LINE = r"""(?:trace_?id|traceID)["']?\s*[=:]\s*["']?([0-9a-fA-F]{16,32})"""
 
 
-def datasource_models(src: DataSourcesSpec, serving: ServingMetrics = DEFAULT_SERVING) -> list[dict[str, Any]]:
+def datasource_models(src: DataSourcesSpec, serving: ServingMetrics | None = None) -> list[dict[str, Any]]:
     """Data-source models as Grafana's provisioning file and HTTP API take them
     (`$` is literal here; the YAML writer escapes it)."""
+    serving = serving or serving_for(src)
     out = [_prometheus(src)]
     if src.loki:
         out.append(_loki(src, src.loki))

@@ -13,10 +13,10 @@ whose SLO reads `grpc_server_handling_seconds_bucket` gets that histogram drawn.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .builder import matchers, quote, regex_alternation
-from .spec import KpiSpec, ModelSpec, PolicySpec, SloSpec
+from .spec import DataSourcesSpec, KpiSpec, ModelSpec, PolicySpec, SloSpec
 
 _BUCKET = re.compile(r"([A-Za-z_:][A-Za-z0-9_:]*)_bucket\b")
 # Words that mark an error line in most log formats (logfmt level=error, JSON "level":"error", Python tracebacks).
@@ -40,6 +40,14 @@ class ServingMetrics:
 
 
 DEFAULT_SERVING = ServingMetrics()
+
+
+def serving_for(sources: DataSourcesSpec) -> ServingMetrics:
+    """The serving names, with the Loki stream label the config names (`sources.loki.service_label`),
+    so log panels select the same streams Vigil itself reads."""
+    if sources.loki is None:
+        return DEFAULT_SERVING
+    return replace(DEFAULT_SERVING, log_service_label=sources.loki.service_label)
 
 
 def histograms_in(queries: list[str]) -> list[str]:

@@ -33,6 +33,7 @@ class LokiSpec:
     url: str
     max_lines: int
     tenant: str | None = None  # sent as X-Scope-OrgID by the data source
+    service_label: str = "service"  # the stream label naming a service (`service_name` on Loki 3 / OTel)
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -383,3 +384,18 @@ def test_a_model_removed_from_the_config_loses_its_provisioned_dashboard(tmp_pat
     assert mine.exists() and notes.exists()
     assert sorted(p.name for p in (tmp_path / "dashboards").glob("vigil-*.json")) == [
         "vigil-overview.json", "vigil-recommender.json", "vigil-self.json"]
+
+
+def test_log_panels_select_streams_on_the_configured_loki_service_label() -> None:
+    """Loki 3 / OpenTelemetry label streams `service_name`; `{service=~...}` would show no logs at all."""
+    data = copy.deepcopy(SAMPLE)
+    data["sources"]["loki"]["service_label"] = "service_name"
+    spec = dashboard_specs(parse_config(data))
+    d = build_model_dashboard(spec.datasources, model(spec, "recommender"))
+    logql = [q.expr for q in panel_queries(d) if q.datasource_type == "loki"]
+    assert logql and all('service_name=~"recsys-api"' in e for e in logql), logql
+    assert all("{service=~" not in e and "by (service)" not in e for e in logql), logql
+    loki_links = re.findall(r"%22expr%22:%22\{(\w+)%3D", json.dumps(d))  # the logs links to Explore
+    assert loki_links and set(loki_links) == {"service_name"}
+    tempo = next(m for m in datasource_models(spec.datasources) if m["type"] == "tempo")
+    assert tempo["jsonData"]["tracesToLogsV2"]["tags"] == [{"key": "service.name", "value": "service_name"}]
