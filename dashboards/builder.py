@@ -152,8 +152,10 @@ def stat_panel(
     description: str = "",
     width: int = 6,
     height: int = 4,
+    no_value: str | None = None,
 ) -> stat.Panel:
-    """A single number (or one per series), coloured by thresholds or by value mappings."""
+    """A single number (or one per series), coloured by thresholds or by value mappings;
+    `no_value` is the text shown when the query returns nothing."""
     p = (
         stat.Panel().title(title).description(description).datasource(ds).unit(style.unit).span(width)
         .height(height).color_mode(cm.BigValueColorMode.BACKGROUND).graph_mode(cm.BigValueGraphMode.NONE)
@@ -167,6 +169,8 @@ def stat_panel(
         p = p.thresholds(thresholds(style.steps))
     if mappings:
         p = p.mappings([value_map(mappings)])
+    if no_value is not None:
+        p = p.no_value(no_value)
     return p
 
 

@@ -155,3 +155,18 @@ def test_the_proof_can_fail(prometheus: httpx.Client) -> None:
     assert resp.status_code == 200 and not finite_values(resp.json()["data"]["result"])
     bad = prometheus.post("/api/v1/query", data={"query": "sum(rate(x[5m])", "time": END})
     assert bad.status_code == 400 and bad.json()["errorType"] == "bad_data"
+
+
+def test_audit_checkpoint_age_shows_never_before_the_first_checkpoint(prometheus: httpx.Client,
+                                                                      config: VigilConfig) -> None:
+    """Every process exports the checkpoint gauge at 0 until it writes one: the panel must not
+    read that as a checkpoint at the epoch (time() - 0 = ~56 years) but show "never"."""
+    vigil = next(d for d in build_all(dashboard_specs(config)) if d["uid"] == "vigil-self")
+    panel = next(p for p in vigil["panels"] if p.get("title") == "Audit checkpoint age")
+    expr = panel["targets"][0]["expr"]
+    assert panel["fieldConfig"]["defaults"].get("noValue") == "never"
+    none_yet = expr.replace("vigil_audit_checkpoint_timestamp_seconds", "vector(0)")
+    resp = prometheus.post("/api/v1/query", data={"query": none_yet, "time": END})
+    assert resp.status_code == 200 and resp.json()["data"]["result"] == [], resp.json()
+    recent = prometheus.post("/api/v1/query", data={"query": expr, "time": END}).json()["data"]["result"]
+    assert [round(float(r["value"][1])) for r in recent] == [60]  # written a minute ago: 60 s
