@@ -399,3 +399,16 @@ def test_log_panels_select_streams_on_the_configured_loki_service_label() -> Non
     assert loki_links and set(loki_links) == {"service_name"}
     tempo = next(m for m in datasource_models(spec.datasources) if m["type"] == "tempo")
     assert tempo["jsonData"]["tracesToLogsV2"]["tags"] == [{"key": "service.name", "value": "service_name"}]
+
+
+def test_a_source_dropped_from_the_config_leaves_grafana_on_the_next_start(tmp_path: Path) -> None:
+    """Without `prune: true` Grafana keeps a provisioned data source whose file entry is gone, read-only in the
+    UI and pointing at the old URL. Grafana prunes only data sources provisioned from a file with prune set
+    (is_prunable), never ones a user made in the UI or API."""
+    write_provisioning_files(sample_spec(), tmp_path)
+    without_tempo = copy.deepcopy(SAMPLE)
+    del without_tempo["sources"]["tempo"]
+    write_provisioning_files(dashboard_specs(parse_config(without_tempo)), tmp_path)
+    doc = yaml.safe_load((tmp_path / "provisioning" / "datasources" / "vigil.yaml").read_text())
+    assert doc["prune"] is True and doc["apiVersion"] == 1
+    assert [d["type"] for d in doc["datasources"]] == ["prometheus", "loki"]
