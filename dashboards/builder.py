@@ -104,11 +104,13 @@ def prom_target(expr: str, legend: str = "__auto", *, instant: bool = False, exe
 @dataclass(frozen=True)
 class ValueStyle:
     """How a panel shows its values: the unit, threshold colours (`steps`, drawn as
-    dashed lines on a time series) and the floor of the value axis."""
+    dashed lines on a time series), the floor of the value axis, and the text shown
+    when the query returns nothing (`no_value`; stat panels)."""
 
     unit: str = "short"
     steps: Sequence[Step] | None = None
     min_val: float | None = None
+    no_value: str | None = None
 
 
 def timeseries_panel(
@@ -152,10 +154,8 @@ def stat_panel(
     description: str = "",
     width: int = 6,
     height: int = 4,
-    no_value: str | None = None,
 ) -> stat.Panel:
-    """A single number (or one per series), coloured by thresholds or by value mappings;
-    `no_value` is the text shown when the query returns nothing."""
+    """A single number (or one per series), coloured by thresholds or by value mappings."""
     p = (
         stat.Panel().title(title).description(description).datasource(ds).unit(style.unit).span(width)
         .height(height).color_mode(cm.BigValueColorMode.BACKGROUND).graph_mode(cm.BigValueGraphMode.NONE)
@@ -169,8 +169,8 @@ def stat_panel(
         p = p.thresholds(thresholds(style.steps))
     if mappings:
         p = p.mappings([value_map(mappings)])
-    if no_value is not None:
-        p = p.no_value(no_value)
+    if style.no_value is not None:
+        p = p.no_value(style.no_value)
     return p
 
 

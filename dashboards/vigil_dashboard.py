@@ -86,7 +86,7 @@ def build_vigil_dashboard(spec: DashboardSpec) -> dict[str, Any]:
             # The gauge is 0 until a process writes its first checkpoint: `> 0` drops it, so the
             # panel says "never" instead of an age since 1970 (~56 years).
             [prom_target("time() - (max(vigil_audit_checkpoint_timestamp_seconds) > 0)", "age", instant=True)],
-            ValueStyle("s", steps=[(None, "green"), (3600, "orange")]), width=8, no_value="never",
+            ValueStyle("s", steps=[(None, "green"), (3600, "orange")], no_value="never"), width=8,
             description="Time since the newest audit checkpoint of any Vigil process; never = none written yet."))
     )
     return finalize(d)

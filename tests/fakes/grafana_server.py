@@ -9,7 +9,8 @@
   412 `{"message":...,"status":"version-mismatch"}` when not overwriting and the version
   is not the stored one; 412 `name-exists` when another uid has the same title in the folder
   and overwrite is false (with overwrite, that other dashboard is replaced and keeps its uid,
-  as in Grafana; contracts §4 says "same uid" for name-exists, Grafana's code means same title). GET/DELETE /api/dashboards/uid/{uid} -> 200, or 404
+  as in Grafana; contracts §4 says "same uid" for name-exists, Grafana's code means same title).
+  GET/DELETE /api/dashboards/uid/{uid} -> 200, or 404
   `{"message":"Dashboard not found"}`.
 - POST /api/annotations (time/timeEnd must be integer epoch ms) -> `{"message":"Annotation added","id":N}`;
   PATCH /api/annotations/{id} -> `{"message":"Annotation patched"}` or 404;
