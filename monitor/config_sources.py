@@ -31,6 +31,9 @@ class LokiConfig(_Model):
     tenant: str | None = None  # sent as X-Scope-OrgID
     timeout_s: float = Field(10.0, gt=0)
     page_limit: int = Field(1000, ge=1, le=5000)
+    # Lines read per query (one service, one window): a chatty service is cut there, and
+    # the cycle says its logs were partly unread instead of paging without end.
+    max_lines: int = Field(50_000, ge=1, le=1_000_000)
     bearer_token: Secret = None
     # The stream label that names a service: {<service_label>="<service>"} selects its lines.
     # Loki 3 and OpenTelemetry collectors label streams `service_name`.

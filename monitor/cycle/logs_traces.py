@@ -8,11 +8,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from detectors.records import LogRecord, Span
+from detectors.records import Span
 from monitor.config import ModelConfig
 from monitor.config_sources import SourcesConfig
 from monitor.cycle.health import SourceHealth
 from monitor.sources.errors import QueryError, SourceUnavailable
+from monitor.sources.loki import LogLines
 from monitor.types import RawSignals, Window
 
 log = logging.getLogger("vigil.gather")
@@ -49,10 +50,15 @@ def quoted(value: str) -> str:
 
 
 def pull_logs(loki: Any, services: list[str], start: float, end: float, label: str = "service"
-              ) -> list[LogRecord]:
-    out: list[LogRecord] = []
+              ) -> LogLines:
+    """Each service's lines; `cut` names the services whose read Loki cut short, and why."""
+    out, cuts = LogLines(), []
     for svc in services:
-        out.extend(loki.query_logs(f"{{{label}={quoted(svc)}}}", start, end))
+        lines = loki.query_logs(f"{{{label}={quoted(svc)}}}", start, end)
+        out.extend(lines)
+        if getattr(lines, "cut", None):
+            cuts.append(f"{svc}: {lines.cut}")
+    out.cut = "; ".join(cuts) or None
     return out
 
 
@@ -120,11 +126,11 @@ class _Read:
             self._blind(source, e)
             return None
         if not self.with_baseline:
-            self.health.mark(source, True)
+            self.health.mark(source, True, self._cut(source, "window", current))
             return current, []
         if hold is not None and self.can_fall_back(source):
             self.raw.baseline_unread[modality] = hold
-            self.health.mark(source, True)
+            self.health.mark(source, True, self._cut(source, "window", current))
             return current, []
         try:
             baseline = read(*self.base)
@@ -135,11 +141,24 @@ class _Read:
             self.raw.baseline_unread[modality] = REFRESH_FAILED
             log.warning("baseline refresh failed; scoring against the stored baseline",
                         extra={"source": source, "error": str(e)})
-            self.health.mark(source, True, f"baseline refresh failed, scoring against the stored baseline: {e}")
+            cut = self._cut(source, "window", current)
+            self.health.mark(source, True, f"baseline refresh failed, scoring against the stored baseline: {e}"
+                             + (f"; {cut}" if cut else ""))
             self.health.metrics.baseline_refresh_failures.labels(source).inc()
             return current, []
-        self.health.mark(source, True)
+        cuts = [c for c in (self._cut(source, "window", current), self._cut(source, "baseline", baseline)) if c]
+        self.health.mark(source, True, "; ".join(cuts))
         return current, baseline
+
+    def _cut(self, source: str, which: str, records: list[Any]) -> str:
+        """A read the source cut short (Loki's line cap): what was read is scored, but
+        the cycle is blind to the rest and says so rather than judge it complete."""
+        cut = getattr(records, "cut", None)
+        if not cut:
+            return ""
+        line = f"{which} partly unread: {cut}"
+        self.raw.gaps.blind.append(f"{source}: {line}")
+        return line
 
     def _blind(self, source: str, e: Exception) -> None:
         self.health.mark(source, False, str(e))

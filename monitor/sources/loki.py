@@ -5,7 +5,8 @@ while a page comes back full, ask again from the newest timestamp of that page
 (`start` is inclusive), dropping entries we already hold. Entries sharing that
 boundary timestamp are therefore neither lost nor duplicated. If a whole page has
 one single timestamp, the next request starts 1 ns later (Loki cannot page within
-one nanosecond) and the log says so.
+one nanosecond). A query stops after `max_lines` lines. Either way lines of the range
+are unread: the result's `cut` says so, and the cycle reports its logs partly blind.
 
 Errors follow the contract: Loki errors are plain text. 400 raises QueryError with
 that text; 429, 5xx and connection failures are retried with exponential backoff and
@@ -27,6 +28,12 @@ _SOURCE = "loki"
 _MAX_PAGES = 10_000
 
 
+class LogLines(list[LogRecord]):
+    """Log records, oldest first; `cut`: why some lines of the range were not read (None: all were)."""
+
+    cut: str | None = None
+
+
 class LokiSource(HttpSource):
     source = _SOURCE
 
@@ -42,9 +49,10 @@ class LokiSource(HttpSource):
                          backoff_s=backoff_s, max_backoff_s=max_backoff_s)
 
     def query_logs(self, query: str, start: float, end: float, *, service_label: str | None = None
-                   ) -> list[LogRecord]:
-        """All entries with start <= ts < end (epoch seconds), oldest first; each record's
-        service from `service_label` (default: the configured `service_label`)."""
+                   ) -> LogLines:
+        """The entries with start <= ts < end (epoch seconds), oldest first, up to
+        `max_lines` (`cut` then says where it stopped); each record's service from
+        `service_label` (default: the configured `service_label`)."""
         service_label = service_label or self.config.service_label
         if end <= start:
             raise ValueError(f"end ({end}) must be after start ({start})")
@@ -52,7 +60,7 @@ class LokiSource(HttpSource):
         limit = self.config.page_limit
         seen: set[tuple] = set()
         out: list[tuple[int, LogRecord]] = []
-        cursor = start_ns
+        cursor, cut = start_ns, None
         for _ in range(_MAX_PAGES):
             r = self._get("/loki/api/v1/query_range",
                           {"query": query, "start": cursor, "end": end_ns, "limit": limit,
@@ -68,14 +76,25 @@ class LokiSource(HttpSource):
                 break
             newest = max(e[0] for e in entries)
             if newest <= cursor:
+                cut = f"more than {limit} lines (sources.loki.page_limit) at one nanosecond {newest}; the rest unread"
                 log.warning("loki page full of one timestamp; skipping past it",
                             extra={"query": query, "ts_ns": newest, "limit": limit})
                 newest = cursor + 1
             cursor = newest
             if cursor >= end_ns:
                 break
+            if len(out) >= self.config.max_lines:
+                cut = (f"read stopped at {len(out)} lines (sources.loki.max_lines {self.config.max_lines}); "
+                       f"the {(end_ns - cursor) / 1e9:.0f} s after {cursor} ns unread")
+                break
+        else:
+            cut = f"stopped after {_MAX_PAGES} pages; the rest unread"
         out.sort(key=lambda x: x[0])
-        return [rec for _, rec in out]
+        lines = LogLines(rec for _, rec in out)
+        lines.cut = cut
+        if cut:
+            log.warning("loki query cut", extra={"query": query, "cut": cut})
+        return lines
 
 
 def _entries(r: httpx.Response, query: str) -> list[tuple[int, str, dict, dict]]:
