@@ -12,6 +12,7 @@ No secret ever enters an error text.
 """
 from __future__ import annotations
 
+import datetime
 import email.utils
 import hashlib
 import hmac
@@ -36,15 +37,20 @@ def sign(secret: bytes, timestamp: str, body: bytes) -> str:
 
 
 def retry_after_s(value: str | None, now: float) -> float | None:
-    """Retry-After as seconds: a number of seconds or an HTTP date; None if absent or unreadable."""
+    """Retry-After as seconds (RFC 9110 10.2.3): delta-seconds or an HTTP date (IMF-fixdate,
+    RFC 850 or asctime, all GMT; a date past is 0); None if absent or unreadable.
+    Unbounded: callers cap it to what they can afford to wait."""
     if not value:
         return None
     if value.strip().isdigit():
         return float(value.strip())
     try:
-        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - now)
-    except (TypeError, ValueError):
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
         return None
+    if when.tzinfo is None:  # asctime carries no zone; HTTP dates are always GMT
+        when = when.replace(tzinfo=datetime.UTC)
+    return max(0.0, when.timestamp() - now)
 
 
 class SecretMissing(Exception):

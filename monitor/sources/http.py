@@ -7,6 +7,8 @@ plain-text reason, never retried); other statuses mean a wrong URL or credential
 A Retry-After on a 429 or 5xx is waited out when it is within `max_backoff_s`; a longer
 one ends the call at once (SourceUnavailable) and every call until it has passed fails
 the same way without asking: a throttled backend is not hammered by each model's cycle.
+That pause is capped at MAX_RETRY_AFTER_S: a proxy's day-long (or absurd) Retry-After
+must not keep the source down, and every cycle blind, for a day.
 """
 from __future__ import annotations
 
@@ -18,6 +20,15 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 
 from alerts.receivers.http import retry_after_s
 from monitor.sources.errors import QueryError, SourceState, SourceStatus, SourceUnavailable
+
+MAX_RETRY_AFTER_S = 300.0  # the longest a Retry-After keeps a source unasked
+
+
+def bounded_retry_after(value: str | None, now: float) -> float | None:
+    """A Retry-After header (seconds or HTTP date) as seconds, at most MAX_RETRY_AFTER_S;
+    None when absent or unreadable."""
+    hinted = retry_after_s(value, now)
+    return None if hinted is None else min(hinted, MAX_RETRY_AFTER_S)
 
 
 class _Retryable(Exception):
@@ -62,7 +73,7 @@ class HttpSource:
                 raise _Retryable(f"{type(e).__name__}: {e}") from e
             if r.status_code == 429 or r.status_code >= 500:
                 reason = f"HTTP {r.status_code}: {r.text.strip()[:300]}"
-                hinted = retry_after_s(r.headers.get("Retry-After"), time.time())
+                hinted = bounded_retry_after(r.headers.get("Retry-After"), time.time())
                 if hinted is not None and hinted > self.max_backoff_s:
                     self._throttled_until = time.monotonic() + hinted
                     self._throttled_why = f"{reason} (Retry-After {hinted:.0f} s)"
