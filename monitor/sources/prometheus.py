@@ -6,7 +6,9 @@ a dead Prometheus can hold a cycle are decided in one place:
 
 - connection refused, timeouts, HTTP 408/429/5xx: retried `cfg.retries` times with a
   short exponential backoff, then `SourceUnavailable`. Worst case is about
-  `timeout_s * (retries + 1)` plus the backoff (`worst_case_s`).
+  `timeout_s * (retries + 1)` plus the backoff (`worst_case_s`). A Retry-After up to
+  `BACKOFF_MAX_S` is waited out; a longer one (capped, monitor/sources/http.py) gives up
+  at once and no request is sent until it has passed, as for Loki and Tempo.
 - HTTP 400/422 (bad PromQL, bad parameters, execution errors): `QueryError` with
   Prometheus's own message, never retried.
 - HTTP 401/403/404: `SourceUnavailable` at once (credentials or URL are wrong, a
@@ -32,7 +34,6 @@ import math
 import os
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -44,7 +45,8 @@ from urllib3.util.retry import Retry
 from detectors.records import Series
 from monitor.config import PrometheusConfig
 from monitor.sources.errors import QueryError, SourceState, SourceStatus, SourceUnavailable
-from monitor.sources.prometheus_errors import SOURCE, Transient, client_error, describe
+from monitor.sources.http import bounded_retry_after
+from monitor.sources.prometheus_errors import SOURCE, HttpStatus, Transient, client_error, describe
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +93,8 @@ class PrometheusSource:
         if ca_bundle:
             self._session.verify = ca_bundle
         # urllib3 must not retry behind our back (PrometheusConnect mounts this Retry on the
-        # session): the whole retry budget is tenacity's, in _request.
+        # session): the whole retry budget is tenacity's, in _request. Queries are sent on
+        # the session (`_api`): the library's errors carry no headers, so no Retry-After.
         self._client = PrometheusConnect(
             url=self.url,
             headers=self._headers or None,
@@ -99,6 +102,8 @@ class PrometheusSource:
             session=self._session,
             timeout=cfg.timeout_s,
         )
+        # monotonic time before which Prometheus asked not to be called (Retry-After), and why
+        self._throttled_until, self._throttled_why = 0.0, ""
 
     @property
     def worst_case_s(self) -> float:
@@ -108,7 +113,7 @@ class PrometheusSource:
         timeout_s to the connect and to each socket read separately, so a server that
         answers a byte at a time can exceed it; a split long range costs this per chunk.
         """
-        backoff = sum(min(BACKOFF_FIRST_S * 2**i, BACKOFF_MAX_S) for i in range(self.cfg.retries))
+        backoff = BACKOFF_MAX_S * self.cfg.retries  # a Retry-After up to BACKOFF_MAX_S is waited out
         return self.cfg.timeout_s * (self.cfg.retries + 1) + backoff
 
     def close(self) -> None:
@@ -268,11 +273,22 @@ class PrometheusSource:
     # ------------------------------------------------------------------ transport
     def _request(self, query: str, kind: str, start_ms: int, end_ms: int | None, step_ms: int | None) -> Any:
         """One query, retried on transient failures; SourceUnavailable when retries run out."""
+        left = self._throttled_until - time.monotonic()
+        if left > 0:
+            raise SourceUnavailable(SOURCE, self.url, f"{self._throttled_why}; not asked again for {left:.0f} s")
+
         def attempt() -> Any:
             try:
                 return self._send(query, kind, start_ms, end_ms, step_ms)
             except PrometheusApiClientException as e:
-                raise client_error(query, self.url, e) from None
+                err = client_error(query, self.url, e)
+                if isinstance(err, Transient) and (err.retry_after or 0.0) > BACKOFF_MAX_S:
+                    # Asked to wait longer than a retry may: every request until then is refused
+                    # without asking (whole_source: a sweep stops at the first).
+                    self._throttled_until = time.monotonic() + float(err.retry_after or 0.0)
+                    self._throttled_why = f"{err.reason} (Retry-After {err.retry_after:.0f} s)"
+                    raise SourceUnavailable(SOURCE, self.url, self._throttled_why) from None
+                raise err from None
             except requests.RequestException as e:  # ConnectionError: refused, connect timeout, DNS
                 raise Transient(describe(e), unreachable=isinstance(e, requests.ConnectionError)) from None
             except (KeyError, TypeError, ValueError) as e:
@@ -298,23 +314,17 @@ class PrometheusSource:
             return self._post_range(query, start_ms, end_ms, step_ms, params)
         if kind == "range":
             assert end_ms is not None and step_ms is not None
-            # custom_query_range rounds start/end to whole seconds; our params win the
-            # merge, keeping millisecond precision. The datetimes are then unused.
-            epoch = datetime.fromtimestamp(start_ms / 1000.0, tz=UTC)
-            return self._client.custom_query_range(
-                query,
-                start_time=epoch,
-                end_time=epoch,
-                step=_sec_text(step_ms),
-                params={**params, "start": _sec_text(start_ms), "end": _sec_text(end_ms)},
-            )
-        return self._client.custom_query(query, params={**params, "time": _sec_text(start_ms)})
+            return self._api("GET", "query_range", {**params, "query": query, "start": _sec_text(start_ms),
+                                                    "end": _sec_text(end_ms), "step": _sec_text(step_ms)})
+        return self._api("GET", "query", {**params, "query": query, "time": _sec_text(start_ms)})
 
     def _retrying(self) -> Retrying:
         """Exponential backoff over transient failures, each retry logged."""
+        backoff = wait_exponential(multiplier=BACKOFF_FIRST_S, max=BACKOFF_MAX_S)
         return Retrying(
             stop=stop_after_attempt(self.cfg.retries + 1),
-            wait=wait_exponential(multiplier=BACKOFF_FIRST_S, max=BACKOFF_MAX_S),
+            wait=lambda rs: max(float(backoff(rs)), getattr(rs.outcome.exception() if rs.outcome else None,
+                                                            "retry_after", None) or 0.0),
             retry=retry_if_exception_type(Transient),
             before_sleep=lambda rs: log.warning(
                 "prometheus request failed, retrying",
@@ -328,15 +338,20 @@ class PrometheusSource:
         )
 
     def _post_range(self, query: str, start_ms: int, end_ms: int, step_ms: int, params: dict[str, str]) -> Any:
-        """POST /api/v1/query_range (a batched query is too long for a URL); errors are
-        raised as the client library raises them, so `_request` classifies both alike."""
-        resp = self._session.post(
-            f"{self.url}/api/v1/query_range",
-            data={**params, "query": query, "start": _sec_text(start_ms), "end": _sec_text(end_ms),
-                  "step": _sec_text(step_ms)},
-            headers=self._headers, timeout=self.cfg.timeout_s)
+        """POST /api/v1/query_range: a batched query is too long for a URL."""
+        return self._api("POST", "query_range", {**params, "query": query, "start": _sec_text(start_ms),
+                                                 "end": _sec_text(end_ms), "step": _sec_text(step_ms)})
+
+    def _api(self, method: str, endpoint: str, params: dict[str, str]) -> Any:
+        """One request to /api/v1/<endpoint>; a non-200 is raised as the client library
+        raises it (so `_request` classifies all alike), with its Retry-After."""
+        resp = self._session.request(method, f"{self.url}/api/v1/{endpoint}",
+                                     params=params if method == "GET" else None,
+                                     data=params if method == "POST" else None,
+                                     headers=self._headers, timeout=self.cfg.timeout_s)
         if resp.status_code != 200:
-            raise PrometheusApiClientException(f"HTTP Status Code {resp.status_code} ({resp.content!r})")
+            raise HttpStatus(resp.status_code, resp.content,
+                             bounded_retry_after(resp.headers.get("Retry-After"), time.time()))
         return resp.json()["data"]["result"]
 
 

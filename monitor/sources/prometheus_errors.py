@@ -19,10 +19,20 @@ _STATUS_IN_MESSAGE = re.compile(r"^HTTP Status Code (\d+) \((.*)\)$", re.DOTALL)
 class Transient(Exception):
     """A failure worth retrying; becomes SourceUnavailable when retries run out."""
 
-    def __init__(self, reason: str, *, unreachable: bool = False) -> None:
+    def __init__(self, reason: str, *, unreachable: bool = False, retry_after: float | None = None) -> None:
         self.reason = reason
         self.unreachable = unreachable  # no connection at all: every request would fail alike
+        self.retry_after = retry_after  # seconds the server asked us to wait (Retry-After), capped
         super().__init__(reason)
+
+
+class HttpStatus(PrometheusApiClientException):
+    """A non-200 answer in the client library's message format, with the Retry-After it
+    carried (seconds, capped; None without one): the library's own exception drops headers."""
+
+    def __init__(self, status: int, content: bytes, retry_after: float | None) -> None:
+        super().__init__(f"HTTP Status Code {status} ({content!r})")
+        self.retry_after = retry_after
 
 
 def parse_client_error(exc: PrometheusApiClientException) -> tuple[int | None, str]:
@@ -60,7 +70,7 @@ def client_error(query: str, url: str, e: PrometheusApiClientException) -> Excep
         return SourceUnavailable(SOURCE, url, f"HTTP {status} {reason}: check sources.prometheus.bearer_token")
     if status is not None and status != 408 and status != 429 and status < 500:
         return SourceUnavailable(SOURCE, url, f"HTTP {status} {reason}")
-    return Transient(f"HTTP {status}: {reason}")
+    return Transient(f"HTTP {status}: {reason}", retry_after=getattr(e, "retry_after", None))
 
 
 def describe(e: requests.RequestException) -> str:
