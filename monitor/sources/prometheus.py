@@ -46,7 +46,7 @@ from detectors.records import Series
 from monitor.config import PrometheusConfig
 from monitor.sources.errors import QueryError, SourceState, SourceStatus, SourceUnavailable
 from monitor.sources.http import bounded_retry_after
-from monitor.sources.prometheus_errors import SOURCE, HttpStatus, Transient, client_error, describe
+from monitor.sources.prometheus_errors import SOURCE, HttpStatus, Transient, client_error, describe, unreachable
 
 log = logging.getLogger(__name__)
 
@@ -290,7 +290,7 @@ class PrometheusSource:
                     raise SourceUnavailable(SOURCE, self.url, self._throttled_why) from None
                 raise err from None
             except requests.RequestException as e:  # ConnectionError: refused, connect timeout, DNS
-                raise Transient(describe(e), unreachable=isinstance(e, requests.ConnectionError)) from None
+                raise Transient(describe(e), unreachable=unreachable(e)) from None
             except (KeyError, TypeError, ValueError) as e:
                 raise Transient(f"unexpected response body ({type(e).__name__}: {e})") from None
 

@@ -8,6 +8,7 @@ import json
 import re
 
 import requests
+import urllib3.exceptions
 from prometheus_api_client import PrometheusApiClientException
 
 from monitor.sources.errors import QueryError, SourceUnavailable
@@ -71,6 +72,17 @@ def client_error(query: str, url: str, e: PrometheusApiClientException) -> Excep
     if status is not None and status != 408 and status != 429 and status < 500:
         return SourceUnavailable(SOURCE, url, f"HTTP {status} {reason}")
     return Transient(f"HTTP {status}: {reason}", retry_after=getattr(e, "retry_after", None))
+
+
+def unreachable(e: requests.RequestException) -> bool:
+    """No connection at all (refused, DNS, connect timeout): every request would fail alike.
+    A GET whose answer did not come in time reached the server, though requests raises it
+    as a ConnectionError too (urllib3 wraps the read timeout in MaxRetryError, even with
+    retries off): that query timed out, the next one may be answered."""
+    if not isinstance(e, requests.ConnectionError):
+        return False
+    reason = getattr(e.args[0], "reason", None) if e.args else None
+    return not isinstance(reason, urllib3.exceptions.ReadTimeoutError)
 
 
 def describe(e: requests.RequestException) -> str:

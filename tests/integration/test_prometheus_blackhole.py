@@ -80,3 +80,21 @@ def test_prefetch_stops_asking_a_dead_prometheus_after_the_first_window(tmp_path
     assert prom.calls == 1
     assert out.ranges and all(isinstance(r, SourceUnavailable) for r in out.ranges.values())
     assert {start for _, start, _ in out.ranges} == {T0 - 5400, T0 - 1800, T0 - 86400}
+
+
+def test_a_query_that_times_out_alone_does_not_mark_prometheus_unreachable() -> None:
+    """A GET whose answer does not come in time (a heavy query, a long window asked alone)
+    reached the server: the sweep must still ask the other queries. urllib3 wraps such a
+    read timeout in a ConnectionError for GETs, which read as "no connection at all"."""
+    server = SilentServer()
+    try:
+        src = PrometheusSource(PrometheusConfig(url=server.url, timeout_s=0.3, retries=0, step=15))
+        for ask in (lambda: src.query_range("up", 0, 600), lambda: src.query("up", 600)):
+            try:
+                ask()
+            except SourceUnavailable as e:
+                assert not e.whole_source and "timed out" in e.reason
+            else:
+                raise AssertionError("a silent server answered")
+    finally:
+        server.close()
