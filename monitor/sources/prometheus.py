@@ -183,15 +183,18 @@ class PrometheusSource:
         """Many range queries over one window, batched: for each query, in order, its
         Series (named by their `__name__`, else the query) or the error it alone would
         have raised. A batch Prometheus rejects (one bad query in it) is retried query by
-        query, so a bad query never costs its neighbours; an unreachable Prometheus is
-        one SourceUnavailable for the whole batch, not a retry per query."""
+        query, so a bad query never costs its neighbours; so is one that times out or draws
+        a 5xx (too heavy), for at most `worst_case_s` after the first such failure (a hung
+        Prometheus is not asked once per query); an unreachable Prometheus
+        is one SourceUnavailable for the whole batch, not a retry per query."""
         step_s = self.cfg.step if step is None else step
         points = int((end - start) // max(step_s, 0.001)) + 1
         per_batch = 1 if points > MAX_POINTS_PER_REQUEST else max(1, min(BATCH_MAX_QUERIES, BATCH_MAX_POINTS // points))
         out: list[list[Series] | QueryError | SourceUnavailable] = []
+        split = _SplitBudget(self.worst_case_s)
         for i in range(0, len(queries), per_batch):
             part = list(queries[i:i + per_batch])
-            got = self._batch(part, start, end, step_s) if len(part) > 1 else [self._one(part[0], start, end, step_s)]
+            got = self._batch(part, start, end, step_s, split)
             out.extend(got)
             if isinstance(got[0], SourceUnavailable) and got[0].whole_source and all(g is got[0] for g in got):
                 # Unreachable: every further batch would wait out the same retries (a batch that
@@ -206,7 +209,7 @@ class PrometheusSource:
         except (QueryError, SourceUnavailable) as e:
             return e
 
-    def _batch(self, queries: list[str], start: float, end: float, step: float
+    def _batch(self, queries: list[str], start: float, end: float, step: float, split: _SplitBudget
                ) -> list[list[Series] | QueryError | SourceUnavailable]:
         if len(queries) == 1:
             return [self._one(queries[0], start, end, step)]
@@ -217,7 +220,9 @@ class PrometheusSource:
         except QueryError:
             return [self._one(q, start, end, step) for q in queries]
         except SourceUnavailable as e:
-            return [e] * len(queries)
+            if e.whole_source or not split.allows():
+                return [e] * len(queries)
+            return self._singles(queries, start, end, step, split, e)
         per_query: list[list[Series]] = [[] for _ in queries]
         for row in rows:
             metric = dict(row.get("metric") or {})
@@ -228,6 +233,19 @@ class PrometheusSource:
             i = int(idx)
             per_query[i].append(Series(metric.get("__name__") or queries[i], metric, ts, vals))
         return list(per_query)
+
+    def _singles(self, queries: list[str], start: float, end: float, step: float, split: _SplitBudget,
+                 failed: SourceUnavailable) -> list[list[Series] | QueryError | SourceUnavailable]:
+        """A batch that timed out (or drew a 5xx), asked query by query while the split
+        budget lasts; those that fail again or are not asked keep the batch's error, and an
+        unreachable Prometheus ends it."""
+        out: list[list[Series] | QueryError | SourceUnavailable] = []
+        for q in queries:
+            got = self._one(q, start, end, step) if split.allows() else failed
+            if isinstance(got, SourceUnavailable) and got.whole_source and got is not failed:
+                return out + [got] * (len(queries) - len(out))
+            out.append(failed if isinstance(got, SourceUnavailable) else got)  # it failed alone too
+        return out
 
     def query(self, query: str, at: float, *, name: str | None = None) -> list[Series]:
         """Instant query at `at`: one one-point Series per vector element ([] = no data).
@@ -353,6 +371,20 @@ class PrometheusSource:
             raise HttpStatus(resp.status_code, resp.content,
                              bounded_retry_after(resp.headers.get("Retry-After"), time.time()))
         return resp.json()["data"]["result"]
+
+
+class _SplitBudget:
+    """The time a `query_range_many` may spend asking query by query the batches that
+    failed for their weight: `seconds` from the first such query on."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds, self.deadline = seconds, math.inf
+
+    def allows(self) -> bool:
+        now = time.monotonic()
+        if self.deadline == math.inf:
+            self.deadline = now + self.seconds
+        return now < self.deadline
 
 
 def _balanced_or(parts: list[str]) -> str:
