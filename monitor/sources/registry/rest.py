@@ -9,21 +9,26 @@ from typing import Any
 
 import httpx
 from tenacity import (
+    RetryCallState,
     RetryError,
     Retrying,
-    retry_if_exception_type,
+    retry_if_exception,
     stop_after_attempt,
     stop_before_delay,
     wait_exponential,
 )
 
 from monitor.sources.errors import QueryError, SourceUnavailable
+from monitor.sources.http import bounded_retry_after
 from monitor.sources.registry.versions import SOURCE, ModelNotFound, ModelVersionInfo, name_filter, version_info
 
 
 class _Retryable(Exception):
-    def __init__(self, response: httpx.Response) -> None:
+    def __init__(self, response: httpx.Response, left_s: float) -> None:
         self.response = response
+        self.retry_after = bounded_retry_after(response.headers.get("Retry-After"), time.time())
+        # asked to wait past the call's deadline: retrying sooner only draws another refusal
+        self.too_late = self.retry_after is not None and self.retry_after > left_s
         super().__init__(f"HTTP {response.status_code}")
 
 
@@ -67,13 +72,19 @@ class RestBackend:
             remaining = max(deadline - time.monotonic(), 0.05)
             resp = self._http.request(method, url, params=params, json=body, timeout=remaining)
             if resp.status_code in self._RETRY_STATUS:
-                raise _Retryable(resp)
+                raise _Retryable(resp, deadline - time.monotonic())
             return resp
+
+        backoff = wait_exponential(multiplier=0.1, max=1.0)
+
+        def wait(rs: RetryCallState) -> float:  # the backoff, or the Retry-After when longer
+            e = rs.outcome.exception() if rs.outcome else None
+            return max(float(backoff(rs)), getattr(e, "retry_after", None) or 0.0)
 
         retrying = Retrying(
             stop=stop_after_attempt(self.attempts) | stop_before_delay(self.timeout_s),
-            wait=wait_exponential(multiplier=0.1, max=1.0),
-            retry=retry_if_exception_type(retry_on),
+            wait=wait,
+            retry=retry_if_exception(lambda e: isinstance(e, retry_on) and not getattr(e, "too_late", False)),
             reraise=True,
         )
         try:
@@ -81,6 +92,8 @@ class RestBackend:
         except _Retryable as e:
             code, msg = _mlflow_error(e.response)
             reason = f"HTTP {e.response.status_code} {code} {msg}".strip()
+            if e.retry_after is not None:
+                reason += f" (Retry-After {e.retry_after:.0f} s)"
             raise SourceUnavailable(SOURCE, self.url, reason) from None
         except httpx.TimeoutException as e:
             reason = f"no answer within {self.timeout_s:g}s ({type(e).__name__})"
