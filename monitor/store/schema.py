@@ -148,9 +148,10 @@ def _schema_lock(engine: Engine) -> Iterator[Connection]:
     transaction taken at once: its DDL would otherwise commit table by table, and a process
     opening the file meanwhile would read the half-made schema as one made before migrations."""
     with engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            yield from _sqlite_schema_tx(conn)
+            return
         if conn.dialect.name != "postgresql":
-            if conn.dialect.name == "sqlite":
-                conn.exec_driver_sql("BEGIN IMMEDIATE")  # waits (busy_timeout) for a creator to commit
             yield conn
             return
         conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _PG_LOCK_KEY})
@@ -160,4 +161,21 @@ def _schema_lock(engine: Engine) -> Iterator[Connection]:
         finally:
             conn.rollback()
             conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_LOCK_KEY})
+            conn.commit()
+
+
+def _sqlite_schema_tx(conn: Connection) -> Iterator[Connection]:
+    """A write transaction taken at once, with foreign keys off: a migration rebuilding a
+    table other rows point at (batch mode copies it, drops the old one, renames the copy)
+    would otherwise fail the drop. SQLite only turns them off outside a transaction; each
+    such migration runs `PRAGMA foreign_key_check` itself. The Store's setting is put back."""
+    fk_on = bool(conn.exec_driver_sql("PRAGMA foreign_keys").scalar())
+    conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+    conn.exec_driver_sql("BEGIN IMMEDIATE")  # waits (busy_timeout) for a creator to commit
+    try:
+        yield conn
+    finally:
+        conn.rollback()  # nothing, after the caller's commit
+        if fk_on:
+            conn.exec_driver_sql("PRAGMA foreign_keys=ON")
             conn.commit()

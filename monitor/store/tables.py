@@ -92,6 +92,9 @@ class IncidentRow(Base):
     silenced_until: Mapped[float | None] = mapped_column(Float)
     last_notified_at: Mapped[float | None] = mapped_column(Float)
     notified_digest: Mapped[str | None] = mapped_column(String(64))
+    # Slack buttons and links name an incident by id: SQLite must never give a purged one's
+    # id to a new incident (AUTOINCREMENT; PostgreSQL's sequences never reuse one).
+    __table_args__ = {"sqlite_autoincrement": True}
 
 
 class OutboxRow(Base):
@@ -107,7 +110,9 @@ class OutboxRow(Base):
     next_attempt_at: Mapped[float] = mapped_column(Float)
     delivered_at: Mapped[float | None] = mapped_column(Float)
     last_error: Mapped[str | None] = mapped_column(Text)
-    __table_args__ = (Index("ix_outbox_pending", "status", "next_attempt_at"),)
+    # Receivers deduplicate on the outbox id (webhook Idempotency-Key, Slack's lookup of an
+    # uncertain send): a purged row's id given again would make a new alert the old one's repeat.
+    __table_args__ = (Index("ix_outbox_pending", "status", "next_attempt_at"), {"sqlite_autoincrement": True})
 
 
 class MessageRefRow(Base):

@@ -18,7 +18,7 @@ from monitor.cli import main
 from monitor.daemon import run_daemon
 from monitor.store import schema
 from monitor.store.metadata import target_metadata
-from monitor.store.repository import Store
+from monitor.store.repository import IncidentRow, Store
 from monitor.store.schema import SchemaState, StoreBehind
 from tests.fixtures_postgres import postgres_url  # noqa: F401  (fixture)
 from tests.helpers_vigil import make_config
@@ -281,3 +281,60 @@ def test_the_migrations_ship_inside_the_package():
     assert {"monitor.store.migrations", "monitor.store.migrations.versions"} <= set(found)
     assert "script.py.mako" in project["tool"]["setuptools"]["package-data"]["monitor.store.migrations"]
     assert schema.alembic_config().get_main_option("script_location") == "monitor.store:migrations"
+
+
+def _incident(conn) -> None:  # ids as the database gives them (PostgreSQL: its sequence)
+    conn.execute(text("INSERT INTO incidents (model, status, severity, title, onset, opened_at, updated_at, "
+                      "cold_start, reasons, findings, causes, fingerprint) VALUES ('fraud', 'resolved', "
+                      "'warning', 't', 1, 1, 1, false, '[]', '[]', '[]', 'fp')"))
+
+
+def _outbox(conn) -> None:
+    conn.execute(text("INSERT INTO outbox (notifier, kind, key, payload, status, attempts, created_at, "
+                      "next_attempt_at) VALUES ('slack', 'incident', 'incident:1', '{}', 'delivered', 1, 1, 1)"))
+
+
+def test_ids_of_purged_incidents_and_outbox_rows_are_never_given_again(store_url):
+    """Slack buttons and links name incident N, receivers dedupe on outbox id N: once the newest
+    rows are purged, SQLite must not hand N to a new incident or message (AUTOINCREMENT)."""
+    url, _ = store_url
+    engine = create_engine(url)
+    schema.upgrade(engine, "0004_state_rows_profile_gz")  # a store made before the fix, with rows
+    with engine.begin() as conn:
+        for _ in (1, 2, 3):
+            _incident(conn)
+            _outbox(conn)
+    schema.upgrade(engine)
+    assert _diff(url) == []
+    with engine.begin() as conn:
+        assert list(conn.execute(text("SELECT id FROM incidents ORDER BY id")).scalars()) == [1, 2, 3]
+        assert list(conn.execute(text("SELECT id FROM outbox ORDER BY id")).scalars()) == [1, 2, 3]
+        conn.execute(text("DELETE FROM incidents WHERE id = 3"))  # what the retention purge does
+        conn.execute(text("DELETE FROM outbox WHERE id = 3"))
+    store = Store(url)
+    with store.tx() as s:
+        s.add(IncidentRow(model="m", status="open", severity="warning", title="new", onset=2, opened_at=2,
+                          updated_at=2, fingerprint="fp2"))
+        store.enqueue(s, "slack", "incident", "incident:new", {}, 2)
+    assert max(r.id for r in store.all_incidents()) == 4
+    assert [r.id for r in store.outbox_for_prefix("incident")][-1] == 4
+    store.close()
+    engine.dispose()
+
+
+def test_a_new_store_never_gives_a_purged_id_again(store_url):
+    url, _ = store_url
+    store = Store(url)
+    with store.engine.begin() as conn:
+        for _ in range(5):
+            _incident(conn)
+            _outbox(conn)
+        conn.execute(text("DELETE FROM incidents"))
+        conn.execute(text("DELETE FROM outbox"))
+    with store.tx() as s:
+        s.add(IncidentRow(model="m", status="open", severity="warning", title="new", onset=2, opened_at=2,
+                          updated_at=2, fingerprint="fp2"))
+        store.enqueue(s, "slack", "incident", "incident:new", {}, 2)
+    assert [r.id for r in store.all_incidents()] == [6]
+    assert [r.id for r in store.outbox_for_prefix("incident")] == [6]
+    store.close()
