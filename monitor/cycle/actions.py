@@ -23,6 +23,7 @@ from monitor.metrics import VigilMetrics
 from monitor.silence_ops import SilenceAsk
 from monitor.silence_ops import create as create_silence
 from monitor.store.repository import IncidentRow, Store
+from monitor.store.tables import locked_row
 
 log = logging.getLogger("vigil.actions")
 SLACK_SILENCE_S = 4 * 3600.0
@@ -98,7 +99,7 @@ class Operator:
     def acknowledge(self, incident_id: int, actor: str, now: float) -> IncidentRow:
         """Ack stops repeat reminders (not updates); the message shows who took it."""
         with self.store.tx() as s:
-            row = s.get(IncidentRow, incident_id, with_for_update=True)
+            row = locked_row(s, IncidentRow, incident_id)  # two acks at once: the second sees the first
             assert row is not None
             check_actionable(row.status, incident_id, "acknowledged")
             if row.acknowledged_by is None:
@@ -115,7 +116,7 @@ class Operator:
         """A silence keeps the incident open and recorded but stops notifications until it
         ends; an escalation to critical still gets through."""
         with self.store.tx() as s:
-            row = s.get(IncidentRow, incident_id, with_for_update=True)
+            row = locked_row(s, IncidentRow, incident_id)
             assert row is not None
             check_actionable(row.status, incident_id, "silenced")
             row.silenced_until = now + duration_s

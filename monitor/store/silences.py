@@ -9,7 +9,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from alerts.matchers import matcher_from_api
 from alerts.silences import Silence, SilenceState
-from monitor.store.tables import Base
+from monitor.store.tables import Base, locked_row
 
 
 class SilenceRow(Base):
@@ -61,7 +61,7 @@ def page(s: Session, now: float, state: SilenceState | None, limit: int, offset:
 
 def expire(s: Session, silence_id: int, now: float) -> tuple[Silence, bool] | None:
     """End a silence now; False when it had already ended (nothing changes). None: no such silence."""
-    row = s.get(SilenceRow, silence_id, with_for_update=True)
+    row = locked_row(s, SilenceRow, silence_id)  # two expiring it at once: one changes it, one audit
     if row is None:
         return None
     if row.ends_at <= now:

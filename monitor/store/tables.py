@@ -13,7 +13,7 @@ databases keep working unchanged.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -27,8 +27,10 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    inspect,
+    update,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from alerts.audit import AuditEntry
 from alerts.lifecycle import IncidentStatus
@@ -45,6 +47,22 @@ def _status_column(enum: type[StrEnum]) -> Enum:
 
 class Base(DeclarativeBase):
     type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+RowT = TypeVar("RowT", bound=Base)
+
+
+def locked_row(s: Session, row_type: type[RowT], key: Any) -> RowT | None:
+    """The row by primary key, locked until the transaction ends, so two people pressing the
+    same button at once (an ack, an expiry) are applied one after the other and the second
+    sees the first's outcome. SQLite ignores FOR UPDATE and its driver reads outside a
+    transaction: a write of nothing first takes the database's write lock (as
+    monitor/store/intents.py does), so the read after it sees what a writer before committed."""
+    if s.get_bind().dialect.name == "sqlite":
+        pk = inspect(row_type).primary_key[0]
+        s.execute(update(row_type).where(pk == key).values({pk.name: pk})
+                  .execution_options(synchronize_session=False))
+    return s.get(row_type, key, with_for_update=True, populate_existing=True)
 
 
 class ModelStateRow(Base):
