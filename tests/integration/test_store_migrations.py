@@ -338,3 +338,23 @@ def test_a_new_store_never_gives_a_purged_id_again(store_url):
     assert [r.id for r in store.all_incidents()] == [6]
     assert [r.id for r in store.outbox_for_prefix("incident")] == [6]
     store.close()
+
+
+def test_incidents_purged_before_the_upgrade_keep_their_ids_when_the_audit_log_names_them(sqlite_url):
+    engine = create_engine(sqlite_url)
+    schema.upgrade(engine, "0004_state_rows_profile_gz")
+    with engine.begin() as conn:
+        for _ in range(9):
+            _incident(conn)
+        conn.execute(text("DELETE FROM incidents WHERE id > 2"))  # purged by 0.x, acked back then:
+        conn.execute(text("INSERT INTO audit_log (seq, at, actor, action, target, detail, prev_hash, hash) VALUES "
+                          "(1, 1, 'api:bob', 'incident.ack', 'incident:9', '{}', :z, :h)"),
+                     {"z": "0" * 64, "h": "b" * 64})
+    schema.upgrade(engine)
+    store = Store(sqlite_url)
+    with store.tx() as s:
+        s.add(IncidentRow(model="m", status="open", severity="warning", title="new", onset=2, opened_at=2,
+                          updated_at=2, fingerprint="fp2"))
+    assert [r.id for r in store.all_incidents()] == [1, 2, 10]
+    store.close()
+    engine.dispose()

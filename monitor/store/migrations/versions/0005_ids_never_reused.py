@@ -38,6 +38,24 @@ def _dangling() -> set[tuple[object, ...]]:
 
 def upgrade() -> None:
     _rebuild(True)
+    if op.get_bind().dialect.name == "sqlite":
+        _seed_incident_ids()
+
+
+def _seed_incident_ids() -> None:
+    """Incidents purged before this upgrade left ids above the highest row: the audit log (never
+    purged: acks, silences, refusals name `incident:<id>`) and open outbox rows still name
+    some of them, so new incidents start above those too."""
+    bind = op.get_bind()
+    named = [t for (t,) in bind.exec_driver_sql("SELECT target FROM audit_log WHERE target LIKE 'incident:%' "
+                                                "UNION SELECT key FROM outbox WHERE key LIKE 'incident:%'")]
+    ids = [int(p[1]) for p in (t.split(":", 2) for t in named) if len(p) > 1 and p[1].isdigit()]
+    top = max(ids, default=0)
+    seq = bind.exec_driver_sql("SELECT seq FROM sqlite_sequence WHERE name = 'incidents'").scalar()
+    if seq is None and top:
+        bind.exec_driver_sql("INSERT INTO sqlite_sequence (name, seq) VALUES ('incidents', ?)", (top,))
+    elif seq is not None and top > seq:
+        bind.exec_driver_sql("UPDATE sqlite_sequence SET seq = ? WHERE name = 'incidents'", (top,))
 
 
 def downgrade() -> None:
