@@ -33,6 +33,10 @@ class RollbackOutcome:
     from_version: str | None
     to_version: str
     detail: str = ""
+    # The durable intent this is the state of, and whether this ask recorded it (False: the
+    # model had another rollback in flight, so this ask started nothing of its own).
+    intent_id: int | None = None
+    own: bool = False
 
 
 # --------------------------------------------------------------------------- the target

@@ -28,6 +28,7 @@ from monitor.cycle.rollback_intents import RollbackAsk
 from monitor.identities import Role, satisfies
 from monitor.redact import redact
 from monitor.sources.registry import ModelNotFound
+from monitor.store.intents import RollbackIntentRow
 from monitor.vigil import Vigil
 
 log = logging.getLogger("vigil.api")
@@ -36,6 +37,7 @@ router = APIRouter(tags=["actions"], responses=AUTH_RESPONSES)
 # How long an Idempotency-Key answers retries. Kept for ever, a key reused days later (one
 # derived from the request, a runbook's) replayed an old `done` and moved nothing.
 IDEMPOTENCY_TTL_S = 86400.0
+INTENT = "_intent_id"  # kept with a pending answer (never sent): the rollback a retry of it follows
 
 
 class KeyedLocks:
@@ -98,6 +100,8 @@ def rollback(who: OperatorDep, vigil: VigilDep, m: ModelDep, body: RollbackReque
             if prior is not None and prior.created_at >= time.time() - IDEMPOTENCY_TTL_S:
                 if prior.request_hash != request_hash:
                     raise HTTPException(422, "Idempotency-Key was already used with a different request body")
+                if INTENT in prior.response:  # it answered pending: say where that rollback is now
+                    return _replay_intent(vigil, prior.response)
                 response.headers["Idempotent-Replayed"] = "true"
                 response.status_code = prior.status_code
                 return prior.response
@@ -111,16 +115,36 @@ def rollback(who: OperatorDep, vigil: VigilDep, m: ModelDep, body: RollbackReque
                                   at=now)
         # A failed move changed nothing (or a retry finds the alias moved and records a
         # no-op), so only outcomes are kept: a client retrying after a registry outage
-        # with the same key gets a real second attempt, not the stored 502.
-        if idempotency_key and outcome.status not in ("failed", "pending"):
+        # with the same key gets a real second attempt, not the stored 502. A pending
+        # rollback of this request's own is kept with its intent: a retry after it finished
+        # started a second rollback, undoing whatever was deployed in between.
+        if idempotency_key and outcome.status == "pending" and outcome.own:
+            vigil.store.save_idempotent_response(scope, idempotency_key, request_hash, 202,
+                                                 {**result.model_dump(), INTENT: outcome.intent_id}, now,
+                                                 replace_before=now - IDEMPOTENCY_TTL_S)
+        elif idempotency_key and outcome.status not in ("failed", "pending"):
             vigil.store.save_idempotent_response(scope, idempotency_key, request_hash, 200, result.model_dump(), now,
                                                  replace_before=now - IDEMPOTENCY_TTL_S)
     _announce(vigil, m.name)
-    if outcome.status == "failed":
-        return JSONResponse(status_code=502, content={"error": result.detail, **result.model_dump()})
-    if outcome.status == "pending":  # recorded and retrying (a layer is unreachable, or another is in flight)
-        return JSONResponse(status_code=202, content=result.model_dump())
-    return result
+    return _answer(result)
+
+
+def _answer(result: RollbackResponse, headers: dict[str, str] | None = None) -> JSONResponse:
+    """502 failed, 202 pending (recorded and retrying: a layer is unreachable, or another is in flight), else 200."""
+    if result.status == "failed":
+        return JSONResponse(status_code=502, content={"error": result.detail, **result.model_dump()}, headers=headers)
+    return JSONResponse(status_code=202 if result.status == "pending" else 200, content=result.model_dump(),
+                        headers=headers)
+
+
+def _replay_intent(vigil: Vigil, stored: dict[str, Any]) -> JSONResponse:
+    """The stored pending answer, brought up to date from its intent: still pending, done or failed."""
+    with vigil.store.tx() as s:
+        intent = s.get(RollbackIntentRow, stored[INTENT])
+        now = {} if intent is None else {"status": intent.status, "from_version": intent.from_version,
+                                         "to_version": intent.to_version, "detail": redact(intent.detail)}
+    result = RollbackResponse.model_validate({k: v for k, v in {**stored, **now}.items() if k != INTENT})
+    return _answer(result, {"Idempotent-Replayed": "true"})
 
 
 def _target(vigil: Vigil, m: ModelConfig, body: RollbackRequest, now: float) -> tuple[str, bool]:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -37,6 +37,19 @@ from detectors.records import DeployEvent
 from monitor.config import ModelConfig
 from monitor.cycle.messages import OutboxWriter
 from monitor.cycle.plan import routes_of
+from monitor.cycle.rollback_ask import (
+    AUDIT,
+    CANARY_PROMOTE,
+    CANARY_PULL,
+    MOVED,
+    PROMOTION,
+    ROLLBACK,
+    RollbackAsk,
+    intent_kind,
+    names,
+    outcome_of,
+    payload,
+)
 from monitor.executors.base import Executor, ExecutorError, RollbackStep
 from monitor.failpoints import failpoint
 from monitor.metrics import VigilMetrics
@@ -48,37 +61,8 @@ log = logging.getLogger("vigil.rollback")
 
 HALF_WAY_ATTEMPTS = 10  # cycles a rollback keeps trying once some layer has moved
 Layers = Callable[[ModelConfig], list[Executor]]
-ROLLBACK, CANARY_PULL, CANARY_PROMOTE = "rollback", "canary_pull", "canary_promote"
-PROMOTION = "promotion"  # what a rollback to a version that never served turns out to be, once done
-MOVED = "guard: moved"  # the detail of a refusal because the alias no longer serves what was blamed
-# The audit log's names for each kind's events: rollback.requested, canary.pull.done, ...
-_AUDIT = {ROLLBACK: "rollback", CANARY_PULL: "canary.pull", CANARY_PROMOTE: "canary.promote"}
 LayerHealth = Callable[[str, "ExecutorError | None"], None]  # (layer name, error or None when it answered)
 
-
-
-@dataclass(frozen=True)
-class RollbackAsk:
-    """One rollback asked for, by Vigil's guard or by a person."""
-
-    model: ModelConfig
-    to_version: str
-    reason: str
-    actor: str
-    incident_id: int | None
-    now: float
-    dry_run: bool = False
-    forced: bool = False
-    # Cycles to keep trying an unreachable layer: Vigil's own rollbacks use the policy's
-    # max_attempts; a person's fails at once (1), unless a layer has already moved.
-    max_attempts: int = 1
-    kind: str = ROLLBACK  # rollback | canary_pull | canary_promote
-    # What the first layer is expected to serve when it cannot be read (default: the
-    # champion alias's last seen version; a pull names the challenger's).
-    from_version: str | None = None
-    # Move only a first layer that serves this version (the one the incident blames, the
-    # one a button showed); serving another, someone moved it since: refused, nothing moves.
-    only_from: str | None = None
 
 
 class RollbackRunner:
@@ -126,7 +110,8 @@ class RollbackRunner:
         if isinstance(recorded, RollbackOutcome):
             return recorded
         failpoint("rollback_after_intent")
-        return self.drive(recorded, m, ask.now)
+        # This ask's own intent: a retry of the request is answered with its state, never a new one.
+        return replace(self.drive(recorded, m, ask.now), intent_id=recorded, own=True)
 
     def _in_flight(self, m: ModelConfig) -> RollbackOutcome:
         with self.store.tx() as s:
@@ -136,7 +121,8 @@ class RollbackRunner:
                                                                        "ask again to see where the model is")
             i = busy[0]
             return RollbackOutcome(ActionStatus.PENDING, i.from_version, i.to_version,
-                                   f"rollback {i.id} (v{i.from_version} -> v{i.to_version}) is still in flight")
+                                   f"rollback {i.id} (v{i.from_version} -> v{i.to_version}) is still in flight",
+                                   i.id)
 
     def _record_intent(self, ask: RollbackAsk, layers: list[Executor], serving: str | None, already: bool
                        ) -> RollbackOutcome | int:
@@ -158,7 +144,7 @@ class RollbackRunner:
                                 executors=[x.name for x in layers], fencing_token=self.store.fencing_token(),
                                 actor=ask.actor, reason=ask.reason, forced=ask.forced, next_attempt_at=ask.now,
                                 max_attempts=ask.max_attempts, created_at=ask.now, updated_at=ask.now)
-            self.store.audit_in(s, ask.actor, "rollback.forced" if ask.forced else f"{_AUDIT[ask.kind]}.requested",
+            self.store.audit_in(s, ask.actor, "rollback.forced" if ask.forced else f"{AUDIT[ask.kind]}.requested",
                                 f"model:{m.name}", self._detail(intent), now=ask.now)
             return intent.id
 
@@ -196,10 +182,10 @@ class RollbackRunner:
             status, detail = ActionStatus.REFUSED, (f"{MOVED}: '{m.alias}' serves v{serving}, not v{moved_from} as "
                                                     "when this was asked: someone moved it since; nothing moved")
         elif ask.dry_run:
-            status, detail = ActionStatus.DRY_RUN, f"dry run: would move {_names(layers)} from v{serving} " \
+            status, detail = ActionStatus.DRY_RUN, f"dry run: would move {names(layers)} from v{serving} " \
                                                    f"to v{ask.to_version}"
         else:
-            where = f"'{m.alias}' already points at" if ask.kind == ROLLBACK else f"{_names(layers)} already serve"
+            where = f"'{m.alias}' already points at" if ask.kind == ROLLBACK else f"{names(layers)} already serve"
             status, detail = ActionStatus.NOOP, f"{where} v{ask.to_version}"
         self.store.add_action(s, model=m.name, kind=ask.kind, incident_id=ask.incident_id, from_version=serving,
                               to_version=ask.to_version, status=status, reason=ask.reason, detail=detail,
@@ -207,9 +193,9 @@ class RollbackRunner:
         detail_ = {"from_version": serving, "to_version": ask.to_version, "reason": ask.reason,
                    "incident_id": ask.incident_id, "dry_run": ask.dry_run}
         for event in ("requested", status):
-            self.store.audit_in(s, ask.actor, f"{_AUDIT[ask.kind]}.{event}", f"model:{m.name}", detail_, now=ask.now)
+            self.store.audit_in(s, ask.actor, f"{AUDIT[ask.kind]}.{event}", f"model:{m.name}", detail_, now=ask.now)
         if status == ActionStatus.DRY_RUN:
-            self._announce(s, m, ask.incident_id, _payload(m, serving, ask.to_version, status, ask, detail),
+            self._announce(s, m, ask.incident_id, payload(m, serving, ask.to_version, status, ask, detail),
                            f"dry-run:{ask.incident_id}:{int(ask.now)}", ask.now)
         elif status == ActionStatus.FAILED:
             self._update_incident(s, m, ask.incident_id, ask.now)
@@ -229,7 +215,7 @@ class RollbackRunner:
             intent = s.get(RollbackIntentRow, intent_id)
             assert intent is not None
             if intent.status != ActionStatus.PENDING:
-                return _outcome(intent)
+                return outcome_of(intent)
             step = RollbackStep(m.name, m.registry, intent.from_version, intent.to_version, intent.key,
                                 incident_id=intent.incident_id, requested_at=intent.created_at)
             kind = intent_kind(s, intent)
@@ -250,7 +236,7 @@ class RollbackRunner:
                 self.health(layer.name, e)
             return self._retry_later(intent_id, m, now, e)
         return self._finish(intent_id, m, now, ActionStatus.DONE,
-                            f"moved {_names(layers)} from v{step.from_version} to v{step.to_version}"
+                            f"moved {names(layers)} from v{step.from_version} to v{step.to_version}"
                             " and verified")
 
     def _move(self, layer: Executor, step: RollbackStep) -> bool:
@@ -282,7 +268,7 @@ class RollbackRunner:
             intent = locked_intent(s, intent_id)
             assert intent is not None
             if intent.status != ActionStatus.PENDING:  # another replica finished it meanwhile
-                return _outcome(intent)
+                return outcome_of(intent)
             intent.attempts += 1
             # Once a layer has moved, stopping half-way helps no one: keep going to the end.
             limit = max(intent.max_attempts, HALF_WAY_ATTEMPTS) if intent.steps_done else intent.max_attempts
@@ -296,7 +282,7 @@ class RollbackRunner:
                 action.detail = f"retrying (attempt {intent.attempts} of {limit}): {e.detail}"
             if first_failure:  # once, not per attempt: people learn it is stuck, then its outcome
                 self._update_incident(s, m, intent.incident_id, now)
-            outcome = _outcome(intent)
+            outcome = outcome_of(intent)
         log.warning("rollback attempt failed", extra={"model": m.name, "intent": intent_id, "error": e.detail})
         return outcome
 
@@ -310,7 +296,7 @@ class RollbackRunner:
             intent = locked_intent(s, intent_id)
             assert intent is not None
             if intent.status != ActionStatus.PENDING:  # another replica finished it meanwhile
-                return _outcome(intent)
+                return outcome_of(intent)
             return self._finish_in(s, intent, m, now, status, detail)
 
     def _finish_in(self, s: Session, intent: RollbackIntentRow, m: ModelConfig, now: float, status: ActionStatus,
@@ -324,7 +310,7 @@ class RollbackRunner:
         ask = RollbackAsk(m, intent.to_version, intent.reason, intent.actor, intent.incident_id, now, kind=kind)
         if status == ActionStatus.DONE and kind == CANARY_PULL:
             self._announce(s, m, intent.incident_id,
-                           _payload(m, intent.from_version, intent.to_version, status, ask, detail),
+                           payload(m, intent.from_version, intent.to_version, status, ask, detail),
                            f"intent:{intent.id}", now)
         elif status == ActionStatus.DONE:
             # A promotion is a deploy like any other (cold start follows, and it can be blamed);
@@ -339,15 +325,15 @@ class RollbackRunner:
             state = self.store.model_state(s, m.name)
             state.alias_version, state.alias_seen_at = intent.to_version, now
             self._announce(s, m, intent.incident_id,
-                           _payload(m, intent.from_version, intent.to_version, status, ask, detail),
+                           payload(m, intent.from_version, intent.to_version, status, ask, detail),
                            f"intent:{intent.id}", now)
         else:
             self._update_incident(s, m, intent.incident_id, now)
-        self.store.audit_in(s, intent.actor, f"{_AUDIT.get(kind, 'rollback')}.{status}", f"model:{m.name}",
+        self.store.audit_in(s, intent.actor, f"{AUDIT.get(kind, 'rollback')}.{status}", f"model:{m.name}",
                             {**self._detail(intent), "detail": detail}, now=now)
         self._count(kind, m.name, status)
         log.info("%s %s", kind, status, extra={"model": m.name, "intent": intent.id, "detail": detail})
-        return _outcome(intent)
+        return outcome_of(intent)
 
     # ------------------------------------------------------------------ after a crash
     def reconcile(self, m: ModelConfig, now: float) -> list[RollbackOutcome]:
@@ -376,25 +362,3 @@ class RollbackRunner:
         return {"intent_id": intent.id, "incident_id": intent.incident_id, "from_version": intent.from_version,
                 "to_version": intent.to_version, "executors": intent.executors, "reason": intent.reason,
                 "forced": intent.forced, "fencing_token": intent.fencing_token}
-
-
-def intent_kind(s: Session, intent: RollbackIntentRow) -> str:
-    """What the intent does, from its action row (rollback when it has none)."""
-    action = s.get(ActionRow, intent.action_id) if intent.action_id else None
-    return action.kind if action is not None else ROLLBACK
-
-
-def _names(layers: list[Executor]) -> str:
-    return " + ".join(x.name for x in layers)
-
-
-def _outcome(intent: RollbackIntentRow) -> RollbackOutcome:
-    return RollbackOutcome(intent.status, intent.from_version, intent.to_version, intent.detail)
-
-
-def _payload(m: ModelConfig, from_version: str | None, to_version: str, status: ActionStatus, ask: RollbackAsk,
-             detail: str) -> dict[str, Any]:
-    kind = {} if ask.kind == ROLLBACK else {"kind": ask.kind}  # a rollback's payload is as it always was
-    return {**kind, "model": m.name, "from_version": from_version, "to_version": to_version, "at": ask.now,
-            "status": status, "reason": ask.reason, "dry_run": ask.dry_run, "actor": ask.actor, "detail": detail,
-            "incident_id": ask.incident_id}

@@ -84,3 +84,44 @@ def test_an_idempotency_key_from_days_ago_is_not_replayed_as_todays_rollback(tmp
     assert again.json()["from_version"] == "3"
     replay = api.post(ROLLBACK, body, key)
     assert replay.headers["idempotent-replayed"] == "true" and replay.json() == again.json()
+
+
+def test_a_retry_of_a_pending_rollback_gets_its_outcome_never_a_second_rollback(tmp_path, monkeypatch):
+    """A 202 `pending` was not kept under its Idempotency-Key: the client retrying with
+    the same key after that rollback finished (and a new version shipped) started a NEW
+    rollback, undoing the deploy made in between. A retry now gets the outcome of the
+    rollback its key started: pending while it is in flight, then its final result."""
+    from monitor.sources.errors import SourceUnavailable
+    from tests.helpers_vigil import MODEL, model_config
+
+    api = build(tmp_path, monkeypatch, models=[model_config(serving={"kind": "mlflow_alias", "alias": "production"})])
+    api.deploy("2", time.time() - 3600)
+    api.registry.aliases[(MODEL, "production")] = "2"
+    set_alias = api.registry.set_alias
+
+    def production_down(name: str, alias: str, version: str) -> None:
+        if alias == "production":
+            raise SourceUnavailable("mlflow", "http://127.0.0.1:9", "MLflow answered 503")
+        set_alias(name, alias, version)
+
+    monkeypatch.setattr(api.registry, "set_alias", production_down)
+    key, body = {"Idempotency-Key": "rb-pending"}, {"reason": "CTR -10% since v2"}
+    first = api.post(ROLLBACK, body, key)
+    assert first.status_code == 202 and first.json()["status"] == "pending", first.json()
+    again = api.post(ROLLBACK, body, key)
+    assert again.status_code == 202 and again.headers["idempotent-replayed"] == "true"
+    assert again.json()["status"] == "pending" and again.json()["from_version"] == "2"
+
+    monkeypatch.setattr(api.registry, "set_alias", set_alias)  # production answers; the cycle finishes it
+    [done] = api.vigil.operator.runner.reconcile(api.vigil.config.model(MODEL), time.time())
+    assert done.status == "done" and api.registry.aliases[(MODEL, "production")] == "1"
+    api.deploy("3", time.time())  # a fix ships afterwards
+    api.registry.aliases[(MODEL, "production")] = "3"
+    moves = list(api.registry.moves)
+
+    late = api.post(ROLLBACK, body, key)  # the client's retry, after a timeout
+    assert late.headers["idempotent-replayed"] == "true"
+    assert late.status_code == 200 and late.json()["status"] == "done", late.json()
+    assert (late.json()["from_version"], late.json()["to_version"]) == ("2", "1")
+    assert api.registry.moves == moves and api.alias() == "3", "the retry rolled back the deploy made since"
+    assert len(api.vigil.store.actions(model=MODEL)) == 1

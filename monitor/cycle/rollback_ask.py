@@ -1,0 +1,66 @@
+"""What a rollback (or a canary's action) is asked to do, and the shapes its outcome takes:
+the plain data the durable intents (monitor/cycle/rollback_intents.py) work on."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from alerts.rollback import ActionStatus, RollbackOutcome
+from monitor.config import ModelConfig
+from monitor.executors.base import Executor
+from monitor.store.intents import RollbackIntentRow
+from monitor.store.repository import ActionRow
+
+ROLLBACK, CANARY_PULL, CANARY_PROMOTE = "rollback", "canary_pull", "canary_promote"
+PROMOTION = "promotion"  # what a rollback to a version that never served turns out to be, once done
+MOVED = "guard: moved"  # the detail of a refusal because the alias no longer serves what was blamed
+# The audit log's names for each kind's events: rollback.requested, canary.pull.done, ...
+AUDIT = {ROLLBACK: "rollback", CANARY_PULL: "canary.pull", CANARY_PROMOTE: "canary.promote"}
+
+
+@dataclass(frozen=True)
+class RollbackAsk:
+    """One rollback asked for, by Vigil's guard or by a person."""
+
+    model: ModelConfig
+    to_version: str
+    reason: str
+    actor: str
+    incident_id: int | None
+    now: float
+    dry_run: bool = False
+    forced: bool = False
+    # Cycles to keep trying an unreachable layer: Vigil's own rollbacks use the policy's
+    # max_attempts; a person's fails at once (1), unless a layer has already moved.
+    max_attempts: int = 1
+    kind: str = ROLLBACK  # rollback | canary_pull | canary_promote
+    # What the first layer is expected to serve when it cannot be read (default: the
+    # champion alias's last seen version; a pull names the challenger's).
+    from_version: str | None = None
+    # Move only a first layer that serves this version (the one the incident blames, the
+    # one a button showed); serving another, someone moved it since: refused, nothing moves.
+    only_from: str | None = None
+
+
+def intent_kind(s: Session, intent: RollbackIntentRow) -> str:
+    """What the intent does, from its action row (rollback when it has none)."""
+    action = s.get(ActionRow, intent.action_id) if intent.action_id else None
+    return action.kind if action is not None else ROLLBACK
+
+
+def names(layers: list[Executor]) -> str:
+    return " + ".join(x.name for x in layers)
+
+
+def outcome_of(intent: RollbackIntentRow) -> RollbackOutcome:
+    return RollbackOutcome(intent.status, intent.from_version, intent.to_version, intent.detail, intent.id)
+
+
+def payload(m: ModelConfig, from_version: str | None, to_version: str, status: ActionStatus, ask: RollbackAsk,
+             detail: str) -> dict[str, Any]:
+    kind = {} if ask.kind == ROLLBACK else {"kind": ask.kind}  # a rollback's payload is as it always was
+    return {**kind, "model": m.name, "from_version": from_version, "to_version": to_version, "at": ask.now,
+            "status": status, "reason": ask.reason, "dry_run": ask.dry_run, "actor": ask.actor, "detail": detail,
+            "incident_id": ask.incident_id}
