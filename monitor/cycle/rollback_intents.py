@@ -51,6 +51,7 @@ from monitor.cycle.rollback_ask import (
     payload,
 )
 from monitor.executors.base import Executor, ExecutorError, RollbackStep
+from monitor.executors.guarded import guarded
 from monitor.failpoints import failpoint
 from monitor.metrics import VigilMetrics
 from monitor.store.audit_log import retry_audited
@@ -73,12 +74,13 @@ class RollbackRunner:
         self.pull_layers = pull_layers  # a canary pull's layers (the challenger's); None: no canaries
 
     def layers_for(self, kind: str, m: ModelConfig) -> list[Executor]:
-        """A pull moves the challenger's layers; a rollback and a promotion the champion's."""
+        """A pull moves the challenger's layers; a rollback and a promotion the champion's.
+        Guarded: a layer's unexpected exception is a failed attempt, not a stuck intent."""
         if kind == CANARY_PULL:
             if self.pull_layers is None:
                 raise ValueError("a canary pull needs pull_layers")
-            return self.pull_layers(m)
-        return self.layers(m)
+            return guarded(self.pull_layers(m))
+        return guarded(self.layers(m))
 
     # ------------------------------------------------------------------ asking
     def request(self, ask: RollbackAsk) -> RollbackOutcome:
