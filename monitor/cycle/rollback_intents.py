@@ -61,6 +61,7 @@ from monitor.store.repository import ActionRow, IncidentRow, Store
 log = logging.getLogger("vigil.rollback")
 
 HALF_WAY_ATTEMPTS = 10  # cycles a rollback keeps trying once some layer has moved
+STEP_BUDGET_S = 30.0  # a rollback's calls to its layers in one cycle (or one request); then it resumes next cycle
 Layers = Callable[[ModelConfig], list[Executor]]
 LayerHealth = Callable[[str, "ExecutorError | None"], None]  # (layer name, error or None when it answered)
 
@@ -72,22 +73,24 @@ class RollbackRunner:
         self.store, self.layers, self.outbox, self.metrics = store, layers, outbox, metrics
         self.health = health  # a layer that cannot be reached makes /readyz say so
         self.pull_layers = pull_layers  # a canary pull's layers (the challenger's); None: no canaries
+        self.step_budget_s = STEP_BUDGET_S
 
-    def layers_for(self, kind: str, m: ModelConfig) -> list[Executor]:
+    def layers_for(self, kind: str, m: ModelConfig, deadline: float | None = None) -> list[Executor]:
         """A pull moves the challenger's layers; a rollback and a promotion the champion's.
         Guarded: a layer's unexpected exception is a failed attempt, not a stuck intent."""
         if kind == CANARY_PULL:
             if self.pull_layers is None:
                 raise ValueError("a canary pull needs pull_layers")
-            return guarded(self.pull_layers(m))
-        return guarded(self.layers(m))
+            return guarded(self.pull_layers(m), deadline)
+        return guarded(self.layers(m), deadline)
 
     # ------------------------------------------------------------------ asking
     def request(self, ask: RollbackAsk) -> RollbackOutcome:
         """Record the intent, then drive it; a model has at most one rollback in flight."""
         m = ask.model
+        deadline = time.monotonic() + self.step_budget_s  # the request's calls to the layers, all together
         try:
-            layers = self.layers_for(ask.kind, m)
+            layers = self.layers_for(ask.kind, m, deadline)
         except ExecutorError as e:  # e.g. a missing kubeconfig: a failed rollback (nothing moved), not a failed cycle
             with self.store.tx() as s:
                 last = self.store.model_state(s, m.name).alias_version
@@ -113,7 +116,7 @@ class RollbackRunner:
             return recorded
         failpoint("rollback_after_intent")
         # This ask's own intent: a retry of the request is answered with its state, never a new one.
-        return replace(self.drive(recorded, m, ask.now), intent_id=recorded, own=True)
+        return replace(self.drive(recorded, m, ask.now, deadline), intent_id=recorded, own=True)
 
     def _in_flight(self, m: ModelConfig) -> RollbackOutcome:
         with self.store.tx() as s:
@@ -211,8 +214,10 @@ class RollbackRunner:
             self.metrics.canary_actions.labels(model, kind, status).inc()
 
     # ------------------------------------------------------------------ acting
-    def drive(self, intent_id: int, m: ModelConfig, now: float) -> RollbackOutcome:
-        """Take a pending intent as far as it goes now."""
+    def drive(self, intent_id: int, m: ModelConfig, now: float, deadline: float | None = None) -> RollbackOutcome:
+        """Take a pending intent as far as it goes now (until `deadline`, time.monotonic():
+        by default step_budget_s from now; what is left waits for the next cycle)."""
+        deadline = time.monotonic() + self.step_budget_s if deadline is None else deadline
         with self.store.tx() as s:
             intent = s.get(RollbackIntentRow, intent_id)
             assert intent is not None
@@ -221,7 +226,7 @@ class RollbackRunner:
             step = RollbackStep(m.name, m.registry, intent.from_version, intent.to_version, intent.key,
                                 incident_id=intent.incident_id, requested_at=intent.created_at)
             kind = intent_kind(s, intent)
-            layers = self.layers_for(kind, m)
+            layers = self.layers_for(kind, m, deadline)
             todo = [x for x in layers if x.name in intent.executors and x.name not in intent.steps_done]
         layer: Executor | None = None
         try:
@@ -234,7 +239,7 @@ class RollbackRunner:
                 self._step_done(intent_id, m, layer.name, now)
                 self.health(layer.name, None)
         except ExecutorError as e:
-            if layer is not None:
+            if layer is not None and e.reason != "deadline":  # not asked, out of time: no news of the layer
                 self.health(layer.name, e)
             return self._retry_later(intent_id, m, now, e)
         return self._finish(intent_id, m, now, ActionStatus.DONE,

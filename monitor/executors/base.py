@@ -25,6 +25,9 @@ class RollbackStep:
     key: str  # the intent's idempotency key: the same key is the same request
     incident_id: int | None = None  # the incident that asked for it (None: asked by a person without one)
     requested_at: float | None = None  # when the intent was recorded (Unix s); None: the executor's clock
+    # time.monotonic() by which this cycle's calls must end (None: unbounded): an executor
+    # that retries stops retrying there, and the rollback resumes at the next cycle.
+    deadline: float | None = None
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,19 @@ pending for ever, failed every cycle of the model and blocked any other rollback
 an error is now a retryable ExecutorError: the call may or may not have acted, so the
 next attempt reads the layer again (compare-and-set) and verifies rather than assume
 nothing moved, and the intent fails, audited, once its attempts are used up.
+
+It also bounds the time: past the step's deadline (RollbackRunner.step_budget_s after the
+rollback's work in this cycle began) a layer is not called again; the intent stays
+pending, its verified layers recorded, and resumes at the next cycle. A webhook's
+retries (max_attempts x timeout_s + waits per call, several calls per rollback) held a
+model's cycle, or a person's request, for minutes.
 """
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TypeVar
 
 from monitor.executors.base import Executor, ExecutorError, RollbackStep, Verification
@@ -20,21 +28,28 @@ T = TypeVar("T")
 
 
 class Guarded:
-    """`inner`, with any exception other than ExecutorError turned into a retryable one."""
+    """`inner`, with any exception other than ExecutorError turned into a retryable one,
+    and not called past `deadline` (time.monotonic(); None: no bound)."""
 
-    def __init__(self, inner: Executor) -> None:
-        self.inner, self.name = inner, inner.name
+    def __init__(self, inner: Executor, deadline: float | None = None) -> None:
+        self.inner, self.name, self.deadline = inner, inner.name, deadline
 
     def current(self, step: RollbackStep) -> str | None:
-        return self._call("read", lambda: self.inner.current(step))
+        return self._call("read", lambda: self.inner.current(self._bounded(step)))
 
     def apply(self, step: RollbackStep) -> None:
-        self._call("move", lambda: self.inner.apply(step))
+        self._call("move", lambda: self.inner.apply(self._bounded(step)))
 
     def verify(self, step: RollbackStep) -> Verification:
-        return self._call("verify", lambda: self.inner.verify(step))
+        return self._call("verify", lambda: self.inner.verify(self._bounded(step)))
+
+    def _bounded(self, step: RollbackStep) -> RollbackStep:
+        return step if self.deadline is None or step.deadline is not None else replace(step, deadline=self.deadline)
 
     def _call(self, verb: str, fn: Callable[[], T]) -> T:
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            raise ExecutorError(True, f"{self.name}: not asked to {verb}: this cycle's time for rollback steps is "
+                                      "used up; the rollback resumes at the next cycle", reason="deadline")
         try:
             return fn()
         except ExecutorError:
@@ -46,5 +61,5 @@ class Guarded:
                                 reason="unexpected") from e
 
 
-def guarded(layers: list[Executor]) -> list[Executor]:
-    return [x if isinstance(x, Guarded) else Guarded(x) for x in layers]
+def guarded(layers: list[Executor], deadline: float | None = None) -> list[Executor]:
+    return [Guarded(x.inner if isinstance(x, Guarded) else x, deadline) for x in layers]

@@ -15,8 +15,10 @@ carries `from_version` so a receiver can refuse (e.g. 409) when it no longer ser
 compare-and-set on its side, as the Kubernetes executors do with `resourceVersion`.
 
 Retries (bounded by `max_attempts`, waits doubling from `backoff_s`, each at most
-`max_wait_s`): connection errors and timeouts, 429 and 503 (honouring `Retry-After`),
-other 5xx. Never another 4xx: the receiver said no, and saying it again will not help.
+`max_wait_s`, and by the step's deadline: the rollback resumes next cycle rather than
+hold the model's cycle for minutes): connection errors and timeouts, 429 and 503
+(honouring `Retry-After`), other 5xx. Never another 4xx: the receiver said no, and
+saying it again will not help.
 
 Verification: GET `verify_url` (signed the same way over an empty body) answers
 `{"version": "..."}`, the version served now. The secret comes from `secret_env` or
@@ -34,7 +36,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, stop_any
+from tenacity.stop import stop_base
 
 from alerts.receivers.http import retry_after_s, sign
 from monitor.executors.base import ExecutorError, RollbackStep, Verification
@@ -51,6 +54,16 @@ class _Transient(Exception):
         super().__init__(detail)
 
 
+class _PastDeadline(stop_base):
+    """Stop when the next attempt would start past the step's deadline (time.monotonic())."""
+
+    def __init__(self, deadline: float | None) -> None:
+        self.deadline = deadline
+
+    def __call__(self, state: RetryCallState) -> bool:
+        return self.deadline is not None and time.monotonic() + (state.upcoming_sleep or 0.0) >= self.deadline
+
+
 class WebhookExecutor:
     name = "webhook"
 
@@ -65,7 +78,7 @@ class WebhookExecutor:
 
     # ------------------------------------------------------------------ contract
     def current(self, step: RollbackStep) -> str | None:
-        resp = self._send("GET", self.cfg.verify_url, b"", {})
+        resp = self._send("GET", self.cfg.verify_url, b"", {}, step.deadline)
         try:
             version = resp.json().get("version")
         except (ValueError, AttributeError):
@@ -75,7 +88,7 @@ class WebhookExecutor:
 
     def apply(self, step: RollbackStep) -> None:
         body = self.body(step)
-        resp = self._send("POST", self.cfg.url, body, {"Idempotency-Key": step.key})
+        resp = self._send("POST", self.cfg.url, body, {"Idempotency-Key": step.key}, step.deadline)
         log.info("rollback webhook accepted", extra={"model": step.model, "to_version": step.to_version,
                                                       "status": resp.status_code, "url": self.cfg.url})
 
@@ -96,21 +109,29 @@ class WebhookExecutor:
         }
         return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
-    def _send(self, method: str, url: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
+    def _send(self, method: str, url: str, body: bytes, headers: dict[str, str], deadline: float | None
+              ) -> httpx.Response:
         secret = self._secret()
-        retrying = Retrying(stop=stop_after_attempt(self.cfg.max_attempts), wait=self._wait, sleep=self.sleep,
-                            retry=retry_if_exception_type(_Transient), reraise=True)
+        retrying = Retrying(stop=stop_any(stop_after_attempt(self.cfg.max_attempts), _PastDeadline(deadline)),
+                            wait=self._wait, sleep=self.sleep, retry=retry_if_exception_type(_Transient), reraise=True)
         try:
-            return retrying(self._attempt, method, url, body, {**headers, "Content-Type": "application/json"}, secret)
+            return retrying(self._attempt, method, url, body, {**headers, "Content-Type": "application/json"}, secret,
+                            deadline)
         except _Transient as e:
-            raise ExecutorError(True, f"{method} {url} gave up after {self.cfg.max_attempts} attempt(s): {e.detail}",
+            tried = retrying.statistics.get("attempt_number", self.cfg.max_attempts)
+            raise ExecutorError(True, f"{method} {url} gave up after {tried} attempt(s): {e.detail}",
                                 reason="unavailable") from e
 
-    def _attempt(self, method: str, url: str, body: bytes, headers: dict[str, str], secret: bytes) -> httpx.Response:
+    def _attempt(self, method: str, url: str, body: bytes, headers: dict[str, str], secret: bytes,
+                 deadline: float | None) -> httpx.Response:
         timestamp = str(int(self.clock()))
         signed = {**headers, "X-Vigil-Timestamp": timestamp, "X-Vigil-Signature": sign(secret, timestamp, body)}
+        # Each request ends by the deadline too (at least a short try, so a late call still says why).
+        timeout = self.cfg.timeout_s if deadline is None else max(0.5, min(self.cfg.timeout_s,
+                                                                           deadline - time.monotonic()))
         try:
-            resp = self.http.request(method, url, content=body if method == "POST" else None, headers=signed)
+            resp = self.http.request(method, url, content=body if method == "POST" else None, headers=signed,
+                                     timeout=timeout)
         except httpx.TransportError as e:
             raise _Transient(f"{type(e).__name__}: {e}") from e
         except (httpx.HTTPError, httpx.InvalidURL) as e:
