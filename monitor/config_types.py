@@ -5,6 +5,7 @@ the daemon could not use is refused by `vigil check-config` instead of failing a
 """
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Callable
@@ -27,12 +28,20 @@ def parse_duration(value: Any) -> float:
     if isinstance(value, (int, float)):
         if value < 0:
             raise ValueError("expected a non-negative duration")
-        return float(value)
+        return _finite(float(value), value)
     if isinstance(value, str):
         m = _DURATION.match(value)
         if m:
-            return float(m.group(1)) * _UNIT_S[m.group(2)]
+            return _finite(float(m.group(1)) * _UNIT_S[m.group(2)], value)
     raise ValueError(f"expected a duration such as '30s', '5m', '2h', '7d', got {value!r}")
+
+
+def _finite(seconds: float, value: Any) -> float:
+    # YAML's .nan and .inf (or 400 digits) are floats too: a NaN interval or cool-down
+    # passes every comparison and breaks the scheduler or a guard at run time instead.
+    if not math.isfinite(seconds):
+        raise ValueError(f"expected a finite duration such as '30s', '5m', '2h', '7d', got {value!r}")
+    return seconds
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]

@@ -212,3 +212,19 @@ def test_a_bad_duration_names_its_value_once(tmp_path):
         load_config(f)
     [issue] = e.value.issues
     assert str(issue).count("'-5m'") == 1, str(issue)
+
+
+def test_a_nan_or_infinite_duration_is_a_config_error_naming_the_field(tmp_path):
+    """YAML's `.nan` and `.inf` (or a number too long for a float) were taken as durations:
+    a NaN interval, cool-down or misfire grace passed every comparison and broke the
+    scheduler and the guards at run time, far from the file."""
+    for text, field in (("schedule:\n  interval: .nan\n", "schedule.interval"),
+                        ("policy:\n  rollback:\n    cooldown: .inf\n", "policy.rollback.cooldown"),
+                        ("schedule:\n  misfire_grace: .nan\n", "schedule.misfire_grace"),
+                        (f"schedule:\n  baseline: '{'9' * 400}s'\n", "schedule.baseline")):
+        f = tmp_path / "vigil.yaml"
+        f.write_text(text + "models:\n  - name: m\n")
+        with pytest.raises(ConfigError) as e:
+            load_config(f)
+        found = dict(e.value.errors)
+        assert field in found and "finite" in found[field], (text, found)
