@@ -196,7 +196,7 @@ class RollbackRunner:
                               to_version=ask.to_version, status=status, reason=ask.reason, detail=detail,
                               actor=ask.actor, dry_run=ask.dry_run, at=ask.now)
         detail_ = {"from_version": serving, "to_version": ask.to_version, "reason": ask.reason,
-                   "incident_id": ask.incident_id, "dry_run": ask.dry_run}
+                   "incident_id": ask.incident_id, "dry_run": ask.dry_run, "forced": ask.forced}
         for event in ("requested", status):
             self.store.audit_in(s, ask.actor, f"{AUDIT[ask.kind]}.{event}", f"model:{m.name}", detail_, now=ask.now)
         if status == ActionStatus.DRY_RUN:

@@ -302,3 +302,16 @@ def test_a_person_rolls_back_serving_when_the_alias_was_already_moved_back_by_ha
         assert isvc["spec"]["predictor"]["model"]["storageUri"] == "models:/recommender/1", out.detail
         assert (out.from_version, out.to_version) == ("2", "1")
         assert reg.moves == []  # the alias was where it should be
+
+
+def test_a_forced_dry_run_is_audited_as_forced(tmp_path):
+    """A forced dry run (or no-op) was audited as `rollback.requested` with no trace of the
+    force: the audit log could not tell an admin's override from an ordinary ask."""
+    vigil, reg = deployed(tmp_path)
+    m = vigil.config.model(MODEL)
+    out = vigil.operator.rollback(RollbackAsk(m, "1", "check the override", "api:admin", None, T0, dry_run=True,
+                                              forced=True))
+    assert out.status == "dry_run" and reg.moves == []
+    entries = [e for e in vigil.store.audit_entries() if e.action.startswith("rollback.")]
+    assert [e.action for e in entries] == ["rollback.requested", "rollback.dry_run"]
+    assert all(e.detail["forced"] is True for e in entries), [e.detail for e in entries]

@@ -73,3 +73,4 @@ def test_a_layer_that_acted_before_raising_is_verified_not_moved_again(tmp_path)
     [action] = vigil.store.actions(model=MODEL)
     assert action.status == "done", action.detail
     assert layer.applies == 1 and reg.moves == [(MODEL, "champion", "1")]
+
