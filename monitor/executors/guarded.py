@@ -48,8 +48,8 @@ class Guarded:
 
     def _call(self, verb: str, fn: Callable[[], T]) -> T:
         if self.deadline is not None and time.monotonic() >= self.deadline:
-            raise ExecutorError(True, f"{self.name}: not asked to {verb}: this cycle's time for rollback steps is "
-                                      "used up; the rollback resumes at the next cycle", reason="deadline")
+            raise ExecutorError(True, f"{self.name}: not asked to {verb}: the time for this round of rollback "
+                                      "steps is used up", reason="deadline")
         try:
             return fn()
         except ExecutorError:
