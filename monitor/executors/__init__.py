@@ -7,6 +7,7 @@ idempotently, and reads it back to verify.
 - `argo`: an Argo Rollouts Rollout (abort, then undo to the ReplicaSet of the version).
 - `webhook`: a signed, retried, idempotent HTTP call plus a verification call.
 - `kube`: the Kubernetes client plumbing the two above share.
+- `guarded`: how a rollback calls them (an unexpected exception is an ExecutorError; a time budget).
 - `config`: `models[].serving` in vigil.yaml; `build`: executors from that config.
 
 This package's top imports only the contract and the config models (monitor.config needs
