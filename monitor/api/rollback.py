@@ -37,7 +37,7 @@ router = APIRouter(tags=["actions"], responses=AUTH_RESPONSES)
 # How long an Idempotency-Key answers retries. Kept for ever, a key reused days later (one
 # derived from the request, a runbook's) replayed an old `done` and moved nothing.
 IDEMPOTENCY_TTL_S = 86400.0
-INTENT = "_intent_id"  # kept with a pending answer (never sent): the rollback a retry of it follows
+INTENT = "_intent_id"  # kept with a pending or failed answer (never sent): the rollback a retry follows
 
 
 class KeyedLocks:
@@ -95,36 +95,40 @@ def rollback(who: OperatorDep, vigil: VigilDep, m: ModelDep, body: RollbackReque
     # goes on: the intents allow one rollback per model in flight and answer it 202 pending
     # at once, on every replica; a lock per model held for a whole rollback made it hang.
     with locks.hold(f"{scope}:{idempotency_key}") if idempotency_key else contextlib.nullcontext():
+        only_from, replacing = None, False
         if idempotency_key:
             prior = vigil.store.idempotent_response(scope, idempotency_key)
             if prior is not None and prior.created_at >= time.time() - IDEMPOTENCY_TTL_S:
                 if prior.request_hash != request_hash:
                     raise HTTPException(422, "Idempotency-Key was already used with a different request body")
-                if INTENT in prior.response:  # it answered pending: say where that rollback is now
-                    return _replay_intent(vigil, prior.response)
-                response.headers["Idempotent-Replayed"] = "true"
-                response.status_code = prior.status_code
-                return prior.response
+                if INTENT not in prior.response:
+                    response.headers["Idempotent-Replayed"] = "true"
+                    response.status_code = prior.status_code
+                    return prior.response
+                replay, only_from = _follow_intent(vigil, prior.response)  # where that rollback is now
+                if replay is not None:
+                    return replay
+                replacing = True  # it failed: the same rollback again, only from what it moved away from
         now = time.time()
         target, forced = _target(vigil, m, body, now)
         outcome = vigil.operator.rollback(RollbackAsk(m, target, body.reason, actor,
                                                       _open_incident_id(vigil, m.name), now, dry_run=body.dry_run,
-                                                      forced=forced))
+                                                      forced=forced, only_from=only_from))
+        if outcome.status == "refused":  # the retry of a failed one: the alias has moved since
+            raise HTTPException(409, redact(outcome.detail))
         result = RollbackResponse(model=m.name, status=outcome.status, from_version=outcome.from_version,
                                   to_version=outcome.to_version, detail=redact(outcome.detail), actor=actor,
                                   at=now)
-        # A failed move changed nothing (or a retry finds the alias moved and records a
-        # no-op), so only outcomes are kept: a client retrying after a registry outage
-        # with the same key gets a real second attempt, not the stored 502. A pending
-        # rollback of this request's own is kept with its intent: a retry after it finished
-        # started a second rollback, undoing whatever was deployed in between.
-        if idempotency_key and outcome.status == "pending" and outcome.own:
-            vigil.store.save_idempotent_response(scope, idempotency_key, request_hash, 202,
-                                                 {**result.model_dump(), INTENT: outcome.intent_id}, now,
-                                                 replace_before=now - IDEMPOTENCY_TTL_S)
-        elif idempotency_key and outcome.status not in ("failed", "pending"):
-            vigil.store.save_idempotent_response(scope, idempotency_key, request_hash, 200, result.model_dump(), now,
-                                                 replace_before=now - IDEMPOTENCY_TTL_S)
+        # This request's own rollback is kept with its intent even when pending or failed:
+        # a retry after it finished (pending) started a second rollback, and one after a
+        # failure rolled back whatever was deployed in between. A retry of a failed one
+        # now moves only what still serves the version it moved away from.
+        if idempotency_key and (outcome.own or outcome.status not in ("failed", "pending")):
+            code = {"pending": 202, "failed": 502}.get(outcome.status, 200)
+            intent = {INTENT: outcome.intent_id} if outcome.own and code != 200 else {}
+            vigil.store.save_idempotent_response(scope, idempotency_key, request_hash, code,
+                                                 {**result.model_dump(), **intent}, now,
+                                                 replace_before=now + 1 if replacing else now - IDEMPOTENCY_TTL_S)
     _announce(vigil, m.name)
     return _answer(result)
 
@@ -137,14 +141,17 @@ def _answer(result: RollbackResponse, headers: dict[str, str] | None = None) -> 
                         headers=headers)
 
 
-def _replay_intent(vigil: Vigil, stored: dict[str, Any]) -> JSONResponse:
-    """The stored pending answer, brought up to date from its intent: still pending, done or failed."""
+def _follow_intent(vigil: Vigil, stored: dict[str, Any]) -> tuple[JSONResponse | None, str | None]:
+    """A kept answer brought up to date from its intent: pending or done, that answer; failed,
+    None and the version it moved away from (a retry may try the same rollback again)."""
     with vigil.store.tx() as s:
         intent = s.get(RollbackIntentRow, stored[INTENT])
+        if intent is not None and intent.status == "failed":
+            return None, intent.from_version
         now = {} if intent is None else {"status": intent.status, "from_version": intent.from_version,
                                          "to_version": intent.to_version, "detail": redact(intent.detail)}
     result = RollbackResponse.model_validate({k: v for k, v in {**stored, **now}.items() if k != INTENT})
-    return _answer(result, {"Idempotent-Replayed": "true"})
+    return _answer(result, {"Idempotent-Replayed": "true"}), None
 
 
 def _target(vigil: Vigil, m: ModelConfig, body: RollbackRequest, now: float) -> tuple[str, bool]:

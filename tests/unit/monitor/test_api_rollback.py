@@ -125,3 +125,19 @@ def test_a_retry_of_a_pending_rollback_gets_its_outcome_never_a_second_rollback(
     assert (late.json()["from_version"], late.json()["to_version"]) == ("2", "1")
     assert api.registry.moves == moves and api.alias() == "3", "the retry rolled back the deploy made since"
     assert len(api.vigil.store.actions(model=MODEL)) == 1
+
+
+def test_a_retry_of_a_failed_rollback_never_rolls_back_a_deploy_made_since(tmp_path, monkeypatch):
+    """A 502 was not kept: the same key retried after a fix shipped started a new
+    rollback from the fix. A retry now repeats the same rollback only while the alias
+    still serves what it moved away from; otherwise it is refused (409), nothing moved."""
+    api = build(tmp_path, monkeypatch)
+    api.deploy("2", time.time() - 3600)
+    key, body = {"Idempotency-Key": "rb-failed"}, {"reason": "CTR -10% since v2"}
+    api.registry.fail_set_alias = "MLflow answered 503"
+    assert api.post(ROLLBACK, body, key).status_code == 502
+    api.registry.fail_set_alias = None
+    api.deploy("3", time.time())  # a fix ships; the client's retry comes later
+    late = api.post(ROLLBACK, body, key)
+    assert api.alias() == "3" and api.registry.moves == [], "the retry rolled back the deploy made since"
+    assert late.status_code == 409 and "v3" in late.json()["error"], late.json()
