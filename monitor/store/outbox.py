@@ -36,7 +36,6 @@ from sqlalchemy.orm import Session
 from alerts.outbox import DeliveryResult, DeliveryStatus, MessageKind, OutboxMessage, OutboxStatus
 from detectors.records import json_safe
 from monitor.redact import redact_obj
-from monitor.store import leases
 from monitor.store.tables import MessageRefRow, OutboxRow
 
 # How long a claim holds. It must outlast the slowest notifier call (Slack: its timeout
@@ -97,14 +96,13 @@ class Outbox:
                        OutboxRow.next_attempt_at)
                 .where(OutboxRow.status.in_(_OPEN)).order_by(OutboxRow.id)
             ).all()
-            claim_now = self._claim_clock(s, now)
         seen: set[tuple[str, str]] = set()
         heads: list[Head] = []
         for id_, notifier, key, status, attempts, next_at in rows:
             if (notifier, key) in seen or notifier in skip:
                 continue  # a later row of a key waits for the head, whatever the head's state
             seen.add((notifier, key))
-            if next_at <= (claim_now if status == OutboxStatus.SENDING else now):  # due, or a lapsed claim
+            if next_at <= now:  # pending and due, or sending with a lapsed claim
                 heads.append(Head(id_, OutboxStatus(status), attempts, notifier))
                 if len(heads) >= limit:
                     break
@@ -116,12 +114,11 @@ class Outbox:
             if self._skip_locked and s.scalar(
                     select(OutboxRow.id).where(OutboxRow.id == head.id).with_for_update(skip_locked=True)) is None:
                 return None  # another replica holds it right now
-            clock = self._claim_clock(s, now)  # a claim's deadline: in the database's time on PostgreSQL
             won = _rowcount(s.execute(
                 update(OutboxRow)
-                .where(OutboxRow.id == head.id, OutboxRow.status == head.status, OutboxRow.attempts == head.attempts,
-                       OutboxRow.next_attempt_at <= (clock if head.status == OutboxStatus.SENDING else now))
-                .values(status=OutboxStatus.SENDING, attempts=head.attempts + 1, next_attempt_at=clock + claim_s)
+                .where(OutboxRow.id == head.id, OutboxRow.status == head.status,
+                       OutboxRow.attempts == head.attempts, OutboxRow.next_attempt_at <= now)
+                .values(status=OutboxStatus.SENDING, attempts=head.attempts + 1, next_attempt_at=now + claim_s)
                 .execution_options(synchronize_session=False)))
             if won != 1:
                 return None
@@ -146,7 +143,7 @@ class Outbox:
                 update(OutboxRow)
                 .where(OutboxRow.id == claim.message.id, OutboxRow.status == OutboxStatus.SENDING,
                        OutboxRow.attempts == claim.token)
-                .values(**_outcome(result, now, backoff, self._claim_clock(s, now)))
+                .values(**_outcome(result, now, backoff))
                 .execution_options(synchronize_session=False)))
             if won != 1:
                 return False
@@ -158,14 +155,6 @@ class Outbox:
                 else:
                     ref.ref = result.ref
         return True
-
-    def _claim_clock(self, s: Session, now: float) -> float:
-        """The time `sending` rows' deadlines are written and judged in. On PostgreSQL the
-        database's, as leases are (monitor/store/leases.py): with each replica's own clock,
-        one running more than a claim ahead took over live claims and sent them again.
-        `pending` rows' due times stay in the caller's clock (a retry's back-off, replay).
-        SQLite is one process, one clock: the caller's, so tests and replay can move it."""
-        return leases.db_now(s) if self._skip_locked else now
 
     def refs(self, notifier: str) -> dict[str, dict[str, Any]]:
         """The last delivery's ref of each key `notifier` has, except keys with a row still
@@ -202,8 +191,8 @@ class Outbox:
             return list(s.scalars(q.order_by(OutboxRow.id)))
 
 
-def _outcome(result: DeliveryResult, now: float, backoff: float, claim_now: float) -> dict[str, Any]:
-    """The row's new columns for a delivery result (`claim_now`: `Outbox._claim_clock`)."""
+def _outcome(result: DeliveryResult, now: float, backoff: float) -> dict[str, Any]:
+    """The row's new columns for a delivery result."""
     if result.status == DeliveryStatus.DELIVERED:
         return {"status": OutboxStatus.DELIVERED, "delivered_at": now, "last_error": None}
     if result.status == DeliveryStatus.FAILED:
@@ -211,9 +200,8 @@ def _outcome(result: DeliveryResult, now: float, backoff: float, claim_now: floa
     wait = result.retry_after if result.retry_after else backoff
     # An uncertain retry stays `sending`: when its deadline passes it is claimed as
     # uncertain again, so it is looked for before it is ever sent again.
-    if result.uncertain:
-        return {"status": OutboxStatus.SENDING, "next_attempt_at": claim_now + wait, "last_error": result.error}
-    return {"status": OutboxStatus.PENDING, "next_attempt_at": now + wait, "last_error": result.error}
+    status = OutboxStatus.SENDING if result.uncertain else OutboxStatus.PENDING
+    return {"status": status, "next_attempt_at": now + wait, "last_error": result.error}
 
 
 def _rowcount(result: Any) -> int:

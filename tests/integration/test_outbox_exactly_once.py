@@ -37,8 +37,6 @@ from tests.unit.alerts.test_sink import incident_payload
 ROOT = Path(__file__).resolve().parents[2]
 T = 1_800_000_000.0
 CLAIM_S = 60.0
-# The killed sender's claim: on PostgreSQL it lapses by the database's clock, so in real time.
-KILLED_CLAIM_S = 2.0
 TOKEN = "xoxb-exactly-once-1c9d"
 
 
@@ -56,13 +54,13 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 def sender(url: str, now: float, *notifier: str, failpoints: str | None = None,
-           start: tuple[Path, Path] | None = None, claim_s: float = CLAIM_S) -> subprocess.Popen[str]:
+           start: tuple[Path, Path] | None = None) -> subprocess.Popen[str]:
     """`python -m tests.outbox_sender_proc` on the store; `notifier` is ("--sink", path) or Slack's."""
     env = {k: v for k, v in os.environ.items() if k != "VIGIL_FAILPOINTS"}
     if failpoints:
         env["VIGIL_FAILPOINTS"] = failpoints
     cmd = [sys.executable, "-m", "tests.outbox_sender_proc", "--store", url, "--now", str(now),
-           "--claim-s", str(claim_s), *notifier]
+           "--claim-s", str(CLAIM_S), *notifier]
     if start:  # (ready file, go file)
         cmd += ["--ready", str(start[0]), "--go", str(start[1])]
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -105,12 +103,11 @@ def test_a_sender_killed_between_the_sink_write_and_its_record_repeats_nothing(s
     ids = enqueue(store_url, "sink", updates("#a") + updates("#b"))
     sink = tmp_path / "notifications.jsonl"
 
-    first = sender(store_url, T, "--sink", str(sink), failpoints="after_notifier_call=kill@2",
-                   claim_s=KILLED_CLAIM_S)
+    first = sender(store_url, T, "--sink", str(sink), failpoints="after_notifier_call=kill@2")
     assert finish(first) == -signal.SIGKILL, "the fail point killed the sender"
     assert len(sink_lines(sink)) == 2 and statuses(store_url) == {"delivered": 1, "sending": 1, "pending": 2}
 
-    second = sender(store_url, T + KILLED_CLAIM_S + 1, "--sink", str(sink))  # after the dead sender's claim lapsed
+    second = sender(store_url, T + CLAIM_S + 1, "--sink", str(sink))  # after the dead sender's claim lapsed
     assert finish(second) == 0
     lines = sink_lines(sink)
     assert sorted(line["id"] for line in lines) == sorted(ids), "one line per outbox row: none twice, none lost"
@@ -125,10 +122,9 @@ def test_a_sender_killed_after_posting_to_slack_does_not_post_again(store_url):
         enqueue(store_url, "slack", updates("#recsys-alerts") + updates("#ml-oncall"))
         args = ("--slack", slack.base_url, "--token", TOKEN)
 
-        assert finish(sender(store_url, T, *args, failpoints="after_notifier_call=kill@2",
-                             claim_s=KILLED_CLAIM_S)) == -signal.SIGKILL
+        assert finish(sender(store_url, T, *args, failpoints="after_notifier_call=kill@2")) == -signal.SIGKILL
         assert len(slack.messages()) == 2, "both opens were posted, the second one not recorded"
-        assert finish(sender(store_url, T + KILLED_CLAIM_S + 1, *args)) == 0
+        assert finish(sender(store_url, T + CLAIM_S + 1, *args)) == 0
 
         for channel in ("recsys-alerts", "ml-oncall"):
             [message] = slack.messages(channel)  # one message per incident and channel...
