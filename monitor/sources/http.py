@@ -13,6 +13,7 @@ must not keep the source down, and every cycle blind, for a day.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -31,6 +32,36 @@ def bounded_retry_after(value: str | None, now: float) -> float | None:
     return None if hinted is None else min(hinted, MAX_RETRY_AFTER_S)
 
 
+class Throttle:
+    """A backend's Retry-After longer than a retry may wait: until it has passed, every call
+    fails at once (SourceUnavailable) without asking, so no model's cycle hammers it."""
+
+    def __init__(self, source: str, url: str) -> None:
+        self.source, self.url = source, url
+        self._until, self._why = 0.0, ""  # monotonic time before which not to ask, and why
+
+    def check(self) -> None:
+        left = self._until - time.monotonic()
+        if left > 0:
+            raise SourceUnavailable(self.source, self.url, f"{self._why}; not asked again for {left:.0f} s")
+
+    def hold(self, seconds: float, reason: str) -> SourceUnavailable:
+        """Ask nothing for `seconds`; the error to raise now."""
+        self._until, self._why = time.monotonic() + seconds, f"{reason} (Retry-After {seconds:.0f} s)"
+        return SourceUnavailable(self.source, self.url, self._why)
+
+
+def backoff_or_retry_after(multiplier: float, max_s: float) -> Callable[[RetryCallState], float]:
+    """Tenacity's wait: the exponential backoff, or the failed attempt's `retry_after` (the
+    seconds its server asked for) when that is longer."""
+    backoff = wait_exponential(multiplier=multiplier, max=max_s)
+
+    def wait(rs: RetryCallState) -> float:
+        e = rs.outcome.exception() if rs.outcome else None
+        return max(float(backoff(rs)), getattr(e, "retry_after", None) or 0.0)
+    return wait
+
+
 class _Retryable(Exception):
     def __init__(self, reason: str, retry_after: float | None = None) -> None:
         super().__init__(reason)
@@ -44,9 +75,7 @@ class HttpSource:
                  retries: int, backoff_s: float, max_backoff_s: float) -> None:
         self.url = url
         self.retries, self.backoff_s, self.max_backoff_s = retries, backoff_s, max_backoff_s
-        self._backoff = wait_exponential(multiplier=backoff_s, max=max_backoff_s)
-        # monotonic time before which the backend asked not to be called (Retry-After), and why
-        self._throttled_until, self._throttled_why = 0.0, ""
+        self._throttle = Throttle(self.source, url)
         headers = {"Accept": "application/json", **headers}
         self._client = client or httpx.Client(base_url=url.rstrip("/"), timeout=timeout_s, headers=headers)
         if client is not None:
@@ -62,9 +91,7 @@ class HttpSource:
 
     def _get(self, path: str, params: dict[str, Any], query: str, *, allow_404: bool = False) -> httpx.Response:
         """One GET, retried on transport errors, 429 and 5xx; a 404 is returned only with `allow_404`."""
-        left = self._throttled_until - time.monotonic()
-        if left > 0:
-            raise SourceUnavailable(self.source, self.url, f"{self._throttled_why}; not asked again for {left:.0f} s")
+        self._throttle.check()
 
         def once() -> httpx.Response:
             try:
@@ -75,9 +102,7 @@ class HttpSource:
                 reason = f"HTTP {r.status_code}: {r.text.strip()[:300]}"
                 hinted = bounded_retry_after(r.headers.get("Retry-After"), time.time())
                 if hinted is not None and hinted > self.max_backoff_s:
-                    self._throttled_until = time.monotonic() + hinted
-                    self._throttled_why = f"{reason} (Retry-After {hinted:.0f} s)"
-                    raise SourceUnavailable(self.source, self.url, self._throttled_why)
+                    raise self._throttle.hold(hinted, reason)
                 raise _Retryable(reason, hinted)
             if r.status_code == 404 and allow_404:
                 return r
@@ -89,7 +114,7 @@ class HttpSource:
 
         try:
             for attempt in Retrying(stop=stop_after_attempt(self.retries + 1),
-                                    wait=self._wait,
+                                    wait=backoff_or_retry_after(self.backoff_s, self.max_backoff_s),
                                     retry=retry_if_exception_type(_Retryable), reraise=True):
                 with attempt:
                     return once()
@@ -97,12 +122,6 @@ class HttpSource:
             raise SourceUnavailable(self.source, self.url,
                                     f"{e.reason} (after {self.retries + 1} attempts)") from None
         raise AssertionError("unreachable")
-
-    def _wait(self, rs: RetryCallState) -> float:
-        """The backoff, or the backend's Retry-After when it asked for longer."""
-        e = rs.outcome.exception() if rs.outcome else None
-        hinted = e.retry_after if isinstance(e, _Retryable) and e.retry_after else 0.0
-        return max(float(self._backoff(rs)), hinted)
 
     def ready(self) -> SourceState:
         now = time.time()

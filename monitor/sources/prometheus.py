@@ -39,13 +39,13 @@ from typing import Any
 import numpy as np
 import requests
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
 from urllib3.util.retry import Retry
 
 from detectors.records import Series
 from monitor.config import PrometheusConfig
 from monitor.sources.errors import QueryError, SourceState, SourceStatus, SourceUnavailable
-from monitor.sources.http import bounded_retry_after
+from monitor.sources.http import Throttle, backoff_or_retry_after, bounded_retry_after
 from monitor.sources.prometheus_errors import SOURCE, HttpStatus, Transient, client_error, describe, unreachable
 
 log = logging.getLogger(__name__)
@@ -102,8 +102,7 @@ class PrometheusSource:
             session=self._session,
             timeout=cfg.timeout_s,
         )
-        # monotonic time before which Prometheus asked not to be called (Retry-After), and why
-        self._throttled_until, self._throttled_why = 0.0, ""
+        self._throttle = Throttle(SOURCE, self.url)
 
     @property
     def worst_case_s(self) -> float:
@@ -291,9 +290,7 @@ class PrometheusSource:
     # ------------------------------------------------------------------ transport
     def _request(self, query: str, kind: str, start_ms: int, end_ms: int | None, step_ms: int | None) -> Any:
         """One query, retried on transient failures; SourceUnavailable when retries run out."""
-        left = self._throttled_until - time.monotonic()
-        if left > 0:
-            raise SourceUnavailable(SOURCE, self.url, f"{self._throttled_why}; not asked again for {left:.0f} s")
+        self._throttle.check()
 
         def attempt() -> Any:
             try:
@@ -303,9 +300,7 @@ class PrometheusSource:
                 if isinstance(err, Transient) and (err.retry_after or 0.0) > BACKOFF_MAX_S:
                     # Asked to wait longer than a retry may: every request until then is refused
                     # without asking (whole_source: a sweep stops at the first).
-                    self._throttled_until = time.monotonic() + float(err.retry_after or 0.0)
-                    self._throttled_why = f"{err.reason} (Retry-After {err.retry_after:.0f} s)"
-                    raise SourceUnavailable(SOURCE, self.url, self._throttled_why) from None
+                    raise self._throttle.hold(float(err.retry_after or 0.0), err.reason) from None
                 raise err from None
             except requests.RequestException as e:  # ConnectionError: refused, connect timeout, DNS
                 raise Transient(describe(e), unreachable=unreachable(e)) from None
@@ -338,11 +333,9 @@ class PrometheusSource:
 
     def _retrying(self) -> Retrying:
         """Exponential backoff over transient failures, each retry logged."""
-        backoff = wait_exponential(multiplier=BACKOFF_FIRST_S, max=BACKOFF_MAX_S)
         return Retrying(
             stop=stop_after_attempt(self.cfg.retries + 1),
-            wait=lambda rs: max(float(backoff(rs)), getattr(rs.outcome.exception() if rs.outcome else None,
-                                                            "retry_after", None) or 0.0),
+            wait=backoff_or_retry_after(BACKOFF_FIRST_S, BACKOFF_MAX_S),
             retry=retry_if_exception_type(Transient),
             before_sleep=lambda rs: log.warning(
                 "prometheus request failed, retrying",

@@ -9,17 +9,15 @@ from typing import Any
 
 import httpx
 from tenacity import (
-    RetryCallState,
     RetryError,
     Retrying,
     retry_if_exception,
     stop_after_attempt,
     stop_before_delay,
-    wait_exponential,
 )
 
 from monitor.sources.errors import QueryError, SourceUnavailable
-from monitor.sources.http import bounded_retry_after
+from monitor.sources.http import backoff_or_retry_after, bounded_retry_after
 from monitor.sources.registry.versions import SOURCE, ModelNotFound, ModelVersionInfo, name_filter, version_info
 
 
@@ -75,15 +73,9 @@ class RestBackend:
                 raise _Retryable(resp, deadline - time.monotonic())
             return resp
 
-        backoff = wait_exponential(multiplier=0.1, max=1.0)
-
-        def wait(rs: RetryCallState) -> float:  # the backoff, or the Retry-After when longer
-            e = rs.outcome.exception() if rs.outcome else None
-            return max(float(backoff(rs)), getattr(e, "retry_after", None) or 0.0)
-
         retrying = Retrying(
             stop=stop_after_attempt(self.attempts) | stop_before_delay(self.timeout_s),
-            wait=wait,
+            wait=backoff_or_retry_after(0.1, 1.0),
             retry=retry_if_exception(lambda e: isinstance(e, retry_on) and not getattr(e, "too_late", False)),
             reraise=True,
         )
