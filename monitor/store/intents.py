@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, or_, select, text, update
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, or_, select, text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from alerts.rollback import ActionStatus
-from monitor.store.tables import ActionRow, Base, DeployRow, _status_column
+from monitor.store.tables import ActionRow, Base, DeployRow, _status_column, locked_row
 
 # States an intent moves through; only PENDING is unfinished.
 OPEN_STATES = (ActionStatus.PENDING,)
@@ -83,14 +83,9 @@ def add_intent(s: Session, **fields: Any) -> RollbackIntentRow:
 
 
 def locked_intent(s: Session, intent_id: int) -> RollbackIntentRow | None:
-    """The intent, row-locked until the transaction ends, so two replicas (or the API and a
-    cycle) finishing it at once cannot both record an outcome. SQLite has no row locks and
-    its driver reads outside a transaction: a write of nothing first takes the database's
-    write lock, so the read after it sees what a writer before us committed."""
-    if s.get_bind().dialect.name == "sqlite":
-        s.execute(update(RollbackIntentRow).where(RollbackIntentRow.id == intent_id)
-                  .values(updated_at=RollbackIntentRow.updated_at).execution_options(synchronize_session=False))
-    return s.get(RollbackIntentRow, intent_id, with_for_update=True, populate_existing=True)
+    """The intent, row-locked until the transaction ends (`locked_row`), so two replicas (or
+    the API and a cycle) finishing it at once cannot both record an outcome."""
+    return locked_row(s, RollbackIntentRow, intent_id)
 
 
 def open_intents(s: Session, model: str | None = None) -> list[RollbackIntentRow]:

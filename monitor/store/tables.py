@@ -56,8 +56,8 @@ def locked_row(s: Session, row_type: type[RowT], key: Any) -> RowT | None:
     """The row by primary key, locked until the transaction ends, so two people pressing the
     same button at once (an ack, an expiry) are applied one after the other and the second
     sees the first's outcome. SQLite ignores FOR UPDATE and its driver reads outside a
-    transaction: a write of nothing first takes the database's write lock (as
-    monitor/store/intents.py does), so the read after it sees what a writer before committed."""
+    transaction: a write of nothing first takes the database's write lock, so the read after
+    it sees what a writer before committed."""
     if s.get_bind().dialect.name == "sqlite":
         pk = inspect(row_type).primary_key[0]
         s.execute(update(row_type).where(pk == key).values({pk.name: pk})
