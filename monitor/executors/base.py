@@ -8,10 +8,20 @@ is idempotent: a second call after a success changes nothing.
 """
 from __future__ import annotations
 
+import time
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol
 
+from tenacity import RetryCallState
+from tenacity.stop import stop_base
+
 from monitor.redact import redact
+
+# The running step's deadline (time.monotonic(); None: unbounded), set by `Guarded` around
+# each call: a client several executors share (KubeClient) bounds its requests and retries
+# by it without every call site handing the step down.
+STEP_DEADLINE: ContextVar[float | None] = ContextVar("vigil_step_deadline", default=None)
 
 
 @dataclass(frozen=True)
@@ -70,3 +80,19 @@ class Executor(Protocol):
     def verify(self, step: RollbackStep) -> Verification:
         """Read back what the layer serves and compare it with `step.to_version`."""
         ...
+
+
+def request_timeout(timeout_s: float, deadline: float | None) -> float:
+    """One request's timeout: `timeout_s`, cut to what is left before `deadline` (at least a
+    short try, so a late call still says why)."""
+    return timeout_s if deadline is None else max(0.5, min(timeout_s, deadline - time.monotonic()))
+
+
+class PastDeadline(stop_base):
+    """Stop retrying when the next attempt would start past `deadline` (time.monotonic())."""
+
+    def __init__(self, deadline: float | None) -> None:
+        self.deadline = deadline
+
+    def __call__(self, state: RetryCallState) -> bool:
+        return self.deadline is not None and time.monotonic() + (state.upcoming_sleep or 0.0) >= self.deadline

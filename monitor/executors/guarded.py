@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TypeVar
 
-from monitor.executors.base import Executor, ExecutorError, RollbackStep, Verification
+from monitor.executors.base import STEP_DEADLINE, Executor, ExecutorError, RollbackStep, Verification
 
 log = logging.getLogger("vigil.rollback")
 T = TypeVar("T")
@@ -35,21 +35,25 @@ class Guarded:
         self.inner, self.name, self.deadline = inner, inner.name, deadline
 
     def current(self, step: RollbackStep) -> str | None:
-        return self._call("read", lambda: self.inner.current(self._bounded(step)))
+        bounded = self._bounded(step)
+        return self._call("read", bounded, lambda: self.inner.current(bounded))
 
     def apply(self, step: RollbackStep) -> None:
-        self._call("move", lambda: self.inner.apply(self._bounded(step)))
+        bounded = self._bounded(step)
+        self._call("move", bounded, lambda: self.inner.apply(bounded))
 
     def verify(self, step: RollbackStep) -> Verification:
-        return self._call("verify", lambda: self.inner.verify(self._bounded(step)))
+        bounded = self._bounded(step)
+        return self._call("verify", bounded, lambda: self.inner.verify(bounded))
 
     def _bounded(self, step: RollbackStep) -> RollbackStep:
         return step if self.deadline is None or step.deadline is not None else replace(step, deadline=self.deadline)
 
-    def _call(self, verb: str, fn: Callable[[], T]) -> T:
+    def _call(self, verb: str, step: RollbackStep, fn: Callable[[], T]) -> T:
         if self.deadline is not None and time.monotonic() >= self.deadline:
             raise ExecutorError(True, f"{self.name}: not asked to {verb}: the time for this round of rollback "
                                       "steps is used up", reason="deadline")
+        running = STEP_DEADLINE.set(step.deadline)
         try:
             return fn()
         except ExecutorError:
@@ -59,6 +63,8 @@ class Guarded:
             raise ExecutorError(True, f"{self.name}: unexpected {type(e).__name__} on {verb}: {e} (whether it "
                                       "acted is unknown: it is read back before any retry)",
                                 reason="unexpected") from e
+        finally:
+            STEP_DEADLINE.reset(running)
 
 
 def guarded(layers: list[Executor], deadline: float | None = None) -> list[Executor]:

@@ -24,9 +24,9 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_any, wait_exponential
 
-from monitor.executors.base import ExecutorError
+from monitor.executors.base import STEP_DEADLINE, ExecutorError, PastDeadline, request_timeout
 from monitor.executors.config import KubeTargetConfig
 
 log = logging.getLogger("vigil.executors.kube")
@@ -95,7 +95,7 @@ class KubeClient:
 
     def get(self, ref: ObjectRef) -> dict[str, Any]:
         obj = self._call("get", ref, None, lambda: self.custom.get_namespaced_custom_object(
-            ref.group, ref.version, ref.namespace, ref.plural, ref.name, _request_timeout=self.timeout_s))
+            ref.group, ref.version, ref.namespace, ref.plural, ref.name, _request_timeout=self._timeout()))
         return _mapping(obj, ref)
 
     def patch(self, ref: ObjectRef, body: Patch, *, subresource: str | None = None) -> dict[str, Any]:
@@ -105,7 +105,7 @@ class KubeClient:
                   else self.custom.patch_namespaced_custom_object)
         obj = self._call("patch", ref, subresource, lambda: method(
             ref.group, ref.version, ref.namespace, ref.plural, ref.name, body, _content_type=content_type,
-            _request_timeout=self.timeout_s))
+            _request_timeout=self._timeout()))
         return _mapping(obj, ref)
 
     def list_replica_sets(self, namespace: str, selector: str) -> list[dict[str, Any]]:
@@ -113,7 +113,7 @@ class KubeClient:
         so a pod template copied from one loses no field this client does not know)."""
         ref = ObjectRef("apps", "v1", "replicasets", namespace, "")
         resp: Any = self._call("list", ref, None, lambda: self.apps.list_namespaced_replica_set(
-            namespace, label_selector=selector, _preload_content=False, _request_timeout=self.timeout_s))
+            namespace, label_selector=selector, _preload_content=False, _request_timeout=self._timeout()))
         return list(json.loads(resp.data).get("items") or [])
 
     def patch_fresh(self, ref: ObjectRef, make: Callable[[dict[str, Any]], Patch | None], *,
@@ -133,8 +133,14 @@ class KubeClient:
                 log.info("conflict on %s, reading it again", ref, extra={"resource": str(ref)})
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _timeout(self) -> float:
+        return request_timeout(self.timeout_s, STEP_DEADLINE.get())
+
     def _call(self, verb: str, ref: ObjectRef, subresource: str | None, fn: Callable[[], T]) -> T:
-        retrying = Retrying(stop=stop_after_attempt(self.max_attempts), reraise=True,
+        # Bounded by the running step's deadline too (Guarded sets it): timeout_s x
+        # max_attempts would otherwise hold a model's cycle, or a person's request, past it.
+        stop = stop_any(stop_after_attempt(self.max_attempts), PastDeadline(STEP_DEADLINE.get()))
+        retrying = Retrying(stop=stop, reraise=True,
                             wait=wait_exponential(multiplier=self.backoff_s, max=5.0),
                             retry=retry_if_exception(_transient))
         try:

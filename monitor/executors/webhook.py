@@ -37,10 +37,9 @@ from typing import Any
 
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, stop_any
-from tenacity.stop import stop_base
 
 from alerts.receivers.http import retry_after_s, sign
-from monitor.executors.base import ExecutorError, RollbackStep, Verification
+from monitor.executors.base import ExecutorError, PastDeadline, RollbackStep, Verification, request_timeout
 from monitor.executors.config import WebhookExecutorConfig
 
 log = logging.getLogger("vigil.executors.webhook")
@@ -52,16 +51,6 @@ class _Transient(Exception):
     def __init__(self, detail: str, retry_after: float | None = None) -> None:
         self.detail, self.retry_after = detail, retry_after
         super().__init__(detail)
-
-
-class _PastDeadline(stop_base):
-    """Stop when the next attempt would start past the step's deadline (time.monotonic())."""
-
-    def __init__(self, deadline: float | None) -> None:
-        self.deadline = deadline
-
-    def __call__(self, state: RetryCallState) -> bool:
-        return self.deadline is not None and time.monotonic() + (state.upcoming_sleep or 0.0) >= self.deadline
 
 
 class WebhookExecutor:
@@ -112,7 +101,7 @@ class WebhookExecutor:
     def _send(self, method: str, url: str, body: bytes, headers: dict[str, str], deadline: float | None
               ) -> httpx.Response:
         secret = self._secret()
-        retrying = Retrying(stop=stop_any(stop_after_attempt(self.cfg.max_attempts), _PastDeadline(deadline)),
+        retrying = Retrying(stop=stop_any(stop_after_attempt(self.cfg.max_attempts), PastDeadline(deadline)),
                             wait=self._wait, sleep=self.sleep, retry=retry_if_exception_type(_Transient), reraise=True)
         try:
             return retrying(self._attempt, method, url, body, {**headers, "Content-Type": "application/json"}, secret,
@@ -126,9 +115,7 @@ class WebhookExecutor:
                  deadline: float | None) -> httpx.Response:
         timestamp = str(int(self.clock()))
         signed = {**headers, "X-Vigil-Timestamp": timestamp, "X-Vigil-Signature": sign(secret, timestamp, body)}
-        # Each request ends by the deadline too (at least a short try, so a late call still says why).
-        timeout = self.cfg.timeout_s if deadline is None else max(0.5, min(self.cfg.timeout_s,
-                                                                           deadline - time.monotonic()))
+        timeout = request_timeout(self.cfg.timeout_s, deadline)  # each request ends by the deadline too
         try:
             resp = self.http.request(method, url, content=body if method == "POST" else None, headers=signed,
                                      timeout=timeout)

@@ -2,12 +2,14 @@
 once, under optimistic concurrency, and reads back spec and status."""
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
 
 from monitor.executors.base import ExecutorError, RollbackStep
 from monitor.executors.config import KServeExecutorConfig
+from monitor.executors.guarded import Guarded
 from monitor.executors.kserve import URI_ANNOTATION, VERSION_ANNOTATION, KServeExecutor, StorageUriTemplate
 from monitor.executors.kube import KubeClient, api_client_at
 from tests.fakes.kube_api import FakeKubeApi
@@ -169,6 +171,20 @@ def test_a_slow_api_server_times_out_as_retryable(kube: FakeKubeApi) -> None:
         executor(slow).current(STEP)
     assert (e.value.retryable, e.value.reason) == (True, "unavailable")
     assert kube.url in e.value.detail
+
+
+def test_a_slow_api_server_is_not_waited_for_past_the_steps_deadline(kube: FakeKubeApi) -> None:
+    """timeout_s x max_attempts (30 s here) would hold the model's cycle; the rollback's step
+    budget ends the call instead, and the rollback resumes at the next cycle."""
+    kube.put_object(inference_service())
+    kube.delay(3.0, count=3)
+    slow = KubeClient(api_client_at(kube.url), timeout_s=10.0, max_attempts=3, backoff_s=0.01)
+    layer = Guarded(executor(slow), deadline=time.monotonic() + 1.0)
+    started = time.monotonic()
+    with pytest.raises(ExecutorError) as e:
+        layer.current(STEP)
+    assert time.monotonic() - started < 2.5
+    assert e.value.retryable
 
 
 def test_verify_waits_for_kserve_then_checks_readiness_and_traffic(kube: FakeKubeApi,
