@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import sys
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from alerts.silences import Silence, SilenceError, SilenceState
@@ -15,22 +16,32 @@ from alerts.silences import Silence, SilenceError, SilenceState
 if TYPE_CHECKING:
     from typing import TypeAlias
 
+    from monitor.config import VigilConfig
     from monitor.store.repository import Store
 
     _Subparsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
 
 
-def _store(args: argparse.Namespace) -> Store:
+def _where(args: argparse.Namespace) -> tuple[str, VigilConfig | None]:
+    """The store URL (--store, else the config's) and the config, when there is one."""
     from monitor.config import ConfigError, load_config
-    from monitor.store.repository import Store
 
-    if args.store:
-        return Store(args.store)
+    # --store alone: the default vigil.yaml, when there is one here, still gives the audit key.
+    if args.store and not Path(args.config).exists():
+        return args.store, None
     try:
-        return Store(load_config(args.config).store.url)
+        cfg = load_config(args.config)
     except ConfigError as e:
         print(str(e), file=sys.stderr)
         raise SystemExit(2) from None
+    return args.store or cfg.store.url, cfg
+
+
+def _store(args: argparse.Namespace) -> Store:
+    """For a command that writes (and audits): keyed with the config's audit key."""
+    from monitor.audit.wiring import store_for_command
+
+    return store_for_command(*_where(args))
 
 
 def _when(t: float) -> str:
@@ -60,9 +71,10 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     from monitor.silence_ops import listing
+    from monitor.store.repository import Store
 
     now = time.time()
-    items, total = listing(_store(args), now, SilenceState(args.state) if args.state else None, args.limit, 0)
+    items, total = listing(Store(_where(args)[0]), now, SilenceState(args.state) if args.state else None, args.limit, 0)
     if args.json:
         print(json.dumps({"items": [s.to_api(now) for s in items], "total": total, "next": None}))
         return 0

@@ -1,13 +1,17 @@
 """Give a store the configured audit key and a checkpointer that hears of its commits."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from monitor.audit.checkpointer import AuditSettings, Checkpointer
-from monitor.audit.keys import load_key
+from monitor.audit.keys import AuditKeyError, load_key
 from monitor.config import VigilConfig
 from monitor.metrics import VigilMetrics
+from monitor.store import audit_log
 from monitor.store.repository import Store
+
+log = logging.getLogger("vigil.audit")
 
 
 def settings_for(config: VigilConfig) -> AuditSettings:
@@ -25,4 +29,28 @@ def install(store: Store, config: VigilConfig, metrics: VigilMetrics | None) -> 
     store.audit_listener = checkpointer.committed
     if metrics is not None:
         metrics.audit_keyed.set(1 if settings.key is not None else 0)
+    if settings.key is None:
+        with store.tx() as s:
+            keyed = audit_log.is_keyed(s)
+        if keyed:  # said at start-up, not found by the next `vigil audit verify`
+            log.warning("the audit log is keyed (HMAC) but this config has no audit key: every entry this process "
+                        "appends will read as tampering to `vigil audit verify`; set audit.key_env or audit.key_file")
     return checkpointer
+
+
+def store_for_command(url: str, config: VigilConfig | None) -> Store:
+    """The store for a command that appends to the audit log (`vigil silence`, `vigil
+    outbox drop`), keyed with the config's audit key as the daemon's. Without a key on a
+    keyed log it is refused before anything is written: its entry would break the chain
+    for `vigil audit verify` exactly as a forged one does."""
+    store = Store(url)
+    if config is not None:
+        store.audit_key = settings_for(config).key
+    if store.audit_key is None:
+        with store.tx() as s:
+            keyed = audit_log.is_keyed(s)
+        if keyed:
+            store.close()
+            raise AuditKeyError("the store's audit log is keyed (HMAC) and this command has no key: give --config "
+                                "with the daemon's audit.key_env or audit.key_file")
+    return store

@@ -67,6 +67,12 @@ def append(s: Session, key: ChainKey | None, at: float, actor: str, action: str,
     return _add(s, key, last, (at, actor, action, target, detail))
 
 
+def is_keyed(s: Session) -> bool:
+    """Whether the chain has been keyed (a marker entry exists): from then on, an entry
+    appended without the key reads as tampering to `vigil audit verify`."""
+    return s.scalar(select(AuditRow.seq).where(AuditRow.action == KEYED_MARKER).limit(1)) is not None
+
+
 def stream(s: Session, *, since_seq: int = 0) -> Iterator[AuditEntry]:
     """Every entry in seq order, fetched in batches: 100k rows never sit in memory at once."""
     q = (select(AuditRow.seq, AuditRow.at, AuditRow.actor, AuditRow.action, AuditRow.target, AuditRow.detail,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -36,3 +37,54 @@ def test_a_bad_matcher_is_refused_naming_it(tmp_path, capsys):
     assert "matchers[0]" in err and "OP one of" in err
     assert main(["silence", "expire", "42", "--store", store]) == 1
     assert "silence 42 not found" in capsys.readouterr().err
+
+
+def _keyed_config(tmp_path) -> str:
+    import yaml
+
+    from monitor.config import load_config
+    from tests.helpers_vigil import make_vigil
+
+    (tmp_path / "audit.key").write_text("a-key-file-with-enough-bytes\n")
+    (tmp_path / "vigil.yaml").write_text(yaml.safe_dump({
+        "store": {"url": f"sqlite:///{tmp_path / 'vigil.db'}"}, "audit": {"key_file": "audit.key"},
+        "models": [{"name": "recommender"}]}))
+    vigil = make_vigil(load_config(tmp_path / "vigil.yaml"), notifiers={})
+    vigil.store.audit("alice", "incident.ack", "incident:1", {})  # the daemon keyed the chain
+    vigil.checkpoints.stop()
+    return str(tmp_path / "vigil.yaml")
+
+
+def test_a_silence_from_the_terminal_keeps_a_keyed_audit_log_verifiable(tmp_path, capsys):
+    config = _keyed_config(tmp_path)
+    assert main(["silence", "add", "--config", config, 'model="recommender"', "--comment", "x"]) == 0
+    capsys.readouterr()
+    assert main(["audit", "verify", "--config", config]) == 0, capsys.readouterr().err
+    assert "audit log OK" in capsys.readouterr().out
+
+
+def test_a_silence_without_the_audit_key_is_refused_before_anything_is_written(tmp_path, capsys):
+    config = _keyed_config(tmp_path)
+    store = f"sqlite:///{tmp_path / 'vigil.db'}"
+    assert main(["silence", "add", "--store", store, 'model="recommender"', "--comment", "x"]) == 2
+    err = capsys.readouterr().err
+    assert "keyed" in err and "--config" in err
+    assert main(["silence", "list", "--store", store, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["total"] == 0
+    assert main(["audit", "verify", "--config", config]) == 0
+
+
+def test_a_daemon_started_without_the_key_of_a_keyed_audit_log_says_so(tmp_path, caplog):
+    import yaml
+
+    from monitor.config import load_config
+    from tests.helpers_vigil import make_vigil
+
+    config = Path(_keyed_config(tmp_path))
+    raw = yaml.safe_load(config.read_text())
+    del raw["audit"]
+    config.write_text(yaml.safe_dump(raw))
+    caplog.set_level("WARNING", logger="vigil.audit")
+    vigil = make_vigil(load_config(config), notifiers={})
+    vigil.checkpoints.stop()
+    assert any("keyed" in r.getMessage() and "audit.key_env" in r.getMessage() for r in caplog.records)
