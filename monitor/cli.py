@@ -15,6 +15,7 @@ from sqlalchemy.exc import OperationalError
 
 from alerts.rollback import ActionStatus
 from monitor.audit.keys import AuditKeyError
+from monitor.cli_outbox import add_outbox
 from monitor.cli_silence import add_silence
 from monitor.cli_store import add_db, add_status
 from monitor.config import ConfigError, VigilConfig, load_config
@@ -262,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="text for a terminal, json for a log shipper (default: text)")
     sub = p.add_subparsers(dest="command", required=True, help="`vigil COMMAND --help` for its options")
     for add in (_add_check_config, _add_replay, _add_demo, _add_run, _add_serve, _add_dashboards, _add_rollback,
-                _add_audit, _add_token, add_silence, add_db, add_status):
+                _add_audit, _add_token, add_silence, add_outbox, add_db, add_status):
         add(sub)
     return p
 

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     _Subparsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
 
 
-def _where(args: argparse.Namespace) -> tuple[str, VigilConfig | None]:
+def where(args: argparse.Namespace) -> tuple[str, VigilConfig | None]:
     """The store URL (--store, else the config's) and the config, when there is one."""
     from monitor.config import ConfigError, load_config
 
@@ -41,7 +41,7 @@ def _store(args: argparse.Namespace) -> Store:
     """For a command that writes (and audits): keyed with the config's audit key."""
     from monitor.audit.wiring import store_for_command
 
-    return store_for_command(*_where(args))
+    return store_for_command(*where(args))
 
 
 def _when(t: float) -> str:
@@ -74,7 +74,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     from monitor.store.repository import Store
 
     now = time.time()
-    items, total = listing(Store(_where(args)[0]), now, SilenceState(args.state) if args.state else None, args.limit, 0)
+    items, total = listing(Store(where(args)[0]), now, SilenceState(args.state) if args.state else None, args.limit, 0)
     if args.json:
         print(json.dumps({"items": [s.to_api(now) for s in items], "total": total, "next": None}))
         return 0

@@ -48,3 +48,14 @@ def default_notifiers(config: VigilConfig) -> dict[str, Notifier]:
         out["grafana"] = GrafanaAnnotationNotifier.from_url(config.grafana.url, token)
     out.update(build_receivers(config))
     return out
+
+
+# Built in, and present or not depending on the environment the daemon runs in (a Slack
+# token in $SLACK_BOT_TOKEN, a Grafana token): a terminal without it cannot tell.
+BUILT_IN = frozenset({"slack", "sink", "grafana"})
+
+
+def may_deliver(config: VigilConfig, notifier: str) -> bool:
+    """Whether a daemon on `config` may still deliver `notifier`'s messages: a built-in
+    notifier, or a receiver the config names."""
+    return notifier in BUILT_IN or any(r.name == notifier for r in config.receivers)

@@ -65,6 +65,17 @@ class Claim:
     deadline: float
 
 
+@dataclass(frozen=True)
+class Backlog:
+    """What one notifier has not delivered: rows still open (pending or sending) and rows
+    refused for good (failed, kept until retention purges them)."""
+
+    notifier: str
+    open: int
+    failed: int
+    oldest_open_at: float | None  # created_at of its oldest open row
+
+
 class Outbox:
     """The outbox table's reads and writes; `Store.outbox` is the one instance."""
 
@@ -178,6 +189,31 @@ class Outbox:
         with self._tx() as s:
             rows = s.execute(select(OutboxRow.status, func.count()).group_by(OutboxRow.status)).all()
         return {str(status): n for status, n in rows}
+
+    def backlog(self) -> list[Backlog]:
+        """Per notifier with anything undelivered, by name."""
+        with self._tx() as s:
+            rows = s.execute(select(OutboxRow.notifier, OutboxRow.status, func.count(), func.min(OutboxRow.created_at))
+                             .where(OutboxRow.status.in_((*_OPEN, OutboxStatus.FAILED)))
+                             .group_by(OutboxRow.notifier, OutboxRow.status)).all()
+        seen: dict[str, Backlog] = {}
+        for notifier, status, n, oldest in rows:
+            b = seen.get(notifier, Backlog(notifier, 0, 0, None))
+            if status == OutboxStatus.FAILED:
+                seen[notifier] = Backlog(notifier, b.open, b.failed + n, b.oldest_open_at)
+            else:
+                first = oldest if b.oldest_open_at is None else min(oldest, b.oldest_open_at)
+                seen[notifier] = Backlog(notifier, b.open + n, b.failed, first)
+        return [seen[n] for n in sorted(seen)]
+
+    def abandon(self, s: Session, notifier: str, reason: str, now: float) -> int:
+        """Mark every open row of `notifier` failed with `reason`, in the caller's transaction
+        (with the audit entry that records it); returns how many. A sender in the middle of
+        one of them loses its claim: its outcome is not recorded."""
+        return _rowcount(s.execute(
+            update(OutboxRow).where(OutboxRow.notifier == notifier, OutboxRow.status.in_(_OPEN))
+            .values(status=OutboxStatus.FAILED, last_error=reason, next_attempt_at=now)
+            .execution_options(synchronize_session=False)))
 
     def oldest_open(self) -> float | None:
         """`created_at` of the oldest message not yet delivered nor failed (None: none)."""

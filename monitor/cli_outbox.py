@@ -1,0 +1,107 @@
+"""`vigil outbox list|drop`: what the notification outbox has not delivered, per notifier,
+and how to let go of the messages of a notifier taken out of the config.
+
+Those messages otherwise wait for ever (a notifier missing from one process may be
+configured in another, so no sender judges them) and keep VigilNotificationStuck firing.
+A drop marks them failed, with the reason, and is audited as cli:ACTOR; it refuses a
+notifier the config still names (its messages will be delivered) unless --force.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    _Subparsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
+
+
+def _age(now: float, t: float | None) -> str:
+    return "-" if t is None else str(dt.timedelta(seconds=int(max(0.0, now - t))))
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from monitor.cli_silence import where
+    from monitor.notifiers import may_deliver
+    from monitor.store.repository import Store
+
+    url, cfg = where(args)
+    store = Store(url)
+    try:
+        rows = store.outbox.backlog()
+    finally:
+        store.close()
+    now = time.time()
+    if args.json:
+        print(json.dumps([{"notifier": b.notifier, "open": b.open, "failed": b.failed,
+                           "oldest_open_age_s": None if b.oldest_open_at is None else now - b.oldest_open_at,
+                           "configured": None if cfg is None else may_deliver(cfg, b.notifier)} for b in rows]))
+        return 0
+    if not rows:
+        print("nothing waits in the outbox")
+    for b in rows:
+        note = "" if cfg is None or may_deliver(cfg, b.notifier) else \
+            f"  (not in the config: `vigil outbox drop --notifier {b.notifier}` lets them go)"
+        oldest = _age(now, b.oldest_open_at)
+        print(f"{b.notifier:<20} open {b.open:>6}  oldest {oldest:>16}  failed {b.failed:>6}{note}")
+    return 0
+
+
+def cmd_drop(args: argparse.Namespace) -> int:
+    from monitor.audit.wiring import store_for_command
+    from monitor.cli_silence import where
+    from monitor.notifiers import may_deliver
+    from monitor.store.audit_log import retry_audited
+
+    url, cfg = where(args)
+    if not args.force and (cfg is None or may_deliver(cfg, args.notifier)):
+        why = "no config to check it against" if cfg is None else \
+            f"{args.notifier!r} is still configured (or built in), so its messages will be delivered"
+        print(f"vigil outbox drop: refused: {why}; remove it from the config first, or pass --force",
+              file=sys.stderr)
+        return 64
+    store = store_for_command(url, cfg)
+    actor, now = f"cli:{args.actor}", time.time()
+
+    def drop() -> int:
+        with store.tx() as s:
+            n = store.outbox.abandon(s, args.notifier, f"dropped by {actor}: {args.reason}", now)
+            if n:
+                store.audit_in(s, actor, "outbox.drop", f"notifier:{args.notifier}",
+                               {"messages": n, "reason": args.reason}, now=now)
+        return n
+
+    try:
+        n = retry_audited(drop, "drop the outbox messages")
+    finally:
+        store.close()
+    print(f"{n} message(s) for {args.notifier} dropped" + (f" (audited as {actor})" if n else ""))
+    return 0
+
+
+def add_outbox(sub: _Subparsers) -> None:
+    summary = "what the notification outbox has not delivered, per notifier; drop a removed notifier's messages"
+    p = sub.add_parser("outbox", help=summary, description=summary)
+    osub = p.add_subparsers(dest="outbox_command", required=True, help="`vigil outbox COMMAND --help`")
+
+    def common(q: argparse.ArgumentParser) -> None:
+        q.add_argument("--config", default="vigil.yaml", help="vigil.yaml whose store to use (default: vigil.yaml)")
+        q.add_argument("--store", help="store URL (overrides the config's)")
+
+    ls = osub.add_parser("list", help="per notifier: open and failed messages, the oldest open one's age",
+                         description=summary)
+    ls.add_argument("--json", action="store_true", help="print a JSON list")
+    common(ls)
+    ls.set_defaults(func=cmd_list)
+    dr = osub.add_parser("drop", help="mark a notifier's open messages failed (audited)", description=summary)
+    dr.add_argument("--notifier", required=True, help="the notifier whose open messages to let go")
+    dr.add_argument("--reason", required=True, help="why (audited), e.g. 'PagerDuty receiver removed, OPS-9'")
+    dr.add_argument("--actor", default="operator", help="who; audited as cli:ACTOR (default: operator)")
+    dr.add_argument("--force", action="store_true", help="drop even when the config still names the notifier")
+    common(dr)
+    dr.set_defaults(func=cmd_drop)
