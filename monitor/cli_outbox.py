@@ -85,23 +85,21 @@ def cmd_drop(args: argparse.Namespace) -> int:
 
 
 def add_outbox(sub: _Subparsers) -> None:
+    from monitor.cli_silence import store_options
+
     summary = "what the notification outbox has not delivered, per notifier; drop a removed notifier's messages"
     p = sub.add_parser("outbox", help=summary, description=summary)
     osub = p.add_subparsers(dest="outbox_command", required=True, help="`vigil outbox COMMAND --help`")
 
-    def common(q: argparse.ArgumentParser) -> None:
-        q.add_argument("--config", default="vigil.yaml", help="vigil.yaml whose store to use (default: vigil.yaml)")
-        q.add_argument("--store", help="store URL (overrides the config's)")
-
     ls = osub.add_parser("list", help="per notifier: open and failed messages, the oldest open one's age",
                          description=summary)
     ls.add_argument("--json", action="store_true", help="print a JSON list")
-    common(ls)
+    store_options(ls)
     ls.set_defaults(func=cmd_list)
     dr = osub.add_parser("drop", help="mark a notifier's open messages failed (audited)", description=summary)
     dr.add_argument("--notifier", required=True, help="the notifier whose open messages to let go")
     dr.add_argument("--reason", required=True, help="why (audited), e.g. 'PagerDuty receiver removed, OPS-9'")
     dr.add_argument("--actor", default="operator", help="who; audited as cli:ACTOR (default: operator)")
     dr.add_argument("--force", action="store_true", help="drop even when the config still names the notifier")
-    common(dr)
+    store_options(dr)
     dr.set_defaults(func=cmd_drop)

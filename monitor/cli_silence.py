@@ -22,6 +22,12 @@ if TYPE_CHECKING:
     _Subparsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
 
 
+def store_options(q: argparse.ArgumentParser) -> None:
+    """--config and --store, read back by `where`."""
+    q.add_argument("--config", default="vigil.yaml", help="vigil.yaml whose store to use (default: vigil.yaml)")
+    q.add_argument("--store", help="store URL (overrides the config's)")
+
+
 def where(args: argparse.Namespace) -> tuple[str, VigilConfig | None]:
     """The store URL (--store, else the config's) and the config, when there is one."""
     from monitor.config import ConfigError, load_config
@@ -102,10 +108,6 @@ def add_silence(sub: _Subparsers) -> None:
     p = sub.add_parser("silence", help=summary, description=summary)
     ssub = p.add_subparsers(dest="silence_command", required=True, help="`vigil silence COMMAND --help`")
 
-    def common(q: argparse.ArgumentParser) -> None:
-        q.add_argument("--config", default="vigil.yaml", help="vigil.yaml whose store to use (default: vigil.yaml)")
-        q.add_argument("--store", help="store URL (overrides the config's)")
-
     a = ssub.add_parser("add", help="silence the alerts these matchers select", description=summary)
     a.add_argument("matchers", nargs="+", help='one or more of NAME=VALUE, NAME!=VALUE, NAME=~REGEX, NAME!~REGEX')
     a.add_argument("--comment", required=True, help="why: a ticket, a maintenance (audited)")
@@ -115,18 +117,18 @@ def add_silence(sub: _Subparsers) -> None:
     a.add_argument("--created-by", help="who the silence is for (default: --actor)")
     a.add_argument("--actor", default="operator", help="who makes it; audited as cli:ACTOR (default: operator)")
     a.add_argument("--json", action="store_true", help="print the silence as JSON")
-    common(a)
+    store_options(a)
     a.set_defaults(func=cmd_add)
 
     ls = ssub.add_parser("list", help="list silences, newest first", description="list silences, newest first")
     ls.add_argument("--state", choices=[str(s) for s in SilenceState], help="only pending, active or expired ones")
     ls.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
     ls.add_argument("--json", action="store_true", help='print {"items", "total", "next"} as the API does')
-    common(ls)
+    store_options(ls)
     ls.set_defaults(func=cmd_list)
 
     ex = ssub.add_parser("expire", help="end a silence now (audited)", description="end a silence now (audited)")
     ex.add_argument("id", type=int, help="the silence's id (vigil silence list)")
     ex.add_argument("--actor", default="operator", help="who ends it; audited as cli:ACTOR (default: operator)")
-    common(ex)
+    store_options(ex)
     ex.set_defaults(func=cmd_expire)
