@@ -4,7 +4,7 @@ environment or a file, and one bounded retry loop that maps answers to delivery 
 A call is retried in place (tenacity) on a connection error, a timeout, 429 and 5xx,
 honouring Retry-After, at most `max_attempts` times and `max_wait_s` per wait; if it still
 fails the message goes back to the outbox as RETRY, due again after the outbox's own
-back-off (or the backend's Retry-After), so an outage delays a page but never drops it.
+back-off (or the backend's Retry-After, at most MAX_RETRY_AFTER_S), so an outage delays a page but never drops it.
 A 4xx other than 429 is FAILED with the backend's own error text: the same request will
 not succeed later, a person has to fix the config. A key that cannot be read (variable
 unset, file missing) is RETRY: the message waits for the secret instead of being dropped.
@@ -28,6 +28,10 @@ import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
 from alerts.outbox import DeliveryResult, DeliveryStatus
+
+# The longest a backend's (or its proxy's) Retry-After keeps a page in the outbox: a
+# day-long or absurd one ("9" * 400 is inf) must not hold a page for a day, or for ever.
+MAX_RETRY_AFTER_S = 300.0
 
 
 def sign(secret: bytes, timestamp: str, body: bytes) -> str:
@@ -174,7 +178,8 @@ def run_delivery(send: Callable[[], dict[str, Any] | None]) -> DeliveryResult:
     try:
         ref = send()
     except Transient as e:
-        return DeliveryResult(DeliveryStatus.RETRY, error=e.detail, retry_after=e.retry_after, uncertain=e.uncertain)
+        wait = None if e.retry_after is None else min(e.retry_after, MAX_RETRY_AFTER_S)
+        return DeliveryResult(DeliveryStatus.RETRY, error=e.detail, retry_after=wait, uncertain=e.uncertain)
     except SecretMissing as e:
         # Kept, not failed: a secret mounted late or fixed after the fact still lets the page out.
         return DeliveryResult(DeliveryStatus.RETRY, error=str(e))

@@ -1,0 +1,49 @@
+"""The receivers' HTTP layer (alerts/receivers/http.py) against answers a real backend or
+the proxy in front of it can give: what the outbox is told to do with the page."""
+from __future__ import annotations
+
+import email.utils
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from alerts.outbox import DeliveryStatus, MessageKind, OutboxMessage
+from alerts.receivers.http import HttpCaller, RetrySettings, SecretSource
+from alerts.receivers.pagerduty import PagerDutyReceiver
+
+PD_KEY = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
+RECORD: dict[str, Any] = {
+    "dedup_key": "vigil-incident-1", "incident_id": 1, "model": "recommender", "severity": "critical",
+    "status": "open", "title": "CTR down", "opened_at": 1_795_259_340.0, "updated_at": 1_795_259_400.0,
+    "resolved_at": None, "acknowledged_by": None, "top_cause": None, "findings": [], "finding_count": 0,
+    "links": {},
+}
+
+
+def _pd(handler: Any, monkeypatch: pytest.MonkeyPatch, **retry: Any) -> PagerDutyReceiver:
+    monkeypatch.setenv("PD_KEY_T", PD_KEY)
+    http = HttpCaller("PagerDuty (pd)", timeout_s=2.0, retry=RetrySettings(**{"max_attempts": 2, "backoff_s": 0.0,
+                                                                               "max_wait_s": 0.0, **retry}),
+                      sleep=lambda s: None, transport=httpx.MockTransport(handler))
+    return PagerDutyReceiver("pd", SecretSource("routing key", env="PD_KEY_T"), http, url="http://pd.test")
+
+
+def _message() -> OutboxMessage:
+    return OutboxMessage(id=7, notifier="pd", kind=MessageKind.INCIDENT, key="incident:1", payload=RECORD)
+
+
+@pytest.mark.parametrize("value", [
+    "86400",
+    "9" * 400,  # float() of it is inf: the page would never be due again
+    email.utils.formatdate(time.time() + 86400, usegmt=True),
+])
+def test_a_day_long_retry_after_holds_a_page_minutes_not_a_day(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    def throttled(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(429, json={"status": "throttle event"}, headers={"Retry-After": value})
+
+    result = _pd(throttled, monkeypatch).deliver(_message())
+    assert result.status == DeliveryStatus.RETRY
+    assert result.retry_after is not None and 0 < result.retry_after <= 600, \
+        "a proxy's day-long Retry-After must not keep a page out of PagerDuty for a day"
