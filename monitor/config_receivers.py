@@ -23,6 +23,8 @@ from monitor.config_types import Duration, HttpURL
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.\-]*$")
+# Prometheus's label names: Alertmanager answers a push with any other 400 "invalid label set".
+_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 MAX_DELIVERY_S = 240.0
 RESERVED = frozenset({"slack", "sink", "grafana"})  # the built-in notifiers' names
 
@@ -140,6 +142,11 @@ class AlertmanagerReceiverConfig(_Receiver):
         reserved = {"alertname", "model", "severity", "entity", "vigil_incident"} & set(self.labels)
         if reserved:
             raise ValueError(f"labels: {', '.join(sorted(reserved))} are set by Vigil; choose other label names")
+        invalid = sorted(repr(n) for n in self.labels if not _LABEL_NAME.match(n))
+        if invalid:
+            # Caught here, not at the first page: every push carrying one would be refused.
+            raise ValueError(f"labels: {', '.join(invalid)} is not a label name Alertmanager takes "
+                             "(expected [a-zA-Z_][a-zA-Z0-9_]*)")
         return self
 
 

@@ -98,3 +98,18 @@ def test_start_up_warns_about_a_secret_it_cannot_read(tmp_path, monkeypatch, cap
     assert [r.receiver for r in warned] == ["pd"], "the readable file raises no warning"
     assert "PD_KEY is not set" in warned[0].error
     assert "og-secret-value" not in caplog.text
+
+
+@pytest.mark.parametrize("name", ["team-name", "1team", "team.name", "équipe", ""])
+def test_a_static_label_alertmanager_would_refuse_is_named_at_start_up(name: str):
+    # A real Alertmanager answers every push carrying it with 400 "invalid label set:
+    # invalid name", so each page would fail on its first delivery, not at start-up.
+    errs = errors_of(config({"name": "am", "kind": "alertmanager", "url": "http://am:9093",
+                             "labels": {name: "ml"}}))
+    assert any("label name" in v and "[a-zA-Z_][a-zA-Z0-9_]*" in v for v in errs.values()), errs
+
+
+def test_valid_static_label_names_are_kept():
+    cfg = parse_config(config({"name": "am", "kind": "alertmanager", "url": "http://am:9093",
+                               "labels": {"team": "ml", "_env": "prod", "Region2": "eu"}}))
+    assert cfg.receivers[0].labels == {"team": "ml", "_env": "prod", "Region2": "eu"}
