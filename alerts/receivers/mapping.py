@@ -3,7 +3,8 @@ request bodies, and which calls a state change needs given what was sent before 
 
 No I/O, no clock: the notifiers pass the time in. Field limits are the documented ones
 (PagerDuty Events API v2: summary 1024 chars; Opsgenie Alert API: message 130, alias
-512, description 15000, entity 512, source 100, details values are strings).
+512, description 15000, entity 512, source 100, at most 20 tags of 50 chars, details
+values are strings).
 """
 from __future__ import annotations
 
@@ -121,7 +122,7 @@ def opsgenie_create(record: dict[str, Any], *, source: str, responders: list[dic
         "message": summary(record)[:130],
         "alias": record["dedup_key"][:512],
         "description": "\n".join(lines)[:15000],
-        "tags": ["vigil", *_model_tags(record), f"severity:{record['severity']}"],
+        "tags": _opsgenie_tags(record),
         "details": {k: str(v)[:8000] for k, v in details.items()},
         "entity": str(top.get("entity") or record["model"])[:512],
         "source": source[:100],
@@ -138,6 +139,17 @@ def opsgenie_action(record: dict[str, Any], action: str, *, source: str) -> dict
         who = record.get("acknowledged_by") or "someone"
         return {"source": source[:100], "user": who[:100], "note": f"Acknowledged in Vigil by {who}"}
     return {"source": source[:100], "note": "Resolved in Vigil: the signals are back within their thresholds"}
+
+
+OPSGENIE_MAX_TAGS, OPSGENIE_TAG_CHARS = 20, 50
+
+
+def _opsgenie_tags(record: dict[str, Any]) -> list[str]:
+    """Tags within Opsgenie's 20 x 50 characters (a model name may be 100 long, a group
+    20 models): the fixed ones first, then as many model tags as fit, each clipped."""
+    fixed = ["vigil", f"severity:{record['severity']}"]
+    models = [t[:OPSGENIE_TAG_CHARS] for t in _model_tags(record)]
+    return fixed + list(dict.fromkeys(models))[:OPSGENIE_MAX_TAGS - len(fixed)]
 
 
 def _model_tags(record: dict[str, Any]) -> list[str]:

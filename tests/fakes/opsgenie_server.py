@@ -5,8 +5,8 @@ authentication; rate limiting):
 - Every request needs `Authorization: GenieKey <key>` with the key given at start:
   without it or with another, 401/403 {"message": ..., "took", "requestId"}.
 - POST /v2/alerts {message (required, <= 130 chars), alias (<= 512), description
-  (<= 15000), responders, tags, details (string values), entity (<= 512), source
-  (<= 100), priority (P1..P5, default P3), user, note}. Validation errors are 422
+  (<= 15000), responders, tags (at most 20, each <= 50 chars), details (string values),
+  entity (<= 512), source (<= 100), priority (P1..P5, default P3), user, note}. Validation errors are 422
   {"message": "Request body is not processable. Please check the errors.", "errors":
   {field: reason}, "took", "requestId"}; a body that is not JSON is 400.
 - Accepted requests are 202 {"result": "Request will be processed", "took",
@@ -40,6 +40,7 @@ from tests.fakes.json_api import Answer, JsonApiServer
 
 LIMITS = {"message": 130, "alias": 512, "description": 15000, "entity": 512, "source": 100}
 PRIORITIES = {"P1", "P2", "P3", "P4", "P5"}
+MAX_TAGS, MAX_TAG_CHARS = 20, 50  # docs.opsgenie.com "Alerts and alert fields": 20 tags x 50 characters
 
 
 @dataclass
@@ -203,6 +204,10 @@ def validate_create(doc: dict[str, Any]) -> dict[str, str]:
             errors[name] = f"{name.capitalize()} can not be longer than {limit} characters."
     if doc.get("priority") is not None and doc["priority"] not in PRIORITIES:
         errors["priority"] = "Priority should be one of [P1, P2, P3, P4, P5]"
+    tags = doc.get("tags")
+    if tags is not None and (not isinstance(tags, list) or len(tags) > MAX_TAGS or
+                             any(len(str(t)) > MAX_TAG_CHARS for t in tags)):
+        errors["tags"] = f"Tags can be at most {MAX_TAGS}, each at most {MAX_TAG_CHARS} characters."
     details = doc.get("details")
     if details is not None and (not isinstance(details, dict) or
                                 not all(isinstance(v, str) for v in details.values())):

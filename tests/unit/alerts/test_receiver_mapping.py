@@ -139,3 +139,20 @@ def test_a_shared_cause_maps_to_one_alert_listing_each_model_with_its_evidence()
                          updated_at=T + 120)
     assert alertmanager_alert(fewer, now=T + 120, ttl_s=240, extra_labels={})["labels"] == alert["labels"], \
         "a member leaving keeps the same Alertmanager alert"
+
+
+def test_opsgenie_tags_fit_twenty_of_fifty_characters_for_long_names_and_big_groups():
+    # A model name may be 100 characters (models[].name); Opsgenie takes at most 20 tags of
+    # at most 50 characters, so `model:<name>` and a 20-model group must still fit.
+    from alerts.receivers.record import group_record
+    from tests.unit.monitor.test_receiver_writer import group_payload
+
+    long = "recommendation-ranking-two-tower-retrieval-eu-west-1-production-" + "x" * 36
+    body = opsgenie_create(record(model=long), source="Vigil", responders=[])
+    assert validate_create(body) == {}
+    assert body["tags"][0] == "vigil" and "severity:critical" in body["tags"]
+    models = [{**group_payload()["models"][0], "model": f"model-{i:02d}"} for i in range(20)]
+    group = group_record(group_payload("critical", models=models), prefix="vigil", updated_at=T + 60)
+    body = opsgenie_create(group, source="Vigil", responders=[])
+    assert validate_create(body) == {}
+    assert {"vigil", "shared-cause", "severity:critical", "model:model-00"} <= set(body["tags"])
