@@ -22,7 +22,7 @@ from alerts.outbox import DeliveryResult, DeliveryStatus, MessageKind, OutboxMes
 from alerts.receivers.base import ALL, RECEIVER_ROUTE, Receiving
 from alerts.receivers.http import HttpCaller, Refused, SecretMissing, SecretSource, Transient, run_delivery
 from alerts.receivers.mapping import alertmanager_alert, ended, iso, sent_ref
-from alerts.receivers.record import state_of
+from alerts.receivers.record import as_sent, state_of
 
 log = logging.getLogger("vigil.receivers.alertmanager")
 
@@ -47,7 +47,7 @@ class AlertmanagerReceiver:
     def deliver(self, message: OutboxMessage) -> DeliveryResult:
         if message.kind != MessageKind.INCIDENT:
             return DeliveryResult(DeliveryStatus.DELIVERED, ref=message.ref)  # incidents only
-        return run_delivery(lambda: self._send(message.key, message.payload, message.ref))
+        return run_delivery(lambda: self._send(message.key, as_sent(message.payload, message.ref), message.ref))
 
     def _send(self, key: str, record: dict[str, Any], ref: dict[str, Any] | None) -> dict[str, Any]:
         now = self.clock()

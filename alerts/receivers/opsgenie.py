@@ -22,6 +22,7 @@ from alerts.outbox import DeliveryResult, DeliveryStatus, MessageKind, OutboxMes
 from alerts.receivers.base import ALL, RECEIVER_ROUTE, Receiving
 from alerts.receivers.http import HttpCaller, SecretSource, json_object, run_delivery, said
 from alerts.receivers.mapping import OPSGENIE_PRIORITY, opsgenie_action, opsgenie_create, sent_ref, steps
+from alerts.receivers.record import as_sent
 
 log = logging.getLogger("vigil.receivers.opsgenie")
 REGION_URLS = {"us": "https://api.opsgenie.com", "eu": "https://api.eu.opsgenie.com"}
@@ -52,7 +53,7 @@ class OpsgenieReceiver:
     def deliver(self, message: OutboxMessage) -> DeliveryResult:
         if message.kind != MessageKind.INCIDENT:
             return DeliveryResult(DeliveryStatus.DELIVERED, ref=message.ref)  # incidents only
-        return run_delivery(lambda: self._send(message.payload, message.ref))
+        return run_delivery(lambda: self._send(as_sent(message.payload, message.ref), message.ref))
 
     def _send(self, record: dict[str, Any], ref: dict[str, Any] | None) -> dict[str, Any]:
         headers = {"Authorization": f"GenieKey {self.api_key.read()}"}

@@ -20,6 +20,7 @@ from alerts.outbox import DeliveryResult, DeliveryStatus, MessageKind, OutboxMes
 from alerts.receivers.base import ALL, RECEIVER_ROUTE, Receiving
 from alerts.receivers.http import HttpCaller, SecretSource, json_object, run_delivery, said
 from alerts.receivers.mapping import pagerduty_event, sent_ref, steps
+from alerts.receivers.record import as_sent
 
 log = logging.getLogger("vigil.receivers.pagerduty")
 DEFAULT_URL = "https://events.pagerduty.com"
@@ -48,7 +49,7 @@ class PagerDutyReceiver:
     def deliver(self, message: OutboxMessage) -> DeliveryResult:
         if message.kind != MessageKind.INCIDENT:
             return DeliveryResult(DeliveryStatus.DELIVERED, ref=message.ref)  # incidents only
-        return run_delivery(lambda: self._send(message.payload, message.ref))
+        return run_delivery(lambda: self._send(as_sent(message.payload, message.ref), message.ref))
 
     def _send(self, record: dict[str, Any], ref: dict[str, Any] | None) -> dict[str, Any]:
         key = self.routing_key.read()

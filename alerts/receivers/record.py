@@ -30,6 +30,14 @@ def group_dedup_key(prefix: str, group_id: int) -> str:
     return f"{prefix}-group-{group_id}"
 
 
+def as_sent(record: dict[str, Any], ref: dict[str, Any] | None) -> dict[str, Any]:
+    """`record` under the dedup key its incident was first sent with (kept in `ref`): a
+    `dedup_prefix` changed while the incident is open must not move its later changes to a
+    key the backend never saw (an ack or resolve there is dropped, an update opens a page)."""
+    sent = (ref or {}).get("dedup_key")
+    return {**record, "dedup_key": sent} if isinstance(sent, str) and sent else record
+
+
 def state_of(record: dict[str, Any]) -> str:
     """`resolved`, `acknowledged` or `triggered`: what the receiver's side should show."""
     if record["status"] == IncidentStatus.RESOLVED:

@@ -18,6 +18,7 @@ from alerts.outbox import DeliveryResult, DeliveryStatus, MessageKind, OutboxMes
 from alerts.receivers.base import ALL, RECEIVER_ROUTE, Receiving
 from alerts.receivers.http import HttpCaller, SecretSource, run_delivery
 from alerts.receivers.mapping import sent_ref, webhook_body
+from alerts.receivers.record import as_sent
 
 log = logging.getLogger("vigil.receivers.webhook")
 
@@ -33,7 +34,7 @@ class WebhookReceiver:
     def deliver(self, message: OutboxMessage) -> DeliveryResult:
         if message.kind != MessageKind.INCIDENT:
             return DeliveryResult(DeliveryStatus.DELIVERED, ref=message.ref)  # incidents only
-        record = message.payload
+        record = as_sent(message.payload, message.ref)  # the receiver knows the incident by its first key
         key = f"{record['dedup_key']}:{message.id}"
         body = json.dumps(webhook_body(record, key), sort_keys=True, separators=(",", ":")).encode()
 
