@@ -114,7 +114,11 @@ class SlackNotifier:
             base_url=base_url if base_url.endswith("/") else base_url + "/",
             timeout=timeout_s,  # type: ignore[arg-type]  # urllib takes float seconds
             retry_handlers=[
-                ConnectionErrorRetryHandler(),
+                # Only errors before the request went out (urllib wraps those in URLError).
+                # A reset or a close after it was sent (RemoteDisconnected, the SDK's other
+                # defaults) may follow a post Slack made: re-sending it in place would post
+                # it twice, so it becomes an uncertain RETRY, looked for before it is sent.
+                ConnectionErrorRetryHandler(error_types=[URLError]),
                 RateLimitErrorRetryHandler(max_retry_count=max_rate_limit_retries),
             ],
         )

@@ -25,7 +25,9 @@
   `{"ok": true}`; Slack allows a response_url 5 uses within 30 minutes, so a sixth use
   or an unknown URL gets 404 `{"ok": false, "error": "used_url" | "invalid_url"}`
   [knowledge: the error names are not from a published contract].
-- Faults on demand: `force(429 | 500 | 503, count=N)`, `force(200, error="internal_error")`, `delay(s)`.
+- Faults on demand: `force(429 | 500 | 503, count=N)`, `force(200, error="internal_error")`, `delay(s)`,
+  `drop(count=N)`: the request is acted on, then the connection closes without an answer
+  (an answer lost on its way back: the client sees RemoteDisconnected).
 - Everything posted or updated is kept (`messages()`), with each version, for assertions.
 
 Binds 127.0.0.1 on a free port; start with `with FakeSlack() as slack:` and give
@@ -244,6 +246,7 @@ class FakeSlack:
         self._buckets: dict[tuple[str, str], _Bucket] = {}
         self._faults: list[_Fault] = []
         self._delays: list[float] = []
+        self._drops = 0
         self._last_ts = 0
         self._usergroups: dict[str, list[str]] = {}
         self._response_urls: dict[str, list[dict[str, Any]]] = {}  # path -> the bodies posted to it
@@ -292,6 +295,18 @@ class FakeSlack:
         """The next `count` requests (to `method`, or any) answer `status`: 429, 500, 503, or 200 with `error`."""
         with self._lock:
             self._faults.append(_Fault(status, count, method, int(retry_after), error))
+
+    def drop(self, count: int = 1) -> None:
+        """The next `count` requests are acted on, then answered by closing the connection."""
+        with self._lock:
+            self._drops += count
+
+    def take_drop(self) -> bool:
+        with self._lock:
+            if self._drops > 0:
+                self._drops -= 1
+                return True
+            return False
 
     def delay(self, seconds: float, count: int = 1) -> None:
         """The next `count` requests wait `seconds` before answering (client timeouts)."""
@@ -576,6 +591,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
         status, extra, body = self.fake.handle(url.path[len("/api/"):], headers, raw, query)
+        if self.fake.take_drop():
+            self.close_connection = True  # acted on, never answered
+            return
         self._send(status, extra, body)
 
     def _send(self, status: int, extra: dict[str, str], body: dict[str, Any]) -> None:

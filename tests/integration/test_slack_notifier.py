@@ -311,3 +311,13 @@ def _check_fake_contract(slack, WebClient, SlackApiError):
         client.chat_postMessage(channel="recsys-alerts", text="x", blocks=[{"type": "divider"}] * 51)
     assert e.value.response["error"] == "invalid_blocks"
     assert "no more than 50 items allowed [json-pointer:/blocks]" in e.value.response["errors"]
+
+
+def test_an_answer_lost_after_slack_posted_is_not_posted_again_blindly(slack):
+    # Slack took the post, then the connection dropped before its answer (RemoteDisconnected).
+    # Re-sending in place would show the channel the incident twice: the delivery must be an
+    # uncertain RETRY, so the sender looks in the channel's history before sending again.
+    slack.drop(1)
+    r = notifier(slack).deliver(msg(incident()))
+    assert len(slack.messages()) == 1, "the incident was posted twice"
+    assert r.status == DeliveryStatus.RETRY and r.uncertain, r
