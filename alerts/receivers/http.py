@@ -1,11 +1,11 @@
 """What every HTTP receiver shares: request signing, Retry-After, secrets read from the
 environment or a file, and one bounded retry loop that maps answers to delivery results.
 
-A call is retried in place (tenacity) on a connection error, a timeout, 429 and 5xx,
+A call is retried in place (tenacity) on a connection error, a timeout, 408, 425, 429 and 5xx,
 honouring Retry-After, at most `max_attempts` times and `max_wait_s` per wait; if it still
 fails the message goes back to the outbox as RETRY, due again after the outbox's own
 back-off (or the backend's Retry-After, at most MAX_RETRY_AFTER_S), so an outage delays a page but never drops it.
-A 4xx other than 429 is FAILED with the backend's own error text: the same request will
+Another 4xx is FAILED with the backend's own error text: the same request will
 not succeed later, a person has to fix the config. A key that cannot be read (variable
 unset, file missing) is RETRY: the message waits for the secret instead of being dropped.
 No secret ever enters an error text.
@@ -32,6 +32,9 @@ from alerts.outbox import DeliveryResult, DeliveryStatus
 # The longest a backend's (or its proxy's) Retry-After keeps a page in the outbox: a
 # day-long or absurd one ("9" * 400 is inf) must not hold a page for a day, or for ever.
 MAX_RETRY_AFTER_S = 300.0
+# The 4xx that invite a repeat (RFC 9110/8470): 408 Request Timeout (a load balancer gave up
+# waiting for the request), 425 Too Early, 429 Too Many Requests. Any other 4xx is final.
+RETRYABLE_4XX = frozenset({408, 425, 429})
 
 
 def sign(secret: bytes, timestamp: str, body: bytes) -> str:
@@ -103,7 +106,7 @@ class Transient(Exception):
 
 
 class Refused(Exception):
-    """The backend said no (a 4xx other than 429): retrying the same request will not help."""
+    """The backend said no (a 4xx other than 408/425/429): retrying the same request will not help."""
 
 
 # An answer's body rendered for an error text: what the backend said, shortened.
@@ -159,7 +162,7 @@ class HttpCaller:
         if resp.is_success:
             return resp
         code = resp.status_code
-        if code == 429 or code >= 500:
+        if code in RETRYABLE_4XX or code >= 500:
             raise Transient(f"{self.backend}: HTTP {code} from {url}: {explain(resp)}",
                             retry_after_s(resp.headers.get("Retry-After"), self.clock()))
         raise Refused(f"{self.backend} refused the request with HTTP {code}: {explain(resp)}")

@@ -7,7 +7,7 @@ body bytes, and `Idempotency-Key: <dedup key>:<outbox row id>`. The key and the 
 the same on every delivery of one state change (retries, a restart, another replica),
 so a receiver that acts once per key acts once per change. Body: the record with
 `event` (triggered | acknowledged | resolved) and `idempotency_key`. Any 2xx is
-delivered; 429/5xx are retried, another 4xx fails with the receiver's answer.
+delivered; 408/425/429 and 5xx are retried, another 4xx fails with the receiver's answer.
 """
 from __future__ import annotations
 

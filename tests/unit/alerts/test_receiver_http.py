@@ -47,3 +47,34 @@ def test_a_day_long_retry_after_holds_a_page_minutes_not_a_day(value: str, monke
     assert result.status == DeliveryStatus.RETRY
     assert result.retry_after is not None and 0 < result.retry_after <= 600, \
         "a proxy's day-long Retry-After must not keep a page out of PagerDuty for a day"
+
+
+@pytest.mark.parametrize("status", [408, 425])
+def test_a_request_timeout_from_a_proxy_delays_the_page_not_drops_it(status: int,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    # RFC 9110: 408 (the server, often a load balancer, timed out waiting for the request)
+    # and 425 (Too Early) invite a repeat; failing the message would lose the page.
+    calls: list[int] = []
+
+    def flaky(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        if len(calls) == 1:
+            return httpx.Response(status, text="request timed out")
+        return httpx.Response(202, json={"status": "success", "message": "Event processed"})
+
+    result = _pd(flaky, monkeypatch).deliver(_message())
+    assert result.status == DeliveryStatus.DELIVERED, result.error
+    assert len(calls) == 2
+
+
+def test_a_malformed_event_still_fails_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+
+    def invalid(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        return httpx.Response(400, json={"status": "invalid event", "message": "Event object is invalid",
+                                         "errors": ["'payload.summary' is missing or blank"]})
+
+    result = _pd(invalid, monkeypatch).deliver(_message())
+    assert result.status == DeliveryStatus.FAILED and "payload.summary" in result.error
+    assert len(calls) == 1
