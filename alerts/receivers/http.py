@@ -78,7 +78,7 @@ class SecretSource:
             value = os.environ.get(self.env, "").strip()
             if not value:
                 raise SecretMissing(f"{self.what} is missing: environment variable {self.env} is not set")
-            return value
+            return _checked(value, f"{self.what} in environment variable {self.env}")
         if self.file is None:
             raise SecretMissing(f"{self.what} is not configured")
         try:
@@ -87,7 +87,17 @@ class SecretSource:
             raise SecretMissing(f"cannot read {self.what} from {self.file}: {e.strerror}") from e
         if not value:
             raise SecretMissing(f"{self.what} file {self.file} is empty")
-        return value
+        return _checked(value, f"{self.what} from {self.file}")
+
+
+def _checked(value: str, where: str) -> str:
+    """`value`, unless it holds a line break or another control character: no key or token
+    has one, and as a header value httpx refuses it with an error quoting the whole header,
+    secret included. Named, never shown; the message waits until the secret is fixed."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise SecretMissing(f"{where} holds a line break or another control character; "
+                            "expected one line (its value is not shown)")
+    return value
 
 
 @dataclass(frozen=True)

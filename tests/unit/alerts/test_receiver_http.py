@@ -78,3 +78,27 @@ def test_a_malformed_event_still_fails_at_once(monkeypatch: pytest.MonkeyPatch) 
     result = _pd(invalid, monkeypatch).deliver(_message())
     assert result.status == DeliveryStatus.FAILED and "payload.summary" in result.error
     assert len(calls) == 1
+
+
+@pytest.mark.parametrize("key", ["og-key-1\nog-key-2-SECRETPART", "og-key\x00SECRETPART", "og\tkey\x7fSECRETPART"])
+def test_a_key_with_a_line_break_is_named_never_shown(key: str, tmp_path: Any,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    # A key file holding two lines (or a stray control character) is not a valid header
+    # value; httpx's error quoted the whole header, key included, into the outbox's
+    # last_error and the logs. The message must wait for a fixed key, saying which one.
+    from alerts.receivers.opsgenie import OpsgenieReceiver
+    from tests.fakes.opsgenie_server import FakeOpsgenie
+
+    path = tmp_path / "og-key"
+    path.write_text(key)
+    with FakeOpsgenie("og-key-1") as server:
+        http = HttpCaller("Opsgenie (og)", timeout_s=2.0, retry=RetrySettings(max_attempts=2, backoff_s=0.0),
+                          sleep=lambda s: None)
+        og = OpsgenieReceiver("og", SecretSource("receivers[og]: the Opsgenie API key", file=path), http,
+                              url=server.url)
+        with caplog.at_level("DEBUG"):
+            result = og.deliver(_message())
+        assert server.alerts() == []
+    assert result.status == DeliveryStatus.RETRY, "the page waits for a fixed key"
+    assert "SECRETPART" not in result.error and "SECRETPART" not in caplog.text
+    assert str(path) in result.error and "control character" in result.error
