@@ -23,6 +23,9 @@ from urllib.error import URLError
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
 
 from alerts.outbox import DeliveryResult, DeliveryStatus, MessageKind, OutboxMessage
 from alerts.slack_blocks import render_incident, render_rollback
@@ -119,7 +122,7 @@ class SlackNotifier:
                 # defaults) may follow a post Slack made: re-sending it in place would post
                 # it twice, so it becomes an uncertain RETRY, looked for before it is sent.
                 ConnectionErrorRetryHandler(error_types=[URLError]),
-                RateLimitErrorRetryHandler(max_retry_count=max_rate_limit_retries),
+                _ShortRateLimitRetry(max_retry_count=max_rate_limit_retries),
             ],
         )
         self._lookup = SlackLookup(self._call)
@@ -332,6 +335,27 @@ class SlackNotifier:
             },
         )
         return result
+
+
+# The longest Retry-After slept in place. slack-sdk sleeps it in the sender's thread once
+# per retry, holding every page queued behind (other receivers' too) and, past the outbox
+# claim, letting another sender post the same message; a longer one goes to the outbox.
+MAX_INPLACE_RETRY_AFTER_S = 10.0
+
+
+class _ShortRateLimitRetry(RateLimitErrorRetryHandler):
+    """slack-sdk's 429 handler, for a Retry-After of at most MAX_INPLACE_RETRY_AFTER_S only."""
+
+    def _can_retry(self, *, state: RetryState, request: HttpRequest, response: HttpResponse | None = None,
+                   error: Exception | None = None) -> bool:
+        if not super()._can_retry(state=state, request=request, response=response, error=error):
+            return False
+        raw = _header(response.headers if response is not None else None, "Retry-After")
+        if raw is None:
+            return True  # the SDK waits about a second
+        # Not an integer: the SDK's int() would raise on it; the outbox reads it instead.
+        raw = str(raw).strip()
+        return raw.isdigit() and int(raw) <= MAX_INPLACE_RETRY_AFTER_S
 
 
 def _maybe_sent(e: BaseException) -> bool:

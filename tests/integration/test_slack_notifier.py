@@ -321,3 +321,18 @@ def test_an_answer_lost_after_slack_posted_is_not_posted_again_blindly(slack):
     r = notifier(slack).deliver(msg(incident()))
     assert len(slack.messages()) == 1, "the incident was posted twice"
     assert r.status == DeliveryStatus.RETRY and r.uncertain, r
+
+
+def test_a_long_retry_after_goes_back_to_the_outbox_instead_of_holding_the_sender(slack, monkeypatch):
+    # slack-sdk's rate-limit handler sleeps Retry-After in the sender's thread, once per
+    # retry: a workspace limit's 60 s x 3 retries held every page behind it (PagerDuty's
+    # too) for minutes, and past the outbox claim another sender could post it as well.
+    import slack_sdk.http_retry.builtin_handlers as handlers
+
+    slept: list[float] = []
+    monkeypatch.setattr(handlers.time, "sleep", slept.append)
+    slack.force(429, count=1, retry_after=60)
+    r = notifier(slack, max_rate_limit_retries=3).deliver(msg(incident()))
+    assert slept == [], "the sender thread must not sleep a long Retry-After"
+    assert r.status == DeliveryStatus.RETRY and r.retry_after == 60.0
+    assert slack.messages() == []
