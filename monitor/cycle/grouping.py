@@ -24,7 +24,7 @@ from alerts.policy import Severity
 from monitor.config import VigilConfig
 from monitor.cycle.messages import OutboxWriter
 from monitor.cycle.plan import routes_of
-from monitor.cycle.suppress import group_muted, inhibit_rules, row_labels
+from monitor.cycle.suppress import group_muted, group_silenced, inhibit_rules, row_labels
 from monitor.store import groups
 from monitor.store.groups import AlertGroupRow, GroupMemberRow
 from monitor.store.repository import IncidentRow, Store
@@ -89,7 +89,8 @@ class Grouper:
         st = groups.state(group, members)
         decision = decide_group(st, t, self.settings)
         if decision.notify:
-            muted = group_muted(s, self.config, group, members, t)
+            # Muted (its window, or every member muted) or silenced as itself: no page either way.
+            muted = group_muted(s, self.config, group, members, t) or group_silenced(s, group, members, t)
             if not muted or decision.step == GroupStep.RESOLVED:
                 before = group.notified_severity
                 payload = self._payload(group, members, decision.step, t)

@@ -82,6 +82,23 @@ def group_muted(s: Session, config: VigilConfig, group: groups.AlertGroupRow, me
     return bool(open_rows) and all(row is not None and _member_muted(config, row, live, sets, t) for row in open_rows)
 
 
+def group_silenced(s: Session, group: groups.AlertGroupRow, members: list[groups.GroupMemberRow], t: float,
+                   live: list[Silence] | None = None) -> bool:
+    """A silence written for the shared cause itself (`alertname="SharedCause"`, its cause,
+    its severity) holds its page back. It is matched once per open member, with that member
+    as the group's only `model`: a silence naming one model never mutes the page that also
+    speaks for another. A silenced group still holds its members' own pages (as a silenced
+    alert still inhibits in Alertmanager): the silence hides the shared cause, not one page
+    per model instead."""
+    st = groups.state(group, members)
+    open_models = [m.model for m in st.open_members]
+    if not open_models:
+        return False
+    live = silences.live(s, t) if live is None else live
+    return all(muting(live, shared_cause_labels(group.cause_kind, group.cause, [m], st.severity()), t)
+               for m in open_models)
+
+
 def _member_muted(config: VigilConfig, row: IncidentRow, live: list[Silence], sets: dict[str, NamedIntervals],
                   t: float) -> bool:
     try:

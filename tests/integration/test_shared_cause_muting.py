@@ -38,3 +38,26 @@ def test_models_in_maintenance_are_not_paged_through_their_shared_cause(tmp_path
     msgs = [(m.kind, m.payload.get("channel")) for m in vigil.store.outbox_for_prefix("group:1")]
     print(msgs)
     assert msgs == [], "every affected model is in its maintenance window, yet the shared cause pages"
+
+
+def test_a_silence_of_the_shared_cause_itself_mutes_its_page_but_not_by_one_members_name(tmp_path):
+    """README: a shared cause is `alertname="SharedCause"`; a silence written for it (as an
+    Alertmanager user writes one for a grouped alert) must hold its page back, while one
+    that names a single member does not mute the page that also speaks for another."""
+    vigil = make_vigil(config(tmp_path), prometheus=prometheus(), registry=registry(), notifiers={"sink": _Sink()})
+    create(vigil.store, SilenceAsk(['alertname="SharedCause"', 'cause_kind="gpu_saturation"'],
+                                   "GPU node swap OPS-12", "olga", duration="4h"), "olga", T0 - 10)
+    cycles(vigil, [T0, T0 + 60, T0 + 120, T0 + 600])
+    group = [(m.kind, m.payload.get("channel")) for m in vigil.store.outbox_for_prefix("group:1")]
+    assert group == [], f"the shared cause is silenced, yet it pages: {group}"
+    own = [m for i in vigil.store.incidents() for m in vigil.store.outbox_for_prefix(f"incident:{i.id}")]
+    assert own == [], "silencing the shared cause paged each model on its own instead"
+
+    (tmp_path / "b").mkdir()
+    other = make_vigil(config(tmp_path / "b"), prometheus=prometheus(), registry=registry(),
+                       notifiers={"sink": _Sink()})
+    create(other.store, SilenceAsk(['alertname="SharedCause"', 'model="recommender"'], "one model only OPS-13",
+                                   "olga", duration="4h"), "olga", T0 - 10)
+    cycles(other, [T0, T0 + 60, T0 + 120, T0 + 600])
+    assert [m for m in other.store.outbox_for_prefix("group:1") if m.payload.get("channel") == RANKING], \
+        "a silence naming the recommender muted the ranker's page through their shared cause"
