@@ -47,6 +47,9 @@ class OpenIncident:
     last_notified_at: float | None
     silenced_until: float | None
     acknowledged: bool
+    # The severity people were last told of (None: as `severity`). It lags `severity` when
+    # the incident escalated while muted: the escalation is still to be told.
+    told_severity: Severity | None = None
 
 
 class LifecycleConflict(Exception):
@@ -103,7 +106,8 @@ def decide(
 
     assert tier is not None and tier.severity is not None
     severity = max(open_incident.severity, tier.severity, key=lambda s: s.rank)
-    escalated = severity.rank > open_incident.severity.rank
+    # Against what people were told: an escalation under a silence is told as one when it ends.
+    escalated = severity.rank > (open_incident.told_severity or open_incident.severity).rank
     changed = digest != open_incident.digest
     if escalated or changed:
         return LifecycleDecision(Step.UPDATE, severity, not muted, 0,
@@ -113,6 +117,21 @@ def decide(
     if due and not open_incident.acknowledged and not muted:
         return LifecycleDecision(Step.REPEAT, severity, True, 0)
     return LifecycleDecision(Step.UNCHANGED, severity, False, 0)
+
+
+def told_digest(digest: str, severity: str) -> str:
+    """What `incidents.notified_digest` stores: the digest told and the severity it was
+    told at (`critical:<digest>`), so an escalation made while muted is told later."""
+    return f"{severity}:{digest}"
+
+
+def split_told(stored: str | None) -> tuple[str | None, Severity | None]:
+    """`told_digest` read back: (digest, severity told); a bare digest (stored by an older
+    Vigil) has no severity."""
+    sev, sep, digest = (stored or "").partition(":")
+    if sep and sev in {s.value for s in Severity}:
+        return digest, Severity(sev)
+    return stored, None
 
 
 def clock_went_back(now: float, latest: float | None) -> bool:

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from alerts.lifecycle import IncidentStatus, Step
+from alerts.lifecycle import IncidentStatus, Step, told_digest
 from alerts.pipeline import AlertPlan
 from alerts.policy import Severity
 from correlators.incident import Incident
@@ -73,7 +73,7 @@ def apply_plan(store: Store, outbox: OutboxWriter, m: ModelConfig, plan: AlertPl
             outbox.incident(s, row, plan.channels or routes_of(m).channels(Severity(row.severity)), update.t,
                             held=False)
             if plan.digest:
-                row.notified_digest = plan.digest
+                row.notified_digest = told_digest(plan.digest, row.severity)
             change = _change(plan)
             if change and told_before:
                 # Reply where the message already was: the channels of its severity before this cycle.

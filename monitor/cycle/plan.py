@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from alerts.inhibition import DEFAULT_RULES, InhibitRule
-from alerts.lifecycle import LifecycleSettings, OpenIncident
+from alerts.lifecycle import LifecycleSettings, OpenIncident, split_told
 from alerts.pipeline import AlertRules, ModelHistory
 from alerts.policy import Policy, RollbackGuard, Severity
 from alerts.rollback import ActionStatus
@@ -71,9 +71,10 @@ def read_cycle_start(store: Store, model: str) -> CycleStart:
 def open_state(row: IncidentRow | None) -> OpenIncident | None:
     if row is None:
         return None
-    return OpenIncident(severity=Severity(row.severity), digest=row.notified_digest,
+    digest, told = split_told(row.notified_digest)
+    return OpenIncident(severity=Severity(row.severity), digest=digest,
                         last_notified_at=row.last_notified_at, silenced_until=row.silenced_until,
-                        acknowledged=row.acknowledged_by is not None)
+                        acknowledged=row.acknowledged_by is not None, told_severity=told)
 
 
 def next_streaks(streaks: dict[str, int], breached: dict[str, bool]) -> dict[str, int]:

@@ -87,3 +87,26 @@ def test_a_mention_in_the_wrong_form_is_refused_by_the_config(tmp_path):
 
     with pytest.raises(ConfigError, match=r"mentions.critical.0.*<@U…>"):
         make_config(tmp_path, mentions={"critical": ["@oncall"]})
+
+
+def test_an_escalation_under_a_silence_is_told_as_an_escalation_once_the_silence_ends(tmp_path, slack):
+    """Told of a warning, then silenced (a silence that starts later), the incident turns
+    critical: nobody is paged while the silence lasts, and when it ends the on-call hears
+    of the escalation in the thread with its mentions, not only by an edit."""
+    from monitor.silence_ops import SilenceAsk, create
+
+    cfg = make_config(tmp_path, mentions={"critical": ["<!subteam^S0ONCALL>"]})
+    notifier = SlackNotifier(TOKEN, base_url=slack.base_url, max_rate_limit_retries=0, timeout_s=5.0)
+    vigil = make_vigil(cfg, prometheus=incident_prometheus(bad_until=T0 + 900), notifiers={"slack": notifier})
+    create(vigil.store, SilenceAsk(['model="recommender"'], "retraining OPS-7", "olga", starts_at=T0 + 30,
+                                   ends_at=T0 + 90), "olga", T0 - 10)
+    assert cycle(vigil, T0) == "open"  # the silence has not started: the warning is told
+    (parent,) = slack.messages(OWNER)
+    assert cycle(vigil, T0 + 60) == "update"  # critical, under the silence: nobody paged
+    assert slack.thread(OWNER, parent.ts) == [] and slack.messages(ONCALL) == []
+    cycle(vigil, T0 + 120)  # the silence is over and it is still critical
+    replies = slack.thread(OWNER, parent.ts)
+    assert [r.text for r in replies if "escalated to *critical* (was warning)" in r.text and
+            "<!subteam^S0ONCALL>" in r.text], f"the escalation was never told: {[r.text for r in replies]}"
+    cycle(vigil, T0 + 180)
+    assert len(slack.thread(OWNER, parent.ts)) == len(replies), "the escalation was told twice"

@@ -78,3 +78,18 @@ def test_missing_data_never_counts_as_quiet():
 
 def test_an_alert_resets_the_quiet_count():
     assert go(open_(), WARN, quiet=1).quiet_cycles == 0
+
+
+def test_an_escalation_made_while_muted_is_told_as_one_when_the_mute_ends():
+    from dataclasses import replace
+
+    from alerts.lifecycle import split_told, told_digest
+
+    muted = decide(open_(), CRIT, digest="d2", quiet_cycles=0, data_complete=True, now=T, settings=S, muted=True)
+    assert muted.step == Step.UPDATE and not muted.notify
+    # stored: severity critical, but people were told the warning (digest d1)
+    after = replace(open_(Severity.CRITICAL), told_severity=Severity.WARNING)
+    d = go(after, CRIT, digest="d2", now=T + 120)
+    assert d.step == Step.UPDATE and d.notify and d.note == "escalated"
+    assert split_told(told_digest("d2", "critical")) == ("d2", Severity.CRITICAL)
+    assert split_told("d1") == ("d1", None)  # stored by an older Vigil
