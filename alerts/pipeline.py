@@ -177,7 +177,12 @@ def lifecycle_stage(inp: AlertInputs, rules: AlertRules, plan: AlertPlan) -> Ale
 
 def route_stage(inp: AlertInputs, rules: AlertRules, plan: AlertPlan) -> AlertPlan:
     step = plan.lifecycle
-    return replace(plan, channels=rules.routes.channels(step.severity) if step.notify else [])
+    severity = step.severity
+    if step.step == Step.RESOLVE and inp.history.open_incident is not None:
+        # A resolve goes where the incident was told: a channel never told of it (its
+        # escalation came under a silence) gets no "resolved" for what it never saw.
+        severity = inp.history.open_incident.told_severity or severity
+    return replace(plan, channels=rules.routes.channels(severity) if step.notify else [])
 
 
 def rollback_guard_stage(inp: AlertInputs, rules: AlertRules, plan: AlertPlan) -> AlertPlan:

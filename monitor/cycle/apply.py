@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from alerts.lifecycle import IncidentStatus, Step, told_digest
+from alerts.lifecycle import IncidentStatus, Step, split_told, told_digest
 from alerts.pipeline import AlertPlan
 from alerts.policy import Severity
 from correlators.incident import Incident
@@ -70,14 +70,14 @@ def apply_plan(store: Store, outbox: OutboxWriter, m: ModelConfig, plan: AlertPl
             outbox.receivers_only(s, row, update.t)
         if row is not None and plan.lifecycle.notify and hold is None:
             told_before = row.last_notified_at is not None
-            outbox.incident(s, row, plan.channels or routes_of(m).channels(Severity(row.severity)), update.t,
-                            held=False)
+            told_severity = split_told(row.notified_digest)[1] or Severity(row.severity)
+            outbox.incident(s, row, plan.channels or routes_of(m).channels(told_severity), update.t, held=False)
             if plan.digest:
                 row.notified_digest = told_digest(plan.digest, row.severity)
             change = _change(plan)
             if change and told_before:
-                # Reply where the message already was: the channels of its severity before this cycle.
-                before = Severity.WARNING if change == "escalated" else Severity(row.severity)
+                # Reply where the message already was: the channels of the severity last told.
+                before = Severity.WARNING if change == "escalated" else told_severity
                 outbox.reply(s, row, routes_of(m).channels(before), change, str(before), update.t)
         state.quiet_cycles = plan.lifecycle.quiet_cycles
         state.last_cycle_at = max(update.t, state.last_cycle_at or update.t)

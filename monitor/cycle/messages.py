@@ -138,7 +138,9 @@ class OutboxWriter:
         """A state change as a reply in the thread of each channel's incident message, after
         its update (same key, so in order, and the sender hands it the message's ref).
         Slack notifies no one of an edit; a reply with @-mentions reaches people."""
-        mentions = self.mentions(row.model, row.severity)
+        # A resolve mentions those of the severity people were told (`previous`): an on-call
+        # never paged (the escalation came under a silence) is not pinged for its end.
+        mentions = self.mentions(row.model, previous if change == "resolved" and previous else row.severity)
         reasons = [r for r in (row.reasons or []) if isinstance(r, str)]
         for channel in channels or [DEFAULT_CHANNEL]:
             payload = {"incident_id": row.id, "model": row.model, "channel": channel, "change": change,

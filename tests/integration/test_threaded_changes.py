@@ -110,3 +110,41 @@ def test_an_escalation_under_a_silence_is_told_as_an_escalation_once_the_silence
             "<!subteam^S0ONCALL>" in r.text], f"the escalation was never told: {[r.text for r in replies]}"
     cycle(vigil, T0 + 180)
     assert len(slack.thread(OWNER, parent.ts)) == len(replies), "the escalation was told twice"
+
+
+def test_a_resolve_goes_only_where_the_incident_was_told(tmp_path, slack):
+    """Told of a warning in the owner's channel, it turns critical under a silence and
+    resolves before the silence ends: the owner's thread hears it resolved; the on-call
+    channel, never told of it, gets no "resolved" for something it never saw."""
+    from monitor.silence_ops import SilenceAsk, create
+
+    vigil = vigil_on(tmp_path, slack, mentions={"critical": ["<!subteam^S0ONCALL>"]})
+    create(vigil.store, SilenceAsk(['model="recommender"'], "retraining OPS-8", "olga", starts_at=T0 + 30,
+                                   duration="2h"), "olga", T0 - 10)
+    assert cycle(vigil, T0) == "open"
+    (parent,) = slack.messages(OWNER)
+    assert cycle(vigil, T0 + 60) == "update"  # critical, muted
+    for t in (T0 + 720, T0 + 780):
+        cycle(vigil, t)
+    assert vigil.store.incidents()[0].status == "resolved"
+    (resolved,) = slack.thread(OWNER, parent.ts)
+    assert "resolved" in resolved.text and "S0ONCALL" not in resolved.text, resolved.text
+    assert slack.messages(ONCALL) == [], [m.text for m in slack.messages(ONCALL)]
+
+
+def test_a_resolve_without_an_owner_channel_goes_where_the_warning_went(tmp_path, slack):
+    """No owner channel: the warning went to the default channel. Escalated under a silence
+    and resolved before it ended, the resolve goes there too, not to the on-call channel."""
+    from monitor.silence_ops import SilenceAsk, create
+
+    cfg = make_config(tmp_path, models=[model_config(owner_channel=None)])
+    with FakeSlack(token=TOKEN, channels=("vigil-alerts", ONCALL.lstrip("#"))) as fake:
+        notifier = SlackNotifier(TOKEN, base_url=fake.base_url, max_rate_limit_retries=0, timeout_s=5.0)
+        vigil = make_vigil(cfg, prometheus=incident_prometheus(bad_until=T0 + 120), notifiers={"slack": notifier})
+        create(vigil.store, SilenceAsk(['model="recommender"'], "retraining OPS-8", "olga", starts_at=T0 + 30,
+                                       duration="2h"), "olga", T0 - 10)
+        for t in (T0, T0 + 60, T0 + 720, T0 + 780):
+            cycle(vigil, t)
+        assert vigil.store.incidents()[0].status == "resolved"
+        assert fake.messages("#vigil-alerts") and fake.messages(ONCALL) == [], \
+            [m.text for m in fake.messages(ONCALL)]
