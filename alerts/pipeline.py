@@ -126,7 +126,11 @@ def tier_stage(inp: AlertInputs, rules: AlertRules, plan: AlertPlan) -> AlertPla
                             slo_streaks=h.slo_streaks)
         if whole.severity is not None and whole.severity.rank > tier.severity.rank:
             tier = whole
-    digest = incident_digest(content, tier.severity) if content is not None else None
+    # The digest carries the severity the incident will have (it never drops while open), not
+    # this cycle's: a cycle that reads only a warning of a critical incident changes nothing told.
+    held = h.open_incident.severity if h.open_incident else None
+    sev = max((s for s in (tier.severity, held) if s), key=lambda s: s.rank) if tier.severity else None
+    digest = incident_digest(content, sev) if content is not None else None
     return replace(plan, tier=tier, digest=digest)
 
 

@@ -151,3 +151,16 @@ def test_a_resolve_tells_those_who_were_told_even_under_a_silence() -> None:
     quiet = replace(inputs(None, open_incident=told, quiet_cycles=1))
     assert lifecycle_stage(quiet, RULES, plan).lifecycle.notify
     assert not lifecycle_stage(inputs(None, open_incident=untold, quiet_cycles=1), RULES, plan).lifecycle.notify
+
+
+def test_a_critical_incident_whose_cycle_reads_warning_is_unchanged_not_renotified() -> None:
+    """Severity never drops while open: a cycle whose own findings read only a warning (an
+    SLO streak broken for a cycle) leaves the critical incident as told, with no update
+    sent to Slack and the receivers each time the tier flaps."""
+    from alerts.pipeline import incident_digest
+
+    inc = incident(deploy=False)  # a KPI drop with no deploy to blame: a warning this cycle
+    told = OpenIncident(Severity.CRITICAL, incident_digest(inc, Severity.CRITICAL), T - 600, None, False)
+    plan = plan_alerts(inputs(inc, open_incident=told), RULES)
+    assert plan.lifecycle.severity == Severity.CRITICAL
+    assert (plan.lifecycle.step, plan.lifecycle.notify) == (Step.UNCHANGED, False), plan.lifecycle
