@@ -21,7 +21,7 @@ class MessageKind(StrEnum):
     INCIDENT = "incident"  # open / update / resolve of one incident: one Slack message, updated in place
     DEPLOY = "deploy"  # a deploy event (Grafana annotation)
     ROLLBACK = "rollback"  # a rollback ran (Grafana annotation, Slack thread)
-    REPLY = "reply"  # a state change (escalation, resolve) as a reply in the incident's thread, with @-mentions
+    REPLY = "reply"  # a state change (escalation, resolve) or a repeat, in the incident's thread, with @-mentions
     GROUP = "group"  # one message for a shared cause across models, updated in place
 
 

@@ -20,7 +20,8 @@ def _duration(seconds: float) -> str:
 
 
 def render_reply(payload: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
-    """'Escalated to critical (was warning): <why>. <@U…>' or 'Resolved after 42 min. <!subteam^S…>'."""
+    """'Escalated to critical (was warning): <why>. <@U…>', 'Resolved after 42 min. <!subteam^S…>' or
+    'still critical, open for 4.0 h: <why>' (a repeat of an unacknowledged incident)."""
     # Data (names, titles, reasons) is escaped: `<!channel>` in a log template must not ping
     # anyone; only the configured mentions go out raw, after the text is cut to fit.
     model, change = escape(payload["model"]), payload["change"]
@@ -34,8 +35,14 @@ def render_reply(payload: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
         if payload.get("resolved_at") is not None and payload.get("opened_at") is not None:
             took = f" after {_duration(float(payload['resolved_at']) - float(payload['opened_at']))}"
         text = f":white_check_mark: {model} resolved{took}: {escape(payload.get('title') or '')}".rstrip(": ")
+    elif change == "repeated":  # repeat_interval: an edit notifies no one, a reply reminds
+        took = ""
+        if payload.get("at") is not None and payload.get("opened_at") is not None:
+            took = f", open for {_duration(float(payload['at']) - float(payload['opened_at']))}"
+        why = f": {escape(payload['reason'])}" if payload.get("reason") else ""
+        text = f":bell: {model} is still *{escape(payload['severity'])}*{took}{why}"
     else:
-        raise ValueError(f"change: expected 'escalated' or 'resolved', got {change!r}")
+        raise ValueError(f"change: expected 'escalated', 'resolved' or 'repeated', got {change!r}")
     text = f"{text[:_MAX_SECTION - len(who) - 1]} {who}".strip()
     return text, [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
 

@@ -129,6 +129,8 @@ def _change(plan: AlertPlan) -> str | None:
         return "resolved"
     if plan.lifecycle.step == Step.UPDATE and plan.lifecycle.note == "escalated":
         return "escalated"
+    if plan.lifecycle.step == Step.REPEAT:
+        return "repeated"  # repeat_interval reminds people: an edit alone notifies no one
     return None
 
 

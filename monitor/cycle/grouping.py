@@ -136,6 +136,8 @@ def _change(step: GroupStep, before: str | None, now: str) -> str | None:
         return "resolved"
     if before == "warning" and now == "critical" and step in (GroupStep.CHANGED, GroupStep.REPEAT):
         return "escalated"
+    if step == GroupStep.REPEAT:
+        return "repeated"  # repeat_interval reminds people: an edit alone notifies no one
     return None
 
 

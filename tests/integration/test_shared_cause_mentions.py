@@ -23,3 +23,16 @@ def test_each_models_oncall_is_mentioned_on_the_shared_cause_page(tmp_path):
     assert "<!subteam^S0RANKER>" in mentioned[RANKING], "the ranker's on-call is not mentioned"
     assert "<!subteam^S0RECSYS>" in mentioned["#recsys-alerts"], \
         "the recommender's channel gets the shared cause's critical page, @-mentioning only the ranker's team"
+
+
+def test_a_shared_cause_repeat_reminds_in_the_thread_not_only_by_an_edit(tmp_path):
+    """grouping.repeat_interval repeats an unchanged group's page: an edit of its message
+    tells no one in Slack, so the reminder is a reply in its thread with the mentions."""
+    models = [model_config(gpu=GPU, mentions={"critical": ["<!subteam^S0RECSYS>"]}),
+              model_config("ranker", gpu=GPU, owner_channel=RANKING)]
+    vigil = make_vigil(config(tmp_path, models=models, grouping={"repeat_interval": "10m"}), prometheus=prometheus(),
+                       registry=registry(), notifiers={"sink": _Sink()})
+    cycles(vigil, [T0 + 60 * k for k in range(18)])
+    replies = [m.payload for m in vigil.store.outbox_for_prefix("group:1") if m.kind == "reply"]
+    assert [p for p in replies if p["change"] == "repeated" and p["channel"] == "#recsys-alerts"
+            and "<!subteam^S0RECSYS>" in p["mentions"]], [(p["change"], p["channel"]) for p in replies]

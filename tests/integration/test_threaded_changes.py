@@ -148,3 +148,17 @@ def test_a_resolve_without_an_owner_channel_goes_where_the_warning_went(tmp_path
         assert vigil.store.incidents()[0].status == "resolved"
         assert fake.messages("#vigil-alerts") and fake.messages(ONCALL) == [], \
             [m.text for m in fake.messages(ONCALL)]
+
+
+def test_a_repeat_reminds_in_the_thread_with_mentions_not_only_by_an_edit(tmp_path, slack):
+    """repeat_interval re-notifies an unchanged, unacknowledged incident (Alertmanager's
+    repeat): Slack tells no one of an edit, so the reminder is a reply with the mentions."""
+    vigil = vigil_on(tmp_path, slack, mentions={"critical": ["<!subteam^S0ONCALL>"]},
+                     policy={"slo_consecutive_cycles": 2, "resolve_after_cycles": 2, "repeat_interval": "5m"})
+    vigil.gather_sources.prometheus = incident_prometheus()  # stays bad
+    steps = [cycle(vigil, T0 + 60 * k) for k in range(7)]
+    assert steps[:3] == ["open", "update", "unchanged"] and "repeat" in steps, steps
+    (parent,) = [m for m in slack.messages(OWNER) if not m.thread_ts]
+    texts = [m.text for m in slack.thread(OWNER, parent.ts)]
+    assert len(texts) == 2 and "escalated" in texts[0], texts
+    assert "still *critical*" in texts[1] and "<!subteam^S0ONCALL>" in texts[1], texts[1]
