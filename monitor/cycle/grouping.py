@@ -19,6 +19,7 @@ from alerts.inhibition import inhibitor
 from alerts.labels import shared_cause_labels
 from alerts.lifecycle import IncidentStatus, Step
 from alerts.matchers import Labels
+from alerts.outbox import MessageKind
 from alerts.pipeline import AlertPlan
 from alerts.policy import Severity
 from monitor.config import VigilConfig
@@ -94,11 +95,16 @@ class Grouper:
             if not muted or decision.step == GroupStep.RESOLVED:
                 before = group.notified_severity
                 payload = self._payload(group, members, decision.step, t)
-                self.outbox.group(s, payload, self._channels(members, st.severity()), t)
+                routed = self._channels(members, st.severity())
+                told = self._channels(members, before or st.severity())  # where the message already was
+                if decision.step == GroupStep.RESOLVED:
+                    # Where the group's message is: a channel of a severity it reached after its
+                    # last page (within group_interval) never had one, and must get no "resolved".
+                    routed = told = self._told(s, group.id, routed) or told
+                self.outbox.group(s, payload, routed, t)
                 self.outbox.group_receivers(s, payload, t)
                 change = _change(decision.step, before, st.severity())
                 if change:  # people are told in the thread, not only by an edit of the message
-                    told = self._channels(members, before or st.severity())  # where the message already was
                     self.outbox.group_reply(s, payload, told, change, before, t)
                 group.notified_at, group.notified_digest = t, decision.digest
                 group.notified_severity = st.severity()
@@ -107,6 +113,12 @@ class Grouper:
         if not st.open_members:
             groups.close(group, t)
         return decision
+
+    def _told(self, s: Session, group_id: int, channels: dict[str, list[str]]) -> dict[str, list[str]]:
+        """Of `channels`, those that have the group's message (a chat notifier has its key)."""
+        chat = self.outbox.notifiers.taking(MessageKind.GROUP, per_channel=True)
+        return {c: models for c, models in channels.items()
+                if any(self.store.outbox.has_key(s, name, f"group:{group_id}:{c}") for name in chat)}
 
     def _channels(self, members: list[GroupMemberRow], severity: str) -> dict[str, list[str]]:
         """channel -> the members routed to it at `severity` (whose on-call it mentions)."""

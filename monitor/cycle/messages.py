@@ -174,13 +174,15 @@ class OutboxWriter:
         that had one (a channel new to the group gets the message itself)."""
         models = payload.get("models") or []
         names = ", ".join(m["model"] for m in models)
+        # a resolve mentions those of the severity last told, not an on-call never paged for it
+        told = previous if change == "resolved" and previous else payload["severity"]
         for channel, routed in (channels or {DEFAULT_CHANNEL: [m["model"] for m in models]}).items():
             body = {"group_id": payload["group_id"], "model": f"{payload['cause_kind']} {payload['cause']} ({names})",
                     "channel": channel, "change": change, "severity": payload["severity"],
                     "previous_severity": previous, "status": payload["status"],
                     "title": f"{len(models)} models", "reason": "", "opened_at": payload.get("opened_at"),
                     "resolved_at": now if change == "resolved" else None, "at": now,
-                    "mentions": self._group_mentions(routed, payload["severity"])}
+                    "mentions": self._group_mentions(routed, told)}
             for name in self.notifiers.taking(MessageKind.REPLY, per_channel=True):
                 self.store.enqueue(s, name, MessageKind.REPLY, f"group:{payload['group_id']}:{channel}", body, now)
 
