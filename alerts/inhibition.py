@@ -36,16 +36,24 @@ class InhibitRule:
         return self.name or f"inhibit rule [{src}]"
 
 
-DEFAULT_RULES: tuple[InhibitRule, ...] = (
-    InhibitRule((Matcher("alertname", MatchOp.EQ, SHARED_CAUSE), Matcher("cause_kind", MatchOp.EQ, SOURCE_UNAVAILABLE)),
-                (Matcher("alertname", MatchOp.EQ, MODEL_INCIDENT), Matcher("kinds", MatchOp.EQ, "no_data")),
-                ("cause",), "a source outage inhibits each model's no-data from it"),
-    InhibitRule((Matcher("severity", MatchOp.EQ, "critical"),), (Matcher("severity", MatchOp.EQ, "warning"),),
-                ("model",), "critical inhibits the same model's warning"),
-    InhibitRule((Matcher("alertname", MatchOp.EQ, SHARED_CAUSE),),
-                (Matcher("alertname", MatchOp.EQ, MODEL_INCIDENT),), ("cause_kind", "cause"),
-                "shared cause inhibits its members' own pages"),
-)
+def default_rules(group_by: Sequence[str] = ("cause_kind", "cause")) -> tuple[InhibitRule, ...]:
+    """The defaults; a shared cause inhibits the incidents that carry its `group_by` values
+    (its members), not another group's models that share only its cause."""
+    extra = tuple(n for n in dict.fromkeys(group_by) if n not in ("cause_kind", "cause"))
+    return (
+        InhibitRule((Matcher("alertname", MatchOp.EQ, SHARED_CAUSE),
+                     Matcher("cause_kind", MatchOp.EQ, SOURCE_UNAVAILABLE)),
+                    (Matcher("alertname", MatchOp.EQ, MODEL_INCIDENT), Matcher("kinds", MatchOp.EQ, "no_data")),
+                    ("cause", *extra), "a source outage inhibits each model's no-data from it"),
+        InhibitRule((Matcher("severity", MatchOp.EQ, "critical"),), (Matcher("severity", MatchOp.EQ, "warning"),),
+                    ("model",), "critical inhibits the same model's warning"),
+        InhibitRule((Matcher("alertname", MatchOp.EQ, SHARED_CAUSE),),
+                    (Matcher("alertname", MatchOp.EQ, MODEL_INCIDENT),), tuple(dict.fromkeys(group_by)),
+                    "shared cause inhibits its members' own pages"),
+    )
+
+
+DEFAULT_RULES: tuple[InhibitRule, ...] = default_rules()
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,6 @@ from sqlalchemy.orm import Session
 
 from alerts.grouping import GroupStep, decide_group, group_key
 from alerts.inhibition import inhibitor
-from alerts.labels import shared_cause_labels
 from alerts.lifecycle import IncidentStatus, Step
 from alerts.matchers import Labels
 from alerts.outbox import MessageKind
@@ -25,7 +24,7 @@ from alerts.policy import Severity
 from monitor.config import VigilConfig
 from monitor.cycle.messages import OutboxWriter
 from monitor.cycle.plan import routes_of
-from monitor.cycle.suppress import group_muted, group_silenced, inhibit_rules, row_labels
+from monitor.cycle.suppress import group_labels, group_muted, group_silenced, inhibit_rules, row_labels
 from monitor.store import groups
 from monitor.store.groups import AlertGroupRow, GroupMemberRow
 from monitor.store.repository import IncidentRow, Store
@@ -76,13 +75,12 @@ class Grouper:
             members = groups.members(s, group.id)
             if group_muted(s, self.config, group, members, t):  # a muted group speaks for no one
                 return None
-            found = inhibitor(labels, [self._labels(group, members)], inhibit_rules(self.config))
+            found = inhibitor(labels, [self._labels(s, group, members)], inhibit_rules(self.config))
             return found.describe() if found else None
         return None
 
-    def _labels(self, group: AlertGroupRow, members: list[GroupMemberRow]) -> Labels:
-        st = groups.state(group, members)
-        return shared_cause_labels(group.cause_kind, group.cause, [m.model for m in st.open_members], st.severity())
+    def _labels(self, s: Session, group: AlertGroupRow, members: list[GroupMemberRow]) -> Labels:
+        return group_labels(s, self.config, group, members)
 
     def _settle(self, s: Session, group: AlertGroupRow, t: float) -> Any:
         """Decide the group now; page it (outbox, same transaction) and close it when done."""
@@ -91,7 +89,7 @@ class Grouper:
         decision = decide_group(st, t, self.settings)
         if decision.notify:
             # Muted (its window, or every member muted) or silenced as itself: no page either way.
-            muted = group_muted(s, self.config, group, members, t) or group_silenced(s, group, members, t)
+            muted = group_muted(s, self.config, group, members, t) or group_silenced(s, self.config, group, members, t)
             if not muted or decision.step == GroupStep.RESOLVED:
                 before = group.notified_severity
                 payload = self._payload(group, members, decision.step, t)

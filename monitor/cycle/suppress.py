@@ -9,9 +9,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from alerts.grouping import decide_group
-from alerts.inhibition import DEFAULT_RULES, InhibitRule
+from alerts.inhibition import InhibitRule, default_rules
 from alerts.labels import incident_labels, shared_cause_labels, source_down_labels
-from alerts.matchers import Labels
+from alerts.matchers import Labels, LabelValue
 from alerts.pipeline import Suppression
 from alerts.silences import Silence, muting
 from alerts.time_intervals import NamedIntervals, active_names
@@ -22,8 +22,23 @@ from monitor.store.repository import IncidentRow, IncidentStatus, Store
 
 def inhibit_rules(config: VigilConfig) -> tuple[InhibitRule, ...]:
     if config.inhibit_rules is None:
-        return DEFAULT_RULES
+        return default_rules(config.grouping.group_by)
     return tuple(r.rule() for r in config.inhibit_rules)
+
+
+def group_labels(s: Session, config: VigilConfig, group: groups.AlertGroupRow,
+                 members: list[groups.GroupMemberRow]) -> dict[str, LabelValue]:
+    """A shared cause's labels, with the values of its other `group_by` labels (`team`, ...)
+    read from an open member: what makes it this group, so an inhibit rule's `equal` on
+    them reaches its members only, not another group's models on the same cause."""
+    st = groups.state(group, members)
+    labels = shared_cause_labels(group.cause_kind, group.cause, [m.model for m in st.open_members], st.severity())
+    extra = [n for n in config.grouping.group_by if n not in labels]
+    row = next((s.get(IncidentRow, m.incident_id) for m in members if m.open), None) if extra else None
+    if row is not None:
+        mine = row_labels(config, row)
+        labels.update({n: mine.get(n, "") for n in extra})
+    return labels
 
 
 def row_labels(config: VigilConfig, row: IncidentRow) -> Labels:
@@ -82,21 +97,20 @@ def group_muted(s: Session, config: VigilConfig, group: groups.AlertGroupRow, me
     return bool(open_rows) and all(row is not None and _member_muted(config, row, live, sets, t) for row in open_rows)
 
 
-def group_silenced(s: Session, group: groups.AlertGroupRow, members: list[groups.GroupMemberRow], t: float,
-                   live: list[Silence] | None = None) -> bool:
+def group_silenced(s: Session, config: VigilConfig, group: groups.AlertGroupRow,
+                   members: list[groups.GroupMemberRow], t: float, live: list[Silence] | None = None) -> bool:
     """A silence written for the shared cause itself (`alertname="SharedCause"`, its cause,
     its severity) holds its page back. It is matched once per open member, with that member
     as the group's only `model`: a silence naming one model never mutes the page that also
     speaks for another. A silenced group still holds its members' own pages (as a silenced
     alert still inhibits in Alertmanager): the silence hides the shared cause, not one page
     per model instead."""
-    st = groups.state(group, members)
-    open_models = [m.model for m in st.open_members]
+    open_models = [m.model for m in members if m.open]
     if not open_models:
         return False
+    labels = group_labels(s, config, group, members)
     live = silences.live(s, t) if live is None else live
-    return all(muting(live, shared_cause_labels(group.cause_kind, group.cause, [m], st.severity()), t)
-               for m in open_models)
+    return all(muting(live, {**labels, "model": (m,)}, t) for m in open_models)
 
 
 def _member_muted(config: VigilConfig, row: IncidentRow, live: list[Silence], sets: dict[str, NamedIntervals],
@@ -119,6 +133,5 @@ def read_suppression(store: Store, config: VigilConfig, m: ModelConfig, t: float
         for g, members in groups.firing(s):
             st = groups.state(g, members)
             if decide_group(st, t, settings).firing and not group_muted(s, config, g, members, t, live):
-                firing.append(shared_cause_labels(g.cause_kind, g.cause, [x.model for x in st.open_members],
-                                                  st.severity()))
+                firing.append(group_labels(s, config, g, members))
     return Suppression(tuple(live), tuple(active_names(sets, m.mute_time_intervals, t)), tuple(firing))

@@ -61,3 +61,33 @@ def test_a_silence_of_the_shared_cause_itself_mutes_its_page_but_not_by_one_memb
     cycles(other, [T0, T0 + 60, T0 + 120, T0 + 600])
     assert [m for m in other.store.outbox_for_prefix("group:1") if m.payload.get("channel") == RANKING], \
         "a silence naming the recommender muted the ranker's page through their shared cause"
+
+
+def test_grouping_by_team_never_lets_one_teams_group_mute_another_teams_model(tmp_path):
+    """`grouping.group_by: [cause_kind, cause, team]`: two search models on the saturated
+    GPU page as their group; the recommender (team recsys) on the same GPU is alone in its
+    group, so it pages as itself. It must not be inhibited by the search team's group,
+    whose page does not list it (its owner would never hear of it)."""
+    import numpy as np
+
+    from tests.helpers_vigil import step_curve
+
+    models = [model_config(gpu=GPU, labels={"team": "recsys"}),
+              model_config("ranker", gpu=GPU, owner_channel=RANKING, labels={"team": "search"}),
+              model_config("ranker2", gpu=GPU, owner_channel="#r2", labels={"team": "search"})]
+    prom = prometheus()
+    prom.curves['p99_of{model="ranker2"}'] = step_curve(0.1, 0.8, T0 - 600)
+    prom.curves['ctr_of{model="ranker2"}'] = lambda ts: np.full(len(ts), 0.05)
+    reg = registry()
+    reg.add_version("ranker2", "1", created_at=T0 - 30 * 86400)
+    reg.aliases[("ranker2", "champion")] = "1"
+    cfg = config(tmp_path, models=models, grouping={"group_by": ["cause_kind", "cause", "team"]})
+    vigil = make_vigil(cfg, prometheus=prom, registry=reg, notifiers={"sink": _Sink()})
+    for k in range(5):
+        for m in ("recommender", "ranker", "ranker2"):
+            vigil.run_cycle(m, T0 + 60 * k)
+    (rec,) = [i for i in vigil.store.incidents() if i.model == "recommender"]
+    assert vigil.store.outbox_for_prefix(f"incident:{rec.id}"), \
+        f"the recommender's critical incident paged no one: {[r for r in rec.reasons if r.startswith('muted')]}"
+    rankers = [i for i in vigil.store.incidents() if i.model != "recommender"]
+    assert all(not vigil.store.outbox_for_prefix(f"incident:{i.id}") for i in rankers)  # their group pages

@@ -101,3 +101,18 @@ def test_group_resolves_when_its_last_member_does_and_keeps_speaking_for_one_lef
     assert d.firing and d.step == GroupStep.CHANGED
     done = decide_group(state(Member("a", "warning", False), b, notified=T, digest="x"), T + 700, S)
     assert done.step == GroupStep.RESOLVED and done.notify and not done.firing
+
+
+def test_with_group_by_team_the_defaults_inhibit_only_the_same_teams_models():
+    from alerts.inhibition import default_rules
+
+    rules = default_rules(("cause_kind", "cause", "team"))
+    search_outage = {**shared_cause_labels("source_unavailable", "prometheus", ["b", "c"], "warning"),
+                     "team": "search"}
+    recsys_blind = {**no_data_from("a", "prometheus"), "team": "recsys"}
+    assert inhibitor(recsys_blind, [search_outage], rules) is None, "blind, and told of it by no page"
+    assert inhibitor({**no_data_from("b", "prometheus"), "team": "search"}, [search_outage], rules) is not None
+    search_gpu = {**shared_cause_labels("gpu_saturation", "gpu-node-1/gpu 0", ["b", "c"], "warning"),
+                  "team": "search"}
+    assert inhibitor({**gpu_incident("a"), "team": "recsys"}, [search_gpu], rules) is None
+    assert inhibitor({**gpu_incident("b"), "team": "search"}, [search_gpu], rules) is not None
