@@ -286,3 +286,19 @@ def test_an_escalation_raises_the_opsgenie_alerts_priority(tmp_path, keys, og):
     [a] = og.alerts()
     assert a.priority == "P1"
     assert [(m, p) for m, p, _ in og.calls][-1] == ("PUT", f"/v2/alerts/{a.alias}/priority")
+
+
+def test_an_ack_under_a_silence_pages_no_receiver_that_never_had_the_incident(tmp_path, keys, pd):
+    """PagerDuty takes criticals. The incident, a warning when told, turns critical under a
+    silence and is acknowledged while the silence lasts: the ack must not be the page the
+    silence holds back."""
+    from monitor.silence_ops import SilenceAsk, create
+
+    vigil = vigil_with(tmp_path, pd_receiver(pd.url), bad_until=T0 + 3600)
+    create(vigil.store, SilenceAsk(['model="recommender"'], "retraining OPS-9", "olga", starts_at=T0 + 30,
+                                   duration="2h"), "olga", T0 - 10)
+    run(vigil, T0, T0 + 60)  # a warning (PagerDuty does not take it), then critical under the silence
+    assert vigil.store.incidents()[0].severity == "critical" and pd.events == []
+    vigil.operator.acknowledge(vigil.store.incidents()[0].id, "api:olga", T0 + 90)
+    drain(vigil, T0 + 90)
+    assert pd.events == [] and rows(vigil, "pagerduty") == [], "the ack paged PagerDuty through the silence"

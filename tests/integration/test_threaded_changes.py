@@ -162,3 +162,25 @@ def test_a_repeat_reminds_in_the_thread_with_mentions_not_only_by_an_edit(tmp_pa
     texts = [m.text for m in slack.thread(OWNER, parent.ts)]
     assert len(texts) == 2 and "escalated" in texts[0], texts
     assert "still *critical*" in texts[1] and "<!subteam^S0ONCALL>" in texts[1], texts[1]
+
+
+def test_an_ack_under_a_silence_edits_only_what_was_told(tmp_path, slack):
+    """Told of a warning, escalated under a silence, acknowledged while the silence lasts:
+    the owner's message shows the ack; the on-call channel, never told (the silence holds
+    the escalation back), gets no message from the ack."""
+    from monitor.silence_ops import SilenceAsk, create
+
+    vigil = vigil_on(tmp_path, slack)
+    vigil.gather_sources.prometheus = incident_prometheus()
+    create(vigil.store, SilenceAsk(['model="recommender"'], "retraining OPS-9", "olga", starts_at=T0 + 30,
+                                   duration="2h"), "olga", T0 - 10)
+    assert cycle(vigil, T0) == "open"
+    assert cycle(vigil, T0 + 60) == "update"  # critical, muted
+    row = vigil.store.incidents()[0]
+    vigil.operator.acknowledge(row.id, "api:olga", T0 + 90)
+    for _ in range(5):
+        if vigil.deliver(T0 + 90) == 0:
+            break
+    (parent,) = slack.messages(OWNER)
+    assert "olga" in str(parent.versions[-1])
+    assert slack.messages(ONCALL) == [], [m.text for m in slack.messages(ONCALL)]
