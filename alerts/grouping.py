@@ -51,6 +51,7 @@ class Member:
     model: str
     severity: str
     open: bool
+    muted: bool = False  # a silence or its maintenance window mutes it: the group does not page for it
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,8 @@ class GroupDecision:
 
 
 def group_digest(members: Sequence[Member]) -> str:
-    body = sorted((m.model, m.severity, m.open) for m in members)
+    """A member muted or no longer muted changes it: whom the group pages for changed."""
+    body = sorted((m.model, m.severity, m.open, *(("muted",) if m.muted else ())) for m in members)
     return hashlib.sha256(json.dumps(body).encode()).hexdigest()[:32]
 
 

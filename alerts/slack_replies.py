@@ -57,7 +57,7 @@ def render_group(payload: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     text = f"{head} ({open_n} open)" if not resolved else head
     blocks: list[dict[str, Any]] = [{"type": "header", "text": {"type": "plain_text", "text": text[:150]}}]
     for m in models[:20]:
-        state = "open" if m.get("open") else "resolved"
+        state = ("open, muted" if m.get("muted") else "open") if m.get("open") else "resolved"
         lines = [f"*{escape(m['model'])}* — {escape(m.get('severity'))}, {state} (incident {m.get('incident_id')})"]
         if m.get("title"):
             lines.append(escape(m["title"]))

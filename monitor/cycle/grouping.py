@@ -24,7 +24,14 @@ from alerts.policy import Severity
 from monitor.config import VigilConfig
 from monitor.cycle.messages import OutboxWriter
 from monitor.cycle.plan import routes_of
-from monitor.cycle.suppress import group_labels, group_muted, group_silenced, inhibit_rules, row_labels
+from monitor.cycle.suppress import (
+    group_labels,
+    group_muted,
+    group_silenced,
+    inhibit_rules,
+    muted_members,
+    row_labels,
+)
 from monitor.store import groups
 from monitor.store.groups import AlertGroupRow, GroupMemberRow
 from monitor.store.repository import IncidentRow, Store
@@ -85,27 +92,32 @@ class Grouper:
     def _settle(self, s: Session, group: AlertGroupRow, t: float) -> Any:
         """Decide the group now; page it (outbox, same transaction) and close it when done."""
         members = groups.members(s, group.id)
-        st = groups.state(group, members)
+        # A muted member is listed, but its channels and receivers are not paged for it.
+        quiet = muted_members(s, self.config, members, t)
+        st = groups.state(group, members, quiet)
         decision = decide_group(st, t, self.settings)
         if decision.notify:
             # Muted (its window, or every member muted) or silenced as itself: no page either way.
             muted = group_muted(s, self.config, group, members, t) or group_silenced(s, self.config, group, members, t)
             if not muted or decision.step == GroupStep.RESOLVED:
                 before = group.notified_severity
-                payload = self._payload(group, members, decision.step, t)
-                routed = self._channels(members, st.severity())
-                told = self._channels(members, before or st.severity())  # where the message already was
+                speaking = [m for m in members if m.model not in quiet]
+                # The page's severity is its unmuted members': a silenced critical pages no on-call.
+                sev = groups.state(group, speaking).severity() if speaking else st.severity()
+                payload = self._payload(group, members, decision.step, t, quiet, sev)
+                routed = self._channels(speaking, sev)
+                told = self._channels(speaking, before or sev)  # where the message already was
                 if decision.step == GroupStep.RESOLVED:
                     # Where the group's message is: a channel of a severity it reached after its
                     # last page (within group_interval) never had one, and must get no "resolved".
                     routed = told = self._told(s, group.id, routed) or told
                 self.outbox.group(s, payload, routed, t)
                 self.outbox.group_receivers(s, payload, t)
-                change = _change(decision.step, before, st.severity())
+                change = _change(decision.step, before, sev)
                 if change:  # people are told in the thread, not only by an edit of the message
                     self.outbox.group_reply(s, payload, told, change, before, t)
                 group.notified_at, group.notified_digest = t, decision.digest
-                group.notified_severity = st.severity()
+                group.notified_severity = sev
                 log.info("shared cause %s", decision.step, extra={"group": group.id, "cause": group.cause,
                                                                  "models": [m.model for m in members]})
         if not st.open_members:
@@ -132,13 +144,13 @@ class Grouper:
         return out
 
     @staticmethod
-    def _payload(group: AlertGroupRow, members: list[GroupMemberRow], step: GroupStep, t: float) -> dict[str, Any]:
-        st = groups.state(group, members)
+    def _payload(group: AlertGroupRow, members: list[GroupMemberRow], step: GroupStep, t: float,
+                 muted: set[str] | frozenset[str], severity: str) -> dict[str, Any]:
         return {"group_id": group.id, "cause_kind": group.cause_kind, "cause": group.cause,
-                "severity": st.severity(), "status": "resolved" if step == GroupStep.RESOLVED else "open",
+                "severity": severity, "status": "resolved" if step == GroupStep.RESOLVED else "open",
                 "change": str(step), "opened_at": group.created_at, "at": t,
                 "models": [{"model": m.model, "incident_id": m.incident_id, "severity": m.severity,
-                            "open": m.open, **m.summary} for m in members]}
+                            "open": m.open, "muted": m.model in muted, **m.summary} for m in members]}
 
 
 def _change(step: GroupStep, before: str | None, now: str) -> str | None:

@@ -57,7 +57,8 @@ class ReceiverWriter:
         """A shared cause's page for each receiver that takes one of its open members at the
         group's severity (or has the group already: its resolve must reach it); their names."""
         key = f"group:{payload['group_id']}"
-        open_models = [str(m["model"]) for m in payload.get("models") or [] if m.get("open")]
+        # a member muted by a silence or its maintenance window is not paged through its group
+        open_models = [str(m["model"]) for m in payload.get("models") or [] if m.get("open") and not m.get("muted")]
         resolved = payload["status"] == IncidentStatus.RESOLVED
         taken: list[str] = []
         for name, r in self.receivers.items():

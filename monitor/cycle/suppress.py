@@ -92,9 +92,22 @@ def group_muted(s: Session, config: VigilConfig, group: groups.AlertGroupRow, me
     sets = {x.name: x.named() for x in config.time_intervals}
     if active_names(sets, config.grouping.mute_time_intervals, t):
         return True
+    open_models = {m.model for m in members if m.open}
+    return bool(open_models) and muted_members(s, config, members, t, live) == open_models
+
+
+def muted_members(s: Session, config: VigilConfig, members: list[groups.GroupMemberRow], t: float,
+                  live: list[Silence] | None = None) -> set[str]:
+    """The open members a silence or their model's maintenance window mutes: the shared
+    cause does not page their channels or receivers for them."""
+    sets = {x.name: x.named() for x in config.time_intervals}
     live = silences.live(s, t) if live is None else live
-    open_rows = [s.get(IncidentRow, m.incident_id) for m in members if m.open]
-    return bool(open_rows) and all(row is not None and _member_muted(config, row, live, sets, t) for row in open_rows)
+    out = set()
+    for m in members:
+        row = s.get(IncidentRow, m.incident_id) if m.open else None
+        if row is not None and _member_muted(config, row, live, sets, t):
+            out.add(m.model)
+    return out
 
 
 def group_silenced(s: Session, config: VigilConfig, group: groups.AlertGroupRow,

@@ -10,7 +10,7 @@ writes the incident, so two replicas never both decide to page the group.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -105,9 +105,10 @@ def paged_for(s: Session, model: str, incident_id: int) -> bool:
     return s.scalar(q) is not None
 
 
-def state(group: AlertGroupRow, rows: list[GroupMemberRow]) -> GroupState:
+def state(group: AlertGroupRow, rows: list[GroupMemberRow], muted: Collection[str] = ()) -> GroupState:
+    """`muted`: the members a silence or their maintenance window mutes now."""
     return GroupState(group.created_at, group.notified_at, group.notified_digest,
-                      tuple(Member(r.model, r.severity, r.open) for r in rows))
+                      tuple(Member(r.model, r.severity, r.open, r.model in muted) for r in rows))
 
 
 def close(group: AlertGroupRow, now: float) -> None:

@@ -91,3 +91,57 @@ def test_grouping_by_team_never_lets_one_teams_group_mute_another_teams_model(tm
         f"the recommender's critical incident paged no one: {[r for r in rec.reasons if r.startswith('muted')]}"
     rankers = [i for i in vigil.store.incidents() if i.model != "recommender"]
     assert all(not vigil.store.outbox_for_prefix(f"incident:{i.id}") for i in rankers)  # their group pages
+
+
+def test_a_silenced_member_is_not_paged_through_its_shared_cause(tmp_path, monkeypatch):
+    """The recommender is silenced; the ranker on the same GPU is not. The shared cause
+    pages for the ranker; the recommender's owner channel, and a receiver that takes only
+    the recommender, get nothing from it (Alertmanager leaves a silenced alert out of its
+    group's notification)."""
+    from tests.fakes.pagerduty_server import FakePagerDuty
+    from tests.integration.test_receivers import PD_KEY, pd_receiver
+
+    monkeypatch.setenv("PD_ROUTING_KEY", PD_KEY)
+    with FakePagerDuty() as pd:
+        cfg = config(tmp_path, receivers=[pd_receiver(pd.url, severities=["warning", "critical"],
+                                                      models=["recommender"])])
+        vigil = make_vigil(cfg, prometheus=prometheus(), registry=registry(), notifiers={"sink": _Sink()})
+        create(vigil.store, SilenceAsk(['model="recommender"'], "retraining recommender OPS-9", "olga",
+                                       duration="4h"), "olga", T0 - 10)
+        cycles(vigil, [T0, T0 + 60, T0 + 120, T0 + 600])
+        group = vigil.store.outbox_for_prefix("group:1")
+        assert [m for m in group if m.payload.get("channel") == RANKING], "the ranker's page is gone"
+        assert not [m for m in group if m.payload.get("channel") == "#recsys-alerts"], \
+            "the silenced recommender's channel was paged through the shared cause"
+        assert pd.events == [], "a receiver of the silenced recommender only was paged"
+
+
+def test_a_member_whose_silence_ends_is_paged_through_its_shared_cause(tmp_path):
+    """When the recommender's silence ends, the group that speaks for it (and inhibits its
+    own page) pages its channel at the next change window, not only after repeat_interval."""
+    vigil = make_vigil(config(tmp_path), prometheus=prometheus(), registry=registry(), notifiers={"sink": _Sink()})
+    create(vigil.store, SilenceAsk(['model="recommender"'], "retraining recommender OPS-9", "olga", duration="15m"),
+           "olga", T0 - 10)
+    cycles(vigil, [T0 + 60 * k for k in range(25)])
+    to_recsys = [m.created_at for m in vigil.store.outbox_for_prefix("group:1")
+                 if m.payload.get("channel") == "#recsys-alerts"]
+    assert to_recsys and min(to_recsys) >= T0 + 890, to_recsys
+
+
+def test_a_silenced_critical_member_does_not_raise_its_groups_page_to_critical(tmp_path):
+    """The recommender is critical and silenced; the ranker on the same GPU is only a
+    warning. The shared cause pages for the ranker as a warning (its owner), not as a
+    critical that pages the on-call for a model someone silenced."""
+    import numpy as np
+
+    prom = prometheus()
+    prom.curves['p99_of{model="ranker"}'] = lambda ts: np.full(len(ts), 0.1)  # the ranker: GPU only, a warning
+    vigil = make_vigil(config(tmp_path), prometheus=prom, registry=registry(), notifiers={"sink": _Sink()})
+    create(vigil.store, SilenceAsk(['model="recommender"'], "retraining recommender OPS-9", "olga", duration="4h"),
+           "olga", T0 - 10)
+    cycles(vigil, [T0 + 60 * k for k in range(6)])
+    assert {i.model: i.severity for i in vigil.store.incidents()} == {"recommender": "critical", "ranker": "warning"}
+    group = [m for m in vigil.store.outbox_for_prefix("group:1") if m.kind == "group"]
+    assert [m for m in group if m.payload["channel"] == RANKING], "the ranker's page is gone"
+    assert {m.payload["channel"] for m in group} == {RANKING}, [(m.payload["channel"], m.payload["severity"])
+                                                                for m in group]
