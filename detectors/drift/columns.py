@@ -140,16 +140,10 @@ def count_column_categories(series: pd.Series) -> tuple[list[str], np.ndarray, C
     One hash pass over the raw column (or none for a pandas categorical); only the
     distinct values are turned into labels, and spellings that meet (3 and 3.0) merge.
     """
-    if isinstance(series.dtype, pd.CategoricalDtype):
-        codes = series.cat.codes.to_numpy()
-        uniques = np.asarray(series.cat.categories, dtype=object)
-        counts = np.bincount(codes + 1, minlength=len(uniques) + 1).astype(np.int64)
-    elif series.dtype == object and len(series) >= OBJECT_IDENTITY_MIN_ROWS:
-        uniques, counts = _count_objects(series.to_numpy())
-    else:
-        codes, uniques = pd.factorize(series, use_na_sentinel=True)
-        uniques = np.asarray(uniques, dtype=object)
-        counts = np.bincount(codes + 1, minlength=len(uniques) + 1).astype(np.int64)
+    try:
+        uniques, counts = _count_values(series)
+    except TypeError:  # unhashable values (a parquet list column: arrays; dicts): counted by their text
+        uniques, counts = _count_values(series.map(_hashable_value))
     n_missing = int(counts[0])
     counts = counts[1:]
     labels = [category_label(u) for u in uniques]
@@ -163,6 +157,28 @@ def count_column_categories(series: pd.Series) -> tuple[list[str], np.ndarray, C
             merged[lab] = merged.get(lab, 0) + c
         labels, counts = list(merged), np.array(list(merged.values()), dtype=np.int64)
     return labels, counts, ColumnCounts(len(series), n_missing, 0, 0)
+
+
+def _count_values(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct values and their counts (slot 0: missing); TypeError on an unhashable value."""
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        codes = series.cat.codes.to_numpy()
+        uniques = np.asarray(series.cat.categories, dtype=object)
+        return uniques, np.bincount(codes + 1, minlength=len(uniques) + 1).astype(np.int64)
+    if series.dtype == object and len(series) >= OBJECT_IDENTITY_MIN_ROWS:
+        return _count_objects(series.to_numpy())
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    return np.asarray(uniques, dtype=object), np.bincount(codes + 1, minlength=len(uniques) + 1).astype(np.int64)
+
+
+def _hashable_value(value: object) -> object:
+    """A value a hash table takes: an unhashable one (a list, an array, a dict) as its text,
+    which the drift onset's `str(value)` gives too, so it shows as a category by name."""
+    try:
+        hash(value)
+    except TypeError:
+        return str(value)
+    return value
 
 
 def _count_objects(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,39 @@
+"""Hostile production samples: one odd column never blinds drift for the whole model,
+and a detector that cannot judge a feature says so instead of staying silent."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from detectors.records import FindingKind
+from tests.helpers_vigil import MODEL, T0, StubPrometheus, make_config, make_vigil, model_config, serving_registry
+
+
+def test_a_list_valued_categorical_column_does_not_blind_drift_of_every_feature(tmp_path):
+    rng = np.random.default_rng(0)
+    pd.DataFrame({"user_age": rng.normal(40, 10, 3000), "device": rng.choice(["ios", "web"], 3000),
+                  "score": rng.uniform(0, 1, 3000)}).to_parquet(tmp_path / "train.parquet")
+    (tmp_path / "samples").mkdir()
+    n = 400
+    # The serving side started logging `device` as a list (a parquet list column): pandas
+    # holds each value as an array, which no hash table takes.
+    pq.write_table(pa.table({
+        "timestamp": T0 - 600 + np.arange(n, dtype=float),
+        "user_age": rng.normal(60, 10, n),  # drifted
+        "device": pa.array([["ios"], ["web", "ios"]] * (n // 2), type=pa.list_(pa.string())),
+        "score": rng.uniform(0, 1, n)}), tmp_path / "samples" / "a.parquet")
+    cfg = make_config(tmp_path, models=[model_config(
+        kpis=[], slos=[], features=["user_age", {"name": "device", "type": "categorical"}],
+        prediction_column="score", reference={"path": "train.parquet"},
+        samples={"path": "samples/", "timestamp_column": "timestamp"})])
+    vigil = make_vigil(cfg, prometheus=StubPrometheus(), registry=serving_registry(), notifiers={})
+
+    report = vigil.run_cycle(MODEL, T0)
+
+    assert not report.blind, report.blind
+    kinds = {(f.kind, f.entity) for f in report.findings}
+    assert (FindingKind.FEATURE_DRIFT, "user_age") in kinds  # the other features are still judged
+    (new,) = [f for f in report.findings if f.entity == "device" and f.statistic == "new_category_share"]
+    assert "['ios']" in new.message  # the odd values are named, as unseen categories
