@@ -98,7 +98,9 @@ class DriftDetector:
                 continue  # reported once, as data quality
             if not fd.enough_data:
                 findings.append(_no_data(fd, p.min_samples, where))
-            elif fd.feature in verdicts.ratio and verdicts.drifted(fd):
+            elif fd.feature not in verdicts.ratio:  # its statistic is NaN/inf: no threshold judges that
+                findings.append(_not_computable(fd, statistic_for(fd, p.statistic), where))
+            elif verdicts.drifted(fd):
                 findings.append(_drift_finding(fd, verdicts, p, where))
         findings.extend(quality_findings(drifts, thresholds=p.quality, window=where))
         return DriftReport(findings, drifts)
@@ -232,4 +234,19 @@ def _no_data(fd: FeatureDrift, min_samples: int, where: QualityWindow) -> Findin
             f"({fd.n_current:,} current vs {fd.n_reference:,} reference); drift not assessed"
         ),
         evidence={"n_reference": fd.n_reference, "n_current": fd.n_current, "quality": fd.quality},
+    )
+
+
+def _not_computable(fd: FeatureDrift, statistic: str, where: QualityWindow) -> Finding:
+    """Enough rows, but the chosen statistic came out NaN or inf (values near the float
+    limit overflow it): drift is unknown, and says so rather than passing as "no drift"."""
+    value = fd.statistics[statistic]
+    return Finding(
+        kind=FindingKind.NO_DATA, entity=fd.feature, value=0.0, threshold=0.0, window_start=where.start,
+        window_end=where.end, onset=where.onset, score=0.0, model=where.model, statistic=statistic,
+        message=(f"{statistic} on {fd.feature} is {value} (values too large for float arithmetic, current "
+                 f"[{fd.quality.get('current_min', math.nan):.4g}, {fd.quality.get('current_max', math.nan):.4g}]); "
+                 f"drift not assessed"),
+        evidence={"statistics": dict(fd.statistics), "n_reference": fd.n_reference, "n_current": fd.n_current,
+                  "quality": fd.quality},
     )

@@ -44,7 +44,9 @@ def detect_sample_drift(current: pd.DataFrame, profile: Any, m: ModelConfig, pol
         for stat, value in d.statistics.items():
             if stat in EXPORTED_STATISTICS and value is not None and np.isfinite(value):
                 out.statistics.append((d.feature, stat, float(value)))
-    out.blind = [f"drift {f.entity}: not enough data" for f in findings if f.kind == FindingKind.NO_DATA]
+    out.blind = [f"drift {f.entity}: " + ("not enough data" if f.statistic.startswith("n_") else
+                                          f"{f.statistic} not computable")
+                 for f in findings if f.kind == FindingKind.NO_DATA]
     return out
 
 

@@ -37,3 +37,24 @@ def test_a_list_valued_categorical_column_does_not_blind_drift_of_every_feature(
     assert (FindingKind.FEATURE_DRIFT, "user_age") in kinds  # the other features are still judged
     (new,) = [f for f in report.findings if f.entity == "device" and f.statistic == "new_category_share"]
     assert "['ios']" in new.message  # the odd values are named, as unseen categories
+
+
+def _assess(reference: pd.DataFrame, current: pd.DataFrame, statistic: str):
+    from detectors.drift import DriftDetector, DriftParams, FeatureSpec
+
+    detector = DriftDetector(DriftParams(features=(FeatureSpec("x"),), statistic=statistic))
+    return detector.assess(detector.fit(reference), current, 0.0, 60.0)
+
+
+def test_a_statistic_that_cannot_be_computed_is_said_not_a_silent_no_drift():
+    rng = np.random.default_rng(1)
+    # Production starts sending the float maximum as a sentinel: the Wasserstein area
+    # overflows to inf, which no threshold comparison judges.
+    current = pd.DataFrame({"x": np.r_[rng.normal(size=1000), [1.7e308, -1.7e308] * 500]})
+    report = _assess(pd.DataFrame({"x": rng.normal(size=2000)}), current, "wasserstein")
+    assert not np.isfinite(report.features[0].statistics["wasserstein"])
+    judged = [f for f in report.findings if f.entity == "x" and f.kind in (FindingKind.NO_DATA,
+                                                                          FindingKind.FEATURE_DRIFT)]
+    assert judged, [f.message for f in report.findings]
+    assert judged[0].kind == FindingKind.NO_DATA and "wasserstein" in judged[0].message
+    assert "not assessed" in judged[0].message
