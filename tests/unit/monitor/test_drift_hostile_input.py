@@ -58,3 +58,13 @@ def test_a_statistic_that_cannot_be_computed_is_said_not_a_silent_no_drift():
     assert judged, [f.message for f in report.findings]
     assert judged[0].kind == FindingKind.NO_DATA and "wasserstein" in judged[0].message
     assert "not assessed" in judged[0].message
+
+
+def test_huge_reference_values_do_not_turn_wasserstein_into_a_silent_zero():
+    rng = np.random.default_rng(2)
+    scale = 1e160  # squares overflow: the reference std came out inf, and W / inf = 0
+    report = _assess(pd.DataFrame({"x": rng.normal(size=2000) * scale}),
+                     pd.DataFrame({"x": (rng.normal(size=2000) + 5) * scale}), "wasserstein")
+    assert report.features[0].statistics["wasserstein"] > 4
+    assert [f.kind for f in report.findings if f.entity == "x" and f.statistic == "wasserstein"] == [
+        FindingKind.FEATURE_DRIFT]
