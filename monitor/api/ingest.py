@@ -104,12 +104,22 @@ def parse_timestamps(values: list[Any]) -> np.ndarray:
     return out
 
 
-def validate_records(m: ModelConfig, records: list[dict[str, Any]]) -> list[tuple[float, dict[str, Any]]]:
-    """(epoch seconds, record without its timestamp) per record, or InvalidRecords naming
-    each bad field as records[i].<name>."""
+def numeric_fields(m: ModelConfig) -> tuple[set[str], str | None]:
+    """The fields that must hold numbers (numeric features, the prediction, and the columns
+    performance reads: a text prediction there was dropped unseen), and the probability column."""
     numeric = {f.name for f in m.features if f.type == "numeric"}
     if m.prediction_column:
         numeric.add(m.prediction_column)
+    perf = m.performance
+    probability = perf.probability_column if perf is not None else None
+    numeric.update(c for c in (perf.prediction_column if perf else None, probability) if c)
+    return numeric, probability
+
+
+def validate_records(m: ModelConfig, records: list[dict[str, Any]]) -> list[tuple[float, dict[str, Any]]]:
+    """(epoch seconds, record without its timestamp) per record, or InvalidRecords naming
+    each bad field as records[i].<name>."""
+    numeric, probability = numeric_fields(m)
     ts = parse_timestamps([rec.get(TIMESTAMP) for rec in records])
     errors: list[dict[str, str]] = []
     out: list[tuple[float, dict[str, Any]]] = []
@@ -119,9 +129,11 @@ def validate_records(m: ModelConfig, records: list[dict[str, Any]]) -> list[tupl
             errors.append({"field": f"records[{i}].{TIMESTAMP}", "message": problem})
         for name, v in rec.items():
             kind = type(v)
-            if (kind is float or kind is int) and -MAX_ABS_NUMBER <= v <= MAX_ABS_NUMBER:
+            if (kind is float or kind is int) and -MAX_ABS_NUMBER <= v <= MAX_ABS_NUMBER and name != probability:
                 continue  # the common case, decided without a call (100,000 records x their fields)
             problem = None if name == TIMESTAMP else value_problem(v, name in numeric)
+            if problem is None and name == probability and v is not None and not 0 <= v <= 1:
+                problem = f"expected a probability between 0 and 1 or null, got {_shown(v)}"
             if problem:
                 errors.append({"field": f"records[{i}].{name}", "message": problem})
         if len(errors) >= MAX_ERRORS:
