@@ -88,14 +88,19 @@ class PerformanceStage:
     def _run(self, m: ModelConfig, perf: PerformanceConfig, t: float, serving: str | None) -> PerformanceOutcome:
         ref = self._inputs.reference(m, perf, t, serving)
         start = t - perf.horizon
-        preds = self._inputs.predictions(m, perf, start, t, serving)
+        notes: list[str] = []  # predictions that could not be used, counted
+        preds = self._inputs.predictions(m, perf, start, t, serving, notes)
         labels = self._inputs.labels(m, perf, start, t)
         held = self._memo.get(m.name)
         memo: Memo = held[1] if held is not None and held[0] is ref else {}
         self._memo[m.name] = (ref, memo)
         windows = evaluate_windows(join_labels(preds, labels), start, t, _spec(perf, ref), memo)
         findings = judge(windows, ref.metrics, JudgeParams(m.name, perf.drop_pct, judge_estimates=perf.estimate))
-        return PerformanceOutcome(findings, [], build_report(m, perf, t, ref, windows), windows)
+        report = build_report(m, perf, t, ref, windows)
+        if notes:  # said in the report, not a blind line: the rest was judged (a blind cycle never resolves)
+            log.warning("predictions left out", extra={"model": m.name, "detail": "; ".join(notes)})
+            report["note"] = "; ".join(filter(None, [report["note"], *notes]))
+        return PerformanceOutcome(findings, [], report, windows)
 
 
 def export(metrics: VigilMetrics, model: str, out: PerformanceOutcome) -> None:

@@ -35,9 +35,11 @@ def epoch(d: datetime) -> float:
     return (d if d.tzinfo else d.replace(tzinfo=UTC)).timestamp()
 
 
-def prediction_frame(m: ModelConfig, perf: PerformanceConfig, raw: pd.DataFrame, serving: str | None
-                     ) -> pd.DataFrame:
-    """Samples -> (prediction_id, ts, prediction, score?, version); SampleFileError naming a missing column."""
+def prediction_frame(m: ModelConfig, perf: PerformanceConfig, raw: pd.DataFrame, serving: str | None,
+                     notes: list[str] | None = None) -> pd.DataFrame:
+    """Samples -> (prediction_id, ts, prediction, score?, version); SampleFileError naming a missing column,
+    or the columns that left no row usable. Rows left out (no id, a prediction that is no number)
+    are counted in `notes`: never dropped unseen."""
     pred_col = perf.prediction_column or m.prediction_column or ""
     needed = [perf.id_column, pred_col] + ([perf.probability_column] if perf.probability_column else [])
     missing = [c for c in needed if c not in raw.columns]
@@ -52,7 +54,26 @@ def prediction_frame(m: ModelConfig, perf: PerformanceConfig, raw: pd.DataFrame,
     fallback = serving or "unknown"
     out[VERSION] = version.astype(object).where(version.notna(), fallback).map(category_label).to_numpy() \
         if version is not None else fallback
-    return out[raw[perf.id_column].notna().to_numpy() & ~np.isnan(out[PRED].to_numpy())]
+    usable = raw[perf.id_column].notna().to_numpy() & ~np.isnan(out[PRED].to_numpy())
+    if not usable.all():
+        why = _left_out(raw, perf.id_column, pred_col, out[PRED].to_numpy())
+        if not usable.any():
+            raise SampleFileError(f"samples of {m.name}: none of {len(raw):,} rows has a usable prediction ({why})")
+        if notes is not None:
+            notes.append(f"{len(raw) - int(usable.sum()):,} of {len(raw):,} predictions left out ({why})")
+    return out[usable]
+
+
+def _left_out(raw: pd.DataFrame, id_column: str, pred_col: str, pred: np.ndarray) -> str:
+    """Why rows cannot be used, counted per reason, with an example of a prediction that is no number."""
+    col = raw[pred_col]
+    present = col.notna().to_numpy()
+    text = present & np.isnan(pred)
+    reasons = [f"{int(n):,} without {c!r}" for c, n in ((id_column, raw[id_column].isna().sum()),
+                                                          (pred_col, (~present).sum())) if n]
+    if text.any():
+        reasons.append(f"{int(text.sum()):,} with {pred_col!r} not a number, e.g. {col[text].iloc[0]!r}")
+    return "; ".join(reasons)
 
 
 class PerformanceInputs:
@@ -80,11 +101,11 @@ class PerformanceInputs:
         return pd.concat(frames, ignore_index=True) if frames else empty_labels()
 
     def predictions(self, m: ModelConfig, perf: PerformanceConfig, start: float, end: float,
-                    serving: str | None) -> pd.DataFrame:
+                    serving: str | None, notes: list[str] | None = None) -> pd.DataFrame:
         raw = self._samples.window(m, start, end, "performance")
         if len(raw) == 0:
             return pd.DataFrame(columns=[ID, TS, PRED, VERSION])
-        return prediction_frame(m, perf, raw, serving)
+        return prediction_frame(m, perf, raw, serving, notes)
 
     def reference(self, m: ModelConfig, perf: PerformanceConfig, t: float, serving: str | None) -> Reference:
         """The fitted reference, refitted at most once a window (a period's labels may still be arriving)."""

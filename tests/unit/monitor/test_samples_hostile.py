@@ -6,10 +6,14 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
+from detectors.records import FindingKind
 from monitor.api.app import create_app
+from monitor.store.labels import Label
 from tests.helpers_vigil import T0, make_config, make_vigil, model_config
 
 INGEST = "ingest-token-4f1c9a7e"
@@ -46,3 +50,34 @@ def test_a_bad_prediction_or_probability_refuses_the_batch_naming_the_field(
     assert any(e["field"] == field and words in e["message"] for e in r.json()["fields"]), r.json()
     assert vigil.store.samples("churn", 0, 2 * T0) == []  # nothing of the batch stored
     assert _post(api, [good]).status_code == 202
+
+
+def _predictions(tmp_path: Path, n: int, start: float, pred: list[Any], vigil: Any = None) -> None:
+    """n logged predictions from `start`; with `vigil`, their labels (all 1) arrived too."""
+    (tmp_path / "samples").mkdir(exist_ok=True)
+    ids = [f"{start}-{i}" for i in range(n)]
+    pd.DataFrame({"timestamp": start + np.arange(n) * 10.0, "prediction_id": ids,
+                  "tenure": 3, "churn_pred": (pred * n)[:n], "churn_score": 0.9, "model_version": "1"}).to_csv(
+        tmp_path / "samples" / f"{int(start)}.csv", index=False)
+    if vigil is not None:
+        vigil.store.labels.add("churn", [Label(i, 1.0, start + 3600) for i in ids], start + 3600)
+
+
+def test_predictions_that_are_not_numbers_are_counted_not_dropped_unseen(client: tuple, tmp_path: Path) -> None:
+    vigil, _ = client
+    _predictions(tmp_path, 300, T0 - 86400 + 60, [1, 0], vigil)  # the reference period: fine
+    _predictions(tmp_path, 300, T0 - 3000, [1, "churn", 0])  # the serving side now logs some as text
+    vigil.run_cycle("churn", T0)
+    note = vigil.store.labels.report("churn")["note"]
+    assert "100 of 600 predictions left out" in note and "churn_pred" in note and "'churn'" in note, note
+
+
+def test_predictions_all_text_name_the_column_not_missing_labels(client: tuple, tmp_path: Path) -> None:
+    vigil, _ = client
+    # The serving side logs its predictions as text; their labels arrived (the old message
+    # said the reference "has 0 labelled predictions", sending the user after the labels).
+    _predictions(tmp_path, 300, T0 - 86400 + 60, ["churn", "stay"], vigil)
+    report = vigil.run_cycle("churn", T0)
+    no_data = [f for f in report.findings if f.kind == FindingKind.NO_DATA and f.entity == "performance"]
+    assert no_data and "churn_pred" in no_data[0].message and "'churn'" in no_data[0].message, \
+        [f.message for f in report.findings]
