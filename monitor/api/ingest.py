@@ -15,6 +15,7 @@ parsing them one by one took about a second per thousand).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -104,22 +105,34 @@ def parse_timestamps(values: list[Any]) -> np.ndarray:
     return out
 
 
-def numeric_fields(m: ModelConfig) -> tuple[set[str], str | None]:
+def numeric_fields(m: ModelConfig) -> tuple[set[str], dict[str, Callable[[float], str | None]]]:
     """The fields that must hold numbers (numeric features, the prediction, and the columns
-    performance reads: a text prediction there was dropped unseen), and the probability column."""
+    performance reads: a text prediction there was dropped unseen), and the checks of the
+    numbers performance reads: a probability in [0, 1], a classifier's prediction a class
+    (a probability logged as the prediction read as class 0, every row)."""
     numeric = {f.name for f in m.features if f.type == "numeric"}
     if m.prediction_column:
         numeric.add(m.prediction_column)
     perf = m.performance
-    probability = perf.probability_column if perf is not None else None
-    numeric.update(c for c in (perf.prediction_column if perf else None, probability) if c)
-    return numeric, probability
+    if perf is None:
+        return numeric, {}
+    checks: dict[str, Callable[[float], str | None]] = {}
+    predicted = perf.prediction_column or m.prediction_column
+    if perf.task == "classification" and predicted:
+        classes = (0.0, 1.0, perf.positive_class)
+        checks[predicted] = lambda v: None if v in classes else (
+            f"expected a class: 0 or 1 (or {perf.positive_class:g}, the positive class) or null, got {_shown(v)}")
+    if perf.probability_column:
+        checks[perf.probability_column] = lambda v: None if 0 <= v <= 1 else (
+            f"expected a probability between 0 and 1 or null, got {_shown(v)}")
+    numeric.update(checks)
+    return numeric, checks
 
 
 def validate_records(m: ModelConfig, records: list[dict[str, Any]]) -> list[tuple[float, dict[str, Any]]]:
     """(epoch seconds, record without its timestamp) per record, or InvalidRecords naming
     each bad field as records[i].<name>."""
-    numeric, probability = numeric_fields(m)
+    numeric, checks = numeric_fields(m)
     ts = parse_timestamps([rec.get(TIMESTAMP) for rec in records])
     errors: list[dict[str, str]] = []
     out: list[tuple[float, dict[str, Any]]] = []
@@ -129,11 +142,11 @@ def validate_records(m: ModelConfig, records: list[dict[str, Any]]) -> list[tupl
             errors.append({"field": f"records[{i}].{TIMESTAMP}", "message": problem})
         for name, v in rec.items():
             kind = type(v)
-            if (kind is float or kind is int) and -MAX_ABS_NUMBER <= v <= MAX_ABS_NUMBER and name != probability:
+            if (kind is float or kind is int) and -MAX_ABS_NUMBER <= v <= MAX_ABS_NUMBER and name not in checks:
                 continue  # the common case, decided without a call (100,000 records x their fields)
             problem = None if name == TIMESTAMP else value_problem(v, name in numeric)
-            if problem is None and name == probability and v is not None and not 0 <= v <= 1:
-                problem = f"expected a probability between 0 and 1 or null, got {_shown(v)}"
+            if problem is None and v is not None and name in checks:
+                problem = checks[name](v)
             if problem:
                 errors.append({"field": f"records[{i}].{name}", "message": problem})
         if len(errors) >= MAX_ERRORS:

@@ -40,6 +40,8 @@ def _post(client: TestClient, records: list[dict[str, Any]]) -> Any:
     ({"churn_pred": 1, "churn_score": "0.93"}, "records[1].churn_score", "expected a number"),
     ({"churn_pred": 1, "churn_score": True}, "records[1].churn_score", "expected a number"),
     ({"churn_pred": 1, "churn_score": 4.2}, "records[1].churn_score", "expected a probability between 0 and 1"),
+    # the probability logged as the prediction: every row read as class 0, accuracy silently wrong
+    ({"churn_pred": 0.83, "churn_score": 0.83}, "records[1].churn_pred", "expected a class: 0 or 1"),
 ])
 def test_a_bad_prediction_or_probability_refuses_the_batch_naming_the_field(
         client: tuple, record: dict, field: str, words: str) -> None:
