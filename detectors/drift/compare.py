@@ -58,13 +58,16 @@ def compare(
         raise ValueError(f"compare: workers must be >= 1, got {workers}")
     # Columns are looked up here, on the caller's thread: DataFrame.__getitem__ fills a
     # cache and is not meant to be called from several threads at once.
-    series = {spec.name: current[spec.name] for spec in profile.features if spec.name in current.columns}
+    # A name twice in the window (Arrow writes such files): which copy is the feature nobody
+    # can say, so that feature is reported, not judged, and the others go on.
+    copies = current.columns.value_counts()
+    series = {spec.name: current[spec.name] for spec in profile.features if copies.get(spec.name, 0) == 1}
     mode = mode_named(profile.mode)
 
     def one(spec: FeatureSpec) -> FeatureDrift:
         ref = profile.columns[spec.name]
         if spec.name not in series:
-            return _missing_column(spec.name, spec.type, ref)
+            return _missing_column(spec.name, spec.type, ref, int(copies.get(spec.name, 0)))
         if isinstance(ref, NumericProfile):
             return compare_numeric(spec.name, ref, series[spec.name], min_samples, pvalues, mode, exact_below)
         return compare_categorical(spec.name, ref, series[spec.name], min_samples)
@@ -72,7 +75,8 @@ def compare(
     return in_threads(one, profile.features, workers)
 
 
-def _missing_column(name: str, kind: str, ref: NumericProfile | CategoricalProfile) -> FeatureDrift:
+def _missing_column(name: str, kind: str, ref: NumericProfile | CategoricalProfile, copies: int = 0) -> FeatureDrift:
+    """No single column to read: none (`copies` 0) or several of that name."""
     keys = NUMERIC_STATISTICS if kind == "numeric" else CATEGORICAL_STATISTICS
     return FeatureDrift(
         feature=name,
@@ -82,7 +86,8 @@ def _missing_column(name: str, kind: str, ref: NumericProfile | CategoricalProfi
         enough_data=False,
         statistics={k: float("nan") for k in keys},
         quality={
-            "column_missing": True,
+            "column_missing": copies == 0,
+            "column_copies": copies,
             "missing_rate_reference": ref.counts.missing_rate,
         },
         pvalue_method="none",

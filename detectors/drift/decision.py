@@ -94,7 +94,7 @@ class DriftDetector:
         where = QualityWindow(model=p.model, start=start, end=end, onset=start)
         findings: list[Finding] = []
         for fd in drifts:
-            if fd.quality.get("column_missing"):
+            if fd.quality.get("column_missing") or fd.quality.get("column_copies", 1) > 1:
                 continue  # reported once, as data quality
             if not fd.enough_data:
                 findings.append(_no_data(fd, p.min_samples, where))

@@ -53,6 +53,11 @@ def quality_findings(drifts: list[FeatureDrift], *, thresholds: QualityThreshold
             out.append(_finding(window, fd, "column_missing", 1.0, 0.0,
                                 f"column {fd.feature} ({fd.type} feature) is missing from the current window"))
             continue
+        if fd.quality.get("column_copies", 1) > 1:
+            out.append(_finding(window, fd, "column_copies", fd.quality["column_copies"], 1.0,
+                                f"column {fd.feature} ({fd.type} feature) appears {fd.quality['column_copies']} "
+                                f"times in the current window: which one is the feature is unknown; not assessed"))
+            continue
         if not fd.quality.get("rows_current", 0):
             continue
         for check in _CHECKS:

@@ -60,7 +60,7 @@ def date_drift(findings: list[Finding], profile: Any, current: pd.DataFrame) -> 
         if f.kind not in (FindingKind.FEATURE_DRIFT, FindingKind.PREDICTION_DRIFT, FindingKind.DATA_QUALITY):
             continue
         col = getattr(profile, "columns", {}).get(f.entity)
-        if col is None or f.entity not in current.columns:
+        if col is None or list(current.columns).count(f.entity) != 1:  # absent, or several of that name
             continue
         if f.entity not in cache:
             cache[f.entity] = _onset(current[f.entity], col, times)

@@ -68,3 +68,27 @@ def test_huge_reference_values_do_not_turn_wasserstein_into_a_silent_zero():
     assert report.features[0].statistics["wasserstein"] > 4
     assert [f.kind for f in report.findings if f.entity == "x" and f.statistic == "wasserstein"] == [
         FindingKind.FEATURE_DRIFT]
+
+
+def test_a_duplicated_column_is_named_and_the_other_features_still_judged(tmp_path):
+    rng = np.random.default_rng(3)
+    pd.DataFrame({"user_age": rng.normal(40, 10, 3000), "score": rng.uniform(0, 1, 3000)}).to_parquet(
+        tmp_path / "train.parquet")
+    (tmp_path / "samples").mkdir()
+    n = 400
+    # Arrow writes duplicate column names; which `user_age` is the feature nobody can say.
+    pq.write_table(pa.Table.from_arrays(
+        [pa.array(T0 - 600 + np.arange(n, dtype=float)), pa.array(rng.normal(40, 10, n)),
+         pa.array(rng.normal(60, 10, n)), pa.array(rng.uniform(0, 1, n))],
+        names=["timestamp", "user_age", "user_age", "score"]), tmp_path / "samples" / "a.parquet")
+    cfg = make_config(tmp_path, models=[model_config(
+        kpis=[], slos=[], features=["user_age"], prediction_column="score", reference={"path": "train.parquet"},
+        samples={"path": "samples/", "timestamp_column": "timestamp"})])
+    vigil = make_vigil(cfg, prometheus=StubPrometheus(), registry=serving_registry(), notifiers={})
+
+    report = vigil.run_cycle(MODEL, T0)
+
+    assert not [line for line in report.blind if "Error" in line], report.blind
+    (dup,) = [f for f in report.findings if f.entity == "user_age"]
+    assert dup.kind == FindingKind.DATA_QUALITY and "appears 2 times" in dup.message, dup.message
+    assert [f.kind for f in report.findings if f.entity == "score"] == []  # the prediction is still judged
