@@ -42,8 +42,12 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, y_score: np.n
         "accuracy": float(accuracy_score(y_true, y_pred)), "precision": precision,
         "recall": recall, "f1": f1, "roc_auc": None,
     }
-    if y_score is not None and len(np.unique(y_true)) == 2 and np.isfinite(y_score).all():
-        out["roc_auc"] = float(roc_auc_score(y_true, y_score))
+    if y_score is not None:
+        # Rows logged without a probability (null) are left out of ROC AUC alone: one of them
+        # used to make it undefined for the whole window (and the reference), so never judged.
+        ok = np.isfinite(y_score)
+        if len(np.unique(y_true[ok])) == 2:
+            out["roc_auc"] = float(roc_auc_score(y_true[ok], y_score[ok]))
     return out
 
 
