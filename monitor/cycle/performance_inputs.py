@@ -121,7 +121,9 @@ class PerformanceInputs:
         r = perf.reference
         if r.path is not None:
             path = self._config.resolve_path(r.path)
-            df = read_reference(path)
+            # Rows by position: the labels below are picked by the frame's index, and a file saved
+            # from a shuffled or split frame restores its own index (labels silently misaligned).
+            df = read_reference(path).reset_index(drop=True)
             if r.label_column not in df.columns:
                 raise SampleFileError(f"performance reference {path}: label column {r.label_column!r} not found")
             rows = prediction_frame(m, perf, df.assign(_ts=0.0, **({perf.id_column: np.arange(len(df))}

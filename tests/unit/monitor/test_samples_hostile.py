@@ -83,3 +83,19 @@ def test_predictions_all_text_name_the_column_not_missing_labels(client: tuple, 
     no_data = [f for f in report.findings if f.kind == FindingKind.NO_DATA and f.entity == "performance"]
     assert no_data and "churn_pred" in no_data[0].message and "'churn'" in no_data[0].message, \
         [f.message for f in report.findings]
+
+
+def test_a_labelled_reference_file_saved_shuffled_keeps_each_label_with_its_prediction(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    n = 1000
+    ref = pd.DataFrame({"churn_pred": rng.integers(0, 2, n), "churn_score": rng.uniform(0, 1, n)})
+    ref["label"] = ref["churn_pred"]  # the model was right every time: reference accuracy 1.0
+    # Saved as pandas leaves a shuffled (or split) frame: its own index goes into the file.
+    ref.sample(frac=1.0, random_state=1).to_parquet(tmp_path / "reference.parquet")
+    performance = {"task": "classification", "prediction_column": "churn_pred", "probability_column": "churn_score",
+                   "reference": {"path": "reference.parquet"}, "estimate": False}
+    m = model_config("churn", kpis=[], slos=[], samples={"path": "samples"}, performance=performance)
+    vigil = make_vigil(make_config(tmp_path, models=[m]))
+    _predictions(tmp_path, 300, T0 - 3000, [1, 0])
+    vigil.run_cycle("churn", T0)
+    assert vigil.store.labels.report("churn")["reference"]["accuracy"] == 1.0
