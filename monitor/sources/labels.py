@@ -29,9 +29,18 @@ def id_strings(col: pd.Series) -> pd.Series:
     """Prediction ids as text, the same whichever way they were written: 123, 123.0 (a CSV
     column with a gap) and "123" are one id."""
     if pd.api.types.is_float_dtype(col):
-        whole = col.notna() & (col == np.floor(col))
-        return col.astype(object).where(~whole, col[whole].astype("int64")).astype(str)
-    return col.astype(str)
+        v = col.to_numpy(dtype=float)
+    elif col.dtype == object and pd.api.types.infer_dtype(col, skipna=True) not in ("string", "empty"):
+        # floats among other ids (a window over files whose id columns differ in type)
+        v = np.array([x if isinstance(x, float) else np.nan for x in col.to_numpy()], dtype=float)
+    else:
+        return col.astype(str)
+    # Filled by position: `where` with the whole ids as a Series realigned them with the
+    # gaps as NaN, so a column with a gap (the very case) came out as "123.0" again.
+    whole = np.isfinite(v) & (v == np.floor(v)) & (np.abs(v) < 2.0**63)
+    out = col.astype(str).to_numpy(dtype=object)
+    out[whole] = v[whole].astype(np.int64).astype(str)
+    return pd.Series(out, index=col.index)
 
 
 def empty_labels() -> pd.DataFrame:

@@ -99,3 +99,18 @@ def test_a_labelled_reference_file_saved_shuffled_keeps_each_label_with_its_pred
     _predictions(tmp_path, 300, T0 - 3000, [1, 0])
     vigil.run_cycle("churn", T0)
     assert vigil.store.labels.report("churn")["reference"]["accuracy"] == 1.0
+
+
+def test_integer_ids_in_a_csv_with_a_gap_still_join_their_labels(client: tuple, tmp_path: Path) -> None:
+    vigil, _ = client
+    _predictions(tmp_path, 300, T0 - 86400 + 60, [1, 0], vigil)  # the reference period
+    n = 300
+    ids: list[Any] = list(range(10_000, 10_000 + n))
+    ids[7] = None  # one row logged without an id: pandas reads the column as floats (10000.0)
+    pd.DataFrame({"timestamp": T0 - 3000 + np.arange(n) * 10.0, "prediction_id": ids, "tenure": 3,
+                  "churn_pred": 1, "churn_score": 0.9, "model_version": "1"}).to_csv(
+        tmp_path / "samples" / "ints.csv", index=False)
+    vigil.store.labels.add("churn", [Label(str(i), 1.0, T0 - 60) for i in ids if i is not None], T0 - 60)
+    vigil.run_cycle("churn", T0)
+    last = vigil.store.labels.report("churn")["windows"][-1]
+    assert (last["predictions"], last["labelled"]) == (n - 1, n - 1), last
