@@ -95,6 +95,10 @@ class ExactMode:
             raise ValueError(
                 f"profile_reference: reference has no column(s) {missing}; it has {list(reference.columns)[:20]}"
             )
+        copies = reference.columns.value_counts()
+        twice = [f"{f.name!r} {copies[f.name]} times" for f in features if copies[f.name] > 1]
+        if twice:  # which copy is the feature nobody can say
+            raise ValueError(f"profile_reference: reference has column {', '.join(twice)}; expected each once")
         if quantile_bins < 2:
             raise ValueError(f"profile_reference: quantile_bins must be >= 2, got {quantile_bins}")
         if workers < 1:

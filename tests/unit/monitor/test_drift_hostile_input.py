@@ -92,3 +92,24 @@ def test_a_duplicated_column_is_named_and_the_other_features_still_judged(tmp_pa
     (dup,) = [f for f in report.findings if f.entity == "user_age"]
     assert dup.kind == FindingKind.DATA_QUALITY and "appears 2 times" in dup.message, dup.message
     assert [f.kind for f in report.findings if f.entity == "score"] == []  # the prediction is still judged
+
+
+def test_a_training_reference_with_a_duplicated_column_is_named_not_an_internal_error(tmp_path):
+    rng = np.random.default_rng(4)
+    pq.write_table(pa.Table.from_arrays(
+        [pa.array(rng.normal(40, 10, 3000)), pa.array(rng.normal(40, 10, 3000)), pa.array(rng.uniform(0, 1, 3000))],
+        names=["user_age", "user_age", "score"]), tmp_path / "train.parquet")
+    (tmp_path / "samples").mkdir()
+    n = 400
+    pd.DataFrame({"timestamp": T0 - 600 + np.arange(n, dtype=float), "user_age": rng.normal(60, 10, n),
+                  "score": rng.uniform(0, 1, n)}).to_parquet(tmp_path / "samples" / "a.parquet")
+    cfg = make_config(tmp_path, models=[model_config(
+        kpis=[], slos=[], features=["user_age"], prediction_column="score", reference={"path": "train.parquet"},
+        samples={"path": "samples/", "timestamp_column": "timestamp"})])
+    vigil = make_vigil(cfg, prometheus=StubPrometheus(), registry=serving_registry(), notifiers={})
+
+    report = vigil.run_cycle(MODEL, T0)
+
+    (gap,) = [f for f in report.findings if f.kind == FindingKind.NO_DATA]
+    assert gap.entity == "training reference" and "'user_age'" in gap.message and "2 times" in gap.message, \
+        gap.message
