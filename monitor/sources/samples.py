@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 
 from monitor.sources.cache import BoundedCache
 from monitor.sources.spool import Spool
+from monitor.sources.text_times import parse_datetimes
 
 log = logging.getLogger("vigil.samples")
 
@@ -50,7 +51,7 @@ def to_epoch_seconds(col: pd.Series, *, where: str) -> np.ndarray:
     if pd.api.types.is_bool_dtype(col):
         raise SampleFileError(f"{where}: expected datetimes or epoch seconds, got booleans")
     try:
-        dt = pd.to_datetime(col, utc=True)
+        dt = parse_datetimes(col)
     except (ValueError, TypeError) as e:
         raise SampleFileError(f"{where}: expected datetimes or epoch seconds ({e})") from None
     # Whatever unit the file kept (Spark writes microseconds), count microseconds: every time

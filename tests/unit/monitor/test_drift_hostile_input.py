@@ -113,3 +113,27 @@ def test_a_training_reference_with_a_duplicated_column_is_named_not_an_internal_
     (gap,) = [f for f in report.findings if f.kind == FindingKind.NO_DATA]
     assert gap.entity == "training reference" and "'user_age'" in gap.message and "2 times" in gap.message, \
         gap.message
+
+
+def test_a_csv_of_python_isoformat_times_is_read_not_refused(tmp_path):
+    from datetime import UTC, datetime
+
+    rng = np.random.default_rng(6)
+    pd.DataFrame({"user_age": rng.normal(40, 10, 3000), "score": rng.uniform(0, 1, 3000)}).to_parquet(
+        tmp_path / "train.parquet")
+    (tmp_path / "samples").mkdir()
+    n = 400
+    # datetime.isoformat() leaves the fraction out when it is zero: one column, two spellings.
+    times = [datetime.fromtimestamp(T0 - 600 + i * 1.25, UTC).isoformat() for i in range(n)]
+    assert "." in times[1] and "." not in times[0]
+    pd.DataFrame({"event_time": times, "user_age": rng.normal(40, 10, n), "score": rng.uniform(0, 1, n)}).to_csv(
+        tmp_path / "samples" / "a.csv", index=False)
+    cfg = make_config(tmp_path, models=[model_config(
+        kpis=[], slos=[], features=["user_age"], prediction_column="score", reference={"path": "train.parquet"},
+        samples={"path": "samples/", "timestamp_column": "event_time"})])
+    vigil = make_vigil(cfg, prometheus=StubPrometheus(), registry=serving_registry(), notifiers={})
+
+    report = vigil.run_cycle(MODEL, T0)
+
+    assert not report.blind, report.blind
+    assert not [f for f in report.findings if f.kind == FindingKind.NO_DATA]
