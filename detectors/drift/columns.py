@@ -86,6 +86,8 @@ def _coerce_numbers(series: pd.Series) -> pd.Series:
     `1` followed by 400 zeros) becomes +-inf, so it is dropped and counted as non-finite
     with the other infinities, instead of an OverflowError taking the whole column (and
     the cycle's drift) down."""
+    if series.dtype.kind in "mM":  # datetimes, durations: NaT is missing, not -9.2e18 (the year 1677)
+        return pd.to_numeric(series, errors="coerce").astype("float64").mask(series.isna())
     try:
         return pd.to_numeric(series, errors="coerce")
     except OverflowError:  # rare: one value by one, only for such a column

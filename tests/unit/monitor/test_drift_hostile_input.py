@@ -137,3 +137,16 @@ def test_a_csv_of_python_isoformat_times_is_read_not_refused(tmp_path):
 
     assert not report.blind, report.blind
     assert not [f for f in report.findings if f.kind == FindingKind.NO_DATA]
+
+
+def test_missing_datetimes_in_a_numeric_feature_are_missing_not_the_year_1677():
+    rng = np.random.default_rng(7)
+    days = pd.Timestamp("2026-01-01") + pd.to_timedelta(rng.uniform(0, 365, 4000), unit="D")
+    reference = pd.DataFrame({"x": days[:2000]})
+    current = pd.DataFrame({"x": days[2000:]})
+    current.loc[:299, "x"] = pd.NaT  # 15 % of the rows lost their signup date
+    report = _assess(reference, current, "psi")
+    fd = report.features[0]
+    assert fd.n_current == 1700 and fd.quality["type_mismatch_current"] == 0
+    assert fd.quality["current_min"] >= fd.quality["reference_min"] - 86400 * 1e9  # no NaT read as a number
+    assert [f.statistic for f in report.findings] == ["missing_rate"]
