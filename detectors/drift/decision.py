@@ -128,6 +128,8 @@ def benjamini_hochberg(pvalues: np.ndarray, alpha: float) -> np.ndarray:
 def _fmt(x: float) -> str:
     if not math.isfinite(x):
         return str(x)
+    if abs(x) >= 1e6:  # ".2f" of 8e199 printed 200 digits
+        return f"{x:.2e}"
     return f"{x:.2f}" if abs(x) >= 0.01 else f"{x:.2g}"
 
 

@@ -150,3 +150,12 @@ def test_missing_datetimes_in_a_numeric_feature_are_missing_not_the_year_1677():
     assert fd.n_current == 1700 and fd.quality["type_mismatch_current"] == 0
     assert fd.quality["current_min"] >= fd.quality["reference_min"] - 86400 * 1e9  # no NaT read as a number
     assert [f.statistic for f in report.findings] == ["missing_rate"]
+
+
+def test_a_huge_statistic_reads_as_a_number_in_the_message():
+    rng = np.random.default_rng(8)
+    report = _assess(pd.DataFrame({"x": rng.normal(size=2000)}),
+                     pd.DataFrame({"x": rng.normal(size=2000) * 1e200}), "wasserstein")
+    (f,) = [f for f in report.findings if f.kind == FindingKind.FEATURE_DRIFT]
+    assert f.message.startswith("wasserstein 8.0") and "e+199 > 0.10" in f.message and len(f.message) < 120, \
+        f.message
