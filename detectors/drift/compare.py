@@ -17,6 +17,7 @@ from detectors.drift.threads import in_threads
 NUMERIC_STATISTICS = ("ks", "ks_pvalue", "wasserstein", "psi", "js")
 CATEGORICAL_STATISTICS = ("chi2", "chi2_pvalue", "js", "psi")
 MAX_LISTED_CATEGORIES = 20
+MAX_CATEGORY_CHARS = 100  # of a new category's name as findings list it
 
 
 @dataclass
@@ -159,7 +160,12 @@ def compare_categorical(name: str, ref: CategoricalProfile, series: pd.Series, m
         new_counts = aligned.current[-aligned.n_new :]
         order = np.argsort(-new_counts, kind="stable")[:MAX_LISTED_CATEGORIES]
         new_names = aligned.categories[-aligned.n_new :]
-        quality["new_categories"] = {new_names[i]: int(new_counts[i]) for i in order}
+        listed: dict[str, int] = {}  # names clipped: a posted megabyte is not copied into every finding
+        for i in order:
+            label = str(new_names[i])
+            label = label if len(label) <= MAX_CATEGORY_CHARS else label[:MAX_CATEGORY_CHARS] + "..."
+            listed[label] = listed.get(label, 0) + int(new_counts[i])
+        quality["new_categories"] = listed
         quality["new_category_count"] = aligned.n_new
         quality["new_category_share"] = float(new_counts.sum() / n_cur) if n_cur else 0.0
     else:

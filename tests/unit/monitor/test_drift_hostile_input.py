@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from detectors.records import FindingKind
 from tests.helpers_vigil import MODEL, T0, StubPrometheus, make_config, make_vigil, model_config, serving_registry
@@ -159,3 +160,19 @@ def test_a_huge_statistic_reads_as_a_number_in_the_message():
     (f,) = [f for f in report.findings if f.kind == FindingKind.FEATURE_DRIFT]
     assert f.message.startswith("wasserstein 8.0") and "e+199 > 0.10" in f.message and len(f.message) < 120, \
         f.message
+
+
+def test_a_huge_new_category_is_named_clipped_not_copied_into_every_finding():
+    import json
+
+    from detectors.drift import DriftDetector, DriftParams, FeatureSpec
+
+    rng = np.random.default_rng(9)
+    detector = DriftDetector(DriftParams(features=(FeatureSpec("c", "categorical"),)))
+    profile = detector.fit(pd.DataFrame({"c": rng.choice(["ios", "web"], 2000)}))
+    huge = "A" * 1_000_000  # one posted value of a megabyte (the samples body limit is 16 MB)
+    report = detector.assess(profile, pd.DataFrame({"c": [huge, huge + "B"] * 100 + ["ios"] * 1800}), 0.0, 60.0)
+    (new,) = [f for f in report.findings if f.statistic == "new_category_share"]
+    assert new.value == pytest.approx(0.1) and "2 new categories" in new.message
+    assert len(new.message) < 2000 and len(json.dumps(new.evidence)) < 10_000
+    assert sum(new.evidence["new_categories"].values()) == 200  # counts kept whole
