@@ -49,7 +49,7 @@ def prediction_frame(m: ModelConfig, perf: PerformanceConfig, raw: pd.DataFrame,
     out = pd.DataFrame({ID: id_strings(raw[perf.id_column]), TS: raw["_ts"].to_numpy(dtype=float),
                         PRED: pd.to_numeric(raw[pred_col], errors="coerce").to_numpy(dtype=float)})
     if perf.probability_column:
-        out[SCORE] = pd.to_numeric(raw[perf.probability_column], errors="coerce").to_numpy(dtype=float)
+        out[SCORE] = _probabilities(raw[perf.probability_column], notes)
     version = raw[perf.version_column] if perf.version_column in raw.columns else None
     fallback = serving or "unknown"
     out[VERSION] = version.astype(object).where(version.notna(), fallback).map(category_label).to_numpy() \
@@ -62,6 +62,21 @@ def prediction_frame(m: ModelConfig, perf: PerformanceConfig, raw: pd.DataFrame,
         if notes is not None:
             notes.append(f"{len(raw) - int(usable.sum()):,} of {len(raw):,} predictions left out ({why})")
     return out[usable]
+
+
+def _probabilities(col: pd.Series, notes: list[str] | None) -> np.ndarray:
+    """The probability column as numbers; one that is text or outside [0, 1] (a percentage)
+    is NaN, left out of ROC AUC and the estimate, and counted: CBPE took 87.5 as a probability
+    and showed an estimated accuracy of 56.9."""
+    p = pd.to_numeric(col, errors="coerce").to_numpy(dtype=float)
+    with np.errstate(invalid="ignore"):
+        bad = (col.notna().to_numpy() & np.isnan(p)) | (p < 0) | (p > 1)
+    if bad.any():
+        if notes is not None:
+            notes.append(f"{int(bad.sum()):,} of {len(p):,} probabilities in {col.name!r} left out: not a number "
+                         f"within [0, 1], e.g. {col[bad].iloc[0]!r}")
+        p[bad] = np.nan
+    return p
 
 
 def _left_out(raw: pd.DataFrame, id_column: str, pred_col: str, pred: np.ndarray) -> str:

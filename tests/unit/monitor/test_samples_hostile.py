@@ -114,3 +114,17 @@ def test_integer_ids_in_a_csv_with_a_gap_still_join_their_labels(client: tuple, 
     vigil.run_cycle("churn", T0)
     last = vigil.store.labels.report("churn")["windows"][-1]
     assert (last["predictions"], last["labelled"]) == (n - 1, n - 1), last
+
+
+def test_probabilities_logged_as_percentages_are_counted_not_estimated_from(client: tuple, tmp_path: Path) -> None:
+    vigil, _ = client
+    _predictions(tmp_path, 300, T0 - 86400 + 60, [1, 0], vigil)  # the reference period: probabilities 0.9
+    n = 300
+    pd.DataFrame({"timestamp": T0 - 3000 + np.arange(n) * 10.0, "prediction_id": [f"pct-{i}" for i in range(n)],
+                  "tenure": 3, "churn_pred": 1, "churn_score": 87.5, "model_version": "1"}).to_csv(
+        tmp_path / "samples" / "pct.csv", index=False)
+    vigil.run_cycle("churn", T0)
+    report = vigil.store.labels.report("churn")
+    assert "300 of 600 probabilities in 'churn_score' left out" in report["note"], report["note"]
+    estimated = report["windows"][-1]["estimated"]
+    assert estimated is None or all(v is None or 0 <= v <= 1 for v in estimated.values()), estimated
