@@ -54,9 +54,12 @@ def prediction_frame(m: ModelConfig, perf: PerformanceConfig, raw: pd.DataFrame,
     fallback = serving or "unknown"
     out[VERSION] = version.astype(object).where(version.notna(), fallback).map(category_label).to_numpy() \
         if version is not None else fallback
-    usable = raw[perf.id_column].notna().to_numpy() & ~np.isnan(out[PRED].to_numpy())
+    pred = out[PRED].to_numpy()
+    # Not a finite number, or for a classifier not a class (an inf or a probability read as class 0)
+    fit = np.isin(pred, [0.0, 1.0, perf.positive_class]) if perf.task == "classification" else np.isfinite(pred)
+    usable = raw[perf.id_column].notna().to_numpy() & fit
     if not usable.all():
-        why = _left_out(raw, perf.id_column, pred_col, out[PRED].to_numpy())
+        why = _left_out(raw, perf.id_column, pred_col, pred, fit)
         if not usable.any():
             raise SampleFileError(f"samples of {m.name}: none of {len(raw):,} rows has a usable prediction ({why})")
         if notes is not None:
@@ -79,15 +82,19 @@ def _probabilities(col: pd.Series, notes: list[str] | None) -> np.ndarray:
     return p
 
 
-def _left_out(raw: pd.DataFrame, id_column: str, pred_col: str, pred: np.ndarray) -> str:
-    """Why rows cannot be used, counted per reason, with an example of a prediction that is no number."""
+def _left_out(raw: pd.DataFrame, id_column: str, pred_col: str, pred: np.ndarray, fit: np.ndarray) -> str:
+    """Why rows cannot be used, counted per reason, with an example of each bad prediction."""
     col = raw[pred_col]
     present = col.notna().to_numpy()
     text = present & np.isnan(pred)
+    other = present & ~text & ~fit
     reasons = [f"{int(n):,} without {c!r}" for c, n in ((id_column, raw[id_column].isna().sum()),
                                                           (pred_col, (~present).sum())) if n]
     if text.any():
         reasons.append(f"{int(text.sum()):,} with {pred_col!r} not a number, e.g. {col[text].iloc[0]!r}")
+    if other.any():
+        reasons.append(f"{int(other.sum()):,} with {pred_col!r} not a finite number or not a class, "
+                       f"e.g. {col[other].iloc[0]!r}")
     return "; ".join(reasons)
 
 

@@ -128,3 +128,13 @@ def test_probabilities_logged_as_percentages_are_counted_not_estimated_from(clie
     assert "300 of 600 probabilities in 'churn_score' left out" in report["note"], report["note"]
     estimated = report["windows"][-1]["estimated"]
     assert estimated is None or all(v is None or 0 <= v <= 1 for v in estimated.values()), estimated
+
+
+def test_an_infinite_prediction_is_counted_not_fatal_to_every_window(client: tuple, tmp_path: Path) -> None:
+    vigil, _ = client
+    _predictions(tmp_path, 300, T0 - 86400 + 60, [1, 0], vigil)
+    _predictions(tmp_path, 300, T0 - 3000, [1, 0, float("inf")], vigil)  # an overflowed output, labelled
+    report = vigil.run_cycle("churn", T0)
+    assert not [f for f in report.findings if f.entity == "performance"], [f.message for f in report.findings]
+    note = vigil.store.labels.report("churn")["note"]
+    assert "100 of 600 predictions left out" in note and "inf" in note, note
