@@ -19,9 +19,9 @@ def label_values(col: pd.Series, *, where: str) -> np.ndarray:
     if pd.api.types.is_bool_dtype(col):
         return col.to_numpy(dtype=float)
     values = pd.to_numeric(col, errors="coerce").to_numpy(dtype=float)
-    bad = np.isnan(values) & col.notna().to_numpy()
+    bad = ~np.isfinite(values) & col.notna().to_numpy()  # text, or inf: no metric takes it
     if bad.any():
-        raise SampleFileError(f"{where}: expected numeric labels (classes as 0/1), got {col[bad].iloc[0]!r}")
+        raise SampleFileError(f"{where}: expected finite numeric labels (classes as 0/1), got {col[bad].iloc[0]!r}")
     return values
 
 

@@ -138,3 +138,13 @@ def test_an_infinite_prediction_is_counted_not_fatal_to_every_window(client: tup
     assert not [f for f in report.findings if f.entity == "performance"], [f.message for f in report.findings]
     note = vigil.store.labels.report("churn")["note"]
     assert "100 of 600 predictions left out" in note and "inf" in note, note
+
+
+def test_an_infinite_label_in_a_label_file_is_named() -> None:
+    from monitor.sources.labels import label_values
+    from monitor.sources.samples import SampleFileError
+
+    # Before: inf passed as a label; a classifier read it as class 0, a regression failed
+    # every window with "labels and predictions must be finite", naming no file or column.
+    with pytest.raises(SampleFileError, match=r"labels/day.csv column 'label'.*\binf\b"):
+        label_values(pd.Series([1.0, float("inf"), 0.0]), where="labels/day.csv column 'label'")
