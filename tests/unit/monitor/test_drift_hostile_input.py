@@ -176,3 +176,25 @@ def test_a_huge_new_category_is_named_clipped_not_copied_into_every_finding():
     assert new.value == pytest.approx(0.1) and "2 new categories" in new.message
     assert len(new.message) < 2000 and len(json.dumps(new.evidence)) < 10_000
     assert sum(new.evidence["new_categories"].values()) == 200  # counts kept whole
+
+
+def test_one_millisecond_time_in_a_file_of_epoch_seconds_does_not_move_the_file_to_1970(tmp_path):
+    rng = np.random.default_rng(10)
+    pd.DataFrame({"user_age": rng.normal(40, 10, 3000), "score": rng.uniform(0, 1, 3000)}).to_parquet(
+        tmp_path / "train.parquet")
+    (tmp_path / "samples").mkdir()
+    n = 400
+    ts = T0 - 600 + np.arange(n, dtype=float)
+    ts[-1] *= 1000  # one row logged in milliseconds by another writer
+    pd.DataFrame({"timestamp": ts, "user_age": rng.normal(60, 10, n), "score": rng.uniform(0, 1, n)}).to_parquet(
+        tmp_path / "samples" / "a.parquet")
+    cfg = make_config(tmp_path, models=[model_config(
+        kpis=[], slos=[], features=["user_age"], prediction_column="score", reference={"path": "train.parquet"},
+        samples={"path": "samples/", "timestamp_column": "timestamp"})])
+    vigil = make_vigil(cfg, prometheus=StubPrometheus(), registry=serving_registry(), notifiers={})
+
+    report = vigil.run_cycle(MODEL, T0)
+
+    assert not report.blind, report.blind
+    (drift,) = [f for f in report.findings if f.kind == FindingKind.FEATURE_DRIFT]
+    assert drift.evidence["n_current"] == n
