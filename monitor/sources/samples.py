@@ -28,11 +28,12 @@ class SampleFileError(ValueError):
 
 def _read_table(path: Path) -> pd.DataFrame:
     suffix = path.suffix.lower()
-    if suffix in (".parquet", ".pq"):
-        return pd.read_parquet(path)
-    if suffix in (".csv", ".txt"):
-        return pd.read_csv(path)
-    raise SampleFileError(f"{path}: expected a .parquet or .csv file")
+    if suffix not in (".parquet", ".pq", ".csv", ".txt"):
+        raise SampleFileError(f"{path}: expected a .parquet or .csv file")
+    try:  # half written or damaged (ArrowInvalid, ParserError): named, not an internal error
+        return pd.read_parquet(path) if suffix in (".parquet", ".pq") else pd.read_csv(path)
+    except ValueError as e:
+        raise SampleFileError(f"{path}: cannot be read ({type(e).__name__}: {e})") from None
 
 
 def epoch_seconds(v: np.ndarray, size: np.ndarray | float) -> np.ndarray:

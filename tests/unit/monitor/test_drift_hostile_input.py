@@ -198,3 +198,27 @@ def test_one_millisecond_time_in_a_file_of_epoch_seconds_does_not_move_the_file_
     assert not report.blind, report.blind
     (drift,) = [f for f in report.findings if f.kind == FindingKind.FEATURE_DRIFT]
     assert drift.evidence["n_current"] == n
+
+
+@pytest.mark.parametrize("name", ["b.parquet", "b.csv"])
+def test_a_damaged_sample_file_is_named_not_an_internal_error(tmp_path, name):
+    rng = np.random.default_rng(11)
+    pd.DataFrame({"user_age": rng.normal(40, 10, 3000), "score": rng.uniform(0, 1, 3000)}).to_parquet(
+        tmp_path / "train.parquet")
+    (tmp_path / "samples").mkdir()
+    n = 400
+    good = pd.DataFrame({"timestamp": T0 - 600 + np.arange(n, dtype=float), "user_age": rng.normal(40, 10, n),
+                         "score": rng.uniform(0, 1, n)})
+    good.to_parquet(tmp_path / "samples" / "a.parquet")
+    # A writer still copying the next file in (or one that died half way): the first bytes only.
+    blob = good.to_parquet() if name.endswith(".parquet") else b'timestamp,user_age,score\n1,"2\n'
+    (tmp_path / "samples" / name).write_bytes(blob[: len(blob) // 2] if name.endswith(".parquet") else blob)
+    cfg = make_config(tmp_path, models=[model_config(
+        kpis=[], slos=[], features=["user_age"], prediction_column="score", reference={"path": "train.parquet"},
+        samples={"path": "samples/", "timestamp_column": "timestamp"})])
+    vigil = make_vigil(cfg, prometheus=StubPrometheus(), registry=serving_registry(), notifiers={})
+
+    report = vigil.run_cycle(MODEL, T0)
+
+    (gap,) = [f for f in report.findings if f.kind == FindingKind.NO_DATA]
+    assert gap.entity == "samples" and name in gap.message and "internal error" not in gap.message, gap.message
