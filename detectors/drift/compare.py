@@ -68,7 +68,11 @@ def compare(
     def one(spec: FeatureSpec) -> FeatureDrift:
         ref = profile.columns[spec.name]
         if spec.name not in series:
-            return _missing_column(spec.name, spec.type, ref, int(copies.get(spec.name, 0)))
+            fd = _missing_column(spec.name, spec.type, ref, int(copies.get(spec.name, 0)))
+            alike = [c for c in current.columns if str(c).strip().casefold() == spec.name.strip().casefold()]
+            if fd.quality["column_missing"] and alike:  # "Age" or " age" sent for "age": say so
+                fd.quality["similar_column"] = str(alike[0])
+            return fd
         if isinstance(ref, NumericProfile):
             return compare_numeric(spec.name, ref, series[spec.name], min_samples, pvalues, mode, exact_below)
         return compare_categorical(spec.name, ref, series[spec.name], min_samples)

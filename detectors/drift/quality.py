@@ -50,8 +50,10 @@ def quality_findings(drifts: list[FeatureDrift], *, thresholds: QualityThreshold
     out: list[Finding] = []
     for fd in drifts:
         if fd.quality.get("column_missing"):
+            alike = fd.quality.get("similar_column")
             out.append(_finding(window, fd, "column_missing", 1.0, 0.0,
-                                f"column {fd.feature} ({fd.type} feature) is missing from the current window"))
+                                f"column {fd.feature} ({fd.type} feature) is missing from the current window"
+                                + (f" (it has {alike!r}: names must match exactly)" if alike else "")))
             continue
         if fd.quality.get("column_copies", 1) > 1:
             out.append(_finding(window, fd, "column_copies", fd.quality["column_copies"], 1.0,

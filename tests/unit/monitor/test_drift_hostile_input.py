@@ -222,3 +222,10 @@ def test_a_damaged_sample_file_is_named_not_an_internal_error(tmp_path, name):
 
     (gap,) = [f for f in report.findings if f.kind == FindingKind.NO_DATA]
     assert gap.entity == "samples" and name in gap.message and "internal error" not in gap.message, gap.message
+
+
+def test_a_feature_sent_under_another_case_is_pointed_at_in_the_missing_column_finding():
+    rng = np.random.default_rng(12)
+    report = _assess(pd.DataFrame({"x": rng.normal(size=2000)}), pd.DataFrame({" X": rng.normal(size=2000)}), "psi")
+    (f,) = report.findings
+    assert f.statistic == "column_missing" and "' X'" in f.message, f.message
