@@ -105,7 +105,8 @@ class ScheduleConfig(_Model):
     interval: PositiveDuration = 60.0
     lookback: PositiveDuration = 1800.0  # window [t - lookback, t] pulled each cycle
     baseline: Duration = 3600.0  # window before the lookback used as a baseline
-    misfire_grace: Duration = 30.0
+    # APScheduler's misfire grace is a whole number of seconds, at least 1 (int() of it is passed).
+    misfire_grace: Annotated[Duration, Field(ge=1)] = 30.0
     # true: one job per interval runs every owned model's cycle after one batched read of
     # Prometheus and the registry (monitor/cycle/prefetch.py), on a pool of `sweep_workers`
     # threads; a fleet of hundreds of models needs it. false: one job per model, spread over

@@ -228,3 +228,18 @@ def test_a_nan_or_infinite_duration_is_a_config_error_naming_the_field(tmp_path)
             load_config(f)
         found = dict(e.value.errors)
         assert field in found and "finite" in found[field], (text, found)
+
+
+def test_a_misfire_grace_under_a_second_is_refused_by_check_config(tmp_path):
+    """`misfire_grace: 0` (or 500ms) passed check-config, then `vigil run` died at start with
+    APScheduler's TypeError (its grace is a positive whole number of seconds), and a SIGHUP
+    reload to it left the new config swapped in with half its jobs changed."""
+    for value in ("0", "500ms", "0.9"):
+        f = tmp_path / "vigil.yaml"
+        f.write_text(f"schedule:\n  misfire_grace: {value}\nmodels:\n  - name: m\n")
+        with pytest.raises(ConfigError) as e:
+            load_config(f)
+        msg = dict(e.value.errors)["schedule.misfire_grace"]
+        assert "1" in msg and "got" in msg, msg
+    f.write_text("schedule:\n  misfire_grace: 1s\nmodels:\n  - name: m\n")
+    assert load_config(f).schedule.misfire_grace == 1.0
