@@ -3,10 +3,12 @@ where it is (`vigil.yaml:14: models[0].polcy: ...`).
 
 PyYAML's safe loader builds the values; its composed node tree, walked once, gives the
 lines. A key written twice in one mapping is an error: YAML keeps the last one silently,
-and a second `policy:` further down a long file is easy to miss.
+and a second `policy:` further down a long file is easy to miss. So is a value that YAML
+read as a comment: `owner_channel: #recsys` is null, not a Slack channel.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,9 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from monitor.config_errors import ConfigError, ConfigIssue, Loc
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_NULL_TAG = "tag:yaml.org,2002:null"
+# After a key: nothing but `#word` (no space after the #), which reads as a value, not a note.
+_COMMENT_AS_VALUE = re.compile(r"^:[ \t]+(#[^\s#]\S*)[ \t]*$")
 
 
 @dataclass
@@ -37,7 +42,7 @@ def read_yaml(path: Path) -> YamlDoc:
         node = loader.get_single_node()
         doc = YamlDoc(None)
         if node is not None:
-            _walk(node, (), doc)  # before construction, which flattens `<<:` merges in place
+            _walk(node, (), doc, text.splitlines())  # before construction, which flattens `<<:` merges in place
             doc.data = loader.construct_document(node)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
@@ -50,7 +55,7 @@ def read_yaml(path: Path) -> YamlDoc:
     return doc
 
 
-def _walk(node: Node, loc: Loc, doc: YamlDoc, depth: int = 0) -> None:
+def _walk(node: Node, loc: Loc, doc: YamlDoc, text: list[str], depth: int = 0) -> None:
     if depth > 100:  # an anchor that contains itself: the validation reports the shape
         return
     if isinstance(node, MappingNode):
@@ -65,9 +70,23 @@ def _walk(node: Node, loc: Loc, doc: YamlDoc, depth: int = 0) -> None:
                 for inner in [k for k in doc.lines if len(k) > len(where) and k[:len(where)] == where]:
                     del doc.lines[inner]
             doc.lines[where] = key.start_mark.line + 1
-            _walk(value, where, doc, depth + 1)
+            word = _comment_as_value(key, value, text)
+            if word is not None:
+                doc.problems.append((where, f"no value: YAML reads {word!r} as a comment; quote it "
+                                            f"(\"{word}\") if it is the value"))
+            _walk(value, where, doc, text, depth + 1)
     elif isinstance(node, SequenceNode):
         for i, item in enumerate(node.value):
             doc.lines[(*loc, i)] = item.start_mark.line + 1
-            _walk(item, (*loc, i), doc, depth + 1)
+            _walk(item, (*loc, i), doc, text, depth + 1)
 
+
+
+def _comment_as_value(key: ScalarNode, value: Node, text: list[str]) -> str | None:
+    """`#word` when the key's value is an empty null with only that comment after it."""
+    if not (isinstance(value, ScalarNode) and value.tag == _NULL_TAG and value.value == ""):
+        return None
+    end = key.end_mark
+    line = text[end.line] if end.line < len(text) else ""
+    m = _COMMENT_AS_VALUE.match(line[end.column:])
+    return m.group(1) if m else None

@@ -243,3 +243,28 @@ def test_a_misfire_grace_under_a_second_is_refused_by_check_config(tmp_path):
         assert "1" in msg and "got" in msg, msg
     f.write_text("schedule:\n  misfire_grace: 1s\nmodels:\n  - name: m\n")
     assert load_config(f).schedule.misfire_grace == 1.0
+
+
+def test_an_unquoted_slack_channel_is_not_read_as_a_comment(tmp_path):
+    """`owner_channel: #recsys-owners` is a YAML comment: the key read as null, check-config
+    said OK, and every alert of the model went to the built-in #vigil-alerts instead."""
+    f = write(tmp_path, """
+        models:
+          - name: m
+            owner_channel: #recsys-owners
+            oncall_channel: "#ml-oncall"   # a real comment
+        """)
+    with pytest.raises(ConfigError) as e:
+        load_config(f)
+    [issue] = e.value.issues
+    assert issue.path == "models[0](m).owner_channel" and issue.line == 3, issue
+    assert "'#recsys-owners'" in issue.message and "quote" in issue.message, issue
+    f = write(tmp_path, """
+        models:
+          - name: m
+            owner_channel: "#recsys-owners"
+            reference:  # the training reference
+              path: null  #none
+        """)
+    cfg = load_config(f)
+    assert cfg.models[0].owner_channel == "#recsys-owners"
