@@ -51,7 +51,7 @@ from monitor.cycle.rollback_ask import (
     payload,
 )
 from monitor.executors.base import Executor, ExecutorError, RollbackStep
-from monitor.executors.guarded import guarded
+from monitor.executors.guarded import guarded, preflight
 from monitor.failpoints import failpoint
 from monitor.metrics import VigilMetrics
 from monitor.store.audit_log import retry_audited
@@ -91,6 +91,7 @@ class RollbackRunner:
         deadline = time.monotonic() + self.step_budget_s  # the request's calls to the layers, all together
         try:
             layers = self.layers_for(ask.kind, m, deadline)
+            preflight(layers)
         except ExecutorError as e:  # e.g. a missing kubeconfig: a failed rollback (nothing moved), not a failed cycle
             with self.store.tx() as s:
                 last = self.store.model_state(s, m.name).alias_version

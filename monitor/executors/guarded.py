@@ -69,3 +69,12 @@ class Guarded:
 
 def guarded(layers: list[Executor], deadline: float | None = None) -> list[Executor]:
     return [Guarded(x.inner if isinstance(x, Guarded) else x, deadline) for x in layers]
+
+
+def preflight(layers: list[Executor]) -> None:
+    """ExecutorError (reason "config") when a layer could not act at all, e.g. a webhook
+    secret that cannot be read: found before the alias moves, not after it."""
+    for x in layers:
+        check = getattr(x.inner if isinstance(x, Guarded) else x, "preflight", None)
+        if check is not None:
+            check()

@@ -65,6 +65,11 @@ class WebhookExecutor:
     def close(self) -> None:
         self.http.close()
 
+    def preflight(self) -> None:
+        """The secret can be read (ExecutorError, reason "config", if not): checked before a
+        rollback moves the alias, which a webhook that cannot sign would leave half done."""
+        self._secret()
+
     # ------------------------------------------------------------------ contract
     def current(self, step: RollbackStep) -> str | None:
         resp = self._send("GET", self.cfg.verify_url, b"", {}, step.deadline)

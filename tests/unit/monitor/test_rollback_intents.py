@@ -315,3 +315,26 @@ def test_a_forced_dry_run_is_audited_as_forced(tmp_path):
     entries = [e for e in vigil.store.audit_entries() if e.action.startswith("rollback.")]
     assert [e.action for e in entries] == ["rollback.requested", "rollback.dry_run"]
     assert all(e.detail["forced"] is True for e in entries), [e.detail for e in entries]
+
+
+@pytest.mark.parametrize("where", ["env", "file"])
+def test_a_webhook_layer_whose_secret_cannot_be_read_fails_the_rollback_before_the_alias_moves(
+        tmp_path, monkeypatch, where):
+    """`secret_env` naming an unset variable (or `secret_file` a Secret not mounted) passed
+    check-config; the first rollback moved the MLflow alias, then could not sign the webhook:
+    a model half rolled back, its alias on v1 and serving on v2. Like a missing kubeconfig,
+    it is now found before anything moves."""
+    from tests.fakes.webhook_receiver import WebhookReceiver
+
+    monkeypatch.delenv("HOOK_SECRET", raising=False)
+    with WebhookReceiver("s3cr3t-0123456789", serving="2") as hook:
+        secret = {"secret_env": "HOOK_SECRET"} if where == "env" else {"secret_file": str(tmp_path / "missing")}
+        serving = {"kind": "webhook", "url": hook.url("/rollback"), "verify_url": hook.url("/serving"),
+                   "backoff_s": 0.01, "max_attempts": 1, **secret}
+        vigil, reg = deployed(tmp_path, models=[model_config(serving=serving)])
+        report = vigil.run_cycle(MODEL, T0)  # critical, blamed on v2: a rollback is asked
+        assert report.rollback is not None and report.rollback["status"] == "failed", report.rollback
+        [action] = vigil.store.actions(model=MODEL)
+        assert ("HOOK_SECRET" if where == "env" else "missing") in action.detail, action.detail
+        assert reg.moves == [], "the alias moved though serving could not follow"
+        assert hook.actions == []
