@@ -21,6 +21,9 @@ from monitor.config_types import secret_value
 Loc = tuple[str | int, ...]
 
 _SECRET_FIELDS = {"bot_token", "token", "signing_secret", "bearer_token"}
+# Where the secret itself is easily pasted by mistake: `token_sha256: <the token>`,
+# `routing_key_env: <the key>`. Their values are never echoed either.
+_SECRET_SUFFIXES = ("_sha256", "_env")
 _INTERNAL_FIELDS = {"base_dir"}  # set by load_config, never written in the file
 _USERINFO = re.compile(r"//[^/@\s]*@")
 
@@ -95,6 +98,8 @@ def describe(err: ErrorDetails, loc: Loc, root: type[BaseModel], data: Any) -> s
     if err["type"] == "missing":
         return "required field is missing"
     if is_secret(root, loc, data):
+        if str(loc[-1]).endswith("_sha256") and err["type"] == "string_pattern_mismatch":
+            return "expected 64 hex digits, the sha256 `vigil token hash` prints (not the token itself)"
         return msg  # never echo what may be a real secret
     if "input" in err and not isinstance(err["input"], (dict, list)):
         shown = _USERINFO.sub("//***@", repr(err["input"]))  # a URL's user:password stays out
@@ -142,7 +147,7 @@ def is_secret(root: type[BaseModel], loc: Loc, data: Any) -> bool:
     model = model_at(root, loc[:-1], data)
     info = model.model_fields.get(loc[-1]) if model else None
     typed = info is not None and any(getattr(m, "func", None) is secret_value for m in info.metadata)
-    return typed or loc[-1] in _SECRET_FIELDS
+    return typed or loc[-1] in _SECRET_FIELDS or loc[-1].endswith(_SECRET_SUFFIXES)
 
 
 def _child(node: Any, part: str | int) -> Any:

@@ -268,3 +268,22 @@ def test_an_unquoted_slack_channel_is_not_read_as_a_comment(tmp_path):
         """)
     cfg = load_config(f)
     assert cfg.models[0].owner_channel == "#recsys-owners"
+
+
+def test_a_token_pasted_where_its_hash_goes_is_not_echoed(tmp_path, capsys):
+    """The token itself written as `token_sha256:` (an easy slip) was printed back by
+    check-config, and by a refused SIGHUP reload into the daemon's log."""
+    token = "vigil-live-Zq81xT0pK2mN4bV6cX8z"
+    f = write(tmp_path, f"""
+        api:
+          tokens:
+            - {{name: ci, role: viewer, token_sha256: {token}}}
+        receivers:
+          - {{name: pd, kind: pagerduty, routing_key_env: 12345678901234567890}}
+        models:
+          - name: m
+        """)
+    assert main(["check-config", str(f)]) == 1
+    err = capsys.readouterr().err
+    assert "api.tokens[0](ci).token_sha256" in err and "routing_key_env" in err, err
+    assert token not in err and "12345678901234567890" not in err, err
