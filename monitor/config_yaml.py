@@ -19,6 +19,28 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from monitor.config_errors import ConfigError, ConfigIssue, Loc
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_BOOL_TAG, _INT_TAG, _FLOAT_TAG = "tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader reading plain scalars as YAML 1.2 does (and Alertmanager,
+    Prometheus and Kubernetes, whose time intervals and labels people copy from): only
+    true/false are booleans (`country: NO`, `paging: off` stay strings; a bool field still
+    takes yes/no/on/off), and 17:30 is a string, not the base-60 number 1050."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag not in (_BOOL_TAG, _INT_TAG, _FLOAT_TAG)]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_Loader.add_implicit_resolver(_BOOL_TAG, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+_Loader.add_implicit_resolver(_INT_TAG, re.compile(r"""^(?:[-+]?0b[0-1_]+
+    |[-+]?0[0-7_]+
+    |[-+]?(?:0|[1-9][0-9_]*)
+    |[-+]?0x[0-9a-fA-F_]+)$""", re.X), list("-+0123456789"))
+_Loader.add_implicit_resolver(_FLOAT_TAG, re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?
+    |\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""", re.X), list("-+0123456789."))
 _NULL_TAG = "tag:yaml.org,2002:null"
 # After a key: nothing but `#word` (no space after the #), which reads as a value, not a note.
 _COMMENT_AS_VALUE = re.compile(r"^:[ \t]+(#[^\s#]\S*)[ \t]*$")
@@ -37,7 +59,7 @@ def read_yaml(path: Path) -> YamlDoc:
         text = path.read_text()
     except OSError as e:
         raise ConfigError([("(file)", f"cannot read {path}: {e.strerror}")], str(path)) from None
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text)
     try:
         node = loader.get_single_node()
         doc = YamlDoc(None)

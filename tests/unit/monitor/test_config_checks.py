@@ -287,3 +287,38 @@ def test_a_token_pasted_where_its_hash_goes_is_not_echoed(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "api.tokens[0](ci).token_sha256" in err and "routing_key_env" in err, err
     assert token not in err and "12345678901234567890" not in err, err
+
+
+def test_alertmanager_times_and_yes_no_values_read_as_written(tmp_path):
+    """YAML 1.1 reads an unquoted 17:30 as the number 1050 (base 60) and NO / off as false:
+    time intervals copied from an Alertmanager config (whose YAML 1.2 keeps them strings)
+    were refused with `got 1050`, and a label `country: NO` with `got False`."""
+    f = write(tmp_path, """
+        time_intervals:
+          - name: evenings
+            time_intervals:
+              - {weekdays: [monday], times: [{start_time: 17:30, end_time: 23:59}]}
+        grafana:
+          provision_on_start: yes
+        models:
+          - name: m
+            labels: {country: NO, paging: off}
+            mute_time_intervals: [evenings]
+            policy:
+              rollback: {enabled: off, dry_run: on}
+        """)
+    cfg = load_config(f)
+    assert cfg.time_intervals[0].time_intervals[0]["times"] == [{"start_time": "17:30", "end_time": "23:59"}]
+    assert cfg.models[0].labels == {"country": "NO", "paging": "off"}
+    assert cfg.grafana.provision_on_start is True
+    rb = cfg.models[0].policy.rollback
+    assert (rb.enabled, rb.dry_run) == (False, True)
+    f = write(tmp_path, """
+        schedule:
+          interval: 1:30
+        models:
+          - name: m
+        """)
+    with pytest.raises(ConfigError) as e:  # not 90 seconds by accident of base 60
+        load_config(f)
+    assert "'1:30'" in dict(e.value.errors)["schedule.interval"]
