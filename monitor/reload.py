@@ -6,13 +6,16 @@ new `Vigil` sharing what must outlive a configuration: the store, the clock, the
 registry (counters keep counting, readiness keeps its history), and the clients and
 notifiers whose settings did not change. The daemon swaps it in between cycles: a cycle
 already running finishes on the Vigil it started with, the next one uses the new
-settings. Changing the store, or the API's address, takes a restart.
+settings. Changing the store, or the API's address, takes a restart; the audit key is
+never changed by a reload (a chain cannot change keys: what follows would fail to verify).
 """
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
+from monitor.audit.keys import AuditKeyError, load_key
 from monitor.config import ConfigError, VigilConfig, load_config
 from monitor.identities import load_token_table
 from monitor.vigil import Vigil
@@ -53,6 +56,22 @@ def restart_only(old: VigilConfig, new: VigilConfig) -> tuple[list[str], list[st
     return refusals, warnings
 
 
+def audit_key_refusal(old: Vigil, config: VigilConfig) -> str | None:
+    """Why `config` cannot be swapped in under the running audit chain, or None. The key is
+    read again (a rotated key file, an edited `audit:`): a chain keyed from here on with
+    another key, or none, would fail `vigil audit verify` from that entry on."""
+    try:
+        key = load_key(config.audit, Path(config.base_dir))
+    except AuditKeyError as e:
+        return f"audit key: {e}"
+    running = old.store.audit_key
+    ids = (running.key_id if running else None, key.key_id if key else None)
+    if ids[0] != ids[1]:
+        return (f"the audit key is not the running one (key id {ids[0] or 'none'} -> {ids[1] or 'none'}): "
+                "an audit chain cannot change keys; restore the key or the audit section")
+    return None
+
+
 def successor(old: Vigil, config: VigilConfig) -> Vigil:
     """A Vigil for `config` that keeps the old one's store, clock, metrics and unchanged clients."""
     oc = old.config
@@ -86,6 +105,7 @@ def reload_vigil(old: Vigil, path: str | None) -> tuple[Vigil, JobChanges] | Non
     if config is None:
         return None
     refusals, warnings = restart_only(old.config, config)
+    refusals += [r for r in [audit_key_refusal(old, config)] if r]
     if refusals:
         log.error("configuration reload refused, keeping the running configuration: %s", "; ".join(refusals),
                   extra={"config": path})

@@ -120,3 +120,30 @@ def test_a_model_removed_by_a_reload_leaves_no_verdict_in_metrics(tmp_path):
     gauges = {s.name for f in new.metrics.registry.collect() if f.type == "gauge" for s in f.samples
               if s.labels.get("model") == "fraud"}
     assert gauges == set()
+
+
+def test_a_reload_never_changes_the_audit_key_under_the_running_chain(tmp_path, caplog):
+    """A SIGHUP (to change a threshold, say) re-read the audit key: a key file the secret
+    store had rotated meanwhile, or an `audit:` section edited, re-keyed (or un-keyed) the
+    chain mid-way, and from then on `vigil audit verify` failed. Keys cannot be rotated: the
+    reload is refused, naming the audit key, and the chain keeps its key."""
+    from monitor.audit.verify import verify_log
+    from monitor.config import load_config
+
+    key = tmp_path / "audit.key"
+    key.write_text("first-audit-key-0123456789\n")
+    path = write(tmp_path / "vigil.yaml", tmp_path, audit={"key_file": "audit.key"})
+    old = make_vigil(load_config(path), notifiers={})
+    old.store.audit("alice", "incident.ack", "incident:1", {})
+    running = old.store.audit_key
+    key.write_text("second-audit-key-0123456789\n")  # rotated by the secret store
+    with caplog.at_level(logging.ERROR, logger="vigil.daemon"):
+        assert reload_vigil(old, write(tmp_path / "vigil.yaml", tmp_path, audit={"key_file": "audit.key"},
+                                       policy={"resolve_after_cycles": 5})) is None
+        assert "audit" in caplog.text and "key" in caplog.text
+        assert reload_vigil(old, write(tmp_path / "vigil.yaml", tmp_path)) is None, "a key dropped"
+    assert old.store.audit_key is running
+    old.store.audit("bob", "incident.ack", "incident:2", {})
+    assert verify_log(old.store, running, None).chain.ok
+    key.write_text("first-audit-key-0123456789")  # the same key (no newline) reloads fine
+    assert reload_vigil(old, write(tmp_path / "vigil.yaml", tmp_path, audit={"key_file": "audit.key"})) is not None
