@@ -61,7 +61,11 @@ def secret_value(value: Any) -> str | None:
             # The default is written in the file, which is what a secret must never be.
             raise ValueError(f"a secret cannot have a default: write ${{{value.ref.name}}}, "
                              f"or ${{{value.ref.name}:-}} if it is optional")
-        return str(value)
+        # A Kubernetes secret made with --from-file keeps the file's newline; no token has one.
+        stripped = str(value).strip()
+        if not stripped and value.ref.default != "":
+            raise ValueError(f"environment variable {value.ref.name} holds only whitespace")
+        return stripped or None
     m = _WHOLE_REF.match(value.strip()) if isinstance(value, str) else None
     if not m:
         raise ValueError("secrets are never written in the file: use a reference to an environment "

@@ -152,7 +152,7 @@ class WebhookExecutor:
 
     def _secret(self) -> bytes:
         if self.cfg.secret_env is not None:
-            value = os.environ.get(self.cfg.secret_env, "")
+            value = os.environ.get(self.cfg.secret_env, "").strip()  # as the file: no trailing newline
             if not value:
                 raise ExecutorError(False, f"the webhook secret for {self.cfg.url} is missing: environment variable "
                                            f"{self.cfg.secret_env} is not set", reason="config")

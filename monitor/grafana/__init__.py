@@ -13,4 +13,4 @@ TOKEN_ENV = "GRAFANA_TOKEN"
 def grafana_token(grafana: GrafanaConfig) -> str | None:
     """grafana.token, else $GRAFANA_TOKEN: one rule for the daemon (provisioning and
     annotations) and `vigil dashboards`, so a token that works for one works for both."""
-    return grafana.token or os.environ.get(TOKEN_ENV) or None
+    return grafana.token or os.environ.get(TOKEN_ENV, "").strip() or None  # no trailing newline, as secret files

@@ -200,3 +200,12 @@ def test_an_unreadable_answer_or_a_bad_url_is_an_executor_error(url: str) -> Non
         with pytest.raises(ExecutorError) as e:
             call()
         assert e.value.reason == "rejected" and url in e.value.detail
+
+
+def test_a_secret_from_the_environment_loses_its_trailing_newline(hook: WebhookReceiver,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Kubernetes secret made with --from-file keeps the newline; the env secret was used
+    as is (the file one was stripped), so every rollback's webhook was refused as unsigned."""
+    monkeypatch.setenv(ENV, SECRET + "\n")
+    executor(hook).apply(STEP)
+    assert len(hook.actions) == 1

@@ -124,3 +124,20 @@ def test_a_secret_under_any_name_is_never_echoed():
     with pytest.raises(ConfigError) as e:
         validate_config(Root, {"hmac_key": "k3y-literal"}, ConfigSource())
     assert "never written in the file" in str(e.value) and "k3y" not in str(e.value)
+
+
+def test_a_secret_from_a_kubernetes_secret_loses_its_trailing_newline(monkeypatch):
+    """`kubectl create secret --from-file` keeps the file's newline, and envFrom hands it on:
+    `${VIGIL_API_TOKEN}` became "tok\\n", so every request bearing the token got 401; a
+    Slack signing secret with it failed every button. Secret files were stripped, the
+    environment's secrets were not."""
+    from monitor.identities import load_token_table
+
+    monkeypatch.setenv("VIGIL_API_TOKEN", "tok-5b1e8d\n")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", " 8f14e45fceea167a\r\n")
+    cfg = parse_config({"api": {"token": "${VIGIL_API_TOKEN}"},
+                        "slack": {"signing_secret": "${SLACK_SIGNING_SECRET}"}, "models": MODELS})
+    assert cfg.api.token == "tok-5b1e8d" and cfg.slack.signing_secret == "8f14e45fceea167a"
+    assert load_token_table(cfg).resolve("tok-5b1e8d") is not None
+    monkeypatch.setenv("VIGIL_API_TOKEN", "\n")  # only a newline: no token, said as such
+    assert "VIGIL_API_TOKEN" in errors_of({"api": {"token": "${VIGIL_API_TOKEN}"}, "models": MODELS})["api.token"]
