@@ -30,7 +30,7 @@ from monitor.config_retention import RetentionConfig
 from monitor.config_root_cause import RootCauseConfig
 from monitor.config_sources import LokiConfig, MlflowConfig, PrometheusConfig, SourcesConfig, TempoConfig
 from monitor.config_spool import SpoolConfig
-from monitor.config_types import Duration, HttpURL, PositiveDuration, Secret, StoreURL, parse_duration
+from monitor.config_types import Duration, HttpURL, LabelMatchers, PositiveDuration, Secret, StoreURL, parse_duration
 from monitor.config_yaml import read_yaml
 from monitor.executors.config import ServingExecutorConfig
 
@@ -220,7 +220,7 @@ class SloConfig(_Model):
 
 
 class GpuConfig(_Model):
-    selector: str = ""  # PromQL label matchers without braces, e.g. pod=~"recsys-.*"
+    selector: LabelMatchers = ""  # PromQL label matchers, braces optional, e.g. pod=~"recsys-.*"
     util_pct: float = Field(95.0, gt=0, le=100)
     fb_used_ratio: float = Field(0.95, gt=0, le=1)
     kv_cache_ratio: float = Field(0.95, gt=0, le=1)

@@ -109,3 +109,24 @@ RegistryURI = Annotated[str, _url_check(
                   "other MLflow tracking URIs (databricks, file stores, ...) are not supported")]
 StoreURL = Annotated[str, _url_check(
     _is_store, "sqlite:///path/to/vigil.db or postgresql+psycopg://user@host/db")]
+
+
+def label_matchers(value: str) -> str:
+    """PromQL label matchers put inside `metric{...}`: written with or without their braces
+    (`{pod=~"a.*"}` as PromQL shows them, or `pod=~"a.*"`); any other brace would make every
+    query built from them one Prometheus refuses."""
+    text = value.strip()
+    if text.startswith("{") and text.endswith("}"):
+        text = text[1:-1].strip()
+    quote, escaped = "", False
+    for ch in text:
+        if quote:
+            escaped, quote = (not escaped and ch == "\\"), ("" if ch == quote and not escaped else quote)
+        elif ch in "\"'`":
+            quote = ch
+        elif ch in "{}":
+            raise ValueError('expected PromQL label matchers such as pod=~"recsys-.*" (braces optional)')
+    return text
+
+
+LabelMatchers = Annotated[str, AfterValidator(label_matchers)]

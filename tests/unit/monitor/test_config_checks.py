@@ -322,3 +322,16 @@ def test_alertmanager_times_and_yes_no_values_read_as_written(tmp_path):
     with pytest.raises(ConfigError) as e:  # not 90 seconds by accident of base 60
         load_config(f)
     assert "'1:30'" in dict(e.value.errors)["schedule.interval"]
+
+
+def test_a_gpu_selector_written_with_braces_makes_valid_promql(tmp_path):
+    """`gpu.selector: '{pod=~"recsys-.*"}'`, as PromQL writes matchers, passed check-config
+    and made `DCGM_FI_DEV_GPU_UTIL{{pod=~...}}`: Prometheus refused every GPU query and the
+    model was blind to saturation for good. The braces are taken as the selector's own."""
+    from monitor.cycle.gather import gpu_queries
+
+    for written in ('{pod=~"recsys-.*"}', ' { pod=~"recsys-.*" } ', 'pod=~"recsys-.*"'):
+        cfg = parse_config({"models": [{"name": "m", "gpu": {"selector": written}}]})
+        assert gpu_queries(cfg.models[0].gpu.selector)["gpu_util_pct"] == 'DCGM_FI_DEV_GPU_UTIL{pod=~"recsys-.*"}'
+    msg = errors_of({"models": [{"name": "m", "gpu": {"selector": 'pod="a"} or up{'}}]})["models[0](m).gpu.selector"]
+    assert "label matchers" in msg and "got" in msg, msg
