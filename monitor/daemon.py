@@ -260,6 +260,9 @@ def _apply_jobs(scheduler: BackgroundScheduler, runtime: Runtime, changes: JobCh
         for job in ["sweep"] if sweeping else [f"cycle:{m.name}" for m in models if m.name not in changes.added]:
             scheduler.modify_job(job, misfire_grace_time=int(sched.misfire_grace))
             scheduler.reschedule_job(job, trigger="interval", seconds=sched.interval)
+    for job, seconds in changes.periods.items():  # retention purge, audit checkpoint
+        if scheduler.get_job(job) is not None:
+            scheduler.reschedule_job(job, trigger="interval", seconds=seconds)
     now = time.time()
     for i, name in enumerate([] if sweeping else changes.added):
         _add_cycle_job(scheduler, runtime, name, now + 1 + sched.interval * i / len(changes.added))

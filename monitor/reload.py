@@ -12,7 +12,7 @@ never changed by a reload (a chain cannot change keys: what follows would fail t
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from monitor.audit.keys import AuditKeyError, load_key
@@ -30,6 +30,7 @@ class JobChanges:
     added: list[str]
     removed: list[str]
     retimed: bool  # interval or misfire grace changed: every kept model's job is rescheduled
+    periods: dict[str, float] = field(default_factory=dict)  # other periodic jobs' new period (s), by job id
 
 
 def read_valid(path: str) -> VigilConfig | None:
@@ -93,7 +94,11 @@ def job_changes(old: VigilConfig, new: VigilConfig) -> JobChanges:
     before, after = [m.name for m in old.models], [m.name for m in new.models]
     retimed = (old.schedule.interval, old.schedule.misfire_grace) != (new.schedule.interval,
                                                                        new.schedule.misfire_grace)
-    return JobChanges([n for n in after if n not in before], [n for n in before if n not in after], retimed)
+    periods = {job: now for job, was, now in (
+        ("retention-purge", old.retention.purge_interval, new.retention.purge_interval),
+        ("audit-checkpoint", old.audit.checkpoint_interval_s, new.audit.checkpoint_interval_s)) if was != now}
+    return JobChanges([n for n in after if n not in before], [n for n in before if n not in after], retimed,
+                      periods)
 
 
 def reload_vigil(old: Vigil, path: str | None) -> tuple[Vigil, JobChanges] | None:

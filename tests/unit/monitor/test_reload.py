@@ -147,3 +147,22 @@ def test_a_reload_never_changes_the_audit_key_under_the_running_chain(tmp_path, 
     assert verify_log(old.store, running, None).chain.ok
     key.write_text("first-audit-key-0123456789")  # the same key (no newline) reloads fine
     assert reload_vigil(old, write(tmp_path / "vigil.yaml", tmp_path, audit={"key_file": "audit.key"})) is not None
+
+
+def test_a_reload_retimes_the_purge_and_the_audit_checkpoint_jobs(tmp_path):
+    """A new `retention.purge_interval` or `audit.checkpoint_interval_s` was validated,
+    logged as reloaded, and silently ignored: the jobs kept the old period until a restart."""
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from monitor.daemon import Runtime, _apply_jobs, build_scheduler
+
+    runtime = Runtime(make_vigil(make_config(tmp_path), prometheus=incident_prometheus(), notifiers={}), None)
+    scheduler: BackgroundScheduler = build_scheduler(runtime)
+    assert scheduler.get_job("retention-purge").trigger.interval.total_seconds() == 3600
+    path = write(tmp_path / "vigil.yaml", tmp_path, retention={"purge_interval": "10m"},
+                 audit={"checkpoint_interval_s": 15})
+    new, changes = reload_vigil(runtime.vigil, path)
+    runtime.swap(new)
+    _apply_jobs(scheduler, runtime, changes)
+    assert scheduler.get_job("retention-purge").trigger.interval.total_seconds() == 600
+    assert scheduler.get_job("audit-checkpoint").trigger.interval.total_seconds() == 15
