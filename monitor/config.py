@@ -164,7 +164,7 @@ class PolicyConfig(_Model):
     # scoring at or above this is anomalous. 1 turns it off.
     anomaly_threshold: float = Field(0.9, gt=0, le=1)
     anomaly_resolution: Duration = 300.0  # > 0: score bin means, not each point (README: false alarms)
-    repeat_interval: Duration = 4 * 3600.0  # re-notify an unchanged open incident
+    repeat_interval: PositiveDuration = 4 * 3600.0  # re-notify an unchanged open incident (0 would: every cycle)
     rollback: RollbackPolicy = RollbackPolicy()
 
     @model_validator(mode="after")

@@ -28,7 +28,7 @@ from alerts.grouping import DEFAULT_GROUPED, GROUPABLE_CAUSES, GroupSettings
 from alerts.inhibition import InhibitRule
 from alerts.matchers import MatcherError, parse_matcher
 from alerts.time_intervals import IntervalError, NamedIntervals, parse_interval
-from monitor.config_types import Duration
+from monitor.config_types import Duration, PositiveDuration
 
 
 class _Model(BaseModel):
@@ -89,7 +89,7 @@ class GroupingConfig(_Model):
     cause_kinds: list[str] = Field(default_factory=lambda: list(DEFAULT_GROUPED))  # deploy: opt in
     group_wait: Duration = 30.0
     group_interval: Duration = 300.0
-    repeat_interval: Duration = 4 * 3600.0
+    repeat_interval: PositiveDuration = 4 * 3600.0  # 0 (refused, as by Alertmanager) would page every cycle
     min_members: int = Field(2, ge=2)
     mute_time_intervals: list[str] = Field(default_factory=list)
 

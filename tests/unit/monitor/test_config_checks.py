@@ -335,3 +335,14 @@ def test_a_gpu_selector_written_with_braces_makes_valid_promql(tmp_path):
         assert gpu_queries(cfg.models[0].gpu.selector)["gpu_util_pct"] == 'DCGM_FI_DEV_GPU_UTIL{pod=~"recsys-.*"}'
     msg = errors_of({"models": [{"name": "m", "gpu": {"selector": 'pod="a"} or up{'}}]})["models[0](m).gpu.selector"]
     assert "label matchers" in msg and "got" in msg, msg
+
+
+def test_a_zero_repeat_interval_is_refused_not_a_reminder_every_cycle():
+    """`repeat_interval: 0` (read as "never repeat", as 0 turns other things off) re-sent
+    every open incident, and every group's page, at every cycle: a page a minute.
+    Alertmanager refuses a zero repeat_interval too."""
+    errs = errors_of({"policy": {"repeat_interval": 0}, "grouping": {"repeat_interval": "0s"},
+                      "models": [{"name": "m", "policy": {"repeat_interval": "0m"}}]})
+    for where in ("policy.repeat_interval", "grouping.repeat_interval",
+                  "models[0](m).policy.repeat_interval"):
+        assert where in errs and "greater than 0" in errs[where], errs
