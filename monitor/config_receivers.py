@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from monitor.config_types import Duration, HttpURL
 
@@ -49,6 +49,16 @@ def check_secret(env: str | None, file: str | None, what: str, *, required: bool
     if env is not None and not _ENV_NAME.match(env):
         # The value is not echoed: someone may have pasted the secret itself here.
         raise ValueError(f"{what}_env must be the name of an environment variable, such as VIGIL_{what.upper()}")
+
+
+def _base_of(endpoint: str) -> AfterValidator:
+    """The base URL the receiver appends `endpoint` to, also when the whole endpoint was
+    pasted (PagerDuty's docs name https://events.pagerduty.com/v2/enqueue): it was doubled."""
+    def base(v: str) -> str:
+        trimmed = v.strip().rstrip("/")
+        return trimmed[:-len(endpoint)] if trimmed.endswith(endpoint) else v
+
+    return AfterValidator(base)
 
 
 class _Receiver(_Model):
@@ -87,7 +97,7 @@ class PagerDutyReceiverConfig(_Receiver):
     kind: Literal["pagerduty"]
     routing_key_env: str | None = None  # the Events API v2 integration key
     routing_key_file: str | None = None
-    url: HttpURL = "https://events.pagerduty.com"
+    url: Annotated[HttpURL, _base_of("/v2/enqueue")] = "https://events.pagerduty.com"
     source: str = ""  # PD's payload.source; default vigil/<model>
 
     @model_validator(mode="after")
@@ -106,7 +116,7 @@ class OpsgenieReceiverConfig(_Receiver):
     api_key_env: str | None = None  # an API integration's key, sent as `GenieKey <key>`
     api_key_file: str | None = None
     region: Literal["us", "eu"] = "us"
-    url: HttpURL | None = None  # overrides region (a proxy, a test server)
+    url: Annotated[HttpURL, _base_of("/v2/alerts")] | None = None  # overrides region (a proxy, a test server)
     source: str = Field("Vigil", max_length=100)
     responders: list[OpsgenieResponder] = Field(default_factory=list)
 
@@ -130,7 +140,7 @@ class WebhookReceiverConfig(_Receiver):
 
 class AlertmanagerReceiverConfig(_Receiver):
     kind: Literal["alertmanager"]
-    url: HttpURL  # the Alertmanager's base URL, e.g. http://alertmanager:9093
+    url: Annotated[HttpURL, _base_of("/api/v2/alerts")]  # the Alertmanager's base URL, e.g. http://alertmanager:9093
     resend_every: Duration = Field(60.0, ge=1)  # re-push of open alerts; they end 4 of these after the last
     labels: dict[str, str] = Field(default_factory=dict)  # static labels added to every alert (team, env)
     bearer_token_env: str | None = None

@@ -113,3 +113,19 @@ def test_valid_static_label_names_are_kept():
     cfg = parse_config(config({"name": "am", "kind": "alertmanager", "url": "http://am:9093",
                                "labels": {"team": "ml", "_env": "prod", "Region2": "eu"}}))
     assert cfg.receivers[0].labels == {"team": "ml", "_env": "prod", "Region2": "eu"}
+
+
+def test_the_full_endpoint_pasted_as_url_is_not_doubled():
+    """PagerDuty names its endpoint https://events.pagerduty.com/v2/enqueue, Alertmanager's
+    is .../api/v2/alerts: pasted as `url`, check-config said OK and every page went to
+    .../v2/enqueue/v2/enqueue, a 404, retried in the outbox until someone looked."""
+    from monitor.receivers import build_receiver
+
+    cfg = parse_config(config(
+        {**PD, "url": "https://events.pagerduty.com/v2/enqueue"},
+        {"name": "og", "kind": "opsgenie", "api_key_env": "OG_KEY", "url": "https://api.eu.opsgenie.com/v2/alerts/"},
+        {"name": "am", "kind": "alertmanager", "url": "http://alertmanager:9093/api/v2/alerts"}))
+    endpoints = {r.name: build_receiver(cfg, r) for r in cfg.receivers}
+    assert endpoints["pd"].endpoint == "https://events.pagerduty.com/v2/enqueue"
+    assert endpoints["og"].base == "https://api.eu.opsgenie.com/v2/alerts"
+    assert endpoints["am"].endpoint == "http://alertmanager:9093/api/v2/alerts"
