@@ -79,11 +79,16 @@ def _load_with_tokens(path: str) -> VigilConfig:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
+    from monitor.audit.keys import AuditKeyError, load_key
     from monitor.identities import load_token_table
 
     try:
         cfg = load_config(args.config)
         load_token_table(cfg)
+        try:  # what `vigil run` reads before it starts: a key it would refuse fails the check too
+            load_key(cfg.audit, Path(cfg.base_dir))
+        except AuditKeyError as e:
+            raise ConfigError([("", str(e))], args.config) from None
     except ConfigError as e:
         print(str(e), file=sys.stderr)
         return 1

@@ -104,3 +104,16 @@ def test_a_configured_key_that_cannot_be_read_stops_the_start(tmp_path, capsys, 
         "models": [{"name": "m"}]}))
     assert main(["run", "--config", str(tmp_path / "vigil.yaml"), "--no-api"]) == 2
     assert "audit.key_env: the environment variable UNSET_AUDIT_KEY is not set" in capsys.readouterr().err
+
+
+def test_check_config_refuses_an_audit_key_that_run_would_refuse(tmp_path, capsys, monkeypatch):
+    """check-config said OK (a CI gate passed), then `vigil run` refused to start on the
+    same file: the audit key variable unset, its file missing, or too short."""
+    monkeypatch.delenv("UNSET_AUDIT_KEY", raising=False)
+    (tmp_path / "short.key").write_text("short\n")
+    for audit, said in (({"key_env": "UNSET_AUDIT_KEY"}, "UNSET_AUDIT_KEY is not set"),
+                        ({"key_file": "missing.key"}, "missing.key"), ({"key_file": "short.key"}, "holds 5 bytes")):
+        (tmp_path / "vigil.yaml").write_text(yaml.safe_dump({"audit": audit, "models": [{"name": "m"}]}))
+        assert main(["check-config", str(tmp_path / "vigil.yaml")]) == 1, audit
+        err = capsys.readouterr().err
+        assert f"audit.{next(iter(audit))}" in err and said in err, err
