@@ -62,6 +62,8 @@ def clean_loc(loc: Sequence[Any], data: Any) -> Loc:
             continue
         if isinstance(node, dict) and part not in node and node.get("kind") == part:
             continue
+        if isinstance(node, (str, int, float)) and isinstance(part, str):
+            continue  # a union member's tag (`bool`, `constrained-int`): nothing is written under a value
         out.append(part)
         node = _child(node, part)
     return tuple(out)

@@ -11,6 +11,7 @@ model as an argument and so never imports it.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -84,7 +85,22 @@ def _validation_problems(e: ValidationError, root: type[BaseModel], data: Any,
         else:
             msg = describe(err, loc, root, data)
         out.append((loc, msg))
-    return _without_inherited(out)
+    return _without_inherited(_one_per_path(out))
+
+
+def _one_per_path(problems: list[tuple[Loc, str]]) -> list[tuple[Loc, str]]:
+    """A value no member of a union takes gets an error per member, at one path: one line,
+    `A or B (got x)`, with the value said once."""
+    by_loc: dict[Loc, list[str]] = {}
+    for loc, msg in problems:
+        by_loc.setdefault(loc, []).append(msg)
+    out: list[tuple[Loc, str]] = []
+    for loc, msgs in by_loc.items():
+        got = re.search(r" \(got .*\)$", msgs[0]) if len(msgs) > 1 else None
+        if got is not None and all(m.endswith(got.group(0)) for m in msgs):
+            msgs = [" or ".join(m.removesuffix(got.group(0)) for m in msgs) + got.group(0)]
+        out.extend((loc, m) for m in msgs)
+    return out
 
 
 def _without_inherited(problems: list[tuple[Loc, str]]) -> list[tuple[Loc, str]]:

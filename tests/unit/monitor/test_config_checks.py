@@ -346,3 +346,14 @@ def test_a_zero_repeat_interval_is_refused_not_a_reminder_every_cycle():
     for where in ("policy.repeat_interval", "grouping.repeat_interval",
                   "models[0](m).policy.repeat_interval"):
         assert where in errs and "greater than 0" in errs[where], errs
+
+
+def test_a_value_that_fits_no_member_of_a_union_is_one_error_at_its_own_path():
+    """`sweep: maybe` was two errors, one at `schedule.sweep.bool` (no such key) and one at
+    `schedule.sweep`; `sweep_processes: 100` named `sweep_processes.constrained-int`."""
+    errs = errors_of({"schedule": {"sweep": "maybe", "sweep_processes": 100}, "models": [{"name": "m"}]})
+    assert set(errs) == {"schedule.sweep", "schedule.sweep_processes"}, errs
+    assert "boolean" in errs["schedule.sweep"] and "'auto'" in errs["schedule.sweep"], errs
+    assert errs["schedule.sweep"].count("'maybe'") == 1, errs
+    assert "less than or equal to 64" in errs["schedule.sweep_processes"] and "(got 100)" in errs[
+        "schedule.sweep_processes"], errs
