@@ -394,5 +394,6 @@ def parse_config(data: Any, source: str = "config", base_dir: str = ".") -> Vigi
 def load_config(path: str | os.PathLike[str]) -> VigilConfig:
     p = Path(path)
     doc = read_yaml(p)
-    return validate_config(VigilConfig, doc.data, ConfigSource(str(p), str(p.resolve().parent), doc.lines,
-                                                                doc.problems))
+    # Symlinks not followed: a Kubernetes volume's files link into a folder its next update deletes.
+    base = os.path.dirname(os.path.abspath(p))
+    return validate_config(VigilConfig, doc.data, ConfigSource(str(p), base, doc.lines, doc.problems))

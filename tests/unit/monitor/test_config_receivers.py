@@ -129,3 +129,36 @@ def test_the_full_endpoint_pasted_as_url_is_not_doubled():
     assert endpoints["pd"].endpoint == "https://events.pagerduty.com/v2/enqueue"
     assert endpoints["og"].base == "https://api.eu.opsgenie.com/v2/alerts"
     assert endpoints["am"].endpoint == "http://alertmanager:9093/api/v2/alerts"
+
+
+def test_a_key_file_next_to_the_config_is_read_after_kubernetes_rotates_it(tmp_path):
+    """A ConfigMap or Secret volume holds `vigil.yaml -> ..data/vigil.yaml` and `..data ->
+    ..2026_12_06_00_00.1`; a rotation writes a new timestamped folder, swaps `..data` and
+    deletes the old one. Relative paths resolved into the old folder (the config's
+    symlinks followed), so a rotated `routing_key_file: pd.key` could no longer be read at
+    all: every page waited in the outbox until a restart."""
+    import os
+
+    from monitor.config import load_config
+    from monitor.receivers import build_receiver
+
+    def publish(version: str, key: str) -> None:  # what kubelet's atomic writer does
+        folder = tmp_path / f"..{version}"
+        folder.mkdir()
+        (folder / "vigil.yaml").write_text(
+            "receivers:\n  - {name: pd, kind: pagerduty, routing_key_file: pd.key}\nmodels:\n  - name: m\n")
+        (folder / "pd.key").write_text(key)
+        os.symlink(folder.name, tmp_path / "..data_tmp")
+        os.replace(tmp_path / "..data_tmp", tmp_path / "..data")
+
+    publish("2026_12_06_00_00.1", "first-routing-key-0123456789abcd")
+    for name in ("vigil.yaml", "pd.key"):
+        os.symlink(f"..data/{name}", tmp_path / name)
+    cfg = load_config(tmp_path / "vigil.yaml")
+    receiver = build_receiver(cfg, cfg.receivers[0])
+    assert receiver.routing_key.read() == "first-routing-key-0123456789abcd"
+    publish("2026_12_06_01_00.2", "second-routing-key-0123456789abc")
+    for f in (tmp_path / "..2026_12_06_00_00.1").iterdir():
+        f.unlink()
+    (tmp_path / "..2026_12_06_00_00.1").rmdir()
+    assert receiver.routing_key.read() == "second-routing-key-0123456789abc"
