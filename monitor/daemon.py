@@ -355,6 +355,8 @@ def _reload(runtime: Runtime, scheduler: BackgroundScheduler | None) -> None:
             runtime.swap(new)
             if scheduler is not None:
                 _apply_jobs(scheduler, runtime, changes)
+                if new.config.grafana.provision_on_start:  # an added model's dashboard, a changed one
+                    provision_in_background(new.config)
             applied = True
     except Exception:  # a reload must never take the running daemon down
         log.exception("configuration reload failed, keeping the running configuration")

@@ -21,7 +21,7 @@ def provision_in_background(config: VigilConfig) -> threading.Thread:
 
             provision_on_start(config)
         except Exception:
-            log.exception("dashboard provisioning at start-up failed")
+            log.exception("dashboard provisioning failed")  # at start-up or after a reload
 
     thread = threading.Thread(target=run, name="vigil-grafana", daemon=True)
     thread.start()

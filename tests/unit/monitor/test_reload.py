@@ -166,3 +166,31 @@ def test_a_reload_retimes_the_purge_and_the_audit_checkpoint_jobs(tmp_path):
     _apply_jobs(scheduler, runtime, changes)
     assert scheduler.get_job("retention-purge").trigger.interval.total_seconds() == 600
     assert scheduler.get_job("audit-checkpoint").trigger.interval.total_seconds() == 15
+
+
+def test_a_model_added_by_a_reload_gets_its_grafana_dashboard(tmp_path, monkeypatch):
+    """`grafana.provision_on_start` provisioned the models of the start only: a model added
+    by SIGHUP had no dashboard, and every Slack message about it linked to a 404."""
+    from monitor.daemon import Runtime, _reload
+    from tests.fakes.grafana_server import FakeGrafana
+
+    monkeypatch.setenv("GRAFANA_TOKEN", "g-token")
+    with FakeGrafana(tokens={"g-token": "admin"}) as grafana:
+        grafana_cfg = {"url": grafana.url, "provision_on_start": True}
+        runtime = Runtime(make_vigil(make_config(tmp_path, grafana=grafana_cfg), notifiers={}),
+                          write(tmp_path / "vigil.yaml", tmp_path, grafana=grafana_cfg,
+                                models=[model_config(), model_config("search")]))
+
+        class Scheduler:  # per-model jobs: what _apply_jobs asks of APScheduler
+            def get_job(self, _job: str) -> None:
+                return None
+
+            def add_job(self, *_a: object, **_k: object) -> None:
+                pass
+
+        _reload(runtime, Scheduler())  # type: ignore[arg-type]
+        assert [m.name for m in runtime.vigil.config.models] == [MODEL, "search"]
+        deadline = time.monotonic() + 10
+        while not any("search" in uid for uid in grafana.dashboards) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert any("search" in uid for uid in grafana.dashboards), sorted(grafana.dashboards)
