@@ -14,18 +14,28 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from detectors.records import Direction
 from monitor.audit.config import AuditConfig
 from monitor.config_alerting import GroupingConfig, InhibitRuleConfig, MentionsConfig, TimeIntervalSetConfig
 from monitor.config_auth import ApiTokenConfig, SlackActorsConfig, check_token_names
 from monitor.config_canary import CanaryConfig, CanaryMetricConfig
+from monitor.config_cross import cross_problems
 from monitor.config_errors import ConfigError
 from monitor.config_loading import ConfigSource, validate_config
 from monitor.config_messages import MessagesConfig, check_runbook_keys
 from monitor.config_performance import PerformanceConfig
-from monitor.config_receivers import ReceiverConfig, check_receivers
+from monitor.config_receivers import ReceiverConfig
 from monitor.config_retention import RetentionConfig
 from monitor.config_root_cause import RootCauseConfig
 from monitor.config_sources import LokiConfig, MlflowConfig, PrometheusConfig, SourcesConfig, TempoConfig
@@ -327,43 +337,15 @@ class VigilConfig(_Model):
     _by_name: list[Any] = PrivateAttr(default_factory=lambda: [None, {}])  # [models it indexes, name -> model]
 
     @model_validator(mode="after")
-    def _unique_models(self) -> VigilConfig:
-        names = [m.name for m in self.models]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"model names must be unique, repeated: {', '.join(dupes)}")
-        known = [t.name for t in self.time_intervals]
-        if len(set(known)) != len(known):
-            raise ValueError("time_intervals: names must be unique")
-        for where, wanted in [("grouping.mute_time_intervals", self.grouping.mute_time_intervals)] + [
-                (f"models[{m.name}].mute_time_intervals", m.mute_time_intervals) for m in self.models]:
-            missing = [n for n in wanted if n not in known]
-            if missing:
-                raise ValueError(f"{where}: unknown time interval {missing[0]!r}; "
-                                 f"defined in time_intervals: {', '.join(known) or 'none'}")
-        check_receivers(self.receivers, set(names))
-        return self
-
-    @model_validator(mode="after")
-    def _samples_outlive_the_window(self) -> VigilConfig:
-        """A cycle reads samples back lookback + baseline: purging sooner would blind drift detection."""
-        need = self.schedule.lookback + self.schedule.baseline
-        kept = self.retention.samples
-        if kept is not None and kept < need:
-            raise ValueError(f"retention.samples: expected at least schedule.lookback + schedule.baseline "
-                             f"({need:.0f} s), the window a cycle reads samples from (got {kept:.0f} s)")
-        return self
-
-    @model_validator(mode="after")
-    def _anomaly_bins_fit_the_window(self) -> VigilConfig:
-        """The bin still open at one cycle must lie inside the next cycle's window, or it is lost.
-        Checked when set; the default shrinks to fit instead (monitor/cycle/detect.py)."""
-        room = self.schedule.lookback - self.schedule.interval
-        for where, p in [("policy", self.policy)] + [(f"models[{m.name}].policy", m.policy) for m in self.models]:
-            if p is not None and "anomaly_resolution" in p.model_fields_set and p.anomaly_resolution > max(room, 0.0):
-                raise ValueError(f"{where}.anomaly_resolution: expected at most schedule.lookback - schedule.interval "
-                                 f"({room:.0f} s) (got {p.anomaly_resolution:.0f} s; the default is 300 s, 0 turns "
-                                 "binning off)")
+    def _cross_checks(self, info: ValidationInfo) -> VigilConfig:
+        """Across sections (monitor/config_cross.py): load_config collects them all (its
+        context's `cross_problems`); a model built in code raises the first."""
+        problems = cross_problems(self)
+        found = (info.context or {}).get("cross_problems")
+        if found is not None:
+            found.extend(problems)
+        elif problems:
+            raise ValueError(problems[0])
         return self
 
     def model(self, name: str) -> ModelConfig:

@@ -357,3 +357,25 @@ def test_a_value_that_fits_no_member_of_a_union_is_one_error_at_its_own_path():
     assert errs["schedule.sweep"].count("'maybe'") == 1, errs
     assert "less than or equal to 64" in errs["schedule.sweep_processes"] and "(got 100)" in errs[
         "schedule.sweep_processes"], errs
+
+
+def test_check_config_reports_every_cross_section_problem_at_once(tmp_path, capsys):
+    """Checks across sections stopped at the first: a file with an unknown maintenance
+    window, a receiver naming a model that does not exist and a retention shorter than the
+    window a cycle reads was refused three times in a row, one line each time."""
+    f = write(tmp_path, """
+        schedule:
+          lookback: 1h
+        retention:
+          samples: 30m
+        models:
+          - name: m
+            mute_time_intervals: [nope]
+        receivers:
+          - {name: pd, kind: pagerduty, routing_key_env: PD_KEY, models: [ghost]}
+        """)
+    assert main(["check-config", str(f)]) == 1
+    err = capsys.readouterr().err
+    assert "3 error(s)" in err, err
+    for said in ("unknown time interval 'nope'", "unknown model(s) ghost", "retention.samples: expected at least"):
+        assert said in err, err
