@@ -81,7 +81,10 @@ Secret = Annotated[str | None, BeforeValidator(secret_value)]
 
 def _url_check(accepts: Callable[[str], bool], expected: str) -> AfterValidator:
     def check(value: str) -> str:
-        if not accepts(value.strip()):
+        # Stripped as checked: a URL from a ConfigMap or Secret keeps the file's newline, and
+        # httpx refuses it (InvalidURL) at every call after the check said OK.
+        value = value.strip()
+        if not accepts(value):
             raise ValueError(f"expected {expected}")
         return value
 

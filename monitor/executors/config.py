@@ -106,6 +106,7 @@ class WebhookExecutorConfig(_Model):
     @field_validator("url", "verify_url")
     @classmethod
     def _http(cls, v: str) -> str:
+        v = v.strip()  # a newline from a ConfigMap or Secret: httpx refuses it, mid-rollback
         if not v.startswith(("http://", "https://")):
             raise ValueError("expected an http:// or https:// URL")
         return v

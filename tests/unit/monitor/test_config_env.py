@@ -141,3 +141,29 @@ def test_a_secret_from_a_kubernetes_secret_loses_its_trailing_newline(monkeypatc
     assert load_token_table(cfg).resolve("tok-5b1e8d") is not None
     monkeypatch.setenv("VIGIL_API_TOKEN", "\n")  # only a newline: no token, said as such
     assert "VIGIL_API_TOKEN" in errors_of({"api": {"token": "${VIGIL_API_TOKEN}"}, "models": MODELS})["api.token"]
+
+
+def test_a_url_from_the_environment_loses_its_trailing_newline(monkeypatch):
+    """`url: ${PROMETHEUS_URL}` from a ConfigMap or Secret keeps the file's newline: the
+    check passed (it stripped before checking) and every query then failed with httpx's
+    InvalidURL, so the model read as blind at every cycle."""
+    monkeypatch.setenv("PROMETHEUS_URL", "http://prometheus:9090\n")
+    monkeypatch.setenv("VIGIL_STORE_URL", " sqlite:////var/lib/vigil/vigil.db\n")
+    monkeypatch.setenv("MLFLOW_URI", "http://mlflow:5000\r\n")
+    cfg = parse_config({"sources": {"prometheus": {"url": "${PROMETHEUS_URL}"},
+                                    "mlflow": {"tracking_uri": "${MLFLOW_URI}"}},
+                        "store": {"url": "${VIGIL_STORE_URL}"}, "models": MODELS})
+    assert cfg.sources.prometheus.url == "http://prometheus:9090"
+    assert cfg.sources.mlflow.tracking_uri == "http://mlflow:5000"
+    assert cfg.store.url == "sqlite:////var/lib/vigil/vigil.db"
+
+
+def test_a_rollback_webhook_url_from_the_environment_loses_its_trailing_newline(monkeypatch):
+    """The same for `models[].serving` (kind webhook): its URL with a newline failed at the
+    rollback, after the MLflow alias had moved."""
+    monkeypatch.setenv("DEPLOY_HOOK", "https://deployer/rollback\n")
+    serving = {"kind": "webhook", "url": "${DEPLOY_HOOK}", "verify_url": " https://deployer/serving ",
+               "secret_env": "HOOK_SECRET"}
+    cfg = parse_config({"models": [{"name": "m", "serving": serving}]})
+    assert (cfg.models[0].serving.url, cfg.models[0].serving.verify_url) == ("https://deployer/rollback",
+                                                                            "https://deployer/serving")
