@@ -17,6 +17,7 @@ from pathlib import Path
 
 from monitor.audit.keys import AuditKeyError, load_key
 from monitor.config import ConfigError, VigilConfig, load_config
+from monitor.config_errors import render
 from monitor.identities import load_token_table
 from monitor.vigil import Vigil
 
@@ -40,8 +41,8 @@ def read_valid(path: str) -> VigilConfig | None:
         load_token_table(config)
         return config
     except ConfigError as e:
-        detail = "; ".join(f"{where}: {what}" for where, what in e.errors)
-        log.error("configuration reload refused, keeping the running configuration: %s: %s", e.source, detail,
+        detail = "; ".join(render(i, e.source) for i in e.issues)  # file:line: path: what, as check-config
+        log.error("configuration reload refused, keeping the running configuration: %s", detail,
                   extra={"config": path, "errors": len(e.errors)})
         return None
 

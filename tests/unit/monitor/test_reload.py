@@ -194,3 +194,14 @@ def test_a_model_added_by_a_reload_gets_its_grafana_dashboard(tmp_path, monkeypa
         while not any("search" in uid for uid in grafana.dashboards) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert any("search" in uid for uid in grafana.dashboards), sorted(grafana.dashboards)
+
+
+def test_a_refused_reload_logs_each_error_with_its_line_as_check_config_prints_it(tmp_path, caplog):
+    """The README promises the refusal is logged as `vigil check-config` prints it; the log
+    left out the file and line, so an SRE had to hunt for `schedule.interval` in the file."""
+    old = make_vigil(make_config(tmp_path), notifiers={})
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("schedule:\n  interval: soon\nmodels:\n  - name: m\n")
+    with caplog.at_level(logging.ERROR, logger="vigil.daemon"):
+        assert reload_vigil(old, str(bad)) is None
+    assert f"{bad}:2: schedule.interval: expected a duration" in caplog.text, caplog.text
