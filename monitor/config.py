@@ -40,7 +40,16 @@ from monitor.config_retention import RetentionConfig
 from monitor.config_root_cause import RootCauseConfig
 from monitor.config_sources import LokiConfig, MlflowConfig, PrometheusConfig, SourcesConfig, TempoConfig
 from monitor.config_spool import SpoolConfig
-from monitor.config_types import Duration, HttpURL, LabelMatchers, PositiveDuration, Secret, StoreURL, parse_duration
+from monitor.config_types import (
+    Duration,
+    HttpURL,
+    LabelMatchers,
+    ListenHost,
+    PositiveDuration,
+    Secret,
+    StoreURL,
+    parse_duration,
+)
 from monitor.config_yaml import read_yaml
 from monitor.executors.config import ServingExecutorConfig
 
@@ -83,7 +92,7 @@ class RateLimitConfig(_Model):
 
 
 class ApiConfig(_Model):
-    host: str = "127.0.0.1"
+    host: ListenHost = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
     token: Secret = None  # one admin token named "admin" (older configs); named ones go in `tokens`
     tokens: list[ApiTokenConfig] = Field(default_factory=list)  # named, with roles (monitor/config_auth.py)

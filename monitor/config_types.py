@@ -133,3 +133,14 @@ def label_matchers(value: str) -> str:
 
 
 LabelMatchers = Annotated[str, AfterValidator(label_matchers)]
+
+
+def _listen_host(value: str) -> str:
+    # `0.0.0.0:8080`, as Prometheus's --web.listen-address is written: the daemon would start
+    # its cycles and then stop, unable to bind. (IPv6 addresses have more than one colon.)
+    if re.fullmatch(r"[^:\[\]]+:\d+", value.strip()):
+        raise ValueError("expected a host or address without the port (the port goes in api.port)")
+    return value.strip()
+
+
+ListenHost = Annotated[str, AfterValidator(_listen_host)]

@@ -379,3 +379,12 @@ def test_check_config_reports_every_cross_section_problem_at_once(tmp_path, caps
     assert "3 error(s)" in err, err
     for said in ("unknown time interval 'nope'", "unknown model(s) ghost", "retention.samples: expected at least"):
         assert said in err, err
+
+
+def test_an_api_host_written_with_its_port_is_refused():
+    """`api.host: 0.0.0.0:8080` (Prometheus's --web.listen-address form) passed check-config;
+    the daemon then took its leases, started cycles, and stopped when the API could not bind."""
+    msg = errors_of({"api": {"host": "0.0.0.0:8080"}, "models": [{"name": "m"}]})["api.host"]
+    assert "api.port" in msg and "'0.0.0.0:8080'" in msg, msg
+    for host in ("0.0.0.0", "::", "::1", "vigil.internal", "127.0.0.1"):
+        assert parse_config({"api": {"host": host}, "models": [{"name": "m"}]}).api.host == host
