@@ -56,9 +56,15 @@ class YamlDoc:
 def read_yaml(path: Path) -> YamlDoc:
     """The parsed file with its lines; `ConfigError` when it cannot be read or parsed."""
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
     except OSError as e:
         raise ConfigError([("(file)", f"cannot read {path}: {e.strerror}")], str(path)) from None
+    try:
+        text = raw.decode("utf-8")  # YAML's encoding, whatever the locale says
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise ConfigError([ConfigIssue("", f"not UTF-8: byte 0x{raw[e.start]:02x} (save the file as UTF-8)", line)],
+                          str(path)) from None
     loader = _Loader(text)
     try:
         node = loader.get_single_node()

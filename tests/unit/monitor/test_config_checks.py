@@ -388,3 +388,16 @@ def test_an_api_host_written_with_its_port_is_refused():
     assert "api.port" in msg and "'0.0.0.0:8080'" in msg, msg
     for host in ("0.0.0.0", "::", "::1", "vigil.internal", "127.0.0.1"):
         assert parse_config({"api": {"host": host}, "models": [{"name": "m"}]}).api.host == host
+
+
+def test_a_file_that_is_not_utf8_is_a_config_error_with_its_line(tmp_path, capsys):
+    """A file saved as Latin-1 (`#équipe`) crashed check-config and `vigil run` with a
+    UnicodeDecodeError traceback instead of the promised error line."""
+    f = tmp_path / "vigil.yaml"
+    f.write_bytes(b'models:\n  - name: m\n    owner_channel: "#\xe9quipe"\n')
+    assert main(["check-config", str(f)]) == 1
+    err = capsys.readouterr().err
+    assert f"{f}:3:" in err and "UTF-8" in err and "Traceback" not in err, err
+    with pytest.raises(SystemExit) as e:
+        main(["run", "--config", str(f), "--no-api"])
+    assert e.value.code == 2 and capsys.readouterr().err == err
