@@ -135,9 +135,12 @@ def _file_tokens(config: VigilConfig, name: str, errors: list[tuple[str, str]]) 
     """`api.tokens_file`: YAML (a list, or a mapping with `tokens:`) or lines of `name role sha256`."""
     path = config.resolve_path(name)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as e:
         errors.append(("api.tokens_file", f"cannot read {path}: {e.strerror}"))
+        return []
+    except UnicodeDecodeError:  # was a traceback (check-config) or a failed reload
+        errors.append(("api.tokens_file", f"{path} is not UTF-8 (save it as UTF-8)"))
         return []
     try:
         data: Any = yaml.safe_load(text)

@@ -401,3 +401,18 @@ def test_a_file_that_is_not_utf8_is_a_config_error_with_its_line(tmp_path, capsy
     with pytest.raises(SystemExit) as e:
         main(["run", "--config", str(f), "--no-api"])
     assert e.value.code == 2 and capsys.readouterr().err == err
+
+
+def test_a_tokens_file_that_is_not_utf8_is_a_config_error(tmp_path, capsys):
+    """`api.tokens_file` saved as Latin-1 crashed check-config with a traceback (and a
+    SIGHUP reload with 'reload failed' and a stack)."""
+    (tmp_path / "tokens.txt").write_bytes(b"ren\xe9 viewer " + b"a" * 64 + b"\n")
+    f = write(tmp_path, """
+        api:
+          tokens_file: tokens.txt
+        models:
+          - name: m
+        """)
+    assert main(["check-config", str(f)]) == 1
+    err = capsys.readouterr().err
+    assert "api.tokens_file" in err and "tokens.txt" in err and "Traceback" not in err, err
