@@ -94,10 +94,11 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         return 1
     print(f"{args.config}: OK ({len(cfg.models)} model(s): {', '.join(m.name for m in cfg.models)})")
     from monitor.config_messages import link_warnings
+    from monitor.receivers import secret_warnings
 
     api = cfg.api
-    for warning in link_warnings(api.public_url, f"http://{api.host}:{api.port}",
-                                 cfg.grafana.public_url or cfg.grafana.url):
+    links = link_warnings(api.public_url, f"http://{api.host}:{api.port}", cfg.grafana.public_url or cfg.grafana.url)
+    for warning in [*links, *secret_warnings(cfg)]:
         print(f"{args.config}: warning: {warning}", file=sys.stderr)
     return 0
 

@@ -65,16 +65,46 @@ def build_receivers(config: VigilConfig) -> dict[str, Notifier]:
     return out
 
 
-def _warn_unreadable(name: str, receiver: Notifier) -> None:
-    """Say at start-up, not at the first page, that a receiver's secret cannot be read.
-    Its messages wait in the outbox (retried) until it can."""
+def _unreadable(receiver: Notifier) -> list[str]:
+    """Why each of a receiver's secrets cannot be read now (never the secret itself)."""
+    out = []
     for attr in ("routing_key", "api_key", "secret", "bearer_token"):
         source = getattr(receiver, attr, None)
         if isinstance(source, SecretSource):
             try:
                 source.read()
             except SecretMissing as e:
-                log.warning("receiver cannot read its secret; its messages wait in the outbox",
-                            extra={"receiver": name, "error": str(e)})
+                out.append(str(e))
+    return out
+
+
+def _warn_unreadable(name: str, receiver: Notifier) -> None:
+    """Say at start-up, not at the first page, that a receiver's secret cannot be read.
+    Its messages wait in the outbox (retried) until it can."""
+    for error in _unreadable(receiver):
+        log.warning("receiver cannot read its secret; its messages wait in the outbox",
+                    extra={"receiver": name, "error": error})
+
+
+def secret_warnings(config: VigilConfig) -> list[str]:
+    """What `vigil check-config` warns about, as the daemon does at start: receiver secrets
+    (pages would wait in the outbox) and serving-webhook secrets (rollbacks would fail)
+    that cannot be read now."""
+    from monitor.executors.base import ExecutorError
+    from monitor.executors.config import WebhookExecutorConfig
+    from monitor.executors.webhook import WebhookExecutor
+
+    out = [f"receivers[{r.name}]: {e}; its messages would wait in the outbox"
+           for r in config.receivers for e in _unreadable(build_receiver(config, r))]
+    for m in config.models:
+        if isinstance(m.serving, WebhookExecutorConfig):
+            hook = WebhookExecutor(m.serving, base_dir=config.base_dir)
+            try:
+                hook.preflight()
+            except ExecutorError as e:
+                out.append(f"models[{m.name}].serving: {e.detail}; a rollback would fail before moving anything")
+            finally:
+                hook.close()
+    return out
 
 

@@ -416,3 +416,21 @@ def test_a_tokens_file_that_is_not_utf8_is_a_config_error(tmp_path, capsys):
     assert main(["check-config", str(f)]) == 1
     err = capsys.readouterr().err
     assert "api.tokens_file" in err and "tokens.txt" in err and "Traceback" not in err, err
+
+
+def test_check_config_warns_about_secrets_it_cannot_read(tmp_path, capsys, monkeypatch):
+    """check-config said OK while a receiver's routing key variable was unset (every page
+    would wait in the outbox) and a serving webhook's secret file was missing (every
+    rollback would fail): the daemon warns at start, the check said nothing."""
+    monkeypatch.delenv("PD_ROUTING_KEY_UNSET", raising=False)
+    f = write(tmp_path, """
+        receivers:
+          - {name: pd, kind: pagerduty, routing_key_env: PD_ROUTING_KEY_UNSET}
+        models:
+          - name: m
+            serving: {kind: webhook, url: "https://d/r", verify_url: "https://d/s", secret_file: hook.secret}
+        """)
+    assert main(["check-config", str(f)]) == 0
+    err = capsys.readouterr().err
+    assert "warning: receivers[pd]" in err and "PD_ROUTING_KEY_UNSET" in err, err
+    assert "warning: models[m].serving" in err and "hook.secret" in err, err
