@@ -197,3 +197,22 @@ def metric_value(vigil: Vigil, name: str, **labels: str) -> float:
     """A sample of the Vigil's own /metrics, 0.0 when it was never set."""
     value = vigil.metrics.registry.get_sample_value(name, labels)
     return 0.0 if value is None else value
+
+
+def vigil_on_files(tmp_path: Path, *, timestamp_column: str = "timestamp") -> Vigil:
+    """A Vigil whose one model judges the drift of `user_age` and of the prediction `score`
+    from tmp_path/train.parquet and the sample files under tmp_path/samples/ (no KPI)."""
+    cfg = make_config(tmp_path, models=[model_config(
+        kpis=[], slos=[], features=["user_age"], prediction_column="score", reference={"path": "train.parquet"},
+        samples={"path": "samples/", "timestamp_column": timestamp_column})])
+    return make_vigil(cfg, prometheus=StubPrometheus(), registry=serving_registry(), notifiers={})
+
+
+def write_reference(tmp_path: Path, rng: np.random.Generator) -> None:
+    """For `vigil_on_files`: tmp_path/train.parquet (3,000 rows, user_age ~ N(40, 10),
+    score ~ U(0, 1)) and an empty tmp_path/samples/."""
+    import pandas as pd
+
+    pd.DataFrame({"user_age": rng.normal(40, 10, 3000), "score": rng.uniform(0, 1, 3000)}).to_parquet(
+        tmp_path / "train.parquet")
+    (tmp_path / "samples").mkdir(exist_ok=True)

@@ -16,7 +16,12 @@ import pandas as pd
 from detectors.drift.columns import numeric_column, to_floats
 from detectors.records import FindingKind
 from monitor.sources.samples import records_frame
-from tests.helpers_vigil import MODEL, T0, StubPrometheus, make_config, make_vigil, model_config, serving_registry
+from tests.helpers_vigil import (
+    MODEL,
+    T0,
+    vigil_on_files,
+    write_reference,
+)
 
 HUGE = 10**400  # JSON `1` followed by 400 zeros, as Python's json module reads it
 
@@ -37,18 +42,13 @@ def test_posted_rows_with_such_an_integer_still_make_a_frame():
 
 def test_drift_runs_on_the_finite_values_and_says_how_many_were_dropped(tmp_path):
     rng = np.random.default_rng(0)
-    pd.DataFrame({"user_age": rng.normal(40, 10, 3000), "score": rng.uniform(0, 1, 3000)}).to_parquet(
-        tmp_path / "train.parquet")
+    write_reference(tmp_path, rng)
     # A sample file (never validated by the API) with infinities and NaN in the prediction ...
-    (tmp_path / "samples").mkdir()
     n = 400
     pd.DataFrame({"timestamp": T0 - 600 + np.arange(n), "user_age": rng.normal(40, 10, n),
                   "score": np.r_[[np.inf, -np.inf, np.nan], rng.uniform(0.5, 1.5, n - 3)]}).to_parquet(
         tmp_path / "samples" / "a.parquet")
-    cfg = make_config(tmp_path, models=[model_config(
-        kpis=[], slos=[], features=["user_age"], prediction_column="score", reference={"path": "train.parquet"},
-        samples={"path": "samples/", "timestamp_column": "timestamp"})])
-    vigil = make_vigil(cfg, prometheus=StubPrometheus(), registry=serving_registry(), notifiers={})
+    vigil = vigil_on_files(tmp_path)
     # ... and the row, stored before the API refused it.
     vigil.store.add_samples(MODEL, [(T0 - 30, {"user_age": HUGE, "score": 1.2})])
 

@@ -9,7 +9,17 @@ import pyarrow.parquet as pq
 import pytest
 
 from detectors.records import FindingKind
-from tests.helpers_vigil import MODEL, T0, StubPrometheus, make_config, make_vigil, model_config, serving_registry
+from tests.helpers_vigil import (
+    MODEL,
+    T0,
+    StubPrometheus,
+    make_config,
+    make_vigil,
+    model_config,
+    serving_registry,
+    vigil_on_files,
+    write_reference,
+)
 
 
 def test_a_list_valued_categorical_column_does_not_blind_drift_of_every_feature(tmp_path):
@@ -73,19 +83,14 @@ def test_huge_reference_values_do_not_turn_wasserstein_into_a_silent_zero():
 
 def test_a_duplicated_column_is_named_and_the_other_features_still_judged(tmp_path):
     rng = np.random.default_rng(3)
-    pd.DataFrame({"user_age": rng.normal(40, 10, 3000), "score": rng.uniform(0, 1, 3000)}).to_parquet(
-        tmp_path / "train.parquet")
-    (tmp_path / "samples").mkdir()
+    write_reference(tmp_path, rng)
     n = 400
     # Arrow writes duplicate column names; which `user_age` is the feature nobody can say.
     pq.write_table(pa.Table.from_arrays(
         [pa.array(T0 - 600 + np.arange(n, dtype=float)), pa.array(rng.normal(40, 10, n)),
          pa.array(rng.normal(60, 10, n)), pa.array(rng.uniform(0, 1, n))],
         names=["timestamp", "user_age", "user_age", "score"]), tmp_path / "samples" / "a.parquet")
-    cfg = make_config(tmp_path, models=[model_config(
-        kpis=[], slos=[], features=["user_age"], prediction_column="score", reference={"path": "train.parquet"},
-        samples={"path": "samples/", "timestamp_column": "timestamp"})])
-    vigil = make_vigil(cfg, prometheus=StubPrometheus(), registry=serving_registry(), notifiers={})
+    vigil = vigil_on_files(tmp_path)
 
     report = vigil.run_cycle(MODEL, T0)
 
@@ -104,10 +109,7 @@ def test_a_training_reference_with_a_duplicated_column_is_named_not_an_internal_
     n = 400
     pd.DataFrame({"timestamp": T0 - 600 + np.arange(n, dtype=float), "user_age": rng.normal(60, 10, n),
                   "score": rng.uniform(0, 1, n)}).to_parquet(tmp_path / "samples" / "a.parquet")
-    cfg = make_config(tmp_path, models=[model_config(
-        kpis=[], slos=[], features=["user_age"], prediction_column="score", reference={"path": "train.parquet"},
-        samples={"path": "samples/", "timestamp_column": "timestamp"})])
-    vigil = make_vigil(cfg, prometheus=StubPrometheus(), registry=serving_registry(), notifiers={})
+    vigil = vigil_on_files(tmp_path)
 
     report = vigil.run_cycle(MODEL, T0)
 
@@ -120,19 +122,14 @@ def test_a_csv_of_python_isoformat_times_is_read_not_refused(tmp_path):
     from datetime import UTC, datetime
 
     rng = np.random.default_rng(6)
-    pd.DataFrame({"user_age": rng.normal(40, 10, 3000), "score": rng.uniform(0, 1, 3000)}).to_parquet(
-        tmp_path / "train.parquet")
-    (tmp_path / "samples").mkdir()
+    write_reference(tmp_path, rng)
     n = 400
     # datetime.isoformat() leaves the fraction out when it is zero: one column, two spellings.
     times = [datetime.fromtimestamp(T0 - 600 + i * 1.25, UTC).isoformat() for i in range(n)]
     assert "." in times[1] and "." not in times[0]
     pd.DataFrame({"event_time": times, "user_age": rng.normal(40, 10, n), "score": rng.uniform(0, 1, n)}).to_csv(
         tmp_path / "samples" / "a.csv", index=False)
-    cfg = make_config(tmp_path, models=[model_config(
-        kpis=[], slos=[], features=["user_age"], prediction_column="score", reference={"path": "train.parquet"},
-        samples={"path": "samples/", "timestamp_column": "event_time"})])
-    vigil = make_vigil(cfg, prometheus=StubPrometheus(), registry=serving_registry(), notifiers={})
+    vigil = vigil_on_files(tmp_path, timestamp_column="event_time")
 
     report = vigil.run_cycle(MODEL, T0)
 
@@ -180,18 +177,13 @@ def test_a_huge_new_category_is_named_clipped_not_copied_into_every_finding():
 
 def test_one_millisecond_time_in_a_file_of_epoch_seconds_does_not_move_the_file_to_1970(tmp_path):
     rng = np.random.default_rng(10)
-    pd.DataFrame({"user_age": rng.normal(40, 10, 3000), "score": rng.uniform(0, 1, 3000)}).to_parquet(
-        tmp_path / "train.parquet")
-    (tmp_path / "samples").mkdir()
+    write_reference(tmp_path, rng)
     n = 400
     ts = T0 - 600 + np.arange(n, dtype=float)
     ts[-1] *= 1000  # one row logged in milliseconds by another writer
     pd.DataFrame({"timestamp": ts, "user_age": rng.normal(60, 10, n), "score": rng.uniform(0, 1, n)}).to_parquet(
         tmp_path / "samples" / "a.parquet")
-    cfg = make_config(tmp_path, models=[model_config(
-        kpis=[], slos=[], features=["user_age"], prediction_column="score", reference={"path": "train.parquet"},
-        samples={"path": "samples/", "timestamp_column": "timestamp"})])
-    vigil = make_vigil(cfg, prometheus=StubPrometheus(), registry=serving_registry(), notifiers={})
+    vigil = vigil_on_files(tmp_path)
 
     report = vigil.run_cycle(MODEL, T0)
 
@@ -203,9 +195,7 @@ def test_one_millisecond_time_in_a_file_of_epoch_seconds_does_not_move_the_file_
 @pytest.mark.parametrize("name", ["b.parquet", "b.csv"])
 def test_a_damaged_sample_file_is_named_not_an_internal_error(tmp_path, name):
     rng = np.random.default_rng(11)
-    pd.DataFrame({"user_age": rng.normal(40, 10, 3000), "score": rng.uniform(0, 1, 3000)}).to_parquet(
-        tmp_path / "train.parquet")
-    (tmp_path / "samples").mkdir()
+    write_reference(tmp_path, rng)
     n = 400
     good = pd.DataFrame({"timestamp": T0 - 600 + np.arange(n, dtype=float), "user_age": rng.normal(40, 10, n),
                          "score": rng.uniform(0, 1, n)})
@@ -213,10 +203,7 @@ def test_a_damaged_sample_file_is_named_not_an_internal_error(tmp_path, name):
     # A writer still copying the next file in (or one that died half way): the first bytes only.
     blob = good.to_parquet() if name.endswith(".parquet") else b'timestamp,user_age,score\n1,"2\n'
     (tmp_path / "samples" / name).write_bytes(blob[: len(blob) // 2] if name.endswith(".parquet") else blob)
-    cfg = make_config(tmp_path, models=[model_config(
-        kpis=[], slos=[], features=["user_age"], prediction_column="score", reference={"path": "train.parquet"},
-        samples={"path": "samples/", "timestamp_column": "timestamp"})])
-    vigil = make_vigil(cfg, prometheus=StubPrometheus(), registry=serving_registry(), notifiers={})
+    vigil = vigil_on_files(tmp_path)
 
     report = vigil.run_cycle(MODEL, T0)
 
