@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 
 from alerts.outbox import DeliveryResult, DeliveryStatus, MessageKind, OutboxMessage, OutboxStatus
 from detectors.records import json_safe
-from monitor.redact import redact_obj
+from monitor.redact import redact, redact_obj
 from monitor.store.tables import MessageRefRow, OutboxRow
 
 # How long a claim holds. It must outlast the slowest notifier call (Slack: its timeout
@@ -231,13 +231,15 @@ def _outcome(result: DeliveryResult, now: float, backoff: float) -> dict[str, An
     """The row's new columns for a delivery result."""
     if result.status == DeliveryStatus.DELIVERED:
         return {"status": OutboxStatus.DELIVERED, "delivered_at": now, "last_error": None}
+    # An error may quote the receiver's URL, password and all: stored redacted, like the payload.
+    error = redact(result.error) if result.error else result.error
     if result.status == DeliveryStatus.FAILED:
-        return {"status": OutboxStatus.FAILED, "last_error": result.error}
+        return {"status": OutboxStatus.FAILED, "last_error": error}
     wait = result.retry_after if result.retry_after else backoff
     # An uncertain retry stays `sending`: when its deadline passes it is claimed as
     # uncertain again, so it is looked for before it is ever sent again.
     status = OutboxStatus.SENDING if result.uncertain else OutboxStatus.PENDING
-    return {"status": status, "next_attempt_at": now + wait, "last_error": result.error}
+    return {"status": status, "next_attempt_at": now + wait, "last_error": error}
 
 
 def _rowcount(result: Any) -> int:

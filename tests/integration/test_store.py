@@ -70,6 +70,20 @@ def test_failed_delivery_is_kept_not_retried(store):
     assert store.outbox_for_prefix("incident:1")[0].last_error == "channel_not_found"
 
 
+def test_a_delivery_error_quoting_a_url_with_its_password_is_stored_redacted(store):
+    """The error is kept in the outbox row (and shown by `vigil outbox list` readers, SQL
+    consoles, backups): a receiver's URL with user:password in it must not land there."""
+    with store.tx() as s:
+        store.enqueue(s, "webhook", MessageKind.INCIDENT, "incident:1", {}, 1.0)
+    (c,) = claim_due(store, 2.0)
+    said = "cannot connect to https://vigil:s3cr3t-pw@hooks.example.com/page: ConnectError"
+    store.outbox.record(c, DeliveryResult(DeliveryStatus.RETRY, error=said), 2.0, backoff=1)
+    (again,) = claim_due(store, 10.0)
+    store.outbox.record(again, DeliveryResult(DeliveryStatus.FAILED, error=said + " (gave up)"), 10.0, backoff=1)
+    (row,) = store.outbox_for_prefix("incident:1")
+    assert "s3cr3t-pw" not in row.last_error and "hooks.example.com" in row.last_error
+
+
 def test_a_rolled_back_transaction_leaves_no_orphan_message(store):
     with pytest.raises(RuntimeError), store.tx() as s:
         store.enqueue(s, "slack", MessageKind.INCIDENT, "incident:9:#a", {}, 1.0)
