@@ -1,13 +1,11 @@
-"""`vigil run` and `vigil serve`: APScheduler cycles (one job per model, or with
-`schedule.sweep` one job per interval for the whole fleet), the outbox sender (a thread
-of its own, never waiting behind cycles for a worker) and the HTTP API (uvicorn on its
-own thread), with the main thread owning the signals. A cycle or sweep that cannot start
-on time is counted, logged with its lag and makes /readyz degraded (monitor/schedule_watch.py).
-SIGTERM/SIGINT, in every mode: no new cycle starts, the running ones finish, the outbox is
-drained, the API stops, exit 0, within `schedule.shutdown_grace` (see monitor/shutdown.py).
-SIGHUP reloads the configuration file (see monitor/reload.py). A cycle that raises is
-logged and counted; the next one runs on schedule. A sweep's cycles run in worker
-processes with `schedule.sweep_processes` (monitor/sweep_pool.py); the rest stays here.
+"""`vigil run` and `vigil serve`: APScheduler cycles (one job per model, or with `schedule.sweep`
+one job per interval for the whole fleet), the outbox sender (a thread of its own, never
+waiting behind cycles for a worker) and the HTTP API (uvicorn on its own thread), with the
+main thread owning the signals. A cycle or sweep late to start makes /readyz degraded
+(monitor/schedule_watch.py). SIGTERM/SIGINT: no new cycle, the running ones finish, the outbox
+drains, the API stops, exit 0, within `schedule.shutdown_grace` (monitor/shutdown.py). SIGHUP
+reloads the configuration (monitor/reload.py); at start-up and on a reload, open incidents of
+models not in it are resolved (monitor/cycle/removed.py). A failed cycle is logged and counted.
 """
 from __future__ import annotations
 
@@ -24,6 +22,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from monitor.audit.checkpointer import Checkpointer
 from monitor.clock import Clock
 from monitor.config import VigilConfig
+from monitor.cycle.removed import sweep_removed
 from monitor.grafana.background import provision_in_background
 from monitor.http_server import API_STOP_TIMEOUT_S, ApiThread
 from monitor.ownership import Ownership, ownership_for
@@ -128,6 +127,7 @@ class Runtime:
         self.owner = Ownership()
         self.watch: ScheduleWatch | None = None
         self.sender: OutboxThread | None = None
+        self.removed_left = False  # an incident of a removed model left to a replica that still runs it
 
     def swap(self, vigil: Vigil) -> None:
         vigil.fence = self.vigil.fence
@@ -178,6 +178,7 @@ def _tick_job(runtime: Runtime, scheduler: BackgroundScheduler) -> None:
     except Exception:  # the leases run out on their own; the next tick tries again
         log.exception("lease heartbeat failed")
         return
+    runtime.removed_left = runtime.removed_left and sweep_removed(runtime.vigil, runtime.owner.replica_id)
     for i, model in enumerate(acquired):
         job = scheduler.get_job(f"cycle:{model}")
         if job is not None:
@@ -294,6 +295,7 @@ def run_daemon(config: VigilConfig, *, serve_api: bool = True, vigil: Vigil | No
     try:
         if cycles:
             _take_ownership(runtime)
+            runtime.removed_left = sweep_removed(runtime.vigil, runtime.owner.replica_id)  # removed while down
             provision_in_background(config)  # beside the cycles, never before them
             scheduler = build_scheduler(runtime)
             scheduler.start()
@@ -355,6 +357,7 @@ def _reload(runtime: Runtime, scheduler: BackgroundScheduler | None) -> None:
             runtime.swap(new)
             if scheduler is not None:
                 _apply_jobs(scheduler, runtime, changes)
+                runtime.removed_left = sweep_removed(new, runtime.owner.replica_id)  # `vigil serve` judges none
                 if new.config.grafana.provision_on_start:  # an added model's dashboard, a changed one
                     provision_in_background(new.config)
             applied = True

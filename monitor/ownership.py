@@ -24,6 +24,7 @@ class Ownership:
     """One daemon alone on its store: every model is its own."""
 
     renew_every: float | None = None
+    replica_id: str | None = None  # a replica's id among others (whose leases are its own)
 
     def __init__(self, lock: DaemonLock | None = None) -> None:
         self._lock = lock
@@ -59,6 +60,7 @@ class LeasedOwnership(Ownership):
         super().__init__()
         self.membership = membership
         self.renew_every = membership.timing.renew_every
+        self.replica_id = membership.replica_id
         self._forget = forget
 
     def owns(self, model: str) -> bool:

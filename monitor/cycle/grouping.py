@@ -86,6 +86,14 @@ class Grouper:
             return found.describe() if found else None
         return None
 
+    def member_left(self, s: Session, row: IncidentRow, t: float) -> None:
+        """In the transaction that resolves `row` outside a cycle (its model left the
+        configuration): it leaves its open group, which updates, or resolves and closes."""
+        current = groups.open_group_of(s, row.model, row.id)
+        if current is not None:
+            groups.join(s, current, row.model, row.id, row.severity, False, _summary(row), t)
+            self._settle(s, current, t)
+
     def _labels(self, s: Session, group: AlertGroupRow, members: list[GroupMemberRow]) -> Labels:
         return group_labels(s, self.config, group, members)
 

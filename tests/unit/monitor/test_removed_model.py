@@ -1,0 +1,141 @@
+"""A model taken out of the configuration (a reload, or a restart with the new file) left
+its open incident open for ever: PagerDuty stayed triggered, the Alertmanager receiver
+re-pushed it, Slack showed it open. Now it is resolved, once, through the outbox like any
+resolve, with a reason people understand, and audited; a configured model's never is."""
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import yaml
+
+from monitor.daemon import Runtime, _reload, build_scheduler, run_daemon
+from monitor.store.repository import IncidentRow
+from tests.helpers_vigil import MODEL, T0, incident_prometheus, make_config, make_vigil, model_config
+
+PD = {"name": "pd", "kind": "pagerduty", "routing_key_env": "PD_ROUTING_KEY"}
+REASON = "model removed from the configuration"
+
+
+def sources() -> dict[str, Any]:
+    return {"prometheus": {"url": "http://127.0.0.1:9", "step": "60s"}, "mlflow": {"tracking_uri": "http://127.0.0.1:9"}}
+
+
+def write(tmp_path, models: list[dict[str, Any]]) -> str:
+    path = tmp_path / "vigil.yaml"
+    path.write_text(yaml.safe_dump({
+        "store": {"url": f"sqlite:///{tmp_path / 'vigil.db'}"}, "slack": {"sink_path": "n.jsonl"},
+        "spool": {"directory": "spool"}, "schedule": {"interval": "60s", "lookback": "30m", "baseline": "1h"},
+        "policy": {"slo_consecutive_cycles": 2, "resolve_after_cycles": 2}, "sources": sources(),
+        "receivers": [PD], "models": models}))
+    return str(path)
+
+
+def paged(tmp_path, monkeypatch) -> tuple[Any, IncidentRow]:
+    """A Vigil watching MODEL and fraud, MODEL's critical incident open and told."""
+    monkeypatch.setenv("PD_ROUTING_KEY", "0" * 32)
+    cfg = make_config(tmp_path, models=[model_config(), model_config("fraud")], sources=sources(), receivers=[PD],
+                      slack={"sink_path": "n.jsonl"})
+    vigil = make_vigil(cfg, prometheus=incident_prometheus(), notifiers=None)
+    vigil.run_cycle(MODEL, T0)
+    vigil.run_cycle(MODEL, T0 + 60)
+    [row] = vigil.store.incidents(model=MODEL, status="open")
+    assert row.severity == "critical" and row.last_notified_at is not None
+    assert [r.notifier for r in vigil.store.outbox_for_prefix(f"incident:{row.id}") if r.notifier == "pd"]
+    return vigil, row
+
+
+def last(vigil: Any, notifier: str, key: str) -> dict[str, Any]:
+    rows = [r for r in vigil.store.outbox_for_prefix(key) if r.notifier == notifier and r.key == key]
+    return max(rows, key=lambda r: r.id).payload
+
+
+def test_a_reload_that_removes_a_model_resolves_its_open_incident_once(tmp_path, monkeypatch):
+    vigil, row = paged(tmp_path, monkeypatch)
+    runtime = Runtime(vigil, write(tmp_path, [model_config(), model_config("fraud")]))
+    scheduler = build_scheduler(runtime)  # not started: its jobs are only rearranged
+    _reload(runtime, scheduler)  # still configured: nothing changes
+    assert vigil.store.incident(row.id).status == "open"
+    runtime.config_path = write(tmp_path, [model_config("fraud")])
+    before = len(vigil.store.outbox_for_prefix(f"incident:{row.id}"))
+    told = {r.payload.get("channel") for r in vigil.store.outbox_for_prefix(f"incident:{row.id}:")}
+    _reload(runtime, scheduler)
+    done = vigil.store.incident(row.id)
+    assert done.status == "resolved" and done.resolved_at is not None
+    assert done.reasons[0] == REASON
+    key = f"incident:{row.id}"
+    assert last(vigil, "pd", key)["status"] == "resolved", "PagerDuty hears it resolved"
+    chat = [r for r in vigil.store.outbox_for_prefix(key) if r.notifier != "pd"]
+    assert any(r.payload.get("status") == "resolved" and r.kind == "incident" for r in chat), "the message edited"
+    replies = [r.payload for r in chat if r.kind == "reply"]
+    assert replies and replies[-1]["change"] == "resolved" and replies[-1]["reason"] == REASON
+    assert {r.payload.get("channel") for r in vigil.store.outbox_for_prefix(f"{key}:")[before:]} <= told, \
+        "only where its message is: the model's routes are gone with it"
+    [entry] = [e for e in vigil.store.audit_entries() if e.action == "incident.resolve"]
+    assert entry.target == key and entry.detail["reason"] == REASON and entry.detail["model"] == MODEL
+    sent = len(vigil.store.outbox_for_prefix(key))
+    _reload(runtime, scheduler)  # the same file again: nothing more to resolve
+    assert len(vigil.store.outbox_for_prefix(key)) == sent
+    assert [e.action for e in vigil.store.audit_entries()].count("incident.resolve") == 1
+
+
+def test_a_daemon_started_without_the_model_resolves_its_open_incident(tmp_path, monkeypatch):
+    vigil, row = paged(tmp_path, monkeypatch)
+    from monitor.config import load_config
+
+    started = make_vigil(load_config(write(tmp_path, [model_config("fraud")])), prometheus=incident_prometheus(),
+                         notifiers=None, start=T0 + 120)
+    stop, result = threading.Event(), []
+    worker = threading.Thread(target=lambda: result.append(run_daemon(started.config, serve_api=False, vigil=started,
+                                                                      stop=stop)), daemon=True)
+    worker.start()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and started.store.incident(row.id).status == "open":
+        time.sleep(0.1)
+    stop.set()
+    worker.join(timeout=15)
+    assert result == [0]
+    assert started.store.incident(row.id).status == "resolved"
+    assert started.store.incident(row.id).reasons[0] == REASON
+
+
+def test_two_replicas_resolving_at_once_send_one_resolve(tmp_path, monkeypatch):
+    from monitor.cycle.removed import resolve_removed
+
+    vigil, row = paged(tmp_path, monkeypatch)
+    key = f"incident:{row.id}"
+    before = len(vigil.store.outbox_for_prefix(key))
+    go = threading.Barrier(2)
+    results: list[Any] = []
+
+    def replica() -> None:
+        go.wait()
+        results.append(resolve_removed(vigil, {"fraud"}))
+
+    threads = [threading.Thread(target=replica) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=20)
+    assert sorted(len(r.resolved) for r in results) == [0, 1]
+    pd_rows = [r for r in vigil.store.outbox_for_prefix(key)[before:] if r.notifier == "pd"]
+    assert [r.payload["status"] for r in pd_rows] == ["resolved"]
+    assert [e.action for e in vigil.store.audit_entries()].count("incident.resolve") == 1
+
+
+def test_a_model_another_replica_still_runs_is_left_to_it(tmp_path, monkeypatch):
+    """A rolling change: a replica with the old file holds the model's lease. Its incident
+    stays open (that replica still judges it) until no live lease holds it."""
+    from monitor.cycle.removed import resolve_removed
+    from monitor.store.leases import ModelLeaseRow
+
+    vigil, row = paged(tmp_path, monkeypatch)
+    with vigil.store.tx() as s:
+        s.add(ModelLeaseRow(model=MODEL, owner="old-replica", token=1, expires_at=time.time() + 600))
+    swept = resolve_removed(vigil, {"fraud"}, me="new-replica")
+    assert swept.resolved == [] and swept.deferred == [MODEL]
+    assert vigil.store.incident(row.id).status == "open"
+    with vigil.store.tx() as s:
+        s.get(ModelLeaseRow, MODEL).expires_at = time.time() - 1  # that replica reloaded (or died)
+    assert resolve_removed(vigil, {"fraud"}, me="new-replica").resolved == [row.id]
