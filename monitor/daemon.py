@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -25,7 +26,7 @@ from monitor.config import VigilConfig
 from monitor.cycle.removed import sweep_removed
 from monitor.grafana.background import provision_in_background
 from monitor.http_server import API_STOP_TIMEOUT_S, ApiThread
-from monitor.ownership import Ownership, ownership_for
+from monitor.ownership import LeaseKeeper, Ownership, ownership_for
 from monitor.probe import SourceProber
 from monitor.reload import JobChanges, reload_vigil
 from monitor.replicas import LeaseLost, LeaseMetrics
@@ -86,36 +87,6 @@ class OutboxThread:
         self._stop.set()
 
 
-class LeaseKeeper:
-    """While stopping, the leases of the models whose cycles are still running are renewed
-    (no rebalance: nothing new is taken). Without it a sweep longer than the lease's
-    life after the last heartbeat loses its leases mid-way and the rest of its cycles are
-    refused by the fence: a rolling restart would drop a sweep's worth of work."""
-
-    def __init__(self, owner: Ownership) -> None:
-        self.owner = owner
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="vigil-lease-keeper", daemon=True)
-
-    def start(self) -> LeaseKeeper:
-        if self.owner.renew_every is not None:
-            self._thread.start()
-        return self
-
-    def _loop(self) -> None:
-        assert self.owner.renew_every is not None
-        while not self._stop.wait(self.owner.renew_every):
-            try:
-                self.owner.heartbeat()
-            except Exception:  # the leases run out on their own; the fence keeps the writes safe
-                log.exception("lease heartbeat while stopping failed")
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)
-
-
 class Runtime:
     """What the scheduler's jobs and the API reach through: the current Vigil (a reload
     swaps it between cycles) and the jobs running now."""
@@ -132,9 +103,12 @@ class Runtime:
     def swap(self, vigil: Vigil) -> None:
         vigil.fence = self.vigil.fence
         old, self.vigil = self.vigil, vigil
-        old.close()  # its sweep workers stop once a sweep still running on it is done
         if self.app is not None:
             self.app.state.vigil = vigil
+        try:
+            old.close()  # its sweep workers stop once a sweep still running on it is done
+        except Exception:  # the new configuration runs all the same
+            log.exception("closing the replaced configuration's workers failed")
 
 
 def _cycle_job(runtime: Runtime, model: str) -> None:
@@ -246,27 +220,46 @@ def build_scheduler(runtime: Runtime) -> BackgroundScheduler:
     return scheduler
 
 
-def _apply_jobs(scheduler: BackgroundScheduler, runtime: Runtime, changes: JobChanges) -> None:
+def _apply_jobs(scheduler: BackgroundScheduler, runtime: Runtime, changes: JobChanges) -> list[str]:
     """Jobs of kept models stay (one job per model: two cycles of a model never overlap). A new
-    interval retimes the cycle jobs or the sweep, and the schedule watch, as readiness uses it."""
+    interval retimes the cycle jobs or the sweep, and the schedule watch, as readiness uses it.
+    Each change is tried on its own: what failed is returned (the new configuration already runs)."""
     sched, models = runtime.vigil.config.schedule, runtime.vigil.config.models
     sweeping = scheduler.get_job("sweep") is not None  # the sweep reads the current Vigil's models each time
     if sched.sweeps(len(models)) != sweeping:  # a switch could run a cycle twice at once
         log.warning("schedule mode kept until the next restart", extra={"sweep": sweeping, "asked": not sweeping})
-    for name in [] if sweeping else changes.removed:
-        scheduler.remove_job(f"cycle:{name}")
+    steps: list[tuple[str, Callable[[], object]]] = [
+        (f"remove job cycle:{n}", partial(scheduler.remove_job, f"cycle:{n}"))
+        for n in ([] if sweeping else changes.removed)]
     if changes.retimed:
         if runtime.watch is not None:
             runtime.watch.interval = sched.interval
         for job in ["sweep"] if sweeping else [f"cycle:{m.name}" for m in models if m.name not in changes.added]:
-            scheduler.modify_job(job, misfire_grace_time=int(sched.misfire_grace))
-            scheduler.reschedule_job(job, trigger="interval", seconds=sched.interval)
+            steps.append((f"retime job {job}", partial(_retime, scheduler, job, sched.interval,
+                                                       int(sched.misfire_grace))))
     for job, seconds in changes.periods.items():  # retention purge, audit checkpoint
         if scheduler.get_job(job) is not None:
-            scheduler.reschedule_job(job, trigger="interval", seconds=seconds)
+            steps.append((f"retime job {job}", partial(scheduler.reschedule_job, job, trigger="interval",
+                                                       seconds=seconds)))
     now = time.time()
     for i, name in enumerate([] if sweeping else changes.added):
-        _add_cycle_job(scheduler, runtime, name, now + 1 + sched.interval * i / len(changes.added))
+        first = now + 1 + sched.interval * i / len(changes.added)
+        steps.append((f"add job cycle:{name}", partial(_add_cycle_job, scheduler, runtime, name, first)))
+    return [f"{what}: {e}" for what, e in ((what, _attempt(step)) for what, step in steps) if e is not None]
+
+
+def _retime(scheduler: BackgroundScheduler, job: str, seconds: float, misfire_grace: int) -> None:
+    scheduler.modify_job(job, misfire_grace_time=misfire_grace)
+    scheduler.reschedule_job(job, trigger="interval", seconds=seconds)
+
+
+def _attempt(step: Callable[[], object]) -> Exception | None:
+    try:
+        step()
+        return None
+    except Exception as e:  # the other changes are still made; the caller reports this one
+        log.exception("configuration reload: a scheduler change failed")
+        return e
 
 
 def _dt(t: float) -> dt.datetime:
@@ -349,22 +342,29 @@ def _wait(runtime: Runtime, signals: StopSignals, scheduler: BackgroundScheduler
 
 
 def _reload(runtime: Runtime, scheduler: BackgroundScheduler | None) -> None:
-    metrics, applied = runtime.vigil.metrics, False
+    """Counted as it went: refused (the running configuration kept), applied, or partial (the
+    new configuration runs but some scheduler change failed: logged, and the gauge reads 0)."""
+    metrics, result = runtime.vigil.metrics, "refused"
     try:
-        result = reload_vigil(runtime.vigil, runtime.config_path)
-        if result is not None:
-            new, changes = result
-            runtime.swap(new)
-            if scheduler is not None:
-                _apply_jobs(scheduler, runtime, changes)
-                runtime.removed_left = sweep_removed(new, runtime.owner.replica_id)  # `vigil serve` judges none
-                if new.config.grafana.provision_on_start:  # an added model's dashboard, a changed one
-                    provision_in_background(new.config)
-            applied = True
+        reloaded = reload_vigil(runtime.vigil, runtime.config_path)
     except Exception:  # a reload must never take the running daemon down
         log.exception("configuration reload failed, keeping the running configuration")
-    metrics.config_reloads.labels("applied" if applied else "refused").inc()
-    metrics.config_reload_ok.set(1 if applied else 0)
+        reloaded = None
+    if reloaded is not None:
+        new, changes = reloaded
+        runtime.swap(new)  # from here on the new configuration runs, whatever fails next
+        failed = _apply_jobs(scheduler, runtime, changes) if scheduler is not None else []
+        if scheduler is not None:  # `vigil serve` judges no removed model
+            runtime.removed_left = sweep_removed(new, runtime.owner.replica_id)
+        if scheduler is not None and new.config.grafana.provision_on_start:  # an added model's dashboard
+            err = _attempt(lambda: provision_in_background(new.config))
+            failed += [f"grafana provisioning: {err}"] if err else []
+        result = "partial" if failed else "applied"
+        if failed:
+            log.error("configuration reloaded, but not all of it took effect (a restart applies the rest): %s",
+                      "; ".join(failed), extra={"config": runtime.config_path})
+    metrics.config_reloads.labels(result).inc()
+    metrics.config_reload_ok.set(1 if result == "applied" else 0)
 
 
 def _stop(runtime: Runtime, signals: StopSignals, scheduler: BackgroundScheduler | None,

@@ -66,10 +66,10 @@ class VigilMetrics:
         # As Prometheus' own prometheus_config_last_reload_successful: a refused SIGHUP
         # reload is otherwise visible only in the log.
         self.config_reloads = Counter("vigil_config_reloads_total",
-                                      "Configuration reloads asked by SIGHUP, by result (applied, refused)",
+                                      "Configuration reloads asked by SIGHUP, by result (applied, refused, partial)",
                                       ["result"], registry=r)
         self.config_reload_ok = Gauge("vigil_config_last_reload_successful",
-                                      "0 when the last configuration reload was refused, else 1", registry=r)
+                                      "0 when the last configuration reload was refused or partial, else 1", registry=r)
         self.config_reload_ok.set(1)
         self.findings = Counter("vigil_findings_total", "Findings produced by detectors", ["model", "kind"],
                                 registry=r)

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
 
 from monitor.replicas import DaemonLock, LeaseMetrics, LeaseTiming, Membership, single_daemon_lock
@@ -94,6 +95,36 @@ class LeasedOwnership(Ownership):
             self.membership.leave()  # the others take the models over now, not at expiry
         except Exception:  # the leases expire on their own
             log.exception("could not release the leases on stop")
+
+
+class LeaseKeeper:
+    """While stopping, the leases of the models whose cycles are still running are renewed
+    (no rebalance: nothing new is taken). Without it a sweep longer than the lease's
+    life after the last heartbeat loses its leases mid-way and the rest of its cycles are
+    refused by the fence: a rolling restart would drop a sweep's worth of work."""
+
+    def __init__(self, owner: Ownership) -> None:
+        self.owner = owner
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="vigil-lease-keeper", daemon=True)
+
+    def start(self) -> LeaseKeeper:
+        if self.owner.renew_every is not None:
+            self._thread.start()
+        return self
+
+    def _loop(self) -> None:
+        assert self.owner.renew_every is not None
+        while not self._stop.wait(self.owner.renew_every):
+            try:
+                self.owner.heartbeat()
+            except Exception:  # the leases run out on their own; the fence keeps the writes safe
+                log.exception("lease heartbeat while stopping failed")
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
 
 
 def ownership_for(store: Store, interval: float, metrics: LeaseMetrics | None = None,
