@@ -234,6 +234,9 @@ def _apply_jobs(scheduler: BackgroundScheduler, runtime: Runtime, changes: JobCh
     if changes.retimed:
         if runtime.watch is not None:
             runtime.watch.interval = sched.interval
+        if scheduler.get_job("leases") is not None:  # takeover within two intervals: the new ones
+            steps.append(("retime the lease heartbeat", partial(runtime.owner.retime, sched.interval, lambda s: (
+                scheduler.reschedule_job("leases", trigger="interval", seconds=s)))))
         for job in ["sweep"] if sweeping else [f"cycle:{m.name}" for m in models if m.name not in changes.added]:
             steps.append((f"retime job {job}", partial(_retime, scheduler, job, sched.interval,
                                                        int(sched.misfire_grace))))

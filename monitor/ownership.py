@@ -47,6 +47,9 @@ class Ownership:
     def heartbeat(self) -> None:
         """Renew what is held, taking nothing new (while stopping; nothing to renew when alone)."""
 
+    def retime(self, interval: float, reschedule: Callable[[float], None]) -> None:
+        """A reloaded `schedule.interval` (nothing to retime when alone)."""
+
     def close(self) -> None:
         if self._lock is not None:
             self._lock.release()
@@ -89,6 +92,26 @@ class LeasedOwnership(Ownership):
 
     def heartbeat(self) -> None:
         self.membership.heartbeat()
+
+    def retime(self, interval: float, reschedule: Callable[[float], None]) -> None:
+        """Leases last one new interval and are renewed every third of one, as at start;
+        `reschedule(period)` retimes the heartbeat job. No lease may ever be shorter than a
+        renewal period in flight: a shorter TTL only once renewals already come at the new,
+        shorter period; a longer period only once every lease held was renewed for the
+        new, longer TTL (if that renewal fails the period stays short: safe, and raised)."""
+        new, old = LeaseTiming.for_interval(interval), self.membership.timing
+        if new == old:
+            return
+        if new.lease_ttl < old.lease_ttl:
+            reschedule(new.renew_every)
+            self.renew_every = new.renew_every
+            self.membership.retime(new)
+        else:
+            self.membership.retime(new, renew=True)
+            reschedule(new.renew_every)
+            self.renew_every = new.renew_every
+        log.info("lease timing changed", extra={"replica": self.membership.replica_id, "interval_s": interval,
+                                                "lease_ttl_s": new.lease_ttl, "renew_every_s": new.renew_every})
 
     def close(self) -> None:
         try:

@@ -131,6 +131,14 @@ class Membership:
         with self._tick_lock:
             self._heartbeat()
 
+    def retime(self, timing: LeaseTiming, *, renew: bool = False) -> None:
+        """Use `timing` from now on (a reloaded interval). `renew`: renew every lease held now
+        under it, before the caller lengthens the renewal period (else they lapse in between)."""
+        with self._tick_lock:  # never between a tick's renewal and its belief of what it holds
+            self.timing = timing
+            if renew:
+                self._heartbeat()
+
     def rebalance(self, models: Sequence[str]) -> dict[str, int]:
         """Release what is no longer assigned here, acquire what is and is free; returns `owned()`."""
         with self._tick_lock:
