@@ -15,7 +15,6 @@ import threading
 import time
 from collections.abc import Callable
 from functools import partial
-from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -26,12 +25,13 @@ from monitor.config import VigilConfig
 from monitor.cycle.removed import sweep_removed
 from monitor.grafana.background import provision_in_background
 from monitor.http_server import API_STOP_TIMEOUT_S, ApiThread
-from monitor.ownership import LeaseKeeper, Ownership, ownership_for
+from monitor.ownership import LeaseKeeper, ownership_for
 from monitor.probe import SourceProber
 from monitor.reload import JobChanges, reload_vigil
 from monitor.replicas import LeaseLost, LeaseMetrics
+from monitor.runtime import Runtime
 from monitor.schedule_watch import SCHEDULE, ScheduleWatch
-from monitor.shutdown import EXIT_ABANDONED, InFlight, StopSignals, run_bounded
+from monitor.shutdown import EXIT_ABANDONED, StopSignals, run_bounded
 from monitor.startup import announce, require_schema
 from monitor.store.retention import purge
 from monitor.sweep_pool import sweep_token
@@ -87,32 +87,12 @@ class OutboxThread:
         self._stop.set()
 
 
-class Runtime:
-    """What the scheduler's jobs and the API reach through: the current Vigil (a reload
-    swaps it between cycles) and the jobs running now."""
-
-    def __init__(self, vigil: Vigil, config_path: str | None) -> None:
-        self.vigil, self.config_path = vigil, config_path
-        self.in_flight = InFlight()
-        self.app: Any = None
-        self.owner = Ownership()
-        self.watch: ScheduleWatch | None = None
-        self.sender: OutboxThread | None = None
-        self.removed_left = False  # an incident of a removed model left to a replica that still runs it
-
-    def swap(self, vigil: Vigil) -> None:
-        vigil.fence = self.vigil.fence
-        old, self.vigil = self.vigil, vigil
-        if self.app is not None:
-            self.app.state.vigil = vigil
-        try:
-            old.close()  # its sweep workers stop once a sweep still running on it is done
-        except Exception:  # the new configuration runs all the same
-            log.exception("closing the replaced configuration's workers failed")
-
-
 def _cycle_job(runtime: Runtime, model: str) -> None:
-    vigil = runtime.vigil  # read once: a reload mid-cycle leaves this cycle on its Vigil
+    with runtime.current() as vigil:  # a reload mid-cycle leaves it on its Vigil
+        _cycle_on(runtime, vigil, model)
+
+
+def _cycle_on(runtime: Runtime, vigil: Vigil, model: str) -> None:
     vigil.drift_reports.background = True  # seconds of Evidently never hold a cycle (or a worker) up
     if runtime.watch is not None:
         runtime.watch.started(f"cycle:{model}")
@@ -125,7 +105,11 @@ def _cycle_job(runtime: Runtime, model: str) -> None:
 
 def _sweep_job(runtime: Runtime) -> None:
     """`schedule.sweep`: every model this replica owns, at one time, after one batched read."""
-    vigil = runtime.vigil
+    with runtime.current() as vigil:
+        _sweep_on(runtime, vigil)
+
+
+def _sweep_on(runtime: Runtime, vigil: Vigil) -> None:
     lag = runtime.watch.started("sweep") if runtime.watch is not None else 0.0
     with runtime.in_flight.track("sweep") as admitted:
         if not admitted:
@@ -286,7 +270,7 @@ def run_daemon(config: VigilConfig, *, serve_api: bool = True, vigil: Vigil | No
     runtime.vigil.metrics.liveness.start(runtime.vigil.now())
     scheduler: BackgroundScheduler | None = None
     api: ApiThread | None = None
-    prober = SourceProber(lambda: runtime.vigil).start()  # /readyz waits for the sources' first answer
+    prober = SourceProber(runtime.current).start()  # /readyz waits for the sources' first answer
     code = 0
     try:
         if cycles:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 from monitor.vigil import Vigil
 
@@ -13,8 +14,9 @@ log = logging.getLogger("vigil.daemon")
 
 
 class SourceProber:
-    def __init__(self, vigil: Callable[[], Vigil]) -> None:
-        """`vigil`: the current Vigil (a reload swaps it; its interval and sources apply)."""
+    def __init__(self, vigil: Callable[[], AbstractContextManager[Vigil]]) -> None:
+        """`vigil()`: the current Vigil while the probe runs (a reload swaps it; its interval
+        and sources apply; the old one's clients are not closed under a probe)."""
         self._vigil = vigil
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="vigil-probe", daemon=True)
@@ -30,10 +32,10 @@ class SourceProber:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            vigil = self._vigil()
-            try:
-                vigil.probe_sources()
-            except Exception:  # the next round tries again; /readyz shows what it last knew
-                log.exception("probing the sources failed")
+            with self._vigil() as vigil:
+                try:
+                    vigil.probe_sources()
+                except Exception:  # the next round tries again; /readyz shows what it last knew
+                    log.exception("probing the sources failed")
             if self._stop.wait(vigil.config.schedule.interval):
                 return

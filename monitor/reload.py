@@ -11,6 +11,7 @@ never changed by a reload (a chain cannot change keys: what follows would fail t
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,12 +84,24 @@ def successor(old: Vigil, config: VigilConfig) -> Vigil:
                 notifiers=dict(old.notifiers) if (config.slack, config.grafana, config.receivers)
                 == (oc.slack, oc.grafana, oc.receivers) else None)
     new.own_sources = old.own_sources  # what it keeps of the old one was built from the same sections
+    _keep_log_trace_clients(old, new)
     names = {m.name for m in config.models}
     new.last_cycle.update({k: v for k, v in old.last_cycle.items() if k in names})
     for name, state in old.health.states.items():  # what a source said last is still true
         if name in new.health.states and new.health.states[name].url == state.url:
             new.health.states[name] = state
     return new
+
+
+def _keep_log_trace_clients(old: Vigil, new: Vigil) -> None:
+    """An unchanged `sources.loki`/`sources.tempo` keeps its client (and its open connections);
+    the one just built for it, never used, is closed."""
+    lt, was = new.gather_sources.logs_traces, old.gather_sources.logs_traces
+    keep = {name: getattr(was, name) for name in ("loki", "tempo") if getattr(lt, name) is not None
+            and getattr(new.config.sources, name) == getattr(old.config.sources, name)}
+    for name in keep:
+        getattr(lt, name).close()
+    new.gather_sources = dataclasses.replace(new.gather_sources, logs_traces=dataclasses.replace(lt, **keep))
 
 
 def job_changes(old: VigilConfig, new: VigilConfig) -> JobChanges:

@@ -1,0 +1,106 @@
+"""The daemon's runtime: the current Vigil (a reload swaps it) and which one the running
+jobs use: a reload's replaced source clients (Loki, Tempo,
+Prometheus) are closed once the last job on the old Vigil is done, never under it.
+
+Without it each SIGHUP left the old clients' keep-alive connections open until Python's
+cycle collector happened by: sockets piled up with reloads.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
+
+from monitor.ownership import Ownership
+from monitor.schedule_watch import ScheduleWatch
+from monitor.shutdown import InFlight
+from monitor.vigil import Vigil
+
+
+class Stoppable(Protocol):  # the outbox sender's thread (monitor/daemon.py OutboxThread)
+    def stop(self) -> None: ...
+
+log = logging.getLogger("vigil.daemon")
+
+
+def replaced_clients(old: Vigil, new: Vigil) -> list[Any]:
+    """`old`'s source clients that `new` does not share (a changed section built new ones)."""
+    lt, nlt = old.gather_sources.logs_traces, new.gather_sources.logs_traces
+    pairs = [(lt.loki, nlt.loki), (lt.tempo, nlt.tempo), (old.prometheus, new.prometheus)]
+    return [was for was, now in pairs if was is not None and was is not now and callable(getattr(was, "close", None))]
+
+
+def _close(clients: list[Any]) -> None:
+    for client in clients:
+        try:
+            client.close()
+        except Exception:  # a client that cannot close cleanly holds a socket, nothing more
+            log.exception("closing a replaced source client failed")
+
+
+class VigilUsers:
+    """Counts the jobs (cycles, sweeps, probes) running on each Vigil."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()  # also held by the swap: a job gets the old Vigil (counted) or the new
+        self._users: Counter[int] = Counter()
+        self._retired: dict[int, list[Any]] = {}
+
+    @contextlib.contextmanager
+    def using(self, current: Callable[[], Vigil]) -> Iterator[Vigil]:
+        """The current Vigil, counted as used until the block ends."""
+        with self.lock:
+            vigil = current()
+            self._users[id(vigil)] += 1
+        try:
+            yield vigil
+        finally:
+            with self.lock:
+                self._users[id(vigil)] -= 1
+                due = self._retired.pop(id(vigil), []) if self._users[id(vigil)] <= 0 else []
+                if self._users[id(vigil)] <= 0:
+                    del self._users[id(vigil)]
+            _close(due)
+
+    def retire(self, old: Vigil, clients: list[Any]) -> None:
+        """Close `clients` once no job uses `old` any more: now, if none does."""
+        with self.lock:
+            if self._users[id(old)] > 0:
+                self._retired.setdefault(id(old), []).extend(clients)
+                return
+            del self._users[id(old)]
+        _close(clients)
+
+
+class Runtime:
+    """What the scheduler's jobs and the API reach through: the current Vigil (a reload
+    swaps it between cycles) and the jobs running now."""
+
+    def __init__(self, vigil: Vigil, config_path: str | None) -> None:
+        self.vigil, self.config_path = vigil, config_path
+        self.in_flight = InFlight()
+        self.app: Any = None
+        self.owner = Ownership()
+        self.watch: ScheduleWatch | None = None
+        self.sender: Stoppable | None = None
+        self.users = VigilUsers()
+        self.removed_left = False  # an incident of a removed model left to a replica that still runs it
+
+    def current(self) -> contextlib.AbstractContextManager[Vigil]:
+        """The current Vigil, for a job (cycle, sweep, probe) that holds it until it ends."""
+        return self.users.using(lambda: self.vigil)
+
+    def swap(self, vigil: Vigil) -> None:
+        vigil.fence = self.vigil.fence
+        with self.users.lock:
+            old, self.vigil = self.vigil, vigil
+        self.users.retire(old, replaced_clients(old, vigil))  # once a cycle still on `old` is done
+        if self.app is not None:
+            self.app.state.vigil = vigil
+        try:
+            old.close()  # its sweep workers stop once a sweep still running on it is done
+        except Exception:  # the new configuration runs all the same
+            log.exception("closing the replaced configuration's workers failed")
