@@ -100,7 +100,7 @@ class LeasedOwnership(Ownership):
         shorter period; a longer period only once every lease held was renewed for the
         new, longer TTL (if that renewal fails the period stays short: safe, and raised)."""
         new, old = LeaseTiming.for_interval(interval), self.membership.timing
-        if new == old:
+        if new == old and self.renew_every == new.renew_every:  # (a failed retime left the period short: retried)
             return
         if new.lease_ttl < old.lease_ttl:
             reschedule(new.renew_every)
