@@ -122,6 +122,8 @@ class Grouper:
                 self.outbox.group(s, payload, routed, t)
                 self.outbox.group_receivers(s, payload, t)
                 change = _change(decision.step, before, sev)
+                if change == "repeated" and _all_acknowledged(s, speaking):
+                    change = None  # a repeat reminds of what nobody took: every member is acked
                 if change:  # people are told in the thread, not only by an edit of the message
                     self.outbox.group_reply(s, payload, told, change, before, t)
                 group.notified_at, group.notified_digest = t, decision.digest
@@ -169,6 +171,13 @@ def _change(step: GroupStep, before: str | None, now: str) -> str | None:
     if step == GroupStep.REPEAT:
         return "repeated"  # repeat_interval reminds people: an edit alone notifies no one
     return None
+
+
+def _all_acknowledged(s: Session, members: list[GroupMemberRow]) -> bool:
+    """Every open member's incident is acknowledged: someone took each of them, so the
+    shared cause's repeat edits its message but @-mentions no one (as an incident's repeat)."""
+    rows = [s.get(IncidentRow, m.incident_id) for m in members if m.open]
+    return bool(rows) and all(r is not None and r.acknowledged_by is not None for r in rows)
 
 
 def _summary(row: IncidentRow) -> dict[str, Any]:

@@ -65,3 +65,20 @@ def test_a_shared_cause_resolve_goes_only_where_it_was_told(tmp_path):
         "the on-call channel got a resolve of a shared cause it was never told of"
     resolved = [m.payload for m in rows if m.kind == "reply" and m.payload["change"] == "resolved"]
     assert resolved and not any("<!subteam^S0ONCALL>" in p["mentions"] for p in resolved)
+
+
+def test_a_shared_cause_whose_members_are_all_acknowledged_is_not_repeated_in_the_thread(tmp_path):
+    """A repeat reminds of what nobody took (README: repeat_interval is for an
+    unacknowledged incident): once every open member's incident is acknowledged, the shared
+    cause's repeat no longer @-mentions the on-call in its thread every repeat_interval."""
+    models = [model_config(gpu=GPU, mentions={"critical": ["<!subteam^S0RECSYS>"]}),
+              model_config("ranker", gpu=GPU, owner_channel=RANKING)]
+    vigil = make_vigil(config(tmp_path, models=models, grouping={"repeat_interval": "10m"}), prometheus=prometheus(),
+                       registry=registry(), notifiers={"sink": _RefSink()})
+    cycles(vigil, [T0 + 60 * k for k in range(3)])
+    for row in vigil.store.incidents():
+        vigil.operator.acknowledge(row.id, "api:olga", T0 + 150)
+    cycles(vigil, [T0 + 60 * k for k in range(3, 30)])
+    replies = [m.payload for m in vigil.store.outbox_for_prefix("group:1") if m.kind == "reply"]
+    assert not [p for p in replies if p["change"] == "repeated"], \
+        [(p["change"], p["channel"], p["mentions"]) for p in replies]
