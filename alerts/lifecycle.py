@@ -156,5 +156,8 @@ def is_muted(open_incident: OpenIncident | None, tier: TierDecision | None, now:
     silenced for the night still pages when it turns critical."""
     if open_incident is None or open_incident.silenced_until is None or now >= open_incident.silenced_until:
         return False
-    escalates = tier is not None and tier.severity is not None and tier.severity.rank > open_incident.severity.rank
+    # Against the severity told: one reached under another mute (a maintenance window) and
+    # never told is still an escalation when that mute ends, and gets through this one.
+    told = open_incident.told_severity or open_incident.severity
+    escalates = tier is not None and tier.severity is not None and tier.severity.rank > told.rank
     return not escalates

@@ -93,3 +93,16 @@ def test_an_escalation_made_while_muted_is_told_as_one_when_the_mute_ends():
     assert d.step == Step.UPDATE and d.notify and d.note == "escalated"
     assert split_told(told_digest("d2", "critical")) == ("d2", Severity.CRITICAL)
     assert split_told("d1") == ("d1", None)  # stored by an older Vigil
+
+
+def test_an_escalation_held_by_a_maintenance_window_still_gets_through_the_incidents_own_silence():
+    """Told as a warning and silenced for the night (the incident's own silence, which lets
+    an escalation through), it turns critical inside a maintenance window: once the window
+    ends, the escalation nobody was told of pages, not held until the night's silence ends."""
+    from dataclasses import replace
+
+    after = replace(open_(Severity.CRITICAL, silenced=T + 8 * 3600), told_severity=Severity.WARNING)
+    d = go(after, CRIT, digest="d2", now=T + 120)
+    assert d.step == Step.UPDATE and d.notify and d.note == "escalated"
+    told = replace(open_(Severity.CRITICAL, silenced=T + 8 * 3600), told_severity=Severity.CRITICAL)
+    assert not go(told, CRIT, digest="d2", now=T + 120).notify  # a told critical stays silenced
