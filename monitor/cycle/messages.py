@@ -131,7 +131,7 @@ class OutboxWriter:
         it joined) gets it, so nothing it paged for is left open there."""
         state = s.get(ModelStateRow, row.model)
         links = self.links.for_incident(row, now, state.alias_version if state else None)
-        self.receivers.incident(s, snapshot(row), links, now, held=True)
+        self.receivers.held_change(s, snapshot(row), links, now)
 
     def reply(self, s: Session, row: IncidentRow, channels: list[str], change: str, previous: str | None,
               now: float) -> None:

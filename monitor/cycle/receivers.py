@@ -9,7 +9,7 @@ outbox itself in the same transaction: no other state to keep in step.
 A shared cause pages receivers once, as its group (key `group:<id>`, dedup key
 `<prefix>-group-<id>`). While a group holds a member, the member's own incident pages no
 receiver that does not have it already: one that has it (it paged on its own before it
-joined) keeps getting its changes, so nothing is left open there.
+joined) keeps getting its changes of state and severity, so nothing is left open there.
 """
 from __future__ import annotations
 
@@ -22,9 +22,10 @@ from alerts.lifecycle import IncidentStatus
 from alerts.outbox import MessageKind, Notifier
 from alerts.payload import IncidentSnapshot
 from alerts.receivers.base import receivers_of
-from alerts.receivers.record import group_record, receiver_record
+from alerts.receivers.record import group_record, receiver_record, state_of
 from monitor.store import groups
 from monitor.store.repository import Store
+from monitor.store.tables import MessageRefRow
 
 
 class ReceiverWriter:
@@ -52,6 +53,33 @@ class ReceiverWriter:
                 self.store.enqueue(s, name, MessageKind.INCIDENT, key, record, now)
                 taken.append(name)
         return taken
+
+    def held_change(self, s: Session, snap: IncidentSnapshot, links: dict[str, str | None],
+                    now: float) -> list[str]:
+        """A change of an incident its shared cause holds, for each receiver that has it and
+        does not show its state already (state and severity, as its last delivery left them);
+        their names. The cycle sees such an incident as changed every cycle (its chat message
+        waits for the hold to end), so without this each cycle re-sent an identical trigger."""
+        key = f"incident:{snap.incident_id}"
+        taken: list[str] = []
+        for name, r in self.receivers.items():
+            if not self.store.outbox.has_key(s, name, key):
+                continue
+            record = receiver_record(snap, prefix=r.dedup_prefix, updated_at=now, links=links)
+            if self._shows(s, name, key, record):
+                continue
+            self.store.enqueue(s, name, MessageKind.INCIDENT, key, record, now)
+            taken.append(name)
+        return taken
+
+    def _shows(self, s: Session, name: str, key: str, record: dict[str, Any]) -> bool:
+        """Whether the receiver's last delivery of `key` left it at `record`'s state and
+        severity, with nothing of it still on its way."""
+        ref = s.get(MessageRefRow, (name, key))
+        sent = ref.ref if ref is not None and isinstance(ref.ref, dict) else {}
+        if sent.get("state") != state_of(record) or sent.get("severity") != record["severity"]:
+            return False
+        return not self.store.outbox.has_open(s, name, key)
 
     def group(self, s: Session, payload: dict[str, Any], now: float) -> list[str]:
         """A shared cause's page for each receiver that takes one of its open members at the

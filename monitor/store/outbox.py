@@ -182,6 +182,10 @@ class Outbox:
         so the check never scans the outbox's history."""
         if s.get(MessageRefRow, (notifier, key)) is not None:
             return True
+        return self.has_open(s, notifier, key)
+
+    def has_open(self, s: Session, notifier: str, key: str) -> bool:
+        """Whether a row of `key` for `notifier` is still to be delivered (the pending index)."""
         return s.scalar(select(OutboxRow.id).where(OutboxRow.status.in_(_OPEN), OutboxRow.notifier == notifier,
                                                    OutboxRow.key == key).limit(1)) is not None
 

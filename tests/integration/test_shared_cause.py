@@ -219,3 +219,26 @@ def test_a_shared_cause_pages_pagerduty_once_listing_the_models_and_resolves_wit
         assert alert.status == "resolved"
         assert not [m for i in (1, 2) for m in vigil.store.outbox_for_prefix(f"incident:{i}")
                     if m.notifier == "pagerduty"], "nor does it resolve on its own what it never opened"
+
+
+def test_a_member_held_by_its_shared_cause_is_not_re_sent_to_pagerduty_every_cycle(tmp_path, monkeypatch):
+    """Both models paged PagerDuty on their own (p99 breached), then their GPU saturated and
+    the shared cause took over. PagerDuty, which has each model's incident, hears of a
+    change in it (its resolve, ...), not an identical trigger for each model every cycle."""
+    from tests.fakes.pagerduty_server import FakePagerDuty
+    from tests.integration.test_receivers import PD_KEY, pd_receiver
+
+    monkeypatch.setenv("PD_ROUTING_KEY", PD_KEY)
+    with FakePagerDuty() as pd:
+        prom = prometheus(T0 + 1800)
+        prom.curves[f"DCGM_FI_DEV_GPU_UTIL{SEL}"] = lambda ts: np.where((ts >= T0 + 300) & (ts < T0 + 1800), 99.0, 40.0)
+        cfg = config(tmp_path, receivers=[pd_receiver(pd.url, severities=["warning", "critical"])])
+        vigil = make_vigil(cfg, prometheus=prom, registry=registry(), notifiers={"sink": _Sink(),
+                                                                               **build_receivers(cfg)})
+        cycles(vigil, [T0 + 60 * k for k in range(40)])
+        per_key: dict[str, list[str]] = {}
+        for e in pd.events:
+            per_key.setdefault(e["dedup_key"], []).append(e["event_action"])
+        assert all(i.status == "resolved" for i in vigil.store.incidents())
+        for key in ("vigil-incident-1", "vigil-incident-2"):
+            assert per_key[key].count("trigger") <= 3 and per_key[key][-1] == "resolve", per_key
