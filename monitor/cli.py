@@ -79,7 +79,7 @@ def _load_with_tokens(path: str) -> VigilConfig:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    from monitor.audit.keys import AuditKeyError, load_key
+    from monitor.audit.keys import load_key
     from monitor.identities import load_token_table
 
     try:

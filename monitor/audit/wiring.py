@@ -29,12 +29,9 @@ def install(store: Store, config: VigilConfig, metrics: VigilMetrics | None) -> 
     store.audit_listener = checkpointer.committed
     if metrics is not None:
         metrics.audit_keyed.set(1 if settings.key is not None else 0)
-    if settings.key is None:
-        with store.tx() as s:
-            keyed = audit_log.is_keyed(s)
-        if keyed:  # said at start-up, not found by the next `vigil audit verify`
-            log.warning("the audit log is keyed (HMAC) but this config has no audit key: every entry this process "
-                        "appends will read as tampering to `vigil audit verify`; set audit.key_env or audit.key_file")
+    if settings.key is None and _keyed(store):  # said at start-up, not found by the next `vigil audit verify`
+        log.warning("the audit log is keyed (HMAC) but this config has no audit key: every entry this process "
+                    "appends will read as tampering to `vigil audit verify`; set audit.key_env or audit.key_file")
     return checkpointer
 
 
@@ -46,11 +43,13 @@ def store_for_command(url: str, config: VigilConfig | None) -> Store:
     store = Store(url)
     if config is not None:
         store.audit_key = settings_for(config).key
-    if store.audit_key is None:
-        with store.tx() as s:
-            keyed = audit_log.is_keyed(s)
-        if keyed:
-            store.close()
-            raise AuditKeyError("the store's audit log is keyed (HMAC) and this command has no key: give --config "
-                                "with the daemon's audit.key_env or audit.key_file")
+    if store.audit_key is None and _keyed(store):
+        store.close()
+        raise AuditKeyError("the store's audit log is keyed (HMAC) and this command has no key: give --config "
+                            "with the daemon's audit.key_env or audit.key_file")
     return store
+
+
+def _keyed(store: Store) -> bool:
+    with store.tx() as s:
+        return audit_log.is_keyed(s)
