@@ -19,8 +19,8 @@ from tenacity.stop import stop_base
 from monitor.redact import redact
 
 # The running step's deadline (time.monotonic(); None: unbounded), set by `Guarded` around
-# each call: a client several executors share (KubeClient) bounds its requests and retries
-# by it without every call site handing the step down.
+# each call: an executor that retries (webhook, the KubeClient several share) stops
+# retrying there, and the rollback resumes at the next cycle.
 STEP_DEADLINE: ContextVar[float | None] = ContextVar("vigil_step_deadline", default=None)
 
 
@@ -35,9 +35,6 @@ class RollbackStep:
     key: str  # the intent's idempotency key: the same key is the same request
     incident_id: int | None = None  # the incident that asked for it (None: asked by a person without one)
     requested_at: float | None = None  # when the intent was recorded (Unix s); None: the executor's clock
-    # time.monotonic() by which this cycle's calls must end (None: unbounded): an executor
-    # that retries stops retrying there, and the rollback resumes at the next cycle.
-    deadline: float | None = None
 
 
 @dataclass(frozen=True)

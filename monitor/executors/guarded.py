@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from typing import TypeVar
 
 from monitor.executors.base import STEP_DEADLINE, Executor, ExecutorError, RollbackStep, Verification
@@ -35,25 +34,19 @@ class Guarded:
         self.inner, self.name, self.deadline = inner, inner.name, deadline
 
     def current(self, step: RollbackStep) -> str | None:
-        bounded = self._bounded(step)
-        return self._call("read", bounded, lambda: self.inner.current(bounded))
+        return self._call("read", lambda: self.inner.current(step))
 
     def apply(self, step: RollbackStep) -> None:
-        bounded = self._bounded(step)
-        self._call("move", bounded, lambda: self.inner.apply(bounded))
+        self._call("move", lambda: self.inner.apply(step))
 
     def verify(self, step: RollbackStep) -> Verification:
-        bounded = self._bounded(step)
-        return self._call("verify", bounded, lambda: self.inner.verify(bounded))
+        return self._call("verify", lambda: self.inner.verify(step))
 
-    def _bounded(self, step: RollbackStep) -> RollbackStep:
-        return step if self.deadline is None or step.deadline is not None else replace(step, deadline=self.deadline)
-
-    def _call(self, verb: str, step: RollbackStep, fn: Callable[[], T]) -> T:
+    def _call(self, verb: str, fn: Callable[[], T]) -> T:
         if self.deadline is not None and time.monotonic() >= self.deadline:
             raise ExecutorError(True, f"{self.name}: not asked to {verb}: the time for this round of rollback "
                                       "steps is used up", reason="deadline")
-        running = STEP_DEADLINE.set(step.deadline)
+        running = STEP_DEADLINE.set(self.deadline)
         try:
             return fn()
         except ExecutorError:

@@ -39,7 +39,14 @@ import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, stop_any
 
 from alerts.receivers.http import retry_after_s, sign
-from monitor.executors.base import ExecutorError, PastDeadline, RollbackStep, Verification, request_timeout
+from monitor.executors.base import (
+    STEP_DEADLINE,
+    ExecutorError,
+    PastDeadline,
+    RollbackStep,
+    Verification,
+    request_timeout,
+)
 from monitor.executors.config import WebhookExecutorConfig
 
 log = logging.getLogger("vigil.executors.webhook")
@@ -72,7 +79,7 @@ class WebhookExecutor:
 
     # ------------------------------------------------------------------ contract
     def current(self, step: RollbackStep) -> str | None:
-        resp = self._send("GET", self.cfg.verify_url, b"", {}, step.deadline)
+        resp = self._send("GET", self.cfg.verify_url, b"", {})
         try:
             version = resp.json().get("version")
         except (ValueError, AttributeError):
@@ -82,7 +89,7 @@ class WebhookExecutor:
 
     def apply(self, step: RollbackStep) -> None:
         body = self.body(step)
-        resp = self._send("POST", self.cfg.url, body, {"Idempotency-Key": step.key}, step.deadline)
+        resp = self._send("POST", self.cfg.url, body, {"Idempotency-Key": step.key})
         log.info("rollback webhook accepted", extra={"model": step.model, "to_version": step.to_version,
                                                       "status": resp.status_code, "url": self.cfg.url})
 
@@ -103,9 +110,8 @@ class WebhookExecutor:
         }
         return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
-    def _send(self, method: str, url: str, body: bytes, headers: dict[str, str], deadline: float | None
-              ) -> httpx.Response:
-        secret = self._secret()
+    def _send(self, method: str, url: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
+        secret, deadline = self._secret(), STEP_DEADLINE.get()  # the running step's (Guarded sets it)
         retrying = Retrying(stop=stop_any(stop_after_attempt(self.cfg.max_attempts), PastDeadline(deadline)),
                             wait=self._wait, sleep=self.sleep, retry=retry_if_exception_type(_Transient), reraise=True)
         try:
