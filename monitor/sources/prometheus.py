@@ -1,8 +1,8 @@
 """Prometheus source: PromQL range and instant queries -> `Series`.
 
-Built on prometheus-api-client's `PrometheusConnect`, with its own urllib3 retries
-switched off: retries are done here (tenacity), so that what is retried and how long
-a dead Prometheus can hold a cycle are decided in one place:
+Sent on a requests session (`_api`), its urllib3 retries switched off: retries are done
+here (tenacity), so that what is retried and how long a dead Prometheus can hold a
+cycle are decided in one place:
 
 - connection refused, timeouts, HTTP 408/429/5xx: retried `cfg.retries` times with a
   short exponential backoff, then `SourceUnavailable`. Worst case is about
@@ -38,7 +38,8 @@ from typing import Any
 
 import numpy as np
 import requests
-from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
+from prometheus_api_client import PrometheusApiClientException
+from requests.adapters import HTTPAdapter
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
 from urllib3.util.retry import Retry
 
@@ -92,16 +93,10 @@ class PrometheusSource:
         ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
         if ca_bundle:
             self._session.verify = ca_bundle
-        # urllib3 must not retry behind our back (PrometheusConnect mounts this Retry on the
-        # session): the whole retry budget is tenacity's, in _request. Queries are sent on
-        # the session (`_api`): the library's errors carry no headers, so no Retry-After.
-        self._client = PrometheusConnect(
-            url=self.url,
-            headers=self._headers or None,
-            retry=Retry(total=0, raise_on_status=False),
-            session=self._session,
-            timeout=cfg.timeout_s,
-        )
+        # urllib3 must not retry behind our back: the whole retry budget is tenacity's, in
+        # _request. Queries are sent on the session (`_api`), not through prometheus-api-client,
+        # whose errors carry no headers, so no Retry-After.
+        self._session.mount(self.url, HTTPAdapter(max_retries=Retry(total=0, raise_on_status=False)))
         self._throttle = Throttle(SOURCE, self.url)
 
     @property
