@@ -32,7 +32,7 @@ from monitor.cycle.suppress import (
     muted_members,
     row_labels,
 )
-from monitor.store import groups
+from monitor.store import groups, silences
 from monitor.store.groups import AlertGroupRow, GroupMemberRow
 from monitor.store.repository import IncidentRow, Store
 
@@ -100,13 +100,15 @@ class Grouper:
     def _settle(self, s: Session, group: AlertGroupRow, t: float) -> Any:
         """Decide the group now; page it (outbox, same transaction) and close it when done."""
         members = groups.members(s, group.id)
+        live = silences.live(s, t)  # read once: the three checks below all need it
         # A muted member is listed, but its channels and receivers are not paged for it.
-        quiet = muted_members(s, self.config, members, t)
+        quiet = muted_members(s, self.config, members, t, live)
         st = groups.state(group, members, quiet)
         decision = decide_group(st, t, self.settings)
         if decision.notify:
             # Muted (its window, or every member muted) or silenced as itself: no page either way.
-            muted = group_muted(s, self.config, group, members, t) or group_silenced(s, self.config, group, members, t)
+            muted = (group_muted(s, self.config, group, members, t, live)
+                     or group_silenced(s, self.config, group, members, t, live))
             if not muted or decision.step == GroupStep.RESOLVED:
                 before = group.notified_severity
                 speaking = [m for m in members if m.model not in quiet]
