@@ -23,6 +23,7 @@ import pandas as pd
 
 from monitor.config import ModelConfig
 from monitor.sources.samples import epoch_seconds
+from monitor.sources.text_times import NAIVE_TIME
 
 MAX_ERRORS = 20
 TIMESTAMP = "timestamp"
@@ -75,9 +76,6 @@ def value_problem(v: Any, numeric: bool) -> str | None:
     return f"expected {'a number' if numeric else 'a string, number, boolean'} or null, got {_shown(v)}"
 
 
-_NAIVE_TIME = r"((?<![\d+\-])\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?)$"  # a time of day ending the text, no zone after it
-
-
 def parse_timestamps(values: list[Any]) -> np.ndarray:
     """RFC 3339 text (naive = UTC) or epoch seconds (ms and ns recognised by size) -> epoch
     seconds; NaN where a value is missing, blank, of another type or unreadable."""
@@ -91,7 +89,7 @@ def parse_timestamps(values: list[Any]) -> np.ndarray:
         text = pd.Series([values[i].strip() for i in str_idx])
         # A time without a zone is UTC: said explicitly, or pandas' ISO parse of a batch
         # gives it the offset of a zoned record before it.
-        text = text.str.replace(_NAIVE_TIME, r"\1Z", regex=True)
+        text = text.str.replace(NAIVE_TIME, r"\1Z", regex=True)
         parsed = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
         retry = parsed.isna().to_numpy()
         if retry.any():  # rarer spellings ("Nov 20 2026 08:00"), then epoch numbers written as text

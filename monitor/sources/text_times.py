@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-# A time of day ending the text with no zone after it (the same rule as monitor/api/ingest.py).
+# A time of day ending the text with no zone after it (monitor/api/ingest.py reads it too).
 NAIVE_TIME = r"((?<![\d+\-])\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?)$"
 
 
