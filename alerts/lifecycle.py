@@ -134,6 +134,12 @@ def split_told(stored: str | None) -> tuple[str | None, Severity | None]:
     return stored, None
 
 
+def last_told(notified_digest: str | None, severity: str) -> Severity:
+    """The severity people were last told of an incident: the one stored with its digest, else
+    (a digest from an older Vigil, or nothing told) the incident's own."""
+    return split_told(notified_digest)[1] or Severity(severity)
+
+
 def clock_went_back(now: float, latest: float | None) -> bool:
     """True when `now` is earlier than the latest time the model's history already holds."""
     return latest is not None and now < latest

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from alerts.lifecycle import LifecycleConflict, check_actionable, split_told
+from alerts.lifecycle import LifecycleConflict, check_actionable, last_told
 from alerts.pipeline import AlertPlan
 from alerts.policy import Severity
 from alerts.rollback import ActionStatus, RollbackOutcome, TargetChoice, TargetFacts, choose_target
@@ -106,7 +106,7 @@ class Operator:
                 row.acknowledged_by = actor
                 known = {x.name for x in self.config.models}
                 # The messages people have: an escalation still held by a silence is not one.
-                told = split_told(row.notified_digest)[1] or Severity(row.severity)
+                told = last_told(row.notified_digest, row.severity)
                 channels = routes_of(self.config.model(row.model)).channels(told) if row.model in known else []
                 if row.last_notified_at is not None:  # muted since it opened: nobody was paged, nothing to update
                     # held: only receivers that have it hear of the ack; it never pages a new one

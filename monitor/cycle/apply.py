@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from alerts.lifecycle import IncidentStatus, Step, split_told, told_digest
+from alerts.lifecycle import IncidentStatus, Step, last_told, told_digest
 from alerts.pipeline import AlertPlan
 from alerts.policy import Severity
 from correlators.incident import Incident
@@ -70,7 +70,7 @@ def apply_plan(store: Store, outbox: OutboxWriter, m: ModelConfig, plan: AlertPl
             outbox.receivers_only(s, row, update.t)
         if row is not None and plan.lifecycle.notify and hold is None:
             told_before = row.last_notified_at is not None
-            told_severity = split_told(row.notified_digest)[1] or Severity(row.severity)
+            told_severity = last_told(row.notified_digest, row.severity)
             outbox.incident(s, row, plan.channels or routes_of(m).channels(told_severity), update.t, held=False)
             if plan.digest:
                 row.notified_digest = told_digest(plan.digest, row.severity)

@@ -23,9 +23,8 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from alerts.lifecycle import IncidentStatus, split_told
+from alerts.lifecycle import IncidentStatus, last_told
 from alerts.outbox import MessageKind
-from alerts.policy import Severity
 from monitor.store import audit_log, leases
 from monitor.store.tables import IncidentRow, MessageRefRow, ModelStateRow, OutboxRow, OutboxStatus, locked_row
 
@@ -88,7 +87,7 @@ def _resolve(vigil: Vigil, incident_id: int, me: str | None) -> bool | None:
             log.info("incident of a removed model left open: another replica still runs the model",
                      extra={"model": row.model, "incident": row.id, "replica": lease.owner})
             return None
-        told = split_told(row.notified_digest)[1] or Severity(row.severity)
+        told = last_told(row.notified_digest, row.severity)
         row.status, row.resolved_at = IncidentStatus.RESOLVED, max(now, row.opened_at)
         row.updated_at = row.resolved_at
         row.reasons = [REASON] + [r for r in (row.reasons or []) if r != REASON]  # the reply's reason
