@@ -58,11 +58,12 @@ class VigilUsers:
         try:
             yield vigil
         finally:
+            due: list[Any] = []
             with self.lock:
                 self._users[id(vigil)] -= 1
-                due = self._retired.pop(id(vigil), []) if self._users[id(vigil)] <= 0 else []
                 if self._users[id(vigil)] <= 0:
                     del self._users[id(vigil)]
+                    due = self._retired.pop(id(vigil), [])
             _close(due)
 
     def retire(self, old: Vigil, clients: list[Any]) -> None:
