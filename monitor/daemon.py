@@ -22,7 +22,6 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from monitor.audit.checkpointer import Checkpointer
 from monitor.clock import Clock
 from monitor.config import VigilConfig
-from monitor.cycle.removed import sweep_removed
 from monitor.grafana.background import provision_in_background
 from monitor.http_server import API_STOP_TIMEOUT_S, ApiThread
 from monitor.ownership import LeaseKeeper, ownership_for
@@ -136,7 +135,8 @@ def _tick_job(runtime: Runtime, scheduler: BackgroundScheduler) -> None:
     except Exception:  # the leases run out on their own; the next tick tries again
         log.exception("lease heartbeat failed")
         return
-    runtime.removed_left = runtime.removed_left and sweep_removed(runtime.vigil, runtime.owner.replica_id)
+    if runtime.removed_left:
+        runtime.sweep_removed()
     for i, model in enumerate(acquired):
         job = scheduler.get_job(f"cycle:{model}")
         if job is not None:
@@ -275,7 +275,7 @@ def run_daemon(config: VigilConfig, *, serve_api: bool = True, vigil: Vigil | No
     try:
         if cycles:
             _take_ownership(runtime)
-            runtime.removed_left = sweep_removed(runtime.vigil, runtime.owner.replica_id)  # removed while down
+            runtime.sweep_removed()  # models removed while it was down
             provision_in_background(config)  # beside the cycles, never before them
             scheduler = build_scheduler(runtime)
             scheduler.start()
@@ -342,7 +342,7 @@ def _reload(runtime: Runtime, scheduler: BackgroundScheduler | None) -> None:
         runtime.swap(new)  # from here on the new configuration runs, whatever fails next
         failed = _apply_jobs(scheduler, runtime, changes) if scheduler is not None else []
         if scheduler is not None:  # `vigil serve` judges no removed model
-            runtime.removed_left = sweep_removed(new, runtime.owner.replica_id)
+            runtime.sweep_removed()
         if scheduler is not None and new.config.grafana.provision_on_start:  # an added model's dashboard
             err = _attempt(lambda: provision_in_background(new.config))
             failed += [f"grafana provisioning: {err}"] if err else []

@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
+from monitor.cycle.removed import sweep_removed
 from monitor.ownership import Ownership
 from monitor.schedule_watch import ScheduleWatch
 from monitor.shutdown import InFlight
@@ -66,6 +67,11 @@ class VigilUsers:
                     due = self._retired.pop(id(vigil), [])
             _close(due)
 
+    def others_in_use(self, current: Vigil) -> bool:
+        """Whether a job still runs on a Vigil other than `current` (a replaced one)."""
+        with self.lock:
+            return any(n > 0 for vid, n in self._users.items() if vid != id(current))
+
     def retire(self, old: Vigil, clients: list[Any]) -> None:
         """Close `clients` once no job uses `old` any more: now, if none does."""
         with self.lock:
@@ -88,11 +94,27 @@ class Runtime:
         self.watch: ScheduleWatch | None = None
         self.sender: Stoppable | None = None
         self.users = VigilUsers()
-        self.removed_left = False  # an incident of a removed model left to a replica that still runs it
+        self.removed_left = False  # an incident of a removed model left for a later lease tick
+        self._removed_lock = threading.Lock()  # a lease tick's sweep and a reload's never interleave
 
-    def current(self) -> contextlib.AbstractContextManager[Vigil]:
+    @contextlib.contextmanager
+    def current(self) -> Iterator[Vigil]:
         """The current Vigil, for a job (cycle, sweep, probe) that holds it until it ends."""
-        return self.users.using(lambda: self.vigil)
+        with self.users.using(lambda: self.vigil) as vigil:
+            yield vigil
+        if self.removed_left and vigil is not self.vigil:  # the last job on a replaced one may be done
+            self.sweep_removed()
+
+    def sweep_removed(self) -> None:
+        """Resolve the open incidents of models no longer configured (start-up, an applied
+        reload, then each lease tick while one is left). Not while a job still runs on a
+        replaced configuration: a cycle of a removed model could write after the resolve."""
+        with self._removed_lock:
+            vigil = self.vigil
+            if self.users.others_in_use(vigil):
+                self.removed_left = True
+                return
+            self.removed_left = sweep_removed(vigil, self.owner.replica_id)
 
     def swap(self, vigil: Vigil) -> None:
         vigil.fence = self.vigil.fence

@@ -139,3 +139,24 @@ def test_a_model_another_replica_still_runs_is_left_to_it(tmp_path, monkeypatch)
     with vigil.store.tx() as s:
         s.get(ModelLeaseRow, MODEL).expires_at = time.time() - 1  # that replica reloaded (or died)
     assert resolve_removed(vigil, {"fraud"}, me="new-replica").resolved == [row.id]
+
+
+def test_a_cycle_still_running_on_the_replaced_configuration_defers_the_resolve_until_it_ends(tmp_path,
+                                                                                             monkeypatch):
+    """A cycle of the removed model still running on the old Vigil could write an "open"
+    update after the resolve: the sweep waits for the last job on the replaced configuration,
+    then resolves (on the job's own thread, whether or not leases tick)."""
+    from monitor.runtime import Runtime as _Runtime
+
+    vigil, row = paged(tmp_path, monkeypatch)
+    runtime = _Runtime(vigil, None)
+    new = make_vigil(make_config(tmp_path, models=[model_config("fraud")], sources=sources(), receivers=[PD],
+                                 slack={"sink_path": "n.jsonl"}), prometheus=incident_prometheus(), notifiers=None)
+    with runtime.current() as old:  # a cycle of MODEL, begun before the reload
+        runtime.swap(new)
+        runtime.sweep_removed()
+        assert runtime.removed_left and vigil.store.incident(row.id).status == "open"
+        assert old is vigil
+    assert not runtime.removed_left
+    resolved = new.store.incident(row.id)
+    assert resolved.status == "resolved" and REASON in resolved.reasons[0]
