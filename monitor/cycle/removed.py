@@ -21,12 +21,10 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from alerts.lifecycle import IncidentStatus, last_told
-from alerts.outbox import MessageKind
 from monitor.store import audit_log, leases
-from monitor.store.tables import IncidentRow, MessageRefRow, ModelStateRow, OutboxRow, OutboxStatus, locked_row
+from monitor.store.tables import IncidentRow, ModelStateRow, locked_row
 
 if TYPE_CHECKING:
     from monitor.vigil import Vigil
@@ -92,7 +90,7 @@ def _resolve(vigil: Vigil, incident_id: int, me: str | None) -> bool | None:
         row.updated_at = row.resolved_at
         row.reasons = [REASON] + [r for r in (row.reasons or []) if r != REASON]  # the reply's reason
         vigil.grouper.member_left(s, row, now)  # its group updates, or closes with it
-        channels = _told_channels(s, row.id)
+        channels = vigil.store.outbox.told_channels(s, row.id)
         if row.last_notified_at is not None and channels:
             vigil.outbox.incident(s, row, channels, now, held=True)  # held: a resolve never opens a page
             vigil.outbox.reply(s, row, channels, "resolved", str(told), now)
@@ -106,13 +104,3 @@ def _resolve(vigil: Vigil, incident_id: int, me: str | None) -> bool | None:
         log.info("incident resolved: %s", REASON, extra={"model": row.model, "incident": row.id})
         return True
 
-
-def _told_channels(s: Session, incident_id: int) -> list[str]:
-    """The channels that have the incident's message (delivered, or on its way): the model's
-    routes left the configuration with it, so they are read from where it was sent."""
-    prefix = f"incident:{incident_id}:"
-    delivered = s.scalars(select(MessageRefRow.key).where(MessageRefRow.key.startswith(prefix, autoescape=True)))
-    sending = s.scalars(select(OutboxRow.key).where(
-        OutboxRow.key.startswith(prefix, autoescape=True), OutboxRow.kind == MessageKind.INCIDENT,
-        OutboxRow.status.in_((OutboxStatus.PENDING, OutboxStatus.SENDING))))
-    return sorted({k[len(prefix):] for k in [*delivered, *sending]})
