@@ -19,10 +19,8 @@ from typing import Any
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from alerts.receivers.http import retry_after_s
+from alerts.receivers.http import MAX_RETRY_AFTER_S, retry_after_s
 from monitor.sources.errors import QueryError, SourceState, SourceStatus, SourceUnavailable
-
-MAX_RETRY_AFTER_S = 300.0  # the longest a Retry-After keeps a source unasked
 
 
 def bounded_retry_after(value: str | None, now: float) -> float | None:

@@ -34,6 +34,7 @@ from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session
 
 from alerts.outbox import DeliveryResult, DeliveryStatus, MessageKind, OutboxMessage, OutboxStatus
+from alerts.receivers.http import MAX_RETRY_AFTER_S
 from detectors.records import json_safe
 from monitor.redact import redact, redact_obj
 from monitor.store.tables import MessageRefRow, OutboxRow
@@ -249,7 +250,8 @@ def _outcome(result: DeliveryResult, now: float, backoff: float) -> dict[str, An
     error = redact(result.error) if result.error else result.error
     if result.status == DeliveryStatus.FAILED:
         return {"status": OutboxStatus.FAILED, "last_error": error}
-    wait = result.retry_after if result.retry_after else backoff
+    # A notifier's Retry-After, capped here for all of them (a proxy's day-long one held a page a day).
+    wait = min(result.retry_after, MAX_RETRY_AFTER_S) if result.retry_after else backoff
     # An uncertain retry stays `sending`: when its deadline passes it is claimed as
     # uncertain again, so it is looked for before it is ever sent again.
     status = OutboxStatus.SENDING if result.uncertain else OutboxStatus.PENDING

@@ -84,6 +84,19 @@ def test_a_delivery_error_quoting_a_url_with_its_password_is_stored_redacted(sto
     assert "s3cr3t-pw" not in row.last_error and "hooks.example.com" in row.last_error
 
 
+def test_a_day_long_retry_after_from_any_notifier_holds_its_message_minutes_not_a_day(store):
+    """Slack's 429 hands its Retry-After to the outbox as it is; a proxy's 86400 held a page a day."""
+    from alerts.receivers.http import MAX_RETRY_AFTER_S
+
+    with store.tx() as s:
+        store.enqueue(s, "slack", MessageKind.INCIDENT, "incident:1:#a", {}, 1.0)
+    (c,) = claim_due(store, 2.0)
+    store.outbox.record(c, DeliveryResult(DeliveryStatus.RETRY, error="ratelimited", retry_after=86400), 2.0,
+                        backoff=15)
+    assert claim_due(store, 2.0 + MAX_RETRY_AFTER_S - 1) == []
+    assert [x.message.key for x in claim_due(store, 2.0 + MAX_RETRY_AFTER_S)] == ["incident:1:#a"]
+
+
 def test_a_rolled_back_transaction_leaves_no_orphan_message(store):
     with pytest.raises(RuntimeError), store.tx() as s:
         store.enqueue(s, "slack", MessageKind.INCIDENT, "incident:9:#a", {}, 1.0)
