@@ -212,7 +212,7 @@ def cmd_dashboards(args: argparse.Namespace) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    from monitor.cycle.rollback_intents import RollbackAsk
+    from monitor.cycle.rollback_ask import RollbackAsk
     from monitor.vigil import Vigil
 
     cfg = _load(args.config)

@@ -80,7 +80,11 @@ def cmd_list(args: argparse.Namespace) -> int:
     from monitor.store.repository import Store
 
     now = time.time()
-    items, total = listing(Store(where(args)[0]), now, SilenceState(args.state) if args.state else None, args.limit, 0)
+    store = Store(where(args)[0])
+    try:
+        items, total = listing(store, now, SilenceState(args.state) if args.state else None, args.limit, 0)
+    finally:
+        store.close()
     if args.json:
         print(json.dumps({"items": [s.to_api(now) for s in items], "total": total, "next": None}))
         return 0

@@ -24,7 +24,7 @@ from monitor.api.errors import FieldError
 from monitor.api.responses import errors
 from monitor.api.schemas import RollbackFailed, RollbackRequest, RollbackResponse
 from monitor.config import ModelConfig
-from monitor.cycle.rollback_intents import RollbackAsk
+from monitor.cycle.rollback_ask import RollbackAsk
 from monitor.identities import Role, satisfies
 from monitor.redact import redact
 from monitor.sources.registry import ModelNotFound

@@ -18,7 +18,8 @@ from monitor.config import ModelConfig, VigilConfig
 from monitor.cycle.known_good import target_facts
 from monitor.cycle.messages import OutboxWriter
 from monitor.cycle.plan import routes_of
-from monitor.cycle.rollback_intents import RollbackAsk, RollbackRunner
+from monitor.cycle.rollback_ask import RollbackAsk
+from monitor.cycle.rollback_intents import RollbackRunner
 from monitor.metrics import VigilMetrics
 from monitor.silence_ops import SilenceAsk
 from monitor.silence_ops import create as create_silence

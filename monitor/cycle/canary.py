@@ -43,7 +43,8 @@ from detectors.records import Direction, Finding, FindingKind
 from monitor.config import CanaryConfig, ModelConfig, PolicyConfig
 from monitor.cycle.detect_drift import feature_specs
 from monitor.cycle.messages import OutboxWriter
-from monitor.cycle.rollback_intents import CANARY_PROMOTE, CANARY_PULL, RollbackAsk, RollbackRunner
+from monitor.cycle.rollback_ask import CANARY_PROMOTE, CANARY_PULL, RollbackAsk
+from monitor.cycle.rollback_intents import RollbackRunner
 from monitor.metrics import NO_CANARY, VigilMetrics
 from monitor.sources.errors import QueryError, SourceUnavailable
 from monitor.sources.promql_text import longest_range, with_matcher
