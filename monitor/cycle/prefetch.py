@@ -20,7 +20,7 @@ from detectors.records import Series
 from monitor.config import ModelConfig, VigilConfig
 from monitor.config_root_cause import RootCauseConfig
 from monitor.cycle.gather import ANOMALY_WARMUP_S, gpu_queries
-from monitor.sources.errors import QueryError, SourceUnavailable
+from monitor.sources.errors import QueryError, SourceUnavailable, source_down
 from monitor.types import Window
 
 log = logging.getLogger("vigil.prefetch")
@@ -114,9 +114,7 @@ def prefetch(config: VigilConfig, plans: Sequence[ModelPlan], t: float, promethe
         down: SourceUnavailable | None = None  # a window found Prometheus unreachable: not asked again
         for (start, end), queries in planned_ranges(plans, t).items():
             results: list[Result] = [down] * len(queries) if down else prometheus.query_range_many(queries, start, end)
-            first = results[0] if results else None
-            if isinstance(first, SourceUnavailable) and first.whole_source and all(r is first for r in results):
-                down = first
+            down = down or source_down(results)
             out.ranges.update({(q, start, end): r for q, r in zip(queries, results, strict=True)})
     if registry is not None and hasattr(registry, "all_aliases"):
         names = sorted({p.model.registry for p in plans})

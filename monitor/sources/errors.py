@@ -1,6 +1,7 @@
 """Errors every source client raises, so the cycle treats all sources alike."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -20,6 +21,15 @@ class SourceUnavailable(Exception):
         self.source, self.url, self.reason = source, redact(url), redact(reason)
         self.whole_source = whole_source
         super().__init__(f"{source} at {self.url} is unavailable: {self.reason}")
+
+
+def source_down(results: Sequence[object]) -> SourceUnavailable | None:
+    """The one unreachable-source error every result of a batch is, else None: a batch
+    that found the whole source down (asking again would wait out the same retries)."""
+    first = results[0] if results else None
+    if isinstance(first, SourceUnavailable) and first.whole_source and all(r is first for r in results):
+        return first
+    return None
 
 
 class QueryError(Exception):

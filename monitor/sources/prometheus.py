@@ -45,7 +45,7 @@ from urllib3.util.retry import Retry
 
 from detectors.records import Series
 from monitor.config import PrometheusConfig
-from monitor.sources.errors import QueryError, SourceState, SourceStatus, SourceUnavailable
+from monitor.sources.errors import QueryError, SourceState, SourceStatus, SourceUnavailable, source_down
 from monitor.sources.http import Throttle, backoff_or_retry_after, bounded_retry_after
 from monitor.sources.prometheus_errors import SOURCE, HttpStatus, Transient, client_error, describe, unreachable
 
@@ -190,10 +190,10 @@ class PrometheusSource:
             part = list(queries[i:i + per_batch])
             got = self._batch(part, start, end, step_s, split)
             out.extend(got)
-            if isinstance(got[0], SourceUnavailable) and got[0].whole_source and all(g is got[0] for g in got):
+            if (down := source_down(got)) is not None:
                 # Unreachable: every further batch would wait out the same retries (a batch that
                 # timed out or drew a 5xx says nothing of the next one: it is asked).
-                out.extend([got[0]] * (len(queries) - len(out)))
+                out.extend([down] * (len(queries) - len(out)))
                 break
         return out
 
