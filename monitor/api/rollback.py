@@ -12,11 +12,12 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.orm import Session
 
 from alerts.lifecycle import IncidentStatus
 from monitor.api.deps import AUTH_RESPONSES, ModelDep, OperatorDep, VigilDep, refuse_role
@@ -28,6 +29,7 @@ from monitor.cycle.rollback_ask import RollbackAsk
 from monitor.identities import Role, satisfies
 from monitor.redact import redact
 from monitor.sources.registry import ModelNotFound
+from monitor.store import idempotency
 from monitor.store.intents import RollbackIntentRow
 from monitor.vigil import Vigil
 
@@ -111,9 +113,12 @@ def rollback(who: OperatorDep, vigil: VigilDep, m: ModelDep, body: RollbackReque
                 replacing = True  # it failed: the same rollback again, only from what it moved away from
         now = time.time()
         target, forced = _target(vigil, m, body, now)
+        replace_before = now + 1 if replacing else now - IDEMPOTENCY_TTL_S
+        keep = _keep_with_intent(scope, idempotency_key, request_hash, actor, now, replace_before) \
+            if idempotency_key else None
         outcome = vigil.operator.rollback(RollbackAsk(m, target, body.reason, actor,
                                                       _open_incident_id(vigil, m.name), now, dry_run=body.dry_run,
-                                                      forced=forced, only_from=only_from))
+                                                      forced=forced, only_from=only_from, on_recorded=keep))
         if outcome.status == "refused":  # the retry of a failed one: the alias has moved since
             raise HTTPException(409, redact(outcome.detail))
         result = RollbackResponse(model=m.name, status=outcome.status, from_version=outcome.from_version,
@@ -128,7 +133,7 @@ def rollback(who: OperatorDep, vigil: VigilDep, m: ModelDep, body: RollbackReque
             intent = {INTENT: outcome.intent_id} if outcome.own and code != 200 else {}
             vigil.store.save_idempotent_response(scope, idempotency_key, request_hash, code,
                                                  {**result.model_dump(), **intent}, now,
-                                                 replace_before=now + 1 if replacing else now - IDEMPOTENCY_TTL_S)
+                                                 replace_before=now + 1 if outcome.own else replace_before)
     _announce(vigil, m.name)
     return _answer(result)
 
@@ -139,6 +144,19 @@ def _answer(result: RollbackResponse, headers: dict[str, str] | None = None) -> 
         return JSONResponse(status_code=502, content={"error": result.detail, **result.model_dump()}, headers=headers)
     return JSONResponse(status_code=202 if result.status == "pending" else 200, content=result.model_dump(),
                         headers=headers)
+
+
+def _keep_with_intent(scope: str, key: str, request_hash: str, actor: str, now: float, replace_before: float
+                      ) -> Callable[[Session, RollbackIntentRow], None]:
+    """Store the key's answer, pointing at the intent, in the intent's own transaction: a
+    crash (kill -9) after a layer moved and before the final answer is stored then leaves a
+    retry following that rollback (reconciled at start-up), never starting a second one."""
+    def keep(s: Session, intent: RollbackIntentRow) -> None:
+        provisional = RollbackResponse(model=intent.model, status="pending", from_version=intent.from_version,
+                                       to_version=intent.to_version, detail="in flight", actor=actor, at=now)
+        idempotency.put_response(s, scope, key, request_hash, 202, {**provisional.model_dump(), INTENT: intent.id},
+                                 now, replace_before=replace_before)
+    return keep
 
 
 def _follow_intent(vigil: Vigil, stored: dict[str, Any]) -> tuple[JSONResponse | None, str | None]:

@@ -2,6 +2,7 @@
 the plain data the durable intents (monitor/cycle/rollback_intents.py) work on."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +43,9 @@ class RollbackAsk:
     # Move only a first layer that serves this version (the one the incident blames, the
     # one a button showed); serving another, someone moved it since: refused, nothing moves.
     only_from: str | None = None
+    # Run in the transaction that records the intent (the API stores its Idempotency-Key
+    # answer there), so a crash cannot leave a rollback without the answer pointing at it.
+    on_recorded: Callable[[Session, RollbackIntentRow], None] | None = None
 
 
 def intent_kind(s: Session, intent: RollbackIntentRow) -> str:

@@ -152,6 +152,8 @@ class RollbackRunner:
                                 max_attempts=ask.max_attempts, created_at=ask.now, updated_at=ask.now)
             self.store.audit_in(s, ask.actor, "rollback.forced" if ask.forced else f"{AUDIT[ask.kind]}.requested",
                                 f"model:{m.name}", self._detail(intent), now=ask.now)
+            if ask.on_recorded is not None:
+                ask.on_recorded(s, intent)
             return intent.id
 
     def _serving_now(self, alias: Executor, m: ModelConfig, to_version: str, expected: str | None

@@ -16,14 +16,14 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-from sqlalchemy import create_engine, delete, event, func, insert, select
+from sqlalchemy import create_engine, event, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.audit import AuditEntry, ChainKey
 from alerts.outbox import MessageKind
 from detectors.records import DeployEvent, json_safe
-from monitor.store import audit_log, detector_states, intents, leases, reports, schema
+from monitor.store import audit_log, detector_states, idempotency, intents, leases, reports, schema
 from monitor.store import labels as labels
 from monitor.store import metadata as metadata  # registers every table module on Base (schema, migrations)
 from monitor.store.outbox import Outbox
@@ -390,10 +390,8 @@ class Store:
         """False when another request already stored a response for this key (unexpired: since `replace_before`)."""
         try:
             with self.tx() as s:
-                s.execute(delete(IdempotencyRow).where(IdempotencyRow.key == key, IdempotencyRow.scope == scope,
-                                                       IdempotencyRow.created_at < replace_before))
-                s.add(IdempotencyRow(key=key, scope=scope, request_hash=request_hash, status_code=status_code,
-                                     response=json_safe(response), created_at=now))
+                idempotency.put_response(s, scope, key, request_hash, status_code, response, now,
+                                         replace_before=replace_before)
             return True
         except IntegrityError:
             return False

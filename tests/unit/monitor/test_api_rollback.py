@@ -141,3 +141,34 @@ def test_a_retry_of_a_failed_rollback_never_rolls_back_a_deploy_made_since(tmp_p
     late = api.post(ROLLBACK, body, key)
     assert api.alias() == "3" and api.registry.moves == [], "the retry rolled back the deploy made since"
     assert late.status_code == 409 and "v3" in late.json()["error"], late.json()
+
+
+def test_a_retry_after_a_crash_mid_rollback_follows_that_rollback_never_starts_another(tmp_path, monkeypatch):
+    """The key's answer was stored only after the rollback ended: a crash (kill -9) after
+    the alias moved left the key unknown, and the client's retry, once the rollback was
+    finished at start-up and a fix had shipped, rolled the fix back. The answer pointing at
+    the intent is now committed with the intent, so the retry gets that rollback's outcome."""
+    from monitor.failpoints import ENV, FailPointError
+    from tests.unit.monitor.test_api import MODEL
+
+    api = build(tmp_path, monkeypatch)
+    api.deploy("2", time.time() - 3600)
+    key, body = {"Idempotency-Key": "rb-crash"}, {"reason": "CTR -10% since v2"}
+    monkeypatch.setenv(ENV, "after_alias_move=raise")  # the process "dies" right after the move
+    try:
+        crashed = api.post(ROLLBACK, body, key)
+    except FailPointError:
+        crashed = None
+    monkeypatch.delenv(ENV)
+    assert crashed is None or crashed.status_code == 500
+    assert api.alias() == "1"
+
+    api.vigil.reconcile(time.time())  # start-up finishes the rollback
+    assert [a.status for a in api.vigil.store.actions(model=MODEL)] == ["done"]
+    api.deploy("3", time.time())  # a fix ships; the client's retry comes after it
+    late = api.post(ROLLBACK, body, key)
+    assert late.headers.get("idempotent-replayed") == "true", late.json()
+    assert late.status_code == 200 and late.json()["status"] == "done"
+    assert (late.json()["from_version"], late.json()["to_version"]) == ("2", "1")
+    assert api.alias() == "3" and api.registry.moves == [(MODEL, "champion", "1")], "the retry rolled back v3"
+    assert len(api.vigil.store.actions(model=MODEL)) == 1
