@@ -99,7 +99,9 @@ def _cycle_on(runtime: Runtime, vigil: Vigil, model: str) -> None:
         token = runtime.owner.token(model)  # once: a lease lapsing after `owns` would leave it unfenced
         known = admitted and any(m.name == model for m in vigil.config.models)
         if known and (token is not None or (runtime.owner.renew_every is None and runtime.owner.owns(model))):
-            _safe_cycle(vigil, model, token)
+            with runtime.cycling.claim([model]) as free:
+                if free:
+                    _safe_cycle(vigil, model, token)
 
 
 def _sweep_job(runtime: Runtime) -> None:
@@ -116,10 +118,11 @@ def _sweep_on(runtime: Runtime, vigil: Vigil) -> None:
         owned = [m.name for m in vigil.config.models if runtime.owner.owns(m.name)]
         began = time.monotonic()
         ran = 0
-        try:
-            ran = len(vigil.run_sweep(models=owned, token=sweep_token(runtime.owner, owned)))
-        except Exception:  # run_sweep already keeps one model's failure from the others
-            log.exception("sweep failed")
+        with runtime.cycling.claim(owned) as free:
+            try:
+                ran = len(vigil.run_sweep(models=free, token=sweep_token(runtime.owner, free)))
+            except Exception:  # run_sweep already keeps one model's failure from the others
+                log.exception("sweep failed")
         took = time.monotonic() - began
         log.info("sweep done", extra={"models": len(owned), "cycles": ran, "duration_s": round(took, 2),
                                       "lag_s": round(lag, 2)})

@@ -82,6 +82,33 @@ class VigilUsers:
         _close(clients)
 
 
+class Cycling:
+    """The models whose cycle runs now, across jobs. The scheduler's one-instance rule holds
+    per job, and a reload that removes a model and one that adds it back give it a new job
+    (or switching `schedule.sweep` moves it into the sweep's): without this its new cycle ran
+    beside the old one, both writing the same incident and messages."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: set[str] = set()
+
+    @contextlib.contextmanager
+    def claim(self, models: list[str]) -> Iterator[list[str]]:
+        """Those of `models` not being cycled now, held as running until the block ends."""
+        with self._lock:
+            mine = [m for m in models if m not in self._running]
+            self._running.update(mine)
+        skipped = len(models) - len(mine)
+        if skipped:
+            log.warning("cycle skipped: the model's previous cycle still runs",
+                        extra={"models": sorted(set(models) - set(mine))[:10], "skipped": skipped})
+        try:
+            yield mine
+        finally:
+            with self._lock:
+                self._running.difference_update(mine)
+
+
 class Runtime:
     """What the scheduler's jobs and the API reach through: the current Vigil (a reload
     swaps it between cycles) and the jobs running now."""
@@ -94,6 +121,7 @@ class Runtime:
         self.watch: ScheduleWatch | None = None
         self.sender: Stoppable | None = None
         self.users = VigilUsers()
+        self.cycling = Cycling()
         self.removed_left = False  # an incident of a removed model left for a later lease tick
         self._removed_lock = threading.Lock()  # a lease tick's sweep and a reload's never interleave
 

@@ -44,3 +44,39 @@ def test_alone_on_sqlite_the_cycle_job_runs_without_a_token(tmp_path, monkeypatc
     monkeypatch.setattr(vigil, "run_cycle", lambda model, **kw: calls.append({"model": model, **kw}))
     _cycle_job(runtime, MODEL)
     assert calls == [{"model": MODEL, "token": None}]
+
+
+def test_a_models_cycle_never_runs_twice_at_once_when_a_reload_replaced_its_job(tmp_path, monkeypatch):
+    """A reload that removes a model and one that adds it back give it a new scheduler job,
+    and the scheduler's one-instance rule holds per job: the new job's cycle ran beside the
+    old one's, still running, both writing the same model's incident and messages. A cycle
+    whose model is still being cycled is now skipped, like a job that misfired; so is the
+    model in a sweep (a reload switching `schedule.sweep` on)."""
+    import threading
+
+    vigil = make_vigil(make_config(tmp_path))
+    runtime = Runtime(vigil, None)
+    entered, release, calls = threading.Event(), threading.Event(), []
+
+    def slow_cycle(model: str, **kw: Any) -> None:
+        calls.append(model)
+        entered.set()
+        release.wait(10)
+
+    monkeypatch.setattr(vigil, "run_cycle", slow_cycle)
+    swept: list[list[str]] = []
+    monkeypatch.setattr(vigil, "run_sweep", lambda models, token=None: swept.append(list(models)) or [])
+    old_job = threading.Thread(target=_cycle_job, args=(runtime, MODEL))
+    old_job.start()
+    try:
+        assert entered.wait(10)
+        _cycle_job(runtime, MODEL)  # the re-added model's new job, on time
+        from monitor.daemon import _sweep_job
+        _sweep_job(runtime)
+    finally:
+        release.set()
+        old_job.join(10)
+    assert calls == [MODEL], "two cycles of one model ran at once"
+    assert swept == [[]], "the sweep cycled the model whose cycle still ran"
+    _cycle_job(runtime, MODEL)  # once the old one ended, the next runs
+    assert calls == [MODEL, MODEL]
