@@ -49,7 +49,7 @@ from monitor.metrics import NO_CANARY, VigilMetrics
 from monitor.sources.errors import QueryError, SourceUnavailable
 from monitor.sources.promql_text import longest_range, with_matcher
 from monitor.store.audit_log import retry_audited
-from monitor.store.canary import CanaryVerdictRow, run_row
+from monitor.store.canary import CanaryVerdictRow, last_verdict_of, run_row
 from monitor.store.repository import Store
 from monitor.types import Window
 
@@ -251,12 +251,16 @@ class CanaryAnalysis:
         overall = judged.verdict.overall
         self._export(m, judged.verdict)
         with self.store.tx() as s:
+            before = last_verdict_of(s, m.name, judged.challenger)
             s.add(CanaryVerdictRow(model=m.name, t=t, champion_version=judged.champion,
                                    challenger_version=judged.challenger, overall=str(overall),
                                    metrics=[v.to_dict() for v in judged.verdict.metrics]))
             run = run_row(s, m.name, judged.challenger, t)
             run.cycles += 1
-            run.pass_streak = run.pass_streak + 1 if overall == Verdict.PASS else 0
+            # Passes against another champion (rolled back or deployed since) are no evidence
+            # against this one: the run of passes starts again.
+            kept = run.pass_streak if before is None or before.champion_version == judged.champion else 0
+            run.pass_streak = kept + 1 if overall == Verdict.PASS else 0
             run.updated_at = t
             status, streak = run.status, run.pass_streak
         if overall == Verdict.FAIL and c.pull and status in ("running", "suggested"):

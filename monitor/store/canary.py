@@ -67,6 +67,13 @@ def latest_verdicts(s: Session, model: str, limit: int = 1) -> list[CanaryVerdic
     return list(s.scalars(q.order_by(CanaryVerdictRow.t.desc(), CanaryVerdictRow.id.desc()).limit(limit)))
 
 
+def last_verdict_of(s: Session, model: str, challenger: str) -> CanaryVerdictRow | None:
+    """The latest verdict recorded for this challenger version (None: never judged)."""
+    q = select(CanaryVerdictRow).where(CanaryVerdictRow.model == model,
+                                       CanaryVerdictRow.challenger_version == challenger)
+    return s.scalars(q.order_by(CanaryVerdictRow.t.desc(), CanaryVerdictRow.id.desc()).limit(1)).first()
+
+
 def runs(s: Session, model: str) -> list[CanaryRunRow]:
     q = select(CanaryRunRow).where(CanaryRunRow.model == model).order_by(CanaryRunRow.first_seen_at.desc())
     return list(s.scalars(q))

@@ -271,3 +271,26 @@ def test_once_the_challenger_is_gone_the_dashboard_shows_no_canary_verdict(tmp_p
                 and not s.name.startswith("vigil_canary_actions") and s.labels.get("model") == MODEL}
     assert exported == {("vigil_canary_verdict", "_overall", -1.0)}
     assert metric_value(vigil, "vigil_canary_actions_total", model=MODEL, kind="canary_pull", status="done") == 1
+
+
+def test_a_new_champion_starts_the_run_of_passes_again(tmp_path):
+    """Passes against one champion say nothing of the challenger against another. The
+    streak used to carry over a champion change (a rollback, a deploy), so after 2 passes
+    against v1 a single pass against the new champion v3 auto-promoted v2 over v3."""
+    prom = prometheus()
+    for q, level in ((CTR_QUERY, 0.05), (P99_QUERY, 0.1)):
+        prom.curves[with_matcher(q, "model_version", "3")] = wiggle(level, 7.0)
+    vigil, registry = build(tmp_path, prom, promote_after_cycles=3, auto_promote=True)
+    registry.add_version(MODEL, "3", created_at=T0 - 30 * 86400)
+    for k in range(2):
+        assert str(vigil.run_cycle(MODEL, T0 + 60 * k).canary.overall) == "pass"
+    registry.aliases[(MODEL, "champion")] = "3"  # the champion changed under the running canary
+    third = vigil.run_cycle(MODEL, T0 + 120)
+    assert third.canary is not None and str(third.canary.overall) == "pass"
+    assert third.rollback is None and registry.aliases[(MODEL, "champion")] == "3"
+    with vigil.store.tx() as s:
+        (run,) = runs(s, MODEL)
+        assert (run.status, run.pass_streak) == ("running", 1)
+    for k in range(3, 5):
+        vigil.run_cycle(MODEL, T0 + 60 * k)
+    assert registry.aliases[(MODEL, "champion")] == "2"  # three passes against v3: promoted
