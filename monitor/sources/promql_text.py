@@ -7,7 +7,8 @@ A canary compares the same KPI for two versions: `with_matcher(query, "model_ver
 
 A small lexer, not a full parser: it knows strings, comments, ranges and subqueries
 (`[...]`), label lists after `by`/`without`/`on`/`ignoring`/`group_left`/`group_right`,
-function calls (a name before `(`), aggregation operators and keywords; every other name,
+function calls (a name before `(`), aggregation operators and keywords (in any case, as
+PromQL reads them); every other name,
 and every bare `{...}`, is a selector. Selectors inside strings are left alone.
 """
 from __future__ import annotations
@@ -20,7 +21,10 @@ from monitor.config_types import parse_duration
 _NAME = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*")
 _NUMBER = re.compile(r"[0-9.][0-9A-Za-z_.]*")
 _LABEL_LIST_KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right"}
-_KEYWORDS = {"bool", "offset", "and", "or", "unless", "atan2", "inf", "nan", "start", "end"}
+# Lower case: PromQL's keywords are case-insensitive (`BY`, `OR`, `Inf`). `start` and `end`
+# are keywords only as `@ start()` / `@ end()` (a name before `(`); alone they are metrics.
+_KEYWORDS = {"bool", "offset", "and", "or", "unless", "atan2", "inf", "nan"}
+_GROUP_MODIFIERS = {"group_left", "group_right"}  # their label list is optional
 _AGGREGATIONS = {"sum", "min", "max", "avg", "group", "stddev", "stdvar", "count", "count_values", "bottomk",
                  "topk", "quantile", "limitk", "limit_ratio"}
 
@@ -106,11 +110,12 @@ def with_matcher(query: str, label: str, value: str) -> str:
             i = m.end()
             out.append(name)
             nxt, k = _next_char(query, i)
-            if name in _LABEL_LIST_KEYWORDS and nxt == "(":
+            word = name.lower()
+            if word in _LABEL_LIST_KEYWORDS and nxt == "(":
                 j = _close(query, k, "(", ")") + 1
                 out.append(query[i:j])
                 i = j
-            elif name in _KEYWORDS or name in _AGGREGATIONS or nxt == "(":
+            elif word in _KEYWORDS or word in _AGGREGATIONS or word in _GROUP_MODIFIERS or nxt == "(":
                 continue
             elif nxt == "{":
                 j = _close(query, k, "{", "}") + 1

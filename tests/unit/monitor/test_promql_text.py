@@ -36,3 +36,22 @@ def test_longest_range_reads_range_selectors_and_subqueries():
     assert longest_range("sum(rate(a[5m])) / sum(rate(b[1h]))") == 3600
     assert longest_range("max_over_time(x[10m:1m])") == 600
     assert longest_range('x{a="[5m]"}') == 0
+
+
+@pytest.mark.parametrize(("query", "expected"), [
+    # PromQL's keywords are case-insensitive; these were taken for selectors and the query
+    # Prometheus received was a parse error ("unexpected { in grouping opts").
+    ("sum(rate(x[5m])) BY (job)", 'sum(rate(x{model_version="3"}[5m])) BY (job)'),
+    ("sum(rate(e[5m])) OR on() vector(0)", 'sum(rate(e{model_version="3"}[5m])) OR on() vector(0)'),
+    ("a AND b", 'a{model_version="3"} AND b{model_version="3"}'),
+    ("x OFFSET 5m > Inf", 'x{model_version="3"} OFFSET 5m > Inf'),
+    ("x > bool NaN", 'x{model_version="3"} > bool NaN'),
+    # group_left / group_right without a label list are valid PromQL.
+    ("a * on(job) group_left b", 'a{model_version="3"} * on(job) group_left b{model_version="3"}'),
+    ("a / ignoring(code) group_right sum(b) by (job)",
+     'a{model_version="3"} / ignoring(code) group_right sum(b{model_version="3"}) by (job)'),
+    # `start` and `end` are keywords only as `@ start()` / `@ end()`; a metric may be named so.
+    ("x @ end() - end", 'x{model_version="3"} @ end() - end{model_version="3"}'),
+])
+def test_keywords_in_any_case_and_bare_group_modifiers_are_not_selectors(query, expected):
+    assert with_matcher(query, "model_version", "3") == expected
