@@ -55,6 +55,7 @@ from monitor.executors.guarded import guarded, preflight
 from monitor.failpoints import failpoint
 from monitor.metrics import VigilMetrics
 from monitor.store.audit_log import retry_audited
+from monitor.store.canary import reopen_run
 from monitor.store.intents import RollbackIntentRow, add_intent, has_served, locked_intent, open_intents
 from monitor.store.repository import ActionRow, IncidentRow, Store
 
@@ -317,6 +318,10 @@ class RollbackRunner:
         if action is not None:
             action.status, action.detail = status, detail
         kind = action.kind if action is not None else ROLLBACK
+        if status != ActionStatus.DONE and kind in (CANARY_PULL, CANARY_PROMOTE):
+            # canary.py marked the run pulled / promoted while this was pending: it was not.
+            reopen_run(s, m.name, intent.from_version if kind == CANARY_PULL else intent.to_version,
+                       f"{kind} failed: {detail}", now)
         ask = RollbackAsk(m, intent.to_version, intent.reason, intent.actor, intent.incident_id, now, kind=kind)
         if status == ActionStatus.DONE and kind == CANARY_PULL:
             self._announce(s, m, intent.incident_id,

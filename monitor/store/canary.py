@@ -62,6 +62,14 @@ def run_row(s: Session, model: str, version: str, now: float) -> CanaryRunRow:
     return row
 
 
+def reopen_run(s: Session, model: str, challenger: str | None, detail: str, now: float) -> None:
+    """A pull or promotion that gave up moved nothing for good: the run is "running" again,
+    so the challenger (still taking traffic) is judged and acted on like before."""
+    row = s.get(CanaryRunRow, (model, challenger), with_for_update=True) if challenger is not None else None
+    if row is not None and row.status in ("pulled", "promoted"):
+        row.status, row.detail, row.updated_at = "running", detail, now
+
+
 def latest_verdicts(s: Session, model: str, limit: int = 1) -> list[CanaryVerdictRow]:
     q = select(CanaryVerdictRow).where(CanaryVerdictRow.model == model)
     return list(s.scalars(q.order_by(CanaryVerdictRow.t.desc(), CanaryVerdictRow.id.desc()).limit(limit)))

@@ -294,3 +294,29 @@ def test_a_new_champion_starts_the_run_of_passes_again(tmp_path):
     for k in range(3, 5):
         vigil.run_cycle(MODEL, T0 + 60 * k)
     assert registry.aliases[(MODEL, "champion")] == "2"  # three passes against v3: promoted
+
+
+def test_a_promotion_that_gave_up_leaves_the_challenger_judged_and_pulled_when_it_fails(tmp_path):
+    """A promotion still pending (MLflow refusing the move) marked the run "promoted"; when
+    the intent then gave up, the run stayed "promoted" though nothing had moved, and the
+    challenger still taking traffic was never pulled again however badly it failed."""
+    cfg = make_config(tmp_path, policy={"slo_consecutive_cycles": 2, "resolve_after_cycles": 2,
+                                        "rollback": {"max_attempts": 2}},
+                      models=[model_config(canary={"alias": "challenger", "window": "1h",
+                                                   "promote_after_cycles": 1, "auto_promote": True})])
+    registry = serving_registry(versions=("1", "2"))
+    registry.aliases[(MODEL, "challenger")] = "2"
+    registry.fail_set_alias = "connection reset by peer"
+    prom = prometheus()
+    vigil = make_vigil(cfg, prometheus=prom, registry=registry)
+    first = vigil.run_cycle(MODEL, T0)
+    assert first.rollback is not None and (first.rollback["kind"], first.rollback["status"]) == (
+        "canary_promote", "pending")
+    prom.curves[with_matcher(P99_QUERY, "model_version", "2")] = wiggle(0.16, 5.0)  # now it is slower
+    second = vigil.run_cycle(MODEL, T0 + 60)  # the promotion gives up (2 attempts), the challenger fails
+    (promote,) = [a for a in vigil.store.actions(model=MODEL) if a.kind == "canary_promote"]
+    assert promote.status == "failed" and registry.aliases[(MODEL, "champion")] == "1"
+    assert second.canary is not None and second.canary.overall == "fail"
+    assert (MODEL, "challenger") not in registry.aliases  # pulled
+    with vigil.store.tx() as s:
+        assert runs(s, MODEL)[0].status == "pulled"
