@@ -284,7 +284,8 @@ class CanaryAnalysis:
         outcome = self.runner.request(RollbackAsk(
             m, champion, f"canary v{judged.challenger} failed: {failed}", "vigil", incident_id, t,
             dry_run=policy.rollback.dry_run, max_attempts=policy.rollback.max_attempts, kind=CANARY_PULL,
-            from_version=judged.challenger))
+            # only the judged challenger: a new one set since the verdict keeps its alias
+            from_version=judged.challenger, only_from=judged.challenger))
         if outcome.status in (ActionStatus.DONE, ActionStatus.PENDING, ActionStatus.NOOP):
             self._set_status(m, judged.challenger, "pulled", outcome.detail, t)
         elif outcome.status == ActionStatus.DRY_RUN:  # recorded once, not once per failing cycle
@@ -298,7 +299,8 @@ class CanaryAnalysis:
         outcome = self.runner.request(RollbackAsk(
             m, judged.challenger, f"canary v{judged.challenger} passed {streak} cycles in a row", "vigil", None, t,
             dry_run=policy.rollback.dry_run, max_attempts=policy.rollback.max_attempts, kind=CANARY_PROMOTE,
-            from_version=judged.champion))
+            # only over the champion it was judged against: one moved since was never compared
+            from_version=judged.champion, only_from=judged.champion))
         if outcome.status in (ActionStatus.DONE, ActionStatus.PENDING, ActionStatus.NOOP):
             self._set_status(m, judged.challenger, "promoted", outcome.detail, t)
         return {"kind": CANARY_PROMOTE, "status": outcome.status, "from_version": outcome.from_version,

@@ -188,7 +188,8 @@ class RollbackRunner:
         if failed is not None:
             status, detail = ActionStatus.FAILED, f"{failed}; nothing was moved"
         elif moved_from is not None:
-            status, detail = ActionStatus.REFUSED, (f"{MOVED}: '{m.alias}' serves v{serving}, not v{moved_from} as "
+            alias = m.canary.alias if ask.kind == CANARY_PULL and m.canary is not None else m.alias
+            status, detail = ActionStatus.REFUSED, (f"{MOVED}: '{alias}' serves v{serving}, not v{moved_from} as "
                                                     "when this was asked: someone moved it since; nothing moved")
         elif ask.dry_run:
             status, detail = ActionStatus.DRY_RUN, f"dry run: would move {names(layers)} from v{serving} " \

@@ -320,3 +320,40 @@ def test_a_promotion_that_gave_up_leaves_the_challenger_judged_and_pulled_when_i
     assert (MODEL, "challenger") not in registry.aliases  # pulled
     with vigil.store.tx() as s:
         assert runs(s, MODEL)[0].status == "pulled"
+
+
+def _moving_between_judge_and_act(vigil, registry, alias: str, version: str) -> None:
+    """`alias` moves to `version` after the cycle judged the canary, before it acts."""
+    real_act = vigil.canary.act
+
+    def act(*args: Any, **kwargs: Any) -> Any:
+        registry.aliases[(MODEL, alias)] = version
+        return real_act(*args, **kwargs)
+
+    vigil.canary.act = act
+
+
+def test_a_pull_removes_only_the_challenger_that_was_judged(tmp_path):
+    """The pull's compare-and-set was on whatever the alias served when the pull was asked:
+    a new challenger (v3) set between the verdict on v2 and the pull lost its alias
+    without ever being judged."""
+    vigil, registry = build(tmp_path, prometheus(p99_challenger=0.16))
+    registry.add_version(MODEL, "3", created_at=T0 - 86400)
+    _moving_between_judge_and_act(vigil, registry, "challenger", "3")
+    report = vigil.run_cycle(MODEL, T0)
+    assert report.canary is not None and report.canary.overall == "fail"
+    assert registry.aliases[(MODEL, "challenger")] == "3"  # left alone
+    assert report.rollback is not None and report.rollback["status"] == "refused"
+    assert "'challenger' serves v3, not v2" in report.rollback["detail"]
+
+
+def test_a_promotion_replaces_only_the_champion_it_was_judged_against(tmp_path):
+    """A champion moved (v3) between the verdict against v1 and the promotion was replaced
+    by the challenger, which had never been compared with it."""
+    vigil, registry = build(tmp_path, prometheus(), promote_after_cycles=1, auto_promote=True)
+    registry.add_version(MODEL, "3", created_at=T0 - 86400)
+    _moving_between_judge_and_act(vigil, registry, "champion", "3")
+    report = vigil.run_cycle(MODEL, T0)
+    assert report.rollback is not None and report.rollback["status"] == "refused"
+    assert registry.aliases[(MODEL, "champion")] == "3"
+    assert "'champion' serves v3, not v1" in report.rollback["detail"]
