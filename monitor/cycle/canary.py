@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from alerts.rollback import ActionStatus
+from alerts.rollback import ActionStatus, RollbackOutcome
 from detectors.canary import (
     CanaryVerdict,
     MetricRule,
@@ -100,6 +100,15 @@ def metric_rules(m: ModelConfig, c: CanaryConfig) -> list[MetricQuery]:
 def _pick(o: Any, name: str, default: float) -> float:
     value = getattr(o, name, None) if o is not None else None
     return default if value is None else value
+
+
+def _under_way(outcome: RollbackOutcome) -> bool:
+    """Done, or pending on its own intent. Another action of the model in flight (the
+    champion's rollback) answers "pending" too: then nothing was asked, and the next
+    verdict asks again."""
+    if outcome.status == ActionStatus.PENDING:
+        return outcome.own
+    return outcome.status in (ActionStatus.DONE, ActionStatus.NOOP)
 
 
 class CanaryAnalysis:
@@ -286,7 +295,7 @@ class CanaryAnalysis:
             dry_run=policy.rollback.dry_run, max_attempts=policy.rollback.max_attempts, kind=CANARY_PULL,
             # only the judged challenger: a new one set since the verdict keeps its alias
             from_version=judged.challenger, only_from=judged.challenger))
-        if outcome.status in (ActionStatus.DONE, ActionStatus.PENDING, ActionStatus.NOOP):
+        if _under_way(outcome):
             self._set_status(m, judged.challenger, "pulled", outcome.detail, t)
         elif outcome.status == ActionStatus.DRY_RUN:  # recorded once, not once per failing cycle
             self._set_status(m, judged.challenger, "dry_run", outcome.detail, t)
@@ -301,7 +310,7 @@ class CanaryAnalysis:
             dry_run=policy.rollback.dry_run, max_attempts=policy.rollback.max_attempts, kind=CANARY_PROMOTE,
             # only over the champion it was judged against: one moved since was never compared
             from_version=judged.champion, only_from=judged.champion))
-        if outcome.status in (ActionStatus.DONE, ActionStatus.PENDING, ActionStatus.NOOP):
+        if _under_way(outcome):
             self._set_status(m, judged.challenger, "promoted", outcome.detail, t)
         return {"kind": CANARY_PROMOTE, "status": outcome.status, "from_version": outcome.from_version,
                 "to_version": outcome.to_version, "detail": outcome.detail}

@@ -357,3 +357,31 @@ def test_a_promotion_replaces_only_the_champion_it_was_judged_against(tmp_path):
     assert report.rollback is not None and report.rollback["status"] == "refused"
     assert registry.aliases[(MODEL, "champion")] == "3"
     assert "'champion' serves v3, not v1" in report.rollback["detail"]
+
+
+def test_a_rollback_in_flight_defers_the_pull_instead_of_marking_it_done(tmp_path):
+    """A failing challenger while the champion's own rollback was still in flight got that
+    rollback's "pending" back; the run was marked "pulled" though no pull had been asked,
+    and the challenger kept its traffic for good. Now the pull is asked again next cycle."""
+    from monitor.cycle.rollback_ask import RollbackAsk
+
+    vigil, registry = build(tmp_path, prometheus(p99_challenger=0.16))
+    registry.add_version(MODEL, "0", created_at=T0 - 60 * 86400)
+    registry.fail_set_alias = "503 Service Unavailable"  # the champion's rollback stays pending
+    m = vigil.config.model(MODEL)
+    ask = RollbackAsk(m, "0", "incident 1", "alice", None, T0 - 30, max_attempts=5)
+    assert vigil.canary.runner.request(ask).status == "pending"
+    first = vigil.run_cycle(MODEL, T0)
+    assert first.canary is not None and first.canary.overall == "fail"
+    assert registry.aliases[(MODEL, "challenger")] == "2"  # not pulled: one action at a time
+    with vigil.store.tx() as s:
+        assert runs(s, MODEL)[0].status == "running"
+    registry.fail_set_alias = None  # the rollback finishes (v0 serves); the challenger still fails
+    for q, level in ((CTR_QUERY, 0.05), (P99_QUERY, 0.1)):
+        vigil.prometheus.curves[with_matcher(q, "model_version", "0")] = wiggle(level, 3.0)
+    second = vigil.run_cycle(MODEL, T0 + 60)
+    assert registry.aliases[(MODEL, "champion")] == "0"
+    assert second.canary is not None and second.canary.overall == "fail"
+    assert (MODEL, "challenger") not in registry.aliases  # pulled now
+    with vigil.store.tx() as s:
+        assert runs(s, MODEL)[0].status == "pulled"
