@@ -135,6 +135,18 @@ def with_matcher(query: str, label: str, value: str) -> str:
     return "".join(out)
 
 
+_DURATION_PART = re.compile(r"(\d+)(ms|y|w|d|h|m|s)")
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0, "y": 365 * 86400.0}
+
+
+def _range_seconds(text: str) -> float:
+    """A PromQL duration, compound ones too (`1h30m`), in seconds."""
+    parts = _DURATION_PART.findall(text)
+    if parts and "".join(n + u for n, u in parts) == text:
+        return sum(int(n) * _UNIT_S[u] for n, u in parts)
+    return parse_duration(text)  # a number of seconds
+
+
 def longest_range(query: str) -> float:
     """The longest range selector or subquery range in seconds (`rate(x[5m])` -> 300); 0
     when there is none. Per-step values closer than this share data: they are not
@@ -145,11 +157,14 @@ def longest_range(query: str) -> float:
         c = query[i]
         if c in "\"'`":
             i = _skip_string(query, i)
+        elif c == "#":  # a comment, to the end of the line
+            j = query.find("\n", i)
+            i = len(query) if j < 0 else j
         elif c == "[":
             j = _close(query, i, "[", "]")
             inner = query[i + 1:j].split(":")[0].strip()
             with contextlib.suppress(TypeError, ValueError):  # not a duration we know: Prometheus will say
-                longest = max(longest, parse_duration(inner))
+                longest = max(longest, _range_seconds(inner))
             i = j + 1
         else:
             i += 1

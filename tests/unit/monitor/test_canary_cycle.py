@@ -385,3 +385,18 @@ def test_a_rollback_in_flight_defers_the_pull_instead_of_marking_it_done(tmp_pat
     assert (MODEL, "challenger") not in registry.aliases  # pulled now
     with vigil.store.tx() as s:
         assert runs(s, MODEL)[0].status == "pulled"
+
+
+def test_points_of_a_compound_range_are_one_range_apart(tmp_path):
+    """A KPI over `[1h30m]` was sampled every 60 s: 361 overlapping points per version over
+    6 h went into the U test as if independent (a good challenger pulled on noise)."""
+    kpi = "sum(rate(clicks_total[1h30m]))"
+    prom = StubPrometheus({with_matcher(kpi, "model_version", v): wiggle(0.05, s) for v, s in (("1", 3.0), ("2", 5.0))})
+    cfg = make_config(tmp_path, models=[model_config(kpis=[{"name": "clicks", "query": kpi}], slos=[],
+                                                     canary={"alias": "challenger", "window": "6h"})])
+    registry = serving_registry(versions=("1", "2"))
+    registry.aliases[(MODEL, "challenger")] = "2"
+    report = make_vigil(cfg, prometheus=prom, registry=registry).run_cycle(MODEL, T0)
+    assert report.canary is not None
+    (clicks,) = report.canary.metrics
+    assert clicks.n_champion <= 5 and clicks.verdict == "inconclusive"  # 6 h / 90 min: too few to judge

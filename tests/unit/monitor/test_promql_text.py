@@ -55,3 +55,13 @@ def test_longest_range_reads_range_selectors_and_subqueries():
 ])
 def test_keywords_in_any_case_and_bare_group_modifiers_are_not_selectors(query, expected):
     assert with_matcher(query, "model_version", "3") == expected
+
+
+def test_longest_range_reads_compound_durations_and_skips_comments():
+    """`[1h30m]` is valid PromQL; read as 0, the canary sampled a 90-minute rate every
+    step (60 s) and fed the U test 90 overlapping points per version as if independent."""
+    assert longest_range("sum(rate(errors_total[1h30m]))") == 5400
+    assert longest_range("max_over_time(rate(x[5m])[2h30m:1m])") == 9000
+    assert longest_range("rate(x[1m30s500ms])") == 90.5
+    assert longest_range("rate(x[1y])") == 365 * 86400
+    assert longest_range("rate(x[5m]) # was rate(x[1d])\n") == 300
