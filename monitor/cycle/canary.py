@@ -272,7 +272,9 @@ class CanaryAnalysis:
             run.pass_streak = kept + 1 if overall == Verdict.PASS else 0
             run.updated_at = t
             status, streak = run.status, run.pass_streak
-        if overall == Verdict.FAIL and c.pull and status in ("running", "suggested"):
+        # A pull a dry run only recorded is asked for real once dry_run is off.
+        pullable = ("running", "suggested") if policy.rollback.dry_run else ("running", "suggested", "dry_run")
+        if overall == Verdict.FAIL and c.pull and status in pullable:
             return self._pull(m, judged, incident_id, policy, t)
         if streak >= c.promote_after_cycles and status == "running" and judged.champion is not None:
             return self._promote(m, judged, streak, policy, t) if c.auto_promote else self._suggest(m, judged,

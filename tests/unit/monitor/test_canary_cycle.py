@@ -400,3 +400,25 @@ def test_points_of_a_compound_range_are_one_range_apart(tmp_path):
     assert report.canary is not None
     (clicks,) = report.canary.metrics
     assert clicks.n_champion <= 5 and clicks.verdict == "inconclusive"  # 6 h / 90 min: too few to judge
+
+
+def test_a_pull_recorded_in_dry_run_happens_once_dry_run_is_off(tmp_path):
+    """The usual rollout: dry_run first, then off. The challenger the dry run recorded
+    ("dry_run") was never pulled afterwards, however many cycles it kept failing."""
+    def vigil_with(dry_run: bool, registry):
+        cfg = make_config(tmp_path, policy={"rollback": {"dry_run": dry_run}},
+                          models=[model_config(canary={"alias": "challenger"})])
+        return make_vigil(cfg, prometheus=prometheus(p99_challenger=0.16), registry=registry)
+
+    registry = serving_registry(versions=("1", "2"))
+    registry.aliases[(MODEL, "challenger")] = "2"
+    dry = vigil_with(True, registry)
+    dry.run_cycle(MODEL, T0)
+    assert registry.aliases[(MODEL, "challenger")] == "2"
+    dry.close()
+    live = vigil_with(False, registry)
+    report = live.run_cycle(MODEL, T0 + 60)
+    assert report.canary is not None and report.canary.overall == "fail"
+    assert (MODEL, "challenger") not in registry.aliases
+    with live.store.tx() as s:
+        assert runs(s, MODEL)[0].status == "pulled"
