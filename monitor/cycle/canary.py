@@ -55,6 +55,7 @@ from monitor.types import Window
 
 log = logging.getLogger("vigil.canary")
 TRAFFIC = "traffic"
+NO_SUCH_VERSION = "vigil-no-such-version"  # a label value no series has: what a query answers for nothing
 
 
 @dataclass(frozen=True)
@@ -168,8 +169,8 @@ class CanaryAnalysis:
                                          fail_effect=mq.rule.fail_effect, marginal_effect=mq.rule.marginal_effect))
                 continue
             sides: list[np.ndarray] = []
-            why = ""
-            for role, version in (("champion", champion), ("challenger", challenger)):
+            why = self._unsplit(mq.query, c, w)
+            for role, version in (("champion", champion), ("challenger", challenger)) if not why else ():
                 if version is None:
                     why = f"{role}: alias '{m.alias}' points at no version"
                     break
@@ -186,6 +187,23 @@ class CanaryAnalysis:
                 continue
             out.append(judge_metric(mq.rule, sides[0], sides[1]))
         return out
+
+    def _unsplit(self, query: str, c: CanaryConfig, w: Window) -> str:
+        """Why the query cannot be split by version ("" when it can, or when Prometheus cannot
+        say: the metric's own queries then report it). A query answering for a version that
+        does not exist (`... or vector(0)`) gives a challenger without series (no traffic
+        yet, the label missing) that answer at every step: a 0 judged as a real score."""
+        probe = with_matcher(query, c.version_label, NO_SUCH_VERSION)
+        try:
+            found = self.prometheus.query_range(probe, w.start, w.t, step=max(self.step, longest_range(query)),
+                                                name="version split check")
+        except (SourceUnavailable, QueryError):
+            return ""
+        if not any(not x.empty for x in found):
+            return ""
+        return (f"the query answers for a version that does not exist ({c.version_label}=\"{NO_SUCH_VERSION}\", "
+                "e.g. through `or vector(0)`): a version without series would be judged on that answer; "
+                "make the query return no data for a version without series")
 
     def _traffic_short(self, c: CanaryConfig, w: Window, challenger: str) -> str:
         """Why the challenger's traffic is too little to judge ("" when it is enough or not configured)."""

@@ -59,3 +59,13 @@ def test_the_rewritten_query_is_the_one_written_by_hand(prometheus, query, by_ha
     got, want = instant(prometheus, rewritten), instant(prometheus, by_hand)
     assert want and got == pytest.approx(want), rewritten
     assert instant(prometheus, with_matcher(query, "model_version", "1")) != want  # the label splits it
+
+
+def test_only_a_zero_filled_query_answers_for_a_version_that_does_not_exist(prometheus):
+    """The canary's version split check (monitor/cycle/canary.py) on real PromQL semantics."""
+    from monitor.cycle.canary import NO_SUCH_VERSION
+
+    plain = 'sum(rate(requests_total{code="500"}[5m])) / sum(rate(requests_total[5m]))'
+    assert instant(prometheus, with_matcher(plain, "model_version", NO_SUCH_VERSION)) == {}
+    filled = instant(prometheus, with_matcher(f"{plain} or on() vector(0)", "model_version", NO_SUCH_VERSION))
+    assert list(filled.values()) == [0.0]

@@ -422,3 +422,32 @@ def test_a_pull_recorded_in_dry_run_happens_once_dry_run_is_off(tmp_path):
     assert (MODEL, "challenger") not in registry.aliases
     with live.store.tx() as s:
         assert runs(s, MODEL)[0].status == "pulled"
+
+
+class ZeroFilled(StubPrometheus):
+    """`... or on() vector(0)` as Prometheus answers it: 0 at every step for a version
+    (or a label) that has no series, instead of no data."""
+
+    def query_range(self, query: str, start: float, end: float, step: float | None = None, *,
+                    name: str | None = None) -> list[Any]:
+        if query not in self.curves and query.endswith("or on() vector(0)"):
+            self.curves[query] = lambda ts: np.zeros(len(ts))
+        return super().query_range(query, start, end, step, name=name)
+
+
+def test_a_zero_filled_query_is_not_read_as_the_challenger_scoring_zero(tmp_path):
+    """With `or on() vector(0)` a challenger without series (no traffic yet, or the version
+    label missing from the metric) scores 0 at every step: the CTR "fell by 100 %" and
+    the challenger was pulled (an error rate would have passed and been promoted). A
+    query that answers for a version that does not exist is inconclusive, saying why."""
+    ctr = "sum(rate(clicks_total[5m])) / sum(rate(impressions_total[5m])) or on() vector(0)"
+    prom = ZeroFilled({with_matcher(ctr, "model_version", "1"): wiggle(0.05, 3.0)})
+    cfg = make_config(tmp_path, models=[model_config(kpis=[{"name": "ctr", "query": ctr}], slos=[],
+                                                     canary={"alias": "challenger"})])
+    registry = serving_registry(versions=("1", "2"))
+    registry.aliases[(MODEL, "challenger")] = "2"
+    report = make_vigil(cfg, prometheus=prom, registry=registry).run_cycle(MODEL, T0)
+    assert report.canary is not None
+    (verdict,) = report.canary.metrics
+    assert verdict.verdict == "inconclusive" and "does not exist" in verdict.reason
+    assert registry.aliases[(MODEL, "challenger")] == "2"  # not pulled
