@@ -47,7 +47,7 @@ from monitor.cycle.rollback_ask import CANARY_PROMOTE, CANARY_PULL, RollbackAsk
 from monitor.cycle.rollback_intents import RollbackRunner
 from monitor.metrics import NO_CANARY, VigilMetrics
 from monitor.sources.errors import QueryError, SourceUnavailable
-from monitor.sources.promql_text import longest_range, with_matcher
+from monitor.sources.promql_text import PromQLSyntaxError, longest_range, with_matcher
 from monitor.store.audit_log import retry_audited
 from monitor.store.canary import CanaryVerdictRow, last_verdict_of, run_row
 from monitor.store.repository import Store
@@ -143,9 +143,13 @@ class CanaryAnalysis:
         findings = [self._finding(m, w, champion, challenger, v, verdict) for v in verdict.failed]
         return CanaryJudgement(champion, challenger, verdict, findings)
 
-    def _series(self, query: str, w: Window, name: str) -> tuple[np.ndarray | None, str]:
-        """The per-step values of a query over the window, one range apart, or None and why not."""
-        step = max(self.step, longest_range(query))
+    def _series(self, query: str, c: CanaryConfig, version: str, w: Window, name: str
+                ) -> tuple[np.ndarray | None, str]:
+        """The per-step values of one version's query over the window, one range apart, or None and why not."""
+        try:
+            query, step = self._split(query, c, version)
+        except PromQLSyntaxError as e:  # this query's verdict says so; the model's cycle goes on
+            return None, f"the version label cannot be added to the query: {e}"
         try:
             found = self.prometheus.query_range(query, w.start, w.t, step=step, name=name)
         except SourceUnavailable as e:
@@ -174,8 +178,7 @@ class CanaryAnalysis:
                 if version is None:
                     why = f"{role}: alias '{m.alias}' points at no version"
                     break
-                values, err = self._series(with_matcher(mq.query, c.version_label, c.label_value(version)), w,
-                                           f"{mq.rule.name} ({role})")
+                values, err = self._series(mq.query, c, c.label_value(version), w, f"{mq.rule.name} ({role})")
                 if values is None:
                     why = f"{role} v{version}: {err}"
                     break
@@ -188,15 +191,21 @@ class CanaryAnalysis:
             out.append(judge_metric(mq.rule, sides[0], sides[1]))
         return out
 
+    def _split(self, query: str, c: CanaryConfig, label_value: str) -> tuple[str, float]:
+        """The query with the version label, and its step (PromQLSyntaxError: it cannot be read)."""
+        return with_matcher(query, c.version_label, label_value), max(self.step, longest_range(query))
+
     def _unsplit(self, query: str, c: CanaryConfig, w: Window) -> str:
         """Why the query cannot be split by version ("" when it can, or when Prometheus cannot
         say: the metric's own queries then report it). A query answering for a version that
         does not exist (`... or vector(0)`) gives a challenger without series (no traffic
         yet, the label missing) that answer at every step: a 0 judged as a real score."""
-        probe = with_matcher(query, c.version_label, NO_SUCH_VERSION)
         try:
-            found = self.prometheus.query_range(probe, w.start, w.t, step=max(self.step, longest_range(query)),
-                                                name="version split check")
+            probe, step = self._split(query, c, NO_SUCH_VERSION)
+        except PromQLSyntaxError as e:
+            return f"the version label cannot be added to the query: {e}"
+        try:
+            found = self.prometheus.query_range(probe, w.start, w.t, step=step, name="version split check")
         except (SourceUnavailable, QueryError):
             return ""
         if not any(not x.empty for x in found):
@@ -209,8 +218,7 @@ class CanaryAnalysis:
         """Why the challenger's traffic is too little to judge ("" when it is enough or not configured)."""
         if c.traffic_query is None:
             return ""
-        values, err = self._series(with_matcher(c.traffic_query, c.version_label, c.label_value(challenger)), w,
-                                   "traffic (challenger)")
+        values, err = self._series(c.traffic_query, c, c.label_value(challenger), w, "traffic (challenger)")
         if values is None:
             return f"challenger traffic unknown: {err}"
         finite = values[np.isfinite(values)]

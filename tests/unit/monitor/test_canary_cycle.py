@@ -451,3 +451,23 @@ def test_a_zero_filled_query_is_not_read_as_the_challenger_scoring_zero(tmp_path
     (verdict,) = report.canary.metrics
     assert verdict.verdict == "inconclusive" and "does not exist" in verdict.reason
     assert registry.aliases[(MODEL, "challenger")] == "2"  # not pulled
+
+
+@pytest.mark.parametrize("field", ["kpi", "traffic_query"])
+def test_a_query_the_version_label_cannot_be_added_to_is_inconclusive_not_a_dead_cycle(tmp_path, field):
+    """A typo in a KPI (or the traffic query) raised out of the canary: the model's whole
+    cycle failed, its SLO and drift alerts with it, every cycle."""
+    bad = 'sum(rate(clicks_total{model="recommender"[5m]))'
+    canary: dict[str, Any] = {"alias": "challenger"}
+    kpis = [{"name": "ctr", "query": bad if field == "kpi" else CTR_QUERY}]
+    if field == "traffic_query":
+        canary["traffic_query"] = bad
+    cfg = make_config(tmp_path, models=[model_config(kpis=kpis, canary=canary)])
+    registry = serving_registry(versions=("1", "2"))
+    registry.aliases[(MODEL, "challenger")] = "2"
+    report = make_vigil(cfg, prometheus=prometheus(), registry=registry).run_cycle(MODEL, T0)
+    assert report.canary is not None and report.canary.overall == "inconclusive"
+    reasons = {m.metric: m.reason for m in report.canary.metrics}
+    assert "unclosed '{'" in reasons["ctr"]
+    if field == "traffic_query":
+        assert "challenger traffic unknown" in reasons["p99_latency"]
