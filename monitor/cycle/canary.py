@@ -302,9 +302,12 @@ class CanaryAnalysis:
         pullable = ("running", "suggested") if policy.rollback.dry_run else ("running", "suggested", "dry_run")
         if overall == Verdict.FAIL and c.pull and status in pullable:
             return self._pull(m, judged, incident_id, policy, t)
-        if streak >= c.promote_after_cycles and status == "running" and judged.champion is not None:
-            return self._promote(m, judged, streak, policy, t) if c.auto_promote else self._suggest(m, judged,
-                                                                                                       streak, t)
+        if streak < c.promote_after_cycles or judged.champion is None:
+            return None
+        if c.auto_promote and status in ("running", "suggested"):  # as the suggestion says: "or set auto_promote"
+            return self._promote(m, judged, streak, policy, t)
+        if status == "running":
+            return self._suggest(m, judged, streak, t)
         return None
 
     def _export(self, m: ModelConfig, verdict: CanaryVerdict) -> None:

@@ -471,3 +471,25 @@ def test_a_query_the_version_label_cannot_be_added_to_is_inconclusive_not_a_dead
     assert "unclosed '{'" in reasons["ctr"]
     if field == "traffic_query":
         assert "challenger traffic unknown" in reasons["p99_latency"]
+
+
+def test_setting_auto_promote_after_a_suggestion_promotes_as_the_suggestion_says(tmp_path):
+    """The suggestion says "... or set canary.auto_promote"; once it had been made, setting
+    auto_promote did nothing: the run was "suggested", and only "running" ones were promoted."""
+    registry = serving_registry(versions=("1", "2"))
+    registry.aliases[(MODEL, "challenger")] = "2"
+
+    def vigil_with(auto_promote: bool):
+        cfg = make_config(tmp_path, models=[model_config(canary={
+            "alias": "challenger", "window": "1h", "promote_after_cycles": 2, "auto_promote": auto_promote})])
+        return make_vigil(cfg, prometheus=prometheus(), registry=registry)
+
+    suggesting = vigil_with(False)
+    for k in range(2):
+        suggesting.run_cycle(MODEL, T0 + 60 * k)
+    with suggesting.store.tx() as s:
+        assert runs(s, MODEL)[0].status == "suggested"
+    suggesting.close()
+    report = vigil_with(True).run_cycle(MODEL, T0 + 120)
+    assert report.rollback is not None and report.rollback["kind"] == "canary_promote"
+    assert registry.aliases[(MODEL, "champion")] == "2"
