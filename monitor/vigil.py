@@ -154,8 +154,9 @@ class Vigil:
     def pull_layers(self, m: ModelConfig) -> list[Executor]:
         """What pulling `m`'s canary moves: the challenger alias (removed), then the serving
         layer, pinned to the champion (KServe: canary traffic to 0; Argo: abort and undo)."""
-        if m.canary is None:
-            raise ValueError(f"model {m.name} has no canary configured")
+        if m.canary is None:  # removed from the config while a pull was pending: that pull ends here
+            raise ExecutorError(False, f"model {m.name} has no canary configured any more: the challenger's "
+                                       "alias is not known; nothing more was moved", reason="config")
         serving = self.layers(m)[1:]
         return [challenger_executor(self.registry, m.canary.alias, m.alias), *serving]
 

@@ -231,11 +231,12 @@ class RollbackRunner:
             step = RollbackStep(m.name, m.registry, intent.from_version, intent.to_version, intent.key,
                                 incident_id=intent.incident_id, requested_at=intent.created_at)
             kind = intent_kind(s, intent)
-            layers = self.layers_for(kind, m, deadline)
-            todo = [x for x in layers if x.name in intent.executors and x.name not in intent.steps_done]
         layer: Executor | None = None
         try:
-            for layer in todo:
+            # Layers that cannot be built (the canary gone from the config) end the intent: a
+            # pending one would block every other action of the model.
+            layers = self.layers_for(kind, m, deadline)
+            for layer in [x for x in layers if x.name in intent.executors and x.name not in intent.steps_done]:
                 if not self._move(layer, step):
                     found = layer.current(step)
                     return self._finish(intent_id, m, now, ActionStatus.FAILED,

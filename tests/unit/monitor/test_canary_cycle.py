@@ -493,3 +493,22 @@ def test_setting_auto_promote_after_a_suggestion_promotes_as_the_suggestion_says
     report = vigil_with(True).run_cycle(MODEL, T0 + 120)
     assert report.rollback is not None and report.rollback["kind"] == "canary_promote"
     assert registry.aliases[(MODEL, "champion")] == "2"
+
+
+def test_a_pending_pull_of_a_canary_removed_from_the_config_ends_instead_of_blocking_rollbacks(tmp_path):
+    """A pull still pending (MLflow refusing) when `canary:` was removed from the model: its
+    layers could not be built, reconcile raised every cycle, and the intent stayed pending
+    for good: the champion's own rollbacks answered "still in flight" forever."""
+    vigil, registry = build(tmp_path, prometheus(p99_challenger=0.16))
+
+    def refused(name: str, alias: str) -> None:
+        raise SourceUnavailable("mlflow", "http://127.0.0.1:9", "connection refused")
+
+    registry.delete_alias = refused  # type: ignore[method-assign]
+    assert vigil.run_cycle(MODEL, T0).rollback["status"] == "pending"
+    vigil.close()
+    without = make_vigil(make_config(tmp_path, models=[model_config()]), prometheus=prometheus(), registry=registry)
+    without.run_cycle(MODEL, T0 + 60)
+    assert not without.rollbacks.in_flight(MODEL)
+    (pull,) = [a for a in without.store.actions(model=MODEL) if a.kind == "canary_pull"]
+    assert pull.status == "failed" and "no canary configured" in pull.detail
