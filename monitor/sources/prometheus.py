@@ -358,7 +358,12 @@ class PrometheusSource:
         if resp.status_code != 200:
             raise HttpStatus(resp.status_code, resp.content,
                              bounded_retry_after(resp.headers.get("Retry-After"), time.time()))
-        return resp.json()["data"]["result"]
+        body = resp.json()
+        if body.get("warnings"):  # Thanos/Mimir: a store or querier missed, the answer is partial
+            log.warning("prometheus answered with warnings: the result may be partial",
+                        extra={"url": self.url, "warnings": [str(w)[:300] for w in body["warnings"][:5]],
+                               "query": params.get("query", "")[:200]})
+        return body["data"]["result"]
 
 
 class _SplitBudget:
