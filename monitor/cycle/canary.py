@@ -242,8 +242,9 @@ class CanaryAnalysis:
                                          0, 0, policy.min_samples) for s in specs]
         assert samples is not None
         versions = samples[c.version_column].map(category_label)  # 2.0 (a column with a gap) is "2"
-        base = samples[versions == c.label_value(champion)]
-        cand = samples[versions == c.label_value(challenger)]
+        # The registry's version ("2") or the metrics' label value ("v2"): samples may carry either.
+        base = samples[versions.isin({champion, c.label_value(champion)})]
+        cand = samples[versions.isin({challenger, c.label_value(challenger)})]
         if len(base) < policy.min_samples or len(cand) < policy.min_samples:
             return [distribution_verdict(s.name, stat, None, c.distribution_threshold, c.distribution_marginal,
                                          len(base), len(cand), policy.min_samples) for s in specs]

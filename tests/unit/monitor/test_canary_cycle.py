@@ -512,3 +512,34 @@ def test_a_pending_pull_of_a_canary_removed_from_the_config_ends_instead_of_bloc
     assert not without.rollbacks.in_flight(MODEL)
     (pull,) = [a for a in without.store.actions(model=MODEL) if a.kind == "canary_pull"]
     assert pull.status == "failed" and "no canary configured" in pull.detail
+
+
+def test_samples_naming_the_registry_version_are_compared_when_the_metric_label_is_v_prefixed(tmp_path):
+    """With `version_value: "v{version}"` (the serving layer labels its metrics v2), samples
+    whose version column holds the registry's version ("2", as MLflow and the performance
+    join write it) matched no version: every feature stayed inconclusive on "0 samples".
+    Either form now counts."""
+    import pandas as pd
+
+    from monitor.types import Window
+
+    cfg = make_config(tmp_path, models=[model_config(
+        features=["age"], prediction_column="score",
+        canary={"alias": "challenger", "version_column": "model_version", "version_value": "v{version}",
+                "distribution_threshold": 0.2})])
+    registry = serving_registry(versions=("1", "2"))
+    registry.aliases[(MODEL, "challenger")] = "2"
+    vigil = make_vigil(cfg, prometheus=prometheus(), registry=registry)
+    m, policy = cfg.model(MODEL), cfg.policy_for(cfg.model(MODEL))
+    r = np.random.default_rng(7)
+    w = Window(t=T0, start=T0 - 1800, baseline_start=T0 - 5400, baseline_end=T0 - 1800)
+    for champion, challenger in (("1", "2"), ("v1", "v2")):
+        samples = pd.concat([pd.DataFrame({"age": r.normal(40, 10, n), "score": r.beta(2, 5, n) + shift,
+                                           "model_version": version})
+                             for version, n, shift in ((champion, 2000, 0.0), (challenger, 400, 0.3))],
+                            ignore_index=True)
+        judged = vigil.canary.judge(m, w, policy, samples)
+        assert judged is not None
+        by_metric = {v.metric: v for v in judged.verdict.metrics if v.kind == "distribution"}
+        assert (by_metric["score"].n_champion, by_metric["score"].n_challenger) == (2000, 400), champion
+        assert by_metric["score"].verdict == "fail"
