@@ -116,7 +116,7 @@ def cmd_db_purge(args: argparse.Namespace) -> int:
         return 64
     store = Store(_store_url(args, cfg))
     try:
-        result = purge(store, cfg.retention, time.time(), dry_run=args.dry_run)
+        result = purge(store, cfg.retention, time.time(), dry_run=args.dry_run, models=cfg.models)
     finally:
         store.close()
     print(json.dumps({"dry_run": args.dry_run, **result.as_dict()}))

@@ -11,7 +11,7 @@
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -49,6 +49,13 @@ class PerformanceReferenceConfig(_Model):
         if period and (self.start is None or self.end is None or self.end <= self.start):
             raise ValueError("expected both `start` and `end`, with `end` after `start`")
         return self
+
+    def period(self) -> tuple[float, float] | None:
+        """The reference period in epoch seconds (a time without a zone is UTC); None for a file."""
+        if self.start is None or self.end is None:
+            return None
+        start, end = ((d if d.tzinfo else d.replace(tzinfo=UTC)).timestamp() for d in (self.start, self.end))
+        return start, end
 
 
 class PerformanceConfig(_Model):

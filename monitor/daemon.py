@@ -160,7 +160,7 @@ def _purge_job(runtime: Runtime) -> None:
         if admitted:
             vigil = runtime.vigil
             try:
-                purge(vigil.store, vigil.config.retention, vigil.now())
+                purge(vigil.store, vigil.config.retention, vigil.now(), models=vigil.config.models)
             except Exception:
                 log.exception("retention purge failed")
 

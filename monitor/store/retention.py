@@ -1,6 +1,7 @@
 """The purge job: deletes what `retention:` lets go, kind by kind, in bounded batches.
 
-- samples older than `retention.samples` (by their own timestamp);
+- samples older than `retention.samples` (by their own timestamp), except those a model's
+  `performance:` still reads: its `horizon` (labels may still land) and its reference period;
 - drift reports rendered before `retention.drift_reports`;
 - incidents resolved before `retention.resolved_incidents`, with their drift report and
   their messages' refs; their actions and rollback intents stay, unlinked (`incident_id` NULL);
@@ -14,13 +15,15 @@ wait long behind a purge, and a purge cut short just leaves the rest for the nex
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-from sqlalchemy import Select, delete, func, select, tuple_, update
+from sqlalchemy import ColumnElement, Select, and_, delete, func, not_, select, true, tuple_, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from alerts.lifecycle import IncidentStatus
 from alerts.outbox import OutboxStatus
+from monitor.config import ModelConfig
 from monitor.config_retention import RetentionConfig
 from monitor.store.groups import GroupMemberRow
 from monitor.store.intents import RollbackIntentRow
@@ -41,13 +44,17 @@ class PurgeResult:
         return asdict(self)
 
 
-def purge(store: Store, retention: RetentionConfig, now: float, *, dry_run: bool = False) -> PurgeResult:
-    """Delete (or, `dry_run`, count) every row past its kind's retention at time `now`."""
+def purge(store: Store, retention: RetentionConfig, now: float, *, dry_run: bool = False,
+          models: Sequence[ModelConfig] = ()) -> PurgeResult:
+    """Delete (or, `dry_run`, count) every row past its kind's retention at time `now`;
+    `models` (the config's) say which samples their performance stage still reads."""
     out = PurgeResult(audit_head_seq=store.audit_head().seq)
     batch = retention.batch_rows
     if retention.samples is not None:
+        config = {m.name: m for m in models}
         for model in _sample_models(store):  # per model: the (model, ts) index answers each batch
-            q = select(SampleRow.id).where(SampleRow.model == model, SampleRow.ts < now - retention.samples)
+            q = select(SampleRow.id).where(SampleRow.model == model,
+                                           _past_retention(config.get(model), now, retention.samples))
             out.samples += _delete(store, q, SampleRow.id, batch, dry_run)
     if retention.drift_reports is not None:
         q = select(DriftReportRow.incident_id).where(DriftReportRow.created_at < now - retention.drift_reports)
@@ -61,6 +68,19 @@ def purge(store: Store, retention: RetentionConfig, now: float, *, dry_run: bool
     if not dry_run and any((out.samples, out.drift_reports, out.resolved_incidents, out.delivered_outbox)):
         log.info("purged past retention", extra=out.as_dict())
     return out
+
+
+def _past_retention(m: ModelConfig | None, now: float, kept: float) -> ColumnElement[bool]:
+    """Samples older than `kept`, but not those the model's performance stage still reads:
+    the predictions of its horizon (their labels may land up to `horizon` late) and of its
+    reference period (refitted once a window). Purged, the reference read "0 labelled
+    predictions" two weeks after set-up and the model's performance went blind for good."""
+    perf = m.performance if m is not None else None
+    if perf is None:
+        return SampleRow.ts < now - kept
+    period = perf.reference.period()
+    keep_ref = SampleRow.ts.between(*period) if period is not None else None
+    return and_(SampleRow.ts < now - max(kept, perf.horizon), not_(keep_ref) if keep_ref is not None else true())
 
 
 def _sample_models(store: Store) -> list[str]:
