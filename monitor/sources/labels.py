@@ -53,8 +53,8 @@ class LabelFiles:
         self.id_column, self.label_column = id_column, label_column
 
     def window(self, start: float, end: float) -> pd.DataFrame:
-        """Labels that became known in [start, end], as (prediction_id, label, label_ts); a row
-        without a label is no label."""
+        """Labels that became known in [start, end], as (prediction_id, label, label_ts), oldest
+        first; a row without a label is no label."""
         df = self._files.window(start, end)
         if len(df) == 0:
             return empty_labels()
@@ -65,4 +65,8 @@ class LabelFiles:
         out = pd.DataFrame({ID: id_strings(df[self.id_column]),
                             LABEL: label_values(df[self.label_column], where=f"{where} column {self.label_column!r}"),
                             LABEL_TS: df["_ts"].to_numpy(dtype=float)})
-        return out[out[LABEL].notna() & df[self.id_column].notna().to_numpy()].reset_index(drop=True)
+        out = out[out[LABEL].notna() & df[self.id_column].notna().to_numpy()]
+        # Oldest known first, so a prediction labelled twice (a correction file) keeps the label
+        # known last (join_labels keeps the last row of an id): the files come in listing order,
+        # and a correction whose file name sorted first was silently undone by the original.
+        return out.sort_values(LABEL_TS, kind="stable").reset_index(drop=True)
