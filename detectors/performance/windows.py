@@ -90,25 +90,41 @@ def evaluate_window(rows: pd.DataFrame, version: str, bounds: tuple[float, float
     delay_med = float(np.median(delay)) if len(delay) else None
     delay_max = float(np.max(delay)) if len(delay) else None
     estimated = None
-    # An estimate over a handful of predictions is noise: the same floor as for labels.
-    if spec.estimator is not None and SCORE in rows and len(rows) >= spec.min_labels:
-        estimated = spec.estimator(_binary(rows[PRED].to_numpy(), spec.positive), rows[SCORE].to_numpy(dtype=float))
+    # An estimate over a handful of predictions is noise: the same floor as for labels, counted
+    # on the predictions that carry a probability (the estimate reads nothing else).
+    scores = scored(rows, spec.min_labels)
+    if spec.estimator is not None and scores is not None:
+        estimated = spec.estimator(_binary(rows[PRED].to_numpy(), spec.positive), scores)
     realised, note = None, ""
     if len(labelled) < spec.min_labels:
         note = f"{len(labelled)} labels, fewer than the {spec.min_labels} needed: no realised figures yet"
     else:
-        realised = _realised(labelled, spec)
+        realised, note = _realised(labelled, spec)
     return WindowPerformance(version, start, end, len(rows), len(labelled), realised, estimated, delay_med,
                              delay_max, note)
 
 
-def _realised(labelled: pd.DataFrame, spec: WindowSpec) -> dict[str, float | None]:
+def scored(rows: pd.DataFrame, min_rows: int) -> np.ndarray | None:
+    """The probabilities of `rows` (NaN where none was logged), or None when fewer than
+    `min_rows` have one: ROC AUC read off six scored rows was 0.0 and paged as a -100 % drop."""
+    if SCORE not in rows:
+        return None
+    score = rows[SCORE].to_numpy(dtype=float)
+    return score if int(np.count_nonzero(np.isfinite(score))) >= min_rows else None
+
+
+def _realised(labelled: pd.DataFrame, spec: WindowSpec) -> tuple[dict[str, float | None], str]:
+    """The realised figures, and why one is missing (too few labelled rows with a probability)."""
     if spec.task == "classification":
-        score = labelled[SCORE].to_numpy(dtype=float) if SCORE in labelled else None
+        score = scored(labelled, spec.min_labels)
+        note = ""
+        if score is None and SCORE in labelled:
+            n = int(labelled[SCORE].notna().sum())
+            note = f"{n} labels with a probability, fewer than the {spec.min_labels} needed: no roc_auc"
         return realised_metrics("classification", _binary(labelled[LABEL].to_numpy(), spec.positive),
-                                _binary(labelled[PRED].to_numpy(), spec.positive), score)
+                                _binary(labelled[PRED].to_numpy(), spec.positive), score), note
     return realised_metrics("regression", labelled[LABEL].to_numpy(dtype=float),
-                            labelled[PRED].to_numpy(dtype=float))
+                            labelled[PRED].to_numpy(dtype=float)), ""
 
 
 def _content_key(label: np.ndarray, label_ts: np.ndarray, pred: np.ndarray) -> tuple[int, float, float, float]:

@@ -11,7 +11,7 @@ import pandas as pd
 
 from detectors.drift.columns import category_label
 from detectors.performance import CbpeState, fit_cbpe, realised_metrics
-from detectors.performance.windows import ID, LABEL, LABEL_TS, PRED, SCORE, TS, VERSION, join_labels
+from detectors.performance.windows import ID, LABEL, LABEL_TS, PRED, SCORE, TS, VERSION, join_labels, scored
 from monitor.config import ModelConfig, VigilConfig
 from monitor.config_performance import PerformanceConfig
 from monitor.cycle.samples import SampleReader
@@ -166,7 +166,7 @@ class PerformanceInputs:
                                   f"fewer than min_labels {perf.min_labels}")
         pos = perf.positive_class
         y, p = labelled[LABEL].to_numpy(dtype=float), labelled[PRED].to_numpy(dtype=float)
-        score = labelled[SCORE].to_numpy(dtype=float) if SCORE in labelled else None
+        score = scored(labelled, perf.min_labels)  # ROC AUC and CBPE need min_labels rows with a probability
         if perf.task == "classification":
             y, p = (y == pos).astype(int), (p == pos).astype(int)
         metrics = realised_metrics(perf.task, y, p, score)
