@@ -117,14 +117,38 @@ def _realised(labelled: pd.DataFrame, spec: WindowSpec) -> tuple[dict[str, float
     """The realised figures, and why one is missing (too few labelled rows with a probability)."""
     if spec.task == "classification":
         score = scored(labelled, spec.min_labels)
-        note = ""
+        notes = []
         if score is None and SCORE in labelled:
             n = int(labelled[SCORE].notna().sum())
-            note = f"{n} labels with a probability, fewer than the {spec.min_labels} needed: no roc_auc"
-        return realised_metrics("classification", _binary(labelled[LABEL].to_numpy(), spec.positive),
-                                _binary(labelled[PRED].to_numpy(), spec.positive), score), note
+            notes.append(f"{n} labels with a probability, fewer than the {spec.min_labels} needed: no roc_auc")
+        y_true, y_pred = _binary(labelled[LABEL].to_numpy(), spec.positive), _binary(labelled[PRED].to_numpy(),
+                                                                                     spec.positive)
+        figures = realised_metrics("classification", y_true, y_pred, score)
+        notes.extend(few_positives(figures, int(y_pred.sum()), (int(y_true.sum()), len(y_true)), spec.min_labels))
+        return figures, "; ".join(notes)
     return realised_metrics("regression", labelled[LABEL].to_numpy(dtype=float),
                             labelled[PRED].to_numpy(dtype=float)), ""
+
+
+def few_positives(figures: dict[str, float | None], predicted: int, labels: tuple[int, int], min_rows: int
+                   ) -> list[str]:
+    """Precision is read off the predicted positives, recall off the positive labels, F1 off
+    both, ROC AUC off both classes: with fewer than `min_rows` of them the figure is withheld
+    (None) like a window with too few labels. A rare-positive model's hour with one missed
+    positive read recall 0 and paged a -100 % drop. `labels`: (positive, all)."""
+    notes = []
+    positive, total = labels
+    if figures["roc_auc"] is not None and min(positive, total - positive) < min_rows:
+        figures["roc_auc"] = None
+        notes.append(f"{positive} positive and {total - positive} negative labels, fewer than the {min_rows} "
+                     "needed of each: no roc_auc")
+    if predicted < min_rows:
+        figures["precision"] = figures["f1"] = None
+        notes.append(f"{predicted} predicted positive, fewer than the {min_rows} needed: no precision or f1")
+    if positive < min_rows:
+        figures["recall"] = figures["f1"] = None
+        notes.append(f"{positive} positive label(s), fewer than the {min_rows} needed: no recall or f1")
+    return notes
 
 
 def _content_key(label: np.ndarray, label_ts: np.ndarray, pred: np.ndarray) -> tuple[int, float, float, float]:

@@ -11,7 +11,18 @@ import pandas as pd
 
 from detectors.drift.columns import category_label
 from detectors.performance import CbpeState, fit_cbpe, realised_metrics
-from detectors.performance.windows import ID, LABEL, LABEL_TS, PRED, SCORE, TS, VERSION, join_labels, scored
+from detectors.performance.windows import (
+    ID,
+    LABEL,
+    LABEL_TS,
+    PRED,
+    SCORE,
+    TS,
+    VERSION,
+    few_positives,
+    join_labels,
+    scored,
+)
 from monitor.config import ModelConfig, VigilConfig
 from monitor.config_performance import PerformanceConfig
 from monitor.cycle.samples import SampleReader
@@ -170,6 +181,8 @@ class PerformanceInputs:
         if perf.task == "classification":
             y, p = (y == pos).astype(int), (p == pos).astype(int)
         metrics = realised_metrics(perf.task, y, p, score)
+        if perf.task == "classification":  # the windows' floor: no reference recall read off 3 positives
+            few_positives(metrics, int(p.sum()), (int(y.sum()), len(y)), perf.min_labels)
         cbpe = None
         if perf.task == "classification" and perf.estimate and score is not None:
             cbpe = fit_cbpe(y, score)

@@ -52,3 +52,22 @@ def test_estimate_of_a_window_without_predicted_positives_is_not_a_drop() -> Non
     drops = [f.message for f in judge(windows, reference, JudgeParams("fraud", 10.0))
              if f.entity == "precision"]
     assert drops == [], drops
+
+
+def test_precision_and_recall_of_a_handful_of_positives_are_not_judged() -> None:
+    # The same rare-positive model: of 150 labels this hour one is positive (the model missed
+    # it) and the model flagged one negative. Precision and recall read 0 off one row each:
+    # noise, not a -100 % drop. Accuracy (148 of 150 right) is judged as usual.
+    n = 150
+    pred, truth = np.zeros(n), np.zeros(n)
+    pred[0], truth[1] = 1.0, 1.0
+    preds = pd.DataFrame({"prediction_id": [f"p{i}" for i in range(n)], "ts": np.linspace(0, H - 1, n),
+                          "prediction": pred, "score": np.where(pred == 1, 0.9, 0.02), "version": "1"})
+    labels = pd.DataFrame({"prediction_id": preds["prediction_id"], "label": truth, "label_ts": preds["ts"] + 600})
+    [w] = evaluate_windows(join_labels(preds, labels), 0.0, H, WindowSpec("classification", H, min_labels=100))
+    assert w.realised is not None and w.realised["accuracy"] == 148 / 150
+    assert (w.realised["precision"], w.realised["recall"], w.realised["f1"]) == (None, None, None)
+    assert "1 predicted positive" in w.note and "1 positive label" in w.note
+    reference = {"accuracy": 0.97, "precision": 0.80, "recall": 0.70, "f1": 0.75, "roc_auc": 0.93}
+    drops = [f.message for f in judge([w], reference, JudgeParams("fraud", 10.0, judge_estimates=False))]
+    assert drops == []
