@@ -90,7 +90,7 @@ class PerformanceStage:
         start = t - perf.horizon
         notes: list[str] = []  # predictions that could not be used, counted
         preds = self._inputs.predictions(m, perf, start, t, serving, notes)
-        labels = self._inputs.labels(m, perf, start, t)
+        labels = self._inputs.labels(m, perf, start, t, notes)
         held = self._memo.get(m.name)
         memo: Memo = held[1] if held is not None and held[0] is ref else {}
         self._memo[m.name] = (ref, memo)

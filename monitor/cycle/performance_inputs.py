@@ -109,6 +109,25 @@ def _left_out(raw: pd.DataFrame, id_column: str, pred_col: str, pred: np.ndarray
     return "; ".join(reasons)
 
 
+def _classes_only(labels: pd.DataFrame, perf: PerformanceConfig, column: str, notes: list[str] | None
+                  ) -> pd.DataFrame:
+    """A classifier's file labels that are a class (0, 1 or the positive class); the rest left
+    out and counted (the API refuses them). Read as they were, a probability exported as the
+    label (0.9) counted as the negative class and the figures were judged on garbage."""
+    if perf.task != "classification" or len(labels) == 0:
+        return labels
+    ok = np.isin(labels[LABEL].to_numpy(dtype=float), [0.0, 1.0, perf.positive_class])
+    if ok.all():
+        return labels
+    example = labels[LABEL].to_numpy()[~ok][0]
+    why = f"expected a class in column {column!r}: 0 or 1 (or {perf.positive_class:g}), e.g. {example:g}"
+    if not ok.any():
+        raise SampleFileError(f"label files: none of {len(labels):,} labels is a class ({why})")
+    if notes is not None:
+        notes.append(f"{int((~ok).sum()):,} of {len(labels):,} labels in label files left out ({why})")
+    return labels[ok].reset_index(drop=True)
+
+
 class PerformanceInputs:
     """Per model: its label files (cached between cycles) and its fitted reference."""
 
@@ -117,15 +136,16 @@ class PerformanceInputs:
         self._files: dict[str, LabelFiles] = {}
         self._references: dict[str, tuple[float, Reference]] = {}
 
-    def labels(self, m: ModelConfig, perf: PerformanceConfig, start: float, end: float) -> pd.DataFrame:
+    def labels(self, m: ModelConfig, perf: PerformanceConfig, start: float, end: float,
+               notes: list[str] | None = None) -> pd.DataFrame:
         """Labels known in [start, end]: the files', then the API's (which win for the same id)."""
         frames = []
         if perf.labels is not None:
+            lf = perf.labels
             if m.name not in self._files:
-                lf = perf.labels
                 self._files[m.name] = LabelFiles(str(self._config.resolve_path(lf.path)), lf.id_column,
                                                  lf.label_column, lf.timestamp_column)
-            frames.append(self._files[m.name].window(start, end))
+            frames.append(_classes_only(self._files[m.name].window(start, end), perf, lf.label_column, notes))
         posted = self._store.labels.between(m.name, start, end)
         if posted:
             frames.append(pd.DataFrame({ID: [lb.prediction_id for lb in posted], LABEL: [lb.label for lb in posted],

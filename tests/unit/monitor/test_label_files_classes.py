@@ -1,0 +1,35 @@
+"""A classifier's label files must hold classes: a label that is no class (a probability
+exported by mistake, a third class) is left out and counted, never read as the negative
+class; when none is a class, performance says so as no data instead of judging garbage."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.helpers_vigil import T0, make_vigil
+from tests.unit.monitor.test_performance_cycle import _config, _world
+
+
+def _label_file(tmp_path: Path, n_bad: int | None) -> None:
+    frame = _world(tmp_path)
+    (tmp_path / "labels").mkdir()
+    done = frame.assign(timestamp=frame["timestamp"] + 600, label=frame["_truth"].astype(float))
+    bad = done.index if n_bad is None else done.index[len(done) - n_bad:]  # the newest: the horizon's
+    done.loc[bad, "label"] = done.loc[bad, "label"] * 0.8 + 0.1  # a probability, not a class
+    done[["prediction_id", "label", "timestamp"]].to_csv(tmp_path / "labels" / "day.csv", index=False)
+
+
+def test_label_file_values_that_are_no_class_are_left_out_and_counted(tmp_path: Path) -> None:
+    _label_file(tmp_path, 1800)  # half the horizon's
+    vigil = make_vigil(_config(tmp_path, labels={"path": "labels"}))
+    vigil.run_cycle("churn", T0 + 1200)
+    report = vigil.store.labels.report("churn")
+    assert "labels in label files left out" in report["note"] and "e.g. 0.1" in report["note"]
+
+
+def test_label_files_without_a_single_class_are_no_data_not_a_drop(tmp_path: Path) -> None:
+    _label_file(tmp_path, None)  # every one
+    vigil = make_vigil(_config(tmp_path, labels={"path": "labels"}))
+    out = vigil.run_cycle("churn", T0 + 1200)
+    assert not [f for f in out.findings if f.kind == "performance_drop"], [f.message for f in out.findings]
+    [gap] = [f for f in out.findings if f.kind == "no_data" and f.entity == "performance"]
+    assert "expected a class" in gap.message and "'label'" in gap.message
