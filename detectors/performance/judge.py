@@ -9,6 +9,7 @@ regression error grew).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from detectors.performance.realised import LOWER_IS_BETTER
 from detectors.performance.windows import WindowPerformance
@@ -87,3 +88,26 @@ def judge(windows: list[WindowPerformance], reference: dict[str, float | None], 
             w = newer[-1]
             out.extend(_drops(w, w.estimated or {}, reference, "estimated", params))
     return out
+
+
+def labels_overdue(windows: list[WindowPerformance], t: float, min_labels: int) -> str | None:
+    """Why the labels look stopped, or None. A window is overdue when it ended longer ago than
+    the slowest label seen in the horizon, would have had `min_labels` labels at the coverage
+    the earlier windows got, yet has none, and no newer window has a label either. Unsaid, the
+    realised figures shown stayed those of the last labelled window (a stale "no degradation"),
+    and a regression model, with no estimate, said nothing at all."""
+    labelled = [w for w in windows if w.labelled and w.delay_max_s is not None]
+    if not labelled:
+        return None
+    slowest = max(float(w.delay_max_s or 0.0) for w in labelled)
+    coverage = sum(w.labelled for w in labelled) / sum(w.predictions for w in labelled)
+    last = max(w.start for w in labelled)
+    overdue = [w for w in windows if w.start > last and w.end + slowest <= t
+               and w.predictions * coverage >= min_labels]
+    if not overdue:
+        return None
+    since = datetime.fromtimestamp(min(w.start for w in overdue), UTC).strftime("%Y-%m-%d %H:%M UTC")
+    n = sum(w.predictions for w in overdue)
+    return (f"no label for the {n} predictions since {since} ({len(overdue)} window(s)), though labels land "
+            f"within {_hours(slowest)} at {coverage:.0%} coverage: labels stopped arriving? The realised figures "
+            "shown are those of the last labelled window")

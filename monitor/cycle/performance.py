@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from detectors.performance import JudgeParams, WindowPerformance, WindowSpec, estimate, evaluate_windows, judge
+from detectors.performance.judge import labels_overdue
 from detectors.performance.windows import Memo, join_labels
 from detectors.records import Finding
 from monitor.config import ModelConfig
@@ -73,6 +74,11 @@ class PerformanceStage:
             log.exception("performance stage failed", extra={"model": m.name})
             why = f"internal error: {type(e).__name__}: {e}"
             return PerformanceOutcome([no_data(m.name, ENTITY, why, w)], [f"performance: {why}"])
+        stopped = labels_overdue(out.windows, t, perf.min_labels)
+        if stopped is not None:  # a finding of its own: the figures shown are stale, never an all clear
+            out.findings.append(no_data(m.name, "labels", stopped, w))
+            if out.report is not None:
+                out.report["note"] = "; ".join(filter(None, [out.report["note"], stopped]))
         self._save(m.name, t, out.report or {})
         export(self._metrics, m.name, out)
         return out

@@ -1,0 +1,57 @@
+"""Labels that stop arriving are said, not read as "no degradation": the realised figures
+shown then belong to an older window, and a regression model has nothing else to judge."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from monitor.store.labels import Label
+from tests.helpers_vigil import T0, make_config, make_vigil, model_config
+
+H = 3600.0
+REF = T0 - 3 * 86400
+
+
+def _vigil(tmp_path: Path):  # type: ignore[no-untyped-def]
+    performance = {"task": "regression", "prediction_column": "eta_pred", "window": "1h", "horizon": "1d",
+                   "min_labels": 100, "reference": {"start": REF, "end": REF + 2 * H}}
+    return make_vigil(make_config(tmp_path, models=[model_config("eta", kpis=[], slos=[],
+                                                                 performance=performance)]))
+
+
+def _hour(vigil, start: float, label_delay: float | None, seed: int) -> None:  # type: ignore[no-untyped-def]
+    """300 predictions in the hour from `start`; their labels `label_delay` later (None: never)."""
+    rng = np.random.default_rng(seed)
+    truth = rng.uniform(10, 60, 300)
+    ids = [f"{seed}-{i}" for i in range(300)]
+    vigil.store.add_samples("eta", [(start + 10 * i, {"prediction_id": ids[i], "eta_pred": float(truth[i] + 2),
+                                                      "model_version": "1"}) for i in range(300)])
+    if label_delay is not None:
+        vigil.store.labels.add("eta", [Label(ids[i], float(truth[i]), start + 10 * i + label_delay)
+                                       for i in range(300)], start)
+
+
+def _labels_gap(vigil, t: float) -> list[str]:  # type: ignore[no-untyped-def]
+    out = vigil.run_cycle("eta", t)
+    return [f.message for f in out.findings if f.kind == "no_data" and f.entity == "labels"]
+
+
+def test_labels_that_stopped_arriving_are_a_finding(tmp_path: Path) -> None:
+    vigil = _vigil(tmp_path)
+    _hour(vigil, REF, 1800, 0)
+    _hour(vigil, REF + H, 1800, 1)
+    for k in range(12, 0, -1):  # labels land 30 minutes late, until the label feed dies 6 hours ago
+        _hour(vigil, T0 - k * H, 1800 if k > 6 else None, 100 + k)
+    [gap] = _labels_gap(vigil, T0)  # the last hour's labels are not due yet
+    assert "no label for the 1500 predictions since 2027-01-15 02:00 UTC (5 window(s))" in gap
+    assert "within 0.5 h at 100% coverage" in gap
+
+
+def test_labels_still_on_their_way_are_no_finding(tmp_path: Path) -> None:
+    vigil = _vigil(tmp_path)
+    _hour(vigil, REF, 1800, 0)
+    _hour(vigil, REF + H, 1800, 1)
+    for k in range(12, 0, -1):  # the last hour's labels are not due yet
+        _hour(vigil, T0 - k * H, 1800 if k > 1 else None, 100 + k)
+    assert _labels_gap(vigil, T0) == []
