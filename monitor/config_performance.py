@@ -8,6 +8,7 @@
       reference: {start: 2026-11-01T00:00:00Z, end: 2026-11-08T00:00:00Z}   # or {path: reference.parquet}
       drop_pct: 10                    # alert when a metric is this much worse than in the reference
       min_labels: 100                 # fewer labels in a window: "too few labels", no figure
+      min_class_labels: 30            # precision/recall/F1/ROC AUC: this many of the rows each reads
 """
 from __future__ import annotations
 
@@ -69,6 +70,9 @@ class PerformanceConfig(_Model):
     reference: PerformanceReferenceConfig
     drop_pct: float = Field(10.0, gt=0, le=100)
     min_labels: int = Field(100, ge=1)
+    # Precision, recall, F1 and ROC AUC also need this many of the rows they are read off
+    # (predicted positives, positive labels, each class): recall read off one positive is noise.
+    min_class_labels: int = Field(30, ge=1)
     window: Duration = 3600.0  # figures per aligned window of this length
     horizon: Duration = 7 * 86400.0  # windows this far back are re-evaluated as their labels land
     estimate: bool = True  # CBPE before labels arrive (binary classification with probabilities)

@@ -58,6 +58,7 @@ class WindowSpec:
     min_labels: int
     positive: float = 1.0  # the positive class of a binary classifier
     estimator: Estimator | None = None
+    min_class_labels: int = 30  # precision, recall, F1, ROC AUC: this many of the rows each reads
     versions: tuple[str, ...] = field(default=())  # all versions when empty
 
 
@@ -124,7 +125,8 @@ def _realised(labelled: pd.DataFrame, spec: WindowSpec) -> tuple[dict[str, float
         y_true, y_pred = _binary(labelled[LABEL].to_numpy(), spec.positive), _binary(labelled[PRED].to_numpy(),
                                                                                      spec.positive)
         figures = realised_metrics("classification", y_true, y_pred, score)
-        notes.extend(few_positives(figures, int(y_pred.sum()), (int(y_true.sum()), len(y_true)), spec.min_labels))
+        notes.extend(few_positives(figures, int(y_pred.sum()), (int(y_true.sum()), len(y_true)),
+                                   spec.min_class_labels))
         return figures, "; ".join(notes)
     return realised_metrics("regression", labelled[LABEL].to_numpy(dtype=float),
                             labelled[PRED].to_numpy(dtype=float)), ""

@@ -44,7 +44,8 @@ class PerformanceOutcome:
 def _spec(perf: PerformanceConfig, ref: Reference) -> WindowSpec:
     state = ref.cbpe
     estimator = None if state is None else (lambda pred, score: estimate(state, pred, score))
-    return WindowSpec(perf.task, perf.window, perf.min_labels, perf.positive_class, estimator)
+    return WindowSpec(perf.task, perf.window, perf.min_labels, perf.positive_class, estimator,
+                      min_class_labels=perf.min_class_labels)
 
 
 def build_report(m: ModelConfig, perf: PerformanceConfig, t: float, ref: Reference,

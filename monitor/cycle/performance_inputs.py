@@ -202,7 +202,7 @@ class PerformanceInputs:
             y, p = (y == pos).astype(int), (p == pos).astype(int)
         metrics = realised_metrics(perf.task, y, p, score)
         if perf.task == "classification":  # the windows' floor: no reference recall read off 3 positives
-            few_positives(metrics, int(p.sum()), (int(y.sum()), len(y)), perf.min_labels)
+            few_positives(metrics, int(p.sum()), (int(y.sum()), len(y)), perf.min_class_labels)
         cbpe = None
         if perf.task == "classification" and perf.estimate and score is not None:
             cbpe = fit_cbpe(y, score)
