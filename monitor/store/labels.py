@@ -2,7 +2,8 @@
 
 `labels`: one row per (model, prediction id), the label and when it was true (`ts`) and
 received (`received_at`). A label sent again for the same prediction replaces the first
-(a correction), so the row is an upsert and a batch sent twice changes nothing.
+(a correction) unless it is older, so the row is an upsert and a batch sent twice, even
+after a correction, changes nothing.
 `performance_reports`: the last cycle's performance report of each model, for the API.
 """
 from __future__ import annotations
@@ -58,9 +59,16 @@ class Labels:
 
     def add(self, model: str, labels: list[Label], now: float) -> int:
         """Upsert every label; returns how many were written (a prediction sent twice counts twice)."""
-        # The last label of a prediction wins, within the batch too: PostgreSQL refuses an
-        # upsert that touches one row twice (SQLite applies both), so only the last is sent.
-        last = list({lb.prediction_id: lb for lb in labels}.values())
+        # The label known last wins (the later time; of equal times the later sent), within the
+        # batch too: PostgreSQL refuses an upsert that touches one row twice (SQLite applies
+        # both), so only that one is sent. A stored label known later is kept: a client's retry
+        # of an old batch (at-least-once delivery) used to undo the correction sent since.
+        newest: dict[str, Label] = {}
+        for lb in labels:
+            kept = newest.get(lb.prediction_id)
+            if kept is None or lb.ts >= kept.ts:
+                newest[lb.prediction_id] = lb
+        last = list(newest.values())
         with self._tx() as s:
             for i in range(0, len(last), UPSERT_BATCH):
                 rows = [{"model": model, "prediction_id": lb.prediction_id, "label": lb.label, "ts": lb.ts,
@@ -69,7 +77,8 @@ class Labels:
                 s.execute(stmt.on_conflict_do_update(
                     index_elements=["model", "prediction_id"],
                     set_={"label": stmt.excluded.label, "ts": stmt.excluded.ts,
-                          "received_at": stmt.excluded.received_at}))
+                          "received_at": stmt.excluded.received_at},
+                    where=LabelRow.ts <= stmt.excluded.ts))
         return len(labels)
 
     def between(self, model: str, start: float, end: float) -> list[Label]:
