@@ -138,7 +138,7 @@ class PerformanceInputs:
 
     def labels(self, m: ModelConfig, perf: PerformanceConfig, start: float, end: float,
                notes: list[str] | None = None) -> pd.DataFrame:
-        """Labels known in [start, end]: the files', then the API's (which win for the same id)."""
+        """Labels known in [start, end], oldest known first (the API's after the files' of the same time)."""
         frames = []
         if perf.labels is not None:
             lf = perf.labels
@@ -151,7 +151,12 @@ class PerformanceInputs:
             frames.append(pd.DataFrame({ID: [lb.prediction_id for lb in posted], LABEL: [lb.label for lb in posted],
                                         LABEL_TS: [lb.ts for lb in posted]}))
         frames = [f for f in frames if len(f)]
-        return pd.concat(frames, ignore_index=True) if frames else empty_labels()
+        if not frames:
+            return empty_labels()
+        # Oldest known first (join_labels keeps an id's last row): the label known last wins
+        # whichever way it came, the API's on a tie. Files then API, a nightly export's
+        # correction of a label posted in real time was ignored.
+        return pd.concat(frames, ignore_index=True).sort_values(LABEL_TS, kind="stable", ignore_index=True)
 
     def predictions(self, m: ModelConfig, perf: PerformanceConfig, start: float, end: float,
                     serving: str | None, notes: list[str] | None = None) -> pd.DataFrame:

@@ -22,3 +22,26 @@ def test_the_label_known_last_wins_across_label_files(tmp_path: Path) -> None:
     joined = join_labels(preds, labels).set_index("prediction_id")
     assert joined.loc["a", "label"] == 1.0 and joined.loc["a", "label_ts"] == 5000.0
     assert joined.loc["b", "label"] == 1.0
+
+
+def test_a_file_correction_newer_than_the_posted_label_wins(tmp_path: Path) -> None:
+    """Labels posted in real time, corrected by the nightly export: the export's label, known
+    later, is the prediction's label (of two known at the same time, the posted one)."""
+    from monitor.cycle.performance_inputs import PerformanceInputs
+    from monitor.cycle.samples import SampleReader
+    from monitor.store.labels import Label
+    from tests.helpers_vigil import T0, make_vigil
+    from tests.unit.monitor.test_performance_cycle import _config, _world
+
+    _world(tmp_path)
+    (tmp_path / "labels").mkdir()
+    pd.DataFrame({"prediction_id": ["a", "b"], "label": [1, 0], "timestamp": [T0 - 600, T0 - 3000]}).to_csv(
+        tmp_path / "labels" / "nightly.csv", index=False)
+    vigil = make_vigil(_config(tmp_path, labels={"path": "labels"}))
+    vigil.store.labels.add("churn", [Label("a", 0.0, T0 - 3000), Label("b", 1.0, T0 - 3000)], T0 - 3000)
+    m = vigil.config.models[0]
+    labels = PerformanceInputs(vigil.config, vigil.store, SampleReader(vigil.config, vigil.store)).labels(
+        m, m.performance, T0 - 86400, T0)
+    preds = pd.DataFrame({"prediction_id": ["a", "b"], "ts": [T0 - 3600] * 2, "prediction": [1.0, 1.0],
+                          "version": "1"})
+    assert join_labels(preds, labels).set_index("prediction_id")["label"].to_dict() == {"a": 1.0, "b": 1.0}
