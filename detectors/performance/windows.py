@@ -72,6 +72,18 @@ def join_labels(predictions: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame
     return preds.merge(lab, on=ID, how="left", validate="one_to_one")
 
 
+def labels_matching_nothing(predictions: pd.DataFrame, labels: pd.DataFrame, joined: pd.DataFrame,
+                            min_labels: int) -> str | None:
+    """Why no label joins a prediction although both arrived, or None. Ids written one way in
+    the samples and another in the labels ('00000001' vs the 1 a CSV reader makes of it)
+    left every window at "0 labels, no realised figures yet", as if they were on their way."""
+    if len(labels) < min_labels or len(predictions) == 0 or joined[LABEL].notna().any():
+        return None
+    return (f"{labels[ID].nunique()} labels arrived in the horizon but none matches a logged prediction id "
+            f"(labels e.g. {labels[ID].iloc[0]!r}, predictions e.g. {predictions[ID].iloc[0]!r}): are the ids "
+            "written the same way in the samples and the labels (performance.id_column)?")
+
+
 def window_starts(start: float, end: float, length: float) -> np.ndarray:
     """Starts of the aligned windows overlapping [start, end)."""
     first = np.floor(start / length) * length

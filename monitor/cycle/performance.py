@@ -19,7 +19,7 @@ import numpy as np
 
 from detectors.performance import JudgeParams, WindowPerformance, WindowSpec, estimate, evaluate_windows, judge
 from detectors.performance.judge import labels_overdue
-from detectors.performance.windows import Memo, join_labels
+from detectors.performance.windows import Memo, join_labels, labels_matching_nothing
 from detectors.records import Finding
 from monitor.config import ModelConfig
 from monitor.config_performance import PerformanceConfig
@@ -68,7 +68,7 @@ class PerformanceStage:
         if perf is None:
             return PerformanceOutcome()
         try:
-            out = self._run(m, perf, t, serving)
+            out = self._run(m, perf, t, serving, w)
         except (SampleFileError, OSError, ValueError) as e:
             return PerformanceOutcome([no_data(m.name, ENTITY, str(e), w)], [f"performance: {e}"])
         except Exception as e:  # a bug costs the performance figures, never the cycle
@@ -92,7 +92,8 @@ class PerformanceStage:
             self._store.labels.save_report(model, t, report)
             self._saved[model] = digest
 
-    def _run(self, m: ModelConfig, perf: PerformanceConfig, t: float, serving: str | None) -> PerformanceOutcome:
+    def _run(self, m: ModelConfig, perf: PerformanceConfig, t: float, serving: str | None, w: Window
+             ) -> PerformanceOutcome:
         ref = self._inputs.reference(m, perf, t, serving)
         start = t - perf.horizon
         notes: list[str] = []  # predictions that could not be used, counted
@@ -101,12 +102,18 @@ class PerformanceStage:
         held = self._memo.get(m.name)
         memo: Memo = held[1] if held is not None and held[0] is ref else {}
         self._memo[m.name] = (ref, memo)
-        windows = evaluate_windows(join_labels(preds, labels), start, t, _spec(perf, ref), memo)
+        joined = join_labels(preds, labels)
+        windows = evaluate_windows(joined, start, t, _spec(perf, ref), memo)
         findings = judge(windows, ref.metrics, JudgeParams(m.name, perf.drop_pct, judge_estimates=perf.estimate))
+        stray = labels_matching_nothing(preds, labels, joined, perf.min_labels)
+        if stray is not None:  # never the silence of labels still on their way
+            findings.append(no_data(m.name, "labels", stray, w))
         report = build_report(m, perf, t, ref, windows)
         if notes:  # said in the report, not a blind line: the rest was judged (a blind cycle never resolves)
             log.warning("predictions left out", extra={"model": m.name, "detail": "; ".join(notes)})
             report["note"] = "; ".join(filter(None, [report["note"], *notes]))
+        if stray is not None:
+            report["note"] = "; ".join(filter(None, [report["note"], stray]))
         return PerformanceOutcome(findings, [], report, windows)
 
 
