@@ -44,7 +44,7 @@ import numpy as np
 
 from alerts.sink import JsonlSink
 from monitor.clock import ReplayClock
-from monitor.config import VigilConfig, load_config
+from monitor.config import PolicyConfig, VigilConfig, load_config
 from monitor.replay.openmetrics import MetricType, OpenMetricsWriter
 from monitor.store.repository import Store
 from monitor.vigil import Vigil
@@ -213,6 +213,20 @@ class ReplayOptions:
     before_cycle: Callable[[float], Any] | None = None  # called with t before each cycle
     registry: Any = None  # a model registry source instead of the config's MLflow
     prometheus: Any = None  # a Prometheus source instead of the config's
+    # False: every rollback, canary pull and promotion the replay decides is a dry run. The
+    # config's sources are production's registry and serving: replaying history must never
+    # move them (`vigil replay --config`). A bundle's throwaway local registry may move.
+    act: bool = False
+
+
+def dry_run_actions(config: VigilConfig) -> VigilConfig:
+    """`config` with `policy.rollback.dry_run` set, globally and in each model's policy in
+    force: rollbacks and canary actions are then decided, audited and shown, never made."""
+    def dry(p: PolicyConfig) -> PolicyConfig:
+        return p.model_copy(update={"rollback": p.rollback.model_copy(update={"dry_run": True})})
+
+    models = [m if m.policy is None else m.model_copy(update={"policy": dry(m.policy)}) for m in config.models]
+    return config.model_copy(update={"policy": dry(config.policy), "models": models})
 
 
 def replay(config: VigilConfig, span: ReplaySpan, options: ReplayOptions) -> ReplayResult:
@@ -222,6 +236,7 @@ def replay(config: VigilConfig, span: ReplaySpan, options: ReplayOptions) -> Rep
     notifications.unlink(missing_ok=True)
     store = Store(options.store_url or f"sqlite:///{out_path.with_suffix('.db').resolve()}")
     clock = ReplayClock(span.start)
+    config = config if options.act else dry_run_actions(config)
     # Replays never page anyone: notifications go to a local JSON-lines sink.
     vigil = Vigil(config, clock=clock, store=store, registry=options.registry, prometheus=options.prometheus,
                   notifiers={"sink": JsonlSink(notifications, console=False)})
@@ -320,5 +335,6 @@ def run_bundle(bundle: Path, out_path: Path, *, workdir: Path | None = None, pro
         timeline = RegistryTimeline(read_registry_jsonl(bundle / "registry.jsonl"), registry)
         start, end, default_step = bundle_span(bundle, config)
         options = ReplayOptions(out_path=out_path, store_url=f"sqlite:///{(workdir / 'vigil-replay.db').resolve()}",
-                                progress=progress, before_cycle=timeline.apply_until, registry=registry)
+                                progress=progress, before_cycle=timeline.apply_until, registry=registry,
+                                act=True)  # the bundle's own SQLite registry, made for this replay
         return replay(config, ReplaySpan(start, end, step or default_step), options)
