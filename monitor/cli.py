@@ -11,13 +11,13 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from alerts.rollback import ActionStatus
 from monitor.audit.keys import AuditKeyError
 from monitor.cli_outbox import add_outbox
 from monitor.cli_silence import add_silence
-from monitor.cli_store import add_db, add_status
+from monitor.cli_store import add_db, add_status, store_error_exit
 from monitor.config import ConfigError, VigilConfig, load_config
 from monitor.logging_setup import setup_logging
 from monitor.store.schema import StoreBehind
@@ -386,10 +386,8 @@ def main(argv: list[str] | None = None) -> int:
     except AuditKeyError as e:  # a configured audit key that cannot be read: never run unkeyed
         print(f"vigil {args.command}: {e}", file=sys.stderr)
         return 2
-    except OperationalError as e:  # the store's database cannot be reached: say so, not 130 lines of driver
-        why = ((str(e.orig) if e.orig is not None else str(e)).strip().splitlines() or [type(e).__name__])[0]
-        print(f"vigil {args.command}: cannot reach the store's database: {why}", file=sys.stderr)
-        return 75  # EX_TEMPFAIL: try again once the database is up
+    except (OperationalError, ProgrammingError) as e:  # a store not reachable, or not at this Vigil's schema
+        return store_error_exit(args, e)
 
 
 if __name__ == "__main__":

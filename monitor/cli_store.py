@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
+
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from monitor.config import ConfigError, VigilConfig, load_config
 
@@ -45,6 +48,48 @@ def _engine(url: str) -> Engine:
     from sqlalchemy import create_engine
 
     return create_engine(url, future=True)
+
+
+def store_error_exit(args: argparse.Namespace, e: OperationalError | ProgrammingError) -> int:
+    """One line and an exit code for a store error a command hit, never 130 lines of driver."""
+    # A missing table (SQLite: OperationalError, PostgreSQL: ProgrammingError) is a store
+    # behind this Vigil, to upgrade (78, as `vigil run`), not a database to wait for (75).
+    behind = schema_problem(args)
+    if behind is not None:
+        print(f"vigil {args.command}: {behind}", file=sys.stderr)
+        return 78
+    if isinstance(e, ProgrammingError):
+        raise e
+    why = ((str(e.orig) if e.orig is not None else str(e)).strip().splitlines() or [type(e).__name__])[0]
+    print(f"vigil {args.command}: cannot reach the store's database: {why}", file=sys.stderr)
+    return 75  # EX_TEMPFAIL: try again once the database is up
+
+
+def schema_problem(args: argparse.Namespace) -> str | None:
+    """After a store error: why, when the store is reachable but its schema is not this
+    Vigil's (Vigil upgraded, `vigil db upgrade` not run): its message names that command.
+    None when the store cannot be read, or is at head (the error is something else)."""
+    from sqlalchemy.engine import make_url
+
+    from monitor.redact import redact
+    from monitor.store.schema import StoreBehind, require_current
+
+    try:
+        url = getattr(args, "store", None) or load_config(args.config).store.url
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "sqlite" and not (parsed.database and Path(parsed.database).exists()):
+            return None  # never create an empty file just to look at it
+        how = f"--store '{redact(url)}'" if getattr(args, "store", None) else f"--config {args.config}"
+        engine = _engine(url)
+        try:
+            require_current(engine, how)
+        finally:
+            engine.dispose()
+    except StoreBehind as e:
+        return str(e)
+    except Exception:  # no config, no database: the caller says what it can
+        return None
+    return None
 
 
 def _when(t: float | None) -> str:

@@ -232,6 +232,25 @@ def test_vigil_run_exits_78_with_the_upgrade_command_on_a_store_behind(tmp_path,
     assert "at schema revision 0001_baseline" in err and f"vigil db upgrade --config {cfg_path}" in err
 
 
+def test_commands_on_a_store_behind_name_the_upgrade_on_sqlite_and_postgresql(store_url, tmp_path, capsys):
+    """`vigil status` / `silence list` after upgrading Vigil, before `vigil db upgrade`: a
+    missing table read as "cannot reach the store's database" (exit 75, retried for ever) on
+    SQLite and a driver traceback on PostgreSQL; now the upgrade to run, exit 78."""
+    url, _ = store_url
+    engine = create_engine(url)
+    schema.upgrade(engine, "0002_drift_report_gzip")
+    engine.dispose()
+    cfg_path = tmp_path / "vigil.yaml"
+    cfg_path.write_text(f"store: {{url: '{url}'}}\n"
+                        "sources: {prometheus: {url: 'http://127.0.0.1:9'}, mlflow: {tracking_uri: 'http://127.0.0.1:9'}}\n"
+                        "models: [{name: m, registry_name: m}]\n")
+    for argv in (["status"], ["silence", "list"]):
+        assert main([*argv, "--config", str(cfg_path)]) == 78, argv
+        err = capsys.readouterr().err
+        assert "at schema revision 0002_drift_report_gzip" in err, argv
+        assert f"vigil db upgrade --config {cfg_path}" in err and "cannot reach" not in err, argv
+
+
 def test_replicas_opening_a_new_postgres_store_together_create_it_once(pg_db):
     import threading
 

@@ -36,3 +36,19 @@ def test_a_store_error_without_a_driver_message_is_still_one_line(monkeypatch, c
     assert main(["status", "--store", "sqlite:///nowhere.db"]) == 75
     err = capsys.readouterr().err
     assert err.startswith("vigil status: cannot reach the store's database:") and len(err.splitlines()) == 1
+
+
+def test_a_store_behind_this_vigil_names_the_upgrade_not_an_unreachable_database(tmp_path, capsys):
+    """Vigil upgraded, `vigil db upgrade` not run yet: the daemon refuses naming the upgrade
+    (exit 78); the other commands said the database "cannot be reached" (exit 75, try again
+    later) over a missing table, so a script retried for ever and a person looked for an outage."""
+    url = f"sqlite:///{tmp_path / 'vigil.db'}"
+    assert main(["db", "upgrade", "--store", url, "--revision", "0002_drift_report_gzip"]) == 0
+    capsys.readouterr()
+    for argv in (["status", "--store", url], ["silence", "list", "--store", url],
+                 ["silence", "add", 'model="m"', "--comment", "OPS-1", "--store", url]):
+        assert main(argv) == 78, argv
+        err = capsys.readouterr().err
+        assert "cannot reach" not in err and "Traceback" not in err, argv
+        assert "this Vigil needs" in err and f"vigil db upgrade --store '{url}'" in err, argv
+        assert len(err.splitlines()) == 1
