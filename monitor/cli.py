@@ -15,6 +15,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from alerts.rollback import ActionStatus
 from monitor.audit.keys import AuditKeyError
+from monitor.cli_args import duration_arg, http_url_arg, time_arg
 from monitor.cli_outbox import add_outbox
 from monitor.cli_silence import add_silence
 from monitor.cli_store import add_db, add_status, store_error_exit
@@ -30,31 +31,6 @@ if TYPE_CHECKING:  # the replay loop imports the whole daemon: only `vigil repla
     from monitor.replay.loop import ReplayResult
 
     _Subparsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
-
-
-def _time_arg(value: str) -> float:
-    """RFC3339 ('2026-11-20T08:00:00Z') or epoch seconds."""
-    try:
-        return float(value)
-    except ValueError:
-        pass
-    try:
-        d = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected RFC3339 (2026-11-20T08:00:00Z) or epoch seconds, got {value!r}") from None
-    if d.tzinfo is None:
-        d = d.replace(tzinfo=dt.UTC)
-    return d.timestamp()
-
-
-def _duration_arg(value: str) -> float:
-    from monitor.config import parse_duration
-
-    try:
-        return parse_duration(value)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _load(path: str) -> VigilConfig:
@@ -290,11 +266,11 @@ def _add_replay(sub: _Subparsers) -> None:
     r.add_argument("--bundle", help="scenario bundle directory (starts local Prometheus + MLflow)")
     r.add_argument("--config", help="vigil.yaml whose sources hold the history (with --from and --to, "
                                     "instead of --bundle)")
-    r.add_argument("--from", dest="start", type=_time_arg,
+    r.add_argument("--from", dest="start", type=time_arg,
                    help="first cycle: RFC 3339 (2026-11-20T08:00:00Z) or epoch seconds")
-    r.add_argument("--to", dest="end", type=_time_arg,
+    r.add_argument("--to", dest="end", type=time_arg,
                    help="last cycle: RFC 3339 (2026-11-20T14:00:00Z) or epoch seconds")
-    r.add_argument("--step", type=_duration_arg, default=None, help="e.g. 1m (default: schedule.interval)")
+    r.add_argument("--step", type=duration_arg, default=None, help="e.g. 1m (default: schedule.interval)")
     r.add_argument("--out", default="incidents.jsonl",
                    help="incidents, one JSON object per line; notifications and Vigil's metrics are written "
                         "next to it (default: incidents.jsonl)")
@@ -329,8 +305,9 @@ def _add_dashboards(sub: _Subparsers) -> None:
     db = _command(sub, "dashboards", "write Grafana provisioning files or provision over the API")
     db.add_argument("--config", required=True, help=_CONFIG_HELP)
     db.add_argument("--out", help="write provisioning files under this directory")
-    db.add_argument("--grafana-url", help="provision over this Grafana's HTTP API (default: grafana.url in the "
-                                          "config, when --out is not given); token from $GRAFANA_TOKEN")
+    db.add_argument("--grafana-url", type=http_url_arg,
+                    help="provision over this Grafana's HTTP API (default: grafana.url in the config, when --out "
+                         "is not given); token from $GRAFANA_TOKEN")
     db.set_defaults(func=cmd_dashboards)
 
 

@@ -96,6 +96,9 @@ def _is_http(value: str) -> bool:
     return parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
 
 
+is_http_url = _is_http  # for the command line's URL options
+
+
 def _is_registry(value: str) -> bool:
     # What monitor.sources.registry.RegistrySource has a transport for.
     return _is_http(value) or (value.lower().startswith("sqlite:///") and len(value) > len("sqlite:///"))

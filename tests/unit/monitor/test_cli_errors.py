@@ -52,3 +52,16 @@ def test_a_store_behind_this_vigil_names_the_upgrade_not_an_unreachable_database
         assert "cannot reach" not in err and "Traceback" not in err, argv
         assert "this Vigil needs" in err and f"vigil db upgrade --store '{url}'" in err, argv
         assert len(err.splitlines()) == 1
+
+
+def test_a_grafana_url_without_its_scheme_is_refused_as_such_not_as_grafana_down(tmp_path, capsys):
+    """`--grafana-url grafana:3000` said "Grafana is unreachable ... Run it again when Grafana
+    is up" (exit 2): a person waited for an outage that was a typo."""
+    path = tmp_path / "vigil.yaml"
+    path.write_text(yaml.safe_dump({"store": {"url": f"sqlite:///{tmp_path / 'vigil.db'}"},
+                                    "models": [{"name": "m", "kpis": []}]}))
+    with pytest.raises(SystemExit) as refused:
+        main(["dashboards", "--config", str(path), "--grafana-url", "grafana:3000"])
+    assert refused.value.code == 2
+    err = capsys.readouterr().err
+    assert "--grafana-url" in err and "http:// or https://" in err and "unreachable" not in err

@@ -1,0 +1,42 @@
+"""Option types of the `vigil` command line: each refuses a value it cannot use with one
+line naming what was expected (argparse prints it with the option's name, exit 2)."""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+
+
+def time_arg(value: str) -> float:
+    """RFC3339 ('2026-11-20T08:00:00Z') or epoch seconds."""
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        d = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected RFC3339 (2026-11-20T08:00:00Z) or epoch seconds, got {value!r}") from None
+    if d.tzinfo is None:
+        d = d.replace(tzinfo=dt.UTC)
+    return d.timestamp()
+
+
+def duration_arg(value: str) -> float:
+    from monitor.config import parse_duration
+
+    try:
+        return parse_duration(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def http_url_arg(value: str) -> str:
+    """An http(s) URL with a host, as grafana.url must be: `grafana:3000` was tried as a
+    URL with the scheme "grafana" and reported as Grafana being down."""
+    from monitor.config_types import is_http_url
+
+    if not is_http_url(value.strip()):
+        raise argparse.ArgumentTypeError(f"expected an http:// or https:// URL with a host, such as "
+                                         f"http://grafana:3000, got {value!r}")
+    return value.strip()
