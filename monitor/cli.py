@@ -15,7 +15,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from alerts.rollback import ActionStatus
 from monitor.audit.keys import AuditKeyError
-from monitor.cli_args import duration_arg, http_url_arg, time_arg
+from monitor.cli_args import duration_arg, http_url_arg, store_url_arg, time_arg
 from monitor.cli_outbox import add_outbox
 from monitor.cli_silence import add_silence
 from monitor.cli_store import add_db, add_status, store_error_exit
@@ -329,7 +329,7 @@ def _add_audit(sub: _Subparsers) -> None:
     asub = a.add_subparsers(dest="audit_command", required=True, help="`vigil audit COMMAND --help` for its options")
     av = _command(asub, "verify", "verify the audit log: its (keyed) hash chain and its signed checkpoints")
     av.add_argument("--config", help="vigil.yaml whose store, audit key and checkpoint file to use")
-    av.add_argument("--store", help="store URL (overrides the config's)")
+    av.add_argument("--store", type=store_url_arg, help="store URL (overrides the config's)")
     av.add_argument("--key-env", help="environment variable holding the audit key (default: the config's "
                                       "audit.key_env or audit.key_file)")
     av.add_argument("--key-file", help="file holding the audit key (default: the config's)")

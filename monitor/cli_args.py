@@ -40,3 +40,14 @@ def http_url_arg(value: str) -> str:
         raise argparse.ArgumentTypeError(f"expected an http:// or https:// URL with a host, such as "
                                          f"http://grafana:3000, got {value!r}")
     return value.strip()
+
+
+def store_url_arg(value: str) -> str:
+    """--store: a URL store.url takes. Another (`postgres://`, Heroku's spelling, or a bare
+    file name) was a SQLAlchemy traceback when the command opened it."""
+    from monitor.config_types import is_store_url
+
+    if not is_store_url(value.strip()):
+        raise argparse.ArgumentTypeError(f"expected sqlite:///path/to/vigil.db or postgresql+psycopg://user@host/db "
+                                         f"(as store.url), got {value!r}")
+    return value.strip()

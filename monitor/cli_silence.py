@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from alerts.silences import Silence, SilenceError, SilenceState
+from monitor.cli_args import store_url_arg
 
 if TYPE_CHECKING:
     from typing import TypeAlias
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 def store_options(q: argparse.ArgumentParser) -> None:
     """--config and --store, read back by `where`."""
     q.add_argument("--config", default="vigil.yaml", help="vigil.yaml whose store to use (default: vigil.yaml)")
-    q.add_argument("--store", help="store URL (overrides the config's)")
+    q.add_argument("--store", type=store_url_arg, help="store URL (overrides the config's)")
 
 
 def where(args: argparse.Namespace) -> tuple[str, VigilConfig | None]:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
+from monitor.cli_args import store_url_arg
 from monitor.config import ConfigError, VigilConfig, load_config
 
 if TYPE_CHECKING:
@@ -191,7 +192,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def _store_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help=_CONFIG_HELP)
-    p.add_argument("--store", help=_STORE_HELP)
+    p.add_argument("--store", type=store_url_arg, help=_STORE_HELP)
 
 
 def _command(sub: _Subparsers, name: str, summary: str) -> argparse.ArgumentParser:

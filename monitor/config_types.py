@@ -109,6 +109,9 @@ def _is_store(value: str) -> bool:
     return value.lower().startswith(("sqlite://", "postgresql+psycopg://"))
 
 
+is_store_url = _is_store  # for the command line's --store
+
+
 HttpURL = Annotated[str, _url_check(_is_http, "an http:// or https:// URL with a host, such as http://prometheus:9090")]
 RegistryURI = Annotated[str, _url_check(
     _is_registry, "http(s)://host:port (an MLflow tracking server) or sqlite:///path/to/mlflow.db; "

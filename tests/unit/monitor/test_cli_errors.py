@@ -65,3 +65,16 @@ def test_a_grafana_url_without_its_scheme_is_refused_as_such_not_as_grafana_down
     assert refused.value.code == 2
     err = capsys.readouterr().err
     assert "--grafana-url" in err and "http:// or https://" in err and "unreachable" not in err
+
+
+@pytest.mark.parametrize("argv", [["status"], ["db", "current"], ["audit", "verify"], ["silence", "list"],
+                                  ["outbox", "list"]])
+@pytest.mark.parametrize("url", ["postgres://vigil@127.0.0.1:1/vigil", "vigil.db"])
+def test_a_store_url_vigil_cannot_open_is_one_line_naming_the_forms_it_takes(argv, url, capsys):
+    """`--store postgres://...` (Heroku's spelling) or a bare file name was a SQLAlchemy
+    traceback; it is refused as store.url is, naming the two forms."""
+    with pytest.raises(SystemExit) as refused:
+        main([*argv, "--store", url])
+    assert refused.value.code == 2
+    err = capsys.readouterr().err
+    assert "--store" in err and "postgresql+psycopg://" in err and "Traceback" not in err
