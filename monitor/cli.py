@@ -188,6 +188,7 @@ def cmd_dashboards(args: argparse.Namespace) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
+    from monitor.audit.wiring import refuse_unkeyed
     from monitor.cycle.rollback_ask import RollbackAsk
     from monitor.vigil import Vigil
 
@@ -198,6 +199,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
         print(f"unknown model {args.model!r}; configured: {', '.join(x.name for x in cfg.models)}", file=sys.stderr)
         return 64
     vigil = Vigil(cfg, notifiers={})
+    refuse_unkeyed(vigil.store)  # an unkeyed entry in a keyed log reads as tampering for ever
     now = time.time()
     choice = vigil.operator.choose_target(m, now, asked=args.to_version, force=args.force, force_reason=args.reason)
     if choice.version is None:

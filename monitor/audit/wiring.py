@@ -43,11 +43,20 @@ def store_for_command(url: str, config: VigilConfig | None) -> Store:
     store = Store(url)
     if config is not None:
         store.audit_key = settings_for(config).key
-    if store.audit_key is None and _keyed(store):
+    try:
+        refuse_unkeyed(store)
+    except AuditKeyError:
         store.close()
+        raise
+    return store
+
+
+def refuse_unkeyed(store: Store) -> None:
+    """AuditKeyError when `store`'s audit log is keyed and this process has no key: a
+    command must stop before it appends (`vigil rollback` too), not warn as the daemon does."""
+    if store.audit_key is None and _keyed(store):
         raise AuditKeyError("the store's audit log is keyed (HMAC) and this command has no key: give --config "
                             "with the daemon's audit.key_env or audit.key_file")
-    return store
 
 
 def _keyed(store: Store) -> bool:
