@@ -330,6 +330,12 @@ def run_bundle(bundle: Path, out_path: Path, *, workdir: Path | None = None, pro
         raw["sources"]["mlflow"]["tracking_uri"] = mlflow_uri
         raw["base_dir"] = str(bundle)
         raw["grafana"]["url"] = None
+        for m in raw["models"]:
+            # A rollback moves the bundle's own registry; a serving layer outside it (KServe,
+            # Argo, a deploy webhook: production's, in a bundle made from a real vigil.yaml)
+            # is never the replay's to move. A second alias lives in the local registry: kept.
+            if m.get("serving") and m["serving"].get("kind") != "mlflow_alias":
+                m["serving"] = None
         config = VigilConfig.model_validate(raw)
         registry = RegistrySource(config.sources.mlflow)
         timeline = RegistryTimeline(read_registry_jsonl(bundle / "registry.jsonl"), registry)
