@@ -15,7 +15,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from alerts.rollback import ActionStatus
 from monitor.audit.keys import AuditKeyError
-from monitor.cli_args import duration_arg, http_url_arg, store_url_arg, time_arg
+from monitor.cli_args import duration_arg, http_url_arg, store_url_arg, time_arg, version_arg
 from monitor.cli_outbox import add_outbox
 from monitor.cli_silence import add_silence
 from monitor.cli_store import add_db, add_status, store_error_exit
@@ -189,7 +189,7 @@ def cmd_dashboards(args: argparse.Namespace) -> int:
 
 def cmd_rollback(args: argparse.Namespace) -> int:
     from monitor.audit.wiring import refuse_unkeyed
-    from monitor.cycle.rollback_ask import RollbackAsk
+    from monitor.cycle.rollback_ask import RollbackAsk, missing_version
     from monitor.vigil import Vigil
 
     cfg = _load(args.config)
@@ -204,6 +204,10 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     choice = vigil.operator.choose_target(m, now, asked=args.to_version, force=args.force, force_reason=args.reason)
     if choice.version is None:
         print(f"{choice.reason}: pass --to-version (and --force for a blamed version)", file=sys.stderr)
+        return 64
+    missing = missing_version(vigil.registry, m.registry, choice.version)
+    if missing:  # as the API's 422: nothing recorded for a version the registry does not have
+        print(f"vigil rollback: --to-version {choice.version}: {missing}", file=sys.stderr)
         return 64
     outcome = vigil.operator.rollback(RollbackAsk(m, choice.version, args.reason, f"cli:{args.actor}", None, now,
                                                   dry_run=args.dry_run, forced=choice.forced))
@@ -318,8 +322,9 @@ def _add_rollback(sub: _Subparsers) -> None:
     rb.add_argument("model", help="the model's name in vigil.yaml")
     rb.add_argument("--config", required=True, help=_CONFIG_HELP)
     rb.add_argument("--reason", required=True, help="why, in words (written to the audit log)")
-    rb.add_argument("--to-version", help="the version to serve (default: the last version known good, never "
-                                         "one an open or recent incident blames)")
+    rb.add_argument("--to-version", type=version_arg,
+                    help="the version to serve (default: the last version known good, never one an open or recent "
+                         "incident blames)")
     rb.add_argument("--force", action="store_true", help="allow a --to-version an incident blames (audited)")
     rb.add_argument("--dry-run", action="store_true", help="audit and report what would change, move nothing")
     rb.add_argument("--actor", default="operator", help="who asks; audited as cli:ACTOR (default: operator)")

@@ -51,3 +51,12 @@ def store_url_arg(value: str) -> str:
         raise argparse.ArgumentTypeError(f"expected sqlite:///path/to/vigil.db or postgresql+psycopg://user@host/db "
                                          f"(as store.url), got {value!r}")
     return value.strip()
+
+
+def version_arg(value: str) -> str:
+    """--to-version: a registry version number, as the API's `to_version` (1 to 18 digits).
+    `v1`, as Vigil's messages write versions, was recorded and audited as a failed rollback."""
+    v = value.strip()
+    if not (v.isascii() and v.isdigit() and len(v) <= 18):
+        raise argparse.ArgumentTypeError(f"expected a registry version number (digits, e.g. 1), got {value!r}")
+    return v

@@ -25,10 +25,9 @@ from monitor.api.errors import FieldError
 from monitor.api.responses import errors
 from monitor.api.schemas import RollbackFailed, RollbackRequest, RollbackResponse
 from monitor.config import ModelConfig
-from monitor.cycle.rollback_ask import RollbackAsk
+from monitor.cycle.rollback_ask import RollbackAsk, missing_version
 from monitor.identities import Role, satisfies
 from monitor.redact import redact
-from monitor.sources.registry import ModelNotFound
 from monitor.store import idempotency
 from monitor.store.intents import RollbackIntentRow
 from monitor.vigil import Vigil
@@ -179,24 +178,12 @@ def _target(vigil: Vigil, m: ModelConfig, body: RollbackRequest, now: float) -> 
     if choice.version is None:
         raise HTTPException(409, choice.reason + ("" if body.to_version else "; give to_version"))
     target = choice.version
-    missing = _missing_version(vigil, m, target)
+    missing = missing_version(vigil.registry, m.registry, target)
     if missing and body.to_version:
         raise FieldError("to_version", missing)
     if missing:
         raise HTTPException(409, f"the default rollback target is gone: {missing}; give to_version")
     return target, choice.forced
-
-
-def _missing_version(vigil: Vigil, m: ModelConfig, version: str) -> str | None:
-    """Why `version` cannot be rolled back to, if the registry says it does not exist.
-    A registry that cannot answer is left to the rollback, which reports it (502)."""
-    try:
-        vigil.registry.get_version(m.registry, version)
-    except ModelNotFound as e:
-        return str(e)
-    except Exception:  # unreachable registry: not the caller's mistake, and the rollback will say so
-        return None
-    return None
 
 
 def _open_incident_id(vigil: Vigil, model: str) -> int | None:

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from alerts.rollback import ActionStatus, RollbackOutcome
 from monitor.config import ModelConfig
 from monitor.executors.base import Executor
+from monitor.sources.registry import ModelNotFound
 from monitor.store.intents import RollbackIntentRow
 from monitor.store.repository import ActionRow
 
@@ -68,3 +69,16 @@ def payload(m: ModelConfig, from_version: str | None, to_version: str, status: A
     return {**kind, "model": m.name, "from_version": from_version, "to_version": to_version, "at": ask.now,
             "status": status, "reason": ask.reason, "dry_run": ask.dry_run, "actor": ask.actor, "detail": detail,
             "incident_id": ask.incident_id}
+
+
+def missing_version(registry: Any, registry_name: str, version: str) -> str | None:
+    """Why `version` cannot be rolled back to, if the registry says it does not exist (the
+    API and `vigil rollback` both ask). A registry that cannot answer is left to the
+    rollback, which reports it (502)."""
+    try:
+        registry.get_version(registry_name, version)
+    except ModelNotFound as e:
+        return str(e)
+    except Exception:  # unreachable registry: not the caller's mistake, and the rollback will say so
+        return None
+    return None

@@ -69,3 +69,25 @@ def test_a_rollback_without_the_audit_key_of_a_keyed_log_is_refused_before_anyth
     store = Store(f"sqlite:///{tmp_path / 'vigil.db'}")
     assert [e.actor for e in store.audit_entries()][-1] == "cli:operator"
     store.close()
+
+
+@pytest.mark.parametrize("version, why", [("v1", "digits"), ("99", "not found")])
+def test_a_version_the_registry_cannot_serve_is_refused_before_a_rollback_is_recorded(tmp_path, capsys, version,
+                                                                                      why):
+    """`--to-version v1` (as Vigil's messages write versions) or a version that does not
+    exist: the API answers 422 naming to_version and records nothing; the CLI recorded an
+    intent, audited a requested and a failed rollback and exited 1 as if the registry failed."""
+    uri = _registry(tmp_path)
+    config = _config(tmp_path, "vigil.yaml", uri, keyed=False)
+    try:
+        code = main(["rollback", "recommender", "--config", config, "--reason", "bad deploy", "--to-version", version])
+    except SystemExit as e:  # argparse refuses the option itself
+        code = e.code
+    assert code in (2, 64)
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "--to-version" in last and why in last
+    store = Store(f"sqlite:///{tmp_path / 'vigil.db'}")
+    assert [e.action for e in store.audit_entries()] == []  # nothing recorded
+    store.close()
+    with RegistrySource(MlflowConfig(tracking_uri=uri)) as registry:
+        assert registry.alias_version("recommender", "champion") == "2"
