@@ -106,13 +106,17 @@ def evaluate_window(rows: pd.DataFrame, version: str, bounds: tuple[float, float
     # An estimate over a handful of predictions is noise: the same floor as for labels, counted
     # on the predictions that carry a probability (the estimate reads nothing else).
     scores = scored(rows, spec.min_labels)
+    estimate_notes: list[str] = []
     if spec.estimator is not None and scores is not None:
-        estimated = spec.estimator(_binary(rows[PRED].to_numpy(), spec.positive), scores)
+        predicted = _binary(rows[PRED].to_numpy(), spec.positive)
+        estimated = spec.estimator(predicted, scores)
+        estimate_notes = _few_expected(estimated, predicted, scores, spec.min_class_labels)
     realised, note = None, ""
     if len(labelled) < spec.min_labels:
         note = f"{len(labelled)} labels, fewer than the {spec.min_labels} needed: no realised figures yet"
     else:
         realised, note = _realised(labelled, spec)
+    note = "; ".join(filter(None, [note, *estimate_notes]))
     return WindowPerformance(version, start, end, len(rows), len(labelled), realised, estimated, delay_med,
                              delay_max, note)
 
@@ -142,6 +146,17 @@ def _realised(labelled: pd.DataFrame, spec: WindowSpec) -> tuple[dict[str, float
         return figures, "; ".join(notes)
     return realised_metrics("regression", labelled[LABEL].to_numpy(dtype=float),
                             labelled[PRED].to_numpy(dtype=float)), ""
+
+
+def _few_expected(estimated: dict[str, float | None], predicted: np.ndarray, scores: np.ndarray, min_rows: int
+                  ) -> list[str]:
+    """The realised figures' floor (`few_positives`) for the estimate: predicted positives
+    counted, positives expected as the sum of the probabilities. An estimated precision read
+    off 4 positive predictions raised a performance_drop like a measured one."""
+    finite = np.isfinite(scores)
+    expected = int(round(float(scores[finite].sum())))
+    notes = few_positives(estimated, int(predicted[finite].sum()), (expected, int(finite.sum())), min_rows)
+    return [f"estimate: {n}" for n in notes]
 
 
 def few_positives(figures: dict[str, float | None], predicted: int, labels: tuple[int, int], min_rows: int

@@ -44,3 +44,25 @@ def test_no_estimate_from_a_few_scored_predictions() -> None:
     [w] = evaluate_windows(join_labels(rows, rows.iloc[:0][["prediction_id"]].assign(label=[], label_ts=[])),
                            0.0, H, spec)
     assert w.estimated is None
+
+
+def test_estimated_precision_and_recall_of_a_handful_of_positives_are_not_judged() -> None:
+    """The realised figures are withheld below `min_class_labels` of the rows they read; the
+    estimate was not: a rare-positive hour with 4 positive predictions got an estimated
+    precision read off those 4 and raised a performance_drop warning on it."""
+    rng = np.random.default_rng(3)
+    ref_score = rng.uniform(0, 1, 5000)
+    state = fit_cbpe((rng.random(5000) < ref_score).astype(int), ref_score)
+    n = 1000
+    score = np.concatenate([rng.uniform(0.0, 0.05, n - 4), [0.55, 0.52, 0.51, 0.6]])  # 4 positives, ~40% right
+    rows = pd.DataFrame({"prediction_id": [f"p{i}" for i in range(n)], "ts": np.linspace(0, H - 1, n),
+                         "prediction": (score > 0.5).astype(float), "score": score, "version": "1"})
+    spec = WindowSpec("classification", H, min_labels=100, estimator=lambda p, s: estimate(state, p, s),
+                      min_class_labels=30)
+    [w] = evaluate_windows(join_labels(rows, rows.iloc[:0][["prediction_id"]].assign(label=[], label_ts=[])),
+                           0.0, H, spec)
+    assert w.estimated is not None and w.estimated["accuracy"] is not None
+    assert w.estimated["precision"] is None and w.estimated["f1"] is None and w.estimated["recall"] is None
+    reference = {"accuracy": 0.95, "precision": 0.9, "recall": 0.9, "f1": 0.9, "roc_auc": 0.95}
+    drops = judge([w], reference, JudgeParams("churn", 10.0))
+    assert not any(f.entity in ("precision", "recall", "f1") for f in drops), [f.message for f in drops]
