@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
 from monitor.api.ingest import MAX_ABS_NUMBER, TIMESTAMP
 from monitor.store.repository import IncidentRow
@@ -172,6 +172,14 @@ class LabelIn(BaseModel):
         description="The ground truth: a class (0/1) for classification, a number for regression")
     timestamp: str | Annotated[float, Field(strict=True, allow_inf_nan=False)] = Field(
         description="When the label became known: RFC 3339 or epoch seconds")
+
+    @field_validator("prediction_id", mode="before")
+    @classmethod
+    def _not_a_boolean(cls, v: object) -> object:
+        # Lax mode reads true as 1: every label sent with a boolean id joined prediction "1".
+        if isinstance(v, bool):
+            raise ValueError(f"expected a text or integer id, got {str(v).lower()}")
+        return v
 
 
 class LabelsRequest(BaseModel):

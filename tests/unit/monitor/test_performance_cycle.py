@@ -129,6 +129,8 @@ def test_label_files_are_read_like_posted_labels(tmp_path: Path) -> None:
     ({"prediction_id": "a", "label": 1, "timestamp": "yesterday"}, "labels[1].timestamp", "expected RFC3339"),
     ({"prediction_id": "a", "timestamp": T0}, "labels.1.label", "required field is missing"),
     ({"prediction_id": 10**250, "label": 1, "timestamp": T0}, "labels[1].prediction_id", "at most 200 characters"),
+    # A boolean id was stored as the id "1": every label sent that way joined prediction 1.
+    ({"prediction_id": True, "label": 1, "timestamp": T0}, "labels.1.prediction_id", "expected a text or integer id"),
 ])
 def test_a_bad_label_refuses_the_batch_naming_the_field(world: tuple, label: dict, field: str, words: str) -> None:
     vigil, client, _ = world
