@@ -71,8 +71,15 @@ def build(ask: SilenceAsk, now: float) -> Silence:
             raise SilenceError("duration", str(e)) from None
         if not math.isfinite(length):
             raise SilenceError("duration", f"expected a finite duration such as '2h', got {ask.duration!r}")
+        if length <= 0:
+            raise SilenceError("duration", f"expected a duration above 0, such as '2h', got {ask.duration!r}")
         end = start + length
-    check_new(matchers, start, end, ask.created_by, ask.comment, now)
+    try:
+        check_new(matchers, start, end, ask.created_by, ask.comment, now)
+    except SilenceError as e:  # the end was computed from `duration`: that is the field to fix
+        if e.field != "ends_at" or ask.duration is None:
+            raise
+        raise SilenceError("duration", e.reason) from None
     return Silence(None, matchers, start, end, ask.created_by.strip()[:200], ask.comment.strip())
 
 

@@ -191,3 +191,16 @@ def test_epoch_milliseconds_written_as_text_are_read_like_the_number(tmp_path, m
     r = api.post("/v1/samples", {"model": MODEL, "records": records})
     assert r.status_code == 202, r.text
     assert [ts for ts, _ in api.vigil.store.samples(MODEL, T0 - 1, T0 + 1)] == [T0] * 4
+
+
+@pytest.mark.parametrize("duration, words", [("0s", "expected a duration above 0"), (-3600, "non-negative"),
+                                             ("400d", "at most 366 days")])
+def test_a_bad_silence_duration_is_named_as_the_duration(tmp_path, monkeypatch, duration, words):
+    """A silence given a `duration` that is 0, negative or too long was refused naming
+    `ends_at`, a field the request did not have."""
+    api = build(tmp_path, monkeypatch)
+    r = api.client.post("/v1/silences", headers=AUTH, json={"matchers": ['model="recommender"'],
+                                                            "comment": "OPS-42", "duration": duration})
+    assert r.status_code == 422, (r.status_code, r.text)
+    [problem] = r.json()["fields"]
+    assert problem["field"] == "duration" and words in problem["message"], problem
