@@ -65,7 +65,7 @@ class PerformanceConfig(_Model):
     prediction_column: str | None = None  # default: models[].prediction_column
     probability_column: str | None = None  # classification only: the probability of the positive class
     positive_class: float = 1.0  # labels and predictions equal to this are the positive class
-    version_column: str = "model_version"  # in the samples; without it, the version the alias serves
+    version_column: str = "model_version"  # in the samples; without it, the version the alias served then
     labels: LabelFilesConfig | None = None  # label files; labels posted to /v1/labels are always read
     reference: PerformanceReferenceConfig
     drop_pct: float = Field(10.0, gt=0, le=100)

@@ -23,6 +23,7 @@ from detectors.performance.windows import (
     join_labels,
     scored,
 )
+from detectors.records import DeployEvent
 from monitor.config import ModelConfig, VigilConfig
 from monitor.config_performance import PerformanceConfig
 from monitor.cycle.samples import SampleReader
@@ -46,8 +47,21 @@ def epoch(d: datetime) -> float:
     return (d if d.tzinfo else d.replace(tzinfo=UTC)).timestamp()
 
 
-def prediction_frame(m: ModelConfig, perf: PerformanceConfig, raw: pd.DataFrame, serving: str | None,
-                     notes: list[str] | None = None) -> pd.DataFrame:
+def versions_at(events: list[DeployEvent], alias: str, ts: np.ndarray, serving: str | None
+                ) -> np.ndarray | str | None:
+    """The version `alias` served at each of `ts`, from the deploy history (before its first
+    move, the version that move replaced); `serving` when the history has none. Given the
+    version serving now, a rolled-back version's predictions became the restored one's."""
+    moves = [e for e in events if e.alias == alias]
+    if not moves:
+        return serving
+    at = np.array([e.at for e in moves], dtype=float)
+    names = np.array([moves[0].previous_version or moves[0].version, *(e.version for e in moves)], dtype=object)
+    return names[np.searchsorted(at, ts, side="right")]
+
+
+def prediction_frame(m: ModelConfig, perf: PerformanceConfig, raw: pd.DataFrame,
+                     serving: str | np.ndarray | None, notes: list[str] | None = None) -> pd.DataFrame:
     """Samples -> (prediction_id, ts, prediction, score?, version); SampleFileError naming a missing column,
     or the columns that left no row usable. Rows left out (no id, a prediction that is no number)
     are counted in `notes`: never dropped unseen."""
@@ -62,9 +76,10 @@ def prediction_frame(m: ModelConfig, perf: PerformanceConfig, raw: pd.DataFrame,
     if perf.probability_column:
         out[SCORE] = _probabilities(raw[perf.probability_column], notes)
     version = raw[perf.version_column] if perf.version_column in raw.columns else None
-    fallback = serving or "unknown"
-    out[VERSION] = version.astype(object).where(version.notna(), fallback).map(category_label).to_numpy() \
-        if version is not None else fallback
+    # `serving`: one version, or (from the deploy history) the one serving at each row's time
+    fallback = pd.Series(serving, index=raw.index, dtype=object).fillna("unknown")
+    out[VERSION] = (fallback if version is None else version.astype(object).where(version.notna(), fallback)
+                    ).map(category_label).to_numpy()
     pred = out[PRED].to_numpy()
     # Not a finite number, or for a classifier not a class (an inf or a probability read as class 0)
     fit = np.isin(pred, [0.0, 1.0, perf.positive_class]) if perf.task == "classification" else np.isfinite(pred)
@@ -163,7 +178,9 @@ class PerformanceInputs:
         raw = self._samples.window(m, start, end, "performance")
         if len(raw) == 0:
             return pd.DataFrame(columns=[ID, TS, PRED, VERSION])
-        return prediction_frame(m, perf, raw, serving, notes)
+        made_by = versions_at(self._store.deploys(m.name, until=end), m.alias, raw["_ts"].to_numpy(dtype=float),
+                              serving)
+        return prediction_frame(m, perf, raw, made_by, notes)
 
     def reference(self, m: ModelConfig, perf: PerformanceConfig, t: float, serving: str | None) -> Reference:
         """The fitted reference, refitted at most once a window (a period's labels may still be arriving)."""

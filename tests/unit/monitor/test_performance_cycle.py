@@ -147,3 +147,25 @@ def test_labels_need_the_ingest_role_and_a_model_with_performance(world: tuple) 
     assert _post(client, one, token=VIEWER).status_code == 403
     r = client.post("/v1/labels", json={"model": "nope", "labels": one}, headers={"Authorization": f"Bearer {INGEST}"})
     assert r.status_code == 404
+
+
+def test_without_a_version_column_each_prediction_takes_the_version_serving_when_it_was_made(tmp_path: Path
+                                                                                              ) -> None:
+    """Without a version column every prediction of the horizon was given the version serving
+    now: after v2 was rolled back to v1, v2's bad hours (their labels landing later) were
+    v1's, and v1 was reported, and alerted, as the version whose accuracy dropped."""
+    from detectors.records import DeployEvent
+
+    frame = _world(tmp_path)
+    frame.drop(columns=["_truth", "model_version"]).to_csv(tmp_path / "samples" / "predictions.csv", index=False)
+    vigil = make_vigil(_config(tmp_path))
+    alias = vigil.config.model("churn").alias
+    with vigil.store.tx() as s:  # v1 served from the start; v2 for the bad last hour; then rolled back
+        vigil.store.add_deploy(s, DeployEvent("churn", alias, "1", None, REF_START - 60, "observed"))
+        vigil.store.add_deploy(s, DeployEvent("churn", alias, "2", "1", T0 - H, "registry"))
+        vigil.store.add_deploy(s, DeployEvent("churn", alias, "1", "2", T0 + 10, "rollback"))
+    m = vigil.config.model("churn")
+    preds = vigil.performance._inputs.predictions(m, m.performance, T0 - 2 * H, T0 + 60, "1")
+    made = preds.set_index("ts")["version"]
+    assert set(made[made.index >= T0 - H]) == {"2"}, "the bad hour was served by v2"
+    assert set(made[made.index < T0 - H]) == {"1"}
