@@ -17,23 +17,10 @@ import pyarrow.parquet as pq
 
 from monitor.sources.cache import BoundedCache
 from monitor.sources.spool import Spool
+from monitor.sources.table_files import SampleFileError, read_table
 from monitor.sources.text_times import parse_datetimes
 
 log = logging.getLogger("vigil.samples")
-
-
-class SampleFileError(ValueError):
-    """A samples/reference file cannot be used; the message names the file and the column."""
-
-
-def _read_table(path: Path) -> pd.DataFrame:
-    suffix = path.suffix.lower()
-    if suffix not in (".parquet", ".pq", ".csv", ".txt"):
-        raise SampleFileError(f"{path}: expected a .parquet or .csv file")
-    try:  # half written or damaged (ArrowInvalid, ParserError): named, not an internal error
-        return pd.read_parquet(path) if suffix in (".parquet", ".pq") else pd.read_csv(path)
-    except ValueError as e:
-        raise SampleFileError(f"{path}: cannot be read ({type(e).__name__}: {e})") from None
 
 
 def epoch_seconds(v: np.ndarray, size: np.ndarray | float) -> np.ndarray:
@@ -100,7 +87,7 @@ class SampleFiles:
         return known if known is not None and known[0] == (st.st_mtime, st.st_size) else None
 
     def _parse(self, path: str) -> pd.DataFrame:
-        df = _read_table(Path(path))
+        df = read_table(Path(path))
         if self.timestamp_column not in df.columns:
             raise SampleFileError(
                 f"{path}: timestamp column {self.timestamp_column!r} not found "
@@ -390,7 +377,7 @@ def read_reference(path: Path, columns: Sequence[str] | None = None) -> pd.DataF
     if not path.exists():
         raise SampleFileError(f"training reference {path} does not exist")
     if path.suffix.lower() not in (".parquet", ".pq") or path.is_dir():  # CSV, or a dataset directory
-        return _read_table(path)
+        return read_table(path)
     # What pd.read_parquet does (the pandas metadata restores the index and the dtypes),
     # through the file reader rather than the dataset layer, on this thread.
     with pq.ParquetFile(path) as pf:

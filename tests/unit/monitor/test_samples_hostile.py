@@ -148,3 +148,22 @@ def test_an_infinite_label_in_a_label_file_is_named() -> None:
     # every window with "labels and predictions must be finite", naming no file or column.
     with pytest.raises(SampleFileError, match=r"labels/day.csv column 'label'.*\binf\b"):
         label_values(pd.Series([1.0, float("inf"), 0.0]), where="labels/day.csv column 'label'")
+
+
+def test_64_bit_ids_in_a_csv_with_a_gap_keep_every_digit(client: tuple, tmp_path: Path) -> None:
+    """Snowflake-style ids (~1.8e18) in a CSV with one row missing its id: pandas read the
+    column as floats, which hold 15-16 digits, so neighbouring ids collapsed into one value
+    and labels joined the wrong predictions (or none)."""
+    vigil, _ = client
+    _predictions(tmp_path, 300, T0 - 86400 + 60, [1, 0], vigil)  # the reference period
+    n = 300
+    ids: list[Any] = [1_795_000_000_000_000_001 + i for i in range(n)]
+    ids[7] = None
+    pd.DataFrame({"timestamp": T0 - 3000 + np.arange(n) * 10.0, "prediction_id": pd.Series(ids, dtype=object),
+                  "tenure": 3, "churn_pred": 1, "churn_score": 0.9, "model_version": "1"}).to_csv(
+        tmp_path / "samples" / "snowflake.csv", index=False)  # every digit in the file, one cell empty
+    assert "1795000000000000300" in (tmp_path / "samples" / "snowflake.csv").read_text()
+    vigil.store.labels.add("churn", [Label(str(i), 1.0, T0 - 60) for i in ids if i is not None], T0 - 60)
+    vigil.run_cycle("churn", T0)
+    last = vigil.store.labels.report("churn")["windows"][-1]
+    assert (last["predictions"], last["labelled"]) == (n - 1, n - 1), last
