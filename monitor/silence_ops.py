@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from sqlalchemy.orm import Session
 
 from alerts.matchers import Matcher, MatcherError, matcher_from_api, parse_matcher
 from alerts.silences import Silence, SilenceError, SilenceState, check_new
@@ -85,16 +87,31 @@ def build(ask: SilenceAsk, now: float) -> Silence:
 
 def create(store: Store, ask: SilenceAsk, actor: str, now: float) -> Silence:
     """Check, store and audit a silence (both in one transaction)."""
+    made, _ = create_once(store, ask, actor, now, None)
+    return made
+
+
+def create_once(store: Store, ask: SilenceAsk, actor: str, now: float,
+                lock: Callable[[Session], object] | None) -> tuple[Silence, bool]:
+    """As `create`; with `lock` (a row lock taken first, so two at once run one after the
+    other), an active silence with the same matchers and comment is returned instead of a
+    second one: (silence, False). A double-clicked Slack button makes one silence."""
     silence = build(ask, now)
 
-    def once() -> Silence:
+    def once() -> tuple[Silence, bool]:
         with store.tx() as s:
+            if lock is not None:
+                lock(s)
+                same = [x for x in silences.live(s, now) if x.state(now) == SilenceState.ACTIVE
+                        and x.matchers == silence.matchers and x.comment == silence.comment]
+                if same:
+                    return same[0], False
             made = silences.add(s, silence, now).to_silence()
             store.audit_in(s, actor, "silence.create", f"silence:{made.id}",
                            {"matchers": [str(m) for m in made.matchers], "starts_at": made.starts_at,
                             "ends_at": made.ends_at, "created_by": made.created_by, "comment": made.comment},
                            now=now)
-        return made
+        return made, True
 
     # Another replica's audit entry can take the seq ours was to have: the whole
     # transaction (silence and entry) rolled back, so it is written again, not a 500.

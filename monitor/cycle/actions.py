@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from alerts import wording
 from alerts.lifecycle import LifecycleConflict, check_actionable, last_told
 from alerts.pipeline import AlertPlan
 from alerts.policy import Severity
@@ -22,7 +23,7 @@ from monitor.cycle.rollback_ask import RollbackAsk
 from monitor.cycle.rollback_intents import RollbackRunner
 from monitor.metrics import VigilMetrics
 from monitor.silence_ops import SilenceAsk
-from monitor.silence_ops import create as create_silence
+from monitor.silence_ops import create_once as create_silence_once
 from monitor.store.repository import IncidentRow, Store
 from monitor.store.tables import locked_row
 
@@ -134,7 +135,16 @@ class Operator:
         check_actionable(row.status, row.id, "silenced")
         ask = SilenceAsk([f'model="{row.model}"', f'severity="{row.severity}"'],
                          f"from Slack on incident {row.id}", actor, duration=SLACK_SILENCE_S)
-        made = create_silence(self.store, ask, actor, now)
+        # A double-click, or a second person pressing before the message updates, is a
+        # second signed press: it gets the silence the first made, not another one that
+        # would keep muting after the named one is expired. The incident's row lock
+        # makes two presses at once (two workers, two replicas) run one after the other.
+        made, new = create_silence_once(self.store, ask, actor, now,
+                                        lambda s: locked_row(s, IncidentRow, row.id))
+        if not new:
+            return (f"Already silenced: {row.model} ({row.severity}) is muted by silence {made.id} until "
+                    f"{wording.clock(made.ends_at, self.config.messages.time_zone)}. "
+                    f"End it early with `vigil silence expire {made.id}` or DELETE /v1/silences/{made.id}.")
         return (f"Silenced {row.model} ({row.severity}) for 4 h: silence {made.id}. "
                 f"End it early with `vigil silence expire {made.id}` or DELETE /v1/silences/{made.id}.")
 

@@ -262,3 +262,20 @@ def test_a_press_still_queued_at_shutdown_is_told_nothing_was_done(tmp_path, mon
     assert "stopping" in told["text"] and f"roll back incident {incident_id}" in told["text"]
     assert "press again" in told["text"]
     assert "Acknowledged" in slack.responses(running)[0]["text"], "the running press finished"
+
+
+def test_pressing_silence_twice_keeps_one_silence_and_names_it_both_times(tmp_path, monkeypatch, slack):
+    """A double-click (or a second person pressing before the message updates) is a second
+    signed press: it made a second silence, and expiring the one Slack named left the
+    other muting the model for 4 h more."""
+    api, incident_id = setup(tmp_path, monkeypatch, slack, actors={"users": [ALICE, MALLORY]})
+    first, second = slack.response_url(), slack.response_url()
+    press(api, click("silence", incident_id, first))
+    again = click("silence", incident_id, second, user=MALLORY, name="mallory")
+    again["actions"][0]["action_ts"] = "1795260001.900200"  # another click: another body and signature
+    press(api, again)
+    (made,) = api.client.get("/v1/silences").json()["items"]
+    assert f"silence {made['id']}" in slack.responses(first)[-1]["text"]
+    told = slack.responses(second)[-1]["text"]
+    assert f"silence {made['id']}" in told and "already" in told.lower()
+    assert [e["action"] for e in audit(api)].count("silence.create") == 1
