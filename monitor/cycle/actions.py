@@ -161,10 +161,13 @@ class Operator:
                 return f"Acknowledged incident {row.id}."
             if action.action_id == "silence":
                 return self.slack_silence(row, actor, now)
+            if action.action_id == "rollback":
+                # A press on a copy of the message Slack had not updated yet: the incident is
+                # over, so its button no longer stands for anything (the rollback API still does).
+                check_actionable(row.status, row.id, "rolled back from Slack")
+                return self._slack_rollback(row, actor, now)
         except LifecycleConflict as e:
             return f"{e}."
-        if action.action_id == "rollback":
-            return self._slack_rollback(row, actor, now)
         return f"Unknown action {action.action_id!r}."
 
     def _slack_rollback(self, row: IncidentRow, actor: str, now: float) -> str:

@@ -279,3 +279,21 @@ def test_pressing_silence_twice_keeps_one_silence_and_names_it_both_times(tmp_pa
     told = slack.responses(second)[-1]["text"]
     assert f"silence {made['id']}" in told and "already" in told.lower()
     assert [e["action"] for e in audit(api)].count("silence.create") == 1
+
+
+def test_roll_back_on_a_resolved_incident_moves_nothing(tmp_path, monkeypatch, slack):
+    """The message of a resolved incident loses its buttons, but a press on a copy Slack had
+    not updated yet (the update failed, a client offline) still rolled the model back,
+    though ack and silence on it are refused: the incident is over, v2 stood fine since."""
+    from alerts.lifecycle import IncidentStatus
+    from monitor.store.repository import IncidentRow
+
+    api, incident_id = setup(tmp_path, monkeypatch, slack, actors={"users": [ALICE]})
+    with api.vigil.store.tx() as s:
+        s.get(IncidentRow, incident_id).status = IncidentStatus.RESOLVED
+    url = slack.response_url()
+    press(api, click("rollback", incident_id, url))
+    assert api.alias() == "2"
+    told = slack.responses(url)[-1]["text"]
+    assert f"incident {incident_id} is resolved" in told
+    assert "rollback.requested" not in [e["action"] for e in audit(api)]
