@@ -161,12 +161,14 @@ def render_incident(payload: Mapping[str, Any]) -> tuple[str, list[dict[str, Any
         tail = 1
     blocks = _fit_blocks(blocks, keep_tail=tail)
 
-    text = f"{emoji} [{severity.upper()}] {prefix}{title}"
+    # The notification text is mrkdwn too (a push, the channel list): data in it is escaped
+    # like in the blocks, or a feature named `<!channel>` pings everyone through it.
+    text = f"{emoji} [{severity.upper()}] {prefix}{escape(title)}"
     if causes:
         c0 = causes[0]
-        text += f" — top cause: {c0.get('entity') or c0.get('kind')} ({fmt_pct_score(c0.get('score'))})"
+        text += f" — top cause: {escape(c0.get('entity') or c0.get('kind'))} ({fmt_pct_score(c0.get('score'))})"
     if payload.get("suggested_action") and not resolved:
-        text += f" — {payload['suggested_action']}"
+        text += f" — {escape(payload['suggested_action'])}"
     return clip(text, MAX_FALLBACK_TEXT), blocks
 
 
@@ -248,10 +250,8 @@ def render_rollback(payload: Mapping[str, Any]) -> tuple[str, list[dict[str, Any
     incident = f" (incident #{escape(payload['incident_id'])})" if payload.get("incident_id") is not None else ""
     line = action_line(a, Wording.from_payload(payload)).removeprefix("• ")
     blocks = [_section(f"*{escape(model)}*{incident}{who}\n{line}")]
-    text = (
+    text = escape(  # mrkdwn, as in render_incident
         f"Rollback of {model} v{payload.get('from_version')} → v{payload.get('to_version')}: "
-        f"{status.replace('_', ' ')}"
+        f"{status.replace('_', ' ')}" + (f" — {payload['reason']}" if payload.get("reason") else "")
     )
-    if payload.get("reason"):
-        text += f" — {payload['reason']}"
     return clip(text, MAX_FALLBACK_TEXT), blocks

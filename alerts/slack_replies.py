@@ -54,8 +54,9 @@ def render_group(payload: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     resolved = payload.get("status") == "resolved"
     head = (f"{':white_check_mark: Resolved' if resolved else ':rotating_light: ' + str(payload['severity']).upper()}"
             f": {len(models)} models share one cause: {payload['cause_kind']} {payload['cause']}")  # plain text
-    text = f"{head} ({open_n} open)" if not resolved else head
-    blocks: list[dict[str, Any]] = [{"type": "header", "text": {"type": "plain_text", "text": text[:150]}}]
+    head = f"{head} ({open_n} open)" if not resolved else head
+    blocks: list[dict[str, Any]] = [{"type": "header", "text": {"type": "plain_text", "text": head[:150]}}]
+    text = escape(head)  # the notification text is mrkdwn: the cause must not ping (`<!channel>`)
     for m in models[:20]:
         state = ("open, muted" if m.get("muted") else "open") if m.get("open") else "resolved"
         lines = [f"*{escape(m['model'])}* — {escape(m.get('severity'))}, {state} (incident {m.get('incident_id')})"]

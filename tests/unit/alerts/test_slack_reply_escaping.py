@@ -3,7 +3,7 @@ log lines) in every message: the incident message, its threaded replies and the
 shared-cause message; only the configured mentions go out raw."""
 from __future__ import annotations
 
-from alerts.slack_blocks import render_incident
+from alerts.slack_blocks import render_incident, render_rollback
 from alerts.slack_replies import render_group, render_reply
 
 TITLE = "recommender: feature drift (clicks<7d&mobile>)"
@@ -50,3 +50,25 @@ def test_shared_cause_message_escapes_log_lines():
     joined = "\n".join(_mrkdwn_texts(blocks))
     print(joined)
     assert "<!channel>" not in joined, "a log line's <!channel> would notify the whole channel"
+
+
+def test_the_notification_text_of_every_message_escapes_data_too():
+    """The top-level `text` is what Slack puts in the push notification and the channel
+    list; it went out raw, so a feature named `<!channel>` (a column of the samples) or a
+    cause `<!here>` notified the whole channel through the fallback, and `a<b` came out
+    cut, although the blocks beside it were escaped."""
+    ping = "<!channel>"
+    text, _ = render_incident({"model": "recommender", "incident_id": 1, "severity": "warning",
+                               "title": f"recommender: feature drift ({ping})",
+                               "causes": [{"kind": "feature", "entity": "<!here>", "score": 0.9}],
+                               "suggested_action": "check <https://evil.example|the runbook>",
+                               "findings": []})
+    assert "<!" not in text and "<https" not in text and "&lt;!channel&gt;" in text
+    text, _ = render_rollback({"model": "recommender", "from_version": "2", "to_version": "1",
+                               "status": "done", "reason": f"Slack button {ping}"})
+    assert "<!" not in text and "&lt;!channel&gt;" in text
+    text, _ = render_group({"group_id": 1, "severity": "critical", "status": "open", "cause_kind": "service",
+                            "cause": ping, "mentions": ["<@U0OWNER>"],
+                            "models": [{"model": "recommender", "open": True, "severity": "critical",
+                                        "incident_id": 1, "title": "t", "findings": []}]})
+    assert "<!channel>" not in text and "&lt;!channel&gt;" in text and text.endswith("<@U0OWNER>")
