@@ -17,6 +17,7 @@ from alerts import wording
 from alerts.silences import Silence, SilenceError, SilenceState
 from alerts.slack_authz import SlackPeople, permit
 from alerts.slack_commands import SilenceCommand, SlackCommand, matcher_blame
+from alerts.slack_text import escape
 from monitor import silence_ops
 from monitor.config import SlackActorsConfig, VigilConfig
 from monitor.vigil import Vigil
@@ -74,7 +75,7 @@ def run(vigil: Vigil, cmd: SlackCommand, ask: SilenceCommand, members: Callable[
         except SilenceError as e:
             return f"Cannot add that silence: {matcher_blame(e.field, ask.matchers)}: {e.reason}."
         return (f"Silence {made.id} added: {_matchers(made)} until {wording.clock(made.ends_at, tz)} "
-                f"({wording.duration(made.ends_at - made.starts_at)}), \u201c{made.comment}\u201d. "
+                f"({wording.duration(made.ends_at - made.starts_at)}), \u201c{escape(made.comment)}\u201d. "
                 f"End it early with `/vigil silence expire {made.id}`.")
     assert ask.verb == "expire" and ask.silence_id is not None
     got = silence_ops.expire(vigil.store, ask.silence_id, cmd.actor, now)
@@ -113,7 +114,7 @@ def _listing(vigil: Vigil, state: str, now: float, tz: str) -> str:
                 if total > len(items) else ":")]
     for s in items:
         lines.append(f"• *{s.id}* {s.state(now)}, {_span(s, now, tz)}: {_matchers(s)} "
-                     f"by {s.created_by}, \u201c{s.comment}\u201d")
+                     f"by {escape(s.created_by)}, \u201c{escape(s.comment)}\u201d")
     return "\n".join(lines)
 
 
@@ -124,5 +125,7 @@ def _span(s: Silence, now: float, tz: str) -> str:
 
 
 def _matchers(s: Silence) -> str:
-    return "`" + ", ".join(str(m) for m in s.matchers) + "`"
+    # Comments, creators and matchers are whoever made the silence's text: escaped, so
+    # `<!channel>` or `<https://x|runbook>` in one shows as written, not as Slack markup.
+    return "`" + escape(", ".join(str(m) for m in s.matchers)) + "`"
 

@@ -191,3 +191,18 @@ def test_a_command_that_breaks_answers_that_it_failed_not_on_it(tmp_path, monkey
     out = command(api, "silence list", response_url=url)
     assert "failed" in out["text"] and "silence list" in out["text"] and "On it" not in out["text"]
     assert slack.responses(url) == []
+
+
+def test_a_listed_silence_shows_its_comment_as_written_not_as_slack_markup(tmp_path, monkeypatch, slack):
+    """Comments and creators come from whoever made the silence (the API, the CLI): they
+    went into the mrkdwn reply raw, so `<https://evil.example|runbook>` showed as a link
+    named "runbook", `<!channel>` as an @channel, and `p99 <200ms` was cut."""
+    api = setup(tmp_path, monkeypatch, slack)
+    r = api.client.post("/v1/silences", json={"matchers": ['feature=~"a<b.*"'], "duration": "2h",
+                                              "comment": "<!channel> see <https://evil.example|runbook> & p99 <200ms"})
+    assert r.status_code in (200, 201), r.text
+    listed = command(api, "silence list", user=BOB, name="bob")["text"]
+    assert "<!channel>" not in listed and "<https://evil" not in listed and "a<b" not in listed
+    assert "&lt;!channel&gt; see &lt;https://evil.example|runbook&gt; &amp; p99 &lt;200ms" in listed
+    added = command(api, 'silence add model="recommender" for 1h -- <!here> OPS-42')["text"]
+    assert "<!here>" not in added and "&lt;!here&gt; OPS-42" in added
