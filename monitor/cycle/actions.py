@@ -14,7 +14,7 @@ from alerts.pipeline import AlertPlan
 from alerts.policy import Severity
 from alerts.rollback import ActionStatus, RollbackOutcome, TargetChoice, TargetFacts, choose_target
 from alerts.slack_actions import SlackAction
-from alerts.slack_text import rollback_target
+from alerts.slack_text import escape, rollback_target
 from monitor.config import ModelConfig, VigilConfig
 from monitor.cycle.known_good import target_facts
 from monitor.cycle.messages import OutboxWriter
@@ -157,7 +157,10 @@ class Operator:
             return f"Incident {action.incident_id} of {action.model} not found."
         try:
             if action.action_id == "ack":
-                self.acknowledge(row.id, actor, now)
+                got = self.acknowledge(row.id, actor, now)
+                if got.acknowledged_by != actor:  # someone pressed first: they have it, not this person
+                    return (f"Incident {row.id} was already acknowledged by {escape(got.acknowledged_by)}; "
+                            "nothing changed.")
                 return f"Acknowledged incident {row.id}."
             if action.action_id == "silence":
                 return self.slack_silence(row, actor, now)

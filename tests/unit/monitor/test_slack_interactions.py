@@ -297,3 +297,18 @@ def test_roll_back_on_a_resolved_incident_moves_nothing(tmp_path, monkeypatch, s
     told = slack.responses(url)[-1]["text"]
     assert f"incident {incident_id} is resolved" in told
     assert "rollback.requested" not in [e["action"] for e in audit(api)]
+
+
+def test_a_second_ack_says_who_already_has_it(tmp_path, monkeypatch, slack):
+    """Bob pressed Acknowledge a moment after Alice (before the message lost the button):
+    he was told "Acknowledged incident N." and believed he had it, while the incident
+    (and its message) named Alice."""
+    api, incident_id = setup(tmp_path, monkeypatch, slack, actors={"users": [ALICE, MALLORY]})
+    press(api, click("ack", incident_id, slack.response_url()))
+    url = slack.response_url()
+    late = click("ack", incident_id, url, user=MALLORY, name="mallory")
+    late["actions"][0]["action_ts"] = "1795260002.000300"
+    press(api, late)
+    assert api.vigil.store.incident(incident_id).acknowledged_by == f"slack:{ALICE} (alice)"
+    told = slack.responses(url)[-1]["text"]
+    assert "already acknowledged" in told and f"slack:{ALICE} (alice)" in told
