@@ -65,3 +65,18 @@ def test_two_expiries_of_one_silence_at_once_are_audited_once(tmp_path, monkeypa
     both_at_once(monkeypatch, SilenceRow, lambda who: silence_ops.expire(vigil.store, made.id, who, T0 + 10))
     actions = [e.action for e in vigil.store.audit_entries()]
     assert actions.count("silence.expire") == 1
+
+
+def test_two_silence_presses_at_once_make_one_silence(tmp_path, monkeypatch):
+    """Two people pressing Silence on one incident at once (two workers, two replicas) each
+    looked for the button's silence before the other made it: two silences, one of them
+    still muting after the one Slack named was expired."""
+    vigil = make_vigil(make_config(tmp_path), prometheus=incident_prometheus())
+    vigil.run_cycle(MODEL, T0)
+    (row,) = vigil.store.incidents()
+    told = both_at_once(monkeypatch, IncidentRow,
+                        lambda who: vigil.operator.slack_silence(row, f"slack:{who}", T0 + 90))
+    with vigil.store.tx() as s:
+        made = s.query(SilenceRow).all()
+    assert len(made) == 1, told
+    assert sum("Already silenced" in t for t in told) == 1
