@@ -104,7 +104,8 @@ class Operator:
             row = locked_row(s, IncidentRow, incident_id)  # two acks at once: the second sees the first
             assert row is not None
             check_actionable(row.status, incident_id, "acknowledged")
-            if row.acknowledged_by is None:
+            changed = row.acknowledged_by is None
+            if changed:
                 row.acknowledged_by = actor
                 known = {x.name for x in self.config.models}
                 # The messages people have: an escalation still held by a silence is not one.
@@ -113,7 +114,8 @@ class Operator:
                 if row.last_notified_at is not None:  # muted since it opened: nobody was paged, nothing to update
                     # held: only receivers that have it hear of the ack; it never pages a new one
                     self.outbox.incident(s, row, channels, now, held=True)
-        self.store.audit(actor, "incident.ack", f"incident:{incident_id}", {"model": row.model}, now=now)
+        if changed:  # a later ack changed nothing: the log names only who took it
+            self.store.audit(actor, "incident.ack", f"incident:{incident_id}", {"model": row.model}, now=now)
         return row
 
     def silence(self, incident_id: int, actor: str, duration_s: float, reason: str, now: float) -> IncidentRow:

@@ -312,3 +312,15 @@ def test_a_second_ack_says_who_already_has_it(tmp_path, monkeypatch, slack):
     assert api.vigil.store.incident(incident_id).acknowledged_by == f"slack:{ALICE} (alice)"
     told = slack.responses(url)[-1]["text"]
     assert "already acknowledged" in told and f"slack:{ALICE} (alice)" in told
+
+
+def test_an_ack_that_changed_nothing_is_not_audited_as_an_ack(tmp_path, monkeypatch, slack):
+    """The audit log said Mallory acknowledged the incident too (her press came second and
+    changed nothing), so who took it could not be read from the log."""
+    api, incident_id = setup(tmp_path, monkeypatch, slack, actors={"users": [ALICE, MALLORY]})
+    press(api, click("ack", incident_id, slack.response_url()))
+    late = click("ack", incident_id, slack.response_url(), user=MALLORY, name="mallory")
+    late["actions"][0]["action_ts"] = "1795260002.000300"
+    press(api, late)
+    acks = [e["actor"] for e in audit(api) if e["action"] == "incident.ack"]
+    assert acks == [f"slack:{ALICE} (alice)"]
