@@ -12,7 +12,7 @@ text is what the person typed after the command:
 Matchers are Alertmanager's (`model="recommender"`, `severity=~"warning|critical"`),
 read by alerts/matchers.py like everywhere else; a value's quotes are kept while the
 text is split, so a regex with spaces stays one matcher. Slack escapes `&`, `<` and `>`
-in the text, and phones turn quotes into curly ones: both are undone first.
+in the text, and phones turn quotes into curly ones (undone first) and `--` into a dash (read as `--`).
 """
 from __future__ import annotations
 
@@ -31,6 +31,8 @@ USAGE = ("Usage: `/vigil silence add <matcher>… [for <duration>] [-- <comment>
 # A token: runs of non-space, non-quote characters and whole quoted strings (escapes kept).
 _TOKEN = re.compile(r'(?:[^\s"]+|"(?:\\.|[^"\\])*")+')
 _SLACK_ESCAPES = (("&lt;", "<"), ("&gt;", ">"), ("&amp;", "&"))  # &amp; last: "&amp;lt;" is "&lt;"
+# `--`, and the em or en dash that phones and macOS's smart punctuation make of it as it is typed.
+COMMENT_MARKS = ("--", "\u2014", "\u2013")
 _CURLY = str.maketrans({"\u201c": '"', "\u201d": '"', "\u201e": '"', "\u2018": "'", "\u2019": "'"})
 
 
@@ -128,7 +130,7 @@ def _add(args: str) -> SilenceCommand:
     words: list[str] = []
     comment = ""
     for m in _TOKEN.finditer(args):
-        if m.group() == "--":
+        if m.group() in COMMENT_MARKS:
             comment = args[m.end():].strip()
             break
         words.append(m.group())

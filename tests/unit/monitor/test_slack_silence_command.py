@@ -206,3 +206,13 @@ def test_a_listed_silence_shows_its_comment_as_written_not_as_slack_markup(tmp_p
     assert "&lt;!channel&gt; see &lt;https://evil.example|runbook&gt; &amp; p99 &lt;200ms" in listed
     added = command(api, 'silence add model="recommender" for 1h -- <!here> OPS-42')["text"]
     assert "<!here>" not in added and "&lt;!here&gt; OPS-42" in added
+
+
+def test_a_phones_dash_starts_the_comment_like_two_hyphens():
+    """Phones and macOS's smart punctuation turn `--` into an em dash as it is typed (as they
+    turn quotes curly): the dash and the comment's words were read as matchers, and the
+    silence was refused with "matcher 2 `—`"."""
+    for dash in ("\u2014", "\u2013"):
+        got = parse_silence_text(f'silence add model="recommender" for 2h {dash} OPS-42 reindex')
+        assert got.matchers == ('model="recommender"',) and got.comment == "OPS-42 reindex"
+    assert parse_silence_text('silence add kind="a \u2014 b" -- c').matchers == ('kind="a \u2014 b"',)
