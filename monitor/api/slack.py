@@ -73,6 +73,8 @@ async def slack_actions(vigil: VigilDep, request: Request) -> JSONResponse:
         raise HTTPException(503, "Slack actions are disabled: set slack.signing_secret")
     body = await request.body()
     now = time.time()
+    if _is_ssl_check(body):  # as Slack's Bolt answers it: the URL check, before any signature
+        return JSONResponse({})
     try:
         verify_signature(body, request.headers, secret, now)  # before anything is read
         form = read_form(body)
@@ -102,6 +104,18 @@ async def slack_actions(vigil: VigilDep, request: Request) -> JSONResponse:
     if not desk.accept(action):
         return _ephemeral("Vigil is busy with other button presses: press again in a minute.")
     return _ephemeral(f"On it: {VERBS[action.action_id]} incident {action.incident_id}; the result follows here.")
+
+
+def _is_ssl_check(body: bytes) -> bool:
+    """Slack's certificate check of a slash command's URL (`ssl_check=1`, no command, no
+    payload) wants a 200; it was a 400 or 401 and the command's set-up reported the URL failing."""
+    if len(body) > 1000 or b"ssl_check=1" not in body:
+        return False
+    try:
+        form = read_form(body)
+    except ValueError:
+        return False
+    return form.get("ssl_check") == ["1"] and "command" not in form and "payload" not in form
 
 
 async def _slash_command(vigil: Vigil, request: Request, cmd: SlackCommand, now: float) -> JSONResponse:

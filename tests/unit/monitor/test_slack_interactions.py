@@ -324,3 +324,18 @@ def test_an_ack_that_changed_nothing_is_not_audited_as_an_ack(tmp_path, monkeypa
     press(api, late)
     acks = [e["actor"] for e in audit(api) if e["action"] == "incident.ack"]
     assert acks == [f"slack:{ALICE} (alice)"]
+
+
+def test_slacks_ssl_check_of_the_command_url_is_answered_200_and_does_nothing(tmp_path, monkeypatch, slack):
+    """Slack checks a slash command's URL with a bare `ssl_check=1` form (no command, no
+    payload); it got a 401 or 400, and the app's set-up said the URL was failing. A forged
+    one gets the same empty 200 and changes nothing."""
+    api, incident = setup(tmp_path, monkeypatch, slack)
+    before = api.vigil.store.audit_entries()
+    r = api.anon.post("/v1/slack/actions", content=b"ssl_check=1&token=legacy-token",
+                      headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 200 and r.json() == {}
+    assert api.vigil.store.audit_entries() == before
+    r = api.anon.post("/v1/slack/actions", content=b"ssl_check=1&command=%2Fvigil&text=silence+list",
+                      headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 401, "a command is never answered without its signature"
