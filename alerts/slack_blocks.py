@@ -230,7 +230,10 @@ def _story(payload: Mapping[str, Any], findings: list[Mapping[str, Any]], causes
     actions = [a for a in payload.get("actions") or [] if isinstance(a, Mapping)]
     if actions:
         blocks += _packed_sections("*What Vigil did*", [action_line(a, w) for a in actions], 0, "actions")
-    link_parts = [f"<{url}|{label}>" for label, url in link_list(payload.get("links") or {})]
+    # Slack reads `|` as the label's start and `>` as the link's end: escaped (and `|`
+    # percent-encoded, the same URL to a browser), a runbook anchor no longer cut the link.
+    links = link_list(payload.get("links") or {})
+    link_parts = [f"<{escape(url).replace('|', '%7C')}|{label}>" for label, url in links]
     if link_parts:
         blocks.append(_context(*link_parts))
     return blocks

@@ -73,3 +73,14 @@ def test_every_set_link_appears_in_the_message():
     context = [e["text"] for b in render_incident(payload)[1] if b["type"] == "context" for e in b["elements"]]
     assert f"<{links['runbook']}|:book: Runbook>" in context
     assert f"<{links['mlflow']}|:package: Model version in MLflow>" in context
+
+
+def test_a_link_whose_url_holds_slack_control_characters_still_opens_it():
+    """A runbook URL with `|` (a wiki anchor) or `>` was cut where Slack reads the label's
+    start or the link's end: the link opened the wrong page and the rest showed as text.
+    The URL is escaped as Slack asks (&, <, >) and `|` percent-encoded."""
+    url = "https://wiki.example.com/display/ML?title=a|b&x=<1>"
+    payload = {"incident_id": 7, "model": "recommender", "severity": "warning", "status": "open", "title": "t",
+               "findings": [], "causes": [], "actions": [], "links": {"runbook": url}}
+    context = [e["text"] for b in render_incident(payload)[1] if b["type"] == "context" for e in b["elements"]]
+    assert "<https://wiki.example.com/display/ML?title=a%7Cb&amp;x=&lt;1&gt;|:book: Runbook>" in context, context
