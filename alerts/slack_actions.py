@@ -16,7 +16,7 @@ from urllib.parse import parse_qs
 
 from slack_sdk.signature import Clock, SignatureVerifier
 
-from alerts.slack_text import ACTION_IDS
+from alerts.slack_text import ACTION_IDS, ACTIONS_BLOCK
 
 MAX_CLOCK_SKEW_S = 300  # what slack_sdk's SignatureVerifier allows, and what Slack recommends
 MAX_INCIDENT_ID = 2**63 - 1  # incident ids are 64-bit signed integers in every store
@@ -37,6 +37,7 @@ class SlackAction:
     message_ts: str | None
     response_url: str | None
     action_ts: str | None = None  # Slack's id for this click: use it to make the action idempotent
+    shown_move: tuple[str, str] | None = None  # (from, to) the Roll back button showed; None: an older message
 
     @property
     def actor(self) -> str:
@@ -141,7 +142,16 @@ def parse_payload(payload: Mapping[str, Any]) -> SlackAction:
         message_ts=_str_field(payload, "container.message_ts", "message.ts"),
         response_url=_str_field(payload, "response_url"),
         action_ts=action.get("action_ts") if isinstance(action.get("action_ts"), str) else None,
+        shown_move=_shown_move(action.get("block_id")),
     )
+
+
+def _shown_move(block_id: Any) -> tuple[str, str] | None:
+    """The (from, to) versions a message's Roll back button showed, from its block id."""
+    if not isinstance(block_id, str):
+        return None
+    parts = block_id.split(":")
+    return (parts[1], parts[2]) if len(parts) == 3 and parts[0] == ACTIONS_BLOCK else None
 
 
 def parse_interaction(body: bytes, headers: Mapping[str, str], signing_secret: str, now: float) -> SlackAction:

@@ -20,6 +20,7 @@ from alerts.slack_text import (
     ACTION_ACK,
     ACTION_ROLLBACK,
     ACTION_SILENCE,
+    ACTIONS_BLOCK,
     MAX_BLOCKS,
     MAX_BUTTON_TEXT,
     MAX_BUTTON_VALUE,
@@ -120,7 +121,10 @@ def _buttons(payload: Mapping[str, Any], model: str, incident_id: Any) -> dict[s
                 },
             }
         )
-    return {"type": "actions", "block_id": "vigil_incident_actions", "elements": elements}
+    # The move the Roll back button shows travels back in the block id: a press on a message
+    # drawn before the incident blamed another deploy must not make a move nobody confirmed.
+    block_id = ACTIONS_BLOCK if target is None else f"{ACTIONS_BLOCK}:{target[0]}:{target[1]}"[:255]
+    return {"type": "actions", "block_id": block_id, "elements": elements}
 
 
 def _fit_blocks(blocks: list[dict[str, Any]], keep_tail: int) -> list[dict[str, Any]]:

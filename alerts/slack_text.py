@@ -42,6 +42,7 @@ MAX_EXPLANATION_CHARS = 1200
 
 ELLIPSIS = "…"
 
+ACTIONS_BLOCK = "vigil_incident_actions"  # block id of the buttons; "<it>:<from>:<to>" with Roll back
 ACTION_ACK = "ack"
 ACTION_SILENCE = "silence"
 ACTION_ROLLBACK = "rollback"

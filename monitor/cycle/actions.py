@@ -170,12 +170,12 @@ class Operator:
                 # A press on a copy of the message Slack had not updated yet: the incident is
                 # over, so its button no longer stands for anything (the rollback API still does).
                 check_actionable(row.status, row.id, "rolled back from Slack")
-                return self._slack_rollback(row, actor, now)
+                return self._slack_rollback(row, actor, now, action.shown_move)
         except LifecycleConflict as e:
             return f"{e}."
         return f"Unknown action {action.action_id!r}."
 
-    def _slack_rollback(self, row: IncidentRow, actor: str, now: float) -> str:
+    def _slack_rollback(self, row: IncidentRow, actor: str, now: float, shown: tuple[str, str] | None) -> str:
         """Exactly what the button said ("Roll back to v1", from the incident's top deploy
         cause): to that version, and only while the alias still serves the one it blames,
         so a second press, or a press after someone moved the alias, moves nothing."""
@@ -185,6 +185,9 @@ class Operator:
             return (f"Incident {row.id} no longer blames a deploy, so this button has nothing to roll back; "
                     f"use the rollback API with to_version.")
         current, previous = versions
+        if shown is not None and shown != (current, previous):
+            return (f"Nothing moved: this message's button said v{shown[0]} back to v{shown[1]}, but incident "
+                    f"{row.id} now blames v{current} (back to v{previous}). Press the button of the updated message.")
         choice = self.choose_target(m, now, asked=previous)
         if choice.version is None:
             return f"No rollback: {choice.reason}. Use the rollback API with to_version."

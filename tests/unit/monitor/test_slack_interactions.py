@@ -339,3 +339,42 @@ def test_slacks_ssl_check_of_the_command_url_is_answered_200_and_does_nothing(tm
     r = api.anon.post("/v1/slack/actions", content=b"ssl_check=1&command=%2Fvigil&text=silence+list",
                       headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert r.status_code == 401, "a command is never answered without its signature"
+
+
+def test_roll_back_on_a_message_drawn_before_the_incident_blamed_another_deploy_moves_nothing(
+        tmp_path, monkeypatch, slack):
+    """The button carried only the incident; the target was worked out again at the press.
+    A press on a message showing "v2 back to v1", after v3 shipped and the incident came to
+    blame it, rolled v3 back to v2: a move nobody confirmed. The move the message showed now
+    travels with the press, and a different one is refused."""
+    import copy
+
+    from monitor.store.repository import IncidentRow
+
+    api, incident_id = setup(tmp_path, monkeypatch, slack, actors={"users": [ALICE]})
+    from alerts.slack_blocks import render_incident
+
+    shown = {"model": MODEL, "incident_id": incident_id, "severity": "warning", "status": "open", "title": "t",
+             "causes": api.vigil.store.incident(incident_id).causes}
+    [message] = [b for b in render_incident(shown)[1] if b["type"] == "actions"]  # the message as drawn then
+    assert message["block_id"] == "vigil_incident_actions:2:1"
+    api.deploy("3", T0 + 30)
+    with api.vigil.store.tx() as s:  # the incident now blames v3
+        row = s.get(IncidentRow, incident_id)
+        causes = copy.deepcopy(row.causes)
+        for c in causes:
+            if c.get("kind") == "deploy":
+                c["deploy"].update(version="3", previous_version="2")
+        row.causes = causes
+    url = slack.response_url()
+    stale = click("rollback", incident_id, url)
+    stale["actions"][0]["block_id"] = message["block_id"]
+    press(api, stale)
+    assert api.alias() == "3", "rolled back a version the button never named"
+    told = slack.responses(url)[-1]["text"]
+    assert "Nothing moved" in told and "v3" in told
+    url = slack.response_url()
+    fresh = click("rollback", incident_id, url)
+    fresh["actions"][0].update(block_id="vigil_incident_actions:3:2", action_ts="1795260009.000900")
+    press(api, fresh)  # the updated message's button goes on to the guards (which judge v2)
+    assert "Nothing moved: this message" not in slack.responses(url)[-1]["text"], slack.responses(url)[-1]["text"]
