@@ -280,11 +280,14 @@ def _cause(r: _Row, inherited: dict[str, str], explained: dict[str, str], alert_
     ev = sorted(r.evidence, key=lambda x: -x[0])
     top = [f for ws, f in ev if ws > 0][:5]
     s = r.service
+    # The score this cause carries (and Slack prints as its confidence): lowered by what the
+    # diagnosis lacked, so the explanation never names a higher figure than the cause.
+    score = round(float(r.score) * factor, 6)
     if not top:
         text = f"{s}: no anomaly found in its {', '.join(r.coverage) or 'signals'} around the alert."
     else:
         lines = "; ".join(f.message for f in top[:3])
-        text = f"{s} (score {r.score:.2f}): {lines}."
+        text = f"{s} (score {score:.2f}): {lines}."
         if s in inherited:
             text += f" Its errors may be passed up from {inherited[s]}, which it calls and which failed first."
         if s in explained:
@@ -298,7 +301,7 @@ def _cause(r: _Row, inherited: dict[str, str], explained: dict[str, str], alert_
     if lacking:
         text += f" Confidence lowered; what the diagnosis lacked: {'; '.join(lacking)}."
     return Cause(
-        kind=CauseKind.SERVICE, entity=s, score=round(float(r.score) * factor, 6), explanation=text,
+        kind=CauseKind.SERVICE, entity=s, score=score, explanation=text,
         evidence={
             "modalities": {m: round(v, 4) for m, v in r.mods.items()},
             "observed": r.coverage, "missing": missing,

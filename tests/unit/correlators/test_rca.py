@@ -272,3 +272,13 @@ def test_a_log_or_trace_reference_shorter_than_half_its_window_is_reported() -> 
     # No records in the window: nothing was judged against the reference, however short.
     assert what_lacked({"metrics": 10, "logs": 0, "traces": 50}, counts, seconds={"logs": (5.0, 186.0)}) == [
         "no logs in the window"]
+
+
+def test_the_score_written_in_the_explanation_is_the_score_the_cause_carries() -> None:
+    # Slack prints "NN% confidence" from the cause's score and then its explanation: the
+    # two must not name different figures when the diagnosis lacked something.
+    m = [_f(FindingKind.METRIC_ANOMALY, "a", "robust_z", 0.8, metric="cpu")]
+    causes = rank_root_causes(metric_findings=m, log_findings=[], trace_findings=[], topology=None, alert_time=0.0,
+                              context=RcaContext(lacking=["no logs in the window", "no traces in the window"]))
+    assert causes[0].score < 0.8
+    assert f"(score {causes[0].score:.2f})" in causes[0].explanation
