@@ -179,7 +179,10 @@ def _inherited_errors(per: PerModality, services: set[str], graph: ServiceGraph)
         strength, onset = error[s]
         if strength <= 0:
             continue
-        for c in sorted(graph.callees(s), key=lambda c: -fail.get(c, (0.0, math.inf))[0]):
+        # Strongest failure first, then the earliest, then the name: callees() is a set, whose
+        # order varies between runs, and the callee named here is in the alert's text.
+        for c in sorted(graph.callees(s), key=lambda c: (-fail.get(c, (0.0, math.inf))[0],
+                                                          fail.get(c, (0.0, math.inf))[1], c)):
             c_strength, c_onset = fail.get(c, (0.0, math.inf))
             if c_strength >= 0.5 * strength and -_ONSET_SLACK_S <= onset - c_onset <= _PROPAGATION_S:
                 inherited[s] = c
@@ -202,7 +205,9 @@ def _metric_explained(per: PerModality, services: set[str], graph: ServiceGraph,
     for s, (st, onset) in own.items():
         if st <= 0:
             continue
-        for c in sorted(graph.callees(s), key=lambda c: (-cause.get(c, (0.0, 0.0))[0], cause.get(c, (0, 0))[1])):
+        # As above: a tie in strength and onset goes to the name, never to the set's order.
+        for c in sorted(graph.callees(s), key=lambda c: (-cause.get(c, (0.0, math.inf))[0],
+                                                          cause.get(c, (0.0, math.inf))[1], c)):
             c_st, c_onset = cause.get(c, (0.0, math.inf))
             if c_st > 0 and c_st >= params.explain_share * st and c_onset <= onset + _PROPAGATION_S:
                 out[s] = c

@@ -282,3 +282,23 @@ def test_the_score_written_in_the_explanation_is_the_score_the_cause_carries() -
                               context=RcaContext(lacking=["no logs in the window", "no traces in the window"]))
     assert causes[0].score < 0.8
     assert f"(score {causes[0].score:.2f})" in causes[0].explanation
+
+
+def test_between_equally_strong_failing_callees_errors_are_passed_up_from_the_one_that_failed_first() -> None:
+    # gateway calls two callees that fail as strongly; the one whose failure began first
+    # is named, whatever the names (never the set's iteration order, which varies by run).
+    for early, late in (("alpha", "omega"), ("omega", "alpha")):
+        graph = ServiceGraph({("gateway", early): EdgeStats(calls_current=50),
+                              ("gateway", late): EdgeStats(calls_current=50)})
+        logs = [_f(FindingKind.LOG_ANOMALY, "gateway", "new_error_template", 0.9, onset=120),
+                _f(FindingKind.LOG_ANOMALY, early, "new_error_template", 0.8, onset=100),
+                _f(FindingKind.LOG_ANOMALY, late, "new_error_template", 0.8, onset=110)]
+        m = [_f(FindingKind.METRIC_ANOMALY, "gateway", "robust_z", 0.9, onset=120, metric="latency_p99"),
+             _f(FindingKind.METRIC_ANOMALY, early, "robust_z", 0.8, onset=100, metric="latency_p99"),
+             _f(FindingKind.METRIC_ANOMALY, late, "robust_z", 0.8, onset=100, metric="latency_p99")]
+        causes = rank_root_causes(metric_findings=m, log_findings=logs, trace_findings=[], topology=graph,
+                                  alert_time=130.0)
+        by = {c.entity: c for c in causes}
+        assert by["gateway"].evidence["inherited_from"] == early
+        # Equal strength and onset: the name decides, the same way on every run.
+        assert by["gateway"].evidence["explained_by"] == "alpha"
