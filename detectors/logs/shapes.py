@@ -66,7 +66,10 @@ def line_frame(records: Sequence[LogRecord]) -> pd.DataFrame:
         {
             "ts": np.fromiter((r.ts for r in records), float, len(records)),
             "service": [r.service for r in records],
-            "line": [r.line for r in records],
+            # NUL (a binary payload dumped into a log) as U+FFFD: PostgreSQL's text columns
+            # refuse NUL, and a template, a sample or the incident title made of it would
+            # make the incident impossible to store, cycle after cycle.
+            "line": [r.line.replace("\x00", "\ufffd") if "\x00" in r.line else r.line for r in records],
             "level": [r.level for r in records],
             "span_id": [r.labels.get("span_id") for r in records],
             "trace_id": [r.trace_id for r in records],

@@ -262,3 +262,24 @@ def test_with_no_spans_in_the_normal_period_the_recent_history_counts_the_runs()
     # active seconds stood in (no operation named, ranking evidence only).
     assert x.evidence["operation"] == "handle" and x.evidence["runs"] == 120
     assert not x.evidence.get("ranking_only")
+
+
+def test_a_binary_error_line_gives_findings_and_a_title_postgresql_can_store() -> None:
+    # A service dumping binary (a protobuf payload, a core file) into its log: PostgreSQL's
+    # text columns (the incident title) refuse NUL, so no finding may carry one.
+    from correlators.causes import build_incident
+
+    base = _normal(W0, 600)
+    cur = _normal(W0 + 3600, 300, rng=random.Random(7))
+    cur += [LogRecord(W0 + 3700 + i, "inference", f"ERROR bad frame \x00\x00\x01\x02{i} from peer",
+                      level="ERROR") for i in range(8)]
+    found = _detect(base, cur, W0 + 3600, W0 + 3900)
+    errors = [x for x in found if x.statistic == "new_error_template"]
+    assert len(errors) == 1
+    inc = build_incident("m", found, [], window_start=W0 + 3600, window_end=W0 + 3900)
+    assert inc is not None and "log anomaly in inference" in inc.title
+    texts = [inc.title, *(x.entity for x in found), *(x.message for x in found),
+             *(str(x.evidence.get("template", "")) for x in found),
+             *(s for x in found for s in x.evidence.get("samples", []))]
+    assert not [t for t in texts if "\x00" in t]
+    assert "bad frame" in errors[0].evidence["samples"][0]
