@@ -118,6 +118,11 @@ def _record(ns: int, line: str, stream: dict, meta: dict, service_label: str) ->
     labels = {**stream, **{str(k): str(v) for k, v in meta.items()}}
     service = stream.get(service_label) or stream.get("service_name") or stream.get("app") or "unknown"
     level = stream.get("level") or stream.get("detected_level") or meta.get("level")
+    if isinstance(level, str) and level.lower() == "unknown":
+        # Loki 3 stamps `detected_level="unknown"` on every line whose level it cannot
+        # tell: that is no level, and the detector must read the line's own words (an
+        # unlevelled "connection refused" is an error) rather than take it as a level.
+        level = None
     trace_id = meta.get("trace_id") or meta.get("traceID") or stream.get("trace_id")
     return LogRecord(ts=ns / 1e9, service=service, line=line, pod=stream.get("pod"),
                      level=level.upper() if isinstance(level, str) else None,

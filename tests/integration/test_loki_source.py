@@ -116,3 +116,26 @@ def test_a_retry_after_longer_than_the_backoff_is_not_hammered():
             with pytest.raises(SourceUnavailable, match=r"429.*ingester throttled.*Retry-After 60"):
                 src.query_logs('{service="payments"}', T0 / 1e9, T0 / 1e9 + 60)
         assert len(server.requests) == 1
+
+
+def test_lokis_detected_level_unknown_is_no_level_so_an_unlevelled_error_line_still_counts() -> None:
+    # Loki 3 stamps every line whose level it cannot tell `detected_level="unknown"`
+    # (pkg/distributor/field_detection.go). That is no level: the detector must still
+    # read the line's own words, as for a line Loki stamped nothing on.
+    from detectors.logs import LogDetector, LogReference, LogWindow
+
+    t1 = T0 + 600 * 1_000_000_000
+    ok = Stream({"service": "checkout", "detected_level": "info"},
+                [(T0 + i * 1_000_000_000, f"INFO order {i} placed", {}) for i in range(600)]
+                + [(t1 + i * 1_000_000_000, f"INFO order {i} placed", {}) for i in range(300)])
+    bad = Stream({"service": "checkout", "detected_level": "unknown"},
+                 [(t1 + (100 + i) * 1_000_000_000, f"upstream connect refused: payments:8080 attempt {i}", {})
+                  for i in range(8)])
+    with FakeLoki([ok, bad]) as server:
+        src = _src(server)
+        base = src.query_logs('{service="checkout"}', T0 / 1e9, t1 / 1e9)
+        cur = src.query_logs('{service="checkout"}', t1 / 1e9, t1 / 1e9 + 300)
+    assert {r.level for r in cur if "refused" in r.line} == {None}
+    det = LogDetector()
+    found = det.score(det.fit(LogReference(base), T0 / 1e9, t1 / 1e9), LogWindow(cur), t1 / 1e9, t1 / 1e9 + 300)
+    assert [f.statistic for f in found if "refused" in f.entity] == ["new_error_template"]
