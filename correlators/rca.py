@@ -225,6 +225,7 @@ class _Row:
     coverage: list[str]
     n_mods: int = field(init=False)
     strength: float = 0.0
+    coverage_known: bool = False  # `coverage` is what had data (observed), not inferred from findings
 
     def __post_init__(self) -> None:
         self.n_mods = sum(v > 0 for v in self.mods.values())
@@ -251,7 +252,9 @@ def _row(s: str, per: PerModality, errors_inherited: bool, explained: bool,
     coverage = len(set(seen) & set(MODALITIES)) / len(MODALITIES)
     conf = combined * (1.0 - params.coverage_weight * (1.0 - coverage)) if observed else combined
     onset = min((f.onset for ws, f in evidence if ws > 0), default=math.inf)
-    return _Row(s, conf, mods, evidence, onset, sorted(seen))
+    row = _Row(s, conf, mods, evidence, onset, sorted(seen))
+    row.coverage_known = bool(observed)
+    return row
 
 
 def _is_latency(f: Finding) -> bool:
@@ -288,7 +291,12 @@ def _cause(r: _Row, inherited: dict[str, str], explained: dict[str, str], alert_
     # The score this cause carries (and Slack prints as its confidence): lowered by what the
     # diagnosis lacked, so the explanation never names a higher figure than the cause.
     score = round(float(r.score) * factor, 6)
-    if not top:
+    if not top and r.coverage_known and not r.coverage:
+        # Nothing of it had data: a service whose pods are gone looks exactly like this,
+        # so "no anomaly found" would read as an all clear for the likeliest culprit.
+        text = (f"{s}: no metrics, logs or traces of it in the window, so nothing could be judged: "
+                "check that it is running and reporting.")
+    elif not top:
         text = f"{s}: no anomaly found in its {', '.join(r.coverage) or 'signals'} around the alert."
     else:
         lines = "; ".join(f.message for f in top[:3])

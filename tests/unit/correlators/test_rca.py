@@ -302,3 +302,18 @@ def test_between_equally_strong_failing_callees_errors_are_passed_up_from_the_on
         assert by["gateway"].evidence["inherited_from"] == early
         # Equal strength and onset: the name decides, the same way on every run.
         assert by["gateway"].evidence["explained_by"] == "alpha"
+
+
+def test_a_service_with_no_data_at_all_in_the_window_is_not_called_free_of_anomalies() -> None:
+    # payments wrote no line, no span and no metric in the window (its pods are gone):
+    # "no anomaly found" would read as an all clear for the service most likely down.
+    m = [_f(FindingKind.METRIC_ANOMALY, "api", "robust_z", 0.8, metric="error_rate")]
+    causes = rank_root_causes(metric_findings=m, log_findings=[], trace_findings=[], topology=None, alert_time=0.0,
+                              context=RcaContext(candidates=["api", "payments", "search"],
+                                                 observed={"api": {"metrics", "logs"}, "search": {"metrics"}}))
+    by = {c.entity: c for c in causes}
+    assert "no anomaly found" not in by["payments"].explanation
+    assert "no metrics, logs or traces of it in the window" in by["payments"].explanation
+    assert by["payments"].evidence["missing"] == ["metrics", "logs", "traces"]
+    # A service seen in some modality and quiet there keeps the plain words.
+    assert "no anomaly found in its metrics" in by["search"].explanation
