@@ -174,17 +174,27 @@ def _inherited_errors(per: PerModality, services: set[str], graph: ServiceGraph)
     error = {s: _strength_and_onset(per, s, ERROR_STATS) for s in services}
     # What a callee can pass up: its errors, or a code path of its that broke silently.
     fail = {s: _strength_and_onset(per, s, _FAILURE_STATS) for s in services}
+    none = (0.0, math.inf)
+
+    def passes_up(s: str, c: str) -> bool:
+        """Whether s's errors may be callee c's failure passed up."""
+        (strength, onset), (c_strength, c_onset) = error[s], fail.get(c, none)
+        return (strength > 0 and c_strength >= 0.5 * strength
+                and -_ONSET_SLACK_S <= onset - c_onset <= _PROPAGATION_S)
+
+    def failed_first(c: str, s: str) -> bool:
+        """Of two services calling each other, c's failure came first (else the stronger)."""
+        return (fail[c][1], -fail[c][0]) < (fail[s][1], -fail[s][0])
+
     inherited: dict[str, str] = {}
     for s in services:
-        strength, onset = error[s]
-        if strength <= 0:
-            continue
         # Strongest failure first, then the earliest, then the name: callees() is a set, whose
         # order varies between runs, and the callee named here is in the alert's text.
-        for c in sorted(graph.callees(s), key=lambda c: (-fail.get(c, (0.0, math.inf))[0],
-                                                          fail.get(c, (0.0, math.inf))[1], c)):
-            c_strength, c_onset = fail.get(c, (0.0, math.inf))
-            if c_strength >= 0.5 * strength and -_ONSET_SLACK_S <= onset - c_onset <= _PROPAGATION_S:
+        for c in sorted(graph.callees(s), key=lambda c: (-fail.get(c, none)[0], fail.get(c, none)[1], c)):
+            # Two services calling each other (a callback) could each pass the other's
+            # failure up within the onset slack: only the one that failed second inherits,
+            # or both would be discounted and each named as the other's origin.
+            if passes_up(s, c) and not (s in graph.callees(c) and passes_up(c, s) and not failed_first(c, s)):
                 inherited[s] = c
                 break
     return inherited

@@ -317,3 +317,21 @@ def test_a_service_with_no_data_at_all_in_the_window_is_not_called_free_of_anoma
     assert by["payments"].evidence["missing"] == ["metrics", "logs", "traces"]
     # A service seen in some modality and quiet there keeps the plain words.
     assert "no anomaly found in its metrics" in by["search"].explanation
+
+
+def test_two_services_calling_each_other_do_not_both_pass_their_errors_up_from_the_other() -> None:
+    # orders and stock call each other (a callback). stock failed first, orders' errors
+    # followed 10 s later: only orders' errors are stock's passed up, never the reverse.
+    graph = ServiceGraph({("orders", "stock"): EdgeStats(calls_current=50),
+                          ("stock", "orders"): EdgeStats(calls_current=50)})
+    logs = [_f(FindingKind.LOG_ANOMALY, "orders", "new_error_template", 0.9, onset=110),
+            _f(FindingKind.LOG_ANOMALY, "stock", "new_error_template", 0.9, onset=100),
+            _f(FindingKind.LOG_ANOMALY, "billing", "new_error_template", 0.6, onset=105)]
+    causes = rank_root_causes(metric_findings=[], log_findings=logs, trace_findings=[], topology=graph,
+                              alert_time=130.0)
+    by = {c.entity: c for c in causes}
+    assert by["orders"].evidence["inherited_from"] == "stock"
+    assert by["stock"].evidence["inherited_from"] is None
+    assert "passed up" not in by["stock"].explanation
+    assert causes[0].entity == "stock"
+
