@@ -210,16 +210,24 @@ def _metric_explained(per: PerModality, services: set[str], graph: ServiceGraph,
         return _noisy_or(ws for ws, _ in items), min((f.onset for _, f in items), default=math.inf)
 
     own = {s: strength_onset(s, _propagates) for s in services}
+    none = (0.0, math.inf)
     cause = {s: strength_onset(s, _can_explain) for s in services}
+
+    def explains(c: str, s: str) -> bool:
+        (st, onset), (c_st, c_onset) = own[s], cause.get(c, none)
+        return st > 0 and c_st > 0 and c_st >= params.explain_share * st and c_onset <= onset + _PROPAGATION_S
+
+    def first(c: str, s: str) -> bool:
+        """Of two services calling each other, c's trouble came first (else the stronger)."""
+        return (cause[c][1], -cause[c][0]) < (cause[s][1], -cause[s][0])
+
     out: dict[str, str] = {}
-    for s, (st, onset) in own.items():
-        if st <= 0:
-            continue
+    for s in services:
         # As above: a tie in strength and onset goes to the name, never to the set's order.
-        for c in sorted(graph.callees(s), key=lambda c: (-cause.get(c, (0.0, math.inf))[0],
-                                                          cause.get(c, (0.0, math.inf))[1], c)):
-            c_st, c_onset = cause.get(c, (0.0, math.inf))
-            if c_st > 0 and c_st >= params.explain_share * st and c_onset <= onset + _PROPAGATION_S:
+        for c in sorted(graph.callees(s), key=lambda c: (-cause.get(c, none)[0], cause.get(c, none)[1], c)):
+            # Two services calling each other would each explain the other within the
+            # propagation slack: only the one whose trouble came second is explained.
+            if explains(c, s) and not (s in graph.callees(c) and explains(s, c) and not first(c, s)):
                 out[s] = c
                 break
     return out

@@ -335,3 +335,18 @@ def test_two_services_calling_each_other_do_not_both_pass_their_errors_up_from_t
     assert "passed up" not in by["stock"].explanation
     assert causes[0].entity == "stock"
 
+
+
+def test_two_services_calling_each_other_do_not_both_explain_the_others_latency() -> None:
+    # web and auth call each other (a token callback); auth's latency rose first, web's
+    # 20 s later: web's latency is explained by auth, not auth's by web as well.
+    graph = ServiceGraph({("web", "auth"): EdgeStats(), ("auth", "web"): EdgeStats()})
+    m = [_f(FindingKind.METRIC_ANOMALY, "web", "robust_z", 0.9, onset=120, metric="latency_p99"),
+         _f(FindingKind.METRIC_ANOMALY, "auth", "robust_z", 0.8, onset=100, metric="latency_p99"),
+         _f(FindingKind.METRIC_ANOMALY, "mail", "robust_z", 0.6, onset=110, metric="latency_p99")]
+    causes = rank_root_causes(metric_findings=m, log_findings=[], trace_findings=[], topology=graph,
+                              alert_time=130.0)
+    by = {c.entity: c for c in causes}
+    assert by["web"].evidence["explained_by"] == "auth"
+    assert by["auth"].evidence["explained_by"] is None
+    assert causes[0].entity == "auth"
