@@ -30,7 +30,10 @@ _MASK = re.compile(
 )
 # A printed collection ("[a, b, c]", "(x=1, y=2)") is one parameter of its log statement,
 # however many items it holds; without this, one statement makes one template per length.
-_LIST = re.compile(r"\[[^\[\]()]*,[^\[\]()]*\]|\([^\[\]()]*,[^\[\]()]*\)")
+# Possessive runs (up to the first comma, then to the closing bracket): the same matches
+# as `\[[^\[\]()]*,[^\[\]()]*\]`, whose backtracking retried every comma of an unclosed
+# list to the end of the line (a line Loki truncated: minutes for one 300 KB line).
+_LIST = re.compile(r"\[[^\[\](),]*+,[^\[\]()]*+\]|\([^\[\](),]*+,[^\[\]()]*+\)")
 _ERROR_LEVELS = frozenset({"ERROR", "ERR", "FATAL", "CRITICAL", "CRIT", "ALERT", "EMERG", "PANIC", "SEVERE"})
 _LEVEL_IN_LINE = re.compile(r"\b(TRACE|DEBUG|INFO|WARN(?:ING)?|ERROR|FATAL|CRITICAL|SEVERE|PANIC)\b")
 _ERROR_WORDS = re.compile(
