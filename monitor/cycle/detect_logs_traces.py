@@ -93,8 +93,10 @@ def detect_logs_traces(raw: RawSignals, model: str, w: Window, stored: dict[str,
         l_state = _baseline(stored, new, LOGS_KEY, LogState, None if "logs" in held else raw.baseline_window,
                             lambda a, b: logs.fit(LogReference(raw.logs_baseline, raw.spans_baseline), a, b),
                             [r.ts for r in raw.logs_baseline])
-        if l_state is not None:
-            log_findings = logs.score(l_state, LogWindow(raw.logs_current, raw.spans_current), w.start, w.t)
+        end, cut = logs_read_until(raw.logs_current, w)
+        lacking += cut
+        if l_state is not None and end > w.start:
+            log_findings = logs.score(l_state, LogWindow(raw.logs_current, raw.spans_current), w.start, end)
             lacking += _lacking("logs", LOGS_KEY, l_state, len(raw.logs_current), held, new, stored, w)
     findings = log_findings + trace_findings
     for f in findings:
@@ -104,6 +106,19 @@ def detect_logs_traces(raw: RawSignals, model: str, w: Window, stored: dict[str,
     evidence = ServiceEvidence(log_findings, trace_findings, graph,
                                observed_modalities((), raw.logs_current, raw.spans_current), lacking=tuple(lacking))
     return LogTraceResult(findings, evidence, new)
+
+
+def logs_read_until(lines: Any, w: Window) -> tuple[float, list[str]]:
+    """Where the window's lines are whole, and what the diagnosis lacked past it. Loki's read
+    stops at `sources.loki.max_lines` (monitor/sources/loki.py, `LogLines.until`): scored to
+    the window's end, every line of the cut service would have "stopped while its operation
+    still runs" and the busiest service would be named the cause."""
+    until = getattr(lines, "until", None)
+    if until is None or until >= w.t:
+        return w.t, []
+    read = max(0.0, until - w.start)
+    return until, [f"logs read only up to {read:.0f} s into the {w.t - w.start:.0f} s window (Loki's read was "
+                   "cut short, sources.loki.max_lines); the rest not judged"]
 
 
 def _lacking(modality: str, key: str, state: LogState | TraceState, records: int, held: dict[str, str],

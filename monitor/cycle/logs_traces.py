@@ -58,6 +58,10 @@ def pull_logs(loki: Any, services: list[str], start: float, end: float, label: s
         out.extend(lines)
         if getattr(lines, "cut", None):
             cuts.append(f"{svc}: {lines.cut}")
+        until = getattr(lines, "until", None)
+        if until is not None:
+            # The window is whole only up to where the earliest cut read stopped.
+            out.until = until if out.until is None else min(out.until, until)
     out.cut = "; ".join(cuts) or None
     return out
 

@@ -29,9 +29,12 @@ _MAX_PAGES = 10_000
 
 
 class LogLines(list[LogRecord]):
-    """Log records, oldest first; `cut`: why some lines of the range were not read (None: all were)."""
+    """Log records, oldest first; `cut`: why some lines of the range were not read (None: all were);
+    `until`: when the read stopped before the range's end, the time (epoch s) before which
+    every line was read (None: the read reached the end)."""
 
     cut: str | None = None
+    until: float | None = None
 
 
 class LokiSource(HttpSource):
@@ -60,7 +63,7 @@ class LokiSource(HttpSource):
         limit = self.config.page_limit
         seen: set[tuple] = set()
         out: list[tuple[int, LogRecord]] = []
-        cursor, cut = start_ns, None
+        cursor, cut, until = start_ns, None, None
         for _ in range(_MAX_PAGES):
             r = self._get("/loki/api/v1/query_range",
                           {"query": query, "start": cursor, "end": end_ns, "limit": limit,
@@ -86,12 +89,14 @@ class LokiSource(HttpSource):
             if len(out) >= self.config.max_lines:
                 cut = (f"read stopped at {len(out)} lines (sources.loki.max_lines {self.config.max_lines}); "
                        f"the {(end_ns - cursor) / 1e9:.0f} s after {cursor} ns unread")
+                until = cursor / 1e9  # lines at the cursor's nanosecond may be partly read
                 break
         else:
             cut = f"stopped after {_MAX_PAGES} pages; the rest unread"
+            until = cursor / 1e9
         out.sort(key=lambda x: x[0])
         lines = LogLines(rec for _, rec in out)
-        lines.cut = cut
+        lines.cut, lines.until = cut, until
         if cut:
             log.warning("loki query cut", extra={"query": query, "cut": cut})
         return lines

@@ -75,3 +75,13 @@ def test_a_cut_window_makes_the_cycle_blind_to_logs_not_all_clear() -> None:
     assert raw.logs_current  # what was read still counts
     assert any(line.startswith("loki:") and "max_lines" in line for line in raw.gaps.blind)
     assert "max_lines" in health.states["loki"].detail
+
+
+def test_a_read_stopped_by_the_line_cap_says_until_when_the_lines_are_whole() -> None:
+    with FakeLoki(_chatty(100, step_ns=100_000_000)) as server:  # 10 lines a second for 10 s
+        src = _src(server, page_limit=10, max_lines=25)
+        recs = src.query_logs("{}", T0 / 1e9, T0 / 1e9 + 60)
+    assert recs.until is not None and T0 / 1e9 < recs.until < T0 / 1e9 + 10
+    assert all(r.ts <= recs.until for r in recs)
+    with FakeLoki(_chatty(20)) as server:
+        assert _src(server, page_limit=10, max_lines=25).query_logs("{}", T0 / 1e9, T0 / 1e9 + 60).until is None
