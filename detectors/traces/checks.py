@@ -257,9 +257,23 @@ def _errors(b: pd.DataFrame, c: pd.DataFrame, ws: float, we: float, p: TracePara
                      f"of their trace ({bo} of {bs} in the baseline)"),
             evidence={"origins": int(row["origins"]), "errors": int(row["errors"]), "spans": int(row["spans"]),
                       "operations": sub["operation"].value_counts().head(3).to_dict(),
-                      "trace_ids": sub["trace_id"].head(3).tolist(), "surprise": s},
+                      "trace_ids": sub["trace_id"].head(3).tolist(), "surprise": s, **_unanswered_calls(sub)},
         ))
     return out
+
+
+def _unanswered_calls(origins: pd.DataFrame) -> dict[str, list[str]]:
+    """`samples` naming the peers of failed outgoing calls no span answered: a leaf span under
+    its own service's span that names whom it called. A callee that is down sends no span,
+    so the caller's call is the deepest failure; the ranking reads the peer named here as it
+    reads a log line naming a service (correlators/attribution.py). Empty: no key at all."""
+    if "peer" not in origins or "leaf" not in origins:
+        return {}
+    calls = origins[origins["peer"].notna() & origins["leaf"] & (origins["parent_service"] == origins["service"])]
+    if calls.empty:
+        return {}
+    top = calls.groupby(["operation", "peer"]).size().sort_values(ascending=False, kind="stable").head(3)
+    return {"samples": [f"{op}: {n} failed calls to {peer}, no span from it" for (op, peer), n in top.items()]}
 
 
 def _calls(b: pd.DataFrame, c: pd.DataFrame, ws: float, we: float, p: TraceParams) -> list[Finding]:

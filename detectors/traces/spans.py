@@ -24,6 +24,15 @@ REFERENCE_COLUMNS: dict[str, Kind] = {
 }
 
 
+# Attributes naming the far end of an outgoing call (OpenTelemetry semantic conventions,
+# newest first): a call that failed with no span from its callee names only there whom it called.
+_PEER_KEYS = ("peer.service", "server.address", "net.peer.name", "url.full", "http.url")
+
+
+def _peer(attributes: dict) -> str | None:
+    return next((str(attributes[k]) for k in _PEER_KEYS if attributes.get(k)), None)
+
+
 def span_frame(spans: Sequence[Span]) -> pd.DataFrame:
     n = len(spans)
     return pd.DataFrame({
@@ -35,6 +44,7 @@ def span_frame(spans: Sequence[Span]) -> pd.DataFrame:
         "start_ns": np.fromiter((s.start_ns for s in spans), np.int64, n),
         "end_ns": np.fromiter((s.end_ns for s in spans), np.int64, n),
         "error": np.fromiter((s.error for s in spans), bool, n),
+        "peer": pd.Series([_peer(s.attributes) if s.attributes else None for s in spans], dtype=object),
     })
 
 
@@ -66,5 +76,6 @@ def prepare(df: pd.DataFrame) -> pd.DataFrame:
     # Errors that start here: the span failed and none of its children did.
     err_child = df.loc[has_parent & df["error"].to_numpy()].groupby(pkey[has_parent & df["error"].to_numpy()]).size()
     df["error_origin"] = df["error"] & ~key.isin(err_child.index)
+    df["leaf"] = ~key.isin(pkey[has_parent])  # no span has it for parent
     return df
 

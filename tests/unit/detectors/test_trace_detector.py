@@ -215,3 +215,29 @@ def test_a_pair_slow_since_before_the_alert_is_not_judged_against_the_other_pair
                                                {"api": "batch", "preprocess": "scorer"})
     window = TraceWindow(history + _system(10_000.0) + _delayed_pod(800), history_start=9_600.0)
     assert _edges(DET.assess(EMPTY, window, 10_000.0, 10_300.0)) == []
+
+
+def test_a_failed_call_to_a_callee_that_sent_no_span_points_at_the_callee_it_names() -> None:
+    # preprocess is down: api's client span fails with no server span under it, so the
+    # deepest failing span is api's. The span names its peer (OpenTelemetry's
+    # server.address / peer.service): the ranking must see the call to preprocess failed,
+    # not only api failing (before, preprocess had no evidence at all).
+    from correlators.rca import RcaContext, rank_root_causes
+
+    cur = []
+    for s in _traces(200, 10_000.0, seed=3):
+        if s.service == "preprocess":
+            continue  # no span from a service that is down
+        if s.operation == "HTTP POST":
+            s = replace(s, error=True, attributes={"server.address": "preprocess", "server.port": 8080})
+        elif s.operation == "POST /predict":
+            s = replace(s, error=True)
+        cur.append(s)
+    findings, _ = _run(cur)
+    origin = [f for f in findings if f.statistic == "error_origin_rate"]
+    assert [f.service for f in origin] == ["api"]
+    assert any("preprocess" in str(x) for x in origin[0].evidence.get("samples", []))
+    causes = rank_root_causes(metric_findings=[], log_findings=[], trace_findings=findings, topology=None,
+                              alert_time=10_300.0, context=RcaContext(candidates=["api", "preprocess"]))
+    by = {c.entity: c for c in causes}
+    assert by["preprocess"].score > 0 and by["api"].score < origin[0].score
