@@ -35,3 +35,18 @@ def test_lines_after_the_point_loki_stopped_reading_are_not_judged_missing() -> 
     assert [f.entity for f in result.findings if f.statistic == "vanished_template"] == []
     assert result.evidence is not None
     assert any("logs read only up to" in line for line in result.evidence.lacking)
+
+
+def test_the_window_is_whole_only_up_to_the_earliest_cut_among_the_services() -> None:
+    from monitor.cycle.logs_traces import pull_logs
+
+    class _Loki:
+        def query_logs(self, query: str, start: float, end: float) -> LogLines:
+            lines = LogLines([LogRecord(start + 1, "x", "INFO ok")])
+            if "busy" in query or "chatty" in query:
+                lines.cut, lines.until = "read stopped", start + (100 if "busy" in query else 300)
+            return lines
+
+    out = pull_logs(_Loki(), ["busy", "calm", "chatty"], W.start, W.t)
+    assert out.until == W.start + 100 and out.cut is not None and "busy" in out.cut
+    assert pull_logs(_Loki(), ["calm"], W.start, W.t).until is None
