@@ -218,15 +218,20 @@ def test_the_daemon_refuses_a_store_that_is_behind_and_names_the_command(tmp_pat
     assert any("refusing to start" in r.getMessage() for r in caplog.records)
 
 
-def test_vigil_run_exits_78_with_the_upgrade_command_on_a_store_behind(tmp_path, capsys):
-    url = f"sqlite:///{tmp_path / 'vigil.db'}"
+def _config_on_a_store_at(url: str, revision: str, tmp_path: Path) -> Path:
+    """A vigil.yaml whose store is left at `revision` (Vigil upgraded, `vigil db upgrade` not run)."""
     engine = create_engine(url)
-    schema.upgrade(engine, "0001_baseline")
+    schema.upgrade(engine, revision)
     engine.dispose()
     cfg_path = tmp_path / "vigil.yaml"
     cfg_path.write_text(f"store: {{url: '{url}'}}\n"
                         "sources: {prometheus: {url: 'http://127.0.0.1:9'}, mlflow: {tracking_uri: 'http://127.0.0.1:9'}}\n"
                         "models: [{name: m, registry_name: m}]\n")
+    return cfg_path
+
+
+def test_vigil_run_exits_78_with_the_upgrade_command_on_a_store_behind(tmp_path, capsys):
+    cfg_path = _config_on_a_store_at(f"sqlite:///{tmp_path / 'vigil.db'}", "0001_baseline", tmp_path)
     assert main(["run", "--config", str(cfg_path), "--no-api"]) == 78
     err = capsys.readouterr().err
     assert "at schema revision 0001_baseline" in err and f"vigil db upgrade --config {cfg_path}" in err
@@ -236,14 +241,7 @@ def test_commands_on_a_store_behind_name_the_upgrade_on_sqlite_and_postgresql(st
     """`vigil status` / `silence list` after upgrading Vigil, before `vigil db upgrade`: a
     missing table read as "cannot reach the store's database" (exit 75, retried for ever) on
     SQLite and a driver traceback on PostgreSQL; now the upgrade to run, exit 78."""
-    url, _ = store_url
-    engine = create_engine(url)
-    schema.upgrade(engine, "0002_drift_report_gzip")
-    engine.dispose()
-    cfg_path = tmp_path / "vigil.yaml"
-    cfg_path.write_text(f"store: {{url: '{url}'}}\n"
-                        "sources: {prometheus: {url: 'http://127.0.0.1:9'}, mlflow: {tracking_uri: 'http://127.0.0.1:9'}}\n"
-                        "models: [{name: m, registry_name: m}]\n")
+    cfg_path = _config_on_a_store_at(store_url[0], "0002_drift_report_gzip", tmp_path)
     for argv in (["status"], ["silence", "list"]):
         assert main([*argv, "--config", str(cfg_path)]) == 78, argv
         err = capsys.readouterr().err
