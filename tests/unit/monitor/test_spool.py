@@ -40,7 +40,7 @@ def write_files(folder, n_files=3, rows=200, seed=0):
 def no_parsing(monkeypatch):
     def refuse(path):
         raise AssertionError(f"{path} parsed again")
-    monkeypatch.setattr(samples_module, "_read_table", refuse)
+    monkeypatch.setattr(samples_module, "read_table", refuse)
 
 
 def test_spooled_window_is_the_frame_the_files_give(tmp_path):
