@@ -24,6 +24,7 @@ from monitor.cycle.rollback_intents import RollbackRunner
 from monitor.metrics import VigilMetrics
 from monitor.silence_ops import SilenceAsk
 from monitor.silence_ops import create_once as create_silence_once
+from monitor.store.audit_log import retry_audited
 from monitor.store.repository import IncidentRow, Store
 from monitor.store.tables import locked_row
 
@@ -99,36 +100,41 @@ class Operator:
 
     # ------------------------------------------------------------------ people
     def acknowledge(self, incident_id: int, actor: str, now: float) -> IncidentRow:
-        """Ack stops repeat reminders (not updates); the message shows who took it."""
+        """Ack stops repeat reminders (not updates); the message shows who took it. The ack
+        and its audit entry commit together: a kill -9 between them lost the entry."""
+        return retry_audited(lambda: self._acknowledge(incident_id, actor, now), "acknowledge an incident")
+
+    def _acknowledge(self, incident_id: int, actor: str, now: float) -> IncidentRow:
         with self.store.tx() as s:
             row = locked_row(s, IncidentRow, incident_id)  # two acks at once: the second sees the first
             assert row is not None
             check_actionable(row.status, incident_id, "acknowledged")
-            changed = row.acknowledged_by is None
-            if changed:
-                row.acknowledged_by = actor
-                known = {x.name for x in self.config.models}
-                # The messages people have: an escalation still held by a silence is not one.
-                told = last_told(row.notified_digest, row.severity)
-                channels = routes_of(self.config.model(row.model)).channels(told) if row.model in known else []
-                if row.last_notified_at is not None:  # muted since it opened: nobody was paged, nothing to update
-                    # held: only receivers that have it hear of the ack; it never pages a new one
-                    self.outbox.incident(s, row, channels, now, held=True)
-        if changed:  # a later ack changed nothing: the log names only who took it
-            self.store.audit(actor, "incident.ack", f"incident:{incident_id}", {"model": row.model}, now=now)
+            if row.acknowledged_by is not None:  # a later ack changes nothing: the log names only who took it
+                return row
+            row.acknowledged_by = actor
+            known = {x.name for x in self.config.models}
+            # The messages people have: an escalation still held by a silence is not one.
+            told = last_told(row.notified_digest, row.severity)
+            channels = routes_of(self.config.model(row.model)).channels(told) if row.model in known else []
+            if row.last_notified_at is not None:  # muted since it opened: nobody was paged, nothing to update
+                # held: only receivers that have it hear of the ack; it never pages a new one
+                self.outbox.incident(s, row, channels, now, held=True)
+            self.store.audit_in(s, actor, "incident.ack", f"incident:{incident_id}", {"model": row.model}, now=now)
         return row
 
     def silence(self, incident_id: int, actor: str, duration_s: float, reason: str, now: float) -> IncidentRow:
         """A silence keeps the incident open and recorded but stops notifications until it
-        ends; an escalation to critical still gets through."""
-        with self.store.tx() as s:
-            row = locked_row(s, IncidentRow, incident_id)
-            assert row is not None
-            check_actionable(row.status, incident_id, "silenced")
-            row.silenced_until = now + duration_s
-        self.store.audit(actor, "incident.silence", f"incident:{incident_id}",
-                         {"model": row.model, "until": now + duration_s, "reason": reason}, now=now)
-        return row
+        ends; an escalation to critical still gets through. Audited in the same transaction."""
+        def once() -> IncidentRow:
+            with self.store.tx() as s:
+                row = locked_row(s, IncidentRow, incident_id)
+                assert row is not None
+                check_actionable(row.status, incident_id, "silenced")
+                row.silenced_until = now + duration_s
+                self.store.audit_in(s, actor, "incident.silence", f"incident:{incident_id}",
+                                    {"model": row.model, "until": now + duration_s, "reason": reason}, now=now)
+            return row
+        return retry_audited(once, "silence an incident")
 
     def slack_silence(self, row: IncidentRow, actor: str, now: float) -> str:
         """The Silence button: a silence of this model at this severity for 4 h, listed with

@@ -378,3 +378,23 @@ def test_roll_back_on_a_message_drawn_before_the_incident_blamed_another_deploy_
     fresh["actions"][0].update(block_id="vigil_incident_actions:3:2", action_ts="1795260009.000900")
     press(api, fresh)  # the updated message's button goes on to the guards (which judge v2)
     assert "Nothing moved: this message" not in slack.responses(url)[-1]["text"], slack.responses(url)[-1]["text"]
+
+
+@pytest.mark.parametrize("act", ["ack", "silence"])
+def test_an_ack_or_silence_and_its_audit_entry_commit_together(tmp_path, monkeypatch, slack, act):
+    """The ack (or silence) committed, then its audit entry was appended in a transaction of
+    its own: a crash between the two (kill -9, the store gone) left an ack nobody can find in
+    the audit log. Now neither stands without the other."""
+    api, incident_id = setup(tmp_path, monkeypatch, slack, actors={"users": [ALICE]})
+
+    def store_gone(*args: Any, **kw: Any) -> None:
+        raise RuntimeError("the process dies here")
+
+    monkeypatch.setattr(api.vigil.store, "audit_in", store_gone)
+    monkeypatch.setattr(api.vigil.store, "audit", store_gone)
+    op = api.vigil.operator
+    with pytest.raises(RuntimeError):
+        op.acknowledge(incident_id, "alice", T0 + 60) if act == "ack" else \
+            op.silence(incident_id, "alice", 3600.0, "OPS-1", T0 + 60)
+    row = api.vigil.store.incident(incident_id)
+    assert row.acknowledged_by is None and row.silenced_until is None, "acted without its audit entry"
