@@ -119,6 +119,9 @@ class CanaryAnalysis:
                  metrics: VigilMetrics, step: float) -> None:
         self.prometheus, self.registry, self.store, self.step = prometheus, registry, store, step
         self.runner, self.outbox, self.metrics = runner, outbox, metrics
+        # (query, version label) -> `_unsplit`'s answer, once Prometheus gave one: whether a
+        # query answers for a version that does not exist is in its text, not its data.
+        self._split_checked: dict[tuple[str, str], str] = {}
 
     # ------------------------------------------------------------------ judge
     def judge(self, m: ModelConfig, w: Window, policy: PolicyConfig, samples: pd.DataFrame | None
@@ -199,7 +202,17 @@ class CanaryAnalysis:
         """Why the query cannot be split by version ("" when it can, or when Prometheus cannot
         say: the metric's own queries then report it). A query answering for a version that
         does not exist (`... or vector(0)`) gives a challenger without series (no traffic
-        yet, the label missing) that answer at every step: a 0 judged as a real score."""
+        yet, the label missing) that answer at every step: a 0 judged as a real score.
+        Asked once per query, not every cycle."""
+        key = (query, c.version_label)
+        if key not in self._split_checked:
+            why = self._probe_split(query, c, w)
+            if why is not None:
+                self._split_checked[key] = why
+        return self._split_checked.get(key, "")
+
+    def _probe_split(self, query: str, c: CanaryConfig, w: Window) -> str | None:
+        """`_unsplit`'s answer, or None when Prometheus could not give one (asked again next cycle)."""
         try:
             probe, step = self._split(query, c, NO_SUCH_VERSION)
         except PromQLSyntaxError as e:
@@ -207,7 +220,7 @@ class CanaryAnalysis:
         try:
             found = self.prometheus.query_range(probe, w.start, w.t, step=step, name="version split check")
         except (SourceUnavailable, QueryError):
-            return ""
+            return None
         if not any(not x.empty for x in found):
             return ""
         return (f"the query answers for a version that does not exist ({c.version_label}=\"{NO_SUCH_VERSION}\", "

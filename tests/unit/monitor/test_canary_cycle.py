@@ -446,11 +446,15 @@ def test_a_zero_filled_query_is_not_read_as_the_challenger_scoring_zero(tmp_path
                                                      canary={"alias": "challenger"})])
     registry = serving_registry(versions=("1", "2"))
     registry.aliases[(MODEL, "challenger")] = "2"
-    report = make_vigil(cfg, prometheus=prom, registry=registry).run_cycle(MODEL, T0)
-    assert report.canary is not None
-    (verdict,) = report.canary.metrics
-    assert verdict.verdict == "inconclusive" and "does not exist" in verdict.reason
+    vigil = make_vigil(cfg, prometheus=prom, registry=registry)
+    for t in (T0, T0 + 60):
+        report = vigil.run_cycle(MODEL, t)
+        assert report.canary is not None
+        (verdict,) = report.canary.metrics
+        assert verdict.verdict == "inconclusive" and "does not exist" in verdict.reason
     assert registry.aliases[(MODEL, "challenger")] == "2"  # not pulled
+    probes = [q for q, _, _ in prom.calls if "vigil-no-such-version" in q]
+    assert len(probes) == 1, "the query's text answers it: asked once, not every cycle"
 
 
 @pytest.mark.parametrize("field", ["kpi", "traffic_query"])
