@@ -51,7 +51,7 @@ trace detector, and which modalities had data from `observed_modalities`.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -169,35 +169,40 @@ def _strength_and_onset(per: PerModality, s: str, stats: set[str]) -> tuple[floa
     return _noisy_or(ws for ws, _ in items), min((f.onset for _, f in items), default=math.inf)
 
 
+_NONE = (0.0, math.inf)  # (strength, onset) of a service with no such evidence
+
+
+def _passed_up_from(s: str, graph: ServiceGraph, trouble: dict[str, tuple[float, float]],
+                    linked: Callable[[str, str], bool]) -> str | None:
+    """The callee c of `s` whose trouble `s`'s most likely is (`linked(s, c)`): the strongest,
+    then the earliest, then by name (callees() is a set, whose order varies between runs,
+    and the callee named here is in the alert's text). Of two services calling each other
+    (a callback), each linked to the other within the slack, only the one whose trouble
+    came second is linked: else both were discounted and each named as the other's origin."""
+    def came_first(c: str) -> bool:
+        (c_st, c_on), (s_st, s_on) = trouble.get(c, _NONE), trouble.get(s, _NONE)
+        return (c_on, -c_st) < (s_on, -s_st)
+
+    for c in sorted(graph.callees(s), key=lambda c: (-trouble.get(c, _NONE)[0], trouble.get(c, _NONE)[1], c)):
+        if linked(s, c) and not (s in graph.callees(c) and linked(c, s) and not came_first(c)):
+            return c
+    return None
+
+
 def _inherited_errors(per: PerModality, services: set[str], graph: ServiceGraph) -> dict[str, str]:
     """service -> the callee whose failure its errors most likely pass up."""
     error = {s: _strength_and_onset(per, s, ERROR_STATS) for s in services}
     # What a callee can pass up: its errors, or a code path of its that broke silently.
     fail = {s: _strength_and_onset(per, s, _FAILURE_STATS) for s in services}
-    none = (0.0, math.inf)
 
     def passes_up(s: str, c: str) -> bool:
         """Whether s's errors may be callee c's failure passed up."""
-        (strength, onset), (c_strength, c_onset) = error[s], fail.get(c, none)
+        (strength, onset), (c_strength, c_onset) = error[s], fail.get(c, _NONE)
         return (strength > 0 and c_strength >= 0.5 * strength
                 and -_ONSET_SLACK_S <= onset - c_onset <= _PROPAGATION_S)
 
-    def failed_first(c: str, s: str) -> bool:
-        """Of two services calling each other, c's failure came first (else the stronger)."""
-        return (fail[c][1], -fail[c][0]) < (fail[s][1], -fail[s][0])
-
-    inherited: dict[str, str] = {}
-    for s in services:
-        # Strongest failure first, then the earliest, then the name: callees() is a set, whose
-        # order varies between runs, and the callee named here is in the alert's text.
-        for c in sorted(graph.callees(s), key=lambda c: (-fail.get(c, none)[0], fail.get(c, none)[1], c)):
-            # Two services calling each other (a callback) could each pass the other's
-            # failure up within the onset slack: only the one that failed second inherits,
-            # or both would be discounted and each named as the other's origin.
-            if passes_up(s, c) and not (s in graph.callees(c) and passes_up(c, s) and not failed_first(c, s)):
-                inherited[s] = c
-                break
-    return inherited
+    found = {s: _passed_up_from(s, graph, fail, passes_up) for s in services}
+    return {s: c for s, c in found.items() if c is not None}
 
 
 def _metric_explained(per: PerModality, services: set[str], graph: ServiceGraph, params: RcaParams
@@ -210,27 +215,14 @@ def _metric_explained(per: PerModality, services: set[str], graph: ServiceGraph,
         return _noisy_or(ws for ws, _ in items), min((f.onset for _, f in items), default=math.inf)
 
     own = {s: strength_onset(s, _propagates) for s in services}
-    none = (0.0, math.inf)
     cause = {s: strength_onset(s, _can_explain) for s in services}
 
-    def explains(c: str, s: str) -> bool:
-        (st, onset), (c_st, c_onset) = own[s], cause.get(c, none)
+    def explained_by(s: str, c: str) -> bool:
+        (st, onset), (c_st, c_onset) = own[s], cause.get(c, _NONE)
         return st > 0 and c_st > 0 and c_st >= params.explain_share * st and c_onset <= onset + _PROPAGATION_S
 
-    def first(c: str, s: str) -> bool:
-        """Of two services calling each other, c's trouble came first (else the stronger)."""
-        return (cause[c][1], -cause[c][0]) < (cause[s][1], -cause[s][0])
-
-    out: dict[str, str] = {}
-    for s in services:
-        # As above: a tie in strength and onset goes to the name, never to the set's order.
-        for c in sorted(graph.callees(s), key=lambda c: (-cause.get(c, none)[0], cause.get(c, none)[1], c)):
-            # Two services calling each other would each explain the other within the
-            # propagation slack: only the one whose trouble came second is explained.
-            if explains(c, s) and not (s in graph.callees(c) and explains(s, c) and not first(c, s)):
-                out[s] = c
-                break
-    return out
+    found = {s: _passed_up_from(s, graph, cause, explained_by) for s in services}
+    return {s: c for s, c in found.items() if c is not None}
 
 
 @dataclass
@@ -270,9 +262,7 @@ def _row(s: str, per: PerModality, errors_inherited: bool, explained: bool,
     coverage = len(set(seen) & set(MODALITIES)) / len(MODALITIES)
     conf = combined * (1.0 - params.coverage_weight * (1.0 - coverage)) if observed else combined
     onset = min((f.onset for ws, f in evidence if ws > 0), default=math.inf)
-    row = _Row(s, conf, mods, evidence, onset, sorted(seen))
-    row.coverage_known = bool(observed)
-    return row
+    return _Row(s, conf, mods, evidence, onset, sorted(seen), coverage_known=bool(observed))
 
 
 def _is_latency(f: Finding) -> bool:
