@@ -100,6 +100,8 @@ class VigilMetrics:
         self.outbox_oldest_age = Gauge("vigil_outbox_oldest_pending_age_seconds",
                                        "How long the oldest notification still waiting has waited (0: none)",
                                        registry=r)
+        self.clock_skew = Gauge("vigil_clock_skew_seconds",
+                                "This host's clock minus the database's, at the last outbox round", registry=r)
         self.rollbacks = Counter("vigil_rollbacks_total", "Rollbacks by outcome", ["model", "status"], registry=r)
         self.source_up = Gauge("vigil_source_up", "1 when the source answered on its last use", ["source"],
                                registry=r)

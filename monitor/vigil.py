@@ -388,13 +388,13 @@ class Vigil:
         return [r for r in done if r is not None], failed
 
     def close(self, wait: bool = False) -> None:
-        """Stop the sweep's worker processes, if any, once their chunks are done (`wait`: until
-        they exited); drop the drift reports still queued."""
+        """Stop the sweep's worker processes once their chunks are done (`wait`: until they exit)."""
         self.sweep_pool.close(wait)
         self.drift_reports.close()
 
     def deliver(self, now: float | None = None, limit: int = 100) -> int:
-        return self.sender.deliver_due(self.clock.now() if now is None else now, limit=limit)
+        live = now is None and isinstance(self.clock, LiveClock)  # claims by the database's clock
+        return self.sender.deliver_due(self.clock.now() if now is None else now, limit=limit, database_clock=live)
 
     def readiness(self) -> dict[str, SourceState]:
         return dict(self.health.states)

@@ -16,6 +16,7 @@ makes that safe, the lock just saves the losing round its wasted reads.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Mapping
@@ -30,6 +31,11 @@ from monitor.store.repository import Store
 log = logging.getLogger("vigil.sender")
 MAX_BACKOFF_S = 3600.0
 MAX_PASSES = 10
+# A replica's clock this far from the database's is worth a warning: claims no longer
+# depend on it (they are judged by the database's clock), but incident times and retry
+# back-offs still do. Logged at most once per SKEW_LOG_EVERY_S.
+SKEW_WARN_S = 30.0
+SKEW_LOG_EVERY_S = 600.0
 
 
 def backoff(attempts: int) -> float:
@@ -44,18 +50,23 @@ class OutboxSender:
             metrics.init_notifier(name)
         self.claim_s = claim_s
         self.lock = threading.Lock()
+        self._skew_logged_at = -math.inf
 
-    def deliver_due(self, now: float, *, limit: int = 100) -> int:
+    def deliver_due(self, now: float, *, limit: int = 100, database_clock: bool = False) -> int:
         """Deliver what is due. One pass takes the oldest open message of each key; the
         next pass the one after it, so several updates of one incident go out in order in
-        one call (bounded, so a flood cannot hold the sender forever)."""
+        one call (bounded, so a flood cannot hold the sender forever).
+
+        `database_clock` (a live daemon, where `now` is this host's wall clock): claims are
+        judged by the database's clock, shared by every replica, not by `now`."""
         with self.lock:
             started = time.monotonic()
+            claim_now = self._database_time(now) if database_clock else None
             total = 0
             resting: set[str] = set()  # notifiers that failed in this call: their rows wait for the next
             for _ in range(MAX_PASSES):
                 resting_before = len(resting)
-                n = self._round(now, started, limit, resting)
+                n = self._round(now, claim_now, started, limit, resting)
                 total += n
                 if n == 0 and len(resting) == resting_before:  # nothing went out, and nobody new failed
                     break
@@ -66,25 +77,38 @@ class OutboxSender:
             self.metrics.outbox_oldest_age.set(0.0 if oldest is None else max(0.0, now - oldest))
             return total
 
-    def _round(self, now: float, started: float, limit: int, resting: set[str]) -> int:
+    def _database_time(self, now: float) -> float:
+        """The database's clock now; how far `now` is from it goes to /metrics, and to the log
+        when it is over SKEW_WARN_S."""
+        db = self.store.outbox.database_now()
+        skew = now - db
+        self.metrics.clock_skew.set(skew)
+        if abs(skew) > SKEW_WARN_S and time.monotonic() - self._skew_logged_at >= SKEW_LOG_EVERY_S:
+            self._skew_logged_at = time.monotonic()
+            log.warning("this host's clock is %.0f s from the database's (warning over %.0f s); "
+                        "outbox claims follow the database, incident times and back-offs this host",
+                        skew, SKEW_WARN_S, extra={"clock_skew_s": round(skew, 3)})
+        return db
+
+    def _round(self, now: float, claim_now: float | None, started: float, limit: int, resting: set[str]) -> int:
         """One pass over the due heads. A notifier that fails (down, hanging until its
         timeout, rate limited) is not called again in this call: its other rows wait for
         the next, so a hanging Slack costs the pages queued behind it one timeout, not one
         per Slack message."""
         delivered = 0
-        for head in self.store.outbox.due(now, limit, skip=resting):
+        for head in self.store.outbox.due(now, limit, skip=resting, claim_now=claim_now):
             if head.notifier in resting:  # it failed earlier in this pass
                 continue
             # `now` is the caller's clock (live or replay) and stays put for the round;
             # a claim taken late in a long round still holds claim_s from when it is taken.
-            claim = self.store.outbox.claim(head, now, self.claim_s + (time.monotonic() - started))
+            claim = self.store.outbox.claim(head, now, self.claim_s + (time.monotonic() - started), claim_now)
             if claim is None:
                 continue  # another sender has it
             failpoint("before_notifier_call")
             result = self._attempt(claim)
             failpoint("after_notifier_call")
             msg = claim.message
-            if not self.store.outbox.record(claim, result, now, backoff(msg.attempts)):
+            if not self.store.outbox.record(claim, result, now, backoff(msg.attempts), claim_now):
                 log.warning("claim lost before its outcome was recorded; the new owner's outcome stands",
                             extra={"notifier": msg.notifier, "key": msg.key, "outbox_id": msg.id})
                 continue

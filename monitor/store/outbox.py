@@ -19,6 +19,11 @@ A row moves through these states (`OutboxStatus`, stored as its plain string):
 - A `sending` row past its deadline lost its sender mid-call: the message may or may
   not be out. Claimed again, it is flagged `uncertain` and the sender asks the notifier
   whether the backend has it before sending (alerts/outbox.py, `FindsDelivered`).
+- Claims are judged by one clock for all senders: a live daemon passes the database's
+  time as `claim_now` (a claim's deadline is written, and its lapse judged, by it), so a
+  replica whose wall clock runs ahead cannot take over a row another replica is still
+  sending. Due times of pending rows stay on the caller's clock (a retry's back-off).
+  Replays and tests pass no `claim_now`: their own clock judges both.
 - Order per (notifier, key): only the oldest row of a key that is `pending` or
   `sending` can be claimed, so a later update never overtakes an earlier one waiting
   for a retry, and nothing else of a key goes out while one of its rows is being sent.
@@ -37,6 +42,7 @@ from alerts.outbox import DeliveryResult, DeliveryStatus, MessageKind, OutboxMes
 from alerts.receivers.http import MAX_RETRY_AFTER_S
 from detectors.records import json_safe
 from monitor.redact import redact, redact_obj
+from monitor.store.leases import db_now
 from monitor.store.tables import MessageRefRow, OutboxRow
 
 # How long a claim holds. It must outlast the slowest notifier call (Slack: its timeout
@@ -95,9 +101,16 @@ class Outbox:
         s.flush()
         return row
 
-    def due(self, now: float, limit: int = 100, skip: Collection[str] = ()) -> list[Head]:
+    def database_now(self) -> float:
+        """The database's clock, in epoch seconds: what live senders judge claims by."""
+        with self._tx() as s:
+            return db_now(s)
+
+    def due(self, now: float, limit: int = 100, skip: Collection[str] = (),
+            claim_now: float | None = None) -> list[Head]:
         """The rows that may be claimed at `now`, oldest first, at most one per (notifier, key),
-        none of the notifiers in `skip` (they do not use up the limit).
+        none of the notifiers in `skip` (they do not use up the limit). A `sending` row's
+        claim lapses by `claim_now` (default `now`).
 
         The scan reads only ids, keys and states of the open rows, so a long outage's
         backlog cannot hide newer due messages.
@@ -108,20 +121,25 @@ class Outbox:
                        OutboxRow.next_attempt_at)
                 .where(OutboxRow.status.in_(_OPEN)).order_by(OutboxRow.id)
             ).all()
+        lapse_now = now if claim_now is None else claim_now
         seen: set[tuple[str, str]] = set()
         heads: list[Head] = []
         for id_, notifier, key, status, attempts, next_at in rows:
             if (notifier, key) in seen or notifier in skip:
                 continue  # a later row of a key waits for the head, whatever the head's state
             seen.add((notifier, key))
-            if next_at <= now:  # pending and due, or sending with a lapsed claim
+            if next_at <= (lapse_now if status == OutboxStatus.SENDING else now):  # due, or its claim lapsed
                 heads.append(Head(id_, OutboxStatus(status), attempts, notifier))
                 if len(heads) >= limit:
                     break
         return heads
 
-    def claim(self, head: Head, now: float, claim_s: float = CLAIM_S) -> Claim | None:
-        """Take the row for one sender; None when another sender got there first."""
+    def claim(self, head: Head, now: float, claim_s: float = CLAIM_S,
+              claim_now: float | None = None) -> Claim | None:
+        """Take the row for one sender until `claim_now` (default `now`) + `claim_s`; None when
+        another sender got there first."""
+        lapse_now = now if claim_now is None else claim_now
+        due_by = lapse_now if head.status == OutboxStatus.SENDING else now
         with self._tx() as s:
             if self._skip_locked and s.scalar(
                     select(OutboxRow.id).where(OutboxRow.id == head.id).with_for_update(skip_locked=True)) is None:
@@ -129,8 +147,8 @@ class Outbox:
             won = _rowcount(s.execute(
                 update(OutboxRow)
                 .where(OutboxRow.id == head.id, OutboxRow.status == head.status,
-                       OutboxRow.attempts == head.attempts, OutboxRow.next_attempt_at <= now)
-                .values(status=OutboxStatus.SENDING, attempts=head.attempts + 1, next_attempt_at=now + claim_s)
+                       OutboxRow.attempts == head.attempts, OutboxRow.next_attempt_at <= due_by)
+                .values(status=OutboxStatus.SENDING, attempts=head.attempts + 1, next_attempt_at=lapse_now + claim_s)
                 .execution_options(synchronize_session=False)))
             if won != 1:
                 return None
@@ -141,13 +159,14 @@ class Outbox:
                                     payload=row.payload, attempts=head.attempts, ref=ref.ref if ref else None,
                                     created_at=row.created_at)
         return Claim(message, token=head.attempts + 1, uncertain=head.status == OutboxStatus.SENDING,
-                     deadline=now + claim_s)
+                     deadline=lapse_now + claim_s)
 
     def claim_due(self, now: float, limit: int = 100, claim_s: float = CLAIM_S) -> list[Claim]:
         """`due` and `claim` in one call: every due head this caller won."""
         return [c for c in (self.claim(h, now, claim_s) for h in self.due(now, limit)) if c is not None]
 
-    def record(self, claim: Claim, result: DeliveryResult, now: float, backoff: float) -> bool:
+    def record(self, claim: Claim, result: DeliveryResult, now: float, backoff: float,
+               claim_now: float | None = None) -> bool:
         """Store the outcome of a claimed attempt; False when the claim was lost meanwhile
         (it lapsed and another sender took the row: that sender's outcome stands)."""
         with self._tx() as s:
@@ -155,7 +174,7 @@ class Outbox:
                 update(OutboxRow)
                 .where(OutboxRow.id == claim.message.id, OutboxRow.status == OutboxStatus.SENDING,
                        OutboxRow.attempts == claim.token)
-                .values(**_outcome(result, now, backoff))
+                .values(**_outcome(result, now, backoff, now if claim_now is None else claim_now))
                 .execution_options(synchronize_session=False)))
             if won != 1:
                 return False
@@ -242,8 +261,9 @@ class Outbox:
             return list(s.scalars(q.order_by(OutboxRow.id)))
 
 
-def _outcome(result: DeliveryResult, now: float, backoff: float) -> dict[str, Any]:
-    """The row's new columns for a delivery result."""
+def _outcome(result: DeliveryResult, now: float, backoff: float, claim_now: float) -> dict[str, Any]:
+    """The row's new columns for a delivery result. A row left `sending` waits by the claim
+    clock (`claim_now`), a `pending` one by the caller's."""
     if result.status == DeliveryStatus.DELIVERED:
         return {"status": OutboxStatus.DELIVERED, "delivered_at": now, "last_error": None}
     # An error may quote the receiver's URL, password and all: stored redacted, like the payload.
@@ -254,8 +274,9 @@ def _outcome(result: DeliveryResult, now: float, backoff: float) -> dict[str, An
     wait = min(result.retry_after, MAX_RETRY_AFTER_S) if result.retry_after else backoff
     # An uncertain retry stays `sending`: when its deadline passes it is claimed as
     # uncertain again, so it is looked for before it is ever sent again.
-    status = OutboxStatus.SENDING if result.uncertain else OutboxStatus.PENDING
-    return {"status": status, "next_attempt_at": now + wait, "last_error": error}
+    if result.uncertain:
+        return {"status": OutboxStatus.SENDING, "next_attempt_at": claim_now + wait, "last_error": error}
+    return {"status": OutboxStatus.PENDING, "next_attempt_at": now + wait, "last_error": error}
 
 
 def _rowcount(result: Any) -> int:

@@ -25,7 +25,7 @@ RULES = DASHBOARDS / "vigil-alerts.rules.yml"
 TESTS = DASHBOARDS / "vigil-alerts.test.yml"
 EXPECTED = {"VigilCycleStale", "VigilCyclesFailing", "VigilOutboxBacklog", "VigilSourceDown",
             "VigilBaselineRefreshFailing", "VigilRollbackFailed", "VigilAbsent",
-            "VigilNotificationsFailed", "VigilNotificationStuck"}
+            "VigilNotificationsFailed", "VigilNotificationStuck", "VigilClockSkew"}
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:
