@@ -2,7 +2,8 @@
 environment or a file, and one bounded retry loop that maps answers to delivery results.
 
 A call is retried in place (tenacity) on a connection error, a timeout, 408, 425, 429 and 5xx,
-honouring Retry-After, at most `max_attempts` times and `max_wait_s` per wait; if it still
+honouring Retry-After, at most `max_attempts` times and `max_wait_s` per wait (a longer
+Retry-After ends the call at once rather than retry before it); if it still
 fails the message goes back to the outbox as RETRY, due again after the outbox's own
 back-off (or the backend's Retry-After, at most MAX_RETRY_AFTER_S), so an outage delays a page but never drops it.
 Another 4xx is FAILED with the backend's own error text: the same request will
@@ -152,8 +153,8 @@ class HttpCaller:
              sign_with: bytes | None = None, method: str = "POST") -> httpx.Response:
         """POST (or `method`) JSON `body` (bytes are sent as they are), retried; raises Transient or Refused."""
         raw = body if isinstance(body, bytes) else json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
-        retrying = Retrying(stop=stop_after_attempt(self.retry.max_attempts), wait=self._wait, sleep=self.sleep,
-                            retry=retry_if_exception_type(Transient), reraise=True)
+        retrying = Retrying(stop=stop_after_attempt(self.retry.max_attempts) | self._told_to_wait_longer,
+                            wait=self._wait, sleep=self.sleep, retry=retry_if_exception_type(Transient), reraise=True)
         return retrying(self._attempt, method, url, raw, {**headers, "Content-Type": "application/json"}, explain,
                         sign_with)
 
@@ -176,6 +177,13 @@ class HttpCaller:
             raise Transient(f"{self.backend}: HTTP {code} from {url}: {explain(resp)}",
                             retry_after_s(resp.headers.get("Retry-After"), self.clock()))
         raise Refused(f"{self.backend} refused the request with HTTP {code}: {explain(resp)}")
+
+    def _told_to_wait_longer(self, state: RetryCallState) -> bool:
+        """A Retry-After longer than `max_wait_s` ends the call: a retry cut short to
+        `max_wait_s` comes before the backend asked, so it is refused again (and spends the
+        attempts for nothing). The message goes back to the outbox, due after Retry-After."""
+        exc = state.outcome.exception() if state.outcome else None
+        return isinstance(exc, Transient) and exc.retry_after is not None and exc.retry_after > self.retry.max_wait_s
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None

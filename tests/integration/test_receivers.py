@@ -188,11 +188,13 @@ def test_unreachable_receiver_never_loses_an_alert_nor_blocks_the_others(tmp_pat
 
 def test_pagerduty_rate_limit_is_waited_out_with_its_retry_after(tmp_path, keys, pd):
     vigil = vigil_with(tmp_path, pd_receiver(pd.url, severities=["warning", "critical"], max_attempts=2))
-    pd.force(429, count=1, retry_after="1")
+    pd.force(429, count=1, retry_after="0")
     run(vigil, T0)
     assert [r.status for r in rows(vigil, "pagerduty")] == ["delivered"], "one 429, retried in place"
-    pd.force(429, count=2, retry_after="120")
+    pd.force(429, count=1, retry_after="120")
+    before = pd.requests
     run(vigil, T0 + 60)
+    assert pd.requests == before + 1, "retried after max_wait_s, long before the 120 s PagerDuty asked for"
     row = rows(vigil, "pagerduty")[-1]
     assert row.status == "pending" and "HTTP 429" in row.last_error
     assert row.next_attempt_at == pytest.approx(T0 + 60 + 120), "the outbox waits PagerDuty's Retry-After"
