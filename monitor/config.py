@@ -30,7 +30,7 @@ from monitor.audit.config import AuditConfig
 from monitor.config_alerting import GroupingConfig, InhibitRuleConfig, MentionsConfig, TimeIntervalSetConfig
 from monitor.config_auth import ApiTokenConfig, SlackActorsConfig, check_token_names
 from monitor.config_canary import CanaryConfig, CanaryMetricConfig
-from monitor.config_cross import cross_problems
+from monitor.config_cross import cross_problems, said
 from monitor.config_errors import ConfigError
 from monitor.config_loading import ConfigSource, validate_config
 from monitor.config_messages import MessagesConfig, check_runbook_keys
@@ -354,7 +354,7 @@ class VigilConfig(_Model):
         if found is not None:
             found.extend(problems)
         elif problems:
-            raise ValueError(problems[0])
+            raise ValueError(said(problems[0]))
         return self
 
     def model(self, name: str) -> ModelConfig:

@@ -42,14 +42,14 @@ def validate_config(root: type[M], data: Any, src: ConfigSource, environ: Mappin
     merged = merge_policies(env.data)
     problems = [*src.problems, *env.errors]
     result: M | None = None
-    cross: list[str] = []  # checks across sections, collected by the root's validator (all at once)
+    cross: list[tuple[Loc, str]] = []  # checks across sections, collected by the root's validator (all at once)
     try:
         # The context: what a field that names a file (root_cause.call_graph) resolves against.
         result = root.model_validate({**merged, "base_dir": src.base_dir},
                                      context={"base_dir": src.base_dir, "cross_problems": cross})
     except ValidationError as e:
         problems += _validation_problems(e, root, merged, env)
-    problems += [((), msg) for msg in cross]
+    problems += cross
     if problems or result is None:
         issues = [ConfigIssue(format_path(loc, merged), msg, line_of(loc, src.lines)) for loc, msg in problems]
         issues.sort(key=lambda i: i.line or 0)  # in the order of the file

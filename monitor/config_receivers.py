@@ -166,14 +166,16 @@ ReceiverConfig = Annotated[
 ]
 
 
-def check_receivers(receivers: list[ReceiverConfig], models: set[str]) -> None:
-    """Names unique, and every model a receiver names is configured."""
+def receiver_problems(receivers: list[ReceiverConfig], models: set[str]) -> list[tuple[tuple[str | int, ...], str]]:
+    """Names unique, and every model a receiver names is configured: (where, what) each."""
+    out: list[tuple[tuple[str | int, ...], str]] = []
     names = [r.name for r in receivers]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-        raise ValueError(f"receivers: names must be unique, repeated: {', '.join(dupes)}")
-    for r in receivers:
+        out.append((("receivers",), f"names must be unique, repeated: {', '.join(dupes)}"))
+    for i, r in enumerate(receivers):
         unknown = sorted(set(r.models) - models)
         if unknown:
-            raise ValueError(f"receivers: {r.name!r} names unknown model(s) {', '.join(unknown)}; "
-                             f"configured: {', '.join(sorted(models))}")
+            out.append((("receivers", i, "models"), f"unknown model(s) {', '.join(unknown)}; "
+                        f"configured: {', '.join(sorted(models))}"))
+    return out

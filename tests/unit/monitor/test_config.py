@@ -77,7 +77,7 @@ def test_critical_below_warning_is_refused():
 
 
 def test_duplicate_models_and_missing_models():
-    assert "repeated: m" in errors_of({"models": [{"name": "m"}, {"name": "m"}]})["(top level)"]
+    assert "repeated: m" in errors_of({"models": [{"name": "m"}, {"name": "m"}]})["models"]
     assert "models" in errors_of({})
 
 
@@ -103,11 +103,12 @@ def test_anomaly_resolution_is_a_duration_that_fits_the_window_a_cycle_reads():
     assert cfg.policy.anomaly_resolution == 0.0  # every point, as queried
     model = {"name": "m", "policy": {"anomaly_resolution": "30m"}}
     errs = errors_of({"schedule": {"lookback": "30m", "interval": "1m"}, "models": [model]})
-    assert errs["(top level)"] == ("models[m].policy.anomaly_resolution: expected at most schedule.lookback - "
-                                   "schedule.interval (1740 s) (got 1800 s; the default is 300 s, 0 turns binning off)")
+    assert errs["models[0](m).policy.anomaly_resolution"] == (
+        "expected at most schedule.lookback - schedule.interval (1740 s) (got 1800 s; the default is 300 s, "
+        "0 turns binning off)")
     short = {"lookback": "5m", "interval": "1m"}
-    assert "(top level)" in errors_of({"schedule": short, "policy": {"anomaly_resolution": "5m"},
-                                       "models": [{"name": "m"}]})
+    assert "policy.anomaly_resolution" in errors_of({"schedule": short, "policy": {"anomaly_resolution": "5m"},
+                                                     "models": [{"name": "m"}]})
     parse_config({"schedule": short, "models": [{"name": "m"}]})  # the default shrinks to fit (detect.py)
     assert "duration" in errors_of({"policy": {"anomaly_resolution": "often"}, "models": [{"name": "m"}]})[
         "policy.anomaly_resolution"]

@@ -379,6 +379,11 @@ def test_check_config_reports_every_cross_section_problem_at_once(tmp_path, caps
     assert "3 error(s)" in err, err
     for said in ("unknown time interval 'nope'", "unknown model(s) ghost", "retention.samples: expected at least"):
         assert said in err, err
+    # Each names its place in the file, as a field's own error does.
+    lines = {ln.split(": ")[1]: ln.split(": ")[0].rsplit(":", 1)[1] for ln in err.splitlines()[1:]}
+    assert lines["models[0](m).mute_time_intervals"].isdigit(), err
+    assert lines["receivers[0](pd).models"].isdigit(), err
+    assert lines["retention.samples"].isdigit(), err
 
 
 def test_an_api_host_written_with_its_port_is_refused():
