@@ -15,7 +15,8 @@ DAY = 86400.0
 class RetentionConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    # Ingested feature samples (POST /v1/models/{model}/samples), by their own timestamp.
+    # Ingested feature samples (POST /v1/models/{model}/samples), by their own timestamp; the labels
+    # posted for them (POST /v1/labels) too, except a performance reference's (retention_labels.py).
     samples: Duration | None = 14 * DAY
     # Evidently drift reports, by when they were rendered.
     drift_reports: Duration | None = 90 * DAY

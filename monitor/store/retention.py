@@ -2,6 +2,8 @@
 
 - samples older than `retention.samples` (by their own timestamp), except those a model's
   `performance:` still reads: its `horizon` (labels may still land) and its reference period;
+- labels older than `retention.samples` and the model's `horizon`, except those of its
+  reference period's predictions, which its refit reads (monitor/store/retention_labels.py);
 - drift reports rendered before `retention.drift_reports`;
 - incidents resolved before `retention.resolved_incidents`, with their drift report and
   their messages' refs; their actions and rollback intents stay, unlinked (`incident_id` NULL);
@@ -28,6 +30,7 @@ from monitor.config_retention import RetentionConfig
 from monitor.store.groups import GroupMemberRow
 from monitor.store.intents import RollbackIntentRow
 from monitor.store.repository import ActionRow, DriftReportRow, IncidentRow, MessageRefRow, OutboxRow, SampleRow, Store
+from monitor.store.retention_labels import purge_labels
 
 log = logging.getLogger("vigil.retention")
 
@@ -35,6 +38,7 @@ log = logging.getLogger("vigil.retention")
 @dataclass
 class PurgeResult:
     samples: int = 0
+    labels: int = 0
     drift_reports: int = 0
     resolved_incidents: int = 0
     delivered_outbox: int = 0
@@ -56,6 +60,7 @@ def purge(store: Store, retention: RetentionConfig, now: float, *, dry_run: bool
             q = select(SampleRow.id).where(SampleRow.model == model,
                                            _past_retention(config.get(model), now, retention.samples))
             out.samples += _delete(store, q, SampleRow.id, batch, dry_run)
+        out.labels = purge_labels(store, models, now, retention.samples, batch, dry_run)
     if retention.drift_reports is not None:
         q = select(DriftReportRow.incident_id).where(DriftReportRow.created_at < now - retention.drift_reports)
         out.drift_reports = _delete(store, q, DriftReportRow.incident_id, batch, dry_run)
@@ -65,7 +70,7 @@ def purge(store: Store, retention: RetentionConfig, now: float, *, dry_run: bool
         q = select(OutboxRow.id).where(OutboxRow.status == OutboxStatus.DELIVERED,
                                        OutboxRow.delivered_at < now - retention.delivered_outbox)
         out.delivered_outbox = _delete(store, q, OutboxRow.id, batch, dry_run)
-    if not dry_run and any((out.samples, out.drift_reports, out.resolved_incidents, out.delivered_outbox)):
+    if not dry_run and any((out.samples, out.labels, out.drift_reports, out.resolved_incidents, out.delivered_outbox)):
         log.info("purged past retention", extra=out.as_dict())
     return out
 

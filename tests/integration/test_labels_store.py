@@ -46,3 +46,23 @@ def test_within_a_batch_the_label_known_last_wins_whatever_its_place(store: Stor
     batch = [Label("p-1", 1.0, T0 + 60), Label("p-1", 0.0, T0)]  # the correction first, then the original
     store.labels.add("churn", batch, T0 + 100)
     assert store.labels.between("churn", T0 - 1, T0 + 100) == [Label("p-1", 1.0, T0 + 60)]
+
+
+def test_the_purge_keeps_the_reference_labels_its_predictions_name_and_drops_the_rest(store: Store) -> None:
+    """Ids logged as numbers (123) and labelled as text ("123") are one prediction: the
+    purge reads the reference's ids from the stored samples as the refit joins them."""
+    from monitor.config import ModelConfig
+    from monitor.config_retention import DAY, RetentionConfig
+    from monitor.store.retention import purge
+
+    ref = T0 - 30 * DAY
+    m = ModelConfig.model_validate({"name": "churn", "registry_name": "churn", "performance": {
+        "task": "classification", "prediction_column": "p", "reference": {"start": ref, "end": ref + 3600}}})
+    store.add_samples("churn", [(ref + i, {"prediction_id": i, "p": 1}) for i in range(150)])
+    store.labels.add("churn", [Label(str(i), 1.0, T0 - 20 * DAY) for i in range(250)], T0 - 20 * DAY)
+    store.labels.add("churn", [Label("new", 1.0, T0 - DAY)], T0 - DAY)
+    retention = RetentionConfig(samples=14 * DAY, batch_rows=100, drift_reports=None, resolved_incidents=None)
+    assert purge(store, retention, T0, dry_run=True, models=[m]).labels == 100
+    assert purge(store, retention, T0, models=[m]).labels == 100
+    left = {lb.prediction_id for lb in store.labels.between("churn", 0, T0)}
+    assert left == {str(i) for i in range(150)} | {"new"}

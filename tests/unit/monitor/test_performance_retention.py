@@ -63,3 +63,33 @@ def test_the_purge_keeps_predictions_of_the_horizon_whose_labels_may_still_land(
     windows = vigil.store.labels.report("churn")["windows"]
     # the reference hour, then the hour of day -16
     assert [w["predictions"] for w in windows if w["start"] < T0 - 15 * DAY] == [300, 300]
+
+
+def _label_ids(vigil: Any) -> set[str]:
+    from sqlalchemy import select
+
+    from monitor.store.labels import LabelRow
+
+    with vigil.store.tx() as s:
+        return set(s.scalars(select(LabelRow.prediction_id)))
+
+
+def test_the_purge_deletes_labels_past_retention_and_keeps_a_backfilled_reference(tmp_path: Path) -> None:
+    """The labels table grew for ever. Purged by the label's own time, a reference whose labels
+    were backfilled (posted two weeks after the predictions, with that day's time) lost them
+    and performance went blind; only labels of predictions no reader keeps may go."""
+    vigil = _vigil(tmp_path)
+    _log(vigil, REF_START, 300, 1)  # the reference's predictions ...
+    rng = np.random.default_rng(7)
+    backfill = [Label(f"1-{i}", float(rng.integers(0, 2)), T0 - 15 * DAY + i) for i in range(300)]
+    vigil.store.labels.add("churn", backfill, T0 - 15 * DAY)  # ... labelled late, 15 days ago
+    _log(vigil, T0 - 17 * DAY, 300, 4)  # past retention and horizon: their labels can go
+    _log(vigil, T0 - 3 * H, 300, 2)  # in the horizon
+    vigil.store.labels.add("gone", [Label("x", 1.0, T0 - 30 * DAY)], T0 - 30 * DAY)  # a removed model's
+    assert _performance_blind(vigil, T0) == []
+    _purge_job(Runtime(vigil, None))
+    kept = _label_ids(vigil)
+    assert {f"1-{i}" for i in range(300)} <= kept and {f"2-{i}" for i in range(300)} <= kept
+    assert not kept & {f"4-{i}" for i in range(300)} and "x" not in kept
+    assert _performance_blind(vigil, T0 + 2 * H) == []  # the refit still finds the reference's labels
+    assert vigil.store.labels.report("churn")["reference_labels"] == 300
