@@ -4,6 +4,7 @@ interval, so `vigil serve`, which runs no cycles, knows too) marks a source; not
 else writes here."""
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,12 @@ class SourceHealth:
         """One UNKNOWN state per configured source (a source without a URL is not used).
         Their refresh-failure counters start at 0, so `rate()` sees the first failure."""
         states = {name: SourceState(name, SourceStatus.UNKNOWN, url) for name, url in urls.items() if url}
+        # The metrics outlive a reload: a source it removed (say a Loki that was down) kept
+        # its last vigil_source_up, and VigilSourceDown fired until a restart.
+        for family in metrics.source_up.collect():
+            for gone in {s.labels["source"] for s in family.samples} - states.keys():
+                with contextlib.suppress(KeyError):
+                    metrics.source_up.remove(gone)
         for name in states.keys() & BASELINE_SOURCES:
             metrics.baseline_refresh_failures.labels(name)
         return cls(states, metrics, clock)

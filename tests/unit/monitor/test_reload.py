@@ -205,3 +205,19 @@ def test_a_refused_reload_logs_each_error_with_its_line_as_check_config_prints_i
     with caplog.at_level(logging.ERROR, logger="vigil.daemon"):
         assert reload_vigil(old, str(bad)) is None
     assert f"{bad}:2: schedule.interval: expected a duration" in caplog.text, caplog.text
+
+
+def test_a_source_removed_by_a_reload_leaves_no_down_state_in_metrics(tmp_path):
+    """Loki down, then taken out of the config by a reload: vigil_source_up{source="loki"} 0
+    stayed in /metrics (the metrics outlive the reload), and VigilSourceDown fired until a
+    restart for a source nobody uses any more."""
+    loki = {"url": "http://127.0.0.1:9"}
+    old = make_vigil(make_config(tmp_path, sources={"prometheus": {"url": "http://127.0.0.1:9"},
+                                                    "mlflow": {"tracking_uri": "http://127.0.0.1:9"}, "loki": loki}),
+                     notifiers={})
+    old.health.mark("loki", False, "connection refused")
+    old.health.mark("prometheus", True)
+    assert old.metrics.registry.get_sample_value("vigil_source_up", {"source": "loki"}) == 0
+    new, _ = reload_vigil(old, write(tmp_path / "vigil.yaml", tmp_path))
+    assert new.metrics.registry.get_sample_value("vigil_source_up", {"source": "loki"}) is None
+    assert new.metrics.registry.get_sample_value("vigil_source_up", {"source": "prometheus"}) == 1
