@@ -173,19 +173,28 @@ class VigilMetrics:
 
     def set_performance(self, model: str, figures: dict[str, dict[str, float | None]], coverage: float | None,
                         delay_s: float | None) -> None:
-        """`figures`: basis -> metric -> value; an unknown figure removes its series rather than
-        leaving last cycle's number standing."""
-        for basis, values in figures.items():
-            for metric, value in values.items():
-                if value is None:
+        """The model's performance series become exactly these: `figures` (basis -> metric ->
+        value), coverage and delay. An unknown figure (None, or a basis or metric not given:
+        no estimate this cycle, no window at all) removes its series rather than leaving last
+        cycle's number on the dashboard as if it were current."""
+        wanted = {(model, metric, basis): value for basis, values in figures.items()
+                  for metric, value in values.items() if value is not None}
+        for labels, value in wanted.items():
+            self.performance.labels(*labels).set(value)
+        for family in self.performance.collect():
+            for x in family.samples:
+                key = (x.labels["model"], x.labels["metric"], x.labels["basis"])
+                if key[0] == model and key not in wanted:
                     with contextlib.suppress(KeyError):
-                        self.performance.remove(model, metric, basis)
-                else:
-                    self.performance.labels(model, metric, basis).set(value)
-        if coverage is not None:
-            self.label_coverage.labels(model).set(coverage)
-        if delay_s is not None:
-            self.label_delay.labels(model).set(delay_s)
+                        self.performance.remove(*key)
+        per_model: tuple[tuple[Gauge, float | None], ...] = ((self.label_coverage, coverage),
+                                                              (self.label_delay, delay_s))
+        for gauge, known in per_model:
+            if known is not None:
+                gauge.labels(model).set(known)
+            else:
+                with contextlib.suppress(KeyError):
+                    gauge.remove(model)
 
     def set_feature_drift(self, model: str, statistics: list[tuple[str, str, float]], moved: set[str]) -> None:
         """vigil_feature_drift for the features that moved this cycle only (unless

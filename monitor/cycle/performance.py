@@ -69,11 +69,12 @@ class PerformanceStage:
             return PerformanceOutcome()
         try:
             out = self._run(m, perf, t, serving, w)
-        except (SampleFileError, OSError, ValueError) as e:
-            return PerformanceOutcome([no_data(m.name, ENTITY, str(e), w)], [f"performance: {e}"])
-        except Exception as e:  # a bug costs the performance figures, never the cycle
-            log.exception("performance stage failed", extra={"model": m.name})
-            why = f"internal error: {type(e).__name__}: {e}"
+        except Exception as e:
+            why = str(e)
+            if not isinstance(e, SampleFileError | OSError | ValueError):  # a bug costs the figures, never the cycle
+                log.exception("performance stage failed", extra={"model": m.name})
+                why = f"internal error: {type(e).__name__}: {e}"
+            self._metrics.set_performance(m.name, {}, None, None)  # unknown now: no figure stands in /metrics
             return PerformanceOutcome([no_data(m.name, ENTITY, why, w)], [f"performance: {why}"])
         stopped = labels_overdue(out.windows, t, perf.min_labels)
         if stopped is not None:  # a finding of its own: the figures shown are stale, never an all clear
@@ -118,8 +119,13 @@ class PerformanceStage:
 
 
 def export(metrics: VigilMetrics, model: str, out: PerformanceOutcome) -> None:
-    """The busiest version's newest judged window (realised) and newest window (estimated)."""
-    if not out.windows or out.report is None:
+    """The busiest version's newest judged window (realised) and newest window (estimated);
+    without a window, the reference alone (the rest is unknown, not last cycle's figure)."""
+    if out.report is None:
+        metrics.set_performance(model, {}, None, None)
+        return
+    if not out.windows:
+        metrics.set_performance(model, {"reference": dict(out.report["reference"])}, None, None)
         return
     counts: dict[str, int] = {}
     for w in out.windows:

@@ -169,3 +169,20 @@ def test_without_a_version_column_each_prediction_takes_the_version_serving_when
     made = preds.set_index("ts")["version"]
     assert set(made[made.index >= T0 - H]) == {"2"}, "the bad hour was served by v2"
     assert set(made[made.index < T0 - H]) == {"1"}
+
+
+def test_performance_figures_no_longer_known_leave_metrics_rather_than_reading_as_current(world: tuple) -> None:
+    """Once no window could be judged (no prediction in the horizon: the feed stopped), the
+    last realised accuracy and coverage stayed in /metrics: the dashboard's performance
+    row kept showing a healthy model that nothing measured any more."""
+    vigil, _, _ = world
+    sample = vigil.metrics.registry.get_sample_value
+    vigil.run_cycle("churn", T0)
+    assert sample("vigil_model_performance", {"model": "churn", "metric": "accuracy", "basis": "realised"})
+    assert sample("vigil_model_performance", {"model": "churn", "metric": "accuracy", "basis": "estimated"})
+    assert sample("vigil_label_coverage_ratio", {"model": "churn"}) is not None
+    vigil.run_cycle("churn", T0 + 2 * 86400)  # the horizon (1 d) holds no prediction
+    for basis in ("realised", "estimated"):
+        assert sample("vigil_model_performance", {"model": "churn", "metric": "accuracy", "basis": basis}) is None
+    assert sample("vigil_label_coverage_ratio", {"model": "churn"}) is None
+    assert sample("vigil_label_delay_seconds", {"model": "churn"}) is None
