@@ -257,6 +257,20 @@ class VigilMetrics:
                         with contextlib.suppress(KeyError):
                             gauge.remove(*key)
 
+    def publish_kpis(self, model: str, levels: dict[str, tuple[float, float]]) -> None:
+        """The model's KPI gauges become exactly `levels` (kpi -> (value, baseline)): a KPI
+        whose query answered nothing this cycle, or that a reload removed, loses its series
+        rather than leaving its last level and baseline on the dashboard as current."""
+        for kpi, (value, baseline) in levels.items():
+            self.kpi_value.labels(model, kpi).set(value)
+            self.kpi_baseline.labels(model, kpi).set(baseline)
+        for gauge in (self.kpi_value, self.kpi_baseline):
+            for family in gauge.collect():
+                for x in family.samples:
+                    if x.labels["model"] == model and x.labels["kpi"] not in levels:
+                        with contextlib.suppress(KeyError):
+                            gauge.remove(model, x.labels["kpi"])
+
     def forget_model(self, model: str) -> None:
         """Drop the model's gauge series (its state, open incidents, drift, KPIs, failures in
         a row, ...): it left this process (handed to another replica, removed from the

@@ -299,9 +299,7 @@ class Vigil:
         """Vigil's own metrics for one cycle."""
         if raw.samples is not None:
             self.metrics.count_samples(m.name, raw.samples, t, self.config.schedule.interval)
-        for kpi, (value, baseline) in found.kpi_levels.items():
-            self.metrics.kpi_value.labels(m.name, kpi).set(value)
-            self.metrics.kpi_baseline.labels(m.name, kpi).set(baseline)
+        self.metrics.publish_kpis(m.name, found.kpi_levels)
         moved = {f.entity for f in found.findings
                  if f.kind in (FindingKind.FEATURE_DRIFT, FindingKind.PREDICTION_DRIFT)}
         self.metrics.set_feature_drift(m.name, found.drift_statistics, moved)
