@@ -162,7 +162,7 @@ def cmd_db_purge(args: argparse.Namespace) -> int:
         return 64
     store = Store(_store_url(args, cfg))
     try:
-        result = purge(store, cfg.retention, time.time(), dry_run=args.dry_run, models=cfg.models)
+        result = purge(store, cfg.retention, time.time(), dry_run=args.dry_run, config=cfg)
     finally:
         store.close()
     print(json.dumps({"dry_run": args.dry_run, **result.as_dict()}))

@@ -160,7 +160,7 @@ def _purge_job(runtime: Runtime) -> None:
         if admitted:
             vigil = runtime.vigil
             try:
-                purge(vigil.store, vigil.config.retention, vigil.now(), models=vigil.config.models)
+                purge(vigil.store, vigil.config.retention, vigil.now(), config=vigil.config)
             except Exception:
                 log.exception("retention purge failed")
 

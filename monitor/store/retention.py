@@ -1,7 +1,8 @@
 """The purge job: deletes what `retention:` lets go, kind by kind, in bounded batches.
 
 - samples older than `retention.samples` (by their own timestamp), except those a model's
-  `performance:` still reads: its `horizon` (labels may still land) and its reference period;
+  `performance:` still reads: its `horizon` (labels may still land) and its reference period,
+  and those its rolling drift reference (`policy.rolling_reference`) reads;
 - labels older than `retention.samples` and the model's `horizon`, except those of its
   reference period's predictions, which its refit reads (monitor/store/retention_labels.py);
 - drift reports rendered before `retention.drift_reports`;
@@ -25,8 +26,8 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from alerts.lifecycle import IncidentStatus
 from alerts.outbox import OutboxStatus
-from monitor.config import ModelConfig
-from monitor.config_retention import RetentionConfig
+from monitor.config import ModelConfig, VigilConfig
+from monitor.config_retention import DAY, RetentionConfig
 from monitor.store.groups import GroupMemberRow
 from monitor.store.intents import RollbackIntentRow
 from monitor.store.repository import ActionRow, DriftReportRow, IncidentRow, MessageRefRow, OutboxRow, SampleRow, Store
@@ -49,16 +50,19 @@ class PurgeResult:
 
 
 def purge(store: Store, retention: RetentionConfig, now: float, *, dry_run: bool = False,
-          models: Sequence[ModelConfig] = ()) -> PurgeResult:
+          models: Sequence[ModelConfig] = (), config: VigilConfig | None = None) -> PurgeResult:
     """Delete (or, `dry_run`, count) every row past its kind's retention at time `now`;
-    `models` (the config's) say which samples their performance stage still reads."""
+    `models` (the config's, or `config`'s) say which samples their performance stage still
+    reads, `config` also how far back their rolling drift reference reads."""
     out = PurgeResult(audit_head_seq=store.audit_head().seq)
     batch = retention.batch_rows
+    models = config.models if config is not None else models
     if retention.samples is not None:
-        config = {m.name: m for m in models}
+        by_name = {m.name: m for m in models}
         for model in _sample_models(store):  # per model: the (model, ts) index answers each batch
-            q = select(SampleRow.id).where(SampleRow.model == model,
-                                           _past_retention(config.get(model), now, retention.samples))
+            m = by_name.get(model)
+            kept = max(retention.samples, _rolling_reach(config, m) if config is not None and m else 0.0)
+            q = select(SampleRow.id).where(SampleRow.model == model, _past_retention(m, now, kept))
             out.samples += _delete(store, q, SampleRow.id, batch, dry_run)
         out.labels = purge_labels(store, models, now, retention.samples, batch, dry_run)
     if retention.drift_reports is not None:
@@ -73,6 +77,16 @@ def purge(store: Store, retention: RetentionConfig, now: float, *, dry_run: bool
     if not dry_run and any((out.samples, out.labels, out.drift_reports, out.resolved_incidents, out.delivered_outbox)):
         log.info("purged past retention", extra=out.as_dict())
     return out
+
+
+def _rolling_reach(config: VigilConfig, m: ModelConfig) -> float:
+    """How far back a rolling drift reference reads samples: `rolling_reference` before the
+    day the window starts in (monitor/cycle/reference.py). Purged sooner, a 20-day rolling
+    reference was built from the 14 days of samples left, a reference nobody configured."""
+    p = config.policy_for(m)
+    if p.reference_after_cold_start != "rolling":
+        return 0.0
+    return p.rolling_reference + config.schedule.lookback + DAY
 
 
 def _past_retention(m: ModelConfig | None, now: float, kept: float) -> ColumnElement[bool]:

@@ -179,3 +179,19 @@ def test_a_later_incident_never_edits_the_messages_of_a_purged_one(store):
     new = _incident(store, IncidentStatus.OPEN, None)  # the same id as `old` on SQLite
     notify(new, NOW)
     assert deliver_all(NOW) == [None, None]  # first messages of their keys: posted, not edits
+
+
+def test_the_purge_keeps_the_samples_a_rolling_reference_reads(tmp_path):
+    """policy.reference_after_cold_start: rolling over 20 days, samples kept 14: the purge
+    cut the rolling reference to its last 14 days, and drift was judged against a
+    reference the config never asked for. The samples it reads now stay; older ones go."""
+    from monitor.daemon import Runtime, _purge_job
+    from tests.helpers_vigil import MODEL, make_vigil
+
+    cfg = make_config(tmp_path, retention={"samples": "14d"},
+                      policy={"reference_after_cold_start": "rolling", "rolling_reference": "20d"})
+    vigil = make_vigil(cfg)
+    now = vigil.now()
+    vigil.store.add_samples(MODEL, [(now - 19 * DAY, {"x": 1}), (now - 25 * DAY, {"x": 2})])
+    _purge_job(Runtime(vigil, None))
+    assert [r for _, r in vigil.store.samples(MODEL, 0, now)] == [{"x": 1}]
