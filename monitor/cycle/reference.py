@@ -95,7 +95,10 @@ class ReferenceChooser:
             return None
         try:
             return ReferenceProfile.from_bytes(buf)
-        except (ValueError, KeyError) as e:  # a damaged entry: built again from the reference
+        except Exception as e:  # a damaged entry, whatever it breaks: built again from the reference
+            # An entry cut short (power lost before its pages reached the disk) fails in the
+            # zip reader (BadZipFile, struct.error), not as a ValueError: left to the cycle, it
+            # blinded the model's drift every cycle until the spool was emptied by hand.
             log.warning("spooled profile unreadable, profiling the reference again",
                         extra={"model": model, "error": str(e)})
             self._spool.discard("profiles", skey)
