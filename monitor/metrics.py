@@ -52,6 +52,9 @@ class VigilMetrics:
         self.all_feature_drift = False
         self._drift_shown: dict[str, set[tuple[str, str]]] = {}
         self._drift_lock = threading.Lock()
+        # (gauge, model) -> the label values it shows of the model's KPIs and performance: a
+        # cycle drops what it no longer knows without scanning every model's series.
+        self._shown: dict[tuple[str, str], set[tuple[str, ...]]] = {}
         # The process' series on a registry of their own: /metrics serves both, while a
         # replay records only Vigil's (a replay's CPU time is nothing to graph).
         self.process_registry = process_registry()
@@ -177,24 +180,32 @@ class VigilMetrics:
         value), coverage and delay. An unknown figure (None, or a basis or metric not given:
         no estimate this cycle, no window at all) removes its series rather than leaving last
         cycle's number on the dashboard as if it were current."""
-        wanted = {(model, metric, basis): value for basis, values in figures.items()
-                  for metric, value in values.items() if value is not None}
-        for labels, value in wanted.items():
-            self.performance.labels(*labels).set(value)
-        for family in self.performance.collect():
-            for x in family.samples:
-                key = (x.labels["model"], x.labels["metric"], x.labels["basis"])
-                if key[0] == model and key not in wanted:
-                    with contextlib.suppress(KeyError):
-                        self.performance.remove(*key)
-        per_model: tuple[tuple[Gauge, float | None], ...] = ((self.label_coverage, coverage),
-                                                              (self.label_delay, delay_s))
-        for gauge, known in per_model:
-            if known is not None:
-                gauge.labels(model).set(known)
+        self._publish("performance", model, {(model, metric, basis): value for basis, values in figures.items()
+                                             for metric, value in values.items() if value is not None})
+        self._publish("label_coverage", model, {} if coverage is None else {(model,): coverage})
+        self._publish("label_delay", model, {} if delay_s is None else {(model,): delay_s})
+
+    def publish_kpis(self, model: str, levels: dict[str, tuple[float, float]]) -> None:
+        """The model's KPI gauges become exactly `levels` (kpi -> (value, baseline)): a KPI
+        whose query answered nothing this cycle, or that a reload removed, loses its series
+        rather than leaving its last level and baseline on the dashboard as current."""
+        self._publish("kpi_value", model, {(model, kpi): v for kpi, (v, _) in levels.items()})
+        self._publish("kpi_baseline", model, {(model, kpi): b for kpi, (_, b) in levels.items()})
+
+    def _publish(self, name: str, model: str, wanted: dict[tuple[str, ...], float]) -> None:
+        """Gauge `name`'s series of `model` become exactly `wanted` (label values -> value)."""
+        gauge: Gauge = getattr(self, name)
+        with self._drift_lock:
+            gone = self._shown.get((name, model), set()) - wanted.keys()
+            if wanted:
+                self._shown[(name, model)] = set(wanted)
             else:
-                with contextlib.suppress(KeyError):
-                    gauge.remove(model)
+                self._shown.pop((name, model), None)
+        for labels in gone:
+            with contextlib.suppress(KeyError):
+                gauge.remove(*labels)
+        for labels, value in wanted.items():
+            gauge.labels(*labels).set(value)
 
     def set_feature_drift(self, model: str, statistics: list[tuple[str, str, float]], moved: set[str]) -> None:
         """vigil_feature_drift for the features that moved this cycle only (unless
@@ -217,6 +228,7 @@ class VigilMetrics:
         """After a worker process's cycles of `models` (monitor/metrics_relay.py) set their
         series here: which of their features show, so this process's next cycle of one of
         them removes what it no longer shows."""
+        self._adopt_shown(models)
         shown: dict[str, set[tuple[str, str]]] = {}
         for family in self.feature_drift.collect():
             for s in family.samples:
@@ -228,6 +240,21 @@ class VigilMetrics:
                     self._drift_shown[model] = shown[model]
                 else:
                     self._drift_shown.pop(model, None)
+
+    def _adopt_shown(self, models: frozenset[str]) -> None:
+        """As adopt_feature_drift, for the KPI and performance series `_publish` tracks."""
+        for name in ("performance", "label_coverage", "label_delay", "kpi_value", "kpi_baseline"):
+            shown: dict[str, set[tuple[str, ...]]] = {}
+            for family in getattr(self, name).collect():
+                for x in family.samples:
+                    if x.labels["model"] in models:
+                        shown.setdefault(x.labels["model"], set()).add(tuple(x.labels.values()))
+            with self._drift_lock:
+                for model in models:
+                    if model in shown:
+                        self._shown[(name, model)] = shown[model]
+                    else:
+                        self._shown.pop((name, model), None)
 
     def count_samples(self, model: str, rows: Any, t: float, interval: float) -> None:
         """Add the cycle's rows (a frame with `_ts`) not counted by an earlier cycle: those
@@ -257,20 +284,6 @@ class VigilMetrics:
                         with contextlib.suppress(KeyError):
                             gauge.remove(*key)
 
-    def publish_kpis(self, model: str, levels: dict[str, tuple[float, float]]) -> None:
-        """The model's KPI gauges become exactly `levels` (kpi -> (value, baseline)): a KPI
-        whose query answered nothing this cycle, or that a reload removed, loses its series
-        rather than leaving its last level and baseline on the dashboard as current."""
-        for kpi, (value, baseline) in levels.items():
-            self.kpi_value.labels(model, kpi).set(value)
-            self.kpi_baseline.labels(model, kpi).set(baseline)
-        for gauge in (self.kpi_value, self.kpi_baseline):
-            for family in gauge.collect():
-                for x in family.samples:
-                    if x.labels["model"] == model and x.labels["kpi"] not in levels:
-                        with contextlib.suppress(KeyError):
-                            gauge.remove(model, x.labels["kpi"])
-
     def forget_model(self, model: str) -> None:
         """Drop the model's gauge series (its state, open incidents, drift, KPIs, failures in
         a row, ...): it left this process (handed to another replica, removed from the
@@ -281,6 +294,7 @@ class VigilMetrics:
         self._samples_until.pop(model, None)  # its new owner counts the rows meanwhile
         with self._drift_lock:
             self._drift_shown.pop(model, None)
+            self._shown = {k: v for k, v in self._shown.items() if k[1] != model}
         for metric in vars(self).values():
             if not isinstance(metric, Gauge):
                 continue

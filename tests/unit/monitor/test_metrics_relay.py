@@ -78,3 +78,16 @@ def test_the_daemons_own_gauges_are_never_overwritten_by_a_workers_copy() -> Non
     text = generate_latest(daemon.registry)
     assert b"vigil_outbox_pending 42.0" in text and b"vigil_audit_head_seq 500.0" in text
     assert b'vigil_source_up{source="prometheus"} 0.0' in text
+
+
+def test_a_kpi_or_performance_series_relayed_from_a_worker_is_dropped_by_the_daemons_next_cycle() -> None:
+    worker, daemon = VigilMetrics(), VigilMetrics()
+    tap = MetricsTap(worker)
+    worker.publish_kpis("a", {"ctr": (0.05, 0.06)})
+    worker.set_performance("a", {"realised": {"accuracy": 0.9}}, 0.8, 60.0)
+    apply(daemon, tap.take({"a"}))
+    assert series(daemon, "vigil_kpi_value") and series(daemon, "vigil_model_performance")
+    daemon.publish_kpis("a", {})  # the daemon's own cycle of it: the KPI no longer answers
+    daemon.set_performance("a", {}, None, None)
+    for name in ("vigil_kpi_value", "vigil_kpi_baseline", "vigil_model_performance", "vigil_label_coverage_ratio"):
+        assert series(daemon, name) == {}, name
