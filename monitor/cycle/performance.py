@@ -65,7 +65,8 @@ class PerformanceStage:
     def run(self, m: ModelConfig, t: float, serving: str | None, w: Window) -> PerformanceOutcome:
         """Never raises: what could not be read is a NO_DATA finding and a blind line."""
         perf = m.performance
-        if perf is None:
+        if perf is None:  # (a reload may have removed it: its last figures must not stand in /metrics)
+            self._metrics.set_performance(m.name, {}, None, None)
             return PerformanceOutcome()
         try:
             out = self._run(m, perf, t, serving, w)

@@ -186,3 +186,19 @@ def test_performance_figures_no_longer_known_leave_metrics_rather_than_reading_a
         assert sample("vigil_model_performance", {"model": "churn", "metric": "accuracy", "basis": basis}) is None
     assert sample("vigil_label_coverage_ratio", {"model": "churn"}) is None
     assert sample("vigil_label_delay_seconds", {"model": "churn"}) is None
+
+
+def test_a_performance_section_removed_by_a_reload_leaves_no_figures_in_metrics(world: tuple,
+                                                                                 tmp_path: Path) -> None:
+    from monitor.reload import successor
+
+    vigil, _, _ = world
+    vigil.run_cycle("churn", T0)
+    sample = vigil.metrics.registry.get_sample_value
+    assert sample("vigil_model_performance", {"model": "churn", "metric": "accuracy", "basis": "realised"})
+    plain = make_config(tmp_path, models=[model_config("churn", kpis=[], slos=[], samples={"path": "samples"})])
+    new = successor(vigil, plain)  # the metrics carry over a reload
+    new.run_cycle("churn", T0 + 60)
+    for basis in ("realised", "estimated", "reference"):
+        assert sample("vigil_model_performance", {"model": "churn", "metric": "accuracy", "basis": basis}) is None
+    assert sample("vigil_label_coverage_ratio", {"model": "churn"}) is None
