@@ -119,6 +119,9 @@ class Membership:
             except Exception:
                 if self._metrics:
                     self._metrics.heartbeat_errors.inc()
+                    # What it still holds (leases lapse on their own): cut off from the
+                    # database, it otherwise went on saying it owned models run elsewhere.
+                    self._metrics.models_owned.set(len(self.owned()))
                 raise
         owned = self.owned()
         if self._metrics:

@@ -205,3 +205,26 @@ def test_tokens_strictly_increase_on_every_change_of_owner(backend, url, tmp_pat
     take("c")  # the same replica again after letting go: still a new token
     assert seen == sorted(set(seen)) and len(seen) == 5
     store.close()
+
+
+def test_a_replica_cut_off_from_the_database_stops_counting_the_leases_it_lost(stores, monkeypatch):
+    """vigil_models_owned kept the last tick's count while every heartbeat failed: a replica
+    cut off from PostgreSQL, whose leases had long lapsed (its models run elsewhere), still
+    said it owned them all. A failed tick now exports what it still holds."""
+    import time
+
+    registry = CollectorRegistry()
+    a = Membership(stores[0], TIMING, metrics=LeaseMetrics(registry))
+    a.tick(["cut-0", "cut-1"])
+    assert registry.get_sample_value("vigil_models_owned") == 2
+
+    def unreachable():
+        raise OperationalError("SELECT 1", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(a.store, "tx", unreachable)
+    time.sleep(TIMING.lease_ttl + 0.1)
+    with pytest.raises(OperationalError):
+        a.tick(["cut-0", "cut-1"])
+    assert a.owned() == {}
+    assert registry.get_sample_value("vigil_models_owned") == 0
+    assert registry.get_sample_value("vigil_lease_heartbeat_errors_total") == 1
