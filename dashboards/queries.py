@@ -190,7 +190,9 @@ class ModelQueries:
                 f"(DCGM_FI_DEV_FB_USED{sel} + DCGM_FI_DEV_FB_FREE{sel}))")
 
     def kv_cache_usage(self) -> str:
-        return f"max by (pod) (vllm:gpu_cache_usage_perc{self.gpu_selector})"
+        # vLLM's current name first, the deprecated one for older releases (both 0..1)
+        return (f"max by (pod) (vllm:kv_cache_usage_perc{self.gpu_selector} or "
+                f"vllm:gpu_cache_usage_perc{self.gpu_selector})")
 
     def queue_waiting(self) -> str:
         return f"sum by (pod) (vllm:num_requests_waiting{self.gpu_selector})"

@@ -201,7 +201,9 @@ def gpu_queries(selector: str) -> dict[str, str]:
     return {
         "gpu_util_pct": f"DCGM_FI_DEV_GPU_UTIL{sel}",
         "fb_used_ratio": f"DCGM_FI_DEV_FB_USED{sel} / (DCGM_FI_DEV_FB_USED{sel} + DCGM_FI_DEV_FB_FREE{sel})",
-        "kv_cache_ratio": f"vllm:gpu_cache_usage_perc{sel}",
+        # vLLM renamed the gauge (still 0..1): current releases emit only kv_cache_usage_perc,
+        # older ones only gpu_cache_usage_perc; `or` reads whichever a pod has (once if both).
+        "kv_cache_ratio": f"vllm:kv_cache_usage_perc{sel} or vllm:gpu_cache_usage_perc{sel}",
         "requests_waiting": f"vllm:num_requests_waiting{sel}",
     }
 
