@@ -72,7 +72,10 @@ def _deploy_cause(d: DeployEvent, findings: list[Finding], onset: float, s: Corr
     lag = max(0.0, onset - d.at)
     proximity = max(0.0, 1.0 - lag / s.deploy_window)
     score = 0.35 + 0.25 * proximity
-    reasons = [f"{d.model} v{d.version} took alias '{d.alias}' at {_fmt_time(d.at)}, {lag / 60:.0f} min before onset"]
+    # A suspect may come after the onset (inside its slack: onsets are estimates, a poll
+    # dates a move when it sees it): say so, never "0 min before".
+    when, minutes = _relative_to_onset(d.at, onset)
+    reasons = [f"{d.model} v{d.version} took alias '{d.alias}' at {_fmt_time(d.at)}, {when}"]
     if kinds & _MODEL_SYMPTOMS:
         score += 0.3
         moved = sorted({f.entity for f in findings if f.kind in _MODEL_SYMPTOMS})
@@ -100,9 +103,16 @@ def _deploy_cause(d: DeployEvent, findings: list[Finding], onset: float, s: Corr
             "previous_version": d.previous_version,
             "alias": d.alias,
             "deployed_at": d.at,
-            "minutes_before_onset": lag / 60.0,
+            **minutes,
         },
     )
+
+
+def _relative_to_onset(at: float, onset: float) -> tuple[str, dict[str, float]]:
+    """'N min before onset' or 'N min after onset', and the evidence entry saying the same."""
+    if at <= onset:
+        return f"{(onset - at) / 60:.0f} min before onset", {"minutes_before_onset": (onset - at) / 60.0}
+    return f"{(at - onset) / 60:.0f} min after onset", {"minutes_after_onset": (at - onset) / 60.0}
 
 
 def _gpu_cause(gpu: list[Finding], serving: list[Finding]) -> Cause:
@@ -114,8 +124,10 @@ def _gpu_cause(gpu: list[Finding], serving: list[Finding]) -> Cause:
         score += 0.25
         if serving_onset is not None and first.onset <= serving_onset + 60:
             score += 0.25
+            # up to a minute late still counts (onsets are estimates), but is not told as "before"
+            order = "before" if first.onset <= serving_onset else "within a minute after"
             reasons.append(
-                f"saturation began at {_fmt_time(first.onset)}, before the serving symptoms "
+                f"saturation began at {_fmt_time(first.onset)}, {order} the serving symptoms "
                 f"({_fmt_time(serving_onset)})"
             )
         else:
