@@ -48,6 +48,7 @@ class TargetFacts:
     known_good: list[str]  # versions that served cleanly, most recent first
     blamed: dict[str, str]  # version -> why it is blamed (an open or recent incident, an earlier rollback)
     deploy_previous: str | None = None  # the version before the last real deploy
+    gone: tuple[str, ...] = ()  # candidates the registry no longer holds (deleted), left out above
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,9 @@ def choose_target(facts: TargetFacts, *, asked: str | None = None, force: bool =
             source = "last version known good" if v in facts.known_good else "the version before the last deploy"
             return TargetChoice(v, f"v{v}: {source}")
     skipped = ", ".join(f"v{v} ({facts.blamed[v]})" for v in dict.fromkeys(candidates) if v in facts.blamed)
-    return TargetChoice(None, "no version known good to roll back to" + (f"; blamed: {skipped}" if skipped else ""))
+    missing = ", ".join(f"v{v}" for v in facts.gone)
+    return TargetChoice(None, "no version known good to roll back to" + (f"; blamed: {skipped}" if skipped else "")
+                        + (f"; no longer in the registry: {missing}" if missing else ""))
 
 
 def blamed_versions(incident_causes: Iterable[tuple[int, list[dict[str, Any]]]],

@@ -127,7 +127,7 @@ class Vigil:
                                         pull_layers=self.pull_layers)
         self.canary = CanaryAnalysis(self.prometheus, self.registry, self.store, self.rollbacks, self.outbox,
                                      self.metrics, c.sources.prometheus.step)
-        self.operator = Operator(c, self.store, self.outbox, self.metrics, self.rollbacks)
+        self.operator = Operator(c, self.store, self.outbox, self.metrics, self.rollbacks, self.registry)
         self.performance = PerformanceStage(PerformanceInputs(c, self.store, samples), self.store, self.metrics)
         self.drift_reports = DriftReports(self.store, samples, self.references, c.schedule.lookback)
         self.sender = OutboxSender(self.store, self.notifiers, self.metrics)

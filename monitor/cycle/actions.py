@@ -16,7 +16,7 @@ from alerts.rollback import ActionStatus, RollbackOutcome, TargetChoice, TargetF
 from alerts.slack_actions import SlackAction
 from alerts.slack_text import escape, rollback_target
 from monitor.config import ModelConfig, VigilConfig
-from monitor.cycle.known_good import target_facts
+from monitor.cycle.known_good import target_facts, without_deleted
 from monitor.cycle.messages import OutboxWriter
 from monitor.cycle.plan import routes_of
 from monitor.cycle.rollback_ask import RollbackAsk
@@ -24,6 +24,7 @@ from monitor.cycle.rollback_intents import RollbackRunner
 from monitor.metrics import VigilMetrics
 from monitor.silence_ops import SilenceAsk
 from monitor.silence_ops import create_once as create_silence_once
+from monitor.sources.registry import ModelNotFound
 from monitor.store.audit_log import retry_audited
 from monitor.store.repository import IncidentRow, Store
 from monitor.store.tables import locked_row
@@ -34,8 +35,9 @@ SLACK_SILENCE_S = 4 * 3600.0
 
 class Operator:
     def __init__(self, config: VigilConfig, store: Store, outbox: OutboxWriter, metrics: VigilMetrics,
-                 runner: RollbackRunner) -> None:
+                 runner: RollbackRunner, registry: Any = None) -> None:
         self.config, self.store, self.outbox, self.metrics, self.runner = config, store, outbox, metrics, runner
+        self.registry = registry  # asked whether a rollback target still exists (None: not asked)
 
     # ------------------------------------------------------------------ rollback
     def follow_plan(self, m: ModelConfig, incident_id: int, plan: AlertPlan, t: float) -> dict[str, Any] | None:
@@ -92,7 +94,18 @@ class Operator:
         return self.runner.request(ask)
 
     def target_facts(self, m: ModelConfig, now: float) -> TargetFacts:
-        return target_facts(self.store, m.name, self.config.policy_for(m).rollback, now)
+        facts = target_facts(self.store, m.name, self.config.policy_for(m).rollback, now)
+        return facts if self.registry is None else without_deleted(facts, lambda v: self._exists(m, v))
+
+    def _exists(self, m: ModelConfig, version: str) -> bool:
+        """Whether the registry still holds the version; True when it cannot say."""
+        try:
+            self.registry.get_version(m.registry, version)
+        except ModelNotFound:
+            return False
+        except Exception:  # unreachable: not a reason to pick another target; the rollback reports it
+            return True
+        return True
 
     def choose_target(self, m: ModelConfig, now: float, *, asked: str | None = None, force: bool = False,
                       force_reason: str = "") -> TargetChoice:
