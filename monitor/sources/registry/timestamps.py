@@ -6,20 +6,33 @@ from datetime import UTC, datetime
 from typing import Any
 
 
+def _epoch_seconds(value: float) -> float:
+    """Epoch seconds, or milliseconds (MLflow's creation_timestamp), microseconds or
+    nanoseconds, told apart by size as samples are (monitor/sources/samples.py): seconds
+    stay below 1e11 until the year 5138. Read as seconds, a time in ms is the year 58,000
+    and never comes (a bundle's deploy never replayed, a version dated nowhere)."""
+    if not math.isfinite(value):
+        raise ValueError(f"expected finite epoch seconds, got {value!r}")
+    size = abs(value)
+    return value / 1e9 if size > 1e17 else value / 1e6 if size > 1e14 else value / 1e3 if size > 1e11 else value
+
+
 def parse_timestamp(value: Any) -> float:
-    """RFC 3339 text with a time zone ('2026-11-20T08:00:00Z') or epoch seconds -> epoch s."""
+    """RFC 3339 text with a time zone ('2026-11-20T08:00:00Z') or epoch s/ms/us/ns -> epoch s."""
     if isinstance(value, bool):
         raise ValueError("expected an RFC 3339 time such as 2026-11-20T08:00:00Z or epoch seconds")
     if isinstance(value, (int, float)):
-        if not math.isfinite(value):
-            raise ValueError(f"expected finite epoch seconds, got {value!r}")
-        return float(value)
+        if isinstance(value, int) and abs(value) > 10**20:  # float() of a huge int overflows
+            raise ValueError(f"expected epoch seconds, got {value!r}")
+        return _epoch_seconds(float(value))
     if isinstance(value, str):
         text = value.strip()
         try:
-            return float(text)
+            number = float(text)
         except ValueError:
             pass
+        else:
+            return _epoch_seconds(number)
         try:
             dt = datetime.fromisoformat(text)
         except ValueError:
