@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from detectors.base import NoState
 from detectors.records import Direction, Finding, FindingKind, Series
 from detectors.runs import Run, runs_past, trailing_run
@@ -49,12 +51,24 @@ class GpuDetector:
             s = s.between(start, end)
             if s.empty:
                 continue
-            run = trailing_run(runs_past(s.timestamps, s.values, p.signal.limit * (1 - 1e-9), above=True),
+            ts, values = _holes_as_nan(s, 2 * p.step)
+            run = trailing_run(runs_past(ts, values, p.signal.limit * (1 - 1e-9), above=True),
                                end, tolerance=2 * p.step)
             if run is None or run.duration < p.min_duration:
                 continue
             out.append(_finding(p, s, run, start, end))
         return out
+
+
+def _holes_as_nan(s: Series, max_gap: float) -> tuple[np.ndarray, np.ndarray]:
+    """The series with a NaN point in each hole longer than `max_gap` (an exporter restart,
+    failed scrapes: Prometheus returns no points there), so a run never spans time nobody
+    saw: two short saturations either side of a hole are not one long one."""
+    holes = np.flatnonzero(np.diff(s.timestamps) > max_gap)
+    if not len(holes):
+        return s.timestamps, s.values
+    mid = (s.timestamps[holes] + s.timestamps[holes + 1]) / 2
+    return np.insert(s.timestamps, holes + 1, mid), np.insert(s.values, holes + 1, np.nan)
 
 
 def _finding(p: GpuParams, s: Series, run: Run, start: float, end: float) -> Finding:
