@@ -143,11 +143,18 @@ def _gpu_cause(gpu: list[Finding], serving: list[Finding]) -> Cause:
         ),
         evidence={
             "gpus": sorted({f.entity for f in gpu}),
+            # "from" is when the story saw it begin (the finding's onset, kept across cycles by
+            # merge_findings), not the start of the latest window's run, which the window cuts.
             "signals": {f"{f.entity}:{f.statistic}": {"mean": f.value, "limit": f.threshold,
-                        "from": f.evidence.get("saturated_from"), "until": f.evidence.get("saturated_until")}
+                        "from": _saturated_from(f), "until": f.evidence.get("saturated_until")}
                         for f in gpu},
         },
     )
+
+
+def _saturated_from(f: Finding) -> float:
+    seen = f.evidence.get("saturated_from")
+    return min(f.onset, float(seen)) if isinstance(seen, (int, float)) else f.onset
 
 
 def _upstream_cause(drift: list[Finding], deploys: list[DeployEvent]) -> Cause:

@@ -46,3 +46,22 @@ def test_saturation_that_began_after_the_serving_symptoms_is_not_told_as_before_
     cause = next(c for c in build(findings).causes if c.kind == CauseKind.GPU_SATURATION)
     assert "before the serving symptoms" not in cause.explanation, cause.explanation
     assert "07:51 UTC" in cause.explanation and "07:50 UTC" in cause.explanation
+
+
+def test_a_long_saturation_says_one_start_in_its_explanation_and_its_evidence():
+    """The detector sees one lookback window at a time: after an hour at 99 % the latest
+    finding's run starts at the window's start, while the incident's story (merged findings)
+    knows the saturation began an hour ago. Evidence 'from' must not contradict 'began at'."""
+    from dataclasses import replace
+
+    from correlators.causes import merge_findings
+
+    def gpu(onset):
+        g = f(FindingKind.GPU_SATURATION, "gpu0", 99, 95, onset=onset, statistic="gpu_util_pct")
+        return replace(g, evidence={"saturated_from": onset, "saturated_until": T, "minutes": (T - onset) / 60})
+
+    slo = f(FindingKind.SLO_BREACH, "p99", 0.9, 0.5, onset=T - 3500)
+    story = merge_findings([gpu(T - 3600), slo], [gpu(T - 1800), slo])
+    cause = next(c for c in build(story).causes if c.kind == CauseKind.GPU_SATURATION)
+    assert "began at 2027-01-15 07:00 UTC" in cause.explanation
+    assert cause.evidence["signals"]["gpu0:gpu_util_pct"]["from"] == T - 3600, cause.evidence
