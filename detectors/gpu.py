@@ -73,6 +73,9 @@ def _holes_as_nan(s: Series, max_gap: float) -> tuple[np.ndarray, np.ndarray]:
 
 def _finding(p: GpuParams, s: Series, run: Run, start: float, end: float) -> Finding:
     signal, entity = p.signal, _gpu_entity(s)
+    # A run from the window's first step began before it, maybe long before (the open
+    # incident's story knows when): its length here is a lower bound, not how long it lasted.
+    cut = run.start - start <= p.step
     return Finding(
         kind=FindingKind.GPU_SATURATION,
         entity=entity,
@@ -87,7 +90,7 @@ def _finding(p: GpuParams, s: Series, run: Run, start: float, end: float) -> Fin
         statistic=signal.name,
         message=(
             f"{signal.name} on {entity}: mean {run.mean:.4g}{signal.unit} >= {signal.limit:.4g}{signal.unit} "
-            f"for {run.duration / 60:.0f} min (peak {run.peak:.4g}{signal.unit})"
+            f"for {'at least ' if cut else ''}{run.duration / 60:.0f} min (peak {run.peak:.4g}{signal.unit})"
         ),
         evidence={
             "series": s.label_str(),

@@ -31,3 +31,13 @@ def test_saturation_lasting_through_the_window_is_still_found() -> None:
     ts = T0 + STEP * np.arange(30)
     (f,) = _score(ts, np.r_[np.full(20, 40.0), np.full(10, 99.0)])
     assert f.onset == ts[20] and f.evidence["minutes"] == 9.0
+
+
+def test_a_saturation_older_than_the_window_is_told_as_at_least_the_window() -> None:
+    """The window (30 min) cuts a saturation that began an hour ago: its message must not
+    say it lasted 29 min, which the incident's 'began at' an hour ago contradicts."""
+    ts = T0 + STEP * np.arange(30)
+    (f,) = _score(ts, np.full(30, 99.0))
+    assert "for at least 29 min" in f.message, f.message
+    (g,) = _score(ts, np.r_[np.full(20, 40.0), np.full(10, 99.0)])
+    assert "for 9 min" in g.message, g.message
