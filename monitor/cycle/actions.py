@@ -150,11 +150,14 @@ class Operator:
         return retry_audited(once, "silence an incident")
 
     def slack_silence(self, row: IncidentRow, actor: str, now: float) -> str:
-        """The Silence button: a silence of this model at this severity for 4 h, listed with
-        the others (GET /v1/silences, `vigil silence list`) and expirable like them. An
-        escalation changes the severity, so it still pages."""
+        """The Silence button: a silence of this model for 4 h at the severity people were
+        last told (what the message shows), listed with the others (GET /v1/silences,
+        `vigil silence list`) and expirable like them. An escalation changes the severity, so
+        it still pages, even one not told yet (held by a maintenance window or an inhibition):
+        the incident's own severity would mute the on-call's page nobody meant to mute."""
         check_actionable(row.status, row.id, "silenced")
-        ask = SilenceAsk([f'model="{row.model}"', f'severity="{row.severity}"'],
+        severity = last_told(row.notified_digest, row.severity)
+        ask = SilenceAsk([f'model="{row.model}"', f'severity="{severity}"'],
                          f"from Slack on incident {row.id}", actor, duration=SLACK_SILENCE_S)
         # A double-click, or a second person pressing before the message updates, is a
         # second signed press: it gets the silence the first made, not another one that
@@ -163,10 +166,10 @@ class Operator:
         made, new = create_silence_once(self.store, ask, actor, now,
                                         lambda s: locked_row(s, IncidentRow, row.id))
         if not new:
-            return (f"Already silenced: {row.model} ({row.severity}) is muted by silence {made.id} until "
+            return (f"Already silenced: {row.model} ({severity}) is muted by silence {made.id} until "
                     f"{wording.clock(made.ends_at, self.config.messages.time_zone)}. "
                     f"End it early with `vigil silence expire {made.id}` or DELETE /v1/silences/{made.id}.")
-        return (f"Silenced {row.model} ({row.severity}) for 4 h: silence {made.id}. "
+        return (f"Silenced {row.model} ({severity}) for 4 h: silence {made.id}. "
                 f"End it early with `vigil silence expire {made.id}` or DELETE /v1/silences/{made.id}.")
 
     def slack_action(self, action: SlackAction, now: float) -> str:

@@ -398,3 +398,25 @@ def test_an_ack_or_silence_and_its_audit_entry_commit_together(tmp_path, monkeyp
             op.silence(incident_id, "alice", 3600.0, "OPS-1", T0 + 60)
     row = api.vigil.store.incident(incident_id)
     assert row.acknowledged_by is None and row.silenced_until is None, "acted without its audit entry"
+
+
+
+def test_silence_on_a_message_drawn_before_an_escalation_mutes_the_severity_shown_not_the_new_one(
+        tmp_path, monkeypatch, slack):
+    """The button silenced the incident's severity at the press. Pressed on the warning
+    message of an incident that had turned critical under a mute (a maintenance window, an
+    inhibition: the escalation not told yet), it made `severity="critical"`, and when the
+    mute ended the on-call's page was muted for 4 h by someone who only meant to quiet a
+    warning. It now silences the severity people were last told: what the message shows."""
+    from alerts.lifecycle import told_digest
+    from monitor.store.repository import IncidentRow
+
+    api, incident_id = setup(tmp_path, monkeypatch, slack, actors={"users": [ALICE]})
+    with api.vigil.store.tx() as s:  # escalated since; people were told of the warning only
+        row = s.get(IncidentRow, incident_id)
+        row.severity, row.notified_digest = "critical", told_digest("d", "warning")
+    url = slack.response_url()
+    press(api, click("silence", incident_id, url))
+    (made,) = api.client.get("/v1/silences").json()["items"]
+    assert [m["text"] for m in made["matchers"]] == [f'model="{MODEL}"', 'severity="warning"'], made["matchers"]
+    assert f"{MODEL} (warning)" in slack.responses(url)[-1]["text"]
