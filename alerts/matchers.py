@@ -95,10 +95,16 @@ def _compile(pattern: str, name: str) -> re.Pattern[str]:
     return got
 
 
+_UNESCAPED = {"\\": "\\", '"': '"', "n": "\n"}
+
+
 def _unquote(raw: str, field: str) -> str:
     if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "\"'":
-        body = raw[1:-1]
-        return re.sub(r"\\(.)", r"\1", body)
+        # Alertmanager's escapes: \" (or the quote used), \\ and \n; any other backslash is
+        # kept, so a regex's `\d` or `\.` means what it says rather than `d` or any character.
+        quote = raw[0]
+        return re.sub(r"\\(.)", lambda m: _UNESCAPED.get(m.group(1), "\\" + m.group(1))
+                      if m.group(1) != quote else quote, raw[1:-1], flags=re.DOTALL)
     if any(c in raw for c in "\"'"):
         raise MatcherError(field, f"unbalanced quotes in value {raw!r}")
     return raw

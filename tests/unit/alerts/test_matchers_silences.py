@@ -40,6 +40,21 @@ def test_missing_label_reads_as_empty():
     assert not parse_matcher('absent="x"').matches(LABELS)
 
 
+def test_a_backslash_in_a_quoted_regex_keeps_its_meaning_as_in_alertmanager():
+    """`_unquote` dropped every backslash: `model=~"fraud-v\\d+"` became the regex `fraud-vd+`,
+    so the silence muted nothing it named (and a `!~` one muted what it excluded). As in
+    Alertmanager, only \\" \\\\ and \\n are escapes in a quoted value; any other backslash stays."""
+    labels = {"model": "fraud-v2", "entity": "rec.v1"}
+    assert parse_matcher(r'model=~"fraud-v\d+"').matches(labels)
+    assert not parse_matcher(r'model!~"fraud-v\d+"').matches(labels)
+    assert not parse_matcher(r'entity=~"rec\.v1"').matches({"entity": "recXv1"})
+    assert parse_matcher(r'entity=~"rec\.v1"').matches(labels)
+    assert parse_matcher(r'model="a\"b\\c"').value == 'a"b\\c'
+    for text in (r'model=~"fraud-v\d+"', r'model="a\\d"', r'model="a\"b"'):
+        m = parse_matcher(text)
+        assert parse_matcher(str(m)) == m, str(m)  # what the listing shows means the same
+
+
 def test_bad_matchers_name_what_is_wrong():
     with pytest.raises(MatcherError, match="OP one of"):
         parse_matcher("model recommender")
