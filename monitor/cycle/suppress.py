@@ -11,11 +11,14 @@ from sqlalchemy.orm import Session
 from alerts.grouping import decide_group
 from alerts.inhibition import InhibitRule, default_rules
 from alerts.labels import incident_labels, shared_cause_labels, source_down_labels
+from alerts.lifecycle import is_muted
 from alerts.matchers import Labels, LabelValue
 from alerts.pipeline import Suppression
+from alerts.policy import Severity, TierDecision
 from alerts.silences import Silence, muting
 from alerts.time_intervals import NamedIntervals, active_names
 from monitor.config import ModelConfig, VigilConfig
+from monitor.cycle.plan import open_state
 from monitor.store import groups, silences
 from monitor.store.repository import IncidentRow, IncidentStatus, Store
 
@@ -132,7 +135,15 @@ def _member_muted(config: VigilConfig, row: IncidentRow, live: list[Silence], se
         windows = config.model(row.model).mute_time_intervals
     except KeyError:  # a model no longer configured
         windows = []
-    return bool(active_names(sets, windows, t)) or bool(muting(live, row_labels(config, row), t))
+    return (bool(active_names(sets, windows, t)) or bool(muting(live, row_labels(config, row), t))
+            or _incident_silenced(row, t))
+
+
+def _incident_silenced(row: IncidentRow, t: float) -> bool:
+    """The incident's own silence (POST /v1/incidents/{id}/silence) mutes it in its group too,
+    by the rule that mutes its own page (an escalation past what was told gets through):
+    else the group paged its channels and receivers for it as if nobody had silenced it."""
+    return is_muted(open_state(row), TierDecision(Severity(row.severity), [], False), t)
 
 
 def read_suppression(store: Store, config: VigilConfig, m: ModelConfig, t: float,
