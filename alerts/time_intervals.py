@@ -131,10 +131,16 @@ def _ranges(raw: Any, field: str, names: Mapping[str, int] | None, lo: int, hi: 
             raise IntervalError(f"{field}[{i}]", f"expected a value or a range 'a:b', got {item!r}")
         a = _value(parts[0], names, lo, hi, f"{field}[{i}]")
         b = _value(parts[-1], names, lo, hi, f"{field}[{i}]")
-        if (a < 0) == (b < 0) and a > b:
+        if (a < 0) == (b < 0) and a > b or (a < 0) != (b < 0) and _never(a, b):
             raise IntervalError(f"{field}[{i}]", f"range start {parts[0]!r} is after its end {parts[-1]!r}")
         out.append((a, b))
     return tuple(out)
+
+
+def _never(a: int, b: int) -> bool:
+    """A days_of_month range, one end counted from the month's end, that holds in no month
+    (`-3:5`: a range never wraps into the next month); kept, it would mute nothing, silently."""
+    return all((a + last + 1 if a < 0 else a) > (b + last + 1 if b < 0 else b) for last in range(28, 32))
 
 
 def parse_interval(raw: Mapping[str, Any], field: str = "time_interval") -> TimeInterval:

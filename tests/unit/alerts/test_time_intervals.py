@@ -52,3 +52,15 @@ def test_bad_intervals_name_the_field(raw, field):
     with pytest.raises(IntervalError) as e:
         parse_interval(raw, "t")
     assert e.value.field == field
+
+
+@pytest.mark.parametrize("days", ["-3:5", "25:-10"])
+def test_a_days_of_month_range_that_holds_in_no_month_is_refused(days):
+    """`-3:5` (the last 3 days to the 5th, read as a range that wraps) was taken and then
+    never held: the maintenance window muted nothing, silently. Alertmanager refuses such a
+    range; so does Vigil now, naming it. A mixed range that can hold (`-10:25`) is kept."""
+    with pytest.raises(IntervalError) as e:
+        parse_interval({"days_of_month": ["1", days]}, "t")
+    assert e.value.field == "t.days_of_month[1]"
+    mixed = parse_interval({"days_of_month": ["-10:25"]})
+    assert mixed.contains(at("2026-01-23T12:00:00+00:00")) and not mixed.contains(at("2026-01-26T12:00:00+00:00"))
