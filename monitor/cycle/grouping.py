@@ -72,6 +72,7 @@ class Grouper:
             return None
         group = current or groups.locked(s, key) or groups.create_in(
             s, key, str(labels.get("cause_kind", "")), str(labels.get("cause", "")), t)
+        groups.wait_from_first_member(s, group, t)
         groups.join(s, group, row.model, row.id, row.severity, True, _summary(row), t)
         decision = self._settle(s, group, t)
         if decision is None:

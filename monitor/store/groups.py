@@ -71,6 +71,16 @@ def create_in(s: Session, key: str, cause_kind: str, cause: str, now: float) -> 
     return row
 
 
+def wait_from_first_member(s: Session, group: AlertGroupRow, now: float) -> None:
+    """A group nobody has joined yet starts its group_wait now. `ensure` makes the group in
+    its own transaction before the member's; a cycle that failed in between (a crash, a lost
+    lease) left it empty, and its old `created_at` let the next member skip the wait and
+    page on its own before the group paged for it and the others."""
+    if group.notified_at is None and s.scalar(
+            select(GroupMemberRow.model).where(GroupMemberRow.group_id == group.id).limit(1)) is None:
+        group.created_at = now
+
+
 def members(s: Session, group_id: int) -> list[GroupMemberRow]:
     return list(s.scalars(select(GroupMemberRow).where(GroupMemberRow.group_id == group_id)
                           .order_by(GroupMemberRow.joined_at, GroupMemberRow.model)))

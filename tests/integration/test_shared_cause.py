@@ -115,6 +115,30 @@ def test_a_model_alone_on_its_cause_pages_as_itself_after_group_wait(tmp_path):
     assert vigil.store.outbox_for_prefix("group:1") == []
 
 
+def test_a_group_left_empty_by_a_crashed_cycle_still_waits_for_its_members(tmp_path, monkeypatch):
+    """The group is made in its own transaction before the cycle's; a cycle that crashed in
+    between (a kill, a lost lease) left an open group nobody had joined. At the next cycle
+    after the restart its group_wait had passed already: the first model paged on its own and
+    then the group paged for both, two pages for one cause. Its wait now starts with its
+    first member."""
+    from monitor import failpoints
+    from monitor.failpoints import ENV, FailPointError
+
+    vigil = make_vigil(config(tmp_path), prometheus=prometheus(), registry=registry(), notifiers={"sink": _Sink()})
+    failpoints.reset()
+    monkeypatch.setenv(ENV, "in_apply_tx=raise@1")
+    with pytest.raises(FailPointError):
+        vigil.run_cycle("recommender", T0)  # crashed after the group was made
+    monkeypatch.delenv(ENV)
+    failpoints.reset()
+    with vigil.store.tx() as s:
+        assert [g for g, members in groups.firing(s) if not members], "no empty group left: nothing to test"
+    cycles(vigil, [T0 + 60, T0 + 120, T0 + 180])
+    own = [m for i in vigil.store.incidents() for m in vigil.store.outbox_for_prefix(f"incident:{i.id}")]
+    assert own == [], [(m.key, m.created_at) for m in own]
+    assert vigil.store.outbox_for_prefix("group:1"), "the shared cause never paged"
+
+
 def test_grouping_off_pages_each_model(tmp_path):
     vigil = make_vigil(config(tmp_path, grouping={"enabled": False}), prometheus=prometheus(), registry=registry(),
                        notifiers={"sink": _Sink()})
