@@ -9,7 +9,7 @@ import logging
 from typing import Any
 
 from alerts import wording
-from alerts.lifecycle import LifecycleConflict, check_actionable, last_told
+from alerts.lifecycle import LifecycleConflict, check_actionable, last_told, told_digest
 from alerts.pipeline import AlertPlan
 from alerts.policy import Severity
 from alerts.rollback import ActionStatus, RollbackOutcome, TargetChoice, TargetFacts, choose_target
@@ -144,6 +144,11 @@ class Operator:
                 assert row is not None
                 check_actionable(row.status, incident_id, "silenced")
                 row.silenced_until = now + duration_s
+                if row.notified_digest is None:
+                    # Never told on its own (its group paged for it, or a mute held it): the
+                    # severity it is silenced at is what an escalation must get past, in its
+                    # own page and in its group's (alerts.lifecycle.is_muted).
+                    row.notified_digest = told_digest("", row.severity)
                 self.store.audit_in(s, actor, "incident.silence", f"incident:{incident_id}",
                                     {"model": row.model, "until": now + duration_s, "reason": reason}, now=now)
             return row

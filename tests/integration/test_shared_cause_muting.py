@@ -147,19 +147,36 @@ def test_a_silenced_critical_member_does_not_raise_its_groups_page_to_critical(t
                                                                 for m in group]
 
 
+
 def test_a_member_whose_incident_is_silenced_is_not_paged_through_its_shared_cause(tmp_path):
     """The incident's own silence (POST /v1/incidents/{id}/silence) muted the recommender's
-    own page, but its shared cause did not count it as muted: the group paged the
-    recommender's owner channel for it anyway, for 4 h, as if nobody had silenced it. It is
-    now a muted member like one a silence or a maintenance window mutes."""
+    own page, but its shared cause did not count it as muted: the group went on paging the
+    recommender's owner channel for it for the whole silence, as if nobody had silenced it.
+    It is now a muted member like one a silence or a maintenance window mutes."""
     vigil = make_vigil(config(tmp_path), prometheus=prometheus(), registry=registry(), notifiers={"sink": _Sink()})
-    cycles(vigil, [T0])  # both incidents open; their group waits for group_wait
+    cycles(vigil, [T0, T0 + 60])  # both critical; the group paged for both
     (rec,) = [i for i in vigil.store.incidents() if i.model == "recommender"]
-    vigil.operator.silence(rec.id, "olga", 4 * 3600, "retraining recommender OPS-9", T0 + 10)
-    cycles(vigil, [T0 + 60, T0 + 120, T0 + 600])
-    group = vigil.store.outbox_for_prefix("group:1")
-    assert [m for m in group if m.payload.get("channel") == RANKING], "the ranker's page is gone"
-    assert not [m for m in group if m.payload.get("channel") == "#recsys-alerts"], \
+    assert rec.severity == "critical"
+    vigil.operator.silence(rec.id, "olga", 4 * 3600, "retraining recommender OPS-9", T0 + 70)
+    cycles(vigil, [T0 + 120, T0 + 600, T0 + 900])
+    after = [m for m in vigil.store.outbox_for_prefix("group:1") if m.created_at > T0 + 70]
+    assert [m for m in after if m.payload.get("channel") == RANKING], "the ranker's page is gone"
+    assert not [m for m in after if m.payload.get("channel") == "#recsys-alerts"], \
         "the recommender's incident is silenced, yet its channel was paged through the shared cause"
-    last = [m for m in group if m.kind == "group"][-1].payload
+    last = [m for m in after if m.kind == "group"][-1].payload
     assert [m["muted"] for m in last["models"] if m["model"] == "recommender"] == [True]
+
+
+def test_a_silenced_members_escalation_still_pages_through_its_shared_cause(tmp_path):
+    """Silenced as a warning, the recommender turns critical in its group: as its own page
+    would, the escalation gets through the incident's silence, and the group pages its
+    channels for it."""
+    vigil = make_vigil(config(tmp_path), prometheus=prometheus(), registry=registry(), notifiers={"sink": _Sink()})
+    cycles(vigil, [T0])  # both warnings; the group waits
+    (rec,) = [i for i in vigil.store.incidents() if i.model == "recommender"]
+    assert rec.severity == "warning"
+    vigil.operator.silence(rec.id, "olga", 4 * 3600, "feature backfill OPS-10", T0 + 10)
+    cycles(vigil, [T0 + 60, T0 + 120])  # both critical
+    group = [m for m in vigil.store.outbox_for_prefix("group:1") if m.kind == "group"]
+    assert [m for m in group if m.payload.get("channel") == "#recsys-alerts"], \
+        "the silenced warning turned critical and its channel was never told"
