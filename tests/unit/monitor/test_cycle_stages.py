@@ -372,6 +372,27 @@ def test_apply_with_a_failing_write_leaves_nothing_behind(cfg: Any, monkeypatch:
     assert read_cycle_start(store, MODEL).detector_state == {}
 
 
+def test_an_edit_that_tells_no_one_does_not_put_off_the_repeat_reminder(cfg: Any) -> None:
+    """repeat_interval reminds people of an unacknowledged incident because an edit of its
+    message notifies no one. Yet every content change (a new finding: an edit, no reply)
+    restarted the reminder's clock: an incident whose story grew every few hours was never
+    reminded at all. The clock now runs from the last message that told someone."""
+    from alerts.lifecycle import LifecycleSettings, decide
+
+    store = Store(cfg.store.url)
+    out, m, story = writer(store, cfg), cfg.model(MODEL), kpi_story()
+    warn = TierDecision(Severity.WARNING, ["kpi"], False)
+    apply_plan(store, out, m, open_plan(), story.content, StateUpdate({}, {}, T0))
+    changed = AlertPlan(tier=warn, digest="d2", channels=[OWNER],
+                        lifecycle=LifecycleDecision(Step.UPDATE, Severity.WARNING, True, 0, "changed"))
+    apply_plan(store, out, m, changed, story.content, StateUpdate({}, {}, T0 + 3 * 3600))
+    assert len(store.outbox_for_prefix(f"incident:1:{OWNER}")) == 2  # the message was edited
+    now = T0 + 4 * 3600
+    seen = read_history(store, MODEL, now, {}).open_incident
+    d = decide(seen, warn, digest="d2", quiet_cycles=0, data_complete=True, now=now, settings=LifecycleSettings())
+    assert d.step == Step.REPEAT, (d, seen)
+
+
 # ----------------------------------------------------------------------------- act
 def test_a_refused_rollback_is_recorded_and_audited_once(cfg: Any) -> None:
     store = Store(cfg.store.url)
