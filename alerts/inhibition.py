@@ -1,6 +1,7 @@
 """Inhibition rules in Alertmanager's shape: while an alert matching `source_matchers`
 fires, alerts matching `target_matchers` that carry the same values for every label in
-`equal` are muted (an alert never inhibits itself).
+`equal` are muted (an alert never inhibits itself, nor one on both sides of a rule another
+on both sides, as in Alertmanager).
 
 The defaults (used when vigil.yaml sets no `inhibit_rules`):
 
@@ -70,7 +71,13 @@ def inhibitor(target: Labels, firing: Iterable[Labels], rules: Sequence[InhibitR
     """The first firing alert that inhibits `target` under `rules`, or None."""
     others = [f for f in firing if f is not target and dict(f) != dict(target)]
     for rule in rules:
+        # Alertmanager: for a target on both sides of the rule, sources on both sides too are
+        # left out, else two such alerts (two criticals of one team) mute each other and
+        # neither pages anyone.
+        both = matches_all(rule.source_matchers, target)
         for src in others:
+            if both and matches_all(rule.target_matchers, src):
+                continue
             if rule.inhibits(src, target):
                 return Inhibition(rule, src)
     return None

@@ -52,6 +52,19 @@ def test_an_alert_never_inhibits_itself_and_custom_rules_apply():
     assert inhibitor(a, [a], [rule]) is None
 
 
+def test_two_alerts_on_both_sides_of_a_rule_never_inhibit_each_other_as_in_alertmanager():
+    """A rule whose source also matches its target (`severity="critical"` hides the team's
+    other incidents): two critical incidents of one team each inhibited the other, and
+    neither paged anyone. Alertmanager leaves out, for an alert on both sides, the sources
+    that are on both sides too; a warning of the team is still inhibited."""
+    rule = InhibitRule((parse_matcher('alertname="ModelIncident"'), parse_matcher('severity="critical"')),
+                       (parse_matcher('alertname="ModelIncident"'),), ("team",))
+    a, b = ({**gpu_incident(m, "critical"), "team": "recsys"} for m in ("a", "b"))
+    assert inhibitor(a, [b], [rule]) is None and inhibitor(b, [a], [rule]) is None
+    c = {**gpu_incident("c", "warning"), "team": "recsys"}
+    assert inhibitor(c, [a, b], [rule]) is not None
+
+
 S = GroupSettings()
 T = 1_000_000.0
 
