@@ -77,7 +77,7 @@ def assign_tier(
 ) -> TierDecision:
     cold = in_cold_start(last_deploy_at, now, policy)
     drift = [f for f in incident.findings if f.kind in (FindingKind.FEATURE_DRIFT, FindingKind.PREDICTION_DRIFT)]
-    kpi = [f for f in incident.findings if f.kind == FindingKind.KPI_DROP and abs(f.value) >= policy.kpi_drop_pct]
+    kpi = [f for f in incident.findings if f.kind == FindingKind.KPI_DROP and abs(f.value) >= _kpi_limit(f, policy)]
     slo = [f for f in incident.findings if f.kind == FindingKind.SLO_BREACH]
     critical: list[str] = []
     warning: list[str] = []
@@ -86,7 +86,7 @@ def assign_tier(
     if max_drift is not None and max_drift.value > policy.drift_critical and kpi:
         k = kpi[0]
         why = (f"drift {max_drift.statistic} {max_drift.value:.3g} > {policy.drift_critical:g} on "
-               f"{max_drift.entity} with KPI {k.entity} {k.value:+.1f}% (limit -{policy.kpi_drop_pct:g}%)")
+               f"{max_drift.entity} with KPI {k.entity} {k.value:+.1f}% (limit -{_kpi_limit(k, policy):g}%)")
         (warning if cold else critical).append(why + (" [cold start: capped at warning]" if cold else ""))
     for f in slo:
         streak = slo_streaks.get(f.entity, 0)
@@ -117,6 +117,13 @@ def assign_tier(
     if warning:
         return TierDecision(Severity.WARNING, warning, cold)
     return TierDecision(None, [f"pending: {f.message}" for f in slo], cold)
+
+
+def _kpi_limit(f: Finding, policy: Policy) -> float:
+    """The drop that counts for this KPI: its own `drop_pct` (vigil.yaml), which its finding
+    carries as threshold, else the policy's. Judged against the policy's alone, a KPI set
+    to alert at 2 % reported a 3 % drop that nothing alerted on."""
+    return abs(f.threshold) if f.threshold else policy.kpi_drop_pct
 
 
 def _ranking_only(f: Finding) -> bool:

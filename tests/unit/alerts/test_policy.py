@@ -55,6 +55,19 @@ def test_drift_above_critical_with_small_kpi_move_stays_warning():
     assert tier(inc).severity == Severity.WARNING
 
 
+def test_a_kpis_own_drop_pct_below_the_policys_is_what_alerts():
+    """`kpis[].drop_pct: 2` (vigil.yaml: it overrides policy.kpi_drop_critical_pct) made the
+    detector report a 3 % drop, and the policy then dropped the finding against the global
+    5 %: no incident, or an open one resolved while the KPI stayed down. The KPI's own limit,
+    which its finding carries, now decides."""
+    small = f(FindingKind.KPI_DROP, "ctr", -3.0, -2.0, statistic="kpi_change_pct")
+    d = tier(incident([small]))
+    assert d.severity == Severity.WARNING and any("ctr" in r and "-3.0%" in r for r in d.reasons)
+    assert tier(incident([small], [deploy_cause()])).severity == Severity.CRITICAL  # a regression of the deploy
+    drift = f(FindingKind.FEATURE_DRIFT, "age", 0.25, 0.1)
+    assert tier(incident([drift, small])).severity == Severity.CRITICAL
+
+
 def test_cold_start_caps_drift_driven_critical_at_warning():
     inc = incident([f(FindingKind.FEATURE_DRIFT, "age", 0.4, 0.1),
                     f(FindingKind.KPI_DROP, "ctr", -8.0, -5.0, statistic="kpi_change_pct")])
