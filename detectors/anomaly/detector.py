@@ -76,7 +76,7 @@ class OnlineAnomalyDetector:
         points are the means of its complete bins, stamped at each bin's end; `volume`
         (same timestamps) is binned the same way and matched by timestamp."""
         mean_of = max(self.params.resolution, 0.0)
-        window = to_resolution(window, mean_of, end)
+        window = to_resolution(_infinite_as_missing(window), mean_of, end)
         vs = None if volume is None else at_timestamps(to_resolution(volume, mean_of, end), window.timestamps)
         last = state.series.last_timestamp
         ts = np.asarray(window.timestamps, dtype=np.float64)
@@ -102,7 +102,7 @@ class OnlineAnomalyDetector:
                      volumes: np.ndarray | None = None) -> np.ndarray:
         """Scores in [0, 1] for the points, in order; updates `state` in place.
 
-        A NaN value is a missing point: score 0, state untouched. Points not newer than
+        A NaN or infinite value is a missing point: score 0, state untouched. Points not newer than
         the state's last timestamp are stale (already seen): score 0, state untouched.
         A NaN, non-positive or infinite volume is unknown: that point's band is not scaled.
         """
@@ -111,7 +111,9 @@ class OnlineAnomalyDetector:
     def score_points_detail(self, state: AnomalyState, timestamps: np.ndarray, values: np.ndarray,
                             volumes: np.ndarray | None = None) -> PointDetail:
         ts = np.ascontiguousarray(timestamps, dtype=np.float64)
-        xs = np.ascontiguousarray(values, dtype=np.float64)
+        # +-Inf (histogram_quantile past the top bucket, x/0) is no level a model can learn:
+        # one would set the range seen to infinity for good and blind the spatial checks
+        xs = np.ascontiguousarray(np.where(np.isinf(values), np.nan, values), dtype=np.float64)
         vs = np.full(len(xs), np.nan) if volumes is None else np.ascontiguousarray(volumes, dtype=np.float64)
         if ts.shape != xs.shape or ts.ndim != 1 or vs.shape != xs.shape:
             raise ValueError(f"timestamps {ts.shape}, values {xs.shape} and volumes {vs.shape} "
@@ -125,6 +127,14 @@ class OnlineAnomalyDetector:
         kernel(tuning.kernel_params(self.params.direction), s.scalars, s.daily, s.weekly, s.values,
                ts, xs, vs, out, expected, scale, factor, s.excursions)
         return PointDetail(out, expected, scale, factor)
+
+
+def _infinite_as_missing(s: Series) -> Series:
+    """`s` with its +-Inf values as NaN (missing): a bin mean must not become infinite."""
+    values = np.asarray(s.values, dtype=np.float64)
+    if not np.isinf(values).any():
+        return s
+    return Series(s.name, s.labels, s.timestamps, np.where(np.isinf(values), np.nan, values))
 
 
 @dataclass(frozen=True)
