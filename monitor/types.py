@@ -54,6 +54,9 @@ class MetricSignal:
     volume: Series | None = None  # the requests behind each value of `series` (`volume_query`)
     volume_history: Series | None = None  # and of `history`
     volume_query: str | None = None  # what `volume` was read with (part of the state's key)
+    # a day of history was wanted but Prometheus could not give it: the state learnt from
+    # the window alone is not stored, so the next cycle asks for the history again
+    history_missed: bool = False
 
 
 @dataclass

@@ -126,6 +126,8 @@ def _anomalies(sig: MetricSignal, direction: Direction, req: DetectRequest, out:
         state, source, volume = detector.new_state(), sig.series, sig.volume
     # A first look at a day of history reports only what is still going on in the window.
     out.findings.extend(detector.score_volume(state, source, volume, req.window.start, req.window.t))
+    if sig.history_missed:
+        return  # kept, this state would never be given its day of history: gather asks again next cycle
     store_anomaly_state(out.detector_state, key, legacy, state.to_dict())
 
 

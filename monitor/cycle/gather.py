@@ -6,7 +6,6 @@ never the whole cycle. A query that matches nothing is a gap too, never an all c
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ ANOMALY_WARMUP_S = 86400.0  # history fed to a series' detector the first time V
 # the cycle has stopped: Prometheus omits a dead target's points rather than return NaN, so
 # the window's older points alone would read as healthy and let an open incident resolve.
 STALE_AFTER_S = 300.0
+HISTORY_TRIES = 3  # cycles a first sight's day of history Prometheus could not give is asked
 
 
 @dataclass
@@ -138,15 +138,41 @@ def _metric(sources: Sources, req: GatherRequest, raw: RawSignals, name: str, qu
     known = req.known_series
     volume = _volume(sources, req, name, volume_query, start, series) if known is not None and volume_query else None
     history = volume_history = None
+    missed = False
     keys = (anomaly_key(name, series, query, volume_query), legacy_anomaly_key(name, series))
     if known is not None and not any(k in known for k in keys):
         since = req.window.t - ANOMALY_WARMUP_S
-        with contextlib.suppress(SourceUnavailable, QueryError):  # scored from the window alone; state next cycle
-            history = next((h for h in sources.prometheus.query_range(query, since, req.window.t, name=name)
-                            if h.labels == series.labels), None)
+        history, missed = _history(sources, req, name, query, since, series, keys[0])
         if volume is not None and volume_query:
             volume_history = _volume(sources, req, name, volume_query, since, series)
-    return MetricSignal(name, query, series, history, volume, volume_history, volume_query)
+    return MetricSignal(name, query, series, history, volume, volume_history, volume_query, missed)
+
+
+_history_misses: dict[tuple[str, str], int] = {}  # (model, state key) -> cycles its day of history timed out
+
+
+def _history(sources: Sources, req: GatherRequest, name: str, query: str, since: float, series: Series,
+             key: str) -> tuple[Series | None, bool]:
+    """A day of `series` for its first sight, and whether it is to be asked again next
+    cycle: a state learnt from the window alone is blind for hours (150 points to warm
+    up) and, once stored, no history is ever read for it, so a Prometheus that could not
+    answer (a timeout in a heavy first sweep) is asked again, `HISTORY_TRIES` cycles at
+    most; a query it rejects is learnt from the window."""
+    miss_key = (req.model.name, key)
+    try:
+        found = sources.prometheus.query_range(query, since, req.window.t, name=name)
+    except QueryError:
+        return None, False
+    except SourceUnavailable as e:
+        misses = _history_misses[miss_key] = _history_misses.get(miss_key, 0) + 1
+        log.warning("anomaly warm-up history unavailable", extra={"model": req.model.name, "signal": name,
+                                                                  "reason": str(e), "attempt": misses})
+        if misses >= HISTORY_TRIES:
+            _history_misses.pop(miss_key, None)
+            return None, False
+        return None, True
+    _history_misses.pop(miss_key, None)
+    return next((h for h in found if h.labels == series.labels), None), False
 
 
 _volume_warned: dict[tuple[str, str], str] = {}  # (model, signal) -> the failure last logged

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from detectors.records import FindingKind
+from monitor.cycle import gather
+from monitor.sources.errors import SourceUnavailable
 from tests.helpers_vigil import CTR_QUERY, MODEL, P99_QUERY, T0, StubPrometheus, make_config, make_vigil
 
 
@@ -38,3 +40,53 @@ def _p99_anomalies(tmp_path, inf_at: float | None) -> list:
 def test_one_infinite_p99_point_does_not_blind_the_detector_to_a_later_jump(tmp_path):
     assert _p99_anomalies(tmp_path / "clean", None)  # the jump is flagged on a clean series
     assert _p99_anomalies(tmp_path / "inf", T0 + 2 * 3600)  # ... and after a +Inf hours before it
+
+
+class _HistoryFailsOnce(StubPrometheus):
+    """Prometheus times out on the first day-long read (a heavy first sweep), then answers."""
+
+    failed = False
+
+    def query_range(self, query, start, end, step=None, *, name=None):
+        if end - start >= 86400 and not self.failed:
+            self.failed = True
+            self.calls.append((query, start, end))
+            raise SourceUnavailable("prometheus", "http://127.0.0.1:9", "read timed out")
+        return super().query_range(query, start, end, step, name=name)
+
+
+def _ctr_dropping(drop_from: float):
+    def curve(ts: np.ndarray) -> np.ndarray:
+        v = 0.05 + 0.004 * np.sin(2 * np.pi * ts / 86400.0) + _ctr(ts) - 0.05
+        return np.where(ts >= drop_from, v * 0.85, v)
+    return curve
+
+
+def test_a_day_of_history_that_timed_out_at_first_sight_is_read_again_next_cycle(tmp_path):
+    drop = T0 + 3 * 3600
+    prom = _HistoryFailsOnce({CTR_QUERY: _ctr_dropping(drop), P99_QUERY: _p99(None, T0 + 86400)})
+    vigil = make_vigil(make_config(tmp_path), prometheus=prom, notifiers={})
+    vigil.run_cycle(MODEL, T0)  # the CTR's day of history: timed out
+    vigil.run_cycle(MODEL, T0 + 600)
+    days = [q for q, start, end in prom.calls if end - start >= 86400]
+    assert days.count(CTR_QUERY) == 2  # asked again, not given up for a state learnt from 90 minutes
+    found = []
+    for t in [T0 + 1200 + i * 600 for i in range(19)]:
+        found += [f for f in vigil.run_cycle(MODEL, t).findings
+                  if f.kind == FindingKind.METRIC_ANOMALY and f.entity.startswith("ctr")]
+    assert found and all(f.window_end >= drop for f in found)  # the drop at 3 h is flagged
+
+
+class _HistoryAlwaysFails(_HistoryFailsOnce):
+    def query_range(self, query, start, end, step=None, *, name=None):
+        self.failed = False
+        return super().query_range(query, start, end, step, name=name)
+
+
+def test_a_day_of_history_that_never_comes_is_asked_a_few_cycles_then_the_window_is_learnt(tmp_path):
+    prom = _HistoryAlwaysFails({CTR_QUERY: _ctr, P99_QUERY: _p99(None, T0 + 86400)})
+    vigil = make_vigil(make_config(tmp_path), prometheus=prom, notifiers={})
+    for t in [T0 + i * 600 for i in range(6)]:
+        vigil.run_cycle(MODEL, t)
+    days = [q for q, start, end in prom.calls if end - start >= 86400]
+    assert days.count(CTR_QUERY) == gather.HISTORY_TRIES  # not a day-long query every cycle for ever
