@@ -8,6 +8,7 @@ stood, so an incident's story reads the same whatever failed.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -124,6 +125,13 @@ def _anomalies(sig: MetricSignal, direction: Direction, req: DetectRequest, out:
         state, source, volume = detector.new_state(), sig.history, sig.volume_history
     else:
         state, source, volume = detector.new_state(), sig.series, sig.volume
+    last = state.series.last_timestamp
+    if resolution == 0.0 and last is not None:
+        # Prometheus evaluates a range at start, start + step, ...: a cycle started a little
+        # later than the last puts the point it scored last a fraction of a step later, as
+        # if new. Scored again, each value would be learnt (and surprise) twice. (Cycles
+        # closer than a step apart each give a point of their own, as they always did.)
+        source = source.between(last + 0.5 * min(req.step, req.interval), math.inf)
     # A first look at a day of history reports only what is still going on in the window.
     out.findings.extend(detector.score_volume(state, source, volume, req.window.start, req.window.t))
     if sig.history_missed:

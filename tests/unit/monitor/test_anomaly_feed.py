@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from detectors.records import FindingKind
+from detectors.anomaly import AnomalyState
+from detectors.records import FindingKind, Series
 from monitor.cycle import gather
 from monitor.sources.errors import SourceUnavailable
 from tests.helpers_vigil import CTR_QUERY, MODEL, P99_QUERY, T0, StubPrometheus, make_config, make_vigil
@@ -90,3 +91,38 @@ def test_a_day_of_history_that_never_comes_is_asked_a_few_cycles_then_the_window
         vigil.run_cycle(MODEL, t)
     days = [q for q, start, end in prom.calls if end - start >= 86400]
     assert days.count(CTR_QUERY) == gather.HISTORY_TRIES  # not a day-long query every cycle for ever
+
+
+class _GridPrometheus(StubPrometheus):
+    """As Prometheus evaluates a range query: at start, start + step, ... (not aligned to
+    multiples of the step), so each cycle's points sit where its own clock put them."""
+
+    def query_range(self, query, start, end, step=None, *, name=None):
+        self.calls.append((query, start, end))
+        curve = self.curves.get(query)
+        if curve is None:
+            return []
+        step = step or self.step
+        ts = start + step * np.arange(int((end - start) // step) + 1)
+        return [Series(name or query, {}, ts, np.asarray(curve(ts), dtype=float))]
+
+
+def test_a_cycle_a_little_late_does_not_score_the_minute_before_it_a_second_time(tmp_path):
+    """Per-point scoring (`anomaly_resolution: 0`), one cycle a minute started a few
+    hundred ms late or early (the scheduler's lag): each minute's value is learnt once."""
+    prom = _GridPrometheus({CTR_QUERY: _ctr, P99_QUERY: _p99(None, T0 + 86400)})
+    cfg = make_config(tmp_path, policy={"anomaly_resolution": 0})
+    vigil = make_vigil(cfg, prometheus=prom, notifiers={})
+    times = [T0 + 60 * i + (0.4 if i % 2 else 0.0) for i in range(21)]
+    vigil.run_cycle(MODEL, times[0])
+    seen = _points_seen(vigil)
+    for t in times[1:]:
+        vigil.run_cycle(MODEL, t)
+    assert _points_seen(vigil) == seen + 20  # one new point a cycle, not 30
+
+
+def _points_seen(vigil) -> int:
+    with vigil.store.tx() as s:
+        state = vigil.store.detector_state(s, MODEL)
+    (key,) = [k for k in state if k.startswith("ctr|")]
+    return AnomalyState.from_dict(state[key]).series.points_seen
