@@ -97,7 +97,9 @@ def query_range(sources: Sources, gaps: Gaps, req: GatherRequest, entity: str, q
             return []
         gaps.add(no_data(model, entity, "the query returned no series", w, query=query), f"{entity}: no series")
         return None
-    stopped = _stopped_for(series, w.t) if required else 0.0
+    # The rhythm is judged over the span a cycle reads when no incident is open: one frozen
+    # its baseline before onset, hours or days back, and an outage in there is no rhythm.
+    stopped = _stopped_for(series, w.t, w.start - (w.baseline_end - w.baseline_start)) if required else 0.0
     if stopped:
         gaps.add(no_data(model, entity, f"no points in the last {stopped / 60:.0f} min: the series stopped "
                                         "(its target down, or renamed; or NaN: no traffic)", w, query=query,
@@ -107,14 +109,14 @@ def query_range(sources: Sources, gaps: Gaps, req: GatherRequest, entity: str, q
     return list(series)
 
 
-def _stopped_for(series: list[Series], t: float) -> float:
+def _stopped_for(series: list[Series], t: float, since: float) -> float:
     """Seconds since the freshest series' newest value when that is longer than the series
-    has ever been silent in the window (a recording rule every 15 minutes read at a 60 s
+    has been silent since `since` (a recording rule every 15 minutes read at a 60 s
     step has 10-minute holes: that is its rhythm, not a stop), else 0. A NaN point is no
     value: a ratio whose traffic stopped is 0/0 on every step, not a healthy series."""
     valued = [s.timestamps[~np.isnan(s.values)] for s in series if not s.empty]
     newest = max(valued, key=lambda ts: float(ts[-1]))
-    gaps = np.diff(newest)
+    gaps = np.diff(newest[newest >= since])
     usual = max(3 * float(np.median(gaps)), 1.5 * float(gaps.max())) if len(gaps) else 0.0
     silent = t - float(newest[-1])
     return silent if silent > max(STALE_AFTER_S, usual) else 0.0

@@ -53,3 +53,34 @@ def test_a_series_on_a_coarse_step_is_not_taken_for_stopped(tmp_path):
     v = make_vigil(cfg, prometheus=prom)
     r = v.run_cycle(MODEL, T0 + 540)
     assert not [f for f in r.findings if f.kind is FindingKind.NO_DATA], r.findings
+
+
+def test_a_kpi_that_stops_during_a_long_incident_is_missing_data_not_judged_by_an_old_outage(tmp_path):
+    """The incident freezes the KPI's baseline before its onset, so the KPI is read from
+    there; a scrape outage of 40 minutes early in the incident is no rhythm of the series:
+    when its exporter dies two hours later, the KPI is missing data within minutes, not
+    after an hour (the incident resolved meanwhile)."""
+    drop = T0 - 600
+
+    def ctr(ts: np.ndarray) -> np.ndarray:
+        v = np.where(ts >= drop, 0.04, 0.05)  # -20 %: the incident
+        outage = (ts >= T0 + 600) & (ts < T0 + 3000)
+        return np.where(outage | (ts >= T0 + 9000), np.nan, v)  # NaN: no point (left out below)
+
+    class Prom(StubPrometheus):
+        def query_range(self, query, start, end, step=None, *, name=None):
+            out = super().query_range(query, start, end, step, name=name)
+            return [Series(s.name, s.labels, s.timestamps[~np.isnan(s.values)], s.values[~np.isnan(s.values)])
+                    for s in out]
+
+    prom = Prom({CTR_QUERY: ctr, P99_QUERY: lambda ts: np.full(len(ts), 0.1)})
+    cfg = make_config(tmp_path, policy={"resolve_after_cycles": 2, "anomaly_threshold": 1})
+    v = make_vigil(cfg, prometheus=prom)
+    assert v.run_cycle(MODEL, T0).step == "open"
+    for t in range(int(T0) + 300, int(T0) + 9000, 300):
+        v.run_cycle(MODEL, float(t))
+    later = [v.run_cycle(MODEL, T0 + 9000 + STALE_AFTER_S + 60 * i) for i in range(1, 6)]
+    for r in later:
+        gaps = {f.entity: f for f in r.findings if f.kind is FindingKind.NO_DATA}
+        assert "ctr" in gaps and "the series stopped" in gaps["ctr"].message, r.findings
+    assert [i.status for i in v.store.all_incidents()] == ["open"]
