@@ -292,14 +292,18 @@ def _shift(p: ServiceMetricsParams, s: Series, cls: MetricClass, v: np.ndarray, 
     weight = p.unknown_weight if cls is MetricClass.UNKNOWN else 1.0
     score = weight * conf * (1.0 - math.exp(-(z - p.min_z) / p.z_scale))
     service = s.labels.get("service")
+    side = "above" if direction is Direction.UP else "below"
+    # the levels a held value must pass on each side: the alert names the range it left
+    band = [r_down.level - p.min_z * r_down.spread_down, r_up.level + p.min_z * r_up.spread_up]
     finding = Finding(
         kind=FindingKind.METRIC_ANOMALY, entity=f"{service}: {s.name}", value=held, threshold=edge,
         baseline=med, window_start=start, window_end=end,
         onset=float(t[hit][0]) if hit.any() else float(t[0]), score=score, service=service,
         direction=direction, statistic="robust_z",
-        message=(f"{service} {s.name} held {held:.4g} for {need}+ samples vs baseline median {med:.4g} "
-                 f"(spread {spread:.3g}, z {z:+.1f} {direction}, {cls})"),
-        evidence={"metric": s.name, "pod": s.labels.get("pod"), "z": z, "class": str(cls),
+        message=(f"{service} {s.name} held {held:.4g} for {need}+ samples, {side} {edge:.4g}, vs baseline median "
+                 f"{med:.4g} (spread {spread:.3g}, z {z:+.1f} {direction} of at least {p.min_z:g}, {cls})"),
+        evidence={"expected_band": band,
+                  "metric": s.name, "pod": s.labels.get("pod"), "z": z, "class": str(cls),
                   "bad_direction": str(bad), "baseline_median": med, "baseline_spread": spread,
                   "samples_beyond": int(hit.sum()), "samples": int(len(v)), "baseline_samples": int(len(b))},
     )

@@ -159,3 +159,16 @@ def test_availability_and_mostly_zero_metrics_are_not_carried() -> None:
     assert not any("another level" in x for x in fleet("errors_per_s", dict.fromkeys(names, 0.01), errors))
     assert any("another level" in x for x in fleet("errors_per_s", dict.fromkeys(names, 0.01),
                                                    dict.fromkeys(names, 0.03)))
+
+
+def test_a_shift_names_the_level_it_crossed_in_its_message_and_its_alert():
+    from alerts.wording import Wording, finding_sentence
+
+    rng = np.random.default_rng(1)
+    normal = list(0.2 + 0.01 * rng.standard_normal(60))
+    (f,) = _assess("normal", normal, [], [0.5] * 30).findings
+    edge = f"{f.threshold:.4g}"
+    assert f"held 0.5 for 2+ samples, above {edge}" in f.message
+    _, sentence = finding_sentence(f.to_dict(), Wording())
+    assert sentence.startswith("is 0.5, above its expected range 0.")  # not a range it never names
+    assert f"to {float(f.threshold):.2g}" in sentence
