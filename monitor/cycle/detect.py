@@ -125,6 +125,12 @@ def _anomalies(sig: MetricSignal, direction: Direction, req: DetectRequest, out:
         state, source, volume = detector.new_state(), sig.history, sig.volume_history
     else:
         state, source, volume = detector.new_state(), sig.series, sig.volume
+    # A stored state this version cannot resume: gather read no history for its key, so it
+    # goes (and this window's state is not kept) and the next cycle reads a day of history.
+    relearn = stored is not None and not usable_state(stored) and sig.history is None
+    if relearn:
+        out.detector_state.pop(key, None)
+        out.detector_state.pop(legacy, None)
     last = state.series.last_timestamp
     if resolution == 0.0 and last is not None:
         # Prometheus evaluates a range at start, start + step, ...: a cycle started a little
@@ -134,7 +140,7 @@ def _anomalies(sig: MetricSignal, direction: Direction, req: DetectRequest, out:
         source = source.between(last + 0.5 * min(req.step, req.interval), math.inf)
     # A first look at a day of history reports only what is still going on in the window.
     out.findings.extend(detector.score_volume(state, source, volume, req.window.start, req.window.t))
-    if sig.history_missed:
+    if sig.history_missed or relearn:
         return  # kept, this state would never be given its day of history: gather asks again next cycle
     store_anomaly_state(out.detector_state, key, legacy, state.to_dict())
 

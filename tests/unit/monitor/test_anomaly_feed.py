@@ -126,3 +126,27 @@ def _points_seen(vigil) -> int:
         state = vigil.store.detector_state(s, MODEL)
     (key,) = [k for k in state if k.startswith("ctr|")]
     return AnomalyState.from_dict(state[key]).series.points_seen
+
+
+def test_a_stored_state_too_old_to_resume_is_relearnt_from_a_day_of_history(tmp_path):
+    """A state of a format this version cannot continue (version 2) is learnt afresh, as at
+    first sight: from a day of history, not from the window alone (blind for hours)."""
+    drop = T0 + 3 * 3600
+    cfg = make_config(tmp_path)
+    first = make_vigil(cfg, prometheus=StubPrometheus({CTR_QUERY: _ctr_dropping(drop), P99_QUERY: _p99(None, T0 + 86400)}),
+                       notifiers={})
+    first.run_cycle(MODEL, T0)
+    with first.store.tx() as s:
+        state = first.store.detector_state(s, MODEL)
+        (key,) = [k for k in state if k.startswith("ctr|")]
+        state[key] = {"detector": {**state[key]["detector"], "version": 2}, "run_onset": None}
+        first.store.save_detector_state(s, MODEL, state)
+    first.store.close()
+    prom = StubPrometheus({CTR_QUERY: _ctr_dropping(drop), P99_QUERY: _p99(None, T0 + 86400)})
+    restarted = make_vigil(cfg, prometheus=prom, notifiers={})
+    found = []
+    for t in [T0 + 600 + i * 600 for i in range(20)]:
+        found += [f for f in restarted.run_cycle(MODEL, t).findings
+                  if f.kind == FindingKind.METRIC_ANOMALY and f.entity.startswith("ctr")]
+    assert [q for q, start, end in prom.calls if end - start >= 86400] == [CTR_QUERY]
+    assert found and all(f.window_end >= drop for f in found)  # the drop at 3 h is flagged
