@@ -133,8 +133,8 @@ def test_a_stored_state_too_old_to_resume_is_relearnt_from_a_day_of_history(tmp_
     first sight: from a day of history, not from the window alone (blind for hours)."""
     drop = T0 + 3 * 3600
     cfg = make_config(tmp_path)
-    first = make_vigil(cfg, prometheus=StubPrometheus({CTR_QUERY: _ctr_dropping(drop), P99_QUERY: _p99(None, T0 + 86400)}),
-                       notifiers={})
+    curves = {CTR_QUERY: _ctr_dropping(drop), P99_QUERY: _p99(None, T0 + 86400)}
+    first = make_vigil(cfg, prometheus=StubPrometheus(curves), notifiers={})
     first.run_cycle(MODEL, T0)
     with first.store.tx() as s:
         state = first.store.detector_state(s, MODEL)
@@ -142,7 +142,7 @@ def test_a_stored_state_too_old_to_resume_is_relearnt_from_a_day_of_history(tmp_
         state[key] = {"detector": {**state[key]["detector"], "version": 2}, "run_onset": None}
         first.store.save_detector_state(s, MODEL, state)
     first.store.close()
-    prom = StubPrometheus({CTR_QUERY: _ctr_dropping(drop), P99_QUERY: _p99(None, T0 + 86400)})
+    prom = StubPrometheus(curves)
     restarted = make_vigil(cfg, prometheus=prom, notifiers={})
     found = []
     for t in [T0 + 600 + i * 600 for i in range(20)]:
