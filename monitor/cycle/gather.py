@@ -95,7 +95,11 @@ def query_range(sources: Sources, gaps: Gaps, req: GatherRequest, entity: str, q
     if not series or all(s.empty for s in series):
         if not required:
             return []
-        gaps.add(no_data(model, entity, "the query returned no series", w, query=query), f"{entity}: no series")
+        if series:  # it matches: every value is NaN (a ratio is 0/0 while nothing is served)
+            gaps.add(no_data(model, entity, "every value of the window is NaN (a ratio with no traffic: 0/0)", w,
+                             query=query), f"{entity}: only NaN")
+        else:
+            gaps.add(no_data(model, entity, "the query returned no series", w, query=query), f"{entity}: no series")
         return None
     # The rhythm is judged over the span a cycle reads when no incident is open: one frozen
     # its baseline before onset, hours or days back, and an outage in there is no rhythm.

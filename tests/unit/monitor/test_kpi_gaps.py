@@ -75,3 +75,15 @@ def test_a_kpi_that_is_nan_lately_is_a_gap_not_an_all_clear(tmp_path: Any) -> No
     raw, gaps = _gather(tmp_path, FakePrometheus(stopped))
     assert "ctr" in gaps and "21 min" in gaps["ctr"].message, raw.gaps.findings
     assert [s.name for s in raw.kpis] == [] and [s.name for s in raw.slos] == ["p99_latency"]
+
+
+def test_a_ratio_that_is_nan_all_window_says_so_not_that_the_query_matched_nothing(tmp_path: Any) -> None:
+    """0/0 on every step (no traffic at all): Prometheus returns the series, of NaN. "The
+    query returned no series" sent the SRE to look for a typo in a query that matches."""
+    def idle(name: str, ts: np.ndarray) -> list[Series]:
+        return [Series(name, {}, ts, np.full(len(ts), np.nan))]
+
+    raw, gaps = _gather(tmp_path, FakePrometheus(idle))
+    assert "ctr" in gaps, raw.gaps.findings
+    assert "no series" not in gaps["ctr"].message
+    assert "NaN" in gaps["ctr"].message and "no traffic" in gaps["ctr"].message
