@@ -133,11 +133,13 @@ def _anomalies(sig: MetricSignal, direction: Direction, req: DetectRequest, out:
         out.detector_state.pop(legacy, None)
     last = state.series.last_timestamp
     if resolution == 0.0 and last is not None:
-        # Prometheus evaluates a range at start, start + step, ...: a cycle started a little
-        # later than the last puts the point it scored last a fraction of a step later, as
-        # if new. Scored again, each value would be learnt (and surprise) twice. (Cycles
-        # closer than a step apart each give a point of their own, as they always did.)
-        source = source.between(last + 0.5 * min(req.step, req.interval), math.inf)
+        # Prometheus evaluates a range at start, start + step, ...: each cycle's points sit on
+        # its own grid, ending at its own time. A cycle started a little later than the last
+        # puts the point it scored last a fraction of a step later, as if new (each value
+        # learnt, and surprising, twice); cycles closer than a step apart would each give a
+        # point (a 5-minute series judged every minute). The next point is a step after the
+        # last, give or take the cycles' jitter.
+        source = source.between(last + req.step - 0.5 * min(req.step, req.interval), math.inf)
     # A first look at a day of history reports only what is still going on in the window.
     out.findings.extend(detector.score_volume(state, source, volume, req.window.start, req.window.t))
     if sig.history_missed or relearn:

@@ -150,3 +150,17 @@ def test_a_stored_state_too_old_to_resume_is_relearnt_from_a_day_of_history(tmp_
                   if f.kind == FindingKind.METRIC_ANOMALY and f.entity.startswith("ctr")]
     assert [q for q, start, end in prom.calls if end - start >= 86400] == [CTR_QUERY]
     assert found and all(f.window_end >= drop for f in found)  # the drop at 3 h is flagged
+
+
+def test_a_series_queried_at_a_5_minute_step_is_scored_every_5_minutes_not_every_cycle(tmp_path):
+    """step 5m, a cycle a minute: Prometheus evaluates each cycle's range from its own
+    start, so every cycle ends on a point of its own; scored each, the detector judged a
+    point a minute (five times the false alarms a 5-minute series is tuned for)."""
+    prom = _GridPrometheus({CTR_QUERY: _ctr, P99_QUERY: _p99(None, T0 + 86400)}, step=300.0)
+    cfg = make_config(tmp_path, sources={"prometheus": {"url": "http://127.0.0.1:9", "step": "5m"}})
+    vigil = make_vigil(cfg, prometheus=prom, notifiers={})
+    vigil.run_cycle(MODEL, T0)
+    seen = _points_seen(vigil)
+    for i in range(1, 31):
+        vigil.run_cycle(MODEL, T0 + 60 * i + (0.4 if i % 2 else 0.0))
+    assert _points_seen(vigil) == seen + 6  # 30 minutes at a 5-minute step
