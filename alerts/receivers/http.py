@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
+from tenacity.stop import stop_base
 
 from alerts.outbox import DeliveryResult, DeliveryStatus
 
@@ -137,6 +138,19 @@ def json_object(resp: httpx.Response) -> dict[str, Any] | None:
     return doc if isinstance(doc, dict) else None
 
 
+class AskedToWaitLonger(stop_base):
+    """Stop when the backend's Retry-After is longer than `max_wait_s`: a retry cut short to
+    `max_wait_s` comes before the backend asked, so it is refused again (and spends the
+    attempts for nothing). The message goes back to the outbox, due after the Retry-After."""
+
+    def __init__(self, max_wait_s: float) -> None:
+        self.max_wait_s = max_wait_s
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        return isinstance(exc, Transient) and exc.retry_after is not None and exc.retry_after > self.max_wait_s
+
+
 class HttpCaller:
     """One client, its retry loop, and the mapping of answers to `Transient`/`Refused`."""
 
@@ -153,7 +167,7 @@ class HttpCaller:
              sign_with: bytes | None = None, method: str = "POST") -> httpx.Response:
         """POST (or `method`) JSON `body` (bytes are sent as they are), retried; raises Transient or Refused."""
         raw = body if isinstance(body, bytes) else json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
-        retrying = Retrying(stop=stop_after_attempt(self.retry.max_attempts) | self._told_to_wait_longer,
+        retrying = Retrying(stop=stop_after_attempt(self.retry.max_attempts) | AskedToWaitLonger(self.retry.max_wait_s),
                             wait=self._wait, sleep=self.sleep, retry=retry_if_exception_type(Transient), reraise=True)
         return retrying(self._attempt, method, url, raw, {**headers, "Content-Type": "application/json"}, explain,
                         sign_with)
@@ -177,13 +191,6 @@ class HttpCaller:
             raise Transient(f"{self.backend}: HTTP {code} from {url}: {explain(resp)}",
                             retry_after_s(resp.headers.get("Retry-After"), self.clock()))
         raise Refused(f"{self.backend} refused the request with HTTP {code}: {explain(resp)}")
-
-    def _told_to_wait_longer(self, state: RetryCallState) -> bool:
-        """A Retry-After longer than `max_wait_s` ends the call: a retry cut short to
-        `max_wait_s` comes before the backend asked, so it is refused again (and spends the
-        attempts for nothing). The message goes back to the outbox, due after Retry-After."""
-        exc = state.outcome.exception() if state.outcome else None
-        return isinstance(exc, Transient) and exc.retry_after is not None and exc.retry_after > self.retry.max_wait_s
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
