@@ -30,8 +30,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from alerts.lifecycle import IncidentStatus
-from alerts.policy import Severity
+from alerts.lifecycle import IncidentStatus, last_told
 from alerts.rollback import ActionStatus, Move, RollbackOutcome, decide_move
 from detectors.records import DeployEvent
 from monitor.config import ModelConfig
@@ -370,9 +369,13 @@ class RollbackRunner:
         self._update_incident(s, m, incident_id, now)
 
     def _update_incident(self, s: Session, m: ModelConfig, incident_id: int | None, now: float) -> None:
+        """The incident's messages show the rollback, as an acknowledgement does: where people
+        were told of it (the severity last told), and only receivers that have it. An incident
+        muted since it opened has no message to update, and a rollback is never its page."""
         row = s.get(IncidentRow, incident_id) if incident_id is not None else None
-        if row is not None and row.status == IncidentStatus.OPEN:
-            self.outbox.incident(s, row, routes_of(m).channels(Severity(row.severity)), now)
+        if row is not None and row.status == IncidentStatus.OPEN and row.last_notified_at is not None:
+            told = last_told(row.notified_digest, row.severity)
+            self.outbox.incident(s, row, routes_of(m).channels(told), now, held=True)
 
     @staticmethod
     def _detail(intent: RollbackIntentRow) -> dict[str, Any]:

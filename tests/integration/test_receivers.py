@@ -304,3 +304,26 @@ def test_an_ack_under_a_silence_pages_no_receiver_that_never_had_the_incident(tm
     vigil.operator.acknowledge(vigil.store.incidents()[0].id, "api:olga", T0 + 90)
     drain(vigil, T0 + 90)
     assert pd.events == [] and rows(vigil, "pagerduty") == [], "the ack paged PagerDuty through the silence"
+
+
+def test_a_rollback_under_a_silence_pages_no_receiver_that_never_had_the_incident(tmp_path, keys, pd):
+    """The incident turns critical under a silence, and on-call rolls the model back while
+    the silence lasts: the rollback's update of the incident must not be the page the
+    silence holds back (nor post the incident in Slack, where nobody was told of it)."""
+    from monitor.cycle.rollback_ask import RollbackAsk
+    from monitor.silence_ops import SilenceAsk, create
+
+    vigil = vigil_with(tmp_path, pd_receiver(pd.url), bad_until=T0 + 3600)
+    create(vigil.store, SilenceAsk(['model="recommender"'], "retraining OPS-9", "olga", starts_at=T0 - 30,
+                                   duration="2h"), "olga", T0 - 40)
+    run(vigil, T0, T0 + 60)
+    [incident] = vigil.store.incidents()
+    assert incident.severity == "critical" and incident.last_notified_at is None and pd.events == []
+    vigil.registry.aliases[(MODEL, "champion")] = "2"  # v2 went out; on-call takes it back
+    outcome = vigil.operator.rollback(RollbackAsk(vigil.config.model(MODEL), "1", "bad v2", "api:olga",
+                                                  incident.id, T0 + 90))
+    assert outcome.status == "done", outcome
+    drain(vigil, T0 + 90)
+    assert pd.events == [] and rows(vigil, "pagerduty") == [], "the rollback paged PagerDuty through the silence"
+    assert [r.key for r in vigil.store.outbox_for_prefix(f"incident:{incident.id}")] == [], \
+        "the rollback posted an incident nobody was told of"
