@@ -175,7 +175,8 @@ class PolicyConfig(_Model):
     deploy_suspect_window: Duration = Field(2 * 3600.0, gt=0)
     min_samples: int = Field(100, ge=1)  # below this a drift verdict is "not enough data"
     # After cold start: keep comparing with the training reference, or with a rolling window
-    # of production samples (the `rolling_reference` before the current window, rebuilt daily).
+    # of production samples (the `rolling_reference` before the current window, rebuilt daily,
+    # never reaching back past the last deploy).
     reference_after_cold_start: Literal["training", "rolling"] = "training"
     rolling_reference: Duration = 7 * 86400.0
     resolve_after_cycles: int = Field(2, ge=1)  # quiet cycles before an incident resolves

@@ -2,7 +2,8 @@
 
 The training reference during cold start (and by default after it); with
 `reference_after_cold_start: rolling`, production samples of the `rolling_reference`
-before the window once cold start is over, profiled once a day.
+before the window once cold start is over (never reaching back past the last deploy:
+only the serving version's own samples), profiled once a day.
 """
 from __future__ import annotations
 
@@ -112,9 +113,13 @@ class ReferenceChooser:
         if in_cold_start(last.at if last else None, w.t, to_policy(p)):
             return self.training(m, version)
         day = int(w.start // 86400)
-        key = (m.name, version or "-", f"rolling:{day}")
+        # Only the serving version's own samples: the window must not reach back past the
+        # last deploy, or the previous model's outputs (and the inputs it was fed) become
+        # the "normal" the new version is judged against.
+        since = max(day * 86400.0 - p.rolling_reference, last.at if last else float("-inf"))
+        key = (m.name, version or "-", f"rolling:{day}:{since}")
         if key not in self._profiles:
-            frame = self._samples.window(m, day * 86400.0 - p.rolling_reference, day * 86400.0)
+            frame = self._samples.window(m, since, day * 86400.0)
             if len(frame) < p.min_samples:
                 # Too little production history for a rolling reference: say so, fall back.
                 log.warning("rolling reference too small, using the training reference",

@@ -90,3 +90,21 @@ def test_a_changed_feature_list_is_never_scored_against_a_spooled_profile(tmp_pa
     chooser._training = type(chooser._training)(1)  # forget what memory holds
     profile, _ = chooser.training(retyped, "1")
     assert [(f.name, f.type) for f in profile.features] == [("x", "categorical")]
+
+
+def test_rolling_reference_holds_only_the_serving_versions_samples(tmp_path):
+    """Cold start 1 d, rolling reference 7 d, deploy 3 d ago: the previous version's samples
+    (x ~ 3) must not enter the rolling reference of the version now serving (x ~ 1), or its
+    own steady production reads as drift against a mix of two models."""
+    pd.DataFrame({"x": np.random.default_rng(0).normal(0, 1, 5000)}).to_parquet(tmp_path / "train.parquet")
+    write_samples(tmp_path, T0 - 8 * DAY, T0 - 3 * DAY, 3.0, 1)
+    write_samples(tmp_path, T0 - 3 * DAY, T0 + 60, 1.0, 2)
+    cfg = make_config(tmp_path, models=[model_config(
+        kpis=[], slos=[], features=["x"], samples={"path": "samples/", "timestamp_column": "timestamp"},
+        reference={"path": "train.parquet"})],
+        policy={"reference_after_cold_start": "rolling", "rolling_reference": "7d", "cold_start": "1d"})
+    vigil = make_vigil(cfg, prometheus=StubPrometheus(), registry=serving_registry(registered_at=T0 - 3 * DAY),
+                       notifiers={})
+    report = vigil.run_cycle(MODEL, T0)
+    assert drift(report) == []
+    assert not any(f.kind == FindingKind.NO_DATA for f in report.findings)
