@@ -11,7 +11,7 @@ import logging
 
 import pandas as pd
 
-from detectors.drift.columns import to_floats
+from detectors.drift.columns import category_label, to_floats
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,11 @@ def _usable(ref: pd.Series, cur: pd.Series) -> bool:
         elif not s.notna().any():
             return False
     return True
+
+
+def _labels(s: pd.Series) -> pd.Series:
+    """Category labels as the engine spells them; missing stays missing."""
+    return s.map(category_label, na_action="ignore").astype("string")
 
 
 def render_drift_report(
@@ -78,9 +83,11 @@ def render_drift_report(
     categorical_cols = [c for c in usable if c not in numerical]
     ref, cur = ref[usable].copy(), cur[usable].copy()
     for c in categorical_cols:
-        # Evidently compares category labels; align int/float/str spellings like the engine does.
-        ref[c] = ref[c].astype("string")
-        cur[c] = cur[c].astype("string")
+        # Evidently compares category labels; spell them as the engine counts them
+        # (category_label): astype("string") wrote 3.0 for a column pandas made float (one
+        # missing value), every category looked new and the page said drift where Vigil saw none.
+        ref[c] = _labels(ref[c])
+        cur[c] = _labels(cur[c])
     definition = DataDefinition(numerical_columns=numerical, categorical_columns=categorical_cols)
     snapshot = Report([DataDriftPreset(columns=usable)]).run(
         Dataset.from_pandas(cur, data_definition=definition),

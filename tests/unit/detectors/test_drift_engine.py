@@ -210,3 +210,17 @@ def test_evidently_report_is_html_for_the_given_columns():
     html = render_drift_report(ref, cur, ["age", "city", "missing_col"], max_rows=300)
     assert html.lstrip().lower().startswith("<!doctype html") or "<html" in html[:2000].lower()
     assert "age" in html and "city" in html
+
+
+def test_evidently_report_reads_3_and_3_0_as_one_category_like_the_engine():
+    """An integer-coded category column turns float in the window when one value is missing
+    (pandas): the report must not show every category as new and call it drift, while the
+    engine (category_label) sees the same categories and no drift."""
+    rng = np.random.default_rng(21)
+    ref = pd.DataFrame({"zone": rng.integers(0, 12, 3000)})
+    cur = pd.DataFrame({"zone": rng.integers(0, 12, 3000).astype(float)})
+    cur.loc[:5, "zone"] = np.nan
+    findings, _ = run(ref, cur, features=[FeatureSpec("zone", "categorical")])
+    assert kinds(findings, FindingKind.FEATURE_DRIFT) == []
+    html = render_drift_report(ref, cur, ["zone"], max_rows=2000, categorical=["zone"])
+    assert "Drift is detected for 0.0% of columns (0 out of 1)" in html
