@@ -148,7 +148,11 @@ class DriftReports:
             reference = read_reference(self.references.training_path(m, serving))
             cols = [c for c in columns if c in current.columns and c in reference.columns]
             began = time.perf_counter()
-            html = render_drift_report(reference, current, cols, max_rows=REPORT_ROWS, seed=0)
+            # The feature types the verdict used: an integer-coded category (zone ids) is not
+            # a number, and Evidently would otherwise judge it with a numeric test.
+            categorical = [f.name for f in m.features if f.type == "categorical"]
+            html = render_drift_report(reference, current, cols, max_rows=REPORT_ROWS, seed=0,
+                                       categorical=categorical)
             self.store.save_drift_report(incident_id, html, t)
             log.info("drift report rendered", extra={"model": m.name, "incident": incident_id,
                                                      "seconds": round(time.perf_counter() - began, 2)})

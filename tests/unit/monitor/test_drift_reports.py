@@ -70,3 +70,26 @@ def test_closing_drops_the_queued_reports_so_a_stopping_daemon_does_not_wait_for
     d.save_once(MODEL, 10, ["amount"], "3", 160.0)  # type: ignore[arg-type]  # a cycle still finishing
     time.sleep(0.2)
     assert rendered == [] and d.pending() == 0
+
+
+def test_an_integer_coded_categorical_feature_is_reported_as_a_category(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A feature configured as categorical but stored as integers (zone ids) is judged by
+    Vigil with category statistics; the incident's Evidently page must judge it the same
+    way, not with a numeric Wasserstein test that may say the opposite."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(3)
+    pd.DataFrame({"zone": rng.integers(0, 12, 3000)}).to_parquet(tmp_path / "train.parquet")
+    current = pd.DataFrame({"zone": rng.integers(0, 12, 3000), "_ts": np.arange(3000.0)})
+    saved: dict[int, str] = {}
+    store = SimpleNamespace(has_drift_report=lambda i: i in saved,
+                            save_drift_report=lambda i, html, t: saved.__setitem__(i, html))
+    samples = SimpleNamespace(window=lambda m, a, b: current)
+    references = SimpleNamespace(training_path=lambda m, v: tmp_path / "train.parquet")
+    model = SimpleNamespace(name="fraud", features=[SimpleNamespace(name="zone", type="categorical")],
+                            prediction_column=None)
+    d = DriftReports(store, samples, references, 1800.0)  # type: ignore[arg-type]
+    d.save_once(model, 9, ["zone"], "1", 3000.0)  # type: ignore[arg-type]
+    html = saved[9]
+    assert "Jensen-Shannon" in html and "Wasserstein" not in html
