@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from detectors.drift.columns import category_label
+
 MIN_ROWS = 20
 KOLMOGOROV_1PCT = 1.63
 
@@ -37,7 +39,9 @@ def numeric_bins_position(values: np.ndarray, edges: np.ndarray, edge_counts: np
 def categorical_surprise(values: np.ndarray, categories: list[str], counts: np.ndarray) -> np.ndarray:
     p = dict(zip(categories, (counts + 0.5) / (counts.sum() + 0.5 * (len(categories) + 1)), strict=True))
     unseen = 0.5 / (counts.sum() + 0.5 * (len(categories) + 1))
-    return -np.log(np.array([p.get(str(v), unseen) for v in values], dtype=float))
+    # Spelt as the profile counted them (category_label): str(3.0) is "3.0", which made every
+    # row of an integer column that pandas turned float "unseen", and the onset was lost.
+    return -np.log(np.array([p.get(category_label(v), unseen) for v in values], dtype=float))
 
 
 def estimate_onset(times: np.ndarray, sequences: list[np.ndarray]) -> float | None:
