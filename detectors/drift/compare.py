@@ -108,6 +108,7 @@ def _base_quality(ref: ColumnCounts, cur: ColumnCounts) -> dict[str, Any]:
         "nonfinite_current": cur.n_nonfinite,
         "type_mismatch_current": cur.n_type_mismatch,
         "rows_current": cur.n_rows,
+        "rows_reference": ref.n_rows,
     }
 
 

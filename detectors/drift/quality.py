@@ -114,7 +114,9 @@ def _type_mismatch(fd: FeatureDrift, t: QualityThresholds, w: QualityWindow) -> 
 def _nonfinite(fd: FeatureDrift, t: QualityThresholds, w: QualityWindow) -> Finding | None:
     q = fd.quality
     rows = q["rows_current"]
-    ref_rows = fd.n_reference or 1
+    # Both shares over all rows: over the reference's finite rows (n_reference) its share
+    # read higher than it was (20 % inf as 25 %), and a real rise passed unreported.
+    ref_rows = q.get("rows_reference") or fd.n_reference
     nonfinite = q.get("nonfinite_current", 0) / rows
     ref_nonfinite = q.get("nonfinite_reference", 0) / max(ref_rows, 1)
     if not nonfinite - ref_nonfinite > t.nonfinite_share:

@@ -224,3 +224,15 @@ def test_evidently_report_reads_3_and_3_0_as_one_category_like_the_engine():
     assert kinds(findings, FindingKind.FEATURE_DRIFT) == []
     html = render_drift_report(ref, cur, ["zone"], max_rows=2000, categorical=["zone"])
     assert "Drift is detected for 0.0% of columns (0 out of 1)" in html
+
+
+def test_infinite_share_of_the_reference_is_over_all_its_rows_like_the_current_one():
+    """20 % of the reference rows are inf; the window has 24 %: a rise, reported against the
+    reference's 20 % (not 1,000 / 4,000 finite rows = 25 %, which hid it)."""
+    rng = np.random.default_rng(8)
+    ref = pd.DataFrame({"age": np.where(np.arange(5000) < 1000, np.inf, rng.normal(40, 10, 5000))})
+    cur = pd.DataFrame({"age": np.where(np.arange(5000) < 1200, np.inf, rng.normal(40, 10, 5000))})
+    findings, _ = run(ref, cur, features=[FeatureSpec("age")])
+    (f,) = [f for f in kinds(findings, FindingKind.DATA_QUALITY) if f.statistic == "nonfinite_share"]
+    assert f.value == pytest.approx(0.24) and f.baseline == pytest.approx(0.20)
+    assert "vs 20.0% in reference" in f.message
