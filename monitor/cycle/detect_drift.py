@@ -26,10 +26,16 @@ class SampleDrift:
 
 
 def feature_specs(m: ModelConfig) -> list[FeatureSpec]:
-    specs = [FeatureSpec(f.name, f.type) for f in m.features]
+    """Each watched column once, with its configured type. The prediction column is often
+    listed among the features too (a classifier's class, as a category): appended again as
+    numeric, it was judged twice (two findings), its text read as "not a number" (blind),
+    and the stored profile held it under two types and could not be read back."""
+    specs: dict[str, FeatureSpec] = {}
+    for f in m.features:
+        specs.setdefault(f.name, FeatureSpec(f.name, f.type))
     if m.prediction_column:
-        specs.append(FeatureSpec(m.prediction_column, "numeric"))
-    return specs
+        specs.setdefault(m.prediction_column, FeatureSpec(m.prediction_column, "numeric"))
+    return list(specs.values())
 
 
 def detect_sample_drift(current: pd.DataFrame, profile: Any, m: ModelConfig, policy: PolicyConfig,

@@ -108,3 +108,27 @@ def test_rolling_reference_holds_only_the_serving_versions_samples(tmp_path):
     report = vigil.run_cycle(MODEL, T0)
     assert drift(report) == []
     assert not any(f.kind == FindingKind.NO_DATA for f in report.findings)
+
+
+def test_a_prediction_also_listed_as_a_feature_is_judged_once_and_its_profile_reloads(tmp_path):
+    """`prediction_column: label` with `label` also among the features (categorical, a
+    classifier's class): one drift finding for it, not two, and the stored profile must
+    load again on the next cycle (it held the column twice under two types)."""
+    rng = np.random.default_rng(4)
+    pd.DataFrame({"label": rng.choice(["cat", "dog"], 3000)}).to_parquet(tmp_path / "train.parquet")
+    (tmp_path / "samples").mkdir()
+    ts = np.arange(T0 - 1200, T0 + 60, 2.0)
+    pd.DataFrame({"timestamp": ts, "label": rng.choice(["cat", "dog"], len(ts), p=[0.9, 0.1])}).to_parquet(
+        tmp_path / "samples" / "a.parquet")
+    cfg = make_config(tmp_path, models=[model_config(
+        kpis=[], slos=[], features=[{"name": "label", "type": "categorical"}], prediction_column="label",
+        samples={"path": "samples/", "timestamp_column": "timestamp"}, reference={"path": "train.parquet"})],
+        spool={"enabled": False})
+    vigil = make_vigil(cfg, prometheus=StubPrometheus(), registry=serving_registry(), notifiers={})
+    for t in (T0, T0 + 60):
+        vigil.references._training = type(vigil.references._training)(1)  # a restart: the store's copy
+        report = vigil.run_cycle(MODEL, t)
+        assert not report.blind, report.blind
+        moved = [f for f in report.findings if f.entity == "label" and f.kind in (
+            FindingKind.FEATURE_DRIFT, FindingKind.PREDICTION_DRIFT)]
+        assert [f.kind for f in moved] == [FindingKind.PREDICTION_DRIFT]
