@@ -109,8 +109,8 @@ def numeric_fields(m: ModelConfig) -> tuple[set[str], dict[str, Callable[[float]
     numbers performance reads: a probability in [0, 1], a classifier's prediction a class
     (a probability logged as the prediction read as class 0, every row)."""
     numeric = {f.name for f in m.features if f.type == "numeric"}
-    if m.prediction_column:
-        numeric.add(m.prediction_column)
+    if m.prediction_column and m.prediction_column not in {f.name for f in m.features}:
+        numeric.add(m.prediction_column)  # declared a feature, it keeps that type (drift judges it so)
     perf = m.performance
     if perf is None:
         return numeric, {}

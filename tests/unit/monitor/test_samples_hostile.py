@@ -167,3 +167,16 @@ def test_64_bit_ids_in_a_csv_with_a_gap_keep_every_digit(client: tuple, tmp_path
     vigil.run_cycle("churn", T0)
     last = vigil.store.labels.report("churn")["windows"][-1]
     assert (last["predictions"], last["labelled"]) == (n - 1, n - 1), last
+
+
+def test_a_prediction_declared_a_categorical_feature_takes_its_class_names(tmp_path: Path) -> None:
+    """`prediction_column: label` listed among the features as categorical (class names):
+    drift judges it as a category, so the API must take "cat" for it, not refuse every batch."""
+    m = model_config("pets", kpis=[], slos=[], features=[{"name": "label", "type": "categorical"}],
+                     prediction_column="label", samples={"path": "samples"})
+    tokens = [{"name": "feeder", "role": "ingest", "token_sha256": hashlib.sha256(INGEST.encode()).hexdigest()}]
+    vigil = make_vigil(make_config(tmp_path, models=[m], api={"tokens": tokens}))
+    api = TestClient(create_app(vigil), raise_server_exceptions=False)
+    r = api.post("/v1/samples", json={"model": "pets", "records": [{"timestamp": T0, "label": "cat"}]},
+                 headers={"Authorization": f"Bearer {INGEST}"})
+    assert r.status_code == 202, r.text
