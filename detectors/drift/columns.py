@@ -87,7 +87,10 @@ def _coerce_numbers(series: pd.Series) -> pd.Series:
     with the other infinities, instead of an OverflowError taking the whole column (and
     the cycle's drift) down."""
     if series.dtype.kind in "mM":  # datetimes, durations: NaT is missing, not -9.2e18 (the year 1677)
-        return pd.to_numeric(series, errors="coerce").astype("float64").mask(series.isna())
+        # In nanoseconds whatever unit the column kept: Spark's files hold microseconds (read
+        # as datetime64[us]), pandas' nanoseconds, and the same times read 1,000x apart (drift).
+        scale = _NS_PER_UNIT[series.dt.unit]
+        return (pd.to_numeric(series, errors="coerce").astype("float64") * scale).mask(series.isna())
     try:
         return pd.to_numeric(series, errors="coerce")
     except OverflowError:  # rare: one value by one, only for such a column
@@ -107,6 +110,7 @@ def _float_or_inf(value: object) -> float:
 
 
 _FLOAT_OR_INF = np.frompyfunc(_float_or_inf, 1, 1)
+_NS_PER_UNIT = {"s": 1e9, "ms": 1e6, "us": 1e3, "ns": 1.0}
 
 
 def to_floats(series: pd.Series) -> np.ndarray:

@@ -236,3 +236,19 @@ def test_infinite_share_of_the_reference_is_over_all_its_rows_like_the_current_o
     (f,) = [f for f in kinds(findings, FindingKind.DATA_QUALITY) if f.statistic == "nonfinite_share"]
     assert f.value == pytest.approx(0.24) and f.baseline == pytest.approx(0.20)
     assert "vs 20.0% in reference" in f.message
+
+
+@pytest.mark.parametrize("unit", ["s", "ms", "us"])
+def test_datetime_and_duration_features_compare_whatever_unit_each_side_kept(unit):
+    """Spark writes timestamps in microseconds and pandas reads them so (datetime64[us]);
+    a training file written by pandas holds nanoseconds. The same times on both sides are
+    no drift, not 1,000x apart ("100 % outside the reference range")."""
+    rng = np.random.default_rng(17)
+    secs = rng.integers(1_600_000_000, 1_700_000_000, 3000)
+    ref = pd.DataFrame({"signup": pd.to_datetime(secs, unit="s").as_unit("ns"),
+                        "session": pd.to_timedelta(rng.integers(1, 3600, 3000), unit="s").as_unit("ns")})
+    cur = pd.DataFrame({"signup": pd.to_datetime(rng.permutation(secs), unit="s").as_unit(unit),
+                        "session": pd.to_timedelta(rng.integers(1, 3600, 3000), unit="s").as_unit(unit)})
+    findings, drifts = run(ref, cur, features=[FeatureSpec("signup"), FeatureSpec("session")])
+    assert [(f.entity, f.statistic) for f in findings] == []
+    assert drifts[0].statistics["ks"] == 0.0
