@@ -16,6 +16,8 @@ import base64
 import io
 import json
 import math
+import struct
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -137,6 +139,16 @@ class ReferenceProfile:
 
     @classmethod
     def from_bytes(cls, b: bytes | memoryview) -> ReferenceProfile:
+        """The profile `to_bytes` wrote; ValueError for anything else (damaged, truncated, or
+        not a profile), whatever the zip or JSON reader raised, so callers can rebuild it."""
+        try:
+            return cls._from_bytes(b)
+        except (KeyError, TypeError, IndexError, AttributeError, EOFError, OSError, struct.error,
+                zipfile.BadZipFile) as e:
+            raise ValueError(f"reference profile: unreadable ({type(e).__name__}: {e})") from e
+
+    @classmethod
+    def _from_bytes(cls, b: bytes | memoryview) -> ReferenceProfile:
         if len(b) < 8:
             raise ValueError("reference profile: expected at least 8 bytes of header length")
         n_head = int.from_bytes(b[:8], "little")

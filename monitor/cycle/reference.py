@@ -75,7 +75,7 @@ class ReferenceChooser:
         # for a thousand models, rebuilt from its file in about 0.1 s by whichever replica
         # needs it. Without one, the store is where a restart finds it.
         stored = self._store.profile(*key) if self._spool is None else None
-        profile = ReferenceProfile.from_bytes(stored) if stored is not None else None
+        profile = self._loaded(stored, m.name)
         if stored is None or profile is None or list(profile.features) != specs:  # none, or features changed
             profile = profile_reference(read_reference(path, [s.name for s in specs]), specs)
             stored = profile.to_bytes()
@@ -85,6 +85,20 @@ class ReferenceChooser:
                 self._spool.put("profiles", skey, stored)
         self._training.put(key, profile, len(stored))
         return profile, str(path)
+
+    @staticmethod
+    def _loaded(stored: bytes | None, model: str) -> ReferenceProfile | None:
+        """The store's profile, or None when there is none or it no longer loads (damaged, or
+        written by an older Vigil): then it is built again and overwritten, rather than the
+        model's drift being `no_data` on every cycle."""
+        if stored is None:
+            return None
+        try:
+            return ReferenceProfile.from_bytes(stored)
+        except ValueError as e:
+            log.warning("stored profile unreadable, profiling the reference again",
+                        extra={"model": model, "error": str(e)})
+            return None
 
     def _mapped(self, skey: str, model: str) -> ReferenceProfile | None:
         """A profile the memory budget did not hold, mapped from the spool (no copy); the

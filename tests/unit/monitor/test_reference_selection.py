@@ -132,3 +132,33 @@ def test_a_prediction_also_listed_as_a_feature_is_judged_once_and_its_profile_re
         moved = [f for f in report.findings if f.entity == "label" and f.kind in (
             FindingKind.FEATURE_DRIFT, FindingKind.PREDICTION_DRIFT)]
         assert [f.kind for f in moved] == [FindingKind.PREDICTION_DRIFT]
+
+
+def test_an_unreadable_stored_profile_is_built_again_not_blind_forever(tmp_path):
+    """A profile in the store that no longer loads (damaged, or written by a version that
+    held a column twice under two types) is profiled again from the reference, as the
+    spool's copy is; drift was `no_data` on every cycle until someone deleted the row."""
+    vigil = setup(tmp_path, "training", deployed_at=T0 - 30 * DAY, spool=False)
+    path = str(vigil.references.training_path(vigil.config.models[0], "1"))
+    vigil.store.save_profile(MODEL, "1", path, b"\x10\x00\x00\x00\x00\x00\x00\x00" + b'{"format": 1}   ' + b"x", T0)
+    report = vigil.run_cycle(MODEL, T0)
+    assert not report.blind, report.blind
+    (f,) = drift(report)
+    assert f.entity == "x" and f.value > 0.2
+
+
+def test_a_damaged_spooled_profile_is_built_again(tmp_path):
+    """The spool's copy cut short (a full disk, a crash mid-write on another replica's
+    volume): zipfile's BadZipFile was not among the errors that rebuild it."""
+    from monitor.cycle.detect_drift import feature_specs
+    from monitor.sources.spool import Spool
+
+    vigil = setup(tmp_path, "training", deployed_at=T0 - 30 * DAY, spool=True)
+    m = vigil.config.models[0]
+    path = str(vigil.references.training_path(m, "1"))
+    skey = Spool.key(MODEL, "1", path, [(s.name, s.type) for s in feature_specs(m)], "v1")
+    vigil.references._spool.put("profiles", skey, b"\x10\x00\x00\x00\x00\x00\x00\x00" + b'{"format": 1}   ' + b"x")
+    report = vigil.run_cycle(MODEL, T0)
+    assert not report.blind, report.blind
+    (f,) = drift(report)
+    assert f.entity == "x" and f.value > 0.2
