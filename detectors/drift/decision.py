@@ -133,6 +133,17 @@ def _fmt(x: float) -> str:
     return f"{x:.2f}" if abs(x) >= 0.01 else f"{x:.2g}"
 
 
+def _fmt_pair(value: float, threshold: float) -> tuple[str, str]:
+    """Value and threshold with as many digits as it takes to tell them apart: 0.1604
+    against 0.1593 printed "0.16 > 0.16"."""
+    a, b = _fmt(value), _fmt(threshold)
+    digits = 3
+    while a == b and value != threshold and math.isfinite(value) and digits <= 17:
+        a, b = f"{value:.{digits}g}", f"{threshold:.{digits}g}"
+        digits += 1
+    return a, b
+
+
 def _pvalue_key(fd: FeatureDrift) -> str:
     return "ks_pvalue" if fd.type == "numeric" else "chi2_pvalue"
 
@@ -184,8 +195,9 @@ def _drift_finding(fd: FeatureDrift, v: _Verdicts, p: DriftParams, where: Qualit
         "pvalue_method": fd.pvalue_method,
         "quality": fd.quality,
     }
+    shown, limit = _fmt_pair(value, p.threshold)
     msg = (
-        f"{name} {_fmt(value)} > {_fmt(p.threshold)} on {fd.feature} "
+        f"{name} {shown} > {limit} on {fd.feature} "
         f"({fd.n_current:,} current vs {fd.n_reference:,} reference rows)"
     )
     if fd.feature in v.significant:

@@ -252,3 +252,16 @@ def test_datetime_and_duration_features_compare_whatever_unit_each_side_kept(uni
     findings, drifts = run(ref, cur, features=[FeatureSpec("signup"), FeatureSpec("session")])
     assert [(f.entity, f.statistic) for f in findings] == []
     assert drifts[0].statistics["ks"] == 0.0
+
+
+def test_a_value_just_over_the_threshold_does_not_read_as_equal_to_it():
+    """psi 0.4104 against a threshold of 0.4074 printed "psi 0.41 > 0.41": the message must
+    show the digits that make the value exceed its threshold."""
+    rng = np.random.default_rng(2)
+    ref, cur = frame(5000, rng), frame(5000, rng, age_shift=4)
+    _, drifts = run(ref, cur)
+    value = next(fd for fd in drifts if fd.feature == "age").statistics["psi"]
+    findings, _ = run(ref, cur, threshold=value * 0.993)
+    (f,) = [f for f in kinds(findings, FindingKind.FEATURE_DRIFT) if f.entity == "age"]
+    shown_value, shown_threshold = f.message.split(" on ")[0].split()[1::2]
+    assert float(shown_value) > float(shown_threshold), f.message
