@@ -133,8 +133,8 @@ def _out_of_range(fd: FeatureDrift, t: QualityThresholds, w: QualityWindow) -> F
     if not (math.isfinite(oor) and oor > t.out_of_range_share):
         return None
     return _finding(w, fd, "out_of_range_share", oor, t.out_of_range_share,
-                    f"{_pct(oor)} of current values on {fd.feature} are outside the reference range "
-                    f"[{q['reference_min']:.4g}, {q['reference_max']:.4g}] "
+                    f"{_pct(oor)} of current values on {fd.feature} (> {_pct(t.out_of_range_share)}) are outside "
+                    f"the reference range [{q['reference_min']:.4g}, {q['reference_max']:.4g}] "
                     f"(current [{q.get('current_min', float('nan')):.4g}, {q.get('current_max', float('nan')):.4g}])")
 
 
@@ -147,7 +147,7 @@ def _new_categories(fd: FeatureDrift, t: QualityThresholds, w: QualityWindow) ->
     shown = ", ".join(repr(n) for n in names[:5]) + (" ..." if q["new_category_count"] > 5 else "")
     return _finding(w, fd, "new_category_share", new_share, t.new_category_share,
                     f"{q['new_category_count']} new categor{'y' if q['new_category_count'] == 1 else 'ies'} "
-                    f"on {fd.feature} in {_pct(new_share)} of current rows: {shown}",
+                    f"on {fd.feature} in {_pct(new_share)} of current rows (> {_pct(t.new_category_share)}): {shown}",
                     new_categories=q.get("new_categories", {}))
 
 

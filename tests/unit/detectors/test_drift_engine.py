@@ -265,3 +265,14 @@ def test_a_value_just_over_the_threshold_does_not_read_as_equal_to_it():
     (f,) = [f for f in kinds(findings, FindingKind.FEATURE_DRIFT) if f.entity == "age"]
     shown_value, shown_threshold = f.message.split(" on ")[0].split()[1::2]
     assert float(shown_value) > float(shown_threshold), f.message
+
+
+def test_out_of_range_and_new_category_messages_name_their_threshold():
+    rng = np.random.default_rng(4)
+    ref, cur = frame(3000, rng), frame(3000, rng)
+    cur.loc[:59, "age"] = 500.0  # 2 % outside the reference range
+    cur.loc[:59, "city"] = "zz"  # a new category in 2 % of rows
+    findings, _ = run(ref, cur)
+    dq = {f.statistic: f for f in kinds(findings, FindingKind.DATA_QUALITY)}
+    assert "> 1.0%" in dq["out_of_range_share"].message
+    assert "2.0%" in dq["new_category_share"].message and "> 1.0%" in dq["new_category_share"].message
