@@ -123,3 +123,20 @@ def test_us_census_parity():
     categorical = ["SCHL", "MAR", "RELP", "DIS", "ESP", "CIT", "MIG", "MIL", "ANC", "SEX", "RAC1P", "prediction"]
     feats = [FeatureSpec(c) for c in numeric] + [FeatureSpec(c, "categorical") for c in categorical]
     assert assert_parity(ref, cur, feats) == 2 * 5 + 12 * 3
+
+
+def test_reported_numeric_psi_is_on_reference_deciles_not_evidentlys_bins():
+    """What the README says: numeric PSI/JS as reported are on reference deciles, so they
+    differ from Evidently's (equal-width Sturges bins over both samples), which
+    evidently_binned_shares reproduces."""
+    rng = np.random.default_rng(0)
+    r, c = pd.Series(rng.lognormal(0, 1, 5000)), pd.Series(rng.lognormal(0.1, 1, 5000))
+    (fd,) = compare(profile_reference(pd.DataFrame({"x": r}), [FeatureSpec("x")]), pd.DataFrame({"x": c}))
+    edges = np.quantile(r, np.arange(1, 10) / 10)
+    rs = np.bincount(np.searchsorted(edges, r, side="left"), minlength=10) / len(r)
+    cs = np.bincount(np.searchsorted(edges, c, side="left"), minlength=10) / len(c)
+    assert fd.statistics["psi"] == pytest.approx(psi(rs, cs), rel=1e-9)
+    evidently = _psi(r, c, NUM, 0.1)[0]
+    assert abs(fd.statistics["psi"] - evidently) > 0.005
+    es = evidently_binned_shares(np.sort(r.to_numpy()), np.sort(c.to_numpy()), r.nunique())
+    assert psi(*es) == pytest.approx(evidently, rel=1e-9)
