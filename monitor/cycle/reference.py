@@ -8,6 +8,7 @@ only the serving version's own samples), profiled once a day.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,12 @@ class ReferenceChooser:
         self._config, self._store, self._registry = config, store, registry
         self._spool = spool
         self._samples, self._now = samples, now
-        self._profiles: dict[tuple[str, str, str], Any] = {}  # rolling profiles (one per model)
+        # Rolling profiles, one per model: model -> ((version, "rolling:<day>:<since>"), profile).
+        # A sweep's threads share the chooser; each model has its own entry, swapped whole
+        # under the lock (rebuilding the dict without the model's old entry, on every thread
+        # at the turn of a day, raised "dictionary changed size during iteration").
+        self._rolling: dict[str, tuple[tuple[str, str], Any]] = {}
+        self._rolling_lock = threading.Lock()
         # (model, version, path) -> profile
         self._training = BoundedCache(SPOOLED_PROFILE_CACHE_BYTES if spool else PROFILE_CACHE_BYTES)
         self._paths: dict[tuple[str, str], Path] = {}  # (model, version) -> training path
@@ -131,15 +137,17 @@ class ReferenceChooser:
         # last deploy, or the previous model's outputs (and the inputs it was fed) become
         # the "normal" the new version is judged against.
         since = max(day * 86400.0 - p.rolling_reference, last.at if last else float("-inf"))
-        key = (m.name, version or "-", f"rolling:{day}:{since}")
-        if key not in self._profiles:
+        key = (version or "-", f"rolling:{day}:{since}")
+        with self._rolling_lock:
+            held = self._rolling.get(m.name)
+        if held is None or held[0] != key:
             frame = self._samples.window(m, since, day * 86400.0)
             if len(frame) < p.min_samples:
                 # Too little production history for a rolling reference: say so, fall back.
                 log.warning("rolling reference too small, using the training reference",
                             extra={"model": m.name, "rows": len(frame)})
                 return self.training(m, version)
-            self._profiles = {k: v for k, v in self._profiles.items()
-                              if not (k[0] == m.name and str(k[2]).startswith("rolling:"))}
-            self._profiles[key] = profile_reference(frame, feature_specs(m))
-        return self._profiles[key], f"rolling {p.rolling_reference / 86400:g} d of production samples"
+            held = (key, profile_reference(frame, feature_specs(m)))
+            with self._rolling_lock:
+                self._rolling[m.name] = held
+        return held[1], f"rolling {p.rolling_reference / 86400:g} d of production samples"

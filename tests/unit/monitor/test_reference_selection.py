@@ -162,3 +162,48 @@ def test_a_damaged_spooled_profile_is_built_again(tmp_path):
     assert not report.blind, report.blind
     (f,) = drift(report)
     assert f.entity == "x" and f.value > 0.2
+
+
+def test_rolling_profiles_of_many_models_built_at_once_on_sweep_threads(monkeypatch):
+    """At the turn of a day every model of a sweep builds its rolling profile at the same
+    time, on the sweep's threads, through one chooser: none may fail (a dict changed
+    during iteration, or its profile dropped by another model's rebuild) or get another's."""
+    import sys
+    import threading
+    from types import SimpleNamespace
+
+    import monitor.cycle.reference as reference
+    from monitor.config import PolicyConfig
+    from monitor.cycle.reference import ReferenceChooser
+
+    policy = PolicyConfig(reference_after_cold_start="rolling", min_samples=1)
+    config = SimpleNamespace(policy_for=lambda m: policy)
+    store = SimpleNamespace(last_deploy=lambda name, until: None)
+    samples = SimpleNamespace(window=lambda m, a, b: pd.DataFrame({"x": [1.0, 2.0]}))
+    monkeypatch.setattr(reference, "profile_reference", lambda frame, specs: SimpleNamespace(specs=specs))
+    monkeypatch.setattr(reference, "feature_specs", lambda m: m.name)
+    chooser = ReferenceChooser(config, store, None, samples, now=lambda: T0)  # type: ignore[arg-type]
+    errors: list[BaseException] = []
+
+    def run(thread: int) -> None:
+        for day in range(20):
+            w = SimpleNamespace(start=T0 + day * DAY, t=T0 + day * DAY + 60)
+            for i in range(thread, 400, 8):
+                m = SimpleNamespace(name=f"m{i}")
+                try:
+                    profile, _ = chooser.choose(m, "1", w)  # type: ignore[arg-type]
+                    assert profile.specs == m.name
+                except BaseException as e:  # noqa: BLE001 - collected for the assertion below
+                    errors.append(e)
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=run, args=(k,)) for k in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+    finally:
+        sys.setswitchinterval(old)
+    assert errors == [], errors[:3]
