@@ -141,13 +141,22 @@ class ReferenceChooser:
         with self._rolling_lock:
             held = self._rolling.get(m.name)
         if held is None or held[0] != key:
-            frame = self._samples.window(m, since, day * 86400.0)
-            if len(frame) < p.min_samples:
-                # Too little production history for a rolling reference: say so, fall back.
-                log.warning("rolling reference too small, using the training reference",
-                            extra={"model": m.name, "rows": len(frame)})
-                return self.training(m, version)
-            held = (key, profile_reference(frame, feature_specs(m)))
+            held = (key, self._rolling_profile(m, since, day * 86400.0, p.min_samples))
             with self._rolling_lock:
                 self._rolling[m.name] = held
+        if held[1] is None:  # no usable rolling reference today (said once): the training one
+            return self.training(m, version)
         return held[1], f"rolling {p.rolling_reference / 86400:g} d of production samples"
+
+    def _rolling_profile(self, m: ModelConfig, start: float, end: float, min_samples: int) -> Any:
+        """The profile of production samples in [start, end], or None (logged) when they
+        cannot make one: too few rows, or a feature production has not logged (a feature
+        just added to the config): then every feature would be blind, not just that one."""
+        frame = self._samples.window(m, start, end)
+        specs = feature_specs(m)
+        absent = [s.name for s in specs if s.name not in frame.columns]
+        if len(frame) < min_samples or absent:
+            log.warning("rolling reference unusable, using the training reference",
+                        extra={"model": m.name, "rows": len(frame), "absent_columns": absent[:10]})
+            return None
+        return profile_reference(frame, specs)

@@ -181,7 +181,7 @@ def test_rolling_profiles_of_many_models_built_at_once_on_sweep_threads(monkeypa
     store = SimpleNamespace(last_deploy=lambda name, until: None)
     samples = SimpleNamespace(window=lambda m, a, b: pd.DataFrame({"x": [1.0, 2.0]}))
     monkeypatch.setattr(reference, "profile_reference", lambda frame, specs: SimpleNamespace(specs=specs))
-    monkeypatch.setattr(reference, "feature_specs", lambda m: m.name)
+    monkeypatch.setattr(reference, "feature_specs", lambda m: [SimpleNamespace(name="x", model=m.name)])
     chooser = ReferenceChooser(config, store, None, samples, now=lambda: T0)  # type: ignore[arg-type]
     errors: list[BaseException] = []
 
@@ -192,7 +192,7 @@ def test_rolling_profiles_of_many_models_built_at_once_on_sweep_threads(monkeypa
                 m = SimpleNamespace(name=f"m{i}")
                 try:
                     profile, _ = chooser.choose(m, "1", w)  # type: ignore[arg-type]
-                    assert profile.specs == m.name
+                    assert profile.specs[0].model == m.name
                 except BaseException as e:  # noqa: BLE001 - collected for the assertion below
                     errors.append(e)
 
@@ -207,3 +207,23 @@ def test_rolling_profiles_of_many_models_built_at_once_on_sweep_threads(monkeypa
     finally:
         sys.setswitchinterval(old)
     assert errors == [], errors[:3]
+
+
+def test_a_feature_production_never_logged_does_not_blind_the_rolling_reference(tmp_path):
+    """A feature added to the config (`y`) that production has not logged yet: the rolling
+    reference cannot profile it, so the model falls back to its training reference for the
+    day; `x` is still judged and `y` is reported missing, rather than every feature's drift
+    being `no_data` ("reference has no column(s) ['y']") and 7 days re-read every cycle."""
+    rng = np.random.default_rng(0)
+    pd.DataFrame({"x": rng.normal(0, 1, 5000), "y": rng.normal(0, 1, 5000)}).to_parquet(tmp_path / "train.parquet")
+    write_samples(tmp_path, T0 - 8 * DAY, T0 + 60, 1.0, 1)  # x only
+    cfg = make_config(tmp_path, models=[model_config(
+        kpis=[], slos=[], features=["x", "y"], samples={"path": "samples/", "timestamp_column": "timestamp"},
+        reference={"path": "train.parquet"})],
+        policy={"reference_after_cold_start": "rolling", "rolling_reference": "7d"})
+    vigil = make_vigil(cfg, prometheus=StubPrometheus(), registry=serving_registry(), notifiers={})
+    report = vigil.run_cycle(MODEL, T0)
+    assert not [f for f in report.findings if f.kind == FindingKind.NO_DATA], report.blind
+    assert [f.entity for f in drift(report)] == ["x"]
+    assert [f.entity for f in report.findings if f.kind == FindingKind.DATA_QUALITY
+            and f.statistic == "column_missing"] == ["y"]
