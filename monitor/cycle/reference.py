@@ -8,6 +8,7 @@ only the serving version's own samples), profiled once a day.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +31,16 @@ log = logging.getLogger("vigil.reference")
 # spool maps a profile per cycle at no cost); beyond, mapped from the spool or read from the store.
 PROFILE_CACHE_BYTES = 512 * 2**20
 SPOOLED_PROFILE_CACHE_BYTES = 64 * 2**20
+
+
+def _file_stamp(path: Path) -> tuple[int, int] | None:
+    """(mtime in ns, size) of the reference file, None when it cannot be read (then the
+    read that follows says why)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
 
 
 class ReferenceChooser:
@@ -67,20 +78,24 @@ class ReferenceChooser:
         if path is None:
             path = self._paths[pkey] = self.training_path(m, version)
         key = (m.name, version or "-", str(path))
-        hit = self._training.get(key)
+        # The file as it is now: a reference fixed in place (same path, same version) is
+        # profiled again, not judged by the old file's profile for good.
+        stamp = _file_stamp(path)
+        hit = self._training.get((*key, stamp))
         if hit is not None:
             return hit, str(path)
         # The spool outlives the process: its key names the features too, so a changed
         # feature list is profiled afresh, never scored against an old profile.
         specs = feature_specs(m)
-        skey = Spool.key(*key, [(s.name, s.type) for s in specs], "v1")
+        skey = Spool.key(*key, [(s.name, s.type) for s in specs], "v1", *([stamp] if stamp else []))
         spooled = self._mapped(skey, m.name)
         if spooled is not None:
             return spooled, str(path)
         # With a spool the store keeps no profiles: a profile is 1.7 MB at 50 features, 1.7 GB
         # for a thousand models, rebuilt from its file in about 0.1 s by whichever replica
         # needs it. Without one, the store is where a restart finds it.
-        stored = self._store.profile(*key) if self._spool is None else None
+        stored = self._store.profile(*key, newer_than=stamp[0] / 1e9 if stamp else None) \
+            if self._spool is None else None
         profile = self._loaded(stored, m.name)
         if stored is None or profile is None or list(profile.features) != specs:  # none, or features changed
             profile = profile_reference(read_reference(path, [s.name for s in specs]), specs)
@@ -89,7 +104,7 @@ class ReferenceChooser:
                 self._store.save_profile(*key, stored, self._now())
             else:
                 self._spool.put("profiles", skey, stored)
-        self._training.put(key, profile, len(stored))
+        self._training.put((*key, stamp), profile, len(stored))
         return profile, str(path)
 
     @staticmethod

@@ -355,10 +355,12 @@ class Store:
             return [(ts, rec) for ts, rec in rows]
 
     # ---------------------------------------------------------------- profiles & reports
-    def profile(self, model: str, version: str, source: str) -> bytes | None:
+    def profile(self, model: str, version: str, source: str, newer_than: float | None = None) -> bytes | None:
+        """The stored profile; None when there is none or it was made before `newer_than`."""
         with self.tx() as s:
             row = s.get(ProfileRow, (model, version, source))
-            return reports.unpack_profile(row.profile, row.profile_gz) if row else None
+            fresh = row is not None and (newer_than is None or row.created_at >= newer_than)
+            return reports.unpack_profile(row.profile, row.profile_gz) if row and fresh else None
 
     def save_profile(self, model: str, version: str, source: str, blob: bytes, now: float) -> None:
         packed = reports.pack_profile(blob)  # outside the transaction: it holds SQLite's write lock

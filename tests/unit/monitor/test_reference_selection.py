@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from detectors.records import FindingKind
 from tests.helpers_vigil import MODEL, T0, StubPrometheus, make_config, make_vigil, model_config, serving_registry
@@ -227,3 +228,19 @@ def test_a_feature_production_never_logged_does_not_blind_the_rolling_reference(
     assert [f.entity for f in drift(report)] == ["x"]
     assert [f.entity for f in report.findings if f.kind == FindingKind.DATA_QUALITY
             and f.statistic == "column_missing"] == ["y"]
+
+
+@pytest.mark.parametrize("spool", [True, False])
+def test_a_training_reference_replaced_in_place_is_profiled_again(tmp_path, spool):
+    """The reference file of the serving version fixed in place (same path, same version):
+    the next cycle judges against the new file, not the profile of the old one, which the
+    store and the spool kept for good (a restart did not help)."""
+    import os
+
+    vigil = setup(tmp_path, "training", deployed_at=T0 - 30 * DAY, spool=spool)
+    assert drift(vigil.run_cycle(MODEL, T0))  # production (x ~ 1) against training (x ~ 0)
+    train = tmp_path / "train.parquet"
+    pd.DataFrame({"x": np.random.default_rng(9).normal(1, 1, 6000)}).to_parquet(train)
+    os.utime(train, (T0 + 30, T0 + 30))  # written after the profile (the store's clock is the cycle's)
+    vigil.references._training = type(vigil.references._training)(1 << 30)  # a restart's empty memory
+    assert drift(vigil.run_cycle(MODEL, T0 + 60)) == []
