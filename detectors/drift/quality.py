@@ -44,6 +44,16 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
+def _pct_pair(value: float, threshold: float) -> tuple[str, str]:
+    """A share and its threshold with as many decimals as it takes to tell them apart
+    (1.03 % against 1 % printed "1.0% ... (> 1.0%)")."""
+    for digits in range(1, 8):
+        a, b = f"{100 * value:.{digits}f}%", f"{100 * threshold:.{digits}f}%"
+        if a != b:
+            return a, b
+    return a, b
+
+
 def quality_findings(drifts: list[FeatureDrift], *, thresholds: QualityThresholds,
                      window: QualityWindow) -> list[Finding]:
     """DATA_QUALITY findings for every feature, checks in a fixed order."""
@@ -132,8 +142,9 @@ def _out_of_range(fd: FeatureDrift, t: QualityThresholds, w: QualityWindow) -> F
     oor = q.get("out_of_range_share", float("nan"))
     if not (math.isfinite(oor) and oor > t.out_of_range_share):
         return None
+    shown, limit = _pct_pair(oor, t.out_of_range_share)
     return _finding(w, fd, "out_of_range_share", oor, t.out_of_range_share,
-                    f"{_pct(oor)} of current values on {fd.feature} (> {_pct(t.out_of_range_share)}) are outside "
+                    f"{shown} of current values on {fd.feature} (> {limit}) are outside "
                     f"the reference range [{q['reference_min']:.4g}, {q['reference_max']:.4g}] "
                     f"(current [{q.get('current_min', float('nan')):.4g}, {q.get('current_max', float('nan')):.4g}])")
 
@@ -145,9 +156,10 @@ def _new_categories(fd: FeatureDrift, t: QualityThresholds, w: QualityWindow) ->
         return None
     names = list(q.get("new_categories", {}))
     shown = ", ".join(repr(n) for n in names[:5]) + (" ..." if q["new_category_count"] > 5 else "")
+    share, limit = _pct_pair(new_share, t.new_category_share)
     return _finding(w, fd, "new_category_share", new_share, t.new_category_share,
                     f"{q['new_category_count']} new categor{'y' if q['new_category_count'] == 1 else 'ies'} "
-                    f"on {fd.feature} in {_pct(new_share)} of current rows (> {_pct(t.new_category_share)}): {shown}",
+                    f"on {fd.feature} in {share} of current rows (> {limit}): {shown}",
                     new_categories=q.get("new_categories", {}))
 
 

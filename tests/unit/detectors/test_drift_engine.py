@@ -276,3 +276,15 @@ def test_out_of_range_and_new_category_messages_name_their_threshold():
     dq = {f.statistic: f for f in kinds(findings, FindingKind.DATA_QUALITY)}
     assert "> 1.0%" in dq["out_of_range_share"].message
     assert "2.0%" in dq["new_category_share"].message and "> 1.0%" in dq["new_category_share"].message
+
+
+def test_a_share_just_over_its_threshold_does_not_read_as_equal_to_it():
+    """31 new-category rows of 3,000 (1.03 %) printed "in 1.0% of current rows (> 1.0%)"."""
+    rng = np.random.default_rng(6)
+    ref, cur = frame(3000, rng), frame(3000, rng)
+    cur.loc[:30, "city"] = "zz"
+    findings, _ = run(ref, cur)
+    (f,) = [f for f in kinds(findings, FindingKind.DATA_QUALITY) if f.statistic == "new_category_share"]
+    shown = f.message.split(" in ")[1].split("%")[0]
+    limit = f.message.split("(> ")[1].split("%")[0]
+    assert float(shown) > float(limit), f.message
