@@ -60,6 +60,25 @@ class GpuDetector:
         return out
 
 
+def stopped_while_saturated(window: Sequence[Series], limit: float, start: float, end: float,
+                            step: float) -> list[tuple[str, float, float]]:
+    """(entity, time, value) of each series whose last value in [start, end] is at or past
+    `limit` and lies more than two steps before `end`: its exporter (or its node) went
+    away mid-saturation. `score` has no trailing run to judge there, so without this an
+    incident about that GPU would resolve on the silence: a dead node read as a calm one."""
+    out = []
+    for s in window:
+        s = s.between(start, end)
+        valued = ~np.isnan(s.values)
+        if not valued.any():
+            continue
+        last = int(np.flatnonzero(valued)[-1])
+        t, v = float(s.timestamps[last]), float(s.values[last])
+        if end - t > 2 * step and v >= limit * (1 - 1e-9):
+            out.append((_gpu_entity(s), t, v))
+    return out
+
+
 def _holes_as_nan(s: Series, max_gap: float) -> tuple[np.ndarray, np.ndarray]:
     """The series with a NaN point in each hole longer than `max_gap` (an exporter restart,
     failed scrapes: Prometheus returns no points there), so a run never spans time nobody

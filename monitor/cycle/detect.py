@@ -18,7 +18,7 @@ from correlators.call_graph import given_graph
 from correlators.coverage import observed_modalities
 from detectors.anomaly import AnomalyParams, AnomalyState, AnomalyTuning, OnlineAnomalyDetector
 from detectors.base import NoState
-from detectors.gpu import GpuDetector, GpuParams, GpuSignal
+from detectors.gpu import GpuDetector, GpuParams, GpuSignal, stopped_while_saturated
 from detectors.kpi import KpiDetector, KpiParams
 from detectors.records import Direction, Finding
 from detectors.slo import SloDetector, SloParams
@@ -198,6 +198,11 @@ def detect_gpu(raw: RawSignals, req: DetectRequest, out: Detection, gaps: GapQue
         if series:
             gpu = GpuDetector(GpuParams(limits[name], g.min_duration, req.step, req.model.name))
             out.findings.extend(gpu.score(NoState(), series, w.start, w.t))
+            for entity, t, v in stopped_while_saturated(series, limits[name].limit, w.start, w.t, req.step):
+                out.findings.append(no_data(
+                    req.model.name, f"gpu {name}", f"{entity} stopped reporting {(w.t - t) / 60:.0f} min ago, "
+                    f"saturated ({v:.4g} >= {limits[name].limit:.4g}) when it stopped: its exporter or node is gone",
+                    w, series=entity, last_value=v, last_seen=t))
 
 
 def _logs_traces(raw: RawSignals, req: DetectRequest, out: Detection, gaps: GapQueue) -> None:
