@@ -131,7 +131,7 @@ class Operator:
             channels = routes_of(self.config.model(row.model)).channels(told) if row.model in known else []
             if row.last_notified_at is not None:  # muted since it opened: nobody was paged, nothing to update
                 # held: only receivers that have it hear of the ack; it never pages a new one
-                self.outbox.incident(s, row, channels, now, held=True)
+                self.outbox.incident(s, row, channels, now, held=True, shown=told)
             self.store.audit_in(s, actor, "incident.ack", f"incident:{incident_id}", {"model": row.model}, now=now)
         return row
 

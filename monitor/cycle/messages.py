@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -106,10 +106,12 @@ class OutboxWriter:
         self.receivers = ReceiverWriter(store, notifiers)
 
     def incident(self, s: Session, row: IncidentRow, channels: list[str], now: float,
-                 held: bool | None = None) -> None:
+                 held: bool | None = None, shown: str | None = None) -> None:
         """One message per incident and channel, keyed so later deliveries update it in place.
-        `held`: whether a shared cause pages receivers for it (None: read from the store)."""
-        snap = snapshot(row)
+        `held`: whether a shared cause pages receivers for it (None: read from the store).
+        `shown`: the severity to show (default the incident's): an update that is no
+        escalation (an ack, a rollback) shows the one people were told, not one a mute holds."""
+        snap = snapshot(row) if shown is None else replace(snapshot(row), severity=shown)
         actions = self.store.incident_actions(s, row.id)
         state = s.get(ModelStateRow, row.model)  # read only: a message never creates a model's state
         links = self.links.for_incident(row, now, state.alias_version if state else None)

@@ -375,7 +375,7 @@ class RollbackRunner:
         row = s.get(IncidentRow, incident_id) if incident_id is not None else None
         if row is not None and row.status == IncidentStatus.OPEN and row.last_notified_at is not None:
             told = last_told(row.notified_digest, row.severity)
-            self.outbox.incident(s, row, routes_of(m).channels(told), now, held=True)
+            self.outbox.incident(s, row, routes_of(m).channels(told), now, held=True, shown=told)
 
     @staticmethod
     def _detail(intent: RollbackIntentRow) -> dict[str, Any]:

@@ -327,3 +327,25 @@ def test_a_rollback_under_a_silence_pages_no_receiver_that_never_had_the_inciden
     assert pd.events == [] and rows(vigil, "pagerduty") == [], "the rollback paged PagerDuty through the silence"
     assert [r.key for r in vigil.store.outbox_for_prefix(f"incident:{incident.id}")] == [], \
         "the rollback posted an incident nobody was told of"
+
+
+def test_an_ack_under_a_silence_tells_the_receiver_the_severity_it_had_not_the_held_escalation(tmp_path, keys, pd):
+    """PagerDuty took the warning; the incident turns critical under a silence and is
+    acknowledged while it lasts. The ack's update must say warning, as PagerDuty was told:
+    sending critical with it would be the escalation the silence holds back."""
+    from monitor.silence_ops import SilenceAsk, create
+
+    vigil = vigil_with(tmp_path, pd_receiver(pd.url, severities=["warning", "critical"]), bad_until=T0 + 3600)
+    create(vigil.store, SilenceAsk(['model="recommender"'], "retraining OPS-9", "olga", starts_at=T0 + 30,
+                                   duration="2h"), "olga", T0 - 10)
+    run(vigil, T0, T0 + 60)  # the warning pages; the critical comes under the silence
+    [alert] = pd.alerts()
+    assert vigil.store.incidents()[0].severity == "critical" and alert.log[-1]["payload"]["severity"] == "warning"
+    vigil.operator.acknowledge(vigil.store.incidents()[0].id, "api:olga", T0 + 90)
+    drain(vigil, T0 + 90)
+    [alert] = pd.alerts()
+    severities = [e["payload"]["severity"] for e in alert.log if "payload" in e]
+    assert "critical" not in severities, f"the ack told PagerDuty of the held escalation: {alert.log}"
+    chat = [r for r in vigil.store.outbox_for_prefix("incident:1") if r.notifier not in ("pagerduty",)]
+    assert chat and chat[-1].created_at == T0 + 90, "the ack shows in the channel's message"
+    assert chat[-1].payload["severity"] == "warning", "the channel's message turned CRITICAL under the silence"
