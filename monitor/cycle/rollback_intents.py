@@ -138,7 +138,7 @@ class RollbackRunner:
             if open_intents(s, m.name):
                 return self._in_flight(m)
             if ask.dry_run or already:
-                return self._record_without_intent(s, ask, serving, layers)
+                return self._record_without_intent(s, ask, serving, layers, already=already)
             if ask.only_from is not None and serving is not None and serving != ask.only_from:
                 return self._record_without_intent(s, ask, serving, layers, moved_from=ask.only_from)
             action = self.store.add_action(s, model=m.name, kind=ask.kind, incident_id=ask.incident_id,
@@ -180,9 +180,11 @@ class RollbackRunner:
         return not off, off[0] if off else None
 
     def _record_without_intent(self, s: Session, ask: RollbackAsk, serving: str | None, layers: list[Executor],
-                               moved_from: str | None = None, failed: str | None = None) -> RollbackOutcome:
-        """A dry run, an alias at the target, one moved since the ask (`moved_from`: what it was
-        expected to serve), or layers that cannot be built (`failed`): recorded, audited, nothing moves."""
+                               moved_from: str | None = None, failed: str | None = None, already: bool = False
+                               ) -> RollbackOutcome:
+        """A dry run, an alias at the target (`already`: every layer serves it), one moved since
+        the ask (`moved_from`: what it was expected to serve), or layers that cannot be built
+        (`failed`): recorded, audited, nothing moves."""
         m = ask.model
         if failed is not None:
             status, detail = ActionStatus.FAILED, f"{failed}; nothing was moved"
@@ -190,12 +192,12 @@ class RollbackRunner:
             alias = m.canary.alias if ask.kind == CANARY_PULL and m.canary is not None else m.alias
             status, detail = ActionStatus.REFUSED, (f"{MOVED}: '{alias}' serves v{serving}, not v{moved_from} as "
                                                     "when this was asked: someone moved it since; nothing moved")
-        elif ask.dry_run:
+        elif ask.dry_run and not already:  # a dry run says what the real one would do: at the target, a no-op
             status, detail = ActionStatus.DRY_RUN, f"dry run: would move {names(layers)} from v{serving} " \
                                                    f"to v{ask.to_version}"
         else:
             where = f"'{m.alias}' already points at" if ask.kind == ROLLBACK else f"{names(layers)} already serve"
-            status, detail = ActionStatus.NOOP, f"{where} v{ask.to_version}"
+            status, detail = ActionStatus.NOOP, f"{'dry run: ' if ask.dry_run else ''}{where} v{ask.to_version}"
         self.store.add_action(s, model=m.name, kind=ask.kind, incident_id=ask.incident_id, from_version=serving,
                               to_version=ask.to_version, status=status, reason=ask.reason, detail=detail,
                               actor=ask.actor, dry_run=ask.dry_run, at=ask.now)

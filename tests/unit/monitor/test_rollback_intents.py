@@ -338,3 +338,20 @@ def test_a_webhook_layer_whose_secret_cannot_be_read_fails_the_rollback_before_t
         assert ("HOOK_SECRET" if where == "env" else "missing") in action.detail, action.detail
         assert reg.moves == [], "the alias moved though serving could not follow"
         assert hook.actions == []
+
+
+def test_a_dry_run_to_the_version_already_serving_says_nothing_would_move(tmp_path):
+    """`vigil rollback MODEL --dry-run` (or the API's dry_run) with the alias already on the
+    target answered "dry run: would move mlflow_alias from v1 to v1" and announced that move
+    in Slack, while the real rollback is a no-op ("'champion' already points at v1")."""
+    cfg = make_config(tmp_path)
+    reg = serving_registry(version="1")
+    vigil = make_vigil(cfg, registry=reg)
+    m = vigil.config.model(MODEL)
+    out = vigil.operator.rollback(RollbackAsk(m, "1", "what would happen", "cli:sre", None, T0, dry_run=True))
+    assert out.status == "noop", out.detail
+    assert "would move" not in out.detail and "already points at v1" in out.detail, out.detail
+    assert reg.moves == []
+    [action] = vigil.store.actions(model=MODEL)
+    assert action.dry_run is True and action.status == "noop"
+    assert [r for r in vigil.store.outbox_for_prefix("dry-run:")] == []  # no "would move v1 to v1" announced
