@@ -3,10 +3,12 @@ audited under the token's name)."""
 from __future__ import annotations
 
 import time
-from typing import Annotated, Literal
+from collections import defaultdict
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
+from sqlalchemy import select
 
 from alerts.lifecycle import LifecycleConflict
 from detectors.records import FindingKind
@@ -15,11 +17,26 @@ from monitor.api.limits import WRITE_LIMIT_RESPONSES
 from monitor.api.pagination import OffsetQuery, Page, limit_query, next_by_cursor
 from monitor.api.responses import errors
 from monitor.api.schemas import MAX_ID, IncidentOut, SilenceRequest
+from monitor.store.tables import ActionRow, DriftReportRow, IncidentRow
+from monitor.vigil import Vigil
 
 DRIFT_KINDS = (FindingKind.FEATURE_DRIFT.value, FindingKind.PREDICTION_DRIFT.value)  # what a drift report shows
 
 # Every route here names a model or an incident that may not exist, and takes parameters.
 router = APIRouter(prefix="/v1/incidents", tags=["incidents"], responses={**AUTH_RESPONSES, **errors(404, 422)})
+
+
+def incidents_out(vigil: Vigil, rows: list[IncidentRow]) -> list[IncidentOut]:
+    """Each incident as every answer shows it: with its actions and its drift report's link.
+    The list, ack and silence once answered `actions: []`, `drift_report: null` (a client saw
+    no rollback); one query each for a whole page, and the report's key only (it is large)."""
+    ids = [r.id for r in rows]
+    actions: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    with vigil.store.tx() as s:
+        for a in s.scalars(select(ActionRow).where(ActionRow.incident_id.in_(ids)).order_by(ActionRow.id)):
+            actions[a.incident_id].append(a.to_dict())
+        reported = set(s.scalars(select(DriftReportRow.incident_id).where(DriftReportRow.incident_id.in_(ids))))
+    return [IncidentOut.from_row(r, actions[r.id], r.id in reported) for r in rows]
 
 
 BeforeQuery = Annotated[int | None, Query(ge=1, le=MAX_ID, description="only incidents with a smaller id "
@@ -40,15 +57,14 @@ def list_incidents(_: ViewerDep, vigil: VigilDep, request: Request, model: str |
     rows = vigil.store.incidents(model=model, status=status, limit=limit + 1, offset=offset, before_id=before_id)
     page = rows[:limit]
     total = vigil.store.count_incidents(model=model, status=status)
-    return Page[IncidentOut](items=[IncidentOut.from_row(r) for r in page], total=total,
+    return Page[IncidentOut](items=incidents_out(vigil, page), total=total,
                              next=next_by_cursor(request, cursor_param="before_id",
                                                  last=page[-1].id if page else None, more=len(rows) > limit))
 
 
 @router.get("/{incident_id}", response_model=IncidentOut)
 def get_incident(_: ViewerDep, vigil: VigilDep, row: IncidentDep) -> IncidentOut:
-    actions = [a.to_dict() for a in vigil.store.actions(incident_id=row.id)]
-    return IncidentOut.from_row(row, actions, vigil.store.drift_report(row.id) is not None)
+    return incidents_out(vigil, [row])[0]
 
 
 @router.get("/{incident_id}/drift-report", response_class=HTMLResponse)
@@ -67,7 +83,7 @@ def drift_report(_: ViewerDep, vigil: VigilDep, row: IncidentDep) -> HTMLRespons
 @router.post("/{incident_id}/ack", response_model=IncidentOut, responses={**WRITE_LIMIT_RESPONSES, **errors(409)})
 def ack(who: OperatorDep, vigil: VigilDep, row: IncidentDep) -> IncidentOut:
     try:
-        return IncidentOut.from_row(vigil.operator.acknowledge(row.id, who.actor, time.time()))
+        return incidents_out(vigil, [vigil.operator.acknowledge(row.id, who.actor, time.time())])[0]
     except LifecycleConflict as e:  # resolved: the lifecycle says no
         raise HTTPException(409, str(e)) from None
 
@@ -76,7 +92,7 @@ def ack(who: OperatorDep, vigil: VigilDep, row: IncidentDep) -> IncidentOut:
              responses={**WRITE_LIMIT_RESPONSES, **errors(409)})
 def silence(who: OperatorDep, vigil: VigilDep, row: IncidentDep, body: SilenceRequest) -> IncidentOut:
     try:
-        return IncidentOut.from_row(vigil.operator.silence(row.id, who.actor, body.duration_s, body.reason,
-                                                           time.time()))
+        done = vigil.operator.silence(row.id, who.actor, body.duration_s, body.reason, time.time())
+        return incidents_out(vigil, [done])[0]
     except LifecycleConflict as e:
         raise HTTPException(409, str(e)) from None

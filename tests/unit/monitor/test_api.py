@@ -281,6 +281,26 @@ def test_rollback_during_an_incident_is_attached_to_it(tmp_path, monkeypatch):
     assert (done["status"], done["to_version"], done["actor"]) == ("done", "1", "api:admin")
 
 
+def test_every_incident_answer_shows_its_actions_and_drift_report(tmp_path, monkeypatch):
+    """The README promises incidents "with findings, ranked causes, actions": GET one did, but
+    the list, and the incident answered by ack and silence, said `actions: []` and
+    `drift_report: null` for an incident whose rollback was done and whose report was
+    rendered, so a client reading them saw no rollback."""
+    deployed = build(tmp_path, monkeypatch, policy={"rollback": {"enabled": False}})
+    deployed.deploy("2", T0 - 3600)
+    incident_id = deployed.vigil.run_cycle(MODEL, T0).incident_id
+    assert deployed.post(ROLLBACK, {"reason": "CTR -10% since v2"}).json()["status"] == "done"
+    deployed.vigil.store.save_drift_report(incident_id, "<html>psi 0.31</html>", T0)
+    one = deployed.client.get(f"/v1/incidents/{incident_id}").json()
+    assert [a["status"] for a in one["actions"]] == ["refused", "done"] and one["drift_report"]
+    answers = {"list": deployed.client.get("/v1/incidents").json()["items"][0],
+               "ack": deployed.post(f"/v1/incidents/{incident_id}/ack").json(),
+               "silence": deployed.post(f"/v1/incidents/{incident_id}/silence",
+                                        {"duration_s": 600, "reason": "rolled back"}).json()}
+    for where, inc in answers.items():
+        assert (inc["actions"], inc["drift_report"]) == (one["actions"], one["drift_report"]), where
+
+
 # ----------------------------------------------------------------------------- incidents
 def test_incidents_list_filter_and_get(api):
     report = api.vigil.run_cycle(MODEL, T0)
