@@ -69,10 +69,17 @@ def suggested_action(causes: list[dict[str, Any]], actions: list[dict[str, Any]]
         return (f"Vigil pulled challenger v{a['from_version']}: its alias is removed and its traffic serves "
                 f"v{a['to_version']}. Fix it offline (the canary table says which metric failed) before the "
                 f"next canary.")
-    done = [a for a in actions if a.get("kind") == "rollback" and a.get("status") == ActionStatus.DONE]
+    # The last move of the alias is what serves now: a rollback followed by a move on to a new
+    # version (a "promotion") once kept saying "rolled back to v1" while v3 served. Told as
+    # whoever made it: a person's rollback is not Vigil's own.
+    done = [a for a in actions if a.get("kind") in ("rollback", "promotion") and a.get("status") == ActionStatus.DONE]
     if done:
         a = done[-1]
-        return (f"Vigil rolled back to v{a['to_version']}. Confirm the KPIs recover, then investigate "
+        who = "Vigil" if a.get("actor") in (None, "", "vigil") else str(a["actor"])
+        if a.get("kind") == "promotion":
+            return (f"{who} moved the model on to v{a['to_version']} (from v{a['from_version']}). Confirm the KPIs "
+                    f"recover with v{a['to_version']}.")
+        return (f"{who} rolled back to v{a['to_version']}. Confirm the KPIs recover, then investigate "
                 f"v{a['from_version']} offline before redeploying.")
     if not causes:
         return "No cause stands out: check the linked dashboard and recent changes."
