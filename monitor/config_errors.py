@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from pydantic_core import ErrorDetails
 
 from monitor.config_types import secret_value
+from monitor.redact import redact
 
 Loc = tuple[str | int, ...]
 
@@ -104,7 +105,8 @@ def describe(err: ErrorDetails, loc: Loc, root: type[BaseModel], data: Any) -> s
             return "expected 64 hex digits, the sha256 `vigil token hash` prints (not the token itself)"
         return msg  # never echo what may be a real secret
     if "input" in err and not isinstance(err["input"], (dict, list)):
-        shown = _USERINFO.sub("//***@", repr(err["input"]))  # a URL's user:password stays out
+        # A URL's user:password stays out, and so do a query's ?api_key=... and tokens (redact).
+        shown = redact(_USERINFO.sub("//***@", repr(err["input"])))
         return msg if msg.endswith(f"got {shown}") else f"{msg} (got {shown})"
     return msg
 

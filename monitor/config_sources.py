@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from monitor.config_types import Duration, HttpURL, RegistryURI, Secret
+from monitor.config_types import Duration, RegistryURI, Secret, SourceURL
 
 
 class _Model(BaseModel):
@@ -14,7 +14,7 @@ class _Model(BaseModel):
 
 
 class PrometheusConfig(_Model):
-    url: HttpURL = "http://127.0.0.1:9090"
+    url: SourceURL = "http://127.0.0.1:9090"
     timeout_s: float = Field(10.0, gt=0)
     retries: int = Field(3, ge=0, le=10)
     step: Annotated[Duration, Field(ge=0.001)] = 60.0  # resolution of range queries (Prometheus: >= 1 ms)
@@ -27,7 +27,7 @@ class MlflowConfig(_Model):
 
 
 class LokiConfig(_Model):
-    url: HttpURL
+    url: SourceURL
     tenant: str | None = None  # sent as X-Scope-OrgID
     timeout_s: float = Field(10.0, gt=0)
     page_limit: int = Field(1000, ge=1, le=5000)
@@ -41,7 +41,7 @@ class LokiConfig(_Model):
 
 
 class TempoConfig(_Model):
-    url: HttpURL
+    url: SourceURL
     timeout_s: float = Field(10.0, gt=0)
     search_limit: int = Field(50, ge=1, le=1000)
     bearer_token: Secret = None

@@ -113,6 +113,19 @@ is_store_url = _is_store  # for the command line's --store
 
 
 HttpURL = Annotated[str, _url_check(_is_http, "an http:// or https:// URL with a host, such as http://prometheus:9090")]
+
+
+def _is_base(value: str) -> bool:
+    # A source's client appends its API path (/api/v1/query) to this URL: after a query
+    # string or fragment the path lands inside it, and every call fails (Prometheus answered
+    # its UI's HTML: "JSONDecodeError" every cycle), so such a URL is refused at the check.
+    parts = urlsplit(value)
+    return _is_http(value) and not parts.query and not parts.fragment
+
+
+SourceURL = Annotated[str, _url_check(
+    _is_base, "an http:// or https:// URL with a host, such as http://prometheus:9090, and no ?query or "
+              "#fragment (a base URL: Vigil appends the API path to it; a token goes in bearer_token)")]
 RegistryURI = Annotated[str, _url_check(
     _is_registry, "http(s)://host:port (an MLflow tracking server) or sqlite:///path/to/mlflow.db; "
                   "other MLflow tracking URIs (databricks, file stores, ...) are not supported")]

@@ -112,3 +112,18 @@ def test_anomaly_resolution_is_a_duration_that_fits_the_window_a_cycle_reads():
     parse_config({"schedule": short, "models": [{"name": "m"}]})  # the default shrinks to fit (detect.py)
     assert "duration" in errors_of({"policy": {"anomaly_resolution": "often"}, "models": [{"name": "m"}]})[
         "policy.anomaly_resolution"]
+
+
+@pytest.mark.parametrize("source", ["prometheus", "loki", "tempo"])
+def test_a_source_url_with_a_query_string_is_refused_by_check_config(source):
+    """`url: http://prometheus:9090/?api_key=...` passed check-config, then every query went to
+    `/?api_key=.../api/v1/query` (the path is appended after the query string) and failed each
+    cycle with "JSONDecodeError: Expecting value": the source down for a reason nobody could
+    read. The check now says why, without echoing the key."""
+    errs = errors_of({"sources": {source: {"url": "http://127.0.0.1:9090/?api_key=s3cr3t-key"}},
+                      "models": [{"name": "m"}]})
+    msg = errs[f"sources.{source}.url"]
+    assert "query" in msg and "bearer_token" in msg, msg
+    assert "s3cr3t-key" not in msg, msg
+    assert parse_config({"sources": {source: {"url": "http://127.0.0.1:9090/prefix/"}},
+                         "models": [{"name": "m"}]}) is not None  # a path prefix (behind a proxy) is fine
