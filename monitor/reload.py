@@ -85,6 +85,7 @@ def successor(old: Vigil, config: VigilConfig) -> Vigil:
                 == (oc.slack, oc.grafana, oc.receivers) else None)
     new.own_sources = old.own_sources  # what it keeps of the old one was built from the same sections
     _keep_log_trace_clients(old, new)
+    new.checkpoints.carry_from(old.checkpoints)
     names = {m.name for m in config.models}
     new.last_cycle.update({k: v for k, v in old.last_cycle.items() if k in names})
     for name, state in old.health.states.items():  # what a source said last is still true

@@ -73,6 +73,17 @@ class Checkpointer:
         elif self._monotonic() - self._last_at >= self.settings.interval_s:
             self.write("interval")
 
+    def carry_from(self, old: Checkpointer) -> None:
+        """A reload's checkpointer goes on from the one it replaces: its last head and the
+        entries counted since (a fresh one wrote the unmoved head again on its first tick).
+        A new checkpoint file starts from nothing, so it gets the head too."""
+        if old.settings.checkpoint_file != self.settings.checkpoint_file:
+            return
+        with old._lock:
+            last, pending, last_at = old._last, old._pending, old._last_at
+        with self._lock:
+            self._last, self._pending, self._last_at = last, pending, last_at
+
     def start(self) -> None:
         """Say at start-up what this configuration cannot detect, then checkpoint the head."""
         if self.settings.key is None:

@@ -177,3 +177,21 @@ def test_a_canary_pull_or_promotion_is_checkpointed_at_once_like_a_rollback(stor
     store.audit("vigil", action, "model:m", {})
     [line] = lines(tmp_path)
     assert line["head_seq"] == 2  # marker, then the canary entry
+
+
+def test_a_reload_does_not_checkpoint_again_a_head_already_checkpointed(tmp_path):
+    """Every SIGHUP built a new checkpointer that had checkpointed nothing: its first tick
+    wrote the same head again (a second `audit checkpoint seq=4` log line and file line, the
+    head not moved since), and the entries counted toward `checkpoint_every` were forgotten."""
+    from monitor.reload import successor
+    from tests.helpers_vigil import make_vigil
+
+    cfg = make_config(tmp_path, audit={"checkpoint_file": str(tmp_path / "audit.checkpoints")})
+    old = make_vigil(cfg)
+    old.store.audit("alice", "incident.ack", "incident:1", {})
+    assert old.checkpoints.tick() is not None
+    new = successor(old, cfg)
+    assert new.checkpoints.tick() is None, "the head did not move: nothing to checkpoint"
+    assert len(lines(tmp_path)) == 1
+    new.store.audit("alice", "incident.ack", "incident:2", {})
+    assert new.checkpoints.tick() is not None and len(lines(tmp_path)) == 2
