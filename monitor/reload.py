@@ -89,7 +89,10 @@ def successor(old: Vigil, config: VigilConfig) -> Vigil:
     names = {m.name for m in config.models}
     new.last_cycle.update({k: v for k, v in old.last_cycle.items() if k in names})
     for name, state in old.health.states.items():  # what a source said last is still true
-        if name in new.health.states and new.health.states[name].url == state.url:
+        # (a state with no URL, `rollback:<layer>` or `schedule`, is marked only when used:
+        # dropped, /readyz forgot a layer that failed its last rollback)
+        kept = new.health.states.get(name)
+        if (kept.url == state.url) if kept is not None else not state.url:
             new.health.states[name] = state
     return new
 

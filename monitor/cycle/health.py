@@ -28,9 +28,11 @@ class SourceHealth:
         Their refresh-failure counters start at 0, so `rate()` sees the first failure."""
         states = {name: SourceState(name, SourceStatus.UNKNOWN, url) for name, url in urls.items() if url}
         # The metrics outlive a reload: a source it removed (say a Loki that was down) kept
-        # its last vigil_source_up, and VigilSourceDown fired until a restart.
+        # its last vigil_source_up, and VigilSourceDown fired until a restart. Only those
+        # named here go: `rollback:<layer>` and `schedule` are no configured URL, and their
+        # last word (a layer that failed a rollback) stands until they are used again.
         for family in metrics.source_up.collect():
-            for gone in {s.labels["source"] for s in family.samples} - states.keys():
+            for gone in {s.labels["source"] for s in family.samples} & urls.keys() - states.keys():
                 with contextlib.suppress(KeyError):
                     metrics.source_up.remove(gone)
         for name in states.keys() & BASELINE_SOURCES:

@@ -221,3 +221,16 @@ def test_a_source_removed_by_a_reload_leaves_no_down_state_in_metrics(tmp_path):
     new, _ = reload_vigil(old, write(tmp_path / "vigil.yaml", tmp_path))
     assert new.metrics.registry.get_sample_value("vigil_source_up", {"source": "loki"}) is None
     assert new.metrics.registry.get_sample_value("vigil_source_up", {"source": "prometheus"}) == 1
+
+
+def test_a_reload_keeps_a_broken_rollback_layer_down_in_metrics_and_readyz(tmp_path):
+    """A rollback that could not move the alias marks `rollback:mlflow` down (no cycle marks it
+    again until the next rollback). A SIGHUP for anything else took that series out of
+    /metrics and /readyz: VigilSourceDown resolved while the next rollback would fail too."""
+    old = make_vigil(make_config(tmp_path, sources={"prometheus": {"url": "http://127.0.0.1:9"},
+                                                    "mlflow": {"tracking_uri": "http://127.0.0.1:9"}}),
+                     notifiers={})
+    old.health.mark("rollback:mlflow", False, "alias move refused: 503")
+    new, _ = reload_vigil(old, write(tmp_path / "vigil.yaml", tmp_path, policy={"resolve_after_cycles": 5}))
+    assert new.metrics.registry.get_sample_value("vigil_source_up", {"source": "rollback:mlflow"}) == 0
+    assert new.health.is_down("rollback:mlflow"), "/readyz must still say the rollback layer failed"
