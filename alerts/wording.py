@@ -291,11 +291,16 @@ def _gpu(f: Mapping[str, Any], stat: str, w: Wording) -> str:
     assert isinstance(ev, Mapping)
     text = (f"{stat_words(stat)} averaged {stat_value(f.get('value'), stat)}, at or above "
             f"{stat_value(f.get('threshold'), stat)}")
-    minutes = _finite(ev.get("minutes"))
+    minutes, since = _finite(ev.get("minutes")), _finite(ev.get("saturated_from"))
+    onset, until = _finite(f.get("onset")), _finite(ev.get("saturated_until"))
+    if since is not None and onset is not None and until is not None and onset < since:
+        # The latest window cut the run; the incident's story (merged findings) saw it begin
+        # earlier, as the GPU cause says ("began at"): tell that start and the time since.
+        since, minutes = onset, (until - onset) / 60.0
     if minutes is not None:
         text += f" for {duration(minutes * 60)}"
-    if ev.get("saturated_from") is not None:
-        text += f" from {clock(ev.get('saturated_from'), w.time_zone)}"
+    if since is not None:
+        text += f" from {clock(since, w.time_zone)}"
     if _finite(ev.get("peak")) is not None:
         text += f" (peak {stat_value(ev.get('peak'), stat)})"
     return text
