@@ -8,8 +8,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from alerts import wording
-from alerts.lifecycle import LifecycleConflict, check_actionable, last_told, told_digest
+from alerts.lifecycle import LifecycleConflict, check_actionable, last_told, split_told, told_digest
 from alerts.pipeline import AlertPlan
 from alerts.policy import Severity
 from alerts.rollback import ActionStatus, RollbackOutcome, TargetChoice, TargetFacts, choose_target
@@ -25,6 +27,7 @@ from monitor.metrics import VigilMetrics
 from monitor.silence_ops import SilenceAsk
 from monitor.silence_ops import create_once as create_silence_once
 from monitor.sources.registry import ModelNotFound
+from monitor.store import groups
 from monitor.store.audit_log import retry_audited
 from monitor.store.repository import IncidentRow, Store
 from monitor.store.tables import locked_row
@@ -144,11 +147,12 @@ class Operator:
                 assert row is not None
                 check_actionable(row.status, incident_id, "silenced")
                 row.silenced_until = now + duration_s
-                if row.notified_digest is None:
-                    # Never told on its own (its group paged for it, or a mute held it): the
-                    # severity it is silenced at is what an escalation must get past, in its
-                    # own page and in its group's (alerts.lifecycle.is_muted).
-                    row.notified_digest = told_digest("", row.severity)
+                if row.notified_digest is None or _group_told_more(s, row):
+                    # Never told on its own (its group paged for it, or a mute held it), or its
+                    # escalation told by its group only (its own page held): the severity it
+                    # is silenced at is what an escalation must get past, in its own page and
+                    # in its group's (alerts.lifecycle.is_muted); else the group pages on.
+                    row.notified_digest = told_digest(split_told(row.notified_digest)[0] or "", row.severity)
                 self.store.audit_in(s, actor, "incident.silence", f"incident:{incident_id}",
                                     {"model": row.model, "until": now + duration_s, "reason": reason}, now=now)
             return row
@@ -221,3 +225,10 @@ class Operator:
         outcome = self.rollback(RollbackAsk(m, choice.version, f"Slack button on incident {row.id}", actor,
                                             row.id, now, only_from=current))
         return f"Rollback {outcome.status}: {outcome.detail}"
+
+
+def _group_told_more(s: Session, row: IncidentRow) -> bool:
+    """Whether the incident's severity outranks the one its own page told while a shared
+    cause that has paged speaks for it: the group told people of the escalation."""
+    told = last_told(row.notified_digest, row.severity)
+    return Severity(row.severity).rank > told.rank and groups.paged_for(s, row.model, row.id)

@@ -180,3 +180,29 @@ def test_a_silenced_members_escalation_still_pages_through_its_shared_cause(tmp_
     group = [m for m in vigil.store.outbox_for_prefix("group:1") if m.kind == "group"]
     assert [m for m in group if m.payload.get("channel") == "#recsys-alerts"], \
         "the silenced warning turned critical and its channel was never told"
+
+
+def test_a_member_told_as_a_warning_and_silenced_once_critical_is_not_paged_through_its_group(tmp_path):
+    """The recommender paged on its own as a warning before its shared cause formed; the
+    group then told its escalation to critical (its own page held). Its incident, silenced
+    while critical (POST /v1/incidents/{id}/silence), still counted as an escalation past
+    what it was told (the warning of its own message): its group went on paging its channels
+    for it for the whole silence, which did nothing. The severity silenced at is the one an
+    escalation must now get past."""
+    from alerts.lifecycle import told_digest
+    from monitor.store.repository import IncidentRow
+
+    cfg = config(tmp_path, grouping={"repeat_interval": "1h"})
+    vigil = make_vigil(cfg, prometheus=prometheus(), registry=registry(), notifiers={"sink": _Sink()})
+    cycles(vigil, [T0, T0 + 60, T0 + 120])  # both critical; the group paged for both
+    (rec,) = [i for i in vigil.store.incidents() if i.model == "recommender"]
+    with vigil.store.tx() as s:  # as if its own page had told a warning before the group formed
+        row = s.get(IncidentRow, rec.id)
+        assert row.severity == "critical"
+        row.notified_digest, row.last_notified_at = told_digest("d0", "warning"), T0 - 600
+    vigil.operator.silence(rec.id, "olga", 8 * 3600, "retraining recommender OPS-9", T0 + 130)
+    cycles(vigil, [T0 + 180, T0 + 600, T0 + 3900, T0 + 7500])
+    after = [m for m in vigil.store.outbox_for_prefix("group:1") if m.created_at > T0 + 130]
+    assert [m for m in after if m.payload.get("channel") == RANKING], "the ranker's page is gone"
+    assert not [m for m in after if m.payload.get("channel") == "#recsys-alerts"], \
+        "the recommender's incident is silenced at critical, yet its group paged its channel for it"
