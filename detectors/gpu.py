@@ -61,11 +61,13 @@ class GpuDetector:
 
 
 def stopped_while_saturated(window: Sequence[Series], limit: float, start: float, end: float,
-                            step: float) -> list[tuple[str, float, float]]:
-    """(entity, time, value) of each series whose last value in [start, end] is at or past
-    `limit` and lies more than two steps before `end`: its exporter (or its node) went
-    away mid-saturation. `score` has no trailing run to judge there, so without this an
-    incident about that GPU would resolve on the silence: a dead node read as a calm one."""
+                            step: float, min_duration: float = 0.0) -> list[tuple[str, float, float]]:
+    """(entity, time, value) of each series that ended, more than two steps before `end`,
+    in a run at or past `limit` lasting `min_duration` (a saturation, as `score` counts
+    one): its exporter (or its node) went away mid-saturation. `score` has no trailing run
+    to judge there, so without this an incident about that GPU would resolve on the
+    silence: a dead node read as a calm one. A last point past the limit alone is not one:
+    a busy pod a rolling deploy replaced read as a dead node and opened a warning."""
     out = []
     for s in window:
         s = s.between(start, end)
@@ -74,7 +76,11 @@ def stopped_while_saturated(window: Sequence[Series], limit: float, start: float
             continue
         last = int(np.flatnonzero(valued)[-1])
         t, v = float(s.timestamps[last]), float(s.values[last])
-        if end - t > 2 * step and v >= limit * (1 - 1e-9):
+        if end - t <= 2 * step or v < limit * (1 - 1e-9):
+            continue
+        ts, values = _holes_as_nan(s, 2 * step)
+        run = trailing_run(runs_past(ts, values, limit * (1 - 1e-9), above=True), t, tolerance=0.0)
+        if run is not None and run.duration >= min_duration:
             out.append((_gpu_entity(s), t, v))
     return out
 

@@ -198,7 +198,8 @@ def detect_gpu(raw: RawSignals, req: DetectRequest, out: Detection, gaps: GapQue
         if series:
             gpu = GpuDetector(GpuParams(limits[name], g.min_duration, req.step, req.model.name))
             out.findings.extend(gpu.score(NoState(), series, w.start, w.t))
-            for entity, t, v in stopped_while_saturated(series, limits[name].limit, w.start, w.t, req.step):
+            for entity, t, v in stopped_while_saturated(series, limits[name].limit, w.start, w.t, req.step,
+                                                          g.min_duration):
                 out.findings.append(no_data(
                     req.model.name, f"gpu {name}", f"{entity} stopped reporting {(w.t - t) / 60:.0f} min ago, "
                     f"saturated ({v:.4g} >= {limits[name].limit:.4g}) when it stopped: its exporter or node is gone",

@@ -49,3 +49,18 @@ def test_a_node_that_stopped_while_calm_says_nothing(tmp_path) -> None:
             return [Series(s.name, s.labels, s.timestamps, np.minimum(s.values, 40.0)) for s in out]
 
     assert _gpu_findings(CalmEnd(), tmp_path) == []
+
+
+def test_a_pod_gone_after_a_one_minute_spike_is_no_missing_data(tmp_path) -> None:
+    """A rolling deploy replaces a busy pod: its last scrape read 99 % for one minute (not a
+    saturation: min_duration is 5 min) and its series ends. Nothing was saturated, so a
+    'stopped reporting, saturated, its node is gone' warning incident is a false page."""
+    class SpikeThenGone(TwoNodes):
+        def query_range(self, query: str, start: float, end: float, step: float | None = None, *,
+                        name: str | None = None) -> list[Series]:
+            out = super().query_range(query, start, end, step, name=name)
+            last = T0 - 8 * 60
+            return [Series(s.name, s.labels, s.timestamps,
+                           np.where((s.timestamps < last) & (s.values > 50), 40.0, s.values)) for s in out]
+
+    assert _gpu_findings(SpikeThenGone(), tmp_path) == []
