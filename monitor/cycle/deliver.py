@@ -59,9 +59,13 @@ class OutboxSender:
 
         `database_clock` (a live daemon, where `now` is this host's wall clock): claims are
         judged by the database's clock, shared by every replica, not by `now`."""
+        called = time.monotonic()
         with self.lock:
             started = time.monotonic()
-            claim_now = self._database_time(now) if database_clock else None
+            # `now` was read before waiting for another round to let go of the sender (the
+            # API's deliver behind the outbox thread's, tens of seconds with a hanging
+            # receiver): the skew is this clock at the database read, not that wait.
+            claim_now = self._database_time(now + (started - called)) if database_clock else None
             total = 0
             resting: set[str] = set()  # notifiers that failed in this call: their rows wait for the next
             for _ in range(MAX_PASSES):

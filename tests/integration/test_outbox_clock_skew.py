@@ -89,3 +89,28 @@ def test_a_live_senders_lapsed_claim_is_still_taken_over(store: Store) -> None:
     # A clock behind the database's does not keep a lapsed claim alive either.
     assert sender.deliver_due(time.time() - AHEAD_S, database_clock=True) == 1
     assert slack.posted == [dead.message.id]
+
+
+def test_a_round_that_waited_for_the_sender_does_not_read_as_clock_skew(
+        store: Store, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The API's deliver (after a Slack action, a rollback) reads the clock, then waits for a
+    round of the outbox thread still going (a hanging receiver: tens of seconds). The wait
+    read as this host's clock running behind the database's: a warning 'this host's clock is
+    -35 s from the database's' and vigil_clock_skew_seconds swinging, on a host with good NTP."""
+    import threading
+
+    from monitor.cycle import deliver
+    monkeypatch.setattr(deliver, "SKEW_WARN_S", 0.5)  # the 30 s of a real wait, scaled down
+    metrics = VigilMetrics()
+    sender = OutboxSender(store, {"slack": SlowSlack()}, metrics)
+    busy = threading.Thread(target=lambda: (sender.lock.acquire(), time.sleep(1.0), sender.lock.release()))
+    busy.start()
+    time.sleep(0.1)  # the other round holds the sender
+    try:
+        with caplog.at_level("WARNING", logger="vigil.sender"):
+            sender.deliver_due(time.time(), database_clock=True)  # `now` read before the wait, as vigil.deliver does
+    finally:
+        busy.join(5)
+    skew = metrics.registry.get_sample_value("vigil_clock_skew_seconds")
+    assert skew is not None and abs(skew) < 0.3, f"a wait for the sender read as {skew:.2f} s of clock skew"
+    assert not [r for r in caplog.records if "clock" in r.getMessage()], caplog.text
