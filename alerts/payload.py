@@ -28,9 +28,11 @@ class IncidentSnapshot:
 
 
 def incident_payload(snap: IncidentSnapshot, *, channel: str, updated_at: float, actions: list[dict[str, Any]],
-                     links: dict[str, str | None], display: dict[str, Any] | None = None) -> dict[str, Any]:
+                     links: dict[str, str | None], display: dict[str, Any] | None = None,
+                     serving: str | None = None) -> dict[str, Any]:
     """The chat message body: everything a person needs to act, for one channel. `display`:
-    how renderers word it (alerts/wording.py: time zone, KPI baseline length, cold start length)."""
+    how renderers word it (alerts/wording.py: time zone, KPI baseline length, cold start length).
+    `serving`: the version the alias was last seen on (None: unknown)."""
     return json_safe({
         "incident_id": snap.incident_id,
         "model": snap.model,
@@ -44,7 +46,7 @@ def incident_payload(snap: IncidentSnapshot, *, channel: str, updated_at: float,
         "acknowledged_by": snap.acknowledged_by,
         "findings": snap.findings,
         "causes": snap.causes,
-        "suggested_action": suggested_action(snap.causes, actions, snap.status, snap.model),
+        "suggested_action": suggested_action(snap.causes, actions, snap.status, snap.model, serving),
         "actions": actions,
         "links": links,
         "cold_start": snap.cold_start,
@@ -60,7 +62,7 @@ def incident_summary(snap: IncidentSnapshot) -> dict[str, Any]:
 
 
 def suggested_action(causes: list[dict[str, Any]], actions: list[dict[str, Any]], status: str,
-                     model: str = "<model>") -> str:
+                     model: str = "<model>", serving: str | None = None) -> str:
     if status == IncidentStatus.RESOLVED:
         return "Nothing to do: the signals are back within their thresholds."
     pulled = [a for a in actions if a.get("kind") == "canary_pull" and a.get("status") == ActionStatus.DONE]
@@ -76,6 +78,11 @@ def suggested_action(causes: list[dict[str, Any]], actions: list[dict[str, Any]]
     if done:
         a = done[-1]
         who = "Vigil" if a.get("actor") in (None, "", "vigil") else str(a["actor"])
+        if serving is not None and serving != str(a["to_version"]):
+            # Moved since outside Vigil (CI, the MLflow UI): "rolled back to v1 ... investigate
+            # v2" would send on-call after a version that no longer serves.
+            return (f"The alias serves v{serving} now: it moved since {who} set it to v{a['to_version']}. "
+                    f"Confirm the KPIs recover with v{serving}.")
         if a.get("kind") == "promotion":
             return (f"{who} moved the model on to v{a['to_version']} (from v{a['from_version']}). Confirm the KPIs "
                     f"recover with v{a['to_version']}.")

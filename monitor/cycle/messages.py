@@ -114,12 +114,13 @@ class OutboxWriter:
         snap = snapshot(row) if shown is None else replace(snapshot(row), severity=shown)
         actions = self.store.incident_actions(s, row.id)
         state = s.get(ModelStateRow, row.model)  # read only: a message never creates a model's state
-        links = self.links.for_incident(row, now, state.alias_version if state else None)
+        serving = state.alias_version if state else None
+        links = self.links.for_incident(row, now, serving)
         display = self.links.display.get(row.model)
         chat = self.notifiers.taking(MessageKind.INCIDENT, per_channel=True)
         for channel in channels or [DEFAULT_CHANNEL]:
             payload = incident_payload(snap, channel=channel, updated_at=now, actions=actions, links=links,
-                                       display=display)
+                                       display=display, serving=serving)
             for name in chat:
                 self.store.enqueue(s, name, MessageKind.INCIDENT, f"incident:{row.id}:{channel}", payload, now)
         for name in self.notifiers.taking(MessageKind.INCIDENT, per_channel=False):
