@@ -49,7 +49,7 @@ def validate_config(root: type[M], data: Any, src: ConfigSource, environ: Mappin
                                      context={"base_dir": src.base_dir, "cross_problems": cross})
     except ValidationError as e:
         problems += _validation_problems(e, root, merged, env)
-    problems += cross
+    problems += _without_inherited(cross)  # a global policy's problem, not again at each model inheriting it
     if problems or result is None:
         issues = [ConfigIssue(format_path(loc, merged), msg, line_of(loc, src.lines)) for loc, msg in problems]
         issues.sort(key=lambda i: i.line or 0)  # in the order of the file

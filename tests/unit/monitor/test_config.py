@@ -127,3 +127,17 @@ def test_a_source_url_with_a_query_string_is_refused_by_check_config(source):
     assert "s3cr3t-key" not in msg, msg
     assert parse_config({"sources": {source: {"url": "http://127.0.0.1:9090/prefix/"}},
                          "models": [{"name": "m"}]}) is not None  # a path prefix (behind a proxy) is fine
+
+
+def test_a_global_anomaly_resolution_too_long_is_reported_once_where_it_is_written():
+    """Each model with a `policy:` of its own inherits the global one: the cross-section check
+    reported the global anomaly_resolution again at every such model, at the line of a
+    policy block that does not hold the key, sending the SRE to edit the wrong place."""
+    errs = errors_of({"schedule": {"lookback": "5m", "interval": "1m"}, "policy": {"anomaly_resolution": "5m"},
+                      "models": [{"name": "m", "policy": {"drift_warning": 0.1}},
+                                 {"name": "n", "policy": {"drift_warning": 0.1}}]})
+    assert [k for k in errs if k.endswith("anomaly_resolution")] == ["policy.anomaly_resolution"], errs
+    # A model's own value, other than the global one, is still reported at the model.
+    errs = errors_of({"schedule": {"lookback": "5m", "interval": "1m"},
+                      "models": [{"name": "m", "policy": {"anomaly_resolution": "6m"}}]})
+    assert "models[0](m).policy.anomaly_resolution" in errs, errs
