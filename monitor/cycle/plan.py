@@ -25,9 +25,15 @@ ROLLBACK_SETTLED_IF_OWN = (ActionStatus.DRY_RUN, ActionStatus.FAILED)
 
 
 def rollback_settled(actions: list[dict[str, Any]]) -> bool:
-    """Whether an incident's actions settle its automatic rollback."""
-    return any(a["kind"] == "rollback" and (a["status"] in ROLLBACK_SETTLED or (
-        a["status"] in ROLLBACK_SETTLED_IF_OWN and a.get("actor") == "vigil")) for a in actions)
+    """Whether an incident's actions settle its automatic rollback. A person's dry run that
+    found the alias at the target is recorded `noop` (as the real one would be), but it is
+    still only a question: it leaves the rollback armed, as their other dry runs do."""
+    def settles(a: dict[str, Any]) -> bool:
+        own = a.get("actor") == "vigil"
+        if a.get("dry_run") and a["status"] == ActionStatus.NOOP:
+            return own
+        return a["status"] in ROLLBACK_SETTLED or (a["status"] in ROLLBACK_SETTLED_IF_OWN and own)
+    return any(a["kind"] == "rollback" and settles(a) for a in actions)
 
 
 def to_policy(p: PolicyConfig) -> Policy:

@@ -206,3 +206,16 @@ def test_a_dry_run_that_cannot_read_the_alias_fails_instead_of_guessing(tmp_path
                                           dry_run=True))
     assert out.status == "failed" and "cannot be read" in out.detail and "vNone" not in out.detail
     assert reg.moves == [] and v.store.actions(model=MODEL) == []
+
+
+def test_a_persons_dry_run_that_finds_the_alias_at_the_target_leaves_the_rollback_armed(tmp_path, monkeypatch):
+    """The on-call reverts to v1 in the MLflow UI, asks the API what a rollback would do ('already
+    points at v1', a dry run), then puts v2 back. A dry run is only a question: Vigil's own
+    rollback of the incident must still be armed, as after any other dry run of a person."""
+    v, reg, client = _critical_not_yet_confident(tmp_path, monkeypatch)
+    reg.aliases[(MODEL, "champion")] = "1"
+    r = client.post(f"/v1/models/{MODEL}/rollback", json={"reason": "what would it do?", "dry_run": True})
+    assert r.status_code == 200 and r.json()["status"] == "noop", r.json()
+    reg.aliases[(MODEL, "champion")] = "2"
+    _run(v, T0 - 120, T0 + 60)
+    assert reg.moves == [(MODEL, "champion", "1")], _actions(v)
