@@ -200,9 +200,10 @@ def detect_gpu(raw: RawSignals, req: DetectRequest, out: Detection, gaps: GapQue
             out.findings.extend(gpu.score(NoState(), series, w.start, w.t))
             for entity, t, v in stopped_while_saturated(series, limits[name].limit, w.start, w.t, req.step,
                                                           g.min_duration):
-                out.findings.append(no_data(
-                    req.model.name, f"gpu {name}", f"{entity} stopped reporting {(w.t - t) / 60:.0f} min ago, "
-                    f"saturated ({v:.4g} >= {limits[name].limit:.4g}) when it stopped: its exporter or node is gone",
+                out.findings.append(no_data(  # one per node: two nodes gone are two findings
+                    req.model.name, f"gpu {name} on {entity}",
+                    f"{entity} stopped reporting {(w.t - t) / 60:.0f} min ago, saturated "
+                    f"({v:.4g} >= {limits[name].limit:.4g}) when it stopped: its exporter or node is gone",
                     w, series=entity, last_value=v, last_seen=t))
 
 

@@ -37,7 +37,7 @@ def _gpu_findings(prometheus: Any, tmp_path) -> list:
 
 def test_a_node_that_stopped_reporting_while_saturated_is_missing_data_not_calm(tmp_path) -> None:
     (gone,) = _gpu_findings(TwoNodes(), tmp_path)
-    assert gone.kind == FindingKind.NO_DATA and gone.entity == "gpu gpu_util_pct"
+    assert gone.kind == FindingKind.NO_DATA and gone.entity == "gpu gpu_util_pct on n2/gpu 0"
     assert "n2/gpu 0 stopped reporting 8 min ago" in gone.message and "99 >= 95" in gone.message
 
 
@@ -64,3 +64,16 @@ def test_a_pod_gone_after_a_one_minute_spike_is_no_missing_data(tmp_path) -> Non
                            np.where((s.timestamps < last) & (s.values > 50), 40.0, s.values)) for s in out]
 
     assert _gpu_findings(SpikeThenGone(), tmp_path) == []
+
+
+def test_two_nodes_gone_while_saturated_are_two_findings(tmp_path) -> None:
+    class ThreeNodes(TwoNodes):
+        def query_range(self, query: str, start: float, end: float, step: float | None = None, *,
+                        name: str | None = None) -> list[Series]:
+            out = super().query_range(query, start, end, step, name=name)
+            if query.startswith("DCGM_FI_DEV_GPU_UTIL"):
+                out.append(Series(query, {"Hostname": "n3", "gpu": "1"}, out[1].timestamps, out[1].values))
+            return out
+
+    gone = _gpu_findings(ThreeNodes(), tmp_path)
+    assert sorted(f.entity for f in gone) == ["gpu gpu_util_pct on n2/gpu 0", "gpu gpu_util_pct on n3/gpu 1"]
