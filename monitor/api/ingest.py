@@ -14,6 +14,7 @@ parsing them one by one took about a second per thousand).
 """
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Callable
 from typing import Any
@@ -151,8 +152,28 @@ def validate_records(m: ModelConfig, records: list[dict[str, Any]]) -> list[tupl
             break
         if not errors:
             out.append((float(ts[i]), {k: v for k, v in rec.items() if k != TIMESTAMP}))
+    errors += misspelt_columns(m, records) if records and not errors else []
     if errors:
         raise InvalidRecords(errors[:MAX_ERRORS])
+    return out
+
+
+def misspelt_columns(m: ModelConfig, records: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """A column close to a configured feature the records lack (`user_agee` for `user_age`):
+    stored as sent, the feature would read as missing from production for as long as the
+    client keeps the typo. Other extra columns (ids, versions) are fine. A client's records
+    share their columns, so the first and the last stand for the batch."""
+    sent = set(records[0]) | set(records[-1])
+    wanted = [f.name for f in m.features] + ([m.prediction_column] if m.prediction_column else [])
+    missing = [name for name in wanted if name not in sent]
+    unknown = sorted(sent - set(wanted) - {TIMESTAMP})
+    out = []
+    for name in missing:
+        close = difflib.get_close_matches(name, unknown, n=1, cutoff=0.8)
+        if close:
+            where = 0 if close[0] in records[0] else len(records) - 1
+            out.append({"field": f"records[{where}].{close[0]}",
+                        "message": f"unknown column; did you mean {name!r}? (a configured feature no record has)"})
     return out
 
 

@@ -180,3 +180,19 @@ def test_a_prediction_declared_a_categorical_feature_takes_its_class_names(tmp_p
     r = api.post("/v1/samples", json={"model": "pets", "records": [{"timestamp": T0, "label": "cat"}]},
                  headers={"Authorization": f"Bearer {INGEST}"})
     assert r.status_code == 202, r.text
+
+
+def test_a_misspelt_feature_column_is_refused_naming_the_feature_it_stands_for(tmp_path, monkeypatch):
+    """`user_agee` for the configured `user_age`: accepted, the feature read as missing from
+    production for as long as the client kept the typo, and nothing said why."""
+    from tests.helpers_vigil import MODEL
+    from tests.unit.monitor.test_api import samples_api
+
+    api = samples_api(tmp_path, monkeypatch)
+    typo = [{"timestamp": "2027-01-15T07:59:00Z", "user_agee": 31, "device": "ios", "score": 0.4, "request_id": "r1"}]
+    r = api.post("/v1/samples", {"model": MODEL, "records": typo})
+    assert r.status_code == 422, r.text
+    [e] = r.json()["fields"]
+    assert e["field"] == "records[0].user_agee" and "did you mean 'user_age'" in e["message"], e
+    fine = [{**typo[0], "user_age": 31}]  # the feature is there: an extra column is anyone's business
+    assert api.post("/v1/samples", {"model": MODEL, "records": fine}).status_code == 202
