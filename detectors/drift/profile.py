@@ -29,7 +29,11 @@ from detectors.drift import scan
 from detectors.drift.columns import ColumnCounts, count_column_categories
 from detectors.drift.storage import read_npz, write_npz
 
-PROFILE_FORMAT = 1
+# 2: datetime and duration columns in nanoseconds whatever unit the file kept. A format-1
+# profile of a microsecond column (Spark's parquet) holds microseconds; read against a
+# window now in nanoseconds it was 100% drift on identical times, so it is not loaded
+# (ValueError) and is profiled again from the reference.
+PROFILE_FORMAT = 2
 DEFAULT_QUANTILE_BINS = 10
 # Evidently switches from value bins to equal-width bins above 20 distinct reference
 # values; low-cardinality numeric columns are binned by value the same way here.

@@ -244,3 +244,39 @@ def test_a_training_reference_replaced_in_place_is_profiled_again(tmp_path, spoo
     os.utime(train, (T0 + 30, T0 + 30))  # written after the profile (the store's clock is the cycle's)
     vigil.references._training = type(vigil.references._training)(1 << 30)  # a restart's empty memory
     assert drift(vigil.run_cycle(MODEL, T0 + 60)) == []
+
+
+def test_a_profile_stored_before_time_units_were_aligned_is_built_again(tmp_path):
+    """A datetime feature in a Spark reference (datetime64[us]): a Vigil before the unit fix
+    stored its profile in microseconds. After the upgrade the window reads in nanoseconds;
+    judged against that stored profile, identical times were FEATURE_DRIFT (100% out of range)
+    on every cycle until the reference file changed. The old profile is built again."""
+    import json
+    import time
+
+    from detectors.drift import FeatureSpec, profile_reference
+
+    rng = np.random.default_rng(3)
+    times = lambda n: pd.to_datetime(T0 - 60 * DAY + rng.uniform(0, DAY, n), unit="s").astype("datetime64[us]")
+    pd.DataFrame({"x": times(5000)}).to_parquet(tmp_path / "train.parquet")
+    ts = np.arange(T0 - 3600, T0 + 60, 10.0)
+    (tmp_path / "samples").mkdir()
+    pd.DataFrame({"timestamp": ts, "x": times(len(ts))}).to_parquet(tmp_path / "samples" / "a.parquet")
+    cfg = make_config(tmp_path, models=[model_config(
+        kpis=[], slos=[], features=["x"], samples={"path": "samples/", "timestamp_column": "timestamp"},
+        reference={"path": "train.parquet"})], spool={"enabled": False})
+    vigil = make_vigil(cfg, prometheus=StubPrometheus(), registry=serving_registry(), notifiers={})
+    # What the earlier Vigil stored: the reference's times as microsecond numbers, format 1.
+    micros = pd.read_parquet(tmp_path / "train.parquet")["x"].astype("int64").to_frame()
+    blob = profile_reference(micros, [FeatureSpec("x", "numeric")]).to_bytes()
+    n = int.from_bytes(blob[:8], "little")
+    head = json.loads(blob[8:8 + n])
+    head["format"] = 1
+    head_bytes = json.dumps(head).encode()
+    old = len(head_bytes).to_bytes(8, "little") + head_bytes + blob[8 + n:]
+    path = str(vigil.references.training_path(vigil.config.models[0], "1"))
+    vigil.store.save_profile(MODEL, "1", path, old, time.time() + 60)
+    report = vigil.run_cycle(MODEL, T0)
+    assert drift(report) == [], [f.message for f in drift(report)]
+    assert not [f for f in report.findings if f.kind == FindingKind.DATA_QUALITY], \
+        [f.message for f in report.findings if f.kind == FindingKind.DATA_QUALITY]
