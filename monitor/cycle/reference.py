@@ -58,6 +58,7 @@ class ReferenceChooser:
         # (model, version, path) -> profile
         self._training = BoundedCache(SPOOLED_PROFILE_CACHE_BYTES if spool else PROFILE_CACHE_BYTES)
         self._paths: dict[tuple[str, str], Path] = {}  # (model, version) -> training path
+        self._stamps: dict[tuple[str, str, str], tuple[int, int]] = {}  # key -> file last profiled
 
     def training_path(self, m: ModelConfig, version: str | None) -> Path:
         path = m.reference.path
@@ -80,7 +81,10 @@ class ReferenceChooser:
         key = (m.name, version or "-", str(path))
         # The file as it is now: a reference fixed in place (same path, same version) is
         # profiled again, not judged by the old file's profile for good.
-        stamp = _file_stamp(path)
+        # A file that cannot be stat'ed now (its mount down, or cleaned up after profiling)
+        # keeps the profile of the file as last seen: without it the model's drift was
+        # "reference does not exist" on every cycle while its profile sat in memory or spool.
+        stamp = _file_stamp(path) or self._stamps.get(key)
         hit = self._training.get((*key, stamp))
         if hit is not None:
             return hit, str(path)
@@ -90,6 +94,8 @@ class ReferenceChooser:
         skey = Spool.key(*key, [(s.name, s.type) for s in specs], "v1", *([stamp] if stamp else []))
         spooled = self._mapped(skey, m.name)
         if spooled is not None:
+            if stamp is not None:
+                self._stamps[key] = stamp
             return spooled, str(path)
         # With a spool the store keeps no profiles: a profile is 1.7 MB at 50 features, 1.7 GB
         # for a thousand models, rebuilt from its file in about 0.1 s by whichever replica
@@ -105,6 +111,8 @@ class ReferenceChooser:
             else:
                 self._spool.put("profiles", skey, stored)
         self._training.put((*key, stamp), profile, len(stored))
+        if stamp is not None:
+            self._stamps[key] = stamp
         return profile, str(path)
 
     @staticmethod

@@ -257,7 +257,10 @@ def test_a_profile_stored_before_time_units_were_aligned_is_built_again(tmp_path
     from detectors.drift import FeatureSpec, profile_reference
 
     rng = np.random.default_rng(3)
-    times = lambda n: pd.to_datetime(T0 - 60 * DAY + rng.uniform(0, DAY, n), unit="s").astype("datetime64[us]")
+
+    def times(n: int) -> pd.Series:
+        return pd.to_datetime(T0 - 60 * DAY + rng.uniform(0, DAY, n), unit="s").astype("datetime64[us]")
+
     pd.DataFrame({"x": times(5000)}).to_parquet(tmp_path / "train.parquet")
     ts = np.arange(T0 - 3600, T0 + 60, 10.0)
     (tmp_path / "samples").mkdir()
@@ -280,3 +283,16 @@ def test_a_profile_stored_before_time_units_were_aligned_is_built_again(tmp_path
     assert drift(report) == [], [f.message for f in drift(report)]
     assert not [f for f in report.findings if f.kind == FindingKind.DATA_QUALITY], \
         [f.message for f in report.findings if f.kind == FindingKind.DATA_QUALITY]
+
+
+@pytest.mark.parametrize("spool", [True, False])
+def test_a_reference_file_gone_after_profiling_keeps_its_profile(tmp_path, spool):
+    """The reference's mount unavailable for a while (an NFS outage) or the file cleaned up
+    after it was profiled: the profile Vigil already has still judges the window, as it did
+    before profiles were keyed by the file's mtime; it is not 'reference does not exist'
+    (drift blind) on every cycle."""
+    vigil = setup(tmp_path, "training", deployed_at=T0 - 30 * DAY, spool=spool)
+    assert drift(vigil.run_cycle(MODEL, T0))
+    (tmp_path / "train.parquet").rename(tmp_path / "away.parquet")
+    report = vigil.run_cycle(MODEL, T0 + 60)
+    assert [f.entity for f in drift(report)] == ["x"], report.blind
