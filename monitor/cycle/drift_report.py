@@ -30,8 +30,8 @@ from detectors.drift import render_drift_report
 from monitor.config import ModelConfig
 from monitor.cycle.reference import ReferenceChooser
 from monitor.cycle.samples import SampleReader
-from monitor.sources.samples import read_reference
 from monitor.store.repository import Store
+from monitor.types import Window
 
 log = logging.getLogger("vigil.drift_report")
 REPORT_ROWS = 2000
@@ -145,7 +145,11 @@ class DriftReports:
             return
         try:
             current = self.samples.window(m, t - self.lookback, t)
-            reference = read_reference(self.references.training_path(m, serving))
+            # The reference the verdict used (the rolling one, when it did), not always the
+            # training file: the page must not show drift the alert's reference had accepted.
+            start = t - self.lookback
+            reference = self.references.reference_frame(
+                m, serving, Window(t=t, start=start, baseline_start=start, baseline_end=start))
             cols = [c for c in columns if c in current.columns and c in reference.columns]
             began = time.perf_counter()
             # The feature types the verdict used: an integer-coded category (zone ids) is not

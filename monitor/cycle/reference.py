@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from alerts.policy import in_cold_start
 from detectors.drift import ReferenceProfile, profile_reference
 from monitor.config import ModelConfig, VigilConfig
@@ -148,38 +150,59 @@ class ReferenceChooser:
             self._spool.discard("profiles", skey)
             return None
 
-    def choose(self, m: ModelConfig, version: str | None, w: Window) -> tuple[Any, str]:
+    def _rolling_span(self, m: ModelConfig, w: Window) -> tuple[float, float] | None:
+        """[since, end] of the rolling reference for the window, None when the training
+        reference applies (configured so, or in cold start)."""
         p = self._config.policy_for(m)
         if p.reference_after_cold_start == "training":
-            return self.training(m, version)
+            return None
         last = self._store.last_deploy(m.name, until=w.t)
         if in_cold_start(last.at if last else None, w.t, to_policy(p)):
-            return self.training(m, version)
+            return None
         day = int(w.start // 86400)
         # Only the serving version's own samples: the window must not reach back past the
         # last deploy, or the previous model's outputs (and the inputs it was fed) become
         # the "normal" the new version is judged against.
-        since = max(day * 86400.0 - p.rolling_reference, last.at if last else float("-inf"))
-        key = (version or "-", f"rolling:{day}:{since}")
+        return max(day * 86400.0 - p.rolling_reference, last.at if last else float("-inf")), day * 86400.0
+
+    def reference_frame(self, m: ModelConfig, version: str | None, w: Window) -> pd.DataFrame:
+        """The rows the window's reference was profiled from (for the incident's drift report):
+        the rolling reference's samples when the verdict used them, else the training file.
+        Judged against the training file, a rolling model's page showed drift on every
+        feature the rolling reference had accepted as the new normal, not what the alert said."""
+        span = self._rolling_span(m, w)
+        if span is not None:
+            frame = self._rolling_frame(m, *span, self._config.policy_for(m).min_samples)
+            if frame is not None:
+                return frame
+        return read_reference(self.training_path(m, version))
+
+    def choose(self, m: ModelConfig, version: str | None, w: Window) -> tuple[Any, str]:
+        span = self._rolling_span(m, w)
+        if span is None:
+            return self.training(m, version)
+        p = self._config.policy_for(m)
+        since, end = span
+        key = (version or "-", f"rolling:{int(end // 86400)}:{since}")
         with self._rolling_lock:
             held = self._rolling.get(m.name)
         if held is None or held[0] != key:
-            held = (key, self._rolling_profile(m, since, day * 86400.0, p.min_samples))
+            frame = self._rolling_frame(m, since, end, p.min_samples)
+            held = (key, None if frame is None else profile_reference(frame, feature_specs(m)))
             with self._rolling_lock:
                 self._rolling[m.name] = held
         if held[1] is None:  # no usable rolling reference today (said once): the training one
             return self.training(m, version)
         return held[1], f"rolling {p.rolling_reference / 86400:g} d of production samples"
 
-    def _rolling_profile(self, m: ModelConfig, start: float, end: float, min_samples: int) -> Any:
-        """The profile of production samples in [start, end], or None (logged) when they
-        cannot make one: too few rows, or a feature production has not logged (a feature
-        just added to the config): then every feature would be blind, not just that one."""
+    def _rolling_frame(self, m: ModelConfig, start: float, end: float, min_samples: int) -> pd.DataFrame | None:
+        """Production samples in [start, end], or None (logged) when they cannot make a
+        reference: too few rows, or a feature production has not logged (a feature just
+        added to the config): then every feature would be blind, not just that one."""
         frame = self._samples.window(m, start, end)
-        specs = feature_specs(m)
-        absent = [s.name for s in specs if s.name not in frame.columns]
+        absent = [s.name for s in feature_specs(m) if s.name not in frame.columns]
         if len(frame) < min_samples or absent:
             log.warning("rolling reference unusable, using the training reference",
                         extra={"model": m.name, "rows": len(frame), "absent_columns": absent[:10]})
             return None
-        return profile_reference(frame, specs)
+        return frame

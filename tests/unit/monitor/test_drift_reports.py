@@ -86,7 +86,7 @@ def test_an_integer_coded_categorical_feature_is_reported_as_a_category(tmp_path
     store = SimpleNamespace(has_drift_report=lambda i: i in saved,
                             save_drift_report=lambda i, html, t: saved.__setitem__(i, html))
     samples = SimpleNamespace(window=lambda m, a, b: current)
-    references = SimpleNamespace(training_path=lambda m, v: tmp_path / "train.parquet")
+    references = SimpleNamespace(reference_frame=lambda m, v, w: pd.read_parquet(tmp_path / "train.parquet"))
     model = SimpleNamespace(name="fraud", features=[SimpleNamespace(name="zone", type="categorical")],
                             prediction_column=None)
     d = DriftReports(store, samples, references, 1800.0)  # type: ignore[arg-type]

@@ -296,3 +296,30 @@ def test_a_reference_file_gone_after_profiling_keeps_its_profile(tmp_path, spool
     (tmp_path / "train.parquet").rename(tmp_path / "away.parquet")
     report = vigil.run_cycle(MODEL, T0 + 60)
     assert [f.entity for f in drift(report)] == ["x"], report.blind
+
+
+def test_a_rolling_models_drift_report_compares_with_the_rolling_reference(tmp_path, monkeypatch):
+    """Production settled at x ~ 1 (the rolling reference's normal), then y moved: the alert
+    names y only. The incident's Evidently page was rendered against the training file
+    (x ~ 0) and showed x drifting too, contradicting the alert; it now gets the rolling rows."""
+    from monitor.cycle import drift_report
+
+    rng = np.random.default_rng(5)
+    pd.DataFrame({"x": rng.normal(0, 1, 5000), "y": rng.normal(0, 1, 5000)}).to_parquet(tmp_path / "train.parquet")
+    (tmp_path / "samples").mkdir()
+    ts = np.arange(T0 - 8 * DAY, T0 + 60, 10.0)
+    y = np.where(ts > T0 - 1800, rng.normal(3, 1, len(ts)), rng.normal(0, 1, len(ts)))
+    production = pd.DataFrame({"timestamp": ts, "x": rng.normal(1, 1, len(ts)), "y": y})
+    production.to_parquet(tmp_path / "samples" / "a.parquet")
+    cfg = make_config(tmp_path, models=[model_config(
+        kpis=[], slos=[], features=["x", "y"], samples={"path": "samples/", "timestamp_column": "timestamp"},
+        reference={"path": "train.parquet"})],
+        policy={"reference_after_cold_start": "rolling", "rolling_reference": "7d"})
+    vigil = make_vigil(cfg, prometheus=StubPrometheus(), registry=serving_registry(), notifiers={})
+    pages: list[pd.DataFrame] = []
+    monkeypatch.setattr(drift_report, "render_drift_report",
+                        lambda ref, cur, cols, **kw: pages.append(ref) or "<html/>")
+    report = vigil.run_cycle(MODEL, T0)
+    assert [f.entity for f in drift(report)] == ["y"]
+    (reference,) = pages
+    assert reference["x"].mean() > 0.8  # the rolling rows the verdict was judged against, not training's x ~ 0
