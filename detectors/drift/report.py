@@ -66,7 +66,11 @@ def render_drift_report(
     ref = _sample(reference[present], max_rows, seed).copy()
     cur = _sample(current[present], max_rows, seed + 1).copy()
     for c in present:
-        if c not in cat and _is_numeric(reference[c]) and not _is_numeric(cur[c]):
+        if c not in cat and (reference[c].dtype.kind in "mM" or cur[c].dtype.kind in "mM"):
+            # Times and durations are numbers (ns) to the engine; as text every timestamp was a
+            # category of its own, none in the reference, and the page said 100% drift.
+            ref[c], cur[c] = to_floats(ref[c]), to_floats(cur[c])
+        elif c not in cat and _is_numeric(reference[c]) and not _is_numeric(cur[c]):
             # Posted samples can hold objects (an integer beyond the float range), which
             # Evidently cannot count: as floats, such a value is an infinity it reports.
             cur[c] = to_floats(cur[c])
@@ -79,7 +83,7 @@ def render_drift_report(
             f"render_drift_report: none of the columns {columns[:10]} is present with usable values "
             "in both reference and current"
         )
-    numerical = [c for c in usable if c not in cat and _is_numeric(reference[c])]
+    numerical = [c for c in usable if c not in cat and _is_numeric(ref[c])]
     categorical_cols = [c for c in usable if c not in numerical]
     ref, cur = ref[usable].copy(), cur[usable].copy()
     for c in categorical_cols:
