@@ -275,11 +275,30 @@ def _slo(f: Mapping[str, Any], stat: str, w: Wording) -> str:
     return text
 
 
+def value_pair(value: Any, threshold: Any, statistic: str) -> tuple[str, str]:
+    """A value and the threshold it crossed, with the digits that tell them apart: PSI 0.1004
+    against 0.1 read '0.1, above the threshold 0.1', which a person takes for a false alarm."""
+    a, b = stat_value(value, statistic), stat_value(threshold, statistic)
+    v, t = _finite(value), _finite(threshold)
+    if a != b or v is None or t is None or v == t:
+        return a, b
+    stat = (statistic or "").lower()
+    share = stat in _SHARES or stat.endswith(("_ratio", "_fraction", "_share"))
+    if not share and a != number(value):  # durations keep their unit's wording
+        return a, b
+    scale, suffix = (100.0, " %") if share else (1.0, "")
+    for digits in range(4, 18):
+        a, b = f"{v * scale:.{digits}g}{suffix}", f"{t * scale:.{digits}g}{suffix}"
+        if a != b:
+            break
+    return a, b
+
+
 def _drift(f: Mapping[str, Any], stat: str, w: Wording) -> str:
     ev = f.get("evidence") if isinstance(f.get("evidence"), Mapping) else {}
     assert isinstance(ev, Mapping)
-    text = (f"{stat_words(stat)} {stat_value(f.get('value'), stat)}, above the threshold "
-            f"{stat_value(f.get('threshold'), stat)}")
+    shown, limit = value_pair(f.get("value"), f.get("threshold"), stat)
+    text = f"{stat_words(stat)} {shown}, above the threshold {limit}"
     cur, ref = _finite(ev.get("n_current")), _finite(ev.get("n_reference"))
     if cur is not None and ref is not None:
         text += f" ({number(cur)} rows against {number(ref)} in the reference)"
@@ -307,8 +326,8 @@ def _gpu(f: Mapping[str, Any], stat: str, w: Wording) -> str:
 
 
 def _generic(f: Mapping[str, Any], stat: str, w: Wording) -> str:
-    return (f"{stat_words(stat)} {stat_value(f.get('value'), stat)} against a threshold of "
-            f"{stat_value(f.get('threshold'), stat)}")
+    shown, limit = value_pair(f.get("value"), f.get("threshold"), stat)
+    return f"{stat_words(stat)} {shown} against a threshold of {limit}"
 
 
 _SENTENCES = {

@@ -98,3 +98,22 @@ def test_gpu_evidence_is_words_not_json_or_epoch_floats():
 def test_nested_evidence_and_stat_records_are_words():
     text = fmt_evidence({"features": [{"feature": "x", "statistic": "psi", "threshold": 0.1, "value": 0.117}]})
     assert text == "features: x: population stability index (PSI) 0.117 (threshold 0.1)"
+
+
+def test_a_value_just_over_its_threshold_never_reads_as_equal_to_it() -> None:
+    """The Slack/PagerDuty sentence of a drift or data-quality finding just over its
+    threshold said 'PSI 0.1, above the threshold 0.1' (and '1 % against a threshold of 1 %'):
+    read as a false alarm. The detector's message had been fixed; the sentence people read
+    now shows the digits that tell the two apart."""
+    from alerts.wording import Wording, finding_sentence
+
+    w = Wording()
+    _, drift = finding_sentence({"kind": "feature_drift", "statistic": "psi", "value": 0.1004,
+                                 "threshold": 0.1, "entity": "age"}, w)
+    assert "PSI) 0.1004, above the threshold 0.1" in drift
+    _, share = finding_sentence({"kind": "data_quality", "statistic": "new_category_share",
+                                 "value": 0.01004, "threshold": 0.01, "entity": "city"}, w)
+    assert "1.004 % against a threshold of 1 %" in share
+    _, plain = finding_sentence({"kind": "feature_drift", "statistic": "psi", "value": 0.31,
+                                 "threshold": 0.1, "entity": "age"}, w)
+    assert "PSI) 0.31, above the threshold 0.1" in plain  # far apart: three digits as before
