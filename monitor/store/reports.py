@@ -8,6 +8,10 @@ no `html_gz`, and read back as they are. Reference profiles likewise: `profile_g
 from __future__ import annotations
 
 import gzip
+import logging
+import zlib
+
+log = logging.getLogger("vigil.store")
 
 # zlib's default level: a report is written once per incident and read by people, rarely.
 _LEVEL = 6
@@ -31,5 +35,14 @@ def pack_profile(blob: bytes) -> bytes:
     return gzip.compress(blob, compresslevel=_PROFILE_LEVEL, mtime=0)
 
 
-def unpack_profile(profile: bytes, profile_gz: bytes | None) -> bytes:
-    return gzip.decompress(profile_gz) if profile_gz is not None else profile
+def unpack_profile(profile: bytes, profile_gz: bytes | None) -> bytes | None:
+    """The profile's bytes; None (logged) when its gzip is damaged or cut short: the caller
+    then profiles the reference again and overwrites the row. Raised, EOFError/BadGzipFile
+    made the model's drift an internal error on every cycle until the row was deleted."""
+    if profile_gz is None:
+        return profile
+    try:
+        return gzip.decompress(profile_gz)
+    except (OSError, EOFError, zlib.error) as e:
+        log.warning("stored profile damaged, profiling the reference again", extra={"error": str(e)})
+        return None

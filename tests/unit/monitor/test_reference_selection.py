@@ -323,3 +323,21 @@ def test_a_rolling_models_drift_report_compares_with_the_rolling_reference(tmp_p
     assert [f.entity for f in drift(report)] == ["y"]
     (reference,) = pages
     assert reference["x"].mean() > 0.8  # the rolling rows the verdict was judged against, not training's x ~ 0
+
+
+def test_a_stored_profile_damaged_in_its_compression_is_built_again(tmp_path):
+    """The store keeps profiles gzip'd: a row whose gzip is cut short or damaged raised
+    EOFError/BadGzipFile from the store before the profile reader could say 'unreadable',
+    so the model's drift was an internal error on every cycle, as a4240fa meant to end."""
+    from monitor.store.tables import ProfileRow
+
+    vigil = setup(tmp_path, "training", deployed_at=T0 - 30 * DAY, spool=False)
+    path = str(vigil.references.training_path(vigil.config.models[0], "1"))
+    vigil.store.save_profile(MODEL, "1", path, b"profile", T0)
+    with vigil.store.tx() as s:
+        row = s.get(ProfileRow, (MODEL, "1", path))
+        row.profile_gz = row.profile_gz[:12]  # cut short
+    report = vigil.run_cycle(MODEL, T0)
+    assert not report.blind, report.blind
+    (f,) = drift(report)
+    assert f.entity == "x" and f.value > 0.2
