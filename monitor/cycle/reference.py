@@ -96,8 +96,7 @@ class ReferenceChooser:
         skey = Spool.key(*key, [(s.name, s.type) for s in specs], "v1", *([stamp] if stamp else []))
         spooled = self._mapped(skey, m.name)
         if spooled is not None:
-            if stamp is not None:
-                self._stamps[key] = stamp
+            self._seen(key, stamp)
             return spooled, str(path)
         # With a spool the store keeps no profiles: a profile is 1.7 MB at 50 features, 1.7 GB
         # for a thousand models, rebuilt from its file in about 0.1 s by whichever replica
@@ -112,10 +111,19 @@ class ReferenceChooser:
                 self._store.save_profile(*key, stored, self._now())
             else:
                 self._spool.put("profiles", skey, stored)
+        self._seen(key, stamp)
         self._training.put((*key, stamp), profile, len(stored))
-        if stamp is not None:
-            self._stamps[key] = stamp
         return profile, str(path)
+
+    def _seen(self, key: tuple[str, str, str], stamp: tuple[int, int] | None) -> None:
+        """Remember the file's stamp; the profile of the file it replaced leaves memory (the
+        cache never evicts: held for good, it refused every later profile once full)."""
+        if stamp is None:
+            return
+        old = self._stamps.get(key)
+        self._stamps[key] = stamp
+        if old is not None and old != stamp:
+            self._training.discard((*key, old))
 
     @staticmethod
     def _loaded(stored: bytes | None, model: str) -> ReferenceProfile | None:

@@ -341,3 +341,21 @@ def test_a_stored_profile_damaged_in_its_compression_is_built_again(tmp_path):
     assert not report.blind, report.blind
     (f,) = drift(report)
     assert f.entity == "x" and f.value > 0.2
+
+
+def test_a_replaced_references_old_profile_leaves_memory(tmp_path):
+    """The profile cache never evicts (it refuses what does not fit): keyed by the file's
+    mtime, each in-place fix of a reference left the old file's profile held for good, and
+    once the budget was spent every model's profile was refused and read back from the store
+    or spool each cycle. The old file's profile now goes when the new one comes."""
+    import os
+
+    vigil = setup(tmp_path, "training", deployed_at=T0 - 30 * DAY, spool=False)
+    vigil.run_cycle(MODEL, T0)
+    held = vigil.references._training.bytes
+    train = tmp_path / "train.parquet"
+    pd.DataFrame({"x": np.random.default_rng(9).normal(1, 1, 5000)}).to_parquet(train)
+    os.utime(train, (T0 + 30, T0 + 30))
+    assert drift(vigil.run_cycle(MODEL, T0 + 60)) == []  # judged against the new file
+    assert len(vigil.references._training) == 1
+    assert vigil.references._training.bytes <= held * 1.1
