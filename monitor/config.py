@@ -273,6 +273,15 @@ class ModelConfig(_Model):
     mute_time_intervals: list[str] = Field(default_factory=list)  # names in time_intervals: maintenance windows
     mentions: MentionsConfig | None = None  # who threaded state changes @-mention (default: mentions)
 
+    @field_validator("features")
+    @classmethod
+    def _one_type_each(cls, v: list[FeatureConfig]) -> list[FeatureConfig]:
+        types: dict[str, str] = {}  # under two types, drift took the first; the drift page, ingest another
+        for f in v:
+            if types.setdefault(f.name, f.type) != f.type:
+                raise ValueError(f"feature {f.name!r} is listed as {types[f.name]} and as {f.type}: list it once")
+        return v
+
     @field_validator("labels")
     @classmethod
     def _label_names(cls, v: dict[str, str]) -> dict[str, str]:

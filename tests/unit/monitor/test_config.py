@@ -141,3 +141,14 @@ def test_a_global_anomaly_resolution_too_long_is_reported_once_where_it_is_writt
     errs = errors_of({"schedule": {"lookback": "5m", "interval": "1m"},
                       "models": [{"name": "m", "policy": {"anomaly_resolution": "6m"}}]})
     assert "models[0](m).policy.anomaly_resolution" in errs, errs
+
+
+def test_a_feature_listed_twice_under_two_types_is_refused():
+    """`age` listed as numeric and again as categorical: the drift verdict took the first
+    type, the incident's Evidently page the categorical one and POST /v1/samples demanded
+    numbers, so the three disagreed in silence. It is refused at check-config, with why."""
+    errs = errors_of({"models": [{"name": "m", "features": ["age", {"name": "age", "type": "categorical"}]}]})
+    (msg,) = [v for k, v in errs.items() if k.startswith("models[0](m).features")]
+    assert "'age'" in msg and "numeric" in msg and "categorical" in msg
+    cfg = parse_config({"models": [{"name": "m", "features": ["age", "age"]}]})  # the same twice: harmless
+    assert [f.name for f in cfg.models[0].features] == ["age", "age"]
