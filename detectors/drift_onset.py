@@ -10,6 +10,7 @@ maximises the standardised CUSUM of either sequence in time order.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from detectors.drift.columns import category_label
 
@@ -41,7 +42,10 @@ def categorical_surprise(values: np.ndarray, categories: list[str], counts: np.n
     unseen = 0.5 / (counts.sum() + 0.5 * (len(categories) + 1))
     # Spelt as the profile counted them (category_label): str(3.0) is "3.0", which made every
     # row of an integer column that pandas turned float "unseen", and the onset was lost.
-    return -np.log(np.array([p.get(category_label(v), unseen) for v in values], dtype=float))
+    # Labelled once per distinct value, not per row (a window holds 100,000 rows of a few values).
+    codes, uniques = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=False)
+    per_value = np.array([p.get(category_label(v), unseen) for v in uniques], dtype=float)
+    return -np.log(per_value[codes]) if len(codes) else np.zeros(0)
 
 
 def estimate_onset(times: np.ndarray, sequences: list[np.ndarray]) -> float | None:
