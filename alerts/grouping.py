@@ -4,7 +4,8 @@ upstream feature source, a service, a deploy) form a group that pages once.
 Alertmanager's timing, with its defaults: a new group waits `group_wait` (30 s) for more
 members before its first page, and holds its members' own pages meanwhile; a changed
 group pages again no sooner than `group_interval` (5 m) after the last; an unchanged one
-is repeated after `repeat_interval` (4 h). A group "fires" once it has `min_members` open
+is repeated after `repeat_interval` (4 h) from the last message that told someone (an
+edit of the message for a changed group tells no one). A group "fires" once it has `min_members` open
 members (2): then it is the one that pages, and the default inhibit rule mutes the
 members' own pages. A group with one member never pages: that member pages as itself
 once the wait is over. The decision is pure; the store keeps one open group per key
@@ -60,6 +61,9 @@ class GroupState:
     notified_at: float | None
     notified_digest: str | None
     members: tuple[Member, ...]
+    # The last message that told someone (the first page, a thread reply): repeat_interval
+    # counts from it. notified_at also moves on an edit, which notifies no one.
+    told_at: float | None = None
 
     @property
     def open_members(self) -> list[Member]:
@@ -116,6 +120,7 @@ def decide_group(g: GroupState, now: float, settings: GroupSettings) -> GroupDec
         return GroupDecision(GroupStep.RESOLVED, False, digest)
     if digest != g.notified_digest and now >= g.notified_at + settings.group_interval:
         return GroupDecision(GroupStep.CHANGED, firing, digest)
-    if now >= g.notified_at + settings.repeat_interval:
+    told_at = g.notified_at if g.told_at is None else g.told_at
+    if now >= told_at + settings.repeat_interval:
         return GroupDecision(GroupStep.REPEAT, firing, digest)
     return GroupDecision(GroupStep.NONE, firing, digest)

@@ -130,6 +130,10 @@ class Grouper:
                 if change:  # people are told in the thread, not only by an edit of the message
                     self.outbox.group_reply(s, payload, told, change, before, t)
                 group.notified_at, group.notified_digest = t, decision.digest
+                if change or decision.step in (GroupStep.FIRST, GroupStep.REPEAT):
+                    # A page or a reply told people (a repeat of an all-acked group is due, and
+                    # done): repeat_interval counts from here, never from a mere edit.
+                    group.told_at = t
                 group.notified_severity = sev
                 log.info("shared cause %s", decision.step, extra={"group": group.id, "cause": group.cause,
                                                                  "models": [m.model for m in members]})

@@ -33,6 +33,8 @@ class AlertGroupRow(Base):
     notified_at: Mapped[float | None] = mapped_column(Float)
     notified_digest: Mapped[str | None] = mapped_column(String(64))
     notified_severity: Mapped[str | None] = mapped_column(String(20))
+    # The last page that told someone (not an edit): grouping.repeat_interval counts from it.
+    told_at: Mapped[float | None] = mapped_column(Float)
     resolved_at: Mapped[float | None] = mapped_column(Float)
 
 
@@ -118,7 +120,7 @@ def paged_for(s: Session, model: str, incident_id: int) -> bool:
 def state(group: AlertGroupRow, rows: list[GroupMemberRow], muted: Collection[str] = ()) -> GroupState:
     """`muted`: the members a silence or their maintenance window mutes now."""
     return GroupState(group.created_at, group.notified_at, group.notified_digest,
-                      tuple(Member(r.model, r.severity, r.open, r.model in muted) for r in rows))
+                      tuple(Member(r.model, r.severity, r.open, r.model in muted) for r in rows), group.told_at)
 
 
 def close(group: AlertGroupRow, now: float) -> None:

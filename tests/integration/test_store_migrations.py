@@ -375,3 +375,39 @@ def test_incidents_purged_before_the_upgrade_keep_their_ids_when_the_audit_log_n
     assert [r.id for r in store.all_incidents()] == [1, 2, 10]
     store.close()
     engine.dispose()
+
+
+def test_an_open_shared_cause_keeps_its_reminder_clock_across_the_0006_upgrade(store_url):
+    """0006 adds alert_groups.told_at (grouping.repeat_interval counts from it, not from an
+    edit): a group open before the upgrade starts from its last page, not from nothing
+    (which would never remind it, or remind it at once), and a downgrade drops the column."""
+    from alembic import command
+
+    from alerts.grouping import GroupSettings, GroupStep, Member, decide_group, group_digest
+    from monitor.store import groups
+
+    url, _ = store_url
+    engine = create_engine(url)
+    schema.upgrade(engine, "0005_ids_never_reused")
+    with engine.begin() as conn:
+        _incident(conn)
+        conn.execute(text("INSERT INTO alert_groups (key, open_key, cause_kind, cause, created_at, notified_at, "
+                          "notified_digest, notified_severity) VALUES ('k', 'k', 'gpu_saturation', 'gpu-1', 100, "
+                          "160, :d, 'warning')"), {"d": group_digest([Member("fraud", "warning", True)])})
+        conn.execute(text("INSERT INTO alert_group_members (group_id, model, incident_id, severity, open, joined_at, "
+                          "summary) VALUES (1, 'fraud', 1, 'warning', true, 100, '{}')"))
+    schema.upgrade(engine)
+    assert _diff(url) == []
+    store = Store(url)
+    with store.tx() as s:
+        group = s.get(groups.AlertGroupRow, 1)
+        assert group is not None and group.told_at == 160
+        st = groups.state(group, groups.members(s, 1))
+        assert decide_group(st, 160 + 4 * 3600, GroupSettings()).step == GroupStep.REPEAT
+    store.close()
+    with engine.connect() as conn:
+        command.downgrade(schema.alembic_config(conn), "0005_ids_never_reused")
+        conn.commit()
+        assert "told_at" not in {c["name"] for c in inspect(conn).get_columns("alert_groups")}
+        assert conn.execute(text("SELECT notified_at FROM alert_groups")).scalar() == 160
+    engine.dispose()
