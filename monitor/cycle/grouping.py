@@ -116,12 +116,7 @@ class Grouper:
                 # The page's severity is its unmuted members': a silenced critical pages no on-call.
                 sev = groups.state(group, speaking).severity() if speaking else st.severity()
                 payload = self._payload(group, members, decision.step, t, quiet, sev)
-                routed = self._channels(speaking, sev)
-                told = self._channels(speaking, before or sev)  # where the message already was
-                if decision.step == GroupStep.RESOLVED:
-                    # Where the group's message is: a channel of a severity it reached after its
-                    # last page (within group_interval) never had one, and must get no "resolved".
-                    routed = told = self._told(s, group.id, routed) or told
+                routed, told = self._routes(s, group, speaking, decision.step, sev, before)
                 self.outbox.group(s, payload, routed, t)
                 self.outbox.group_receivers(s, payload, t)
                 change = _change(decision.step, before, sev)
@@ -140,6 +135,26 @@ class Grouper:
         if not st.open_members:
             groups.close(group, t)
         return decision
+
+    def _routes(self, s: Session, group: AlertGroupRow, speaking: list[GroupMemberRow], step: GroupStep,
+                sev: str, before: str | None) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+        """(routed, told): channel -> members whose on-call it mentions, for the group's
+        message and for a reply in its thread (where the message already was)."""
+        if step == GroupStep.RESOLVED:
+            # Where the group's message is: a channel of a severity it reached after its
+            # last page (within group_interval) never had one, and must get no "resolved".
+            told = self._channels(speaking, before or sev)
+            routed = told = self._told(s, group.id, self._channels(speaking, sev)) or told
+            return routed, told
+        # A member that resolved is fine: the others' escalation or "still critical" reminder
+        # must not page its channels or @-mention its on-call. A channel that has the message
+        # for it alone still gets the edit (the member shown resolved), mentioning no one.
+        live = [m for m in speaking if m.open] or speaking
+        routed, told = self._channels(live, sev), self._channels(live, before or sev)
+        gone = self._channels([m for m in speaking if not m.open], str(Severity.CRITICAL))
+        for channel in self._told(s, group.id, gone):
+            routed.setdefault(channel, [])
+        return routed, told
 
     def _told(self, s: Session, group_id: int, channels: dict[str, list[str]]) -> dict[str, list[str]]:
         """Of `channels`, those that have the group's message (a chat notifier has its key)."""

@@ -84,3 +84,42 @@ def test_an_edit_does_not_bring_the_reminder_forward_either(tmp_path):
         for m in (a, b) + ((c,) if k >= 2 else ()):
             _cycle(vigil, m, t)
     assert _repeats(vigil) == [T0 + 60 + 3600, T0 + 60 + 7200], _repeats(vigil)
+
+
+def test_a_member_that_resolved_is_not_paged_or_mentioned_by_its_groups_escalation_and_repeats(tmp_path):
+    """The scorer shared the GPU, was paged with the group as a warning, then recovered
+    (it left the group, resolved). When another member turns critical, the escalation and
+    the hourly "still critical" reminders went on @-mentioning the scorer's team in its
+    channel, and a new critical page opened in the scorer's on-call channel, for a model that
+    was fine. They now go only to the members still open; the scorer's channel, which has the
+    group's message, still sees it edited (no mentions) so it does not stay stale."""
+    scorer = model_config("scorer", gpu=GPU, owner_channel="#scoring-alerts", oncall_channel="#scoring-oncall",
+                          mentions={"critical": ["<!subteam^S0SCORER>"], "warning": ["<@U0SCORER>"]})
+    models = [model_config(gpu=GPU), model_config("ranker", gpu=GPU, owner_channel=RANKING), scorer]
+    cfg = config(tmp_path, models=models, grouping={"group_interval": "5m", "repeat_interval": "1h"})
+    vigil = make_vigil(cfg, registry=registry(), notifiers={"sink": _Sink()})
+    a, b, c = _open(vigil, "recommender"), _open(vigil, "ranker"), _open(vigil, "scorer")
+    for t in (T0, T0 + 60):
+        for m in (a, b, c):
+            _cycle(vigil, m, t)
+    assert [m for m in vigil.store.outbox_for_prefix("group:1:#scoring-alerts") if m.kind == "group"]
+    _cycle(vigil, c, T0 + 120, is_open=False)  # the scorer recovered
+    with vigil.store.tx() as s:
+        row = s.get(IncidentRow, a)
+        assert row is not None
+        row.severity = "critical"
+    for k in range(1, 14):  # the recommender is critical from 10 min on, for 2 h
+        _cycle(vigil, a, T0 + 60 + 600 * k)
+        _cycle(vigil, b, T0 + 60 + 600 * k)
+    rows = vigil.store.outbox_for_prefix("group:1")
+    replies = [m.payload for m in rows if m.kind == "reply"]
+    assert {p["change"] for p in replies} >= {"escalated", "repeated"}
+    scorers = {"<!subteam^S0SCORER>", "<@U0SCORER>"}
+    told_scorer = [(p["change"], p["channel"], p["mentions"]) for p in replies
+                   if p["channel"].startswith("#scoring") or scorers & set(p["mentions"])]
+    assert told_scorer == [], told_scorer
+    assert not [m for m in rows if m.payload.get("channel") == "#scoring-oncall"], \
+        "the recovered scorer's on-call channel was paged for the group's escalation"
+    last = [m.payload for m in rows if m.kind == "group" and m.payload["channel"] == "#scoring-alerts"][-1]
+    assert last["severity"] == "critical" and last["mentions"] == []
+    assert [x["open"] for x in last["models"] if x["model"] == "scorer"] == [False]
