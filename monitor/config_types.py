@@ -119,8 +119,8 @@ def _is_base(value: str) -> bool:
     # A source's client appends its API path (/api/v1/query) to this URL: after a query
     # string or fragment the path lands inside it, and every call fails (Prometheus answered
     # its UI's HTML: "JSONDecodeError" every cycle), so such a URL is refused at the check.
-    parts = urlsplit(value)
-    return _is_http(value) and not parts.query and not parts.fragment
+    # A bare "?" or "#" (an empty query or fragment) breaks the path as well.
+    return _is_http(value) and "?" not in value and "#" not in value
 
 
 SourceURL = Annotated[str, _url_check(

@@ -125,6 +125,8 @@ def test_a_source_url_with_a_query_string_is_refused_by_check_config(source):
     msg = errs[f"sources.{source}.url"]
     assert "query" in msg and "bearer_token" in msg, msg
     assert "s3cr3t-key" not in msg, msg
+    for bare in ("http://127.0.0.1:9090/?", "http://127.0.0.1:9090#"):  # empty, and as fatal
+        assert f"sources.{source}.url" in errors_of({"sources": {source: {"url": bare}}, "models": [{"name": "m"}]})
     assert parse_config({"sources": {source: {"url": "http://127.0.0.1:9090/prefix/"}},
                          "models": [{"name": "m"}]}) is not None  # a path prefix (behind a proxy) is fine
 
