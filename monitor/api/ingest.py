@@ -30,6 +30,7 @@ MAX_ERRORS = 20
 TIMESTAMP = "timestamp"
 MAX_ABS_NUMBER = 2**53
 MAX_EPOCH_S = 253402300800.0  # 10000-01-01T00:00:00Z
+MAX_AHEAD_S = 366 * 86400.0  # the latest a sample may be dated after the server's clock
 _EPOCH = pd.Timestamp(0, tz="UTC")
 _SCALARS = (str, bool, type(None))
 
@@ -128,15 +129,18 @@ def numeric_fields(m: ModelConfig) -> tuple[set[str], dict[str, Callable[[float]
     return numeric, checks
 
 
-def validate_records(m: ModelConfig, records: list[dict[str, Any]]) -> list[tuple[float, dict[str, Any]]]:
+def validate_records(m: ModelConfig, records: list[dict[str, Any]],
+                     now: float | None = None) -> list[tuple[float, dict[str, Any]]]:
     """(epoch seconds, record without its timestamp) per record, or InvalidRecords naming
-    each bad field as records[i].<name>."""
+    each bad field as records[i].<name>. `now` (the wall clock): no record may be dated
+    more than MAX_AHEAD_S after it."""
     numeric, checks = numeric_fields(m)
     ts = parse_timestamps([rec.get(TIMESTAMP) for rec in records])
+    latest = MAX_EPOCH_S if now is None else min(MAX_EPOCH_S, now + MAX_AHEAD_S)
     errors: list[dict[str, str]] = []
     out: list[tuple[float, dict[str, Any]]] = []
     for i, rec in enumerate(records):
-        problem = _timestamp_problem(rec, float(ts[i]))
+        problem = _timestamp_problem(rec, float(ts[i]), latest)
         if problem:
             errors.append({"field": f"records[{i}].{TIMESTAMP}", "message": problem})
         for name, v in rec.items():
@@ -177,11 +181,15 @@ def misspelt_columns(m: ModelConfig, records: list[dict[str, Any]]) -> list[dict
     return out
 
 
-def _timestamp_problem(rec: dict[str, Any], seconds: float) -> str | None:
+def _timestamp_problem(rec: dict[str, Any], seconds: float, latest: float) -> str | None:
     if TIMESTAMP not in rec:
         return "required timestamp is missing"
     if not math.isfinite(seconds):
         return f"expected RFC3339 or epoch seconds, got {_shown(rec[TIMESTAMP])}"
     if not 0 <= seconds < MAX_EPOCH_S:
         return f"expected a time between 1970 and 9999, got {_shown(rec[TIMESTAMP])}"
+    if seconds > latest:
+        # A client clock years off (or a date typed wrong): no window reads such a row until
+        # then, and retention, which purges what is old, never would.
+        return f"expected a time at most a year from now, got {_shown(rec[TIMESTAMP])}"
     return None

@@ -3,6 +3,7 @@ monitor.api.ingest decides what a valid record is; a bad one rejects the whole r
 Role ingest (a token for the serving side that may do nothing else), operator or admin."""
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from fastapi import APIRouter
@@ -18,6 +19,6 @@ router = APIRouter(tags=["samples"], responses=AUTH_RESPONSES)
 @router.post("/v1/samples", status_code=202, response_model=SamplesAccepted, responses=errors(404, 422))
 def samples(_: IngestDep, vigil: VigilDep, body: SamplesRequest) -> dict[str, Any]:
     m = model_or_404(vigil, body.model)
-    rows = validate_records(m, body.records)  # InvalidRecords: a 422 naming each field (errors.py)
+    rows = validate_records(m, body.records, time.time())  # InvalidRecords: a 422 naming each field (errors.py)
     n = vigil.store.add_samples(m.name, rows)  # vigil_samples_total counts it when a cycle reads it, once
     return {"accepted": n, "model": m.name}

@@ -196,3 +196,17 @@ def test_a_misspelt_feature_column_is_refused_naming_the_feature_it_stands_for(t
     assert e["field"] == "records[0].user_agee" and "did you mean 'user_age'" in e["message"], e
     fine = [{**typo[0], "user_age": 31}]  # the feature is there: an extra column is anyone's business
     assert api.post("/v1/samples", {"model": MODEL, "records": fine}).status_code == 202
+
+
+def test_a_sample_dated_years_ahead_is_refused_naming_its_timestamp(tmp_path, monkeypatch):
+    """A client clock set to 2100 (or a year typed wrong): the row was stored, read by no
+    window until then, and never purged by retention, which deletes what is old."""
+    from tests.helpers_vigil import MODEL
+    from tests.unit.monitor.test_api import samples_api
+
+    api = samples_api(tmp_path, monkeypatch)
+    far = [{"timestamp": "2100-01-15T08:00:00Z", "user_age": 31, "device": "ios", "score": 0.4}]
+    r = api.post("/v1/samples", {"model": MODEL, "records": far})
+    assert r.status_code == 422, r.text
+    [e] = r.json()["fields"]
+    assert e["field"] == "records[0].timestamp" and "at most a year from now" in e["message"], e
