@@ -12,7 +12,7 @@ from detectors.records import DeployEvent
 from monitor.config import ModelConfig
 from monitor.cycle.health import SourceHealth
 from monitor.cycle.messages import OutboxWriter
-from monitor.sources.registry import detect_alias_move
+from monitor.sources.registry import alias_record, detect_alias_move
 from monitor.store.repository import ModelStateRow, Store
 
 log = logging.getLogger("vigil.deploys")
@@ -68,7 +68,7 @@ class DeployWatch:
         """Diff the alias against the last state we stored; a move is a deploy event at `t`.
         `unconfirmed`: `current` may be stale (the sweep's early read), so a move is not
         recorded but answered None, for the caller to read the registry itself."""
-        first_at: float | None = None
+        first_at: tuple[float, str] | None = None
         while True:
             with self.store.tx() as s:
                 known = s.get(ModelStateRow, m.name)
@@ -77,10 +77,10 @@ class DeployWatch:
             # A first sight is dated by asking MLflow outside the transaction, which has
             # written nothing yet: SQLite's write lock (PostgreSQL: the lease row) would be
             # held for the whole call, and every other writer would wait for MLflow.
-            first_at = self._version_time(m, current, t)
+            first_at = self._first_sight(m, current, t)
 
-    def _record_in(self, s: Session, m: ModelConfig, current: str | None, t: float, first_at: float | None,
-                   unconfirmed: bool) -> list[DeployEvent] | None:
+    def _record_in(self, s: Session, m: ModelConfig, current: str | None, t: float,
+                   first_at: tuple[float, str] | None, unconfirmed: bool) -> list[DeployEvent] | None:
         state = self.store.model_state(s, m.name)
         last = state.alias_version
         if unconfirmed and last is not None and current != last:  # (a first sight has no move to miss)
@@ -89,10 +89,10 @@ class DeployWatch:
             self._confirmed[m.name] = t
             return []
         if last is None:
-            # First sight of this model: we cannot know when the alias moved, so date it by
-            # the version's own registration time (recorded tag first, MLflow's time else).
-            event: DeployEvent | None = DeployEvent(m.name, m.alias, current, None,
-                                                    first_at if first_at is not None else t, "observed")
+            # First sight of this model: MLflow keeps no alias history, so date it by the best
+            # evidence the registry holds (_first_sight).
+            at, source = first_at if first_at is not None else (t, "observed")
+            event: DeployEvent | None = DeployEvent(m.name, m.alias, current, None, at, source)
         else:
             event = detect_alias_move(model=m.name, alias=m.alias, last_known=last, current=current, at=t)
             event = self._response(s, m, event)
@@ -101,7 +101,7 @@ class DeployWatch:
         self.store.add_deploy(s, event)
         state.alias_version = current
         state.alias_seen_at = t
-        if event.source != "observed":
+        if last is not None:  # a first sight is no news to announce (a restart, a new store)
             self.outbox.deploy(s, event, t)
         log.info("deploy observed", extra={"model": m.name, "version": current, "previous": last, "at": event.at})
         return [event]
@@ -116,10 +116,22 @@ class DeployWatch:
             return event
         return replace(event, source="response")
 
-    def _version_time(self, m: ModelConfig, version: str, fallback: float) -> float:
-        """The version's registration time (`created_at` already prefers the recorded
-        `vigil.created_at` tag over MLflow's own timestamp)."""
+    def _first_sight(self, m: ModelConfig, version: str, t: float) -> tuple[float, str]:
+        """When the alias moved onto `version`, first seen at `t`, and the event's source.
+        Vigil's own record of the move (`vigil.alias.<alias>.set_at`, written by a rollback or
+        a replay, maybe by another Vigil or before a restart) is the real time; else the
+        version's registration time (`created_at` prefers the `vigil.created_at` tag). Never
+        before the version existed (a stale or skewed tag; a replay whose clock is behind a
+        live registry), never after the sighting unless the version is younger than `t`.
+        A record of Vigil's own rollback stays a rollback: dated now, as an "observed"
+        deploy it would be a suspect, and the next incident would roll the rollback back."""
         try:
-            return float(min(self.registry.get_version_cached(m.registry, version).created_at, fallback))
+            info = self.registry.get_version_cached(m.registry, version)
         except Exception:  # a missing time only loses cold-start precision
-            return fallback
+            return t, "observed"
+        born = float(info.created_at)
+        record = alias_record(info, m.alias)
+        at = record.set_at if record is not None and born <= record.set_at <= max(t, born) else born
+        source = "rollback" if record is not None and at == record.set_at and record.set_by == "vigil-rollback" \
+            else "observed"
+        return (min(at, t) if born <= t else born), source
