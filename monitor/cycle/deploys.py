@@ -24,6 +24,9 @@ class DeployWatch:
         # model -> the latest poll that read the alias unchanged (this process's memory: after a
         # restart or a takeover a move is not known to be a response, and stays a suspect)
         self._confirmed: dict[str, float] = {}
+        # model -> a poll since the last read failed (the registry was unreachable): a move seen
+        # after it may have been made at any time since that read
+        self._blind: set[str] = set()
         self._missing: set[str] = set()  # models whose alias the registry lacks, said once
 
     def poll(self, m: ModelConfig, t: float, *, hold: bool = False,
@@ -39,6 +42,7 @@ class DeployWatch:
         except Exception as e:  # unreachable or rejecting, the registry is blind to us
             log.warning("registry poll failed", extra={"model": m.name, "error": str(e)})
             self.health.mark("mlflow", False, f"{type(e).__name__}: {e}")
+            self._blind.add(m.name)
             with self.store.tx() as s:
                 return self.store.model_state(s, m.name).alias_version, []
         if hold:
@@ -87,6 +91,7 @@ class DeployWatch:
             return None
         if current is None or current == last:
             self._confirmed[m.name] = t
+            self._blind.discard(m.name)
             return []
         if last is None:
             # First sight of this model: MLflow keeps no alias history, so date it by the best
@@ -109,10 +114,16 @@ class DeployWatch:
     def _response(self, s: Any, m: ModelConfig, event: DeployEvent | None) -> DeployEvent | None:
         """A move the poll knows was made while an incident was open (an earlier poll after
         the incident opened still read the old version): a person answering the incident, a
-        revert or a fix forward, never its cause (correlators.causes.deploy_suspects)."""
+        revert or a fix forward, never its cause (correlators.causes.deploy_suspects). So is a
+        move back to an older version read after polls failed across the incident's opening:
+        it may be the cause or a person's revert, and as a suspect an automatic rollback would
+        undo the revert (bring the bad version back). A move forward stays a suspect
+        (tests/integration/test_rollback_deploy_seen_late.py)."""
         confirmed = self._confirmed.pop(m.name, None)
+        blind_revert = m.name in self._blind and event is not None and _older(event.version, event.previous_version)
+        self._blind.discard(m.name)
         row = self.store.open_incident(s, m.name) if event is not None and confirmed is not None else None
-        if event is None or row is None or confirmed is None or confirmed < row.opened_at:
+        if event is None or row is None or confirmed is None or (confirmed < row.opened_at and not blind_revert):
             return event
         return replace(event, source="response")
 
@@ -135,3 +146,11 @@ class DeployWatch:
         source = "rollback" if record is not None and at == record.set_at and record.set_by == "vigil-rollback" \
             else "observed"
         return (min(at, t) if born <= t else born), source
+
+
+def _older(version: str, than: str | None) -> bool:
+    """MLflow numbers a model's versions in order: a move to a lower number goes back."""
+    try:
+        return than is not None and int(version) < int(than)
+    except ValueError:
+        return False
