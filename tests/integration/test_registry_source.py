@@ -349,3 +349,21 @@ def test_a_version_is_read_once_for_its_reference_and_again_after_we_tag_it(regi
     assert registry.reference_path(model_name, "1") == "a.parquet"
     registry.set_version_tag(model_name, "1", "vigil.reference_path", "b.parquet")
     assert registry.reference_path(model_name, "1") == "b.parquet"
+
+
+def test_a_first_sight_is_dated_by_the_registrys_record_of_the_move(
+        registry: RegistrySource, model_name: str, tmp_path: Path) -> None:
+    """A daemon started after an alias move (by another Vigil, a replay, before a new store)
+    dates the deploy by the `set_at` tag the real registry returns, not by the version's
+    registration time (which made a deploy just before the start no suspect)."""
+    from tests.helpers_vigil import make_config, make_vigil, model_config
+
+    _register(registry, model_name, 2)
+    registry.set_alias(model_name, "champion", "1")
+    moved = time.time() + 60  # after MLflow registered the versions (its own clock)
+    registry.move_alias(model_name, "champion", "2", at=moved, set_by="vigil-replay")
+    t = moved + 600
+    v = make_vigil(make_config(tmp_path, models=[model_config(registry_name=model_name)]), registry=registry, start=t)
+    [event] = v.deploys.record(v.config.models[0], "2", t)
+    assert (event.version, event.source) == ("2", "observed")
+    assert event.at == pytest.approx(moved, abs=1e-3)
