@@ -170,7 +170,7 @@ def misspelt_columns(m: ModelConfig, records: list[dict[str, Any]]) -> list[dict
     sent = set(records[0]) | set(records[-1])
     wanted = [f.name for f in m.features] + ([m.prediction_column] if m.prediction_column else [])
     missing = [name for name in wanted if name not in sent]
-    unknown = sorted(sent - set(wanted) - {TIMESTAMP})
+    unknown = sorted(sent - set(wanted) - {TIMESTAMP} - _other_columns(m))
     out = []
     for name in missing:
         close = difflib.get_close_matches(name, unknown, n=1, cutoff=0.8)
@@ -179,6 +179,16 @@ def misspelt_columns(m: ModelConfig, records: list[dict[str, Any]]) -> list[dict
             out.append({"field": f"records[{where}].{close[0]}",
                         "message": f"unknown column; did you mean {name!r}? (a configured feature no record has)"})
     return out
+
+
+def _other_columns(m: ModelConfig) -> set[str]:
+    """Columns the configuration reads besides the features: never an "unknown column"
+    (performance's `prediction_id` is close to a `prediction` a client left out as null)."""
+    perf, canary = m.performance, m.canary
+    names = {m.samples.timestamp_column if m.samples else None, canary.version_column if canary else None}
+    if perf is not None:
+        names |= {perf.id_column, perf.prediction_column, perf.probability_column, perf.version_column}
+    return {n for n in names if n}
 
 
 def _timestamp_problem(rec: dict[str, Any], seconds: float, latest: float) -> str | None:

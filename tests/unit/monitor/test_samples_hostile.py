@@ -210,3 +210,18 @@ def test_a_sample_dated_years_ahead_is_refused_naming_its_timestamp(tmp_path, mo
     assert r.status_code == 422, r.text
     [e] = r.json()["fields"]
     assert e["field"] == "records[0].timestamp" and "at most a year from now" in e["message"], e
+
+
+def test_a_configured_performance_column_is_never_called_a_misspelt_feature(tmp_path: Path) -> None:
+    """`prediction_id` is performance's id column (its default): a batch whose client drops
+    null fields (no `prediction` key) was refused whole, the id column named "unknown"."""
+    performance = {"task": "classification", "reference": {"start": T0 - 86400, "end": T0 - 3600}}
+    m = model_config("churn", kpis=[], slos=[], features=["tenure"], samples={"path": "samples"},
+                     prediction_column="prediction", performance=performance)
+    tokens = [{"name": "feeder", "role": "ingest", "token_sha256": hashlib.sha256(INGEST.encode()).hexdigest()}]
+    api = TestClient(create_app(make_vigil(make_config(tmp_path, models=[m], api={"tokens": tokens}))),
+                     raise_server_exceptions=False)
+    records = [{"timestamp": T0, "tenure": 3.0, "prediction_id": "p-1"}]  # the prediction null, so left out
+    r = _post(api, records)
+    assert r.status_code == 202, r.text
+    assert r.json()["accepted"] == 1
