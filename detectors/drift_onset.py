@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from detectors.drift.columns import category_label
+from detectors.drift.columns import category_label, hashable_value
 
 MIN_ROWS = 20
 KOLMOGOROV_1PCT = 1.63
@@ -43,7 +43,11 @@ def categorical_surprise(values: np.ndarray, categories: list[str], counts: np.n
     # Spelt as the profile counted them (category_label): str(3.0) is "3.0", which made every
     # row of an integer column that pandas turned float "unseen", and the onset was lost.
     # Labelled once per distinct value, not per row (a window holds 100,000 rows of a few values).
-    codes, uniques = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=False)
+    series = pd.Series(values, dtype=object)
+    try:
+        codes, uniques = pd.factorize(series, use_na_sentinel=False)
+    except TypeError:  # unhashable values (a parquet list column): by their text, as the profile counted them
+        codes, uniques = pd.factorize(series.map(hashable_value), use_na_sentinel=False)
     per_value = np.array([p.get(category_label(v), unseen) for v in uniques], dtype=float)
     return -np.log(per_value[codes]) if len(codes) else np.zeros(0)
 

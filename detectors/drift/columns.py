@@ -149,7 +149,7 @@ def count_column_categories(series: pd.Series) -> tuple[list[str], np.ndarray, C
     try:
         uniques, counts = _count_values(series)
     except TypeError:  # unhashable values (a parquet list column: arrays; dicts): counted by their text
-        uniques, counts = _count_values(series.map(_hashable_value))
+        uniques, counts = _count_values(series.map(hashable_value))
     n_missing = int(counts[0])
     counts = counts[1:]
     labels = [category_label(u) for u in uniques]
@@ -177,7 +177,7 @@ def _count_values(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(uniques, dtype=object), np.bincount(codes + 1, minlength=len(uniques) + 1).astype(np.int64)
 
 
-def _hashable_value(value: object) -> object:
+def hashable_value(value: object) -> object:
     """A value a hash table takes: an unhashable one (a list, an array, a dict) as its text,
     which the drift onset's `str(value)` gives too, so it shows as a category by name."""
     try:
