@@ -143,8 +143,10 @@ class DeployWatch:
         born = float(info.created_at)
         record = alias_record(info, m.alias)
         at = record.set_at if record is not None and born <= record.set_at <= max(t, born) else born
+        # The alias executor tags a canary promotion "vigil-rollback" as well: only a move back
+        # to an older version is a rollback; a move forward is a deploy, and can be blamed.
         source = "rollback" if record is not None and at == record.set_at and record.set_by == "vigil-rollback" \
-            else "observed"
+            and _older(version, record.previous_version) else "observed"
         return (min(at, t) if born <= t else born), source
 
 

@@ -58,3 +58,16 @@ def test_a_first_seen_rollback_of_vigils_own_stays_a_rollback_and_no_suspect(tmp
     [row] = vigil.store.incidents(model=MODEL)
     assert "deploy" not in [c["kind"] for c in row.causes], row.causes
     assert vigil.store.rollback_target(MODEL) is None  # nothing to roll "back" to
+
+
+def test_a_first_seen_promotion_by_vigil_is_a_deploy_and_the_suspect(tmp_path: Any) -> None:
+    """Vigil's alias executor tags every move it makes `vigil-rollback`, a canary promotion
+    (v1 -> v2, forward) too; the store records that one as a promotion, which can be blamed.
+    Seen first after a restart on a new store, it was a "rollback": no suspect, no rollback."""
+    reg = serving_registry(version="2")
+    reg.add_version(MODEL, "2", created_at=T0 - MONTH, tags=_moved(T0 - 900, "vigil-rollback", "1"))
+    vigil = make_vigil(make_config(tmp_path), prometheus=incident_prometheus(bad_from=T0 - 600), registry=reg)
+    vigil.run_cycle(MODEL, T0)
+    assert [(d.version, d.at, d.source) for d in vigil.store.deploys(MODEL)] == [("2", T0 - 900, "observed")]
+    [row] = vigil.store.incidents(model=MODEL)
+    assert [c["kind"] for c in row.causes][:1] == ["deploy"], row.causes
