@@ -122,7 +122,14 @@ class DeployWatch:
         confirmed = self._confirmed.pop(m.name, None)
         blind_revert = m.name in self._blind and event is not None and _older(event.version, event.previous_version)
         self._blind.discard(m.name)
-        row = self.store.open_incident(s, m.name) if event is not None and confirmed is not None else None
+        row = self.store.open_incident(s, m.name) if event is not None and (
+            confirmed is not None or blind_revert) else None
+        if row is not None and confirmed is None:
+            # Polls failed from the one right after the last recorded read (a start, a move):
+            # that read (alias_seen_at) is the last the registry answered; it counts if the
+            # unread window spans the incident's opening.
+            seen = self.store.model_state(s, m.name).alias_seen_at
+            confirmed = seen if seen is not None and seen < row.opened_at else None
         if event is None or row is None or confirmed is None or (confirmed < row.opened_at and not blind_revert):
             return event
         return replace(event, source="response")

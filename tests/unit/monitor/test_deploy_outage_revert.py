@@ -47,3 +47,23 @@ def test_a_move_read_before_the_incident_opened_stays_a_deploy(tmp_path: Any) ->
     reg.down, reg.aliases[(MODEL, "champion")] = False, "1"
     vigil.run_cycle(MODEL, T0 + 120)
     assert [(d.version, d.source) for d in vigil.store.deploys(MODEL)][-1:] == [("1", "registry")]
+
+
+def test_a_revert_during_an_outage_that_began_right_after_vigil_first_read_the_alias_is_no_suspect(
+        tmp_path: Any) -> None:
+    # The registry went down right after the poll that first read the alias (a start, or a
+    # recorded move): no poll had confirmed it since, and the person's revert became the top
+    # suspect, the rollback's target the bad v2.
+    reg = serving_registry(version="2")
+    vigil = make_vigil(make_config(tmp_path), prometheus=incident_prometheus(bad_from=T0 + 30), registry=reg)
+    for t in range(int(T0), int(T0 + 600), 60):
+        reg.down = T0 < t < T0 + 300
+        if T0 + 200 <= t < T0 + 260:
+            reg.aliases[(MODEL, "champion")] = "1"
+        vigil.run_cycle(MODEL, float(t))
+    [row] = vigil.store.incidents(model=MODEL)
+    assert row.opened_at < T0 + 200
+    assert [(d.version, d.previous_version, d.source) for d in vigil.store.deploys(MODEL)][-1:] == \
+        [("1", "2", "response")]
+    assert "deploy" not in [c["kind"] for c in vigil.store.incident(row.id).causes]
+    assert (MODEL, "champion", "2") not in reg.moves and reg.aliases[(MODEL, "champion")] == "1"
