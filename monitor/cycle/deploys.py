@@ -139,8 +139,7 @@ class DeployWatch:
         Vigil's own record of the move (`vigil.alias.<alias>.set_at`, written by a rollback or
         a replay, maybe by another Vigil or before a restart) is the real time; else the
         version's registration time (`created_at` prefers the `vigil.created_at` tag). Never
-        before the version existed (a stale or skewed tag; a replay whose clock is behind a
-        live registry), never after the sighting unless the version is younger than `t`.
+        before the version existed (a stale or skewed tag), never after the sighting.
         A record of Vigil's own rollback stays a rollback: dated now, as an "observed"
         deploy it would be a suspect, and the next incident would roll the rollback back."""
         try:
@@ -154,7 +153,10 @@ class DeployWatch:
         # to an older version is a rollback; a move forward is a deploy, and can be blamed.
         source = "rollback" if record is not None and at == record.set_at and record.set_by == "vigil-rollback" \
             and _older(version, record.previous_version) else "observed"
-        return (min(at, t) if born <= t else born), source
+        # Never after the sighting: the alias was seen serving it at `t`. A version the registry
+        # dates later (MLflow's clock ahead of Vigil's, a replay behind a live registry) was
+        # dated in the future, after deploys that came later, and its rollback target was lost.
+        return min(at, t), source
 
 
 def _older(version: str, than: str | None) -> bool:

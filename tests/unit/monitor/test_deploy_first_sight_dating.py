@@ -1,10 +1,9 @@
 """The first sight of a model's alias (a daemon started after a deploy, a new store, a
 `vigil replay --config` over a live registry) was dated min(version created, sighting):
 a deploy made just before Vigil started was dated when the version was registered (days
-ago), so it was no suspect for the incident that began right after it; and a replay whose
-clock is behind the registry saw the alias 'now serve v3' before v3 existed. It is dated by
+ago), so it was no suspect for the incident that began right after it. It is dated by
 Vigil's own record of the move (`vigil.alias.<alias>.set_at`) when that is credible, else
-by the version's creation, and never before the version existed."""
+by the version's creation; never before the version existed, never after the sighting."""
 from __future__ import annotations
 
 from typing import Any
@@ -45,8 +44,10 @@ def test_a_record_in_the_future_or_before_the_version_existed_is_not_believed(tm
     assert _first_sight(tmp_path / "c", created_at=T0 - 600, tags={}) == (T0 - 600, "observed")
 
 
-def test_a_replay_clock_behind_a_live_registry_never_dates_a_version_before_it_existed(tmp_path: Any) -> None:
-    assert _first_sight(tmp_path, created_at=T0 + 3600, tags={}) == (T0 + 3600, "observed")
+def test_a_version_the_registry_dates_after_the_sighting_is_dated_at_the_sighting(tmp_path: Any) -> None:
+    """MLflow's clock ahead of Vigil's (or a replay behind a live registry): the alias was
+    seen serving the version at T0, so the deploy is no later than T0, never in the future."""
+    assert _first_sight(tmp_path, created_at=T0 + 3600, tags={}) == (T0, "observed")
 
 
 def test_a_first_seen_rollback_of_vigils_own_stays_a_rollback_and_no_suspect(tmp_path: Any) -> None:
