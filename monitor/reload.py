@@ -11,6 +11,7 @@ never changed by a reload (a chain cannot change keys: what follows would fail t
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from pathlib import Path
 from monitor.audit.keys import AuditKeyError, load_key
 from monitor.config import ConfigError, VigilConfig, load_config
 from monitor.config_errors import render
+from monitor.executors.build import layer_names
 from monitor.identities import load_token_table
 from monitor.vigil import Vigil
 
@@ -88,13 +90,23 @@ def successor(old: Vigil, config: VigilConfig) -> Vigil:
     new.checkpoints.carry_from(old.checkpoints)
     names = {m.name for m in config.models}
     new.last_cycle.update({k: v for k, v in old.last_cycle.items() if k in names})
+    # A layer the old config used and the new one does not is never marked again: kept, it
+    # read down in /readyz and VigilSourceDown fired for it until a restart.
+    unused = {f"rollback:{n}" for n in _layers(oc) - _layers(config)}
     for name, state in old.health.states.items():  # what a source said last is still true
         # (a state with no URL, `rollback:<layer>` or `schedule`, is marked only when used:
         # dropped, /readyz forgot a layer that failed its last rollback)
         kept = new.health.states.get(name)
-        if (kept.url == state.url) if kept is not None else not state.url:
+        if name in unused:
+            with contextlib.suppress(KeyError):
+                new.metrics.source_up.remove(name)
+        elif (kept.url == state.url) if kept is not None else not state.url:
             new.health.states[name] = state
     return new
+
+
+def _layers(config: VigilConfig) -> set[str]:
+    return set().union(*(layer_names(m) for m in config.models))
 
 
 def _keep_log_trace_clients(old: Vigil, new: Vigil) -> None:

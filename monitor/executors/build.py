@@ -25,6 +25,23 @@ def challenger_executor(registry: ChallengerRegistry, alias: str, champion_alias
     return ChallengerAliasExecutor(registry, alias, champion_alias)
 
 
+def layer_names(model_cfg: ModelConfig) -> set[str]:
+    """The names of the layers a rollback or canary pull of the model moves (as the executors
+    built from this config call themselves), without building them: a reload tells from
+    these which `rollback:<layer>` health states no model uses any more."""
+    names = {MlflowAliasExecutor.DEFAULT_NAME}
+    cfg = model_cfg.serving
+    if isinstance(cfg, MlflowAliasExecutorConfig):
+        alias = cfg.alias or model_cfg.alias
+        if alias != model_cfg.alias:
+            names.add(f"{MlflowAliasExecutor.DEFAULT_NAME}:{alias}")
+    elif cfg is not None:
+        names.add(cfg.kind)  # webhook, kserve, argo_rollouts: each executor's name is its kind
+    if model_cfg.canary is not None:
+        names.add(ChallengerAliasExecutor.name)
+    return names
+
+
 def build_serving_executor(model_cfg: ModelConfig, registry: AliasRegistry, *,
                            base_dir: str | Path = ".") -> Executor | None:
     """The serving layer to change after the alias moves; relative paths (kubeconfig,

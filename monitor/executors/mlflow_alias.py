@@ -36,7 +36,9 @@ class MlflowAliasExecutor:
     mlflow_alias}`) needs a name of its own, or the first alias's step would count as done
     for both and a restart would skip the second one."""
 
-    def __init__(self, registry: AliasRegistry, alias: str, *, name: str = "mlflow_alias") -> None:
+    DEFAULT_NAME = "mlflow_alias"
+
+    def __init__(self, registry: AliasRegistry, alias: str, *, name: str = DEFAULT_NAME) -> None:
         self.registry, self.alias, self.name = registry, alias, name
 
     def current(self, step: RollbackStep) -> str | None:

@@ -234,3 +234,21 @@ def test_a_reload_keeps_a_broken_rollback_layer_down_in_metrics_and_readyz(tmp_p
     new, _ = reload_vigil(old, write(tmp_path / "vigil.yaml", tmp_path, policy={"resolve_after_cycles": 5}))
     assert new.metrics.registry.get_sample_value("vigil_source_up", {"source": "rollback:mlflow"}) == 0
     assert new.health.is_down("rollback:mlflow"), "/readyz must still say the rollback layer failed"
+
+
+def test_a_rollback_layer_the_reload_removed_leaves_metrics_and_readyz(tmp_path):
+    """A KServe layer that failed its last rollback is down; the SRE takes the serving layer
+    out of the config (the alias is all Vigil moves now) and reloads. No model uses KServe
+    any more, so nothing marks it again: kept, /readyz said degraded and VigilSourceDown
+    fired for it until a restart."""
+    kserve = {"kind": "kserve", "namespace": "ml", "name": "recommender",
+              "storage_uri_template": "s3://models/{version}"}
+    old = make_vigil(make_config(tmp_path, models=[model_config(serving=kserve)]), notifiers={})
+    old.health.mark("rollback:kserve", False, "kserve: 503")
+    old.health.mark("rollback:mlflow_alias", False, "alias move refused: 503")
+    new, _ = reload_vigil(old, write(tmp_path / "vigil.yaml", tmp_path, models=[model_config()]))
+    assert new.metrics.registry.get_sample_value("vigil_source_up", {"source": "rollback:kserve"}) is None
+    assert "rollback:kserve" not in new.health.states, "/readyz must not report a layer no model uses"
+    # the alias layer is still every model's first: its last word stands
+    assert new.health.is_down("rollback:mlflow_alias")
+    assert new.metrics.registry.get_sample_value("vigil_source_up", {"source": "rollback:mlflow_alias"}) == 0
