@@ -312,9 +312,12 @@ def _gpu(f: Mapping[str, Any], stat: str, w: Wording) -> str:
             f"{stat_value(f.get('threshold'), stat)}")
     minutes, since = _finite(ev.get("minutes")), _finite(ev.get("saturated_from"))
     onset, until = _finite(f.get("onset")), _finite(ev.get("saturated_until"))
-    if since is not None and onset is not None and until is not None and onset < since:
+    if since is not None and onset is not None and until is not None and onset < since \
+            and ev.get("cut") is not False:
         # The latest window cut the run; the incident's story (merged findings) saw it begin
         # earlier, as the GPU cause says ("began at"): tell that start and the time since.
+        # A run the window saw begin (`cut` False) is a saturation that came back: "for 49
+        # min from 07:00" told 20 min under the limit as saturated. (No `cut`: an older row.)
         since, minutes = onset, (until - onset) / 60.0
     if minutes is not None:
         text += f" for {duration(minutes * 60)}"

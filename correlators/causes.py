@@ -154,6 +154,10 @@ def _gpu_cause(gpu: list[Finding], serving: list[Finding]) -> Cause:
 
 def _saturated_from(f: Finding) -> float:
     seen = f.evidence.get("saturated_from")
+    if isinstance(seen, (int, float)) and f.evidence.get("cut") is False:
+        # The window saw this run begin: a saturation that came back after a spell under the
+        # limit began then, not at the story's first onset (as the finding's line says).
+        return float(seen)
     return min(f.onset, float(seen)) if isinstance(seen, (int, float)) else f.onset
 
 

@@ -121,6 +121,9 @@ def _finding(p: GpuParams, s: Series, run: Run, start: float, end: float) -> Fin
             "series": s.label_str(),
             "saturated_from": run.start,
             "saturated_until": run.end,
+            # Whether the run began at the window's start (and so maybe earlier): only then is
+            # the story's onset its start; else it is a new run after a spell under the limit.
+            "cut": cut,
             "minutes": run.duration / 60.0,
             "peak": run.peak,
             "signal": signal.name,

@@ -35,3 +35,17 @@ def test_a_saturation_inside_the_window_reads_as_before() -> None:
     (f,) = _window(T0 - 1800, np.r_[np.full(20, 40.0), np.full(10, 99.0)])
     _, sentence = finding_sentence(f.to_dict(), Wording())
     assert "for 9 min from 2027-01-15 07:50" in sentence, sentence
+
+
+def test_a_saturation_that_came_back_is_not_told_as_one_since_the_first() -> None:
+    """Saturated 07:00-07:09, then below the limit for 20 min the later window saw, then
+    saturated again from 07:40: the story keeps the first onset, but the GPU was not at its
+    limit for 49 min from 07:00; the line and the cause tell the run the window saw."""
+    from correlators.causes import _saturated_from
+
+    first = _window(T0 - 3600 - 1200, np.r_[np.full(20, 40.0), np.full(10, 99.0)])  # 07:00-07:09
+    later = _window(T0 - 2400, np.r_[np.full(20, 40.0), np.full(10, 99.0)])  # 07:20-07:49, 99 from 07:40
+    (story,) = merge_findings(first, later)
+    _, sentence = finding_sentence(story.to_dict(), Wording())
+    assert "for 9 min from 2027-01-15 07:40" in sentence, sentence
+    assert _saturated_from(story) == T0 - 1200, "the GPU cause's 'from' is the run the window saw too"
