@@ -50,11 +50,18 @@ def test_a_version_the_registry_dates_after_the_sighting_is_dated_at_the_sightin
     assert _first_sight(tmp_path, created_at=T0 + 3600, tags={}) == (T0, "observed")
 
 
-def test_a_first_seen_rollback_of_vigils_own_stays_a_rollback_and_no_suspect(tmp_path: Any) -> None:
+def _cycle_after(tmp_path: Any, previous: str) -> Any:
+    """A cycle at T0 after Vigil's executor moved the alias to v2 from `previous` at T0 - 900,
+    seen first (a new store), with an incident from T0 - 600."""
     reg = serving_registry(version="2")
-    reg.add_version(MODEL, "2", created_at=T0 - MONTH, tags=_moved(T0 - 900, "vigil-rollback", "3"))
+    reg.add_version(MODEL, "2", created_at=T0 - MONTH, tags=_moved(T0 - 900, "vigil-rollback", previous))
     vigil = make_vigil(make_config(tmp_path), prometheus=incident_prometheus(bad_from=T0 - 600), registry=reg)
     vigil.run_cycle(MODEL, T0)
+    return vigil
+
+
+def test_a_first_seen_rollback_of_vigils_own_stays_a_rollback_and_no_suspect(tmp_path: Any) -> None:
+    vigil = _cycle_after(tmp_path, "3")
     assert [(d.version, d.at, d.source) for d in vigil.store.deploys(MODEL)] == [("2", T0 - 900, "rollback")]
     [row] = vigil.store.incidents(model=MODEL)
     assert "deploy" not in [c["kind"] for c in row.causes], row.causes
@@ -65,10 +72,7 @@ def test_a_first_seen_promotion_by_vigil_is_a_deploy_and_the_suspect(tmp_path: A
     """Vigil's alias executor tags every move it makes `vigil-rollback`, a canary promotion
     (v1 -> v2, forward) too; the store records that one as a promotion, which can be blamed.
     Seen first after a restart on a new store, it was a "rollback": no suspect, no rollback."""
-    reg = serving_registry(version="2")
-    reg.add_version(MODEL, "2", created_at=T0 - MONTH, tags=_moved(T0 - 900, "vigil-rollback", "1"))
-    vigil = make_vigil(make_config(tmp_path), prometheus=incident_prometheus(bad_from=T0 - 600), registry=reg)
-    vigil.run_cycle(MODEL, T0)
+    vigil = _cycle_after(tmp_path, "1")
     assert [(d.version, d.at, d.source) for d in vigil.store.deploys(MODEL)] == [("2", T0 - 900, "observed")]
     [row] = vigil.store.incidents(model=MODEL)
     assert [c["kind"] for c in row.causes][:1] == ["deploy"], row.causes
