@@ -88,14 +88,19 @@ def _f(kind, service, stat, score, onset=100.0, **ev) -> Finding:
                    statistic=stat, message=f"{service} {stat}", evidence=ev)
 
 
+def _rank_logs(logs: list[Finding], graph: ServiceGraph, alert_time: float) -> list:
+    """The ranking from log findings alone, over the call graph."""
+    return rank_root_causes(metric_findings=[], log_findings=logs, trace_findings=[], topology=graph,
+                            alert_time=alert_time)
+
+
 def test_errors_passed_up_from_a_callee_are_discounted():
     graph = ServiceGraph({("frontend", "orders"): EdgeStats(calls_current=50),
                           ("orders", "inventory"): EdgeStats(calls_current=50)})
     logs = [_f(FindingKind.LOG_ANOMALY, "frontend", "new_error_template", 0.9, onset=120),
             _f(FindingKind.LOG_ANOMALY, "orders", "new_error_template", 0.9, onset=110),
             _f(FindingKind.LOG_ANOMALY, "inventory", "new_error_template", 0.8, onset=100)]
-    causes = rank_root_causes(metric_findings=[], log_findings=logs, trace_findings=[], topology=graph,
-                              alert_time=130.0)
+    causes = _rank_logs(logs, graph, 130.0)
     assert [c.entity for c in causes] == ["inventory", "orders", "frontend"]
     assert causes[1].evidence["inherited_from"] == "inventory"
 
@@ -147,8 +152,7 @@ def test_a_callee_whose_code_path_broke_silently_takes_its_callers_errors():
     graph = ServiceGraph({("travel", "route"): EdgeStats(calls_current=50)})
     logs = [_f(FindingKind.LOG_ANOMALY, "travel", "new_error_template", 0.9, onset=120),
             _f(FindingKind.LOG_ANOMALY, "route", "vanished_template", 0.8, onset=100)]
-    causes = rank_root_causes(metric_findings=[], log_findings=logs, trace_findings=[], topology=graph,
-                              alert_time=130.0)
+    causes = _rank_logs(logs, graph, 130.0)
     assert [c.entity for c in causes][:2] == ["route", "travel"]
     assert causes[1].evidence["inherited_from"] == "route"
 
@@ -159,13 +163,11 @@ def test_caller_errors_that_begin_long_after_the_callees_failure_are_its_own():
     graph = ServiceGraph({("food", "travel"): EdgeStats(calls_current=50)})
     logs = [_f(FindingKind.LOG_ANOMALY, "food", "new_error_template", 0.9, onset=226),
             _f(FindingKind.LOG_ANOMALY, "travel", "new_error_template", 0.5, onset=100)]
-    causes = rank_root_causes(metric_findings=[], log_findings=logs, trace_findings=[], topology=graph,
-                              alert_time=170.0)
+    causes = _rank_logs(logs, graph, 170.0)
     assert causes[0].entity == "food" and causes[0].evidence["inherited_from"] is None
     # The same errors arriving together with the callee's failure are passed up.
     logs[0] = _f(FindingKind.LOG_ANOMALY, "food", "new_error_template", 0.9, onset=105)
-    causes = rank_root_causes(metric_findings=[], log_findings=logs, trace_findings=[], topology=graph,
-                              alert_time=170.0)
+    causes = _rank_logs(logs, graph, 170.0)
     assert {c.entity: c for c in causes}["food"].evidence["inherited_from"] == "travel"
 
 
@@ -173,8 +175,7 @@ def test_a_callee_whose_sequence_of_lines_broke_takes_its_callers_errors():
     graph = ServiceGraph({("preserve", "travel2"): EdgeStats(calls_current=50)})
     logs = [_f(FindingKind.LOG_ANOMALY, "preserve", "new_error_template", 0.9, onset=120),
             _f(FindingKind.LOG_ANOMALY, "travel2", "broken_sequence", 0.9, onset=100)]
-    causes = rank_root_causes(metric_findings=[], log_findings=logs, trace_findings=[], topology=graph,
-                              alert_time=130.0)
+    causes = _rank_logs(logs, graph, 130.0)
     assert [c.entity for c in causes][:2] == ["travel2", "preserve"]
 
 
@@ -327,8 +328,7 @@ def test_two_services_calling_each_other_do_not_both_pass_their_errors_up_from_t
     logs = [_f(FindingKind.LOG_ANOMALY, "orders", "new_error_template", 0.9, onset=110),
             _f(FindingKind.LOG_ANOMALY, "stock", "new_error_template", 0.9, onset=100),
             _f(FindingKind.LOG_ANOMALY, "billing", "new_error_template", 0.6, onset=105)]
-    causes = rank_root_causes(metric_findings=[], log_findings=logs, trace_findings=[], topology=graph,
-                              alert_time=130.0)
+    causes = _rank_logs(logs, graph, 130.0)
     by = {c.entity: c for c in causes}
     assert by["orders"].evidence["inherited_from"] == "stock"
     assert by["stock"].evidence["inherited_from"] is None
