@@ -126,37 +126,28 @@ class ReferenceChooser:
             self._training.discard((*key, old))
 
     @staticmethod
-    def _loaded(stored: bytes | None, model: str) -> ReferenceProfile | None:
-        """The store's profile, or None when there is none or it no longer loads (damaged, or
-        written by an older Vigil): then it is built again and overwritten, rather than the
-        model's drift being `no_data` on every cycle."""
-        if stored is None:
+    def _loaded(buf: bytes | memoryview | None, model: str, where: str = "stored") -> ReferenceProfile | None:
+        """The profile in `buf`, or None when there is none or it does not load (damaged, cut
+        short, or written by an older Vigil: `from_bytes` says so with a ValueError). It is then
+        built again and overwritten, rather than the model's drift being `no_data` every cycle."""
+        if buf is None:
             return None
         try:
-            return ReferenceProfile.from_bytes(stored)
+            return ReferenceProfile.from_bytes(buf)
         except ValueError as e:
-            log.warning("stored profile unreadable, profiling the reference again",
+            log.warning("%s profile unreadable, profiling the reference again", where,
                         extra={"model": model, "error": str(e)})
             return None
 
     def _mapped(self, skey: str, model: str) -> ReferenceProfile | None:
         """A profile the memory budget did not hold, mapped from the spool (no copy); the
-        mapping goes when the cycle drops the profile."""
+        mapping goes when the cycle drops the profile. A damaged entry leaves the spool."""
         if self._spool is None:
             return None
-        buf = self._spool.map("profiles", skey)
-        if buf is None:
-            return None
-        try:
-            return ReferenceProfile.from_bytes(buf)
-        except Exception as e:  # a damaged entry, whatever it breaks: built again from the reference
-            # An entry cut short (power lost before its pages reached the disk) fails in the
-            # zip reader (BadZipFile, struct.error), not as a ValueError: left to the cycle, it
-            # blinded the model's drift every cycle until the spool was emptied by hand.
-            log.warning("spooled profile unreadable, profiling the reference again",
-                        extra={"model": model, "error": str(e)})
+        profile = self._loaded(self._spool.map("profiles", skey), model, "spooled")
+        if profile is None:
             self._spool.discard("profiles", skey)
-            return None
+        return profile
 
     def _rolling_span(self, m: ModelConfig, w: Window) -> tuple[float, float] | None:
         """[since, end] of the rolling reference for the window, None when the training
