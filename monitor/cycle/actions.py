@@ -21,12 +21,11 @@ from monitor.config import ModelConfig, VigilConfig
 from monitor.cycle.known_good import target_facts, without_deleted
 from monitor.cycle.messages import OutboxWriter
 from monitor.cycle.plan import routes_of
-from monitor.cycle.rollback_ask import RollbackAsk
+from monitor.cycle.rollback_ask import RollbackAsk, missing_version
 from monitor.cycle.rollback_intents import RollbackRunner
 from monitor.metrics import VigilMetrics
 from monitor.silence_ops import SilenceAsk
 from monitor.silence_ops import create_once as create_silence_once
-from monitor.sources.registry import ModelNotFound
 from monitor.store import groups
 from monitor.store.audit_log import retry_audited
 from monitor.store.repository import IncidentRow, Store
@@ -98,17 +97,9 @@ class Operator:
 
     def target_facts(self, m: ModelConfig, now: float) -> TargetFacts:
         facts = target_facts(self.store, m.name, self.config.policy_for(m).rollback, now)
-        return facts if self.registry is None else without_deleted(facts, lambda v: self._exists(m, v))
-
-    def _exists(self, m: ModelConfig, version: str) -> bool:
-        """Whether the registry still holds the version; True when it cannot say."""
-        try:
-            self.registry.get_version(m.registry, version)
-        except ModelNotFound:
-            return False
-        except Exception:  # unreachable: not a reason to pick another target; the rollback reports it
-            return True
-        return True
+        # A registry that cannot answer is no reason to pick another target: the rollback reports it.
+        return facts if self.registry is None else without_deleted(
+            facts, lambda v: missing_version(self.registry, m.registry, v) is None)
 
     def choose_target(self, m: ModelConfig, now: float, *, asked: str | None = None, force: bool = False,
                       force_reason: str = "") -> TargetChoice:

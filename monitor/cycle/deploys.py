@@ -148,7 +148,7 @@ class DeployWatch:
             return t, "observed"
         born = float(info.created_at)
         record = alias_record(info, m.alias)
-        at = record.set_at if record is not None and born <= record.set_at <= max(t, born) else born
+        at = record.set_at if record is not None and born <= record.set_at <= t else born
         # The alias executor tags a canary promotion "vigil-rollback" as well: only a move back
         # to an older version is a rollback; a move forward is a deploy, and can be blamed.
         source = "rollback" if record is not None and at == record.set_at and record.set_by == "vigil-rollback" \
