@@ -51,7 +51,7 @@ class VigilMetrics:
         # the fleet's features x statistics fit FEATURE_DRIFT_SERIES (small fleets, dashboards).
         self.all_feature_drift = False
         self._drift_shown: dict[str, set[tuple[str, str]]] = {}
-        self._drift_lock = threading.Lock()
+        self._shown_lock = threading.Lock()
         # (gauge, model) -> the label values it shows of the model's KPIs and performance: a
         # cycle drops what it no longer knows without scanning every model's series.
         self._shown: dict[tuple[str, str], set[tuple[str, ...]]] = {}
@@ -195,7 +195,7 @@ class VigilMetrics:
     def _publish(self, name: str, model: str, wanted: dict[tuple[str, ...], float]) -> None:
         """Gauge `name`'s series of `model` become exactly `wanted` (label values -> value)."""
         gauge: Gauge = getattr(self, name)
-        with self._drift_lock:
+        with self._shown_lock:
             gone = self._shown.get((name, model), set()) - wanted.keys()
             if wanted:
                 self._shown[(name, model)] = set(wanted)
@@ -212,7 +212,7 @@ class VigilMetrics:
         `all_feature_drift`): every feature of every model is 244,000 series at 1,000
         models. A feature that stops moving loses its series, so none reads stale."""
         shown = {(f, s): v for f, s, v in statistics if self.all_feature_drift or f in moved}
-        with self._drift_lock:
+        with self._shown_lock:
             before = self._drift_shown.get(model, set())
             for feature, stat in before - shown.keys():
                 with contextlib.suppress(KeyError):
@@ -234,7 +234,7 @@ class VigilMetrics:
             for s in family.samples:
                 if s.labels["model"] in models:
                     shown.setdefault(s.labels["model"], set()).add((s.labels["feature"], s.labels["statistic"]))
-        with self._drift_lock:
+        with self._shown_lock:
             for model in models:
                 if model in shown:
                     self._drift_shown[model] = shown[model]
@@ -249,7 +249,7 @@ class VigilMetrics:
                 for x in family.samples:
                     if x.labels["model"] in models:
                         shown.setdefault(x.labels["model"], set()).add(tuple(x.labels.values()))
-            with self._drift_lock:
+            with self._shown_lock:
                 for model in models:
                     if model in shown:
                         self._shown[(name, model)] = shown[model]
@@ -292,7 +292,7 @@ class VigilMetrics:
         over them is still right."""
         self.liveness.forget(model)
         self._samples_until.pop(model, None)  # its new owner counts the rows meanwhile
-        with self._drift_lock:
+        with self._shown_lock:
             self._drift_shown.pop(model, None)
             self._shown = {k: v for k, v in self._shown.items() if k[1] != model}
         for metric in vars(self).values():

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -44,6 +44,9 @@ class Sources:
     references: ReferenceChooser
     logs_traces: LogTraceSources
     step: float  # Prometheus query step, seconds
+    # (model, anomaly state key) -> cycles in a row its first-sight day of history timed out
+    # (a model's cycles run one at a time, so no two threads touch one entry)
+    history_misses: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -154,9 +157,6 @@ def _metric(sources: Sources, req: GatherRequest, raw: RawSignals, name: str, qu
     return MetricSignal(name, query, series, history, volume, volume_history, volume_query, missed)
 
 
-_history_misses: dict[tuple[str, str], int] = {}  # (model, state key) -> cycles its day of history timed out
-
-
 def _history(sources: Sources, req: GatherRequest, name: str, query: str, since: float, series: Series,
              key: str) -> tuple[Series | None, bool]:
     """A day of `series` for its first sight, and whether it is to be asked again next
@@ -170,14 +170,14 @@ def _history(sources: Sources, req: GatherRequest, name: str, query: str, since:
     except QueryError:
         return None, False
     except SourceUnavailable as e:
-        misses = _history_misses[miss_key] = _history_misses.get(miss_key, 0) + 1
+        misses = sources.history_misses[miss_key] = sources.history_misses.get(miss_key, 0) + 1
         log.warning("anomaly warm-up history unavailable", extra={"model": req.model.name, "signal": name,
                                                                   "reason": str(e), "attempt": misses})
         if misses >= HISTORY_TRIES:
-            _history_misses.pop(miss_key, None)
+            sources.history_misses.pop(miss_key, None)
             return None, False
         return None, True
-    _history_misses.pop(miss_key, None)
+    sources.history_misses.pop(miss_key, None)
     return next((h for h in found if h.labels == series.labels), None), False
 
 
