@@ -51,9 +51,7 @@ class GpuDetector:
             s = s.between(start, end)
             if s.empty:
                 continue
-            ts, values = _holes_as_nan(s, 2 * p.step)
-            run = trailing_run(runs_past(ts, values, p.signal.limit * (1 - 1e-9), above=True),
-                               end, tolerance=2 * p.step)
+            run = _saturated_until(s, p.signal.limit, p.step, end, tolerance=2 * p.step)
             if run is None or run.duration < p.min_duration:
                 continue
             out.append(_finding(p, s, run, start, end))
@@ -78,11 +76,17 @@ def stopped_while_saturated(window: Sequence[Series], limit: float, start: float
         t, v = float(s.timestamps[last]), float(s.values[last])
         if end - t <= 2 * step or v < limit * (1 - 1e-9):
             continue
-        ts, values = _holes_as_nan(s, 2 * step)
-        run = trailing_run(runs_past(ts, values, limit * (1 - 1e-9), above=True), t, tolerance=0.0)
+        run = _saturated_until(s, limit, step, t, tolerance=0.0)
         if run is not None and run.duration >= min_duration:
             out.append((_gpu_entity(s), t, v))
     return out
+
+
+def _saturated_until(s: Series, limit: float, step: float, end: float, tolerance: float) -> Run | None:
+    """The run at or past `limit` (a hair of float slack) that reaches `end`, give or take
+    `tolerance`; a hole of more than two steps ends a run."""
+    ts, values = _holes_as_nan(s, 2 * step)
+    return trailing_run(runs_past(ts, values, limit * (1 - 1e-9), above=True), end, tolerance=tolerance)
 
 
 def _holes_as_nan(s: Series, max_gap: float) -> tuple[np.ndarray, np.ndarray]:
