@@ -17,8 +17,8 @@ from monitor.api.limits import WRITE_LIMIT_RESPONSES
 from monitor.api.pagination import OffsetQuery, Page, limit_query, next_by_cursor
 from monitor.api.responses import errors
 from monitor.api.schemas import MAX_ID, IncidentOut, SilenceRequest
+from monitor.store.repository import Store
 from monitor.store.tables import ActionRow, DriftReportRow, IncidentRow
-from monitor.vigil import Vigil
 
 DRIFT_KINDS = (FindingKind.FEATURE_DRIFT.value, FindingKind.PREDICTION_DRIFT.value)  # what a drift report shows
 
@@ -26,13 +26,13 @@ DRIFT_KINDS = (FindingKind.FEATURE_DRIFT.value, FindingKind.PREDICTION_DRIFT.val
 router = APIRouter(prefix="/v1/incidents", tags=["incidents"], responses={**AUTH_RESPONSES, **errors(404, 422)})
 
 
-def incidents_out(vigil: Vigil, rows: list[IncidentRow]) -> list[IncidentOut]:
+def incidents_out(store: Store, rows: list[IncidentRow]) -> list[IncidentOut]:
     """Each incident as every answer shows it: with its actions and its drift report's link.
     The list, ack and silence once answered `actions: []`, `drift_report: null` (a client saw
     no rollback); one query each for a whole page, and the report's key only (it is large)."""
     ids = [r.id for r in rows]
     actions: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    with vigil.store.tx() as s:
+    with store.tx() as s:
         for a in s.scalars(select(ActionRow).where(ActionRow.incident_id.in_(ids)).order_by(ActionRow.id)):
             if a.incident_id is not None:  # always, by the filter; said for the type checker
                 actions[a.incident_id].append(a.to_dict())
@@ -58,14 +58,14 @@ def list_incidents(_: ViewerDep, vigil: VigilDep, request: Request, model: str |
     rows = vigil.store.incidents(model=model, status=status, limit=limit + 1, offset=offset, before_id=before_id)
     page = rows[:limit]
     total = vigil.store.count_incidents(model=model, status=status)
-    return Page[IncidentOut](items=incidents_out(vigil, page), total=total,
+    return Page[IncidentOut](items=incidents_out(vigil.store, page), total=total,
                              next=next_by_cursor(request, cursor_param="before_id",
                                                  last=page[-1].id if page else None, more=len(rows) > limit))
 
 
 @router.get("/{incident_id}", response_model=IncidentOut)
 def get_incident(_: ViewerDep, vigil: VigilDep, row: IncidentDep) -> IncidentOut:
-    return incidents_out(vigil, [row])[0]
+    return incidents_out(vigil.store, [row])[0]
 
 
 @router.get("/{incident_id}/drift-report", response_class=HTMLResponse)
@@ -84,7 +84,7 @@ def drift_report(_: ViewerDep, vigil: VigilDep, row: IncidentDep) -> HTMLRespons
 @router.post("/{incident_id}/ack", response_model=IncidentOut, responses={**WRITE_LIMIT_RESPONSES, **errors(409)})
 def ack(who: OperatorDep, vigil: VigilDep, row: IncidentDep) -> IncidentOut:
     try:
-        return incidents_out(vigil, [vigil.operator.acknowledge(row.id, who.actor, time.time())])[0]
+        return incidents_out(vigil.store, [vigil.operator.acknowledge(row.id, who.actor, time.time())])[0]
     except LifecycleConflict as e:  # resolved: the lifecycle says no
         raise HTTPException(409, str(e)) from None
 
@@ -94,6 +94,6 @@ def ack(who: OperatorDep, vigil: VigilDep, row: IncidentDep) -> IncidentOut:
 def silence(who: OperatorDep, vigil: VigilDep, row: IncidentDep, body: SilenceRequest) -> IncidentOut:
     try:
         done = vigil.operator.silence(row.id, who.actor, body.duration_s, body.reason, time.time())
-        return incidents_out(vigil, [done])[0]
+        return incidents_out(vigil.store, [done])[0]
     except LifecycleConflict as e:
         raise HTTPException(409, str(e)) from None
