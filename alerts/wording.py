@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from detectors.numbers import told_apart
+
 # The drift statistics, named as a data scientist would say them.
 STATISTIC_WORDS: dict[str, str] = {
     "psi": "population stability index (PSI)",
@@ -287,11 +289,7 @@ def value_pair(value: Any, threshold: Any, statistic: str) -> tuple[str, str]:
     if not share and a != number(value):  # durations keep their unit's wording
         return a, b
     scale, suffix = (100.0, " %") if share else (1.0, "")
-    for digits in range(4, 18):
-        a, b = f"{v * scale:.{digits}g}{suffix}", f"{t * scale:.{digits}g}{suffix}"
-        if a != b:
-            break
-    return a, b
+    return told_apart(v, t, lambda x, d: f"{x * scale:.{d}g}{suffix}", range(4, 18))
 
 
 def _drift(f: Mapping[str, Any], stat: str, w: Wording) -> str:

@@ -25,6 +25,7 @@ from detectors.drift.modes import profile_reference
 from detectors.drift.numeric import PValueMode
 from detectors.drift.profile import DEFAULT_QUANTILE_BINS, FeatureSpec, ProfileModeName, ReferenceProfile
 from detectors.drift.quality import QualityThresholds, QualityWindow, quality_findings
+from detectors.numbers import told_apart
 from detectors.records import Direction, Finding, FindingKind
 
 STATISTICS = ("psi", "wasserstein", "ks", "js")
@@ -137,11 +138,9 @@ def _fmt_pair(value: float, threshold: float) -> tuple[str, str]:
     """Value and threshold with as many digits as it takes to tell them apart: 0.1604
     against 0.1593 printed "0.16 > 0.16"."""
     a, b = _fmt(value), _fmt(threshold)
-    digits = 3
-    while a == b and value != threshold and math.isfinite(value) and digits <= 17:
-        a, b = f"{value:.{digits}g}", f"{threshold:.{digits}g}"
-        digits += 1
-    return a, b
+    if a != b or value == threshold or not math.isfinite(value):
+        return a, b
+    return told_apart(value, threshold, lambda x, d: f"{x:.{d}g}", range(3, 18))
 
 
 def _pvalue_key(fd: FeatureDrift) -> str:

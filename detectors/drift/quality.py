@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from detectors.drift.compare import FeatureDrift
+from detectors.numbers import told_apart
 from detectors.records import Finding, FindingKind
 
 
@@ -47,11 +48,7 @@ def _pct(x: float) -> str:
 def _pct_pair(value: float, threshold: float) -> tuple[str, str]:
     """A share and its threshold with as many decimals as it takes to tell them apart
     (1.03 % against 1 % printed "1.0% ... (> 1.0%)")."""
-    for digits in range(1, 8):
-        a, b = f"{100 * value:.{digits}f}%", f"{100 * threshold:.{digits}f}%"
-        if a != b:
-            return a, b
-    return a, b
+    return told_apart(value, threshold, lambda x, d: f"{100 * x:.{d}f}%", range(1, 8))
 
 
 def quality_findings(drifts: list[FeatureDrift], *, thresholds: QualityThresholds,
