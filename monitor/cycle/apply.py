@@ -72,10 +72,12 @@ def apply_plan(store: Store, outbox: OutboxWriter, m: ModelConfig, plan: AlertPl
             told_at = row.last_notified_at
             told_before = told_at is not None
             told_severity = last_told(row.notified_digest, row.severity)
+            change = _change(plan)
+            if change == "escalated" and row.acknowledged_by is not None:
+                _ack_lapses(row, told_severity, m.name, update.t)
             outbox.incident(s, row, plan.channels or routes_of(m).channels(told_severity), update.t, held=False)
             if plan.digest:
                 row.notified_digest = told_digest(plan.digest, row.severity)
-            change = _change(plan)
             if change and told_before:
                 # Reply where the message already was: the channels of the severity last told.
                 before = Severity.WARNING if change == "escalated" else told_severity
@@ -113,6 +115,16 @@ def _record_muting(row: IncidentRow, muted_by: list[str]) -> None:
     """What keeps the incident from paging, shown with its reasons (API, replay output)."""
     kept = [r for r in (row.reasons or []) if not (isinstance(r, str) and r.startswith(MUTED_PREFIX))]
     row.reasons = kept + [MUTED_PREFIX + why for why in dict.fromkeys(muted_by)]
+
+
+def _ack_lapses(row: IncidentRow, acked: Severity, model: str, t: float) -> None:
+    """An ack covers the severity it was given at (the one people were told): an escalation
+    above it is news, as a new, higher-severity alert is in PagerDuty or Alertmanager. Kept,
+    the owner's ack of a warning stopped the critical's repeats and acknowledged the on-call's
+    fresh page on the owner's behalf; now the critical waits for its own ack."""
+    log.info("escalation to %s: the ack of the %s by %s no longer covers the incident", row.severity, acked,
+             row.acknowledged_by, extra={"model": model, "incident": row.id, "t": t})
+    row.acknowledged_by = None
 
 
 def _held_by_shared_cause(plan: AlertPlan, hold: str | None) -> bool:
@@ -159,6 +171,9 @@ def _apply_step(store: Store, s: Session, plan: AlertPlan, incident: Incident | 
         s.flush()
     assert row is not None
     if step in (Step.UPDATE, Step.UNCHANGED, Step.REPEAT) and incident is not None:
+        rises = plan.lifecycle.severity is not None and plan.lifecycle.severity.rank > Severity(row.severity).rank
+        if rises and row.acknowledged_by is not None:  # told later, or by its shared cause's page
+            _ack_lapses(row, Severity(row.severity), m.name, t)
         row.severity = str(plan.lifecycle.severity)
         row.title = incident.title
         row.findings = [f.to_dict() for f in incident.findings]

@@ -1,0 +1,68 @@
+"""An ack covers the severity acknowledged: the model owner takes the warning, the incident
+then turns critical. The critical is news (as a new, higher-severity alert is in PagerDuty or
+Alertmanager): it pages the on-call's PagerDuty without being acknowledged there on the
+owner's behalf, and it is repeated until someone takes the critical."""
+from __future__ import annotations
+
+import pytest
+
+from alerts.slack import SlackNotifier
+from monitor.notifiers import build_receivers
+from tests.fakes.pagerduty_server import FakePagerDuty
+from tests.fakes.slack_server import FakeSlack
+from tests.helpers_vigil import MODEL, ONCALL, OWNER, T0, incident_prometheus, make_config, make_vigil
+
+pytestmark = pytest.mark.integration
+TOKEN = "xoxb-ack-escalation"
+PD_KEY = "0123456789abcdef0123456789abcdef"
+
+
+@pytest.fixture
+def pd(monkeypatch):
+    monkeypatch.setenv("PD_ROUTING_KEY", PD_KEY)
+    with FakePagerDuty() as fake:
+        yield fake
+
+
+@pytest.fixture
+def slack():
+    with FakeSlack(token=TOKEN, channels=(OWNER.lstrip("#"), ONCALL.lstrip("#"))) as fake:
+        yield fake
+
+
+def test_an_ack_of_the_warning_does_not_acknowledge_or_silence_the_escalation(tmp_path, pd, slack):
+    cfg = make_config(tmp_path, mentions={"critical": ["<!subteam^S0ONCALL>"]},
+                      policy={"slo_consecutive_cycles": 2, "resolve_after_cycles": 2, "repeat_interval": "5m"},
+                      receivers=[{"name": "pd-oncall", "kind": "pagerduty", "routing_key_env": "PD_ROUTING_KEY",
+                                  "url": pd.url, "severities": ["critical"], "backoff_s": 0.0,
+                                  "max_wait_s": 0.2}])
+    notifier = SlackNotifier(TOKEN, base_url=slack.base_url, max_rate_limit_retries=0, timeout_s=5.0)
+    vigil = make_vigil(cfg, prometheus=incident_prometheus(), notifiers={"slack": notifier, **build_receivers(cfg)})
+
+    def cycle(t: float) -> str:
+        step = vigil.run_cycle(MODEL, t).step
+        for _ in range(10):
+            if vigil.deliver(t) == 0:
+                break
+        return step
+
+    assert cycle(T0) == "open"  # a warning, to the owner
+    (row,) = vigil.store.incidents()
+    vigil.operator.acknowledge(row.id, "api:owner", T0 + 30)  # the owner takes the warning
+    assert cycle(T0 + 60) == "update"  # the SLO breach turns it critical
+    (alert,) = pd.alerts()
+    assert alert.severity == "critical"
+    assert alert.status == "triggered", \
+        f"the on-call's page was acknowledged on the owner's behalf: {[e['event_action'] for e in pd.events]}"
+    steps = [cycle(T0 + 60 * k) for k in range(2, 9)]
+    assert "repeat" in steps, f"the unacknowledged critical was never repeated: {steps}"
+    (parent,) = [m for m in slack.messages(OWNER) if not m.thread_ts]
+    texts = [m.text for m in slack.thread(OWNER, parent.ts)]
+    assert any("still *critical*" in x and "S0ONCALL" in x for x in texts), texts
+
+    # the on-call takes the critical: that ack reaches PagerDuty and stops the reminders
+    vigil.operator.acknowledge(row.id, "api:oncall", T0 + 570)
+    assert vigil.store.incident(row.id).acknowledged_by == "api:oncall"
+    later = [cycle(T0 + 600 + 60 * k) for k in range(8)]
+    assert "repeat" not in later, later
+    assert pd.alerts()[0].status == "acknowledged"
