@@ -75,7 +75,11 @@ def apply_plan(store: Store, outbox: OutboxWriter, m: ModelConfig, plan: AlertPl
             change = _change(plan)
             if change == "escalated" and row.acknowledged_by is not None:
                 _ack_lapses(row, told_severity, m.name, update.t)
-            outbox.incident(s, row, plan.channels or routes_of(m).channels(told_severity), update.t, held=False)
+            # A resolve shows the severity people were told: an escalation a mute held back
+            # was never news to anyone, and "resolved" must not announce it.
+            shown = str(told_severity) if plan.lifecycle.step == Step.RESOLVE else None
+            outbox.incident(s, row, plan.channels or routes_of(m).channels(told_severity), update.t, held=False,
+                            shown=shown)
             if plan.digest:
                 row.notified_digest = told_digest(plan.digest, row.severity)
             if change and told_before:

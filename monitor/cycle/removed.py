@@ -92,7 +92,8 @@ def _resolve(vigil: Vigil, incident_id: int, me: str | None) -> bool | None:
         vigil.grouper.member_left(s, row, now)  # its group updates, or closes with it
         channels = vigil.store.outbox.told_channels(s, row.id)
         if row.last_notified_at is not None and channels:
-            vigil.outbox.incident(s, row, channels, now, held=True)  # held: a resolve never opens a page
+            # held: a resolve never opens a page; shown: what people were told, not a held escalation
+            vigil.outbox.incident(s, row, channels, now, held=True, shown=str(told))
             vigil.outbox.reply(s, row, channels, "resolved", str(told), now)
         else:  # its message is the group's, or nobody was told: only a receiver that has it
             vigil.outbox.receivers_only(s, row, now)

@@ -160,3 +160,27 @@ def test_a_cycle_still_running_on_the_replaced_configuration_defers_the_resolve_
     assert not runtime.removed_left
     resolved = new.store.incident(row.id)
     assert resolved.status == "resolved" and REASON in resolved.reasons[0]
+
+
+def test_the_resolve_of_a_removed_model_shows_the_severity_told_not_one_a_silence_held(tmp_path, monkeypatch):
+    """Told of a warning, the incident turned critical under a silence (never told); the model
+    is then taken out of the configuration: its "resolved" shows the warning people saw."""
+    from monitor.silence_ops import SilenceAsk, create
+
+    monkeypatch.setenv("PD_ROUTING_KEY", "0" * 32)
+    cfg = make_config(tmp_path, models=[model_config(), model_config("fraud")], sources=sources(), receivers=[PD],
+                      slack={"sink_path": "n.jsonl"})
+    vigil = make_vigil(cfg, prometheus=incident_prometheus(), notifiers=None)
+    create(vigil.store, SilenceAsk([f'model="{MODEL}"'], "retraining OPS-8", "olga", starts_at=T0 + 30,
+                                   duration="2h"), "olga", T0 - 10)
+    vigil.run_cycle(MODEL, T0)
+    vigil.run_cycle(MODEL, T0 + 60)
+    [row] = vigil.store.incidents(model=MODEL, status="open")
+    assert row.severity == "critical"  # reached under the silence: never told
+    runtime = Runtime(vigil, write(tmp_path, [model_config("fraud")]))
+    _reload(runtime, build_scheduler(runtime))
+    assert vigil.store.incident(row.id).status == "resolved"
+    chat = [r for r in vigil.store.outbox_for_prefix(f"incident:{row.id}") if r.kind == "incident"
+            and r.notifier != "pd"]
+    assert chat[-1].payload["status"] == "resolved"
+    assert chat[-1].payload["severity"] == "warning", chat[-1].payload["severity"]
