@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from alerts.matchers import Labels, label_key
 
@@ -53,6 +54,8 @@ class Member:
     severity: str
     open: bool
     muted: bool = False  # a silence or its maintenance window mutes it: the group does not page for it
+    # What of its story would update its own message (`evidence_key`): its findings and top cause.
+    evidence: str = ""
 
 
 @dataclass(frozen=True)
@@ -98,9 +101,21 @@ class GroupDecision:
         return self.step == GroupStep.WAIT
 
 
+def evidence_key(findings: Sequence[Mapping[str, Any]], top: Mapping[str, Any] | None) -> str:
+    """A member's evidence as its own message's digest sees it (alerts.pipeline.incident_digest):
+    which things are wrong and the top cause, not their numbers. The group's message lists
+    that evidence, so a change of it updates the group's message too; a value that only
+    moves updates neither."""
+    body = [sorted({(str(f.get("kind")), str(f.get("entity"))) for f in findings}),
+            [str(top.get("kind")), str(top.get("entity"))] if top else None]
+    return hashlib.sha256(json.dumps(body).encode()).hexdigest()[:16]
+
+
 def group_digest(members: Sequence[Member]) -> str:
-    """A member muted or no longer muted changes it: whom the group pages for changed."""
-    body = sorted((m.model, m.severity, m.open, *(("muted",) if m.muted else ())) for m in members)
+    """A member muted or no longer muted changes it: whom the group pages for changed. So
+    does a change of a member's evidence (the message shows it)."""
+    body = sorted((m.model, m.severity, m.open, *(("muted",) if m.muted else ()),
+                   *((m.evidence,) if m.evidence else ())) for m in members)
     return hashlib.sha256(json.dumps(body).encode()).hexdigest()[:32]
 
 

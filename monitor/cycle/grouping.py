@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from alerts.grouping import GroupStep, decide_group, group_key
+from alerts.grouping import GroupStep, decide_group, evidence_key, group_key
 from alerts.inhibition import inhibitor
 from alerts.lifecycle import IncidentStatus, Step
 from alerts.matchers import Labels
@@ -208,4 +208,5 @@ def _summary(row: IncidentRow) -> dict[str, Any]:
     findings = [{"kind": f.get("kind"), "entity": f.get("entity"), "value": f.get("value"),
                  "threshold": f.get("threshold"), "message": f.get("message", "")} for f in (row.findings or [])[:5]]
     return {"title": row.title, "cause_explanation": top.get("explanation", ""),
-            "cause_evidence": top.get("evidence", {}), "findings": findings}
+            "cause_evidence": top.get("evidence", {}), "findings": findings,
+            "evidence": evidence_key(row.findings or [], row.causes[0] if row.causes else None)}

@@ -120,7 +120,8 @@ def paged_for(s: Session, model: str, incident_id: int) -> bool:
 def state(group: AlertGroupRow, rows: list[GroupMemberRow], muted: Collection[str] = ()) -> GroupState:
     """`muted`: the members a silence or their maintenance window mutes now."""
     return GroupState(group.created_at, group.notified_at, group.notified_digest,
-                      tuple(Member(r.model, r.severity, r.open, r.model in muted) for r in rows), group.told_at)
+                      tuple(Member(r.model, r.severity, r.open, r.model in muted,
+                                   str((r.summary or {}).get("evidence") or "")) for r in rows), group.told_at)
 
 
 def close(group: AlertGroupRow, now: float) -> None:
