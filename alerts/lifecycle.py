@@ -164,6 +164,9 @@ def is_muted(open_incident: OpenIncident | None, tier: TierDecision | None, now:
         return False
     # Against the severity told: one reached under another mute (a maintenance window) and
     # never told is still an escalation when that mute ends, and gets through this one.
+    # The incident's own severity counts as this cycle's: it never drops while open, so an
+    # escalation still untold gets through in a cycle whose findings alone make only a warning.
+    if tier is None or tier.severity is None:
+        return True
     told = open_incident.told_severity or open_incident.severity
-    escalates = tier is not None and tier.severity is not None and tier.severity.rank > told.rank
-    return not escalates
+    return max(open_incident.severity.rank, tier.severity.rank) <= told.rank

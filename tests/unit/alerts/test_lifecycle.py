@@ -106,3 +106,16 @@ def test_an_escalation_held_by_a_maintenance_window_still_gets_through_the_incid
     assert d.step == Step.UPDATE and d.notify and d.note == "escalated"
     told = replace(open_(Severity.CRITICAL, silenced=T + 8 * 3600), told_severity=Severity.CRITICAL)
     assert not go(told, CRIT, digest="d2", now=T + 120).notify  # a told critical stays silenced
+
+
+def test_an_untold_escalation_gets_through_an_incident_silence_in_a_cycle_that_reads_only_a_warning():
+    """Told of a warning, silenced at it; the incident turned critical under a maintenance
+    window (never told). Once the window ends, the escalation gets through the silence even
+    when this cycle's own findings only make a warning: the incident is critical (severity
+    never drops while open), and the silence covers the warning it was made at."""
+    inc = OpenIncident(Severity.CRITICAL, "d1", T - 600, T + 3600, False, told_severity=Severity.WARNING)
+    assert not is_muted(inc, WARN, T)
+    d = go(inc, WARN)
+    assert (d.step, d.severity, d.notify, d.note) == (Step.UPDATE, Severity.CRITICAL, True, "escalated")
+    told = OpenIncident(Severity.CRITICAL, "d1", T - 600, T + 3600, False, told_severity=Severity.CRITICAL)
+    assert is_muted(told, WARN, T) and is_muted(told, CRIT, T)  # told already: the silence holds
