@@ -66,3 +66,35 @@ def test_an_ack_of_the_warning_does_not_acknowledge_or_silence_the_escalation(tm
     later = [cycle(T0 + 600 + 60 * k) for k in range(8)]
     assert "repeat" not in later, later
     assert pd.alerts()[0].status == "acknowledged"
+
+
+def test_an_ack_given_while_a_silence_held_the_escalation_does_not_cover_it_once_told(tmp_path, slack):
+    """Told of a warning, then silenced; the incident turns critical under the silence and
+    the owner acknowledges the warning they were shown. When the silence ends the critical is
+    told as an escalation, and it is repeated: the owner's ack was of the warning."""
+    from monitor.silence_ops import SilenceAsk, create
+
+    cfg = make_config(tmp_path, mentions={"critical": ["<!subteam^S0ONCALL>"]},
+                      policy={"slo_consecutive_cycles": 2, "resolve_after_cycles": 2, "repeat_interval": "5m"})
+    notifier = SlackNotifier(TOKEN, base_url=slack.base_url, max_rate_limit_retries=0, timeout_s=5.0)
+    vigil = make_vigil(cfg, prometheus=incident_prometheus(), notifiers={"slack": notifier})
+    create(vigil.store, SilenceAsk(['model="recommender"'], "retraining OPS-9", "olga", starts_at=T0 + 30,
+                                   ends_at=T0 + 150), "olga", T0 - 10)
+
+    def cycle(t: float) -> str:
+        step = vigil.run_cycle(MODEL, t).step
+        for _ in range(10):
+            if vigil.deliver(t) == 0:
+                break
+        return step
+
+    assert cycle(T0) == "open"
+    assert cycle(T0 + 60) == "update"  # critical under the silence: not told
+    (row,) = vigil.store.incidents()
+    vigil.operator.acknowledge(row.id, "api:owner", T0 + 90)
+    cycle(T0 + 120)
+    steps = [cycle(T0 + 60 * k) for k in range(3, 12)]  # the silence is over
+    (parent,) = [m for m in slack.messages(OWNER) if not m.thread_ts]
+    texts = [m.text for m in slack.thread(OWNER, parent.ts)]
+    assert any("escalated to *critical*" in x for x in texts), texts
+    assert "repeat" in steps and any("still *critical*" in x for x in texts), (steps, texts)
