@@ -4,7 +4,8 @@ One open incident per model (its fingerprint is the model): findings of a model 
 window are one incident, and later windows update it in place rather than filing new
 ones. Severity only escalates while an incident is open; it resolves after
 `resolve_after_cycles` cycles with data and nothing wrong. A cycle with missing data
-never counts as quiet: blindness is not an all-clear. A cycle whose time is earlier than
+never counts as quiet: blindness is not an all-clear; nor does one with a breach still pending
+(an SLO breached for fewer cycles than it takes to alert on). A cycle whose time is earlier than
 the latest time the model's history holds (the clock went backwards) decides nothing:
 it would resolve an incident before it opened, or open a second one for the episode.
 """
@@ -96,6 +97,11 @@ def decide(
         if not data_complete:
             return LifecycleDecision(Step.QUIET, open_incident.severity, False, quiet_cycles,
                                      "data missing: quiet cycle not counted")
+        if tier is not None and tier.pending:
+            # An SLO breached again, not yet for long enough to alert on: not quiet. Counted,
+            # it resolved the incident while the SLO was breached, and a new one paged again
+            # as soon as the streak was long enough.
+            return LifecycleDecision(Step.QUIET, open_incident.severity, False, 0, "breach pending: not quiet")
         quiet = quiet_cycles + 1
         if quiet >= settings.resolve_after_cycles:
             # Whoever was told it opened is told it resolved, silence or not (an edit and a

@@ -62,6 +62,12 @@ class TierDecision:
     reasons: list[str]
     cold_start: bool
 
+    @property
+    def pending(self) -> bool:
+        """Something is wrong, not yet for long enough to alert on (an SLO breached for fewer
+        cycles than slo_consecutive_cycles): the reasons say what."""
+        return self.severity is None and bool(self.reasons)
+
 
 def in_cold_start(last_deploy_at: float | None, now: float, policy: Policy) -> bool:
     return last_deploy_at is not None and 0 <= now - last_deploy_at < policy.cold_start

@@ -119,3 +119,15 @@ def test_an_untold_escalation_gets_through_an_incident_silence_in_a_cycle_that_r
     assert (d.step, d.severity, d.notify, d.note) == (Step.UPDATE, Severity.CRITICAL, True, "escalated")
     told = OpenIncident(Severity.CRITICAL, "d1", T - 600, T + 3600, False, told_severity=Severity.CRITICAL)
     assert is_muted(told, WARN, T) and is_muted(told, CRIT, T)  # told already: the silence holds
+
+
+def test_a_pending_slo_breach_of_an_open_incident_is_not_a_quiet_cycle():
+    """The incident is open; its SLO is breached again, for fewer cycles than it takes to
+    alert on (pending, as Prometheus' `for:`). Something is wrong: the cycle must not count
+    towards resolving it, or the on-call is told "resolved" while the SLO is breached and paged
+    again by a new incident as soon as the breach has lasted long enough."""
+    pending = TierDecision(None, ["pending: SLO p99 breached"], False)
+    d = go(open_(Severity.CRITICAL), pending, quiet=1)
+    assert d.step != Step.RESOLVE and not d.notify, d
+    assert d.quiet_cycles == 0, "a cycle with something wrong restarts the count of quiet ones"
+    assert go(open_(Severity.CRITICAL), None, quiet=1).step == Step.RESOLVE  # nothing wrong: resolves

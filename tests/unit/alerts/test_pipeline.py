@@ -164,3 +164,16 @@ def test_a_critical_incident_whose_cycle_reads_warning_is_unchanged_not_renotifi
     plan = plan_alerts(inputs(inc, open_incident=told), RULES)
     assert plan.lifecycle.severity == Severity.CRITICAL
     assert (plan.lifecycle.step, plan.lifecycle.notify) == (Step.UNCHANGED, False), plan.lifecycle
+
+
+def test_an_open_incident_does_not_resolve_while_its_slo_is_breached_but_pending() -> None:
+    """An SLO breach shorter than slo_consecutive_cycles alerts on nothing yet, but an open
+    incident whose SLO is breached is not quiet: resolved now, it would reopen (and page) as
+    soon as the streak is long enough."""
+    slo = Finding(kind=FindingKind.SLO_BREACH, entity="p99", model="m", value=0.9, threshold=0.5,
+                  window_start=T - 1800, window_end=T, onset=T - 120, score=0.8)
+    cand = Incident("m", T - 1800, T, T - 120, [slo], [], "m: SLO p99")
+    opened = OpenIncident(Severity.CRITICAL, "d0", T - 600, None, False)
+    plan = plan_alerts(AlertInputs(cand, cand, ModelHistory(open_incident=opened, slo_streaks={"p99": 1},
+                                                            quiet_cycles=1), True, T), RULES)
+    assert plan.lifecycle.step != Step.RESOLVE and not plan.channels, plan.lifecycle
