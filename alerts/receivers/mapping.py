@@ -56,7 +56,12 @@ def steps(record: dict[str, Any], ref: dict[str, Any] | None, *, open_: str, ack
 
     Every call is idempotent on the backend (same dedup key), so a repeat is harmless;
     this only avoids needless ones: an acknowledgement is sent once, and an update of an
-    acknowledged incident re-sends the open call (new details, the ack stays)."""
+    acknowledged incident re-sends the open call (new details, the ack stays).
+
+    An incident acknowledged on the backend that is no longer acknowledged in Vigil escalated
+    past the severity acknowledged (the ack lapsed). PagerDuty and Opsgenie keep an
+    acknowledged alert acknowledged on a new open call, so the escalation would page no one:
+    the alert is closed and opened anew, a new alert at the new severity."""
     state = state_of(record)
     if state == "resolved":
         return [close]
@@ -64,6 +69,8 @@ def steps(record: dict[str, Any], ref: dict[str, Any] | None, *, open_: str, ack
         if ref and ref.get("acknowledged"):
             return [open_]
         return ([open_] if not ref else []) + [ack]
+    if ref and ref.get("acknowledged"):
+        return [close, open_]
     return [open_]
 
 
@@ -138,6 +145,9 @@ def opsgenie_action(record: dict[str, Any], action: str, *, source: str) -> dict
     if action == "acknowledge":
         who = record.get("acknowledged_by") or "someone"
         return {"source": source[:100], "user": who[:100], "note": f"Acknowledged in Vigil by {who}"}
+    if state_of(record) != "resolved":  # closed to be opened anew (see `steps`)
+        return {"source": source[:100], "note": f"Escalated to {record['severity']} in Vigil past the severity "
+                                                 "acknowledged: a new alert replaces this one"}
     return {"source": source[:100], "note": "Resolved in Vigil: the signals are back within their thresholds"}
 
 

@@ -98,3 +98,30 @@ def test_an_ack_given_while_a_silence_held_the_escalation_does_not_cover_it_once
     texts = [m.text for m in slack.thread(OWNER, parent.ts)]
     assert any("escalated to *critical*" in x for x in texts), texts
     assert "repeat" in steps and any("still *critical*" in x for x in texts), (steps, texts)
+
+
+def test_an_escalation_pages_again_on_a_pagerduty_that_had_the_acknowledged_warning(tmp_path, pd):
+    """The default receiver takes warnings too: the owner's ack of the warning acknowledged
+    its PagerDuty alert, and PagerDuty keeps an acknowledged alert acknowledged on a new
+    trigger. The escalation must page as a new, critical alert, not fold into the acked one."""
+    cfg = make_config(tmp_path, receivers=[{"name": "pd", "kind": "pagerduty", "routing_key_env": "PD_ROUTING_KEY",
+                                            "url": pd.url, "backoff_s": 0.0, "max_wait_s": 0.2}])
+    vigil = make_vigil(cfg, prometheus=incident_prometheus())
+
+    def cycle(t: float) -> None:
+        vigil.run_cycle(MODEL, t)
+        for _ in range(10):
+            if vigil.deliver(t) == 0:
+                break
+
+    cycle(T0)
+    (row,) = vigil.store.incidents()
+    vigil.operator.acknowledge(row.id, "api:owner", T0 + 30)
+    for _ in range(10):
+        if vigil.deliver(T0 + 30) == 0:
+            break
+    assert [(a.severity, a.status) for a in pd.alerts()] == [("warning", "acknowledged")]
+    cycle(T0 + 60)  # critical
+    live = [(a.severity, a.status) for a in pd.alerts() if a.status != "resolved"]
+    assert live == [("critical", "triggered")], \
+        f"the escalation folded into the acknowledged warning: {[(a.severity, a.status) for a in pd.alerts()]}"

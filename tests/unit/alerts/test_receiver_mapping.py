@@ -156,3 +156,17 @@ def test_opsgenie_tags_fit_twenty_of_fifty_characters_for_long_names_and_big_gro
     body = opsgenie_create(group, source="Vigil", responders=[])
     assert validate_create(body) == {}
     assert {"vigil", "shared-cause", "severity:critical", "model:model-00"} <= set(body["tags"])
+
+
+def test_an_escalation_past_an_acknowledged_alert_closes_it_and_opens_a_new_one():
+    """The ack lapsed in Vigil (the incident escalated past the severity acknowledged), the
+    backend's alert is still acknowledged: a new open call would fold into it and page no one."""
+    acked = {"state": "acknowledged", "acknowledged": True, "severity": "warning"}
+    assert steps(record(severity="critical"), acked, open_="trigger", ack="acknowledge", close="resolve") \
+        == ["resolve", "trigger"]
+    assert steps(record(severity="critical"), acked, open_="create", ack="acknowledge", close="close") \
+        == ["close", "create"]
+    note = opsgenie_action(record(severity="critical"), "close", source="Vigil")["note"]
+    assert "Escalated to critical" in note and "Resolved" not in note
+    resolved = record(status="resolved", resolved_at=T + 600)
+    assert "Resolved" in opsgenie_action(resolved, "close", source="Vigil")["note"]
