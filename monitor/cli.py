@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import logging
 import os
 import sys
@@ -13,10 +12,10 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from alerts.rollback import ActionStatus
 from monitor.audit.keys import AuditKeyError
-from monitor.cli_args import duration_arg, http_url_arg, store_url_arg, time_arg, version_arg
+from monitor.cli_args import duration_arg, http_url_arg, store_url_arg, time_arg
 from monitor.cli_outbox import add_outbox
+from monitor.cli_rollback import add_rollback
 from monitor.cli_silence import add_silence
 from monitor.cli_store import add_db, add_status, store_error_exit
 from monitor.config import ConfigError, VigilConfig, load_config
@@ -187,34 +186,6 @@ def cmd_dashboards(args: argparse.Namespace) -> int:
     return run_dashboards(_load(args.config), args.out, args.grafana_url, None)
 
 
-def cmd_rollback(args: argparse.Namespace) -> int:
-    from monitor.audit.wiring import refuse_unkeyed
-    from monitor.cycle.rollback_ask import RollbackAsk, missing_version
-    from monitor.vigil import Vigil
-
-    cfg = _load(args.config)
-    try:
-        m = cfg.model(args.model)
-    except KeyError:
-        print(f"unknown model {args.model!r}; configured: {', '.join(x.name for x in cfg.models)}", file=sys.stderr)
-        return 64
-    vigil = Vigil(cfg, notifiers={})
-    refuse_unkeyed(vigil.store)  # an unkeyed entry in a keyed log reads as tampering for ever
-    now = time.time()
-    choice = vigil.operator.choose_target(m, now, asked=args.to_version, force=args.force, force_reason=args.reason)
-    if choice.version is None:
-        print(f"{choice.reason}: pass --to-version (and --force for a blamed version)", file=sys.stderr)
-        return 64
-    missing = missing_version(vigil.registry, m.registry, choice.version)
-    if missing:  # as the API's 422: nothing recorded for a version the registry does not have
-        print(f"vigil rollback: --to-version {choice.version}: {missing}", file=sys.stderr)
-        return 64
-    outcome = vigil.operator.rollback(RollbackAsk(m, choice.version, args.reason, f"cli:{args.actor}", None, now,
-                                                  dry_run=args.dry_run, forced=choice.forced))
-    print(json.dumps(outcome.__dict__))
-    return 0 if outcome.status in (ActionStatus.DONE, ActionStatus.DRY_RUN, ActionStatus.NOOP) else 1
-
-
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     from monitor.audit.command import run_verify
 
@@ -250,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-format", choices=["json", "text"], default="text",
                    help="text for a terminal, json for a log shipper (default: text)")
     sub = p.add_subparsers(dest="command", required=True, help="`vigil COMMAND --help` for its options")
-    for add in (_add_check_config, _add_replay, _add_demo, _add_run, _add_serve, _add_dashboards, _add_rollback,
+    for add in (_add_check_config, _add_replay, _add_demo, _add_run, _add_serve, _add_dashboards, add_rollback,
                 _add_audit, _add_token, add_silence, add_outbox, add_db, add_status):
         add(sub)
     return p
@@ -315,20 +286,6 @@ def _add_dashboards(sub: _Subparsers) -> None:
                     help="provision over this Grafana's HTTP API (default: grafana.url in the config, when --out "
                          "is not given); token from $GRAFANA_TOKEN")
     db.set_defaults(func=cmd_dashboards)
-
-
-def _add_rollback(sub: _Subparsers) -> None:
-    rb = _command(sub, "rollback", "move a model's alias back (audited)")
-    rb.add_argument("model", help="the model's name in vigil.yaml")
-    rb.add_argument("--config", required=True, help=_CONFIG_HELP)
-    rb.add_argument("--reason", required=True, help="why, in words (written to the audit log)")
-    rb.add_argument("--to-version", type=version_arg,
-                    help="the version to serve (default: the last version known good, never one an open or recent "
-                         "incident blames)")
-    rb.add_argument("--force", action="store_true", help="allow a --to-version an incident blames (audited)")
-    rb.add_argument("--dry-run", action="store_true", help="audit and report what would change, move nothing")
-    rb.add_argument("--actor", default="operator", help="who asks; audited as cli:ACTOR (default: operator)")
-    rb.set_defaults(func=cmd_rollback)
 
 
 def _add_audit(sub: _Subparsers) -> None:

@@ -19,7 +19,6 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.orm import Session
 
-from alerts.lifecycle import IncidentStatus
 from monitor.api.deps import AUTH_RESPONSES, ModelDep, OperatorDep, VigilDep, refuse_role
 from monitor.api.errors import FieldError
 from monitor.api.responses import errors
@@ -115,9 +114,10 @@ def rollback(who: OperatorDep, vigil: VigilDep, m: ModelDep, body: RollbackReque
         replace_before = now + 1 if replacing else now - IDEMPOTENCY_TTL_S
         keep = _keep_with_intent(scope, idempotency_key, request_hash, actor, now, replace_before) \
             if idempotency_key else None
-        outcome = vigil.operator.rollback(RollbackAsk(m, target, body.reason, actor,
-                                                      _open_incident_id(vigil, m.name), now, dry_run=body.dry_run,
-                                                      forced=forced, only_from=only_from, on_recorded=keep))
+        incident_id = vigil.operator.open_incident_id(m.name)
+        outcome = vigil.operator.rollback(RollbackAsk(m, target, body.reason, actor, incident_id, now,
+                                                      dry_run=body.dry_run, forced=forced, only_from=only_from,
+                                                      on_recorded=keep))
         if outcome.status == "refused":  # the retry of a failed one: the alias has moved since
             raise HTTPException(409, redact(outcome.detail))
         result = RollbackResponse(model=m.name, status=outcome.status, from_version=outcome.from_version,
@@ -184,11 +184,6 @@ def _target(vigil: Vigil, m: ModelConfig, body: RollbackRequest, now: float) -> 
     if missing:
         raise HTTPException(409, f"the default rollback target is gone: {missing}; give to_version")
     return target, choice.forced
-
-
-def _open_incident_id(vigil: Vigil, model: str) -> int | None:
-    rows = vigil.store.incidents(model=model, status=IncidentStatus.OPEN, limit=1)
-    return rows[0].id if rows else None
 
 
 def _announce(vigil: Vigil, model: str) -> None:

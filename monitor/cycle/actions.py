@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from alerts import wording
-from alerts.lifecycle import LifecycleConflict, check_actionable, last_told, split_told, told_digest
+from alerts.lifecycle import IncidentStatus, LifecycleConflict, check_actionable, last_told, split_told, told_digest
 from alerts.pipeline import AlertPlan
 from alerts.policy import Severity
 from alerts.rollback import ActionStatus, RollbackOutcome, TargetChoice, TargetFacts, choose_target
@@ -94,6 +94,12 @@ class Operator:
     def rollback(self, ask: RollbackAsk) -> RollbackOutcome:
         """A rollback as a durable intent (monitor/cycle/rollback_intents.py)."""
         return self.runner.request(ask)
+
+    def open_incident_id(self, model: str) -> int | None:
+        """The incident a person's rollback answers when they name none (the API, `vigil
+        rollback`): the model's newest open one, whose messages then show the rollback."""
+        rows = self.store.incidents(model=model, status=IncidentStatus.OPEN, limit=1)
+        return rows[0].id if rows else None
 
     def target_facts(self, m: ModelConfig, now: float) -> TargetFacts:
         facts = target_facts(self.store, m.name, self.config.policy_for(m).rollback, now)

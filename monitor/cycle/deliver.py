@@ -52,13 +52,18 @@ class OutboxSender:
         self.lock = threading.Lock()
         self._skew_logged_at = -math.inf
 
-    def deliver_due(self, now: float, *, limit: int = 100, database_clock: bool = False) -> int:
+    def deliver_due(self, now: float, *, limit: int = 100, database_clock: bool = False, only_own: bool = False
+                    ) -> int:
         """Deliver what is due. One pass takes the oldest open message of each key; the
         next pass the one after it, so several updates of one incident go out in order in
         one call (bounded, so a flood cannot hold the sender forever).
 
         `database_clock` (a live daemon, where `now` is this host's wall clock): claims are
-        judged by the database's clock, shared by every replica, not by `now`."""
+        judged by the database's clock, shared by every replica, not by `now`.
+
+        `only_own` (a one-off sender, `vigil rollback`): rows of notifiers this process does
+        not have are left alone, not claimed and put back with a back-off (which would delay
+        the daemon that has them), and no receiver's keep-alive runs from here."""
         called = time.monotonic()
         with self.lock:
             started = time.monotonic()
@@ -68,13 +73,16 @@ class OutboxSender:
             claim_now = self._database_time(now + (started - called)) if database_clock else None
             total = 0
             resting: set[str] = set()  # notifiers that failed in this call: their rows wait for the next
+            if only_own:
+                resting |= {b.notifier for b in self.store.outbox.backlog()} - set(self.notifiers)
             for _ in range(MAX_PASSES):
                 resting_before = len(resting)
                 n = self._round(now, claim_now, started, limit, resting)
                 total += n
                 if n == 0 and len(resting) == resting_before:  # nothing went out, and nobody new failed
                     break
-            self._keep_alive()
+            if not only_own:
+                self._keep_alive()
             counts = self.store.outbox.counts()
             self.metrics.outbox_pending.set(counts.get(OutboxStatus.PENDING, 0) + counts.get(OutboxStatus.SENDING, 0))
             oldest = self.store.outbox.oldest_open()

@@ -2,6 +2,7 @@
 MLflow registry (SQLite) and the store the daemon keys its audit log in."""
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -91,3 +92,57 @@ def test_a_version_the_registry_cannot_serve_is_refused_before_a_rollback_is_rec
     store.close()
     with RegistrySource(MlflowConfig(tracking_uri=uri)) as registry:
         assert registry.alias_version("recommender", "champion") == "2"
+
+
+def _open_incident(tmp_path: Path) -> int:
+    """An open incident of recommender that people were told of (in Slack, a PagerDuty page)."""
+    from alerts.lifecycle import IncidentStatus
+    from alerts.outbox import MessageKind
+    from monitor.store.repository import IncidentRow
+
+    store = Store(f"sqlite:///{tmp_path / 'vigil.db'}")
+    now = time.time()
+    with store.tx() as s:
+        row = IncidentRow(model="recommender", status=IncidentStatus.OPEN, severity="critical",
+                          title="recommender: ctr dropped", onset=now - 600, opened_at=now - 600,
+                          updated_at=now - 600, fingerprint="recommender", last_notified_at=now - 600)
+        s.add(row)
+        s.flush()
+        incident_id = row.id
+        # Waiting for a notifier only the daemon has (Grafana, its token in the daemon's environment).
+        store.enqueue(s, "grafana", MessageKind.INCIDENT, f"incident:{incident_id}", {"title": "t"}, now - 600)
+    store.close()
+    return incident_id
+
+
+def test_a_rollback_from_the_terminal_is_announced_once_on_the_incident_people_were_told_of(tmp_path, capsys):
+    """`vigil rollback` moved the alias and wrote the audit log but told no one: the incident's
+    Slack message still showed nobody acting, so another on-call could roll back or fix
+    forward over it. It now announces the rollback through the outbox, as the API does, on
+    the model's open incident; a retry (after a crash, a second press) announces nothing more."""
+    uri = _registry(tmp_path)
+    config = _config(tmp_path, "vigil.yaml", uri, keyed=False)
+    incident_id = _open_incident(tmp_path)
+
+    assert main(["rollback", "recommender", "--config", config, "--reason", "bad deploy", "--to-version", "1"]) == 0
+    store = Store(f"sqlite:///{tmp_path / 'vigil.db'}")
+    try:
+        updates = store.outbox_for_prefix(f"incident:{incident_id}")
+        theirs, updates = [m for m in updates if m.notifier == "grafana"], [m for m in updates if m.notifier != "grafana"]
+        assert [m.notifier for m in updates] == ["sink"]
+        # ... and the daemon's notifier's row is left to it, not put back with a back-off.
+        assert [(m.status, m.attempts) for m in theirs] == [("pending", 0)]
+        shown = updates[0].payload["actions"]  # the incident's message shows who rolled back, to what
+        assert [(a["actor"], a["status"], a["to_version"]) for a in shown] == [("cli:operator", "done", "1")]
+        assert updates[0].status == "delivered"  # sent now, through the outbox's claims
+        assert [a.incident_id for a in store.actions(model="recommender")] == [incident_id]
+
+        # Retried (the terminal died before it printed): the alias is there, nothing is said again.
+        assert main(["rollback", "recommender", "--config", config, "--reason", "bad deploy",
+                     "--to-version", "1"]) == 0
+        assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["status"] == "noop"
+        assert len(store.outbox_for_prefix(f"incident:{incident_id}")) == 2
+    finally:
+        store.close()
+    lines = (tmp_path / "notifications.jsonl").read_text().splitlines()
+    assert len(lines) == 1 and "cli:operator" in lines[0]

@@ -1,0 +1,108 @@
+"""`vigil rollback MODEL`: the API's rollback from a terminal, guarded, audited and announced.
+
+It goes through the same durable intent as `POST /v1/models/{name}/rollback` and tells the
+same people: the incident it answers (`--incident`, else the model's newest open one, as
+the API picks) shows the rollback in its Slack thread and to its receivers, and the
+rollback's own message goes out. Those messages are outbox rows written in the rollback's
+outcome transaction, so a crash after it loses none and a retry (a no-op, or the intent
+still in flight) writes none again; the command then sends them through the outbox's
+claims (what it cannot send, the daemon's sender does).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from typing import TYPE_CHECKING
+
+from alerts.rollback import ActionStatus
+from monitor.cli_args import version_arg
+from monitor.config import ConfigError, load_config
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    from monitor.vigil import Vigil
+
+    _Subparsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
+
+log = logging.getLogger("vigil.cli")
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from monitor.audit.wiring import refuse_unkeyed
+    from monitor.cycle.rollback_ask import RollbackAsk, missing_version
+    from monitor.vigil import Vigil
+
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as e:
+        print(str(e), file=sys.stderr)
+        return 2
+    try:
+        m = cfg.model(args.model)
+    except KeyError:
+        print(f"unknown model {args.model!r}; configured: {', '.join(x.name for x in cfg.models)}", file=sys.stderr)
+        return 64
+    vigil = Vigil(cfg)  # the daemon's notifiers: the rollback's messages go where the daemon's go
+    refuse_unkeyed(vigil.store)  # an unkeyed entry in a keyed log reads as tampering for ever
+    incident_id, why = _incident(vigil, m.name, args.incident)
+    if why:
+        print(f"vigil rollback: --incident {args.incident}: {why}", file=sys.stderr)
+        return 64
+    now = time.time()
+    choice = vigil.operator.choose_target(m, now, asked=args.to_version, force=args.force, force_reason=args.reason)
+    if choice.version is None:
+        print(f"{choice.reason}: pass --to-version (and --force for a blamed version)", file=sys.stderr)
+        return 64
+    missing = missing_version(vigil.registry, m.registry, choice.version)
+    if missing:  # as the API's 422: nothing recorded for a version the registry does not have
+        print(f"vigil rollback: --to-version {choice.version}: {missing}", file=sys.stderr)
+        return 64
+    outcome = vigil.operator.rollback(RollbackAsk(m, choice.version, args.reason, f"cli:{args.actor}", incident_id,
+                                                  now, dry_run=args.dry_run, forced=choice.forced))
+    _announce(vigil, m.name)
+    print(json.dumps({**outcome.__dict__, "incident_id": incident_id}))
+    return 0 if outcome.status in (ActionStatus.DONE, ActionStatus.DRY_RUN, ActionStatus.NOOP) else 1
+
+
+def _incident(vigil: Vigil, model: str, asked: int | None) -> tuple[int | None, str]:
+    """The incident the rollback answers, or why the one asked for cannot be: by default
+    the model's newest open incident (None when it has none), as the API chooses."""
+    if asked is None:
+        return vigil.operator.open_incident_id(model), ""
+    row = vigil.store.incident(asked)
+    if row is None or row.model != model:
+        return None, f"no incident {asked} of {model}"
+    return asked, ""
+
+
+def _announce(vigil: Vigil, model: str) -> None:
+    """Send what the rollback wrote to the outbox now, through its claims (a daemon sending
+    at the same time sends each message once). Messages of a notifier this terminal does not
+    have are left to the daemon, untouched; a failure leaves them all for the daemon."""
+    try:
+        vigil.sender.deliver_due(time.time(), database_clock=True, only_own=True)
+    except Exception as e:  # the rollback happened; its messages wait in the outbox for the daemon
+        log.warning("the rollback's messages wait in the outbox for the daemon's sender",
+                    extra={"model": model, "error": f"{type(e).__name__}: {e}"})
+
+
+def add_rollback(sub: _Subparsers) -> None:
+    summary = "move a model's alias back (audited, and announced on the model's open incident)"
+    rb = sub.add_parser("rollback", help=summary, description=summary)
+    rb.add_argument("model", help="the model's name in vigil.yaml")
+    rb.add_argument("--config", required=True, help="path to vigil.yaml")
+    rb.add_argument("--reason", required=True, help="why, in words (written to the audit log)")
+    rb.add_argument("--to-version", type=version_arg,
+                    help="the version to serve (default: the last version known good, never one an open or recent "
+                         "incident blames)")
+    rb.add_argument("--force", action="store_true", help="allow a --to-version an incident blames (audited)")
+    rb.add_argument("--dry-run", action="store_true", help="audit and report what would change, move nothing")
+    rb.add_argument("--incident", type=int, metavar="ID",
+                    help="the incident this rollback answers, whose messages show it (default: the model's newest "
+                         "open incident)")
+    rb.add_argument("--actor", default="operator", help="who asks; audited as cli:ACTOR (default: operator)")
+    rb.set_defaults(func=cmd_rollback)
