@@ -66,7 +66,10 @@ class RawSignals:
     kpis: list[MetricSignal] = field(default_factory=list)
     slos: list[MetricSignal] = field(default_factory=list)
     gpu: dict[str, list[Series]] = field(default_factory=dict)  # GPU signal name -> series
-    samples: pd.DataFrame | None = None  # None: drift not configured for this model
+    samples: pd.DataFrame | None = None  # None: drift not configured for this model; the serving version's rows
+    # Every version's rows of the window (the canary compares them by `canary.version_column`);
+    # None: the same as `samples`.
+    version_samples: pd.DataFrame | None = None
     reference: Any = None  # the drift reference profile chosen for this window
     reference_path: str | None = None
     logs_current: list[LogRecord] = field(default_factory=list)
@@ -80,6 +83,11 @@ class RawSignals:
     service_metrics: ServiceMetricSignals | None = None  # None: no root-cause metrics configured
     call_graph: tuple[tuple[str, str], ...] = ()  # (caller, callee) given in `root_cause.call_graph`
     gaps: Gaps = field(default_factory=Gaps)
+
+    @property
+    def all_samples(self) -> pd.DataFrame | None:
+        """Every version's rows of the window: the canary's comparison, the sample counts."""
+        return self.samples if self.version_samples is None else self.version_samples
 
 
 @dataclass

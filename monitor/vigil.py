@@ -279,7 +279,7 @@ class Vigil:
                                             lambda source: can_fall_back(start.detector_state, w.start, source)))
         found = detect(raw, DetectRequest(m, policy, w, self.config.sources.prometheus.step,
                                           self.config.schedule.interval, self.anomaly_tuning, start))
-        canary = self.canary.judge(m, w, policy, raw.samples) if m.canary is not None else None
+        canary = self.canary.judge(m, w, policy, raw.all_samples) if m.canary is not None else None
         if canary is not None:
             found.findings.extend(canary.findings)
         perf = self.performance.run(m, w.t, serving, w)  # delayed labels and estimates: model symptoms
@@ -297,8 +297,8 @@ class Vigil:
     def _record(self, m: ModelConfig, t: float, raw: RawSignals, found: Detection, opened: bool,
                 severity: str | None) -> None:
         """Vigil's own metrics for one cycle."""
-        if raw.samples is not None:
-            self.metrics.count_samples(m.name, raw.samples, t, self.config.schedule.interval)
+        if raw.all_samples is not None:
+            self.metrics.count_samples(m.name, raw.all_samples, t, self.config.schedule.interval)
         self.metrics.publish_kpis(m.name, found.kpi_levels)
         moved = {f.entity for f in found.findings
                  if f.kind in (FindingKind.FEATURE_DRIFT, FindingKind.PREDICTION_DRIFT)}

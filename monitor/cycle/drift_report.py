@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from detectors.drift import render_drift_report
 from monitor.config import ModelConfig
 from monitor.cycle.reference import ReferenceChooser
-from monitor.cycle.samples import SampleReader
+from monitor.cycle.samples import SampleReader, own_rows
 from monitor.store.repository import Store
 from monitor.types import Window
 
@@ -144,7 +144,7 @@ class DriftReports:
         if self.store.has_drift_report(incident_id):
             return
         try:
-            current = self.samples.window(m, t - self.lookback, t)
+            current = own_rows(m, self.samples.window(m, t - self.lookback, t), serving)  # as the verdict judged
             # The reference the verdict used (the rolling one, when it did), not always the
             # training file: the page must not show drift the alert's reference had accepted.
             start = t - self.lookback

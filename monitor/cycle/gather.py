@@ -20,7 +20,7 @@ from monitor.cycle.anomaly_state import anomaly_key, legacy_anomaly_key
 from monitor.cycle.health import SourceHealth
 from monitor.cycle.logs_traces import LogTraceSources, pull_logs_traces
 from monitor.cycle.reference import ReferenceChooser
-from monitor.cycle.samples import SampleReader
+from monitor.cycle.samples import SampleReader, own_rows
 from monitor.sources.errors import QueryError, SourceUnavailable
 from monitor.sources.samples import SampleFileError
 from monitor.types import Gaps, MetricSignal, RawSignals, ServiceMetricSignals, Window, no_data
@@ -314,12 +314,17 @@ def gather_samples(sources: Sources, req: GatherRequest, raw: RawSignals) -> Non
     if not m.features and not m.prediction_column:
         return
     try:
-        raw.samples = sources.samples.window(m, w.start, w.t)
+        raw.version_samples = sources.samples.window(m, w.start, w.t)
     except SampleFileError as e:
         raw.gaps.add(no_data(m.name, "samples", str(e), w), f"samples: {e}")
         return
+    raw.samples = own_rows(m, raw.version_samples, req.serving)  # the champion is judged on its own rows
     if len(raw.samples) == 0:
-        raw.gaps.add(no_data(m.name, "samples", "no feature samples in the window", w), "samples: none in window")
+        if len(raw.version_samples) == 0:
+            raw.gaps.add(no_data(m.name, "samples", "no feature samples in the window", w), "samples: none in window")
+        else:
+            why = f"no feature samples of the serving version v{req.serving} in the window"
+            raw.gaps.add(no_data(m.name, "samples", why, w), f"samples: {why}")
         return
     try:
         raw.reference, raw.reference_path = sources.references.choose(m, req.serving, w)

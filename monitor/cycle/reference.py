@@ -21,7 +21,7 @@ from detectors.drift import ReferenceProfile, profile_reference
 from monitor.config import ModelConfig, VigilConfig
 from monitor.cycle.detect_drift import feature_specs
 from monitor.cycle.plan import to_policy
-from monitor.cycle.samples import SampleReader
+from monitor.cycle.samples import SampleReader, own_rows
 from monitor.sources.cache import BoundedCache
 from monitor.sources.samples import read_reference
 from monitor.sources.spool import Spool
@@ -171,7 +171,7 @@ class ReferenceChooser:
         feature the rolling reference had accepted as the new normal, not what the alert said."""
         span = self._rolling_span(m, w)
         if span is not None:
-            frame = self._rolling_frame(m, *span, self._config.policy_for(m).min_samples)
+            frame = self._rolling_frame(m, version, *span, self._config.policy_for(m).min_samples)
             if frame is not None:
                 return frame
         return read_reference(self.training_path(m, version))
@@ -186,7 +186,7 @@ class ReferenceChooser:
         with self._rolling_lock:
             held = self._rolling.get(m.name)
         if held is None or held[0] != key:
-            frame = self._rolling_frame(m, since, end, p.min_samples)
+            frame = self._rolling_frame(m, version, since, end, p.min_samples)
             held = (key, None if frame is None else profile_reference(frame, feature_specs(m)))
             with self._rolling_lock:
                 self._rolling[m.name] = held
@@ -194,11 +194,13 @@ class ReferenceChooser:
             return self.training(m, version)
         return held[1], f"rolling {p.rolling_reference / 86400:g} d of production samples"
 
-    def _rolling_frame(self, m: ModelConfig, start: float, end: float, min_samples: int) -> pd.DataFrame | None:
-        """Production samples in [start, end], or None (logged) when they cannot make a
-        reference: too few rows, or a feature production has not logged (a feature just
-        added to the config): then every feature would be blind, not just that one."""
-        frame = self._samples.window(m, start, end)
+    def _rolling_frame(self, m: ModelConfig, version: str | None, start: float, end: float, min_samples: int
+                       ) -> pd.DataFrame | None:
+        """`version`'s production samples in [start, end] (not a canary challenger's, when
+        the samples name the version), or None (logged) when they cannot make a reference:
+        too few rows, or a feature production has not logged (a feature just added to the
+        config): then every feature would be blind, not just that one."""
+        frame = own_rows(m, self._samples.window(m, start, end), version)
         absent = [s.name for s in feature_specs(m) if s.name not in frame.columns]
         if len(frame) < min_samples or absent:
             log.warning("rolling reference unusable, using the training reference",

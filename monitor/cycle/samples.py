@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from detectors.drift.columns import category_label
 from monitor.config import ModelConfig, VigilConfig
 from monitor.sources.samples import SampleFiles, records_frame
 from monitor.sources.spool import Spool
@@ -39,3 +40,19 @@ class SampleReader:
         if len(frames) == 1:  # each source gives a frame of its own, numbered from 0
             return frames[0]
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def own_rows(m: ModelConfig, samples: pd.DataFrame, version: str | None) -> pd.DataFrame:
+    """The rows `version` served, when the samples name the version of each row
+    (`canary.version_column`): with a challenger taking a share of the traffic (or pulled
+    since, its rows still in the window), a bad challenger judged as part of the champion
+    made the champion look drifted, and its automatic rollback moved the wrong thing. The
+    registry's version ("2") or the metrics' label value ("v2") both count; a row naming
+    no version is kept (nothing says it is another's)."""
+    c = getattr(m, "canary", None)  # a stand-in of a model (tests, tools) may have no canary at all
+    column = c.version_column if c is not None else None
+    if c is None or column is None or version is None or len(samples) == 0 or column not in samples.columns:
+        return samples
+    named = samples[column].notna()
+    mine = ~named | samples[column].map(category_label).isin({version, c.label_value(version)})
+    return samples if bool(mine.all()) else samples[mine].reset_index(drop=True)
