@@ -128,7 +128,8 @@ def test_a_rollback_from_the_terminal_is_announced_once_on_the_incident_people_w
     store = Store(f"sqlite:///{tmp_path / 'vigil.db'}")
     try:
         updates = store.outbox_for_prefix(f"incident:{incident_id}")
-        theirs, updates = [m for m in updates if m.notifier == "grafana"], [m for m in updates if m.notifier != "grafana"]
+        theirs = [m for m in updates if m.notifier == "grafana"]
+        updates = [m for m in updates if m.notifier != "grafana"]
         assert [m.notifier for m in updates] == ["sink"]
         # ... and the daemon's notifier's row is left to it, not put back with a back-off.
         assert [(m.status, m.attempts) for m in theirs] == [("pending", 0)]
