@@ -13,6 +13,7 @@ from monitor.config import ModelConfig
 from monitor.cycle.health import SourceHealth
 from monitor.cycle.messages import OutboxWriter
 from monitor.sources.registry import alias_record, detect_alias_move
+from monitor.store.intents import open_intents
 from monitor.store.repository import ModelStateRow, Store
 
 log = logging.getLogger("vigil.deploys")
@@ -45,8 +46,12 @@ class DeployWatch:
             self._blind.add(m.name)
             with self.store.tx() as s:
                 return self.store.model_state(s, m.name).alias_version, []
-        if hold:
-            with self.store.tx() as s:
+        with self.store.tx() as s:
+            # Asked again after the read: a rollback asked since `hold` was (from the CLI, the
+            # API, another replica) may have moved the alias this read saw, its outcome not yet
+            # recorded; taken for somebody's deploy, the next incident could blame it and
+            # roll the person's rollback back. Its intent, committed before any move, says so.
+            if hold or open_intents(s, m.name):
                 return self.store.model_state(s, m.name).alias_version, []
         events = self.record(m, current, t, unconfirmed=aliases is not None)
         if events is None:
