@@ -50,6 +50,7 @@ from monitor.sources.errors import QueryError, SourceUnavailable
 from monitor.sources.promql_text import PromQLSyntaxError, longest_range, with_matcher
 from monitor.store.audit_log import retry_audited
 from monitor.store.canary import CanaryVerdictRow, last_verdict_of, run_row
+from monitor.store.intents import open_intents
 from monitor.store.repository import Store
 from monitor.types import Window
 
@@ -305,6 +306,11 @@ class CanaryAnalysis:
                                    challenger_version=judged.challenger, overall=str(overall),
                                    metrics=[v.to_dict() for v in judged.verdict.metrics]))
             run = run_row(s, m.name, judged.challenger, t)
+            if run.status in ("pulled", "promoted") and not open_intents(s, m.name):
+                # Its pull or promotion is over, yet the alias serves it against another
+                # champion: set again by someone, or left on it when the champion moved back
+                # from its promotion. Ended for good, it failed every cycle, never pulled.
+                run.status, run.pass_streak, run.detail = "running", 0, f"judged again after it was {run.status}"
             run.cycles += 1
             # Passes against another champion (rolled back or deployed since) are no evidence
             # against this one: the run of passes starts again.

@@ -1,0 +1,39 @@
+"""A challenger's run is kept per version: once it ended (pulled, promoted) it never acted
+again. So a failed challenger set on the alias again (by hand, by a pipeline retrying)
+took its share of traffic for good, failing every cycle and never pulled; and a promoted
+version left on the challenger alias after the champion was rolled back from it was
+judged failing against the old champion and never pulled either. A challenger the alias
+serves again, with no action of the model in flight, is a new run."""
+from __future__ import annotations
+
+from monitor.store.canary import run_row, runs
+from tests.helpers_vigil import MODEL, T0
+from tests.unit.monitor.test_canary_cycle import build, prometheus
+
+
+def test_a_failed_challenger_set_again_is_pulled_again(tmp_path):
+    vigil, registry = build(tmp_path, prometheus(p99_challenger=0.16))
+    vigil.run_cycle(MODEL, T0)
+    assert (MODEL, "challenger") not in registry.aliases  # pulled
+
+    registry.aliases[(MODEL, "challenger")] = "2"  # set again, still as slow
+    report = vigil.run_cycle(MODEL, T0 + 60)
+
+    assert report.canary is not None and report.canary.overall == "fail"
+    assert (MODEL, "challenger") not in registry.aliases, "the failing challenger kept its traffic"
+    pulls = [a for a in vigil.store.actions(model=MODEL) if a.kind == "canary_pull"]
+    assert [a.status for a in pulls] == ["done", "done"]
+    with vigil.store.tx() as s:
+        (run,) = runs(s, MODEL)
+        assert run.status == "pulled"
+
+
+def test_a_promoted_version_judged_again_after_the_champion_moved_back_is_pulled_when_it_fails(tmp_path):
+    vigil, registry = build(tmp_path, prometheus(p99_challenger=0.16))
+    with vigil.store.tx() as s:  # v2 was promoted earlier (its run ended "promoted") ...
+        run_row(s, MODEL, "2", T0 - 3600).status = "promoted"
+    # ... and the champion is back on v1, the challenger alias still on v2.
+    report = vigil.run_cycle(MODEL, T0)
+    assert report.canary is not None and report.canary.overall == "fail"
+    assert (MODEL, "challenger") not in registry.aliases
+    assert registry.aliases[(MODEL, "champion")] == "1"
