@@ -53,6 +53,13 @@ def cmd_rollback(args: argparse.Namespace) -> int:
         print(f"vigil rollback: --incident {args.incident}: {why}", file=sys.stderr)
         return 64
     now = time.time()
+    # What an earlier run left pending (killed after the alias moved): finished first, as a
+    # cycle would (verified, not moved again; announced once), or the retry only answered
+    # "still in flight", for ever without a daemon cycle, the reason to use a terminal.
+    try:
+        vigil.rollbacks.reconcile(m, now)
+    except Exception as e:  # the ask below then says what is still in flight
+        log.warning("could not finish the pending rollback", extra={"model": m.name, "error": repr(e)})
     choice = vigil.operator.choose_target(m, now, asked=args.to_version, force=args.force, force_reason=args.reason)
     if choice.version is None:
         print(f"{choice.reason}: pass --to-version (and --force for a blamed version)", file=sys.stderr)

@@ -147,3 +147,36 @@ def test_a_rollback_from_the_terminal_is_announced_once_on_the_incident_people_w
         store.close()
     lines = (tmp_path / "notifications.jsonl").read_text().splitlines()
     assert len(lines) == 1 and "cli:operator" in lines[0]
+
+
+def test_a_rollback_retried_after_the_terminal_died_mid_move_finishes_it_and_announces_it_once(tmp_path, capsys,
+                                                                                                monkeypatch):
+    """Ctrl-C (or a lost SSH session) after the alias moved, before the outcome was recorded:
+    the retry answered "still in flight" and exited 1, and without a daemon cycle to finish
+    it (the daemon down, the reason to use the terminal) every later rollback of the model
+    did the same. The command now first finishes what is pending for the model, as a cycle
+    would: the move is verified, not made again, and announced once."""
+    from monitor.failpoints import ENV, FailPointError
+
+    uri = _registry(tmp_path)
+    config = _config(tmp_path, "vigil.yaml", uri, keyed=False)
+    incident_id = _open_incident(tmp_path)
+    argv = ["rollback", "recommender", "--config", config, "--reason", "bad deploy", "--to-version", "1"]
+    monkeypatch.setenv(ENV, "after_alias_move=raise")
+    with pytest.raises(FailPointError):
+        main(argv)
+    monkeypatch.delenv(ENV)
+    capsys.readouterr()
+
+    assert main(argv) == 0, capsys.readouterr().err
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["status"] in ("done", "noop")
+    store = Store(f"sqlite:///{tmp_path / 'vigil.db'}")
+    try:
+        assert [(a.status, a.to_version) for a in store.actions(model="recommender")
+                if a.kind in ("rollback", "promotion")] == [("done", "1"), ("noop", "1")]
+        sink = [m for m in store.outbox_for_prefix(f"incident:{incident_id}") if m.notifier == "sink"]
+        assert len(sink) == 1 and sink[0].status == "delivered"
+    finally:
+        store.close()
+    with RegistrySource(MlflowConfig(tracking_uri=uri)) as registry:
+        assert registry.alias_version("recommender", "champion") == "1"
