@@ -306,11 +306,10 @@ class CanaryAnalysis:
                                    challenger_version=judged.challenger, overall=str(overall),
                                    metrics=[v.to_dict() for v in judged.verdict.metrics]))
             run = run_row(s, m.name, judged.challenger, t)
-            if run.status in ("pulled", "promoted") and not open_intents(s, m.name):
-                # Its pull or promotion is over, yet the alias serves it against another
-                # champion: set again by someone, or left on it when the champion moved back
-                # from its promotion. Ended for good, it failed every cycle, never pulled.
-                run.status, run.pass_streak, run.detail = "running", 0, f"judged again after it was {run.status}"
+            if run.status == "pulled" and not open_intents(s, m.name):
+                # Its pull is over, yet the alias serves it: someone set it again. Ended for
+                # good, it failed every cycle and was never pulled again: a new run.
+                run.status, run.pass_streak, run.detail = "running", 0, "set on the alias again after its pull"
             run.cycles += 1
             # Passes against another champion (rolled back or deployed since) are no evidence
             # against this one: the run of passes starts again.
@@ -319,7 +318,11 @@ class CanaryAnalysis:
             run.updated_at = t
             status, streak = run.status, run.pass_streak
         # A pull a dry run only recorded is asked for real once dry_run is off.
-        pullable = ("running", "suggested") if policy.rollback.dry_run else ("running", "suggested", "dry_run")
+        # A promoted version left on the challenger alias after the champion moved back from
+        # it takes traffic again: a failure pulls it (never promoted again, though: that
+        # would undo the move back).
+        pullable = ("running", "suggested", "promoted") if policy.rollback.dry_run \
+            else ("running", "suggested", "promoted", "dry_run")
         if overall == Verdict.FAIL and c.pull and status in pullable:
             return self._pull(m, judged, incident_id, policy, t)
         if streak < c.promote_after_cycles or judged.champion is None:

@@ -2,8 +2,9 @@
 again. So a failed challenger set on the alias again (by hand, by a pipeline retrying)
 took its share of traffic for good, failing every cycle and never pulled; and a promoted
 version left on the challenger alias after the champion was rolled back from it was
-judged failing against the old champion and never pulled either. A challenger the alias
-serves again, with no action of the model in flight, is a new run."""
+judged failing against the old champion and never pulled either. A challenger set again
+after its pull is a new run; a promoted one judged again is pulled when it fails, and
+never promoted again (that would undo the move back from it)."""
 from __future__ import annotations
 
 from monitor.store.canary import run_row, runs
@@ -37,3 +38,14 @@ def test_a_promoted_version_judged_again_after_the_champion_moved_back_is_pulled
     assert report.canary is not None and report.canary.overall == "fail"
     assert (MODEL, "challenger") not in registry.aliases
     assert registry.aliases[(MODEL, "champion")] == "1"
+
+
+def test_a_promoted_version_judged_again_is_never_promoted_back_over_the_champion(tmp_path):
+    vigil, registry = build(tmp_path, prometheus(), promote_after_cycles=2, auto_promote=True)
+    with vigil.store.tx() as s:
+        run_row(s, MODEL, "2", T0 - 3600).status = "promoted"
+    for k in range(4):
+        report = vigil.run_cycle(MODEL, T0 + 60 * k)
+        assert report.canary is not None and report.canary.overall == "pass"
+    assert registry.aliases[(MODEL, "champion")] == "1"
+    assert [a for a in vigil.store.actions(model=MODEL) if a.kind == "canary_promote"] == []
