@@ -306,9 +306,7 @@ class CanaryAnalysis:
                                    challenger_version=judged.challenger, overall=str(overall),
                                    metrics=[v.to_dict() for v in judged.verdict.metrics]))
             run = run_row(s, m.name, judged.challenger, t)
-            if run.status == "pulled" and not open_intents(s, m.name):
-                # Its pull is over, yet the alias serves it: someone set it again. Ended for
-                # good, it failed every cycle and was never pulled again: a new run.
+            if run.status == "pulled" and not open_intents(s, m.name):  # its pull is over: set again, a new run
                 run.status, run.pass_streak, run.detail = "running", 0, "set on the alias again after its pull"
             run.cycles += 1
             # Passes against another champion (rolled back or deployed since) are no evidence
@@ -318,11 +316,8 @@ class CanaryAnalysis:
             run.updated_at = t
             status, streak = run.status, run.pass_streak
         # A pull a dry run only recorded is asked for real once dry_run is off.
-        # A promoted version left on the challenger alias after the champion moved back from
-        # it takes traffic again: a failure pulls it (never promoted again, though: that
-        # would undo the move back).
-        pullable = ("running", "suggested", "promoted") if policy.rollback.dry_run \
-            else ("running", "suggested", "promoted", "dry_run")
+        # A promoted version left on the alias once the champion moved back from it: pulled on a fail, never promoted.
+        pullable = ("running", "suggested", "promoted", *(() if policy.rollback.dry_run else ("dry_run",)))
         if overall == Verdict.FAIL and c.pull and status in pullable:
             return self._pull(m, judged, incident_id, policy, t)
         if streak < c.promote_after_cycles or judged.champion is None:
@@ -358,7 +353,11 @@ class CanaryAnalysis:
                 "to_version": outcome.to_version, "detail": outcome.detail}
 
     def _promote(self, m: ModelConfig, judged: CanaryJudgement, streak: int, policy: PolicyConfig, t: float
-                 ) -> dict[str, Any]:
+                 ) -> dict[str, Any] | None:
+        if policy.rollback.dry_run and any(  # said once, as a dry-run pull is; not recorded every cycle
+                a.kind == CANARY_PROMOTE and a.dry_run and (a.from_version, a.to_version) ==
+                (judged.champion, judged.challenger) for a in self.store.actions(model=m.name)):
+            return None
         outcome = self.runner.request(RollbackAsk(
             m, judged.challenger, f"canary v{judged.challenger} passed {streak} cycles in a row", "vigil", None, t,
             dry_run=policy.rollback.dry_run, max_attempts=policy.rollback.max_attempts, kind=CANARY_PROMOTE,
