@@ -55,9 +55,11 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     now = time.time()
     # What an earlier run left pending (killed after the alias moved): finished first, as a
     # cycle would (verified, not moved again; announced once), or the retry only answered
-    # "still in flight", for ever without a daemon cycle, the reason to use a terminal.
+    # "still in flight", for ever without a daemon cycle, the reason to use a terminal. A
+    # dry run moves nothing, that pending rollback's layers included: it only reports it.
     try:
-        vigil.rollbacks.reconcile(m, now)
+        if not args.dry_run:
+            vigil.rollbacks.reconcile(m, now)
     except Exception as e:  # the ask below then says what is still in flight
         log.warning("could not finish the pending rollback", extra={"model": m.name, "error": repr(e)})
     choice = vigil.operator.choose_target(m, now, asked=args.to_version, force=args.force, force_reason=args.reason)

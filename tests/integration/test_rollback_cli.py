@@ -180,3 +180,27 @@ def test_a_rollback_retried_after_the_terminal_died_mid_move_finishes_it_and_ann
         store.close()
     with RegistrySource(MlflowConfig(tracking_uri=uri)) as registry:
         assert registry.alias_version("recommender", "champion") == "1"
+
+
+def test_a_dry_run_moves_nothing_not_even_a_rollback_left_pending(tmp_path, capsys, monkeypatch):
+    """A dry run is a question: with a rollback left pending before anything moved (killed
+    right after its intent was recorded), `--dry-run` reports it in flight and moves
+    nothing; the real command then finishes it."""
+    from monitor.failpoints import ENV, FailPointError
+
+    uri = _registry(tmp_path)
+    config = _config(tmp_path, "vigil.yaml", uri, keyed=False)
+    argv = ["rollback", "recommender", "--config", config, "--reason", "bad deploy", "--to-version", "1"]
+    monkeypatch.setenv(ENV, "rollback_after_intent=raise")
+    with pytest.raises(FailPointError):
+        main(argv)
+    monkeypatch.delenv(ENV)
+    capsys.readouterr()
+
+    assert main([*argv, "--dry-run"]) == 1
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["status"] == "pending"
+    with RegistrySource(MlflowConfig(tracking_uri=uri)) as registry:
+        assert registry.alias_version("recommender", "champion") == "2"  # the dry run moved nothing
+    assert main(argv) == 0
+    with RegistrySource(MlflowConfig(tracking_uri=uri)) as registry:
+        assert registry.alias_version("recommender", "champion") == "1"
