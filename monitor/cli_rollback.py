@@ -24,6 +24,7 @@ from monitor.config import ConfigError, load_config
 if TYPE_CHECKING:
     from typing import TypeAlias
 
+    from monitor.config import ModelConfig
     from monitor.vigil import Vigil
 
     _Subparsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -53,15 +54,8 @@ def cmd_rollback(args: argparse.Namespace) -> int:
         print(f"vigil rollback: --incident {args.incident}: {why}", file=sys.stderr)
         return 64
     now = time.time()
-    # What an earlier run left pending (killed after the alias moved): finished first, as a
-    # cycle would (verified, not moved again; announced once), or the retry only answered
-    # "still in flight", for ever without a daemon cycle, the reason to use a terminal. A
-    # dry run moves nothing, that pending rollback's layers included: it only reports it.
-    try:
-        if not args.dry_run:
-            vigil.rollbacks.reconcile(m, now)
-    except Exception as e:  # the ask below then says what is still in flight
-        log.warning("could not finish the pending rollback", extra={"model": m.name, "error": repr(e)})
+    if not args.dry_run:  # a dry run moves nothing, a pending rollback's layers included
+        _finish_earlier(vigil, m, now)
     choice = vigil.operator.choose_target(m, now, asked=args.to_version, force=args.force, force_reason=args.reason)
     if choice.version is None:
         print(f"{choice.reason}: pass --to-version (and --force for a blamed version)", file=sys.stderr)
@@ -75,6 +69,29 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     _announce(vigil, m.name)
     print(json.dumps({**outcome.__dict__, "incident_id": incident_id}))
     return 0 if outcome.status in (ActionStatus.DONE, ActionStatus.DRY_RUN, ActionStatus.NOOP) else 1
+
+
+def _finish_earlier(vigil: Vigil, m: ModelConfig, now: float) -> None:
+    """Finish what an earlier `vigil rollback` of the model left pending (killed after the
+    alias moved), as a cycle would: verified, not moved again, announced once. Else the
+    retry only answered "still in flight", for ever without a daemon cycle, the reason to
+    use a terminal. Only a terminal's own, and only with layers this terminal can reach
+    (its kubeconfig, a webhook's secret): a daemon's automatic rollback stays the daemon's,
+    which one failing here (its layers not configured on this machine) would end."""
+    from monitor.cycle.rollback_ask import ROLLBACK
+    from monitor.executors.base import ExecutorError
+    from monitor.executors.guarded import preflight
+    from monitor.store.intents import open_intents
+
+    with vigil.store.tx() as s:
+        ids = [i.id for i in open_intents(s, m.name) if i.actor.startswith("cli:")]
+    try:
+        if ids:
+            preflight(vigil.rollbacks.layers_for(ROLLBACK, m))
+        for intent_id in ids:
+            vigil.rollbacks.drive(intent_id, m, now)
+    except ExecutorError as e:  # the ask then says what is still in flight; the daemon finishes it
+        log.warning("could not finish the pending rollback here", extra={"model": m.name, "error": e.detail})
 
 
 def _incident(vigil: Vigil, model: str, asked: int | None) -> tuple[int | None, str]:

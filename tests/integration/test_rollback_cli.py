@@ -204,3 +204,32 @@ def test_a_dry_run_moves_nothing_not_even_a_rollback_left_pending(tmp_path, caps
     assert main(argv) == 0
     with RegistrySource(MlflowConfig(tracking_uri=uri)) as registry:
         assert registry.alias_version("recommender", "champion") == "1"
+
+
+def test_the_daemons_rollback_in_flight_is_left_to_the_daemon(tmp_path, capsys, monkeypatch):
+    """A terminal finishes only a terminal's pending rollback: an automatic one in flight
+    (retrying an unreachable layer) is the daemon's, and a terminal whose serving layer is
+    not configured would end it as failed. The command reports it in flight."""
+    from monitor.config import load_config
+    from monitor.cycle.rollback_ask import RollbackAsk
+    from monitor.failpoints import ENV, FailPointError
+    from monitor.store.intents import RollbackIntentRow
+    from monitor.vigil import Vigil
+
+    uri = _registry(tmp_path)
+    config = _config(tmp_path, "vigil.yaml", uri, keyed=False)
+    daemon = Vigil(load_config(config), notifiers={})
+    monkeypatch.setenv(ENV, "rollback_after_intent=raise")
+    with pytest.raises(FailPointError):
+        daemon.operator.rollback(RollbackAsk(daemon.config.model("recommender"), "1", "automatic: incident 1",
+                                             "vigil", None, time.time(), max_attempts=10))
+    monkeypatch.delenv(ENV)
+    capsys.readouterr()
+
+    argv = ["rollback", "recommender", "--config", config, "--reason", "bad deploy", "--to-version", "1"]
+    assert main(argv) == 1
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["status"] == "pending"
+    with daemon.store.tx() as s:
+        assert [(i.actor, i.status) for i in s.query(RollbackIntentRow).all()] == [("vigil", "pending")]
+    with RegistrySource(MlflowConfig(tracking_uri=uri)) as registry:
+        assert registry.alias_version("recommender", "champion") == "2"
