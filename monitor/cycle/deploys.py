@@ -125,7 +125,7 @@ class DeployWatch:
         undo the revert (bring the bad version back). A move forward stays a suspect
         (tests/integration/test_rollback_deploy_seen_late.py)."""
         confirmed = self._confirmed.pop(m.name, None)
-        blind_revert = m.name in self._blind and event is not None and _older(event.version, event.previous_version)
+        blind_revert = m.name in self._blind and event is not None and older(event.version, event.previous_version)
         self._blind.discard(m.name)
         row = self.store.open_incident(s, m.name) if event is not None and (
             confirmed is not None or blind_revert) else None
@@ -157,14 +157,14 @@ class DeployWatch:
         # The alias executor tags a canary promotion "vigil-rollback" as well: only a move back
         # to an older version is a rollback; a move forward is a deploy, and can be blamed.
         source = "rollback" if record is not None and at == record.set_at and record.set_by == "vigil-rollback" \
-            and _older(version, record.previous_version) else "observed"
+            and older(version, record.previous_version) else "observed"
         # Never after the sighting: the alias was seen serving it at `t`. A version the registry
         # dates later (MLflow's clock ahead of Vigil's, a replay behind a live registry) was
         # dated in the future, after deploys that came later, and its rollback target was lost.
         return min(at, t), source
 
 
-def _older(version: str, than: str | None) -> bool:
+def older(version: str, than: str | None) -> bool:
     """MLflow numbers a model's versions in order: a move to a lower number goes back."""
     try:
         return than is not None and int(version) < int(than)

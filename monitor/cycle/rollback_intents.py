@@ -34,6 +34,7 @@ from alerts.lifecycle import IncidentStatus, last_told
 from alerts.rollback import ActionStatus, Move, RollbackOutcome, decide_move
 from detectors.records import DeployEvent
 from monitor.config import ModelConfig
+from monitor.cycle.deploys import older
 from monitor.cycle.messages import OutboxWriter
 from monitor.cycle.plan import routes_of
 from monitor.cycle.rollback_ask import (
@@ -333,8 +334,10 @@ class RollbackRunner:
         elif status == ActionStatus.DONE:
             # A promotion is a deploy like any other (cold start follows, and it can be blamed);
             # so is a "rollback" to a version that never served (a challenger promoted through
-            # the rollback API). A move back to a version that served is recorded as a rollback.
-            forward = kind == CANARY_PROMOTE or not has_served(s, m.name, intent.to_version)
+            # the rollback API). A move back to a version that served, or to an older one (the
+            # store may postdate it: Vigil installed after it served), is recorded as a rollback.
+            forward = kind == CANARY_PROMOTE or not (has_served(s, m.name, intent.to_version)
+                                                     or older(intent.to_version, intent.from_version))
             if forward and action is not None and kind == ROLLBACK:
                 # shown as a promotion; uses up no cool-down and blames nothing it replaced
                 action.kind = PROMOTION

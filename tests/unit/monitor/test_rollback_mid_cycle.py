@@ -34,8 +34,7 @@ def test_an_alias_moved_by_a_rollback_in_flight_is_not_recorded_as_a_deploy(tmp_
     assert events == [] and serving == "2"
 
     vigil.rollbacks.reconcile(m, T0 + 50)  # the rollback records its outcome
-    # One event, the rollback's own (a promotion here: the store never saw v1 serve).
-    (event,) = [d for d in vigil.store.deploys(MODEL) if d.at > T0]
-    assert (event.version, event.previous_version, event.source) == ("1", "2", "promotion")
+    (event,) = [d for d in vigil.store.deploys(MODEL) if d.at > T0]  # one event, the rollback's own
+    assert (event.version, event.previous_version, event.source) == ("1", "2", "rollback")
     serving, events = vigil.deploys.poll(m, T0 + 60)
     assert events == [] and serving == "1"
