@@ -66,7 +66,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
         return 64
     outcome = vigil.operator.rollback(RollbackAsk(m, choice.version, args.reason, f"cli:{args.actor}", incident_id,
                                                   now, dry_run=args.dry_run, forced=choice.forced))
-    _announce(vigil, m.name)
+    _announce(vigil, m.name, incident_id)
     print(json.dumps({**outcome.__dict__, "incident_id": incident_id}))
     return 0 if outcome.status in (ActionStatus.DONE, ActionStatus.DRY_RUN, ActionStatus.NOOP) else 1
 
@@ -105,12 +105,14 @@ def _incident(vigil: Vigil, model: str, asked: int | None) -> tuple[int | None, 
     return asked, ""
 
 
-def _announce(vigil: Vigil, model: str) -> None:
+def _announce(vigil: Vigil, model: str, incident_id: int | None) -> None:
     """Send what the rollback wrote to the outbox now, through its claims (a daemon sending
-    at the same time sends each message once). Messages of a notifier this terminal does not
-    have are left to the daemon, untouched; a failure leaves them all for the daemon."""
+    at the same time sends each message once): its own messages only, not a backlog that
+    would hold the terminal for minutes. Messages of a notifier this terminal does not have
+    are left to the daemon, untouched; a failure leaves them all for the daemon."""
+    keys = [f"rollback:{model}", *([f"incident:{incident_id}"] if incident_id is not None else [])]
     try:
-        vigil.sender.deliver_due(time.time(), database_clock=True, only_own=True)
+        vigil.sender.deliver_due(time.time(), database_clock=True, only_own=True, keys=keys)
     except Exception as e:  # the rollback happened; its messages wait in the outbox for the daemon
         log.warning("the rollback's messages wait in the outbox for the daemon's sender",
                     extra={"model": model, "error": f"{type(e).__name__}: {e}"})

@@ -19,7 +19,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from alerts.outbox import DeliveryResult, DeliveryStatus, FindsDelivered, Notifier, OutboxMessage, OutboxStatus
 from alerts.receivers.base import KeepsAlive
@@ -52,8 +52,8 @@ class OutboxSender:
         self.lock = threading.Lock()
         self._skew_logged_at = -math.inf
 
-    def deliver_due(self, now: float, *, limit: int = 100, database_clock: bool = False, only_own: bool = False
-                    ) -> int:
+    def deliver_due(self, now: float, *, limit: int = 100, database_clock: bool = False, only_own: bool = False,
+                    keys: Collection[str] | None = None) -> int:
         """Deliver what is due. One pass takes the oldest open message of each key; the
         next pass the one after it, so several updates of one incident go out in order in
         one call (bounded, so a flood cannot hold the sender forever).
@@ -63,7 +63,8 @@ class OutboxSender:
 
         `only_own` (a one-off sender, `vigil rollback`): rows of notifiers this process does
         not have are left alone, not claimed and put back with a back-off (which would delay
-        the daemon that has them), and no receiver's keep-alive runs from here."""
+        the daemon that has them), and no receiver's keep-alive runs from here. `keys`: only
+        those messages (and the older ones of their keys, which go first), not a backlog."""
         called = time.monotonic()
         with self.lock:
             started = time.monotonic()
@@ -77,7 +78,7 @@ class OutboxSender:
                 resting |= {b.notifier for b in self.store.outbox.backlog()} - set(self.notifiers)
             for _ in range(MAX_PASSES):
                 resting_before = len(resting)
-                n = self._round(now, claim_now, started, limit, resting)
+                n = self._round(now, claim_now, started, limit, resting, keys)
                 total += n
                 if n == 0 and len(resting) == resting_before:  # nothing went out, and nobody new failed
                     break
@@ -102,13 +103,14 @@ class OutboxSender:
                         skew, SKEW_WARN_S, extra={"clock_skew_s": round(skew, 3)})
         return db
 
-    def _round(self, now: float, claim_now: float | None, started: float, limit: int, resting: set[str]) -> int:
+    def _round(self, now: float, claim_now: float | None, started: float, limit: int, resting: set[str],
+               keys: Collection[str] | None = None) -> int:
         """One pass over the due heads. A notifier that fails (down, hanging until its
         timeout, rate limited) is not called again in this call: its other rows wait for
         the next, so a hanging Slack costs the pages queued behind it one timeout, not one
         per Slack message."""
         delivered = 0
-        for head in self.store.outbox.due(now, limit, skip=resting, claim_now=claim_now):
+        for head in self.store.outbox.due(now, limit, skip=resting, claim_now=claim_now, keys=keys):
             if head.notifier in resting:  # it failed earlier in this pass
                 continue
             # `now` is the caller's clock (live or replay) and stays put for the round;

@@ -35,7 +35,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy import ColumnElement, CursorResult, false, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from alerts.outbox import DeliveryResult, DeliveryStatus, MessageKind, OutboxMessage, OutboxStatus
@@ -107,10 +107,11 @@ class Outbox:
             return db_now(s)
 
     def due(self, now: float, limit: int = 100, skip: Collection[str] = (),
-            claim_now: float | None = None) -> list[Head]:
+            claim_now: float | None = None, keys: Collection[str] | None = None) -> list[Head]:
         """The rows that may be claimed at `now`, oldest first, at most one per (notifier, key),
         none of the notifiers in `skip` (they do not use up the limit). A `sending` row's
-        claim lapses by `claim_now` (default `now`).
+        claim lapses by `claim_now` (default `now`). `keys`: only rows whose key is one of
+        them or starts with one and a colon (`incident:7` takes each channel's message).
 
         The scan reads only ids, keys and states of the open rows, so a long outage's
         backlog cannot hide newer due messages.
@@ -119,7 +120,7 @@ class Outbox:
             rows = s.execute(
                 select(OutboxRow.id, OutboxRow.notifier, OutboxRow.key, OutboxRow.status, OutboxRow.attempts,
                        OutboxRow.next_attempt_at)
-                .where(OutboxRow.status.in_(_OPEN)).order_by(OutboxRow.id)
+                .where(OutboxRow.status.in_(_OPEN), *_keyed(keys)).order_by(OutboxRow.id)
             ).all()
         lapse_now = now if claim_now is None else claim_now
         seen: set[tuple[str, str]] = set()
@@ -259,6 +260,13 @@ class Outbox:
         with self._tx() as s:
             q = select(OutboxRow).where((OutboxRow.key == prefix) | OutboxRow.key.startswith(prefix + ":"))
             return list(s.scalars(q.order_by(OutboxRow.id)))
+
+
+def _keyed(keys: Collection[str] | None) -> list[ColumnElement[bool]]:
+    """`due`'s filter on keys: none without `keys`."""
+    if keys is None:
+        return []
+    return [or_(false(), *[(OutboxRow.key == k) | OutboxRow.key.startswith(k + ":") for k in keys])]
 
 
 def _outcome(result: DeliveryResult, now: float, backoff: float, claim_now: float) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from alerts.outbox import MessageKind
 from monitor.cli import main
 from monitor.config import MlflowConfig
 from monitor.replay.local_mlflow import sqlite_tracking_uri
@@ -97,7 +98,6 @@ def test_a_version_the_registry_cannot_serve_is_refused_before_a_rollback_is_rec
 def _open_incident(tmp_path: Path) -> int:
     """An open incident of recommender that people were told of (in Slack, a PagerDuty page)."""
     from alerts.lifecycle import IncidentStatus
-    from alerts.outbox import MessageKind
     from monitor.store.repository import IncidentRow
 
     store = Store(f"sqlite:///{tmp_path / 'vigil.db'}")
@@ -123,10 +123,15 @@ def test_a_rollback_from_the_terminal_is_announced_once_on_the_incident_people_w
     uri = _registry(tmp_path)
     config = _config(tmp_path, "vigil.yaml", uri, keyed=False)
     incident_id = _open_incident(tmp_path)
+    store = Store(f"sqlite:///{tmp_path / 'vigil.db'}")
+    with store.tx() as s:  # the daemon's backlog (Slack was down): the daemon's to send, not the terminal's
+        backlog = [store.enqueue(s, "sink", MessageKind.INCIDENT, f"incident:{90 + k}:#ops", {"k": k},
+                                 time.time() - 60).id for k in range(3)]
 
     assert main(["rollback", "recommender", "--config", config, "--reason", "bad deploy", "--to-version", "1"]) == 0
-    store = Store(f"sqlite:///{tmp_path / 'vigil.db'}")
     try:
+        left = [m for k in range(3) for m in store.outbox_for_prefix(f"incident:{90 + k}")]
+        assert [(m.id, m.status, m.attempts) for m in left] == [(i, "pending", 0) for i in backlog]
         updates = store.outbox_for_prefix(f"incident:{incident_id}")
         theirs = [m for m in updates if m.notifier == "grafana"]
         updates = [m for m in updates if m.notifier != "grafana"]
