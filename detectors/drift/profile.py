@@ -33,7 +33,9 @@ from detectors.drift.storage import read_npz, write_npz
 # profile of a microsecond column (Spark's parquet) holds microseconds; read against a
 # window now in nanoseconds it was 100% drift on identical times, so it is not loaded
 # (ValueError) and is profiled again from the reference.
-PROFILE_FORMAT = 2
+# 3: a CSV reference's categorical features read as text ("02139", no longer the number
+# 2139, as the samples now are too): an older profile would call every such value new.
+PROFILE_FORMAT = 3
 DEFAULT_QUANTILE_BINS = 10
 # Evidently switches from value bins to equal-width bins above 20 distinct reference
 # values; low-cardinality numeric columns are binned by value the same way here.

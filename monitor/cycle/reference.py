@@ -21,7 +21,7 @@ from detectors.drift import ReferenceProfile, profile_reference
 from monitor.config import ModelConfig, VigilConfig
 from monitor.cycle.detect_drift import feature_specs
 from monitor.cycle.plan import to_policy
-from monitor.cycle.samples import SampleReader, own_rows
+from monitor.cycle.samples import SampleReader, own_rows, text_columns
 from monitor.sources.cache import BoundedCache
 from monitor.sources.samples import read_reference
 from monitor.sources.spool import Spool
@@ -105,7 +105,7 @@ class ReferenceChooser:
             if self._spool is None else None
         profile = self._loaded(stored, m.name)
         if stored is None or profile is None or list(profile.features) != specs:  # none, or features changed
-            profile = profile_reference(read_reference(path, [s.name for s in specs]), specs)
+            profile = profile_reference(read_reference(path, [s.name for s in specs], text_columns(m)), specs)
             stored = profile.to_bytes()
             if self._spool is None:
                 self._store.save_profile(*key, stored, self._now())
@@ -174,7 +174,7 @@ class ReferenceChooser:
             frame = self._rolling_frame(m, version, *span, self._config.policy_for(m).min_samples)
             if frame is not None:
                 return frame
-        return read_reference(self.training_path(m, version))
+        return read_reference(self.training_path(m, version), text_columns=text_columns(m))
 
     def choose(self, m: ModelConfig, version: str | None, w: Window) -> tuple[Any, str]:
         span = self._rolling_span(m, w)

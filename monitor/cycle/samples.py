@@ -11,6 +11,12 @@ from monitor.sources.spool import Spool
 from monitor.store.repository import Store
 
 
+def text_columns(m: ModelConfig) -> list[str]:
+    """The columns a CSV must give as written: the categorical features (a zip code "02139"
+    guessed a number became 2139, a category the reference never had)."""
+    return [f.name for f in m.features if f.type == "categorical"]
+
+
 class SampleReader:
     def __init__(self, config: VigilConfig, store: Store, spool: Spool | None = None) -> None:
         self._config = config
@@ -23,7 +29,7 @@ class SampleReader:
             return None
         if m.name not in self._files:
             self._files[m.name] = SampleFiles(self._config.resolve_path(m.samples.path), m.samples.timestamp_column,
-                                              spool=self._spool)
+                                              spool=self._spool, text_columns=text_columns(m))
         return self._files[m.name]
 
     def window(self, m: ModelConfig, start: float, end: float, purpose: str = "") -> pd.DataFrame:

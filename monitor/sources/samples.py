@@ -6,7 +6,7 @@ from __future__ import annotations
 import glob
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -63,9 +63,12 @@ class SampleFiles:
     so a file outside the window is never opened."""
 
     def __init__(self, pattern: str | Path, timestamp_column: str, cache: BoundedCache | None = None,
-                 spool: Spool | None = None) -> None:
+                 spool: Spool | None = None, text_columns: Collection[str] = ()) -> None:
         self.pattern = str(pattern)
         self.timestamp_column = timestamp_column
+        # CSV columns read as text (the categorical features): part of every cache key, as
+        # another model may read the same file with other declarations
+        self._text = tuple(sorted(set(text_columns)))
         self._cache = cache if cache is not None else _SHARED
         self._spool = spool
         self._ranges: dict[str, tuple[tuple[float, int], float, float]] = {}  # path -> (key, lo, hi)
@@ -87,7 +90,7 @@ class SampleFiles:
         return known if known is not None and known[0] == (st.st_mtime, st.st_size) else None
 
     def _parse(self, path: str) -> pd.DataFrame:
-        df = read_table(Path(path))
+        df = read_table(Path(path), self._text)
         if self.timestamp_column not in df.columns:
             raise SampleFileError(
                 f"{path}: timestamp column {self.timestamp_column!r} not found "
@@ -102,7 +105,8 @@ class SampleFiles:
         return df.sort_values("_ts", kind="stable").reset_index(drop=True)
 
     def _spool_key(self, path: str, key: tuple[float, int]) -> str:
-        return Spool.key("samples", os.path.abspath(path), key[0], key[1], self.timestamp_column, SPOOL_FORMAT)
+        return Spool.key("samples", os.path.abspath(path), key[0], key[1], self.timestamp_column, SPOOL_FORMAT,
+                         *self._text)
 
     def _load(self, path: str) -> tuple[pd.DataFrame | pa.Table, float, float]:
         st = os.stat(path)
@@ -112,7 +116,7 @@ class SampleFiles:
             table = self._mapped(skey)
             if table is not None:
                 return self._spooled_table(path, key, skey, table)
-        hit = self._cache.get((path, key))
+        hit = self._cache.get((path, key, self._text))
         if hit is not None:
             return hit
         table, df = self._parse_any(path, arrow=skey is not None)
@@ -123,7 +127,7 @@ class SampleFiles:
             df = _arrow_frame([table]) if table is not None else self._parse(path)
         lo, hi = (float(df["_ts"].iloc[0]), float(df["_ts"].iloc[-1])) if len(df) else (np.inf, -np.inf)
         self._ranges[path] = (key, lo, hi)
-        self._cache.put((path, key), (df, lo, hi), int(df.memory_usage(deep=False).sum()))
+        self._cache.put((path, key, self._text), (df, lo, hi), int(df.memory_usage(deep=False).sum()))
         return df, lo, hi
 
     def _spooled_table(self, path: str, key: tuple[float, int], skey: str, table: pa.Table
@@ -195,7 +199,7 @@ class SampleFiles:
 
     def _forget(self, path: str, key: tuple[float, int]) -> None:
         """No window of this model needs the file now."""
-        self._cache.discard((path, key))
+        self._cache.discard((path, key, self._text))
         skey = self._spooled.pop(path, None)
         if skey is not None and self._spool is not None:
             self._spool.discard("samples", skey)
@@ -370,14 +374,15 @@ def _frame_by_column(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return df
 
 
-def read_reference(path: Path, columns: Sequence[str] | None = None) -> pd.DataFrame:
+def read_reference(path: Path, columns: Sequence[str] | None = None,
+                   text_columns: Collection[str] = ()) -> pd.DataFrame:
     """The training reference as pandas reads it; with `columns`, only those when the file
     has them all (a reference often carries labels, ids or text no detector reads) and
     every column otherwise, so a missing one is reported next to what the file holds."""
     if not path.exists():
         raise SampleFileError(f"training reference {path} does not exist")
     if path.suffix.lower() not in (".parquet", ".pq") or path.is_dir():  # CSV, or a dataset directory
-        return read_table(path)
+        return read_table(path, text_columns)  # a CSV's categorical features kept as text, as the samples'
     # What pd.read_parquet does (the pandas metadata restores the index and the dtypes),
     # through the file reader rather than the dataset layer, on this thread.
     with pq.ParquetFile(path) as pf:

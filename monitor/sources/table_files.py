@@ -1,6 +1,8 @@
 """Reading one samples or reference file (parquet or CSV) into a frame, its errors named."""
 from __future__ import annotations
 
+import math
+from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
@@ -11,18 +13,42 @@ class SampleFileError(ValueError):
     """A samples/reference file cannot be used; the message names the file and the column."""
 
 
-def read_table(path: Path) -> pd.DataFrame:
+def read_table(path: Path, text_columns: Collection[str] = ()) -> pd.DataFrame:
+    """The file as a frame. A CSV holds no types: pandas guesses them, and a zip code or an
+    account code ("02139") became the number 2139, a new category next to the reference's
+    "02139". `text_columns` (the features declared categorical) are read as written."""
     suffix = path.suffix.lower()
     if suffix not in (".parquet", ".pq", ".csv", ".txt"):
         raise SampleFileError(f"{path}: expected a .parquet or .csv file")
     try:  # half written or damaged (ArrowInvalid, ParserError): named, not an internal error
         if suffix in (".parquet", ".pq"):
             return pd.read_parquet(path)
-        df = pd.read_csv(path)
+        text = dict.fromkeys(text_columns, str)  # (a name the file lacks is ignored)
+        df = _plain_numbers_as_numbers(pd.read_csv(path, dtype=text or None), text)
         wide = _integers_past_float(df)
-        return pd.read_csv(path, dtype=dict.fromkeys(wide, str)) if wide else df
+        return _plain_numbers_as_numbers(pd.read_csv(path, dtype=text | dict.fromkeys(wide, str)), text) \
+            if wide else df
     except ValueError as e:
         raise SampleFileError(f"{path}: cannot be read ({type(e).__name__}: {e})") from None
+
+
+def _plain_numbers_as_numbers(df: pd.DataFrame, text: Collection[str]) -> pd.DataFrame:
+    """A categorical column whose every value is a number as a number is written ("2139",
+    "1.0": what pandas writes) read as numbers, as before: it then still matches a parquet
+    reference's 1.0. Text stays where a number would lose something: "02139", "1.10"."""
+    plain = [name for name in text if name in df.columns and _all_plain(df[name])]
+    return df.assign(**{name: pd.to_numeric(df[name]) for name in plain}) if plain else df
+
+
+def _all_plain(col: pd.Series) -> bool:
+    for t in set(col.dropna()):
+        try:
+            f = float(t)
+        except ValueError:
+            return False
+        if not (math.isfinite(f) and (t == repr(f) or (f.is_integer() and t == str(int(f))))):
+            return False
+    return True
 
 
 def _integers_past_float(df: pd.DataFrame) -> list[str]:

@@ -1,0 +1,95 @@
+"""CSV samples and references: a column the config declares categorical keeps its text
+(zip code "02139" is not the number 2139), numeric features still read as numbers."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from monitor.sources.samples import SampleFiles, read_reference
+from monitor.sources.spool import Spool
+from tests.helpers_vigil import MODEL, T0, StubPrometheus, make_config, make_vigil, model_config, serving_registry
+
+ZIPS = ["02139", "02140", "10001", "00501"]
+
+
+def test_csv_reader_keeps_the_text_of_declared_categorical_columns(tmp_path):
+    (tmp_path / "s").mkdir()
+    pd.DataFrame({"timestamp": T0 + np.arange(4.0), "zip": ZIPS, "age": [30, 40, 50, 60]}).to_csv(
+        tmp_path / "s" / "a.csv", index=False)
+    for files in (SampleFiles(tmp_path / "s", "timestamp", text_columns={"zip"}),
+                  SampleFiles(tmp_path / "s", "timestamp", text_columns={"zip"}, spool=Spool(tmp_path / "sp"))):
+        df = files.window(T0, T0 + 10)
+        assert df["zip"].tolist() == ZIPS
+        assert pd.api.types.is_numeric_dtype(df["age"])  # numeric features are numbers still
+    ref = tmp_path / "ref.csv"
+    pd.DataFrame({"zip": ZIPS, "age": [1, 2, 3, 4]}).to_csv(ref, index=False)
+    df = read_reference(ref, ["zip", "age"], text_columns={"zip"})
+    assert df["zip"].tolist() == ZIPS and pd.api.types.is_numeric_dtype(df["age"])
+
+
+def test_zip_codes_in_csv_samples_match_the_same_zip_codes_in_the_reference(tmp_path):
+    rng = np.random.default_rng(0)
+    pd.DataFrame({"age": rng.normal(40, 10, 3000), "zip": rng.choice(ZIPS, 3000),
+                  "score": rng.uniform(0, 1, 3000)}).to_parquet(tmp_path / "train.parquet")
+    (tmp_path / "samples").mkdir()
+    n = 600
+    pd.DataFrame({"timestamp": T0 - 600 + np.arange(n, dtype=float), "age": rng.normal(40, 10, n),
+                  "zip": rng.choice(ZIPS, n), "score": rng.uniform(0, 1, n)}).to_csv(
+        tmp_path / "samples" / "a.csv", index=False)
+    cfg = make_config(tmp_path, models=[model_config(
+        kpis=[], slos=[], features=["age", {"name": "zip", "type": "categorical"}],
+        prediction_column="score", reference={"path": "train.parquet"},
+        samples={"path": "samples/", "timestamp_column": "timestamp"})])
+    vigil = make_vigil(cfg, prometheus=StubPrometheus(), registry=serving_registry(), notifiers={})
+
+    report = vigil.run_cycle(MODEL, T0)
+
+    about_zip = [(f.kind, f.statistic, f.message) for f in report.findings if f.entity == "zip"]
+    assert not about_zip, about_zip  # the same zip codes: no drift, no new category
+
+
+def test_a_profile_stored_before_the_fix_of_a_csv_reference_is_profiled_again(tmp_path):
+    import json
+    import time
+
+    from detectors.drift import FeatureSpec, profile_reference
+
+    rng = np.random.default_rng(1)
+    pd.DataFrame({"age": rng.normal(40, 10, 3000), "zip": rng.choice(ZIPS, 3000),
+                  "score": rng.uniform(0, 1, 3000)}).to_csv(tmp_path / "train.csv", index=False)
+    (tmp_path / "samples").mkdir()
+    n = 600
+    pd.DataFrame({"timestamp": T0 - 600 + np.arange(n, dtype=float), "age": rng.normal(40, 10, n),
+                  "zip": rng.choice(ZIPS, n), "score": rng.uniform(0, 1, n)}).to_csv(
+        tmp_path / "samples" / "a.csv", index=False)
+    cfg = make_config(tmp_path, models=[model_config(
+        kpis=[], slos=[], features=["age", {"name": "zip", "type": "categorical"}],
+        prediction_column="score", reference={"path": "train.csv"},
+        samples={"path": "samples/", "timestamp_column": "timestamp"})], spool={"enabled": False})
+    vigil = make_vigil(cfg, prometheus=StubPrometheus(), registry=serving_registry(), notifiers={})
+    # What the earlier Vigil stored: the zip codes guessed numbers (2139), format 2.
+    specs = [FeatureSpec("age"), FeatureSpec("zip", "categorical"), FeatureSpec("score")]
+    blob = profile_reference(pd.read_csv(tmp_path / "train.csv"), specs).to_bytes()
+    size = int.from_bytes(blob[:8], "little")
+    head = json.loads(blob[8:8 + size]) | {"format": 2}
+    head_bytes = json.dumps(head).encode()
+    old = len(head_bytes).to_bytes(8, "little") + head_bytes + blob[8 + size:]
+    path = str(vigil.references.training_path(vigil.config.models[0], "1"))
+    vigil.store.save_profile(MODEL, "1", path, old, time.time() + 60)
+
+    report = vigil.run_cycle(MODEL, T0)
+
+    about_zip = [(f.kind, f.statistic, f.message) for f in report.findings if f.entity == "zip"]
+    assert not about_zip, about_zip
+
+
+def test_a_categorical_written_as_plain_numbers_reads_as_before(tmp_path):
+    """Text only where a number would lose something: a float-coded class written by
+    pandas ("1.0", "2.0") still matches the reference's 1.0 and 2.0; a version "1.10" is
+    not the "1.1" next to it."""
+    (tmp_path / "s").mkdir()
+    pd.DataFrame({"timestamp": T0 + np.arange(4.0), "tier": [1.0, 2.0, np.nan, 1.0],
+                  "version": ["1.10", "1.1", "2", "2"]}).to_csv(tmp_path / "s" / "a.csv", index=False)
+    df = SampleFiles(tmp_path / "s", "timestamp", text_columns={"tier", "version"}).window(T0, T0 + 10)
+    assert df["tier"].dtype == np.float64 and df["tier"].iloc[1] == 2.0
+    assert df["version"].tolist() == ["1.10", "1.1", "2", "2"]
