@@ -46,7 +46,7 @@ def _load_with_tokens(path: str) -> VigilConfig:
 
     cfg = _load(path)
     try:
-        load_token_table(cfg)
+        load_token_table(cfg, path)
     except ConfigError as e:
         print(str(e), file=sys.stderr)
         raise SystemExit(2) from None
@@ -59,7 +59,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
     try:
         cfg = load_config(args.config)
-        load_token_table(cfg)
+        load_token_table(cfg, args.config)
         try:  # what `vigil run` reads before it starts: a key it would refuse fails the check too
             load_key(cfg.audit, Path(cfg.base_dir))
         except AuditKeyError as e:
@@ -68,13 +68,17 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         print(str(e), file=sys.stderr)
         return 1
     print(f"{args.config}: OK ({len(cfg.models)} model(s): {', '.join(m.name for m in cfg.models)})")
+    from monitor.config_errors import line_of
     from monitor.config_messages import link_warnings
+    from monitor.config_yaml import read_yaml
     from monitor.receivers import secret_warnings
 
     api = cfg.api
     links = link_warnings(api.public_url, f"http://{api.host}:{api.port}", cfg.grafana.public_url or cfg.grafana.url)
-    for warning in [*links, *secret_warnings(cfg)]:
-        print(f"{args.config}: warning: {warning}", file=sys.stderr)
+    lines = read_yaml(Path(args.config)).lines  # (read and parsed a moment ago)
+    for loc, warning in [*(((), w) for w in links), *secret_warnings(cfg)]:
+        line = line_of(loc, lines) if loc else None  # a secret's key, as an error names its line
+        print(f"{args.config}{'' if line is None else f':{line}'}: warning: {warning}", file=sys.stderr)
     return 0
 
 

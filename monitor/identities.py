@@ -12,10 +12,12 @@ a match leak through timing.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -23,6 +25,8 @@ from pydantic import ValidationError
 
 from monitor.config import ConfigError, VigilConfig
 from monitor.config_auth import LEGACY_TOKEN_NAME, ApiTokenConfig
+from monitor.config_errors import ConfigIssue, Loc, line_of
+from monitor.config_yaml import read_yaml
 
 
 class Role(StrEnum):
@@ -81,26 +85,33 @@ class TokenTable:
 
 
 # --------------------------------------------------------------------------- building
-def load_token_table(config: VigilConfig) -> TokenTable:
-    """The table for `config.api`; ConfigError names every token that cannot be resolved."""
+_Problem = tuple[Loc, str, str]  # (where in the config, or () for a line of the tokens file; path; message)
+_FILE: Loc = ("api", "tokens_file")
+
+
+def load_token_table(config: VigilConfig, source: str | None = None) -> TokenTable:
+    """The table for `config.api`; ConfigError names every token that cannot be resolved.
+    `source`: the config file, whose name and lines the errors then carry, as check-config
+    gives every other error (`vigil.yaml:7: api.tokens[0](ci): token_file: cannot read ...`)."""
     api = config.api
     entries: list[tuple[Identity, bytes]] = []
-    errors: list[tuple[str, str]] = []
+    errors: list[_Problem] = []
     if api.token:
         entries.append((Identity(LEGACY_TOKEN_NAME, Role.ADMIN), bytes.fromhex(hash_token(api.token))))
-    tokens = [(f"api.tokens[{i}]({t.name})", t) for i, t in enumerate(api.tokens)]
+    tokens: list[tuple[Loc, str, ApiTokenConfig]] = [
+        (("api", "tokens", i, _given(t)), f"api.tokens[{i}]({t.name})", t) for i, t in enumerate(api.tokens)]
     if api.tokens_file:
         tokens += _file_tokens(config, api.tokens_file, errors)
-    for where, t in tokens:
+    for loc, where, t in tokens:
         try:
             entries.append((Identity(t.name, Role(t.role)), _digest(config, t)))
         except ValueError as e:
-            errors.append((where, str(e)))
+            errors.append((loc, where, str(e)))
     names = [i.name for i, _ in entries]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-        errors.append(("api.tokens_file", f"token names must be unique across api.tokens, api.token and the "
-                                          f"file, repeated: {', '.join(dupes)}"))
+        errors.append((_FILE, "api.tokens_file", f"token names must be unique across api.tokens, api.token and the "
+                                                 f"file, repeated: {', '.join(dupes)}"))
     # One token under two names would resolve to whichever came last: the wrong role, and
     # the audit log naming the wrong holder. Named, never shown (not even its hash).
     by_digest: dict[bytes, list[str]] = {}
@@ -108,10 +119,26 @@ def load_token_table(config: VigilConfig) -> TokenTable:
         by_digest.setdefault(digest, []).append(identity.name)
     for names_ in by_digest.values():
         if len(names_) > 1:
-            errors.append(("api.tokens", f"{', '.join(names_)} have the same token: give each its own"))
+            errors.append((("api", "tokens"), "api.tokens",
+                           f"{', '.join(names_)} have the same token: give each its own"))
     if errors:
-        raise ConfigError(errors, "api tokens")
+        raise _located(errors, source)
     return TokenTable(tuple(entries))
+
+
+def _given(t: ApiTokenConfig) -> str:
+    """The key that says what the token is (the line an error about it points at)."""
+    return "token_file" if t.token_file else "token_sha256" if t.token_sha256 else "token"
+
+
+def _located(errors: list[_Problem], source: str | None) -> ConfigError:
+    lines: dict[Loc, int] = {}
+    if source is not None:
+        with contextlib.suppress(ConfigError):  # the file validated a moment ago; gone since: no lines
+            lines = read_yaml(Path(source)).lines
+    issues = [ConfigIssue(where, msg, line_of(loc, lines) if loc else None) for loc, where, msg in errors]
+    issues.sort(key=lambda i: i.line or 0)  # in the order of the file, as check-config's others
+    return ConfigError(issues, source or "api tokens")
 
 
 def _digest(config: VigilConfig, t: ApiTokenConfig) -> bytes:
@@ -131,16 +158,16 @@ def _digest(config: VigilConfig, t: ApiTokenConfig) -> bytes:
     return bytes.fromhex(hash_token(t.token))
 
 
-def _file_tokens(config: VigilConfig, name: str, errors: list[tuple[str, str]]) -> list[tuple[str, ApiTokenConfig]]:
+def _file_tokens(config: VigilConfig, name: str, errors: list[_Problem]) -> list[tuple[Loc, str, ApiTokenConfig]]:
     """`api.tokens_file`: YAML (a list, or a mapping with `tokens:`) or lines of `name role sha256`."""
     path = config.resolve_path(name)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
-        errors.append(("api.tokens_file", f"cannot read {path}: {e.strerror}"))
+        errors.append((_FILE, "api.tokens_file", f"cannot read {path}: {e.strerror}"))
         return []
     except UnicodeDecodeError:  # was a traceback (check-config) or a failed reload
-        errors.append(("api.tokens_file", f"{path} is not UTF-8 (save it as UTF-8)"))
+        errors.append((_FILE, "api.tokens_file", f"{path} is not UTF-8 (save it as UTF-8)"))
         return []
     try:
         data: Any = yaml.safe_load(text)
@@ -157,14 +184,14 @@ def _file_tokens(config: VigilConfig, name: str, errors: list[tuple[str, str]]) 
             if parts:
                 fields = dict(zip(("name", "role", "token_sha256"), parts, strict=False))
                 rows.append((f"{path}:{n}", fields if len(parts) == 3 else {"line": line.strip()}))
-    out = []
+    out: list[tuple[Loc, str, ApiTokenConfig]] = []
     for where, item in rows:
         try:
             t = ApiTokenConfig.model_validate(item)
         except ValidationError as e:
-            errors.append((where, "; ".join(_message(err) for err in e.errors())))
+            errors.append(((), where, "; ".join(_message(err) for err in e.errors())))
             continue
-        out.append((where, t))
+        out.append(((), where, t))
     return out
 
 

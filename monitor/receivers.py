@@ -11,6 +11,7 @@ from alerts.receivers.opsgenie import REGION_URLS, OpsgenieReceiver
 from alerts.receivers.pagerduty import PagerDutyReceiver
 from alerts.receivers.webhook import WebhookReceiver
 from monitor.config import VigilConfig
+from monitor.config_errors import Loc
 from monitor.config_receivers import (
     AlertmanagerReceiverConfig,
     OpsgenieReceiverConfig,
@@ -65,8 +66,9 @@ def build_receivers(config: VigilConfig) -> dict[str, Notifier]:
     return out
 
 
-def _unreadable(receiver: Notifier) -> list[str]:
-    """Why each of a receiver's secrets cannot be read now (never the secret itself)."""
+def _unreadable(receiver: Notifier) -> list[tuple[str, str]]:
+    """(the key naming it, why) for each of a receiver's secrets that cannot be read now
+    (never the secret itself)."""
     out = []
     for attr in ("routing_key", "api_key", "secret", "bearer_token"):
         source = getattr(receiver, attr, None)
@@ -74,35 +76,37 @@ def _unreadable(receiver: Notifier) -> list[str]:
             try:
                 source.read()
             except SecretMissing as e:
-                out.append(str(e))
+                out.append((f"{attr}_env" if source.env is not None else f"{attr}_file", str(e)))
     return out
 
 
 def _warn_unreadable(name: str, receiver: Notifier) -> None:
     """Say at start-up, not at the first page, that a receiver's secret cannot be read.
     Its messages wait in the outbox (retried) until it can."""
-    for error in _unreadable(receiver):
+    for _, error in _unreadable(receiver):
         log.warning("receiver cannot read its secret; its messages wait in the outbox",
                     extra={"receiver": name, "error": error})
 
 
-def secret_warnings(config: VigilConfig) -> list[str]:
+def secret_warnings(config: VigilConfig) -> list[tuple[Loc, str]]:
     """What `vigil check-config` warns about, as the daemon does at start: receiver secrets
     (pages would wait in the outbox) and serving-webhook secrets (rollbacks would fail)
-    that cannot be read now."""
+    that cannot be read now; each with the key it is about (its line in the file)."""
     from monitor.executors.base import ExecutorError
     from monitor.executors.config import WebhookExecutorConfig
     from monitor.executors.webhook import WebhookExecutor
 
-    out = [f"receivers[{r.name}]: {e}; its messages would wait in the outbox"
-           for r in config.receivers for e in _unreadable(build_receiver(config, r))]
-    for m in config.models:
+    out: list[tuple[Loc, str]] = [
+        (("receivers", i, key), f"receivers[{r.name}].{key}: {e}; its messages would wait in the outbox")
+        for i, r in enumerate(config.receivers) for key, e in _unreadable(build_receiver(config, r))]
+    for i, m in enumerate(config.models):
         if isinstance(m.serving, WebhookExecutorConfig):
             hook = WebhookExecutor(m.serving, base_dir=config.base_dir)
             try:
                 hook.preflight()
             except ExecutorError as e:
-                out.append(f"models[{m.name}].serving: {e.detail}; a rollback would fail before moving anything")
+                out.append((("models", i, "serving"),
+                            f"models[{m.name}].serving: {e.detail}; a rollback would fail before moving anything"))
             finally:
                 hook.close()
     return out

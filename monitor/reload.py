@@ -41,7 +41,7 @@ def read_valid(path: str) -> VigilConfig | None:
     """The new configuration, or None (logged) when it does not validate (its API tokens included)."""
     try:
         config = load_config(path)
-        load_token_table(config)
+        load_token_table(config, path)
         return config
     except ConfigError as e:
         detail = "; ".join(render(i, e.source) for i in e.issues)  # file:line: path: what, as check-config

@@ -1,0 +1,59 @@
+"""A token file that cannot be used is reported like every other config error: the config
+file, the line of the `token_file:` key, the field (check-config and a refused reload)."""
+from __future__ import annotations
+
+import logging
+
+from monitor.cli import main
+from monitor.reload import read_valid
+
+CONFIG = """\
+models:
+  - name: m
+api:
+  tokens:
+    - name: ci
+      role: viewer
+      token_file: missing.token
+    - name: ops
+      role: operator
+      token_file: empty.token
+  tokens_file: nowhere.txt
+"""
+
+
+def test_check_config_names_the_line_of_an_unreadable_or_empty_token_file(tmp_path, capsys):
+    path = tmp_path / "vigil.yaml"
+    path.write_text(CONFIG)
+    (tmp_path / "empty.token").write_text("\n")
+
+    assert main(["check-config", str(path)]) == 1
+
+    err = capsys.readouterr().err
+    assert f"{path}: 3 error(s)" in err, err
+    assert f"{path}:7: api.tokens[0](ci): token_file: cannot read {tmp_path / 'missing.token'}" in err, err
+    assert f"{path}:10: api.tokens[1](ops): token_file: {tmp_path / 'empty.token'} is empty" in err, err
+    assert f"{path}:11: api.tokens_file: cannot read {tmp_path / 'nowhere.txt'}" in err, err
+
+
+def test_a_refused_reload_names_the_line_of_the_token_file_too(tmp_path, caplog):
+    path = tmp_path / "vigil.yaml"
+    path.write_text(CONFIG)
+    (tmp_path / "empty.token").write_text("")
+
+    with caplog.at_level(logging.ERROR, logger="vigil.daemon"):
+        assert read_valid(str(path)) is None
+
+    (record,) = [r for r in caplog.records if "reload refused" in r.getMessage()]
+    assert f"{path}:7: api.tokens[0](ci): token_file: cannot read" in record.getMessage()
+
+
+def test_check_config_warns_of_an_unreadable_receiver_secret_file_at_its_line(tmp_path, capsys):
+    path = tmp_path / "vigil.yaml"
+    path.write_text("models:\n  - name: m\nreceivers:\n  - name: pd\n    kind: pagerduty\n"
+                    "    routing_key_file: missing.key\n")
+
+    assert main(["check-config", str(path)]) == 0  # a warning: its pages wait in the outbox until it is there
+
+    err = capsys.readouterr().err
+    assert f"{path}:6: warning: receivers[pd].routing_key_file: cannot read" in err, err
