@@ -359,7 +359,7 @@ class VigilConfig(_Model):
     def _cross_checks(self, info: ValidationInfo) -> VigilConfig:
         """Across sections (monitor/config_cross.py): load_config collects them all (its
         context's `cross_problems`); a model built in code raises the first."""
-        problems = cross_problems(self)
+        problems = cross_problems(self, (info.context or {}).get("broken", ()))
         found = (info.context or {}).get("cross_problems")
         if found is not None:
             found.extend(problems)

@@ -4,24 +4,39 @@ YAML, what was expected), so `vigil check-config` lists them all at once, each o
 (monitor/config.py raises the first when a model is built in code)."""
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from monitor.config_receivers import receiver_problems
 
 Loc = tuple[str | int, ...]
+Problems = list[tuple[Loc, str]]
+ANY = "*"  # any item of a list, in what a check reads
 
 
-def cross_problems(cfg: Any) -> list[tuple[Loc, str]]:
-    """Every cross-section problem of a `VigilConfig` (its fields already valid)."""
-    return [*_names(cfg), *_samples_outlive_the_window(cfg), *_anomaly_bins_fit_the_window(cfg)]
+def cross_problems(cfg: Any, broken: Sequence[Loc] = ()) -> Problems:
+    """Every cross-section problem of a `VigilConfig` (its fields already valid). `broken`:
+    the fields that failed validation (monitor/config_loading.py validates the rest again
+    without them): a check reading one of them is not run, the others are."""
+    return [p for check, reads in _CHECKS if not _touches(broken, reads) for p in check(cfg)]
 
 
-def _names(cfg: Any) -> list[tuple[Loc, str]]:
-    out: list[tuple[Loc, str]] = []
+def _touches(broken: Sequence[Loc], reads: Sequence[Loc]) -> bool:
+    """Whether a broken field is, holds or lies inside something a check reads."""
+    def same(a: str | int, b: str | int) -> bool:
+        return a == b or ANY in (a, b) and isinstance(a if b == ANY else b, int)
+
+    return any(all(same(a, b) for a, b in zip(bad, read, strict=False)) for bad in broken for read in reads)
+
+
+def _unique_models(cfg: Any) -> Problems:
     names = [m.name for m in cfg.models]
     dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        out.append((("models",), f"model names must be unique, repeated: {', '.join(dupes)}"))
+    return [(("models",), f"model names must be unique, repeated: {', '.join(dupes)}")] if dupes else []
+
+
+def _time_intervals(cfg: Any) -> Problems:
+    out: Problems = []
     known = [t.name for t in cfg.time_intervals]
     if len(set(known)) != len(known):
         out.append((("time_intervals",), "names must be unique"))
@@ -31,7 +46,11 @@ def _names(cfg: Any) -> list[tuple[Loc, str]]:
         if missing:
             out.append((where, f"unknown time interval {missing[0]!r}; "
                                f"defined in time_intervals: {', '.join(known) or 'none'}"))
-    return [*out, *receiver_problems(cfg.receivers, set(names))]
+    return out
+
+
+def _receivers(cfg: Any) -> Problems:
+    return receiver_problems(cfg.receivers, {m.name for m in cfg.models})
 
 
 def _samples_outlive_the_window(cfg: Any) -> list[tuple[Loc, str]]:
@@ -56,6 +75,17 @@ def _anomaly_bins_fit_the_window(cfg: Any) -> list[tuple[Loc, str]]:
                         f"expected at most schedule.lookback - schedule.interval ({room:.0f} s) "
                         f"(got {p.anomaly_resolution:.0f} s; the default is 300 s, 0 turns binning off)"))
     return out
+
+
+_CHECKS: list[tuple[Callable[[Any], Problems], tuple[Loc, ...]]] = [
+    (_unique_models, (("models", ANY, "name"),)),
+    (_time_intervals, (("time_intervals", ANY, "name"), ("grouping", "mute_time_intervals"),
+                       ("models", ANY, "mute_time_intervals"))),
+    (_receivers, (("receivers", ANY, "name"), ("receivers", ANY, "models"), ("models", ANY, "name"))),
+    (_samples_outlive_the_window, (("schedule", "lookback"), ("schedule", "baseline"), ("retention", "samples"))),
+    (_anomaly_bins_fit_the_window, (("schedule", "lookback"), ("schedule", "interval"),
+                                    ("policy", "anomaly_resolution"), ("models", ANY, "policy", "anomaly_resolution"))),
+]
 
 
 def said(problem: tuple[Loc, str]) -> str:

@@ -4,7 +4,8 @@
 2. each model's `policy:` merged, key by key and nested mappings too, over the global
    `policy:` (the raw mappings, so a validation error still names the key as written);
 3. pydantic validation, its errors turned into `path: what was expected` with the line in
-   the file (monitor/config_errors.py).
+   the file (monitor/config_errors.py); when a field fails, the checks across sections
+   are still run on the rest (monitor/config_cross_partial.py).
 
 Kept apart from monitor/config.py, which holds the fields: this module takes the root
 model as an argument and so never imports it.
@@ -18,6 +19,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from monitor.config_cross_partial import cross_despite
 from monitor.config_env import EnvResolution, resolve_tree
 from monitor.config_errors import ConfigError, ConfigIssue, Loc, clean_loc, describe, format_path, line_of
 
@@ -49,6 +51,7 @@ def validate_config(root: type[M], data: Any, src: ConfigSource, environ: Mappin
                                      context={"base_dir": src.base_dir, "cross_problems": cross})
     except ValidationError as e:
         problems += _validation_problems(e, root, merged, env)
+        cross += cross_despite(root, merged, e, src.base_dir)
     problems += _without_inherited(cross)  # a global policy's problem, not again at each model inheriting it
     if problems or result is None:
         issues = [ConfigIssue(format_path(loc, merged), msg, line_of(loc, src.lines)) for loc, msg in problems]
