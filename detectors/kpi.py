@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -62,9 +63,16 @@ class KpiDetector:
     def levels(self, state: KpiState, window: Series, start: float, end: float) -> KpiLevels | None:
         """Current level, baseline level and change in %, or None when either side has no
         data (or the baseline is 0). The current level is taken over the last `recent`
-        seconds so an old part of the window does not dilute a fresh drop."""
-        cur = window.between(start, end).between(end - self.params.recent, end).values
+        seconds so an old part of the window does not dilute a fresh drop; when those are
+        all NaN (a ratio at 0/0: no traffic lately), over the `recent` seconds up to the
+        window's last real point, which is what is known of the KPI now."""
+        inside = window.between(start, end)
+        cur = inside.between(end - self.params.recent, end).values
         cur = cur[~np.isnan(cur)]
+        if len(cur) == 0 and not inside.empty:
+            last = float(inside.timestamps[~np.isnan(inside.values)][-1])
+            cur = inside.between(last - self.params.recent, last).values
+            cur = cur[~np.isnan(cur)]
         b = state.baseline
         if len(cur) == 0 or b is None:
             return None
@@ -86,11 +94,19 @@ class KpiDetector:
 
 
 def _onset(current: Series, level: float, bad_direction: Direction, window_end: float) -> float:
-    """Start of the trailing stretch where the (median-smoothed) KPI sits past `level`."""
+    """Start of the trailing stretch where the (median-smoothed) KPI sits past `level`.
+    Trailing NaN (a ratio at 0/0: traffic stopped) is left out: the stretch ends at the
+    last real point, or a drop before traffic stopped would date from the window's end."""
+    real = np.flatnonzero(~np.isnan(current.values))
+    if len(real) and real[-1] < len(current.values) - 1:
+        current = Series(current.name, current.labels, current.timestamps[:real[-1] + 1],
+                         current.values[:real[-1] + 1])
     v = current.values
     if len(v) >= 5:
         pad = np.pad(v, 2, mode="edge")
-        v = np.nanmedian(np.lib.stride_tricks.sliding_window_view(pad, 5), axis=1)
+        with warnings.catch_warnings():  # a stretch of five NaN (no traffic) is NaN, not a warning
+            warnings.simplefilter("ignore", RuntimeWarning)
+            v = np.nanmedian(np.lib.stride_tricks.sliding_window_view(pad, 5), axis=1)
     with np.errstate(invalid="ignore"):
         bad = v < level if bad_direction == Direction.DOWN else v > level
     if len(bad) == 0 or not bad[-1]:

@@ -159,7 +159,11 @@ def detect_kpis(raw: RawSignals, req: DetectRequest, out: Detection, gaps: GapQu
                                     req.model.name))
         state = kpi.fit(sig.series, w.baseline_start, w.baseline_end)
         base = sig.series.between(w.baseline_start, w.baseline_end).values
-        if int(np.count_nonzero(~np.isnan(base))) < MIN_BASELINE_POINTS:  # blind to a drop, not all clear
+        if int(np.count_nonzero(~np.isnan(base))) >= MIN_BASELINE_POINTS:
+            pass
+        elif len(base) >= MIN_BASELINE_POINTS:  # answered with 0/0: no traffic (dawn after an idle night)
+            out.blind.append(f"{k.name}: no traffic in its baseline (0/0, NaN): a drop cannot be judged")
+        else:  # blind to a drop, not all clear
             why = "no points in its baseline (the hour before the window): a drop cannot be judged"
             out.findings.append(no_data(req.model.name, k.name, why, w, query=k.query))
             out.blind.append(f"{k.name}: no baseline points")

@@ -31,6 +31,7 @@ ANOMALY_WARMUP_S = 86400.0  # history fed to a series' detector the first time V
 # the cycle has stopped: Prometheus omits a dead target's points rather than return NaN, so
 # the window's older points alone would read as healthy and let an open incident resolve.
 STALE_AFTER_S = 300.0
+NO_TRAFFIC = "no traffic: every value of the window is 0/0 (NaN), not judged"
 HISTORY_TRIES = 3  # cycles a first sight's day of history Prometheus could not give is asked
 
 
@@ -80,9 +81,13 @@ def gather(sources: Sources, req: GatherRequest) -> RawSignals:
 
 
 def query_range(sources: Sources, gaps: Gaps, req: GatherRequest, entity: str, query: str, start: float,
-                required: bool = True) -> list[Series] | None:
+                required: bool = True, nan_is_idle: bool = False) -> list[Series] | None:
     """A range query whose every failure becomes an explicit NO_DATA finding (None).
-    An optional signal (`required=False`) may match nothing: that is [] and no finding."""
+    An optional signal (`required=False`) may match nothing: that is [] and no finding.
+    `nan_is_idle` (a KPI ratio): a NaN point is 0/0, no traffic on that step, from a target
+    that answers (a dead one's points are absent): no stop. A window 0/0 throughout is not
+    judged (None) and is a blind line, no finding: an idle night opens no incident, and an
+    open one does not resolve on it."""
     model, w = req.model.name, req.window
     try:
         series = sources.prometheus.query_range(query, start, w.t, name=entity)
@@ -98,7 +103,9 @@ def query_range(sources: Sources, gaps: Gaps, req: GatherRequest, entity: str, q
     if not series or all(s.empty for s in series):
         if not required:
             return []
-        if series:  # it matches: every value is NaN (a ratio is 0/0 while nothing is served)
+        if series and nan_is_idle:
+            gaps.blind.append(f"{entity}: {NO_TRAFFIC}")
+        elif series:  # it matches: every value is NaN (a ratio is 0/0 while nothing is served)
             gaps.add(no_data(model, entity, "every value of the window is NaN (a ratio with no traffic: 0/0)", w,
                              query=query), f"{entity}: only NaN")
         else:
@@ -106,22 +113,26 @@ def query_range(sources: Sources, gaps: Gaps, req: GatherRequest, entity: str, q
         return None
     # The rhythm is judged over the span a cycle reads when no incident is open: one frozen
     # its baseline before onset, hours or days back, and an outage in there is no rhythm.
-    stopped = _stopped_for(series, w.t, w.start - (w.baseline_end - w.baseline_start)) if required else 0.0
+    since = w.start - (w.baseline_end - w.baseline_start)
+    stopped = _stopped_for(series, w.t, since, nan_is_idle) if required else 0.0
     if stopped:
         gaps.add(no_data(model, entity, f"no points in the last {stopped / 60:.0f} min: the series stopped "
                                         "(its target down, or renamed; or NaN: no traffic)", w, query=query,
                          stopped_s=stopped),
                  f"{entity}: stopped")
         return None
+    if nan_is_idle and all(s.between(w.start, w.t).empty for s in series):
+        gaps.blind.append(f"{entity}: {NO_TRAFFIC}")
+        return None
     return list(series)
 
 
-def _stopped_for(series: list[Series], t: float, since: float) -> float:
+def _stopped_for(series: list[Series], t: float, since: float, nan_is_point: bool = False) -> float:
     """Seconds since the freshest series' newest value when that is longer than the series
     has been silent since `since` (a recording rule every 15 minutes read at a 60 s
     step has 10-minute holes: that is its rhythm, not a stop), else 0. A NaN point is no
-    value: a ratio whose traffic stopped is 0/0 on every step, not a healthy series."""
-    valued = [s.timestamps[~np.isnan(s.values)] for s in series if not s.empty]
+    value unless `nan_is_point` (a KPI ratio: 0/0 is no traffic, from a target that answers)."""
+    valued = [s.timestamps if nan_is_point else s.timestamps[~np.isnan(s.values)] for s in series if not s.empty]
     newest = max(valued, key=lambda ts: float(ts[-1]))
     gaps = np.diff(newest[newest >= since])
     usual = max(3 * float(np.median(gaps)), 1.5 * float(gaps.max())) if len(gaps) else 0.0
@@ -130,10 +141,10 @@ def _stopped_for(series: list[Series], t: float, since: float) -> float:
 
 
 def _metric(sources: Sources, req: GatherRequest, raw: RawSignals, name: str, query: str, start: float,
-            volume_query: str | None) -> MetricSignal | None:
+            volume_query: str | None, nan_is_idle: bool = False) -> MetricSignal | None:
     """The series and its volume, plus a day of both the first time the anomaly detector
     sees it. With anomalies off (`known_series` None) no volume is read: it scales nothing."""
-    found = query_range(sources, raw.gaps, req, name, query, start)
+    found = query_range(sources, raw.gaps, req, name, query, start, nan_is_idle=nan_is_idle)
     if found is None:
         return None
     if len(live := [s for s in found if not s.empty]) > 1:
@@ -218,7 +229,7 @@ def _volume_of(found: list[Series], series: Series) -> Series | None:
 
 def gather_kpis(sources: Sources, req: GatherRequest, raw: RawSignals) -> None:
     for k in req.model.kpis:
-        if sig := _metric(sources, req, raw, k.name, k.query, req.window.baseline_start, k.volume_query):
+        if sig := _metric(sources, req, raw, k.name, k.query, req.window.baseline_start, k.volume_query, True):
             raw.kpis.append(sig)
 
 

@@ -7,8 +7,9 @@ all clear:
   to aggregate the query.
 - a ratio whose traffic stopped: Prometheus keeps answering on the step grid with NaN
   (0/0). The points were there, so the stopped-series check passed, and the KPI detector
-  skips NaN: a model serving nothing had no finding at all. A series with no value lately
-  is stopped.
+  skips NaN: a model serving nothing had no finding at all. (Then every idle night was a
+  no-data page: now a window with real points is judged on them, and one that is 0/0
+  throughout is a blind line, no finding: tests/unit/monitor/test_kpi_no_traffic.py.)
 """
 from __future__ import annotations
 
@@ -68,22 +69,24 @@ def test_a_kpi_query_returning_several_series_is_a_gap_not_its_first_series(tmp_
     assert [s.name for s in raw.slos] == ["p99_latency"]
 
 
-def test_a_kpi_that_is_nan_lately_is_a_gap_not_an_all_clear(tmp_path: Any) -> None:
+def test_a_kpi_that_is_nan_lately_is_judged_on_its_real_points_not_a_gap(tmp_path: Any) -> None:
     def stopped(name: str, ts: np.ndarray) -> list[Series]:  # 0.05 until 20 minutes ago, then 0/0
         return [Series(name, {}, ts, np.where(ts < T0 - 1200, 0.05, np.nan))]
 
     raw, gaps = _gather(tmp_path, FakePrometheus(stopped))
-    assert "ctr" in gaps and "21 min" in gaps["ctr"].message, raw.gaps.findings
-    assert [s.name for s in raw.kpis] == [] and [s.name for s in raw.slos] == ["p99_latency"]
+    assert "ctr" not in gaps and not raw.gaps.blind, raw.gaps.findings
+    assert [s.name for s in raw.kpis] == ["ctr"] and [s.name for s in raw.slos] == ["p99_latency"]
 
 
 def test_a_ratio_that_is_nan_all_window_says_so_not_that_the_query_matched_nothing(tmp_path: Any) -> None:
     """0/0 on every step (no traffic at all): Prometheus returns the series, of NaN. "The
-    query returned no series" sent the SRE to look for a typo in a query that matches."""
+    query returned no series" sent the SRE to look for a typo in a query that matches.
+    No traffic is a blind line (no all clear), not a no-data finding (no page)."""
     def idle(name: str, ts: np.ndarray) -> list[Series]:
         return [Series(name, {}, ts, np.full(len(ts), np.nan))]
 
     raw, gaps = _gather(tmp_path, FakePrometheus(idle))
-    assert "ctr" in gaps, raw.gaps.findings
-    assert "no series" not in gaps["ctr"].message
-    assert "NaN" in gaps["ctr"].message and "no traffic" in gaps["ctr"].message
+    assert "ctr" not in gaps and [s.name for s in raw.kpis] == [], raw.gaps.findings
+    (line,) = [b for b in raw.gaps.blind if b.startswith("ctr:")]
+    assert "no series" not in line
+    assert "NaN" in line and "no traffic" in line
