@@ -49,6 +49,22 @@ def _time_intervals(cfg: Any) -> Problems:
     return out
 
 
+def _signal_names(cfg: Any) -> Problems:
+    """A model's KPIs and SLOs under one name each: a cycle looks a signal up by its name,
+    so two alike were both judged on the last one's series (the other's drop never seen),
+    and a canary metric, a finding or a panel could not say which it meant."""
+    out: Problems = []
+    for i, m in enumerate(cfg.models):
+        seen: set[str] = set()
+        for section in ("kpis", "slos"):
+            for j, sig in enumerate(getattr(m, section)):
+                if sig.name in seen:
+                    out.append((("models", i, section, j, "name"),
+                                f"{sig.name!r} names another KPI or SLO of this model: give each its own name"))
+                seen.add(sig.name)
+    return out
+
+
 def _receivers(cfg: Any) -> Problems:
     return receiver_problems(cfg.receivers, {m.name for m in cfg.models})
 
@@ -81,6 +97,7 @@ _CHECKS: list[tuple[Callable[[Any], Problems], tuple[Loc, ...]]] = [
     (_unique_models, (("models", ANY, "name"),)),
     (_time_intervals, (("time_intervals", ANY, "name"), ("grouping", "mute_time_intervals"),
                        ("models", ANY, "mute_time_intervals"))),
+    (_signal_names, (("models", ANY, "kpis", ANY, "name"), ("models", ANY, "slos", ANY, "name"))),
     (_receivers, (("receivers", ANY, "name"), ("receivers", ANY, "models"), ("models", ANY, "name"))),
     (_samples_outlive_the_window, (("schedule", "lookback"), ("schedule", "baseline"), ("retention", "samples"))),
     (_anomaly_bins_fit_the_window, (("schedule", "lookback"), ("schedule", "interval"),
