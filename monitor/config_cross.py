@@ -11,7 +11,8 @@ from monitor.config_receivers import receiver_problems
 
 Loc = tuple[str | int, ...]
 Problems = list[tuple[Loc, str]]
-ANY = "*"  # any item of a list, in what a check reads
+ANY = "*"  # what a check reads: every item of the list together (names unique, names known)
+EACH = "each"  # or each item on its own: one dropped as broken hides nothing about the others
 
 
 def cross_problems(cfg: Any, broken: Sequence[Loc] = ()) -> Problems:
@@ -22,11 +23,17 @@ def cross_problems(cfg: Any, broken: Sequence[Loc] = ()) -> Problems:
 
 
 def _touches(broken: Sequence[Loc], reads: Sequence[Loc]) -> bool:
-    """Whether a broken field is, holds or lies inside something a check reads."""
+    """Whether a broken field is, holds or lies inside something a check reads. A broken
+    list item itself (`models[1]`: left out whole) touches only what reads every item."""
     def same(a: str | int, b: str | int) -> bool:
-        return a == b or ANY in (a, b) and isinstance(a if b == ANY else b, int)
+        return a == b or b in (ANY, EACH) and isinstance(a, int)
 
-    return any(all(same(a, b) for a, b in zip(bad, read, strict=False)) for bad in broken for read in reads)
+    def touches(bad: Loc, read: Loc) -> bool:
+        if len(bad) == 2 and isinstance(bad[1], int) and len(read) > 1 and read[1] == EACH:
+            return False
+        return all(same(a, b) for a, b in zip(bad, read, strict=False))
+
+    return any(touches(bad, read) for bad in broken for read in reads)
 
 
 def _unique_models(cfg: Any) -> Problems:
@@ -96,12 +103,13 @@ def _anomaly_bins_fit_the_window(cfg: Any) -> list[tuple[Loc, str]]:
 _CHECKS: list[tuple[Callable[[Any], Problems], tuple[Loc, ...]]] = [
     (_unique_models, (("models", ANY, "name"),)),
     (_time_intervals, (("time_intervals", ANY, "name"), ("grouping", "mute_time_intervals"),
-                       ("models", ANY, "mute_time_intervals"))),
-    (_signal_names, (("models", ANY, "kpis", ANY, "name"), ("models", ANY, "slos", ANY, "name"))),
+                       ("models", EACH, "mute_time_intervals"))),
+    (_signal_names, (("models", EACH, "kpis", ANY, "name"), ("models", EACH, "slos", ANY, "name"))),
     (_receivers, (("receivers", ANY, "name"), ("receivers", ANY, "models"), ("models", ANY, "name"))),
     (_samples_outlive_the_window, (("schedule", "lookback"), ("schedule", "baseline"), ("retention", "samples"))),
     (_anomaly_bins_fit_the_window, (("schedule", "lookback"), ("schedule", "interval"),
-                                    ("policy", "anomaly_resolution"), ("models", ANY, "policy", "anomaly_resolution"))),
+                                    ("policy", "anomaly_resolution"),
+                                    ("models", EACH, "policy", "anomaly_resolution"))),
 ]
 
 

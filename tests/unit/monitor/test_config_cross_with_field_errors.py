@@ -70,3 +70,14 @@ def test_two_signals_of_a_model_under_one_name_are_refused():
     errors = dict(e.value.errors)
     assert "ctr" in errors["models[0](m).kpis[1](ctr).name"], errors
     assert "ctr" in errors["models[0](m).slos[1](ctr).name"], errors
+
+
+def test_a_model_left_out_as_broken_hides_nothing_about_the_others():
+    with pytest.raises(ConfigError) as e:
+        parse_config({"schedule": {"lookback": "30m", "interval": "1m"},
+                      "models": [{"name": "m", "policy": {"anomaly_resolution": "2h"}, "mute_time_intervals": ["x"]},
+                                 {"kpis": []}]})
+    errors = dict(e.value.errors)
+    assert "required" in errors["models[1].name"]
+    assert "expected at most" in errors["models[0](m).policy.anomaly_resolution"], errors
+    assert "unknown time interval 'x'" in errors["models[0](m).mute_time_intervals"], errors
