@@ -147,9 +147,11 @@ def _digest(config: VigilConfig, t: ApiTokenConfig) -> bytes:
     if t.token_file:
         path = config.resolve_path(t.token_file)
         try:
-            raw = path.read_text().strip()
+            raw = path.read_text(encoding="utf-8").strip()
         except OSError as e:
             raise ValueError(f"token_file: cannot read {path}: {e.strerror}") from None
+        except UnicodeDecodeError:  # (said as the codec's words, without the file, before)
+            raise ValueError(f"token_file: {path} is not UTF-8 text (save it as UTF-8)") from None
         if not raw:
             raise ValueError(f"token_file: {path} is empty")
         return bytes.fromhex(hash_token(raw))

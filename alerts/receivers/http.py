@@ -84,9 +84,12 @@ class SecretSource:
         if self.file is None:
             raise SecretMissing(f"{self.what} is not configured")
         try:
-            value = self.file.read_text().strip()
+            value = self.file.read_text(encoding="utf-8").strip()
         except OSError as e:
             raise SecretMissing(f"cannot read {self.what} from {self.file}: {e.strerror}") from e
+        except UnicodeDecodeError:  # UTF-16 from an editor: was a traceback at start and each send
+            raise SecretMissing(f"{self.what} file {self.file} is not UTF-8 text (save it as UTF-8; "
+                                "its value is not shown)") from None
         if not value:
             raise SecretMissing(f"{self.what} file {self.file} is empty")
         return _checked(value, f"{self.what} from {self.file}")

@@ -166,10 +166,13 @@ class WebhookExecutor:
         assert self.cfg.secret_file is not None  # the config allows exactly one of the two
         path = self.base_dir / Path(self.cfg.secret_file).expanduser()
         try:
-            value = path.read_text().strip()
+            value = path.read_text(encoding="utf-8").strip()
         except OSError as e:
             raise ExecutorError(False, f"cannot read the webhook secret file {path}: {e.strerror}",
                                 reason="config") from e
+        except UnicodeDecodeError:  # UTF-16 from an editor: a traceback in check-config, not a refusal
+            raise ExecutorError(False, f"the webhook secret file {path} is not UTF-8 text (save it as UTF-8)",
+                                reason="config") from None
         if not value:
             raise ExecutorError(False, f"the webhook secret file {path} is empty", reason="config")
         return value.encode()

@@ -57,3 +57,41 @@ def test_check_config_warns_of_an_unreadable_receiver_secret_file_at_its_line(tm
 
     err = capsys.readouterr().err
     assert f"{path}:6: warning: receivers[pd].routing_key_file: cannot read" in err, err
+
+
+def test_a_receiver_secret_file_that_is_not_utf8_is_a_warning_not_a_traceback(tmp_path, capsys):
+    """A key saved as UTF-16 (a Windows editor's "Unicode"): check-config, and the daemon at
+    start, died with a UnicodeDecodeError traceback; each send would have failed alike."""
+    from alerts.receivers.http import SecretMissing, SecretSource
+
+    (tmp_path / "pd.key").write_bytes("R0UTINGKEY".encode("utf-16"))
+    path = tmp_path / "vigil.yaml"
+    path.write_text("models:\n  - name: m\nreceivers:\n  - name: pd\n    kind: pagerduty\n"
+                    "    routing_key_file: pd.key\n")
+
+    assert main(["check-config", str(path)]) == 0
+
+    err = capsys.readouterr().err
+    assert f"{path}:6: warning: receivers[pd].routing_key_file:" in err and "UTF-8" in err, err
+    try:
+        SecretSource("the key", file=tmp_path / "pd.key").read()
+    except SecretMissing as e:
+        assert "not UTF-8" in str(e) and "R0UTINGKEY" not in str(e)
+    else:
+        raise AssertionError("read a UTF-16 file as a key")
+
+
+def test_a_serving_webhook_or_api_token_file_that_is_not_utf8_is_named_not_a_traceback(tmp_path, capsys):
+    (tmp_path / "hook.secret").write_bytes("s3cret".encode("utf-16"))
+    path = tmp_path / "vigil.yaml"
+    path.write_text('models:\n  - name: m\n    serving: {kind: webhook, url: "https://d/r", verify_url: "https://d/s",'
+                    ' secret_file: hook.secret}\n')
+    assert main(["check-config", str(path)]) == 0
+    err = capsys.readouterr().err
+    assert f"{path}:3: warning: models[m].serving:" in err and "not UTF-8" in err, err
+
+    (tmp_path / "ci.token").write_bytes("t0ken".encode("utf-16"))
+    path.write_text("models:\n  - name: m\napi:\n  tokens:\n    - {name: ci, role: viewer, token_file: ci.token}\n")
+    assert main(["check-config", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert f"{path}:5: api.tokens[0](ci): token_file: {tmp_path / 'ci.token'} is not UTF-8" in err, err
