@@ -57,17 +57,17 @@ def _time_intervals(cfg: Any) -> Problems:
 
 
 def _signal_names(cfg: Any) -> Problems:
-    """A model's KPIs and SLOs under one name each: a cycle looks a signal up by its name,
-    so two alike were both judged on the last one's series (the other's drop never seen),
-    and a canary metric, a finding or a panel could not say which it meant."""
+    """A model's KPIs under one name each, and its SLOs: a cycle looks a KPI (an SLO) up by
+    its name, so two alike were both judged on the last one's series, the other's drop
+    never seen. (A KPI and an SLO may share one: each keeps its own state.)"""
     out: Problems = []
     for i, m in enumerate(cfg.models):
-        seen: set[str] = set()
-        for section in ("kpis", "slos"):
+        for section, what in (("kpis", "KPI"), ("slos", "SLO")):
+            seen: set[str] = set()
             for j, sig in enumerate(getattr(m, section)):
                 if sig.name in seen:
                     out.append((("models", i, section, j, "name"),
-                                f"{sig.name!r} names another KPI or SLO of this model: give each its own name"))
+                                f"{sig.name!r} names another {what} of this model: give each its own name"))
                 seen.add(sig.name)
     return out
 

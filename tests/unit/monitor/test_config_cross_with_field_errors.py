@@ -60,16 +60,18 @@ def test_a_broken_model_item_leaves_the_checks_that_do_not_read_models():
     assert not [k for k in errors if k.startswith("receivers")], errors  # model m exists: not "unknown"
 
 
-def test_two_signals_of_a_model_under_one_name_are_refused():
+def test_two_kpis_or_two_slos_of_a_model_under_one_name_are_refused():
     """Two KPIs named alike were judged on one series (the last one's, looked up by name):
     the other KPI's drop was never seen, and check-config said OK."""
     with pytest.raises(ConfigError) as e:
         parse_config({"models": [{"name": "m", "kpis": [{"name": "ctr", "query": "a"}, {"name": "ctr", "query": "b"}],
                                   "slos": [{"name": "p99", "query": "c", "threshold": 1},
-                                           {"name": "ctr", "query": "d", "threshold": 1}]}]})
+                                           {"name": "ctr", "query": "d", "threshold": 1},
+                                           {"name": "p99", "query": "e", "threshold": 1}]}]})
     errors = dict(e.value.errors)
-    assert "ctr" in errors["models[0](m).kpis[1](ctr).name"], errors
-    assert "ctr" in errors["models[0](m).slos[1](ctr).name"], errors
+    assert "another KPI" in errors["models[0](m).kpis[1](ctr).name"], errors
+    assert "another SLO" in errors["models[0](m).slos[2](p99).name"], errors
+    assert "models[0](m).slos[1](ctr).name" not in errors  # a KPI and an SLO may share a name
 
 
 def test_a_model_left_out_as_broken_hides_nothing_about_the_others():
