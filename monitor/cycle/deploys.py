@@ -46,14 +46,13 @@ class DeployWatch:
             self._blind.add(m.name)
             with self.store.tx() as s:
                 return self.store.model_state(s, m.name).alias_version, []
-        with self.store.tx() as s:
-            # Asked again after the read: a rollback asked since `hold` was (from the CLI, the
-            # API, another replica) may have moved the alias this read saw, its outcome not yet
-            # recorded; taken for somebody's deploy, the next incident could blame it and
-            # roll the person's rollback back. Its intent, committed before any move, says so.
-            if hold or open_intents(s, m.name):
+        if hold:
+            with self.store.tx() as s:
                 return self.store.model_state(s, m.name).alias_version, []
-        events = self.record(m, current, t, unconfirmed=aliases is not None)
+        try:
+            events = self.record(m, current, t, unconfirmed=aliases is not None)
+        except _RollbackInFlight as e:
+            return e.serving, []
         if events is None:
             # The sweep read the alias before this cycle: a rollback that finished since (driven
             # by this cycle's reconcile, or by another replica) stored a move that read misses,
@@ -94,6 +93,13 @@ class DeployWatch:
         last = state.alias_version
         if unconfirmed and last is not None and current != last:  # (a first sight has no move to miss)
             return None
+        if last is not None and current != last and open_intents(s, m.name):
+            # A rollback asked since `hold` was (from the CLI, the API, another replica) may
+            # have moved the alias this read saw, its outcome not yet recorded; taken for
+            # somebody's deploy, the next incident could blame it and roll the person's
+            # rollback back. Its intent, committed before any move, says so. (Asked only on
+            # a move: a poll that reads no move costs no query more.)
+            raise _RollbackInFlight(last)
         if current is None or current == last:
             self._confirmed[m.name] = t
             self._blind.discard(m.name)
@@ -170,3 +176,11 @@ def older(version: str, than: str | None) -> bool:
         return than is not None and int(version) < int(than)
     except ValueError:
         return False
+
+
+class _RollbackInFlight(Exception):
+    """A move read while a rollback's intent is open: the rollback's to record, not a deploy."""
+
+    def __init__(self, serving: str) -> None:
+        super().__init__(serving)
+        self.serving = serving
