@@ -51,6 +51,9 @@ def span_frame(spans: Sequence[Span]) -> pd.DataFrame:
 def prepare(df: pd.DataFrame) -> pd.DataFrame:
     """Adds self time, the parent's service/operation, and client-span (edge) marks."""
     df = df.copy()
+    # A span naming itself as parent (broken instrumentation, a bad id conversion) is a
+    # root: read as its own child it would be a call of itself and eat its own time.
+    df["parent_id"] = df["parent_id"].where(df["parent_id"] != df["span_id"], None)
     df["dur_ms"] = (df["end_ns"] - df["start_ns"]).clip(lower=0) / 1e6
     key = df["trace_id"] + ":" + df["span_id"]
     pkey = df["trace_id"] + ":" + df["parent_id"].fillna("")

@@ -241,3 +241,24 @@ def test_a_failed_call_to_a_callee_that_sent_no_span_points_at_the_callee_it_nam
                               alert_time=10_300.0, context=RcaContext(candidates=["api", "preprocess"]))
     by = {c.entity: c for c in causes}
     assert by["preprocess"].score > 0 and by["api"].score < origin[0].score
+
+
+def test_a_span_that_names_itself_as_parent_is_a_root_not_a_call_nor_zero_self_time() -> None:
+    # A broken instrumentation (or a bad id conversion) can send a span whose parentSpanId
+    # is its own spanId. It must read as a root: not as a call of itself (a "started
+    # calling" finding on every window) nor as a child eating its own time (self time 0).
+    def self_parented(spans):
+        return [replace(s, parent_id=s.span_id) if s.parent_id is None else s for s in spans]
+
+    state = DET.fit(self_parented(_traces(200, 0.0)), 0.0, 300.0)
+    ref = state.frame
+    roots = ref[ref["operation"] == "POST /predict"]
+    assert roots["parent_service"].isna().all() and (roots["self_ms"] > 3.0).all()
+    assert not roots["error_origin"].any()
+    cur = self_parented(_traces(200, 10_000.0, seed=3))
+    assert DET.score(STATE, TraceWindow(cur), 10_000.0, 10_300.0) == []
+    failing = self_parented([replace(s, error=True) if s.operation == "POST /predict" else s
+                             for s in _traces(200, 10_000.0, seed=3)])
+    origin = [f for f in DET.score(STATE, TraceWindow(failing), 10_000.0, 10_300.0)
+              if f.statistic == "error_origin_rate"]
+    assert [f.service for f in origin] == ["api"]
