@@ -66,6 +66,14 @@ from detectors.traces.graph import ServiceGraph
 # operation always wrote stopped (an exception or early return cut the path short). Its
 # callers' errors are then most likely this failure passed up.
 _FAILURE_STATS = ERROR_STATS | {"vanished_template", "broken_sequence"}
+
+
+def _is_failure(statistic: str) -> bool:
+    """A service's own failure: its errors, a silently broken code path, or a fatal pattern
+    in its logs (detectors/logs/service_level.py: OOMKilled, CUDA out of memory, a panic),
+    which is often all a killed pod leaves."""
+    return statistic in _FAILURE_STATS or statistic.startswith("fatal_")
+
 _TOP = 3
 _ONSET_SLACK_S = 30.0
 # Errors passed up a synchronous call chain appear with the callee's failure, not
@@ -163,9 +171,9 @@ def _tie(rows: list[_Row], i: int) -> dict[str, Any] | None:
     return None
 
 
-def _strength_and_onset(per: PerModality, s: str, stats: set[str]) -> tuple[float, float]:
-    """Noisy-OR of a service's log and trace evidence of these statistics, and its first onset."""
-    items = [(ws, f) for m in ("logs", "traces") for ws, f in per.get((s, m), []) if f.statistic in stats]
+def _strength_and_onset(per: PerModality, s: str, keep: Callable[[str], bool]) -> tuple[float, float]:
+    """Noisy-OR of a service's log and trace evidence of the statistics `keep` accepts, and its first onset."""
+    items = [(ws, f) for m in ("logs", "traces") for ws, f in per.get((s, m), []) if keep(f.statistic)]
     return _noisy_or(ws for ws, _ in items), min((f.onset for _, f in items), default=math.inf)
 
 
@@ -191,9 +199,9 @@ def _passed_up_from(s: str, graph: ServiceGraph, trouble: dict[str, tuple[float,
 
 def _inherited_errors(per: PerModality, services: set[str], graph: ServiceGraph) -> dict[str, str]:
     """service -> the callee whose failure its errors most likely pass up."""
-    error = {s: _strength_and_onset(per, s, ERROR_STATS) for s in services}
-    # What a callee can pass up: its errors, or a code path of its that broke silently.
-    fail = {s: _strength_and_onset(per, s, _FAILURE_STATS) for s in services}
+    error = {s: _strength_and_onset(per, s, ERROR_STATS.__contains__) for s in services}
+    # What a callee can pass up: its errors, a code path of its that broke silently, a fatal pattern.
+    fail = {s: _strength_and_onset(per, s, _is_failure) for s in services}
 
     def passes_up(s: str, c: str) -> bool:
         """Whether s's errors may be callee c's failure passed up."""
@@ -288,7 +296,7 @@ def _can_explain(f: Finding) -> bool:
     """Evidence of a service's own trouble that its callers' symptoms may come from."""
     if f.kind is FindingKind.METRIC_ANOMALY:
         return _class(f) in PROPAGATES_UP | {MetricClass.SATURATION}
-    return _is_latency(f) or f.statistic in _FAILURE_STATS
+    return _is_latency(f) or _is_failure(f.statistic)
 
 
 def _cause(r: _Row, inherited: dict[str, str], explained: dict[str, str], alert_time: float, rank: int,

@@ -350,3 +350,20 @@ def test_two_services_calling_each_other_do_not_both_explain_the_others_latency(
     assert by["web"].evidence["explained_by"] == "auth"
     assert by["auth"].evidence["explained_by"] is None
     assert causes[0].entity == "auth"
+
+
+def test_a_callee_killed_for_memory_takes_its_callers_errors_and_explains_its_latency() -> None:
+    # orders calls stock; stock was OOM-killed (a fatal pattern, its only evidence), then
+    # orders logged errors and its latency rose. stock failing is what orders shows: its
+    # errors are passed up, its latency explained, and stock ranks first.
+    graph = ServiceGraph({("orders", "stock"): EdgeStats(calls_current=50)})
+    logs = [_f(FindingKind.LOG_ANOMALY, "orders", "new_error_template", 0.9, onset=110),
+            _f(FindingKind.LOG_ANOMALY, "stock", "fatal_oom_killed", 0.9, onset=100)]
+    m = [_f(FindingKind.METRIC_ANOMALY, "orders", "robust_z", 0.9, onset=110, metric="latency_p99")]
+    causes = rank_root_causes(metric_findings=m, log_findings=logs, trace_findings=[], topology=graph,
+                              alert_time=130.0)
+    by = {c.entity: c for c in causes}
+    assert by["orders"].evidence["inherited_from"] == "stock"
+    assert by["orders"].evidence["explained_by"] == "stock"
+    assert causes[0].entity == "stock"
+
