@@ -184,17 +184,33 @@ def _passed_up_from(s: str, graph: ServiceGraph, trouble: dict[str, tuple[float,
                     linked: Callable[[str, str], bool]) -> str | None:
     """The callee c of `s` whose trouble `s`'s most likely is (`linked(s, c)`): the strongest,
     then the earliest, then by name (callees() is a set, whose order varies between runs,
-    and the callee named here is in the alert's text). Of two services calling each other
-    (a callback), each linked to the other within the slack, only the one whose trouble
-    came second is linked: else both were discounted and each named as the other's origin."""
+    and the callee named here is in the alert's text). Of services calling each other in a
+    cycle (a callback; A -> B -> C -> A), each linked to the next within the slack, a link
+    that closes the cycle is kept only when the callee's trouble came first: else every
+    one was discounted and the cause named as its own victim's victim."""
     def came_first(c: str) -> bool:
         (c_st, c_on), (s_st, s_on) = trouble.get(c, _NONE), trouble.get(s, _NONE)
         return (c_on, -c_st) < (s_on, -s_st)
 
     for c in sorted(graph.callees(s), key=lambda c: (-trouble.get(c, _NONE)[0], trouble.get(c, _NONE)[1], c)):
-        if linked(s, c) and not (s in graph.callees(c) and linked(c, s) and not came_first(c)):
+        if linked(s, c) and (came_first(c) or not _links_back(c, s, graph, linked)):
             return c
     return None
+
+
+def _links_back(c: str, s: str, graph: ServiceGraph, linked: Callable[[str, str], bool]) -> bool:
+    """Whether c's trouble may itself be s's, through a chain of linked callees (each
+    service visited once: a cycle in the graph cannot loop)."""
+    seen, todo = {c}, [c]
+    while todo:
+        x = todo.pop()
+        for y in graph.callees(x):
+            if y not in seen and linked(x, y):
+                if y == s:
+                    return True
+                seen.add(y)
+                todo.append(y)
+    return False
 
 
 def _inherited_errors(per: PerModality, services: set[str], graph: ServiceGraph) -> dict[str, str]:

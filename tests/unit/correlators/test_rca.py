@@ -367,3 +367,25 @@ def test_a_callee_killed_for_memory_takes_its_callers_errors_and_explains_its_la
     assert by["orders"].evidence["explained_by"] == "stock"
     assert causes[0].entity == "stock"
 
+
+def test_a_call_cycle_of_three_services_does_not_explain_the_one_whose_trouble_came_first() -> None:
+    # web -> cart -> pricing -> web (pricing calls back for the session). pricing's errors
+    # and latency came first, cart's 10 s later, web's 20 s later: cart's are pricing's and
+    # web's are cart's, but pricing's are not web's, or all three were discounted and the
+    # cause named as its own victim's victim.
+    graph = ServiceGraph({("web", "cart"): EdgeStats(calls_current=50),
+                          ("cart", "pricing"): EdgeStats(calls_current=50),
+                          ("pricing", "web"): EdgeStats(calls_current=50)})
+    logs = [_f(FindingKind.LOG_ANOMALY, "web", "new_error_template", 0.9, onset=120),
+            _f(FindingKind.LOG_ANOMALY, "cart", "new_error_template", 0.9, onset=110),
+            _f(FindingKind.LOG_ANOMALY, "pricing", "new_error_template", 0.9, onset=100),
+            _f(FindingKind.LOG_ANOMALY, "mail", "new_error_template", 0.6, onset=105)]
+    m = [_f(FindingKind.METRIC_ANOMALY, s, "robust_z", 0.9, onset=on, metric="latency_p99")
+         for s, on in (("web", 120), ("cart", 110), ("pricing", 100))]
+    causes = rank_root_causes(metric_findings=m, log_findings=logs, trace_findings=[], topology=graph,
+                              alert_time=130.0)
+    by = {c.entity: c for c in causes}
+    assert by["web"].evidence["inherited_from"] == "cart" and by["cart"].evidence["inherited_from"] == "pricing"
+    assert by["web"].evidence["explained_by"] == "cart" and by["cart"].evidence["explained_by"] == "pricing"
+    assert by["pricing"].evidence["inherited_from"] is None and by["pricing"].evidence["explained_by"] is None
+    assert causes[0].entity == "pricing"
