@@ -29,7 +29,7 @@ _WEIGHT = {
     "new_error_template": 1.0, "error_template_rate": 0.9, "error_burst": 0.7, "vanished_template": 0.8,
     "broken_sequence": 0.8,
     "new_template": 0.3, "self_time_ms_p50": 1.0, "error_origin_rate": 1.0, "calls_vanished": 0.4,
-    "calls_appeared": 0.4, "edge_time_ms_p50": 1.0, "range_ratio": 0.8,
+    "calls_appeared": 0.4, "edge_time_ms_p50": 1.0, "range_ratio": 0.8, "service_vanished": 1.0,
 }
 ERROR_STATS = {"new_error_template", "error_template_rate", "error_burst", "error_origin_rate"}
 

@@ -63,9 +63,10 @@ from detectors.records import Finding, FindingKind
 from detectors.traces.graph import ServiceGraph
 
 # Evidence that a service's code path broke although it logged no error: a template its
-# operation always wrote stopped (an exception or early return cut the path short). Its
-# callers' errors are then most likely this failure passed up.
-_FAILURE_STATS = ERROR_STATS | {"vanished_template", "broken_sequence"}
+# operation always wrote stopped (an exception or early return cut the path short), or
+# its spans stopped altogether (it crashed). Its callers' errors are then most likely
+# this failure passed up.
+_FAILURE_STATS = ERROR_STATS | {"vanished_template", "broken_sequence", "service_vanished"}
 
 
 def _is_failure(statistic: str) -> bool:

@@ -9,6 +9,7 @@ current `c`, and corrects its p-values for the number of tests it made.
 - Error origins per service: error spans whose children did not fail.
 - Call structure per parent (service, operation): child calls per run that stopped (an
   early return or exception) or appeared (a retry loop, a fallback).
+- Vanished services: a service the reference's spans held and the window's do not.
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ def detect_all(b: pd.DataFrame, c: pd.DataFrame, ws: float, we: float, p: TraceP
     """`peers`: with (almost) no call in `b`, judge edges against the window's other calls
     (`_peer_reference`); off for a second reading whose `b` is not the only reference."""
     return [*_self_time(b, c, ws, we, p), *_edge_time(b, c, ws, we, p, peers), *_errors(b, c, ws, we, p),
-            *_calls(b, c, ws, we, p)]
+            *_calls(b, c, ws, we, p), *_vanished_services(b, c, ws, we, p)]
 
 
 def _surprise_slower(b: np.ndarray, c: np.ndarray, beyond: bool = False) -> float:
@@ -320,5 +321,33 @@ def _calls(b: pd.DataFrame, c: pd.DataFrame, ws: float, we: float, p: TraceParam
             evidence={"parent_operation": pop, "child_service": csvc, "child_operation": cop,
                       "calls": int(kc[i]), "runs": int(rc[i]), "baseline_calls": int(kb[i]),
                       "baseline_runs": int(rb[i]), "surprise": s},
+        ))
+    return out
+
+
+def _vanished_services(b: pd.DataFrame, c: pd.DataFrame, ws: float, we: float, p: TraceParams) -> list[Finding]:
+    """A service with no span in the window although its share of the reference's spans
+    expected at least `vanish_min_expected` (its pods crashed, or it stopped reporting):
+    its callers may fall back without an error, and without this it had no evidence at
+    all. Expected from its share, not a rate, so a quieter window expects fewer."""
+    if b.empty or c.empty:
+        return []
+    counts = b.groupby("service").size()
+    expected = counts / len(b) * len(c)
+    gone = expected[~expected.index.isin(set(c["service"])) & (expected >= p.vanish_min_expected)]
+    n_tests = max(len(counts), 1)
+    out = []
+    for svc, e in gone.items():
+        s = float(e / math.log(10))  # -log10 of the Poisson chance of no span at all
+        sc = _score(s, n_tests, float(e))
+        if s - math.log10(n_tests) < p.min_surprise or sc <= 0:
+            continue
+        out.append(Finding(
+            kind=FindingKind.TRACE_ANOMALY, entity=f"{svc}: spans", value=0.0,
+            threshold=float(e * p.vanish_max_ratio), baseline=float(e), window_start=ws, window_end=we,
+            onset=ws, score=sc, service=str(svc), direction=Direction.DOWN, statistic="service_vanished",
+            message=(f"{svc}: no spans in the window, expected {e:.0f} from its share of the baseline's "
+                     f"({int(counts[svc])} of {len(b)}): check that it is running"),
+            evidence={"baseline_spans": int(counts[svc]), "window_spans": int(len(c)), "expected": float(e)},
         ))
     return out

@@ -262,3 +262,29 @@ def test_a_span_that_names_itself_as_parent_is_a_root_not_a_call_nor_zero_self_t
     origin = [f for f in DET.score(STATE, TraceWindow(failing), 10_000.0, 10_300.0)
               if f.statistic == "error_origin_rate"]
     assert [f.service for f in origin] == ["api"]
+
+
+def test_a_service_gone_from_the_windows_traces_is_a_finding_on_it() -> None:
+    # preprocess crashed: api falls back (no error) and its client span calls nothing.
+    # Before, the only evidence was api's "stopped calling" finding: preprocess, the
+    # service that is down, had none at all, and ranked as free of anomalies.
+    cur = [s for s in _traces(200, 10_000.0, seed=3) if s.service != "preprocess"]
+    findings, _ = _run(cur)
+    gone = [f for f in findings if f.statistic == "service_vanished"]
+    assert [f.service for f in gone] == ["preprocess"] and gone[0].value == 0 and gone[0].score > 0.5
+    assert "no spans" in gone[0].message and gone[0].baseline > 100
+    # A service that was rare in the reference is not news when a window lacks it.
+    rare = _renamed(_traces(3, 0.0, seed=5), {"preprocess": "batch"})
+    state = DET.fit(BASE + rare, 0.0, 300.0)
+    assert not [f for f in DET.score(state, TraceWindow(_traces(200, 10_000.0, seed=3)), 10_000.0, 10_300.0)
+                if f.statistic == "service_vanished"]
+
+
+def test_a_crashed_callee_ranks_above_the_caller_that_stopped_calling_it() -> None:
+    from correlators.rca import RcaContext, rank_root_causes
+
+    cur = [s for s in _traces(200, 10_000.0, seed=3) if s.service != "preprocess"]
+    findings, graph = _run(cur)
+    causes = rank_root_causes(metric_findings=[], log_findings=[], trace_findings=findings, topology=graph,
+                              alert_time=10_300.0, context=RcaContext(candidates=["api", "preprocess"]))
+    assert causes[0].entity == "preprocess" and "no spans" in causes[0].explanation
