@@ -180,8 +180,7 @@ class PolicyConfig(_Model):
     reference_after_cold_start: Literal["training", "rolling"] = "training"
     rolling_reference: Duration = 7 * 86400.0
     resolve_after_cycles: int = Field(2, ge=1)  # quiet cycles before an incident resolves
-    # Online anomaly detection on every KPI and SLO series (detectors/anomaly.py); a point
-    # scoring at or above this is anomalous. 1 turns it off.
+    # Online anomaly detection of each KPI/SLO series (detectors/anomaly.py): a score >= this is anomalous; 1: off.
     anomaly_threshold: float = Field(0.9, gt=0, le=1)
     anomaly_resolution: Duration = 300.0  # > 0: score bin means, not each point (README: false alarms)
     repeat_interval: PositiveDuration = 4 * 3600.0  # re-notify an unchanged open incident (0 would: every cycle)
@@ -246,6 +245,7 @@ class GpuConfig(_Model):
     kv_cache_ratio: float = Field(0.95, gt=0, le=1)
     queue_waiting: float = Field(10.0, ge=0)
     min_duration: Duration = 300.0  # saturation must last this long to count
+    dead_node_hold: Duration = 6 * 3600.0  # a GPU gone mid-saturation stays no_data this long (or until it reports)
 
 
 class ModelConfig(_Model):

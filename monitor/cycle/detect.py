@@ -35,7 +35,7 @@ from monitor.cycle.anomaly_state import (
 from monitor.cycle.detect_drift import detect_sample_drift
 from monitor.cycle.detect_logs_traces import detect_logs_traces
 from monitor.cycle.detect_services import detect_service_metrics, tag
-from monitor.cycle.gather import gpu_queries, service_metric_entity
+from monitor.cycle.gather import gpu_queries, gpu_start, service_metric_entity
 from monitor.cycle.plan import CycleStart
 from monitor.types import Detection, MetricSignal, RawSignals, ServiceEvidence, Window, no_data
 
@@ -202,7 +202,9 @@ def detect_gpu(raw: RawSignals, req: DetectRequest, out: Detection, gaps: GapQue
         if series:
             gpu = GpuDetector(GpuParams(limits[name], g.min_duration, req.step, req.model.name))
             out.findings.extend(gpu.score(NoState(), series, w.start, w.t))
-            for entity, t, v in stopped_while_saturated(series, limits[name].limit, w.start, w.t, req.step,
+            # From gpu_start: a node gone longer than the window ago stays missing (never calm)
+            # until it reports again or `dead_node_hold` passes.
+            for entity, t, v in stopped_while_saturated(series, limits[name].limit, gpu_start(g, w), w.t, req.step,
                                                           g.min_duration):
                 out.findings.append(no_data(  # one per node: two nodes gone are two findings
                     req.model.name, f"gpu {name} on {entity}",

@@ -77,3 +77,33 @@ def test_two_nodes_gone_while_saturated_are_two_findings(tmp_path) -> None:
 
     gone = _gpu_findings(ThreeNodes(), tmp_path)
     assert sorted(f.entity for f in gone) == ["gpu gpu_util_pct on n2/gpu 0", "gpu gpu_util_pct on n3/gpu 1"]
+
+
+class LongGone(TwoNodes):
+    """n2 at 99 % from T0 - 2 h 20 min until its exporter died at T0 - 2 h: its last point
+    is well before the 30-minute window."""
+
+    def query_range(self, query: str, start: float, end: float, step: float | None = None, *,
+                    name: str | None = None) -> list[Series]:
+        if not query.startswith("DCGM_FI_DEV_GPU_UTIL"):
+            return super().query_range(query, start, end, step, name=name)
+        ts = np.arange(np.ceil(start / 60) * 60, end + 1e-9, 60.0)
+        calm = Series(query, {"Hostname": "n1", "gpu": "0"}, ts, np.full(len(ts), 40.0))
+        alive = ts <= T0 - 2 * 3600
+        dying = Series(query, {"Hostname": "n2", "gpu": "0"}, ts[alive],
+                       np.where(ts[alive] >= T0 - 2 * 3600 - 20 * 60, 99.0, 40.0))
+        return [calm, dying] if alive.any() else [calm]
+
+
+def test_a_node_gone_longer_than_the_window_is_still_missing_data_not_calm(tmp_path) -> None:
+    # Before, once its last point left the 30-minute window the node was simply absent and
+    # the incident about it could resolve on the silence: the dead node read as calm.
+    (gone,) = _gpu_findings(LongGone(), tmp_path)
+    assert gone.kind == FindingKind.NO_DATA and gone.entity == "gpu gpu_util_pct on n2/gpu 0"
+    assert "n2/gpu 0 stopped reporting 120 min ago" in gone.message
+
+
+def test_a_node_gone_longer_than_the_stated_hold_is_dropped(tmp_path) -> None:
+    cfg = make_config(tmp_path, models=[model_config(gpu={"selector": SEL, "dead_node_hold": "1h"})])
+    report = make_vigil(cfg, prometheus=LongGone()).run_cycle("recommender", T0)
+    assert [f for f in report.findings if f.entity.startswith("gpu")] == []
