@@ -326,19 +326,27 @@ def _calls(b: pd.DataFrame, c: pd.DataFrame, ws: float, we: float, p: TraceParam
 
 
 def _vanished_services(b: pd.DataFrame, c: pd.DataFrame, ws: float, we: float, p: TraceParams) -> list[Finding]:
-    """A service with no span in the window although its share of the reference's spans
-    expected at least `vanish_min_expected` (its pods crashed, or it stopped reporting):
-    its callers may fall back without an error, and without this it had no evidence at
-    all. Expected from its share, not a rate, so a quieter window expects fewer."""
-    if b.empty or c.empty:
+    """A service with no span in the window although its share of the reference's calls
+    into services expected at least `vanish_min_expected` (its pods crashed, or it stopped
+    reporting): its callers may fall back without an error, and without this it had no
+    evidence at all. A call into a service (a root span, or one whose parent is in another
+    service) is the unit, not a span: one call's many inner spans are not independent.
+    Expected from its share, not a rate, so a quieter window expects fewer."""
+
+    def entries(f: pd.DataFrame) -> pd.Series:
+        return f.loc[f["remote_child"] | f["parent_service"].isna(), "service"]
+
+    eb, ec = entries(b), entries(c)
+    if eb.empty or ec.empty:
         return []
-    counts = b.groupby("service").size()
-    expected = counts / len(b) * len(c)
+    counts = eb.value_counts()
+    # The window's calls are the other services' only: scaled by what they were in the reference.
+    expected = counts / (len(eb) - counts).clip(lower=1) * len(ec)
     gone = expected[~expected.index.isin(set(c["service"])) & (expected >= p.vanish_min_expected)]
     n_tests = max(len(counts), 1)
     out = []
     for svc, e in gone.items():
-        s = float(e / math.log(10))  # -log10 of the Poisson chance of no span at all
+        s = float(e / math.log(10))  # -log10 of the Poisson chance of no call at all
         sc = _score(s, n_tests, float(e))
         if s - math.log10(n_tests) < p.min_surprise or sc <= 0:
             continue
@@ -346,8 +354,8 @@ def _vanished_services(b: pd.DataFrame, c: pd.DataFrame, ws: float, we: float, p
             kind=FindingKind.TRACE_ANOMALY, entity=f"{svc}: spans", value=0.0,
             threshold=float(e * p.vanish_max_ratio), baseline=float(e), window_start=ws, window_end=we,
             onset=ws, score=sc, service=str(svc), direction=Direction.DOWN, statistic="service_vanished",
-            message=(f"{svc}: no spans in the window, expected {e:.0f} from its share of the baseline's "
-                     f"({int(counts[svc])} of {len(b)}): check that it is running"),
-            evidence={"baseline_spans": int(counts[svc]), "window_spans": int(len(c)), "expected": float(e)},
+            message=(f"{svc}: no spans in the window, expected {e:.0f} calls into it from its share of the "
+                     f"baseline's ({int(counts[svc])} of {len(eb)}): check that it is running"),
+            evidence={"baseline_calls": int(counts[svc]), "window_calls": int(len(ec)), "expected": float(e)},
         ))
     return out
