@@ -288,3 +288,21 @@ def test_a_crashed_callee_ranks_above_the_caller_that_stopped_calling_it() -> No
     causes = rank_root_causes(metric_findings=[], log_findings=[], trace_findings=findings, topology=graph,
                               alert_time=10_300.0, context=RcaContext(candidates=["api", "preprocess"]))
     assert causes[0].entity == "preprocess" and "no spans" in causes[0].explanation
+
+
+def test_a_service_called_in_a_few_traces_with_many_inner_spans_is_not_gone_when_a_window_misses_it() -> None:
+    # batch is called in 3 reference traces, each call making 40 inner spans: 120 of its
+    # spans, but 3 calls. A window whose sample of traces has no such call is no crash.
+    from detectors.records import Span
+
+    extra = []
+    for i in range(3):
+        tid, t = f"bb{i:030x}", int((50 + i) * 1e9)
+        extra += [Span(tid, f"{i:012x}a001", None, "api", "POST /batch", t, t + 90 * MS),
+                  Span(tid, f"{i:012x}a002", f"{i:012x}a001", "api", "HTTP POST", t + MS, t + 85 * MS),
+                  Span(tid, f"{i:012x}a003", f"{i:012x}a002", "batch", "run", t + 2 * MS, t + 84 * MS)]
+        extra += [Span(tid, f"{i:012x}b{k:03x}", f"{i:012x}a003", "batch", "step", t + (2 + 2 * k) * MS,
+                       t + (3 + 2 * k) * MS) for k in range(40)]
+    state = DET.fit(BASE + extra, 0.0, 300.0)
+    found = DET.score(state, TraceWindow(_traces(200, 10_000.0, seed=3)), 10_000.0, 10_300.0)
+    assert not [f for f in found if f.statistic == "service_vanished"]
