@@ -61,7 +61,7 @@ class AlertmanagerReceiver:
         firing = state_of(record) != "resolved"
         log.info("alertmanager push accepted", extra={"receiver": self.name, "alert": record["dedup_key"],
                                                       "firing": firing, "ended_old_labels": len(batch) > 1})
-        return {**sent_ref(record), "alert": alert, "firing": firing}
+        return {**sent_ref(record, ref), "alert": alert, "firing": firing}
 
     def keep_alive_due(self) -> bool:
         # Half the interval: an alert waits at most 1.5 x resend_every for its re-push, well

@@ -70,7 +70,7 @@ class OpsgenieReceiver:
             request_ids.append(request_id)
             log.info("opsgenie request accepted", extra={"receiver": self.name, "action": action,
                                                          "alias": record["dedup_key"], "request_id": request_id})
-        return {**sent_ref(record), "request_ids": request_ids}
+        return {**sent_ref(record, ref), "request_ids": request_ids}
 
     def _request(self, record: dict[str, Any], action: str) -> tuple[str, dict[str, Any]]:
         if action == "create":

@@ -58,5 +58,5 @@ class PagerDutyReceiver:
                                   explain)
             log.info("pagerduty event accepted", extra={"receiver": self.name, "action": action,
                                                         "dedup_key": record["dedup_key"], "status": resp.status_code})
-        return sent_ref(record)
+        return sent_ref(record, ref)
 

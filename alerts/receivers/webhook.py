@@ -42,6 +42,6 @@ class WebhookReceiver:
             resp = self.http.post(self.url, body, {"Idempotency-Key": key}, sign_with=self.secret.read().encode())
             log.info("webhook accepted", extra={"receiver": self.name, "idempotency_key": key,
                                                 "status": resp.status_code})
-            return sent_ref(record)
+            return sent_ref(record, message.ref)
 
         return run_delivery(send)

@@ -22,6 +22,7 @@ from alerts.lifecycle import IncidentStatus
 from alerts.outbox import MessageKind, Notifier
 from alerts.payload import IncidentSnapshot
 from alerts.receivers.base import receivers_of
+from alerts.receivers.mapping import HELD
 from alerts.receivers.record import group_record, receiver_record, state_of
 from monitor.store import groups
 from monitor.store.repository import Store
@@ -65,7 +66,8 @@ class ReceiverWriter:
         for name, r in self.receivers.items():
             if not self.store.outbox.has_key(s, name, key):
                 continue
-            record = receiver_record(snap, prefix=r.dedup_prefix, updated_at=now, links=links)
+            # the group pages for it: an escalation past a lapsed ack opens no alert of its own
+            record = {**receiver_record(snap, prefix=r.dedup_prefix, updated_at=now, links=links), HELD: True}
             if self._shows(s, name, key, record):
                 continue
             self.store.enqueue(s, name, MessageKind.INCIDENT, key, record, now)

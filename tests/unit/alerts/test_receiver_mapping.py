@@ -6,11 +6,13 @@ from typing import Any
 
 from alerts.payload import IncidentSnapshot
 from alerts.receivers.mapping import (
+    HELD,
     alertmanager_alert,
     iso,
     opsgenie_action,
     opsgenie_create,
     pagerduty_event,
+    sent_ref,
     steps,
 )
 from alerts.receivers.record import receiver_record
@@ -170,3 +172,17 @@ def test_an_escalation_past_an_acknowledged_alert_closes_it_and_opens_a_new_one(
     assert "Escalated to critical" in note and "Resolved" not in note
     resolved = record(status="resolved", resolved_at=T + 600)
     assert "Resolved" in opsgenie_action(resolved, "close", source="Vigil")["note"]
+
+
+def test_a_held_members_escalation_updates_its_acknowledged_alert_and_remembers_the_ack():
+    """Its shared cause pages for the escalation: the member's own acknowledged alert is
+    updated, not closed and opened anew (a second page); once the member pages as itself
+    again, that alert is still acknowledged on the backend, so its escalation opens a new one."""
+    acked = {"state": "acknowledged", "acknowledged": True, "severity": "warning"}
+    held = {**record(severity="critical"), HELD: True}
+    assert steps(held, acked, open_="trigger", ack="acknowledge", close="resolve") == ["trigger"]
+    after = sent_ref(held, acked)
+    assert after["acknowledged"] and after["severity"] == "critical"
+    assert steps(record(severity="critical"), after, open_="trigger", ack="acknowledge", close="resolve") \
+        == ["resolve", "trigger"]
+    assert not sent_ref(record(severity="critical"), after)["acknowledged"]
