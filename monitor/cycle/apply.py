@@ -69,8 +69,7 @@ def apply_plan(store: Store, outbox: OutboxWriter, m: ModelConfig, plan: AlertPl
         if row is not None and not held and _held_by_shared_cause(plan, hold):
             outbox.receivers_only(s, row, update.t)
         if row is not None and plan.lifecycle.notify and hold is None:
-            told_at = row.last_notified_at
-            told_before = told_at is not None
+            told_before = row.last_notified_at is not None
             told_severity = last_told(row.notified_digest, row.severity)
             change = _change(plan)
             if change == "escalated" and row.acknowledged_by is not None:
@@ -86,10 +85,11 @@ def apply_plan(store: Store, outbox: OutboxWriter, m: ModelConfig, plan: AlertPl
                 # Reply where the message already was: the channels of the severity last told.
                 before = Severity.WARNING if change == "escalated" else told_severity
                 outbox.reply(s, row, routes_of(m).channels(before), change, str(before), update.t)
-            elif told_before:
-                # Only an edit of a message people have, which notifies no one: the
-                # repeat_interval reminder still counts from the last message that told someone.
-                row.last_notified_at = told_at
+            if change or not told_before:
+                # A first message or a reply told people. Only an edit of a message people
+                # have notifies no one: the repeat_interval reminder still counts from the
+                # last message that told someone.
+                row.last_notified_at = update.t
         state.quiet_cycles = plan.lifecycle.quiet_cycles
         state.last_cycle_at = max(update.t, state.last_cycle_at or update.t)
         if update.clean_version is not None and (row is None or row.status != IncidentStatus.OPEN):

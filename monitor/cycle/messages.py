@@ -126,7 +126,8 @@ class OutboxWriter:
         for name in self.notifiers.taking(MessageKind.INCIDENT, per_channel=False):
             self.store.enqueue(s, name, MessageKind.INCIDENT, f"incident:{row.id}", incident_summary(snap), now)
         self.receivers.incident(s, snap, links, now, held)
-        row.last_notified_at = now
+        # `row.last_notified_at` (the repeat clock) is the caller's: an edit that tells no
+        # one new (an ack, a rollback shown) must not restart it, a page or reply does.
 
     def receivers_only(self, s: Session, row: IncidentRow, now: float) -> None:
         """A change that a shared cause holds (its group speaks for it, in chat and to the
