@@ -128,10 +128,16 @@ class Operator:
             known = {x.name for x in self.config.models}
             # The messages people have: an escalation still held by a silence is not one.
             told = last_told(row.notified_digest, row.severity)
-            channels = routes_of(self.config.model(row.model)).channels(told) if row.model in known else []
-            if row.last_notified_at is not None:  # muted since it opened: nobody was paged, nothing to update
+            # A model no longer configured (a reload, another replica's file) has unknown
+            # routes: the channels that have its message (no routes would mean #vigil-alerts).
+            channels = routes_of(self.config.model(row.model)).channels(told) if row.model in known \
+                else self.store.outbox.told_channels(s, row.id)
+            told_before = row.last_notified_at is not None  # muted since it opened: nothing to update
+            if told_before and (channels or row.model in known):
                 # held: only receivers that have it hear of the ack; it never pages a new one
                 self.outbox.incident(s, row, channels, now, held=True, shown=told)
+            elif told_before:  # its message is its group's: only a receiver that has it
+                self.outbox.receivers_only(s, row, now)
             self.store.audit_in(s, actor, "incident.ack", f"incident:{incident_id}", {"model": row.model}, now=now)
         return row
 

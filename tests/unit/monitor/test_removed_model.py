@@ -184,3 +184,22 @@ def test_the_resolve_of_a_removed_model_shows_the_severity_told_not_one_a_silenc
             and r.notifier != "pd"]
     assert chat[-1].payload["status"] == "resolved"
     assert chat[-1].payload["severity"] == "warning", chat[-1].payload["severity"]
+
+
+def test_an_ack_of_a_removed_models_open_incident_edits_the_messages_people_have(tmp_path, monkeypatch):
+    """Another replica (or this one, before its sweep) no longer has the model in its file;
+    the incident is still open and someone acknowledges it there. The ack shows on the
+    messages in the channels that were told, not in a new message in #vigil-alerts."""
+    vigil, row = paged(tmp_path, monkeypatch)
+    with vigil.store.tx() as s:
+        channels = vigil.store.outbox.told_channels(s, row.id)
+    assert channels and "#vigil-alerts" not in channels
+    cfg = make_config(tmp_path, models=[model_config("fraud")], sources=sources(), receivers=[PD],
+                      slack={"sink_path": "n.jsonl"})
+    other = make_vigil(cfg, prometheus=incident_prometheus(), notifiers=None)
+    other.operator.acknowledge(row.id, "api:owner", T0 + 90)
+    acked = [r for r in other.store.outbox_for_prefix(f"incident:{row.id}") if r.created_at == T0 + 90]
+    assert acked, "the ack reached no one"
+    posted = sorted({r.key.split(":", 2)[2] for r in acked if r.key.count(":") == 2})
+    assert posted == channels, f"the ack of the removed model's incident went to {posted}, told were {channels}"
+    assert [r for r in acked if r.notifier == "pd"], "the ack never reached PagerDuty"
