@@ -183,6 +183,8 @@ def _apply_step(store: Store, s: Session, plan: AlertPlan, incident: Incident | 
         row.findings = [f.to_dict() for f in incident.findings]
         row.causes = [c.to_dict() for c in incident.causes]
         row.reasons = plan.tier.reasons if plan.tier else row.reasons
+        if plan.tier is not None:  # a cold start ends (or a new deploy starts one) while it is open
+            row.cold_start = plan.tier.cold_start
         row.updated_at = t
     if step == Step.RESOLVE:
         # The lifecycle holds a cycle whose clock went back, so t >= opened_at already; the

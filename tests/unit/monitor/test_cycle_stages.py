@@ -393,6 +393,25 @@ def test_an_edit_that_tells_no_one_does_not_put_off_the_repeat_reminder(cfg: Any
     assert d.step == Step.REPEAT, (d, seen)
 
 
+def test_the_cold_start_banner_goes_once_the_model_has_warmed_up(cfg: Any) -> None:
+    """Opened in cold start (drift capped at warning, the message says so), the incident is
+    still open when the cold start ends and its drift with a KPI drop escalates it: the
+    critical's message must not go on saying the drift "does not page on its own"."""
+    store = Store(cfg.store.url)
+    out, m, story = writer(store, cfg), cfg.model(MODEL), kpi_story()
+    cold = AlertPlan(tier=TierDecision(Severity.WARNING, ["drift [cold start: capped at warning]"], True),
+                     digest="d1", channels=[OWNER], lifecycle=LifecycleDecision(Step.OPEN, Severity.WARNING, True, 0))
+    apply_plan(store, out, m, cold, story.content, StateUpdate({}, {}, T0))
+    assert store.incidents()[0].cold_start
+    warm = AlertPlan(tier=TierDecision(Severity.CRITICAL, ["drift with KPI"], False), digest="d2", channels=[OWNER],
+                     lifecycle=LifecycleDecision(Step.UPDATE, Severity.CRITICAL, True, 0, "escalated"))
+    apply_plan(store, out, m, warm, story.content, StateUpdate({}, {}, T0 + 7 * 86400))
+    (row,) = store.incidents()
+    last = [r for r in store.outbox_for_prefix(f"incident:{row.id}:{OWNER}") if r.kind == MessageKind.INCIDENT][-1]
+    assert not row.cold_start and not last.payload["cold_start"], \
+        "the critical's message still shows the cold-start banner"
+
+
 # ----------------------------------------------------------------------------- act
 def test_a_refused_rollback_is_recorded_and_audited_once(cfg: Any) -> None:
     store = Store(cfg.store.url)
