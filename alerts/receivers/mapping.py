@@ -17,7 +17,9 @@ PD_SEVERITY = {"critical": "critical", "warning": "warning"}  # PD also has erro
 OPSGENIE_PRIORITY = {"critical": "P1", "warning": "P3"}
 ALERTNAME = "VigilIncident"
 GROUP_ALERTNAME = "VigilSharedCause"
-HELD = "held_by_shared_cause"  # set on a change of a member its group pages for (monitor/cycle/receivers.py)
+# Set on a change that pages no one (monitor/cycle/receivers.py): an edit (an ack, a rollback
+# shown) or a change of a member its shared cause pages for.
+HELD = "held"
 
 
 def iso(t: float) -> str:
@@ -62,9 +64,10 @@ def steps(record: dict[str, Any], ref: dict[str, Any] | None, *, open_: str, ack
     An incident acknowledged on the backend that is no longer acknowledged in Vigil escalated
     past the severity acknowledged (the ack lapsed). PagerDuty and Opsgenie keep an
     acknowledged alert acknowledged on a new open call, so the escalation would page no one:
-    the alert is closed and opened anew, a new alert at the new severity. Not for a member
-    its shared cause holds (`held`): the group's alert pages for the escalation, and a new
-    alert of the member's own would page the same people twice; the open call updates the
+    the alert is closed and opened anew, a new alert at the new severity. Not for a change
+    that pages no one (`held`): a member its shared cause holds (the group's alert pages for
+    the escalation, a new alert of its own would page the same people twice) or an edit (a
+    rollback shown while a silence holds the escalation back); the open call updates the
     acknowledged alert, which stays acknowledged (`sent_ref` keeps that in mind)."""
     state = state_of(record)
     if state == "resolved":
@@ -81,9 +84,9 @@ def steps(record: dict[str, Any], ref: dict[str, Any] | None, *, open_: str, ack
 def sent_ref(record: dict[str, Any], ref: dict[str, Any] | None = None) -> dict[str, Any]:
     """What a receiver keeps for the next message of the same incident (`ref`: the last one).
 
-    `acknowledged` is the backend's side: a held member's open call leaves its acknowledged
-    alert acknowledged, so once the member pages as itself again its escalation still
-    closes that alert and opens a new one."""
+    `acknowledged` is the backend's side: a held change's open call leaves an acknowledged
+    alert acknowledged, so once the escalation is told (the member pages as itself, the
+    silence ends) it still closes that alert and opens a new one."""
     state = state_of(record)
     still_acked = bool(record.get(HELD) and state != "resolved" and (ref or {}).get("acknowledged"))
     return {"dedup_key": record["dedup_key"], "state": state, "severity": record["severity"],

@@ -51,7 +51,10 @@ class ReceiverWriter:
             takes = not held and snap.status != IncidentStatus.RESOLVED and r.match.takes(snap.model, snap.severity)
             if takes or self.store.outbox.has_key(s, name, key):
                 record = receiver_record(snap, prefix=r.dedup_prefix, updated_at=now, links=links)
-                self.store.enqueue(s, name, MessageKind.INCIDENT, key, record, now)
+                # held: an edit (an ack, a rollback shown) or its group pages: it pages no one,
+                # not even past an ack that lapsed under a silence (told when it ends)
+                self.store.enqueue(s, name, MessageKind.INCIDENT, key, {**record, HELD: True} if held else record,
+                                   now)
                 taken.append(name)
         return taken
 

@@ -125,3 +125,50 @@ def test_an_escalation_pages_again_on_a_pagerduty_that_had_the_acknowledged_warn
     live = [(a.severity, a.status) for a in pd.alerts() if a.status != "resolved"]
     assert live == [("critical", "triggered")], \
         f"the escalation folded into the acknowledged warning: {[(a.severity, a.status) for a in pd.alerts()]}"
+
+
+def test_a_rollback_shown_while_a_silence_holds_the_escalation_pages_no_one(tmp_path, pd):
+    """The owner acknowledged the warning; under a silence the incident turns critical (not
+    told: the ack lapses) and a rollback is shown on its message. That edit must not close
+    the acknowledged PagerDuty alert and trigger a new one during the silence; the
+    escalation pages, as a new alert, when the silence ends."""
+    from monitor.cycle.rollback_ask import RollbackAsk
+    from monitor.silence_ops import SilenceAsk, create
+    from tests.helpers_vigil import serving_registry
+
+    cfg = make_config(tmp_path, policy={"slo_consecutive_cycles": 2, "resolve_after_cycles": 2,
+                                        "rollback": {"enabled": False}},
+                      receivers=[{"name": "pd", "kind": "pagerduty", "routing_key_env": "PD_ROUTING_KEY",
+                                  "url": pd.url, "backoff_s": 0.0, "max_wait_s": 0.2}])
+    registry = serving_registry(versions=("1", "2"))
+    vigil = make_vigil(cfg, prometheus=incident_prometheus(), registry=registry)
+    m = cfg.model(MODEL)
+    vigil.deploys.poll(m, T0 - 40 * 86400)
+    registry.aliases[(MODEL, "champion")] = "2"
+    vigil.deploys.poll(m, T0 - 30 * 86400)  # long ago: no suspect, the incident opens as a warning
+
+    def drain(t: float) -> None:
+        for _ in range(10):
+            if vigil.deliver(t) == 0:
+                break
+
+    assert vigil.run_cycle(MODEL, T0).step == "open"
+    drain(T0)
+    (row,) = vigil.store.incidents()
+    vigil.operator.acknowledge(row.id, "api:owner", T0 + 30)
+    drain(T0 + 30)
+    create(vigil.store, SilenceAsk(['model="recommender"'], "retraining OPS-9", "olga", starts_at=T0 + 40,
+                                   ends_at=T0 + 170), "olga", T0 + 35)
+    vigil.run_cycle(MODEL, T0 + 60)  # critical under the silence: not told
+    drain(T0 + 60)
+    assert vigil.store.incident(row.id).severity == "critical"
+    done = vigil.operator.rollback(RollbackAsk(m, "1", "p99 since v2", "api:alice", row.id, T0 + 90))
+    assert done.status == "done", done
+    drain(T0 + 90)
+    alerts = [(a.severity, a.status) for a in pd.alerts()]
+    assert alerts == [("warning", "acknowledged")], f"the rollback's edit paged during the silence: {alerts}"
+    for t in (T0 + 180, T0 + 240):  # the silence is over: the escalation pages
+        vigil.run_cycle(MODEL, t)
+        drain(t)
+    live = [(a.severity, a.status) for a in pd.alerts() if a.status != "resolved"]
+    assert live == [("critical", "triggered")], [(a.severity, a.status) for a in pd.alerts()]
