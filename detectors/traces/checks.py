@@ -356,6 +356,9 @@ def _vanished_services(b: pd.DataFrame, c: pd.DataFrame, ws: float, we: float, p
             onset=ws, score=sc, service=str(svc), direction=Direction.DOWN, statistic="service_vanished",
             message=(f"{svc}: no spans in the window, expected {e:.0f} calls into it from its share of the "
                      f"baseline's ({int(counts[svc])} of {len(eb)}): check that it is running"),
-            evidence={"baseline_calls": int(counts[svc]), "window_calls": int(len(ec)), "expected": float(e)},
+            # Ranking evidence only (alerts/policy.py), as a log line that stopped: a service
+            # scaled to zero, retired, or called only by a job that has ended is gone too.
+            evidence={"baseline_calls": int(counts[svc]), "window_calls": int(len(ec)), "expected": float(e),
+                      "ranking_only": True},
         ))
     return out

@@ -273,6 +273,8 @@ def test_a_service_gone_from_the_windows_traces_is_a_finding_on_it() -> None:
     gone = [f for f in findings if f.statistic == "service_vanished"]
     assert [f.service for f in gone] == ["preprocess"] and gone[0].value == 0 and gone[0].score > 0.5
     assert "no spans" in gone[0].message and gone[0].baseline > 100
+    # It places the cause; it raises no alert by itself (a service scaled to zero is gone too).
+    assert gone[0].evidence["ranking_only"] is True
     # A service that was rare in the reference is not news when a window lacks it.
     rare = _renamed(_traces(3, 0.0, seed=5), {"preprocess": "batch"})
     state = DET.fit(BASE + rare, 0.0, 300.0)
