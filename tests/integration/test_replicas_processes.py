@@ -22,6 +22,10 @@ from tests.helpers_replicas import Sampler, db_leases, fresh_schema_url, wait_un
 REPO = Path(__file__).resolve().parents[2]
 INTERVAL = 1.5
 TIMING = LeaseTiming.for_interval(INTERVAL)
+# PostgreSQL ends a transaction left idle this long (`leases.IDLE_TX_TIMEOUT_S`, 120 s), at
+# the test's scale as in test_paused_writer_takeover.py: a replica stopped inside a fenced
+# write holds that model's lease row FOR SHARE, and a takeover skips the row until then.
+IDLE_TX_TIMEOUT = 2.0
 MODELS = [f"m{i:03d}" for i in range(60)]
 
 
@@ -29,8 +33,9 @@ class Worker:
     def __init__(self, url: str, out: Path) -> None:
         self.out = out
         with open(out, "w") as f:  # the child keeps its own copy of the descriptor
-            self.proc = subprocess.Popen([sys.executable, "-m", "tests.replica_worker", url, str(len(MODELS)),
-                                          str(INTERVAL)], cwd=REPO, stdout=f, stderr=subprocess.STDOUT)
+            args = [url, str(len(MODELS)), str(INTERVAL), str(IDLE_TX_TIMEOUT)]
+            self.proc = subprocess.Popen([sys.executable, "-m", "tests.replica_worker", *args], cwd=REPO, stdout=f,
+                                         stderr=subprocess.STDOUT)
         wait_until(lambda: self.out.read_text().startswith("{"), timeout=30, step=0.05)
         self.replica_id = json.loads(self.out.read_text().splitlines()[0])["replica"]
 
@@ -96,9 +101,12 @@ def test_processes_share_models_take_over_from_a_killed_one_and_fence_a_stopped_
         assert takeover <= 2 * INTERVAL
         wait_until(lambda: _settled(watcher, [a, b]), timeout=2 * INTERVAL)
 
-        b.proc.send_signal(signal.SIGSTOP)  # paused past its leases: A takes everything
+        # Paused past its leases: A takes everything, within TIMING.takeover_bound; a model whose
+        # row B's fenced write held when the signal came, once PostgreSQL ended that write's
+        # transaction: IDLE_TX_TIMEOUT + renew_every = 2.5 s at worst, both under 4 intervals.
+        b.proc.send_signal(signal.SIGSTOP)
         wait_until(lambda: all(ls.valid and ls.owner == a.replica_id for ls in db_leases(watcher).values()),
-                   timeout=4 * INTERVAL)
+                   timeout=4 * INTERVAL, what="every lease with A")
         resumed_at = len(b.lines())
         b.proc.send_signal(signal.SIGCONT)
         wait_until(lambda: _settled(watcher, [a, b]), timeout=4 * INTERVAL)
