@@ -8,6 +8,7 @@ values are strings).
 """
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -79,6 +80,30 @@ def steps(record: dict[str, Any], ref: dict[str, Any] | None, *, open_: str, ack
     if ref and ref.get("acknowledged") and not record.get(HELD):
         return [close, open_]
     return [open_]
+
+
+def calls(record: dict[str, Any], ref: dict[str, Any] | None, *, open_: str, ack: str,
+          close: str) -> list[tuple[str, dict[str, Any]]]:
+    """`steps`, each with the record it is made for. A close and a new open (an escalation
+    past a lapsed ack) open the new alert under a key of its own (`reopened`): the same
+    message sent again (its answer lost, its sender's claim lapsed) closes the old alert
+    again, a no-op, and its open folds into the new alert, where under one key it closed
+    the new page and opened a third. The new key is kept in `sent_ref`, so the later
+    changes (ack, resolve) reach the new alert."""
+    actions = steps(record, ref, open_=open_, ack=ack, close=close)
+    if actions[:2] == [close, open_]:
+        return [(close, record), (open_, reopened(record))]
+    return [(a, record) for a in actions]
+
+
+_REOPENED = re.compile(r"(.*)~(\d+)")
+
+
+def reopened(record: dict[str, Any]) -> dict[str, Any]:
+    """`record` under the key of the alert that replaces its closed one: `<key>~2`, then `~3`."""
+    key = str(record["dedup_key"])
+    m = _REOPENED.fullmatch(key)
+    return {**record, "dedup_key": f"{m[1]}~{int(m[2]) + 1}" if m else f"{key}~2"}
 
 
 def sent_ref(record: dict[str, Any], ref: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -21,7 +21,7 @@ import httpx
 from alerts.outbox import DeliveryResult, DeliveryStatus, MessageKind, OutboxMessage
 from alerts.receivers.base import ALL, RECEIVER_ROUTE, Receiving
 from alerts.receivers.http import HttpCaller, SecretSource, json_object, run_delivery, said
-from alerts.receivers.mapping import OPSGENIE_PRIORITY, opsgenie_action, opsgenie_create, sent_ref, steps
+from alerts.receivers.mapping import OPSGENIE_PRIORITY, calls, opsgenie_action, opsgenie_create, sent_ref
 from alerts.receivers.record import as_sent
 
 log = logging.getLogger("vigil.receivers.opsgenie")
@@ -58,19 +58,22 @@ class OpsgenieReceiver:
     def _send(self, record: dict[str, Any], ref: dict[str, Any] | None) -> dict[str, Any]:
         headers = {"Authorization": f"GenieKey {self.api_key.read()}"}
         request_ids: list[str] = []
-        actions = steps(record, ref, open_="create", ack="acknowledge", close="close")
-        if "create" in actions and ref and ref.get("severity") not in (None, record["severity"]):
+        actions = calls(record, ref, open_="create", ack="acknowledge", close="close")
+        names = [a for a, _ in actions]
+        if names == ["create"] and ref and ref.get("severity") not in (None, record["severity"]):
             # A create on an open alias is folded into the alert, fields and all: its priority
-            # moves only through its own call (an escalation must reach P1 policies).
-            actions.insert(actions.index("create") + 1, "priority")
-        for action in actions:
-            url, body = self._request(record, action)
+            # moves only through its own call (an escalation must reach P1 policies). A new
+            # alert (after a close, under its own alias) is created at its priority.
+            actions.append(("priority", record))
+        sent = record
+        for action, sent in actions:
+            url, body = self._request(sent, action)
             resp = self.http.post(url, body, headers, explain, method="PUT" if action == "priority" else "POST")
             request_id = _request_id(resp)
             request_ids.append(request_id)
             log.info("opsgenie request accepted", extra={"receiver": self.name, "action": action,
-                                                         "alias": record["dedup_key"], "request_id": request_id})
-        return {**sent_ref(record, ref), "request_ids": request_ids}
+                                                         "alias": sent["dedup_key"], "request_id": request_id})
+        return {**sent_ref(sent, ref), "request_ids": request_ids}  # the alias opened last (`calls`)
 
     def _request(self, record: dict[str, Any], action: str) -> tuple[str, dict[str, Any]]:
         if action == "create":

@@ -19,7 +19,7 @@ import httpx
 from alerts.outbox import DeliveryResult, DeliveryStatus, MessageKind, OutboxMessage
 from alerts.receivers.base import ALL, RECEIVER_ROUTE, Receiving
 from alerts.receivers.http import HttpCaller, SecretSource, json_object, run_delivery, said
-from alerts.receivers.mapping import pagerduty_event, sent_ref, steps
+from alerts.receivers.mapping import calls, pagerduty_event, sent_ref
 from alerts.receivers.record import as_sent
 
 log = logging.getLogger("vigil.receivers.pagerduty")
@@ -53,10 +53,11 @@ class PagerDutyReceiver:
 
     def _send(self, record: dict[str, Any], ref: dict[str, Any] | None) -> dict[str, Any]:
         key = self.routing_key.read()
-        for action in steps(record, ref, open_="trigger", ack="acknowledge", close="resolve"):
-            resp = self.http.post(self.endpoint, pagerduty_event(record, action, key, source=self.source), {},
+        sent = record
+        for action, sent in calls(record, ref, open_="trigger", ack="acknowledge", close="resolve"):
+            resp = self.http.post(self.endpoint, pagerduty_event(sent, action, key, source=self.source), {},
                                   explain)
             log.info("pagerduty event accepted", extra={"receiver": self.name, "action": action,
-                                                        "dedup_key": record["dedup_key"], "status": resp.status_code})
-        return sent_ref(record, ref)
+                                                        "dedup_key": sent["dedup_key"], "status": resp.status_code})
+        return sent_ref(sent, ref)  # the key of the alert opened last (`calls`)
 
