@@ -80,6 +80,12 @@ def _unreadable(receiver: Notifier) -> list[tuple[str, str]]:
     return out
 
 
+def secret_unreadable(receiver: Notifier) -> bool:
+    """Whether one of the receiver's secrets cannot be read in this process (a terminal
+    without the daemon's environment): its messages are not this process's to send."""
+    return bool(_unreadable(receiver))
+
+
 def _warn_unreadable(name: str, receiver: Notifier) -> None:
     """Say at start-up, not at the first page, that a receiver's secret cannot be read.
     Its messages wait in the outbox (retried) until it can."""

@@ -25,6 +25,7 @@ from alerts.outbox import DeliveryResult, DeliveryStatus, FindsDelivered, Notifi
 from alerts.receivers.base import KeepsAlive
 from monitor.failpoints import failpoint
 from monitor.metrics import VigilMetrics
+from monitor.receivers import secret_unreadable
 from monitor.store.outbox import CLAIM_S, Claim
 from monitor.store.repository import Store
 
@@ -76,6 +77,9 @@ class OutboxSender:
             resting: set[str] = set()  # notifiers that failed in this call: their rows wait for the next
             if only_own:
                 resting |= {b.notifier for b in self.store.outbox.backlog()} - set(self.notifiers)
+                # ... and so are those whose secret is not here (the daemon's routing key): a
+                # claim would fail on it and put the daemon's page back by a back-off.
+                resting |= {name for name, n in self.notifiers.items() if secret_unreadable(n)}
             for _ in range(MAX_PASSES):
                 resting_before = len(resting)
                 n = self._round(now, claim_now, started, limit, resting, keys)

@@ -238,3 +238,34 @@ def test_the_daemons_rollback_in_flight_is_left_to_the_daemon(tmp_path, capsys, 
         assert [(i.actor, i.status) for i in s.query(RollbackIntentRow).all()] == [("vigil", "pending")]
     with RegistrySource(MlflowConfig(tracking_uri=uri)) as registry:
         assert registry.alias_version("recommender", "champion") == "2"
+
+
+def test_a_page_the_terminal_cannot_send_without_the_receivers_secret_is_left_to_the_daemon(tmp_path, capsys,
+                                                                                           monkeypatch):
+    """A terminal with the daemon's vigil.yaml but not its PagerDuty routing key (it lives in
+    the daemon's Kubernetes secret): the rollback's announcement claimed the incident's queued
+    PagerDuty page, failed on the missing key and put it back with a back-off, delaying the
+    daemon's page by it (longer after earlier attempts). A receiver whose secret this process
+    cannot read is left to the daemon, as one it lacks is."""
+    monkeypatch.delenv("VIGIL_TEST_NO_SUCH_ROUTING_KEY", raising=False)
+    uri = _registry(tmp_path)
+    config = _config(tmp_path, "vigil.yaml", uri, keyed=False)
+    doc = yaml.safe_load(Path(config).read_text())
+    doc["receivers"] = [{"name": "pagerduty", "kind": "pagerduty", "url": "http://127.0.0.1:9",
+                         "routing_key_env": "VIGIL_TEST_NO_SUCH_ROUTING_KEY"}]
+    Path(config).write_text(yaml.safe_dump(doc))
+    incident_id = _open_incident(tmp_path)
+    store = Store(f"sqlite:///{tmp_path / 'vigil.db'}")
+    with store.tx() as s:  # the daemon's page of the incident, queued (PagerDuty was down a moment)
+        page = store.enqueue(s, "pagerduty", MessageKind.INCIDENT, f"incident:{incident_id}", {"title": "t"},
+                             time.time() - 60)
+        page_id, due_at = page.id, page.next_attempt_at
+    try:
+        assert main(["rollback", "recommender", "--config", config, "--reason", "bad deploy",
+                     "--to-version", "1"]) == 0
+        rows = [m for m in store.outbox_for_prefix(f"incident:{incident_id}") if m.notifier == "pagerduty"]
+        mine = [m for m in rows if m.id == page_id]
+        assert [(m.status, m.attempts, m.next_attempt_at) for m in mine] == [("pending", 0, due_at)]
+        assert all(m.attempts == 0 for m in rows)
+    finally:
+        store.close()
