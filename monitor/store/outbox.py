@@ -266,7 +266,7 @@ def _keyed(keys: Collection[str] | None) -> list[ColumnElement[bool]]:
     """`due`'s filter on keys: none without `keys`."""
     if keys is None:
         return []
-    return [or_(false(), *[(OutboxRow.key == k) | OutboxRow.key.startswith(k + ":") for k in keys])]
+    return [or_(false(), *[(OutboxRow.key == k) | OutboxRow.key.startswith(k + ":", autoescape=True) for k in keys])]
 
 
 def _outcome(result: DeliveryResult, now: float, backoff: float, claim_now: float) -> dict[str, Any]:

@@ -104,6 +104,17 @@ def test_a_rolled_back_transaction_leaves_no_orphan_message(store):
     assert claim_due(store, 2.0) == []
 
 
+def test_due_for_some_keys_takes_theirs_only_wildcards_in_a_name_included(store):
+    # `vigil rollback a_b` sends its own messages from the terminal: not those of a model
+    # whose name the LIKE wildcard `_` would match (axb), nor another incident's.
+    with store.tx() as s:
+        own = store.enqueue(s, "slack", MessageKind.ROLLBACK, "rollback:a_b:#a", {}, 1.0)
+        chan = store.enqueue(s, "slack", MessageKind.INCIDENT, "incident:7:#a", {}, 1.0)
+        store.enqueue(s, "slack", MessageKind.ROLLBACK, "rollback:axb:#a", {}, 1.0)
+        store.enqueue(s, "slack", MessageKind.INCIDENT, "incident:70:#a", {}, 1.0)
+    assert sorted(h.id for h in store.outbox.due(2.0, keys=["rollback:a_b", "incident:7"])) == sorted([own.id, chan.id])
+
+
 # ----------------------------------------------------------------------------- claims
 def test_a_row_is_claimed_once_and_its_key_waits_while_it_is_sent(store):
     with store.tx() as s:
