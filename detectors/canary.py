@@ -230,6 +230,8 @@ def distribution_verdict(name: str, statistic: str, value: float | None, thresho
         n = n_champion if short == "champion" else n_challenger
         return MetricVerdict(verdict=Verdict.INCONCLUSIVE, reason=f"{short}: {n} samples < {min_samples} needed",
                              **common)
+    if math.isnan(value):  # it compares False with both limits, and would read as a pass
+        return MetricVerdict(verdict=Verdict.INCONCLUSIVE, reason=f"{statistic} could not be computed", **common)
     if value > threshold:
         return MetricVerdict(verdict=Verdict.FAIL, reason=f"{statistic} {value:.3g} > {threshold:g}", **common)
     if value > marginal:

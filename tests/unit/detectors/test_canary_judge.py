@@ -100,6 +100,13 @@ def test_distribution_verdicts_use_the_drift_effect_and_need_samples():
     assert few.verdict == Verdict.INCONCLUSIVE and "20 samples < 100" in few.reason
 
 
+def test_a_distribution_effect_that_could_not_be_computed_is_no_pass():
+    # NaN compares False with both limits: it read as a pass, and passes promote a challenger.
+    v = distribution_verdict("score", "psi", math.nan, 0.2, 0.1, 500, 500, 100)
+    assert v.verdict == Verdict.INCONCLUSIVE and "could not be computed" in v.reason
+    assert distribution_verdict("score", "psi", math.inf, 0.2, 0.1, 500, 500, 100).verdict == Verdict.FAIL
+
+
 def test_bad_rules_are_refused_naming_the_field():
     with pytest.raises(ValueError, match="worse"):
         MetricRule("x", worse="both")
