@@ -21,6 +21,7 @@ from monitor.sources.table_files import SampleFileError, read_table
 from monitor.sources.text_times import parse_datetimes
 
 log = logging.getLogger("vigil.samples")
+_TABLE_SUFFIXES = (".parquet", ".pq", ".csv")  # what a samples folder holds (read_table reads them)
 
 
 def epoch_seconds(v: np.ndarray, size: np.ndarray | float) -> np.ndarray:
@@ -79,8 +80,8 @@ class SampleFiles:
 
     def _files(self) -> list[str]:
         p = self.pattern
-        if os.path.isdir(p):
-            return sorted(glob.glob(os.path.join(p, "*.parquet")) + glob.glob(os.path.join(p, "*.csv")))
+        if os.path.isdir(p):  # any case: an export's "PART-0.CSV" or a ".pq" file was skipped unsaid
+            return sorted(x for x in glob.glob(os.path.join(p, "*")) if Path(x).suffix.lower() in _TABLE_SUFFIXES)
         return sorted(glob.glob(p))
 
     def _range(self, path: str) -> tuple[tuple[float, int], float, float] | None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 import math
 from collections.abc import Collection
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from pandas._libs.parsers import STR_NA_VALUES  # pandas' own list of missing-value strings
 
 
 class SampleFileError(ValueError):
@@ -24,12 +26,24 @@ def read_table(path: Path, text_columns: Collection[str] = ()) -> pd.DataFrame:
         if suffix in (".parquet", ".pq"):
             return pd.read_parquet(path)
         text = dict.fromkeys(text_columns, str)  # (a name the file lacks is ignored)
-        df = _plain_numbers_as_numbers(pd.read_csv(path, dtype=text or None), text)
+        na = _missing_values(path, text)
+        df = _plain_numbers_as_numbers(pd.read_csv(path, dtype=text or None, **na), text)
         wide = _integers_past_float(df)
-        return _plain_numbers_as_numbers(pd.read_csv(path, dtype=text | dict.fromkeys(wide, str)), text) \
+        return _plain_numbers_as_numbers(pd.read_csv(path, dtype=text | dict.fromkeys(wide, str), **na), text) \
             if wide else df
     except ValueError as e:
         raise SampleFileError(f"{path}: cannot be read ({type(e).__name__}: {e})") from None
+
+
+def _missing_values(path: Path, text: Collection[str]) -> dict[str, Any]:
+    """`read_csv`'s missing values: pandas' own ("NA", "None", "null", ...) in every column
+    but the categorical ones, where only an empty cell is missing. "NA" is Namibia's country
+    code, and a category may be called "None": read as missing, they left the drift test."""
+    if not text:
+        return {}
+    columns = pd.read_csv(path, nrows=0).columns
+    return {"keep_default_na": False,
+            "na_values": {c: [""] if c in text else sorted(STR_NA_VALUES) for c in columns}}
 
 
 def _plain_numbers_as_numbers(df: pd.DataFrame, text: Collection[str]) -> pd.DataFrame:

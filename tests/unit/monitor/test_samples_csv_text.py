@@ -7,6 +7,7 @@ import pandas as pd
 
 from monitor.sources.samples import SampleFiles, read_reference
 from monitor.sources.spool import Spool
+from monitor.sources.table_files import read_table
 from tests.helpers_vigil import MODEL, T0, StubPrometheus, make_config, make_vigil, model_config, serving_registry
 
 ZIPS = ["02139", "02140", "10001", "00501"]
@@ -93,3 +94,25 @@ def test_a_categorical_written_as_plain_numbers_reads_as_before(tmp_path):
     df = SampleFiles(tmp_path / "s", "timestamp", text_columns={"tier", "version"}).window(T0, T0 + 10)
     assert df["tier"].dtype == np.float64 and df["tier"].iloc[1] == 2.0
     assert df["version"].tolist() == ["1.10", "1.1", "2", "2"]
+
+
+def test_a_categorical_code_that_pandas_calls_missing_is_kept(tmp_path):
+    # "NA" is Namibia's country code, "None" and "null" are words a category may hold: pandas
+    # read them as missing, and a feature's categories fell out of the drift test. A number
+    # column keeps pandas' missing values, and an empty cell is missing in both.
+    path = tmp_path / "a.csv"
+    path.write_text("country,plan,age\nNA,None,NA\nUS,null,41\n,basic,\n")
+    df = read_table(path, text_columns={"country", "plan"})
+    assert df["country"].tolist()[:2] == ["NA", "US"] and pd.isna(df["country"][2])
+    assert df["plan"].tolist() == ["None", "null", "basic"]
+    assert pd.api.types.is_numeric_dtype(df["age"]) and df["age"].isna().tolist() == [True, False, True]
+
+
+def test_a_samples_folder_reads_its_files_whatever_the_case_of_their_suffix(tmp_path):
+    (tmp_path / "s").mkdir()
+    frame = pd.DataFrame({"timestamp": T0 + np.arange(2.0), "zip": ["02139", "10001"]})
+    frame.to_csv(tmp_path / "s" / "PART-0.CSV", index=False)
+    frame.assign(timestamp=T0 + 2 + np.arange(2.0)).to_parquet(tmp_path / "s" / "part-1.pq")
+    (tmp_path / "s" / "README.txt").write_text("not a table")
+    df = SampleFiles(tmp_path / "s", "timestamp", text_columns={"zip"}).window(T0, T0 + 10)
+    assert len(df) == 4 and df["zip"].tolist() == ["02139", "10001"] * 2
