@@ -60,7 +60,7 @@ class TempoSource(HttpSource):
             sets = t.get("spanSets") or ([t["spanSet"]] if t.get("spanSet") else [])
             ids = [s.get("spanID", "") for ss in sets for s in (ss.get("spans") or [])]
             out.append(TraceSummary(
-                trace_id=t["traceID"].lower(), root_service=t.get("rootServiceName"),
+                trace_id=_full_trace_id(t["traceID"]), root_service=t.get("rootServiceName"),
                 root_name=t.get("rootTraceName"), start_ns=int(t.get("startTimeUnixNano", 0)),
                 duration_ms=float(t.get("durationMs", 0)), matched_span_ids=[i for i in ids if i]))
         return out
@@ -83,6 +83,13 @@ class TempoSource(HttpSource):
 
 
 _HEX_ID = re.compile(r"[0-9a-fA-F]{16}|[0-9a-fA-F]{32}")
+
+
+def _full_trace_id(v: str) -> str:
+    """A search result's trace ID in the spans' form: Tempo's search writes it without its
+    leading zeros (pkg/util/traceid.go TraceIDToHexString), trace-by-id with all 32 digits."""
+    v = v.lower()
+    return v.rjust(32, "0") if len(v) < 32 else v
 
 
 def _b64_hex(v: str | None) -> str | None:

@@ -1,7 +1,10 @@
 """Fake Tempo: /api/search, /api/traces/{id} (v1, `batches`, base64 ids), /ready.
 
-Per the contract: search answers hex ids, uint64 as strings, zero fields omitted;
-trace-by-id answers gogo-jsonpb OTLP with base64 ids, or 404 with an empty body; an
+Per the contract: search answers hex ids, uint64 as strings, zero fields omitted, and a
+trace ID without its leading zeros, as Tempo writes it (`pkg/util/traceid.go`
+TraceIDToHexString; span IDs keep 16 digits); trace-by-id takes an ID with or without
+them (left-padded, HexStringToTraceID) and answers gogo-jsonpb OTLP with base64 ids,
+or 404 with an empty body; an
 invalid TraceQL query is a plain-text 400 `invalid TraceQL query: ...`. The TraceQL
 understood is `{}` or `{ resource.service.name = "x" }` / `{ name = "op" }` /
 `{ status = error }`; that is enough to test the client's handling of answers.
@@ -57,7 +60,10 @@ class FakeTempo(FakeServer):
         if path == "/api/search":
             return self._search(q)
         if path.startswith("/api/traces/"):
-            return self._trace(path.rsplit("/", 1)[-1].lower())
+            tid = path.rsplit("/", 1)[-1].lower()
+            if not re.fullmatch(r"[0-9a-f]{1,32}", tid):
+                return self.text(400, f"invalid trace id: {tid[:40]}")
+            return self._trace(tid.rjust(32, "0"))
         return self.text(404, "404 page not found")
 
     def _search(self, q):
@@ -90,7 +96,8 @@ class FakeTempo(FakeServer):
             if not matched:
                 continue
             root = next((s for s in spans if s.parent_id is None), spans[0])
-            item: dict[str, Any] = {"traceID": tid, "rootServiceName": root.service, "rootTraceName": root.name,
+            item: dict[str, Any] = {"traceID": tid.lstrip("0"),  # Tempo drops a trace ID's leading zeros
+                                    "rootServiceName": root.service, "rootTraceName": root.name,
                                     "startTimeUnixNano": str(t0),
                                     "spanSets": [{"spans": [{"spanID": s.span_id, "startTimeUnixNano": str(s.start_ns),
                                                              "durationNanos": str(s.end_ns - s.start_ns)}

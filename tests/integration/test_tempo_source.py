@@ -106,3 +106,17 @@ def test_hex_ids_of_otlp_json_stay_the_ids_they_are():
                                                           "endTimeUnixNano": "5"}]}]}]}
     (s,) = spans_from_otlp(body)
     assert (s.trace_id, s.span_id, s.parent_id) == (TID, "3ef58fd67f3c3c44", "4b23de25d1fb6641")
+
+
+def test_a_search_id_tempo_wrote_without_its_leading_zeros_is_the_spans_id():
+    """Tempo's search writes a trace ID without its leading zeros ("abc" for 000...0abc,
+    one trace in sixteen starts with a zero); trace-by-id writes all 32 digits. The summary
+    carries the spans' form, so search results, spans and logs share one id form."""
+    short = "00000000000000000000000000000abc"
+    with FakeTempo(_spans()) as server:
+        src = _src(server)
+        found = src.search('{ resource.service.name = "other" }', T0 / 1e9 - 60, T0 / 1e9 + 60)
+        assert server.requests[-1]["path"] == "/api/search"
+        spans = src.trace(found[0].trace_id, T0 / 1e9 - 10, T0 / 1e9 + 10)
+    assert [t.trace_id for t in found] == [short]
+    assert spans is not None and [s.trace_id for s in spans] == [short]
