@@ -2,8 +2,12 @@
 
 Follows the contract: start inclusive, end exclusive, ns or float-second times,
 `limit` entries at most, `direction` forward|backward (default backward), values as
-["<ns string>", "line"(, {metadata})], plain-text 400 errors, X-Scope-OrgID required
-when `tenant` is set. The LogQL understood is a stream selector of exact matchers,
+["<ns string>", "line"], plain-text 400 errors, X-Scope-OrgID required when `tenant` is
+set. An entry's structured metadata is answered as Loki does (`pkg/util/marshal/query.go`
+encodeStream): folded into its stream's labels (entries with other metadata are other
+streams), unless the request's `X-Loki-Response-Encoding-Flags` names `categorize-labels`;
+then each value has a third element `{"structuredMetadata": {...}}` (`{}` without any),
+and `data.encodingFlags` says so. The LogQL understood is a stream selector of exact matchers,
 optionally followed by `|= "text"` line filters; anything else is a parse error.
 """
 from __future__ import annotations
@@ -19,6 +23,7 @@ _STRING = r'"((?:[^"\\]|\\.)*)"'
 _SELECTOR = re.compile(r'^\s*\{(?P<m>(?:[^{}"]|' + _STRING + r')*)\}(?P<rest>.*)$', re.DOTALL)
 _MATCHER = re.compile(r'\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*' + _STRING + r'\s*(?:,|$)')
 _FILTER = re.compile(r'\s*\|=\s*' + _STRING)
+CATEGORIZE = "categorize-labels"
 
 
 def unquote(text: str) -> str:
@@ -94,9 +99,18 @@ class FakeLoki(FakeServer):
                     picked.append((ns, line, meta, s))
         picked.sort(key=lambda e: e[0], reverse=not forward)
         picked = picked[:limit]
-        by_stream: dict[int, dict] = {}
+        flags = {f.strip() for f in headers.get("X-Loki-Response-Encoding-Flags", "").split(",")}
+        categorize = CATEGORIZE in flags
+        by_stream: dict[tuple, dict] = {}
         for ns, line, meta, s in picked:
-            d = by_stream.setdefault(id(s), {"stream": s.labels, "values": []})
-            d["values"].append([str(ns), line, meta] if meta else [str(ns), line])
-        return self.json({"status": "success", "data": {"resultType": "streams", "result": list(by_stream.values()),
-                                                         "stats": {"summary": {"execTime": 0}}}})
+            labels = s.labels if categorize else {**s.labels, **meta}
+            d = by_stream.setdefault(tuple(sorted(labels.items())), {"stream": labels, "values": []})
+            if categorize:
+                d["values"].append([str(ns), line, {"structuredMetadata": meta} if meta else {}])
+            else:
+                d["values"].append([str(ns), line])
+        data: dict = {"resultType": "streams", "result": list(by_stream.values()),
+                      "stats": {"summary": {"execTime": 0}}}
+        if categorize:
+            data["encodingFlags"] = [CATEGORIZE]
+        return self.json({"status": "success", "data": data})

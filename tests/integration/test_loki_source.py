@@ -139,3 +139,23 @@ def test_lokis_detected_level_unknown_is_no_level_so_an_unlevelled_error_line_st
     det = LogDetector()
     found = det.score(det.fit(LogReference(base), T0 / 1e9, t1 / 1e9), LogWindow(cur), t1 / 1e9, t1 / 1e9 + 300)
     assert [f.statistic for f in found if "refused" in f.entity] == ["new_error_template"]
+
+
+def test_structured_metadata_comes_back_in_the_stream_labels_as_from_loki():
+    """Loki answers an entry's structured metadata (a trace_id) inside its stream's labels,
+    one stream per label set, and never as a third element unless asked with
+    `X-Loki-Response-Encoding-Flags: categorize-labels` (pkg/util/marshal/query.go); the
+    client does not ask, and still finds each line's trace."""
+    import httpx
+
+    with FakeLoki(_streams()) as server:
+        q = {"query": '{service="checkout"}', "start": str(T0), "end": str(T0 + 10**9), "direction": "forward"}
+        plain = httpx.get(f"{server.url}/loki/api/v1/query_range", params=q).json()["data"]
+        asked = httpx.get(f"{server.url}/loki/api/v1/query_range", params=q,
+                          headers={"X-Loki-Response-Encoding-Flags": "categorize-labels"}).json()["data"]
+        recs = _src(server).query_logs('{service="checkout"}', T0 / 1e9, T0 / 1e9 + 1)
+    assert all(len(v) == 2 for s in plain["result"] for v in s["values"])
+    assert sorted(s["stream"]["trace_id"] for s in plain["result"]) == [f"{i:032x}" for i in range(3)]
+    assert asked["encodingFlags"] == ["categorize-labels"]
+    assert [v[2] for v in asked["result"][0]["values"]][0] == {"structuredMetadata": {"trace_id": f"{0:032x}"}}
+    assert [r.trace_id for r in recs] == [f"{i:032x}" for i in range(3)]
