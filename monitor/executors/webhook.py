@@ -16,8 +16,8 @@ compare-and-set on its side, as the Kubernetes executors do with `resourceVersio
 
 Retries (bounded by `max_attempts`, waits doubling from `backoff_s`, each at most
 `max_wait_s`, and by the step's deadline: the rollback resumes next cycle rather than
-hold the model's cycle for minutes): connection errors and timeouts, 429 and 503
-(honouring `Retry-After`), other 5xx. Never another 4xx: the receiver said no, and
+hold the model's cycle for minutes): connection errors and timeouts, 408, 425, 429 and
+503 (honouring `Retry-After`), other 5xx. Never another 4xx: the receiver said no, and
 saying it again will not help.
 
 Verification: GET `verify_url` (signed the same way over an empty body) answers
@@ -38,7 +38,7 @@ from typing import Any
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, stop_any
 
-from alerts.receivers.http import retry_after_s, sign
+from alerts.receivers.http import RETRYABLE_4XX, retry_after_s, sign
 from monitor.executors.base import (
     STEP_DEADLINE,
     ExecutorError,
@@ -139,7 +139,9 @@ class WebhookExecutor:
         if resp.is_success:
             return resp
         said = resp.text.strip()[:200]
-        if resp.status_code in (429, 503):
+        if resp.status_code in RETRYABLE_4XX or resp.status_code == 503:
+            # 408 (a proxy gave up waiting for the request) and 425 invite a repeat like 429:
+            # the Idempotency-Key makes it safe, and refusing for good leaves the bad version serving.
             raise _Transient(f"HTTP {resp.status_code} {said}",
                              retry_after_s(resp.headers.get("Retry-After"), self.clock()))
         if resp.status_code >= 500:

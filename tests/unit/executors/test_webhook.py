@@ -83,6 +83,17 @@ def test_503_and_429_are_retried_honouring_retry_after(hook: WebhookReceiver) ->
     assert sleeps == [0.01, 2.0]  # backoff, then the receiver's Retry-After
 
 
+@pytest.mark.parametrize("status", [408, 425])
+def test_a_proxys_408_or_425_is_retried_not_a_refusal(hook: WebhookReceiver, status: int) -> None:
+    """408 (a load balancer gave up waiting for the request) and 425 (Too Early) invite a
+    repeat (RFC 9110/8470), as the receivers' calls treat them: the rollback must not fail
+    for good (and leave the bad version serving) on one."""
+    sleeps = Sleeps()
+    hook.fail(status, count=1)
+    executor(hook, sleeps).apply(STEP)
+    assert len(hook.actions) == 1 and sleeps == [0.01]
+
+
 def test_retry_after_is_capped(hook: WebhookReceiver) -> None:
     sleeps = Sleeps()
     hook.fail(429, count=1, retry_after="3600")
