@@ -151,8 +151,11 @@ class GrafanaClient:
 
     # ------------------------------------------------------------------ folders
     def create_folder(self, uid: str, title: str) -> bool:
-        """True when created, False when a folder with this uid already exists (409)."""
-        resp = self.request("POST", "/api/folders", json={"uid": uid, "title": title}, ok=(200, 409))
+        """True when created, False when Grafana refused it as existing: 409 (a folder with this
+        uid, or in older Grafana this title), or 412, Grafana 12's answer for a uid it has (its
+        folder store's AlreadyExists becomes version-mismatch; a create has no version to mismatch).
+        The caller checks with `get_folder` which one it was."""
+        resp = self.request("POST", "/api/folders", json={"uid": uid, "title": title}, ok=(200, 409, 412))
         return resp.status_code == 200
 
     def get_folder(self, uid: str) -> dict[str, Any] | None:

@@ -139,7 +139,7 @@ def _stable(model: dict[str, Any]) -> dict[str, Any]:
 
 
 def provision_over_api(spec: DashboardSpec, client: GrafanaClient) -> ProvisionReport:
-    """Create the folder (409 = it exists) and upsert every dashboard by uid.
+    """Create the folder (409 or 412 = it exists) and upsert every dashboard by uid.
 
     Raises GrafanaAuthError, GrafanaUnavailable, GrafanaConflict or GrafanaRequestError
     with a message that says what to do; nothing is half-written per dashboard.
@@ -148,7 +148,7 @@ def provision_over_api(spec: DashboardSpec, client: GrafanaClient) -> ProvisionR
     report = ProvisionReport()
     report.folder_created = client.create_folder(folder.uid, folder.title)
     if not report.folder_created and client.get_folder(folder.uid) is None:
-        # 409 without a folder of our uid: Grafana's "same name" conflict.
+        # Refused without a folder of our uid: Grafana's "same name" conflict.
         raise GrafanaRequestError(
             f"Grafana has a folder titled {folder.title!r} with another uid than {folder.uid!r}: "
             "set grafana.folder_uid to that folder's uid, or rename one of them", status=409, url=client.url)

@@ -3,7 +3,11 @@
 - Auth: `Authorization: Bearer <token>`. No/unknown token -> 401 `{"message":"Unauthorized"}`;
   a token registered as a viewer -> 403 `{"message":"Access denied"}` on writes.
 - POST /api/folders -> 200 folder object; 409 when the uid (or the title) already exists;
-  400 without a title. GET /api/folders/{uid} -> 200 or 404.
+  400 without a title. GET /api/folders/{uid} -> 200 or 404. With `k8s_folders=True`, as
+  Grafana 12 whose legacy folder API writes through its Kubernetes-style folder store: an
+  existing uid is 412 `{"status":"version-mismatch","message":"the folder has been changed
+  by someone else"}` (pkg/apimachinery/apierrors ToFolderErrorResponse maps the store's
+  AlreadyExists so), and titles need not be unique.
 - POST /api/dashboards/db -> 200 `{"id","uid","url","status":"success","version","slug"}`;
   400 for a missing title, a uid over 40 chars or an unknown folderUid;
   412 `{"message":...,"status":"version-mismatch"}` when not overwriting and the version
@@ -73,7 +77,8 @@ def _slug(title: str) -> str:
 
 
 class FakeGrafana:
-    def __init__(self, tokens: dict[str, str] | None = None) -> None:
+    def __init__(self, tokens: dict[str, str] | None = None, *, k8s_folders: bool = False) -> None:
+        self.k8s_folders = k8s_folders
         self.tokens = dict(tokens if tokens is not None else {"test-token": "admin"})  # token -> admin|editor|viewer
         self.folders: dict[str, dict[str, Any]] = {}
         self.dashboards: dict[str, StoredDashboard] = {}
@@ -228,9 +233,11 @@ class FakeGrafana:
         uid = body.get("uid") or f"f{self._next_id}"
         if not _UID.match(uid):
             return 400, {"message": "uid contains illegal characters"}
+        if uid in self.folders and self.k8s_folders:
+            return 412, {"status": "version-mismatch", "message": "the folder has been changed by someone else"}
         if uid in self.folders:
             return 409, {"message": "a folder with the same uid already exists"}
-        if any(f["title"] == body["title"] for f in self.folders.values()):
+        if not self.k8s_folders and any(f["title"] == body["title"] for f in self.folders.values()):
             return 409, {"message": "a folder or dashboard in the general folder with the same name already exists"}
         folder = {"id": self._new_id(), "uid": uid, "title": body["title"],
                   "url": f"/dashboards/f/{uid}/{_slug(body['title'])}",

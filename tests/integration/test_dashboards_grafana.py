@@ -103,6 +103,19 @@ def test_provisioning_twice_changes_nothing(grafana: FakeGrafana, spec: Dashboar
     assert [c.status for c in folder_posts] == [200, 409]  # 409 = exists, fine
 
 
+def test_provisioning_again_on_grafana_12_whose_folder_api_answers_412_for_an_existing_uid(
+        spec: DashboardSpec) -> None:
+    """Grafana 12 answers a folder create for a uid it has with 412 version-mismatch (its
+    folder store's AlreadyExists), not 409: every run after the first (each daemon start)
+    failed there, and a model added since never got its dashboard."""
+    with FakeGrafana(tokens={TOKEN: "admin"}, k8s_folders=True) as g, client(g) as c:
+        provision_over_api(spec, c)
+        g.dashboards.pop(build_all(spec)[-1]["uid"])  # a model's dashboard still to make
+        second = provision_over_api(spec, c)
+        assert [call.status for call in g.calls("POST", "/api/folders")] == [200, 412]
+    assert not second.folder_created and second.created == [build_all(spec)[-1]["uid"]]
+
+
 def test_a_hand_edited_dashboard_is_put_back(grafana: FakeGrafana, spec: DashboardSpec) -> None:
     with client(grafana) as c:
         provision_over_api(spec, c)
