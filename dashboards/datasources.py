@@ -87,4 +87,7 @@ def _tempo(src: DataSourcesSpec, spec: TempoSpec, serving: ServingMetrics) -> di
             "tags": [{"key": "service.name", "value": serving.log_service_label}],
         }
         tempo["jsonData"]["lokiSearch"] = {"datasourceUid": ds.loki}
+    if spec.tenant:
+        tempo["jsonData"]["httpHeaderName1"] = "X-Scope-OrgID"
+        tempo["secureJsonData"] = {"httpHeaderValue1": spec.tenant}
     return tempo

@@ -39,6 +39,7 @@ class LokiSpec:
 @dataclass(frozen=True)
 class TempoSpec:
     url: str
+    tenant: str | None = None  # sent as X-Scope-OrgID by the data source
 
 
 @dataclass(frozen=True)

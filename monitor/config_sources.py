@@ -42,6 +42,8 @@ class LokiConfig(_Model):
 
 class TempoConfig(_Model):
     url: SourceURL
+    # Sent as X-Scope-OrgID: a Tempo with multitenancy_enabled answers 401 `no org id` without it.
+    tenant: str | None = None
     timeout_s: float = Field(10.0, gt=0)
     search_limit: int = Field(50, ge=1, le=1000)
     bearer_token: Secret = None

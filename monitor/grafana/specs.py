@@ -55,7 +55,7 @@ def datasources_spec(config: VigilConfig) -> DataSourcesSpec:
         prometheus=PrometheusSpec(url=src.prometheus.url, scrape_interval_s=src.prometheus.step),
         loki=LokiSpec(url=src.loki.url, max_lines=src.loki.page_limit, tenant=src.loki.tenant,
                       service_label=src.loki.service_label) if src.loki else None,
-        tempo=TempoSpec(url=src.tempo.url) if src.tempo else None,
+        tempo=TempoSpec(url=src.tempo.url, tenant=src.tempo.tenant) if src.tempo else None,
     )
 
 

@@ -41,6 +41,8 @@ class TempoSource(HttpSource):
                  retries: int = 3, backoff_s: float = 0.5, max_backoff_s: float = 8.0) -> None:
         self.config = config
         headers = {"Authorization": f"Bearer {config.bearer_token}"} if config.bearer_token else {}
+        if config.tenant:
+            headers["X-Scope-OrgID"] = config.tenant
         super().__init__(config.url, config.timeout_s, headers, client=client, retries=retries,
                          backoff_s=backoff_s, max_backoff_s=max_backoff_s)
 

@@ -8,6 +8,10 @@ or 404 with an empty body; an
 invalid TraceQL query is a plain-text 400 `invalid TraceQL query: ...`. The TraceQL
 understood is `{}` or `{ resource.service.name = "x" }` / `{ name = "op" }` /
 `{ status = error }`; that is enough to test the client's handling of answers.
+
+With `tenant` set the spans are that tenant's, as in a Tempo with `multitenancy_enabled`:
+a request without `X-Scope-OrgID` is 401 `no org id` (dskit's auth middleware), and one
+for another tenant sees that tenant's data (none here).
 """
 from __future__ import annotations
 
@@ -50,20 +54,26 @@ def _attr(k: str, v: Any) -> dict:
 
 
 class FakeTempo(FakeServer):
-    def __init__(self, spans: list[FakeSpan]) -> None:
+    def __init__(self, spans: list[FakeSpan], tenant: str | None = None) -> None:
         super().__init__()
         self.spans = spans
+        self.tenant = tenant
 
     def route(self, path, q, headers):
         if path == "/ready":
             return self.text(200, "ready") if self.ready else self.text(503, "not ready")
+        if self.tenant is not None and not headers.get("X-Scope-OrgID"):
+            return self.text(401, "no org id")
+        other_tenant = self.tenant is not None and headers.get("X-Scope-OrgID") != self.tenant
+        if other_tenant and path == "/api/search":
+            return self.json({"traces": [], "metrics": {}})  # another tenant's data: none here
         if path == "/api/search":
             return self._search(q)
         if path.startswith("/api/traces/"):
             tid = path.rsplit("/", 1)[-1].lower()
             if not re.fullmatch(r"[0-9a-f]{1,32}", tid):
                 return self.text(400, f"invalid trace id: {tid[:40]}")
-            return self._trace(tid.rjust(32, "0"))
+            return (404, "", "text/plain") if other_tenant else self._trace(tid.rjust(32, "0"))
         return self.text(404, "404 page not found")
 
     def _search(self, q):

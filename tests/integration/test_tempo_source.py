@@ -120,3 +120,18 @@ def test_a_search_id_tempo_wrote_without_its_leading_zeros_is_the_spans_id():
         spans = src.trace(found[0].trace_id, T0 / 1e9 - 10, T0 / 1e9 + 10)
     assert [t.trace_id for t in found] == [short]
     assert spans is not None and [s.trace_id for s in spans] == [short]
+
+
+def test_a_multi_tenant_tempo_is_read_with_the_configured_tenant():
+    """Tempo with multitenancy_enabled needs X-Scope-OrgID on every request (401 `no org id`
+    without it), as Loki does: `sources.tempo.tenant` sends it, so a multi-tenant Tempo is
+    not blind every cycle."""
+    with FakeTempo(_spans(), tenant="team-a") as server:
+        src = _src(server, tenant="team-a")
+        found = src.search('{ resource.service.name = "inference" }', T0 / 1e9 - 60, T0 / 1e9 + 60)
+        spans = src.trace(TID, T0 / 1e9 - 10, T0 / 1e9 + 10)
+        assert all(r["headers"].get("X-Scope-OrgID") == "team-a" for r in server.requests)
+        with pytest.raises(SourceUnavailable, match="no org id"):
+            _src(server).search("{}", T0 / 1e9 - 60, T0 / 1e9 + 60)
+        assert _src(server, tenant="team-b").search("{}", T0 / 1e9 - 60, T0 / 1e9 + 60) == []
+    assert [t.trace_id for t in found] == [TID] and spans is not None and len(spans) == 2

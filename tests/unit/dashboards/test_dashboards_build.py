@@ -237,6 +237,17 @@ def test_overview_lists_every_model(spec: DashboardSpec) -> None:
     assert rollbacks["options"]["tags"] == ["vigil", "rollback"]
 
 
+def test_a_multi_tenant_tempo_data_source_sends_the_tenant() -> None:
+    """sources.tempo.tenant reaches Grafana's Tempo data source too, as Loki's does: a
+    multi-tenant Tempo answers 401 without X-Scope-OrgID, and every trace panel was empty."""
+    sources = {**SAMPLE["sources"], "tempo": {"url": "http://tempo:3200", "tenant": "ml"}}
+    tempo = next(d for d in datasource_models(sample_spec(sources=sources).datasources) if d["type"] == "tempo")
+    assert tempo["jsonData"]["httpHeaderName1"] == "X-Scope-OrgID"
+    assert tempo["secureJsonData"]["httpHeaderValue1"] == "ml"
+    plain = next(d for d in datasource_models(sample_spec().datasources) if d["type"] == "tempo")
+    assert "httpHeaderName1" not in plain["jsonData"] and "secureJsonData" not in plain
+
+
 def test_datasource_links_click_through(spec: DashboardSpec) -> None:
     by_type = {d["type"]: d for d in datasource_models(spec.datasources)}
     assert set(by_type) == {"prometheus", "loki", "tempo"}
