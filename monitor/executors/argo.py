@@ -55,8 +55,21 @@ class ArgoRolloutsExecutor:
                 return str(value)
         return None
 
+    def template(self, rollout: dict[str, Any]) -> Any:
+        """The Rollout's `spec.template`. One that takes its template from another workload
+        (`spec.workloadRef`) has none: said so, rather than read as version None, which
+        looked like someone else's deploy."""
+        template = dig(rollout, "spec", "template")
+        ref = dig(rollout, "spec", "workloadRef")
+        if template is None and isinstance(ref, dict):
+            raise ExecutorError(False, f"{self.ref} takes its pod template from {ref.get('kind', 'a workload')} "
+                                       f"{ref.get('name', '?')} (spec.workloadRef): the argo_rollouts executor reads "
+                                       "and rolls back a Rollout's own spec.template; roll that workload back instead "
+                                       "(for example through a `webhook` serving layer)", reason="invalid")
+        return template
+
     def current(self, step: RollbackStep) -> str | None:
-        return self.version_of(dig(self.kube.get(self.ref), "spec", "template"))
+        return self.version_of(self.template(self.kube.get(self.ref)))
 
     def apply(self, step: RollbackStep) -> None:
         rollout = self.kube.get(self.ref)
@@ -79,7 +92,7 @@ class ArgoRolloutsExecutor:
 
     def _still_to_move(self, obj: dict[str, Any], step: RollbackStep) -> bool:
         """False when already at to_version; raises when someone else moved it elsewhere."""
-        now = self.version_of(dig(obj, "spec", "template"))
+        now = self.version_of(self.template(obj))
         if now == step.to_version:
             return False
         if step.from_version is not None and now != step.from_version:
@@ -123,7 +136,7 @@ class ArgoRolloutsExecutor:
 
     def verify(self, step: RollbackStep) -> Verification:
         rollout = self.kube.get(self.ref)
-        spec_version = self.version_of(dig(rollout, "spec", "template"))
+        spec_version = self.version_of(self.template(rollout))
         where = f"{self.ref} spec.template has {self.cfg.version_label}={spec_version}"
         if spec_version != step.to_version:
             return Verification(False, spec_version, f"{where}, expected {step.to_version}")

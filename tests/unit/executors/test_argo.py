@@ -166,3 +166,21 @@ def test_label_selector_string() -> None:
            "matchExpressions": [{"key": "env", "operator": "In", "values": ["prod", "canary"]},
                                 {"key": "debug", "operator": "DoesNotExist"}]}
     assert label_selector(sel) == "app=recsys,tier=serving,env in (prod,canary),!debug"
+
+
+def test_a_rollout_taking_its_template_from_a_workload_ref_is_named_not_blamed_on_someone(
+        kube: FakeKubeApi, kube_client: KubeClient) -> None:
+    """A Rollout with `spec.workloadRef` (its pod template in a Deployment) has no
+    spec.template: that read as 'now rolls out vNone ... someone else changed it', sending
+    the on-call after a deploy nobody made. It is said as it is, and nothing is written."""
+    ro = rollout(version="2")
+    del ro["spec"]["template"]
+    ro["spec"]["workloadRef"] = {"apiVersion": "apps/v1", "kind": "Deployment", "name": "recommender-base"}
+    kube.put_object(ro)
+    ex = executor(kube_client)
+    for call in (ex.current, ex.apply, ex.verify):
+        with pytest.raises(ExecutorError) as e:
+            call(STEP)
+        assert "workloadRef" in e.value.detail and "Deployment recommender-base" in e.value.detail
+        assert "someone else" not in e.value.detail and (e.value.retryable, e.value.reason) == (False, "invalid")
+    assert kube.writes() == []
