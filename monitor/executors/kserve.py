@@ -1,7 +1,8 @@
 """`kserve`: a KServe InferenceService (serving.kserve.io/v1beta1) through the Kubernetes API.
 
 Which version is served, read from the object:
-- `spec.predictor.model.storageUri` matched against `storage_uri_template` (e.g.
+- `spec.predictor.model.storageUri` (or a framework predictor's, `sklearn.storageUri`, ...)
+  matched against `storage_uri_template` (e.g.
   `s3://models/{registry}/{version}`) gives the version of the latest revision, which
   serves all traffic, or `canaryTrafficPercent` of it while a canary is in progress
   (then that canary version is what a rollback moves away from).
@@ -39,6 +40,15 @@ GROUP, API_VERSION, PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"
 VERSION_ANNOTATION = "vigil.dev/model-version"
 URI_ANNOTATION = "vigil.dev/storage-uri"
 REPLACED_ANNOTATION = "vigil.dev/replaced-revision"  # the latest created revision when storageUri was patched
+# Where a v1beta1 predictor names its model: `model` (modelFormat), or the older framework
+# form KServe still takes (`sklearn: {storageUri}`, ...). Exactly one of them is set.
+PREDICTOR_KEYS = ("model", "sklearn", "xgboost", "lightgbm", "tensorflow", "pytorch", "triton", "onnx",
+                  "huggingface", "pmml", "paddle")
+
+
+def model_key(predictor: dict[str, Any]) -> str:
+    """The predictor's implementation key (`model` when there is none yet)."""
+    return next((k for k in PREDICTOR_KEYS if isinstance(predictor.get(k), dict)), "model")
 
 
 class StorageUriTemplate:
@@ -91,7 +101,8 @@ class KServeExecutor:
 
     def served(self, obj: dict[str, Any], step: RollbackStep) -> Served:
         predictor = dig(obj, "spec", "predictor") or {}
-        uri = dig(predictor, "model", "storageUri")
+        key = model_key(predictor)
+        uri = dig(predictor, key, "storageUri")
         canary = predictor.get("canaryTrafficPercent")
         canary = int(canary) if canary is not None else None
         if canary == 0:
@@ -102,7 +113,7 @@ class KServeExecutor:
                                                      f"v{recorded}")
             return Served(None, uri, 0, "canaryTrafficPercent 0: the previous revision, whose model is not recorded")
         if not isinstance(uri, str):
-            return Served(None, None, canary, "spec.predictor.model.storageUri is not set")
+            return Served(None, None, canary, f"spec.predictor.{key}.storageUri is not set")
         version = self.template.version_of(uri, step)
         if version is None:
             return Served(None, uri, canary, f"storageUri {uri} does not follow {self.template.template}")
@@ -138,8 +149,10 @@ class KServeExecutor:
         replaced = dig(obj, "status", "components", "predictor", "latestCreatedRevision")
         notes = {VERSION_ANNOTATION: step.to_version, URI_ANNOTATION: uri, REPLACED_ANNOTATION: replaced}
         # canaryTrafficPercent: null removes it, so the new revision takes all traffic.
+        # Where the URI is: a `model` beside a framework key would be two implementations.
+        key = model_key(dig(obj, "spec", "predictor") or {})
         return {"metadata": {"resourceVersion": rv, "annotations": notes},
-                "spec": {"predictor": {"model": {"storageUri": uri}, "canaryTrafficPercent": None}}}
+                "spec": {"predictor": {key: {"storageUri": uri}, "canaryTrafficPercent": None}}}
 
     def verify(self, step: RollbackStep) -> Verification:
         obj = self.kube.get(self.ref)

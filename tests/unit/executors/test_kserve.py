@@ -292,3 +292,22 @@ def test_verify_settles_when_the_knative_generation_lags_the_inference_service(k
     _kserve_rolled_out(kube, "r-8", observed=3)  # the new revision serves all traffic
     v = ex.verify(STEP)
     assert (v.ok, v.settled) == (True, True), v.detail
+
+
+def test_a_framework_predictor_is_read_and_moved_where_its_storage_uri_is(kube: FakeKubeApi,
+                                                                          kube_client: KubeClient) -> None:
+    """KServe v1beta1 still takes the framework form (`spec.predictor.sklearn.storageUri`,
+    likewise tensorflow, pytorch, xgboost, ...). It read as 'now serves vNone ... someone
+    else changed it', and a patch of `predictor.model` beside `sklearn` is two predictor
+    implementations, which KServe refuses. The URI is read and written where it is."""
+    obj = inference_service(uri="s3://models/recommender/2")
+    predictor = obj["spec"]["predictor"]
+    predictor["sklearn"] = {"storageUri": predictor.pop("model")["storageUri"], "protocolVersion": "v2"}
+    kube.put_object(obj)
+    ex = executor(kube_client)
+    assert ex.current(STEP) == "2"
+    ex.apply(STEP)
+    after = stored(kube)["spec"]["predictor"]
+    assert "model" not in after and after["sklearn"] == {"storageUri": "s3://models/recommender/1",
+                                                         "protocolVersion": "v2"}
+    assert ex.current(STEP) == "1"
