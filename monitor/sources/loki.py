@@ -114,9 +114,20 @@ def _entries(r: httpx.Response, query: str) -> list[tuple[int, str, dict, dict]]
     for stream in data.get("result", []):
         labels = stream.get("stream", {}) or {}
         for v in stream.get("values", []):
-            meta = v[2] if len(v) > 2 and isinstance(v[2], dict) else {}
-            out.append((int(v[0]), v[1], labels, meta))
+            out.append((int(v[0]), v[1], labels, _metadata(v[2] if len(v) > 2 else None)))
     return out
+
+
+def _metadata(third: object) -> dict:
+    """An entry's own metadata. Loki folds structured metadata into the stream's labels
+    unless asked with `categorize-labels`, which nests it (`structuredMetadata`, `parsed`);
+    our contract notes, and some proxies, give it as a flat object: all three are read."""
+    if not isinstance(third, dict):
+        return {}
+    nested = {k: third[k] for k in ("structuredMetadata", "parsed") if isinstance(third.get(k), dict)}
+    if not nested:
+        return third
+    return {**nested.get("parsed", {}), **nested.get("structuredMetadata", {})}
 
 
 def _record(ns: int, line: str, stream: dict, meta: dict, service_label: str) -> LogRecord:
