@@ -220,15 +220,31 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vigil", description="AIOps monitoring and root cause for ML models")
     p.add_argument("--version", action="version", version=f"%(prog)s {vigil_version()}",
                    help="print Vigil's version and exit")
-    p.add_argument("--log-level", default="INFO", type=str.upper, choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-                   help="DEBUG, INFO, WARNING or ERROR, any case (default: INFO)")
-    p.add_argument("--log-format", choices=["json", "text"], default="text",
-                   help="text for a terminal, json for a log shipper (default: text)")
+    _add_log_options(p, "INFO", "text")
     sub = p.add_subparsers(dest="command", required=True, help="`vigil COMMAND --help` for its options")
     for add in (_add_check_config, _add_replay, _add_demo, _add_run, _add_serve, _add_dashboards, add_rollback,
                 _add_audit, _add_token, add_silence, add_outbox, add_db, add_status):
         add(sub)
+    _log_options_after_commands(p)
     return p
+
+
+def _add_log_options(p: argparse.ArgumentParser, level: str, fmt: str) -> None:
+    p.add_argument("--log-level", default=level, type=str.upper, choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                   help="DEBUG, INFO, WARNING or ERROR, any case (default: INFO)")
+    p.add_argument("--log-format", choices=["json", "text"], default=fmt,
+                   help="text for a terminal, json for a log shipper (default: text)")
+
+
+def _log_options_after_commands(p: argparse.ArgumentParser) -> None:
+    """`vigil run --config F --log-format json` as well as `vigil --log-format json run ...`:
+    every (sub)command takes the log options too. SUPPRESS as their default, so a command that
+    is not given them keeps what the top level parsed instead of overwriting it."""
+    for action in p._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _add_log_options(sub, argparse.SUPPRESS, argparse.SUPPRESS)
+                _log_options_after_commands(sub)
 
 
 def _command(sub: _Subparsers, name: str, summary: str) -> argparse.ArgumentParser:

@@ -71,3 +71,20 @@ def test_clock_file_gives_run_and_serve_the_shared_replay_time(tmp_path, capsys)
     with pytest.raises(SystemExit) as e:
         _clock(missing)
     assert e.value.code == 2 and "--clock-file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [
+    ["run", "--config", "vigil.yaml", "--log-format", "json", "--log-level", "debug"],  # README: `vigil run --log-format json`
+    ["--log-format", "json", "--log-level", "debug", "run", "--config", "vigil.yaml"],  # the systemd unit's order
+    ["db", "upgrade", "--store", "sqlite:///v.db", "--log-format", "json", "--log-level", "debug"],
+])
+def test_log_options_are_taken_before_or_after_the_command(argv):
+    """`vigil run --config F --log-format json` was refused ("unrecognized arguments"): the
+    log options were the top-level parser's only, so only `vigil --log-format json run` ran."""
+    args = build_parser().parse_args(argv)
+    assert (args.log_format, args.log_level) == ("json", "DEBUG")
+
+
+def test_log_options_keep_their_defaults_when_not_given():
+    args = build_parser().parse_args(["run", "--config", "vigil.yaml"])
+    assert (args.log_format, args.log_level) == ("text", "INFO")
