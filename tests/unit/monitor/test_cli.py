@@ -74,7 +74,7 @@ def test_clock_file_gives_run_and_serve_the_shared_replay_time(tmp_path, capsys)
 
 
 @pytest.mark.parametrize("argv", [
-    ["run", "--config", "vigil.yaml", "--log-format", "json", "--log-level", "debug"],  # README: `vigil run --log-format json`
+    ["run", "--config", "vigil.yaml", "--log-format", "json", "--log-level", "debug"],  # as the README writes it
     ["--log-format", "json", "--log-level", "debug", "run", "--config", "vigil.yaml"],  # the systemd unit's order
     ["db", "upgrade", "--store", "sqlite:///v.db", "--log-format", "json", "--log-level", "debug"],
 ])
