@@ -28,10 +28,10 @@ def _age(now: float, t: float | None) -> str:
 def cmd_list(args: argparse.Namespace) -> int:
     from monitor.cli_silence import where
     from monitor.notifiers import may_deliver
-    from monitor.store.repository import Store
+    from monitor.store.existing import existing_store
 
     url, cfg = where(args)
-    store = Store(url)
+    store = existing_store(url)
     try:
         rows = store.outbox.backlog()
     finally:

@@ -78,10 +78,10 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     from monitor.silence_ops import listing
-    from monitor.store.repository import Store
+    from monitor.store.existing import existing_store
 
     now = time.time()
-    store = Store(where(args)[0])
+    store = existing_store(where(args)[0])
     try:
         items, total = listing(store, now, SilenceState(args.state) if args.state else None, args.limit, 0)
     finally:

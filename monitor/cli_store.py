@@ -153,14 +153,14 @@ def cmd_db_purge(args: argparse.Namespace) -> int:
     import json
     import time
 
-    from monitor.store.repository import Store
+    from monitor.store.existing import existing_store
     from monitor.store.retention import purge
 
     cfg = _config(args)
     if cfg is None:
         print("vigil db purge: give --config FILE (the retention periods are in it)", file=sys.stderr)
         return 64
-    store = Store(_store_url(args, cfg))
+    store = existing_store(_store_url(args, cfg))
     try:
         result = purge(store, cfg.retention, time.time(), dry_run=args.dry_run, config=cfg)
     finally:
@@ -170,11 +170,11 @@ def cmd_db_purge(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from monitor.store.repository import Store
+    from monitor.store.existing import existing_store
     from monitor.store.status import model_statuses
 
     cfg = _config(args)
-    store = Store(_store_url(args, cfg))
+    store = existing_store(_store_url(args, cfg))
     try:
         rows = model_statuses(store, [m.name for m in cfg.models] if cfg is not None else None)
     finally:

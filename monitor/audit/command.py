@@ -14,7 +14,7 @@ from alerts.audit import ChainKey
 from monitor.audit.keys import AuditKeyError, key_from_env, key_from_file, load_key
 from monitor.audit.verify import verify_log
 from monitor.config import VigilConfig
-from monitor.store.repository import Store
+from monitor.store.existing import existing_store
 
 
 def _key(args: argparse.Namespace, cfg: VigilConfig | None) -> ChainKey | None:
@@ -39,7 +39,7 @@ def run_verify(args: argparse.Namespace, cfg: VigilConfig | None) -> int:
     except AuditKeyError as e:
         print(f"vigil audit verify: {e}", file=sys.stderr)
         return 2
-    store = Store(args.store or (cfg.store.url if cfg is not None else ""))
+    store = existing_store(args.store or (cfg.store.url if cfg is not None else ""))
     try:
         report = verify_log(store, key, _checkpoint_file(args, cfg), args.expect_seq)
     finally:

@@ -27,5 +27,8 @@ def test_status_shows_serving_version_last_cycle_open_incident_and_blind_sources
 
 
 def test_status_of_a_store_no_cycle_has_used(tmp_path, capsys):
+    from monitor.store.repository import Store
+
+    Store(f"sqlite:///{tmp_path / 'empty.db'}").close()  # made by a start; a missing file is refused
     assert main(["status", "--store", f"sqlite:///{tmp_path / 'empty.db'}"]) == 0
     assert "no model has run a cycle against this store yet" in capsys.readouterr().out
