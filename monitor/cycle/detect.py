@@ -20,7 +20,7 @@ from detectors.anomaly import AnomalyParams, AnomalyState, AnomalyTuning, Online
 from detectors.base import NoState
 from detectors.gpu import GpuDetector, GpuParams, GpuSignal, stopped_while_saturated
 from detectors.kpi import KpiDetector, KpiParams
-from detectors.records import Direction, Finding
+from detectors.records import Direction, Finding, Series
 from detectors.slo import SloDetector, SloParams
 from detectors.traces import ServiceGraph
 from monitor.config import ModelConfig, PolicyConfig
@@ -181,11 +181,29 @@ def detect_slos(raw: RawSignals, req: DetectRequest, out: Detection, gaps: GapQu
         if sig is None:
             out.findings.extend(gaps.take(slo.name))
             continue
-        breach = SloDetector(SloParams(slo.name, slo.threshold, slo.comparison == "above", req.step, slo.unit,
-                                       req.model.name)).score(NoState(), sig.series, w.start, w.t)
-        out.slo_breached[slo.name] = bool(breach)
-        out.findings.extend(breach)
+        slo_check = SloDetector(SloParams(slo.name, slo.threshold, slo.comparison == "above", req.step, slo.unit,
+                                          req.model.name))
+        idle_since = _idle_since(sig.series.between(w.start, w.t), w.t, 1.5 * req.step)
+        if idle_since is not None and slo_check.score(NoState(), sig.series, w.start, idle_since):
+            # Breached up to its last real point, 0/0 (no traffic) since: neither a breach now
+            # (idle cycles must not extend the consecutive-cycles streak) nor an all clear
+            # (the incident must not resolve on silence). Blind, streak held.
+            out.blind.append(f"{slo.name}: breached until traffic stopped {(w.t - idle_since) / 60:.0f} min ago "
+                             "(0/0 since): not judged")
+        else:
+            breach = slo_check.score(NoState(), sig.series, w.start, w.t)
+            out.slo_breached[slo.name] = bool(breach)
+            out.findings.extend(breach)
         _anomalies(sig, Direction.UP if slo.comparison == "above" else Direction.DOWN, req, out)
+
+
+def _idle_since(s: Series, t: float, tolerance: float) -> float | None:
+    """The last real (non-NaN) point's time when every point after it, up to `t`, is 0/0
+    (NaN: no traffic) for longer than `tolerance`; None when the series is live at `t`."""
+    real = s.timestamps[~np.isnan(s.values)]
+    if len(real) == 0 or t - float(real[-1]) <= tolerance:
+        return None
+    return float(real[-1])
 
 
 def detect_gpu(raw: RawSignals, req: DetectRequest, out: Detection, gaps: GapQueue) -> None:

@@ -84,7 +84,7 @@ def query_range(sources: Sources, gaps: Gaps, req: GatherRequest, entity: str, q
                 required: bool = True, nan_is_idle: bool = False) -> list[Series] | None:
     """A range query whose every failure becomes an explicit NO_DATA finding (None).
     An optional signal (`required=False`) may match nothing: that is [] and no finding.
-    `nan_is_idle` (a KPI ratio): a NaN point is 0/0, no traffic on that step, from a target
+    `nan_is_idle` (a KPI or SLO ratio or quantile): a NaN point is 0/0, no traffic on that step, from a target
     that answers (a dead one's points are absent): no stop. A window 0/0 throughout is not
     judged (None) and is a blind line, no finding: an idle night opens no incident, and an
     open one does not resolve on it."""
@@ -234,8 +234,11 @@ def gather_kpis(sources: Sources, req: GatherRequest, raw: RawSignals) -> None:
 
 
 def gather_slos(sources: Sources, req: GatherRequest, raw: RawSignals) -> None:
+    # An error ratio or a latency quantile is 0/0 (NaN) at night as a KPI is: idle, not a
+    # stopped series. NaN breaks a breach run (detectors/runs.py), so idle cycles are no
+    # breach and never extend an SLO's consecutive-cycles streak.
     for slo in req.model.slos:
-        if sig := _metric(sources, req, raw, slo.name, slo.query, req.window.start, slo.volume_query):
+        if sig := _metric(sources, req, raw, slo.name, slo.query, req.window.start, slo.volume_query, True):
             raw.slos.append(sig)
 
 
