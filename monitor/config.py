@@ -29,7 +29,7 @@ from detectors.records import Direction
 from monitor.audit.config import AuditConfig
 from monitor.config_alerting import GroupingConfig, InhibitRuleConfig, MentionsConfig, TimeIntervalSetConfig
 from monitor.config_auth import ApiTokenConfig, SlackActorsConfig, check_token_names
-from monitor.config_canary import CanaryConfig, CanaryMetricConfig
+from monitor.config_canary import CanaryConfig, CanaryMetricConfig, check_canary_names
 from monitor.config_cross import cross_problems, said
 from monitor.config_errors import ConfigError
 from monitor.config_loading import ConfigSource, validate_config
@@ -314,15 +314,8 @@ class ModelConfig(_Model):
 
     @model_validator(mode="after")
     def _canary_names(self) -> ModelConfig:
-        if self.canary is None:
-            return self
-        known = {k.name for k in self.kpis} | {s.name for s in self.slos}
-        unknown = sorted(set(self.canary.metrics) - known)
-        if unknown:
-            raise ValueError(f"canary.metrics names {', '.join(unknown)}: expected the name of one of this model's "
-                             f"kpis or slos ({', '.join(sorted(known)) or 'none configured'})")
-        if self.canary.alias == self.alias:
-            raise ValueError(f"canary.alias '{self.canary.alias}' is the model's own alias: name the challenger's")
+        if self.canary is not None:
+            check_canary_names(self.canary, {k.name for k in self.kpis}, {s.name for s in self.slos}, self.alias)
         return self
 
     @field_validator("name")

@@ -69,3 +69,20 @@ class CanaryConfig(_Model):
 
     def label_value(self, version: str) -> str:
         return self.version_value.replace("{version}", version)
+
+
+def check_canary_names(c: CanaryConfig, kpis: set[str], slos: set[str], alias: str) -> None:
+    """Raises ValueError when `canary.metrics` names no KPI or SLO of the model, or names
+    one that is both: its override would judge both (an SLO's `fail_above` on an error
+    rate also failing a KPI of that name and pulling a good challenger)."""
+    known = kpis | slos
+    unknown = sorted(set(c.metrics) - known)
+    if unknown:
+        raise ValueError(f"canary.metrics names {', '.join(unknown)}: expected the name of one of this model's "
+                         f"kpis or slos ({', '.join(sorted(known)) or 'none configured'})")
+    if both := sorted(set(c.metrics) & kpis & slos):
+        name = both[0]
+        raise ValueError(f"canary.metrics.{name}: '{name}' names both a KPI and an SLO of this model, and the "
+                         "override would apply to both: rename the KPI or the SLO")
+    if c.alias == alias:
+        raise ValueError(f"canary.alias '{c.alias}' is the model's own alias: name the challenger's")

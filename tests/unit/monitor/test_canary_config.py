@@ -51,3 +51,21 @@ def test_bad_canary_settings_are_refused(canary, message):
     with pytest.raises(ConfigError) as e:
         parse_config({"models": [{"name": "m", "alias": "champion", "slos": [SLO], "canary": canary}]})
     assert message in str(e.value)
+
+
+def test_an_override_naming_both_a_kpi_and_an_slo_is_refused_not_applied_to_both():
+    # An SLO's absolute rule (an error rate above 5 %) would also judge the KPI of that name
+    # (a rate of 0.2 is fine there) and pull a good challenger.
+    kpi = {"name": "error_rate", "query": "sum(rate(bad_predictions_total[5m])) / sum(rate(predictions_total[5m]))"}
+    model = {"name": "m", "alias": "champion", "kpis": [kpi], "slos": [SLO],
+             "canary": {"metrics": {"error_rate": {"fail_above": 0.05}}}}
+    with pytest.raises(ConfigError) as e:
+        parse_config({"models": [model]})
+    text = str(e.value)
+    assert "canary.metrics.error_rate" in text and "both a KPI and an SLO" in text, text
+
+
+def test_a_kpi_and_an_slo_sharing_a_name_without_an_override_still_load():
+    kpi = {"name": "error_rate", "query": "sum(rate(bad_predictions_total[5m])) / sum(rate(predictions_total[5m]))"}
+    cfg = parse_config({"models": [{"name": "m", "alias": "champion", "kpis": [kpi], "slos": [SLO], "canary": {}}]})
+    assert cfg.model("m").canary is not None
