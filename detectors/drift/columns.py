@@ -137,6 +137,16 @@ def category_label(value: object) -> str:
     pandas, and "3.0" must not look like a new category next to "3"."""
     if isinstance(value, (float, np.floating)) and np.isfinite(value) and float(value).is_integer():
         return str(int(value))
+    if isinstance(value, str) and (value.endswith(".0") or "e+" in value):
+        # An integral float as pandas writes it ("1.0", "1e+16"): a CSV file whose column is
+        # all plain numbers reads it as the number 1.0 (monitor/sources/table_files.py), one
+        # with a word in it keeps the text: one category must not split in two by file.
+        try:
+            f = float(value)
+        except ValueError:
+            return value
+        if math.isfinite(f) and f.is_integer() and value == repr(f):
+            return str(int(f))
     return str(value)
 
 

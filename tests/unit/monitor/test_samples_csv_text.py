@@ -116,3 +116,20 @@ def test_a_samples_folder_reads_its_files_whatever_the_case_of_their_suffix(tmp_
     (tmp_path / "s" / "README.txt").write_text("not a table")
     df = SampleFiles(tmp_path / "s", "timestamp", text_columns={"zip"}).window(T0, T0 + 10)
     assert len(df) == 4 and df["zip"].tolist() == ["02139", "10001"] * 2
+
+
+def test_one_category_spelt_1_0_is_one_category_whichever_file_holds_it(tmp_path):
+    # pandas writes a float category as "1.0". In a.csv every value is a plain number (read
+    # as numbers: 1.0), in b.csv one is text ("x"): "1.0" stayed text there, and category
+    # "1" (a.csv) and "1.0" (b.csv) were counted as two.
+    from detectors.drift.columns import count_column_categories
+
+    (tmp_path / "s").mkdir()
+    pd.DataFrame({"timestamp": T0 + np.arange(2.0), "code": ["1.0", "2.0"]}).to_csv(
+        tmp_path / "s" / "a.csv", index=False)
+    pd.DataFrame({"timestamp": T0 + 2 + np.arange(2.0), "code": ["1.0", "x"]}).to_csv(
+        tmp_path / "s" / "b.csv", index=False)
+    for files in (SampleFiles(tmp_path / "s", "timestamp", text_columns={"code"}),
+                  SampleFiles(tmp_path / "s", "timestamp", text_columns={"code"}, spool=Spool(tmp_path / "sp"))):
+        labels, counts, _ = count_column_categories(files.window(T0, T0 + 10)["code"])
+        assert dict(zip(labels, counts.tolist(), strict=True)) == {"1": 2, "2": 1, "x": 1}
