@@ -21,7 +21,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-from sqlalchemy import ColumnElement, Select, and_, delete, func, not_, select, true, tuple_, update
+from sqlalchemy import ColumnElement, Select, and_, delete, func, not_, select, true, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from alerts.lifecycle import IncidentStatus
@@ -129,7 +129,7 @@ def _count(s: Session, ids: Select[int]) -> int:
 
 def _purge_incidents(store: Store, before: float, batch: int, dry_run: bool) -> int:
     q = select(IncidentRow.id).where(IncidentRow.status == IncidentStatus.RESOLVED, IncidentRow.resolved_at < before)
-    total = 0
+    total, purged = 0, set()
     while True:
         with store.tx() as s:
             if dry_run:
@@ -143,22 +143,38 @@ def _purge_incidents(store: Store, before: float, batch: int, dry_run: bool) -> 
                 # A shared-cause group outlives a member's record: the member row goes, the
                 # group (and its messages' keys) stays until its own members are all gone.
                 s.execute(delete(GroupMemberRow).where(GroupMemberRow.incident_id.in_(chosen)))
-                _delete_refs(s, set(chosen))
                 s.execute(delete(IncidentRow).where(IncidentRow.id.in_(chosen)))
         total += len(chosen)
+        purged.update(chosen)
         if len(chosen) < batch:
+            _delete_refs(store, purged, batch)
             return total
 
 
-def _delete_refs(s: Session, incidents: set[int]) -> None:
-    """Where the purged incidents' messages landed (keys `incident:<id>` and `incident:<id>:<channel>`).
-    SQLite gives a new row the id after the highest left, so once the newest incidents are
-    purged a later one gets an old id: under the old refs its first Slack message would be
-    an edit of the old, long-resolved one (which notifies nobody), its pages the old alert's."""
-    keys = s.execute(select(MessageRefRow.notifier, MessageRefRow.key).where(MessageRefRow.key.like("incident:%")))
-    dead = [(notifier, key) for notifier, key in keys if _incident_of(key) in incidents]
-    for i in range(0, len(dead), 500):
-        s.execute(delete(MessageRefRow).where(tuple_(MessageRefRow.notifier, MessageRefRow.key).in_(dead[i:i + 500])))
+def _delete_refs(store: Store, incidents: set[int], batch: int) -> None:
+    """Where the purged incidents' messages landed (keys `incident:<id>` and `incident:<id>:<channel>`),
+    in one pass over the refs by primary-key pages after the incidents went (ids are never
+    given again, monitor/store/migrations 0005). Once per batch, every batch read every
+    `incident:%` ref again: minutes, and a transaction held, on a year of refs. Left, a
+    ref would make a later message of its key an edit of the long-resolved one's."""
+    if not incidents:
+        return
+    with store.tx() as s:
+        notifiers = list(s.scalars(select(MessageRefRow.notifier).distinct()))
+    for notifier in notifiers:  # (notifier, key) is the primary key: each page is a range of it
+        mine, after, dead = MessageRefRow.notifier == notifier, "", []
+        while True:
+            with store.tx() as s:
+                page = list(s.scalars(select(MessageRefRow.key).where(mine, MessageRefRow.key > after,
+                                                                      MessageRefRow.key.like("incident:%"))
+                                      .order_by(MessageRefRow.key).limit(batch)))
+            dead += [k for k in page if _incident_of(k) in incidents]
+            if len(page) < batch:
+                break
+            after = page[-1]
+        for i in range(0, len(dead), batch):  # the purged incidents' refs only: a few per incident
+            with store.tx() as s:
+                s.execute(delete(MessageRefRow).where(mine, MessageRefRow.key.in_(dead[i:i + batch])))
 
 
 def _incident_of(key: str) -> int | None:

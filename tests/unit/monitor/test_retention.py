@@ -195,3 +195,34 @@ def test_the_purge_keeps_the_samples_a_rolling_reference_reads(tmp_path):
     vigil.store.add_samples(MODEL, [(now - 19 * DAY, {"x": 1}), (now - 25 * DAY, {"x": 2})])
     _purge_job(Runtime(vigil, None))
     assert [r for _, r in vigil.store.samples(MODEL, 0, now)] == [{"x": 1}]
+
+
+def test_purging_incidents_in_many_batches_reads_each_message_ref_once(store, monkeypatch):
+    """Each batch of purged incidents read every `incident:%` message ref again: on a store
+    of a year of incidents (hundreds of thousands of refs) the purge took minutes, holding a
+    transaction per batch. Now each ref is looked at once per purge, whatever the batches."""
+    from sqlalchemy import insert, select
+
+    from monitor.store import retention
+    from monitor.store.repository import MessageRefRow
+
+    with store.tx() as s:
+        s.execute(insert(IncidentRow), [
+            {"model": "m", "status": IncidentStatus.RESOLVED, "severity": "warning", "title": "t", "onset": 0,
+             "opened_at": 0, "updated_at": 0, "resolved_at": NOW - (400 if i < 300 else 10) * DAY,
+             "cold_start": False, "reasons": [], "findings": [], "causes": [], "fingerprint": "f"} for i in range(400)])
+        ids = sorted(s.scalars(select(IncidentRow.id)))
+        s.execute(insert(MessageRefRow), [{"notifier": n, "key": k, "ref": {}} for i in ids for n, k in (
+            ("slack", f"incident:{i}:#alerts"), ("pagerduty", f"incident:{i}"))] +
+            [{"notifier": "slack", "key": "rollback:m", "ref": {}}])
+    seen = []
+    real = retention._incident_of
+    monkeypatch.setattr(retention, "_incident_of", lambda key: seen.append(key) or real(key))
+
+    result = purge(store, RetentionConfig(resolved_incidents=365 * DAY, batch_rows=100), NOW)
+
+    assert result.resolved_incidents == 300
+    with store.tx() as s:
+        left = set(s.scalars(select(MessageRefRow.key)))
+    assert left == {"rollback:m"} | {f"incident:{i}:#alerts" for i in ids[300:]} | {f"incident:{i}" for i in ids[300:]}
+    assert len(seen) <= 2 * len(ids), len(seen)  # each batch read every ref: 1800 before
