@@ -288,6 +288,9 @@ def _calls(b: pd.DataFrame, c: pd.DataFrame, ws: float, we: float, p: TraceParam
     runs_b, kids_b = table(b)
     runs_c, kids_c = table(c)
     keys = kids_b.index.union(kids_c.index)
+    per_run = b[b["parent_service"].notna()].groupby(
+        ["parent_service", "parent_operation", "service", "operation", "run"]).size()  # NaN run: no group
+    sq_b = (per_run.astype(float) ** 2).groupby(level=[0, 1, 2, 3]).sum().reindex(keys, fill_value=0).to_numpy(float)
     kb = kids_b.reindex(keys, fill_value=0).to_numpy(float)
     kc = kids_c.reindex(keys, fill_value=0).to_numpy(float)
     parents = pd.MultiIndex.from_arrays([keys.get_level_values(0), keys.get_level_values(1)])
@@ -296,13 +299,17 @@ def _calls(b: pd.DataFrame, c: pd.DataFrame, ws: float, we: float, p: TraceParam
     live = (rb > 0) & (rc >= p.min_spans)
     expected = np.where(live, kb / np.maximum(rb, 1) * rc, 0.0)
     vanished = live & (expected >= p.vanish_min_expected) & (kc <= p.vanish_max_ratio * expected)
+    phi = _dispersion(kb, sq_b, rb)
     appeared = live & (kb == 0) & (kc >= p.appear_min_count)
     n_tests = max(int(live.sum()), 1)
     out = []
     for i in np.flatnonzero(vanished | appeared):
         psvc, pop, csvc, cop = keys[i]
         if vanished[i]:
-            s = float(-stats.poisson.logcdf(kc[i], expected[i]) / math.log(10))
+            # Quasi-Poisson: calls made in bursts (a run that flushes 60 at once, most none)
+            # are fewer independent events than calls; counted as calls, a window without
+            # the burst read as "stopped".
+            s = float(-stats.poisson.logcdf(kc[i] / phi[i], expected[i] / phi[i]) / math.log(10))
             ratio, stat, verb = expected[i] / (kc[i] + 1), "calls_vanished", "stopped"
         else:
             exp0 = 0.5 / rb[i] * rc[i]
@@ -325,6 +332,18 @@ def _calls(b: pd.DataFrame, c: pd.DataFrame, ws: float, we: float, p: TraceParam
     return out
 
 
+def _dispersion(total: np.ndarray | pd.Series, sum_sq: np.ndarray | pd.Series, units: np.ndarray | float
+                ) -> np.ndarray:
+    """Variance over mean of the per-unit counts (calls per parent run, per trace), at
+    least 1: how many calls one independent event is worth. Independent calls give ~1; a
+    caller that makes them in bursts gives about the burst's size."""
+    n = np.maximum(np.asarray(units, dtype=float), 1.0)
+    mean = np.asarray(total, dtype=float) / n
+    var = np.asarray(sum_sq, dtype=float) / n - mean ** 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.maximum(np.where(mean > 0, var / mean, 1.0), 1.0)
+
+
 def _vanished_services(b: pd.DataFrame, c: pd.DataFrame, ws: float, we: float, p: TraceParams) -> list[Finding]:
     """A service with no span in the window although its share of the reference's calls
     into services expected at least `vanish_min_expected` (its pods crashed, or it stopped
@@ -333,20 +352,26 @@ def _vanished_services(b: pd.DataFrame, c: pd.DataFrame, ws: float, we: float, p
     service) is the unit, not a span: one call's many inner spans are not independent.
     Expected from its share, not a rate, so a quieter window expects fewer."""
 
-    def entries(f: pd.DataFrame) -> pd.Series:
-        return f.loc[f["remote_child"] | f["parent_service"].isna(), "service"]
+    def entries(f: pd.DataFrame) -> pd.DataFrame:
+        return f.loc[f["remote_child"] | f["parent_service"].isna(), ["service", "trace"]]
 
-    eb, ec = entries(b), entries(c)
+    eb_calls, ec = entries(b), entries(c)["service"]
+    eb = eb_calls["service"]
     if eb.empty or ec.empty:
         return []
     counts = eb.value_counts()
+    # Calls into a service clustered in a few traces (a job calling it 60 times at once)
+    # are worth fewer independent chances of seeing it in the window.
+    sq = (eb_calls.groupby(["service", "trace"]).size().astype(float) ** 2).groupby(level=0).sum()
+    phi = pd.Series(_dispersion(counts, sq.reindex(counts.index, fill_value=0.0), float(b["trace"].nunique())),
+                    index=counts.index)
     # The window's calls are the other services' only: scaled by what they were in the reference.
     expected = counts / (len(eb) - counts).clip(lower=1) * len(ec)
     gone = expected[~expected.index.isin(set(c["service"])) & (expected >= p.vanish_min_expected)]
     n_tests = max(len(counts), 1)
     out = []
     for svc, e in gone.items():
-        s = float(e / math.log(10))  # -log10 of the Poisson chance of no call at all
+        s = float(e / phi[svc] / math.log(10))  # -log10 of the (quasi-)Poisson chance of no call at all
         sc = _score(s, n_tests, float(e))
         if s - math.log10(n_tests) < p.min_surprise or sc <= 0:
             continue

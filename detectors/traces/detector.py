@@ -19,7 +19,7 @@ from detectors.tables import table_from_dict, table_to_dict
 from detectors.traces.checks import detect_all
 from detectors.traces.graph import ServiceGraph, build_graph
 from detectors.traces.params import TraceParams
-from detectors.traces.spans import REFERENCE_COLUMNS, prepare, span_frame
+from detectors.traces.spans import OPTIONAL_COLUMNS, REFERENCE_COLUMNS, prepare, span_frame
 
 
 @dataclass
@@ -39,6 +39,13 @@ class TraceState:
             start, end, spans = float(d["start"]), float(d["end"]), d["spans"]
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError("trace state: expected {'start', 'end', 'spans'}") from exc
+        # A state stored before the optional columns were kept is read with them NaN (no
+        # clustering known): refitting it would learn from an incident's own window.
+        cols = spans.get("columns") if isinstance(spans, Mapping) else None
+        rows = spans.get("rows") if isinstance(spans, Mapping) else None
+        absent = [c for c in OPTIONAL_COLUMNS if isinstance(cols, Mapping) and c not in cols]
+        if absent and isinstance(cols, Mapping) and isinstance(rows, int):
+            spans = {**spans, "columns": {**cols, **{c: [None] * rows for c in absent}}}
         return cls(table_from_dict(spans, REFERENCE_COLUMNS, "trace state"), start, end)
 
 

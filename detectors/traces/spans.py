@@ -21,7 +21,11 @@ REFERENCE_COLUMNS: dict[str, Kind] = {
     "service": "str", "operation": "str", "dur_ms": "float", "self_ms": "float", "parent_service": "str",
     "parent_operation": "str", "callee": "str", "is_client": "bool", "remote_child": "bool", "error": "bool",
     "error_origin": "bool",
+    # The parent run (trace and parent span) and the trace of each span, as numbers: how
+    # calls cluster (checks._dispersion). A state stored without them reads them as NaN.
+    "run": "float", "trace": "float",
 }
+OPTIONAL_COLUMNS = ("run", "trace")
 
 
 # Attributes naming the far end of an outgoing call (OpenTelemetry semantic conventions,
@@ -80,5 +84,8 @@ def prepare(df: pd.DataFrame) -> pd.DataFrame:
     err_child = df.loc[has_parent & df["error"].to_numpy()].groupby(pkey[has_parent & df["error"].to_numpy()]).size()
     df["error_origin"] = df["error"] & ~key.isin(err_child.index)
     df["leaf"] = ~key.isin(pkey[has_parent])  # no span has it for parent
+    df["run"] = np.where(has_parent, pd.factorize(pkey)[0], -1).astype(float)
+    df.loc[~has_parent, "run"] = np.nan
+    df["trace"] = pd.factorize(df["trace_id"])[0].astype(float)
     return df
 

@@ -308,3 +308,46 @@ def test_a_service_called_in_a_few_traces_with_many_inner_spans_is_not_gone_when
     state = DET.fit(BASE + extra, 0.0, 300.0)
     found = DET.score(state, TraceWindow(_traces(200, 10_000.0, seed=3)), 10_000.0, 10_300.0)
     assert not [f for f in found if f.statistic == "service_vanished"]
+
+
+def _sync_runs(t0: float, n: int, puts_in_first: int, tag: str) -> list:
+    """`n` runs of api "POST /sync"; the first calls store's "put" `puts_in_first` times
+    (a batch flushed in one go), the others call nothing."""
+    from detectors.records import Span
+
+    out = []
+    for i in range(n):
+        tid, t = f"{tag}{i:030x}", int((t0 + 20 + i) * 1e9)
+        out.append(Span(tid, f"{i:012x}c001", None, "api", "POST /sync", t, t + 90 * MS))
+        if i == 0:
+            for k in range(puts_in_first):
+                out += [Span(tid, f"{i:012x}d{k:03x}", f"{i:012x}c001", "api", "HTTP PUT", t + MS, t + 2 * MS),
+                        Span(tid, f"{i:012x}e{k:03x}", f"{i:012x}d{k:03x}", "store", "put", t + MS, t + 2 * MS)]
+    return out
+
+
+def test_calls_made_in_one_burst_are_not_read_as_stopped_when_a_window_lacks_the_burst() -> None:
+    # In the reference, 1 of 10 sync runs flushed 60 puts; the window's 10 runs flushed none,
+    # as 9 of 10 reference runs did. Counted as 60 independent calls, 0 read as "stopped".
+    state = DET.fit(BASE + _sync_runs(0.0, 10, 60, "aa"), 0.0, 300.0)
+    cur = _traces(200, 10_000.0, seed=3) + _sync_runs(10_000.0, 10, 0, "ab")
+    found = DET.score(state, TraceWindow(cur), 10_000.0, 10_300.0)
+    assert not [f.message for f in found if f.statistic in ("calls_vanished", "service_vanished")]
+
+
+def test_calls_made_steadily_that_stop_are_still_found() -> None:
+    state = DET.fit(BASE + [s for i in range(10) for s in _sync_runs(float(i), 1, 6, f"a{i:x}")], 0.0, 300.0)
+    cur = _traces(200, 10_000.0, seed=3) + _sync_runs(10_000.0, 10, 0, "ab")
+    found = DET.score(state, TraceWindow(cur), 10_000.0, 10_300.0)
+    assert [f.evidence["child_operation"] for f in found if f.statistic == "calls_vanished"] == ["HTTP PUT"]
+
+
+def test_a_trace_state_stored_before_calls_were_grouped_by_run_still_loads_and_judges() -> None:
+    from detectors.traces.detector import TraceState
+
+    old = STATE.to_dict()
+    old["spans"]["columns"] = {k: v for k, v in old["spans"]["columns"].items() if k not in ("run", "trace")}
+    state = TraceState.from_dict(old)  # refitted instead, it would learn from an incident's window
+    assert TraceState.from_dict(STATE.to_dict()).frame["run"].notna().any()
+    found = DET.score(state, TraceWindow(_traces(200, 10_000.0, call_cache=False, seed=3)), 10_000.0, 10_300.0)
+    assert [f.evidence["child_operation"] for f in found if f.statistic == "calls_vanished"] == ["cache.get"]
