@@ -122,7 +122,9 @@ def _finding(p: KpiParams, change: KpiLevels, current: Series, start: float, end
     bad = pct <= -p.threshold_pct if down else pct >= p.threshold_pct
     if not bad:
         return []
-    edge = base * (1 - p.threshold_pct / 100) if down else base * (1 + p.threshold_pct / 100)
+    # The limit is the threshold's share of |baseline| the bad way: scaling a negative
+    # baseline (a margin at -10) put it on the good side, and the onset at the window start.
+    edge = base - abs(base) * p.threshold_pct / 100 if down else base + abs(base) * p.threshold_pct / 100
     word = "dropped" if pct < 0 else "rose"
     return [Finding(
         kind=FindingKind.KPI_DROP,

@@ -110,3 +110,17 @@ def test_drift_onset_is_none_without_a_change():
     rng = np.random.default_rng(1)
     t = T0 + np.arange(600.0)
     assert estimate_onset(t, [rng.normal(0, 1, 600)]) is None
+
+
+def test_a_kpi_below_zero_dates_its_drop_from_when_it_dropped():
+    # A margin KPI at -10 falls to -12 from minute 40: its onset (which picks the suspect
+    # deploys) is minute 40, not the window's start, where -10 sat above the limit -10.5.
+    v = np.full(60, -10.0)
+    v[40:] = -12.0
+    f = kpi(v, base_level=-10.0)
+    assert f is not None and round(f.value, 1) == -20.0
+    assert f.onset == ts[40], (f.onset - ts[0]) / 60
+    up = np.full(60, -10.0)
+    up[45:] = -8.0  # a cost at -10 rising 20 % the bad way from minute 45
+    g = kpi(up, base_level=-10.0, direction=Direction.UP)
+    assert g is not None and g.onset == ts[45], (g.onset - ts[0]) / 60
