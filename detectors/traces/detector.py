@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from detectors.base import check_window
@@ -95,7 +96,7 @@ class TraceDetector:
         if window.history_start is not None:
             recent = c[(start_s >= window.history_start) & (start_s < start)]
         c = c[(start_s >= start) & (start_s <= end)]
-        fresh_b = pd.concat([b, recent], ignore_index=True) if len(recent) else b
+        fresh_b = _stacked(b, recent) if len(recent) else b
         findings = detect_all(fresh_b, c, start, end, self.params)
         if len(recent):
             findings = self._with_history(findings, b, recent, c, end)
@@ -119,3 +120,11 @@ class TraceDetector:
             if key not in best or f.score > best[key].score:
                 best[key] = f
         return list(best.values())
+
+
+def _stacked(b: pd.DataFrame, more: pd.DataFrame) -> pd.DataFrame:
+    """`b` and `more` as one reference, `more`'s run and trace numbers moved past `b`'s:
+    each frame numbers its own from 0, and two runs given one number would read as one
+    burst of calls (checks._dispersion)."""
+    shift = {c: float(np.nanmax(b[c].to_numpy(float), initial=-1.0)) + 1.0 for c in OPTIONAL_COLUMNS}
+    return pd.concat([b, more.assign(**{c: more[c] + k for c, k in shift.items()})], ignore_index=True)

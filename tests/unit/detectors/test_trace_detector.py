@@ -351,3 +351,17 @@ def test_a_trace_state_stored_before_calls_were_grouped_by_run_still_loads_and_j
     assert TraceState.from_dict(STATE.to_dict()).frame["run"].notna().any()
     found = DET.score(state, TraceWindow(_traces(200, 10_000.0, call_cache=False, seed=3)), 10_000.0, 10_300.0)
     assert [f.evidence["child_operation"] for f in found if f.statistic == "calls_vanished"] == ["cache.get"]
+
+
+def test_the_historys_runs_are_not_merged_with_the_references_runs_of_the_same_number() -> None:
+    # The history's spans number their runs from 0 as the reference's do: merged, two runs
+    # of 6 calls read as one of 12, a burst, and a stop was discounted.
+    from detectors.traces.detector import _stacked
+    from detectors.traces.spans import prepare, span_frame
+
+    state = DET.fit([s for i in range(10) for s in _sync_runs(float(i * 10), 1, 6, f"a{i:x}")], 0.0, 300.0)
+    recent = prepare(span_frame([s for i in range(10) for s in _sync_runs(9_700.0 + i * 10, 1, 6, f"b{i:x}")]))
+    both = _stacked(state.frame, recent)
+    runs = both[both["operation"] == "HTTP PUT"].groupby("run").size()
+    assert len(runs) == 20 and set(runs) == {6}
+    assert both["trace"].nunique() == 20
