@@ -28,6 +28,10 @@ class DeployWatch:
         # model -> a poll since the last read failed (the registry was unreachable): a move seen
         # after it may have been made at any time since that read
         self._blind: set[str] = set()
+        # models whose alias this process has read: until it has, it cannot know what the polls
+        # since the last recorded read saw (a restart, a takeover from another replica), and a
+        # move first read then is judged as one read after failed polls (`_blind`)
+        self._read: set[str] = set()
         self._missing: set[str] = set()  # models whose alias the registry lacks, said once
 
     def poll(self, m: ModelConfig, t: float, *, hold: bool = False,
@@ -103,8 +107,10 @@ class DeployWatch:
         if current is None or current == last:
             self._confirmed[m.name] = t
             self._blind.discard(m.name)
+            self._read.add(m.name)
             return []
         if last is None:
+            self._read.add(m.name)
             # First sight of this model: MLflow keeps no alias history, so date it by the best
             # evidence the registry holds (_first_sight).
             at, source = first_at if first_at is not None else (t, "observed")
@@ -131,8 +137,10 @@ class DeployWatch:
         undo the revert (bring the bad version back). A move forward stays a suspect
         (tests/integration/test_rollback_deploy_seen_late.py)."""
         confirmed = self._confirmed.pop(m.name, None)
-        blind_revert = m.name in self._blind and event is not None and older(event.version, event.previous_version)
+        blind = m.name in self._blind or m.name not in self._read  # failed polls, or none by this process
+        blind_revert = blind and event is not None and older(event.version, event.previous_version)
         self._blind.discard(m.name)
+        self._read.add(m.name)
         row = self.store.open_incident(s, m.name) if event is not None and (
             confirmed is not None or blind_revert) else None
         if row is not None and confirmed is None:

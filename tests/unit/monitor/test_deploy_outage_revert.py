@@ -67,3 +67,29 @@ def test_a_revert_during_an_outage_that_began_right_after_vigil_first_read_the_a
         [("1", "2", "response")]
     assert "deploy" not in [c["kind"] for c in vigil.store.incident(row.id).causes]
     assert (MODEL, "champion", "2") not in reg.moves and reg.aliases[(MODEL, "champion")] == "1"
+
+
+def test_a_revert_made_while_the_daemon_restarted_during_the_outage_is_no_suspect(tmp_path: Any) -> None:
+    # The same revert, but the daemon restarted (a rollout, an OOM kill, another replica
+    # taking the model over) while the registry was down: the new process had no memory of
+    # the failed polls, read the revert as a deploy made at its first read, and the
+    # automatic rollback brought the bad v2 back over the person's revert.
+    reg = serving_registry(version="2")
+    cfg = make_config(tmp_path)
+    before = make_vigil(cfg, prometheus=incident_prometheus(bad_from=T0 + 30), registry=reg)
+    for t in range(int(T0), int(T0 + 300), 60):
+        reg.down = t >= T0 + 120
+        if T0 + 200 <= t < T0 + 260:
+            reg.aliases[(MODEL, "champion")] = "1"
+        before.run_cycle(MODEL, float(t))
+    before.close()
+    reg.down = False  # MLflow answers again just as the restarted daemon starts
+    after = make_vigil(cfg, prometheus=incident_prometheus(bad_from=T0 + 30), registry=reg, start=T0 + 300)
+    for t in range(int(T0 + 300), int(T0 + 600), 60):
+        after.run_cycle(MODEL, float(t))
+    [row] = after.store.incidents(model=MODEL)
+    assert row.opened_at < T0 + 200
+    assert [(d.version, d.previous_version, d.source) for d in after.store.deploys(MODEL)][-1:] == \
+        [("1", "2", "response")]
+    assert "deploy" not in [c["kind"] for c in after.store.incident(row.id).causes]
+    assert (MODEL, "champion", "2") not in reg.moves and reg.aliases[(MODEL, "champion")] == "1"
