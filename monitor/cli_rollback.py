@@ -24,7 +24,7 @@ from monitor.config import ConfigError, load_config
 if TYPE_CHECKING:
     from typing import TypeAlias
 
-    from monitor.config import ModelConfig
+    from monitor.config import ModelConfig, VigilConfig
     from monitor.vigil import Vigil
 
     _Subparsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -35,7 +35,6 @@ log = logging.getLogger("vigil.cli")
 def cmd_rollback(args: argparse.Namespace) -> int:
     from monitor.audit.wiring import refuse_unkeyed
     from monitor.cycle.rollback_ask import RollbackAsk, missing_version
-    from monitor.vigil import Vigil
 
     try:
         cfg = load_config(args.config)
@@ -47,7 +46,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     except KeyError:
         print(f"unknown model {args.model!r}; configured: {', '.join(x.name for x in cfg.models)}", file=sys.stderr)
         return 64
-    vigil = Vigil(cfg)  # the daemon's notifiers: the rollback's messages go where the daemon's go
+    vigil = _vigil(cfg)
     refuse_unkeyed(vigil.store)  # an unkeyed entry in a keyed log reads as tampering for ever
     incident_id, why = _incident(vigil, m.name, args.incident)
     if why:
@@ -69,6 +68,18 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     _announce(vigil, m.name, incident_id)
     print(json.dumps({**outcome.__dict__, "incident_id": incident_id}))
     return 0 if outcome.status in (ActionStatus.DONE, ActionStatus.DRY_RUN, ActionStatus.NOOP) else 1
+
+
+def _vigil(cfg: VigilConfig) -> Vigil:
+    """A Vigil with the daemon's notifiers: the rollback's messages go where the daemon's go,
+    also when the daemon's Slack token is in its environment and not in this terminal's."""
+    from monitor.notifiers import terminal_notifiers
+    from monitor.store.repository import Store
+    from monitor.vigil import Vigil
+
+    store = Store(cfg.store.url)
+    daemon_chat = store.outbox.newest_notifier(("slack", "sink"))
+    return Vigil(cfg, store=store, notifiers=terminal_notifiers(cfg, daemon_chat))
 
 
 def _finish_earlier(vigil: Vigil, m: ModelConfig, now: float) -> None:

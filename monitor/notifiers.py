@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from alerts.outbox import Notifier
+from alerts.outbox import DeliveryResult, Notifier, OutboxMessage
 from monitor.config import VigilConfig
 from monitor.receivers import build_receivers
 
@@ -47,6 +47,32 @@ def default_notifiers(config: VigilConfig) -> dict[str, Notifier]:
 
         out["grafana"] = GrafanaAnnotationNotifier.from_url(config.grafana.url, token)
     out.update(build_receivers(config))
+    return out
+
+
+class LeftToDaemon:
+    """A notifier only the daemon has (its Slack token lives in the daemon's environment, not
+    in a terminal's): a one-off command writes its messages for it, so they reach the people
+    the daemon tells, and leaves them to the daemon's sender (`leave_to_daemon`)."""
+
+    leave_to_daemon = True
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def deliver(self, message: OutboxMessage) -> DeliveryResult:
+        raise RuntimeError(f"{self.name}: this process cannot send it; the daemon's sender does")
+
+
+def terminal_notifiers(config: VigilConfig, daemon_chat: str | None) -> dict[str, Notifier]:
+    """`default_notifiers` for a one-off command (`vigil rollback`). `daemon_chat`: the chat
+    notifier the daemon last wrote for ("slack" or "sink", from the store). Without a Slack
+    token here (`${SLACK_BOT_TOKEN:-}` unset in a terminal) while the daemon has one, the
+    JSON-lines sink would take the messages to a local file and Slack never see them."""
+    out = default_notifiers(config)
+    if "sink" in out and daemon_chat == "slack":
+        del out["sink"]
+        out["slack"] = LeftToDaemon("slack")
     return out
 
 

@@ -79,7 +79,9 @@ class OutboxSender:
                 resting |= {b.notifier for b in self.store.outbox.backlog()} - set(self.notifiers)
                 # ... and so are those whose secret is not here (the daemon's routing key): a
                 # claim would fail on it and put the daemon's page back by a back-off.
-                resting |= {name for name, n in self.notifiers.items() if secret_unreadable(n)}
+                # So are the notifiers only the daemon has (monitor/notifiers.py LeftToDaemon).
+                resting |= {name for name, n in self.notifiers.items()
+                            if secret_unreadable(n) or getattr(n, "leave_to_daemon", False)}
             for _ in range(MAX_PASSES):
                 resting_before = len(resting)
                 n = self._round(now, claim_now, started, limit, resting, keys)

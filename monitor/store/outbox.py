@@ -250,6 +250,12 @@ class Outbox:
             .values(status=OutboxStatus.FAILED, last_error=reason, next_attempt_at=now)
             .execution_options(synchronize_session=False)))
 
+    def newest_notifier(self, names: Collection[str]) -> str | None:
+        """Which of `names` the newest outbox row was written for (None: none of them)."""
+        with self._tx() as s:
+            q = select(OutboxRow.notifier).where(OutboxRow.notifier.in_(list(names)))
+            return s.scalars(q.order_by(OutboxRow.id.desc()).limit(1)).first()
+
     def oldest_open(self) -> float | None:
         """`created_at` of the oldest message not yet delivered nor failed (None: none)."""
         with self._tx() as s:

@@ -270,3 +270,36 @@ def test_a_page_the_terminal_cannot_send_without_the_receivers_secret_is_left_to
         assert all(m.attempts == 0 for m in rows)
     finally:
         store.close()
+
+
+def test_a_terminal_without_the_slack_token_leaves_the_announcement_to_the_daemons_slack(tmp_path, capsys,
+                                                                                          monkeypatch):
+    """vigil.yaml says `bot_token: ${SLACK_BOT_TOKEN:-}`; the daemon has the token (its
+    Kubernetes secret), the on-call's terminal does not. The terminal took itself for a
+    Slack-less install: the rollback's messages were written for the JSON-lines sink and
+    "delivered" to a file on the laptop, and the incident's Slack thread never showed the
+    rollback. They are written for the daemon's Slack now, and left to the daemon."""
+    monkeypatch.delenv("VIGIL_TEST_SLACK_TOKEN", raising=False)
+    uri = _registry(tmp_path)
+    config = _config(tmp_path, "vigil.yaml", uri, keyed=False)
+    doc = yaml.safe_load(Path(config).read_text())
+    doc["slack"]["bot_token"] = "${VIGIL_TEST_SLACK_TOKEN:-}"
+    doc["models"][0]["owner_channel"] = "#recsys"
+    Path(config).write_text(yaml.safe_dump(doc))
+    incident_id = _open_incident(tmp_path)
+    store = Store(f"sqlite:///{tmp_path / 'vigil.db'}")
+    with store.tx() as s:  # the daemon told people in Slack
+        store.enqueue(s, "slack", MessageKind.INCIDENT, f"incident:{incident_id}:#recsys", {"title": "t"},
+                      time.time() - 600)
+    try:
+        assert main(["rollback", "recommender", "--config", config, "--reason", "bad deploy",
+                     "--to-version", "1"]) == 0, capsys.readouterr().err
+        rows = [*store.outbox_for_prefix(f"incident:{incident_id}"), *store.outbox_for_prefix("rollback:recommender")]
+        assert "sink" not in {m.notifier for m in rows}, [(m.notifier, m.key, m.status) for m in rows]
+        slack = [m for m in rows if m.notifier == "slack"]
+        assert all((m.status, m.attempts) == ("pending", 0) for m in slack)  # the daemon's to send
+        shown = [a for m in slack for a in m.payload.get("actions", [])]
+        assert [(a["actor"], a["status"], a["to_version"]) for a in shown] == [("cli:operator", "done", "1")]
+    finally:
+        store.close()
+    assert not (tmp_path / "notifications.jsonl").exists()
