@@ -20,12 +20,19 @@ from monitor.store.repository import Store
 from tests.helpers_replicas import Sampler, db_leases, fresh_schema_url, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
-INTERVAL = 1.5
+# The promise is in intervals (README: a killed replica's models move within two; the lease
+# arithmetic, TIMING.takeover_bound = 4/3 of one, leaves 2/3 for the survivors' rebalance to
+# run). What it cannot cover is the time a loaded machine keeps a worker off the CPU: at
+# 1.5 s (renewals every 0.5 s, 0.5 s of slack) takeovers on the shared 2-core CI machine
+# measured 1.74-2.62 s against 3 s, and 3 of 10 runs never settled (a starved worker's
+# leases lapsing between its renewals). At 3 s the slack is 2 s and each worker asks half
+# the CPU per second; the bounds below stay the promised multiples of the interval.
+INTERVAL = 3.0
 TIMING = LeaseTiming.for_interval(INTERVAL)
 # PostgreSQL ends a transaction left idle this long (`leases.IDLE_TX_TIMEOUT_S`, 120 s), at
 # the test's scale as in test_paused_writer_takeover.py: a replica stopped inside a fenced
 # write holds that model's lease row FOR SHARE, and a takeover skips the row until then.
-IDLE_TX_TIMEOUT = 2.0
+IDLE_TX_TIMEOUT = INTERVAL
 MODELS = [f"m{i:03d}" for i in range(60)]
 
 
@@ -98,12 +105,12 @@ def test_processes_share_models_take_over_from_a_killed_one_and_fence_a_stopped_
             (ls := db_leases(watcher)[m]).valid and ls.owner in (a.replica_id, b.replica_id) for m in c_models),
             timeout=4 * INTERVAL)
         print(f"takeover after SIGKILL: {takeover:.2f} s (interval {INTERVAL} s, bound {TIMING.takeover_bound} s)")
-        assert takeover <= 2 * INTERVAL
+        assert takeover <= 2 * INTERVAL  # the README's promise, TIMING.takeover_bound plus the rebalance's run
         wait_until(lambda: _settled(watcher, [a, b]), timeout=2 * INTERVAL)
 
         # Paused past its leases: A takes everything, within TIMING.takeover_bound; a model whose
         # row B's fenced write held when the signal came, once PostgreSQL ended that write's
-        # transaction: IDLE_TX_TIMEOUT + renew_every = 2.5 s at worst, both under 4 intervals.
+        # transaction: IDLE_TX_TIMEOUT + renew_every = 4/3 interval at worst, both under 4 intervals.
         b.proc.send_signal(signal.SIGSTOP)
         wait_until(lambda: all(ls.valid and ls.owner == a.replica_id for ls in db_leases(watcher).values()),
                    timeout=4 * INTERVAL, what="every lease with A")
