@@ -5,6 +5,7 @@ import argparse
 import datetime as dt
 import logging
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -19,6 +20,7 @@ from monitor.cli_rollback import add_rollback
 from monitor.cli_silence import add_silence
 from monitor.cli_store import add_db, add_status, store_error_exit
 from monitor.config import ConfigError, VigilConfig, load_config
+from monitor.config_auth import TOKEN_NAME_PATTERN
 from monitor.logging_setup import setup_logging
 from monitor.store.schema import StoreBehind
 from monitor.version import vigil_version
@@ -202,6 +204,11 @@ def cmd_token_hash(args: argparse.Namespace) -> int:
 
     from monitor.identities import hash_token
 
+    if args.name is not None and not re.fullmatch(TOKEN_NAME_PATTERN, args.name):
+        # Printed anyway, the line would be refused by the next start or reload.
+        print(f"vigil token hash: --name {args.name!r}: expected 1-64 letters, digits, '_', '.', '@' or '-', "
+              "starting with a letter or digit", file=sys.stderr)
+        return 64
     token = (getpass.getpass("token: ") if sys.stdin.isatty() else sys.stdin.read()).strip()
     if not token:
         print("vigil token hash: no token on stdin (e.g. `printf %s \"$TOKEN\" | vigil token hash`)", file=sys.stderr)

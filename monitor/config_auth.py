@@ -32,10 +32,13 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+TOKEN_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.@\-]{0,63}$"  # also `vigil token hash --name`
+
+
 class ApiTokenConfig(_Model):
     """One named API token; exactly one of `token_sha256`, `token_file`, `token` says what it is."""
 
-    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@\-]*$")
+    name: str = Field(min_length=1, max_length=64, pattern=TOKEN_NAME_PATTERN)
     role: RoleName
     token_sha256: str | None = Field(None, pattern=r"^[0-9a-fA-F]{64}$")
     token_file: str | None = None  # holds the token itself; relative to the config file

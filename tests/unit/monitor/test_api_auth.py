@@ -234,6 +234,20 @@ def test_vigil_token_hash_and_check_config(tmp_path, monkeypatch, capsys):
     assert "api.tokens[0](ci)" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("name", ["olga smith", "_olga", "o" * 65, "olga\tadmin"])
+def test_vigil_token_hash_refuses_a_name_the_tokens_file_would_refuse(name, monkeypatch, capsys):
+    """The printed line goes into a tokens file; a name the file refuses would fail the next
+    start or reload, so it is refused here, naming the option and what it takes."""
+    import io
+
+    from monitor.cli import main
+
+    monkeypatch.setattr("sys.stdin", io.StringIO(TOKENS["olga"]))
+    assert main(["token", "hash", "--name", name, "--role", "operator"]) == 64
+    out = capsys.readouterr()
+    assert out.out == "" and "--name" in out.err and "letters, digits" in out.err
+
+
 def test_no_configured_token_is_503_for_every_protected_path(tmp_path, monkeypatch):
     api = build(tmp_path, monkeypatch, token=None)
     r = api.anon.get("/v1/incidents", headers={"Authorization": "Bearer anything"})
