@@ -233,8 +233,12 @@ def build_incident(
     if canary:
         causes.append(_canary_cause(model, canary))
     causes.extend(extra_causes or [])
-    # Ties go to the more recent deploy, then to the kind order above: stable and explainable.
-    causes.sort(key=lambda c: (-round(c.score, 6), -(c.deploy.at if c.deploy else 0.0)))
+    # Ties go to a failed canary first: it is measured on the challenger's own traffic against
+    # the champion's, so a champion deployed at the onset (0.9 too) must not be blamed, and
+    # rolled back, for the challenger's share of the symptoms. Then to the more recent
+    # deploy, then to the kind order above: stable and explainable.
+    causes.sort(key=lambda c: (-round(c.score, 6), c.kind != CauseKind.CANARY,
+                               -(c.deploy.at if c.deploy else 0.0)))
     return Incident(
         model=model,
         window_start=window_start,
