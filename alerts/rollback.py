@@ -90,15 +90,21 @@ def choose_target(facts: TargetFacts, *, asked: str | None = None, force: bool =
 
 def blamed_versions(incident_causes: Iterable[tuple[int, list[dict[str, Any]]]],
                     rolled_back_from: Iterable[tuple[int, str]]) -> dict[str, str]:
-    """Versions not to roll back to: the best-ranked deploy suspect of each open or recent
-    incident, and each version a rollback moved away from. Inputs: (incident id, ranked
-    causes) pairs and (intent id, from_version) pairs."""
+    """Versions not to roll back to (nor to promote): the best-ranked deploy suspect of each
+    open or recent incident, the challenger whose canary failed in it, and each version a
+    rollback moved away from. Inputs: (incident id, ranked causes) pairs and (intent id,
+    from_version) pairs."""
     out: dict[str, str] = {}
     for incident_id, causes in incident_causes:
         deploys = [c for c in causes if c.get("kind") == "deploy"]
         version = (deploys[0].get("evidence") or {}).get("version") if deploys else None
         if version is not None:
             out.setdefault(str(version), f"incident {incident_id} suspects its deploy")
+        # A challenger whose canary failed in the incident (pulled or not) is blamed too.
+        for c in causes:
+            challenger = (c.get("evidence") or {}).get("challenger_version") if c.get("kind") == "canary" else None
+            if challenger not in (None, "?"):
+                out.setdefault(str(challenger), f"incident {incident_id}: its canary failed")
     for intent_id, version in rolled_back_from:
         out.setdefault(version, f"rollback {intent_id} moved away from it")
     return out

@@ -28,19 +28,13 @@ import numpy as np
 import pandas as pd
 
 from alerts.rollback import ActionStatus, RollbackOutcome
-from detectors.canary import (
-    CanaryVerdict,
-    MetricRule,
-    MetricVerdict,
-    Verdict,
-    distribution_verdict,
-    judge_metric,
-)
+from detectors.canary import CanaryVerdict, MetricRule, MetricVerdict, Verdict, distribution_verdict, judge_metric
 from detectors.drift import DriftDetector, DriftParams
 from detectors.drift.columns import category_label
 from detectors.drift.decision import statistic_for
 from detectors.records import Direction, Finding, FindingKind
 from monitor.config import CanaryConfig, ModelConfig, PolicyConfig
+from monitor.cycle.canary_blame import promotion_blame
 from monitor.cycle.detect_drift import feature_specs
 from monitor.cycle.messages import OutboxWriter
 from monitor.cycle.rollback_ask import CANARY_PROMOTE, CANARY_PULL, RollbackAsk
@@ -323,7 +317,9 @@ class CanaryAnalysis:
         if streak < c.promote_after_cycles or judged.champion is None:
             return None
         if c.auto_promote and status in ("running", "suggested"):  # as the suggestion says: "or set auto_promote"
-            return self._promote(m, judged, streak, policy, t)
+            # never a version an open or recent incident blames (nor is it a rollback target)
+            return None if promotion_blame(self.store, m, judged.challenger, policy.rollback, t) \
+                else self._promote(m, judged, streak, policy, t)
         if status == "running":
             return self._suggest(m, judged, streak, t)
         return None

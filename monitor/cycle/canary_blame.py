@@ -1,0 +1,33 @@
+"""Whether a passing challenger may be promoted on its own: not while an open or recent
+incident blames it (its deploy suspected, its canary failed) or a rollback moved away from
+it (`policy.rollback.blame_window`), the same blame a rollback target is chosen by
+(monitor/cycle/known_good.py). A person may still promote it through the rollback API,
+with force and a reason."""
+from __future__ import annotations
+
+from monitor.config import ModelConfig, RollbackPolicy
+from monitor.cycle.known_good import target_facts
+from monitor.store.audit_log import retry_audited
+from monitor.store.canary import run_row
+from monitor.store.repository import Store
+
+
+def promotion_blame(store: Store, m: ModelConfig, challenger: str, rules: RollbackPolicy, t: float) -> str | None:
+    """Why `challenger` is blamed (None: it may be promoted). A refusal is recorded on the
+    run and audited (`canary.promotion_refused`) once per reason, not every cycle."""
+    why = target_facts(store, m.name, rules, t).blamed.get(challenger)
+    if why is None:
+        return None
+    detail = f"not promoted on its own: v{challenger} is blamed ({why})"
+
+    def once() -> None:
+        with store.tx() as s:
+            run = run_row(s, m.name, challenger, t)
+            if run.detail == detail:
+                return
+            run.detail, run.updated_at = detail, t
+            store.audit_in(s, "vigil", "canary.promotion_refused", f"model:{m.name}",
+                           {"challenger_version": challenger, "reason": why}, now=t)
+
+    retry_audited(once, "record a refused promotion")
+    return why
