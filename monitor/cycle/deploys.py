@@ -3,7 +3,7 @@ is a deploy event (MLflow keeps no alias history, so the diff is ours to keep)."
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -77,22 +77,26 @@ class DeployWatch:
 
     def record(self, m: ModelConfig, current: str | None, t: float, *, unconfirmed: bool = False
                ) -> list[DeployEvent] | None:
-        """Diff the alias against the last state we stored; a move is a deploy event at `t`.
+        """Diff the alias against the last state we stored; a move is a deploy event at `t`
+        (or, read after polls failed, when the registry dates it: `_blind_move`).
         `unconfirmed`: `current` may be stale (the sweep's early read), so a move is not
         recorded but answered None, for the caller to read the registry itself."""
-        first_at: tuple[float, str] | None = None
+        dated: Dated | None = None
         while True:
             with self.store.tx() as s:
                 known = s.get(ModelStateRow, m.name)
-                if current is None or first_at is not None or (known is not None and known.alias_version):
-                    return self._record_in(s, m, current, t, first_at, unconfirmed)
-            # A first sight is dated by asking MLflow outside the transaction, which has
-            # written nothing yet: SQLite's write lock (PostgreSQL: the lease row) would be
-            # held for the whole call, and every other writer would wait for MLflow.
-            first_at = self._first_sight(m, current, t)
+                last = known.alias_version if known is not None else None
+                blind_move = m.name in self._blind and last is not None and current != last and not unconfirmed
+                if current is None or dated is not None or (last and not blind_move):
+                    return self._record_in(s, m, current, t, dated, unconfirmed)
+                since = max(self._confirmed.get(m.name, 0.0), (known.alias_seen_at if known else None) or 0.0)
+            # The registry is asked outside the transaction, which has written nothing yet:
+            # SQLite's write lock (PostgreSQL: the lease row) would be held for the whole
+            # call, and every other writer would wait for MLflow.
+            dated = self._blind_move(m, current, since, t) if last else self._first_sight(m, current, t)
 
     def _record_in(self, s: Session, m: ModelConfig, current: str | None, t: float,
-                   first_at: tuple[float, str] | None, unconfirmed: bool) -> list[DeployEvent] | None:
+                   dated: Dated | None, unconfirmed: bool) -> list[DeployEvent] | None:
         state = self.store.model_state(s, m.name)
         last = state.alias_version
         if unconfirmed and last is not None and current != last:  # (a first sight has no move to miss)
@@ -113,11 +117,12 @@ class DeployWatch:
             self._read.add(m.name)
             # First sight of this model: MLflow keeps no alias history, so date it by the best
             # evidence the registry holds (_first_sight).
-            at, source = first_at if first_at is not None else (t, "observed")
+            at, source = (dated.at, dated.source) if dated is not None else (t, "observed")
             event: DeployEvent | None = DeployEvent(m.name, m.alias, current, None, at, source)
         else:
-            event = detect_alias_move(model=m.name, alias=m.alias, last_known=last, current=current, at=t)
-            event = self._response(s, m, event)
+            event = detect_alias_move(model=m.name, alias=m.alias, last_known=last, current=current,
+                                      at=dated.at if dated is not None else t)
+            event = self._response(s, m, event, dated.made_after if dated is not None else None)
         if event is None:
             return []
         self.store.add_deploy(s, event)
@@ -128,21 +133,26 @@ class DeployWatch:
         log.info("deploy observed", extra={"model": m.name, "version": current, "previous": last, "at": event.at})
         return [event]
 
-    def _response(self, s: Any, m: ModelConfig, event: DeployEvent | None) -> DeployEvent | None:
+    def _response(self, s: Any, m: ModelConfig, event: DeployEvent | None, made_after: float | None = None
+                  ) -> DeployEvent | None:
         """A move the poll knows was made while an incident was open (an earlier poll after
         the incident opened still read the old version): a person answering the incident, a
         revert or a fix forward, never its cause (correlators.causes.deploy_suspects). So is a
         move back to an older version read after polls failed across the incident's opening:
         it may be the cause or a person's revert, and as a suspect an automatic rollback would
         undo the revert (bring the bad version back). A move forward stays a suspect
-        (tests/integration/test_rollback_deploy_seen_late.py)."""
+        (tests/integration/test_rollback_deploy_seen_late.py), unless the registry dates it
+        (`made_after`: Vigil's record of it, or its version's registration) after the
+        incident opened: a person's fix forward, made while Vigil could not read."""
         confirmed = self._confirmed.pop(m.name, None)
         blind = m.name in self._blind or m.name not in self._read  # failed polls, or none by this process
         blind_revert = blind and event is not None and older(event.version, event.previous_version)
         self._blind.discard(m.name)
         self._read.add(m.name)
         row = self.store.open_incident(s, m.name) if event is not None and (
-            confirmed is not None or blind_revert) else None
+            confirmed is not None or blind_revert or made_after is not None) else None
+        if event is not None and row is not None and made_after is not None and made_after >= row.opened_at:
+            return replace(event, source="response")
         if row is not None and confirmed is None:
             # Polls failed from the one right after the last recorded read (a start, a move):
             # that read (alias_seen_at) is the last the registry answered; it counts if the
@@ -153,7 +163,26 @@ class DeployWatch:
             return event
         return replace(event, source="response")
 
-    def _first_sight(self, m: ModelConfig, version: str, t: float) -> tuple[float, str]:
+    def _blind_move(self, m: ModelConfig, version: str, since: float, t: float) -> Dated:
+        """When a move onto `version`, read at `t` after polls failed since the last read at
+        `since`, was made, as the registry dates it (MLflow keeps no alias history, and a
+        move read after a long outage dated `t` fell outside the onset's slack): Vigil's own
+        record of it (`set_at`), else the version's registration, when inside (since, t];
+        a record or registration before `since` is of an earlier move (stale). Else `t`.
+        `made_after`: the move cannot be earlier (None: unknown)."""
+        try:
+            info = self.registry.get_version(m.registry, version)  # fresh: tags written since count
+        except Exception:  # a missing time only loses precision: dated when seen, as before
+            return Dated(t, "registry")
+        born = float(info.created_at)
+        record = alias_record(info, m.alias)
+        if record is not None and max(since, born) < record.set_at <= t:
+            return Dated(record.set_at, "registry", record.set_at)
+        if since < born <= t:  # registered while Vigil could not read, then set on the alias
+            return Dated(born, "registry", born)
+        return Dated(t, "registry")
+
+    def _first_sight(self, m: ModelConfig, version: str, t: float) -> Dated:
         """When the alias moved onto `version`, first seen at `t`, and the event's source.
         Vigil's own record of the move (`vigil.alias.<alias>.set_at`, written by a rollback or
         a replay, maybe by another Vigil or before a restart) is the real time; else the
@@ -164,7 +193,7 @@ class DeployWatch:
         try:
             info = self.registry.get_version_cached(m.registry, version)
         except Exception:  # a missing time only loses cold-start precision
-            return t, "observed"
+            return Dated(t, "observed")
         born = float(info.created_at)
         record = alias_record(info, m.alias)
         at = record.set_at if record is not None and born <= record.set_at <= t else born
@@ -175,7 +204,16 @@ class DeployWatch:
         # Never after the sighting: the alias was seen serving it at `t`. A version the registry
         # dates later (MLflow's clock ahead of Vigil's, a replay behind a live registry) was
         # dated in the future, after deploys that came later, and its rollback target was lost.
-        return min(at, t), source
+        return Dated(min(at, t), source)
+
+
+@dataclass(frozen=True)
+class Dated:
+    """When the registry's evidence dates a move Vigil read late, and the event's source."""
+
+    at: float
+    source: str
+    made_after: float | None = None  # the move was made no earlier than this (None: unknown)
 
 
 def older(version: str, than: str | None) -> bool:
