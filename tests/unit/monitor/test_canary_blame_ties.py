@@ -11,8 +11,17 @@ from correlators.causes import CorrelationSettings, build_incident
 from correlators.incident import CauseKind
 from detectors.records import DeployEvent, Finding, FindingKind
 from monitor.sources.promql_text import with_matcher
-from tests.helpers_vigil import CTR_QUERY, MODEL, P99_QUERY, T0, make_config, make_vigil, model_config
-from tests.helpers_vigil import serving_registry, step_curve
+from tests.helpers_vigil import (
+    CTR_QUERY,
+    MODEL,
+    P99_QUERY,
+    T0,
+    make_config,
+    make_vigil,
+    model_config,
+    serving_registry,
+    step_curve,
+)
 from tests.unit.monitor.test_canary_cycle import prometheus, wiggle
 
 
