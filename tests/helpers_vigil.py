@@ -153,6 +153,10 @@ class MemoryRegistry:
         except KeyError:
             raise ModelNotFound(name, version) from None
 
+    def list_versions(self, name: str) -> list[ModelVersionInfo]:
+        self._check()
+        return sorted((v for (n, _), v in self.versions.items() if n == name), key=lambda v: int(v.version))
+
     def get_version_cached(self, name: str, version: str) -> ModelVersionInfo:
         return self.get_version(name, version)  # as RegistrySource's, without the cache: tests change versions
 

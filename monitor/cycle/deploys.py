@@ -189,12 +189,14 @@ class DeployWatch:
         version's registration time (`created_at` prefers the `vigil.created_at` tag). Never
         before the version existed (a stale or skewed tag), never after the sighting.
         A record of Vigil's own rollback stays a rollback: dated now, as an "observed"
-        deploy it would be a suspect, and the next incident would roll the rollback back."""
+        deploy it would be a suspect, and the next incident would roll the rollback back.
+        A record older than another version's record of the alias is stale (the alias left
+        this version since, and came back by hand): dated no earlier than that one."""
         try:
             info = self.registry.get_version_cached(m.registry, version)
         except Exception:  # a missing time only loses cold-start precision
             return Dated(t, "observed")
-        born = float(info.created_at)
+        born = max(float(info.created_at), self._alias_left_at(m, version, t))
         record = alias_record(info, m.alias)
         at = record.set_at if record is not None and born <= record.set_at <= t else born
         # The alias executor tags a canary promotion "vigil-rollback" as well: only a move back
@@ -205,6 +207,18 @@ class DeployWatch:
         # dates later (MLflow's clock ahead of Vigil's, a replay behind a live registry) was
         # dated in the future, after deploys that came later, and its rollback target was lost.
         return Dated(min(at, t), source)
+
+
+    def _alias_left_at(self, m: ModelConfig, version: str, t: float) -> float:
+        """The latest move of the alias onto another version that Vigil recorded (up to
+        `t`): the alias came to `version` after it. -inf when there is none (or no answer)."""
+        try:
+            versions = self.registry.list_versions(m.registry)
+        except Exception:  # the registration time alone dates the first sight, as before
+            return float("-inf")
+        times = [r.set_at for r in (alias_record(v, m.alias) for v in versions if v.version != version)
+                 if r is not None and r.set_at <= t]
+        return max(times, default=float("-inf"))
 
 
 @dataclass(frozen=True)
