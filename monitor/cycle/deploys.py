@@ -85,7 +85,7 @@ class DeployWatch:
         while True:
             with self.store.tx() as s:
                 known = s.get(ModelStateRow, m.name)
-                last = known.alias_version if known is not None else None
+                last = known.alias_version if known is not None and same_alias(known, m) else None
                 blind_move = m.name in self._blind and last is not None and current != last and not unconfirmed
                 if current is None or dated is not None or (last and not blind_move):
                     return self._record_in(s, m, current, t, dated, unconfirmed)
@@ -98,7 +98,9 @@ class DeployWatch:
     def _record_in(self, s: Session, m: ModelConfig, current: str | None, t: float,
                    dated: Dated | None, unconfirmed: bool) -> list[DeployEvent] | None:
         state = self.store.model_state(s, m.name)
-        last = state.alias_version
+        # Another alias (or registered model) than the configured one: its version is no
+        # "before" to diff against, and the configured alias is seen for the first time.
+        last = state.alias_version if same_alias(state, m) else None
         if unconfirmed and last is not None and current != last:  # (a first sight has no move to miss)
             return None
         if last is not None and current != last and open_intents(s, m.name):
@@ -109,6 +111,8 @@ class DeployWatch:
             # a move: a poll that reads no move costs no query more.)
             raise _RollbackInFlight(last)
         if current is None or current == last:
+            if current is not None and state.alias_of is None:  # a store from before: say whose it is
+                state.alias_of = alias_of(m)
             self._confirmed[m.name] = t
             self._blind.discard(m.name)
             self._read.add(m.name)
@@ -126,8 +130,7 @@ class DeployWatch:
         if event is None:
             return []
         self.store.add_deploy(s, event)
-        state.alias_version = current
-        state.alias_seen_at = t
+        state.alias_version, state.alias_seen_at, state.alias_of = current, t, alias_of(m)
         if last is not None:  # a first sight is no news to announce (a restart, a new store)
             self.outbox.deploy(s, event, t)
         log.info("deploy observed", extra={"model": m.name, "version": current, "previous": last, "at": event.at})
@@ -228,6 +231,16 @@ class Dated:
     at: float
     source: str
     made_after: float | None = None  # the move was made no earlier than this (None: unknown)
+
+
+def alias_of(m: ModelConfig) -> str:
+    """Which alias a model's stored `alias_version` was read from."""
+    return f"{m.registry}@{m.alias}"
+
+
+def same_alias(state: ModelStateRow, m: ModelConfig) -> bool:
+    """Whether the stored version is the configured alias's (a store from before: taken so)."""
+    return state.alias_of is None or state.alias_of == alias_of(m)
 
 
 def older(version: str, than: str | None) -> bool:

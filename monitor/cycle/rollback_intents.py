@@ -34,7 +34,7 @@ from alerts.lifecycle import IncidentStatus, last_told
 from alerts.rollback import ActionStatus, Move, RollbackOutcome, decide_move
 from detectors.records import DeployEvent
 from monitor.config import ModelConfig
-from monitor.cycle.deploys import older
+from monitor.cycle.deploys import alias_of, older
 from monitor.cycle.messages import OutboxWriter
 from monitor.cycle.plan import routes_of
 from monitor.cycle.rollback_ask import (
@@ -344,7 +344,7 @@ class RollbackRunner:
             self.store.add_deploy(s, DeployEvent(m.name, m.alias, intent.to_version, intent.from_version, now,
                                                  "promotion" if forward else "rollback"))
             state = self.store.model_state(s, m.name)
-            state.alias_version, state.alias_seen_at = intent.to_version, now
+            state.alias_version, state.alias_seen_at, state.alias_of = intent.to_version, now, alias_of(m)
             self._announce(s, m, intent.incident_id,
                            payload(m, intent.from_version, intent.to_version, status, ask, detail),
                            f"intent:{intent.id}", now)

@@ -70,6 +70,8 @@ class ModelStateRow(Base):
     model: Mapped[str] = mapped_column(String(100), primary_key=True)
     alias_version: Mapped[str | None] = mapped_column(String(40))
     alias_seen_at: Mapped[float | None] = mapped_column(Float)
+    # "<registered model>@<alias>" that alias_version was read from (None: a store from before)
+    alias_of: Mapped[str | None] = mapped_column(String(400))
     slo_streaks: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     detector_state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     quiet_cycles: Mapped[int] = mapped_column(Integer, default=0)
