@@ -316,13 +316,13 @@ class CanaryAnalysis:
             return self._pull(m, judged, incident_id, policy, t)
         if streak < c.promote_after_cycles or judged.champion is None:
             return None
-        if c.auto_promote and status in ("running", "suggested"):  # as the suggestion says: "or set auto_promote"
-            # never a version an open or recent incident blames (nor is it a rollback target)
-            return None if promotion_blame(self.store, m, judged.challenger, policy.rollback, t) \
-                else self._promote(m, judged, streak, policy, t)
-        if status == "running":
-            return self._suggest(m, judged, streak, t)
-        return None
+        # Neither promoted nor suggested: a version an open or recent incident blames (nor a rollback target).
+        if status not in ("running", "suggested") or promotion_blame(self.store, m, judged.challenger,
+                                                                      policy.rollback, t):
+            return None
+        if c.auto_promote:  # as the suggestion says: "or set auto_promote"
+            return self._promote(m, judged, streak, policy, t)
+        return self._suggest(m, judged, streak, t) if status == "running" else None
 
     def _export(self, m: ModelConfig, verdict: CanaryVerdict) -> None:
         values = {(v.metric, role): value for v in verdict.metrics

@@ -50,3 +50,17 @@ def test_a_challenger_a_rollback_moved_away_from_is_not_auto_promoted(tmp_path) 
     with vigil.store.tx() as s:
         (run,) = runs(s, MODEL)
         assert run.status == "running"
+
+
+def test_a_blamed_challenger_is_not_suggested_for_promotion_either(tmp_path) -> None:
+    """The suggestion says "promote with POST .../rollback {to_version} or set auto_promote":
+    both would be refused for a blamed version (the API asks for force and a reason)."""
+    prom = prometheus(p99_challenger=0.16)
+    vigil, registry = build(tmp_path, prom, promote_after_cycles=2, pull=False)
+    vigil.run_cycle(MODEL, T0)  # fails: the incident blames v2
+    prom.curves[with_matcher(P99_QUERY, "model_version", "2")] = wiggle(0.1, 5.0)
+    for k in (1, 2, 3):
+        vigil.run_cycle(MODEL, T0 + 60 * k)
+    actions = [e.action for e in vigil.store.audit_entries()]
+    assert "canary.promotion_suggested" not in actions
+    assert actions.count("canary.promotion_refused") == 1
