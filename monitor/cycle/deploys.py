@@ -199,13 +199,16 @@ class DeployWatch:
             info = self.registry.get_version_cached(m.registry, version)
         except Exception:  # a missing time only loses cold-start precision
             return Dated(t, "observed")
-        born = max(float(info.created_at), self._alias_left_at(m, version, t))
+        created = float(info.created_at)
+        born = max(created, self._alias_left_at(m, version, t))
         record = alias_record(info, m.alias)
         at = record.set_at if record is not None and born <= record.set_at <= t else born
         # The alias executor tags a canary promotion "vigil-rollback" as well: only a move back
-        # to an older version is a rollback; a move forward is a deploy, and can be blamed.
-        source = "rollback" if record is not None and at == record.set_at and record.set_by == "vigil-rollback" \
-            and older(version, record.previous_version) else "observed"
+        # to an older version is a rollback; a move forward is a deploy, and can be blamed. A
+        # stale record of a rollback still says so: the alias came back by hand (a revert), or
+        # a later move's tags were written and the move failed; never a suspect either way.
+        source = "rollback" if record is not None and created <= record.set_at <= t \
+            and record.set_by == "vigil-rollback" and older(version, record.previous_version) else "observed"
         # Never after the sighting: the alias was seen serving it at `t`. A version the registry
         # dates later (MLflow's clock ahead of Vigil's, a replay behind a live registry) was
         # dated in the future, after deploys that came later, and its rollback target was lost.

@@ -39,3 +39,16 @@ def test_a_record_newer_than_every_other_is_still_believed(tmp_path: Any) -> Non
     vigil = make_vigil(make_config(tmp_path), registry=reg)
     vigil.run_cycle(MODEL, T0)
     assert [(d.version, d.at) for d in vigil.store.deploys(MODEL)] == [("3", T0 - 900)]
+
+
+def test_a_stale_record_of_vigils_rollback_still_says_rollback(tmp_path: Any) -> None:
+    """v2 rolled back to a month ago, v3 promoted half an hour ago, then v2 set again by hand
+    (a revert): dated no earlier than v3's record, but still no suspect, as before."""
+    reg = serving_registry(version="2", versions=("1", "2", "3"), registered_at=T0 - 2 * MONTH)
+    reg.add_version(MODEL, "2", created_at=T0 - 2 * MONTH, tags=_record(T0 - MONTH, "3"))
+    reg.add_version(MODEL, "3", created_at=T0 - 2 * MONTH, tags=_record(T0 - 1800, "2"))
+    vigil = make_vigil(make_config(tmp_path), prometheus=incident_prometheus(bad_from=T0 - 600), registry=reg)
+    vigil.run_cycle(MODEL, T0)
+    assert [(d.version, d.at, d.source) for d in vigil.store.deploys(MODEL)] == [("2", T0 - 1800, "rollback")]
+    [row] = vigil.store.incidents(model=MODEL)
+    assert "deploy" not in [c["kind"] for c in row.causes], row.causes
