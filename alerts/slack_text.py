@@ -152,7 +152,7 @@ _WORDS_SAY_IT_ALL = {"kpi_drop", "metric_anomaly", "slo_breach", "feature_drift"
 
 
 def finding_line(f: Mapping[str, Any], w: Wording = DEFAULT_WORDING) -> str:
-    """'• *ctr* fell 7.3 % to 0.0463, from 0.0499 in the hour before (critical at -5 %) · last 30 min'."""
+    """'• *ctr* fell 7.3 % to 0.0463, from 0.0499 in the hour before (alerts at -5 %) · last 30 min'."""
     entity, sentence = wording.finding_sentence(f, w)
     line = f"*{escape(entity)}* {escape(sentence)}"
     ws, we = f.get("window_start"), f.get("window_end")

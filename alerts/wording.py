@@ -213,7 +213,7 @@ def is_time_key(key: str) -> bool:
 # --------------------------------------------------------------------------- findings
 def finding_sentence(f: Mapping[str, Any], w: Wording) -> tuple[str, str]:
     """(entity, the rest): what one finding says, e.g. ('ctr', 'fell 7.3 % to 0.0463, from 0.0499 in
-    the hour before (critical at -5 %)'). The renderer puts the entity in bold."""
+    the hour before (alerts at -5 %)'). The renderer puts the entity in bold."""
     kind = str(f.get("kind") or "")
     stat = str(f.get("statistic") or kind or "value")
     entity = str(f.get("entity") or kind or "?")
@@ -231,7 +231,9 @@ def _kpi(f: Mapping[str, Any], stat: str, w: Wording) -> str:
     level = f" to {number(now)}" if now is not None else ""
     before = f", from {number(base)} in {the_window_before(w.baseline_s)}" if base is not None else ""
     threshold = _finite(f.get("threshold"))
-    limit = f" (critical at {'+' if threshold and threshold > 0 else ''}{percent(threshold)})" if threshold else ""
+    # The KPI's own alerting limit: alone a drop past it is a warning (critical only with drift
+    # or a deploy as its cause, alerts/policy.py), so it is not worded "critical at".
+    limit = f" (alerts at {'+' if threshold and threshold > 0 else ''}{percent(threshold)})" if threshold else ""
     return f"{word} {percent(abs(pct))}{level}{before}{limit}"
 
 

@@ -91,7 +91,7 @@ def test_first_delivery_posts_and_returns_the_ref_to_update_later(slack):
     [posted] = slack.messages("recsys-alerts")
     assert result.ref == {"channel": slack.channel_id("recsys-alerts"), "ts": posted.ts}
     text = all_text(posted.blocks)
-    assert "*ctr* fell 7.2 %, from 0.031 in the baseline (critical at -5 %)" in text
+    assert "*ctr* fell 7.2 %, from 0.031 in the baseline (alerts at -5 %)" in text
     assert "recommender v3" in text and "82%" in text
     assert "Roll back recommender to v2." in text
     assert "CTR down 7.2%" in posted.text  # the notification fallback

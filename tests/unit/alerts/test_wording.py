@@ -41,7 +41,7 @@ def payload(findings: list[dict[str, Any]], causes: list[dict[str, Any]] | None 
 
 def test_a_kpi_drop_reads_as_a_sentence_with_its_units_and_the_hour_before():
     entity, sentence = finding_sentence(kpi(), Wording(baseline_s=3600))
-    assert f"{entity} {sentence}" == "CTR fell 7.3 % to 0.0482, from 0.052 in the hour before (critical at -5 %)"
+    assert f"{entity} {sentence}" == "CTR fell 7.3 % to 0.0482, from 0.052 in the hour before (alerts at -5 %)"
     body = text_of(payload([kpi()]))
     assert "*CTR* fell 7.3 % to 0.0482, from 0.052 in the hour before" in body
     assert "kpi_change_pct" not in body and "value_vs_expected" not in body
