@@ -128,10 +128,10 @@ class Operator:
             known = {x.name for x in self.config.models}
             # The messages people have: an escalation still held by a silence is not one.
             told = last_told(row.notified_digest, row.severity)
-            # A model no longer configured (a reload, another replica's file) has unknown
-            # routes: the channels that have its message (no routes would mean #vigil-alerts).
-            channels = routes_of(self.config.model(row.model)).channels(told) if row.model in known \
-                else self.store.outbox.told_channels(s, row.id)
+            # An edit: the channels that have its message, whatever the routes say now (a
+            # reload may have moved them); a model no longer configured has no routes at all.
+            channels = self.outbox.edit_channels(
+                s, row, routes_of(self.config.model(row.model)).channels(told) if row.model in known else [])
             told_before = row.last_notified_at is not None  # muted since it opened: nothing to update
             if told_before and (channels or row.model in known):
                 # held: only receivers that have it hear of the ack; it never pages a new one

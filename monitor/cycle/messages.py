@@ -129,6 +129,13 @@ class OutboxWriter:
         # `row.last_notified_at` (the repeat clock) is the caller's: an edit that tells no
         # one new (an ack, a rollback shown) must not restart it, a page or reply does.
 
+    def edit_channels(self, s: Session, row: IncidentRow, routed: list[str]) -> list[str]:
+        """Where an edit that tells no one new (an ack, a rollback shown) goes: the channels
+        that have the incident's message. Routed anew, a reload that moved owner_channel
+        posted a fresh copy in the new channel and left the old message unacknowledged;
+        `routed` only when no channel has it (no chat notifier keeps one per channel)."""
+        return self.store.outbox.told_channels(s, row.id) or routed
+
     def receivers_only(self, s: Session, row: IncidentRow, now: float) -> None:
         """A change that a shared cause holds (its group speaks for it, in chat and to the
         pagers): only a receiver that has this incident already (it paged on its own before

@@ -380,7 +380,8 @@ class RollbackRunner:
         row = s.get(IncidentRow, incident_id) if incident_id is not None else None
         if row is not None and row.status == IncidentStatus.OPEN and row.last_notified_at is not None:
             told = last_told(row.notified_digest, row.severity)
-            self.outbox.incident(s, row, routes_of(m).channels(told), now, held=True, shown=told)
+            channels = self.outbox.edit_channels(s, row, routes_of(m).channels(told))
+            self.outbox.incident(s, row, channels, now, held=True, shown=told)
 
     @staticmethod
     def _detail(intent: RollbackIntentRow) -> dict[str, Any]:
