@@ -9,7 +9,9 @@ An open incident's alert is pushed with `endsAt = now + ttl` and pushed again ev
 does, so Alertmanager never times it out while Vigil still sees the problem; the
 resolution pushes `endsAt` = the resolution time. When an update changes the labels (an
 escalation changes `severity`), the alert under the old labels is ended in the same push,
-or Alertmanager would show both. A push is idempotent: the same labels are one alert.
+or Alertmanager would show both; a change that pages no one (`held`: a member whose group's
+alert pages for it) keeps the labels it had, and only its annotations change. A push is
+idempotent: the same labels are one alert.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from typing import Any
 from alerts.outbox import DeliveryResult, DeliveryStatus, MessageKind, OutboxMessage
 from alerts.receivers.base import ALL, RECEIVER_ROUTE, Receiving
 from alerts.receivers.http import HttpCaller, Refused, SecretMissing, SecretSource, Transient, run_delivery
-from alerts.receivers.mapping import alertmanager_alert, ended, iso, sent_ref
+from alerts.receivers.mapping import HELD, alertmanager_alert, ended, iso, sent_ref
 from alerts.receivers.record import as_sent, state_of
 
 log = logging.getLogger("vigil.receivers.alertmanager")
@@ -54,6 +56,12 @@ class AlertmanagerReceiver:
         alert = alertmanager_alert(record, now=now, ttl_s=self.ttl_s, extra_labels=self.labels)
         batch = [alert]
         before = (ref or {}).get("alert")
+        if record.get(HELD) and isinstance(before, dict) and isinstance(before.get("labels"), dict):
+            # A change that pages no one (its group's alert pages for a held member's escalation):
+            # labels are the alert's identity, so new ones (severity=critical) were a second
+            # alert, routed to the on-call beside the group's. The annotations carry the change.
+            alert = {**alert, "labels": before["labels"]}
+            batch = [alert]
         if isinstance(before, dict) and before.get("labels") != alert["labels"]:
             batch.append(ended(before, now))
         self._post(batch)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -141,3 +142,33 @@ def test_a_shared_cause_is_one_alert_that_keeps_its_labels_as_members_change(tmp
 
     push(group_payload("critical", status="resolved"), 3, B + 180)
     assert [a for a in ours(alertmanager, "vigil-am-g-group-7") if a["status"]["state"] == "active"] == []
+
+
+def test_a_held_members_escalation_keeps_its_alert_and_opens_no_second_one(tmp_path, alertmanager):
+    """A member that paged on its own (a warning) escalates while its shared cause's group
+    speaks for it (`held`): the group's alert pages for the escalation. Labels are an alert's
+    identity in Alertmanager: a `severity` label turned critical was a new alert (routed to the
+    on-call, beside the group's) and ended the one people had; the member's alert keeps its labels."""
+    from alerts.outbox import DeliveryStatus, MessageKind, OutboxMessage
+    from alerts.payload import IncidentSnapshot
+    from alerts.receivers.mapping import HELD
+    from alerts.receivers.record import receiver_record
+    from monitor.receivers import build_receivers
+
+    cfg = make_config(tmp_path, receivers=[{"name": "am", "kind": "alertmanager", "url": alertmanager.url,
+                                            "dedup_prefix": "vigil-am-h"}])
+    am = build_receivers(cfg)["am"]
+    snap = IncidentSnapshot(1, MODEL, "warning", "open", "p99 latency over its SLO", B, None, None, [], [], False)
+    first = receiver_record(snap, prefix="vigil-am-h", updated_at=B, links={})
+    got = am.deliver(OutboxMessage(1, "am", MessageKind.INCIDENT, "incident:1", first))
+    assert got.status == DeliveryStatus.DELIVERED, got.error
+    critical = {**receiver_record(replace(snap, severity="critical"), prefix="vigil-am-h", updated_at=B + 60,
+                                 links={}),
+                HELD: True}
+    got = am.deliver(OutboxMessage(2, "am", MessageKind.INCIDENT, "incident:1", critical, ref=got.ref))
+    assert got.status == DeliveryStatus.DELIVERED, got.error
+    active = [a for a in ours(alertmanager, "vigil-am-h-incident-1") if a["status"]["state"] == "active"]
+    assert [a["labels"]["severity"] for a in active] == ["warning"], \
+        f"the held escalation made a new alert in Alertmanager: {[a['labels'] for a in active]}"
+    # the keep-alive re-pushes the alert under the same labels
+    assert got.ref and got.ref["alert"]["labels"]["severity"] == "warning"
