@@ -21,7 +21,7 @@ import httpx
 from alerts.outbox import DeliveryResult, DeliveryStatus, MessageKind, OutboxMessage
 from alerts.receivers.base import ALL, RECEIVER_ROUTE, Receiving
 from alerts.receivers.http import HttpCaller, SecretSource, json_object, run_delivery, said
-from alerts.receivers.mapping import OPSGENIE_PRIORITY, calls, opsgenie_action, opsgenie_create, sent_ref
+from alerts.receivers.mapping import HELD, OPSGENIE_PRIORITY, calls, opsgenie_action, opsgenie_create, sent_ref
 from alerts.receivers.record import as_sent
 
 log = logging.getLogger("vigil.receivers.opsgenie")
@@ -60,10 +60,15 @@ class OpsgenieReceiver:
         request_ids: list[str] = []
         actions = calls(record, ref, open_="create", ack="acknowledge", close="close")
         names = [a for a, _ in actions]
-        if names == ["create"] and ref and ref.get("severity") not in (None, record["severity"]):
+        # The severity the alert's priority shows: a held change (below) leaves it behind `severity`.
+        shown = (ref or {}).get("priority_of") or (ref or {}).get("severity")
+        folded = names == ["create"] and ref is not None and shown not in (None, record["severity"])
+        if folded and not record.get(HELD):
             # A create on an open alias is folded into the alert, fields and all: its priority
             # moves only through its own call (an escalation must reach P1 policies). A new
-            # alert (after a close, under its own alias) is created at its priority.
+            # alert (after a close, under its own alias) is created at its priority. Not for a
+            # held change: its group's P1 pages for it, and a member's (acknowledged) alert
+            # raised to P1 set off the on-call's P1 policies a second time.
             actions.append(("priority", record))
         sent = record
         for action, sent in actions:
@@ -73,7 +78,10 @@ class OpsgenieReceiver:
             request_ids.append(request_id)
             log.info("opsgenie request accepted", extra={"receiver": self.name, "action": action,
                                                          "alias": sent["dedup_key"], "request_id": request_id})
-        return {**sent_ref(sent, ref), "request_ids": request_ids}  # the alias opened last (`calls`)
+        # Only a new alert or a priority call moves the priority (an ack, a folded create do not).
+        moved = shown is None or "close" in names or ("priority", record) in actions
+        return {**sent_ref(sent, ref), "request_ids": request_ids,  # the alias opened last (`calls`)
+                "priority_of": sent["severity"] if moved else shown}
 
     def _request(self, record: dict[str, Any], action: str) -> tuple[str, dict[str, Any]]:
         if action == "create":

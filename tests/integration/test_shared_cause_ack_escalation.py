@@ -74,3 +74,15 @@ def test_a_held_members_escalation_past_its_ack_pages_opsgenie_once(tmp_path, mo
     assert [a for a in alerts if a[2] == "open" and not a[3]] == [("vigil-group-1", "P1", "open", False)], \
         f"the escalation paged twice, as the group and as the member's own new alert: {alerts}"
     assert len(alerts) == 2, alerts
+
+
+def test_a_held_members_acknowledged_opsgenie_alert_keeps_its_priority(tmp_path, monkeypatch):
+    """The group's P1 pages for the escalation; the member's acknowledged alert raised to P1
+    as well set off the on-call's P1 policies (notification, escalation) a second time."""
+    monkeypatch.setenv("OG_API_KEY", OG_KEY)
+    with FakeOpsgenie(OG_KEY) as og:
+        vigil = vigil_with(tmp_path, {"name": "og", "kind": "opsgenie", "api_key_env": "OG_API_KEY",
+                                      "url": og.url, **FAST})
+        acked_then_grouped(vigil)
+        member = [(a.alias, a.priority) for a in og.alerts() if a.alias.startswith("vigil-incident-")]
+    assert member == [("vigil-incident-1", "P3")], f"the held member's acknowledged alert was raised: {member}"
