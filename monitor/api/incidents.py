@@ -84,7 +84,9 @@ def drift_report(_: ViewerDep, vigil: VigilDep, row: IncidentDep) -> HTMLRespons
 @router.post("/{incident_id}/ack", response_model=IncidentOut, responses={**WRITE_LIMIT_RESPONSES, **errors(409)})
 def ack(who: OperatorDep, vigil: VigilDep, row: IncidentDep) -> IncidentOut:
     try:
-        return incidents_out(vigil.store, [vigil.operator.acknowledge(row.id, who.actor, time.time())])[0]
+        # The API shows the incident as it is: the ack is of its own severity (Operator.acknowledge).
+        acked = vigil.operator.acknowledge(row.id, who.actor, time.time(), as_is=True)
+        return incidents_out(vigil.store, [acked])[0]
     except LifecycleConflict as e:  # resolved: the lifecycle says no
         raise HTTPException(409, str(e)) from None
 

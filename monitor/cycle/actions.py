@@ -112,12 +112,16 @@ class Operator:
         return choose_target(self.target_facts(m, now), asked=asked, force=force, force_reason=force_reason)
 
     # ------------------------------------------------------------------ people
-    def acknowledge(self, incident_id: int, actor: str, now: float) -> IncidentRow:
+    def acknowledge(self, incident_id: int, actor: str, now: float, *, as_is: bool = False) -> IncidentRow:
         """Ack stops repeat reminders (not updates); the message shows who took it. The ack
-        and its audit entry commit together: a kill -9 between them lost the entry."""
-        return retry_audited(lambda: self._acknowledge(incident_id, actor, now), "acknowledge an incident")
+        and its audit entry commit together: a kill -9 between them lost the entry.
 
-    def _acknowledge(self, incident_id: int, actor: str, now: float) -> IncidentRow:
+        It covers the severity acknowledged: by default the one people were told (what the
+        Slack message shows); `as_is` (the API, which shows the incident as it is) its own,
+        so an escalation a silence holds, once told, does not lapse an ack given for it."""
+        return retry_audited(lambda: self._acknowledge(incident_id, actor, now, as_is), "acknowledge an incident")
+
+    def _acknowledge(self, incident_id: int, actor: str, now: float, as_is: bool) -> IncidentRow:
         with self.store.tx() as s:
             row = locked_row(s, IncidentRow, incident_id)  # two acks at once: the second sees the first
             assert row is not None
@@ -128,6 +132,7 @@ class Operator:
             known = {x.name for x in self.config.models}
             # The messages people have: an escalation still held by a silence is not one.
             told = last_told(row.notified_digest, row.severity)
+            row.acknowledged_severity = row.severity if as_is else str(told)
             # An edit: the channels that have its message, whatever the routes say now (a
             # reload may have moved them); a model no longer configured has no routes at all.
             channels = self.outbox.edit_channels(

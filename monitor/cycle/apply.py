@@ -72,8 +72,9 @@ def apply_plan(store: Store, outbox: OutboxWriter, m: ModelConfig, plan: AlertPl
             told_before = row.last_notified_at is not None
             told_severity = last_told(row.notified_digest, row.severity)
             change = _change(plan)
-            if change == "escalated" and row.acknowledged_by is not None:
-                _ack_lapses(row, told_severity, m.name, update.t)
+            acked = Severity(row.acknowledged_severity or told_severity)  # an ack from before 0007: as told
+            if change == "escalated" and row.acknowledged_by is not None and acked.rank < Severity(row.severity).rank:
+                _ack_lapses(row, acked, m.name, update.t)
             # A resolve shows the severity people were told: an escalation a mute held back
             # was never news to anyone, and "resolved" must not announce it.
             shown = str(told_severity) if plan.lifecycle.step == Step.RESOLVE else None
@@ -129,6 +130,7 @@ def _ack_lapses(row: IncidentRow, acked: Severity, model: str, t: float) -> None
     log.info("escalation to %s: the ack of the %s by %s no longer covers the incident", row.severity, acked,
              row.acknowledged_by, extra={"model": model, "incident": row.id, "t": t})
     row.acknowledged_by = None
+    row.acknowledged_severity = None
 
 
 def _held_by_shared_cause(plan: AlertPlan, hold: str | None) -> bool:

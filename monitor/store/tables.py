@@ -109,6 +109,8 @@ class IncidentRow(Base):
     causes: Mapped[list[Any]] = mapped_column(JSON, default=list)
     fingerprint: Mapped[str] = mapped_column(String(64), index=True)
     acknowledged_by: Mapped[str | None] = mapped_column(String(200))
+    # The severity the ack was given at (None: acked before 0007, read as the severity last told).
+    acknowledged_severity: Mapped[str | None] = mapped_column(String(16))
     silenced_until: Mapped[float | None] = mapped_column(Float)
     last_notified_at: Mapped[float | None] = mapped_column(Float)
     notified_digest: Mapped[str | None] = mapped_column(String(64))

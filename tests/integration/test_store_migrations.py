@@ -411,3 +411,34 @@ def test_an_open_shared_cause_keeps_its_reminder_clock_across_the_0006_upgrade(s
         assert "told_at" not in {c["name"] for c in inspect(conn).get_columns("alert_groups")}
         assert conn.execute(text("SELECT notified_at FROM alert_groups")).scalar() == 160
     engine.dispose()
+
+
+def test_an_ack_given_before_0007_keeps_reading_as_of_the_severity_told(store_url):
+    """0007 adds incidents.acknowledged_severity (the severity an ack covers): an incident
+    acknowledged before the upgrade keeps it NULL (read as the severity last told, as before),
+    a new ack sets it, and a downgrade drops the column with the incidents intact."""
+    from alembic import command
+
+    url, _ = store_url
+    engine = create_engine(url)
+    schema.upgrade(engine, "0006_group_told_at")
+    with engine.begin() as conn:
+        _incident(conn)
+        conn.execute(text("UPDATE incidents SET status = 'open', acknowledged_by = 'api:olga'"))
+    schema.upgrade(engine)
+    assert _diff(url) == []
+    store = Store(url)
+    (row,) = store.all_incidents()
+    assert row.acknowledged_by == "api:olga" and row.acknowledged_severity is None
+    with store.tx() as s:
+        got = s.get(IncidentRow, row.id)
+        assert got is not None
+        got.acknowledged_severity = "critical"
+    assert store.incident(row.id).acknowledged_severity == "critical"
+    store.close()
+    with engine.connect() as conn:
+        command.downgrade(schema.alembic_config(conn), "0006_group_told_at")
+        conn.commit()
+        assert "acknowledged_severity" not in {c["name"] for c in inspect(conn).get_columns("incidents")}
+        assert conn.execute(text("SELECT acknowledged_by FROM incidents")).scalar() == "api:olga"
+    engine.dispose()
