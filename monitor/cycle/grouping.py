@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from alerts.grouping import GroupStep, decide_group, evidence_key, group_key
 from alerts.inhibition import inhibitor
-from alerts.lifecycle import IncidentStatus, Step
+from alerts.lifecycle import IncidentStatus, Step, last_told, split_told, told_digest
 from alerts.matchers import Labels
 from alerts.outbox import MessageKind
 from alerts.pipeline import AlertPlan
@@ -130,6 +130,7 @@ class Grouper:
                     # done): repeat_interval counts from here, never from a mere edit.
                     group.told_at = t
                 group.notified_severity = sev
+                _told_by_group(s, speaking, sev)
                 log.info("shared cause %s", decision.step, extra={"group": group.id, "cause": group.cause,
                                                                  "models": [m.model for m in members]})
         if not st.open_members:
@@ -193,6 +194,20 @@ def _change(step: GroupStep, before: str | None, now: str) -> str | None:
     if step == GroupStep.REPEAT:
         return "repeated"  # repeat_interval reminds people: an edit alone notifies no one
     return None
+
+
+def _told_by_group(s: Session, members: list[GroupMemberRow], severity: str) -> None:
+    """A member told alone before (its own page) whose escalation this page told: the
+    severity told is now its own. Left at the one its page told, the member said "escalated"
+    a second time, @-mentioning the on-call, once it left the group and paged as itself. A
+    member never told alone has nothing to catch up: its group's page is its whole story."""
+    for m in members:
+        row = s.get(IncidentRow, m.incident_id) if m.open else None
+        if row is None or row.notified_digest is None:
+            continue
+        own = Severity(row.severity)
+        if last_told(row.notified_digest, row.severity).rank < own.rank <= Severity(severity).rank:
+            row.notified_digest = told_digest(split_told(row.notified_digest)[0] or "", row.severity)
 
 
 def _all_acknowledged(s: Session, members: list[GroupMemberRow]) -> bool:
