@@ -77,15 +77,20 @@ def apply_plan(store: Store, outbox: OutboxWriter, m: ModelConfig, plan: AlertPl
                 _ack_lapses(row, acked, m.name, update.t)
             # A resolve shows the severity people were told: an escalation a mute held back
             # was never news to anyone, and "resolved" must not announce it.
-            shown = str(told_severity) if plan.lifecycle.step == Step.RESOLVE else None
-            outbox.incident(s, row, plan.channels or routes_of(m).channels(told_severity), update.t, held=False,
-                            shown=shown)
+            resolve = plan.lifecycle.step == Step.RESOLVE
+            shown = str(told_severity) if resolve else None
+            channels = plan.channels or routes_of(m).channels(told_severity)
+            # A resolve closes the messages people have, wherever the routes point now (a
+            # reload that moved owner_channel left the old one showing it open for ever).
+            channels = outbox.edit_channels(s, row, channels) if resolve else channels
+            outbox.incident(s, row, channels, update.t, held=False, shown=shown)
             if plan.digest:
                 row.notified_digest = told_digest(plan.digest, row.severity)
             if change and told_before:
                 # Reply where the message already was: the channels of the severity last told.
                 before = Severity.WARNING if change == "escalated" else told_severity
-                outbox.reply(s, row, routes_of(m).channels(before), change, str(before), update.t)
+                outbox.reply(s, row, channels if resolve else routes_of(m).channels(before), change, str(before),
+                             update.t)
             if change or not told_before:
                 # A first message or a reply told people. Only an edit of a message people
                 # have notifies no one: the repeat_interval reminder still counts from the

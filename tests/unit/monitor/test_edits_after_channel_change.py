@@ -59,3 +59,24 @@ def test_a_rollback_after_owner_channel_moved_edits_the_message_people_have(tmp_
     edited = _channels(vigil, incident_id, after=last)
     assert edited, "the rollback is shown in the incident's message"
     assert edited <= told, f"the rollback posted a new message in {edited - told}, not an edit of the one in {told}"
+
+
+def test_a_resolve_after_owner_channel_moved_closes_the_message_people_have(tmp_path) -> None:
+    """The old channel's message went on showing the incident open for ever, and the new
+    channel got a "resolved" for an incident it was never told of."""
+    registry = serving_registry(versions=("1", "2"))
+    prom = incident_prometheus(bad_until=T0 + 30)
+    vigil = make_vigil(make_config(tmp_path), prometheus=prom, registry=registry, notifiers={"slack": Chat()})
+    incident_id = vigil.run_cycle(MODEL, T0).incident_id
+    assert incident_id is not None
+    told = _channels(vigil, incident_id)
+    moved = make_config(tmp_path, models=[model_config(owner_channel=NEW_OWNER)])
+    later = make_vigil(moved, prometheus=prom, registry=registry, notifiers={"slack": Chat()})
+    last = max(r.id for r in later.store.outbox.for_prefix(f"incident:{incident_id}"))
+    steps = [later.run_cycle(MODEL, T0 + 60 * k).step for k in range(20, 24)]  # the bad window left the lookback
+    assert "resolve" in steps, steps
+    rows = [r for r in later.store.outbox.for_prefix(f"incident:{incident_id}")
+            if r.id > last and r.notifier == "slack"]
+    where = {(str(r.kind), r.payload.get("channel")) for r in rows}
+    assert where == {("incident", c) for c in told} | {("reply", c) for c in told}, \
+        f"the resolve went to {where}; the message people have is in {told}"
