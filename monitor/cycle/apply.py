@@ -81,8 +81,9 @@ def apply_plan(store: Store, outbox: OutboxWriter, m: ModelConfig, plan: AlertPl
             shown = str(told_severity) if resolve else None
             channels = plan.channels or routes_of(m).channels(told_severity)
             # A resolve closes the messages people have, wherever the routes point now (a
-            # reload that moved owner_channel left the old one showing it open for ever).
-            channels = outbox.edit_channels(s, row, channels) if resolve else channels
+            # reload that moved owner_channel left the old one showing it open for ever); an
+            # update also keeps them current (the new channels get the message itself).
+            channels = outbox.edit_channels(s, row, channels) if resolve else outbox.with_told(s, row, channels)
             outbox.incident(s, row, channels, update.t, held=False, shown=shown)
             if plan.digest:
                 row.notified_digest = told_digest(plan.digest, row.severity)

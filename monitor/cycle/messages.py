@@ -136,6 +136,12 @@ class OutboxWriter:
         `routed` only when no channel has it (no chat notifier keeps one per channel)."""
         return self.store.outbox.told_channels(s, row.id) or routed
 
+    def with_told(self, s: Session, row: IncidentRow, routed: list[str]) -> list[str]:
+        """`routed`, and the channels that have the incident's message though the routes no
+        longer name them (a reload moved owner_channel): their message is edited, not left
+        showing an older state with buttons people still press."""
+        return [*routed, *(c for c in self.store.outbox.told_channels(s, row.id) if c not in routed)]
+
     def receivers_only(self, s: Session, row: IncidentRow, now: float) -> None:
         """A change that a shared cause holds (its group speaks for it, in chat and to the
         pagers): only a receiver that has this incident already (it paged on its own before

@@ -80,3 +80,17 @@ def test_a_resolve_after_owner_channel_moved_closes_the_message_people_have(tmp_
     where = {(str(r.kind), r.payload.get("channel")) for r in rows}
     assert where == {("incident", c) for c in told} | {("reply", c) for c in told}, \
         f"the resolve went to {where}; the message people have is in {told}"
+
+
+def test_an_escalation_after_owner_channel_moved_updates_the_old_message_too(tmp_path) -> None:
+    """The new channel gets the critical; the old one's message, which people have and
+    act on (its buttons), went on showing the warning."""
+    vigil, incident_id, told, last, _ = _told(tmp_path)
+    assert vigil.run_cycle(MODEL, T0 + 60).step == "update"  # critical now
+    (row,) = vigil.store.incidents()
+    assert row.severity == "critical"
+    rows = [r for r in vigil.store.outbox.for_prefix(f"incident:{incident_id}")
+            if r.id > last and r.notifier == "slack" and r.kind == MessageKind.INCIDENT]
+    shown = {r.payload.get("channel"): r.payload.get("severity") for r in rows}
+    assert NEW_OWNER in shown, shown
+    assert all(shown.get(c) == "critical" for c in told), f"the old message was left behind: {shown}"
