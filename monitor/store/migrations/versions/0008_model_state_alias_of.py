@@ -9,8 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007_model_state_alias_of"
-down_revision = "0006_group_told_at"
+revision = "0008_model_state_alias_of"
+down_revision = "0007_ack_severity"
 branch_labels = None
 depends_on = None
 
