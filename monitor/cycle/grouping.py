@@ -130,7 +130,7 @@ class Grouper:
                     # done): repeat_interval counts from here, never from a mere edit.
                     group.told_at = t
                 group.notified_severity = sev
-                _told_by_group(s, speaking, sev)
+                _told_by_group(s, speaking, sev, group.told_at or t)
                 log.info("shared cause %s", decision.step, extra={"group": group.id, "cause": group.cause,
                                                                  "models": [m.model for m in members]})
         if not st.open_members:
@@ -196,11 +196,13 @@ def _change(step: GroupStep, before: str | None, now: str) -> str | None:
     return None
 
 
-def _told_by_group(s: Session, members: list[GroupMemberRow], severity: str) -> None:
+def _told_by_group(s: Session, members: list[GroupMemberRow], severity: str, told_at: float) -> None:
     """A member told alone before (its own page) whose escalation this page told: the
-    severity told is now its own. Left at the one its page told, the member said "escalated"
-    a second time, @-mentioning the on-call, once it left the group and paged as itself. A
-    member never told alone has nothing to catch up: its group's page is its whole story."""
+    severity told is now its own, and its reminder counts from the group's last page that
+    told someone (`told_at`). Left at its own page, the member said "escalated" a second
+    time, or "still critical" within repeat_interval of the group's page, @-mentioning the
+    on-call, once it left the group and paged as itself. A member never told alone has
+    nothing to catch up: its group's page is its whole story."""
     for m in members:
         row = s.get(IncidentRow, m.incident_id) if m.open else None
         if row is None or row.notified_digest is None:
@@ -208,6 +210,7 @@ def _told_by_group(s: Session, members: list[GroupMemberRow], severity: str) -> 
         own = Severity(row.severity)
         if last_told(row.notified_digest, row.severity).rank < own.rank <= Severity(severity).rank:
             row.notified_digest = told_digest(split_told(row.notified_digest)[0] or "", row.severity)
+            row.last_notified_at = max(row.last_notified_at or told_at, told_at)
 
 
 def _all_acknowledged(s: Session, members: list[GroupMemberRow]) -> bool:

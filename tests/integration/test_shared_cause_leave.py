@@ -56,3 +56,24 @@ def test_a_member_that_leaves_its_group_does_not_say_escalated_a_second_time(tmp
         "its own message shows the critical once it pages as itself"
     escalated = [r.payload["at"] - T0 for r in own if r.kind == "reply" and r.payload["change"] == "escalated"]
     assert escalated == [], f"the escalation its group told was said again at +{escalated} s"
+
+
+def test_a_member_that_leaves_its_group_counts_its_reminder_from_the_groups_page(tmp_path, monkeypatch):
+    """The group's critical page told the member's escalation: once the member leaves and
+    pages as itself, its own `repeat_interval` reminder ("still critical", @-mentioning the
+    on-call) counts from that page, not from its own warning page before it."""
+    monkeypatch.setitem(POLICY, "repeat_interval", 400)
+    vigil = vigil_of(tmp_path, "search")
+    for k in range(6):
+        for m in ("recommender", "ranker"):
+            vigil.run_cycle(m, T0 + 60 * k)
+    paged = min(r.payload["at"] for r in vigil.store.outbox_for_prefix("group:1")
+                if r.kind == "group" and r.payload["severity"] == "critical")
+    vigil = vigil_of(tmp_path, "recsys")
+    for k in range(6, 12):
+        for m in ("recommender", "ranker"):
+            vigil.run_cycle(m, T0 + 60 * k)
+    repeats = [r.payload["at"] - T0 for r in vigil.store.outbox_for_prefix("incident:1")
+               if r.kind == "reply" and r.payload["change"] == "repeated"]
+    assert all(at >= paged - T0 + 400 for at in repeats), \
+        f"reminded at +{repeats} s, {400} s after its own page but not after its group's at +{paged - T0:.0f} s"
