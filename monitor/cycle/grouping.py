@@ -145,7 +145,11 @@ class Grouper:
             # Where the group's message is: a channel of a severity it reached after its
             # last page (within group_interval) never had one, and must get no "resolved".
             told = self._channels(speaking, before or sev)
-            routed = told = self._told(s, group.id, self._channels(speaking, sev)) or told
+            at_sev = self._told(s, group.id, self._channels(speaking, sev)) or told
+            # Every channel that has the message, also one a reload moved a member away from
+            # (left showing the shared cause open for ever), and no channel that never had it.
+            had = self.store.outbox.told_channels(s, group.id, MessageKind.GROUP)
+            routed = told = {c: at_sev.get(c, []) for c in had} or at_sev
             return routed, told
         # A member that resolved is fine: the others' escalation or "still critical" reminder
         # must not page its channels or @-mention its on-call. A channel that has the message

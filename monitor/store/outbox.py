@@ -210,13 +210,14 @@ class Outbox:
         return s.scalar(select(OutboxRow.id).where(OutboxRow.status.in_(_OPEN), OutboxRow.notifier == notifier,
                                                    OutboxRow.key == key).limit(1)) is not None
 
-    def told_channels(self, s: Session, incident_id: int) -> list[str]:
+    def told_channels(self, s: Session, incident_id: int, kind: MessageKind = MessageKind.INCIDENT) -> list[str]:
         """The channels that have an incident's message, delivered or on its way (in the
-        caller's transaction): where it was sent, when its routes are no longer known."""
-        prefix = f"incident:{incident_id}:"
+        caller's transaction): where it was sent, when its routes are no longer known. With
+        `kind` GROUP, `incident_id` is a shared cause's group id (keys `group:<id>:<channel>`)."""
+        prefix = f"{'group' if kind == MessageKind.GROUP else 'incident'}:{incident_id}:"
         delivered = s.scalars(select(MessageRefRow.key).where(MessageRefRow.key.startswith(prefix, autoescape=True)))
         sending = s.scalars(select(OutboxRow.key).where(
-            OutboxRow.key.startswith(prefix, autoescape=True), OutboxRow.kind == MessageKind.INCIDENT,
+            OutboxRow.key.startswith(prefix, autoescape=True), OutboxRow.kind == kind,
             OutboxRow.status.in_(_OPEN)))
         return sorted({k[len(prefix):] for k in [*delivered, *sending]})
 
