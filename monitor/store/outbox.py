@@ -215,10 +215,13 @@ class Outbox:
         caller's transaction): where it was sent, when its routes are no longer known. With
         `kind` GROUP, `incident_id` is a shared cause's group id (keys `group:<id>:<channel>`)."""
         prefix = f"{'group' if kind == MessageKind.GROUP else 'incident'}:{incident_id}:"
-        delivered = s.scalars(select(MessageRefRow.key).where(MessageRefRow.key.startswith(prefix, autoescape=True)))
-        sending = s.scalars(select(OutboxRow.key).where(
+        # The rows on their way first, then the refs: a delivery marks its row delivered and
+        # writes its ref in one commit, so one landing between the two reads is in the second
+        # (read the other way round, on PostgreSQL's read committed, it was in neither).
+        sending = list(s.scalars(select(OutboxRow.key).where(
             OutboxRow.key.startswith(prefix, autoescape=True), OutboxRow.kind == kind,
-            OutboxRow.status.in_(_OPEN)))
+            OutboxRow.status.in_(_OPEN))))
+        delivered = s.scalars(select(MessageRefRow.key).where(MessageRefRow.key.startswith(prefix, autoescape=True)))
         return sorted({k[len(prefix):] for k in [*delivered, *sending]})
 
     def counts(self) -> dict[str, int]:
