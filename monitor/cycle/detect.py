@@ -187,9 +187,12 @@ def detect_slos(raw: RawSignals, req: DetectRequest, out: Detection, gaps: GapQu
         if idle_since is not None and slo_check.score(NoState(), sig.series, w.start, idle_since):
             # Breached up to its last real point, 0/0 (no traffic) since: neither a breach now
             # (idle cycles must not extend the consecutive-cycles streak) nor an all clear
-            # (the incident must not resolve on silence). Blind, streak held.
-            out.blind.append(f"{slo.name}: breached until traffic stopped {(w.t - idle_since) / 60:.0f} min ago "
-                             "(0/0 since): not judged")
+            # (the incident must not resolve on silence). Blind, streak held. A coarse series
+            # (a rule every 15 min) has no point at all in its gaps: that is no 0/0.
+            ago = f"{(w.t - idle_since) / 60:.0f} min ago"
+            idle = len(sig.series.between(idle_since, w.t).timestamps) > 1
+            out.blind.append(f"{slo.name}: breached until traffic stopped {ago} (0/0 since): not judged" if idle
+                             else f"{slo.name}: breached at its last point {ago} (none since): not judged")
         else:
             breach = slo_check.score(NoState(), sig.series, w.start, w.t)
             out.slo_breached[slo.name] = bool(breach)

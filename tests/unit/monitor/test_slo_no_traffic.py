@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from detectors.records import FindingKind
+from detectors.records import FindingKind, Series
 from tests.helpers_vigil import CTR_QUERY, MODEL, P99_QUERY, T0, StubPrometheus, make_config, make_vigil
 
 
@@ -69,3 +69,31 @@ def test_idle_cycles_do_not_count_towards_the_consecutive_breach_limit(tmp_path)
     severities = [vigil.run_cycle(MODEL, T0 + 60 * i).severity for i in range(2, 8)]
 
     assert all(str(s) != "Severity.CRITICAL" and s != "critical" for s in severities), severities
+
+
+class _RecordingRule(StubPrometheus):
+    """p99 from a recording rule evaluated every 15 minutes: read at a 60 s step it has
+    points for the 5 minutes of Prometheus' lookback after each evaluation, then none."""
+
+    def query_range(self, query, start, end, step=None, *, name=None):
+        out = super().query_range(query, start, end, step, name=name)
+        if query != P99_QUERY:
+            return out
+        s = out[0]
+        keep = (s.timestamps % 900) < 300
+        return [Series(s.name, s.labels, s.timestamps[keep], s.values[keep])]
+
+
+def test_a_coarse_slo_between_its_points_is_not_said_to_have_lost_its_traffic(tmp_path):
+    # Breached throughout, traffic flowing: between the rule's points nothing is 0/0, so the
+    # held cycles must not tell the on-call that traffic stopped; the incident stays open.
+    prom = _RecordingRule({CTR_QUERY: lambda ts: np.full(len(ts), 0.05),
+                           P99_QUERY: lambda ts: np.where(ts < T0 - 1800, 0.2, 0.9)})
+    vigil = make_vigil(make_config(tmp_path), prometheus=prom)
+    base = T0 - T0 % 900
+    reports = [vigil.run_cycle(MODEL, base + 60 * i) for i in range(1, 16)]
+
+    opened = next(r.incident_id for r in reports if r.incident_id is not None)
+    held = [line for r in reports for line in r.blind if line.startswith("p99_latency:")]
+    assert held and not [line for line in held if "traffic stopped" in line or "0/0" in line], held
+    assert vigil.store.incident(opened).status == "open"
