@@ -82,6 +82,11 @@ def stopped_while_saturated(window: Sequence[Series], limit: float, start: float
     return out
 
 
+def reporting(window: Sequence[Series], start: float, end: float) -> set[str]:
+    """The GPUs (entities) with a valued point in [start, end]."""
+    return {_gpu_entity(s) for s in window if bool((~np.isnan(s.between(start, end).values)).any())}
+
+
 def _saturated_until(s: Series, limit: float, step: float, end: float, tolerance: float) -> Run | None:
     """The run at or past `limit` (a hair of float slack) that reaches `end`, give or take
     `tolerance`; a hole of more than two steps ends a run."""

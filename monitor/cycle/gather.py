@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from detectors.records import Series
-from monitor.config import GpuConfig, ModelConfig
+from monitor.config import ModelConfig
 from monitor.config_root_cause import RootCauseConfig
 from monitor.cycle.anomaly_state import anomaly_key, legacy_anomaly_key
 from monitor.cycle.health import SourceHealth
@@ -254,20 +254,12 @@ def gpu_queries(selector: str) -> dict[str, str]:
     }
 
 
-def gpu_start(gpu: GpuConfig, w: Window) -> float:
-    """Where the GPU series are read from: the window, or further back to `dead_node_hold`.
-    A node that stopped reporting mid-saturation is judged from its last points; once they
-    left the window it would be absent, and its incident resolve on a dead node's silence."""
-    return min(w.start, w.t - gpu.dead_node_hold)
-
-
 def gather_gpu(sources: Sources, req: GatherRequest, raw: RawSignals) -> None:
     if req.model.gpu is None:
         return
-    start = gpu_start(req.model.gpu, req.window)
     for name, query in gpu_queries(req.model.gpu.selector).items():
         # DCGM utilisation is the one GPU signal every GPU node has; the vLLM ones are optional.
-        series = query_range(sources, raw.gaps, req, f"gpu {name}", query, start,
+        series = query_range(sources, raw.gaps, req, f"gpu {name}", query, req.window.start,
                              required=name == "gpu_util_pct")
         if series is None:
             if sources.health.is_down("prometheus"):

@@ -19,7 +19,7 @@ from typing import Any
 from detectors.records import Series
 from monitor.config import ModelConfig, VigilConfig
 from monitor.config_root_cause import RootCauseConfig
-from monitor.cycle.gather import ANOMALY_WARMUP_S, gpu_queries, gpu_start
+from monitor.cycle.gather import ANOMALY_WARMUP_S, gpu_queries
 from monitor.sources.errors import QueryError, SourceUnavailable, source_down
 from monitor.types import Window
 
@@ -97,7 +97,7 @@ def planned_ranges(plans: Sequence[ModelPlan], t: float) -> dict[tuple[float, fl
                 add(slo.volume_query, w.start)
         if m.gpu is not None:
             for q in gpu_queries(m.gpu.selector).values():
-                add(q, gpu_start(m.gpu, w))
+                add(q, w.start)
         if p.warmup:
             for q in [k.query for k in m.kpis] + [s.query for s in m.slos]:
                 add(q, t - ANOMALY_WARMUP_S)

@@ -95,15 +95,66 @@ class LongGone(TwoNodes):
         return [calm, dying] if alive.any() else [calm]
 
 
+def _cycles(cfg, prometheus: Any, times: list[float]) -> list:
+    """The GPU findings of each cycle, a new Vigil (a restart) on the same store for each."""
+    out = []
+    for t in times:
+        report = make_vigil(cfg, prometheus=prometheus).run_cycle("recommender", t)
+        out.append([f for f in report.findings if f.entity.startswith("gpu")])
+    return out
+
+
+SEEN_DYING = T0 - 2 * 3600 + 5 * 60  # a cycle 5 min after n2's exporter died
+
+
 def test_a_node_gone_longer_than_the_window_is_still_missing_data_not_calm(tmp_path) -> None:
     # Before, once its last point left the 30-minute window the node was simply absent and
-    # the incident about it could resolve on the silence: the dead node read as calm.
-    (gone,) = _gpu_findings(LongGone(), tmp_path)
+    # the incident about it could resolve on the silence: the dead node read as calm. What
+    # a cycle saw stop is remembered in the model's detector state (so across a restart),
+    # without reading the GPU series back over the whole hold every cycle.
+    cfg = make_config(tmp_path, models=[model_config(gpu={"selector": SEL})])
+    first, later = _cycles(cfg, LongGone(), [SEEN_DYING, T0])
+    assert [f.entity for f in first] == ["gpu gpu_util_pct on n2/gpu 0"]
+    (gone,) = later
     assert gone.kind == FindingKind.NO_DATA and gone.entity == "gpu gpu_util_pct on n2/gpu 0"
-    assert "n2/gpu 0 stopped reporting 120 min ago" in gone.message
+    assert "n2/gpu 0 stopped reporting 120 min ago" in gone.message and "99 >= 95" in gone.message
 
 
 def test_a_node_gone_longer_than_the_stated_hold_is_dropped(tmp_path) -> None:
     cfg = make_config(tmp_path, models=[model_config(gpu={"selector": SEL, "dead_node_hold": "1h"})])
-    report = make_vigil(cfg, prometheus=LongGone()).run_cycle("recommender", T0)
-    assert [f for f in report.findings if f.entity.startswith("gpu")] == []
+    first, later, after = _cycles(cfg, LongGone(), [SEEN_DYING, T0 - 3600 - 60, T0])  # 59 min, then 2 h after it died
+    assert [len(first), len(later), after] == [1, 1, []]
+
+
+class BackAgain(LongGone):
+    """n2 reports again (calm) from T0 - 10 min."""
+
+    def query_range(self, query: str, start: float, end: float, step: float | None = None, *,
+                    name: str | None = None) -> list[Series]:
+        out = super().query_range(query, start, end, step, name=name)
+        if query.startswith("DCGM_FI_DEV_GPU_UTIL") and end >= T0 - 10 * 60:
+            ts = np.arange(max(np.ceil(start / 60) * 60, T0 - 10 * 60), end + 1e-9, 60.0)
+            out.append(Series(query, {"Hostname": "n2", "gpu": "0"}, ts, np.full(len(ts), 30.0)))
+        return out
+
+
+def test_a_node_that_reports_again_is_forgotten(tmp_path) -> None:
+    cfg = make_config(tmp_path, models=[model_config(gpu={"selector": SEL})])
+    first, back, later = _cycles(cfg, BackAgain(), [SEEN_DYING, T0, T0 + 3600])
+    assert [len(first), back, later] == [1, [], []]
+
+
+def test_the_gpu_series_are_read_over_the_window_only(tmp_path) -> None:
+    """14 ms a model and cycle (6x the points) went on reading every node's series back
+    over the 6-hour hold, for the rare node that died."""
+    asked: list[float] = []
+
+    class Counting(TwoNodes):
+        def query_range(self, query: str, start: float, end: float, step: float | None = None, *,
+                        name: str | None = None) -> list[Series]:
+            if query.startswith("DCGM"):
+                asked.append(end - start)
+            return super().query_range(query, start, end, step, name=name)
+
+    _gpu_findings(Counting(), tmp_path)
+    assert asked and max(asked) <= 30 * 60
