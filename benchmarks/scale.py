@@ -168,7 +168,8 @@ def _measure_sweep(vigil: Any, k: int, t: float, args: argparse.Namespace, probe
           f"store +{grew / 1e6:.1f} MB (process wrote {wrote / 1e6:.1f} MB), spool {spooled / 1e6:+.1f} MB, "
           f"{_load()}", flush=True)
     here = "" if not vigil.sweep_pool.pids else ", this process only: the cycles ran in worker processes"
-    print(f"  stages (s summed over threads / calls{here}): {clock.summary()}", flush=True)
+    print(f"  stages (wall s and the calling threads' CPU s, summed over threads / calls{here}): "
+          f"{clock.summary()}", flush=True)
     print(f"  store writes per model (table=bytes/statements{here}): {writes.summary(per=models)}", flush=True)
     out[f"store_mb_{k}"] = max(grew, wrote) / 1e6
     out[f"queries_{k}"] = queries / models
@@ -184,13 +185,15 @@ def _checkpoint(vigil: Any) -> None:
 
 
 def _sweep(vigil: Any, t: float, args: argparse.Namespace, profile: bool) -> list[Any]:
-    """One sweep; when profiled, on one thread, printing the top `args.profile` lines."""
+    """One sweep; when profiled, on one thread, printing the top `args.profile` lines (CPU
+    seconds of that thread) and keeping the profile under `args.work`."""
     if not profile:
         return vigil.run_sweep(t, workers=args.workers, processes=args.processes)
     import cProfile
     import pstats
-    prof = cProfile.Profile()
+    prof = cProfile.Profile(time.thread_time)  # CPU, not wall: the machine is shared
     reports = prof.runcall(vigil.run_sweep, t, workers=1, processes=0)
+    prof.dump_stats(Path(args.work) / f"profile-{args.models}-{t:.0f}-{os.getpid()}.prof")  # runs never overwrite
     pstats.Stats(prof).sort_stats("cumulative").print_stats(args.profile)
     return reports
 

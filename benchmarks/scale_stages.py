@@ -1,4 +1,5 @@
-"""Where a sweep's time goes: wall seconds per stage, summed over threads, and the number
+"""Where a sweep's time goes: wall and CPU seconds per stage (CPU: the calling thread's,
+so a busy machine does not inflate it), summed over threads, and the number
 of Prometheus requests and bytes written. The benchmark wraps the stage functions it
 names here (in its own process only); nothing in Vigil knows about it."""
 from __future__ import annotations
@@ -16,26 +17,29 @@ class StageClock:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.seconds: dict[str, float] = defaultdict(float)
+        self.cpu: dict[str, float] = defaultdict(float)
         self.calls: dict[str, int] = defaultdict(int)
         self._undo: list[Callable[[], None]] = []
 
     def reset(self) -> None:
         with self._lock:
             self.seconds.clear()
+            self.cpu.clear()
             self.calls.clear()
 
-    def add(self, stage: str, seconds: float) -> None:
+    def add(self, stage: str, seconds: float, cpu: float = 0.0) -> None:
         with self._lock:
             self.seconds[stage] += seconds
+            self.cpu[stage] += cpu
             self.calls[stage] += 1
 
     @contextmanager
     def timing(self, stage: str) -> Iterator[None]:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         try:
             yield
         finally:
-            self.add(stage, time.perf_counter() - t0)
+            self.add(stage, time.perf_counter() - t0, time.thread_time() - c0)
 
     def wrap(self, owner: Any, attr: str, stage: str) -> None:
         """Time every call of owner.attr (a class or module attribute) as `stage`."""
@@ -55,7 +59,7 @@ class StageClock:
 
     def summary(self) -> str:
         order = sorted(self.seconds.items(), key=lambda kv: -kv[1])
-        return " ".join(f"{k}={v:.1f}s/{self.calls[k]}" for k, v in order)
+        return " ".join(f"{k}={v:.1f}s(cpu {self.cpu[k]:.1f}s)/{self.calls[k]}" for k, v in order)
 
 
 def instrument(clock: StageClock) -> None:
