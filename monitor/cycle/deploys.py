@@ -32,6 +32,9 @@ class DeployWatch:
         # since the last recorded read saw (a restart, a takeover from another replica), and a
         # move first read then is judged as one read after failed polls (`_blind`)
         self._read: set[str] = set()
+        # model -> its last cycle (by the process before this one) when this process first
+        # polled it: a move this process had not read was made after it (`_blind_move`'s window)
+        self._started: dict[str, float] = {}
         self._missing: set[str] = set()  # models whose alias the registry lacks, said once
 
     def poll(self, m: ModelConfig, t: float, *, hold: bool = False,
@@ -48,11 +51,9 @@ class DeployWatch:
             log.warning("registry poll failed", extra={"model": m.name, "error": str(e)})
             self.health.mark("mlflow", False, f"{type(e).__name__}: {e}")
             self._blind.add(m.name)
-            with self.store.tx() as s:
-                return self.store.model_state(s, m.name).alias_version, []
+            return self._stored_version(m), []
         if hold:
-            with self.store.tx() as s:
-                return self.store.model_state(s, m.name).alias_version, []
+            return self._stored_version(m), []
         try:
             events = self.record(m, current, t, unconfirmed=aliases is not None)
         except _RollbackInFlight as e:
@@ -64,6 +65,12 @@ class DeployWatch:
             return self.poll(m, t)
         self._say_missing(m, current is None)
         return current, events
+
+    def _stored_version(self, m: ModelConfig) -> str | None:
+        with self.store.tx() as s:
+            state = self.store.model_state(s, m.name)
+            self._started.setdefault(m.name, state.last_cycle_at or 0.0)
+            return state.alias_version
 
     def _say_missing(self, m: ModelConfig, missing: bool) -> None:
         """An alias the registry does not hold (a typo in `registry`, an alias never set)
@@ -78,18 +85,22 @@ class DeployWatch:
     def record(self, m: ModelConfig, current: str | None, t: float, *, unconfirmed: bool = False
                ) -> list[DeployEvent] | None:
         """Diff the alias against the last state we stored; a move is a deploy event at `t`
-        (or, read after polls failed, when the registry dates it: `_blind_move`).
+        (or, read after polls failed or first by this process, when the registry dates it: `_blind_move`).
         `unconfirmed`: `current` may be stale (the sweep's early read), so a move is not
         recorded but answered None, for the caller to read the registry itself."""
         dated: Dated | None = None
         while True:
             with self.store.tx() as s:
                 known = s.get(ModelStateRow, m.name)
+                started = self._started.setdefault(m.name, (known.last_cycle_at if known else None) or 0.0)
                 last = known.alias_version if known is not None and same_alias(known, m) else None
-                blind_move = m.name in self._blind and last is not None and current != last and not unconfirmed
+                # (a move this process reads first is judged as one read after failed polls: `_read`)
+                blind = m.name in self._blind or m.name not in self._read
+                blind_move = blind and last is not None and current != last and not unconfirmed
                 if current is None or dated is not None or (last and not blind_move):
                     return self._record_in(s, m, current, t, dated, unconfirmed)
-                since = max(self._confirmed.get(m.name, 0.0), (known.alias_seen_at if known else None) or 0.0)
+                since = max(self._confirmed.get(m.name, 0.0), (known.alias_seen_at if known else None) or 0.0,
+                            started)
             # The registry is asked outside the transaction, which has written nothing yet:
             # SQLite's write lock (PostgreSQL: the lease row) would be held for the whole
             # call, and every other writer would wait for MLflow.
