@@ -255,10 +255,17 @@ class Outbox:
             .execution_options(synchronize_session=False)))
 
     def newest_notifier(self, names: Collection[str]) -> str | None:
-        """Which of `names` the newest outbox row was written for (None: none of them)."""
+        """Which of `names` the newest outbox row was written for; with none left (delivered
+        rows are purged after `retention.delivered_outbox`), the first of `names` whose
+        messages people still have (their refs). None: none of them."""
         with self._tx() as s:
             q = select(OutboxRow.notifier).where(OutboxRow.notifier.in_(list(names)))
-            return s.scalars(q.order_by(OutboxRow.id.desc()).limit(1)).first()
+            newest = s.scalars(q.order_by(OutboxRow.id.desc()).limit(1)).first()
+            if newest is not None:
+                return newest
+            kept = set(s.scalars(select(MessageRefRow.notifier).where(MessageRefRow.notifier.in_(list(names)))
+                                 .group_by(MessageRefRow.notifier)))
+            return next((n for n in names if n in kept), None)
 
     def oldest_open(self) -> float | None:
         """`created_at` of the oldest message not yet delivered nor failed (None: none)."""

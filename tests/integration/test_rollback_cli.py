@@ -303,3 +303,35 @@ def test_a_terminal_without_the_slack_token_leaves_the_announcement_to_the_daemo
     finally:
         store.close()
     assert not (tmp_path / "notifications.jsonl").exists()
+
+
+def test_a_terminal_without_the_slack_token_leaves_the_announcement_to_slack_after_the_outbox_purge(
+        tmp_path, capsys, monkeypatch):
+    """The same, on an incident told in Slack more than `retention.delivered_outbox` (7 d)
+    ago: its delivered rows were purged, only its message's ref (channel, ts) is left. The
+    terminal found no Slack row, took the install for a Slack-less one, and the rollback's
+    update went to the laptop's JSON-lines file again."""
+    from monitor.store.tables import MessageRefRow
+
+    monkeypatch.delenv("VIGIL_TEST_SLACK_TOKEN", raising=False)
+    uri = _registry(tmp_path)
+    config = _config(tmp_path, "vigil.yaml", uri, keyed=False)
+    doc = yaml.safe_load(Path(config).read_text())
+    doc["slack"]["bot_token"] = "${VIGIL_TEST_SLACK_TOKEN:-}"
+    doc["models"][0]["owner_channel"] = "#recsys"
+    Path(config).write_text(yaml.safe_dump(doc))
+    incident_id = _open_incident(tmp_path)
+    store = Store(f"sqlite:///{tmp_path / 'vigil.db'}")
+    with store.tx() as s:  # the daemon's Slack message of it, its outbox row purged
+        s.add(MessageRefRow(notifier="slack", key=f"incident:{incident_id}:#recsys",
+                            ref={"channel": "C1", "ts": "1.1"}))
+    try:
+        assert main(["rollback", "recommender", "--config", config, "--reason", "bad deploy",
+                     "--to-version", "1"]) == 0, capsys.readouterr().err
+        rows = [*store.outbox_for_prefix(f"incident:{incident_id}"), *store.outbox_for_prefix("rollback:recommender")]
+        assert "sink" not in {m.notifier for m in rows}, [(m.notifier, m.key, m.status) for m in rows]
+        assert [m.status for m in rows if m.notifier == "slack"] and \
+            all(m.status == "pending" for m in rows if m.notifier == "slack")
+    finally:
+        store.close()
+    assert not (tmp_path / "notifications.jsonl").exists()
