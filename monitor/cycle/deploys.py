@@ -32,9 +32,11 @@ class DeployWatch:
         # since the last recorded read saw (a restart, a takeover from another replica), and a
         # move first read then is judged as one read after failed polls (`_blind`)
         self._read: set[str] = set()
-        # model -> its last cycle (by the process before this one) when this process first
-        # polled it: a move this process had not read was made after it (`_blind_move`'s window)
+        # model -> its last cycle by another process (one before a restart, the replica that
+        # had it) when this process polled it next: a move this process had not read was made
+        # after it (`_blind_move`'s window)
         self._started: dict[str, float] = {}
+        self._polled: dict[str, float] = {}  # model -> this process's last poll of it
         self._missing: set[str] = set()  # models whose alias the registry lacks, said once
 
     def poll(self, m: ModelConfig, t: float, *, hold: bool = False,
@@ -51,9 +53,9 @@ class DeployWatch:
             log.warning("registry poll failed", extra={"model": m.name, "error": str(e)})
             self.health.mark("mlflow", False, f"{type(e).__name__}: {e}")
             self._blind.add(m.name)
-            return self._stored_version(m), []
+            return self._stored_version(m, t), []
         if hold:
-            return self._stored_version(m), []
+            return self._stored_version(m, t), []
         try:
             events = self.record(m, current, t, unconfirmed=aliases is not None)
         except _RollbackInFlight as e:
@@ -66,11 +68,23 @@ class DeployWatch:
         self._say_missing(m, current is None)
         return current, events
 
-    def _stored_version(self, m: ModelConfig) -> str | None:
+    def _stored_version(self, m: ModelConfig, t: float) -> str | None:
         with self.store.tx() as s:
             state = self.store.model_state(s, m.name)
-            self._started.setdefault(m.name, state.last_cycle_at or 0.0)
+            self._others_cycled(m.name, state.last_cycle_at, t)
             return state.alias_version
+
+    def _others_cycled(self, name: str, last_cycle_at: float | None, t: float) -> float:
+        """The model's last cycle by another process since this one last polled it (a
+        restart, a takeover, also of a model this replica had before): what this process
+        remembers of its reads is stale then, and the alias counts as unread (`_read`)."""
+        cycled = last_cycle_at or 0.0
+        if cycled > self._polled.get(name, -1.0):
+            self._read.discard(name)
+            self._confirmed.pop(name, None)
+            self._started[name] = cycled
+        self._polled[name] = max(t, self._polled.get(name, t))
+        return self._started[name]
 
     def _say_missing(self, m: ModelConfig, missing: bool) -> None:
         """An alias the registry does not hold (a typo in `registry`, an alias never set)
@@ -92,7 +106,7 @@ class DeployWatch:
         while True:
             with self.store.tx() as s:
                 known = s.get(ModelStateRow, m.name)
-                started = self._started.setdefault(m.name, (known.last_cycle_at if known else None) or 0.0)
+                started = self._others_cycled(m.name, known.last_cycle_at if known else None, t)
                 last = known.alias_version if known is not None and same_alias(known, m) else None
                 # (a move this process reads first is judged as one read after failed polls: `_read`)
                 blind = m.name in self._blind or m.name not in self._read

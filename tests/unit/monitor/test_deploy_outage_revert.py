@@ -93,3 +93,26 @@ def test_a_revert_made_while_the_daemon_restarted_during_the_outage_is_no_suspec
         [("1", "2", "response")]
     assert "deploy" not in [c["kind"] for c in after.store.incident(row.id).causes]
     assert (MODEL, "champion", "2") not in reg.moves and reg.aliases[(MODEL, "champion")] == "1"
+
+
+def test_a_revert_first_read_by_a_replica_that_had_the_model_before_is_no_suspect(tmp_path: Any) -> None:
+    # Replica A read the alias, lost the model to replica B (whose cycles opened the
+    # incident), and took it back after a person's revert: A's memory of its old read said
+    # the alias was confirmed before the incident, so the revert was a suspect deploy and
+    # the automatic rollback brought the bad v2 back.
+    reg = serving_registry(version="2")
+    cfg = make_config(tmp_path)
+    a = make_vigil(cfg, prometheus=incident_prometheus(bad_from=T0 + 30), registry=reg)
+    b = make_vigil(cfg, prometheus=incident_prometheus(bad_from=T0 + 30), registry=reg)
+    a.run_cycle(MODEL, T0)
+    for t in (T0 + 60, T0 + 120, T0 + 180):
+        b.run_cycle(MODEL, t)
+    reg.aliases[(MODEL, "champion")] = "1"  # the person's revert, at T0 + 200
+    for t in (T0 + 240, T0 + 300, T0 + 360):
+        a.run_cycle(MODEL, t)
+    [row] = a.store.incidents(model=MODEL)
+    assert row.opened_at < T0 + 200
+    assert [(d.version, d.previous_version, d.source) for d in a.store.deploys(MODEL)][-1:] == \
+        [("1", "2", "response")]
+    assert "deploy" not in [c["kind"] for c in a.store.incident(row.id).causes]
+    assert (MODEL, "champion", "2") not in reg.moves and reg.aliases[(MODEL, "champion")] == "1"
