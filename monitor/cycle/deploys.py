@@ -13,7 +13,7 @@ from monitor.config import ModelConfig
 from monitor.cycle.health import SourceHealth
 from monitor.cycle.messages import OutboxWriter
 from monitor.sources.registry import alias_record, detect_alias_move
-from monitor.store.intents import open_intents
+from monitor.store.intents import forget_known_good, open_intents
 from monitor.store.repository import ModelStateRow, Store
 
 log = logging.getLogger("vigil.deploys")
@@ -155,6 +155,8 @@ class DeployWatch:
         if event is None:
             return []
         self.store.add_deploy(s, event)
+        if state.alias_version is not None and not same_alias(state, m):
+            forget_known_good(s, m.name)  # what served the old alias cleanly never served this one
         state.alias_version, state.alias_seen_at, state.alias_of = current, t, alias_of(m)
         if last is not None:  # a first sight is no news to announce (a restart, a new store)
             self.outbox.deploy(s, event, t)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, or_, select, text
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, delete, or_, select, text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from alerts.rollback import ActionStatus
@@ -146,3 +146,9 @@ def known_good(s: Session, model: str, min_cycles: int) -> list[str]:
     """Versions that served at least `min_cycles` clean cycles, most recently clean first."""
     q = select(KnownGoodRow.version).where(KnownGoodRow.model == model, KnownGoodRow.clean_cycles >= min_cycles)
     return list(s.scalars(q.order_by(KnownGoodRow.last_clean_at.desc())))
+
+
+def forget_known_good(s: Session, model: str) -> None:
+    """The configuration names another alias (or registered model) for `model`: the versions
+    that served the old one cleanly are no rollback targets of the new one."""
+    s.execute(delete(KnownGoodRow).where(KnownGoodRow.model == model))

@@ -25,3 +25,27 @@ def test_a_renamed_alias_is_a_first_sight_not_a_deploy_nor_a_rollback(tmp_path: 
         [("2", None, "observed"), ("1", None, "observed")]
     assert reg.aliases[(MODEL, "prod")] == "1" and reg.moves == [], reg.moves
     assert not [m for m in new.store.outbox_for_prefix("deploy") if m.payload.get("version") == "1"]
+
+
+def test_a_rollback_after_a_renamed_alias_never_goes_to_a_version_only_the_old_alias_served(tmp_path: Any) -> None:
+    # `champion` served v2 cleanly (known good); the config now names `prod`, which served
+    # v1 when first seen, and a bad v3 goes out on it: the rollback took the old alias's
+    # known good v2 (a version `prod` never served) over v1, the one before the deploy.
+    from monitor.store.intents import mark_clean
+
+    reg = serving_registry(version="2", versions=("1", "2"))
+    reg.aliases[(MODEL, "prod")] = "1"
+    old = make_vigil(make_config(tmp_path), registry=reg)
+    old.run_cycle(MODEL, T0 - 900)
+    with old.store.tx() as s:  # v2 served `champion` for a day of clean cycles
+        for k in range(old.config.policy_for(old.config.model(MODEL)).rollback.known_good_after_cycles):
+            mark_clean(s, MODEL, "2", T0 - 900 + k)
+    new = make_vigil(make_config(tmp_path, models=[model_config(alias="prod")]),
+                     prometheus=incident_prometheus(bad_from=T0 + 30), registry=reg)
+    new.run_cycle(MODEL, T0 - 300)
+    reg.add_version(MODEL, "3", created_at=T0 - 60)
+    reg.aliases[(MODEL, "prod")] = "3"
+    for k in range(8):
+        new.run_cycle(MODEL, T0 + 60 * k)
+    assert (MODEL, "prod", "2") not in reg.moves, reg.moves
+    assert reg.aliases[(MODEL, "prod")] == "1", reg.moves
