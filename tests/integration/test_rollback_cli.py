@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -272,6 +273,18 @@ def test_a_page_the_terminal_cannot_send_without_the_receivers_secret_is_left_to
         store.close()
 
 
+def _terminal_without_the_slack_token(tmp_path: Path, monkeypatch: Any) -> tuple[str, int]:
+    """A config whose Slack token (`${VIGIL_TEST_SLACK_TOKEN:-}`) this terminal lacks, and an
+    open incident of the model in #recsys."""
+    monkeypatch.delenv("VIGIL_TEST_SLACK_TOKEN", raising=False)
+    config = _config(tmp_path, "vigil.yaml", _registry(tmp_path), keyed=False)
+    doc = yaml.safe_load(Path(config).read_text())
+    doc["slack"]["bot_token"] = "${VIGIL_TEST_SLACK_TOKEN:-}"
+    doc["models"][0]["owner_channel"] = "#recsys"
+    Path(config).write_text(yaml.safe_dump(doc))
+    return config, _open_incident(tmp_path)
+
+
 def test_a_terminal_without_the_slack_token_leaves_the_announcement_to_the_daemons_slack(tmp_path, capsys,
                                                                                           monkeypatch):
     """vigil.yaml says `bot_token: ${SLACK_BOT_TOKEN:-}`; the daemon has the token (its
@@ -279,14 +292,7 @@ def test_a_terminal_without_the_slack_token_leaves_the_announcement_to_the_daemo
     Slack-less install: the rollback's messages were written for the JSON-lines sink and
     "delivered" to a file on the laptop, and the incident's Slack thread never showed the
     rollback. They are written for the daemon's Slack now, and left to the daemon."""
-    monkeypatch.delenv("VIGIL_TEST_SLACK_TOKEN", raising=False)
-    uri = _registry(tmp_path)
-    config = _config(tmp_path, "vigil.yaml", uri, keyed=False)
-    doc = yaml.safe_load(Path(config).read_text())
-    doc["slack"]["bot_token"] = "${VIGIL_TEST_SLACK_TOKEN:-}"
-    doc["models"][0]["owner_channel"] = "#recsys"
-    Path(config).write_text(yaml.safe_dump(doc))
-    incident_id = _open_incident(tmp_path)
+    config, incident_id = _terminal_without_the_slack_token(tmp_path, monkeypatch)
     store = Store(f"sqlite:///{tmp_path / 'vigil.db'}")
     with store.tx() as s:  # the daemon told people in Slack
         store.enqueue(s, "slack", MessageKind.INCIDENT, f"incident:{incident_id}:#recsys", {"title": "t"},
@@ -313,14 +319,7 @@ def test_a_terminal_without_the_slack_token_leaves_the_announcement_to_slack_aft
     update went to the laptop's JSON-lines file again."""
     from monitor.store.tables import MessageRefRow
 
-    monkeypatch.delenv("VIGIL_TEST_SLACK_TOKEN", raising=False)
-    uri = _registry(tmp_path)
-    config = _config(tmp_path, "vigil.yaml", uri, keyed=False)
-    doc = yaml.safe_load(Path(config).read_text())
-    doc["slack"]["bot_token"] = "${VIGIL_TEST_SLACK_TOKEN:-}"
-    doc["models"][0]["owner_channel"] = "#recsys"
-    Path(config).write_text(yaml.safe_dump(doc))
-    incident_id = _open_incident(tmp_path)
+    config, incident_id = _terminal_without_the_slack_token(tmp_path, monkeypatch)
     store = Store(f"sqlite:///{tmp_path / 'vigil.db'}")
     with store.tx() as s:  # the daemon's Slack message of it, its outbox row purged
         s.add(MessageRefRow(notifier="slack", key=f"incident:{incident_id}:#recsys",

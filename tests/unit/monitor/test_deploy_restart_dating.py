@@ -9,15 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 from tests.helpers_vigil import MODEL, T0, incident_prometheus, make_config, make_vigil, serving_registry
+from tests.unit.monitor.test_deploy_outage_dating import _run as run_minutes
 
 
 def _run(vigil: Any, reg: Any, start: float, end: float, moves: dict[float, tuple[str, float]]) -> None:
-    for t in range(int(start), int(end), 60):
-        if float(t) in moves:
-            version, registered = moves[float(t)]
-            reg.add_version(MODEL, version, created_at=registered)
-            reg.aliases[(MODEL, "champion")] = version
-        vigil.run_cycle(MODEL, float(t))
+    run_minutes(vigil, reg, start, end, (0.0, 0.0), moves)  # the registry answers throughout
 
 
 def test_a_deploy_made_while_the_daemon_was_down_is_dated_by_its_registration_and_rolled_back(
