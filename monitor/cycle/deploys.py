@@ -241,7 +241,6 @@ class DeployWatch:
         # dated in the future, after deploys that came later, and its rollback target was lost.
         return Dated(min(at, t), source)
 
-
     def _alias_left_at(self, m: ModelConfig, version: str, t: float) -> float:
         """The latest move of the alias onto another version that Vigil recorded (up to
         `t`): the alias came to `version` after it. -inf when there is none (or no answer)."""
