@@ -122,9 +122,9 @@ class Vigil:
                                       LogTraceSources.wired(loki, tempo, c.sources), c.sources.prometheus.step)
         self.outbox = OutboxWriter(self.store, self.notifiers, Links.from_config(c), self._mentions)
         self.grouper = Grouper(c, self.store, self.outbox)
-        self.deploys = DeployWatch(self.registry, self.health, self.store, self.outbox)
         self.rollbacks = RollbackRunner(self.store, self.layers, self.outbox, self.metrics, health=self._layer_health,
                                         pull_layers=self.pull_layers)
+        self.deploys = DeployWatch(self.registry, self.health, self.store, self.outbox, self.rollbacks.landed)
         self.canary = CanaryAnalysis(self.prometheus, self.registry, self.store, self.rollbacks, self.outbox,
                                      self.metrics, c.sources.prometheus.step)
         self.operator = Operator(c, self.store, self.outbox, self.metrics, self.rollbacks, self.registry)

@@ -3,6 +3,7 @@ is a deploy event (MLflow keeps no alias history, so the diff is ours to keep)."
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -13,15 +14,18 @@ from monitor.config import ModelConfig
 from monitor.cycle.health import SourceHealth
 from monitor.cycle.messages import OutboxWriter
 from monitor.sources.registry import alias_record, detect_alias_move
-from monitor.store.intents import forget_known_good, open_intents
+from monitor.store.intents import forget_known_good, gave_up_moving, open_intents
 from monitor.store.repository import ModelStateRow, Store
 
 log = logging.getLogger("vigil.deploys")
+Landed = Callable[[int, ModelConfig, float], object]  # (intent id, model, read at)
 
 
 class DeployWatch:
-    def __init__(self, registry: Any, health: SourceHealth, store: Store, outbox: OutboxWriter) -> None:
+    def __init__(self, registry: Any, health: SourceHealth, store: Store, outbox: OutboxWriter,
+                 landed: Landed = lambda _intent, _m, _t: None) -> None:
         self.registry, self.health, self.store, self.outbox = registry, health, store, outbox
+        self.landed = landed  # records a rollback that gave up as done: its move was read (RollbackRunner.landed)
         # model -> the latest poll that read the alias unchanged (this process's memory: after a
         # restart or a takeover a move is not known to be a response, and stays a suspect)
         self._confirmed: dict[str, float] = {}
@@ -60,6 +64,10 @@ class DeployWatch:
             events = self.record(m, current, t, unconfirmed=aliases is not None)
         except _RollbackInFlight as e:
             return e.serving, []
+        except _RollbackLanded as e:
+            self.landed(e.intent_id, m, t)
+            self._confirmed[m.name] = t
+            return self._stored_version(m, t), []
         if events is None:
             # The sweep read the alias before this cycle: a rollback that finished since (driven
             # by this cycle's reconcile, or by another replica) stored a move that read misses,
@@ -135,6 +143,15 @@ class DeployWatch:
             # rollback back. Its intent, committed before any move, says so. (Asked only on
             # a move: a poll that reads no move costs no query more.)
             raise _RollbackInFlight(last)
+        if last is not None and current is not None and current != last:
+            # A rollback that gave up (its call's answer lost, or another terminal's attempt
+            # failing while this move landed) made this move: its record says failed, and as
+            # somebody's deploy the version it left would be no rollback's any more. Only when
+            # no read since it gave up found the alias unmoved: then the move is another's.
+            read = self._confirmed.get(m.name, state.last_cycle_at or state.alias_seen_at or 0.0)
+            intent_id = gave_up_moving(s, m.name, last, current, read)
+            if intent_id is not None:
+                raise _RollbackLanded(intent_id)
         if current is None or current == last:
             if current is not None and state.alias_of is None:  # a store from before: say whose it is
                 state.alias_of = alias_of(m)
@@ -278,6 +295,14 @@ def older(version: str, than: str | None) -> bool:
         return than is not None and int(version) < int(than)
     except ValueError:
         return False
+
+
+class _RollbackLanded(Exception):
+    """A move read that a rollback recorded failed had made (`gave_up_moving`)."""
+
+    def __init__(self, intent_id: int) -> None:
+        super().__init__(intent_id)
+        self.intent_id = intent_id
 
 
 class _RollbackInFlight(Exception):

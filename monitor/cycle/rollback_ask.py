@@ -55,6 +55,14 @@ def intent_kind(s: Session, intent: RollbackIntentRow) -> str:
     return action.kind if action is not None else ROLLBACK
 
 
+def landed_after_all(s: Session, intent: RollbackIntentRow, status: ActionStatus) -> bool:
+    """Whether a rollback recorded failed is done after all: a later read finds it made (every
+    layer verified at the target by another driver, or the alias read there by the next poll
+    after an attempt whose answer was lost). Only a rollback: a canary's failed action
+    reopened its run, and its next analysis reads where the aliases are."""
+    return status == ActionStatus.DONE and intent.status == ActionStatus.FAILED and intent_kind(s, intent) == ROLLBACK
+
+
 def names(layers: list[Executor]) -> str:
     return " + ".join(x.name for x in layers)
 

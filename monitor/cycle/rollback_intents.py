@@ -46,6 +46,7 @@ from monitor.cycle.rollback_ask import (
     ROLLBACK,
     RollbackAsk,
     intent_kind,
+    landed_after_all,
     names,
     outcome_of,
     payload,
@@ -310,9 +311,17 @@ class RollbackRunner:
         with self.store.tx() as s:
             intent = locked_intent(s, intent_id)
             assert intent is not None
-            if intent.status != ActionStatus.PENDING:  # another replica finished it meanwhile
-                return outcome_of(intent)
+            if intent.status != ActionStatus.PENDING and not landed_after_all(s, intent, status):
+                return outcome_of(intent)  # another replica finished it meanwhile
+            if intent.status == ActionStatus.FAILED:
+                detail = f"{detail} (recorded failed before: {intent.detail})"
             return self._finish_in(s, intent, m, now, status, detail)
+
+    def landed(self, intent_id: int, m: ModelConfig, now: float) -> RollbackOutcome:
+        """A rollback recorded failed whose move the next read of the registry found made (the
+        call reached MLflow, its answer was lost): done after all, its deploy a rollback."""
+        return self._finish(intent_id, m, now, ActionStatus.DONE,
+                            "the alias was read at the target after the attempt gave up: the move was made")
 
     def _finish_in(self, s: Session, intent: RollbackIntentRow, m: ModelConfig, now: float, status: ActionStatus,
                    detail: str) -> RollbackOutcome:

@@ -126,6 +126,18 @@ def rolled_back_from(s: Session, model: str, since: float) -> list[tuple[int, st
     return [(i, str(v)) for i, v in s.execute(q)]
 
 
+def gave_up_moving(s: Session, model: str, from_version: str, to_version: str, since: float) -> int | None:
+    """The latest rollback from `from_version` to `to_version` recorded failed after `since`
+    once an attempt at its layers had gone wrong (whether that attempt acted is unknown)."""
+    q = (select(RollbackIntentRow.id)
+         .outerjoin(ActionRow, ActionRow.id == RollbackIntentRow.action_id)
+         .where(RollbackIntentRow.model == model, RollbackIntentRow.status == ActionStatus.FAILED,
+                RollbackIntentRow.from_version == from_version, RollbackIntentRow.to_version == to_version,
+                RollbackIntentRow.attempts >= 1, RollbackIntentRow.updated_at > since, _ROLLBACKS_ONLY)
+         .order_by(RollbackIntentRow.id.desc()).limit(1))
+    return s.scalar(q)
+
+
 def has_served(s: Session, model: str, version: str) -> bool:
     """Whether `version` served this model before: a deploy took it or replaced it, or it ran clean cycles."""
     deployed = s.scalar(select(DeployRow.id).where(

@@ -1,0 +1,99 @@
+"""A rollback whose alias call timed out though MLflow made the move (the answer was lost,
+not the write), or that another terminal's driver recorded failed while this one's move
+was landing: the alias serves the rollback's target, and the record must say so. Recorded
+"failed", the next poll read the move as somebody's deploy: the message said the rollback
+failed, the version left was not blamed (a later automatic rollback could go back to it),
+and the rollback's target became a deploy suspect."""
+from __future__ import annotations
+
+import contextlib
+
+from monitor.cycle.rollback_intents import RollbackAsk, RollbackRunner
+from monitor.failpoints import ENV
+from monitor.sources.errors import SourceUnavailable
+from monitor.store.intents import open_intents, rolled_back_from
+from tests.helpers_vigil import MODEL, T0, MemoryRegistry
+from tests.integration.test_rollback_safety import _actions, _run, _serve, _vigil
+
+
+class LostAnswerRegistry(MemoryRegistry):
+    """MLflow moves the alias, then the answer is lost (a proxy timeout)."""
+
+    lose_answers: int = 0
+
+    def set_alias(self, name: str, alias: str, version: str) -> None:
+        super().set_alias(name, alias, version)
+        if self.lose_answers:
+            self.lose_answers -= 1
+            raise SourceUnavailable("mlflow", "http://127.0.0.1:9", "read timed out")
+
+
+def test_a_rollback_whose_answer_was_lost_is_recorded_done_at_the_next_poll(tmp_path, monkeypatch):
+    v, reg = _vigil(tmp_path, monkeypatch, ("1", "2"), bad_from=T0 + 86400)
+    reg.__class__ = LostAnswerRegistry  # the same registry, its answers now lost once asked
+    _serve(v, reg, "1", T0 - 12000, 31)  # v1 known good
+    _serve(v, reg, "2", T0 - 1200, 10)  # v2 deployed
+    reg.lose_answers = 1
+    m = v.config.model(MODEL)
+    out = v.operator.rollback(RollbackAsk(m, "1", "bad release", "api:alice", None, T0 - 500))
+    assert out.status == "failed", "precondition: the person's rollback gave up on the lost answer"
+    assert reg.aliases[(MODEL, "champion")] == "1", "precondition: MLflow made the move"
+    _run(v, T0 - 480, T0 - 300)
+    assert _actions(v)[-1] == ("rollback", "done", "2", "1", "api:alice"), _actions(v)
+    last = v.store.deploys(MODEL)[-1]
+    assert (last.version, last.previous_version, last.source) == ("1", "2", "rollback"), last
+    with v.store.tx() as s:
+        assert [ver for _, ver in rolled_back_from(s, MODEL, 0.0)] == ["2"]  # never a target again
+    audit = [e.action for e in v.store.audit_entries()]
+    assert audit.count("rollback.failed") == 1 and audit.count("rollback.done") == 1, audit
+    assert reg.moves == [(MODEL, "champion", "1")]  # nothing moved again
+
+
+def test_a_move_by_hand_after_a_poll_saw_the_failed_rollback_stays_a_deploy(tmp_path, monkeypatch):
+    """The rollback failed for real (nothing moved), a poll read the old version since, and a
+    person later moves the alias to the same version: a deploy of theirs, not the old intent."""
+    v, reg = _vigil(tmp_path, monkeypatch, ("1", "2"), bad_from=T0 + 86400)
+    _serve(v, reg, "1", T0 - 12000, 31)
+    _serve(v, reg, "2", T0 - 1200, 10)
+    reg.fail_set_alias = "connection refused"
+    m = v.config.model(MODEL)
+    assert v.operator.rollback(RollbackAsk(m, "1", "bad release", "api:alice", None, T0 - 500)).status == "failed"
+    reg.fail_set_alias = None
+    _run(v, T0 - 480, T0 - 420)  # the polls read v2 still
+    reg.aliases[(MODEL, "champion")] = "1"
+    _run(v, T0 - 360, T0 - 300)
+    assert _actions(v)[-1][:2] == ("rollback", "failed"), _actions(v)
+    assert v.store.deploys(MODEL)[-1].source == "registry"
+
+
+def test_a_rollback_verified_by_one_driver_is_done_though_another_recorded_it_failed(tmp_path, monkeypatch):
+    """Two terminals drive one intent: the second's read of the alias fails while the first's
+    move is landing, and a person's attempt gives up at once; the first then verifies it."""
+    v, reg = _vigil(tmp_path, monkeypatch, ("1", "2"), bad_from=T0 + 86400)
+    _serve(v, reg, "1", T0 - 12000, 31)
+    _serve(v, reg, "2", T0 - 1200, 10)
+    m = v.config.model(MODEL)
+    monkeypatch.setenv(ENV, "rollback_after_intent=raise")
+    with contextlib.suppress(Exception):  # the intent is recorded, nothing moved yet
+        v.operator.rollback(RollbackAsk(m, "1", "bad release", "api:alice", None, T0 - 500))
+    monkeypatch.delenv(ENV)
+    with v.store.tx() as s:
+        (intent_id,) = [i.id for i in open_intents(s, MODEL)]
+    runner: RollbackRunner = v.rollbacks
+    set_alias = reg.set_alias
+
+    def landing(name: str, alias: str, version: str) -> None:
+        reg.down = True  # the other terminal's read fails meanwhile: it gives up
+        assert runner.drive(intent_id, m, T0 - 499).status == "failed"
+        reg.down = False
+        set_alias(name, alias, version)
+
+    monkeypatch.setattr(reg, "set_alias", landing)
+    out = runner.drive(intent_id, m, T0 - 498)
+    assert reg.aliases[(MODEL, "champion")] == "1"
+    assert out.status == "done", out
+    assert _actions(v)[-1] == ("rollback", "done", "2", "1", "api:alice"), _actions(v)
+    last = v.store.deploys(MODEL)[-1]
+    assert (last.version, last.source) == ("1", "rollback"), last
+    _run(v, T0 - 480, T0 - 420)
+    assert v.store.deploys(MODEL)[-1] == last  # the poll records no deploy of its own
