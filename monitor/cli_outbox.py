@@ -65,7 +65,7 @@ def cmd_drop(args: argparse.Namespace) -> int:
         print(f"vigil outbox drop: refused: {why}; remove it from the config first, or pass --force",
               file=sys.stderr)
         return 64
-    store = store_for_command(url, cfg)
+    store = store_for_command(url, cfg, existing=True)
     actor, now = f"cli:{args.actor}", time.time()
 
     def drop() -> int:

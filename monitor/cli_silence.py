@@ -44,11 +44,11 @@ def where(args: argparse.Namespace) -> tuple[str, VigilConfig | None]:
     return args.store or cfg.store.url, cfg
 
 
-def _store(args: argparse.Namespace) -> Store:
+def _store(args: argparse.Namespace, *, existing: bool = False) -> Store:
     """For a command that writes (and audits): keyed with the config's audit key."""
     from monitor.audit.wiring import store_for_command
 
-    return store_for_command(*where(args))
+    return store_for_command(*where(args), existing=existing)
 
 
 def _when(t: float) -> str:
@@ -100,7 +100,7 @@ def cmd_expire(args: argparse.Namespace) -> int:
     from monitor.silence_ops import expire
 
     now = time.time()
-    got = expire(_store(args), args.id, f"cli:{args.actor}", now)
+    got = expire(_store(args, existing=True), args.id, f"cli:{args.actor}", now)
     if got is None:
         print(f"vigil silence expire: silence {args.id} not found", file=sys.stderr)
         return 1

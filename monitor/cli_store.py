@@ -99,9 +99,15 @@ def _when(t: float | None) -> str:
 
 def cmd_db_current(args: argparse.Namespace) -> int:
     from monitor.redact import redact
+    from monitor.store.existing import missing_sqlite_file
     from monitor.store.schema import SchemaState, status
 
     url = _store_url(args, _config(args))
+    missing = missing_sqlite_file(url)
+    if missing is not None:  # opening it would leave an empty file behind, and a typo would read as "empty"
+        print(f"{redact(url)}: - (no such SQLite file {missing}: the daemon's first start or `vigil db upgrade` "
+              "creates it at head; check the path)")
+        return 0
     engine = _engine(url)
     try:
         st = status(engine)

@@ -35,12 +35,15 @@ def install(store: Store, config: VigilConfig, metrics: VigilMetrics | None) -> 
     return checkpointer
 
 
-def store_for_command(url: str, config: VigilConfig | None) -> Store:
+def store_for_command(url: str, config: VigilConfig | None, *, existing: bool = False) -> Store:
     """The store for a command that appends to the audit log (`vigil silence`, `vigil
     outbox drop`), keyed with the config's audit key as the daemon's. Without a key on a
     keyed log it is refused before anything is written: its entry would break the chain
-    for `vigil audit verify` exactly as a forged one does."""
-    store = Store(url)
+    for `vigil audit verify` exactly as a forged one does. `existing`: a command that acts
+    on what the store holds (expire a silence, drop messages) refuses a missing SQLite file."""
+    from monitor.store.existing import existing_store
+
+    store = existing_store(url) if existing else Store(url)
     if config is not None:
         store.audit_key = settings_for(config).key
     try:

@@ -1,8 +1,8 @@
-"""The store of a command that only inspects the daemon's (`vigil audit verify`, `status`,
-`outbox list`, `silence list`, `db purge`): it must already exist. Opening a `Store` on a
+"""The store of a command that inspects or acts on the daemon's (`vigil audit verify`, `status`,
+`outbox list` and `drop`, `silence list` and `expire`, `db purge`): it must already exist. Opening a `Store` on a
 SQLite path that is not there creates an empty store at head, which then answers "audit log
 OK: no entries" or "nothing waits in the outbox" for a typo. The daemon, `vigil db upgrade`
-and the commands that write (`vigil silence add`, made before a first start) still create it."""
+and `vigil silence add` (a silence made before a first start) still create it."""
 from __future__ import annotations
 
 from pathlib import Path

@@ -2,8 +2,9 @@
 exist (a typo, a backup restored elsewhere), says so and exits 75 like any store it cannot
 reach. It used to create an empty store there and answer from it: `vigil audit verify`
 printed "audit log OK: no entries" (exit 0) for a file that was never there, and `vigil
-outbox list` "nothing waits in the outbox". (`vigil silence add` still makes the store: a
-silence may be set before the daemon's first start.)"""
+outbox list` "nothing waits in the outbox"; `vigil silence expire` answered "not found"
+from it and `vigil outbox drop` "0 message(s) dropped". (`vigil silence add` still makes
+the store: a silence may be set before the daemon's first start.)"""
 from __future__ import annotations
 
 import pytest
@@ -16,6 +17,8 @@ COMMANDS = [
     ["outbox", "list"],
     ["silence", "list"],
     ["db", "purge", "--dry-run"],
+    ["silence", "expire", "3"],
+    ["outbox", "drop", "--notifier", "pagerduty", "--reason", "receiver removed", "--force"],
 ]
 
 
@@ -41,3 +44,14 @@ def test_an_existing_store_is_still_read(tmp_path, monkeypatch, capsys):
     Store(f"sqlite:///{tmp_path / 'vigil.db'}").close()  # the daemon's first start made it
     assert main(["audit", "verify", "--store", f"sqlite:///{tmp_path / 'vigil.db'}"]) == 0
     assert "audit log OK" in capsys.readouterr().out
+
+
+def test_db_current_says_a_missing_file_is_missing_and_creates_nothing(tmp_path, monkeypatch, capsys):
+    """Before a first start the answer is still "nothing to upgrade" (exit 0, as for an empty
+    store), but the path is named as missing and no empty file is left behind."""
+    monkeypatch.chdir(tmp_path)
+    typo = tmp_path / "vigil-restored.db"
+    assert main(["db", "current", "--store", f"sqlite:///{typo}"]) == 0
+    out = capsys.readouterr().out
+    assert "no such SQLite file" in out and str(typo) in out, out
+    assert not typo.exists()
