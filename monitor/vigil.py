@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 from alerts.lifecycle import IncidentStatus
@@ -50,6 +51,7 @@ from monitor.cycle.plan import CycleStart, alert_rules, read_cycle_start, read_h
 from monitor.cycle.prefetch import ModelPlan, Prefetched, prefetch
 from monitor.cycle.reference import ReferenceChooser
 from monitor.cycle.rollback_intents import RollbackRunner
+from monitor.cycle.rollback_landed import landed
 from monitor.cycle.samples import SampleReader
 from monitor.cycle.suppress import FiringLabels, inhibit_rules, read_suppression
 from monitor.executors.base import Executor, ExecutorError
@@ -124,7 +126,7 @@ class Vigil:
         self.grouper = Grouper(c, self.store, self.outbox)
         self.rollbacks = RollbackRunner(self.store, self.layers, self.outbox, self.metrics, health=self._layer_health,
                                         pull_layers=self.pull_layers)
-        self.deploys = DeployWatch(self.registry, self.health, self.store, self.outbox, self.rollbacks.landed)
+        self.deploys = DeployWatch(self.registry, self.health, self.store, self.outbox, partial(landed, self.rollbacks))
         self.canary = CanaryAnalysis(self.prometheus, self.registry, self.store, self.rollbacks, self.outbox,
                                      self.metrics, c.sources.prometheus.step)
         self.operator = Operator(c, self.store, self.outbox, self.metrics, self.rollbacks, self.registry)

@@ -32,9 +32,8 @@ from sqlalchemy.orm import Session
 
 from alerts.lifecycle import IncidentStatus, last_told
 from alerts.rollback import ActionStatus, Move, RollbackOutcome, decide_move
-from detectors.records import DeployEvent
 from monitor.config import ModelConfig
-from monitor.cycle.deploys import alias_of, older
+from monitor.cycle.deploys import older
 from monitor.cycle.messages import OutboxWriter
 from monitor.cycle.plan import routes_of
 from monitor.cycle.rollback_ask import (
@@ -51,6 +50,7 @@ from monitor.cycle.rollback_ask import (
     outcome_of,
     payload,
 )
+from monitor.cycle.rollback_landed import record_move
 from monitor.executors.base import Executor, ExecutorError, RollbackStep
 from monitor.executors.guarded import guarded, preflight
 from monitor.failpoints import failpoint
@@ -242,7 +242,7 @@ class RollbackRunner:
             for layer in [x for x in layers if x.name in intent.executors and x.name not in intent.steps_done]:
                 if not self._move(layer, step):
                     found = layer.current(step)
-                    return self._finish(intent_id, m, now, ActionStatus.FAILED,
+                    return self.finish(intent_id, m, now, ActionStatus.FAILED,
                                         f"{layer.name} serves v{found}, neither v{step.from_version} nor "
                                         f"v{step.to_version}: somebody moved it since; left alone")
                 self._step_done(intent_id, m, layer.name, now)
@@ -251,7 +251,7 @@ class RollbackRunner:
             if layer is not None and e.reason != "deadline":  # not asked, out of time: no news of the layer
                 self.health(layer.name, e)
             return self._retry_later(intent_id, m, now, e)
-        return self._finish(intent_id, m, now, ActionStatus.DONE,
+        return self.finish(intent_id, m, now, ActionStatus.DONE,
                             f"moved {names(layers)} from v{step.from_version} to v{step.to_version}"
                             " and verified")
 
@@ -302,7 +302,7 @@ class RollbackRunner:
         log.warning("rollback attempt failed", extra={"model": m.name, "intent": intent_id, "error": e.detail})
         return outcome
 
-    def _finish(self, intent_id: int, m: ModelConfig, now: float, status: ActionStatus, detail: str) -> RollbackOutcome:
+    def finish(self, intent_id: int, m: ModelConfig, now: float, status: ActionStatus, detail: str) -> RollbackOutcome:
         """The outcome in one transaction, written again if another writer's audit entry took its seq."""
         return retry_audited(lambda: self._finish_once(intent_id, m, now, status, detail), "record a rollback")
 
@@ -316,12 +316,6 @@ class RollbackRunner:
             if intent.status == ActionStatus.FAILED:
                 detail = f"{detail} (recorded failed before: {intent.detail})"
             return self._finish_in(s, intent, m, now, status, detail)
-
-    def landed(self, intent_id: int, m: ModelConfig, now: float) -> RollbackOutcome:
-        """A rollback recorded failed whose move the next read of the registry found made (the
-        call reached MLflow, its answer was lost): done after all, its deploy a rollback."""
-        return self._finish(intent_id, m, now, ActionStatus.DONE,
-                            "the alias was read at the target after the attempt gave up: the move was made")
 
     def _finish_in(self, s: Session, intent: RollbackIntentRow, m: ModelConfig, now: float, status: ActionStatus,
                    detail: str) -> RollbackOutcome:
@@ -350,10 +344,7 @@ class RollbackRunner:
             if forward and action is not None and kind == ROLLBACK:
                 # shown as a promotion; uses up no cool-down and blames nothing it replaced
                 action.kind = PROMOTION
-            self.store.add_deploy(s, DeployEvent(m.name, m.alias, intent.to_version, intent.from_version, now,
-                                                 "promotion" if forward else "rollback"))
-            state = self.store.model_state(s, m.name)
-            state.alias_version, state.alias_seen_at, state.alias_of = intent.to_version, now, alias_of(m)
+            record_move(self.store, s, m, intent, now, "promotion" if forward else "rollback")
             self._announce(s, m, intent.incident_id,
                            payload(m, intent.from_version, intent.to_version, status, ask, detail),
                            f"intent:{intent.id}", now)

@@ -14,6 +14,7 @@ from monitor.sources.errors import SourceUnavailable
 from monitor.store.intents import open_intents, rolled_back_from
 from tests.helpers_vigil import MODEL, T0, MemoryRegistry
 from tests.integration.test_rollback_safety import _actions, _run, _serve, _vigil
+from tests.unit.monitor.test_rollback_unexpected_error import Erratic, with_layer
 
 
 class LostAnswerRegistry(MemoryRegistry):
@@ -97,3 +98,22 @@ def test_a_rollback_verified_by_one_driver_is_done_though_another_recorded_it_fa
     assert (last.version, last.source) == ("1", "rollback"), last
     _run(v, T0 - 480, T0 - 420)
     assert v.store.deploys(MODEL)[-1] == last  # the poll records no deploy of its own
+
+
+def test_a_rollback_that_moved_the_alias_but_not_its_serving_layer_stays_failed(tmp_path):
+    """The alias moved (verified, a step done), the serving layer never did: the poll that
+    reads the alias's move records it as the rollback's own (no suspect, no second
+    announcement), and the rollback stays failed: the model is not served at the target."""
+    layer = Erratic(acts=False)
+    vigil, reg = with_layer(tmp_path, layer)
+    m = vigil.config.model(MODEL)
+    vigil.run_cycle(MODEL, T0)  # critical, blamed on v2: the alias moves, the layer raises
+    for i in range(1, 12):
+        vigil.operator.runner.reconcile(m, T0 + 60 * i)
+    assert reg.aliases[(MODEL, "champion")] == "1" and layer.serving == "2", "precondition: half moved"
+    vigil.run_cycle(MODEL, T0 + 780)
+    [action] = vigil.store.actions(model=MODEL)
+    assert action.status == "failed" and "gave up after 10 attempts" in action.detail, action.detail
+    last = vigil.store.deploys(MODEL)[-1]
+    assert (last.version, last.previous_version, last.source) == ("1", "2", "rollback"), last
+    assert [e.action for e in vigil.store.audit_entries()].count("rollback.done") == 0
