@@ -4,6 +4,8 @@ silences, the model's active maintenance windows, and the other alerts firing no
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -52,13 +54,37 @@ def row_labels(config: VigilConfig, row: IncidentRow) -> Labels:
     return incident_labels(row.model, row.severity, row.findings or [], row.causes or [], extra)
 
 
+@dataclass(frozen=True)
+class OpenIncidents:
+    """The open incidents as one cycle read them: each one's labels, model, and the columns
+    muting reads (rows outside the session, without findings or causes)."""
+
+    labels: dict[int, Labels]
+    models: dict[int, str]
+    muting: dict[int, Any]  # id -> its _MUTING columns as read
+
+    def others(self, model: str) -> list[Labels]:
+        return [v for i, v in self.labels.items() if self.models[i] != model]
+
+    def row(self, incident_id: int) -> IncidentRow | None:
+        """The incident as far as muting reads it (built when asked: most cycles ask for none)."""
+        r = self.muting.get(incident_id) if incident_id in self.labels else None
+        return None if r is None else IncidentRow(id=incident_id, **{c.key: getattr(r, c.key) for c in _MUTING})
+
+
+# What muting reads of an incident (`_member_muted`, `open_state`): never its findings or
+# causes, whose decoding for every group member in every model's cycle cost more than its drift.
+_MUTING = (IncidentRow.model, IncidentRow.severity, IncidentRow.notified_digest, IncidentRow.last_notified_at,
+           IncidentRow.silenced_until, IncidentRow.acknowledged_by)
+
+
 class FiringLabels:
     """The labels of open incidents, each built once per version of its row.
 
     Every cycle reads the other models' open incidents; in a fleet of a thousand models
     with a hundred open, loading and labelling each of them in every cycle costs more
     than the cycle's own detection. So a cycle reads only (id, updated_at) of the open
-    rows (and their severity) and loads the full row only for what changed since it was
+    rows (and the columns muting reads) and loads the full row only for what changed since it was
     labelled (the apply stage sets `updated_at` with every change of findings or causes). Bounded:
     entries of incidents no longer open are dropped on each read.
     """
@@ -69,26 +95,29 @@ class FiringLabels:
         self._config: VigilConfig | None = None
 
     def others(self, s: Session, config: VigilConfig, model: str) -> list[Labels]:
-        rows = [(i, (at, sev)) for i, at, sev in s.execute(
-            select(IncidentRow.id, IncidentRow.updated_at, IncidentRow.severity)
-            .where(IncidentRow.status == IncidentStatus.OPEN)).all()]
+        return self.read(s, config).others(model)
+
+    def read(self, s: Session, config: VigilConfig) -> OpenIncidents:
+        rows = s.execute(select(IncidentRow.id, IncidentRow.updated_at, *_MUTING)
+                         .where(IncidentRow.status == IncidentStatus.OPEN)).all()
         with self._lock:
             if self._config is not config:  # labels come from the config too: a reload relabels
                 self._labels, self._config = {}, config
             known = dict(self._labels)
-        stale = [i for i, at in rows if i not in known or known[i][0] != at]
+        version = {r.id: (r.updated_at, r.severity) for r in rows}
+        stale = [i for i, at in version.items() if i not in known or known[i][0] != at]
         if stale:
             for r in s.query(IncidentRow).filter(IncidentRow.id.in_(stale)).all():
                 known[r.id] = ((r.updated_at, r.severity), r.model, row_labels(config, r))
-        live = {i for i, _ in rows}
         with self._lock:
             if self._config is config:
-                self._labels = {i: v for i, v in known.items() if i in live}
-        return [known[i][2] for i, _ in rows if i in known and known[i][1] != model]
+                self._labels = {i: v for i, v in known.items() if i in version}
+        ids = [i for i in version if i in known]
+        return OpenIncidents({i: known[i][2] for i in ids}, {i: known[i][1] for i in ids}, {r.id: r for r in rows})
 
 
 def group_muted(s: Session, config: VigilConfig, group: groups.AlertGroupRow, members: list[groups.GroupMemberRow],
-                t: float, live: list[Silence] | None = None) -> bool:
+                t: float, live: list[Silence] | None = None, view: OpenIncidents | None = None) -> bool:
     """A shared cause is muted in its own maintenance window (`grouping.mute_time_intervals`),
     or when every open member is: a silence of one model, or one model's maintenance, must
     not mute the page of another that shares its cause (nor page the ones it mutes)."""
@@ -96,19 +125,23 @@ def group_muted(s: Session, config: VigilConfig, group: groups.AlertGroupRow, me
     if active_names(sets, config.grouping.mute_time_intervals, t):
         return True
     open_models = {m.model for m in members if m.open}
-    return bool(open_models) and muted_members(s, config, members, t, live) == open_models
+    return bool(open_models) and muted_members(s, config, members, t, live, view) == open_models
 
 
 def muted_members(s: Session, config: VigilConfig, members: list[groups.GroupMemberRow], t: float,
-                  live: list[Silence] | None = None) -> set[str]:
+                  live: list[Silence] | None = None, view: OpenIncidents | None = None) -> set[str]:
     """The open members a silence or their model's maintenance window mutes: the shared
-    cause does not page their channels or receivers for them."""
+    cause does not page their channels or receivers for them. `view`: the open incidents
+    as this transaction read them (`FiringLabels.read`), instead of loading each member."""
     sets = {x.name: x.named() for x in config.time_intervals}
     live = silences.live(s, t) if live is None else live
     out = set()
     for m in members:
-        row = s.get(IncidentRow, m.incident_id) if m.open else None
-        if row is not None and _member_muted(config, row, live, sets, t):
+        if not m.open:
+            continue
+        labels = view.labels.get(m.incident_id) if view is not None else None
+        row = (view.row(m.incident_id) if view is not None else None) or s.get(IncidentRow, m.incident_id)
+        if row is not None and _member_muted(config, row, live, sets, t, labels):
             out.add(m.model)
     return out
 
@@ -130,12 +163,12 @@ def group_silenced(s: Session, config: VigilConfig, group: groups.AlertGroupRow,
 
 
 def _member_muted(config: VigilConfig, row: IncidentRow, live: list[Silence], sets: dict[str, NamedIntervals],
-                  t: float) -> bool:
+                  t: float, labels: Labels | None = None) -> bool:
     try:
         windows = config.model(row.model).mute_time_intervals
     except KeyError:  # a model no longer configured
         windows = []
-    return (bool(active_names(sets, windows, t)) or bool(muting(live, row_labels(config, row), t))
+    return (bool(active_names(sets, windows, t)) or bool(muting(live, labels or row_labels(config, row), t))
             or _incident_silenced(row, t))
 
 
@@ -153,9 +186,10 @@ def read_suppression(store: Store, config: VigilConfig, m: ModelConfig, t: float
     settings = config.grouping.settings()
     with store.tx() as s:
         live = silences.live(s, t)
-        firing += (labels or FiringLabels()).others(s, config, m.name)
+        view = (labels or FiringLabels()).read(s, config)
+        firing += view.others(m.name)
         for g, members in groups.firing(s):
             st = groups.state(g, members)
-            if decide_group(st, t, settings).firing and not group_muted(s, config, g, members, t, live):
+            if decide_group(st, t, settings).firing and not group_muted(s, config, g, members, t, live, view):
                 firing.append(group_labels(s, config, g, members))
     return Suppression(tuple(live), tuple(active_names(sets, m.mute_time_intervals, t)), tuple(firing))
