@@ -25,7 +25,7 @@ class DeployWatch:
     def __init__(self, registry: Any, health: SourceHealth, store: Store, outbox: OutboxWriter,
                  landed: Landed = lambda _intent, _m, _t: None) -> None:
         self.registry, self.health, self.store, self.outbox = registry, health, store, outbox
-        self.landed = landed  # records a rollback that gave up as done: its move was read (RollbackRunner.landed)
+        self.landed = landed  # records the move of a rollback that gave up (monitor/cycle/rollback_landed.py)
         # model -> the latest poll that read the alias unchanged (this process's memory: after a
         # restart or a takeover a move is not known to be a response, and stays a suspect)
         self._confirmed: dict[str, float] = {}

@@ -243,8 +243,8 @@ class RollbackRunner:
                 if not self._move(layer, step):
                     found = layer.current(step)
                     return self.finish(intent_id, m, now, ActionStatus.FAILED,
-                                        f"{layer.name} serves v{found}, neither v{step.from_version} nor "
-                                        f"v{step.to_version}: somebody moved it since; left alone")
+                                       f"{layer.name} serves v{found}, neither v{step.from_version} nor "
+                                       f"v{step.to_version}: somebody moved it since; left alone")
                 self._step_done(intent_id, m, layer.name, now)
                 self.health(layer.name, None)
         except ExecutorError as e:
@@ -252,8 +252,8 @@ class RollbackRunner:
                 self.health(layer.name, e)
             return self._retry_later(intent_id, m, now, e)
         return self.finish(intent_id, m, now, ActionStatus.DONE,
-                            f"moved {names(layers)} from v{step.from_version} to v{step.to_version}"
-                            " and verified")
+                           f"moved {names(layers)} from v{step.from_version} to v{step.to_version}"
+                           " and verified")
 
     def _move(self, layer: Executor, step: RollbackStep) -> bool:
         """Move one layer if it still serves `from`, then verify; False if somebody moved it elsewhere."""
