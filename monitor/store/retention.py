@@ -156,7 +156,8 @@ def _delete_refs(store: Store, incidents: set[int], batch: int) -> None:
     in one pass over the refs by primary-key pages after the incidents went (ids are never
     given again, monitor/store/migrations 0005). Once per batch, every batch read every
     `incident:%` ref again: minutes, and a transaction held, on a year of refs. Left, a
-    ref would make a later message of its key an edit of the long-resolved one's."""
+    ref would make a later message of its key an edit of the long-resolved one's. So do
+    the refs of any incident no longer stored: a purge cut short before this pass left them."""
     if not incidents:
         return
     with store.tx() as s:
@@ -168,13 +169,22 @@ def _delete_refs(store: Store, incidents: set[int], batch: int) -> None:
                 page = list(s.scalars(select(MessageRefRow.key).where(mine, MessageRefRow.key > after,
                                                                       MessageRefRow.key.like("incident:%"))
                                       .order_by(MessageRefRow.key).limit(batch)))
-            dead += [k for k in page if _incident_of(k) in incidents]
+            dead += _dead(store, page, incidents)
             if len(page) < batch:
                 break
             after = page[-1]
         for i in range(0, len(dead), batch):  # the purged incidents' refs only: a few per incident
             with store.tx() as s:
                 s.execute(delete(MessageRefRow).where(mine, MessageRefRow.key.in_(dead[i:i + batch])))
+
+
+def _dead(store: Store, keys: list[str], purged: set[int]) -> list[str]:
+    """The keys of a page of refs whose incident was purged now or is stored no more."""
+    ids = {k: _incident_of(k) for k in keys}
+    asked = {i for i in ids.values() if i is not None and i not in purged}
+    with store.tx() as s:
+        stored = set(s.scalars(select(IncidentRow.id).where(IncidentRow.id.in_(asked)))) if asked else set()
+    return [k for k, i in ids.items() if i is not None and (i in purged or i not in stored)]
 
 
 def _incident_of(key: str) -> int | None:

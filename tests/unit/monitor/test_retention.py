@@ -226,3 +226,22 @@ def test_purging_incidents_in_many_batches_reads_each_message_ref_once(store, mo
         left = set(s.scalars(select(MessageRefRow.key)))
     assert left == {"rollback:m"} | {f"incident:{i}:#alerts" for i in ids[300:]} | {f"incident:{i}" for i in ids[300:]}
     assert len(seen) <= 2 * len(ids), len(seen)  # each batch read every ref: 1800 before
+
+
+def test_refs_a_cut_short_purge_left_go_with_the_next_purge(store):
+    """A purge stopped between its incident batches and its refs pass (a restart, a crash)
+    left the refs of incidents already deleted, and no later purge looked at them again:
+    they stayed for ever. The next purge that deletes incidents takes them too."""
+    from sqlalchemy import delete, insert, select
+
+    from monitor.store.repository import MessageRefRow
+
+    gone, old, recent = (_incident(store, IncidentStatus.RESOLVED, NOW - d * DAY) for d in (400, 400, 10))
+    with store.tx() as s:
+        s.execute(insert(MessageRefRow), [{"notifier": "slack", "key": f"incident:{i}:#alerts", "ref": {}}
+                                          for i in (gone, old, recent)])
+        s.execute(delete(IncidentRow).where(IncidentRow.id == gone))  # the cut-short purge's incident batch
+    result = purge(store, RetentionConfig(resolved_incidents=365 * DAY, batch_rows=100), NOW)
+    assert result.resolved_incidents == 1
+    with store.tx() as s:
+        assert set(s.scalars(select(MessageRefRow.key))) == {f"incident:{recent}:#alerts"}
