@@ -33,7 +33,6 @@ from sqlalchemy.orm import Session
 from alerts.lifecycle import IncidentStatus, last_told
 from alerts.rollback import ActionStatus, Move, RollbackOutcome, decide_move
 from monitor.config import ModelConfig
-from monitor.cycle.deploys import older
 from monitor.cycle.messages import OutboxWriter
 from monitor.cycle.plan import routes_of
 from monitor.cycle.rollback_ask import (
@@ -50,14 +49,14 @@ from monitor.cycle.rollback_ask import (
     outcome_of,
     payload,
 )
-from monitor.cycle.rollback_landed import record_move
+from monitor.cycle.rollback_landed import forward, record_move
 from monitor.executors.base import Executor, ExecutorError, RollbackStep
 from monitor.executors.guarded import guarded, preflight
 from monitor.failpoints import failpoint
 from monitor.metrics import VigilMetrics
 from monitor.store.audit_log import retry_audited
 from monitor.store.canary import reopen_run
-from monitor.store.intents import RollbackIntentRow, add_intent, has_served, locked_intent, open_intents
+from monitor.store.intents import RollbackIntentRow, add_intent, locked_intent, open_intents
 from monitor.store.repository import ActionRow, IncidentRow, Store
 
 log = logging.getLogger("vigil.rollback")
@@ -335,16 +334,11 @@ class RollbackRunner:
                            payload(m, intent.from_version, intent.to_version, status, ask, detail),
                            f"intent:{intent.id}", now)
         elif status == ActionStatus.DONE:
-            # A promotion is a deploy like any other (cold start follows, and it can be blamed);
-            # so is a "rollback" to a version that never served (a challenger promoted through
-            # the rollback API). A move back to a version that served, or to an older one (the
-            # store may postdate it: Vigil installed after it served), is recorded as a rollback.
-            forward = kind == CANARY_PROMOTE or not (has_served(s, m.name, intent.to_version)
-                                                     or older(intent.to_version, intent.from_version))
-            if forward and action is not None and kind == ROLLBACK:
+            ahead = forward(s, m, intent, kind)  # a promotion, or a rollback to where it served
+            if ahead and action is not None and kind == ROLLBACK:
                 # shown as a promotion; uses up no cool-down and blames nothing it replaced
                 action.kind = PROMOTION
-            record_move(self.store, s, m, intent, now, "promotion" if forward else "rollback")
+            record_move(self.store, s, m, intent, now, "promotion" if ahead else "rollback")
             self._announce(s, m, intent.incident_id,
                            payload(m, intent.from_version, intent.to_version, status, ask, detail),
                            f"intent:{intent.id}", now)

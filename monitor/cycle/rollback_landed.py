@@ -13,8 +13,9 @@ from sqlalchemy.orm import Session
 from alerts.rollback import ActionStatus
 from detectors.records import DeployEvent
 from monitor.config import ModelConfig
-from monitor.cycle.deploys import alias_of
-from monitor.store.intents import RollbackIntentRow
+from monitor.cycle.deploys import alias_of, older
+from monitor.cycle.rollback_ask import CANARY_PROMOTE, ROLLBACK
+from monitor.store.intents import RollbackIntentRow, has_served
 from monitor.store.repository import Store
 
 if TYPE_CHECKING:
@@ -30,6 +31,15 @@ def record_move(store: Store, s: Session, m: ModelConfig, intent: RollbackIntent
     state.alias_version, state.alias_seen_at, state.alias_of = intent.to_version, now, alias_of(m)
 
 
+def forward(s: Session, m: ModelConfig, intent: RollbackIntentRow, kind: str) -> bool:
+    """Whether the intent's move is a promotion, a deploy like any other (cold start follows,
+    and it can be blamed): a canary's, or a "rollback" to a version that never served (a
+    challenger promoted, a fix forward, through the rollback API). A move back to a version
+    that served, or to an older one (the store may postdate it), is a rollback: no suspect."""
+    return kind == CANARY_PROMOTE or not (has_served(s, m.name, intent.to_version)
+                                          or older(intent.to_version, intent.from_version))
+
+
 def landed(runner: RollbackRunner, intent_id: int, m: ModelConfig, now: float) -> None:
     """Record the alias move a poll read at `now` for the failed rollback `intent_id`."""
     with runner.store.tx() as s:
@@ -38,7 +48,8 @@ def landed(runner: RollbackRunner, intent_id: int, m: ModelConfig, now: float) -
             return
         unmoved = [x for x in intent.executors[1:] if x not in intent.steps_done]  # [0] is the alias
         if unmoved:
-            record_move(runner.store, s, m, intent, now, "rollback")
+            # a fix forward's alias move stays a suspect, as it would be once done
+            record_move(runner.store, s, m, intent, now, "promotion" if forward(s, m, intent, ROLLBACK) else "rollback")
             log.warning("a failed rollback's alias move read; its other layers never moved",
                         extra={"model": m.name, "intent": intent_id, "unmoved": unmoved})
             return

@@ -117,3 +117,24 @@ def test_a_rollback_that_moved_the_alias_but_not_its_serving_layer_stays_failed(
     last = vigil.store.deploys(MODEL)[-1]
     assert (last.version, last.previous_version, last.source) == ("1", "2", "rollback"), last
     assert [e.action for e in vigil.store.audit_entries()].count("rollback.done") == 0
+
+
+def test_a_failed_roll_forward_whose_alias_moved_is_recorded_a_promotion_not_a_rollback(tmp_path, monkeypatch):
+    """A person's "rollback" to a version that never served (a fix forward through the
+    rollback API) moves the alias; the serving layer fails. The poll that reads the alias
+    there recorded it as a rollback, which is never a deploy suspect: the new version could
+    not be blamed for what it broke. As when such a move is done, it is a promotion."""
+    v, reg = _vigil(tmp_path, monkeypatch, ("1", "2", "3"), bad_from=T0 + 86400)
+    _serve(v, reg, "1", T0 - 12000, 31)
+    _serve(v, reg, "2", T0 - 1200, 10)
+    m = v.config.model(MODEL)
+    v._layers[MODEL] = [v.layers(m)[0], Erratic(acts=False)]  # the alias, then a serving layer that fails
+    v.operator.rollback(RollbackAsk(m, "3", "fix forward", "api:alice", None, T0 - 500))
+    for i in range(1, 12):  # once the alias moved, it keeps trying to the end
+        v.rollbacks.reconcile(m, T0 - 500 + i)
+    assert not v.rollbacks.in_flight(MODEL) and reg.aliases[(MODEL, "champion")] == "3", "precondition: half moved"
+    _run(v, T0 - 480, T0 - 420)
+    assert _actions(v)[-1][:2] == ("rollback", "failed"), _actions(v)
+    last = v.store.deploys(MODEL)[-1]
+    assert (last.version, last.previous_version) == ("3", "2"), last
+    assert last.source == "promotion", last  # a deploy like any other: it can be blamed
