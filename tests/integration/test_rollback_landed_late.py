@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 
 from monitor.cycle.rollback_intents import RollbackAsk, RollbackRunner
+from monitor.executors.base import ExecutorError, RollbackStep
 from monitor.failpoints import ENV
 from monitor.sources.errors import SourceUnavailable
 from monitor.store.intents import open_intents, rolled_back_from
@@ -138,3 +139,27 @@ def test_a_failed_roll_forward_whose_alias_moved_is_recorded_a_promotion_not_a_r
     last = v.store.deploys(MODEL)[-1]
     assert (last.version, last.previous_version) == ("3", "2"), last
     assert last.source == "promotion", last  # a deploy like any other: it can be blamed
+
+
+class Forbidden(Erratic):
+    """A serving layer that refuses the move for good (a 403: it needs a person)."""
+
+    def apply(self, step: RollbackStep) -> None:
+        self.applies += 1
+        raise ExecutorError(False, "webhook: 403 forbidden", reason="forbidden")
+
+
+def test_an_automatic_rollback_that_moved_the_alias_and_failed_in_the_same_cycle_is_no_deploy(tmp_path):
+    """The cycle's poll reads the alias unmoved, then its automatic rollback moves the alias and
+    fails on the serving layer for good, all at the cycle's time: that read came before the
+    move. The next poll recorded the rollback's alias move as somebody's deploy (a person's
+    response); it is the rollback's own, as when the rollback fails in a later cycle."""
+    layer = Forbidden(acts=False)
+    vigil, reg = with_layer(tmp_path, layer)
+    report = vigil.run_cycle(MODEL, T0)  # critical, blamed on v2: the alias moves, the layer refuses
+    assert report.rollback is not None and report.rollback["status"] == "failed", report.rollback
+    assert reg.aliases[(MODEL, "champion")] == "1" and layer.serving == "2", "precondition: half moved"
+    deploys = len(vigil.store.deploys(MODEL))
+    vigil.run_cycle(MODEL, T0 + 60)
+    [last] = vigil.store.deploys(MODEL)[deploys:]
+    assert (last.version, last.previous_version, last.source) == ("1", "2", "rollback"), last
