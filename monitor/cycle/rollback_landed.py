@@ -6,11 +6,11 @@ stays failed (the model is not served at the target), its alias move recorded.""
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from sqlalchemy.orm import Session
 
-from alerts.rollback import ActionStatus
+from alerts.rollback import ActionStatus, RollbackOutcome
 from detectors.records import DeployEvent
 from monitor.config import ModelConfig
 from monitor.cycle.deploys import alias_of, older
@@ -18,10 +18,17 @@ from monitor.cycle.rollback_ask import CANARY_PROMOTE, ROLLBACK
 from monitor.store.intents import RollbackIntentRow, has_served
 from monitor.store.repository import Store
 
-if TYPE_CHECKING:
-    from monitor.cycle.rollback_intents import RollbackRunner
-
 log = logging.getLogger("vigil.rollback")
+
+
+class Finisher(Protocol):
+    """What `landed` needs of monitor.cycle.rollback_intents.RollbackRunner (which imports
+    this module: named here, the two would import each other)."""
+
+    store: Store
+
+    def finish(self, intent_id: int, m: ModelConfig, now: float, status: ActionStatus, detail: str
+               ) -> RollbackOutcome: ...
 
 
 def record_move(store: Store, s: Session, m: ModelConfig, intent: RollbackIntentRow, now: float, source: str) -> None:
@@ -40,7 +47,7 @@ def forward(s: Session, m: ModelConfig, intent: RollbackIntentRow, kind: str) ->
                                           or older(intent.to_version, intent.from_version))
 
 
-def landed(runner: RollbackRunner, intent_id: int, m: ModelConfig, now: float) -> None:
+def landed(runner: Finisher, intent_id: int, m: ModelConfig, now: float) -> None:
     """Record the alias move a poll read at `now` for the failed rollback `intent_id`."""
     with runner.store.tx() as s:
         intent = s.get(RollbackIntentRow, intent_id)
