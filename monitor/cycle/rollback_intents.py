@@ -312,13 +312,16 @@ class RollbackRunner:
             assert intent is not None
             if intent.status != ActionStatus.PENDING and not landed_after_all(s, intent, status):
                 return outcome_of(intent)  # another replica finished it meanwhile
+            recorded = False
             if intent.status == ActionStatus.FAILED:
                 detail = f"{detail} (recorded failed before: {intent.detail})"
-            return self._finish_in(s, intent, m, now, status, detail)
+                # a poll since read its alias move and recorded it (rollback_landed): once is enough
+                recorded = self.store.model_state(s, m.name).alias_version == intent.to_version
+            return self._finish_in(s, intent, m, now, status, detail, recorded=recorded)
 
     def _finish_in(self, s: Session, intent: RollbackIntentRow, m: ModelConfig, now: float, status: ActionStatus,
-                   detail: str) -> RollbackOutcome:
-        """The outcome, its deploy event, messages and audit entry: one transaction."""
+                   detail: str, *, recorded: bool = False) -> RollbackOutcome:
+        """The outcome, its deploy event (unless `recorded` already), messages and audit entry: one transaction."""
         intent.status, intent.detail, intent.updated_at = status, detail, now
         action = s.get(ActionRow, intent.action_id) if intent.action_id else None
         if action is not None:
@@ -338,7 +341,8 @@ class RollbackRunner:
             if ahead and action is not None and kind == ROLLBACK:
                 # shown as a promotion; uses up no cool-down and blames nothing it replaced
                 action.kind = PROMOTION
-            record_move(self.store, s, m, intent, now, "promotion" if ahead else "rollback")
+            if not recorded:
+                record_move(self.store, s, m, intent, now, "promotion" if ahead else "rollback")
             self._announce(s, m, intent.incident_id,
                            payload(m, intent.from_version, intent.to_version, status, ask, detail),
                            f"intent:{intent.id}", now)

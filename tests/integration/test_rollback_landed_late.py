@@ -7,6 +7,7 @@ and the rollback's target became a deploy suspect."""
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 from monitor.cycle.rollback_intents import RollbackAsk, RollbackRunner
 from monitor.executors.base import ExecutorError, RollbackStep
@@ -163,3 +164,52 @@ def test_an_automatic_rollback_that_moved_the_alias_and_failed_in_the_same_cycle
     vigil.run_cycle(MODEL, T0 + 60)
     [last] = vigil.store.deploys(MODEL)[deploys:]
     assert (last.version, last.previous_version, last.source) == ("1", "2", "rollback"), last
+
+
+class Rollout(Erratic):
+    """A serving layer whose move takes a while (a rollout): meanwhile `during` runs."""
+
+    def __init__(self) -> None:
+        super().__init__(acts=True)
+        self.during: Any = None
+        self.busy = False
+
+    def current(self, step: RollbackStep) -> str | None:
+        if self.busy:  # another terminal's read while the rollout runs: refused for good
+            raise ExecutorError(False, "webhook: 403 forbidden", reason="forbidden")
+        return self.serving
+
+    def apply(self, step: RollbackStep) -> None:
+        self.busy = True
+        self.during()
+        self.busy = False
+        self.serving = step.to_version
+
+
+def test_a_half_moved_rollback_the_poll_recorded_adds_no_second_deploy_when_verified(tmp_path, monkeypatch):
+    """Two terminals drive one intent: while the first's serving layer rolls out, the second
+    fails for good, and a poll reads the alias moved (the half move, recorded the rollback's).
+    The first then verifies every layer: the rollback is done, and its alias move, recorded
+    once already, is not recorded again (a second deploy event restarted the cold start)."""
+    v, reg = _vigil(tmp_path, monkeypatch, ("1", "2"), bad_from=T0 + 86400)
+    _serve(v, reg, "1", T0 - 12000, 31)
+    _serve(v, reg, "2", T0 - 1200, 10)
+    m = v.config.model(MODEL)
+    layer = Rollout()
+    v._layers[MODEL] = [v.layers(m)[0], layer]
+    monkeypatch.setenv(ENV, "rollback_after_intent=raise")
+    with contextlib.suppress(Exception):  # the intent is recorded, nothing moved yet
+        v.operator.rollback(RollbackAsk(m, "1", "bad release", "api:alice", None, T0 - 500))
+    monkeypatch.delenv(ENV)
+    with v.store.tx() as s:
+        (intent_id,) = [i.id for i in open_intents(s, MODEL)]
+
+    def meanwhile() -> None:
+        assert v.rollbacks.drive(intent_id, m, T0 - 497).status == "failed"
+        v.run_cycle(MODEL, T0 - 480)
+
+    layer.during = meanwhile
+    assert v.rollbacks.drive(intent_id, m, T0 - 470).status == "done"
+    assert _actions(v)[-1] == ("rollback", "done", "2", "1", "api:alice"), _actions(v)
+    moves = [d for d in v.store.deploys(MODEL) if (d.version, d.previous_version) == ("1", "2")]
+    assert [d.source for d in moves] == ["rollback"], moves
