@@ -128,17 +128,18 @@ def rolled_back_from(s: Session, model: str, since: float) -> list[tuple[int, st
 
 def gave_up_moving(s: Session, model: str, from_version: str, to_version: str, since: float) -> int | None:
     """The latest rollback from `from_version` to `to_version` recorded failed after `since`
-    once an attempt at its layers had gone wrong (whether that attempt acted is unknown).
+    once an attempt at its layers had gone wrong (whether that attempt acted is unknown),
+    or once its alias had moved (a step verified: it left a later layer somebody moved).
     One asked at `since` counts too: a cycle asks after its poll, and one that failed at
     once was recorded at the very time of the read that preceded it."""
-    q = (select(RollbackIntentRow.id)
+    q = (select(RollbackIntentRow.id, RollbackIntentRow.attempts, RollbackIntentRow.steps_done)
          .outerjoin(ActionRow, ActionRow.id == RollbackIntentRow.action_id)
          .where(RollbackIntentRow.model == model, RollbackIntentRow.status == ActionStatus.FAILED,
                 RollbackIntentRow.from_version == from_version, RollbackIntentRow.to_version == to_version,
-                RollbackIntentRow.attempts >= 1, _ROLLBACKS_ONLY,
-                or_(RollbackIntentRow.updated_at > since, RollbackIntentRow.created_at >= since))
-         .order_by(RollbackIntentRow.id.desc()).limit(1))
-    return s.scalar(q)
+                _ROLLBACKS_ONLY, or_(RollbackIntentRow.updated_at > since, RollbackIntentRow.created_at >= since))
+         .order_by(RollbackIntentRow.id.desc()))
+    # (steps_done is JSON: whether it is empty is asked here, alike in SQLite and PostgreSQL)
+    return next((i for i, attempts, steps in s.execute(q) if attempts >= 1 or steps), None)
 
 
 def has_served(s: Session, model: str, version: str) -> bool:

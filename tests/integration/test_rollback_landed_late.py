@@ -9,11 +9,14 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+from alerts.rollback import ActionStatus
 from monitor.cycle.rollback_intents import RollbackAsk, RollbackRunner
 from monitor.executors.base import ExecutorError, RollbackStep
 from monitor.failpoints import ENV
 from monitor.sources.errors import SourceUnavailable
-from monitor.store.intents import open_intents, rolled_back_from
+from monitor.store.intents import add_intent, gave_up_moving, open_intents, rolled_back_from
+from monitor.store.repository import Store
+from tests.helpers_replicas import fresh_schema_url
 from tests.helpers_vigil import MODEL, T0, MemoryRegistry
 from tests.integration.test_rollback_safety import _actions, _run, _serve, _vigil
 from tests.unit.monitor.test_rollback_unexpected_error import Erratic, with_layer
@@ -213,3 +216,43 @@ def test_a_half_moved_rollback_the_poll_recorded_adds_no_second_deploy_when_veri
     assert _actions(v)[-1] == ("rollback", "done", "2", "1", "api:alice"), _actions(v)
     moves = [d for d in v.store.deploys(MODEL) if (d.version, d.previous_version) == ("1", "2")]
     assert [d.source for d in moves] == ["rollback"], moves
+
+
+def test_a_rollback_that_moved_the_alias_then_found_its_serving_layer_moved_records_its_alias_move(tmp_path):
+    """The automatic rollback moves the alias (verified), then finds the serving layer moved
+    by somebody to a third version and leaves it alone: failed, at its first attempt. The
+    next poll took the rollback's own alias move for somebody's deploy (a person's response,
+    v2 left unblamed by it); it is the rollback's, as for one that failed on a later attempt."""
+    layer = Erratic(acts=False)
+    layer.serving = "3"  # somebody deployed v3 to the serving layer by hand
+    vigil, reg = with_layer(tmp_path, layer)
+    report = vigil.run_cycle(MODEL, T0)  # critical, blamed on v2: the alias moves, the layer is left alone
+    assert report.rollback is not None and report.rollback["status"] == "failed", report.rollback
+    assert "somebody moved it since" in report.rollback["detail"], report.rollback
+    assert reg.aliases[(MODEL, "champion")] == "1", "precondition: the alias moved"
+    deploys = len(vigil.store.deploys(MODEL))
+    vigil.run_cycle(MODEL, T0 + 60)
+    [last] = vigil.store.deploys(MODEL)[deploys:]
+    assert (last.version, last.previous_version, last.source) == ("1", "2", "rollback"), last
+
+
+def test_which_failed_rollbacks_made_a_move_reads_alike_on_postgresql(postgres_url):
+    """`gave_up_moving` on PostgreSQL: a failed attempt, or a verified step (steps_done is
+    JSON there too), and one asked at the read's very time."""
+    store = Store(fresh_schema_url(postgres_url))
+    try:
+        with store.tx() as s:
+            common = {"model": MODEL, "incident_id": None, "action_id": None, "from_version": "2", "to_version": "1",
+                      "executors": ["mlflow_alias", "webhook"], "fencing_token": None, "actor": "vigil",
+                      "reason": "test", "next_attempt_at": 0.0}
+            nothing = add_intent(s, **common, created_at=10.0, updated_at=20.0)
+            stepped = add_intent(s, **{**common, "model": "other"}, created_at=10.0, updated_at=20.0)
+            for row, steps in ((nothing, []), (stepped, ["mlflow_alias"])):
+                row.status, row.steps_done = ActionStatus.FAILED, steps
+        with store.tx() as s:
+            assert gave_up_moving(s, MODEL, "2", "1", 15.0) is None  # never tried, nothing verified
+            assert gave_up_moving(s, "other", "2", "1", 15.0) == stepped.id
+            assert gave_up_moving(s, "other", "2", "1", 20.0) is None  # a read since it failed
+            assert gave_up_moving(s, "other", "2", "1", 10.0) == stepped.id  # read when it was asked
+    finally:
+        store.close()
