@@ -63,6 +63,16 @@ def landed_after_all(s: Session, intent: RollbackIntentRow, status: ActionStatus
     return status == ActionStatus.DONE and intent.status == ActionStatus.FAILED and intent_kind(s, intent) == ROLLBACK
 
 
+def half_moved(intent: RollbackIntentRow) -> str:
+    """What a failed rollback had moved already: read as "nothing moved", a half-moved model
+    (its alias at the target, its serving layer not) is left so, or moved by hand wrongly."""
+    if not intent.steps_done:
+        return ""
+    left = [x for x in intent.executors if x not in intent.steps_done]
+    return (f"; already moved to v{intent.to_version}: {', '.join(intent.steps_done)}; still on "
+            f"v{intent.from_version}: {', '.join(left)} (ask again to finish it, or move the moved ones back)")
+
+
 def names(layers: list[Executor]) -> str:
     return " + ".join(x.name for x in layers)
 

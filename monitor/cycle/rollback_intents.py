@@ -43,6 +43,7 @@ from monitor.cycle.rollback_ask import (
     PROMOTION,
     ROLLBACK,
     RollbackAsk,
+    half_moved,
     intent_kind,
     landed_after_all,
     names,
@@ -322,6 +323,8 @@ class RollbackRunner:
     def _finish_in(self, s: Session, intent: RollbackIntentRow, m: ModelConfig, now: float, status: ActionStatus,
                    detail: str, *, recorded: bool = False) -> RollbackOutcome:
         """The outcome, its deploy event (unless `recorded` already), messages and audit entry: one transaction."""
+        if status == ActionStatus.FAILED:
+            detail += half_moved(intent)
         intent.status, intent.detail, intent.updated_at = status, detail, now
         action = s.get(ActionRow, intent.action_id) if intent.action_id else None
         if action is not None:

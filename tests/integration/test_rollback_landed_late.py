@@ -119,6 +119,8 @@ def test_a_rollback_that_moved_the_alias_but_not_its_serving_layer_stays_failed(
     vigil.run_cycle(MODEL, T0 + 780)
     [action] = vigil.store.actions(model=MODEL)
     assert action.status == "failed" and "gave up after 10 attempts" in action.detail, action.detail
+    # "failed" must not read as "nothing moved": the on-call is told which layers did
+    assert "already moved to v1: mlflow_alias; still on v2: webhook" in action.detail, action.detail
     last = vigil.store.deploys(MODEL)[-1]
     assert (last.version, last.previous_version, last.source) == ("1", "2", "rollback"), last
     assert [e.action for e in vigil.store.audit_entries()].count("rollback.done") == 0
