@@ -34,6 +34,25 @@ class LostAnswerRegistry(MemoryRegistry):
             raise SourceUnavailable("mlflow", "http://127.0.0.1:9", "read timed out")
 
 
+def _serving_v2(tmp_path: Any, monkeypatch: Any) -> tuple[Any, Any]:
+    """v1 known good (31 clean cycles), then v2 deployed and serving for 10 minutes; no incident."""
+    v, reg = _vigil(tmp_path, monkeypatch, ("1", "2"), bad_from=T0 + 86400)
+    _serve(v, reg, "1", T0 - 12000, 31)
+    _serve(v, reg, "2", T0 - 1200, 10)
+    return v, reg
+
+
+def _recorded_not_moved(v: Any, monkeypatch: Any) -> int:
+    """A person's rollback to v1 whose intent is recorded and nothing moved (a crash right after)."""
+    monkeypatch.setenv(ENV, "rollback_after_intent=raise")
+    with contextlib.suppress(Exception):
+        v.operator.rollback(RollbackAsk(v.config.model(MODEL), "1", "bad release", "api:alice", None, T0 - 500))
+    monkeypatch.delenv(ENV)
+    with v.store.tx() as s:
+        (intent_id,) = [i.id for i in open_intents(s, MODEL)]
+    return intent_id
+
+
 def test_a_rollback_whose_answer_was_lost_is_recorded_done_at_the_next_poll(tmp_path, monkeypatch):
     v, reg = _vigil(tmp_path, monkeypatch, ("1", "2"), bad_from=T0 + 86400)
     reg.__class__ = LostAnswerRegistry  # the same registry, its answers now lost once asked
@@ -58,9 +77,7 @@ def test_a_rollback_whose_answer_was_lost_is_recorded_done_at_the_next_poll(tmp_
 def test_a_move_by_hand_after_a_poll_saw_the_failed_rollback_stays_a_deploy(tmp_path, monkeypatch):
     """The rollback failed for real (nothing moved), a poll read the old version since, and a
     person later moves the alias to the same version: a deploy of theirs, not the old intent."""
-    v, reg = _vigil(tmp_path, monkeypatch, ("1", "2"), bad_from=T0 + 86400)
-    _serve(v, reg, "1", T0 - 12000, 31)
-    _serve(v, reg, "2", T0 - 1200, 10)
+    v, reg = _serving_v2(tmp_path, monkeypatch)
     reg.fail_set_alias = "connection refused"
     m = v.config.model(MODEL)
     assert v.operator.rollback(RollbackAsk(m, "1", "bad release", "api:alice", None, T0 - 500)).status == "failed"
@@ -75,16 +92,9 @@ def test_a_move_by_hand_after_a_poll_saw_the_failed_rollback_stays_a_deploy(tmp_
 def test_a_rollback_verified_by_one_driver_is_done_though_another_recorded_it_failed(tmp_path, monkeypatch):
     """Two terminals drive one intent: the second's read of the alias fails while the first's
     move is landing, and a person's attempt gives up at once; the first then verifies it."""
-    v, reg = _vigil(tmp_path, monkeypatch, ("1", "2"), bad_from=T0 + 86400)
-    _serve(v, reg, "1", T0 - 12000, 31)
-    _serve(v, reg, "2", T0 - 1200, 10)
+    v, reg = _serving_v2(tmp_path, monkeypatch)
     m = v.config.model(MODEL)
-    monkeypatch.setenv(ENV, "rollback_after_intent=raise")
-    with contextlib.suppress(Exception):  # the intent is recorded, nothing moved yet
-        v.operator.rollback(RollbackAsk(m, "1", "bad release", "api:alice", None, T0 - 500))
-    monkeypatch.delenv(ENV)
-    with v.store.tx() as s:
-        (intent_id,) = [i.id for i in open_intents(s, MODEL)]
+    intent_id = _recorded_not_moved(v, monkeypatch)
     runner: RollbackRunner = v.rollbacks
     set_alias = reg.set_alias
 
@@ -196,18 +206,11 @@ def test_a_half_moved_rollback_the_poll_recorded_adds_no_second_deploy_when_veri
     fails for good, and a poll reads the alias moved (the half move, recorded the rollback's).
     The first then verifies every layer: the rollback is done, and its alias move, recorded
     once already, is not recorded again (a second deploy event restarted the cold start)."""
-    v, reg = _vigil(tmp_path, monkeypatch, ("1", "2"), bad_from=T0 + 86400)
-    _serve(v, reg, "1", T0 - 12000, 31)
-    _serve(v, reg, "2", T0 - 1200, 10)
+    v, reg = _serving_v2(tmp_path, monkeypatch)
     m = v.config.model(MODEL)
     layer = Rollout()
     v._layers[MODEL] = [v.layers(m)[0], layer]
-    monkeypatch.setenv(ENV, "rollback_after_intent=raise")
-    with contextlib.suppress(Exception):  # the intent is recorded, nothing moved yet
-        v.operator.rollback(RollbackAsk(m, "1", "bad release", "api:alice", None, T0 - 500))
-    monkeypatch.delenv(ENV)
-    with v.store.tx() as s:
-        (intent_id,) = [i.id for i in open_intents(s, MODEL)]
+    intent_id = _recorded_not_moved(v, monkeypatch)
 
     def meanwhile() -> None:
         assert v.rollbacks.drive(intent_id, m, T0 - 497).status == "failed"
