@@ -60,11 +60,10 @@ class OpenIncidents:
     muting reads (rows outside the session, without findings or causes)."""
 
     labels: dict[int, Labels]
-    models: dict[int, str]
-    muting: dict[int, Any]  # id -> its _MUTING columns as read
+    muting: dict[int, Any]  # id -> its (id, updated_at, *_MUTING) row as read
 
     def others(self, model: str) -> list[Labels]:
-        return [v for i, v in self.labels.items() if self.models[i] != model]
+        return [v for i, v in self.labels.items() if self.muting[i].model != model]
 
     def row(self, incident_id: int) -> IncidentRow | None:
         """The incident as far as muting reads it (built when asked: most cycles ask for none)."""
@@ -91,7 +90,7 @@ class FiringLabels:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._labels: dict[int, tuple[tuple[float, str], str, Labels]] = {}  # id -> (version, model, labels)
+        self._labels: dict[int, tuple[tuple[float, str], Labels]] = {}  # id -> (version, labels)
         self._config: VigilConfig | None = None
 
     def others(self, s: Session, config: VigilConfig, model: str) -> list[Labels]:
@@ -108,12 +107,11 @@ class FiringLabels:
         stale = [i for i, at in version.items() if i not in known or known[i][0] != at]
         if stale:
             for r in s.query(IncidentRow).filter(IncidentRow.id.in_(stale)).all():
-                known[r.id] = ((r.updated_at, r.severity), r.model, row_labels(config, r))
+                known[r.id] = ((r.updated_at, r.severity), row_labels(config, r))
         with self._lock:
             if self._config is config:
                 self._labels = {i: v for i, v in known.items() if i in version}
-        ids = [i for i in version if i in known]
-        return OpenIncidents({i: known[i][2] for i in ids}, {i: known[i][1] for i in ids}, {r.id: r for r in rows})
+        return OpenIncidents({i: known[i][1] for i in version if i in known}, {r.id: r for r in rows})
 
 
 def group_muted(s: Session, config: VigilConfig, group: groups.AlertGroupRow, members: list[groups.GroupMemberRow],
