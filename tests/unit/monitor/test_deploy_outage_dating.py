@@ -28,6 +28,16 @@ def _run(vigil: Any, reg: Any, start: float, end: float, down: tuple[float, floa
         vigil.run_cycle(MODEL, float(t))
 
 
+def assert_v2_dated_blamed_and_rolled_back(vigil: Any, reg: Any, at: float) -> None:
+    """The deploy of v2 (over v1) is dated `at`, the incident's top cause, and rolled back."""
+    [deploy] = [(d.version, d.previous_version, d.at) for d in vigil.store.deploys(MODEL) if d.version == "2"]
+    assert deploy == ("2", "1", at)
+    [row] = vigil.store.incidents(model=MODEL)
+    causes = vigil.store.incident(row.id).causes
+    assert causes[0]["kind"] == "deploy" and causes[0]["evidence"]["version"] == "2", causes
+    assert reg.aliases[(MODEL, "champion")] == "1", reg.moves  # the bad v2 rolled back
+
+
 def test_a_deploy_made_during_a_long_registry_outage_is_dated_by_its_registration_and_rolled_back(
         tmp_path: Any) -> None:
     reg = serving_registry(version="1")
@@ -35,13 +45,8 @@ def test_a_deploy_made_during_a_long_registry_outage_is_dated_by_its_registratio
     # MLflow stops answering at T0 - 1200 for 25 minutes; CI registers v2 at T0 - 900 and
     # sets it at T0 - 840; the model breaks at T0 - 600.
     _run(vigil, reg, T0 - 1800, T0 + 600, (T0 - 1200, T0 + 300), {T0 - 840: ("2", T0 - 900)})
-    [deploy] = [(d.version, d.previous_version, d.at, d.source) for d in vigil.store.deploys(MODEL)
-                if d.version == "2"]
-    assert deploy == ("2", "1", T0 - 900, "registry")
-    [row] = vigil.store.incidents(model=MODEL)
-    causes = vigil.store.incident(row.id).causes
-    assert causes[0]["kind"] == "deploy" and causes[0]["evidence"]["version"] == "2", causes
-    assert reg.aliases[(MODEL, "champion")] == "1", reg.moves  # the bad v2 rolled back
+    assert [d.source for d in vigil.store.deploys(MODEL) if d.version == "2"] == ["registry"]
+    assert_v2_dated_blamed_and_rolled_back(vigil, reg, T0 - 900)
 
 
 def test_a_fix_forward_made_during_a_long_registry_outage_is_no_suspect_and_never_rolled_back(
