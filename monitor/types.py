@@ -37,6 +37,8 @@ class Gaps:
 
     findings: list[Finding] = field(default_factory=list)
     blind: list[str] = field(default_factory=list)
+    # KPIs and SLOs read 0/0 throughout the window: the model served no request
+    idle: list[str] = field(default_factory=list)
 
     def add(self, finding: Finding, line: str) -> None:
         self.findings.append(finding)

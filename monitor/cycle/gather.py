@@ -104,7 +104,7 @@ def query_range(sources: Sources, gaps: Gaps, req: GatherRequest, entity: str, q
         if not required:
             return []
         if series and nan_is_idle:
-            gaps.blind.append(f"{entity}: {NO_TRAFFIC}")
+            _no_traffic(gaps, entity)
         elif series:  # it matches: every value is NaN (a ratio is 0/0 while nothing is served)
             gaps.add(no_data(model, entity, "every value of the window is NaN (a ratio with no traffic: 0/0)", w,
                              query=query), f"{entity}: only NaN")
@@ -122,9 +122,14 @@ def query_range(sources: Sources, gaps: Gaps, req: GatherRequest, entity: str, q
                  f"{entity}: stopped")
         return None
     if nan_is_idle and all(s.between(w.start, w.t).empty for s in series):
-        gaps.blind.append(f"{entity}: {NO_TRAFFIC}")
+        _no_traffic(gaps, entity)
         return None
     return list(series)
+
+
+def _no_traffic(gaps: Gaps, entity: str) -> None:
+    gaps.blind.append(f"{entity}: {NO_TRAFFIC}")
+    gaps.idle.append(entity)
 
 
 def _stopped_for(series: list[Series], t: float, since: float, nan_is_point: bool = False) -> float:
@@ -334,7 +339,9 @@ def gather_samples(sources: Sources, req: GatherRequest, raw: RawSignals) -> Non
         return
     raw.samples = own_rows(m, raw.version_samples, req.serving)  # the champion is judged on its own rows
     if len(raw.samples) == 0:
-        if len(raw.version_samples) == 0:
+        if len(raw.version_samples) == 0 and (idle := served_nothing(raw)):
+            raw.gaps.blind.append(f"samples: none in the window, and none expected: {idle}")
+        elif len(raw.version_samples) == 0:
             raw.gaps.add(no_data(m.name, "samples", "no feature samples in the window", w), "samples: none in window")
         else:
             why = f"no feature samples of the serving version v{req.serving} in the window"
@@ -344,3 +351,13 @@ def gather_samples(sources: Sources, req: GatherRequest, raw: RawSignals) -> Non
         raw.reference, raw.reference_path = sources.references.choose(m, req.serving, w)
     except (SampleFileError, OSError, ValueError) as e:
         raw.gaps.add(no_data(m.name, "training reference", str(e), w), f"reference: {e}")
+
+
+def served_nothing(raw: RawSignals) -> str:
+    """Why no feature samples were to be expected ("" when they were): the model's KPIs and
+    SLOs all read 0/0 throughout the window, so nobody called it (an idle night), and a
+    window without samples is no broken pipeline. A KPI or SLO with a real point in the
+    window, or a model with none to ask, leaves the missing samples a no-data finding."""
+    if not raw.gaps.idle or raw.kpis or raw.slos:
+        return ""
+    return f"{', '.join(raw.gaps.idle)} served no request (0/0 throughout the window)"
