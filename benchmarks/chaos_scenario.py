@@ -150,8 +150,9 @@ def write_config(path: Path, scenario: Scenario, ends: Endpoints, interval_s: fl
         "schedule": {"interval": f"{interval_s}s", "lookback": "30m", "baseline": "1h",
                      "misfire_grace": f"{interval_s}s"},
         "policy": {"kpi_drop_critical_pct": 5,
+                   # fleet_max off: the scenario's regressions are independent deploys by construction
                    "rollback": {"enabled": True, "dry_run": False, "cooldown": "6h", "max_per_day": 2,
-                                "min_confidence": 0.6}},
+                                "min_confidence": 0.6, "fleet_max": None}},
         "models": models,
     }
     path.write_text(yaml.safe_dump(config, sort_keys=False))

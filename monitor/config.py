@@ -163,6 +163,11 @@ class RollbackPolicy(_Model):
     # target for this long; moving to it takes to_version, force and a reason.
     blame_window: Duration = 7 * 86400.0
     max_attempts: int = Field(10, ge=1)  # cycles a rollback retries an unreachable layer before it fails
+    # Vigil's own rollbacks across every model in `fleet_window`: more models blamed on their
+    # deploys at once is likelier one shared cause than that many bad deploys, so the rest
+    # are refused and left to people. Fleet-wide: set in the top-level policy only. null: no cap.
+    fleet_max: int | None = Field(5, ge=1)
+    fleet_window: PositiveDuration = 3600.0
 
 
 class PolicyConfig(_Model):

@@ -100,6 +100,21 @@ def _anomaly_bins_fit_the_window(cfg: Any) -> list[tuple[Loc, str]]:
     return out
 
 
+def _fleet_cap_is_fleet_wide(cfg: Any) -> Problems:
+    """The fleet's cap counts every model's rollbacks: a model's own policy (merged over the
+    global one) differing there would cap nothing, or everything, for that model alone."""
+    top = cfg.policy.rollback
+    out: Problems = []
+    for i, m in enumerate(cfg.models):
+        mine = m.policy.rollback if m.policy is not None else top
+        for key in ("fleet_max", "fleet_window"):
+            if getattr(mine, key) != getattr(top, key):
+                out.append((("models", i, "policy", "rollback", key),
+                            f"fleet-wide: set it in the top-level policy.rollback, not in a model's policy "
+                            f"(got {getattr(mine, key)} here, {getattr(top, key)} there)"))
+    return out
+
+
 _CHECKS: list[tuple[Callable[[Any], Problems], tuple[Loc, ...]]] = [
     (_unique_models, (("models", ANY, "name"),)),
     (_time_intervals, (("time_intervals", ANY, "name"), ("grouping", "mute_time_intervals"),
@@ -110,6 +125,7 @@ _CHECKS: list[tuple[Callable[[Any], Problems], tuple[Loc, ...]]] = [
     (_anomaly_bins_fit_the_window, (("schedule", "lookback"), ("schedule", "interval"),
                                     ("policy", "anomaly_resolution"),
                                     ("models", EACH, "policy", "anomaly_resolution"))),
+    (_fleet_cap_is_fleet_wide, (("policy", "rollback"), ("models", EACH, "policy", "rollback"))),
 ]
 
 

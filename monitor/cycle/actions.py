@@ -21,13 +21,14 @@ from monitor.config import ModelConfig, VigilConfig
 from monitor.cycle.known_good import target_facts, without_deleted
 from monitor.cycle.messages import OutboxWriter
 from monitor.cycle.plan import routes_of
-from monitor.cycle.rollback_ask import RollbackAsk, missing_version
+from monitor.cycle.rollback_ask import FLEET_CAP, FleetCap, RollbackAsk, missing_version
 from monitor.cycle.rollback_intents import RollbackRunner
 from monitor.metrics import VigilMetrics
 from monitor.silence_ops import SilenceAsk
 from monitor.silence_ops import create_once as create_silence_once
 from monitor.store import groups
 from monitor.store.audit_log import retry_audited
+from monitor.store.intents import AUTOMATIC
 from monitor.store.repository import IncidentRow, Store
 from monitor.store.tables import locked_row
 
@@ -68,11 +69,19 @@ class Operator:
                                  verdict.dry_run, t)
             return None
         outcome = self.rollback(RollbackAsk(m, choice.version, f"automatic: incident {incident_id}: {verdict.reason}",
-                                            "vigil", incident_id, t, dry_run=verdict.dry_run,
+                                            AUTOMATIC, incident_id, t, dry_run=verdict.dry_run,
                                             max_attempts=self.config.policy_for(m).rollback.max_attempts,
-                                            only_from=verdict.from_version))
+                                            only_from=verdict.from_version, fleet_cap=self._fleet_cap()))
+        if outcome.status == ActionStatus.REFUSED and outcome.detail.startswith(f"{FLEET_CAP}: "):
+            self._record_refusal(m, incident_id, choice.version, outcome.detail.removeprefix(f"{FLEET_CAP}: "),
+                                 "fleet_cap", verdict.dry_run, t)
         return {"status": outcome.status, "from_version": outcome.from_version, "to_version": outcome.to_version,
                 "detail": outcome.detail}
+
+    def _fleet_cap(self) -> FleetCap | None:
+        """The top-level policy's: a model's own policy cannot set it (config_cross)."""
+        r = self.config.policy.rollback
+        return None if r.fleet_max is None else FleetCap(r.fleet_max, r.fleet_window)
 
     def _record_refusal(self, m: ModelConfig, incident_id: int, to_version: str, reason: str, code: str,
                         dry_run: bool, t: float) -> None:

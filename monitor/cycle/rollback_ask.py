@@ -12,14 +12,34 @@ from alerts.rollback import ActionStatus, RollbackOutcome
 from monitor.config import ModelConfig
 from monitor.executors.base import Executor
 from monitor.sources.registry import ModelNotFound
-from monitor.store.intents import RollbackIntentRow
+from monitor.store.intents import RollbackIntentRow, automatic_rollbacks_since
 from monitor.store.repository import ActionRow
 
 ROLLBACK, CANARY_PULL, CANARY_PROMOTE = "rollback", "canary_pull", "canary_promote"
 PROMOTION = "promotion"  # what a rollback to a version that never served turns out to be, once done
 MOVED = "guard: moved"  # the detail of a refusal because the alias no longer serves what was blamed
+FLEET_CAP = "guard: fleet_cap"  # the detail of a refusal because the fleet's cap was reached
 # The audit log's names for each kind's events: rollback.requested, canary.pull.done, ...
 AUDIT = {ROLLBACK: "rollback", CANARY_PULL: "canary.pull", CANARY_PROMOTE: "canary.promote"}
+
+
+@dataclass(frozen=True)
+class FleetCap:
+    """At most `most` of Vigil's own rollbacks across the fleet in `window_s` seconds."""
+
+    most: int
+    window_s: float
+
+    def reached(self, s: Session, now: float) -> str:
+        """Why the cap refuses another rollback now ("" when it does not), counted in the
+        transaction that would record it (see `automatic_rollbacks_since`)."""
+        models = automatic_rollbacks_since(s, now - self.window_s)
+        if len(models) < self.most:
+            return ""
+        shown = ", ".join(dict.fromkeys(reversed(models)))  # newest first, each model once
+        return (f"fleet cap: {len(models)} automatic rollbacks across the fleet in the last "
+                f"{self.window_s / 60:.0f} min ({shown}) >= fleet_max {self.most}: one shared cause is likelier "
+                "than that many bad deploys; roll this one back by hand if its deploy is to blame")
 
 
 @dataclass(frozen=True)
@@ -47,6 +67,7 @@ class RollbackAsk:
     # Run in the transaction that records the intent (the API stores its Idempotency-Key
     # answer there), so a crash cannot leave a rollback without the answer pointing at it.
     on_recorded: Callable[[Session, RollbackIntentRow], None] | None = None
+    fleet_cap: FleetCap | None = None  # Vigil's own rollbacks only; a person's is never capped
 
 
 def intent_kind(s: Session, intent: RollbackIntentRow) -> str:

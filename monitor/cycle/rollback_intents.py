@@ -39,6 +39,7 @@ from monitor.cycle.rollback_ask import (
     AUDIT,
     CANARY_PROMOTE,
     CANARY_PULL,
+    FLEET_CAP,
     MOVED,
     PROMOTION,
     ROLLBACK,
@@ -143,6 +144,8 @@ class RollbackRunner:
                 return self._record_without_intent(s, ask, serving, layers, already=already)
             if ask.only_from is not None and serving is not None and serving != ask.only_from:
                 return self._record_without_intent(s, ask, serving, layers, moved_from=ask.only_from)
+            if ask.fleet_cap is not None and (full := ask.fleet_cap.reached(s, ask.now)):
+                return RollbackOutcome(ActionStatus.REFUSED, serving, ask.to_version, f"{FLEET_CAP}: {full}")
             action = self.store.add_action(s, model=m.name, kind=ask.kind, incident_id=ask.incident_id,
                                            from_version=serving, to_version=ask.to_version,
                                            status=ActionStatus.PENDING, reason=ask.reason, detail="in flight",

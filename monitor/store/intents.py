@@ -25,6 +25,10 @@ from monitor.store.tables import ActionRow, Base, DeployRow, _status_column, loc
 OPEN_STATES = (ActionStatus.PENDING,)
 # States the guard counts as a rollback (its cool-down and daily cap).
 COUNTED_STATES = (ActionStatus.PENDING, ActionStatus.DONE)
+# States the fleet's cap counts: every attempt Vigil made on its own.
+ATTEMPTED_STATES = (ActionStatus.PENDING, ActionStatus.DONE, ActionStatus.FAILED)
+AUTOMATIC = "vigil"  # the actor of Vigil's own rollbacks
+_FLEET_LOCK_KEY = 0x5669_6769_6C01  # "Vigil\1": one fleet count at a time, across replicas
 
 
 class RollbackIntentRow(Base):
@@ -113,6 +117,22 @@ def counted_times(s: Session, model: str) -> list[float]:
     q = (select(RollbackIntentRow.created_at)
          .outerjoin(ActionRow, ActionRow.id == RollbackIntentRow.action_id)
          .where(RollbackIntentRow.model == model, RollbackIntentRow.status.in_(COUNTED_STATES), _ROLLBACKS_ONLY))
+    return list(s.scalars(q))
+
+
+def automatic_rollbacks_since(s: Session, since: float) -> list[str]:
+    """The models of Vigil's own rollbacks asked since `since` (pending, done or failed: an
+    attempt counts), across the fleet, oldest first: what the fleet's cap counts. On
+    PostgreSQL it first takes a transaction's advisory lock, held until the caller commits,
+    so two replicas counting at once count one after the other: the second sees the
+    intent the first let through, and the cap is never passed by one each."""
+    if s.get_bind().dialect.name == "postgresql":
+        s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _FLEET_LOCK_KEY})
+    q = (select(RollbackIntentRow.model)
+         .outerjoin(ActionRow, ActionRow.id == RollbackIntentRow.action_id)
+         .where(RollbackIntentRow.actor == AUTOMATIC, RollbackIntentRow.created_at >= since,
+                RollbackIntentRow.status.in_(ATTEMPTED_STATES), _ROLLBACKS_ONLY)
+         .order_by(RollbackIntentRow.created_at, RollbackIntentRow.id))
     return list(s.scalars(q))
 
 
