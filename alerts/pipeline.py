@@ -195,7 +195,8 @@ def rollback_guard_stage(inp: AlertInputs, rules: AlertRules, plan: AlertPlan) -
     if content is None or not ongoing or inp.history.rollback_done_for_incident:
         return plan
     verdict = check_rollback(content, plan.lifecycle.severity, rules.policy.rollback, now=inp.now,
-                             recent_rollbacks=inp.history.recent_rollbacks)
+                             recent_rollbacks=inp.history.recent_rollbacks,
+                             maintenance=inp.suppression.maintenance)
     return replace(plan, rollback=verdict)
 
 

@@ -158,6 +158,7 @@ def check_rollback(
     *,
     now: float,
     recent_rollbacks: list[float],  # times of this model's rollbacks (done, not dry runs)
+    maintenance: tuple[str, ...] = (),  # the model's maintenance windows active now
 ) -> RollbackVerdict:
     """May Vigil move the alias back on its own? Every refusal says which guard said no."""
     top = incident.top_cause
@@ -176,6 +177,9 @@ def check_rollback(
 
     if not guard.enabled:
         return refuse("disabled", "automatic rollback is disabled (policy.rollback.enabled)")
+    if maintenance:  # planned work (a migration, an expected dip) is the team's to judge, not Vigil's
+        return refuse("maintenance", f"maintenance window {', '.join(maintenance)} is active: no automatic "
+                                     "rollback during planned work (after it, if still critical); people may roll back")
     if top.score < guard.min_confidence:
         return refuse("confidence", f"cause confidence {top.score:.2f} < min_confidence {guard.min_confidence:.2f}")
     last = max(recent_rollbacks, default=None)

@@ -16,7 +16,7 @@ from alerts.slack_text import rollback_target
 from monitor.api.app import create_app
 from monitor.cycle.rollback_intents import CANARY_PROMOTE, RollbackAsk
 from monitor.vigil import Vigil
-from tests.helpers_vigil import MODEL, T0, incident_prometheus, make_config, make_vigil, serving_registry
+from tests.helpers_vigil import MODEL, T0, incident_prometheus, make_config, make_vigil, model_config, serving_registry
 
 TOKEN = "safety-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -218,4 +218,30 @@ def test_a_persons_dry_run_that_finds_the_alias_at_the_target_leaves_the_rollbac
     assert r.status_code == 200 and r.json()["status"] == "noop", r.json()
     reg.aliases[(MODEL, "champion")] = "2"
     _run(v, T0 - 120, T0 + 60)
+    assert reg.moves == [(MODEL, "champion", "1")], _actions(v)
+
+
+# --------------------------------------------------------------------------- planned work
+def test_no_automatic_rollback_inside_the_models_maintenance_window(tmp_path, monkeypatch):
+    """Planned work (a migration, a deploy whose dip is expected) is the team's to judge: in
+    the model's maintenance window the rollback is held, said once, and runs after it if the
+    incident is still critical and blamed on the deploy. A person may still roll back."""
+    from tests.integration.test_muting import window_around
+
+    monkeypatch.setenv("SAFETY_TOKEN", TOKEN)
+    cfg = make_config(tmp_path, api={"token": "${SAFETY_TOKEN}"}, policy=POLICY,
+                      time_intervals=[{"name": "migration", "time_intervals": [window_around(T0 - 1200, 25)]}],
+                      models=[model_config(mute_time_intervals=["migration"])])
+    reg = serving_registry(versions=("1", "2"), version="1")
+    v = make_vigil(cfg, registry=reg, prometheus=incident_prometheus(bad_from=T0 - 300))
+    _serve(v, reg, "1", T0 - 12000, 31)
+    _serve(v, reg, "2", T0 - 1200, 0)
+
+    _run(v, T0 - 1200, T0 + 240)  # critical and sure of the deploy from about T0 - 120; the window ends T0 + 300
+
+    assert reg.moves == [], _actions(v)
+    held = [a for a in v.store.actions(model=MODEL) if a.detail == "guard: maintenance"]
+    assert len(held) == 1 and "maintenance window migration" in held[0].reason, _actions(v)
+
+    _run(v, T0 + 300, T0 + 420)  # the window is over, the incident still critical
     assert reg.moves == [(MODEL, "champion", "1")], _actions(v)
