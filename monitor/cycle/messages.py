@@ -214,3 +214,13 @@ class OutboxWriter:
         """`key` names the rollback (its intent), so two in one second stay two messages."""
         for name in self.notifiers.taking(MessageKind.ROLLBACK):
             self.store.enqueue(s, name, MessageKind.ROLLBACK, f"rollback:{model}:{key}", payload, now)
+
+    def rollback_note(self, s: Session, model: str, channels: list[str], payload: dict[str, Any], now: float, *,
+                      key: str) -> None:
+        """A move of a model nobody was told of an incident for (muted since it opened, or no
+        incident): a message of its own in the chat tools, so a change to production is never
+        silent. It pages no receiver and mentions no one: it is no page of the incident."""
+        for name in self.notifiers.taking(MessageKind.INCIDENT, per_channel=True):
+            for channel in channels:
+                self.store.enqueue(s, name, MessageKind.ROLLBACK, f"rollback:{model}:{key}:{channel}",
+                                   {**payload, "channel": channel}, now)

@@ -31,6 +31,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from alerts.lifecycle import IncidentStatus, last_told
+from alerts.policy import Severity
 from alerts.rollback import ActionStatus, Move, RollbackOutcome, decide_move
 from monitor.config import ModelConfig
 from monitor.cycle.messages import OutboxWriter
@@ -375,17 +376,20 @@ class RollbackRunner:
     def _announce(self, s: Session, m: ModelConfig, incident_id: int | None, payload: dict[str, Any], key: str,
                   now: float) -> None:
         self.outbox.rollback(s, m.name, payload, now, key=key)
-        self._update_incident(s, m, incident_id, now)
+        if not self._update_incident(s, m, incident_id, now) and payload["status"] == ActionStatus.DONE:
+            self.outbox.rollback_note(s, m.name, routes_of(m).channels(Severity.WARNING), payload, now, key=key)
 
-    def _update_incident(self, s: Session, m: ModelConfig, incident_id: int | None, now: float) -> None:
+    def _update_incident(self, s: Session, m: ModelConfig, incident_id: int | None, now: float) -> bool:
         """The incident's messages show the rollback, as an acknowledgement does: where people
         were told of it (the severity last told), and only receivers that have it. An incident
-        muted since it opened has no message to update, and a rollback is never its page."""
+        muted since it opened has no message to update (False), and a rollback is never its page."""
         row = s.get(IncidentRow, incident_id) if incident_id is not None else None
-        if row is not None and row.status == IncidentStatus.OPEN and row.last_notified_at is not None:
-            told = last_told(row.notified_digest, row.severity)
-            channels = self.outbox.edit_channels(s, row, routes_of(m).channels(told))
-            self.outbox.incident(s, row, channels, now, held=True, shown=told)
+        if row is None or row.status != IncidentStatus.OPEN or row.last_notified_at is None:
+            return False
+        told = last_told(row.notified_digest, row.severity)
+        self.outbox.incident(s, row, self.outbox.edit_channels(s, row, routes_of(m).channels(told)), now, held=True,
+                             shown=told)
+        return True
 
     @staticmethod
     def _detail(intent: RollbackIntentRow) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from alerts.slack_actions import SlackAction
+from alerts.slack_blocks import render_rollback
 from alerts.slack_text import rollback_target
 from monitor.api.app import create_app
 from monitor.cycle.rollback_intents import CANARY_PROMOTE, RollbackAsk
@@ -245,3 +246,23 @@ def test_no_automatic_rollback_inside_the_models_maintenance_window(tmp_path, mo
 
     _run(v, T0 + 300, T0 + 420)  # the window is over, the incident still critical
     assert reg.moves == [(MODEL, "champion", "1")], _actions(v)
+
+
+def test_a_silence_holds_the_pages_but_never_the_rollback_nor_its_announcement(tmp_path, monkeypatch):
+    v, reg = _vigil(tmp_path, monkeypatch, ("1", "2"))
+    client = TestClient(create_app(v), raise_server_exceptions=False, headers=AUTH)
+    r = client.post("/v1/silences", json={"matchers": [f'model="{MODEL}"'], "comment": "noisy CTR, OPS-7",
+                                          "starts_at": T0 - 13000, "ends_at": T0 + 86400})
+    assert r.status_code in (200, 201), r.text
+    _serve(v, reg, "1", T0 - 12000, 31)
+    _serve(v, reg, "2", T0 - 1200, 0)
+
+    _run(v, T0 - 1200, T0 + 60)
+
+    assert reg.moves == [(MODEL, "champion", "1")], _actions(v)
+    incident_messages = [m for i in v.store.incidents() for m in v.store.outbox_for_prefix(f"incident:{i.id}")]
+    assert incident_messages == [], "the silence holds the incident's pages"
+    told = v.store.outbox_for_prefix(f"rollback:{MODEL}")
+    assert [(m.notifier, m.kind, m.payload["channel"], m.payload["status"]) for m in told] == [
+        ("sink", "rollback", "#recsys-alerts", "done")], [(m.notifier, m.payload) for m in told]  # owner, no page
+    assert "v2 → v1: done" in render_rollback(told[0].payload)[0]
