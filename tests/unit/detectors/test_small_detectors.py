@@ -58,6 +58,50 @@ def test_kpi_without_data_is_not_a_drop():
     assert kpi(np.full(60, np.nan)) is None
 
 
+def _noisy_ctr(rng, minutes, per_min, drop=0.0):
+    """A click rate over few impressions, as rate(...[5m]) ratios give it."""
+    shown = rng.poisson(per_min, minutes)
+    clicks = rng.binomial(shown, 0.05 * (1 - drop))
+    return np.convolve(clicks, np.ones(5))[:minutes] / np.convolve(shown, np.ones(5))[:minutes]
+
+
+def _noisy_kpi(now):
+    rng = np.random.default_rng(3)
+    base = series(_noisy_ctr(rng, 64, 200)[4:], t=ts - 3600)  # an hour at 200 impressions a minute
+    det = KpiDetector(KpiParams(kpi="ctr", bad_direction=Direction.DOWN, threshold_pct=5.0, recent=300, model="m"))
+    state = det.fit(base, ts[0] - 3600, ts[-1] - 3600)
+    return state, det.score(state, series(now), ts[0], ts[-1])
+
+
+def test_a_kpi_move_its_baseline_made_by_itself_is_no_drop():
+    state, _ = _noisy_kpi(np.full(60, 0.05))
+    assert state.wander_pct is not None and state.wander_pct > 8, state  # 5-minute medians stray that far alone
+    now = np.full(60, 0.05 * (1 - state.wander_pct / 100 * 0.8))  # a move inside that wander: 5 % and more
+    _, found = _noisy_kpi(now)
+    assert found == [], [f.message for f in found]
+
+
+def test_a_kpi_drop_beyond_its_own_wander_is_found_and_says_so():
+    state, found = _noisy_kpi(np.full(60, 0.05 * 0.6))  # -40 %
+    (f,) = found
+    assert f"beyond its own wander of {state.wander_pct:.1f}%" in f.message, f.message
+    assert f.evidence["wander_pct"] == state.wander_pct
+
+
+def test_a_steady_kpi_is_judged_on_the_threshold_alone():
+    det = KpiDetector(KpiParams(kpi="ctr", bad_direction=Direction.DOWN, threshold_pct=5.0, recent=600))
+    state = det.fit(series(np.full(60, 0.05), t=ts - 3600), ts[0] - 3600, ts[-1] - 3600)
+    assert state.wander_pct == 0.0
+    assert "wander" not in kpi(np.full(60, 0.047)).message  # -6 %: the threshold decides
+
+
+def test_a_kpi_state_stored_before_the_wander_loads_without_it():
+    from detectors.kpi import KpiState
+
+    assert KpiState.from_dict({"baseline": 0.05}) == KpiState(0.05, None)
+    assert KpiState.from_dict(KpiState(0.05, 7.5).to_dict()) == KpiState(0.05, 7.5)
+
+
 def slo(values):
     found = SloDetector(SloParams(slo="p99", threshold=0.5, above=True, step=60, unit="s", model="m")).score(
         NoState(), series(values), ts[0], ts[-1])
