@@ -90,15 +90,16 @@ def judge(windows: list[WindowPerformance], reference: dict[str, float | None], 
     return out
 
 
-def labels_overdue(windows: list[WindowPerformance], t: float, min_labels: int) -> str | None:
+def labels_overdue(windows: list[WindowPerformance], t: float, min_labels: int, start: float | None = None
+                   ) -> str | None:
     """Why the labels look stopped, or None. A window is overdue when it ended longer ago than
     the slowest label seen in the horizon, would have had `min_labels` labels at the coverage
     the earlier windows got, yet has none, and no newer window has a label either. Unsaid, the
     realised figures shown stayed those of the last labelled window (a stale "no degradation"),
-    and a regression model, with no estimate, said nothing at all."""
+    and a regression model, with no estimate, said nothing at all. `start`: the horizon's."""
     labelled = [w for w in windows if w.labelled and w.delay_max_s is not None]
     if not labelled:
-        return None
+        return _none_in_horizon(windows, min_labels, start)
     slowest = max(float(w.delay_max_s or 0.0) for w in labelled)
     coverage = sum(w.labelled for w in labelled) / sum(w.predictions for w in labelled)
     last = max(w.start for w in labelled)
@@ -111,3 +112,19 @@ def labels_overdue(windows: list[WindowPerformance], t: float, min_labels: int) 
     return (f"no label for the {n} predictions since {since} ({len(overdue)} window(s)), though labels land "
             f"within {_hours(slowest)} at {coverage:.0%} coverage: labels stopped arriving? The realised figures "
             "shown are those of the last labelled window")
+
+
+def _none_in_horizon(windows: list[WindowPerformance], min_labels: int, start: float | None) -> str | None:
+    """Why not one label arrived in the whole horizon though predictions were logged all
+    through it, or None (a model serving for less than the horizon may still wait for its
+    first labels). Once the last labelled window left the horizon, the stop went unsaid and
+    its warning resolved: an all clear while labels had not arrived for days."""
+    if start is None or not windows:
+        return None
+    first = min(windows, key=lambda w: w.start)
+    n = sum(w.predictions for w in windows)
+    if first.start > start + (first.end - first.start) or n < min_labels:
+        return None
+    since = datetime.fromtimestamp(first.start, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return (f"no label for any of the {n} predictions of the horizon (since {since}): labels stopped arriving? "
+            "(or they land later than performance.horizon) No realised figure is shown")

@@ -77,7 +77,9 @@ class PerformanceStage:
                 why = f"internal error: {type(e).__name__}: {e}"
             self._metrics.set_performance(m.name, {}, None, None)  # unknown now: no figure stands in /metrics
             return PerformanceOutcome([no_data(m.name, ENTITY, why, w)], [f"performance: {why}"])
-        stopped = labels_overdue(out.windows, t, perf.min_labels)
+        stopped = labels_overdue(out.windows, t, perf.min_labels, t - perf.horizon)
+        if any(f.entity == "labels" for f in out.findings):  # labels matching no prediction: said already
+            stopped = None
         if stopped is not None:  # a finding of its own: the figures shown are stale, never an all clear
             out.findings.append(no_data(m.name, "labels", stopped, w))
             if out.report is not None:

@@ -55,3 +55,24 @@ def test_labels_still_on_their_way_are_no_finding(tmp_path: Path) -> None:
     for k in range(12, 0, -1):  # the last hour's labels are not due yet
         _hour(vigil, T0 - k * H, 1800 if k > 1 else None, 100 + k)
     assert _labels_gap(vigil, T0) == []
+
+
+def test_labels_stopped_longer_than_the_horizon_stay_a_finding(tmp_path: Path) -> None:
+    """Once the last labelled window left the horizon, the stop was no longer said: the
+    warning resolved (an "all clear") while not one label had arrived for a day."""
+    vigil = _vigil(tmp_path)
+    _hour(vigil, REF, 1800, 0)
+    _hour(vigil, REF + H, 1800, 1)
+    for k in range(36, 0, -1):  # labels land 30 minutes late until 30 hours ago; the horizon is 1 day
+        _hour(vigil, T0 - k * H, 1800 if k > 30 else None, 100 + k)
+    [gap] = _labels_gap(vigil, T0)
+    assert "no label for any of the 7200 predictions of the horizon (since 2027-01-14 08:00 UTC)" in gap
+
+
+def test_no_finding_for_a_model_whose_predictions_began_recently(tmp_path: Path) -> None:
+    vigil = _vigil(tmp_path)
+    _hour(vigil, REF, 1800, 0)
+    _hour(vigil, REF + H, 1800, 1)
+    for k in range(3, 0, -1):  # serving for 3 hours, labels not due yet (a day late)
+        _hour(vigil, T0 - k * H, None, 100 + k)
+    assert _labels_gap(vigil, T0) == []
