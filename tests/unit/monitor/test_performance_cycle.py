@@ -202,3 +202,22 @@ def test_a_performance_section_removed_by_a_reload_leaves_no_figures_in_metrics(
     for basis in ("realised", "estimated", "reference"):
         assert sample("vigil_model_performance", {"model": "churn", "metric": "accuracy", "basis": basis}) is None
     assert sample("vigil_label_coverage_ratio", {"model": "churn"}) is None
+
+
+def test_a_label_dated_in_the_future_is_read_now_and_can_be_corrected(world: tuple) -> None:
+    """A label is known by the time it is posted at the latest. Dated later (a local time
+    sent as UTC, a mistyped year) it was accepted, left out of every window until that date,
+    and a correction sent since, dated when it was sent, was ignored as older: the wrong
+    label could never be replaced."""
+    vigil, client, frame = world
+    bad = frame[frame["timestamp"] >= T0 - 2 * H]
+    typo = T0 + 365 * 86400  # 2028 for 2027
+    wrong = [{**lb, "label": 1 - lb["label"]} for lb in _labels(bad.iloc[:1], typo)]
+    assert _post(client, wrong + _labels(bad.iloc[1:], typo)).status_code == 202
+    out = vigil.run_cycle("churn", T0 + 60)
+    assert any(f.kind == "performance_drop" and f.evidence["basis"] == "realised" for f in out.findings)
+    vigil.clock.set(T0 + 120)
+    assert _post(client, _labels(bad.iloc[:1], T0 + 120)).status_code == 202
+    [fixed] = [lb for lb in vigil.store.labels.between("churn", T0 - H, T0 + 180)
+               if lb.prediction_id == bad["prediction_id"].iloc[0]]
+    assert fixed.label == bad["_truth"].iloc[0] and fixed.ts == T0 + 120
