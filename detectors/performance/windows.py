@@ -22,7 +22,7 @@ LABEL, LABEL_TS = "label", "label_ts"
 Estimator = Callable[[np.ndarray, np.ndarray], dict[str, float | None]]  # (predictions, scores) -> metrics
 # (version, window start, content hash) -> its figures: a window whose predictions and labels
 # did not change since the last cycle is not computed again (most of a horizon, most cycles).
-Memo = dict[tuple[str, float, int, int, float, float, float], "WindowPerformance"]
+Memo = dict[tuple[str, float, int, int], "WindowPerformance"]
 
 
 @dataclass(frozen=True)
@@ -180,10 +180,11 @@ def few_positives(figures: dict[str, float | None], predicted: int, labels: tupl
     return notes
 
 
-def _content_key(label: np.ndarray, label_ts: np.ndarray, pred: np.ndarray) -> tuple[int, float, float, float]:
-    """Changes when a prediction or a label arrives or a label is corrected (a new value or time)."""
-    return (int(np.count_nonzero(~np.isnan(label))), float(np.nansum(label)), float(np.nansum(label_ts)),
-            float(np.nansum(pred)))
+def _content_key(*columns: np.ndarray) -> int:
+    """Changes when a prediction or a label arrives or a label is corrected (a new value or
+    time), row by row: counts and sums stayed the same when a label file was regenerated in
+    place with corrections both ways, and the window kept the figures of the labels replaced."""
+    return hash(tuple(np.ascontiguousarray(c).tobytes() for c in columns))
 
 
 def evaluate_windows(joined: pd.DataFrame, start: float, end: float, spec: WindowSpec, memo: Memo | None = None
@@ -201,9 +202,11 @@ def evaluate_windows(joined: pd.DataFrame, start: float, end: float, spec: Windo
     out: list[WindowPerformance] = []
     for v in versions:
         mine = joined[version_of == v]
-        bounds = np.searchsorted(mine[TS].to_numpy(dtype=float), edges, "left")
+        ts_mine = mine[TS].to_numpy(dtype=float)
+        bounds = np.searchsorted(ts_mine, edges, "left")
         label, label_ts = mine[LABEL].to_numpy(dtype=float), mine[LABEL_TS].to_numpy(dtype=float)
         pred = mine[PRED].to_numpy(dtype=float)
+        score = mine[SCORE].to_numpy(dtype=float) if SCORE in mine else pred[:0]
         for k, w0 in enumerate(starts):
             i, j = int(bounds[k]), int(bounds[k + 1])
             if j == i:
@@ -212,7 +215,8 @@ def evaluate_windows(joined: pd.DataFrame, start: float, end: float, spec: Windo
             if memo is None:
                 out.append(evaluate_window(mine.iloc[i:j], v, window, spec))
                 continue
-            key = (v, window[0], j - i, *_content_key(label[i:j], label_ts[i:j], pred[i:j]))
+            key = (v, window[0], j - i, _content_key(label[i:j], label_ts[i:j], pred[i:j], score[i:j],
+                                                    ts_mine[i:j]))
             if key not in memo:
                 memo[key] = evaluate_window(mine.iloc[i:j], v, window, spec)
             out.append(memo[key])
