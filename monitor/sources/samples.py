@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from monitor.sources.cache import BoundedCache
 from monitor.sources.spool import Spool
-from monitor.sources.table_files import SampleFileError, read_table
+from monitor.sources.table_files import SampleFileError, read_table, wide_integers_as_text
 from monitor.sources.text_times import parse_datetimes
 
 log = logging.getLogger("vigil.samples")
@@ -91,7 +91,7 @@ class SampleFiles:
         return known if known is not None and known[0] == (st.st_mtime, st.st_size) else None
 
     def _parse(self, path: str) -> pd.DataFrame:
-        df = read_table(Path(path), self._text)
+        df = read_table(Path(path), self._text, self.timestamp_column)
         if self.timestamp_column not in df.columns:
             raise SampleFileError(
                 f"{path}: timestamp column {self.timestamp_column!r} not found "
@@ -163,7 +163,7 @@ class SampleFiles:
             table = pf.read(use_threads=False)
         meta = table.schema.pandas_metadata or {}
         index = [c for c in meta.get("index_columns", []) if isinstance(c, str) and c in table.column_names]
-        table = table.drop_columns(index).replace_schema_metadata(None)
+        table = wide_integers_as_text(table.drop_columns(index).replace_schema_metadata(None), self.timestamp_column)
         if self.timestamp_column not in table.column_names:
             raise SampleFileError(
                 f"{path}: timestamp column {self.timestamp_column!r} not found "

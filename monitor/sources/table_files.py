@@ -8,6 +8,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from pandas._libs.parsers import STR_NA_VALUES  # pandas' own list of missing-value strings
 
 
@@ -15,23 +18,24 @@ class SampleFileError(ValueError):
     """A samples/reference file cannot be used; the message names the file and the column."""
 
 
-def read_table(path: Path, text_columns: Collection[str] = ()) -> pd.DataFrame:
+def read_table(path: Path, text_columns: Collection[str] = (), times: str | None = None) -> pd.DataFrame:
     """The file as a frame. A CSV holds no types: pandas guesses them, and a zip code or an
     account code ("02139") became the number 2139, a new category next to the reference's
-    "02139". `text_columns` (the features declared categorical) are read as written."""
+    "02139". `text_columns` (the features declared categorical) are read as written;
+    `times`, the timestamp column, stays a number (epoch nanoseconds are 64-bit integers too)."""
     suffix = path.suffix.lower()
     if suffix not in (".parquet", ".pq", ".csv", ".txt"):
         raise SampleFileError(f"{path}: expected a .parquet or .csv file")
     try:  # half written or damaged (ArrowInvalid, ParserError): named, not an internal error
         if suffix in (".parquet", ".pq"):
-            return pd.read_parquet(path)
+            return wide_integers_as_text(pq.read_table(path), times).to_pandas()
         text = dict.fromkeys(text_columns, str)  # (a name the file lacks is ignored)
         na = _missing_values(path, text)
         df = _plain_numbers_as_numbers(pd.read_csv(path, dtype=text or None, **na), text)
         wide = _integers_past_float(df)
         return _plain_numbers_as_numbers(pd.read_csv(path, dtype=text | dict.fromkeys(wide, str), **na), text) \
             if wide else df
-    except ValueError as e:
+    except (ValueError, pa.ArrowException) as e:
         raise SampleFileError(f"{path}: cannot be read ({type(e).__name__}: {e})") from None
 
 
@@ -78,3 +82,18 @@ def _integers_past_float(df: pd.DataFrame) -> list[str]:
             if len(big) and big.max() >= 2.0 ** 53 and np.all(big == np.floor(big)):
                 out.append(str(name))
     return out
+
+
+def wide_integers_as_text(table: pa.Table, times: str | None = None) -> pa.Table:
+    """Integer columns with a gap (a null) holding integers too long for a float's 53 bits, as
+    text: pandas makes such a column float, and 64-bit ids (Snowflake-style) written by Spark
+    or pyarrow collapsed into one another, their labels joined to the wrong predictions or
+    none (`_integers_past_float` is the same rule for a CSV file). `times` is left alone."""
+    for i, field in enumerate(table.schema):
+        col = table.column(i)
+        if field.name == times or not pa.types.is_integer(field.type) or not 0 < col.null_count < len(col):
+            continue
+        bounds = pc.min_max(col)
+        if max(abs(int(bounds["min"].as_py())), abs(int(bounds["max"].as_py()))) >= 2**53:
+            table = table.set_column(i, field.name, pc.cast(col, pa.string()))
+    return table
