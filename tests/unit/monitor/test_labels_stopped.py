@@ -76,3 +76,19 @@ def test_no_finding_for_a_model_whose_predictions_began_recently(tmp_path: Path)
     for k in range(3, 0, -1):  # serving for 3 hours, labels not due yet (a day late)
         _hour(vigil, T0 - k * H, None, 100 + k)
     assert _labels_gap(vigil, T0) == []
+
+
+def test_one_late_correction_does_not_hide_labels_that_stopped(tmp_path: Path) -> None:
+    """A single label corrected 12 hours after its prediction made "the slowest label" 12 h,
+    and the stopped feed went unsaid for 12 hours more: what a window can expect is read off
+    the windows' typical (median) delay, not one straggler."""
+    vigil = _vigil(tmp_path)
+    _hour(vigil, REF, 1800, 0)
+    _hour(vigil, REF + H, 1800, 1)
+    for k in range(12, 0, -1):  # labels land 30 minutes late, until the label feed dies 6 hours ago
+        _hour(vigil, T0 - k * H, 1800 if k > 6 else None, 100 + k)
+    first = vigil.store.labels.between("eta", T0 - 12 * H, T0 - 11 * H)[0]
+    vigil.store.labels.add("eta", [Label(first.prediction_id, first.label + 1.0, T0 - 600)], T0 - 600)
+    [gap] = _labels_gap(vigil, T0)
+    assert "no label for the 1500 predictions since 2027-01-15 02:00 UTC (5 window(s))" in gap
+    assert "within 0.5 h at 100% coverage" in gap
