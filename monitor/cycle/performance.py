@@ -56,6 +56,13 @@ def build_report(m: ModelConfig, perf: PerformanceConfig, t: float, ref: Referen
             "windows": [w.to_dict() for w in windows], "note": note}
 
 
+def blind_report(m: ModelConfig, perf: PerformanceConfig, t: float, why: str) -> dict[str, Any]:
+    """The report of a cycle that could not read its inputs: no figure, and why."""
+    return {"model": m.name, "at": t, "task": perf.task, "reference": {}, "reference_labels": 0,
+            "reference_source": "", "drop_pct": perf.drop_pct, "min_labels": perf.min_labels, "windows": [],
+            "note": f"no figures this cycle: {why}"}
+
+
 class PerformanceStage:
     def __init__(self, inputs: PerformanceInputs, store: Store, metrics: VigilMetrics) -> None:
         self._inputs, self._store, self._metrics = inputs, store, metrics
@@ -76,6 +83,8 @@ class PerformanceStage:
                 log.exception("performance stage failed", extra={"model": m.name})
                 why = f"internal error: {type(e).__name__}: {e}"
             self._metrics.set_performance(m.name, {}, None, None)  # unknown now: no figure stands in /metrics
+            # ... nor in the API: the last good report, served on, read as this cycle's figures
+            self._save(m.name, t, blind_report(m, perf, t, why))
             return PerformanceOutcome([no_data(m.name, ENTITY, why, w)], [f"performance: {why}"])
         stopped = labels_overdue(out.windows, t, perf.min_labels, t - perf.horizon)
         if any(f.entity == "labels" for f in out.findings):  # labels matching no prediction: said already

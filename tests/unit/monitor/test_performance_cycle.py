@@ -221,3 +221,25 @@ def test_a_label_dated_in_the_future_is_read_now_and_can_be_corrected(world: tup
     [fixed] = [lb for lb in vigil.store.labels.between("churn", T0 - H, T0 + 180)
                if lb.prediction_id == bad["prediction_id"].iloc[0]]
     assert fixed.label == bad["_truth"].iloc[0] and fixed.ts == T0 + 120
+
+
+def test_a_blind_cycle_is_said_by_the_api_not_hidden_behind_the_last_figures(tmp_path: Path) -> None:
+    """/metrics drops its figures when the stage cannot read its inputs; the API went on
+    serving the last good report, its windows and an empty note, as if it were this cycle's."""
+    frame = _world(tmp_path)
+    (tmp_path / "labels").mkdir()
+    done = frame.assign(timestamp=frame["timestamp"] + 600, label=frame["_truth"])[["prediction_id", "label",
+                                                                                     "timestamp"]]
+    done.to_csv(tmp_path / "labels" / "day.csv", index=False)
+    vigil = make_vigil(_config(tmp_path, labels={"path": "labels"}))
+    client = TestClient(create_app(vigil), raise_server_exceptions=False)
+    vigil.run_cycle("churn", T0 + 1200)
+    assert client.get("/v1/models/churn/performance", headers={"Authorization": f"Bearer {VIEWER}"}).json()["windows"]
+
+    pd.DataFrame({"prediction_id": ["x"], "label": ["churned"], "timestamp": [T0]}).to_csv(
+        tmp_path / "labels" / "broken.csv", index=False)
+    out = vigil.run_cycle("churn", T0 + 1260)
+    assert any(f.kind == "no_data" and f.entity == "performance" for f in out.findings)
+    report = client.get("/v1/models/churn/performance", headers={"Authorization": f"Bearer {VIEWER}"}).json()
+    assert report["at"] == T0 + 1260 and report["windows"] == [] and report["reference"] == {}
+    assert "column 'label'" in report["note"] and "'churned'" in report["note"]
