@@ -55,7 +55,7 @@ class LabelFiles:
     def window(self, start: float, end: float) -> pd.DataFrame:
         """Labels that became known in [start, end], as (prediction_id, label, label_ts), oldest
         first; a row without a label is no label."""
-        df = self._files.window(start, end)
+        df = self._files.window(start, end, required=(self.id_column, self.label_column))
         if len(df) == 0:
             return empty_labels()
         where = f"label files {self._files.pattern}"

@@ -97,3 +97,12 @@ def wide_integers_as_text(table: pa.Table, times: str | None = None) -> pa.Table
         if max(abs(int(bounds["min"].as_py())), abs(int(bounds["max"].as_py()))) >= 2**53:
             table = table.set_column(i, field.name, pc.cast(col, pa.string()))
     return table
+
+
+def require_columns(path: str, names: Collection[str], required: Collection[str]) -> None:
+    """SampleFileError naming the file and the first of `required` it lacks: merged with files
+    that have it, its rows read as missing values and were dropped unsaid."""
+    missing = [c for c in required if c not in names]
+    if missing:
+        shown = ", ".join(str(n) for n in names if n != "_ts")
+        raise SampleFileError(f"{path}: column {missing[0]!r} not found (columns: {shown})")

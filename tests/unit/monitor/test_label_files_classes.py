@@ -33,3 +33,19 @@ def test_label_files_without_a_single_class_are_no_data_not_a_drop(tmp_path: Pat
     assert not [f for f in out.findings if f.kind == "performance_drop"], [f.message for f in out.findings]
     [gap] = [f for f in out.findings if f.kind == "no_data" and f.entity == "performance"]
     assert "expected a class" in gap.message and "'label'" in gap.message
+
+
+def test_a_label_file_without_the_label_column_is_named_not_skipped(tmp_path: Path) -> None:
+    """The export renamed its label column one day: that file's labels were read as missing
+    and dropped unsaid (other files had the column), and its hours looked unlabelled."""
+    frame = _world(tmp_path)
+    (tmp_path / "labels").mkdir()
+    done = frame.assign(timestamp=frame["timestamp"] + 600, label=frame["_truth"])
+    old = done["timestamp"] < T0 - 6 * 3600
+    done[old][["prediction_id", "label", "timestamp"]].to_csv(tmp_path / "labels" / "a.csv", index=False)
+    done[~old].rename(columns={"label": "churned"})[["prediction_id", "churned", "timestamp"]].to_csv(
+        tmp_path / "labels" / "b.csv", index=False)
+    vigil = make_vigil(_config(tmp_path, labels={"path": "labels"}))
+    out = vigil.run_cycle("churn", T0 + 1200)
+    [gap] = [f for f in out.findings if f.kind == "no_data" and f.entity == "performance"]
+    assert "b.csv" in gap.message and "column 'label' not found" in gap.message and "churned" in gap.message
