@@ -142,7 +142,7 @@ def _realised(labelled: pd.DataFrame, spec: WindowSpec) -> tuple[dict[str, float
                                                                                      spec.positive)
         figures = realised_metrics("classification", y_true, y_pred, score)
         notes.extend(few_positives(figures, int(y_pred.sum()), (int(y_true.sum()), len(y_true)),
-                                   spec.min_class_labels))
+                                   spec.min_class_labels, scored_classes(y_true, score)))
         return figures, "; ".join(notes)
     return realised_metrics("regression", labelled[LABEL].to_numpy(dtype=float),
                             labelled[PRED].to_numpy(dtype=float)), ""
@@ -159,17 +159,27 @@ def _few_expected(estimated: dict[str, float | None], predicted: np.ndarray, sco
     return [f"estimate: {n}" for n in notes]
 
 
-def few_positives(figures: dict[str, float | None], predicted: int, labels: tuple[int, int], min_rows: int
-                   ) -> list[str]:
+def scored_classes(y_true: np.ndarray, score: np.ndarray | None) -> tuple[int, int] | None:
+    """(positive, all) labels among the rows with a probability; None without probabilities."""
+    if score is None:
+        return None
+    ok = np.isfinite(score)
+    return int(y_true[ok].sum()), int(ok.sum())
+
+
+def few_positives(figures: dict[str, float | None], predicted: int, labels: tuple[int, int], min_rows: int,
+                  scored: tuple[int, int] | None = None) -> list[str]:
     """Precision is read off the predicted positives, recall off the positive labels, F1 off
     both, ROC AUC off both classes: with fewer than `min_rows` of them the figure is withheld
     (None) like a window with too few labels. A rare-positive model's hour with one missed
-    positive read recall 0 and paged a -100 % drop. `labels`: (positive, all)."""
+    positive read recall 0 and paged a -100 % drop. `labels`: (positive, all); `scored`: the
+    same among the rows with a probability, the only ones ROC AUC reads (default `labels`)."""
     notes = []
     positive, total = labels
-    if figures["roc_auc"] is not None and min(positive, total - positive) < min_rows:
+    auc_pos, auc_total = scored if scored is not None else labels
+    if figures["roc_auc"] is not None and min(auc_pos, auc_total - auc_pos) < min_rows:
         figures["roc_auc"] = None
-        notes.append(f"{positive} positive and {total - positive} negative labels, fewer than the {min_rows} "
+        notes.append(f"{auc_pos} positive and {auc_total - auc_pos} negative labels, fewer than the {min_rows} "
                      "needed of each: no roc_auc")
     if predicted < min_rows:
         figures["precision"] = figures["f1"] = None

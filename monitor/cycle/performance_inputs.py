@@ -22,6 +22,7 @@ from detectors.performance.windows import (
     few_positives,
     join_labels,
     scored,
+    scored_classes,
 )
 from detectors.records import DeployEvent
 from monitor.config import ModelConfig, VigilConfig
@@ -224,7 +225,8 @@ class PerformanceInputs:
             y, p = (y == pos).astype(int), (p == pos).astype(int)
         metrics = realised_metrics(perf.task, y, p, score)
         if perf.task == "classification":  # the windows' floor: no reference recall read off 3 positives
-            few_positives(metrics, int(p.sum()), (int(y.sum()), len(y)), perf.min_class_labels)
+            few_positives(metrics, int(p.sum()), (int(y.sum()), len(y)), perf.min_class_labels,
+                          scored_classes(y, score))
         cbpe = None
         if perf.task == "classification" and perf.estimate and score is not None:
             cbpe = fit_cbpe(y, score)

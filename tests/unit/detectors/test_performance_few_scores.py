@@ -66,3 +66,22 @@ def test_estimated_precision_and_recall_of_a_handful_of_positives_are_not_judged
     reference = {"accuracy": 0.95, "precision": 0.9, "recall": 0.9, "f1": 0.9, "roc_auc": 0.95}
     drops = judge([w], reference, JudgeParams("churn", 10.0))
     assert not any(f.entity in ("precision", "recall", "f1") for f in drops), [f.message for f in drops]
+
+
+def test_roc_auc_needs_enough_of_each_class_among_the_scored_rows() -> None:
+    """min_class_labels of each class counted over every labelled row, while ROC AUC reads
+    only those with a probability: 150 scored rows holding 4 positives (one serving replica
+    logs no probability) gave a ROC AUC read off 4 positives, judged like any other."""
+    rng = np.random.default_rng(3)
+    n = 300
+    truth = (np.arange(n) % 5 == 0).astype(float)  # 60 positives
+    pred = truth.copy()
+    score = np.full(n, np.nan)
+    scored = (truth == 0) & (np.arange(n) < 200) | (np.isin(np.arange(n), [0, 5, 10, 15]))
+    score[scored] = np.where(truth[scored] == 1, 0.1, rng.uniform(0.2, 0.9, n)[scored])  # the 4 ranked last
+    rows = pd.DataFrame({"prediction_id": [f"p{i}" for i in range(n)], "ts": np.linspace(0, H - 1, n),
+                         "prediction": pred, "score": score, "version": "1"})
+    labels = rows[["prediction_id"]].assign(label=truth, label_ts=rows["ts"] + 600)
+    [w] = evaluate_windows(join_labels(rows, labels), 0.0, H, WindowSpec("classification", H, min_labels=100))
+    assert w.realised is not None and w.realised["roc_auc"] is None, w.realised
+    assert "4 positive and 160 negative labels" in w.note
