@@ -5,6 +5,9 @@ by the next cycle.
 """
 from __future__ import annotations
 
+import os
+import re
+
 import numpy as np
 import pandas as pd
 
@@ -55,6 +58,10 @@ class LabelFiles:
     def window(self, start: float, end: float) -> pd.DataFrame:
         """Labels that became known in [start, end], as (prediction_id, label, label_ts), oldest
         first; a row without a label is no label."""
+        root = _root(self._files.pattern)
+        if root and not os.path.exists(root):  # a typo read as "no label file yet", every window unlabelled
+            raise SampleFileError(f"label files {self._files.pattern}: no such file or directory {root!r} "
+                                  "(performance.labels.path)")
         df = self._files.window(start, end, required=(self.id_column, self.label_column))
         if len(df) == 0:
             return empty_labels()
@@ -70,3 +77,9 @@ class LabelFiles:
         # known last (join_labels keeps the last row of an id): the files come in listing order,
         # and a correction whose file name sorted first was silently undone by the original.
         return out.sort_values(LABEL_TS, kind="stable").reset_index(drop=True)
+
+
+def _root(pattern: str) -> str:
+    """The file or directory a label path names, or the directory its glob starts in."""
+    head = re.split(r"[*?\[]", pattern, maxsplit=1)[0]
+    return pattern if head == pattern else os.path.dirname(head)

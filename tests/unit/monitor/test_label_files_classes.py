@@ -49,3 +49,13 @@ def test_a_label_file_without_the_label_column_is_named_not_skipped(tmp_path: Pa
     out = vigil.run_cycle("churn", T0 + 1200)
     [gap] = [f for f in out.findings if f.kind == "no_data" and f.entity == "performance"]
     assert "b.csv" in gap.message and "column 'label' not found" in gap.message and "churned" in gap.message
+
+
+def test_a_label_path_that_does_not_exist_is_no_data_at_once(tmp_path: Path) -> None:
+    """`labels: {path: lables/}` (a typo) read as "no label file yet": every window said
+    "0 labels ... no realised figures yet" and nothing told the path was wrong."""
+    _world(tmp_path)
+    vigil = make_vigil(_config(tmp_path, labels={"path": "lables"}))
+    out = vigil.run_cycle("churn", T0 + 1200)
+    [gap] = [f for f in out.findings if f.kind == "no_data" and f.entity == "performance"]
+    assert "lables" in gap.message and "no such file or directory" in gap.message
