@@ -50,7 +50,7 @@ def _spec(perf: PerformanceConfig, ref: Reference) -> WindowSpec:
 
 def build_report(m: ModelConfig, perf: PerformanceConfig, t: float, ref: Reference,
                  windows: list[WindowPerformance]) -> dict[str, Any]:
-    note = "" if windows else "no predictions with an id in the horizon"
+    note = "; ".join(filter(None, [ref.note, "" if windows else "no predictions with an id in the horizon"]))
     return {"model": m.name, "at": t, "task": perf.task, "reference": ref.metrics, "reference_labels": ref.labels,
             "reference_source": ref.source, "drop_pct": perf.drop_pct, "min_labels": perf.min_labels,
             "windows": [w.to_dict() for w in windows], "note": note}

@@ -41,6 +41,7 @@ class Reference:
     labels: int
     cbpe: CbpeState | None
     source: str
+    note: str = ""  # reference labels left out, and why
 
 
 def epoch(d: datetime) -> float:
@@ -144,6 +145,21 @@ def _classes_only(labels: pd.DataFrame, perf: PerformanceConfig, column: str, no
     return labels[ok].reset_index(drop=True)
 
 
+def _reference_classes(labels: np.ndarray, perf: PerformanceConfig, where: str) -> tuple[np.ndarray, str]:
+    """A classifier's reference labels with those that are no class made missing, and what
+    was left out, said; none a class is a SampleFileError. Read as they were, a probability
+    column named as the label read as the negative class: every window judged on garbage."""
+    if perf.task != "classification":
+        return labels, ""
+    bad = ~np.isnan(labels) & ~np.isin(labels, [0.0, 1.0, perf.positive_class])
+    if not bad.any():
+        return labels, ""
+    why = f"expected a class: 0 or 1 (or {perf.positive_class:g}), e.g. {labels[bad][0]:g}"
+    if bad.sum() == np.count_nonzero(~np.isnan(labels)):
+        raise SampleFileError(f"performance reference {where}: none of {int(bad.sum()):,} labels is a class ({why})")
+    return np.where(bad, np.nan, labels), f"reference: {int(bad.sum()):,} of {len(labels):,} labels left out ({why})"
+
+
 class PerformanceInputs:
     """Per model: its label files (cached between cycles) and its fitted reference."""
 
@@ -193,7 +209,7 @@ class PerformanceInputs:
         return ref
 
     def _reference_rows(self, m: ModelConfig, perf: PerformanceConfig, t: float, serving: str | None
-                        ) -> tuple[pd.DataFrame, str]:
+                        ) -> tuple[pd.DataFrame, str, str]:
         r = perf.reference
         if r.path is not None:
             path = self._config.resolve_path(r.path)
@@ -206,14 +222,15 @@ class PerformanceInputs:
                                                                    if perf.id_column not in df.columns else {})),
                                     serving)
             labels = label_values(df[r.label_column], where=f"{path} column {r.label_column!r}")
-            return rows.assign(**{LABEL: labels[rows.index.to_numpy()]}), str(path)
+            labels, why = _reference_classes(labels, perf, f"{path} column {r.label_column!r}")
+            return rows.assign(**{LABEL: labels[rows.index.to_numpy()]}), str(path), why
         assert r.start is not None and r.end is not None  # the config's validator says so
         start, end = epoch(r.start), epoch(r.end)
         joined = join_labels(self.predictions(m, perf, start, end, serving), self.labels(m, perf, start, t))
-        return joined, f"predictions {r.start.isoformat()} .. {r.end.isoformat()}"
+        return joined, f"predictions {r.start.isoformat()} .. {r.end.isoformat()}", ""
 
     def _fit_reference(self, m: ModelConfig, perf: PerformanceConfig, t: float, serving: str | None) -> Reference:
-        rows, source = self._reference_rows(m, perf, t, serving)
+        rows, source, note = self._reference_rows(m, perf, t, serving)
         labelled = rows[rows[LABEL].notna()] if len(rows) else rows
         if len(labelled) < perf.min_labels:
             raise SampleFileError(f"performance reference ({source}) has {len(labelled)} labelled predictions, "
@@ -230,4 +247,4 @@ class PerformanceInputs:
         cbpe = None
         if perf.task == "classification" and perf.estimate and score is not None:
             cbpe = fit_cbpe(y, score)
-        return Reference(metrics, len(labelled), cbpe, source)
+        return Reference(metrics, len(labelled), cbpe, source, note)
