@@ -10,8 +10,10 @@ import re
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from monitor.sources.samples import SampleFileError, SampleFiles
+from monitor.sources.table_files import require_columns
 
 # The frame every label source gives (detectors.performance.windows' column names).
 ID, LABEL, LABEL_TS = "prediction_id", "label", "label_ts"
@@ -54,6 +56,28 @@ class LabelFiles:
     def __init__(self, pattern: str, id_column: str, label_column: str, timestamp_column: str) -> None:
         self._files = SampleFiles(pattern, timestamp_column)
         self.id_column, self.label_column = id_column, label_column
+        self._textual: list[tuple[str, pd.DataFrame | pa.Table]] = []  # this window's files of non-numeric labels
+
+    def _check(self, path: str, data: pd.DataFrame | pa.Table) -> None:
+        """The file has both columns, or a SampleFileError naming it: a file without the label
+        column, merged with others, had its labels read as missing and dropped unsaid. A file
+        whose labels are not all numbers is kept aside, to be named if they fail."""
+        names = data.column_names if isinstance(data, pa.Table) else list(data.columns)
+        require_columns(path, names, (self.id_column, self.label_column))
+        col = data.column(self.label_column) if isinstance(data, pa.Table) else data[self.label_column]
+        typ = col.type if isinstance(col, pa.ChunkedArray) else None
+        numeric = (pd.api.types.is_numeric_dtype(col) if typ is None
+                   else pa.types.is_integer(typ) or pa.types.is_floating(typ) or pa.types.is_boolean(typ))
+        if not numeric:
+            self._textual.append((path, data))
+
+    def _name_bad_file(self, start: float, end: float) -> None:
+        """A SampleFileError naming the file whose window rows hold the bad label: the
+        directory alone left the operator to search every daily file."""
+        for path, data in self._textual:
+            frame = data if isinstance(data, pd.DataFrame) else data.select([self.label_column, "_ts"]).to_pandas()
+            rows = frame[(frame["_ts"] >= start) & (frame["_ts"] <= end)]
+            label_values(rows[self.label_column], where=f"label file {path} column {self.label_column!r}")
 
     def window(self, start: float, end: float) -> pd.DataFrame:
         """Labels that became known in [start, end], as (prediction_id, label, label_ts), oldest
@@ -62,15 +86,20 @@ class LabelFiles:
         if root and not os.path.exists(root):  # a typo read as "no label file yet", every window unlabelled
             raise SampleFileError(f"label files {self._files.pattern}: no such file or directory {root!r} "
                                   "(performance.labels.path)")
-        df = self._files.window(start, end, required=(self.id_column, self.label_column))
+        self._textual = []
+        df = self._files.window(start, end, check=self._check)
         if len(df) == 0:
             return empty_labels()
         where = f"label files {self._files.pattern}"
         for col in (self.id_column, self.label_column):
             if col not in df.columns:
                 raise SampleFileError(f"{where}: column {col!r} not found (columns: {', '.join(map(str, df.columns))})")
-        out = pd.DataFrame({ID: id_strings(df[self.id_column]),
-                            LABEL: label_values(df[self.label_column], where=f"{where} column {self.label_column!r}"),
+        try:
+            labels = label_values(df[self.label_column], where=f"{where} column {self.label_column!r}")
+        except SampleFileError:
+            self._name_bad_file(start, end)
+            raise
+        out = pd.DataFrame({ID: id_strings(df[self.id_column]), LABEL: labels,
                             LABEL_TS: df["_ts"].to_numpy(dtype=float)})
         out = out[out[LABEL].notna() & df[self.id_column].notna().to_numpy()]
         # Oldest known first, so a prediction labelled twice (a correction file) keeps the label

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from monitor.sources.cache import BoundedCache
 from monitor.sources.spool import Spool
-from monitor.sources.table_files import SampleFileError, read_table, require_columns, wide_integers_as_text
+from monitor.sources.table_files import FileCheck, SampleFileError, read_table, wide_integers_as_text
 from monitor.sources.text_times import parse_datetimes
 
 log = logging.getLogger("vigil.samples")
@@ -205,10 +205,10 @@ class SampleFiles:
         if skey is not None and self._spool is not None:
             self._spool.discard("samples", skey)
 
-    def window(self, start: float, end: float, purpose: str = "", required: Collection[str] = ()) -> pd.DataFrame:
+    def window(self, start: float, end: float, purpose: str = "", check: FileCheck | None = None) -> pd.DataFrame:
         """Rows with start <= t <= end from every file overlapping the window. `purpose` names
-        the reader (its windows move on; another reader's windows are not this one's); a file
-        lacking a `required` column is a SampleFileError naming it."""
+        the reader (its windows move on; another reader's windows are not this one's); `check`
+        is called with each such file's path and content (a SampleFileError naming the file)."""
         self._wanted[purpose] = (start, end)
         frames: list[pd.DataFrame] = []
         tables: list[pa.Table] = []
@@ -229,7 +229,8 @@ class SampleFiles:
                 continue
             if hi < start or lo > end:
                 continue
-            require_columns(path, data.column_names if isinstance(data, pa.Table) else list(data.columns), required)
+            if check is not None:
+                check(path, data)
             ts = data.column("_ts").to_numpy() if isinstance(data, pa.Table) else data["_ts"].to_numpy()
             i, j = int(np.searchsorted(ts, start, "left")), int(np.searchsorted(ts, end, "right"))
             if j > i:

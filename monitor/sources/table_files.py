@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +97,10 @@ def wide_integers_as_text(table: pa.Table, times: str | None = None) -> pa.Table
         if max(abs(int(bounds["min"].as_py())), abs(int(bounds["max"].as_py()))) >= 2**53:
             table = table.set_column(i, field.name, pc.cast(col, pa.string()))
     return table
+
+
+# Called with a file's path and content (parsed, or as the spool maps it) by SampleFiles.window.
+FileCheck = Callable[[str, "pd.DataFrame | pa.Table"], None]
 
 
 def require_columns(path: str, names: Collection[str], required: Collection[str]) -> None:

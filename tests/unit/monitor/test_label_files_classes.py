@@ -59,3 +59,18 @@ def test_a_label_path_that_does_not_exist_is_no_data_at_once(tmp_path: Path) -> 
     out = vigil.run_cycle("churn", T0 + 1200)
     [gap] = [f for f in out.findings if f.kind == "no_data" and f.entity == "performance"]
     assert "lables" in gap.message and "no such file or directory" in gap.message
+
+
+def test_a_text_label_names_its_file_not_only_the_directory(tmp_path: Path) -> None:
+    """Among a directory of daily label files, "label files .../labels column 'label':
+    expected finite numeric labels, got 'unknown'" left the operator to search every file."""
+    frame = _world(tmp_path)
+    (tmp_path / "labels").mkdir()
+    done = frame.assign(timestamp=frame["timestamp"] + 600, label=frame["_truth"].astype(object))
+    done.loc[done.index[-5], "label"] = "unknown"
+    for k, part in enumerate((done.iloc[: len(done) // 2], done.iloc[len(done) // 2:])):
+        part[["prediction_id", "label", "timestamp"]].to_csv(tmp_path / "labels" / f"day-{k}.csv", index=False)
+    vigil = make_vigil(_config(tmp_path, labels={"path": "labels"}))
+    out = vigil.run_cycle("churn", T0 + 1200)
+    [gap] = [f for f in out.findings if f.kind == "no_data" and f.entity == "performance"]
+    assert "label file " in gap.message and "day-1.csv column 'label'" in gap.message and "'unknown'" in gap.message
