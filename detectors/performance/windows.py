@@ -76,12 +76,15 @@ def labels_matching_nothing(predictions: pd.DataFrame, labels: pd.DataFrame, joi
                             min_labels: int) -> str | None:
     """Why no label joins a prediction although both arrived, or None. Ids written one way in
     the samples and another in the labels ('00000001' vs the 1 a CSV reader makes of it)
-    left every window at "0 labels, no realised figures yet", as if they were on their way."""
+    left every window at "0 labels, no realised figures yet", as if they were on their way.
+    Labels landing later than the horizon (30 days, with 7 of horizon) match nothing either:
+    the message asked only about the ids."""
     if len(labels) < min_labels or len(predictions) == 0 or joined[LABEL].notna().any():
         return None
     return (f"{labels[ID].nunique()} labels arrived in the horizon but none matches a logged prediction id "
             f"(labels e.g. {labels[ID].iloc[0]!r}, predictions e.g. {predictions[ID].iloc[0]!r}): are the ids "
-            "written the same way in the samples and the labels (performance.id_column)?")
+            "written the same way in the samples and the labels (performance.id_column)? Or are they the labels "
+            "of older predictions, landing later than performance.horizon?")
 
 
 def window_starts(start: float, end: float, length: float) -> np.ndarray:
