@@ -131,18 +131,18 @@ class PerformanceStage:
 
 
 def export(metrics: VigilMetrics, model: str, out: PerformanceOutcome) -> None:
-    """The busiest version's newest judged window (realised) and newest window (estimated);
-    without a window, the reference alone (the rest is unknown, not last cycle's figure)."""
+    """The version serving now's newest judged window (realised) and newest window (estimated);
+    without a window, the reference alone (the rest is unknown, not last cycle's figure). The
+    version serving now is the busiest of the newest window: the busiest of the horizon kept
+    the dashboard on a replaced version's figures for days after a deploy."""
     if out.report is None:
         metrics.set_performance(model, {}, None, None)
         return
     if not out.windows:
         metrics.set_performance(model, {"reference": dict(out.report["reference"])}, None, None)
         return
-    counts: dict[str, int] = {}
-    for w in out.windows:
-        counts[w.version] = counts.get(w.version, 0) + w.predictions
-    main = max(counts, key=lambda v: counts[v])
+    newest = max(w.start for w in out.windows)
+    main = max((w for w in out.windows if w.start == newest), key=lambda w: w.predictions).version
     mine = [w for w in out.windows if w.version == main]
     realised = [w for w in mine if w.realised is not None]
     estimated = [w for w in mine if w.estimated is not None]

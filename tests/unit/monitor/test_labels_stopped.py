@@ -92,3 +92,25 @@ def test_one_late_correction_does_not_hide_labels_that_stopped(tmp_path: Path) -
     [gap] = _labels_gap(vigil, T0)
     assert "no label for the 1500 predictions since 2027-01-15 02:00 UTC (5 window(s))" in gap
     assert "within 0.5 h at 100% coverage" in gap
+
+
+def test_metrics_show_the_version_serving_now_not_the_busiest_of_the_horizon(tmp_path: Path) -> None:
+    """A day after v2 replaced v1, /metrics still showed v1's last window (v1 had made most of
+    the horizon's predictions): the dashboard's realised MAE was a version no longer serving."""
+    from tests.helpers_vigil import metric_value
+
+    vigil = _vigil(tmp_path)
+    _hour(vigil, REF, 1800, 0)
+    _hour(vigil, REF + H, 1800, 1)
+    for k in range(20, 0, -1):  # v1 for 20 hours; then v2, 4 minutes worse, for the last 4
+        rng = np.random.default_rng(200 + k)
+        truth = rng.uniform(10, 60, 300)
+        version, err = ("2", 6.0) if k <= 4 else ("1", 2.0)
+        ids = [f"{k}-{i}" for i in range(300)]
+        start = T0 - k * H
+        vigil.store.add_samples("eta", [(start + 10 * i, {"prediction_id": ids[i], "eta_pred": float(truth[i] + err),
+                                                          "model_version": version}) for i in range(300)])
+        vigil.store.labels.add("eta", [Label(ids[i], float(truth[i]), start + 10 * i + 600) for i in range(300)],
+                               start)
+    vigil.run_cycle("eta", T0)
+    assert metric_value(vigil, "vigil_model_performance", model="eta", metric="mae", basis="realised") == 6.0
