@@ -93,10 +93,10 @@ def judge(windows: list[WindowPerformance], reference: dict[str, float | None], 
 def labels_overdue(windows: list[WindowPerformance], t: float, min_labels: int, start: float | None = None
                    ) -> str | None:
     """Why the labels look stopped, or None. A window is overdue when it ended longer ago than
-    the slowest window's median label delay in the horizon, would have had `min_labels` labels at the coverage
-    the earlier windows got, yet has none, and no newer window has a label either. Unsaid, the
-    realised figures shown stayed those of the last labelled window (a stale "no degradation"),
-    and a regression model, with no estimate, said nothing at all. `start`: the horizon's.
+    the slowest window's median label delay in the horizon, would have had `min_labels` labels
+    at the coverage the earlier windows got, yet has none, and no newer window has a label
+    either. Unsaid, the realised figures shown stayed those of the last labelled window (a
+    stale "no degradation"), and a regression model, with no estimate, said nothing at all. `start`: the horizon's.
     Medians, not the slowest label: one correction sent 12 h after its prediction (its delay
     counts from the correction) kept a dead label feed unsaid for 12 h more."""
     labelled = [w for w in windows if w.labelled and w.delay_median_s is not None]
@@ -113,8 +113,7 @@ def labels_overdue(windows: list[WindowPerformance], t: float, min_labels: int, 
     n = sum(w.predictions for w in overdue)
     return (f"no label for the {n} predictions since {since} ({len(overdue)} window(s)), though labels land "
             f"within {_hours(slowest)} at {coverage:.0%} coverage (the slowest window's median label delay): labels "
-            "stopped arriving? The realised figures "
-            "shown are those of the last labelled window")
+            "stopped arriving? The realised figures shown are those of the last labelled window")
 
 
 def _none_in_horizon(windows: list[WindowPerformance], min_labels: int, start: float | None) -> str | None:
