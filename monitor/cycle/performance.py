@@ -84,7 +84,10 @@ class PerformanceStage:
                 why = f"internal error: {type(e).__name__}: {e}"
             self._metrics.set_performance(m.name, {}, None, None)  # unknown now: no figure stands in /metrics
             # ... nor in the API: the last good report, served on, read as this cycle's figures
-            self._save(m.name, t, blind_report(m, perf, t, why))
+            try:
+                self._save(m.name, t, blind_report(m, perf, t, why))
+            except Exception:  # the store itself may be what failed: the cycle goes on
+                log.exception("performance report not stored", extra={"model": m.name})
             return PerformanceOutcome([no_data(m.name, ENTITY, why, w)], [f"performance: {why}"])
         stopped = labels_overdue(out.windows, t, perf.min_labels, t - perf.horizon)
         if any(f.entity == "labels" for f in out.findings):  # labels matching no prediction: said already

@@ -243,3 +243,20 @@ def test_a_blind_cycle_is_said_by_the_api_not_hidden_behind_the_last_figures(tmp
     report = client.get("/v1/models/churn/performance", headers={"Authorization": f"Bearer {VIEWER}"}).json()
     assert report["at"] == T0 + 1260 and report["windows"] == [] and report["reference"] == {}
     assert "column 'label'" in report["note"] and "'churned'" in report["note"]
+
+
+def test_a_store_that_fails_costs_the_figures_never_the_cycle(world: tuple) -> None:
+    """The blind report is stored too: when the store is what failed, storing it must not
+    raise out of the stage (the cycle goes on with a no-data finding)."""
+    from monitor.types import Window
+
+    vigil, _, _ = world
+
+    def down(*_: Any, **__: Any) -> Any:
+        raise OSError("database unreachable")
+
+    vigil.store.labels.between = down
+    vigil.store.labels.save_report = down
+    m = vigil.config.model("churn")
+    out = vigil.performance.run(m, T0 + 60, "1", Window(T0 + 60, T0 - 1800, T0 - 5400, T0 - 1800))
+    assert [f.entity for f in out.findings] == ["performance"] and "database unreachable" in out.blind[0]
