@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 import pandas as pd
 
 from detectors.drift.columns import category_label, to_floats
 
 log = logging.getLogger(__name__)
+EVIDENTLY_NBINS = 10  # the bins Evidently's per-column histograms take (its default nbinsx)
 
 
 def _sample(df: pd.DataFrame, max_rows: int, seed: int) -> pd.DataFrame:
@@ -27,14 +29,33 @@ def _is_numeric(s: pd.Series) -> bool:
 
 
 def _usable(ref: pd.Series, cur: pd.Series) -> bool:
-    """Evidently raises on a column with no finite value on either side."""
+    """Evidently raises on a column with no finite value on either side, and on one it cannot
+    histogram (see `_drawable`): the whole page failed for that one column."""
     for s in (ref, cur):
         if _is_numeric(s):
-            if not s.replace([float("inf"), float("-inf")], float("nan")).notna().any():
+            if not s.replace([float("inf"), float("-inf")], float("nan")).notna().any() or not _drawable(s):
                 return False
         elif not s.notna().any():
             return False
     return True
+
+
+def _drawable(s: pd.Series) -> bool:
+    """Whether numpy can cut the side into Evidently's histogram bins: a constant side is cut
+    around its value into bins of 0.1, finer than a float can tell apart beyond about 1e15
+    (an epoch in microseconds or nanoseconds), and numpy raises 'Too many bins'."""
+    v = s.to_numpy(dtype=np.float64, na_value=np.nan)
+    try:
+        np.histogram(v[np.isfinite(v)], bins=EVIDENTLY_NBINS)
+    except ValueError:
+        return False
+    return True
+
+
+def _seconds(s: pd.Series) -> np.ndarray:
+    """Times and durations as seconds: the drift numbers do not change with the unit (each is
+    scale-free), and a constant batch date at nanoseconds (1.8e18) cannot be histogrammed."""
+    return to_floats(s) / 1e9
 
 
 def _labels(s: pd.Series) -> pd.Series:
@@ -67,9 +88,9 @@ def render_drift_report(
     cur = _sample(current[present], max_rows, seed + 1).copy()
     for c in present:
         if c not in cat and (reference[c].dtype.kind in "mM" or cur[c].dtype.kind in "mM"):
-            # Times and durations are numbers (ns) to the engine; as text every timestamp was a
+            # Times and durations are numbers to the engine (here seconds); as text every timestamp was a
             # category of its own, none in the reference, and the page said 100% drift.
-            ref[c], cur[c] = to_floats(ref[c]), to_floats(cur[c])
+            ref[c], cur[c] = _seconds(ref[c]), _seconds(cur[c])
         elif c not in cat and _is_numeric(reference[c]) and not _is_numeric(cur[c]):
             # Posted samples can hold objects (an integer beyond the float range), which
             # Evidently cannot count: as floats, such a value is an infinity it reports.

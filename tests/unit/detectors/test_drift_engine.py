@@ -306,3 +306,30 @@ def test_evidently_report_judges_a_datetime_feature_as_a_number_like_the_engine(
     assert kinds(findings, FindingKind.FEATURE_DRIFT) == []
     html = render_drift_report(ref, cur, ["signup"], max_rows=2000)
     assert "Drift is detected for 0.0% of columns (0 out of 1)" in html
+
+
+def test_evidently_report_renders_a_window_whose_datetime_feature_is_one_batch_date():
+    """A batch-scored window: every row carries the same `snapshot` date, the reference spans
+    a month of them (the engine calls that drift). Evidently histograms each side with 10 bins
+    around a constant value; at nanoseconds (1.8e18) those bins are finer than a float can
+    tell apart and numpy raised 'Too many bins for data range': the incident's page was never
+    rendered and its link answered 'not rendered yet, try again in a minute' for good."""
+    rng = np.random.default_rng(23)
+    month = pd.to_datetime(1.7e9 + rng.integers(0, 30, 3000) * 86400.0, unit="s")
+    ref = pd.DataFrame({"snapshot": month, "age": rng.normal(40, 10, 3000)})
+    cur = pd.DataFrame({"snapshot": pd.Series([pd.Timestamp("2026-12-06")] * 3000),
+                        "age": rng.normal(40, 10, 3000)})
+    findings, _ = run(ref, cur, features=[FeatureSpec("snapshot"), FeatureSpec("age")])
+    assert [f.entity for f in kinds(findings, FindingKind.FEATURE_DRIFT)] == ["snapshot"]
+    html = render_drift_report(ref, cur, ["snapshot", "age"], max_rows=2000)
+    assert "Drift is detected for 50.0% of columns (1 out of 2)" in html
+
+
+def test_evidently_report_leaves_out_a_column_it_cannot_draw_and_renders_the_rest():
+    """An epoch-microsecond id that is constant in the window cannot be histogrammed either:
+    that one column is left out (logged), not the whole page."""
+    rng = np.random.default_rng(24)
+    ref = pd.DataFrame({"ts_us": 1.7e15 + rng.integers(0, 10**9, 3000), "age": rng.normal(40, 10, 3000)})
+    cur = pd.DataFrame({"ts_us": np.full(3000, 1.8e15), "age": rng.normal(40, 10, 3000)})
+    html = render_drift_report(ref, cur, ["ts_us", "age"], max_rows=2000)
+    assert "Drift is detected for 0.0% of columns (0 out of 1)" in html
