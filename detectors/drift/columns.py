@@ -150,6 +150,18 @@ def category_label(value: object) -> str:
     return str(value)
 
 
+MISSING_TEXT = ""  # a category spelt so is a missing value
+
+
+def missing_categories(series: pd.Series) -> np.ndarray:
+    """Rows `count_column_categories` counts as missing: NaN/None, and the empty text."""
+    try:
+        empty = series.isin([MISSING_TEXT])
+    except TypeError:  # unhashable values (a parquet list column): by their text
+        empty = series.map(hashable_value).isin([MISSING_TEXT])
+    return (series.isna() | empty).to_numpy(dtype=bool)
+
+
 def count_column_categories(series: pd.Series) -> tuple[list[str], np.ndarray, ColumnCounts]:
     """Category labels (as strings) and their counts, missing values counted apart.
 
@@ -163,7 +175,14 @@ def count_column_categories(series: pd.Series) -> tuple[list[str], np.ndarray, C
     n_missing = int(counts[0])
     counts = counts[1:]
     labels = [category_label(u) for u in uniques]
+    # An empty text is missing, as an empty CSV cell is (monitor/sources/table_files.py): the
+    # same "" written to parquet was a category of its own, "new" next to a CSV reference's
+    # missing cells, and the window was called drifted on the file format alone.
     present = counts > 0
+    for i, label in enumerate(labels):
+        if label == MISSING_TEXT and present[i]:
+            n_missing += int(counts[i])
+            present[i] = False
     if not present.all():
         labels = [lab for lab, p in zip(labels, present, strict=True) if p]
         counts = counts[present]

@@ -37,7 +37,9 @@ from detectors.drift.storage import read_npz, write_npz
 # 2139, as the samples now are too): an older profile would call every such value new.
 # 4: a category written as an integral float ("1.0") is labelled "1", as the number 1.0 is
 # (category_label): an older profile's "1.0" would be a new category next to the window's "1".
-PROFILE_FORMAT = 4
+# 5: an empty text in a categorical column is missing (an empty CSV cell is): an older profile
+# of a parquet reference holding "" as a category would call the window's missing rows drift.
+PROFILE_FORMAT = 5
 DEFAULT_QUANTILE_BINS = 10
 # Evidently switches from value bins to equal-width bins above 20 distinct reference
 # values; low-cardinality numeric columns are binned by value the same way here.

@@ -12,7 +12,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from detectors.drift.columns import category_label, to_floats
+from detectors.drift.columns import category_label, missing_categories, to_floats
 
 log = logging.getLogger(__name__)
 EVIDENTLY_NBINS = 10  # the bins Evidently's per-column histograms take (its default nbinsx)
@@ -59,8 +59,8 @@ def _seconds(s: pd.Series) -> np.ndarray:
 
 
 def _labels(s: pd.Series) -> pd.Series:
-    """Category labels as the engine spells them; missing stays missing."""
-    return s.map(category_label, na_action="ignore").astype("string")
+    """Category labels as the engine spells them; missing stays missing, and so is ""."""
+    return s.map(category_label, na_action="ignore").astype("string").mask(missing_categories(s))
 
 
 def render_drift_report(

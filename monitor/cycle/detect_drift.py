@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from detectors.drift import DriftDetector, DriftParams, FeatureSpec
-from detectors.drift.columns import to_floats
+from detectors.drift.columns import missing_categories, to_floats
 from detectors.drift_onset import categorical_surprise, estimate_onset, numeric_bins_position
 from detectors.records import Finding, FindingKind
 from monitor.config import ModelConfig, PolicyConfig
@@ -82,6 +82,6 @@ def _onset(raw: pd.Series, col: Any, times: np.ndarray) -> float | None:
         ok = np.isfinite(v)
         u, surprise = numeric_bins_position(v[ok], col.edges, col.edge_counts)
         return estimate_onset(times[ok], [u, surprise])
-    ok = raw.notna().to_numpy()
+    ok = ~missing_categories(raw)  # the rows the profile counted, "" missing as there
     return estimate_onset(times[ok], [categorical_surprise(raw[ok].to_numpy(), col.categories,
                                                            col.category_counts)])
