@@ -22,6 +22,7 @@ from monitor.sources.text_times import parse_datetimes
 
 log = logging.getLogger("vigil.samples")
 _TABLE_SUFFIXES = (".parquet", ".pq", ".csv")  # what a samples folder holds (read_table reads them)
+_GLOB_SUFFIXES = (*_TABLE_SUFFIXES, ".txt")  # what a glob reads: every file read_table takes
 
 
 def epoch_seconds(v: np.ndarray, size: np.ndarray | float) -> np.ndarray:
@@ -82,7 +83,13 @@ class SampleFiles:
         p = self.pattern
         if os.path.isdir(p):  # any case: an export's "PART-0.CSV" or a ".pq" file was skipped unsaid
             return sorted(x for x in glob.glob(os.path.join(p, "*")) if Path(x).suffix.lower() in _TABLE_SUFFIXES)
-        return sorted(glob.glob(p))
+        # Not a Spark output's `_SUCCESS`, `.crc` or partition directory (each failed the window)
+        matched = sorted(glob.glob(p))
+        tables = [x for x in matched if Path(x).suffix.lower() in _GLOB_SUFFIXES]
+        if matched and not tables:
+            raise SampleFileError(f"samples path {p}: no .parquet, .pq, .csv or .txt file among the "
+                                  f"{len(matched)} it matches (such as {matched[0]})")
+        return tables
 
     def _range(self, path: str) -> tuple[tuple[float, int], float, float] | None:
         """The file's (key, first, last time) if it is unchanged since it was read."""
