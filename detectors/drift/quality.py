@@ -140,10 +140,23 @@ def _out_of_range(fd: FeatureDrift, t: QualityThresholds, w: QualityWindow) -> F
     if not (math.isfinite(oor) and oor > t.out_of_range_share):
         return None
     shown, limit = _pct_pair(oor, t.out_of_range_share)
+    rmin, rmax, cmin, cmax = _range_digits(q["reference_min"], q["reference_max"],
+                                           q.get("current_min", math.nan), q.get("current_max", math.nan))
     return _finding(w, fd, "out_of_range_share", oor, t.out_of_range_share,
                     f"{shown} of current values on {fd.feature} (> {limit}) are outside "
-                    f"the reference range [{q['reference_min']:.4g}, {q['reference_max']:.4g}] "
-                    f"(current [{q.get('current_min', float('nan')):.4g}, {q.get('current_max', float('nan')):.4g}])")
+                    f"the reference range [{rmin}, {rmax}] (current [{cmin}, {cmax}])")
+
+
+def _range_digits(rmin: float, rmax: float, cmin: float, cmax: float) -> tuple[str, str, str, str]:
+    """The two ranges with as many significant digits as it takes to show each bound of the
+    window apart from the reference's where they differ: at four, an epoch-seconds feature
+    read 'outside [1.7e+09, 1.7e+09] (current [1.7e+09, 1.7e+09])'."""
+    spelt: tuple[str, str, str, str] = ("", "", "", "")
+    for d in range(4, 18):
+        spelt = (f"{rmin:.{d}g}", f"{rmax:.{d}g}", f"{cmin:.{d}g}", f"{cmax:.{d}g}")
+        if (cmin == rmin or spelt[2] != spelt[0]) and (cmax == rmax or spelt[3] != spelt[1]):
+            break
+    return spelt
 
 
 def _new_categories(fd: FeatureDrift, t: QualityThresholds, w: QualityWindow) -> Finding | None:

@@ -1,6 +1,8 @@
 """Behaviour of the drift engine a user would notice: verdicts, messages, bad data."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -333,3 +335,20 @@ def test_evidently_report_leaves_out_a_column_it_cannot_draw_and_renders_the_res
     cur = pd.DataFrame({"ts_us": np.full(3000, 1.8e15), "age": rng.normal(40, 10, 3000)})
     html = render_drift_report(ref, cur, ["ts_us", "age"], max_rows=2000)
     assert "Drift is detected for 0.0% of columns (0 out of 1)" in html
+
+
+@pytest.mark.parametrize("low, high, past", [(1.7e9, 1.7e9 + 86400, 3600.0),  # epoch seconds
+                                              (1_000_000.0, 1_234_000.0, 400.0),  # an income
+                                              (1.0, 1.0, 1e-4)])  # a constant
+def test_an_out_of_range_message_shows_the_current_values_apart_from_the_reference_range(low, high, past):
+    """Four significant digits printed an epoch-seconds feature's range and the window's as
+    'outside the reference range [1.7e+09, 1.7e+09] (current [1.7e+09, 1.7e+09])': the message
+    contradicted itself, and the person reading it could not see how far out the values were."""
+    rng = np.random.default_rng(25)
+    ref = pd.DataFrame({"x": rng.uniform(low, high, 3000)})
+    cur = pd.DataFrame({"x": np.concatenate([rng.uniform(low, high, 2850), np.full(150, high + past)])})
+    findings, _ = run(ref, cur, features=[FeatureSpec("x")])
+    (f,) = [f for f in findings if f.statistic == "out_of_range_share"]
+    shown = re.search(r"reference range \[(\S+), (\S+)\] \(current \[(\S+), (\S+)\]\)", f.message)
+    assert shown is not None, f.message
+    assert float(shown[4]) > float(shown[2]), f.message  # the window's largest, printed past the reference's
