@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
+from html import escape as html_escape
 
 from detectors.drift import render_drift_report
 from monitor.config import ModelConfig
@@ -150,15 +151,39 @@ class DriftReports:
             start = t - self.lookback
             reference = self.references.reference_frame(
                 m, serving, Window(t=t, start=start, baseline_start=start, baseline_end=start))
-            cols = [c for c in columns if c in current.columns and c in reference.columns]
-            began = time.perf_counter()
-            # The feature types the verdict used: an integer-coded category (zone ids) is not
-            # a number, and Evidently would otherwise judge it with a numeric test.
-            categorical = [f.name for f in m.features if f.type == "categorical"]
+        except Exception:  # the report is for people; its failure must not cost the alert
+            log.exception("drift report failed: its data could not be read", extra={"model": m.name,
+                                                                                    "incident": incident_id})
+            return  # (a file or the store may be back next cycle, which asks again)
+        cols = [c for c in columns if c in current.columns and c in reference.columns]
+        began = time.perf_counter()
+        # The feature types the verdict used: an integer-coded category (zone ids) is not
+        # a number, and Evidently would otherwise judge it with a numeric test.
+        categorical = [f.name for f in m.features if f.type == "categorical"]
+        try:
             html = render_drift_report(reference, current, cols, max_rows=REPORT_ROWS, seed=0,
                                        categorical=categorical)
-            self.store.save_drift_report(incident_id, html, t)
-            log.info("drift report rendered", extra={"model": m.name, "incident": incident_id,
-                                                     "seconds": round(time.perf_counter() - began, 2)})
-        except Exception:  # the report is for people; its failure must not cost the alert
+        except Exception as e:
+            # Evidently refused these rows. Nothing stored, the link said "not rendered yet, try
+            # again in a minute" for good, and each cycle of the open incident paid for another
+            # failing render: the page says why instead, once.
             log.exception("drift report failed", extra={"model": m.name, "incident": incident_id})
+            if len(current) == 0 or len(reference) == 0:
+                return  # no rows to show yet: asked again next cycle
+            html = _failure_page(m.name, incident_id, e)
+        try:
+            self.store.save_drift_report(incident_id, html, t)
+        except Exception:
+            log.exception("drift report not stored", extra={"model": m.name, "incident": incident_id})
+            return
+        log.info("drift report rendered", extra={"model": m.name, "incident": incident_id,
+                                                 "seconds": round(time.perf_counter() - began, 2)})
+
+
+def _failure_page(model: str, incident_id: int, error: Exception) -> str:
+    """What the incident's report link shows when Evidently could not render its data."""
+    why = html_escape(f"{type(error).__name__}: {error}"[:2000])
+    return ("<!doctype html><html><head><meta charset=\"utf-8\"><title>Drift report unavailable</title></head>"
+            f"<body><h1>Evidently could not render the drift report of incident {incident_id} "
+            f"({html_escape(model)})</h1><p>{why}</p><p>Vigil's drift verdict does not depend on this page: "
+            "the incident's findings carry every statistic next to its threshold.</p></body></html>")

@@ -93,3 +93,34 @@ def test_an_integer_coded_categorical_feature_is_reported_as_a_category(tmp_path
     d.save_once(model, 9, ["zone"], "1", 3000.0)  # type: ignore[arg-type]
     html = saved[9]
     assert "Jensen-Shannon" in html and "Wasserstein" not in html
+
+
+def test_a_report_evidently_cannot_render_says_why_instead_of_not_rendered_yet_for_good(
+        tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """Evidently raised on the incident's data: nothing was stored, so its link answered 'not
+    rendered yet, try again in a minute' for ever, and every cycle of the open incident paid
+    for another failing render (seconds of CPU each). Now the page says why, once."""
+    import numpy as np
+    import pandas as pd
+
+    calls: list[int] = []
+
+    def failing(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        raise ValueError("Too many bins for data range. Cannot create 10 finite-sized bins.")
+
+    monkeypatch.setattr(drift_report, "render_drift_report", failing)
+    rng = np.random.default_rng(4)
+    current = pd.DataFrame({"amount": rng.normal(size=500), "_ts": np.arange(500.0)})
+    saved: dict[int, str] = {}
+    store = SimpleNamespace(has_drift_report=lambda i: i in saved,
+                            save_drift_report=lambda i, html, t: saved.__setitem__(i, html))
+    samples = SimpleNamespace(window=lambda m, a, b: current)
+    references = SimpleNamespace(reference_frame=lambda m, v, w: current)
+    model = SimpleNamespace(name="fraud", features=[SimpleNamespace(name="amount", type="numeric")],
+                            prediction_column=None)
+    d = DriftReports(store, samples, references, 1800.0)  # type: ignore[arg-type]
+    d.save_once(model, 9, ["amount"], "1", 3000.0)  # type: ignore[arg-type]
+    d.save_once(model, 9, ["amount"], "1", 3060.0)  # type: ignore[arg-type]  # the next cycle
+    assert "Too many bins for data range" in saved[9] and "could not render" in saved[9]
+    assert len(calls) == 1
