@@ -133,6 +133,18 @@ def test_reference_path_from_a_version_tag(registry: RegistrySource, model_name:
     assert registry.reference_path(model_name, "1", tag="training_data") == "s3://bucket/train.parquet"
 
 
+def test_a_reference_tag_added_after_vigil_read_the_version_is_seen(registry: RegistrySource,
+                                                                    model_name: str) -> None:
+    """Vigil's cycle said "no training reference: ... tag version 1 with vigil.reference_path";
+    the team tagged it (MLflow's UI, another client), and Vigil kept the version as first read,
+    untagged, and said the same every cycle until restarted."""
+    _register(registry, model_name, 1)
+    assert registry.reference_path(model_name, "1") is None  # read (and kept) untagged
+    with RegistrySource(registry.cfg) as teammate:  # another client of the same registry
+        teammate.set_version_tag(model_name, "1", "vigil.reference_path", "reference/train-v1.parquet")
+    assert registry.reference_path(model_name, "1") == "reference/train-v1.parquet"
+
+
 def test_recorded_creation_time_wins_over_mlflows(registry: RegistrySource, model_name: str) -> None:
     registry.create_model(model_name)
     info = registry.create_version(model_name, replay_source(model_name, "1"),

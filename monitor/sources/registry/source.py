@@ -113,8 +113,16 @@ class RegistrySource:
 
     def reference_path(self, name: str, version: str, tag: str = REFERENCE_TAG) -> str | None:
         """The training-reference path recorded on the version, if any (the version is
-        read once and kept: a cycle asks this every time)."""
-        return self.get_version_cached(name, version).tags.get(tag) or None
+        read once and kept: a cycle asks this every time). A version kept without the tag is
+        read again: the cycle's error tells the team to tag it, and the copy first read kept
+        saying it was untagged until a restart (one read a cycle, only while it is missing)."""
+        path = self.get_version_cached(name, version).tags.get(tag)
+        if path:
+            return path
+        info = self.get_version(name, version)
+        with self._versions_lock:
+            self._versions[(name, version_str(version))] = info
+        return info.tags.get(tag) or None
 
     # writes
     def set_alias(self, name: str, alias: str, version: str) -> None:
