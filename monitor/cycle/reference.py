@@ -66,6 +66,12 @@ class ReferenceChooser:
         path = m.reference.path
         if path is None and version is not None:
             path = self._registry.reference_path(m.registry, version, m.reference.tag)
+        if path is None and version is None:  # no version to tag: "tag version None" sent people looking for one
+            raise ValueError(
+                f"models[{m.name}].reference: no training reference: the serving version is unknown (alias "
+                f"{m.alias!r} of {m.registry!r} not set in the registry, or the registry unreachable); set "
+                f"reference.path, or point the alias at a version tagged {m.reference.tag}"
+            )
         if path is None:
             raise ValueError(
                 f"models[{m.name}].reference: no training reference: set reference.path or tag version "

@@ -359,3 +359,22 @@ def test_a_replaced_references_old_profile_leaves_memory(tmp_path):
     assert drift(vigil.run_cycle(MODEL, T0 + 60)) == []  # judged against the new file
     assert len(vigil.references._training) == 1
     assert vigil.references._training.bytes <= held * 1.1
+
+
+def test_no_serving_version_is_said_so_not_tag_version_none(tmp_path):
+    """Without `reference.path`, the reference is the serving version's tag; with the alias not
+    set in the registry the cycle said "set reference.path or tag version None with
+    vigil.reference_path": no version None exists to tag. It now names the missing alias."""
+    from tests.helpers_vigil import MemoryRegistry
+
+    write_samples(tmp_path, T0 - 600, T0 + 60, 0.0, 1)
+    cfg = make_config(tmp_path, models=[model_config(
+        kpis=[], slos=[], features=["x"], samples={"path": "samples/", "timestamp_column": "timestamp"})])
+    registry = MemoryRegistry()
+    registry.add_version(MODEL, "1", created_at=T0 - 30 * DAY)  # registered, but no alias points at it
+    vigil = make_vigil(cfg, prometheus=StubPrometheus(), registry=registry, notifiers={})
+
+    report = vigil.run_cycle(MODEL, T0)
+
+    (gap,) = [f for f in report.findings if f.kind == FindingKind.NO_DATA and f.entity == "training reference"]
+    assert "version None" not in gap.message and "champion" in gap.message, gap.message
