@@ -332,11 +332,15 @@ def gather_samples(sources: Sources, req: GatherRequest, raw: RawSignals) -> Non
     m, w = req.model, req.window
     if not m.features and not m.prediction_column:
         return
+    unreadable: list[str] = []
     try:
-        raw.version_samples = sources.samples.window(m, w.start, w.t)
+        raw.version_samples = sources.samples.window(m, w.start, w.t, unreadable=unreadable)
     except SampleFileError as e:
         raw.gaps.add(no_data(m.name, "samples", str(e), w), f"samples: {e}")
         return
+    if unreadable:  # (a parquet still being written, a damaged file): named, the rest still judged
+        why = "; ".join(unreadable[:3]) + (f" (and {len(unreadable) - 3} more)" if len(unreadable) > 3 else "")
+        raw.gaps.add(no_data(m.name, "samples", f"{why}; the window is judged without it", w), f"samples: {why}")
     raw.samples = own_rows(m, raw.version_samples, req.serving)  # the champion is judged on its own rows
     if len(raw.samples) == 0:
         if len(raw.version_samples) == 0 and (idle := served_nothing(raw)):

@@ -6,7 +6,8 @@ import pandas as pd
 
 from detectors.drift.columns import category_label
 from monitor.config import ModelConfig, VigilConfig
-from monitor.sources.samples import SampleFiles, records_frame
+from monitor.sources.posted_samples import records_frame
+from monitor.sources.samples import SampleFiles
 from monitor.sources.spool import Spool
 from monitor.store.repository import Store
 
@@ -32,13 +33,15 @@ class SampleReader:
                                               spool=self._spool, text_columns=text_columns(m))
         return self._files[m.name]
 
-    def window(self, m: ModelConfig, start: float, end: float, purpose: str = "") -> pd.DataFrame:
+    def window(self, m: ModelConfig, start: float, end: float, purpose: str = "",
+               unreadable: list[str] | None = None) -> pd.DataFrame:
         """Rows with start <= t <= end. `purpose` names a reader other than the drift window
-        (the performance horizon, the rolling reference), whose files are kept for it too."""
+        (the performance horizon, the rolling reference), whose files are kept for it too.
+        `unreadable`: see SampleFiles.window (files left out, their errors listed there)."""
         frames = []
         files = self.files(m)
         if files is not None:
-            frames.append(files.window(start, end, purpose))
+            frames.append(files.window(start, end, purpose, unreadable))
         posted = self._store.samples(m.name, start, end)
         if posted:
             frames.append(records_frame(posted))

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from monitor.sources.cache import BoundedCache
+from monitor.sources.posted_samples import records_frame as records_frame  # (its home before)
 from monitor.sources.spool import Spool
 from monitor.sources.table_files import FileCheck, SampleFileError, read_table, wide_integers_as_text
 from monitor.sources.text_times import parse_datetimes
@@ -212,10 +213,13 @@ class SampleFiles:
         if skey is not None and self._spool is not None:
             self._spool.discard("samples", skey)
 
-    def window(self, start: float, end: float, purpose: str = "", check: FileCheck | None = None) -> pd.DataFrame:
+    def window(self, start: float, end: float, purpose: str = "", check: FileCheck | None = None,
+               unreadable: list[str] | None = None) -> pd.DataFrame:
         """Rows with start <= t <= end from every file overlapping the window. `purpose` names
         the reader (its windows move on; another reader's windows are not this one's); `check`
-        is called with each such file's path and content (a SampleFileError naming the file)."""
+        is called with each such file's path and content (a SampleFileError naming the file).
+        Given `unreadable`, a file that cannot be read (a parquet still being written has no
+        footer) is left out and its error added there, instead of the whole window raising."""
         self._wanted[purpose] = (start, end)
         frames: list[pd.DataFrame] = []
         tables: list[pa.Table] = []
@@ -233,6 +237,11 @@ class SampleFiles:
                     continue
                 data, lo, hi = self._load(path)
             except FileNotFoundError:  # deleted between the listing and the read: not in this window
+                continue
+            except SampleFileError as e:
+                if unreadable is None:
+                    raise
+                unreadable.append(str(e))
                 continue
             if hi < start or lo > end:
                 continue
@@ -356,32 +365,6 @@ def _pandas_frame(table: pa.Table, encoded: set[str]) -> pd.DataFrame:
         values = np.asarray(cat, dtype=object)
         values[np.asarray(cat.isna())] = None
         df[name] = values
-    return df
-
-
-def records_frame(records: list[tuple[float, dict[str, Any]]]) -> pd.DataFrame:
-    """Rows ingested through the API -> the same frame shape as the files give."""
-    if not records:
-        return pd.DataFrame()
-    rows = [r for _, r in records]
-    try:
-        df = pd.DataFrame(rows)
-    except OverflowError:
-        df = _frame_by_column(rows)
-    df["_ts"] = [t for t, _ in records]
-    return df
-
-
-def _frame_by_column(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """Rows holding an integer beyond the float range (stored before the API refused them):
-    pandas cannot infer that column's type, so it stays as objects for the detectors to
-    count as non-finite, and every other column gets its type as usual."""
-    df = pd.DataFrame(rows, dtype=object)
-    for col in df.columns:
-        try:
-            df[col] = df[col].infer_objects()
-        except OverflowError:
-            continue
     return df
 
 

@@ -33,3 +33,36 @@ def test_a_glob_over_spark_output_reads_its_tables_and_skips_its_markers(tmp_pat
         return
     window = SampleFiles(str(tmp_path / "out" / pattern), "timestamp").window(0, 10)
     assert window["timestamp"].tolist() == [1.0, 1.5, 2.0, 2.5]
+
+
+def test_a_file_still_being_written_is_named_and_the_other_files_are_judged(tmp_path: Path) -> None:
+    """A streaming writer keeps this hour's parquet open (its footer comes at close): for the
+    whole hour every cycle said only 'samples: ... cannot be read', and the drift the other
+    files plainly showed went unjudged. Now the window is judged on the readable files and
+    the unreadable one is named next to the verdict (the cycle still counts as blind)."""
+    import numpy as np
+
+    from detectors.records import FindingKind
+    from tests.helpers_vigil import MODEL, T0, StubPrometheus, make_config, make_vigil, model_config, serving_registry
+
+    rng = np.random.default_rng(6)
+    pd.DataFrame({"x": rng.normal(0, 1, 3000)}).to_parquet(tmp_path / "train.parquet")
+    (tmp_path / "samples").mkdir()
+    n = 600
+    pd.DataFrame({"timestamp": T0 - 900 + np.arange(n, dtype=float), "x": rng.normal(2, 1, n)}).to_parquet(
+        tmp_path / "samples" / "a.parquet")
+    pd.DataFrame({"timestamp": T0 - 200 + np.arange(100, dtype=float), "x": rng.normal(2, 1, 100)}).to_parquet(
+        tmp_path / "b.parquet")
+    whole = (tmp_path / "b.parquet").read_bytes()
+    (tmp_path / "samples" / "b.parquet").write_bytes(whole[: len(whole) // 2])  # no footer yet
+    cfg = make_config(tmp_path, models=[model_config(
+        kpis=[], slos=[], features=["x"], reference={"path": "train.parquet"},
+        samples={"path": "samples/", "timestamp_column": "timestamp"})])
+    vigil = make_vigil(cfg, prometheus=StubPrometheus(), registry=serving_registry(), notifiers={})
+
+    report = vigil.run_cycle(MODEL, T0)
+
+    (drift,) = [f for f in report.findings if f.kind == FindingKind.FEATURE_DRIFT]
+    assert drift.entity == "x" and drift.evidence["n_current"] == n
+    (gap,) = [f for f in report.findings if f.kind == FindingKind.NO_DATA and f.entity == "samples"]
+    assert "b.parquet" in gap.message and report.blind, (gap.message, report.blind)
