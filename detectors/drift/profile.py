@@ -39,7 +39,8 @@ from detectors.drift.storage import read_npz, write_npz
 # (category_label): an older profile's "1.0" would be a new category next to the window's "1".
 # 5: an empty text in a categorical column is missing (an empty CSV cell is): an older profile
 # of a parquet reference holding "" as a category would call the window's missing rows drift.
-PROFILE_FORMAT = 5
+# 6: a CSV reference's categorical `true`/`false` read as booleans, as parquet holds them (True).
+PROFILE_FORMAT = 6
 DEFAULT_QUANTILE_BINS = 10
 # Evidently switches from value bins to equal-width bins above 20 distinct reference
 # values; low-cardinality numeric columns are binned by value the same way here.

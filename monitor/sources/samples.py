@@ -261,7 +261,7 @@ class SampleFiles:
         return frames[0].reset_index(drop=True) if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 
 
-SPOOL_FORMAT = "arrow-v1"
+SPOOL_FORMAT = "arrow-v2"  # v2: CSV booleans of categorical columns read as booleans (table_files.py)
 _DICTIONARY_COLUMNS = b"vigil.dictionary_columns"
 
 

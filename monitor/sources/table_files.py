@@ -55,7 +55,15 @@ def _plain_numbers_as_numbers(df: pd.DataFrame, text: Collection[str]) -> pd.Dat
     "1.0": what pandas writes) read as numbers, as before: it then still matches a parquet
     reference's 1.0. Text stays where a number would lose something: "02139", "1.10"."""
     plain = [name for name in text if name in df.columns and _all_plain(df[name])]
-    return df.assign(**{name: pd.to_numeric(df[name]) for name in plain}) if plain else df
+    df = df.assign(**{name: pd.to_numeric(df[name]) for name in plain}) if plain else df
+    # Likewise booleans as pandas reads them (`true`, as Spark writes them, `True`, `TRUE`): kept
+    # as text, `true` was a category next to a parquet file's True and every row looked new.
+    flags = [name for name in text if name in df.columns and name not in plain
+             and df[name].notna().any() and set(df[name].dropna()) <= _BOOLEAN_TEXT.keys()]
+    return df.assign(**{name: df[name].map(_BOOLEAN_TEXT) for name in flags}) if flags else df
+
+
+_BOOLEAN_TEXT = {"True": True, "TRUE": True, "true": True, "False": False, "FALSE": False, "false": False}
 
 
 def _all_plain(col: pd.Series) -> bool:

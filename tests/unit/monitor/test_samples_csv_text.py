@@ -159,3 +159,26 @@ def test_an_empty_category_is_missing_in_parquet_samples_as_in_a_csv_reference(t
 
     about_device = [(f.kind, f.statistic, f.message) for f in report.findings if f.entity == "device"]
     assert not about_device, about_device
+
+
+def test_a_boolean_category_spelt_true_in_a_spark_csv_matches_parquet_booleans(tmp_path):
+    """Spark writes booleans to CSV as `true`/`false`; read as text (the feature is declared
+    categorical), they never matched the parquet samples' True/False: 'psi 17 > 0.10' and '2 new
+    categories on is_mobile in 100% of current rows', on the very same traffic."""
+    rng = np.random.default_rng(7)
+    mobile = rng.random(3000) < 0.3
+    rows = "".join(f"{'true' if b else 'false'},{a}\n" for b, a in zip(mobile, rng.normal(40, 10, 3000), strict=True))
+    (tmp_path / "train.csv").write_text("is_mobile,age\n" + rows)
+    (tmp_path / "samples").mkdir()
+    n = 600
+    pd.DataFrame({"timestamp": T0 - 600 + np.arange(n, dtype=float), "age": rng.normal(40, 10, n),
+                  "is_mobile": rng.random(n) < 0.3}).to_parquet(tmp_path / "samples" / "a.parquet")
+    cfg = make_config(tmp_path, models=[model_config(
+        kpis=[], slos=[], features=["age", {"name": "is_mobile", "type": "categorical"}],
+        reference={"path": "train.csv"}, samples={"path": "samples/", "timestamp_column": "timestamp"})])
+    vigil = make_vigil(cfg, prometheus=StubPrometheus(), registry=serving_registry(), notifiers={})
+
+    report = vigil.run_cycle(MODEL, T0)
+
+    about = [(f.kind, f.statistic, f.message) for f in report.findings if f.entity == "is_mobile"]
+    assert not about, about
