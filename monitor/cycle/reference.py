@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import pandas as pd
 
@@ -43,6 +45,19 @@ def _file_stamp(path: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return st.st_mtime_ns, st.st_size
+
+
+def _local_path(path: str, where: str) -> str:
+    """A local path from a config value or a version tag. MLflow users tag datasets with
+    their URI: s3://bucket/train.parquet was joined to the config folder and reported as
+    ".../s3:/bucket/train.parquet does not exist". A file:// URI is its local path."""
+    scheme = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", path)
+    if scheme is None:
+        return path
+    if scheme[1].lower() == "file":
+        return unquote(urlsplit(path).path)
+    raise ValueError(f"{where}: training reference {path} is a {scheme[1]} URL; Vigil reads local files "
+                     "only: copy or mount it and give its local path")
 
 
 class ReferenceChooser:
@@ -77,7 +92,7 @@ class ReferenceChooser:
                 f"models[{m.name}].reference: no training reference: set reference.path or tag version "
                 f"{version} with {m.reference.tag}"
             )
-        return self._config.resolve_path(path)
+        return self._config.resolve_path(_local_path(path, f"models[{m.name}].reference (version {version})"))
 
     def training(self, m: ModelConfig, version: str | None) -> tuple[Any, str]:
         """The serving version's training profile: memory, the spool, the store, else built once.

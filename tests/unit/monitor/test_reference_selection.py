@@ -378,3 +378,23 @@ def test_no_serving_version_is_said_so_not_tag_version_none(tmp_path):
 
     (gap,) = [f for f in report.findings if f.kind == FindingKind.NO_DATA and f.entity == "training reference"]
     assert "version None" not in gap.message and "champion" in gap.message, gap.message
+
+
+def test_a_reference_tag_holding_a_url_says_only_local_paths_are_read(tmp_path):
+    """MLflow users tag datasets with their URI; a version tagged vigil.reference_path =
+    s3://bucket/train.parquet was joined to the config folder and reported as
+    '/etc/vigil/s3:/bucket/train.parquet does not exist': a path nobody wrote."""
+    from tests.helpers_vigil import MemoryRegistry
+
+    write_samples(tmp_path, T0 - 600, T0 + 60, 0.0, 1)
+    cfg = make_config(tmp_path, models=[model_config(
+        kpis=[], slos=[], features=["x"], samples={"path": "samples/", "timestamp_column": "timestamp"})])
+    registry = MemoryRegistry()
+    registry.add_version(MODEL, "1", created_at=T0 - 30 * DAY, tags={"vigil.reference_path": "s3://bucket/train.parquet"})
+    registry.aliases[(MODEL, "champion")] = "1"
+    vigil = make_vigil(cfg, prometheus=StubPrometheus(), registry=registry, notifiers={})
+
+    report = vigil.run_cycle(MODEL, T0)
+
+    (gap,) = [f for f in report.findings if f.kind == FindingKind.NO_DATA and f.entity == "training reference"]
+    assert "s3://bucket/train.parquet" in gap.message and "local" in gap.message, gap.message
