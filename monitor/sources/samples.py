@@ -83,7 +83,13 @@ class SampleFiles:
     def _files(self) -> list[str]:
         p = self.pattern
         if os.path.isdir(p):  # any case: an export's "PART-0.CSV" or a ".pq" file was skipped unsaid
-            return sorted(x for x in glob.glob(os.path.join(p, "*")) if Path(x).suffix.lower() in _TABLE_SUFFIXES)
+            listed = glob.glob(os.path.join(p, "*"))
+            tables = sorted(x for x in listed if Path(x).suffix.lower() in _TABLE_SUFFIXES)
+            folders = [] if tables else sorted(x for x in listed if os.path.isdir(x))
+            if folders:  # Spark's date=.../part-*.parquet: "no samples in the window" hid where they were
+                raise SampleFileError(f"samples path {p} holds no table file, only folders such as {folders[0]}: "
+                                      f"give a glob, such as {os.path.join(p, '*', '*.parquet')}")
+            return tables
         # Not a Spark output's `_SUCCESS`, `.crc` or partition directory (each failed the window)
         matched = sorted(glob.glob(p))
         tables = [x for x in matched if Path(x).suffix.lower() in _GLOB_SUFFIXES]

@@ -66,3 +66,12 @@ def test_a_file_still_being_written_is_named_and_the_other_files_are_judged(tmp_
     assert drift.entity == "x" and drift.evidence["n_current"] == n
     (gap,) = [f for f in report.findings if f.kind == FindingKind.NO_DATA and f.entity == "samples"]
     assert "b.parquet" in gap.message and report.blind, (gap.message, report.blind)
+
+
+def test_a_samples_folder_of_partition_directories_says_to_glob_them(tmp_path: Path) -> None:
+    """`samples.path: /data/preds/` over Spark's `date=.../part-*.parquet` read the folder's own
+    files only: none, and every cycle said 'no feature samples in the window' while a day of
+    samples sat one level down. It now says where they are and how to read them."""
+    spark_output(tmp_path / "out")
+    with pytest.raises(SampleFileError, match=r"date=2026-12-05.*\*/\*\.parquet"):
+        SampleFiles(tmp_path / "out", "timestamp").window(0, 10)
