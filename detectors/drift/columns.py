@@ -91,6 +91,13 @@ def _coerce_numbers(series: pd.Series) -> pd.Series:
         # as datetime64[us]), pandas' nanoseconds, and the same times read 1,000x apart (drift).
         scale = _NS_PER_UNIT[series.dt.unit]
         return (pd.to_numeric(series, errors="coerce").astype("float64") * scale).mask(series.isna())
+    if series.dtype == object and pd.api.types.infer_dtype(series, skipna=True) in ("datetime", "date"):
+        # Times as objects: files with and without a zone joined (naive and UTC Timestamps), or
+        # a parquet date32 column (datetime.date): each was "not a number", the feature blind.
+        try:
+            return _coerce_numbers(pd.to_datetime(series, utc=True))  # a time without a zone is UTC
+        except (ValueError, TypeError, OverflowError):  # (beyond pandas' years): as before
+            pass
     try:
         return pd.to_numeric(series, errors="coerce")
     except OverflowError:  # rare: one value by one, only for such a column

@@ -40,7 +40,8 @@ from detectors.drift.storage import read_npz, write_npz
 # 5: an empty text in a categorical column is missing (an empty CSV cell is): an older profile
 # of a parquet reference holding "" as a category would call the window's missing rows drift.
 # 6: a CSV reference's categorical `true`/`false` read as booleans, as parquet holds them (True).
-PROFILE_FORMAT = 6
+# 7: a numeric feature of time objects (parquet dates, zones mixed) profiled as times, not as text.
+PROFILE_FORMAT = 7
 DEFAULT_QUANTILE_BINS = 10
 # Evidently switches from value bins to equal-width bins above 20 distinct reference
 # values; low-cardinality numeric columns are binned by value the same way here.

@@ -52,6 +52,12 @@ def _drawable(s: pd.Series) -> bool:
     return True
 
 
+def _time_like(s: pd.Series) -> bool:
+    """Datetimes or durations, also as objects (zones mixed across files, parquet dates)."""
+    return s.dtype.kind in "mM" or (s.dtype == object and pd.api.types.infer_dtype(s, skipna=True)
+                                    in ("datetime", "date"))
+
+
 def _seconds(s: pd.Series) -> np.ndarray:
     """Times and durations as seconds: the drift numbers do not change with the unit (each is
     scale-free), and a constant batch date at nanoseconds (1.8e18) cannot be histogrammed."""
@@ -87,7 +93,7 @@ def render_drift_report(
     ref = _sample(reference[present], max_rows, seed).copy()
     cur = _sample(current[present], max_rows, seed + 1).copy()
     for c in present:
-        if c not in cat and (reference[c].dtype.kind in "mM" or cur[c].dtype.kind in "mM"):
+        if c not in cat and (_time_like(reference[c]) or _time_like(cur[c])):
             # Times and durations are numbers to the engine (here seconds); as text every timestamp was a
             # category of its own, none in the reference, and the page said 100% drift.
             ref[c], cur[c] = _seconds(ref[c]), _seconds(cur[c])

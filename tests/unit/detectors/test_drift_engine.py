@@ -352,3 +352,28 @@ def test_an_out_of_range_message_shows_the_current_values_apart_from_the_referen
     shown = re.search(r"reference range \[(\S+), (\S+)\] \(current \[(\S+), (\S+)\]\)", f.message)
     assert shown is not None, f.message
     assert float(shown[4]) > float(shown[2]), f.message  # the window's largest, printed past the reference's
+
+
+@pytest.mark.parametrize("spelling", ["naive and aware", "dates"])
+def test_a_time_feature_of_mixed_zones_or_of_dates_is_compared_not_called_text(spelling):
+    """One file wrote `signup` without a zone, the next with UTC: pandas joins the two into a
+    column of Timestamp objects, and every value was 'not a number' (100 % type mismatch, the
+    feature blind). A parquet date32 column reads as datetime.date objects: the same."""
+    rng = np.random.default_rng(26)
+
+    def times(n: int) -> pd.Series:
+        return pd.Series(pd.to_datetime(1.7e9 + rng.integers(0, 365, n) * 86400.0, unit="s"))
+
+    ref, cur = times(3000), times(3000)
+    if spelling == "dates":
+        ref, cur = pd.Series([d.date() for d in ref], dtype=object), pd.Series([d.date() for d in cur], dtype=object)
+    else:
+        cur = pd.concat([cur[:1500], cur[1500:].dt.tz_localize("UTC")], ignore_index=True)
+    assert cur.dtype == object
+    findings, (fd,) = run(pd.DataFrame({"signup": ref}), pd.DataFrame({"signup": cur}),
+                          features=[FeatureSpec("signup")])
+    assert [(f.kind, f.statistic) for f in findings] == []
+    assert fd.n_current == 3000 and fd.n_reference == 3000
+    html = render_drift_report(pd.DataFrame({"signup": ref}), pd.DataFrame({"signup": cur}), ["signup"],
+                               max_rows=2000)
+    assert "Drift is detected for 0.0% of columns (0 out of 1)" in html
