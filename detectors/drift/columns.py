@@ -99,9 +99,24 @@ def _coerce_numbers(series: pd.Series) -> pd.Series:
         except (ValueError, TypeError, OverflowError):  # (beyond pandas' years): as before
             pass
     try:
-        return pd.to_numeric(series, errors="coerce")
+        numbers = pd.to_numeric(series, errors="coerce")
     except OverflowError:  # rare: one value by one, only for such a column
         return pd.Series(_FLOAT_OR_INF(series.to_numpy(dtype=object)).astype(np.float64), index=series.index)
+    return _text_times(series, numbers)
+
+
+def _text_times(series: pd.Series, numbers: pd.Series) -> pd.Series:
+    """`numbers`, unless the column holds no number but every value is an ISO 8601 time: a
+    CSV reference's datetime feature is text, and all of it read 'not a number' (the feature
+    blind for good next to parquet samples holding the same times)."""
+    present = series.notna()
+    if series.dtype != object or numbers.notna().any() or not present.any():
+        return numbers
+    try:
+        times = pd.to_datetime(series, utc=True, errors="coerce", format="ISO8601")
+    except (ValueError, TypeError, OverflowError):
+        return numbers
+    return _coerce_numbers(times) if bool(times.notna().eq(present).all()) else numbers
 
 
 def _float_or_inf(value: object) -> float:

@@ -41,7 +41,8 @@ from detectors.drift.storage import read_npz, write_npz
 # of a parquet reference holding "" as a category would call the window's missing rows drift.
 # 6: a CSV reference's categorical `true`/`false` read as booleans, as parquet holds them (True).
 # 7: a numeric feature of time objects (parquet dates, zones mixed) profiled as times, not as text.
-PROFILE_FORMAT = 7
+# 8: a numeric feature of ISO 8601 text (a CSV's datetimes) profiled as times.
+PROFILE_FORMAT = 8
 DEFAULT_QUANTILE_BINS = 10
 # Evidently switches from value bins to equal-width bins above 20 distinct reference
 # values; low-cardinality numeric columns are binned by value the same way here.

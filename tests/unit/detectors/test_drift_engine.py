@@ -377,3 +377,17 @@ def test_a_time_feature_of_mixed_zones_or_of_dates_is_compared_not_called_text(s
     html = render_drift_report(pd.DataFrame({"signup": ref}), pd.DataFrame({"signup": cur}), ["signup"],
                                max_rows=2000)
     assert "Drift is detected for 0.0% of columns (0 out of 1)" in html
+
+
+def test_a_time_feature_written_as_text_in_a_csv_reference_is_compared_as_times():
+    """A CSV holds no types: the training export's `signup` is ISO text, the parquet samples'
+    are datetimes. Every reference value was 'not a number': 'not enough data on signup: 0 usable
+    reference rows' for good, though the file held 3,000 of them."""
+    rng = np.random.default_rng(27)
+
+    def times(n: int) -> pd.Series:
+        return pd.Series(pd.to_datetime(1.7e9 + rng.integers(0, 365 * 86400, n), unit="s"))
+
+    ref = pd.DataFrame({"signup": times(3000).dt.strftime("%Y-%m-%dT%H:%M:%SZ")})
+    findings, (fd,) = run(ref, pd.DataFrame({"signup": times(3000)}), features=[FeatureSpec("signup")])
+    assert [(f.kind, f.statistic) for f in findings] == [] and fd.n_reference == 3000
