@@ -101,9 +101,13 @@ def _missing_rate(fd: FeatureDrift, t: QualityThresholds, w: QualityWindow) -> F
     ref_rate, cur_rate = q["missing_rate_reference"], q["missing_rate_current"]
     if not (math.isfinite(ref_rate) and cur_rate - ref_rate > t.missing_rate_jump):
         return None
+    # As many decimals as it takes for the rise to read past the limit (10.04 % against none
+    # printed "10.0% vs 0.0% (> +10.0 pts)", which reads as not past it).
+    d = next((d for d in range(1, 8) if round(100 * cur_rate, d) - round(100 * ref_rate, d)
+              > round(100 * t.missing_rate_jump, d)), 7)
     return _finding(w, fd, "missing_rate", cur_rate, ref_rate + t.missing_rate_jump,
-                    f"missing rate {_pct(cur_rate)} vs {_pct(ref_rate)} in reference on {fd.feature} "
-                    f"(> +{100 * t.missing_rate_jump:.1f} pts, {rows:,} current rows)",
+                    f"missing rate {100 * cur_rate:.{d}f}% vs {100 * ref_rate:.{d}f}% in reference on {fd.feature} "
+                    f"(> +{100 * t.missing_rate_jump:.{d}f} pts, {rows:,} current rows)",
                     baseline=ref_rate)
 
 

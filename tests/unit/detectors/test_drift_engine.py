@@ -391,3 +391,16 @@ def test_a_time_feature_written_as_text_in_a_csv_reference_is_compared_as_times(
     ref = pd.DataFrame({"signup": times(3000).dt.strftime("%Y-%m-%dT%H:%M:%SZ")})
     findings, (fd,) = run(ref, pd.DataFrame({"signup": times(3000)}), features=[FeatureSpec("signup")])
     assert [(f.kind, f.statistic) for f in findings] == [] and fd.n_reference == 3000
+
+
+def test_a_missing_rate_just_past_its_limit_is_printed_past_it():
+    """No missing values in the reference, 10.04 % in the window: over the +10 pts limit, and
+    printed 'missing rate 10.0% vs 0.0% in reference (> +10.0 pts)', which reads as not over."""
+    rng = np.random.default_rng(28)
+    cur = pd.DataFrame({"age": rng.normal(40, 10, 5000)})
+    cur.loc[:501, "age"] = np.nan  # 502 of 5,000 rows: 10.04 %
+    findings, _ = run(pd.DataFrame({"age": rng.normal(40, 10, 5000)}), cur, features=[FeatureSpec("age")])
+    (f,) = [f for f in findings if f.statistic == "missing_rate"]
+    shown = re.search(r"missing rate ([\d.]+)% vs ([\d.]+)% in reference on age \(> \+([\d.]+) pts", f.message)
+    assert shown is not None, f.message
+    assert float(shown[1]) - float(shown[2]) > float(shown[3]), f.message
