@@ -221,7 +221,9 @@ class ReferenceChooser:
         the samples name the version), or None (logged) when they cannot make a reference:
         too few rows, or a feature production has not logged (a feature just added to the
         config): then every feature would be blind, not just that one."""
-        frame = own_rows(m, self._samples.window(m, start, end), version)
+        # A reader of its own ("rolling"): as the drift window's, this days-long read replaced the
+        # window's and dropped its files from the spool, parsed again the next cycle.
+        frame = own_rows(m, self._samples.window(m, start, end, "rolling"), version)
         absent = [s.name for s in feature_specs(m) if s.name not in frame.columns]
         if len(frame) < min_samples or absent:
             log.warning("rolling reference unusable, using the training reference",

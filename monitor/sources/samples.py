@@ -53,6 +53,9 @@ def to_epoch_seconds(col: pd.Series, *, where: str) -> np.ndarray:
     return out
 
 
+# Readers whose files are not held between their reads: the rolling reference reads a week once
+# a day (held, it filled memory's budget and the drift windows' files were refused).
+ONE_OFF_READERS = frozenset({"rolling"})
 SAMPLE_CACHE_BYTES = 512 * 2**20  # sample files kept in memory, all models together
 _SHARED = BoundedCache(SAMPLE_CACHE_BYTES)
 
@@ -226,7 +229,9 @@ class SampleFiles:
         is called with each such file's path and content (a SampleFileError naming the file).
         Given `unreadable`, a file that cannot be read (a parquet still being written has no
         footer) is left out and its error added there, instead of the whole window raising."""
-        self._wanted[purpose] = (start, end)
+        if purpose not in ONE_OFF_READERS:
+            self._wanted[purpose] = (start, end)
+        wanted = [*self._wanted.values(), (start, end)]
         frames: list[pd.DataFrame] = []
         tables: list[pa.Table] = []
         paths = self._files()
@@ -238,7 +243,7 @@ class SampleFiles:
             try:
                 known = self._range(path)
                 if known is not None and (known[2] < start or known[1] > end):
-                    if not any(known[2] >= lo and known[1] <= hi for lo, hi in self._wanted.values()):
+                    if not any(known[2] >= lo and known[1] <= hi for lo, hi in wanted):
                         self._forget(path, known[0])
                     continue
                 data, lo, hi = self._load(path)

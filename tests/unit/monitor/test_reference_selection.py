@@ -180,7 +180,7 @@ def test_rolling_profiles_of_many_models_built_at_once_on_sweep_threads(monkeypa
     policy = PolicyConfig(reference_after_cold_start="rolling", min_samples=1)
     config = SimpleNamespace(policy_for=lambda m: policy)
     store = SimpleNamespace(last_deploy=lambda name, until: None)
-    samples = SimpleNamespace(window=lambda m, a, b: pd.DataFrame({"x": [1.0, 2.0]}))
+    samples = SimpleNamespace(window=lambda m, a, b, purpose="": pd.DataFrame({"x": [1.0, 2.0]}))
     monkeypatch.setattr(reference, "profile_reference", lambda frame, specs: SimpleNamespace(specs=specs))
     monkeypatch.setattr(reference, "feature_specs", lambda m: [SimpleNamespace(name="x", model=m.name)])
     chooser = ReferenceChooser(config, store, None, samples, now=lambda: T0)  # type: ignore[arg-type]
@@ -398,3 +398,29 @@ def test_a_reference_tag_holding_a_url_says_only_local_paths_are_read(tmp_path):
 
     (gap,) = [f for f in report.findings if f.kind == FindingKind.NO_DATA and f.entity == "training reference"]
     assert "s3://bucket/train.parquet" in gap.message and "local" in gap.message, gap.message
+
+
+def test_building_the_rolling_reference_keeps_the_drift_windows_files_parsed(tmp_path, monkeypatch):
+    """The rolling reference read the samples as the drift window's own reader: its days-long
+    read replaced the window's, so the window's files left the spool and memory, and the next
+    cycle (and each drift report, which reads the rolling reference again) parsed them again."""
+    from monitor.sources.samples import SampleFiles
+
+    vigil = setup(tmp_path, "rolling", deployed_at=T0 - 30 * DAY)
+    for f in (tmp_path / "samples").iterdir():  # one file a day, the window's apart
+        f.unlink()
+    for day in range(8, 0, -1):
+        write_samples(tmp_path, T0 - day * DAY, T0 - (day - 1) * DAY, 1.0, day)
+    write_samples(tmp_path, T0 - 1800, T0 + 60, 1.0, 99)
+    assert drift(vigil.run_cycle(MODEL, T0)) == []  # builds the day's rolling profile
+    parsed: list[str] = []
+    real = SampleFiles._parse_any
+    monkeypatch.setattr(SampleFiles, "_parse_any",
+                        lambda self, path, arrow: parsed.append(path) or real(self, path, arrow))
+    assert drift(vigil.run_cycle(MODEL, T0 + 60)) == []
+    assert parsed == []
+    # ... and the week the rolling reference read once a day is not held for it between reads
+    # (without a spool, memory's budget would fill with it and refuse the windows' files).
+    held = vigil.gather_sources.samples.files(vigil.config.model(MODEL))._spooled  # type: ignore[union-attr]
+    window_files = [f"{int(T0 - 1800)}.parquet", f"{int(T0 - DAY)}.parquet"]
+    assert sorted(p.rsplit("/", 1)[1] for p in held) == sorted(window_files)
