@@ -131,7 +131,7 @@ class Vigil:
                                      self.metrics, c.sources.prometheus.step)
         self.operator = Operator(c, self.store, self.outbox, self.metrics, self.rollbacks, self.registry)
         self.performance = PerformanceStage(PerformanceInputs(c, self.store, samples), self.store, self.metrics)
-        self.drift_reports = DriftReports(self.store, samples, self.references, c.schedule.lookback)
+        self.drift_reports = DriftReports(self.store, samples, self.references, c.schedule.lookback, c.policy_for)
         self.sender = OutboxSender(self.store, self.notifiers, self.metrics)
 
     def now(self) -> float:

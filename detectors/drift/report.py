@@ -8,6 +8,7 @@ first (seeded, so the same incident renders the same page).
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -77,11 +78,14 @@ def render_drift_report(
     max_rows: int = 5000,
     seed: int = 0,
     categorical: list[str] | None = None,
+    statistic: str | None = None,
+    threshold: float | None = None,
 ) -> str:
     """Standalone HTML of Evidently's DataDriftPreset over `columns`.
 
     Columns missing on either side or without a usable value are left out (and logged);
-    types follow the reference dtypes unless listed in `categorical`.
+    types follow the reference dtypes unless listed in `categorical`. `statistic` and
+    `threshold`: the verdict's (see `_preset`); without them Evidently picks its own tests.
     """
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
@@ -120,8 +124,26 @@ def render_drift_report(
         ref[c] = _labels(ref[c])
         cur[c] = _labels(cur[c])
     definition = DataDefinition(numerical_columns=numerical, categorical_columns=categorical_cols)
-    snapshot = Report([DataDriftPreset(columns=usable)]).run(
+    snapshot = Report([_preset(DataDriftPreset, usable, statistic, threshold)]).run(
         Dataset.from_pandas(cur, data_definition=definition),
         Dataset.from_pandas(ref, data_definition=definition),
     )
     return snapshot.get_html_str(as_iframe=False)
+
+
+# Vigil's statistics by Evidently's names (numeric, categorical); a categorical feature is
+# judged by Jensen-Shannon where the statistic needs an order (decision.CATEGORICAL_FALLBACK).
+# Evidently's "ks" is a p-value test, not the KS statistic against a threshold: left to it.
+_EVIDENTLY_TESTS = {"psi": ("psi", "psi"), "wasserstein": ("wasserstein", "jensenshannon"),
+                    "js": ("jensenshannon", "jensenshannon"), "ks": (None, "jensenshannon")}
+
+
+def _preset(preset: Any, columns: list[str], statistic: str | None, threshold: float | None) -> Any:
+    """The preset judging each column by the verdict's statistic and threshold. Left to choose,
+    Evidently runs a KS p-value test on a reference of up to 1,000 rows, and its page said
+    "drift" on a feature the alert had judged under its threshold (or the reverse)."""
+    if statistic is None or statistic not in _EVIDENTLY_TESTS:
+        return preset(columns=columns)
+    num, cat = _EVIDENTLY_TESTS[statistic]
+    return preset(columns=columns, num_method=num, cat_method=cat,
+                  num_threshold=threshold if num is not None else None, cat_threshold=threshold)

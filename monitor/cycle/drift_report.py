@@ -21,14 +21,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from html import escape as html_escape
 
 from detectors.drift import render_drift_report
-from monitor.config import ModelConfig
+from monitor.config import ModelConfig, PolicyConfig
 from monitor.cycle.reference import ReferenceChooser
 from monitor.cycle.samples import SampleReader, own_rows
 from monitor.store.repository import Store
@@ -52,8 +52,10 @@ class ReportAsk:
 
 
 class DriftReports:
-    def __init__(self, store: Store, samples: SampleReader, references: ReferenceChooser, lookback: float) -> None:
+    def __init__(self, store: Store, samples: SampleReader, references: ReferenceChooser, lookback: float,
+                 policy_for: Callable[[ModelConfig], PolicyConfig] | None = None) -> None:
         self.store, self.samples, self.references, self.lookback = store, samples, references, lookback
+        self.policy_for = policy_for  # the page judges as the verdict did (statistic, threshold)
         self.background = False
         self.forwarded: list[ReportAsk] | None = None  # set in a sweep worker: asks go to the daemon
         self._pool: ThreadPoolExecutor | None = None
@@ -160,9 +162,11 @@ class DriftReports:
         # The feature types the verdict used: an integer-coded category (zone ids) is not
         # a number, and Evidently would otherwise judge it with a numeric test.
         categorical = [f.name for f in m.features if f.type == "categorical"]
+        p = self.policy_for(m) if self.policy_for is not None else None
         try:
-            html = render_drift_report(reference, current, cols, max_rows=REPORT_ROWS, seed=0,
-                                       categorical=categorical)
+            html = render_drift_report(reference, current, cols, max_rows=REPORT_ROWS, seed=0, categorical=categorical,
+                                       statistic=p.drift_statistic if p else None,
+                                       threshold=p.drift_warning if p else None)
         except Exception as e:
             # Evidently refused these rows. Nothing stored, the link said "not rendered yet, try
             # again in a minute" for good, and each cycle of the open incident paid for another

@@ -404,3 +404,15 @@ def test_a_missing_rate_just_past_its_limit_is_printed_past_it():
     shown = re.search(r"missing rate ([\d.]+)% vs ([\d.]+)% in reference on age \(> \+([\d.]+) pts", f.message)
     assert shown is not None, f.message
     assert float(shown[1]) - float(shown[2]) > float(shown[3]), f.message
+
+
+def test_evidently_report_judges_by_the_alerts_statistic_and_threshold():
+    """A reference of 800 rows: Evidently's own choice there is a KS p-value test, which calls a
+    2-point shift of age drift (p < 0.05) while the policy's psi is 0.05, under its 0.1. The page
+    linked from the alert said 'Drift is detected for 100.0% of columns' where the alert did not."""
+    rng = np.random.default_rng(29)
+    ref, cur = pd.DataFrame({"age": rng.normal(40, 10, 800)}), pd.DataFrame({"age": rng.normal(42, 10, 3000)})
+    findings, _ = run(ref, cur, features=[FeatureSpec("age")], statistic="psi", threshold=0.1)
+    assert kinds(findings, FindingKind.FEATURE_DRIFT) == []
+    html = render_drift_report(ref, cur, ["age"], max_rows=2000, statistic="psi", threshold=0.1)
+    assert "Drift is detected for 0.0% of columns (0 out of 1)" in html

@@ -124,3 +124,23 @@ def test_a_report_evidently_cannot_render_says_why_instead_of_not_rendered_yet_f
     d.save_once(model, 9, ["amount"], "1", 3060.0)  # type: ignore[arg-type]  # the next cycle
     assert "Too many bins for data range" in saved[9] and "could not render" in saved[9]
     assert len(calls) == 1
+
+
+def test_the_page_is_judged_by_the_models_drift_statistic_and_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+    import pandas as pd
+
+    asked: dict = {}
+    monkeypatch.setattr(drift_report, "render_drift_report", lambda *a, **kw: asked.update(kw) or "<html/>")
+    current = pd.DataFrame({"amount": np.arange(500.0), "_ts": np.arange(500.0)})
+    saved: dict[int, str] = {}
+    store = SimpleNamespace(has_drift_report=lambda i: i in saved,
+                            save_drift_report=lambda i, html, t: saved.__setitem__(i, html))
+    model = SimpleNamespace(name="fraud", features=[SimpleNamespace(name="amount", type="numeric")],
+                            prediction_column=None)
+    policy = SimpleNamespace(drift_statistic="wasserstein", drift_warning=0.15)
+    d = DriftReports(store, SimpleNamespace(window=lambda m, a, b: current),  # type: ignore[arg-type]
+                     SimpleNamespace(reference_frame=lambda m, v, w: current), 1800.0,  # type: ignore[arg-type]
+                     policy_for=lambda m: policy)  # type: ignore[arg-type,return-value]
+    d.save_once(model, 9, ["amount"], "1", 3000.0)  # type: ignore[arg-type]
+    assert (asked["statistic"], asked["threshold"]) == ("wasserstein", 0.15) and saved[9] == "<html/>"
