@@ -49,6 +49,7 @@ from monitor.config_types import (
     Secret,
     StoreURL,
     parse_duration,
+    sqlite_paths_beside,
 )
 from monitor.config_yaml import read_yaml
 from monitor.executors.config import ServingExecutorConfig
@@ -352,6 +353,11 @@ class VigilConfig(_Model):
     models: list[ModelConfig] = Field(min_length=1)
     base_dir: str = "."  # set by load_config: relative paths resolve against the file's folder
     _by_name: list[Any] = PrivateAttr(default_factory=lambda: [None, {}])  # [models it indexes, name -> model]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sqlite_beside_file(cls, data: Any) -> Any:
+        return sqlite_paths_beside(data, StoreConfig.model_fields["url"].default)
 
     @model_validator(mode="after")
     def _cross_checks(self, info: ValidationInfo) -> VigilConfig:

@@ -163,3 +163,36 @@ def _listen_host(value: str) -> str:
 
 
 ListenHost = Annotated[str, AfterValidator(_listen_host)]
+
+
+def sqlite_beside(url: Any, base_dir: str) -> Any:
+    """`sqlite:///rel/v.db` -> `sqlite:///<base_dir>/rel/v.db`; anything else as it is
+    (absolute paths `sqlite:////...`, in-memory databases, other schemes, non-strings)."""
+    prefix = "sqlite:///"
+    if not isinstance(url, str) or not url.lower().startswith(prefix):
+        return url
+    path = url[len(prefix):]
+    if not path or path.startswith(("/", ":memory:", "file:")):
+        return url
+    return prefix + os.path.join(base_dir, path)
+
+
+def sqlite_paths_beside(data: Any, default_store_url: str) -> Any:
+    """vigil.yaml's SQLite files (store.url, written or the default, and an SQLite
+    sources.mlflow.tracking_uri) resolve against the file's folder like its other relative
+    paths: against the working directory, `vigil status --config /etc/vigil/vigil.yaml` run
+    elsewhere found no store, and `vigil rollback` made and audited into a new one there.
+    Runs before validation (after ${ENV} references are resolved); `base_dir` "." (a config
+    built in code) leaves them as written."""
+    base = data.get("base_dir") if isinstance(data, dict) else None
+    if not isinstance(base, str) or base == ".":
+        return data
+    out = dict(data)
+    store = out.get("store", {})
+    if isinstance(store, dict):
+        out["store"] = {**store, "url": sqlite_beside(store.get("url", default_store_url), base)}
+    sources = out.get("sources")
+    mlflow = sources.get("mlflow") if isinstance(sources, dict) else None
+    if isinstance(sources, dict) and isinstance(mlflow, dict) and "tracking_uri" in mlflow:
+        out["sources"] = {**sources, "mlflow": {**mlflow, "tracking_uri": sqlite_beside(mlflow["tracking_uri"], base)}}
+    return out
