@@ -58,6 +58,9 @@ class TargetChoice:
     forced: bool = False
 
 
+FORCE_NEEDED = "moving to it needs force=true and a reason"  # the API's words; `vigil rollback` says --force
+
+
 def choose_target(facts: TargetFacts, *, asked: str | None = None, force: bool = False,
                   force_reason: str = "") -> TargetChoice:
     """The version to roll back to.
@@ -74,7 +77,7 @@ def choose_target(facts: TargetFacts, *, asked: str | None = None, force: bool =
             return TargetChoice(asked, f"v{asked} as asked")
         if force and force_reason.strip():
             return TargetChoice(asked, f"v{asked} forced although blamed ({why}): {force_reason}", forced=True)
-        return TargetChoice(None, f"v{asked} is blamed ({why}); moving to it needs force=true and a reason")
+        return TargetChoice(None, f"v{asked} is blamed ({why}); {FORCE_NEEDED}")
     candidates = [*facts.known_good, *([facts.deploy_previous] if facts.deploy_previous else [])]
     if facts.serving is not None and facts.serving not in facts.blamed and facts.serving in candidates:
         return TargetChoice(facts.serving, f"v{facts.serving} is already serving and known good")

@@ -17,7 +17,7 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from alerts.rollback import ActionStatus
+from alerts.rollback import FORCE_NEEDED, ActionStatus
 from monitor.cli_args import version_arg
 from monitor.config import ConfigError, load_config
 
@@ -57,7 +57,11 @@ def cmd_rollback(args: argparse.Namespace) -> int:
         _finish_earlier(vigil, m, now)
     choice = vigil.operator.choose_target(m, now, asked=args.to_version, force=args.force, force_reason=args.reason)
     if choice.version is None:
-        print(f"{choice.reason}: pass --to-version (and --force for a blamed version)", file=sys.stderr)
+        # A blamed version asked for by name: the flag to name is --force (the user did pass
+        # --to-version; force=true is the API's field).
+        hint = ("pass --force to move to it anyway (audited with the --reason)" if args.to_version
+                else "pass --to-version (and --force for a blamed version)")
+        print(f"{choice.reason.removesuffix('; ' + FORCE_NEEDED)}: {hint}", file=sys.stderr)
         return 64
     missing = missing_version(vigil.registry, m.registry, choice.version)
     if missing:  # as the API's 422: nothing recorded for a version the registry does not have

@@ -334,3 +334,21 @@ def test_a_terminal_without_the_slack_token_leaves_the_announcement_to_slack_aft
     finally:
         store.close()
     assert not (tmp_path / "notifications.jsonl").exists()
+
+
+def test_a_blamed_version_asked_for_by_name_is_refused_naming_the_force_flag(tmp_path, capsys):
+    """`vigil rollback recommender --to-version 2` after a rollback moved away from v2 said
+    "... needs force=true and a reason: pass --to-version (and --force ...)": the person had
+    passed --to-version, and force=true is the API's word. It names --force; with it, it goes."""
+    uri = _registry(tmp_path)
+    config = _config(tmp_path, "vigil.yaml", uri, keyed=False)
+    assert main(["rollback", "recommender", "--config", config, "--reason", "bad deploy", "--to-version", "1"]) == 0
+    capsys.readouterr()
+    argv = ["rollback", "recommender", "--config", config, "--reason", "v2 fixed upstream", "--to-version", "2"]
+    assert main(argv) == 64
+    err = capsys.readouterr().err
+    assert "v2 is blamed" in err and "--force" in err
+    assert "pass --to-version" not in err and "force=true" not in err
+    assert main([*argv, "--force"]) == 0, capsys.readouterr().err
+    with RegistrySource(MlflowConfig(tracking_uri=uri)) as registry:
+        assert registry.alias_version("recommender", "champion") == "2"
