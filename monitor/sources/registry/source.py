@@ -25,6 +25,9 @@ from monitor.sources.registry.versions import (
 
 log = logging.getLogger("monitor.sources.registry")  # one logger name for the whole registry client
 VERSION_CACHE_SIZE = 4096  # versions kept by id (reference paths); a few per model
+# A version read without its reference tag is read again at most this often: the cycle's
+# "no training reference" tells people to tag it, and the tag must then be seen.
+UNTAGGED_REREAD_S = 60.0
 
 
 class Backend(Protocol):
@@ -55,6 +58,7 @@ class RegistrySource:
         self.url = cfg.tracking_uri
         self._versions: OrderedDict[tuple[str, str], ModelVersionInfo] = OrderedDict()
         self._versions_lock = threading.Lock()
+        self._untagged: dict[tuple[str, str, str], float] = {}  # (name, version, tag) -> read at (monotonic)
         scheme = cfg.tracking_uri.split(":", 1)[0].lower()
         if scheme in ("http", "https"):
             self._backend: Backend = RestBackend(cfg.tracking_uri, cfg.timeout_s)
@@ -113,16 +117,23 @@ class RegistrySource:
 
     def reference_path(self, name: str, version: str, tag: str = REFERENCE_TAG) -> str | None:
         """The training-reference path recorded on the version, if any (the version is
-        read once and kept: a cycle asks this every time). A version kept without the tag is
-        read again: the cycle's error tells the team to tag it, and the copy first read kept
-        saying it was untagged until a restart (one read a cycle, only while it is missing)."""
-        path = self.get_version_cached(name, version).tags.get(tag)
-        if path:
+        read once and kept: a cycle asks this every time)."""
+        path = self.get_version_cached(name, version).tags.get(tag) or None
+        if path is not None:
             return path
-        info = self.get_version(name, version)
+        # Not tagged when read: kept, the daemon said so until a restart after people tagged it.
+        key, now = (name, version_str(version), tag), time.monotonic()
         with self._versions_lock:
-            self._versions[(name, version_str(version))] = info
-        return info.tags.get(tag) or None
+            read_at = self._untagged.setdefault(key, now)
+            if now - read_at < UNTAGGED_REREAD_S:
+                return None
+            self._untagged[key] = now
+            self._versions.pop(key[:2], None)
+        path = self.get_version_cached(name, version).tags.get(tag) or None
+        if path is not None:
+            with self._versions_lock:
+                self._untagged.pop(key, None)
+        return path
 
     # writes
     def set_alias(self, name: str, alias: str, version: str) -> None:
