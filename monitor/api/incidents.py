@@ -50,7 +50,10 @@ def list_incidents(_: ViewerDep, vigil: VigilDep, request: Request, model: str |
                    limit: Annotated[int, limit_query(500)] = 50,
                    offset: OffsetQuery = 0, before_id: BeforeQuery = None) -> Page[IncidentOut]:
     """Newest first, `limit` a page; follow `next` for the rest."""
-    if model is not None:
+    # A name no longer configured (a model removed or renamed) still lists its incidents; a
+    # name with none is a 404 listing the models (a typo must not read as "no incidents").
+    if model is not None and model not in {m.name for m in vigil.config.models} \
+            and not vigil.store.count_incidents(model=model, status=None):
         model_or_404(vigil, model)
     # `next` is a cursor (the last id shown), not offset + limit: newest first, an incident
     # opened between two pages would push the list down (the last one shown again), and one

@@ -132,3 +132,22 @@ def test_following_next_neither_repeats_nor_skips_while_incidents_open_and_resol
         page = api.client.get(page["next"].split("testserver", 1)[1]).json()
         seen += [i["id"] for i in page["items"]]
     assert seen == before, "each incident open when the listing began, once, newest first"
+
+
+def test_incidents_of_a_model_removed_or_renamed_are_listed_by_its_name(api):  # noqa: F811
+    """A model removed (or renamed) from vigil.yaml keeps its incidents, each readable by id,
+    yet `GET /v1/incidents?model=<its old name>` said 404 "unknown model": its history could
+    not be listed. A name with incidents is listed; one with none is still a 404 (a typo)."""
+    from alerts.lifecycle import IncidentStatus
+    from monitor.store.tables import IncidentRow
+
+    with api.vigil.store.tx() as s:
+        s.add(IncidentRow(model="fraud-old", status=IncidentStatus.RESOLVED, severity="warning", title="old",
+                          onset=T0, opened_at=T0, updated_at=T0, resolved_at=T0 + 1,
+                          fingerprint="f-old", reasons=["model removed from the configuration"], findings=[],
+                          causes=[]))
+    r = api.client.get("/v1/incidents", params={"model": "fraud-old"})
+    assert r.status_code == 200, r.text
+    assert [i["title"] for i in r.json()["items"]] == ["old"] and r.json()["total"] == 1
+    nope = api.client.get("/v1/incidents", params={"model": "fraud-olde"})
+    assert nope.status_code == 404 and MODEL in nope.json()["error"]
