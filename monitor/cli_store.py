@@ -176,13 +176,15 @@ def cmd_db_purge(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from monitor.cycle.deploys import alias_of
     from monitor.store.existing import existing_store
     from monitor.store.status import model_statuses
 
     cfg = _config(args)
     store = existing_store(_store_url(args, cfg))
     try:
-        rows = model_statuses(store, [m.name for m in cfg.models] if cfg is not None else None)
+        rows = model_statuses(store, [m.name for m in cfg.models] if cfg is not None else None,
+                              {m.name: alias_of(m) for m in cfg.models} if cfg is not None else None)
     finally:
         store.close()
     if not rows:

@@ -18,6 +18,7 @@ from monitor.api.deps import AUTH_RESPONSES, ModelDep, ViewerDep, VigilDep
 from monitor.api.pagination import OffsetQuery, Page, limit_query, next_by_offset
 from monitor.api.responses import errors
 from monitor.config import ModelConfig
+from monitor.cycle.deploys import same_alias
 from monitor.store.model_now import ModelNowRow, row_drift
 from monitor.store.tables import ModelStateRow
 from monitor.vigil import Vigil
@@ -70,7 +71,8 @@ def _model_out(vigil: Vigil, m: ModelConfig, s: Session) -> ModelOut:
     policy = vigil.config.policy_for(m)
     return ModelOut(
         name=m.name, registry_name=m.registry, alias=m.alias,
-        serving_version=state.alias_version if state else None, services=list(m.services),
+        # A version read from another alias (registry_name or alias edited since) is not this one's.
+        serving_version=state.alias_version if state and same_alias(state, m) else None, services=list(m.services),
         features=[f.name for f in m.features], kpis=[k.name for k in m.kpis], slos=[x.name for x in m.slos],
         open_incident=OpenIncident(id=inc.id, severity=inc.severity, title=inc.title, opened_at=inc.opened_at,
                                    acknowledged_by=inc.acknowledged_by) if inc else None,

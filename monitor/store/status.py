@@ -2,7 +2,7 @@
 its last cycle, its open incident and what its last cycle could not see."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -24,8 +24,11 @@ class ModelStatus:
     blind: list[str] = field(default_factory=list)
 
 
-def model_statuses(store: Store, models: Sequence[str] | None = None) -> list[ModelStatus]:
-    """`models` (the config's, in its order) or, without a config, every model the store knows."""
+def model_statuses(store: Store, models: Sequence[str] | None = None,
+                   aliases: Mapping[str, str] | None = None) -> list[ModelStatus]:
+    """`models` (the config's, in its order) or, without a config, every model the store knows.
+    `aliases`: model -> the configured "<registered model>@<alias>"; a version stored from
+    another one (the config's registry_name or alias changed since) serves nothing known."""
     with store.tx() as s:
         states = {r.model: r for r in s.scalars(select(ModelStateRow))}
         opened = {r.model: r for r in s.scalars(select(IncidentRow).where(IncidentRow.status == IncidentStatus.OPEN)
@@ -36,7 +39,8 @@ def model_statuses(store: Store, models: Sequence[str] | None = None) -> list[Mo
     for name in names:
         state, inc, bl = states.get(name), opened.get(name), blinds.get(name)
         out.append(ModelStatus(
-            model=name, serving=state.alias_version if state else None,
+            model=name, serving=state.alias_version if state and (
+                aliases is None or state.alias_of in (None, aliases.get(name))) else None,
             last_cycle_at=state.last_cycle_at if state else None,
             incident_id=inc.id if inc else None, severity=inc.severity if inc else None,
             incident_title=inc.title if inc else None, incident_opened_at=inc.opened_at if inc else None,

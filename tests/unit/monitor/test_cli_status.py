@@ -32,3 +32,39 @@ def test_status_of_a_store_no_cycle_has_used(tmp_path, capsys):
     Store(f"sqlite:///{tmp_path / 'empty.db'}").close()  # made by a start; a missing file is refused
     assert main(["status", "--store", f"sqlite:///{tmp_path / 'empty.db'}"]) == 0
     assert "no model has run a cycle against this store yet" in capsys.readouterr().out
+
+
+
+def test_a_model_pointed_at_another_alias_is_not_shown_serving_the_old_ones_version(tmp_path, capsys,
+                                                                                     monkeypatch):
+    """`registry_name: fraud` edited to `frauds` (a typo) or `alias:` changed: the store's
+    version was read from the old alias, and the new one does not exist. `vigil status` and
+    `GET /v1/models/{name}` still said it served v1 (the old alias's), for ever."""
+    import yaml
+    from fastapi.testclient import TestClient
+
+    from monitor.api.app import create_app
+    from monitor.store.repository import ModelStateRow
+
+    models = [model_config(), model_config("fraud")]
+    cfg = make_config(tmp_path, models=models, api={"token": "${VIGIL_STATUS_TEST_TOKEN:-}"})
+    vigil = make_vigil(cfg, prometheus=incident_prometheus())
+    with vigil.store.tx() as s:  # what a cycle of the old configuration stored
+        s.add(ModelStateRow(model="fraud", alias_version="1", alias_of="fraud-old@champion", last_cycle_at=T0))
+        s.add(ModelStateRow(model=MODEL, alias_version="3", alias_of=f"{MODEL}@champion", last_cycle_at=T0))
+    assert vigil.config.model(MODEL).registry == MODEL and vigil.config.model(MODEL).alias == "champion"
+    path = tmp_path / "vigil.yaml"
+    path.write_text(yaml.safe_dump({"store": {"url": cfg.store.url}, "models": models}))
+    assert main(["status", "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "fraud\n  serving:       unknown" in out and f"{MODEL}\n  serving:       3" in out
+
+    monkeypatch.setenv("VIGIL_STATUS_TEST_TOKEN", "status-test-token")
+    try:
+        vigil.config = make_config(tmp_path, models=models, api={"token": "${VIGIL_STATUS_TEST_TOKEN:-}"})
+        client = TestClient(create_app(vigil))
+        auth = {"Authorization": "Bearer status-test-token"}
+        assert client.get("/v1/models/fraud", headers=auth).json()["serving_version"] is None
+        assert client.get(f"/v1/models/{MODEL}", headers=auth).json()["serving_version"] == "3"
+    finally:
+        vigil.store.close()
