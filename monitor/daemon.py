@@ -38,6 +38,7 @@ from monitor.vigil import Vigil
 
 log = logging.getLogger("vigil.daemon")
 SENDER_INTERVAL_S = 5.0
+API_LISTEN_WAIT_S = 10.0  # how long start-up waits for the API to listen before the first cycle
 
 
 def _safe_cycle(vigil: Vigil, model: str, token: int | None = None) -> None:
@@ -279,16 +280,17 @@ def run_daemon(config: VigilConfig, *, serve_api: bool = True, vigil: Vigil | No
         if cycles:
             _take_ownership(runtime)
             runtime.sweep_removed()  # models removed while it was down
+        api = _start_api(runtime, config) if serve_api else None
+        if api is not None and not api.wait_listening(API_LISTEN_WAIT_S):
+            # Before the first cycle: a daemon about to exit must not open and page incidents.
+            log.error("the HTTP API cannot listen on %s:%s (%s; see the error above): not starting; free the "
+                      "port or change api.port", config.api.host, config.api.port, api.error or "no error given")
+            return 1
+        if cycles:
             provision_in_background(config)  # beside the cycles, never before them
             scheduler = build_scheduler(runtime)
             scheduler.start()
             runtime.sender = OutboxThread(runtime).start()
-        if serve_api:
-            from monitor.api.app import create_app
-
-            runtime.app = create_app(runtime.vigil)
-            api = ApiThread(runtime.app, config.api.host, config.api.port,
-                            access_log=config.api.access_log).start()
         _checkpoint(runtime, Checkpointer.start)  # after ownership: a refused second daemon writes nothing
         announce(config, list(runtime.vigil.notifiers), serve_api=serve_api, cycles=cycles)
         code = _wait(runtime, signals, scheduler, api)
@@ -304,6 +306,13 @@ def run_daemon(config: VigilConfig, *, serve_api: bool = True, vigil: Vigil | No
         return EXIT_ABANDONED
     log.info("daemon stopped")
     return code
+
+
+def _start_api(runtime: Runtime, config: VigilConfig) -> ApiThread:
+    from monitor.api.app import create_app
+
+    runtime.app = create_app(runtime.vigil)
+    return ApiThread(runtime.app, config.api.host, config.api.port, access_log=config.api.access_log).start()
 
 
 def _take_ownership(runtime: Runtime) -> None:

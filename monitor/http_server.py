@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 log = logging.getLogger("vigil.daemon")
@@ -42,6 +43,14 @@ class ApiThread:
     def start(self) -> ApiThread:
         self.thread.start()
         return self
+
+    def wait_listening(self, timeout: float) -> bool:
+        """Wait until the server listens (True), or its thread ended first (False: a port
+        taken, `error`); still starting after `timeout`: True, the daemon watches it after."""
+        deadline = time.monotonic() + timeout
+        while not self.server.started and self.thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return self.server.started or self.thread.is_alive()
 
     def alive(self) -> bool:
         return self.thread.is_alive()
