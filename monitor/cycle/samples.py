@@ -41,7 +41,7 @@ class SampleReader:
         frames = []
         files = self.files(m)
         if files is not None:
-            frames.append(files.window(start, end, purpose, unreadable))
+            frames.append(files.window(start, end, purpose, unreadable=unreadable))
         posted = self._store.samples(m.name, start, end)
         if posted:
             frames.append(records_frame(posted))
