@@ -20,6 +20,7 @@ from monitor.api.schemas import MAX_ID, IncidentOut, SilenceRequest
 from monitor.store.repository import Store
 from monitor.store.tables import ActionRow, DriftReportRow, IncidentRow
 
+REPORT_GIVEN_UP_S = 3600.0  # a report rendered after its incident resolved comes within minutes
 DRIFT_KINDS = (FindingKind.FEATURE_DRIFT.value, FindingKind.PREDICTION_DRIFT.value)  # what a drift report shows
 
 # Every route here names a model or an incident that may not exist, and takes parameters.
@@ -74,7 +75,13 @@ def get_incident(_: ViewerDep, vigil: VigilDep, row: IncidentDep) -> IncidentOut
 @router.get("/{incident_id}/drift-report", response_class=HTMLResponse)
 def drift_report(_: ViewerDep, vigil: VigilDep, row: IncidentDep) -> HTMLResponse:
     html = vigil.store.drift_report(row.id)
-    if html is None and any(isinstance(f, dict) and f.get("kind") in DRIFT_KINDS for f in row.findings):
+    drift = any(isinstance(f, dict) and f.get("kind") in DRIFT_KINDS for f in row.findings)
+    if html is None and drift and row.resolved_at is not None and vigil.now() - row.resolved_at > REPORT_GIVEN_UP_S:
+        # Resolved long since and still none (its queued render dropped by a restart or reload):
+        # nothing asks for it again, and "try again in a minute" was a promise kept for ever.
+        raise HTTPException(404, f"incident {row.id}: its drift report was not rendered before the incident "
+                                 "resolved, and will not be now; its findings carry the drift statistics")
+    if html is None and drift:
         # Rendered off the cycle, between sweeps: after a sweep that opened many, minutes later.
         raise HTTPException(404, f"incident {row.id}: its drift report is not rendered yet (Evidently renders it "
                                  "after the incident opens, between sweeps); try again in a minute",

@@ -449,3 +449,19 @@ def test_an_oversized_idempotency_key_is_422_not_500(deployed):
     r = deployed.post(ROLLBACK, {"reason": "ctr dropped"}, {"Idempotency-Key": "k" * 500})
     assert r.status_code == 422 and "idempotency-key" in r.json()["error"].lower()
     assert deployed.alias() == "2"
+
+
+def test_a_drift_report_never_rendered_for_a_long_resolved_incident_is_not_promised(api):
+    """The report was queued and dropped (the daemon restarted or reloaded before the gap after a
+    sweep), and the incident resolved: nothing asks for it again, yet the link kept answering
+    'not rendered yet ... try again in a minute' with Retry-After, for ever."""
+    from alerts.lifecycle import IncidentStatus
+
+    incident_id = api.vigil.run_cycle(MODEL, T0).incident_id
+    with api.vigil.store.tx() as s:
+        row = s.get(IncidentRow, incident_id)
+        row.findings = [*row.findings, {"kind": "feature_drift", "entity": "user_age", "value": 0.31}]
+        row.status, row.resolved_at = IncidentStatus.RESOLVED, api.vigil.now() - 2 * 3600
+    r = api.client.get(f"/v1/incidents/{incident_id}/drift-report")
+    assert r.status_code == 404 and "Retry-After" not in r.headers, r.headers
+    assert "was not rendered" in r.json()["error"]
