@@ -37,6 +37,7 @@ from monitor.config_messages import MessagesConfig, check_runbook_keys
 from monitor.config_performance import PerformanceConfig
 from monitor.config_receivers import ReceiverConfig
 from monitor.config_retention import RetentionConfig
+from monitor.config_rollback import RollbackPolicy
 from monitor.config_root_cause import RootCauseConfig
 from monitor.config_sources import LokiConfig, MlflowConfig, PrometheusConfig, SourcesConfig, TempoConfig
 from monitor.config_spool import SpoolConfig
@@ -56,8 +57,8 @@ from monitor.executors.config import ServingExecutorConfig
 
 # Callers import these from here, wherever they are defined.
 __all__ = ["CanaryConfig", "CanaryMetricConfig", "ConfigError", "Duration", "LokiConfig", "MlflowConfig",
-           "PrometheusConfig", "Secret", "SourcesConfig", "TempoConfig", "VigilConfig", "load_config",
-           "parse_config", "parse_duration"]
+           "PrometheusConfig", "RollbackPolicy", "Secret", "SourcesConfig", "TempoConfig", "VigilConfig",
+           "load_config", "parse_config", "parse_duration"]
 
 
 class _Model(BaseModel):
@@ -151,26 +152,6 @@ class ScheduleConfig(_Model):
 
 
 # --------------------------------------------------------------------------- policy
-class RollbackPolicy(_Model):
-    enabled: bool = True
-    dry_run: bool = False
-    cooldown: Duration = 6 * 3600.0
-    max_per_day: int = Field(2, ge=0)
-    min_confidence: float = Field(0.6, ge=0, le=1)
-    # A version is "known good" (a default rollback target) after this many clean cycles:
-    # serving, no open incident, no source blind.
-    known_good_after_cycles: int = Field(30, ge=1)
-    # A version an incident suspected, or a rollback moved away from, is not a default
-    # target for this long; moving to it takes to_version, force and a reason.
-    blame_window: Duration = 7 * 86400.0
-    max_attempts: int = Field(10, ge=1)  # cycles a rollback retries an unreachable layer before it fails
-    # Vigil's own rollbacks across every model in `fleet_window`: more models blamed on their
-    # deploys at once is likelier one shared cause than that many bad deploys, so the rest
-    # are refused and left to people. Fleet-wide: set in the top-level policy only. null: no cap.
-    fleet_max: int | None = Field(5, ge=1)
-    fleet_window: PositiveDuration = 3600.0
-
-
 class PolicyConfig(_Model):
     drift_statistic: Literal["psi", "wasserstein", "ks", "js"] = "psi"
     drift_warning: float = Field(0.1, gt=0)

@@ -133,15 +133,21 @@ def test_reference_path_from_a_version_tag(registry: RegistrySource, model_name:
     assert registry.reference_path(model_name, "1", tag="training_data") == "s3://bucket/train.parquet"
 
 
-def test_a_reference_tag_added_after_vigil_read_the_version_is_seen(registry: RegistrySource,
-                                                                    model_name: str) -> None:
+def test_a_reference_tag_added_after_vigil_read_the_version_is_seen(registry: RegistrySource, model_name: str,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """Vigil's cycle said "no training reference: ... tag version 1 with vigil.reference_path";
     the team tagged it (MLflow's UI, another client), and Vigil kept the version as first read,
-    untagged, and said the same every cycle until restarted."""
+    untagged, and said the same every cycle until restarted. (An untagged version is read again
+    at most once a minute: test_reference_tag_added_later.py; here the minute has passed.)"""
+    import monitor.sources.registry.source as registry_source
+
+    clock = [1000.0]
+    monkeypatch.setattr(registry_source.time, "monotonic", lambda: clock[0])
     _register(registry, model_name, 1)
     assert registry.reference_path(model_name, "1") is None  # read (and kept) untagged
     with RegistrySource(registry.cfg) as teammate:  # another client of the same registry
         teammate.set_version_tag(model_name, "1", "vigil.reference_path", "reference/train-v1.parquet")
+    clock[0] += 61
     assert registry.reference_path(model_name, "1") == "reference/train-v1.parquet"
 
 
