@@ -165,7 +165,7 @@ def _listen_host(value: str) -> str:
 ListenHost = Annotated[str, AfterValidator(_listen_host)]
 
 
-def sqlite_beside(url: Any, base_dir: str) -> Any:
+def sqlite_beside(url: Any, base_dir: str, field: str = "store.url") -> Any:
     """`sqlite:///rel/v.db` -> `sqlite:///<base_dir>/rel/v.db`; anything else as it is
     (absolute paths `sqlite:////...`, in-memory databases, other schemes, non-strings)."""
     prefix = "sqlite:///"
@@ -174,7 +174,14 @@ def sqlite_beside(url: Any, base_dir: str) -> Any:
     path = url[len(prefix):]
     if not path or path.startswith(("/", ":memory:", "file:")):
         return url
-    return prefix + os.path.join(base_dir, path)
+    beside, here = os.path.join(base_dir, path), os.path.abspath(path)
+    if not os.path.exists(beside) and os.path.exists(here) and os.path.abspath(beside) != here:
+        # Earlier versions read it here: opening an empty store beside the file would lose the
+        # open incidents, rollbacks in flight and the audit log without a word.
+        raise ValueError(f"{field}: {url} is read beside the config file, {beside}, which does not exist, while "
+                         f"{here} does (where earlier versions read it, from the working directory): "
+                         f"move it there, or write the absolute path {prefix}{here}")
+    return prefix + beside
 
 
 def sqlite_paths_beside(data: Any, default_store_url: str) -> Any:
@@ -194,5 +201,6 @@ def sqlite_paths_beside(data: Any, default_store_url: str) -> Any:
     sources = out.get("sources")
     mlflow = sources.get("mlflow") if isinstance(sources, dict) else None
     if isinstance(sources, dict) and isinstance(mlflow, dict) and "tracking_uri" in mlflow:
-        out["sources"] = {**sources, "mlflow": {**mlflow, "tracking_uri": sqlite_beside(mlflow["tracking_uri"], base)}}
+        uri = sqlite_beside(mlflow["tracking_uri"], base, "sources.mlflow.tracking_uri")
+        out["sources"] = {**sources, "mlflow": {**mlflow, "tracking_uri": uri}}
     return out

@@ -36,7 +36,8 @@ def test_status_from_another_directory_reads_the_store_beside_the_config(tmp_pat
     assert list(elsewhere.iterdir()) == []
 
 
-def test_relative_sqlite_urls_resolve_against_the_config_folder(tmp_path):
+def test_relative_sqlite_urls_resolve_against_the_config_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no store of an earlier version in the working directory
     folder = tmp_path / "conf"
     written = load_config(_write(folder, {"url": "sqlite:///state/vigil.db"}))
     assert written.store.url == f"sqlite:///{folder / 'state' / 'vigil.db'}"
@@ -46,3 +47,29 @@ def test_relative_sqlite_urls_resolve_against_the_config_folder(tmp_path):
     for url in ("sqlite:////abs/v.db", "sqlite://", "sqlite:///:memory:", "postgresql+psycopg://v@db/v"):
         assert load_config(_write(tmp_path / "x", {"url": url})).store.url == url
     assert parse_config({"models": [{"name": "m"}]}).store.url == "sqlite:///vigil.db"  # built in code: as written
+
+
+def test_a_store_an_earlier_version_kept_in_the_working_directory_is_never_silently_replaced(tmp_path, monkeypatch):
+    """Before, `vigil run --config /etc/vigil/vigil.yaml` from /var/lib/vigil kept its store in
+    /var/lib/vigil. Reading an empty one beside the config after an upgrade would lose the open
+    incidents, the rollbacks in flight and the audit log without a word: the load is refused,
+    naming both files and what to do."""
+    import pytest
+
+    from monitor.config import ConfigError
+
+    config = _write(tmp_path / "etc", {"url": "sqlite:///vigil.db"})
+    workdir = tmp_path / "var"
+    workdir.mkdir()
+    Store(f"sqlite:///{workdir / 'vigil.db'}").close()  # the store an earlier version kept here
+    monkeypatch.chdir(workdir)
+    with pytest.raises(ConfigError) as e:
+        load_config(config)
+    said = str(e.value)
+    assert "store.url: sqlite:///vigil.db is read beside the config file" in said, said
+    assert str(tmp_path / "etc" / "vigil.db") in said and str(workdir / "vigil.db") in said, said
+    assert f"sqlite:///{workdir / 'vigil.db'}" in said, said  # the absolute URL to write
+    assert not (tmp_path / "etc" / "vigil.db").exists()
+
+    Store(f"sqlite:///{tmp_path / 'etc' / 'vigil.db'}").close()  # moved (or both exist): the one beside wins
+    assert load_config(config).store.url == f"sqlite:///{tmp_path / 'etc' / 'vigil.db'}"
