@@ -204,3 +204,54 @@ def sqlite_paths_beside(data: Any, default_store_url: str) -> Any:
         uri = sqlite_beside(mlflow["tracking_uri"], base, "sources.mlflow.tracking_uri")
         out["sources"] = {**sources, "mlflow": {**mlflow, "tracking_uri": uri}}
     return out
+
+
+_CLOSES = {")": "(", "]": "[", "}": "{"}
+
+
+def promql_brackets(value: str) -> str:
+    """A PromQL query whose brackets pair up (outside strings and # comments): one that does
+    not passed `vigil check-config`, and every cycle then opened a "no data" warning over
+    Prometheus' parse error, paging the owner about a typo in the file."""
+    stack: list[tuple[str, int]] = []
+    quote, escaped, comment = "", False, False
+    for i, ch in enumerate(value, 1):
+        if comment:
+            comment = ch != "\n"
+        elif quote:
+            escaped, quote = (not escaped and ch == "\\" and quote != "`"), \
+                ("" if ch == quote and not escaped else quote)
+        elif ch in "\"'`":
+            quote = ch
+        elif ch == "#":
+            comment = True
+        elif ch in "([{":
+            stack.append((ch, i))
+        elif ch in _CLOSES:
+            if not stack or stack[-1][0] != _CLOSES[ch]:
+                raise ValueError(f"PromQL brackets do not pair up: {ch!r} at character {i} closes nothing open")
+            stack.pop()
+    if quote:
+        raise ValueError(f"PromQL string not closed: its {quote} is never matched")
+    if stack:
+        ch, i = stack[-1]
+        raise ValueError(f"PromQL brackets do not pair up: unclosed {ch!r} at character {i}")
+    return value
+
+
+def query_warnings(config: Any) -> list[tuple[tuple[str | int, ...], str]]:
+    """What `vigil check-config` warns about in the KPI and SLO queries (a warning, not an
+    error: such a query still runs, and fails as no data): each with the key it is about."""
+    out: list[tuple[tuple[str | int, ...], str]] = []
+    for i, m in enumerate(config.models):
+        for kind, items in (("kpis", m.kpis), ("slos", m.slos)):
+            for j, item in enumerate(items):
+                for key in ("query", "volume_query"):
+                    text = getattr(item, key)
+                    try:
+                        promql_brackets(text or "")
+                    except ValueError as e:
+                        where = f"models[{i}]({m.name}).{kind}[{j}]({item.name}).{key}"
+                        out.append((("models", i, kind, j, key), f"{where}: {e}; Prometheus would refuse it, "
+                                    "and each cycle would report it as no data"))
+    return out

@@ -439,3 +439,32 @@ def test_check_config_warns_about_secrets_it_cannot_read(tmp_path, capsys, monke
     err = capsys.readouterr().err
     assert "warning: receivers[pd]" in err and "PD_ROUTING_KEY_UNSET" in err, err
     assert "warning: models[m].serving" in err and "hook.secret" in err, err
+
+
+
+# --------------------------------------------------------------------------- PromQL
+def test_check_config_warns_of_a_kpi_or_slo_query_whose_brackets_do_not_pair_up(tmp_path, capsys):
+    """`sum(rate(x[5m]) / sum(rate(y[5m]))` passed `vigil check-config` without a word; every
+    cycle then opened a "no data (ctr)" warning (Prometheus: "unclosed left parenthesis") and
+    paged the owner over a typo in the file. It is a warning with its line (not an error: such
+    a query still runs, as no data, and tests/unit/monitor/test_canary_cycle.py loads one)."""
+    f = write(tmp_path, """
+        models:
+          - name: m
+            kpis:
+              - name: ctr
+                query: sum(rate(clicks_total[5m]) / sum(rate(views_total[5m]))
+              - name: fine
+                query: 'sum(rate(x{path="/a(b]", q=`}`}[5m])) # a (comment'
+            slos:
+              - name: p99
+                query: histogram_quantile(0.99, rate(d_bucket[5m])))
+                threshold: 1
+                volume_query: 'sum(rate(r{code=~"5.."}[5m])'
+        """)
+    assert main(["check-config", str(f)]) == 0
+    err = capsys.readouterr().err
+    assert f"{f}:5: warning: models[0](m).kpis[0](ctr).query: PromQL brackets do not pair up: unclosed '('" in err
+    assert f"{f}:10: warning: models[0](m).slos[0](p99).query: PromQL brackets do not pair up: ')'" in err
+    assert f"{f}:12: warning: models[0](m).slos[0](p99).volume_query:" in err
+    assert "kpis[1](fine)" not in err
