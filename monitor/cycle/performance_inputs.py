@@ -160,6 +160,20 @@ def _reference_classes(labels: np.ndarray, perf: PerformanceConfig, where: str) 
     return np.where(bad, np.nan, labels), f"reference: {int(bad.sum()):,} of {len(labels):,} labels left out ({why})"
 
 
+def _shared_ids(frame: pd.DataFrame) -> list[str]:
+    """Ids logged by more than one version, said: a label joins the last prediction of an id
+    only, so a version numbering its predictions from 0 again had the other's rows dropped
+    from the join unsaid, and their labels joined to its own predictions."""
+    if not frame[ID].duplicated().any():  # the usual case, answered without grouping
+        return []
+    versions = frame.groupby(ID, sort=False)[VERSION].nunique()
+    shared = versions[versions > 1]
+    if len(shared) == 0:
+        return []
+    return [f"{len(shared):,} prediction ids logged by more than one version (e.g. {shared.index[0]!r}): each joins "
+            "the label of its last prediction only, the others left out; are the ids unique across versions?"]
+
+
 class PerformanceInputs:
     """Per model: its label files (cached between cycles) and its fitted reference."""
 
@@ -197,7 +211,10 @@ class PerformanceInputs:
             return pd.DataFrame(columns=[ID, TS, PRED, VERSION])
         made_by = versions_at(self._store.deploys(m.name, until=end), m.alias, raw["_ts"].to_numpy(dtype=float),
                               serving)
-        return prediction_frame(m, perf, raw, made_by, notes)
+        frame = prediction_frame(m, perf, raw, made_by, notes)
+        if notes is not None:
+            notes.extend(_shared_ids(frame))
+        return frame
 
     def reference(self, m: ModelConfig, perf: PerformanceConfig, t: float, serving: str | None) -> Reference:
         """The fitted reference, refitted at most once a window (a period's labels may still be arriving)."""

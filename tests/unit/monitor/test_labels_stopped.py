@@ -114,3 +114,20 @@ def test_metrics_show_the_version_serving_now_not_the_busiest_of_the_horizon(tmp
                                start)
     vigil.run_cycle("eta", T0)
     assert metric_value(vigil, "vigil_model_performance", model="eta", metric="mae", basis="realised") == 6.0
+
+
+def test_ids_reused_by_another_version_are_said_not_dropped_unseen(tmp_path: Path) -> None:
+    """v2 numbered its predictions from 0 again: every v1 prediction sharing an id with a v2
+    one was dropped from the join without a word, and its label joined v2's prediction."""
+    vigil = _vigil(tmp_path)
+    _hour(vigil, REF, 1800, 0)
+    _hour(vigil, REF + H, 1800, 1)
+    rng = np.random.default_rng(9)
+    for k, version in ((3, "1"), (2, "2")):
+        start = T0 - k * H
+        truth = rng.uniform(10, 60, 300)
+        vigil.store.add_samples("eta", [(start + 10 * i, {"prediction_id": f"n{i}", "eta_pred": float(truth[i]),
+                                                          "model_version": version}) for i in range(300)])
+    vigil.run_cycle("eta", T0)
+    note = vigil.store.labels.report("eta")["note"]
+    assert "300 prediction ids logged by more than one version" in note and "'n0'" in note
