@@ -36,7 +36,8 @@ class FleetCap:
         models = automatic_rollbacks_since(s, now - self.window_s)
         if len(models) < self.most:
             return ""
-        shown = ", ".join(dict.fromkeys(reversed(models)))  # newest first, each model once
+        named = list(dict.fromkeys(reversed(models)))  # newest first, each model once
+        shown = ", ".join(named[:10]) + (f" and {len(named) - 10} more" if len(named) > 10 else "")
         return (f"fleet cap: {len(models)} automatic rollbacks across the fleet in the last "
                 f"{self.window_s / 60:.0f} min ({shown}) >= fleet_max {self.most}: one shared cause is likelier "
                 "than that many bad deploys; roll this one back by hand if its deploy is to blame")

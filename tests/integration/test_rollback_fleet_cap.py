@@ -143,3 +143,16 @@ def _automatic_intent(store: Store, s: Any, model: str, now: float) -> None:
                next_attempt_at=now, max_attempts=10, created_at=now, updated_at=now)
 
 
+
+
+def test_a_large_cap_names_ten_models_and_counts_the_rest(tmp_path):
+    from monitor.cycle.rollback_ask import FleetCap
+
+    store, now = Store(f"sqlite:///{tmp_path / 'v.db'}"), 1_800_000_000.0
+    with store.tx() as s:
+        for i in range(12):
+            _automatic_intent(store, s, f"model-{i:02d}", now - 600 + i)
+    with store.tx() as s:
+        said = FleetCap(12, 3600.0).reached(s, now)
+    assert said.startswith("fleet cap: 12 automatic rollbacks across the fleet in the last 60 min (model-11, "), said
+    assert "model-02 and 2 more) >= fleet_max 12" in said, said
