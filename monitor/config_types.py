@@ -5,9 +5,11 @@ the daemon could not use is refused by `vigil check-config` instead of failing a
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
+import sqlite3
 from collections.abc import Callable
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -175,13 +177,27 @@ def sqlite_beside(url: Any, base_dir: str, field: str = "store.url") -> Any:
     if not path or path.startswith(("/", ":memory:", "file:")):
         return url
     beside, here = os.path.join(base_dir, path), os.path.abspath(path)
-    if not os.path.exists(beside) and os.path.exists(here) and os.path.abspath(beside) != here:
+    if not os.path.exists(beside) and os.path.abspath(beside) != here and _holds_rows(here):
         # Earlier versions read it here: opening an empty store beside the file would lose the
         # open incidents, rollbacks in flight and the audit log without a word.
         raise ValueError(f"{field}: {url} is read beside the config file, {beside}, which does not exist, while "
                          f"{here} does (where earlier versions read it, from the working directory): "
                          f"move it there, or write the absolute path {prefix}{here}")
     return prefix + beside
+
+
+def _holds_rows(path: str) -> bool:
+    """Whether an SQLite file exists there with a row in any table (schema versions aside): an
+    empty store (a test's, a first start's) has nothing to lose."""
+    if not os.path.isfile(path):
+        return False
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+            return any(db.execute(f'SELECT 1 FROM "{t}" LIMIT 1').fetchone() for t in tables
+                       if t not in ("alembic_version", "sqlite_sequence"))
+    except sqlite3.Error:
+        return False  # not a database these URLs could open either
 
 
 def sqlite_paths_beside(data: Any, default_store_url: str) -> Any:

@@ -61,8 +61,13 @@ def test_a_store_an_earlier_version_kept_in_the_working_directory_is_never_silen
     config = _write(tmp_path / "etc", {"url": "sqlite:///vigil.db"})
     workdir = tmp_path / "var"
     workdir.mkdir()
-    Store(f"sqlite:///{workdir / 'vigil.db'}").close()  # the store an earlier version kept here
     monkeypatch.chdir(workdir)
+    earlier = Store(f"sqlite:///{workdir / 'vigil.db'}")
+    earlier.close()
+    assert load_config(config).store.url.endswith("/etc/vigil.db")  # an empty one has nothing to lose
+    earlier = Store(f"sqlite:///{workdir / 'vigil.db'}")  # the store an earlier version kept here
+    earlier.audit("api:alice", "silence.create", "silence:1", {"model": "fraud"}, now=1_800_000_000.0)
+    earlier.close()
     with pytest.raises(ConfigError) as e:
         load_config(config)
     said = str(e.value)
