@@ -224,7 +224,7 @@ def _gather(prom, root_cause: dict):
     from monitor.cycle.gather import GatherRequest, gather
     from tests.unit.monitor.test_cycle_stages import sources
 
-    cfg = parse_config({"models": [{"name": "m"}]})
+    cfg = parse_config({"store": {"url": "sqlite://"}, "models": [{"name": "m"}]})  # no vigil.db in the checkout
     src = sources(cfg, prom)
     raw = gather(src, GatherRequest(cfg.models[0], W, None, None, root_cause=RootCauseConfig(**root_cause)))
     return raw, src
