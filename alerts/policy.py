@@ -9,7 +9,8 @@ Tiers (defaults from the field, all overridable in vigil.yaml):
 - critical (owner + on-call):
     a. drift > drift_critical together with a KPI drop >= kpi_drop_pct (not in cold start);
     b. an SLO breached for slo_consecutive_cycles cycles in a row;
-    c. a KPI drop >= kpi_drop_pct whose top cause is a deploy of this model: a regression
+    c. a KPI drop >= kpi_drop_pct whose top cause is a deploy of this model, held for
+       three stretches of its current level and beyond its noise (`KpiDetector.held`): a regression
        the deploy introduced. This holds in cold start too: cold start mutes *drift*
        against a reference the new version was never meant to match, not business impact.
 - cold start: for `cold_start` after a deploy, drift is measured against the training
@@ -101,7 +102,14 @@ def assign_tier(
                             f"({f.value:.4g} vs {f.threshold:.4g}; limit {policy.slo_consecutive_cycles})")
     top = incident.top_cause
     if kpi and top is not None and top.kind == CauseKind.DEPLOY and top.deploy and top.deploy.model == incident.model:
-        critical.append(f"KPI {kpi[0].entity} {kpi[0].value:+.1f}% after deploy of {top.entity}")
+        held = [k for k in kpi if _held(k)]
+        if held:
+            critical.append(f"KPI {held[0].entity} {held[0].value:+.1f}% after deploy of {top.entity}"
+                            + _held_words(held[0]))
+        else:  # one noisy cycle after a deploy must not roll a healthy version back
+            k = kpi[0]
+            warning.append(f"KPI {k.entity} {k.value:+.1f}% after deploy of {top.entity}: critical once the drop "
+                           f"has held {k.evidence['held_needed_s'] / 60:.0f} min beyond the KPI's own noise")
 
     if max_drift is not None and max_drift.value > policy.drift_warning:
         warning.append(f"drift {max_drift.statistic} {max_drift.value:.3g} > {policy.drift_warning:g} "
@@ -130,6 +138,17 @@ def _kpi_limit(f: Finding, policy: Policy) -> float:
     carries as threshold, else the policy's. Judged against the policy's alone, a KPI set
     to alert at 2 % reported a 3 % drop that nothing alerted on."""
     return abs(f.threshold) if f.threshold else policy.kpi_drop_pct
+
+
+def _held(f: Finding) -> bool:
+    """Has this KPI drop held long enough to be a deploy's regression (`KpiDetector.held`)?
+    A finding that does not say (not made by the KPI detector) counts as held."""
+    return f.evidence.get("held_s") is None or float(f.evidence["held_s"]) > 0
+
+
+def _held_words(f: Finding) -> str:
+    held = f.evidence.get("held_s")
+    return f", held {float(held) / 60:.0f} min" if held else ""
 
 
 def _ranking_only(f: Finding) -> bool:

@@ -12,6 +12,14 @@ drop finding. Drops of 10 % and 20 % at a random minute: caught = a finding with
 minutes of the drop, of `--runs`, and the median minutes to it. Each figure twice: as
 the daemon judges now (a move must also pass the largest move a 5-minute median made by
 itself in the baseline hour, `KpiState.wander_pct`), and without that gate (as before).
+
+Then what the automatic rollback acts on: a healthy model deployed at a random minute, two
+hours of cycles after it (the correlator's deploy window); a regression is a drop finding
+that began after the deploy, and since the drop must also have held (`KpiDetector.held`:
+three 5-minute stretches past the bars, their median 4 sigma of the baseline's noise away,
+or the last one 8 sigma away)
+before it is critical. Rolled back = at least one such cycle in the two hours. And a real
+drop of 10 % or 20 % at the deploy: made critical within an hour, median minutes to it.
 """
 from __future__ import annotations
 
@@ -72,7 +80,38 @@ def main(argv: list[str] | None = None) -> int:
                 cells.append(f"{len(lags)}/{o.runs}, {np.median(lags) if lags else float('nan'):.0f}")
             print(f"{per_min} | {'on' if gate else 'off'} | {healthy:.3f} ({healthy * 1440:.0f}) | "
                   f"{cells[0]} | {cells[1]}")
+    deploys(det, o.runs, o.seed)
     return 0
+
+
+def regression_at(det: KpiDetector, s: Series, deploy: float, minutes: int, held: bool) -> int | None:
+    """Minutes after the deploy of the first cycle that would make the drop a regression."""
+    for k in range(1, minutes + 1):
+        t = deploy + k * 60.0
+        state = det.fit(s, t - WINDOW - BASELINE, t - WINDOW)
+        found = det.score(state, s, t - WINDOW, t)
+        if found and found[0].onset >= deploy - 300 and (not held or found[0].evidence["held_s"] > 0):
+            return k
+    return None
+
+
+def deploys(det: KpiDetector, runs: int, seed: int) -> None:
+    first = int((WINDOW + BASELINE) / 60)
+    print("\nimpressions/min | rule | healthy deploys rolled back within 2 h | 10 % drop critical within 1 h, "
+          "median min | 20 % drop")
+    for per_min in TRAFFIC:
+        for held in (True, False):
+            rng = np.random.default_rng(seed)
+            rolled = sum(regression_at(det, click_rate(rng, per_min, first + 121), first * 60.0, 120, held)
+                         is not None for _ in range(runs))
+            cells = []
+            for drop in (0.10, 0.20):
+                lags = [regression_at(det, click_rate(rng, per_min, first + 61, first, drop), first * 60.0, 60, held)
+                        for _ in range(runs)]
+                got = [x for x in lags if x is not None]
+                cells.append(f"{len(got)}/{runs}, {np.median(got) if got else float('nan'):.0f}")
+            print(f"{per_min} | {'held' if held else 'one cycle'} | {rolled}/{runs} | {cells[0]} | {cells[1]}",
+                  flush=True)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,14 @@ class KpiParams:
     threshold_pct: float  # a move of at least this many percent the bad way is a finding
     recent: float  # seconds at the end of the window whose median is the current level
     model: str | None = None
+    # A drop is *held* (what a deploy's regression needs before it is critical, and so before
+    # Vigil rolls back on its own) when each of the last `held_stretches` stretches of
+    # `recent` seconds is past the threshold and the wander, and their median is `held_z`
+    # times the baseline's noise beyond the baseline (the noise of a median over m stretches
+    # taken as 1/sqrt(m) of one point's); or at once, when the last stretch is twice `held_z`
+    # times the noise away (no noise the baseline showed comes near it).
+    held_stretches: int = 3
+    held_z: float = 4.0
 
 
 @dataclass(frozen=True)
@@ -30,21 +38,23 @@ class KpiState:
     """The baseline level (median of the reference period), None when it had no data, and
     how far the current-level statistic wandered from it there by itself (`wander_pct`: the
     largest move, in %, of a median over `recent` seconds inside the reference period; None
-    when the period is too short to tell)."""
+    when the period is too short to tell), and the spread of its points (`noise_pct`: robust
+    standard deviation, in % of the baseline; None when unknown)."""
 
     baseline: float | None
     wander_pct: float | None = None
+    noise_pct: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"baseline": self.baseline, "wander_pct": self.wander_pct}
+        return {"baseline": self.baseline, "wander_pct": self.wander_pct, "noise_pct": self.noise_pct}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> KpiState:
-        b, w = d.get("baseline"), d.get("wander_pct")
-        for name, v in (("baseline", b), ("wander_pct", w)):
+        b, w, n = d.get("baseline"), d.get("wander_pct"), d.get("noise_pct")
+        for name, v in (("baseline", b), ("wander_pct", w), ("noise_pct", n)):
             if v is not None and not isinstance(v, int | float):
                 raise ValueError(f"KPI state: {name!r} must be a number or null, got {v!r}")
-        return cls(None if b is None else float(b), None if w is None else float(w))
+        return cls(*(None if v is None else float(v) for v in (b, w, n)))
 
 
 @dataclass(frozen=True)
@@ -70,10 +80,13 @@ class KpiDetector:
             return KpiState(None)
         b = float(np.median(base))
         k = int(np.count_nonzero(ts >= ts[-1] - self.params.recent))  # points in one current stretch
-        if b == 0 or len(base) < 2 * k + 1:
+        if b == 0:
             return KpiState(b)
+        noise = float(1.4826 * np.median(np.abs(base - b))) / abs(b) * 100.0
+        if len(base) < 2 * k + 1:
+            return KpiState(b, None, noise)
         stretches = np.median(np.lib.stride_tricks.sliding_window_view(base, k), axis=1)
-        return KpiState(b, float(np.max(np.abs(stretches - b))) / abs(b) * 100.0)
+        return KpiState(b, float(np.max(np.abs(stretches - b))) / abs(b) * 100.0, noise)
 
     def levels(self, state: KpiState, window: Series, start: float, end: float) -> KpiLevels | None:
         """Current level, baseline level and change in %, or None when either side has no
@@ -105,7 +118,43 @@ class KpiDetector:
         change = self.levels(state, window, start, end)
         if change is None or (state.wander_pct is not None and abs(change.change_pct) <= state.wander_pct):
             return []
-        return _finding(self.params, change, window.between(start, end), start, end, state.wander_pct)
+        held = (self.held(state, window, start, end), self.held_stretches(start, end) * self.params.recent)
+        return _finding(self.params, change, window.between(start, end), start, end, state, held)
+
+    def held(self, state: KpiState, window: Series, start: float, end: float) -> float:
+        """Seconds the drop has been held (see `KpiParams.held_stretches`), 0 when it has not.
+        A 5-minute median over a few hundred requests moves 5 % by itself several times an
+        hour, so a single cycle's drop after a deploy rolled back most healthy deploys
+        (`python -m benchmarks.kpi_noise`): a regression must hold before Vigil acts on it."""
+        p, b = self.params, state.baseline
+        m = self.held_stretches(start, end)
+        if not b or state.noise_pct is None:
+            return 0.0
+        last = window.between(end - p.recent, end)
+        if self._past_bars(state, last) and abs(_pct(last, b)) >= 2 * p.held_z * state.noise_pct:
+            return p.recent  # beyond any noise the baseline showed: as sure as three stretches
+        for j in range(m):
+            if not self._past_bars(state, window.between(end - (j + 1) * p.recent, end - j * p.recent)):
+                return 0.0
+        change = _pct(window.between(end - m * p.recent, end), b)
+        return m * p.recent if abs(change) >= p.held_z * state.noise_pct / np.sqrt(m) else 0.0
+
+    def held_stretches(self, start: float, end: float) -> int:
+        """How many stretches a drop must hold: `held_stretches`, fewer when the window is shorter."""
+        return max(1, min(self.params.held_stretches, int((end - start) // self.params.recent)))
+
+    def _past_bars(self, state: KpiState, stretch: Series) -> bool:
+        if not state.baseline or np.isnan(stretch.values).all():
+            return False
+        change = _pct(stretch, state.baseline)
+        thr = self.params.threshold_pct
+        bad = change <= -thr if self.params.bad_direction == Direction.DOWN else change >= thr
+        return bad and (state.wander_pct is None or abs(change) > state.wander_pct)
+
+
+def _pct(stretch: Series, baseline: float) -> float:
+    """Change of the stretch's median from the baseline, in % (the stretch holds a real point)."""
+    return (float(np.nanmedian(stretch.values)) - baseline) / abs(baseline) * 100.0
 
 
 def _onset(current: Series, level: float, bad_direction: Direction, window_end: float) -> float:
@@ -132,8 +181,10 @@ def _onset(current: Series, level: float, bad_direction: Direction, window_end: 
 
 
 def _finding(p: KpiParams, change: KpiLevels, current: Series, start: float, end: float,
-             wander_pct: float | None) -> list[Finding]:
+             state: KpiState, held: tuple[float, float]) -> list[Finding]:
     level, base, pct = change.current, change.baseline, change.change_pct
+    held_s, needed_s = held
+    wander_pct = state.wander_pct
     down = p.bad_direction == Direction.DOWN
     bad = pct <= -p.threshold_pct if down else pct >= p.threshold_pct
     if not bad:
@@ -159,7 +210,9 @@ def _finding(p: KpiParams, change: KpiLevels, current: Series, start: float, end
             f"KPI {p.kpi} {word} {abs(pct):.1f}% (now {level:.4g} vs baseline {base:.4g}; "
             f"threshold {p.threshold_pct:g}%" + (f", beyond its own wander of {wander_pct:.1f}%)"
                                                  if wander_pct is not None and wander_pct >= p.threshold_pct else ")")
+            + (f"; held {held_s / 60:.0f} min" if held_s else "")
         ),
         evidence={"current": level, "baseline": base, "change_pct": pct, "series": current.label_str(),
-                  "wander_pct": wander_pct},
+                  "wander_pct": wander_pct, "noise_pct": state.noise_pct, "held_s": held_s,
+                  "held_needed_s": needed_s},
     )]

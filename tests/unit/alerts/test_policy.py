@@ -193,3 +193,20 @@ def test_a_log_line_that_stopped_without_spans_ranks_but_never_alerts_alone():
     loud = f(FindingKind.LOG_ANOMALY, "orders: error", 40.0, 2.0, statistic="error_burst", service="orders",
              message="orders: 40 error lines")
     assert tier(incident([quiet, loud])).severity == Severity.WARNING
+
+
+def test_a_kpi_drop_after_a_deploy_waits_until_it_has_held_before_it_is_critical():
+    """One noisy cycle after a deploy rolled most healthy deploys back (benchmarks.kpi_noise):
+    a regression is critical (and may roll back) only once the KPI detector says it held."""
+    not_yet = f(FindingKind.KPI_DROP, "ctr", -7.0, -5.0, statistic="kpi_change_pct",
+                evidence={"held_s": 0.0, "held_needed_s": 900.0})
+    d = tier(incident([not_yet], [deploy_cause()]), last_deploy=T - 900)
+    assert d.severity == Severity.WARNING
+    assert any("critical once the drop has held 15 min beyond the KPI's own noise" in r for r in d.reasons), d.reasons
+    assert not check_rollback(incident([not_yet], [deploy_cause()]), d.severity, DEFAULT_GUARD, now=T,
+                              recent_rollbacks=[]).allowed
+    held = f(FindingKind.KPI_DROP, "ctr", -7.0, -5.0, statistic="kpi_change_pct",
+             evidence={"held_s": 900.0, "held_needed_s": 900.0})
+    d = tier(incident([held], [deploy_cause()]), last_deploy=T - 900)
+    assert d.severity == Severity.CRITICAL
+    assert any("after deploy of m v2, held 15 min" in r for r in d.reasons), d.reasons

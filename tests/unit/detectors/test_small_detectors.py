@@ -99,7 +99,53 @@ def test_a_kpi_state_stored_before_the_wander_loads_without_it():
     from detectors.kpi import KpiState
 
     assert KpiState.from_dict({"baseline": 0.05}) == KpiState(0.05, None)
-    assert KpiState.from_dict(KpiState(0.05, 7.5).to_dict()) == KpiState(0.05, 7.5)
+    assert KpiState.from_dict(KpiState(0.05, 7.5, 3.0).to_dict()) == KpiState(0.05, 7.5, 3.0)
+
+
+def _held(now, rng_seed=3, per_min=200):
+    rng = np.random.default_rng(rng_seed)
+    base = series(_noisy_ctr(rng, 64, per_min)[4:], t=ts - 3600)
+    det = KpiDetector(KpiParams(kpi="ctr", bad_direction=Direction.DOWN, threshold_pct=5.0, recent=300, model="m"))
+    state = det.fit(base, ts[0] - 3600, ts[-1] - 3600)
+    found = det.score(state, series(now), ts[0], ts[-1])
+    return state, found
+
+
+def test_a_kpi_drop_says_whether_it_has_held_long_enough_to_be_a_regression():
+    v = np.full(60, 0.05)
+    v[-5:] = 0.03  # -40 % for the last 5 minutes only: a finding, not yet held
+    state, (f,) = _held(v)
+    assert state.noise_pct is not None and state.noise_pct > 3, state
+    assert f.evidence["held_s"] == 0 and f.evidence["held_needed_s"] == 900 and "held" not in f.message
+    v[-16:] = 0.03  # the last 16 minutes: three 5-minute stretches past every bar
+    _, (f,) = _held(v)
+    assert f.evidence["held_s"] == 900 and f.message.endswith("; held 15 min"), f.message
+
+
+def test_a_kpi_drop_inside_its_noise_over_the_stretches_has_not_held():
+    # points 10 % either side of 0.05 in a repeating order whose every 5-minute (6-point) median is 0.05:
+    # no wander at all, but a noise of 1.48 x 10 % per point
+    base = series(0.05 * (1 + 0.1 * np.resize([1, 1, -1, -1, 0, 0], 60)), t=ts - 3600)
+    det = KpiDetector(KpiParams(kpi="ctr", bad_direction=Direction.DOWN, threshold_pct=5.0, recent=300, model="m"))
+    state = det.fit(base, ts[0] - 3600, ts[-1] - 3600)
+    assert state.wander_pct == 0 and round(state.noise_pct, 1) == 14.8, state
+    (f,) = det.score(state, series(np.full(60, 0.05 * 0.8)), ts[0], ts[-1])  # -20 %: < 4 x 14.8 / sqrt(3)
+    assert f.evidence["held_s"] == 0, f.evidence
+    (f,) = det.score(state, series(np.full(60, 0.05 * 0.6)), ts[0], ts[-1])  # -40 %
+    assert f.evidence["held_s"] == 900, f.evidence
+
+
+def test_a_kpi_drop_far_beyond_any_noise_its_baseline_showed_has_held_at_once():
+    base = series(0.05 * (1 + 0.01 * np.resize([1, 1, -1, -1, 0, 0], 60)), t=ts - 3600)  # noise 1.5 %
+    det = KpiDetector(KpiParams(kpi="ctr", bad_direction=Direction.DOWN, threshold_pct=5.0, recent=300, model="m"))
+    state = det.fit(base, ts[0] - 3600, ts[-1] - 3600)
+    v = np.full(60, 0.05)
+    v[-6:] = 0.05 * 0.85  # -15 % for 5 minutes: 10 x the noise, more than 8 x
+    (f,) = det.score(state, series(v), ts[0], ts[-1])
+    assert f.evidence["held_s"] == 300, f.evidence
+    v[-6:] = 0.05 * 0.9  # -10 %: under 8 x the noise, and one stretch only
+    (f,) = det.score(state, series(v), ts[0], ts[-1])
+    assert f.evidence["held_s"] == 0, f.evidence
 
 
 def slo(values):
