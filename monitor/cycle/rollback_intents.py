@@ -30,12 +30,9 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from alerts.lifecycle import IncidentStatus, last_told
-from alerts.policy import Severity
 from alerts.rollback import ActionStatus, Move, RollbackOutcome, decide_move
 from monitor.config import ModelConfig
 from monitor.cycle.messages import OutboxWriter
-from monitor.cycle.plan import routes_of
 from monitor.cycle.rollback_ask import (
     AUDIT,
     CANARY_PROMOTE,
@@ -53,6 +50,7 @@ from monitor.cycle.rollback_ask import (
     payload,
 )
 from monitor.cycle.rollback_landed import forward, record_move
+from monitor.cycle.rollback_told import RollbackTeller
 from monitor.executors.base import Executor, ExecutorError, RollbackStep
 from monitor.executors.guarded import guarded, preflight
 from monitor.failpoints import failpoint
@@ -60,7 +58,7 @@ from monitor.metrics import VigilMetrics
 from monitor.store.audit_log import retry_audited
 from monitor.store.canary import reopen_run
 from monitor.store.intents import RollbackIntentRow, add_intent, locked_intent, open_intents
-from monitor.store.repository import ActionRow, IncidentRow, Store
+from monitor.store.repository import ActionRow, Store
 
 log = logging.getLogger("vigil.rollback")
 
@@ -75,6 +73,7 @@ class RollbackRunner:
     def __init__(self, store: Store, layers: Layers, outbox: OutboxWriter, metrics: VigilMetrics, *,
                  health: LayerHealth = lambda _layer, _error: None, pull_layers: Layers | None = None) -> None:
         self.store, self.layers, self.outbox, self.metrics = store, layers, outbox, metrics
+        self.told = RollbackTeller(outbox)
         self.health = health  # a layer that cannot be reached makes /readyz say so
         self.pull_layers = pull_layers  # a canary pull's layers (the challenger's); None: no canaries
         self.step_budget_s = STEP_BUDGET_S
@@ -204,18 +203,20 @@ class RollbackRunner:
         else:
             where = f"'{m.alias}' already points at" if ask.kind == ROLLBACK else f"{names(layers)} already serve"
             status, detail = ActionStatus.NOOP, f"{'dry run: ' if ask.dry_run else ''}{where} v{ask.to_version}"
-        self.store.add_action(s, model=m.name, kind=ask.kind, incident_id=ask.incident_id, from_version=serving,
-                              to_version=ask.to_version, status=status, reason=ask.reason, detail=detail,
-                              actor=ask.actor, dry_run=ask.dry_run, at=ask.now)
+        action = self.store.add_action(s, model=m.name, kind=ask.kind, incident_id=ask.incident_id,
+                                       from_version=serving, to_version=ask.to_version, status=status,
+                                       reason=ask.reason, detail=detail, actor=ask.actor, dry_run=ask.dry_run,
+                                       at=ask.now)
         detail_ = {"from_version": serving, "to_version": ask.to_version, "reason": ask.reason,
                    "incident_id": ask.incident_id, "dry_run": ask.dry_run, "forced": ask.forced}
         for event in ("requested", status):
             self.store.audit_in(s, ask.actor, f"{AUDIT[ask.kind]}.{event}", f"model:{m.name}", detail_, now=ask.now)
         if status == ActionStatus.DRY_RUN:
-            self._announce(s, m, ask.incident_id, payload(m, serving, ask.to_version, status, ask, detail),
+            self.told.announce(s, m, ask.incident_id, payload(m, serving, ask.to_version, status, ask, detail),
                            f"dry-run:{ask.incident_id}:{int(ask.now)}", ask.now)
         elif status == ActionStatus.FAILED:
-            self._update_incident(s, m, ask.incident_id, ask.now)
+            self.told.tell(s, m, ask.incident_id, payload(m, serving, ask.to_version, status, ask, detail),
+                       f"action:{action.id}", ask.now)
         self._count(ask.kind, m.name, status)
         return RollbackOutcome(status, serving, ask.to_version, detail)
 
@@ -301,7 +302,7 @@ class RollbackRunner:
             if action is not None:
                 action.detail = f"retrying (attempt {intent.attempts} of {limit}): {e.detail}"
             if first_failure:  # once, not per attempt: people learn it is stuck, then its outcome
-                self._update_incident(s, m, intent.incident_id, now)
+                self.told.update_incident(s, m, intent.incident_id, now)
             outcome = outcome_of(intent)
         log.warning("rollback attempt failed", extra={"model": m.name, "intent": intent_id, "error": e.detail})
         return outcome
@@ -339,10 +340,9 @@ class RollbackRunner:
             reopen_run(s, m.name, intent.from_version if kind == CANARY_PULL else intent.to_version,
                        f"{kind} failed: {detail}", now)
         ask = RollbackAsk(m, intent.to_version, intent.reason, intent.actor, intent.incident_id, now, kind=kind)
+        said = payload(m, intent.from_version, intent.to_version, status, ask, detail)
         if status == ActionStatus.DONE and kind == CANARY_PULL:
-            self._announce(s, m, intent.incident_id,
-                           payload(m, intent.from_version, intent.to_version, status, ask, detail),
-                           f"intent:{intent.id}", now)
+            self.told.announce(s, m, intent.incident_id, said, f"intent:{intent.id}", now)
         elif status == ActionStatus.DONE:
             ahead = forward(s, m, intent, kind)  # a promotion, or a rollback to where it served
             if ahead and action is not None and kind == ROLLBACK:
@@ -350,11 +350,9 @@ class RollbackRunner:
                 action.kind = PROMOTION
             if not recorded:
                 record_move(self.store, s, m, intent, now, "promotion" if ahead else "rollback")
-            self._announce(s, m, intent.incident_id,
-                           payload(m, intent.from_version, intent.to_version, status, ask, detail),
-                           f"intent:{intent.id}", now)
+            self.told.announce(s, m, intent.incident_id, said, f"intent:{intent.id}", now)
         else:
-            self._update_incident(s, m, intent.incident_id, now)
+            self.told.tell(s, m, intent.incident_id, said, f"intent:{intent.id}", now)
         self.store.audit_in(s, intent.actor, f"{AUDIT.get(kind, 'rollback')}.{status}", f"model:{m.name}",
                             {**self._detail(intent), "detail": detail}, now=now)
         self._count(kind, m.name, status)
@@ -371,25 +369,6 @@ class RollbackRunner:
     def in_flight(self, model: str) -> bool:
         with self.store.tx() as s:
             return bool(open_intents(s, model))
-
-    # ------------------------------------------------------------------ messages
-    def _announce(self, s: Session, m: ModelConfig, incident_id: int | None, payload: dict[str, Any], key: str,
-                  now: float) -> None:
-        self.outbox.rollback(s, m.name, payload, now, key=key)
-        if not self._update_incident(s, m, incident_id, now) and payload["status"] == ActionStatus.DONE:
-            self.outbox.rollback_note(s, m.name, routes_of(m).channels(Severity.WARNING), payload, now, key=key)
-
-    def _update_incident(self, s: Session, m: ModelConfig, incident_id: int | None, now: float) -> bool:
-        """The incident's messages show the rollback, as an acknowledgement does: where people
-        were told of it (the severity last told), and only receivers that have it. An incident
-        muted since it opened has no message to update (False), and a rollback is never its page."""
-        row = s.get(IncidentRow, incident_id) if incident_id is not None else None
-        if row is None or row.status != IncidentStatus.OPEN or row.last_notified_at is None:
-            return False
-        told = last_told(row.notified_digest, row.severity)
-        self.outbox.incident(s, row, self.outbox.edit_channels(s, row, routes_of(m).channels(told)), now, held=True,
-                             shown=told)
-        return True
 
     @staticmethod
     def _detail(intent: RollbackIntentRow) -> dict[str, Any]:

@@ -266,3 +266,23 @@ def test_a_silence_holds_the_pages_but_never_the_rollback_nor_its_announcement(t
     assert [(m.notifier, m.kind, m.payload["channel"], m.payload["status"]) for m in told] == [
         ("sink", "rollback", "#recsys-alerts", "done")], [(m.notifier, m.payload) for m in told]  # owner, no page
     assert "v2 → v1: done" in render_rollback(told[0].payload)[0]
+
+
+def test_a_failed_rollback_of_an_incident_nobody_was_told_of_is_told_in_the_owner_channel(tmp_path, monkeypatch):
+    v, reg = _vigil(tmp_path, monkeypatch, ("1", "2"), rollback={"max_attempts": 2})
+    client = TestClient(create_app(v), raise_server_exceptions=False, headers=AUTH)
+    r = client.post("/v1/silences", json={"matchers": [f'model="{MODEL}"'], "comment": "noisy CTR, OPS-7",
+                                          "starts_at": T0 - 13000, "ends_at": T0 + 86400})
+    assert r.status_code in (200, 201), r.text
+    _serve(v, reg, "1", T0 - 12000, 31)
+    _serve(v, reg, "2", T0 - 1200, 0)
+    reg.fail_set_alias = "MLflow answered 503"
+
+    _run(v, T0 - 1200, T0 + 600)  # several cycles after it gave up: told once, not every cycle
+
+    assert reg.moves == [] and ("rollback", "failed", "2", "1", "vigil") in _actions(v), _actions(v)
+    told = v.store.outbox_for_prefix(f"rollback:{MODEL}")
+    assert [(m.notifier, m.kind, m.payload["channel"], m.payload["status"]) for m in told] == [
+        ("sink", "rollback", "#recsys-alerts", "failed")], [(m.notifier, m.payload) for m in told]
+    text = render_rollback(told[0].payload)[0]
+    assert "v2 → v1: failed" in text and "503" in str(told[0].payload["detail"]), told[0].payload
