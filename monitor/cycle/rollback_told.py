@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from alerts.lifecycle import IncidentStatus, last_told
+from alerts.lifecycle import last_told
 from alerts.policy import Severity
 from alerts.rollback import ActionStatus
 from monitor.config import ModelConfig
@@ -39,10 +39,12 @@ class RollbackTeller:
 
     def update_incident(self, s: Session, m: ModelConfig, incident_id: int | None, now: float) -> bool:
         """The incident's messages show the rollback, as an acknowledgement does: where people
-        were told of it (the severity last told), and only receivers that have it. An incident
-        muted since it opened has no message to update (False), and a rollback is never its page."""
+        were told of it (the severity last told), and only receivers that have it; resolved
+        since (a rollback that retried until after), its resolved message shows it. Only an
+        incident muted since it opened has no message to update (False), and a rollback is
+        never its page."""
         row = s.get(IncidentRow, incident_id) if incident_id is not None else None
-        if row is None or row.status != IncidentStatus.OPEN or row.last_notified_at is None:
+        if row is None or row.last_notified_at is None:
             return False
         told = last_told(row.notified_digest, row.severity)
         self.outbox.incident(s, row, self.outbox.edit_channels(s, row, routes_of(m).channels(told)), now, held=True,

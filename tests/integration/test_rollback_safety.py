@@ -25,13 +25,14 @@ POLICY = {"slo_consecutive_cycles": 2, "resolve_after_cycles": 2}
 
 
 def _vigil(tmp_path: Any, monkeypatch: pytest.MonkeyPatch, versions: tuple[str, ...], *, bad_from: float = T0 - 300,
-           start: float | None = None, **policy: Any) -> tuple[Vigil, Any]:
+           bad_until: float = float("inf"), start: float | None = None, **policy: Any) -> tuple[Vigil, Any]:
     monkeypatch.setenv("SAFETY_TOKEN", TOKEN)
     cfg = make_config(tmp_path, api={"token": "${SAFETY_TOKEN}"}, policy={**POLICY, **policy})
     reg = serving_registry(versions=versions, version=versions[0], **({} if start is None else
                                                                       {"registered_at": start - 40 * 86400}))
     extra = {} if start is None else {"start": start}
-    return make_vigil(cfg, registry=reg, prometheus=incident_prometheus(bad_from=bad_from), **extra), reg
+    prometheus = incident_prometheus(bad_from=bad_from, bad_until=bad_until)
+    return make_vigil(cfg, registry=reg, prometheus=prometheus, **extra), reg
 
 
 def _serve(v: Vigil, reg: Any, version: str, since: float, cycles: int) -> None:
@@ -286,3 +287,22 @@ def test_a_failed_rollback_of_an_incident_nobody_was_told_of_is_told_in_the_owne
         ("sink", "rollback", "#recsys-alerts", "failed")], [(m.notifier, m.payload) for m in told]
     text = render_rollback(told[0].payload)[0]
     assert "v2 → v1: failed" in text and "503" in str(told[0].payload["detail"]), told[0].payload
+
+
+def test_a_rollback_done_after_its_incident_resolved_shows_in_the_incidents_message_not_a_note(tmp_path, monkeypatch):
+    v, reg = _vigil(tmp_path, monkeypatch, ("1", "2"), bad_until=T0)
+    _serve(v, reg, "1", T0 - 12000, 31)
+    _serve(v, reg, "2", T0 - 1200, 0)
+    reg.fail_set_alias = "MLflow answered 503"  # the rollback retries cycle after cycle ...
+    _run(v, T0 - 1200, T0 + 240)
+    [incident] = v.store.incidents(model=MODEL)
+    assert incident.status == "resolved" and incident.last_notified_at is not None, "people were told of it"
+    reg.fail_set_alias = None  # ... and lands after its incident resolved
+
+    _run(v, T0 + 300, T0 + 360)
+
+    assert reg.moves == [(MODEL, "champion", "1")], _actions(v)
+    notes = [m for m in v.store.outbox_for_prefix(f"rollback:{MODEL}") if m.payload.get("channel")]
+    assert notes == [], "people were told of the incident: no note as if nobody had been"
+    shown = [m.payload for m in v.store.outbox_for_prefix(f"incident:{incident.id}") if m.kind == "incident"]
+    assert shown[-1]["status"] == "resolved" and any(a["status"] == "done" for a in shown[-1]["actions"]), shown[-1]
