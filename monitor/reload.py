@@ -20,6 +20,7 @@ from pathlib import Path
 from monitor.audit.keys import AuditKeyError, load_key
 from monitor.config import ConfigError, VigilConfig, load_config
 from monitor.config_errors import render
+from monitor.cycle.deploys import registry_source
 from monitor.executors.build import layer_names
 from monitor.identities import load_token_table
 from monitor.vigil import Vigil
@@ -90,9 +91,11 @@ def successor(old: Vigil, config: VigilConfig) -> Vigil:
     new.checkpoints.carry_from(old.checkpoints)
     names = {m.name for m in config.models}
     new.last_cycle.update({k: v for k, v in old.last_cycle.items() if k in names})
-    # A layer the old config used and the new one does not is never marked again: kept, it
-    # read down in /readyz and VigilSourceDown fired for it until a restart.
+    # A layer the old config used and the new one does not, or a removed model's registry
+    # entry, is never marked again: kept, it read down in /readyz and VigilSourceDown fired
+    # for it until a restart.
     unused = {f"rollback:{n}" for n in _layers(oc) - _layers(config)}
+    unused |= {registry_source(m.name) for m in oc.models if m.name not in names}  # a model removed
     for name, state in old.health.states.items():  # what a source said last is still true
         # (a state with no URL, `rollback:<layer>` or `schedule`, is marked only when used:
         # dropped, /readyz forgot a layer that failed its last rollback)

@@ -95,11 +95,21 @@ class DeployWatch:
         return self._started[name]
 
     def _say_missing(self, m: ModelConfig, missing: bool) -> None:
-        """An alias the registry does not hold (a typo in `registry`, an alias never set)
-        turns deploy tracking off: no deploy suspect, no rollback. Said once per model."""
+        """An alias the registry does not hold (a typo in `registry`, an alias never set or
+        deleted) turns deploy tracking off: no deploy suspect, no rollback. Logged once per
+        model, and shown as an unreachable source is, until the alias is back: `registry:<model>`
+        down in /readyz and `vigil_source_up` (VigilSourceDown), no page. Only a model that
+        lacked it has the entry: a fleet's found aliases are no lines in /readyz."""
+        name = registry_source(m.name)
         if not missing:
             self._missing.discard(m.name)
-        elif m.name not in self._missing:
+            if name in self.health.states:
+                self.health.mark(name, True)
+            return
+        self.health.mark(name, False, f"MLflow has no registered model '{m.registry}' with an alias '{m.alias}': "
+                                      f"deploys of {m.name} are not tracked (no deploy suspect, no automatic "
+                                      "rollback); fix `registry`/`alias` in the config or set the alias")
+        if m.name not in self._missing:
             self._missing.add(m.name)
             log.warning("registry has no such model or alias: deploys are not tracked",
                         extra={"model": m.name, "registry": m.registry, "alias": m.alias})
@@ -277,6 +287,11 @@ class Dated:
     at: float
     source: str
     made_after: float | None = None  # the move was made no earlier than this (None: unknown)
+
+
+def registry_source(model: str) -> str:
+    """A model's entry among /readyz's sources while the registry lacks its alias."""
+    return f"registry:{model}"
 
 
 def alias_of(m: ModelConfig) -> str:
