@@ -4,6 +4,12 @@ SIGTERM and SIGINT ask for a stop: no new cycle starts, the running ones finish,
 is drained, and the process exits 0, all within `schedule.shutdown_grace`; past it, or on a
 second signal, it exits `EXIT_ABANDONED` naming what it left unfinished (a cycle cut short
 commits nothing: its writes are one transaction). SIGHUP asks for a configuration reload.
+
+A group kill delivers one stop twice: coreutils `timeout` (and `kill -- -PGID`) signals the
+child, then its whole process group. The same signal again within `DUPLICATE_S` of the first
+is that one stop, not a second: counted, `timeout N vigil run` skipped the outbox drain and
+exited 3, or, landing after the handlers were put back, killed the process that had just
+stopped cleanly.
 """
 from __future__ import annotations
 
@@ -18,6 +24,7 @@ from typing import Any
 
 log = logging.getLogger("vigil.daemon")
 EXIT_ABANDONED = 3  # stopped with work unfinished (see the log line naming it)
+DUPLICATE_S = 1.0  # the same stop signal again this soon is one delivery repeated (a group kill)
 
 
 class InFlight:
@@ -72,6 +79,7 @@ class StopSignals:
     def __init__(self, stop: threading.Event) -> None:
         self.stop, self.force, self.reload = stop, threading.Event(), threading.Event()
         self._previous: dict[int, Any] = {}
+        self._first: tuple[int, float] | None = None  # the first stop signal, and when (monotonic)
 
     def install(self) -> StopSignals:
         if threading.current_thread() is threading.main_thread():
@@ -81,11 +89,19 @@ class StopSignals:
         return self
 
     def _on_stop(self, sig: int, _frame: Any) -> None:
+        now = time.monotonic()
+        first = self._first
+        if first is not None and first[0] == sig and now - first[1] < DUPLICATE_S:
+            return  # the same stop delivered again (to the process, then to its group)
         if self.stop.is_set():
             self.force.set()  # asked twice: stop waiting (Ctrl+C twice)
+        if first is None:
+            self._first = (sig, now)
         self.stop.set()
 
     def restore(self) -> None:
+        if self._first is not None:  # a repeat still on its way must meet this handler, not the default's kill
+            time.sleep(max(self._first[1] + DUPLICATE_S - time.monotonic(), 0.0))
         for sig, handler in self._previous.items():
             if handler is not None:  # None: installed outside Python, cannot be put back
                 signal.signal(sig, handler)
