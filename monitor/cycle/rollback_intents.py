@@ -213,10 +213,10 @@ class RollbackRunner:
             self.store.audit_in(s, ask.actor, f"{AUDIT[ask.kind]}.{event}", f"model:{m.name}", detail_, now=ask.now)
         if status == ActionStatus.DRY_RUN:
             self.told.announce(s, m, ask.incident_id, payload(m, serving, ask.to_version, status, ask, detail),
-                           f"dry-run:{ask.incident_id}:{int(ask.now)}", ask.now)
+                               f"dry-run:{ask.incident_id}:{int(ask.now)}", ask.now)
         elif status == ActionStatus.FAILED:
             self.told.tell(s, m, ask.incident_id, payload(m, serving, ask.to_version, status, ask, detail),
-                       f"action:{action.id}", ask.now)
+                           f"action:{action.id}", ask.now)
         self._count(ask.kind, m.name, status)
         return RollbackOutcome(status, serving, ask.to_version, detail)
 
