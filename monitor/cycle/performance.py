@@ -84,10 +84,7 @@ class PerformanceStage:
                 why = f"internal error: {type(e).__name__}: {e}"
             self._metrics.set_performance(m.name, {}, None, None)  # unknown now: no figure stands in /metrics
             # ... nor in the API: the last good report, served on, read as this cycle's figures
-            try:
-                self._save(m.name, t, blind_report(m, perf, t, why))
-            except Exception:  # the store itself may be what failed: the cycle goes on
-                log.exception("performance report not stored", extra={"model": m.name})
+            self._save(m.name, t, blind_report(m, perf, t, why))
             return PerformanceOutcome([no_data(m.name, ENTITY, why, w)], [f"performance: {why}"])
         stopped = labels_overdue(out.windows, t, perf.min_labels, t - perf.horizon)
         if any(f.entity == "labels" for f in out.findings):  # labels matching no prediction: said already
@@ -102,11 +99,18 @@ class PerformanceStage:
 
     def _save(self, model: str, t: float, report: dict[str, Any]) -> None:
         """Store the report when its figures changed: most cycles they do not, and a write per
-        model per cycle is what the store would spend most of its time on."""
+        model per cycle is what the store would spend most of its time on. Never raises: a
+        store refusing this write cost the cycle, and the drop it had just found went unsaid;
+        the report not kept is written by the next cycle that can."""
         digest = hash(json.dumps({k: v for k, v in report.items() if k != "at"}, sort_keys=True, default=str))
-        if self._saved.get(model) != digest:
+        if self._saved.get(model) == digest:
+            return
+        try:
             self._store.labels.save_report(model, t, report)
-            self._saved[model] = digest
+        except Exception:  # the store itself may be what failed: the cycle goes on
+            log.exception("performance report not stored", extra={"model": model})
+            return
+        self._saved[model] = digest
 
     def _run(self, m: ModelConfig, perf: PerformanceConfig, t: float, serving: str | None, w: Window
              ) -> PerformanceOutcome:

@@ -260,3 +260,26 @@ def test_a_store_that_fails_costs_the_figures_never_the_cycle(world: tuple) -> N
     m = vigil.config.model("churn")
     out = vigil.performance.run(m, T0 + 60, "1", Window(T0 + 60, T0 - 1800, T0 - 5400, T0 - 1800))
     assert [f.entity for f in out.findings] == ["performance"] and "database unreachable" in out.blind[0]
+
+
+def test_a_store_failing_to_keep_the_report_costs_neither_the_cycle_nor_the_drop(world: tuple,
+                                                                                 monkeypatch: pytest.MonkeyPatch
+                                                                                 ) -> None:
+    """Writing the report of a cycle that read its inputs was outside the stage's guard: a
+    store refusing that one write (locked, disk full, a PostgreSQL failover) raised out of the
+    cycle, and the drop the labels showed was never alerted."""
+    from sqlalchemy.exc import OperationalError
+
+    vigil, client, frame = world
+    assert _post(client, _labels(frame[frame["timestamp"] >= T0 - 2 * H], T0 + 30)).status_code == 202
+
+    def dead(*_: Any) -> None:
+        raise OperationalError("INSERT INTO performance_reports", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(vigil.store.labels, "save_report", dead)
+    out = vigil.run_cycle("churn", T0 + 60)
+    assert any(f.kind == "performance_drop" and f.evidence["basis"] == "realised" for f in out.findings)
+    assert out.severity == "critical"
+    monkeypatch.undo()  # the store is back: the report not kept is written by the next cycle
+    vigil.run_cycle("churn", T0 + 120)
+    assert vigil.store.labels.report("churn")["windows"][-1]["realised"]["accuracy"] < 0.8
