@@ -2,12 +2,12 @@
 
 Tiers (defaults from the field, all overridable in vigil.yaml):
 
-- warning  (model owner): any watched feature's drift statistic > drift_warning;
+- warning  (model owner): any watched feature's drift statistic >= drift_warning;
            a KPI moved the bad way by >= kpi_drop_pct; GPU saturation; metric, log or
            trace anomalies; data-quality problems; missing data (Vigil is blind); a
            canary that failed against the champion (it is pulled at once: nobody to page).
 - critical (owner + on-call):
-    a. drift > drift_critical together with a KPI drop >= kpi_drop_pct (not in cold start);
+    a. drift >= drift_critical together with a KPI drop >= kpi_drop_pct (not in cold start);
     b. an SLO breached for slo_consecutive_cycles cycles in a row;
     c. a KPI drop >= kpi_drop_pct whose top cause is a deploy of this model, held for
        three stretches of its current level and beyond its noise (`KpiDetector.held`): a regression
@@ -90,9 +90,12 @@ def assign_tier(
     warning: list[str] = []
 
     max_drift = max(drift, key=lambda f: f.value, default=None)
-    if max_drift is not None and max_drift.value > policy.drift_critical and kpi:
+    # At a threshold is over it, as the detector (and Evidently's page) reads its own threshold:
+    # with `>` a drift finding at exactly 0.1 warned nobody.
+    if max_drift is not None and max_drift.value >= policy.drift_critical and kpi:
         k = kpi[0]
-        why = (f"drift {max_drift.statistic} {max_drift.value:.3g} > {policy.drift_critical:g} on "
+        why = (f"drift {max_drift.statistic} {max_drift.value:.3g} {_over(max_drift.value, policy.drift_critical)} "
+               f"{policy.drift_critical:g} on "
                f"{max_drift.entity} with KPI {k.entity} {k.value:+.1f}% (limit -{_kpi_limit(k, policy):g}%)")
         (warning if cold else critical).append(why + (" [cold start: capped at warning]" if cold else ""))
     for f in slo:
@@ -111,8 +114,9 @@ def assign_tier(
             warning.append(f"KPI {k.entity} {k.value:+.1f}% after deploy of {top.entity}: critical once the drop "
                            f"has held {k.evidence['held_needed_s'] / 60:.0f} min beyond the KPI's own noise")
 
-    if max_drift is not None and max_drift.value > policy.drift_warning:
-        warning.append(f"drift {max_drift.statistic} {max_drift.value:.3g} > {policy.drift_warning:g} "
+    if max_drift is not None and max_drift.value >= policy.drift_warning:
+        warning.append(f"drift {max_drift.statistic} {max_drift.value:.3g} "
+                       f"{_over(max_drift.value, policy.drift_warning)} {policy.drift_warning:g} "
                        f"on {max_drift.entity}")
     for k in kpi:
         warning.append(f"KPI {k.entity} {k.value:+.1f}% (limit {k.threshold:+g}%)")
@@ -131,6 +135,11 @@ def assign_tier(
     if warning:
         return TierDecision(Severity.WARNING, warning, cold)
     return TierDecision(None, [f"pending: {f.message}" for f in slo], cold)
+
+
+def _over(value: float, limit: float) -> str:
+    """`>` above the limit, `>=` at it: "0.1 > 0.1" read as a contradiction."""
+    return ">" if value > limit else ">="
 
 
 def _kpi_limit(f: Finding, policy: Policy) -> float:

@@ -157,6 +157,10 @@ class _Verdicts:
     rank: dict[str, int]
     significant: dict[str, bool]  # only for features gated by their p-value
     top_moved: list[dict[str, Any]]
+    # statistic >= threshold: at the threshold is drift, as Evidently's PSI, JS and Wasserstein
+    # tests (the drift report's page) read it. Compared as values, not as ratio > 1: at exactly
+    # the threshold the page said "Detected" and Vigil said nothing.
+    reached: dict[str, bool] = field(default_factory=dict)
 
     @classmethod
     def of(cls, drifts: list[FeatureDrift], p: DriftParams) -> _Verdicts:
@@ -168,7 +172,8 @@ class _Verdicts:
         rejected = benjamini_hochberg(np.array([fd.statistics[_pvalue_key(fd)] for fd in gated], dtype=float),
                                       p.alpha)
         v = cls(s, len(assessed), ratio, {fd.feature: i + 1 for i, fd in enumerate(ranked)},
-                {fd.feature: bool(r) for fd, r in zip(gated, rejected, strict=True)}, [])
+                {fd.feature: bool(r) for fd, r in zip(gated, rejected, strict=True)}, [],
+                {fd.feature: fd.statistics[statistic_for(fd, s)] >= p.threshold for fd in assessed})
         v.top_moved = [
             {"feature": fd.feature, "statistic": statistic_for(fd, s),
              "value": fd.statistics[statistic_for(fd, s)], "drifted": v.drifted(fd)}
@@ -177,7 +182,7 @@ class _Verdicts:
         return v
 
     def drifted(self, fd: FeatureDrift) -> bool:
-        return self.ratio[fd.feature] > 1.0 and self.significant.get(fd.feature, True)
+        return self.reached[fd.feature] and self.significant.get(fd.feature, True)
 
 
 def _drift_finding(fd: FeatureDrift, v: _Verdicts, p: DriftParams, where: QualityWindow) -> Finding:
@@ -196,7 +201,7 @@ def _drift_finding(fd: FeatureDrift, v: _Verdicts, p: DriftParams, where: Qualit
     }
     shown, limit = _fmt_pair(value, p.threshold)
     msg = (
-        f"{name} {shown} > {limit} on {fd.feature} "
+        f"{name} {shown} {'>' if value > p.threshold else '>='} {limit} on {fd.feature} "
         f"({fd.n_current:,} current vs {fd.n_reference:,} reference rows)"
     )
     if fd.feature in v.significant:

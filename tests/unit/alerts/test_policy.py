@@ -210,3 +210,13 @@ def test_a_kpi_drop_after_a_deploy_waits_until_it_has_held_before_it_is_critical
     d = tier(incident([held], [deploy_cause()]), last_deploy=T - 900)
     assert d.severity == Severity.CRITICAL
     assert any("after deploy of m v2, held 15 min" in r for r in d.reasons), d.reasons
+
+
+def test_drift_exactly_at_the_warning_threshold_warns_like_the_finding_it_is():
+    """The detector calls a statistic at the threshold drift (as Evidently does); the policy
+    read it as below its warning and the drift finding alerted nobody."""
+    d = tier(incident([f(FindingKind.FEATURE_DRIFT, "age", 0.1, 0.1)]))
+    assert d.severity == Severity.WARNING and any("0.1 >= 0.1" in r for r in d.reasons)
+    inc = incident([f(FindingKind.FEATURE_DRIFT, "age", 0.2, 0.1),
+                    f(FindingKind.KPI_DROP, "ctr", -6.0, -5.0, statistic="kpi_change_pct")])
+    assert tier(inc).severity == Severity.CRITICAL

@@ -416,3 +416,25 @@ def test_evidently_report_judges_by_the_alerts_statistic_and_threshold():
     assert kinds(findings, FindingKind.FEATURE_DRIFT) == []
     html = render_drift_report(ref, cur, ["age"], max_rows=2000, statistic="psi", threshold=0.1)
     assert "Drift is detected for 0.0% of columns (0 out of 1)" in html
+
+
+@pytest.mark.parametrize("statistic", ["psi", "wasserstein", "js"])
+def test_a_statistic_exactly_at_the_threshold_is_drift_as_on_evidentlys_page(statistic):
+    """Evidently's PSI, Jensen-Shannon and normalised Wasserstein tests (the drift report's
+    page) call a column drifted when the statistic is >= the threshold; Vigil flagged only
+    above it, so at exactly the threshold the page said "Detected" and Vigil said nothing."""
+    ev = pytest.importorskip("evidently.legacy.calculations.stattests.psi")
+    from evidently.legacy.calculations.stattests.jensenshannon import _jensenshannon
+    from evidently.legacy.calculations.stattests.wasserstein_distance_norm import _wasserstein_distance_norm
+    from evidently.legacy.core import ColumnType
+
+    rng = np.random.default_rng(12)
+    ref, cur = frame(5000, rng), frame(5000, rng, age_shift=3)
+    _, drifts = run(ref, cur, statistic=statistic)
+    value = next(fd for fd in drifts if fd.feature == "age").statistics[statistic]
+    findings, _ = run(ref, cur, statistic=statistic, threshold=value)
+    (f,) = [f for f in kinds(findings, FindingKind.FEATURE_DRIFT) if f.entity == "age"]
+    assert f.value == f.threshold == value and ">=" in f.message
+    evidently = {"psi": ev._psi, "js": _jensenshannon, "wasserstein": _wasserstein_distance_norm}[statistic]
+    own = evidently(ref["age"], cur["age"], ColumnType.Numerical, 0.1)[0]
+    assert evidently(ref["age"], cur["age"], ColumnType.Numerical, own)[1]  # Evidently: drift at its threshold
