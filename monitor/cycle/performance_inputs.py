@@ -191,7 +191,7 @@ class PerformanceInputs:
             if m.name not in self._files:
                 self._files[m.name] = LabelFiles(str(self._config.resolve_path(lf.path)), lf.id_column,
                                                  lf.label_column, lf.timestamp_column)
-            frames.append(_classes_only(self._files[m.name].window(start, end), perf, lf.label_column, notes))
+            frames.append(_classes_only(self._files[m.name].window(start, end, notes), perf, lf.label_column, notes))
         posted = self._store.labels.between(m.name, start, end)
         if posted:
             frames.append(pd.DataFrame({ID: [lb.prediction_id for lb in posted], LABEL: [lb.label for lb in posted],
@@ -243,8 +243,10 @@ class PerformanceInputs:
             return rows.assign(**{LABEL: labels[rows.index.to_numpy()]}), str(path), why
         assert r.start is not None and r.end is not None  # the config's validator says so
         start, end = epoch(r.start), epoch(r.end)
-        joined = join_labels(self.predictions(m, perf, start, end, serving), self.labels(m, perf, start, t))
-        return joined, f"predictions {r.start.isoformat()} .. {r.end.isoformat()}", ""
+        left: list[str] = []
+        joined = join_labels(self.predictions(m, perf, start, end, serving), self.labels(m, perf, start, t, left))
+        return (joined, f"predictions {r.start.isoformat()} .. {r.end.isoformat()}",
+                "; ".join(f"reference: {n}" for n in left))
 
     def _fit_reference(self, m: ModelConfig, perf: PerformanceConfig, t: float, serving: str | None) -> Reference:
         rows, source, note = self._reference_rows(m, perf, t, serving)

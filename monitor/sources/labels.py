@@ -19,14 +19,31 @@ from monitor.sources.table_files import require_columns
 ID, LABEL, LABEL_TS = "prediction_id", "label", "label_ts"
 
 
-def label_values(col: pd.Series, *, where: str) -> np.ndarray:
-    """Numbers (booleans as 0/1) or a SampleFileError naming the column and a bad value."""
+EXPECTED = "expected finite numeric labels (classes as 0/1)"
+
+
+def numeric_labels(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Numbers (booleans as 0/1, a missing label NaN) and which present values are none:
+    text, or inf (no metric takes it); those are NaN too."""
     if pd.api.types.is_bool_dtype(col):
-        return col.to_numpy(dtype=float)
-    values = pd.to_numeric(col, errors="coerce").to_numpy(dtype=float)
-    bad = ~np.isfinite(values) & col.notna().to_numpy()  # text, or inf: no metric takes it
+        return col.to_numpy(dtype=float), np.zeros(len(col), dtype=bool)
+    values = pd.to_numeric(col, errors="coerce").to_numpy(dtype=float, copy=True)  # not a view of `col`
+    bad = ~np.isfinite(values) & col.notna().to_numpy()
+    values[bad] = np.nan
+    return values, bad
+
+
+def label_values(col: pd.Series, *, where: str, notes: list[str] | None = None) -> np.ndarray:
+    """Numbers (booleans as 0/1); a value that is none is NaN (no label), counted in `notes`
+    naming `where` (its column) and an example. A SampleFileError naming the column when not
+    one value is a number (the wrong column, not a bad row), or when there is no `notes` to
+    say it in."""
+    values, bad = numeric_labels(col)
     if bad.any():
-        raise SampleFileError(f"{where}: expected finite numeric labels (classes as 0/1), got {col[bad].iloc[0]!r}")
+        why = f"{where}: {EXPECTED}, got {col[bad].iloc[0]!r}"
+        if notes is None or bad.sum() == np.count_nonzero(col.notna().to_numpy()):
+            raise SampleFileError(why)
+        notes.append(f"{int(bad.sum()):,} of {len(col):,} labels left out ({why})")
     return values
 
 
@@ -71,17 +88,31 @@ class LabelFiles:
         if not numeric:
             self._textual.append((path, data))
 
-    def _name_bad_file(self, start: float, end: float) -> None:
-        """A SampleFileError naming the file whose window rows hold the bad label: the
-        directory alone left the operator to search every daily file."""
+    def _bad_files(self, start: float, end: float) -> str:
+        """The files whose window rows hold a label that is no number: the directory alone left
+        the operator to search every daily file. A file whose label column holds no number at
+        all (the wrong column, "churned"/"stayed") is a SampleFileError naming it and the column."""
+        named = []
         for path, data in self._textual:
             frame = data if isinstance(data, pd.DataFrame) else data.select([self.label_column, "_ts"]).to_pandas()
             rows = frame[(frame["_ts"] >= start) & (frame["_ts"] <= end)]
-            label_values(rows[self.label_column], where=f"label file {path} column {self.label_column!r}")
+            if not numeric_labels(rows[self.label_column])[1].any():
+                continue
+            named.append(str(path))
+            values, _ = numeric_labels(frame[self.label_column])
+            if np.isnan(values).all():
+                label_values(frame[self.label_column], where=f"label file {path} column {self.label_column!r}")
+        if not named:
+            return f"label files {self._files.pattern}"
+        more = f" and {len(named) - 3} more" if len(named) > 3 else ""
+        return f"label file{'s' if len(named) > 1 else ''} {', '.join(named[:3])}{more}"
 
-    def window(self, start: float, end: float) -> pd.DataFrame:
+    def window(self, start: float, end: float, notes: list[str] | None = None) -> pd.DataFrame:
         """Labels that became known in [start, end], as (prediction_id, label, label_ts), oldest
-        first; a row without a label is no label."""
+        first; a row without a label is no label. A label that is no number is left out and
+        counted in `notes` (its files named): one "unknown" in a daily file raised for the
+        whole window, and the stage was blind while it stayed in the horizon. None a number
+        is a SampleFileError naming the files and the column."""
         root = _root(self._files.pattern)
         if root and not os.path.exists(root):  # a typo read as "no label file yet", every window unlabelled
             raise SampleFileError(f"label files {self._files.pattern}: no such file or directory {root!r} "
@@ -94,11 +125,10 @@ class LabelFiles:
         for col in (self.id_column, self.label_column):
             if col not in df.columns:
                 raise SampleFileError(f"{where}: column {col!r} not found (columns: {', '.join(map(str, df.columns))})")
-        try:
-            labels = label_values(df[self.label_column], where=f"{where} column {self.label_column!r}")
-        except SampleFileError:
-            self._name_bad_file(start, end)
-            raise
+        labels, bad = numeric_labels(df[self.label_column])
+        if bad.any():
+            label_values(df[self.label_column], notes=notes,
+                         where=f"{self._bad_files(start, end)} column {self.label_column!r}")
         out = pd.DataFrame({ID: id_strings(df[self.id_column]), LABEL: labels,
                             LABEL_TS: df["_ts"].to_numpy(dtype=float)})
         out = out[out[LABEL].notna() & df[self.id_column].notna().to_numpy()]

@@ -61,16 +61,35 @@ def test_a_label_path_that_does_not_exist_is_no_data_at_once(tmp_path: Path) -> 
     assert "lables" in gap.message and "no such file or directory" in gap.message
 
 
-def test_a_text_label_names_its_file_not_only_the_directory(tmp_path: Path) -> None:
-    """Among a directory of daily label files, "label files .../labels column 'label':
-    expected finite numeric labels, got 'unknown'" left the operator to search every file."""
+def _text_labels(tmp_path: Path, rows: slice) -> None:
     frame = _world(tmp_path)
     (tmp_path / "labels").mkdir()
     done = frame.assign(timestamp=frame["timestamp"] + 600, label=frame["_truth"].astype(object))
-    done.loc[done.index[-5], "label"] = "unknown"
+    done.loc[done.index[rows], "label"] = "unknown"
     for k, part in enumerate((done.iloc[: len(done) // 2], done.iloc[len(done) // 2:])):
         part[["prediction_id", "label", "timestamp"]].to_csv(tmp_path / "labels" / f"day-{k}.csv", index=False)
+
+
+def test_a_text_label_is_left_out_named_with_its_file_and_the_rest_scored(tmp_path: Path) -> None:
+    """One "unknown" among the day's labels raised for the whole window: the performance
+    stage went blind for every cycle the row stayed in the horizon, and the accuracy drop
+    the other labels showed was never alerted. Now that row is refused, counted and named
+    (its file, its column, what was expected), and the rest are judged."""
+    _text_labels(tmp_path, slice(-5, -4))
+    vigil = make_vigil(_config(tmp_path, labels={"path": "labels"}))
+    out = vigil.run_cycle("churn", T0 + 1200)
+    assert not [f for f in out.findings if f.kind == "no_data" and f.entity == "performance"]
+    assert any(f.kind == "performance_drop" and f.evidence["basis"] == "realised" for f in out.findings)
+    note = vigil.store.labels.report("churn")["note"]
+    assert "1 of " in note and "day-1.csv column 'label'" in note and "'unknown'" in note, note
+    assert "expected finite numeric labels" in note
+
+
+def test_a_label_column_of_text_only_is_no_data_naming_its_file_and_column(tmp_path: Path) -> None:
+    """Among a directory of daily label files, "label files .../labels column 'label':
+    expected finite numeric labels, got 'unknown'" left the operator to search every file."""
+    _text_labels(tmp_path, slice(None))
     vigil = make_vigil(_config(tmp_path, labels={"path": "labels"}))
     out = vigil.run_cycle("churn", T0 + 1200)
     [gap] = [f for f in out.findings if f.kind == "no_data" and f.entity == "performance"]
-    assert "label file " in gap.message and "day-1.csv column 'label'" in gap.message and "'unknown'" in gap.message
+    assert "day-0.csv" in gap.message and "column 'label'" in gap.message and "'unknown'" in gap.message
