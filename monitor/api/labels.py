@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
 from fastapi import APIRouter
 
 from monitor.api.deps import AUTH_RESPONSES, IngestDep, VigilDep, model_or_404
@@ -33,11 +32,10 @@ def _label_problem(value: float | bool, task: str, positive: float) -> str | Non
     return None
 
 
-def validate_labels(m: ModelConfig, items: list[LabelIn], now: float | None = None) -> list[Label]:
-    """Labels with epoch-second times, or InvalidRecords naming each bad field as labels[i].<name>.
-    A time after `now` (the server's clock) is read as `now`: a label is known by the time it
-    arrives. Kept as sent (a local time sent as UTC, a mistyped year), it was left out of every
-    window until that date, and a correction sent meanwhile was ignored as the older label."""
+def validate_labels(m: ModelConfig, items: list[LabelIn]) -> list[Label]:
+    """Labels with epoch-second times as sent, or InvalidRecords naming each bad field as
+    labels[i].<name>. A time after the server's clock is read as the first arrival by the
+    store (monitor/store/labels.Labels.add), which remembers it for a retry."""
     perf = m.performance
     if perf is None:
         raise FieldError("model", f"model {m.name!r} has no `performance` configured: its labels would never be "
@@ -58,8 +56,6 @@ def validate_labels(m: ModelConfig, items: list[LabelIn], now: float | None = No
             break
     if bad:
         raise InvalidRecords(bad[:MAX_ERRORS])
-    if now is not None:
-        ts = np.minimum(ts, now)
     return [Label(str(it.prediction_id), float(it.label), float(ts[i])) for i, it in enumerate(items)]
 
 
@@ -67,7 +63,7 @@ def validate_labels(m: ModelConfig, items: list[LabelIn], now: float | None = No
 def labels(_: IngestDep, vigil: VigilDep, body: LabelsRequest) -> dict[str, Any]:
     m = model_or_404(vigil, body.model)
     now = vigil.now()
-    accepted = validate_labels(m, body.labels, now)
+    accepted = validate_labels(m, body.labels)
     n = vigil.store.labels.add(m.name, accepted, now)
     vigil.metrics.labels_received.labels(m.name).inc(n)
     return {"accepted": n, "model": m.name}

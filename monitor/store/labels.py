@@ -4,6 +4,8 @@
 received (`received_at`). A label sent again for the same prediction replaces the first
 (a correction) unless it is older, so the row is an upsert and a batch sent twice, even
 after a correction, changes nothing.
+`label_sends`: when a label dated after the server's clock was first received, so that a
+retry of it reads as that first arrival (see `Labels.add`).
 `performance_reports`: the last cycle's performance report of each model, for the API.
 """
 from __future__ import annotations
@@ -34,6 +36,18 @@ class LabelRow(Base):
     __table_args__ = (Index("ix_labels_model_ts", "model", "ts"),)
 
 
+class LabelSendRow(Base):
+    """A label dated after the server's clock when it first came: the label and date as sent,
+    and when that was. Only such labels: every other label's date is its own."""
+
+    __tablename__ = "label_sends"
+    model: Mapped[str] = mapped_column(String(100), primary_key=True)
+    prediction_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    sent_ts: Mapped[float] = mapped_column(Float, primary_key=True)
+    label: Mapped[float] = mapped_column(Float, primary_key=True)
+    first_seen: Mapped[float] = mapped_column(Float)
+
+
 class PerformanceReportRow(Base):
     __tablename__ = "performance_reports"
     model: Mapped[str] = mapped_column(String(100), primary_key=True)
@@ -58,18 +72,19 @@ class Labels:
         self._insert = pg_insert if dialect == "postgresql" else sqlite_insert
 
     def add(self, model: str, labels: list[Label], now: float) -> int:
-        """Upsert every label; returns how many were written (a prediction sent twice counts twice)."""
+        """Upsert every label; returns how many were written (a prediction sent twice counts twice).
+        A label dated after `now` is read as known at its first arrival (see `_known_at`)."""
         # The label known last wins (the later time; of equal times the later sent), within the
         # batch too: PostgreSQL refuses an upsert that touches one row twice (SQLite applies
         # both), so only that one is sent. A stored label known later is kept: a client's retry
         # of an old batch (at-least-once delivery) used to undo the correction sent since.
-        newest: dict[str, Label] = {}
-        for lb in labels:
-            kept = newest.get(lb.prediction_id)
-            if kept is None or lb.ts >= kept.ts:
-                newest[lb.prediction_id] = lb
-        last = list(newest.values())
         with self._tx() as s:
+            newest: dict[str, Label] = {}
+            for lb in self._known_at(s, model, labels, now):
+                kept = newest.get(lb.prediction_id)
+                if kept is None or lb.ts >= kept.ts:
+                    newest[lb.prediction_id] = lb
+            last = list(newest.values())
             for i in range(0, len(last), UPSERT_BATCH):
                 rows = [{"model": model, "prediction_id": lb.prediction_id, "label": lb.label, "ts": lb.ts,
                          "received_at": now} for lb in last[i:i + UPSERT_BATCH]]
@@ -80,6 +95,27 @@ class Labels:
                           "received_at": stmt.excluded.received_at},
                     where=LabelRow.ts <= stmt.excluded.ts))
         return len(labels)
+
+    def _known_at(self, s: Session, model: str, labels: list[Label], now: float) -> list[Label]:
+        """Each label with the time it became known: its date, but never after `now` (a label is
+        known by the time it arrives: a local time sent as UTC, a mistyped year), nor after the
+        first arrival of the same label and date. Read as arriving when retried, a future-dated
+        batch's retry (at-least-once delivery) came later than the correction sent since and
+        undid it; the first arrival of each such label is kept in `label_sends`."""
+        future = {(lb.prediction_id, lb.ts, lb.label) for lb in labels if lb.ts > now}
+        rows = [{"model": model, "prediction_id": p, "sent_ts": t, "label": v, "first_seen": now} for p, t, v in future]
+        for i in range(0, len(rows), UPSERT_BATCH):  # a retry's rows are there: the first arrival stands
+            s.execute(self._insert(LabelSendRow).values(rows[i:i + UPSERT_BATCH]).on_conflict_do_nothing())
+        if not future and s.scalar(select(LabelSendRow.model).where(LabelSendRow.model == model).limit(1)) is None:
+            return [Label(lb.prediction_id, lb.label, min(lb.ts, now)) for lb in labels]  # the usual case
+        ids = sorted({lb.prediction_id for lb in labels})
+        seen: dict[tuple[str, float, float], float] = {}
+        for i in range(0, len(ids), UPSERT_BATCH):
+            seen.update(((p, t, v), first) for p, t, v, first in s.execute(select(
+                LabelSendRow.prediction_id, LabelSendRow.sent_ts, LabelSendRow.label, LabelSendRow.first_seen).where(
+                LabelSendRow.model == model, LabelSendRow.prediction_id.in_(ids[i:i + UPSERT_BATCH]))))
+        return [Label(lb.prediction_id, lb.label, min(lb.ts, now, seen.get((lb.prediction_id, lb.ts, lb.label), now)))
+                for lb in labels]
 
     def between(self, model: str, start: float, end: float) -> list[Label]:
         """Labels true in [start, end]."""

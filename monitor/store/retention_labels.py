@@ -43,7 +43,7 @@ from sqlalchemy import (
 )
 
 from monitor.config import ModelConfig
-from monitor.store.labels import LabelRow
+from monitor.store.labels import LabelRow, LabelSendRow
 from monitor.store.repository import SampleRow, Store
 
 _INT64 = 2**63  # id_strings writes a whole float below this as an integer
@@ -55,7 +55,21 @@ def purge_labels(store: Store, models: Sequence[ModelConfig], now: float, kept: 
     config = {m.name: m for m in models}
     with store.tx() as s:
         names = list(s.scalars(select(LabelRow.model).distinct()))
-    return sum(_purge_model(store, config.get(name), name, now, kept, batch, dry_run) for name in names)
+    n = sum(_purge_model(store, config.get(name), name, now, kept, batch, dry_run) for name in names)
+    if not dry_run:
+        _forget_first_arrivals(store, config, now, kept)
+    return n
+
+
+def _forget_first_arrivals(store: Store, config: dict[str, ModelConfig], now: float, kept: float) -> None:
+    """The first arrivals of future-dated labels (`label_sends`) as old as the labels purged:
+    a retry later than that is long past any correction. Few rows: one statement a model."""
+    with store.tx() as s:
+        for name in list(s.scalars(select(LabelSendRow.model).distinct())):
+            m = config.get(name)
+            horizon = m.performance.horizon if m is not None and m.performance is not None else 0.0
+            s.execute(delete(LabelSendRow).where(LabelSendRow.model == name,
+                                                 LabelSendRow.first_seen < now - max(kept, horizon)))
 
 
 def _purge_model(store: Store, m: ModelConfig | None, model: str, now: float, kept: float, batch: int,

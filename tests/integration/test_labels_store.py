@@ -42,6 +42,29 @@ def test_a_retried_batch_never_undoes_a_correction_sent_since(store: Store) -> N
     assert got == [Label("p-1", 1.0, T0 + 3600), Label("p-2", 1.0, T0)]
 
 
+def test_a_retried_future_dated_batch_reads_as_first_sent_and_never_undoes_a_correction(store: Store) -> None:
+    """A label dated after the server's clock is read as arriving when posted. Its retry,
+    posted again after a correction, was read as arriving then, later than the correction,
+    and undid it; the retry must read as the first arrival (the batch already seen)."""
+    typo = T0 + 365 * 86400  # a mistyped year
+    first = [Label("p-1", 0.0, typo), Label("p-2", 1.0, typo)]
+    store.labels.add("churn", first, T0 + 10)
+    store.labels.add("churn", first, T0 + 20)  # a retry before any correction changes nothing
+    assert store.labels.between("churn", T0, T0 + 15) == [Label("p-1", 0.0, T0 + 10), Label("p-2", 1.0, T0 + 10)]
+    store.labels.add("churn", [Label("p-1", 1.0, T0 + 3600)], T0 + 3700)
+    store.labels.add("churn", first, T0 + 3800)
+    store.labels.add("churn", first, typo + 60)  # still retried once its date has passed
+    got = sorted(store.labels.between("churn", T0 - 1, typo + 7200), key=lambda lb: lb.prediction_id)
+    assert got == [Label("p-1", 1.0, T0 + 3600), Label("p-2", 1.0, T0 + 10)]
+    # A correction dated in the future too is a new label, not a retry: it wins, and its own
+    # retry later does not lose to it.
+    fix = [Label("p-2", 0.0, typo)]
+    store.labels.add("churn", fix, T0 + 4000)
+    store.labels.add("churn", first, T0 + 4100)
+    store.labels.add("churn", fix, T0 + 4200)
+    assert store.labels.between("churn", T0 + 3999, T0 + 4001) == [Label("p-2", 0.0, T0 + 4000)]
+
+
 def test_within_a_batch_the_label_known_last_wins_whatever_its_place(store: Store) -> None:
     batch = [Label("p-1", 1.0, T0 + 60), Label("p-1", 0.0, T0)]  # the correction first, then the original
     store.labels.add("churn", batch, T0 + 100)
@@ -66,3 +89,24 @@ def test_the_purge_keeps_the_reference_labels_its_predictions_name_and_drops_the
     assert purge(store, retention, T0, models=[m]).labels == 100
     left = {lb.prediction_id for lb in store.labels.between("churn", 0, T0)}
     assert left == {str(i) for i in range(150)} | {"new"}
+
+
+def test_the_purge_forgets_first_arrivals_of_future_dated_labels_with_the_labels(store: Store) -> None:
+    """The memory of when a future-dated label first came grows with every such label: it
+    goes when labels of that age go (a retry weeks later is long past any correction)."""
+    from sqlalchemy import select
+
+    from monitor.config_retention import DAY, RetentionConfig
+    from monitor.store.labels import LabelSendRow
+    from monitor.store.retention import purge
+
+    store.labels.add("churn", [Label("old", 1.0, T0 + 365 * DAY)], T0 - 30 * DAY)
+    store.labels.add("churn", [Label("new", 1.0, T0 + 365 * DAY)], T0 - DAY)
+    retention = RetentionConfig(samples=14 * DAY, batch_rows=100, drift_reports=None, resolved_incidents=None)
+    purge(store, retention, T0, dry_run=True, models=[])
+    with store.tx() as s:
+        assert set(s.scalars(select(LabelSendRow.prediction_id))) == {"old", "new"}  # a dry run deletes nothing
+    purge(store, retention, T0, models=[])
+    with store.tx() as s:
+        assert set(s.scalars(select(LabelSendRow.prediction_id))) == {"new"}
+    assert {lb.prediction_id for lb in store.labels.between("churn", 0, T0)} == {"new"}

@@ -283,3 +283,21 @@ def test_a_store_failing_to_keep_the_report_costs_neither_the_cycle_nor_the_drop
     monkeypatch.undo()  # the store is back: the report not kept is written by the next cycle
     vigil.run_cycle("churn", T0 + 120)
     assert vigil.store.labels.report("churn")["windows"][-1]["realised"]["accuracy"] < 0.8
+
+
+def test_a_retried_future_dated_batch_never_undoes_the_correction_sent_since(world: tuple) -> None:
+    """At-least-once delivery of a batch dated in the future: its retry, posted after the
+    correction, was read as arriving then (later than the correction) and put the wrong
+    label back."""
+    vigil, client, frame = world
+    one = frame[frame["timestamp"] >= T0 - H].iloc[:1]
+    wrong = [{**lb, "label": 1 - lb["label"]} for lb in _labels(one, T0 + 365 * 86400)]
+    vigil.clock.set(T0 + 60)
+    assert _post(client, wrong).status_code == 202
+    vigil.clock.set(T0 + 120)
+    assert _post(client, _labels(one, T0 + 120)).status_code == 202  # the correction
+    vigil.clock.set(T0 + 180)
+    assert _post(client, wrong).status_code == 202  # the client's retry of the first batch
+    [kept] = [lb for lb in vigil.store.labels.between("churn", T0, T0 + 240)
+              if lb.prediction_id == one["prediction_id"].iloc[0]]
+    assert kept.label == one["_truth"].iloc[0] and kept.ts == T0 + 120
