@@ -64,6 +64,6 @@ def labels(_: IngestDep, vigil: VigilDep, body: LabelsRequest) -> dict[str, Any]
     m = model_or_404(vigil, body.model)
     now = vigil.now()
     accepted = validate_labels(m, body.labels)
-    n = vigil.store.labels.add(m.name, accepted, now)
+    n = vigil.store.labels.add(m.name, accepted, now, posted=True)
     vigil.metrics.labels_received.labels(m.name).inc(n)
     return {"accepted": n, "model": m.name}

@@ -71,16 +71,17 @@ class Labels:
         self._tx = tx
         self._insert = pg_insert if dialect == "postgresql" else sqlite_insert
 
-    def add(self, model: str, labels: list[Label], now: float) -> int:
+    def add(self, model: str, labels: list[Label], now: float, *, posted: bool = False) -> int:
         """Upsert every label; returns how many were written (a prediction sent twice counts twice).
-        A label dated after `now` is read as known at its first arrival (see `_known_at`)."""
+        `posted`: the labels arrived at `now` (the API), so one dated later is read as known at
+        its first arrival (see `_known_at`); otherwise each is stored with its own date."""
         # The label known last wins (the later time; of equal times the later sent), within the
         # batch too: PostgreSQL refuses an upsert that touches one row twice (SQLite applies
         # both), so only that one is sent. A stored label known later is kept: a client's retry
         # of an old batch (at-least-once delivery) used to undo the correction sent since.
         with self._tx() as s:
             newest: dict[str, Label] = {}
-            for lb in self._known_at(s, model, labels, now):
+            for lb in self._known_at(s, model, labels, now) if posted else labels:
                 kept = newest.get(lb.prediction_id)
                 if kept is None or lb.ts >= kept.ts:
                     newest[lb.prediction_id] = lb

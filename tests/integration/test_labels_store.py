@@ -48,20 +48,20 @@ def test_a_retried_future_dated_batch_reads_as_first_sent_and_never_undoes_a_cor
     and undid it; the retry must read as the first arrival (the batch already seen)."""
     typo = T0 + 365 * 86400  # a mistyped year
     first = [Label("p-1", 0.0, typo), Label("p-2", 1.0, typo)]
-    store.labels.add("churn", first, T0 + 10)
-    store.labels.add("churn", first, T0 + 20)  # a retry before any correction changes nothing
+    store.labels.add("churn", first, T0 + 10, posted=True)
+    store.labels.add("churn", first, T0 + 20, posted=True)  # a retry before any correction changes nothing
     assert store.labels.between("churn", T0, T0 + 15) == [Label("p-1", 0.0, T0 + 10), Label("p-2", 1.0, T0 + 10)]
-    store.labels.add("churn", [Label("p-1", 1.0, T0 + 3600)], T0 + 3700)
-    store.labels.add("churn", first, T0 + 3800)
-    store.labels.add("churn", first, typo + 60)  # still retried once its date has passed
+    store.labels.add("churn", [Label("p-1", 1.0, T0 + 3600)], T0 + 3700, posted=True)
+    store.labels.add("churn", first, T0 + 3800, posted=True)
+    store.labels.add("churn", first, typo + 60, posted=True)  # still retried once its date has passed
     got = sorted(store.labels.between("churn", T0 - 1, typo + 7200), key=lambda lb: lb.prediction_id)
     assert got == [Label("p-1", 1.0, T0 + 3600), Label("p-2", 1.0, T0 + 10)]
     # A correction dated in the future too is a new label, not a retry: it wins, and its own
     # retry later does not lose to it.
     fix = [Label("p-2", 0.0, typo)]
-    store.labels.add("churn", fix, T0 + 4000)
-    store.labels.add("churn", first, T0 + 4100)
-    store.labels.add("churn", fix, T0 + 4200)
+    store.labels.add("churn", fix, T0 + 4000, posted=True)
+    store.labels.add("churn", first, T0 + 4100, posted=True)
+    store.labels.add("churn", fix, T0 + 4200, posted=True)
     assert store.labels.between("churn", T0 + 3999, T0 + 4001) == [Label("p-2", 0.0, T0 + 4000)]
 
 
@@ -100,8 +100,8 @@ def test_the_purge_forgets_first_arrivals_of_future_dated_labels_with_the_labels
     from monitor.store.labels import LabelSendRow
     from monitor.store.retention import purge
 
-    store.labels.add("churn", [Label("old", 1.0, T0 + 365 * DAY)], T0 - 30 * DAY)
-    store.labels.add("churn", [Label("new", 1.0, T0 + 365 * DAY)], T0 - DAY)
+    store.labels.add("churn", [Label("old", 1.0, T0 + 365 * DAY)], T0 - 30 * DAY, posted=True)
+    store.labels.add("churn", [Label("new", 1.0, T0 + 365 * DAY)], T0 - DAY, posted=True)
     retention = RetentionConfig(samples=14 * DAY, batch_rows=100, drift_reports=None, resolved_incidents=None)
     purge(store, retention, T0, dry_run=True, models=[])
     with store.tx() as s:
