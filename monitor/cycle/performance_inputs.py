@@ -183,15 +183,19 @@ class PerformanceInputs:
         self._references: dict[str, tuple[float, Reference]] = {}
 
     def labels(self, m: ModelConfig, perf: PerformanceConfig, start: float, end: float,
-               notes: list[str] | None = None) -> pd.DataFrame:
-        """Labels known in [start, end], oldest known first (the API's after the files' of the same time)."""
+               notes: list[str] | None = None, purpose: str = "horizon") -> pd.DataFrame:
+        """Labels known in [start, end], oldest known first (the API's after the files' of the same time).
+        `purpose`: the horizon or the reference refit, each reader's files kept for it (see
+        SampleFiles.window): read under one name, each dropped the files the other read next,
+        and every refit parsed the reference period's files again."""
         frames = []
         if perf.labels is not None:
             lf = perf.labels
             if m.name not in self._files:
                 self._files[m.name] = LabelFiles(str(self._config.resolve_path(lf.path)), lf.id_column,
                                                  lf.label_column, lf.timestamp_column)
-            frames.append(_classes_only(self._files[m.name].window(start, end, notes), perf, lf.label_column, notes))
+            read = self._files[m.name].window(start, end, notes, purpose)
+            frames.append(_classes_only(read, perf, lf.label_column, notes))
         posted = self._store.labels.between(m.name, start, end)
         if posted:
             frames.append(pd.DataFrame({ID: [lb.prediction_id for lb in posted], LABEL: [lb.label for lb in posted],
@@ -205,8 +209,9 @@ class PerformanceInputs:
         return pd.concat(frames, ignore_index=True).sort_values(LABEL_TS, kind="stable", ignore_index=True)
 
     def predictions(self, m: ModelConfig, perf: PerformanceConfig, start: float, end: float,
-                    serving: str | None, notes: list[str] | None = None) -> pd.DataFrame:
-        raw = self._samples.window(m, start, end, "performance")
+                    serving: str | None, notes: list[str] | None = None, purpose: str = "performance"
+                    ) -> pd.DataFrame:
+        raw = self._samples.window(m, start, end, purpose)
         if len(raw) == 0:
             return pd.DataFrame(columns=[ID, TS, PRED, VERSION])
         made_by = versions_at(self._store.deploys(m.name, until=end), m.alias, raw["_ts"].to_numpy(dtype=float),
@@ -244,7 +249,8 @@ class PerformanceInputs:
         assert r.start is not None and r.end is not None  # the config's validator says so
         start, end = epoch(r.start), epoch(r.end)
         left: list[str] = []
-        joined = join_labels(self.predictions(m, perf, start, end, serving), self.labels(m, perf, start, t, left))
+        joined = join_labels(self.predictions(m, perf, start, end, serving, purpose="performance reference"),
+                             self.labels(m, perf, start, t, left, purpose="reference"))
         return (joined, f"predictions {r.start.isoformat()} .. {r.end.isoformat()}",
                 "; ".join(f"reference: {n}" for n in left))
 

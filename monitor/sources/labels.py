@@ -107,18 +107,18 @@ class LabelFiles:
         more = f" and {len(named) - 3} more" if len(named) > 3 else ""
         return f"label file{'s' if len(named) > 1 else ''} {', '.join(named[:3])}{more}"
 
-    def window(self, start: float, end: float, notes: list[str] | None = None) -> pd.DataFrame:
+    def window(self, start: float, end: float, notes: list[str] | None = None, purpose: str = "") -> pd.DataFrame:
         """Labels that became known in [start, end], as (prediction_id, label, label_ts), oldest
         first; a row without a label is no label. A label that is no number is left out and
         counted in `notes` (its files named): one "unknown" in a daily file raised for the
         whole window, and the stage was blind while it stayed in the horizon. None a number
-        is a SampleFileError naming the files and the column."""
+        is a SampleFileError naming the files and the column. `purpose`: see SampleFiles.window."""
         root = _root(self._files.pattern)
         if root and not os.path.exists(root):  # a typo read as "no label file yet", every window unlabelled
             raise SampleFileError(f"label files {self._files.pattern}: no such file or directory {root!r} "
                                   "(performance.labels.path)")
         self._textual = []
-        df = self._files.window(start, end, check=self._check)
+        df = self._files.window(start, end, purpose, check=self._check)
         if len(df) == 0:
             return empty_labels()
         where = f"label files {self._files.pattern}"
