@@ -233,6 +233,7 @@ class PerformanceInputs:
     def _reference_rows(self, m: ModelConfig, perf: PerformanceConfig, t: float, serving: str | None
                         ) -> tuple[pd.DataFrame, str, str]:
         r = perf.reference
+        left: list[str] = []  # labels that are no number: left out and said, not the whole refit failed
         if r.path is not None:
             path = self._config.resolve_path(r.path)
             # Rows by position: the labels below are picked by the frame's index, and a file saved
@@ -243,12 +244,12 @@ class PerformanceInputs:
             rows = prediction_frame(m, perf, df.assign(_ts=0.0, **({perf.id_column: np.arange(len(df))}
                                                                    if perf.id_column not in df.columns else {})),
                                     serving)
-            labels = label_values(df[r.label_column], where=f"{path} column {r.label_column!r}")
+            labels = label_values(df[r.label_column], where=f"{path} column {r.label_column!r}", notes=left)
             labels, why = _reference_classes(labels, perf, f"{path} column {r.label_column!r}")
-            return rows.assign(**{LABEL: labels[rows.index.to_numpy()]}), str(path), why
+            return (rows.assign(**{LABEL: labels[rows.index.to_numpy()]}), str(path),
+                    "; ".join(filter(None, [*(f"reference: {n}" for n in left), why])))
         assert r.start is not None and r.end is not None  # the config's validator says so
         start, end = epoch(r.start), epoch(r.end)
-        left: list[str] = []
         joined = join_labels(self.predictions(m, perf, start, end, serving, purpose="performance reference"),
                              self.labels(m, perf, start, t, left, purpose="reference"))
         return (joined, f"predictions {r.start.isoformat()} .. {r.end.isoformat()}",

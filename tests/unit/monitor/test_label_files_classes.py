@@ -93,3 +93,23 @@ def test_a_label_column_of_text_only_is_no_data_naming_its_file_and_column(tmp_p
     out = vigil.run_cycle("churn", T0 + 1200)
     [gap] = [f for f in out.findings if f.kind == "no_data" and f.entity == "performance"]
     assert "day-0.csv" in gap.message and "column 'label'" in gap.message and "'unknown'" in gap.message
+
+
+def test_a_text_label_in_the_reference_file_is_left_out_and_said(tmp_path: Path) -> None:
+    """`reference: {path}`: one "unknown" among the labelled file's labels failed the refit,
+    and with it the whole stage, every cycle, until the file was fixed."""
+    frame = _world(tmp_path)
+    ref = frame[frame["timestamp"] < T0 - 2 * 86400].assign(label=lambda d: d["_truth"].astype(object))
+    ref.loc[ref.index[3], "label"] = "unknown"
+    ref.drop(columns=["_truth", "timestamp"]).to_csv(tmp_path / "reference.csv", index=False)
+    (tmp_path / "labels").mkdir()
+    frame.assign(timestamp=frame["timestamp"] + 600, label=frame["_truth"])[["prediction_id", "label", "timestamp"]
+                                                                             ].to_csv(tmp_path / "labels" / "l.csv",
+                                                                                      index=False)
+    vigil = make_vigil(_config(tmp_path, labels={"path": "labels"}, reference={"path": "reference.csv"}))
+    out = vigil.run_cycle("churn", T0 + 1200)
+    assert not [f for f in out.findings if f.kind == "no_data" and f.entity == "performance"]
+    assert any(f.kind == "performance_drop" and f.evidence["basis"] == "realised" for f in out.findings)
+    report = vigil.store.labels.report("churn")
+    assert report["reference_labels"] == len(ref) - 1
+    assert "reference: 1 of " in report["note"] and "reference.csv column 'label'" in report["note"], report["note"]
