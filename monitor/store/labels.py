@@ -23,7 +23,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from detectors.records import json_safe
 from monitor.store.tables import Base
 
-UPSERT_BATCH = 5000  # rows per statement: SQLite allows 32,766 bound values, four a row
+UPSERT_BATCH = 5000  # ids per IN list: SQLite allows 32,766 bound values
 
 
 class LabelRow(Base):
@@ -85,16 +85,17 @@ class Labels:
                 kept = newest.get(lb.prediction_id)
                 if kept is None or lb.ts >= kept.ts:
                     newest[lb.prediction_id] = lb
-            last = list(newest.values())
-            for i in range(0, len(last), UPSERT_BATCH):
-                rows = [{"model": model, "prediction_id": lb.prediction_id, "label": lb.label, "ts": lb.ts,
-                         "received_at": now} for lb in last[i:i + UPSERT_BATCH]]
-                stmt = self._insert(LabelRow).values(rows)
+            rows = [{"model": model, "prediction_id": lb.prediction_id, "label": lb.label, "ts": lb.ts,
+                     "received_at": now} for lb in newest.values()]
+            if rows:
+                # One statement, its rows as parameters (SQLAlchemy batches them): each 5,000 as a
+                # statement of their own values was compiled anew, 35 s for a full batch.
+                stmt = self._insert(LabelRow)
                 s.execute(stmt.on_conflict_do_update(
                     index_elements=["model", "prediction_id"],
                     set_={"label": stmt.excluded.label, "ts": stmt.excluded.ts,
                           "received_at": stmt.excluded.received_at},
-                    where=LabelRow.ts <= stmt.excluded.ts))
+                    where=LabelRow.ts <= stmt.excluded.ts), rows)
         return len(labels)
 
     def _known_at(self, s: Session, model: str, labels: list[Label], now: float) -> list[Label]:
@@ -105,8 +106,8 @@ class Labels:
         undid it; the first arrival of each such label is kept in `label_sends`."""
         future = {(lb.prediction_id, lb.ts, lb.label) for lb in labels if lb.ts > now}
         rows = [{"model": model, "prediction_id": p, "sent_ts": t, "label": v, "first_seen": now} for p, t, v in future]
-        for i in range(0, len(rows), UPSERT_BATCH):  # a retry's rows are there: the first arrival stands
-            s.execute(self._insert(LabelSendRow).values(rows[i:i + UPSERT_BATCH]).on_conflict_do_nothing())
+        if rows:  # a retry's rows are there: the first arrival stands
+            s.execute(self._insert(LabelSendRow).on_conflict_do_nothing(), rows)
         if not future and s.scalar(select(LabelSendRow.model).where(LabelSendRow.model == model).limit(1)) is None:
             return [Label(lb.prediction_id, lb.label, min(lb.ts, now)) for lb in labels]  # the usual case
         ids = sorted({lb.prediction_id for lb in labels})
