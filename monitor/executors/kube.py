@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,8 @@ JSON_PATCH = "application/json-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
 Patch = dict[str, Any] | list[dict[str, Any]]
 T = TypeVar("T")
+# How the API server words a validating admission webhook's refusal (webhook/errors.ToStatusErr).
+WEBHOOK_DENIAL = re.compile(r'admission webhook "(?P<hook>[^"]+)" denied the request:?\s*(?P<said>.*)', re.S)
 
 
 def api_client_at(url: str) -> k8s.ApiClient:
@@ -187,6 +190,13 @@ def _api_error(e: ApiException, verb: str, ref: ObjectRef, subresource: str | No
         return ExecutorError(False, f"{target} not found (HTTP 404 on {verb}): check namespace and name under "
                                     f"models[].serving and that the {ref.group} CRD is installed; API server: {said}",
                              reason="not_found")
+    denial = WEBHOOK_DENIAL.search(said) if status in (400, 403) else None
+    if denial:
+        # 403 Forbidden like RBAC's (controller-runtime's `Denied`): policy refused this change,
+        # RBAC is fine; a retry sends the same change and is refused the same way.
+        return ExecutorError(False, f"admission webhook \"{denial['hook']}\" refused to {verb} {target} (HTTP "
+                                    f"{status}): {denial['said'] or 'without explanation'} (a policy refused the "
+                                    f"change; Vigil's permissions are fine)", reason="rejected")
     if status == 403:
         return ExecutorError(False, f"forbidden to {verb} {target} (HTTP 403): the service account lacks RBAC verb "
                                     f"'{verb}' on resource '{resource}' in apiGroup '{ref.group}' in namespace "

@@ -29,7 +29,11 @@ Contract (what it follows of the Kubernetes API's documented behaviour):
   "system:serviceaccount:vigil:vigil" cannot <verb> resource "<plural>[/<sub>]" in API group
   "<group>" in the namespace "<ns>"'), 409 `Conflict`, 422 `Invalid`, 415, and injected
   500 `InternalError` / 503 `ServiceUnavailable` / 429 (`fail(status, count=N)`: the next N
-  requests of any kind, in order) and delays (`delay(seconds, count=N)`).
+  requests of any kind, in order) and delays (`delay(seconds, count=N)`). A validating
+  admission webhook's refusal (`deny(plural, webhook, message)`: every write to that
+  resource) is 403 `Forbidden` too, as the API server wraps it ('admission webhook
+  "<webhook>" denied the request: <message>'; controller-runtime's `Denied` answers 403,
+  so KServe's, Gatekeeper's and Kyverno's refusals look like RBAC's but for the message).
 - Test hooks that are not API: `interleave(fn)` runs `fn` just before the next write is
   handled (another writer getting in between a read and a write), `controller_status(...)`
   writes `status` as a controller would (with `observedGeneration`), and `requests` logs
@@ -98,6 +102,7 @@ class _State:
     objects: dict[tuple[str, str, str, str, str], _Stored] = field(default_factory=dict)
     revision: int = 100
     forbidden: set[tuple[str, str, str | None]] = field(default_factory=set)
+    denials: dict[str, tuple[str, str]] = field(default_factory=dict)  # plural -> (webhook, message)
     faults: list[_Fault] = field(default_factory=list)
     delays: list[list[float]] = field(default_factory=list)  # [seconds, count]
     interleaved: list[Callable[[], None]] = field(default_factory=list)
@@ -167,6 +172,11 @@ class FakeKubeApi:
         with self.lock:
             self.state.forbidden.add((verb, plural, subresource))
 
+    def deny(self, plural: str, webhook: str, message: str) -> None:
+        """A validating admission webhook refuses every write to `plural` from now on."""
+        with self.lock:
+            self.state.denials[plural] = (webhook, message)
+
     def fail(self, status: int, count: int = 1) -> None:
         with self.lock:
             self.state.faults.append(_Fault(status, count))
@@ -211,6 +221,10 @@ class FakeKubeApi:
                                                                                   "kind": plural})
         if method == "GET":
             return copy.deepcopy(stored.obj)
+        if plural in self.state.denials:
+            hook, said = self.state.denials[plural]
+            raise ApiError(403, "Forbidden", f'admission webhook "{hook}" denied the request: {said}',
+                           {"name": name, "group": g, "kind": plural})
         return self._write(stored, method, sub, ctype, body, {"name": name, "group": g, "kind": plural})
 
     def _list(self, g: str, v: str, ns: str, plural: str, query: dict[str, list[str]]) -> dict[str, Any]:

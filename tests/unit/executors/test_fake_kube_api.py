@@ -99,3 +99,13 @@ def test_a_forbidden_list_names_no_object(kube: FakeKubeApi) -> None:
     assert r.status_code == 403
     assert r.json()["message"].startswith('replicasets.apps is forbidden: User "system:serviceaccount:vigil:vigil" '
                                           'cannot list resource "replicasets" in API group "apps"')
+
+
+def test_an_admission_webhook_refusal_is_a_403_that_names_the_webhook(kube: FakeKubeApi) -> None:
+    kube.put_object(inference_service())
+    kube.deny("inferenceservices", "inferenceservice.kserve-webhook-server.validator", "storageUri is not allowed")
+    r = patch(kube, {"spec": {"predictor": {"canaryTrafficPercent": 0}}})
+    assert (r.status_code, r.json()["reason"]) == (403, "Forbidden")
+    assert r.json()["message"] == ('admission webhook "inferenceservice.kserve-webhook-server.validator" denied the '
+                                   'request: storageUri is not allowed')
+    assert httpx.get(kube.url + PATH).status_code == 200  # reads are not admitted, only writes

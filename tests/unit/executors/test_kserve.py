@@ -107,6 +107,20 @@ def test_forbidden_names_the_verb_and_resource(kube: FakeKubeApi, kube_client: K
     assert stored(kube)["spec"]["predictor"]["model"]["storageUri"] == "s3://models/recommender/2"
 
 
+def test_an_admission_webhooks_refusal_is_not_blamed_on_rbac(kube: FakeKubeApi, kube_client: KubeClient) -> None:
+    """A validating webhook (KServe's own, Gatekeeper, Kyverno) refuses with 403 Forbidden
+    like RBAC: an SRE sent to fix RBAC that is fine loses the time the bad model serves."""
+    kube.put_object(inference_service())
+    kube.deny("inferenceservices", "validation.gatekeeper.sh", "[must-pin-models] storageUri must be on s3://prod")
+    with pytest.raises(ExecutorError) as e:
+        executor(kube_client).apply(STEP)
+    assert (e.value.retryable, e.value.reason) == (False, "rejected")
+    assert "lacks RBAC" not in e.value.detail
+    assert 'admission webhook "validation.gatekeeper.sh" refused to patch inferenceservices.serving.kserve.io ' \
+           'ml/recommender' in e.value.detail
+    assert "[must-pin-models] storageUri must be on s3://prod" in e.value.detail
+
+
 def test_a_conflict_is_retried_once_with_a_fresh_read(kube: FakeKubeApi, kube_client: KubeClient) -> None:
     kube.put_object(inference_service())
 
