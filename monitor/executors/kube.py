@@ -8,13 +8,16 @@ and the patch recomputed once: the recomputation may find nothing left to do, or
 someone else moved the object on, and then says so instead of overwriting them.
 
 Transient failures (429, 5xx, connection errors, timeouts) are retried a bounded number
-of times per request; what is left is an `ExecutorError` naming the object and the verb.
+of times per request, after the server's `Retry-After` when it sends one (API Priority and
+Fairness does on its 429s; capped, and never past the step's deadline); what is left is an
+`ExecutorError` naming the object and the verb.
 """
 from __future__ import annotations
 
 import json
 import logging
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +28,10 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_any, wait_exponential
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, stop_any, wait_exponential
+from tenacity.stop import stop_base
 
+from alerts.receivers.http import retry_after_s
 from monitor.executors.base import STEP_DEADLINE, ExecutorError, PastDeadline, request_timeout
 from monitor.executors.config import KubeTargetConfig
 
@@ -35,6 +40,7 @@ JSON_PATCH = "application/json-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
 Patch = dict[str, Any] | list[dict[str, Any]]
 T = TypeVar("T")
+MAX_RETRY_AFTER_S = 10.0  # a longer Retry-After ends this try: the rollback resumes next cycle
 # How the API server words a validating admission webhook's refusal (webhook/errors.ToStatusErr).
 WEBHOOK_DENIAL = re.compile(r'admission webhook "(?P<hook>[^"]+)" denied the request:?\s*(?P<said>.*)', re.S)
 
@@ -136,16 +142,24 @@ class KubeClient:
                 log.info("conflict on %s, reading it again", ref, extra={"resource": str(ref)})
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _wait(self, state: RetryCallState) -> float:
+        """Backoff doubling from backoff_s, or the server's Retry-After if longer (one past
+        MAX_RETRY_AFTER_S or the step's deadline ends the try: asking earlier than the
+        server said only adds to its load)."""
+        backoff = wait_exponential(multiplier=self.backoff_s, max=5.0)(state)
+        error = state.outcome.exception() if state.outcome else None
+        headers = getattr(error, "headers", None) if isinstance(error, ApiException) else None
+        hinted = retry_after_s(headers.get("Retry-After"), time.time()) if headers else None
+        return backoff if hinted is None else max(backoff, hinted)
+
     def _timeout(self) -> float:
         return request_timeout(self.timeout_s, STEP_DEADLINE.get())
 
     def _call(self, verb: str, ref: ObjectRef, subresource: str | None, fn: Callable[[], T]) -> T:
         # Bounded by the running step's deadline too (Guarded sets it): timeout_s x
         # max_attempts would otherwise hold a model's cycle, or a person's request, past it.
-        stop = stop_any(stop_after_attempt(self.max_attempts), PastDeadline(STEP_DEADLINE.get()))
-        retrying = Retrying(stop=stop, reraise=True,
-                            wait=wait_exponential(multiplier=self.backoff_s, max=5.0),
-                            retry=retry_if_exception(_transient))
+        stop = stop_any(stop_after_attempt(self.max_attempts), PastDeadline(STEP_DEADLINE.get()), _WaitTooLong())
+        retrying = Retrying(stop=stop, reraise=True, wait=self._wait, retry=retry_if_exception(_transient))
         try:
             return retrying(fn)
         except ApiException as e:
@@ -153,6 +167,11 @@ class KubeClient:
         except (urllib3.exceptions.HTTPError, OSError) as e:
             raise ExecutorError(True, f"cannot {verb} {_target(ref, subresource)}: the Kubernetes API at "
                                       f"{self.host} did not answer: {e}", reason="unavailable") from e
+
+
+class _WaitTooLong(stop_base):
+    def __call__(self, state: RetryCallState) -> bool:
+        return (state.upcoming_sleep or 0.0) > MAX_RETRY_AFTER_S
 
 
 def _mapping(obj: object, ref: ObjectRef) -> dict[str, Any]:

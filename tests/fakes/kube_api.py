@@ -29,7 +29,9 @@ Contract (what it follows of the Kubernetes API's documented behaviour):
   "system:serviceaccount:vigil:vigil" cannot <verb> resource "<plural>[/<sub>]" in API group
   "<group>" in the namespace "<ns>"'), 409 `Conflict`, 422 `Invalid`, 415, and injected
   500 `InternalError` / 503 `ServiceUnavailable` / 429 (`fail(status, count=N)`: the next N
-  requests of any kind, in order) and delays (`delay(seconds, count=N)`). A validating
+  requests of any kind, in order; `retry_after=S` adds the `Retry-After: S` header and
+  `details.retryAfterSeconds`, as API Priority and Fairness does on its 429s) and delays
+  (`delay(seconds, count=N)`). A validating
   admission webhook's refusal (`deny(plural, webhook, message)`: every write to that
   resource) is 403 `Forbidden` too, as the API server wraps it ('admission webhook
   "<webhook>" denied the request: <message>'; controller-runtime's `Denied` answers 403,
@@ -83,12 +85,14 @@ class LoggedRequest:
     content_type: str
     body: Any
     status: int = 0
+    at: float = field(default_factory=time.monotonic)  # when it arrived
 
 
 @dataclass
 class _Fault:
     status: int
     count: int
+    retry_after: int | None = None
 
 
 @dataclass
@@ -177,9 +181,9 @@ class FakeKubeApi:
         with self.lock:
             self.state.denials[plural] = (webhook, message)
 
-    def fail(self, status: int, count: int = 1) -> None:
+    def fail(self, status: int, count: int = 1, retry_after: int | None = None) -> None:
         with self.lock:
-            self.state.faults.append(_Fault(status, count))
+            self.state.faults.append(_Fault(status, count, retry_after))
 
     def delay(self, seconds: float, count: int = 1) -> None:
         with self.lock:
@@ -323,33 +327,38 @@ class _Handler(BaseHTTPRequestHandler):
         body = json.loads(raw) if raw else None
         entry = LoggedRequest(method, url.path, query, ctype, body)
         self._sleep_if_delayed()
+        retry_after: int | None = None
         with self.api.lock:
             self.api.state.requests.append(entry)
             try:
-                fault = self._take_fault()
+                fault, retry_after = self._take_fault()
                 if fault:
                     reason = {500: "InternalError", 503: "ServiceUnavailable", 429: "TooManyRequests"}.get(fault, "")
-                    raise ApiError(fault, reason, f"injected fault {fault}")
+                    details = {} if retry_after is None else {"retryAfterSeconds": retry_after}
+                    raise ApiError(fault, reason, f"injected fault {fault}", details)
                 code, payload = 200, self.api.handle(method, url.path, query, ctype, body)
             except ApiError as e:
                 code, payload = e.code, e.status()
             entry.status = code
         data = json.dumps(payload).encode()
         self.send_response(code)
+        if retry_after is not None:
+            self.send_header("Retry-After", str(retry_after))
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
 
-    def _take_fault(self) -> int | None:
+    def _take_fault(self) -> tuple[int | None, int | None]:
+        """The next injected fault's status and Retry-After, (None, None) when there is none."""
         faults = self.api.state.faults
         if not faults:
-            return None
+            return None, None
         faults[0].count -= 1
-        status = faults[0].status
-        if faults[0].count <= 0:
+        fault = faults[0]
+        if fault.count <= 0:
             faults.pop(0)
-        return status
+        return fault.status, fault.retry_after
 
     def _sleep_if_delayed(self) -> None:
         with self.api.lock:

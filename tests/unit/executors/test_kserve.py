@@ -176,6 +176,31 @@ def test_server_errors_are_retried_then_reported(kube: FakeKubeApi, kube_client:
     assert "HTTP 500" in e.value.detail
 
 
+def test_a_throttled_api_server_is_asked_again_when_it_said(kube: FakeKubeApi, kube_client: KubeClient) -> None:
+    """API Priority and Fairness answers 429 with Retry-After: three attempts inside its
+    second all came back 429, and the rollback waited a whole cycle."""
+    kube.put_object(inference_service())
+    kube.fail(429, count=1, retry_after=1)
+    assert executor(kube_client).current(STEP) == "2"
+    first, second = kube.requests
+    assert first.status == 429 and second.status == 200
+    assert second.at - first.at >= 0.95
+
+
+def test_a_retry_after_past_the_steps_deadline_ends_the_try_at_once(kube: FakeKubeApi) -> None:
+    kube.put_object(inference_service())
+    kube.fail(429, count=1, retry_after=30)
+    started = time.monotonic()
+    with pytest.raises(ExecutorError) as e:
+        Guarded(executor(KubeClient(api_client_at(kube.url), backoff_s=0.01)), started + 2.0).current(STEP)
+    assert (e.value.retryable, e.value.reason) == (True, "unavailable") and "HTTP 429" in e.value.detail
+    assert time.monotonic() - started < 1.0 and len(kube.requests) == 1
+    kube.fail(429, count=1, retry_after=3600)  # no deadline (check-config): not an hour's sleep either
+    with pytest.raises(ExecutorError) as e:
+        executor(KubeClient(api_client_at(kube.url), backoff_s=0.01)).current(STEP)
+    assert time.monotonic() - started < 1.5 and len(kube.requests) == 2
+
+
 def test_a_slow_api_server_times_out_as_retryable(kube: FakeKubeApi) -> None:
     
     kube.put_object(inference_service())
