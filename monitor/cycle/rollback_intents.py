@@ -254,7 +254,7 @@ class RollbackRunner:
                 self.health(layer.name, None)
         except ExecutorError as e:
             if layer is not None and e.reason != "deadline":  # not asked, out of time: no news of the layer
-                self.health(layer.name, e)
+                self.health(layer.name, None if e.reason == "settling" else e)  # settling: it answered
             return self._retry_later(intent_id, m, now, e)
         return self.finish(intent_id, m, now, ActionStatus.DONE,
                            f"moved {names(layers)} from v{step.from_version} to v{step.to_version}"
@@ -269,9 +269,10 @@ class RollbackRunner:
             layer.apply(step)
             failpoint("after_alias_move" if layer.name == "mlflow_alias" else "after_serving_change")
         seen = layer.verify(step)
-        if not (seen.ok and seen.settled):  # not there, or its controller has not caught up yet
-            raise ExecutorError(True, f"{layer.name} does not serve v{step.to_version} after the move: "
-                                      f"{seen.detail}")
+        if not (seen.ok and seen.settled):  # settling: set to the target, its controller rolling it out
+            said = "is set to v{}, not yet in effect" if seen.ok else "does not serve v{} after the move"
+            raise ExecutorError(True, f"{layer.name} {said.format(step.to_version)}: {seen.detail}",
+                                reason="settling" if seen.ok else "failed")
         return True
 
     def _step_done(self, intent_id: int, m: ModelConfig, layer: str, now: float) -> None:

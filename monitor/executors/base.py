@@ -53,7 +53,8 @@ class ExecutorError(Exception):
     """An executor could not act or read. `retryable` says whether the same call may succeed
     later (network, 5xx, conflict) or needs a person (404, 403, bad config); `reason` is a
     short code (not_found, forbidden, conflict, changed, unavailable, rejected, invalid,
-    config) and `detail` names the resource and what was expected."""
+    config; settling: the layer is set to the target and its controller is still rolling it
+    out) and `detail` names the resource and what was expected."""
 
     def __init__(self, retryable: bool, detail: str, *, reason: str = "failed") -> None:
         # Redacted once here: the detail reaches the audit log, Slack, the API and /readyz.

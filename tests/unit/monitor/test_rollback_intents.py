@@ -208,6 +208,9 @@ def test_a_rollback_reaches_kserve_and_a_crash_between_the_layers_is_finished(tm
         [action] = vigil.store.actions(model=MODEL)
         # The spec says v1, but KServe's controller has not rolled the new revision out: not done yet.
         assert action.status == "pending" and "not yet reconciled" in action.detail, action.detail
+        # A rollout under way is neither a layer that "does not serve v1" nor one that is down.
+        assert "does not serve" not in action.detail and "in effect" in action.detail, action.detail
+        assert vigil.health.states["rollback:kserve"].status == "up", vigil.health.states["rollback:kserve"]
         kube.controller_status(*KSERVE, "recommender", kserve_status(traffic=[("latest", 100, True)]))
         vigil.run_cycle(MODEL, T0 + 120)
         [action] = vigil.store.actions(model=MODEL)
