@@ -15,7 +15,10 @@ A rollback does what the kubectl plugin does:
 Both patches carry the `resourceVersion` they were computed from (see kube.py).
 
 Verification reads back `spec.template`, then, once the controller has observed the new
-generation, the ReplicaSet named by `status.currentPodHash` and `status.phase`.
+generation, the ReplicaSet named by `status.currentPodHash` and `status.phase`. An undo to
+a ReplicaSet other than the stable one (the bad version was fully promoted) is a new
+rollout to Argo: it walks the canary steps unless `spec.rollbackWindow` covers it, and a
+`pause: {}` holds it there; verification then says so and how to finish it.
 """
 from __future__ import annotations
 
@@ -144,18 +147,37 @@ class ArgoRolloutsExecutor:
             return Verification(True, spec_version, f"{where}; the controller has not yet observed generation "
                                                     f"{dig(rollout, 'metadata', 'generation')}", settled=False)
         status = rollout.get("status") or {}
-        pod_hash = status.get("currentPodHash")
-        running = next((self.version_of(dig(rs, "spec", "template")) for rs in self._owned_replica_sets(rollout)
-                        if dig(rs, "metadata", "labels", HASH_LABEL) == pod_hash), None)
+        pod_hash, owned = status.get("currentPodHash"), self._owned_replica_sets(rollout)
+        running = self._version_at(owned, pod_hash)
         if pod_hash and running != step.to_version:
             return Verification(False, running, f"{where}, but the controller's current ReplicaSet "
                                                 f"(hash {pod_hash}) runs {running}")
         phase, message = status.get("phase"), status.get("message", "")
         if phase == "Degraded":
             return Verification(False, spec_version, f"{where}, but the Rollout is Degraded: {message}")
+        stable = status.get("stableRS")
+        if phase == "Paused" and stable and stable != pod_hash:
+            return Verification(True, spec_version, f"{where}; {self._paused(rollout, owned, stable)}", settled=False)
         if phase != "Healthy":
             return Verification(True, spec_version, f"{where}; phase {phase}", settled=False)
         return Verification(True, spec_version, f"{where}; Healthy on ReplicaSet hash {pod_hash}")
+
+
+    def _version_at(self, owned: list[dict[str, Any]], pod_hash: str | None) -> str | None:
+        return next((self.version_of(dig(rs, "spec", "template")) for rs in owned
+                     if dig(rs, "metadata", "labels", HASH_LABEL) == pod_hash), None)
+
+    def _paused(self, rollout: dict[str, Any], owned: list[dict[str, Any]], stable: str) -> str:
+        """Argo takes an undo to a ReplicaSet other than the stable one as a new rollout: it
+        walks the canary steps (unless spec.rollbackWindow covers it), so a `pause: {}`
+        holds traffic on the version rolled back from until someone promotes it."""
+        steps = dig(rollout, "spec", "strategy", "canary", "steps") or []
+        at = dig(rollout, "status", "currentStepIndex")
+        return (f"Paused at canary step {at} of {len(steps)}: Argo runs the undo as a new rollout through the "
+                f"canary steps, and the stable ReplicaSet (hash {stable}) still runs "
+                f"{self._version_at(owned, stable)} with the traffic the steps have not moved yet; finish it "
+                f"with `kubectl argo rollouts promote --full {self.cfg.name} -n {self.cfg.namespace}`, or set "
+                f"spec.rollbackWindow so that rollbacks skip the steps")
 
 
 def _revision(rs: dict[str, Any]) -> int:

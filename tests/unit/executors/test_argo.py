@@ -147,6 +147,23 @@ def test_verify_reads_back_spec_then_the_controller(kube: FakeKubeApi, kube_clie
     assert (v.ok, v.settled, v.serving) == (True, True, "1")
 
 
+def test_a_rollback_paused_on_a_canary_step_says_how_to_finish_it(kube: FakeKubeApi, kube_client: KubeClient) -> None:
+    """v2 was fully promoted (the stable ReplicaSet): Argo takes the undo to v1 as a new
+    rollout through the canary steps and stops at `pause: {}` with most traffic on v2. The
+    incident must say that and what finishes it, not only "phase Paused"."""
+    seed(kube)
+    ex = executor(kube_client)
+    ex.apply(STEP)
+    kube.controller_status(*ARGO, "recommender", {"currentPodHash": "aaa111", "stableRS": "bbb222",
+                                                  "phase": "Paused", "message": "CanaryPauseStep",
+                                                  "currentStepIndex": 1,
+                                                  "pauseConditions": [{"reason": "CanaryPauseStep"}]})
+    v = ex.verify(STEP)
+    assert (v.ok, v.settled, v.serving) == (True, False, "1")
+    assert "canary step 1 of 2" in v.detail and "stable ReplicaSet (hash bbb222) still runs 2" in v.detail
+    assert "kubectl argo rollouts promote --full recommender -n ml" in v.detail and "rollbackWindow" in v.detail
+
+
 def test_verify_shows_a_wrong_version(kube: FakeKubeApi, kube_client: KubeClient) -> None:
     seed(kube)
     v = executor(kube_client).verify(STEP)
