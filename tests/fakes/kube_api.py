@@ -28,7 +28,7 @@ Contract (what it follows of the Kubernetes API's documented behaviour):
   found'), 403 `Forbidden` on demand (`forbid(verb, plural, subresource)`: 'User
   "system:serviceaccount:vigil:vigil" cannot <verb> resource "<plural>[/<sub>]" in API group
   "<group>" in the namespace "<ns>"'), 409 `Conflict`, 422 `Invalid`, 415, and injected
-  500 `InternalError` / 503 `ServiceUnavailable` / 429 (`fail(status, count=N)`: the next N
+  500 `InternalError` / 503 `ServiceUnavailable` / 429 / 401 `Unauthorized` (`fail(status, count=N)`: the next N
   requests of any kind, in order; `retry_after=S` adds the `Retry-After: S` header and
   `details.retryAfterSeconds`, as API Priority and Fairness does on its 429s) and delays
   (`delay(seconds, count=N)`). A validating
@@ -333,9 +333,12 @@ class _Handler(BaseHTTPRequestHandler):
             try:
                 fault, retry_after = self._take_fault()
                 if fault:
-                    reason = {500: "InternalError", 503: "ServiceUnavailable", 429: "TooManyRequests"}.get(fault, "")
+                    reason = {500: "InternalError", 503: "ServiceUnavailable", 429: "TooManyRequests",
+                              401: "Unauthorized"}.get(fault, "")
                     details = {} if retry_after is None else {"retryAfterSeconds": retry_after}
-                    raise ApiError(fault, reason, f"injected fault {fault}", details)
+                    # kube-apiserver's 401 (authentication failed) says no more than this
+                    said = "Unauthorized" if fault == 401 else f"injected fault {fault}"
+                    raise ApiError(fault, reason, said, details)
                 code, payload = 200, self.api.handle(method, url.path, query, ctype, body)
             except ApiError as e:
                 code, payload = e.code, e.status()

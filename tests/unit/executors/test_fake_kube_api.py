@@ -64,6 +64,9 @@ def test_injected_faults_then_recovery(kube: FakeKubeApi) -> None:
     kube.fail(503, count=2)
     assert [httpx.get(kube.url + PATH).status_code for _ in range(3)] == [503, 503, 200]
     assert [r.status for r in kube.requests] == [503, 503, 200]
+    kube.fail(401)  # what kube-apiserver answers a token it does not accept (expired, revoked)
+    r = httpx.get(kube.url + PATH)
+    assert (r.status_code, r.json()["reason"], r.json()["message"]) == (401, "Unauthorized", "Unauthorized")
     kube.fail(429, retry_after=2)
     r = httpx.get(kube.url + PATH)
     assert (r.status_code, r.headers["Retry-After"], r.json()["details"]) == (429, "2", {"retryAfterSeconds": 2})
