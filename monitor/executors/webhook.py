@@ -18,7 +18,8 @@ Retries (bounded by `max_attempts`, waits doubling from `backoff_s`, each at mos
 `max_wait_s`, and by the step's deadline: the rollback resumes next cycle rather than
 hold the model's cycle for minutes): connection errors and timeouts, 408, 425, 429 and
 503 (honouring `Retry-After`), other 5xx. Never another 4xx: the receiver said no, and
-saying it again will not help.
+saying it again will not help. `timeout_s` bounds each whole answer, not each read of it
+(an answer still arriving then is a timeout, retried).
 
 Verification: GET `verify_url` (signed the same way over an empty body) answers
 `{"version": "..."}`, the version served now. The secret comes from `secret_env` or
@@ -128,8 +129,7 @@ class WebhookExecutor:
         signed = {**headers, "X-Vigil-Timestamp": timestamp, "X-Vigil-Signature": sign(secret, timestamp, body)}
         timeout = request_timeout(self.cfg.timeout_s, deadline)  # each request ends by the deadline too
         try:
-            resp = self.http.request(method, url, content=body if method == "POST" else None, headers=signed,
-                                     timeout=timeout)
+            resp = self._request(method, url, body, signed, timeout)
         except httpx.TransportError as e:
             raise _Transient(f"{type(e).__name__}: {e}") from e
         except (httpx.HTTPError, httpx.InvalidURL) as e:
@@ -150,6 +150,19 @@ class WebhookExecutor:
         hint = ": check that both sides use the same secret and clocks agree" if reason == "unauthorized" else ""
         raise ExecutorError(False, f"{method} {url} was refused with HTTP {resp.status_code}{hint}: {said}",
                             reason=reason)
+
+    def _request(self, method: str, url: str, body: bytes, headers: dict[str, str], timeout: float) -> httpx.Response:
+        """One request whose answer must be complete within `timeout`: httpx's timeout is per
+        read, and a receiver sending its answer a byte at a time would hold the cycle."""
+        ends = time.monotonic() + timeout
+        with self.http.stream(method, url, content=body if method == "POST" else None, headers=headers,
+                              timeout=timeout) as resp:
+            raw = []
+            for chunk in resp.iter_raw():
+                raw.append(chunk)
+                if time.monotonic() > ends:
+                    raise httpx.ReadTimeout(f"no complete answer within {timeout:g} s", request=resp.request)
+        return httpx.Response(resp.status_code, headers=resp.headers, content=b"".join(raw), request=resp.request)
 
     def _wait(self, state: RetryCallState) -> float:
         """Retry-After when the receiver gave one, else backoff_s doubling; never over max_wait_s."""

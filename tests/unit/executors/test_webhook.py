@@ -6,7 +6,11 @@ import hashlib
 import hmac
 import json
 import logging
+import socket
+import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +129,57 @@ def test_an_unreachable_receiver_is_retryable() -> None:
     with pytest.raises(ExecutorError) as e:
         WebhookExecutor(cfg, sleep=Sleeps()).apply(STEP)
     assert e.value.retryable and "ConnectError" in e.value.detail
+
+
+@contextmanager
+def dripping_receiver(byte_every_s: float, length: int) -> Iterator[str]:
+    """A receiver that answers 200 and then sends its body one byte at a time: each read
+    is quick, so a per-read timeout never fires (a wedged proxy, a receiver stuck mid-answer)."""
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+                conn.sendall(f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {length}"
+                             "\r\n\r\n".encode())
+                for _ in range(length):
+                    if stop.wait(byte_every_s):
+                        return
+                    try:
+                        conn.sendall(b" ")
+                    except OSError:
+                        break
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    finally:
+        stop.set()
+        server.close()
+        thread.join(timeout=5)
+
+
+def test_a_receiver_dripping_its_answer_is_cut_at_timeout_s() -> None:
+    """timeout_s bounds the whole answer, not each read: the README promises a rollback's
+    calls to its layers end within their time, and a cycle must not wait minutes on one."""
+    with dripping_receiver(byte_every_s=0.25, length=40) as url:
+        cfg = WebhookExecutorConfig(kind="webhook", url=url + "/rollback", verify_url=url + "/serving",
+                                    secret_env=ENV, timeout_s=1.0, max_attempts=1)
+        started = time.monotonic()
+        with pytest.raises(ExecutorError) as e:
+            WebhookExecutor(cfg, sleep=Sleeps()).current(STEP)
+        took = time.monotonic() - started
+    assert took < 2.5, took
+    assert (e.value.retryable, e.value.reason) == (True, "unavailable") and "1 s" in e.value.detail
 
 
 def test_other_4xx_is_not_retried(hook: WebhookReceiver) -> None:
