@@ -10,7 +10,8 @@ someone else moved the object on, and then says so instead of overwriting them.
 Transient failures (429, 5xx, connection errors, timeouts) are retried a bounded number
 of times per request, after the server's `Retry-After` when it sends one (API Priority and
 Fairness does on its 429s; capped, and never past the step's deadline); what is left is an
-`ExecutorError` naming the object and the verb.
+`ExecutorError` naming the object and the verb. A request's timeout bounds its whole
+answer, not each read of it.
 """
 from __future__ import annotations
 
@@ -103,8 +104,8 @@ class KubeClient:
         return str(self.api.configuration.host)
 
     def get(self, ref: ObjectRef) -> dict[str, Any]:
-        obj = self._call("get", ref, None, lambda: self.custom.get_namespaced_custom_object(
-            ref.group, ref.version, ref.namespace, ref.plural, ref.name, _request_timeout=self._timeout()))
+        obj = self._call("get", ref, None, lambda: self._complete(lambda t: self.custom.get_namespaced_custom_object(
+            ref.group, ref.version, ref.namespace, ref.plural, ref.name, _preload_content=False, _request_timeout=t)))
         return _mapping(obj, ref)
 
     def patch(self, ref: ObjectRef, body: Patch, *, subresource: str | None = None) -> dict[str, Any]:
@@ -112,18 +113,18 @@ class KubeClient:
         content_type = JSON_PATCH if isinstance(body, list) else MERGE_PATCH
         method = (self.custom.patch_namespaced_custom_object_status if subresource == "status"
                   else self.custom.patch_namespaced_custom_object)
-        obj = self._call("patch", ref, subresource, lambda: method(
+        obj = self._call("patch", ref, subresource, lambda: self._complete(lambda t: method(
             ref.group, ref.version, ref.namespace, ref.plural, ref.name, body, _content_type=content_type,
-            _request_timeout=self._timeout()))
+            _preload_content=False, _request_timeout=t)))
         return _mapping(obj, ref)
 
     def list_replica_sets(self, namespace: str, selector: str) -> list[dict[str, Any]]:
         """ReplicaSets matching a label selector, as the API's own JSON (no typed round trip,
         so a pod template copied from one loses no field this client does not know)."""
         ref = ObjectRef("apps", "v1", "replicasets", namespace, "")
-        resp: Any = self._call("list", ref, None, lambda: self.apps.list_namespaced_replica_set(
-            namespace, label_selector=selector, _preload_content=False, _request_timeout=self._timeout()))
-        return list(json.loads(resp.data).get("items") or [])
+        listed = self._call("list", ref, None, lambda: self._complete(lambda t: self.apps.list_namespaced_replica_set(
+            namespace, label_selector=selector, _preload_content=False, _request_timeout=t)))
+        return list(_mapping(listed, ref).get("items") or [])
 
     def patch_fresh(self, ref: ObjectRef, make: Callable[[dict[str, Any]], Patch | None], *,
                     subresource: str | None = None) -> tuple[dict[str, Any], bool]:
@@ -151,6 +152,27 @@ class KubeClient:
         headers = getattr(error, "headers", None) if isinstance(error, ApiException) else None
         hinted = retry_after_s(headers.get("Retry-After"), time.time()) if headers else None
         return backoff if hinted is None else max(backoff, hinted)
+
+    def _complete(self, send: Callable[[float], Any]) -> Any:
+        """Send (given this request's timeout) and read the whole answer within that timeout:
+        urllib3's bounds each read, and an answer sent a byte at a time would hold the step
+        past its deadline. The answer parsed as JSON (its text when it is not JSON)."""
+        timeout = self._timeout()
+        ends, chunks = time.monotonic() + timeout, []
+        resp = send(timeout)  # urllib3's response, its body unread (_preload_content=False)
+        try:
+            while chunk := resp.read1(65536):
+                chunks.append(chunk)
+                if time.monotonic() > ends:
+                    resp.close()  # the rest unread: this connection must not serve another request
+                    raise TimeoutError(f"no complete answer within {timeout:g} s")
+        finally:
+            resp.release_conn()
+        raw = b"".join(chunks)
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return raw.decode("utf-8", "replace")
 
     def _timeout(self) -> float:
         return request_timeout(self.timeout_s, STEP_DEADLINE.get())

@@ -12,6 +12,7 @@ from monitor.executors.config import KServeExecutorConfig
 from monitor.executors.guarded import Guarded
 from monitor.executors.kserve import URI_ANNOTATION, VERSION_ANNOTATION, KServeExecutor, StorageUriTemplate
 from monitor.executors.kube import KubeClient, api_client_at
+from tests.fakes.dripping import dripping_receiver
 from tests.fakes.kube_api import FakeKubeApi
 from tests.fakes.kube_objects import KSERVE, NS, inference_service, kserve_status
 
@@ -210,6 +211,18 @@ def test_a_slow_api_server_times_out_as_retryable(kube: FakeKubeApi) -> None:
         executor(slow).current(STEP)
     assert (e.value.retryable, e.value.reason) == (True, "unavailable")
     assert kube.url in e.value.detail
+
+
+def test_an_api_server_dripping_its_answer_is_cut_at_timeout_s() -> None:
+    """timeout_s bounds the whole answer: urllib3's bounds each read, and an API server (or a
+    proxy before it) sending a byte at a time held a 1 s timeout for 10 s, past the step's time."""
+    with dripping_receiver(byte_every_s=0.25, length=40) as url:
+        started = time.monotonic()
+        with pytest.raises(ExecutorError) as e:
+            executor(KubeClient(api_client_at(url), timeout_s=1.0, max_attempts=1)).current(STEP)
+        took = time.monotonic() - started
+    assert took < 2.5, took
+    assert (e.value.retryable, e.value.reason) == (True, "unavailable") and "within 1 s" in e.value.detail
 
 
 def test_a_slow_api_server_is_not_waited_for_past_the_steps_deadline(kube: FakeKubeApi) -> None:

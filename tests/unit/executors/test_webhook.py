@@ -6,11 +6,8 @@ import hashlib
 import hmac
 import json
 import logging
-import socket
-import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +16,7 @@ import pytest
 from monitor.executors.base import ExecutorError, RollbackStep
 from monitor.executors.config import WebhookExecutorConfig
 from monitor.executors.webhook import WebhookExecutor, retry_after_s
+from tests.fakes.dripping import dripping_receiver
 from tests.fakes.webhook_receiver import WebhookReceiver
 from tests.fixtures_mlflow import closed_port_url
 
@@ -129,43 +127,6 @@ def test_an_unreachable_receiver_is_retryable() -> None:
     with pytest.raises(ExecutorError) as e:
         WebhookExecutor(cfg, sleep=Sleeps()).apply(STEP)
     assert e.value.retryable and "ConnectError" in e.value.detail
-
-
-@contextmanager
-def dripping_receiver(byte_every_s: float, length: int) -> Iterator[str]:
-    """A receiver that answers 200 and then sends its body one byte at a time: each read
-    is quick, so a per-read timeout never fires (a wedged proxy, a receiver stuck mid-answer)."""
-    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    server.bind(("127.0.0.1", 0))
-    server.listen(4)
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                return
-            with conn:
-                conn.recv(65536)
-                conn.sendall(f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {length}"
-                             "\r\n\r\n".encode())
-                for _ in range(length):
-                    if stop.wait(byte_every_s):
-                        return
-                    try:
-                        conn.sendall(b" ")
-                    except OSError:
-                        break
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.getsockname()[1]}"
-    finally:
-        stop.set()
-        server.close()
-        thread.join(timeout=5)
 
 
 def test_a_receiver_dripping_its_answer_is_cut_at_timeout_s() -> None:
