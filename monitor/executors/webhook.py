@@ -157,12 +157,13 @@ class WebhookExecutor:
         ends = time.monotonic() + timeout
         with self.http.stream(method, url, content=body if method == "POST" else None, headers=headers,
                               timeout=timeout) as resp:
-            raw = []
-            for chunk in resp.iter_raw():
-                raw.append(chunk)
+            chunks = []
+            for chunk in resp.iter_bytes():  # decoded (gzip): the copy below must not say it is encoded
+                chunks.append(chunk)
                 if time.monotonic() > ends:
                     raise httpx.ReadTimeout(f"no complete answer within {timeout:g} s", request=resp.request)
-        return httpx.Response(resp.status_code, headers=resp.headers, content=b"".join(raw), request=resp.request)
+        headers = [(k, v) for k, v in resp.headers.multi_items() if k not in ("content-encoding", "content-length")]
+        return httpx.Response(resp.status_code, headers=headers, content=b"".join(chunks), request=resp.request)
 
     def _wait(self, state: RetryCallState) -> float:
         """Retry-After when the receiver gave one, else backoff_s doubling; never over max_wait_s."""
