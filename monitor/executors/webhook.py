@@ -162,8 +162,8 @@ class WebhookExecutor:
                 chunks.append(chunk)
                 if time.monotonic() > ends:
                     raise httpx.ReadTimeout(f"no complete answer within {timeout:g} s", request=resp.request)
-        headers = [(k, v) for k, v in resp.headers.multi_items() if k not in ("content-encoding", "content-length")]
-        return httpx.Response(resp.status_code, headers=headers, content=b"".join(chunks), request=resp.request)
+        kept = [(k, v) for k, v in resp.headers.multi_items() if k not in ("content-encoding", "content-length")]
+        return httpx.Response(resp.status_code, headers=kept, content=b"".join(chunks), request=resp.request)
 
     def _wait(self, state: RetryCallState) -> float:
         """Retry-After when the receiver gave one, else backoff_s doubling; never over max_wait_s."""
