@@ -29,8 +29,9 @@ Contract (what it follows of the Kubernetes API's documented behaviour):
   "system:serviceaccount:vigil:vigil" cannot <verb> resource "<plural>[/<sub>]" in API group
   "<group>" in the namespace "<ns>"'), 409 `Conflict`, 422 `Invalid`, 415, and injected
   500 `InternalError` / 503 `ServiceUnavailable` / 429 / 401 `Unauthorized` (`fail(status, count=N)`: the next N
-  requests of any kind, in order; `retry_after=S` adds the `Retry-After: S` header and
-  `details.retryAfterSeconds`, as API Priority and Fairness does on its 429s) and delays
+  requests of any kind, in order; `retry_after=S` adds the `Retry-After: S` header, and
+  `details.retryAfterSeconds` to a Status; a 429 is plain text 'Too many requests, please
+  try again later.', as API Priority and Fairness answers before any API handler) and delays
   (`delay(seconds, count=N)`). A validating
   admission webhook's refusal (`deny(plural, webhook, message)`: every write to that
   resource) is 403 `Forbidden` too, as the API server wraps it ('admission webhook
@@ -343,11 +344,13 @@ class _Handler(BaseHTTPRequestHandler):
             except ApiError as e:
                 code, payload = e.code, e.status()
             entry.status = code
-        data = json.dumps(payload).encode()
+        data, ctype_out = json.dumps(payload).encode(), "application/json"
+        if code == 429:  # APF and max-in-flight answer before any API handler, with http.Error
+            data, ctype_out = b"Too many requests, please try again later.\n", "text/plain; charset=utf-8"
         self.send_response(code)
         if retry_after is not None:
             self.send_header("Retry-After", str(retry_after))
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", ctype_out)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)

@@ -67,9 +67,16 @@ def test_injected_faults_then_recovery(kube: FakeKubeApi) -> None:
     kube.fail(401)  # what kube-apiserver answers a token it does not accept (expired, revoked)
     r = httpx.get(kube.url + PATH)
     assert (r.status_code, r.json()["reason"], r.json()["message"]) == (401, "Unauthorized", "Unauthorized")
+    # API Priority and Fairness (and max-in-flight) answer 429 before any API handler: plain
+    # text from http.Error, not a Status object, with Retry-After.
     kube.fail(429, retry_after=2)
     r = httpx.get(kube.url + PATH)
-    assert (r.status_code, r.headers["Retry-After"], r.json()["details"]) == (429, "2", {"retryAfterSeconds": 2})
+    assert (r.status_code, r.headers["Retry-After"], r.headers["Content-Type"]) == (429, "2", "text/plain; "
+                                                                                               "charset=utf-8")
+    assert r.text == "Too many requests, please try again later.\n"
+    kube.fail(503, retry_after=3)
+    r = httpx.get(kube.url + PATH)
+    assert (r.status_code, r.headers["Retry-After"], r.json()["details"]) == (503, "3", {"retryAfterSeconds": 3})
 
 
 def test_merge_and_json_patch() -> None:
