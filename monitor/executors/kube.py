@@ -243,8 +243,11 @@ def _api_error(e: ApiException, verb: str, ref: ObjectRef, subresource: str | No
                                     f"'{verb}' on resource '{resource}' in apiGroup '{ref.group}' in namespace "
                                     f"'{ref.namespace}'; API server: {said}", reason="forbidden")
     if status == 401:
-        return ExecutorError(False, f"cannot {verb} {target}: the Kubernetes API rejected the credentials "
-                                    f"(HTTP 401): {said}", reason="unauthorized")
+        # Retryable: most often a token that expired or rotated since the client last read it
+        # (the client refreshes such tokens); one that stays wrong fails after the attempts.
+        return ExecutorError(True, f"cannot {verb} {target}: the Kubernetes API rejected the credentials "
+                                   f"(HTTP 401): {said}; a token refreshed since may pass at the next attempt",
+                             reason="unauthorized")
     if status == 409:
         return ExecutorError(True, f"cannot {verb} {target}: it changed since it was read (HTTP 409 Conflict): "
                                    f"{said}", reason="conflict")

@@ -122,6 +122,21 @@ def test_an_admission_webhooks_refusal_is_not_blamed_on_rbac(kube: FakeKubeApi, 
     assert "[must-pin-models] storageUri must be on s3://prod" in e.value.detail
 
 
+def test_rejected_credentials_are_tried_again_next_cycle(kube: FakeKubeApi, kube_client: KubeClient) -> None:
+    """A 401 is most often a token that expired or rotated between the client's refresh and
+    the request (projected service-account tokens, exec-plugin tokens of EKS or GKE): failing
+    the rollback for good on it settled the incident's automatic rollback, never asked again."""
+    kube.put_object(inference_service())
+    kube.fail(401)
+    with pytest.raises(ExecutorError) as e:
+        executor(kube_client).apply(STEP)
+    assert (e.value.retryable, e.value.reason) == (True, "unauthorized")
+    assert "HTTP 401" in e.value.detail and "Unauthorized" in e.value.detail
+    assert kube.writes() == [] and len(kube.requests) == 1  # not asked again at once: the same token would fail
+    executor(kube_client).apply(STEP)  # the next attempt, with the credentials read again
+    assert stored(kube)["spec"]["predictor"]["model"]["storageUri"] == "s3://models/recommender/1"
+
+
 def test_a_conflict_is_retried_once_with_a_fresh_read(kube: FakeKubeApi, kube_client: KubeClient) -> None:
     kube.put_object(inference_service())
 
