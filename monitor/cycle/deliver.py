@@ -121,10 +121,20 @@ class OutboxSender:
                 continue
             # `now` is the caller's clock (live or replay) and stays put for the round;
             # a claim taken late in a long round still holds claim_s from when it is taken.
-            claim = self.store.outbox.claim(head, now, self.claim_s + (time.monotonic() - started), claim_now)
+            claim_s = self.claim_s + (time.monotonic() - started)
+            asked = time.monotonic()  # the claim's deadline, written after this, is no earlier than asked + claim_s
+            claim = self.store.outbox.claim(head, now, claim_s, claim_now)
             if claim is None:
                 continue  # another sender has it
             failpoint("before_notifier_call")
+            if time.monotonic() - asked >= claim_s:
+                # Paused since the claim (a stopped VM, SIGSTOP) for longer than it holds:
+                # another sender may have taken the row over and sent it already.
+                log.warning("claim lapsed before the notifier was called (this process was paused); "
+                            "the message is left to the sender that takes the row over",
+                            extra={"notifier": claim.message.notifier, "key": claim.message.key,
+                                   "outbox_id": claim.message.id})
+                continue
             result = self._attempt(claim)
             failpoint("after_notifier_call")
             msg = claim.message

@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -179,3 +180,34 @@ def test_an_annotation_created_by_a_dead_sender_is_found_by_its_key_tag_not_crea
         assert annotation["timeEnd"] == int((T + 60) * 1000), "the resolve patched the one region"
         assert store.outbox_counts() == {"delivered": 2}
         store.close()
+
+
+# ----------------------------------------------------------------------------- a paused sender
+def test_a_sender_paused_past_its_claim_leaves_the_message_to_the_one_that_took_it_over(store_url, monkeypatch):
+    """A replica stopped (SIGSTOP, a paused VM) after claiming a row and before calling Slack,
+    for longer than the claim: another replica takes the row over as uncertain, finds nothing
+    in the channel and posts it. The paused one, resumed, posted it again: a second page."""
+    from alerts.slack import SlackNotifier
+    from monitor import failpoints
+
+    with FakeSlack(token=TOKEN, channels=("recsys-alerts",)) as slack:
+        enqueue(store_url, "slack", updates("#recsys-alerts", 1))
+        stores = [Store(store_url), Store(store_url)]
+        paused, other = (OutboxSender(s, {"slack": SlackNotifier(TOKEN, base_url=slack.base_url, timeout_s=5.0)},
+                                      VigilMetrics(), claim_s=1.0) for s in stores)
+        failpoints.reset()
+        monkeypatch.setenv(failpoints.ENV, "before_notifier_call=sleep:3@1")  # the first sender to claim stalls
+        thread = threading.Thread(target=paused.deliver_due, args=(T,), kwargs={"database_clock": True})
+        thread.start()
+        deadline = time.monotonic() + 10
+        while statuses(store_url).get("sending") != 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(1.5)  # its claim (1 s, by the database's clock) has lapsed
+        assert other.deliver_due(T, database_clock=True) == 1, "the other replica took the row over and sent it"
+        thread.join(timeout=30)
+
+        assert len(slack.messages("recsys-alerts")) == 1, "one page, not one per replica"
+        assert len(slack.calls("chat.postMessage")) == 1
+        assert statuses(store_url) == {"delivered": 1}
+        for s in stores:
+            s.close()
