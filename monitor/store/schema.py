@@ -34,6 +34,13 @@ BASELINE = "0001_baseline"
 # A table every store since 0.1.0 has: its presence without `alembic_version` means "made by create_all".
 _MARKER_TABLE = "incidents"
 _PG_LOCK_KEY = 0x5669_6769_6C00  # "Vigil\0": one advisory lock for schema changes, across replicas
+# An ALTER TABLE waits for every open transaction on its table, and every statement of every
+# replica on that table queues behind it: one long transaction of a replica still running
+# would stall the whole fleet. On PostgreSQL an attempt waits this long for a lock, then gives
+# way (rolled back whole: PostgreSQL's DDL is transactional) and is tried again.
+MIGRATION_LOCK_TIMEOUT_S = 5.0
+MIGRATION_ATTEMPTS = 12
+_LOCK_NOT_AVAILABLE = "55P03"
 
 
 class SchemaState(StrEnum):
@@ -53,6 +60,10 @@ class SchemaStatus:
 
 class StoreBehind(RuntimeError):
     """The store's schema is not the one this Vigil needs; the message says what to run."""
+
+
+class MigrationLockBusy(StoreBehind):
+    """`vigil db upgrade` gave way to the transactions holding a table it alters, every attempt."""
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -111,10 +122,35 @@ def create_if_empty(engine: Engine) -> SchemaStatus:
     raise AssertionError("unreachable")
 
 
-def upgrade(engine: Engine, revision: str = "head") -> tuple[SchemaStatus, SchemaStatus]:
+def upgrade(engine: Engine, revision: str = "head", *, lock_timeout_s: float = MIGRATION_LOCK_TIMEOUT_S,
+            attempts: int = MIGRATION_ATTEMPTS) -> tuple[SchemaStatus, SchemaStatus]:
     """`vigil db upgrade`: the status before and after. An unversioned store is stamped at
-    the baseline first (its tables are the baseline's), then upgraded like any other."""
+    the baseline first (its tables are the baseline's), then upgraded like any other. On
+    PostgreSQL each attempt waits at most `lock_timeout_s` for a table's lock (the replicas'
+    statements queue behind a waiting ALTER), `attempts` times, else `MigrationLockBusy`."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return _upgrade_once(engine, revision, lock_timeout_s)
+        except OperationalError as e:
+            if getattr(e.orig, "sqlstate", None) != _LOCK_NOT_AVAILABLE:
+                raise
+            log.warning("schema upgrade gave way to a transaction holding a table it alters; trying again",
+                        extra={"attempt": attempt, "lock_timeout_s": lock_timeout_s})
+            if attempt == attempts:
+                statement = " ".join(str(e.statement or "").split())[:200]
+                raise MigrationLockBusy(
+                    f"the upgrade waited {lock_timeout_s:g} s for a table's lock {attempts} times and gave way each "
+                    f"time, so the replicas' statements would not queue behind it (waiting on: {statement}); a long "
+                    "transaction holds the table (pg_stat_activity names it). Nothing was changed: run "
+                    "`vigil db upgrade` again") from e
+            time.sleep(min(1.0, lock_timeout_s))
+    raise AssertionError("unreachable")
+
+
+def _upgrade_once(engine: Engine, revision: str, lock_timeout_s: float) -> tuple[SchemaStatus, SchemaStatus]:
     with _schema_lock(engine) as conn:
+        if conn.dialect.name == "postgresql":  # this transaction only: the migrations run inside it
+            conn.execute(text(f"SET LOCAL lock_timeout = {max(1, int(lock_timeout_s * 1000))}"))
         before = _status(conn)
         if before.state is SchemaState.UNKNOWN:
             raise StoreBehind(f"the store is at revision {before.current}, which this Vigil does not know "
