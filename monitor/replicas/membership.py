@@ -162,19 +162,22 @@ class Membership:
         sent = time.monotonic()
         with self.store.tx() as s:
             sql.upsert_replica(s, self.replica_id, self.host, os.getpid())
-            held = sql.renew(s, self.replica_id, self.timing.lease_ttl)
-        lost = self._keep(held, sent + self.timing.lease_ttl)
+            # A row one of our cycles holds is waited for a little only: the next renewal is due soon.
+            held = sql.renew(s, self.replica_id, self.timing.lease_ttl, busy_wait_s=self.timing.renew_every / 4)
+        lost = self._keep(held, sent)
         with self.store.tx() as s:
             sql.expire_replicas(s, self.timing.lease_ttl)
         return lost
 
-    def _keep(self, held: dict[str, int], deadline: float) -> list[str]:
-        """Keep what the renewal confirmed, under the tokens it returned; the rest is lost."""
+    def _keep(self, held: dict[str, tuple[int, float]], sent: float) -> list[str]:
+        """Keep what the renewal confirmed, under the tokens it returned, each until `sent` plus
+        what the database gave it (a lease it could not renew keeps what it had left); the
+        rest is lost."""
         with self._lock:
-            lost = sorted(m for m, (tok, _) in self._owned.items() if held.get(m) != tok)
+            lost = sorted(m for m, (tok, _) in self._owned.items() if m not in held or held[m][0] != tok)
             # A lease in the database we did not know of is ours all the same: an
             # acquisition whose commit reached the database but whose answer did not.
-            self._owned = {m: (tok, deadline) for m, tok in held.items()}
+            self._owned = {m: (tok, sent + valid_for) for m, (tok, valid_for) in held.items()}
         if lost and self._metrics:
             self._metrics.losses.inc(len(lost))
         return lost

@@ -17,9 +17,10 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import BigInteger, Float, Integer, String, cast, delete, extract, func, select, update
+from sqlalchemy import BigInteger, Float, Integer, String, cast, delete, extract, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -35,6 +36,7 @@ IDLE_TX_TIMEOUT_S = 120.0
 # Julian day number of 1970-01-01T00:00Z: SQLite's julianday('now') minus this, in
 # seconds, is epoch time with millisecond precision (unixepoch('subsec') needs 3.42).
 _JULIAN_EPOCH = 2440587.5
+_QUERY_CANCELED = "57014"  # PostgreSQL's statement_timeout
 
 
 class ReplicaRow(Base):
@@ -129,17 +131,43 @@ def remove_replica(s: Session, replica_id: str) -> None:
 
 
 # ---------------------------------------------------------------- leases
-def renew(s: Session, owner: str, ttl: float) -> dict[str, int]:
-    """Extend every still-valid lease of `owner` by `ttl`; returns model -> token of those.
+def renew(s: Session, owner: str, ttl: float, busy_wait_s: float = 0.0) -> dict[str, tuple[int, float]]:
+    """Extend every still-valid lease of `owner` by `ttl`; returns model -> (token, seconds
+    the lease is valid for from now, judged by the database) of every valid lease.
 
     An expired lease is not renewed even when nobody took it: the owner must acquire it
-    again under a new token, so a token always stands for one unbroken ownership."""
+    again under a new token, so a token always stands for one unbroken ownership.
+
+    On PostgreSQL a row one of the owner's own cycles holds FOR SHARE (its fence) is not
+    waited for in the one UPDATE: waiting for each such row in turn outlasted the other
+    leases under load, and the replica lost them to itself. The free rows are renewed at
+    once; the busy ones get `busy_wait_s` more, and those still busy keep what they have
+    left (the next renewal tries again)."""
     now = now_expr(_dialect(s))
-    stmt = (update(ModelLeaseRow)
-            .where(ModelLeaseRow.owner == owner, ModelLeaseRow.expires_at > now)
-            .values(expires_at=now + ttl)
-            .returning(ModelLeaseRow.model, ModelLeaseRow.token))
-    return {m: int(t) for m, t in s.execute(stmt)}
+    mine = (ModelLeaseRow.owner == owner, ModelLeaseRow.expires_at > now)
+    if _dialect(s) != "postgresql":
+        stmt = update(ModelLeaseRow).where(*mine).values(expires_at=now + ttl)
+        return {m: (int(t), ttl) for m, t in s.execute(stmt.returning(ModelLeaseRow.model, ModelLeaseRow.token))}
+    free = select(ModelLeaseRow.model).where(*mine).with_for_update(key_share=True, skip_locked=True)
+    held = _renew_where(s, ttl, ModelLeaseRow.model.in_(free.scalar_subquery()), *mine)
+    left = select(ModelLeaseRow.model, ModelLeaseRow.token, ModelLeaseRow.expires_at - now).where(*mine)
+    busy = {m: (int(t), float(rest)) for m, t, rest in s.execute(left) if m not in held}
+    if busy and busy_wait_s > 0:
+        try:
+            with s.begin_nested():  # a timed-out wait undoes only this statement (and its SET LOCAL)
+                s.execute(text(f"SET LOCAL statement_timeout = {max(1, int(busy_wait_s * 1000))}"))
+                held |= _renew_where(s, ttl, ModelLeaseRow.model.in_(list(busy)), *mine)
+                s.execute(text("SET LOCAL statement_timeout = 0"))
+        except OperationalError as e:
+            if getattr(e.orig, "sqlstate", None) != _QUERY_CANCELED:
+                raise
+    return {**busy, **held}
+
+
+def _renew_where(s: Session, ttl: float, *where: ColumnElement[bool]) -> dict[str, tuple[int, float]]:
+    now = now_expr(_dialect(s))
+    stmt = update(ModelLeaseRow).where(*where).values(expires_at=now + ttl)
+    return {m: (int(t), ttl) for m, t in s.execute(stmt.returning(ModelLeaseRow.model, ModelLeaseRow.token))}
 
 
 def release(s: Session, owner: str, models: Collection[str]) -> list[str]:
