@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from monitor.failpoints import failpoint
 from monitor.replicas.fence import Fence
+from monitor.replicas.lease_pool import OwnPool, lease_db
 from monitor.replicas.metrics import LeaseMetrics
 from monitor.replicas.rendezvous import assign
 from monitor.store import leases as sql
@@ -79,7 +80,7 @@ class Membership:
 
     def __init__(self, store: Store, timing: LeaseTiming, *, replica_id: str | None = None,
                  metrics: LeaseMetrics | None = None) -> None:
-        self.store = store
+        self.store = lease_db(store)  # never queued behind the cycles for a connection (lease_pool.py)
         self.timing = timing
         self.host = socket.gethostname()
         self.replica_id = replica_id or f"{self.host}-{uuid.uuid4().hex[:12]}"
@@ -156,6 +157,8 @@ class Membership:
             with self.store.tx() as s:
                 sql.release_all(s, self.replica_id)
                 sql.remove_replica(s, self.replica_id)
+            if isinstance(self.store, OwnPool):
+                self.store.close()
 
     # ------------------------------------------------------------ steps
     def _heartbeat(self) -> list[str]:

@@ -259,3 +259,37 @@ def test_a_cycle_holding_one_lease_row_does_not_hold_up_the_renewal_of_the_other
     others = {m: tok for m, tok in a.owned().items() if m != busy}
     assert set(lost) <= {busy}, f"leases lost while one row was busy: {sorted(set(lost) - {busy})}"
     assert others == {m: tokens[m] for m in models if m != busy}, "the other models kept their leases and tokens"
+
+
+def test_cycles_using_up_the_connection_pool_do_not_hold_up_the_lease_renewal(stores):
+    """The heartbeat took its connection from the pool the cycles and the API share (5 + 10
+    on PostgreSQL); `schedule.sweep_workers` cycles (the core count by default) past that
+    queued it behind them, and the replica's leases ran out while it waited."""
+    from sqlalchemy import text
+
+    models = [f"p{i}" for i in range(4)]
+    a = Membership(stores[0], TIMING)
+    a.tick(models)
+    tokens = a.owned()
+    pool = stores[0].engine.pool
+    capacity = pool.size() + pool._max_overflow  # type: ignore[attr-defined]
+    started = threading.Barrier(capacity + 1)
+
+    def cycle_transaction() -> None:
+        with stores[0].tx() as s:
+            s.execute(text("SELECT 1"))
+            started.wait()
+            time.sleep(TIMING.lease_ttl + 1.0)
+
+    cycles = [threading.Thread(target=cycle_transaction) for _ in range(capacity)]
+    for c in cycles:
+        c.start()
+    started.wait(timeout=30)  # every pooled connection is in a cycle now
+    lost: list[str] = []
+    while any(c.is_alive() for c in cycles):
+        lost += a.tick(models).lost
+        time.sleep(TIMING.renew_every)
+    for c in cycles:
+        c.join()
+    lost += a.tick(models).lost
+    assert lost == [] and a.owned() == tokens, f"leases lost while the cycles held every connection: {lost}"
