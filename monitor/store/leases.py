@@ -142,7 +142,8 @@ def renew(s: Session, owner: str, ttl: float, busy_wait_s: float = 0.0) -> dict[
     waited for in the one UPDATE: waiting for each such row in turn outlasted the other
     leases under load, and the replica lost them to itself. The free rows are renewed at
     once; the busy ones get `busy_wait_s` more, and those still busy keep what they have
-    left (the next renewal tries again)."""
+    left (the next renewal tries again). A row locked by another replica taking it over
+    (this one looked dead to it) is busy too: the fence refuses this replica's writes there."""
     now = now_expr(_dialect(s))
     mine = (ModelLeaseRow.owner == owner, ModelLeaseRow.expires_at > now)
     if _dialect(s) != "postgresql":
@@ -158,6 +159,7 @@ def renew(s: Session, owner: str, ttl: float, busy_wait_s: float = 0.0) -> dict[
                 s.execute(text(f"SET LOCAL statement_timeout = {max(1, int(busy_wait_s * 1000))}"))
                 held |= _renew_where(s, ttl, ModelLeaseRow.model.in_(list(busy)), *mine)
                 s.execute(text("SET LOCAL statement_timeout = 0"))
+            return held  # a busy row it did not renew once it could: expired, or taken over meanwhile
         except OperationalError as e:
             if getattr(e.orig, "sqlstate", None) != _QUERY_CANCELED:
                 raise

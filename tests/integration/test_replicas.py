@@ -293,3 +293,31 @@ def test_cycles_using_up_the_connection_pool_do_not_hold_up_the_lease_renewal(st
         c.join()
     lost += a.tick(models).lost
     assert lost == [] and a.owned() == tokens, f"leases lost while the cycles held every connection: {lost}"
+
+
+def test_a_lease_taken_over_while_the_renewal_waited_for_its_row_is_not_kept(stores):
+    """A row locked by another replica's takeover is waited for briefly like a busy one; once
+    the takeover commits, the lease is not ours any more and must not be counted as held."""
+    from sqlalchemy import select, update
+
+    model = "taken-while-waiting"
+    a = Membership(stores[0], TIMING)
+    a.tick([model])
+    locked, done = threading.Event(), threading.Event()
+
+    def takeover() -> None:  # as acquire() does for a replica it no longer sees live
+        with stores[1].tx() as s:
+            s.execute(select(sql.ModelLeaseRow).where(sql.ModelLeaseRow.model == model).with_for_update())
+            locked.set()
+            time.sleep(0.3)
+            s.execute(update(sql.ModelLeaseRow).where(sql.ModelLeaseRow.model == model)
+                      .values(owner="b", token=sql.ModelLeaseRow.token + 1))
+        done.set()
+
+    thief = threading.Thread(target=takeover)
+    thief.start()
+    locked.wait(timeout=10)
+    with stores[0].tx() as s:
+        held = sql.renew(s, a.replica_id, TIMING.lease_ttl, busy_wait_s=5.0)
+    thief.join()
+    assert done.is_set() and model not in held, held
