@@ -154,6 +154,22 @@ class AskedToWaitLonger(stop_base):
         return isinstance(exc, Transient) and exc.retry_after is not None and exc.retry_after > self.max_wait_s
 
 
+def whole_answer(http: httpx.Client, method: str, url: str, *, content: bytes | None, headers: dict[str, str],
+                 timeout: float) -> httpx.Response:
+    """One request whose answer must be complete within `timeout`: httpx's timeout bounds
+    each read, so a receiver (or a wedged proxy) sending its answer a byte at a time would
+    hold the caller for minutes. Raises httpx.ReadTimeout past it."""
+    ends = time.monotonic() + timeout
+    with http.stream(method, url, content=content, headers=headers, timeout=timeout) as resp:
+        chunks = []
+        for chunk in resp.iter_bytes():  # decoded (gzip): the copy below must not say it is encoded
+            chunks.append(chunk)
+            if time.monotonic() > ends:
+                raise httpx.ReadTimeout(f"no complete answer within {timeout:g} s", request=resp.request)
+    kept = [(k, v) for k, v in resp.headers.multi_items() if k not in ("content-encoding", "content-length")]
+    return httpx.Response(resp.status_code, headers=kept, content=b"".join(chunks), request=resp.request)
+
+
 class HttpCaller:
     """One client, its retry loop, and the mapping of answers to `Transient`/`Refused`."""
 
@@ -161,6 +177,7 @@ class HttpCaller:
                  clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
                  transport: httpx.BaseTransport | None = None) -> None:
         self.backend, self.retry, self.clock, self.sleep = backend, retry, clock, sleep
+        self.timeout_s = timeout_s
         self.http = httpx.Client(timeout=timeout_s, transport=transport)
 
     def close(self) -> None:
@@ -181,7 +198,7 @@ class HttpCaller:
             ts = str(int(self.clock()))
             headers = {**headers, "X-Vigil-Timestamp": ts, "X-Vigil-Signature": sign(sign_with, ts, raw)}
         try:
-            resp = self.http.request(method, url, content=raw, headers=headers)
+            resp = whole_answer(self.http, method, url, content=raw, headers=headers, timeout=self.timeout_s)
         except (httpx.ConnectError, httpx.ConnectTimeout) as e:
             raise Transient(f"{self.backend}: cannot connect to {url}: {type(e).__name__}") from e
         except httpx.TransportError as e:

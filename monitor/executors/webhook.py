@@ -39,7 +39,7 @@ from typing import Any
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, stop_any
 
-from alerts.receivers.http import RETRYABLE_4XX, retry_after_s, sign
+from alerts.receivers.http import RETRYABLE_4XX, retry_after_s, sign, whole_answer
 from monitor.executors.base import (
     STEP_DEADLINE,
     ExecutorError,
@@ -152,18 +152,8 @@ class WebhookExecutor:
                             reason=reason)
 
     def _request(self, method: str, url: str, body: bytes, headers: dict[str, str], timeout: float) -> httpx.Response:
-        """One request whose answer must be complete within `timeout`: httpx's timeout is per
-        read, and a receiver sending its answer a byte at a time would hold the cycle."""
-        ends = time.monotonic() + timeout
-        with self.http.stream(method, url, content=body if method == "POST" else None, headers=headers,
-                              timeout=timeout) as resp:
-            chunks = []
-            for chunk in resp.iter_bytes():  # decoded (gzip): the copy below must not say it is encoded
-                chunks.append(chunk)
-                if time.monotonic() > ends:
-                    raise httpx.ReadTimeout(f"no complete answer within {timeout:g} s", request=resp.request)
-        kept = [(k, v) for k, v in resp.headers.multi_items() if k not in ("content-encoding", "content-length")]
-        return httpx.Response(resp.status_code, headers=kept, content=b"".join(chunks), request=resp.request)
+        return whole_answer(self.http, method, url, content=body if method == "POST" else None, headers=headers,
+                            timeout=timeout)
 
     def _wait(self, state: RetryCallState) -> float:
         """Retry-After when the receiver gave one, else backoff_s doubling; never over max_wait_s."""

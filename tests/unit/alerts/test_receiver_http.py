@@ -102,3 +102,20 @@ def test_a_key_with_a_line_break_is_named_never_shown(key: str, tmp_path: Any,
     assert result.status == DeliveryStatus.RETRY, "the page waits for a fixed key"
     assert "SECRETPART" not in result.error and "SECRETPART" not in caplog.text
     assert str(path) in result.error and "control character" in result.error
+
+
+def test_a_receiver_dripping_its_answer_is_cut_at_timeout_s_and_retried_as_uncertain(monkeypatch):
+    """timeout_s bounds the whole answer, not each read of it: a backend (or a wedged proxy)
+    sending its answer a byte at a time held the outbox sender 10 s on a 1 s timeout."""
+    from tests.fakes.dripping import dripping_receiver
+
+    monkeypatch.setenv("PD_KEY_T", PD_KEY)
+    with dripping_receiver(byte_every_s=0.25, length=40) as url:
+        http = HttpCaller("PagerDuty (pd)", timeout_s=1.0, retry=RetrySettings(max_attempts=1, backoff_s=0.0,
+                                                                               max_wait_s=0.0))
+        pd = PagerDutyReceiver("pd", SecretSource("routing key", env="PD_KEY_T"), http, url=url)
+        started = time.monotonic()
+        result = pd.deliver(_message())
+        took = time.monotonic() - started
+    assert took < 2.5, took
+    assert result.status == DeliveryStatus.RETRY and "within 1 s" in result.error and result.uncertain, result
