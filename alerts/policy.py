@@ -103,17 +103,7 @@ def assign_tier(
         if streak >= policy.slo_consecutive_cycles:
             critical.append(f"SLO {f.entity} breached {streak} cycles in a row "
                             f"({f.value:.4g} vs {f.threshold:.4g}; limit {policy.slo_consecutive_cycles})")
-    top = incident.top_cause
-    if kpi and top is not None and top.kind == CauseKind.DEPLOY and top.deploy and top.deploy.model == incident.model:
-        held = [k for k in kpi if _held(k)]
-        if held:
-            critical.append(f"KPI {held[0].entity} {held[0].value:+.1f}% after deploy of {top.entity}"
-                            + _held_words(held[0]))
-        else:  # one noisy cycle after a deploy must not roll a healthy version back
-            k = kpi[0]
-            warning.append(f"KPI {k.entity} {k.value:+.1f}% after deploy of {top.entity}: critical once the drop "
-                           f"has held {k.evidence['held_needed_s'] / 60:.0f} min beyond the KPI's own noise")
-
+    _regression(incident, kpi, critical, warning)
     if max_drift is not None and max_drift.value >= policy.drift_warning:
         warning.append(f"drift {max_drift.statistic} {max_drift.value:.3g} "
                        f"{_over(max_drift.value, policy.drift_warning)} {policy.drift_warning:g} "
@@ -147,6 +137,23 @@ def _kpi_limit(f: Finding, policy: Policy) -> float:
     carries as threshold, else the policy's. Judged against the policy's alone, a KPI set
     to alert at 2 % reported a 3 % drop that nothing alerted on."""
     return abs(f.threshold) if f.threshold else policy.kpi_drop_pct
+
+
+def _regression(incident: Incident, kpi: list[Finding], critical: list[str], warning: list[str]) -> None:
+    """A KPI drop whose top cause is a deploy of this model: critical once the drop has held,
+    a warning saying so until then (one noisy cycle must not roll a healthy version back)."""
+    top = incident.top_cause
+    if not (kpi and top is not None and top.kind == CauseKind.DEPLOY and top.deploy
+            and top.deploy.model == incident.model):
+        return
+    held = [k for k in kpi if _held(k)]
+    if held:
+        critical.append(f"KPI {held[0].entity} {held[0].value:+.1f}% after deploy of {top.entity}"
+                        + _held_words(held[0]))
+        return
+    k = kpi[0]
+    warning.append(f"KPI {k.entity} {k.value:+.1f}% after deploy of {top.entity}: critical once the drop "
+                   f"has held {k.evidence['held_needed_s'] / 60:.0f} min beyond the KPI's own noise")
 
 
 def _held(f: Finding) -> bool:
