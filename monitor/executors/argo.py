@@ -18,11 +18,15 @@ Verification reads back `spec.template`, then, once the controller has observed 
 generation, the ReplicaSet named by `status.currentPodHash` and `status.phase`. An undo to
 a ReplicaSet other than the stable one (the bad version was fully promoted) is a new
 rollout to Argo: it walks the canary steps unless `spec.rollbackWindow` covers it, and a
-`pause: {}` holds it there; verification then says so and how to finish it.
+`pause: {}` holds it there. With `promote_full` (the default) the read-back then finishes it
+as `kubectl argo rollouts promote --full` does, once the controller has observed the undo;
+a crash between the undo and that is finished by the next read-back, with no second undo.
+Without, verification says where it stopped and how to finish it.
 """
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
 from monitor.executors.base import ExecutorError, RollbackStep, Verification
@@ -110,14 +114,34 @@ class ArgoRolloutsExecutor:
             return {"metadata": {"resourceVersion": dig(obj, "metadata", "resourceVersion")},
                     "status": {"abort": True}}
 
+        self._patch_status(make_abort)
+
+    def _patch_status(self, make: Callable[[dict[str, Any]], Patch | None]) -> bool:
+        """Patch the status subresource; whether it wrote."""
         try:
-            self.kube.patch_fresh(self.ref, make_abort, subresource="status")
+            return self.kube.patch_fresh(self.ref, make, subresource="status")[1]
         except ExecutorError as e:
             if e.reason != "not_found":
                 raise
-            # A Rollout CRD installed without the status subresource: the plugin patches the
-            # main resource then; a Rollout that is really gone fails the same way there.
-            self.kube.patch_fresh(self.ref, make_abort)
+            # A Rollout CRD installed without the status subresource: status is written on
+            # the main resource then; a Rollout that is really gone fails the same way there.
+            return self.kube.patch_fresh(self.ref, make)[1]
+
+    def _promote_full(self, step: RollbackStep, target_hash: str) -> bool:
+        """`kubectl argo rollouts promote --full`: status.promoteFull, only while the controller
+        has observed the undo (it resets promoteFull on a new pod template, so one set earlier
+        is lost) and still runs it as a canary of the target's ReplicaSet. The patch carries
+        the resourceVersion it was decided on: a deploy in between is a 409 and a fresh look."""
+        def make_promote(obj: dict[str, Any]) -> Patch | None:
+            status = obj.get("status") or {}
+            if (self.version_of(self.template(obj)) != step.to_version or not reconciled(obj)
+                    or status.get("currentPodHash") != target_hash or status.get("stableRS") == target_hash
+                    or status.get("promoteFull") is True):
+                return None
+            return {"metadata": {"resourceVersion": dig(obj, "metadata", "resourceVersion")},
+                    "status": {"promoteFull": True}}
+
+        return self._patch_status(make_promote)
 
     def _owned_replica_sets(self, rollout: dict[str, Any]) -> list[dict[str, Any]]:
         uid = dig(rollout, "metadata", "uid")
@@ -156,12 +180,26 @@ class ArgoRolloutsExecutor:
         if phase == "Degraded":
             return Verification(False, spec_version, f"{where}, but the Rollout is Degraded: {message}")
         stable = status.get("stableRS")
+        if stable and pod_hash and stable != pod_hash and self.cfg.promote_full:
+            return Verification(True, spec_version, f"{where}; {self._finish(rollout, step, pod_hash, stable)}",
+                                settled=False)
         if phase == "Paused" and stable and stable != pod_hash:
             return Verification(True, spec_version, f"{where}; {self._paused(rollout, owned, stable)}", settled=False)
         if phase != "Healthy":
             return Verification(True, spec_version, f"{where}; phase {phase}", settled=False)
         return Verification(True, spec_version, f"{where}; Healthy on ReplicaSet hash {pod_hash}")
 
+
+    def _finish(self, rollout: dict[str, Any], step: RollbackStep, pod_hash: str, stable: str) -> str:
+        """The undo, observed, runs as a canary of the target (the bad version was fully
+        promoted): promoted fully, so that no canary step holds traffic on the bad version."""
+        running = (f"Argo runs the undo as a new rollout through the canary steps (phase "
+                   f"{dig(rollout, 'status', 'phase')}, step {dig(rollout, 'status', 'currentStepIndex')})")
+        if dig(rollout, "status", "promoteFull") is True or self._promote_full(step, pod_hash):
+            return (f"{running}; asked it to promote the rollback fully (status.promoteFull, as `kubectl argo "
+                    f"rollouts promote --full` does): waiting for ReplicaSet hash {pod_hash} to replace the "
+                    f"stable one (hash {stable})")
+        return f"{running}; the Rollout changed while Vigil promoted it fully: looked at again next time"
 
     def _version_at(self, owned: list[dict[str, Any]], pod_hash: str | None) -> str | None:
         return next((self.version_of(dig(rs, "spec", "template")) for rs in owned

@@ -90,6 +90,10 @@ class ArgoRolloutsExecutorConfig(KubeTargetConfig):
     kind: Literal["argo_rollouts"]
     # The pod template label (or, failing that, annotation) that holds the model version.
     version_label: str = Field("model-version", min_length=1)
+    # Once Argo has observed the undo of a fully promoted version, set status.promoteFull
+    # (`kubectl argo rollouts promote --full`): the rollback skips the canary steps, which
+    # would otherwise hold most traffic on the bad version. False: a person promotes it.
+    promote_full: bool = True
 
 
 class WebhookExecutorConfig(_Model):

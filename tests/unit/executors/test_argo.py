@@ -10,6 +10,7 @@ from monitor.executors.argo import HASH_LABEL, ArgoRolloutsExecutor, label_selec
 from monitor.executors.base import ExecutorError, RollbackStep
 from monitor.executors.config import ArgoRolloutsExecutorConfig
 from monitor.executors.kube import KubeClient
+from tests.fakes.argo_controller import reconcile
 from tests.fakes.kube_api import FakeKubeApi
 from tests.fakes.kube_objects import ARGO, NS, pod_template, replica_set, rollout
 
@@ -18,9 +19,10 @@ STEP = RollbackStep(model="recommender", registry_name="recommender", from_versi
 ROLLOUT_PATH = f"/apis/argoproj.io/v1alpha1/namespaces/{NS}/rollouts/recommender"
 
 
-def executor(kube_client: KubeClient, *, name: str = "recommender",
-             label: str = "model-version") -> ArgoRolloutsExecutor:
-    cfg = ArgoRolloutsExecutorConfig(kind="argo_rollouts", namespace=NS, name=name, version_label=label)
+def executor(kube_client: KubeClient, *, name: str = "recommender", label: str = "model-version",
+             promote_full: bool = True) -> ArgoRolloutsExecutor:
+    cfg = ArgoRolloutsExecutorConfig(kind="argo_rollouts", namespace=NS, name=name, version_label=label,
+                                     promote_full=promote_full)
     return ArgoRolloutsExecutor(kube_client, cfg)
 
 
@@ -150,9 +152,10 @@ def test_verify_reads_back_spec_then_the_controller(kube: FakeKubeApi, kube_clie
 def test_a_rollback_paused_on_a_canary_step_says_how_to_finish_it(kube: FakeKubeApi, kube_client: KubeClient) -> None:
     """v2 was fully promoted (the stable ReplicaSet): Argo takes the undo to v1 as a new
     rollout through the canary steps and stops at `pause: {}` with most traffic on v2. The
-    incident must say that and what finishes it, not only "phase Paused"."""
+    incident must say that and what finishes it, not only "phase Paused" (with promote_full
+    off; on, Vigil promotes it itself)."""
     seed(kube)
-    ex = executor(kube_client)
+    ex = executor(kube_client, promote_full=False)
     ex.apply(STEP)
     kube.controller_status(*ARGO, "recommender", {"currentPodHash": "aaa111", "stableRS": "bbb222",
                                                   "phase": "Paused", "message": "CanaryPauseStep",
@@ -201,3 +204,92 @@ def test_a_rollout_taking_its_template_from_a_workload_ref_is_named_not_blamed_o
         assert "workloadRef" in e.value.detail and "Deployment recommender-base" in e.value.detail
         assert "someone else" not in e.value.detail and (e.value.retryable, e.value.reason) == (False, "invalid")
     assert kube.writes() == []
+
+
+def promoted_v2(kube: FakeKubeApi) -> None:
+    """v2 went through all the canary steps: it is the stable ReplicaSet, v1 the old one."""
+    seed(kube)
+    assert reconcile(kube)["stableRS"] == "bbb222"
+
+
+def promotes(kube: FakeKubeApi) -> list[Any]:
+    return [r for r in kube.writes() if isinstance(r.body, dict) and "promoteFull" in (r.body.get("status") or {})]
+
+
+def test_a_rollback_of_a_fully_promoted_version_is_promoted_fully_once_argo_has_seen_the_undo(
+        kube: FakeKubeApi, kube_client: KubeClient) -> None:
+    """Argo runs the undo of a fully promoted v2 as a new rollout through the canary steps and
+    stops at `pause: {}` with most traffic on v2. The rollback now finishes: once the
+    controller has observed the undo (before, it resets promoteFull on the new template),
+    status.promoteFull is set, as `kubectl argo rollouts promote --full` does, once."""
+    promoted_v2(kube)
+    ex = executor(kube_client)
+    ex.apply(STEP)
+    v = ex.verify(STEP)
+    assert (v.ok, v.settled) == (True, False) and promotes(kube) == []  # not observed yet: it would be reset
+    assert reconcile(kube)["phase"] == "Paused"
+    v = ex.verify(STEP)
+    assert (v.ok, v.settled) == (True, False) and "promote the rollback fully" in v.detail
+    [promote] = promotes(kube)
+    assert promote.path == ROLLOUT_PATH + "/status" and promote.content_type == "application/merge-patch+json"
+    ex.verify(STEP)
+    assert len(promotes(kube)) == 1  # asked once, waiting for the controller
+    assert reconcile(kube)["stableRS"] == "aaa111"
+    v = ex.verify(STEP)
+    assert (v.ok, v.settled, v.serving) == (True, True, "1") and "Healthy on ReplicaSet hash aaa111" in v.detail
+    assert len(promotes(kube)) == 1
+
+
+def test_a_restart_between_the_undo_and_the_promote_promotes_without_a_second_undo(
+        kube: FakeKubeApi, kube_client: KubeClient) -> None:
+    """Killed after the undo: the next cycle finds the layer at v1 (no apply, as the runner
+    drives it) and its read-back finishes the rollback."""
+    promoted_v2(kube)
+    executor(kube_client).apply(STEP)
+    reconcile(kube)
+    again = executor(kube_client)  # a new process
+    assert again.current(STEP) == "1"  # the runner verifies, and does not move it again
+    again.verify(STEP)
+    reconcile(kube)
+    assert again.verify(STEP).settled
+    undos = [r for r in kube.writes() if r.path == ROLLOUT_PATH and isinstance(r.body, list)]
+    assert len(undos) == 1 and len(promotes(kube)) == 1
+
+
+def test_promote_full_off_leaves_the_pause_to_a_person(kube: FakeKubeApi, kube_client: KubeClient) -> None:
+    promoted_v2(kube)
+    ex = executor(kube_client, promote_full=False)
+    ex.apply(STEP)
+    reconcile(kube)
+    v = ex.verify(STEP)
+    assert (v.ok, v.settled) == (True, False) and "promote --full recommender -n ml" in v.detail
+    assert promotes(kube) == []
+
+
+def test_no_promote_when_someone_changed_the_template_between_the_read_and_the_write(
+        kube: FakeKubeApi, kube_client: KubeClient) -> None:
+    """The promote carries the resourceVersion it was decided on: a deploy of v3 in between
+    is a 409, and the fresh read (not the rollback's template) promotes nothing."""
+    promoted_v2(kube)
+    kube.put_object(replica_set("3", 3, "ccc333"))
+    ex = executor(kube_client)
+    ex.apply(STEP)
+    reconcile(kube)
+    kube.interleave(lambda: kube.edit(*ARGO, "recommender", lambda o: o["spec"].update(template=pod_template("3"))))
+    v = ex.verify(STEP)
+    assert [r.status for r in kube.requests if r.method == "PATCH" and r.path.endswith("/status")] == [200, 409]
+    assert promotes(kube) == [] and not v.settled and "changed" in v.detail
+
+
+def test_a_crd_without_status_subresource_is_promoted_on_the_main_resource(
+        kube: FakeKubeApi, kube_client: KubeClient) -> None:
+    seed(kube, status_subresource=False)
+    reconcile(kube)
+    ex = executor(kube_client)
+    ex.apply(STEP)
+    reconcile(kube)
+    ex.verify(STEP)
+    [promote] = promotes(kube)
+    assert promote.path == ROLLOUT_PATH
+    reconcile(kube)
+    assert ex.verify(STEP).settled
