@@ -148,6 +148,22 @@ def test_a_kpi_drop_far_beyond_any_noise_its_baseline_showed_has_held_at_once():
     assert f.evidence["held_s"] == 0, f.evidence
 
 
+def test_a_kpi_drop_at_a_15_minute_interval_is_held_over_three_stretches_of_the_window():
+    """recent is three cycles (45 min at a 15-minute interval), longer than the 30-minute window:
+    one stretch reaching back before the window had to be 4 x the noise away, a drop of
+    20 % at 1,000 impressions a minute was never rolled back (2 of 50 in two hours)."""
+    base = series(0.05 * (1 + 0.1 * np.resize([1, 1, -1, -1, 0, 0], 60)), t=ts - 3600)  # noise 14.8 %
+    det = KpiDetector(KpiParams(kpi="ctr", bad_direction=Direction.DOWN, threshold_pct=5.0, recent=2700, model="m"))
+    state = det.fit(base, ts[0] - 3600, ts[-1] - 3600)
+    now = series(np.full(60, 0.05 * 0.6))  # -40 % for the hour: > 4 x 14.8 / sqrt(3), < 4 x 14.8
+    (f,) = det.score(state, now, ts[-1] - 1800, ts[-1])
+    assert f.evidence["held_s"] == 1800 and f.evidence["held_needed_s"] == 1800, f.evidence
+    v = np.full(60, 0.05)
+    v[-20:] = 0.05 * 0.6  # the last 20 minutes only: not yet three 10-minute stretches
+    (f,) = det.score(state, series(v), ts[-1] - 1800, ts[-1])
+    assert f.evidence["held_s"] == 0 and f.evidence["held_needed_s"] == 1800, f.evidence
+
+
 def slo(values):
     found = SloDetector(SloParams(slo="p99", threshold=0.5, above=True, step=60, unit="s", model="m")).score(
         NoState(), series(values), ts[0], ts[-1])
