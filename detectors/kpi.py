@@ -15,6 +15,8 @@ import numpy as np
 
 from detectors.records import Direction, Finding, FindingKind, Series
 
+MIN_NOISE_POINTS = 10  # real baseline points a noise (`KpiState.noise_pct`) is told from
+
 
 @dataclass(frozen=True)
 class KpiParams:
@@ -82,7 +84,9 @@ class KpiDetector:
         k = int(np.count_nonzero(ts >= ts[-1] - self.params.recent))  # points in one current stretch
         if b == 0:
             return KpiState(b)
-        noise = float(1.4826 * np.median(np.abs(base - b))) / abs(b) * 100.0
+        # A spread of a handful of points (dawn after an idle night) is 0 whenever two of three
+        # agree: read as "no noise", any drop was held at once and rolled back. Unknown instead.
+        noise = float(1.4826 * np.median(np.abs(base - b))) / abs(b) * 100.0 if len(base) >= MIN_NOISE_POINTS else None
         if len(base) < 2 * k + 1:
             return KpiState(b, None, noise)
         stretches = np.median(np.lib.stride_tricks.sliding_window_view(base, k), axis=1)

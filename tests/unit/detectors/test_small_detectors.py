@@ -164,6 +164,19 @@ def test_a_kpi_drop_at_a_15_minute_interval_is_held_over_three_stretches_of_the_
     assert f.evidence["held_s"] == 0 and f.evidence["held_needed_s"] == 1800, f.evidence
 
 
+def test_a_kpi_drop_after_a_baseline_of_a_few_points_has_not_held_at_once():
+    """Dawn after an idle night: three real points in the baseline hour, two of them equal, gave
+    a noise of 0, and any drop past the threshold was held at once: critical, rolled back."""
+    b = np.full(60, np.nan)
+    b[[10, 30, 50]] = [0.05, 0.05, 0.06]
+    det = KpiDetector(KpiParams(kpi="ctr", bad_direction=Direction.DOWN, threshold_pct=5.0, recent=300, model="m"))
+    state = det.fit(series(b, t=ts - 3600), ts[0] - 3600, ts[-1] - 3600)
+    v = np.full(60, 0.05)
+    v[-6:] = 0.0375  # -25 % for 5 minutes: past the threshold and the wander (20 %: each point its own stretch)
+    (f,) = det.score(state, series(v), ts[0], ts[-1])
+    assert f.evidence["held_s"] == 0 and state.noise_pct is None, (f.evidence, state)
+
+
 def slo(values):
     found = SloDetector(SloParams(slo="p99", threshold=0.5, above=True, step=60, unit="s", model="m")).score(
         NoState(), series(values), ts[0], ts[-1])
