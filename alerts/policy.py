@@ -104,6 +104,7 @@ def assign_tier(
             critical.append(f"SLO {f.entity} breached {streak} cycles in a row "
                             f"({f.value:.4g} vs {f.threshold:.4g}; limit {policy.slo_consecutive_cycles})")
     _regression(incident, kpi, critical, warning)
+
     if max_drift is not None and max_drift.value >= policy.drift_warning:
         warning.append(f"drift {max_drift.statistic} {max_drift.value:.3g} "
                        f"{_over(max_drift.value, policy.drift_warning)} {policy.drift_warning:g} "
@@ -151,15 +152,25 @@ def _regression(incident: Incident, kpi: list[Finding], critical: list[str], war
         critical.append(f"KPI {held[0].entity} {held[0].value:+.1f}% after deploy of {top.entity}"
                         + _held_words(held[0]))
         return
-    k = kpi[0]
-    warning.append(f"KPI {k.entity} {k.value:+.1f}% after deploy of {top.entity}: critical once the drop "
-                   f"has held {k.evidence['held_needed_s'] / 60:.0f} min beyond the KPI's own noise")
+    warning.append(f"KPI {kpi[0].entity} {kpi[0].value:+.1f}% after deploy of {top.entity}: "
+                   + _not_held_words(kpi[0]))
 
 
 def _held(f: Finding) -> bool:
     """Has this KPI drop held long enough to be a deploy's regression (`KpiDetector.held`)?
     A finding that does not say (not made by the KPI detector) counts as held."""
     return f.evidence.get("held_s") is None or float(f.evidence["held_s"]) > 0
+
+
+def _not_held_words(f: Finding) -> str:
+    """When a drop that has not held would be critical. Never, while the KPI's noise is unknown
+    (too few baseline points): "critical once ... 15 min" promised a page that never came."""
+    if "noise_pct" in f.evidence and f.evidence["noise_pct"] is None:
+        return ("its noise is unknown (too few points in its baseline hour): not critical on this drop, "
+                "roll back by hand")
+    needed = f.evidence.get("held_needed_s")
+    return ("critical once the drop has held " + (f"{float(needed) / 60:.0f} min " if needed else "")
+            + "beyond the KPI's own noise")
 
 
 def _held_words(f: Finding) -> str:

@@ -220,3 +220,15 @@ def test_drift_exactly_at_the_warning_threshold_warns_like_the_finding_it_is():
     inc = incident([f(FindingKind.FEATURE_DRIFT, "age", 0.2, 0.1),
                     f(FindingKind.KPI_DROP, "ctr", -6.0, -5.0, statistic="kpi_change_pct")])
     assert tier(inc).severity == Severity.CRITICAL
+
+
+def test_a_kpi_drop_whose_noise_is_unknown_does_not_promise_to_turn_critical():
+    """Too few baseline points to tell the KPI's noise: the drop never holds, and the warning
+    said it would be critical after 15 min, which never came."""
+    unknown = f(FindingKind.KPI_DROP, "ctr", -25.0, -5.0, statistic="kpi_change_pct",
+                evidence={"held_s": 0.0, "held_needed_s": 900.0, "noise_pct": None})
+    d = tier(incident([unknown], [deploy_cause()]), last_deploy=T - 900)
+    assert d.severity == Severity.WARNING
+    assert not any("critical once" in r for r in d.reasons), d.reasons
+    assert any("KPI ctr -25.0% after deploy of m v2: its noise is unknown (too few points in its baseline hour)"
+               in r for r in d.reasons), d.reasons
