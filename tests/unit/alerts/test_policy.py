@@ -232,3 +232,10 @@ def test_a_kpi_drop_whose_noise_is_unknown_does_not_promise_to_turn_critical():
     assert not any("critical once" in r for r in d.reasons), d.reasons
     assert any("KPI ctr -25.0% after deploy of m v2: its noise is unknown (too few points in its baseline hour)"
                in r for r in d.reasons), d.reasons
+
+
+def test_a_kpi_drop_that_has_not_held_and_does_not_say_how_long_it_needs_still_tiers():
+    bare = f(FindingKind.KPI_DROP, "ctr", -7.0, -5.0, statistic="kpi_change_pct", evidence={"held_s": 0.0})
+    d = tier(incident([bare], [deploy_cause()]), last_deploy=T - 900)
+    assert d.severity == Severity.WARNING
+    assert any("critical once the drop has held beyond the KPI's own noise" in r for r in d.reasons), d.reasons
