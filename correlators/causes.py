@@ -58,8 +58,18 @@ def merge_findings(earlier: list[Finding], latest: list[Finding]) -> list[Findin
             # The same signal, still wrong: it started when it first went wrong, not when
             # the latest window happened to begin.
             f = replace(f, onset=old.onset)
+        if old is not None and _held_s(old) > 0 and _held_s(f) == 0:
+            # A KPI drop that held (a regression, KpiDetector.held) is still the regression that
+            # made the incident critical when one later stretch wavers back inside the bars.
+            f = replace(f, evidence={**f.evidence, "held_s": old.evidence["held_s"]})
         merged[key(f)] = f
     return list(merged.values())
+
+
+def _held_s(f: Finding) -> float:
+    """Seconds a KPI drop had held (`held_s`), -1 when the finding does not say."""
+    held = f.evidence.get("held_s")
+    return float(held) if isinstance(held, int | float) else -1.0
 
 
 def _fmt_time(t: float) -> str:

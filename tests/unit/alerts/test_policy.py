@@ -239,3 +239,18 @@ def test_a_kpi_drop_that_has_not_held_and_does_not_say_how_long_it_needs_still_t
     d = tier(incident([bare], [deploy_cause()]), last_deploy=T - 900)
     assert d.severity == Severity.WARNING
     assert any("critical once the drop has held beyond the KPI's own noise" in r for r in d.reasons), d.reasons
+
+
+def test_a_kpi_regression_that_held_is_still_told_as_held_when_a_later_cycle_wavers():
+    """The incident stays critical once the drop has held; a later cycle whose last stretch fell back
+    inside the bars made its stored reasons (/v1/incidents) say "critical once the drop has held 15 min"."""
+    from correlators.causes import merge_findings
+
+    def kpi(held_s):
+        return f(FindingKind.KPI_DROP, "ctr", -7.0, -5.0, statistic="kpi_change_pct", onset=T - 1200,
+                 evidence={"held_s": held_s, "held_needed_s": 900.0, "noise_pct": 2.0})
+
+    story = merge_findings([kpi(900.0)], [kpi(0.0)])
+    d = tier(incident(story, [deploy_cause()]), last_deploy=T - 1800)
+    assert d.severity == Severity.CRITICAL, d.reasons
+    assert any("after deploy of m v2, held 15 min" in r for r in d.reasons), d.reasons
