@@ -86,7 +86,7 @@ class KpiDetector:
             return KpiState(b)
         # A spread of a handful of points (dawn after an idle night) is 0 whenever two of three
         # agree: read as "no noise", any drop was held at once and rolled back. Unknown instead.
-        noise = float(1.4826 * np.median(np.abs(base - b))) / abs(b) * 100.0 if len(base) >= MIN_NOISE_POINTS else None
+        noise = _noise(base, b) if len(base) >= MIN_NOISE_POINTS else None
         if len(base) < 2 * k + 1:
             return KpiState(b, None, noise)
         stretches = np.median(np.lib.stride_tricks.sliding_window_view(base, k), axis=1)
@@ -157,6 +157,15 @@ class KpiDetector:
         thr = self.params.threshold_pct
         bad = change <= -thr if self.params.bad_direction == Direction.DOWN else change >= thr
         return bad and (state.wander_pct is None or abs(change) > state.wander_pct)
+
+
+def _noise(base: np.ndarray, b: float) -> float:
+    """Robust standard deviation of the baseline's points, in % of `b`. Over half of them on one
+    value (a quantised KPI) makes the median deviation 0, read as "no noise": any drop past the
+    bars was held at once. The mean deviation then (0 only when the baseline never moved)."""
+    dev = np.abs(base - b)
+    spread = 1.4826 * float(np.median(dev)) or 1.2533 * float(np.mean(dev))
+    return spread / abs(b) * 100.0
 
 
 def _pct(stretch: Series, baseline: float) -> float:

@@ -177,6 +177,25 @@ def test_a_kpi_drop_after_a_baseline_of_a_few_points_has_not_held_at_once():
     assert f.evidence["held_s"] == 0 and state.noise_pct is None, (f.evidence, state)
 
 
+def test_a_kpi_drop_after_a_baseline_mostly_on_one_value_is_not_held_at_once_within_8_times_its_spread():
+    """A quantised KPI: two points in three exactly 0.05, the third 0.051. The robust spread of that
+    is 0 and read as "no noise", so a -5.2 % stretch (under 3 times what the baseline showed)
+    was held at once: critical and rolled back, on one cycle."""
+    b = np.full(60, 0.05)
+    b[::3] = 0.051
+    det = KpiDetector(KpiParams(kpi="ctr", bad_direction=Direction.DOWN, threshold_pct=5.0, recent=300, model="m"))
+    state = det.fit(series(b, t=ts - 3600), ts[0] - 3600, ts[-1] - 3600)
+    v = np.full(60, 0.05)
+    v[-6:] = 0.0474
+    (f,) = det.score(state, series(v), ts[0], ts[-1])
+    assert f.evidence["held_s"] == 0 and state.noise_pct > 0, (f.evidence, state)
+    v[-16:] = 0.0474  # held over three stretches: well beyond that spread
+    (f,) = det.score(state, series(v), ts[0], ts[-1])
+    assert f.evidence["held_s"] == 900, f.evidence
+    flat = det.fit(series(np.full(60, 0.05), t=ts - 3600), ts[0] - 3600, ts[-1] - 3600)
+    assert flat.noise_pct == 0  # a baseline that never moved: any drop past the bars is beyond its noise
+
+
 def slo(values):
     found = SloDetector(SloParams(slo="p99", threshold=0.5, above=True, step=60, unit="s", model="m")).score(
         NoState(), series(values), ts[0], ts[-1])
