@@ -319,9 +319,8 @@ def _take_ownership(runtime: Runtime) -> None:
     """The single-daemon lock (SQLite) or a replica's membership (PostgreSQL); then finish
     what a crash left half-way (on PostgreSQL each model's owner does it in its first cycle)."""
     vigil = runtime.vigil
-    metrics = vigil.metrics  # outlives a reload's Vigil (carried over), so `forget` stays right
-    runtime.owner = ownership_for(vigil.store, vigil.config.schedule.interval, LeaseMetrics(metrics.registry),
-                                  forget=metrics.forget_model)
+    runtime.owner = ownership_for(vigil.store, vigil.config.schedule.interval, LeaseMetrics(vigil.metrics.registry),
+                                  forget=runtime.forget_model)
     vigil.fence = runtime.owner.fence
     if runtime.owner.renew_every is None:
         vigil.reconcile()

@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
+from monitor.cycle.deploys import registry_source
 from monitor.cycle.removed import sweep_removed
 from monitor.ownership import Ownership
 from monitor.schedule_watch import ScheduleWatch
@@ -143,6 +144,14 @@ class Runtime:
                 self.removed_left = True
                 return
             self.removed_left = sweep_removed(vigil, self.owner.replica_id)
+
+    def forget_model(self, model: str) -> None:
+        """A model this replica no longer holds (its lease released or lost): its gauges go
+        (VigilMetrics.forget_model), and so does its `registry:<model>` entry, which only its
+        poller marks; kept, /readyz and VigilSourceDown said "down" here until a restart."""
+        vigil = self.vigil  # the current one: a reload carries the metrics and the health over
+        vigil.metrics.forget_model(model)
+        vigil.health.forget(registry_source(model))
 
     def swap(self, vigil: Vigil) -> None:
         vigil.fence = self.vigil.fence

@@ -45,6 +45,13 @@ class SourceHealth:
                                         detail, self.clock())
         self.metrics.source_up.labels(name).set(1 if up else 0)
 
+    def forget(self, name: str) -> None:
+        """Drop a source this process no longer watches (a model's `registry:<model>` once the
+        model left it): its last word would read down here while its new owner sees it fine."""
+        self.states.pop(name, None)
+        with contextlib.suppress(KeyError):
+            self.metrics.source_up.remove(name)
+
     def adopt(self, state: SourceState) -> None:
         """What a sweep worker process (monitor/sweep_pool.py) saw of a source, when newer
         than what this process knows: /readyz is served here, not in the workers."""
