@@ -215,8 +215,8 @@ class RollbackRunner:
             self.told.announce(s, m, ask.incident_id, payload(m, serving, ask.to_version, status, ask, detail),
                                f"dry-run:{ask.incident_id}:{int(ask.now)}", ask.now)
         elif status == ActionStatus.FAILED:
-            self.told.tell(s, m, ask.incident_id, payload(m, serving, ask.to_version, status, ask, detail),
-                           f"action:{action.id}", ask.now)
+            self.told.announce(s, m, ask.incident_id, payload(m, serving, ask.to_version, status, ask, detail),
+                               f"action:{action.id}", ask.now)
         self._count(ask.kind, m.name, status)
         return RollbackOutcome(status, serving, ask.to_version, detail)
 
@@ -351,6 +351,8 @@ class RollbackRunner:
                 action.kind = PROMOTION
             if not recorded:
                 record_move(self.store, s, m, intent, now, "promotion" if ahead else "rollback")
+            self.told.announce(s, m, intent.incident_id, said, f"intent:{intent.id}", now)
+        elif status == ActionStatus.FAILED:  # the timeline, a change-management hook, must hear of it too
             self.told.announce(s, m, intent.incident_id, said, f"intent:{intent.id}", now)
         else:
             self.told.tell(s, m, intent.incident_id, said, f"intent:{intent.id}", now)

@@ -25,7 +25,9 @@ class RollbackTeller:
 
     def announce(self, s: Session, m: ModelConfig, incident_id: int | None, payload: dict[str, Any], key: str,
                  now: float) -> None:
-        """A move or a dry run: a message to the notifiers that take rollbacks, and to people."""
+        """A move, a dry run or a failed attempt: a message to the notifiers that take rollbacks
+        (its `status` says which; a rollback recorded failed that landed after all is told
+        again under the same key, so Grafana patches its annotation to done), and to people."""
         self.outbox.rollback(s, m.name, payload, now, key=key)
         self.tell(s, m, incident_id, payload, key, now)
 
