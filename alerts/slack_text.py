@@ -55,6 +55,7 @@ _ACTION_STATUS_EMOJI = {
     "dry_run": ":test_tube:",
     "refused": ":no_entry:",
     "failed": ":x:",
+    "retrying": ":hourglass_flowing_sand:",  # a rollback's first failed attempt (monitor/cycle/rollback_told.py)
 }
 
 

@@ -303,7 +303,11 @@ class RollbackRunner:
             if action is not None:
                 action.detail = f"retrying (attempt {intent.attempts} of {limit}): {e.detail}"
             if first_failure:  # once, not per attempt: people learn it is stuck, then its outcome
-                self.told.update_incident(s, m, intent.incident_id, now)
+                kind = action.kind if action is not None else ROLLBACK
+                ask = RollbackAsk(m, intent.to_version, intent.reason, intent.actor, intent.incident_id, now, kind=kind)
+                said = payload(m, intent.from_version, intent.to_version, ActionStatus.PENDING, ask,
+                               action.detail if action is not None else e.detail)
+                self.told.retrying(s, m, intent.incident_id, said, f"intent:{intent.id}:retrying", now)
             outcome = outcome_of(intent)
         log.warning("rollback attempt failed", extra={"model": m.name, "intent": intent_id, "error": e.detail})
         return outcome

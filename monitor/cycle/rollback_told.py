@@ -17,6 +17,7 @@ from monitor.cycle.plan import routes_of
 from monitor.store.repository import IncidentRow
 
 NOTED = (ActionStatus.DONE, ActionStatus.FAILED)  # a dry run changes nothing: no note of its own
+RETRYING = "retrying"  # a note's status only: the action itself stays pending
 
 
 class RollbackTeller:
@@ -38,6 +39,16 @@ class RollbackTeller:
         none) is a note of its own in the owner channel: no page, no mention."""
         if not self.update_incident(s, m, incident_id, now) and payload["status"] in NOTED:
             self.outbox.rollback_note(s, m.name, routes_of(m).channels(Severity.WARNING), payload, now, key=key)
+
+    def retrying(self, s: Session, m: ModelConfig, incident_id: int | None, payload: dict[str, Any], key: str,
+                 now: float) -> None:
+        """A rollback's first failed attempt (it retries for up to `max_attempts` cycles, maybe
+        half moved meanwhile): the incident's messages show it; of an incident nobody was told
+        of (or of none), a note of its own saying it retries, as its outcome's will. Only people:
+        the notifiers that take rollbacks hear of its outcome."""
+        if not self.update_incident(s, m, incident_id, now):
+            self.outbox.rollback_note(s, m.name, routes_of(m).channels(Severity.WARNING),
+                                      {**payload, "status": RETRYING}, now, key=key)
 
     def update_incident(self, s: Session, m: ModelConfig, incident_id: int | None, now: float) -> bool:
         """The incident's messages show the rollback, as an acknowledgement does: where people

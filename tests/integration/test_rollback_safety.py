@@ -284,9 +284,10 @@ def test_a_failed_rollback_of_an_incident_nobody_was_told_of_is_told_in_the_owne
     assert reg.moves == [] and ("rollback", "failed", "2", "1", "vigil") in _actions(v), _actions(v)
     told = v.store.outbox_for_prefix(f"rollback:{MODEL}")
     assert [(m.notifier, m.kind, m.payload["channel"], m.payload["status"]) for m in told] == [
+        ("sink", "rollback", "#recsys-alerts", "retrying"),  # its first attempt failed: it tries again
         ("sink", "rollback", "#recsys-alerts", "failed")], [(m.notifier, m.payload) for m in told]
-    text = render_rollback(told[0].payload)[0]
-    assert "v2 → v1: failed" in text and "503" in str(told[0].payload["detail"]), told[0].payload
+    text = render_rollback(told[-1].payload)[0]
+    assert "v2 → v1: failed" in text and "503" in str(told[-1].payload["detail"]), told[-1].payload
 
 
 def test_a_rollback_done_after_its_incident_resolved_shows_in_the_incidents_message_not_a_note(tmp_path, monkeypatch):
@@ -306,3 +307,32 @@ def test_a_rollback_done_after_its_incident_resolved_shows_in_the_incidents_mess
     assert notes == [], "people were told of the incident: no note as if nobody had been"
     shown = [m.payload for m in v.store.outbox_for_prefix(f"incident:{incident.id}") if m.kind == "incident"]
     assert shown[-1]["status"] == "resolved" and any(a["status"] == "done" for a in shown[-1]["actions"]), shown[-1]
+
+
+def test_a_rollback_stuck_retrying_for_an_incident_nobody_was_told_of_is_told_once_that_it_retries(
+        tmp_path, monkeypatch):
+    """Up to `max_attempts` cycles (10 by default: 50 min on a 5 min interval) of Vigil trying to
+    change production, perhaps half of it moved, with a muted incident: the owner channel hears
+    that it retries at its first failed attempt, once, then its outcome."""
+    v, reg = _vigil(tmp_path, monkeypatch, ("1", "2"))
+    client = TestClient(create_app(v), raise_server_exceptions=False, headers=AUTH)
+    r = client.post("/v1/silences", json={"matchers": [f'model="{MODEL}"'], "comment": "noisy CTR, OPS-7",
+                                          "starts_at": T0 - 13000, "ends_at": T0 + 86400})
+    assert r.status_code in (200, 201), r.text
+    _serve(v, reg, "1", T0 - 12000, 31)
+    _serve(v, reg, "2", T0 - 1200, 0)
+    reg.fail_set_alias = "MLflow answered 503"
+
+    _run(v, T0 - 1200, T0 + 300)  # several attempts, all failing: still retrying
+
+    assert [a for a in _actions(v) if a[1] != "refused"] == [("rollback", "pending", "2", "1", "vigil")], _actions(v)
+    told = v.store.outbox_for_prefix(f"rollback:{MODEL}")
+    assert [(m.notifier, m.payload["channel"], m.payload["status"]) for m in told] == [
+        ("sink", "#recsys-alerts", "retrying")], [(m.notifier, m.payload) for m in told]
+    assert "v2 → v1: retrying" in render_rollback(told[0].payload)[0]
+    assert "MLflow answered 503" in told[0].payload["detail"], told[0].payload
+
+    reg.fail_set_alias = None
+    _run(v, T0 + 360, T0 + 480)
+    told = v.store.outbox_for_prefix(f"rollback:{MODEL}")
+    assert [m.payload["status"] for m in told] == ["retrying", "done"], [m.payload for m in told]
