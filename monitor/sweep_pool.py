@@ -42,6 +42,7 @@ from typing import Any, Literal, Protocol
 from monitor.clock import Clock
 from monitor.config import VigilConfig
 from monitor.cores import usable_cores
+from monitor.cycle.deploys import registry_source
 from monitor.cycle.drift_report import DriftReports, ReportAsk
 from monitor.cycle.health import SourceHealth
 from monitor.failpoints import failpoint
@@ -173,6 +174,7 @@ class SweepPool:
         self._place = {name: i for i, name in enumerate(dealt)}
         self._lock = threading.Lock()
         self._closed = False
+        self._fresh: set[int] = set()  # workers replaced since the last sweep: what they marked is gone
 
     @property
     def processes(self) -> int:
@@ -204,13 +206,17 @@ class SweepPool:
                 return None
             if processes != len(self._workers):
                 self._stop_all(wait=False)
-                self._workers = [None] * processes
+                self._workers, self._fresh = [None] * processes, set(range(processes))
             starting = any(w is None or _exited(w) for w in self._workers)
         if starting and not self._same_code():
             return None
         futures: dict[Future[ChunkOutcome], tuple[int, Chunk]] = {}
         for i, chunk in self._chunks(vigil, t, models, token):
             futures[self._submit(i, chunk)] = (i, chunk)
+        with self._lock:  # a model's registry:<model> entry only its worker clears: a new one never had it
+            fresh, self._fresh = self._fresh, set()
+        for name in [n for i, names in enumerate(self.assign(models, len(self._workers))) if i in fresh for n in names]:
+            vigil.health.forget(registry_source(name))  # its new worker marks it again if still missing
         reports: list[CycleReport] = []
         broken: set[int] = set()
         for future in as_completed(futures):
@@ -274,6 +280,7 @@ class SweepPool:
         cycles of the next sweep."""
         with self._lock:
             worker, self._workers[i] = self._workers[i], None
+            self._fresh.add(i)
         if worker is not None:
             _kill(worker)
 

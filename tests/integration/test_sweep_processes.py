@@ -235,3 +235,35 @@ def test_the_daemons_sweep_workers_stop_with_it(scenario, tmp_path: Path, stop: 
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+
+
+def test_a_replaced_worker_does_not_leave_a_found_alias_down_in_readyz(scenario, tmp_path: Path) -> None:
+    """An alias the registry lacked shows as `registry:<model>` down, marked by the worker that
+    polls the model; only that worker cleared it once the alias was back, so after it was
+    replaced (killed, out of memory) /readyz said "down" until the daemon restarted."""
+    from benchmarks.scale_scenario import _mlflow
+    from monitor.sources.registry import RegistrySource
+
+    root, url = scenario
+    name = PARAMS.name(0)
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    data = config_data(PARAMS, root, url, f"sqlite:///{tmp_path / 'vigil.db'}", tmp_path)
+    data["schedule"]["sweep_processes"] = 2
+    data["models"][0]["alias"] = "later"  # not set yet in the registry
+    v = Vigil(parse_config(data, "test", str(tmp_path)))
+    first, second = sweep_times()[:2]
+    try:
+        v.run_sweep(first)
+        assert v.health.is_down(f"registry:{name}"), v.readiness()
+        with RegistrySource(_mlflow(root / "mlflow.db")) as reg:
+            reg.set_alias(name, "later", "1")  # someone sets it
+        for pid in sorted(v.sweep_pool.pids):
+            os.kill(pid, signal.SIGKILL)
+            wait_until("the worker to die", lambda p=pid: not alive(p), 10)
+        v.run_sweep(second)
+        assert not v.health.is_down(f"registry:{name}"), v.readiness()[f"registry:{name}"]
+    finally:
+        v.close()
+        v.store.close()
+        with RegistrySource(_mlflow(root / "mlflow.db")) as reg:  # the scenario is the module's
+            reg.delete_alias(name, "later")
