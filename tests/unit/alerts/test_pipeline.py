@@ -177,3 +177,20 @@ def test_an_open_incident_does_not_resolve_while_its_slo_is_breached_but_pending
     plan = plan_alerts(AlertInputs(cand, cand, ModelHistory(open_incident=opened, slo_streaks={"p99": 1},
                                                             quiet_cycles=1), True, T), RULES)
     assert plan.lifecycle.step != Step.RESOLVE and not plan.channels, plan.lifecycle
+
+
+def test_a_critical_incident_whose_regression_has_gone_is_not_rolled_back_later() -> None:
+    """A rollback refused while the deploy's regression was there (a maintenance window, the
+    cool-down, the fleet cap) goes ahead afterwards only if this cycle still reads critical:
+    the incident's severity never drops while it is open, and judged on that a model whose
+    KPI had recovered to a wobble was rolled back once the window closed."""
+    wobble = incident(kpi_pct=-6.0)
+    wobble = replace(wobble, findings=[replace(wobble.findings[0], evidence={"held_s": 0.0, "held_needed_s": 900.0})])
+    told = OpenIncident(Severity.CRITICAL, None, T - 600, None, False)
+    plan = plan_alerts(inputs(wobble, open_incident=told), RULES)
+    assert plan.lifecycle.severity == Severity.CRITICAL  # the incident stays critical, as told
+    verdict = plan.rollback
+    assert verdict is not None and not verdict.allowed and verdict.code == "not_critical", verdict
+    held = replace(wobble, findings=[replace(wobble.findings[0], evidence={"held_s": 900.0, "held_needed_s": 900.0})])
+    plan = plan_alerts(inputs(held, open_incident=told), RULES)
+    assert plan.rollback is not None and plan.rollback.allowed, plan.rollback
