@@ -302,7 +302,9 @@ class RollbackRunner:
             action = s.get(ActionRow, intent.action_id) if intent.action_id else None
             if action is not None:
                 action.detail = f"retrying (attempt {intent.attempts} of {limit}): {e.detail}"
-            if first_failure:  # once, not per attempt: people learn it is stuck, then its outcome
+            if first_failure and e.reason == "settling":  # set, its controller rolling it out: no failure
+                self.told.update_incident(s, m, intent.incident_id, now)
+            elif first_failure:  # once, not per attempt: people learn it is stuck, then its outcome
                 kind = action.kind if action is not None else ROLLBACK
                 ask = RollbackAsk(m, intent.to_version, intent.reason, intent.actor, intent.incident_id, now, kind=kind)
                 said = payload(m, intent.from_version, intent.to_version, ActionStatus.PENDING, ask,

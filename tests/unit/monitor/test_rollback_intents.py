@@ -220,6 +220,42 @@ def test_a_rollback_reaches_kserve_and_a_crash_between_the_layers_is_finished(tm
         assert reg.moves == [(MODEL, "champion", "1")] and len(kube.writes()) == 1
 
 
+def test_a_serving_layer_still_rolling_out_is_no_retrying_note_for_an_incident_nobody_was_told_of(
+        tmp_path, monkeypatch):
+    """KServe's controller rolling out the revision Vigil set is how every such rollback goes,
+    not a failed attempt: an incident muted since it opened got a "retrying" note each time."""
+    from monitor.silence_ops import SilenceAsk, create
+    from monitor.store.repository import IncidentRow
+    from tests.fakes.kube_api import FakeKubeApi
+    from tests.fakes.kube_objects import KSERVE, inference_service, kserve_status
+
+    with FakeKubeApi() as kube:
+        kube.put_object(inference_service(uri="models:/recommender/2"))
+        serving = {"kind": "kserve", "namespace": "ml", "name": "recommender",
+                   "storage_uri_template": "models:/{registry}/{version}", "api_url": kube.url}
+        cfg = make_config(tmp_path, models=[model_config(serving=serving)],
+                          policy={"slo_consecutive_cycles": 2, "resolve_after_cycles": 2})
+        reg = serving_registry()
+        vigil = make_vigil(cfg, registry=reg, prometheus=incident_prometheus(bad_from=BAD_FROM))
+        create(vigil.store, SilenceAsk([f'model="{MODEL}"'], "retraining OPS-9", "olga", starts_at=T0 - 3600,
+                                       ends_at=T0 + 86400), "olga", T0 - 3600)  # muted since it opened
+        vigil.run_cycle(MODEL, T0 - 1200)
+        reg.aliases[(MODEL, "champion")] = "2"
+        for t in (T0 - 900, T0 - 600, T0 - 300, T0):
+            vigil.run_cycle(MODEL, t)
+        with vigil.store.tx() as s:
+            assert [r.last_notified_at for r in s.query(IncidentRow).all()] == [None]
+        [action] = vigil.store.actions(model=MODEL)
+        assert action.status == "pending" and "in effect" in action.detail, action.detail
+        assert [m.payload.get("status") for m in vigil.store.outbox_for_prefix(f"rollback:{MODEL}")] == []
+        kube.controller_status(*KSERVE, "recommender", kserve_status(traffic=[("latest", 100, True)]))
+        vigil.run_cycle(MODEL, T0 + 60)
+        told = vigil.store.outbox_for_prefix(f"rollback:{MODEL}")
+        [action] = vigil.store.actions(model=MODEL)
+        assert action.status == "done", action.detail
+        assert "done" in [m.payload.get("status") for m in told], [(m.key, m.payload) for m in told]
+
+
 def test_a_second_alias_that_failed_to_move_is_moved_before_the_rollback_is_done(tmp_path):
     """`serving: {kind: mlflow_alias, alias: production}` is a layer of its own: the champion
     alias moving first must not count as the production alias having moved too."""
