@@ -194,11 +194,14 @@ def rollback_guard_stage(inp: AlertInputs, rules: AlertRules, plan: AlertPlan) -
     ongoing = plan.lifecycle.step in (Step.OPEN, Step.UPDATE, Step.UNCHANGED, Step.REPEAT)
     if content is None or not ongoing or inp.history.rollback_done_for_incident:
         return plan
-    # Judged on what this cycle reads, not on the incident's severity (it never drops while
-    # open): a rollback refused earlier (cool-down, maintenance, fleet cap) must not go ahead
-    # once the regression has gone, only "after it, if still critical".
+    # Judged on what this cycle's findings read, not on the incident's severity (it never drops
+    # while open): a rollback refused earlier (cool-down, maintenance, fleet cap) must not go
+    # ahead once the regression has gone, only "after it, if still critical". The causes are
+    # the whole story's: this cycle's alone date the onset inside its window, and hours after
+    # the deploy it would no longer be a suspect of a regression still there.
     h = inp.history
-    now_reads = assign_tier(inp.candidate, rules.policy, now=inp.now, last_deploy_at=h.last_deploy_at,
+    now_reads = assign_tier(replace(content, findings=inp.candidate.findings), rules.policy, now=inp.now,
+                            last_deploy_at=h.last_deploy_at,
                             slo_streaks=h.slo_streaks) if inp.candidate is not None else None
     verdict = check_rollback(content, now_reads.severity if now_reads else None, rules.policy.rollback,
                              now=inp.now, recent_rollbacks=h.recent_rollbacks, maintenance=inp.suppression.maintenance)

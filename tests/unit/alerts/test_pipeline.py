@@ -194,3 +194,16 @@ def test_a_critical_incident_whose_regression_has_gone_is_not_rolled_back_later(
     held = replace(wobble, findings=[replace(wobble.findings[0], evidence={"held_s": 900.0, "held_needed_s": 900.0})])
     plan = plan_alerts(inputs(held, open_incident=told), RULES)
     assert plan.rollback is not None and plan.rollback.allowed, plan.rollback
+
+
+def test_a_regression_still_there_hours_after_its_deploy_is_still_rolled_back_once_allowed() -> None:
+    """A rollback refused for hours (the 6 h cool-down, a long maintenance window) goes ahead
+    once allowed if the regression that held is still there: this cycle's findings alone date
+    the onset inside the window, where the deploy 3 h before is no suspect any more; the
+    whole story's causes still blame it."""
+    held = incident()
+    held = replace(held, findings=[replace(held.findings[0], evidence={"held_s": 900.0, "held_needed_s": 900.0})])
+    this_cycle = replace(held, causes=[])  # correlated from this cycle's window: the deploy is out of reach
+    told = OpenIncident(Severity.CRITICAL, None, T - 600, None, False)
+    plan = plan_alerts(AlertInputs(this_cycle, held, ModelHistory(open_incident=told), True, T), RULES)
+    assert plan.rollback is not None and plan.rollback.allowed, plan.rollback
