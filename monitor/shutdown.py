@@ -71,7 +71,8 @@ class InFlight:
 
 
 class StopSignals:
-    """SIGTERM/SIGINT set `stop` (a second one also sets `force`); SIGHUP sets `reload`.
+    """SIGTERM/SIGINT set `stop` (a second one also sets `force`, unless it is the same signal
+    within `DUPLICATE_S`: one stop delivered twice, or two Ctrl+C within a second); SIGHUP sets `reload`.
 
     Python only lets the main thread install handlers: a daemon embedded in another thread
     (tests, a host application) is stopped through `stop` alone."""
