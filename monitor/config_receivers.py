@@ -7,6 +7,14 @@ signed webhook, Alertmanager), and which models and severities each takes.
         routing_key_env: PAGERDUTY_ROUTING_KEY   # or routing_key_file: /run/secrets/pd
         severities: [critical]        # default: warning and critical
         models: [recommender]         # default: every model
+        events: [incident, rollback]  # pagerduty and webhook; default: [incident]
+
+`events`: `incident` pages (trigger, acknowledge, resolve); `rollback` tells each rollback
+Vigil ran or tried (and canary pulls, promotions and promotion suggestions): a PagerDuty
+*change event* on the service (a move done or failed: it notifies no one, it shows under
+"recent changes" beside the incident), a webhook POST with `event: rollback` (every
+outcome: done, failed, dry run, suggested). Off by default, so a receiver that parses
+only incident events is never sent one it does not know.
 
 Keys and secrets are named, never written: `<what>_env` (an environment variable) or
 `<what>_file` (a file, e.g. a mounted Kubernetes secret), read on each call so a rotated
@@ -34,6 +42,13 @@ SeverityName = Literal["warning", "critical"]
 
 def _every_severity() -> list[SeverityName]:
     return ["warning", "critical"]
+
+
+ReceiverEvent = Literal["incident", "rollback"]
+
+
+def _incidents_only() -> list[ReceiverEvent]:
+    return ["incident"]
 
 
 class _Model(BaseModel):
@@ -93,7 +108,18 @@ class _Receiver(_Model):
         return v
 
 
-class PagerDutyReceiverConfig(_Receiver):
+class _ReceiverOfChanges(_Receiver):
+    """A receiver that can also be told of rollbacks (`events`)."""
+
+    events: list[ReceiverEvent] = Field(default_factory=_incidents_only, min_length=1)
+
+    @field_validator("events")
+    @classmethod
+    def _once_each(cls, v: list[ReceiverEvent]) -> list[ReceiverEvent]:
+        return list(dict.fromkeys(v))
+
+
+class PagerDutyReceiverConfig(_ReceiverOfChanges):
     kind: Literal["pagerduty"]
     routing_key_env: str | None = None  # the Events API v2 integration key
     routing_key_file: str | None = None
@@ -126,7 +152,7 @@ class OpsgenieReceiverConfig(_Receiver):
         return self
 
 
-class WebhookReceiverConfig(_Receiver):
+class WebhookReceiverConfig(_ReceiverOfChanges):
     kind: Literal["webhook"]
     url: HttpURL
     secret_env: str | None = None  # the HMAC-SHA256 key of X-Vigil-Signature

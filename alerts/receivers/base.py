@@ -37,6 +37,11 @@ class Receiving:
 
     match: Match = Match()
     dedup_prefix: str = "vigil"
+    incidents: bool = True  # pages: a receiver told only of rollbacks (a change log) is paged nothing
+    rollbacks: bool = False  # each rollback's outcome, for the models it matches (no severity: it has none)
+
+    def takes_rollback(self, model: str) -> bool:
+        return self.rollbacks and (not self.match.models or model in self.match.models)
 
 
 ALL = Receiving()  # every model, every severity, keys vigil-incident-<id>

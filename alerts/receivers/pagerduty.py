@@ -8,6 +8,10 @@ second replica never opens a second PD incident. 400 `{"status": "invalid event"
 "message", "errors": [...]}` fails the message with PagerDuty's own words; 429 and 5xx are
 retried (alerts/receivers/http.py). The routing key is read on each call from its
 environment variable or file and is never logged nor put in an error.
+
+With `events: [rollback]`, each rollback that moved production (done) or tried to (failed)
+is a change event, POST {url}/v2/change/enqueue (202; the same routing key serves both):
+it notifies no one and shows under the service's recent changes, beside the incident.
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from alerts.receivers.base import ALL, RECEIVER_ROUTE, Receiving
 from alerts.receivers.http import HttpCaller, SecretSource, json_object, run_delivery, said
 from alerts.receivers.mapping import calls, pagerduty_event, sent_ref
 from alerts.receivers.record import as_sent
+from alerts.receivers.rollbacks import CHANGED, pagerduty_change
 
 log = logging.getLogger("vigil.receivers.pagerduty")
 DEFAULT_URL = "https://events.pagerduty.com"
@@ -45,11 +50,21 @@ class PagerDutyReceiver:
         self.receiving = receiving
         self.name, self.routing_key, self.http, self.source = name, routing_key, http, source
         self.endpoint = url.rstrip("/") + "/v2/enqueue"
+        self.change_endpoint = url.rstrip("/") + "/v2/change/enqueue"
 
     def deliver(self, message: OutboxMessage) -> DeliveryResult:
-        if message.kind != MessageKind.INCIDENT:
-            return DeliveryResult(DeliveryStatus.DELIVERED, ref=message.ref)  # incidents only
+        if message.kind == MessageKind.ROLLBACK and message.payload.get("status") in CHANGED:
+            return run_delivery(lambda: self._change(message.payload, message.ref))
+        if message.kind != MessageKind.INCIDENT:  # a dry run or a suggestion changed nothing
+            return DeliveryResult(DeliveryStatus.DELIVERED, ref=message.ref)
         return run_delivery(lambda: self._send(as_sent(message.payload, message.ref), message.ref))
+
+    def _change(self, record: dict[str, Any], ref: dict[str, Any] | None) -> dict[str, Any] | None:
+        event = pagerduty_change(record, self.routing_key.read(), source=self.source)
+        resp = self.http.post(self.change_endpoint, event, {}, explain)
+        log.info("pagerduty change event accepted", extra={"receiver": self.name, "model": record["model"],
+                                                          "status": resp.status_code})
+        return ref
 
     def _send(self, record: dict[str, Any], ref: dict[str, Any] | None) -> dict[str, Any]:
         key = self.routing_key.read()

@@ -214,6 +214,7 @@ class OutboxWriter:
         """`key` names the rollback (its intent), so two in one second stay two messages."""
         for name in self.notifiers.taking(MessageKind.ROLLBACK):
             self.store.enqueue(s, name, MessageKind.ROLLBACK, f"rollback:{model}:{key}", payload, now)
+        self.receivers.rollback(s, model, payload, now, key=key)
 
     def rollback_note(self, s: Session, model: str, channels: list[str], payload: dict[str, Any], now: float, *,
                       key: str) -> None:

@@ -10,6 +10,9 @@ A shared cause pages receivers once, as its group (key `group:<id>`, dedup key
 `<prefix>-group-<id>`). While a group holds a member, the member's own incident pages no
 receiver that does not have it already: one that has it (it paged on its own before it
 joined) keeps getting its changes of state and severity, so nothing is left open there.
+
+A receiver with `events: [rollback]` is also told of each rollback's outcome (key
+`rollback:<model>:<intent>`), in the outcome's transaction, for the models it matches.
 """
 from __future__ import annotations
 
@@ -23,7 +26,8 @@ from alerts.outbox import MessageKind, Notifier
 from alerts.payload import IncidentSnapshot
 from alerts.receivers.base import receivers_of
 from alerts.receivers.mapping import HELD
-from alerts.receivers.record import group_record, receiver_record, state_of
+from alerts.receivers.record import dedup_key, group_record, receiver_record, state_of
+from alerts.receivers.rollbacks import rollback_record
 from monitor.store import groups
 from monitor.store.repository import Store
 from monitor.store.tables import MessageRefRow
@@ -48,7 +52,8 @@ class ReceiverWriter:
         taken: list[str] = []
         for name, r in self.receivers.items():
             # a resolve only closes what a receiver has: it never opens anything there
-            takes = not held and snap.status != IncidentStatus.RESOLVED and r.match.takes(snap.model, snap.severity)
+            takes = (r.incidents and not held and snap.status != IncidentStatus.RESOLVED
+                     and r.match.takes(snap.model, snap.severity))
             if takes or self.store.outbox.has_key(s, name, key):
                 record = receiver_record(snap, prefix=r.dedup_prefix, updated_at=now, links=links)
                 # held: an edit (an ack, a rollback shown) or its group pages: it pages no one,
@@ -95,9 +100,27 @@ class ReceiverWriter:
         resolved = payload["status"] == IncidentStatus.RESOLVED
         taken: list[str] = []
         for name, r in self.receivers.items():
-            takes = not resolved and any(r.match.takes(m, payload["severity"]) for m in open_models)
+            takes = r.incidents and not resolved and any(r.match.takes(m, payload["severity"]) for m in open_models)
             if takes or self.store.outbox.has_key(s, name, key):
                 record = group_record(payload, prefix=r.dedup_prefix, updated_at=now)
                 self.store.enqueue(s, name, MessageKind.INCIDENT, key, record, now)
                 taken.append(name)
         return taken
+
+    def rollback(self, s: Session, model: str, payload: dict[str, Any], now: float, *, key: str) -> list[str]:
+        """A rollback's outcome for each receiver told of the model's rollbacks; their names.
+        The record names the incident by the key the receiver was paged with, if it was."""
+        taken: list[str] = []
+        for name, r in self.receivers.items():
+            if r.takes_rollback(model):
+                record = rollback_record(payload, self._paged_as(s, name, r.dedup_prefix, payload.get("incident_id")))
+                self.store.enqueue(s, name, MessageKind.ROLLBACK, f"rollback:{model}:{key}", record, now)
+                taken.append(name)
+        return taken
+
+    def _paged_as(self, s: Session, name: str, prefix: str, incident_id: Any) -> str | None:
+        if incident_id is None or not self.store.outbox.has_key(s, name, f"incident:{incident_id}"):
+            return None
+        ref = s.get(MessageRefRow, (name, f"incident:{incident_id}"))
+        sent = ref.ref.get("dedup_key") if ref is not None and isinstance(ref.ref, dict) else None
+        return sent if isinstance(sent, str) and sent else dedup_key(prefix, int(incident_id))

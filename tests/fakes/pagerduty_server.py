@@ -17,6 +17,10 @@ contract (developer docs, "Send an Alert Event", "Response Codes & Retry Logic",
   routing key; a trigger on an open alert adds a log entry (no new alert), after the
   alert is resolved a trigger opens a new alert, and acknowledge/resolve with no open
   alert are dropped (still 202). An acknowledged alert stays acknowledged on a new trigger.
+- POST /v2/change/enqueue (Change Events): {routing_key, payload: {summary (<= 1024),
+  source, timestamp, custom_details}, links}; 202 {"status": "success", "message": "Change
+  event processed"}; the same 400 body for a malformed one and the same rate limit. Kept
+  in `changes`; no dedup key: each accepted one is a change on the service's timeline.
 - Faults on demand: `force(status, count=N, retry_after=None)` answers the next N
   requests with `status` before anything else (nothing ingested).
 
@@ -54,6 +58,7 @@ class FakePagerDuty(JsonApiServer):
         super().__init__()
         self._alerts: list[PdAlert] = []
         self.events: list[dict[str, Any]] = []
+        self.changes: list[dict[str, Any]] = []  # every accepted change event
         self.requests = 0
         self._sent: dict[str, deque[float]] = {}
 
@@ -68,7 +73,7 @@ class FakePagerDuty(JsonApiServer):
             if (fault := self.take_fault()) is not None:
                 status, retry_after = fault
                 return status, _fault_body(status), {"Retry-After": retry_after} if retry_after else {}
-            if method != "POST" or path != "/v2/enqueue":
+            if method != "POST" or path not in ("/v2/enqueue", "/v2/change/enqueue"):
                 return 404, {"status": "not found", "message": f"no route {path}"}, {}
             if len(body) > MAX_BYTES:
                 return 400, _invalid([f"Event payload is larger than {MAX_BYTES} bytes"]), {}
@@ -76,6 +81,8 @@ class FakePagerDuty(JsonApiServer):
                 event = json.loads(body)
             except ValueError:
                 return 400, _invalid(["Event is not valid JSON"]), {}
+            if path == "/v2/change/enqueue":
+                return self._change(event)
             errors = validate(event)
             if errors:
                 return 400, _invalid(errors), {}
@@ -85,6 +92,15 @@ class FakePagerDuty(JsonApiServer):
             self.events.append(event)
             self._apply(event, key)
             return 202, {"status": "success", "message": "Event processed", "dedup_key": key}, {}
+
+    def _change(self, event: Any) -> Answer:
+        errors = validate_change(event)
+        if errors:
+            return 400, _invalid(errors), {}
+        if self._throttled(event["routing_key"]):
+            return 429, _fault_body(429), {"Retry-After": "1"}
+        self.changes.append(event)
+        return 202, {"status": "success", "message": "Change event processed"}, {}
 
     def _throttled(self, routing_key: str) -> bool:
         now = self.clock()
@@ -141,6 +157,25 @@ def validate(event: Any) -> list[str]:
                           "'warning' or 'info')")
     elif event.get("event_action") in ("acknowledge", "resolve") and not key:
         errors.append("'dedup_key' is required for acknowledge and resolve events")
+    return errors
+
+
+def validate_change(event: Any) -> list[str]:
+    if not isinstance(event, dict):
+        return ["Event object is not a JSON object"]
+    errors: list[str] = []
+    rk = event.get("routing_key")
+    if not isinstance(rk, str) or len(rk) != 32:
+        errors.append("Length of 'routing_key' is incorrect (should be 32 characters)")
+    p = event.get("payload")
+    if not isinstance(p, dict):
+        return [*errors, "'payload' is missing or not an object"]
+    if not p.get("summary"):
+        errors.append("'payload.summary' is missing or blank")
+    elif len(p["summary"]) > 1024:
+        errors.append("'payload.summary' is longer than 1024 characters")
+    if "custom_details" in p and not isinstance(p["custom_details"], dict):
+        errors.append("'payload.custom_details' must be an object")
     return errors
 
 

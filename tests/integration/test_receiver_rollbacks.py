@@ -1,0 +1,114 @@
+"""Receivers told of rollbacks (`events: [rollback]`): PagerDuty shows the automatic rollback
+as a change event on the service beside the incident it paged, a change-management webhook
+hears of it, signed and keyed once, and a receiver that did not ask hears nothing new.
+
+Before, only Slack and Grafana heard of a rollback: on-call looking at the PagerDuty incident
+saw no sign that Vigil had already moved production back."""
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from monitor.config_errors import ConfigError
+from tests.fakes.pagerduty_server import FakePagerDuty
+from tests.fakes.webhook_receiver import WebhookReceiver as FakeHook
+from tests.helpers_vigil import MODEL, T0, incident_prometheus, make_config, make_vigil, serving_registry
+
+PD_KEY = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
+HOOK_SECRET = "hook-secret-9a7c"
+FAST = {"timeout_s": 5.0, "max_attempts": 3, "backoff_s": 0.0, "max_wait_s": 0.2}
+CYCLES = (T0 - 900, T0 - 600, T0 - 300, T0, T0 + 60, T0 + 120, T0 + 180)
+
+
+@pytest.fixture(autouse=True)
+def keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PD_ROUTING_KEY", PD_KEY)
+    monkeypatch.setenv("HOOK_SECRET", HOOK_SECRET)
+
+
+def hook_receiver(name: str, url: str, **over: Any) -> dict[str, Any]:
+    return {"name": name, "kind": "webhook", "url": url, "secret_env": "HOOK_SECRET", **FAST, **over}
+
+
+def run_deploy_and_regression(tmp_path, receivers: list[dict[str, Any]], *, fail_alias: bool = False) -> Any:
+    registry = serving_registry()
+    cfg = make_config(tmp_path, receivers=receivers,
+                      policy={"slo_consecutive_cycles": 2, "resolve_after_cycles": 2, "rollback": {"max_attempts": 2}})
+    vigil = make_vigil(cfg, prometheus=incident_prometheus(bad_from=T0 - 300), registry=registry)
+    vigil.run_cycle(MODEL, T0 - 1200)
+    registry.aliases[(MODEL, "champion")] = "2"  # someone deploys v2; the KPI falls after it
+    if fail_alias:
+        registry.fail_set_alias = "MLflow answered 503"
+    for t in CYCLES:
+        vigil.run_cycle(MODEL, t)
+        for _ in range(5):
+            if vigil.deliver(t) == 0:
+                break
+    return vigil
+
+
+def test_the_automatic_rollback_is_a_change_event_on_the_paged_service_and_a_webhook_event(tmp_path):
+    with FakePagerDuty() as pd, FakeHook(HOOK_SECRET) as changes, FakeHook(HOOK_SECRET) as pages:
+        pd_cfg = {"name": "pd", "kind": "pagerduty", "routing_key_env": "PD_ROUTING_KEY", "url": pd.url,
+                  "events": ["incident", "rollback"], **FAST}
+        vigil = run_deploy_and_regression(tmp_path, [
+            pd_cfg,
+            hook_receiver("changes", changes.url("/alerts"), events=["rollback"]),  # a change log, never paged
+            hook_receiver("pages", pages.url("/alerts")),  # incidents only, as before
+        ])
+        [action] = vigil.store.actions(model=MODEL)
+        assert action.status == "done"
+        vigil.deliver(T0 + 3600)  # nothing is sent twice on a later round
+
+        [alert] = pd.alerts()
+        [change] = pd.changes
+        assert change["payload"]["summary"].startswith(f"Vigil rollback of {MODEL} v2 -> v1: done")
+        details = change["payload"]["custom_details"]
+        assert details["status"] == "done" and details["actor"] == "vigil"
+        assert details["incident_dedup_key"] == alert.dedup_key  # tied to the page on-call is looking at
+
+        assert [a["event"] for a in changes.alerts] == ["rollback"]  # no incident pages there
+        [told] = changes.alerts
+        assert (told["model"], told["from_version"], told["to_version"], told["status"]) == (MODEL, "2", "1", "done")
+        assert told["incident_dedup_key"] is None  # that receiver was never paged for it
+        assert told["idempotency_key"].startswith(f"rollback:{MODEL}:")
+        assert "rollback" not in [a["event"] for a in pages.alerts] and pages.alerts  # paged, told nothing new
+
+
+def test_a_rollback_that_gave_up_is_a_change_event_saying_failed(tmp_path):
+    with FakePagerDuty() as pd:
+        pd_cfg = {"name": "pd", "kind": "pagerduty", "routing_key_env": "PD_ROUTING_KEY", "url": pd.url,
+                  "events": ["rollback"], **FAST}
+        vigil = run_deploy_and_regression(tmp_path, [pd_cfg], fail_alias=True)
+        [action] = vigil.store.actions(model=MODEL)
+        assert action.status == "failed"
+        assert pd.alerts() == []  # told of rollbacks only: paged for nothing
+        [change] = pd.changes
+        assert ": failed" in change["payload"]["summary"]
+
+
+def test_an_unknown_event_is_named_with_what_is_expected(tmp_path):
+    with pytest.raises(ConfigError) as e:
+        make_config(tmp_path, receivers=[hook_receiver("changes", "http://127.0.0.1:9/alerts", events=["rollbacks"])])
+    assert "receivers[0](changes).events[0]" in str(e.value) and "'incident' or 'rollback'" in str(e.value)
+
+
+def test_a_dry_run_reaches_the_webhook_but_is_no_change_on_pagerduty(tmp_path):
+    with FakePagerDuty() as pd, FakeHook(HOOK_SECRET) as hook:
+        pd_cfg = {"name": "pd", "kind": "pagerduty", "routing_key_env": "PD_ROUTING_KEY", "url": pd.url,
+                  "events": ["rollback"], **FAST}
+        registry = serving_registry()
+        cfg = make_config(tmp_path, receivers=[pd_cfg, hook_receiver("changes", hook.url("/alerts"),
+                                                                     events=["rollback"])],
+                          policy={"slo_consecutive_cycles": 2, "resolve_after_cycles": 2,
+                                  "rollback": {"dry_run": True}})
+        vigil = make_vigil(cfg, prometheus=incident_prometheus(bad_from=T0 - 300), registry=registry)
+        vigil.run_cycle(MODEL, T0 - 1200)
+        registry.aliases[(MODEL, "champion")] = "2"
+        for t in CYCLES:
+            vigil.run_cycle(MODEL, t)
+            vigil.deliver(t)
+        assert registry.aliases[(MODEL, "champion")] == "2"  # nothing moved
+        assert [(a["event"], a["status"]) for a in hook.alerts] == [("rollback", "dry_run")]
+        assert pd.changes == []
