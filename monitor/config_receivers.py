@@ -7,13 +7,14 @@ signed webhook, Alertmanager), and which models and severities each takes.
         routing_key_env: PAGERDUTY_ROUTING_KEY   # or routing_key_file: /run/secrets/pd
         severities: [critical]        # default: warning and critical
         models: [recommender]         # default: every model
-        events: [incident, rollback]  # pagerduty and webhook; default: [incident]
+        events: [incident, rollback]  # pagerduty, opsgenie, webhook; default: [incident]
 
 `events`: `incident` pages (trigger, acknowledge, resolve); `rollback` tells each rollback
 Vigil ran or tried (and canary pulls, promotions and promotion suggestions): a PagerDuty
 *change event* on the service (a move done or failed: it notifies no one, it shows under
-"recent changes" beside the incident), a webhook POST with `event: rollback` (every
-outcome: done, failed, dry run, suggested). Off by default, so a receiver that parses
+"recent changes" beside the incident), an Opsgenie note on the incident's alert when it
+was paged for it, a webhook POST with `event: rollback` (every outcome: done, failed, dry
+run, suggested). Off by default, so a receiver that parses
 only incident events is never sent one it does not know.
 
 Keys and secrets are named, never written: `<what>_env` (an environment variable) or
@@ -137,7 +138,7 @@ class OpsgenieResponder(_Model):
     name: str = Field(min_length=1)
 
 
-class OpsgenieReceiverConfig(_Receiver):
+class OpsgenieReceiverConfig(_ReceiverOfChanges):
     kind: Literal["opsgenie"]
     api_key_env: str | None = None  # an API integration's key, sent as `GenieKey <key>`
     api_key_file: str | None = None

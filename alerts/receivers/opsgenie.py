@@ -23,6 +23,7 @@ from alerts.receivers.base import ALL, RECEIVER_ROUTE, Receiving
 from alerts.receivers.http import HttpCaller, SecretSource, json_object, run_delivery, said
 from alerts.receivers.mapping import HELD, OPSGENIE_PRIORITY, calls, opsgenie_action, opsgenie_create, sent_ref
 from alerts.receivers.record import as_sent
+from alerts.receivers.rollbacks import rollback_note
 
 log = logging.getLogger("vigil.receivers.opsgenie")
 REGION_URLS = {"us": "https://api.opsgenie.com", "eu": "https://api.eu.opsgenie.com"}
@@ -51,8 +52,10 @@ class OpsgenieReceiver:
         self.responders = responders or []
 
     def deliver(self, message: OutboxMessage) -> DeliveryResult:
-        if message.kind != MessageKind.INCIDENT:
-            return DeliveryResult(DeliveryStatus.DELIVERED, ref=message.ref)  # incidents only
+        if message.kind == MessageKind.ROLLBACK and message.payload.get("incident_dedup_key"):
+            return run_delivery(lambda: self._note(message.payload, message.ref))
+        if message.kind != MessageKind.INCIDENT:  # a rollback of an incident it has no alert of
+            return DeliveryResult(DeliveryStatus.DELIVERED, ref=message.ref)
         return run_delivery(lambda: self._send(as_sent(message.payload, message.ref), message.ref))
 
     def _send(self, record: dict[str, Any], ref: dict[str, Any] | None) -> dict[str, Any]:
@@ -82,6 +85,18 @@ class OpsgenieReceiver:
         moved = shown is None or "close" in names or ("priority", record) in actions
         return {**sent_ref(sent, ref), "request_ids": request_ids,  # the alias opened last (`calls`)
                 "priority_of": sent["severity"] if moved else shown}
+
+    def _note(self, record: dict[str, Any], ref: dict[str, Any] | None) -> dict[str, Any] | None:
+        """A rollback of an incident it paged for: a note on that alert (Opsgenie has no change
+        events), open or closed, under the alias it was paged with."""
+        alias = quote(str(record["incident_dedup_key"]), safe="")
+        body = {"source": self.source[:100], "user": str(record.get("actor") or "vigil")[:100],
+                "note": rollback_note(record)}
+        resp = self.http.post(f"{self.base}/{alias}/notes?identifierType=alias", body,
+                              {"Authorization": f"GenieKey {self.api_key.read()}"}, explain)
+        log.info("opsgenie note accepted", extra={"receiver": self.name, "alias": record["incident_dedup_key"],
+                                                 "request_id": _request_id(resp)})
+        return ref
 
     def _request(self, record: dict[str, Any], action: str) -> tuple[str, dict[str, Any]]:
         if action == "create":

@@ -39,6 +39,12 @@ def change_summary(record: dict[str, Any]) -> str:
     return line[:MAX_SUMMARY]
 
 
+def rollback_note(record: dict[str, Any]) -> str:
+    """The summary and what was done, for a note on the incident's alert (Opsgenie)."""
+    detail = f"\n{record['detail']}" if record.get("detail") else ""
+    return (change_summary(record) + detail)[:25000]
+
+
 def pagerduty_change(record: dict[str, Any], routing_key: str, *, source: str) -> dict[str, Any]:
     """A PagerDuty change event (POST /v2/change/enqueue): summary, source, timestamp and the
     record as custom details. PagerDuty keeps no dedup key for changes: a retry after a lost

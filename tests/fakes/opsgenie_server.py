@@ -17,6 +17,8 @@ authentication; rate limiting):
 - POST /v2/alerts/{identifier}/acknowledge|close?identifierType=id|alias|tiny
   ({user, source, note}): 202 likewise; the request fails (isSuccess false, "Alert does
   not exist") when no open alert has that identifier.
+- POST /v2/alerts/{identifier}/notes?identifierType=... ({note (required, <= 25000), user,
+  source}): 202 likewise; an open or closed alert takes the note, none: isSuccess false.
 - GET /v2/alerts/{identifier}?identifierType=...: 200 {"data": {...}} or 404.
 - 429 {"message": "You are making too many requests! ...", "took", "requestId"} with
   X-RateLimit-State: THROTTLED past `per_minute` requests per key in a minute, and an
@@ -128,6 +130,8 @@ class FakeOpsgenie(JsonApiServer):
             return self._create(doc, rid)
         if len(segs) == 4 and segs[3] in ("acknowledge", "close"):
             return self._act(segs[2], id_type, segs[3], doc, rid)
+        if len(segs) == 4 and segs[3] == "notes":
+            return self._note(segs[2], id_type, doc, rid)
         return 404, _error(f"no route POST {path}", rid), {}
 
     def _create(self, doc: dict[str, Any], rid: str) -> tuple[int, dict[str, Any], dict[str, str]]:
@@ -161,6 +165,24 @@ class FakeOpsgenie(JsonApiServer):
             if doc.get("note"):
                 a.notes.append(str(doc["note"]))
             self._status(rid, action.capitalize(), True, f"{action.capitalize()}d alert", a)
+        return 202, _accepted(rid), {}
+
+    def _note(self, ident: str, id_type: str, doc: dict[str, Any],
+              rid: str) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """`POST /v2/alerts/{identifier}/notes` {note (required, <= 25000), user, source}: 202,
+        processed async; an open or closed alert takes it."""
+        note = str(doc.get("note") or "")
+        if not note.strip() or len(note) > 25000:
+            return 422, {"message": "Request body is not processable. Please check the errors.",
+                         "errors": {"note": "Note can not be empty or longer than 25000 characters."},
+                         "took": 0.001, "requestId": rid}, {}
+        self.calls.append(("POST", f"/v2/alerts/{ident}/notes", doc))
+        a = self._find(ident, id_type, open_only=False)
+        if a is None:
+            self._status(rid, "AddNote", False, "Alert does not exist", None, alias=ident)
+        else:
+            a.notes.append(note)
+            self._status(rid, "AddNote", True, "Added note", a)
         return 202, _accepted(rid), {}
 
     def _priority(self, ident: str, id_type: str, body: bytes, rid: str

@@ -11,12 +11,14 @@ from typing import Any
 import pytest
 
 from monitor.config_errors import ConfigError
+from tests.fakes.opsgenie_server import FakeOpsgenie
 from tests.fakes.pagerduty_server import FakePagerDuty
 from tests.fakes.webhook_receiver import WebhookReceiver as FakeHook
 from tests.helpers_vigil import MODEL, T0, incident_prometheus, make_config, make_vigil, serving_registry
 
 PD_KEY = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
 HOOK_SECRET = "hook-secret-9a7c"
+OG_KEY = "opsgenie-test-key-3f1e"
 FAST = {"timeout_s": 5.0, "max_attempts": 3, "backoff_s": 0.0, "max_wait_s": 0.2}
 CYCLES = (T0 - 900, T0 - 600, T0 - 300, T0, T0 + 60, T0 + 120, T0 + 180)
 
@@ -25,6 +27,7 @@ CYCLES = (T0 - 900, T0 - 600, T0 - 300, T0, T0 + 60, T0 + 120, T0 + 180)
 def keys(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PD_ROUTING_KEY", PD_KEY)
     monkeypatch.setenv("HOOK_SECRET", HOOK_SECRET)
+    monkeypatch.setenv("OG_API_KEY", OG_KEY)
 
 
 def hook_receiver(name: str, url: str, **over: Any) -> dict[str, Any]:
@@ -112,3 +115,15 @@ def test_a_dry_run_reaches_the_webhook_but_is_no_change_on_pagerduty(tmp_path):
         assert registry.aliases[(MODEL, "champion")] == "2"  # nothing moved
         assert [(a["event"], a["status"]) for a in hook.alerts] == [("rollback", "dry_run")]
         assert pd.changes == []
+
+
+def test_the_rollback_is_a_note_on_the_opsgenie_alert_it_paged(tmp_path):
+    with FakeOpsgenie(OG_KEY) as og:
+        og_cfg = {"name": "og", "kind": "opsgenie", "api_key_env": "OG_API_KEY", "url": og.url,
+                  "events": ["incident", "rollback"], **FAST}
+        vigil = run_deploy_and_regression(tmp_path, [og_cfg])
+        [action] = vigil.store.actions(model=MODEL)
+        assert action.status == "done"
+        [alert] = og.alerts()
+        notes = [n for n in alert.notes if n.startswith("Vigil rollback")]
+        assert len(notes) == 1 and f"of {MODEL} v2 -> v1: done" in notes[0], alert.notes
