@@ -129,13 +129,22 @@ class FakePagerDuty(JsonApiServer):
         current.status = "acknowledged" if action == "acknowledge" else "resolved"
 
 
+def _routing_key_errors(event: dict[str, Any]) -> list[str]:
+    rk = event.get("routing_key")
+    return [] if isinstance(rk, str) and len(rk) == 32 else \
+        ["Length of 'routing_key' is incorrect (should be 32 characters)"]
+
+
+def _summary_errors(p: dict[str, Any]) -> list[str]:
+    if not p.get("summary"):
+        return ["'payload.summary' is missing or blank"]
+    return ["'payload.summary' is longer than 1024 characters"] if len(p["summary"]) > 1024 else []
+
+
 def validate(event: Any) -> list[str]:
     if not isinstance(event, dict):
         return ["Event object is not a JSON object"]
-    errors: list[str] = []
-    rk = event.get("routing_key")
-    if not isinstance(rk, str) or len(rk) != 32:
-        errors.append("Length of 'routing_key' is incorrect (should be 32 characters)")
+    errors = _routing_key_errors(event)
     if event.get("event_action") not in ACTIONS:
         errors.append("'event_action' is invalid (must be one of the following: 'trigger', 'acknowledge' or "
                       "'resolve')")
@@ -146,10 +155,7 @@ def validate(event: Any) -> list[str]:
         p = event.get("payload")
         if not isinstance(p, dict):
             return [*errors, "'payload' is missing or not an object"]
-        if not p.get("summary"):
-            errors.append("'payload.summary' is missing or blank")
-        elif len(p["summary"]) > 1024:
-            errors.append("'payload.summary' is longer than 1024 characters")
+        errors += _summary_errors(p)
         if not p.get("source"):
             errors.append("'payload.source' is missing or blank")
         if p.get("severity") not in SEVERITIES:
@@ -163,17 +169,11 @@ def validate(event: Any) -> list[str]:
 def validate_change(event: Any) -> list[str]:
     if not isinstance(event, dict):
         return ["Event object is not a JSON object"]
-    errors: list[str] = []
-    rk = event.get("routing_key")
-    if not isinstance(rk, str) or len(rk) != 32:
-        errors.append("Length of 'routing_key' is incorrect (should be 32 characters)")
+    errors = _routing_key_errors(event)
     p = event.get("payload")
     if not isinstance(p, dict):
         return [*errors, "'payload' is missing or not an object"]
-    if not p.get("summary"):
-        errors.append("'payload.summary' is missing or blank")
-    elif len(p["summary"]) > 1024:
-        errors.append("'payload.summary' is longer than 1024 characters")
+    errors += _summary_errors(p)
     if "custom_details" in p and not isinstance(p["custom_details"], dict):
         errors.append("'payload.custom_details' must be an object")
     return errors
