@@ -11,7 +11,9 @@ still serves `from_version` is what makes a retry, a restart or a second replica
 to repeat or reverse a rollback.
 
 A layer that cannot be reached keeps the intent pending (one message says so, not one
-per attempt) until it answers or `max_attempts` cycles have tried.
+per attempt) until it answers or `max_attempts` cycles have tried; one set to the target
+and still rolling out (KServe, Argo) is waited for at least `SETTLE_S` (15 min) whatever
+the interval.
 
 The same machinery carries a canary's actions (monitor/cycle/canary.py), told apart by
 the kind of the intent's action row: `canary_pull` moves the challenger's layers (its
@@ -51,7 +53,7 @@ from monitor.cycle.rollback_ask import (
 )
 from monitor.cycle.rollback_landed import forward, record_move
 from monitor.cycle.rollback_told import RollbackTeller
-from monitor.executors.base import Executor, ExecutorError, RollbackStep
+from monitor.executors.base import SETTLING, Executor, ExecutorError, RollbackStep
 from monitor.executors.guarded import guarded, preflight
 from monitor.failpoints import failpoint
 from monitor.metrics import VigilMetrics
@@ -63,6 +65,9 @@ from monitor.store.repository import ActionRow, Store
 log = logging.getLogger("vigil.rollback")
 
 HALF_WAY_ATTEMPTS = 10  # cycles a rollback keeps trying once some layer has moved
+# How long a layer set to the target may take to take effect before the rollback fails:
+# past Kubernetes' default progressDeadlineSeconds (600 s), which Argo Rollouts shares.
+SETTLE_S = 900.0
 STEP_BUDGET_S = 30.0  # a rollback's calls to its layers in one cycle (or one request); then it resumes next cycle
 Layers = Callable[[ModelConfig], list[Executor]]
 LayerHealth = Callable[[str, "ExecutorError | None"], None]  # (layer name, error or None when it answered)
@@ -254,7 +259,7 @@ class RollbackRunner:
                 self.health(layer.name, None)
         except ExecutorError as e:
             if layer is not None and e.reason != "deadline":  # not asked, out of time: no news of the layer
-                self.health(layer.name, None if e.reason == "settling" else e)  # settling: it answered
+                self.health(layer.name, None if e.reason == SETTLING else e)  # settling: it answered
             return self._retry_later(intent_id, m, now, e)
         return self.finish(intent_id, m, now, ActionStatus.DONE,
                            f"moved {names(layers)} from v{step.from_version} to v{step.to_version}"
@@ -272,7 +277,7 @@ class RollbackRunner:
         if not (seen.ok and seen.settled):  # settling: set to the target, its controller rolling it out
             said = "is set to v{}, not yet in effect" if seen.ok else "does not serve v{} after the move"
             raise ExecutorError(True, f"{layer.name} {said.format(step.to_version)}: {seen.detail}",
-                                reason="settling" if seen.ok else "failed")
+                                reason=SETTLING if seen.ok else "failed")
         return True
 
     def _step_done(self, intent_id: int, m: ModelConfig, layer: str, now: float) -> None:
@@ -294,15 +299,23 @@ class RollbackRunner:
             intent.attempts += 1
             # Once a layer has moved, stopping half-way helps no one: keep going to the end.
             limit = max(intent.max_attempts, HALF_WAY_ATTEMPTS) if intent.steps_done else intent.max_attempts
-            if not e.retryable or intent.attempts >= limit:
+            # A layer set to the target whose controller is still rolling it out is waited for
+            # by time, not by cycles: at a 30 s interval 10 cycles failed a healthy rollout.
+            waiting = e.reason == SETTLING and now - intent.created_at < SETTLE_S
+            if not e.retryable or (intent.attempts >= limit and not waiting):
                 tried = f" after {intent.attempts} attempts" if e.retryable and limit > 1 else ""
+                if e.reason == SETTLING:
+                    tried += f" and {(now - intent.created_at) / 60:.0f} min"
                 return self._finish_in(s, intent, m, now, ActionStatus.FAILED, f"gave up{tried}: {e.detail}")
             first_failure = not intent.detail
             intent.detail, intent.updated_at = e.detail, now
             action = s.get(ActionRow, intent.action_id) if intent.action_id else None
             if action is not None:
-                action.detail = f"retrying (attempt {intent.attempts} of {limit}): {e.detail}"
-            if first_failure and e.reason == "settling":  # set, its controller rolling it out: no failure
+                action.detail = (f"waiting for it to take effect (attempt {intent.attempts}; up to "
+                                 f"{SETTLE_S / 60:.0f} min or {limit} attempts, whichever is longer): {e.detail}"
+                                 if e.reason == SETTLING else
+                                 f"retrying (attempt {intent.attempts} of {limit}): {e.detail}")
+            if first_failure and e.reason == SETTLING:  # set, its controller rolling it out: no failure
                 self.told.update_incident(s, m, intent.incident_id, now)
             elif first_failure:  # once, not per attempt: people learn it is stuck, then its outcome
                 kind = action.kind if action is not None else ROLLBACK

@@ -49,6 +49,9 @@ class Verification:
     settled: bool = True
 
 
+SETTLING = "settling"  # ExecutorError.reason: set to the target, its controller still rolling it out
+
+
 class ExecutorError(Exception):
     """An executor could not act or read. `retryable` says whether the same call may succeed
     later (network, 5xx, conflict) or needs a person (404, 403, bad config); `reason` is a

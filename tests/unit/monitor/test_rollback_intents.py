@@ -394,3 +394,54 @@ def test_a_dry_run_to_the_version_already_serving_says_nothing_would_move(tmp_pa
     [action] = vigil.store.actions(model=MODEL)
     assert action.dry_run is True and action.status == "noop"
     assert [r for r in vigil.store.outbox_for_prefix("dry-run:")] == []  # no "would move v1 to v1" announced
+
+
+def _kserve_rolling_out(tmp_path: Path, kube: Any) -> tuple[Vigil, Any]:
+    from tests.fakes.kube_objects import inference_service
+
+    kube.put_object(inference_service(uri="models:/recommender/2"))
+    serving = {"kind": "kserve", "namespace": "ml", "name": "recommender",
+               "storage_uri_template": "models:/{registry}/{version}", "api_url": kube.url}
+    cfg = make_config(tmp_path, models=[model_config(serving=serving)], schedule={
+        "interval": "30s", "lookback": "30m", "baseline": "1h"},
+        policy={"slo_consecutive_cycles": 2, "resolve_after_cycles": 2})
+    reg = serving_registry()
+    vigil = make_vigil(cfg, registry=reg, prometheus=incident_prometheus(bad_from=BAD_FROM))
+    vigil.run_cycle(MODEL, T0 - 1200)
+    reg.aliases[(MODEL, "champion")] = "2"
+    for t in (T0 - 900, T0 - 600, T0 - 300, T0):
+        vigil.run_cycle(MODEL, t)
+    return vigil, reg
+
+
+def test_a_slow_healthy_rollout_at_a_short_interval_is_waited_for_not_failed(tmp_path):
+    """At a 30 s interval the ten attempts were five minutes: a KServe revision that takes six
+    to become ready (image pull, model download) failed the rollback, telling on-call it gave
+    up on a rollback that was landing."""
+    from tests.fakes.kube_api import FakeKubeApi
+    from tests.fakes.kube_objects import KSERVE, kserve_status
+
+    with FakeKubeApi() as kube:
+        vigil, _ = _kserve_rolling_out(tmp_path, kube)
+        for i in range(1, 13):  # six more minutes of 30 s cycles, the revision not ready yet
+            vigil.run_cycle(MODEL, T0 + 30 * i)
+        [action] = vigil.store.actions(model=MODEL)
+        assert action.status == "pending" and "waiting for it to take effect" in action.detail, action.detail
+        kube.controller_status(*KSERVE, "recommender", kserve_status(traffic=[("latest", 100, True)]))
+        vigil.run_cycle(MODEL, T0 + 390)
+        [action] = vigil.store.actions(model=MODEL)
+        assert action.status == "done", action.detail
+
+
+def test_a_rollout_that_never_takes_effect_fails_after_fifteen_minutes(tmp_path):
+    from tests.fakes.kube_api import FakeKubeApi
+
+    with FakeKubeApi() as kube:
+        vigil, _ = _kserve_rolling_out(tmp_path, kube)
+        t = T0
+        while vigil.store.actions(model=MODEL)[0].status == "pending" and t < T0 + 3600:
+            t += 30
+            vigil.run_cycle(MODEL, t)
+        [action] = vigil.store.actions(model=MODEL)
+        assert action.status == "failed" and "min:" in action.detail and "not yet in effect" in action.detail
+        assert 900 <= t - T0 <= 960, t - T0  # the intent was recorded at T0 - 300 or T0
