@@ -111,7 +111,7 @@ class KpiDetector:
         c = float(np.median(cur))
         if b == 0:
             return None
-        return KpiLevels(c, b, (c - b) / abs(b) * 100.0)
+        return KpiLevels(c, b, _change_pct(c, b))
 
     def score(self, state: KpiState, window: Series, start: float, end: float) -> list[Finding]:
         """A KPI_DROP finding when the KPI moved by at least `threshold_pct` the bad way.
@@ -170,7 +170,12 @@ def _noise(base: np.ndarray, b: float) -> float:
 
 def _pct(stretch: Series, baseline: float) -> float:
     """Change of the stretch's median from the baseline, in % (the stretch holds a real point)."""
-    return (float(np.nanmedian(stretch.values)) - baseline) / abs(baseline) * 100.0
+    return _change_pct(float(np.nanmedian(stretch.values)), baseline)
+
+
+def _change_pct(level: float, baseline: float) -> float:
+    """Change of `level` from the (non-zero) baseline in % of its size: a drop is negative below zero too."""
+    return (level - baseline) / abs(baseline) * 100.0
 
 
 def _onset(current: Series, level: float, bad_direction: Direction, window_end: float) -> float:
