@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from correlators.incident import CauseKind, Incident
+from detectors.kpi import held_words
 from detectors.records import Finding, FindingKind
 
 
@@ -174,8 +175,9 @@ def _not_held_words(f: Finding) -> str:
 
 
 def _held_words(f: Finding) -> str:
-    held = f.evidence.get("held_s")
-    return f", held {float(held) / 60:.0f} min" if held else ""
+    held, needed, z, noise = (None if f.evidence.get(k) is None else float(f.evidence[k])
+                              for k in ("held_s", "held_needed_s", "held_z", "noise_pct"))
+    return ", " + held_words(held, needed, z, noise) if held else ""
 
 
 def _ranking_only(f: Finding) -> bool:

@@ -231,9 +231,21 @@ def _finding(p: KpiParams, change: KpiLevels, current: Series, start: float, end
             f"KPI {p.kpi} {word} {abs(pct):.1f}% (now {level:.4g} vs baseline {base:.4g}; "
             f"threshold {p.threshold_pct:g}%" + (f", beyond its own wander of {wander_pct:.1f}%)"
                                                  if wander_pct is not None and wander_pct >= p.threshold_pct else ")")
-            + (f"; held {held_s / 60:.0f} min" if held_s else "")
+            + (f"; {held_words(held_s, needed_s, p.held_z, state.noise_pct)}" if held_s else "")
         ),
         evidence={"current": level, "baseline": base, "change_pct": pct, "series": current.label_str(),
                   "wander_pct": wander_pct, "noise_pct": state.noise_pct, "held_s": held_s,
-                  "held_needed_s": needed_s},
+                  "held_needed_s": needed_s, "held_z": p.held_z},
     )]
+
+
+def held_words(held_s: float, needed_s: float | None, held_z: float | None, noise_pct: float | None) -> str:
+    """How a drop held, for a finding's message and a regression's reason ("" when it has not).
+    Held in fewer seconds than the stretches need is held at once (`KpiDetector.held`): "held
+    5 min" read as a third of the 15 minutes the warning before it had said."""
+    if not held_s:
+        return ""
+    if needed_s and held_s < needed_s:
+        bar = f"beyond {2 * held_z:g}x its noise" if held_z else "far beyond its noise"
+        return f"held at once: a drop {bar}" + (f" ({noise_pct:.1f}%)" if noise_pct is not None else "")
+    return f"held {held_s / 60:.0f} min"

@@ -254,3 +254,15 @@ def test_a_kpi_regression_that_held_is_still_told_as_held_when_a_later_cycle_wav
     d = tier(incident(story, [deploy_cause()]), last_deploy=T - 1800)
     assert d.severity == Severity.CRITICAL, d.reasons
     assert any("after deploy of m v2, held 15 min" in r for r in d.reasons), d.reasons
+
+
+def test_a_kpi_regression_held_at_once_says_so_not_held_5_min():
+    """The last stretch alone 8 x the KPI's noise away holds at once: the reason read "held 5 min",
+    a third of the 15 minutes the warning before it had promised."""
+    at_once = f(FindingKind.KPI_DROP, "ctr", -15.0, -5.0, statistic="kpi_change_pct",
+                evidence={"held_s": 300.0, "held_needed_s": 900.0, "held_z": 4.0, "noise_pct": 1.5})
+    d = tier(incident([at_once], [deploy_cause()]), last_deploy=T - 900)
+    assert d.severity == Severity.CRITICAL
+    assert any(r.startswith("KPI ctr -15.0% after deploy of m v2, held at once: a drop beyond 8x its noise (1.5%)")
+               for r in d.reasons), d.reasons
+    assert not any("held 5 min" in r for r in d.reasons), d.reasons

@@ -143,6 +143,8 @@ def test_a_kpi_drop_far_beyond_any_noise_its_baseline_showed_has_held_at_once():
     v[-6:] = 0.05 * 0.85  # -15 % for 5 minutes: 10 x the noise, more than 8 x
     (f,) = det.score(state, series(v), ts[0], ts[-1])
     assert f.evidence["held_s"] == 300, f.evidence
+    # what happened, not "held 5 min" (5 of the 15 minutes a drop inside 8 x its noise holds for)
+    assert f.message.endswith("; held at once: a drop beyond 8x its noise (1.5%)"), f.message
     v[-6:] = 0.05 * 0.9  # -10 %: under 8 x the noise, and one stretch only
     (f,) = det.score(state, series(v), ts[0], ts[-1])
     assert f.evidence["held_s"] == 0, f.evidence
