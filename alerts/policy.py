@@ -165,10 +165,15 @@ def _held(f: Finding) -> bool:
 
 def _not_held_words(f: Finding) -> str:
     """When a drop that has not held would be critical. Never, while the KPI's noise is unknown
-    (too few baseline points): "critical once ... 15 min" promised a page that never came."""
+    (too few baseline points): "critical once ... 15 min" promised a page that never came; nor
+    while its traffic has stopped (`KpiDetector.no_traffic`), until it returns."""
     if "noise_pct" in f.evidence and f.evidence["noise_pct"] is None:
         return ("its noise is unknown (too few points in its baseline hour): not critical on this drop, "
                 "roll back by hand")
+    quiet = f.evidence.get("no_traffic_s")
+    if quiet is not None:  # no stretch holds while 0/0: "critical once ... 15 min" never came either
+        return (f"no traffic (0/0) for the last {float(quiet) / 60:.0f} min: the drop cannot hold until traffic "
+                "returns (not critical meanwhile; a person may roll back)")
     needed = f.evidence.get("held_needed_s")
     return ("critical once the drop has held " + (f"{float(needed) / 60:.0f} min " if needed else "")
             + "beyond the KPI's own noise")

@@ -122,7 +122,8 @@ class KpiDetector:
         change = self.levels(state, window, start, end)
         if change is None or (state.wander_pct is not None and abs(change.change_pct) <= state.wander_pct):
             return []
-        held = (self.held(state, window, start, end), self.params.held_stretches * self.stretch(start, end))
+        held = (self.held(state, window, start, end), self.params.held_stretches * self.stretch(start, end),
+                self.no_traffic(window, start, end))
         return _finding(self.params, change, window.between(start, end), start, end, state, held)
 
     def held(self, state: KpiState, window: Series, start: float, end: float) -> float:
@@ -142,6 +143,15 @@ class KpiDetector:
                 return 0.0
         change = _pct(window.between(end - m * s, end), b)
         return m * s if abs(change) >= p.held_z * state.noise_pct / np.sqrt(m) else 0.0
+
+    def no_traffic(self, window: Series, start: float, end: float) -> float | None:
+        """Seconds since the window's last real point when the last stretch is 0/0 (NaN) throughout:
+        traffic stopped, and no drop holds until it returns (`held`). None otherwise."""
+        inside = window.between(start, end)
+        last = inside.between(end - self.stretch(start, end), end)
+        if not len(last.values) or not last.empty or inside.empty:
+            return None
+        return end - float(inside.timestamps[~np.isnan(inside.values)][-1])
 
     def stretch(self, start: float, end: float) -> float:
         """Seconds of one stretch a drop must hold: `recent`, shorter when `held_stretches` of
@@ -202,9 +212,10 @@ def _onset(current: Series, level: float, bad_direction: Direction, window_end: 
 
 
 def _finding(p: KpiParams, change: KpiLevels, current: Series, start: float, end: float,
-             state: KpiState, held: tuple[float, float]) -> list[Finding]:
+             state: KpiState, held: tuple[float, float, float | None]) -> list[Finding]:
+    """`held`: seconds held, seconds needed to hold, seconds without traffic (`KpiDetector`)."""
     level, base, pct = change.current, change.baseline, change.change_pct
-    held_s, needed_s = held
+    held_s, needed_s, quiet_s = held
     wander_pct = state.wander_pct
     down = p.bad_direction == Direction.DOWN
     bad = pct <= -p.threshold_pct if down else pct >= p.threshold_pct
@@ -231,11 +242,13 @@ def _finding(p: KpiParams, change: KpiLevels, current: Series, start: float, end
             f"KPI {p.kpi} {word} {abs(pct):.1f}% (now {level:.4g} vs baseline {base:.4g}; "
             f"threshold {p.threshold_pct:g}%" + (f", beyond its own wander of {wander_pct:.1f}%)"
                                                  if wander_pct is not None and wander_pct >= p.threshold_pct else ")")
+            + (f"; no traffic (0/0) for the last {quiet_s / 60:.0f} min: judged on the points before it"
+               if quiet_s is not None else "")
             + (f"; {held_words(held_s, needed_s, p.held_z, state.noise_pct)}" if held_s else "")
         ),
         evidence={"current": level, "baseline": base, "change_pct": pct, "series": current.label_str(),
                   "wander_pct": wander_pct, "noise_pct": state.noise_pct, "held_s": held_s,
-                  "held_needed_s": needed_s, "held_z": p.held_z},
+                  "held_needed_s": needed_s, "held_z": p.held_z, "no_traffic_s": quiet_s},
     )]
 
 

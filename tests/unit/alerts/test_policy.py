@@ -266,3 +266,16 @@ def test_a_kpi_regression_held_at_once_says_so_not_held_5_min():
     assert any(r.startswith("KPI ctr -15.0% after deploy of m v2, held at once: a drop beyond 8x its noise (1.5%)")
                for r in d.reasons), d.reasons
     assert not any("held 5 min" in r for r in d.reasons), d.reasons
+
+
+def test_a_kpi_drop_whose_traffic_stopped_after_a_deploy_says_why_it_is_not_critical():
+    """Traffic stopped (0/0) before the drop held: no stretch ever holds while it is NaN, and the
+    warning promised "critical once the drop has held 15 min", a page that never came."""
+    quiet = f(FindingKind.KPI_DROP, "ctr", -40.0, -5.0, statistic="kpi_change_pct",
+              evidence={"held_s": 0.0, "held_needed_s": 900.0, "noise_pct": 3.0, "no_traffic_s": 420.0})
+    d = tier(incident([quiet], [deploy_cause()]), last_deploy=T - 900)
+    assert d.severity == Severity.WARNING
+    assert not any("critical once" in r for r in d.reasons), d.reasons
+    assert any("KPI ctr -40.0% after deploy of m v2: no traffic (0/0) for the last 7 min: the drop cannot hold "
+               "until traffic returns (not critical meanwhile; a person may roll back)" in r for r in d.reasons), \
+        d.reasons

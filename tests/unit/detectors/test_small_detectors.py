@@ -122,6 +122,20 @@ def test_a_kpi_drop_says_whether_it_has_held_long_enough_to_be_a_regression():
     assert f.evidence["held_s"] == 900 and f.message.endswith("; held 15 min"), f.message
 
 
+def test_a_kpi_drop_whose_traffic_stopped_before_it_held_says_it_cannot_hold_until_traffic_returns():
+    """A drop for 6 minutes, then 0/0 (no request) for the last 8: judged on the points before,
+    never held while its last stretch is NaN, and the finding said neither."""
+    v = np.full(60, 0.05)
+    v[-14:] = 0.03
+    v[-8:] = np.nan
+    _, (f,) = _held(v)
+    assert f.evidence["held_s"] == 0 and f.evidence["no_traffic_s"] == 480, f.evidence
+    assert "no traffic (0/0) for the last 8 min: judged on the points before it" in f.message, f.message
+    v[-8:] = 0.03  # traffic back, the drop still there: nothing to say about traffic
+    _, (f,) = _held(v)
+    assert f.evidence["no_traffic_s"] is None and "no traffic" not in f.message, f.message
+
+
 def test_a_kpi_drop_inside_its_noise_over_the_stretches_has_not_held():
     # points 10 % either side of 0.05 in a repeating order whose every 5-minute (6-point) median is 0.05:
     # no wander at all, but a noise of 1.48 x 10 % per point
