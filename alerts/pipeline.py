@@ -34,7 +34,15 @@ from alerts.lifecycle import (
     is_muted,
 )
 from alerts.matchers import Labels, LabelValue
-from alerts.policy import Policy, RollbackVerdict, Severity, TierDecision, assign_tier, check_rollback
+from alerts.policy import (
+    Policy,
+    RollbackVerdict,
+    Severity,
+    TierDecision,
+    assign_tier,
+    check_rollback,
+    stalled_regressions,
+)
 from alerts.routing import Routes
 from alerts.silences import Silence, muting
 from correlators.incident import Incident
@@ -106,12 +114,15 @@ Stage = Callable[[AlertInputs, AlertRules, AlertPlan], AlertPlan]
 
 def incident_digest(incident: Incident, severity: Severity | None) -> str:
     """What, if it changes, deserves a new notification: severity, which things are
-    wrong, and the top cause. Small value changes do not re-notify."""
-    body = {
+    wrong, the top cause, and a deploy's KPI drop that can no longer turn critical (its traffic
+    stopped before it held). Small value changes do not re-notify."""
+    body: dict[str, object] = {
         "severity": str(severity),
         "findings": sorted({(str(f.kind), f.entity) for f in incident.findings}),
         "top": (str(incident.top_cause.kind), incident.top_cause.entity) if incident.top_cause else None,
     }
+    if stalled := stalled_regressions(incident):  # only then: every other incident's digest stays as stored
+        body["no_traffic"] = stalled
     return hashlib.sha256(json.dumps(json_safe(body), sort_keys=True).encode()).hexdigest()[:32]
 
 

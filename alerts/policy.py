@@ -157,6 +157,17 @@ def _regression(incident: Incident, kpi: list[Finding], critical: list[str], war
                    + _not_held_words(kpi[0]))
 
 
+def stalled_regressions(incident: Incident) -> list[str]:
+    """KPIs whose drop after a deploy of this model cannot hold, and so turn critical, because
+    their traffic stopped (0/0) first (`KpiDetector.no_traffic`): what the warning said about
+    when it would be critical no longer holds, and people are to be told so."""
+    top = incident.top_cause
+    if not (top is not None and top.kind == CauseKind.DEPLOY and top.deploy and top.deploy.model == incident.model):
+        return []
+    return sorted({f.entity for f in incident.findings if f.kind == FindingKind.KPI_DROP and not _held(f)
+                   and f.evidence.get("no_traffic_s") is not None})
+
+
 def _held(f: Finding) -> bool:
     """Has this KPI drop held long enough to be a deploy's regression (`KpiDetector.held`)?
     A finding that does not say (not made by the KPI detector) counts as held."""

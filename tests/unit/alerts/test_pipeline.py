@@ -207,3 +207,23 @@ def test_a_regression_still_there_hours_after_its_deploy_is_still_rolled_back_on
     told = OpenIncident(Severity.CRITICAL, None, T - 600, None, False)
     plan = plan_alerts(AlertInputs(this_cycle, held, ModelHistory(open_incident=told), True, T), RULES)
     assert plan.rollback is not None and plan.rollback.allowed, plan.rollback
+
+
+def test_a_deploys_kpi_drop_whose_traffic_stopped_before_it_held_is_told_again() -> None:
+    """The warning told "critical once the drop has held 15 min"; traffic then stopped (0/0) and the
+    drop can no longer hold, but the digest did not change: nothing was told, and people waited
+    for a page that never came. Told once when it stops (and again when traffic returns)."""
+    def kpi_drop(**evidence: object) -> Incident:
+        inc = incident(-12.0)
+        ev = {"held_s": 0.0, "held_needed_s": 900.0, "noise_pct": 2.0, **evidence}
+        return replace(inc, findings=[replace(inc.findings[0], evidence=ev)])
+
+    told = tier_stage(inputs(kpi_drop(no_traffic_s=None)), RULES, AlertPlan()).digest
+    assert told == tier_stage(inputs(kpi_drop()), RULES, AlertPlan()).digest  # unchanged when traffic flows
+    opened = OpenIncident(Severity.WARNING, told, T - 300, None, False)
+    plan = plan_alerts(inputs(kpi_drop(no_traffic_s=420.0), open_incident=opened), RULES)
+    assert plan.lifecycle.step == Step.UPDATE and plan.lifecycle.notify, plan.lifecycle
+    assert plan.tier is not None and any("no traffic (0/0) for the last 7 min" in r for r in plan.tier.reasons)
+    later = plan_alerts(inputs(kpi_drop(no_traffic_s=480.0), open_incident=replace(opened, digest=plan.digest)),
+                        RULES)
+    assert later.lifecycle.step == Step.UNCHANGED, later.lifecycle  # a minute more of it is no news
