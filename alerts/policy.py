@@ -7,7 +7,8 @@ Tiers (defaults from the field, all overridable in vigil.yaml):
            trace anomalies; data-quality problems; missing data (Vigil is blind); a
            canary that failed against the champion (it is pulled at once: nobody to page).
 - critical (owner + on-call):
-    a. drift >= drift_critical together with a KPI drop >= kpi_drop_pct (not in cold start);
+    a. drift >= drift_critical together with a KPI drop >= kpi_drop_pct (not in cold start; a
+       drop whose top cause is a deploy of this model only once it has held, as in c);
     b. an SLO breached for slo_consecutive_cycles cycles in a row;
     c. a KPI drop >= kpi_drop_pct whose top cause is a deploy of this model, held for
        three stretches of its current level and beyond its noise (`KpiDetector.held`): a regression
@@ -91,10 +92,13 @@ def assign_tier(
     warning: list[str] = []
 
     max_drift = max(drift, key=lambda f: f.value, default=None)
+    # A deploy's own KPI drop must hold before it is critical (c), with drift too: past cold
+    # start a new version's prediction drift and one noisy cycle rolled the deploy back.
+    paired = [k for k in kpi if _held(k) or not _deploy_blamed(incident)]
     # At a threshold is over it, as the detector (and Evidently's page) reads its own threshold:
     # with `>` a drift finding at exactly 0.1 warned nobody.
-    if max_drift is not None and max_drift.value >= policy.drift_critical and kpi:
-        k = kpi[0]
+    if max_drift is not None and max_drift.value >= policy.drift_critical and paired:
+        k = paired[0]
         why = (f"drift {max_drift.statistic} {max_drift.value:.3g} {_over(max_drift.value, policy.drift_critical)} "
                f"{policy.drift_critical:g} on "
                f"{max_drift.entity} with KPI {k.entity} {k.value:+.1f}% (limit -{_kpi_limit(k, policy):g}%)")
@@ -145,8 +149,7 @@ def _regression(incident: Incident, kpi: list[Finding], critical: list[str], war
     """A KPI drop whose top cause is a deploy of this model: critical once the drop has held,
     a warning saying so until then (one noisy cycle must not roll a healthy version back)."""
     top = incident.top_cause
-    if not (kpi and top is not None and top.kind == CauseKind.DEPLOY and top.deploy
-            and top.deploy.model == incident.model):
+    if not (kpi and top is not None and _deploy_blamed(incident)):
         return
     held = [k for k in kpi if _held(k)]
     if held:
@@ -157,12 +160,18 @@ def _regression(incident: Incident, kpi: list[Finding], critical: list[str], war
                    + _not_held_words(kpi[0]))
 
 
+def _deploy_blamed(incident: Incident) -> bool:
+    """Is the incident's top cause a deploy of its own model (what a rollback would undo)?"""
+    top = incident.top_cause
+    return top is not None and top.kind == CauseKind.DEPLOY and top.deploy is not None \
+        and top.deploy.model == incident.model
+
+
 def stalled_regressions(incident: Incident) -> list[str]:
     """KPIs whose drop after a deploy of this model cannot hold, and so turn critical, because
     their traffic stopped (0/0) first (`KpiDetector.no_traffic`): what the warning said about
     when it would be critical no longer holds, and people are to be told so."""
-    top = incident.top_cause
-    if not (top is not None and top.kind == CauseKind.DEPLOY and top.deploy and top.deploy.model == incident.model):
+    if not _deploy_blamed(incident):
         return []
     return sorted({f.entity for f in incident.findings if f.kind == FindingKind.KPI_DROP and not _held(f)
                    and f.evidence.get("no_traffic_s") is not None})

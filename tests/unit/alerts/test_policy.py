@@ -279,3 +279,25 @@ def test_a_kpi_drop_whose_traffic_stopped_after_a_deploy_says_why_it_is_not_crit
     assert any("KPI ctr -40.0% after deploy of m v2: no traffic (0/0) for the last 7 min: the drop cannot hold "
                "until traffic returns (not critical meanwhile; a person may roll back)" in r for r in d.reasons), \
         d.reasons
+
+
+def test_a_deploys_kpi_drop_that_has_not_held_is_not_made_critical_by_drift_after_cold_start():
+    """Past cold start (`cold_start: 1h` here; or a story open longer than the default 7 days) a
+    new version's own prediction drift with one noisy cycle's KPI drop was critical by the drift
+    rule, and the guard rolled the deploy back on that one cycle: the hold a deploy's regression
+    needs was skipped. Drift with a drop that held, or with no deploy to blame, is as before."""
+    short = Policy(cold_start=3600.0)
+    drift = f(FindingKind.PREDICTION_DRIFT, "score", 0.25, 0.1)
+
+    def kpi(held_s):
+        return f(FindingKind.KPI_DROP, "ctr", -7.0, -5.0, statistic="kpi_change_pct",
+                 evidence={"held_s": held_s, "held_needed_s": 900.0, "noise_pct": 2.0})
+
+    noisy = incident([drift, kpi(0.0)], [deploy_cause()])
+    d = tier(noisy, last_deploy=T - 5400, policy=short)
+    assert d.severity == Severity.WARNING, d.reasons
+    assert not check_rollback(noisy, d.severity, DEFAULT_GUARD, now=T, recent_rollbacks=[]).allowed
+    assert any("critical once the drop has held 15 min" in r for r in d.reasons), d.reasons
+    assert tier(incident([drift, kpi(900.0)], [deploy_cause()]), last_deploy=T - 5400,
+                policy=short).severity == Severity.CRITICAL
+    assert tier(incident([drift, kpi(0.0)]), policy=short).severity == Severity.CRITICAL  # no deploy: drift's rule
