@@ -7,15 +7,17 @@ signed webhook, Alertmanager), and which models and severities each takes.
         routing_key_env: PAGERDUTY_ROUTING_KEY   # or routing_key_file: /run/secrets/pd
         severities: [critical]        # default: warning and critical
         models: [recommender]         # default: every model
-        events: [incident, rollback]  # pagerduty, opsgenie, webhook; default: [incident]
+        events: [incident, rollback, deploy]  # pagerduty, webhook (opsgenie: no deploy); default: [incident]
 
 `events`: `incident` pages (trigger, acknowledge, resolve); `rollback` tells each rollback
 Vigil ran or tried (and canary pulls, promotions and promotion suggestions): a PagerDuty
 *change event* on the service (a move done or failed: it notifies no one, it shows under
 "recent changes" beside the incident), an Opsgenie note on the incident's alert when it
 was paged for it, a webhook POST with `event: rollback` (every outcome: done, failed, dry
-run, suggested). Off by default, so a receiver that parses
-only incident events is never sent one it does not know.
+run, suggested). `deploy`: each alias move the registry poll sees (a PagerDuty change event,
+a webhook `event: deploy`), so "what changed?" beside a page shows the model's deploys.
+Both off by default, so a receiver that parses only incident events is never sent one it
+does not know.
 
 Keys and secrets are named, never written: `<what>_env` (an environment variable) or
 `<what>_file` (a file, e.g. a mounted Kubernetes secret), read on each call so a rotated
@@ -45,10 +47,15 @@ def _every_severity() -> list[SeverityName]:
     return ["warning", "critical"]
 
 
-ReceiverEvent = Literal["incident", "rollback"]
+ReceiverEvent = Literal["incident", "rollback", "deploy"]
+OpsgenieEvent = Literal["incident", "rollback"]
 
 
 def _incidents_only() -> list[ReceiverEvent]:
+    return ["incident"]
+
+
+def _opsgenie_incidents_only() -> list[OpsgenieEvent]:
     return ["incident"]
 
 
@@ -140,6 +147,8 @@ class OpsgenieResponder(_Model):
 
 class OpsgenieReceiverConfig(_ReceiverOfChanges):
     kind: Literal["opsgenie"]
+    # a rollback is a note on the incident's alert; a deploy has no alert to note it on
+    events: list[OpsgenieEvent] = Field(default_factory=_opsgenie_incidents_only, min_length=1)  # type: ignore[assignment]
     api_key_env: str | None = None  # an API integration's key, sent as `GenieKey <key>`
     api_key_file: str | None = None
     region: Literal["us", "eu"] = "us"

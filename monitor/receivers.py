@@ -35,7 +35,7 @@ def _http(backend: str, r: ReceiverConfig) -> HttpCaller:
 def _receiving(r: ReceiverConfig) -> Receiving:
     events = getattr(r, "events", ["incident"])  # Opsgenie and Alertmanager take incidents only
     return Receiving(Match(models=frozenset(r.models), severities=frozenset(r.severities)), r.dedup_prefix,
-                     incidents="incident" in events, rollbacks="rollback" in events)
+                     incidents="incident" in events, rollbacks="rollback" in events, deploys="deploy" in events)
 
 
 def build_receiver(config: VigilConfig, r: ReceiverConfig) -> Notifier:

@@ -39,9 +39,16 @@ class Receiving:
     dedup_prefix: str = "vigil"
     incidents: bool = True  # pages: a receiver told only of rollbacks (a change log) is paged nothing
     rollbacks: bool = False  # each rollback's outcome, for the models it matches (no severity: it has none)
+    deploys: bool = False  # each alias move the registry poll sees, likewise
 
     def takes_rollback(self, model: str) -> bool:
-        return self.rollbacks and (not self.match.models or model in self.match.models)
+        return self.rollbacks and self._model(model)
+
+    def takes_deploy(self, model: str) -> bool:
+        return self.deploys and self._model(model)
+
+    def _model(self, model: str) -> bool:
+        return not self.match.models or model in self.match.models
 
 
 ALL = Receiving()  # every model, every severity, keys vigil-incident-<id>

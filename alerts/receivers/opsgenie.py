@@ -20,10 +20,10 @@ import httpx
 
 from alerts.outbox import DeliveryResult, DeliveryStatus, MessageKind, OutboxMessage
 from alerts.receivers.base import ALL, RECEIVER_ROUTE, Receiving
+from alerts.receivers.changes import rollback_note
 from alerts.receivers.http import HttpCaller, SecretSource, json_object, run_delivery, said
 from alerts.receivers.mapping import HELD, OPSGENIE_PRIORITY, calls, opsgenie_action, opsgenie_create, sent_ref
 from alerts.receivers.record import as_sent
-from alerts.receivers.rollbacks import rollback_note
 
 log = logging.getLogger("vigil.receivers.opsgenie")
 REGION_URLS = {"us": "https://api.opsgenie.com", "eu": "https://api.eu.opsgenie.com"}

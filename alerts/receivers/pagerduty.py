@@ -11,7 +11,8 @@ environment variable or file and is never logged nor put in an error.
 
 With `events: [rollback]`, each rollback that moved production (done) or tried to (failed)
 is a change event, POST {url}/v2/change/enqueue (202; the same routing key serves both):
-it notifies no one and shows under the service's recent changes, beside the incident.
+it notifies no one and shows under the service's recent changes, beside the incident. So
+is each deploy the registry poll sees, with `events: [deploy]`.
 """
 from __future__ import annotations
 
@@ -22,10 +23,10 @@ import httpx
 
 from alerts.outbox import DeliveryResult, DeliveryStatus, MessageKind, OutboxMessage
 from alerts.receivers.base import ALL, RECEIVER_ROUTE, Receiving
+from alerts.receivers.changes import CHANGED, pagerduty_change
 from alerts.receivers.http import HttpCaller, SecretSource, json_object, run_delivery, said
 from alerts.receivers.mapping import calls, pagerduty_event, sent_ref
 from alerts.receivers.record import as_sent
-from alerts.receivers.rollbacks import CHANGED, pagerduty_change
 
 log = logging.getLogger("vigil.receivers.pagerduty")
 DEFAULT_URL = "https://events.pagerduty.com"
@@ -53,7 +54,8 @@ class PagerDutyReceiver:
         self.change_endpoint = url.rstrip("/") + "/v2/change/enqueue"
 
     def deliver(self, message: OutboxMessage) -> DeliveryResult:
-        if message.kind == MessageKind.ROLLBACK and message.payload.get("status") in CHANGED:
+        if message.kind == MessageKind.DEPLOY or (message.kind == MessageKind.ROLLBACK
+                                                  and message.payload.get("status") in CHANGED):
             return run_delivery(lambda: self._change(message.payload, message.ref))
         if message.kind != MessageKind.INCIDENT:  # a dry run or a suggestion changed nothing
             return DeliveryResult(DeliveryStatus.DELIVERED, ref=message.ref)
@@ -63,7 +65,7 @@ class PagerDutyReceiver:
         event = pagerduty_change(record, self.routing_key.read(), source=self.source)
         resp = self.http.post(self.change_endpoint, event, {}, explain)
         log.info("pagerduty change event accepted", extra={"receiver": self.name, "model": record["model"],
-                                                          "status": resp.status_code})
+                                                          "kind": record["kind"], "status": resp.status_code})
         return ref
 
     def _send(self, record: dict[str, Any], ref: dict[str, Any] | None) -> dict[str, Any]:

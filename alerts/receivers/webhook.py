@@ -7,8 +7,9 @@ body bytes, and `Idempotency-Key: <dedup key>:<outbox row id>`. The key and the 
 the same on every delivery of one state change (retries, a restart, another replica),
 so a receiver that acts once per key acts once per change. Body: the record with
 `event` (triggered | acknowledged | resolved) and `idempotency_key`; with `events:
-[rollback]`, each rollback's record (alerts/receivers/rollbacks.py) with `event: rollback`,
-keyed `rollback:<model>:<intent>:<outbox row id>`. Any 2xx is
+[rollback]`, each rollback's record (alerts.receivers.changes.py) with `event: rollback`,
+keyed `rollback:<model>:<intent>:<outbox row id>`; with `[deploy]`, each alias move as
+`event: deploy`, keyed `deploy:<model>:<version>:<seen at>:<outbox row id>`. Any 2xx is
 delivered; 408/425/429 and 5xx are retried, another 4xx fails with the receiver's answer.
 """
 from __future__ import annotations
@@ -19,10 +20,10 @@ from typing import Any
 
 from alerts.outbox import DeliveryResult, DeliveryStatus, MessageKind, OutboxMessage
 from alerts.receivers.base import ALL, RECEIVER_ROUTE, Receiving
+from alerts.receivers.changes import webhook_change_body
 from alerts.receivers.http import HttpCaller, SecretSource, run_delivery
 from alerts.receivers.mapping import sent_ref, webhook_body
 from alerts.receivers.record import as_sent
-from alerts.receivers.rollbacks import webhook_rollback_body
 
 log = logging.getLogger("vigil.receivers.webhook")
 
@@ -36,9 +37,9 @@ class WebhookReceiver:
         self.name, self.url, self.secret, self.http = name, url, secret, http
 
     def deliver(self, message: OutboxMessage) -> DeliveryResult:
-        if message.kind == MessageKind.ROLLBACK:  # written only when `events` has rollback
+        if message.kind in (MessageKind.ROLLBACK, MessageKind.DEPLOY):  # written only when `events` asks
             key = f"{message.key}:{message.id}"
-            return run_delivery(lambda: self._post(webhook_rollback_body(message.payload, key), key, message.ref))
+            return run_delivery(lambda: self._post(webhook_change_body(message.payload, key), key, message.ref))
         if message.kind != MessageKind.INCIDENT:
             return DeliveryResult(DeliveryStatus.DELIVERED, ref=message.ref)
         record = as_sent(message.payload, message.ref)  # the receiver knows the incident by its first key

@@ -206,9 +206,10 @@ class OutboxWriter:
     def deploy(self, s: Session, event: DeployEvent, t: float) -> None:
         payload = {"model": event.model, "alias": event.alias, "version": event.version,
                    "previous_version": event.previous_version, "at": event.at}
+        key = f"deploy:{event.model}:{event.version}:{int(t)}"
         for name in self.notifiers.taking(MessageKind.DEPLOY):
-            self.store.enqueue(s, name, MessageKind.DEPLOY, f"deploy:{event.model}:{event.version}:{int(t)}",
-                               payload, t)
+            self.store.enqueue(s, name, MessageKind.DEPLOY, key, payload, t)
+        self.receivers.deploy(s, event.model, {**payload, "source": event.source}, t, key=key)
 
     def rollback(self, s: Session, model: str, payload: dict[str, Any], now: float, *, key: str) -> None:
         """`key` names the rollback (its intent), so two in one second stay two messages."""

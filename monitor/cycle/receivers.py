@@ -12,7 +12,8 @@ receiver that does not have it already: one that has it (it paged on its own bef
 joined) keeps getting its changes of state and severity, so nothing is left open there.
 
 A receiver with `events: [rollback]` is also told of each rollback's outcome (key
-`rollback:<model>:<intent>`), in the outcome's transaction, for the models it matches.
+`rollback:<model>:<intent>`), in the outcome's transaction, for the models it matches;
+with `[deploy]`, of each alias move the registry poll saw (key `deploy:<model>:...`).
 """
 from __future__ import annotations
 
@@ -25,9 +26,9 @@ from alerts.lifecycle import IncidentStatus
 from alerts.outbox import MessageKind, Notifier
 from alerts.payload import IncidentSnapshot
 from alerts.receivers.base import receivers_of
+from alerts.receivers.changes import deploy_record, rollback_record
 from alerts.receivers.mapping import HELD
 from alerts.receivers.record import dedup_key, group_record, receiver_record, state_of
-from alerts.receivers.rollbacks import rollback_record
 from monitor.store import groups
 from monitor.store.repository import Store
 from monitor.store.tables import MessageRefRow
@@ -124,3 +125,10 @@ class ReceiverWriter:
         ref = s.get(MessageRefRow, (name, f"incident:{incident_id}"))
         sent = ref.ref.get("dedup_key") if ref is not None and isinstance(ref.ref, dict) else None
         return sent if isinstance(sent, str) and sent else dedup_key(prefix, int(incident_id))
+
+    def deploy(self, s: Session, model: str, payload: dict[str, Any], now: float, *, key: str) -> list[str]:
+        """A deploy the registry poll saw, for each receiver told of the model's deploys; their names."""
+        taken = [name for name, r in self.receivers.items() if r.takes_deploy(model)]
+        for name in taken:
+            self.store.enqueue(s, name, MessageKind.DEPLOY, key, deploy_record(payload), now)
+        return taken

@@ -1,6 +1,11 @@
-"""What a receiver is told of a rollback (`events: [rollback]`): one record per outcome,
-built in the outcome's transaction like an incident's record, so every delivery of it
-(retries, another replica, a restart) sends the same thing.
+"""What a receiver is told of a change to production (`events: [rollback, deploy]`): one
+record per rollback outcome or deploy, built in the transaction that recorded it like an
+incident's record, so every delivery of it (retries, another replica, a restart) sends the
+same thing.
+
+A deploy's record: `kind` deploy, `model`, `alias`, `version`, `previous_version`, `at`,
+`source` (registry: the poll saw the alias move; response: a move made while an incident
+was open, a person's answer to it).
 
 The record: `kind` (rollback, canary_pull, canary_promote, promotion_suggested), `model`,
 `status` (done, failed, dry_run, noop, refused, suggested), `from_version`, `to_version`,
@@ -17,6 +22,7 @@ from detectors.records import json_safe
 
 _KEYS = ("kind", "model", "status", "from_version", "to_version", "at", "reason", "actor", "detail", "dry_run",
          "incident_id")
+_DEPLOY_KEYS = ("model", "alias", "version", "previous_version", "at", "source")
 # A PagerDuty change event is for a change to production: a dry run, a no-op, a refusal or
 # a suggestion moved nothing, so only these are sent there (a webhook hears of every one).
 CHANGED = frozenset({"done", "failed"})  # failed: it may have moved part of production
@@ -30,8 +36,17 @@ def rollback_record(payload: dict[str, Any], incident_dedup_key: str | None) -> 
     return json_safe(record)
 
 
+def deploy_record(payload: dict[str, Any]) -> dict[str, Any]:
+    return json_safe({"kind": "deploy", **{k: payload.get(k) for k in _DEPLOY_KEYS}})
+
+
 def change_summary(record: dict[str, Any]) -> str:
-    """One line, e.g. `Vigil rollback of ranker v7 -> v6: done (p99 latency 0.8 s > 0.5 s SLO)`."""
+    """One line, e.g. `Vigil rollback of ranker v7 -> v6: done (p99 latency 0.8 s > 0.5 s SLO)`
+    or `ranker 'champion' -> v7 (was v6), seen in the model registry by Vigil`."""
+    if record["kind"] == "deploy":
+        was = f" (was v{record['previous_version']})" if record.get("previous_version") else ""
+        return (f"{record['model']} '{record['alias']}' -> v{record['version']}{was}, "
+                "seen in the model registry by Vigil")
     what = str(record["kind"]).replace("_", " ")
     reason = f" ({record['reason']})" if record.get("reason") else ""
     line = (f"Vigil {what} of {record['model']} v{record.get('from_version')} -> v{record.get('to_version')}: "
@@ -54,5 +69,7 @@ def pagerduty_change(record: dict[str, Any], routing_key: str, *, source: str) -
                         "timestamp": iso(float(record["at"])), "custom_details": record}}
 
 
-def webhook_rollback_body(record: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
-    return {"event": "rollback", "idempotency_key": idempotency_key, **record}
+def webhook_change_body(record: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
+    """`event` rollback or deploy (a canary's pull or promotion is a rollback event of its kind)."""
+    return {"event": "deploy" if record["kind"] == "deploy" else "rollback", "idempotency_key": idempotency_key,
+            **record}

@@ -94,7 +94,7 @@ def test_a_rollback_that_gave_up_is_a_change_event_saying_failed(tmp_path):
 def test_an_unknown_event_is_named_with_what_is_expected(tmp_path):
     with pytest.raises(ConfigError) as e:
         make_config(tmp_path, receivers=[hook_receiver("changes", "http://127.0.0.1:9/alerts", events=["rollbacks"])])
-    assert "receivers[0](changes).events[0]" in str(e.value) and "'incident' or 'rollback'" in str(e.value)
+    assert "receivers[0](changes).events[0]" in str(e.value) and "'incident', 'rollback' or 'deploy'" in str(e.value)
 
 
 def test_a_dry_run_reaches_the_webhook_but_is_no_change_on_pagerduty(tmp_path):
@@ -127,3 +127,30 @@ def test_the_rollback_is_a_note_on_the_opsgenie_alert_it_paged(tmp_path):
         [alert] = og.alerts()
         notes = [n for n in alert.notes if n.startswith("Vigil rollback")]
         assert len(notes) == 1 and f"of {MODEL} v2 -> v1: done" in notes[0], alert.notes
+
+
+def test_the_deploy_and_its_rollback_are_two_changes_on_the_service_in_order(tmp_path):
+    """`events: [deploy]`: the alias move the registry poll saw is a change event too, so the
+    page's "recent changes" show the deploy that caused it and the rollback that undid it;
+    Vigil's own move back is the rollback's change, never a second deploy."""
+    with FakePagerDuty() as pd, FakeHook(HOOK_SECRET) as hook:
+        pd_cfg = {"name": "pd", "kind": "pagerduty", "routing_key_env": "PD_ROUTING_KEY", "url": pd.url,
+                  "events": ["incident", "rollback", "deploy"], **FAST}
+        vigil = run_deploy_and_regression(tmp_path, [pd_cfg, hook_receiver("changes", hook.url("/alerts"),
+                                                                           events=["deploy"])])
+        assert [a.status for a in vigil.store.actions(model=MODEL)] == ["done"]
+        summaries = [c["payload"]["summary"] for c in pd.changes]
+        assert len(summaries) == 2, summaries
+        assert summaries[0] == f"{MODEL} 'champion' -> v2 (was v1), seen in the model registry by Vigil"
+        assert summaries[1].startswith(f"Vigil rollback of {MODEL} v2 -> v1: done")
+        [deploy] = hook.alerts
+        assert (deploy["event"], deploy["version"], deploy["previous_version"], deploy["source"]) == \
+            ("deploy", "2", "1", "registry")
+
+
+def test_opsgenie_takes_no_deploy_events(tmp_path):
+    og_cfg = {"name": "og", "kind": "opsgenie", "api_key_env": "OG_API_KEY", "url": "http://127.0.0.1:9",
+              "events": ["incident", "deploy"]}
+    with pytest.raises(ConfigError) as e:
+        make_config(tmp_path, receivers=[og_cfg])
+    assert "receivers[0](og).events[1]" in str(e.value) and "'incident' or 'rollback'" in str(e.value)
