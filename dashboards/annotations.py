@@ -1,7 +1,7 @@
 """Deploys, incidents and rollbacks as Grafana annotations: the bodies and the calls.
 
 Annotations are org-wide (no dashboard uid) and tagged ["vigil", kind, model, ...,
-key]; the generated dashboards pick them up by tag. An incident is one region
+key tag]; the generated dashboards pick them up by tag. An incident is one region
 annotation: created when it opens (time = opened_at) and patched with timeEnd when
 it resolves.
 
@@ -11,6 +11,7 @@ event key's tag when a create is retried: a lost response leaves no duplicate be
 """
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -57,9 +58,24 @@ def _str(payload: Mapping[str, Any], key: str, kind: str) -> str:
     return str(value)
 
 
+KEY_TAG_PREFIX = "vigil-key/"
+MAX_TAG_CHARS = 100  # Grafana's tag table: key and value are varchar(100)
+
+
 def key_tag(event: AnnotationEvent) -> str:
-    """A tag unique to the event key ("incident:42"), used to find our own annotation again."""
-    return event.key
+    """A tag unique to the event key ("incident:42" -> "vigil-key/incident/42"), used to find
+    our own annotation again.
+
+    No colon: Grafana reads "a:b" as the key "a" with the value "b" (and drops what follows a
+    second colon), and a query tag without a value matches every tag of that key, counted
+    once each. "incident:42" thus also matched the dashboards' query tag "incident", their
+    count of matches came out one over the number of query tags, and no dashboard showed
+    any annotation. Long keys are shortened with a hash to fit Grafana's tag column."""
+    tag = KEY_TAG_PREFIX + event.key.replace(":", "/")
+    if len(tag) <= MAX_TAG_CHARS:
+        return tag
+    digest = hashlib.sha256(event.key.encode()).hexdigest()[:16]
+    return f"{tag[:MAX_TAG_CHARS - len(digest) - 1]}~{digest}"
 
 
 def _deploy_body(event: AnnotationEvent) -> dict[str, Any]:

@@ -18,7 +18,8 @@
   `{"message":"Dashboard not found"}`.
 - POST /api/annotations (time/timeEnd must be integer epoch ms) -> `{"message":"Annotation added","id":N}`;
   PATCH /api/annotations/{id} -> `{"message":"Annotation patched"}` or 404;
-  GET /api/annotations?from&to&tags(ANDed)&limit&type.
+  GET /api/annotations?from&to&tags&matchAny&limit&type. Tags are kept and matched as Grafana
+  does, a colon splitting key from value (tests/fakes/grafana_tags.py).
 - GET /api/health -> 200.
 - Faults on demand: `force(status, count, path=prefix, retry_after=s, body=...)`, `down()`/`up()`
   (connection refused: the socket is closed), `delay(seconds, count)`.
@@ -37,6 +38,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from tests.fakes.grafana_tags import stored_tags, tags_match
 from tests.fakes.local_http import LocalHTTPServer
 
 _UID = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
@@ -306,7 +308,7 @@ class FakeGrafana:
         self.annotations[aid] = {"id": aid, "dashboardUID": body.get("dashboardUID", ""),
                                  "panelId": body.get("panelId", 0),
                                  "time": t, "timeEnd": body.get("timeEnd", t), "text": body["text"],
-                                 "tags": list(body.get("tags") or []), "type": "annotation"}
+                                 "tags": stored_tags(body.get("tags") or []), "type": "annotation"}
         return 200, {"message": "Annotation added", "id": aid}
 
     def _patch_annotation(self, aid: int, body: Any) -> tuple[int, Any]:
@@ -318,9 +320,11 @@ class FakeGrafana:
         if err:
             return 400, {"message": err}
         a = self.annotations[aid]
-        for key in ("text", "tags", "time", "timeEnd"):
+        for key in ("text", "time", "timeEnd"):
             if key in body:
                 a[key] = body[key]
+        if "tags" in body:
+            a["tags"] = stored_tags(body["tags"] or [])
         return 200, {"message": "Annotation patched"}
 
     def _find_annotations(self, query: dict[str, list[str]]) -> list[dict[str, Any]]:
@@ -329,7 +333,8 @@ class FakeGrafana:
         to = int(query.get("to", [str(2**62)])[0])
         limit = int(query.get("limit", ["100"])[0])
         hits = [a for a in self.annotations.values()
-                if all(t in a["tags"] for t in tags) and a["time"] <= to and a["timeEnd"] >= frm]
+                if tags_match(a["tags"], tags, match_any=query.get("matchAny", ["false"])[0] == "true")
+                and a["time"] <= to and a["timeEnd"] >= frm]
         hits.sort(key=lambda a: a["time"], reverse=True)
         return hits[:limit]
 

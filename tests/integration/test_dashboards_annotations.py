@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from alerts.outbox import DeliveryStatus, MessageKind, OutboxMessage
@@ -63,11 +64,42 @@ def test_deploy_and_rollback_annotations(grafana: FakeGrafana) -> None:
     assert dep["text"] == "Deploy: recommender champion -> v4 (was v3)"
     assert rb["time"] == 1_790_000_400_000 and rb["tags"][:4] == ["vigil", "rollback", "recommender", "done"]
     assert "v4 -> v3" in rb["text"] and "critical incident 42" in rb["text"]
-    # The tags the generated dashboards query for find exactly these annotations.
-    (model_dash,) = [d for d in build_all(sample_spec()) if d["uid"] == "vigil-recommender"]
-    for q in model_dash["annotations"]["list"]:
-        hits = [a for a in grafana.annotations.values() if all(t in a["tags"] for t in q["target"]["tags"])]
-        assert len(hits) == (0 if q["name"] == "Incidents" else 1), q["name"]
+
+
+def _shown(g: FakeGrafana, tags: list[str], params: dict[str, str]) -> list[str]:
+    """What Grafana answers the dashboard's own query for these tags (the frontend sends them
+    as repeated `tags`, without matchAny for the annotations list panel)."""
+    query = [("tags", t) for t in tags] + list(params.items())
+    with httpx.Client(base_url=g.url, headers={"Authorization": f"Bearer {TOKEN}"}) as http:
+        resp = http.get("/api/annotations", params=query)
+    assert resp.status_code == 200, resp.text
+    return sorted(a["text"].split(" ")[0] for a in resp.json())
+
+
+def test_the_dashboards_show_every_annotation_vigil_posts(grafana: FakeGrafana) -> None:
+    """Grafana splits a tag at its colon into a key and a value and counts every tag that
+    matches one of the query's: a key tag `incident:42` also matched the query tag `incident`,
+    so no dashboard showed a single deploy, incident or rollback Vigil posted."""
+    n = GrafanaAnnotationNotifier(client(grafana))
+    for m in (deploy_msg(), incident_msg("open"), rollback_msg()):
+        assert n.deliver(m).status == DeliveryStatus.DELIVERED
+    want = {"Deploys": ["Deploy:"], "Incidents": ["[critical]"], "Rollbacks": ["Rollback"],
+            "Recent deploys": ["Deploy:"], "Recent incidents": ["[critical]"], "Recent rollbacks": ["Rollback"]}
+    seen = 0
+    for d in build_all(sample_spec()):
+        if d["uid"] not in ("vigil-recommender", "vigil-overview"):
+            continue
+        for q in d["annotations"]["list"]:
+            target = q["target"]
+            params = {"type": "tags", "limit": "100", "matchAny": str(target["matchAny"]).lower()}
+            assert _shown(grafana, target["tags"], params) == want[q["name"]], (d["uid"], q["name"])
+            seen += 1
+        for p in d["panels"]:
+            if p["type"] == "annolist":
+                params = {"type": "annotation", "limit": str(p["options"]["limit"])}
+                assert _shown(grafana, p["options"]["tags"], params) == want[p["title"]], p["title"]
+                seen += 1
+    assert seen == 9
 
 
 def test_incident_opens_a_region_and_resolve_patches_its_end(grafana: FakeGrafana) -> None:

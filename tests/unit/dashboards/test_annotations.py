@@ -6,7 +6,14 @@ from typing import Any, cast
 
 import pytest
 
-from dashboards.annotations import AnnotationEvent, AnnotationKind, PayloadError, annotation_body, upsert_annotation
+from dashboards.annotations import (
+    AnnotationEvent,
+    AnnotationKind,
+    PayloadError,
+    annotation_body,
+    key_tag,
+    upsert_annotation,
+)
 from dashboards.grafana_api import GrafanaClient, GrafanaRequestError
 
 
@@ -53,14 +60,24 @@ def incident(status: str) -> AnnotationEvent:
 
 def test_bodies_carry_the_tags_the_dashboards_query() -> None:
     body = annotation_body(DEPLOY)
-    assert body == {"time": 1_790_000_001_250, "tags": ["vigil", "deploy", "recommender", "v4", DEPLOY.key],
+    assert body == {"time": 1_790_000_001_250,
+                    "tags": ["vigil", "deploy", "recommender", "v4", "vigil-key/deploy/recommender/4"],
                     "text": "Deploy: recommender champion -> v4 (was v3)"}
     opened, resolved = annotation_body(incident("open")), annotation_body(incident("resolved"))
-    assert "timeEnd" not in opened and opened["tags"] == ["vigil", "incident", "recommender", "critical", "incident:42"]
+    assert "timeEnd" not in opened and opened["tags"] == ["vigil", "incident", "recommender", "critical",
+                                                     "vigil-key/incident/42"]
     assert resolved["timeEnd"] == 1_790_003_700_500 and resolved["text"] == "[critical] CTR dropped (resolved)"
     rollback = AnnotationEvent(AnnotationKind.ROLLBACK, "rollback:7",
                                {"model": "m", "from_version": "4", "to_version": "3", "at": 10, "dry_run": True})
     assert annotation_body(rollback)["text"] == "Rollback [dry run] m v4 -> v3 (done)"
+
+
+def test_a_key_tag_has_no_colon_and_fits_grafanas_tag_column() -> None:
+    """Grafana splits a tag at a colon (key:value) and keeps each half in a varchar(100)."""
+    long_a = AnnotationEvent(AnnotationKind.ROLLBACK, "rollback:" + "m" * 100 + ":intent-1", {})
+    long_b = AnnotationEvent(AnnotationKind.ROLLBACK, "rollback:" + "m" * 100 + ":intent-2", {})
+    tags = {key_tag(long_a), key_tag(long_b), key_tag(DEPLOY)}
+    assert len(tags) == 3 and all(":" not in t and len(t) <= 100 for t in tags), tags
 
 
 @pytest.mark.parametrize("payload, field", [({"model": "m", "version": "4"}, "'at'"),
@@ -91,6 +108,6 @@ def test_a_retry_finds_its_own_annotation_instead_of_duplicating_it() -> None:
     first = upsert_annotation(as_client(c), DEPLOY, annotation_body(DEPLOY))
     again = upsert_annotation(as_client(c), DEPLOY, annotation_body(DEPLOY), retried=True)
     assert again == first and len(c.stored) == 1
-    assert c.calls[1] == ("find", ["vigil", DEPLOY.key])
+    assert c.calls[1] == ("find", ["vigil", key_tag(DEPLOY)])
     # Without `retried` there is nothing to find: the first attempt creates straight away.
     assert [k for k, _ in c.calls].count("find") == 1
