@@ -16,6 +16,8 @@ import httpx
 from tenacity import RetryCallState, retry, retry_if_exception_type, stop_after_attempt
 
 log = logging.getLogger(__name__)
+# The version message of every save Vigil makes: how a later run tells its own saves from a person's.
+SAVE_MESSAGE = "provisioned by vigil"
 
 
 class GrafanaError(Exception):
@@ -168,12 +170,25 @@ class GrafanaClient:
         resp = self.request("GET", f"/api/dashboards/uid/{uid}", ok=(200, 404))
         return resp.json() if resp.status_code == 200 else None
 
-    def save_dashboard(self, dashboard: dict[str, Any], folder_uid: str, *, message: str = "provisioned by vigil",
+    def save_dashboard(self, dashboard: dict[str, Any], folder_uid: str, *, message: str = SAVE_MESSAGE,
                        overwrite: bool = False) -> dict[str, Any]:
         """Create or update by uid. Keep `overwrite` False: with it, Grafana also replaces a
         dashboard of the same title in the folder (another uid, often a user's own)."""
         body = {"dashboard": dashboard, "folderUid": folder_uid, "message": message, "overwrite": overwrite}
         return self.request("POST", "/api/dashboards/db", json=body).json()
+
+    def latest_version(self, uid: str) -> dict[str, Any] | None:
+        """The newest entry of the dashboard's history (`version`, `createdBy`, `message`), or
+        None when Grafana keeps or shows none. Grafana 11 answers a list, Grafana 12
+        `{"versions": [...], "continueToken": ...}`."""
+        try:
+            resp = self.request("GET", f"/api/dashboards/uid/{uid}/versions", params={"limit": 1}, ok=(200, 404))
+            body = resp.json() if resp.status_code == 200 else None
+        except (GrafanaRequestError, GrafanaAuthError, ValueError):
+            return None  # only a diagnostic: never a reason to leave the dashboard unsaved
+        versions = body.get("versions") if isinstance(body, dict) else body
+        newest = versions[0] if isinstance(versions, list) and versions else None
+        return newest if isinstance(newest, dict) else None
 
     # ------------------------------------------------------------------ annotations
     def create_annotation(self, body: dict[str, Any]) -> int:

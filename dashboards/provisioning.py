@@ -17,7 +17,7 @@ import yaml
 
 from .builder import DASHBOARD_TAG
 from .datasources import datasource_models
-from .grafana_api import GrafanaClient, GrafanaConflict, GrafanaRequestError
+from .grafana_api import SAVE_MESSAGE, GrafanaClient, GrafanaConflict, GrafanaRequestError
 from .model_dashboard import build_model_dashboard
 from .overview import build_overview_dashboard
 from .spec import DashboardSpec
@@ -120,14 +120,17 @@ class ProvisionReport:
     created: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
+    hand_edits: list[str] = field(default_factory=list)  # updated over a version a person saved
 
     @property
     def changed(self) -> bool:
         return self.folder_created or bool(self.created or self.updated)
 
     def summary(self) -> str:
+        edits = (f"; {len(self.hand_edits)} edited in Grafana put back: {', '.join(self.hand_edits)}"
+                 if self.hand_edits else "")
         return (f"folder {'created' if self.folder_created else 'existed'}; dashboards: "
-                f"{len(self.created)} created, {len(self.updated)} updated, {len(self.unchanged)} unchanged")
+                f"{len(self.created)} created, {len(self.updated)} updated, {len(self.unchanged)} unchanged{edits}")
 
 
 def _same(stored: dict[str, Any], wanted: dict[str, Any]) -> bool:
@@ -159,11 +162,29 @@ def provision_over_api(spec: DashboardSpec, client: GrafanaClient) -> ProvisionR
                 and existing.get("meta", {}).get("folderUid") == folder.uid:
             report.unchanged.append(uid)
             continue
+        if existing is not None:
+            _note_hand_edit(client, uid, report)
         _save(client, wanted, existing, folder.uid)
         (report.updated if existing is not None else report.created).append(uid)
         log.info("grafana dashboard saved", extra={"uid": uid, "grafana": client.url,
                                                    "action": "updated" if existing else "created"})
     return report
+
+
+def _note_hand_edit(client: GrafanaClient, uid: str, report: ProvisionReport) -> None:
+    """Say so when the version about to be replaced is a person's: the newest in the dashboard's
+    history carries another message than Vigil's saves ("Initial save" is Grafana's word for a
+    first version, Vigil's create). Their edit stays in Grafana's history, to restore or copy."""
+    latest = client.latest_version(uid)
+    message = str((latest or {}).get("message") or "")
+    if latest is None or message in (SAVE_MESSAGE, "Initial save"):
+        return
+    version, who = latest.get("version"), latest.get("createdBy") or "someone"
+    report.hand_edits.append(f"{uid} (version {version} by {who}: {message!r})")
+    log.warning("dashboard %s was edited in Grafana (version %s by %s); Vigil puts back the one it generates "
+                "from its config: to keep the edit, restore version %s from the dashboard's history and save it "
+                "as a copy under another uid, or make the change in vigil.yaml", uid, version, who, version,
+                extra={"uid": uid, "grafana": client.url, "version": version, "edited_by": who})
 
 
 def _save(client: GrafanaClient, wanted: dict[str, Any], existing: dict[str, Any] | None, folder_uid: str) -> None:

@@ -15,7 +15,9 @@
   and overwrite is false (with overwrite, that other dashboard is replaced and keeps its uid,
   as in Grafana; contracts §4 says "same uid" for name-exists, Grafana's code means same title).
   GET/DELETE /api/dashboards/uid/{uid} -> 200, or 404
-  `{"message":"Dashboard not found"}`.
+  `{"message":"Dashboard not found"}`. GET /api/dashboards/uid/{uid}/versions?limit -> newest
+  first, each with `version`, `createdBy` and `message` ("Initial save" for the first, as
+  Grafana words it); a list, or with `k8s_folders` Grafana 12's `{"versions": [...]}`.
 - POST /api/annotations (time/timeEnd must be integer epoch ms) -> `{"message":"Annotation added","id":N}`;
   PATCH /api/annotations/{id} -> `{"message":"Annotation patched"}` or 404;
   GET /api/annotations?from&to&tags&matchAny&limit&type. Tags are kept and matched as Grafana
@@ -68,6 +70,7 @@ class StoredDashboard:
     folder_uid: str
     model: dict[str, Any]
     versions: list[dict[str, Any]] = field(default_factory=list)
+    saved_by: list[tuple[str, str]] = field(default_factory=list)  # (login, message) per version
 
     @property
     def version(self) -> int:
@@ -89,6 +92,7 @@ class FakeGrafana:
         self._faults: list[_Fault] = []
         self._delays: list[float] = []
         self._next_id = 1
+        self._login = ""  # who is calling (a service account named after its role)
         self._lock = threading.Lock()
         self._http = LocalHTTPServer(type("Handler", (_Handler,), {"fake": self}), server_class=_Server)
 
@@ -137,12 +141,13 @@ class FakeGrafana:
     def writes(self) -> list[FakeCall]:
         return [c for c in self.calls() if c.method in ("POST", "PATCH", "PUT", "DELETE") and c.status == 200]
 
-    def edit_dashboard(self, uid: str, change: dict[str, Any]) -> None:
+    def edit_dashboard(self, uid: str, change: dict[str, Any], *, by: str = "alice", message: str = "") -> None:
         """Simulate a person saving the dashboard in the UI (bumps the version)."""
         with self._lock:
             d = self.dashboards[uid]
             d.model = {**d.model, **change, "version": d.version + 1}
             d.versions.append(d.model)
+            d.saved_by.append((by, message))
 
     # ------------------------------------------------------------------ dispatch
     def handle(self, method: str, raw_path: str, headers: dict[str, str], raw: bytes
@@ -172,6 +177,7 @@ class FakeGrafana:
             if method != "GET" and role == "viewer":
                 return self._record_locked(method, path, 403, {},
                                            {"message": "Access denied to save dashboard"}, body)
+            self._login = f"sa-{role}"
             status, resp = self._route(method, path, query, body)
             return self._record_locked(method, path, status, {}, resp, body)
 
@@ -202,6 +208,9 @@ class FakeGrafana:
             return (200, f) if f else (404, {"message": "folder not found"})
         if path == "/api/dashboards/db" and method == "POST":
             return self._save_dashboard(body)
+        m = re.fullmatch(r"/api/dashboards/uid/([^/]+)/versions", path)
+        if m and method == "GET" and m.group(1) in self.dashboards:
+            return 200, self._versions(self.dashboards[m.group(1)], int(query.get("limit", ["0"])[0]))
         m = re.fullmatch(r"/api/dashboards/uid/([^/]+)", path)
         if m:
             d = self.dashboards.get(m.group(1))
@@ -283,9 +292,17 @@ class FakeGrafana:
             existing = self.dashboards[uid] = StoredDashboard(did, uid, folder_uid, model)
         existing.model, existing.folder_uid = model, folder_uid
         existing.versions.append(model)
+        existing.saved_by.append((self._login, str(body.get("message") or "")))
         slug = _slug(dash["title"])
         return 200, {"id": did, "uid": uid, "url": f"/d/{uid}/{slug}", "status": "success", "version": version,
                      "slug": slug}
+
+    def _versions(self, d: StoredDashboard, limit: int) -> Any:
+        out = [{"id": i + 1, "dashboardUid": d.uid, "parentVersion": i, "restoredFrom": 0, "version": i + 1,
+                "created": "2026-01-01T00:00:00Z", "createdBy": who, "message": msg if i else "Initial save",
+                "data": model} for i, (model, (who, msg)) in enumerate(zip(d.versions, d.saved_by, strict=True))]
+        out = out[::-1][:limit or None]
+        return {"versions": out, "continueToken": ""} if self.k8s_folders else out
 
     @staticmethod
     def _check_times(body: dict[str, Any]) -> str | None:

@@ -127,6 +127,25 @@ def test_a_hand_edited_dashboard_is_put_back(grafana: FakeGrafana, spec: Dashboa
     assert stored.model["panels"] == next(d for d in build_all(spec) if d["uid"] == "vigil-recommender")["panels"]
 
 
+@pytest.mark.parametrize("grafana_12", [False, True])
+def test_putting_back_a_dashboard_someone_edited_in_grafana_says_so(
+        spec: DashboardSpec, grafana_12: bool, caplog: pytest.LogCaptureFixture) -> None:
+    """A person's edit in Grafana's UI was replaced on the next start without a word; the run
+    now names the dashboard, who saved it and the version to restore. A change Vigil made
+    itself (its own saves carry its message) is no one's edit."""
+    with FakeGrafana(tokens={TOKEN: "admin"}, k8s_folders=grafana_12) as g, client(g) as c:
+        provision_over_api(spec, c)
+        g.edit_dashboard("vigil-recommender", {"panels": []}, by="alice", message="tidied up")
+        g.edit_dashboard("vigil-overview", {"title": "Vigil"}, by="sa-vigil", message="provisioned by vigil")
+        with caplog.at_level("WARNING", logger="dashboards.provisioning"):
+            report = provision_over_api(spec, c)
+    assert sorted(report.updated) == ["vigil-overview", "vigil-recommender"]
+    assert report.hand_edits == ["vigil-recommender (version 2 by alice: 'tidied up')"]
+    assert "1 edited in Grafana put back: vigil-recommender (version 2 by alice" in report.summary()
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert "vigil-recommender" in warning and "alice" in warning and "version 2" in warning
+
+
 def test_version_mismatch_is_retried_once_with_the_current_version(grafana: FakeGrafana, spec: DashboardSpec) -> None:
     with client(grafana) as c:
         provision_over_api(spec, c)
