@@ -83,9 +83,16 @@ class GrafanaConfig(_Model):
     folder_title: str = "Vigil"
     public_url: HttpURL | None = None  # used for links in Slack; defaults to url
     provision_on_start: bool = False
-    prometheus_datasource_uid: str = "prom"
+    prometheus_datasource_uid: str = "prom"  # data-source uids: Grafana still takes legacy ones
     loki_datasource_uid: str = "loki"
     tempo_datasource_uid: str = "tempo"
+
+    @field_validator("folder_uid")
+    @classmethod
+    def _grafana_uid(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,40}", v):
+            raise ValueError("expected a Grafana uid: 1 to 40 of A-Z a-z 0-9 _ -")
+        return v
 
 
 class RateLimitConfig(_Model):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import pytest
+
 from dashboards.spec import (
     DataSourcesSpec,
     DataSourceUids,
@@ -18,6 +20,7 @@ from dashboards.spec import (
     TempoSpec,
 )
 from monitor.config import VigilConfig, parse_config
+from monitor.config_errors import ConfigError
 from monitor.grafana.specs import dashboard_specs
 
 CONFIG: dict[str, Any] = {
@@ -112,3 +115,16 @@ def test_specs_are_values() -> None:
     """Equal configs give equal, hashable specs: safe to cache or compare between provisions."""
     assert dashboard_specs(config()) == dashboard_specs(config())
     assert hash(dashboard_specs(config())) == hash(dashboard_specs(config()))
+
+
+@pytest.mark.parametrize("value", ["ML models", "", "ml/models", "f" * 41])
+def test_a_folder_uid_grafana_would_refuse_is_a_config_error_naming_the_field(value: str) -> None:
+    """Grafana takes uids of 1 to 40 of [A-Za-z0-9_-]: a folder uid with a space or a slash
+    failed every provisioning with Grafana's 400 'uid contains illegal characters' (one over 40:
+    'uid too long'), and an empty one had Grafana make up a folder uid while the dashboards
+    went to the General folder."""
+    data = copy.deepcopy(CONFIG)
+    data["grafana"]["folder_uid"] = value
+    with pytest.raises(ConfigError) as e:
+        parse_config(data)
+    assert "grafana.folder_uid" in str(e.value) and "1 to 40 of A-Z a-z 0-9 _ -" in str(e.value), str(e.value)
