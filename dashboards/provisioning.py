@@ -121,6 +121,7 @@ class ProvisionReport:
     updated: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     hand_edits: list[str] = field(default_factory=list)  # updated over a version a person saved
+    from_files: list[str] = field(default_factory=list)  # Grafana's file provider has them: not saved
 
     @property
     def changed(self) -> bool:
@@ -129,6 +130,8 @@ class ProvisionReport:
     def summary(self) -> str:
         edits = (f"; {len(self.hand_edits)} edited in Grafana put back: {', '.join(self.hand_edits)}"
                  if self.hand_edits else "")
+        if self.from_files:
+            edits += f"; {len(self.from_files)} provisioned from files left as they are: {', '.join(self.from_files)}"
         return (f"folder {'created' if self.folder_created else 'existed'}; dashboards: "
                 f"{len(self.created)} created, {len(self.updated)} updated, {len(self.unchanged)} unchanged{edits}")
 
@@ -162,9 +165,16 @@ def provision_over_api(spec: DashboardSpec, client: GrafanaClient) -> ProvisionR
                 and existing.get("meta", {}).get("folderUid") == folder.uid:
             report.unchanged.append(uid)
             continue
-        if existing is not None:
+        from_files = bool((existing or {}).get("meta", {}).get("provisioned"))
+        if existing is not None and not from_files:
             _note_hand_edit(client, uid, report)
-        _save(client, wanted, existing, folder.uid)
+        try:
+            _save(client, wanted, existing, folder.uid)
+        except GrafanaRequestError:
+            if not from_files:
+                raise
+            _note_from_files(client, uid, report)  # one such dashboard must not keep the rest (a new model's) out
+            continue
         (report.updated if existing is not None else report.created).append(uid)
         log.info("grafana dashboard saved", extra={"uid": uid, "grafana": client.url,
                                                    "action": "updated" if existing else "created"})
@@ -185,6 +195,13 @@ def _note_hand_edit(client: GrafanaClient, uid: str, report: ProvisionReport) ->
                 "from its config: to keep the edit, restore version %s from the dashboard's history and save it "
                 "as a copy under another uid, or make the change in vigil.yaml", uid, version, who, version,
                 extra={"uid": uid, "grafana": client.url, "version": version, "edited_by": who})
+
+
+def _note_from_files(client: GrafanaClient, uid: str, report: ProvisionReport) -> None:
+    report.from_files.append(uid)
+    log.warning("dashboard %s comes from provisioning files, whose provider does not let the API save over it; "
+                "rerun `vigil dashboards --out` to update the files, or use one way only (files, or "
+                "grafana.provision_on_start and --grafana-url)", uid, extra={"uid": uid, "grafana": client.url})
 
 
 def _save(client: GrafanaClient, wanted: dict[str, Any], existing: dict[str, Any] | None, folder_uid: str) -> None:

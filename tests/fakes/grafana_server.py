@@ -14,6 +14,7 @@
   is not the stored one; 412 `name-exists` when another uid has the same title in the folder
   and overwrite is false (with overwrite, that other dashboard is replaced and keeps its uid,
   as in Grafana; contracts §4 says "same uid" for name-exists, Grafana's code means same title).
+  400 'Cannot save provisioned dashboard' over one marked `provisioned` (from files).
   GET/DELETE /api/dashboards/uid/{uid} -> 200, or 404
   `{"message":"Dashboard not found"}`. GET /api/dashboards/uid/{uid}/versions?limit -> newest
   first, each with `version`, `createdBy` and `message` ("Initial save" for the first, as
@@ -71,6 +72,7 @@ class StoredDashboard:
     model: dict[str, Any]
     versions: list[dict[str, Any]] = field(default_factory=list)
     saved_by: list[tuple[str, str]] = field(default_factory=list)  # (login, message) per version
+    provisioned: bool = False  # by Grafana's file provider: the API may not save over it
 
     @property
     def version(self) -> int:
@@ -220,7 +222,7 @@ class FakeGrafana:
                 return 200, {"dashboard": d.model, "meta": {
                     "isStarred": False, "url": f"/d/{d.uid}/{_slug(d.model['title'])}", "folderUid": d.folder_uid,
                     "folderId": self.folders[d.folder_uid]["id"] if d.folder_uid in self.folders else 0,
-                    "slug": _slug(d.model["title"]), "provisioned": False, "version": d.version}}
+                    "slug": _slug(d.model["title"]), "provisioned": d.provisioned, "version": d.version}}
             if method == "DELETE":
                 del self.dashboards[d.uid]
                 return 200, {"title": d.model["title"], "message": f"Dashboard {d.model['title']} deleted",
@@ -276,6 +278,8 @@ class FakeGrafana:
         existing = self.dashboards.get(uid)
         if existing is not None and not overwrite and dash.get("version") != existing.version:
             return 412, {"message": "The dashboard has been changed by someone else", "status": "version-mismatch"}
+        if existing is not None and existing.provisioned:  # a provider with allowUiUpdates: false
+            return 400, {"message": "Cannot save provisioned dashboard"}
         same_name = [d for d in self.dashboards.values()
                      if d.uid != uid and d.folder_uid == folder_uid and d.model["title"] == dash["title"]]
         if same_name and not overwrite:

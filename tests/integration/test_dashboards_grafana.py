@@ -146,6 +146,26 @@ def test_putting_back_a_dashboard_someone_edited_in_grafana_says_so(
     assert "vigil-recommender" in warning and "alice" in warning and "version 2" in warning
 
 
+def test_dashboards_grafana_provisions_from_files_do_not_stop_the_others(
+        grafana: FakeGrafana, config: VigilConfig, caplog: pytest.LogCaptureFixture) -> None:
+    """With the files of `vigil dashboards --out` in Grafana and `provision_on_start` on (as in
+    the example config), a model added later changed the overview (and Vigil's own), which Grafana
+    refuses to save over the API (400 'Cannot save provisioned dashboard'): the run stopped there, so the
+    new model never got its dashboard, and the log said only Grafana's words."""
+    older = dashboard_specs(sample_config(models=config.model_dump()["models"][:1]))
+    with client(grafana) as c:
+        provision_over_api(older, c)
+        for uid in list(grafana.dashboards):
+            grafana.dashboards[uid].provisioned = True  # as Grafana's file provider had saved them
+        with caplog.at_level("WARNING", logger="dashboards.provisioning"):
+            report = provision_over_api(dashboard_specs(config), c)
+    new_uid = build_all(dashboard_specs(config))[-1]["uid"]
+    assert report.created == [new_uid] and new_uid in grafana.dashboards
+    assert report.from_files == ["vigil-overview", "vigil-self"], report  # both list the models
+    assert "2 provisioned from files left as they are: vigil-overview, vigil-self" in report.summary()
+    assert any("vigil dashboards --out" in r.getMessage() for r in caplog.records), caplog.text
+
+
 def test_version_mismatch_is_retried_once_with_the_current_version(grafana: FakeGrafana, spec: DashboardSpec) -> None:
     with client(grafana) as c:
         provision_over_api(spec, c)
