@@ -182,10 +182,10 @@ class GrafanaClient:
         None when Grafana keeps or shows none. Grafana 11 answers a list, Grafana 12
         `{"versions": [...], "continueToken": ...}`."""
         try:
-            resp = self.request("GET", f"/api/dashboards/uid/{uid}/versions", params={"limit": 1}, ok=(200, 404))
+            resp = self._once("GET", f"/api/dashboards/uid/{uid}/versions", None, {"limit": 1}, (200, 404))
             body = resp.json() if resp.status_code == 200 else None
-        except (GrafanaRequestError, GrafanaAuthError, ValueError):
-            return None  # only a diagnostic: never a reason to leave the dashboard unsaved
+        except (GrafanaError, ValueError):
+            return None  # only a diagnostic (asked once): never a reason to leave the dashboard unsaved
         versions = body.get("versions") if isinstance(body, dict) else body
         newest = versions[0] if isinstance(versions, list) and versions else None
         return newest if isinstance(newest, dict) else None

@@ -146,6 +146,15 @@ def test_putting_back_a_dashboard_someone_edited_in_grafana_says_so(
     assert "vigil-recommender" in warning and "alice" in warning and "version 2" in warning
 
 
+def test_a_failing_history_lookup_never_keeps_a_dashboard_unsaved(grafana: FakeGrafana, spec: DashboardSpec) -> None:
+    with client(grafana) as c:
+        provision_over_api(spec, c)
+        grafana.edit_dashboard("vigil-recommender", {"panels": []})
+        grafana.force(500, path="/api/dashboards/uid/vigil-recommender/versions")
+        report = provision_over_api(spec, c)
+    assert report.updated == ["vigil-recommender"] and report.hand_edits == []
+
+
 def test_dashboards_grafana_provisions_from_files_do_not_stop_the_others(
         grafana: FakeGrafana, config: VigilConfig, caplog: pytest.LogCaptureFixture) -> None:
     """With the files of `vigil dashboards --out` in Grafana and `provision_on_start` on (as in
