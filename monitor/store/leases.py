@@ -33,10 +33,22 @@ from monitor.store.tables import Base
 # transactions waits between two statements.
 IDLE_TX_TIMEOUT_S = 120.0
 
+# A statement of Vigil's waits at most this long for a lock (PostgreSQL's `lock_timeout`), then
+# fails with 55P03 and its transaction rolls back (the cycle counts as failed and the next one
+# does its work again; an outbox row stays where it was). The idle timeout above bounds only
+# Vigil's own sessions: a person's `psql` left inside a transaction holding a table, or a
+# stuck client of another kind, otherwise stalled every replica's cycles, silently, for as long
+# as it held on. Vigil's own waits are short (rows held for one transaction; the takeovers and
+# the outbox skip locked rows), so this is far above them. There is no `statement_timeout`:
+# a statement that is slow on its own (a retention batch, a large label batch) is working, not
+# waiting; `vigil db upgrade` and the schema's advisory lock set their own bounds.
+LOCK_TIMEOUT_S = 30.0
+
 # Julian day number of 1970-01-01T00:00Z: SQLite's julianday('now') minus this, in
 # seconds, is epoch time with millisecond precision (unixepoch('subsec') needs 3.42).
 _JULIAN_EPOCH = 2440587.5
 _QUERY_CANCELED = "57014"  # PostgreSQL's statement_timeout
+_LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's lock_timeout
 
 
 class ReplicaRow(Base):
@@ -82,9 +94,11 @@ def now_expr(dialect: str) -> ColumnElement[float]:
 
 
 def bound_idle_transactions(dbapi_conn: Any, _record: Any) -> None:
-    """On each new PostgreSQL connection (an engine "connect" listener): `IDLE_TX_TIMEOUT_S`."""
+    """On each new PostgreSQL connection (an engine "connect" listener): `IDLE_TX_TIMEOUT_S`
+    and `LOCK_TIMEOUT_S`."""
     cur = dbapi_conn.cursor()
     cur.execute(f"SET idle_in_transaction_session_timeout = {int(IDLE_TX_TIMEOUT_S * 1000)}")
+    cur.execute(f"SET lock_timeout = {max(1, int(LOCK_TIMEOUT_S * 1000))}")
     cur.close()
     dbapi_conn.commit()  # a SET in a transaction that rolls back is undone
 
@@ -161,7 +175,7 @@ def renew(s: Session, owner: str, ttl: float, busy_wait_s: float = 0.0) -> dict[
                 s.execute(text("SET LOCAL statement_timeout = 0"))
             return held  # a busy row it did not renew once it could: expired, or taken over meanwhile
         except OperationalError as e:
-            if getattr(e.orig, "sqlstate", None) != _QUERY_CANCELED:
+            if getattr(e.orig, "sqlstate", None) not in (_QUERY_CANCELED, _LOCK_NOT_AVAILABLE):
                 raise
     return {**busy, **held}
 

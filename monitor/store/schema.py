@@ -190,6 +190,9 @@ def _schema_lock(engine: Engine) -> Iterator[Connection]:
         if conn.dialect.name != "postgresql":
             yield conn
             return
+        # No lock_timeout here (Store sets one on its connections): a replica starting while
+        # `vigil db upgrade` runs waits for it to finish, then reads the schema it left.
+        conn.execute(text("SET LOCAL lock_timeout = 0"))
         conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _PG_LOCK_KEY})
         conn.commit()
         try:

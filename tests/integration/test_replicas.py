@@ -321,3 +321,21 @@ def test_a_lease_taken_over_while_the_renewal_waited_for_its_row_is_not_kept(sto
         held = sql.renew(s, a.replica_id, TIMING.lease_ttl, busy_wait_s=5.0)
     thief.join()
     assert done.is_set() and model not in held, held
+
+
+def test_a_renewal_waiting_longer_than_the_lock_timeout_keeps_what_the_busy_lease_has_left(url, monkeypatch):
+    """A long interval gives a renewal's wait for a row its own cycle holds (interval/12) more
+    than the connections' `lock_timeout`: that wait ending is the same "still busy", not a
+    failed heartbeat (which lost every lease of the replica)."""
+    monkeypatch.setattr(sql, "LOCK_TIMEOUT_S", 0.3)
+    model, store = "busy-past-the-lock-timeout", Store(url)
+    a = Membership(store, TIMING)
+    a.tick([model])
+    token = a.token(model)
+    assert token is not None
+    with store.tx() as cycle:
+        a.fence.check(cycle, model, token)  # its cycle holds the row FOR SHARE
+        with store.tx() as s:
+            held = sql.renew(s, a.replica_id, TIMING.lease_ttl, busy_wait_s=2.0)
+    store.close()
+    assert held.get(model, (None,))[0] == token, held
