@@ -26,6 +26,7 @@ ENV = "VIGIL_FAILPOINTS"
 
 POINTS = {
     "rollback_after_intent": "the rollback intent is recorded, nothing has moved yet",
+    "before_layer_move": "a rollback's layers before this one are moved and recorded, this one not yet read",
     "after_alias_move": "the registry alias moved, the outcome not yet recorded",
     "after_serving_change": "the serving layer was changed, not yet verified or recorded",
     "in_apply_tx": "inside the cycle's write transaction, before commit",

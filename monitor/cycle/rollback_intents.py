@@ -73,7 +73,6 @@ Layers = Callable[[ModelConfig], list[Executor]]
 LayerHealth = Callable[[str, "ExecutorError | None"], None]  # (layer name, error or None when it answered)
 
 
-
 class RollbackRunner:
     def __init__(self, store: Store, layers: Layers, outbox: OutboxWriter, metrics: VigilMetrics, *,
                  health: LayerHealth = lambda _layer, _error: None, pull_layers: Layers | None = None) -> None:
@@ -250,6 +249,9 @@ class RollbackRunner:
             # pending one would block every other action of the model.
             layers = self.layers_for(kind, m, deadline)
             for layer in [x for x in layers if x.name in intent.executors and x.name not in intent.steps_done]:
+                failpoint("before_layer_move")
+                if (ended := self._ended(intent_id)) is not None:
+                    return ended
                 if not self._move(layer, step):
                     found = layer.current(step)
                     return self.finish(intent_id, m, now, ActionStatus.FAILED,
@@ -264,6 +266,17 @@ class RollbackRunner:
         return self.finish(intent_id, m, now, ActionStatus.DONE,
                            f"moved {names(layers)} from v{step.from_version} to v{step.to_version}"
                            " and verified")
+
+    def _ended(self, intent_id: int) -> RollbackOutcome | None:
+        """Checked before each layer moves, not only the first: the lease (the fence, in a
+        cycle) and the intent. A replica paused past its lease since its last write raises
+        `LeaseLost` here: another may have finished the rollback since, and a person rolled
+        the layer forward again, which this move would reverse. An intent finished by
+        another driver meanwhile is its outcome."""
+        with self.store.tx() as s:
+            intent = s.get(RollbackIntentRow, intent_id)
+            assert intent is not None
+            return None if intent.status == ActionStatus.PENDING else outcome_of(intent)
 
     def _move(self, layer: Executor, step: RollbackStep) -> bool:
         """Move one layer if it still serves `from`, then verify; False if somebody moved it elsewhere."""
