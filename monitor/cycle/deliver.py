@@ -119,15 +119,18 @@ class OutboxSender:
         for head in self.store.outbox.due(now, limit, skip=resting, claim_now=claim_now, keys=keys):
             if head.notifier in resting:  # it failed earlier in this pass
                 continue
-            # `now` is the caller's clock (live or replay) and stays put for the round;
-            # a claim taken late in a long round still holds claim_s from when it is taken.
-            claim_s = self.claim_s + (time.monotonic() - started)
-            asked = time.monotonic()  # the claim's deadline, written after this, is no earlier than asked + claim_s
-            claim = self.store.outbox.claim(head, now, claim_s, claim_now)
+            # `now` is the caller's clock (live or replay) and stays put for the round, so a
+            # claim's deadline is written as the round's start + claim_s + the round so far:
+            # asked + self.claim_s, no earlier.
+            asked = time.monotonic()
+            claim = self.store.outbox.claim(head, now, self.claim_s + (asked - started), claim_now)
             if claim is None:
                 continue  # another sender has it
             failpoint("before_notifier_call")
-            if time.monotonic() - asked >= claim_s:
+            # By the claim's own length from `asked`: judged by the lengthened one (the round's
+            # time counted twice), a sender paused past its claim late in a long round sent a
+            # row another sender had taken over and sent.
+            if time.monotonic() - asked >= self.claim_s:
                 # Paused since the claim (a stopped VM, SIGSTOP) for longer than it holds:
                 # another sender may have taken the row over and sent it already.
                 log.warning("claim lapsed before the notifier was called (this process was paused); "
