@@ -15,35 +15,15 @@ import pytest
 
 from monitor import failpoints
 from monitor.cycle.rollback_intents import RollbackAsk
-from monitor.executors.base import RollbackStep, Verification
 from monitor.executors.build import alias_executor
 from monitor.replicas import LeaseLost, LeaseTiming, Membership
 from monitor.vigil import Vigil
+from tests.fakes.serving_layer import ServingLayer
 from tests.fixtures_postgres import postgres_url  # noqa: F401  (fixture)
 from tests.helpers_replicas import Ticker, fresh_schema_url, wait_until
 from tests.helpers_vigil import MODEL, T0, make_config, make_vigil, serving_registry
 
 PAUSE_S = 12.0  # past the lease (3 s), a takeover and the other replica's rollback
-
-
-class ServingLayer:
-    """A serving layer (one cluster: both replicas see the same one) that records its moves."""
-
-    name = "serving"
-
-    def __init__(self, version: str) -> None:
-        self.version = version
-        self.moves: list[str] = []
-
-    def current(self, step: RollbackStep) -> str | None:
-        return self.version
-
-    def apply(self, step: RollbackStep) -> None:
-        self.moves.append(step.to_version)
-        self.version = step.to_version
-
-    def verify(self, step: RollbackStep) -> Verification:
-        return Verification(self.version == step.to_version, self.version, f"serves v{self.version}")
 
 
 def replica(tmp_path: Path, url: str, registry: Any, serving: ServingLayer, name: str) -> tuple[Vigil, Membership]:
