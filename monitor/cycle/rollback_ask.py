@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from alerts.rollback import ActionStatus, RollbackOutcome
 from monitor.config import ModelConfig
-from monitor.executors.base import Executor
+from monitor.executors.base import SETTLING, Executor, ExecutorError
 from monitor.sources.registry import ModelNotFound
 from monitor.store.intents import RollbackIntentRow, automatic_rollbacks_since
 from monitor.store.repository import ActionRow
@@ -122,3 +122,33 @@ def missing_version(registry: Any, registry_name: str, version: str) -> str | No
     except Exception:  # unreachable registry: not the caller's mistake, and the rollback will say so
         return None
     return None
+
+
+HALF_WAY_ATTEMPTS = 10  # cycles a rollback keeps trying once some layer has moved
+# How long a layer set to the target may take to take effect before the rollback fails:
+# past Kubernetes' default progressDeadlineSeconds (600 s), which Argo Rollouts shares.
+SETTLE_S = 900.0
+
+
+@dataclass(frozen=True)
+class AttemptVerdict:
+    gave_up: str | None  # the failed outcome's detail, or None: try again next cycle
+    retrying: str  # the action's detail meanwhile
+
+
+def judge_attempt(attempts: int, max_attempts: int, half_moved: bool, age_s: float,
+                  e: ExecutorError) -> AttemptVerdict:
+    """After a failed attempt (`attempts` counts it), give up or try again. Once a layer has
+    moved, stopping half-way helps no one: at least HALF_WAY_ATTEMPTS. A layer set to the
+    target whose controller is still rolling it out is waited for by time, not by cycles: at
+    a 30 s interval ten cycles failed a healthy rollout."""
+    limit = max(max_attempts, HALF_WAY_ATTEMPTS) if half_moved else max_attempts
+    settling = e.reason == SETTLING
+    if not e.retryable or (attempts >= limit and not (settling and age_s < SETTLE_S)):
+        tried = f" after {attempts} attempts" if e.retryable and limit > 1 else ""
+        tried += f" and {age_s / 60:.0f} min" if settling else ""
+        return AttemptVerdict(f"gave up{tried}: {e.detail}", "")
+    if settling:
+        return AttemptVerdict(None, f"waiting for it to take effect (attempt {attempts}; up to "
+                                    f"{SETTLE_S / 60:.0f} min or {limit} attempts, whichever is longer): {e.detail}")
+    return AttemptVerdict(None, f"retrying (attempt {attempts} of {limit}): {e.detail}")

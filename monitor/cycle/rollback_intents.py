@@ -12,7 +12,7 @@ to repeat or reverse a rollback.
 
 A layer that cannot be reached keeps the intent pending (one message says so, not one
 per attempt) until it answers or `max_attempts` cycles have tried; one set to the target
-and still rolling out (KServe, Argo) is waited for at least `SETTLE_S` (15 min) whatever
+and still rolling out (KServe, Argo) is waited for at least `rollback_ask.SETTLE_S` (15 min) whatever
 the interval.
 
 The same machinery carries a canary's actions (monitor/cycle/canary.py), told apart by
@@ -46,6 +46,7 @@ from monitor.cycle.rollback_ask import (
     RollbackAsk,
     half_moved,
     intent_kind,
+    judge_attempt,
     landed_after_all,
     names,
     outcome_of,
@@ -64,10 +65,6 @@ from monitor.store.repository import ActionRow, Store
 
 log = logging.getLogger("vigil.rollback")
 
-HALF_WAY_ATTEMPTS = 10  # cycles a rollback keeps trying once some layer has moved
-# How long a layer set to the target may take to take effect before the rollback fails:
-# past Kubernetes' default progressDeadlineSeconds (600 s), which Argo Rollouts shares.
-SETTLE_S = 900.0
 STEP_BUDGET_S = 30.0  # a rollback's calls to its layers in one cycle (or one request); then it resumes next cycle
 Layers = Callable[[ModelConfig], list[Executor]]
 LayerHealth = Callable[[str, "ExecutorError | None"], None]  # (layer name, error or None when it answered)
@@ -310,24 +307,15 @@ class RollbackRunner:
             if intent.status != ActionStatus.PENDING:  # another replica finished it meanwhile
                 return outcome_of(intent)
             intent.attempts += 1
-            # Once a layer has moved, stopping half-way helps no one: keep going to the end.
-            limit = max(intent.max_attempts, HALF_WAY_ATTEMPTS) if intent.steps_done else intent.max_attempts
-            # A layer set to the target whose controller is still rolling it out is waited for
-            # by time, not by cycles: at a 30 s interval 10 cycles failed a healthy rollout.
-            waiting = e.reason == SETTLING and now - intent.created_at < SETTLE_S
-            if not e.retryable or (intent.attempts >= limit and not waiting):
-                tried = f" after {intent.attempts} attempts" if e.retryable and limit > 1 else ""
-                if e.reason == SETTLING:
-                    tried += f" and {(now - intent.created_at) / 60:.0f} min"
-                return self._finish_in(s, intent, m, now, ActionStatus.FAILED, f"gave up{tried}: {e.detail}")
+            attempt = judge_attempt(intent.attempts, intent.max_attempts, bool(intent.steps_done),
+                                    now - intent.created_at, e)
+            if attempt.gave_up is not None:
+                return self._finish_in(s, intent, m, now, ActionStatus.FAILED, attempt.gave_up)
             first_failure = not intent.detail
             intent.detail, intent.updated_at = e.detail, now
             action = s.get(ActionRow, intent.action_id) if intent.action_id else None
             if action is not None:
-                action.detail = (f"waiting for it to take effect (attempt {intent.attempts}; up to "
-                                 f"{SETTLE_S / 60:.0f} min or {limit} attempts, whichever is longer): {e.detail}"
-                                 if e.reason == SETTLING else
-                                 f"retrying (attempt {intent.attempts} of {limit}): {e.detail}")
+                action.detail = attempt.retrying
             if first_failure and e.reason == SETTLING:  # set, its controller rolling it out: no failure
                 self.told.update_incident(s, m, intent.incident_id, now)
             elif first_failure:  # once, not per attempt: people learn it is stuck, then its outcome
