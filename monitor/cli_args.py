@@ -59,4 +59,4 @@ def version_arg(value: str) -> str:
     v = value.strip()
     if not (v.isascii() and v.isdigit() and len(v) <= 18):
         raise argparse.ArgumentTypeError(f"expected a registry version number (digits, e.g. 1), got {value!r}")
-    return v
+    return str(int(v))  # as MLflow reads it: `02` is v2, and must meet v2's blame check as such

@@ -24,11 +24,18 @@ class RollbackRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reason: str = Field(min_length=3, max_length=2000, pattern=NO_NUL, description="Why: recorded in the audit log")
     to_version: str | None = Field(
-        None, pattern=r"^\d{1,18}$",  # past 64 bits the registry's own store fails (a 502, not the caller's 422)
+        None, pattern=r"^[0-9]{1,18}$",  # past 64 bits the registry's own store fails (a 502, not the caller's 422)
         description="A registry version number. Default: the last version known good (served cleanly), never "
                     "one an open or recent incident blames")
     dry_run: bool = False
     force: bool = Field(False, description="Needed, with the reason, to move to a version an incident blames")
+
+    @field_validator("to_version")
+    @classmethod
+    def _canonical(cls, v: str | None) -> str | None:
+        # MLflow reads a version as a number: "02" moved the alias to v2, a version the blame
+        # check (which compares text) had refused as "2" without force.
+        return None if v is None else str(int(v))
 
 
 class RollbackResponse(BaseModel):
