@@ -60,3 +60,11 @@ def version_arg(value: str) -> str:
     if not (v.isascii() and v.isdigit() and len(v) <= 18):
         raise argparse.ArgumentTypeError(f"expected a registry version number (digits, e.g. 1), got {value!r}")
     return str(int(v))  # as MLflow reads it: `02` is v2, and must meet v2's blame check as such
+
+
+def reason_arg(value: str) -> str:
+    """--reason: why, in words, as the API's `reason` (at least 3 characters besides spaces):
+    `--reason ""` was a rollback audited with no why."""
+    if sum(not c.isspace() for c in value) < 3:
+        raise argparse.ArgumentTypeError(f"expected why, in words (3 characters besides spaces), got {value!r}")
+    return value

@@ -18,7 +18,7 @@ import time
 from typing import TYPE_CHECKING
 
 from alerts.rollback import FORCE_NEEDED, ActionStatus
-from monitor.cli_args import version_arg
+from monitor.cli_args import reason_arg, version_arg
 from monitor.config import ConfigError, load_config
 
 if TYPE_CHECKING:
@@ -138,7 +138,7 @@ def add_rollback(sub: _Subparsers) -> None:
     rb = sub.add_parser("rollback", help=summary, description=summary)
     rb.add_argument("model", help="the model's name in vigil.yaml")
     rb.add_argument("--config", required=True, help="path to vigil.yaml")
-    rb.add_argument("--reason", required=True, help="why, in words (written to the audit log)")
+    rb.add_argument("--reason", required=True, type=reason_arg, help="why, in words (written to the audit log)")
     rb.add_argument("--to-version", type=version_arg,
                     help="the version to serve (default: the last version known good, never one an open or recent "
                          "incident blames)")

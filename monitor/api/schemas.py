@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
 from monitor.api.ingest import MAX_ABS_NUMBER, TIMESTAMP
 from monitor.store.repository import IncidentRow
@@ -18,11 +18,26 @@ MAX_ID = 2**63 - 1
 # PostgreSQL's text columns cannot hold NUL (0x00): a field stored as text refuses it here, a
 # 422 naming the field (errors.py words it), not a 500 from the driver (SQLite stored it).
 NO_NUL = r"^[^\x00]*$"
+MIN_REASON = 3
+# What `_words` checks, for the OpenAPI document (Python's `\s` is `str.isspace`): three
+# characters that are neither spaces nor NUL, anywhere in the text.
+REASON_PATTERN = r"^(?:[^\x00]*[^\s\x00]){3}[^\x00]*$"
+
+
+def _words(reason: str) -> str:
+    # Three spaces passed min_length: the audit log then kept a blank "why" for a rollback.
+    if sum(not c.isspace() for c in reason) < MIN_REASON:
+        raise ValueError(f"expected why, in words: at least {MIN_REASON} characters besides spaces")
+    return reason
+
+
+Reason = Annotated[str, Field(min_length=MIN_REASON, max_length=2000, pattern=NO_NUL,
+                              json_schema_extra={"pattern": REASON_PATTERN}), AfterValidator(_words)]
 
 
 class RollbackRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: str = Field(min_length=3, max_length=2000, pattern=NO_NUL, description="Why: recorded in the audit log")
+    reason: Reason = Field(description="Why: recorded in the audit log")
     to_version: str | None = Field(
         None, pattern=r"^[0-9]{1,18}$",  # past 64 bits the registry's own store fails (a 502, not the caller's 422)
         description="A registry version number. Default: the last version known good (served cleanly), never "
@@ -52,7 +67,7 @@ class SilenceRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     duration_s: float = Field(gt=0, le=30 * 86400, allow_inf_nan=False,
                               description="How long to keep the incident quiet")
-    reason: str = Field(min_length=3, max_length=2000, pattern=NO_NUL)
+    reason: Reason
 
 
 _NUMBER = {"type": "number", "minimum": -MAX_ABS_NUMBER, "maximum": MAX_ABS_NUMBER}

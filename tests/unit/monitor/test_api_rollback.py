@@ -172,3 +172,26 @@ def test_a_retry_after_a_crash_mid_rollback_follows_that_rollback_never_starts_a
     assert (late.json()["from_version"], late.json()["to_version"]) == ("2", "1")
     assert api.alias() == "3" and api.registry.moves == [(MODEL, "champion", "1")], "the retry rolled back v3"
     assert len(api.vigil.store.actions(model=MODEL)) == 1
+
+
+def test_a_reason_of_spaces_alone_is_refused_naming_it(tmp_path, monkeypatch, capsys):
+    """`reason` is the audit log's why: three spaces passed `min_length=3` and a rollback
+    (or a silence) was recorded with a blank one; `vigil rollback --reason ""` too."""
+    import pytest
+
+    from monitor.cli import build_parser
+    from tests.unit.monitor.test_api import MODEL, T0
+
+    api = build(tmp_path, monkeypatch)
+    api.deploy("2", time.time() - 3600)
+    incident_id = api.vigil.run_cycle(MODEL, T0).incident_id
+    for url, body in ((ROLLBACK, {"reason": "   "}), (ROLLBACK, {"reason": " \t\n ", "to_version": "1"}),
+                      (f"/v1/incidents/{incident_id}/silence", {"duration_s": 60, "reason": "    "})):
+        r = api.post(url, body)
+        assert r.status_code == 422, r.text
+        assert r.json()["fields"] == [{"field": "reason", "message": "expected why, in words: at least 3 "
+                                                                     "characters besides spaces"}]
+    assert api.alias() == "2" and api.audit_actions() == []
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["rollback", MODEL, "--config", "vigil.yaml", "--reason", "  "])
+    assert "--reason: expected why, in words" in capsys.readouterr().err
