@@ -9,6 +9,7 @@ afterwards (monitor/api/slack_desk.py), then updates the message through the out
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,7 @@ from alerts.slack_text import ACTION_IDS, ACTIONS_BLOCK
 
 MAX_CLOCK_SKEW_S = 300  # what slack_sdk's SignatureVerifier allows, and what Slack recommends
 MAX_INCIDENT_ID = 2**63 - 1  # incident ids are 64-bit signed integers in every store
+_SIGNATURE = re.compile(r"v0=[0-9a-f]{64}")  # HMAC-SHA256 in hex, as Slack sends it
 
 
 class InvalidSlackSignature(Exception):
@@ -80,6 +82,10 @@ def verify_signature(body: bytes, headers: Mapping[str, str], signing_secret: st
             f"stale request: timestamp {ts} is {abs(now - ts):.0f} s from now (limit {MAX_CLOCK_SKEW_S} s); "
             "a replay, or this host's clock is wrong"
         )
+    if not _SIGNATURE.fullmatch(signature):
+        # hmac.compare_digest raises TypeError on a non-ASCII str (a header byte above 0x7f):
+        # that was a 500 for anyone on the network. Slack's is always this shape.
+        raise InvalidSlackSignature(f"X-Slack-Signature: expected v0=<64 hex digits>, got {signature[:80]!r}")
     verifier = SignatureVerifier(signing_secret, clock=_FixedClock(now))
     if not verifier.is_valid(body=body, timestamp=timestamp, signature=signature):
         raise InvalidSlackSignature("signature mismatch: wrong slack.signing_secret, or the body was altered")

@@ -204,3 +204,17 @@ def test_a_bad_silence_duration_is_named_as_the_duration(tmp_path, monkeypatch, 
     assert r.status_code == 422, (r.status_code, r.text)
     [problem] = r.json()["fields"]
     assert problem["field"] == "duration" and words in problem["message"], problem
+
+
+@pytest.mark.parametrize("signature", ["v0=" + "\u00e9" * 64, "v0=\u00ff", "\u00e9"])
+def test_a_slack_signature_with_non_ascii_bytes_is_a_401_not_a_500(tmp_path, monkeypatch, signature):
+    """Anyone on the network, no secret needed: a current timestamp and a signature header
+    with a byte above 0x7f (read as latin-1) made the HMAC comparison raise TypeError, a 500
+    and a stack trace in the log per request."""
+    monkeypatch.setenv("SLACK_TEST_SECRET", SECRET)
+    api = build(tmp_path, monkeypatch, slack={"signing_secret": "${SLACK_TEST_SECRET}"})
+    body, headers = signed(click("ack", 1))
+    headers_raw: dict[str, Any] = {**headers, "X-Slack-Signature": signature.encode("latin-1")}
+    r = api.anon.post("/v1/slack/actions", content=body, headers=headers_raw)
+    assert r.status_code == 401, (r.status_code, r.text)
+    assert "X-Slack-Signature" in r.json()["error"]
