@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
+from pydantic import AfterValidator
 from sqlalchemy.orm import Session
 
 from monitor.api.deps import AUTH_RESPONSES, ModelDep, OperatorDep, VigilDep, refuse_role
@@ -78,6 +79,18 @@ def get_rollback_locks(request: Request) -> KeyedLocks:
 RollbackLocksDep = Annotated[KeyedLocks, Depends(get_rollback_locks)]
 
 
+def _key_given(key: str | None) -> str | None:
+    # An empty key (a client's unset variable) was taken as none: each retry a new request.
+    if key is not None and not key.strip():
+        raise ValueError("expected a key unique to this rollback, sent again with each retry; got an empty one")
+    return key
+
+
+# The document says what _key_given checks (a character besides spaces); it words the 422.
+IdempotencyKey = Annotated[str | None, Header(max_length=200, json_schema_extra={"minLength": 1, "pattern": r"\S"}),
+                           AfterValidator(_key_given)]
+
+
 @router.post("/v1/models/{name}/rollback", response_model=RollbackResponse,
              responses={202: {"model": RollbackResponse,
                               "description": "recorded; a layer is unreachable and the rollback retries"},
@@ -85,7 +98,7 @@ RollbackLocksDep = Annotated[KeyedLocks, Depends(get_rollback_locks)]
                         502: {"model": RollbackFailed, "description": "a layer could not be moved"}})
 def rollback(who: OperatorDep, vigil: VigilDep, m: ModelDep, body: RollbackRequest, response: Response,
              locks: RollbackLocksDep,
-             idempotency_key: Annotated[str | None, Header(max_length=200)] = None) -> Any:
+             idempotency_key: IdempotencyKey = None) -> Any:
     if body.force and not satisfies(who.role, Role.ADMIN):
         raise refuse_role(who, Role.ADMIN, "force")
     actor = who.actor

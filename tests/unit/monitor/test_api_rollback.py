@@ -195,3 +195,15 @@ def test_a_reason_of_spaces_alone_is_refused_naming_it(tmp_path, monkeypatch, ca
     with pytest.raises(SystemExit):
         build_parser().parse_args(["rollback", MODEL, "--config", "vigil.yaml", "--reason", "  "])
     assert "--reason: expected why, in words" in capsys.readouterr().err
+
+
+def test_an_empty_idempotency_key_is_refused_not_ignored(tmp_path, monkeypatch):
+    """`Idempotency-Key:` with nothing after it (a client's unset variable) was taken as no
+    key at all: the client believed its retry safe, and each retry was a new request."""
+    api = build(tmp_path, monkeypatch)
+    api.deploy("2", time.time() - 3600)
+    for key in ("", "   "):
+        r = api.post(ROLLBACK, {"reason": "CTR -10% since v2"}, {"Idempotency-Key": key})
+        assert r.status_code == 422, r.text
+        assert [f["field"] for f in r.json()["fields"]] == ["header.idempotency-key"]
+    assert api.alias() == "2" and api.audit_actions() == []
