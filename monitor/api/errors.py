@@ -93,9 +93,28 @@ async def _invalid_records(_: Request, exc: InvalidRecords) -> JSONResponse:
     return error_response(422, {"error": str(exc), "fields": exc.fields})
 
 
+# FastAPI's words for a body its JSON parser raised on (not a JSONDecodeError: that is a 422).
+_UNPARSED = "There was an error parsing the body"
+
+
+def _why_unparsed(cause: BaseException | None) -> str:
+    """What the parser refused, in the client's terms (it said only "an error")."""
+    if isinstance(cause, RecursionError):
+        return "JSON nested too deeply (arrays or objects within each other)"
+    if isinstance(cause, UnicodeError):
+        return "not UTF-8 text"
+    if isinstance(cause, ValueError) and "digits" in str(cause):  # sys.get_int_max_str_digits()
+        return "a number of more than 4300 digits"
+    return "not parsable"
+
+
 async def _http(_: Request, exc: HTTPException) -> JSONResponse:
     # Starlette's own (an unknown path, a method the path lacks) included: FastAPI's
     # HTTPException derives from it, and every client then sees one shape.
+    if exc.status_code == 400 and exc.detail == _UNPARSED:
+        why = _why_unparsed(exc.__cause__)
+        return error_response(400, {"error": f"the body could not be parsed: {why}; expected a JSON object",
+                                    "fields": [{"field": "body", "message": why}]}, exc.headers)
     return error_response(exc.status_code, {"error": exc.detail}, exc.headers)
 
 

@@ -119,15 +119,21 @@ def test_a_record_without_a_timestamp_is_refused_and_the_schema_says_it_is_requi
     assert number == {"type": "number", "minimum": -(2**53), "maximum": 2**53}
 
 
-@pytest.mark.parametrize("raw", [
-    '{"model": "recommender", "records": [{"timestamp": 1800000000, "x": 1' + "0" * 5000 + "}]}",  # int > 4300 digits
-    '{"model": "recommender", "records": ' + "[" * 100_000 + "]" * 100_000 + "}",  # nested past the recursion limit
+@pytest.mark.parametrize("raw, why", [
+    ('{"model": "recommender", "records": [{"timestamp": 1800000000, "x": 1' + "0" * 5000 + "}]}",
+     "a number of more than 4300 digits"),
+    ('{"model": "recommender", "records": ' + "[" * 100_000 + "]" * 100_000 + "}",
+     "JSON nested too deeply (arrays or objects within each other)"),
+    (b'{"model": "recommender\xff", "records": []}', "not UTF-8 text"),
 ])
-def test_a_body_the_json_parser_refuses_is_a_400_in_the_usual_shape(tmp_path, monkeypatch, raw):
-    """Such bodies were already a 400, but in FastAPI's `{detail}` shape, not `{error}`."""
+def test_a_body_the_json_parser_refuses_is_a_400_naming_the_body_and_why(tmp_path, monkeypatch, raw, why):
+    """Such bodies were already a 400, but in FastAPI's `{detail}` shape, not `{error}`;
+    then `{"error": "There was an error parsing the body"}`, which said neither where nor what."""
     api = samples_api(tmp_path, monkeypatch)
-    r = api.client.post("/v1/samples", content=raw.encode(), headers={**AUTH, "Content-Type": "application/json"})
-    assert r.status_code == 400 and r.json() == {"error": "There was an error parsing the body"}
+    content = raw if isinstance(raw, bytes) else raw.encode()
+    r = api.client.post("/v1/samples", content=content, headers={**AUTH, "Content-Type": "application/json"})
+    assert r.status_code == 400 and r.json() == {"error": f"the body could not be parsed: {why}; expected a JSON "
+                                                          "object", "fields": [{"field": "body", "message": why}]}
 
 
 @pytest.mark.parametrize("url, body, field", [
