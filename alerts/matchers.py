@@ -95,6 +95,37 @@ def _compile(pattern: str, name: str) -> re.Pattern[str]:
     return got
 
 
+_REPEATS = ("MAX_REPEAT", "MIN_REPEAT")
+
+
+def check_backtracking(m: Matcher, field: str) -> None:
+    """Refuse a new matcher whose regex repeats a group that itself repeats without bound
+    (`(.*)*`, `(\\w+)+`). Python's engine backtracks (Alertmanager's RE2 does not): `(.*)*x`
+    against a 40-character label takes hours, and every cycle checking the silence waits.
+    For matchers people make now (silences); one already stored or configured is left be."""
+    if m.op.is_regex and _nested_repeat(re._parser.parse(m.value)):  # type: ignore[attr-defined]
+        raise MatcherError(field, f"regular expression {m.value!r} repeats a group that itself repeats without "
+                                  "bound, such as (.*)* or (\\w+)+: matching can take hours; drop the outer "
+                                  "repetition")
+
+
+def _nested_repeat(parsed: Any, inside: bool = False) -> bool:
+    """Whether an unbounded repetition sits inside another repetition (star height 2), the
+    shape whose backtracking grows exponentially with the label's length."""
+    for op, av in parsed:
+        if str(op) in _REPEATS:
+            _, high, sub = av
+            if (inside and high == re._constants.MAXREPEAT  # type: ignore[attr-defined]
+                    or _nested_repeat(sub, inside or high > 1)):
+                return True
+        elif str(op) == "SUBPATTERN":
+            if _nested_repeat(av[-1], inside):
+                return True
+        elif str(op) == "BRANCH" and any(_nested_repeat(p, inside) for p in av[1]):
+            return True
+    return False
+
+
 _UNESCAPED = {"\\": "\\", '"': '"', "n": "\n"}
 
 

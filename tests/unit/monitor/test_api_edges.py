@@ -224,3 +224,20 @@ def test_a_slack_signature_with_non_ascii_bytes_is_a_401_not_a_500(tmp_path, mon
     r = api.anon.post("/v1/slack/actions", content=body, headers=headers_raw)
     assert r.status_code == 401, (r.status_code, r.text)
     assert "X-Slack-Signature" in r.json()["error"]
+
+
+@pytest.mark.parametrize("matcher", ['cause=~"(.*)*x"', {"name": "kinds", "value": "([a-z_]+,?)+x", "isRegex": True}])
+def test_a_silence_regex_that_backtracks_for_hours_is_refused_naming_the_matcher(tmp_path, monkeypatch, matcher):
+    """Python's regex engine backtracks: `(.*)*x` against a label of 40 characters (a GPU
+    cause, an incident's finding kinds) takes hours, and every cycle checking the silence
+    (any operator's, or a Slack actor's) waited on it; Alertmanager's RE2 never does."""
+    api = build(tmp_path, monkeypatch)
+    r = api.client.post("/v1/silences", headers=AUTH,
+                        json={"matchers": ['model="recommender"', matcher], "comment": "OPS-42", "duration": "1h"})
+    assert r.status_code == 422, r.text
+    [problem] = r.json()["fields"]
+    assert problem["field"] == "matchers[1]" and "repeats a group that itself repeats" in problem["message"]
+    ok = api.client.post("/v1/silences", headers=AUTH,
+                         json={"matchers": ['cause=~"gpu_saturation .*|recsys-(api|web)-[0-9]+"'],
+                               "comment": "OPS-42", "duration": "1h"})
+    assert ok.status_code == 201, ok.text
