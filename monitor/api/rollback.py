@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from monitor.api.deps import AUTH_RESPONSES, ModelDep, OperatorDep, VigilDep, refuse_role
 from monitor.api.errors import FieldError
 from monitor.api.responses import errors
-from monitor.api.schemas import RollbackFailed, RollbackRequest, RollbackResponse
+from monitor.api.schemas import RollbackFailed, RollbackRequest, RollbackResponse, rollback_watch
 from monitor.config import ModelConfig
 from monitor.cycle.rollback_ask import RollbackAsk, missing_version
 from monitor.identities import Role, satisfies
@@ -135,7 +135,7 @@ def rollback(who: OperatorDep, vigil: VigilDep, m: ModelDep, body: RollbackReque
             raise HTTPException(409, redact(outcome.detail))
         result = RollbackResponse(model=m.name, status=outcome.status, from_version=outcome.from_version,
                                   to_version=outcome.to_version, detail=redact(outcome.detail), actor=actor,
-                                  at=now)
+                                  at=now, incident_id=incident_id, watch=rollback_watch(m.name, incident_id))
         # This request's own rollback is kept with its intent even when pending or failed:
         # a retry after it finished (pending) started a second rollback, and one after a
         # failure rolled back whatever was deployed in between. A retry of a failed one
@@ -165,7 +165,9 @@ def _keep_with_intent(scope: str, key: str, request_hash: str, actor: str, now: 
     retry following that rollback (reconciled at start-up), never starting a second one."""
     def keep(s: Session, intent: RollbackIntentRow) -> None:
         provisional = RollbackResponse(model=intent.model, status="pending", from_version=intent.from_version,
-                                       to_version=intent.to_version, detail="in flight", actor=actor, at=now)
+                                       to_version=intent.to_version, detail="in flight", actor=actor, at=now,
+                                       incident_id=intent.incident_id,
+                                       watch=rollback_watch(intent.model, intent.incident_id))
         idempotency.put_response(s, scope, key, request_hash, 202, {**provisional.model_dump(), INTENT: intent.id},
                                  now, replace_before=replace_before)
     return keep

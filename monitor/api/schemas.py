@@ -61,6 +61,14 @@ class RollbackResponse(BaseModel):
     detail: str
     actor: str
     at: float
+    incident_id: int | None = Field(None, description="the incident this rollback answers (its actions show it)")
+    watch: str | None = Field(None, description="where to follow it: the incident (its actions), else the model "
+                                                "(the version serving)")
+
+
+def rollback_watch(model: str, incident_id: int | None) -> str:
+    """Where a rollback's progress shows: its incident's actions, else the model's serving version."""
+    return f"/v1/incidents/{incident_id}" if incident_id is not None else f"/v1/models/{model}"
 
 
 class SilenceRequest(BaseModel):

@@ -207,3 +207,22 @@ def test_an_empty_idempotency_key_is_refused_not_ignored(tmp_path, monkeypatch):
         assert r.status_code == 422, r.text
         assert [f["field"] for f in r.json()["fields"]] == ["header.idempotency-key"]
     assert api.alias() == "2" and api.audit_actions() == []
+
+
+def test_the_answer_says_where_to_watch_the_rollback(tmp_path, monkeypatch):
+    """A 202 `pending` (or any answer) named no place to follow the rollback: a client
+    without an Idempotency-Key had nothing to poll. It names the incident it answers, whose
+    actions show it, else the model, which shows the version serving."""
+    from tests.unit.monitor.test_api import MODEL, T0
+
+    api = build(tmp_path, monkeypatch)
+    api.deploy("2", time.time() - 3600)
+    r = api.post(ROLLBACK, {"reason": "a dry run first", "dry_run": True})
+    assert r.json()["incident_id"] is None and r.json()["watch"] == f"/v1/models/{MODEL}"
+    assert api.client.get(r.json()["watch"]).status_code == 200
+    incident_id = api.vigil.run_cycle(MODEL, T0).incident_id
+    r = api.post(ROLLBACK, {"reason": "CTR -10% since v2"})
+    assert r.status_code == 200 and r.json()["incident_id"] == incident_id
+    assert r.json()["watch"] == f"/v1/incidents/{incident_id}"
+    actions = api.client.get(r.json()["watch"]).json()["actions"]
+    assert [(a["kind"], a["status"]) for a in actions][-1:] == [("rollback", "done")]
