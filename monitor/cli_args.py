@@ -68,3 +68,29 @@ def reason_arg(value: str) -> str:
     if sum(not c.isspace() for c in value) < 3:
         raise argparse.ArgumentTypeError(f"expected why, in words (3 characters besides spaces), got {value!r}")
     return value
+
+
+MAX_ID = 2**63 - 1  # ids are 64-bit signed integers in every store (monitor/api/schemas.py says the same)
+
+
+def id_arg(value: str) -> int:
+    """An incident or silence id, 1 to 2^63-1 as the API takes it: a 20-digit one was an
+    OverflowError traceback from the store's driver."""
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if not 1 <= n <= MAX_ID:
+        raise argparse.ArgumentTypeError(f"expected an id, a whole number from 1 to {MAX_ID}, got {value!r}")
+    return n
+
+
+def limit_arg(value: str) -> int:
+    """--limit of a listing, 1 to 500 as the API's `limit`."""
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if not 1 <= n <= 500:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 1 to 500, got {value!r}")
+    return n

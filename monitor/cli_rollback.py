@@ -18,7 +18,7 @@ import time
 from typing import TYPE_CHECKING
 
 from alerts.rollback import FORCE_NEEDED, ActionStatus
-from monitor.cli_args import reason_arg, version_arg
+from monitor.cli_args import id_arg, reason_arg, version_arg
 from monitor.config import ConfigError, load_config
 
 if TYPE_CHECKING:
@@ -144,7 +144,7 @@ def add_rollback(sub: _Subparsers) -> None:
                          "incident blames)")
     rb.add_argument("--force", action="store_true", help="allow a --to-version an incident blames (audited)")
     rb.add_argument("--dry-run", action="store_true", help="audit and report what would change, move nothing")
-    rb.add_argument("--incident", type=int, metavar="ID",
+    rb.add_argument("--incident", type=id_arg, metavar="ID",
                     help="the incident this rollback answers, whose messages show it (default: the model's newest "
                          "open incident)")
     rb.add_argument("--actor", default="operator", help="who asks; audited as cli:ACTOR (default: operator)")

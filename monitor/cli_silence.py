@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from alerts.silences import Silence, SilenceError, SilenceState
-from monitor.cli_args import store_url_arg
+from monitor.cli_args import id_arg, limit_arg, store_url_arg
 
 if TYPE_CHECKING:
     from typing import TypeAlias
@@ -127,13 +127,13 @@ def add_silence(sub: _Subparsers) -> None:
 
     ls = ssub.add_parser("list", help="list silences, newest first", description="list silences, newest first")
     ls.add_argument("--state", choices=[str(s) for s in SilenceState], help="only pending, active or expired ones")
-    ls.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    ls.add_argument("--limit", type=limit_arg, default=50, help="at most this many (default 50)")
     ls.add_argument("--json", action="store_true", help='print {"items", "total", "next"} as the API does')
     store_options(ls)
     ls.set_defaults(func=cmd_list)
 
     ex = ssub.add_parser("expire", help="end a silence now (audited)", description="end a silence now (audited)")
-    ex.add_argument("id", type=int, help="the silence's id (vigil silence list)")
+    ex.add_argument("id", type=id_arg, help="the silence's id (vigil silence list)")
     ex.add_argument("--actor", default="operator", help="who ends it; audited as cli:ACTOR (default: operator)")
     store_options(ex)
     ex.set_defaults(func=cmd_expire)

@@ -78,3 +78,23 @@ def test_a_store_url_vigil_cannot_open_is_one_line_naming_the_forms_it_takes(arg
     assert refused.value.code == 2
     err = capsys.readouterr().err
     assert "--store" in err and "postgresql+psycopg://" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv, option", [
+    (["silence", "expire", "99999999999999999999"], "id"),
+    (["silence", "expire", "0"], "id"),
+    (["silence", "list", "--limit", "99999999999999999999"], "--limit"),
+    (["silence", "list", "--limit", "0"], "--limit"),
+    (["rollback", "recommender", "--config", "vigil.yaml", "--reason", "ctr dropped",
+      "--incident", "99999999999999999999"], "--incident"),
+])
+def test_an_id_or_limit_out_of_range_is_refused_naming_it(tmp_path, capsys, argv, option):
+    """As the API's 422: a 20-digit silence id or --limit was an OverflowError traceback from
+    the store's driver (SQLite integers are 64-bit), `--limit 0` listed nothing."""
+    store = f"sqlite:///{tmp_path / 'vigil.db'}"
+    assert main(["silence", "add", "--store", store, 'model="recommender"', "--comment", "OPS-42"]) == 0
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        main(argv + (["--store", store] if argv[0] == "silence" else []))
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and f"argument {option}:" in err and "expected" in err, err
