@@ -18,8 +18,12 @@ router = APIRouter(tags=["health"])
 log = logging.getLogger("vigil.api")
 
 
+# async: answered on the event loop, never queued behind the worker threads. /readyz and
+# /metrics read the store in those threads; a PostgreSQL that stops answering holds one per
+# probe and scrape, and once all 40 were held a sync /healthz timed out and the kubelet
+# restarted every replica (tests/unit/deploy/test_probes.py).
 @router.get("/healthz")
-def healthz() -> dict[str, str]:
+async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
