@@ -68,3 +68,17 @@ def test_the_unit_parses_as_an_ini_file():
     parser = configparser.ConfigParser(strict=False, interpolation=None)
     parser.read_string(UNIT.read_text())
     assert {"Unit", "Service", "Install"} <= set(parser.sections())
+
+
+def test_the_documented_db_upgrade_runs_as_the_service_with_its_secrets():
+    """The config names secrets (${SLACK_BOT_TOKEN}) the unit reads from its EnvironmentFile;
+    `vigil db upgrade --config` loads the whole config, so run without that file it stops at
+    'environment variable SLACK_BOT_TOKEN is not set' and the store is never upgraded."""
+    text = re.sub(r"\\\n#\s*", " ", UNIT.read_text())  # a comment's continuation lines joined
+    [upgrade] = [ln for ln in text.splitlines() if ln.startswith("#") and "db upgrade --config" in ln]
+    svc = _service()
+    for env_file in svc["EnvironmentFile"]:
+        assert f"EnvironmentFile={env_file.lstrip('-')}" in upgrade, upgrade
+    assert f"--uid={svc['User'][0]}" in upgrade or f"User={svc['User'][0]}" in upgrade, upgrade
+    config = re.search(r"--config (\S+)", svc["ExecStart"][0])
+    assert config and f"--config {config.group(1)}" in upgrade
