@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from monitor.config import parse_config
+from monitor.http_server import API_STOP_TIMEOUT_S
 
 ROOT = Path(__file__).resolve().parents[3]
 KDIR = ROOT / "deploy" / "kubernetes"
@@ -54,7 +55,6 @@ def test_the_deployment_runs_two_replicas_on_postgres_with_probes_resources_and_
     pod = dep["spec"]["template"]["spec"]
     assert dep["spec"]["selector"]["matchLabels"].items() <= dep["spec"]["template"]["metadata"]["labels"].items()
     assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] != 0
-    assert pod["terminationGracePeriodSeconds"] >= 30 + 5  # schedule.shutdown_grace + the API's stop
     [c] = pod["containers"]
     assert c["image"] == "registry.example.com/vigil:0.1.0"
     assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
@@ -110,3 +110,15 @@ def test_the_migration_job_runs_vigil_db_upgrade_as_non_root():
     [c] = pod["containers"]
     assert c["args"][:2] == ["db", "upgrade"] and pod["restartPolicy"] == "Never"
     assert pod["securityContext"]["runAsNonRoot"] is True and c["resources"]["limits"]
+
+
+def test_the_pod_is_given_the_whole_shutdown_grace_and_the_apis_stop(objects, monkeypatch):
+    """SIGTERM lets running cycles finish and drains the outbox within schedule.shutdown_grace
+    (read from the ConfigMap, not assumed), and the API's stop takes up to API_STOP_TIMEOUT_S
+    plus a tick: raising the grace in the ConfigMap alone would have the kubelet SIGKILL a
+    replica mid-drain."""
+    for name in ("VIGIL_STORE_URL", "SLACK_BOT_TOKEN", "VIGIL_AUDIT_KEY"):
+        monkeypatch.setenv(name, "postgresql+psycopg://v:pw@db/v" if name == "VIGIL_STORE_URL" else "ab" * 32)
+    cfg = parse_config(yaml.safe_load(objects["ConfigMap"]["data"]["vigil.yaml"]), "configmap", "/etc/vigil")
+    grace = objects["Deployment"]["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    assert grace >= cfg.schedule.shutdown_grace + API_STOP_TIMEOUT_S + 1
