@@ -122,3 +122,19 @@ def test_the_pod_is_given_the_whole_shutdown_grace_and_the_apis_stop(objects, mo
     cfg = parse_config(yaml.safe_load(objects["ConfigMap"]["data"]["vigil.yaml"]), "configmap", "/etc/vigil")
     grace = objects["Deployment"]["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
     assert grace >= cfg.schedule.shutdown_grace + API_STOP_TIMEOUT_S + 1
+
+
+def test_every_file_vigil_writes_is_on_a_writable_volume(objects, monkeypatch):
+    """The root file system is read-only and so are the config and secret mounts: a path the
+    ConfigMap's vigil.yaml writes to (resolved as Vigil does, against /etc/vigil) must be on
+    a writable volume, or each write fails (the sink with ${SLACK_BOT_TOKEN} left empty)."""
+    for name in ("VIGIL_STORE_URL", "SLACK_BOT_TOKEN", "VIGIL_AUDIT_KEY"):
+        monkeypatch.setenv(name, "postgresql+psycopg://v:pw@db/v" if name == "VIGIL_STORE_URL" else "ab" * 32)
+    cfg = parse_config(yaml.safe_load(objects["ConfigMap"]["data"]["vigil.yaml"]), "configmap", "/etc/vigil")
+    [c] = objects["Deployment"]["spec"]["template"]["spec"]["containers"]
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True
+    writable = [m["mountPath"] for m in c["volumeMounts"] if not m.get("readOnly")]
+    written = {"spool.directory": Path(cfg.spool.directory or "/tmp"),
+               "slack.sink_path": cfg.resolve_path(cfg.slack.sink_path)}
+    for field, path in written.items():
+        assert any(path.is_relative_to(w) for w in writable), f"{field} {path} is on none of {writable}"
