@@ -46,10 +46,12 @@ def store_url_arg(value: str) -> str:
     """--store: a URL store.url takes. Another (`postgres://`, Heroku's spelling, or a bare
     file name) was a SQLAlchemy traceback when the command opened it."""
     from monitor.config_types import is_store_url
+    from monitor.redact import redact
 
     if not is_store_url(value.strip()):
+        # Redacted: the URL often comes from a Secret (the migration Job's $(VIGIL_STORE_URL)).
         raise argparse.ArgumentTypeError(f"expected sqlite:///path/to/vigil.db or postgresql+psycopg://user@host/db "
-                                         f"(as store.url), got {value!r}")
+                                         f"(as store.url), got {redact(value)!r}")
     return value.strip()
 
 

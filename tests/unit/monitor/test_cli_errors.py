@@ -98,3 +98,14 @@ def test_an_id_or_limit_out_of_range_is_refused_naming_it(tmp_path, capsys, argv
         main(argv + (["--store", store] if argv[0] == "silence" else []))
     err = capsys.readouterr().err
     assert e.value.code == 2 and f"argument {option}:" in err and "expected" in err, err
+
+
+def test_a_refused_store_url_is_not_echoed_with_its_password(capsys):
+    """deploy/kubernetes/migrate-job.yaml passes the Secret's store URL as `--store`: one in
+    Heroku's spelling was refused with the whole URL quoted, password and all, into the Job's
+    log (and the cluster's log store)."""
+    with pytest.raises(SystemExit) as refused:
+        main(["db", "upgrade", "--store", "postgres://vigil:S3cretPW@db.example:5432/vigil"])
+    assert refused.value.code == 2
+    err = capsys.readouterr().err
+    assert "S3cretPW" not in err and "postgres://vigil:***@db.example:5432/vigil" in err
