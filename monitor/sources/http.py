@@ -9,6 +9,10 @@ one ends the call at once (SourceUnavailable) and every call until it has passed
 the same way without asking: a throttled backend is not hammered by each model's cycle.
 That pause is capped at MAX_RETRY_AFTER_S: a proxy's day-long (or absurd) Retry-After
 must not keep the source down, and every cycle blind, for a day.
+A backend that could not be connected to at all (refused, DNS, connect timeout) after
+the retries is not asked again for DOWN_HOLD_S either: every model's cycle would wait out
+the same retries and backoff (a dead Loki made a 1,000-model sweep take half an hour).
+A read timeout or a 5xx may be one heavy query's and holds nothing.
 """
 from __future__ import annotations
 
@@ -21,6 +25,8 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 
 from alerts.receivers.http import MAX_RETRY_AFTER_S, retry_after_s
 from monitor.sources.errors import QueryError, SourceState, SourceStatus, SourceUnavailable
+
+DOWN_HOLD_S = 30.0  # an unreachable backend is not asked again for this long (each cycle blind at once)
 
 
 def bounded_retry_after(value: str | None, now: float) -> float | None:
@@ -48,6 +54,10 @@ class Throttle:
         self._until, self._why = time.monotonic() + seconds, f"{reason} (Retry-After {seconds:.0f} s)"
         return SourceUnavailable(self.source, self.url, self._why)
 
+    def down(self, seconds: float, reason: str) -> None:
+        """Ask nothing for `seconds`: the backend could not be reached for `reason`."""
+        self._until, self._why = time.monotonic() + seconds, reason
+
 
 def backoff_or_retry_after(multiplier: float, max_s: float) -> Callable[[RetryCallState], float]:
     """Tenacity's wait: the exponential backoff, or the failed attempt's `retry_after` (the
@@ -61,9 +71,10 @@ def backoff_or_retry_after(multiplier: float, max_s: float) -> Callable[[RetryCa
 
 
 class _Retryable(Exception):
-    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+    def __init__(self, reason: str, retry_after: float | None = None, *, unreachable: bool = False) -> None:
         super().__init__(reason)
         self.reason, self.retry_after = reason, retry_after
+        self.unreachable = unreachable  # no connection at all: every request would fail alike
 
 
 class HttpSource:
@@ -95,7 +106,8 @@ class HttpSource:
             try:
                 r = self._client.get(path, params=params)
             except httpx.HTTPError as e:
-                raise _Retryable(f"{type(e).__name__}: {e}") from e
+                unreachable = isinstance(e, (httpx.ConnectError, httpx.ConnectTimeout))
+                raise _Retryable(f"{type(e).__name__}: {e}", unreachable=unreachable) from e
             if r.status_code == 429 or r.status_code >= 500:
                 reason = f"HTTP {r.status_code}: {r.text.strip()[:300]}"
                 hinted = bounded_retry_after(r.headers.get("Retry-After"), time.time())
@@ -117,8 +129,10 @@ class HttpSource:
                 with attempt:
                     return once()
         except _Retryable as e:
-            raise SourceUnavailable(self.source, self.url,
-                                    f"{e.reason} (after {self.retries + 1} attempts)") from None
+            reason = f"{e.reason} (after {self.retries + 1} attempts)"
+            if e.unreachable:
+                self._throttle.down(DOWN_HOLD_S, reason)
+            raise SourceUnavailable(self.source, self.url, reason) from None
         raise AssertionError("unreachable")
 
     def ready(self) -> SourceState:

@@ -1,0 +1,75 @@
+"""A Loki or Tempo that cannot be connected to (refused, DNS, connect timeout) costs one
+call its retries and backoff; the calls after it, each model's cycle in a sweep, fail at
+once (the source blind, never an all-clear) until a short hold has passed, instead of each
+waiting out the same retries: a dead Loki made a 1,000-model sweep take half an hour."""
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+import monitor.sources.http as http_mod
+from monitor.config import LokiConfig, TempoConfig
+from monitor.sources.errors import SourceUnavailable
+from monitor.sources.loki import LokiSource
+from monitor.sources.tempo import TempoSource
+
+URL = "http://loki.invalid:3100"
+
+
+def _refusing(calls: list[str], error: type[httpx.TransportError] = httpx.ConnectError) -> httpx.Client:
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
+        raise error("[Errno 111] Connection refused", request=request)
+    return httpx.Client(base_url=URL, transport=httpx.MockTransport(handler))
+
+
+@pytest.mark.parametrize("error", [httpx.ConnectError, httpx.ConnectTimeout])
+def test_an_unreachable_loki_is_not_asked_again_by_the_next_models_cycle(error: Any, monkeypatch: Any) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr(http_mod.time, "monotonic", lambda: clock[0])
+    calls: list[str] = []
+    src = LokiSource(LokiConfig(url=URL), client=_refusing(calls, error), retries=3, backoff_s=0.0, max_backoff_s=0.0)
+    with pytest.raises(SourceUnavailable, match="after 4 attempts"):
+        src.query_logs('{service="a"}', 100.0, 160.0)
+    assert len(calls) == 4
+    for svc in ("b", "c", "d"):  # the next models' cycles
+        with pytest.raises(SourceUnavailable, match="Connection refused.*not asked again"):
+            src.query_logs(f'{{service="{svc}"}}', 100.0, 160.0)
+    assert len(calls) == 4, "each later cycle waited out the same retries against a dead Loki"
+    clock[0] += http_mod.DOWN_HOLD_S + 1  # the hold is short: a Loki back up is read again
+    with pytest.raises(SourceUnavailable):
+        src.query_logs('{service="e"}', 100.0, 160.0)
+    assert len(calls) == 8
+
+
+def test_an_unreachable_tempo_is_held_too(monkeypatch: Any) -> None:
+    monkeypatch.setattr(http_mod.time, "monotonic", lambda: 1000.0)
+    calls: list[str] = []
+    src = TempoSource(TempoConfig(url=URL), client=_refusing(calls), retries=1, backoff_s=0.0, max_backoff_s=0.0)
+    with pytest.raises(SourceUnavailable):
+        src.search('{ resource.service.name = "a" }', 100.0, 160.0)
+    with pytest.raises(SourceUnavailable, match="not asked again"):
+        src.trace("0" * 32)
+    assert len(calls) == 2
+
+
+def test_a_read_timeout_or_a_5xx_does_not_hold_the_source(monkeypatch: Any) -> None:
+    """One heavy query timing out (or drawing a 5xx) says nothing of the next model's."""
+    monkeypatch.setattr(http_mod.time, "monotonic", lambda: 1000.0)
+    calls: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
+        if len(calls) <= 2:
+            raise httpx.ReadTimeout("timed out", request=request)
+        return httpx.Response(503, text="too busy")
+
+    client = httpx.Client(base_url=URL, transport=httpx.MockTransport(handler))
+    src = LokiSource(LokiConfig(url=URL), client=client, retries=1, backoff_s=0.0, max_backoff_s=0.0)
+    for _ in range(2):
+        with pytest.raises(SourceUnavailable) as e:
+            src.query_logs('{service="a"}', 100.0, 160.0)
+        assert "not asked again" not in str(e.value)
+    assert len(calls) == 4
