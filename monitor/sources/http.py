@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from alerts.receivers.http import MAX_RETRY_AFTER_S, retry_after_s
+from alerts.receivers.http import MAX_RETRY_AFTER_S, retry_after_s, whole_answer
 from monitor.sources.errors import QueryError, SourceState, SourceStatus, SourceUnavailable
 
 DOWN_HOLD_S = 30.0  # an unreachable backend is not asked again for this long (each cycle blind at once)
@@ -82,7 +82,7 @@ class HttpSource:
 
     def __init__(self, url: str, timeout_s: float, headers: dict[str, str], *, client: httpx.Client | None,
                  retries: int, backoff_s: float, max_backoff_s: float) -> None:
-        self.url = url
+        self.url, self.timeout_s = url, timeout_s
         self.retries, self.backoff_s, self.max_backoff_s = retries, backoff_s, max_backoff_s
         self._throttle = Throttle(self.source, url)
         headers = {"Accept": "application/json", **headers}
@@ -104,7 +104,10 @@ class HttpSource:
 
         def once() -> httpx.Response:
             try:
-                r = self._client.get(path, params=params)
+                # The whole answer within timeout_s: httpx's timeout bounds each read, and a
+                # backend (or a wedged proxy) sending a byte at a time would hold the cycle for minutes.
+                url = str(self._client.build_request("GET", path, params=params).url)
+                r = whole_answer(self._client, "GET", url, content=None, headers={}, timeout=self.timeout_s)
             except httpx.HTTPError as e:
                 unreachable = isinstance(e, (httpx.ConnectError, httpx.ConnectTimeout))
                 raise _Retryable(f"{type(e).__name__}: {e}", unreachable=unreachable) from e
