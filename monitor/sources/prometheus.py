@@ -29,6 +29,7 @@ never see that limit; past `MAX_CHUNKS` requests the query is refused with a
 """
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -47,7 +48,15 @@ from detectors.records import Series
 from monitor.config import PrometheusConfig
 from monitor.sources.errors import QueryError, SourceState, SourceStatus, SourceUnavailable, source_down
 from monitor.sources.http import Throttle, backoff_or_retry_after, bounded_retry_after
-from monitor.sources.prometheus_errors import SOURCE, HttpStatus, Transient, client_error, describe, unreachable
+from monitor.sources.prometheus_errors import (
+    SOURCE,
+    HttpStatus,
+    Transient,
+    client_error,
+    describe,
+    unreachable,
+    whole_body,
+)
 
 log = logging.getLogger(__name__)
 
@@ -103,9 +112,8 @@ class PrometheusSource:
     def worst_case_s(self) -> float:
         """Seconds one request takes to end in SourceUnavailable when every attempt times out.
 
-        timeout_s per attempt plus the backoff between attempts. requests applies
-        timeout_s to the connect and to each socket read separately, so a server that
-        answers a byte at a time can exceed it; a split long range costs this per chunk.
+        timeout_s per attempt (the whole answer: `whole_body`) plus the backoff between
+        attempts; a split long range costs this per chunk.
         """
         backoff = BACKOFF_MAX_S * self.cfg.retries  # a Retry-After up to BACKOFF_MAX_S is waited out
         return self.cfg.timeout_s * (self.cfg.retries + 1) + backoff
@@ -351,14 +359,16 @@ class PrometheusSource:
     def _api(self, method: str, endpoint: str, params: dict[str, str]) -> Any:
         """One request to /api/v1/<endpoint>; a non-200 is raised as the client library
         raises it (so `_request` classifies all alike), with its Retry-After."""
-        resp = self._session.request(method, f"{self.url}/api/v1/{endpoint}",
-                                     params=params if method == "GET" else None,
-                                     data=params if method == "POST" else None,
-                                     headers=self._headers, timeout=self.cfg.timeout_s)
+        ends = time.monotonic() + self.cfg.timeout_s
+        with self._session.request(method, f"{self.url}/api/v1/{endpoint}",
+                                   params=params if method == "GET" else None,
+                                   data=params if method == "POST" else None,
+                                   headers=self._headers, timeout=self.cfg.timeout_s, stream=True) as resp:
+            content = whole_body(resp, ends, self.cfg.timeout_s)
         if resp.status_code != 200:
-            raise HttpStatus(resp.status_code, resp.content,
+            raise HttpStatus(resp.status_code, content,
                              bounded_retry_after(resp.headers.get("Retry-After"), time.time()))
-        body = resp.json()
+        body = json.loads(content)
         if body.get("warnings"):  # Thanos/Mimir: a store or querier missed, the answer is partial
             log.warning("prometheus answered with warnings: the result may be partial",
                         extra={"url": self.url, "warnings": [str(w)[:300] for w in body["warnings"][:5]],

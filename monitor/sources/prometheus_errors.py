@@ -1,11 +1,13 @@
 """What Prometheus's failures mean for a query: retry it (`Transient`), give up on the
-source (`SourceUnavailable`), or blame the query (`QueryError`). See the module
+source (`SourceUnavailable`), or blame the query (`QueryError`); an answer that does not
+come whole within the timeout is `Transient` too (`whole_body`). See the module
 docstring of monitor/sources/prometheus.py for the policy."""
 from __future__ import annotations
 
 import ast
 import json
 import re
+import time
 
 import requests
 import urllib3.exceptions
@@ -97,3 +99,17 @@ def describe(e: requests.RequestException) -> str:
             return "timed out"
         return f"connection failed: {text[:200]}"
     return f"{type(e).__name__}: {str(e)[:200]}"
+
+
+def whole_body(resp: requests.Response, ends: float, timeout_s: float) -> bytes:
+    """The answer's body, whole by `ends` (monotonic): requests' timeout bounds each read, so
+    a server or a wedged proxy sending a byte at a time would hold the cycle for minutes."""
+    read1 = getattr(resp.raw, "read1", None)  # urllib3 >= 2: what has come, not a full chunk
+    if read1 is None:
+        return resp.content
+    chunks = []
+    while chunk := read1(1 << 16, decode_content=True):
+        chunks.append(chunk)
+        if time.monotonic() > ends:
+            raise Transient(f"no complete answer within {timeout_s:g} s")
+    return b"".join(chunks)

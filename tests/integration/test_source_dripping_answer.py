@@ -24,3 +24,17 @@ def test_a_loki_dripping_its_answer_is_cut_at_timeout_s() -> None:
             src.query_logs('{service="a"}', 100.0, 160.0)
         took = time.monotonic() - started
     assert took < 4.0, f"two attempts on a 1 s timeout took {took:.1f} s"
+
+
+def test_a_prometheus_dripping_its_answer_is_cut_at_timeout_s() -> None:
+    from monitor.config import PrometheusConfig
+    from monitor.sources.prometheus import PrometheusSource
+
+    with dripping_receiver(byte_every_s=0.25, length=40) as url:
+        src = PrometheusSource(PrometheusConfig(url=url, timeout_s=1.0, retries=1))
+        started = time.monotonic()
+        with pytest.raises(SourceUnavailable, match="within 1 s") as e:
+            src.query_range("up", 100.0, 160.0)
+        took = time.monotonic() - started
+    assert took < 4.0, f"two attempts on a 1 s timeout took {took:.1f} s"
+    assert not e.value.whole_source  # that query timed out; the next one may be answered
