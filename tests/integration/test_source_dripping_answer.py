@@ -38,3 +38,15 @@ def test_a_prometheus_dripping_its_answer_is_cut_at_timeout_s() -> None:
         took = time.monotonic() - started
     assert took < 4.0, f"two attempts on a 1 s timeout took {took:.1f} s"
     assert not e.value.whole_source  # that query timed out; the next one may be answered
+
+
+def test_an_mlflow_dripping_its_answer_is_cut_at_timeout_s() -> None:
+    from monitor.sources.registry.rest import RestBackend
+
+    with dripping_receiver(byte_every_s=0.25, length=40) as url:
+        backend = RestBackend(url, timeout_s=1.0)
+        started = time.monotonic()
+        with pytest.raises(SourceUnavailable, match="within 1s"):
+            backend.aliases("anomaly-detector")
+        took = time.monotonic() - started
+    assert took < 2.5, f"a call with a 1 s deadline took {took:.1f} s"

@@ -16,6 +16,7 @@ from tenacity import (
     stop_before_delay,
 )
 
+from alerts.receivers.http import whole_answer
 from monitor.sources.errors import QueryError, SourceUnavailable
 from monitor.sources.http import backoff_or_retry_after, bounded_retry_after
 from monitor.sources.registry.versions import SOURCE, ModelNotFound, ModelVersionInfo, name_filter, version_info
@@ -68,7 +69,12 @@ class RestBackend:
         def attempt() -> httpx.Response:
             # Each try gets only what is left of the budget, so the whole call stays bounded.
             remaining = max(deadline - time.monotonic(), 0.05)
-            resp = self._http.request(method, url, params=params, json=body, timeout=remaining)
+            # whole_answer: httpx's timeout bounds each read, and a server (or a proxy) sending
+            # a byte at a time would hold the cycle for minutes past the deadline.
+            req = self._http.build_request(method, url, params=params, json=body)
+            resp = whole_answer(self._http, method, str(req.url), content=req.content or None,
+                                headers={k: v for k, v in req.headers.items() if k.lower() == "content-type"},
+                                timeout=remaining)
             if resp.status_code in self._RETRY_STATUS:
                 raise _Retryable(resp, deadline - time.monotonic())
             return resp
