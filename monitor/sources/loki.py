@@ -9,12 +9,15 @@ one nanosecond). A query stops after `max_lines` lines. Either way lines of the 
 are unread: the result's `cut` says so, and the cycle reports its logs partly blind.
 
 Errors follow the contract: Loki errors are plain text. 400 raises QueryError with
-that text; 429, 5xx and connection failures are retried with exponential backoff and
-then raise SourceUnavailable.
+that text, except a `limit` over the tenant's max_entries_limit_per_query: its limit
+(named in the answer) is used for every page from then on, and said once in the log;
+429, 5xx and connection failures are retried with exponential backoff and then raise
+SourceUnavailable.
 """
 from __future__ import annotations
 
 import logging
+import re
 
 import httpx
 
@@ -26,6 +29,8 @@ from monitor.sources.http import HttpSource
 log = logging.getLogger(__name__)
 _SOURCE = "loki"
 _MAX_PAGES = 10_000
+# pkg/validation ErrMaxEntriesLimit (older Loki: `max_entries_limit`), and the limit it allows.
+_MAX_ENTRIES = re.compile(r"max entries limit per query exceeded, limit > max_entries_limit\w* \(\d+ > (\d+)\)")
 
 
 class LogLines(list[LogRecord]):
@@ -50,6 +55,7 @@ class LokiSource(HttpSource):
             headers["Authorization"] = f"Bearer {config.bearer_token}"
         super().__init__(config.url, config.timeout_s, headers, client=client, retries=retries,
                          backoff_s=backoff_s, max_backoff_s=max_backoff_s)
+        self._max_entries = config.page_limit  # lowered to Loki's max_entries_limit_per_query if it is less
 
     def query_logs(self, query: str, start: float, end: float, *, service_label: str | None = None
                    ) -> LogLines:
@@ -60,15 +66,11 @@ class LokiSource(HttpSource):
         if end <= start:
             raise ValueError(f"end ({end}) must be after start ({start})")
         start_ns, end_ns = int(round(start * 1e9)), int(round(end * 1e9))
-        limit = self.config.page_limit
         seen: set[tuple] = set()
         out: list[tuple[int, LogRecord]] = []
         cursor, cut, until = start_ns, None, None
         for _ in range(_MAX_PAGES):
-            r = self._get("/loki/api/v1/query_range",
-                          {"query": query, "start": cursor, "end": end_ns, "limit": limit,
-                           "direction": "forward"}, query)
-            entries = _entries(r, query)
+            entries, limit = self._page(query, cursor, end_ns)
             for ns, line, stream, meta in entries:
                 key = (ns, line, tuple(sorted(stream.items())))
                 if key in seen:
@@ -100,6 +102,24 @@ class LokiSource(HttpSource):
         if cut:
             log.warning("loki query cut", extra={"query": query, "cut": cut})
         return lines
+
+
+    def _page(self, query: str, start_ns: int, end_ns: int) -> tuple[list[tuple[int, str, dict, dict]], int]:
+        """The entries from `start_ns` on, and the page size they were asked with."""
+        limit = self._max_entries
+        try:
+            r = self._get("/loki/api/v1/query_range",
+                          {"query": query, "start": start_ns, "end": end_ns, "limit": limit, "direction": "forward"},
+                          query)
+        except QueryError as e:
+            allowed = _MAX_ENTRIES.search(e.reason)
+            if allowed is None or not 0 < int(allowed.group(1)) < limit:
+                raise
+            self._max_entries = int(allowed.group(1))
+            log.warning("loki's max_entries_limit_per_query (%d) is below sources.loki.page_limit (%d); paging at %d",
+                        self._max_entries, self.config.page_limit, self._max_entries)
+            return self._page(query, start_ns, end_ns)
+        return _entries(r, query), limit
 
 
 def _entries(r: httpx.Response, query: str) -> list[tuple[int, str, dict, dict]]:

@@ -1,14 +1,16 @@
 """Fake Loki: /loki/api/v1/query_range for log (stream) queries, and /ready.
 
-Follows the contract: start inclusive, end exclusive, ns or float-second times,
-`limit` entries at most, `direction` forward|backward (default backward), values as
-["<ns string>", "line"], plain-text 400 errors, X-Scope-OrgID required when `tenant` is
-set. An entry's structured metadata is answered as Loki does (`pkg/util/marshal/query.go`
-encodeStream): folded into its stream's labels (entries with other metadata are other
-streams), unless the request's `X-Loki-Response-Encoding-Flags` names `categorize-labels`;
-then each value has a third element `{"structuredMetadata": {...}}` (`{}` without any),
-and `data.encodingFlags` says so. The LogQL understood is a stream selector of exact matchers,
-optionally followed by `|= "text"` line filters; anything else is a parse error.
+Follows the contract: start inclusive, end exclusive, ns or float-second times, `limit`
+entries at most (a `limit` above the tenant's `max_entries_limit_per_query`, default 5000,
+is a 400: `pkg/validation/limits.go` ErrMaxEntriesLimit), `direction` forward|backward
+(default backward), values as ["<ns string>", "line"], plain-text 400 errors, X-Scope-OrgID
+required when `tenant` is set. An entry's structured metadata is answered as Loki does
+(`pkg/util/marshal/query.go` encodeStream): folded into its stream's labels (entries with
+other metadata are other streams), unless the request's `X-Loki-Response-Encoding-Flags`
+names `categorize-labels`; then each value has a third element `{"structuredMetadata":
+{...}}` (`{}` without any), and `data.encodingFlags` says so. The LogQL understood is a
+stream selector of exact matchers, optionally followed by `|= "text"` line filters; anything
+else is a parse error.
 """
 from __future__ import annotations
 
@@ -62,10 +64,11 @@ def _time_ns(v: str | None, default: int) -> int:
 
 
 class FakeLoki(FakeServer):
-    def __init__(self, streams: list[Stream], tenant: str | None = None) -> None:
+    def __init__(self, streams: list[Stream], tenant: str | None = None, max_entries: int = 5000) -> None:
         super().__init__()
         self.streams = streams
         self.tenant = tenant
+        self.max_entries = max_entries  # limits_config.max_entries_limit_per_query (0: none)
 
     def route(self, path, q, headers):
         if path == "/ready":
@@ -89,6 +92,9 @@ class FakeLoki(FakeServer):
         start = _time_ns(q.get("start"), 0)
         end = _time_ns(q.get("end"), 2**63 - 1)
         limit = int(q.get("limit", "100"))
+        if self.max_entries and limit > self.max_entries:
+            return self.text(400, "max entries limit per query exceeded, limit > max_entries_limit_per_query "
+                                  f"({limit} > {self.max_entries})")
         forward = q.get("direction", "backward") == "forward"
         picked = []
         for s in self.streams:

@@ -159,3 +159,20 @@ def test_structured_metadata_comes_back_in_the_stream_labels_as_from_loki():
     assert asked["encodingFlags"] == ["categorize-labels"]
     assert [v[2] for v in asked["result"][0]["values"]][0] == {"structuredMetadata": {"trace_id": f"{0:032x}"}}
     assert [r.trace_id for r in recs] == [f"{i:032x}" for i in range(3)]
+
+
+def test_a_loki_whose_max_entries_limit_is_below_page_limit_is_paged_at_its_limit(caplog):
+    """A Loki with limits_config.max_entries_limit_per_query under sources.loki.page_limit
+    answers every page 400 `max entries limit per query exceeded`: that read as a bad query
+    and left every model's logs blind each cycle. Its limit is read from the answer, used
+    from then on, and said once in the log naming the setting."""
+    with FakeLoki(_streams(), max_entries=5) as server:
+        src = _src(server, page_limit=10)
+        recs = src.query_logs("{}", T0 / 1e9 - 1, T0 / 1e9 + 60)
+        again = src.query_logs('{service="payments"}', T0 / 1e9, T0 / 1e9 + 60)
+    assert len(recs) == 23 and len({r.line for r in recs}) == 23
+    assert len(again) == 11
+    assert [r["params"]["limit"] for r in server.requests][:2] == ["10", "5"]
+    assert {r["params"]["limit"] for r in server.requests[1:]} == {"5"}  # asked at 10 once, not per page
+    assert recs.cut is None
+    assert "sources.loki.page_limit" in caplog.text and "max_entries_limit_per_query" in caplog.text
