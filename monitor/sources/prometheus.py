@@ -8,7 +8,9 @@ cycle are decided in one place:
   short exponential backoff, then `SourceUnavailable`. Worst case is about
   `timeout_s * (retries + 1)` plus the backoff (`worst_case_s`). A Retry-After up to
   `BACKOFF_MAX_S` is waited out; a longer one (capped, monitor/sources/http.py) gives up
-  at once and no request is sent until it has passed, as for Loki and Tempo.
+  at once and no request is sent until it has passed, as for Loki and Tempo. After a
+  request found Prometheus unreachable (refused, DNS, connect timeout), none is sent
+  for `DOWN_HOLD_S` either: each model's cycle would wait out the same retries.
 - HTTP 400/422 (bad PromQL, bad parameters, execution errors): `QueryError` with
   Prometheus's own message, never retried.
 - HTTP 401/403/404: `SourceUnavailable` at once (credentials or URL are wrong, a
@@ -47,7 +49,7 @@ from urllib3.util.retry import Retry
 from detectors.records import Series
 from monitor.config import PrometheusConfig
 from monitor.sources.errors import QueryError, SourceState, SourceStatus, SourceUnavailable, source_down
-from monitor.sources.http import Throttle, backoff_or_retry_after, bounded_retry_after
+from monitor.sources.http import DOWN_HOLD_S, Throttle, backoff_or_retry_after, bounded_retry_after
 from monitor.sources.prometheus_errors import (
     SOURCE,
     HttpStatus,
@@ -314,12 +316,10 @@ class PrometheusSource:
         try:
             return self._retrying()(attempt)
         except Transient as e:
-            raise SourceUnavailable(
-                SOURCE,
-                self.url,
-                f"{e.reason} (gave up after {self.cfg.retries + 1} attempts, {time.perf_counter() - t0:.1f} s)",
-                whole_source=e.unreachable,
-            ) from None
+            reason = f"{e.reason} (gave up after {self.cfg.retries + 1} attempts, {time.perf_counter() - t0:.1f} s)"
+            if e.unreachable:  # the next model's cycle would wait out the same retries: not asked for a while
+                self._throttle.down(DOWN_HOLD_S, reason)
+            raise SourceUnavailable(SOURCE, self.url, reason, whole_source=e.unreachable) from None
 
     def _send(self, query: str, kind: str, start_ms: int, end_ms: int | None, step_ms: int | None) -> Any:
         """One attempt: an instant query, a range query (GET) or a batched range query (POST)."""

@@ -7,6 +7,8 @@ from __future__ import annotations
 import socket
 import time
 
+import pytest
+
 from monitor.config import PrometheusConfig
 from monitor.cycle.prefetch import prefetch
 from monitor.sources.errors import SourceUnavailable
@@ -98,3 +100,37 @@ def test_a_query_that_times_out_alone_does_not_mark_prometheus_unreachable() -> 
                 raise AssertionError("a silent server answered")
     finally:
         server.close()
+
+
+def test_an_unreachable_prometheus_is_not_asked_again_by_the_next_models_cycle(monkeypatch) -> None:
+    """The queries a sweep's prefetch did not plan go to Prometheus from each model's cycle:
+    against one that cannot be connected to, each waited out the same retries (timeout_s
+    times retries + 1: 40 s a model by default). After one such failure the others fail
+    at once, for a short while, naming it."""
+    import monitor.sources.http as http_mod
+
+    clock = [1000.0]
+    monkeypatch.setattr(http_mod.time, "monotonic", lambda: clock[0])  # the time module's: timed by perf_counter
+    hole = Blackhole()
+    try:
+        src = PrometheusSource(PrometheusConfig(url=hole.url, timeout_s=0.5, retries=1, step=15))
+        errors: list[SourceUnavailable] = []
+        for ask in (lambda: src.query_range("up", 0, 600), lambda: src.query("up", 600)):
+            began = time.perf_counter()
+            try:
+                ask()
+            except SourceUnavailable as e:
+                took = time.perf_counter() - began
+                errors.append(e)
+            else:
+                raise AssertionError("a dead Prometheus answered")
+        assert took < 0.2, f"the second model's query waited {took:.1f} s for a Prometheus known dead"
+        assert all(e.whole_source for e in errors)
+        assert "not asked again" in errors[1].reason and "timed out" in errors[1].reason
+        clock[0] += http_mod.DOWN_HOLD_S + 1  # a Prometheus back up is asked again soon
+        began = time.perf_counter()
+        with pytest.raises(SourceUnavailable):
+            src.query("up", 600)
+        assert time.perf_counter() - began >= 0.5
+    finally:
+        hole.close()
