@@ -12,7 +12,9 @@ must not keep the source down, and every cycle blind, for a day.
 A backend that could not be connected to at all (refused, DNS, connect timeout) after
 the retries is not asked again for DOWN_HOLD_S either: every model's cycle would wait out
 the same retries and backoff (a dead Loki made a 1,000-model sweep take half an hour).
-A read timeout or a 5xx may be one heavy query's and holds nothing.
+Nor is one that took requests and answered none: TIMEOUTS_BEFORE_HOLD calls in a row
+that timed out on every attempt (each cost timeout_s x attempts). One call's timeouts or
+5xx may be one heavy query's and hold nothing.
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from alerts.receivers.http import MAX_RETRY_AFTER_S, retry_after_s, whole_answer
 from monitor.sources.errors import QueryError, SourceState, SourceStatus, SourceUnavailable
 
 DOWN_HOLD_S = 30.0  # an unreachable backend is not asked again for this long (each cycle blind at once)
+TIMEOUTS_BEFORE_HOLD = 3  # calls in a row that timed out on every attempt: the backend is hung, held too
 
 
 def bounded_retry_after(value: str | None, now: float) -> float | None:
@@ -71,10 +74,12 @@ def backoff_or_retry_after(multiplier: float, max_s: float) -> Callable[[RetryCa
 
 
 class _Retryable(Exception):
-    def __init__(self, reason: str, retry_after: float | None = None, *, unreachable: bool = False) -> None:
+    def __init__(self, reason: str, retry_after: float | None = None, *, unreachable: bool = False,
+                 timed_out: bool = False) -> None:
         super().__init__(reason)
         self.reason, self.retry_after = reason, retry_after
         self.unreachable = unreachable  # no connection at all: every request would fail alike
+        self.timed_out = timed_out  # sent, and no (whole) answer within timeout_s
 
 
 class HttpSource:
@@ -85,6 +90,7 @@ class HttpSource:
         self.url, self.timeout_s = url, timeout_s
         self.retries, self.backoff_s, self.max_backoff_s = retries, backoff_s, max_backoff_s
         self._throttle = Throttle(self.source, url)
+        self._timeouts_in_row = 0  # calls that ended timed out, since the last that did not
         headers = {"Accept": "application/json", **headers}
         self._client = client or httpx.Client(base_url=url.rstrip("/"), timeout=timeout_s, headers=headers)
         if client is not None:
@@ -110,7 +116,9 @@ class HttpSource:
                 r = whole_answer(self._client, "GET", url, content=None, headers={}, timeout=self.timeout_s)
             except httpx.HTTPError as e:
                 unreachable = isinstance(e, (httpx.ConnectError, httpx.ConnectTimeout))
-                raise _Retryable(f"{type(e).__name__}: {e}", unreachable=unreachable) from e
+                raise _Retryable(f"{type(e).__name__}: {e}", unreachable=unreachable,
+                                 timed_out=isinstance(e, httpx.TimeoutException) and not unreachable) from e
+            self._timeouts_in_row = 0  # it answered: not hung
             if r.status_code == 429 or r.status_code >= 500:
                 reason = f"HTTP {r.status_code}: {r.text.strip()[:300]}"
                 hinted = bounded_retry_after(r.headers.get("Retry-After"), time.time())
@@ -132,11 +140,21 @@ class HttpSource:
                 with attempt:
                     return once()
         except _Retryable as e:
-            reason = f"{e.reason} (after {self.retries + 1} attempts)"
-            if e.unreachable:
-                self._throttle.down(DOWN_HOLD_S, reason)
-            raise SourceUnavailable(self.source, self.url, reason) from None
+            raise self._gave_up(e) from None
         raise AssertionError("unreachable")
+
+    def _gave_up(self, e: _Retryable) -> SourceUnavailable:
+        """The error a call that ran out of retries raises; an unreachable or hung backend is
+        held (DOWN_HOLD_S), so the next models' cycles do not wait out the same retries."""
+        reason = f"{e.reason} (after {self.retries + 1} attempts)"
+        self._timeouts_in_row = self._timeouts_in_row + 1 if e.timed_out else 0
+        if self._timeouts_in_row >= TIMEOUTS_BEFORE_HOLD:
+            reason += f"; {self._timeouts_in_row} requests in a row timed out"
+            self._timeouts_in_row = 0
+            self._throttle.down(DOWN_HOLD_S, reason)
+        elif e.unreachable:
+            self._throttle.down(DOWN_HOLD_S, reason)
+        return SourceUnavailable(self.source, self.url, reason)
 
     def ready(self) -> SourceState:
         now = time.time()

@@ -73,3 +73,49 @@ def test_a_read_timeout_or_a_5xx_does_not_hold_the_source(monkeypatch: Any) -> N
             src.query_logs('{service="a"}', 100.0, 160.0)
         assert "not asked again" not in str(e.value)
     assert len(calls) == 4
+
+
+def _timing_out(calls: list[str], answers: list[bool] | None = None) -> httpx.Client:
+    """Every request times out, or as `answers` says (True: a 200 with no lines)."""
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
+        if answers is not None and answers.pop(0):
+            return httpx.Response(200, json={"status": "success", "data": {"resultType": "streams", "result": []}})
+        raise httpx.ReadTimeout("timed out", request=request)
+    return httpx.Client(base_url=URL, transport=httpx.MockTransport(handler))
+
+
+def test_a_hung_loki_is_not_asked_by_every_models_cycle(monkeypatch: Any) -> None:
+    """A Loki that takes requests and answers none (an overloaded querier, a partition behind
+    its gateway) cost every model's cycle timeout_s x (retries + 1): 40 s a model, so one
+    hung Loki delayed every model's metric alerts by hours. Once several reads in a row
+    have timed out, it is held like an unreachable one."""
+    monkeypatch.setattr(http_mod.time, "monotonic", lambda: 1000.0)
+    calls: list[str] = []
+    src = LokiSource(LokiConfig(url=URL), client=_timing_out(calls), retries=1, backoff_s=0.0, max_backoff_s=0.0)
+    for svc in range(http_mod.TIMEOUTS_BEFORE_HOLD):
+        with pytest.raises(SourceUnavailable, match="ReadTimeout"):
+            src.query_logs(f'{{service="{svc}"}}', 100.0, 160.0)
+    asked = len(calls)
+    assert asked == 2 * http_mod.TIMEOUTS_BEFORE_HOLD
+    for svc in ("x", "y"):
+        with pytest.raises(SourceUnavailable, match="in a row timed out.*not asked again"):
+            src.query_logs(f'{{service="{svc}"}}', 100.0, 160.0)
+    assert len(calls) == asked
+
+
+def test_reads_that_time_out_between_answered_ones_hold_nothing(monkeypatch: Any) -> None:
+    """One heavy service's read timing out each cycle says nothing of the others'."""
+    monkeypatch.setattr(http_mod.time, "monotonic", lambda: 1000.0)
+    n = http_mod.TIMEOUTS_BEFORE_HOLD - 1
+    answers = ([False, False] * n + [True]) * 3
+    calls: list[str] = []
+    src = LokiSource(LokiConfig(url=URL), client=_timing_out(calls, answers), retries=1, backoff_s=0.0,
+                     max_backoff_s=0.0)
+    for _ in range(3):
+        for _ in range(n):
+            with pytest.raises(SourceUnavailable) as e:
+                src.query_logs('{service="heavy"}', 100.0, 160.0)
+            assert "not asked again" not in str(e.value)
+        assert src.query_logs('{service="light"}', 100.0, 160.0) == []
+    assert answers == []
