@@ -59,6 +59,7 @@ from monitor.sources.prometheus_errors import (
     unreachable,
     whole_body,
 )
+from monitor.sources.promql_text import balanced_or
 
 log = logging.getLogger(__name__)
 
@@ -217,7 +218,7 @@ class PrometheusSource:
                ) -> list[list[Series] | QueryError | SourceUnavailable]:
         if len(queries) == 1:
             return [self._one(queries[0], start, end, step)]
-        joined = _balanced_or([f'label_replace(({q}), "{BATCH_LABEL}", "{i}", "", "")'
+        joined = balanced_or([f'label_replace(({q}), "{BATCH_LABEL}", "{i}", "", "")'
                                for i, q in enumerate(queries)])
         try:
             rows = self._request(joined, "range_post", _ms(start), _ms(end), _ms(step))
@@ -280,10 +281,17 @@ class PrometheusSource:
         return out
 
     def ready(self) -> SourceState:
-        """GET /-/ready once (no retries: readiness reports the state now)."""
+        """GET /-/ready once (no retries: readiness reports the state now). A store without
+        Prometheus's management API (Mimir, Cortex: readiness at their root, the query API
+        under a prefix) answers 404 there: it is ready when it answers a query."""
         checked = time.time()
         try:
             resp = self._session.get(f"{self.url}/-/ready", headers=self._headers, timeout=self.cfg.timeout_s)
+            if resp.status_code == 404:
+                resp = self._session.get(f"{self.url}/api/v1/query", params={"query": "vector(1)"},
+                                         headers=self._headers, timeout=self.cfg.timeout_s)
+                if resp.status_code == 200:
+                    return SourceState(SOURCE, SourceStatus.UP, self.url, "answers queries (no /-/ready)", checked)
         except requests.RequestException as e:
             return SourceState(SOURCE, SourceStatus.DOWN, self.url, describe(e), checked)
         if resp.status_code == 200:
@@ -388,12 +396,3 @@ class _SplitBudget:
         if self.deadline == math.inf:
             self.deadline = now + self.seconds
         return now < self.deadline
-
-
-def _balanced_or(parts: list[str]) -> str:
-    """`a or b or c ...` parenthesised as a balanced tree: Prometheus evaluates a left-deep
-    chain in quadratic time (each `or` rebuilds the left side's label index)."""
-    if len(parts) == 1:
-        return parts[0]
-    mid = len(parts) // 2
-    return f"({_balanced_or(parts[:mid])}) or ({_balanced_or(parts[mid:])})"

@@ -1,5 +1,5 @@
-"""PromQL as text: one label matcher added to every series selector, and the longest
-range an expression averages over.
+"""PromQL as text: one label matcher added to every series selector, the longest range
+an expression averages over, and queries joined with `or` (`balanced_or`).
 
 A canary compares the same KPI for two versions: `with_matcher(query, "model_version",
 "3")` turns `sum(rate(errors_total{svc="a"}[5m])) / sum(rate(requests_total[5m]))` into
@@ -169,3 +169,12 @@ def longest_range(query: str) -> float:
         else:
             i += 1
     return longest
+
+
+def balanced_or(parts: list[str]) -> str:
+    """`a or b or c ...` parenthesised as a balanced tree: Prometheus evaluates a left-deep
+    chain in quadratic time (each `or` rebuilds the left side's label index)."""
+    if len(parts) == 1:
+        return parts[0]
+    mid = len(parts) // 2
+    return f"({balanced_or(parts[:mid])}) or ({balanced_or(parts[mid:])})"
