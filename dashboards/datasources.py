@@ -41,6 +41,9 @@ def _prometheus(src: DataSourcesSpec) -> dict[str, Any]:
     }
     if src.tempo:
         prom["jsonData"]["exemplarTraceIdDestinations"] = [{"name": "trace_id", "datasourceUid": src.uids.tempo}]
+    if src.prometheus.tenant:
+        prom["jsonData"]["httpHeaderName1"] = "X-Scope-OrgID"
+        prom["secureJsonData"] = {"httpHeaderValue1": src.prometheus.tenant}
     return prom
 
 

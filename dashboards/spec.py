@@ -26,6 +26,7 @@ class PrometheusSpec:
     url: str
     # The scrape interval: Grafana's $__rate_interval must span >= 4 samples of it.
     scrape_interval_s: float
+    tenant: str | None = None  # sent as X-Scope-OrgID by the data source (Mimir, Cortex)
 
 
 @dataclass(frozen=True)

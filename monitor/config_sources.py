@@ -19,6 +19,8 @@ class PrometheusConfig(_Model):
     retries: int = Field(3, ge=0, le=10)
     step: Annotated[Duration, Field(ge=0.001)] = 60.0  # resolution of range queries (Prometheus: >= 1 ms)
     bearer_token: Secret = None
+    # Sent as X-Scope-OrgID: Mimir and Cortex (multitenancy on by default) answer 401 `no org id` without it.
+    tenant: str | None = None
 
 
 class MlflowConfig(_Model):

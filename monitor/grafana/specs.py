@@ -52,7 +52,8 @@ def datasources_spec(config: VigilConfig) -> DataSourcesSpec:
     src = config.sources
     return DataSourcesSpec(
         uids=datasource_uids(config.grafana),
-        prometheus=PrometheusSpec(url=src.prometheus.url, scrape_interval_s=src.prometheus.step),
+        prometheus=PrometheusSpec(url=src.prometheus.url, scrape_interval_s=src.prometheus.step,
+                                  tenant=src.prometheus.tenant),
         loki=LokiSpec(url=src.loki.url, max_lines=src.loki.page_limit, tenant=src.loki.tenant,
                       service_label=src.loki.service_label) if src.loki else None,
         tempo=TempoSpec(url=src.tempo.url, tenant=src.tempo.tenant) if src.tempo else None,

@@ -97,6 +97,8 @@ class PrometheusSource:
         self.cfg = cfg
         self.url = cfg.url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {cfg.bearer_token}"} if cfg.bearer_token else {}
+        if cfg.tenant:
+            self._headers["X-Scope-OrgID"] = cfg.tenant
         self._session = requests.Session()
         # requests reads proxy and CA settings from the environment on every call (a large
         # share of a small query's client time); read them once here and keep them.

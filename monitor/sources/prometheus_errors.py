@@ -70,7 +70,9 @@ def client_error(query: str, url: str, e: PrometheusApiClientException) -> Excep
     if status in (400, 422):
         return QueryError(SOURCE, query, reason)
     if status in (401, 403):
-        return SourceUnavailable(SOURCE, url, f"HTTP {status} {reason}: check sources.prometheus.bearer_token")
+        # Mimir's and Cortex's answer to a request without X-Scope-OrgID
+        setting = "tenant" if "no org id" in reason else "bearer_token"
+        return SourceUnavailable(SOURCE, url, f"HTTP {status} {reason}: check sources.prometheus.{setting}")
     if status is not None and status != 408 and status != 429 and status < 500:
         return SourceUnavailable(SOURCE, url, f"HTTP {status} {reason}")
     return Transient(f"HTTP {status}: {reason}", retry_after=getattr(e, "retry_after", None))
