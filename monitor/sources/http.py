@@ -127,10 +127,13 @@ class HttpSource:
                 raise _Retryable(reason, hinted)
             if r.status_code == 404 and allow_404:
                 return r
+            said = r.text.strip()
+            if "no org id" in said:  # dskit's answer to a request without X-Scope-OrgID
+                said += f" (sources.{self.source}.tenant is sent as X-Scope-OrgID)"
             if r.status_code == 400:
-                raise QueryError(self.source, query, r.text.strip() or "HTTP 400")
+                raise QueryError(self.source, query, said or "HTTP 400")
             if r.status_code != 200:
-                raise SourceUnavailable(self.source, self.url, f"HTTP {r.status_code}: {r.text.strip()[:300]}")
+                raise SourceUnavailable(self.source, self.url, f"HTTP {r.status_code}: {said[:300]}")
             return r
 
         try:

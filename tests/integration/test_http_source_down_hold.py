@@ -119,3 +119,22 @@ def test_reads_that_time_out_between_answered_ones_hold_nothing(monkeypatch: Any
             assert "not asked again" not in str(e.value)
         assert src.query_logs('{service="light"}', 100.0, 160.0) == []
     assert answers == []
+
+
+def test_a_missing_tenant_names_the_setting_that_sends_it() -> None:
+    """Loki answers a request without X-Scope-OrgID 400 `no org id` and Tempo 401: the
+    operator was told the query was rejected (or the source down) and nothing said which
+    setting sends the header."""
+    try:
+        from tests.fakes.loki_server import FakeLoki
+        from tests.fakes.tempo_server import FakeTempo
+    except ImportError:  # pytest put tests/ on sys.path, not the repo root
+        from fakes.loki_server import FakeLoki  # type: ignore[no-redef]
+        from fakes.tempo_server import FakeTempo  # type: ignore[no-redef]
+    from monitor.sources.errors import QueryError
+
+    with FakeLoki([], tenant="ml") as loki, FakeTempo([], tenant="ml") as tempo:
+        with pytest.raises(QueryError, match=r"no org id.*sources\.loki\.tenant"):
+            LokiSource(LokiConfig(url=loki.url)).query_logs('{service="a"}', 100.0, 160.0)
+        with pytest.raises(SourceUnavailable, match=r"no org id.*sources\.tempo\.tenant"):
+            TempoSource(TempoConfig(url=tempo.url)).search('{ resource.service.name = "a" }', 100.0, 160.0)
