@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -134,35 +135,37 @@ class RestBackend:
         body = self._json(resp, "registered-models/get", {"name": name})
         return {a["alias"]: str(a["version"]) for a in body["registered_model"].get("aliases", [])}
 
+    def _pages(self, endpoint: str, params: dict[str, Any], what: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """Each page of a paged search. A page token answered twice (a cache before MLflow that
+        ignores the query string answers the first page forever) ends it as unavailable."""
+        seen: set[str] = set()
+        token: str | None = None
+        while True:
+            page = {**params, "page_token": token} if token else params
+            body = self._json(self._call("GET", endpoint, params=page), endpoint, what)
+            yield body
+            token = body.get("next_page_token")
+            if not token:
+                return
+            if token in seen:
+                raise SourceUnavailable(SOURCE, self.url, f"{endpoint}: the same next_page_token came twice "
+                                        "(a cache or proxy before MLflow ignoring the query string?)")
+            seen.add(token)
+
     def all_aliases(self) -> dict[str, dict[str, str]]:
         """Every registered model's aliases, a page of 1,000 models per request."""
         out: dict[str, dict[str, str]] = {}
-        token: str | None = None
-        while True:
-            params: dict[str, Any] = {"max_results": 1000}
-            if token:
-                params["page_token"] = token
-            resp = self._call("GET", "registered-models/search", params=params)
-            body = self._json(resp, "registered-models/search", {})
+        for body in self._pages("registered-models/search", {"max_results": 1000}, {}):
             for rm in body.get("registered_models", []):
                 out[rm["name"]] = {a["alias"]: str(a["version"]) for a in rm.get("aliases", [])}
-            token = body.get("next_page_token")
-            if not token:
-                return out
+        return out
 
     def search_versions(self, name: str) -> list[ModelVersionInfo]:
         out: list[ModelVersionInfo] = []
-        token: str | None = None
-        while True:
-            params: dict[str, Any] = {"filter": name_filter(name), "max_results": 1000}
-            if token:
-                params["page_token"] = token
-            resp = self._call("GET", "model-versions/search", params=params)
-            body = self._json(resp, "model-versions/search", {"name": name})
+        params = {"filter": name_filter(name), "max_results": 1000}
+        for body in self._pages("model-versions/search", params, {"name": name}):
             out.extend(self._info(mv) for mv in body.get("model_versions", []))
-            token = body.get("next_page_token")
-            if not token:
-                return out
+        return out
 
     def get_version(self, name: str, version: str) -> ModelVersionInfo:
         resp = self._call("GET", "model-versions/get", params={"name": name, "version": version})
