@@ -161,8 +161,9 @@ class HttpSource:
 
     def ready(self) -> SourceState:
         now = time.time()
-        try:
-            r = self._client.get("/ready")
+        try:  # the whole answer within timeout_s, as for queries: the probe asks every source in turn
+            r = whole_answer(self._client, "GET", str(self._client.build_request("GET", "/ready").url),
+                             content=None, headers={}, timeout=self.timeout_s)
         except httpx.HTTPError as e:
             return SourceState(self.source, SourceStatus.DOWN, self.url, f"{type(e).__name__}: {e}", now)
         status = SourceStatus.UP if r.status_code == 200 else SourceStatus.DOWN

@@ -50,3 +50,17 @@ def test_an_mlflow_dripping_its_answer_is_cut_at_timeout_s() -> None:
             backend.aliases("anomaly-detector")
         took = time.monotonic() - started
     assert took < 2.5, f"a call with a 1 s deadline took {took:.1f} s"
+
+
+def test_a_loki_dripping_its_ready_answer_is_down_at_timeout_s() -> None:
+    """The probe asks every source at start and every interval: a /ready answered a byte at
+    a time held it 10 s on a 1 s timeout, then read the 200 as up."""
+    from monitor.sources.errors import SourceStatus
+
+    with dripping_receiver(byte_every_s=0.25, length=40) as url:
+        src = LokiSource(LokiConfig(url=url, timeout_s=1.0))
+        started = time.monotonic()
+        state = src.ready()
+        took = time.monotonic() - started
+    assert took < 2.0, f"the readiness probe took {took:.1f} s on a 1 s timeout"
+    assert state.status is SourceStatus.DOWN and "within 1 s" in state.detail, state
