@@ -128,6 +128,7 @@ HALF_WAY_ATTEMPTS = 10  # cycles a rollback keeps trying once some layer has mov
 # How long a layer set to the target may take to take effect before the rollback fails:
 # past Kubernetes' default progressDeadlineSeconds (600 s), which Argo Rollouts shares.
 SETTLE_S = 900.0
+WAITING, NO_NEWS = "waiting for it to take effect", ("unavailable", "deadline")  # an action's detail; unheard-from
 
 
 @dataclass(frozen=True)
@@ -136,19 +137,25 @@ class AttemptVerdict:
     retrying: str  # the action's detail meanwhile
 
 
+def was_waiting(action: ActionRow | None) -> bool:
+    """Whether the action's last attempt found its layer rolling out (`judge_attempt`)."""
+    return action is not None and (action.detail or "").startswith(WAITING)
+
+
 def judge_attempt(attempts: int, max_attempts: int, half_moved: bool, age_s: float,
-                  e: ExecutorError) -> AttemptVerdict:
+                  e: ExecutorError, *, was_waiting: bool = False) -> AttemptVerdict:
     """After a failed attempt (`attempts` counts it), give up or try again. Once a layer has
     moved, stopping half-way helps no one: at least HALF_WAY_ATTEMPTS. A layer set to the
     target whose controller is still rolling it out is waited for by time, not by cycles: at
-    a 30 s interval ten cycles failed a healthy rollout."""
+    a 30 s interval ten cycles failed a healthy rollout; and through reads it does not answer
+    meanwhile (`was_waiting`: a 503 is no news of the rollout)."""
     limit = max(max_attempts, HALF_WAY_ATTEMPTS) if half_moved else max_attempts
-    settling = e.reason == SETTLING
+    settling = e.reason == SETTLING or (e.reason in NO_NEWS and was_waiting)
     if not e.retryable or (attempts >= limit and not (settling and age_s < SETTLE_S)):
         tried = f" after {attempts} attempts" if e.retryable and limit > 1 else ""
         tried += f" and {age_s / 60:.0f} min" if settling else ""
         return AttemptVerdict(f"gave up{tried}: {e.detail}", "")
     if settling:
-        return AttemptVerdict(None, f"waiting for it to take effect (attempt {attempts}; up to "
+        return AttemptVerdict(None, f"{WAITING} (attempt {attempts}; up to "
                                     f"{SETTLE_S / 60:.0f} min or {limit} attempts, whichever is longer): {e.detail}")
     return AttemptVerdict(None, f"retrying (attempt {attempts} of {limit}): {e.detail}")

@@ -11,9 +11,8 @@ still serves `from_version` is what makes a retry, a restart or a second replica
 to repeat or reverse a rollback.
 
 A layer that cannot be reached keeps the intent pending (one message says so, not one
-per attempt) until it answers or `max_attempts` cycles have tried; one set to the target
-and still rolling out (KServe, Argo) is waited for at least `rollback_ask.SETTLE_S` (15 min) whatever
-the interval.
+per attempt) until it answers or `max_attempts` cycles have tried; one still rolling out
+(KServe, Argo) is waited for by time instead (`rollback_ask.judge_attempt`, 15 min).
 
 The same machinery carries a canary's actions (monitor/cycle/canary.py), told apart by
 the kind of the intent's action row: `canary_pull` moves the challenger's layers (its
@@ -51,6 +50,7 @@ from monitor.cycle.rollback_ask import (
     names,
     outcome_of,
     payload,
+    was_waiting,
 )
 from monitor.cycle.rollback_landed import forward, record_move
 from monitor.cycle.rollback_told import RollbackTeller
@@ -307,13 +307,13 @@ class RollbackRunner:
             if intent.status != ActionStatus.PENDING:  # another replica finished it meanwhile
                 return outcome_of(intent)
             intent.attempts += 1
+            action = s.get(ActionRow, intent.action_id) if intent.action_id else None
             attempt = judge_attempt(intent.attempts, intent.max_attempts, bool(intent.steps_done),
-                                    now - intent.created_at, e)
+                                    now - intent.created_at, e, was_waiting=was_waiting(action))
             if attempt.gave_up is not None:
                 return self._finish_in(s, intent, m, now, ActionStatus.FAILED, attempt.gave_up)
             first_failure = not intent.detail
             intent.detail, intent.updated_at = e.detail, now
-            action = s.get(ActionRow, intent.action_id) if intent.action_id else None
             if action is not None:
                 action.detail = attempt.retrying
             if first_failure and e.reason == SETTLING:  # set, its controller rolling it out: no failure

@@ -445,3 +445,25 @@ def test_a_rollout_that_never_takes_effect_fails_after_fifteen_minutes(tmp_path)
         [action] = vigil.store.actions(model=MODEL)
         assert action.status == "failed" and "min:" in action.detail and "not yet in effect" in action.detail
         assert 900 <= t - T0 <= 960, t - T0  # the intent was recorded at T0 - 300 or T0
+
+
+def test_a_layer_unreachable_once_while_its_rollout_is_waited_for_is_still_waited_for(tmp_path):
+    """Past the attempts a short interval gives, one unanswered read during the 15-minute wait
+    failed the rollback the layer was still rolling out, half moved ("gave up after 13 attempts")."""
+    from tests.fakes.kube_api import FakeKubeApi
+    from tests.fakes.kube_objects import KSERVE, kserve_status
+
+    with FakeKubeApi() as kube:
+        vigil, _ = _kserve_rolling_out(tmp_path, kube)
+        for i in range(1, 12):  # past ten attempts, the revision not ready yet
+            vigil.run_cycle(MODEL, T0 + 30 * i)
+        kube.fail(503, count=20)  # the API server does not answer for a cycle
+        vigil.run_cycle(MODEL, T0 + 360)
+        [action] = vigil.store.actions(model=MODEL)
+        assert action.status == "pending", action.detail
+        with kube.lock:
+            kube.state.faults.clear()  # it answers again
+        kube.controller_status(*KSERVE, "recommender", kserve_status(traffic=[("latest", 100, True)]))
+        vigil.run_cycle(MODEL, T0 + 390)
+        [action] = vigil.store.actions(model=MODEL)
+        assert action.status == "done", action.detail
