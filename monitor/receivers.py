@@ -33,9 +33,10 @@ def _http(backend: str, r: ReceiverConfig) -> HttpCaller:
 
 
 def _receiving(r: ReceiverConfig) -> Receiving:
-    events = getattr(r, "events", ["incident"])  # Opsgenie and Alertmanager take incidents only
+    events = getattr(r, "events", ["incident"])  # Alertmanager takes incidents only
     return Receiving(Match(models=frozenset(r.models), severities=frozenset(r.severities)), r.dedup_prefix,
-                     incidents="incident" in events, rollbacks="rollback" in events, deploys="deploy" in events)
+                     incidents="incident" in events, rollbacks="rollback" in events, deploys="deploy" in events,
+                     notes_on_incident=isinstance(r, OpsgenieReceiverConfig))
 
 
 def build_receiver(config: VigilConfig, r: ReceiverConfig) -> Notifier:

@@ -88,7 +88,8 @@ class OpsgenieReceiver:
 
     def _note(self, record: dict[str, Any], ref: dict[str, Any] | None) -> dict[str, Any] | None:
         """A rollback of an incident it paged for: a note on that alert (Opsgenie has no change
-        events), open or closed, under the alias it was paged with."""
+        events), open or closed, under the alias it was paged with; queued under the incident's
+        key (monitor/cycle/receivers.py), so never before the create it notes."""
         alias = quote(str(record["incident_dedup_key"]), safe="")
         body = {"source": self.source[:100], "user": str(record.get("actor") or "vigil")[:100],
                 "note": rollback_note(record)}

@@ -12,7 +12,8 @@ receiver that does not have it already: one that has it (it paged on its own bef
 joined) keeps getting its changes of state and severity, so nothing is left open there.
 
 A receiver with `events: [rollback]` is also told of each rollback's outcome (key
-`rollback:<model>:<intent>`), in the outcome's transaction, for the models it matches;
+`rollback:<model>:<intent>`; Opsgenie's note on the incident's alert under the incident's
+key, behind its page), in the outcome's transaction, for the models it matches;
 with `[deploy]`, of each alias move the registry poll saw (key `deploy:<model>:...`).
 """
 from __future__ import annotations
@@ -114,8 +115,12 @@ class ReceiverWriter:
         taken: list[str] = []
         for name, r in self.receivers.items():
             if r.takes_rollback(model):
-                record = rollback_record(payload, self._paged_as(s, name, r.dedup_prefix, payload.get("incident_id")))
-                self.store.enqueue(s, name, MessageKind.ROLLBACK, f"rollback:{model}:{key}", record, now)
+                paged_as = self._paged_as(s, name, r.dedup_prefix, payload.get("incident_id"))
+                record = rollback_record(payload, paged_as)
+                # a note waits behind the page it notes (a retried create): the incident's key keeps the order
+                told = (f"incident:{payload['incident_id']}" if paged_as and r.notes_on_incident
+                        else f"rollback:{model}:{key}")
+                self.store.enqueue(s, name, MessageKind.ROLLBACK, told, record, now)
                 taken.append(name)
         return taken
 

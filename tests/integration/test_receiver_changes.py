@@ -154,3 +154,17 @@ def test_opsgenie_takes_no_deploy_events(tmp_path):
     with pytest.raises(ConfigError) as e:
         make_config(tmp_path, receivers=[og_cfg])
     assert "receivers[0](og).events[1]" in str(e.value) and "'incident' or 'rollback'" in str(e.value)
+
+
+def test_the_rollback_note_waits_for_the_opsgenie_alert_whose_create_was_throttled(tmp_path):
+    """The page and the rollback are written in one cycle: with the create throttled (429) and
+    retried, the note went first, Opsgenie accepted it (202) and then dropped it (no alert with
+    that alias yet), and the alert on-call opened never said production had been rolled back."""
+    with FakeOpsgenie(OG_KEY) as og:
+        og.force(429, count=3, retry_after="0")  # the alert's create, each of its attempts in one delivery
+        og_cfg = {"name": "og", "kind": "opsgenie", "api_key_env": "OG_API_KEY", "url": og.url,
+                  "events": ["incident", "rollback"], **FAST}
+        run_deploy_and_regression(tmp_path, [og_cfg])
+        [alert] = og.alerts()
+        notes = [n for n in alert.notes if n.startswith("Vigil rollback")]
+        assert len(notes) == 1 and f"of {MODEL} v2 -> v1: done" in notes[0], alert.notes
