@@ -159,6 +159,9 @@ class OpsgenieReceiverConfig(_ReceiverOfChanges):
     @model_validator(mode="after")
     def _key(self) -> OpsgenieReceiverConfig:
         check_secret(self.api_key_env, self.api_key_file, "api_key")
+        if "incident" not in self.events:  # each note went nowhere, without a word
+            raise ValueError("events: a rollback is a note on the alert this receiver paged for its incident; "
+                             "expected 'incident' with 'rollback' (as [incident, rollback])")
         return self
 
 

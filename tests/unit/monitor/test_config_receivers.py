@@ -162,3 +162,13 @@ def test_a_key_file_next_to_the_config_is_read_after_kubernetes_rotates_it(tmp_p
         f.unlink()
     (tmp_path / "..2026_12_06_00_00.1").rmdir()
     assert receiver.routing_key.read() == "second-routing-key-0123456789abc"
+
+
+def test_an_opsgenie_receiver_told_of_rollbacks_but_not_incidents_is_refused():
+    """Its rollbacks are notes on the alerts it paged: with `events: [rollback]` alone it paged
+    none, and every rollback was dropped without a word."""
+    errs = errors_of(config({"name": "og", "kind": "opsgenie", "api_key_env": "OG", "events": ["rollback"]}))
+    assert "events" in errs["receivers[0](og)"] and "'incident'" in errs["receivers[0](og)"], errs
+    both = parse_config(config({"name": "og", "kind": "opsgenie", "api_key_env": "OG",
+                                "events": ["incident", "rollback"]}))
+    assert both.receivers[0].events == ["incident", "rollback"]
