@@ -90,12 +90,15 @@ class OpsgenieReceiver:
         """A rollback of an incident it paged for: a note on that alert (Opsgenie has no change
         events), open or closed, under the alias it was paged with; queued under the incident's
         key (monitor/cycle/receivers.py), so never before the create it notes."""
-        alias = quote(str(record["incident_dedup_key"]), safe="")
+        # the incident's ref as now delivered: an escalation past a lapsed ack sent ahead of it
+        # closed the alert the record named and paged a new one (`<key>~2`), the one on-call has
+        paged = (ref or {}).get("dedup_key") or record["incident_dedup_key"]
+        alias = quote(str(paged), safe="")
         body = {"source": self.source[:100], "user": str(record.get("actor") or "vigil")[:100],
                 "note": rollback_note(record)}
         resp = self.http.post(f"{self.base}/{alias}/notes?identifierType=alias", body,
                               {"Authorization": f"GenieKey {self.api_key.read()}"}, explain)
-        log.info("opsgenie note accepted", extra={"receiver": self.name, "alias": record["incident_dedup_key"],
+        log.info("opsgenie note accepted", extra={"receiver": self.name, "alias": paged,
                                                  "request_id": _request_id(resp)})
         return ref
 

@@ -168,3 +168,34 @@ def test_the_rollback_note_waits_for_the_opsgenie_alert_whose_create_was_throttl
         [alert] = og.alerts()
         notes = [n for n in alert.notes if n.startswith("Vigil rollback")]
         assert len(notes) == 1 and f"of {MODEL} v2 -> v1: done" in notes[0], alert.notes
+
+
+def test_a_rollback_in_the_cycle_an_acked_warning_escalates_is_noted_on_the_new_opsgenie_alert(tmp_path):
+    """The owner acked the warning; it turns critical, so the acked alert is closed and a new one
+    pages (`<key>~2`), and a person rolls back before that is sent. The note named the alias
+    read when it was written: it went on the closed alert, none on the one on-call opened."""
+    from monitor.cycle.rollback_ask import RollbackAsk
+
+    with FakeOpsgenie(OG_KEY) as og:
+        og_cfg = {"name": "og", "kind": "opsgenie", "api_key_env": "OG_API_KEY", "url": og.url,
+                  "events": ["incident", "rollback"], **FAST}
+        cfg = make_config(tmp_path, receivers=[og_cfg], policy={"slo_consecutive_cycles": 2, "resolve_after_cycles": 2})
+        vigil = make_vigil(cfg, prometheus=incident_prometheus(), registry=serving_registry(version="2"))
+
+        def deliver(t: float) -> None:
+            for _ in range(5):
+                if vigil.deliver(t) == 0:
+                    break
+
+        assert vigil.run_cycle(MODEL, T0).step == "open"  # a warning
+        deliver(T0)
+        (row,) = vigil.store.incidents()
+        vigil.operator.acknowledge(row.id, "api:owner", T0 + 30)
+        deliver(T0 + 30)
+        assert vigil.run_cycle(MODEL, T0 + 60).step == "update"  # critical: the ack lapsed
+        outcome = vigil.operator.rollback(RollbackAsk(cfg.models[0], "1", "p99 breach", "api:sre", row.id, T0 + 61))
+        assert outcome.status == "done", outcome
+        deliver(T0 + 61)
+        [paging] = [a for a in og.alerts() if a.status == "open"]
+        assert paging.alias == "vigil-incident-1~2"
+        assert any(n.startswith("Vigil rollback") for n in paging.notes), [(a.alias, a.notes) for a in og.alerts()]
