@@ -122,6 +122,9 @@ class Tally:
             return
         try:
             status = self.client.send(request).status_code
+        except httpx.LocalProtocolError:  # refused on this side (h11: a header value ending in a space)
+            self.unsendable += 1
+            return
         except httpx.HTTPError as e:  # a dropped connection is as bad as a 500
             status, detail = 599, repr(e)
         else:
