@@ -154,13 +154,14 @@ class AskedToWaitLonger(stop_base):
         return isinstance(exc, Transient) and exc.retry_after is not None and exc.retry_after > self.max_wait_s
 
 
-def whole_answer(http: httpx.Client, method: str, url: str, *, content: bytes | None, headers: dict[str, str],
-                 timeout: float) -> httpx.Response:
+def whole_answer(http: httpx.Client, method: str, url: str, *, timeout: float, content: bytes | None = None,
+                 headers: dict[str, str] | None = None, params: Any = None, json: Any = None) -> httpx.Response:
     """One request whose answer must be complete within `timeout`: httpx's timeout bounds
     each read, so a receiver (or a wedged proxy) sending its answer a byte at a time would
     hold the caller for minutes. Raises httpx.ReadTimeout past it."""
     ends = time.monotonic() + timeout
-    with http.stream(method, url, content=content, headers=headers, timeout=timeout) as resp:
+    with http.stream(method, url, content=content, headers=headers, params=params, json=json,
+                     timeout=timeout) as resp:
         chunks = []
         for chunk in resp.iter_bytes():  # decoded (gzip): the copy below must not say it is encoded
             chunks.append(chunk)

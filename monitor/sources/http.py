@@ -112,8 +112,7 @@ class HttpSource:
             try:
                 # The whole answer within timeout_s: httpx's timeout bounds each read, and a
                 # backend (or a wedged proxy) sending a byte at a time would hold the cycle for minutes.
-                url = str(self._client.build_request("GET", path, params=params).url)
-                r = whole_answer(self._client, "GET", url, content=None, headers={}, timeout=self.timeout_s)
+                r = whole_answer(self._client, "GET", path, params=params, timeout=self.timeout_s)
             except httpx.HTTPError as e:
                 unreachable = isinstance(e, (httpx.ConnectError, httpx.ConnectTimeout))
                 raise _Retryable(f"{type(e).__name__}: {e}", unreachable=unreachable,
@@ -162,8 +161,7 @@ class HttpSource:
     def ready(self) -> SourceState:
         now = time.time()
         try:  # the whole answer within timeout_s, as for queries: the probe asks every source in turn
-            r = whole_answer(self._client, "GET", str(self._client.build_request("GET", "/ready").url),
-                             content=None, headers={}, timeout=self.timeout_s)
+            r = whole_answer(self._client, "GET", "/ready", timeout=self.timeout_s)
         except httpx.HTTPError as e:
             return SourceState(self.source, SourceStatus.DOWN, self.url, f"{type(e).__name__}: {e}", now)
         status = SourceStatus.UP if r.status_code == 200 else SourceStatus.DOWN

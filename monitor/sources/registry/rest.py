@@ -72,10 +72,7 @@ class RestBackend:
             remaining = max(deadline - time.monotonic(), 0.05)
             # whole_answer: httpx's timeout bounds each read, and a server (or a proxy) sending
             # a byte at a time would hold the cycle for minutes past the deadline.
-            req = self._http.build_request(method, url, params=params, json=body)
-            resp = whole_answer(self._http, method, str(req.url), content=req.content or None,
-                                headers={k: v for k, v in req.headers.items() if k.lower() == "content-type"},
-                                timeout=remaining)
+            resp = whole_answer(self._http, method, url, params=params, json=body, timeout=remaining)
             if resp.status_code in self._RETRY_STATUS:
                 raise _Retryable(resp, deadline - time.monotonic())
             return resp
