@@ -41,12 +41,13 @@ STATE_MAPPINGS = {"0": ("OK", "green"), "1": ("warning", "orange"), "2": ("criti
 
 def _explore_link(ds: dm.DataSourceRef, query: dict[str, Any]) -> str:
     """Grafana Explore URL; `${...}` stays unencoded so Grafana fills in the clicked
-    series' labels and the panel's time range."""
+    series' labels, the panel's time range and the viewer's organization (data source uids
+    are per organization: a fixed orgId=1 sent viewers of another org's dashboard to org 1)."""
     pane = {"a": {"datasource": ds.uid, "queries": [{"refId": "A", "datasource": {"type": ds.type_val, "uid": ds.uid},
                                                     **query}],
                   "range": {"from": "${__from}", "to": "${__to}"}}}
-    return "/explore?schemaVersion=1&orgId=1&panes=" + urlquote(json.dumps(pane, separators=(",", ":")),
-                                                                safe="${}:,[]_")
+    panes = urlquote(json.dumps(pane, separators=(",", ":")), safe="${}:,[]_")
+    return "/explore?schemaVersion=1&orgId=${__org}&panes=" + panes
 
 
 @dataclass(frozen=True)

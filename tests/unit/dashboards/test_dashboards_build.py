@@ -423,3 +423,16 @@ def test_a_source_dropped_from_the_config_leaves_grafana_on_the_next_start(tmp_p
     doc = yaml.safe_load((tmp_path / "provisioning" / "datasources" / "vigil.yaml").read_text())
     assert doc["prune"] is True and doc["apiVersion"] == 1
     assert [d["type"] for d in doc["datasources"]] == ["prometheus", "loki"]
+
+
+def test_the_logs_link_to_explore_opens_in_the_dashboards_own_organization() -> None:
+    """Grafana keeps data sources per organization: a link pinned to orgId=1 switched a viewer of a
+    dashboard provisioned into another org (a service account's org 2, say) to org 1, where the
+    link's Loki uid does not exist ("Data source not found"). `${__org}` is the viewer's org, the
+    dashboard's, filled in by Grafana when the link is clicked."""
+    urls = [u for d in build_all(sample_spec())
+            for u in re.findall(r'"url": "([^"]*)"', json.dumps(d)) if "/explore?" in u]
+    assert urls
+    for u in urls:
+        assert "orgId=${__org}&" in u, u
+        assert "orgId=1" not in u, u
