@@ -1,6 +1,13 @@
 """Label matchers with Alertmanager's semantics: `name="value"`, `name!="value"`,
 `name=~"regex"`, `name!~"regex"`; a regex is fully anchored (it must match the whole
-value, as `^(?:regex)$`), and a missing label reads as the empty string.
+value: Alertmanager compiles `^(?:` + regex + `)$`), and a missing label reads as the empty
+string. Regexes are RE2's, as Alertmanager's (Go's regexp): matching takes time linear in
+the label's length whatever the regex, so no silence or rule can stall a cycle; and RE2's
+meanings hold (`\\d`, `\\w`, `\\s` are ASCII; `.` is any character but a newline; `(?i)`
+folds Unicode case). Python-only syntax (backreferences, lookaround, possessive or atomic
+groups) is refused naming the matcher. A silence stored by an older Vigil, made in
+Python's syntax, is matched as it was, by Python's engine under a time bound
+(`matcher_from_stored`).
 
 Vigil's alerts carry a few labels that hold several values (an incident's finding
 kinds and entities): an equality or regex matcher holds when any value matches, a
@@ -9,16 +16,21 @@ KPI drop and `kind!="no_data"` every incident without a no-data finding.
 """
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+
+import re2
+import regex
 
 LabelValue = str | Sequence[str]
 Labels = Mapping[str, LabelValue]
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_log = logging.getLogger(__name__)
 _MATCHER = re.compile(r'^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*(.*?)\s*$', re.DOTALL)
 
 
@@ -52,21 +64,39 @@ class Matcher:
     name: str
     op: MatchOp
     value: str
+    # Why RE2 refuses this regex, for a silence stored by an older Vigil in Python's syntax
+    # (matcher_from_stored); None for every matcher made now.
+    legacy: str | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.op.is_regex:
+        if self.op.is_regex and self.legacy is None:
             _compile(self.value, self.name)  # refuse a bad regex when the matcher is made, not when used
 
     def _one(self, value: str) -> bool:
         if self.op.is_regex:
-            return _compile(self.value, self.name).fullmatch(value) is not None
+            return _compile(self.value, self.name).search(_utf8(value)) is not None
         return value == self.value
 
     def matches(self, labels: Labels) -> bool:
         raw = labels.get(self.name, "")
         values = [raw] if isinstance(raw, str) else list(raw) or [""]
+        if self.legacy is not None:
+            return _legacy_holds(self, values)
         hit = any(self._one(v) for v in values)
         return hit if self.op.is_equal else not hit
+
+    @property
+    def problem(self) -> str | None:
+        """What is wrong with a stored legacy matcher, for the silence's listing; None if nothing."""
+        if self.legacy is None:
+            return None
+        if _legacy_pattern(self.value) is None or self.value in _GAVE_UP:
+            return (f"{self.legacy}; Python's engine could not match it either (it refused it, or a match took "
+                    f"over {LEGACY_BOUND_S} s of CPU), so it holds for no alert: expire it and make it again in "
+                    "RE2 syntax")
+        return (f"{self.legacy}; made by an older Vigil, it is matched with Python's engine as before, at most "
+                f"{LEGACY_BOUND_S} s of CPU per label value (longer: it holds for no alert from then on); expire it "
+                "and make it again in RE2 syntax")
 
     def __str__(self) -> str:
         return f"{self.name}{self.op.value}{_quote(self.value)}"
@@ -80,50 +110,86 @@ def _quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-_COMPILED: dict[str, re.Pattern[str]] = {}
+_COMPILED: dict[str, re2._Regexp] = {}
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # a refused regex is a MatcherError naming the matcher, not a line on stderr
+# C++ RE2 takes `\C` (any one byte, which splits a UTF-8 character); Go's regexp refuses it.
+_ANY_BYTE = re.compile(r"(?<!\\)(?:\\\\)*\\C")
 
 
-def _compile(pattern: str, name: str) -> re.Pattern[str]:
+def _compile(pattern: str, name: str) -> re2._Regexp:
     got = _COMPILED.get(pattern)
     if got is None:
-        try:
-            got = re.compile(f"(?:{pattern})")
-        except re.error as e:
-            raise MatcherError(name, f"invalid regular expression {pattern!r}: {e}") from None
+        got = _re2(pattern, name)
         if len(_COMPILED) < 4096:
             _COMPILED[pattern] = got
     return got
 
 
-_REPEATS = ("MAX_REPEAT", "MIN_REPEAT")
+def _re2(pattern: str, name: str) -> re2._Regexp:
+    refused = f"invalid regular expression {pattern!r} (RE2 syntax, as Alertmanager)"
+    if _ANY_BYTE.search(pattern):
+        raise MatcherError(name, f"{refused}: \\C (any byte) is not supported")
+    try:
+        return re2.compile(f"^(?:{pattern})$", _RE2_OPTIONS)
+    except re2.error as e:
+        raise MatcherError(name, f"{refused}: {_said(pattern, e)}") from None
+    except UnicodeEncodeError:
+        raise MatcherError(name, f"invalid regular expression {pattern!r}: it holds a lone surrogate; "
+                                 "expected UTF-8 text, as Alertmanager") from None
 
 
-def check_backtracking(m: Matcher, field: str) -> None:
-    """Refuse a new matcher whose regex repeats a group that itself repeats without bound
-    (`(.*)*`, `(\\w+)+`). Python's engine backtracks (Alertmanager's RE2 does not): `(.*)*x`
-    against a 40-character label takes hours, and every cycle checking the silence waits.
-    For matchers people make now (silences); one already stored or configured is left be."""
-    if m.op.is_regex and _nested_repeat(re._parser.parse(m.value)):  # type: ignore[attr-defined]
-        raise MatcherError(field, f"regular expression {m.value!r} repeats a group that itself repeats without "
-                                  "bound, such as (.*)* or (\\w+)+: matching can take hours; drop the outer "
-                                  "repetition")
+def _said(pattern: str, e: re2.error) -> str:
+    """RE2's reason, quoting the regex as given rather than as wrapped (`missing ): (a`)."""
+    try:
+        re2.compile(pattern, _RE2_OPTIONS)
+    except re2.error as bare:
+        e = bare
+    raw = e.args[0] if e.args else ""
+    return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
 
 
-def _nested_repeat(parsed: Any, inside: bool = False) -> bool:
-    """Whether an unbounded repetition sits inside another repetition (star height 2), the
-    shape whose backtracking grows exponentially with the label's length."""
-    for op, av in parsed:
-        if str(op) in _REPEATS:
-            _, high, sub = av
-            if (inside and high == re._constants.MAXREPEAT  # type: ignore[attr-defined]
-                    or _nested_repeat(sub, inside or high > 1)):
-                return True
-        elif str(op) == "SUBPATTERN":
-            if _nested_repeat(av[-1], inside):
-                return True
-        elif str(op) == "BRANCH" and any(_nested_repeat(p, inside) for p in av[1]):
-            return True
-    return False
+def _utf8(value: str) -> str:
+    """A label value as Go reads it: a lone surrogate (a JSON `\\ud800`, never valid UTF-8)
+    reads as U+FFFD, as Go reads an invalid byte, rather than failing the cycle."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return value
+
+
+LEGACY_BOUND_S = 0.05  # of CPU: the regex module's timeout (0.35 s of wall time on 2 cores shared 7 ways)
+_LEGACY: dict[str, regex.Pattern[str] | None] = {}
+_GAVE_UP: set[str] = set()  # legacy regexes that once took longer than the bound
+
+
+def _legacy_pattern(pattern: str) -> regex.Pattern[str] | None:
+    """Python's syntax and meaning (the `regex` module's version 0 is `re`'s), compiled once;
+    None if even that refuses it."""
+    if pattern not in _LEGACY:
+        try:
+            _LEGACY[pattern] = regex.compile(f"(?:{pattern})", regex.VERSION0)
+        except regex.error:
+            _LEGACY[pattern] = None
+    return _LEGACY[pattern]
+
+
+def _legacy_holds(m: Matcher, values: Sequence[str]) -> bool:
+    """A stored matcher in Python's syntax, matched as before but never for longer than the
+    bound: a match that takes longer (a backtracking regex) makes the matcher hold for no
+    alert from then on, so its silence mutes nothing (a page, never a silent all-clear)."""
+    got = _legacy_pattern(m.value)
+    if got is None or m.value in _GAVE_UP:
+        return False
+    try:
+        hit = any(got.fullmatch(v, timeout=LEGACY_BOUND_S) is not None for v in values)
+    except TimeoutError:
+        _GAVE_UP.add(m.value)
+        _log.warning("silence matcher %s (Python syntax, stored by an older Vigil) took over %s s on a label: "
+                     "it now holds for no alert; expire its silence and make it again in RE2 syntax", m, LEGACY_BOUND_S)
+        return False
+    return hit if m.op.is_equal else not hit
 
 
 _UNESCAPED = {"\\": "\\", '"': '"', "n": "\n"}
@@ -165,10 +231,30 @@ def matcher_from_api(obj: Mapping[str, Any], field: str = "matcher") -> Matcher:
         raise MatcherError(f"{field}.name", f"expected a label name ([A-Za-z_][A-Za-z0-9_]*), got {name!r}")
     if not isinstance(value, str):
         raise MatcherError(f"{field}.value", f"expected a string, got {value!r}")
-    regex, equal = bool(obj.get("isRegex", False)), bool(obj.get("isEqual", True))
-    op = {(False, True): MatchOp.EQ, (False, False): MatchOp.NE, (True, True): MatchOp.RE,
-          (True, False): MatchOp.NRE}[(regex, equal)]
-    return _made(name, op, value, field)
+    return _made(name, _api_op(obj), value, field)
+
+
+def _api_op(obj: Mapping[str, Any]) -> MatchOp:
+    is_regex, equal = bool(obj.get("isRegex", False)), bool(obj.get("isEqual", True))
+    return {(False, True): MatchOp.EQ, (False, False): MatchOp.NE, (True, True): MatchOp.RE,
+            (True, False): MatchOp.NRE}[(is_regex, equal)]
+
+
+def matcher_from_stored(obj: Mapping[str, Any], field: str = "matcher") -> Matcher:
+    """A matcher as any version of Vigil stored it. One whose regex RE2 refuses was made
+    before Vigil used RE2, in Python's syntax (a backreference, a lookahead): refusing it
+    would fail every cycle, and dropping it would page the people who silenced; it is kept,
+    matched by Python's engine under a time bound, and its silence lists the problem."""
+    try:
+        return matcher_from_api(obj, field)
+    except MatcherError as e:
+        if e.field != field or not obj.get("isRegex", False):  # a bad name, not a regex RE2 refuses
+            raise
+        if obj["value"] not in _LEGACY:  # once per regex, not every cycle that reads the silence
+            _log.warning("silence matcher %s: %s; matched with Python's engine, bounded to %s s per label",
+                         obj.get("name"), e.reason, LEGACY_BOUND_S)
+            _legacy_pattern(obj["value"])
+        return Matcher(obj["name"], _api_op(obj), obj["value"], legacy=e.reason)
 
 
 def matches_all(matchers: Sequence[Matcher], labels: Labels) -> bool:

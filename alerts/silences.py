@@ -53,10 +53,18 @@ class Silence:
     def describe(self) -> str:
         return f"silence {self.id} ({', '.join(map(str, self.matchers))}) by {self.created_by}"
 
+    @property
+    def problem(self) -> str | None:
+        """Why this silence may not mute as its maker meant: a matcher stored by an older
+        Vigil in Python's regex syntax (alerts/matchers.py, `matcher_from_stored`)."""
+        said = [f"matchers[{i}]: {m.problem}" for i, m in enumerate(self.matchers) if m.problem]
+        return "; ".join(said) or None
+
     def to_api(self, now: float) -> dict[str, Any]:
         return {"id": self.id, "matchers": [m.to_api() | {"text": str(m)} for m in self.matchers],
                 "starts_at": self.starts_at, "ends_at": self.ends_at, "created_by": self.created_by,
-                "comment": self.comment, "status": {"state": str(self.state(now))}, "updated_at": self.updated_at}
+                "comment": self.comment, "status": {"state": str(self.state(now))}, "updated_at": self.updated_at,
+                "problem": self.problem}
 
 
 def check_new(matchers: Sequence[Matcher], starts_at: float, ends_at: float, created_by: str, comment: str,

@@ -58,7 +58,7 @@ def _when(t: float) -> str:
 def _line(s: Silence, now: float) -> str:
     matchers = ", ".join(map(str, s.matchers))
     return (f"{s.id:>5}  {s.state(now):<8} {_when(s.starts_at)} .. {_when(s.ends_at)}  {matchers}  "
-            f"by {s.created_by}: {s.comment}")
+            f"by {s.created_by}: {s.comment}" + (f"\n       problem: {s.problem}" if s.problem else ""))
 
 
 def cmd_add(args: argparse.Namespace) -> int:

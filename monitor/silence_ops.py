@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from alerts.matchers import Matcher, MatcherError, check_backtracking, matcher_from_api, parse_matcher
+from alerts.matchers import Matcher, MatcherError, matcher_from_api, parse_matcher
 from alerts.silences import Silence, SilenceError, SilenceState, check_new
 from monitor.config_types import parse_duration
 from monitor.store import silences
@@ -25,7 +25,6 @@ def parse_matchers(items: Sequence[str | dict[str, Any]], field: str = "matchers
         where = f"{field}[{i}]"
         try:
             out.append(parse_matcher(item, where) if isinstance(item, str) else matcher_from_api(item, where))
-            check_backtracking(out[-1], where)
         except MatcherError as e:
             raise SilenceError(e.field, e.reason) from None
     return tuple(out)

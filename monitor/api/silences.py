@@ -67,6 +67,8 @@ class SilenceOut(BaseModel):
     comment: str
     status: SilenceStatus
     updated_at: float | None
+    problem: str | None = Field(None, description="set when the silence may not mute as meant: a regex stored "
+                                                  "by an older Vigil in Python's syntax, which RE2 refuses")
 
     @classmethod
     def of(cls, s: Silence, now: float) -> SilenceOut:

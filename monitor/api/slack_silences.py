@@ -114,7 +114,8 @@ def _listing(vigil: Vigil, state: str, now: float, tz: str) -> str:
                 if total > len(items) else ":")]
     for s in items:
         lines.append(f"• *{s.id}* {s.state(now)}, {_span(s, now, tz)}: {_matchers(s)} "
-                     f"by {escape(s.created_by)}, \u201c{escape(s.comment)}\u201d")
+                     f"by {escape(s.created_by)}, \u201c{escape(s.comment)}\u201d"
+                     + (f"\n    \u26a0\ufe0f {escape(s.problem)}" if s.problem else ""))
     return "\n".join(lines)
 
 

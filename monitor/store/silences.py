@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import JSON, Float, Integer, String, Text, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from alerts.matchers import matcher_from_api
+from alerts.matchers import matcher_from_stored
 from alerts.silences import Silence, SilenceState
 from monitor.store.tables import Base, locked_row
 
@@ -24,7 +24,7 @@ class SilenceRow(Base):
     updated_at: Mapped[float] = mapped_column(Float)
 
     def to_silence(self) -> Silence:
-        return Silence(self.id, tuple(matcher_from_api(m) for m in self.matchers), self.starts_at, self.ends_at,
+        return Silence(self.id, tuple(matcher_from_stored(m) for m in self.matchers), self.starts_at, self.ends_at,
                        self.created_by, self.comment, self.updated_at)
 
 

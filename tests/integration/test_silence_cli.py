@@ -88,3 +88,26 @@ def test_a_daemon_started_without_the_key_of_a_keyed_audit_log_says_so(tmp_path,
     vigil = make_vigil(load_config(config), notifiers={})
     vigil.checkpoints.stop()
     assert any("keyed" in r.getMessage() and "audit.key_env" in r.getMessage() for r in caplog.records)
+
+
+def test_a_silence_stored_in_python_regex_syntax_is_listed_with_its_problem(tmp_path, capsys):
+    """Stored by an older Vigil in Python's regex syntax (RE2 refuses it): listed, with what
+    is wrong and what to do, not a traceback nor a silence missing from the list."""
+    import time
+
+    from monitor.store import silences
+
+    url = f"sqlite:///{tmp_path / 'vigil.db'}"
+    assert main(["db", "upgrade", "--store", url]) == 0
+    now = time.time()
+    with Store(url).tx() as s:
+        s.add(silences.SilenceRow(matchers=[{"name": "model", "value": r"(rec)\1", "isRegex": True,
+                                             "isEqual": True}], starts_at=now - 60, ends_at=now + 3600,
+                                  created_by="olga", comment="OPS-7", created_at=now - 60, updated_at=now - 60))
+    capsys.readouterr()
+    assert main(["silence", "list", "--store", url]) == 0
+    out = capsys.readouterr().out
+    assert "by olga: OPS-7" in out and "problem: matchers[0]: invalid regular expression" in out, out
+    assert main(["silence", "list", "--store", url, "--json"]) == 0
+    [item] = json.loads(capsys.readouterr().out)["items"]
+    assert "invalid escape sequence: \\1" in item["problem"], item

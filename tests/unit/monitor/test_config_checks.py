@@ -468,3 +468,16 @@ def test_check_config_warns_of_a_kpi_or_slo_query_whose_brackets_do_not_pair_up(
     assert f"{f}:10: warning: models[0](m).slos[0](p99).query: PromQL brackets do not pair up: ')'" in err
     assert f"{f}:12: warning: models[0](m).slos[0](p99).volume_query:" in err
     assert "kpis[1](fine)" not in err
+
+
+# --------------------------------------------------------------------------- matchers
+def test_an_inhibit_rule_regex_in_python_only_syntax_is_refused_naming_the_matcher_and_re2():
+    """Config matchers are RE2's, as Alertmanager's: a lookahead was taken, and ran on a
+    backtracking engine every cycle."""
+    errs = errors_of({"models": [{"name": "m"}], "inhibit_rules": [
+        {"source_matchers": ['severity="critical"'], "target_matchers": ['model=~"(?!canary-).*"'], "equal": []}]})
+    [(field, msg)] = errs.items()
+    assert field == "inhibit_rules[0].target_matchers[0]", errs
+    assert "RE2 syntax, as Alertmanager" in msg and "invalid perl operator: (?!" in msg, msg
+    assert parse_config({"models": [{"name": "m"}], "inhibit_rules": [
+        {"source_matchers": ['cause=~"(.*)*x"'], "target_matchers": ['model=~"canary-.*"']}]})

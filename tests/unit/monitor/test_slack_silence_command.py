@@ -216,3 +216,19 @@ def test_a_phones_dash_starts_the_comment_like_two_hyphens():
         got = parse_silence_text(f'silence add model="recommender" for 2h {dash} OPS-42 reindex')
         assert got.matchers == ('model="recommender"',) and got.comment == "OPS-42 reindex"
     assert parse_silence_text('silence add kind="a \u2014 b" -- c').matchers == ('kind="a \u2014 b"',)
+
+
+def test_a_silence_stored_in_python_regex_syntax_is_listed_in_slack_with_its_problem(tmp_path, monkeypatch, slack):
+    """A silence an older Vigil stored in Python's regex syntax (RE2 refuses it) is listed,
+    not dropped from the list nor failing it, and says what is wrong and what to do."""
+    from monitor.store import silences
+
+    api = setup(tmp_path, monkeypatch, slack)
+    now = time.time()
+    with api.vigil.store.tx() as s:
+        s.add(silences.SilenceRow(matchers=[{"name": "model", "value": "(?!canary-).*", "isRegex": True,
+                                             "isEqual": True}], starts_at=now - 60, ends_at=now + 3600,
+                                  created_by="olga", comment="OPS-7", created_at=now - 60, updated_at=now - 60))
+    text = command(api, "silence list")["text"]
+    assert text.startswith("1 active silence:") and "OPS-7" in text, text
+    assert "matchers[0]: invalid regular expression" in text and "make it again in RE2 syntax" in text, text
