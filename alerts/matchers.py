@@ -116,8 +116,6 @@ def _quote(value: str) -> str:
 _COMPILED: dict[str, re2._Regexp] = {}
 _RE2_OPTIONS = re2.Options()
 _RE2_OPTIONS.log_errors = False  # a refused regex is a MatcherError naming the matcher, not a line on stderr
-# C++ RE2 takes `\C` (any one byte, which splits a UTF-8 character); Go's regexp refuses it.
-_ANY_BYTE = re.compile(r"(?<!\\)(?:\\\\)*\\C")
 
 
 def _compile(pattern: str, name: str) -> re2._Regexp:
@@ -131,7 +129,7 @@ def _compile(pattern: str, name: str) -> re2._Regexp:
 
 def _re2(pattern: str, name: str) -> re2._Regexp:
     refused = f"invalid regular expression {pattern!r} (RE2 syntax, as Alertmanager)"
-    if _ANY_BYTE.search(pattern):
+    if _any_byte(pattern):
         raise MatcherError(name, f"{refused}: \\C (any byte) is not supported")
     try:
         return re2.compile(f"^(?:{pattern})$", _RE2_OPTIONS)
@@ -140,6 +138,24 @@ def _re2(pattern: str, name: str) -> re2._Regexp:
     except UnicodeEncodeError:
         raise MatcherError(name, f"invalid regular expression {pattern!r}: it holds a lone surrogate; "
                                  "expected UTF-8 text, as Alertmanager") from None
+
+
+def _any_byte(pattern: str) -> bool:
+    """Whether the regex holds `\\C` (any one byte, which splits a UTF-8 character): C++ RE2
+    takes it, Go's regexp refuses it. Escapes are read in order, and `\\Q...\\E` is literal
+    text, where `\\C` is a backslash and a C (Go takes it there)."""
+    i = 0
+    while i < len(pattern) - 1:
+        if pattern[i] != "\\":
+            i += 1
+        elif pattern[i + 1] == "Q":
+            end = pattern.find("\\E", i + 2)
+            i = len(pattern) if end < 0 else end + 2
+        elif pattern[i + 1] == "C":
+            return True
+        else:
+            i += 2
+    return False
 
 
 def _said(pattern: str, e: re2.error) -> str:

@@ -117,3 +117,13 @@ def test_a_regex_matcher_on_the_labels_every_cycle_sees_costs_about_what_an_equa
         return min(runs)
 
     assert best(regex_m) < 3 * best(equal_m)
+
+
+def test_a_backslash_c_quoted_or_escaped_is_text_as_in_go_and_only_the_bare_one_is_refused():
+    """`\\C` (any byte) is C++ RE2's and Go refuses it; inside `\\Q...\\E` or after an escaped
+    backslash it is plain text, which Go (and so Alertmanager) takes."""
+    assert parse_matcher(r'path=~"\Qa\C\E"').matches({"path": "a\\C"})
+    assert parse_matcher(r'path=~"a\\\\C"').matches({"path": "a\\C"})
+    for bare in (r'path=~"\C"', r'path=~"\Qa\Eb\C"', r'path=~"\\\\\C"'):
+        with pytest.raises(MatcherError, match="any byte"):
+            parse_matcher(bare)
