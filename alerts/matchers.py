@@ -118,10 +118,22 @@ _RE2_OPTIONS = re2.Options()
 _RE2_OPTIONS.log_errors = False  # a refused regex is a MatcherError naming the matcher, not a line on stderr
 
 
+# Refusals are remembered too: a silence stored in Python's syntax is read again by every
+# cycle, and RE2 takes up to a second to refuse one too large to compile (`(?i)\\pL{1000}`).
+_REFUSED: dict[str, str] = {}
+
+
 def _compile(pattern: str, name: str) -> re2._Regexp:
     got = _COMPILED.get(pattern)
     if got is None:
-        got = _re2(pattern, name)
+        if pattern in _REFUSED:
+            raise MatcherError(name, _REFUSED[pattern])
+        try:
+            got = _re2(pattern, name)
+        except MatcherError as e:
+            if len(_REFUSED) < 4096:
+                _REFUSED[pattern] = e.reason
+            raise
         if len(_COMPILED) < 4096:
             _COMPILED[pattern] = got
     return got

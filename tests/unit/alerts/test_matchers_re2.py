@@ -127,3 +127,19 @@ def test_a_backslash_c_quoted_or_escaped_is_text_as_in_go_and_only_the_bare_one_
     for bare in (r'path=~"\C"', r'path=~"\Qa\Eb\C"', r'path=~"\\\\\C"'):
         with pytest.raises(MatcherError, match="any byte"):
             parse_matcher(bare)
+
+
+@pytest.mark.timeout(60)
+def test_a_stored_regex_too_large_for_re2_costs_its_refusal_once_not_every_cycle():
+    """Every cycle reads the live silences again; a stored Python regex RE2 refuses as too
+    large (`(?i)\\pL{1000}`, 0.5 s to refuse, twice) cost that on every read."""
+    obj = stored(r"(?i)\pL{999}|x")
+    start = time.perf_counter()
+    first = matcher_from_stored(obj)
+    once = time.perf_counter() - start
+    assert "pattern too large" in (first.problem or "")
+    start = time.perf_counter()
+    for _ in range(5):
+        again = matcher_from_stored(obj)
+    assert time.perf_counter() - start < once / 5, once
+    assert again.matches({"model": "x"})
