@@ -59,7 +59,7 @@ from monitor.executors.guarded import guarded, preflight
 from monitor.failpoints import failpoint
 from monitor.metrics import VigilMetrics
 from monitor.store.audit_log import retry_audited
-from monitor.store.canary import reopen_run
+from monitor.store.canary import settle_run
 from monitor.store.intents import RollbackIntentRow, add_intent, locked_intent, open_intents
 from monitor.store.repository import ActionRow, Store
 
@@ -356,10 +356,10 @@ class RollbackRunner:
         if action is not None:
             action.status, action.detail = status, detail
         kind = action.kind if action is not None else ROLLBACK
-        if status != ActionStatus.DONE and kind in (CANARY_PULL, CANARY_PROMOTE):
-            # canary.py marked the run pulled / promoted while this was pending: it was not.
-            reopen_run(s, m.name, intent.from_version if kind == CANARY_PULL else intent.to_version,
-                       f"{kind} failed: {detail}", now)
+        if kind in (CANARY_PULL, CANARY_PROMOTE):  # done: the run says so; failed: canary.py's "pulled" was not
+            done_as = ("pulled" if kind == CANARY_PULL else "promoted") if status == ActionStatus.DONE else None
+            settle_run(s, m.name, intent.from_version if kind == CANARY_PULL else intent.to_version, done_as,
+                       detail if done_as else f"{kind} failed: {detail}", now)
         ask = RollbackAsk(m, intent.to_version, intent.reason, intent.actor, intent.incident_id, now, kind=kind)
         said = payload(m, intent.from_version, intent.to_version, status, ask, detail)
         if status == ActionStatus.DONE and kind == CANARY_PULL:

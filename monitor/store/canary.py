@@ -62,11 +62,20 @@ def run_row(s: Session, model: str, version: str, now: float) -> CanaryRunRow:
     return row
 
 
-def reopen_run(s: Session, model: str, challenger: str | None, detail: str, now: float) -> None:
-    """A pull or promotion that gave up moved nothing for good: the run is "running" again,
-    so the challenger (still taking traffic) is judged and acted on like before."""
+def settle_run(s: Session, model: str, challenger: str | None, done_as: str | None, detail: str, now: float
+               ) -> None:
+    """Where a finished pull or promotion leaves its run, in the transaction recording the
+    outcome, whoever drove it. Done (`done_as`: "pulled", "promoted"): so even when a crash
+    left the cycle that asked no time to say so, and the start-up reconcile finished it
+    (a promoted version left "running" was promoted again once the champion moved back).
+    Given up (None): it moved nothing for good, the run is "running" again, so the
+    challenger (still taking traffic) is judged and acted on like before."""
     row = s.get(CanaryRunRow, (model, challenger), with_for_update=True) if challenger is not None else None
-    if row is not None and row.status in ("pulled", "promoted"):
+    if row is None:
+        return
+    if done_as is not None:
+        row.status, row.detail, row.updated_at = done_as, detail, now
+    elif row.status in ("pulled", "promoted"):
         row.status, row.detail, row.updated_at = "running", detail, now
 
 

@@ -7,6 +7,9 @@ after its pull is a new run; a promoted one judged again is pulled when it fails
 never promoted again (that would undo the move back from it)."""
 from __future__ import annotations
 
+import pytest
+
+from monitor.failpoints import ENV, FailPointError
 from monitor.store.canary import run_row, runs
 from tests.helpers_vigil import MODEL, T0
 from tests.unit.monitor.test_canary_cycle import build, prometheus
@@ -49,3 +52,41 @@ def test_a_promoted_version_judged_again_is_never_promoted_back_over_the_champio
         assert report.canary is not None and report.canary.overall == "pass"
     assert registry.aliases[(MODEL, "champion")] == "1"
     assert [a for a in vigil.store.actions(model=MODEL) if a.kind == "canary_promote"] == []
+
+
+def test_a_promotion_finished_after_a_crash_is_never_made_again_once_the_champion_moved_back(tmp_path, monkeypatch):
+    """A crash between the promotion's intent and its move left the run "running": the
+    start-up reconcile moved the champion to v2, but only the crashed cycle would have
+    marked the run promoted. Once a person moved the champion back to v1 (v2 still on the
+    challenger alias), the next pass promoted v2 again, undoing the move back."""
+    vigil, registry = build(tmp_path, prometheus(), promote_after_cycles=2, auto_promote=True)
+    vigil.run_cycle(MODEL, T0)
+    monkeypatch.setenv(ENV, "rollback_after_intent=raise")
+    with pytest.raises(FailPointError):
+        vigil.run_cycle(MODEL, T0 + 60)  # the promotion's intent recorded, nothing moved yet
+    monkeypatch.delenv(ENV)
+    vigil.reconcile(T0 + 90)  # start-up finishes it
+    assert registry.aliases[(MODEL, "champion")] == "2"
+    with vigil.store.tx() as s:
+        (run,) = runs(s, MODEL)
+        assert run.status == "promoted", run.detail
+
+    registry.aliases[(MODEL, "champion")] = "1"  # a person moves the champion back
+    for k in range(2, 5):
+        report = vigil.run_cycle(MODEL, T0 + 60 * k)
+        assert report.canary is not None and report.canary.overall == "pass"
+    assert registry.aliases[(MODEL, "champion")] == "1", "the promotion was made again over the move back"
+    assert [a.status for a in vigil.store.actions(model=MODEL) if a.kind == "canary_promote"] == ["done"]
+
+
+def test_a_pull_finished_after_a_crash_shows_its_run_pulled(tmp_path, monkeypatch):
+    vigil, registry = build(tmp_path, prometheus(p99_challenger=0.16))
+    monkeypatch.setenv(ENV, "rollback_after_intent=raise")
+    with pytest.raises(FailPointError):
+        vigil.run_cycle(MODEL, T0)
+    monkeypatch.delenv(ENV)
+    vigil.reconcile(T0 + 30)
+    assert (MODEL, "challenger") not in registry.aliases
+    with vigil.store.tx() as s:
+        (run,) = runs(s, MODEL)
+        assert run.status == "pulled", run.detail
