@@ -15,6 +15,7 @@ explanation says which pieces of evidence counted so the ranking can be argued w
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -192,6 +193,23 @@ def _upstream_cause(drift: list[Finding], deploys: list[DeployEvent]) -> Cause:
     )
 
 
+def of_version(findings: list[Finding], version: str) -> list[Finding]:
+    """The findings a deploy of `version` may explain: all but those measured on another
+    version's own rows (a performance drop names the version whose predictions it read). A
+    challenger's accuracy drop, blamed on the champion's deploy, rolled the champion back
+    and left the failing challenger on its alias."""
+    return [f for f in findings if _names_version(f.evidence.get("version"), version)]
+
+
+def _names_version(named: object, version: str) -> bool:
+    """Whether a finding's version may be `version`: none said, or the same, written as the
+    registry does ("2") or as a label value holding it ("v2", "model-2"); "unknown" may be any."""
+    if named is None:
+        return True
+    digits = re.findall(r"\d+", str(named))
+    return str(named) == version or not digits or version in digits
+
+
 def deploy_suspects(model: str, deploys: list[DeployEvent], onset: float, s: CorrelationSettings
                     ) -> list[DeployEvent]:
     """Deploys of this model shortly before onset that were still serving when it began.
@@ -233,7 +251,10 @@ def build_incident(
     serving = [f for f in findings if f.kind in _SERVING_SYMPTOMS]
     gpu_explains = bool(gpu and serving and not ({f.kind for f in findings} & _MODEL_SYMPTOMS))
 
-    causes: list[Cause] = [_deploy_cause(d, findings, onset, settings, gpu_explains) for d in suspects]
+    # Each deploy on the findings of its version: a challenger's drop is not the champion's.
+    mine = {d.version: of_version(findings, d.version) for d in suspects}
+    causes: list[Cause] = [_deploy_cause(d, mine[d.version], onset, settings, gpu_explains) for d in suspects
+                           if any(f.kind in SYMPTOMS for f in mine[d.version])]
     if gpu:
         causes.append(_gpu_cause(gpu, serving))
     feature_drift = [f for f in findings if f.kind == FindingKind.FEATURE_DRIFT]

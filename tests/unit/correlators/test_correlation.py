@@ -113,3 +113,13 @@ def test_a_move_made_while_the_incident_was_open_answers_it_and_is_never_its_cau
 def test_a_deploy_window_must_be_positive():
     with pytest.raises(ValueError, match="deploy_window: expected seconds > 0"):
         CorrelationSettings(deploy_window=0)
+
+
+@pytest.mark.parametrize(("measured_on", "blamed"), [("3", False), ("v3", False), ("2", True), ("v2", True),
+                                                     ("model-2", True), ("unknown", True)])
+def test_a_performance_drop_blames_only_a_deploy_of_the_version_it_was_measured_on(measured_on, blamed):
+    """The version a drop was measured on is the samples' (the registry's "2", or a label
+    value such as "v2"): a challenger's (v3) drop is no reason to roll the champion (v2) back."""
+    drop = f(FindingKind.PERFORMANCE_DROP, "accuracy", -40, -10, evidence={"version": measured_on})
+    inc = build([drop], [dep(T - 900)])
+    assert any(c.kind == CauseKind.DEPLOY for c in inc.causes) == blamed
