@@ -247,7 +247,7 @@ class Vigil:
             rollback = None
             if canary is not None:  # before any rollback: the model has one action in flight at a time
                 incident_id = applied.incident_id if applied.status == IncidentStatus.OPEN else None
-                rollback = self.canary.act(m, canary, incident_id, policy, t)
+                rollback = self.canary.act(m, canary, incident_id, policy, t, found.findings)
             if applied.status == IncidentStatus.OPEN and applied.incident_id is not None:
                 rollback = self.operator.follow_plan(m, applied.incident_id, plan, t) or rollback
                 if found.drift_columns and _has_drift(story.incident):

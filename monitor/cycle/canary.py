@@ -21,6 +21,7 @@ pass: it ends a run of passes and never promotes.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,7 +35,7 @@ from detectors.drift.columns import category_label
 from detectors.drift.decision import statistic_for
 from detectors.records import Direction, Finding, FindingKind
 from monitor.config import CanaryConfig, ModelConfig, PolicyConfig
-from monitor.cycle.canary_blame import promotion_blame
+from monitor.cycle.canary_blame import performance_hold, promotion_blame
 from monitor.cycle.detect_drift import feature_specs
 from monitor.cycle.messages import OutboxWriter
 from monitor.cycle.rollback_ask import CANARY_PROMOTE, CANARY_PULL, RollbackAsk
@@ -288,11 +289,13 @@ class CanaryAnalysis:
 
     # ------------------------------------------------------------------ act
     def act(self, m: ModelConfig, judged: CanaryJudgement, incident_id: int | None, policy: PolicyConfig,
-            t: float) -> dict[str, Any] | None:
-        """Record the verdict; pull a failed challenger, promote (or suggest) a steady one."""
+            t: float, findings: Sequence[Finding] = ()) -> dict[str, Any] | None:
+        """Record the verdict; pull a failed challenger, promote (or suggest) a steady one
+        (`findings`: the cycle's; a drop of the challenger's own performance holds it back)."""
         c = m.canary
         assert c is not None
         overall = judged.verdict.overall
+        held = performance_hold(findings, judged.challenger, c.label_value(judged.challenger))
         self._export(m, judged.verdict)
         with self.store.tx() as s:
             before = last_verdict_of(s, m.name, judged.challenger)
@@ -306,8 +309,8 @@ class CanaryAnalysis:
             # Passes against another champion (rolled back or deployed since) are no evidence
             # against this one: the run of passes starts again.
             kept = run.pass_streak if before is None or before.champion_version == judged.champion else 0
-            run.pass_streak = kept + 1 if overall == Verdict.PASS else 0
-            run.updated_at = t
+            run.pass_streak = kept + 1 if overall == Verdict.PASS and not held else 0
+            run.updated_at, run.detail = t, held or run.detail
             status, streak = run.status, run.pass_streak
         # A pull a dry run only recorded is asked for real once dry_run is off.
         # A promoted version left on the alias once the champion moved back from it: pulled on a fail, never promoted.

@@ -5,6 +5,9 @@ it (`policy.rollback.blame_window`), the same blame a rollback target is chosen 
 with force and a reason."""
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from detectors.records import Finding, FindingKind
 from monitor.config import ModelConfig, RollbackPolicy
 from monitor.cycle.known_good import target_facts
 from monitor.store.audit_log import retry_audited
@@ -31,3 +34,16 @@ def promotion_blame(store: Store, m: ModelConfig, challenger: str, rules: Rollba
 
     retry_audited(once, "record a refused promotion")
     return why
+
+
+def performance_hold(findings: Sequence[Finding], challenger: str, label_value: str) -> str:
+    """Why this cycle's pass is no step towards a promotion ("" when it is): the challenger's
+    own labelled predictions (or their estimate) show a performance drop. Its KPIs passing
+    against the champion's, a challenger at -40 % realised accuracy was auto-promoted while
+    the same cycle's incident said so. Not a fail: the champion may be dropping alike."""
+    drops = [f for f in findings if f.kind == FindingKind.PERFORMANCE_DROP
+             and str(f.evidence.get("version")) in (challenger, label_value)]
+    if not drops:
+        return ""
+    worst = min(drops, key=lambda f: -abs(f.value))
+    return f"not promoted: v{challenger}'s own performance dropped: {worst.message}"
