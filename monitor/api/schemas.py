@@ -211,6 +211,27 @@ class LabelIn(BaseModel):
             raise ValueError(f"expected a text or integer id, got {str(v).lower()}")
         return v
 
+    # One error naming the field, not one per branch of its union naming fields nobody sent
+    # ("labels.0.label.float: Input should be a valid number", "labels.0.label.bool: ...").
+    @field_validator("label", mode="before")
+    @classmethod
+    def _a_number(cls, v: object) -> object:
+        if not isinstance(v, int | float):  # bool is an int
+            raise ValueError(f"expected a number (for a classifier a class: 0 or 1), got {_type_shown(v)}")
+        return v
+
+    @field_validator("timestamp", mode="before")
+    @classmethod
+    def _a_time(cls, v: object) -> object:
+        if isinstance(v, bool) or not isinstance(v, str | int | float):
+            raise ValueError(f"expected RFC3339 text or epoch seconds, got {_type_shown(v)}")
+        return v
+
+
+def _type_shown(v: object) -> str:
+    text = "null" if v is None else str(v).lower() if isinstance(v, bool) else repr(v)
+    return text if len(text) <= 60 else text[:57] + "..."
+
 
 class LabelsRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")

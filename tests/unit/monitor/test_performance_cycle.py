@@ -141,6 +141,23 @@ def test_a_bad_label_refuses_the_batch_naming_the_field(world: tuple, label: dic
     assert vigil.store.labels.count("churn") == kept  # nothing of the batch stored
 
 
+@pytest.mark.parametrize(("label", "field", "words"), [
+    ({"prediction_id": "a", "label": "1", "timestamp": T0}, "labels.0.label", "expected a number"),
+    ({"prediction_id": "a", "label": None, "timestamp": T0}, "labels.0.label", "expected a number"),
+    ({"prediction_id": "a", "label": 1, "timestamp": [T0]}, "labels.0.timestamp", "expected RFC3339 text or epoch"),
+    ({"prediction_id": "a", "label": 1, "timestamp": True}, "labels.0.timestamp", "expected RFC3339 text or epoch"),
+])
+def test_a_label_field_of_the_wrong_type_is_one_error_naming_that_field(world: tuple, label: dict, field: str,
+                                                                        words: str) -> None:
+    """Not one error per branch of the schema's union, each naming a field the client never
+    sent (`labels.0.label.float: Input should be a valid number`, `labels.0.label.bool: ...`)."""
+    _, client, _ = world
+    r = _post(client, [label])
+    assert r.status_code == 422
+    assert [e["field"] for e in r.json()["fields"]] == [field]
+    assert words in r.json()["fields"][0]["message"]
+
+
 def test_labels_need_the_ingest_role_and_a_model_with_performance(world: tuple) -> None:
     _, client, _ = world
     one = [{"prediction_id": "x", "label": 1, "timestamp": T0}]
