@@ -33,6 +33,8 @@ class _Model(BaseModel):
 
 
 TOKEN_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.@\-]{0,63}$"  # also `vigil token hash --name`
+# A model name or a shell-style pattern of names (`team-a-*`; monitor/model_scope.py).
+ModelPattern = Annotated[str, Field(min_length=1, max_length=100, description="a model name or pattern: team-a-*")]
 
 
 class ApiTokenConfig(_Model):
@@ -43,6 +45,9 @@ class ApiTokenConfig(_Model):
     token_sha256: str | None = Field(None, pattern=r"^[0-9a-fA-F]{64}$")
     token_file: str | None = None  # holds the token itself; relative to the config file
     token: Secret = None  # only as ${ENV_VAR}, resolved like every secret (monitor/config_env.py)
+    # The models its writes may name (rollback, ack, silences, samples, labels); absent: all.
+    # An empty list is refused: it reads as "none" to some and "all" to others.
+    models: list[ModelPattern] | None = Field(None, min_length=1)
 
     @model_validator(mode="after")
     def _one_source(self) -> ApiTokenConfig:

@@ -4,7 +4,9 @@ each role may do.
 Roles: viewer < operator < admin, and `ingest`, which may only post samples. A route
 names the least role it needs (`Role.VIEWER` for reads, `Role.OPERATOR` for ack,
 silence and rollback, `Role.INGEST` for samples, `Role.ADMIN` for a forced rollback);
-`satisfies` says whether a held role covers it.
+`satisfies` says whether a held role covers it. A token may also be scoped to some
+models (`Identity.scope`): its writes that name a model outside them are refused
+(monitor/api/deps.py `in_scope`), its reads are not.
 
 Only hashes are kept in memory: a presented token is hashed and compared with every
 entry in constant time (hmac.compare_digest), so neither the tokens nor the position of
@@ -27,6 +29,7 @@ from monitor.config import ConfigError, VigilConfig
 from monitor.config_auth import LEGACY_TOKEN_NAME, ApiTokenConfig
 from monitor.config_errors import ConfigIssue, Loc, line_of
 from monitor.config_yaml import read_yaml
+from monitor.model_scope import ModelScope, scope_of
 
 
 class Role(StrEnum):
@@ -57,6 +60,10 @@ def roles_for(needed: Role) -> list[Role]:
 class Identity:
     name: str
     role: Role
+    scope: ModelScope | None = None  # the models its writes may name (`api.tokens[].models`); None: all
+
+    def may_act_on(self, model: str) -> bool:
+        return self.scope is None or self.scope.covers(model)
 
     @property
     def actor(self) -> str:
@@ -104,7 +111,7 @@ def load_token_table(config: VigilConfig, source: str | None = None) -> TokenTab
         tokens += _file_tokens(config, api.tokens_file, errors)
     for loc, where, t in tokens:
         try:
-            entries.append((Identity(t.name, Role(t.role)), _digest(config, t)))
+            entries.append((Identity(t.name, Role(t.role), scope_of(t.models)), _digest(config, t)))
         except ValueError as e:
             errors.append((loc, where, str(e)))
     names = [i.name for i, _ in entries]

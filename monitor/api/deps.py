@@ -24,7 +24,8 @@ from monitor.vigil import Vigil
 # The status codes every protected route may answer, for its OpenAPI entry.
 AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"description": "no bearer token, or one that matches no configured API token"},
-    403: {"description": "the token's role may not do this (the body names the role needed and the one held)"},
+    403: {"description": "the token's role may not do this (the body names the role needed and the one held), "
+                          "or the model is outside the token's `models` (the body names both)"},
     503: {"description": "no API token is configured, or the configured ones cannot be loaded"},
 }
 
@@ -61,6 +62,24 @@ class RoleCheck:
         if not satisfies(who.role, self.role):
             raise refuse_role(who, self.role)
         return who
+
+
+def in_scope(vigil: Vigil, who: Identity, model: str, action: str, incident_id: int | None = None) -> None:
+    """Refuse (403, audited as `api.refused`) a write naming a model outside the token's
+    `models`. Reads are not scoped: seeing the whole fleet is what a viewer is for."""
+    if who.may_act_on(model):
+        return
+    message = f"model {model!r} is outside the models of token {who.name!r} ({who.scope}): {action} refused"
+    target = f"model:{model}" if incident_id is None else f"incident:{incident_id}"
+    raise refuse_scope(vigil, who, target, {"action": action, "model": model}, message)
+
+
+def refuse_scope(vigil: Vigil, who: Identity, target: str, what: dict[str, Any], message: str) -> HTTPException:
+    """The 403 for a write outside the token's scope, audited first so the refusal is on record."""
+    vigil.store.audit(who.actor, "api.refused", target,
+                      {**what, "token": who.name, "role": str(who.role),
+                       "models": list(who.scope.patterns) if who.scope else None, "why": message})
+    return HTTPException(403, message)
 
 
 ViewerDep = Annotated[Identity, Depends(RoleCheck(Role.VIEWER))]

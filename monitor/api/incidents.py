@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from alerts.lifecycle import LifecycleConflict
 from detectors.records import FindingKind
-from monitor.api.deps import AUTH_RESPONSES, IncidentDep, OperatorDep, ViewerDep, VigilDep, model_or_404
+from monitor.api.deps import AUTH_RESPONSES, IncidentDep, OperatorDep, ViewerDep, VigilDep, in_scope, model_or_404
 from monitor.api.limits import WRITE_LIMIT_RESPONSES
 from monitor.api.pagination import OffsetQuery, Page, limit_query, next_by_cursor
 from monitor.api.responses import errors
@@ -93,6 +93,7 @@ def drift_report(_: ViewerDep, vigil: VigilDep, row: IncidentDep) -> HTMLRespons
 
 @router.post("/{incident_id}/ack", response_model=IncidentOut, responses={**WRITE_LIMIT_RESPONSES, **errors(409)})
 def ack(who: OperatorDep, vigil: VigilDep, row: IncidentDep) -> IncidentOut:
+    in_scope(vigil, who, row.model, "ack", row.id)
     try:
         # The API shows the incident as it is: the ack is of its own severity (Operator.acknowledge).
         acked = vigil.operator.acknowledge(row.id, who.actor, time.time(), as_is=True)
@@ -104,6 +105,7 @@ def ack(who: OperatorDep, vigil: VigilDep, row: IncidentDep) -> IncidentOut:
 @router.post("/{incident_id}/silence", response_model=IncidentOut,
              responses={**WRITE_LIMIT_RESPONSES, **errors(409)})
 def silence(who: OperatorDep, vigil: VigilDep, row: IncidentDep, body: SilenceRequest) -> IncidentOut:
+    in_scope(vigil, who, row.model, "silence", row.id)
     try:
         done = vigil.operator.silence(row.id, who.actor, body.duration_s, body.reason, time.time())
         return incidents_out(vigil.store, [done])[0]

@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from monitor.api.deps import AUTH_RESPONSES, IngestDep, VigilDep, model_or_404
+from monitor.api.deps import AUTH_RESPONSES, IngestDep, VigilDep, in_scope, model_or_404
 from monitor.api.errors import FieldError
 from monitor.api.ingest import MAX_ABS_NUMBER, MAX_EPOCH_S, MAX_ERRORS, InvalidRecords, parse_timestamps
 from monitor.api.responses import errors
@@ -60,8 +60,9 @@ def validate_labels(m: ModelConfig, items: list[LabelIn]) -> list[Label]:
 
 
 @router.post("/v1/labels", status_code=202, response_model=LabelsAccepted, responses=errors(404, 422))
-def labels(_: IngestDep, vigil: VigilDep, body: LabelsRequest) -> dict[str, Any]:
+def labels(who: IngestDep, vigil: VigilDep, body: LabelsRequest) -> dict[str, Any]:
     m = model_or_404(vigil, body.model)
+    in_scope(vigil, who, m.name, "labels")
     now = vigil.now()
     accepted = validate_labels(m, body.labels)
     n = vigil.store.labels.add(m.name, accepted, now, posted=True)

@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import AfterValidator
 from sqlalchemy.orm import Session
 
-from monitor.api.deps import AUTH_RESPONSES, ModelDep, OperatorDep, VigilDep, refuse_role
+from monitor.api.deps import AUTH_RESPONSES, ModelDep, OperatorDep, VigilDep, in_scope, refuse_role
 from monitor.api.errors import FieldError
 from monitor.api.responses import errors
 from monitor.api.schemas import RollbackFailed, RollbackRequest, RollbackResponse, rollback_watch
@@ -99,6 +99,7 @@ IdempotencyKey = Annotated[str | None, Header(max_length=200, json_schema_extra=
 def rollback(who: OperatorDep, vigil: VigilDep, m: ModelDep, body: RollbackRequest, response: Response,
              locks: RollbackLocksDep,
              idempotency_key: IdempotencyKey = None) -> Any:
+    in_scope(vigil, who, m.name, "rollback")
     if body.force and not satisfies(who.role, Role.ADMIN):
         raise refuse_role(who, Role.ADMIN, "force")
     actor = who.actor

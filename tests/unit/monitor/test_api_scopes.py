@@ -1,0 +1,137 @@
+"""API tokens scoped to models (`api.tokens[].models`): a team's operator token acts on its
+own models and is refused, with an audit entry, on another team's; reads stay fleet-wide;
+a token without `models` is as before."""
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from monitor.api.app import create_app
+from monitor.config import ConfigError
+from tests.helpers_vigil import T0, MemoryRegistry, StubPrometheus, make_config, make_vigil, model_config, step_curve
+
+A, B = "team-a-ranker", "team-b-churn"
+TOKENS = {"alice": "alice-team-a-operator-4f1c", "ingrid": "ingrid-team-a-ingest-77d0",
+          "olga": "olga-fleet-operator-0b9e"}
+
+
+def sha(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def bearer(name: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {TOKENS[name]}"}
+
+
+class Fleet:
+    """Two teams' models, v2 deployed on each an hour ago, each with a KPI that dropped."""
+
+    def __init__(self, tmp_path: Any) -> None:
+        curves = {}
+        for m in (A, B):
+            curves[f'ctr_of{{model="{m}"}}'] = step_curve(0.05, 0.045, T0 - 600)
+            curves[f'p99_of{{model="{m}"}}'] = step_curve(0.1, 0.8, T0 - 600)
+        self.registry = MemoryRegistry()
+        cfg = make_config(tmp_path, models=[model_config(A), model_config(B)], api={"tokens": [
+            {"name": "alice", "role": "operator", "token_sha256": sha(TOKENS["alice"]), "models": ["team-a-*"]},
+            {"name": "ingrid", "role": "ingest", "token_sha256": sha(TOKENS["ingrid"]), "models": ["team-a-*"]},
+            {"name": "olga", "role": "operator", "token_sha256": sha(TOKENS["olga"])}]})
+        self.vigil = make_vigil(cfg, prometheus=StubPrometheus(curves), registry=self.registry, notifiers={})
+        self.client = TestClient(create_app(self.vigil), raise_server_exceptions=False)
+        now = time.time()
+        for m in (A, B):
+            for v in ("1", "2"):
+                self.registry.add_version(m, v, created_at=T0 - 30 * 86400)
+            self.registry.aliases[(m, "champion")] = "1"
+            self.vigil.deploys.poll(cfg.model(m), now - 7200)
+            self.registry.aliases[(m, "champion")] = "2"
+            self.vigil.deploys.poll(cfg.model(m), now - 3600)
+
+    def post(self, who: str, url: str, body: Any = None) -> Any:
+        return self.client.post(url, json=body, headers=bearer(who))
+
+    def audit(self) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = self.client.get("/v1/audit", headers=bearer("olga")).json()["items"]
+        return items
+
+
+@pytest.fixture
+def fleet(tmp_path) -> Fleet:
+    return Fleet(tmp_path)
+
+
+def rollback(model: str) -> str:
+    return f"/v1/models/{model}/rollback"
+
+
+def test_a_scoped_operator_rolls_back_its_model_and_is_refused_on_another_teams(fleet):
+    r = fleet.post("alice", rollback(A), {"reason": "ctr dropped after v2", "to_version": "1"})
+    assert r.status_code == 200 and r.json()["status"] == "done" and fleet.registry.aliases[(A, "champion")] == "1"
+    r = fleet.post("alice", rollback(B), {"reason": "ctr dropped after v2", "to_version": "1"})
+    assert r.status_code == 403
+    assert r.json() == {"error": "model 'team-b-churn' is outside the models of token 'alice' (team-a-*): "
+                                 "rollback refused"}
+    assert fleet.registry.aliases[(B, "champion")] == "2", "nothing moved"
+    refused = [e for e in fleet.audit() if e["action"] == "api.refused"]
+    assert len(refused) == 1
+    assert refused[0]["actor"] == "api:alice" and refused[0]["target"] == "model:team-b-churn"
+    assert refused[0]["detail"]["action"] == "rollback" and refused[0]["detail"]["models"] == ["team-a-*"]
+    assert not any(e["action"].startswith("rollback.") and e["target"].endswith(B) for e in fleet.audit())
+
+
+def test_a_scoped_operator_acks_and_silences_only_its_own_incidents(fleet):
+    a = fleet.vigil.run_cycle(A, T0).incident_id
+    b = fleet.vigil.run_cycle(B, T0).incident_id
+    assert a and b
+    assert fleet.post("alice", f"/v1/incidents/{a}/ack").status_code == 200
+    r = fleet.post("alice", f"/v1/incidents/{b}/ack")
+    assert r.status_code == 403 and "'team-b-churn'" in r.json()["error"] and "'alice'" in r.json()["error"]
+    r = fleet.post("alice", f"/v1/incidents/{b}/silence", {"duration_s": 3600, "reason": "not mine"})
+    assert r.status_code == 403
+    assert fleet.vigil.store.incident(b).acknowledged_by is None
+    assert fleet.vigil.store.incident(b).silenced_until is None
+    refused = [(e["target"], e["detail"]["action"], e["detail"]["model"]) for e in fleet.audit()
+               if e["action"] == "api.refused"]
+    assert refused == [(f"incident:{b}", "ack", B), (f"incident:{b}", "silence", B)]
+
+
+def test_reads_are_not_scoped(fleet):
+    fleet.vigil.run_cycle(B, T0)
+    r = fleet.client.get(f"/v1/incidents?model={B}", headers=bearer("alice"))
+    assert r.status_code == 200 and r.json()["total"] == 1
+
+
+def test_a_scoped_ingest_token_posts_its_models_samples_only(fleet):
+    records = [{"timestamp": T0}]
+    assert fleet.post("ingrid", "/v1/samples", {"model": A, "records": records}).status_code == 202
+    r = fleet.post("ingrid", "/v1/samples", {"model": B, "records": records})
+    assert r.status_code == 403 and "samples refused" in r.json()["error"]
+    assert fleet.vigil.store.samples(B, 0, T0 + 1) == []
+    labels = [{"prediction_id": "p1", "label": 1, "timestamp": T0}]
+    r = fleet.post("ingrid", "/v1/labels", {"model": B, "labels": labels})
+    assert r.status_code == 403 and "labels refused" in r.json()["error"]
+    r = fleet.post("ingrid", "/v1/labels", {"model": A, "labels": labels})
+    assert r.status_code == 422 and "has no `performance` configured" in r.json()["error"], "in scope: checked on"
+
+
+def test_a_token_without_models_acts_on_every_model(fleet):
+    for m in (A, B):
+        r = fleet.post("olga", rollback(m), {"reason": "fleet-wide revert", "to_version": "1"})
+        assert r.status_code == 200 and fleet.registry.aliases[(m, "champion")] == "1"
+    assert not any(e["action"] == "api.refused" for e in fleet.audit())
+
+
+def test_scope_config_errors_name_the_field(tmp_path):
+    token = {"name": "alice", "role": "operator", "token_sha256": sha("x")}
+    with pytest.raises(ConfigError) as empty:
+        make_config(tmp_path, api={"tokens": [token, {**token, "name": "bob", "models": []}]})
+    assert "api.tokens[1](bob).models" in dict(empty.value.errors)
+    with pytest.raises(ConfigError) as blank:
+        make_config(tmp_path, api={"tokens": [{**token, "models": ["team-a-*", ""]}]})
+    assert "api.tokens[0](alice).models[1]" in dict(blank.value.errors)
+    # A model not configured (yet, or any more) is no error: models come and go.
+    make_config(tmp_path, api={"tokens": [{**token, "models": ["team-z-*", "gone"]}]})
