@@ -136,6 +136,12 @@ def expire(store: Store, silence_id: int, actor: str, now: float) -> Silence | N
     return retry_audited(once, "expire a silence")  # as in `create`: a lost seq race is written again
 
 
+def get(store: Store, silence_id: int) -> Silence | None:
+    with store.tx() as s:
+        row = s.get(silences.SilenceRow, silence_id)
+        return None if row is None else row.to_silence()
+
+
 def listing(store: Store, now: float, state: SilenceState | None = None, limit: int = 50, offset: int = 0,
             max_id: int | None = None) -> tuple[list[Silence], int]:
     with store.tx() as s:

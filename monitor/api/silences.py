@@ -1,7 +1,10 @@
 """Silences: `POST /v1/silences` makes one (role operator), `GET /v1/silences` lists them
 (role viewer), `DELETE /v1/silences/{id}` expires one (operator). Matchers use
 Alertmanager's semantics; every change is audited under the token's name. A silenced
-incident still opens and is recorded; it pages no one."""
+incident still opens and is recorded; it pages no one.
+
+A token scoped to some models (`api.tokens[].models`) makes and expires only silences
+whose matchers confine them to those models (monitor/model_scope.py); it lists them all."""
 from __future__ import annotations
 
 import time
@@ -11,15 +14,18 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import URL
 
+from alerts.matchers import Matcher
 from alerts.silences import Silence, SilenceError, SilenceState
 from monitor import silence_ops
-from monitor.api.deps import AUTH_RESPONSES, OperatorDep, ViewerDep, VigilDep
+from monitor.api.deps import AUTH_RESPONSES, OperatorDep, ViewerDep, VigilDep, refuse_scope
 from monitor.api.errors import FieldError
 from monitor.api.ingest import MAX_EPOCH_S
 from monitor.api.limits import WRITE_LIMIT_RESPONSES
 from monitor.api.pagination import OffsetQuery, Page, limit_query, next_by_offset
 from monitor.api.responses import errors
 from monitor.api.schemas import MAX_ID, NO_NUL
+from monitor.identities import Identity
+from monitor.vigil import Vigil
 
 router = APIRouter(prefix="/v1/silences", tags=["silences"], responses={**AUTH_RESPONSES, **errors(422)})
 
@@ -82,10 +88,20 @@ def create_silence(who: OperatorDep, vigil: VigilDep, body: SilenceIn) -> Silenc
         [m.model_dump(by_alias=True) if isinstance(m, MatcherIn) else m for m in body.matchers], body.comment,
         body.created_by or who.name, body.starts_at, body.ends_at, body.duration)
     try:
+        _confined(vigil, who, silence_ops.parse_matchers(ask.matchers), "silences", "silence.create")
         made = silence_ops.create(vigil.store, ask, who.actor, now)
     except SilenceError as e:
         raise FieldError(e.field, e.reason) from None
     return SilenceOut.of(made, now)
+
+
+def _confined(vigil: Vigil, who: Identity, matchers: tuple[Matcher, ...], target: str, action: str) -> None:
+    """A scoped token's silence must mute its own models only: else 403, audited."""
+    gap = who.scope.confinement_gap(matchers) if who.scope is not None else None
+    if gap is not None:
+        verb = action.removeprefix("silence.")
+        message = f"token {who.name!r} may only {verb} silences confined to its models ({who.scope}): {gap}"
+        raise refuse_scope(vigil, who, target, {"action": action, "matchers": [str(m) for m in matchers]}, message)
 
 
 AtQuery = Annotated[float | None, Query(ge=0, le=MAX_EPOCH_S, allow_inf_nan=False,
@@ -119,6 +135,8 @@ def list_silences(_: ViewerDep, vigil: VigilDep, request: Request,
 def expire_silence(who: OperatorDep, vigil: VigilDep,
                    silence_id: Annotated[int, Path(ge=1, le=MAX_ID)]) -> SilenceOut:
     now = time.time()
+    if who.scope is not None and (found := silence_ops.get(vigil.store, silence_id)) is not None:
+        _confined(vigil, who, found.matchers, f"silence:{silence_id}", "silence.expire")  # matchers never change
     got = silence_ops.expire(vigil.store, silence_id, who.actor, now)
     if got is None:
         raise HTTPException(404, f"silence {silence_id} not found")
