@@ -18,6 +18,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from alerts.matchers import Matcher, MatchOp
+from monitor.config import VigilConfig
 
 GLOB_CHARS = frozenset("*?[")
 MAX_EXPANSIONS = 200  # alternatives a silence regex may expand to before Vigil says it cannot tell
@@ -135,4 +136,20 @@ def _branches(alternatives: list[Any], pieces: list[_Piece]) -> list[_Piece] | N
         if got is None:
             return None
         out += got
+    return out
+
+
+def scope_warnings(config: VigilConfig) -> list[tuple[tuple[str | int, ...], str]]:
+    """What `vigil check-config` warns about in `api.tokens[].models`: a pattern (`*`, `?`,
+    `[`) no configured model matches, likely a typo (`taem-a-*`). A plain name is left be:
+    it may name a model yet to come, or one just removed."""
+    names = [m.name for m in config.models]
+    shown = ", ".join(names[:5]) + (f", ... ({len(names)} in all)" if len(names) > 5 else "")  # fleets of 1,000
+    out: list[tuple[tuple[str | int, ...], str]] = []
+    for i, t in enumerate(config.api.tokens):
+        for j, p in enumerate(t.models or []):
+            if GLOB_CHARS & set(p) and not any(fnmatchcase(n, p) for n in names):
+                out.append((("api", "tokens", i, "models", j),
+                            f"api.tokens[{i}]({t.name}).models[{j}]: {p!r} matches none of the configured models "
+                            f"({shown}): a typo? (not an error: it may be for models yet to come)"))
     return out

@@ -194,3 +194,21 @@ def test_what_a_silence_regex_can_match_is_never_read_as_less():
     # Python's parser: Vigil cannot tell, rather than read it as those characters.
     assert regex_pieces("team-a-[[:alpha:]]") is None
     assert regex_pieces("(?i:team-a-ranker)") is None
+def test_check_config_warns_of_a_scope_pattern_no_model_matches(tmp_path, capsys):
+    from monitor.cli import main
+
+    f = tmp_path / "vigil.yaml"
+    f.write_text(f"""api:
+  tokens:
+    - name: alice
+      role: operator
+      token_sha256: {sha("x")}
+      models: ["team-a-*", "taem-b-*", retired-model]
+models:
+  - name: team-a-ranker
+""")
+    assert main(["check-config", str(f)]) == 0
+    err = capsys.readouterr().err
+    assert f"{f}:6: warning: api.tokens[0](alice).models[1]: 'taem-b-*' matches none of the configured models" \
+        in err, err
+    assert "team-a-*'" not in err and "retired-model" not in err, "a plain name may name a model yet to come"
