@@ -125,8 +125,9 @@ def missing_version(registry: Any, registry_name: str, version: str) -> str | No
 
 
 HALF_WAY_ATTEMPTS = 10  # cycles a rollback keeps trying once some layer has moved
-# How long a layer set to the target may take to take effect before the rollback fails:
-# past Kubernetes' default progressDeadlineSeconds (600 s), which Argo Rollouts shares.
+# How long a layer set to the target may take to take effect before the rollback fails,
+# counted from when it was set (`waited`): past Kubernetes' default progressDeadlineSeconds
+# (600 s), which Argo Rollouts shares.
 SETTLE_S = 900.0
 WAITING, NO_NEWS = "waiting for it to take effect", ("unavailable", "deadline")  # an action's detail; unheard-from
 
@@ -142,13 +143,30 @@ def was_waiting(action: ActionRow | None) -> bool:
     return action is not None and (action.detail or "").startswith(WAITING)
 
 
+def judge(intent: RollbackIntentRow, action: ActionRow | None, e: ExecutorError, now: float) -> AttemptVerdict:
+    """`judge_attempt` for the intent's latest failed attempt (already counted in `attempts`)."""
+    return judge_attempt(intent.attempts, intent.max_attempts, bool(intent.steps_done), waited(intent, e, now), e,
+                         was_waiting=was_waiting(action))
+
+
+def waited(intent: RollbackIntentRow, e: ExecutorError, now: float) -> float:
+    """How long the intent has waited for its layer to take effect: from the attempt that first
+    found it set and rolling out (stored, so a restart or another replica waits no less), not
+    from the request, which may have spent most of the wait reaching the layer (a lease, an
+    unreachable API server). An intent recorded before that was stored counts from its request."""
+    if e.reason == SETTLING and intent.settling_since is None:
+        intent.settling_since = now  # this attempt set it (or found it set): the wait starts
+    return now - (intent.created_at if intent.settling_since is None else intent.settling_since)
+
+
 def judge_attempt(attempts: int, max_attempts: int, half_moved: bool, age_s: float,
                   e: ExecutorError, *, was_waiting: bool = False) -> AttemptVerdict:
     """After a failed attempt (`attempts` counts it), give up or try again. Once a layer has
     moved, stopping half-way helps no one: at least HALF_WAY_ATTEMPTS. A layer set to the
     target whose controller is still rolling it out is waited for by time, not by cycles: at
     a 30 s interval ten cycles failed a healthy rollout; and through reads it does not answer
-    meanwhile (`was_waiting`: a 503 is no news of the rollout)."""
+    meanwhile (`was_waiting`: a 503 is no news of the rollout). `age_s`: how long the layer has
+    been set (`waited`)."""
     limit = max(max_attempts, HALF_WAY_ATTEMPTS) if half_moved else max_attempts
     settling = e.reason == SETTLING or (e.reason in NO_NEWS and was_waiting)
     if not e.retryable or (attempts >= limit and not (settling and age_s < SETTLE_S)):

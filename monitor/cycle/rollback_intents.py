@@ -12,7 +12,7 @@ to repeat or reverse a rollback.
 
 A layer that cannot be reached keeps the intent pending (one message says so, not one
 per attempt) until it answers or `max_attempts` cycles have tried; one still rolling out
-(KServe, Argo) is waited for by time instead (`rollback_ask.judge_attempt`, 15 min).
+(KServe, Argo) is waited for by time instead (`rollback_ask.judge`, 15 min from when it was set).
 
 The same machinery carries a canary's actions (monitor/cycle/canary.py), told apart by
 the kind of the intent's action row: `canary_pull` moves the challenger's layers (its
@@ -45,12 +45,11 @@ from monitor.cycle.rollback_ask import (
     RollbackAsk,
     half_moved,
     intent_kind,
-    judge_attempt,
+    judge,
     landed_after_all,
     names,
     outcome_of,
     payload,
-    was_waiting,
 )
 from monitor.cycle.rollback_landed import forward, record_move
 from monitor.cycle.rollback_told import RollbackTeller
@@ -295,7 +294,7 @@ class RollbackRunner:
             intent = locked_intent(s, intent_id)
             if intent is None or intent.status != ActionStatus.PENDING or layer in intent.steps_done:
                 return
-            intent.steps_done, intent.updated_at = [*intent.steps_done, layer], now
+            intent.steps_done, intent.updated_at, intent.settling_since = [*intent.steps_done, layer], now, None
 
     def _retry_later(self, intent_id: int, m: ModelConfig, now: float, e: ExecutorError) -> RollbackOutcome:
         return retry_audited(lambda: self._retry_later_once(intent_id, m, now, e), "record a rollback attempt")
@@ -308,8 +307,7 @@ class RollbackRunner:
                 return outcome_of(intent)
             intent.attempts += 1
             action = s.get(ActionRow, intent.action_id) if intent.action_id else None
-            attempt = judge_attempt(intent.attempts, intent.max_attempts, bool(intent.steps_done),
-                                    now - intent.created_at, e, was_waiting=was_waiting(action))
+            attempt = judge(intent, action, e, now)
             if attempt.gave_up is not None:
                 return self._finish_in(s, intent, m, now, ActionStatus.FAILED, attempt.gave_up)
             first_failure = not intent.detail

@@ -52,6 +52,11 @@ class RollbackIntentRow(Base):
     max_attempts: Mapped[int] = mapped_column(Integer, default=1)
     next_attempt_at: Mapped[float] = mapped_column(Float)
     detail: Mapped[str] = mapped_column(Text, default="")
+    # When an attempt first found the layer being moved set to the target and its controller
+    # still rolling it out: the settle wait counts from here, not from the request (a
+    # rollback that first waited out an unreachable API server had only what was left).
+    # Stored, so a restart or the replica taking over waits no less. None: not waiting.
+    settling_since: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[float] = mapped_column(Float)
     __table_args__ = (

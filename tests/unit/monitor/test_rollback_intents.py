@@ -467,3 +467,50 @@ def test_a_layer_unreachable_once_while_its_rollout_is_waited_for_is_still_waite
         vigil.run_cycle(MODEL, T0 + 390)
         [action] = vigil.store.actions(model=MODEL)
         assert action.status == "done", action.detail
+
+
+def test_the_fifteen_minute_wait_for_a_rollout_counts_from_when_the_layer_was_set(tmp_path):
+    """The settle wait counted from the rollback's request: one that retried an unreachable API
+    server for 8 minutes before it could set KServe had 7 left for the image pull, and was
+    failed while landing. It counts from the attempt that set the layer."""
+    from tests.fakes.kube_api import FakeKubeApi
+    from tests.fakes.kube_objects import KSERVE, inference_service, kserve_status
+
+    with FakeKubeApi() as kube:
+        kube.put_object(inference_service(uri="models:/recommender/2"))
+        serving = {"kind": "kserve", "namespace": "ml", "name": "recommender", "max_attempts": 1,
+                   "storage_uri_template": "models:/{registry}/{version}", "api_url": kube.url}
+        cfg = make_config(tmp_path, models=[model_config(serving=serving)],
+                          policy={"slo_consecutive_cycles": 2, "resolve_after_cycles": 2})
+        reg = serving_registry()
+        vigil = make_vigil(cfg, registry=reg, prometheus=incident_prometheus(bad_from=BAD_FROM))
+        vigil.run_cycle(MODEL, T0 - 1200)
+        reg.aliases[(MODEL, "champion")] = "2"
+        kube.fail(503, count=10**6)  # the API server does not answer
+        t = T0 - 900
+        while not _rollbacks(vigil) and t < T0 + 600:
+            vigil.run_cycle(MODEL, t)
+            t += 60
+        [action] = _rollbacks(vigil)
+        asked = action.at
+        while t < asked + 8 * 60:  # eight minutes of an unreachable API server: the alias moved, KServe not
+            vigil.run_cycle(MODEL, t)
+            t += 60
+        assert _rollbacks(vigil)[0].status == "pending"
+        with kube.lock:
+            kube.state.faults.clear()  # it answers: the layer is set now, its revision not ready
+        set_at = t
+        while t < set_at + 13 * 60:  # the image pull and model download take 13 minutes
+            vigil.run_cycle(MODEL, t)
+            [action] = _rollbacks(vigil)
+            assert action.status == "pending", (t - set_at, action.detail)
+            t += 60
+        kube.controller_status(*KSERVE, "recommender", kserve_status(traffic=[("latest", 100, True)]))
+        vigil.run_cycle(MODEL, t)
+        [action] = _rollbacks(vigil)
+        assert action.status == "done", action.detail
+
+
+def _rollbacks(vigil: Vigil) -> list[Any]:
+    """The model's rollbacks that were let through (not the guard's refusals)."""
+    return [a for a in vigil.store.actions(model=MODEL) if a.status != "refused"]
