@@ -12,7 +12,7 @@ from alerts.rollback import ActionStatus, RollbackOutcome
 from monitor.config import ModelConfig
 from monitor.executors.base import SETTLING, Executor, ExecutorError
 from monitor.sources.registry import ModelNotFound
-from monitor.store.intents import RollbackIntentRow, automatic_rollbacks_since
+from monitor.store.intents import RollbackIntentRow, automatic_rollbacks_since, finished_since
 from monitor.store.repository import ActionRow
 
 ROLLBACK, CANARY_PULL, CANARY_PROMOTE = "rollback", "canary_pull", "canary_promote"
@@ -85,6 +85,25 @@ def landed_after_all(s: Session, intent: RollbackIntentRow, status: ActionStatus
     return status == ActionStatus.DONE and intent.status == ActionStatus.FAILED and intent_kind(s, intent) == ROLLBACK
 
 
+def finished_first(s: Session, model: str, seen: int, to_version: str) -> RollbackOutcome | None:
+    """The answer to an ask when another rollback (or canary action) of the model was
+    recorded after intent `seen`, read as the ask began, and finished before the ask was
+    recorded (two people pressing at once): that one's outcome, named, rather than a second
+    rollback that moves nothing and says it did. Done at the version asked: done; else
+    refused, nothing moved for this ask. None: no such rollback."""
+    other = finished_since(s, model, seen)
+    if other is None:
+        return None
+    what = (f"{intent_kind(s, other).replace('_', ' ')} {other.id} by {other.actor} "
+            f"(v{other.from_version} -> v{other.to_version}), asked at the same time,")
+    if other.status == ActionStatus.DONE and other.to_version == to_version:
+        return RollbackOutcome(ActionStatus.DONE, other.from_version, other.to_version,
+                               f"{what} finished first: {other.detail}", other.id)
+    return RollbackOutcome(ActionStatus.REFUSED, other.from_version, to_version,
+                           f"{what} ended {other.status} first: {other.detail}; nothing moved for this request: "
+                           "ask again to see where the model is", other.id)
+
+
 def half_moved(intent: RollbackIntentRow) -> str:
     """What a failed rollback had moved already: read as "nothing moved", a half-moved model
     (its alias at the target, its serving layer not) is left so, or moved by hand wrongly."""
@@ -93,6 +112,13 @@ def half_moved(intent: RollbackIntentRow) -> str:
     left = [x for x in intent.executors if x not in intent.steps_done]
     return (f"; already moved to v{intent.to_version}: {', '.join(intent.steps_done)}; still on "
             f"v{intent.from_version}: {', '.join(left)} (ask again to finish it, or move the moved ones back)")
+
+
+def audited(intent: RollbackIntentRow) -> dict[str, Any]:
+    """What the audit log keeps of an intent."""
+    return {"intent_id": intent.id, "incident_id": intent.incident_id, "from_version": intent.from_version,
+            "to_version": intent.to_version, "executors": intent.executors, "reason": intent.reason,
+            "forced": intent.forced, "fencing_token": intent.fencing_token}
 
 
 def names(layers: list[Executor]) -> str:

@@ -26,7 +26,6 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -43,6 +42,8 @@ from monitor.cycle.rollback_ask import (
     PROMOTION,
     ROLLBACK,
     RollbackAsk,
+    audited,
+    finished_first,
     half_moved,
     intent_kind,
     judge,
@@ -59,7 +60,7 @@ from monitor.failpoints import failpoint
 from monitor.metrics import VigilMetrics
 from monitor.store.audit_log import retry_audited
 from monitor.store.canary import settle_run
-from monitor.store.intents import RollbackIntentRow, add_intent, locked_intent, open_intents
+from monitor.store.intents import RollbackIntentRow, add_intent, latest_intent_id, locked_intent, open_intents
 from monitor.store.repository import ActionRow, Store
 
 log = logging.getLogger("vigil.rollback")
@@ -99,6 +100,8 @@ class RollbackRunner:
             with self.store.tx() as s:
                 last = self.store.model_state(s, m.name).alias_version
                 return self._record_without_intent(s, ask, last, [], failed=f"cannot build the layers: {e.detail}")
+        with self.store.tx() as s:
+            seen = latest_intent_id(s, m.name)  # one recorded after this is another ask's, at once
         serving, unread = self._serving_now(layers[0], m, ask.to_version, ask.from_version)
         if ask.dry_run and unread:  # a dry run that cannot see the alias can say nothing true
             return RollbackOutcome(ActionStatus.FAILED, serving, ask.to_version,
@@ -109,7 +112,7 @@ class RollbackRunner:
             serving = behind  # what the layers to move serve is what the rollback moves away from
         for _ in range(20):
             try:
-                recorded: RollbackOutcome | int = self._record_intent(ask, layers, serving, already)
+                recorded: RollbackOutcome | int = self._record_intent(ask, layers, serving, already, seen)
                 break
             except IntegrityError:  # a concurrent intent for this model (one at a time), or audit append
                 recorded = self._in_flight(m)
@@ -130,16 +133,20 @@ class RollbackRunner:
                                                                        "ask again to see where the model is")
             i = busy[0]
             return RollbackOutcome(ActionStatus.PENDING, i.from_version, i.to_version,
-                                   f"rollback {i.id} (v{i.from_version} -> v{i.to_version}) is still in flight",
+                                   f"rollback {i.id} by {i.actor} (v{i.from_version} -> v{i.to_version}) is still "
+                                   "in flight",
                                    i.id)
 
-    def _record_intent(self, ask: RollbackAsk, layers: list[Executor], serving: str | None, already: bool
-                       ) -> RollbackOutcome | int:
-        """The intent's id once committed, or the outcome when no intent is needed or one is in flight."""
+    def _record_intent(self, ask: RollbackAsk, layers: list[Executor], serving: str | None, already: bool,
+                       seen: int) -> RollbackOutcome | int:
+        """The intent's id once committed, or the outcome when no intent is needed, one is in
+        flight, or one recorded since intent `seen` finished first (its outcome, not a second)."""
         m = ask.model
         with self.store.tx() as s:
             if open_intents(s, m.name):
                 return self._in_flight(m)
+            if not ask.dry_run and (first := finished_first(s, m.name, seen, ask.to_version)) is not None:
+                return first
             if ask.dry_run or already:
                 return self._record_without_intent(s, ask, serving, layers, already=already)
             if ask.only_from is not None and serving is not None and serving != ask.only_from:
@@ -156,7 +163,7 @@ class RollbackRunner:
                                 actor=ask.actor, reason=ask.reason, forced=ask.forced, next_attempt_at=ask.now,
                                 max_attempts=ask.max_attempts, created_at=ask.now, updated_at=ask.now)
             self.store.audit_in(s, ask.actor, "rollback.forced" if ask.forced else f"{AUDIT[ask.kind]}.requested",
-                                f"model:{m.name}", self._detail(intent), now=ask.now)
+                                f"model:{m.name}", audited(intent), now=ask.now)
             if ask.on_recorded is not None:
                 ask.on_recorded(s, intent)
             return intent.id
@@ -375,7 +382,7 @@ class RollbackRunner:
         else:
             self.told.tell(s, m, intent.incident_id, said, f"intent:{intent.id}", now)
         self.store.audit_in(s, intent.actor, f"{AUDIT.get(kind, 'rollback')}.{status}", f"model:{m.name}",
-                            {**self._detail(intent), "detail": detail}, now=now)
+                            {**audited(intent), "detail": detail}, now=now)
         self._count(kind, m.name, status)
         log.info("%s %s", kind, status, extra={"model": m.name, "intent": intent.id, "detail": detail})
         return outcome_of(intent)
@@ -390,9 +397,3 @@ class RollbackRunner:
     def in_flight(self, model: str) -> bool:
         with self.store.tx() as s:
             return bool(open_intents(s, model))
-
-    @staticmethod
-    def _detail(intent: RollbackIntentRow) -> dict[str, Any]:
-        return {"intent_id": intent.id, "incident_id": intent.incident_id, "from_version": intent.from_version,
-                "to_version": intent.to_version, "executors": intent.executors, "reason": intent.reason,
-                "forced": intent.forced, "fencing_token": intent.fencing_token}

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, delete, or_, select, text
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, delete, func, or_, select, text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from alerts.rollback import ActionStatus
@@ -102,6 +102,19 @@ def open_intents(s: Session, model: str | None = None) -> list[RollbackIntentRow
     if model is not None:
         q = q.where(RollbackIntentRow.model == model)
     return list(s.scalars(q.order_by(RollbackIntentRow.id)))
+
+
+def latest_intent_id(s: Session, model: str) -> int:
+    """The newest intent's id for `model` (0: none yet): a later one was recorded since."""
+    return s.scalar(select(func.max(RollbackIntentRow.id)).where(RollbackIntentRow.model == model)) or 0
+
+
+def finished_since(s: Session, model: str, after_id: int) -> RollbackIntentRow | None:
+    """The newest intent for `model` recorded after `after_id` and finished already."""
+    q = (select(RollbackIntentRow).where(RollbackIntentRow.model == model, RollbackIntentRow.id > after_id,
+                                         RollbackIntentRow.status.not_in(OPEN_STATES))
+         .order_by(RollbackIntentRow.id.desc()).limit(1))
+    return s.scalars(q).first()
 
 
 def intents_for_incident(s: Session, incident_id: int) -> list[RollbackIntentRow]:

@@ -226,3 +226,40 @@ def test_the_answer_says_where_to_watch_the_rollback(tmp_path, monkeypatch):
     assert r.json()["watch"] == f"/v1/incidents/{incident_id}"
     actions = api.client.get(r.json()["watch"]).json()["actions"]
     assert [(a["kind"], a["status"]) for a in actions][-1:] == [("rollback", "done")]
+
+
+def test_two_people_rolling_back_at_once_get_the_first_rollback_not_a_second(tmp_path, monkeypatch):
+    """Two on-call people press at once: the second read the alias at v2, the first's rollback
+    then moved it to v1 and finished, and the second recorded a rollback of its own that moved
+    nothing yet said "moved mlflow_alias from v2 to v1": two rollbacks for one move (two deploy
+    events and announcements, the cool-down and daily cap counted twice). The second now gets
+    the first's outcome, naming it."""
+    import threading
+
+    from monitor.cycle.rollback_intents import RollbackRunner
+    from monitor.store.intents import RollbackIntentRow
+    from tests.unit.monitor.test_api import MODEL
+
+    api = build(tmp_path, monkeypatch)
+    api.deploy("2", time.time() - 3600)
+    off_target = RollbackRunner._off_target
+    answers: dict[str, object] = {}
+    first = threading.Thread(target=lambda: answers.update(first=api.post(ROLLBACK, {"reason": "CTR -10%"})))
+
+    def second_reads_then_first_lands(*args: object) -> object:
+        read = off_target(*args)
+        if not first.is_alive() and "first" not in answers:  # the second person's read: the first lands now
+            first.start()
+            first.join(20)
+        return read
+
+    monkeypatch.setattr(RollbackRunner, "_off_target", staticmethod(second_reads_then_first_lands))
+    second = api.post(ROLLBACK, {"reason": "me too"})
+    assert answers["first"].status_code == 200 and answers["first"].json()["status"] == "done"
+    [action] = api.vigil.store.actions(model=MODEL)
+    assert second.status_code == 200, second.json()
+    assert second.json()["status"] == "done" and second.json()["to_version"] == "1"
+    with api.vigil.store.tx() as s:
+        [intent] = s.query(RollbackIntentRow).all()
+    assert f"rollback {intent.id} by api:admin" in second.json()["detail"], second.json()["detail"]
+    assert api.registry.moves == [(MODEL, "champion", "1")]
