@@ -11,7 +11,9 @@ The record: `kind` (rollback, canary_pull, canary_promote, promotion_suggested),
 `status` (done, failed, dry_run, noop, refused, suggested), `from_version`, `to_version`,
 `at` (Unix seconds), `reason`, `actor`, `detail`, `dry_run`, `incident_id` and
 `incident_dedup_key` (the key the receiver knows the incident by, when it was paged for
-it; else null), so a change-management tool can tie the rollback to the page.
+it; else null), so a change-management tool can tie the rollback to the page, and `moved`
+(the layers it left serving `to_version`: all of them when done, those moved before it gave
+up when failed, else none; null for a promotion suggestion).
 """
 from __future__ import annotations
 
@@ -21,12 +23,18 @@ from alerts.receivers.mapping import iso
 from detectors.records import json_safe
 
 _KEYS = ("kind", "model", "status", "from_version", "to_version", "at", "reason", "actor", "detail", "dry_run",
-         "incident_id")
+         "incident_id", "moved")
 _DEPLOY_KEYS = ("model", "alias", "version", "previous_version", "at", "source")
-# A PagerDuty change event is for a change to production: a dry run, a no-op, a refusal or
-# a suggestion moved nothing, so only these are sent there (a webhook hears of every one).
-CHANGED = frozenset({"done", "failed"})  # failed: it may have moved part of production
 MAX_SUMMARY = 1024  # PagerDuty's payload.summary limit
+
+
+def changed_production(record: dict[str, Any]) -> bool:
+    """Whether a rollback's record is a change to production, what a PagerDuty change event
+    records: done, or failed having moved some layer (the alias, not serving). A dry run, a
+    no-op, a refusal, a suggestion or a failure that moved nothing did not change it (a
+    webhook hears of every one). A record from before `moved` was kept: failed counts."""
+    status = record.get("status")
+    return status == "done" or (status == "failed" and record.get("moved", True) != [])
 
 
 def rollback_record(payload: dict[str, Any], incident_dedup_key: str | None) -> dict[str, Any]:

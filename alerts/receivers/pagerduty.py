@@ -23,7 +23,7 @@ import httpx
 
 from alerts.outbox import DeliveryResult, DeliveryStatus, MessageKind, OutboxMessage
 from alerts.receivers.base import ALL, RECEIVER_ROUTE, Receiving
-from alerts.receivers.changes import CHANGED, pagerduty_change
+from alerts.receivers.changes import changed_production, pagerduty_change
 from alerts.receivers.http import HttpCaller, SecretSource, json_object, run_delivery, said
 from alerts.receivers.mapping import calls, pagerduty_event, sent_ref
 from alerts.receivers.record import as_sent
@@ -55,7 +55,7 @@ class PagerDutyReceiver:
 
     def deliver(self, message: OutboxMessage) -> DeliveryResult:
         if message.kind == MessageKind.DEPLOY or (message.kind == MessageKind.ROLLBACK
-                                                  and message.payload.get("status") in CHANGED):
+                                                  and changed_production(message.payload)):
             return run_delivery(lambda: self._change(message.payload, message.ref))
         if message.kind != MessageKind.INCIDENT:  # a dry run or a suggestion changed nothing
             return DeliveryResult(DeliveryStatus.DELIVERED, ref=message.ref)

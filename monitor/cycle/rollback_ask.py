@@ -130,11 +130,12 @@ def outcome_of(intent: RollbackIntentRow) -> RollbackOutcome:
 
 
 def payload(m: ModelConfig, from_version: str | None, to_version: str, status: ActionStatus, ask: RollbackAsk,
-             detail: str) -> dict[str, Any]:
+            detail: str, moved: list[str] | None = None) -> dict[str, Any]:
+    """`moved`: the layers it left serving `to_version` (a failure that moved none is no change to production)."""
     kind = {} if ask.kind == ROLLBACK else {"kind": ask.kind}  # a rollback's payload is as it always was
     return {**kind, "model": m.name, "from_version": from_version, "to_version": to_version, "at": ask.now,
             "status": status, "reason": ask.reason, "dry_run": ask.dry_run, "actor": ask.actor, "detail": detail,
-            "incident_id": ask.incident_id}
+            "incident_id": ask.incident_id, "moved": list(moved or [])}
 
 
 def missing_version(registry: Any, registry_name: str, version: str) -> str | None:

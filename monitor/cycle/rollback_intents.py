@@ -327,7 +327,7 @@ class RollbackRunner:
                 kind = action.kind if action is not None else ROLLBACK
                 ask = RollbackAsk(m, intent.to_version, intent.reason, intent.actor, intent.incident_id, now, kind=kind)
                 said = payload(m, intent.from_version, intent.to_version, ActionStatus.PENDING, ask,
-                               action.detail if action is not None else e.detail)
+                               action.detail if action is not None else e.detail, intent.steps_done)
                 self.told.retrying(s, m, intent.incident_id, said, f"intent:{intent.id}:retrying", now)
             outcome = outcome_of(intent)
         log.warning("rollback attempt failed", extra={"model": m.name, "intent": intent_id, "error": e.detail})
@@ -366,7 +366,8 @@ class RollbackRunner:
             settle_run(s, m.name, intent.from_version if kind == CANARY_PULL else intent.to_version, done_as,
                        detail if done_as else f"{kind} failed: {detail}", now)
         ask = RollbackAsk(m, intent.to_version, intent.reason, intent.actor, intent.incident_id, now, kind=kind)
-        said = payload(m, intent.from_version, intent.to_version, status, ask, detail)
+        said = payload(m, intent.from_version, intent.to_version, status, ask, detail,
+                       intent.executors if status == ActionStatus.DONE else intent.steps_done)
         if status == ActionStatus.DONE and kind == CANARY_PULL:
             self.told.announce(s, m, intent.incident_id, said, f"intent:{intent.id}", now)
         elif status == ActionStatus.DONE:

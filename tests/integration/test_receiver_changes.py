@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from monitor.config_errors import ConfigError
+from monitor.sources.errors import SourceUnavailable
 from tests.fakes.opsgenie_server import FakeOpsgenie
 from tests.fakes.pagerduty_server import FakePagerDuty
 from tests.fakes.webhook_receiver import WebhookReceiver as FakeHook
@@ -79,16 +80,53 @@ def test_the_automatic_rollback_is_a_change_event_on_the_paged_service_and_a_web
         assert "rollback" not in [a["event"] for a in pages.alerts] and pages.alerts  # paged, told nothing new
 
 
-def test_a_rollback_that_gave_up_is_a_change_event_saying_failed(tmp_path):
-    with FakePagerDuty() as pd:
+def test_a_rollback_that_gave_up_having_moved_nothing_is_no_change_on_pagerduty_but_the_webhook_hears_it(tmp_path):
+    """A change event is PagerDuty's record of a change to production: a rollback that failed
+    without moving anything showed on the service's recent changes as if production had moved."""
+    with FakePagerDuty() as pd, FakeHook(HOOK_SECRET) as hook:
         pd_cfg = {"name": "pd", "kind": "pagerduty", "routing_key_env": "PD_ROUTING_KEY", "url": pd.url,
                   "events": ["rollback"], **FAST}
-        vigil = run_deploy_and_regression(tmp_path, [pd_cfg], fail_alias=True)
+        vigil = run_deploy_and_regression(tmp_path, [pd_cfg, hook_receiver("changes", hook.url("/alerts"),
+                                                                           events=["rollback"])], fail_alias=True)
         [action] = vigil.store.actions(model=MODEL)
         assert action.status == "failed"
         assert pd.alerts() == []  # told of rollbacks only: paged for nothing
+        assert pd.changes == []
+        failed = [a for a in hook.alerts if a["status"] == "failed"]
+        assert len(failed) == 1 and failed[0]["moved"] == [], hook.alerts
+
+
+def test_a_rollback_that_gave_up_half_moved_is_a_change_event_saying_failed(tmp_path):
+    """The alias moved, the serving layer (a second alias here) could not be: production did change."""
+    from tests.helpers_vigil import model_config
+
+    with FakePagerDuty() as pd:
+        pd_cfg = {"name": "pd", "kind": "pagerduty", "routing_key_env": "PD_ROUTING_KEY", "url": pd.url,
+                  "events": ["rollback"], **FAST}
+        registry = serving_registry()
+        registry.aliases[(MODEL, "production")] = "2"
+        cfg = make_config(tmp_path, receivers=[pd_cfg],
+                          models=[model_config(serving={"kind": "mlflow_alias", "alias": "production"})],
+                          policy={"slo_consecutive_cycles": 2, "resolve_after_cycles": 2,
+                                  "rollback": {"max_attempts": 2}})
+        vigil = make_vigil(cfg, prometheus=incident_prometheus(bad_from=T0 - 300), registry=registry)
+        vigil.run_cycle(MODEL, T0 - 1200)
+        registry.aliases[(MODEL, "champion")] = "2"
+        set_alias = registry.set_alias
+
+        def production_down(name: str, alias: str, version: str) -> None:
+            if alias == "production":
+                raise SourceUnavailable("mlflow", "http://127.0.0.1:9", "MLflow answered 503")
+            set_alias(name, alias, version)
+
+        registry.set_alias = production_down  # type: ignore[method-assign]
+        for t in (*CYCLES, *(T0 + 180 + 60 * i for i in range(1, 12))):
+            vigil.run_cycle(MODEL, t)
+            vigil.deliver(t)
+        assert [a.status for a in vigil.store.actions(model=MODEL) if a.status != "refused"] == ["failed"]
         [change] = pd.changes
         assert ": failed" in change["payload"]["summary"]
+        assert change["payload"]["custom_details"]["moved"] == ["mlflow_alias"]
 
 
 def test_an_unknown_event_is_named_with_what_is_expected(tmp_path):
