@@ -36,7 +36,7 @@ def _receiving(r: ReceiverConfig) -> Receiving:
     events = getattr(r, "events", ["incident"])  # Alertmanager takes incidents only
     return Receiving(Match(models=frozenset(r.models), severities=frozenset(r.severities)), r.dedup_prefix,
                      incidents="incident" in events, rollbacks="rollback" in events, deploys="deploy" in events,
-                     notes_on_incident=isinstance(r, OpsgenieReceiverConfig))
+                     follows_incident=isinstance(r, (OpsgenieReceiverConfig, PagerDutyReceiverConfig)))
 
 
 def build_receiver(config: VigilConfig, r: ReceiverConfig) -> Notifier:

@@ -40,9 +40,11 @@ class Receiving:
     incidents: bool = True  # pages: a receiver told only of rollbacks (a change log) is paged nothing
     rollbacks: bool = False  # each rollback's outcome, for the models it matches (no severity: it has none)
     deploys: bool = False  # each alias move the registry poll sees, likewise
-    # A rollback is a note on the incident's own alert (Opsgenie): sent under the incident's key,
-    # after its page, since a note on an alert not yet created is accepted and then dropped.
-    notes_on_incident: bool = False
+    # A rollback of an incident it paged for is sent under the incident's key, after its page,
+    # with the incident's last delivery's ref: an Opsgenie note on an alert not yet created is
+    # accepted and then dropped, and both it and a PagerDuty change event must name the alert
+    # on-call has (an escalation past a lapsed ack closed the one paged first, `<key>~2`).
+    follows_incident: bool = False
 
     def takes_rollback(self, model: str) -> bool:
         return self.rollbacks and self._model(model)

@@ -62,6 +62,12 @@ class PagerDutyReceiver:
         return run_delivery(lambda: self._send(as_sent(message.payload, message.ref), message.ref))
 
     def _change(self, record: dict[str, Any], ref: dict[str, Any] | None) -> dict[str, Any] | None:
+        """A change event; one of an incident it paged for comes under the incident's key, with
+        its ref: it names the alert the incident's last delivery left (an escalation past a
+        lapsed ack resolved the one the record was written with and paged `<key>~2`)."""
+        paged = (ref or {}).get("dedup_key")
+        if record.get("incident_dedup_key") and isinstance(paged, str) and paged:
+            record = {**record, "incident_dedup_key": paged}
         event = pagerduty_change(record, self.routing_key.read(), source=self.source)
         resp = self.http.post(self.change_endpoint, event, {}, explain)
         log.info("pagerduty change event accepted", extra={"receiver": self.name, "model": record["model"],

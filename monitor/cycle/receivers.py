@@ -117,8 +117,9 @@ class ReceiverWriter:
             if r.takes_rollback(model):
                 paged_as = self._paged_as(s, name, r.dedup_prefix, payload.get("incident_id"))
                 record = rollback_record(payload, paged_as)
-                # a note waits behind the page it notes (a retried create): the incident's key keeps the order
-                told = (f"incident:{payload['incident_id']}" if paged_as and r.notes_on_incident
+                # behind the page it tells of (a retried create, an escalation's new alert): the
+                # incident's key keeps the order and gives the delivery the key that page left
+                told = (f"incident:{payload['incident_id']}" if paged_as and r.follows_incident
                         else f"rollback:{model}:{key}")
                 self.store.enqueue(s, name, MessageKind.ROLLBACK, told, record, now)
                 taken.append(name)

@@ -237,3 +237,35 @@ def test_a_rollback_in_the_cycle_an_acked_warning_escalates_is_noted_on_the_new_
         [paging] = [a for a in og.alerts() if a.status == "open"]
         assert paging.alias == "vigil-incident-1~2"
         assert any(n.startswith("Vigil rollback") for n in paging.notes), [(a.alias, a.notes) for a in og.alerts()]
+
+
+def test_a_rollback_in_the_cycle_an_acked_warning_escalates_names_the_new_pagerduty_alert(tmp_path):
+    """As for Opsgenie's note: the acked warning turns critical, PagerDuty's acked alert is
+    resolved and a new one pages (`<key>~2`), and a person rolls back before that is sent. The
+    change event named the key read when it was written, the alert already resolved."""
+    from monitor.cycle.rollback_ask import RollbackAsk
+
+    with FakePagerDuty() as pd:
+        pd_cfg = {"name": "pd", "kind": "pagerduty", "routing_key_env": "PD_ROUTING_KEY", "url": pd.url,
+                  "events": ["incident", "rollback"], **FAST}
+        cfg = make_config(tmp_path, receivers=[pd_cfg], policy={"slo_consecutive_cycles": 2, "resolve_after_cycles": 2})
+        vigil = make_vigil(cfg, prometheus=incident_prometheus(), registry=serving_registry(version="2"))
+
+        def deliver(t: float) -> None:
+            for _ in range(5):
+                if vigil.deliver(t) == 0:
+                    break
+
+        assert vigil.run_cycle(MODEL, T0).step == "open"  # a warning
+        deliver(T0)
+        (row,) = vigil.store.incidents()
+        vigil.operator.acknowledge(row.id, "api:owner", T0 + 30)
+        deliver(T0 + 30)
+        assert vigil.run_cycle(MODEL, T0 + 60).step == "update"  # critical: the ack lapsed
+        outcome = vigil.operator.rollback(RollbackAsk(cfg.models[0], "1", "p99 breach", "api:sre", row.id, T0 + 61))
+        assert outcome.status == "done", outcome
+        deliver(T0 + 61)
+        [paging] = [a for a in pd.alerts() if a.status == "triggered"]
+        assert paging.dedup_key == "vigil-incident-1~2"
+        [change] = pd.changes
+        assert change["payload"]["custom_details"]["incident_dedup_key"] == paging.dedup_key
