@@ -263,3 +263,39 @@ def test_two_people_rolling_back_at_once_get_the_first_rollback_not_a_second(tmp
         [intent] = s.query(RollbackIntentRow).all()
     assert f"rollback {intent.id} by api:admin" in second.json()["detail"], second.json()["detail"]
     assert api.registry.moves == [(MODEL, "champion", "1")]
+
+
+def test_a_rollback_overtaken_by_one_that_failed_is_409_naming_it(tmp_path, monkeypatch):
+    """The first of two people at once failed (the registry refused the move): the second is
+    told so, naming it, and moves nothing on a read taken before it (ask again)."""
+    import threading
+
+    from monitor.cycle.rollback_intents import RollbackRunner
+    from monitor.sources.errors import SourceUnavailable
+    from tests.unit.monitor.test_api import MODEL
+
+    api = build(tmp_path, monkeypatch)
+    api.deploy("2", time.time() - 3600)
+    off_target, set_alias = RollbackRunner._off_target, api.registry.set_alias
+    answers: dict[str, object] = {}
+    first = threading.Thread(target=lambda: answers.update(first=api.post(ROLLBACK, {"reason": "CTR -10%"})))
+
+    def registry_refuses(name: str, alias: str, version: str) -> None:
+        raise SourceUnavailable("mlflow", "http://127.0.0.1:9", "MLflow answered 503")
+
+    def second_reads_then_first_fails(*args: object) -> object:
+        read = off_target(*args)
+        if not first.is_alive() and "first" not in answers:
+            monkeypatch.setattr(api.registry, "set_alias", registry_refuses)
+            first.start()
+            first.join(20)
+            monkeypatch.setattr(api.registry, "set_alias", set_alias)
+        return read
+
+    monkeypatch.setattr(RollbackRunner, "_off_target", staticmethod(second_reads_then_first_fails))
+    second = api.post(ROLLBACK, {"reason": "me too"})
+    assert answers["first"].status_code == 502
+    assert second.status_code == 409, second.json()
+    assert "by api:admin" in second.json()["error"] and "ended failed" in second.json()["error"], second.json()
+    assert api.registry.moves == [] and api.alias() == "2"
+    assert len(api.vigil.store.actions(model=MODEL)) == 1
