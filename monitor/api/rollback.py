@@ -15,13 +15,13 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import AfterValidator
 from sqlalchemy.orm import Session
 
 from monitor.api.deps import AUTH_RESPONSES, ModelDep, OperatorDep, VigilDep, in_scope, refuse_role
 from monitor.api.errors import FieldError
+from monitor.api.idempotency import DIFFERENT_BODY, IDEMPOTENCY_TTL_S, REPLAYED, IdempotencyKey, live
 from monitor.api.responses import errors
 from monitor.api.schemas import RollbackFailed, RollbackRequest, RollbackResponse, rollback_watch
 from monitor.config import ModelConfig
@@ -35,9 +35,6 @@ from monitor.vigil import Vigil
 log = logging.getLogger("vigil.api")
 
 router = APIRouter(tags=["actions"], responses=AUTH_RESPONSES)
-# How long an Idempotency-Key answers retries. Kept for ever, a key reused days later (one
-# derived from the request, a runbook's) replayed an old `done` and moved nothing.
-IDEMPOTENCY_TTL_S = 86400.0
 INTENT = "_intent_id"  # kept with a pending or failed answer (never sent): the rollback a retry follows
 
 
@@ -79,18 +76,6 @@ def get_rollback_locks(request: Request) -> KeyedLocks:
 RollbackLocksDep = Annotated[KeyedLocks, Depends(get_rollback_locks)]
 
 
-def _key_given(key: str | None) -> str | None:
-    # An empty key (a client's unset variable) was taken as none: each retry a new request.
-    if key is not None and not key.strip():
-        raise ValueError("expected a key unique to this rollback, sent again with each retry; got an empty one")
-    return key
-
-
-# The document says what _key_given checks (a character besides spaces); it words the 422.
-IdempotencyKey = Annotated[str | None, Header(max_length=200, json_schema_extra={"minLength": 1, "pattern": r"\S"}),
-                           AfterValidator(_key_given)]
-
-
 @router.post("/v1/models/{name}/rollback", response_model=RollbackResponse,
              responses={202: {"model": RollbackResponse,
                               "description": "recorded; a layer is unreachable and the rollback retries"},
@@ -111,12 +96,12 @@ def rollback(who: OperatorDep, vigil: VigilDep, m: ModelDep, body: RollbackReque
     with locks.hold(f"{scope}:{idempotency_key}") if idempotency_key else contextlib.nullcontext():
         only_from, replacing = None, False
         if idempotency_key:
-            prior = vigil.store.idempotent_response(scope, idempotency_key)
-            if prior is not None and prior.created_at >= time.time() - IDEMPOTENCY_TTL_S:
+            prior = live(vigil.store.idempotent_response(scope, idempotency_key), time.time())
+            if prior is not None:
                 if prior.request_hash != request_hash:
-                    raise HTTPException(422, "Idempotency-Key was already used with a different request body")
+                    raise HTTPException(422, DIFFERENT_BODY)
                 if INTENT not in prior.response:
-                    response.headers["Idempotent-Replayed"] = "true"
+                    response.headers[REPLAYED] = "true"
                     response.status_code = prior.status_code
                     return prior.response
                 replay, only_from = _follow_intent(vigil, prior.response)  # where that rollback is now
@@ -184,7 +169,7 @@ def _follow_intent(vigil: Vigil, stored: dict[str, Any]) -> tuple[JSONResponse |
         now = {} if intent is None else {"status": intent.status, "from_version": intent.from_version,
                                          "to_version": intent.to_version, "detail": redact(intent.detail)}
     result = RollbackResponse.model_validate({k: v for k, v in {**stored, **now}.items() if k != INTENT})
-    return _answer(result, {"Idempotent-Replayed": "true"}), None
+    return _answer(result, {REPLAYED: "true"}), None
 
 
 def _target(vigil: Vigil, m: ModelConfig, body: RollbackRequest, now: float) -> tuple[str, bool]:

@@ -14,6 +14,11 @@ from sqlalchemy.orm import Session
 from detectors.records import json_safe
 from monitor.store.tables import IdempotencyRow
 
+# How long an Idempotency-Key answers retries. Kept for ever, a key reused days later (one
+# derived from the request, a runbook's) replayed an old `done` and moved nothing. The purge
+# deletes answers older than this (monitor/store/retention.py).
+IDEMPOTENCY_TTL_S = 86400.0
+
 
 def put_response(s: Session, scope: str, key: str, request_hash: str, status_code: int, response: dict[str, Any],
                  now: float, *, replace_before: float) -> None:

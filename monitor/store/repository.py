@@ -340,12 +340,15 @@ class Store:
             return audit_log.head(s)
 
     # ---------------------------------------------------------------- samples
-    def add_samples(self, model: str, records: list[tuple[float, dict[str, Any]]]) -> int:
+    def add_samples(self, model: str, records: list[tuple[float, dict[str, Any]]],
+                    keep: Callable[[Session], None] | None = None) -> int:
+        """`keep` writes in the same transaction: an Idempotency-Key's answer (IntegrityError: nothing stored)."""
         # One executemany of rows made first: via the ORM 100,000 records held SQLite's write lock ~9 s.
         rows = [{"model": model, "ts": ts, "record": json_safe(r)} for ts, r in records]
-        if rows:
-            with self.tx() as s:
-                s.execute(insert(SampleRow), rows)
+        with self.tx() as s:
+            for write in [keep] if keep else []:
+                write(s)
+            s.execute(insert(SampleRow), rows) if rows else None
         return len(records)
 
     def samples(self, model: str, start: float, end: float) -> list[tuple[float, dict[str, Any]]]:

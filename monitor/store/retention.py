@@ -9,7 +9,8 @@
 - incidents resolved before `retention.resolved_incidents`, with their drift report and
   their messages' refs; their actions and rollback intents stay, unlinked (`incident_id` NULL);
 - outbox rows delivered before `retention.delivered_outbox` (pending, sending and failed
-  rows are never purged: they are work still to do or still to look at).
+  rows are never purged: they are work still to do or still to look at);
+- Idempotency-Key answers once they no longer answer retries (24 h), always.
 
 The audit log is never purged: its hash chain runs from seq 1 and its signed checkpoints
 vouch for all of it. Each batch is its own transaction, so the daemon's cycles never
@@ -21,7 +22,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-from sqlalchemy import ColumnElement, Select, and_, delete, func, not_, select, true, update
+from sqlalchemy import ColumnElement, Select, and_, delete, func, not_, select, true, tuple_, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from alerts.lifecycle import IncidentStatus
@@ -29,8 +30,18 @@ from alerts.outbox import OutboxStatus
 from monitor.config import ModelConfig, VigilConfig
 from monitor.config_retention import DAY, RetentionConfig
 from monitor.store.groups import GroupMemberRow
+from monitor.store.idempotency import IDEMPOTENCY_TTL_S
 from monitor.store.intents import RollbackIntentRow
-from monitor.store.repository import ActionRow, DriftReportRow, IncidentRow, MessageRefRow, OutboxRow, SampleRow, Store
+from monitor.store.repository import (
+    ActionRow,
+    DriftReportRow,
+    IdempotencyRow,
+    IncidentRow,
+    MessageRefRow,
+    OutboxRow,
+    SampleRow,
+    Store,
+)
 from monitor.store.retention_labels import purge_labels
 
 log = logging.getLogger("vigil.retention")
@@ -43,6 +54,7 @@ class PurgeResult:
     drift_reports: int = 0
     resolved_incidents: int = 0
     delivered_outbox: int = 0
+    idempotency_keys: int = 0
     audit_head_seq: int = 0  # kept whole: the audit log is never purged
 
     def as_dict(self) -> dict[str, int]:
@@ -74,9 +86,30 @@ def purge(store: Store, retention: RetentionConfig, now: float, *, dry_run: bool
         q = select(OutboxRow.id).where(OutboxRow.status == OutboxStatus.DELIVERED,
                                        OutboxRow.delivered_at < now - retention.delivered_outbox)
         out.delivered_outbox = _delete(store, q, OutboxRow.id, batch, dry_run)
-    if not dry_run and any((out.samples, out.labels, out.drift_reports, out.resolved_incidents, out.delivered_outbox)):
+    out.idempotency_keys = _purge_idempotency_keys(store, now, batch, dry_run)
+    if not dry_run and any((out.samples, out.labels, out.drift_reports, out.resolved_incidents, out.delivered_outbox,
+                            out.idempotency_keys)):
         log.info("purged past retention", extra=out.as_dict())
     return out
+
+
+def _purge_idempotency_keys(store: Store, now: float, batch: int, dry_run: bool) -> int:
+    """Answers past IDEMPOTENCY_TTL_S answer no retry (the API ignores them): one keyed samples
+    batch a minute per model would otherwise keep 1,440 rows a model a day for ever."""
+    old = IdempotencyRow.created_at < now - IDEMPOTENCY_TTL_S
+    with store.tx() as s:
+        if dry_run:
+            return int(s.scalar(select(func.count()).select_from(IdempotencyRow).where(old)) or 0)
+    done = 0
+    while True:  # bounded batches, as the other kinds: a first purge never holds a long lock
+        with store.tx() as s:
+            keys = s.execute(select(IdempotencyRow.key, IdempotencyRow.scope).where(old).limit(batch)).all()
+            if keys:
+                s.execute(delete(IdempotencyRow).where(
+                    tuple_(IdempotencyRow.key, IdempotencyRow.scope).in_([tuple(k) for k in keys])))
+        done += len(keys)
+        if len(keys) < batch:
+            return done
 
 
 def _rolling_reach(config: VigilConfig, m: ModelConfig) -> float:

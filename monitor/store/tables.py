@@ -219,4 +219,4 @@ class IdempotencyRow(Base):
     status_code: Mapped[int] = mapped_column(Integer)
     response: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[float] = mapped_column(Float)
-    __table_args__ = (UniqueConstraint("key", "scope"),)
+    __table_args__ = (UniqueConstraint("key", "scope"), Index("ix_idempotency_created_at", "created_at"))
