@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from alerts.inhibition import DEFAULT_RULES, InhibitRule, inhibitor
@@ -95,6 +95,8 @@ class AlertInputs:
     data_complete: bool
     now: float
     suppression: Suppression = Suppression()
+    # signals this cycle read from a partial answer (a store missed) -> why: no automatic rollback
+    partial: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -215,7 +217,8 @@ def rollback_guard_stage(inp: AlertInputs, rules: AlertRules, plan: AlertPlan) -
                             last_deploy_at=h.last_deploy_at,
                             slo_streaks=h.slo_streaks) if inp.candidate is not None else None
     verdict = check_rollback(content, now_reads.severity if now_reads else None, rules.policy.rollback,
-                             now=inp.now, recent_rollbacks=h.recent_rollbacks, maintenance=inp.suppression.maintenance)
+                             now=inp.now, recent_rollbacks=h.recent_rollbacks, maintenance=inp.suppression.maintenance,
+                             partial=inp.partial)
     return replace(plan, rollback=verdict)
 
 

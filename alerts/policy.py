@@ -23,6 +23,7 @@ cool-down and daily cap; a dry run records what would have happened.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -232,6 +233,7 @@ def check_rollback(
     now: float,
     recent_rollbacks: list[float],  # times of this model's rollbacks (done, not dry runs)
     maintenance: tuple[str, ...] = (),  # the model's maintenance windows active now
+    partial: Mapping[str, str] | None = None,  # signals this cycle read from a partial answer -> why
 ) -> RollbackVerdict:
     """May Vigil move the alias back on its own? Every refusal says which guard said no."""
     top = incident.top_cause
@@ -253,6 +255,11 @@ def check_rollback(
     if maintenance:  # planned work (a migration, an expected dip) is the team's to judge, not Vigil's
         return refuse("maintenance", f"maintenance window {', '.join(maintenance)} is active: no automatic "
                                      "rollback during planned work (after it, if still critical); people may roll back")
+    if partial:  # a store that did not answer can look like a drop: half the successes missing
+        shown = "; ".join(f"{k}: {v}" for k, v in list(partial.items())[:3])
+        return refuse("partial_read", f"read from a partial answer ({shown}): no automatic rollback on data a "
+                                      "store may be missing (once it answers whole, if still critical); people may "
+                                      "roll back")
     if top.score < guard.min_confidence:
         return refuse("confidence", f"cause confidence {top.score:.2f} < min_confidence {guard.min_confidence:.2f}")
     last = max(recent_rollbacks, default=None)

@@ -17,6 +17,7 @@ from typing import Any
 from alerts import wording
 from alerts.rollback import ActionStatus
 from alerts.wording import Wording
+from detectors.records import PARTIAL_WORDS, partial_read
 
 DEFAULT_WORDING = Wording()
 
@@ -165,6 +166,8 @@ def finding_line(f: Mapping[str, Any], w: Wording = DEFAULT_WORDING) -> str:
     # The detector's own sentence adds what the plain words do not say (a log template, a range).
     if f.get("message") and str(f.get("kind")) not in _WORDS_SAY_IT_ALL:
         line += f"\n      _{escape(clip(str(f['message']), MAX_MESSAGE_CHARS))}_"
+    if partial := partial_read(f):  # its number may be a store's missing share, not the model's
+        line += f"\n      :warning: _{PARTIAL_WORDS}: {escape(clip(partial, MAX_MESSAGE_CHARS))}_"
     return "• " + line
 
 

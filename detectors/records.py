@@ -7,11 +7,15 @@ and unambiguous about time zones; datetimes appear only at the edges (API, Slack
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
 import numpy as np
+
+# How a finding read from a partial answer (`Series.partial`) is said, before the backend's why.
+PARTIAL_WORDS = "read from a partial answer"
 
 
 class Direction(StrEnum):
@@ -49,6 +53,9 @@ class Series:
     labels: dict[str, str]
     timestamps: np.ndarray  # float64 epoch seconds, ascending
     values: np.ndarray  # float64
+    # Why the answer it was read from may be missing data ("" when whole): a store or
+    # storage node that did not answer (Thanos/Mimir `warnings`, VictoriaMetrics `isPartial`).
+    partial: str = ""
 
     def __post_init__(self) -> None:
         if len(self.timestamps) != len(self.values):
@@ -64,7 +71,7 @@ class Series:
     def between(self, start: float, end: float) -> Series:
         """Points with start <= t <= end."""
         mask = (self.timestamps >= start) & (self.timestamps <= end)
-        return Series(self.name, self.labels, self.timestamps[mask], self.values[mask])
+        return Series(self.name, self.labels, self.timestamps[mask], self.values[mask], self.partial)
 
     def label_str(self) -> str:
         inner = ",".join(f'{k}="{v}"' for k, v in sorted(self.labels.items()) if k != "__name__")
@@ -167,3 +174,9 @@ def _json_safe(obj: Any) -> Any:
 
 
 json_safe = _json_safe
+
+
+def partial_read(finding: Mapping[str, Any]) -> str:
+    """Why a finding (as stored and sent: a dict) was read from a partial answer, else ""."""
+    evidence = finding.get("evidence")
+    return str(evidence.get("partial") or "") if isinstance(evidence, Mapping) else ""

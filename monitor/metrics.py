@@ -76,6 +76,9 @@ class VigilMetrics:
         self.config_reload_ok.set(1)
         self.findings = Counter("vigil_findings_total", "Findings produced by detectors", ["model", "kind"],
                                 registry=r)
+        self.partial_reads = Counter("vigil_partial_reads_total",
+                                     "Signals read from a partial answer (Thanos/Mimir warnings, VictoriaMetrics "
+                                     "isPartial): judged, never rolled back on automatically", ["model"], registry=r)
         self.incidents_total = Counter("vigil_incidents_total", "Incidents opened", ["model", "severity"],
                                        registry=r)
         self.incidents_open = Gauge("vigil_incidents_open", "Open incidents", ["model", "severity"], registry=r)
@@ -167,6 +170,7 @@ class VigilMetrics:
         self.labels_received.labels(model)
         self.cycle_errors.labels(model)
         self.clock_backwards.labels(model)
+        self.partial_reads.labels(model)
 
     def init_notifier(self, notifier: str) -> None:
         """The notifier's delivery counters at 0 before its first message: an alert on
@@ -302,6 +306,12 @@ class VigilMetrics:
                 for s in {tuple(x.labels.values()) for x in family.samples if x.labels.get("model") == model}:
                     with contextlib.suppress(KeyError):
                         metric.remove(*s)
+
+    def count_findings(self, model: str, kinds: list[str], partial_reads: int) -> None:
+        """One cycle's findings by kind, and the signals it read from a partial answer."""
+        for kind in kinds:
+            self.findings.labels(model, kind).inc()
+        self.partial_reads.labels(model).inc(partial_reads)
 
     def cycle_succeeded(self, model: str, t: float, step: str) -> None:
         self.liveness.succeeded(model, t)

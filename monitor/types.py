@@ -9,7 +9,7 @@ import pandas as pd
 
 from correlators.incident import Incident
 from detectors.canary import CanaryVerdict
-from detectors.records import DeployEvent, Finding, FindingKind, LogRecord, Series, Span
+from detectors.records import PARTIAL_WORDS, DeployEvent, Finding, FindingKind, LogRecord, Series, Span
 from detectors.service_metrics import ServiceMetricsReport
 from detectors.traces import ServiceGraph
 
@@ -39,10 +39,17 @@ class Gaps:
     blind: list[str] = field(default_factory=list)
     # KPIs and SLOs read 0/0 throughout the window: the model served no request
     idle: list[str] = field(default_factory=list)
+    # signal -> why the answer it was read from may be missing data (`Series.partial`): it is
+    # judged, but no automatic action is taken on it and it never counts as an all clear
+    partial: dict[str, str] = field(default_factory=dict)
 
     def add(self, finding: Finding, line: str) -> None:
         self.findings.append(finding)
         self.blind.append(line)
+
+    def read_partially(self, entity: str, note: str) -> None:
+        self.partial[entity] = note
+        self.blind.append(f"{entity}: {PARTIAL_WORDS}: {note}")
 
 
 @dataclass(frozen=True)

@@ -237,8 +237,8 @@ class Vigil:
                 history = read_history(self.store, m.name, t, found.slo_breached)
                 down = [n for n in self.health.states if self.health.is_down(n)]
                 suppression = read_suppression(self.store, self.config, m, t, down, self._firing)
-            plan = plan_alerts(AlertInputs(story.incident, story.content, history, not blind, t, suppression),
-                               alert_rules(m, policy, inhibit_rules(self.config)))
+            plan = plan_alerts(AlertInputs(story.incident, story.content, history, not blind, t, suppression,
+                                           raw.gaps.partial), alert_rules(m, policy, inhibit_rules(self.config)))
             # A cycle that saw everything and leaves nothing open counts for the serving version
             # (rollback targets), in the same transaction as the state.
             update = StateUpdate(history.slo_streaks, found.detector_state, t, None if blind else serving)
@@ -305,8 +305,7 @@ class Vigil:
         moved = {f.entity for f in found.findings
                  if f.kind in (FindingKind.FEATURE_DRIFT, FindingKind.PREDICTION_DRIFT)}
         self.metrics.set_feature_drift(m.name, found.drift_statistics, moved)
-        for f in found.findings:
-            self.metrics.findings.labels(m.name, str(f.kind)).inc()
+        self.metrics.count_findings(m.name, [str(f.kind) for f in found.findings], len(raw.gaps.partial))
         if opened and severity is not None:
             self.metrics.incidents_total.labels(m.name, severity).inc()
         self.metrics.set_model_state(m.name, severity)

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from alerts.receivers.record import state_of
+from detectors.records import PARTIAL_WORDS
 
 PD_SEVERITY = {"critical": "critical", "warning": "warning"}  # PD also has error/info: not used
 OPSGENIE_PRIORITY = {"critical": "P1", "warning": "P3"}
@@ -37,7 +38,8 @@ def _top(record: dict[str, Any]) -> dict[str, Any]:
 
 def _finding_line(f: dict[str, Any]) -> str:
     stat = f" ({f['statistic']})" if f.get("statistic") else ""
-    return f"{f.get('kind')} {f.get('entity')}{stat}: {f.get('value')} vs threshold {f.get('threshold')}"
+    partial = f" ({PARTIAL_WORDS}: {f['partial']})" if f.get("partial") else ""
+    return f"{f.get('kind')} {f.get('entity')}{stat}: {f.get('value')} vs threshold {f.get('threshold')}{partial}"
 
 
 def affected_models(record: dict[str, Any]) -> list[str]:

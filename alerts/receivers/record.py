@@ -16,7 +16,7 @@ from typing import Any
 
 from alerts.lifecycle import IncidentStatus
 from alerts.payload import IncidentSnapshot
-from detectors.records import json_safe
+from detectors.records import json_safe, partial_read
 
 MAX_FINDINGS = 10  # the strongest; a pager shows a summary, the links hold the rest
 _FINDING_KEYS = ("kind", "entity", "value", "threshold", "baseline", "statistic", "direction", "score", "message")
@@ -36,6 +36,13 @@ def as_sent(record: dict[str, Any], ref: dict[str, Any] | None) -> dict[str, Any
     key the backend never saw (an ack or resolve there is dropped, an update opens a page)."""
     sent = (ref or {}).get("dedup_key")
     return {**record, "dedup_key": sent} if isinstance(sent, str) and sent else record
+
+
+def _finding(f: dict[str, Any]) -> dict[str, Any]:
+    """A finding as receivers get it: its numbers, and why it was read from a partial answer
+    (`partial`, only then: the page must say the number may be a missing store's share)."""
+    out = {k: f.get(k) for k in _FINDING_KEYS}
+    return {**out, "partial": why} if (why := partial_read(f)) else out
 
 
 def state_of(record: dict[str, Any]) -> str:
@@ -61,7 +68,7 @@ def receiver_record(snap: IncidentSnapshot, *, prefix: str, updated_at: float,
         "resolved_at": snap.resolved_at,
         "acknowledged_by": snap.acknowledged_by,
         "top_cause": ({k: top.get(k) for k in ("kind", "entity", "score", "explanation")} if top else None),
-        "findings": [{k: f.get(k) for k in _FINDING_KEYS} for f in findings],
+        "findings": [_finding(f) for f in findings],
         "finding_count": len(snap.findings),
         "links": {k: v for k, v in links.items() if v},
     })

@@ -20,7 +20,7 @@ from detectors.anomaly import AnomalyParams, AnomalyState, AnomalyTuning, Online
 from detectors.base import NoState
 from detectors.gpu import GpuDetector, GpuParams, GpuSignal, reporting, stopped_while_saturated
 from detectors.kpi import KpiDetector, KpiParams
-from detectors.records import Direction, Finding, Series
+from detectors.records import Direction, Finding, FindingKind, Series
 from detectors.slo import SloDetector, SloParams
 from detectors.traces import ServiceGraph
 from monitor.config import ModelConfig, PolicyConfig
@@ -95,6 +95,7 @@ def detect(raw: RawSignals, req: DetectRequest) -> Detection:
             out.findings.append(no_data(req.model.name, name, f"internal error: {type(e).__name__}: {e}",
                                         req.window))
     out.findings.extend(gaps.rest())
+    mark_partial(out.findings, raw.gaps.partial)
     signals = [(k.name, k.query, k.volume_query) for k in req.model.kpis] + \
               [(s.name, s.query, s.volume_query) for s in req.model.slos]
     for key in drop_unconfigured_states(out.detector_state, signals):
@@ -102,6 +103,14 @@ def detect(raw: RawSignals, req: DetectRequest) -> Detection:
         log.info("anomaly state dropped: no KPI or SLO has its name and queries any more",
                  extra={"model": req.model.name, "state_key": key})
     return out
+
+
+def mark_partial(findings: list[Finding], partial: dict[str, str]) -> None:
+    """A finding about a signal read from a partial answer says so and why (Slack, the API):
+    its number may be a store's missing share, not the model's."""
+    for f in findings:
+        if f.entity in partial and f.kind != FindingKind.NO_DATA:
+            f.evidence["partial"] = partial[f.entity]
 
 
 def _anomalies(sig: MetricSignal, direction: Direction, req: DetectRequest, out: Detection) -> None:

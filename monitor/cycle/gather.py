@@ -124,6 +124,8 @@ def query_range(sources: Sources, gaps: Gaps, req: GatherRequest, entity: str, q
     if nan_is_idle and all(s.between(w.start, w.t).empty for s in series):
         _no_traffic(gaps, entity)
         return None
+    if note := next((s.partial for s in series if s.partial), ""):
+        gaps.read_partially(entity, note)
     return list(series)
 
 

@@ -19,6 +19,10 @@ cycle are decided in one place:
 An empty list means NO DATA: the query matched no series in the window. That is a
 state of its own, never a run of zeros and never healthy; the caller reports it.
 
+A 200 answer that says it missed data (Thanos/Mimir `warnings`, VictoriaMetrics `isPartial`)
+is used, so alerting goes on while a store is down; each Series read from it says why
+(`Series.partial`), and the cycle never rolls back on its own on what it found there.
+
 `query_range_many` sends many range queries over one window as one request (POST), each
 tagged with a label of its own and joined with `or`, then splits the answer back per
 query: a sweep of 1,000 models costs a few dozen requests instead of tens of thousands,
@@ -56,6 +60,7 @@ from monitor.sources.prometheus_errors import (
     Transient,
     client_error,
     describe,
+    partial_note,
     unreachable,
     whole_body,
 )
@@ -104,8 +109,7 @@ class PrometheusSource:
         # share of a small query's client time); read them once here and keep them.
         self._session.proxies.update(requests.utils.get_environ_proxies(self.url))
         self._session.trust_env = False
-        ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-        if ca_bundle:
+        if ca_bundle := os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE"):
             self._session.verify = ca_bundle
         # urllib3 must not retry behind our back: the whole retry budget is tenacity's, in
         # _request. Queries are sent on the session (`_api`), not through prometheus-api-client,
@@ -115,11 +119,9 @@ class PrometheusSource:
 
     @property
     def worst_case_s(self) -> float:
-        """Seconds one request takes to end in SourceUnavailable when every attempt times out.
-
+        """Seconds one request takes to end in SourceUnavailable when every attempt times out:
         timeout_s per attempt (the whole answer: `whole_body`) plus the backoff between
-        attempts; a split long range costs this per chunk.
-        """
+        attempts; a split long range costs this per chunk."""
         backoff = BACKOFF_MAX_S * self.cfg.retries  # a Retry-After up to BACKOFF_MAX_S is waited out
         return self.cfg.timeout_s * (self.cfg.retries + 1) + backoff
 
@@ -158,13 +160,15 @@ class PrometheusSource:
                 f"than {MAX_CHUNKS * MAX_POINTS_PER_REQUEST} points; use a step of at least {least} s",
             )
         merged: dict[tuple[tuple[str, str], ...], tuple[dict[str, str], list[np.ndarray], list[np.ndarray]]] = {}
+        notes: list[str] = []  # why a chunk's answer may be partial
         for k in range(chunks):
             # Each chunk starts on the same grid (start + i*step), so stitching is exact.
             c_start = start_ms + k * MAX_POINTS_PER_REQUEST * step_ms
             c_end = min(c_start + (MAX_POINTS_PER_REQUEST - 1) * step_ms, end_ms)
             if k == chunks - 1:
                 c_end = end_ms
-            rows = self._request(query, "range", c_start, c_end, step_ms)
+            rows, note = self._request(query, "range", c_start, c_end, step_ms)
+            notes += [note] if note and note not in notes else []
             for row in rows:
                 metric = dict(row.get("metric") or {})
                 if "values" not in row:
@@ -181,7 +185,7 @@ class PrometheusSource:
         for metric, ts_parts, val_parts in merged.values():
             ts = np.concatenate(ts_parts) if len(ts_parts) > 1 else ts_parts[0]
             vals = np.concatenate(val_parts) if len(val_parts) > 1 else val_parts[0]
-            out.append(Series(name or metric.get("__name__") or query, metric, ts, vals))
+            out.append(Series(name or metric.get("__name__") or query, metric, ts, vals, "; ".join(notes)))
         return out
 
     def query_range_many(
@@ -223,7 +227,7 @@ class PrometheusSource:
         joined = balanced_or([f'label_replace(({q}), "{BATCH_LABEL}", "{i}", "", "")'
                                for i, q in enumerate(queries)])
         try:
-            rows = self._request(joined, "range_post", _ms(start), _ms(end), _ms(step))
+            rows, note = self._request(joined, "range_post", _ms(start), _ms(end), _ms(step))
         except QueryError:
             return [self._one(q, start, end, step) for q in queries]
         except SourceUnavailable as e:
@@ -238,7 +242,8 @@ class PrometheusSource:
                 continue
             ts, vals = _points(row["values"])
             i = int(idx)
-            per_query[i].append(Series(metric.get("__name__") or queries[i], metric, ts, vals))
+            # The answer says only that it missed a store, not for which query: each is marked.
+            per_query[i].append(Series(metric.get("__name__") or queries[i], metric, ts, vals, note))
         return list(per_query)
 
     def _singles(self, queries: list[str], start: float, end: float, step: float, split: _SplitBudget,
@@ -260,7 +265,7 @@ class PrometheusSource:
         A scalar result is one Series without labels; a range-vector selector such as
         `x[5m]` gives its raw samples.
         """
-        result = self._request(query, "instant", _ms(at), None, None)
+        result, note = self._request(query, "instant", _ms(at), None, None)
         if not result:
             return []
         if not isinstance(result[0], dict):  # scalar or string: [ts, "value"]
@@ -268,7 +273,7 @@ class PrometheusSource:
                 ts, vals = _points([result])
             except ValueError:
                 raise QueryError(SOURCE, query, f"expected a number, got the string {result[1]!r}") from None
-            return [Series(name or query, {}, ts, vals)]
+            return [Series(name or query, {}, ts, vals, note)]
         out = []
         for row in result:
             metric = dict(row.get("metric") or {})
@@ -279,7 +284,7 @@ class PrometheusSource:
             else:
                 log.warning("prometheus row without float values skipped", extra={"query": query, "labels": metric})
                 continue
-            out.append(Series(name or metric.get("__name__") or query, metric, ts, vals))
+            out.append(Series(name or metric.get("__name__") or query, metric, ts, vals, note))
         return out
 
     def ready(self) -> SourceState:
@@ -303,11 +308,13 @@ class PrometheusSource:
         )
 
     # ------------------------------------------------------------------ transport
-    def _request(self, query: str, kind: str, start_ms: int, end_ms: int | None, step_ms: int | None) -> Any:
-        """One query, retried on transient failures; SourceUnavailable when retries run out."""
+    def _request(self, query: str, kind: str, start_ms: int, end_ms: int | None, step_ms: int | None
+                 ) -> tuple[Any, str]:
+        """One query's result and why it may be partial (`partial_note`), retried on transient
+        failures; SourceUnavailable when retries run out."""
         self._throttle.check()
 
-        def attempt() -> Any:
+        def attempt() -> tuple[Any, str]:
             try:
                 return self._send(query, kind, start_ms, end_ms, step_ms)
             except PrometheusApiClientException as e:
@@ -331,17 +338,16 @@ class PrometheusSource:
                 self._throttle.down(DOWN_HOLD_S, reason)
             raise SourceUnavailable(SOURCE, self.url, reason, whole_source=e.unreachable) from None
 
-    def _send(self, query: str, kind: str, start_ms: int, end_ms: int | None, step_ms: int | None) -> Any:
+    def _send(self, query: str, kind: str, start_ms: int, end_ms: int | None, step_ms: int | None
+              ) -> tuple[Any, str]:
         """One attempt: an instant query, a range query (GET) or a batched range query (POST)."""
         # The server-side evaluation timeout matches ours, so a heavy query is cut there too.
         params = {"timeout": f"{self.cfg.timeout_s}"}
-        if kind == "range_post":
+        if kind in ("range", "range_post"):  # a batched query (range_post) is too long for a URL
             assert end_ms is not None and step_ms is not None
-            return self._post_range(query, start_ms, end_ms, step_ms, params)
-        if kind == "range":
-            assert end_ms is not None and step_ms is not None
-            return self._api("GET", "query_range", {**params, "query": query, "start": _sec_text(start_ms),
-                                                    "end": _sec_text(end_ms), "step": _sec_text(step_ms)})
+            return self._api("POST" if kind == "range_post" else "GET", "query_range",
+                             {**params, "query": query, "start": _sec_text(start_ms), "end": _sec_text(end_ms),
+                              "step": _sec_text(step_ms)})
         return self._api("GET", "query", {**params, "query": query, "time": _sec_text(start_ms)})
 
     def _retrying(self) -> Retrying:
@@ -361,14 +367,9 @@ class PrometheusSource:
             reraise=True,
         )
 
-    def _post_range(self, query: str, start_ms: int, end_ms: int, step_ms: int, params: dict[str, str]) -> Any:
-        """POST /api/v1/query_range: a batched query is too long for a URL."""
-        return self._api("POST", "query_range", {**params, "query": query, "start": _sec_text(start_ms),
-                                                 "end": _sec_text(end_ms), "step": _sec_text(step_ms)})
-
-    def _api(self, method: str, endpoint: str, params: dict[str, str]) -> Any:
-        """One request to /api/v1/<endpoint>; a non-200 is raised as the client library
-        raises it (so `_request` classifies all alike), with its Retry-After."""
+    def _api(self, method: str, endpoint: str, params: dict[str, str]) -> tuple[Any, str]:
+        """One request to /api/v1/<endpoint>: its result and `partial_note`; a non-200 is raised
+        as the client library raises it (so `_request` classifies all alike), with its Retry-After."""
         ends = time.monotonic() + self.cfg.timeout_s
         with self._session.request(method, f"{self.url}/api/v1/{endpoint}",
                                    params=params if method == "GET" else None,
@@ -379,11 +380,10 @@ class PrometheusSource:
             raise HttpStatus(resp.status_code, content,
                              bounded_retry_after(resp.headers.get("Retry-After"), time.time()))
         body = json.loads(content)
-        if body.get("warnings"):  # Thanos/Mimir: a store or querier missed, the answer is partial
+        if note := partial_note(body):  # kept on every Series read from it too
             log.warning("prometheus answered with warnings: the result may be partial",
-                        extra={"url": self.url, "warnings": [str(w)[:300] for w in body["warnings"][:5]],
-                               "query": params.get("query", "")[:200]})
-        return body["data"]["result"]
+                        extra={"url": self.url, "warnings": note, "query": params.get("query", "")[:200]})
+        return body["data"]["result"], note
 
 
 class _SplitBudget:

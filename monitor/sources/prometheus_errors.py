@@ -8,6 +8,8 @@ import ast
 import json
 import re
 import time
+from collections.abc import Mapping
+from typing import Any
 
 import requests
 import urllib3.exceptions
@@ -115,3 +117,15 @@ def whole_body(resp: requests.Response, ends: float, timeout_s: float) -> bytes:
         if time.monotonic() > ends:
             raise Transient(f"no complete answer within {timeout_s:g} s")
     return b"".join(chunks)
+
+
+def partial_note(body: Mapping[str, Any]) -> str:
+    """Why a 200 answer may be missing data ("" when it is whole): VictoriaMetrics' cluster
+    marks it `"isPartial": true` (a vmstorage node did not answer); Thanos and Mimir/Cortex
+    put a `warnings` list in it (a store or querier missed). Prometheus's own PromQL notes
+    ("PromQL warning: ...", "PromQL info: ...": a counter without _total, a mixed
+    histogram) say the query is odd, not that data is missing: they are no partial answer."""
+    missed = [str(w)[:200] for w in body.get("warnings") or () if not str(w).startswith("PromQL ")]
+    if body.get("isPartial") is True:
+        missed.insert(0, "isPartial: a storage node did not answer")
+    return "; ".join(missed[:3]) + (f" (+{len(missed) - 3} more)" if len(missed) > 3 else "")

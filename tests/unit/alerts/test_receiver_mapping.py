@@ -186,3 +186,16 @@ def test_a_held_members_escalation_updates_its_acknowledged_alert_and_remembers_
     assert steps(record(severity="critical"), after, open_="trigger", ack="acknowledge", close="resolve") \
         == ["resolve", "trigger"]
     assert not sent_ref(record(severity="critical"), after)["acknowledged"]
+
+
+def test_a_finding_read_from_a_partial_answer_says_so_to_pagerduty_opsgenie_and_alertmanager():
+    """The page on-call opens says which number came from an answer a store missed."""
+    why = "store 10.0.3.7:10901: connection refused"
+    findings = [{"kind": "kpi_drop", "entity": "ctr", "value": -10.0, "threshold": -5.0,
+                 "statistic": "kpi_change_pct", "evidence": {"partial": why}}]
+    rec = record(findings=findings)
+    pd = pagerduty_event(rec, "trigger", KEY, source="")["payload"]["custom_details"]["findings"]
+    og = opsgenie_create(rec, source="Vigil", responders=[])["description"]
+    am = alertmanager_alert(rec, now=T, ttl_s=600, extra_labels={})["annotations"]["findings"]
+    for text in (pd[0], og, am):
+        assert f"read from a partial answer: {why}" in text

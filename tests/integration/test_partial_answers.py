@@ -1,0 +1,120 @@
+"""A Prometheus-compatible store that answers while one of its stores is down (Thanos and
+Mimir: `warnings`; a VictoriaMetrics cluster: `isPartial`) can show half the successes missing
+as a KPI drop. Vigil still alerts on what it read, says in the alert that it was read from a
+partial answer, counts it, and never rolls back on its own on it; on-call still may."""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from alerts.slack_text import finding_line
+from detectors.records import Series
+from monitor.api.app import create_app
+from monitor.config import VigilConfig
+from monitor.sources.prometheus import PrometheusSource
+from monitor.vigil import Vigil
+from tests.fakes.partial_prometheus import THANOS, PartialPrometheus
+from tests.helpers_vigil import (
+    MODEL,
+    T0,
+    StubPrometheus,
+    incident_prometheus,
+    make_config,
+    make_vigil,
+    metric_value,
+    model_config,
+    serving_registry,
+)
+
+TOKEN = "partial-token-0123456789"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def _config(tmp_path: Any, monkeypatch: pytest.MonkeyPatch, url: str) -> VigilConfig:
+    monkeypatch.setenv("PARTIAL_TOKEN", TOKEN)
+    return make_config(tmp_path, api={"token": "${PARTIAL_TOKEN}"}, models=[model_config()],
+                       sources={"prometheus": {"url": url, "step": "60s", "timeout_s": 5, "retries": 0},
+                                "mlflow": {"tracking_uri": "http://127.0.0.1:9"}})
+
+
+def _regression_after_deploy(v: Vigil, reg: Any) -> None:
+    """v1 serves clean for 30 cycles; v2 takes the alias at T0 - 1200, and CTR and p99 latency
+    regress from T0 - 300 (critical, top cause the deploy: the guard allows it by T0 + 60)."""
+    for i in range(31):
+        v.run_cycle(MODEL, T0 - 12000 + 60 * i)
+    reg.aliases[(MODEL, "champion")] = "2"
+    for t in range(int(T0 - 1200), int(T0 + 60) + 1, 60):
+        v.run_cycle(MODEL, t)
+
+
+@pytest.mark.parametrize("partial", [None, THANOS], ids=["whole", "thanos-warnings"])
+def test_a_kpi_drop_read_from_a_partial_answer_is_alerted_but_not_rolled_back(tmp_path, monkeypatch, partial):
+    with PartialPrometheus(incident_prometheus(bad_from=T0 - 300)) as prom:
+        cfg = _config(tmp_path, monkeypatch, prom.url)
+        reg = serving_registry(versions=("1", "2"), version="1")
+        v = make_vigil(cfg, prometheus=PrometheusSource(cfg.sources.prometheus), registry=reg)
+        prom.partial = partial  # a store down all along: every answer says so
+        _regression_after_deploy(v, reg)
+        v.deliver(T0 + 120)
+
+        [incident] = v.store.incidents(model=MODEL)
+        assert incident.severity == "critical"  # alerting goes on while a store is down
+        ctr = next(f for f in incident.findings if f["entity"] == "ctr" and f["kind"] == "kpi_drop")
+        actions = [(a.status, a.detail, a.reason) for a in v.store.actions(model=MODEL)]
+        if partial is None:  # the same regression read whole: Vigil rolls v2 back on its own
+            assert reg.moves == [(MODEL, "champion", "1")], actions
+            assert "partial" not in ctr["evidence"] and metric_value(v, "vigil_partial_reads_total", model=MODEL) == 0
+            return
+        assert reg.moves == [], actions
+        [(status, detail, reason)] = [a for a in actions if a[1] == "guard: partial_read"]
+        assert status == "refused" and "read from a partial answer (ctr: " in reason
+        assert "roll back" in reason  # people still may
+        # The alert says which number came from a partial answer, and the backend's why.
+        why = "store 10.0.3.7:10901"
+        assert why in ctr["evidence"]["partial"]
+        line = finding_line(ctr)
+        assert "read from a partial answer: " in line and why in line
+        sent = [json.loads(x) for x in (tmp_path / "notifications.jsonl").read_text().splitlines()]
+        said = json.dumps([s["payload"] for s in sent])
+        assert "guard: partial_read" in said and why in said
+        # Counted in Vigil's own /metrics: two signals (ctr, p99_latency) a cycle.
+        assert metric_value(v, "vigil_partial_reads_total", model=MODEL) >= 2 * 52
+
+        # On-call's rollback is theirs to make.
+        client = TestClient(create_app(v), raise_server_exceptions=False, headers=AUTH)
+        r = client.post(f"/v1/models/{MODEL}/rollback", json={"reason": "checked it by hand"})
+        assert r.status_code == 200 and r.json()["status"] == "done", r.text
+        assert reg.moves == [(MODEL, "champion", "1")]
+
+
+class _StorePartlyDown(StubPrometheus):
+    """The stand-in's curves, each Series marked as read from a partial answer while `partial`."""
+
+    partial = False
+
+    def query_range(self, query: str, start: float, end: float, step: float | None = None, *,
+                    name: str | None = None) -> list[Series]:
+        found = super().query_range(query, start, end, step, name=name)
+        return [replace(s, partial=THANOS["warnings"][0]) for s in found] if self.partial else found
+
+
+@pytest.mark.parametrize("partial", [False, True], ids=["whole", "partial"])
+def test_an_incident_does_not_resolve_on_a_partial_read(tmp_path, partial):
+    """The regression ends while a store is down: what reads as healthy may be the missing
+    store's share, so it is no all clear (read whole, the same data resolves the incident)."""
+    curves = incident_prometheus(bad_from=T0 - 600, bad_until=T0 + 60).curves
+    prom = _StorePartlyDown(curves)
+    v = make_vigil(make_config(tmp_path), prometheus=prom, notifiers={})
+    v.run_cycle(MODEL, T0)
+    [opened] = v.store.incidents(model=MODEL)
+    assert opened.status == "open"
+    prom.partial = partial
+    reports = [v.run_cycle(MODEL, T0 + 60 * i) for i in range(1, 41)]
+    [incident] = v.store.incidents(model=MODEL)
+    assert incident.status == ("open" if partial else "resolved")
+    if partial:
+        assert any("read from a partial answer: fetch series" in line for line in reports[-1].blind)
