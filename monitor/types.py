@@ -85,6 +85,7 @@ class RawSignals:
     logs_baseline: list[LogRecord] = field(default_factory=list)
     spans_current: list[Span] = field(default_factory=list)
     spans_baseline: list[Span] = field(default_factory=list)
+    traces_sampled: str = ""  # a lacking line when Tempo had more traces in the window than it returned
     baseline_window: tuple[float, float] | None = None  # read for a log/trace baseline refit, else None
     # "logs"/"traces" whose stored baseline stands in for this cycle's refit -> why (its
     # refresh read failed; the traces baseline the logs pair with is unread)

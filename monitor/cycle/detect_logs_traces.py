@@ -88,6 +88,7 @@ def detect_logs_traces(raw: RawSignals, model: str, w: Window, stored: dict[str,
             report = traces.assess(t_state, TraceWindow(raw.spans_current), w.start, w.t)
             graph, trace_findings = report.graph, report.findings
             lacking += _lacking("traces", TRACES_KEY, t_state, len(raw.spans_current), held, new, stored, w)
+            lacking += [raw.traces_sampled] if raw.traces_sampled else []
     if raw.logs_current:
         logs = LogDetector()
         l_state = _baseline(stored, new, LOGS_KEY, LogState, None if "logs" in held else raw.baseline_window,

@@ -66,16 +66,27 @@ def pull_logs(loki: Any, services: list[str], start: float, end: float, label: s
     return out
 
 
-def pull_spans(tempo: Any, services: list[str], start: float, end: float, limit: int) -> list[Span]:
+class SpanList(list[Span]):
+    """Spans of the traces searched; `sampled`: each service whose search Tempo cut at its
+    limit, and why (more traces matched than were read)."""
+
+    sampled: tuple[str, ...] = ()
+
+
+def pull_spans(tempo: Any, services: list[str], start: float, end: float, limit: int) -> SpanList:
     """Traces touching the services: a TraceQL search per service, then each trace once."""
     seen: set[str] = set()
-    spans: list[Span] = []
+    spans, sampled = SpanList(), []
     for svc in services:
-        for summary in tempo.search(f"{{ resource.service.name = {quoted(svc)} }}", start, end, limit=limit):
+        hits = tempo.search(f"{{ resource.service.name = {quoted(svc)} }}", start, end, limit=limit)
+        if cut := getattr(hits, "cut", None):
+            sampled.append(f"{svc}: {cut}")
+        for summary in hits:
             if summary.trace_id in seen:
                 continue
             seen.add(summary.trace_id)
             spans.extend(tempo.trace(summary.trace_id, start, end) or [])
+    spans.sampled = tuple(sampled)
     return spans
 
 
@@ -95,6 +106,9 @@ def pull_logs_traces(src: LogTraceSources, health: SourceHealth, m: ModelConfig,
         spans = read("tempo", "traces", lambda a, b: pull_spans(src.tempo, services, a, b, src.search_limit))
         if spans is not None:
             raw.spans_current, raw.spans_baseline = spans
+            if sampled := getattr(spans[0], "sampled", ()):  # the window's: its spans are what is judged
+                raw.traces_sampled = (f"traces a sample, more matched than were read (sources.tempo.search_limit "
+                                      f"{src.search_limit}): {'; '.join(sampled)}")
     if src.loki is not None:
         services = sorted(set(m.services) | {s.service for s in raw.spans_current})
         # Lines are counted per run of the spans they belong to: a log baseline fitted

@@ -34,6 +34,12 @@ class TraceSummary:
     matched_span_ids: list[str] = field(default_factory=list)  # hex
 
 
+class TraceHits(list[TraceSummary]):
+    """A search's traces; `cut`: why more traces may have matched than came back (None: all did)."""
+
+    cut: str | None = None
+
+
 class TempoSource(HttpSource):
     source = _SOURCE
 
@@ -46,18 +52,21 @@ class TempoSource(HttpSource):
         super().__init__(config.url, config.timeout_s, headers, client=client, retries=retries,
                          backoff_s=backoff_s, max_backoff_s=max_backoff_s)
 
-    def search(self, query: str, start: float, end: float, limit: int | None = None) -> list[TraceSummary]:
-        """Traces matching a TraceQL query with spans in [start, end] (epoch seconds)."""
+    def search(self, query: str, start: float, end: float, limit: int | None = None) -> TraceHits:
+        """Traces matching a TraceQL query with spans in [start, end] (epoch seconds), at most
+        `limit`: a sample when more matched (`TraceHits.cut`)."""
         if end <= start:
             raise ValueError(f"end ({end}) must be after start ({start})")
-        params = {"q": query, "start": int(start), "end": int(end) + (1 if end != int(end) else 0),
-                  "limit": limit or self.config.search_limit}
+        limit = limit or self.config.search_limit
+        params = {"q": query, "start": int(start), "end": int(end) + (1 if end != int(end) else 0), "limit": limit}
         r = self._get("/api/search", params, query)
         try:
-            traces = r.json().get("traces") or []
+            body = r.json()
+            traces = body.get("traces") or []
         except ValueError:
             raise QueryError(_SOURCE, query, f"unexpected response: {r.text[:200]}") from None
-        out = []
+        out = TraceHits()
+        out.cut = search_cut(len(traces), limit, body.get("metrics") or {})
         for t in traces:
             sets = t.get("spanSets") or ([t["spanSet"]] if t.get("spanSet") else [])
             ids = [s.get("spanID", "") for ss in sets for s in (ss.get("spans") or [])]
@@ -82,6 +91,19 @@ class TempoSource(HttpSource):
         except ValueError:
             raise QueryError(_SOURCE, trace_id_hex, f"unexpected response: {r.text[:200]}") from None
         return spans_from_otlp(body)
+
+
+def search_cut(returned: int, limit: int, metrics: dict[str, Any]) -> str | None:
+    """Why a search's answer may not hold every trace that matched: Tempo stops searching
+    once `limit` traces matched (the query frontend drops the jobs left), so as many traces
+    as the limit, or fewer search jobs completed than there were, mean more may have matched.
+    The answer never says how many did (`metrics` counts what was inspected, not matched)."""
+    done, total = metrics.get("completedJobs"), metrics.get("totalJobs")
+    if isinstance(done, int) and isinstance(total, int) and done < total:
+        return f"Tempo stopped after {done} of {total} search jobs"
+    if returned >= limit:
+        return f"the search limit of {limit} traces was reached"
+    return None
 
 
 _HEX_ID = re.compile(r"[0-9a-fA-F]{16}|[0-9a-fA-F]{32}")

@@ -189,3 +189,28 @@ def test_loki_streams_labelled_service_name_are_read_with_sources_loki_service_l
     assert {'{service_name="api"}', '{service_name="preprocess"}'} <= {r["params"]["query"] for r in loki.requests}
     oom = [f for f in report.findings if f.kind == FindingKind.LOG_ANOMALY and f.service == "preprocess"]
     assert oom, report.findings
+
+
+def test_traces_cut_at_the_search_limit_are_said_to_be_a_sample(tmp_path):
+    """60 traces a window and `search_limit` 20: the trace evidence is a third of what matched,
+    and the diagnosis says so on its causes (what it lacked) rather than present it as whole."""
+    logs = _logs(T - 600, 300, False, 1) + _logs(T - 300, 300, True, 2)
+    spans = _traces(60, T - 600) + _traces(60, T - 300, pre_ms=300, seed=3)
+    lacked = {}
+    for limit in (20, 1000):
+        with FakeLoki(loki_streams(logs)) as loki, FakeTempo(tempo_spans(spans)) as tempo:
+            cfg = parse_config({
+                "sources": {"loki": {"url": loki.url}, "tempo": {"url": tempo.url, "search_limit": limit}},
+                "schedule": {"lookback": "5m", "interval": "1m"},
+                "models": [{"name": "ranker", "services": ["api"], "owner_channel": "#ml",
+                            "slos": [{"name": "p99_latency", "query": "p99", "threshold": 0.3, "unit": "s"}]}],
+            }, base_dir=str(tmp_path / str(limit)))
+            vigil = Vigil(cfg, store=Store(f"sqlite:///{tmp_path / f'v{limit}.db'}"), prometheus=SloBreach(),
+                          registry=Registry(), notifiers={})
+            report = vigil.run_cycle("ranker", T)
+        [top] = [c for c in report.incident.causes if c.kind == CauseKind.SERVICE][:1]
+        lacked[limit] = [line for line in top.evidence["lacking"] if line.startswith("traces a sample")]
+        assert top.entity == "preprocess"  # still found: the sample is enough to rank
+    [line] = lacked[20]
+    assert "search_limit 20" in line and "api: the search limit of 20 traces was reached" in line
+    assert lacked[1000] == []

@@ -1,6 +1,8 @@
 """TempoSource against a local server that follows the Tempo contract."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 try:
@@ -135,3 +137,25 @@ def test_a_multi_tenant_tempo_is_read_with_the_configured_tenant():
             _src(server).search("{}", T0 / 1e9 - 60, T0 / 1e9 + 60)
         assert _src(server, tenant="team-b").search("{}", T0 / 1e9 - 60, T0 / 1e9 + 60) == []
     assert [t.trace_id for t in found] == [TID] and spans is not None and len(spans) == 2
+
+
+@pytest.mark.parametrize(("limit", "cut"), [(2, "the search limit of 2 traces was reached"), (3, None)])
+def test_a_search_cut_at_its_limit_says_so(limit, cut):
+    """Tempo stops at `limit` traces and never says how many matched: as many as the limit
+    came back means the answer may be a sample (two traces here: a limit of 3 holds them all)."""
+    with FakeTempo(_spans()) as server:
+        hits = _src(server, search_limit=limit).search("{}", T0 / 1e9 - 60, T0 / 1e9 + 60)
+    assert hits.cut == cut
+
+
+def test_a_search_tempo_stopped_before_its_last_job_says_so():
+    class Stopped(FakeTempo):
+        def _search(self, q):
+            status, body, ctype = super()._search(q)
+            answer = json.loads(body)
+            answer["metrics"].update(completedJobs=3, totalJobs=13)
+            return status, json.dumps(answer), ctype
+
+    with Stopped(_spans()) as server:
+        hits = _src(server, search_limit=20).search("{}", T0 / 1e9 - 60, T0 / 1e9 + 60)
+    assert len(hits) == 2 and hits.cut == "Tempo stopped after 3 of 13 search jobs"
