@@ -33,7 +33,7 @@ from detectors.canary import CanaryVerdict, MetricRule, MetricVerdict, Verdict, 
 from detectors.drift import DriftDetector, DriftParams
 from detectors.drift.columns import category_label
 from detectors.drift.decision import statistic_for
-from detectors.records import Direction, Finding, FindingKind
+from detectors.records import PARTIAL_WORDS, Direction, Finding, FindingKind
 from monitor.config import CanaryConfig, ModelConfig, PolicyConfig
 from monitor.cycle.canary_blame import performance_hold, promotion_blame
 from monitor.cycle.detect_drift import feature_specs
@@ -160,6 +160,8 @@ class CanaryAnalysis:
             return None, "no series for this version"
         if len(found) > 1:
             return None, f"{len(found)} series for one version: the query must return one (aggregate it)"
+        if found[0].partial:  # a store missed: its share of one side would read as a difference
+            return None, f"{PARTIAL_WORDS}: {found[0].partial}"
         return found[0].values, ""
 
     def _metric_verdicts(self, m: ModelConfig, c: CanaryConfig, w: Window, champion: str | None, challenger: str

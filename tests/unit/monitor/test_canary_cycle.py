@@ -5,6 +5,7 @@ no data. Prometheus and MLflow are the in-memory stand-ins of tests/helpers_vigi
 real ones: tests/integration/test_canary_prometheus.py)."""
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -547,3 +548,28 @@ def test_samples_naming_the_registry_version_are_compared_when_the_metric_label_
         by_metric = {v.metric: v for v in judged.verdict.metrics if v.kind == "distribution"}
         assert (by_metric["score"].n_champion, by_metric["score"].n_challenger) == (2000, 400), champion
         assert by_metric["score"].verdict == "fail"
+
+
+class _ChallengerFromAPartialAnswer(StubPrometheus):
+    """The challenger's series come from an answer a store missed (Thanos `warnings`)."""
+
+    def query_range(self, query: str, start: float, end: float, step: float | None = None, *,
+                    name: str | None = None) -> list[Any]:
+        found = super().query_range(query, start, end, step, name=name)
+        if 'model_version="2"' not in query:
+            return found
+        return [dataclasses.replace(s, partial="store 10.0.3.7:10901: connection refused") for s in found]
+
+
+def test_a_challenger_read_from_a_partial_answer_is_not_pulled_on_it(tmp_path):
+    """60 % slower, but read while a store was down: half its fast requests may be missing.
+    No automatic pull on that; the verdict says why it is not judged."""
+    curves = prometheus(p99_challenger=0.16).curves
+    vigil, registry = build(tmp_path, _ChallengerFromAPartialAnswer(curves))
+    report = vigil.run_cycle(MODEL, T0)
+
+    assert report.canary is not None and report.canary.overall == "inconclusive"
+    reasons = {m.metric: m.reason for m in report.canary.metrics}
+    assert "read from a partial answer: store 10.0.3.7:10901" in reasons["p99_latency"]
+    assert registry.aliases[(MODEL, "challenger")] == "2"  # not pulled
+    assert not [a for a in vigil.store.actions(model=MODEL) if a.kind == "canary_pull"]
