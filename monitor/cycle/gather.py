@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from detectors.records import Series
+from detectors.records import PARTIAL_WORDS, Series
 from monitor.config import ModelConfig
 from monitor.config_root_cause import RootCauseConfig
 from monitor.cycle.anomaly_state import anomaly_key, legacy_anomaly_key
@@ -180,17 +180,21 @@ def _history(sources: Sources, req: GatherRequest, name: str, query: str, since:
     """A day of `series` for its first sight, and whether it is to be asked again next
     cycle: a state learnt from the window alone is blind for hours (150 points to warm
     up) and, once stored, no history is ever read for it, so a Prometheus that could not
-    answer (a timeout in a heavy first sweep) is asked again, `HISTORY_TRIES` cycles at
+    answer (a timeout in a heavy first sweep), or answered without a store (a partial
+    answer: a band learnt from part of the day), is asked again, `HISTORY_TRIES` cycles at
     most; a query it rejects is learnt from the window."""
     miss_key = (req.model.name, key)
     try:
         found = sources.prometheus.query_range(query, since, req.window.t, name=name)
+        why = next((f"{PARTIAL_WORDS}: {h.partial}" for h in found if h.partial), "")
     except QueryError:
         return None, False
     except SourceUnavailable as e:
+        why = str(e)
+    if why:
         misses = sources.history_misses[miss_key] = sources.history_misses.get(miss_key, 0) + 1
         log.warning("anomaly warm-up history unavailable", extra={"model": req.model.name, "signal": name,
-                                                                  "reason": str(e), "attempt": misses})
+                                                                  "reason": why, "attempt": misses})
         if misses >= HISTORY_TRIES:
             sources.history_misses.pop(miss_key, None)
             return None, False

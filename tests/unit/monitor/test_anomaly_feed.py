@@ -2,6 +2,8 @@
 really returns (+Inf from histogram_quantile) must not corrupt a series' learnt state."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from detectors.anomaly import AnomalyState
@@ -164,3 +166,29 @@ def test_a_series_queried_at_a_5_minute_step_is_scored_every_5_minutes_not_every
     for i in range(1, 31):
         vigil.run_cycle(MODEL, T0 + 60 * i + (0.4 if i % 2 else 0.0))
     assert _points_seen(vigil) == seen + 6  # 30 minutes at a 5-minute step
+
+
+class _HistoryPartialOnce(StubPrometheus):
+    """The first day-long read comes from an answer a store missed (Thanos `warnings`): half of
+    the day's requests are not in it, then the store is back."""
+
+    partial_given = False
+
+    def query_range(self, query, start, end, step=None, *, name=None):
+        found = super().query_range(query, start, end, step, name=name)
+        if end - start < 86400 or self.partial_given:
+            return found
+        self.partial_given = True
+        return [dataclasses.replace(s, values=s.values / 2, partial="store 10.0.3.7:10901: connection refused")
+                for s in found]
+
+
+def test_a_day_of_history_read_from_a_partial_answer_is_read_again_next_cycle(tmp_path):
+    """A band learnt from a day a store missed is the wrong band for weeks (the state is kept
+    and no history is read for it again): asked again, as a day that timed out is."""
+    prom = _HistoryPartialOnce({CTR_QUERY: _ctr, P99_QUERY: _p99(None, T0 + 86400)})
+    vigil = make_vigil(make_config(tmp_path), prometheus=prom, notifiers={})
+    vigil.run_cycle(MODEL, T0)
+    vigil.run_cycle(MODEL, T0 + 600)
+    days = [q for q, start, end in prom.calls if end - start >= 86400]
+    assert days.count(CTR_QUERY) == 2
