@@ -120,8 +120,30 @@ def test_the_pod_is_given_the_whole_shutdown_grace_and_the_apis_stop(objects, mo
     for name in ("VIGIL_STORE_URL", "SLACK_BOT_TOKEN", "VIGIL_AUDIT_KEY"):
         monkeypatch.setenv(name, "postgresql+psycopg://v:pw@db/v" if name == "VIGIL_STORE_URL" else "ab" * 32)
     cfg = parse_config(yaml.safe_load(objects["ConfigMap"]["data"]["vigil.yaml"]), "configmap", "/etc/vigil")
-    grace = objects["Deployment"]["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
-    assert grace >= cfg.schedule.shutdown_grace + API_STOP_TIMEOUT_S + 1
+    pod = objects["Deployment"]["spec"]["template"]["spec"]
+    assert pod["terminationGracePeriodSeconds"] >= (prestop_sleep(pod["containers"][0]) + cfg.schedule.shutdown_grace
+                                                    + API_STOP_TIMEOUT_S + 1)
+
+
+def prestop_sleep(container: dict[str, Any]) -> int:
+    """Seconds the container's preStop hook sleeps before the kubelet sends SIGTERM (0: none)."""
+    hook = container.get("lifecycle", {}).get("preStop")
+    if hook is None:
+        return 0
+    if "sleep" in hook:
+        return int(hook["sleep"]["seconds"])
+    command = hook["exec"]["command"]
+    assert command[0] == "sleep" and len(command) == 2, f"a preStop hook that only sleeps, not {command}"
+    return int(command[1])
+
+
+def test_a_replica_being_replaced_still_answers_while_the_service_stops_routing_to_it(objects):
+    """On a rolling update the pod leaves the Service's endpoints when it is deleted, but
+    kube-proxy and ingress controllers apply that seconds later: a SIGTERM at once would
+    stop the API (once its cycles end) while an on-call's rollback is still routed to it,
+    and that call would be refused. The preStop sleep keeps it serving through that."""
+    [c] = objects["Deployment"]["spec"]["template"]["spec"]["containers"]
+    assert prestop_sleep(c) >= 5
 
 
 def test_every_file_vigil_writes_is_on_a_writable_volume(objects, monkeypatch):
