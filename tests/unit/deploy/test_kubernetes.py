@@ -5,6 +5,7 @@ a PodDisruptionBudget, a ServiceMonitor that finds the Service, the alerting rul
 ConfigMap that is a valid vigil.yaml."""
 from __future__ import annotations
 
+import math
 import shutil
 import subprocess
 from pathlib import Path
@@ -12,9 +13,11 @@ from typing import Any
 
 import pytest
 import yaml
+from kubernetes.utils import parse_quantity
 
 from monitor.config import parse_config
 from monitor.http_server import API_STOP_TIMEOUT_S
+from monitor.sources.spool import RESCAN_FRACTION
 
 ROOT = Path(__file__).resolve().parents[3]
 KDIR = ROOT / "deploy" / "kubernetes"
@@ -160,3 +163,32 @@ def test_every_file_vigil_writes_is_on_a_writable_volume(objects, monkeypatch):
                "slack.sink_path": cfg.resolve_path(cfg.slack.sink_path)}
     for field, path in written.items():
         assert any(path.is_relative_to(w) for w in writable), f"{field} {path} is on none of {writable}"
+
+
+SPOOL_BYTES_PER_MODEL = 5 * 10**6  # README, The spool: a sample window and a training profile, 50 features
+SIZED_FOR_MODELS = 1000  # what the Deployment's requests are sized for (its comment)
+
+
+def test_the_spool_fits_its_volume_and_the_pod_asks_for_the_disk_it_fills(objects, monkeypatch):
+    """The spool (about 5 GB at 1,000 models) is written to an emptyDir: unsized, the node's
+    disk fills or the kubelet evicts the pod for disk it never asked for. Its volume must
+    hold the spool's whole budget, which each process writing to it (the daemon and one
+    sweep worker per CPU of the limit) may overshoot by a sixteenth; the pod must request
+    the spool of the fleet it is sized for, and its limit must cover its sized volumes."""
+    for name in ("VIGIL_STORE_URL", "SLACK_BOT_TOKEN", "VIGIL_AUDIT_KEY"):
+        monkeypatch.setenv(name, "postgresql+psycopg://v:pw@db/v" if name == "VIGIL_STORE_URL" else "ab" * 32)
+    cfg = parse_config(yaml.safe_load(objects["ConfigMap"]["data"]["vigil.yaml"]), "configmap", "/etc/vigil")
+    pod = objects["Deployment"]["spec"]["template"]["spec"]
+    [c] = pod["containers"]
+    spool = Path(cfg.spool.directory)
+    [mount] = [m for m in c["volumeMounts"] if spool.is_relative_to(m["mountPath"])]
+    [volume] = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    writers = 1 + math.ceil(parse_quantity(c["resources"]["limits"]["cpu"]))
+    budget = cfg.spool.max_gb * 2**30 * (1 + writers / RESCAN_FRACTION)
+    assert "sizeLimit" in volume["emptyDir"], f"volume {volume['name']} holding the spool has no sizeLimit"
+    assert parse_quantity(volume["emptyDir"]["sizeLimit"]) >= budget
+    storage = {k: parse_quantity(c["resources"][k].get("ephemeral-storage", 0)) for k in ("requests", "limits")}
+    assert storage["requests"] >= SIZED_FOR_MODELS * SPOOL_BYTES_PER_MODEL
+    sized = sum(parse_quantity(v["emptyDir"]["sizeLimit"]) for v in pod["volumes"]
+                if "sizeLimit" in v.get("emptyDir", {}))
+    assert storage["limits"] > sized
