@@ -37,6 +37,7 @@ from monitor.sweep_pool import sweep_token
 from monitor.vigil import Vigil
 
 log = logging.getLogger("vigil.daemon")
+SWEEP_WORKERS_EXIT_S = 5.0  # then a worker still in a chunk is killed (exit 3), not waited for until a SIGKILL
 SENDER_INTERVAL_S = 5.0
 API_LISTEN_WAIT_S = 10.0  # how long start-up waits for the API to listen before the first cycle
 
@@ -297,7 +298,8 @@ def run_daemon(config: VigilConfig, *, serve_api: bool = True, vigil: Vigil | No
     finally:
         prober.stop()
         abandoned = _stop(runtime, signals, scheduler, api)
-        runtime.vigil.close(wait=True)  # its cycles are done: the workers exit before this process does
+        if not runtime.vigil.close(wait=True, timeout=SWEEP_WORKERS_EXIT_S):  # the workers go first
+            abandoned.append("sweep workers")
         runtime.vigil.store.close()
         signals.restore()
     if abandoned:

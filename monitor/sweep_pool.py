@@ -22,7 +22,6 @@ and a fork would copy their locks mid-use.
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import multiprocessing
@@ -36,7 +35,6 @@ from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from monitor.clock import Clock
@@ -53,6 +51,7 @@ from monitor.ownership import Ownership
 from monitor.replicas.fence import LeaseLost
 from monitor.sources.errors import SourceState
 from monitor.store.repository import Store
+from monitor.sweep_processes import exited, kill_worker, stop_within
 from monitor.types import CycleReport
 from monitor.version import vigil_version
 
@@ -207,7 +206,7 @@ class SweepPool:
             if processes != len(self._workers):
                 self._stop_all(wait=False)
                 self._workers, self._fresh = [None] * processes, set(range(processes))
-            starting = any(w is None or _exited(w) for w in self._workers)
+            starting = any(w is None or exited(w) for w in self._workers)
         if starting and not self._same_code():
             return None
         futures: dict[Future[ChunkOutcome], tuple[int, Chunk]] = {}
@@ -262,7 +261,7 @@ class SweepPool:
         Its executor learns of the death only when its own thread wakes, so the process is
         asked first: a chunk given to a dead worker would fail its cycles for a sweep."""
         worker = self._worker(i)
-        if _exited(worker):
+        if exited(worker):
             return self._replace(i, chunk)
         try:
             return worker.submit(_run, chunk)
@@ -279,10 +278,12 @@ class SweepPool:
         SIGTERM, which a worker ignores, and a survivor would run its chunk beside the
         cycles of the next sweep."""
         with self._lock:
+            if i >= len(self._workers):  # closed since (a stop that killed it): nothing to replace
+                return
             worker, self._workers[i] = self._workers[i], None
             self._fresh.add(i)
         if worker is not None:
-            _kill(worker)
+            kill_worker(worker)
 
     def _stop_all(self, wait: bool) -> None:
         workers, self._workers = self._workers, []
@@ -290,51 +291,22 @@ class SweepPool:
             if worker is not None:
                 worker.shutdown(wait=wait)
 
-    def close(self, wait: bool = False) -> None:
+    def close(self, wait: bool = False, timeout: float | None = None) -> bool:
         """Stop the workers once the chunks given to them are done (a reload's old Vigil
         finishing its sweep, the daemon's stop): nothing is cancelled. A sweep asked of a
-        closed pool returns None."""
+        closed pool returns None. With `wait` and a `timeout` (seconds), a worker still
+        there then is killed: False if one was in a chunk (its transaction commits nothing).
+        A chunk that never ends must not hold a stopping daemon until the kubelet's SIGKILL."""
         with self._lock:
             self._closed = True
-            self._stop_all(wait)
-
-
-def _processes(worker: ProcessPoolExecutor) -> list[Any]:
-    return list((getattr(worker, "_processes", None) or {}).values())  # no public handle on them
-
-
-def _exited(worker: ProcessPoolExecutor) -> bool:
-    """Whether the worker's process has ended or is ending: its sentinel is ready (read,
-    not reaped, so the executor's own thread still sees it), or its main thread is already
-    a zombie (killed, with a thread still unwinding: the sentinel is ready only when the
-    last one is gone, after the chunk would have been given to it)."""
-    processes = _processes(worker)
-    sentinels = []
-    for p in processes:
-        with contextlib.suppress(ValueError):  # a closed Process
-            sentinels.append(p.sentinel)
-    if sentinels and multiprocessing.connection.wait(sentinels, timeout=0):
-        return True
-    return any(_state(p.pid) in ("Z", "X") for p in processes if p.pid)
-
-
-def _state(pid: int) -> str | None:
-    """The process's state letter from /proc (None elsewhere or once it is gone)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-    except (OSError, IndexError):
-        return None
-
-
-def _kill(worker: ProcessPoolExecutor) -> None:
-    processes = _processes(worker)
-    for p in processes:
-        with contextlib.suppress(Exception):
-            p.kill()
-    worker.shutdown(wait=False, cancel_futures=True)
-    for p in processes:
-        with contextlib.suppress(Exception):
-            p.join(5)
+            if not wait or timeout is None:
+                self._stop_all(wait)
+                return True
+            workers, self._workers = [w for w in self._workers if w is not None], []
+        busy = stop_within(workers, timeout)
+        if busy:
+            log.error("sweep workers still running a chunk were killed", extra={"workers": busy, "waited_s": timeout})
+        return not busy
 
 
 def _lost(vigil: Sweeper, chunk: Chunk, error: BaseException) -> ChunkOutcome:

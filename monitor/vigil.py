@@ -386,10 +386,10 @@ class Vigil:
                 done = list(pool.map(one, names))
         return [r for r in done if r is not None], failed
 
-    def close(self, wait: bool = False) -> None:
-        """Stop the sweep's worker processes once their chunks are done (`wait`: until they exit)."""
-        self.sweep_pool.close(wait)
-        self.drift_reports.close()
+    def close(self, wait: bool = False, timeout: float | None = None) -> bool:
+        """Stop the sweep's workers once their chunks are done (`wait`: up to `timeout`, then killed: False)."""
+        self.drift_reports.close()  # its queue is dropped either way: the order does not matter
+        return self.sweep_pool.close(wait, timeout)
 
     def deliver(self, now: float | None = None, limit: int = 100) -> int:
         live = now is None and isinstance(self.clock, LiveClock)  # claims by the database's clock

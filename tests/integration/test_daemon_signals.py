@@ -8,6 +8,7 @@ what was abandoned), and SIGHUP reloads a valid file or logs why it kept the old
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -25,6 +26,7 @@ from typing import Any
 import pytest
 import yaml
 
+from monitor.daemon import SWEEP_WORKERS_EXIT_S
 from monitor.store.repository import Store
 from tests.fixtures_mlflow import closed_port_url
 from tests.helpers_vigil import MODEL, model_config
@@ -188,6 +190,52 @@ def test_past_the_grace_the_daemon_exits_non_zero_naming_the_abandoned_cycle(tmp
     assert stopped_in < 6, f"the 1 s grace took {stopped_in:.1f} s"
     assert f"abandoned (grace 1 s, or a second signal): cycle {MODEL}" in err, err[-3000:]
     assert Store(f"sqlite:///{db}").incidents(model=MODEL) == [], "a cut-short cycle commits nothing"
+
+
+def sweep_workers(pid: int) -> list[int]:
+    """The daemon's children started by multiprocessing's spawn, still running (not zombies)."""
+    out = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        for child in task.read_text().split():
+            with contextlib.suppress(OSError):
+                if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes() and running(int(child)):
+                    out.append(int(child))
+    return out
+
+
+def test_a_sweep_worker_that_never_returns_is_killed_and_the_daemon_exits_3_in_time(tmp_path):
+    """Past the grace the daemon waited for its sweep workers without bound: a chunk that
+    never ends held it until the kubelet's SIGKILL (or systemd's), so it never logged what it
+    abandoned nor exited 3. Now a worker still busy a few seconds on is killed (its cycles'
+    transactions commit nothing) and named."""
+    write_config(tmp_path, models=[MODEL, "fraud"], shutdown_grace="2s", sweep=True, sweep_processes=2)
+    proc = start(tmp_path, "run", "--no-api", failpoints="sweep_worker_chunk=sleep:3600")
+    workers: list[int] = []
+    try:
+        workers = wait_for("sweep workers", lambda: sweep_workers(proc.pid), 60, proc)
+        time.sleep(3)  # started and inside their chunk
+        stopped_in, err = stop(proc, timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        for pid in workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    assert proc.returncode == 3, f"exit {proc.returncode}:\n{err[-3000:]}"
+    assert stopped_in < 2 + SWEEP_WORKERS_EXIT_S + 10, f"the 2 s grace took {stopped_in:.1f} s"  # was: never
+    [abandoned] = [x for x in err.splitlines() if "stopped with work abandoned (grace 2 s, or a second signal)" in x]
+    named = abandoned.rpartition("signal): ")[2].split(", ")
+    assert named[0] == "sweep" and named[-1] == "sweep workers", abandoned  # the outbox drain too, past the grace
+    assert "Traceback" not in err, err[-3000:]
+    print(f"SIGTERM to exit 3: {stopped_in:.1f} s")
+    assert not [pid for pid in workers if running(pid)], "a killed daemon's worker would finish its chunk"
+
+
+def running(pid: int) -> bool:
+    with contextlib.suppress(OSError, IndexError):
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    return False
 
 
 def test_sighup_reloads_a_valid_file_and_keeps_the_running_one_on_a_bad_file(tmp_path):

@@ -16,6 +16,7 @@ import yaml
 from kubernetes.utils import parse_quantity
 
 from monitor.config import parse_config
+from monitor.daemon import SWEEP_WORKERS_EXIT_S
 from monitor.http_server import API_STOP_TIMEOUT_S
 from monitor.sources.spool import RESCAN_FRACTION
 
@@ -117,15 +118,15 @@ def test_the_migration_job_runs_vigil_db_upgrade_as_non_root():
 
 def test_the_pod_is_given_the_whole_shutdown_grace_and_the_apis_stop(objects, monkeypatch):
     """SIGTERM lets running cycles finish and drains the outbox within schedule.shutdown_grace
-    (read from the ConfigMap, not assumed), and the API's stop takes up to API_STOP_TIMEOUT_S
-    plus a tick: raising the grace in the ConfigMap alone would have the kubelet SIGKILL a
-    replica mid-drain."""
+    (read from the ConfigMap, not assumed), the API's stop takes up to API_STOP_TIMEOUT_S
+    plus a tick, and sweep workers up to SWEEP_WORKERS_EXIT_S: raising the grace in the
+    ConfigMap alone would have the kubelet SIGKILL a replica mid-drain."""
     for name in ("VIGIL_STORE_URL", "SLACK_BOT_TOKEN", "VIGIL_AUDIT_KEY"):
         monkeypatch.setenv(name, "postgresql+psycopg://v:pw@db/v" if name == "VIGIL_STORE_URL" else "ab" * 32)
     cfg = parse_config(yaml.safe_load(objects["ConfigMap"]["data"]["vigil.yaml"]), "configmap", "/etc/vigil")
     pod = objects["Deployment"]["spec"]["template"]["spec"]
     assert pod["terminationGracePeriodSeconds"] >= (prestop_sleep(pod["containers"][0]) + cfg.schedule.shutdown_grace
-                                                    + API_STOP_TIMEOUT_S + 1)
+                                                    + API_STOP_TIMEOUT_S + 1 + SWEEP_WORKERS_EXIT_S)
 
 
 def prestop_sleep(container: dict[str, Any]) -> int:
