@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test-setup prometheus alertmanager postgresql demo test lint bench clean
+.PHONY: setup test-setup prometheus alertmanager postgresql demo test lint bench constraints clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,15 @@ bench: setup
 	$(PY) -m benchmarks.nab --data ../shared/data/nab/data --windows ../shared/data/nab/combined_windows.json
 	$(PY) -m benchmarks.rca_nezha --data ../shared/data/nezha
 	$(PY) -m benchmarks.drift_speed
+
+# The image build installs exactly these versions (deploy/Containerfile): refresh after a
+# dependency change in pyproject.toml, from a venv the tests passed in. CI keeps installing
+# from pyproject's ranges; tests/unit/deploy/test_constraints.py checks the two agree.
+constraints: $(STAMP)
+	{ echo "# Frozen from the tested virtualenv by \`make constraints\`: the versions"; \
+	  echo "# deploy/Containerfile installs. Dev tools are listed too; the image ignores them."; \
+	  echo "# No setuptools: the venv's is older than pyproject's build-system needs (>=68)."; \
+	  $(PIP) freeze --all --exclude-editable --exclude setuptools; } > deploy/constraints.txt
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
