@@ -78,7 +78,9 @@ def _fmt_time(t: float) -> str:
 
 
 def _deploy_cause(d: DeployEvent, findings: list[Finding], onset: float, s: CorrelationSettings,
-                  gpu_explains: bool) -> Cause:
+                  gpu_explains: bool, began: float | None = None) -> Cause:
+    """`began`: the incident's own onset when it began before this deploy (which is then judged
+    on the model's symptoms that came after it, `onset` the first of them)."""
     kinds = {f.kind for f in findings}
     lag = max(0.0, onset - d.at)
     proximity = max(0.0, 1.0 - lag / s.deploy_window)
@@ -86,6 +88,10 @@ def _deploy_cause(d: DeployEvent, findings: list[Finding], onset: float, s: Corr
     # A suspect may come after the onset (inside its slack: onsets are estimates, a poll
     # dates a move when it sees it): say so, never "0 min before".
     when, minutes = _relative_to_onset(d.at, onset)
+    if began is not None:
+        when += (f" of the model's own symptoms (the incident began earlier, at {_fmt_time(began)}, "
+                 "with none of them)")
+        minutes = {**minutes, "incident_began_at": began}
     reasons = [f"{d.model} v{d.version} took alias '{d.alias}' at {_fmt_time(d.at)}, {when}"]
     if kinds & _MODEL_SYMPTOMS:
         score += 0.3
@@ -231,6 +237,23 @@ def deploy_suspects(model: str, deploys: list[DeployEvent], onset: float, s: Cor
     return out
 
 
+def _deploy_into_the_story(model: str, findings: list[Finding], deploys: list[DeployEvent], onset: float,
+                           s: CorrelationSettings) -> tuple[DeployEvent, float] | None:
+    """A deploy of this model made after the incident began, before every one of the model's own
+    symptoms (its outputs, KPIs, performance), and the first of them. An incident that began
+    with something else (a drift warning open for days) and whose KPI fell only after a new
+    version took the alias is that version's regression: dated from the incident's onset alone,
+    the deploy was no suspect, and the page blamed it (this cycle's window) while the rollback
+    guard (the whole story) refused. A model symptom that began before the deploy (a KPI the
+    drift had already pulled down) keeps it out: the deploy did not start what was already there."""
+    own = [f for f in findings if f.kind in _MODEL_SYMPTOMS]
+    if not own:
+        return None
+    first = min(f.onset for f in own)
+    later = [d for d in deploy_suspects(model, deploys, first, s) if d.at > onset + s.onset_slack]
+    return (later[-1], first) if later else None
+
+
 def build_incident(
     model: str,
     findings: list[Finding],
@@ -255,6 +278,12 @@ def build_incident(
     mine = {d.version: of_version(findings, d.version) for d in suspects}
     causes: list[Cause] = [_deploy_cause(d, mine[d.version], onset, settings, gpu_explains) for d in suspects
                            if any(f.kind in SYMPTOMS for f in mine[d.version])]
+    if (later := _deploy_into_the_story(model, findings, deploys, onset, settings)) is not None:
+        d, first = later
+        own = [f for f in of_version(findings, d.version) if f.kind in _MODEL_SYMPTOMS]
+        if own:
+            causes.append(_deploy_cause(d, own, first, settings, gpu_explains, began=onset))
+            suspects = [*suspects, d]
     if gpu:
         causes.append(_gpu_cause(gpu, serving))
     feature_drift = [f for f in findings if f.kind == FindingKind.FEATURE_DRIFT]

@@ -123,3 +123,26 @@ def test_a_performance_drop_blames_only_a_deploy_of_the_version_it_was_measured_
     drop = f(FindingKind.PERFORMANCE_DROP, "accuracy", -40, -10, evidence={"version": measured_on})
     inc = build([drop], [dep(T - 900)])
     assert any(c.kind == CauseKind.DEPLOY for c in inc.causes) == blamed
+
+
+def test_a_deploy_after_the_incident_began_is_the_suspect_of_the_kpi_drop_that_began_after_it():
+    """A drift warning open for days (onset T - 3 days); v2 at T - 900, CTR down from T - 600.
+    Dated from the incident's onset alone, v2 came days after it and was no suspect."""
+    findings = [f(FindingKind.FEATURE_DRIFT, "user_age", 0.15, 0.1, onset=T - 3 * 86400),
+                f(FindingKind.KPI_DROP, "ctr", -12, -5, onset=T - 600)]
+    inc = build(findings, [dep(T - 900)])
+    top = inc.top_cause
+    assert top.kind == CauseKind.DEPLOY and top.entity == "m v2" and top.score >= 0.8, inc.causes
+    assert "5 min before onset of the model's own symptoms" in top.explanation, top.explanation
+    assert inc.onset == T - 3 * 86400  # the incident still began with the drift
+
+
+def test_a_deploy_after_a_kpi_drop_began_is_not_its_suspect_however_the_incident_began():
+    findings = [f(FindingKind.FEATURE_DRIFT, "user_age", 0.15, 0.1, onset=T - 3 * 86400),
+                f(FindingKind.KPI_DROP, "ctr", -12, -5, onset=T - 2 * 86400)]
+    inc = build(findings, [dep(T - 900)])
+    assert all(c.kind != CauseKind.DEPLOY for c in inc.causes), inc.causes
+    # nor a person's move made while the incident was open (a fix forward), nor a rollback
+    later_kpi = [findings[0], f(FindingKind.KPI_DROP, "ctr", -12, -5, onset=T - 600)]
+    for source in ("response", "rollback"):
+        assert all(c.kind != CauseKind.DEPLOY for c in build(later_kpi, [dep(T - 900, source=source)]).causes)

@@ -1,0 +1,58 @@
+"""A deploy while an unrelated incident is open (a drift warning open for days).
+
+The cycle's page and the rollback guard must tell the same story. Correlated on this cycle's
+window alone, a KPI drop right after v2 blamed v2 and paged critical "after deploy of m v2";
+the guard judged the whole story, which began with the drift days before the deploy, and
+refused ("top cause is not a deploy of this model"). These run the pure stages a cycle runs:
+correlate (monitor/cycle/correlate.py), then the alert chain (alerts/pipeline.py).
+"""
+from __future__ import annotations
+
+from alerts.lifecycle import LifecycleSettings, OpenIncident
+from alerts.pipeline import AlertInputs, AlertPlan, AlertRules, ModelHistory, plan_alerts
+from alerts.policy import Policy, RollbackGuard, Severity
+from alerts.routing import Routes
+from correlators.causes import CorrelationSettings
+from detectors.records import DeployEvent, Finding, FindingKind
+from monitor.cycle.correlate import correlate
+from monitor.cycle.plan import CycleStart
+from monitor.types import Detection, Window
+
+T = 1_800_000_000.0
+DAYS = 3 * 86400.0
+W = Window(t=T, start=T - 1800, baseline_start=T - 5400, baseline_end=T - 1800)
+RULES = AlertRules(Policy(rollback=RollbackGuard(enabled=True, dry_run=False)), LifecycleSettings(2, 3600),
+                   Routes("#owner", "#oncall"))
+V2 = DeployEvent("m", "champion", "2", "1", T - 2400, "registry")  # 40 min ago, routine release
+HELD = {"held_s": 900.0, "held_needed_s": 900.0, "held_z": 4.0, "noise_pct": 1.0}
+
+
+def drift(onset: float) -> Finding:
+    return Finding(kind=FindingKind.FEATURE_DRIFT, entity="user_age", model="m", value=0.15, threshold=0.1,
+                   window_start=W.start, window_end=W.t, onset=onset, score=0.6, statistic="psi")
+
+
+def ctr(onset: float) -> Finding:
+    return Finding(kind=FindingKind.KPI_DROP, entity="ctr", model="m", value=-12.0, threshold=-5.0,
+                   window_start=W.start, window_end=W.t, onset=onset, score=0.6, statistic="kpi_change_pct",
+                   evidence=dict(HELD))
+
+
+def plan(earlier: list[Finding], now: list[Finding]) -> AlertPlan:
+    """One cycle at T of the incident open since T - 3 days (told as a warning), v2 40 min ago."""
+    start = CycleStart(earlier_findings=earlier, opened_at=T - DAYS, onset=T - DAYS)
+    story = correlate("m", Detection(findings=now), [], start, [V2], W, CorrelationSettings())
+    told = OpenIncident(Severity.WARNING, "d0", T - 600, None, False, told_severity=Severity.WARNING)
+    history = ModelHistory(open_incident=told, last_deploy_at=V2.at, latest_at=T - 60)
+    return plan_alerts(AlertInputs(story.incident, story.content, history, True, T), RULES)
+
+
+def test_a_kpi_drop_that_began_after_a_deploy_during_an_old_drift_warning_is_the_deploys_regression() -> None:
+    """The drift (no KPI drop) went on for days; CTR fell 25 min ago, 15 min after v2. The page
+    blames v2, so does the guard: rolled back to v1, every other guard check passing."""
+    p = plan([drift(T - DAYS)], [drift(W.start), ctr(T - 1500)])
+    assert p.tier is not None and p.tier.severity == Severity.CRITICAL
+    assert any("after deploy of m v2" in r for r in p.tier.reasons), p.tier.reasons
+    assert p.rollback is not None and p.rollback.allowed, p.rollback
+    assert (p.rollback.from_version, p.rollback.to_version) == ("2", "1")
+
