@@ -128,12 +128,24 @@ def incident_digest(incident: Incident, severity: Severity | None) -> str:
     return hashlib.sha256(json.dumps(json_safe(body), sort_keys=True).encode()).hexdigest()[:32]
 
 
+def now_reads(inp: AlertInputs, rules: AlertRules) -> TierDecision | None:
+    """What this cycle's findings read, blamed on the whole story's causes: the ones shown, and
+    the ones the rollback guard judges. With this cycle's own causes (a window of 30 minutes)
+    a deploy 40 minutes ago was blamed for a KPI down since days before it (its baseline frozen
+    there): critical "after deploy of m v2", and a guard that refused, the story blaming none."""
+    cand, content, h = inp.candidate, inp.content or inp.candidate, inp.history
+    if cand is None or content is None:
+        return None
+    return assign_tier(replace(content, findings=cand.findings), rules.policy, now=inp.now,
+                       last_deploy_at=h.last_deploy_at, slo_streaks=h.slo_streaks)
+
+
 def tier_stage(inp: AlertInputs, rules: AlertRules, plan: AlertPlan) -> AlertPlan:
     """Severity from this cycle's findings, raised (never lowered) by the whole story's."""
     cand, content, h = inp.candidate, inp.content or inp.candidate, inp.history
-    if cand is None:
+    tier = now_reads(inp, rules)
+    if cand is None or tier is None:
         return plan
-    tier = assign_tier(cand, rules.policy, now=inp.now, last_deploy_at=h.last_deploy_at, slo_streaks=h.slo_streaks)
     if tier.severity is not None and content is not None and content is not cand:
         whole = assign_tier(content, rules.policy, now=inp.now, last_deploy_at=h.last_deploy_at,
                             slo_streaks=h.slo_streaks)
@@ -212,11 +224,8 @@ def rollback_guard_stage(inp: AlertInputs, rules: AlertRules, plan: AlertPlan) -
     # ahead once the regression has gone, only "after it, if still critical". The causes are
     # the whole story's: this cycle's alone date the onset inside its window, and hours after
     # the deploy it would no longer be a suspect of a regression still there.
-    h = inp.history
-    now_reads = assign_tier(replace(content, findings=inp.candidate.findings), rules.policy, now=inp.now,
-                            last_deploy_at=h.last_deploy_at,
-                            slo_streaks=h.slo_streaks) if inp.candidate is not None else None
-    verdict = check_rollback(content, now_reads.severity if now_reads else None, rules.policy.rollback,
+    h, reads = inp.history, now_reads(inp, rules)
+    verdict = check_rollback(content, reads.severity if reads else None, rules.policy.rollback,
                              now=inp.now, recent_rollbacks=h.recent_rollbacks, maintenance=inp.suppression.maintenance,
                              partial=inp.partial)
     return replace(plan, rollback=verdict)

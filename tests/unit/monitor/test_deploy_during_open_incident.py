@@ -56,3 +56,13 @@ def test_a_kpi_drop_that_began_after_a_deploy_during_an_old_drift_warning_is_the
     assert p.rollback is not None and p.rollback.allowed, p.rollback
     assert (p.rollback.from_version, p.rollback.to_version) == ("2", "1")
 
+
+def test_a_kpi_drop_that_began_with_the_drift_days_before_the_deploy_is_not_blamed_on_it() -> None:
+    """CTR has been down since the drift began, days before v2 (its baseline is frozen there, so
+    this cycle's window sees it down from its first minute): the page must not say "after deploy
+    of m v2" and page on-call for a rollback the guard (rightly) refuses."""
+    p = plan([drift(T - DAYS), ctr(T - DAYS)], [drift(W.start), ctr(W.start)])
+    assert p.tier is not None
+    assert not any("after deploy" in r for r in p.tier.reasons), p.tier.reasons
+    assert p.tier.severity == Severity.WARNING, p.tier.reasons
+    assert p.rollback is not None and not p.rollback.allowed, p.rollback
