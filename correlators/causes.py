@@ -216,20 +216,23 @@ def _names_version(named: object, version: str) -> bool:
     return str(named) == version or not digits or version in digits
 
 
-def deploy_suspects(model: str, deploys: list[DeployEvent], onset: float, s: CorrelationSettings
-                    ) -> list[DeployEvent]:
+def deploy_suspects(model: str, deploys: list[DeployEvent], onset: float, s: CorrelationSettings, *,
+                    forward_responses: bool = False) -> list[DeployEvent]:
     """Deploys of this model shortly before onset that were still serving when it began.
 
     A rollback restores a version that served before the trouble, so it is never a
     suspect; nor is a move the registry poll knows was made while an incident was open
     (source "response": a person's revert or fix forward, dated when the poll saw it,
-    maybe inside the onset's slack); and a deploy replaced (by another deploy or a
-    rollback) before onset was no longer serving, so it cannot have caused what started later.
+    maybe inside the onset's slack), unless `forward_responses` and it moved to a newer
+    version before `onset` (what began after it did not exist to be answered); and a deploy
+    replaced (by another deploy or a rollback) before onset was no longer serving, so it
+    cannot have caused what started later.
     """
     mine = sorted((d for d in deploys if d.model == model), key=lambda d: d.at)
     out = []
     for d in mine:
-        if d.source in ("rollback", "response") or not onset - s.deploy_window <= d.at <= onset + s.onset_slack:
+        answers = d.source == "response" and not (forward_responses and d.at <= onset and moves_forward(d))
+        if d.source == "rollback" or answers or not onset - s.deploy_window <= d.at <= onset + s.onset_slack:
             continue
         if any(d.at < e.at <= onset and e.alias == d.alias for e in mine):
             continue
@@ -250,8 +253,21 @@ def _deploy_into_the_story(model: str, findings: list[Finding], deploys: list[De
     if not own:
         return None
     first = min(f.onset for f in own)
-    later = [d for d in deploy_suspects(model, deploys, first, s) if d.at > onset + s.onset_slack]
+    # A release made while the incident was open is a "response" to the poll; one that moved
+    # forward is still the suspect of what began after it (a revert never is: rolled back, the
+    # bad version would return).
+    later = [d for d in deploy_suspects(model, deploys, first, s, forward_responses=True)
+             if d.at > onset + s.onset_slack]
     return (later[-1], first) if later else None
+
+
+def moves_forward(d: DeployEvent) -> bool:
+    """MLflow numbers a model's versions in order: a move to a higher number goes forward. Not
+    known (no previous version, names that are not numbers): taken as not, the safe side."""
+    try:
+        return d.previous_version is not None and int(d.version) > int(d.previous_version)
+    except ValueError:
+        return False
 
 
 def build_incident(

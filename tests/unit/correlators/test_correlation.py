@@ -142,7 +142,20 @@ def test_a_deploy_after_a_kpi_drop_began_is_not_its_suspect_however_the_incident
                 f(FindingKind.KPI_DROP, "ctr", -12, -5, onset=T - 2 * 86400)]
     inc = build(findings, [dep(T - 900)])
     assert all(c.kind != CauseKind.DEPLOY for c in inc.causes), inc.causes
-    # nor a person's move made while the incident was open (a fix forward), nor a rollback
+    # nor a rollback, nor a person's revert made while the incident was open, of what began after it
     later_kpi = [findings[0], f(FindingKind.KPI_DROP, "ctr", -12, -5, onset=T - 600)]
-    for source in ("response", "rollback"):
-        assert all(c.kind != CauseKind.DEPLOY for c in build(later_kpi, [dep(T - 900, source=source)]).causes)
+    for move in (dep(T - 900, source="rollback"), dep(T - 900, "1", "2", source="response"),
+                 dep(T - 900, "champion-b", "1", source="response")):
+        assert all(c.kind != CauseKind.DEPLOY for c in build(later_kpi, [move]).causes), move
+
+
+def test_a_release_made_while_an_older_incident_was_open_is_the_suspect_of_what_began_after_it():
+    """The poll knows v2 was set while the drift incident was open ("response": a person's fix
+    forward, or the week's release); CTR fell 5 min after it. A fix forward answers what was
+    there before it, not what began after it."""
+    findings = [f(FindingKind.FEATURE_DRIFT, "user_age", 0.15, 0.1, onset=T - 3 * 86400),
+                f(FindingKind.KPI_DROP, "ctr", -12, -5, onset=T - 600)]
+    assert build(findings, [dep(T - 900, source="response")]).top_cause.entity == "m v2"
+    # inside the onset's slack, a response may have answered a drop already there: none
+    slack = build(findings, [dep(T - 480, source="response")])
+    assert all(c.kind != CauseKind.DEPLOY for c in slack.causes), slack.causes

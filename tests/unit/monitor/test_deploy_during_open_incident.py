@@ -4,9 +4,12 @@ The cycle's page and the rollback guard must tell the same story. Correlated on 
 window alone, a KPI drop right after v2 blamed v2 and paged critical "after deploy of m v2";
 the guard judged the whole story, which began with the drift days before the deploy, and
 refused ("top cause is not a deploy of this model"). These run the pure stages a cycle runs:
-correlate (monitor/cycle/correlate.py), then the alert chain (alerts/pipeline.py).
+correlate (monitor/cycle/correlate.py), then the alert chain (alerts/pipeline.py); the last
+runs the whole daemon on stand-ins.
 """
 from __future__ import annotations
+
+from typing import Any
 
 from alerts.lifecycle import LifecycleSettings, OpenIncident
 from alerts.pipeline import AlertInputs, AlertPlan, AlertRules, ModelHistory, plan_alerts
@@ -17,6 +20,17 @@ from detectors.records import DeployEvent, Finding, FindingKind
 from monitor.cycle.correlate import correlate
 from monitor.cycle.plan import CycleStart
 from monitor.types import Detection, Window
+from tests.helpers_vigil import (
+    CTR_QUERY,
+    MODEL,
+    P99_QUERY,
+    T0,
+    StubPrometheus,
+    make_config,
+    make_vigil,
+    serving_registry,
+    step_curve,
+)
 
 T = 1_800_000_000.0
 DAYS = 3 * 86400.0
@@ -66,3 +80,26 @@ def test_a_kpi_drop_that_began_with_the_drift_days_before_the_deploy_is_not_blam
     assert not any("after deploy" in r for r in p.tier.reasons), p.tier.reasons
     assert p.tier.severity == Severity.WARNING, p.tier.reasons
     assert p.rollback is not None and not p.rollback.allowed, p.rollback
+
+
+def test_a_release_during_an_open_incident_whose_kpi_falls_after_it_is_rolled_back_by_the_daemon(
+        tmp_path: Any) -> None:
+    """The whole daemon, minute by minute: p99 latency breaches its SLO from T0 - 80 min (an
+    incident open, nothing of the model's own); v2 goes out at T0 - 40 min, and CTR falls 12 %
+    from T0 - 25 min. The poll read v1 after the incident opened, so it records v2 as a
+    "response" (a move made while an incident was open): it was no suspect at all, the incident
+    blamed nothing and the regression stayed a warning line under the SLO's page."""
+    reg = serving_registry(version="1", versions=("1",))
+    prom = StubPrometheus({CTR_QUERY: step_curve(0.05, 0.044, T0 - 1500), P99_QUERY: step_curve(0.1, 0.8, T0 - 4800)})
+    vigil = make_vigil(make_config(tmp_path), prometheus=prom, registry=reg, start=T0 - 5400)
+    for t in range(int(T0 - 5400), int(T0 + 300), 60):
+        if t == T0 - 2400:
+            reg.add_version(MODEL, "2", created_at=T0 - 2500)
+            reg.aliases[(MODEL, "champion")] = "2"
+        vigil.run_cycle(MODEL, float(t))
+    assert [(d.version, d.source) for d in vigil.store.deploys(MODEL)][1:] == [("2", "response"), ("1", "rollback")]
+    [row] = vigil.store.incidents(model=MODEL)
+    assert row.opened_at < T0 - 2400  # open before the release
+    top = vigil.store.incident(row.id).causes[0]
+    assert (top["kind"], top["entity"]) == ("deploy", f"{MODEL} v2"), top
+    assert reg.aliases[(MODEL, "champion")] == "1", reg.moves  # v2 rolled back
