@@ -261,6 +261,19 @@ def _deploy_into_the_story(model: str, findings: list[Finding], deploys: list[De
     return (later[-1], first) if later else None
 
 
+def released_into(model: str, onset: float, earlier: list[Finding], deploys: list[DeployEvent],
+                  s: CorrelationSettings = CorrelationSettings()) -> float | None:
+    """When the latest release of this model was made into an open incident (begun at `onset`)
+    with none of the model's own symptoms before it, so that the KPIs' baseline is the hour
+    before it (`Window.kpi_baseline_end`) rather than the hour before the incident began: what
+    the release is judged on (`_deploy_into_the_story`) is what it changed. None otherwise: a
+    KPI already down before it keeps the frozen baseline, or that drop would become normal."""
+    own = min((f.onset for f in earlier if f.kind in _MODEL_SYMPTOMS), default=None)
+    mine = [d.at for d in deploys if d.model == model and d.at > onset + s.onset_slack and d.source != "rollback"
+            and (d.source != "response" or moves_forward(d)) and (own is None or own >= d.at - s.onset_slack)]
+    return max(mine, default=None)  # a later release, after the first one's drop, keeps the first one's hour
+
+
 def moves_forward(d: DeployEvent) -> bool:
     """MLflow numbers a model's versions in order: a move to a higher number goes forward. Not
     known (no previous version, names that are not numbers): taken as not, the safe side."""

@@ -22,6 +22,17 @@ class Window:
     start: float  # t - lookback
     baseline_start: float
     baseline_end: float
+    # Where KPI baselines end instead, when a release came into an open incident with nothing of
+    # the model's own before it (correlators.causes.released_into): the hour before the release.
+    kpi_baseline_end: float | None = None
+
+    def kpi_baseline(self) -> tuple[float, float]:
+        """The KPIs' baseline: as long as the others, before the release when there is one.
+        Frozen at an incident's onset days before, a release's drop was measured against an old
+        normal (the hour of day, all that changed since) and not against what it changed."""
+        if self.kpi_baseline_end is None:
+            return self.baseline_start, self.baseline_end
+        return self.kpi_baseline_end - (self.baseline_end - self.baseline_start), self.kpi_baseline_end
 
 
 def no_data(model: str, entity: str, why: str, w: Window, **evidence: object) -> Finding:

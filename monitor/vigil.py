@@ -193,15 +193,15 @@ class Vigil:
     def sources(self) -> dict[str, SourceState]:
         return self.health.states
 
-    def window(self, m: ModelConfig, t: float, open_onset: float | None) -> Window:
+    def window(self, m: ModelConfig, t: float, open_onset: float | None, released: float | None = None) -> Window:
         sched = self.config.schedule
         start = t - sched.lookback
         baseline_end = start
-        # While an incident is open its baseline stays where it was before onset, so a
-        # lasting drop does not become the new normal and silently resolve itself.
+        # An open incident's baseline stays before its onset: a lasting drop must not become the new normal.
         if open_onset is not None:
             baseline_end = min(baseline_end, open_onset - sched.interval)
-        return Window(t=t, start=start, baseline_start=baseline_end - sched.baseline, baseline_end=baseline_end)
+        kpis = None if released is None else min(start, released - sched.interval)  # a release's own hour before
+        return Window(t, start, baseline_end - sched.baseline, baseline_end, kpis)
 
     # ------------------------------------------------------------------ the cycle
     def run_cycle(self, model: str, t: float | None = None, *, token: int | None = None,
@@ -227,7 +227,7 @@ class Vigil:
             aliases = prefetched.aliases.get(m.registry) if prefetched and prefetched.aliases is not None else None
             serving, new_deploys = self.deploys.poll(m, t, hold=self.rollbacks.in_flight(m.name), aliases=aliases)
             start = read_cycle_start(self.store, m.name)
-            w = self.window(m, t, start.onset)
+            w = self.window(m, t, start.onset, start.released)
             raw, found, canary = self._observe(m, w, start, serving, policy, prefetched)
             blind = self._blind(raw, found)
             settings = CorrelationSettings(deploy_window=policy.deploy_suspect_window)

@@ -166,8 +166,8 @@ def detect_kpis(raw: RawSignals, req: DetectRequest, out: Detection, gaps: GapQu
             continue
         kpi = KpiDetector(KpiParams(k.name, k.direction, k.drop_pct or req.policy.kpi_drop_critical_pct, recent,
                                     req.model.name))
-        state = kpi.fit(sig.series, w.baseline_start, w.baseline_end)
-        base = sig.series.between(w.baseline_start, w.baseline_end).values
+        state = kpi.fit(sig.series, *w.kpi_baseline())
+        base = sig.series.between(*w.kpi_baseline()).values
         if int(np.count_nonzero(~np.isnan(base))) >= MIN_BASELINE_POINTS:
             pass
         elif len(base) >= MIN_BASELINE_POINTS:  # answered with 0/0: no traffic (dawn after an idle night)

@@ -11,6 +11,7 @@ from alerts.pipeline import AlertRules, ModelHistory
 from alerts.policy import Policy, RollbackGuard, Severity
 from alerts.rollback import ActionStatus
 from alerts.routing import Routes
+from correlators.causes import released_into
 from detectors.records import Finding
 from monitor.config import ModelConfig, PolicyConfig
 from monitor.store.repository import IncidentRow, Store
@@ -63,6 +64,7 @@ class CycleStart:
     earlier_findings: list[Finding] = field(default_factory=list)
     opened_at: float | None = None
     onset: float | None = None
+    released: float | None = None  # a release into the open incident (correlators.causes.released_into)
 
 
 def read_cycle_start(store: Store, model: str) -> CycleStart:
@@ -71,7 +73,9 @@ def read_cycle_start(store: Store, model: str) -> CycleStart:
         row = store.open_incident(s, model)
         if row is None:
             return CycleStart(detector_state)
-        return CycleStart(detector_state, [Finding.from_dict(f) for f in row.findings], row.opened_at, row.onset)
+        earlier, opened_at, onset = [Finding.from_dict(f) for f in row.findings], row.opened_at, row.onset
+    released = released_into(model, onset, earlier, store.deploys(model, since=onset))
+    return CycleStart(detector_state, earlier, opened_at, onset, released)
 
 
 def open_state(row: IncidentRow | None) -> OpenIncident | None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from correlators.causes import CorrelationSettings, build_incident, merge_findings
+from correlators.causes import CorrelationSettings, build_incident, merge_findings, released_into
 from correlators.incident import CauseKind
 from detectors.records import DeployEvent, Finding, FindingKind
 
@@ -159,3 +159,16 @@ def test_a_release_made_while_an_older_incident_was_open_is_the_suspect_of_what_
     # inside the onset's slack, a response may have answered a drop already there: none
     slack = build(findings, [dep(T - 480, source="response")])
     assert all(c.kind != CauseKind.DEPLOY for c in slack.causes), slack.causes
+
+
+def test_a_release_into_an_open_incident_moves_the_kpi_baseline_before_it_if_nothing_of_the_model_came_first():
+    onset, drift = T - 3 * 86400, f(FindingKind.FEATURE_DRIFT, "user_age", 0.15, 0.1, onset=T - 3 * 86400)
+    assert released_into("m", onset, [drift], [dep(T - 900)]) == T - 900
+    kpi_since = f(FindingKind.KPI_DROP, "ctr", -12, -5, onset=T - 2 * 86400)  # the drift had pulled CTR down
+    assert released_into("m", onset, [drift, kpi_since], [dep(T - 900)]) is None
+    # v2's drop began after it; v3 came later: still the hour before v2 (v3's would hold v2's drop)
+    v2_drop = f(FindingKind.KPI_DROP, "ctr", -12, -5, onset=T - 1200)
+    assert released_into("m", onset, [drift, v2_drop], [dep(T - 1500), dep(T - 600, "3", "2")]) == T - 1500
+    # Vigil's rollback, a person's revert: no release of their own
+    assert released_into("m", onset, [drift], [dep(T - 900, "1", "2", source="rollback")]) is None
+    assert released_into("m", onset, [drift], [dep(T - 900, "1", "2", source="response")]) is None

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from alerts.lifecycle import LifecycleSettings, OpenIncident
 from alerts.pipeline import AlertInputs, AlertPlan, AlertRules, ModelHistory, plan_alerts
 from alerts.policy import Policy, RollbackGuard, Severity
@@ -102,4 +104,26 @@ def test_a_release_during_an_open_incident_whose_kpi_falls_after_it_is_rolled_ba
     assert row.opened_at < T0 - 2400  # open before the release
     top = vigil.store.incident(row.id).causes[0]
     assert (top["kind"], top["entity"]) == ("deploy", f"{MODEL} v2"), top
+    assert reg.aliases[(MODEL, "champion")] == "1", reg.moves  # v2 rolled back
+
+
+def test_a_releases_kpi_drop_is_measured_against_the_hour_before_the_release_not_the_incidents_frozen_one(
+        tmp_path: Any) -> None:
+    """The KPI baseline freezes at the incident's onset (T0 - 80 min, the SLO breach): CTR was
+    0.05 in the hour before, rose to 0.056 by itself at T0 - 85 min (the morning), v2 went out
+    at T0 - 40 min and CTR fell to 0.049 from T0 - 25 min: -12.5 % on the hour before the
+    release, -2 % on the frozen hour. The release's regression was measured against an old
+    normal, read as nothing, and stayed."""
+    reg = serving_registry(version="1", versions=("1",))
+    ctr = lambda ts: np.where(ts < T0 - 5100, 0.05, np.where(ts < T0 - 1500, 0.056, 0.049))  # noqa: E731
+    prom = StubPrometheus({CTR_QUERY: ctr, P99_QUERY: step_curve(0.1, 0.8, T0 - 4800)})
+    vigil = make_vigil(make_config(tmp_path), prometheus=prom, registry=reg, start=T0 - 5400)
+    for t in range(int(T0 - 5400), int(T0 + 300), 60):
+        if t == T0 - 2400:
+            reg.add_version(MODEL, "2", created_at=T0 - 2500)
+            reg.aliases[(MODEL, "champion")] = "2"
+        vigil.run_cycle(MODEL, float(t))
+    [row] = vigil.store.incidents(model=MODEL)
+    kpi = [f for f in vigil.store.incident(row.id).findings if f["kind"] == "kpi_drop"]
+    assert kpi and kpi[0]["baseline"] == 0.056 and kpi[0]["value"] < -12, kpi
     assert reg.aliases[(MODEL, "champion")] == "1", reg.moves  # v2 rolled back
