@@ -339,16 +339,14 @@ class Store:
         with self._session.begin() as s:  # a read: no fence, so a checkpoint never waits on a lease
             return audit_log.head(s)
 
-    # ---------------------------------------------------------------- samples
     def add_samples(self, model: str, records: list[tuple[float, dict[str, Any]]],
                     keep: Callable[[Session], None] | None = None) -> int:
-        """`keep` writes in the same transaction: an Idempotency-Key's answer (IntegrityError: nothing stored)."""
-        # One executemany of rows made first: via the ORM 100,000 records held SQLite's write lock ~9 s.
+        """`keep` writes in the same transaction (an Idempotency-Key's answer; IntegrityError: nothing stored).
+        One executemany of rows made first: via the ORM 100,000 records held SQLite's write lock ~9 s."""
         rows = [{"model": model, "ts": ts, "record": json_safe(r)} for ts, r in records]
         with self.tx() as s:
-            for write in [keep] if keep else []:
-                write(s)
-            s.execute(insert(SampleRow), rows) if rows else None
+            _ = keep(s) if keep else None
+            _ = s.execute(insert(SampleRow), rows) if rows else None
         return len(records)
 
     def samples(self, model: str, start: float, end: float) -> list[tuple[float, dict[str, Any]]]:
@@ -357,7 +355,7 @@ class Store:
                 SampleRow.model == model, SampleRow.ts >= start, SampleRow.ts <= end).order_by(SampleRow.ts))
             return [(ts, rec) for ts, rec in rows]
 
-    # ---------------------------------------------------------------- profiles & reports
+    # ---------------------------------------------------------------- profiles, reports, idempotency keys
     def profile(self, model: str, version: str, source: str, newer_than: float | None = None) -> bytes | None:
         """The stored profile; None when there is none or it was made before `newer_than`."""
         with self.tx() as s:
@@ -385,7 +383,6 @@ class Store:
         with self.tx() as s:  # the key only: the report itself may be megabytes
             return s.scalar(select(DriftReportRow.incident_id).filter_by(incident_id=incident_id)) is not None
 
-    # ---------------------------------------------------------------- idempotency
     def idempotent_response(self, scope: str, key: str) -> IdempotencyRow | None:
         with self.tx() as s:
             return s.get(IdempotencyRow, (key, scope))
