@@ -274,13 +274,18 @@ def released_into(model: str, onset: float, earlier: list[Finding], deploys: lis
     return max(mine, default=None)  # a later release, after the first one's drop, keeps the first one's hour
 
 
-def moves_forward(d: DeployEvent) -> bool:
-    """MLflow numbers a model's versions in order: a move to a higher number goes forward. Not
-    known (no previous version, names that are not numbers): taken as not, the safe side."""
+def older(version: str, than: str | None) -> bool:
+    """MLflow numbers a model's versions in order: a move to a lower number goes back. Not
+    known (no other version, names that are not numbers): False."""
     try:
-        return d.previous_version is not None and int(d.version) > int(d.previous_version)
+        return than is not None and int(version) < int(than)
     except ValueError:
         return False
+
+
+def moves_forward(d: DeployEvent) -> bool:
+    """A move to a higher number goes forward. Not known: taken as not, the safe side."""
+    return d.previous_version is not None and older(d.previous_version, d.version)
 
 
 def build_incident(

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from correlators.causes import older
 from detectors.records import DeployEvent
 from monitor.config import ModelConfig
 from monitor.cycle.health import SourceHealth
@@ -302,14 +303,6 @@ def alias_of(m: ModelConfig) -> str:
 def same_alias(state: ModelStateRow, m: ModelConfig) -> bool:
     """Whether the stored version is the configured alias's (a store from before: taken so)."""
     return state.alias_of is None or state.alias_of == alias_of(m)
-
-
-def older(version: str, than: str | None) -> bool:
-    """MLflow numbers a model's versions in order: a move to a lower number goes back."""
-    try:
-        return than is not None and int(version) < int(than)
-    except ValueError:
-        return False
 
 
 class _RollbackLanded(Exception):

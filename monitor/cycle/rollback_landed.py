@@ -11,9 +11,10 @@ from typing import Protocol
 from sqlalchemy.orm import Session
 
 from alerts.rollback import ActionStatus, RollbackOutcome
+from correlators.causes import older
 from detectors.records import DeployEvent
 from monitor.config import ModelConfig
-from monitor.cycle.deploys import alias_of, older
+from monitor.cycle.deploys import alias_of
 from monitor.cycle.rollback_ask import CANARY_PROMOTE, ROLLBACK
 from monitor.store.intents import RollbackIntentRow, has_served
 from monitor.store.repository import Store
