@@ -58,8 +58,8 @@ from typing import Any
 from correlators.attribution import ERROR_STATS, Evidence, PerModality, attribute
 from correlators.coverage import MODALITIES
 from correlators.incident import Cause, CauseKind
-from detectors.metric_meaning import PROPAGATES_UP, MetricClass, metric_class
-from detectors.records import Finding, FindingKind
+from detectors.metric_meaning import PROPAGATES_UP, MetricClass, is_request_count, metric_class
+from detectors.records import Direction, Finding, FindingKind
 from detectors.traces.graph import ServiceGraph
 
 # Evidence that a service's code path broke although it logged no error: a template its
@@ -241,13 +241,24 @@ def _metric_explained(per: PerModality, services: set[str], graph: ServiceGraph,
 
     own = {s: strength_onset(s, _propagates) for s in services}
     cause = {s: strength_onset(s, _can_explain) for s in services}
+    driven = _driven(per, services)
 
     def explained_by(s: str, c: str) -> bool:
         (st, onset), (c_st, c_onset) = own[s], cause.get(c, _NONE)
-        return st > 0 and c_st > 0 and c_st >= params.explain_share * st and c_onset <= onset + _PROPAGATION_S
+        return (c not in driven and st > 0 and c_st > 0 and c_st >= params.explain_share * st
+                and c_onset <= onset + _PROPAGATION_S)
 
     found = {s: _passed_up_from(s, graph, cause, explained_by) for s in services}
     return {s: c for s, c in found.items() if c is not None}
+
+
+def _driven(per: PerModality, services: set[str]) -> set[str]:
+    """Services whose request count rose: traffic flows down the call graph, so a callee
+    sent more requests than usual is driven by its callers (a retry storm, a new code
+    path that calls it), and its slowness under that load explains none of theirs."""
+    return {s for s in services for m in MODALITIES for _, f in per.get((s, m), [])
+            if f.kind is FindingKind.METRIC_ANOMALY and f.direction is Direction.UP
+            and _class(f) is MetricClass.UNKNOWN and is_request_count(str(f.evidence.get("metric", "")))}
 
 
 @dataclass

@@ -85,6 +85,17 @@ def _by_words(words: list[str]) -> MetricClass:
     return MetricClass.UNKNOWN
 
 
+_CONCURRENCY = frozenset({"flight", "inflight", "active", "concurrent", "current", "open"})
+
+
+def is_request_count(name: str) -> bool:
+    """Whether a metric counts requests (traffic: `requests_Sum`, `http_requests_total`):
+    its name says requests and no class (not `request_errors`, not `request_duration_seconds`)."""
+    words = _words(name)
+    return (metric_class(name) is MetricClass.UNKNOWN and any(w.startswith("request") for w in words)
+            and not _CONCURRENCY & set(words))  # requests in flight: a gauge, not a count
+
+
 def bad_direction(name: str, unit: str = "") -> Direction:
     """UP, DOWN, or BOTH when the name does not say."""
     return _BAD[metric_class(name, unit)]

@@ -38,6 +38,8 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 
 from detectors.base import check_window
+from detectors.failed_requests import NAME as FAILED
+from detectors.failed_requests import count_spread, failed_requests
 from detectors.metric_meaning import MetricClass, direction_of, metric_class
 from detectors.records import Direction, Finding, FindingKind, Series
 
@@ -108,7 +110,7 @@ class ServiceMetricsDetector:
     def fit(self, reference: Sequence[Series], start: float, end: float) -> ServiceMetricsState:
         """Every finite reference value per (metric, service): the range the service reached."""
         base: dict[Key, np.ndarray] = {}
-        for s in reference:
+        for s in failed_requests(reference):
             v = s.values[np.isfinite(s.values)]
             k = _key(s)
             base[k] = np.concatenate([base[k], v]) if k in base else v
@@ -133,6 +135,7 @@ class ServiceMetricsDetector:
         check_window("ServiceMetricsDetector", start, end)
         p = self.params
         report = ServiceMetricsReport()
+        series = failed_requests(series)  # availability beside a request count: its failures
         classes = {name: (meanings or {}).get(name) or metric_class(name) for name in {s.name for s in series}}
         regime = _regimes(state, series, start, p.min_normal, classes)
         no_baseline: set[str] = set()
@@ -159,6 +162,8 @@ class ServiceMetricsDetector:
             level = float(np.median(recent)) if p.level != "normal" and len(recent) else float(np.median(b))
             service = s.labels.get("service") or _key(s)[1]
             floor = p.abs_floor_rel * state.typical.get(s.name, 0.0) * carried
+            if s.name == FAILED:
+                floor = max(floor, count_spread(b))
             base = _Baseline(values=b, level=level, floor=floor)
             f, z = _shift(p, s, classes[s.name], s.values[inside], s.timestamps[inside], base, start, end)
             report.strength[service] = max(report.strength.get(service, 0.0), z)

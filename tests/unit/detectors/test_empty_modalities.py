@@ -78,13 +78,15 @@ def test_no_baseline_at_all_is_reported_not_guessed():
 
 
 def test_the_bad_direction_comes_from_what_the_metric_means():
-    normal = [_series(n, list(np.full(50, v))) for n, v in
-              (("availability_pct", 100.0), ("latency_p99_s", 0.2), ("requests_total", 100.0))]
+    # The request count is another service's: beside the availability of its own service
+    # it would turn that into failed requests (tests/unit/detectors/test_failed_requests.py).
+    normal = [_series(n, list(np.full(50, v)), service=svc) for n, v, svc in
+              (("availability_pct", 100.0, "db"), ("latency_p99_s", 0.2, "db"), ("requests_total", 100.0, "api"))]
     det = ServiceMetricsDetector()
     state = det.fit(normal, 0.0, 3000.0)
     cur = [_series("availability_pct", [60.0, 55.0, 60.0], t0=6000.0),  # down: bad
            _series("latency_p99_s", [0.01, 0.01, 0.01], t0=6000.0),  # faster: fine
-           _series("requests_total", [10.0, 12.0, 10.0], t0=6000.0)]  # unknown: counts, with less weight
+           _series("requests_total", [10.0, 12.0, 10.0], t0=6000.0, service="api")]  # unknown: less weight
     found = {f.evidence["metric"]: f for f in det.score(state, cur, 6000.0, 6200.0)}
     assert set(found) == {"availability_pct", "requests_total"}
     assert found["availability_pct"].direction is Direction.DOWN
