@@ -94,15 +94,20 @@ def choose_target(facts: TargetFacts, *, asked: str | None = None, force: bool =
 def blamed_versions(incident_causes: Iterable[tuple[int, list[dict[str, Any]]]],
                     rolled_back_from: Iterable[tuple[int, str]]) -> dict[str, str]:
     """Versions not to roll back to (nor to promote): the best-ranked deploy suspect of each
-    open or recent incident, the challenger whose canary failed in it, and each version a
-    rollback moved away from. Inputs: (incident id, ranked causes) pairs and (intent id,
-    from_version) pairs."""
+    open or recent incident, and of its beginning when a release made into it ranks above
+    (correlators.causes `_deploy_into_the_story`), the challenger whose canary failed in it,
+    and each version a rollback moved away from. Inputs: (incident id, ranked causes) pairs
+    and (intent id, from_version) pairs."""
     out: dict[str, str] = {}
     for incident_id, causes in incident_causes:
         deploys = [c for c in causes if c.get("kind") == "deploy"]
-        version = (deploys[0].get("evidence") or {}).get("version") if deploys else None
-        if version is not None:
-            out.setdefault(str(version), f"incident {incident_id} suspects its deploy")
+        # A fix forward blamed for a later KPI drop ranks first; the version it replaced, the
+        # suspect the incident began with, stays blamed: rolled back to, its symptoms return.
+        began = [c for c in deploys if "incident_began_at" not in (c.get("evidence") or {})]
+        for c in deploys[:1] + began[:1]:
+            version = (c.get("evidence") or {}).get("version")
+            if version is not None:
+                out.setdefault(str(version), f"incident {incident_id} suspects its deploy")
         # A challenger whose canary failed in the incident (pulled or not) is blamed too.
         for c in causes:
             challenger = (c.get("evidence") or {}).get("challenger_version") if c.get("kind") == "canary" else None

@@ -16,6 +16,7 @@ import numpy as np
 from alerts.lifecycle import LifecycleSettings, OpenIncident
 from alerts.pipeline import AlertInputs, AlertPlan, AlertRules, ModelHistory, plan_alerts
 from alerts.policy import Policy, RollbackGuard, Severity
+from alerts.rollback import TargetFacts, blamed_versions, choose_target
 from alerts.routing import Routes
 from correlators.causes import CorrelationSettings
 from detectors.records import DeployEvent, Finding, FindingKind
@@ -127,3 +128,23 @@ def test_a_releases_kpi_drop_is_measured_against_the_hour_before_the_release_not
     kpi = [f for f in vigil.store.incident(row.id).findings if f["kind"] == "kpi_drop"]
     assert kpi and kpi[0]["baseline"] == 0.056 and kpi[0]["value"] < -12, kpi
     assert reg.aliases[(MODEL, "champion")] == "1", reg.moves  # v2 rolled back
+
+
+def test_a_fix_forward_rolled_back_never_returns_the_version_the_incident_began_with() -> None:
+    """v2 went out 90 min ago and p99 breached its SLO 30 min after it (the incident, v2 its
+    suspect); on-call released v3 to fix it forward 40 min ago and CTR fell 5 min after v3.
+    v3 now ranks first, and only the best-ranked deploy was blamed: the automatic rollback
+    took v2, the version before v3, back to the SLO breach the incident began with."""
+    v2 = DeployEvent("m", "champion", "2", "1", T - 5400, "registry")
+    v3 = DeployEvent("m", "champion", "3", "2", T - 2400, "response")
+    slo = Finding(kind=FindingKind.SLO_BREACH, entity="p99", model="m", value=0.8, threshold=0.3,
+                  window_start=W.start, window_end=W.t, onset=T - 3600, score=0.6, statistic="burn_rate")
+    start = CycleStart(earlier_findings=[slo], opened_at=T - 3500, onset=T - 3600)
+    story = correlate("m", Detection(findings=[slo, ctr(T - 2100)]), [], start, [v2, v3], W, CorrelationSettings())
+    assert story.content is not None
+    assert [c.entity for c in story.content.causes if c.kind == "deploy"] == ["m v3", "m v2"]
+    causes = [c.to_dict() for c in story.content.causes]  # as the incident row keeps them
+    blamed = blamed_versions([(1, causes)], [])
+    choice = choose_target(TargetFacts(serving="3", known_good=[], blamed=blamed, deploy_previous="2"))
+    assert choice.version is None, choice
+    assert "v2 (incident 1 suspects its deploy)" in choice.reason, choice.reason
