@@ -180,7 +180,8 @@ def waited(intent: RollbackIntentRow, e: ExecutorError, now: float) -> float:
     """How long the intent has waited for its layer to take effect: from the attempt that first
     found it set and rolling out (stored, so a restart or another replica waits no less), not
     from the request, which may have spent most of the wait reaching the layer (a lease, an
-    unreachable API server). An intent recorded before that was stored counts from its request."""
+    unreachable API server). An intent pending at the upgrade that stored it (migration 0010)
+    starts the wait at its first such attempt after it: up to 15 minutes more, never less."""
     if e.reason == SETTLING and intent.settling_since is None:
         intent.settling_since = now  # this attempt set it (or found it set): the wait starts
     return now - (intent.created_at if intent.settling_since is None else intent.settling_since)

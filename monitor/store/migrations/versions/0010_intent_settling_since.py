@@ -3,7 +3,9 @@
 The 15-minute wait for a serving layer still rolling out counted from the rollback's
 request, so one that first retried an unreachable API server (or waited for its lease) had
 only what was left for the controller to roll out, and failed while landing. Intents
-pending at the upgrade start unknown (NULL) and keep counting from their request.
+pending at the upgrade start unknown (NULL): the first attempt after it that finds the
+layer still rolling out starts the wait then (a wait begun before the upgrade gets up to
+15 minutes more, never less); one failing otherwise is judged as before, by attempts.
 """
 from __future__ import annotations
 
