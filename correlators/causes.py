@@ -255,9 +255,10 @@ def _deploy_into_the_story(model: str, findings: list[Finding], deploys: list[De
     first = min(f.onset for f in own)
     # A release made while the incident was open is a "response" to the poll; one that moved
     # forward is still the suspect of what began after it (a revert never is: rolled back, the
-    # bad version would return).
+    # bad version would return). Nor is one made after the onset but before the incident
+    # opened (recorded as a deploy, no incident being open to answer): moving forward too.
     later = [d for d in deploy_suspects(model, deploys, first, s, forward_responses=True)
-             if d.at > onset + s.onset_slack]
+             if d.at > onset + s.onset_slack and moves_forward(d)]
     return (later[-1], first) if later else None
 
 
@@ -270,7 +271,7 @@ def released_into(model: str, onset: float, earlier: list[Finding], deploys: lis
     KPI already down before it keeps the frozen baseline, or that drop would become normal."""
     own = min((f.onset for f in earlier if f.kind in _MODEL_SYMPTOMS), default=None)
     mine = [d.at for d in deploys if d.model == model and d.at > onset + s.onset_slack and d.source != "rollback"
-            and (d.source != "response" or moves_forward(d)) and (own is None or own >= d.at - s.onset_slack)]
+            and moves_forward(d) and (own is None or own >= d.at - s.onset_slack)]  # a revert is no release
     return max(mine, default=None)  # a later release, after the first one's drop, keeps the first one's hour
 
 

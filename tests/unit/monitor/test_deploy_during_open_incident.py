@@ -18,7 +18,7 @@ from alerts.pipeline import AlertInputs, AlertPlan, AlertRules, ModelHistory, pl
 from alerts.policy import Policy, RollbackGuard, Severity
 from alerts.rollback import TargetFacts, blamed_versions, choose_target
 from alerts.routing import Routes
-from correlators.causes import CorrelationSettings
+from correlators.causes import CorrelationSettings, released_into
 from detectors.records import DeployEvent, Finding, FindingKind
 from monitor.cycle.correlate import correlate
 from monitor.cycle.plan import CycleStart
@@ -148,3 +148,23 @@ def test_a_fix_forward_rolled_back_never_returns_the_version_the_incident_began_
     choice = choose_target(TargetFacts(serving="3", known_good=[], blamed=blamed, deploy_previous="2"))
     assert choice.version is None, choice
     assert "v2 (incident 1 suspects its deploy)" in choice.reason, choice.reason
+
+
+def test_a_revert_made_before_the_incident_opened_is_never_blamed_for_what_came_after_it() -> None:
+    """p99 began breaching at T - 60 min, the incident opened at T - 40 min; in between a person
+    reverted v2 to v1 (no incident open yet, so the poll recorded a deploy, not a response) and
+    CTR fell at T - 45 min. The revert was paged as the regression ("after deploy of m v1") and
+    the guard allowed rolling it back to v2, the version the person had just taken out."""
+    v2 = DeployEvent("m", "champion", "2", "1", T - DAYS, "registry")
+    revert = DeployEvent("m", "champion", "1", "2", T - 3000, "registry")
+    slo = Finding(kind=FindingKind.SLO_BREACH, entity="p99", model="m", value=0.8, threshold=0.3,
+                  window_start=W.start, window_end=W.t, onset=T - 3600, score=0.6, statistic="burn_rate")
+    start = CycleStart(earlier_findings=[slo], opened_at=T - 2400, onset=T - 3600)
+    story = correlate("m", Detection(findings=[slo, ctr(T - 2700)]), [], start, [v2, revert], W,
+                      CorrelationSettings())
+    told = OpenIncident(Severity.WARNING, "d0", T - 600, None, False, told_severity=Severity.WARNING)
+    history = ModelHistory(open_incident=told, last_deploy_at=revert.at, latest_at=T - 60)
+    p = plan_alerts(AlertInputs(story.incident, story.content, history, True, T), RULES)
+    assert p.tier is not None and not any("after deploy" in r for r in p.tier.reasons), p.tier.reasons
+    assert p.rollback is not None and not p.rollback.allowed, p.rollback
+    assert released_into("m", T - 3600, [slo], [v2, revert]) is None  # its KPI baseline stays the incident's
