@@ -15,6 +15,7 @@ explanation says which pieces of evidence counted so the ranking can be argued w
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -275,6 +276,13 @@ def released_into(model: str, onset: float, earlier: list[Finding], deploys: lis
     return max(mine, default=None)  # a later release, after the first one's drop, keeps the first one's hour
 
 
+def _replaced_at(d: DeployEvent, deploys: list[DeployEvent]) -> float:
+    """When the next move of the same alias (a deploy, a fix forward, a rollback) took `d`'s
+    place; infinity while it serves."""
+    return min((e.at for e in deploys if e.model == d.model and e.alias == d.alias and e.at > d.at),
+               default=math.inf)
+
+
 def older(version: str, than: str | None) -> bool:
     """MLflow numbers a model's versions in order: a move to a lower number goes back. Not
     known (no other version, names that are not numbers): False."""
@@ -309,8 +317,10 @@ def build_incident(
     serving = [f for f in findings if f.kind in _SERVING_SYMPTOMS]
     gpu_explains = bool(gpu and serving and not ({f.kind for f in findings} & _MODEL_SYMPTOMS))
 
-    # Each deploy on the findings of its version: a challenger's drop is not the champion's.
-    mine = {d.version: of_version(findings, d.version) for d in suspects}
+    # Each deploy on the findings of its version (a challenger's drop is not the champion's)
+    # that began while it served (a fix forward's regression is not the version it replaced).
+    mine = {d.version: [f for f in of_version(findings, d.version) if f.onset < _replaced_at(d, deploys)]
+            for d in suspects}
     causes: list[Cause] = [_deploy_cause(d, mine[d.version], onset, settings, gpu_explains) for d in suspects
                            if any(f.kind in SYMPTOMS for f in mine[d.version])]
     if (later := _deploy_into_the_story(model, findings, deploys, onset, settings)) is not None:

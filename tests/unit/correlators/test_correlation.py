@@ -172,3 +172,16 @@ def test_a_release_into_an_open_incident_moves_the_kpi_baseline_before_it_if_not
     # Vigil's rollback, a person's revert: no release of their own
     assert released_into("m", onset, [drift], [dep(T - 900, "1", "2", source="rollback")]) is None
     assert released_into("m", onset, [drift], [dep(T - 900, "1", "2", source="response")]) is None
+
+
+def test_a_deploy_replaced_by_a_fix_forward_is_not_credited_with_what_began_after_it():
+    """v2 at T - 1500 and its SLO breach from T - 1200; on-call fixed forward to v3 at T - 800;
+    CTR fell from T - 500. v2 was blamed for the breach and, with every finding passed to its
+    cause, for the CTR drop too: it could rank first and the page said "after deploy of m v2"
+    while v3 served (and the rollback was then refused, "someone moved it since")."""
+    findings = [f(FindingKind.SLO_BREACH, "p99", 0.9, 0.5, onset=T - 1200),
+                f(FindingKind.KPI_DROP, "ctr", -12, -5, onset=T - 500)]
+    inc = build(findings, [dep(T - 1500), dep(T - 800, "3", "2", source="response")])
+    v2 = next(c for c in inc.causes if c.entity == "m v2")
+    assert "ctr" not in v2.explanation and all(e != "ctr" for e in v2.evidence.get("findings", [])), v2
+    assert inc.top_cause.entity == "m v3", [(c.entity, round(c.score, 3)) for c in inc.causes]
