@@ -13,7 +13,7 @@ The record: `kind` (rollback, canary_pull, canary_promote, promotion_suggested),
 `incident_dedup_key` (the key the receiver knows the incident by, when it was paged for
 it; else null), so a change-management tool can tie the rollback to the page, and `moved`
 (the layers it left serving `to_version`: all of them when done, those moved before it gave
-up when failed, else none; null for a promotion suggestion).
+up when failed, with one set but not yet in effect, else none; null for a promotion suggestion).
 """
 from __future__ import annotations
 

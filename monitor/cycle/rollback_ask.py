@@ -104,14 +104,34 @@ def finished_first(s: Session, model: str, seen: int, to_version: str) -> Rollba
                            "ask again to see where the model is", other.id)
 
 
+def rolling_out(intent: RollbackIntentRow) -> str | None:
+    """The layer an attempt set to the target whose controller was still rolling it out
+    (`settling_since`, cleared once a layer is verified): layers move in order, so the first
+    not done. It changed production though not verified: a KServe spec at the target."""
+    if intent.settling_since is None:
+        return None
+    return next((x for x in intent.executors if x not in intent.steps_done), None)
+
+
+def moved_layers(intent: RollbackIntentRow) -> list[str]:
+    """The layers a rollback that ended short of done left set to its target (`moved`)."""
+    setting = rolling_out(intent)
+    return [*intent.steps_done, *([setting] if setting else [])]
+
+
 def half_moved(intent: RollbackIntentRow) -> str:
     """What a failed rollback had moved already: read as "nothing moved", a half-moved model
-    (its alias at the target, its serving layer not) is left so, or moved by hand wrongly."""
-    if not intent.steps_done:
+    (its alias at the target, its serving layer not) is left so, or moved by hand wrongly.
+    A layer set and still rolling out is not "still on" the old version: moving only the
+    alias back would leave the registry and the serving on different versions."""
+    setting = rolling_out(intent)
+    if not intent.steps_done and setting is None:
         return ""
-    left = [x for x in intent.executors if x not in intent.steps_done]
-    return (f"; already moved to v{intent.to_version}: {', '.join(intent.steps_done)}; still on "
-            f"v{intent.from_version}: {', '.join(left)} (ask again to finish it, or move the moved ones back)")
+    left = [x for x in intent.executors if x not in intent.steps_done and x != setting]
+    said = [f"already moved to v{intent.to_version}: {', '.join(intent.steps_done)}"] if intent.steps_done else []
+    said += [f"set to v{intent.to_version}, not yet in effect: {setting}"] if setting else []
+    said += [f"still on v{intent.from_version}: {', '.join(left)}"] if left else []
+    return f"; {'; '.join(said)} (ask again to finish it, or move the moved ones back)"
 
 
 def audited(intent: RollbackIntentRow) -> dict[str, Any]:

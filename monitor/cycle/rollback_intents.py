@@ -48,6 +48,7 @@ from monitor.cycle.rollback_ask import (
     intent_kind,
     judge,
     landed_after_all,
+    moved_layers,
     names,
     outcome_of,
     payload,
@@ -134,8 +135,7 @@ class RollbackRunner:
             i = busy[0]
             return RollbackOutcome(ActionStatus.PENDING, i.from_version, i.to_version,
                                    f"rollback {i.id} by {i.actor} (v{i.from_version} -> v{i.to_version}) is still "
-                                   "in flight",
-                                   i.id)
+                                   "in flight", i.id)
 
     def _record_intent(self, ask: RollbackAsk, layers: list[Executor], serving: str | None, already: bool,
                        seen: int) -> RollbackOutcome | int:
@@ -327,7 +327,7 @@ class RollbackRunner:
                 kind = action.kind if action is not None else ROLLBACK
                 ask = RollbackAsk(m, intent.to_version, intent.reason, intent.actor, intent.incident_id, now, kind=kind)
                 said = payload(m, intent.from_version, intent.to_version, ActionStatus.PENDING, ask,
-                               action.detail if action is not None else e.detail, intent.steps_done)
+                               action.detail if action is not None else e.detail, moved_layers(intent))
                 self.told.retrying(s, m, intent.incident_id, said, f"intent:{intent.id}:retrying", now)
             outcome = outcome_of(intent)
         log.warning("rollback attempt failed", extra={"model": m.name, "intent": intent_id, "error": e.detail})
@@ -367,7 +367,7 @@ class RollbackRunner:
                        detail if done_as else f"{kind} failed: {detail}", now)
         ask = RollbackAsk(m, intent.to_version, intent.reason, intent.actor, intent.incident_id, now, kind=kind)
         said = payload(m, intent.from_version, intent.to_version, status, ask, detail,
-                       intent.executors if status == ActionStatus.DONE else intent.steps_done)
+                       intent.executors if status == ActionStatus.DONE else moved_layers(intent))
         if status == ActionStatus.DONE and kind == CANARY_PULL:
             self.told.announce(s, m, intent.incident_id, said, f"intent:{intent.id}", now)
         elif status == ActionStatus.DONE:

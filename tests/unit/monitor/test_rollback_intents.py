@@ -447,6 +447,25 @@ def test_a_rollout_that_never_takes_effect_fails_after_fifteen_minutes(tmp_path)
         assert 900 <= t - T0 <= 960, t - T0  # the intent was recorded at T0 - 300 or T0
 
 
+def test_a_rollout_given_up_on_says_the_layer_was_set_not_that_it_is_still_on_the_old_version(tmp_path):
+    """A rollback that gave up waiting for KServe's revision told on-call "still on v2: kserve
+    (ask again to finish it, or move the moved ones back)" and its record's `moved` named the
+    alias only, while KServe had been set to v1 and was rolling it out: moving the alias back
+    by that advice left the model's registry on v2 and its serving on v1."""
+    from tests.fakes.kube_api import FakeKubeApi
+
+    with FakeKubeApi() as kube:
+        vigil, _ = _kserve_rolling_out(tmp_path, kube)
+        t = T0
+        while vigil.store.actions(model=MODEL)[0].status == "pending" and t < T0 + 3600:
+            t += 30
+            vigil.run_cycle(MODEL, t)
+        [action] = vigil.store.actions(model=MODEL)
+        assert action.status == "failed", action.detail
+        assert "still on v2: kserve" not in action.detail, action.detail
+        assert "set to v1, not yet in effect: kserve" in action.detail, action.detail
+
+
 def test_a_layer_unreachable_once_while_its_rollout_is_waited_for_is_still_waited_for(tmp_path):
     """Past the attempts a short interval gives, one unanswered read during the 15-minute wait
     failed the rollback the layer was still rolling out, half moved ("gave up after 13 attempts")."""
