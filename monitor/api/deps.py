@@ -9,6 +9,7 @@ that order, and a caller without the role learns nothing about what exists.
 """
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Path, Request
@@ -20,6 +21,8 @@ from monitor.config import ModelConfig
 from monitor.identities import Identity, Role, roles_for, satisfies
 from monitor.store.repository import IncidentRow
 from monitor.vigil import Vigil
+
+log = logging.getLogger("vigil.api")
 
 # The status codes every protected route may answer, for its OpenAPI entry.
 AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -75,10 +78,16 @@ def in_scope(vigil: Vigil, who: Identity, model: str, action: str, incident_id: 
 
 
 def refuse_scope(vigil: Vigil, who: Identity, target: str, what: dict[str, Any], message: str) -> HTTPException:
-    """The 403 for a write outside the token's scope, audited first so the refusal is on record."""
-    vigil.store.audit(who.actor, "api.refused", target,
-                      {**what, "token": who.name, "role": str(who.role),
-                       "models": list(who.scope.patterns) if who.scope else None, "why": message})
+    """The 403 for a write outside the token's scope, audited first so the refusal is on record.
+    An audit log that cannot be written does not turn it into a 500: the caller would read a
+    server fault, not "outside your models", and retry; nothing was done, and the log says so."""
+    detail = {**what, "token": who.name, "role": str(who.role),
+              "models": list(who.scope.patterns) if who.scope else None, "why": message}
+    try:
+        vigil.store.audit(who.actor, "api.refused", target, detail)
+    except Exception as e:  # whatever broke the store: the refusal stands, and is logged
+        log.error("a refusal could not be audited (%s: %s): %s", type(e).__name__, e, message,
+                  extra={"actor": who.actor, "target": target, "audit": "api.refused"})
     return HTTPException(403, message)
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy.exc import OperationalError
 
 from monitor.api.app import create_app
 from monitor.config import ConfigError
@@ -212,3 +213,18 @@ models:
     assert f"{f}:6: warning: api.tokens[0](alice).models[1]: 'taem-b-*' matches none of the configured models" \
         in err, err
     assert "team-a-*'" not in err and "retired-model" not in err, "a plain name may name a model yet to come"
+
+
+def test_a_refusal_stays_a_403_when_the_audit_log_cannot_be_written(fleet, monkeypatch, caplog):
+    """A scoped token refused on another team's model got a 500 "internal error" when the
+    audit append failed (the store busy, a disk full): the caller, and the access log, saw a
+    server fault instead of "outside your models", and retried. The refusal stands and is logged."""
+    def store_down(*_: Any, **__: Any) -> Any:
+        raise OperationalError("INSERT INTO audit_log", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(fleet.vigil.store, "audit", store_down)
+    r = fleet.post("alice", rollback(B), {"reason": "ctr dropped after v2", "to_version": "1"})
+    assert r.status_code == 403, r.text
+    assert "outside the models of token 'alice'" in r.json()["error"]
+    assert fleet.registry.aliases[(B, "champion")] == "2", "nothing moved"
+    assert "could not be audited" in caplog.text and "team-b-churn" in caplog.text
