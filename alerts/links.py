@@ -32,6 +32,7 @@ class LinkSettings:
     model_runbooks: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # model -> kind -> URL
     before_s: float = 3600.0  # the Grafana range starts this long before the onset
     after_s: float = 3600.0  # ... and ends this long after the last update
+    grafana_org: int | None = None  # the dashboards' organization: Grafana switches the viewer to it
 
 
 @dataclass(frozen=True)
@@ -49,10 +50,14 @@ class IncidentRef:
     panel_id: int | None = None  # the dashboard panel of the strongest finding (dashboards/finding_panels.py)
 
 
-def grafana_url(base: str, uid: str, start: float, end: float, panel_id: int | None = None) -> str:
+def grafana_url(base: str, uid: str, start: float, end: float, panel_id: int | None = None,
+                org_id: int | None = None) -> str:
     """The dashboard from `start` to `end` (epoch seconds), as Grafana's from/to in milliseconds;
-    with `panel_id`, that panel alone (Grafana's `viewPanel`), else the whole dashboard."""
-    params: dict[str, int] = {"from": int(start * 1000), "to": int(end * 1000)}
+    with `panel_id`, that panel alone (Grafana's `viewPanel`), else the whole dashboard. With
+    `org_id` (Grafana's `orgId`), a viewer whose current organization is another is switched to
+    the dashboard's instead of being told "Dashboard not found"."""
+    params: dict[str, int] = {"orgId": org_id} if org_id is not None else {}
+    params.update({"from": int(start * 1000), "to": int(end * 1000)})
     if panel_id is not None:
         params["viewPanel"] = panel_id
     query = urlencode(params)
@@ -80,7 +85,7 @@ def incident_links(s: LinkSettings, ref: IncidentRef) -> dict[str, str | None]:
     has_drift = any(k in DRIFT_KINDS for k in ref.kinds)
     return {
         "grafana": grafana_url(s.grafana_base, ref.dashboard_uid, ref.onset - s.before_s, ref.last_seen + s.after_s,
-                               ref.panel_id) if s.grafana_base else None,
+                               ref.panel_id, s.grafana_org) if s.grafana_base else None,
         "drift_report": f"{s.api_base.rstrip('/')}/v1/incidents/{ref.incident_id}/drift-report"
         if has_drift else None,
         "mlflow": mlflow_version_url(s.mlflow_ui, ref.registry_name or ref.model, ref.version)

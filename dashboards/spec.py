@@ -142,6 +142,7 @@ class ModelSpec:
 class FolderSpec:
     uid: str
     title: str
+    org_id: int = 1  # the Grafana organization the folder and its dashboards live in
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ class Links:
         tracking = config.sources.mlflow.tracking_uri
         ui = msg.mlflow_ui_url or (tracking if tracking.startswith(("http://", "https://")) else None)
         settings = LinkSettings(
-            grafana_base=g.public_url or g.url, api_base=api.public_url or f"http://{api.host}:{api.port}",
+            grafana_base=g.public_url or g.url, grafana_org=g.org_id, api_base=api.public_url or f"http://{api.host}:{api.port}",
             mlflow_ui=ui, runbooks=dict(msg.runbooks),
             model_runbooks={m.name: dict(m.runbooks) for m in config.models if m.runbooks},
             before_s=msg.grafana_before, after_s=msg.grafana_after)

@@ -38,7 +38,8 @@ def dashboard_specs(config: VigilConfig) -> DashboardSpec:
     """Everything `vigil dashboards` and the daemon provision, in config order."""
     return DashboardSpec(
         datasources=datasources_spec(config),
-        folder=FolderSpec(uid=config.grafana.folder_uid, title=config.grafana.folder_title),
+        folder=FolderSpec(uid=config.grafana.folder_uid, title=config.grafana.folder_title,
+                          org_id=config.grafana.org_id),
         models=tuple(model_spec(m, config.policy_for(m), config.root_cause_for(m)) for m in config.models),
     )
 

@@ -2,11 +2,17 @@
 warnings `vigil check-config` prints about links nobody else can open."""
 from __future__ import annotations
 
-import pytest
+from urllib.parse import parse_qs, urlsplit
 
+import pytest
+import yaml
+
+from dashboards.provisioning import write_provisioning_files
 from monitor.cli import main
 from monitor.config import ConfigError, parse_config
 from monitor.cycle.messages import Links
+from monitor.grafana.specs import dashboard_specs
+from monitor.store.repository import IncidentRow
 
 
 def errors_of(data: dict) -> dict[str, str]:
@@ -61,3 +67,26 @@ def test_check_config_warns_when_api_public_url_is_unset(tmp_path, capsys):
                     "models:\n  - name: m\n")
     assert main(["check-config", str(full)]) == 0
     assert "warning" not in capsys.readouterr().err
+
+
+def test_the_grafana_link_opens_the_dashboard_in_the_organization_it_was_provisioned_into(tmp_path):
+    """Grafana finds a dashboard uid only in the viewer's current organization: a link without
+    `orgId` gave "Dashboard not found" to a viewer whose current org was another one. The link names
+    the org the dashboards are provisioned into (the provisioning files' `orgId`, 1 by default)."""
+    def link_and_file_org(grafana: dict) -> tuple[list[str], int]:
+        cfg = parse_config({"grafana": grafana, "models": [{"name": "m"}]})
+        row = IncidentRow(id=7, model="m", onset=1795165200.0, findings=[], causes=[])
+        url = Links.from_config(cfg).for_incident(row, now=1795165800.0, serving_version=None)["grafana"]
+        assert url is not None
+        out = tmp_path / str(grafana.get("org_id", "default"))
+        write_provisioning_files(dashboard_specs(cfg), out)
+        provider = yaml.safe_load((out / "provisioning" / "dashboards" / "vigil.yaml").read_text())
+        sources = yaml.safe_load((out / "provisioning" / "datasources" / "vigil.yaml").read_text())["datasources"]
+        # The dashboards' data sources in the same org: Grafana puts a file's data source in org 1 by default.
+        assert {d["orgId"] for d in sources} == {provider["providers"][0]["orgId"]}
+        return parse_qs(urlsplit(url).query).get("orgId", []), provider["providers"][0]["orgId"]
+
+    assert link_and_file_org({"url": "http://grafana:3000"}) == (["1"], 1)
+    assert link_and_file_org({"url": "http://grafana:3000", "org_id": 2}) == (["2"], 2)
+    assert "greater than or equal to 1" in errors_of({"grafana": {"org_id": 0}, "models": [{"name": "m"}]})[
+        "grafana.org_id"]
