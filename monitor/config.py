@@ -108,7 +108,7 @@ class ApiConfig(_Model):
     port: int = Field(8080, ge=1, le=65535)
     token: Secret = None  # one admin token named "admin" (older configs); named ones go in `tokens`
     tokens: list[ApiTokenConfig] = Field(default_factory=list)  # named, with roles (monitor/config_auth.py)
-    tokens_file: str | None = None  # more: one `name role sha256` a line, or YAML `tokens: [...]`
+    tokens_file: str | None = None  # more: one `name role sha256 [models]` a line, or YAML `tokens: [...]`
     public_url: HttpURL | None = None  # used for links (drift reports) in Slack
     # Bodies over these get 413 before they are read (monitor/api/limits.py); samples
     # batches (up to 100,000 records) get their own, larger limit.

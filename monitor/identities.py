@@ -168,7 +168,7 @@ def _digest(config: VigilConfig, t: ApiTokenConfig) -> bytes:
 
 
 def _file_tokens(config: VigilConfig, name: str, errors: list[_Problem]) -> list[tuple[Loc, str, ApiTokenConfig]]:
-    """`api.tokens_file`: YAML (a list, or a mapping with `tokens:`) or lines of `name role sha256`."""
+    """`api.tokens_file`: YAML (a list, or a mapping with `tokens:`) or lines of `name role sha256 [models]`."""
     path = config.resolve_path(name)
     try:
         text = path.read_text(encoding="utf-8")
@@ -189,10 +189,11 @@ def _file_tokens(config: VigilConfig, name: str, errors: list[_Problem]) -> list
         rows = [(f"{path}: tokens[{i}]", item) for i, item in enumerate(data)]
     else:
         for n, line in enumerate(text.splitlines(), 1):
-            parts = line.split("#", 1)[0].split()
-            if parts:
-                fields = dict(zip(("name", "role", "token_sha256"), parts, strict=False))
-                rows.append((f"{path}:{n}", fields if len(parts) == 3 else {"line": line.strip()}))
+            fields = _line_fields(line)
+            if isinstance(fields, str):
+                errors.append(((), f"{path}:{n}", fields))
+            elif fields:
+                rows.append((f"{path}:{n}", fields))
     out: list[tuple[Loc, str, ApiTokenConfig]] = []
     for where, item in rows:
         try:
@@ -204,9 +205,28 @@ def _file_tokens(config: VigilConfig, name: str, errors: list[_Problem]) -> list
     return out
 
 
+_LINE = ("expected `name role sha256 [models]`: three words (the sha256 from `vigil token hash`), and "
+         "optionally the token's models as one word of comma-separated names or patterns, team-a-*,fraud-scorer")
+
+
+def _line_fields(line: str) -> dict[str, Any] | str:
+    """One line of the tokens file as ApiTokenConfig fields ({} for a blank or comment line),
+    or what is wrong with it. The fourth word is `models`, split at commas, as a static token
+    file's group column is (Kubernetes' `token,user,uid,"g1,g2"`)."""
+    parts = line.split("#", 1)[0].split()
+    if not parts:
+        return {}
+    if len(parts) not in (3, 4):
+        return _LINE
+    fields: dict[str, Any] = dict(zip(("name", "role", "token_sha256"), parts, strict=False))
+    if len(parts) == 4:
+        fields["models"] = parts[3].split(",")
+        if "" in fields["models"]:  # `a,,b` or a trailing comma: refused, as `models: [""]` is
+            return f"models: a pattern is empty in {parts[3]!r} ({_LINE})"
+    return fields
+
+
 def _message(err: Any) -> str:
     loc = ".".join(str(p) for p in err["loc"])
-    if loc == "line":
-        return "expected `name role sha256` (three words; the sha256 from `vigil token hash`)"
     msg = str(err["msg"]).removeprefix("Value error, ")
     return f"{loc}: {msg}" if loc else msg

@@ -2,9 +2,14 @@
 file, the line of the `token_file:` key, the field (check-config and a refused reload)."""
 from __future__ import annotations
 
+import hashlib
 import logging
 
+import pytest
+
 from monitor.cli import main
+from monitor.config import ConfigError, parse_config
+from monitor.identities import load_token_table
 from monitor.reload import read_valid
 
 CONFIG = """\
@@ -95,3 +100,30 @@ def test_a_serving_webhook_or_api_token_file_that_is_not_utf8_is_named_not_a_tra
     assert main(["check-config", str(path)]) == 1
     err = capsys.readouterr().err
     assert f"{path}:5: api.tokens[0](ci): token_file: {tmp_path / 'ci.token'} is not UTF-8" in err, err
+
+
+def test_a_line_of_the_tokens_file_may_scope_its_token_to_models(tmp_path):
+    """A fourth word on a `name role sha256` line is the token's models, comma-separated patterns
+    (as `api.tokens[].models`); before, such a line was refused and only the YAML form could scope."""
+    sha = {n: hashlib.sha256(n.encode()).hexdigest() for n in ("team-a-token", "ops-token")}
+    (tmp_path / "tokens.txt").write_text(f"team-a operator {sha['team-a-token']} team-a-*,fraud-scorer  # team A\n"
+                                         f"ops operator {sha['ops-token']}\n")
+    cfg = parse_config({"api": {"tokens_file": "tokens.txt"}, "models": [{"name": "m"}]}, base_dir=str(tmp_path))
+    table = load_token_table(cfg)
+    team_a, ops = table.resolve("team-a-token"), table.resolve("ops-token")
+    assert team_a is not None and ops is not None
+    assert [team_a.may_act_on(m) for m in ("team-a-ranker", "fraud-scorer", "team-b-churn")] == [True, True, False]
+    assert ops.may_act_on("team-b-churn")  # no fourth word: every model, as before
+
+
+@pytest.mark.parametrize("models, words", [
+    ("team-a-*,", "models: a pattern is empty"),
+    ("team-a-* fraud-scorer", "expected `name role sha256 [models]`"),
+])
+def test_a_bad_models_word_names_the_line_and_what_was_expected(tmp_path, models, words):
+    (tmp_path / "tokens.txt").write_text(f"# name role sha256 [models]\nteam-a operator {'a' * 64} {models}\n")
+    cfg = parse_config({"api": {"tokens_file": "tokens.txt"}, "models": [{"name": "m"}]}, base_dir=str(tmp_path))
+    with pytest.raises(ConfigError) as e:
+        load_token_table(cfg)
+    msg = dict(e.value.errors)[f"{tmp_path / 'tokens.txt'}:2"]
+    assert words in msg and "team-a-*,fraud-scorer" in msg, msg
