@@ -5,21 +5,27 @@ what happened in words.
 
 Who may: listing is for anyone who may press a button on some model (`slack.actors` or a
 model's `slack_actors`, any of their lists); adding and expiring, which can mute any
-model, is for the global `slack.actors` users and groups, Slack's operators. A refusal
-is audited (`slack.refused`, target `silences`) and tells the person who may.
+model, is for the global `slack.actors` users and groups, Slack's operators. A model's own
+`slack_actors` users and groups (not a rollback-only list) add and expire the silences that
+are confined to their models, by the rule an API token scoped to models follows
+(monitor/model_scope.py): the config already says which people act on which model, so a
+second `models:` list per person could only disagree with it. A refusal is audited
+(`slack.refused`, target `silences`) and tells the person who may.
 """
 from __future__ import annotations
 
+import glob
 import time
 from collections.abc import Callable
 
 from alerts import wording
 from alerts.silences import Silence, SilenceError, SilenceState
-from alerts.slack_authz import SlackPeople, permit
+from alerts.slack_authz import Permit, SlackPeople, permit
 from alerts.slack_commands import SilenceCommand, SlackCommand, matcher_blame
 from alerts.slack_text import escape
 from monitor import silence_ops
 from monitor.config import SlackActorsConfig, VigilConfig
+from monitor.model_scope import ModelScope
 from monitor.vigil import Vigil
 
 MAX_LISTED = 20  # an ephemeral message stays readable; the API and the CLI page through the rest
@@ -45,6 +51,14 @@ def button_people(config: VigilConfig) -> SlackPeople:
     return SlackPeople(tuple(users), tuple(groups))
 
 
+def actor_scope(config: VigilConfig, user_id: str, members: Callable[[str], frozenset[str]]) -> ModelScope | None:
+    """The models whose own `slack_actors` users or groups name the person, as a scope of exact
+    names (a name is escaped: `[` in one is that character, not a pattern); None when none do."""
+    names = [m.name for m in config.models if m.slack_actors is not None and permit(
+        user_id, SlackPeople(tuple(m.slack_actors.users), tuple(m.slack_actors.groups)), members).allowed]
+    return ModelScope(tuple(glob.escape(n) for n in names)) if names else None
+
+
 def build_ask(cmd: SlackCommand, ask: SilenceCommand) -> silence_ops.SilenceAsk:
     comment = ask.comment or f"from Slack by {cmd.user_name}"
     return silence_ops.SilenceAsk(list(ask.matchers), comment, cmd.actor, duration=ask.duration)
@@ -63,9 +77,13 @@ def run(vigil: Vigil, cmd: SlackCommand, ask: SilenceCommand, members: Callable[
     """Do `ask` for the person who typed it; the text they are shown."""
     now = time.time()
     people = button_people(vigil.config) if ask.verb == "list" else operators(vigil.config)
-    refused = _refusal(vigil, cmd, ask, people, members, now)
-    if refused is not None:
-        return refused
+    verdict = permit(cmd.user_id, people, members) if people else None
+    if verdict is None or not verdict.allowed:
+        scope = actor_scope(vigil.config, cmd.user_id, members) if ask.verb != "list" else None
+        refused = (_outside(vigil, cmd, ask, scope, now) if scope is not None
+                   else _refusal(vigil, cmd, ask, people, verdict, now))
+        if refused is not None:
+            return refused
     tz = vigil.config.messages.time_zone
     if ask.verb == "list":
         return _listing(vigil, ask.state, now, tz)
@@ -84,23 +102,44 @@ def run(vigil: Vigil, cmd: SlackCommand, ask: SilenceCommand, members: Callable[
     return f"Silence {got.id} expired: {_matchers(got)} pages again from the next cycle."
 
 
-def _refusal(vigil: Vigil, cmd: SlackCommand, ask: SilenceCommand, people: SlackPeople,
-             members: Callable[[str], frozenset[str]], now: float) -> str | None:
+def _refusal(vigil: Vigil, cmd: SlackCommand, ask: SilenceCommand, people: SlackPeople, verdict: Permit | None,
+             now: float) -> str:
+    """The refusal for someone `people` (whose `verdict` said no, None when there are none) do not name."""
     what = {"list": "list silences", "add": "add silences", "expire": "expire silences"}[ask.verb]
-    if not people:
+    if verdict is None:
         text = (f"No one may {what} from Slack: Vigil's config lists no Slack users or groups for it "
                 "(slack.actors).")
         why = "no slack actors configured"
     else:
-        verdict = permit(cmd.user_id, people, members)
-        if verdict.allowed:
-            return None
         why = verdict.why
-        text = f"You may not {what} from Slack: that needs {people.mention()}." + (f" ({why})" if why else "")
+        hint = " (or, for a model's own silences, one of its slack_actors)" if ask.verb != "list" else ""
+        text = f"You may not {what} from Slack: that needs {people.mention()}{hint}." + (f" ({why})" if why else "")
     vigil.store.audit(cmd.actor, "slack.refused", "silences",
                       {"command": f"{cmd.command} silence {ask.verb}", "users": list(people.users),
                        "groups": list(people.groups), "why": why}, now=now)
     return text
+
+
+def _outside(vigil: Vigil, cmd: SlackCommand, ask: SilenceCommand, scope: ModelScope, now: float) -> str | None:
+    """For a model's own actor: what is wrong when the silence is not confined to their models."""
+    try:
+        if ask.verb == "add":
+            matchers = silence_ops.parse_matchers(ask.matchers)
+        else:
+            found = silence_ops.get(vigil.store, ask.silence_id) if ask.silence_id is not None else None
+            if found is None:
+                return None  # "not found", as for an operator
+            matchers = found.matchers
+    except SilenceError:
+        return None  # a bad matcher is named by `add` itself, for everyone alike
+    gap = scope.confinement_gap(matchers)
+    if gap is None:
+        return None
+    vigil.store.audit(cmd.actor, "slack.refused", "silences",
+                      {"command": f"{cmd.command} silence {ask.verb}", "models": list(scope.patterns),
+                       "matchers": [str(m) for m in matchers], "why": gap}, now=now)
+    return (f"You may only {ask.verb} silences confined to the models whose slack_actors list you ({scope}): "
+            f"{escape(gap)}.")
 
 
 def _listing(vigil: Vigil, state: str, now: float, tz: str) -> str:

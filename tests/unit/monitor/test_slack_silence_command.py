@@ -15,6 +15,7 @@ import pytest
 
 from alerts.slack_commands import CommandError, parse_silence_text
 from tests.fakes.slack_server import FakeSlack
+from tests.helpers_vigil import MODEL, model_config
 from tests.unit.monitor.test_api import Api, build
 from tests.unit.monitor.test_slack_interactions import ALICE, BOT, MALLORY, SECRET
 
@@ -43,14 +44,19 @@ def slack() -> Iterator[FakeSlack]:
 
 
 def setup(tmp_path, monkeypatch, slack: FakeSlack, actors: dict[str, Any] | None = None) -> Api:
-    from tests.helpers_vigil import model_config
+    return build_with(tmp_path, monkeypatch, slack, [(MODEL, {"users": [BOB]})], actors)
 
+
+def build_with(tmp_path, monkeypatch, slack: FakeSlack, models: list[tuple[str, dict[str, Any] | None]],
+               actors: dict[str, Any] | None = None) -> Api:
+    """Vigil with ALICE (or `actors`) as Slack's operators and `models`, each (name, its slack_actors)."""
     monkeypatch.setenv("SLACK_TEST_SECRET", SECRET)
     monkeypatch.setenv("SLACK_TEST_BOT", BOT)
     section: dict[str, Any] = {"signing_secret": "${SLACK_TEST_SECRET}", "bot_token": "${SLACK_TEST_BOT}",
                                "base_url": slack.base_url, "timeout_s": 5,
                                "actors": actors if actors is not None else {"users": [ALICE]}}
-    return build(tmp_path, monkeypatch, slack=section, models=[model_config(slack_actors={"users": [BOB]})])
+    return build(tmp_path, monkeypatch, slack=section,
+                 models=[model_config(name, **({"slack_actors": a} if a else {})) for name, a in models])
 
 
 def command(api: Api, text: str, **kw: Any) -> dict[str, Any]:
@@ -90,18 +96,19 @@ def test_an_operator_adds_lists_and_expires_a_silence_seen_by_the_api_and_audite
     assert mine == ["silence.create", "silence.expire"]
 
 
-def test_add_and_expire_are_for_operators_list_for_button_people_refusals_audited(tmp_path, monkeypatch, slack):
+def test_add_expire_for_operators_and_model_actors_list_for_button_people_refusal_audited(tmp_path, monkeypatch, slack):
     api = setup(tmp_path, monkeypatch, slack)
-    refused = command(api, 'silence add model="recommender"', user=BOB, name="bob")
-    assert refused["text"] == f"You may not add silences from Slack: that needs <@{ALICE}>."
+    refused = command(api, 'silence add model="recommender"', user=MALLORY, name="mallory")
+    assert refused["text"] == (f"You may not add silences from Slack: that needs <@{ALICE}> "
+                               "(or, for a model's own silences, one of its slack_actors).")
     assert api.client.get("/v1/silences").json()["total"] == 0
     assert command(api, "silence list", user=MALLORY, name="mallory")["text"].startswith(
         "You may not list silences from Slack")
-    command(api, 'silence add model="recommender"')
-    assert command(api, "silence expire 1", user=BOB, name="bob")["text"].startswith("You may not expire")
+    command(api, 'silence add severity="critical"')  # mutes every model: not Bob's to expire
+    assert command(api, "silence expire 1", user=BOB, name="bob")["text"].startswith("You may only expire")
     assert api.client.get("/v1/silences", params={"state": "active"}).json()["total"] == 1
     refusals = [(e["actor"], e["target"], e["detail"]["command"]) for e in audit(api) if e["action"] == "slack.refused"]
-    assert refusals == [(f"slack:{BOB} (bob)", "silences", "/vigil silence add"),
+    assert refusals == [(f"slack:{MALLORY} (mallory)", "silences", "/vigil silence add"),
                         (f"slack:{MALLORY} (mallory)", "silences", "/vigil silence list"),
                         (f"slack:{BOB} (bob)", "silences", "/vigil silence expire")]
 
@@ -232,3 +239,32 @@ def test_a_silence_stored_in_python_regex_syntax_is_listed_in_slack_with_its_pro
     text = command(api, "silence list")["text"]
     assert text.startswith("1 active silence:") and "OPS-7" in text, text
     assert "matchers[0]: invalid regular expression" in text and "make it again in RE2 syntax" in text, text
+
+
+def test_a_models_own_slack_actor_adds_and_expires_silences_confined_to_that_model(tmp_path, monkeypatch, slack):
+    """A model's `slack_actors` press its buttons; `/vigil silence add|expire` was the global
+    operators' only, so the model's team had to ask them. A silence is now theirs to add and
+    expire when its matchers confine it to their models, by the API's rule for a scoped token;
+    one that could mute another model (or no model's alerts) is still refused, and audited."""
+    slack.add_usergroup("S0RANKERS", [MALLORY])
+    api = build_with(tmp_path, monkeypatch, slack, models=[
+        ("recommender", {"users": [BOB]}), ("ranker", {"groups": ["S0RANKERS"]}), ("churn", None)])
+    added = command(api, 'silence add model="recommender" severity="warning" for 1h -- BOB-1', user=BOB, name="bob")
+    assert added["text"].startswith("Silence 1 added"), added["text"]
+    assert command(api, 'silence add model=~"ranker" for 1h', user=MALLORY, name="mallory")["text"].startswith(
+        "Silence 2 added")
+
+    for text in ('silence add severity="critical"', 'silence add model="ranker"', 'silence add model=~"rec.*"'):
+        refused = command(api, text, user=BOB, name="bob")["text"]
+        assert refused.startswith("You may only add silences confined to the models whose slack_actors list you "
+                                  "(recommender):"), refused
+    assert "names a model outside recommender" in command(api, 'silence add model="churn"', user=BOB,
+                                                          name="bob")["text"]
+    command(api, 'silence add model=~"churn|ranker"')  # silence 3, by an operator
+    assert command(api, "silence expire 3", user=MALLORY, name="mallory")["text"].startswith(
+        "You may only expire silences confined to")
+    assert command(api, "silence expire 1", user=BOB, name="bob")["text"].startswith("Silence 1 expired")
+    assert api.client.get("/v1/silences", params={"state": "active"}).json()["total"] == 2
+    refusals = [e["detail"]["models"] for e in audit(api)
+                if e["action"] == "slack.refused" and e["actor"] == f"slack:{BOB} (bob)"]
+    assert refusals == [["recommender"]] * 4
