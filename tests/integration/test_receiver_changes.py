@@ -46,9 +46,7 @@ def run_deploy_and_regression(tmp_path, receivers: list[dict[str, Any]], *, fail
         registry.fail_set_alias = "MLflow answered 503"
     for t in CYCLES:
         vigil.run_cycle(MODEL, t)
-        for _ in range(5):
-            if vigil.deliver(t) == 0:
-                break
+        deliver_all(vigil, t)
     return vigil
 
 
@@ -208,32 +206,39 @@ def test_the_rollback_note_waits_for_the_opsgenie_alert_whose_create_was_throttl
         assert len(notes) == 1 and f"of {MODEL} v2 -> v1: done" in notes[0], alert.notes
 
 
+def deliver_all(vigil: Any, t: float) -> None:
+    """Deliver until nothing is left (a message a delivery enqueues goes on the next round)."""
+    for _ in range(5):
+        if vigil.deliver(t) == 0:
+            break
+
+
+def escalate_an_acked_warning_and_roll_back(tmp_path, receiver: dict[str, Any]) -> None:
+    """The owner acks the warning; it turns critical, so the acked alert is closed and a new
+    one pages (`<key>~2`), and a person rolls back before that is sent, then all is delivered."""
+    from monitor.cycle.rollback_ask import RollbackAsk
+
+    cfg = make_config(tmp_path, receivers=[receiver], policy={"slo_consecutive_cycles": 2, "resolve_after_cycles": 2})
+    vigil = make_vigil(cfg, prometheus=incident_prometheus(), registry=serving_registry(version="2"))
+    assert vigil.run_cycle(MODEL, T0).step == "open"  # a warning
+    deliver_all(vigil, T0)
+    (row,) = vigil.store.incidents()
+    vigil.operator.acknowledge(row.id, "api:owner", T0 + 30)
+    deliver_all(vigil, T0 + 30)
+    assert vigil.run_cycle(MODEL, T0 + 60).step == "update"  # critical: the ack lapsed
+    outcome = vigil.operator.rollback(RollbackAsk(cfg.models[0], "1", "p99 breach", "api:sre", row.id, T0 + 61))
+    assert outcome.status == "done", outcome
+    deliver_all(vigil, T0 + 61)
+
+
 def test_a_rollback_in_the_cycle_an_acked_warning_escalates_is_noted_on_the_new_opsgenie_alert(tmp_path):
     """The owner acked the warning; it turns critical, so the acked alert is closed and a new one
     pages (`<key>~2`), and a person rolls back before that is sent. The note named the alias
     read when it was written: it went on the closed alert, none on the one on-call opened."""
-    from monitor.cycle.rollback_ask import RollbackAsk
-
     with FakeOpsgenie(OG_KEY) as og:
-        og_cfg = {"name": "og", "kind": "opsgenie", "api_key_env": "OG_API_KEY", "url": og.url,
-                  "events": ["incident", "rollback"], **FAST}
-        cfg = make_config(tmp_path, receivers=[og_cfg], policy={"slo_consecutive_cycles": 2, "resolve_after_cycles": 2})
-        vigil = make_vigil(cfg, prometheus=incident_prometheus(), registry=serving_registry(version="2"))
-
-        def deliver(t: float) -> None:
-            for _ in range(5):
-                if vigil.deliver(t) == 0:
-                    break
-
-        assert vigil.run_cycle(MODEL, T0).step == "open"  # a warning
-        deliver(T0)
-        (row,) = vigil.store.incidents()
-        vigil.operator.acknowledge(row.id, "api:owner", T0 + 30)
-        deliver(T0 + 30)
-        assert vigil.run_cycle(MODEL, T0 + 60).step == "update"  # critical: the ack lapsed
-        outcome = vigil.operator.rollback(RollbackAsk(cfg.models[0], "1", "p99 breach", "api:sre", row.id, T0 + 61))
-        assert outcome.status == "done", outcome
-        deliver(T0 + 61)
+        escalate_an_acked_warning_and_roll_back(tmp_path, {
+            "name": "og", "kind": "opsgenie", "api_key_env": "OG_API_KEY", "url": og.url,
+            "events": ["incident", "rollback"], **FAST})
         [paging] = [a for a in og.alerts() if a.status == "open"]
         assert paging.alias == "vigil-incident-1~2"
         assert any(n.startswith("Vigil rollback") for n in paging.notes), [(a.alias, a.notes) for a in og.alerts()]
@@ -243,28 +248,10 @@ def test_a_rollback_in_the_cycle_an_acked_warning_escalates_names_the_new_pagerd
     """As for Opsgenie's note: the acked warning turns critical, PagerDuty's acked alert is
     resolved and a new one pages (`<key>~2`), and a person rolls back before that is sent. The
     change event named the key read when it was written, the alert already resolved."""
-    from monitor.cycle.rollback_ask import RollbackAsk
-
     with FakePagerDuty() as pd:
-        pd_cfg = {"name": "pd", "kind": "pagerduty", "routing_key_env": "PD_ROUTING_KEY", "url": pd.url,
-                  "events": ["incident", "rollback"], **FAST}
-        cfg = make_config(tmp_path, receivers=[pd_cfg], policy={"slo_consecutive_cycles": 2, "resolve_after_cycles": 2})
-        vigil = make_vigil(cfg, prometheus=incident_prometheus(), registry=serving_registry(version="2"))
-
-        def deliver(t: float) -> None:
-            for _ in range(5):
-                if vigil.deliver(t) == 0:
-                    break
-
-        assert vigil.run_cycle(MODEL, T0).step == "open"  # a warning
-        deliver(T0)
-        (row,) = vigil.store.incidents()
-        vigil.operator.acknowledge(row.id, "api:owner", T0 + 30)
-        deliver(T0 + 30)
-        assert vigil.run_cycle(MODEL, T0 + 60).step == "update"  # critical: the ack lapsed
-        outcome = vigil.operator.rollback(RollbackAsk(cfg.models[0], "1", "p99 breach", "api:sre", row.id, T0 + 61))
-        assert outcome.status == "done", outcome
-        deliver(T0 + 61)
+        escalate_an_acked_warning_and_roll_back(tmp_path, {
+            "name": "pd", "kind": "pagerduty", "routing_key_env": "PD_ROUTING_KEY", "url": pd.url,
+            "events": ["incident", "rollback"], **FAST})
         [paging] = [a for a in pd.alerts() if a.status == "triggered"]
         assert paging.dedup_key == "vigil-incident-1~2"
         [change] = pd.changes
