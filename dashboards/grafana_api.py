@@ -190,6 +190,15 @@ class GrafanaClient:
         newest = versions[0] if isinstance(versions, list) and versions else None
         return newest if isinstance(newest, dict) else None
 
+    def current_org(self) -> dict[str, Any] | None:
+        """The token's organization (`id`, `name`), where what it saves lands; None when Grafana
+        does not say (asked once: a diagnostic, never a reason to fail provisioning)."""
+        try:
+            body = self._once("GET", "/api/org", None, None, (200,)).json()
+        except (GrafanaError, ValueError):
+            return None
+        return body if isinstance(body, dict) and isinstance(body.get("id"), int) else None
+
     # ------------------------------------------------------------------ annotations
     def create_annotation(self, body: dict[str, Any]) -> int:
         return int(self.request("POST", "/api/annotations", json=body).json()["id"])

@@ -123,6 +123,7 @@ class ProvisionReport:
     unchanged: list[str] = field(default_factory=list)
     hand_edits: list[str] = field(default_factory=list)  # updated over a version a person saved
     from_files: list[str] = field(default_factory=list)  # Grafana's file provider has them: not saved
+    org_mismatch: str | None = None  # the token's org is not the one links name (FolderSpec.org_id)
 
     @property
     def changed(self) -> bool:
@@ -133,6 +134,8 @@ class ProvisionReport:
                  if self.hand_edits else "")
         if self.from_files:
             edits += f"; {len(self.from_files)} provisioned from files left as they are: {', '.join(self.from_files)}"
+        if self.org_mismatch:
+            edits += f"; {self.org_mismatch}"
         return (f"folder {'created' if self.folder_created else 'existed'}; dashboards: "
                 f"{len(self.created)} created, {len(self.updated)} updated, {len(self.unchanged)} unchanged{edits}")
 
@@ -179,7 +182,21 @@ def provision_over_api(spec: DashboardSpec, client: GrafanaClient) -> ProvisionR
         (report.updated if existing is not None else report.created).append(uid)
         log.info("grafana dashboard saved", extra={"uid": uid, "grafana": client.url,
                                                    "action": "updated" if existing else "created"})
+    _note_org(client, folder.org_id, report)
     return report
+
+
+def _note_org(client: GrafanaClient, org_id: int, report: ProvisionReport) -> None:
+    """Say so when the dashboards went to another organization than the one Slack links name:
+    Grafana finds a uid only in the org the link switches the viewer to ("Dashboard not found")."""
+    org = client.current_org()
+    if org is None or org["id"] == org_id:
+        return
+    report.org_mismatch = (f"the token's service account is in Grafana organization {org['id']} "
+                           f"({org.get('name', '?')}), where the dashboards are, but Slack links open "
+                           f"organization {org_id}: set grafana.org_id: {org['id']}")
+    log.warning("grafana organization mismatch: %s", report.org_mismatch,
+                extra={"grafana": client.url, "token_org": org["id"], "org_id": org_id})
 
 
 def _note_hand_edit(client: GrafanaClient, uid: str, report: ProvisionReport) -> None:

@@ -23,7 +23,9 @@
   PATCH /api/annotations/{id} -> `{"message":"Annotation patched"}` or 404;
   GET /api/annotations?from&to&tags&matchAny&limit&type. Tags are kept and matched as Grafana
   does, a colon splitting key from value (tests/fakes/grafana_tags.py).
-- GET /api/health -> 200.
+- GET /api/health -> 200. GET /api/org -> the token's organization `{"id","name","address"}`
+  (Grafana's "get current organization", docs/sources/developers/http_api/org.md); `org_id`
+  says which, "Main Org." for 1.
 - Faults on demand: `force(status, count, path=prefix, retry_after=s, body=...)`, `down()`/`up()`
   (connection refused: the socket is closed), `delay(seconds, count)`.
 - Every request is recorded (`calls()`), every dashboard keeps its saved versions.
@@ -84,8 +86,9 @@ def _slug(title: str) -> str:
 
 
 class FakeGrafana:
-    def __init__(self, tokens: dict[str, str] | None = None, *, k8s_folders: bool = False) -> None:
+    def __init__(self, tokens: dict[str, str] | None = None, *, k8s_folders: bool = False, org_id: int = 1) -> None:
         self.k8s_folders = k8s_folders
+        self.org_id = org_id  # the organization of every token's service account
         self.tokens = dict(tokens if tokens is not None else {"test-token": "admin"})  # token -> admin|editor|viewer
         self.folders: dict[str, dict[str, Any]] = {}
         self.dashboards: dict[str, StoredDashboard] = {}
@@ -202,6 +205,10 @@ class FakeGrafana:
     def _route(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> tuple[int, Any]:
         if path == "/api/health" and method == "GET":
             return 200, {"database": "ok", "version": "11.6.0"}
+        if path == "/api/org" and method == "GET":
+            return 200, {"id": self.org_id, "name": "Main Org." if self.org_id == 1 else f"Org {self.org_id}",
+                         "address": {"address1": "", "address2": "", "city": "", "zipCode": "", "state": "",
+                                     "country": ""}}
         if path == "/api/folders" and method == "POST":
             return self._create_folder(body)
         m = re.fullmatch(r"/api/folders/([^/]+)", path)

@@ -316,3 +316,16 @@ def test_a_slow_grafana_does_not_hold_back_the_first_cycles(grafana: FakeGrafana
         stop.set()
         worker.join(timeout=15)
     assert result == [0]
+
+
+def test_provisioning_says_when_the_tokens_organization_is_not_the_one_slack_links_name(spec: DashboardSpec) -> None:
+    """The dashboards land in the organization of the token's service account; Slack links name
+    grafana.org_id. With the account in org 2 and org_id left at 1, every link opened org 1
+    ("Dashboard not found") and nothing said why: provisioning now says which to set."""
+    with FakeGrafana(tokens={TOKEN: "admin"}, org_id=2) as g, client(g) as c:
+        report = provision_over_api(spec, c)
+        assert len(report.created) == len(build_all(spec))  # provisioned all the same, into org 2
+        assert report.org_mismatch is not None
+        assert "organization 2 (Org 2)" in report.summary() and "set grafana.org_id: 2" in report.summary()
+        again = provision_over_api(dashboard_specs(sample_config(grafana={"org_id": 2})), c)
+        assert again.org_mismatch is None and "org_id" not in again.summary()
