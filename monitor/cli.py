@@ -211,13 +211,23 @@ def cmd_token_hash(args: argparse.Namespace) -> int:
         print(f"vigil token hash: --name {args.name!r}: expected 1-64 letters, digits, '_', '.', '@' or '-', "
               "starting with a letter or digit", file=sys.stderr)
         return 64
+    if args.models is not None and (args.name is None or not _models_word(args.models)):
+        # The fourth word of a tokens_file line: a bad one would be refused by the next start or reload.
+        print(f"vigil token hash: --models {args.models!r}: expected, with --name, comma-separated model names or "
+              "patterns without spaces (team-a-*,fraud-scorer), each 1-100 characters", file=sys.stderr)
+        return 64
     token = (getpass.getpass("token: ") if sys.stdin.isatty() else sys.stdin.read()).strip()
     if not token:
         print("vigil token hash: no token on stdin (e.g. `printf %s \"$TOKEN\" | vigil token hash`)", file=sys.stderr)
         return 64
     digest = hash_token(token)
-    print(f"{args.name} {args.role} {digest}" if args.name else digest)
+    scope = f" {args.models}" if args.models else ""
+    print(f"{args.name} {args.role} {digest}{scope}" if args.name else digest)
     return 0
+
+
+def _models_word(word: str) -> bool:
+    return not any(c.isspace() for c in word) and all(0 < len(p) <= 100 for p in word.split(","))
 
 
 _CONFIG_HELP = "path to vigil.yaml"
@@ -341,6 +351,8 @@ def _add_token(sub: _Subparsers) -> None:
     th.add_argument("--name", help="print a tokens_file line `NAME ROLE SHA256` instead of the hash alone")
     th.add_argument("--role", choices=["viewer", "ingest", "operator", "admin"], default="viewer",
                     help="the role for --name (default: viewer)")
+    th.add_argument("--models", help="with --name: the token's models, comma-separated names or patterns "
+                                     "(team-a-*,fraud-scorer), as the line's fourth word")
     th.set_defaults(func=cmd_token_hash)
 
 

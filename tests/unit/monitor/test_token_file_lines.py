@@ -127,3 +127,24 @@ def test_a_bad_models_word_names_the_line_and_what_was_expected(tmp_path, models
         load_token_table(cfg)
     msg = dict(e.value.errors)[f"{tmp_path / 'tokens.txt'}:2"]
     assert words in msg and "team-a-*,fraud-scorer" in msg, msg
+
+
+def test_vigil_token_hash_prints_a_scoped_line_that_the_tokens_file_takes(tmp_path, monkeypatch, capsys):
+    """`vigil token hash --name --role` prints a tokens_file line; `--models` adds the scope word,
+    so a scoped line is made as an unscoped one is, never typed by hand."""
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("team-a-token\n"))
+    assert main(["token", "hash", "--name", "team-a", "--role", "operator", "--models", "team-a-*,fraud-scorer"]) == 0
+    line = capsys.readouterr().out
+    assert line.split()[3:] == ["team-a-*,fraud-scorer"], line
+    (tmp_path / "tokens.txt").write_text(line)
+    cfg = parse_config({"api": {"tokens_file": "tokens.txt"}, "models": [{"name": "m"}]}, base_dir=str(tmp_path))
+    who = load_token_table(cfg).resolve("team-a-token")
+    assert who is not None and who.may_act_on("fraud-scorer") and not who.may_act_on("team-b-churn")
+
+    for args in (["--name", "team-a", "--models", "team-a-*,"], ["--models", "team-a-*"]):
+        monkeypatch.setattr("sys.stdin", io.StringIO("team-a-token\n"))
+        assert main(["token", "hash", *args]) == 64
+        out = capsys.readouterr()
+        assert out.out == "" and "--models" in out.err, out.err
