@@ -7,7 +7,7 @@ and unambiguous about time zones; datetimes appear only at the edges (API, Slack
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -76,6 +76,29 @@ class Series:
     def label_str(self) -> str:
         inner = ",".join(f'{k}="{v}"' for k, v in sorted(self.labels.items()) if k != "__name__")
         return f"{self.name}{{{inner}}}" if inner else self.name
+
+
+class Answer(list[Series]):
+    """A query's series, and why the answer they came in may be missing data (`partial`,
+    as `Series.partial`). An answer with no series can say so too: the only store holding
+    a signal was down, and [] alone would read as "matched nothing", for an optional
+    signal as nothing wrong."""
+
+    partial: str = ""  # set on an answer only when partial: list's own constructor stays the cost
+
+    @classmethod
+    def of(cls, series: Iterable[Series] = (), partial: str = "") -> Answer:
+        out = cls(series)
+        if partial:
+            out.partial = partial
+        return out
+
+
+def partial_of(found: Sequence[Series]) -> str:
+    """Why `found` (an `Answer`, or a plain list of Series) may be missing data, else ""."""
+    if isinstance(found, Answer):  # what a source returns: its mark is its series' too
+        return found.partial
+    return next((s.partial for s in found if s.partial), "")
 
 
 @dataclass(frozen=True)

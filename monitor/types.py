@@ -58,9 +58,10 @@ class Gaps:
         self.findings.append(finding)
         self.blind.append(line)
 
-    def read_partially(self, entity: str, note: str) -> None:
+    def read_partially(self, entity: str, note: str, nothing: bool = False) -> None:
+        """`entity` was read from a partial answer (`nothing`: which held nothing to judge of it)."""
         self.partial[entity] = note
-        self.blind.append(f"{entity}: {PARTIAL_WORDS}: {note}")
+        self.blind.append(f"{entity}: {'nothing to judge, ' if nothing else ''}{PARTIAL_WORDS}: {note}")
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from detectors.records import PARTIAL_WORDS, Series
+from detectors.records import PARTIAL_WORDS, Series, partial_of
 from monitor.config import ModelConfig
 from monitor.config_root_cause import RootCauseConfig
 from monitor.cycle.anomaly_state import anomaly_key, legacy_anomaly_key
@@ -83,7 +83,8 @@ def gather(sources: Sources, req: GatherRequest) -> RawSignals:
 def query_range(sources: Sources, gaps: Gaps, req: GatherRequest, entity: str, query: str, start: float,
                 required: bool = True, nan_is_idle: bool = False) -> list[Series] | None:
     """A range query whose every failure becomes an explicit NO_DATA finding (None).
-    An optional signal (`required=False`) may match nothing: that is [] and no finding.
+    An optional signal (`required=False`) may match nothing: that is [] and no finding,
+    unless the answer was partial (a blind line and `Gaps.partial`: its store may be the one down).
     `nan_is_idle` (a KPI or SLO ratio or quantile): a NaN point is 0/0, no traffic on that step, from a target
     that answers (a dead one's points are absent): no stop. A window 0/0 throughout is not
     judged (None) and is a blind line, no finding: an idle night opens no incident, and an
@@ -100,7 +101,10 @@ def query_range(sources: Sources, gaps: Gaps, req: GatherRequest, entity: str, q
     except QueryError as e:
         gaps.add(no_data(model, entity, f"query rejected: {e.reason}", w, query=query), f"{entity}: query rejected")
         return None
+    partial = partial_of(series)
     if not series or all(s.empty for s in series):
+        if partial:  # the store that may hold all of it did not answer: unread, never calm
+            gaps.read_partially(entity, partial, nothing=True)
         if not required:
             return []
         if series and nan_is_idle:
@@ -109,7 +113,8 @@ def query_range(sources: Sources, gaps: Gaps, req: GatherRequest, entity: str, q
             gaps.add(no_data(model, entity, "every value of the window is NaN (a ratio with no traffic: 0/0)", w,
                              query=query), f"{entity}: only NaN")
         else:
-            gaps.add(no_data(model, entity, "the query returned no series", w, query=query), f"{entity}: no series")
+            why = "the query returned no series" + (f" ({PARTIAL_WORDS}: {partial})" if partial else "")
+            gaps.add(no_data(model, entity, why, w, query=query), f"{entity}: no series")
         return None
     # The rhythm is judged over the span a cycle reads when no incident is open: one frozen
     # its baseline before onset, hours or days back, and an outage in there is no rhythm.
@@ -124,8 +129,8 @@ def query_range(sources: Sources, gaps: Gaps, req: GatherRequest, entity: str, q
     if nan_is_idle and all(s.between(w.start, w.t).empty for s in series):
         _no_traffic(gaps, entity)
         return None
-    if note := next((s.partial for s in series if s.partial), ""):
-        gaps.read_partially(entity, note)
+    if partial:
+        gaps.read_partially(entity, partial)
     return list(series)
 
 
@@ -186,7 +191,7 @@ def _history(sources: Sources, req: GatherRequest, name: str, query: str, since:
     miss_key = (req.model.name, key)
     try:
         found = sources.prometheus.query_range(query, since, req.window.t, name=name)
-        why = next((f"{PARTIAL_WORDS}: {h.partial}" for h in found if h.partial), "")
+        why = f"{PARTIAL_WORDS}: {note}" if (note := partial_of(found)) else ""
     except QueryError:
         return None, False
     except SourceUnavailable as e:

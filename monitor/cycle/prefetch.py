@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from detectors.records import Series
+from detectors.records import Answer, Series, partial_of
 from monitor.config import ModelConfig, VigilConfig
 from monitor.config_root_cause import RootCauseConfig
 from monitor.cycle.gather import ANOMALY_WARMUP_S, gpu_queries
@@ -54,12 +54,12 @@ class PrefetchedPrometheus:
                     name: str | None = None) -> list[Series]:
         hit = self._p.ranges.get((query, start, end)) if step is None else None
         if hit is None:
-            return list(self._source.query_range(query, start, end, step, name=name))
+            found = self._source.query_range(query, start, end, step, name=name)
+            return Answer.of(found, partial_of(found))
         if isinstance(hit, Exception):
             raise hit
-        if name is None:
-            return list(hit)
-        return [replace(s, name=name) for s in hit]
+        # a copy (the cycle may change it), still saying whether the answer was partial
+        return Answer.of(hit if name is None else [replace(s, name=name) for s in hit], partial_of(hit))
 
     def __getattr__(self, attr: str) -> Any:  # query, ready, close: the source's own
         return getattr(self._source, attr)

@@ -50,7 +50,7 @@ from requests.adapters import HTTPAdapter
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
 from urllib3.util.retry import Retry
 
-from detectors.records import Series
+from detectors.records import Answer, Series
 from monitor.config import PrometheusConfig
 from monitor.sources.errors import QueryError, SourceState, SourceStatus, SourceUnavailable, source_down
 from monitor.sources.http import DOWN_HOLD_S, Throttle, backoff_or_retry_after, bounded_retry_after
@@ -186,7 +186,7 @@ class PrometheusSource:
             ts = np.concatenate(ts_parts) if len(ts_parts) > 1 else ts_parts[0]
             vals = np.concatenate(val_parts) if len(val_parts) > 1 else val_parts[0]
             out.append(Series(name or metric.get("__name__") or query, metric, ts, vals, "; ".join(notes)))
-        return out
+        return Answer.of(out, "; ".join(notes))  # partial even with no series: the missing store may hold them all
 
     def query_range_many(
         self, queries: Sequence[str], start: float, end: float, step: float | None = None
@@ -234,7 +234,7 @@ class PrometheusSource:
             if e.whole_source or not split.allows():
                 return [e] * len(queries)
             return self._singles(queries, start, end, step, split, e)
-        per_query: list[list[Series]] = [[] for _ in queries]
+        per_query = [Answer.of(partial=note) for _ in queries]
         for row in rows:
             metric = dict(row.get("metric") or {})
             idx = metric.pop(BATCH_LABEL, None)
@@ -267,14 +267,14 @@ class PrometheusSource:
         """
         result, note = self._request(query, "instant", _ms(at), None, None)
         if not result:
-            return []
+            return Answer.of(partial=note)
         if not isinstance(result[0], dict):  # scalar or string: [ts, "value"]
             try:
                 ts, vals = _points([result])
             except ValueError:
                 raise QueryError(SOURCE, query, f"expected a number, got the string {result[1]!r}") from None
-            return [Series(name or query, {}, ts, vals, note)]
-        out = []
+            return Answer.of([Series(name or query, {}, ts, vals, note)], note)
+        out = Answer.of(partial=note)
         for row in result:
             metric = dict(row.get("metric") or {})
             if "value" in row:

@@ -8,6 +8,7 @@ import json
 from dataclasses import replace
 from typing import Any
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
@@ -16,6 +17,7 @@ from detectors.records import Series
 from monitor.api.app import create_app
 from monitor.config import VigilConfig
 from monitor.sources.prometheus import PrometheusSource
+from monitor.store import intents
 from monitor.vigil import Vigil
 from tests.fakes.partial_prometheus import THANOS, PartialPrometheus
 from tests.helpers_vigil import (
@@ -28,6 +30,7 @@ from tests.helpers_vigil import (
     metric_value,
     model_config,
     serving_registry,
+    step_curve,
 )
 
 TOKEN = "partial-token-0123456789"
@@ -118,3 +121,52 @@ def test_an_incident_does_not_resolve_on_a_partial_read(tmp_path, partial):
     assert incident.status == ("open" if partial else "resolved")
     if partial:
         assert any("read from a partial answer: fetch series" in line for line in reports[-1].blind)
+
+
+GPU_SEL = 'job="vllm"'
+KV_QUERY = f"vllm:kv_cache_usage_perc{{{GPU_SEL}}} or vllm:gpu_cache_usage_perc{{{GPU_SEL}}}"
+
+
+class _VllmStoreDown(PartialPrometheus):
+    """Every answer whole, except the vLLM metrics' while `vllm_down`: their only store is
+    down, so Thanos answers them with no series and a warning."""
+
+    vllm_down = False
+
+    def answer(self, path: str, q: dict[str, str]) -> dict[str, Any]:
+        if self.vllm_down and q.get("query", "").startswith("vllm:"):
+            self.answers += 1
+            return {"status": "success", "data": {"resultType": "matrix", "result": []}, **THANOS}
+        return super().answer(path, q)
+
+
+@pytest.mark.parametrize("vllm_down", [False, True], ids=["calm-again", "store-down"])
+def test_an_optional_signal_whose_store_is_down_is_no_all_clear(tmp_path, monkeypatch, vllm_down):
+    """The KV cache (an optional vLLM signal) is saturated: a warning incident. Then the store
+    holding the vLLM metrics goes down and Thanos answers their queries with no series and a
+    warning. Read as "no series, optional", the saturation vanished and the incident resolved
+    on a store outage, and the serving version counted clean cycles for a rollback target."""
+    stub = incident_prometheus(bad_from=T0 + 3600)  # CTR and latency fine throughout
+    stub.curves["DCGM_FI_DEV_GPU_UTIL{" + GPU_SEL + "}"] = lambda ts: np.full(len(ts), 40.0)
+    stub.curves[KV_QUERY] = step_curve(0.5, 0.99, T0 - 900, T0 + 60)
+    with _VllmStoreDown(stub) as prom:
+        monkeypatch.setenv("PARTIAL_TOKEN", TOKEN)
+        cfg = make_config(tmp_path, api={"token": "${PARTIAL_TOKEN}"},
+                          models=[model_config(gpu={"selector": GPU_SEL})],
+                          sources={"prometheus": {"url": prom.url, "step": "60s", "timeout_s": 5, "retries": 0},
+                                   "mlflow": {"tracking_uri": "http://127.0.0.1:9"}})
+        v = make_vigil(cfg, prometheus=PrometheusSource(cfg.sources.prometheus), notifiers={})
+        v.run_cycle(MODEL, T0)
+        [opened] = v.store.incidents(model=MODEL)
+        assert opened.status == "open"
+        prom.vllm_down = vllm_down
+        reports = [v.run_cycle(MODEL, T0 + 60 * i) for i in range(1, 11)]
+    [incident] = v.store.incidents(model=MODEL)
+    with v.store.tx() as s:
+        good = intents.known_good(s, MODEL, 1)
+    if not vllm_down:  # the saturation ended, read whole: an all clear
+        assert incident.status == "resolved" and good == ["1"]
+        return
+    assert incident.status == "open" and good == []
+    said = [line for line in reports[-1].blind if line.startswith("gpu kv_cache_ratio")]
+    assert said and "read from a partial answer: fetch series" in said[0], reports[-1].blind

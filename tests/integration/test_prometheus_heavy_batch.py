@@ -62,7 +62,7 @@ def test_a_heavy_batch_that_times_out_has_its_queries_answered_alone(weighted: t
     url, handler = weighted
     src = PrometheusSource(PrometheusConfig(url=url, timeout_s=0.3, retries=0, step=15))
     got = src.query_range_many([f'up{{job="{i}"}}' for i in range(16)], 0, 60)
-    assert [type(g).__name__ for g in got] == ["list"] * 16
+    assert [isinstance(g, list) for g in got] == [True] * 16  # answers, no errors
     assert all(len(g) == 1 for g in got if isinstance(g, list))
     assert len(handler.hits) == 17  # the batch, then each query alone
 

@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 
+from detectors.records import partial_of
 from monitor.config import PrometheusConfig
+from monitor.cycle.prefetch import Prefetched
 from monitor.sources.prometheus import PrometheusSource
 from tests.fakes.local_http import LocalHTTPServer
 from tests.fakes.partial_prometheus import VICTORIA
@@ -77,3 +79,18 @@ def test_each_query_of_a_batched_partial_answer_is_marked() -> None:
         got = _source(http.url).query_range_many(["a", "b"], 0, 120)
     assert [[s.partial for s in r] for r in got if isinstance(r, list)] == [["isPartial: a storage node did not "
                                                                              "answer"]] * 2
+
+
+def test_a_partial_answer_with_no_series_still_says_it_is_partial() -> None:
+    """The only store holding a signal is down: no series and a warning. [] alone reads as
+    "matched nothing", which an optional signal takes as nothing wrong; the answer keeps why,
+    also through a batch and a sweep's prefetched copy of it."""
+    why = "isPartial: a storage node did not answer"
+    with _server(VICTORIA, rows=[]) as http:
+        src = _source(http.url)
+        ranged, instant = src.query_range("up", 0, 120), src.query("up", 60)
+        batched = src.query_range_many(["a", "b", "c"], 0, 120)
+        cached = Prefetched(120.0, ranges={("a", 0.0, 120.0): batched[0]}).prometheus(src)
+        via_cache = [cached.query_range("a", 0.0, 120.0, name="ctr"), cached.query_range("up", 0.0, 120.0)]
+    assert [partial_of(r) for r in [ranged, instant, *via_cache]] == [why] * 4
+    assert [partial_of(r) if isinstance(r, list) else r for r in batched] == [why] * 3
