@@ -153,6 +153,11 @@ def _anomalies(sig: MetricSignal, direction: Direction, req: DetectRequest, out:
     out.findings.extend(detector.score_volume(state, source, volume, req.window.start, req.window.t))
     if sig.history_missed or relearn:
         return  # kept, this state would never be given its day of history: gather asks again next cycle
+    if source.partial or (volume is not None and volume.partial):
+        # Scored, not learnt: a store's missing share learnt as "normal" hides the same drop
+        # for hours after the store is back. The stored state stays where it was, so the
+        # next whole read scores and learns these points (those still in its range).
+        return
     store_anomaly_state(out.detector_state, key, legacy, state.to_dict())
 
 

@@ -192,3 +192,35 @@ def test_a_day_of_history_read_from_a_partial_answer_is_read_again_next_cycle(tm
     vigil.run_cycle(MODEL, T0 + 600)
     days = [q for q, start, end in prom.calls if end - start >= 86400]
     assert days.count(CTR_QUERY) == 2
+
+
+class _StoreDownForHours(StubPrometheus):
+    """A Thanos store holding half of the clicks is down over [down_from, down_until): the
+    answers say so (`warnings`) and CTR reads half of what it is."""
+
+    def __init__(self, curves, down_from: float, down_until: float) -> None:
+        super().__init__(curves)
+        self.outage = (down_from, down_until)
+
+    def query_range(self, query, start, end, step=None, *, name=None):
+        found = super().query_range(query, start, end, step, name=name)
+        if not self.outage[0] <= end < self.outage[1] or query != CTR_QUERY:
+            return found
+        return [dataclasses.replace(s, values=s.values / 2, partial="store 10.0.3.7:10901: connection refused")
+                for s in found]
+
+
+def test_a_window_read_from_a_partial_answer_does_not_teach_the_detector_its_normal(tmp_path):
+    """Four hours of CTR read at half (a store down) were learnt as the series' normal: when
+    CTR really halved an hour after the store came back, the detector no longer found it
+    unusual. A window read partially is scored (alerting goes on), not learnt."""
+    drop = T0 + 5 * 3600
+    curve = _ctr_dropping(drop)
+    prom = _StoreDownForHours({CTR_QUERY: lambda ts: np.where(ts >= drop, curve(ts) / 0.85 / 2, curve(ts)),
+                               P99_QUERY: _p99(None, T0 + 86400)}, T0 + 600, T0 + 4 * 3600)
+    vigil = make_vigil(make_config(tmp_path), prometheus=prom, notifiers={})
+    found = []
+    for t in [T0 + i * 600 for i in range(6 * 6 + 1)]:
+        found += [f for f in vigil.run_cycle(MODEL, t).findings
+                  if f.kind == FindingKind.METRIC_ANOMALY and f.entity.startswith("ctr") and f.window_end >= drop]
+    assert found  # the real halving, after the store came back
