@@ -150,10 +150,14 @@ def _anomalies(sig: MetricSignal, direction: Direction, req: DetectRequest, out:
         # last, give or take the cycles' jitter.
         source = source.between(last + req.step - 0.5 * min(req.step, req.interval), math.inf)
     # A first look at a day of history reports only what is still going on in the window.
-    out.findings.extend(detector.score_volume(state, source, volume, req.window.start, req.window.t))
+    found = detector.score_volume(state, source, volume, req.window.start, req.window.t)
+    why = "; ".join(x for x in (source.partial, f"volume: {volume.partial}" if volume and volume.partial else "") if x)
+    for f in found if why else ():  # each says so, its entity (the series' labels) unknown to gather's marks
+        f.evidence["partial"] = why
+    out.findings.extend(found)
     if sig.history_missed or relearn:
         return  # kept, this state would never be given its day of history: gather asks again next cycle
-    if source.partial or (volume is not None and volume.partial):
+    if why:
         # Scored, not learnt: a store's missing share learnt as "normal" hides the same drop
         # for hours after the store is back. The stored state stays where it was, so the
         # next whole read scores and learns these points (those still in its range).

@@ -169,6 +169,8 @@ def _metric(sources: Sources, req: GatherRequest, raw: RawSignals, name: str, qu
     series = live[0]
     known = req.known_series
     volume = _volume(sources, req, name, volume_query, start, series) if known is not None and volume_query else None
+    if volume is not None and volume.partial:  # it scales the band the signal is judged by: no all clear
+        raw.gaps.read_partially(f"{name} volume", volume.partial)
     history = volume_history = None
     missed = False
     keys = (anomaly_key(name, series, query, volume_query), legacy_anomaly_key(name, series))

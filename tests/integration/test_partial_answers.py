@@ -21,6 +21,7 @@ from monitor.store import intents
 from monitor.vigil import Vigil
 from tests.fakes.partial_prometheus import THANOS, PartialPrometheus
 from tests.helpers_vigil import (
+    CTR_QUERY,
     MODEL,
     T0,
     StubPrometheus,
@@ -170,3 +171,39 @@ def test_an_optional_signal_whose_store_is_down_is_no_all_clear(tmp_path, monkey
     assert incident.status == "open" and good == []
     said = [line for line in reports[-1].blind if line.startswith("gpu kv_cache_ratio")]
     assert said and "read from a partial answer: fetch series" in said[0], reports[-1].blind
+
+
+VOLUME_QUERY = 'sum(rate(impressions_total{model="recommender"}[5m]))'
+
+
+class _VolumeStoreDown(StubPrometheus):
+    """The impressions behind CTR (its `volume_query`, which scales the anomaly band) come
+    from an answer a store missed while `partial`; CTR and latency are read whole."""
+
+    partial = False
+
+    def query_range(self, query: str, start: float, end: float, step: float | None = None, *,
+                    name: str | None = None) -> list[Series]:
+        found = super().query_range(query, start, end, step, name=name)
+        if self.partial and query == VOLUME_QUERY:
+            return [replace(s, values=s.values / 2, partial=THANOS["warnings"][0]) for s in found]
+        return found
+
+
+@pytest.mark.parametrize("partial", [False, True], ids=["whole", "partial"])
+def test_an_incident_does_not_resolve_while_the_volume_behind_a_kpi_is_read_partially(tmp_path, partial):
+    """Half the impressions missing widens the CTR's anomaly band about 1.4x: a drop it
+    would have flagged reads as normal. The volume was not marked, so the incident resolved
+    on it, and nothing said the band was scaled by a partial answer."""
+    curves = incident_prometheus(bad_from=T0 - 600, bad_until=T0 + 60).curves
+    prom = _VolumeStoreDown({**curves, VOLUME_QUERY: lambda ts: np.full(len(ts), 100.0)})
+    kpi = {"name": "ctr", "query": CTR_QUERY, "volume_query": VOLUME_QUERY}
+    v = make_vigil(make_config(tmp_path, models=[model_config(kpis=[kpi])]), prometheus=prom, notifiers={})
+    v.run_cycle(MODEL, T0)
+    prom.partial = partial
+    reports = [v.run_cycle(MODEL, T0 + 60 * i) for i in range(1, 11)]
+    [incident] = v.store.incidents(model=MODEL)
+    assert incident.status == ("open" if partial else "resolved")
+    if partial:
+        assert any(line.startswith("ctr volume: read from a partial answer: fetch series")
+                   for line in reports[-1].blind), reports[-1].blind
