@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from alerts.slack_text import escape
+from detectors.records import PARTIAL_WORDS
 
 _MAX_SECTION = 2900  # Slack's section text limit is 3000
 
@@ -64,6 +65,8 @@ def render_group(payload: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
             lines.append(escape(m["title"]))
         for f in (m.get("findings") or [])[:3]:
             lines.append("• " + escape(f.get("message") or f"{f.get('kind')} on {f.get('entity')}"))
+            if f.get("partial"):  # its number may be a missing store's share, not the model's
+                lines.append(f"      :warning: _{PARTIAL_WORDS}: {escape(f['partial'])}_")
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)[:_MAX_SECTION]}})
     explanation = next((m.get("cause_explanation") for m in models if m.get("cause_explanation")), "")
     if explanation:

@@ -87,7 +87,8 @@ def group_record(group: dict[str, Any], *, prefix: str, updated_at: float) -> di
     first = members[0] if members else {}
     models = [{"model": m["model"], "incident_id": m.get("incident_id"), "severity": m.get("severity"),
                "title": m.get("title", ""),
-               "findings": [{k: f.get(k) for k in _FINDING_KEYS if k in f} for f in (m.get("findings") or [])]}
+               "findings": [{k: f.get(k) for k in (*_FINDING_KEYS, "partial") if k in f}
+                            for f in (m.get("findings") or [])]}
               for m in members[:MAX_MODELS]]
     findings = [{**f, "entity": f"{m['model']}: {f.get('entity')}"} for m in models for f in m["findings"]]
     return json_safe({

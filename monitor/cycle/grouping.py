@@ -21,6 +21,7 @@ from alerts.matchers import Labels
 from alerts.outbox import MessageKind
 from alerts.pipeline import AlertPlan
 from alerts.policy import Severity
+from detectors.records import partial_read
 from monitor.config import VigilConfig
 from monitor.cycle.messages import OutboxWriter
 from monitor.cycle.plan import routes_of
@@ -228,7 +229,9 @@ def _summary(row: IncidentRow) -> dict[str, Any]:
     """What the group message shows of a member: its title, top cause and evidence."""
     top = (row.causes or [{}])[0]
     findings = [{"kind": f.get("kind"), "entity": f.get("entity"), "value": f.get("value"),
-                 "threshold": f.get("threshold"), "message": f.get("message", "")} for f in (row.findings or [])[:5]]
+                 "threshold": f.get("threshold"), "message": f.get("message", ""),
+                 # its number may be a missing store's share: the group's page says so as the model's own does
+                 **({"partial": why} if (why := partial_read(f)) else {})} for f in (row.findings or [])[:5]]
     return {"title": row.title, "cause_explanation": top.get("explanation", ""),
             "cause_evidence": top.get("evidence", {}), "findings": findings,
             "evidence": evidence_key(row.findings or [], row.causes[0] if row.causes else None)}
