@@ -113,6 +113,16 @@ def mark_partial(findings: list[Finding], partial: dict[str, str]) -> None:
             f.evidence["partial"] = partial[f.entity]
 
 
+def said_partial(findings: list[Finding], why: str) -> list[Finding]:
+    """`findings`, each saying it was read from a partial answer (`why`, "" when whole): for
+    the findings whose entity is no signal name `mark_partial` knows (a GPU node, a
+    service's metric, a labelled series)."""
+    for f in findings if why else ():
+        if f.kind != FindingKind.NO_DATA:
+            f.evidence["partial"] = why
+    return findings
+
+
 def _anomalies(sig: MetricSignal, direction: Direction, req: DetectRequest, out: Detection) -> None:
     """Online anomaly scoring: only points newer than the stored state are scored, so
     overlapping windows cost nothing twice and a restart is not a cold start."""
@@ -152,9 +162,7 @@ def _anomalies(sig: MetricSignal, direction: Direction, req: DetectRequest, out:
     # A first look at a day of history reports only what is still going on in the window.
     found = detector.score_volume(state, source, volume, req.window.start, req.window.t)
     why = "; ".join(x for x in (source.partial, f"volume: {volume.partial}" if volume and volume.partial else "") if x)
-    for f in found if why else ():  # each says so, its entity (the series' labels) unknown to gather's marks
-        f.evidence["partial"] = why
-    out.findings.extend(found)
+    out.findings.extend(said_partial(found, why))  # its entity is the series' labels
     if sig.history_missed or relearn:
         return  # kept, this state would never be given its day of history: gather asks again next cycle
     if why:
@@ -253,7 +261,8 @@ def detect_gpu(raw: RawSignals, req: DetectRequest, out: Detection, gaps: GapQue
             continue
         if series:
             gpu = GpuDetector(GpuParams(limits[name], g.min_duration, req.step, req.model.name))
-            out.findings.extend(gpu.score(NoState(), series, w.start, w.t))
+            out.findings.extend(said_partial(gpu.score(NoState(), series, w.start, w.t),
+                                             raw.gaps.partial.get(f"gpu {name}", "")))  # by node, not signal
         gone[name] = {e: [t, v] for e, t, v in stopped_while_saturated(
             series, limits[name].limit, w.start, w.t, req.step, g.min_duration)}
         back = reporting(series, w.start, w.t)
@@ -288,7 +297,9 @@ def _service_metrics(raw: RawSignals, req: DetectRequest, out: Detection, gaps: 
     for name in sig.names:
         out.findings.extend(gaps.take(service_metric_entity(name)))
     result = detect_service_metrics(sig, req.window)
-    out.findings.extend(tag(result.report.findings, req.model.name))
+    for f in tag(result.report.findings, req.model.name):  # "<service>: <metric>", not the gap's entity
+        why = raw.gaps.partial.get(service_metric_entity(str(f.evidence.get("metric") or "")), "")
+        out.findings.extend(said_partial([f], why))
     ev = out.services
     out.services = ServiceEvidence(
         ev.log_findings if ev else [], ev.trace_findings if ev else [], ev.graph if ev else ServiceGraph(),
