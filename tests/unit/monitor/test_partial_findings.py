@@ -43,3 +43,22 @@ def test_a_root_cause_metric_read_from_a_partial_answer_says_so() -> None:
     found = {f.entity: partial_read(dataclasses.asdict(f)) for f in detect(raw, request()).findings
              if f.kind is FindingKind.METRIC_ANOMALY}
     assert found == {"preprocess: availability": WHY, "api: cpu_usage": ""}  # cpu_usage was read whole
+
+
+def test_an_anomaly_of_a_labelled_kpi_read_from_a_partial_answer_says_so(tmp_path) -> None:
+    """A KPI aggregated `sum by (model)` keeps its label: its anomaly finding is named
+    `ctr{model="recommender"}`, not `ctr`, and the signal-name marks never reached it."""
+    from monitor.types import MetricSignal, RawSignals
+    from tests.helpers_vigil import CTR_QUERY
+    from tests.unit.monitor.test_cycle_stages import W, detect_request
+
+    ts = np.arange(W.t - 86400, W.t + 1, 60.0)
+    v = 0.05 + np.random.default_rng(3).normal(0, 0.0005, len(ts))
+    v[ts >= W.t - 600] = 0.025
+    day = Series("ctr", {"model": "recommender"}, ts, v, WHY)
+    raw = RawSignals(kpis=[MetricSignal("ctr", CTR_QUERY, day.between(W.baseline_start, W.t), history=day)])
+    raw.gaps.read_partially("ctr", WHY)  # as gather marks it
+    found = detect(raw, detect_request(make_config(tmp_path)))
+    anomalies = [f for f in found.findings if f.kind is FindingKind.METRIC_ANOMALY]
+    assert anomalies and {f.entity for f in anomalies} == {'ctr{model="recommender"}'}
+    assert {partial_read(dataclasses.asdict(f)) for f in anomalies} == {WHY}
