@@ -33,7 +33,7 @@ from detectors.canary import CanaryVerdict, MetricRule, MetricVerdict, Verdict, 
 from detectors.drift import DriftDetector, DriftParams
 from detectors.drift.columns import category_label
 from detectors.drift.decision import statistic_for
-from detectors.records import PARTIAL_WORDS, Direction, Finding, FindingKind
+from detectors.records import PARTIAL_WORDS, Direction, Finding, FindingKind, partial_of
 from monitor.config import CanaryConfig, ModelConfig, PolicyConfig
 from monitor.cycle.canary_blame import performance_hold, promotion_blame
 from monitor.cycle.detect_drift import feature_specs
@@ -155,9 +155,10 @@ class CanaryAnalysis:
             return None, f"Prometheus unavailable ({e.reason})"
         except QueryError as e:
             return None, f"query rejected: {e.reason}"
+        partial = partial_of(found)
         found = [s for s in found if not s.empty]
-        if not found:
-            return None, "no series for this version"
+        if not found:  # a store down may hold all of this version's series: say so, not "none"
+            return None, f"{PARTIAL_WORDS}: {partial}" if partial else "no series for this version"
         if len(found) > 1:
             return None, f"{len(found)} series for one version: the query must return one (aggregate it)"
         if found[0].partial:  # a store missed: its share of one side would read as a difference

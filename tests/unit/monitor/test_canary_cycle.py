@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from detectors.records import Answer
 from monitor.api.app import create_app
 from monitor.sources.errors import SourceUnavailable
 from monitor.sources.promql_text import with_matcher
@@ -573,3 +574,23 @@ def test_a_challenger_read_from_a_partial_answer_is_not_pulled_on_it(tmp_path):
     assert "read from a partial answer: store 10.0.3.7:10901" in reasons["p99_latency"]
     assert registry.aliases[(MODEL, "challenger")] == "2"  # not pulled
     assert not [a for a in vigil.store.actions(model=MODEL) if a.kind == "canary_pull"]
+
+
+class _ChallengerStoreDown(StubPrometheus):
+    """The store holding the challenger's series is down: no series for it, and a warning."""
+
+    def query_range(self, query: str, start: float, end: float, step: float | None = None, *,
+                    name: str | None = None) -> list[Any]:
+        if 'model_version="2"' not in query:
+            return super().query_range(query, start, end, step, name=name)
+        return Answer.of((), "store 10.0.3.7:10901: connection refused")
+
+
+def test_a_challenger_whose_store_is_down_is_said_so_not_said_to_have_no_series(tmp_path):
+    """"no series for this version" sends people to the version label; the store was down."""
+    vigil, registry = build(tmp_path, _ChallengerStoreDown(prometheus(p99_challenger=0.16).curves))
+    report = vigil.run_cycle(MODEL, T0)
+    assert report.canary is not None and report.canary.overall == "inconclusive"
+    reasons = {m.metric: m.reason for m in report.canary.metrics}
+    assert "read from a partial answer: store 10.0.3.7:10901" in reasons["p99_latency"], reasons
+    assert registry.aliases[(MODEL, "challenger")] == "2"  # not pulled
