@@ -39,6 +39,11 @@ SKEW_WARN_S = 30.0
 SKEW_LOG_EVERY_S = 600.0
 
 
+def _notes(notifier: str) -> str:
+    """The name under which a notifier's notes and change events rest (`_round`): no notifier's."""
+    return f"{notifier}\0notes"
+
+
 def backoff(attempts: int) -> float:
     return float(min(MAX_BACKOFF_S, 15.0 * (2 ** min(attempts, 12))))
 
@@ -74,7 +79,7 @@ class OutboxSender:
             # receiver): the skew is this clock at the database read, not that wait.
             claim_now = self._database_time(now + (started - called)) if database_clock else None
             total = 0
-            resting: set[str] = set()  # notifiers that failed in this call: their rows wait for the next
+            resting: set[str] = set()  # notifiers (or their notes) that failed in this call: rows wait for the next
             if only_own:
                 resting |= {b.notifier for b in self.store.outbox.backlog()} - set(self.notifiers)
                 # ... and so are those whose secret is not here (the daemon's routing key): a
@@ -114,11 +119,14 @@ class OutboxSender:
         """One pass over the due heads. A notifier that fails (down, hanging until its
         timeout, rate limited) is not called again in this call: its other rows wait for
         the next, so a hanging Slack costs the pages queued behind it one timeout, not one
-        per Slack message."""
+        per Slack message. A rollback note or change event (`Head.follows`) goes after the
+        pages of the pass, and its failure rests only the notifier's other notes: retried
+        for hours, it cost every page of its notifier the pass it came first in."""
         delivered = 0
-        for head in self.store.outbox.due(now, limit, skip=resting, claim_now=claim_now, keys=keys):
-            if head.notifier in resting:  # it failed earlier in this pass
-                continue
+        heads = self.store.outbox.due(now, limit, skip=resting, claim_now=claim_now, keys=keys)
+        for head in sorted(heads, key=lambda h: h.follows):  # stable: oldest first within each
+            if head.notifier in resting or (head.follows and _notes(head.notifier) in resting):
+                continue  # it failed earlier in this pass
             # `now` is the caller's clock (live or replay) and stays put for the round, so a
             # claim's deadline is written as the round's start + claim_s + the round so far:
             # asked + self.claim_s, no earlier.
@@ -150,7 +158,7 @@ class OutboxSender:
                 delivered += 1
             else:
                 if result.status == DeliveryStatus.RETRY:
-                    resting.add(msg.notifier)
+                    resting.add(_notes(msg.notifier) if head.follows else msg.notifier)
                 log.warning("delivery %s", result.status,
                             extra={"notifier": msg.notifier, "key": msg.key, "error": result.error,
                                    "attempts": claim.token, "uncertain": result.uncertain})

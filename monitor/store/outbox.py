@@ -27,6 +27,12 @@ A row moves through these states (`OutboxStatus`, stored as its plain string):
 - Order per (notifier, key): only the oldest row of a key that is `pending` or
   `sending` can be claimed, so a later update never overtakes an earlier one waiting
   for a retry, and nothing else of a key goes out while one of its rows is being sent.
+  One exception, `follows`: a receiver's rollback note or change event queued under its
+  incident's key waits for every row of the key before it (the page it tells of), but
+  nothing waits for it: it only informs, and one retried for hours (a 429 on PagerDuty's
+  change endpoint) held back the escalation and the resolve that page people. Its delivery
+  leaves the key's ref alone: sent beside a later page, it carries the ref it was claimed
+  with, older than the one that page leaves.
 """
 from __future__ import annotations
 
@@ -60,6 +66,7 @@ class Head:
     status: OutboxStatus
     attempts: int
     notifier: str = ""
+    follows: bool = False  # informational, under its incident's key: nothing of the key waits for it
 
 
 @dataclass(frozen=True)
@@ -108,29 +115,32 @@ class Outbox:
 
     def due(self, now: float, limit: int = 100, skip: Collection[str] = (),
             claim_now: float | None = None, keys: Collection[str] | None = None) -> list[Head]:
-        """The rows that may be claimed at `now`, oldest first, at most one per (notifier, key),
-        none of the notifiers in `skip` (they do not use up the limit). A `sending` row's
-        claim lapses by `claim_now` (default `now`). `keys`: only rows whose key is one of
-        them or starts with one and a colon (`incident:7` takes each channel's message).
+        """The rows that may be claimed at `now`, oldest first, at most one per (notifier, key)
+        and one more that `follows` it, none of the notifiers in `skip` (they do not use up
+        the limit). A `sending` row's claim lapses by `claim_now` (default `now`). `keys`: only
+        rows whose key is one of them or starts with one and a colon (`incident:7` takes each
+        channel's message).
 
         The scan reads only ids, keys and states of the open rows, so a long outage's
         backlog cannot hide newer due messages.
         """
         with self._tx() as s:
             rows = s.execute(
-                select(OutboxRow.id, OutboxRow.notifier, OutboxRow.key, OutboxRow.status, OutboxRow.attempts,
-                       OutboxRow.next_attempt_at)
+                select(OutboxRow.id, OutboxRow.notifier, OutboxRow.key, OutboxRow.kind, OutboxRow.status,
+                       OutboxRow.attempts, OutboxRow.next_attempt_at)
                 .where(OutboxRow.status.in_(_OPEN), *_keyed(keys)).order_by(OutboxRow.id)
             ).all()
         lapse_now = now if claim_now is None else claim_now
-        seen: set[tuple[str, str]] = set()
+        seen: set[tuple[str, str]] = set()  # keys with an open row that the rows after it wait for
+        noted: set[tuple[str, str]] = set()  # keys with an open row that only the next `follows` waits for
         heads: list[Head] = []
-        for id_, notifier, key, status, attempts, next_at in rows:
-            if (notifier, key) in seen or notifier in skip:
+        for id_, notifier, key, kind, status, attempts, next_at in rows:
+            aside = follows(kind, key)
+            if (notifier, key) in seen or (aside and (notifier, key) in noted) or notifier in skip:
                 continue  # a later row of a key waits for the head, whatever the head's state
-            seen.add((notifier, key))
+            (noted if aside else seen).add((notifier, key))
             if next_at <= (lapse_now if status == OutboxStatus.SENDING else now):  # due, or its claim lapsed
-                heads.append(Head(id_, OutboxStatus(status), attempts, notifier))
+                heads.append(Head(id_, OutboxStatus(status), attempts, notifier, follows=aside))
                 if len(heads) >= limit:
                     break
         return heads
@@ -179,8 +189,8 @@ class Outbox:
                 .execution_options(synchronize_session=False)))
             if won != 1:
                 return False
-            if result.status == DeliveryStatus.DELIVERED and result.ref:
-                msg = claim.message
+            msg = claim.message
+            if result.status == DeliveryStatus.DELIVERED and result.ref and not follows(msg.kind, msg.key):
                 ref = s.get(MessageRefRow, (msg.notifier, msg.key))
                 if ref is None:
                     s.add(MessageRefRow(notifier=msg.notifier, key=msg.key, ref=result.ref))
@@ -190,10 +200,12 @@ class Outbox:
 
     def refs(self, notifier: str) -> dict[str, dict[str, Any]]:
         """The last delivery's ref of each key `notifier` has, except keys with a row still
-        open (a change waiting to go out): what a receiver re-sends to keep alerts alive."""
+        open (a change waiting to go out; a note, `follows`, changes no alert): what a receiver
+        re-sends to keep alerts alive."""
         with self._tx() as s:
-            waiting = set(s.scalars(select(OutboxRow.key).where(OutboxRow.notifier == notifier,
-                                                                OutboxRow.status.in_(_OPEN))))
+            open_ = s.execute(select(OutboxRow.key, OutboxRow.kind).where(OutboxRow.notifier == notifier,
+                                                                        OutboxRow.status.in_(_OPEN)))
+            waiting = {key for key, kind in open_ if not follows(kind, key)}
             rows = s.scalars(select(MessageRefRow).where(MessageRefRow.notifier == notifier)).all()
             return {r.key: r.ref for r in rows if r.key not in waiting and isinstance(r.ref, dict)}
 
@@ -277,6 +289,13 @@ class Outbox:
         with self._tx() as s:
             q = select(OutboxRow).where((OutboxRow.key == prefix) | OutboxRow.key.startswith(prefix + ":"))
             return list(s.scalars(q.order_by(OutboxRow.id)))
+
+
+def follows(kind: str, key: str) -> bool:
+    """Whether a row is a receiver's rollback note or change event under its incident's key
+    (monitor/cycle/receivers.py): sent after the rows of the key before it, with the ref they
+    left, and holding back none of the rows after it."""
+    return kind == MessageKind.ROLLBACK and key.startswith("incident:")
 
 
 def _keyed(keys: Collection[str] | None) -> list[ColumnElement[bool]]:

@@ -18,7 +18,7 @@ Answer = tuple[int, dict[str, Any], dict[str, str]]  # status, JSON body, extra 
 class JsonApiServer:
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self._faults: list[list[Any]] = []  # [status, count, retry_after]
+        self._faults: list[list[Any]] = []  # [status, count, retry_after, path]
         handler = type("Handler", (_Handler,), {"api": self})
         self._http = LocalHTTPServer(handler)
 
@@ -33,18 +33,26 @@ class JsonApiServer:
     def url(self) -> str:
         return self._http.url
 
-    def force(self, status: int, count: int = 1, retry_after: str | None = None) -> None:
+    def force(self, status: int, count: int = 1, retry_after: str | None = None, path: str | None = None) -> None:
+        """`path`: only requests whose path contains it (PagerDuty's change endpoint, Opsgenie's
+        `/notes`); None: any."""
         with self.lock:
-            self._faults.append([status, count, retry_after])
+            self._faults.append([status, count, retry_after, path])
 
-    def take_fault(self) -> tuple[int, str | None] | None:
-        """The next forced answer (status, Retry-After), if any; call with `lock` held."""
-        if not self._faults:
+    def clear_faults(self) -> None:
+        with self.lock:
+            self._faults.clear()
+
+    def take_fault(self, path: str = "") -> tuple[int, str | None] | None:
+        """The next forced answer (status, Retry-After) for a request to `path`, if any; call
+        with `lock` held."""
+        fault = next((f for f in self._faults if f[3] is None or f[3] in path), None)
+        if fault is None:
             return None
-        status, _, retry_after = fault = self._faults[0]
+        status, _, retry_after, _ = fault
         fault[1] -= 1
         if fault[1] <= 0:
-            self._faults.pop(0)
+            self._faults.remove(fault)
         return status, retry_after
 
     def answer(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Answer:

@@ -23,7 +23,7 @@ authentication; rate limiting):
 - 429 {"message": "You are making too many requests! ...", "took", "requestId"} with
   X-RateLimit-State: THROTTLED past `per_minute` requests per key in a minute, and an
   integer Retry-After (Opsgenie documents the headers, not a wait: clients back off).
-- Faults on demand: `force(status, count=N, retry_after=None)`.
+- Faults on demand: `force(status, count=N, retry_after=None, path=None)` (tests/fakes/json_api.py).
 
 `alerts()` lists every alert ever created. Binds 127.0.0.1 on a free port;
 `with FakeOpsgenie("key") as og:`, `og.url`.
@@ -76,7 +76,7 @@ class FakeOpsgenie(JsonApiServer):
     def answer(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Answer:
         rid = str(uuid.uuid4())
         with self.lock:
-            if (fault := self.take_fault()) is not None:
+            if (fault := self.take_fault(target.split("?")[0])) is not None:
                 status, retry_after = fault
                 extra = {"Retry-After": retry_after} if retry_after else {}
                 if status == 429:

@@ -21,8 +21,9 @@ contract (developer docs, "Send an Alert Event", "Response Codes & Retry Logic",
   source, timestamp, custom_details}, links}; 202 {"status": "success", "message": "Change
   event processed"}; the same 400 body for a malformed one and the same rate limit. Kept
   in `changes`; no dedup key: each accepted one is a change on the service's timeline.
-- Faults on demand: `force(status, count=N, retry_after=None)` answers the next N
-  requests with `status` before anything else (nothing ingested).
+- Faults on demand: `force(status, count=N, retry_after=None, path=None)` answers the next
+  N requests (to `path` only, when given) with `status` before anything else (nothing
+  ingested); `clear_faults()` drops those not yet used.
 
 `alerts()` lists every alert ever opened with its state and log; `events` every accepted
 event. Binds 127.0.0.1 on a free port; `with FakePagerDuty() as pd:`, `pd.url`.
@@ -70,7 +71,7 @@ class FakePagerDuty(JsonApiServer):
     def answer(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Answer:
         with self.lock:
             self.requests += 1
-            if (fault := self.take_fault()) is not None:
+            if (fault := self.take_fault(path)) is not None:
                 status, retry_after = fault
                 return status, _fault_body(status), {"Retry-After": retry_after} if retry_after else {}
             if method != "POST" or path not in ("/v2/enqueue", "/v2/change/enqueue"):
