@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from alerts.rollback import ActionStatus, RollbackOutcome
 from monitor.config import ModelConfig
-from monitor.executors.base import SETTLING, Executor, ExecutorError
+from monitor.executors.base import SETTLING, Executor, ExecutorError, RollbackStep
 from monitor.sources.registry import ModelNotFound
 from monitor.store.intents import RollbackIntentRow, automatic_rollbacks_since, finished_since
 from monitor.store.repository import ActionRow
@@ -111,6 +111,13 @@ def rolling_out(intent: RollbackIntentRow) -> str | None:
     if intent.settling_since is None:
         return None
     return next((x for x in intent.executors if x not in intent.steps_done), None)
+
+
+def superseded(layer: Executor, step: RollbackStep) -> str:
+    """Why a rollback left `layer` alone: somebody moved it to a third version since. Its wait
+    to take effect ends with it (`settling_since` cleared): it is not set to the target."""
+    return (f"{layer.name} serves v{layer.current(step)}, neither v{step.from_version} nor v{step.to_version}: "
+            "somebody moved it since; left alone")
 
 
 def moved_layers(intent: RollbackIntentRow) -> list[str]:

@@ -52,6 +52,7 @@ from monitor.cycle.rollback_ask import (
     names,
     outcome_of,
     payload,
+    superseded,
 )
 from monitor.cycle.rollback_landed import forward, record_move
 from monitor.cycle.rollback_told import RollbackTeller
@@ -255,12 +256,10 @@ class RollbackRunner:
                 failpoint("before_layer_move")
                 if (ended := self._ended(intent_id)) is not None:
                     return ended
-                if not self._move(layer, step):
-                    found = layer.current(step)
-                    return self.finish(intent_id, m, now, ActionStatus.FAILED,
-                                       f"{layer.name} serves v{found}, neither v{step.from_version} nor "
-                                       f"v{step.to_version}: somebody moved it since; left alone")
-                self._step_done(intent_id, m, layer.name, now)
+                moved = self._move(layer, step)
+                self._step_done(intent_id, m, layer.name, now, done=moved)  # superseded: not set to v{to} either
+                if not moved:
+                    return self.finish(intent_id, m, now, ActionStatus.FAILED, superseded(layer, step))
                 self.health(layer.name, None)
         except ExecutorError as e:
             if layer is not None and e.reason != "deadline":  # not asked, out of time: no news of the layer
@@ -296,12 +295,13 @@ class RollbackRunner:
                                 reason=SETTLING if seen.ok else "failed")
         return True
 
-    def _step_done(self, intent_id: int, m: ModelConfig, layer: str, now: float) -> None:
+    def _step_done(self, intent_id: int, m: ModelConfig, layer: str, now: float, done: bool = True) -> None:
         with self.store.tx() as s:
             intent = locked_intent(s, intent_id)
             if intent is None or intent.status != ActionStatus.PENDING or layer in intent.steps_done:
                 return
-            intent.steps_done, intent.updated_at, intent.settling_since = [*intent.steps_done, layer], now, None
+            intent.steps_done = [*intent.steps_done, layer] if done else intent.steps_done
+            intent.updated_at, intent.settling_since = now, None
 
     def _retry_later(self, intent_id: int, m: ModelConfig, now: float, e: ExecutorError) -> RollbackOutcome:
         return retry_audited(lambda: self._retry_later_once(intent_id, m, now, e), "record a rollback attempt")

@@ -533,3 +533,30 @@ def test_the_fifteen_minute_wait_for_a_rollout_counts_from_when_the_layer_was_se
 def _rollbacks(vigil: Vigil) -> list[Any]:
     """The model's rollbacks that were let through (not the guard's refusals)."""
     return [a for a in vigil.store.actions(model=MODEL) if a.status != "refused"]
+
+
+def test_a_serving_layer_moved_elsewhere_during_its_rollout_is_not_said_to_be_set_to_the_target(tmp_path):
+    """During the wait for KServe's revision someone pointed KServe at v5. The rollback failed
+    saying both "kserve serves v5 ... somebody moved it since; left alone" and "set to v1, not
+    yet in effect: kserve", and its record's `moved` named kserve: on-call was told v1 was
+    landing where v5 serves."""
+    from sqlalchemy import select
+
+    from monitor.cycle.rollback_ask import moved_layers
+    from monitor.store.intents import RollbackIntentRow
+    from tests.fakes.kube_api import FakeKubeApi
+    from tests.fakes.kube_objects import inference_service
+
+    with FakeKubeApi() as kube:
+        vigil, _ = _kserve_rolling_out(tmp_path, kube)
+        for i in range(1, 4):  # KServe set to v1, its revision not ready yet
+            vigil.run_cycle(MODEL, T0 + 30 * i)
+        assert vigil.store.actions(model=MODEL)[0].status == "pending"
+        kube.put_object(inference_service(uri="models:/recommender/5"))  # somebody moves it
+        vigil.run_cycle(MODEL, T0 + 120)
+        [action] = vigil.store.actions(model=MODEL)
+        assert action.status == "failed" and "kserve serves v5" in action.detail, action.detail
+        assert "not yet in effect" not in action.detail, action.detail
+        with vigil.store.tx() as s:  # what the record's `moved` (webhook, PagerDuty) is made of
+            [intent] = s.scalars(select(RollbackIntentRow)).all()
+            assert moved_layers(intent) == ["mlflow_alias"]
