@@ -218,9 +218,12 @@ class Outbox:
         return self.has_open(s, notifier, key)
 
     def has_open(self, s: Session, notifier: str, key: str) -> bool:
-        """Whether a row of `key` for `notifier` is still to be delivered (the pending index)."""
-        return s.scalar(select(OutboxRow.id).where(OutboxRow.status.in_(_OPEN), OutboxRow.notifier == notifier,
-                                                   OutboxRow.key == key).limit(1)) is not None
+        """Whether a change of `key` for `notifier` is still to be delivered (the pending index):
+        a note (`follows`) changes no alert, and one retried for hours read as a change on its
+        way re-sent a held incident's identical trigger every cycle."""
+        kinds = s.scalars(select(OutboxRow.kind).where(OutboxRow.status.in_(_OPEN), OutboxRow.notifier == notifier,
+                                                       OutboxRow.key == key))
+        return any(not follows(kind, key) for kind in kinds)
 
     def told_channels(self, s: Session, incident_id: int, kind: MessageKind = MessageKind.INCIDENT) -> list[str]:
         """The channels that have an incident's message, delivered or on its way (in the

@@ -117,3 +117,32 @@ def test_a_change_event_sent_beside_the_next_page_leaves_that_pages_alert_to_the
     assert store.outbox.record(escalation, DeliveryResult(DeliveryStatus.DELIVERED, ref=new), T0 + 3, 15.0)
     assert store.outbox.record(change, DeliveryResult(DeliveryStatus.DELIVERED, ref=old), T0 + 3, 15.0)
     assert store.outbox.refs("pd") == {"incident:1": new}
+
+
+def test_a_change_event_refused_for_long_re_sends_no_held_incidents_trigger_every_cycle(tmp_path):
+    """Both models paged on their own, then their GPU saturated and the shared cause took over
+    (it pages for them). A person rolled one back while PagerDuty refused change events: its
+    change event, still on its way, read as a change of the incident not yet sent, so every
+    cycle wrote the held incident's identical trigger again (15 in 15 cycles)."""
+    import numpy as np
+
+    from monitor.receivers import build_receivers
+    from tests.integration.test_receivers import pd_receiver
+    from tests.integration.test_shared_cause import SEL, _Sink, config, cycles, prometheus, registry
+
+    with FakePagerDuty() as pd:
+        prom = prometheus(T0 + 1800)
+        prom.curves[f"DCGM_FI_DEV_GPU_UTIL{SEL}"] = lambda ts: np.where((ts >= T0 + 300) & (ts < T0 + 1800), 99.0, 40.0)
+        cfg = config(tmp_path, receivers=[pd_receiver(pd.url, severities=["warning", "critical"],
+                                                      events=["incident", "rollback"])])
+        reg = registry()
+        reg.aliases[(MODEL, "champion")] = "2"
+        vigil = make_vigil(cfg, prometheus=prom, registry=reg, notifiers={"sink": _Sink(), **build_receivers(cfg)})
+        cycles(vigil, [T0 + 60 * k for k in range(10)])  # both paged, then held by their group
+        pd.force(429, count=10**5, retry_after="1", path="/v2/change/enqueue")
+        assert vigil.operator.rollback(RollbackAsk(cfg.models[0], "1", "p99", "api:sre", 1, T0 + 601)).status == "done"
+        seen = len(pd.events)
+        cycles(vigil, [T0 + 620 + 60 * k for k in range(15)])
+        triggers = [e["dedup_key"] for e in pd.events[seen:] if e["event_action"] == "trigger"]
+        assert triggers.count("vigil-incident-1") <= 2, triggers  # the rollback shown, not one per cycle
+        assert pd.changes == []
