@@ -29,10 +29,10 @@ def _read(pid: int, name: str) -> str:
         return ""
 
 
-def cpu_seconds() -> float:
-    """User + system CPU seconds of the tree's live processes."""
+def cpu_seconds(tree: bool = True) -> float:
+    """User + system CPU seconds of the tree's live processes (`tree=False`: this process only)."""
     total = 0.0
-    for pid in pids():
+    for pid in pids() if tree else [os.getpid()]:
         fields = _read(pid, "stat").rpartition(")")[2].split()
         if len(fields) > 12:
             total += (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime (fields 14, 15)

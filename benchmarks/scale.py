@@ -153,9 +153,9 @@ def _measure_sweep(vigil: Any, k: int, t: float, args: argparse.Namespace, probe
     asked = prometheus_queries(args.prometheus_url)
     clock.reset()
     writes.reset()
-    began, cpu = time.perf_counter(), cpu_seconds()
+    began, cpu, own, queued = time.perf_counter(), cpu_seconds(), cpu_seconds(tree=False), vigil.drift_reports.pending()
     reports = _sweep(vigil, t, args, profile=bool(args.profile) and k > 0)
-    took, cpu = time.perf_counter() - began, cpu_seconds() - cpu
+    took, cpu, own = time.perf_counter() - began, cpu_seconds() - cpu, cpu_seconds(tree=False) - own
     _checkpoint(vigil)  # this sweep's pages, copied from the WAL into the database: part of its cost
     grew = store_bytes(store_url) - before
     spooled = tree_bytes(spool) - spooled
@@ -164,7 +164,8 @@ def _measure_sweep(vigil: Any, k: int, t: float, args: argparse.Namespace, probe
     opened = sum(1 for r in reports if r.incident_id is not None)
     print(f"sweep {k} ({'first' if k == 0 else 'warm'}): {took:.1f} s, {len(reports)}/{models} cycles, "
           f"{opened} with an open incident, {queries / models:.2f} queries/model, "
-          f"cpu {cpu:.1f} s ({cpu / took:.2f} cores), "
+          f"cpu {cpu:.1f} s ({cpu / took:.2f} cores; worker processes {cpu - own:.1f} s, this process {own:.1f} s "
+          f"with {queued} drift reports queued at the start, {vigil.drift_reports.pending()} at the end), "
           f"store +{grew / 1e6:.1f} MB (process wrote {wrote / 1e6:.1f} MB), spool {spooled / 1e6:+.1f} MB, "
           f"{_load()}", flush=True)
     here = "" if not vigil.sweep_pool.pids else ", this process only: the cycles ran in worker processes"
