@@ -68,9 +68,9 @@ def suggested_action(causes: list[dict[str, Any]], actions: list[dict[str, Any]]
     pulled = [a for a in actions if a.get("kind") == "canary_pull" and a.get("status") == ActionStatus.DONE]
     if pulled:
         a = pulled[-1]
+        why = a.get("reason") or "the canary table says which metric failed"  # its own accuracy, too
         return (f"Vigil pulled challenger v{a['from_version']}: its alias is removed and its traffic serves "
-                f"v{a['to_version']}. Fix it offline (the canary table says which metric failed) before the "
-                f"next canary.")
+                f"v{a['to_version']}. Fix it offline ({why}) before the next canary.")
     # The last move of the alias is what serves now: a rollback followed by a move on to a new
     # version (a "promotion") once kept saying "rolled back to v1" while v3 served. Told as
     # whoever made it: a person's rollback is not Vigil's own.

@@ -11,7 +11,8 @@
 and after the incident is applied (`act`):
 
     record the verdict table and the run (passes in a row)
-    fail  -> pull: a durable intent (monitor/cycle/rollback_intents.py, kind canary_pull):
+    fail, or the challenger's own realised accuracy dropped (monitor/cycle/canary_pull.py)
+          -> pull: a durable intent (monitor/cycle/rollback_intents.py, kind canary_pull):
              the challenger alias removed, the serving layer pinned to the champion; audited
     N passes in a row -> a promotion suggestion, or a promotion (kind canary_promote)
 
@@ -28,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from alerts.rollback import ActionStatus, RollbackOutcome
+from alerts.rollback import ActionStatus
 from detectors.canary import CanaryVerdict, MetricRule, MetricVerdict, Verdict, distribution_verdict, judge_metric
 from detectors.drift import DriftDetector, DriftParams
 from detectors.drift.columns import category_label
@@ -36,6 +37,7 @@ from detectors.drift.decision import statistic_for
 from detectors.records import PARTIAL_WORDS, Direction, Finding, FindingKind, partial_of
 from monitor.config import CanaryConfig, ModelConfig, PolicyConfig
 from monitor.cycle.canary_blame import performance_hold, promotion_blame
+from monitor.cycle.canary_pull import accuracy_pull_cause, under_way
 from monitor.cycle.detect_drift import feature_specs
 from monitor.cycle.messages import OutboxWriter
 from monitor.cycle.rollback_ask import CANARY_PROMOTE, CANARY_PULL, RollbackAsk
@@ -97,15 +99,6 @@ def metric_rules(m: ModelConfig, c: CanaryConfig) -> list[MetricQuery]:
 def _pick(o: Any, name: str, default: float) -> float:
     value = getattr(o, name, None) if o is not None else None
     return default if value is None else value
-
-
-def _under_way(outcome: RollbackOutcome) -> bool:
-    """Done, or pending on its own intent. Another action of the model in flight (the
-    champion's rollback) answers "pending" too: then nothing was asked, and the next
-    verdict asks again."""
-    if outcome.status == ActionStatus.PENDING:
-        return outcome.own
-    return outcome.status in (ActionStatus.DONE, ActionStatus.NOOP)
 
 
 class CanaryAnalysis:
@@ -294,11 +287,13 @@ class CanaryAnalysis:
     def act(self, m: ModelConfig, judged: CanaryJudgement, incident_id: int | None, policy: PolicyConfig,
             t: float, findings: Sequence[Finding] = ()) -> dict[str, Any] | None:
         """Record the verdict; pull a failed challenger, promote (or suggest) a steady one
-        (`findings`: the cycle's; a drop of the challenger's own performance holds it back)."""
+        (`findings`: the cycle's; a drop of the challenger's own performance holds it back,
+        a realised one pulls it)."""
         c = m.canary
         assert c is not None
         overall = judged.verdict.overall
         held = performance_hold(findings, judged.challenger, c.label_value(judged.challenger))
+        critical = accuracy_pull_cause(findings, judged.challenger, c.label_value(judged.challenger))
         self._export(m, judged.verdict)
         with self.store.tx() as s:
             before = last_verdict_of(s, m.name, judged.challenger)
@@ -318,8 +313,8 @@ class CanaryAnalysis:
         # A pull a dry run only recorded is asked for real once dry_run is off.
         # A promoted version left on the alias once the champion moved back from it: pulled on a fail, never promoted.
         pullable = ("running", "suggested", "promoted", *(() if policy.rollback.dry_run else ("dry_run",)))
-        if overall == Verdict.FAIL and c.pull and status in pullable:
-            return self._pull(m, judged, incident_id, policy, t)
+        if (overall == Verdict.FAIL or critical) and c.pull and status in pullable:
+            return self._pull(m, judged, incident_id, policy, t, critical)
         if streak < c.promote_after_cycles or judged.champion is None:
             return None
         # Neither promoted nor suggested: a version an open or recent incident blames (nor a rollback target).
@@ -338,18 +333,18 @@ class CanaryAnalysis:
         self.metrics.publish_canary(m.name, values, effects, {**verdicts, "_overall": float(verdict.overall.rank)})
 
     def _pull(self, m: ModelConfig, judged: CanaryJudgement, incident_id: int | None, policy: PolicyConfig,
-              t: float) -> dict[str, Any]:
-        failed = "; ".join(f"{v.metric}: {v.reason}" for v in judged.verdict.failed)
-        champion = judged.champion or "?"
+              t: float, critical: str = "") -> dict[str, Any]:
+        failed = "; ".join([f"{v.metric}: {v.reason}" for v in judged.verdict.failed] + [critical] * bool(critical))
+        reason = f"canary v{judged.challenger} failed: {failed}"
         outcome = self.runner.request(RollbackAsk(
-            m, champion, f"canary v{judged.challenger} failed: {failed}", "vigil", incident_id, t,
+            m, judged.champion or "?", reason, "vigil", incident_id, t,
             dry_run=policy.rollback.dry_run, max_attempts=policy.rollback.max_attempts, kind=CANARY_PULL,
             # only the judged challenger: a new one set since the verdict keeps its alias
             from_version=judged.challenger, only_from=judged.challenger))
-        if _under_way(outcome):
-            self._set_status(m, judged.challenger, "pulled", outcome.detail, t)
-        elif outcome.status == ActionStatus.DRY_RUN:  # recorded once, not once per failing cycle
-            self._set_status(m, judged.challenger, "dry_run", outcome.detail, t)
+        # A dry run is recorded once, not once per failing cycle; the run names why, not only what moved.
+        if under_way(outcome) or outcome.status == ActionStatus.DRY_RUN:
+            status = "pulled" if under_way(outcome) else "dry_run"
+            self._set_status(m, judged.challenger, status, f"{reason} -> {outcome.detail}", t)
         log.info("canary pull %s", outcome.status, extra={"model": m.name, "challenger": judged.challenger})
         return {"kind": CANARY_PULL, "status": outcome.status, "from_version": outcome.from_version,
                 "to_version": outcome.to_version, "detail": outcome.detail}
@@ -365,7 +360,7 @@ class CanaryAnalysis:
             dry_run=policy.rollback.dry_run, max_attempts=policy.rollback.max_attempts, kind=CANARY_PROMOTE,
             # only over the champion it was judged against: one moved since was never compared
             from_version=judged.champion, only_from=judged.champion))
-        if _under_way(outcome):
+        if under_way(outcome):
             self._set_status(m, judged.challenger, "promoted", outcome.detail, t)
         return {"kind": CANARY_PROMOTE, "status": outcome.status, "from_version": outcome.from_version,
                 "to_version": outcome.to_version, "detail": outcome.detail}

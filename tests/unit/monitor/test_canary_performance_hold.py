@@ -44,7 +44,8 @@ def _canary_with_labels(tmp_path: Path, challenger_accuracy: float, **canary: An
 
 
 def test_a_challenger_whose_accuracy_dropped_is_not_promoted(tmp_path: Path) -> None:
-    vigil, registry = _canary_with_labels(tmp_path, 0.55, promote_after_cycles=2, auto_promote=True)
+    # `pull: false`: a realised drop pulls it otherwise (test_canary_performance_pull.py)
+    vigil, registry = _canary_with_labels(tmp_path, 0.55, promote_after_cycles=2, auto_promote=True, pull=False)
     reports = [vigil.run_cycle(MODEL, T0 + 60 * (k + 1)) for k in range(3)]
     assert registry.aliases[(MODEL, "champion")] == "1", "promoted a challenger whose accuracy dropped 40 %"
     for report in reports:
