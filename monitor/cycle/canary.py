@@ -36,7 +36,7 @@ from detectors.drift.columns import category_label
 from detectors.drift.decision import statistic_for
 from detectors.records import PARTIAL_WORDS, Direction, Finding, FindingKind, partial_of
 from monitor.config import CanaryConfig, ModelConfig, PolicyConfig
-from monitor.cycle.canary_blame import performance_hold, promotion_blame
+from monitor.cycle.canary_blame import detail_after_hold, performance_hold, promotion_blame
 from monitor.cycle.canary_pull import accuracy_pull_cause, under_way
 from monitor.cycle.detect_drift import feature_specs
 from monitor.cycle.messages import OutboxWriter
@@ -308,7 +308,7 @@ class CanaryAnalysis:
             # against this one: the run of passes starts again.
             kept = run.pass_streak if before is None or before.champion_version == judged.champion else 0
             run.pass_streak = kept + 1 if overall == Verdict.PASS and not held else 0
-            run.updated_at, run.detail = t, held or run.detail
+            run.updated_at, run.detail = t, detail_after_hold(held, run.detail, judged.challenger)
             status, streak = run.status, run.pass_streak
         # A pull a dry run only recorded is asked for real once dry_run is off.
         # A promoted version left on the alias once the champion moved back from it: pulled on a fail, never promoted.

@@ -46,4 +46,16 @@ def performance_hold(findings: Sequence[Finding], challenger: str, label_value: 
     if not drops:
         return ""
     worst = min(drops, key=lambda f: -abs(f.value))
-    return f"not promoted: v{challenger}'s own performance dropped: {worst.message}"
+    return f"{_held_words(challenger)}: {worst.message}"
+
+
+def _held_words(challenger: str) -> str:
+    return f"not promoted: v{challenger}'s own performance dropped"
+
+
+def detail_after_hold(held: str, detail: str, challenger: str) -> str:
+    """The run's detail after this cycle's `performance_hold`: the hold while it lasts, and
+    once it is over not left saying "not promoted" while the passes count again."""
+    if held:
+        return held
+    return "" if detail.startswith(_held_words(challenger)) else detail

@@ -62,3 +62,27 @@ def test_a_challenger_as_good_as_the_champion_on_its_labels_is_promoted(tmp_path
     for k in range(2):
         vigil.run_cycle(MODEL, T0 + 60 * (k + 1))
     assert registry.aliases[(MODEL, "champion")] == "2"
+
+
+def test_once_the_challenger_recovers_its_run_no_longer_says_it_is_held(tmp_path: Path) -> None:
+    """The "not promoted: ... own performance dropped" detail stayed on the run after the
+    challenger's labels were corrected and its passes counted again: the API said it was
+    held while it was on its way to promotion."""
+    vigil, registry = _canary_with_labels(tmp_path, 0.55, promote_after_cycles=3, pull=False)
+    vigil.run_cycle(MODEL, T0 + 60)
+    with vigil.store.tx() as s:
+        assert "own performance dropped" in runs(s, MODEL)[0].detail
+    rows = pd.read_csv(tmp_path / "samples" / "predictions.csv", dtype={"prediction_id": str})
+    mine = rows[rows["model_version"].astype(str) == "2"]
+    corrected = [{"prediction_id": pid, "label": int(y), "timestamp": T0 + 90}
+                 for pid, y in zip(mine["prediction_id"], mine["churn_pred"], strict=True)]
+    client = TestClient(create_app(vigil), raise_server_exceptions=False)
+    r = client.post("/v1/labels", json={"model": MODEL, "labels": corrected},
+                    headers={"Authorization": f"Bearer {INGEST}"})
+    assert r.status_code == 202
+    report = vigil.run_cycle(MODEL, T0 + 120)
+    assert not any(f.kind == "performance_drop" and f.evidence["version"] == "2" for f in report.findings)
+    with vigil.store.tx() as s:
+        (run,) = runs(s, MODEL)
+        assert run.pass_streak == 1 and "not promoted" not in run.detail, run.detail
+    assert registry.aliases[(MODEL, "challenger")] == "2"
