@@ -16,7 +16,7 @@ and after the incident is applied (`act`):
              the challenger alias removed, the serving layer pinned to the champion; audited
     N passes in a row -> a promotion suggestion, or a promotion (kind canary_promote)
 
-Inconclusive (too few points, too little traffic, a query that failed) never counts as a
+Inconclusive (too few points, too little traffic or every series at 0, a query that failed) never counts as a
 pass: it ends a run of passes and never promotes.
 """
 from __future__ import annotations
@@ -38,6 +38,7 @@ from detectors.records import PARTIAL_WORDS, Direction, Finding, FindingKind, pa
 from monitor.config import CanaryConfig, ModelConfig, PolicyConfig
 from monitor.cycle.canary_blame import detail_after_hold, performance_hold, promotion_blame
 from monitor.cycle.canary_pull import accuracy_pull_cause, under_way
+from monitor.cycle.canary_zero import zero_as_no_traffic
 from monitor.cycle.detect_drift import feature_specs
 from monitor.cycle.messages import OutboxWriter
 from monitor.cycle.rollback_ask import CANARY_PROMOTE, CANARY_PULL, RollbackAsk
@@ -161,7 +162,7 @@ class CanaryAnalysis:
     def _metric_verdicts(self, m: ModelConfig, c: CanaryConfig, w: Window, champion: str | None, challenger: str
                          ) -> list[MetricVerdict]:
         low_traffic = self._traffic_short(c, w, challenger)
-        out = []
+        out, read = [], []  # read: the challenger's series of the metrics judged
         for mq in metric_rules(m, c):
             if low_traffic:
                 out.append(MetricVerdict(mq.rule.name, Verdict.INCONCLUSIVE, low_traffic, alpha=mq.rule.alpha,
@@ -184,7 +185,8 @@ class CanaryAnalysis:
                                          fail_above=mq.rule.fail_above, fail_below=mq.rule.fail_below))
                 continue
             out.append(judge_metric(mq.rule, sides[0], sides[1]))
-        return out
+            read.append(sides[1])
+        return out if c.traffic_query is not None else zero_as_no_traffic(out, read, challenger)
 
     def _split(self, query: str, c: CanaryConfig, label_value: str) -> tuple[str, float]:
         """The query with the version label, and its step (PromQLSyntaxError: it cannot be read)."""
