@@ -364,7 +364,7 @@ class RollbackRunner:
         if kind in (CANARY_PULL, CANARY_PROMOTE):  # done: the run says so; failed: canary.py's "pulled" was not
             done_as = ("pulled" if kind == CANARY_PULL else "promoted") if status == ActionStatus.DONE else None
             settle_run(s, m.name, intent.from_version if kind == CANARY_PULL else intent.to_version, done_as,
-                       detail if done_as else f"{kind} failed: {detail}", now)
+                       f"{intent.reason} -> {detail}" if done_as else f"{kind} failed: {detail}", now)  # why, too
         ask = RollbackAsk(m, intent.to_version, intent.reason, intent.actor, intent.incident_id, now, kind=kind)
         said = payload(m, intent.from_version, intent.to_version, status, ask, detail,
                        intent.executors if status == ActionStatus.DONE else moved_layers(intent))

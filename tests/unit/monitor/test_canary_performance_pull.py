@@ -7,8 +7,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from detectors.records import Finding, FindingKind
 from monitor.cycle.canary_pull import accuracy_pull_cause
+from monitor.failpoints import ENV, FailPointError
 from monitor.store.canary import runs
 from tests.helpers_vigil import MODEL, T0
 from tests.unit.monitor.test_canary_performance_hold import _canary_with_labels
@@ -32,6 +35,23 @@ def test_a_challenger_with_a_critical_accuracy_drop_is_pulled_naming_the_drop(tm
     assert message["suggested_action"].startswith("Vigil pulled challenger v2")
     assert "its own realised " in message["suggested_action"]
     assert vigil.store.rollback_times(MODEL) == []  # the champion is not rolled back for it
+
+
+def test_an_accuracy_pull_finished_after_a_crash_still_names_its_cause(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A crash between the pull's intent and its move: the start-up reconcile finishes it and
+    marks the run pulled, but its detail said only what moved, never why (the challenger
+    gone, no later cycle writes it)."""
+    vigil, registry = _canary_with_labels(tmp_path, 0.55)
+    monkeypatch.setenv(ENV, "rollback_after_intent=raise")
+    with pytest.raises(FailPointError):
+        vigil.run_cycle(MODEL, T0 + 60)  # the intent is recorded, nothing moved yet
+    monkeypatch.delenv(ENV)
+    vigil.reconcile(T0 + 90)
+    assert (MODEL, "challenger") not in registry.aliases
+    with vigil.store.tx() as s:
+        (run,) = runs(s, MODEL)
+        assert run.status == "pulled" and "its own realised " in run.detail, run.detail
 
 
 def test_pull_false_only_holds_a_challenger_with_a_critical_accuracy_drop(tmp_path: Path) -> None:
