@@ -19,9 +19,13 @@ def promotion_blame(store: Store, m: ModelConfig, challenger: str, rules: Rollba
     """Why `challenger` is blamed (None: it may be promoted). A refusal is recorded on the
     run and audited (`canary.promotion_refused`) once per reason, not every cycle."""
     why = target_facts(store, m.name, rules, t).blamed.get(challenger)
-    if why is None:
+    words = f"not promoted on its own: v{challenger} is blamed"
+    if why is None:  # a refusal whose blame is over no longer says so (a suggested run is left as it is)
+        with store.tx() as s:
+            run = run_row(s, m.name, challenger, t)
+            run.detail = "" if run.detail.startswith(words) else run.detail
         return None
-    detail = f"not promoted on its own: v{challenger} is blamed ({why})"
+    detail = f"{words} ({why})"
 
     def once() -> None:
         with store.tx() as s:

@@ -64,3 +64,31 @@ def test_a_blamed_challenger_is_not_suggested_for_promotion_either(tmp_path) -> 
     actions = [e.action for e in vigil.store.audit_entries()]
     assert "canary.promotion_suggested" not in actions
     assert actions.count("canary.promotion_refused") == 1
+
+
+def test_once_the_blame_is_over_a_suggested_run_no_longer_says_it_is_not_promoted(tmp_path) -> None:
+    """A suggested challenger later blamed (a rollback moved away from it) read "not promoted
+    on its own: v2 is blamed (...)"; once the blame window was over it still did, for good,
+    while it was again a suggested promotion (a suggestion is made once)."""
+    vigil, registry = build(tmp_path, prometheus(), promote_after_cycles=2)
+    for k in range(2):
+        vigil.run_cycle(MODEL, T0 + 60 * k)
+    at = T0 + 90
+    with vigil.store.tx() as s:  # the champion was rolled back from v2 to v1 (say, after a hand promotion)
+        action = vigil.store.add_action(s, model=MODEL, kind="rollback", incident_id=None, from_version="2",
+                                        to_version="1", status=ActionStatus.DONE, reason="CTR down since v2",
+                                        detail="", actor="vigil", dry_run=False, at=at)
+        intent = add_intent(s, model=MODEL, incident_id=None, action_id=action.id, from_version="2",
+                            to_version="1", executors=["mlflow"], fencing_token=None, actor="vigil",
+                            reason="CTR down since v2", forced=False, max_attempts=1, next_attempt_at=at,
+                            created_at=at, updated_at=at)
+        intent.status = ActionStatus.DONE
+    vigil.run_cycle(MODEL, T0 + 120)
+    with vigil.store.tx() as s:
+        assert "not promoted on its own" in runs(s, MODEL)[0].detail
+    later = at + 7 * 86400 + 60  # past the blame window
+    vigil.run_cycle(MODEL, later)
+    with vigil.store.tx() as s:
+        (run,) = runs(s, MODEL)
+        assert run.status == "suggested" and "not promoted" not in run.detail, run.detail
+    assert registry.aliases[(MODEL, "champion")] == "1"
