@@ -76,11 +76,13 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     from monitor.config_yaml import read_yaml
     from monitor.model_scope import scope_warnings
     from monitor.receivers import secret_warnings
+    from monitor.sources.prometheus_warnings import ignore_warnings_warnings
 
     api = cfg.api
     links = link_warnings(api.public_url, f"http://{api.host}:{api.port}", cfg.grafana.public_url or cfg.grafana.url)
     lines = read_yaml(Path(args.config)).lines  # (read and parsed a moment ago)
-    for loc, warning in [*(((), w) for w in links), *query_warnings(cfg), *secret_warnings(cfg), *scope_warnings(cfg)]:
+    for loc, warning in [*(((), w) for w in links), *query_warnings(cfg), *secret_warnings(cfg), *scope_warnings(cfg),
+                          *ignore_warnings_warnings(cfg.sources.prometheus.ignore_warnings)]:
         line = line_of(loc, lines) if loc else None  # a secret's key, as an error names its line
         print(f"{args.config}{'' if line is None else f':{line}'}: warning: {warning}", file=sys.stderr)
     return 0

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from monitor.config_types import Duration, RegistryURI, Secret, SourceURL
+from monitor.sources.prometheus_warnings import check_warning_regex
+
+WarningRegex = Annotated[str, AfterValidator(check_warning_regex)]
 
 
 class _Model(BaseModel):
@@ -21,6 +24,9 @@ class PrometheusConfig(_Model):
     bearer_token: Secret = None
     # Sent as X-Scope-OrgID: Mimir and Cortex (multitenancy on by default) answer 401 `no org id` without it.
     tenant: str | None = None
+    # Thanos/Mimir warnings known to say nothing about missing data (RE2, matched against the
+    # whole warning): one on every answer would otherwise hold every resolve and rollback.
+    ignore_warnings: tuple[WarningRegex, ...] = ()
 
 
 class MlflowConfig(_Model):

@@ -79,6 +79,9 @@ class VigilMetrics:
         self.partial_reads = Counter("vigil_partial_reads_total",
                                      "Signals read from a partial answer (Thanos/Mimir warnings, VictoriaMetrics "
                                      "isPartial): judged, never rolled back on automatically", ["model"], registry=r)
+        self.prometheus_warnings_ignored = Counter(
+            "vigil_prometheus_warnings_ignored_total",
+            "Prometheus-API answer warnings sources.prometheus.ignore_warnings matched: no partial mark", registry=r)
         self.incidents_total = Counter("vigil_incidents_total", "Incidents opened", ["model", "severity"],
                                        registry=r)
         self.incidents_open = Gauge("vigil_incidents_open", "Open incidents", ["model", "severity"], registry=r)

@@ -84,15 +84,15 @@ class Vigil:
         self.own_sources = store is None and prometheus is None and registry is None and notifiers is None
         self.clock = clock or LiveClock()
         self.store = store or Store(config.store.url)
+        self.metrics = metrics or VigilMetrics()
         if prometheus is None:
             from monitor.sources.prometheus import PrometheusSource
-            prometheus = PrometheusSource(config.sources.prometheus)
+            prometheus = PrometheusSource(config.sources.prometheus, self.metrics.prometheus_warnings_ignored.inc)
         if registry is None:
             from monitor.sources.registry import RegistrySource
             registry = RegistrySource(config.sources.mlflow)
         self.prometheus, self.registry = prometheus, registry
         self.notifiers = NotifierRegistry(notifiers if notifiers is not None else default_notifiers(config))
-        self.metrics = metrics or VigilMetrics()
         for m in config.models:
             self.metrics.init_model(m.name)  # counters start at 0, so the first event counts
         watched = sum(len(m.features) + (1 if m.prediction_column else 0) for m in config.models)

@@ -40,7 +40,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -60,10 +60,10 @@ from monitor.sources.prometheus_errors import (
     Transient,
     client_error,
     describe,
-    partial_note,
     unreachable,
     whole_body,
 )
+from monitor.sources.prometheus_warnings import WarningFilter
 from monitor.sources.promql_text import balanced_or
 
 log = logging.getLogger(__name__)
@@ -98,9 +98,10 @@ def _points(values: list[list[Any]]) -> tuple[np.ndarray, np.ndarray]:
 class PrometheusSource:
     """Reads PromQL results from one Prometheus-compatible server."""
 
-    def __init__(self, cfg: PrometheusConfig) -> None:
+    def __init__(self, cfg: PrometheusConfig, on_warning_ignored: Callable[[float], None] | None = None) -> None:
         self.cfg = cfg
         self.url = cfg.url.rstrip("/")
+        self.warnings = WarningFilter(cfg.ignore_warnings, self.url, on_warning_ignored)
         self._headers = {"Authorization": f"Bearer {cfg.bearer_token}"} if cfg.bearer_token else {}
         if cfg.tenant:
             self._headers["X-Scope-OrgID"] = cfg.tenant
@@ -380,10 +381,7 @@ class PrometheusSource:
             raise HttpStatus(resp.status_code, content,
                              bounded_retry_after(resp.headers.get("Retry-After"), time.time()))
         body = json.loads(content)
-        if note := partial_note(body):  # kept on every Series read from it too
-            log.warning("prometheus answered with warnings: the result may be partial",
-                        extra={"url": self.url, "warnings": note, "query": params.get("query", "")[:200]})
-        return body["data"]["result"], note
+        return body["data"]["result"], self.warnings.note(body, params.get("query", ""))
 
 
 class _SplitBudget:
