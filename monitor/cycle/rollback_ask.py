@@ -198,19 +198,23 @@ def was_waiting(action: ActionRow | None) -> bool:
 
 
 def judge(intent: RollbackIntentRow, action: ActionRow | None, e: ExecutorError, now: float) -> AttemptVerdict:
-    """`judge_attempt` for the intent's latest failed attempt (already counted in `attempts`)."""
-    return judge_attempt(intent.attempts, intent.max_attempts, bool(intent.steps_done), waited(intent, e, now), e,
-                         was_waiting=was_waiting(action))
+    """`judge_attempt` for the intent's latest failed attempt (already counted in `attempts`).
+    A layer set (`settling_since`, recorded once its set call succeeded) whose read then got no
+    answer is waited for like one found rolling out: the 503 is no news of the rollout."""
+    waiting = was_waiting(action) or intent.settling_since is not None
+    return judge_attempt(intent.attempts, intent.max_attempts, bool(intent.steps_done),
+                         waited(intent, e, now, waiting), e, was_waiting=waiting)
 
 
-def waited(intent: RollbackIntentRow, e: ExecutorError, now: float) -> float:
-    """How long the intent has waited for its layer to take effect: from the attempt that first
-    found it set and rolling out (stored, so a restart or another replica waits no less), not
-    from the request, which may have spent most of the wait reaching the layer (a lease, an
-    unreachable API server). An intent pending at the upgrade that stored it (migration 0010)
-    starts the wait at its first such attempt after it: up to 15 minutes more, never less."""
-    if e.reason == SETTLING and intent.settling_since is None:
-        intent.settling_since = now  # this attempt set it (or found it set): the wait starts
+def waited(intent: RollbackIntentRow, e: ExecutorError, now: float, was_waiting: bool = False) -> float:
+    """How long the intent has waited for its layer to take effect: from the attempt that set it
+    (stored, so a restart or another replica waits no less), not from the request, which may
+    have spent most of the wait reaching the layer (a lease, an unreachable API server). An
+    intent pending at the upgrade that stored it (migration 0010) starts the wait at its first
+    attempt after it that finds the layer rolling out, or gets no answer where the last one
+    found it so (`was_waiting`): up to 15 minutes more, never less."""
+    if intent.settling_since is None and (e.reason == SETTLING or (e.reason in NO_NEWS and was_waiting)):
+        intent.settling_since = now  # set, found so now or by the attempt before: the wait starts
     return now - (intent.created_at if intent.settling_since is None else intent.settling_since)
 
 

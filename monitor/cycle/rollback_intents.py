@@ -60,6 +60,7 @@ from monitor.executors.base import SETTLING, Executor, ExecutorError, RollbackSt
 from monitor.executors.guarded import guarded, preflight
 from monitor.failpoints import failpoint
 from monitor.metrics import VigilMetrics
+from monitor.store import intents
 from monitor.store.audit_log import retry_audited
 from monitor.store.canary import settle_run
 from monitor.store.intents import RollbackIntentRow, add_intent, latest_intent_id, locked_intent, open_intents
@@ -256,8 +257,8 @@ class RollbackRunner:
                 failpoint("before_layer_move")
                 if (ended := self._ended(intent_id)) is not None:
                     return ended
-                moved = self._move(layer, step)
-                self._step_done(intent_id, m, layer.name, now, done=moved)  # superseded: not set to v{to} either
+                moved = self._move(layer, step, intent_id, now)
+                self._step_done(intent_id, layer.name, now, done=moved)  # superseded: not set to v{to} either
                 if not moved:
                     return self.finish(intent_id, m, now, ActionStatus.FAILED, superseded(layer, step))
                 self.health(layer.name, None)
@@ -280,7 +281,7 @@ class RollbackRunner:
             assert intent is not None
             return None if intent.status == ActionStatus.PENDING else outcome_of(intent)
 
-    def _move(self, layer: Executor, step: RollbackStep) -> bool:
+    def _move(self, layer: Executor, step: RollbackStep, intent_id: int, now: float) -> bool:
         """Move one layer if it still serves `from`, then verify; False if somebody moved it elsewhere."""
         move = decide_move(layer.current(step), step.from_version, step.to_version)
         if move == Move.SUPERSEDED:
@@ -288,6 +289,7 @@ class RollbackRunner:
         if move != Move.ALREADY:
             layer.apply(step)
             failpoint("after_alias_move" if layer.name == "mlflow_alias" else "after_serving_change")
+        self._step_done(intent_id, layer.name, now, None)  # set: a read then unanswered is no news it is not
         seen = layer.verify(step)
         if not (seen.ok and seen.settled):  # settling: set to the target, its controller rolling it out
             said = "is set to v{}, not yet in effect" if seen.ok else "does not serve v{} after the move"
@@ -295,13 +297,9 @@ class RollbackRunner:
                                 reason=SETTLING if seen.ok else "failed")
         return True
 
-    def _step_done(self, intent_id: int, m: ModelConfig, layer: str, now: float, done: bool = True) -> None:
+    def _step_done(self, intent_id: int, layer: str, now: float, done: bool | None) -> None:
         with self.store.tx() as s:
-            intent = locked_intent(s, intent_id)
-            if intent is None or intent.status != ActionStatus.PENDING or layer in intent.steps_done:
-                return
-            intent.steps_done = [*intent.steps_done, layer] if done else intent.steps_done
-            intent.updated_at, intent.settling_since = now, None
+            intents.record_step(s, intent_id, layer, now, done)
 
     def _retry_later(self, intent_id: int, m: ModelConfig, now: float, e: ExecutorError) -> RollbackOutcome:
         return retry_audited(lambda: self._retry_later_once(intent_id, m, now, e), "record a rollback attempt")

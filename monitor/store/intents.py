@@ -97,6 +97,21 @@ def locked_intent(s: Session, intent_id: int) -> RollbackIntentRow | None:
     return locked_row(s, RollbackIntentRow, intent_id)
 
 
+def record_step(s: Session, intent_id: int, layer: str, now: float, done: bool | None) -> None:
+    """A pending intent's `layer`: `done`, verified at the target; False, left alone (somebody
+    moved it elsewhere: not set to the target either); None, set to the target and not yet
+    verified (`settling_since`: its wait to take effect starts at the first attempt that set it,
+    whether or not the read that follows is answered)."""
+    intent = locked_intent(s, intent_id)
+    if intent is None or intent.status != ActionStatus.PENDING or layer in intent.steps_done:
+        return
+    if done is None:
+        intent.settling_since = now if intent.settling_since is None else intent.settling_since
+        return
+    intent.steps_done = [*intent.steps_done, layer] if done else intent.steps_done
+    intent.updated_at, intent.settling_since = now, None
+
+
 def open_intents(s: Session, model: str | None = None) -> list[RollbackIntentRow]:
     q = select(RollbackIntentRow).where(RollbackIntentRow.status.in_(OPEN_STATES))
     if model is not None:

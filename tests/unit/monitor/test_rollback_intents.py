@@ -560,3 +560,53 @@ def test_a_serving_layer_moved_elsewhere_during_its_rollout_is_not_said_to_be_se
         with vigil.store.tx() as s:  # what the record's `moved` (webhook, PagerDuty) is made of
             [intent] = s.scalars(select(RollbackIntentRow)).all()
             assert moved_layers(intent) == ["mlflow_alias"]
+
+
+def test_a_serving_layer_set_whose_first_read_gets_no_answer_is_waited_for_and_said_to_be_set(tmp_path):
+    """KServe was set to v1, then the API server answered 503 to the read that followed: the
+    rollback was judged by attempts (given up after ten, five minutes at a 30 s interval) and
+    told on-call "still on v2: kserve" while KServe had been set to v1."""
+    from tests.fakes.kube_api import FakeKubeApi, _Fault
+
+    with FakeKubeApi() as kube:  # every request after the rollback's write to KServe gets a 503
+        kube.interleave(lambda: kube.state.faults.append(_Fault(503, 10**6, None)))
+        vigil, _ = _kserve_rolling_out(tmp_path, kube)
+        assert [w.method for w in kube.writes()] == ["PATCH"]  # KServe was set
+        for i in range(1, 13):  # six minutes, past the ten attempts
+            vigil.run_cycle(MODEL, T0 + 30 * i)
+        [action] = vigil.store.actions(model=MODEL)
+        assert action.status == "pending", action.detail
+        t = T0 + 360
+        while vigil.store.actions(model=MODEL)[0].status == "pending" and t < T0 + 3600:
+            t += 30
+            vigil.run_cycle(MODEL, t)
+        [action] = vigil.store.actions(model=MODEL)
+        assert action.status == "failed" and 900 <= t - T0 <= 960, (t - T0, action.detail)
+        assert "still on v2: kserve" not in action.detail, action.detail
+        assert "set to v1, not yet in effect: kserve" in action.detail, action.detail
+
+
+def test_a_rollout_pending_across_the_upgrade_whose_next_read_gets_no_answer_is_said_to_be_set(tmp_path):
+    """A rollback waiting for KServe's revision when Vigil was upgraded to migration 0010 has
+    no `settling_since`; when its first attempt after the upgrade got a 503 it stayed unset,
+    and the failure told on-call "still on v2: kserve" while KServe had been set to v1."""
+    from sqlalchemy import select
+
+    from monitor.store.intents import RollbackIntentRow
+    from tests.fakes.kube_api import FakeKubeApi
+
+    with FakeKubeApi() as kube:
+        vigil, _ = _kserve_rolling_out(tmp_path, kube)
+        vigil.run_cycle(MODEL, T0 + 30)  # KServe set to v1, its revision not ready yet
+        with vigil.store.tx() as s:  # as the upgrade to 0010 leaves it
+            [intent] = s.scalars(select(RollbackIntentRow)).all()
+            intent.settling_since = None
+        kube.fail(503, count=10**6)  # the API server does not answer from then on
+        t = T0 + 30
+        while vigil.store.actions(model=MODEL)[0].status == "pending" and t < T0 + 3600:
+            t += 30
+            vigil.run_cycle(MODEL, t)
+        [action] = vigil.store.actions(model=MODEL)
+        assert action.status == "failed", action.detail
+        assert "still on v2: kserve" not in action.detail, action.detail
+        assert "set to v1, not yet in effect: kserve" in action.detail, action.detail
