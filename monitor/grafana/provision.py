@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from urllib.parse import quote, urlencode
 
 from dashboards.grafana_api import GrafanaAuthError, GrafanaClient, GrafanaError, GrafanaUnavailable
 from dashboards.provisioning import ProvisionReport, provision_over_api, write_provisioning_files
@@ -75,6 +76,10 @@ def run_dashboards(config: VigilConfig, out: str | None, grafana_url: str | None
             print(f"vigil dashboards: {e}", file=sys.stderr)
             return 1
     print(f"grafana {url}: {report.summary()}")
+    # The links Slack gives: grafana.public_url (when this is the configured Grafana) and the
+    # dashboards' org, without which a viewer in another org gets "Dashboard not found".
+    g = config.grafana
+    base = g.public_url if g.public_url and url == g.url else url
     for uid in report.created + report.updated + report.unchanged:
-        print(f"  {url.rstrip('/')}/d/{uid}")
+        print(f"  {base.rstrip('/')}/d/{quote(uid, safe='')}?{urlencode({'orgId': g.org_id})}")
     return 0

@@ -329,3 +329,19 @@ def test_provisioning_says_when_the_tokens_organization_is_not_the_one_slack_lin
         assert "organization 2 (Org 2)" in report.summary() and "set grafana.org_id: 2" in report.summary()
         again = provision_over_api(dashboard_specs(sample_config(grafana={"org_id": 2})), c)
         assert again.org_mismatch is None and "org_id" not in again.summary()
+
+
+def test_the_printed_dashboard_links_are_the_ones_slack_gives(grafana: FakeGrafana, capsys: pytest.CaptureFixture[str],
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """`vigil dashboards` printed {url}/d/{uid}: a viewer whose current Grafana organization was
+    another got "Dashboard not found" where Slack's link (grafana.public_url, ?orgId=) opened it."""
+    from alerts.links import grafana_url
+
+    monkeypatch.setenv("GRAFANA_TOKEN", TOKEN)
+    public = "https://grafana.example.com"
+    cfg = sample_config(grafana={"url": grafana.url, "public_url": public, "org_id": 3})
+    assert run_dashboards(cfg, None, None, None) == 0
+    printed = [x.strip() for x in capsys.readouterr().out.splitlines() if "/d/" in x]
+    slack = grafana_url(public, "vigil-recommender", 0.0, 60.0, org_id=3)  # as incident messages build it
+    assert f"{public}/d/vigil-recommender?orgId=3" in printed, printed
+    assert slack.startswith(f"{public}/d/vigil-recommender?orgId=3&"), slack
