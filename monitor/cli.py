@@ -57,7 +57,7 @@ def _load_with_tokens(path: str) -> VigilConfig:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     from monitor.audit.keys import load_key
-    from monitor.identities import load_token_table
+    from monitor.identities import file_tokens, load_token_table
 
     try:
         cfg = load_config(args.config)
@@ -81,7 +81,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     api = cfg.api
     links = link_warnings(api.public_url, f"http://{api.host}:{api.port}", cfg.grafana.public_url or cfg.grafana.url)
     lines = read_yaml(Path(args.config)).lines  # (read and parsed a moment ago)
-    for loc, warning in [*(((), w) for w in links), *query_warnings(cfg), *secret_warnings(cfg), *scope_warnings(cfg),
+    for loc, warning in [*(((), w) for w in links), *query_warnings(cfg), *secret_warnings(cfg),
+                          *scope_warnings(cfg, file_tokens(cfg)),
                           *ignore_warnings_warnings(cfg.sources.prometheus.ignore_warnings)]:
         line = line_of(loc, lines) if loc else None  # a secret's key, as an error names its line
         print(f"{args.config}{'' if line is None else f':{line}'}: warning: {warning}", file=sys.stderr)

@@ -167,6 +167,14 @@ def _digest(config: VigilConfig, t: ApiTokenConfig) -> bytes:
     return bytes.fromhex(hash_token(t.token))
 
 
+def file_tokens(config: VigilConfig) -> list[tuple[str, ApiTokenConfig]]:
+    """api.tokens_file's tokens, each with its place in the file (`tokens.txt:3`), for
+    check-config's warnings (`load_token_table` reports what is wrong with the file)."""
+    if not config.api.tokens_file:
+        return []
+    return [(where, t) for _, where, t in _file_tokens(config, config.api.tokens_file, [])]
+
+
 def _file_tokens(config: VigilConfig, name: str, errors: list[_Problem]) -> list[tuple[Loc, str, ApiTokenConfig]]:
     """`api.tokens_file`: YAML (a list, or a mapping with `tokens:`) or lines of `name role sha256 [models]`."""
     path = config.resolve_path(name)

@@ -19,6 +19,7 @@ from typing import Any
 
 from alerts.matchers import Matcher, MatchOp
 from monitor.config import VigilConfig
+from monitor.config_auth import ApiTokenConfig
 
 GLOB_CHARS = frozenset("*?[")
 MAX_EXPANSIONS = 200  # alternatives a silence regex may expand to before Vigil says it cannot tell
@@ -139,17 +140,22 @@ def _branches(alternatives: list[Any], pieces: list[_Piece]) -> list[_Piece] | N
     return out
 
 
-def scope_warnings(config: VigilConfig) -> list[tuple[tuple[str | int, ...], str]]:
-    """What `vigil check-config` warns about in `api.tokens[].models`: a pattern (`*`, `?`,
-    `[`) no configured model matches, likely a typo (`taem-a-*`). A plain name is left be:
-    it may name a model yet to come, or one just removed."""
+def scope_warnings(config: VigilConfig, file_tokens: Sequence[tuple[str, ApiTokenConfig]] = ()
+                   ) -> list[tuple[tuple[str | int, ...], str]]:
+    """What `vigil check-config` warns about in `api.tokens[].models` and in the models of
+    `file_tokens` (api.tokens_file's, each named by its place in the file, `tokens.txt:3`): a
+    pattern (`*`, `?`, `[`) no configured model matches, likely a typo (`taem-a-*`). A plain
+    name is left be: it may name a model yet to come, or one just removed."""
     names = [m.name for m in config.models]
     shown = ", ".join(names[:5]) + (f", ... ({len(names)} in all)" if len(names) > 5 else "")  # fleets of 1,000
+    given: list[tuple[tuple[str | int, ...], str, ApiTokenConfig]] = [
+        (("api", "tokens", i, "models"), f"api.tokens[{i}]", t) for i, t in enumerate(config.api.tokens)]
+    given += [(("api", "tokens_file"), where, t) for where, t in file_tokens]  # the config's line: the file's key
     out: list[tuple[tuple[str | int, ...], str]] = []
-    for i, t in enumerate(config.api.tokens):
+    for loc, where, t in given:
         for j, p in enumerate(t.models or []):
             if GLOB_CHARS & set(p) and not any(fnmatchcase(n, p) for n in names):
-                out.append((("api", "tokens", i, "models", j),
-                            f"api.tokens[{i}]({t.name}).models[{j}]: {p!r} matches none of the configured models "
+                out.append(((*loc, j) if loc[-1] == "models" else loc,
+                            f"{where}({t.name}).models[{j}]: {p!r} matches none of the configured models "
                             f"({shown}): a typo? (not an error: it may be for models yet to come)"))
     return out

@@ -215,6 +215,26 @@ models:
     assert "team-a-*'" not in err and "retired-model" not in err, "a plain name may name a model yet to come"
 
 
+def test_check_config_warns_of_a_tokens_file_lines_scope_pattern_no_model_matches(tmp_path, capsys):
+    """A tokens_file line's models (its fourth word) were never checked: `taem-b-*` there
+    passed check-config silently, and the token reached none of team b's models."""
+    from monitor.cli import main
+
+    tokens = tmp_path / "tokens.txt"
+    tokens.write_text(f"# name role sha256 [models]\nbob operator {sha('y')} team-a-*,taem-b-*,retired-model\n")
+    f = tmp_path / "vigil.yaml"
+    f.write_text("""api:
+  tokens_file: tokens.txt
+models:
+  - name: team-a-ranker
+""")
+    assert main(["check-config", str(f)]) == 0
+    err = capsys.readouterr().err
+    assert f"{f}:2: warning: {tokens}:2(bob).models[1]: 'taem-b-*' matches none of the configured models" \
+        in err, err
+    assert "team-a-*'" not in err and "retired-model" not in err, "a plain name may name a model yet to come"
+
+
 def test_a_refusal_stays_a_403_when_the_audit_log_cannot_be_written(fleet, monkeypatch, caplog):
     """A scoped token refused on another team's model got a 500 "internal error" when the
     audit append failed (the store busy, a disk full): the caller, and the access log, saw a
