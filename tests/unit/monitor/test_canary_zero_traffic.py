@@ -1,22 +1,18 @@
 """Without `traffic_query`, a challenger whose every KPI and SLO reads 0 over the window got
 no traffic: nothing is known of it. It passed on its latency SLO and was promoted (a 0 s
 p99 is "better"), or, with a CTR among its KPIs, failed on the CTR's 0 and was pulled.
-Zero traffic is inconclusive, never a pass or a fail."""
+Zero traffic is never a pass; a fail stands (a CTR at 0 is as much a collapsed challenger
+as one that got no calls, and pulling one that got none costs nothing)."""
 from __future__ import annotations
-
-from typing import Any
-
-import pytest
 
 from monitor.store.canary import runs
 from tests.helpers_vigil import MODEL, T0, make_config, make_vigil, model_config, serving_registry
 from tests.unit.monitor.test_canary_cycle import prometheus
 
 
-@pytest.mark.parametrize("metrics", [{}, {"kpis": []}], ids=["ctr_and_p99", "p99_only"])
-def test_a_challenger_whose_every_series_reads_zero_is_inconclusive(tmp_path, metrics: dict[str, Any]) -> None:
+def test_a_challenger_whose_every_series_reads_zero_is_never_promoted(tmp_path) -> None:
     canary = {"alias": "challenger", "window": "1h", "promote_after_cycles": 2, "auto_promote": True}
-    cfg = make_config(tmp_path, models=[model_config(canary=canary, **metrics)])
+    cfg = make_config(tmp_path, models=[model_config(canary=canary, kpis=[])])
     registry = serving_registry(versions=("1", "2"))
     registry.aliases[(MODEL, "challenger")] = "2"
     vigil = make_vigil(cfg, prometheus=prometheus(p99_challenger=0.0, ctr_challenger=0.0), registry=registry)
@@ -29,6 +25,23 @@ def test_a_challenger_whose_every_series_reads_zero_is_inconclusive(tmp_path, me
     with vigil.store.tx() as s:
         (run,) = runs(s, MODEL)
         assert (run.status, run.pass_streak) == ("running", 0)
+
+
+def test_a_challenger_whose_ctr_collapsed_to_zero_with_no_errors_is_still_pulled(tmp_path) -> None:
+    """Its clicks gone and its error ratio 0: every series reads 0, yet that is a collapse, not
+    missing traffic; the CTR's fail stands, while the latency's "pass" is not counted."""
+    canary = {"alias": "challenger", "window": "1h"}
+    cfg = make_config(tmp_path, models=[model_config(canary=canary)])
+    registry = serving_registry(versions=("1", "2"))
+    registry.aliases[(MODEL, "challenger")] = "2"
+    vigil = make_vigil(cfg, prometheus=prometheus(p99_challenger=0.0, ctr_challenger=0.0), registry=registry)
+    report = vigil.run_cycle(MODEL, T0)
+    assert report.canary is not None and report.canary.overall == "fail"
+    verdicts = {m.metric: m for m in report.canary.metrics}
+    assert verdicts["ctr"].verdict == "fail"
+    p99 = verdicts["p99_latency"]
+    assert p99.verdict == "inconclusive" and "reads 0 at every step" in p99.reason
+    assert (MODEL, "challenger") not in registry.aliases, "a challenger whose CTR collapsed kept its traffic"
 
 
 def test_a_challenger_with_one_metric_at_zero_is_still_judged(tmp_path) -> None:
