@@ -142,7 +142,7 @@ class ModelSpec:
 class FolderSpec:
     uid: str
     title: str
-    org_id: int = 1  # the Grafana organization the folder and its dashboards live in
+    org_id: int | None = None  # the Grafana organization links name (grafana.org_id); files say 1 when unset
 
 
 @dataclass(frozen=True)

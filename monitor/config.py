@@ -83,8 +83,9 @@ class GrafanaConfig(_Model):
     folder_title: str = "Vigil"
     public_url: HttpURL | None = None  # used for links in Slack; defaults to url
     # The organization the dashboards live in (the token's service account belongs to it; the
-    # provisioning files name it): Slack links carry it, as Grafana finds a uid only in the viewer's org.
-    org_id: int = Field(1, ge=1)
+    # provisioning files name it, 1 when unset): set, Slack links carry it, as Grafana finds a uid
+    # only in the viewer's current org; unset, links name none (the viewer's own, as before 1.x set it).
+    org_id: int | None = Field(None, ge=1)
     provision_on_start: bool = False
     prometheus_datasource_uid: str = "prom"  # data-source uids: Grafana still takes legacy ones
     loki_datasource_uid: str = "loki"

@@ -80,6 +80,7 @@ def run_dashboards(config: VigilConfig, out: str | None, grafana_url: str | None
     # dashboards' org, without which a viewer in another org gets "Dashboard not found".
     g = config.grafana
     base = g.public_url if g.public_url and url == g.url else url
+    org = "" if g.org_id is None else "?" + urlencode({"orgId": g.org_id})  # as Slack's links: none when unset
     for uid in report.created + report.updated + report.unchanged:
-        print(f"  {base.rstrip('/')}/d/{quote(uid, safe='')}?{urlencode({'orgId': g.org_id})}")
+        print(f"  {base.rstrip('/')}/d/{quote(uid, safe='')}{org}")
     return 0

@@ -320,11 +320,14 @@ def test_a_slow_grafana_does_not_hold_back_the_first_cycles(grafana: FakeGrafana
 
 def test_provisioning_says_when_the_tokens_organization_is_not_the_one_slack_links_name(spec: DashboardSpec) -> None:
     """The dashboards land in the organization of the token's service account; Slack links name
-    grafana.org_id. With the account in org 2 and org_id left at 1, every link opened org 1
-    ("Dashboard not found") and nothing said why: provisioning now says which to set."""
+    grafana.org_id. With the account in org 2 and org_id set to 1, every link opened org 1
+    ("Dashboard not found") and nothing said why: provisioning now says which to set. Unset,
+    links name no org (the viewer's current one), so there is nothing to say."""
     with FakeGrafana(tokens={TOKEN: "admin"}, org_id=2) as g, client(g) as c:
-        report = provision_over_api(spec, c)
-        assert len(report.created) == len(build_all(spec))  # provisioned all the same, into org 2
+        first = provision_over_api(spec, c)
+        assert first.org_mismatch is None  # org_id unset: links name no org, the viewer's own
+        assert len(first.created) == len(build_all(spec))  # into org 2, the token's
+        report = provision_over_api(dashboard_specs(sample_config(grafana={"org_id": 1})), c)
         assert report.org_mismatch is not None
         assert "organization 2 (Org 2)" in report.summary() and "set grafana.org_id: 2" in report.summary()
         again = provision_over_api(dashboard_specs(sample_config(grafana={"org_id": 2})), c)

@@ -72,7 +72,9 @@ def test_check_config_warns_when_api_public_url_is_unset(tmp_path, capsys):
 def test_the_grafana_link_opens_the_dashboard_in_the_organization_it_was_provisioned_into(tmp_path):
     """Grafana finds a dashboard uid only in the viewer's current organization: a link without
     `orgId` gave "Dashboard not found" to a viewer whose current org was another one. The link names
-    the org the dashboards are provisioned into (the provisioning files' `orgId`, 1 by default)."""
+    the org the dashboards are provisioned into when `grafana.org_id` says it; unset, it names none,
+    as before the setting (an upgrade must not switch viewers of dashboards in org 2 to org 1),
+    and the provisioning files say org 1, Grafana's default."""
     def link_and_file_org(grafana: dict) -> tuple[list[str], int]:
         cfg = parse_config({"grafana": grafana, "models": [{"name": "m"}]})
         row = IncidentRow(id=7, model="m", onset=1795165200.0, findings=[], causes=[])
@@ -86,7 +88,8 @@ def test_the_grafana_link_opens_the_dashboard_in_the_organization_it_was_provisi
         assert {d["orgId"] for d in sources} == {provider["providers"][0]["orgId"]}
         return parse_qs(urlsplit(url).query).get("orgId", []), provider["providers"][0]["orgId"]
 
-    assert link_and_file_org({"url": "http://grafana:3000"}) == (["1"], 1)
+    assert link_and_file_org({"url": "http://grafana:3000"}) == ([], 1)
+    assert link_and_file_org({"url": "http://grafana:3000", "org_id": 1}) == (["1"], 1)
     assert link_and_file_org({"url": "http://grafana:3000", "org_id": 2}) == (["2"], 2)
     assert "greater than or equal to 1" in errors_of({"grafana": {"org_id": 0}, "models": [{"name": "m"}]})[
         "grafana.org_id"]
