@@ -175,6 +175,10 @@ def _metric(sources: Sources, req: GatherRequest, raw: RawSignals, name: str, qu
     missed = False
     keys = (anomaly_key(name, series, query, volume_query), legacy_anomaly_key(name, series))
     if known is not None and not any(k in known for k in keys):
+        if series.partial or (volume is not None and volume.partial):
+            # No state is stored from a partial window (detect), so a day of history now would
+            # be a day-long query a cycle, for the whole outage, for nothing: asked once whole.
+            return MetricSignal(name, query, series, None, volume, None, volume_query, True)
         since = req.window.t - ANOMALY_WARMUP_S
         history, missed = _history(sources, req, name, query, since, series, keys[0])
         if volume is not None and volume_query:

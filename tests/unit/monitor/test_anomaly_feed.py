@@ -224,3 +224,21 @@ def test_a_window_read_from_a_partial_answer_does_not_teach_the_detector_its_nor
         found += [f for f in vigil.run_cycle(MODEL, t).findings
                   if f.kind == FindingKind.METRIC_ANOMALY and f.entity.startswith("ctr") and f.window_end >= drop]
     assert found  # the real halving, after the store came back
+
+
+def test_a_series_first_seen_during_an_outage_asks_its_day_of_history_once_the_store_is_back(tmp_path):
+    """A series the detector has no state for, read partially, is not learnt (the test above), so
+    its day of history was asked again every cycle of the outage (a day-long range query per
+    signal per cycle against the Thanos that was already short a store) for nothing: no state is
+    stored from a partial window. It is asked once the window reads whole, and then learnt."""
+    back = T0 + 2 * 3600
+    prom = _StoreDownForHours({CTR_QUERY: _ctr, P99_QUERY: _p99(None, T0 + 86400)}, T0 - 600, back)
+    vigil = make_vigil(make_config(tmp_path), prometheus=prom, notifiers={})
+    days_of_ctr = []
+    for t in [T0 + i * 600 for i in range(16)]:
+        before = len(prom.calls)
+        vigil.run_cycle(MODEL, t)
+        days_of_ctr.append(sum(1 for q, start, end in prom.calls[before:] if q == CTR_QUERY and end - start >= 86400))
+    outage = [n for t, n in zip([T0 + i * 600 for i in range(16)], days_of_ctr, strict=True) if t < back]
+    assert sum(outage) == 0, f"a day of CTR history asked in {sum(outage)} of {len(outage)} cycles of the outage"
+    assert sum(days_of_ctr) == 1, days_of_ctr  # once the store is back, then the state is kept
