@@ -221,9 +221,11 @@ class Outbox:
         """Whether a change of `key` for `notifier` is still to be delivered (the pending index):
         a note (`follows`) changes no alert, and one retried for hours read as a change on its
         way re-sent a held incident's identical trigger every cycle."""
-        kinds = s.scalars(select(OutboxRow.kind).where(OutboxRow.status.in_(_OPEN), OutboxRow.notifier == notifier,
-                                                       OutboxRow.key == key))
-        return any(not follows(kind, key) for kind in kinds)
+        q = select(OutboxRow.id).where(OutboxRow.status.in_(_OPEN), OutboxRow.notifier == notifier,
+                                       OutboxRow.key == key)
+        if follows(MessageKind.ROLLBACK, key):  # the key's notes are its rollback rows: not a change
+            q = q.where(OutboxRow.kind != MessageKind.ROLLBACK)
+        return s.scalar(q.limit(1)) is not None  # one row, not a receiver outage's whole backlog
 
     def told_channels(self, s: Session, incident_id: int, kind: MessageKind = MessageKind.INCIDENT) -> list[str]:
         """The channels that have an incident's message, delivered or on its way (in the
