@@ -168,14 +168,14 @@ def _metric(sources: Sources, req: GatherRequest, raw: RawSignals, name: str, qu
         return None
     series = live[0]
     known = req.known_series
-    volume = _volume(sources, req, name, volume_query, start, series) if known is not None and volume_query else None
-    if volume is not None and volume.partial:  # it scales the band the signal is judged by: no all clear
-        raw.gaps.read_partially(f"{name} volume", volume.partial)
+    volume = None
+    if known is not None and volume_query:
+        volume = _volume(sources, req, name, volume_query, start, series, raw.gaps)
     history = volume_history = None
     missed = False
     keys = (anomaly_key(name, series, query, volume_query), legacy_anomaly_key(name, series))
     if known is not None and not any(k in known for k in keys):
-        if series.partial or (volume is not None and volume.partial):
+        if series.partial or f"{name} volume" in raw.gaps.partial:
             # No state is stored from a partial window (detect), so a day of history now would
             # be a day-long query a cycle, for the whole outage, for nothing: asked once whole.
             return MetricSignal(name, query, series, None, volume, None, volume_query, True)
@@ -217,17 +217,21 @@ def _history(sources: Sources, req: GatherRequest, name: str, query: str, since:
 _volume_warned: dict[tuple[str, str], str] = {}  # (model, signal) -> the failure last logged
 
 
-def _volume(sources: Sources, req: GatherRequest, name: str, query: str, start: float, series: Series
-            ) -> Series | None:
+def _volume(sources: Sources, req: GatherRequest, name: str, query: str, start: float, series: Series,
+            gaps: Gaps | None = None) -> Series | None:
     """The requests behind `series` from `start` to the cycle time, or None. A volume only
     scales the anomaly band, it is no signal of its own: a query that fails or matches no
     single series leaves the band unscaled (as without a volume) and is logged, once per
     model, signal and reason, rather than reported as missing data, which would open an
-    incident and hold every other one open."""
+    incident and hold every other one open. Read from a partial answer (the window's read:
+    `gaps`), it is marked, found or not: it scales the band the signal is judged by, and a
+    store down may hold all of it, so the cycle is no all clear."""
     key = (req.model.name, name)
     try:
         found = sources.prometheus.query_range(query, start, req.window.t, name=f"{name} volume")
         hit = _volume_of(found, series)
+        if gaps is not None and (note := partial_of(found)):
+            gaps.read_partially(f"{name} volume", note)
         why = "" if hit is not None else f"it matched {len(found)} series, not one with the ratio's labels"
     except (SourceUnavailable, QueryError) as e:
         hit, why = None, str(e)

@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from alerts.slack_text import finding_line
-from detectors.records import Series
+from detectors.records import Answer, Series
 from monitor.api.app import create_app
 from monitor.config import VigilConfig
 from monitor.sources.prometheus import PrometheusSource
@@ -178,23 +178,27 @@ VOLUME_QUERY = 'sum(rate(impressions_total{model="recommender"}[5m]))'
 
 class _VolumeStoreDown(StubPrometheus):
     """The impressions behind CTR (its `volume_query`, which scales the anomaly band) come
-    from an answer a store missed while `partial`; CTR and latency are read whole."""
+    from an answer a store missed while `partial` ("empty": the store held all of them, so
+    the answer has no series, only its warning); CTR and latency are read whole."""
 
-    partial = False
+    partial: bool | str = False
 
     def query_range(self, query: str, start: float, end: float, step: float | None = None, *,
                     name: str | None = None) -> list[Series]:
         found = super().query_range(query, start, end, step, name=name)
+        if self.partial == "empty" and query == VOLUME_QUERY:
+            return Answer.of(partial=THANOS["warnings"][0])
         if self.partial and query == VOLUME_QUERY:
             return [replace(s, values=s.values / 2, partial=THANOS["warnings"][0]) for s in found]
         return found
 
 
-@pytest.mark.parametrize("partial", [False, True], ids=["whole", "partial"])
+@pytest.mark.parametrize("partial", [False, True, "empty"], ids=["whole", "partial", "empty"])
 def test_an_incident_does_not_resolve_while_the_volume_behind_a_kpi_is_read_partially(tmp_path, partial):
     """Half the impressions missing widens the CTR's anomaly band about 1.4x: a drop it
     would have flagged reads as normal. The volume was not marked, so the incident resolved
-    on it, and nothing said the band was scaled by a partial answer."""
+    on it, and nothing said the band was scaled by a partial answer. All of them missing
+    (no series, the warning only) left the band unscaled, unmarked, and resolved too."""
     curves = incident_prometheus(bad_from=T0 - 600, bad_until=T0 + 60).curves
     prom = _VolumeStoreDown({**curves, VOLUME_QUERY: lambda ts: np.full(len(ts), 100.0)})
     kpi = {"name": "ctr", "query": CTR_QUERY, "volume_query": VOLUME_QUERY}
