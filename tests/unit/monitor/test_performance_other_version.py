@@ -54,7 +54,9 @@ def test_the_challengers_accuracy_drop_never_rolls_the_champion_back(tmp_path: P
     drops = [f for f in report.findings if f.kind == "performance_drop"]
     assert drops and {f.evidence["version"] for f in drops} == {"2"}  # the challenger's, said as such
     assert report.severity == "critical"  # people are told ...
-    assert report.rollback is None and registry.aliases[("churn", "champion")] == "1"  # ... v1 stays
+    assert registry.aliases[("churn", "champion")] == "1"  # ... v1 stays; the failing challenger is pulled
+    assert report.rollback is not None and report.rollback["kind"] == "canary_pull"
+    assert report.rollback["from_version"] == "2" and ("churn", "challenger") not in registry.aliases
     assert report.incident is not None and not [c for c in report.incident.causes if c.kind == "deploy"]
 
 
