@@ -48,7 +48,8 @@ class Gaps:
 
     findings: list[Finding] = field(default_factory=list)
     blind: list[str] = field(default_factory=list)
-    # KPIs and SLOs read 0/0 throughout the window: the model served no request
+    # KPIs and SLOs read 0/0 throughout the window: the model served no request (or, those
+    # also in `partial`, the store that did not answer may hold its requests)
     idle: list[str] = field(default_factory=list)
     # signal -> why the answer it was read from may be missing data (`Series.partial`): it is
     # judged, but no automatic action is taken on it and it never counts as an all clear

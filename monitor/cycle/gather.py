@@ -108,7 +108,7 @@ def query_range(sources: Sources, gaps: Gaps, req: GatherRequest, entity: str, q
         if not required:
             return []
         if series and nan_is_idle:
-            _no_traffic(gaps, entity)
+            _no_traffic(gaps, entity, partial)
         elif series:  # it matches: every value is NaN (a ratio is 0/0 while nothing is served)
             gaps.add(no_data(model, entity, "every value of the window is NaN (a ratio with no traffic: 0/0)", w,
                              query=query), f"{entity}: only NaN")
@@ -126,16 +126,21 @@ def query_range(sources: Sources, gaps: Gaps, req: GatherRequest, entity: str, q
                          stopped_s=stopped),
                  f"{entity}: stopped")
         return None
-    if nan_is_idle and all(s.between(w.start, w.t).empty for s in series):
-        _no_traffic(gaps, entity)
-        return None
+    idle = nan_is_idle and all(s.between(w.start, w.t).empty for s in series)
     if partial:
-        gaps.read_partially(entity, partial)
+        gaps.read_partially(entity, partial, nothing=idle)
+    if idle:
+        _no_traffic(gaps, entity, partial)
+        return None
     return list(series)
 
 
-def _no_traffic(gaps: Gaps, entity: str) -> None:
-    gaps.blind.append(f"{entity}: {NO_TRAFFIC}")
+def _no_traffic(gaps: Gaps, entity: str, partial: str) -> None:
+    """0/0 throughout the window. Read whole, the model served no request; read from a partial
+    answer, the store that did not answer may hold all its traffic: that is "nothing to judge,
+    read from a partial answer" (its line is the caller's), no "no traffic"."""
+    if not partial:
+        gaps.blind.append(f"{entity}: {NO_TRAFFIC}")
     gaps.idle.append(entity)
 
 
@@ -385,4 +390,10 @@ def served_nothing(raw: RawSignals) -> str:
     window, or a model with none to ask, leaves the missing samples a no-data finding."""
     if not raw.gaps.idle or raw.kpis or raw.slos:
         return ""
-    return f"{', '.join(raw.gaps.idle)} served no request (0/0 throughout the window)"
+    whole = [n for n in raw.gaps.idle if n not in raw.gaps.partial]
+    partly = [n for n in raw.gaps.idle if n in raw.gaps.partial]
+    said = [f"{', '.join(whole)} served no request (0/0 throughout the window)"] if whole else []
+    if partly:  # its store down may hold every request: no page on it, and no claim either
+        said.append(f"{', '.join(partly)} read 0/0 from a partial answer (a store that did not answer "
+                    "may hold its requests)")
+    return "; ".join(said)

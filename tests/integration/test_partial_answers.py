@@ -211,3 +211,42 @@ def test_an_incident_does_not_resolve_while_the_volume_behind_a_kpi_is_read_part
     if partial:
         assert any(line.startswith("ctr volume: read from a partial answer: fetch series")
                    for line in reports[-1].blind), reports[-1].blind
+
+
+class _TrafficStoreDown(StubPrometheus):
+    """From the deploy on, the store holding the model's traffic is down: what CTR's answer
+    still holds (a region that serves nothing) is 0/0 throughout the window, and the answer
+    says it is partial when `partial` (read whole, the model really served no request)."""
+
+    partial = True
+
+    def query_range(self, query: str, start: float, end: float, step: float | None = None, *,
+                    name: str | None = None) -> list[Series]:
+        found = super().query_range(query, start, end, step, name=name)
+        if query != CTR_QUERY or end < T0 - 1200:
+            return found
+        why = THANOS["warnings"][0] if self.partial else ""
+        return [replace(s, values=np.where(s.timestamps >= T0 - 3600, np.nan, s.values), partial=why) for s in found]
+
+
+@pytest.mark.parametrize("partial", [False, True], ids=["idle", "partial"])
+def test_a_kpi_read_0_over_0_from_a_partial_answer_is_nothing_to_judge_not_idle(tmp_path, partial):
+    """CTR read 0/0 for the whole window from an answer a store missed was taken for "no
+    traffic", and its partial mark was dropped: the cycle said the model served no request, and
+    Vigil rolled back on its own while a store was down (the guard `partial_read` never saw it)."""
+    prom = _TrafficStoreDown(incident_prometheus(bad_from=T0 - 300).curves)
+    prom.partial = partial
+    reg = serving_registry(versions=("1", "2"), version="1")
+    policy = {"slo_consecutive_cycles": 2, "rollback": {"min_confidence": 0.5}}  # p99 alone is the cause
+    v = make_vigil(make_config(tmp_path, policy=policy), prometheus=prom, registry=reg, notifiers={})
+    _regression_after_deploy(v, reg)
+    blind = v.run_cycle(MODEL, T0 + 120).blind
+    ctr = [line for line in blind if line.startswith("ctr:")]
+    if not partial:  # the model really served nothing there: the p99 regression rolls v2 back
+        assert reg.moves == [(MODEL, "champion", "1")] and ctr == ["ctr: no traffic: every value of the window "
+                                                                    "is 0/0 (NaN), not judged"]
+        return
+    assert ctr == [f"ctr: nothing to judge, read from a partial answer: {THANOS['warnings'][0]}"], blind
+    assert reg.moves == [], [(a.status, a.detail, a.reason) for a in v.store.actions(model=MODEL)]
+    assert [a.detail for a in v.store.actions(model=MODEL)] == ["guard: partial_read"]
+    assert metric_value(v, "vigil_partial_reads_total", model=MODEL) >= 20

@@ -6,6 +6,8 @@ every idle night. With traffic, or with nothing to tell (no KPI or SLO), it stay
 no-data finding."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from detectors.records import FindingKind
@@ -25,12 +27,12 @@ from tests.helpers_vigil import (
 IDLE = "samples: none in the window, and none expected"
 
 
-def _vigil(tmp_path, curves, **over):
+def _vigil(tmp_path, curves, prometheus=StubPrometheus, **over):
     write_reference(tmp_path, np.random.default_rng(7))
     cfg = make_config(tmp_path, models=[model_config(
         features=["user_age"], prediction_column="score", reference={"path": "train.parquet"},
         samples={"path": "samples/", "timestamp_column": "timestamp"}, **over)])
-    return make_vigil(cfg, prometheus=StubPrometheus(curves), registry=serving_registry(), notifiers={})
+    return make_vigil(cfg, prometheus=prometheus(curves), registry=serving_registry(), notifiers={})
 
 
 def _no_data_about_samples(report):
@@ -85,3 +87,25 @@ def test_an_idle_night_holds_an_open_incident_open(tmp_path):
         assert report.step != "resolve"
 
     assert vigil.store.incident(opened.incident_id).status == "open"
+
+
+class _TrafficStoreDown(StubPrometheus):
+    """CTR's answer misses a store (Thanos `warnings`): what it holds is 0/0 throughout."""
+
+    def query_range(self, query, start, end, step=None, *, name=None):
+        found = super().query_range(query, start, end, step, name=name)
+        why = "store 10.0.3.7:10901: connection refused" if query == CTR_QUERY else ""
+        return [dataclasses.replace(s, partial=why) for s in found]
+
+
+def test_an_idle_night_read_from_a_partial_answer_does_not_say_the_model_served_nothing(tmp_path):
+    """The store that did not answer may hold every request of the window: the samples'
+    line says CTR's 0/0 was read from a partial answer, not flatly that nobody called it."""
+    vigil = _vigil(tmp_path, {CTR_QUERY: _idle, P99_QUERY: _idle}, _TrafficStoreDown)
+
+    report = vigil.run_cycle(MODEL, T0)
+
+    assert report.incident_id is None, [f.message for f in report.findings]  # no page on an idle night
+    (line,) = [b for b in report.blind if b.startswith(IDLE)]
+    assert "p99_latency served no request" in line and "ctr read 0/0 from a partial answer" in line, line
+    assert not [b for b in report.blind if b.startswith("ctr: no traffic")], report.blind
