@@ -81,7 +81,8 @@ class VigilMetrics:
                                      "isPartial): judged, never rolled back on automatically", ["model"], registry=r)
         self.prometheus_warnings_ignored = Counter(
             "vigil_prometheus_warnings_ignored_total",
-            "Prometheus-API answer warnings sources.prometheus.ignore_warnings matched: no partial mark", registry=r)
+            "Answer warnings sources.prometheus.ignore_warnings matched (no partial mark), once per query they "
+            "answered: a batched answer's count for each of its queries, as asked alone", registry=r)
         self.incidents_total = Counter("vigil_incidents_total", "Incidents opened", ["model", "severity"],
                                        registry=r)
         self.incidents_open = Gauge("vigil_incidents_open", "Open incidents", ["model", "severity"], registry=r)

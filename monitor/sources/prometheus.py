@@ -228,7 +228,7 @@ class PrometheusSource:
         joined = balanced_or([f'label_replace(({q}), "{BATCH_LABEL}", "{i}", "", "")'
                                for i, q in enumerate(queries)])
         try:
-            rows, note = self._request(joined, "range_post", _ms(start), _ms(end), _ms(step))
+            rows, note = self._request(joined, "range_post", _ms(start), _ms(end), _ms(step), len(queries))
         except QueryError:
             return [self._one(q, start, end, step) for q in queries]
         except SourceUnavailable as e:
@@ -309,15 +309,16 @@ class PrometheusSource:
         )
 
     # ------------------------------------------------------------------ transport
-    def _request(self, query: str, kind: str, start_ms: int, end_ms: int | None, step_ms: int | None
-                 ) -> tuple[Any, str]:
+    def _request(self, query: str, kind: str, start_ms: int, end_ms: int | None, step_ms: int | None,
+                 answers: int = 1) -> tuple[Any, str]:
         """One query's result and why it may be partial (`partial_note`), retried on transient
-        failures; SourceUnavailable when retries run out."""
+        failures; SourceUnavailable when retries run out. `answers`: the queries a batched
+        `query` stands for (its ignored warnings count once for each)."""
         self._throttle.check()
 
         def attempt() -> tuple[Any, str]:
             try:
-                return self._send(query, kind, start_ms, end_ms, step_ms)
+                return self._send(query, kind, start_ms, end_ms, step_ms, answers)
             except PrometheusApiClientException as e:
                 err = client_error(query, self.url, e)
                 if isinstance(err, Transient) and (err.retry_after or 0.0) > BACKOFF_MAX_S:
@@ -339,8 +340,8 @@ class PrometheusSource:
                 self._throttle.down(DOWN_HOLD_S, reason)
             raise SourceUnavailable(SOURCE, self.url, reason, whole_source=e.unreachable) from None
 
-    def _send(self, query: str, kind: str, start_ms: int, end_ms: int | None, step_ms: int | None
-              ) -> tuple[Any, str]:
+    def _send(self, query: str, kind: str, start_ms: int, end_ms: int | None, step_ms: int | None,
+              answers: int = 1) -> tuple[Any, str]:
         """One attempt: an instant query, a range query (GET) or a batched range query (POST)."""
         # The server-side evaluation timeout matches ours, so a heavy query is cut there too.
         params = {"timeout": f"{self.cfg.timeout_s}"}
@@ -348,7 +349,7 @@ class PrometheusSource:
             assert end_ms is not None and step_ms is not None
             return self._api("POST" if kind == "range_post" else "GET", "query_range",
                              {**params, "query": query, "start": _sec_text(start_ms), "end": _sec_text(end_ms),
-                              "step": _sec_text(step_ms)})
+                              "step": _sec_text(step_ms)}, answers)
         return self._api("GET", "query", {**params, "query": query, "time": _sec_text(start_ms)})
 
     def _retrying(self) -> Retrying:
@@ -368,7 +369,7 @@ class PrometheusSource:
             reraise=True,
         )
 
-    def _api(self, method: str, endpoint: str, params: dict[str, str]) -> tuple[Any, str]:
+    def _api(self, method: str, endpoint: str, params: dict[str, str], answers: int = 1) -> tuple[Any, str]:
         """One request to /api/v1/<endpoint>: its result and `partial_note`; a non-200 is raised
         as the client library raises it (so `_request` classifies all alike), with its Retry-After."""
         ends = time.monotonic() + self.cfg.timeout_s
@@ -381,7 +382,7 @@ class PrometheusSource:
             raise HttpStatus(resp.status_code, content,
                              bounded_retry_after(resp.headers.get("Retry-After"), time.time()))
         body = json.loads(content)
-        return body["data"]["result"], self.warnings.note(body, params.get("query", ""))
+        return body["data"]["result"], self.warnings.note(body, params.get("query", ""), answers)
 
 
 class _SplitBudget:

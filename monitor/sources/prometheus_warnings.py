@@ -50,8 +50,9 @@ class WarningFilter:
         self.url = url
         self.on_ignored = on_ignored
 
-    def note(self, body: Mapping[str, Any], query: str) -> str:
-        """`partial_note` of the answer to `query` once the known warnings are taken out."""
+    def note(self, body: Mapping[str, Any], query: str, answers: int = 1) -> str:
+        """`partial_note` of the answer to `query` once the known warnings are taken out;
+        `answers`: the queries it answered (a batch's), each counted as if asked alone."""
         warnings = body.get("warnings")
         if self._ignore and warnings and isinstance(warnings, list):
             # (PromQL's own notes are never a partial mark: not counted as ignored either)
@@ -63,7 +64,7 @@ class WarningFilter:
                           "not a partial answer", extra={"url": self.url, "warnings": "; ".join(ignored),
                                                          "query": query[:200]})
                 if self.on_ignored is not None:
-                    self.on_ignored(len(ignored))
+                    self.on_ignored(len(ignored) * answers)
                 body = {**body, "warnings": kept}
         if note := partial_note(body):  # kept on every Series read from it too
             log.warning("prometheus answered with warnings: the result may be partial",

@@ -101,3 +101,25 @@ models:
     assert main(["check-config", str(f)]) == 1
     err = capsys.readouterr().err
     assert "ignore_warnings[1]" in err and "'store (10.0.3.7'" in err and "missing )" in err, err
+
+
+def test_a_warning_ignored_on_a_batched_answer_counts_once_for_each_query_it_answered(tmp_path):
+    """A sweep asks up to 64 queries in one request: the harmless warning on that answer was
+    counted once, where the same queries asked alone count it once each, so the counter fell
+    64-fold the day batching came in and said nothing of how many answers were filtered."""
+    queries = [f'up{{job="j{i}"}}' for i in range(5)]
+    counts = []
+    for batched in (False, True):
+        with PartialPrometheus(incident_prometheus()) as prom:
+            (tmp_path / str(batched)).mkdir()
+            cfg = _config(tmp_path / str(batched), prom.url)
+            v = Vigil(cfg, clock=ReplayClock(T0), store=Store(cfg.store.url), registry=serving_registry())
+            prom.partial = {"warnings": [NO_STORE]}
+            if batched:
+                got = v.prometheus.query_range_many(queries, T0 - 600, T0)
+                assert prom.answers == 1 and all(not isinstance(g, Exception) for g in got)
+            else:
+                for q in queries:
+                    v.prometheus.query_range(q, T0 - 600, T0)
+            counts.append(metric_value(v, IGNORED))
+    assert counts == [len(queries), len(queries)]
