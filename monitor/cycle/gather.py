@@ -102,6 +102,7 @@ def query_range(sources: Sources, gaps: Gaps, req: GatherRequest, entity: str, q
         gaps.add(no_data(model, entity, f"query rejected: {e.reason}", w, query=query), f"{entity}: query rejected")
         return None
     partial = partial_of(series)
+    said = f" ({PARTIAL_WORDS}: {partial})" if partial else ""  # after a no-data finding's why
     if not series or all(s.empty for s in series):
         if partial:  # the store that may hold all of it did not answer: unread, never calm
             gaps.read_partially(entity, partial, nothing=True)
@@ -110,25 +111,25 @@ def query_range(sources: Sources, gaps: Gaps, req: GatherRequest, entity: str, q
         if series and nan_is_idle:
             _no_traffic(gaps, entity, partial)
         elif series:  # it matches: every value is NaN (a ratio is 0/0 while nothing is served)
-            gaps.add(no_data(model, entity, "every value of the window is NaN (a ratio with no traffic: 0/0)", w,
-                             query=query), f"{entity}: only NaN")
+            gaps.add(no_data(model, entity, "every value of the window is NaN (a ratio with no traffic: 0/0)" + said,
+                             w, query=query), f"{entity}: only NaN")
         else:
-            why = "the query returned no series" + (f" ({PARTIAL_WORDS}: {partial})" if partial else "")
-            gaps.add(no_data(model, entity, why, w, query=query), f"{entity}: no series")
+            gaps.add(no_data(model, entity, "the query returned no series" + said, w, query=query),
+                     f"{entity}: no series")
         return None
     # The rhythm is judged over the span a cycle reads when no incident is open: one frozen
     # its baseline before onset, hours or days back, and an outage in there is no rhythm.
     since = w.start - (w.baseline_end - w.baseline_start)
     stopped = _stopped_for(series, w.t, since, nan_is_idle) if required else 0.0
+    idle = not stopped and nan_is_idle and all(s.between(w.start, w.t).empty for s in series)
+    if partial:  # its recent points may be on the store that did not answer: marked, judged or not
+        gaps.read_partially(entity, partial, nothing=bool(stopped) or idle)
     if stopped:
         gaps.add(no_data(model, entity, f"no points in the last {stopped / 60:.0f} min: the series stopped "
-                                        "(its target down, or renamed; or NaN: no traffic)", w, query=query,
+                                        "(its target down, or renamed; or NaN: no traffic)" + said, w, query=query,
                          stopped_s=stopped),
                  f"{entity}: stopped")
         return None
-    idle = nan_is_idle and all(s.between(w.start, w.t).empty for s in series)
-    if partial:
-        gaps.read_partially(entity, partial, nothing=idle)
     if idle:
         _no_traffic(gaps, entity, partial)
         return None

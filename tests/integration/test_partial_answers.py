@@ -250,3 +250,43 @@ def test_a_kpi_read_0_over_0_from_a_partial_answer_is_nothing_to_judge_not_idle(
     assert reg.moves == [], [(a.status, a.detail, a.reason) for a in v.store.actions(model=MODEL)]
     assert [a.detail for a in v.store.actions(model=MODEL)] == ["guard: partial_read"]
     assert metric_value(v, "vigil_partial_reads_total", model=MODEL) >= 20
+
+
+class _RecentStoreDown(StubPrometheus):
+    """From the deploy on, the store holding CTR's last half hour (a Thanos sidecar; older blocks
+    are in the store gateway) is down: its points stop 25 minutes back, and the answer says
+    it is partial when `partial` (read whole, the series really stopped)."""
+
+    partial = True
+
+    def query_range(self, query: str, start: float, end: float, step: float | None = None, *,
+                    name: str | None = None) -> list[Series]:
+        found = super().query_range(query, start, end, step, name=name)
+        if query != CTR_QUERY or end < T0 - 1200:
+            return found
+        why = THANOS["warnings"][0] if self.partial else ""
+        return [Series(s.name, s.labels, s.timestamps[s.timestamps < T0 - 1500], s.values[s.timestamps < T0 - 1500],
+                       why) for s in found]
+
+
+@pytest.mark.parametrize("partial", [False, True], ids=["stopped", "partial"])
+def test_a_series_that_stops_in_a_partial_answer_says_why_and_is_not_rolled_back_on(tmp_path, partial):
+    """A series whose recent points are on the store that did not answer read as "the series
+    stopped (its target down, or renamed)", and the mark was dropped: the page blamed the
+    target, and Vigil rolled back on its own while a store was down."""
+    prom = _RecentStoreDown(incident_prometheus(bad_from=T0 - 300).curves)
+    prom.partial = partial
+    reg = serving_registry(versions=("1", "2"), version="1")
+    policy = {"slo_consecutive_cycles": 2, "rollback": {"min_confidence": 0.5}}  # p99 alone is the cause
+    v = make_vigil(make_config(tmp_path, policy=policy), prometheus=prom, registry=reg, notifiers={})
+    _regression_after_deploy(v, reg)
+    report = v.run_cycle(MODEL, T0 + 120)
+    [stopped] = [f for f in report.findings if f.entity == "ctr" and f.kind == "no_data"]
+    assert "the series stopped" in stopped.message
+    if not partial:  # the target really stopped reporting: the p99 regression rolls v2 back
+        assert reg.moves == [(MODEL, "champion", "1")] and "partial" not in stopped.message
+        return
+    assert f"read from a partial answer: {THANOS['warnings'][0]}" in stopped.message
+    assert f"ctr: nothing to judge, read from a partial answer: {THANOS['warnings'][0]}" in report.blind
+    assert reg.moves == [], [(a.status, a.detail, a.reason) for a in v.store.actions(model=MODEL)]
+    assert [a.detail for a in v.store.actions(model=MODEL)] == ["guard: partial_read"]
