@@ -227,3 +227,20 @@ def test_a_deploys_kpi_drop_whose_traffic_stopped_before_it_held_is_told_again()
     later = plan_alerts(inputs(kpi_drop(no_traffic_s=480.0), open_incident=replace(opened, digest=plan.digest)),
                         RULES)
     assert later.lifecycle.step == Step.UNCHANGED, later.lifecycle  # a minute more of it is no news
+
+
+def test_an_open_incident_rescored_each_cycle_is_not_told_again() -> None:
+    """While a store is down the window is re-scored every cycle (scored, not learnt), so the
+    same anomaly comes back with new values, windows and onsets each minute: Slack and the
+    receivers hear of it once, not once a cycle (a digest over values would page every minute)."""
+    from alerts.pipeline import incident_digest
+
+    first = incident()
+    told = OpenIncident(Severity.CRITICAL, incident_digest(first, Severity.CRITICAL), T - 600, None, False)
+    for shift in (60.0, 120.0, 180.0):
+        f = replace(first.findings[0], value=-12.0 - shift / 60, window_start=T - 1800 + shift,
+                    window_end=T + shift, onset=T - 900 + shift, score=0.9 - shift / 1000)
+        again = replace(first, findings=[f], window_start=T - 1800 + shift, window_end=T + shift,
+                        onset=T - 900 + shift)
+        step = plan_alerts(AlertInputs(again, again, ModelHistory(open_incident=told), True, T + shift), RULES)
+        assert (step.lifecycle.step, step.lifecycle.notify, step.channels) == (Step.UNCHANGED, False, []), step
