@@ -27,6 +27,8 @@ from typing import Any
 import re2
 import regex
 
+from detectors.anchored_regex import OPTIONS, anchored
+
 LabelValue = str | Sequence[str]
 Labels = Mapping[str, LabelValue]
 
@@ -113,30 +115,21 @@ def _quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-_COMPILED: dict[str, re2._Regexp] = {}
-_RE2_OPTIONS = re2.Options()
-_RE2_OPTIONS.log_errors = False  # a refused regex is a MatcherError naming the matcher, not a line on stderr
-
-
-# Refusals are remembered too: a silence stored in Python's syntax is read again by every
-# cycle, and RE2 takes up to a second to refuse one too large to compile (`(?i)\\pL{1000}`).
+# Refusals are remembered (a RE2 compile, `anchored`, is cached once it succeeds): a silence
+# stored in Python's syntax is read again by every cycle, and RE2 takes up to a second to
+# refuse one too large to compile (`(?i)\\pL{1000}`).
 _REFUSED: dict[str, str] = {}
 
 
 def _compile(pattern: str, name: str) -> re2._Regexp:
-    got = _COMPILED.get(pattern)
-    if got is None:
-        if pattern in _REFUSED:
-            raise MatcherError(name, _REFUSED[pattern])
-        try:
-            got = _re2(pattern, name)
-        except MatcherError as e:
-            if len(_REFUSED) < 4096:
-                _REFUSED[pattern] = e.reason
-            raise
-        if len(_COMPILED) < 4096:
-            _COMPILED[pattern] = got
-    return got
+    if pattern in _REFUSED:
+        raise MatcherError(name, _REFUSED[pattern])
+    try:
+        return _re2(pattern, name)
+    except MatcherError as e:
+        if len(_REFUSED) < 4096:
+            _REFUSED[pattern] = e.reason
+        raise
 
 
 def _re2(pattern: str, name: str) -> re2._Regexp:
@@ -144,7 +137,7 @@ def _re2(pattern: str, name: str) -> re2._Regexp:
     if _any_byte(pattern):
         raise MatcherError(name, f"{refused}: \\C (any byte) is not supported")
     try:
-        return re2.compile(f"^(?:{pattern})$", _RE2_OPTIONS)
+        return anchored(pattern)
     except re2.error as e:
         raise MatcherError(name, f"{refused}: {_said(pattern, e)}") from None
     except UnicodeEncodeError:
@@ -152,6 +145,7 @@ def _re2(pattern: str, name: str) -> re2._Regexp:
                                  "expected UTF-8 text, as Alertmanager") from None
 
 
+@functools.lru_cache(maxsize=4096)  # asked before each compile, as cheap as a lookup once asked
 def _any_byte(pattern: str) -> bool:
     """Whether the regex holds `\\C` (any one byte, which splits a UTF-8 character): C++ RE2
     takes it, Go's regexp refuses it. Escapes are read in order, and `\\Q...\\E` is literal
@@ -173,7 +167,7 @@ def _any_byte(pattern: str) -> bool:
 def _said(pattern: str, e: re2.error) -> str:
     """RE2's reason, quoting the regex as given rather than as wrapped (`missing ): (a`)."""
     try:
-        re2.compile(pattern, _RE2_OPTIONS)
+        re2.compile(pattern, OPTIONS)
     except re2.error as bare:
         e = bare
     raw = e.args[0] if e.args else ""

@@ -9,23 +9,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from functools import lru_cache
 from typing import Any
 
 import re2
 
+from detectors.anchored_regex import anchored
 from monitor.sources.prometheus_errors import partial_note
 
 log = logging.getLogger("monitor.sources.prometheus")  # as the warnings it keeps
-_OPTIONS = re2.Options()
-_OPTIONS.log_errors = False  # a refused regex is a config error naming it, not a line on stderr
 
 
 def check_warning_regex(pattern: str) -> str:
     """`pattern` when RE2 (Go's syntax, as Prometheus and Alertmanager) compiles it, else a
     ValueError naming it: the config loader reports it under its field."""
     try:
-        _compiled(pattern)
+        anchored(pattern)
     except re2.error as e:
         raise ValueError(f"invalid regular expression {pattern!r} (RE2 syntax, matched against a whole "
                          f"warning): {e}") from None
@@ -34,19 +32,14 @@ def check_warning_regex(pattern: str) -> str:
     return pattern
 
 
-@lru_cache(maxsize=256)
-def _compiled(pattern: str) -> Any:
-    # Anchored as Prometheus anchors its label regexes: "store .* down" must not also
-    # swallow "store 10.0.3.7 down: ..., No StoreAPIs matched" by a part of it.
-    return re2.compile(f"^(?:{pattern})$", _OPTIONS)
-
-
 class WarningFilter:
     """Why an answer may be partial, without the warnings `ignore` matches in full; each
     ignored warning is counted through `on_ignored` (the daemon's counter)."""
 
     def __init__(self, ignore: Sequence[str], url: str, on_ignored: Callable[[float], None] | None = None) -> None:
-        self._ignore = [_compiled(p) for p in ignore]
+        # Anchored as Prometheus anchors its label regexes: "store .* down" must not also
+        # swallow "store 10.0.3.7 down: ..., No StoreAPIs matched" by a part of it.
+        self._ignore = [anchored(p) for p in ignore]
         self.url = url
         self.on_ignored = on_ignored
 
@@ -83,4 +76,4 @@ def ignore_warnings_warnings(ignore: Sequence[str]) -> list[tuple[tuple[str | in
     return [(("sources", "prometheus", "ignore_warnings", i),
              f"sources.prometheus.ignore_warnings[{i}]: {p!r} matches every warning, a store that is down "
              "too: no answer is ever read as partial; name the harmless warning instead")
-            for i, p in enumerate(ignore) if all(_compiled(p).fullmatch(w) for w in _UNRELATED)]
+            for i, p in enumerate(ignore) if all(anchored(p).fullmatch(w) for w in _UNRELATED)]
