@@ -56,6 +56,12 @@ from monitor.store.tables import MessageRefRow, OutboxRow
 # mid-call lets another sender take the row over while the first is still sending.
 CLAIM_S = 300.0
 _OPEN = (OutboxStatus.PENDING, OutboxStatus.SENDING)
+# Whether a row `follows`: a receiver's rollback note or change event under its incident's key
+# (monitor/cycle/receivers.py), sent after the rows of the key before it, with the ref they
+# left, and holding back none of the rows after it. Said once, in SQL, for every read that
+# tells notes apart (`due`, `claim` for `record`, `refs`, `has_open`). substr, not LIKE: SQLite's
+# LIKE ignores case, and only "incident:" in lower case is an incident's key.
+_FOLLOWS = (OutboxRow.kind == MessageKind.ROLLBACK) & (func.substr(OutboxRow.key, 1, 9) == "incident:")
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,7 @@ class Claim:
     token: int  # the row's `attempts` after the claim: `record` needs it unchanged
     uncertain: bool  # an earlier sender's claim lapsed mid-call: its message may be out
     deadline: float
+    follows: bool  # a note (`_FOLLOWS`): its delivery leaves the key's ref alone
 
 
 @dataclass(frozen=True)
@@ -126,7 +133,7 @@ class Outbox:
         """
         with self._tx() as s:
             rows = s.execute(
-                select(OutboxRow.id, OutboxRow.notifier, OutboxRow.key, OutboxRow.kind, OutboxRow.status,
+                select(OutboxRow.id, OutboxRow.notifier, OutboxRow.key, _FOLLOWS, OutboxRow.status,
                        OutboxRow.attempts, OutboxRow.next_attempt_at)
                 .where(OutboxRow.status.in_(_OPEN), *_keyed(keys)).order_by(OutboxRow.id)
             ).all()
@@ -134,8 +141,8 @@ class Outbox:
         seen: set[tuple[str, str]] = set()  # keys with an open row that the rows after it wait for
         noted: set[tuple[str, str]] = set()  # keys with an open row that only the next `follows` waits for
         heads: list[Head] = []
-        for id_, notifier, key, kind, status, attempts, next_at in rows:
-            aside = follows(kind, key)
+        for id_, notifier, key, note, status, attempts, next_at in rows:
+            aside = bool(note)
             if (notifier, key) in seen or (aside and (notifier, key) in noted) or notifier in skip:
                 continue  # a later row of a key waits for the head, whatever the head's state
             (noted if aside else seen).add((notifier, key))
@@ -163,14 +170,14 @@ class Outbox:
                 .execution_options(synchronize_session=False)))
             if won != 1:
                 return None
-            row = s.execute(select(OutboxRow).where(OutboxRow.id == head.id)
-                            .execution_options(populate_existing=True)).scalar_one()
+            row, note = s.execute(select(OutboxRow, _FOLLOWS).where(OutboxRow.id == head.id)
+                                  .execution_options(populate_existing=True)).one()
             ref = s.get(MessageRefRow, (row.notifier, row.key))
             message = OutboxMessage(id=row.id, notifier=row.notifier, kind=MessageKind(row.kind), key=row.key,
                                     payload=row.payload, attempts=head.attempts, ref=ref.ref if ref else None,
                                     created_at=row.created_at)
         return Claim(message, token=head.attempts + 1, uncertain=head.status == OutboxStatus.SENDING,
-                     deadline=lapse_now + claim_s)
+                     deadline=lapse_now + claim_s, follows=bool(note))
 
     def claim_due(self, now: float, limit: int = 100, claim_s: float = CLAIM_S) -> list[Claim]:
         """`due` and `claim` in one call: every due head this caller won."""
@@ -190,7 +197,7 @@ class Outbox:
             if won != 1:
                 return False
             msg = claim.message
-            if result.status == DeliveryStatus.DELIVERED and result.ref and not follows(msg.kind, msg.key):
+            if result.status == DeliveryStatus.DELIVERED and result.ref and not claim.follows:
                 ref = s.get(MessageRefRow, (msg.notifier, msg.key))
                 if ref is None:
                     s.add(MessageRefRow(notifier=msg.notifier, key=msg.key, ref=result.ref))
@@ -203,9 +210,8 @@ class Outbox:
         open (a change waiting to go out; a note, `follows`, changes no alert): what a receiver
         re-sends to keep alerts alive."""
         with self._tx() as s:
-            open_ = s.execute(select(OutboxRow.key, OutboxRow.kind).where(OutboxRow.notifier == notifier,
-                                                                        OutboxRow.status.in_(_OPEN)))
-            waiting = {key for key, kind in open_ if not follows(kind, key)}
+            waiting = set(s.scalars(select(OutboxRow.key).where(OutboxRow.notifier == notifier,
+                                                                OutboxRow.status.in_(_OPEN), ~_FOLLOWS)))
             rows = s.scalars(select(MessageRefRow).where(MessageRefRow.notifier == notifier)).all()
             return {r.key: r.ref for r in rows if r.key not in waiting and isinstance(r.ref, dict)}
 
@@ -222,9 +228,7 @@ class Outbox:
         a note (`follows`) changes no alert, and one retried for hours read as a change on its
         way re-sent a held incident's identical trigger every cycle."""
         q = select(OutboxRow.id).where(OutboxRow.status.in_(_OPEN), OutboxRow.notifier == notifier,
-                                       OutboxRow.key == key)
-        if follows(MessageKind.ROLLBACK, key):  # the key's notes are its rollback rows: not a change
-            q = q.where(OutboxRow.kind != MessageKind.ROLLBACK)
+                                       OutboxRow.key == key, ~_FOLLOWS)
         return s.scalar(q.limit(1)) is not None  # one row, not a receiver outage's whole backlog
 
     def told_channels(self, s: Session, incident_id: int, kind: MessageKind = MessageKind.INCIDENT) -> list[str]:
@@ -294,13 +298,6 @@ class Outbox:
         with self._tx() as s:
             q = select(OutboxRow).where((OutboxRow.key == prefix) | OutboxRow.key.startswith(prefix + ":"))
             return list(s.scalars(q.order_by(OutboxRow.id)))
-
-
-def follows(kind: str, key: str) -> bool:
-    """Whether a row is a receiver's rollback note or change event under its incident's key
-    (monitor/cycle/receivers.py): sent after the rows of the key before it, with the ref they
-    left, and holding back none of the rows after it."""
-    return kind == MessageKind.ROLLBACK and key.startswith("incident:")
 
 
 def _keyed(keys: Collection[str] | None) -> list[ColumnElement[bool]]:
