@@ -414,6 +414,16 @@ def _kserve_rolling_out(tmp_path: Path, kube: Any) -> tuple[Vigil, Any]:
     return vigil, reg
 
 
+def _waited_out(vigil: Vigil, t: float) -> tuple[Any, float]:
+    """Cycles every 30 s after `t` until the rollback is no longer pending (an hour past T0 at
+    the most): its record then, and the time of the cycle that settled it."""
+    while vigil.store.actions(model=MODEL)[0].status == "pending" and t < T0 + 3600:
+        t += 30
+        vigil.run_cycle(MODEL, t)
+    [action] = vigil.store.actions(model=MODEL)
+    return action, t
+
+
 def test_a_slow_healthy_rollout_at_a_short_interval_is_waited_for_not_failed(tmp_path):
     """At a 30 s interval the ten attempts were five minutes: a KServe revision that takes six
     to become ready (image pull, model download) failed the rollback, telling on-call it gave
@@ -438,11 +448,7 @@ def test_a_rollout_that_never_takes_effect_fails_after_fifteen_minutes(tmp_path)
 
     with FakeKubeApi() as kube:
         vigil, _ = _kserve_rolling_out(tmp_path, kube)
-        t = T0
-        while vigil.store.actions(model=MODEL)[0].status == "pending" and t < T0 + 3600:
-            t += 30
-            vigil.run_cycle(MODEL, t)
-        [action] = vigil.store.actions(model=MODEL)
+        action, t = _waited_out(vigil, T0)
         assert action.status == "failed" and "min:" in action.detail and "not yet in effect" in action.detail
         assert 900 <= t - T0 <= 960, t - T0  # the intent was recorded at T0 - 300 or T0
 
@@ -456,11 +462,7 @@ def test_a_rollout_given_up_on_says_the_layer_was_set_not_that_it_is_still_on_th
 
     with FakeKubeApi() as kube:
         vigil, _ = _kserve_rolling_out(tmp_path, kube)
-        t = T0
-        while vigil.store.actions(model=MODEL)[0].status == "pending" and t < T0 + 3600:
-            t += 30
-            vigil.run_cycle(MODEL, t)
-        [action] = vigil.store.actions(model=MODEL)
+        action, _ = _waited_out(vigil, T0)
         assert action.status == "failed", action.detail
         assert "still on v2: kserve" not in action.detail, action.detail
         assert "set to v1, not yet in effect: kserve" in action.detail, action.detail
@@ -576,11 +578,7 @@ def test_a_serving_layer_set_whose_first_read_gets_no_answer_is_waited_for_and_s
             vigil.run_cycle(MODEL, T0 + 30 * i)
         [action] = vigil.store.actions(model=MODEL)
         assert action.status == "pending", action.detail
-        t = T0 + 360
-        while vigil.store.actions(model=MODEL)[0].status == "pending" and t < T0 + 3600:
-            t += 30
-            vigil.run_cycle(MODEL, t)
-        [action] = vigil.store.actions(model=MODEL)
+        action, t = _waited_out(vigil, T0 + 360)
         assert action.status == "failed" and 900 <= t - T0 <= 960, (t - T0, action.detail)
         assert "still on v2: kserve" not in action.detail, action.detail
         assert "set to v1, not yet in effect: kserve" in action.detail, action.detail
@@ -602,11 +600,7 @@ def test_a_rollout_pending_across_the_upgrade_whose_next_read_gets_no_answer_is_
             [intent] = s.scalars(select(RollbackIntentRow)).all()
             intent.settling_since = None
         kube.fail(503, count=10**6)  # the API server does not answer from then on
-        t = T0 + 30
-        while vigil.store.actions(model=MODEL)[0].status == "pending" and t < T0 + 3600:
-            t += 30
-            vigil.run_cycle(MODEL, t)
-        [action] = vigil.store.actions(model=MODEL)
+        action, _ = _waited_out(vigil, T0 + 30)
         assert action.status == "failed", action.detail
         assert "still on v2: kserve" not in action.detail, action.detail
         assert "set to v1, not yet in effect: kserve" in action.detail, action.detail
