@@ -15,6 +15,7 @@ from monitor.sources.errors import SourceUnavailable
 from tests.fakes.opsgenie_server import FakeOpsgenie
 from tests.fakes.pagerduty_server import FakePagerDuty
 from tests.fakes.webhook_receiver import WebhookReceiver as FakeHook
+from tests.helpers_receivers import an_acked_warning, deliver_all
 from tests.helpers_vigil import MODEL, T0, incident_prometheus, make_config, make_vigil, serving_registry
 
 PD_KEY = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
@@ -206,25 +207,12 @@ def test_the_rollback_note_waits_for_the_opsgenie_alert_whose_create_was_throttl
         assert len(notes) == 1 and f"of {MODEL} v2 -> v1: done" in notes[0], alert.notes
 
 
-def deliver_all(vigil: Any, t: float) -> None:
-    """Deliver until nothing is left (a message a delivery enqueues goes on the next round)."""
-    for _ in range(5):
-        if vigil.deliver(t) == 0:
-            break
-
-
 def escalate_an_acked_warning_and_roll_back(tmp_path, receiver: dict[str, Any]) -> None:
     """The owner acks the warning; it turns critical, so the acked alert is closed and a new
     one pages (`<key>~2`), and a person rolls back before that is sent, then all is delivered."""
     from monitor.cycle.rollback_ask import RollbackAsk
 
-    cfg = make_config(tmp_path, receivers=[receiver], policy={"slo_consecutive_cycles": 2, "resolve_after_cycles": 2})
-    vigil = make_vigil(cfg, prometheus=incident_prometheus(), registry=serving_registry(version="2"))
-    assert vigil.run_cycle(MODEL, T0).step == "open"  # a warning
-    deliver_all(vigil, T0)
-    (row,) = vigil.store.incidents()
-    vigil.operator.acknowledge(row.id, "api:owner", T0 + 30)
-    deliver_all(vigil, T0 + 30)
+    cfg, vigil, row = an_acked_warning(tmp_path, receiver)
     assert vigil.run_cycle(MODEL, T0 + 60).step == "update"  # critical: the ack lapsed
     outcome = vigil.operator.rollback(RollbackAsk(cfg.models[0], "1", "p99 breach", "api:sre", row.id, T0 + 61))
     assert outcome.status == "done", outcome

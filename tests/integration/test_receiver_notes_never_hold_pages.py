@@ -16,7 +16,8 @@ import pytest
 from monitor.cycle.rollback_ask import RollbackAsk
 from tests.fakes.opsgenie_server import FakeOpsgenie
 from tests.fakes.pagerduty_server import FakePagerDuty
-from tests.helpers_vigil import MODEL, T0, incident_prometheus, make_config, make_vigil, serving_registry
+from tests.helpers_receivers import an_acked_warning, deliver_all
+from tests.helpers_vigil import MODEL, T0, make_config, make_vigil
 
 PD_KEY = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
 OG_KEY = "opsgenie-test-key-3f1e"
@@ -29,23 +30,11 @@ def keys(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OG_API_KEY", OG_KEY)
 
 
-def deliver_all(vigil: Any, t: float) -> None:
-    for _ in range(5):
-        if vigil.deliver(t) == 0:
-            break
-
-
 def roll_back_then_escalate(tmp_path, receiver: dict[str, Any], refuse: Any) -> tuple[Any, float]:
     """The owner acks the warning and rolls back; the receiver refuses the rollback's message
     (`refuse()`); the warning turns critical (the ack lapsed: a new alert, `<key>~2`). Returns
     the daemon and how long the one delivery call after the escalation took."""
-    cfg = make_config(tmp_path, receivers=[receiver], policy={"slo_consecutive_cycles": 2, "resolve_after_cycles": 2})
-    vigil = make_vigil(cfg, prometheus=incident_prometheus(), registry=serving_registry(version="2"))
-    assert vigil.run_cycle(MODEL, T0).step == "open"  # a warning
-    deliver_all(vigil, T0)
-    (row,) = vigil.store.incidents()
-    vigil.operator.acknowledge(row.id, "api:owner", T0 + 30)
-    deliver_all(vigil, T0 + 30)
+    cfg, vigil, row = an_acked_warning(tmp_path, receiver)
     refuse()
     outcome = vigil.operator.rollback(RollbackAsk(cfg.models[0], "1", "p99 breach", "api:sre", row.id, T0 + 31))
     assert outcome.status == "done", outcome
