@@ -95,6 +95,20 @@ def test_a_kpi_drop_read_from_a_partial_answer_is_alerted_but_not_rolled_back(tm
         assert reg.moves == [(MODEL, "champion", "1")]
 
 
+def _open(v: Vigil) -> None:
+    """The cycle at T0, read whole: it opens the incident the tests then read partially."""
+    v.run_cycle(MODEL, T0)
+    [opened] = v.store.incidents(model=MODEL)
+    assert opened.status == "open"
+
+
+def _cycles(v: Vigil, n: int) -> tuple[list[Any], Any]:
+    """`n` cycles a minute apart after T0: their reports, and the incident after them."""
+    reports = [v.run_cycle(MODEL, T0 + 60 * i) for i in range(1, n + 1)]
+    [incident] = v.store.incidents(model=MODEL)
+    return reports, incident
+
+
 class _StorePartlyDown(StubPrometheus):
     """The stand-in's curves, each Series marked as read from a partial answer while `partial`."""
 
@@ -113,12 +127,9 @@ def test_an_incident_does_not_resolve_on_a_partial_read(tmp_path, partial):
     curves = incident_prometheus(bad_from=T0 - 600, bad_until=T0 + 60).curves
     prom = _StorePartlyDown(curves)
     v = make_vigil(make_config(tmp_path), prometheus=prom, notifiers={})
-    v.run_cycle(MODEL, T0)
-    [opened] = v.store.incidents(model=MODEL)
-    assert opened.status == "open"
+    _open(v)
     prom.partial = partial
-    reports = [v.run_cycle(MODEL, T0 + 60 * i) for i in range(1, 41)]
-    [incident] = v.store.incidents(model=MODEL)
+    reports, incident = _cycles(v, 40)
     assert incident.status == ("open" if partial else "resolved")
     if partial:
         assert any("read from a partial answer: fetch series" in line for line in reports[-1].blind)
@@ -157,12 +168,9 @@ def test_an_optional_signal_whose_store_is_down_is_no_all_clear(tmp_path, monkey
                           sources={"prometheus": {"url": prom.url, "step": "60s", "timeout_s": 5, "retries": 0},
                                    "mlflow": {"tracking_uri": "http://127.0.0.1:9"}})
         v = make_vigil(cfg, prometheus=PrometheusSource(cfg.sources.prometheus), notifiers={})
-        v.run_cycle(MODEL, T0)
-        [opened] = v.store.incidents(model=MODEL)
-        assert opened.status == "open"
+        _open(v)
         prom.vllm_down = vllm_down
-        reports = [v.run_cycle(MODEL, T0 + 60 * i) for i in range(1, 11)]
-    [incident] = v.store.incidents(model=MODEL)
+        reports, incident = _cycles(v, 10)
     with v.store.tx() as s:
         good = intents.known_good(s, MODEL, 1)
     if not vllm_down:  # the saturation ended, read whole: an all clear
@@ -203,10 +211,9 @@ def test_an_incident_does_not_resolve_while_the_volume_behind_a_kpi_is_read_part
     prom = _VolumeStoreDown({**curves, VOLUME_QUERY: lambda ts: np.full(len(ts), 100.0)})
     kpi = {"name": "ctr", "query": CTR_QUERY, "volume_query": VOLUME_QUERY}
     v = make_vigil(make_config(tmp_path, models=[model_config(kpis=[kpi])]), prometheus=prom, notifiers={})
-    v.run_cycle(MODEL, T0)
+    _open(v)
     prom.partial = partial
-    reports = [v.run_cycle(MODEL, T0 + 60 * i) for i in range(1, 11)]
-    [incident] = v.store.incidents(model=MODEL)
+    reports, incident = _cycles(v, 10)
     assert incident.status == ("open" if partial else "resolved")
     if partial:
         assert any(line.startswith("ctr volume: read from a partial answer: fetch series")
