@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -195,9 +196,20 @@ def test_what_a_silence_regex_can_match_is_never_read_as_less():
     # Python's parser: Vigil cannot tell, rather than read it as those characters.
     assert regex_pieces("team-a-[[:alpha:]]") is None
     assert regex_pieces("(?i:team-a-ranker)") is None
-def test_check_config_warns_of_a_scope_pattern_no_model_matches(tmp_path, capsys):
+
+
+def _check_config_warns_of_the_typo_alone(config: Path, where: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """`vigil check-config` passes `config` and warns that `taem-b-*` (at `where`) matches no
+    model, and of no other scope pattern: a plain name may name a model yet to come."""
     from monitor.cli import main
 
+    assert main(["check-config", str(config)]) == 0
+    err = capsys.readouterr().err
+    assert f"{where}: 'taem-b-*' matches none of the configured models" in err, err
+    assert "team-a-*'" not in err and "retired-model" not in err, "a plain name may name a model yet to come"
+
+
+def test_check_config_warns_of_a_scope_pattern_no_model_matches(tmp_path, capsys):
     f = tmp_path / "vigil.yaml"
     f.write_text(f"""api:
   tokens:
@@ -208,18 +220,12 @@ def test_check_config_warns_of_a_scope_pattern_no_model_matches(tmp_path, capsys
 models:
   - name: team-a-ranker
 """)
-    assert main(["check-config", str(f)]) == 0
-    err = capsys.readouterr().err
-    assert f"{f}:6: warning: api.tokens[0](alice).models[1]: 'taem-b-*' matches none of the configured models" \
-        in err, err
-    assert "team-a-*'" not in err and "retired-model" not in err, "a plain name may name a model yet to come"
+    _check_config_warns_of_the_typo_alone(f, f"{f}:6: warning: api.tokens[0](alice).models[1]", capsys)
 
 
 def test_check_config_warns_of_a_tokens_file_lines_scope_pattern_no_model_matches(tmp_path, capsys):
     """A tokens_file line's models (its fourth word) were never checked: `taem-b-*` there
     passed check-config silently, and the token reached none of team b's models."""
-    from monitor.cli import main
-
     tokens = tmp_path / "tokens.txt"
     tokens.write_text(f"# name role sha256 [models]\nbob operator {sha('y')} team-a-*,taem-b-*,retired-model\n")
     f = tmp_path / "vigil.yaml"
@@ -228,11 +234,7 @@ def test_check_config_warns_of_a_tokens_file_lines_scope_pattern_no_model_matche
 models:
   - name: team-a-ranker
 """)
-    assert main(["check-config", str(f)]) == 0
-    err = capsys.readouterr().err
-    assert f"{f}:2: warning: {tokens}:2(bob).models[1]: 'taem-b-*' matches none of the configured models" \
-        in err, err
-    assert "team-a-*'" not in err and "retired-model" not in err, "a plain name may name a model yet to come"
+    _check_config_warns_of_the_typo_alone(f, f"{f}:2: warning: {tokens}:2(bob).models[1]", capsys)
 
 
 def test_a_refusal_stays_a_403_when_the_audit_log_cannot_be_written(fleet, monkeypatch, caplog):
