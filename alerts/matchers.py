@@ -27,7 +27,7 @@ from typing import Any
 import re2
 import regex
 
-from detectors.anchored_regex import OPTIONS, anchored
+from detectors.anchored_regex import anchored, reason
 
 LabelValue = str | Sequence[str]
 Labels = Mapping[str, LabelValue]
@@ -139,7 +139,7 @@ def _re2(pattern: str, name: str) -> re2._Regexp:
     try:
         return anchored(pattern)
     except re2.error as e:
-        raise MatcherError(name, f"{refused}: {_said(pattern, e)}") from None
+        raise MatcherError(name, f"{refused}: {reason(pattern, e)}") from None
     except UnicodeEncodeError:
         raise MatcherError(name, f"invalid regular expression {pattern!r}: it holds a lone surrogate; "
                                  "expected UTF-8 text, as Alertmanager") from None
@@ -162,16 +162,6 @@ def _any_byte(pattern: str) -> bool:
         else:
             i += 2
     return False
-
-
-def _said(pattern: str, e: re2.error) -> str:
-    """RE2's reason, quoting the regex as given rather than as wrapped (`missing ): (a`)."""
-    try:
-        re2.compile(pattern, OPTIONS)
-    except re2.error as bare:
-        e = bare
-    raw = e.args[0] if e.args else ""
-    return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
 
 
 # The RE2 wrapper costs about 3 us a match (Python's re: 0.4 us), and every cycle matches the

@@ -21,3 +21,14 @@ def anchored(pattern: str) -> re2._Regexp:
     longer text. Raises re2.error when RE2 refuses it, UnicodeEncodeError when it holds a
     lone surrogate (neither is cached: the caller says why, naming its field)."""
     return re2.compile(f"^(?:{pattern})$", OPTIONS)
+
+
+def reason(pattern: str, e: re2.error) -> str:
+    """RE2's reason for refusing `pattern`, quoting the regex as the operator wrote it rather
+    than as wrapped (`missing ): (a`, not `b'missing ): ^(?:(a)$'`)."""
+    try:
+        re2.compile(pattern, OPTIONS)
+    except re2.error as bare:
+        e = bare
+    raw = e.args[0] if e.args else ""
+    return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)

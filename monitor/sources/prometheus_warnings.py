@@ -13,7 +13,7 @@ from typing import Any
 
 import re2
 
-from detectors.anchored_regex import anchored
+from detectors.anchored_regex import anchored, reason
 from monitor.sources.prometheus_errors import partial_note
 
 log = logging.getLogger("monitor.sources.prometheus")  # as the warnings it keeps
@@ -26,7 +26,7 @@ def check_warning_regex(pattern: str) -> str:
         anchored(pattern)
     except re2.error as e:
         raise ValueError(f"invalid regular expression {pattern!r} (RE2 syntax, matched against a whole "
-                         f"warning): {e}") from None
+                         f"warning): {reason(pattern, e)}") from None
     except UnicodeEncodeError:
         raise ValueError(f"invalid regular expression {pattern!r}: it holds a lone surrogate") from None
     return pattern

@@ -77,6 +77,9 @@ def test_a_bad_ignore_warnings_regex_is_refused_naming_field_and_regex(regex):
     errors = dict(e.value.errors)
     assert regex in errors["sources.prometheus.ignore_warnings[1]"], errors
     assert "RE2" in errors["sources.prometheus.ignore_warnings[1]"]
+    # RE2's reason quotes the regex as written, not as anchored, nor as a bytes repr
+    assert "^(?:" not in errors["sources.prometheus.ignore_warnings[1]"] and "b'" not in errors[
+        "sources.prometheus.ignore_warnings[1]"], errors
 
 
 def test_check_config_shows_a_bad_regex_and_warns_of_one_that_matches_every_warning(tmp_path, capsys):
