@@ -37,7 +37,7 @@ from detectors.drift.decision import statistic_for
 from detectors.records import PARTIAL_WORDS, Direction, Finding, FindingKind, partial_of
 from monitor.config import CanaryConfig, ModelConfig, PolicyConfig
 from monitor.cycle.canary_blame import detail_after_hold, performance_hold, promotion_blame
-from monitor.cycle.canary_pull import accuracy_pull_cause, under_way
+from monitor.cycle.canary_pull import accuracy_grounds, under_way
 from monitor.cycle.canary_zero import zero_as_no_traffic
 from monitor.cycle.detect_drift import feature_specs
 from monitor.cycle.messages import OutboxWriter
@@ -295,7 +295,8 @@ class CanaryAnalysis:
         assert c is not None
         overall = judged.verdict.overall
         held = performance_hold(findings, judged.challenger, c.label_value(judged.challenger))
-        critical = accuracy_pull_cause(findings, judged.challenger, c.label_value(judged.challenger))
+        critical, held = accuracy_grounds(self.store, m.name, findings, judged.challenger,
+                                          c.label_value(judged.challenger), held)
         self._export(m, judged.verdict)
         with self.store.tx() as s:
             before = last_verdict_of(s, m.name, judged.challenger)

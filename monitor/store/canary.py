@@ -15,7 +15,9 @@ from typing import Any
 from sqlalchemy import JSON, Float, Index, Integer, String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from monitor.store.tables import Base
+from alerts.rollback import ActionStatus
+from monitor.store.intents import RollbackIntentRow
+from monitor.store.tables import ActionRow, Base
 
 
 class CanaryVerdictRow(Base):
@@ -77,6 +79,15 @@ def settle_run(s: Session, model: str, challenger: str | None, done_as: str | No
         row.status, row.detail, row.updated_at = done_as, detail, now
     elif row.status in ("pulled", "promoted"):
         row.status, row.detail, row.updated_at = "running", detail, now
+
+
+def pulled_at(s: Session, model: str, challenger: str) -> float | None:
+    """When this version's latest pull finished (None: never pulled): its predictions
+    before then are what pulled it, the serving layer pinned to the champion since."""
+    q = (select(RollbackIntentRow.updated_at).join(ActionRow, ActionRow.id == RollbackIntentRow.action_id)
+         .where(RollbackIntentRow.model == model, RollbackIntentRow.from_version == challenger,
+                RollbackIntentRow.status == ActionStatus.DONE, ActionRow.kind == "canary_pull"))
+    return s.scalar(q.order_by(RollbackIntentRow.updated_at.desc()).limit(1))
 
 
 def latest_verdicts(s: Session, model: str, limit: int = 1) -> list[CanaryVerdictRow]:
