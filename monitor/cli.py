@@ -70,6 +70,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         print(str(e), file=sys.stderr)
         return 1
     print(f"{args.config}: OK ({len(cfg.models)} model(s): {', '.join(m.name for m in cfg.models)})")
+    from monitor.config_canary import canary_warnings
     from monitor.config_errors import line_of
     from monitor.config_messages import link_warnings
     from monitor.config_types import query_warnings
@@ -81,7 +82,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     api = cfg.api
     links = link_warnings(api.public_url, f"http://{api.host}:{api.port}", cfg.grafana.public_url or cfg.grafana.url)
     lines = read_yaml(Path(args.config)).lines  # (read and parsed a moment ago)
-    for loc, warning in [*(((), w) for w in links), *query_warnings(cfg), *secret_warnings(cfg),
+    for loc, warning in [*(((), w) for w in links), *query_warnings(cfg), *canary_warnings(cfg), *secret_warnings(cfg),
                           *scope_warnings(cfg, file_tokens(cfg)),
                           *ignore_warnings_warnings(cfg.sources.prometheus.ignore_warnings)]:
         line = line_of(loc, lines) if loc else None  # a secret's key, as an error names its line

@@ -2,10 +2,11 @@
 (monitor/cycle/canary.py), and per-metric overrides of how it is judged."""
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from detectors.metric_meaning import MetricClass, metric_class
 from monitor.config_types import Duration
 
 
@@ -86,3 +87,33 @@ def check_canary_names(c: CanaryConfig, kpis: set[str], slos: set[str], alias: s
                          "override would apply to both: rename the KPI or the SLO")
     if c.alias == alias:
         raise ValueError(f"canary.alias '{c.alias}' is the model's own alias: name the challenger's")
+
+
+def canary_warnings(config: Any) -> list[tuple[tuple[str | int, ...], str]]:
+    """What `vigil check-config` warns about a canary (a warning, not an error: it runs, as
+    inconclusive): each with the key it is about.
+
+    Without `traffic_query`, a challenger whose every metric reads 0 is taken for one with no
+    traffic (monitor/cycle/canary_zero.py): never a pass. A model judged only on error
+    counts and rates (by their names, detectors/metric_meaning.py) reads 0 on all of them
+    when its challenger is good, so that challenger can never pass. A metric above 0 while
+    requests are served (a latency; one worse when it falls: a CTR, a success rate) tells
+    them apart, and a name that says neither is not warned about (it may be either)."""
+    out: list[tuple[tuple[str | int, ...], str]] = []
+    for i, m in enumerate(config.models):
+        c: CanaryConfig | None = m.canary
+        if c is None or c.traffic_query is not None or not (m.kpis or m.slos):
+            continue
+        named = [(k.name, "", k.bad_direction) for k in m.kpis]
+        named += [(s.name, s.unit, "up" if s.comparison == "above" else "down") for s in m.slos]
+        worse = [(name, (c.metrics[name].worse if name in c.metrics else None) or bad, metric_class(name, unit))
+                 for name, unit, bad in named]
+        if all(w == "up" and cls == MetricClass.ERRORS for _, w, cls in worse):
+            names = ", ".join(name for name, _, _ in worse)
+            out.append((("models", i, "canary"), (
+                f"models[{i}]({m.name}).canary: every metric it is judged on ({names}) is an error count or rate, "
+                "which a good challenger reads as 0 at every step, as one with no traffic does: without "
+                "canary.traffic_query such a challenger is inconclusive every cycle and will never pass or be "
+                "promoted (a failing one is still pulled); set canary.traffic_query to its requests/s, e.g. the "
+                "error rate's denominator")))
+    return out
