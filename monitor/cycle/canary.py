@@ -37,7 +37,7 @@ from detectors.drift.decision import statistic_for
 from detectors.records import PARTIAL_WORDS, Direction, Finding, FindingKind, partial_of
 from monitor.config import CanaryConfig, ModelConfig, PolicyConfig
 from monitor.cycle.canary_blame import detail_after_hold, performance_hold, promotion_blame
-from monitor.cycle.canary_pull import accuracy_grounds, under_way
+from monitor.cycle.canary_pull import accuracy_grounds, judged_window, rows_since, under_way
 from monitor.cycle.canary_zero import zero_as_no_traffic
 from monitor.cycle.detect_drift import feature_specs
 from monitor.cycle.messages import OutboxWriter
@@ -129,9 +129,9 @@ class CanaryAnalysis:
             # No canary runs (pulled, promoted): say so, not the last challenger's verdict.
             self.metrics.publish_canary(m.name, {}, {}, {"_overall": NO_CANARY})
             return None
-        w = Window(t=w.t, start=w.t - c.window, baseline_start=w.baseline_start, baseline_end=w.baseline_end)
+        w = judged_window(self.store, m.name, challenger, w, c.window)  # from its latest pull on
         verdicts = self._metric_verdicts(m, c, w, champion, challenger)
-        verdicts += self._distribution_verdicts(m, c, policy, samples, champion, challenger)
+        verdicts += self._distribution_verdicts(m, c, policy, rows_since(samples, w, c.window), champion, challenger)
         verdict = CanaryVerdict(verdicts)
         findings = [self._finding(m, w, champion, challenger, v, verdict) for v in verdict.failed]
         return CanaryJudgement(champion, challenger, verdict, findings)
@@ -305,7 +305,7 @@ class CanaryAnalysis:
                                    metrics=[v.to_dict() for v in judged.verdict.metrics]))
             run = run_row(s, m.name, judged.challenger, t)
             if run.status == "pulled" and not open_intents(s, m.name):  # its pull is over: set again, a new run
-                run.status, run.pass_streak, run.detail = "running", 0, "set on the alias again after its pull"
+                run.status, run.pass_streak, run.detail = "running", 0, "set again: judged from its pull on"
             run.cycles += 1
             # Passes against another champion (rolled back or deployed since) are no evidence
             # against this one: the run of passes starts again.

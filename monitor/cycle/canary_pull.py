@@ -5,21 +5,26 @@ the cycle's incident critical (alerts/policy.py): grounds to pull it, as a faile
 through the same durable intent. An estimated drop (CBPE, labels not in yet) is a warning:
 it only holds promotion (monitor/cycle/canary_blame.py `performance_hold`).
 
-A drop measured on predictions made before the version's latest pull is no ground to pull
-it again: a person who set it on the alias again (serving fixed, say) starts a new canary,
-and the window that pulled it stays in the performance horizon for up to a day. It still
-holds promotion. The version's windows that start once the pull is done (its serving
-layer pinned to the champion: no prediction of it since) pull it, once labelled.
+Nothing the version served before its latest pull is ground to pull it again: a person
+who set it on the alias again (serving fixed, say) starts a new canary. Its KPI and SLO
+points and its samples before the pull are left out of the canary window (`judged_window`,
+`rows_since`), as a first challenger has none. A drop measured on its predictions before the pull (the window that
+pulled it stays in the performance horizon for up to a day) still holds promotion; its
+windows that start once the pull is done (its serving layer pinned to the champion: no
+prediction of it since) pull it, once labelled.
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+import pandas as pd
+
 from alerts.rollback import ActionStatus, RollbackOutcome
 from detectors.records import Finding, FindingKind
 from monitor.store.canary import pulled_at
 from monitor.store.repository import Store
+from monitor.types import Window
 
 
 def _drops_of(findings: Sequence[Finding], challenger: str, label_value: str) -> list[Finding]:
@@ -56,6 +61,24 @@ def accuracy_grounds(store: Store, model: str, findings: Sequence[Finding], chal
     when = datetime.fromtimestamp(since, UTC).strftime("%Y-%m-%d %H:%M UTC")
     return "", (f"{held} (measured on its predictions before its pull at {when}: no ground to pull it again; "
                 "its windows from then on are, once labelled)")
+
+
+def judged_window(store: Store, model: str, challenger: str, w: Window, length: float) -> Window:
+    """The canary's window: the last `length`, from the challenger's latest pull on. A person
+    who set a pulled version again started a new canary: its points before the pull (still
+    in the window for up to `length`) pulled it again at once, however it served since."""
+    with store.tx() as s:
+        since = pulled_at(s, model, challenger)
+    start = w.t - length if since is None else max(w.t - length, min(since, w.t))
+    return Window(t=w.t, start=start, baseline_start=w.baseline_start, baseline_end=w.baseline_end)
+
+
+def rows_since(samples: pd.DataFrame | None, w: Window, length: float) -> pd.DataFrame | None:
+    """The cycle's samples in a window `judged_window` shortened (all of them otherwise):
+    none from before the pull, whose shifted predictions failed the re-deploy's distributions."""
+    if samples is None or w.start <= w.t - length or "_ts" not in samples.columns:
+        return samples
+    return samples[samples["_ts"].to_numpy(dtype=float) >= w.start]
 
 
 def under_way(outcome: RollbackOutcome) -> bool:

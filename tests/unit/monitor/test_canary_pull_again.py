@@ -1,19 +1,34 @@
-"""A challenger pulled on its own realised accuracy, then set on the challenger alias again
-by a person (serving fixed, say), was pulled again in the next cycle: the labelled window
-that pulled it (predictions made before the pull) was still in the performance horizon
-and was judged again, so a re-deploy could never be tried for up to a day. Evidence from
-before the version's pull is no ground to pull it again (it still holds promotion); its
-predictions since the pull are, once labelled."""
+"""A challenger pulled, then set on the challenger alias again by a person (serving fixed,
+say), was pulled again in the next cycle on the evidence that had pulled it: the labelled
+window of its predictions before the pull (still in the performance horizon, up to a day),
+or its KPI and SLO points before the pull (still in the canary window). Evidence from
+before the version's pull is no ground to pull it again (its realised drop still holds
+promotion); what it serves after the pull is, judged as a first challenger is."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 from fastapi.testclient import TestClient
 
 from monitor.api.app import create_app
+from monitor.sources.promql_text import with_matcher
 from monitor.store.canary import runs
-from tests.helpers_vigil import MODEL, T0
+from monitor.types import Window
+from tests.helpers_vigil import (
+    CTR_QUERY,
+    MODEL,
+    P99_QUERY,
+    T0,
+    StubPrometheus,
+    make_config,
+    make_vigil,
+    model_config,
+    serving_registry,
+)
+from tests.unit.monitor.test_canary_cycle import build, prometheus
 from tests.unit.monitor.test_canary_performance_hold import _canary_with_labels
 from tests.unit.monitor.test_performance_cycle import INGEST, H, _hour, _labels
 
@@ -61,3 +76,67 @@ def test_a_pulled_challenger_set_again_is_pulled_on_its_new_labels(tmp_path: Pat
     vigil.run_cycle(MODEL, T0 + 2 * H + 60)
     assert (MODEL, "challenger") not in registry.aliases, "a challenger bad again kept its traffic"
     assert _pulls(vigil) == ["done", "done"]
+
+
+def _fixed_after_its_pull(back_at: float) -> StubPrometheus:
+    """v2 60 % slower until its pull at T0 (its 5-minute rates run on 5 minutes more), no
+    series while it serves nothing, and as fast as v1 once a person sets it again at `back_at`."""
+    prom = prometheus()
+
+    def curve(was: Any, slower: float) -> Any:
+        return lambda ts: np.where(ts <= T0 + 300, was(ts) * slower, np.where(ts < back_at, np.nan, was(ts)))
+
+    for query, slower in ((with_matcher(P99_QUERY, "model_version", "2"), 1.6),
+                          (with_matcher(CTR_QUERY, "model_version", "2"), 1.0)):
+        prom.curves[query] = curve(prom.curves[query], slower)
+    return prom
+
+
+def test_a_challenger_pulled_on_its_latency_and_set_again_fixed_is_not_pulled_on_its_old_points(
+        tmp_path: Path) -> None:
+    """Its series from before the pull stayed in the canary window (1 h): set again fixed 20
+    minutes after its pull, it was pulled again in the next cycle, and in every cycle for
+    the 40 minutes after, on the points that had pulled it."""
+    vigil, registry = build(tmp_path, _fixed_after_its_pull(T0 + 1200))
+    vigil.run_cycle(MODEL, T0)
+    assert (MODEL, "challenger") not in registry.aliases and _pulls(vigil) == ["done"]
+
+    registry.aliases[(MODEL, "challenger")] = "2"
+    verdicts = [vigil.run_cycle(MODEL, T0 + 1200 + 300 * k).canary for k in range(1, 13)]
+    assert registry.aliases.get((MODEL, "challenger")) == "2", "pulled again on the points that pulled it"
+    assert _pulls(vigil) == ["done"]
+    assert all(v is not None and v.overall in ("inconclusive", "pass") for v in verdicts)
+    assert verdicts[-1] is not None and verdicts[-1].overall == "pass"  # judged on its own points since
+    with vigil.store.tx() as s:
+        (run,) = runs(s, MODEL)
+    assert run.status == "running" and run.pass_streak >= 1
+
+
+def test_a_challenger_set_again_is_not_judged_on_its_samples_from_before_its_pull(tmp_path: Path) -> None:
+    """Its predictions before the pull (shifted) were still in the cycle's samples: set again
+    with its predictions fixed, its distributions failed on the old rows and pulled it."""
+    cfg = make_config(tmp_path, models=[model_config(
+        features=["age"], prediction_column="score",
+        canary={"alias": "challenger", "version_column": "model_version", "distribution_threshold": 0.2})])
+    registry = serving_registry(versions=("1", "2"))
+    registry.aliases[(MODEL, "challenger")] = "2"
+    vigil = make_vigil(cfg, prometheus=prometheus(p99_challenger=0.16), registry=registry)
+    pulled = T0 - 1200
+    vigil.run_cycle(MODEL, pulled)
+    assert (MODEL, "challenger") not in registry.aliases
+    registry.aliases[(MODEL, "challenger")] = "2"
+    r = np.random.default_rng(5)
+
+    def rows(version: str, n: int, shift: float, start: float, end: float) -> pd.DataFrame:
+        return pd.DataFrame({"age": r.normal(40, 10, n), "score": r.beta(2, 5, n) + shift, "model_version": version,
+                             "_ts": np.linspace(start, end, n)})
+
+    samples = pd.concat([rows("1", 4000, 0.0, T0 - 1800, T0), rows("2", 400, 0.3, T0 - 1800, pulled - 1),
+                         rows("2", 400, 0.0, pulled + 300, T0)], ignore_index=True)
+    m, policy = cfg.model(MODEL), cfg.policy_for(cfg.model(MODEL))
+    judged = vigil.canary.judge(m, Window(t=T0, start=T0 - 1800, baseline_start=T0 - 5400, baseline_end=T0 - 1800),
+                                policy, samples)
+    assert judged is not None
+    score = {v.metric: v for v in judged.verdict.metrics if v.kind == "distribution"}["score"]
+    assert score.verdict == "pass", score.reason
+    assert score.n_challenger == 400  # its rows since the pull only
