@@ -30,14 +30,15 @@ import numpy as np
 import pandas as pd
 
 from alerts.rollback import ActionStatus
-from detectors.canary import CanaryVerdict, MetricRule, MetricVerdict, Verdict, distribution_verdict, judge_metric
+from detectors.canary import CanaryVerdict, MetricVerdict, Verdict, distribution_verdict, judge_metric
 from detectors.drift import DriftDetector, DriftParams
 from detectors.drift.columns import category_label
 from detectors.drift.decision import statistic_for
-from detectors.records import PARTIAL_WORDS, Direction, Finding, FindingKind, partial_of
+from detectors.records import PARTIAL_WORDS, Finding, FindingKind, partial_of
 from monitor.config import CanaryConfig, ModelConfig, PolicyConfig
 from monitor.cycle.canary_blame import detail_after_hold, performance_hold, promotion_blame
 from monitor.cycle.canary_pull import accuracy_grounds, judged_window, rows_since, under_way
+from monitor.cycle.canary_rules import metric_rules
 from monitor.cycle.canary_zero import zero_as_no_traffic
 from monitor.cycle.detect_drift import feature_specs
 from monitor.cycle.messages import OutboxWriter
@@ -65,41 +66,6 @@ class CanaryJudgement:
     challenger: str
     verdict: CanaryVerdict
     findings: list[Finding] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class MetricQuery:
-    rule: MetricRule
-    query: str
-
-
-def metric_rules(m: ModelConfig, c: CanaryConfig) -> list[MetricQuery]:
-    """Every KPI and SLO of the model, with the canary's thresholds and the metric's own
-    direction of "worse" unless `canary.metrics.<name>` says otherwise.
-
-    The canary fails when any metric fails, so `canary.alpha` is shared among the metrics
-    (Bonferroni): a good challenger fails a cycle's U tests with probability <= alpha
-    however many KPIs and SLOs it is judged on. A per-metric alpha is used as written."""
-    out = []
-    named: list[tuple[str, str, Direction]] = [(k.name, k.query, k.direction) for k in m.kpis]
-    named += [(s.name, s.query, Direction.UP if s.comparison == "above" else Direction.DOWN) for s in m.slos]
-    shared_alpha = c.alpha / max(len(named), 1)
-    for name, query, worse in named:
-        o = c.metrics.get(name)
-        rule = MetricRule(
-            name=name,
-            worse=Direction(o.worse) if o is not None and o.worse else worse,
-            alpha=_pick(o, "alpha", shared_alpha), fail_effect=_pick(o, "fail_effect", c.fail_effect),
-            marginal_effect=min(_pick(o, "marginal_effect", c.marginal_effect), _pick(o, "fail_effect", c.fail_effect)),
-            min_points=int(_pick(o, "min_points", c.min_points)),
-            fail_above=o.fail_above if o is not None else None, fail_below=o.fail_below if o is not None else None)
-        out.append(MetricQuery(rule, query))
-    return out
-
-
-def _pick(o: Any, name: str, default: float) -> float:
-    value = getattr(o, name, None) if o is not None else None
-    return default if value is None else value
 
 
 class CanaryAnalysis:
