@@ -98,11 +98,14 @@ def canary_warnings(config: Any) -> list[tuple[tuple[str | int, ...], str]]:
     counts and rates (by their names, detectors/metric_meaning.py) reads 0 on all of them
     when its challenger is good, so that challenger can never pass. A metric above 0 while
     requests are served (a latency; one worse when it falls: a CTR, a success rate) tells
-    them apart, and a name that says neither is not warned about (it may be either)."""
+    them apart, and so does a `volume_query` (the requests behind a metric); a name that says
+    neither is not warned about (it may be either)."""
     out: list[tuple[tuple[str | int, ...], str]] = []
     for i, m in enumerate(config.models):
         c: CanaryConfig | None = m.canary
         if c is None or c.traffic_query is not None or not (m.kpis or m.slos):
+            continue
+        if any(x.volume_query for x in (*m.kpis, *m.slos)):  # its requests, split by version (canary_zero.py)
             continue
         named = [(k.name, "", k.bad_direction) for k in m.kpis]
         named += [(s.name, s.unit, "up" if s.comparison == "above" else "down") for s in m.slos]
@@ -114,6 +117,6 @@ def canary_warnings(config: Any) -> list[tuple[tuple[str | int, ...], str]]:
                 f"models[{i}]({m.name}).canary: every metric it is judged on ({names}) is an error count or rate, "
                 "which a good challenger reads as 0 at every step, as one with no traffic does: without "
                 "canary.traffic_query such a challenger is inconclusive every cycle and will never pass or be "
-                "promoted (a failing one is still pulled); set canary.traffic_query to its requests/s, e.g. the "
-                "error rate's denominator")))
+                "promoted (a failing one is still pulled); set canary.traffic_query to its requests/s, or the "
+                "error rate's volume_query (its denominator)")))
     return out

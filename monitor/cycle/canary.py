@@ -152,7 +152,21 @@ class CanaryAnalysis:
                 continue
             out.append(judge_metric(mq.rule, sides[0], sides[1]))
             read.append(sides[1])
-        return out if c.traffic_query is not None else zero_as_no_traffic(out, read, challenger)
+        if c.traffic_query is not None:
+            return out
+        return zero_as_no_traffic(out, read, challenger, lambda: self._volume(m, c, w, challenger))
+
+    def _volume(self, m: ModelConfig, c: CanaryConfig, w: Window, challenger: str) -> float | None:
+        """The challenger's mean volume by the first KPI's or SLO's `volume_query` (the requests
+        behind its values, split by version) that reads; None when none does."""
+        for query in filter(None, [*(k.volume_query for k in m.kpis), *(s.volume_query for s in m.slos)]):
+            if self._unsplit(query, c, w):  # answers for any version: it would say "served" for none
+                continue
+            values, _ = self._series(query, c, c.label_value(challenger), w, "volume (challenger)")
+            finite = values[np.isfinite(values)] if values is not None else np.array([])
+            if len(finite):
+                return float(np.mean(finite))
+        return None
 
     def _split(self, query: str, c: CanaryConfig, label_value: str) -> tuple[str, float]:
         """The query with the version label, and its step (PromQLSyntaxError: it cannot be read)."""

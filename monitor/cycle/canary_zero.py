@@ -5,11 +5,17 @@ inconclusive, as too little traffic is with a `traffic_query`. A fail stands: wi
 traffic count a CTR at 0 is as much a challenger that collapsed (its clicks gone, its
 errors none) as one that got no calls, and pulling a challenger that got none costs
 nothing. A 0 on some metrics only is a reading, judged as it is.
+
+A KPI's or SLO's `volume_query` (the requests behind its values, e.g. an error rate's
+denominator) split by version tells the two apart without a `traffic_query`: the
+challenger's volume above 0 makes its zeros readings (an error-rate-only model's good
+challenger was inconclusive every cycle, never promoted); at 0, or unread, they stay no
+evidence. Asked only when every series reads 0.
 """
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -22,13 +28,18 @@ def all_zero(values: Sequence[np.ndarray]) -> bool:
     return bool(finite) and all(len(f) and not np.any(f != 0) for f in finite)
 
 
-def zero_as_no_traffic(verdicts: list[MetricVerdict], challenger_values: Sequence[np.ndarray], challenger: str
-                       ) -> list[MetricVerdict]:
+def zero_as_no_traffic(verdicts: list[MetricVerdict], challenger_values: Sequence[np.ndarray], challenger: str,
+                       volume: Callable[[], float | None] = lambda: None) -> list[MetricVerdict]:
     """`verdicts` with each metric that would pass or be marginal inconclusive when the
-    challenger's series all read 0 (a fail stands)."""
+    challenger's series all read 0 (a fail stands) and its `volume()` (mean requests/s, None:
+    unknown) does not say it served."""
     if not all_zero(challenger_values):
         return verdicts
+    served = volume()
+    if served is not None and served > 0:
+        return verdicts
     why = (f"challenger v{challenger}: every KPI and SLO reads 0 at every step of the window: no traffic? "
-           "(set traffic_query to judge its traffic)")
+           + ("(its volume_query reads 0 too; " if served is not None else "(")
+           + "set traffic_query to judge its traffic)")
     return [dataclasses.replace(v, verdict=Verdict.INCONCLUSIVE, reason=why)
             if v.kind == "metric" and v.verdict in (Verdict.PASS, Verdict.MARGINAL) else v for v in verdicts]
