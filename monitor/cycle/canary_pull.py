@@ -7,11 +7,11 @@ it only holds promotion (monitor/cycle/canary_blame.py `performance_hold`).
 
 Nothing the version served before its latest pull is ground to pull it again: a person
 who set it on the alias again (serving fixed, say) starts a new canary. Its KPI and SLO
-points and its samples before the pull are left out of the canary window (`judged_window`,
-`rows_since`), as a first challenger has none. A drop measured on its predictions before the pull (the window that
-pulled it stays in the performance horizon for up to a day) still holds promotion; its
-windows that start once the pull is done (its serving layer pinned to the champion: no
-prediction of it since) pull it, once labelled.
+points and its samples before the pull are left out of the canary window
+(`judged_window`, `rows_since`), as a first challenger has none. A drop measured on its
+predictions before the pull (the window that pulled it stays in the performance horizon
+for up to a day) still holds promotion; its windows that start once the pull is done (its
+serving layer pinned to the champion: no prediction of it since) pull it, once labelled.
 """
 from __future__ import annotations
 
