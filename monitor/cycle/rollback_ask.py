@@ -85,13 +85,17 @@ def landed_after_all(s: Session, intent: RollbackIntentRow, status: ActionStatus
     return status == ActionStatus.DONE and intent.status == ActionStatus.FAILED and intent_kind(s, intent) == ROLLBACK
 
 
-def finished_first(s: Session, model: str, seen: int, to_version: str) -> RollbackOutcome | None:
-    """The answer to an ask when another rollback (or canary action) of the model was
-    recorded after intent `seen`, read as the ask began, and finished before the ask was
-    recorded (two people pressing at once): that one's outcome, named, rather than a second
-    rollback that moves nothing and says it did. Done at the version asked: done; else
-    refused, nothing moved for this ask. None: no such rollback."""
-    other = finished_since(s, model, seen)
+def finished_first(s: Session, model: str, seen: int, to_version: str, kind: str = ROLLBACK
+                   ) -> RollbackOutcome | None:
+    """The answer to an ask of `kind` when another action on the same alias (a rollback or a
+    promotion of the champion; a pull of the challenger) was recorded after intent `seen`, read
+    as the ask began, and finished before the ask was recorded (two people pressing at once):
+    that one's outcome, named, rather than a second rollback that moves nothing and says it
+    did. Done at the version asked: done; else refused, nothing moved for this ask. None: no
+    such action. A pull moves the challenger, so it never answers a rollback of the champion
+    (nor the reverse): it did, "done" while the champion still served the bad version."""
+    pulls = kind == CANARY_PULL
+    other = next((i for i in finished_since(s, model, seen) if (intent_kind(s, i) == CANARY_PULL) == pulls), None)
     if other is None:
         return None
     what = (f"{intent_kind(s, other).replace('_', ' ')} {other.id} by {other.actor} "

@@ -147,7 +147,7 @@ class RollbackRunner:
         with self.store.tx() as s:
             if open_intents(s, m.name):
                 return self._in_flight(m)
-            if not ask.dry_run and (first := finished_first(s, m.name, seen, ask.to_version)) is not None:
+            if not ask.dry_run and (first := finished_first(s, m.name, seen, ask.to_version, ask.kind)) is not None:
                 return first
             if ask.dry_run or already:
                 return self._record_without_intent(s, ask, serving, layers, already=already)

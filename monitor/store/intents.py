@@ -124,12 +124,12 @@ def latest_intent_id(s: Session, model: str) -> int:
     return s.scalar(select(func.max(RollbackIntentRow.id)).where(RollbackIntentRow.model == model)) or 0
 
 
-def finished_since(s: Session, model: str, after_id: int) -> RollbackIntentRow | None:
-    """The newest intent for `model` recorded after `after_id` and finished already."""
+def finished_since(s: Session, model: str, after_id: int) -> list[RollbackIntentRow]:
+    """The intents for `model` recorded after `after_id` and finished already, newest first."""
     q = (select(RollbackIntentRow).where(RollbackIntentRow.model == model, RollbackIntentRow.id > after_id,
                                          RollbackIntentRow.status.not_in(OPEN_STATES))
-         .order_by(RollbackIntentRow.id.desc()).limit(1))
-    return s.scalars(q).first()
+         .order_by(RollbackIntentRow.id.desc()))
+    return list(s.scalars(q))
 
 
 def intents_for_incident(s: Session, incident_id: int) -> list[RollbackIntentRow]:
