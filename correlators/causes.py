@@ -210,11 +210,14 @@ def of_version(findings: list[Finding], version: str) -> list[Finding]:
 
 def _names_version(named: object, version: str) -> bool:
     """Whether a finding's version may be `version`: none said, or the same, written as the
-    registry does ("2") or as a label value holding it ("v2", "model-2"); "unknown" may be any."""
-    if named is None:
+    registry does ("2") or as a label value holding it as its one number ("v2", "model-2",
+    "v02": MLflow reads "02" as 2); "unknown" may be any. A label with several numbers ("1.3.2",
+    a package's own version) cannot say which is the registry's: each of them matched, and a
+    drop on rows labelled 1.3.2 blamed, and rolled back, a deploy of v1, v2 or v3. It names none."""
+    if named is None or str(named) == version:
         return True
     digits = re.findall(r"\d+", str(named))
-    return str(named) == version or not digits or version in digits
+    return not digits or (len(digits) == 1 and version.isdecimal() and int(digits[0]) == int(version))
 
 
 def deploy_suspects(model: str, deploys: list[DeployEvent], onset: float, s: CorrelationSettings, *,

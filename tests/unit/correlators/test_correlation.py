@@ -116,10 +116,14 @@ def test_a_deploy_window_must_be_positive():
 
 
 @pytest.mark.parametrize(("measured_on", "blamed"), [("3", False), ("v3", False), ("2", True), ("v2", True),
-                                                     ("model-2", True), ("unknown", True)])
+                                                     ("model-2", True), ("unknown", True), ("v02", True),
+                                                     ("v12", False), ("1.3.2", False), ("2.4.1", False)])
 def test_a_performance_drop_blames_only_a_deploy_of_the_version_it_was_measured_on(measured_on, blamed):
     """The version a drop was measured on is the samples' (the registry's "2", or a label
-    value such as "v2"): a challenger's (v3) drop is no reason to roll the champion (v2) back."""
+    value such as "v2", "v02"): a challenger's (v3) drop is no reason to roll the champion (v2)
+    back. A label with several numbers ("1.3.2", a package's own version) cannot say which is
+    the registry's: every one of them matched, so v2's deploy was blamed, and rolled back, for
+    a drop measured on rows labelled 1.3.2."""
     drop = f(FindingKind.PERFORMANCE_DROP, "accuracy", -40, -10, evidence={"version": measured_on})
     inc = build([drop], [dep(T - 900)])
     assert any(c.kind == CauseKind.DEPLOY for c in inc.causes) == blamed
