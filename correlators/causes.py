@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from correlators.incident import Cause, CauseKind, Incident
+from correlators.story import merge_findings as merge_findings  # where callers have always found it
 from detectors.records import DeployEvent, Finding, FindingKind
 
 _MODEL_SYMPTOMS = {FindingKind.PREDICTION_DRIFT, FindingKind.KPI_DROP, FindingKind.PERFORMANCE_DROP}
@@ -45,33 +46,6 @@ class CorrelationSettings:
     def __post_init__(self) -> None:
         if not self.deploy_window > 0:
             raise ValueError(f"deploy_window: expected seconds > 0, got {self.deploy_window}")
-
-
-def merge_findings(earlier: list[Finding], latest: list[Finding]) -> list[Finding]:
-    """An incident's findings over its life: the latest value of each signal, and the
-    last value of signals that have since recovered (they are part of the story)."""
-    def key(f: Finding) -> tuple[FindingKind, str, str]:
-        return f.kind, f.entity, f.statistic
-
-    merged = {key(f): f for f in earlier}
-    for f in latest:
-        old = merged.get(key(f))
-        if old is not None and old.onset < f.onset:
-            # The same signal, still wrong: it started when it first went wrong, not when
-            # the latest window happened to begin.
-            f = replace(f, onset=old.onset)
-        if old is not None and _held_s(old) > 0 and _held_s(f) == 0:
-            # A KPI drop that held (a regression, KpiDetector.held) is still the regression that
-            # made the incident critical when one later stretch wavers back inside the bars.
-            f = replace(f, evidence={**f.evidence, "held_s": old.evidence["held_s"]})
-        merged[key(f)] = f
-    return list(merged.values())
-
-
-def _held_s(f: Finding) -> float:
-    """Seconds a KPI drop had held (`held_s`), -1 when the finding does not say."""
-    held = f.evidence.get("held_s")
-    return float(held) if isinstance(held, int | float) else -1.0
 
 
 def _fmt_time(t: float) -> str:

@@ -58,7 +58,8 @@ def correlate(model: str, found: Detection, candidates: list[str], start: CycleS
         return Correlation(incident, incident)
     # The whole story: earlier findings merged with this cycle's, correlated again, so
     # causes are ranked on everything seen, not one window.
-    content = build_incident(model, merge_findings(start.earlier_findings, incident.findings), deploys,
-                             window_start=story_start(w, start), window_end=w.t, settings=settings,
-                             extra_causes=services)
+    moves = [d.at for d in deploys if d.model == model]  # a signal back after one is a new episode
+    merged = merge_findings(start.earlier_findings, incident.findings, moves, settings.onset_slack)
+    content = build_incident(model, merged, deploys, window_start=story_start(w, start), window_end=w.t,
+                             settings=settings, extra_causes=services)
     return Correlation(incident, content)

@@ -9,6 +9,7 @@ runs the whole daemon on stand-ins.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -168,3 +169,59 @@ def test_a_revert_made_before_the_incident_opened_is_never_blamed_for_what_came_
     assert p.tier is not None and not any("after deploy" in r for r in p.tier.reasons), p.tier.reasons
     assert p.rollback is not None and not p.rollback.allowed, p.rollback
     assert released_into("m", T - 3600, [slo], [v2, revert]) is None  # its KPI baseline stays the incident's
+
+
+def test_a_kpi_that_recovered_after_a_fix_forward_and_fell_again_is_the_fix_forwards_regression() -> None:
+    """v2 went out 90 min ago; p99 breached its SLO and CTR fell 10 min later (v2 the suspect);
+    on-call released v3 40 min ago (a fix forward). CTR was back by then (last seen down 50 min
+    ago) and fell again 25 min ago, 15 min after v3, the SLO still breaching. The merge kept the
+    drop's first onset, 80 min ago: v3 was never suspected, the page said "after deploy of m v2"
+    while v3 served, and the rollback was asked of v2, which no longer served."""
+    v2 = DeployEvent("m", "champion", "2", "1", T - 5400, "registry")
+    v3 = DeployEvent("m", "champion", "3", "2", T - 2400, "response")
+    slo = Finding(kind=FindingKind.SLO_BREACH, entity="p99", model="m", value=0.8, threshold=0.3,
+                  window_start=W.start, window_end=W.t, onset=T - 4800, score=0.6, statistic="burn_rate")
+    v2_drop = replace(ctr(T - 4800), window_start=T - 4800, window_end=T - 3000)  # last seen down 50 min ago
+    start = CycleStart(earlier_findings=[slo, v2_drop], opened_at=T - 4700, onset=T - 4800)
+    story = correlate("m", Detection(findings=[slo, ctr(T - 1500)]), [], start, [v2, v3], W, CorrelationSettings())
+    assert story.content is not None
+    assert [f.onset for f in story.content.findings if f.kind == FindingKind.KPI_DROP] == [T - 1500]
+    assert story.content.causes[0].entity == "m v3", [(c.entity, round(c.score, 2)) for c in story.content.causes]
+    told = OpenIncident(Severity.CRITICAL, "d0", T - 600, None, False, told_severity=Severity.CRITICAL)
+    history = ModelHistory(open_incident=told, last_deploy_at=v3.at, latest_at=T - 60)
+    p = plan_alerts(AlertInputs(story.incident, story.content, history, True, T), RULES)
+    assert p.tier is not None and any("after deploy of m v3" in r for r in p.tier.reasons), p.tier.reasons
+    assert p.rollback is not None and p.rollback.from_version == "3", p.rollback
+
+
+def test_a_kpi_still_down_through_a_fix_forward_keeps_its_first_onset() -> None:
+    """The same, but CTR never came back: v3 did not end what v2 began, and did not begin it."""
+    v2 = DeployEvent("m", "champion", "2", "1", T - 5400, "registry")
+    v3 = DeployEvent("m", "champion", "3", "2", T - 2400, "response")
+    v2_drop = replace(ctr(T - 4800), window_start=T - 4800, window_end=T - 60)  # seen down last cycle
+    start = CycleStart(earlier_findings=[v2_drop], opened_at=T - 4700, onset=T - 4800)
+    story = correlate("m", Detection(findings=[ctr(W.start)]), [], start, [v2, v3], W, CorrelationSettings())
+    assert story.content is not None
+    assert [f.onset for f in story.content.findings if f.kind == FindingKind.KPI_DROP] == [T - 4800]
+    assert [c.entity for c in story.content.causes if c.kind == "deploy"] == ["m v2"]
+
+
+def test_a_kpi_back_after_an_earlier_drop_that_falls_after_a_release_is_rolled_back_by_the_daemon(
+        tmp_path: Any) -> None:
+    """The whole daemon: p99 breaches its SLO from T0 - 80 min and CTR falls with it (no deploy:
+    an incident, nothing to roll back); CTR is back from T0 - 60 min, the SLO still breaching. A
+    person releases v2 at T0 - 40 min; CTR falls 12 % from T0 - 25 min. The merge dated the new
+    drop from the first one, before v2: v2 was no suspect, and its regression stayed."""
+    reg = serving_registry(version="1", versions=("1",))
+    ctr = lambda ts: np.where((ts >= T0 - 4800) & (ts < T0 - 3600) | (ts >= T0 - 1500), 0.044, 0.05)  # noqa: E731
+    prom = StubPrometheus({CTR_QUERY: ctr, P99_QUERY: step_curve(0.1, 0.8, T0 - 4800)})
+    vigil = make_vigil(make_config(tmp_path), prometheus=prom, registry=reg, start=T0 - 5400)
+    for t in range(int(T0 - 5400), int(T0 + 300), 60):
+        if t == T0 - 2400:
+            reg.add_version(MODEL, "2", created_at=T0 - 2500)
+            reg.aliases[(MODEL, "champion")] = "2"
+        vigil.run_cycle(MODEL, float(t))
+    [row] = vigil.store.incidents(model=MODEL)
+    top = vigil.store.incident(row.id).causes[0]
+    assert (top["kind"], top["entity"]) == ("deploy", f"{MODEL} v2"), top
+    assert reg.aliases[(MODEL, "champion")] == "1", reg.moves  # v2 rolled back
