@@ -92,6 +92,12 @@ def suggested_action(causes: list[dict[str, Any]], actions: list[dict[str, Any]]
         return "No cause stands out: check the linked dashboard and recent changes."
     top = causes[0]
     kind = top.get("kind")
+    if kind == "deploy" and (now := (top.get("evidence") or {}).get("replaced_by")) is not None:
+        # A person moved the alias since the blamed deploy: "roll back to v1" would take their v3 out unsaid.
+        if not (top.get("evidence") or {}).get("replaced_forward"):
+            return f"The alias went back to v{now} after this began: confirm the signals recover with it."
+        return (f"v{now} serves now, released after this began: judge it on the signals since; if it did not fix "
+                f"them, roll back with POST /v1/models/{model}/rollback and to_version (that takes v{now} out).")
     if kind == "deploy":
         prev = (top.get("evidence") or {}).get("previous_version")
         return (f"Roll back to v{prev} (button below, or POST /v1/models/{model}/rollback) if the deploy is the cause."

@@ -189,9 +189,12 @@ def cause_text(rank: int, c: Mapping[str, Any], w: Wording = DEFAULT_WORDING) ->
 
 
 def rollback_target(payload: Mapping[str, Any]) -> tuple[str, str] | None:
-    """(current version, version to go back to) from the best-ranked deploy cause."""
+    """(current version, version to go back to) from the best-ranked deploy cause, unless a
+    person's move has replaced that deploy since (its rollback would take their release out)."""
     for c in payload.get("causes") or []:
         deploy = c.get("deploy") if isinstance(c, Mapping) else None
+        if str(c.get("kind")) == "deploy" and (c.get("evidence") or {}).get("replaced_by") is not None:
+            return None
         if str(c.get("kind")) == "deploy" and isinstance(deploy, Mapping) and deploy.get("previous_version"):
             return str(deploy.get("version")), str(deploy["previous_version"])
     return None

@@ -53,9 +53,10 @@ def _fmt_time(t: float) -> str:
 
 
 def _deploy_cause(d: DeployEvent, findings: list[Finding], onset: float, s: CorrelationSettings,
-                  gpu_explains: bool, began: float | None = None) -> Cause:
+                  gpu_explains: bool, began: float | None = None, replaced: DeployEvent | None = None) -> Cause:
     """`began`: the incident's own onset when it began before this deploy (which is then judged
-    on the model's symptoms that came after it, `onset` the first of them)."""
+    on the model's symptoms that came after it, `onset` the first of them). `replaced`: the move
+    of the alias, not Vigil's rollback, that took its place since (a person's fix forward)."""
     kinds = {f.kind for f in findings}
     lag = max(0.0, onset - d.at)
     proximity = max(0.0, 1.0 - lag / s.deploy_window)
@@ -80,15 +81,22 @@ def _deploy_cause(d: DeployEvent, findings: list[Finding], onset: float, s: Corr
         reasons.append("GPU saturation overlaps the serving symptoms and explains them better")
     score = min(1.0, max(0.0, score))
     prev = f"v{d.previous_version}" if d.previous_version else "the previous version"
+    advice = (f"If the symptoms started with this version, roll '{d.alias}' back to {prev} "
+              f"and compare the versions' offline metrics before redeploying.")
+    if replaced is not None and not moves_forward(replaced):  # a revert by hand: nothing left to roll back
+        advice = (f"v{d.version} no longer serves: '{d.alias}' went back to v{replaced.version} at "
+                  f"{_fmt_time(replaced.at)}, after the symptoms began; check they recover with it.")
+    elif replaced is not None:  # "roll back to v1" while v3 serves would take v3 out unsaid
+        advice = (f"v{d.version} no longer serves: v{replaced.version} took '{d.alias}' at {_fmt_time(replaced.at)}, "
+                  f"after the symptoms began, and a rollback to {prev} now takes v{replaced.version} out. Judge "
+                  f"v{replaced.version} on the signals since; roll back with to_version if it did not fix them.")
     return Cause(
         kind=CauseKind.DEPLOY,
         entity=f"{d.model} v{d.version}",
         score=score,
         deploy=d,
         explanation=(
-            f"Deploy of {d.model} v{d.version} ({'; '.join(reasons)}). "
-            f"If the symptoms started with this version, roll '{d.alias}' back to {prev} "
-            f"and compare the versions' offline metrics before redeploying."
+            f"Deploy of {d.model} v{d.version} ({'; '.join(reasons)}). {advice}"
         ),
         evidence={
             "version": d.version,
@@ -96,6 +104,8 @@ def _deploy_cause(d: DeployEvent, findings: list[Finding], onset: float, s: Corr
             "alias": d.alias,
             "deployed_at": d.at,
             **minutes,
+            **({"replaced_by": replaced.version, "replaced_at": replaced.at,
+                "replaced_forward": moves_forward(replaced)} if replaced is not None else {}),
         },
     )
 
@@ -253,6 +263,14 @@ def released_into(model: str, onset: float, earlier: list[Finding], deploys: lis
     return max(mine, default=None)  # a later release, after the first one's drop, keeps the first one's hour
 
 
+def _replaced_by(d: DeployEvent, deploys: list[DeployEvent]) -> DeployEvent | None:
+    """The move of the same alias that took `d`'s place, unless Vigil's rollback (whose outcome
+    the incident's actions tell); None while it serves."""
+    after = [e for e in deploys if e.model == d.model and e.alias == d.alias and e.at > d.at]
+    nxt = min(after, key=lambda e: e.at, default=None)
+    return nxt if nxt is not None and nxt.source != "rollback" else None
+
+
 def _replaced_at(d: DeployEvent, deploys: list[DeployEvent]) -> float:
     """When the next move of the same alias (a deploy, a fix forward, a rollback) took `d`'s
     place; infinity while it serves."""
@@ -298,13 +316,15 @@ def build_incident(
     # that began while it served (a fix forward's regression is not the version it replaced).
     mine = {d.version: [f for f in of_version(findings, d.version) if f.onset < _replaced_at(d, deploys)]
             for d in suspects}
-    causes: list[Cause] = [_deploy_cause(d, mine[d.version], onset, settings, gpu_explains) for d in suspects
-                           if any(f.kind in SYMPTOMS for f in mine[d.version])]
+    causes: list[Cause] = [_deploy_cause(d, mine[d.version], onset, settings, gpu_explains,
+                                         replaced=_replaced_by(d, deploys))
+                           for d in suspects if any(f.kind in SYMPTOMS for f in mine[d.version])]
     if (later := _deploy_into_the_story(model, findings, deploys, onset, settings)) is not None:
         d, first = later
         own = [f for f in of_version(findings, d.version) if f.kind in _MODEL_SYMPTOMS]
         if own:
-            causes.append(_deploy_cause(d, own, first, settings, gpu_explains, began=onset))
+            causes.append(_deploy_cause(d, own, first, settings, gpu_explains, began=onset,
+                                        replaced=_replaced_by(d, deploys)))
             suspects = [*suspects, d]
     if gpu:
         causes.append(_gpu_cause(gpu, serving))
