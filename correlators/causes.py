@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from correlators.incident import Cause, CauseKind, Incident
+from correlators.story import first_wrong
 from correlators.story import merge_findings as merge_findings  # where callers have always found it
 from detectors.records import DeployEvent, Finding, FindingKind
 
@@ -256,8 +257,9 @@ def released_into(model: str, onset: float, earlier: list[Finding], deploys: lis
     with none of the model's own symptoms before it, so that the KPIs' baseline is the hour
     before it (`Window.kpi_baseline_end`) rather than the hour before the incident began: what
     the release is judged on (`_deploy_into_the_story`) is what it changed. None otherwise: a
-    KPI already down before it keeps the frozen baseline, or that drop would become normal."""
-    own = min((f.onset for f in earlier if f.kind in _MODEL_SYMPTOMS), default=None)
+    KPI already down before it keeps the frozen baseline, or that drop would become normal (also
+    one back since, a new episode: `first_wrong`)."""
+    own = min((first_wrong(f) for f in earlier if f.kind in _MODEL_SYMPTOMS), default=None)
     mine = [d.at for d in deploys if d.model == model and d.at > onset + s.onset_slack and d.source != "rollback"
             and moves_forward(d) and (own is None or own >= d.at - s.onset_slack)]  # a revert is no release
     return max(mine, default=None)  # a later release, after the first one's drop, keeps the first one's hour

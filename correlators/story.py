@@ -7,6 +7,8 @@ from dataclasses import replace
 
 from detectors.records import Finding, FindingKind
 
+FIRST_WRONG = "first_wrong_at"  # evidence of a signal's new episode: when its first one began
+
 
 def merge_findings(earlier: list[Finding], latest: list[Finding], moves: Sequence[float] = (),
                    slack: float = 300.0) -> list[Finding]:  # CorrelationSettings.onset_slack
@@ -19,9 +21,16 @@ def merge_findings(earlier: list[Finding], latest: list[Finding], moves: Sequenc
     merged = {key(f): f for f in earlier}
     for f in latest:
         old = merged.get(key(f))
-        if old is None or _came_back_after_a_move(old, f, moves, slack):
-            merged[key(f)] = f  # a new episode is judged on its own (its onset, whether it held)
+        if old is None:
+            merged[key(f)] = f
             continue
+        if _came_back_after_a_move(old, f, moves, slack):
+            # A new episode is judged on its own (its onset, whether it held); when the signal first
+            # went wrong stays known (FIRST_WRONG), so the KPI baseline stays before it.
+            merged[key(f)] = replace(f, evidence={**f.evidence, FIRST_WRONG: first_wrong(old)})
+            continue
+        if FIRST_WRONG in old.evidence:
+            f = replace(f, evidence={**f.evidence, FIRST_WRONG: old.evidence[FIRST_WRONG]})
         if old.onset < f.onset:
             # The same signal, still wrong: it started when it first went wrong, not when
             # the latest window happened to begin.
@@ -32,6 +41,13 @@ def merge_findings(earlier: list[Finding], latest: list[Finding], moves: Sequenc
             f = replace(f, evidence={**f.evidence, "held_s": old.evidence["held_s"]})
         merged[key(f)] = f
     return list(merged.values())
+
+
+def first_wrong(f: Finding) -> float:
+    """When the finding's signal first went wrong in the incident: its onset, or that of an
+    earlier episode it came back after."""
+    at = f.evidence.get(FIRST_WRONG)
+    return min(f.onset, float(at)) if isinstance(at, int | float) else f.onset
 
 
 def _came_back_after_a_move(old: Finding, f: Finding, moves: Sequence[float], slack: float) -> bool:

@@ -267,3 +267,16 @@ def test_a_deploy_a_person_reverted_during_the_incident_is_paged_as_reverted() -
     causes = [c.to_dict() for c in story.content.causes]
     assert rollback_target({"causes": causes}) is None
     assert "went back to v1" in suggested_action(causes, [], "open", "m", serving="1")
+
+
+def test_a_kpi_back_after_a_release_keeps_the_incidents_baseline_where_its_first_drop_was_before_it() -> None:
+    """Once CTR's second drop (after v3) replaces its first (before v3) in the story, the KPI
+    baseline must stay frozen at the incident's onset: the hour before v3 held the first drop,
+    and measured against it v3's drop reads smaller, or as nothing."""
+    from correlators.causes import merge_findings
+
+    v3 = DeployEvent("m", "champion", "3", "2", T - 2400, "response")
+    first = replace(ctr(T - 4800), window_start=T - 4800, window_end=T - 3000)
+    story = merge_findings([first], [ctr(T - 1500)], [v3.at])
+    assert [f.onset for f in story] == [T - 1500]  # the new episode, the release's
+    assert released_into("m", T - 4800, story, [v3]) is None
