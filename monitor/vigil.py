@@ -47,7 +47,7 @@ from monitor.cycle.logs_traces import LogTraceSources
 from monitor.cycle.messages import Links, OutboxWriter
 from monitor.cycle.performance import PerformanceStage
 from monitor.cycle.performance_inputs import PerformanceInputs
-from monitor.cycle.plan import CycleStart, alert_rules, read_cycle_start, read_history
+from monitor.cycle.plan import CycleStart, alert_rules, blamed_deploy, read_cycle_start, read_history
 from monitor.cycle.prefetch import ModelPlan, Prefetched, prefetch
 from monitor.cycle.reference import ReferenceChooser
 from monitor.cycle.rollback_intents import RollbackRunner
@@ -234,7 +234,7 @@ class Vigil:
             with self.store.one_transaction():  # what planning reads: one transaction, not five
                 deploys = self.store.deploys(m.name, since=story_start(w, start) - settings.deploy_window, until=t)
                 story = correlate(m.name, found, m.services, start, deploys, w, settings)
-                history = read_history(self.store, m.name, t, found.slo_breached)
+                history = read_history(self.store, m.name, t, found.slo_breached, blamed_deploy(story.content))
                 down = [n for n in self.health.states if self.health.is_down(n)]
                 suppression = read_suppression(self.store, self.config, m, t, down, self._firing)
             plan = plan_alerts(AlertInputs(story.incident, story.content, history, not blind, t, suppression,

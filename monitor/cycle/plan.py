@@ -12,6 +12,7 @@ from alerts.policy import Policy, RollbackGuard, Severity
 from alerts.rollback import ActionStatus
 from alerts.routing import Routes
 from correlators.causes import released_into
+from correlators.incident import Incident
 from detectors.records import Finding
 from monitor.config import ModelConfig, PolicyConfig
 from monitor.store.repository import IncidentRow, Store
@@ -25,11 +26,17 @@ ROLLBACK_SETTLED = (ActionStatus.DONE, ActionStatus.NOOP, ActionStatus.PENDING)
 ROLLBACK_SETTLED_IF_OWN = (ActionStatus.DRY_RUN, ActionStatus.FAILED)
 
 
-def rollback_settled(actions: list[dict[str, Any]]) -> bool:
+def rollback_settled(actions: list[dict[str, Any]], suspect: str | None = None) -> bool:
     """Whether an incident's actions settle its automatic rollback. A person's dry run that
     found the alias at the target is recorded `noop` (as the real one would be), but it is
-    still only a question: it leaves the rollback armed, as their other dry runs do."""
+    still only a question: it leaves the rollback armed, as their other dry runs do.
+    `suspect`: the version serving now when the incident's top cause is its deploy. A rollback
+    of other versions (v2 to v1) does not settle the question of a release made since (v3,
+    regressing in the same incident): it was never asked of, not even refused."""
     def settles(a: dict[str, Any]) -> bool:
+        if (suspect is not None and a["status"] != ActionStatus.PENDING  # one in flight settles it, whatever
+                and suspect not in (a.get("from_version"), a.get("to_version"))):
+            return False
         own = a.get("actor") == "vigil"
         if a.get("dry_run") and a["status"] == ActionStatus.NOOP:
             return own
@@ -95,15 +102,24 @@ def next_streaks(streaks: dict[str, int], breached: dict[str, bool]) -> dict[str
     return out
 
 
-def read_history(store: Store, model: str, t: float, slo_breached: dict[str, bool]) -> ModelHistory:
-    """Read just before planning, so an ack or silence made during the cycle counts."""
+def blamed_deploy(content: Incident | None) -> str | None:
+    """The version whose deploy the incident's top cause is, if it is one."""
+    top = content.top_cause if content is not None else None
+    return top.deploy.version if top is not None and top.deploy is not None else None
+
+
+def read_history(store: Store, model: str, t: float, slo_breached: dict[str, bool],
+                 blamed: str | None = None) -> ModelHistory:
+    """Read just before planning, so an ack or silence made during the cycle counts. `blamed`:
+    the version whose deploy the incident's top cause is, if any."""
     last_deploy = store.last_deploy(model, until=t)
     with store.tx() as s:
         state = store.model_state(s, model)
         row = store.open_incident(s, model)
         streaks = next_streaks(dict(state.slo_streaks or {}), slo_breached)
         quiet = state.quiet_cycles
-        done = row is not None and rollback_settled(store.incident_actions(s, row.id))
+        suspect = blamed if blamed is not None and blamed == state.alias_version else None
+        done = row is not None and rollback_settled(store.incident_actions(s, row.id), suspect)
         incident = open_state(row)
         latest = latest_time(state.last_cycle_at, row)
     return ModelHistory(open_incident=incident, last_deploy_at=last_deploy.at if last_deploy else None,
