@@ -61,13 +61,26 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
     try:
         cfg = load_config(args.config)
-        load_token_table(cfg, args.config)
-        try:  # what `vigil run` reads before it starts: a key it would refuse fails the check too
-            load_key(cfg.audit, Path(cfg.base_dir))
-        except AuditKeyError as e:
-            raise ConfigError([("", str(e))], args.config) from None
     except ConfigError as e:
         print(str(e), file=sys.stderr)
+        return 1
+    # What `vigil run` reads before it starts, all in one run (it took one run per kind): a
+    # token or an audit key it would refuse fails the check, each at its line.
+    issues = []
+    try:
+        load_token_table(cfg, args.config)
+    except ConfigError as e:
+        issues += e.issues
+    try:
+        load_key(cfg.audit, Path(cfg.base_dir))
+    except AuditKeyError as e:
+        from monitor.config_errors import ConfigIssue, line_of
+        from monitor.config_yaml import read_yaml
+
+        key = ("audit", "key_env" if cfg.audit.key_env is not None else "key_file")
+        issues.append(ConfigIssue("", str(e), line_of(key, read_yaml(Path(args.config)).lines)))
+    if issues:
+        print(str(ConfigError(issues, args.config)), file=sys.stderr)
         return 1
     print(f"{args.config}: OK ({len(cfg.models)} model(s): {', '.join(m.name for m in cfg.models)})")
     from monitor.config_canary import canary_warnings

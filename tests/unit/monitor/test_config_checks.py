@@ -481,3 +481,25 @@ def test_an_inhibit_rule_regex_in_python_only_syntax_is_refused_naming_the_match
     assert "RE2 syntax, as Alertmanager" in msg and "invalid perl operator: (?!" in msg, msg
     assert parse_config({"models": [{"name": "m"}], "inhibit_rules": [
         {"source_matchers": ['cause=~"(.*)*x"'], "target_matchers": ['model=~"canary-.*"']}]})
+
+
+# --------------------------------------------------------------------------- what `run` reads
+def test_check_config_names_an_unreadable_token_file_and_audit_key_in_one_run_with_their_lines(tmp_path, capsys,
+                                                                                             monkeypatch):
+    """vigil.example.yaml took three runs of check-config to get through (the variables, then
+    the token file, then the audit key), and the audit key's error had no line."""
+    monkeypatch.delenv("VIGIL_AUDIT_KEY_FOR_TEST", raising=False)
+    f = write(tmp_path, f"""
+        api:
+          tokens:
+            - {{name: ci, role: viewer, token_file: {tmp_path}/no-such-token}}
+        audit:
+          key_env: VIGIL_AUDIT_KEY_FOR_TEST
+        models:
+          - name: m
+        """)
+    assert main(["check-config", str(f)]) == 1
+    err = capsys.readouterr().err
+    assert f"{f}: 2 error(s)" in err
+    assert f"{f}:3: api.tokens[0](ci): token_file: cannot read" in err
+    assert f"{f}:5: audit.key_env: the environment variable VIGIL_AUDIT_KEY_FOR_TEST is not set" in err
