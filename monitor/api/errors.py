@@ -108,14 +108,26 @@ def _why_unparsed(cause: BaseException | None) -> str:
     return "not parsable"
 
 
-async def _http(_: Request, exc: HTTPException) -> JSONResponse:
+def _routing_error(request: Request, exc: HTTPException) -> Any:
+    """Starlette's bare "Not Found" / "Method Not Allowed" (no route matched) in words a
+    curl user can act on: which request missed and where the endpoints are; a route's own
+    404 ("unknown model ...") is left as it is."""
+    method, path = request.method, request.url.path
+    if exc.status_code == 404 and exc.detail == "Not Found":
+        return f"no endpoint {method} {path}; the endpoints are listed at /docs and /openapi.json"
+    if exc.status_code == 405 and exc.detail == "Method Not Allowed":
+        return f"{method} is not allowed on {path}; it takes {(exc.headers or {}).get('Allow', 'other methods')}"
+    return exc.detail
+
+
+async def _http(request: Request, exc: HTTPException) -> JSONResponse:
     # Starlette's own (an unknown path, a method the path lacks) included: FastAPI's
     # HTTPException derives from it, and every client then sees one shape.
     if exc.status_code == 400 and exc.detail == _UNPARSED:
         why = _why_unparsed(exc.__cause__)
         return error_response(400, {"error": f"the body could not be parsed: {why}; expected a JSON object",
                                     "fields": [{"field": "body", "message": why}]}, exc.headers)
-    return error_response(exc.status_code, {"error": exc.detail}, exc.headers)
+    return error_response(exc.status_code, {"error": _routing_error(request, exc)}, exc.headers)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

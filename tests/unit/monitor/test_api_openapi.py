@@ -73,6 +73,19 @@ def test_unknown_routes_methods_and_parameters_answer_the_error_body(api: Api, m
         assert r.json()["fields"] == [{"field": "query.stauts", "message": "unknown query parameter"}]
 
 
+def test_an_unknown_path_or_method_says_what_to_do(api: Api):
+    """Starlette's bare "Not Found" / "Method Not Allowed" told a curl user neither which
+    request missed nor where the endpoints are listed."""
+    r = api.client.post("/v1/incident/1/ack")
+    assert r.status_code == 404
+    assert r.json()["error"] == ("no endpoint POST /v1/incident/1/ack; "
+                                 "the endpoints are listed at /docs and /openapi.json")
+    r = api.client.delete("/v1/incidents")
+    assert r.status_code == 405
+    assert r.json()["error"] == "DELETE is not allowed on /v1/incidents; it takes GET"
+    assert api.client.get("/v1/models/nope").json()["error"].startswith("unknown model 'nope'")  # a route's own 404
+
+
 def test_docs_load_only_from_vigil(api: Api):
     page = api.anon.get("/docs")
     assert page.status_code == 200
