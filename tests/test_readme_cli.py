@@ -56,3 +56,17 @@ def test_the_check_sees_an_unknown_option_and_command():
                                                            "of that command"]
     assert _problems("vigil db downgrade") == ["vigil db downgrade: no command 'db downgrade'"]
     assert _problems("vigil outbox list --config FILE [--json]") == []
+
+
+def _leaves(p: argparse.ArgumentParser, prefix: str = "vigil") -> list[str]:
+    subs = _subcommands(p)
+    return [leaf for name, sub in subs.items() for leaf in _leaves(sub, f"{prefix} {name}")] if subs else [prefix]
+
+
+def test_every_command_is_in_the_readmes_command_line_table():
+    """An operator reads the table to learn what the CLI does: `vigil silence add|list|expire`
+    was missing from it (told only deep in the Silences section)."""
+    section = README.read_text().split("## Command line", 1)[1].split("\n## ", 1)[0]
+    rows = [ln for ln in section.splitlines() if ln.startswith("| `vigil ")]
+    missing = [leaf for leaf in _leaves(PARSER) if not any(f"`{leaf}" in row for row in rows)]
+    assert missing == []
