@@ -23,9 +23,12 @@ if TYPE_CHECKING:
     _Subparsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
 
 
+DEFAULT_CONFIG = "vigil.yaml"
+
+
 def store_options(q: argparse.ArgumentParser) -> None:
     """--config and --store, read back by `where`."""
-    q.add_argument("--config", default="vigil.yaml", help="vigil.yaml whose store to use (default: vigil.yaml)")
+    q.add_argument("--config", default=DEFAULT_CONFIG, help="vigil.yaml whose store to use (default: vigil.yaml)")
     q.add_argument("--store", type=store_url_arg, help="store URL (overrides the config's)")
 
 
@@ -36,6 +39,13 @@ def where(args: argparse.Namespace) -> tuple[str, VigilConfig | None]:
     # --store alone: the default vigil.yaml, when there is one here, still gives the audit key.
     if args.store and not Path(args.config).exists():
         return args.store, None
+    if args.config == DEFAULT_CONFIG and not Path(args.config).exists():
+        # Not a broken file the person gave: they ran it away from the config (exit 64 as
+        # `vigil status` without --config or --store).
+        command = " ".join(w for w in (args.command, getattr(args, f"{args.command}_command", None)) if w)
+        print(f"vigil {command}: no {DEFAULT_CONFIG} in this directory (the default of --config): "
+              "give --config FILE or --store URL", file=sys.stderr)
+        raise SystemExit(64)
     try:
         cfg = load_config(args.config)
     except ConfigError as e:

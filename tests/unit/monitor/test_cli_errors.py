@@ -109,3 +109,16 @@ def test_a_refused_store_url_is_not_echoed_with_its_password(capsys):
     assert refused.value.code == 2
     err = capsys.readouterr().err
     assert "S3cretPW" not in err and "postgres://vigil:***@db.example:5432/vigil" in err
+
+
+@pytest.mark.parametrize("command", [["silence", "list"], ["silence", "expire", "3"], ["outbox", "list"],
+                                     ["silence", "add", "model=m", "--comment", "OPS-42"]])
+def test_a_command_run_where_no_vigil_yaml_is_says_to_give_config_or_store(command, tmp_path, monkeypatch, capsys):
+    """`vigil silence list` away from the config said '(file): cannot read vigil.yaml' with
+    exit 2, as if a given file were broken; status, audit verify and db name the option (64)."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as e:
+        main(command)
+    assert e.value.code == 64
+    assert capsys.readouterr().err == (f"vigil {' '.join(command[:2])}: no vigil.yaml in this directory (the "
+                                       "default of --config): give --config FILE or --store URL\n")
