@@ -21,6 +21,7 @@ from monitor.cli_silence import add_silence
 from monitor.cli_store import add_db, add_status, store_error_exit
 from monitor.config import ConfigError, VigilConfig, load_config
 from monitor.config_auth import TOKEN_NAME_PATTERN
+from monitor.config_errors import ConfigIssue
 from monitor.logging_setup import setup_logging
 from monitor.store.schema import StoreBehind
 from monitor.version import vigil_version
@@ -42,43 +43,48 @@ def _load(path: str) -> VigilConfig:
         raise SystemExit(2) from None
 
 
-def _load_with_tokens(path: str) -> VigilConfig:
-    """The config, once its API tokens resolve (a missing token file stops the start, not a request)."""
+def _secret_issues(cfg: VigilConfig, path: str) -> list[ConfigIssue]:
+    """What `vigil run` reads before it starts, all at once (it took one run per kind): the
+    API tokens and the audit key it would refuse, each at its line in the file."""
+    from monitor.audit.keys import load_key
     from monitor.identities import load_token_table
 
-    cfg = _load(path)
+    issues: list[ConfigIssue] = []
     try:
         load_token_table(cfg, path)
     except ConfigError as e:
-        print(str(e), file=sys.stderr)
-        raise SystemExit(2) from None
+        issues += e.issues
+    try:
+        load_key(cfg.audit, Path(cfg.base_dir))
+    except AuditKeyError as e:
+        from monitor.config_errors import line_of
+        from monitor.config_yaml import read_yaml
+
+        key = ("audit", "key_env" if cfg.audit.key_env is not None else "key_file")
+        issues.append(ConfigIssue("", str(e), line_of(key, read_yaml(Path(path)).lines)))
+    return issues
+
+
+def _load_with_tokens(path: str) -> VigilConfig:
+    """The config, once its API tokens and audit key resolve (a missing token file stops the
+    start, not a request), refused with the lines check-config prints."""
+    cfg = _load(path)
+    issues = _secret_issues(cfg, path)
+    if issues:
+        print(str(ConfigError(issues, path)), file=sys.stderr)
+        raise SystemExit(2)
     return cfg
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    from monitor.audit.keys import load_key
-    from monitor.identities import file_tokens, load_token_table
+    from monitor.identities import file_tokens
 
     try:
         cfg = load_config(args.config)
     except ConfigError as e:
         print(str(e), file=sys.stderr)
         return 1
-    # What `vigil run` reads before it starts, all in one run (it took one run per kind): a
-    # token or an audit key it would refuse fails the check, each at its line.
-    issues = []
-    try:
-        load_token_table(cfg, args.config)
-    except ConfigError as e:
-        issues += e.issues
-    try:
-        load_key(cfg.audit, Path(cfg.base_dir))
-    except AuditKeyError as e:
-        from monitor.config_errors import ConfigIssue, line_of
-        from monitor.config_yaml import read_yaml
-
-        key = ("audit", "key_env" if cfg.audit.key_env is not None else "key_file")
-        issues.append(ConfigIssue("", str(e), line_of(key, read_yaml(Path(args.config)).lines)))
+    issues = _secret_issues(cfg, args.config)
     if issues:
         print(str(ConfigError(issues, args.config)), file=sys.stderr)
         return 1

@@ -503,3 +503,26 @@ def test_check_config_names_an_unreadable_token_file_and_audit_key_in_one_run_wi
     assert f"{f}: 2 error(s)" in err
     assert f"{f}:3: api.tokens[0](ci): token_file: cannot read" in err
     assert f"{f}:5: audit.key_env: the environment variable VIGIL_AUDIT_KEY_FOR_TEST is not set" in err
+
+
+@pytest.mark.parametrize("command", [["run", "--no-api"], ["serve"]])
+def test_run_and_serve_refuse_an_unreadable_token_file_and_audit_key_with_check_configs_lines(command, tmp_path,
+                                                                                              capsys, monkeypatch):
+    """README: `vigil run` and `vigil serve` refuse a bad file with the same lines as
+    check-config; the audit key's came alone, later, without its file and line."""
+    monkeypatch.delenv("VIGIL_AUDIT_KEY_FOR_TEST", raising=False)
+    f = write(tmp_path, f"""
+        api:
+          tokens:
+            - {{name: ci, role: viewer, token_file: {tmp_path}/no-such-token}}
+        audit:
+          key_env: VIGIL_AUDIT_KEY_FOR_TEST
+        models:
+          - name: m
+        """)
+    with pytest.raises(SystemExit) as e:
+        main([*command, "--config", str(f)])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert f"{f}:3: api.tokens[0](ci): token_file: cannot read" in err
+    assert f"{f}:5: audit.key_env: the environment variable VIGIL_AUDIT_KEY_FOR_TEST is not set" in err
