@@ -285,7 +285,7 @@ def run_daemon(config: VigilConfig, *, serve_api: bool = True, vigil: Vigil | No
         if api is not None and not api.wait_listening(API_LISTEN_WAIT_S):
             # Before the first cycle: a daemon about to exit must not open and page incidents.
             log.error("the HTTP API cannot listen on %s:%s (%s; see the error above): not starting; free the "
-                      "port or change api.port", config.api.host, config.api.port, api.error or "no error given")
+                      "port or change api.port", config.api.host, config.api.port, api.failure())
             return 1
         if cycles:
             provision_in_background(config)  # beside the cycles, never before them

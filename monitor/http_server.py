@@ -52,6 +52,13 @@ class ApiThread:
             time.sleep(0.02)
         return self.server.started or self.thread.is_alive()
 
+    def failure(self) -> str:
+        """Why the server thread ended, in words: uvicorn's start-up failure is a bare
+        SystemExit(3), which the daemon's log printed as "(3; see the error above)"."""
+        if isinstance(self.error, SystemExit):
+            return f"uvicorn stopped at start-up, exit code {self.error.code}"
+        return repr(self.error) if self.error is not None else "no error given"
+
     def alive(self) -> bool:
         return self.thread.is_alive()
 

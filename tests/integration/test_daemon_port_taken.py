@@ -28,6 +28,8 @@ def test_a_taken_api_port_stops_the_daemon_before_any_cycle_naming_the_address(t
         holder.close()
     assert proc.returncode == 1, err
     assert f"127.0.0.1:{config['api']['port']}" in err and "api.port" in err, err
+    # uvicorn's bare SystemExit(3) read "(3; see the error above)": a number nobody could place
+    assert "(uvicorn stopped at start-up, exit code 3; see the error above)" in err, err
     assert sink_lines(tmp_path) == []  # Prometheus is down: a cycle would have paged the outage
     with sqlite3.connect(tmp_path / "vigil.db") as db:
         assert db.execute("SELECT count(*) FROM incidents").fetchone() == (0,)
