@@ -182,7 +182,9 @@ def sqlite_beside(url: Any, base_dir: str, field: str = "store.url") -> Any:
         # open incidents, rollbacks in flight and the audit log without a word.
         raise ValueError(f"{field}: {url} is read beside the config file, {beside}, which does not exist, while "
                          f"{here} does (where earlier versions read it, from the working directory): "
-                         f"move it there, or write the absolute path {prefix}{here}")
+                         f"move it there, or write the absolute path {prefix}{here}; if it is another "
+                         f"configuration's store, write {prefix}{os.path.abspath(beside)} to start one beside "
+                         "this file")
     return prefix + beside
 
 

@@ -74,6 +74,9 @@ def test_a_store_an_earlier_version_kept_in_the_working_directory_is_never_silen
     assert "store.url: sqlite:///vigil.db is read beside the config file" in said, said
     assert str(tmp_path / "etc" / "vigil.db") in said and str(workdir / "vigil.db") in said, said
     assert f"sqlite:///{workdir / 'vigil.db'}" in said, said  # the absolute URL to write
+    # Checking another file from a directory holding a running daemon's store: "move it
+    # there" would take that daemon's store away; the other way out is named too.
+    assert f"if it is another configuration's store, write sqlite:///{tmp_path / 'etc' / 'vigil.db'}" in said, said
     assert not (tmp_path / "etc" / "vigil.db").exists()
 
     Store(f"sqlite:///{tmp_path / 'etc' / 'vigil.db'}").close()  # moved (or both exist): the one beside wins
