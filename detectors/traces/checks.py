@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -72,6 +72,13 @@ def _score(surprise: float, n_tests: int, ratio: float, scale: float = 4.0, effe
     return float(sig * eff)
 
 
+def _times(frame: pd.DataFrame, keys: str | list[str]) -> dict[Any, np.ndarray]:
+    """Self times per group of `keys` (sorted, no null key), in row order: the groupby's
+    groups without slicing a frame per group (most of the checks' time, many operations)."""
+    values = frame["self_ms"].to_numpy()
+    return {k: values[i] for k, i in frame.groupby(keys, sort=True).indices.items()}
+
+
 def _onset(sub: pd.DataFrame, threshold: float, col: str) -> float:
     hit = sub[sub[col] >= threshold]
     src = hit if len(hit) else sub
@@ -96,17 +103,19 @@ def _slowdown(xb: np.ndarray, xc: np.ndarray, n_tests: int, p: TraceParams, min_
 def _self_time(b: pd.DataFrame, c: pd.DataFrame, ws: float, we: float, p: TraceParams) -> list[Finding]:
     own_b = b[~b["is_client"]]
     own_c = c[~c["is_client"]]
-    bg = {k: v["self_ms"].to_numpy() for k, v in own_b.groupby(["service", "operation"])}
-    groups = [(k, v) for k, v in own_c.groupby(["service", "operation"]) if len(v) >= p.min_spans and k in bg]
+    bg = _times(own_b, ["service", "operation"])
+    cur = _times(own_c, ["service", "operation"])
+    groups = [k for k, v in cur.items() if len(v) >= p.min_spans and k in bg]
     n_tests = max(len(groups), 1)
     dur = max(we - ws, 1.0)
     out = []
-    for (svc, op), sub in groups:
-        xb, xc = bg[(svc, op)], sub["self_ms"].to_numpy()
+    for svc, op in groups:
+        xb, xc = bg[(svc, op)], cur[(svc, op)]
         slow = _slowdown(xb, xc, n_tests, p)
         if slow is None:
             continue
         mb, mc, ratio, s = slow
+        sub = own_c[(own_c["service"] == svc) & (own_c["operation"] == op)]
         added = float((xc.mean() - xb.mean()) * len(xc) / dur)  # ms of extra work per second
         worst = sub.nlargest(3, "self_ms")
         findings_score = _score(s, n_tests, ratio, effect_scale=p.effect_scale)
@@ -127,25 +136,27 @@ def _self_time(b: pd.DataFrame, c: pd.DataFrame, ws: float, we: float, p: TraceP
 def _edge_time(b: pd.DataFrame, c: pd.DataFrame, ws: float, we: float, p: TraceParams, peers: bool
                ) -> list[Finding]:
     ref = b[b["is_client"]]
-    pairs = {k: v["self_ms"].to_numpy() for k, v in ref.groupby(["service", "callee"])}
-    into = {k: v["self_ms"].to_numpy() for k, v in ref.groupby("callee")}
+    pairs = _times(ref, ["service", "callee"])
+    into = _times(ref, "callee")
     every = ref["self_ms"].to_numpy()
     cur = c[c["is_client"]]
-    groups = [(k, v) for k, v in cur.groupby(["service", "callee"]) if len(v) >= 2]
+    times = _times(cur, ["service", "callee"])
+    groups = [k for k, v in times.items() if len(v) >= 2]
     n_tests = max(len(groups), 1)
     out = []
-    for (caller, callee), sub in groups:
+    for caller, callee in groups:
         against = _edge_reference(pairs, into, every, caller, callee, p)
         if peers and len(every) < p.min_spans:
             against = _peer_reference(cur, caller, callee, p) or against
         if len(against.times) < 2 or against.weight <= 0:
             continue
-        xc = sub["self_ms"].to_numpy()
+        xc = times[(caller, callee)]
         need = against.min_ratio or p.min_ratio
         slow = _slowdown(against.times, xc, n_tests, p, need)
         if slow is None:
             continue
         mb, mc, ratio, s = slow
+        sub = cur[(cur["service"] == caller) & (cur["callee"] == callee)]
         weight = _pooled_weight(against, mc, p)
         worst = sub.nlargest(3, "self_ms")
         where = _where(against, p)
