@@ -33,16 +33,20 @@ def failed_requests(series: Sequence[Series]) -> list[Series]:
     """`series`, each availability series that has a request count of the same service
     and pod replaced by its failed-request count (named `failed_requests`); the rest as
     they are. A percentage (any value above 1) is read out of 100, else out of 1."""
+    # Read from each name once, not per series: hundreds of pods share a few dozen names.
+    names = {s.name for s in series}
+    counts = {n for n in names if is_request_count(n)}
+    availability = {n for n in names if metric_class(n) is MetricClass.AVAILABILITY}
     requests: dict[tuple[str, str], Series] = {}
     for s in series:
-        if is_request_count(s.name):
+        if s.name in counts:
             requests.setdefault(_where(s), s)
     if not requests:
         return list(series)
     out: list[Series] = []
     for s in series:
         r = requests.get(_where(s))
-        if r is None or not len(s.values) or metric_class(s.name) is not MetricClass.AVAILABILITY:
+        if r is None or not len(s.values) or s.name not in availability:
             out.append(s)
             continue
         ts, ia, ir = np.intersect1d(s.timestamps, r.timestamps, return_indices=True)

@@ -53,3 +53,25 @@ def test_a_percentage_and_a_fraction_give_the_same_failed_requests() -> None:
     assert [s.name for s in pct] == ["failed_requests", "requests_total"]
     np.testing.assert_allclose(pct[0].values, [0.0, 1.0, 5.0])
     np.testing.assert_allclose(frac[0].values, pct[0].values)
+
+
+def test_each_metric_name_is_classed_once_however_many_pods_report_it(monkeypatch) -> None:
+    # Classing a name (its words against every class's stems) was done per series, twice:
+    # 600 series of a few dozen names made it a tenth of a Nezha case's metric time.
+    import detectors.failed_requests as fr
+    import detectors.metric_meaning as mm
+
+    named = []
+    real = mm.metric_class
+
+    def counted(name: str, unit: str = "") -> mm.MetricClass:
+        named.append(name)
+        return real(name, unit)
+
+    monkeypatch.setattr(mm, "metric_class", counted)
+    monkeypatch.setattr(fr, "metric_class", counted)
+    pods = [s for i in range(50) for s in _pair(f"svc{i}", 100, [100.0, 90.0], 0.0)]
+    out = failed_requests(pods)
+    assert [s.name for s in out] == ["failed_requests", "requests_Sum"] * 50
+    assert np.allclose(out[0].values, [0.0, 10.0])
+    assert len(named) <= 4  # two names, each read as a request count and as a class; was 200
