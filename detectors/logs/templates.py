@@ -63,7 +63,12 @@ def template_table(g: pd.DataFrame, names: dict[int, str]) -> pd.DataFrame:
     gl = g[g["_grp"] > 0]
     first = gl.groupby(["tid", "_grp"])["ts"].min().unstack().reindex(columns=[1, 2])
     gc = gl[gl["_grp"] == 2]
-    lines = gc.groupby("tid")["line"].agg(lambda x: x.head(SAMPLES).str.slice(0, SAMPLE_CHARS).tolist())
+    # The first SAMPLES lines of each template in the window, in one pass (a Python
+    # function per template, hundreds of them, cost as much as the rest of the table).
+    lines: dict[int, list[str]] = {}
+    head = gc.groupby("tid", sort=False).head(SAMPLES)
+    for t, line in zip(head["tid"].tolist(), head["line"].tolist(), strict=True):
+        lines.setdefault(t, []).append(line[:SAMPLE_CHARS])
     return pd.DataFrame({
         "service": service_of.reindex(tids).to_numpy(), "tid": tids,
         "template": [names.get(int(t), "") for t in tids],
