@@ -399,3 +399,36 @@ def test_a_service_with_hundreds_of_operations_is_not_split_into_a_table_per_ope
     report = DET.assess(state, TraceWindow(_operations(1000.0, 300, 6)), 1000.0, 1100.0)
     assert report.findings == [] and ("gateway", "db") in report.graph.edges
     assert len(slices) < 20  # the graph's few edges; was 609 (a table per operation, reference and window)
+
+
+def _fan_out(t0: float, callees: int, runs: int) -> list:
+    """A gateway calling each of `callees` services `runs` times (client span, then the callee's)."""
+    out = []
+    for i in range(callees):
+        for r in range(runs):
+            tid, start = f"f{t0:.0f}-{i}-{r}", int((t0 + (i * runs + r) * 0.01) * 1e9)
+            out += [Span(tid, "a", None, "gateway", "GET /", start, start + 30 * MS, pod="gateway-0"),
+                    Span(tid, "b", "a", "gateway", f"call svc{i}", start + MS, start + 21 * MS, pod="gateway-0"),
+                    Span(tid, "c", "b", f"svc{i}", "serve", start + 2 * MS, start + 20 * MS, pod=f"svc{i}-0")]
+    return out
+
+
+def test_the_graph_of_a_gateway_calling_hundreds_of_services_is_built_without_a_table_per_edge(monkeypatch) -> None:
+    # The service graph sliced the span table once per edge, for the calls and again for
+    # the edge times, in the reference and the window; it now aggregates each in one pass.
+    import pandas.core.groupby.ops as gops
+
+    split = gops.DataSplitter.__iter__
+    slices = []
+
+    def counted(self):
+        for part in split(self):
+            slices.append(1)
+            yield part
+
+    monkeypatch.setattr(gops.DataSplitter, "__iter__", counted)
+    state = DET.fit(_fan_out(0.0, 200, 6), 0.0, 600.0)
+    graph = DET.assess(state, TraceWindow(_fan_out(1000.0, 200, 6)), 1000.0, 1100.0).graph
+    e = graph.edges[("gateway", "svc7")]
+    assert (e.calls_baseline, e.calls_current) == (6, 6) and e.callee_ms_current == 18.0 and e.edge_ms_baseline == 2.0
+    assert len(graph.edges) == 200 and len(slices) < 10  # was 800: each edge, twice, in both tables
