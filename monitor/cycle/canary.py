@@ -154,7 +154,7 @@ class CanaryAnalysis:
             read.append(sides[1])
         if c.traffic_query is not None:
             return out
-        return zero_as_no_traffic(out, read, challenger, lambda: self._volume(m, c, w, challenger))
+        return zero_as_no_traffic(out, read, challenger, lambda: self._volume(m, c, w, challenger), c.min_traffic)
 
     def _volume(self, m: ModelConfig, c: CanaryConfig, w: Window, challenger: str) -> float | None:
         """The challenger's mean volume by the first KPI's or SLO's `volume_query` (the requests

@@ -8,9 +8,9 @@ nothing. A 0 on some metrics only is a reading, judged as it is.
 
 A KPI's or SLO's `volume_query` (the requests behind its values, e.g. an error rate's
 denominator) split by version tells the two apart without a `traffic_query`: the
-challenger's volume above 0 makes its zeros readings (an error-rate-only model's good
-challenger was inconclusive every cycle, never promoted); at 0, or unread, they stay no
-evidence. Asked only when every series reads 0.
+challenger's volume above 0 (and at least `min_traffic`) makes its zeros readings (an
+error-rate-only model's good challenger was inconclusive every cycle, never promoted); below,
+or unread, they stay no evidence. Asked only when every series reads 0.
 """
 from __future__ import annotations
 
@@ -29,17 +29,20 @@ def all_zero(values: Sequence[np.ndarray]) -> bool:
 
 
 def zero_as_no_traffic(verdicts: list[MetricVerdict], challenger_values: Sequence[np.ndarray], challenger: str,
-                       volume: Callable[[], float | None] = lambda: None) -> list[MetricVerdict]:
+                       volume: Callable[[], float | None] = lambda: None, min_traffic: float = 0.0
+                       ) -> list[MetricVerdict]:
     """`verdicts` with each metric that would pass or be marginal inconclusive when the
     challenger's series all read 0 (a fail stands) and its `volume()` (mean requests/s, None:
-    unknown) does not say it served."""
+    unknown) does not say it served at least `min_traffic` (as a traffic_query must: no errors
+    among 3 requests in 5 minutes passed and promoted where 1 req/s was asked for)."""
     if not all_zero(challenger_values):
         return verdicts
     served = volume()
-    if served is not None and served > 0:
+    if served is not None and served > 0 and served >= min_traffic:
         return verdicts
+    said = ("(" if served is None else "(its volume_query reads 0 too; " if served <= 0
+            else f"(its volume_query reads {served:.3g}/s < min_traffic {min_traffic:g}/s; ")
     why = (f"challenger v{challenger}: every KPI and SLO reads 0 at every step of the window: no traffic? "
-           + ("(its volume_query reads 0 too; " if served is not None else "(")
-           + "set traffic_query to judge its traffic)")
+           + said + "set traffic_query to judge its traffic)")
     return [dataclasses.replace(v, verdict=Verdict.INCONCLUSIVE, reason=why)
             if v.kind == "metric" and v.verdict in (Verdict.PASS, Verdict.MARGINAL) else v for v in verdicts]

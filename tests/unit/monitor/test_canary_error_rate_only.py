@@ -71,11 +71,11 @@ QUERY = "sum(rate(errors_total[5m])) / sum(rate(requests_total[5m]))"
 VOLUME = "sum(rate(requests_total[5m]))"
 
 
-def _error_rate_canary(tmp_path: Path, challenger_volume: float) -> tuple[Any, Any]:
+def _error_rate_canary(tmp_path: Path, challenger_volume: float, **canary: Any) -> tuple[Any, Any]:
     """An error rate SLO told its volume (the requests behind it); v1 at 1 % errors, v2 at 0."""
     slo = {"name": "error_rate", "query": QUERY, "threshold": 0.05, "volume_query": VOLUME}
     m = model_config(kpis=[], slos=[slo], canary={"alias": "challenger", "window": "1h", "promote_after_cycles": 2,
-                                                  "auto_promote": True})
+                                                  "auto_promote": True, **canary})
     registry = serving_registry(versions=("1", "2"))
     registry.aliases[(MODEL, "challenger")] = "2"
     prom = StubPrometheus({QUERY: wiggle(0.01, 1.0), VOLUME: wiggle(50.0, 2.0),
@@ -102,6 +102,20 @@ def test_an_error_rate_at_zero_with_no_volume_either_is_still_no_pass(tmp_path: 
         report = vigil.run_cycle(MODEL, T0 + 60 * k)
         assert report.canary is not None and report.canary.overall == "inconclusive"
     assert registry.aliases[(MODEL, "champion")] == "1"
+
+
+def test_an_error_rate_at_zero_on_a_volume_below_min_traffic_is_no_pass(tmp_path: Path) -> None:
+    """canary.min_traffic says how many requests/s it takes to judge the challenger at all. Its
+    zeros told apart by the volume_query passed and promoted it on 0.05 req/s (3 requests in
+    5 minutes: no errors among them says little) where min_traffic asked for 1 req/s; as with a
+    traffic_query, it is inconclusive, never promoted."""
+    vigil, registry = _error_rate_canary(tmp_path, 0.05, min_traffic=1.0)
+    for k in range(3):
+        report = vigil.run_cycle(MODEL, T0 + 60 * k)
+        assert report.canary is not None and report.canary.overall == "inconclusive", report.canary
+    assert registry.aliases[(MODEL, "champion")] == "1"
+    reasons = [v.reason for v in report.canary.metrics if v.verdict == "inconclusive"]
+    assert any("0.05" in r and "min_traffic" in r for r in reasons), reasons
 
 
 def test_no_check_config_warning_when_the_error_rate_names_its_volume(tmp_path: Path,
