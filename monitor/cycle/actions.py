@@ -230,8 +230,7 @@ class Operator:
         m = self.config.model(row.model)
         versions = rollback_target({"causes": row.causes or []})
         if versions is None:
-            return (f"Incident {row.id} no longer blames a deploy, so this button has nothing to roll back; "
-                    f"use the rollback API with to_version.")
+            return _no_button_move(row)
         current, previous = versions
         if shown is not None and shown != (current, previous):
             return (f"Nothing moved: this message's button said v{shown[0]} back to v{shown[1]}, but incident "
@@ -242,6 +241,23 @@ class Operator:
         outcome = self.rollback(RollbackAsk(m, choice.version, f"Slack button on incident {row.id}", actor,
                                             row.id, now, only_from=current))
         return f"Rollback {outcome.status}: {outcome.detail}"
+
+
+def _no_button_move(row: IncidentRow) -> str:
+    """Why a press moves nothing when the incident has no rollback for its button: the deploy it
+    blames was replaced by a person since (the page says so: "no longer blames a deploy" would
+    contradict it), or it blames none."""
+    deploy = next((c for c in row.causes or [] if str(c.get("kind")) == "deploy"), None)
+    now = (deploy.get("evidence") or {}).get("replaced_by") if deploy is not None else None
+    if deploy is None or now is None:
+        return (f"Incident {row.id} no longer blames a deploy, so this button has nothing to roll back; "
+                f"use the rollback API with to_version.")
+    blamed = (deploy.get("deploy") or {}).get("version")
+    gone = f"Nothing moved: v{blamed} no longer serves (incident {row.id} blames its deploy)"
+    if not (deploy.get("evidence") or {}).get("replaced_forward"):
+        return f"{gone}: the alias went back to v{now} since, so there is nothing left to roll back."
+    return (f"{gone}: v{now} took its place since, and a rollback now would take v{now} out. Use the rollback "
+            "API with to_version if that is what you mean.")
 
 
 def _group_told_more(s: Session, row: IncidentRow) -> bool:

@@ -420,3 +420,31 @@ def test_silence_on_a_message_drawn_before_an_escalation_mutes_the_severity_show
     (made,) = api.client.get("/v1/silences").json()["items"]
     assert [m["text"] for m in made["matchers"]] == [f'model="{MODEL}"', 'severity="warning"'], made["matchers"]
     assert f"{MODEL} (warning)" in slack.responses(url)[-1]["text"]
+
+
+def test_a_press_after_a_person_replaced_the_blamed_deploy_says_so_and_moves_nothing(tmp_path, monkeypatch, slack):
+    """The page was drawn with "Roll back to v1" while v2 served; on-call then released v3 (a
+    fix forward), and the incident, still blaming v2, says v3 replaced it (`replaced_by`). A
+    press on the old message's button answered "Incident N no longer blames a deploy", which
+    the page beside it contradicts ("Deploy of m v2 ... v2 no longer serves")."""
+    import copy
+
+    from monitor.store.repository import IncidentRow
+
+    api, incident_id = setup(tmp_path, monkeypatch, slack, actors={"users": [ALICE]})
+    api.deploy("3", T0 + 30)
+    with api.vigil.store.tx() as s:  # as the correlator tells it once v3 took the alias
+        row = s.get(IncidentRow, incident_id)
+        causes = copy.deepcopy(row.causes)
+        for c in causes:
+            if c.get("kind") == "deploy":
+                c["evidence"].update(replaced_by="3", replaced_at=T0 + 30, replaced_forward=True)
+        row.causes = causes
+    url = slack.response_url()
+    old = click("rollback", incident_id, url)
+    old["actions"][0]["block_id"] = "vigil_incident_actions:2:1"
+    press(api, old)
+    assert api.alias() == "3", "took the person's v3 out"
+    told = slack.responses(url)[-1]["text"]
+    assert "no longer blames a deploy" not in told, told
+    assert "Nothing moved" in told and "v2 no longer serves" in told and "v3" in told, told
