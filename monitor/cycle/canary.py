@@ -37,7 +37,7 @@ from detectors.drift.decision import statistic_for
 from detectors.records import PARTIAL_WORDS, Finding, FindingKind, partial_of
 from monitor.config import CanaryConfig, ModelConfig, PolicyConfig
 from monitor.cycle.canary_blame import detail_after_hold, performance_hold, promotion_blame
-from monitor.cycle.canary_pull import accuracy_grounds, judged_window, rows_since, under_way
+from monitor.cycle.canary_pull import accuracy_grounds, judged_window, rows_since, set_again_detail, under_way
 from monitor.cycle.canary_rules import metric_rules
 from monitor.cycle.canary_zero import zero_as_no_traffic
 from monitor.cycle.detect_drift import feature_specs
@@ -285,7 +285,8 @@ class CanaryAnalysis:
                                    metrics=[v.to_dict() for v in judged.verdict.metrics]))
             run = run_row(s, m.name, judged.challenger, t)
             if run.status == "pulled" and not open_intents(s, m.name):  # its pull is over: set again, a new run
-                run.status, run.pass_streak, run.detail = "running", 0, "set again: judged from its pull on"
+                run.status, run.pass_streak = "running", 0
+                run.detail = set_again_detail(s, m.name, judged.challenger, t)
             run.cycles += 1
             # Passes against another champion (rolled back or deployed since) are no evidence
             # against this one: the run of passes starts again.

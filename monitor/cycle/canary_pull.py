@@ -12,6 +12,12 @@ points and its samples before the pull are left out of the canary window
 predictions before the pull (the window that pulled it stays in the performance horizon
 for up to a day) still holds promotion; its windows that start once the pull is done (its
 serving layer pinned to the champion: no prediction of it since) pull it, once labelled.
+
+A version pulled twice within a day is being set again by a loop (a CD pipeline re-applying
+its manifest after each pull), not fixed by a person: judged from each pull on, a bad
+challenger kept its share about 50 minutes of every 51 (`min_points` of its own each time).
+Once more it is judged on its whole window, the points that pulled it included, and pulled
+at once, as before a re-set had a window of its own (`fresh_since`).
 """
 from __future__ import annotations
 
@@ -19,10 +25,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import pandas as pd
+from sqlalchemy.orm import Session
 
 from alerts.rollback import ActionStatus, RollbackOutcome
 from detectors.records import Finding, FindingKind
-from monitor.store.canary import pulled_at
+from monitor.store.canary import pulled_at, pulls_since
 from monitor.store.repository import Store
 from monitor.types import Window
 
@@ -63,12 +70,33 @@ def accuracy_grounds(store: Store, model: str, findings: Sequence[Finding], chal
                 "its windows from then on are, once labelled)")
 
 
+REPEATED_PULLS = 2  # within REPEATED_WITHIN_S: a loop setting it again, not a person's fix
+REPEATED_WITHIN_S = 86_400.0
+
+
+def fresh_since(s: Session, model: str, challenger: str, t: float) -> float | None:
+    """Where the challenger's window starts afresh: its latest pull (None: never pulled, or
+    pulled REPEATED_PULLS times within a day, when its whole window counts)."""
+    since = pulled_at(s, model, challenger)
+    if since is None or pulls_since(s, model, challenger, t - REPEATED_WITHIN_S) >= REPEATED_PULLS:
+        return None
+    return since
+
+
+def set_again_detail(s: Session, model: str, challenger: str, t: float) -> str:
+    """What a pulled challenger's run says once it is set on the alias again."""
+    if fresh_since(s, model, challenger, t) is not None:
+        return "set again: judged from its pull on"
+    return (f"set again after {REPEATED_PULLS} or more pulls within 24 h (a pipeline re-applying it?): "
+            "judged on its whole window, the points that pulled it included")
+
+
 def judged_window(store: Store, model: str, challenger: str, w: Window, length: float) -> Window:
     """The canary's window: the last `length`, from the challenger's latest pull on. A person
     who set a pulled version again started a new canary: its points before the pull (still
     in the window for up to `length`) pulled it again at once, however it served since."""
     with store.tx() as s:
-        since = pulled_at(s, model, challenger)
+        since = fresh_since(s, model, challenger, w.t)
     start = w.t - length if since is None else max(w.t - length, min(since, w.t))
     return Window(t=w.t, start=start, baseline_start=w.baseline_start, baseline_end=w.baseline_end)
 

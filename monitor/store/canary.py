@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, Float, Index, Integer, String, Text, select
+from sqlalchemy import JSON, Float, Index, Integer, String, Text, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from alerts.rollback import ActionStatus
@@ -88,6 +88,16 @@ def pulled_at(s: Session, model: str, challenger: str) -> float | None:
          .where(RollbackIntentRow.model == model, RollbackIntentRow.from_version == challenger,
                 RollbackIntentRow.status == ActionStatus.DONE, ActionRow.kind == "canary_pull"))
     return s.scalar(q.order_by(RollbackIntentRow.updated_at.desc()).limit(1))
+
+
+def pulls_since(s: Session, model: str, challenger: str, since: float) -> int:
+    """How many pulls of this version finished at or after `since`."""
+    q = (select(func.count()).select_from(RollbackIntentRow)
+         .join(ActionRow, ActionRow.id == RollbackIntentRow.action_id)
+         .where(RollbackIntentRow.model == model, RollbackIntentRow.from_version == challenger,
+                RollbackIntentRow.status == ActionStatus.DONE, ActionRow.kind == "canary_pull",
+                RollbackIntentRow.updated_at >= since))
+    return int(s.scalar(q) or 0)
 
 
 def latest_verdicts(s: Session, model: str, limit: int = 1) -> list[CanaryVerdictRow]:

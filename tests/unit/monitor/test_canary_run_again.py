@@ -95,3 +95,28 @@ def test_a_pull_finished_after_a_crash_shows_its_run_pulled(tmp_path, monkeypatc
     with vigil.store.tx() as s:
         (run,) = runs(s, MODEL)
         assert run.status == "pulled", run.detail
+
+
+def test_a_challenger_a_pipeline_sets_again_after_every_pull_is_pulled_at_once_from_its_second_pull(tmp_path):
+    """A CD loop re-applying the alias after each pull: judged from each pull on, the bad
+    challenger kept its share about 50 minutes of every 51. From its second pull within a
+    day its whole window counts again, so each re-set is pulled in the next cycle."""
+    vigil, registry = build(tmp_path, prometheus(p99_challenger=0.16))
+    t = T0
+    vigil.run_cycle(MODEL, t)
+    served = []  # 5-minute cycles the re-set challenger kept its share, per re-set
+    for _ in range(4):
+        registry.aliases[(MODEL, "challenger")] = "2"  # the pipeline puts it back
+        cycles = 0
+        while (MODEL, "challenger") in registry.aliases and cycles < 13:
+            t += 300
+            vigil.run_cycle(MODEL, t)
+            cycles += 1
+        served.append(cycles)
+    assert served[0] >= 9, served  # the first re-set: a new canary, judged on its own points
+    assert served[1:] == [1, 1, 1], served  # then a loop: pulled in the next cycle each time
+    with vigil.store.tx() as s:
+        (run,) = runs(s, MODEL)
+        assert run.status == "pulled"
+    pulls = [a for a in vigil.store.actions(model=MODEL) if a.kind == "canary_pull"]
+    assert [a.status for a in pulls] == ["done"] * 5
