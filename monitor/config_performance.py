@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from monitor.config_types import Duration
 
@@ -66,6 +66,9 @@ class PerformanceConfig(_Model):
     probability_column: str | None = None  # classification only: the probability of the positive class
     positive_class: float = 1.0  # labels and predictions equal to this are the positive class
     version_column: str = "model_version"  # in the samples; without it, the version the alias served then
+    # How that column writes a registry version, e.g. "resnet50-v{version}": a label then names
+    # version N only when it is this rendered for N. Unset: a label naming it as its one number.
+    version_value: str | None = None
     labels: LabelFilesConfig | None = None  # label files; labels posted to /v1/labels are always read
     reference: PerformanceReferenceConfig
     drop_pct: float = Field(10.0, gt=0, le=100)
@@ -76,6 +79,13 @@ class PerformanceConfig(_Model):
     window: Duration = 3600.0  # figures per aligned window of this length
     horizon: Duration = 7 * 86400.0  # windows this far back are re-evaluated as their labels land
     estimate: bool = True  # CBPE before labels arrive (binary classification with probabilities)
+
+    @field_validator("version_value")
+    @classmethod
+    def _has_version(cls, v: str | None) -> str | None:
+        if v is not None and "{version}" not in v:
+            raise ValueError("must contain {version}, e.g. \"v{version}\" or \"resnet50-v{version}\"")
+        return v
 
     @model_validator(mode="after")
     def _probability_for_classification(self) -> PerformanceConfig:

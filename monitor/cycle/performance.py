@@ -125,6 +125,8 @@ class PerformanceStage:
         joined = join_labels(preds, labels)
         windows = evaluate_windows(joined, start, t, _spec(perf, ref), memo)
         findings = judge(windows, ref.metrics, JudgeParams(m.name, perf.drop_pct, judge_estimates=perf.estimate))
+        for f in findings if perf.version_value else []:  # how a label names a registry version, for the deploy blamed
+            f.evidence["version_value"] = perf.version_value
         stray = labels_matching_nothing(preds, labels, joined, perf.min_labels)
         if stray is not None:  # never the silence of labels still on their way
             findings.append(no_data(m.name, "labels", stray, w))

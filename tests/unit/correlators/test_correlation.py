@@ -129,6 +129,19 @@ def test_a_performance_drop_blames_only_a_deploy_of_the_version_it_was_measured_
     assert any(c.kind == CauseKind.DEPLOY for c in inc.causes) == blamed
 
 
+@pytest.mark.parametrize(("measured_on", "blamed"), [("resnet50-v2", True), ("resnet50-v3", False), ("2", True),
+                                                     ("resnet50-v02", False), ("bert2-v2", False),
+                                                     ("unknown", True)])
+def test_with_a_version_value_a_label_names_the_version_it_renders_and_no_other(measured_on, blamed):
+    """`performance.version_value: "resnet50-v{version}"`: "resnet50-v2" (two numbers, so
+    naming no version without it) is v2's, exactly as written; a label it renders for no
+    version is another version's rows."""
+    drop = f(FindingKind.PERFORMANCE_DROP, "accuracy", -40, -10,
+             evidence={"version": measured_on, "version_value": "resnet50-v{version}"})
+    inc = build([drop], [dep(T - 900)])
+    assert any(c.kind == CauseKind.DEPLOY for c in inc.causes) == blamed
+
+
 def test_a_deploy_after_the_incident_began_is_the_suspect_of_the_kpi_drop_that_began_after_it():
     """A drift warning open for days (onset T - 3 days); v2 at T - 900, CTR down from T - 600.
     Dated from the incident's onset alone, v2 came days after it and was no suspect."""
