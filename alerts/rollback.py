@@ -56,6 +56,9 @@ class TargetChoice:
     version: str | None
     reason: str  # why this version, or why none
     forced: bool = False
+    # Asked for the version serving, which is blamed: nothing to move, and never a move (if
+    # the alias turns out to serve another one, moving to this one would take force).
+    stay: bool = False
 
 
 FORCE_NEEDED = "moving to it needs force=true and a reason"  # the API's words; `vigil rollback` says --force
@@ -66,17 +69,20 @@ def choose_target(facts: TargetFacts, *, asked: str | None = None, force: bool =
     """The version to roll back to.
 
     Asked for: taken, unless an incident blames it; a blamed version needs `force` and a
-    reason. Not asked for: the version serving now when it is one of these and not blamed
-    (a second rollback, or two people pressing at once, must not go back further); else
-    the most recent version that served cleanly, else the version before the last deploy;
-    never one that an open or recent incident blames (the alias's previous value after a
-    half-recorded rollback is exactly such a version)."""
+    reason, unless it is the one serving (`stay`: a noop, nothing moves). Not asked for:
+    the version serving now when it is one of these and not blamed (a second rollback, or
+    two people pressing at once, must not go back further); else the most recent version
+    that served cleanly, else the version before the last deploy; never one that an open
+    or recent incident blames (the alias's previous value after a half-recorded rollback
+    is exactly such a version)."""
     if asked is not None:
         why = facts.blamed.get(asked)
         if why is None:
             return TargetChoice(asked, f"v{asked} as asked")
         if force and force_reason.strip():
             return TargetChoice(asked, f"v{asked} forced although blamed ({why}): {force_reason}", forced=True)
+        if asked == facts.serving:  # nothing to move: a noop that says the version is blamed
+            return TargetChoice(asked, f"v{asked} is serving and is blamed ({why})", stay=True)
         return TargetChoice(None, f"v{asked} is blamed ({why}); {FORCE_NEEDED}")
     candidates = [*facts.known_good, *([facts.deploy_previous] if facts.deploy_previous else [])]
     if facts.serving is not None and facts.serving not in facts.blamed and facts.serving in candidates:

@@ -68,7 +68,8 @@ def cmd_rollback(args: argparse.Namespace) -> int:
         print(f"vigil rollback: --to-version {choice.version}: {missing}", file=sys.stderr)
         return 64
     outcome = vigil.operator.rollback(RollbackAsk(m, choice.version, args.reason, f"cli:{args.actor}", incident_id,
-                                                  now, dry_run=args.dry_run, forced=choice.forced))
+                                                  now, dry_run=args.dry_run, forced=choice.forced,
+                                                  stay=choice.stay))
     _announce(vigil, m.name, incident_id)
     print(json.dumps({**outcome.__dict__, "incident_id": incident_id}))
     return 0 if outcome.status in (ActionStatus.DONE, ActionStatus.DRY_RUN, ActionStatus.NOOP) else 1

@@ -19,6 +19,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.orm import Session
 
+from alerts.rollback import TargetChoice
 from monitor.api.deps import AUTH_RESPONSES, ModelDep, OperatorDep, VigilDep, in_scope, refuse_role
 from monitor.api.errors import FieldError
 from monitor.api.idempotency import DIFFERENT_BODY, IDEMPOTENCY_TTL_S, REPLAYED, IdempotencyKey, live
@@ -109,18 +110,19 @@ def rollback(who: OperatorDep, vigil: VigilDep, m: ModelDep, body: RollbackReque
                     return replay
                 replacing = True  # it failed: the same rollback again, only from what it moved away from
         now = time.time()
-        target, forced = _target(vigil, m, body, now)
+        target, choice = _target(vigil, m, body, now)
         replace_before = now + 1 if replacing else now - IDEMPOTENCY_TTL_S
         keep = _keep_with_intent(scope, idempotency_key, request_hash, actor, now, replace_before) \
             if idempotency_key else None
         incident_id = vigil.operator.open_incident_id(m.name)
         outcome = vigil.operator.rollback(RollbackAsk(m, target, body.reason, actor, incident_id, now,
-                                                      dry_run=body.dry_run, forced=forced, only_from=only_from,
-                                                      on_recorded=keep))
+                                                      dry_run=body.dry_run, forced=choice.forced, only_from=only_from,
+                                                      on_recorded=keep, stay=choice.stay))
         if outcome.status == "refused":  # the retry of a failed one: the alias has moved since
             raise HTTPException(409, redact(outcome.detail))
         result = RollbackResponse(model=m.name, status=outcome.status, from_version=outcome.from_version,
-                                  to_version=outcome.to_version, detail=redact(outcome.detail), actor=actor,
+                                  to_version=outcome.to_version, detail=redact(_said(outcome.detail, choice)),
+                                  actor=actor,
                                   at=now, incident_id=incident_id, watch=rollback_watch(m.name, incident_id))
         # This request's own rollback is kept with its intent even when pending or failed:
         # a retry after it finished (pending) started a second rollback, and one after a
@@ -172,9 +174,9 @@ def _follow_intent(vigil: Vigil, stored: dict[str, Any]) -> tuple[JSONResponse |
     return _answer(result, {REPLAYED: "true"}), None
 
 
-def _target(vigil: Vigil, m: ModelConfig, body: RollbackRequest, now: float) -> tuple[str, bool]:
-    """The version to roll back to, and whether it is forced: the one asked for (a blamed
-    one only with force), else the last version known good."""
+def _target(vigil: Vigil, m: ModelConfig, body: RollbackRequest, now: float) -> tuple[str, TargetChoice]:
+    """The version to roll back to, and the choice (forced, or `stay`): the one asked for (a
+    blamed one only with force, or while it serves), else the last version known good."""
     choice = vigil.operator.choose_target(m, now, asked=body.to_version, force=body.force, force_reason=body.reason)
     if choice.version is None:
         raise HTTPException(409, choice.reason + ("" if body.to_version else "; give to_version"))
@@ -184,7 +186,12 @@ def _target(vigil: Vigil, m: ModelConfig, body: RollbackRequest, now: float) -> 
         raise FieldError("to_version", missing)
     if missing:
         raise HTTPException(409, f"the default rollback target is gone: {missing}; give to_version")
-    return target, choice.forced
+    return target, choice
+
+
+def _said(detail: str, choice: TargetChoice) -> str:
+    """A noop on the blamed version serving says it is blamed, not only that it serves."""
+    return f"{detail}; {choice.reason}" if choice.stay else detail
 
 
 def _announce(vigil: Vigil, model: str) -> None:

@@ -69,6 +69,14 @@ class RollbackAsk:
     # answer there), so a crash cannot leave a rollback without the answer pointing at it.
     on_recorded: Callable[[Session, RollbackIntentRow], None] | None = None
     fleet_cap: FleetCap | None = None  # Vigil's own rollbacks only; a person's is never capped
+    # Asked for the blamed version serving (TargetChoice.stay): a noop when every layer serves
+    # it; else refused, never a move (that would be a move to a blamed version without force).
+    stay: bool = False
+
+    def stay_refused(self, layers: list[Executor], serving: str | None) -> str:
+        """Why a `stay` ask moved nothing: a layer serves another version."""
+        return (f"{names(layers)} serve v{serving}, not v{self.to_version}: moving to it, blamed, needs force; "
+                "nothing moved")
 
 
 def intent_kind(s: Session, intent: RollbackIntentRow) -> str:

@@ -106,10 +106,10 @@ class RollbackRunner:
         with self.store.tx() as s:
             seen = latest_intent_id(s, m.name)  # one recorded after this is another ask's, at once
         serving, unread = self._serving_now(layers[0], m, ask.to_version, ask.from_version)
-        if ask.dry_run and unread:  # a dry run that cannot see the alias can say nothing true
+        if (ask.dry_run or ask.stay) and unread:  # can say nothing true (stay: nor move there unforced)
             return RollbackOutcome(ActionStatus.FAILED, serving, ask.to_version,
-                                   f"dry run: {layers[0].name} cannot be read ({unread}); nothing was moved "
-                                   "and what a rollback would move is unknown")
+                                   f"{'dry run: ' * ask.dry_run}{layers[0].name} cannot be read ({unread}); nothing "
+                                   f"was moved{' and what a rollback would move is unknown' * ask.dry_run}")
         already, behind = self._off_target(layers, m, ask.to_version)
         if serving == ask.to_version and behind is not None:  # the alias is back (by hand), serving is not:
             serving = behind  # what the layers to move serve is what the rollback moves away from
@@ -149,6 +149,8 @@ class RollbackRunner:
                 return self._in_flight(m)
             if not ask.dry_run and (first := finished_first(s, m.name, seen, ask.to_version, ask.kind)) is not None:
                 return first
+            if ask.stay and not already:  # asked for the blamed version serving; a layer serves another
+                return RollbackOutcome(ActionStatus.REFUSED, serving, ask.to_version, ask.stay_refused(layers, serving))
             if ask.dry_run or already:
                 return self._record_without_intent(s, ask, serving, layers, already=already)
             if ask.only_from is not None and serving is not None and serving != ask.only_from:

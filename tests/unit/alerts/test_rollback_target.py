@@ -43,13 +43,18 @@ def test_a_serving_known_good_version_makes_the_default_a_noop_target():
 
 
 def test_asking_for_a_blamed_version_needs_force_and_a_reason():
-    f = facts(blamed={"3": "incident 9 suspects its deploy"})
+    f = facts(serving="4", blamed={"3": "incident 9 suspects its deploy"})
     refused = choose_target(f, asked="3")
     assert refused.version is None and "force" in refused.reason
     assert choose_target(f, asked="3", force=True, force_reason="  ").version is None
     forced = choose_target(f, asked="3", force=True, force_reason="v3 was fine; the incident was the GPU node")
     assert forced.version == "3" and forced.forced and "GPU node" in forced.reason
     assert choose_target(f, asked="1") .version == "1" and not choose_target(f, asked="1").forced
+
+
+def test_asking_for_the_blamed_version_serving_stays_there_unforced():
+    stay = choose_target(facts(blamed={"3": "incident 9 suspects its deploy"}), asked="3")
+    assert stay.version == "3" and stay.stay and not stay.forced and "blamed (incident 9" in stay.reason
 
 
 def test_blame_takes_each_incidents_best_ranked_deploy_and_each_rollback_source():

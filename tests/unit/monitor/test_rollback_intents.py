@@ -85,8 +85,14 @@ def test_after_a_half_recorded_rollback_a_default_manual_rollback_never_goes_to_
     out = vigil.operator.rollback(RollbackAsk(m, choice.version or "1", "on-call", "api:test", None, T0 + 30))
     assert out.to_version == "1" and reg.aliases[(MODEL, "champion")] == "1"
     assert reg.moves == [(MODEL, "champion", "1")]
-    # Explicitly to v2: refused without force, audited as forced with it.
-    assert vigil.operator.choose_target(m, T0 + 40, asked="2").version is None
+    # Explicitly to v2: refused without force, audited as forced with it. (The store may still
+    # say v2 serves: then it is a `stay` ask, which moves nothing while v1 serves.)
+    unforced = vigil.operator.choose_target(m, T0 + 40, asked="2")
+    assert unforced.version is None or unforced.stay
+    if unforced.version is not None:
+        out = vigil.operator.rollback(RollbackAsk(m, "2", "on-call", "api:test", None, T0 + 40, stay=True))
+        assert out.status in ("refused", "pending"), out  # pending: the crashed cycle's rollback, in flight
+        assert reg.moves == [(MODEL, "champion", "1")]
     forced = vigil.operator.choose_target(m, T0 + 40, asked="2", force=True, force_reason="v2 is fine after all")
     assert forced.version == "2" and forced.forced
 
