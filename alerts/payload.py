@@ -83,7 +83,9 @@ def suggested_action(causes: list[dict[str, Any]], actions: list[dict[str, Any]]
             # v2" would send on-call after a version that no longer serves.
             return (f"The alias serves v{serving} now: it moved since {who} set it to v{a['to_version']}. "
                     f"Confirm the KPIs recover with v{serving}.")
-        if a.get("kind") == "promotion":
+        if a.get("kind") == "promotion" or _newer(a["to_version"], a["from_version"]):
+            # A "rollback" to a newer version (forced back to the blamed one, say) left nothing
+            # to investigate offline: "investigate v1" named the version it moved away from.
             return (f"{who} moved the model on to v{a['to_version']} (from v{a['from_version']}). Confirm the KPIs "
                     f"recover with v{a['to_version']}.")
         return (f"{who} rolled back to v{a['to_version']}. Confirm the KPIs recover, then investigate "
@@ -112,3 +114,8 @@ def suggested_action(causes: list[dict[str, Any]], actions: list[dict[str, Any]]
     if kind == "service":
         return f"Look at {top.get('entity')} first: " + str(top.get("explanation", ""))[:300]
     return "Investigate the top cause."
+
+
+def _newer(version: Any, than: Any) -> bool:
+    """Whether `version` is newer than `than`, compared as numbers (MLflow's versions are)."""
+    return str(version).isdigit() and str(than).isdigit() and int(version) > int(than)
