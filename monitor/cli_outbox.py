@@ -55,7 +55,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_drop(args: argparse.Namespace) -> int:
     from monitor.audit.wiring import store_for_command
     from monitor.cli_silence import where
-    from monitor.notifiers import may_deliver
+    from monitor.notifiers import BUILT_IN, may_deliver
     from monitor.store.audit_log import retry_audited
 
     url, cfg = where(args)
@@ -66,6 +66,13 @@ def cmd_drop(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 64
     store = store_for_command(url, cfg, existing=True)
+    # A typo dropped nothing and said "0 message(s) dropped", exit 0: it looked done.
+    known = sorted(BUILT_IN | {r.name for r in (cfg.receivers if cfg else [])} | set(store.outbox.notifiers()))
+    if args.notifier not in known:
+        store.close()
+        print(f"vigil outbox drop: --notifier {args.notifier!r}: no such notifier in the config or the outbox; "
+              f"known: {', '.join(known)}", file=sys.stderr)
+        return 64
     actor, now = f"cli:{args.actor}", time.time()
 
     def drop() -> int:

@@ -250,6 +250,11 @@ class Outbox:
             rows = s.execute(select(OutboxRow.status, func.count()).group_by(OutboxRow.status)).all()
         return {str(status): n for status, n in rows}
 
+    def notifiers(self) -> list[str]:
+        """Every notifier the outbox holds a message of, in any state, by name."""
+        with self._tx() as s:
+            return sorted(s.scalars(select(OutboxRow.notifier).distinct()))
+
     def backlog(self) -> list[Backlog]:
         """Per notifier with anything undelivered, by name."""
         with self._tx() as s:

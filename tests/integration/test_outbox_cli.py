@@ -71,3 +71,16 @@ def test_after_the_drop_the_stuck_gauge_no_longer_counts_them(tmp_path, capsys):
     assert _oldest_age(store, {}) >= 3600
     assert main(["outbox", "drop", "--notifier", "pd-old", "--reason", "removed", "--config", config]) == 0
     assert _oldest_age(store, {}) == 0
+
+
+def test_a_notifier_name_that_never_existed_is_refused_naming_the_known_ones(tmp_path, capsys):
+    """A typo (`pd-odl`) printed "0 message(s) for pd-odl dropped" and exited 0: it looked
+    like the drop was done while pd-old's pages went on waiting."""
+    config, store = _setup(tmp_path)
+    for extra in ([], ["--force"]):
+        assert main(["outbox", "drop", "--notifier", "pd-odl", "--reason", "removed", "--config", config,
+                     *extra]) == 64
+        err = capsys.readouterr().err
+        assert "'pd-odl'" in err and "pd-old" in err and "pagerduty" in err and "slack" in err, err
+    assert store.outbox.backlog()[1].notifier == "pd-old" and store.outbox.backlog()[1].open == 2
+    assert not [e for e in store.audit_entries() if e.action == "outbox.drop"]
