@@ -121,7 +121,7 @@ def rollback(who: OperatorDep, vigil: VigilDep, m: ModelDep, body: RollbackReque
         if outcome.status == "refused":  # the retry of a failed one: the alias has moved since
             raise HTTPException(409, redact(outcome.detail))
         result = RollbackResponse(model=m.name, status=outcome.status, from_version=outcome.from_version,
-                                  to_version=outcome.to_version, detail=redact(_said(outcome.detail, choice)),
+                                  to_version=outcome.to_version, detail=redact(choice.said(outcome.detail)),
                                   actor=actor,
                                   at=now, incident_id=incident_id, watch=rollback_watch(m.name, incident_id))
         # This request's own rollback is kept with its intent even when pending or failed:
@@ -187,11 +187,6 @@ def _target(vigil: Vigil, m: ModelConfig, body: RollbackRequest, now: float) -> 
     if missing:
         raise HTTPException(409, f"the default rollback target is gone: {missing}; give to_version")
     return target, choice
-
-
-def _said(detail: str, choice: TargetChoice) -> str:
-    """A noop on the blamed version serving says it is blamed, not only that it serves."""
-    return f"{detail}; {choice.reason}" if choice.stay else detail
 
 
 def _announce(vigil: Vigil, model: str) -> None:

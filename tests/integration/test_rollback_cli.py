@@ -352,3 +352,19 @@ def test_a_blamed_version_asked_for_by_name_is_refused_naming_the_force_flag(tmp
     assert main([*argv, "--force"]) == 0, capsys.readouterr().err
     with RegistrySource(MlflowConfig(tracking_uri=uri)) as registry:
         assert registry.alias_version("recommender", "champion") == "2"
+    capsys.readouterr()
+
+
+def test_the_blamed_version_asked_for_while_it_serves_is_a_noop_saying_it_is_blamed(tmp_path, capsys):
+    """As the API: nothing to move is a noop (exit 0), and it says the version serving is blamed."""
+    uri = _registry(tmp_path)
+    config = _config(tmp_path, "vigil.yaml", uri, keyed=False)
+    argv = ["rollback", "recommender", "--config", config, "--to-version"]
+    assert main([*argv, "1", "--reason", "bad deploy"]) == 0
+    assert main([*argv, "2", "--reason", "v1 lacks the fix", "--force"]) == 0
+    capsys.readouterr()
+    assert main([*argv, "2", "--reason", "make sure v2 serves"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["status"] == "noop" and "v2" in out["detail"] and "blamed" in out["detail"], out
+    with RegistrySource(MlflowConfig(tracking_uri=uri)) as registry:
+        assert registry.alias_version("recommender", "champion") == "2"
