@@ -269,6 +269,10 @@ def run_daemon(config: VigilConfig, *, serve_api: bool = True, vigil: Vigil | No
     try:
         runtime = Runtime(vigil or Vigil(config, clock=clock), config_path)
         require_schema(runtime.vigil.store, config_path)  # a store behind: refuse, naming `vigil db upgrade`
+        if cycles:
+            # Before anything starts: a start the store lock refuses has no cycles to wait
+            # for and no head of its own to checkpoint; its only line is the refusal.
+            _take_ownership(runtime)
     except BaseException:  # e.g. an audit key that cannot be read: the caller's handlers come back
         signals.restore()
         raise
@@ -278,8 +282,8 @@ def run_daemon(config: VigilConfig, *, serve_api: bool = True, vigil: Vigil | No
     prober = SourceProber(runtime.current).start()  # /readyz waits for the sources' first answer
     code = 0
     try:
-        if cycles:
-            _take_ownership(runtime)
+        if cycles:  # a crash's half-done work (PostgreSQL: each model's owner, in its first cycle)
+            runtime.vigil.reconcile() if runtime.owner.renew_every is None else None
             runtime.sweep_removed()  # models removed while it was down
         api = _start_api(runtime, config) if serve_api else None
         if api is not None and not api.wait_listening(API_LISTEN_WAIT_S):
@@ -318,14 +322,11 @@ def _start_api(runtime: Runtime, config: VigilConfig) -> ApiThread:
 
 
 def _take_ownership(runtime: Runtime) -> None:
-    """The single-daemon lock (SQLite) or a replica's membership (PostgreSQL); then finish
-    what a crash left half-way (on PostgreSQL each model's owner does it in its first cycle)."""
+    """The single-daemon lock (SQLite, raising `AnotherDaemonRunning`) or a replica's membership (PostgreSQL)."""
     vigil = runtime.vigil
     runtime.owner = ownership_for(vigil.store, vigil.config.schedule.interval, LeaseMetrics(vigil.metrics.registry),
                                   forget=runtime.forget_model)
     vigil.fence = runtime.owner.fence
-    if runtime.owner.renew_every is None:
-        vigil.reconcile()
 
 
 def _wait(runtime: Runtime, signals: StopSignals, scheduler: BackgroundScheduler | None,

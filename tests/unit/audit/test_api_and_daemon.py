@@ -120,3 +120,16 @@ def test_check_config_refuses_an_audit_key_that_run_would_refuse(tmp_path, capsy
         assert main(["check-config", str(tmp_path / "vigil.yaml")]) == 1, audit
         err = capsys.readouterr().err
         assert f"audit.{next(iter(audit))}" in err and said in err, err
+
+
+def test_a_start_refused_by_the_store_lock_logs_only_the_refusal(tmp_path, caplog):
+    from monitor.replicas import AnotherDaemonRunning, single_daemon_lock
+
+    vigil = keyed_vigil(tmp_path)
+    vigil.store.audit("alice", "incident.ack", "incident:1", {})
+    caplog.set_level("INFO")
+    with single_daemon_lock(vigil.config.store.url), pytest.raises(AnotherDaemonRunning):  # the first daemon's
+        run_daemon(vigil.config, serve_api=False, vigil=vigil, stop=threading.Event())
+    said = [r.getMessage() for r in caplog.records]
+    assert not [m for m in said if "stopping" in m or "stopped" in m], said  # it never started
+    assert not (tmp_path / "audit.checkpoints").exists(), "a refused daemon writes no shutdown checkpoint"
