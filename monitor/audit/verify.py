@@ -112,8 +112,10 @@ def _notes(report: AuditReport) -> list[str]:
         notes.append(f"seq 1-{c.keyed_from - 1} predate keying (legacy, plain SHA-256); keyed ({ALGORITHM}) "
                      f"from seq {c.keyed_from}, so a rewrite of them fails there")
     elif c.legacy:
-        notes.append(f"all {c.legacy} entries predate keying (legacy, plain SHA-256): only a checkpoint shows "
-                     f"a rewrite re-hashed to the end")
+        # No keyed entry at all: no key was set when any was written (not "before keying").
+        notes.append(f"the audit log is not keyed: its {c.legacy} entries are a plain SHA-256 hash chain "
+                     f"(no audit key was configured when they were written): only a checkpoint shows a "
+                     f"rewrite re-hashed to the end")
     if cps.path is None:
         notes.append("no checkpoint file: a deleted tail or a wipe cannot be detected (set audit.checkpoint_file)")
     elif not cps.exists:

@@ -25,7 +25,9 @@ def test_a_legacy_store_verifies_with_a_note(tmp_path, capsys):
     assert main(["audit", "verify", "--store", url]) == 0
     out = capsys.readouterr().out
     assert out.startswith("audit log OK: 3 entries")
-    assert "all 3 entries predate keying (legacy, plain SHA-256)" in out
+    # never keyed: said so, not as if a key had once been set ("predate keying")
+    assert "the audit log is not keyed: its 3 entries are a plain SHA-256 hash chain" in out
+    assert "predate" not in out
     assert "not keyed: without a key an entry rewritten and re-hashed" in out
     assert "no checkpoint file" in out
 
