@@ -45,7 +45,9 @@ import numpy as np
 from alerts.sink import JsonlSink
 from monitor.clock import ReplayClock
 from monitor.config import PolicyConfig, VigilConfig, load_config
+from monitor.replay.as_of import AsOfRegistry
 from monitor.replay.openmetrics import MetricType, OpenMetricsWriter
+from monitor.sources.registry import RegistrySource
 from monitor.store.repository import Store
 from monitor.vigil import Vigil
 
@@ -237,9 +239,13 @@ def replay(config: VigilConfig, span: ReplaySpan, options: ReplayOptions) -> Rep
     store = Store(options.store_url or f"sqlite:///{out_path.with_suffix('.db').resolve()}")
     clock = ReplayClock(span.start)
     config = config if options.act else dry_run_actions(config)
+    # The configured registry holds today's state: read as of the replay clock (monitor/replay/as_of.py).
+    # A bundle's (`act`) is filled as the clock passes, so it is its past already.
+    own_registry = None if options.registry is not None else RegistrySource(config.sources.mlflow)
+    as_of = None if options.act else AsOfRegistry(options.registry or own_registry, clock)
     # Replays never page anyone: notifications go to a local JSON-lines sink.
-    vigil = Vigil(config, clock=clock, store=store, registry=options.registry, prometheus=options.prometheus,
-                  notifiers={"sink": JsonlSink(notifications, console=False)})
+    vigil = Vigil(config, clock=clock, store=store, registry=as_of or options.registry or own_registry,
+                  prometheus=options.prometheus, notifiers={"sink": JsonlSink(notifications, console=False)})
     vigil_metrics = out_path.with_name(out_path.stem + ".vigil-metrics.om")
     recorder = MetricsRecorder(vigil.metrics.registry)
     times = span.times()
@@ -256,6 +262,10 @@ def replay(config: VigilConfig, span: ReplaySpan, options: ReplayOptions) -> Rep
         for inc in incidents:
             fh.write(json.dumps(inc) + "\n")
     timeline = build_timeline(vigil, span.start, incidents)
+    if as_of is not None:
+        timeline = sorted([(span.start, line) for line in as_of.notes()] + timeline, key=lambda x: x[0])
+    if own_registry is not None:
+        own_registry.close()
     store.close()
     return ReplayResult(incidents, timeline, len(times), out_path, notifications, vigil_metrics)
 
