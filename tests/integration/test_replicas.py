@@ -113,27 +113,29 @@ def test_a_paused_replica_loses_its_leases_and_its_write_is_rolled_back(stores):
 
 def test_a_fenced_writer_holds_off_the_takeover_until_it_commits(stores):
     model = "slow-writer"
-    a, b = Membership(stores[0], TIMING), Membership(stores[1], TIMING)
-    a.tick([model])
-    token = a.token(model)
+    # Leases twice as long as the other tests': a lease is counted from before its tick, and on a
+    # loaded 2-core CI machine a tick took longer than 1.5 s, so A held nothing by its first read.
+    timing = LeaseTiming.for_interval(2 * INTERVAL)
+    a, b = Membership(stores[0], timing), Membership(stores[1], timing)
+    token = a.tick([model]).owned.get(model)
     assert token is not None
     committed_at: list[float] = []
 
     def slow_cycle() -> None:  # checks its fence, then outlives its lease inside the transaction
         with stores[0].tx() as s:
             a.fence.check(s, model, token)
-            time.sleep(TIMING.lease_ttl + 1.0)
+            time.sleep(timing.lease_ttl + 1.0)
             s.add(ModelStateRow(model=model, slo_streaks={}, detector_state={}, quiet_cycles=7))
             committed_at.append(time.monotonic())
 
     writer = threading.Thread(target=slow_cycle)
     writer.start()
-    time.sleep(TIMING.lease_ttl + 0.3)  # A's lease has expired; B would take it now if it could
+    time.sleep(timing.lease_ttl + 0.3)  # A's lease has expired; B would take it now if it could
     while writer.is_alive():
         b.tick([model])  # SKIP LOCKED: the row A's transaction holds FOR SHARE is left alone
         assert model not in b.owned() or committed_at, "took over before the fenced write committed"
         time.sleep(0.1)
-    wait_until(lambda: model in b.tick([model]).owned, timeout=2 * INTERVAL, step=0.1)
+    wait_until(lambda: model in b.tick([model]).owned, timeout=2 * timing.lease_ttl, step=0.1)
     with stores[1].tx() as s:
         assert s.get(ModelStateRow, model).quiet_cycles == 7  # the new owner reads what A wrote
     assert b.token(model) == token + 1
