@@ -53,13 +53,18 @@ class AsOfRegistry:
         """What `alias` pointed at at the replay time (None: it did not exist yet)."""
         t = self.clock.now()
         live = self.inner.alias_version(name, alias)
-        version, seen = live, set()
-        while version is not None and version not in seen:
-            seen.add(version)
+        # Each undo goes strictly back in time, and a version's one record is undone at most
+        # once (revisited, it is older than the move undone): the walk ends.
+        version, undone_at = live, float("inf")
+        while version is not None:
             info = self.inner.get_version_cached(name, version)
             record = alias_record(info, alias)
+            if record is not None and record.set_at >= undone_at:
+                # A later move back to it overwrote its tags (rolled back, then forward): it held
+                # the alias before the move just undone, set there when is not recorded.
+                record = None
             if record is not None and record.set_at > t:  # moved here after t: undo the move
-                version = record.previous_version
+                version, undone_at = record.previous_version, record.set_at
                 continue
             if info.created_at > t:
                 self._unknown[(name, alias)] = (str(live), float(info.created_at), t)
