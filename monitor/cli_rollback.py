@@ -71,7 +71,8 @@ def cmd_rollback(args: argparse.Namespace) -> int:
                                                   now, dry_run=args.dry_run, forced=choice.forced,
                                                   stay=choice.stay))
     _announce(vigil, m.name, incident_id)
-    print(json.dumps({**outcome.__dict__, "detail": choice.said(outcome.detail), "incident_id": incident_id}))
+    detail = choice.said(outcome.detail, outcome.status)
+    print(json.dumps({**outcome.__dict__, "detail": detail, "incident_id": incident_id}))
     return 0 if outcome.status in (ActionStatus.DONE, ActionStatus.DRY_RUN, ActionStatus.NOOP) else 1
 
 

@@ -121,8 +121,8 @@ def rollback(who: OperatorDep, vigil: VigilDep, m: ModelDep, body: RollbackReque
         if outcome.status == "refused":  # the retry of a failed one: the alias has moved since
             raise HTTPException(409, redact(outcome.detail))
         result = RollbackResponse(model=m.name, status=outcome.status, from_version=outcome.from_version,
-                                  to_version=outcome.to_version, detail=redact(choice.said(outcome.detail)),
-                                  actor=actor,
+                                  to_version=outcome.to_version,
+                                  detail=redact(choice.said(outcome.detail, outcome.status)), actor=actor,
                                   at=now, incident_id=incident_id, watch=rollback_watch(m.name, incident_id))
         # This request's own rollback is kept with its intent even when pending or failed:
         # a retry after it finished (pending) started a second rollback, and one after a

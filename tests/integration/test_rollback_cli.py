@@ -368,3 +368,22 @@ def test_the_blamed_version_asked_for_while_it_serves_is_a_noop_saying_it_is_bla
     assert out["status"] == "noop" and "v2" in out["detail"] and "blamed" in out["detail"], out
     with RegistrySource(MlflowConfig(tracking_uri=uri)) as registry:
         assert registry.alias_version("recommender", "champion") == "2"
+
+
+def test_the_blamed_version_asked_for_after_the_alias_moved_by_hand_is_refused_saying_what_serves(tmp_path, capsys):
+    """Vigil last saw the blamed v2 serving; someone set the alias to v1 by hand since. The ask
+    is refused (a move to a blamed version needs --force); its detail must not also say v2 serves."""
+    uri = _registry(tmp_path)
+    config = _config(tmp_path, "vigil.yaml", uri, keyed=False)
+    argv = ["rollback", "recommender", "--config", config, "--to-version"]
+    assert main([*argv, "1", "--reason", "bad deploy"]) == 0
+    assert main([*argv, "2", "--reason", "v1 lacks the fix", "--force"]) == 0
+    with RegistrySource(MlflowConfig(tracking_uri=uri)) as registry:
+        registry.set_alias("recommender", "champion", "1")  # by hand, not yet polled
+    capsys.readouterr()
+    assert main([*argv, "2", "--reason", "make sure v2 serves"]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out["status"] == "refused" and "serve v1" in out["detail"], out
+    assert "v2 is serving" not in out["detail"], out["detail"]
+    with RegistrySource(MlflowConfig(tracking_uri=uri)) as registry:
+        assert registry.alias_version("recommender", "champion") == "1"
