@@ -73,10 +73,15 @@ class RollbackAsk:
     # it; else refused, never a move (that would be a move to a blamed version without force).
     stay: bool = False
 
-    def stay_refused(self, layers: list[Executor], serving: str | None) -> str:
-        """Why a `stay` ask moved nothing: a layer serves another version."""
-        return (f"{names(layers)} serve v{serving}, not v{self.to_version}: moving to it, blamed, needs force; "
-                "nothing moved")
+    def stay_refused(self, layers: list[Executor], serving: str | None) -> RollbackOutcome:
+        """Why a `stay` ask moved nothing: a layer serves another version (refused), or the
+        alias serves it and a layer could not be read (failed: nothing says another serves)."""
+        if serving == self.to_version:
+            return RollbackOutcome(ActionStatus.FAILED, serving, self.to_version,
+                                   f"{names(layers)} cannot be read to confirm v{serving} serves; nothing was moved")
+        return RollbackOutcome(ActionStatus.REFUSED, serving, self.to_version,
+                               f"{names(layers)} serve v{serving}, not v{self.to_version}: moving to it, blamed, "
+                               "needs force; nothing moved")
 
 
 def intent_kind(s: Session, intent: RollbackIntentRow) -> str:

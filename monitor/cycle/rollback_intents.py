@@ -150,7 +150,7 @@ class RollbackRunner:
             if not ask.dry_run and (first := finished_first(s, m.name, seen, ask.to_version, ask.kind)) is not None:
                 return first
             if ask.stay and not already:  # asked for the blamed version serving; a layer serves another
-                return RollbackOutcome(ActionStatus.REFUSED, serving, ask.to_version, ask.stay_refused(layers, serving))
+                return ask.stay_refused(layers, serving)
             if ask.dry_run or already:
                 return self._record_without_intent(s, ask, serving, layers, already=already)
             if ask.only_from is not None and serving is not None and serving != ask.only_from:
