@@ -4,6 +4,7 @@ and `vigil run` / `vigil serve` refusing a bad file the same way."""
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -484,12 +485,9 @@ def test_an_inhibit_rule_regex_in_python_only_syntax_is_refused_naming_the_match
 
 
 # --------------------------------------------------------------------------- what `run` reads
-def test_check_config_names_an_unreadable_token_file_and_audit_key_in_one_run_with_their_lines(tmp_path, capsys,
-                                                                                             monkeypatch):
-    """vigil.example.yaml took three runs of check-config to get through (the variables, then
-    the token file, then the audit key), and the audit key's error had no line."""
+def _unreadable_token_file_and_audit_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("VIGIL_AUDIT_KEY_FOR_TEST", raising=False)
-    f = write(tmp_path, f"""
+    return write(tmp_path, f"""
         api:
           tokens:
             - {{name: ci, role: viewer, token_file: {tmp_path}/no-such-token}}
@@ -498,11 +496,22 @@ def test_check_config_names_an_unreadable_token_file_and_audit_key_in_one_run_wi
         models:
           - name: m
         """)
+
+
+def _names_both_with_their_lines(f: Path, err: str) -> None:
+    assert f"{f}:3: api.tokens[0](ci): token_file: cannot read" in err
+    assert f"{f}:5: audit.key_env: the environment variable VIGIL_AUDIT_KEY_FOR_TEST is not set" in err
+
+
+def test_check_config_names_an_unreadable_token_file_and_audit_key_in_one_run_with_their_lines(tmp_path, capsys,
+                                                                                             monkeypatch):
+    """vigil.example.yaml took three runs of check-config to get through (the variables, then
+    the token file, then the audit key), and the audit key's error had no line."""
+    f = _unreadable_token_file_and_audit_key(tmp_path, monkeypatch)
     assert main(["check-config", str(f)]) == 1
     err = capsys.readouterr().err
     assert f"{f}: 2 error(s)" in err
-    assert f"{f}:3: api.tokens[0](ci): token_file: cannot read" in err
-    assert f"{f}:5: audit.key_env: the environment variable VIGIL_AUDIT_KEY_FOR_TEST is not set" in err
+    _names_both_with_their_lines(f, err)
 
 
 @pytest.mark.parametrize("command", [["run", "--no-api"], ["serve"]])
@@ -510,19 +519,8 @@ def test_run_and_serve_refuse_an_unreadable_token_file_and_audit_key_with_check_
                                                                                               capsys, monkeypatch):
     """README: `vigil run` and `vigil serve` refuse a bad file with the same lines as
     check-config; the audit key's came alone, later, without its file and line."""
-    monkeypatch.delenv("VIGIL_AUDIT_KEY_FOR_TEST", raising=False)
-    f = write(tmp_path, f"""
-        api:
-          tokens:
-            - {{name: ci, role: viewer, token_file: {tmp_path}/no-such-token}}
-        audit:
-          key_env: VIGIL_AUDIT_KEY_FOR_TEST
-        models:
-          - name: m
-        """)
+    f = _unreadable_token_file_and_audit_key(tmp_path, monkeypatch)
     with pytest.raises(SystemExit) as e:
         main([*command, "--config", str(f)])
     assert e.value.code == 2
-    err = capsys.readouterr().err
-    assert f"{f}:3: api.tokens[0](ci): token_file: cannot read" in err
-    assert f"{f}:5: audit.key_env: the environment variable VIGIL_AUDIT_KEY_FOR_TEST is not set" in err
+    _names_both_with_their_lines(f, capsys.readouterr().err)
