@@ -65,6 +65,19 @@ def plan(earlier: list[Finding], now: list[Finding]) -> AlertPlan:
     return plan_alerts(AlertInputs(story.incident, story.content, history, True, T), RULES)
 
 
+def _v2_released_at_t0_minus_40_min(tmp_path: Any, reg: Any, ctr: Any) -> Any:
+    """The daemon from T0 - 90 min to T0, a cycle a minute: p99 breaching its SLO from
+    T0 - 80 min, CTR as `ctr` says, a person releasing v2 at T0 - 40 min."""
+    prom = StubPrometheus({CTR_QUERY: ctr, P99_QUERY: step_curve(0.1, 0.8, T0 - 4800)})
+    vigil = make_vigil(make_config(tmp_path), prometheus=prom, registry=reg, start=T0 - 5400)
+    for t in range(int(T0 - 5400), int(T0 + 300), 60):
+        if t == T0 - 2400:
+            reg.add_version(MODEL, "2", created_at=T0 - 2500)
+            reg.aliases[(MODEL, "champion")] = "2"
+        vigil.run_cycle(MODEL, float(t))
+    return vigil
+
+
 def test_a_kpi_drop_that_began_after_a_deploy_during_an_old_drift_warning_is_the_deploys_regression() -> None:
     """The drift (no KPI drop) went on for days; CTR fell 25 min ago, 15 min after v2. The page
     blames v2, so does the guard: rolled back to v1, every other guard check passing."""
@@ -118,13 +131,7 @@ def test_a_releases_kpi_drop_is_measured_against_the_hour_before_the_release_not
     normal, read as nothing, and stayed."""
     reg = serving_registry(version="1", versions=("1",))
     ctr = lambda ts: np.where(ts < T0 - 5100, 0.05, np.where(ts < T0 - 1500, 0.056, 0.049))  # noqa: E731
-    prom = StubPrometheus({CTR_QUERY: ctr, P99_QUERY: step_curve(0.1, 0.8, T0 - 4800)})
-    vigil = make_vigil(make_config(tmp_path), prometheus=prom, registry=reg, start=T0 - 5400)
-    for t in range(int(T0 - 5400), int(T0 + 300), 60):
-        if t == T0 - 2400:
-            reg.add_version(MODEL, "2", created_at=T0 - 2500)
-            reg.aliases[(MODEL, "champion")] = "2"
-        vigil.run_cycle(MODEL, float(t))
+    vigil = _v2_released_at_t0_minus_40_min(tmp_path, reg, ctr)
     [row] = vigil.store.incidents(model=MODEL)
     kpi = [f for f in vigil.store.incident(row.id).findings if f["kind"] == "kpi_drop"]
     assert kpi and kpi[0]["baseline"] == 0.056 and kpi[0]["value"] < -12, kpi
@@ -214,13 +221,7 @@ def test_a_kpi_back_after_an_earlier_drop_that_falls_after_a_release_is_rolled_b
     drop from the first one, before v2: v2 was no suspect, and its regression stayed."""
     reg = serving_registry(version="1", versions=("1",))
     ctr = lambda ts: np.where((ts >= T0 - 4800) & (ts < T0 - 3600) | (ts >= T0 - 1500), 0.044, 0.05)  # noqa: E731
-    prom = StubPrometheus({CTR_QUERY: ctr, P99_QUERY: step_curve(0.1, 0.8, T0 - 4800)})
-    vigil = make_vigil(make_config(tmp_path), prometheus=prom, registry=reg, start=T0 - 5400)
-    for t in range(int(T0 - 5400), int(T0 + 300), 60):
-        if t == T0 - 2400:
-            reg.add_version(MODEL, "2", created_at=T0 - 2500)
-            reg.aliases[(MODEL, "champion")] = "2"
-        vigil.run_cycle(MODEL, float(t))
+    vigil = _v2_released_at_t0_minus_40_min(tmp_path, reg, ctr)
     [row] = vigil.store.incidents(model=MODEL)
     top = vigil.store.incident(row.id).causes[0]
     assert (top["kind"], top["entity"]) == ("deploy", f"{MODEL} v2"), top
