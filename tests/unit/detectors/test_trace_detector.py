@@ -368,6 +368,22 @@ def test_the_historys_runs_are_not_merged_with_the_references_runs_of_the_same_n
     assert both["trace"].nunique() == 20
 
 
+def _count_group_slices(monkeypatch) -> list:
+    """A list that grows by one for each frame pandas cuts out of a table for a group."""
+    import pandas.core.groupby.ops as gops
+
+    split = gops.DataSplitter.__iter__
+    slices: list = []
+
+    def counted(self):
+        for part in split(self):
+            slices.append(1)
+            yield part
+
+    monkeypatch.setattr(gops.DataSplitter, "__iter__", counted)
+    return slices
+
+
 def _operations(t0: float, ops: int, runs: int) -> list:
     """A gateway with `ops` operations, each run `runs` times, each run querying a database."""
     out = []
@@ -384,17 +400,7 @@ def test_a_service_with_hundreds_of_operations_is_not_split_into_a_table_per_ope
     # Slicing the span table once per (service, operation) group, for the reference and
     # the window, in each reading, was a third of a Nezha case's trace time (hundreds of
     # operations); the checks read each group's times from one array instead.
-    import pandas.core.groupby.ops as gops
-
-    split = gops.DataSplitter.__iter__
-    slices = []
-
-    def counted(self):
-        for part in split(self):
-            slices.append(1)
-            yield part
-
-    monkeypatch.setattr(gops.DataSplitter, "__iter__", counted)
+    slices = _count_group_slices(monkeypatch)
     state = DET.fit(_operations(0.0, 300, 6), 0.0, 600.0)
     report = DET.assess(state, TraceWindow(_operations(1000.0, 300, 6)), 1000.0, 1100.0)
     assert report.findings == [] and ("gateway", "db") in report.graph.edges
@@ -416,17 +422,7 @@ def _fan_out(t0: float, callees: int, runs: int) -> list:
 def test_the_graph_of_a_gateway_calling_hundreds_of_services_is_built_without_a_table_per_edge(monkeypatch) -> None:
     # The service graph sliced the span table once per edge, for the calls and again for
     # the edge times, in the reference and the window; it now aggregates each in one pass.
-    import pandas.core.groupby.ops as gops
-
-    split = gops.DataSplitter.__iter__
-    slices = []
-
-    def counted(self):
-        for part in split(self):
-            slices.append(1)
-            yield part
-
-    monkeypatch.setattr(gops.DataSplitter, "__iter__", counted)
+    slices = _count_group_slices(monkeypatch)
     state = DET.fit(_fan_out(0.0, 200, 6), 0.0, 600.0)
     graph = DET.assess(state, TraceWindow(_fan_out(1000.0, 200, 6)), 1000.0, 1100.0).graph
     e = graph.edges[("gateway", "svc7")]
