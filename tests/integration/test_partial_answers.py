@@ -220,10 +220,9 @@ def test_an_incident_does_not_resolve_while_the_volume_behind_a_kpi_is_read_part
                    for line in reports[-1].blind), reports[-1].blind
 
 
-class _TrafficStoreDown(StubPrometheus):
-    """From the deploy on, the store holding the model's traffic is down: what CTR's answer
-    still holds (a region that serves nothing) is 0/0 throughout the window, and the answer
-    says it is partial when `partial` (read whole, the model really served no request)."""
+class _CtrStoreDown(StubPrometheus):
+    """From the deploy on, a store holding part of CTR is down: `cut` says what its answer
+    still holds, marked partial when `partial` (read whole, that is what CTR really was)."""
 
     partial = True
 
@@ -232,8 +231,18 @@ class _TrafficStoreDown(StubPrometheus):
         found = super().query_range(query, start, end, step, name=name)
         if query != CTR_QUERY or end < T0 - 1200:
             return found
-        why = THANOS["warnings"][0] if self.partial else ""
-        return [replace(s, values=np.where(s.timestamps >= T0 - 3600, np.nan, s.values), partial=why) for s in found]
+        return [self.cut(s, THANOS["warnings"][0] if self.partial else "") for s in found]
+
+    def cut(self, s: Series, why: str) -> Series:
+        raise NotImplementedError
+
+
+class _TrafficStoreDown(_CtrStoreDown):
+    """The store holding the model's traffic: what CTR's answer still holds (a region that
+    serves nothing) is 0/0 throughout the window (read whole: no request served)."""
+
+    def cut(self, s: Series, why: str) -> Series:
+        return replace(s, values=np.where(s.timestamps >= T0 - 3600, np.nan, s.values), partial=why)
 
 
 @pytest.mark.parametrize("partial", [False, True], ids=["idle", "partial"])
@@ -259,21 +268,13 @@ def test_a_kpi_read_0_over_0_from_a_partial_answer_is_nothing_to_judge_not_idle(
     assert metric_value(v, "vigil_partial_reads_total", model=MODEL) >= 20
 
 
-class _RecentStoreDown(StubPrometheus):
-    """From the deploy on, the store holding CTR's last half hour (a Thanos sidecar; older blocks
-    are in the store gateway) is down: its points stop 25 minutes back, and the answer says
-    it is partial when `partial` (read whole, the series really stopped)."""
+class _RecentStoreDown(_CtrStoreDown):
+    """The store holding CTR's last half hour (a Thanos sidecar; older blocks are in the store
+    gateway): its points stop 25 minutes back (read whole: the series really stopped)."""
 
-    partial = True
-
-    def query_range(self, query: str, start: float, end: float, step: float | None = None, *,
-                    name: str | None = None) -> list[Series]:
-        found = super().query_range(query, start, end, step, name=name)
-        if query != CTR_QUERY or end < T0 - 1200:
-            return found
-        why = THANOS["warnings"][0] if self.partial else ""
-        return [Series(s.name, s.labels, s.timestamps[s.timestamps < T0 - 1500], s.values[s.timestamps < T0 - 1500],
-                       why) for s in found]
+    def cut(self, s: Series, why: str) -> Series:
+        kept = s.timestamps < T0 - 1500
+        return Series(s.name, s.labels, s.timestamps[kept], s.values[kept], why)
 
 
 @pytest.mark.parametrize("partial", [False, True], ids=["stopped", "partial"])
