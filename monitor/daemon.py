@@ -269,19 +269,18 @@ def run_daemon(config: VigilConfig, *, serve_api: bool = True, vigil: Vigil | No
     try:
         runtime = Runtime(vigil or Vigil(config, clock=clock), config_path)
         require_schema(runtime.vigil.store, config_path)  # a store behind: refuse, naming `vigil db upgrade`
-        if cycles:
-            # Before anything starts: a start the store lock refuses has no cycles to wait
-            # for and no head of its own to checkpoint; its only line is the refusal.
+        if cycles:  # before anything starts: a refused start's only line is the refusal
             _take_ownership(runtime)
     except BaseException:  # e.g. an audit key that cannot be read: the caller's handlers come back
         signals.restore()
         raise
-    runtime.vigil.metrics.liveness.start(runtime.vigil.now())
     scheduler: BackgroundScheduler | None = None
     api: ApiThread | None = None
-    prober = SourceProber(runtime.current).start()  # /readyz waits for the sources' first answer
+    prober: SourceProber | None = None
     code = 0
-    try:
+    try:  # from here on the lock is held: whatever fails, the finally below lets it go
+        runtime.vigil.metrics.liveness.start(runtime.vigil.now())
+        prober = SourceProber(runtime.current).start()  # /readyz waits for the sources' first answer
         if cycles:  # a crash's half-done work (PostgreSQL: each model's owner, in its first cycle)
             runtime.vigil.reconcile() if runtime.owner.renew_every is None else None
             runtime.sweep_removed()  # models removed while it was down
@@ -300,7 +299,7 @@ def run_daemon(config: VigilConfig, *, serve_api: bool = True, vigil: Vigil | No
         announce(config, list(runtime.vigil.notifiers), serve_api=serve_api, cycles=cycles)
         code = _wait(runtime, signals, scheduler, api)
     finally:
-        prober.stop()
+        prober.stop() if prober is not None else None
         abandoned = _stop(runtime, signals, scheduler, api)
         if not runtime.vigil.close(wait=True, timeout=SWEEP_WORKERS_EXIT_S):  # the workers go first
             abandoned.append("sweep workers")

@@ -133,3 +133,21 @@ def test_a_start_refused_by_the_store_lock_logs_only_the_refusal(tmp_path, caplo
     said = [r.getMessage() for r in caplog.records]
     assert not [m for m in said if "stopping" in m or "stopped" in m], said  # it never started
     assert not (tmp_path / "audit.checkpoints").exists(), "a refused daemon writes no shutdown checkpoint"
+
+
+def test_a_start_that_fails_after_taking_the_store_lock_lets_it_go(tmp_path, monkeypatch):
+    """The lock is taken before anything starts; a start failing after it (the source prober
+    or the liveness clock could not start) must still let it go, or the store stays locked
+    for the life of the process and a restarted daemon beside it is refused."""
+    from monitor import daemon
+    from monitor.replicas import single_daemon_lock
+
+    def cannot_start(self):
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(daemon.SourceProber, "start", cannot_start)
+    vigil = keyed_vigil(tmp_path)
+    with pytest.raises(RuntimeError, match="new thread"):
+        run_daemon(vigil.config, serve_api=False, vigil=vigil, stop=threading.Event())
+    with single_daemon_lock(vigil.config.store.url) as again:  # free again
+        assert again.held
