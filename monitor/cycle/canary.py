@@ -276,7 +276,7 @@ class CanaryAnalysis:
         overall = judged.verdict.overall
         held = performance_hold(findings, judged.challenger, c.label_value(judged.challenger))
         critical, held = accuracy_grounds(self.store, m.name, findings, judged.challenger,
-                                          c.label_value(judged.challenger), held)
+                                          c.label_value(judged.challenger), held, t)
         self._export(m, judged.verdict)
         with self.store.tx() as s:
             before = last_verdict_of(s, m.name, judged.challenger)

@@ -55,13 +55,14 @@ def accuracy_pull_cause(findings: Sequence[Finding], challenger: str, label_valu
 
 
 def accuracy_grounds(store: Store, model: str, findings: Sequence[Finding], challenger: str, label_value: str,
-                     held: str) -> tuple[str, str]:
+                     held: str, t: float) -> tuple[str, str]:
     """(why the challenger is pulled on its own labels or "", `held` as the run says it): a
-    drop measured before its latest pull holds it, saying so, and pulls nothing."""
+    drop measured before its latest pull holds it, saying so, and pulls nothing (unless it
+    was pulled twice within a day: `fresh_since`)."""
     if not _realised(findings, challenger, label_value):
         return "", held
     with store.tx() as s:
-        since = pulled_at(s, model, challenger)
+        since = fresh_since(s, model, challenger, t)
     cause = accuracy_pull_cause(findings, challenger, label_value, since)
     if cause or since is None or not held:
         return cause, held

@@ -140,3 +140,28 @@ def test_a_challenger_set_again_is_not_judged_on_its_samples_from_before_its_pul
     score = {v.metric: v for v in judged.verdict.metrics if v.kind == "distribution"}["score"]
     assert score.verdict == "pass", score.reason
     assert score.n_challenger == 400  # its rows since the pull only
+
+
+def test_a_challenger_pulled_twice_on_its_labels_and_set_again_is_pulled_at_once(tmp_path: Path) -> None:
+    """A pipeline putting the version back after each pull: from its second pull within a day,
+    the labels that pulled it count again (as its KPI points do), so the re-set is pulled in
+    its next cycle instead of serving until a labelled window after the pull."""
+    vigil, registry = _canary_with_labels(tmp_path, 0.55)
+    vigil.run_cycle(MODEL, T0 + 60)
+    registry.aliases[(MODEL, "challenger")] = "2"
+    path = tmp_path / "samples" / "predictions.csv"
+    fresh = pd.concat([_hour(T0 + H, 300, 0.9, 601), _hour(T0 + H, 300, 0.55, 602).assign(model_version="2")],
+                      ignore_index=True)
+    rows = pd.read_csv(path, dtype={"prediction_id": str})
+    pd.concat([rows, fresh.drop(columns="_truth")], ignore_index=True).to_csv(path, index=False)
+    client = TestClient(create_app(vigil), raise_server_exceptions=False)
+    r = client.post("/v1/labels", json={"model": MODEL, "labels": _labels(fresh, T0 + 2 * H)},
+                    headers={"Authorization": f"Bearer {INGEST}"})
+    assert r.status_code == 202
+    vigil.run_cycle(MODEL, T0 + 2 * H + 60)
+    assert _pulls(vigil) == ["done", "done"]
+
+    registry.aliases[(MODEL, "challenger")] = "2"  # and back again, nothing new labelled
+    vigil.run_cycle(MODEL, T0 + 2 * H + 120)
+    assert (MODEL, "challenger") not in registry.aliases, "a version pulled twice today kept its share again"
+    assert _pulls(vigil) == ["done", "done", "done"]
