@@ -89,7 +89,8 @@ class CanaryAnalysis:
             challenger = self.registry.alias_version(m.registry, c.alias)
             champion = self.registry.alias_version(m.registry, m.alias)
         except (SourceUnavailable, QueryError) as e:
-            log.warning("canary: registry unavailable", extra={"model": m.name, "error": str(e)})
+            (log.debug if getattr(e, "said", False) else log.warning)(  # a repeat already said: debug
+                "canary: registry unavailable", extra={"model": m.name, "error": str(e)})
             return None  # the registry's blindness is the cycle's (monitor/vigil.py _blind)
         if challenger is None or challenger == champion:
             # No canary runs (pulled, promoted): say so, not the last challenger's verdict.

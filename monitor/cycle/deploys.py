@@ -55,7 +55,9 @@ class DeployWatch:
             current = aliases.get(m.alias) if aliases is not None else self.registry.alias_version(m.registry, m.alias)
             self.health.mark("mlflow", True)
         except Exception as e:  # unreachable or rejecting, the registry is blind to us
-            log.warning("registry poll failed", extra={"model": m.name, "error": str(e)})
+            # a repeat already said (`SourceUnavailable.said`: a replay's unknown alias) at debug
+            (log.debug if getattr(e, "said", False) else log.warning)(
+                "registry poll failed", extra={"model": m.name, "error": str(e)})
             self.health.mark("mlflow", False, f"{type(e).__name__}: {e}")
             self._blind.add(m.name)
             return self._stored_version(m, t), []

@@ -43,6 +43,9 @@ class AsOfRegistry:
         # (registry name, alias) -> (live version, registered at, latest time it was unknown)
         self._unknown: dict[tuple[str, str], tuple[str, float, float]] = {}
         self._assumed: dict[tuple[str, str], str] = {}  # (name, alias) -> a version taken as serving
+        # aliases unknown at their last read: a read in the same unknown span raises a repeat
+        # (`said`), logged once, not at each of a week's 5,000 cycles
+        self._open: set[tuple[str, str]] = set()
 
     def __getattr__(self, name: str) -> Any:
         if name in ("all_aliases", "aliases"):  # today's aliases, unwalked: not offered
@@ -68,11 +71,15 @@ class AsOfRegistry:
                 continue
             if info.created_at > t:
                 self._unknown[(name, alias)] = (str(live), float(info.created_at), t)
-                raise AliasUnknownAsOf(
+                e = AliasUnknownAsOf(
                     str(getattr(self.inner, "url", "")),
                     f"replay at {format_timestamp(t)}: '{alias}' of {name} serves v{version} in the registry as of "
                     f"now, registered {format_timestamp(info.created_at)}; what it served before is unknown "
                     "(MLflow keeps no alias history and Vigil recorded no move)")
+                e.said = (name, alias) in self._open
+                self._open.add((name, alias))
+                raise e
+            self._open.discard((name, alias))
             if record is None:
                 self._assumed.setdefault((name, alias), version)
             return version

@@ -20,6 +20,9 @@ class SourceUnavailable(Exception):
         # Redacted once here: this message reaches logs, findings, Slack and /readyz.
         self.source, self.url, self.reason = source, redact(url), redact(reason)
         self.whole_source = whole_source
+        # Already logged: a repeat of a failure said once (a replay's unknown alias, read every
+        # cycle), which a caller logs again only at debug level.
+        self.said = False
         super().__init__(f"{source} at {self.url} is unavailable: {self.reason}")
 
 

@@ -57,3 +57,14 @@ def test_a_canary_whose_alias_is_unknown_then_is_judged_as_with_an_unreadable_re
 
     assert result.cycles == 7 and len(result.incidents) == 1  # the cycles ran; the incident opened
     assert [line for _, line in result.timeline if "'challenger' served up to" in line]
+
+
+def test_an_alias_unknown_for_the_whole_replay_is_warned_about_once_not_each_cycle(tmp_path, caplog):
+    registry = serving_registry(version="2", versions=("1",))
+    registry.add_version(MODEL, "2", created_at=V2_AT)
+    caplog.set_level("WARNING")
+    result = replay_window(tmp_path, registry, T0, T0 + 1800)  # 7 cycles, the alias unknown in each
+
+    polls = [r for r in caplog.records if r.getMessage() == "registry poll failed"]
+    assert result.cycles == 7 and len(polls) == 1, [r.getMessage() for r in caplog.records]
+    assert [line for _, line in result.timeline if "is unknown" in line]  # the timeline still says so
