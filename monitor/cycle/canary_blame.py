@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from detectors.records import Finding, FindingKind
+from detectors.records import Finding
 from monitor.config import ModelConfig, RollbackPolicy
+from monitor.cycle.canary_pull import drops_of
 from monitor.cycle.known_good import target_facts
 from monitor.store.audit_log import retry_audited
 from monitor.store.canary import run_row
@@ -45,8 +46,7 @@ def performance_hold(findings: Sequence[Finding], challenger: str, label_value: 
     own labelled predictions (or their estimate) show a performance drop. Its KPIs passing
     against the champion's, a challenger at -40 % realised accuracy was auto-promoted while
     the same cycle's incident said so. Not a fail: the champion may be dropping alike."""
-    drops = [f for f in findings if f.kind == FindingKind.PERFORMANCE_DROP
-             and str(f.evidence.get("version")) in (challenger, label_value)]
+    drops = drops_of(findings, challenger, label_value)
     if not drops:
         return ""
     worst = min(drops, key=lambda f: -abs(f.value))

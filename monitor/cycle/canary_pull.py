@@ -34,13 +34,19 @@ from monitor.store.repository import Store
 from monitor.types import Window
 
 
-def _drops_of(findings: Sequence[Finding], challenger: str, label_value: str) -> list[Finding]:
-    return [f for f in findings if f.kind == FindingKind.PERFORMANCE_DROP
-            and str(f.evidence.get("version")) in (challenger, label_value)]
+def drops_of(findings: Sequence[Finding], challenger: str, label_value: str) -> list[Finding]:
+    """The challenger's own performance drops: its version named as the registry writes it, as
+    the canary's label value (`canary.version_value`), or as `performance.version_value`
+    renders it (the finding's template: a user who set only "resnet50-v{version}" there)."""
+    def mine(f: Finding) -> bool:
+        named, template = str(f.evidence.get("version")), f.evidence.get("version_value")
+        return named in (challenger, label_value) or (
+            isinstance(template, str) and named == template.replace("{version}", challenger))
+    return [f for f in findings if f.kind == FindingKind.PERFORMANCE_DROP and mine(f)]
 
 
 def _realised(findings: Sequence[Finding], challenger: str, label_value: str) -> list[Finding]:
-    return [f for f in _drops_of(findings, challenger, label_value) if f.evidence.get("basis") == "realised"]
+    return [f for f in drops_of(findings, challenger, label_value) if f.evidence.get("basis") == "realised"]
 
 
 def accuracy_pull_cause(findings: Sequence[Finding], challenger: str, label_value: str,

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from detectors.records import Finding, FindingKind
+from monitor.cycle.canary_blame import performance_hold
 from monitor.cycle.canary_pull import accuracy_pull_cause
 from monitor.failpoints import ENV, FailPointError
 from monitor.store.canary import runs
@@ -73,3 +74,14 @@ def test_only_a_realised_drop_of_the_challenger_itself_is_grounds_for_a_pull() -
     assert accuracy_pull_cause([_drop("estimated")], "2", "v2") == ""  # a warning: it only holds promotion
     assert accuracy_pull_cause([_drop("realised", version="1")], "2", "v2") == ""  # the champion's
     assert "realised" in accuracy_pull_cause([_drop("realised", version="v2")], "2", "v2")
+
+
+def test_a_drop_on_the_label_the_performance_template_renders_pulls_and_holds_the_challenger() -> None:
+    """Only `performance.version_value: "resnet50-v{version}"` set: the drop names
+    "resnet50-v3" (the canary's own label value is the default "3"). It pulled nothing."""
+    drop = _drop("realised", version="resnet50-v3")
+    drop.evidence["version_value"] = "resnet50-v{version}"  # as monitor/cycle/performance.py stamps it
+    assert "realised accuracy 0.54" in accuracy_pull_cause([drop], "3", "3")
+    assert "own performance dropped" in performance_hold([drop], "3", "3")
+    assert accuracy_pull_cause([drop], "30", "30") == ""  # "resnet50-v3" is not v30
+    assert performance_hold([drop], "2", "2") == ""
