@@ -79,6 +79,11 @@ def suggested_action(causes: list[dict[str, Any]], actions: list[dict[str, Any]]
         a = done[-1]
         who = "Vigil" if a.get("actor") in (None, "", "vigil") else str(a["actor"])
         if serving is not None and serving != str(a["to_version"]):
+            if (refused := _refused_since(a, causes, actions, serving)) is not None:
+                return (f"v{serving} serves now (set after {who} moved the alias to v{a['to_version']}) and is blamed, "
+                        f"but Vigil's rollback of it was refused ({refused.get('reason') or refused.get('detail')}). "
+                        f"If v{serving} is the cause, roll back with POST /v1/models/{model}/rollback: that guard "
+                        "holds only Vigil's own rollbacks.")
             # Moved since outside Vigil (CI, the MLflow UI): "rolled back to v1 ... investigate
             # v2" would send on-call after a version that no longer serves.
             return (f"The alias serves v{serving} now: it moved since {who} set it to v{a['to_version']}. "
@@ -114,6 +119,18 @@ def suggested_action(causes: list[dict[str, Any]], actions: list[dict[str, Any]]
     if kind == "service":
         return f"Look at {top.get('entity')} first: " + str(top.get("explanation", ""))[:300]
     return "Investigate the top cause."
+
+
+def _refused_since(move: dict[str, Any], causes: list[dict[str, Any]], actions: list[dict[str, Any]],
+                   serving: str) -> dict[str, Any] | None:
+    """Vigil's refused rollback of `serving` (a release made after `move`, now the top cause):
+    "confirm the KPIs recover with v3" read as if nothing were wrong with the blamed v3."""
+    top = causes[0] if causes else {}
+    if top.get("kind") != "deploy" or str((top.get("evidence") or {}).get("version")) != serving:
+        return None
+    after = [a for a in actions if a.get("kind") == "rollback" and a.get("status") == ActionStatus.REFUSED
+             and float(a.get("at") or 0.0) >= float(move.get("at") or 0.0)]
+    return after[-1] if after else None
 
 
 def _newer(version: Any, than: Any) -> bool:

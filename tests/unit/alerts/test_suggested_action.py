@@ -39,3 +39,20 @@ def test_a_rollback_forward_to_a_newer_version_does_not_blame_the_one_it_left():
     # Versions compare as numbers, as MLflow's do: v10 is newer than v9.
     ten = suggested_action([], [_done("rollback", "10", "9", "vigil")], "open", "recommender", serving="9")
     assert "investigate v10 offline" in ten, ten
+
+
+def test_a_release_after_vigils_rollback_whose_own_rollback_is_refused_says_so_and_how_to_roll_back():
+    """v2 rolled back to v1 by Vigil; a person released v3, now the top cause, and its rollback
+    was refused by the 6 h cool-down. The message said "Confirm the KPIs recover with v3"."""
+    actions = [{**_done("rollback", "2", "1", "vigil"), "at": 100.0},
+               {"kind": "rollback", "from_version": None, "to_version": "1", "status": "refused", "at": 3400.0,
+                "reason": "cool-down: last rollback 55 min ago < 360 min", "detail": "guard: cooldown",
+                "actor": "vigil"}]
+    v3 = [{"kind": "deploy", "entity": "recommender v3", "evidence": {"version": "3", "previous_version": "1"}}]
+    text = suggested_action(v3, actions, "open", "recommender", serving="3")
+    assert "recover with v3" not in text, text
+    assert "v3" in text and "refused" in text and "cool-down: last rollback 55 min ago" in text, text
+    assert "POST /v1/models/recommender/rollback" in text, text
+    # A refusal from before Vigil's move is not v3's: the move since is told as before.
+    early = [{**actions[1], "at": 50.0}, actions[0]]
+    assert "recover with v3" in suggested_action(v3, early, "open", "recommender", serving="3")
