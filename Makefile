@@ -10,7 +10,8 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e '.[dev,postgres]'
+	# nannyml pulls xgboost and its 350 MB nvidia-nccl wheel: a dropped connection resumes, not fails.
+	$(PIP) install -q --retries 10 --resume-retries 10 -e '.[dev,postgres]'
 	# drain3 pins cachetools==4.2.1, which conflicts with mlflow; it runs fine on cachetools 5.
 	$(PIP) install -q --no-deps 'drain3==0.9.11'
 	touch $(STAMP)
