@@ -23,7 +23,6 @@ from monitor.cycle.messages import OutboxWriter
 from monitor.cycle.plan import routes_of
 from monitor.cycle.rollback_ask import FLEET_CAP, FleetCap, RollbackAsk, missing_version
 from monitor.cycle.rollback_intents import RollbackRunner
-from monitor.cycle.rollback_told import RollbackTeller
 from monitor.metrics import VigilMetrics
 from monitor.silence_ops import SilenceAsk
 from monitor.silence_ops import create_once as create_silence_once
@@ -97,9 +96,6 @@ class Operator:
             self.store.add_action(s, model=m.name, kind="rollback", incident_id=incident_id, from_version=None,
                                   to_version=to_version, status=ActionStatus.REFUSED, reason=reason, detail=detail,
                                   actor="vigil", dry_run=dry_run, at=t)
-            # The cycle's message was written before this refusal: shown only by a later one (if
-            # any), v3's refused rollback after Vigil's own of v2 read "confirm the KPIs recover with v3".
-            RollbackTeller(self.outbox).update_incident(s, m, incident_id, t)
         self.metrics.rollbacks.labels(m.name, ActionStatus.REFUSED).inc()
         self.store.audit("vigil", "rollback.refused", f"model:{m.name}",
                          {"incident_id": incident_id, "reason": reason, "to_version": to_version}, now=t)
