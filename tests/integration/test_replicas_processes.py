@@ -118,7 +118,8 @@ def test_processes_share_models_take_over_from_a_killed_one_and_fence_a_stopped_
         b.proc.send_signal(signal.SIGCONT)
         wait_until(lambda: _settled(watcher, [a, b]), timeout=4 * INTERVAL)
         # B's tick can settle the leases before its stale writes are refused and printed
-        wait_until(lambda: any("lost" in x for x in b.lines()[resumed_at:]), timeout=2 * INTERVAL,
+        # (4 intervals, as the waits above: on a loaded CI machine 2 were once not enough)
+        wait_until(lambda: any("lost" in x for x in b.lines()[resumed_at:]), timeout=4 * INTERVAL,
                    what="a refused write of the resumed replica's stale tokens")
     finally:
         for w in workers:
