@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, Float, Index, Integer, String, Text, func, select
+from sqlalchemy import JSON, Float, Index, Integer, Select, String, Text, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from alerts.rollback import ActionStatus
@@ -81,22 +81,22 @@ def settle_run(s: Session, model: str, challenger: str | None, done_as: str | No
         row.status, row.detail, row.updated_at = "running", detail, now
 
 
+def _done_pulls(model: str, challenger: str) -> Select[Any]:
+    """The finished canary pulls of this version (their intents joined to their actions)."""
+    return (select().select_from(RollbackIntentRow).join(ActionRow, ActionRow.id == RollbackIntentRow.action_id)
+            .where(RollbackIntentRow.model == model, RollbackIntentRow.from_version == challenger,
+                   RollbackIntentRow.status == ActionStatus.DONE, ActionRow.kind == "canary_pull"))
+
+
 def pulled_at(s: Session, model: str, challenger: str) -> float | None:
     """When this version's latest pull finished (None: never pulled): its predictions
     before then are what pulled it, the serving layer pinned to the champion since."""
-    q = (select(RollbackIntentRow.updated_at).join(ActionRow, ActionRow.id == RollbackIntentRow.action_id)
-         .where(RollbackIntentRow.model == model, RollbackIntentRow.from_version == challenger,
-                RollbackIntentRow.status == ActionStatus.DONE, ActionRow.kind == "canary_pull"))
-    return s.scalar(q.order_by(RollbackIntentRow.updated_at.desc()).limit(1))
+    return s.scalar(_done_pulls(model, challenger).add_columns(func.max(RollbackIntentRow.updated_at)))
 
 
 def pulls_since(s: Session, model: str, challenger: str, since: float) -> int:
     """How many pulls of this version finished at or after `since`."""
-    q = (select(func.count()).select_from(RollbackIntentRow)
-         .join(ActionRow, ActionRow.id == RollbackIntentRow.action_id)
-         .where(RollbackIntentRow.model == model, RollbackIntentRow.from_version == challenger,
-                RollbackIntentRow.status == ActionStatus.DONE, ActionRow.kind == "canary_pull",
-                RollbackIntentRow.updated_at >= since))
+    q = _done_pulls(model, challenger).add_columns(func.count()).where(RollbackIntentRow.updated_at >= since)
     return int(s.scalar(q) or 0)
 
 
