@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -100,6 +101,16 @@ def run(args: argparse.Namespace) -> dict[str, float]:
         prom.stop()
         if pg is not None:
             pg.stop()
+        _tidy(run_dir, args.keep)
+
+
+def _tidy(run_dir: Path, keep: bool) -> None:
+    """The run's Prometheus TSDB, store and spool go (several GB at 1,000 models; left
+    behind, runs filled a 250 GB disk); the scenario they were built from stays cached."""
+    if keep:
+        print(f"run folder kept: {run_dir}", flush=True)
+        return
+    shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def _start_store(kind: str, run_dir: Path) -> tuple[str, Any]:
@@ -228,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--processes", type=int, default=None,
                     help="sweep worker processes (default: schedule.sweep_processes auto; 0: this process only)")
     ap.add_argument("--profile", type=int, default=0, help="profile warm sweeps on one thread, print N lines")
+    ap.add_argument("--keep", action="store_true", help="keep the run folder (store, spool, Prometheus data)")
     ap.add_argument("--work", default=os.environ.get("VIGIL_SCALE_WORK", "/tmp/vigil-scale"))
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
