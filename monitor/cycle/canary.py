@@ -37,7 +37,14 @@ from detectors.drift.decision import statistic_for
 from detectors.records import PARTIAL_WORDS, Finding, FindingKind, partial_of
 from monitor.config import CanaryConfig, ModelConfig, PolicyConfig
 from monitor.cycle.canary_blame import detail_after_hold, performance_hold, promotion_blame
-from monitor.cycle.canary_pull import accuracy_grounds, judged_window, rows_since, set_again_detail, under_way
+from monitor.cycle.canary_pull import (
+    accuracy_grounds,
+    fresh_since,
+    judged_window,
+    rows_since,
+    set_again_detail,
+    under_way,
+)
 from monitor.cycle.canary_rules import metric_rules
 from monitor.cycle.canary_zero import zero_as_no_traffic
 from monitor.cycle.detect_drift import feature_specs
@@ -66,6 +73,7 @@ class CanaryJudgement:
     challenger: str
     verdict: CanaryVerdict
     findings: list[Finding] = field(default_factory=list)
+    since: float | None = None  # where its window starts afresh (canary_pull.fresh_since), read once a cycle
 
 
 class CanaryAnalysis:
@@ -96,12 +104,13 @@ class CanaryAnalysis:
             # No canary runs (pulled, promoted): say so, not the last challenger's verdict.
             self.metrics.publish_canary(m.name, {}, {}, {"_overall": NO_CANARY})
             return None
-        w = judged_window(self.store, m.name, challenger, w, c.window)  # from its latest pull on
+        since = fresh_since(self.store, m.name, challenger, w.t)
+        w = judged_window(w, c.window, since)  # from its latest pull on
         verdicts = self._metric_verdicts(m, c, w, champion, challenger)
         verdicts += self._distribution_verdicts(m, c, policy, rows_since(samples, w, c.window), champion, challenger)
         verdict = CanaryVerdict(verdicts)
         findings = [self._finding(m, w, champion, challenger, v, verdict) for v in verdict.failed]
-        return CanaryJudgement(champion, challenger, verdict, findings)
+        return CanaryJudgement(champion, challenger, verdict, findings, since)
 
     def _series(self, query: str, c: CanaryConfig, version: str, w: Window, name: str
                 ) -> tuple[np.ndarray | None, str]:
@@ -276,8 +285,8 @@ class CanaryAnalysis:
         assert c is not None
         overall = judged.verdict.overall
         held = performance_hold(findings, judged.challenger, c.label_value(judged.challenger))
-        critical, held = accuracy_grounds(self.store, m.name, findings, judged.challenger,
-                                          c.label_value(judged.challenger), held, t)
+        critical, held = accuracy_grounds(findings, judged.challenger, c.label_value(judged.challenger), held,
+                                          judged.since)
         self._export(m, judged.verdict)
         with self.store.tx() as s:
             before = last_verdict_of(s, m.name, judged.challenger)
@@ -287,7 +296,7 @@ class CanaryAnalysis:
             run = run_row(s, m.name, judged.challenger, t)
             if run.status == "pulled" and not open_intents(s, m.name):  # its pull is over: set again, a new run
                 run.status, run.pass_streak = "running", 0
-                run.detail = set_again_detail(s, m.name, judged.challenger, t)
+                run.detail = set_again_detail(judged.since)
             run.cycles += 1
             # Passes against another champion (rolled back or deployed since) are no evidence
             # against this one: the run of passes starts again.

@@ -25,7 +25,6 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import pandas as pd
-from sqlalchemy.orm import Session
 
 from alerts.rollback import ActionStatus, RollbackOutcome
 from detectors.records import Finding, FindingKind
@@ -60,17 +59,13 @@ def accuracy_pull_cause(findings: Sequence[Finding], challenger: str, label_valu
     return f"its own {worst.message}"
 
 
-def accuracy_grounds(store: Store, model: str, findings: Sequence[Finding], challenger: str, label_value: str,
-                     held: str, t: float) -> tuple[str, str]:
+def accuracy_grounds(findings: Sequence[Finding], challenger: str, label_value: str, held: str,
+                     since: float | None) -> tuple[str, str]:
     """(why the challenger is pulled on its own labels or "", `held` as the run says it): a
-    drop measured before its latest pull holds it, saying so, and pulls nothing (unless it
-    was pulled twice within a day: `fresh_since`)."""
-    if not _realised(findings, challenger, label_value):
-        return "", held
-    with store.tx() as s:
-        since = fresh_since(s, model, challenger, t)
+    drop measured before its latest pull (`since`, from `fresh_since`) holds it, saying so,
+    and pulls nothing (unless it was pulled twice within a day: `since` None)."""
     cause = accuracy_pull_cause(findings, challenger, label_value, since)
-    if cause or since is None or not held:
+    if cause or since is None or not held or not _realised(findings, challenger, label_value):
         return cause, held
     when = datetime.fromtimestamp(since, UTC).strftime("%Y-%m-%d %H:%M UTC")
     return "", (f"{held} (measured on its predictions before its pull at {when}: no ground to pull it again; "
@@ -81,29 +76,30 @@ REPEATED_PULLS = 2  # within REPEATED_WITHIN_S: a loop setting it again, not a p
 REPEATED_WITHIN_S = 86_400.0
 
 
-def fresh_since(s: Session, model: str, challenger: str, t: float) -> float | None:
+def fresh_since(store: Store, model: str, challenger: str, t: float) -> float | None:
     """Where the challenger's window starts afresh: its latest pull (None: never pulled, or
-    pulled REPEATED_PULLS times within a day, when its whole window counts)."""
-    since = pulled_at(s, model, challenger)
-    if since is None or pulls_since(s, model, challenger, t - REPEATED_WITHIN_S) >= REPEATED_PULLS:
-        return None
+    pulled REPEATED_PULLS times within a day, when its whole window counts). Read once per
+    cycle, where the canary is judged, and carried on its judgement."""
+    with store.tx() as s:
+        since = pulled_at(s, model, challenger)
+        if since is None or pulls_since(s, model, challenger, t - REPEATED_WITHIN_S) >= REPEATED_PULLS:
+            return None
     return since
 
 
-def set_again_detail(s: Session, model: str, challenger: str, t: float) -> str:
-    """What a pulled challenger's run says once it is set on the alias again."""
-    if fresh_since(s, model, challenger, t) is not None:
+def set_again_detail(since: float | None) -> str:
+    """What a pulled challenger's run says once it is set on the alias again (`since`: `fresh_since`)."""
+    if since is not None:
         return "set again: judged from its pull on"
     return (f"set again after {REPEATED_PULLS} or more pulls within 24 h (a pipeline re-applying it?): "
             "judged on its whole window, the points that pulled it included")
 
 
-def judged_window(store: Store, model: str, challenger: str, w: Window, length: float) -> Window:
-    """The canary's window: the last `length`, from the challenger's latest pull on. A person
-    who set a pulled version again started a new canary: its points before the pull (still
-    in the window for up to `length`) pulled it again at once, however it served since."""
-    with store.tx() as s:
-        since = fresh_since(s, model, challenger, w.t)
+def judged_window(w: Window, length: float, since: float | None) -> Window:
+    """The canary's window: the last `length`, from the challenger's latest pull on (`since`:
+    `fresh_since`). A person who set a pulled version again started a new canary: its points
+    before the pull (still in the window for up to `length`) pulled it again at once,
+    however it served since."""
     start = w.t - length if since is None else max(w.t - length, min(since, w.t))
     return Window(t=w.t, start=start, baseline_start=w.baseline_start, baseline_end=w.baseline_end)
 

@@ -14,6 +14,7 @@ import pandas as pd
 from fastapi.testclient import TestClient
 
 from monitor.api.app import create_app
+from monitor.cycle import canary_pull
 from monitor.sources.promql_text import with_matcher
 from monitor.store.canary import runs
 from monitor.types import Window
@@ -165,3 +166,21 @@ def test_a_challenger_pulled_twice_on_its_labels_and_set_again_is_pulled_at_once
     vigil.run_cycle(MODEL, T0 + 2 * H + 120)
     assert (MODEL, "challenger") not in registry.aliases, "a version pulled twice today kept its share again"
     assert _pulls(vigil) == ["done", "done", "done"]
+
+
+def test_a_canary_cycle_reads_its_pulls_from_the_store_once(tmp_path: Path, monkeypatch: Any) -> None:
+    """Where the re-set's window starts (its latest pull, and whether it was pulled twice
+    within a day) is read once per cycle: the window, the grounds of a realised drop and
+    the run's detail each read it again before (6 queries where 2 say it)."""
+    vigil, registry = _canary_with_labels(tmp_path, 0.55)
+    vigil.run_cycle(MODEL, T0 + 60)
+    registry.aliases[(MODEL, "challenger")] = "2"  # set again: all three need where it starts
+    calls: list[str] = []
+    for name in ("pulled_at", "pulls_since"):
+        real = getattr(canary_pull, name)
+        monkeypatch.setattr(canary_pull, name, lambda *a, _real=real, _name=name: calls.append(_name) or _real(*a))
+    vigil.run_cycle(MODEL, T0 + 120)
+    assert calls == ["pulled_at", "pulls_since"]
+    with vigil.store.tx() as s:
+        (run,) = runs(s, MODEL)
+    assert "before its pull" in run.detail, run.detail  # what it read is what the run says
