@@ -187,25 +187,26 @@ def _upstream_cause(drift: list[Finding], deploys: list[DeployEvent]) -> Cause:
 
 def of_version(findings: list[Finding], version: str) -> list[Finding]:
     """The findings a deploy of `version` may explain: all but those measured on another
-    version's own rows (a performance drop names the version whose predictions it read). A
-    challenger's accuracy drop, blamed on the champion's deploy, rolled the champion back
-    and left the failing challenger on its alias."""
-    return [f for f in findings if _names_version(f.evidence.get("version"), version, f.evidence.get("version_value"))]
+    version's own rows (a performance drop names the version whose predictions it read; none
+    named, or a label with no number, "unknown", may be any). A challenger's accuracy drop,
+    blamed on the champion's deploy, rolled the champion back and left it on its alias."""
+    def may_be(named: object, template: object) -> bool:
+        return named is None or not re.search(r"\d", str(named)) or names_version(named, version, template)
+    return [f for f in findings if may_be(f.evidence.get("version"), f.evidence.get("version_value"))]
 
 
-def _names_version(named: object, version: str, template: object = None) -> bool:
-    """Whether a finding's version may be `version`: none said, or the same, written as the
-    registry does ("2") or as a label value holding it as its one number ("v2", "model-2",
-    "v02": MLflow reads "02" as 2); "unknown" may be any. A label with several numbers ("1.3.2",
-    a package's own version) cannot say which is the registry's: each of them matched, and a
-    drop on rows labelled 1.3.2 blamed, and rolled back, a deploy of v1, v2 or v3. It names none,
-    unless `template` (`performance.version_value`, "resnet50-v{version}") says how it is written."""
+def names_version(named: object, version: str, template: object = None) -> bool:
+    """Whether a label names `version`: as the registry writes it ("2"), or holding it as its
+    one number ("v2", "model-2", "v02": MLflow reads "02" as 2). A label with several numbers
+    ("1.3.2", a package's own version) cannot say which is the registry's (each matched: a drop
+    on rows labelled 1.3.2 rolled back a deploy of v1, v2 or v3): it names none, unless `template`
+    (`performance.version_value`, "resnet50-v{version}") says how it is written: then exactly that."""
     if named is None or str(named) == version:
-        return True
+        return named is not None  # None names nothing (`of_version`: it may be any)
+    if isinstance(template, str):
+        return str(named) == template.replace("{version}", version)
     digits = re.findall(r"\d+", str(named))
-    if isinstance(template, str):  # the label names exactly the version it renders, no digit guessing
-        return not digits or str(named) == template.replace("{version}", version)
-    return not digits or (len(digits) == 1 and version.isdecimal() and int(digits[0]) == int(version))
+    return len(digits) == 1 and version.isdecimal() and int(digits[0]) == int(version)
 
 
 def deploy_suspects(model: str, deploys: list[DeployEvent], onset: float, s: CorrelationSettings, *,

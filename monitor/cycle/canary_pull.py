@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 import pandas as pd
 
 from alerts.rollback import ActionStatus, RollbackOutcome
+from correlators.causes import names_version
 from detectors.records import Finding, FindingKind
 from monitor.store.canary import pulled_at, pulls_since
 from monitor.store.repository import Store
@@ -34,13 +35,14 @@ from monitor.types import Window
 
 
 def drops_of(findings: Sequence[Finding], challenger: str, label_value: str) -> list[Finding]:
-    """The challenger's own performance drops: its version named as the registry writes it, as
-    the canary's label value (`canary.version_value`), or as `performance.version_value`
-    renders it (the finding's template: a user who set only "resnet50-v{version}" there)."""
+    """The challenger's own performance drops: its version named as the correlators read a
+    label (`names_version`: as the registry writes it, as `performance.version_value`
+    renders it, or, without that template, as the label's one number, "v2"), or as the
+    canary's label value (`canary.version_value`). The correlators took a drop on "v2" for
+    the challenger's, not the champion's, while the canary matched only "2": none acted."""
     def mine(f: Finding) -> bool:
-        named, template = str(f.evidence.get("version")), f.evidence.get("version_value")
-        return named in (challenger, label_value) or (
-            isinstance(template, str) and named == template.replace("{version}", challenger))
+        named = f.evidence.get("version")
+        return names_version(named, challenger, f.evidence.get("version_value")) or str(named) == label_value
     return [f for f in findings if f.kind == FindingKind.PERFORMANCE_DROP and mine(f)]
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from correlators.causes import of_version
 from detectors.records import Finding, FindingKind
 from monitor.cycle.canary_blame import performance_hold
 from monitor.cycle.canary_pull import accuracy_pull_cause
@@ -85,3 +86,16 @@ def test_a_drop_on_the_label_the_performance_template_renders_pulls_and_holds_th
     assert "own performance dropped" in performance_hold([drop], "3", "3")
     assert accuracy_pull_cause([drop], "30", "30") == ""  # "resnet50-v3" is not v30
     assert performance_hold([drop], "2", "2") == ""
+
+
+@pytest.mark.parametrize("named", ["v2", "02", "model-2"])
+def test_a_drop_on_a_label_holding_the_challengers_one_number_pulls_and_holds_it(named: str) -> None:
+    """No version template set, the samples writing v2 as "v2": the correlators read the drop
+    as v2's (not the champion's deploy to blame, correlators/causes.py), while the canary
+    matched only "2" and its label value, so neither pulled nor held the challenger."""
+    drop = _drop("realised", version=named)
+    assert of_version([drop], "1") == []  # not the champion's ...
+    assert "realised accuracy 0.54" in accuracy_pull_cause([drop], "2", "2")  # ... so the challenger's
+    assert "own performance dropped" in performance_hold([drop], "2", "2")
+    assert accuracy_pull_cause([_drop("realised", version="1.3.2")], "2", "2") == ""  # names no version
+    assert accuracy_pull_cause([_drop("realised", version="v12")], "2", "2") == ""
