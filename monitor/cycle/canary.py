@@ -38,6 +38,7 @@ from detectors.records import PARTIAL_WORDS, Finding, FindingKind, partial_of
 from monitor.config import CanaryConfig, ModelConfig, PolicyConfig
 from monitor.cycle.canary_blame import detail_after_hold, performance_hold, promotion_blame
 from monitor.cycle.canary_pull import (
+    SET_AGAIN,
     accuracy_grounds,
     fresh_since,
     judged_window,
@@ -295,8 +296,8 @@ class CanaryAnalysis:
                                    metrics=[v.to_dict() for v in judged.verdict.metrics]))
             run = run_row(s, m.name, judged.challenger, t)
             if run.status == "pulled" and not open_intents(s, m.name):  # its pull is over: set again, a new run
-                run.status, run.pass_streak = "running", 0
-                run.detail = set_again_detail(judged.since)
+                run.status, run.pass_streak, run.detail = "running", 0, SET_AGAIN
+            run.detail = set_again_detail(judged.since, run.detail)  # as this cycle judged it: its pulls age
             run.cycles += 1
             # Passes against another champion (rolled back or deployed since) are no evidence
             # against this one: the run of passes starts again.

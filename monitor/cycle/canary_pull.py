@@ -89,11 +89,19 @@ def fresh_since(store: Store, model: str, challenger: str, t: float) -> float | 
     return since
 
 
-def set_again_detail(since: float | None) -> str:
-    """What a pulled challenger's run says once it is set on the alias again (`since`: `fresh_since`)."""
+SET_AGAIN = "set again"  # how a re-set run's detail begins
+
+
+def set_again_detail(since: float | None, detail: str = SET_AGAIN) -> str:
+    """What a pulled challenger's run says once it is set on the alias again, as this cycle
+    judged it (`since`: `fresh_since`); any other `detail` is left as it is. Written once, it
+    still said "judged on its whole window" once its pulls were over a day old and its window
+    started at its latest pull again."""
+    if not detail.startswith(SET_AGAIN):
+        return detail
     if since is not None:
-        return "set again: judged from its pull on"
-    return (f"set again after {REPEATED_PULLS} or more pulls within 24 h (a pipeline re-applying it?): "
+        return f"{SET_AGAIN}: judged from its pull on"
+    return (f"{SET_AGAIN} after {REPEATED_PULLS} or more pulls within 24 h (a pipeline re-applying it?): "
             "judged on its whole window, the points that pulled it included")
 
 

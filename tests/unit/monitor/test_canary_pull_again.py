@@ -184,3 +184,33 @@ def test_a_canary_cycle_reads_its_pulls_from_the_store_once(tmp_path: Path, monk
     with vigil.store.tx() as s:
         (run,) = runs(s, MODEL)
     assert "before its pull" in run.detail, run.detail  # what it read is what the run says
+
+
+def test_a_re_set_run_says_how_it_is_judged_once_its_pulls_age_past_a_day(tmp_path: Path) -> None:
+    """Pulled twice within a day, set again once its slow points had left the window: its run
+    said "judged on its whole window", and still did once the first pull was over a day old
+    and its window started at its latest pull again (what it was judged on)."""
+    prom = prometheus()
+    slow = with_matcher(P99_QUERY, "model_version", "2")
+    was = prom.curves[slow]
+    prom.curves[slow] = lambda ts: np.where(ts <= T0 + 3600, was(ts) * 1.6, was(ts))  # fixed after an hour
+    vigil, registry = build(tmp_path, prom)
+    t = T0
+    vigil.run_cycle(MODEL, t)
+    registry.aliases[(MODEL, "challenger")] = "2"
+    while (MODEL, "challenger") in registry.aliases and t < T0 + 3600:  # pulled again on its own points
+        t += 300
+        vigil.run_cycle(MODEL, t)
+    assert _pulls(vigil) == ["done", "done"]
+
+    registry.aliases[(MODEL, "challenger")] = "2"  # set again once its slow points left the window
+    vigil.run_cycle(MODEL, T0 + 3 * 3600)
+    with vigil.store.tx() as s:
+        (run,) = runs(s, MODEL)
+    assert run.status == "running" and "whole window" in run.detail, run.detail
+
+    report = vigil.run_cycle(MODEL, T0 + 86_400 + 600)  # the first pull over a day old
+    assert report.canary is not None and report.canary.overall == "pass"
+    with vigil.store.tx() as s:
+        (run,) = runs(s, MODEL)
+    assert run.detail == "set again: judged from its pull on", run.detail
