@@ -32,7 +32,6 @@ import pandas as pd
 from alerts.rollback import ActionStatus
 from detectors.canary import CanaryVerdict, MetricVerdict, Verdict, distribution_verdict, judge_metric
 from detectors.drift import DriftDetector, DriftParams
-from detectors.drift.columns import category_label
 from detectors.drift.decision import statistic_for
 from detectors.records import PARTIAL_WORDS, Finding, FindingKind, partial_of
 from monitor.config import CanaryConfig, ModelConfig, PolicyConfig
@@ -52,6 +51,7 @@ from monitor.cycle.detect_drift import feature_specs
 from monitor.cycle.messages import OutboxWriter
 from monitor.cycle.rollback_ask import CANARY_PROMOTE, CANARY_PULL, RollbackAsk
 from monitor.cycle.rollback_intents import RollbackRunner
+from monitor.cycle.samples import naming
 from monitor.metrics import NO_CANARY, VigilMetrics
 from monitor.sources.errors import QueryError, SourceUnavailable
 from monitor.sources.promql_text import PromQLSyntaxError, longest_range, with_matcher
@@ -239,10 +239,9 @@ class CanaryAnalysis:
             return [distribution_verdict(s.name, stat, None, c.distribution_threshold, c.distribution_marginal,
                                          0, 0, policy.min_samples) for s in specs]
         assert samples is not None
-        versions = samples[c.version_column].map(category_label)  # 2.0 (a column with a gap) is "2"
-        # The registry's version ("2") or the metrics' label value ("v2"): samples may carry either.
-        base = samples[versions.isin({champion, c.label_value(champion)})]
-        cand = samples[versions.isin({challenger, c.label_value(challenger)})]
+        # Named as the registry, the metrics' label value or performance.version_value writes it.
+        column = samples[c.version_column]
+        base, cand = samples[naming(m, column, champion)], samples[naming(m, column, challenger)]
         if len(base) < policy.min_samples or len(cand) < policy.min_samples:
             return [distribution_verdict(s.name, stat, None, c.distribution_threshold, c.distribution_marginal,
                                          len(base), len(cand), policy.min_samples) for s in specs]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from correlators.causes import names_version
 from detectors.drift.columns import category_label
 from monitor.config import ModelConfig, VigilConfig
 from monitor.sources.posted_samples import records_frame
@@ -55,13 +56,27 @@ def own_rows(m: ModelConfig, samples: pd.DataFrame, version: str | None) -> pd.D
     """The rows `version` served, when the samples name the version of each row
     (`canary.version_column`): with a challenger taking a share of the traffic (or pulled
     since, its rows still in the window), a bad challenger judged as part of the champion
-    made the champion look drifted, and its automatic rollback moved the wrong thing. The
-    registry's version ("2") or the metrics' label value ("v2") both count; a row naming
-    no version is kept (nothing says it is another's)."""
+    made the champion look drifted, and its automatic rollback moved the wrong thing. A row
+    counts when it names the version (`naming`); a row naming no version is kept (nothing
+    says it is another's)."""
     c = getattr(m, "canary", None)  # a stand-in of a model (tests, tools) may have no canary at all
     column = c.version_column if c is not None else None
     if c is None or column is None or version is None or len(samples) == 0 or column not in samples.columns:
         return samples
-    named = samples[column].notna()
-    mine = ~named | samples[column].map(category_label).isin({version, c.label_value(version)})
+    mine = ~samples[column].notna() | naming(m, samples[column], version)
     return samples if bool(mine.all()) else samples[mine].reset_index(drop=True)
+
+
+def naming(m: ModelConfig, values: pd.Series, version: str) -> pd.Series:
+    """Which of a version column's values name `version` (a mask): as the correlators read a
+    label (correlators/causes.py `names_version`: as the registry writes it, "2"; as
+    `performance.version_value` renders it, "resnet50-v2"; without that template, as its one
+    number, "v2"), or as the canary's label value (`canary.version_value`). With only the
+    performance template saying how the column writes a version, rows "resnet50-v2" were no
+    version's: the canary compared no rows, and the champion's own drift read none of its own."""
+    c, perf = getattr(m, "canary", None), getattr(m, "performance", None)
+    template = perf.version_value if perf is not None else None
+    label_value = c.label_value(version) if c is not None else version
+    labels = values.map(category_label)  # 2.0 (a column with a gap) is "2"
+    named = {v for v in labels.unique() if names_version(v, version, template) or v == label_value}
+    return labels.isin(named)

@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 
 from detectors.records import FindingKind
+from monitor.cycle.samples import own_rows
+from monitor.types import Window
 from tests.helpers_vigil import (
     MODEL,
     T0,
@@ -97,3 +99,34 @@ def test_the_rolling_reference_holds_the_champions_rows_not_a_challengers(tmp_pa
 
     assert [f.message for f in report.findings if f.kind == FindingKind.FEATURE_DRIFT] == []
     assert not report.blind, report.blind
+
+
+def test_samples_written_as_the_performance_template_are_split_by_it(tmp_path):
+    """Only `performance.version_value: "resnet50-v{version}"` says how the samples' column
+    writes a version (the metrics' label value is the registry's "2"): rows "resnet50-v1" and
+    "resnet50-v2" were neither version's, so the canary's distributions had no rows (the
+    canary inconclusive every cycle, a good challenger never promoted, a bad one's
+    predictions never failed) and the champion's own drift read none of its rows."""
+    rng = np.random.default_rng(8)
+    performance = {"task": "classification", "prediction_column": "score", "version_value": "resnet50-v{version}",
+                   "reference": {"start": T0 - 3 * 86400, "end": T0 - 2 * 86400}}
+    cfg = make_config(tmp_path, models=[model_config(
+        kpis=[], slos=[], features=["user_age"], prediction_column="score", performance=performance,
+        canary={"alias": "challenger", "version_column": "model_version", "distribution_threshold": 0.2})])
+    registry = serving_registry(versions=("1", "2"))
+    registry.aliases[(MODEL, "challenger")] = "2"
+    vigil = make_vigil(cfg, prometheus=StubPrometheus(), registry=registry, notifiers={})
+
+    def rows(version: str, n: int, low: float, high: float) -> pd.DataFrame:
+        return pd.DataFrame({"user_age": rng.normal(40, 10, n), "score": rng.uniform(low, high, n),
+                             "model_version": version, "_ts": np.linspace(T0 - 900, T0, n)})
+
+    samples = pd.concat([rows("resnet50-v1", 1500, 0, 1), rows("resnet50-v2", 500, 1.5, 2.5)], ignore_index=True)
+    m = cfg.model(MODEL)
+    judged = vigil.canary.judge(m, Window(t=T0, start=T0 - 3600, baseline_start=T0 - 7200, baseline_end=T0 - 3600),
+                                cfg.policy_for(m), samples)
+    assert judged is not None
+    score = {v.metric: v for v in judged.verdict.metrics if v.kind == "distribution"}["score"]
+    assert (score.n_champion, score.n_challenger) == (1500, 500)
+    assert score.verdict == "fail", score.reason
+    assert len(own_rows(m, samples, "1")) == 1500  # the champion's own drift reads its rows
