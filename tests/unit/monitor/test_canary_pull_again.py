@@ -57,14 +57,8 @@ def test_a_pulled_challenger_set_again_is_not_pulled_again_on_its_old_labels(tmp
     assert "not promoted" in run.detail and "before its pull" in run.detail, run.detail
 
 
-def test_a_pulled_challenger_set_again_is_pulled_on_its_new_labels(tmp_path: Path) -> None:
-    vigil, registry = _canary_with_labels(tmp_path, 0.55)
-    vigil.run_cycle(MODEL, T0 + 60)
-    registry.aliases[(MODEL, "challenger")] = "2"
-    vigil.run_cycle(MODEL, T0 + 120)
-    assert registry.aliases.get((MODEL, "challenger")) == "2"
-
-    # an hour of its predictions after the pull, as bad, labelled
+def _bad_hour_after_the_pull(tmp_path: Path, vigil: Any) -> None:
+    """An hour of v2's predictions after its pull (T0 + 1 h), as bad as before, labelled by T0 + 2 h."""
     path = tmp_path / "samples" / "predictions.csv"
     fresh = pd.concat([_hour(T0 + H, 300, 0.9, 601), _hour(T0 + H, 300, 0.55, 602).assign(model_version="2")],
                       ignore_index=True)
@@ -74,6 +68,16 @@ def test_a_pulled_challenger_set_again_is_pulled_on_its_new_labels(tmp_path: Pat
     r = client.post("/v1/labels", json={"model": MODEL, "labels": _labels(fresh, T0 + 2 * H)},
                     headers={"Authorization": f"Bearer {INGEST}"})
     assert r.status_code == 202
+
+
+def test_a_pulled_challenger_set_again_is_pulled_on_its_new_labels(tmp_path: Path) -> None:
+    vigil, registry = _canary_with_labels(tmp_path, 0.55)
+    vigil.run_cycle(MODEL, T0 + 60)
+    registry.aliases[(MODEL, "challenger")] = "2"
+    vigil.run_cycle(MODEL, T0 + 120)
+    assert registry.aliases.get((MODEL, "challenger")) == "2"
+
+    _bad_hour_after_the_pull(tmp_path, vigil)
     vigil.run_cycle(MODEL, T0 + 2 * H + 60)
     assert (MODEL, "challenger") not in registry.aliases, "a challenger bad again kept its traffic"
     assert _pulls(vigil) == ["done", "done"]
@@ -150,15 +154,7 @@ def test_a_challenger_pulled_twice_on_its_labels_and_set_again_is_pulled_at_once
     vigil, registry = _canary_with_labels(tmp_path, 0.55)
     vigil.run_cycle(MODEL, T0 + 60)
     registry.aliases[(MODEL, "challenger")] = "2"
-    path = tmp_path / "samples" / "predictions.csv"
-    fresh = pd.concat([_hour(T0 + H, 300, 0.9, 601), _hour(T0 + H, 300, 0.55, 602).assign(model_version="2")],
-                      ignore_index=True)
-    rows = pd.read_csv(path, dtype={"prediction_id": str})
-    pd.concat([rows, fresh.drop(columns="_truth")], ignore_index=True).to_csv(path, index=False)
-    client = TestClient(create_app(vigil), raise_server_exceptions=False)
-    r = client.post("/v1/labels", json={"model": MODEL, "labels": _labels(fresh, T0 + 2 * H)},
-                    headers={"Authorization": f"Bearer {INGEST}"})
-    assert r.status_code == 202
+    _bad_hour_after_the_pull(tmp_path, vigil)
     vigil.run_cycle(MODEL, T0 + 2 * H + 60)
     assert _pulls(vigil) == ["done", "done"]
 
