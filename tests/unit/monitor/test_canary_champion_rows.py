@@ -23,10 +23,10 @@ from tests.helpers_vigil import (
 )
 
 
-def _vigil(tmp_path):
+def _vigil(tmp_path, **model):
     cfg = make_config(tmp_path, models=[model_config(
         kpis=[], slos=[], features=["user_age"], prediction_column="score", reference={"path": "train.parquet"},
-        samples={"path": "samples/", "timestamp_column": "timestamp"},
+        samples={"path": "samples/", "timestamp_column": "timestamp"}, **model,
         canary={"alias": "challenger", "version_column": "model_version", "distribution_threshold": 0.2})])
     registry = serving_registry(versions=("1", "2"))
     registry.aliases[(MODEL, "challenger")] = "2"
@@ -110,12 +110,8 @@ def test_samples_written_as_the_performance_template_are_split_by_it(tmp_path):
     rng = np.random.default_rng(8)
     performance = {"task": "classification", "prediction_column": "score", "version_value": "resnet50-v{version}",
                    "reference": {"start": T0 - 3 * 86400, "end": T0 - 2 * 86400}}
-    cfg = make_config(tmp_path, models=[model_config(
-        kpis=[], slos=[], features=["user_age"], prediction_column="score", performance=performance,
-        canary={"alias": "challenger", "version_column": "model_version", "distribution_threshold": 0.2})])
-    registry = serving_registry(versions=("1", "2"))
-    registry.aliases[(MODEL, "challenger")] = "2"
-    vigil = make_vigil(cfg, prometheus=StubPrometheus(), registry=registry, notifiers={})
+    vigil, _ = _vigil(tmp_path, performance=performance)
+    cfg = vigil.config
 
     def rows(version: str, n: int, low: float, high: float) -> pd.DataFrame:
         return pd.DataFrame({"user_age": rng.normal(40, 10, n), "score": rng.uniform(low, high, n),
