@@ -23,6 +23,7 @@ from monitor.cycle.messages import OutboxWriter
 from monitor.cycle.plan import routes_of
 from monitor.cycle.rollback_ask import FLEET_CAP, FleetCap, RollbackAsk, missing_version
 from monitor.cycle.rollback_intents import RollbackRunner
+from monitor.cycle.rollback_told import RollbackTeller
 from monitor.metrics import VigilMetrics
 from monitor.silence_ops import SilenceAsk
 from monitor.silence_ops import create_once as create_silence_once
@@ -93,9 +94,17 @@ class Operator:
                for a in earlier):
             return
         with self.store.tx() as s:
+            row = s.get(IncidentRow, incident_id)
+            advised = self.outbox.advice(s, row) if row is not None else None
             self.store.add_action(s, model=m.name, kind="rollback", incident_id=incident_id, from_version=None,
                                   to_version=to_version, status=ActionStatus.REFUSED, reason=reason, detail=detail,
                                   actor="vigil", dry_run=dry_run, at=t)
+            # The cycle's message was written before this refusal. Edited only when the refusal
+            # changes its advice (v3, released after Vigil rolled v2 back, refused by the
+            # cool-down: "confirm the KPIs recover with v3"); a page that already says what to
+            # do (rollback off, low confidence) is not edited right after it is sent.
+            if row is not None and self.outbox.advice(s, row) != advised:
+                RollbackTeller(self.outbox).update_incident(s, m, incident_id, t)
         self.metrics.rollbacks.labels(m.name, ActionStatus.REFUSED).inc()
         self.store.audit("vigil", "rollback.refused", f"model:{m.name}",
                          {"incident_id": incident_id, "reason": reason, "to_version": to_version}, now=t)

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from alerts.links import IncidentRef, LinkSettings, incident_links
 from alerts.outbox import MessageKind
-from alerts.payload import IncidentSnapshot, incident_payload, incident_summary
+from alerts.payload import IncidentSnapshot, incident_payload, incident_summary, suggested_action
 from alerts.routing import NotifierRegistry
 from dashboards.finding_panels import PanelKey, finding_panel
 from dashboards.model_dashboard import build_model_dashboard_keyed
@@ -128,6 +128,13 @@ class OutboxWriter:
         self.receivers.incident(s, snap, links, now, held)
         # `row.last_notified_at` (the repeat clock) is the caller's: an edit that tells no
         # one new (an ack, a rollback shown) must not restart it, a page or reply does.
+
+    def advice(self, s: Session, row: IncidentRow) -> str:
+        """What the incident's message advises now (its `suggested_action`), read in the
+        caller's transaction as `incident` would write it."""
+        state = s.get(ModelStateRow, row.model)  # read only, as in `incident`
+        return suggested_action(row.causes, self.store.incident_actions(s, row.id), row.status, row.model,
+                                state.alias_version if state else None)
 
     def edit_channels(self, s: Session, row: IncidentRow, routed: list[str]) -> list[str]:
         """Where an edit that tells no one new (an ack, a rollback shown) goes: the channels

@@ -305,3 +305,27 @@ def test_a_release_after_vigils_rollback_that_regresses_in_the_same_incident_is_
     [row] = vigil.store.incidents(model=MODEL)
     assert vigil.store.incident(row.id).causes[0]["entity"] == f"{MODEL} v3"
     assert reg.moves == [(MODEL, "champion", "1"), (MODEL, "champion", "1")], reg.moves  # v2, then v3, to v1
+
+
+def test_a_release_after_vigils_rollback_whose_rollback_is_refused_says_so_and_what_to_do(tmp_path: Any) -> None:
+    """As above with the default 6 h cool-down: v3's rollback is refused (v2's was 50 min
+    before). The message told on-call to "confirm the KPIs recover with v3", as if nothing
+    was wrong with it; it must say v3's rollback was refused, by which guard, and how to roll back."""
+    reg = serving_registry(version="1", versions=("1", "2"))
+    ctr = lambda ts: np.where((ts >= T0 - 4800) & (ts < T0 - 3600) | (ts >= T0 - 1500), 0.044, 0.05)  # noqa: E731
+    prom = StubPrometheus({CTR_QUERY: ctr, P99_QUERY: step_curve(0.1, 0.8, T0 - 4800)})
+    vigil = make_vigil(make_config(tmp_path), prometheus=prom, registry=reg, start=T0 - 5460)
+    for t in range(int(T0 - 5460), int(T0 + 600), 60):
+        if t == T0 - 5400:
+            reg.aliases[(MODEL, "champion")] = "2"
+        if t == T0 - 2400:
+            reg.add_version(MODEL, "3", created_at=T0 - 2500)
+            reg.aliases[(MODEL, "champion")] = "3"
+        vigil.run_cycle(MODEL, float(t))
+    [row] = vigil.store.incidents(model=MODEL)
+    assert vigil.store.incident(row.id).causes[0]["entity"] == f"{MODEL} v3"
+    assert reg.aliases[(MODEL, "champion")] == "3"  # refused: v3 still serves
+    message = vigil.store.outbox_for_prefix(f"incident:{row.id}")[-1].payload
+    said = message["suggested_action"]
+    assert "recover with v3" not in said, said
+    assert "v3" in said and "refused" in said and "cool-down" in said and f"/v1/models/{MODEL}/rollback" in said, said
