@@ -38,7 +38,6 @@ from monitor.cycle.rollback_ask import (
     CANARY_PROMOTE,
     CANARY_PULL,
     FLEET_CAP,
-    MOVED,
     PROMOTION,
     ROLLBACK,
     RollbackAsk,
@@ -56,6 +55,7 @@ from monitor.cycle.rollback_ask import (
 )
 from monitor.cycle.rollback_landed import forward, record_move
 from monitor.cycle.rollback_told import RollbackTeller
+from monitor.cycle.rollback_unmoved import Unmoved, moved_since
 from monitor.executors.base import SETTLING, Executor, ExecutorError, RollbackStep
 from monitor.executors.guarded import guarded, preflight
 from monitor.failpoints import failpoint
@@ -78,6 +78,7 @@ class RollbackRunner:
                  health: LayerHealth = lambda _layer, _error: None, pull_layers: Layers | None = None) -> None:
         self.store, self.layers, self.outbox, self.metrics = store, layers, outbox, metrics
         self.told = RollbackTeller(outbox)
+        self.unmoved = Unmoved(store, self.told, metrics)  # what moves nothing: recorded without an intent
         self.health = health  # a layer that cannot be reached makes /readyz say so
         self.pull_layers = pull_layers  # a canary pull's layers (the challenger's); None: no canaries
         self.step_budget_s = STEP_BUDGET_S
@@ -102,7 +103,7 @@ class RollbackRunner:
         except ExecutorError as e:  # e.g. a missing kubeconfig: a failed rollback (nothing moved), not a failed cycle
             with self.store.tx() as s:
                 last = self.store.model_state(s, m.name).alias_version
-                return self._record_without_intent(s, ask, last, [], failed=f"cannot build the layers: {e.detail}")
+                return self.unmoved.record(s, ask, last, [], failed=f"cannot build the layers: {e.detail}")
         with self.store.tx() as s:
             seen = latest_intent_id(s, m.name)  # one recorded after this is another ask's, at once
         serving, unread = self._serving_now(layers[0], m, ask.to_version, ask.from_version)
@@ -150,11 +151,13 @@ class RollbackRunner:
             if not ask.dry_run and (first := finished_first(s, m.name, seen, ask.to_version, ask.kind)) is not None:
                 return first
             if ask.stay and not already:  # asked for the blamed version serving; a layer serves another
-                return ask.stay_refused(layers, serving)
+                stayed = ask.stay_refused(layers, serving)  # or none could be read: failed, nothing to record
+                return (self.unmoved.record(s, ask, serving, layers, refused=stayed.detail)
+                        if stayed.status == ActionStatus.REFUSED else stayed)
             if ask.dry_run or already:
-                return self._record_without_intent(s, ask, serving, layers, already=already)
+                return self.unmoved.record(s, ask, serving, layers, already=already)
             if ask.only_from is not None and serving is not None and serving != ask.only_from:
-                return self._record_without_intent(s, ask, serving, layers, moved_from=ask.only_from)
+                return self.unmoved.record(s, ask, serving, layers, refused=moved_since(ask, serving))
             if ask.fleet_cap is not None and (full := ask.fleet_cap.reached(s, ask.now)):
                 return RollbackOutcome(ActionStatus.REFUSED, serving, ask.to_version, f"{FLEET_CAP}: {full}")
             action = self.store.add_action(s, model=m.name, kind=ask.kind, incident_id=ask.incident_id,
@@ -194,48 +197,6 @@ class RollbackRunner:
         except ExecutorError:
             return False, None
         return not off, off[0] if off else None
-
-    def _record_without_intent(self, s: Session, ask: RollbackAsk, serving: str | None, layers: list[Executor],
-                               moved_from: str | None = None, failed: str | None = None, already: bool = False
-                               ) -> RollbackOutcome:
-        """A dry run, an alias at the target (`already`: every layer serves it), one moved since
-        the ask (`moved_from`: what it was expected to serve), or layers that cannot be built
-        (`failed`): recorded, audited, nothing moves."""
-        m = ask.model
-        if failed is not None:
-            status, detail = ActionStatus.FAILED, f"{failed}; nothing was moved"
-        elif moved_from is not None:
-            alias = m.canary.alias if ask.kind == CANARY_PULL and m.canary is not None else m.alias
-            status, detail = ActionStatus.REFUSED, (f"{MOVED}: '{alias}' serves v{serving}, not v{moved_from} as "
-                                                    "when this was asked: someone moved it since; nothing moved")
-        elif ask.dry_run and not already:  # a dry run says what the real one would do: at the target, a no-op
-            status, detail = ActionStatus.DRY_RUN, f"dry run: would move {names(layers)} from v{serving} " \
-                                                   f"to v{ask.to_version}"
-        else:
-            where = f"'{m.alias}' already points at" if ask.kind == ROLLBACK else f"{names(layers)} already serve"
-            status, detail = ActionStatus.NOOP, f"{'dry run: ' if ask.dry_run else ''}{where} v{ask.to_version}"
-        action = self.store.add_action(s, model=m.name, kind=ask.kind, incident_id=ask.incident_id,
-                                       from_version=serving, to_version=ask.to_version, status=status,
-                                       reason=ask.reason, detail=detail, actor=ask.actor, dry_run=ask.dry_run,
-                                       at=ask.now)
-        detail_ = {"from_version": serving, "to_version": ask.to_version, "reason": ask.reason,
-                   "incident_id": ask.incident_id, "dry_run": ask.dry_run, "forced": ask.forced}
-        for event in ("requested", status):
-            self.store.audit_in(s, ask.actor, f"{AUDIT[ask.kind]}.{event}", f"model:{m.name}", detail_, now=ask.now)
-        if status == ActionStatus.DRY_RUN:
-            self.told.announce(s, m, ask.incident_id, payload(m, serving, ask.to_version, status, ask, detail),
-                               f"dry-run:{ask.incident_id}:{int(ask.now)}", ask.now)
-        elif status == ActionStatus.FAILED:
-            self.told.announce(s, m, ask.incident_id, payload(m, serving, ask.to_version, status, ask, detail),
-                               f"action:{action.id}", ask.now)
-        self._count(ask.kind, m.name, status)
-        return RollbackOutcome(status, serving, ask.to_version, detail)
-
-    def _count(self, kind: str, model: str, status: str) -> None:
-        if kind == ROLLBACK:
-            self.metrics.rollbacks.labels(model, status).inc()
-        else:
-            self.metrics.canary_actions.labels(model, kind, status).inc()
 
     # ------------------------------------------------------------------ acting
     def drive(self, intent_id: int, m: ModelConfig, now: float, deadline: float | None = None) -> RollbackOutcome:
@@ -384,7 +345,7 @@ class RollbackRunner:
             self.told.tell(s, m, intent.incident_id, said, f"intent:{intent.id}", now)
         self.store.audit_in(s, intent.actor, f"{AUDIT.get(kind, 'rollback')}.{status}", f"model:{m.name}",
                             {**audited(intent), "detail": detail}, now=now)
-        self._count(kind, m.name, status)
+        self.unmoved.count(kind, m.name, status)
         log.info("%s %s", kind, status, extra={"model": m.name, "intent": intent.id, "detail": detail})
         return outcome_of(intent)
 

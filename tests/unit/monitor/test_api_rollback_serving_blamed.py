@@ -47,3 +47,21 @@ def test_asked_for_the_blamed_version_it_moves_nothing_when_the_alias_cannot_be_
     assert r.status_code in (409, 502), r.text
     api.registry.down = False
     assert api.registry.moves == moves and api.alias() == "2"
+
+
+def test_a_refused_stay_request_is_recorded_and_audited_like_the_other_refusals(tmp_path, monkeypatch):
+    """The 409 above was answered and nothing else: no action, no audit entry, while a request
+    refused because the alias moved since the ask began is both. An SRE reading the audit log
+    must see every refused request."""
+    api = _serving_v2_blamed(tmp_path, monkeypatch)
+    api.registry.aliases[(MODEL, "champion")] = "3"  # not yet polled
+    seq = max(e.seq for e in api.vigil.store.audit_entries())
+    r = api.post(ROLLBACK, {"reason": "make sure v2 serves", "to_version": "2"})
+    assert r.status_code == 409, r.text
+    last = api.vigil.store.actions(model=MODEL)[-1]
+    assert (last.status, last.from_version, last.to_version, last.actor) == ("refused", "3", "2", "api:admin"), \
+        (last.status, last.from_version, last.to_version, last.actor)
+    assert last.detail == r.json()["error"] or last.detail in r.json()["error"], (last.detail, r.json())
+    new = [(e.action, e.actor, e.detail.get("from_version"), e.detail.get("to_version"))
+           for e in api.vigil.store.audit_entries() if e.seq > seq]
+    assert new == [("rollback.requested", "api:admin", "3", "2"), ("rollback.refused", "api:admin", "3", "2")], new

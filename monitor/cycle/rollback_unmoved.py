@@ -1,0 +1,69 @@
+"""Stage 6, act: a rollback (or a canary's action) that moves nothing, recorded without an
+intent (monitor/cycle/rollback_intents.py records the ones that move): a dry run, an alias
+already at the target, a refusal (the alias moved since the ask; a `stay` ask that finds a
+layer on another version), layers that cannot be built. Each is an action and two audit
+entries, `requested` then its outcome, as a rollback that ran has: an SRE reading the audit
+log sees every request, refused ones included."""
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from alerts.rollback import ActionStatus, RollbackOutcome
+from monitor.cycle.rollback_ask import AUDIT, CANARY_PULL, MOVED, ROLLBACK, RollbackAsk, names, payload
+from monitor.cycle.rollback_told import RollbackTeller
+from monitor.executors.base import Executor
+from monitor.metrics import VigilMetrics
+from monitor.store.repository import Store
+
+
+def moved_since(ask: RollbackAsk, serving: str | None) -> str:
+    """Why an ask that moves only from `only_from` (the blamed version, the one a button
+    showed) moved nothing: the alias serves another version now."""
+    m = ask.model
+    alias = m.canary.alias if ask.kind == CANARY_PULL and m.canary is not None else m.alias
+    return (f"{MOVED}: '{alias}' serves v{serving}, not v{ask.only_from} as when this was asked: someone moved it "
+            "since; nothing moved")
+
+
+class Unmoved:
+    def __init__(self, store: Store, told: RollbackTeller, metrics: VigilMetrics) -> None:
+        self.store, self.told, self.metrics = store, told, metrics
+
+    def record(self, s: Session, ask: RollbackAsk, serving: str | None, layers: list[Executor], *,
+               refused: str | None = None, failed: str | None = None, already: bool = False) -> RollbackOutcome:
+        """A dry run, an alias at the target (`already`: every layer serves it), a refusal
+        (`refused`: its detail) or layers that cannot be built (`failed`): recorded, audited,
+        nothing moves. `serving`: what the alias served when asked (None: unknown)."""
+        m = ask.model
+        if failed is not None:
+            status, detail = ActionStatus.FAILED, f"{failed}; nothing was moved"
+        elif refused is not None:
+            status, detail = ActionStatus.REFUSED, refused
+        elif ask.dry_run and not already:  # a dry run says what the real one would do: at the target, a no-op
+            status, detail = ActionStatus.DRY_RUN, f"dry run: would move {names(layers)} from v{serving} " \
+                                                   f"to v{ask.to_version}"
+        else:
+            where = f"'{m.alias}' already points at" if ask.kind == ROLLBACK else f"{names(layers)} already serve"
+            status, detail = ActionStatus.NOOP, f"{'dry run: ' if ask.dry_run else ''}{where} v{ask.to_version}"
+        action = self.store.add_action(s, model=m.name, kind=ask.kind, incident_id=ask.incident_id,
+                                       from_version=serving, to_version=ask.to_version, status=status,
+                                       reason=ask.reason, detail=detail, actor=ask.actor, dry_run=ask.dry_run,
+                                       at=ask.now)
+        detail_ = {"from_version": serving, "to_version": ask.to_version, "reason": ask.reason,
+                   "incident_id": ask.incident_id, "dry_run": ask.dry_run, "forced": ask.forced}
+        for event in ("requested", status):
+            self.store.audit_in(s, ask.actor, f"{AUDIT[ask.kind]}.{event}", f"model:{m.name}", detail_, now=ask.now)
+        if status == ActionStatus.DRY_RUN:
+            self.told.announce(s, m, ask.incident_id, payload(m, serving, ask.to_version, status, ask, detail),
+                               f"dry-run:{ask.incident_id}:{int(ask.now)}", ask.now)
+        elif status == ActionStatus.FAILED:
+            self.told.announce(s, m, ask.incident_id, payload(m, serving, ask.to_version, status, ask, detail),
+                               f"action:{action.id}", ask.now)
+        self.count(ask.kind, m.name, status)
+        return RollbackOutcome(status, serving, ask.to_version, detail)
+
+    def count(self, kind: str, model: str, status: str) -> None:
+        if kind == ROLLBACK:
+            self.metrics.rollbacks.labels(model, status).inc()
+        else:
+            self.metrics.canary_actions.labels(model, kind, status).inc()
