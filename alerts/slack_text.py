@@ -212,7 +212,9 @@ def action_line(a: Mapping[str, Any], w: Wording = DEFAULT_WORDING) -> str:
     kind = str(a.get("kind") or "action").replace("_", " ").capitalize()
     line = f"{emoji} {kind}"
     if a.get("from_version") is not None or a.get("to_version") is not None:
-        line += f" v{escape(a.get('from_version'))} → v{escape(a.get('to_version'))}"
+        # from unknown (a refusal while the registry could not be read): "→ v1", not "vNone → v1"
+        came = f"v{escape(a.get('from_version'))} " if a.get("from_version") is not None else ""
+        line += f" {came}→ v{escape(a.get('to_version'))}"
     line += f": *{escape(status.replace('_', ' '))}*"
     if a.get("actor"):
         line += f" by {escape(a['actor'])}"

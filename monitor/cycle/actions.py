@@ -31,7 +31,7 @@ from monitor.store import groups
 from monitor.store.audit_log import retry_audited
 from monitor.store.intents import AUTOMATIC
 from monitor.store.repository import IncidentRow, Store
-from monitor.store.tables import locked_row
+from monitor.store.tables import ModelStateRow, locked_row
 
 log = logging.getLogger("vigil.actions")
 SLACK_SILENCE_S = 4 * 3600.0
@@ -93,10 +93,11 @@ class Operator:
         if any(a.status == ActionStatus.REFUSED and (a.detail == detail or a.detail.startswith(f"{detail}:"))
                for a in earlier):
             return
+        serving = self._serving_now(m)  # read before the transaction: no registry call holds it open
         with self.store.tx() as s:
             row = s.get(IncidentRow, incident_id)
             advised = self.outbox.advice(s, row) if row is not None else None
-            self.store.add_action(s, model=m.name, kind="rollback", incident_id=incident_id, from_version=None,
+            self.store.add_action(s, model=m.name, kind="rollback", incident_id=incident_id, from_version=serving,
                                   to_version=to_version, status=ActionStatus.REFUSED, reason=reason, detail=detail,
                                   actor="vigil", dry_run=dry_run, at=t)
             # The cycle's message was written before this refusal. Edited only when the refusal
@@ -107,7 +108,22 @@ class Operator:
                 RollbackTeller(self.outbox).update_incident(s, m, incident_id, t)
         self.metrics.rollbacks.labels(m.name, ActionStatus.REFUSED).inc()
         self.store.audit("vigil", "rollback.refused", f"model:{m.name}",
-                         {"incident_id": incident_id, "reason": reason, "to_version": to_version}, now=t)
+                         {"incident_id": incident_id, "reason": reason, "from_version": serving,
+                          "to_version": to_version}, now=t)
+
+    def _serving_now(self, m: ModelConfig) -> str | None:
+        """The alias's version as a refusal is recorded (stored "from None" before, whatever
+        served): read from the registry, None when it cannot be read, not the last version seen."""
+        if self.registry is None:  # no registry to ask: what the cycle's poll last read
+            with self.store.tx() as s:
+                state = s.get(ModelStateRow, m.name)
+                return state.alias_version if state is not None else None
+        try:
+            return self.registry.alias_version(m.registry, m.alias)
+        except Exception as e:  # any failure of the read: the refusal is recorded all the same
+            log.warning("alias unreadable while recording a refused rollback",
+                        extra={"model": m.name, "error": f"{type(e).__name__}: {e}"})
+            return None
 
     def rollback(self, ask: RollbackAsk) -> RollbackOutcome:
         """A rollback as a durable intent (monitor/cycle/rollback_intents.py)."""
