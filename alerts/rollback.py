@@ -63,7 +63,7 @@ class TargetChoice:
     def said(self, detail: str, status: str) -> str:
         """An outcome's detail as told: a `stay` noop says the version serving is blamed too.
         Only a noop: refused or failed, another version serves or none could be read."""
-        return f"{detail}; {self.reason}" if self.stay and status == ActionStatus.NOOP else detail
+        return f"{detail}; {self.reason}; nothing was moved" if self.stay and status == ActionStatus.NOOP else detail
 
 
 FORCE_NEEDED = "moving to it needs force=true and a reason"  # the API's words; `vigil rollback` says --force

@@ -263,9 +263,11 @@ class Operator:
         choice = self.choose_target(m, now, asked=previous)
         if choice.version is None:
             return f"No rollback: {choice.reason}. Use the rollback API with to_version."
+        # The version the button names, blamed too and serving (a `stay`): nothing to move, said
+        # as the rollback API says it (never "someone moved it since", nor a move to it unforced).
         outcome = self.rollback(RollbackAsk(m, choice.version, f"Slack button on incident {row.id}", actor,
-                                            row.id, now, only_from=current))
-        return f"Rollback {outcome.status}: {outcome.detail}"
+                                            row.id, now, only_from=current, stay=choice.stay))
+        return f"Rollback {outcome.status}: {choice.said(outcome.detail, outcome.status)}"
 
 
 def _no_button_move(row: IncidentRow) -> str:
