@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator
 from typing import NamedTuple
 
 import numpy as np
@@ -42,6 +43,15 @@ class _Pair(NamedTuple):
     onset: float
 
 
+class _Spans(NamedTuple):
+    """One service's spans: lines per span and statement, and what the views read per span."""
+
+    x: np.ndarray  # int64 (span, statement): lines of the statement in the span
+    grp: np.ndarray  # per span: 0 reference, 1 recent history, 2 window (its latest line's)
+    first: np.ndarray  # per span: time of its first line
+    tids: np.ndarray  # per statement (sorted by statement): a template id that stands for it
+
+
 def broken_sequence_findings(g: pd.DataFrame, names: dict[int, str], ctx: Ctx) -> list[Finding]:
     """Pairs (A, B) of one service's templates where B followed every A per span and stopped doing so.
 
@@ -60,24 +70,52 @@ def broken_sequence_findings(g: pd.DataFrame, names: dict[int, str], ctx: Ctx) -
     # variants follows the workload; pairs are taken between statements instead, a
     # statement being the first constant words of the line.
     stmt = {t: _statement(n) for t, n in names.items()}
-    g = g.assign(stmt=g["tid"].map(stmt))
-    rep = g.drop_duplicates("stmt").set_index("stmt")["tid"]
     out: list[Finding] = []
-    for service, sg in g.groupby("service", sort=True):
-        out += [_finding(str(service), c, names, ctx) for c in _service_pairs(sg, rep, ctx).values()]
+    for service, spans in _by_service(g, g["tid"].map(stmt)):
+        out += [_finding(service, c, names, ctx) for c in _service_pairs(spans, ctx).values()]
     return out
 
 
-def _service_pairs(sg: pd.DataFrame, rep: pd.Series, ctx: Ctx) -> dict[tuple[int, int], _Pair]:
+def _by_service(g: pd.DataFrame, stmt: pd.Series) -> Iterator[tuple[str, _Spans]]:
+    """Each service's spans (services in name order), counted in one pass over all lines:
+    three group-bys per service cost about 8 % of a Nezha case's CPU."""
+    svc, services = pd.factorize(g["service"], sort=True)
+    st, _ = pd.factorize(stmt, sort=True)  # sorted: a service's statements in name order
+    sp, span_ids = pd.factorize(g["span_id"])
+    n_st = max(int(st.max()) + 1, 1)
+    # A statement stands for the first of its templates in the lines.
+    st_seen, st_first = np.unique(st, return_index=True)
+    rep = np.zeros(n_st, np.int64)
+    rep[st_seen[st_seen >= 0]] = g["tid"].to_numpy()[st_first[st_seen >= 0]]
+    ok = svc >= 0  # a line without a service belongs to no service's spans
+    key = svc[ok].astype(np.int64) * max(len(span_ids), 1) + sp[ok]
+    span_key, span_of = np.unique(key, return_inverse=True)  # spans in service order
+    span_svc = span_key // max(len(span_ids), 1)
+    grp = np.full(len(span_key), -1, np.int64)
+    np.maximum.at(grp, span_of, g["_grp"].to_numpy(np.int64)[ok])
+    first = np.full(len(span_key), np.inf)
+    np.fmin.at(first, span_of, g["ts"].to_numpy(float)[ok])  # as min() per group: NaN skipped
+    counted = st[ok] >= 0  # lines of a template without a name count for their span only
+    cell, n = np.unique(span_of[counted].astype(np.int64) * n_st + st[ok][counted], return_counts=True)
+    cell_span, cell_st = cell // n_st, cell % n_st
+    bounds = np.searchsorted(span_svc[cell_span], np.arange(len(services) + 1))
+    for i, service in enumerate(services):
+        lo, hi = bounds[i], bounds[i + 1]
+        if lo == hi:
+            continue
+        rows, r = np.unique(cell_span[lo:hi], return_inverse=True)
+        cols, c = np.unique(cell_st[lo:hi], return_inverse=True)
+        x = np.zeros((len(rows), len(cols)), np.int64)
+        x[r, c] = n[lo:hi]
+        yield str(service), _Spans(x, grp[rows], first[rows], rep[cols])
+
+
+def _service_pairs(spans: _Spans, ctx: Ctx) -> dict[tuple[int, int], _Pair]:
     """The broken pairs of one service, one per missing line B (its strongest anchor A)."""
     p = ctx.params
-    m = sg.groupby(["span_id", "stmt"]).size().unstack(fill_value=0)
-    if m.shape[1] < 2:
+    x, grp, first, tids = spans
+    if x.shape[1] < 2:
         return {}
-    grp = sg.groupby("span_id")["_grp"].max().reindex(m.index).to_numpy()
-    first = sg.groupby("span_id")["ts"].min().reindex(m.index).to_numpy(float)
-    x = m.to_numpy(np.int64)
-    tids = rep.reindex(m.columns).to_numpy()
     has = x > 0
     # broken[s, a, b]: span s wrote A and fewer B than A; paired: as many B as A.
     broken = has[:, :, None] & (x[:, None, :] < x[:, :, None])
