@@ -1,7 +1,10 @@
-"""Numbers as messages print them."""
+"""Numbers as messages print them, and medians without numpy's per-call overhead."""
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
+
+import numpy as np
 
 
 def told_apart(value: float, threshold: float, spell: Callable[[float, int], str],
@@ -15,3 +18,14 @@ def told_apart(value: float, threshold: float, spell: Callable[[float, int], str
         if a != b:
             break
     return a, b
+
+
+def median(x: np.ndarray) -> float:
+    """np.median's value (NaN when `x` is empty or holds one) from one sort: np.median's
+    own overhead, ~50 us a call on small arrays, was 2.6 % of a Nezha case's CPU in the
+    trace checks (two calls per tested group, ~760 a case)."""
+    s = np.sort(x)
+    if not len(s) or np.isnan(s[-1]):
+        return math.nan
+    m = len(s) // 2
+    return float(s[m]) if len(s) % 2 else float((s[m - 1] + s[m]) / 2)  # as np.median averages the two

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from detectors.numbers import median
 from detectors.records import Direction, Finding, FindingKind
 from detectors.traces.params import TraceParams
 
@@ -90,7 +91,7 @@ def _slowdown(xb: np.ndarray, xc: np.ndarray, n_tests: int, p: TraceParams, min_
     """(baseline median, current median, ratio, surprise) when the current times are slower
     by the configured ratio (`min_ratio` when given), added milliseconds and significance
     (Bonferroni over n_tests)."""
-    mb, mc = float(np.median(xb)), float(np.median(xc))
+    mb, mc = median(xb), median(xc)
     ratio = (mc + 0.1) / (mb + 0.1)
     if ratio < (min_ratio or p.min_ratio) or mc - mb < p.min_added_ms:
         return None
@@ -101,8 +102,7 @@ def _slowdown(xb: np.ndarray, xc: np.ndarray, n_tests: int, p: TraceParams, min_
 
 
 def _self_time(b: pd.DataFrame, c: pd.DataFrame, ws: float, we: float, p: TraceParams) -> list[Finding]:
-    own_b = b[~b["is_client"]]
-    own_c = c[~c["is_client"]]
+    own_b, own_c = b[~b["is_client"]], c[~c["is_client"]]
     bg = _times(own_b, ["service", "operation"])
     cur = _times(own_c, ["service", "operation"])
     groups = [k for k, v in cur.items() if len(v) >= p.min_spans and k in bg]
