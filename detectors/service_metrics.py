@@ -41,6 +41,7 @@ from detectors.base import check_window
 from detectors.failed_requests import NAME as FAILED
 from detectors.failed_requests import count_spread, failed_requests
 from detectors.metric_meaning import MetricClass, direction_of, metric_class
+from detectors.numbers import median
 from detectors.records import Direction, Finding, FindingKind, Series
 
 MAD_TO_SD = 1.4826
@@ -159,7 +160,7 @@ class ServiceMetricsDetector:
             if not len(b):
                 no_baseline.add(s.name)
                 continue
-            level = float(np.median(recent)) if p.level != "normal" and len(recent) else float(np.median(b))
+            level = median(recent) if p.level != "normal" and len(recent) else median(b)
             service = s.labels.get("service") or _key(s)[1]
             floor = p.abs_floor_rel * state.typical.get(s.name, 0.0) * carried
             if s.name == FAILED:
@@ -218,15 +219,15 @@ def _regimes(state: ServiceMetricsState, series: Sequence[Series], start: float,
             continue
         service = s.labels.get("service") or _key(s)[1]
         seen.setdefault(s.name, set()).add(service)
-        normal, recent = float(np.median(b)), float(np.median(before))
+        normal, recent = median(b), median(before)
         if normal > 0 and recent > 0 and float(b.min()) >= 0 and float(before.min()) >= 0:
             ratios.setdefault(s.name, {}).setdefault(service, []).append(math.log(recent / normal))
     lo, hi = REGIME_BOUNDS
     out: dict[str, float] = {}
     for name, by_service in ratios.items():
         if len(by_service) >= REGIME_MIN_SERVICES and 2 * len(by_service) >= len(seen[name]):
-            votes = [float(np.median(v)) for v in by_service.values()]
-            out[name] = min(max(math.exp(float(np.median(votes))), lo), hi)
+            votes = [median(np.asarray(v)) for v in by_service.values()]
+            out[name] = min(max(math.exp(median(np.asarray(votes))), lo), hi)
     return out
 
 
@@ -262,8 +263,8 @@ def _shift(p: ServiceMetricsParams, s: Series, cls: MetricClass, v: np.ndarray, 
     bad direction."""
     b, fl = base.values, base.floor
     bad = direction_of(cls)
-    b_med = float(np.median(b))
-    mad = MAD_TO_SD * float(np.median(np.abs(b - b_med)))
+    b_med = median(b)
+    mad = MAD_TO_SD * median(np.abs(b - b_med))
     tail_up = tail_down = 0.0
     if p.tail > 0.5 and len(b) > 1:
         z_q = float(NormalDist().inv_cdf(p.tail))
