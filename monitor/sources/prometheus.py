@@ -54,6 +54,7 @@ from detectors.records import Answer, Series
 from monitor.config import PrometheusConfig
 from monitor.sources.errors import QueryError, SourceState, SourceStatus, SourceUnavailable, source_down
 from monitor.sources.http import DOWN_HOLD_S, Throttle, backoff_or_retry_after, bounded_retry_after
+from monitor.sources.prometheus_answer import MalformedAnswer, answer_data, instant_rows, range_rows
 from monitor.sources.prometheus_errors import (
     SOURCE,
     HttpStatus,
@@ -85,14 +86,6 @@ def _sec_text(ms: int) -> str:
     """Exact decimal seconds for a millisecond timestamp (Prometheus's resolution)."""
     sec, frac = divmod(ms, 1000)
     return f"{sec}.{frac:03d}" if frac else str(sec)
-
-
-def _points(values: list[list[Any]]) -> tuple[np.ndarray, np.ndarray]:
-    n = len(values)
-    ts = np.fromiter((p[0] for p in values), dtype=np.float64, count=n)
-    # numpy parses Prometheus's "NaN", "+Inf" and "-Inf" spellings.
-    vals = np.array([p[1] for p in values], dtype=np.str_).astype(np.float64) if n else np.empty(0)
-    return ts, vals
 
 
 class PrometheusSource:
@@ -168,15 +161,9 @@ class PrometheusSource:
             c_end = min(c_start + (MAX_POINTS_PER_REQUEST - 1) * step_ms, end_ms)
             if k == chunks - 1:
                 c_end = end_ms
-            rows, note = self._request(query, "range", c_start, c_end, step_ms)
+            rows, note = self._request(query, "range", c_start, c_end, step_ms, parse=range_rows)
             notes += [note] if note and note not in notes else []
-            for row in rows:
-                metric = dict(row.get("metric") or {})
-                if "values" not in row:
-                    # Native histograms ("histograms") are not float series; skip them loudly.
-                    log.warning("prometheus row without float values skipped", extra={"query": query, "labels": metric})
-                    continue
-                ts, vals = _points(row["values"])
+            for metric, ts, vals in rows:
                 key = tuple(sorted(metric.items()))
                 if key not in merged:
                     merged[key] = (metric, [], [])
@@ -228,7 +215,8 @@ class PrometheusSource:
         joined = balanced_or([f'label_replace(({q}), "{BATCH_LABEL}", "{i}", "", "")'
                                for i, q in enumerate(queries)])
         try:
-            rows, note = self._request(joined, "range_post", _ms(start), _ms(end), _ms(step), len(queries))
+            rows, note = self._request(joined, "range_post", _ms(start), _ms(end), _ms(step), len(queries),
+                                       parse=range_rows)
         except QueryError:
             return [self._one(q, start, end, step) for q in queries]
         except SourceUnavailable as e:
@@ -236,12 +224,10 @@ class PrometheusSource:
                 return [e] * len(queries)
             return self._singles(queries, start, end, step, split, e)
         per_query = [Answer.of(partial=note) for _ in queries]
-        for row in rows:
-            metric = dict(row.get("metric") or {})
+        for metric, ts, vals in rows:
             idx = metric.pop(BATCH_LABEL, None)
-            if idx is None or "values" not in row:
+            if idx is None or not idx.isdigit() or int(idx) >= len(queries):
                 continue
-            ts, vals = _points(row["values"])
             i = int(idx)
             # The answer says only that it missed a store, not for which query: each is marked.
             per_query[i].append(Series(metric.get("__name__") or queries[i], metric, ts, vals, note))
@@ -266,27 +252,11 @@ class PrometheusSource:
         A scalar result is one Series without labels; a range-vector selector such as
         `x[5m]` gives its raw samples.
         """
-        result, note = self._request(query, "instant", _ms(at), None, None)
-        if not result:
-            return Answer.of(partial=note)
-        if not isinstance(result[0], dict):  # scalar or string: [ts, "value"]
-            try:
-                ts, vals = _points([result])
-            except ValueError:
-                raise QueryError(SOURCE, query, f"expected a number, got the string {result[1]!r}") from None
-            return Answer.of([Series(name or query, {}, ts, vals, note)], note)
-        out = Answer.of(partial=note)
-        for row in result:
-            metric = dict(row.get("metric") or {})
-            if "value" in row:
-                ts, vals = _points([row["value"]])
-            elif "values" in row:
-                ts, vals = _points(row["values"])
-            else:
-                log.warning("prometheus row without float values skipped", extra={"query": query, "labels": metric})
-                continue
-            out.append(Series(name or metric.get("__name__") or query, metric, ts, vals, note))
-        return out
+        rows, note = self._request(query, "instant", _ms(at), None, None, parse=instant_rows)
+        if isinstance(rows, str):
+            raise QueryError(SOURCE, query, f"expected a number, got the string {rows!r}")
+        return Answer.of((Series(name or metric.get("__name__") or query, metric, ts, vals, note)
+                          for metric, ts, vals in rows), note)
 
     def ready(self) -> SourceState:
         """GET /-/ready once (no retries: readiness reports the state now). A store without
@@ -310,15 +280,16 @@ class PrometheusSource:
 
     # ------------------------------------------------------------------ transport
     def _request(self, query: str, kind: str, start_ms: int, end_ms: int | None, step_ms: int | None,
-                 answers: int = 1) -> tuple[Any, str]:
-        """One query's result and why it may be partial (`partial_note`), retried on transient
-        failures; SourceUnavailable when retries run out. `answers`: the queries a batched
-        `query` stands for (its ignored warnings count once for each)."""
+                 answers: int = 1, *, parse: Callable[[Any], Any]) -> tuple[Any, str]:
+        """One query's rows (`parse` of the answer's `data`) and why it may be partial
+        (`partial_note`), retried on transient failures; SourceUnavailable when retries run out.
+        `answers`: the queries a batched `query` stands for (its ignored warnings count once for each)."""
         self._throttle.check()
 
         def attempt() -> tuple[Any, str]:
             try:
-                return self._send(query, kind, start_ms, end_ms, step_ms, answers)
+                data, note = self._send(query, kind, start_ms, end_ms, step_ms, answers)
+                return parse(data), note
             except PrometheusApiClientException as e:
                 err = client_error(query, self.url, e)
                 if isinstance(err, Transient) and (err.retry_after or 0.0) > BACKOFF_MAX_S:
@@ -328,6 +299,8 @@ class PrometheusSource:
                 raise err from None
             except requests.RequestException as e:  # ConnectionError: refused, connect timeout, DNS
                 raise Transient(describe(e), unreachable=unreachable(e)) from None
+            except MalformedAnswer as e:  # named where it is wrong: the query's other answers may be whole
+                raise Transient(f"unexpected answer: {e}") from None
             except (KeyError, TypeError, ValueError) as e:
                 raise Transient(f"unexpected response body ({type(e).__name__}: {e})") from None
 
@@ -370,7 +343,7 @@ class PrometheusSource:
         )
 
     def _api(self, method: str, endpoint: str, params: dict[str, str], answers: int = 1) -> tuple[Any, str]:
-        """One request to /api/v1/<endpoint>: its result and `partial_note`; a non-200 is raised
+        """One request to /api/v1/<endpoint>: its `data` and `partial_note`; a non-200 is raised
         as the client library raises it (so `_request` classifies all alike), with its Retry-After."""
         ends = time.monotonic() + self.cfg.timeout_s
         with self._session.request(method, f"{self.url}/api/v1/{endpoint}",
@@ -382,7 +355,7 @@ class PrometheusSource:
             raise HttpStatus(resp.status_code, content,
                              bounded_retry_after(resp.headers.get("Retry-After"), time.time()))
         body = json.loads(content)
-        return body["data"]["result"], self.warnings.note(body, params.get("query", ""), answers)
+        return answer_data(body), self.warnings.note(body, params.get("query", ""), answers)
 
 
 class _SplitBudget:

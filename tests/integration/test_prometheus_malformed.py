@@ -1,0 +1,93 @@
+"""A Prometheus-compatible store, or a proxy before one, that answers outside the HTTP API's
+shape: a value that is no number, a point without its value, a `vector` where a range query
+asked for a `matrix`. The query is then unavailable with a reason that names where the answer
+is wrong and what was expected; the model's other signals are still judged."""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+import pytest
+
+from detectors.records import FindingKind
+from monitor.sources.errors import SourceUnavailable
+from monitor.sources.prometheus import PrometheusSource
+from tests.fakes.partial_prometheus import PartialPrometheus
+from tests.helpers_vigil import (
+    CTR_QUERY,
+    MODEL,
+    T0,
+    StubPrometheus,
+    make_config,
+    make_vigil,
+    model_config,
+    step_curve,
+)
+
+REVENUE_QUERY = 'sum(rate(revenue_total{model="recommender"}[5m]))'
+
+
+class _Garbled(PartialPrometheus):
+    """Whole answers, except the CTR query's, whose rows `garble` rewrites."""
+
+    def __init__(self, stub: StubPrometheus, garble: Any) -> None:
+        super().__init__(stub)
+        self.garble = garble
+
+    def answer(self, path: str, q: dict[str, str]) -> dict[str, Any]:
+        body = super().answer(path, q)
+        if q.get("query") == CTR_QUERY:
+            body["data"] = self.garble(body["data"])
+        return body
+
+
+def _point_text(data: dict[str, Any]) -> dict[str, Any]:
+    data["result"][0]["values"][-1][1] = "n/a"
+    return data
+
+
+def _short_point(data: dict[str, Any]) -> dict[str, Any]:
+    data["result"][0]["values"][3] = [data["result"][0]["values"][3][0]]
+    return data
+
+
+def _vector(data: dict[str, Any]) -> dict[str, Any]:
+    return {"resultType": "vector", "result": [{"metric": {}, "value": data["result"][0]["values"][-1]}]}
+
+
+@pytest.mark.parametrize(("garble", "named"), [
+    (_point_text, r"data\.result\[0\]\.values\[\d+\]: expected a number as text .*got 'n/a'"),
+    (_short_point, r"data\.result\[0\]\.values\[3\]: expected \[time, \"value\"\] points, got \[\d+\.0\]"),
+    (_vector, r"data\.resultType: expected matrix, got 'vector'"),
+])
+def test_a_malformed_answer_is_named_and_the_other_kpis_still_judged(tmp_path, garble, named):
+    stub = StubPrometheus({CTR_QUERY: lambda ts: np.full(len(ts), 0.05),
+                           REVENUE_QUERY: step_curve(100.0, 60.0, T0 - 600)})  # revenue fell 40 %
+    with _Garbled(stub, garble) as prom:
+        cfg = make_config(tmp_path, models=[model_config(
+            kpis=[{"name": "ctr", "query": CTR_QUERY}, {"name": "revenue", "query": REVENUE_QUERY}], slos=[])],
+            sources={"prometheus": {"url": prom.url, "step": "60s", "retries": 0}})
+        vigil = make_vigil(cfg, prometheus=PrometheusSource(cfg.sources.prometheus))
+
+        report = vigil.run_cycle(MODEL, T0)
+
+    kinds = {(f.kind, f.entity) for f in report.findings}
+    assert (FindingKind.KPI_DROP, "revenue") in kinds, [f.message for f in report.findings]
+    [ctr] = [f for f in report.findings if f.entity == "ctr"]
+    assert ctr.kind is FindingKind.NO_DATA
+    assert re.search(named, ctr.message), ctr.message
+    assert "internal error" not in ctr.message
+
+
+def test_an_instant_answer_with_a_point_that_is_no_pair_names_it(tmp_path):
+    class _Scalarless(PartialPrometheus):
+        def answer(self, path: str, q: dict[str, str]) -> dict[str, Any]:
+            return {"status": "success", "data": {"resultType": "vector",
+                                                  "result": [{"metric": {"pod": "a"}, "value": [T0]}]}}
+
+    with _Scalarless(StubPrometheus()) as prom:
+        cfg = make_config(tmp_path, sources={"prometheus": {"url": prom.url, "retries": 0}})
+        source = PrometheusSource(cfg.sources.prometheus)
+        with pytest.raises(SourceUnavailable, match=r"data\.result\[0\]\.value: expected \[time, \"value\"\], got"):
+            source.query("up", T0)
