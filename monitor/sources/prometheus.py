@@ -54,7 +54,7 @@ from detectors.records import Answer, Series
 from monitor.config import PrometheusConfig
 from monitor.sources.errors import QueryError, SourceState, SourceStatus, SourceUnavailable, source_down
 from monitor.sources.http import DOWN_HOLD_S, Throttle, backoff_or_retry_after, bounded_retry_after
-from monitor.sources.prometheus_answer import MalformedAnswer, answer_data, instant_rows, range_rows
+from monitor.sources.prometheus_answer import MalformedAnswer, answer_data, instant_rows, ordered, range_rows
 from monitor.sources.prometheus_errors import (
     SOURCE,
     HttpStatus,
@@ -173,6 +173,7 @@ class PrometheusSource:
         for metric, ts_parts, val_parts in merged.values():
             ts = np.concatenate(ts_parts) if len(ts_parts) > 1 else ts_parts[0]
             vals = np.concatenate(val_parts) if len(val_parts) > 1 else val_parts[0]
+            ts, vals = _in_order(ts, vals, query, metric)
             out.append(Series(name or metric.get("__name__") or query, metric, ts, vals, "; ".join(notes)))
         return Answer.of(out, "; ".join(notes))  # partial even with no series: the missing store may hold them all
 
@@ -229,6 +230,7 @@ class PrometheusSource:
             if idx is None or not idx.isdigit() or int(idx) >= len(queries):
                 continue
             i = int(idx)
+            ts, vals = _in_order(ts, vals, queries[i], metric)
             # The answer says only that it missed a store, not for which query: each is marked.
             per_query[i].append(Series(metric.get("__name__") or queries[i], metric, ts, vals, note))
         return list(per_query)
@@ -255,8 +257,8 @@ class PrometheusSource:
         rows, note = self._request(query, "instant", _ms(at), None, None, parse=instant_rows)
         if isinstance(rows, str):
             raise QueryError(SOURCE, query, f"expected a number, got the string {rows!r}")
-        return Answer.of((Series(name or metric.get("__name__") or query, metric, ts, vals, note)
-                          for metric, ts, vals in rows), note)
+        return Answer.of((Series(name or metric.get("__name__") or query, metric, *_in_order(ts, vals, query, metric),
+                                 note) for metric, ts, vals in rows), note)
 
     def ready(self) -> SourceState:
         """GET /-/ready once (no retries: readiness reports the state now). A store without
@@ -356,6 +358,14 @@ class PrometheusSource:
                              bounded_retry_after(resp.headers.get("Retry-After"), time.time()))
         body = json.loads(content)
         return answer_data(body), self.warnings.note(body, params.get("query", ""), answers)
+
+
+def _in_order(ts: np.ndarray, vals: np.ndarray, query: str, metric: dict[str, str]) -> tuple[np.ndarray, np.ndarray]:
+    ts, vals, fixed = ordered(ts, vals)
+    if fixed:
+        log.warning("prometheus answered points out of time order or twice: put in order",
+                    extra={"query": query[:200], "labels": metric})
+    return ts, vals
 
 
 class _SplitBudget:

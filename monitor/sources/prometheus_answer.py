@@ -130,3 +130,16 @@ def _first_bad(values: list[Any], where: str, one: bool) -> str:
             return f"{_at(where, j, one)}: expected a number as text (\"0.5\", \"NaN\", \"+Inf\"), got {_show(v)}"
     return f"{where}: unreadable points"
 
+
+
+def ordered(ts: np.ndarray, vals: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+    """The points in time order, each time once (the first answered), and whether they had to be:
+    Prometheus answers them so, but a store or proxy merging answers may not, and read as given
+    the oldest point was taken for the newest (a live series read as stopped 90 minutes ago,
+    and its breach unseen)."""
+    if len(ts) < 2 or bool((np.diff(ts) > 0).all()):
+        return ts, vals, False
+    order = np.argsort(ts, kind="stable")
+    ts, vals = ts[order], vals[order]
+    keep = np.concatenate(([True], np.diff(ts) > 0))
+    return ts[keep], vals[keep], True

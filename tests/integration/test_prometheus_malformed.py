@@ -91,3 +91,26 @@ def test_an_instant_answer_with_a_point_that_is_no_pair_names_it(tmp_path):
         source = PrometheusSource(cfg.sources.prometheus)
         with pytest.raises(SourceUnavailable, match=r"data\.result\[0\]\.value: expected \[time, \"value\"\], got"):
             source.query("up", T0)
+
+
+def _reversed(data: dict[str, Any]) -> dict[str, Any]:
+    for row in data["result"]:
+        row["values"].reverse()
+    return data
+
+
+def test_points_answered_out_of_time_order_are_read_in_order(tmp_path):
+    # The CTR fell 60 % ten minutes ago. Read newest first, the oldest point was taken for the
+    # last: "no points in the last 90 min: the series stopped", and the drop went unseen.
+    stub = StubPrometheus({CTR_QUERY: step_curve(0.05, 0.02, T0 - 600)})
+    with _Garbled(stub, _reversed) as prom:
+        cfg = make_config(tmp_path, models=[model_config(slos=[])],
+                          sources={"prometheus": {"url": prom.url, "step": "60s", "retries": 0}})
+        vigil = make_vigil(cfg, prometheus=PrometheusSource(cfg.sources.prometheus))
+
+        report = vigil.run_cycle(MODEL, T0)
+
+    [drop] = [f for f in report.findings if f.entity == "ctr" and f.kind is FindingKind.KPI_DROP]
+    assert round(drop.value) == -60, drop.message
+    assert not [f for f in report.findings if f.kind is FindingKind.NO_DATA], [f.message for f in report.findings]
+    assert drop.onset == T0 - 600  # the drop dated where it began
