@@ -5,7 +5,8 @@ while a page comes back full, ask again from the newest timestamp of that page
 (`start` is inclusive), dropping entries we already hold. Entries sharing that
 boundary timestamp are therefore neither lost nor duplicated. If a whole page has
 one single timestamp, the next request starts 1 ns later (Loki cannot page within
-one nanosecond). A query stops after `max_lines` lines. Either way lines of the range
+one nanosecond). A query stops after `max_lines` lines, or at a full page holding lines
+from before the start it asked (its `start` was ignored: the same page again). Either way lines of the range
 are unread: the result's `cut` says so, and the cycle reports its logs partly blind.
 
 Errors follow the contract: Loki errors are plain text. 400 raises QueryError with
@@ -78,6 +79,14 @@ class LokiSource(HttpSource):
                 seen.add(key)
                 out.append((ns, _record(ns, line, stream, meta, service_label)))
             if len(entries) < limit:
+                break
+            if (oldest := min(e[0] for e in entries)) < cursor:
+                # `start` is inclusive and nothing before it is answered: a cache or proxy that
+                # ignores the query string hands back the same page each time (10,000 requests
+                # of nothing new, minutes of a cycle, before this stopped it).
+                cut = (f"Loki answered lines from before the start asked ({oldest} < {cursor} ns): "
+                       "a cache or proxy before it ignoring the query's start? The rest unread")
+                until = cursor / 1e9
                 break
             newest = max(e[0] for e in entries)
             if newest <= cursor:

@@ -1,11 +1,16 @@
 """LokiSource against a local server that follows the Loki contract."""
 from __future__ import annotations
 
+import json
+from http.server import BaseHTTPRequestHandler
+
 import pytest
 
 try:
+    from tests.fakes.local_http import LocalHTTPServer
     from tests.fakes.loki_server import FakeLoki, Stream
 except ImportError:  # pytest put tests/ on sys.path, not the repo root
+    from fakes.local_http import LocalHTTPServer
     from fakes.loki_server import FakeLoki, Stream
 from monitor.config import LokiConfig
 from monitor.sources.errors import QueryError, SourceStatus, SourceUnavailable
@@ -176,3 +181,35 @@ def test_a_loki_whose_max_entries_limit_is_below_page_limit_is_paged_at_its_limi
     assert {r["params"]["limit"] for r in server.requests[1:]} == {"5"}  # asked at 10 once, not per page
     assert recs.cut is None
     assert "sources.loki.page_limit" in caplog.text and "max_entries_limit_per_query" in caplog.text
+
+
+def test_a_loki_that_ignores_start_is_not_asked_ten_thousand_times() -> None:
+    # A cache before Loki keyed without the query string: every page is the first page.
+    # Each page was taken for "full at one nanosecond" and the cursor moved 1 ns a request:
+    # 10,000 requests (31 s on a local fake; minutes against a remote Loki) for 100 lines.
+    t0 = 1_800_000_000
+    page = json.dumps({"status": "success", "data": {"resultType": "streams", "result": [
+        {"stream": {"service": "checkout"}, "values": [[str(t0 * 10**9 + i), f"line {i}"] for i in range(100)]}]}}
+    ).encode()
+    asked = []
+
+    class SamePage(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            asked.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    with LocalHTTPServer(SamePage) as server:
+        loki = LokiSource(LokiConfig(url=server.url, page_limit=100), retries=0)
+        lines = loki.query_logs('{service="checkout"}', t0, t0 + 60)
+
+    assert len(asked) <= 3
+    assert [r.line for r in lines] == [f"line {i}" for i in range(100)]  # what it did read is kept
+    assert lines.cut is not None and "before the start asked" in lines.cut
+    assert lines.until is not None and t0 <= lines.until < t0 + 60  # judged only up to there
