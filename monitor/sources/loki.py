@@ -137,14 +137,33 @@ def _entries(r: httpx.Response, query: str) -> list[tuple[int, str, dict, dict]]
         data = body["data"]
     except (ValueError, KeyError, TypeError):
         raise QueryError(_SOURCE, query, f"unexpected response: {r.text[:200]}") from None
+    if not isinstance(data, dict):
+        raise QueryError(_SOURCE, query, f"data: expected an object, got {_show(data)}")
     if data.get("resultType") != "streams":
         raise QueryError(_SOURCE, query, f"expected a log query (streams), got {data.get('resultType')!r}")
+    result = data.get("result") or []
+    if not isinstance(result, list):
+        raise QueryError(_SOURCE, query, f"data.result: expected a list of streams, got {_show(result)}")
     out = []
-    for stream in data.get("result", []):
-        labels = stream.get("stream", {}) or {}
-        for v in stream.get("values", []):
+    for i, stream in enumerate(result):
+        labels = stream.get("stream") or {} if isinstance(stream, dict) else None
+        if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
+            raise QueryError(_SOURCE, query, f"data.result[{i}].stream: expected an object of text labels, "
+                                             f"got {_show(stream.get('stream') if labels is not None else stream)}")
+        values = stream.get("values") or []
+        for j, v in enumerate(values if isinstance(values, list) else [values]):
+            if not (isinstance(v, list) and 2 <= len(v) <= 3 and isinstance(v[1], str)
+                    and isinstance(v[0], str | int) and str(v[0]).isdigit()):
+                # One malformed entry used to be an internal error that blinded traces too.
+                raise QueryError(_SOURCE, query, f"data.result[{i}].values[{j}]: expected [\"<ns epoch>\", "
+                                                 f"\"<line>\"(, metadata)], got {_show(v)}")
             out.append((int(v[0]), v[1], labels, _metadata(v[2] if len(v) > 2 else None)))
     return out
+
+
+def _show(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _metadata(third: object) -> dict:

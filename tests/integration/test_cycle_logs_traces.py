@@ -214,3 +214,25 @@ def test_traces_cut_at_the_search_limit_are_said_to_be_a_sample(tmp_path):
     [line] = lacked[20]
     assert "search_limit 20" in line and "api: the search limit of 20 traces was reached" in line
     assert lacked[1000] == []
+
+
+def test_a_malformed_log_entry_is_named_and_the_traces_still_judged(tmp_path):
+    # One entry whose line is null (a proxy re-encoding Loki's answer): it was an internal
+    # error of the whole logs-and-traces family, so preprocess's slow spans went unseen too.
+    spans = _traces(60, T - 600) + _traces(60, T - 300, pre_ms=300, seed=3)
+    broken = Stream({"service": "preprocess"}, [(int((T - 100) * 1e9), None, {})])  # type: ignore[list-item]
+    with FakeLoki([broken]) as loki, FakeTempo(tempo_spans(spans)) as tempo:
+        cfg = parse_config({
+            "sources": {"loki": {"url": loki.url}, "tempo": {"url": tempo.url}},
+            "schedule": {"lookback": "5m", "interval": "1m"},
+            "models": [{"name": "ranker", "services": ["api"], "owner_channel": "#ml",
+                        "slos": [{"name": "p99_latency", "query": "p99", "threshold": 0.3, "unit": "s"}]}],
+        }, base_dir=str(tmp_path))
+        vigil = Vigil(cfg, store=Store(f"sqlite:///{tmp_path / 'v.db'}"), prometheus=SloBreach(),
+                      registry=Registry(), notifiers={})
+        report = vigil.run_cycle("ranker", T)
+
+    assert any(f.kind == FindingKind.TRACE_ANOMALY and f.service == "preprocess" for f in report.findings), \
+        [f.message for f in report.findings]
+    said = " ".join([*report.blind, *(f.message for f in report.findings)])
+    assert "data.result[0].values[0]" in said and "internal error" not in said, said
