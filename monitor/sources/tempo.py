@@ -63,17 +63,19 @@ class TempoSource(HttpSource):
         try:
             body = r.json()
             traces = body.get("traces") or []
-        except ValueError:
+        except (ValueError, AttributeError):
             raise QueryError(_SOURCE, query, f"unexpected response: {r.text[:200]}") from None
+        if not isinstance(traces, list):
+            raise QueryError(_SOURCE, query, f"traces: expected a list, got {_show(traces)}")
         out = TraceHits()
         out.cut = search_cut(len(traces), limit, body.get("metrics") or {})
-        for t in traces:
-            sets = t.get("spanSets") or ([t["spanSet"]] if t.get("spanSet") else [])
-            ids = [s.get("spanID", "") for ss in sets for s in (ss.get("spans") or [])]
-            out.append(TraceSummary(
-                trace_id=_full_trace_id(t["traceID"]), root_service=t.get("rootServiceName"),
-                root_name=t.get("rootTraceName"), start_ns=int(t.get("startTimeUnixNano", 0)),
-                duration_ms=float(t.get("durationMs", 0)), matched_span_ids=[i for i in ids if i]))
+        for i, t in enumerate(traces):
+            try:
+                out.append(_summary(t))
+            except (KeyError, TypeError, ValueError, AttributeError):
+                # Named: a raw KeyError was an internal error that blinded the model's logs too.
+                raise QueryError(_SOURCE, query, f"traces[{i}]: expected a trace with a hex traceID (and "
+                                                 f"spanSets), got {_show(t)}") from None
         return out
 
     def trace(self, trace_id_hex: str, start: float | None = None, end: float | None = None) -> list[Span] | None:
@@ -90,7 +92,26 @@ class TempoSource(HttpSource):
             body = r.json()
         except ValueError:
             raise QueryError(_SOURCE, trace_id_hex, f"unexpected response: {r.text[:200]}") from None
-        return spans_from_otlp(body)
+        try:
+            return spans_from_otlp(body)
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise QueryError(_SOURCE, trace_id_hex, f"trace {trace_id_hex}: not OTLP JSON ({type(e).__name__}: {e}; "
+                                                    f"expected batches[].scopeSpans[].spans[])") from None
+
+
+def _summary(t: dict[str, Any]) -> TraceSummary:
+    sets = t.get("spanSets") or ([t["spanSet"]] if t.get("spanSet") else [])
+    ids = [s.get("spanID", "") for ss in sets for s in (ss.get("spans") or [])]
+    if not isinstance(t["traceID"], str):
+        raise TypeError("traceID")
+    return TraceSummary(trace_id=_full_trace_id(t["traceID"]), root_service=t.get("rootServiceName"),
+                        root_name=t.get("rootTraceName"), start_ns=int(t.get("startTimeUnixNano", 0)),
+                        duration_ms=float(t.get("durationMs", 0)), matched_span_ids=[i for i in ids if i])
+
+
+def _show(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def search_cut(returned: int, limit: int, metrics: dict[str, Any]) -> str | None:

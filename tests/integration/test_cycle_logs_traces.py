@@ -236,3 +236,31 @@ def test_a_malformed_log_entry_is_named_and_the_traces_still_judged(tmp_path):
         [f.message for f in report.findings]
     said = " ".join([*report.blind, *(f.message for f in report.findings)])
     assert "data.result[0].values[0]" in said and "internal error" not in said, said
+
+
+class _TraceWithoutId(FakeTempo):
+    """Tempo's search answers a trace summary without its traceID (a proxy re-encoding it)."""
+
+    def route(self, path, q, headers):
+        if path == "/api/search":
+            return self.json({"traces": [{"rootServiceName": "api", "durationMs": 12}], "metrics": {}})
+        return super().route(path, q, headers)
+
+
+def test_a_trace_summary_without_its_id_is_named_and_the_logs_still_judged(tmp_path):
+    logs = _logs(T - 600, 300, False, 1) + _logs(T - 300, 300, True, 2)
+    with FakeLoki(loki_streams(logs)) as loki, _TraceWithoutId([]) as tempo:
+        cfg = parse_config({
+            "sources": {"loki": {"url": loki.url}, "tempo": {"url": tempo.url}},
+            "schedule": {"lookback": "5m", "interval": "1m"},
+            "models": [{"name": "ranker", "services": ["api", "preprocess"], "owner_channel": "#ml",
+                        "slos": [{"name": "p99_latency", "query": "p99", "threshold": 0.3, "unit": "s"}]}],
+        }, base_dir=str(tmp_path))
+        vigil = Vigil(cfg, store=Store(f"sqlite:///{tmp_path / 'v.db'}"), prometheus=SloBreach(),
+                      registry=Registry(), notifiers={})
+        report = vigil.run_cycle("ranker", T)
+
+    assert any(f.kind == FindingKind.LOG_ANOMALY and f.service == "preprocess" for f in report.findings), \
+        [f.message for f in report.findings]
+    said = " ".join([*report.blind, *(f.message for f in report.findings)])
+    assert "traces[0]: expected a trace with a hex traceID" in said and "internal error" not in said, said
