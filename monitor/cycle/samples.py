@@ -19,6 +19,17 @@ def text_columns(m: ModelConfig) -> list[str]:
     return [f.name for f in m.features if f.type == "categorical"]
 
 
+def read_columns(m: ModelConfig) -> set[str]:
+    """The sample columns the model's cycle reads: features, prediction, the canary's version
+    column and performance's columns."""
+    out = {f.name for f in m.features} | {m.samples.timestamp_column if m.samples else "timestamp"}
+    perf, canary = m.performance, m.canary
+    named = [m.prediction_column, canary.version_column if canary else None]
+    if perf is not None:
+        named += [perf.id_column, perf.prediction_column, perf.probability_column, perf.version_column]
+    return out | {c for c in named if c}
+
+
 class SampleReader:
     def __init__(self, config: VigilConfig, store: Store, spool: Spool | None = None) -> None:
         self._config = config
@@ -45,7 +56,7 @@ class SampleReader:
             frames.append(files.window(start, end, purpose, unreadable=unreadable))
         posted = self._store.samples(m.name, start, end)
         if posted:
-            frames.append(records_frame(posted))
+            frames.append(records_frame(posted, read_columns(m)))
         frames = [f for f in frames if len(f)]
         if len(frames) == 1:  # each source gives a frame of its own, numbered from 0
             return frames[0]
