@@ -57,6 +57,7 @@ from monitor.sources.http import DOWN_HOLD_S, Throttle, backoff_or_retry_after, 
 from monitor.sources.prometheus_answer import MalformedAnswer, answer_data, instant_rows, ordered, range_rows
 from monitor.sources.prometheus_errors import (
     SOURCE,
+    AnswerTooLarge,
     HttpStatus,
     Transient,
     client_error,
@@ -301,6 +302,8 @@ class PrometheusSource:
                 raise err from None
             except requests.RequestException as e:  # ConnectionError: refused, connect timeout, DNS
                 raise Transient(describe(e), unreachable=unreachable(e)) from None
+            except AnswerTooLarge as e:  # the query's own weight: not retried, not the source's fault
+                raise QueryError(SOURCE, query, str(e)) from None
             except MalformedAnswer as e:  # named where it is wrong: the query's other answers may be whole
                 raise Transient(f"unexpected answer: {e}") from None
             except (KeyError, TypeError, ValueError) as e:

@@ -18,6 +18,11 @@ from prometheus_api_client import PrometheusApiClientException
 from monitor.sources.errors import QueryError, SourceUnavailable
 
 SOURCE = "prometheus"
+# The most of one answer read (decompressed). A KPI written without its aggregation on a large
+# cluster (`rate(http_requests_total[5m])`: 100,000 series) is answered in full (Prometheus
+# allows 50 million samples): 120 MB of JSON is about 1 GB once parsed, 1 million series was
+# the daemon killed for memory. A sweep's batch stays well under it (BATCH_MAX_POINTS).
+MAX_ANSWER_BYTES = 256 * 2**20
 _STATUS_IN_MESSAGE = re.compile(r"^HTTP Status Code (\d+) \((.*)\)$", re.DOTALL)
 
 
@@ -105,15 +110,34 @@ def describe(e: requests.RequestException) -> str:
     return f"{type(e).__name__}: {str(e)[:200]}"
 
 
+class AnswerTooLarge(Exception):
+    """An answer past MAX_ANSWER_BYTES: the query asks for too much, asking again will not help."""
+
+    def __init__(self, read: int) -> None:
+        self.read = read
+        super().__init__(f"the answer passed {MAX_ANSWER_BYTES / 2**20:g} MiB ({read / 2**20:.0f} MiB read): the "
+                         "query matches too many series or points; aggregate it (sum(...), sum by (...)) "
+                         "or narrow its selector")
+
+
 def whole_body(resp: requests.Response, ends: float, timeout_s: float) -> bytes:
     """The answer's body, whole by `ends` (monotonic): requests' timeout bounds each read, so
-    a server or a wedged proxy sending a byte at a time would hold the cycle for minutes."""
+    a server or a wedged proxy sending a byte at a time would hold the cycle for minutes; and
+    at most MAX_ANSWER_BYTES of it once decompressed (`AnswerTooLarge`), counted as it comes."""
+    length = resp.headers.get("Content-Length", "")
+    if length.isdigit() and not resp.headers.get("Content-Encoding") and int(length) > MAX_ANSWER_BYTES:
+        raise AnswerTooLarge(int(length))
     read1 = getattr(resp.raw, "read1", None)  # urllib3 >= 2: what has come, not a full chunk
     if read1 is None:
+        if len(resp.content) > MAX_ANSWER_BYTES:
+            raise AnswerTooLarge(len(resp.content))
         return resp.content
-    chunks = []
+    chunks, read = [], 0
     while chunk := read1(1 << 16, decode_content=True):
         chunks.append(chunk)
+        read += len(chunk)
+        if read > MAX_ANSWER_BYTES:
+            raise AnswerTooLarge(read)
         if time.monotonic() > ends:
             raise Transient(f"no complete answer within {timeout_s:g} s")
     return b"".join(chunks)

@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from detectors.records import FindingKind
+from detectors.records import FindingKind, Series
+from monitor.sources import prometheus_errors
 from monitor.sources.errors import SourceUnavailable
 from monitor.sources.prometheus import PrometheusSource
 from tests.fakes.partial_prometheus import PartialPrometheus
@@ -114,3 +115,38 @@ def test_points_answered_out_of_time_order_are_read_in_order(tmp_path):
     assert round(drop.value) == -60, drop.message
     assert not [f for f in report.findings if f.kind is FindingKind.NO_DATA], [f.message for f in report.findings]
     assert drop.onset == T0 - 600  # the drop dated where it began
+
+
+class _Unaggregated(StubPrometheus):
+    """The CTR written without its sum: one series per pod of a large cluster."""
+
+    def query_range(self, query: str, start: float, end: float, step: float | None = None, *,
+                    name: str | None = None) -> list[Series]:
+        out = super().query_range(query, start, end, step, name=name)
+        if query != CTR_QUERY:
+            return out
+        return [Series(s.name, {"pod": f"ranker-{i:05d}", "namespace": "ml"}, s.timestamps, s.values)
+                for s in out for i in range(3000)]
+
+
+def test_an_answer_past_the_size_limit_is_refused_naming_the_query_and_the_others_still_judged(tmp_path,
+                                                                                                monkeypatch):
+    # 3,000 series of 90 points are 4 MiB of JSON: under a 1 MiB limit here, as 1 million
+    # series (a KPI without its sum on a large cluster, which Prometheus answers in full) are
+    # past the real 256 MiB: parsed whole, that answer was the daemon killed for memory.
+    monkeypatch.setattr(prometheus_errors, "MAX_ANSWER_BYTES", 2**20, raising=False)
+    stub = _Unaggregated({CTR_QUERY: lambda ts: np.full(len(ts), 0.05),
+                          REVENUE_QUERY: step_curve(100.0, 60.0, T0 - 600)})
+    with PartialPrometheus(stub) as prom:
+        cfg = make_config(tmp_path, models=[model_config(
+            kpis=[{"name": "ctr", "query": CTR_QUERY}, {"name": "revenue", "query": REVENUE_QUERY}], slos=[])],
+            sources={"prometheus": {"url": prom.url, "step": "60s", "retries": 0}})
+        vigil = make_vigil(cfg, prometheus=PrometheusSource(cfg.sources.prometheus))
+
+        report = vigil.run_cycle(MODEL, T0)
+        asked = prom.answers
+
+    assert (FindingKind.KPI_DROP, "revenue") in {(f.kind, f.entity) for f in report.findings}
+    [ctr] = [f for f in report.findings if f.entity == "ctr"]
+    assert "query rejected: the answer passed 1 MiB" in ctr.message and "aggregate it" in ctr.message, ctr.message
+    assert asked <= 4  # not retried: the same query would bring the same weight
