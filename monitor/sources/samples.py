@@ -36,11 +36,11 @@ def epoch_seconds(v: np.ndarray, size: np.ndarray | float) -> np.ndarray:
 
 def to_epoch_seconds(col: pd.Series, *, where: str) -> np.ndarray:
     """Datetimes (naive = UTC), RFC3339 strings or epoch numbers -> float epoch seconds."""
+    if pd.api.types.is_bool_dtype(col):  # before numbers: pandas counts booleans as numeric (True: 1970)
+        raise SampleFileError(f"{where}: expected datetimes or epoch seconds, got booleans")
     if pd.api.types.is_numeric_dtype(col):
         v = col.to_numpy(dtype="float64")  # each value by its size, as the API (one ms row moved a file to 1970)
         return epoch_seconds(v, np.abs(v))
-    if pd.api.types.is_bool_dtype(col):
-        raise SampleFileError(f"{where}: expected datetimes or epoch seconds, got booleans")
     try:
         dt = parse_datetimes(col)
     except (ValueError, TypeError) as e:

@@ -216,3 +216,22 @@ def test_a_feature_sent_under_another_case_is_pointed_at_in_the_missing_column_f
     report = _assess(pd.DataFrame({"x": rng.normal(size=2000)}), pd.DataFrame({" X": rng.normal(size=2000)}), "psi")
     (f,) = report.findings
     assert f.statistic == "column_missing" and "' X'" in f.message, f.message
+
+
+def test_a_sample_file_whose_times_are_booleans_is_named_not_dated_1970(tmp_path):
+    # A writer that put a flag where the time goes: pandas counts booleans as numbers, so
+    # each row was dated 1 s after 1970, outside every window: the file was never read, and
+    # its rows went missing without a word (the check that names booleans came too late).
+    rng = np.random.default_rng(13)
+    write_reference(tmp_path, rng)
+    n = 400
+    pd.DataFrame({"timestamp": T0 - 600 + np.arange(n, dtype=float), "user_age": rng.normal(40, 10, n),
+                  "score": rng.uniform(0, 1, n)}).to_parquet(tmp_path / "samples" / "a.parquet")
+    pd.DataFrame({"timestamp": [True] * n, "user_age": rng.normal(40, 10, n),
+                  "score": rng.uniform(0, 1, n)}).to_parquet(tmp_path / "samples" / "b.parquet")
+    vigil = vigil_on_files(tmp_path)
+
+    report = vigil.run_cycle(MODEL, T0)
+
+    (gap,) = [f for f in report.findings if f.kind == FindingKind.NO_DATA]
+    assert "b.parquet" in gap.message and "got booleans" in gap.message, gap.message
