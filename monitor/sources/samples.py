@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 from monitor.sources.cache import BoundedCache
 from monitor.sources.posted_samples import records_frame as records_frame  # (its home before)
 from monitor.sources.spool import Spool
-from monitor.sources.table_files import FileCheck, SampleFileError, read_table, wide_integers_as_text
+from monitor.sources.table_files import FileCheck, SampleFileError, read_table, require_times, wide_integers_as_text
 from monitor.sources.text_times import parse_datetimes
 
 log = logging.getLogger("vigil.samples")
@@ -114,7 +114,8 @@ class SampleFiles:
                 f"{path}: timestamp column {self.timestamp_column!r} not found "
                 f"(columns: {', '.join(map(str, df.columns[:20]))})"
             )
-        ts = to_epoch_seconds(df[self.timestamp_column], where=f"{path} column {self.timestamp_column!r}")
+        where = f"{path} column {self.timestamp_column!r}"
+        ts = require_times(to_epoch_seconds(df[self.timestamp_column], where=where), path, self.timestamp_column)
         df = df.assign(_ts=ts)
         missing = int(np.isnan(ts).sum())
         if missing:
@@ -186,8 +187,9 @@ class SampleFiles:
                 f"{path}: timestamp column {self.timestamp_column!r} not found "
                 f"(columns: {', '.join(table.column_names[:20])})"
             )
-        ts = to_epoch_seconds(table.column(self.timestamp_column).to_pandas(),
-                              where=f"{path} column {self.timestamp_column!r}")
+        where = f"{path} column {self.timestamp_column!r}"
+        ts = require_times(to_epoch_seconds(table.column(self.timestamp_column).to_pandas(), where=where),
+                           path, self.timestamp_column)
         if "_ts" in table.column_names:
             table = table.drop_columns(["_ts"])
         ordered = not np.isnan(ts).any() and bool(np.all(ts[1:] >= ts[:-1]))  # as files usually are

@@ -118,3 +118,12 @@ def require_columns(path: str, names: Collection[str], required: Collection[str]
     if missing:
         shown = ", ".join(str(n) for n in names if n != "_ts")
         raise SampleFileError(f"{path}: column {missing[0]!r} not found (columns: {shown})")
+
+
+def require_times(ts: np.ndarray, path: str, column: str) -> np.ndarray:
+    """`ts`, unless no row of the file has a time: its rows, skipped one by one, went missing
+    with a log line only (a writer that stopped filling the column)."""
+    if len(ts) and bool(np.isnan(ts).all()):
+        raise SampleFileError(f"{path} column {column!r}: no row has a time (all {len(ts):,} empty); "
+                              "expected datetimes or epoch seconds")
+    return ts

@@ -235,3 +235,25 @@ def test_a_sample_file_whose_times_are_booleans_is_named_not_dated_1970(tmp_path
 
     (gap,) = [f for f in report.findings if f.kind == FindingKind.NO_DATA]
     assert "b.parquet" in gap.message and "got booleans" in gap.message, gap.message
+
+
+@pytest.mark.parametrize("name", ["b.parquet", "b.csv"])
+def test_a_sample_file_without_any_time_is_named_not_skipped_in_silence(tmp_path, name):
+    # A writer that stopped filling the time column: each row was skipped (a log line), so the
+    # file's rows went missing from every window without a finding.
+    rng = np.random.default_rng(14)
+    write_reference(tmp_path, rng)
+    n = 400
+    pd.DataFrame({"timestamp": T0 - 600 + np.arange(n, dtype=float), "user_age": rng.normal(40, 10, n),
+                  "score": rng.uniform(0, 1, n)}).to_parquet(tmp_path / "samples" / "a.parquet")
+    blank = pd.DataFrame({"timestamp": [None] * n, "user_age": rng.normal(40, 10, n), "score": rng.uniform(0, 1, n)})
+    if name.endswith(".csv"):
+        blank.to_csv(tmp_path / "samples" / name, index=False)
+    else:
+        blank.to_parquet(tmp_path / "samples" / name)
+    vigil = vigil_on_files(tmp_path)
+
+    report = vigil.run_cycle(MODEL, T0)
+
+    (gap,) = [f for f in report.findings if f.kind == FindingKind.NO_DATA]
+    assert name in gap.message and "no row has a time" in gap.message, gap.message
