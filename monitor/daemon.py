@@ -24,14 +24,14 @@ from monitor.clock import Clock
 from monitor.config import VigilConfig
 from monitor.grafana.background import provision_in_background
 from monitor.http_server import API_STOP_TIMEOUT_S, ApiThread
-from monitor.ownership import LeaseKeeper, ownership_for
+from monitor.ownership import LeaseKeeper
 from monitor.probe import SourceProber
 from monitor.reload import JobChanges, reload_vigil
-from monitor.replicas import LeaseLost, LeaseMetrics
+from monitor.replicas import LeaseLost
 from monitor.runtime import Runtime
 from monitor.schedule_watch import SCHEDULE, ScheduleWatch
 from monitor.shutdown import EXIT_ABANDONED, StopSignals, run_bounded
-from monitor.startup import announce, require_schema
+from monitor.startup import announce, prepare
 from monitor.store.retention import purge
 from monitor.sweep_pool import sweep_token
 from monitor.vigil import Vigil
@@ -267,10 +267,7 @@ def run_daemon(config: VigilConfig, *, serve_api: bool = True, vigil: Vigil | No
     # end in the orderly shutdown below, not in Python's default instant death.
     signals = StopSignals(stop or threading.Event()).install()
     try:
-        runtime = Runtime(vigil or Vigil(config, clock=clock), config_path)
-        require_schema(runtime.vigil.store, config_path)  # a store behind: refuse, naming `vigil db upgrade`
-        if cycles:  # before anything starts: a refused start's only line is the refusal
-            _take_ownership(runtime)
+        runtime = prepare(vigil or Vigil(config, clock=clock), config_path, cycles)
     except BaseException:  # e.g. an audit key that cannot be read: the caller's handlers come back
         signals.restore()
         raise
@@ -318,14 +315,6 @@ def _start_api(runtime: Runtime, config: VigilConfig) -> ApiThread:
 
     runtime.app = create_app(runtime.vigil)
     return ApiThread(runtime.app, config.api.host, config.api.port, access_log=config.api.access_log).start()
-
-
-def _take_ownership(runtime: Runtime) -> None:
-    """The single-daemon lock (SQLite, raising `AnotherDaemonRunning`) or a replica's membership (PostgreSQL)."""
-    vigil = runtime.vigil
-    runtime.owner = ownership_for(vigil.store, vigil.config.schedule.interval, LeaseMetrics(vigil.metrics.registry),
-                                  forget=runtime.forget_model)
-    vigil.fence = runtime.owner.fence
 
 
 def _wait(runtime: Runtime, signals: StopSignals, scheduler: BackgroundScheduler | None,

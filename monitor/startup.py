@@ -1,5 +1,6 @@
 """What the daemon checks and says once at start-up: the store's schema is the one this
-Vigil needs (else it refuses, naming the command to run), and one line an operator reads
+Vigil needs (else it refuses, naming the command to run), the store is its own (SQLite's
+single-daemon lock, or a replica's membership on PostgreSQL), and one line an operator reads
 first — where the API listens, which store (password masked), which notifiers are live —
 with a loud warning when Slack is off and messages only go to a file."""
 from __future__ import annotations
@@ -8,12 +9,40 @@ import logging
 import platform
 
 from monitor.config import VigilConfig
+from monitor.ownership import ownership_for
 from monitor.redact import redact
+from monitor.replicas import LeaseMetrics
+from monitor.runtime import Runtime
 from monitor.store import schema
 from monitor.store.repository import Store
 from monitor.version import vigil_version
+from monitor.vigil import Vigil
 
 log = logging.getLogger("vigil.daemon")
+
+
+def prepare(vigil: Vigil, config_path: str | None, cycles: bool) -> Runtime:
+    """The checks that may refuse the start, before anything starts. A refused start lets go
+    of the store as a stopped daemon does: its connections (a PostgreSQL server's slots) and
+    SQLite files stayed open for the life of a process embedding the daemon."""
+    try:
+        runtime = Runtime(vigil, config_path)
+        require_schema(vigil.store, config_path)  # a store behind: refuse, naming `vigil db upgrade`
+        if cycles:  # a refused start's only line is the refusal
+            take_ownership(runtime)
+        return runtime
+    except BaseException:
+        vigil.close()
+        vigil.store.close()
+        raise
+
+
+def take_ownership(runtime: Runtime) -> None:
+    """The single-daemon lock (SQLite, raising `AnotherDaemonRunning`) or a replica's membership (PostgreSQL)."""
+    vigil = runtime.vigil
+    runtime.owner = ownership_for(vigil.store, vigil.config.schedule.interval, LeaseMetrics(vigil.metrics.registry),
+                                  forget=runtime.forget_model)
+    vigil.fence = runtime.owner.fence
 
 
 def require_schema(store: Store, config_path: str | None) -> None:

@@ -9,6 +9,7 @@ whole cycle. The daemon, the API, replay and the demo all build one `Vigil`.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import threading
@@ -67,11 +68,11 @@ from monitor.sweep_pool import SweepPool, process_count
 from monitor.types import CycleReport, Detection, RawSignals, Window
 
 log = logging.getLogger("vigil")
+DRIFT_KINDS = (FindingKind.FEATURE_DRIFT, FindingKind.PREDICTION_DRIFT)
 
 
 def _has_drift(incident: Incident | None) -> bool:
-    return incident is not None and any(f.kind in (FindingKind.FEATURE_DRIFT, FindingKind.PREDICTION_DRIFT)
-                                        for f in incident.findings)
+    return incident is not None and any(f.kind in DRIFT_KINDS for f in incident.findings)
 
 
 class Vigil:
@@ -83,7 +84,6 @@ class Vigil:
         # from it alone (the daemon's, a reload's successor of it) may hand cycles to them.
         self.own_sources = store is None and prometheus is None and registry is None and notifiers is None
         self.clock = clock or LiveClock()
-        self.store = store or Store(config.store.url)
         self.metrics = metrics or VigilMetrics()
         if prometheus is None:
             from monitor.sources.prometheus import PrometheusSource
@@ -97,9 +97,13 @@ class Vigil:
             self.metrics.init_model(m.name)  # counters start at 0, so the first event counts
         watched = sum(len(m.features) + (1 if m.prediction_column else 0) for m in config.models)
         self.metrics.all_feature_drift = watched * len(EXPORTED_STATISTICS) <= FEATURE_DRIFT_SERIES
-        # Before anything can append: the store's audit key, and the checkpointer hearing its commits.
-        self.checkpoints = install_audit(self.store, config, self.metrics)
-        self._wire()
+        self.store = store or Store(config.store.url)
+        with contextlib.ExitStack() as refused:  # e.g. an unreadable audit key: no connection of its own store is left
+            refused.callback(self.store.close) if store is None else None
+            # Before anything can append: the store's audit key, and the checkpointer hearing its commits.
+            self.checkpoints = install_audit(self.store, config, self.metrics)
+            self._wire()
+            refused.pop_all()  # built: the store stays open
         self.anomaly_tuning = AnomalyTuning()  # one configuration for every series
         self._model_locks = {m.name: threading.Lock() for m in config.models}
         self._models = {m.name: m for m in config.models}
@@ -291,10 +295,8 @@ class Vigil:
 
     def _blind(self, raw: RawSignals, found: Detection) -> list[str]:
         """What this cycle could not see: any of it means no all clear."""
-        blind = raw.gaps.blind + found.blind
-        if self.health.is_down("mlflow"):
-            blind.append("registry: unavailable (deploy suspects unknown)")
-        return blind
+        mlflow = ["registry: unavailable (deploy suspects unknown)"] if self.health.is_down("mlflow") else []
+        return raw.gaps.blind + found.blind + mlflow
 
     def _record(self, m: ModelConfig, t: float, raw: RawSignals, found: Detection, opened: bool,
                 severity: str | None) -> None:
@@ -302,8 +304,7 @@ class Vigil:
         if raw.all_samples is not None:
             self.metrics.count_samples(m.name, raw.all_samples, t, self.config.schedule.interval)
         self.metrics.publish_kpis(m.name, found.kpi_levels)
-        moved = {f.entity for f in found.findings
-                 if f.kind in (FindingKind.FEATURE_DRIFT, FindingKind.PREDICTION_DRIFT)}
+        moved = {f.entity for f in found.findings if f.kind in DRIFT_KINDS}
         self.metrics.set_feature_drift(m.name, found.drift_statistics, moved)
         self.metrics.count_findings(m.name, [str(f.kind) for f in found.findings], len(raw.gaps.partial))
         if opened and severity is not None:

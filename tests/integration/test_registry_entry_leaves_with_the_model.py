@@ -4,8 +4,9 @@ replica (a rebalance, a lost lease), the old replica no longer polls it: it kept
 "down" (and VigilSourceDown fired for it) until a restart, whatever the new owner found."""
 from __future__ import annotations
 
-from monitor.daemon import Runtime, _take_ownership
+from monitor.daemon import Runtime
 from monitor.ownership import LeasedOwnership
+from monitor.startup import take_ownership
 from tests.helpers_replicas import fresh_schema_url
 from tests.helpers_vigil import MODEL, T0, make_config, make_vigil, serving_registry
 
@@ -18,7 +19,7 @@ def test_a_model_handed_to_another_replica_takes_its_registry_entry_with_it(tmp_
     cfg = make_config(tmp_path, store={"url": fresh_schema_url(postgres_url)})
     runtime = Runtime(make_vigil(cfg, registry=reg, notifiers={}), None)
     try:
-        _take_ownership(runtime)
+        take_ownership(runtime)
         owner = runtime.owner
         assert isinstance(owner, LeasedOwnership)
         owner.tick([MODEL])

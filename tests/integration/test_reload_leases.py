@@ -6,8 +6,9 @@ import time
 
 from sqlalchemy import text
 
-from monitor.daemon import Runtime, _reload, _take_ownership, build_scheduler
+from monitor.daemon import Runtime, _reload, build_scheduler
 from monitor.ownership import LeasedOwnership
+from monitor.startup import take_ownership
 from tests.helpers_replicas import fresh_schema_url
 from tests.helpers_vigil import MODEL, incident_prometheus, make_config, make_vigil
 from tests.unit.monitor.test_reload import write
@@ -30,7 +31,7 @@ def test_a_reload_that_changes_the_interval_retimes_the_leases_safely(tmp_path, 
     path = tmp_path / "vigil.yaml"
     runtime = Runtime(make_vigil(cfg, prometheus=incident_prometheus(), notifiers={}), str(path))
     try:
-        _take_ownership(runtime)
+        take_ownership(runtime)
         owner = runtime.owner
         assert isinstance(owner, LeasedOwnership)
         scheduler = build_scheduler(runtime)  # not started: the test ticks by hand
