@@ -15,13 +15,13 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from monitor.audit.keys import AuditKeyError
 from monitor.cli_args import duration_arg, http_url_arg, store_url_arg, time_arg
+from monitor.cli_check import add_check_config, checked
 from monitor.cli_outbox import add_outbox
 from monitor.cli_rollback import add_rollback
 from monitor.cli_silence import add_silence
 from monitor.cli_store import add_db, add_status, store_error_exit
 from monitor.config import ConfigError, VigilConfig, load_config
 from monitor.config_auth import TOKEN_NAME_PATTERN
-from monitor.config_errors import ConfigIssue
 from monitor.logging_setup import setup_logging
 from monitor.store.schema import StoreBehind
 from monitor.version import vigil_version
@@ -43,70 +43,14 @@ def _load(path: str) -> VigilConfig:
         raise SystemExit(2) from None
 
 
-def _secret_issues(cfg: VigilConfig, path: str) -> list[ConfigIssue]:
-    """What `vigil run` reads before it starts, all at once (it took one run per kind): the
-    API tokens and the audit key it would refuse, each at its line in the file."""
-    from monitor.audit.keys import load_key
-    from monitor.identities import load_token_table
-
-    issues: list[ConfigIssue] = []
-    try:
-        load_token_table(cfg, path)
-    except ConfigError as e:
-        issues += e.issues
-    try:
-        load_key(cfg.audit, Path(cfg.base_dir))
-    except AuditKeyError as e:
-        from monitor.config_errors import line_of
-        from monitor.config_yaml import read_yaml
-
-        key = ("audit", "key_env" if cfg.audit.key_env is not None else "key_file")
-        issues.append(ConfigIssue("", str(e), line_of(key, read_yaml(Path(path)).lines)))
-    return issues
-
-
 def _load_with_tokens(path: str) -> VigilConfig:
     """The config, once its API tokens and audit key resolve (a missing token file stops the
-    start, not a request), refused with the lines check-config prints."""
-    cfg = _load(path)
-    issues = _secret_issues(cfg, path)
-    if issues:
+    start, not a request), refused with the lines check-config prints, all of them at once."""
+    cfg, issues = checked(path)
+    if cfg is None or issues:
         print(str(ConfigError(issues, path)), file=sys.stderr)
         raise SystemExit(2)
     return cfg
-
-
-def cmd_check_config(args: argparse.Namespace) -> int:
-    from monitor.identities import file_tokens
-
-    try:
-        cfg = load_config(args.config)
-    except ConfigError as e:
-        print(str(e), file=sys.stderr)
-        return 1
-    issues = _secret_issues(cfg, args.config)
-    if issues:
-        print(str(ConfigError(issues, args.config)), file=sys.stderr)
-        return 1
-    print(f"{args.config}: OK ({len(cfg.models)} model(s): {', '.join(m.name for m in cfg.models)})")
-    from monitor.config_canary import canary_warnings
-    from monitor.config_errors import line_of
-    from monitor.config_messages import link_warnings
-    from monitor.config_types import query_warnings
-    from monitor.config_yaml import read_yaml
-    from monitor.model_scope import scope_warnings
-    from monitor.receivers import secret_warnings
-    from monitor.sources.prometheus_warnings import ignore_warnings_warnings
-
-    api = cfg.api
-    links = link_warnings(api.public_url, f"http://{api.host}:{api.port}", cfg.grafana.public_url or cfg.grafana.url)
-    lines = read_yaml(Path(args.config)).lines  # (read and parsed a moment ago)
-    for loc, warning in [*(((), w) for w in links), *query_warnings(cfg), *canary_warnings(cfg), *secret_warnings(cfg),
-                          *scope_warnings(cfg, file_tokens(cfg)),
-                          *ignore_warnings_warnings(cfg.sources.prometheus.ignore_warnings)]:
-        line = line_of(loc, lines) if loc else None  # a secret's key, as an error names its line
-        print(f"{args.config}{'' if line is None else f':{line}'}: warning: {warning}", file=sys.stderr)
-    return 0
 
 
 def _print_timeline(result: ReplayResult, out: Path) -> None:
@@ -264,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print Vigil's version and exit")
     _add_log_options(p, "INFO", "text")
     sub = p.add_subparsers(dest="command", required=True, help="`vigil COMMAND --help` for its options")
-    for add in (_add_check_config, _add_replay, _add_demo, _add_run, _add_serve, _add_dashboards, add_rollback,
+    for add in (add_check_config, _add_replay, _add_demo, _add_run, _add_serve, _add_dashboards, add_rollback,
                 _add_audit, _add_token, add_silence, add_outbox, add_db, add_status):
         add(sub)
     _log_options_after_commands(p)
@@ -292,12 +236,6 @@ def _log_options_after_commands(p: argparse.ArgumentParser) -> None:
 def _command(sub: _Subparsers, name: str, summary: str) -> argparse.ArgumentParser:
     """A subcommand whose one-line summary is both its entry in `vigil --help` and its own description."""
     return sub.add_parser(name, help=summary, description=summary)
-
-
-def _add_check_config(sub: _Subparsers) -> None:
-    c = _command(sub, "check-config", "validate a vigil.yaml and print every error")
-    c.add_argument("config", help=_CONFIG_HELP)
-    c.set_defaults(func=cmd_check_config)
 
 
 def _add_replay(sub: _Subparsers) -> None:

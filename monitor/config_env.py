@@ -46,6 +46,14 @@ class EnvValue(str):
         return obj
 
 
+class Unset(ValueError):
+    """A required reference whose variable is unset or empty (its message says so)."""
+
+    def __init__(self, message: str, name: str) -> None:
+        super().__init__(message)
+        self.name = name
+
+
 class _Left(Exception):
     """An optional reference whose variable is unset: the key is left out."""
 
@@ -59,6 +67,7 @@ class EnvResolution:
     data: Any
     errors: list[tuple[Loc, str]] = field(default_factory=list)
     left_out: dict[Loc, str] = field(default_factory=dict)  # key -> the unset variable that removed it
+    unset: set[str] = field(default_factory=set)  # the variables of the required references in `errors`
 
 
 def parse_ref(body: str) -> EnvRef:
@@ -85,7 +94,7 @@ def lookup(ref: EnvRef, environ: Mapping[str, str]) -> EnvValue:
     if value:
         return EnvValue(value, ref, from_default=False)
     if ref.default is None:
-        raise ValueError(missing_message(ref, environ))
+        raise Unset(missing_message(ref, environ), ref.name)
     if ref.default == "":
         raise _Left(ref.name)
     return EnvValue(ref.default, ref, from_default=True)
@@ -144,4 +153,6 @@ def _item(value: Any, loc: Loc, environ: Mapping[str, str], out: EnvResolution) 
     except ValueError as e:
         # Kept as written, so the rest of the file validates with its shape (and indexes) intact.
         out.errors.append((loc, str(e)))
+        if isinstance(e, Unset):
+            out.unset.add(e.name)
         return value
