@@ -237,6 +237,18 @@ class _CtrStoreDown(StubPrometheus):
         raise NotImplementedError
 
 
+def _regressed_behind(store_down: type[_CtrStoreDown], tmp_path: Any, partial: bool) -> tuple[Vigil, Any]:
+    """`_regression_after_deploy` read through `store_down` (its answers marked partial, or
+    whole), with p99 alone enough of a cause to roll back on; the Vigil and its registry."""
+    prom = store_down(incident_prometheus(bad_from=T0 - 300).curves)
+    prom.partial = partial
+    reg = serving_registry(versions=("1", "2"), version="1")
+    policy = {"slo_consecutive_cycles": 2, "rollback": {"min_confidence": 0.5}}
+    v = make_vigil(make_config(tmp_path, policy=policy), prometheus=prom, registry=reg, notifiers={})
+    _regression_after_deploy(v, reg)
+    return v, reg
+
+
 class _TrafficStoreDown(_CtrStoreDown):
     """The store holding the model's traffic: what CTR's answer still holds (a region that
     serves nothing) is 0/0 throughout the window (read whole: no request served)."""
@@ -250,12 +262,7 @@ def test_a_kpi_read_0_over_0_from_a_partial_answer_is_nothing_to_judge_not_idle(
     """CTR read 0/0 for the whole window from an answer a store missed was taken for "no
     traffic", and its partial mark was dropped: the cycle said the model served no request, and
     Vigil rolled back on its own while a store was down (the guard `partial_read` never saw it)."""
-    prom = _TrafficStoreDown(incident_prometheus(bad_from=T0 - 300).curves)
-    prom.partial = partial
-    reg = serving_registry(versions=("1", "2"), version="1")
-    policy = {"slo_consecutive_cycles": 2, "rollback": {"min_confidence": 0.5}}  # p99 alone is the cause
-    v = make_vigil(make_config(tmp_path, policy=policy), prometheus=prom, registry=reg, notifiers={})
-    _regression_after_deploy(v, reg)
+    v, reg = _regressed_behind(_TrafficStoreDown, tmp_path, partial)
     blind = v.run_cycle(MODEL, T0 + 120).blind
     ctr = [line for line in blind if line.startswith("ctr:")]
     if not partial:  # the model really served nothing there: the p99 regression rolls v2 back
@@ -282,12 +289,7 @@ def test_a_series_that_stops_in_a_partial_answer_says_why_and_is_not_rolled_back
     """A series whose recent points are on the store that did not answer read as "the series
     stopped (its target down, or renamed)", and the mark was dropped: the page blamed the
     target, and Vigil rolled back on its own while a store was down."""
-    prom = _RecentStoreDown(incident_prometheus(bad_from=T0 - 300).curves)
-    prom.partial = partial
-    reg = serving_registry(versions=("1", "2"), version="1")
-    policy = {"slo_consecutive_cycles": 2, "rollback": {"min_confidence": 0.5}}  # p99 alone is the cause
-    v = make_vigil(make_config(tmp_path, policy=policy), prometheus=prom, registry=reg, notifiers={})
-    _regression_after_deploy(v, reg)
+    v, reg = _regressed_behind(_RecentStoreDown, tmp_path, partial)
     report = v.run_cycle(MODEL, T0 + 120)
     [stopped] = [f for f in report.findings if f.entity == "ctr" and f.kind == "no_data"]
     assert "the series stopped" in stopped.message

@@ -20,6 +20,7 @@ from alerts.policy import Policy, RollbackGuard, Severity
 from alerts.rollback import TargetFacts, blamed_versions, choose_target
 from alerts.routing import Routes
 from correlators.causes import CorrelationSettings, released_into
+from correlators.incident import Cause
 from detectors.records import DeployEvent, Finding, FindingKind
 from monitor.cycle.correlate import correlate
 from monitor.cycle.plan import CycleStart
@@ -228,6 +229,18 @@ def test_a_kpi_back_after_an_earlier_drop_that_falls_after_a_release_is_rolled_b
     assert reg.aliases[(MODEL, "champion")] == "1", reg.moves  # v2 rolled back
 
 
+def _v2_blamed_after(release: DeployEvent) -> tuple[Cause, list[dict[str, Any]]]:
+    """CTR down since 10 min after v2 and still down an hour later, with `release` by a person
+    40 min ago: v2's deploy cause, and every cause as the message carries them."""
+    v2 = DeployEvent("m", "champion", "2", "1", T - 5400, "registry")
+    v2_drop = replace(ctr(T - 4800), window_start=T - 4800, window_end=T - 60)
+    start = CycleStart(earlier_findings=[v2_drop], opened_at=T - 4700, onset=T - 4800)
+    story = correlate("m", Detection(findings=[ctr(W.start)]), [], start, [v2, release], W, CorrelationSettings())
+    assert story.content is not None
+    [cause] = [c for c in story.content.causes if c.kind == "deploy"]
+    return cause, [c.to_dict() for c in story.content.causes]
+
+
 def test_a_deploy_a_person_replaced_during_the_incident_is_not_paged_as_the_one_to_roll_back() -> None:
     """CTR down since 10 min after v2 and still down an hour later; on-call released v3 40 min
     ago. v2 began it and stays the suspect, but the page said "roll 'champion' back to v1" and
@@ -236,17 +249,10 @@ def test_a_deploy_a_person_replaced_during_the_incident_is_not_paged_as_the_one_
     from alerts.payload import suggested_action
     from alerts.slack_text import rollback_target
 
-    v2 = DeployEvent("m", "champion", "2", "1", T - 5400, "registry")
-    v3 = DeployEvent("m", "champion", "3", "2", T - 2400, "response")
-    v2_drop = replace(ctr(T - 4800), window_start=T - 4800, window_end=T - 60)
-    start = CycleStart(earlier_findings=[v2_drop], opened_at=T - 4700, onset=T - 4800)
-    story = correlate("m", Detection(findings=[ctr(W.start)]), [], start, [v2, v3], W, CorrelationSettings())
-    assert story.content is not None
-    [cause] = [c for c in story.content.causes if c.kind == "deploy"]
+    cause, causes = _v2_blamed_after(DeployEvent("m", "champion", "3", "2", T - 2400, "response"))
     assert cause.entity == "m v2" and cause.evidence["replaced_by"] == "3", cause.evidence
     assert "roll 'champion' back to v1" not in cause.explanation, cause.explanation
     assert "takes v3 out" in cause.explanation, cause.explanation
-    causes = [c.to_dict() for c in story.content.causes]  # as the message carries them
     assert rollback_target({"causes": causes}) is None
     said = suggested_action(causes, [], "open", "m", serving="3")
     assert "Roll back to v1" not in said and "v3" in said, said
@@ -257,15 +263,8 @@ def test_a_deploy_a_person_reverted_during_the_incident_is_paged_as_reverted() -
     from alerts.payload import suggested_action
     from alerts.slack_text import rollback_target
 
-    v2 = DeployEvent("m", "champion", "2", "1", T - 5400, "registry")
-    revert = DeployEvent("m", "champion", "1", "2", T - 2400, "response")
-    v2_drop = replace(ctr(T - 4800), window_start=T - 4800, window_end=T - 60)
-    start = CycleStart(earlier_findings=[v2_drop], opened_at=T - 4700, onset=T - 4800)
-    story = correlate("m", Detection(findings=[ctr(W.start)]), [], start, [v2, revert], W, CorrelationSettings())
-    assert story.content is not None
-    [cause] = [c for c in story.content.causes if c.kind == "deploy"]
+    cause, causes = _v2_blamed_after(DeployEvent("m", "champion", "1", "2", T - 2400, "response"))
     assert "went back to v1" in cause.explanation and "takes v1 out" not in cause.explanation, cause.explanation
-    causes = [c.to_dict() for c in story.content.causes]
     assert rollback_target({"causes": causes}) is None
     assert "went back to v1" in suggested_action(causes, [], "open", "m", serving="1")
 
