@@ -14,7 +14,15 @@ from typing import TYPE_CHECKING
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from monitor.audit.keys import AuditKeyError
-from monitor.cli_args import duration_arg, http_url_arg, store_url_arg, time_arg
+from monitor.cli_args import (
+    EX_CANTCREAT,
+    CannotWrite,
+    duration_arg,
+    http_url_arg,
+    made_out_dir,
+    store_url_arg,
+    time_arg,
+)
 from monitor.cli_check import add_check_config, checked
 from monitor.cli_outbox import add_outbox
 from monitor.cli_rollback import add_rollback
@@ -158,7 +166,10 @@ def _exit_after_stop(code: int) -> int:
 def cmd_dashboards(args: argparse.Namespace) -> int:
     from monitor.grafana.provision import run_dashboards
 
-    return run_dashboards(_load(args.config), args.out, args.grafana_url, None)
+    cfg = _load(args.config)
+    if args.out:
+        made_out_dir(args.out)
+    return run_dashboards(cfg, args.out, args.grafana_url, None)
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
@@ -329,6 +340,9 @@ def main(argv: list[str] | None = None) -> int:
     except AuditKeyError as e:  # a configured audit key that cannot be read: never run unkeyed
         print(f"vigil {args.command}: {e}", file=sys.stderr)
         return 2
+    except CannotWrite as e:  # an --out that cannot be written, found before any work
+        print(f"vigil {args.command}: {e}", file=sys.stderr)
+        return EX_CANTCREAT
     except (OperationalError, ProgrammingError) as e:  # a store not reachable, or not at this Vigil's schema
         return store_error_exit(args, e)
 

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
+from pathlib import Path
+
+EX_CANTCREAT = 73  # sysexits: an output that cannot be created
 
 
 def time_arg(value: str) -> float:
@@ -96,3 +100,24 @@ def limit_arg(value: str) -> int:
     if not 1 <= n <= 500:
         raise argparse.ArgumentTypeError(f"expected a whole number from 1 to 500, got {value!r}")
     return n
+
+
+class CannotWrite(Exception):
+    """An output option that cannot be written; `vigil` prints it as one line, exit 73."""
+
+
+def made_out_dir(out: str | Path, *, file: bool = False) -> Path:
+    """`--out`'s directory (with `file`, the one the file goes in) made with its parents before
+    any work; one that cannot be raises `CannotWrite` naming the option, the path and what was
+    expected (it was a traceback, or an OS error naming neither)."""
+    path = Path(out)
+    folder = path.parent if file else path
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        reason = "" if os.access(folder, os.W_OK | os.X_OK) else f"{folder} is not writable"
+    except OSError as e:
+        reason = f"{e.strerror}: {e.filename}"
+    if reason:
+        what = "a file in a directory" if file else "a directory"
+        raise CannotWrite(f"--out {path}: expected {what} this user can create and write ({reason})")
+    return path

@@ -1,0 +1,30 @@
+"""A command's `--out` that cannot be written (under a regular file, a read-only or missing
+mount) is one line naming the option, the path and what was expected, exit 73 (EX_CANTCREAT),
+before any work: `vigil dashboards` printed a traceback."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from monitor.cli import main
+
+
+def a_file(tmp_path: Path) -> Path:
+    """Where a directory is expected, a regular file: nothing can be created under it."""
+    path = tmp_path / "taken"
+    path.write_text("not a directory\n")
+    return path
+
+
+def one_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+def test_dashboards_out_that_cannot_be_written_names_the_option(tmp_path, capsys):
+    (tmp_path / "vigil.yaml").write_text("models: [{name: m}]\n")
+    out = a_file(tmp_path) / "grafana"
+    assert main(["dashboards", "--config", str(tmp_path / "vigil.yaml"), "--out", str(out)]) == 73
+    said = one_line(capsys.readouterr().err)
+    assert said.startswith(f"vigil dashboards: --out {out}: expected a directory this user can create and write"), said
+    assert "Not a directory" in said, said
