@@ -99,7 +99,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from monitor.replay.demo import generate_bundle
     from monitor.replay.loop import run_bundle
 
-    out_dir = Path(args.out)
+    out_dir = made_out_dir(args.out)
     t0 = time.perf_counter()
     bundle = generate_bundle(out_dir / "bundle", seed=args.seed)
     print(f"demo bundle written to {bundle} (seed {args.seed}); replaying it against a local Prometheus "

@@ -1,6 +1,6 @@
 """A command's `--out` that cannot be written (under a regular file, a read-only or missing
 mount) is one line naming the option, the path and what was expected, exit 73 (EX_CANTCREAT),
-before any work: `vigil dashboards` printed a traceback."""
+before any work: `vigil dashboards` and `vigil demo` printed a traceback."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -28,3 +28,10 @@ def test_dashboards_out_that_cannot_be_written_names_the_option(tmp_path, capsys
     said = one_line(capsys.readouterr().err)
     assert said.startswith(f"vigil dashboards: --out {out}: expected a directory this user can create and write"), said
     assert "Not a directory" in said, said
+
+
+def test_demo_out_that_cannot_be_written_names_the_option(tmp_path, capsys):
+    out = a_file(tmp_path) / "demo-out"
+    assert main(["demo", "--out", str(out), "--quiet"]) == 73
+    said = one_line(capsys.readouterr().err)
+    assert said.startswith(f"vigil demo: --out {out}: expected a directory this user can create and write"), said
