@@ -81,7 +81,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def _replay(args: argparse.Namespace) -> int:
     from monitor.replay.loop import ReplayOptions, ReplaySpan, replay, run_bundle
 
-    out = Path(args.out)
+    out = made_out_dir(args.out, file=True)  # before minutes of replay (a bundle's Prometheus) are spent
     if args.bundle:
         result = run_bundle(Path(args.bundle), out, step=args.step, progress=not args.quiet)
     else:
