@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 
 DEFAULT_CONFIG = "vigil.yaml"
+DEFAULT_DURATION = "2h"
 
 
 def store_options(q: argparse.ArgumentParser) -> None:
@@ -76,7 +77,7 @@ def cmd_add(args: argparse.Namespace) -> int:
 
     now = time.time()
     ask = SilenceAsk(args.matchers, args.comment, args.created_by or args.actor, args.start, args.end,
-                     None if args.end else args.duration)
+                     None if args.end else args.duration or DEFAULT_DURATION)
     try:
         made = create(_store(args), ask, f"cli:{args.actor}", now)
     except SilenceError as e:
@@ -126,9 +127,10 @@ def add_silence(sub: _Subparsers) -> None:
     a = ssub.add_parser("add", help="silence the alerts these matchers select", description=summary)
     a.add_argument("matchers", nargs="+", help='one or more of NAME=VALUE, NAME!=VALUE, NAME=~REGEX, NAME!~REGEX')
     a.add_argument("--comment", required=True, help="why: a ticket, a maintenance (audited)")
-    a.add_argument("--duration", default="2h", help="how long from --start (default 2h): 30m, 4h, 1d")
     a.add_argument("--start", help="RFC3339 or epoch seconds (default now)")
-    a.add_argument("--end", help="RFC3339 or epoch seconds (instead of --duration)")
+    until = a.add_mutually_exclusive_group()  # both given, the duration was dropped without a word
+    until.add_argument("--duration", help="how long from --start (default 2h): 30m, 4h, 1d")
+    until.add_argument("--end", help="RFC3339 or epoch seconds (instead of --duration)")
     a.add_argument("--created-by", help="who the silence is for (default: --actor)")
     a.add_argument("--actor", default="operator", help="who makes it; audited as cli:ACTOR (default: operator)")
     a.add_argument("--json", action="store_true", help="print the silence as JSON")

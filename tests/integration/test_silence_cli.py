@@ -39,6 +39,25 @@ def test_a_bad_matcher_is_refused_naming_it(tmp_path, capsys):
     assert "silence 42 not found" in capsys.readouterr().err
 
 
+def test_duration_and_end_together_are_refused_naming_both(tmp_path, capsys):
+    """`--duration 1h --end T` made a silence to T: the duration was dropped without a word
+    (the README gives them as one or the other)."""
+    import time
+
+    store = f"sqlite:///{tmp_path / 'vigil.db'}"
+    end = str(int(time.time()) + 3 * 3600)
+    with pytest.raises(SystemExit) as refused:
+        main(["silence", "add", "--store", store, 'model="recommender"', "--comment", "reindex, OPS-7",
+              "--duration", "1h", "--end", end])
+    assert refused.value.code == 2
+    assert "argument --end: not allowed with argument --duration" in capsys.readouterr().err
+    assert not (tmp_path / "vigil.db").exists()  # nothing made
+    assert main(["silence", "add", "--store", store, 'model="recommender"', "--comment", "reindex, OPS-7",
+                 "--json"]) == 0  # neither: 2 hours, as before
+    made = json.loads(capsys.readouterr().out)
+    assert made["ends_at"] - made["starts_at"] == pytest.approx(7200)
+
+
 def _keyed_config(tmp_path) -> str:
     import yaml
 
