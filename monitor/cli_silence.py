@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -81,10 +82,21 @@ def cmd_add(args: argparse.Namespace) -> int:
     try:
         made = create(_store(args), ask, f"cli:{args.actor}", now)
     except SilenceError as e:
-        print(f"vigil silence add: {e}", file=sys.stderr)
+        print(f"vigil silence add: {_typed(e.field)}: {_typed(e.reason)}", file=sys.stderr)
         return 64
     print(json.dumps(made.to_api(now)) if args.json else _line(made, now))
     return 0
+
+
+# The API's fields a refusal names, as the options a person typed (`ends_at: ... after starts_at` was said).
+_OPTIONS = {"starts_at": "--start", "ends_at": "--end", "duration": "--duration", "comment": "--comment",
+            "created_by": "--created-by"}
+_API_FIELD = re.compile(r"\b(starts_at|ends_at)\b")
+
+
+def _typed(text: str) -> str:
+    """A field name, or the times named in a reason, as their options."""
+    return _OPTIONS.get(text) or _API_FIELD.sub(lambda m: _OPTIONS[m.group(1)], text)
 
 
 def cmd_list(args: argparse.Namespace) -> int:

@@ -58,6 +58,22 @@ def test_duration_and_end_together_are_refused_naming_both(tmp_path, capsys):
     assert made["ends_at"] - made["starts_at"] == pytest.approx(7200)
 
 
+@pytest.mark.parametrize("given, said", [
+    (["--end", "2020-01-01T00:00:00Z"], "vigil silence add: --end: expected a time after --start"),
+    (["--start", "tomorrow"], "vigil silence add: --start: expected RFC3339"),
+    (["--duration", "0s"], "vigil silence add: --duration: expected a duration above 0"),
+    (["--comment", " "], "vigil silence add: --comment: expected why"),
+])
+def test_a_refused_silence_names_the_option_typed_not_the_apis_field(tmp_path, capsys, given, said):
+    """The command said `ends_at: expected a time after starts_at`: the API's fields, which
+    a person at a terminal never typed."""
+    store = f"sqlite:///{tmp_path / 'vigil.db'}"
+    args = ["silence", "add", "--store", store, 'model="recommender"', "--comment", "reindex, OPS-7", *given]
+    assert main(args) == 64
+    err = capsys.readouterr().err
+    assert err.startswith(said), err
+
+
 def _keyed_config(tmp_path) -> str:
     import yaml
 
