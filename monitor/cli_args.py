@@ -27,12 +27,16 @@ def time_arg(value: str) -> float:
 
 
 def duration_arg(value: str) -> float:
+    """A duration above 0 (`--step 0s` was read as not given: a replay at schedule.interval)."""
     from monitor.config import parse_duration
 
     try:
-        return parse_duration(value)
+        seconds = parse_duration(value)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"expected a duration above 0, such as '1m', got {value!r}")
+    return seconds
 
 
 def http_url_arg(value: str) -> str:

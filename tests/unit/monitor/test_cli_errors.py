@@ -122,3 +122,16 @@ def test_a_command_run_where_no_vigil_yaml_is_says_to_give_config_or_store(comma
     assert e.value.code == 64
     assert capsys.readouterr().err == (f"vigil {' '.join(command[:2])}: no vigil.yaml in this directory (the "
                                        "default of --config): give --config FILE or --store URL\n")
+
+
+@pytest.mark.parametrize("step", ["0s", "0"])
+def test_a_replay_step_of_zero_is_refused_naming_it(tmp_path, capsys, step):
+    """`--step 0s` replayed at schedule.interval without a word (0 read as "not given")."""
+    (tmp_path / "vigil.yaml").write_text("models: [{name: m}]\n")
+    with pytest.raises(SystemExit) as refused:
+        main(["replay", "--config", str(tmp_path / "vigil.yaml"), "--from", "2026-01-01T00:00:00Z",
+              "--to", "2026-01-01T00:10:00Z", "--step", step, "--out", str(tmp_path / "incidents.jsonl"), "--quiet"])
+    assert refused.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument --step: expected a duration above 0, such as '1m', got '{step}'" in err, err
+    assert not (tmp_path / "incidents.jsonl").exists()
