@@ -99,7 +99,8 @@ def query_range(sources: Sources, gaps: Gaps, req: GatherRequest, entity: str, q
                  f"{entity}: prometheus unavailable")
         return None
     except QueryError as e:
-        gaps.add(no_data(model, entity, f"query rejected: {e.reason}", w, query=query), f"{entity}: query rejected")
+        why = f"query rejected: {e.reason}"  # in the blind line too: `vigil status` and /v1/models say why
+        gaps.add(no_data(model, entity, why, w, query=query), f"{entity}: {why}")
         return None
     partial = partial_of(series)
     said = f" ({PARTIAL_WORDS}: {partial})" if partial else ""  # after a no-data finding's why
@@ -127,8 +128,7 @@ def query_range(sources: Sources, gaps: Gaps, req: GatherRequest, entity: str, q
     if stopped:
         gaps.add(no_data(model, entity, f"no points in the last {stopped / 60:.0f} min: the series stopped "
                                         "(its target down, or renamed; or NaN: no traffic)" + said, w, query=query,
-                         stopped_s=stopped),
-                 f"{entity}: stopped")
+                         stopped_s=stopped), f"{entity}: stopped")
         return None
     if idle:
         _no_traffic(gaps, entity, partial)

@@ -26,6 +26,29 @@ def test_status_shows_serving_version_last_cycle_open_incident_and_blind_sources
     assert "blind:         ctr: prometheus unavailable; p99_latency: prometheus unavailable" in fraud
 
 
+def test_status_says_why_prometheus_rejected_a_query(tmp_path, capsys):
+    """A KPI query Prometheus refuses (a typo: `summ(`) showed as `ctr: query rejected`: why
+    was only in the incident's finding, a query away."""
+    from monitor.sources.errors import QueryError
+
+    cfg = make_config(tmp_path)
+    prom = incident_prometheus()
+    query_range = prom.query_range
+
+    def rejecting(query, start, end, step=None, *, name=None):
+        if name == "ctr":
+            raise QueryError("prometheus", query, '1:1: parse error: unknown function with name "summ"')
+        return query_range(query, start, end, step, name=name)
+
+    prom.query_range = rejecting
+    vigil = make_vigil(cfg, prometheus=prom)
+    vigil.run_cycle(MODEL, T0)
+    vigil.store.close()
+    assert main(["status", "--store", cfg.store.url]) == 0
+    out = capsys.readouterr().out
+    assert 'blind:         ctr: query rejected: 1:1: parse error: unknown function with name "summ"' in out, out
+
+
 def test_status_of_a_store_no_cycle_has_used(tmp_path, capsys):
     from monitor.store.repository import Store
 
