@@ -29,7 +29,7 @@ from slack_sdk.http_retry.state import RetryState
 
 from alerts.outbox import DeliveryResult, DeliveryStatus, MessageKind, OutboxMessage
 from alerts.slack_blocks import render_incident, render_rollback
-from alerts.slack_lookup import SlackLookup, post_metadata
+from alerts.slack_lookup import CannotTell, SlackLookup, cannot_tell, post_metadata
 from alerts.slack_replies import render_group, render_reply
 
 log = logging.getLogger("vigil.alerts.slack")
@@ -184,12 +184,17 @@ class SlackNotifier:
             thread = message.ref or {}  # a reply sits in the thread of the message its key names
         if thread.get("channel") and thread.get("ts"):  # a reply: in the thread, not the channel's history
             channel, thread_ts = thread["channel"], thread["ts"]
+        elif message.kind in (MessageKind.INCIDENT, MessageKind.GROUP) and (message.ref or {}).get("channel"):
+            # The key's message was posted: its ref holds the channel's ID, no listing needed.
+            channel, thread_ts = message.ref["channel"], None  # type: ignore[index]
         else:
             channel, thread_ts = payload.get("channel") or self.default_channel, None
         if not channel:
             return None
         try:
             found = self._lookup.find(message, channel, thread_ts)
+        except CannotTell as e:
+            return cannot_tell(message, str(e))
         except _ApiCallFailed as e:
             return self._map_error(e.error, e.method, e.channel)
         except (URLError, TimeoutError, ConnectionError, OSError, SlackClientError) as e:
@@ -269,6 +274,7 @@ class SlackNotifier:
             if broadcast:
                 kwargs["reply_broadcast"] = True
         resp = self._call("chat.postMessage", channel, **kwargs)
+        self._lookup.remember(channel, resp["channel"])
         return DeliveryResult(
             DeliveryStatus.DELIVERED,
             ref={"channel": resp["channel"], "ts": resp["ts"]},

@@ -164,3 +164,63 @@ def test_without_the_history_scope_an_uncertain_row_is_posted_again_and_says_why
         # A lost alert is worse than a second copy; the log names the scope to add.
         assert len(narrow.messages()) == 2
     assert any("channels:read" in str(getattr(r, "error", "")) for r in caplog.records)
+
+
+def drain_until_posted_again(store: Store, fake: FakeSlack, posts: int) -> list[str]:
+    """Run the sender at each due time until a second post; the row's errors on the way."""
+    errors, now = [], T + CLAIM_S
+    for _ in range(8):
+        sender(store, fake).deliver_due(now)
+        (row,) = store.outbox_for_prefix("incident:3")
+        errors.append(row.last_error or "")
+        if len(fake.calls("chat.postMessage")) > posts:
+            break
+        now = row.next_attempt_at
+    return errors
+
+
+def test_a_post_beyond_the_pages_searched_is_waited_for_then_sent_again_saying_so(store, slack, monkeypatch,
+                                                                                  caplog):
+    monkeypatch.setattr(alerts.slack_lookup, "PAGE", 2)
+    monkeypatch.setattr(alerts.slack_lookup, "MAX_PAGES", 2)
+    enqueue(store)
+    crash_after_posting(store, slack)
+    chatter = notifier(slack)
+    for i in range(5):  # a busy channel: ours is on page 3, past the 2 pages searched
+        chatter.deliver(OutboxMessage(id=100 + i, notifier="slack", kind=MessageKind.INCIDENT, key=f"other:{i}",
+                                      payload=incident_payload(incident_id=100 + i)))
+    assert sender(store, slack).deliver_due(T + CLAIM_S) == 0, "not searched everywhere: not 'not posted'"
+    (row,) = store.outbox_for_prefix("incident:3")
+    assert row.status == "sending" and "cannot tell" in (row.last_error or "")
+    assert len(slack.calls("chat.postMessage")) == 6, "no second copy yet"
+
+    with caplog.at_level(logging.WARNING, logger="vigil.sender"):
+        errors = drain_until_posted_again(store, slack, posts=6)
+    assert len(slack.calls("chat.postMessage")) == 7, "never dropped: sent again after a few looks"
+    assert all("looking again" in e for e in errors[:-1])
+    looks = alerts.slack_lookup.CANNOT_TELL_ATTEMPTS + 1  # each of 2 pages
+    assert len(slack.calls("conversations.history")) == 2 * looks
+    assert any("a duplicate is possible" in str(getattr(r, "error", "")) for r in caplog.records)
+    (row,) = store.outbox_for_prefix("incident:3")
+    assert row.status == "delivered"
+
+
+def test_a_channel_past_the_listed_pages_is_not_taken_for_no_such_channel(store, monkeypatch):
+    monkeypatch.setattr(alerts.slack_lookup, "LIST_PAGE", 2)
+    monkeypatch.setattr(alerts.slack_lookup, "MAX_PAGES", 2)
+    with FakeSlack(token=TOKEN, channels=("a", "b", "c", "d", "recsys-alerts")) as big:
+        enqueue(store)
+        crash_after_posting(store, big)
+        assert sender(store, big).deliver_due(T + CLAIM_S) == 0
+        (row,) = store.outbox_for_prefix("incident:3")
+        assert row.status == "sending" and "conversations.list" in (row.last_error or "")
+        assert len(big.messages()) == 1, "not posted twice on a guess"
+
+
+def test_a_posted_channel_is_looked_up_by_the_id_slack_answered(slack):
+    n = notifier(slack)
+    msg = OutboxMessage(id=41, notifier="slack", kind=MessageKind.INCIDENT, key=KEY, payload=incident_payload(),
+                        created_at=T)
+    n.deliver(msg)
+    assert n.find_delivered(msg) is not None
+    assert not slack.calls("conversations.list"), "the post's answer named the channel's ID"
