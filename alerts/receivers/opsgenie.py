@@ -4,15 +4,19 @@ update priority (`PUT .../priority`) when the incident's severity changes.
 `Authorization: GenieKey <key>`; base URL https://api.opsgenie.com (US) or
 https://api.eu.opsgenie.com (EU). Opsgenie processes requests asynchronously: it answers
 202 `{"result": "Request will be processed", "took", "requestId"}`, kept in the ref so a
-person can look the request up. A create for an alias that is already open is folded
-into that alert (its count goes up), so a retried create never opens a second alert;
-acknowledge and close address the alert by alias (`identifierType=alias`). 400/422
-`{"message", "errors": {...}}` fail the message with Opsgenie's words; 429 and 5xx are
-retried (alerts/receivers/http.py). The API key is never logged.
+person can look the request up. A 202 is not a page: a create or a close is delivered only
+once `GET /v2/alerts/requests/{requestId}` says `isSuccess` (polled for at most
+PROCESSING_WAIT_S; still processing or failed: RETRY through the outbox), so a close is
+never sent before its create is done, and a create that fails later is sent again. A
+create for an alias that is already open is folded into that alert (its count goes up),
+so a retried create never opens a second alert; acknowledge and close address the alert
+by alias (`identifierType=alias`). 400/422 `{"message", "errors": {...}}` fail the message
+with Opsgenie's words; 429 and 5xx are retried (alerts/receivers/http.py). The API key is never logged.
 """
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 from urllib.parse import quote
 
@@ -21,12 +25,16 @@ import httpx
 from alerts.outbox import DeliveryResult, DeliveryStatus, MessageKind, OutboxMessage
 from alerts.receivers.base import ALL, RECEIVER_ROUTE, Receiving
 from alerts.receivers.changes import rollback_note
-from alerts.receivers.http import HttpCaller, SecretSource, json_object, run_delivery, said
+from alerts.receivers.http import HttpCaller, SecretSource, Transient, json_object, run_delivery, said, whole_answer
 from alerts.receivers.mapping import HELD, OPSGENIE_PRIORITY, calls, opsgenie_action, opsgenie_create, sent_ref
 from alerts.receivers.record import as_sent
 
 log = logging.getLogger("vigil.receivers.opsgenie")
 REGION_URLS = {"us": "https://api.opsgenie.com", "eu": "https://api.eu.opsgenie.com"}
+# How long a create or a close is waited for (Opsgenie processes in well under a second
+# when well); longer: back to the outbox, inside the sender's claim.
+PROCESSING_WAIT_S = 5.0
+CONFIRMED = ("create", "close")  # the calls that open or end a page
 
 
 def explain(resp: httpx.Response) -> str:
@@ -81,10 +89,41 @@ class OpsgenieReceiver:
             request_ids.append(request_id)
             log.info("opsgenie request accepted", extra={"receiver": self.name, "action": action,
                                                          "alias": sent["dedup_key"], "request_id": request_id})
+            if action in CONFIRMED and request_id:
+                self._confirm(request_id, action, sent["dedup_key"], headers)
         # Only a new alert or a priority call moves the priority (an ack, a folded create do not).
         moved = shown is None or "close" in names or ("priority", record) in actions
         return {**sent_ref(sent, ref), "request_ids": request_ids,  # the alias opened last (`calls`)
                 "priority_of": sent["severity"] if moved else shown}
+
+    def _confirm(self, request_id: str, action: str, alias: str, headers: dict[str, str]) -> None:
+        """Wait (bounded) until Opsgenie has processed the request; raise Transient unless it
+        succeeded. A close of an alias with no open alert has nothing left to close."""
+        url = f"{self.base}/requests/{quote(request_id, safe='')}"
+        deadline, pause = time.monotonic() + PROCESSING_WAIT_S, 0.1
+        while True:
+            # One try per poll, cut at the deadline: a slow status endpoint must not hold the claim.
+            timeout = max(0.1, min(self.http.timeout_s, deadline - time.monotonic()))
+            try:
+                resp = whole_answer(self.http.http, "GET", url, headers=headers, timeout=timeout)
+                data = (json_object(resp) or {}) if resp.is_success else {}  # 404 until it is processed
+            except httpx.HTTPError:
+                data = {}
+            found = data.get("data")
+            status: dict[str, Any] = found if isinstance(found, dict) else {}
+            if status.get("isSuccess") is True:
+                return
+            if status.get("isSuccess") is False:
+                said_ = str(status.get("status") or "no status")
+                if action == "close" and said_ == "Alert does not exist":
+                    return
+                raise Transient(f"Opsgenie: {action} of alias {alias} failed when processed: {said_} "
+                                f"(requestId {request_id}); will retry")
+            if time.monotonic() + pause > deadline:
+                raise Transient(f"Opsgenie: {action} of alias {alias} still processing after "
+                                f"{PROCESSING_WAIT_S:g} s (requestId {request_id}); will retry")
+            self.http.sleep(pause)
+            pause = min(pause * 2, 1.0)
 
     def _note(self, record: dict[str, Any], ref: dict[str, Any] | None) -> dict[str, Any] | None:
         """A rollback of an incident it paged for: a note on that alert (Opsgenie has no change

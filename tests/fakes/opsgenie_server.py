@@ -10,9 +10,12 @@ authentication; rate limiting):
   {"message": "Request body is not processable. Please check the errors.", "errors":
   {field: reason}, "took", "requestId"}; a body that is not JSON is 400.
 - Accepted requests are 202 {"result": "Request will be processed", "took",
-  "requestId"} and processed asynchronously (here: at once); GET
-  /v2/alerts/requests/{requestId} tells how it went ({"data": {"isSuccess", "status",
-  "alertId", "alias", "action"}}). A create whose alias matches an open alert is
+  "requestId"} and processed asynchronously: here after `processing_delay_s` (0: at once;
+  `delay_next(s)` gives the next accepted request its own delay, so a later request can be
+  processed first), in the order they come due; GET /v2/alerts/requests/{requestId} tells
+  how it went ({"data": {"isSuccess", "status", "alertId", "alias", "action"}}) and is
+  404 until it is processed. `fail_next(count, status)`: the next accepted requests are
+  processed as failures (isSuccess false, that status, nothing changed). A create whose alias matches an open alert is
   de-duplicated: that alert's `count` goes up, no new alert.
 - POST /v2/alerts/{identifier}/acknowledge|close?identifierType=id|alias|tiny
   ({user, source, note}): 202 likewise; the request fails (isSuccess false, "Alert does
@@ -30,10 +33,12 @@ authentication; rate limiting):
 """
 from __future__ import annotations
 
+import itertools
 import json
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -60,9 +65,15 @@ class OgAlert:
 
 
 class FakeOpsgenie(JsonApiServer):
-    def __init__(self, api_key: str, *, per_minute: int = 600, clock: Any = time.monotonic) -> None:
+    def __init__(self, api_key: str, *, per_minute: int = 600, clock: Any = time.monotonic,
+                 processing_delay_s: float = 0.0) -> None:
         self.api_key, self.per_minute, self.clock = api_key, per_minute, clock
+        self.processing_delay_s = processing_delay_s
         super().__init__()
+        self._queue: list[tuple[float, int, str, str, Callable[[], None]]] = []  # (due, seq, rid, action, apply)
+        self._delays: deque[float] = deque()
+        self._failures: deque[str] = deque()
+        self._seq = itertools.count()
         self._alerts: list[OgAlert] = []
         self.requests_status: dict[str, dict[str, Any]] = {}
         self.calls: list[tuple[str, str, dict[str, Any]]] = []  # (method, path, body) of accepted requests
@@ -70,7 +81,34 @@ class FakeOpsgenie(JsonApiServer):
 
     def alerts(self) -> list[OgAlert]:
         with self.lock:
+            self._process_due()
             return list(self._alerts)
+
+    def delay_next(self, seconds: float, count: int = 1) -> None:
+        """The next `count` accepted requests are processed `seconds` after they are accepted."""
+        with self.lock:
+            self._delays.extend([seconds] * count)
+
+    def fail_next(self, count: int = 1, status: str = "Could not process the request") -> None:
+        """The next `count` accepted requests fail when processed (isSuccess false)."""
+        with self.lock:
+            self._failures.extend([status] * count)
+
+    def _accept(self, rid: str, action: str, apply: Callable[[], None]) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """202 now; `apply` (which records the request's status) once it comes due."""
+        delay = self._delays.popleft() if self._delays else self.processing_delay_s
+        failure = self._failures.popleft() if self._failures else None
+        run = apply if failure is None else lambda: self._status(rid, action, False, failure, None)
+        self._queue.append((self.clock() + delay, next(self._seq), rid, action, run))
+        self._process_due()
+        return 202, _accepted(rid), {}
+
+    def _process_due(self) -> None:
+        now = self.clock()
+        due = sorted(q for q in self._queue if q[0] <= now)
+        self._queue = [q for q in self._queue if q[0] > now]
+        for _, _, _, _, apply in due:
+            apply()
 
     # ------------------------------------------------------------------ the contract
     def answer(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Answer:
@@ -87,6 +125,7 @@ class FakeOpsgenie(JsonApiServer):
                 return 401, _error("Could not authenticate", rid), {}
             if auth[len("GenieKey "):] != self.api_key:
                 return 403, _error("You are not authorized for this operation", rid), {}
+            self._process_due()
             if self._throttled():
                 return 429, _error("You are making too many requests! To avoid errors, we recommend you limit "
                                    "requests.", rid), {"X-RateLimit-State": "THROTTLED", "Retry-After": "1"}
@@ -108,7 +147,7 @@ class FakeOpsgenie(JsonApiServer):
         segs = [unquote(s) for s in path.strip("/").split("/")]
         if method == "GET" and segs[:3] == ["v2", "alerts", "requests"] and len(segs) == 4:
             st = self.requests_status.get(segs[3])
-            if st is None:
+            if st is None:  # unknown, or not processed yet
                 return 404, _error(f"Request with id [{segs[3]}] does not exist", rid), {}
             return 200, {"data": st, "took": 0.001, "requestId": rid}, {}
         if method == "GET" and segs[:2] == ["v2", "alerts"] and len(segs) == 3:
@@ -141,23 +180,28 @@ class FakeOpsgenie(JsonApiServer):
                          "took": 0.001, "requestId": rid}, {}
         self.calls.append(("POST", "/v2/alerts", doc))
         alias = doc.get("alias") or str(uuid.uuid4())
-        current = self._find(alias, "alias", open_only=True)
-        if current is not None:
-            current.count += 1
-        else:
-            n = len(self._alerts) + 1
-            current = OgAlert(str(uuid.uuid4()), str(n), alias, doc["message"], doc.get("priority") or "P3", body=doc)
-            self._alerts.append(current)
-        self._status(rid, "Create", True, "Created alert", current)
-        return 202, _accepted(rid), {}
+
+        def apply() -> None:
+            current = self._find(alias, "alias", open_only=True)
+            if current is not None:
+                current.count += 1
+            else:
+                n = len(self._alerts) + 1
+                current = OgAlert(str(uuid.uuid4()), str(n), alias, doc["message"], doc.get("priority") or "P3",
+                                  body=doc)
+                self._alerts.append(current)
+            self._status(rid, "Create", True, "Created alert", current)
+        return self._accept(rid, "Create", apply)
 
     def _act(self, ident: str, id_type: str, action: str, doc: dict[str, Any],
              rid: str) -> tuple[int, dict[str, Any], dict[str, str]]:
         self.calls.append(("POST", f"/v2/alerts/{ident}/{action}", doc))
-        a = self._find(ident, id_type, open_only=True)
-        if a is None:
-            self._status(rid, action.capitalize(), False, "Alert does not exist", None, alias=ident)
-        else:
+
+        def apply() -> None:
+            a = self._find(ident, id_type, open_only=True)
+            if a is None:
+                self._status(rid, action.capitalize(), False, "Alert does not exist", None, alias=ident)
+                return
             if action == "acknowledge":
                 a.acknowledged = True
             else:
@@ -165,7 +209,7 @@ class FakeOpsgenie(JsonApiServer):
             if doc.get("note"):
                 a.notes.append(str(doc["note"]))
             self._status(rid, action.capitalize(), True, f"{action.capitalize()}d alert", a)
-        return 202, _accepted(rid), {}
+        return self._accept(rid, action.capitalize(), apply)
 
     def _note(self, ident: str, id_type: str, doc: dict[str, Any],
               rid: str) -> tuple[int, dict[str, Any], dict[str, str]]:
@@ -177,13 +221,15 @@ class FakeOpsgenie(JsonApiServer):
                          "errors": {"note": "Note can not be empty or longer than 25000 characters."},
                          "took": 0.001, "requestId": rid}, {}
         self.calls.append(("POST", f"/v2/alerts/{ident}/notes", doc))
-        a = self._find(ident, id_type, open_only=False)
-        if a is None:
-            self._status(rid, "AddNote", False, "Alert does not exist", None, alias=ident)
-        else:
-            a.notes.append(note)
-            self._status(rid, "AddNote", True, "Added note", a)
-        return 202, _accepted(rid), {}
+
+        def apply() -> None:
+            a = self._find(ident, id_type, open_only=False)
+            if a is None:
+                self._status(rid, "AddNote", False, "Alert does not exist", None, alias=ident)
+            else:
+                a.notes.append(note)
+                self._status(rid, "AddNote", True, "Added note", a)
+        return self._accept(rid, "AddNote", apply)
 
     def _priority(self, ident: str, id_type: str, body: bytes, rid: str
                   ) -> tuple[int, dict[str, Any], dict[str, str]]:
@@ -197,13 +243,15 @@ class FakeOpsgenie(JsonApiServer):
                          "errors": {"priority": "Priority should be one of [P1, P2, P3, P4, P5]"},
                          "took": 0.001, "requestId": rid}, {}
         self.calls.append(("PUT", f"/v2/alerts/{ident}/priority", doc))
-        a = self._find(ident, id_type, open_only=True)
-        if a is None:
-            self._status(rid, "UpdatePriority", False, "Alert does not exist", None, alias=ident)
-        else:
-            a.priority = str(doc["priority"])
-            self._status(rid, "UpdatePriority", True, "Updated priority", a)
-        return 202, _accepted(rid), {}
+
+        def apply() -> None:
+            a = self._find(ident, id_type, open_only=True)
+            if a is None:
+                self._status(rid, "UpdatePriority", False, "Alert does not exist", None, alias=ident)
+            else:
+                a.priority = str(doc["priority"])
+                self._status(rid, "UpdatePriority", True, "Updated priority", a)
+        return self._accept(rid, "UpdatePriority", apply)
 
     def _find(self, ident: str, id_type: str, *, open_only: bool) -> OgAlert | None:
         attr = {"id": "id", "alias": "alias", "tiny": "tiny_id"}.get(id_type, "id")
