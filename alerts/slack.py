@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Mapping
 from http.client import RemoteDisconnected
 from typing import Any
@@ -22,15 +23,12 @@ from urllib.error import URLError
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
-from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
-from slack_sdk.http_retry.request import HttpRequest
-from slack_sdk.http_retry.response import HttpResponse
-from slack_sdk.http_retry.state import RetryState
 
 from alerts.outbox import DeliveryResult, DeliveryStatus, MessageKind, OutboxMessage
 from alerts.slack_blocks import render_incident, render_rollback
 from alerts.slack_lookup import CannotTell, SlackLookup, cannot_tell, post_metadata
 from alerts.slack_replies import render_group, render_reply
+from alerts.slack_retry import ConnectRetry, ShortRateLimitRetry, header
 
 log = logging.getLogger("vigil.alerts.slack")
 
@@ -42,13 +40,10 @@ _AUTH_ERRORS = frozenset({"invalid_auth", "not_authed", "token_revoked", "token_
 # chat.update on a message that is gone or not ours: post a fresh one so nothing is lost.
 _REPOST_ERRORS = frozenset({"message_not_found", "cant_update_message", "edit_window_closed"})
 _CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{6,}")
-
-
-def _header(headers: Mapping[str, Any] | None, name: str) -> str | None:
-    for k, v in (headers or {}).items():
-        if k.lower() == name.lower():
-            return v[0] if isinstance(v, (list, tuple)) and v else v
-    return None
+# One message's lookup and send together, every call, timeout and rate-limit sleep included,
+# end within this: well inside the outbox claim (300 s, monitor/store/outbox.py), so no other
+# sender takes the row over mid-send. Up to 22 calls x (timeout + 3 retries) would not.
+SEND_BUDGET_S = 240.0
 
 
 def _channel_label(channel: str | None) -> str:
@@ -112,6 +107,7 @@ class SlackNotifier:
             raise ValueError("slack.bot_token: expected a Slack bot token (xoxb-…); without one use JsonlSink")
         self.default_channel = default_channel
         self.max_rate_limit_retries = max_rate_limit_retries
+        self._budget: tuple[tuple[int, int] | None, float] = (None, 0.0)  # (row id, attempts), deadline
         self._client = WebClient(
             token=token,
             base_url=base_url if base_url.endswith("/") else base_url + "/",
@@ -121,8 +117,8 @@ class SlackNotifier:
                 # A reset or a close after it was sent (RemoteDisconnected, the SDK's other
                 # defaults) may follow a post Slack made: re-sending it in place would post
                 # it twice, so it becomes an uncertain RETRY, looked for before it is sent.
-                ConnectionErrorRetryHandler(error_types=[URLError]),
-                _ShortRateLimitRetry(max_retry_count=max_rate_limit_retries),
+                ConnectRetry(self._fits, error_types=[URLError]),
+                ShortRateLimitRetry(self._fits, max_retry_count=max_rate_limit_retries),
             ],
         )
         self._lookup = SlackLookup(self._call)
@@ -132,6 +128,7 @@ class SlackNotifier:
 
     # ------------------------------------------------------------------ entry point
     def deliver(self, message: OutboxMessage) -> DeliveryResult:
+        self._begin(message)
         if message.kind == MessageKind.DEPLOY:
             # Deploys are Grafana annotations; a Slack message per deploy would be noise.
             return DeliveryResult(DeliveryStatus.DELIVERED, ref=message.ref, detail={"skipped": True})
@@ -161,6 +158,8 @@ class SlackNotifier:
                 result = self._rollback(message, channel, text, blocks)
         except _NoChannel as e:
             result = DeliveryResult(DeliveryStatus.FAILED, error=str(e))
+        except _OutOfTime as e:
+            result = DeliveryResult(DeliveryStatus.RETRY, error=str(e))
         except _ApiCallFailed as e:
             result = self._map_error(e.error, e.method, e.channel)
         except (URLError, TimeoutError, ConnectionError, OSError, SlackClientError) as e:
@@ -176,6 +175,7 @@ class SlackNotifier:
 
     def find_delivered(self, message: OutboxMessage) -> DeliveryResult | None:
         """The post for `message` if the channel's history has it (see alerts/outbox.py)."""
+        self._begin(message)
         if message.kind not in (MessageKind.INCIDENT, MessageKind.ROLLBACK, MessageKind.REPLY, MessageKind.GROUP):
             return None  # deploys are never posted
         payload = message.payload or {}
@@ -195,6 +195,8 @@ class SlackNotifier:
             found = self._lookup.find(message, channel, thread_ts)
         except CannotTell as e:
             return cannot_tell(message, str(e))
+        except _OutOfTime as e:
+            return DeliveryResult(DeliveryStatus.RETRY, error=f"{e}; will look again before sending")
         except _ApiCallFailed as e:
             return self._map_error(e.error, e.method, e.channel)
         except (URLError, TimeoutError, ConnectionError, OSError, SlackClientError) as e:
@@ -281,7 +283,21 @@ class SlackNotifier:
             detail={"method": "chat.postMessage"},
         )
 
+    def _begin(self, message: OutboxMessage) -> None:
+        """Start the message's budget, or go on with it: the sender looks, then sends, one claim."""
+        if self._budget[0] != (message.id, message.attempts):
+            self._budget = ((message.id, message.attempts), time.monotonic() + SEND_BUDGET_S)
+
+    def _fits(self, wait_s: float) -> bool:
+        """Can a retry after `wait_s` (one more call at the current timeout) end within the budget?"""
+        return time.monotonic() + wait_s + float(self._client.timeout) <= self._budget[1]
+
     def _call(self, method: str, label: str | None, /, **kwargs: Any) -> Any:
+        left = self._budget[1] - time.monotonic()
+        if left <= 0:
+            raise _OutOfTime(f"Slack: {method} not started: this message's {SEND_BUDGET_S:g} s budget is used up")
+        base = self._client.timeout
+        self._client.timeout = min(base, left)  # type: ignore[assignment]  # urllib takes float seconds
         call = {"chat.postMessage": self._client.chat_postMessage, "chat.update": self._client.chat_update,
                 "conversations.history": self._client.conversations_history,
                 "conversations.replies": self._client.conversations_replies,
@@ -290,6 +306,8 @@ class SlackNotifier:
             return call(**kwargs)
         except SlackApiError as e:
             raise _ApiCallFailed(e, method, label) from e
+        finally:
+            self._client.timeout = base
 
     # ------------------------------------------------------------------ errors
     def _map_error(self, e: SlackApiError, method: str, channel: str | None) -> DeliveryResult:
@@ -298,7 +316,7 @@ class SlackNotifier:
         data = resp.data if isinstance(getattr(resp, "data", None), dict) else {}
         error = str(data.get("error") or "unknown_error")
         if status == 429:
-            raw = _header(getattr(resp, "headers", None), "Retry-After")
+            raw = header(getattr(resp, "headers", None), "Retry-After")
             try:
                 retry_after: float | None = float(raw) if raw is not None else None
             except ValueError:
@@ -343,27 +361,6 @@ class SlackNotifier:
         return result
 
 
-# The longest Retry-After slept in place. slack-sdk sleeps it in the sender's thread once
-# per retry, holding every page queued behind (other receivers' too) and, past the outbox
-# claim, letting another sender post the same message; a longer one goes to the outbox.
-MAX_INPLACE_RETRY_AFTER_S = 10.0
-
-
-class _ShortRateLimitRetry(RateLimitErrorRetryHandler):
-    """slack-sdk's 429 handler, for a Retry-After of at most MAX_INPLACE_RETRY_AFTER_S only."""
-
-    def _can_retry(self, *, state: RetryState, request: HttpRequest, response: HttpResponse | None = None,
-                   error: Exception | None = None) -> bool:
-        if not super()._can_retry(state=state, request=request, response=response, error=error):
-            return False
-        raw = _header(response.headers if response is not None else None, "Retry-After")
-        if raw is None:
-            return True  # the SDK waits about a second
-        # Not an integer: the SDK's int() would raise on it; the outbox reads it instead.
-        raw = str(raw).strip()
-        return raw.isdigit() and int(raw) <= MAX_INPLACE_RETRY_AFTER_S
-
-
 def _maybe_sent(e: BaseException) -> bool:
     """Did the request perhaps reach Slack? A read timeout or a dropped connection after
     sending: yes; a refused or unresolvable connection (URLError): no."""
@@ -372,6 +369,10 @@ def _maybe_sent(e: BaseException) -> bool:
 
 class _NoChannel(Exception):
     pass
+
+
+class _OutOfTime(Exception):
+    """The message's SEND_BUDGET_S ran out before a call: not made, so nothing was sent by it."""
 
 
 class _ApiCallFailed(Exception):

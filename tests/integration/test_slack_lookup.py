@@ -224,3 +224,25 @@ def test_a_posted_channel_is_looked_up_by_the_id_slack_answered(slack):
     n.deliver(msg)
     assert n.find_delivered(msg) is not None
     assert not slack.calls("conversations.list"), "the post's answer named the channel's ID"
+
+
+def test_a_slow_lookup_ends_within_the_send_budget_and_keeps_the_row(store, slack, monkeypatch):
+    import alerts.slack
+    from monitor.store.outbox import CLAIM_S as OUTBOX_CLAIM_S
+
+    assert getattr(alerts.slack, "SEND_BUDGET_S", 0) < OUTBOX_CLAIM_S, "a send ends before its claim lapses"
+    monkeypatch.setattr(alerts.slack, "SEND_BUDGET_S", 1.5, raising=False)
+    monkeypatch.setattr(alerts.slack_lookup, "PAGE", 1)
+    enqueue(store)
+    crash_after_posting(store, slack)
+    chatter = notifier(slack)
+    for i in range(8):  # ours is on the ninth page of history
+        chatter.deliver(OutboxMessage(id=100 + i, notifier="slack", kind=MessageKind.INCIDENT, key=f"other:{i}",
+                                      payload=incident_payload(incident_id=100 + i)))
+    slack.delay(0.5, count=20)  # every answer slow: 9 pages take 4.5 s
+    started = time.monotonic()
+    assert sender(store, slack).deliver_due(T + CLAIM_S) == 0
+    assert time.monotonic() - started < 1.5 + 1.0, "stopped at its budget"
+    (row,) = store.outbox_for_prefix("incident:3")
+    assert row.status == "sending", "still uncertain: looked for again later, never posted blindly"
+    assert len(slack.calls("chat.postMessage")) == 9
