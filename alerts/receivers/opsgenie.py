@@ -7,7 +7,8 @@ https://api.eu.opsgenie.com (EU). Opsgenie processes requests asynchronously: it
 person can look the request up. A 202 is not a page: a create or a close is delivered only
 once `GET /v2/alerts/requests/{requestId}` says `isSuccess` (polled for at most
 PROCESSING_WAIT_S; still processing or failed: RETRY through the outbox), so a close is
-never sent before its create is done, and a create that fails later is sent again. A
+never sent before its create is done, and a create that fails later is sent again (a key
+without Read Access cannot ask: its 202 is taken, with a warning). A
 create for an alias that is already open is folded into that alert (its count goes up),
 so a retried create never opens a second alert; acknowledge and close address the alert
 by alias (`identifierType=alias`). 400/422 `{"message", "errors": {...}}` fail the message
@@ -106,6 +107,12 @@ class OpsgenieReceiver:
             timeout = max(0.1, min(self.http.timeout_s, deadline - time.monotonic()))
             try:
                 resp = whole_answer(self.http.http, "GET", url, headers=headers, timeout=timeout)
+                if resp.status_code in (401, 403):
+                    # An integration may create without reading: the 202 is all it can know.
+                    log.warning("opsgenie %s accepted but not checked: the API key cannot read request status "
+                                "(turn on the integration's Read Access)", action,
+                                extra={"receiver": self.name, "alias": alias, "request_id": request_id})
+                    return
                 data = (json_object(resp) or {}) if resp.is_success else {}  # 404 until it is processed
             except httpx.HTTPError:
                 data = {}

@@ -15,8 +15,9 @@ authentication; rate limiting):
   processed first), in the order they come due; GET /v2/alerts/requests/{requestId} tells
   how it went ({"data": {"isSuccess", "status", "alertId", "alias", "action"}}) and is
   404 until it is processed. `fail_next(count, status)`: the next accepted requests are
-  processed as failures (isSuccess false, that status, nothing changed). A create whose alias matches an open alert is
-  de-duplicated: that alert's `count` goes up, no new alert.
+  processed as failures (isSuccess false, that status, nothing changed). An API integration
+  can be made without read access (`read_access=False`): every GET is then 403.
+  A create whose alias matches an open alert is de-duplicated: that alert's `count` goes up, no new alert.
 - POST /v2/alerts/{identifier}/acknowledge|close?identifierType=id|alias|tiny
   ({user, source, note}): 202 likewise; the request fails (isSuccess false, "Alert does
   not exist") when no open alert has that identifier.
@@ -66,8 +67,9 @@ class OgAlert:
 
 class FakeOpsgenie(JsonApiServer):
     def __init__(self, api_key: str, *, per_minute: int = 600, clock: Any = time.monotonic,
-                 processing_delay_s: float = 0.0) -> None:
+                 processing_delay_s: float = 0.0, read_access: bool = True) -> None:
         self.api_key, self.per_minute, self.clock = api_key, per_minute, clock
+        self.read_access = read_access  # an API integration's "Read Access" box: off, every GET is 403
         self.processing_delay_s = processing_delay_s
         super().__init__()
         self._queue: list[tuple[float, int, str, str, Callable[[], None]]] = []  # (due, seq, rid, action, apply)
@@ -145,6 +147,8 @@ class FakeOpsgenie(JsonApiServer):
         path, query = parts.path, parse_qs(parts.query)
         id_type = (query.get("identifierType") or ["id"])[0]
         segs = [unquote(s) for s in path.strip("/").split("/")]
+        if method == "GET" and not self.read_access:
+            return 403, _error("You are not authorized for this operation", rid), {}
         if method == "GET" and segs[:3] == ["v2", "alerts", "requests"] and len(segs) == 4:
             st = self.requests_status.get(segs[3])
             if st is None:  # unknown, or not processed yet

@@ -61,3 +61,13 @@ def test_a_create_still_processing_past_the_wait_goes_back_to_the_outbox(og, mon
     result = send(r, 1, None, severity="critical")
     assert time.monotonic() - started < 1.5, "bounded"
     assert result.status == DeliveryStatus.RETRY and "still processing" in result.error
+
+
+def test_a_key_without_read_access_still_pages_once_and_says_what_it_cannot_check(monkeypatch, caplog):
+    monkeypatch.setenv("OG_KEY_T", OG_KEY)
+    monkeypatch.setattr("alerts.receivers.opsgenie.PROCESSING_WAIT_S", 0.5)
+    with FakeOpsgenie(OG_KEY, read_access=False) as fake, caplog.at_level("WARNING"):
+        result = send(receiver(fake), 1, None, severity="critical")
+        assert result.status == DeliveryStatus.DELIVERED, "a key that may only create still pages, once"
+        assert [a.status for a in fake.alerts()] == ["open"]
+    assert any("Read Access" in r.getMessage() for r in caplog.records)
