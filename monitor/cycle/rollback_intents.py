@@ -89,8 +89,8 @@ class RollbackRunner:
         if kind == CANARY_PULL:
             if self.pull_layers is None:
                 raise ValueError("a canary pull needs pull_layers")
-            return guarded(self.pull_layers(m), deadline)
-        return guarded(self.layers(m), deadline)
+            return guarded(self.pull_layers(m), deadline, self.store.tx)
+        return guarded(self.layers(m), deadline, self.store.tx)  # a transaction checks the lease
 
     # ------------------------------------------------------------------ asking
     def request(self, ask: RollbackAsk) -> RollbackOutcome:

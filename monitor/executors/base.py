@@ -1,14 +1,16 @@
 """The executor contract: what one rollback intent asks of a serving layer.
 
-Compare-and-set is the caller's: it reads `current()`, and calls `apply()` only while
-the layer still serves `from_version` (or does nothing when it already serves
-`to_version`), so a restart never reverses somebody else's later change. Executors add
-their own guard where the layer offers one (Kubernetes `resourceVersion`), and `apply`
-is idempotent: a second call after a success changes nothing.
+The caller reads `current()`, and calls `apply()` only while the layer still serves
+`from_version` (or does nothing when it already serves `to_version`), so a restart never
+reverses somebody else's later change. Executors add their own guard where the layer
+offers one (Kubernetes `resourceVersion`; MLflow offers none: its alias is read again
+right before the write), and `apply` is idempotent: a second call after a success
+changes nothing.
 """
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol
@@ -22,6 +24,21 @@ from monitor.redact import redact
 # each call: an executor that retries (webhook, the KubeClient several share) stops
 # retrying there, and the rollback resumes at the next cycle.
 STEP_DEADLINE: ContextVar[float | None] = ContextVar("vigil_step_deadline", default=None)
+
+# The running step's last check before its layer is written (set by `Guarded` around each
+# call; None: nothing to check): the replica's lease on the model, on PostgreSQL. The
+# layer's own reads and retries before the write (MLflow's version tags: 3 calls of up to
+# timeout_s each) can outlast the lease checked when the layer's turn came; a replica
+# paused past it there must not write once it resumes.
+BEFORE_WRITE: ContextVar[Callable[[], None] | None] = ContextVar("vigil_before_write", default=None)
+
+
+def before_write() -> None:
+    """Called by an executor right before the call that changes its layer; raises (the
+    lease lost) when the write must not be made."""
+    check = BEFORE_WRITE.get()
+    if check is not None:
+        check()
 
 
 @dataclass(frozen=True)

@@ -18,20 +18,44 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from contextlib import AbstractContextManager
+from typing import Any, TypeVar
 
-from monitor.executors.base import STEP_DEADLINE, Executor, ExecutorError, RollbackStep, Verification
+from monitor.executors.base import BEFORE_WRITE, STEP_DEADLINE, Executor, ExecutorError, RollbackStep, Verification
 
 log = logging.getLogger("vigil.rollback")
 T = TypeVar("T")
 
 
+Fenced = Callable[[], AbstractContextManager[Any]]  # the store's transaction: entered, it checks the lease
+
+
+class _WriteRefused(Exception):
+    """What the lease check raised, carried through `Guarded` unchanged (a lost lease is the
+    cycle's to handle, not a failed attempt at the layer)."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class Guarded:
     """`inner`, with any exception other than ExecutorError turned into a retryable one,
-    and not called past `deadline` (time.monotonic(); None: no bound)."""
+    and not called past `deadline` (time.monotonic(); None: no bound). `fenced` opens a
+    transaction of the store, which in a replica's cycle first checks its lease on the model:
+    the inner executor has it checked right before it writes (base.before_write)."""
 
-    def __init__(self, inner: Executor, deadline: float | None = None) -> None:
-        self.inner, self.name, self.deadline = inner, inner.name, deadline
+    def __init__(self, inner: Executor, deadline: float | None = None, fenced: Fenced | None = None) -> None:
+        self.inner, self.name, self.deadline, self.fenced = inner, inner.name, deadline, fenced
+
+    def _check_before_write(self) -> None:
+        if self.fenced is None:
+            return
+        try:
+            with self.fenced():  # LeaseLost on entry when a replica paused past its lease
+                pass
+        except Exception as e:
+            raise _WriteRefused(e) from e
 
     def current(self, step: RollbackStep) -> str | None:
         return self._call("read", lambda: self.inner.current(step))
@@ -46,11 +70,13 @@ class Guarded:
         if self.deadline is not None and time.monotonic() >= self.deadline:
             raise ExecutorError(True, f"{self.name}: not asked to {verb}: the time for this round of rollback "
                                       "steps is used up", reason="deadline")
-        running = STEP_DEADLINE.set(self.deadline)
+        running, checking = STEP_DEADLINE.set(self.deadline), BEFORE_WRITE.set(self._check_before_write)
         try:
             return fn()
         except ExecutorError:
             raise
+        except _WriteRefused as refused:
+            raise refused.error from None
         except Exception as e:  # a bug or a library's own exception: whether it acted is unknown
             log.exception("rollback layer raised an unexpected error", extra={"layer": self.name, "verb": verb})
             raise ExecutorError(True, f"{self.name}: unexpected {type(e).__name__} on {verb}: {e} (whether it "
@@ -58,10 +84,11 @@ class Guarded:
                                 reason="unexpected") from e
         finally:
             STEP_DEADLINE.reset(running)
+            BEFORE_WRITE.reset(checking)
 
 
-def guarded(layers: list[Executor], deadline: float | None = None) -> list[Executor]:
-    return [Guarded(x.inner if isinstance(x, Guarded) else x, deadline) for x in layers]
+def guarded(layers: list[Executor], deadline: float | None = None, fenced: Fenced | None = None) -> list[Executor]:
+    return [Guarded(x.inner if isinstance(x, Guarded) else x, deadline, fenced) for x in layers]
 
 
 def preflight(layers: list[Executor]) -> None:

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol, TypeVar
 
-from monitor.executors.base import ExecutorError, RollbackStep, Verification
+from monitor.executors.base import ExecutorError, RollbackStep, Verification, before_write
 from monitor.sources.errors import QueryError, SourceUnavailable
 from monitor.sources.registry import ModelNotFound, alias_tag, format_timestamp
 
@@ -45,16 +45,36 @@ class MlflowAliasExecutor:
         return self._call(step, "read", lambda: self.registry.alias_version(step.registry_name, self.alias))
 
     def apply(self, step: RollbackStep) -> None:
+        """Move the alias only while it reads `from`. MLflow has no compare-and-set: the
+        alias is read again right before the write, after the version tags (3 calls, each
+        up to timeout_s with retries) and the lease check, so a move made meanwhile (a
+        person's fix forward) is left alone; one made inside the read-to-write round trip
+        left is overwritten, and the read right after the write reports one made just after."""
         now = self.current(step)
         if now == step.to_version:
             return  # already there: a second apply writes nothing
+        self._still_from(step, now)
+        self._tag(step, now)
+        before_write()  # the lease, checked again after the tags: a replica paused past it stops here
+        now = self.current(step)
+        if now == step.to_version:
+            return
+        self._still_from(step, now)
+        self._call(step, "move", lambda: self.registry.set_alias(step.registry_name, self.alias, step.to_version))
+        try:
+            after = self.current(step)
+        except ExecutorError:
+            return  # set: the read-back (verify) judges it; an unanswered read is no news it is not
+        if after != step.to_version:
+            raise ExecutorError(False, f"alias '{self.alias}' of registered model '{step.registry_name}' was set to "
+                                       f"v{step.to_version} and read right after at v{after}: someone moved it at "
+                                       "the same time; left there", reason="changed")
+
+    def _still_from(self, step: RollbackStep, now: str | None) -> None:
         if step.from_version is not None and now != step.from_version:
-            # MLflow has no compare-and-set; reading just before the write narrows the window.
             raise ExecutorError(False, f"alias '{self.alias}' of registered model '{step.registry_name}' now points "
                                        f"at v{now}, not v{step.from_version} as when the rollback was decided: "
                                        f"someone else moved it; left alone", reason="changed")
-        self._tag(step, now)
-        self._call(step, "move", lambda: self.registry.set_alias(step.registry_name, self.alias, step.to_version))
 
     def _tag(self, step: RollbackStep, previous: str | None) -> None:
         """MLflow keeps no alias history: leave the move's record on the version (tags
