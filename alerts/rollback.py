@@ -140,12 +140,13 @@ class Move(StrEnum):
 
 
 def decide_move(serving: str | None, from_version: str | None, to_version: str) -> Move:
-    """Compare-and-set: only a layer still on `from_version` is moved, so a restart or a
-    second replica never reverses a change somebody made after the intent was recorded."""
+    """Only a layer still on `from_version` is moved, so a restart or a second replica never
+    reverses a change somebody made after the intent was recorded. `from_version` None is a
+    layer read as absent then: moved only while it still is (a pipeline's v3 set since stays)."""
     if serving == to_version:
         return Move.ALREADY
     if serving is None:
         return Move.ACT if from_version is None else Move.UNKNOWN
-    if from_version is None or serving == from_version:
+    if serving == from_version:
         return Move.ACT
     return Move.SUPERSEDED

@@ -130,10 +130,20 @@ def rolling_out(intent: RollbackIntentRow) -> str | None:
     return next((x for x in intent.executors if x not in intent.steps_done), None)
 
 
+def moved_refusal(alias: str, serving: str | None, expected: str) -> str:
+    """Why an ask expecting `alias` at `expected` moved nothing. Read as absent (a pipeline's
+    delete then set, a failover's answer) is no licence to move: it is refused too."""
+    if serving is None:
+        return f"{MOVED}: '{alias}' could not be read as v{expected} (it reads as absent); nothing moved"
+    return (f"{MOVED}: '{alias}' serves v{serving}, not v{expected} as when this was asked: someone moved it "
+            "since; nothing moved")
+
+
 def superseded(layer: Executor, step: RollbackStep) -> str:
     """Why a rollback left `layer` alone: somebody moved it to a third version since. Its wait
     to take effect ends with it (`settling_since` cleared): it is not set to the target."""
-    return (f"{layer.name} serves v{layer.current(step)}, neither v{step.from_version} nor v{step.to_version}: "
+    was = f"v{step.from_version}" if step.from_version is not None else "absent (as read when asked)"
+    return (f"{layer.name} serves v{layer.current(step)}, neither {was} nor v{step.to_version}: "
             "somebody moved it since; left alone")
 
 

@@ -156,7 +156,7 @@ class RollbackRunner:
                         if stayed.status == ActionStatus.REFUSED else stayed)
             if ask.dry_run or already:
                 return self.unmoved.record(s, ask, serving, layers, already=already)
-            if ask.only_from is not None and serving is not None and serving != ask.only_from:
+            if ask.only_from is not None and serving != ask.only_from:  # read as absent too: no check skipped
                 return self.unmoved.record(s, ask, serving, layers, refused=moved_since(ask, serving))
             if ask.fleet_cap is not None and (full := ask.fleet_cap.reached(s, ask.now)):
                 return RollbackOutcome(ActionStatus.REFUSED, serving, ask.to_version, f"{FLEET_CAP}: {full}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from alerts.rollback import ActionStatus, RollbackOutcome
-from monitor.cycle.rollback_ask import AUDIT, CANARY_PULL, MOVED, ROLLBACK, RollbackAsk, names, payload
+from monitor.cycle.rollback_ask import AUDIT, CANARY_PULL, ROLLBACK, RollbackAsk, moved_refusal, names, payload
 from monitor.cycle.rollback_told import RollbackTeller
 from monitor.executors.base import Executor
 from monitor.metrics import VigilMetrics
@@ -18,11 +18,10 @@ from monitor.store.repository import Store
 
 def moved_since(ask: RollbackAsk, serving: str | None) -> str:
     """Why an ask that moves only from `only_from` (the blamed version, the one a button
-    showed) moved nothing: the alias serves another version now."""
+    showed) moved nothing: the alias serves another version now, or reads as absent."""
     m = ask.model
     alias = m.canary.alias if ask.kind == CANARY_PULL and m.canary is not None else m.alias
-    return (f"{MOVED}: '{alias}' serves v{serving}, not v{ask.only_from} as when this was asked: someone moved it "
-            "since; nothing moved")
+    return moved_refusal(alias, serving, str(ask.only_from))
 
 
 class Unmoved:

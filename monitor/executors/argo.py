@@ -102,7 +102,7 @@ class ArgoRolloutsExecutor:
         now = self.version_of(self.template(obj))
         if now == step.to_version:
             return False
-        if step.from_version is not None and now != step.from_version:
+        if now != step.from_version:
             raise ExecutorError(False, f"{self.ref} now rolls out v{now}, not v{step.from_version} as when the "
                                        f"rollback was decided: someone else changed it; left alone", reason="changed")
         return True

@@ -125,7 +125,7 @@ class KServeExecutor:
             now = self.served(obj, step)
             if now.version == step.to_version:
                 return None  # already there: a second apply writes nothing
-            if step.from_version is not None and now.version != step.from_version:
+            if now.version != step.from_version:  # (None: not served from a version then, nor now)
                 raise ExecutorError(False, f"{self.ref} now serves v{now.version} ({now.how}), not "
                                            f"v{step.from_version} as when the rollback was decided: someone else "
                                            f"changed it; left alone", reason="changed")

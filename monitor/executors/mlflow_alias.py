@@ -29,6 +29,10 @@ class ChallengerRegistry(AliasRegistry, Protocol):
     def delete_alias(self, name: str, alias: str) -> None: ...
 
 
+def _reads(version: str | None) -> str:
+    return "absent" if version is None else f"points at v{version}"
+
+
 class MlflowAliasExecutor:
     """Moves `alias` of the step's registered model; the alias's version is what is served.
 
@@ -71,10 +75,11 @@ class MlflowAliasExecutor:
                                        "the same time; left there", reason="changed")
 
     def _still_from(self, step: RollbackStep, now: str | None) -> None:
-        if step.from_version is not None and now != step.from_version:
-            raise ExecutorError(False, f"alias '{self.alias}' of registered model '{step.registry_name}' now points "
-                                       f"at v{now}, not v{step.from_version} as when the rollback was decided: "
-                                       f"someone else moved it; left alone", reason="changed")
+        """Refuse unless the alias reads `from` (None: absent, as it was read when decided)."""
+        if now != step.from_version:
+            raise ExecutorError(False, f"alias '{self.alias}' of registered model '{step.registry_name}' now "
+                                       f"{_reads(now)}, not {_reads(step.from_version)} as when the rollback was "
+                                       f"decided: someone else moved it; left alone", reason="changed")
 
     def _tag(self, step: RollbackStep, previous: str | None) -> None:
         """MLflow keeps no alias history: leave the move's record on the version (tags
@@ -135,7 +140,7 @@ class ChallengerAliasExecutor:
         version = self._read.current(step)
         if version is None:
             return  # already pulled: a second apply removes nothing
-        if step.from_version is not None and version != step.from_version:
+        if version != step.from_version:
             raise ExecutorError(False, f"alias '{self.alias}' of registered model '{step.registry_name}' now points "
                                        f"at v{version}, not v{step.from_version} as when the canary was judged: a "
                                        f"new challenger; left alone", reason="changed")
