@@ -229,6 +229,7 @@ def judge(intent: RollbackIntentRow, action: ActionRow | None, e: ExecutorError,
     A layer set (`settling_since`, recorded once its set call succeeded) whose read then got no
     answer is waited for like one found rolling out: the 503 is no news of the rollout."""
     waiting = was_waiting(action) or intent.settling_since is not None
+    intent.may_have_moved = intent.may_have_moved or not e.unmoved  # kept with the attempt it counts
     return judge_attempt(intent.attempts, intent.max_attempts, bool(intent.steps_done),
                          waited(intent, e, now, waiting), e, was_waiting=waiting)
 

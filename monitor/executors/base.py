@@ -74,11 +74,13 @@ class ExecutorError(Exception):
     later (network, 5xx, conflict) or needs a person (404, 403, bad config); `reason` is a
     short code (not_found, forbidden, conflict, changed, unavailable, rejected, invalid,
     config; settling: the layer is set to the target and its controller is still rolling it
-    out) and `detail` names the resource and what was expected."""
+    out) and `detail` names the resource and what was expected. `unmoved`: raised before any
+    call that could change the layer (a read, a refusal), so the attempt cannot have moved
+    it; False (the default) when it may have: a write whose answer was lost."""
 
-    def __init__(self, retryable: bool, detail: str, *, reason: str = "failed") -> None:
+    def __init__(self, retryable: bool, detail: str, *, reason: str = "failed", unmoved: bool = False) -> None:
         # Redacted once here: the detail reaches the audit log, Slack, the API and /readyz.
-        self.retryable, self.detail, self.reason = retryable, redact(detail), reason
+        self.retryable, self.detail, self.reason, self.unmoved = retryable, redact(detail), reason, unmoved
         super().__init__(self.detail)
 
 

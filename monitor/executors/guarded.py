@@ -69,7 +69,7 @@ class Guarded:
     def _call(self, verb: str, fn: Callable[[], T]) -> T:
         if self.deadline is not None and time.monotonic() >= self.deadline:
             raise ExecutorError(True, f"{self.name}: not asked to {verb}: the time for this round of rollback "
-                                      "steps is used up", reason="deadline")
+                                      "steps is used up", reason="deadline", unmoved=True)
         running, checking = STEP_DEADLINE.set(self.deadline), BEFORE_WRITE.set(self._check_before_write)
         try:
             return fn()
@@ -81,7 +81,7 @@ class Guarded:
             log.exception("rollback layer raised an unexpected error", extra={"layer": self.name, "verb": verb})
             raise ExecutorError(True, f"{self.name}: unexpected {type(e).__name__} on {verb}: {e} (whether it "
                                       "acted is unknown: it is read back before any retry)",
-                                reason="unexpected") from e
+                                reason="unexpected", unmoved=verb == "read") from e
         finally:
             STEP_DEADLINE.reset(running)
             BEFORE_WRITE.reset(checking)

@@ -79,7 +79,7 @@ class MlflowAliasExecutor:
         if now != step.from_version:
             raise ExecutorError(False, f"alias '{self.alias}' of registered model '{step.registry_name}' now "
                                        f"{_reads(now)}, not {_reads(step.from_version)} as when the rollback was "
-                                       f"decided: someone else moved it; left alone", reason="changed")
+                                       f"decided: someone else moved it; left alone", reason="changed", unmoved=True)
 
     def _tag(self, step: RollbackStep, previous: str | None) -> None:
         """MLflow keeps no alias history: leave the move's record on the version (tags
@@ -106,17 +106,18 @@ class MlflowAliasExecutor:
 
     def _call(self, step: RollbackStep, verb: str, fn: Callable[[], T]) -> T:
         """Run one registry call, translating its errors into ExecutorError once, here."""
-        what = f"{verb} alias '{self.alias}' of registered model '{step.registry_name}'"
+        what, unmoved = f"{verb} alias '{self.alias}' of registered model '{step.registry_name}'", verb == "read"
         try:
             return fn()
         except SourceUnavailable as e:
-            raise ExecutorError(True, f"cannot {what}: {e}", reason="unavailable") from e
+            raise ExecutorError(True, f"cannot {what}: {e}", reason="unavailable", unmoved=unmoved) from e
         except ModelNotFound as e:
-            raise ExecutorError(False, f"cannot {what}: {e}", reason="not_found") from e
+            raise ExecutorError(False, f"cannot {what}: {e}", reason="not_found", unmoved=unmoved) from e
         except QueryError as e:
-            raise ExecutorError(False, f"cannot {what}: MLflow rejected it: {e.reason}", reason="rejected") from e
+            raise ExecutorError(False, f"cannot {what}: MLflow rejected it: {e.reason}", reason="rejected",
+                                unmoved=unmoved) from e
         except Exception as e:  # an unexpected error will not go away by itself: a person should look
-            raise ExecutorError(False, f"cannot {what}: {type(e).__name__}: {e}") from e
+            raise ExecutorError(False, f"cannot {what}: {type(e).__name__}: {e}", unmoved=unmoved) from e
 
 
 class ChallengerAliasExecutor:

@@ -15,7 +15,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, delete, func, or_, select, text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    delete,
+    false,
+    func,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from alerts.rollback import ActionStatus
@@ -57,6 +72,9 @@ class RollbackIntentRow(Base):
     # rollback that first waited out an unreachable API server had only what was left).
     # Stored, so a restart or the replica taking over waits no less. None: not waiting.
     settling_since: Mapped[float | None] = mapped_column(Float)
+    # Whether a failed attempt may have reached a layer's write (its answer lost): one that
+    # failed reading, or refused, moved nothing, and a move the poll reads later is another's.
+    may_have_moved: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[float] = mapped_column(Float)
     __table_args__ = (
@@ -85,7 +103,8 @@ class KnownGoodRow(Base):
 
 
 def add_intent(s: Session, **fields: Any) -> RollbackIntentRow:
-    row = RollbackIntentRow(status=ActionStatus.PENDING, attempts=0, steps_done=[], detail="", **fields)
+    row = RollbackIntentRow(status=ActionStatus.PENDING, attempts=0, steps_done=[], detail="", may_have_moved=False,
+                            **fields)
     s.add(row)
     s.flush()
     return row
@@ -181,18 +200,20 @@ def rolled_back_from(s: Session, model: str, since: float) -> list[tuple[int, st
 
 def gave_up_moving(s: Session, model: str, from_version: str, to_version: str, since: float) -> int | None:
     """The latest rollback from `from_version` to `to_version` recorded failed after `since`
-    once an attempt at its layers had gone wrong (whether that attempt acted is unknown),
-    or once its alias had moved (a step verified: it left a later layer somebody moved).
+    once an attempt may have reached a layer's write (whether it acted is unknown: its answer
+    lost), or once its alias had moved (a step verified: it left a later layer somebody
+    moved). One whose attempts all failed reading (MLflow down) moved nothing: a revert by
+    hand to its target is the person's.
     One asked at `since` counts too: a cycle asks after its poll, and one that failed at
     once was recorded at the very time of the read that preceded it."""
-    q = (select(RollbackIntentRow.id, RollbackIntentRow.attempts, RollbackIntentRow.steps_done)
+    q = (select(RollbackIntentRow.id, RollbackIntentRow.may_have_moved, RollbackIntentRow.steps_done)
          .outerjoin(ActionRow, ActionRow.id == RollbackIntentRow.action_id)
          .where(RollbackIntentRow.model == model, RollbackIntentRow.status == ActionStatus.FAILED,
                 RollbackIntentRow.from_version == from_version, RollbackIntentRow.to_version == to_version,
                 _ROLLBACKS_ONLY, or_(RollbackIntentRow.updated_at > since, RollbackIntentRow.created_at >= since))
          .order_by(RollbackIntentRow.id.desc()))
     # (steps_done is JSON: whether it is empty is asked here, alike in SQLite and PostgreSQL)
-    return next((i for i, attempts, steps in s.execute(q) if attempts >= 1 or steps), None)
+    return next((i for i, may_have_moved, steps in s.execute(q) if may_have_moved or steps), None)
 
 
 def has_served(s: Session, model: str, version: str) -> bool:
