@@ -174,12 +174,19 @@ def counted_times(s: Session, model: str) -> list[float]:
 
 def automatic_rollbacks_since(s: Session, since: float) -> list[str]:
     """The models of Vigil's own rollbacks asked since `since` (pending, done or failed: an
-    attempt counts), across the fleet, oldest first: what the fleet's cap counts. On
-    PostgreSQL it first takes a transaction's advisory lock, held until the caller commits,
-    so two replicas counting at once count one after the other: the second sees the
-    intent the first let through, and the cap is never passed by one each."""
-    if s.get_bind().dialect.name == "postgresql":
+    attempt counts), across the fleet, oldest first: what the fleet's cap counts. It first
+    takes a lock held until the caller commits, so two counting at once (replicas, or one
+    daemon's sweep workers) count one after the other: the second sees the intent the first
+    let through, and the cap is never passed by one each. On PostgreSQL a transaction's
+    advisory lock; on SQLite its write lock (BEGIN IMMEDIATE): pysqlite begins a transaction
+    only at the first write, so the count read outside any."""
+    dialect = s.get_bind().dialect.name
+    if dialect == "postgresql":
         s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _FLEET_LOCK_KEY})
+    elif dialect == "sqlite":
+        raw: Any = s.connection().connection.dbapi_connection
+        if not raw.in_transaction:  # (one that wrote already holds the write lock)
+            s.connection().exec_driver_sql("BEGIN IMMEDIATE")  # waits (busy_timeout, 10 s) for another writer
     q = (select(RollbackIntentRow.model)
          .outerjoin(ActionRow, ActionRow.id == RollbackIntentRow.action_id)
          .where(RollbackIntentRow.actor == AUTOMATIC, RollbackIntentRow.created_at >= since,
