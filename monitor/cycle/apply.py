@@ -26,6 +26,7 @@ from monitor.cycle.plan import routes_of
 from monitor.failpoints import failpoint
 from monitor.store import intents
 from monitor.store.repository import IncidentRow, Store
+from monitor.store.tables import locked_row
 
 log = logging.getLogger("vigil.apply")
 
@@ -139,6 +140,23 @@ def _ack_lapses(row: IncidentRow, acked: Severity, model: str, t: float) -> None
     row.acknowledged_severity = None
 
 
+def _locked_open_incident(store: Store, s: Session, model: str) -> IncidentRow | None:
+    """The model's open incident, locked until the cycle commits and read again once locked.
+
+    An ack (monitor/cycle/actions.py) locks the row too: one committed while the cycle
+    held a plain read queued the cycle's message built from the row before it, and
+    PagerDuty was sent the escalation of an acknowledged incident under a new key (`~2`)
+    that nobody acknowledged. Now the ack is either in the row the cycle writes from, or
+    waits and comes after the cycle's messages."""
+    row = store.open_incident(s, model)
+    if row is None:
+        return None
+    row = locked_row(s, IncidentRow, row.id)
+    if row is None or row.status != IncidentStatus.OPEN:  # resolved meanwhile (a removed model's)
+        return store.open_incident(s, model)
+    return row
+
+
 def _held_by_shared_cause(plan: AlertPlan, hold: str | None) -> bool:
     """A change that would have paged but for a shared cause alone (its group, or the
     default rule that lets the group speak for its members): silences and maintenance
@@ -168,7 +186,7 @@ def _apply_step(store: Store, s: Session, plan: AlertPlan, incident: Incident | 
     step = plan.lifecycle.step
     if step == Step.NONE:
         return None
-    row = store.open_incident(s, m.name)
+    row = _locked_open_incident(store, s, m.name)
     if step == Step.HELD:
         return row  # untouched: its severity is still what the cycle reports
     if step == Step.OPEN:
