@@ -12,6 +12,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+from alerts.policy import Severity
 from alerts.receivers.record import state_of
 from detectors.records import PARTIAL_WORDS
 
@@ -71,7 +72,9 @@ def steps(record: dict[str, Any], ref: dict[str, Any] | None, *, open_: str, ack
     that pages no one (`held`): a member its shared cause holds (the group's alert pages for
     the escalation, a new alert of its own would page the same people twice) or an edit (a
     rollback shown while a silence holds the escalation back); the open call updates the
-    acknowledged alert, which stays acknowledged (`sent_ref` keeps that in mind)."""
+    acknowledged alert, which stays acknowledged (`sent_ref` keeps that in mind). Nor for one
+    at no higher severity than the backend's ack covers: an update built before the ack
+    committed and sent after it, which paged a new alert (`~2`) nobody acknowledged."""
     state = state_of(record)
     if state == "resolved":
         return [close]
@@ -79,9 +82,32 @@ def steps(record: dict[str, Any], ref: dict[str, Any] | None, *, open_: str, ack
         if ref and ref.get("acknowledged"):
             return [open_]
         return ([open_] if not ref else []) + [ack]
-    if ref and ref.get("acknowledged") and not record.get(HELD):
+    if _reopens(record, ref):
         return [close, open_]
     return [open_]
+
+
+def _covered(ref: dict[str, Any]) -> str | None:
+    """The severity the backend's ack covers (the highest it was acknowledged at); None when
+    unknown (a ref from before this was kept, left by a held change): reopened as before."""
+    if ref.get("acked_severity"):
+        return str(ref["acked_severity"])
+    return str(ref["severity"]) if ref.get("state") == "acknowledged" and ref.get("severity") else None
+
+
+def _rank(severity: str) -> int:
+    try:
+        return Severity(severity).rank
+    except ValueError:  # not one of Vigil's: below both
+        return 0
+
+
+def _reopens(record: dict[str, Any], ref: dict[str, Any] | None) -> bool:
+    """Whether this change closes the backend's acknowledged alert and opens a new one (`steps`)."""
+    if not ref or not ref.get("acknowledged") or record.get(HELD) or state_of(record) != "triggered":
+        return False
+    covered = _covered(ref)
+    return covered is None or _rank(str(record["severity"])) > _rank(covered)
 
 
 def calls(record: dict[str, Any], ref: dict[str, Any] | None, *, open_: str, ack: str,
@@ -115,9 +141,14 @@ def sent_ref(record: dict[str, Any], ref: dict[str, Any] | None = None) -> dict[
     alert acknowledged, so once the escalation is told (the member pages as itself, the
     silence ends) it still closes that alert and opens a new one."""
     state = state_of(record)
-    still_acked = bool(record.get(HELD) and state != "resolved" and (ref or {}).get("acknowledged"))
+    before = ref or {}
+    still_acked = bool(state != "resolved" and before.get("acknowledged") and not _reopens(record, before))
+    acknowledged = state == "acknowledged" or still_acked
+    covered = _covered(before) if before.get("acknowledged") and not _reopens(record, before) else None
+    if state == "acknowledged" and (covered is None or _rank(str(record["severity"])) > _rank(covered)):
+        covered = str(record["severity"])
     return {"dedup_key": record["dedup_key"], "state": state, "severity": record["severity"],
-            "acknowledged": state == "acknowledged" or still_acked}
+            "acknowledged": acknowledged, **({"acked_severity": covered} if acknowledged and covered else {})}
 
 
 # --------------------------------------------------------------------------- PagerDuty

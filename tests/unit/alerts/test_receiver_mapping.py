@@ -8,6 +8,7 @@ from alerts.payload import IncidentSnapshot
 from alerts.receivers.mapping import (
     HELD,
     alertmanager_alert,
+    calls,
     iso,
     opsgenie_action,
     opsgenie_create,
@@ -186,6 +187,23 @@ def test_a_held_members_escalation_updates_its_acknowledged_alert_and_remembers_
     assert steps(record(severity="critical"), after, open_="trigger", ack="acknowledge", close="resolve") \
         == ["resolve", "trigger"]
     assert not sent_ref(record(severity="critical"), after)["acknowledged"]
+
+
+def test_an_update_missing_the_ack_pages_no_one_a_second_time_and_the_escalation_still_does():
+    """An update built before the ack committed (acknowledged_by still None) and delivered after
+    it, at the severity acknowledged: it was sent as resolve, then a trigger of `<key>~2`, a new
+    page nobody acknowledged while Vigil showed the incident acknowledged."""
+    kw = dict(open_="trigger", ack="acknowledge", close="resolve")
+    acked = sent_ref(record(severity="warning", acknowledged_by="api:oncall"),
+                     {"dedup_key": "vigil-incident-42", "state": "triggered", "severity": "warning",
+                      "acknowledged": False})
+    stale = record(severity="warning")
+    assert [(a, r["dedup_key"]) for a, r in calls(stale, acked, **kw)] == [("trigger", "vigil-incident-42")]
+    after = sent_ref(stale, acked)
+    assert after["acknowledged"], "PagerDuty keeps the alert acknowledged: the next escalation must reopen it"
+    escalated = record(severity="critical")  # the ack of the warning lapsed in Vigil
+    assert [(a, r["dedup_key"]) for a, r in calls(escalated, after, **kw)] == \
+        [("resolve", "vigil-incident-42"), ("trigger", "vigil-incident-42~2")]
 
 
 def test_a_finding_read_from_a_partial_answer_says_so_to_pagerduty_opsgenie_and_alertmanager():
