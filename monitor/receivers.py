@@ -89,6 +89,11 @@ def secret_unreadable(receiver: Notifier) -> bool:
     return bool(_unreadable(receiver))
 
 
+def secret_error(receiver: Notifier) -> str | None:
+    """Why one of the receiver's secrets cannot be read in this process (None: each can)."""
+    return next((why for _, why in _unreadable(receiver)), None)
+
+
 def _warn_unreadable(name: str, receiver: Notifier) -> None:
     """Say at start-up, not at the first page, that a receiver's secret cannot be read.
     Its messages wait in the outbox (retried) until it can."""

@@ -25,7 +25,7 @@ from alerts.outbox import DeliveryResult, DeliveryStatus, FindsDelivered, Notifi
 from alerts.receivers.base import KeepsAlive
 from monitor.failpoints import failpoint
 from monitor.metrics import VigilMetrics
-from monitor.receivers import secret_unreadable
+from monitor.receivers import secret_error, secret_unreadable
 from monitor.store.outbox import CLAIM_S, Claim
 from monitor.store.repository import Store
 
@@ -37,6 +37,7 @@ MAX_PASSES = 10
 # back-offs still do. Logged at most once per SKEW_LOG_EVERY_S.
 SKEW_WARN_S = 30.0
 SKEW_LOG_EVERY_S = 600.0
+NOTE_WAITING_EVERY_S = 60.0
 
 
 def _notes(notifier: str) -> str:
@@ -57,6 +58,7 @@ class OutboxSender:
         self.claim_s = claim_s
         self.lock = threading.Lock()
         self._skew_logged_at = -math.inf
+        self._noted: dict[str, float] = {}  # notifier -> when its waiting rows were last noted
 
     def deliver_due(self, now: float, *, limit: int = 100, database_clock: bool = False, only_own: bool = False,
                     keys: Collection[str] | None = None) -> int:
@@ -87,6 +89,8 @@ class OutboxSender:
                 # So are the notifiers only the daemon has (monitor/notifiers.py LeftToDaemon).
                 resting |= {name for name, n in self.notifiers.items()
                             if secret_unreadable(n) or getattr(n, "leave_to_daemon", False)}
+            else:
+                resting |= self._unable_here()
             for _ in range(MAX_PASSES):
                 resting_before = len(resting)
                 n = self._round(now, claim_now, started, limit, resting, keys)
@@ -127,6 +131,11 @@ class OutboxSender:
         for head in sorted(heads, key=lambda h: h.follows):  # stable: oldest first within each
             if head.notifier in resting or (head.follows and _notes(head.notifier) in resting):
                 continue  # it failed earlier in this pass
+            if head.notifier not in self.notifiers:  # a replica that has it sends it (`_unable_here`)
+                resting.add(head.notifier)
+                self._note_waiting(head.notifier, f"notifier {head.notifier!r} is not configured in this "
+                                                  "process; left to a replica that has it")
+                continue
             # `now` is the caller's clock (live or replay) and stays put for the round, so a
             # claim's deadline is written as the round's start + claim_s + the round so far:
             # asked + self.claim_s, no earlier.
@@ -163,6 +172,29 @@ class OutboxSender:
                             extra={"notifier": msg.notifier, "key": msg.key, "error": result.error,
                                    "attempts": claim.token, "uncertain": result.uncertain})
         return delivered
+
+    def _unable_here(self) -> set[str]:
+        """The notifiers whose secret this process cannot read: their rows are left to a
+        replica that can. Claimed here, each failed attempt put the page back by the outbox's
+        back-off (15 s doubling to an hour), and the replica that could send it waited: 945 s
+        after six grabs. Not claimed, nothing is counted against them; with no replica able,
+        they wait named in `last_error`, and `vigil_outbox_oldest_pending_age_seconds` (the
+        VigilNotificationStuck rule) still ages with them."""
+        unable = set()
+        for name, notifier in self.notifiers.items():
+            why = secret_error(notifier)
+            if why is not None:
+                unable.add(name)
+                self._note_waiting(name, f"{why}; left to a replica that can read it")
+        return unable
+
+    def _note_waiting(self, notifier: str, why: str) -> None:
+        """`note_waiting`, at most once a minute per notifier (it is seen in every round)."""
+        if time.monotonic() - self._noted.get(notifier, -math.inf) < NOTE_WAITING_EVERY_S:
+            return
+        self._noted[notifier] = time.monotonic()
+        if self.store.outbox.note_waiting(notifier, why):
+            log.warning("messages wait for a sender that can send them", extra={"notifier": notifier, "error": why})
 
     def _keep_alive(self) -> None:
         """Re-send the open alerts of receivers whose backend would otherwise time them out."""

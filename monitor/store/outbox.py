@@ -280,6 +280,16 @@ class Outbox:
             .values(status=OutboxStatus.FAILED, last_error=reason, next_attempt_at=now)
             .execution_options(synchronize_session=False)))
 
+    def note_waiting(self, notifier: str, why: str) -> int:
+        """Say in `last_error` why the open rows of `notifier` wait, without claiming them: a
+        sender that cannot send them (monitor/cycle/deliver.py) counts no attempt and puts
+        no back-off on the replica that can."""
+        with self._tx() as s:
+            return _rowcount(s.execute(
+                update(OutboxRow).where(OutboxRow.notifier == notifier, OutboxRow.status == OutboxStatus.PENDING,
+                                        or_(OutboxRow.last_error.is_(None), OutboxRow.last_error != why))
+                .values(last_error=why).execution_options(synchronize_session=False)))
+
     def newest_notifier(self, names: Collection[str]) -> str | None:
         """Which of `names` the newest outbox row was written for; with none left (delivered
         rows are purged after `retention.delivered_outbox`), the first of `names` whose
