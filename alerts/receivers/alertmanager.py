@@ -45,6 +45,7 @@ class AlertmanagerReceiver:
         self.bearer_token = bearer_token
         self._pushed: dict[str, float] = {}  # outbox key -> when its alert was last pushed (this process)
         self._last_round = float("-inf")  # the first round after a start re-pushes everything firing
+        self._kept: dict[str, tuple[dict[str, Any], float]] = {}  # key -> the ref's alert re-pushed, when
 
     def deliver(self, message: OutboxMessage) -> DeliveryResult:
         if message.kind != MessageKind.INCIDENT:
@@ -86,6 +87,9 @@ class AlertmanagerReceiver:
         if not due:
             return 0
         batch = [{**r["alert"], "endsAt": iso(now + self.ttl_s)} for r in due.values()]
+        # Any of these may reach Alertmanager after a resolve (or an escalation's new labels)
+        # another replica delivered since the refs were read: `settle` puts that state back.
+        self._kept.update({k: (r["alert"], now) for k, r in due.items()})
         try:
             self._post(batch)
         except (Transient, Refused, SecretMissing) as e:  # the next round tries again; the alerts stay in the refs
@@ -94,6 +98,44 @@ class AlertmanagerReceiver:
             return 0
         for k in due:
             self._pushed[k] = now
+        return len(batch)
+
+    def unsettled(self) -> bool:
+        return bool(self._kept)
+
+    def settle(self, refs: Mapping[str, dict[str, Any]]) -> int:
+        """A keep-alive push read its refs, then pushed (retried through a 503, say); a replica
+        that delivered the resolve in between had its `endsAt` overwritten by the stale firing
+        alert's, 4 x resend_every ahead: Alertmanager showed the resolved incident firing again
+        and notified it twice. `refs` is read after the push: a key whose ref changed gets its
+        delivered state pushed again now (an escalation's old labels ended too); a key with a
+        change still going out (absent from `refs`) is looked at again next round, until the
+        stale push would have run out anyway."""
+        now = self.clock()
+        batch: list[dict[str, Any]] = []
+        settled = {}
+        for key, (pushed, at) in self._kept.items():
+            after = refs.get(key)
+            if after is None and now - at < self.ttl_s:
+                continue  # its change is in flight: it may have reached Alertmanager before the push
+            settled[key] = (pushed, at)
+            alert = after.get("alert") if after is not None else None
+            if after is None or not isinstance(alert, dict) or alert == pushed:
+                continue  # unchanged since the push read it: nothing was overwritten
+            batch.append(alert if not after.get("firing") else {**alert, "endsAt": iso(now + self.ttl_s)})
+            if alert.get("labels") != pushed.get("labels"):
+                batch.append(ended(pushed, now))
+        if batch:
+            try:
+                self._post(batch)
+            except (Transient, Refused, SecretMissing) as e:  # the next round tries again
+                log.warning("alertmanager: a change delivered during a re-push could not be pushed again",
+                            extra={"receiver": self.name, "error": str(e), "alerts": len(batch)})
+                return 0
+            log.info("alertmanager: a change delivered during a re-push pushed again",
+                     extra={"receiver": self.name, "alerts": len(batch)})
+        for key in settled:
+            del self._kept[key]
         return len(batch)
 
     def _post(self, batch: list[dict[str, Any]]) -> None:

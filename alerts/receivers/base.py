@@ -83,4 +83,12 @@ class KeepsAlive(Protocol):
 
     def keep_alive(self, refs: Mapping[str, dict[str, Any]]) -> int:
         """Re-send what is due among `refs` (outbox key -> ref); the number re-sent."""
+
+    def unsettled(self) -> bool:
+        """Whether a re-send may have undone a change delivered meanwhile: the sender then
+        reads the refs again and calls `settle`, every round until it is not."""
+
+    def settle(self, refs: Mapping[str, dict[str, Any]]) -> int:
+        """Send again, at once, the last delivered state of each key re-sent by `keep_alive`
+        whose ref changed since it read it (`refs`: read after that push); the number sent."""
         ...

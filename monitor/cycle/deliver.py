@@ -197,17 +197,22 @@ class OutboxSender:
             log.warning("messages wait for a sender that can send them", extra={"notifier": notifier, "error": why})
 
     def _keep_alive(self) -> None:
-        """Re-send the open alerts of receivers whose backend would otherwise time them out."""
+        """Re-send the open alerts of receivers whose backend would otherwise time them out.
+        The refs are read again after the push: a change another sender delivered meanwhile
+        (a resolve) may have reached the backend before the re-send that undid it, and is
+        sent again at once (`settle`); one still going out, every round until it is out."""
         for name, notifier in self.notifiers.items():
-            if not isinstance(notifier, KeepsAlive) or not notifier.keep_alive_due():
+            if not isinstance(notifier, KeepsAlive):
                 continue
             try:
-                sent = notifier.keep_alive(self.store.outbox.refs(name))
+                if notifier.keep_alive_due():
+                    sent = notifier.keep_alive(self.store.outbox.refs(name))
+                    if sent:
+                        log.debug("kept alerts alive", extra={"notifier": name, "alerts": sent})
+                if notifier.unsettled():
+                    notifier.settle(self.store.outbox.refs(name))
             except Exception:  # the next round tries again; never stops the sender
                 log.exception("keep-alive failed", extra={"notifier": name})
-                continue
-            if sent:
-                log.debug("kept alerts alive", extra={"notifier": name, "alerts": sent})
 
     def _attempt(self, claim: Claim) -> DeliveryResult:
         """Send the claimed message, unless an uncertain one is found to be out already."""
