@@ -129,7 +129,7 @@ class Vigil:
         self.outbox = OutboxWriter(self.store, self.notifiers, Links.from_config(c), self._mentions)
         self.grouper = Grouper(c, self.store, self.outbox)
         self.rollbacks = RollbackRunner(self.store, self.layers, self.outbox, self.metrics, health=self._layer_health,
-                                        pull_layers=self.pull_layers)
+                                        pull_layers=self.pull_layers, config=c)
         self.deploys = DeployWatch(self.registry, self.health, self.store, self.outbox, partial(landed, self.rollbacks))
         self.canary = CanaryAnalysis(self.prometheus, self.registry, self.store, self.rollbacks, self.outbox,
                                      self.metrics, c.sources.prometheus.step)

@@ -4,15 +4,14 @@
     ->  record the outcome, the deploy event, the messages and the audit entry in one transaction
 
 A crash at any line leaves either no intent (nothing moved), or a pending intent that
-`reconcile` finishes at start-up and at the start of each of the model's cycles: layers
-already at the target are verified, not moved again; a layer somebody moved elsewhere
-since is left alone and the intent fails saying what was found. Moving only a layer that
-still serves `from_version` is what makes a retry, a restart or a second replica unable
-to repeat or reverse a rollback.
+`reconcile` finishes at start-up and at the start of each of the model's cycles, if still
+allowed (rollback_pending): layers at the target are verified, not moved again; a layer
+moved elsewhere since is left alone and the intent fails saying what was found. Moving only
+a layer still on `from_version` makes a retry, restart or second replica unable to repeat
+or reverse a rollback.
 
-A layer that cannot be reached keeps the intent pending (one message says so, not one
-per attempt) until it answers or `max_attempts` cycles have tried; one still rolling out
-(KServe, Argo) is waited for by time instead (`rollback_ask.judge`, 15 min from when it was set).
+A layer that cannot be reached keeps the intent pending (one message says so) until it answers
+or `max_attempts` cycles tried; one rolling out (KServe, Argo) is waited for by time (`judge`).
 
 The same machinery carries a canary's actions (monitor/cycle/canary.py), told apart by
 the kind of the intent's action row: `canary_pull` moves the challenger's layers (its
@@ -31,7 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from alerts.rollback import ActionStatus, Move, RollbackOutcome, decide_move
-from monitor.config import ModelConfig
+from monitor.config import ModelConfig, VigilConfig
 from monitor.cycle.messages import OutboxWriter
 from monitor.cycle.rollback_ask import (
     AUDIT,
@@ -54,6 +53,7 @@ from monitor.cycle.rollback_ask import (
     superseded,
 )
 from monitor.cycle.rollback_landed import forward, record_move
+from monitor.cycle.rollback_pending import drive_pending
 from monitor.cycle.rollback_told import RollbackTeller
 from monitor.cycle.rollback_unmoved import Unmoved, moved_since
 from monitor.executors.base import SETTLING, Executor, ExecutorError, RollbackStep
@@ -75,8 +75,10 @@ LayerHealth = Callable[[str, "ExecutorError | None"], None]  # (layer name, erro
 
 class RollbackRunner:
     def __init__(self, store: Store, layers: Layers, outbox: OutboxWriter, metrics: VigilMetrics, *,
-                 health: LayerHealth = lambda _layer, _error: None, pull_layers: Layers | None = None) -> None:
+                 health: LayerHealth = lambda _layer, _error: None, pull_layers: Layers | None = None,
+                 config: VigilConfig | None = None) -> None:
         self.store, self.layers, self.outbox, self.metrics = store, layers, outbox, metrics
+        self.config = config  # a pending automatic rollback's guards, asked again (rollback_pending)
         self.told = RollbackTeller(outbox)
         self.unmoved = Unmoved(store, self.told, metrics)  # what moves nothing: recorded without an intent
         self.health = health  # a layer that cannot be reached makes /readyz say so
@@ -228,17 +230,15 @@ class RollbackRunner:
         except ExecutorError as e:
             if layer is not None and e.reason != "deadline":  # not asked, out of time: no news of the layer
                 self.health(layer.name, None if e.reason == SETTLING else e)  # settling: it answered
-            return self._retry_later(intent_id, m, now, e)
+            return self.retry_later(intent_id, m, now, e)
         return self.finish(intent_id, m, now, ActionStatus.DONE,
                            f"moved {names(layers)} from v{step.from_version} to v{step.to_version}"
                            " and verified")
 
     def _ended(self, intent_id: int) -> RollbackOutcome | None:
-        """Checked before each layer moves, not only the first: the lease (the fence, in a
-        cycle) and the intent. A replica paused past its lease since its last write raises
-        `LeaseLost` here: another may have finished the rollback since, and a person rolled
-        the layer forward again, which this move would reverse. An intent finished by
-        another driver meanwhile is its outcome."""
+        """Checked before each layer moves, not only the first: the lease (the fence, in a cycle)
+        and the intent. A replica paused past its lease raises `LeaseLost` here: another may have
+        finished it since, and a person rolled the layer forward again, which this would reverse."""
         with self.store.tx() as s:
             intent = s.get(RollbackIntentRow, intent_id)
             assert intent is not None
@@ -264,7 +264,7 @@ class RollbackRunner:
         with self.store.tx() as s:
             intents.record_step(s, intent_id, layer, now, done)
 
-    def _retry_later(self, intent_id: int, m: ModelConfig, now: float, e: ExecutorError) -> RollbackOutcome:
+    def retry_later(self, intent_id: int, m: ModelConfig, now: float, e: ExecutorError) -> RollbackOutcome:
         return retry_audited(lambda: self._retry_later_once(intent_id, m, now, e), "record a rollback attempt")
 
     def _retry_later_once(self, intent_id: int, m: ModelConfig, now: float, e: ExecutorError) -> RollbackOutcome:
@@ -354,7 +354,7 @@ class RollbackRunner:
         """Finish what a crash, an outage or another replica left pending for this model."""
         with self.store.tx() as s:
             ids = [i.id for i in open_intents(s, m.name)]
-        return [self.drive(i, m, now) for i in ids]
+        return [drive_pending(self, self.config, i, m, now) for i in ids]  # if still allowed
 
     def in_flight(self, model: str) -> bool:
         with self.store.tx() as s:

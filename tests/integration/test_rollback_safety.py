@@ -290,7 +290,10 @@ def test_a_failed_rollback_of_an_incident_nobody_was_told_of_is_told_in_the_owne
     assert "v2 → v1: failed" in text and "503" in str(told[-1].payload["detail"]), told[-1].payload
 
 
-def test_a_rollback_done_after_its_incident_resolved_shows_in_the_incidents_message_not_a_note(tmp_path, monkeypatch):
+def test_a_rollback_abandoned_after_its_incident_resolved_shows_in_the_incidents_message_not_a_note(
+        tmp_path, monkeypatch):
+    """MLflow is back after the incident resolved: the rollback asked for it is not made then
+    (rollback_pending), and its end shows in the resolved incident's message, not a note."""
     v, reg = _vigil(tmp_path, monkeypatch, ("1", "2"), bad_until=T0)
     _serve(v, reg, "1", T0 - 12000, 31)
     _serve(v, reg, "2", T0 - 1200, 0)
@@ -298,15 +301,17 @@ def test_a_rollback_done_after_its_incident_resolved_shows_in_the_incidents_mess
     _run(v, T0 - 1200, T0 + 240)
     [incident] = v.store.incidents(model=MODEL)
     assert incident.status == "resolved" and incident.last_notified_at is not None, "people were told of it"
-    reg.fail_set_alias = None  # ... and lands after its incident resolved
+    reg.fail_set_alias = None  # ... and MLflow is back after its incident resolved
 
     _run(v, T0 + 300, T0 + 360)
 
-    assert reg.moves == [(MODEL, "champion", "1")], _actions(v)
+    assert reg.moves == [], _actions(v)
     notes = [m for m in v.store.outbox_for_prefix(f"rollback:{MODEL}") if m.payload.get("channel")]
     assert notes == [], "people were told of the incident: no note as if nobody had been"
     shown = [m.payload for m in v.store.outbox_for_prefix(f"incident:{incident.id}") if m.kind == "incident"]
-    assert shown[-1]["status"] == "resolved" and any(a["status"] == "done" for a in shown[-1]["actions"]), shown[-1]
+    assert shown[-1]["status"] == "resolved" and any(
+        a["status"] == "failed" and a["detail"] == f"abandoned: incident {incident.id} is resolved, nothing moved"
+        for a in shown[-1]["actions"]), shown[-1]
 
 
 def test_a_rollback_stuck_retrying_for_an_incident_nobody_was_told_of_is_told_once_that_it_retries(
