@@ -96,6 +96,7 @@ def _finish_earlier(vigil: Vigil, m: ModelConfig, now: float) -> None:
     (its kubeconfig, a webhook's secret): a daemon's automatic rollback stays the daemon's,
     which one failing here (its layers not configured on this machine) would end."""
     from monitor.cycle.rollback_ask import ROLLBACK
+    from monitor.cycle.rollback_pending import drive_pending
     from monitor.executors.base import ExecutorError
     from monitor.executors.guarded import preflight
     from monitor.store.intents import open_intents
@@ -105,8 +106,8 @@ def _finish_earlier(vigil: Vigil, m: ModelConfig, now: float) -> None:
     try:
         if ids:
             preflight(vigil.rollbacks.layers_for(ROLLBACK, m))
-        for intent_id in ids:
-            vigil.rollbacks.drive(intent_id, m, now)
+        for intent_id in ids:  # abandoned past policy.rollback.pending_ttl, as at start-up
+            drive_pending(vigil.rollbacks, vigil.config, intent_id, m, now)
     except ExecutorError as e:  # the ask then says what is still in flight; the daemon finishes it
         log.warning("could not finish the pending rollback here", extra={"model": m.name, "error": e.detail})
 

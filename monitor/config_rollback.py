@@ -21,6 +21,9 @@ class RollbackPolicy(BaseModel):
     # target for this long; moving to it takes to_version, force and a reason.
     blame_window: Duration = 7 * 86400.0
     max_attempts: int = Field(10, ge=1)  # cycles a rollback retries an unreachable layer before it fails
+    # A rollback (Vigil's or a person's) that moved nothing within this is abandoned, never made
+    # later: after a long outage or stop, what was right to do then is stale (rollback_pending).
+    pending_ttl: PositiveDuration = 1800.0
     # Vigil's own rollbacks, all models, per fleet_window (more is likelier one shared cause); top level only
     fleet_max: int | None = Field(5, ge=1)  # null: no cap
     fleet_window: PositiveDuration = 3600.0

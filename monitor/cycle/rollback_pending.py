@@ -9,6 +9,9 @@ So before each attempt of Vigil's own rollback the guards that can change are as
 `policy.rollback.enabled` and `dry_run` in the configuration now, the model's maintenance
 windows, the incident still open. One no longer allowed is abandoned: recorded failed
 ("abandoned: <why>, nothing moved"), audited and told like any outcome, in one transaction.
+Any pending intent, a person's too, that moved nothing within `policy.rollback.pending_ttl`
+(30 min) is abandoned the same way: a daemon started again after hours, or MLflow back after
+a long outage, no longer makes a move judged right before it.
 
 Never a move reversed, never one left half-way: an intent that moved a layer already (or set
 one still rolling out) is driven to its end as before; one whose first layer reads the target
@@ -52,10 +55,22 @@ class Driver(Protocol):
 
 
 def why_stop(config: VigilConfig, s: Session, intent: RollbackIntentRow, kind: str, now: float) -> str | None:
-    """Why the pending intent must move nothing more, or None while it may go on."""
-    if intent.actor != AUTOMATIC or kind != ROLLBACK:  # a person's ask, a canary's action: theirs
-        return None
+    """The pending intent's outcome's detail if it must move nothing more, or None while it may go on."""
     m = next((x for x in config.models if x.name == intent.model), None)
+    policy = config.policy_for(m).rollback if m is not None else config.policy.rollback
+    # Vigil's own rollback only: a person's ask, a canary's action are judged by the TTL alone.
+    if intent.actor == AUTOMATIC and kind == ROLLBACK and (why := _guard_now(config, s, intent, m, now)):
+        return f"{ABANDONED}: {why}, nothing moved"
+    if now - intent.created_at >= policy.pending_ttl:
+        last = f"; last attempt: {intent.detail}" if intent.detail else ""
+        return (f"{ABANDONED}: not done within {policy.pending_ttl / 60:g} min (policy.rollback.pending_ttl"
+                f"{last}), nothing moved; roll back by hand or ask again")
+    return None
+
+
+def _guard_now(config: VigilConfig, s: Session, intent: RollbackIntentRow, m: ModelConfig | None,
+               now: float) -> str | None:
+    """What allowed Vigil's own rollback, asked again now."""
     if m is None:
         return "the model is no longer in the configuration"
     policy = config.policy_for(m).rollback
@@ -94,4 +109,4 @@ def drive_pending(runner: Driver, config: VigilConfig | None, intent_id: int, m:
         return runner.retry_later(intent_id, m, now, e)
     if serving == intent.to_version:  # it moved: verified and recorded done, as any attempt's
         return runner.drive(intent_id, m, now)
-    return runner.finish(intent_id, m, now, ActionStatus.FAILED, f"{ABANDONED}: {why}, nothing moved")
+    return runner.finish(intent_id, m, now, ActionStatus.FAILED, why)
