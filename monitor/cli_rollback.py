@@ -36,18 +36,29 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     from monitor.audit.wiring import refuse_unkeyed
     from monitor.cycle.rollback_ask import RollbackAsk, missing_version
 
+    cancelling = args.model == "cancel" and args.cancel_model is not None
+    if args.cancel_model is not None and not cancelling:
+        print(f"vigil rollback: one model, got {args.model!r} and {args.cancel_model!r} (to cancel: vigil rollback "
+              "cancel MODEL)", file=sys.stderr)
+        return 64
+    if not cancelling and args.reason is None:  # a rollback is audited with its why; a cancel may give one
+        print("vigil rollback: the following arguments are required: --reason", file=sys.stderr)
+        return 2
     try:
         cfg = load_config(args.config)
     except ConfigError as e:
         print(str(e), file=sys.stderr)
         return 2
+    name = args.cancel_model if cancelling else args.model
     try:
-        m = cfg.model(args.model)
+        m = cfg.model(name)
     except KeyError:
-        print(f"unknown model {args.model!r}; configured: {', '.join(x.name for x in cfg.models)}", file=sys.stderr)
+        print(f"unknown model {name!r}; configured: {', '.join(x.name for x in cfg.models)}", file=sys.stderr)
         return 64
     vigil = _vigil(cfg)
     refuse_unkeyed(vigil.store)  # an unkeyed entry in a keyed log reads as tampering for ever
+    if cancelling:
+        return _cancel(vigil, m, f"cli:{args.actor}", args.reason or "cancelled from the command line")
     incident_id, why = _incident(vigil, m.name, args.incident)
     if why:
         print(f"vigil rollback: --incident {args.incident}: {why}", file=sys.stderr)
@@ -112,6 +123,17 @@ def _finish_earlier(vigil: Vigil, m: ModelConfig, now: float) -> None:
         log.warning("could not finish the pending rollback here", extra={"model": m.name, "error": e.detail})
 
 
+def _cancel(vigil: Vigil, m: ModelConfig, actor: str, reason: str) -> int:
+    """`vigil rollback cancel MODEL`: as the API's cancel (monitor/cycle/rollback_cancel.py); 0 when
+    cancelled or done already (nothing moved back), 1 when nothing was cancelled (the detail says why)."""
+    from monitor.cycle.rollback_cancel import CANCELLED, DONE, cancel
+
+    got = cancel(vigil.rollbacks, m, actor, reason, time.time())
+    _announce(vigil, m.name, got.incident_id)
+    print(json.dumps({"model": m.name, **got.__dict__}))
+    return 0 if got.status in (CANCELLED, DONE) else 1
+
+
 def _incident(vigil: Vigil, model: str, asked: int | None) -> tuple[int | None, str]:
     """The incident the rollback answers, or why the one asked for cannot be: by default
     the model's newest open incident (None when it has none), as the API chooses."""
@@ -139,9 +161,11 @@ def _announce(vigil: Vigil, model: str, incident_id: int | None) -> None:
 def add_rollback(sub: _Subparsers) -> None:
     summary = "move a model's alias back (audited, and announced on the model's open incident)"
     rb = sub.add_parser("rollback", help=summary, description=summary)
-    rb.add_argument("model", help="the model's name in vigil.yaml")
+    rb.add_argument("model", help="the model's name in vigil.yaml (or `cancel`, then the model)")
+    rb.add_argument("cancel_model", nargs="?", metavar="MODEL",
+                    help="`vigil rollback cancel MODEL`: cancel the model's pending rollback if nothing of it moved")
     rb.add_argument("--config", required=True, help="path to vigil.yaml")
-    rb.add_argument("--reason", required=True, type=reason_arg, help="why, in words (written to the audit log)")
+    rb.add_argument("--reason", type=reason_arg, help="why, in words (written to the audit log); a rollback needs it")
     rb.add_argument("--to-version", type=version_arg,
                     help="the version to serve (default: the last version known good, never one an open or recent "
                          "incident blames)")

@@ -24,9 +24,17 @@ from monitor.api.deps import AUTH_RESPONSES, ModelDep, OperatorDep, VigilDep, in
 from monitor.api.errors import FieldError
 from monitor.api.idempotency import DIFFERENT_BODY, IDEMPOTENCY_TTL_S, REPLAYED, IdempotencyKey, live
 from monitor.api.responses import errors
-from monitor.api.schemas import RollbackFailed, RollbackRequest, RollbackResponse, rollback_watch
+from monitor.api.schemas import (
+    RollbackCancelRequest,
+    RollbackCancelResponse,
+    RollbackFailed,
+    RollbackRequest,
+    RollbackResponse,
+    rollback_watch,
+)
 from monitor.config import ModelConfig
 from monitor.cycle.rollback_ask import RollbackAsk, missing_version
+from monitor.cycle.rollback_cancel import CANCELLED, DONE, UNREAD, cancel
 from monitor.identities import Role, satisfies
 from monitor.redact import redact
 from monitor.store import idempotency
@@ -136,6 +144,24 @@ def rollback(who: OperatorDep, vigil: VigilDep, m: ModelDep, body: RollbackReque
                                                  replace_before=now + 1 if outcome.own else replace_before)
     _announce(vigil, m.name)
     return _answer(result)
+
+
+@router.post("/v1/models/{name}/rollback/cancel", response_model=RollbackCancelResponse,
+             responses=errors(404, 409, 422, 502))
+def rollback_cancel(who: OperatorDep, vigil: VigilDep, m: ModelDep, body: RollbackCancelRequest) -> Any:
+    """Cancel the model's pending rollback if nothing of it moved (200 `cancelled`); one that
+    moved already is `done` (200, nothing moved back); 409 when none is pending or it moved in
+    part (it finishes on its own); 502 when the alias cannot be read (nothing cancelled)."""
+    in_scope(vigil, who, m.name, "rollback cancel")
+    now = time.time()
+    got = cancel(vigil.rollbacks, m, who.actor, body.reason, now)
+    if got.status not in (CANCELLED, DONE):
+        raise HTTPException(502 if got.status == UNREAD else 409, redact(got.detail))
+    _announce(vigil, m.name)
+    return RollbackCancelResponse(model=m.name, status=got.status, intent_id=got.intent_id,
+                                  from_version=got.from_version, to_version=got.to_version,
+                                  detail=redact(got.detail), actor=who.actor, at=now, incident_id=got.incident_id,
+                                  watch=rollback_watch(m.name, got.incident_id))
 
 
 def _answer(result: RollbackResponse, headers: dict[str, str] | None = None) -> JSONResponse:

@@ -66,6 +66,25 @@ class RollbackResponse(BaseModel):
                                                 "(the version serving)")
 
 
+class RollbackCancelRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: Reason = Field(description="Why: recorded in the audit log and shown on the incident")
+
+
+class RollbackCancelResponse(BaseModel):
+    model: str
+    status: Literal["cancelled", "done"] = Field(description="cancelled: nothing moved and nothing will; done: the "
+                                                             "rollback had moved already, nothing moved back")
+    intent_id: int | None
+    from_version: str | None
+    to_version: str | None
+    detail: str
+    actor: str
+    at: float
+    incident_id: int | None = None
+    watch: str | None = None
+
+
 def rollback_watch(model: str, incident_id: int | None) -> str:
     """Where a rollback's progress shows: its incident's actions, else the model's serving version."""
     return f"/v1/incidents/{incident_id}" if incident_id is not None else f"/v1/models/{model}"

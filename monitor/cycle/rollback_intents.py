@@ -277,7 +277,7 @@ class RollbackRunner:
             action = s.get(ActionRow, intent.action_id) if intent.action_id else None
             attempt = judge(intent, action, e, now)
             if attempt.gave_up is not None:
-                return self._finish_in(s, intent, m, now, ActionStatus.FAILED, attempt.gave_up)
+                return self.finish_in(s, intent, m, now, ActionStatus.FAILED, attempt.gave_up)
             first_failure = not intent.detail
             intent.detail, intent.updated_at = e.detail, now
             if action is not None:
@@ -310,9 +310,9 @@ class RollbackRunner:
                 detail = f"{detail} (recorded failed before: {intent.detail})"
                 # a poll since read its alias move and recorded it (rollback_landed): once is enough
                 recorded = self.store.model_state(s, m.name).alias_version == intent.to_version
-            return self._finish_in(s, intent, m, now, status, detail, recorded=recorded)
+            return self.finish_in(s, intent, m, now, status, detail, recorded=recorded)
 
-    def _finish_in(self, s: Session, intent: RollbackIntentRow, m: ModelConfig, now: float, status: ActionStatus,
+    def finish_in(self, s: Session, intent: RollbackIntentRow, m: ModelConfig, now: float, status: ActionStatus,
                    detail: str, *, recorded: bool = False) -> RollbackOutcome:
         """The outcome, its deploy event (unless `recorded` already), messages and audit entry: one transaction."""
         if status == ActionStatus.FAILED:

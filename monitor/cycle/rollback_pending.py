@@ -53,6 +53,9 @@ class Driver(Protocol):
     def finish(self, intent_id: int, m: ModelConfig, now: float, status: ActionStatus, detail: str
                ) -> RollbackOutcome: ...
 
+    def finish_in(self, s: Session, intent: RollbackIntentRow, m: ModelConfig, now: float, status: ActionStatus,
+                  detail: str) -> RollbackOutcome: ...
+
 
 def why_stop(config: VigilConfig, s: Session, intent: RollbackIntentRow, kind: str, now: float) -> str | None:
     """The pending intent's outcome's detail if it must move nothing more, or None while it may go on."""

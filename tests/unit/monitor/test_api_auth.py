@@ -113,7 +113,7 @@ def test_every_route_but_the_open_ones_names_a_role():
         return found + [r for d in dependant.dependencies for r in roles(d)]
 
     routes = [r for m in (audit, incidents, rollback, samples) for r in m.router.routes if isinstance(r, APIRoute)]
-    assert len(routes) == 8 and all(roles(r.dependant) for r in routes)
+    assert len(routes) == 9 and all(roles(r.dependant) for r in routes)
 
     from monitor.api.app import create_app
 
