@@ -55,6 +55,9 @@ class Operator:
                 self._record_refusal(m, incident_id, verdict.to_version, verdict.reason, verdict.code,
                                      verdict.dry_run, t)
             return None
+        if any(a.status == ActionStatus.REFUSED and a.detail == FLEET_CAP for a in
+               self.store.actions(incident_id=incident_id)):  # the cap's refusal stands: people decide (README)
+            return None
         facts = self.target_facts(m, t)
         if verdict.from_version is not None and facts.serving not in (None, verdict.from_version):
             # Someone moved the alias since the incident blamed a version (a revert, a fix

@@ -83,15 +83,21 @@ def test_rollbacks_past_the_fleet_cap_are_refused_once_and_left_to_people(tmp_pa
     assert reg.aliases[("fraud", "champion")] == "1"
 
 
-def test_the_cap_frees_once_the_window_has_passed(tmp_path, monkeypatch):
+def test_a_cap_refusal_stands_for_its_incident_once_the_window_has_room(tmp_path, monkeypatch):
+    """The cap says "likelier one shared cause: people decide"; rolling the incident back on
+    its own once the first two left the window only slowed Vigil down, it did not stop it."""
     vigil, reg = _fleet(tmp_path, monkeypatch, fleet_max=2, fleet_window="30m")
     _every_model(vigil, T0 - 1200, 30)
     assert reg.aliases[("fraud", "champion")] == "2"
 
     _every_model(vigil, T0 + 600, 25)  # the first two rollbacks leave the 30-minute window
 
-    assert reg.aliases[("fraud", "champion")] == "1", _automatic(vigil, "fraud")
-    assert [s for s, d in _automatic(vigil, "fraud") if d != "guard: confidence"] == ["refused", "done"]
+    assert reg.aliases[("fraud", "champion")] == "2", _automatic(vigil, "fraud")
+    assert [s for s, d in _automatic(vigil, "fraud") if d != "guard: confidence"] == ["refused"]
+    client = TestClient(create_app(vigil), raise_server_exceptions=False,
+                        headers={"Authorization": f"Bearer {TOKEN}"})
+    r = client.post("/v1/models/fraud/rollback", json={"reason": "on-call: fraud's v2 is bad too"})
+    assert r.status_code == 200 and r.json()["status"] == "done", r.text  # a person still may
 
 
 def test_no_fleet_cap_when_it_is_null(tmp_path, monkeypatch):
