@@ -28,6 +28,7 @@ POINTS = {
     "rollback_after_intent": "the rollback intent is recorded, nothing has moved yet",
     "before_layer_move": "a rollback's layers before this one are moved and recorded, this one not yet read",
     "after_alias_move": "the registry alias moved, the outcome not yet recorded",
+    "before_abandon": "a pending rollback found no longer allowed (or too old), its abandonment not yet recorded",
     "after_serving_change": "the serving layer was changed, not yet verified or recorded",
     "in_apply_tx": "inside the cycle's write transaction, before commit",
     "after_apply_commit": "the cycle's write committed, actions not yet run",

@@ -33,6 +33,10 @@ def test_a_rollback_recorded_before_a_kill_is_abandoned_when_the_daemon_returns_
     monkeypatch.delenv(ENV)
 
     v2 = make_vigil(cfg, registry=reg, prometheus=prom, start=T0 + 6 * 3600)
+    monkeypatch.setenv(ENV, "before_abandon=raise")  # fails again, while abandoning it (logged, not raised)
+    v2.reconcile(T0 + 6 * 3600)
+    monkeypatch.delenv(ENV)
+    assert [a.status for a in v2.store.actions(model=MODEL)] == ["pending"]
     v2.reconcile(T0 + 6 * 3600)  # what `vigil run` does at start-up
     v2.run_cycle(MODEL, T0 + 6 * 3600)
     assert reg.moves == [] and reg.aliases[(MODEL, "champion")] == "2"
