@@ -27,13 +27,13 @@ def test_a_rollback_finished_by_two_threads_at_once_is_recorded_once(tmp_path, m
     with v.store.tx() as s:
         (intent_id,) = [i.id for i in open_intents(s, MODEL)]
 
-    finish_in = RollbackRunner._finish_in
+    finish_in = RollbackRunner.finish_in
 
     def slow_finish_in(self: RollbackRunner, *args: Any, **kw: Any) -> Any:
         time.sleep(0.3)  # the other thread reads the intent meanwhile
         return finish_in(self, *args, **kw)
 
-    monkeypatch.setattr(RollbackRunner, "_finish_in", slow_finish_in)
+    monkeypatch.setattr(RollbackRunner, "finish_in", slow_finish_in)
     outcomes: list[str] = []
     threads = [threading.Thread(target=lambda: outcomes.append(str(v.rollbacks.drive(intent_id, m, T0 + 1).status)))
                for _ in range(2)]
