@@ -31,14 +31,23 @@ STEP_DEADLINE: ContextVar[float | None] = ContextVar("vigil_step_deadline", defa
 # timeout_s each) can outlast the lease checked when the layer's turn came; a replica
 # paused past it there must not write once it resumes.
 BEFORE_WRITE: ContextVar[Callable[[], None] | None] = ContextVar("vigil_before_write", default=None)
+# The step about to be written, while that check runs: it also reads the step's intent in the
+# store, still pending (a person's cancel, or an abandon, while the tags were written ends it
+# first, and "nothing moved" must stay true).
+WRITING: ContextVar[RollbackStep | None] = ContextVar("vigil_writing", default=None)
 
 
-def before_write() -> None:
+def before_write(step: RollbackStep | None = None) -> None:
     """Called by an executor right before the call that changes its layer; raises (the
-    lease lost) when the write must not be made."""
+    lease lost; an ExecutorError, unmoved, when `step`'s intent is no longer pending) when
+    the write must not be made."""
     check = BEFORE_WRITE.get()
     if check is not None:
-        check()
+        writing = WRITING.set(step)
+        try:
+            check()
+        finally:
+            WRITING.reset(writing)
 
 
 @dataclass(frozen=True)

@@ -51,19 +51,22 @@ class MlflowAliasExecutor:
     def apply(self, step: RollbackStep) -> None:
         """Move the alias only while it reads `from`. MLflow has no compare-and-set: the
         alias is read again right before the write, after the version tags (3 calls, each
-        up to timeout_s with retries) and the lease check, so a move made meanwhile (a
-        person's fix forward) is left alone; one made inside the read-to-write round trip
-        left is overwritten, and the read right after the write reports one made just after."""
+        up to timeout_s with retries), so a move made meanwhile (a person's fix forward) is
+        left alone; then the lease and the intent (still pending: not cancelled) are checked.
+        A move made inside the read-to-write round trip left is overwritten, and the read
+        right after the write reports one made just after."""
         now = self.current(step)
         if now == step.to_version:
             return  # already there: a second apply writes nothing
         self._still_from(step, now)
         self._tag(step, now)
-        before_write()  # the lease, checked again after the tags: a replica paused past it stops here
         now = self.current(step)
         if now == step.to_version:
             return
         self._still_from(step, now)
+        # Last, right before the write: the lease (a replica paused past it stops here) and the
+        # intent still pending (a cancel made while the tags were written moves nothing).
+        before_write(step)
         self._call(step, "move", lambda: self.registry.set_alias(step.registry_name, self.alias, step.to_version))
         try:
             after = self.current(step)

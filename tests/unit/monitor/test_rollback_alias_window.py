@@ -99,3 +99,25 @@ def test_a_replica_paused_past_its_lease_while_tagging_does_not_write_the_alias(
     with pytest.raises(LeaseLost), vigil.store.fenced(fence, MODEL, 7):
         vigil.operator.rollback(RollbackAsk(vigil.config.model(MODEL), "1", "bad", "vigil", None, T0))
     assert reg.aliases[(MODEL, "champion")] == "2" and reg.moves == []
+
+
+def test_a_rollback_cancelled_while_vigil_tags_its_move_does_not_move_the_alias(tmp_path: Path) -> None:
+    """On-call was told "cancelled ..., nothing moved" while the drive was between its read of
+    the intent and the alias write; the alias then moved anyway and the rollback said done."""
+    from monitor.cycle.rollback_cancel import cancel
+
+    reg = registry(MovesDuringTagging)
+    reg.aliases[(MODEL, "champion")] = "2"
+    vigil = make_vigil(make_config(tmp_path), registry=reg)
+    m = vigil.config.model(MODEL)
+    said = []
+    assert isinstance(reg, MovesDuringTagging)
+    reg.meanwhile = lambda: said.append(cancel(vigil.rollbacks, m, "api:alice", "by hand", T0 + 1))
+    outcome = vigil.operator.rollback(RollbackAsk(m, "1", "bad", "api:bob", None, T0))
+    assert [c.status for c in said] == ["cancelled"]
+    assert reg.aliases[(MODEL, "champion")] == "2" and reg.moves == [], "the cancelled rollback moved the alias"
+    assert str(outcome.status) == "failed" and "cancelled by api:alice" in outcome.detail, outcome
+    [action] = vigil.store.actions(model=MODEL)
+    assert (str(action.status), action.detail) == ("failed", said[0].detail)
+    rollback = [e.action for e in vigil.store.audit_entries() if e.action.startswith("rollback")]
+    assert rollback == ["rollback.requested", "rollback.cancel", "rollback.failed"]
