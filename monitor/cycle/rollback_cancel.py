@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 
 from alerts.rollback import ActionStatus, RollbackOutcome
 from monitor.config import ModelConfig
-from monitor.cycle.rollback_ask import audited, intent_kind
+from monitor.cycle.rollback_ask import PROMOTION, ROLLBACK, audited, intent_kind
 from monitor.cycle.rollback_pending import Driver
 from monitor.executors.base import ExecutorError, RollbackStep
 from monitor.store.audit_log import retry_audited
@@ -41,10 +41,13 @@ def cancel(runner: Driver, m: ModelConfig, actor: str, reason: str, now: float) 
     with runner.store.tx() as s:
         pending = open_intents(s, m.name)
         intent = pending[0] if pending else s.get(RollbackIntentRow, latest_intent_id(s, m.name))
-        if intent is None:
-            return Cancelled(NONE, f"{m.name} has no rollback to cancel")
+        kind = intent_kind(s, intent) if intent is not None else ROLLBACK
+        # A canary's pull or promotion is the canary's to end (a done rollback may read "promotion").
+        if intent is None or kind not in (ROLLBACK, PROMOTION):
+            busy = (f"; only canary action {pending[0].id} ({kind.replace('_', ' ')}) is pending, left alone"
+                    if pending else "")
+            return Cancelled(NONE, f"{m.name} has no rollback to cancel{busy}")
         said = _said(intent)
-        kind = intent_kind(s, intent)
         first = next((x for x in intent.executors if x not in intent.steps_done), None)
         moving = bool(intent.steps_done) or intent.settling_since is not None
         step = RollbackStep(m.name, m.registry, intent.from_version, intent.to_version, intent.key,

@@ -87,3 +87,29 @@ def test_the_cli_cancels_a_pending_rollback(tmp_path: Path, monkeypatch: pytest.
     [action] = api.vigil.store.actions(model=MODEL)
     assert (action.status, action.detail) == ("failed", "cancelled by cli:ana: on it, nothing moved")
     assert main(["rollback", "cancel", MODEL, "--config", str(cfg)]) == 1  # nothing pending now
+
+
+def test_cancel_leaves_a_pending_canary_pull_alone_and_says_only_a_canary_action_is_pending(tmp_path: Path) -> None:
+    """`rollback cancel` took whatever intent was pending: a canary pull retrying against
+    MLflow was cancelled as "rollback N", and the bad challenger kept its share of traffic."""
+    from alerts.rollback import ActionStatus
+    from monitor.cycle.rollback_ask import CANARY_PULL
+    from monitor.cycle.rollback_cancel import cancel
+    from monitor.store.intents import add_intent
+
+    cfg = make_config(tmp_path, models=[model_config(canary={"alias": "challenger", "window": "1h"})])
+    reg = serving_registry(version="3", versions=("1", "2", "3", "4"))
+    reg.aliases[(MODEL, "challenger")] = "4"
+    vigil = make_vigil(cfg, registry=reg)
+    with vigil.store.tx() as s:
+        action = vigil.store.add_action(s, model=MODEL, kind=CANARY_PULL, incident_id=None, from_version="4",
+                                        to_version="3", status=ActionStatus.PENDING, reason="canary v4 failed: ctr",
+                                        detail="retrying", actor="vigil", dry_run=False, at=T0)
+        add_intent(s, model=MODEL, incident_id=None, action_id=action.id, from_version="4", to_version="3",
+                   executors=["mlflow_challenger_alias"], fencing_token=None, actor="vigil", reason="canary v4 failed",
+                   forced=False, max_attempts=10, next_attempt_at=T0, created_at=T0, updated_at=T0)
+    said = cancel(vigil.rollbacks, vigil.config.model(MODEL), "api:alice", "by hand", T0 + 60)
+    assert said.status == "none", said
+    assert "canary pull" in said.detail and "no rollback" in said.detail, said.detail
+    assert [(a.kind, str(a.status)) for a in vigil.store.actions(model=MODEL)] == [(CANARY_PULL, "pending")]
+    assert not [e for e in vigil.store.audit_entries() if e.action == "rollback.cancel"]
