@@ -6,6 +6,7 @@ entries, `requested` then its outcome, as a rollback that ran has: an SRE readin
 log sees every request, refused ones included."""
 from __future__ import annotations
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from alerts.rollback import ActionStatus, RollbackOutcome
@@ -13,7 +14,9 @@ from monitor.cycle.rollback_ask import AUDIT, CANARY_PULL, ROLLBACK, RollbackAsk
 from monitor.cycle.rollback_told import RollbackTeller
 from monitor.executors.base import Executor
 from monitor.metrics import VigilMetrics
+from monitor.store.intents import AUTOMATIC
 from monitor.store.repository import Store
+from monitor.store.tables import ActionRow
 
 
 def moved_since(ask: RollbackAsk, serving: str | None) -> str:
@@ -34,6 +37,8 @@ class Unmoved:
         (`refused`: its detail) or layers that cannot be built (`failed`): recorded, audited,
         nothing moves. `serving`: what the alias served when asked (None: unknown)."""
         m = ask.model
+        if refused is not None and self._refused_before(s, ask, refused):
+            return RollbackOutcome(ActionStatus.REFUSED, serving, ask.to_version, refused)
         if failed is not None:
             status, detail = ActionStatus.FAILED, f"{failed}; nothing was moved"
         elif refused is not None:
@@ -60,6 +65,17 @@ class Unmoved:
                                f"action:{action.id}", ask.now)
         self.count(ask.kind, m.name, status)
         return RollbackOutcome(status, serving, ask.to_version, detail)
+
+    @staticmethod
+    def _refused_before(s: Session, ask: RollbackAsk, detail: str) -> bool:
+        """Vigil's own ask is made again every cycle while its incident stays open (a refusal
+        settles nothing: it runs once the alias reads the blamed version again); its refusal
+        is recorded and audited once per incident and reason, as actions.py's guard refusals."""
+        if ask.actor != AUTOMATIC or ask.incident_id is None:
+            return False
+        q = select(ActionRow.id).where(ActionRow.incident_id == ask.incident_id,
+                                       ActionRow.status == ActionStatus.REFUSED, ActionRow.detail == detail)
+        return s.scalar(q.limit(1)) is not None
 
     def count(self, kind: str, model: str, status: str) -> None:
         if kind == ROLLBACK:

@@ -63,3 +63,32 @@ def test_a_persons_rollback_still_sets_an_alias_that_is_truly_absent(tmp_path: P
     out = vigil.operator.rollback(RollbackAsk(vigil.config.model(MODEL), "1", "restore", "api:alice", None, T0))
     assert str(out.status) == "done", out
     assert reg.aliases[(MODEL, "champion")] == "1"
+
+
+def test_an_alias_absent_for_cycles_is_refused_once_then_rolled_back_when_it_reads_again(tmp_path: Path) -> None:
+    """The refusal was recorded and audited again every cycle the alias read absent (one
+    action and two audit rows a cycle); it is recorded once, and the rollback stays armed."""
+    from tests.helpers_vigil import incident_prometheus
+    base = serving_registry(version="1", versions=("1", "2"))
+    reg = AbsentForAWhile(aliases=dict(base.aliases), versions=dict(base.versions))
+    vigil = make_vigil(make_config(tmp_path), registry=reg,
+                       prometheus=incident_prometheus(bad_from=T0 - 300, bad_until=T0 + 3600))
+    vigil.run_cycle(MODEL, T0 - 1200)
+    reg.aliases[(MODEL, "champion")] = "2"
+    for t in (T0 - 900, T0 - 600, T0 - 300):
+        vigil.run_cycle(MODEL, t)
+    absent = True
+    read = MemoryRegistry.alias_version
+
+    def alias_version(self: MemoryRegistry, name: str, alias: str) -> str | None:
+        return None if absent else read(self, name, alias)
+    reg.alias_version = alias_version.__get__(reg)  # type: ignore[method-assign]
+    for t in (T0, T0 + 300, T0 + 600):
+        vigil.run_cycle(MODEL, t)
+    refused = [a for a in vigil.store.actions(model=MODEL) if str(a.status) == "refused"]
+    audits = [e.action for e in vigil.store.audit_entries() if e.action.startswith("rollback")]
+    assert len(refused) == 1 and "reads as absent" in refused[0].detail, refused
+    assert len(audits) == 2, audits
+    absent = False
+    vigil.run_cycle(MODEL, T0 + 900)
+    assert reg.aliases[(MODEL, "champion")] == "1", "the rollback was disarmed by the absent reads"
