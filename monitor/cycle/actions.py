@@ -55,8 +55,9 @@ class Operator:
                 self._record_refusal(m, incident_id, verdict.to_version, verdict.reason, verdict.code,
                                      verdict.dry_run, t)
             return None
-        if any(a.status == ActionStatus.REFUSED and a.detail == FLEET_CAP for a in
-               self.store.actions(incident_id=incident_id)):  # the cap's refusal stands: people decide (README)
+        if any(a.status == ActionStatus.REFUSED and a.detail == FLEET_CAP
+               and verdict.from_version in (None, a.from_version)  # of the version it refused: a v3 since is asked
+               for a in self.store.actions(incident_id=incident_id)):  # the cap's refusal stands: people decide
             return None
         facts = self.target_facts(m, t)
         if verdict.from_version is not None and facts.serving not in (None, verdict.from_version):
@@ -78,7 +79,7 @@ class Operator:
                                             only_from=verdict.from_version, fleet_cap=self._fleet_cap()))
         if outcome.status == ActionStatus.REFUSED and outcome.detail.startswith(f"{FLEET_CAP}: "):
             self._record_refusal(m, incident_id, choice.version, outcome.detail.removeprefix(f"{FLEET_CAP}: "),
-                                 "fleet_cap", verdict.dry_run, t)
+                                 "fleet_cap", verdict.dry_run, t, blamed=verdict.from_version)
         return {"status": outcome.status, "from_version": outcome.from_version, "to_version": outcome.to_version,
                 "detail": outcome.detail}
 
@@ -88,15 +89,18 @@ class Operator:
         return None if r.fleet_max is None else FleetCap(r.fleet_max, r.fleet_window)
 
     def _record_refusal(self, m: ModelConfig, incident_id: int, to_version: str, reason: str, code: str,
-                        dry_run: bool, t: float) -> None:
-        """Once per incident and guard: the reason's numbers (minutes since the last
-        rollback, a confidence) change every cycle, the guard that said no does not."""
+                        dry_run: bool, t: float, blamed: str | None = None) -> None:
+        """Once per incident and guard (and `blamed` version when given: the fleet cap's stands
+        for the version it refused): the reason's numbers (minutes since the last rollback, a
+        confidence) change every cycle, the guard that said no does not."""
         detail = f"guard: {code}"
         earlier = self.store.actions(incident_id=incident_id)  # the runner's own refusal starts the same way
         if any(a.status == ActionStatus.REFUSED and (a.detail == detail or a.detail.startswith(f"{detail}:"))
-               for a in earlier):
+               and (blamed is None or a.from_version == blamed) for a in earlier):
             return
-        serving = self._serving_now(m)  # read before the transaction: no registry call holds it open
+        # read before the transaction: no registry call holds it open. `blamed` was just read serving
+        # (the runner refuses a move from any other version first): stored, so the refusal sticks to it
+        serving = blamed if blamed is not None else self._serving_now(m)
         with self.store.tx() as s:
             row = s.get(IncidentRow, incident_id)
             advised = self.outbox.advice(s, row) if row is not None else None
