@@ -89,13 +89,18 @@ class AlertmanagerReceiver:
         batch = [{**r["alert"], "endsAt": iso(now + self.ttl_s)} for r in due.values()]
         # Any of these may reach Alertmanager after a resolve (or an escalation's new labels)
         # another replica delivered since the refs were read: `settle` puts that state back.
-        self._kept.update({k: (r["alert"], now) for k, r in due.items()})
+        # Kept once sent, or maybe sent (a transient failure: a timeout may have landed); one
+        # refused before sending (no token here) reached nothing, and settling it retried forever.
+        kept = {k: (r["alert"], now) for k, r in due.items()}
         try:
             self._post(batch)
         except (Transient, Refused, SecretMissing) as e:  # the next round tries again; the alerts stay in the refs
+            if isinstance(e, Transient):
+                self._kept.update(kept)
             log.warning("alertmanager re-push failed", extra={"receiver": self.name, "error": str(e),
                                                               "alerts": len(batch)})
             return 0
+        self._kept.update(kept)
         for k in due:
             self._pushed[k] = now
         return len(batch)
@@ -128,9 +133,12 @@ class AlertmanagerReceiver:
         if batch:
             try:
                 self._post(batch)
-            except (Transient, Refused, SecretMissing) as e:  # the next round tries again
+            except (Transient, Refused, SecretMissing) as e:  # the next round tries again ...
                 log.warning("alertmanager: a change delivered during a re-push could not be pushed again",
                             extra={"receiver": self.name, "error": str(e), "alerts": len(batch)})
+                # ... until the stale push would have run out anyway: then nothing is left to undo
+                for key in [k for k, (_, at) in self._kept.items() if now - at >= self.ttl_s]:
+                    del self._kept[key]
                 return 0
             log.info("alertmanager: a change delivered during a re-push pushed again",
                      extra={"receiver": self.name, "alerts": len(batch)})
