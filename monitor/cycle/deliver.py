@@ -82,6 +82,7 @@ class OutboxSender:
             claim_now = self._database_time(now + (started - called)) if database_clock else None
             total = 0
             resting: set[str] = set()  # notifiers (or their notes) that failed in this call: rows wait for the next
+            unable: set[str] = set()
             if only_own:
                 resting |= {b.notifier for b in self.store.outbox.backlog()} - set(self.notifiers)
                 # ... and so are those whose secret is not here (the daemon's routing key): a
@@ -90,7 +91,8 @@ class OutboxSender:
                 resting |= {name for name, n in self.notifiers.items()
                             if secret_unreadable(n) or getattr(n, "leave_to_daemon", False)}
             else:
-                resting |= self._unable_here()
+                unable = self._unable_here()
+                resting |= unable
             for _ in range(MAX_PASSES):
                 resting_before = len(resting)
                 n = self._round(now, claim_now, started, limit, resting, keys)
@@ -98,7 +100,7 @@ class OutboxSender:
                 if n == 0 and len(resting) == resting_before:  # nothing went out, and nobody new failed
                     break
             if not only_own:
-                self._keep_alive()
+                self._keep_alive(unable)
             counts = self.store.outbox.counts()
             self.metrics.outbox_pending.set(counts.get(OutboxStatus.PENDING, 0) + counts.get(OutboxStatus.SENDING, 0))
             oldest = self.store.outbox.oldest_open()
@@ -196,13 +198,15 @@ class OutboxSender:
         if self.store.outbox.note_waiting(notifier, why):
             log.warning("messages wait for a sender that can send them", extra={"notifier": notifier, "error": why})
 
-    def _keep_alive(self) -> None:
+    def _keep_alive(self, unable: set[str]) -> None:
         """Re-send the open alerts of receivers whose backend would otherwise time them out.
         The refs are read again after the push: a change another sender delivered meanwhile
         (a resolve) may have reached the backend before the re-send that undid it, and is
-        sent again at once (`settle`); one still going out, every round until it is out."""
+        sent again at once (`settle`); one still going out, every round until it is out.
+        Not for the notifiers `unable` here: a replica that can send keeps them alive (posting
+        without the token failed and warned every round)."""
         for name, notifier in self.notifiers.items():
-            if not isinstance(notifier, KeepsAlive):
+            if not isinstance(notifier, KeepsAlive) or name in unable:
                 continue
             try:
                 if notifier.keep_alive_due():
