@@ -124,12 +124,13 @@ def suggested_action(causes: list[dict[str, Any]], actions: list[dict[str, Any]]
 def _refused_since(move: dict[str, Any], causes: list[dict[str, Any]], actions: list[dict[str, Any]],
                    serving: str) -> dict[str, Any] | None:
     """Vigil's refused rollback of `serving` (a release made after `move`, now the top cause):
-    "confirm the KPIs recover with v3" read as if nothing were wrong with the blamed v3."""
+    "confirm the KPIs recover with v3" read as if nothing were wrong with the blamed v3. Its
+    own (actor vigil) only: a person's refused ask (a `stay`, a moved alias) is no guard of Vigil's."""
     top = causes[0] if causes else {}
     if top.get("kind") != "deploy" or str((top.get("evidence") or {}).get("version")) != serving:
         return None
     after = [a for a in actions if a.get("kind") == "rollback" and a.get("status") == ActionStatus.REFUSED
-             and float(a.get("at") or 0.0) >= float(move.get("at") or 0.0)]
+             and a.get("actor") == "vigil" and float(a.get("at") or 0.0) >= float(move.get("at") or 0.0)]
     return after[-1] if after else None
 
 
