@@ -81,6 +81,7 @@ def _cancel_once(runner: Driver, said: Cancelled, m: ModelConfig, actor: str, de
             return replace(said, status=MOVING, detail=f"rollback {intent.id} moved in part since; nothing cancelled")
         runner.store.audit_in(s, actor, "rollback.cancel", f"model:{m.name}", {**audited(intent), "detail": detail},
                               now=now)
+        intent.may_have_moved = False  # its alias was read at `from`: a move read later is a person's
         runner.finish_in(s, intent, m, now, ActionStatus.FAILED, detail)
     return replace(said, status=CANCELLED, detail=detail)
 

@@ -32,7 +32,7 @@ from monitor.config import ModelConfig, VigilConfig
 from monitor.cycle.rollback_ask import ROLLBACK, intent_kind
 from monitor.executors.base import Executor, ExecutorError, RollbackStep
 from monitor.failpoints import failpoint
-from monitor.store.intents import AUTOMATIC, RollbackIntentRow
+from monitor.store.intents import AUTOMATIC, RollbackIntentRow, read_unmoved
 from monitor.store.repository import IncidentRow, Store
 
 ABANDONED = "abandoned"  # the detail's first word: recorded failed, nothing moved
@@ -113,5 +113,7 @@ def drive_pending(runner: Driver, config: VigilConfig | None, intent_id: int, m:
         return runner.retry_later(intent_id, m, now, e)
     if serving == intent.to_version:  # it moved: verified and recorded done, as any attempt's
         return runner.drive(intent_id, m, now)
+    with runner.store.tx() as s:  # read at `from`: a lost answer moved nothing (a later move is another's)
+        read_unmoved(s, intent_id)
     failpoint("before_abandon")  # a crash here leaves it pending: the next attempt judges it again
     return runner.finish(intent_id, m, now, ActionStatus.FAILED, why)

@@ -131,6 +131,16 @@ def record_step(s: Session, intent_id: int, layer: str, now: float, done: bool |
     intent.updated_at, intent.settling_since = now, None
 
 
+def read_unmoved(s: Session, intent_id: int) -> None:
+    """A pending intent whose first layer was just read at `from` (nothing set yet): an earlier
+    attempt whose answer was lost (a 503) did not move it after all. Cleared before the intent
+    is ended cancelled or abandoned, so a move read later (a person's revert by hand, as its
+    message advises) is theirs, not announced as this rollback done (`gave_up_moving`)."""
+    intent = locked_intent(s, intent_id)
+    if intent is not None and intent.status == ActionStatus.PENDING and not intent.steps_done:
+        intent.may_have_moved = False
+
+
 def open_intents(s: Session, model: str | None = None) -> list[RollbackIntentRow]:
     q = select(RollbackIntentRow).where(RollbackIntentRow.status.in_(OPEN_STATES))
     if model is not None:
