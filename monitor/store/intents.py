@@ -40,7 +40,8 @@ from monitor.store.tables import ActionRow, Base, DeployRow, _status_column, loc
 OPEN_STATES = (ActionStatus.PENDING,)
 # States the guard counts as a rollback (its cool-down and daily cap).
 COUNTED_STATES = (ActionStatus.PENDING, ActionStatus.DONE)
-# States the fleet's cap counts: every attempt Vigil made on its own.
+# States the fleet's cap counts: every attempt Vigil made on its own (a failed one only if it
+# may have moved a layer: `automatic_rollbacks_since`).
 ATTEMPTED_STATES = (ActionStatus.PENDING, ActionStatus.DONE, ActionStatus.FAILED)
 AUTOMATIC = "vigil"  # the actor of Vigil's own rollbacks
 _FLEET_LOCK_KEY = 0x5669_6769_6C01  # "Vigil\1": one fleet count at a time, across replicas
@@ -183,13 +184,15 @@ def counted_times(s: Session, model: str) -> list[float]:
 
 
 def automatic_rollbacks_since(s: Session, since: float) -> list[str]:
-    """The models of Vigil's own rollbacks asked since `since` (pending, done or failed: an
-    attempt counts), across the fleet, oldest first: what the fleet's cap counts. It first
-    takes a lock held until the caller commits, so two counting at once (replicas, or one
-    daemon's sweep workers) count one after the other: the second sees the intent the first
-    let through, and the cap is never passed by one each. On PostgreSQL a transaction's
-    advisory lock; on SQLite its write lock (BEGIN IMMEDIATE): pysqlite begins a transaction
-    only at the first write, so the count read outside any."""
+    """The models of Vigil's own rollbacks asked since `since` (pending, done, or failed once
+    it may have moved a layer: an attempt counts; one that moved nothing, cancelled or
+    abandoned, does not: it would refuse another model's rollback for that incident), across
+    the fleet, oldest first: what the fleet's cap counts. It first takes a lock held until the
+    caller commits, so two counting at once (replicas, or one daemon's sweep workers) count
+    one after the other: the second sees the intent the first let through, and the cap is
+    never passed by one each. On PostgreSQL a transaction's advisory lock; on SQLite its
+    write lock (BEGIN IMMEDIATE): pysqlite begins a transaction only at the first write, so
+    the count read outside any."""
     dialect = s.get_bind().dialect.name
     if dialect == "postgresql":
         s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _FLEET_LOCK_KEY})
@@ -197,12 +200,17 @@ def automatic_rollbacks_since(s: Session, since: float) -> list[str]:
         raw: Any = s.connection().connection.dbapi_connection
         if not raw.in_transaction:  # (one that wrote already holds the write lock)
             s.connection().exec_driver_sql("BEGIN IMMEDIATE")  # waits (busy_timeout, 10 s) for another writer
-    q = (select(RollbackIntentRow.model)
+    q = (select(RollbackIntentRow)
          .outerjoin(ActionRow, ActionRow.id == RollbackIntentRow.action_id)
          .where(RollbackIntentRow.actor == AUTOMATIC, RollbackIntentRow.created_at >= since,
                 RollbackIntentRow.status.in_(ATTEMPTED_STATES), _ROLLBACKS_ONLY)
          .order_by(RollbackIntentRow.created_at, RollbackIntentRow.id))
-    return list(s.scalars(q))
+    # (steps_done is JSON: whether it is empty is asked here, alike in SQLite and PostgreSQL)
+    return [x.model for x in s.scalars(q) if x.status != ActionStatus.FAILED or _may_have_moved(x)]
+
+
+def _may_have_moved(intent: RollbackIntentRow) -> bool:
+    return intent.may_have_moved or bool(intent.steps_done) or intent.settling_since is not None
 
 
 def rolled_back_from(s: Session, model: str, since: float) -> list[tuple[int, str]]:

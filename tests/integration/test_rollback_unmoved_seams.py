@@ -6,9 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from alerts.rollback import ActionStatus
-from monitor.cycle.rollback_ask import RollbackAsk
+from monitor.cycle.rollback_ask import FleetCap, RollbackAsk
 from monitor.cycle.rollback_cancel import cancel
-from tests.helpers_vigil import MODEL, T0, make_config, make_vigil, serving_registry
+from monitor.store.intents import AUTOMATIC
+from tests.helpers_vigil import MODEL, T0, MemoryRegistry, make_config, make_vigil, model_config, serving_registry
 
 
 def _refused_once(tmp_path: Path) -> tuple:
@@ -48,3 +49,23 @@ def test_a_manual_revert_after_a_ttl_abandon_is_not_announced_as_vigils_rollback
     assert [s for s, _ in actions] == [ActionStatus.FAILED], actions
     assert actions[0][1].startswith("abandoned: not done within 30 min")
     assert "rollback.done" not in [e.action for e in vigil.store.audit_entries()]
+
+
+def test_a_cancelled_rollback_that_moved_nothing_takes_no_slot_of_the_fleet_cap(tmp_path: Path) -> None:
+    reg = MemoryRegistry()
+    vigil = make_vigil(make_config(tmp_path, models=[model_config(n) for n in ("a", "b")]), registry=reg)
+    for n in ("a", "b"):
+        for v in ("1", "2"):
+            reg.add_version(n, v, created_at=T0 - 86400 * 30)
+        reg.aliases[(n, "champion")] = "2"
+    cap = FleetCap(1, 3600)
+    reg.fail_set_alias = "503"
+    out = vigil.rollbacks.request(RollbackAsk(vigil.config.model("a"), "1", "auto", AUTOMATIC, None, T0,
+                                              max_attempts=10, fleet_cap=cap))
+    assert out.status == ActionStatus.PENDING
+    reg.fail_set_alias = None
+    assert cancel(vigil.rollbacks, vigil.config.model("a"), "api:alice", "stop it", T0 + 60).status == "cancelled"
+    out = vigil.rollbacks.request(RollbackAsk(vigil.config.model("b"), "1", "auto", AUTOMATIC, None, T0 + 120,
+                                              max_attempts=10, fleet_cap=cap))
+    assert out.status == ActionStatus.DONE, out.detail
+    assert reg.aliases[("b", "champion")] == "1" and reg.aliases[("a", "champion")] == "2"
