@@ -15,6 +15,7 @@ from correlators.causes import released_into
 from correlators.incident import Incident
 from detectors.records import Finding
 from monitor.config import ModelConfig, PolicyConfig
+from monitor.cycle.rollback_pending import ABANDONED
 from monitor.store.repository import IncidentRow, Store
 
 # An incident with one of these is not rolled back again automatically: a pending one is
@@ -24,6 +25,9 @@ ROLLBACK_SETTLED = (ActionStatus.DONE, ActionStatus.NOOP, ActionStatus.PENDING)
 # or found the alias moved by someone. A person's dry run (to see what would happen) or
 # failed attempt (a registry blip) leaves the automatic rollback armed.
 ROLLBACK_SETTLED_IF_OWN = (ActionStatus.DRY_RUN, ActionStatus.FAILED)
+# ... but not one abandoned with nothing moved (past its TTL during an MLflow outage, or a
+# guard such as a maintenance window): nothing was tried to the end, so the next cycle may ask
+# again, through every guard afresh.
 
 
 def rollback_settled(actions: list[dict[str, Any]], suspect: str | None = None) -> bool:
@@ -40,6 +44,8 @@ def rollback_settled(actions: list[dict[str, Any]], suspect: str | None = None) 
         own = a.get("actor") == "vigil"
         if a.get("dry_run") and a["status"] == ActionStatus.NOOP:
             return own
+        if a["status"] == ActionStatus.FAILED and str(a.get("detail") or "").startswith(f"{ABANDONED}:"):
+            return False
         return a["status"] in ROLLBACK_SETTLED or (a["status"] in ROLLBACK_SETTLED_IF_OWN and own)
     return any(a["kind"] == "rollback" and settles(a) for a in actions)
 

@@ -43,7 +43,9 @@ def _stuck_rollback(tmp_path: Path, *, bad_until: float = float("inf"), models: 
 
 def _abandoned(vigil: Vigil, reg: MemoryRegistry, why: str) -> None:
     assert reg.moves == [] and reg.aliases[(MODEL, "champion")] == "2"
-    [action] = vigil.store.actions(model=MODEL)
+    action, *later = vigil.store.actions(model=MODEL)
+    # an abandoned one leaves the incident armed: a later ask goes through the guards afresh
+    assert all(a.status == "refused" for a in later), [(a.status, a.detail) for a in later]
     assert action.status == "failed", action.detail
     assert action.detail == f"abandoned: {why}, nothing moved", action.detail
     failed = [e for e in vigil.store.audit_entries() if e.action == "rollback.failed"]
@@ -69,6 +71,7 @@ def test_a_rollback_turned_off_by_on_call_is_abandoned_after_the_reload(tmp_path
     reg.fail_set_alias = None
     v2.run_cycle(MODEL, T0 + 60)
     _abandoned(v2, reg, "automatic rollback was turned off since (policy.rollback.enabled: false)")
+    assert [a.detail for a in v2.store.actions(model=MODEL)][1:] == ["guard: disabled"]
 
 
 def test_a_model_put_back_days_later_does_not_roll_back_for_its_old_incident(tmp_path: Path) -> None:

@@ -69,3 +69,17 @@ def test_a_cancelled_rollback_that_moved_nothing_takes_no_slot_of_the_fleet_cap(
                                               max_attempts=10, fleet_cap=cap))
     assert out.status == ActionStatus.DONE, out.detail
     assert reg.aliases[("b", "champion")] == "1" and reg.aliases[("a", "champion")] == "2"
+
+
+def test_an_abandoned_automatic_rollback_leaves_a_still_critical_incident_armed(tmp_path: Path) -> None:
+    from tests.integration.test_rollback_pending_recheck import _stuck_rollback
+
+    vigil, reg = _stuck_rollback(tmp_path)  # critical, Vigil's rollback v2 -> v1 refused (503)
+    reg.fail_set_alias = None
+    m = vigil.config.model(MODEL)
+    vigil.rollbacks.reconcile(m, T0 + 31 * 60)  # the daemon back past pending_ttl: abandoned
+    [abandoned] = vigil.store.actions(model=MODEL)
+    assert abandoned.status == ActionStatus.FAILED and abandoned.detail.startswith("abandoned:")
+    vigil.run_cycle(MODEL, T0 + 32 * 60)  # still critical: asked afresh, and it moves now
+    assert reg.aliases[(MODEL, "champion")] == "1", [(a.status, a.detail) for a in vigil.store.actions(model=MODEL)]
+    assert [a.status for a in vigil.store.actions(model=MODEL)] == [ActionStatus.FAILED, ActionStatus.DONE]
