@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from alerts.lifecycle import IncidentStatus
-from alerts.rollback import ActionStatus
+from alerts.rollback import AUTOMATIC, ActionStatus
 from detectors.records import json_safe
 
 
@@ -77,7 +77,7 @@ def suggested_action(causes: list[dict[str, Any]], actions: list[dict[str, Any]]
     done = [a for a in actions if a.get("kind") in ("rollback", "promotion") and a.get("status") == ActionStatus.DONE]
     if done:
         a = done[-1]
-        who = "Vigil" if a.get("actor") in (None, "", "vigil") else str(a["actor"])
+        who = "Vigil" if a.get("actor") in (None, "", AUTOMATIC) else str(a["actor"])
         if serving is not None and serving != str(a["to_version"]):
             if (refused := _refused_since(a, causes, actions, serving)) is not None:
                 return (f"v{serving} serves now (set after {who} moved the alias to v{a['to_version']}) and is blamed, "
@@ -130,7 +130,7 @@ def _refused_since(move: dict[str, Any], causes: list[dict[str, Any]], actions: 
     if top.get("kind") != "deploy" or str((top.get("evidence") or {}).get("version")) != serving:
         return None
     after = [a for a in actions if a.get("kind") == "rollback" and a.get("status") == ActionStatus.REFUSED
-             and a.get("actor") == "vigil" and float(a.get("at") or 0.0) >= float(move.get("at") or 0.0)]
+             and a.get("actor") == AUTOMATIC and float(a.get("at") or 0.0) >= float(move.get("at") or 0.0)]
     return after[-1] if after else None
 
 

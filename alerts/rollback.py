@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+AUTOMATIC = "vigil"  # the actor of Vigil's own actions (a person's is their name)
+
 
 class ActionStatus(StrEnum):
     """The outcome of an action (a rollback), as stored, audited and shown."""

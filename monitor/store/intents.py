@@ -33,7 +33,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from alerts.rollback import ActionStatus
+from alerts.rollback import AUTOMATIC, ActionStatus
 from monitor.store.tables import ActionRow, Base, DeployRow, _status_column, locked_row
 
 # States an intent moves through; only PENDING is unfinished.
@@ -43,7 +43,6 @@ COUNTED_STATES = (ActionStatus.PENDING, ActionStatus.DONE)
 # States the fleet's cap counts: every attempt Vigil made on its own (a failed one only if it
 # may have moved a layer: `automatic_rollbacks_since`).
 ATTEMPTED_STATES = (ActionStatus.PENDING, ActionStatus.DONE, ActionStatus.FAILED)
-AUTOMATIC = "vigil"  # the actor of Vigil's own rollbacks
 _FLEET_LOCK_KEY = 0x5669_6769_6C01  # "Vigil\1": one fleet count at a time, across replicas
 
 
