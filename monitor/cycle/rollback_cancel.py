@@ -18,8 +18,8 @@ from dataclasses import dataclass, replace
 from alerts.rollback import ActionStatus, RollbackOutcome
 from monitor.config import ModelConfig
 from monitor.cycle.rollback_ask import PROMOTION, ROLLBACK, audited, intent_kind
-from monitor.cycle.rollback_pending import Driver
-from monitor.executors.base import ExecutorError, RollbackStep
+from monitor.cycle.rollback_pending import Driver, read_first, where_it_stands
+from monitor.executors.base import ExecutorError
 from monitor.store.audit_log import retry_audited
 from monitor.store.intents import RollbackIntentRow, latest_intent_id, locked_intent, open_intents
 
@@ -48,10 +48,7 @@ def cancel(runner: Driver, m: ModelConfig, actor: str, reason: str, now: float) 
                     if pending else "")
             return Cancelled(NONE, f"{m.name} has no rollback to cancel{busy}")
         said = _said(intent)
-        first = next((x for x in intent.executors if x not in intent.steps_done), None)
-        moving = bool(intent.steps_done) or intent.settling_since is not None
-        step = RollbackStep(m.name, m.registry, intent.from_version, intent.to_version, intent.key,
-                            incident_id=intent.incident_id, requested_at=intent.created_at)
+        first, moving, step = where_it_stands(intent, m)
     if said.status != ActionStatus.PENDING:
         return _finished(said)
     if moving or first is None:
@@ -59,8 +56,7 @@ def cancel(runner: Driver, m: ModelConfig, actor: str, reason: str, now: float) 
                        "already; stopping it half-way would leave its layers on different versions: it finishes or "
                        "fails on its own; nothing cancelled")
     try:
-        layer = next((x for x in runner.layers_for(kind, m) if x.name == first), None)
-        serving = layer.current(step) if layer is not None else None
+        serving = read_first(runner, kind, m, first, step)
     except ExecutorError as e:
         return replace(said, status=UNREAD, detail=f"{first} cannot be read ({e.detail}): whether rollback "
                        f"{said.intent_id} moved it is unknown; nothing cancelled, ask again")

@@ -91,6 +91,21 @@ def _guard_now(config: VigilConfig, s: Session, intent: RollbackIntentRow, m: Mo
     return None
 
 
+def where_it_stands(intent: RollbackIntentRow, m: ModelConfig) -> tuple[str | None, bool, RollbackStep]:
+    """A pending intent's first layer not yet moved, whether any layer moved or is rolling
+    out already (`moving`: never stopped half-way), and the step that reads that layer."""
+    first = next((x for x in intent.executors if x not in intent.steps_done), None)
+    moving = bool(intent.steps_done) or intent.settling_since is not None
+    return first, moving, RollbackStep(m.name, m.registry, intent.from_version, intent.to_version, intent.key,
+                                       incident_id=intent.incident_id, requested_at=intent.created_at)
+
+
+def read_first(runner: Driver, kind: str, m: ModelConfig, first: str, step: RollbackStep) -> str | None:
+    """The version the first unmoved layer serves now; ExecutorError when it cannot be read."""
+    layer = next((x for x in runner.layers_for(kind, m) if x.name == first), None)
+    return layer.current(step) if layer is not None else None
+
+
 def drive_pending(runner: Driver, config: VigilConfig | None, intent_id: int, m: ModelConfig,
                   now: float) -> RollbackOutcome:
     """One later attempt of a pending intent: driven if still allowed (or already moving), else abandoned."""
@@ -100,15 +115,11 @@ def drive_pending(runner: Driver, config: VigilConfig | None, intent_id: int, m:
         kind = intent_kind(s, intent)
         why = None if config is None or intent.status != ActionStatus.PENDING else why_stop(config, s, intent,
                                                                                             kind, now)
-        moving = bool(intent.steps_done) or intent.settling_since is not None
-        first = next((x for x in intent.executors if x not in intent.steps_done), None)
-        step = RollbackStep(m.name, m.registry, intent.from_version, intent.to_version, intent.key,
-                            incident_id=intent.incident_id, requested_at=intent.created_at)
+        first, moving, step = where_it_stands(intent, m)
     if why is None or moving or first is None:
         return runner.drive(intent_id, m, now)
     try:
-        layer = next((x for x in runner.layers_for(kind, m) if x.name == first), None)
-        serving = layer.current(step) if layer is not None else None
+        serving = read_first(runner, kind, m, first, step)
     except ExecutorError as e:  # unread: maybe moved by an attempt whose answer was lost
         return runner.retry_later(intent_id, m, now, e)
     if serving == intent.to_version:  # it moved: verified and recorded done, as any attempt's
