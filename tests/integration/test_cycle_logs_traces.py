@@ -48,16 +48,22 @@ def tempo_spans(spans) -> list[FakeSpan]:
             for s in spans]
 
 
+def ranker_config(sources: dict, *, base_dir: str, services: list[str] | None = None,
+                  owner_channel: str | None = "#ml"):
+    """One model, `ranker`, of the given services (`api` unless said), whose p99 SLO is breached."""
+    model = {"name": "ranker", "services": services or ["api"],
+             "slos": [{"name": "p99_latency", "query": "p99", "threshold": 0.3, "unit": "s"}]}
+    if owner_channel:
+        model["owner_channel"] = owner_channel
+    return parse_config({"sources": sources, "schedule": {"lookback": "5m", "interval": "1m"}, "models": [model]},
+                        base_dir=base_dir)
+
+
 def test_cycle_ranks_preprocess_first_with_log_and_trace_evidence(tmp_path):
     logs = _logs(T - 600, 300, False, 1) + _logs(T - 300, 300, True, 2)
     spans = _traces(60, T - 600) + _traces(60, T - 300, pre_ms=300, seed=3)
     with FakeLoki(loki_streams(logs)) as loki, FakeTempo(tempo_spans(spans)) as tempo:
-        cfg = parse_config({
-            "sources": {"loki": {"url": loki.url}, "tempo": {"url": tempo.url}},
-            "schedule": {"lookback": "5m", "interval": "1m"},
-            "models": [{"name": "ranker", "services": ["api"], "owner_channel": "#ml",
-                        "slos": [{"name": "p99_latency", "query": "p99", "threshold": 0.3, "unit": "s"}]}],
-        }, base_dir=str(tmp_path))
+        cfg = ranker_config({"loki": {"url": loki.url}, "tempo": {"url": tempo.url}}, base_dir=str(tmp_path))
         vigil = Vigil(cfg, store=Store(f"sqlite:///{tmp_path / 'v.db'}"), prometheus=SloBreach(),
                       registry=Registry(), notifiers={})
         report = vigil.run_cycle("ranker", T)
@@ -97,12 +103,7 @@ def test_log_and_trace_baselines_are_stored_and_frozen_while_the_incident_is_ope
     spans = _traces(60, T - 600) + _traces(60, T - 300, pre_ms=300, seed=3) + _traces(60, T, pre_ms=300, seed=5)
     store_url = f"sqlite:///{tmp_path / 'v.db'}"
     with FakeLoki(loki_streams(logs)) as loki, FakeTempo(tempo_spans(spans)) as tempo:
-        cfg = parse_config({
-            "sources": {"loki": {"url": loki.url}, "tempo": {"url": tempo.url}},
-            "schedule": {"lookback": "5m", "interval": "1m"},
-            "models": [{"name": "ranker", "services": ["api"], "owner_channel": "#ml",
-                        "slos": [{"name": "p99_latency", "query": "p99", "threshold": 0.3, "unit": "s"}]}],
-        }, base_dir=str(tmp_path))
+        cfg = ranker_config({"loki": {"url": loki.url}, "tempo": {"url": tempo.url}}, base_dir=str(tmp_path))
 
         def state() -> dict:
             store = Store(store_url)
@@ -147,12 +148,7 @@ def test_a_failed_trace_baseline_refresh_keeps_the_stored_baseline_and_says_so(t
     spans = _traces(60, T - 600) + _traces(60, T - 300, seed=3) + _traces(60, T, seed=5)
     store_url = f"sqlite:///{tmp_path / 'v.db'}"
     with _FlakyTempo(tempo_spans(spans)) as tempo:
-        cfg = parse_config({
-            "sources": {"tempo": {"url": tempo.url}},
-            "schedule": {"lookback": "5m", "interval": "1m"},
-            "models": [{"name": "ranker", "services": ["api"],
-                        "slos": [{"name": "p99_latency", "query": "p99", "threshold": 0.3, "unit": "s"}]}],
-        }, base_dir=str(tmp_path))
+        cfg = ranker_config({"tempo": {"url": tempo.url}}, owner_channel=None, base_dir=str(tmp_path))
         vigil = Vigil(cfg, store=Store(store_url), prometheus=Healthy(), registry=Registry(), notifiers={})
         vigil.run_cycle("ranker", T)
         store = Store(store_url)
@@ -177,12 +173,8 @@ def test_loki_streams_labelled_service_name_are_read_with_sources_loki_service_l
     for s in streams:
         s.labels = {"service_name": s.labels["service"]}
     with FakeLoki(streams) as loki:
-        cfg = parse_config({
-            "sources": {"loki": {"url": loki.url, "service_label": "service_name"}},
-            "schedule": {"lookback": "5m", "interval": "1m"},
-            "models": [{"name": "ranker", "services": ["api", "preprocess"], "owner_channel": "#ml",
-                        "slos": [{"name": "p99_latency", "query": "p99", "threshold": 0.3, "unit": "s"}]}],
-        }, base_dir=str(tmp_path))
+        cfg = ranker_config({"loki": {"url": loki.url, "service_label": "service_name"}},
+                            services=["api", "preprocess"], base_dir=str(tmp_path))
         vigil = Vigil(cfg, store=Store(f"sqlite:///{tmp_path / 'v.db'}"), prometheus=SloBreach(),
                       registry=Registry(), notifiers={})
         report = vigil.run_cycle("ranker", T)
@@ -199,12 +191,8 @@ def test_traces_cut_at_the_search_limit_are_said_to_be_a_sample(tmp_path):
     lacked = {}
     for limit in (20, 1000):
         with FakeLoki(loki_streams(logs)) as loki, FakeTempo(tempo_spans(spans)) as tempo:
-            cfg = parse_config({
-                "sources": {"loki": {"url": loki.url}, "tempo": {"url": tempo.url, "search_limit": limit}},
-                "schedule": {"lookback": "5m", "interval": "1m"},
-                "models": [{"name": "ranker", "services": ["api"], "owner_channel": "#ml",
-                            "slos": [{"name": "p99_latency", "query": "p99", "threshold": 0.3, "unit": "s"}]}],
-            }, base_dir=str(tmp_path / str(limit)))
+            cfg = ranker_config({"loki": {"url": loki.url}, "tempo": {"url": tempo.url, "search_limit": limit}},
+                                base_dir=str(tmp_path / str(limit)))
             vigil = Vigil(cfg, store=Store(f"sqlite:///{tmp_path / f'v{limit}.db'}"), prometheus=SloBreach(),
                           registry=Registry(), notifiers={})
             report = vigil.run_cycle("ranker", T)
@@ -222,12 +210,7 @@ def test_a_malformed_log_entry_is_named_and_the_traces_still_judged(tmp_path):
     spans = _traces(60, T - 600) + _traces(60, T - 300, pre_ms=300, seed=3)
     broken = Stream({"service": "preprocess"}, [(int((T - 100) * 1e9), None, {})])  # type: ignore[list-item]
     with FakeLoki([broken]) as loki, FakeTempo(tempo_spans(spans)) as tempo:
-        cfg = parse_config({
-            "sources": {"loki": {"url": loki.url}, "tempo": {"url": tempo.url}},
-            "schedule": {"lookback": "5m", "interval": "1m"},
-            "models": [{"name": "ranker", "services": ["api"], "owner_channel": "#ml",
-                        "slos": [{"name": "p99_latency", "query": "p99", "threshold": 0.3, "unit": "s"}]}],
-        }, base_dir=str(tmp_path))
+        cfg = ranker_config({"loki": {"url": loki.url}, "tempo": {"url": tempo.url}}, base_dir=str(tmp_path))
         vigil = Vigil(cfg, store=Store(f"sqlite:///{tmp_path / 'v.db'}"), prometheus=SloBreach(),
                       registry=Registry(), notifiers={})
         report = vigil.run_cycle("ranker", T)
@@ -250,12 +233,8 @@ class _TraceWithoutId(FakeTempo):
 def test_a_trace_summary_without_its_id_is_named_and_the_logs_still_judged(tmp_path):
     logs = _logs(T - 600, 300, False, 1) + _logs(T - 300, 300, True, 2)
     with FakeLoki(loki_streams(logs)) as loki, _TraceWithoutId([]) as tempo:
-        cfg = parse_config({
-            "sources": {"loki": {"url": loki.url}, "tempo": {"url": tempo.url}},
-            "schedule": {"lookback": "5m", "interval": "1m"},
-            "models": [{"name": "ranker", "services": ["api", "preprocess"], "owner_channel": "#ml",
-                        "slos": [{"name": "p99_latency", "query": "p99", "threshold": 0.3, "unit": "s"}]}],
-        }, base_dir=str(tmp_path))
+        cfg = ranker_config({"loki": {"url": loki.url}, "tempo": {"url": tempo.url}},
+                            services=["api", "preprocess"], base_dir=str(tmp_path))
         vigil = Vigil(cfg, store=Store(f"sqlite:///{tmp_path / 'v.db'}"), prometheus=SloBreach(),
                       registry=Registry(), notifiers={})
         report = vigil.run_cycle("ranker", T)

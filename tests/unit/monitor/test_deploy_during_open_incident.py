@@ -282,18 +282,13 @@ def test_a_kpi_back_after_a_release_keeps_the_incidents_baseline_where_its_first
     assert released_into("m", T - 4800, story, [v3]) is None
 
 
-def test_a_release_after_vigils_rollback_that_regresses_in_the_same_incident_is_rolled_back_too(
-        tmp_path: Any) -> None:
-    """v2 at T0 - 90 min; CTR and p99 regress 10 min later and Vigil rolls v2 back to v1. CTR
-    recovers, p99 does not (the incident stays open). A person releases v3 at T0 - 40 min and CTR
-    falls 15 min after it: v3 is the top cause, but the incident's rollback counted as settled
-    by v2's, so nothing was asked of v3, not even a refusal, and the message told on-call to
-    "confirm the KPIs recover with v3"."""
+def _v2_rolled_back_then_v3_released(tmp_path: Any, **sections: Any) -> tuple[Any, Any]:
+    """v2 at T0 - 90 min; CTR (with p99) drops 10 min later and recovers at T0 - 60 min, p99 stays
+    up; v3 released at T0 - 40 min and CTR falls again 15 min after it. Cycles every minute to T0 + 10 min."""
     reg = serving_registry(version="1", versions=("1", "2"))
     ctr = lambda ts: np.where((ts >= T0 - 4800) & (ts < T0 - 3600) | (ts >= T0 - 1500), 0.044, 0.05)  # noqa: E731
     prom = StubPrometheus({CTR_QUERY: ctr, P99_QUERY: step_curve(0.1, 0.8, T0 - 4800)})
-    vigil = make_vigil(make_config(tmp_path, policy={"rollback": {"cooldown": "30m"}}), prometheus=prom,
-                       registry=reg, start=T0 - 5460)
+    vigil = make_vigil(make_config(tmp_path, **sections), prometheus=prom, registry=reg, start=T0 - 5460)
     for t in range(int(T0 - 5460), int(T0 + 600), 60):
         if t == T0 - 5400:
             reg.aliases[(MODEL, "champion")] = "2"
@@ -301,6 +296,17 @@ def test_a_release_after_vigils_rollback_that_regresses_in_the_same_incident_is_
             reg.add_version(MODEL, "3", created_at=T0 - 2500)
             reg.aliases[(MODEL, "champion")] = "3"
         vigil.run_cycle(MODEL, float(t))
+    return vigil, reg
+
+
+def test_a_release_after_vigils_rollback_that_regresses_in_the_same_incident_is_rolled_back_too(
+        tmp_path: Any) -> None:
+    """v2 at T0 - 90 min; CTR and p99 regress 10 min later and Vigil rolls v2 back to v1. CTR
+    recovers, p99 does not (the incident stays open). A person releases v3 at T0 - 40 min and CTR
+    falls 15 min after it: v3 is the top cause, but the incident's rollback counted as settled
+    by v2's, so nothing was asked of v3, not even a refusal, and the message told on-call to
+    "confirm the KPIs recover with v3"."""
+    vigil, reg = _v2_rolled_back_then_v3_released(tmp_path, policy={"rollback": {"cooldown": "30m"}})
     [row] = vigil.store.incidents(model=MODEL)
     assert vigil.store.incident(row.id).causes[0]["entity"] == f"{MODEL} v3"
     assert reg.moves == [(MODEL, "champion", "1"), (MODEL, "champion", "1")], reg.moves  # v2, then v3, to v1
@@ -310,17 +316,7 @@ def test_a_release_after_vigils_rollback_whose_rollback_is_refused_says_so_and_w
     """As above with the default 6 h cool-down: v3's rollback is refused (v2's was 50 min
     before). The message told on-call to "confirm the KPIs recover with v3", as if nothing
     was wrong with it; it must say v3's rollback was refused, by which guard, and how to roll back."""
-    reg = serving_registry(version="1", versions=("1", "2"))
-    ctr = lambda ts: np.where((ts >= T0 - 4800) & (ts < T0 - 3600) | (ts >= T0 - 1500), 0.044, 0.05)  # noqa: E731
-    prom = StubPrometheus({CTR_QUERY: ctr, P99_QUERY: step_curve(0.1, 0.8, T0 - 4800)})
-    vigil = make_vigil(make_config(tmp_path), prometheus=prom, registry=reg, start=T0 - 5460)
-    for t in range(int(T0 - 5460), int(T0 + 600), 60):
-        if t == T0 - 5400:
-            reg.aliases[(MODEL, "champion")] = "2"
-        if t == T0 - 2400:
-            reg.add_version(MODEL, "3", created_at=T0 - 2500)
-            reg.aliases[(MODEL, "champion")] = "3"
-        vigil.run_cycle(MODEL, float(t))
+    vigil, reg = _v2_rolled_back_then_v3_released(tmp_path)
     [row] = vigil.store.incidents(model=MODEL)
     assert vigil.store.incident(row.id).causes[0]["entity"] == f"{MODEL} v3"
     assert reg.aliases[(MODEL, "champion")] == "3"  # refused: v3 still serves
