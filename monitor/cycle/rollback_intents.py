@@ -57,7 +57,7 @@ from monitor.cycle.rollback_landed import forward, record_move
 from monitor.cycle.rollback_pending import drive_pending
 from monitor.cycle.rollback_told import RollbackTeller
 from monitor.cycle.rollback_unmoved import Unmoved, moved_since
-from monitor.executors.base import SETTLING, WRITING, Executor, ExecutorError, RollbackStep
+from monitor.executors.base import SETTLING, Executor, ExecutorError, RollbackStep
 from monitor.executors.guarded import guarded, preflight
 from monitor.failpoints import failpoint
 from monitor.metrics import VigilMetrics
@@ -96,13 +96,12 @@ class RollbackRunner:
         return guarded(self.layers(m), deadline, self._before_write)
 
     @contextmanager
-    def _before_write(self) -> Iterator[Session]:
-        """Checked right before a layer is written: the lease (entering a transaction checks
+    def _before_write(self, step: RollbackStep) -> Iterator[Session]:
+        """Checked right before each write to a layer: the lease (entering a transaction checks
         it) and the step's intent still pending; a cancel or an abandon recorded since the
         drive read it ends it, and the layer is not written (on-call was told nothing moved)."""
         with self.store.tx() as s:
-            step = WRITING.get()
-            if step is not None and step.key and not any(i.key == step.key for i in open_intents(s, step.model)):
+            if step.key and not any(i.key == step.key for i in open_intents(s, step.model)):
                 raise ExecutorError(False, f"rollback {step.key} of {step.model} ended while this attempt was on its "
                                            "way (cancelled or abandoned): not written", reason="ended", unmoved=True)
             yield s

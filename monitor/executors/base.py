@@ -26,28 +26,24 @@ from monitor.redact import redact
 STEP_DEADLINE: ContextVar[float | None] = ContextVar("vigil_step_deadline", default=None)
 
 # The running step's last check before its layer is written (set by `Guarded` around each
-# call; None: nothing to check): the replica's lease on the model, on PostgreSQL. The
-# layer's own reads and retries before the write (MLflow's version tags: 3 calls of up to
-# timeout_s each) can outlast the lease checked when the layer's turn came; a replica
-# paused past it there must not write once it resumes.
+# call, bound to the call's step; None: nothing to check): the replica's lease on the model
+# (on PostgreSQL) and the step's intent, still pending in the store. The layer's own reads
+# and retries before the write (MLflow's version tags: 3 calls of up to timeout_s each; a
+# Kubernetes read, a ReplicaSet list, a Retry-After wait; a webhook's backoff) can outlast the
+# lease checked when the layer's turn came: a replica paused past it there must not write once
+# it resumes, nor one whose intent a person cancelled (or Vigil abandoned) meanwhile, since
+# "nothing moved" must stay true.
 BEFORE_WRITE: ContextVar[Callable[[], None] | None] = ContextVar("vigil_before_write", default=None)
-# The step about to be written, while that check runs: it also reads the step's intent in the
-# store, still pending (a person's cancel, or an abandon, while the tags were written ends it
-# first, and "nothing moved" must stay true).
-WRITING: ContextVar[RollbackStep | None] = ContextVar("vigil_writing", default=None)
 
 
-def before_write(step: RollbackStep | None = None) -> None:
-    """Called by an executor right before the call that changes its layer; raises (the
-    lease lost; an ExecutorError, unmoved, when `step`'s intent is no longer pending) when
-    the write must not be made."""
+def before_write() -> None:
+    """Called by an executor's transport right before each attempt at a call that changes its
+    layer (KubeClient.patch, the webhook's POST, an MLflow alias set or delete); raises when
+    the write must not be made: the lease lost (the cycle's to handle), or an ExecutorError,
+    unmoved, when the step's intent is no longer pending."""
     check = BEFORE_WRITE.get()
     if check is not None:
-        writing = WRITING.set(step)
-        try:
-            check()
-        finally:
-            WRITING.reset(writing)
+        check()
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ import logging
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from functools import partial
 from typing import Any, TypeVar
 
 from monitor.executors.base import BEFORE_WRITE, STEP_DEADLINE, Executor, ExecutorError, RollbackStep, Verification
@@ -27,7 +28,8 @@ log = logging.getLogger("vigil.rollback")
 T = TypeVar("T")
 
 
-Fenced = Callable[[], AbstractContextManager[Any]]  # the store's transaction: entered, it checks the lease
+# The store's transaction for a step: entered, it checks the lease and that the step's intent is pending.
+Fenced = Callable[[RollbackStep], AbstractContextManager[Any]]
 
 
 class _WriteRefused(Exception):
@@ -42,35 +44,36 @@ class _WriteRefused(Exception):
 class Guarded:
     """`inner`, with any exception other than ExecutorError turned into a retryable one,
     and not called past `deadline` (time.monotonic(); None: no bound). `fenced` opens a
-    transaction of the store, which in a replica's cycle first checks its lease on the model:
-    the inner executor has it checked right before it writes (base.before_write)."""
+    transaction of the store, which in a replica's cycle first checks its lease on the model,
+    and the step's intent: the inner executor has it checked right before each write
+    (base.before_write)."""
 
     def __init__(self, inner: Executor, deadline: float | None = None, fenced: Fenced | None = None) -> None:
         self.inner, self.name, self.deadline, self.fenced = inner, inner.name, deadline, fenced
 
-    def _check_before_write(self) -> None:
+    def _check_before_write(self, step: RollbackStep) -> None:
         if self.fenced is None:
             return
         try:
-            with self.fenced():  # LeaseLost on entry when a replica paused past its lease
+            with self.fenced(step):  # LeaseLost on entry when a replica paused past its lease
                 pass
         except Exception as e:
             raise _WriteRefused(e) from e
 
     def current(self, step: RollbackStep) -> str | None:
-        return self._call("read", lambda: self.inner.current(step))
+        return self._call("read", step, lambda: self.inner.current(step))
 
     def apply(self, step: RollbackStep) -> None:
-        self._call("move", lambda: self.inner.apply(step))
+        self._call("move", step, lambda: self.inner.apply(step))
 
-    def verify(self, step: RollbackStep) -> Verification:
-        return self._call("verify", lambda: self.inner.verify(step))
+    def verify(self, step: RollbackStep) -> Verification:  # Argo's read-back may write (promoteFull)
+        return self._call("verify", step, lambda: self.inner.verify(step))
 
-    def _call(self, verb: str, fn: Callable[[], T]) -> T:
+    def _call(self, verb: str, step: RollbackStep, fn: Callable[[], T]) -> T:
         if self.deadline is not None and time.monotonic() >= self.deadline:
             raise ExecutorError(True, f"{self.name}: not asked to {verb}: the time for this round of rollback "
                                       "steps is used up", reason="deadline", unmoved=True)
-        running, checking = STEP_DEADLINE.set(self.deadline), BEFORE_WRITE.set(self._check_before_write)
+        running, checking = STEP_DEADLINE.set(self.deadline), BEFORE_WRITE.set(partial(self._check_before_write, step))
         try:
             return fn()
         except ExecutorError:

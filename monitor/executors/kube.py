@@ -33,7 +33,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 from tenacity.stop import stop_base
 
 from alerts.receivers.http import retry_after_s
-from monitor.executors.base import STEP_DEADLINE, ExecutorError, PastDeadline, request_timeout
+from monitor.executors.base import STEP_DEADLINE, ExecutorError, PastDeadline, before_write, request_timeout
 from monitor.executors.config import KubeTargetConfig
 
 log = logging.getLogger("vigil.executors.kube")
@@ -109,14 +109,20 @@ class KubeClient:
         return _mapping(obj, ref)
 
     def patch(self, ref: ObjectRef, body: Patch, *, subresource: str | None = None) -> dict[str, Any]:
-        """A list is sent as a JSON patch, a mapping as a JSON merge patch."""
+        """A list is sent as a JSON patch, a mapping as a JSON merge patch. Every write of the
+        kserve and argo executors passes here: each attempt is checked first (base.before_write:
+        the lease, the rollback still pending), a retry after a wait too."""
         content_type = JSON_PATCH if isinstance(body, list) else MERGE_PATCH
         method = (self.custom.patch_namespaced_custom_object_status if subresource == "status"
                   else self.custom.patch_namespaced_custom_object)
-        obj = self._call("patch", ref, subresource, lambda: self._complete(lambda t: method(
-            ref.group, ref.version, ref.namespace, ref.plural, ref.name, body, _content_type=content_type,
-            _preload_content=False, _request_timeout=t)))
-        return _mapping(obj, ref)
+
+        def send() -> Any:
+            before_write()
+            return self._complete(lambda t: method(ref.group, ref.version, ref.namespace, ref.plural, ref.name, body,
+                                                   _content_type=content_type, _preload_content=False,
+                                                   _request_timeout=t))
+
+        return _mapping(self._call("patch", ref, subresource, send), ref)
 
     def list_replica_sets(self, namespace: str, selector: str) -> list[dict[str, Any]]:
         """ReplicaSets matching a label selector, as the API's own JSON (no typed round trip,

@@ -66,7 +66,7 @@ class MlflowAliasExecutor:
         self._still_from(step, now)
         # Last, right before the write: the lease (a replica paused past it stops here) and the
         # intent still pending (a cancel made while the tags were written moves nothing).
-        before_write(step)
+        before_write()
         self._call(step, "move", lambda: self.registry.set_alias(step.registry_name, self.alias, step.to_version))
         try:
             after = self.current(step)
@@ -148,6 +148,7 @@ class ChallengerAliasExecutor:
             raise ExecutorError(False, f"alias '{self.alias}' of registered model '{step.registry_name}' now points "
                                        f"at v{version}, not v{step.from_version} as when the canary was judged: a "
                                        f"new challenger; left alone", reason="changed")
+        before_write()  # the lease and the pull still pending, right before the alias goes
         self._read._call(step, "remove", lambda: self.registry.delete_alias(step.registry_name, self.alias))
 
     def verify(self, step: RollbackStep) -> Verification:

@@ -46,6 +46,7 @@ from monitor.executors.base import (
     PastDeadline,
     RollbackStep,
     Verification,
+    before_write,
     request_timeout,
 )
 from monitor.executors.config import WebhookExecutorConfig
@@ -125,6 +126,8 @@ class WebhookExecutor:
 
     def _attempt(self, method: str, url: str, body: bytes, headers: dict[str, str], secret: bytes,
                  deadline: float | None) -> httpx.Response:
+        if method == "POST":  # each attempt acts: the lease and the rollback still pending, checked first
+            before_write()
         timestamp = str(int(self.clock()))
         signed = {**headers, "X-Vigil-Timestamp": timestamp, "X-Vigil-Signature": sign(secret, timestamp, body)}
         timeout = request_timeout(self.cfg.timeout_s, deadline)  # each request ends by the deadline too
