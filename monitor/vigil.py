@@ -21,7 +21,7 @@ from typing import Any
 
 from alerts.lifecycle import IncidentStatus
 from alerts.outbox import Notifier
-from alerts.pipeline import AlertInputs, plan_alerts
+from alerts.pipeline import AlertInputs
 from alerts.routing import NotifierRegistry
 from correlators.causes import CorrelationSettings
 from correlators.incident import Incident
@@ -48,7 +48,7 @@ from monitor.cycle.logs_traces import LogTraceSources
 from monitor.cycle.messages import Links, OutboxWriter
 from monitor.cycle.performance import PerformanceStage
 from monitor.cycle.performance_inputs import PerformanceInputs
-from monitor.cycle.plan import CycleStart, alert_rules, blamed_deploy, read_cycle_start, read_history
+from monitor.cycle.plan import CycleStart, alert_rules, blamed_deploy, planner, read_cycle_start, read_history
 from monitor.cycle.prefetch import ModelPlan, Prefetched, prefetch
 from monitor.cycle.reference import ReferenceChooser
 from monitor.cycle.rollback_intents import RollbackRunner
@@ -241,24 +241,24 @@ class Vigil:
                 history = read_history(self.store, m.name, t, found.slo_breached, blamed_deploy(story.content))
                 down = [n for n in self.health.states if self.health.is_down(n)]
                 suppression = read_suppression(self.store, self.config, m, t, down, self._firing)
-            plan = plan_alerts(AlertInputs(story.incident, story.content, history, not blind, t, suppression,
-                                           raw.gaps.partial), alert_rules(m, policy, inhibit_rules(self.config)))
+            plan, replan = planner(AlertInputs(story.incident, story.content, history, not blind, t, suppression,
+                                               raw.gaps.partial), alert_rules(m, policy, inhibit_rules(self.config)))
             # A cycle that saw everything and leaves nothing open counts for the serving version
             # (rollback targets), in the same transaction as the state.
             update = StateUpdate(history.slo_streaks, found.detector_state, t, None if blind else serving)
-            applied = apply_plan(self.store, self.outbox, m, plan, story.content, update, self.grouper)
+            applied = apply_plan(self.store, self.outbox, m, plan, story.content, update, self.grouper, replan)
             failpoint("after_apply_commit")
             rollback = None
             if canary is not None:  # before any rollback: the model has one action in flight at a time
                 incident_id = applied.incident_id if applied.status == IncidentStatus.OPEN else None
                 rollback = self.canary.act(m, canary, incident_id, policy, t, found.findings)
             if applied.status == IncidentStatus.OPEN and applied.incident_id is not None:
-                rollback = self.operator.follow_plan(m, applied.incident_id, plan, t) or rollback
+                rollback = self.operator.follow_plan(m, applied.incident_id, applied.plan, t) or rollback
                 if found.drift_columns and _has_drift(story.incident):
                     self.drift_reports.save_once(m, applied.incident_id, found.drift_columns, serving, t)
         self._record(m, t, raw, found, applied.opened, applied.severity)
         report = CycleReport(model=m.name, t=t, findings=found.findings, incident=story.incident,
-                             step=str(plan.lifecycle.step), severity=applied.severity,
+                             step=str(applied.plan.lifecycle.step), severity=applied.severity,
                              incident_id=applied.incident_id, deploys=new_deploys, rollback=rollback, blind=blind,
                              duration_s=time.perf_counter() - began,
                              canary=canary.verdict if canary is not None else None)

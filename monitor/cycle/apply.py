@@ -22,7 +22,7 @@ from correlators.incident import Incident
 from monitor.config import ModelConfig
 from monitor.cycle.grouping import Grouper
 from monitor.cycle.messages import OutboxWriter
-from monitor.cycle.plan import routes_of
+from monitor.cycle.plan import Replan, open_state, routes_of
 from monitor.failpoints import failpoint
 from monitor.store import intents
 from monitor.store.repository import IncidentRow, Store
@@ -47,11 +47,13 @@ class Applied:
     status: str | None  # open | resolved
     severity: str | None  # the open incident's severity, None when nothing is open
     opened: bool  # this cycle opened it
+    plan: AlertPlan  # the plan as applied: made again when the incident changed since it was planned
 
 
 def apply_plan(store: Store, outbox: OutboxWriter, m: ModelConfig, plan: AlertPlan, content: Incident | None,
-               update: StateUpdate, grouper: Grouper | None = None) -> Applied:
-    """`content` is the open incident's whole story: what is stored and shown."""
+               update: StateUpdate, grouper: Grouper | None = None, replan: Replan | None = None) -> Applied:
+    """`content` is the open incident's whole story: what is stored and shown. `replan`
+    (plan.planner) plans again for the open incident as read under its lock."""
     held = plan.lifecycle.step == Step.HELD
     if held:
         log.warning("%s", plan.lifecycle.note, extra={"model": m.name, "t": update.t})
@@ -62,7 +64,8 @@ def apply_plan(store: Store, outbox: OutboxWriter, m: ModelConfig, plan: AlertPl
         if not held:
             state.slo_streaks = update.slo_streaks
             store.save_detector_state(s, m.name, update.detector_state)
-        row = _apply_step(store, s, plan, content, m, update.t)
+        locked, plan = _lock_and_replan(store, s, m.name, plan, replan)
+        row = _apply_step(s, locked, plan, content, m, update.t)
         hold = grouper.member_cycle(s, row, plan, update.t) if grouper and row is not None and not held else None
         if row is not None and not held and row.status == IncidentStatus.OPEN:
             # what keeps it quiet now; a resolved incident keeps what muted it last
@@ -104,9 +107,9 @@ def apply_plan(store: Store, outbox: OutboxWriter, m: ModelConfig, plan: AlertPl
             intents.mark_clean(s, m.name, update.clean_version, update.t)  # nothing open: a clean cycle
         failpoint("in_apply_tx")
         if row is None:
-            return Applied(None, None, None, False)
+            return Applied(None, None, None, False, plan)
         open_ = row.status == IncidentStatus.OPEN
-        return Applied(row.id, row.status, row.severity if open_ else None, plan.lifecycle.step == Step.OPEN)
+        return Applied(row.id, row.status, row.severity if open_ else None, plan.lifecycle.step == Step.OPEN, plan)
 
 
 MUTED_PREFIX = "muted: "
@@ -157,6 +160,18 @@ def _locked_open_incident(store: Store, s: Session, model: str) -> IncidentRow |
     return row
 
 
+def _lock_and_replan(store: Store, s: Session, model: str, plan: AlertPlan,
+                     replan: Replan | None) -> tuple[IncidentRow | None, AlertPlan]:
+    """The open incident locked, and the plan for it as read now. An ack (or the incident's own
+    silence, or its shared cause's page) that committed after the plan was made and before this lock is in
+    the row: planned from the row before it, the on-call who had just taken the incident got
+    its reminder. An escalation above the severity acknowledged still pages (the ack lapses)."""
+    if plan.lifecycle.step == Step.NONE:
+        return None, plan  # nothing open when planned, and only this model's cycle opens one
+    row = _locked_open_incident(store, s, model)
+    return row, (replan(open_state(row)) if replan is not None and row is not None else plan)
+
+
 def _held_by_shared_cause(plan: AlertPlan, hold: str | None) -> bool:
     """A change that would have paged but for a shared cause alone (its group, or the
     default rule that lets the group speak for its members): silences and maintenance
@@ -181,12 +196,12 @@ def _change(plan: AlertPlan) -> str | None:
     return None
 
 
-def _apply_step(store: Store, s: Session, plan: AlertPlan, incident: Incident | None, m: ModelConfig,
+def _apply_step(s: Session, row: IncidentRow | None, plan: AlertPlan, incident: Incident | None, m: ModelConfig,
                 t: float) -> IncidentRow | None:
+    """`row`: the model's open incident, locked (`_locked_open_incident`)."""
     step = plan.lifecycle.step
     if step == Step.NONE:
         return None
-    row = _locked_open_incident(store, s, m.name)
     if step == Step.HELD:
         return row  # untouched: its severity is still what the cycle reports
     if step == Step.OPEN:

@@ -2,12 +2,13 @@
 the model's configured rules; the chain itself is alerts/pipeline.py."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from alerts.inhibition import DEFAULT_RULES, InhibitRule
 from alerts.lifecycle import LifecycleSettings, OpenIncident, split_told
-from alerts.pipeline import AlertRules, ModelHistory
+from alerts.pipeline import AlertInputs, AlertPlan, AlertRules, ModelHistory, plan_alerts
 from alerts.policy import Policy, RollbackGuard, Severity
 from alerts.rollback import ActionStatus
 from alerts.routing import Routes
@@ -138,3 +139,20 @@ def latest_time(last_cycle_at: float | None, row: IncidentRow | None) -> float |
     times = [last_cycle_at] + ([row.opened_at, row.updated_at] if row is not None else [])
     known = [x for x in times if x is not None]
     return max(known) if known else None
+
+
+Replan = Callable[[OpenIncident | None], AlertPlan]  # the open incident as read under its lock -> its plan
+
+
+def planner(inputs: AlertInputs, rules: AlertRules) -> tuple[AlertPlan, Replan]:
+    """The cycle's plan, and the chain again for the open incident as the apply stage reads it
+    under its lock. An ack, an incident's own silence or a shared cause's page committed in between
+    changes what the messages say: planned before it, the on-call who had just taken the
+    incident was reminded of it. The same incident as planned from keeps the plan."""
+    plan = plan_alerts(inputs, rules)
+
+    def again(now_open: OpenIncident | None) -> AlertPlan:
+        if now_open == inputs.history.open_incident:
+            return plan
+        return plan_alerts(replace(inputs, history=replace(inputs.history, open_incident=now_open)), rules)
+    return plan, again

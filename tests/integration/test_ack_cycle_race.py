@@ -43,11 +43,11 @@ def test_an_ack_during_a_cycle_leaves_pagerduty_with_one_acknowledged_alert(tmp_
             cycle(T0 + 60 * k)
         (row,) = vigil.store.incidents()
         t1 = T0 + 360  # the critical's repeat is due: the cycle writes a message
-        read, write, acks, writing = Store.open_incident, apply_mod._apply_step, [], []
+        read, lock, acks, writing = Store.open_incident, apply_mod._locked_open_incident, [], []
 
-        def apply_step(*a: Any, **k: Any) -> Any:
+        def locked_open_incident(*a: Any, **k: Any) -> Any:
             writing.append(1)  # the cycle's transaction that writes the incident and its messages
-            return write(*a, **k)
+            return lock(*a, **k)
 
         def open_incident_then_ack(self: Store, s: Any, model: str) -> Any:
             got = read(self, s, model)
@@ -57,7 +57,7 @@ def test_an_ack_during_a_cycle_leaves_pagerduty_with_one_acknowledged_alert(tmp_
                 acks[0].join(5)  # done at once, or waiting for the cycle's lock on the row
             return got
 
-        monkeypatch.setattr(apply_mod, "_apply_step", apply_step)
+        monkeypatch.setattr(apply_mod, "_locked_open_incident", locked_open_incident)
         monkeypatch.setattr(Store, "open_incident", open_incident_then_ack)
         vigil.run_cycle(MODEL, t1)
         monkeypatch.setattr(Store, "open_incident", read)
