@@ -30,13 +30,14 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from alerts.receivers.http import DELIVERY_BUDGET_S
 from monitor.config_types import Duration, HttpURL
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.\-]*$")
 # Prometheus's label names: Alertmanager answers a push with any other 400 "invalid label set".
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-MAX_DELIVERY_S = 240.0
+MAX_DELIVERY_S = DELIVERY_BUDGET_S  # one call, retries included; a whole delivery is cut there too
 RESERVED = frozenset({"slack", "sink", "grafana"})  # the built-in notifiers' names
 
 

@@ -34,6 +34,11 @@ from alerts.outbox import DeliveryResult, DeliveryStatus
 # The longest a backend's (or its proxy's) Retry-After keeps a page in the outbox: a
 # day-long or absurd one ("9" * 400 is inf) must not hold a page for a day, or for ever.
 MAX_RETRY_AFTER_S = 300.0
+# One delivery's calls together (every attempt, wait and status check) end within this, well
+# inside the outbox claim (CLAIM_S, 300 s, monitor/store/outbox.py), as a Slack message's do
+# (alerts/slack.py): an Opsgenie escalation is a close and a new alert, each call bounded on
+# its own, and together they held the row past its claim, for another sender to page again.
+DELIVERY_BUDGET_S = 240.0
 # The 4xx that invite a repeat (RFC 9110/8470): 408 Request Timeout (a load balancer gave up
 # waiting for the request), 425 Too Early, 429 Too Many Requests. Any other 4xx is final.
 RETRYABLE_4XX = frozenset({408, 425, 429})
@@ -141,6 +146,20 @@ def json_object(resp: httpx.Response) -> dict[str, Any] | None:
     return doc if isinstance(doc, dict) else None
 
 
+class PastDeadline(stop_base):
+    """Stop when the next attempt, after its wait, could not end by the delivery's deadline
+    (one whole `timeout_s` for it): the message goes back to the outbox instead."""
+
+    def __init__(self, caller: HttpCaller, deadline: float | None) -> None:
+        self.caller, self.deadline = caller, deadline
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        if self.deadline is None:
+            return False
+        wait = self.caller.wait_before(retry_state)
+        return self.caller.monotonic() + wait + self.caller.timeout_s > self.deadline
+
+
 class AskedToWaitLonger(stop_base):
     """Stop when the backend's Retry-After is longer than `max_wait_s`: a retry cut short to
     `max_wait_s` comes before the backend asked, so it is refused again (and spends the
@@ -176,35 +195,57 @@ class HttpCaller:
 
     def __init__(self, backend: str, *, timeout_s: float, retry: RetrySettings,
                  clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
-                 transport: httpx.BaseTransport | None = None) -> None:
+                 transport: httpx.BaseTransport | None = None,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self.backend, self.retry, self.clock, self.sleep = backend, retry, clock, sleep
+        self.monotonic = monotonic  # what waits and budgets are measured with (`sleep` moves it)
         self.timeout_s = timeout_s
         self.http = httpx.Client(timeout=timeout_s, transport=transport)
 
     def close(self) -> None:
         self.http.close()
 
+    def deadline(self) -> float:
+        """When a delivery starting now must be over (`monotonic`): pass it to each of its calls."""
+        return self.monotonic() + DELIVERY_BUDGET_S
+
     def post(self, url: str, body: Any, headers: dict[str, str], explain: Explain = said,
-             sign_with: bytes | None = None, method: str = "POST") -> httpx.Response:
-        """POST (or `method`) JSON `body` (bytes are sent as they are), retried; raises Transient or Refused."""
+             sign_with: bytes | None = None, method: str = "POST", deadline: float | None = None) -> httpx.Response:
+        """POST (or `method`) JSON `body` (bytes are sent as they are), retried; raises Transient or Refused.
+        `deadline` (`self.deadline()`, taken as the delivery began): no attempt starts after it,
+        none is given longer than what is left, and no retry is made that would end past it."""
         raw = body if isinstance(body, bytes) else json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
-        retrying = Retrying(stop=stop_after_attempt(self.retry.max_attempts) | AskedToWaitLonger(self.retry.max_wait_s),
-                            wait=self._wait, sleep=self.sleep, retry=retry_if_exception_type(Transient), reraise=True)
+        stop = (stop_after_attempt(self.retry.max_attempts) | AskedToWaitLonger(self.retry.max_wait_s)
+                | PastDeadline(self, deadline))
+        retrying = Retrying(stop=stop, wait=self.wait_before, sleep=self.sleep,
+                            retry=retry_if_exception_type(Transient), reraise=True)
         return retrying(self._attempt, method, url, raw, {**headers, "Content-Type": "application/json"}, explain,
-                        sign_with)
+                        sign_with, deadline)
+
+    def time_left(self, what: str, deadline: float | None) -> float:
+        """`timeout_s`, or less when the delivery's deadline is nearer; Transient when it has passed."""
+        if deadline is None:
+            return self.timeout_s
+        left = deadline - self.monotonic()
+        if left <= 0:
+            raise Transient(f"{self.backend}: {what} not done: this delivery's {DELIVERY_BUDGET_S:g} s budget "
+                            "is used up; will retry")
+        return min(self.timeout_s, left)
 
     def _attempt(self, method: str, url: str, raw: bytes, headers: dict[str, str], explain: Explain,
-                 sign_with: bytes | None) -> httpx.Response:
+                 sign_with: bytes | None, deadline: float | None) -> httpx.Response:
+        timeout = self.time_left(f"{method} {url}", deadline)
         if sign_with is not None:
             ts = str(int(self.clock()))
             headers = {**headers, "X-Vigil-Timestamp": ts, "X-Vigil-Signature": sign(sign_with, ts, raw)}
         try:
-            resp = whole_answer(self.http, method, url, content=raw, headers=headers, timeout=self.timeout_s)
+            resp = whole_answer(self.http, method, url, content=raw, headers=headers, timeout=timeout)
         except (httpx.ConnectError, httpx.ConnectTimeout) as e:
             raise Transient(f"{self.backend}: cannot connect to {url}: {type(e).__name__}") from e
         except httpx.TransportError as e:
             # The request may have been read and acted on before the answer was lost.
-            raise Transient(f"{self.backend}: {url}: {type(e).__name__}: {e}", uncertain=True) from e
+            cut = f" (what was left of this delivery's {DELIVERY_BUDGET_S:g} s)" if timeout < self.timeout_s else ""
+            raise Transient(f"{self.backend}: {url}: {type(e).__name__}: {e}{cut}", uncertain=True) from e
         if resp.is_success:
             return resp
         code = resp.status_code
@@ -213,7 +254,8 @@ class HttpCaller:
                             retry_after_s(resp.headers.get("Retry-After"), self.clock()))
         raise Refused(f"{self.backend} refused the request with HTTP {code}: {explain(resp)}")
 
-    def _wait(self, state: RetryCallState) -> float:
+    def wait_before(self, state: RetryCallState) -> float:
+        """The wait before the next attempt: the backend's Retry-After, else the back-off."""
         exc = state.outcome.exception() if state.outcome else None
         hinted = exc.retry_after if isinstance(exc, Transient) else None
         wait = hinted if hinted is not None else self.retry.backoff_s * 2 ** (state.attempt_number - 1)

@@ -17,7 +17,6 @@ with Opsgenie's words; 429 and 5xx are retried (alerts/receivers/http.py). The A
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 from urllib.parse import quote
 
@@ -26,7 +25,16 @@ import httpx
 from alerts.outbox import DeliveryResult, DeliveryStatus, MessageKind, OutboxMessage
 from alerts.receivers.base import ALL, RECEIVER_ROUTE, Receiving
 from alerts.receivers.changes import rollback_note
-from alerts.receivers.http import HttpCaller, SecretSource, Transient, json_object, run_delivery, said, whole_answer
+from alerts.receivers.http import (
+    DELIVERY_BUDGET_S,
+    HttpCaller,
+    SecretSource,
+    Transient,
+    json_object,
+    run_delivery,
+    said,
+    whole_answer,
+)
 from alerts.receivers.mapping import HELD, OPSGENIE_PRIORITY, calls, opsgenie_action, opsgenie_create, sent_ref
 from alerts.receivers.record import as_sent
 
@@ -61,13 +69,16 @@ class OpsgenieReceiver:
         self.responders = responders or []
 
     def deliver(self, message: OutboxMessage) -> DeliveryResult:
+        """Every call of one message (and each status check) ends within DELIVERY_BUDGET_S of
+        its start, inside the outbox claim; what is left then goes back to the outbox (RETRY)."""
+        deadline = self.http.deadline()
         if message.kind == MessageKind.ROLLBACK and message.payload.get("incident_dedup_key"):
-            return run_delivery(lambda: self._note(message.payload, message.ref))
+            return run_delivery(lambda: self._note(message.payload, message.ref, deadline))
         if message.kind != MessageKind.INCIDENT:  # a rollback of an incident it has no alert of
             return DeliveryResult(DeliveryStatus.DELIVERED, ref=message.ref)
-        return run_delivery(lambda: self._send(as_sent(message.payload, message.ref), message.ref))
+        return run_delivery(lambda: self._send(as_sent(message.payload, message.ref), message.ref, deadline))
 
-    def _send(self, record: dict[str, Any], ref: dict[str, Any] | None) -> dict[str, Any]:
+    def _send(self, record: dict[str, Any], ref: dict[str, Any] | None, deadline: float) -> dict[str, Any]:
         headers = {"Authorization": f"GenieKey {self.api_key.read()}"}
         request_ids: list[str] = []
         actions = calls(record, ref, open_="create", ack="acknowledge", close="close")
@@ -85,26 +96,29 @@ class OpsgenieReceiver:
         sent = record
         for action, sent in actions:
             url, body = self._request(sent, action)
-            resp = self.http.post(url, body, headers, explain, method="PUT" if action == "priority" else "POST")
+            resp = self.http.post(url, body, headers, explain, method="PUT" if action == "priority" else "POST",
+                                  deadline=deadline)
             request_id = _request_id(resp)
             request_ids.append(request_id)
             log.info("opsgenie request accepted", extra={"receiver": self.name, "action": action,
                                                          "alias": sent["dedup_key"], "request_id": request_id})
             if action in CONFIRMED and request_id:
-                self._confirm(request_id, action, sent["dedup_key"], headers)
+                self._confirm(request_id, action, sent["dedup_key"], headers, deadline)
         # Only a new alert or a priority call moves the priority (an ack, a folded create do not).
         moved = shown is None or "close" in names or ("priority", record) in actions
         return {**sent_ref(sent, ref), "request_ids": request_ids,  # the alias opened last (`calls`)
                 "priority_of": sent["severity"] if moved else shown}
 
-    def _confirm(self, request_id: str, action: str, alias: str, headers: dict[str, str]) -> None:
-        """Wait (bounded) until Opsgenie has processed the request; raise Transient unless it
-        succeeded. A close of an alias with no open alert has nothing left to close."""
+    def _confirm(self, request_id: str, action: str, alias: str, headers: dict[str, str], budget: float) -> None:
+        """Wait (bounded, and never past the delivery's `budget`) until Opsgenie has processed
+        the request; raise Transient unless it succeeded. A close of an alias with no open
+        alert has nothing left to close."""
         url = f"{self.base}/requests/{quote(request_id, safe='')}"
-        deadline, pause = time.monotonic() + PROCESSING_WAIT_S, 0.1
+        deadline, pause = min(self.http.monotonic() + PROCESSING_WAIT_S, budget), 0.1
         while True:
             # One try per poll, cut at the deadline: a slow status endpoint must not hold the claim.
-            timeout = max(0.1, min(self.http.timeout_s, deadline - time.monotonic()))
+            timeout = max(0.1, min(self.http.time_left(f"status check of {action}", budget),
+                                   deadline - self.http.monotonic()))
             try:
                 resp = whole_answer(self.http.http, "GET", url, headers=headers, timeout=timeout)
                 if resp.status_code in (401, 403):
@@ -126,13 +140,15 @@ class OpsgenieReceiver:
                     return
                 raise Transient(f"Opsgenie: {action} of alias {alias} failed when processed: {said_} "
                                 f"(requestId {request_id}); will retry")
-            if time.monotonic() + pause > deadline:
-                raise Transient(f"Opsgenie: {action} of alias {alias} still processing after "
-                                f"{PROCESSING_WAIT_S:g} s (requestId {request_id}); will retry")
+            if self.http.monotonic() + pause > deadline:
+                waited = (f"when this delivery's {DELIVERY_BUDGET_S:g} s budget ran out" if deadline == budget
+                          else f"after {PROCESSING_WAIT_S:g} s")
+                raise Transient(f"Opsgenie: {action} of alias {alias} still processing {waited} "
+                                f"(requestId {request_id}); will retry")
             self.http.sleep(pause)
             pause = min(pause * 2, 1.0)
 
-    def _note(self, record: dict[str, Any], ref: dict[str, Any] | None) -> dict[str, Any] | None:
+    def _note(self, record: dict[str, Any], ref: dict[str, Any] | None, deadline: float) -> dict[str, Any] | None:
         """A rollback of an incident it paged for: a note on that alert (Opsgenie has no change
         events), open or closed, under the alias it was paged with; queued under the incident's
         key (monitor/cycle/receivers.py), so never before the create it notes."""
@@ -143,7 +159,7 @@ class OpsgenieReceiver:
         body = {"source": self.source[:100], "user": str(record.get("actor") or "vigil")[:100],
                 "note": rollback_note(record)}
         resp = self.http.post(f"{self.base}/{alias}/notes?identifierType=alias", body,
-                              {"Authorization": f"GenieKey {self.api_key.read()}"}, explain)
+                              {"Authorization": f"GenieKey {self.api_key.read()}"}, explain, deadline=deadline)
         log.info("opsgenie note accepted", extra={"receiver": self.name, "alias": paged,
                                                  "request_id": _request_id(resp)})
         return ref
