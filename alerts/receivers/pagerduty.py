@@ -54,14 +54,16 @@ class PagerDutyReceiver:
         self.change_endpoint = url.rstrip("/") + "/v2/change/enqueue"
 
     def deliver(self, message: OutboxMessage) -> DeliveryResult:
+        """Every call of one message ends within DELIVERY_BUDGET_S of its start (alerts/receivers/http.py)."""
+        deadline = self.http.deadline()
         if message.kind == MessageKind.DEPLOY or (message.kind == MessageKind.ROLLBACK
                                                   and changed_production(message.payload)):
-            return run_delivery(lambda: self._change(message.payload, message.ref))
+            return run_delivery(lambda: self._change(message.payload, message.ref, deadline))
         if message.kind != MessageKind.INCIDENT:  # a dry run or a suggestion changed nothing
             return DeliveryResult(DeliveryStatus.DELIVERED, ref=message.ref)
-        return run_delivery(lambda: self._send(as_sent(message.payload, message.ref), message.ref))
+        return run_delivery(lambda: self._send(as_sent(message.payload, message.ref), message.ref, deadline))
 
-    def _change(self, record: dict[str, Any], ref: dict[str, Any] | None) -> dict[str, Any] | None:
+    def _change(self, record: dict[str, Any], ref: dict[str, Any] | None, deadline: float) -> dict[str, Any] | None:
         """A change event; one of an incident it paged for comes under the incident's key, with
         its ref: it names the alert the incident's last delivery left (an escalation past a
         lapsed ack resolved the one the record was written with and paged `<key>~2`)."""
@@ -69,17 +71,17 @@ class PagerDutyReceiver:
         if record.get("incident_dedup_key") and isinstance(paged, str) and paged:
             record = {**record, "incident_dedup_key": paged}
         event = pagerduty_change(record, self.routing_key.read(), source=self.source)
-        resp = self.http.post(self.change_endpoint, event, {}, explain)
+        resp = self.http.post(self.change_endpoint, event, {}, explain, deadline=deadline)
         log.info("pagerduty change event accepted", extra={"receiver": self.name, "model": record["model"],
                                                           "kind": record["kind"], "status": resp.status_code})
         return ref
 
-    def _send(self, record: dict[str, Any], ref: dict[str, Any] | None) -> dict[str, Any]:
+    def _send(self, record: dict[str, Any], ref: dict[str, Any] | None, deadline: float) -> dict[str, Any]:
         key = self.routing_key.read()
         sent = record
         for action, sent in calls(record, ref, open_="trigger", ack="acknowledge", close="resolve"):
             resp = self.http.post(self.endpoint, pagerduty_event(sent, action, key, source=self.source), {},
-                                  explain)
+                                  explain, deadline=deadline)
             log.info("pagerduty event accepted", extra={"receiver": self.name, "action": action,
                                                         "dedup_key": sent["dedup_key"], "status": resp.status_code})
         return sent_ref(sent, ref)  # the key of the alert opened last (`calls`)
