@@ -59,10 +59,12 @@ def test_an_ack_during_a_cycle_leaves_pagerduty_with_one_acknowledged_alert(tmp_
 
         monkeypatch.setattr(apply_mod, "_locked_open_incident", locked_open_incident)
         monkeypatch.setattr(Store, "open_incident", open_incident_then_ack)
-        vigil.run_cycle(MODEL, t1)
+        report = vigil.run_cycle(MODEL, t1)
         monkeypatch.setattr(Store, "open_incident", read)
         acks[0].join(40)
         assert not acks[0].is_alive()
+        # planned as the critical's reminder; the ack it read under its lock took that back
+        assert (report.step, vigil.store.incident(row.id).last_notified_at) == ("unchanged", T0 + 60)
         for k in range(8):
             cycle(t1 + 60 * k)
 
