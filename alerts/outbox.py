@@ -12,9 +12,17 @@ between the call and its record does not show people the message twice.
 """
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
+
+# When the sender's claim on the message being delivered runs out (time.monotonic()); None
+# outside a claimed delivery. Past it another sender may take the row over and send it, then
+# the messages after it: a call made later (a process paused in a retry's back-off) sends a
+# stale one. A notifier starts no call that cannot end by then. Set around each delivery by
+# the sender (monitor/cycle/deliver.py).
+CLAIM_ENDS: ContextVar[float | None] = ContextVar("vigil_claim_ends", default=None)
 
 
 class MessageKind(StrEnum):

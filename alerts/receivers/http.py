@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, retry_if_not_exception_type, stop_after_attempt
 from tenacity.stop import stop_base
 
-from alerts.outbox import DeliveryResult, DeliveryStatus
+from alerts.outbox import CLAIM_ENDS, DeliveryResult, DeliveryStatus
 
 # The longest a backend's (or its proxy's) Retry-After keeps a page in the outbox: a
 # day-long or absurd one ("9" * 400 is inf) must not hold a page for a day, or for ever.
@@ -125,6 +125,11 @@ class Transient(Exception):
         super().__init__(detail)
 
 
+class ClaimRunningOut(Transient):
+    """The sender's claim on the message ends before one more call could: not retried here,
+    the message is left to the sender that takes the row over (it may be out already)."""
+
+
 class Refused(Exception):
     """The backend said no (a 4xx other than 408/425/429): retrying the same request will not help."""
 
@@ -217,8 +222,8 @@ class HttpCaller:
         raw = body if isinstance(body, bytes) else json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
         stop = (stop_after_attempt(self.retry.max_attempts) | AskedToWaitLonger(self.retry.max_wait_s)
                 | PastDeadline(self, deadline))
-        retrying = Retrying(stop=stop, wait=self.wait_before, sleep=self.sleep,
-                            retry=retry_if_exception_type(Transient), reraise=True)
+        retrying = Retrying(stop=stop, wait=self.wait_before, sleep=self.sleep, reraise=True,
+                            retry=retry_if_exception_type(Transient) & retry_if_not_exception_type(ClaimRunningOut))
         return retrying(self._attempt, method, url, raw, {**headers, "Content-Type": "application/json"}, explain,
                         sign_with, deadline)
 
@@ -234,6 +239,12 @@ class HttpCaller:
 
     def _attempt(self, method: str, url: str, raw: bytes, headers: dict[str, str], explain: Explain,
                  sign_with: bytes | None, deadline: float | None) -> httpx.Response:
+        ends = CLAIM_ENDS.get()
+        if ends is not None and time.monotonic() + self.timeout_s > ends:
+            raise ClaimRunningOut(f"{self.backend}: {url} not called: the outbox claim on this message ends in "
+                                  f"{max(0.0, ends - time.monotonic()):.1f} s, before a call of up to "
+                                  f"{self.timeout_s:g} s could (this process was paused?); left to the sender "
+                                  "that takes it over", uncertain=True)
         timeout = self.time_left(f"{method} {url}", deadline)
         if sign_with is not None:
             ts = str(int(self.clock()))

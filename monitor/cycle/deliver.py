@@ -21,7 +21,15 @@ import threading
 import time
 from collections.abc import Collection, Mapping
 
-from alerts.outbox import DeliveryResult, DeliveryStatus, FindsDelivered, Notifier, OutboxMessage, OutboxStatus
+from alerts.outbox import (
+    CLAIM_ENDS,
+    DeliveryResult,
+    DeliveryStatus,
+    FindsDelivered,
+    Notifier,
+    OutboxMessage,
+    OutboxStatus,
+)
 from alerts.receivers.base import KeepsAlive
 from monitor.failpoints import failpoint
 from monitor.metrics import VigilMetrics
@@ -157,7 +165,11 @@ class OutboxSender:
                             extra={"notifier": claim.message.notifier, "key": claim.message.key,
                                    "outbox_id": claim.message.id})
                 continue
-            result = self._attempt(claim)
+            ends = CLAIM_ENDS.set(asked + self.claim_s)  # each call of the notifier ends by then
+            try:
+                result = self._attempt(claim)
+            finally:
+                CLAIM_ENDS.reset(ends)
             failpoint("after_notifier_call")
             msg = claim.message
             if not self.store.outbox.record(claim, result, now, backoff(msg.attempts), claim_now):
