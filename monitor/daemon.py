@@ -142,10 +142,22 @@ def _tick_job(runtime: Runtime, scheduler: BackgroundScheduler) -> None:
         return
     if runtime.removed_left:
         runtime.sweep_removed()
+    sweep = scheduler.get_job("sweep")  # its next run takes them if soon (start-up); else not an interval away
+    soon = time.time() + (runtime.owner.renew_every or 0.0)
+    if acquired and sweep is not None and sweep.next_run_time.timestamp() > soon:
+        scheduler.add_job(_takeover_job, "date", args=[runtime, acquired], run_date=_dt(time.time()), name="takeover",
+                          misfire_grace_time=int(runtime.vigil.config.schedule.misfire_grace))
     for i, model in enumerate(acquired):
         job = scheduler.get_job(f"cycle:{model}")
         if job is not None:
             job.modify(next_run_time=_dt(time.time() + 0.2 * i))
+
+
+def _takeover_job(runtime: Runtime, models: list[str]) -> None:
+    """`schedule.sweep`: the models a lease tick just took over, each under its token (if still held)."""
+    with runtime.current() as vigil:
+        for model in models:
+            _cycle_on(runtime, vigil, model)
 
 
 def _checkpoint(runtime: Runtime, step: Callable[[Checkpointer], object]) -> None:
