@@ -24,7 +24,7 @@ from urllib.error import URLError
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from alerts.outbox import DeliveryResult, DeliveryStatus, MessageKind, OutboxMessage
+from alerts.outbox import CLAIM_ENDS, DeliveryResult, DeliveryStatus, MessageKind, OutboxMessage
 from alerts.slack_blocks import render_incident, render_rollback
 from alerts.slack_lookup import CannotTell, SlackLookup, cannot_tell, post_metadata
 from alerts.slack_replies import render_group, render_reply
@@ -284,9 +284,11 @@ class SlackNotifier:
         )
 
     def _begin(self, message: OutboxMessage) -> None:
-        """Start the message's budget, or go on with it: the sender looks, then sends, one claim."""
+        """Start the message's budget, or go on with it: the sender looks, then sends, one claim.
+        It ends with the sender's claim if that comes first (a sender paused after claiming)."""
         if self._budget[0] != (message.id, message.attempts):
-            self._budget = ((message.id, message.attempts), time.monotonic() + SEND_BUDGET_S)
+            ends, claim = time.monotonic() + SEND_BUDGET_S, CLAIM_ENDS.get()
+            self._budget = ((message.id, message.attempts), ends if claim is None else min(ends, claim))
 
     def _fits(self, wait_s: float) -> bool:
         """Can a retry after `wait_s` (one more call at the current timeout) end within the budget?"""
@@ -295,7 +297,8 @@ class SlackNotifier:
     def _call(self, method: str, label: str | None, /, **kwargs: Any) -> Any:
         left = self._budget[1] - time.monotonic()
         if left <= 0:
-            raise _OutOfTime(f"Slack: {method} not started: this message's {SEND_BUDGET_S:g} s budget is used up")
+            raise _OutOfTime(f"Slack: {method} not started: this message's budget ({SEND_BUDGET_S:g} s, "
+                             "or what its outbox claim had left) is used up")
         base = self._client.timeout
         self._client.timeout = min(base, left)  # type: ignore[assignment]  # urllib takes float seconds
         call = {"chat.postMessage": self._client.chat_postMessage, "chat.update": self._client.chat_update,
