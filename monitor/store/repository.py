@@ -79,7 +79,11 @@ class Store:
         self.engine = create_engine(url, **kwargs)
         postgres = self.engine.dialect.name == "postgresql"  # its sessions end idle transactions (leases.py)
         event.listen(self.engine, "connect", leases.bound_idle_transactions if postgres else _sqlite_pragmas)
-        self._create_schema()
+        try:  # an empty store is created at head; one holding data waits for `vigil db upgrade` (schema.py)
+            schema.create_if_empty(self.engine)
+        except BaseException:
+            self.engine.dispose()  # the connection that read the schema is closed, not left in the pool
+            raise
         self._session = sessionmaker(self.engine, expire_on_commit=False)
         self.outbox = Outbox(self.tx, self.engine.dialect.name)
         self.labels = labels.Labels(self.tx, self.engine.dialect.name)  # delayed labels, performance reports
@@ -87,11 +91,6 @@ class Store:
         # SHA-256, as before keying existed), and who hears of entries once they commit.
         self.audit_key: ChainKey | None = None
         self.audit_listener: Callable[[list[AuditEntry]], None] | None = None
-
-    def _create_schema(self) -> None:
-        """An empty store is created at the newest schema revision; a store holding data
-        is never migrated here (`vigil db upgrade` does that, monitor/store/schema.py)."""
-        schema.create_if_empty(self.engine)
 
     @contextmanager
     def tx(self) -> Iterator[Session]:

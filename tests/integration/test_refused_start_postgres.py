@@ -79,3 +79,28 @@ def test_a_start_refused_by_the_audit_key_hands_back_its_connections(tmp_path, p
     monkeypatch.setattr(wiring, "settings_for", unreadable)
     assert main(["run", "--config", str(write_config(tmp_path, url)), "--no-api"]) == 2
     assert connections(postgres_url, name, 0) == 0
+
+
+def test_a_store_whose_schema_cannot_be_created_hands_back_its_connections(postgres_url, database):  # noqa: F811
+    """A role that may connect but not create tables (PostgreSQL 15's default on `public`): opening
+    the empty store fails, and the connection it opened to read the schema is closed with it."""
+    from sqlalchemy.exc import ProgrammingError
+
+    from monitor.store.repository import Store
+
+    url, name = database
+    role = f"r_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f"CREATE ROLE {role} LOGIN"))
+        c.execute(text(f"REVOKE CREATE ON SCHEMA public FROM PUBLIC, {role}"))
+    admin.dispose()
+    try:
+        with pytest.raises(ProgrammingError, match="permission denied"):
+            Store(url.replace("://postgres@", f"://{role}@"))
+        assert connections(postgres_url, name, 0) == 0
+    finally:
+        admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as c:
+            c.execute(text(f"DROP ROLE IF EXISTS {role}"))
+        admin.dispose()
