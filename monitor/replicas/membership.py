@@ -150,15 +150,18 @@ class Membership:
         return self.owned()
 
     def leave(self) -> None:
-        """Shutting down: release every lease and the replica row, so others take over at once."""
+        """Shutting down: release every lease and the replica row, so others take over at once (if that
+        fails, the leases lapse on their own; the error is raised once the lease pool is closed)."""
         with self._tick_lock:
             with self._lock:
                 self._owned.clear()
-            with self.store.tx() as s:
-                sql.release_all(s, self.replica_id)
-                sql.remove_replica(s, self.replica_id)
-            if isinstance(self.store, OwnPool):
-                self.store.close()
+            try:
+                with self.store.tx() as s:
+                    sql.release_all(s, self.replica_id)
+                    sql.remove_replica(s, self.replica_id)
+            finally:  # a failed release still closes the heartbeat's own connection
+                if isinstance(self.store, OwnPool):
+                    self.store.close()
 
     # ------------------------------------------------------------ steps
     def _heartbeat(self) -> list[str]:

@@ -341,3 +341,32 @@ def test_a_renewal_waiting_longer_than_the_lock_timeout_keeps_what_the_busy_leas
             held = sql.renew(s, a.replica_id, TIMING.lease_ttl, busy_wait_s=2.0)
     store.close()
     assert held.get(model, (None,))[0] == token, held
+
+
+def test_a_leave_whose_release_fails_still_closes_the_lease_connection(stores, monkeypatch):
+    """Shutting down while the database refuses the release (a lock timeout, a failover): the
+    error is raised, and the heartbeat's own connection is closed all the same, not left open
+    on the server until the process exits."""
+    from sqlalchemy import text
+
+    a = Membership(stores[0], TIMING)
+    a.tick(["leave-0"])
+    with a.store.tx() as s:
+        pid = s.execute(text("select pg_backend_pid()")).scalar_one()
+
+    def refused(s, replica_id):
+        raise OperationalError("UPDATE leases", {}, Exception("canceling statement due to lock timeout"))
+
+    monkeypatch.setattr(sql, "release_all", refused)
+    with pytest.raises(OperationalError):
+        a.leave()
+
+    def still_open() -> bool:
+        with stores[3].tx() as s:
+            return bool(s.execute(text("select count(*) from pg_stat_activity where pid = :p"), {"p": pid})
+                        .scalar_one())
+
+    deadline = time.monotonic() + 5
+    while still_open() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not still_open(), "the lease pool's connection is still open on the server"
