@@ -20,6 +20,7 @@ from monitor.cli_args import (
     duration_arg,
     http_url_arg,
     made_out_dir,
+    seq_arg,
     store_url_arg,
     time_arg,
 )
@@ -310,7 +311,7 @@ def _add_audit(sub: _Subparsers) -> None:
     av.add_argument("--key-file", help="file holding the audit key (default: the config's)")
     av.add_argument("--checkpoint-file", help="signed checkpoints to compare the log with (default: the config's "
                                               "audit.checkpoint_file)")
-    av.add_argument("--expect-seq", type=int, default=None,
+    av.add_argument("--expect-seq", type=seq_arg, default=None, metavar="SEQ",
                     help="fail when the log ends before this seq (e.g. max_over_time(vigil_audit_head_seq[30d]) "
                          "from Prometheus)")
     av.set_defaults(func=cmd_audit_verify)

@@ -95,6 +95,19 @@ def id_arg(value: str) -> int:
     return n
 
 
+def seq_arg(value: str) -> int:
+    """--expect-seq: an audit log seq, 0 to 2^63-1 as the store holds it; `-3` was taken and
+    verified the log as if nothing had been expected."""
+    try:
+        n = int(value)
+    except ValueError:
+        n = -1
+    if not 0 <= n <= MAX_ID:
+        raise argparse.ArgumentTypeError(f"expected the audit log's last seq, a whole number from 0 to {MAX_ID} "
+                                         f"(e.g. max_over_time(vigil_audit_head_seq[30d])), got {value!r}")
+    return n
+
+
 def limit_arg(value: str) -> int:
     """--limit of a listing, 1 to 500 as the API's `limit`."""
     try:

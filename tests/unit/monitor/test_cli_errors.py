@@ -135,3 +135,16 @@ def test_a_replay_step_of_zero_is_refused_naming_it(tmp_path, capsys, step):
     err = capsys.readouterr().err
     assert f"argument --step: expected a duration above 0, such as '1m', got '{step}'" in err, err
     assert not (tmp_path / "incidents.jsonl").exists()
+
+
+@pytest.mark.parametrize("seq", ["-3", "99999999999999999999", "ten"])
+def test_an_expected_audit_seq_out_of_range_is_refused_naming_it(tmp_path, capsys, seq):
+    """`vigil audit verify --expect-seq -3` verified the log as if nothing had been expected: a
+    typo (or a negative PromQL result pasted in) turned off the check for deleted entries."""
+    store = f"sqlite:///{tmp_path / 'vigil.db'}"
+    with pytest.raises(SystemExit) as refused:
+        main(["audit", "verify", "--store", store, "--expect-seq", seq])
+    assert refused.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --expect-seq: expected the audit log's last seq, a whole number from 0 to" in err, err
+    assert seq in err
