@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from monitor.config import ModelConfig
+from monitor.sources.posted_samples import MAX_OTHER_COLUMNS
 from monitor.sources.samples import epoch_seconds
 from monitor.sources.text_times import NAIVE_TIME
 
@@ -134,6 +135,9 @@ def validate_records(m: ModelConfig, records: list[dict[str, Any]],
     """(epoch seconds, record without its timestamp) per record, or InvalidRecords naming
     each bad field as records[i].<name>. `now` (the wall clock): no record may be dated
     more than MAX_AHEAD_S after it."""
+    wide = too_many_columns(m, records)
+    if wide:
+        raise InvalidRecords([wide])
     numeric, checks = numeric_fields(m)
     ts = parse_timestamps([rec.get(TIMESTAMP) for rec in records])
     latest = MAX_EPOCH_S if now is None else min(MAX_EPOCH_S, now + MAX_AHEAD_S)
@@ -160,6 +164,18 @@ def validate_records(m: ModelConfig, records: list[dict[str, Any]],
     if errors:
         raise InvalidRecords(errors[:MAX_ERRORS])
     return out
+
+
+def too_many_columns(m: ModelConfig, records: list[dict[str, Any]]) -> dict[str, str] | None:
+    """A batch holding more columns besides the model's own than a cycle reads of a window
+    (MAX_OTHER_COLUMNS): stored, the rest would be left out without the client knowing."""
+    own = {f.name for f in m.features} | {TIMESTAMP} | _other_columns(m)
+    others = len(set[str]().union(*records) - own - {m.prediction_column})
+    if others <= MAX_OTHER_COLUMNS:
+        return None
+    return {"field": "records", "message": (
+        f"{others} columns besides the model's own; expected at most {MAX_OTHER_COLUMNS} (the columns a cycle reads "
+        "besides the model's own: an id per request belongs in one column's values, not in its name)")}
 
 
 def misspelt_columns(m: ModelConfig, records: list[dict[str, Any]]) -> list[dict[str, str]]:
