@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from alerts.slack_text import MAX_MESSAGE_CHARS, clip, escape, fmt_number
+from detectors.numbers import nonfinite_text
 
 VERDICT_EMOJI = {"fail": ":x:", "marginal": ":warning:", "inconclusive": ":grey_question:",
                  "pass": ":white_check_mark:"}
@@ -62,6 +63,6 @@ def _effect(value: Any, kind: Any) -> str:
     v = float(value)
     if kind == "distribution":
         return fmt_number(v)
-    if math.isinf(v):
-        return "+inf" if v > 0 else "-inf"
+    if not math.isfinite(v):  # as Prometheus writes it: "+Inf", "NaN"
+        return nonfinite_text(v) or "n/a"
     return f"{100 * v:+.1f}%"

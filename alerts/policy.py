@@ -29,6 +29,7 @@ from enum import StrEnum
 
 from correlators.incident import CauseKind, Incident
 from detectors.kpi import held_words
+from detectors.numbers import spelt
 from detectors.records import Finding, FindingKind
 
 
@@ -100,19 +101,20 @@ def assign_tier(
     # with `>` a drift finding at exactly 0.1 warned nobody.
     if max_drift is not None and max_drift.value >= policy.drift_critical and paired:
         k = paired[0]
-        why = (f"drift {max_drift.statistic} {max_drift.value:.3g} {_over(max_drift.value, policy.drift_critical)} "
-               f"{policy.drift_critical:g} on "
+        why = (f"drift {max_drift.statistic} {spelt(max_drift.value, '.3g')} "
+               f"{_over(max_drift.value, policy.drift_critical)} {policy.drift_critical:g} on "
                f"{max_drift.entity} with KPI {k.entity} {k.value:+.1f}% (limit -{_kpi_limit(k, policy):g}%)")
         (warning if cold else critical).append(why + (" [cold start: capped at warning]" if cold else ""))
     for f in slo:
         streak = slo_streaks.get(f.entity, 0)
         if streak >= policy.slo_consecutive_cycles:
             critical.append(f"SLO {f.entity} breached {streak} cycles in a row "
-                            f"({f.value:.4g} vs {f.threshold:.4g}; limit {policy.slo_consecutive_cycles})")
+                            f"({spelt(f.value, '.4g')} vs {spelt(f.threshold, '.4g')}; "
+                            f"limit {policy.slo_consecutive_cycles})")
     _regression(incident, kpi, critical, warning)
 
     if max_drift is not None and max_drift.value >= policy.drift_warning:
-        warning.append(f"drift {max_drift.statistic} {max_drift.value:.3g} "
+        warning.append(f"drift {max_drift.statistic} {spelt(max_drift.value, '.3g')} "
                        f"{_over(max_drift.value, policy.drift_warning)} {policy.drift_warning:g} "
                        f"on {max_drift.entity}")
     for k in kpi:

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from detectors.numbers import told_apart
+from detectors.numbers import NONFINITE, nonfinite_text, told_apart
 
 # The drift statistics, named as a data scientist would say them.
 STATISTIC_WORDS: dict[str, str] = {
@@ -79,11 +79,18 @@ def _finite(value: Any) -> float | None:
     return v if math.isfinite(v) else None
 
 
+def _absent(value: Any) -> str:
+    """Not finite: as Prometheus writes it ("+Inf", as Finding.to_dict does); no number: n/a."""
+    if isinstance(value, str) and value in NONFINITE:
+        return value
+    return (nonfinite_text(value) or "n/a") if isinstance(value, float) else "n/a"
+
+
 def number(value: Any) -> str:
-    """Three significant digits, thousands separated: 0.312, 12.3, 12,300, 1.23e-05; n/a otherwise."""
+    """Three significant digits, thousands separated: 0.312, 12.3, 12,300, 1.23e-05; +Inf; n/a."""
     v = _finite(value)
     if v is None:
-        return "n/a" if not isinstance(value, str) else value
+        return value if isinstance(value, str) else _absent(value)
     if v == 0:
         return "0"
     rounded = float(f"{v:.3g}")
@@ -99,7 +106,7 @@ def seconds(value: Any) -> str:
     """A latency or duration in the unit a person reads it in: 250 ms, 1.5 s, 12 min."""
     v = _finite(value)
     if v is None:
-        return "n/a"
+        return _absent(value)
     a = abs(v)
     if a == 0:
         return "0 s"
@@ -118,7 +125,7 @@ def percent(value: Any, *, share: bool = False) -> str:
     """'7.3 %': a percentage, or a share (0..1) shown as one."""
     v = _finite(value)
     if v is None:
-        return "n/a"
+        return _absent(value)
     return f"{number(v * 100 if share else v)} %"
 
 
@@ -129,7 +136,7 @@ def in_unit(value: Any, unit: str) -> str:
         return seconds(value)
     if u == "ms":
         v = _finite(value)
-        return seconds(v / 1000) if v is not None else "n/a"
+        return seconds(v / 1000) if v is not None else _absent(value)
     if u in ("%", "pct", "percent"):
         return percent(value)
     if u == "ratio":
@@ -148,7 +155,7 @@ def stat_value(value: Any, statistic: str) -> str:
         return seconds(value)
     if stat.endswith("_ms") or "_ms_" in stat:
         v = _finite(value)
-        return seconds(v / 1000) if v is not None else "n/a"
+        return seconds(v / 1000) if v is not None else _absent(value)
     return number(value)
 
 

@@ -6,6 +6,21 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
+NONFINITE = ("+Inf", "-Inf", "NaN")  # as Prometheus writes a sample value that is not a finite number
+
+
+def nonfinite_text(x: float) -> str | None:
+    """'+Inf', '-Inf' or 'NaN' for a number that is not finite (Python's 'inf' with a unit
+    read "infs"); None for a finite one."""
+    if math.isnan(x):
+        return "NaN"
+    return None if math.isfinite(x) else ("+Inf" if x > 0 else "-Inf")
+
+
+def spelt(x: float, spec: str, unit: str = "") -> str:
+    """`x` in `spec` ('.4g') followed by `unit`, or as Prometheus writes it when not finite."""
+    return nonfinite_text(x) or f"{x:{spec}}{unit}"
+
 
 def told_apart(value: float, threshold: float, spell: Callable[[float, int], str],
                digits: Iterable[int]) -> tuple[str, str]:

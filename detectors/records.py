@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from detectors.numbers import NONFINITE, nonfinite_text
+
 # How a finding read from a partial answer (`Series.partial`) is said, before the backend's why.
 PARTIAL_WORDS = "read from a partial answer"
 
@@ -170,17 +172,27 @@ class Finding:
     evidence: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-safe. A value, threshold or baseline that is not finite is written as Prometheus
+        writes it ("+Inf", "-Inf", "NaN"), where other numbers that are not become null."""
         d = asdict(self)
         d["kind"] = str(self.kind)
         d["direction"] = str(self.direction) if self.direction else None
-        return _json_safe(d)
+        out: dict[str, Any] = _json_safe(d)
+        for k in _NUMBERS:
+            if out[k] is None and d[k] is not None:
+                out[k] = nonfinite_text(float(d[k]))
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Finding:
         d = dict(d)
+        d.update({k: float(d[k]) for k in _NUMBERS if d.get(k) in NONFINITE})  # "+Inf" -> inf
         d["kind"] = FindingKind(d["kind"])
         d["direction"] = Direction(d["direction"]) if d.get("direction") else None
         return cls(**d)
+
+
+_NUMBERS = ("value", "threshold", "baseline")  # a Finding's numbers
 
 
 def _json_safe(obj: Any) -> Any:

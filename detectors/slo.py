@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from detectors.base import NoState
+from detectors.numbers import spelt
 from detectors.records import Direction, Finding, FindingKind, Series
 from detectors.runs import Run, runs_past, trailing_run
 
@@ -70,8 +71,8 @@ def _finding(p: SloParams, s: Series, run: Run, start: float, end: float) -> Fin
         direction=Direction.UP if p.above else Direction.DOWN,
         statistic=p.slo,
         message=(
-            f"SLO {p.slo}: {latest:.4g}{unit} {cmp} {p.threshold:.4g}{unit} "
-            f"for {run.duration / 60:.0f} min (peak {run.peak:.4g}{unit})"
+            f"SLO {p.slo}: {spelt(latest, '.4g', unit)} {cmp} {spelt(p.threshold, '.4g', unit)} "
+            f"for {run.duration / 60:.0f} min (peak {spelt(run.peak, '.4g', unit)})"
         ),
         evidence={
             "series": s.label_str(),
