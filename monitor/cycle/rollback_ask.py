@@ -78,7 +78,7 @@ class RollbackAsk:
         alias serves it and a layer could not be read (failed: nothing says another serves)."""
         if serving == self.to_version:
             return RollbackOutcome(ActionStatus.FAILED, serving, self.to_version,
-                                   f"{names(layers)} cannot be read to confirm v{serving} serves; nothing was moved")
+                                   f"{names(layers)} cannot be read to confirm v{serving} serves")
         return RollbackOutcome(ActionStatus.REFUSED, serving, self.to_version,
                                f"{names(layers)} serve v{serving}, not v{self.to_version}: moving to it, blamed, "
                                "needs force; nothing moved")

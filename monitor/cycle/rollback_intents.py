@@ -121,10 +121,14 @@ class RollbackRunner:
         with self.store.tx() as s:
             seen = latest_intent_id(s, m.name)  # one recorded after this is another ask's, at once
         serving, unread = self._serving_now(layers[0], m, ask.to_version, ask.from_version)
-        if (ask.dry_run or ask.stay) and unread:  # can say nothing true (stay: nor move there unforced)
+        if ask.stay and unread and not ask.dry_run:  # nor move there unforced: failed, recorded and audited
+            with self.store.tx() as s:
+                return self.unmoved.record(s, ask, serving, layers, failed=f"{layers[0].name} cannot be read "
+                                                                           f"({unread})")
+        if ask.dry_run and unread:  # can say nothing true
             return RollbackOutcome(ActionStatus.FAILED, serving, ask.to_version,
-                                   f"{'dry run: ' * ask.dry_run}{layers[0].name} cannot be read ({unread}); nothing "
-                                   f"was moved{' and what a rollback would move is unknown' * ask.dry_run}")
+                                   f"dry run: {layers[0].name} cannot be read ({unread}); nothing "
+                                   "was moved and what a rollback would move is unknown")
         already, behind = self._off_target(layers, m, ask.to_version)
         if serving == ask.to_version and behind is not None:  # the alias is back (by hand), serving is not:
             serving = behind  # what the layers to move serve is what the rollback moves away from
@@ -165,9 +169,10 @@ class RollbackRunner:
             if not ask.dry_run and (first := finished_first(s, m.name, seen, ask.to_version, ask.kind)) is not None:
                 return first
             if ask.stay and not already:  # asked for the blamed version serving; a layer serves another
-                stayed = ask.stay_refused(layers, serving)  # or none could be read: failed, nothing to record
-                return (self.unmoved.record(s, ask, serving, layers, refused=stayed.detail)
-                        if stayed.status == ActionStatus.REFUSED else stayed)
+                stayed = ask.stay_refused(layers, serving)  # or a layer could not be read: failed
+                refused = stayed.status == ActionStatus.REFUSED
+                return self.unmoved.record(s, ask, serving, layers, refused=stayed.detail if refused else None,
+                                           failed=None if refused else stayed.detail)
             if ask.dry_run or already:
                 return self.unmoved.record(s, ask, serving, layers, already=already)
             if ask.only_from is not None and serving != ask.only_from:  # read as absent too: no check skipped

@@ -55,8 +55,10 @@ class Unmoved:
                                        at=ask.now)
         detail_ = {"from_version": serving, "to_version": ask.to_version, "reason": ask.reason,
                    "incident_id": ask.incident_id, "dry_run": ask.dry_run, "forced": ask.forced}
-        for event in ("requested", status):
-            self.store.audit_in(s, ask.actor, f"{AUDIT[ask.kind]}.{event}", f"model:{m.name}", detail_, now=ask.now)
+        self.store.audit_in(s, ask.actor, f"{AUDIT[ask.kind]}.requested", f"model:{m.name}", detail_, now=ask.now)
+        # The outcome with why: the log alone says why a request moved nothing.
+        self.store.audit_in(s, ask.actor, f"{AUDIT[ask.kind]}.{status}", f"model:{m.name}",
+                            {**detail_, "detail": detail}, now=ask.now)
         if status == ActionStatus.DRY_RUN:
             self.told.announce(s, m, ask.incident_id, payload(m, serving, ask.to_version, status, ask, detail),
                                f"dry-run:{ask.incident_id}:{int(ask.now)}", ask.now)

@@ -65,3 +65,30 @@ def test_a_refused_stay_request_is_recorded_and_audited_like_the_other_refusals(
     new = [(e.action, e.actor, e.detail.get("from_version"), e.detail.get("to_version"))
            for e in api.vigil.store.audit_entries() if e.seq > seq]
     assert new == [("rollback.requested", "api:admin", "3", "2"), ("rollback.refused", "api:admin", "3", "2")], new
+
+
+def test_a_stay_request_whose_alias_cannot_be_read_is_recorded_and_audited_with_its_detail(tmp_path, monkeypatch):
+    """The 502 was answered and nothing else: no action, no audit entry, unlike every other
+    request that moves nothing. Refusals and failures carry their detail in the audit log, so
+    the log alone says why nothing moved."""
+    api = _serving_v2_blamed(tmp_path, monkeypatch)
+    seq = max(e.seq for e in api.vigil.store.audit_entries())
+    api.registry.down = True
+    r = api.post(ROLLBACK, {"reason": "make sure v2 serves", "to_version": "2"})
+    api.registry.down = False
+    assert r.status_code == 502, r.text
+    last = api.vigil.store.actions(model=MODEL)[-1]
+    assert (last.status, last.to_version, last.actor) == ("failed", "2", "api:admin"), (last.status, last.detail)
+    assert "cannot be read" in last.detail and "nothing was moved" in last.detail, last.detail
+    new = [(e.action, e.detail.get("detail")) for e in api.vigil.store.audit_entries() if e.seq > seq]
+    assert [a for a, _ in new] == ["rollback.requested", "rollback.failed"], new
+    assert new[1][1] == last.detail, new
+
+
+def test_a_refused_stay_request_audits_why(tmp_path, monkeypatch):
+    api = _serving_v2_blamed(tmp_path, monkeypatch)
+    api.registry.aliases[(MODEL, "champion")] = "3"  # not yet polled
+    seq = max(e.seq for e in api.vigil.store.audit_entries())
+    assert api.post(ROLLBACK, {"reason": "make sure v2 serves", "to_version": "2"}).status_code == 409
+    refused = [e for e in api.vigil.store.audit_entries() if e.seq > seq and e.action == "rollback.refused"]
+    assert len(refused) == 1 and refused[0].detail.get("detail") == api.vigil.store.actions(model=MODEL)[-1].detail
