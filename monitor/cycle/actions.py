@@ -21,7 +21,7 @@ from monitor.config import ModelConfig, VigilConfig
 from monitor.cycle.known_good import target_facts, without_deleted
 from monitor.cycle.messages import OutboxWriter
 from monitor.cycle.plan import routes_of
-from monitor.cycle.rollback_ask import FLEET_CAP, FleetCap, RollbackAsk, missing_version
+from monitor.cycle.rollback_ask import FLEET_CAP, STAY_FORCE, FleetCap, RollbackAsk, missing_version
 from monitor.cycle.rollback_intents import RollbackRunner
 from monitor.cycle.rollback_told import RollbackTeller
 from monitor.metrics import VigilMetrics
@@ -274,7 +274,13 @@ class Operator:
         # as the rollback API says it (never "someone moved it since", nor a move to it unforced).
         outcome = self.rollback(RollbackAsk(m, choice.version, f"Slack button on incident {row.id}", actor,
                                             row.id, now, only_from=current, stay=choice.stay))
-        return f"Rollback {outcome.status}: {choice.said(outcome.detail, outcome.status)}"
+        said = choice.said(outcome.detail, outcome.status)
+        if choice.stay and outcome.status == ActionStatus.REFUSED:  # a button cannot force: say what can
+            said = said.replace(STAY_FORCE, (
+                f"moving to it, blamed, takes force, which a button cannot give: `vigil rollback {m.name} --config "
+                f"FILE --to-version {choice.version} --force --reason TEXT`, or POST /v1/models/{m.name}/rollback "
+                f"with to_version {choice.version}, force=true and a reason"))
+        return f"Rollback {outcome.status}: {said}"
 
 
 def _no_button_move(row: IncidentRow) -> str:

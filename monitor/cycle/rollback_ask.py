@@ -19,6 +19,7 @@ ROLLBACK, CANARY_PULL, CANARY_PROMOTE = "rollback", "canary_pull", "canary_promo
 PROMOTION = "promotion"  # what a rollback to a version that never served turns out to be, once done
 MOVED = "guard: moved"  # the detail of a refusal because the alias no longer serves what was blamed
 FLEET_CAP = "guard: fleet_cap"  # the detail of a refusal because the fleet's cap was reached
+STAY_FORCE = "moving to it, blamed, needs force"  # a refused `stay`: what the API and the CLI can give
 # The audit log's names for each kind's events: rollback.requested, canary.pull.done, ...
 AUDIT = {ROLLBACK: "rollback", CANARY_PULL: "canary.pull", CANARY_PROMOTE: "canary.promote"}
 
@@ -80,8 +81,7 @@ class RollbackAsk:
             return RollbackOutcome(ActionStatus.FAILED, serving, self.to_version,
                                    f"{names(layers)} cannot be read to confirm v{serving} serves")
         return RollbackOutcome(ActionStatus.REFUSED, serving, self.to_version,
-                               f"{names(layers)} serve v{serving}, not v{self.to_version}: moving to it, blamed, "
-                               "needs force; nothing moved")
+                               f"{names(layers)} serve v{serving}, not v{self.to_version}: {STAY_FORCE}; nothing moved")
 
 
 def intent_kind(s: Session, intent: RollbackIntentRow) -> str:

@@ -64,3 +64,9 @@ def test_a_press_whose_version_is_blamed_moves_no_layer_still_on_another_version
     told = slack.responses(url)[-1]["text"]
     assert api.registry.aliases[(MODEL, "production")] == "2", "moved to the blamed v1 without force"
     assert told.startswith("Rollback refused") and "serve v2, not v1" in told and "nothing moved" in told, told
+    # A button cannot force: the answer says what can, not "needs force".
+    assert "needs force" not in told, told
+    assert f"vigil rollback {MODEL} --config FILE --to-version 1 --force --reason TEXT" in told, told
+    assert f"POST /v1/models/{MODEL}/rollback" in told and "force=true" in told, told
+    asked = api.post(ROLLBACK, {"reason": "make sure v1 serves", "to_version": "1"})
+    assert asked.status_code == 409 and "needs force" in asked.json()["error"], asked.text  # the API's own words
