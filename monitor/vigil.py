@@ -263,8 +263,8 @@ class Vigil:
                              duration_s=time.perf_counter() - began,
                              canary=canary.verdict if canary is not None else None)
         self.metrics.cycle_duration.labels(m.name).observe(report.duration_s)
-        save_model_now(self.store.tx, ModelNow(m.name, t, report.step, report.severity, report.duration_s, blind,
-                                               drift_by_feature(found.drift_statistics)))
+        save_model_now(self.store.tx, ModelNow(m.name, t, report.step, report.severity, report.duration_s,
+            blind + self.deploys.unseen(m), drift_by_feature(found.drift_statistics)))  # + what status shows
         self.metrics.cycle_succeeded(m.name, t, report.step)
         self.last_cycle[m.name] = report
         log.debug("cycle done", extra={"model": m.name, "t": t, "step": report.step, "severity": report.severity,

@@ -97,6 +97,15 @@ class DeployWatch:
         self._polled[name] = max(t, self._polled.get(name, t))
         return self._started[name]
 
+    def unseen(self, m: ModelConfig) -> list[str]:
+        """The line `vigil status` and GET /v1/models show among the model's blind sources while
+        the registry lacks its alias. Shown only: an alias never set must not hold every
+        incident of the model open, as a blind signal does (the cycle's all clear)."""
+        if not self.health.is_down(registry_source(m.name)):
+            return []
+        return [f"registry: MLflow has no registered model '{m.registry}' with an alias '{m.alias}' "
+                "(deploys not tracked)"]
+
     def _say_missing(self, m: ModelConfig, missing: bool) -> None:
         """An alias the registry does not hold (a typo in `registry`, an alias never set or
         deleted) turns deploy tracking off: no deploy suspect, no rollback. Logged once per

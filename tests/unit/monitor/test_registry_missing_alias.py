@@ -61,3 +61,34 @@ def test_a_reload_that_removes_the_model_drops_its_registry_entry(tmp_path):
     new, _ = reload_vigil(old, str(path))
     assert SOURCE not in new.health.states, "/readyz must not report a model nobody monitors any more"
     assert new.metrics.registry.get_sample_value("vigil_source_up", {"source": SOURCE}) is None
+
+
+
+def test_status_and_the_models_api_name_a_misspelt_registered_model_as_blind_until_it_is_read(
+        tmp_path, capsys, monkeypatch):
+    """A first run with `name: recomender` showed `blind: nothing` in `vigil status` and in
+    GET /v1/models: the all clear README's quick start tells people to look at, for a
+    model whose deploys were not tracked at all."""
+    from monitor.cli import main
+
+    monkeypatch.setenv("VIGIL_TEST_TOKEN", "t0ken-for-the-test")
+    reg = serving_registry()
+    del reg.aliases[(MODEL, "champion")]  # the config names what MLflow does not hold
+    cfg = make_config(tmp_path, api={"token": "${VIGIL_TEST_TOKEN}"})
+    v = make_vigil(cfg, registry=reg, notifiers={})
+    client = TestClient(create_app(v), raise_server_exceptions=False)
+    auth = {"Authorization": "Bearer t0ken-for-the-test"}
+    v.run_cycle(MODEL, T0)
+
+    blind = client.get(f"/v1/models/{MODEL}", headers=auth).json()["blind"]
+    assert any("MLflow has no registered model" in line and "'champion'" in line for line in blind), blind
+    assert main(["status", "--store", cfg.store.url]) == 0
+    out = capsys.readouterr().out
+    assert "blind:         nothing" not in out, out
+    assert f"registry: MLflow has no registered model '{MODEL}' with an alias 'champion'" in out, out
+
+    reg.aliases[(MODEL, "champion")] = "1"
+    v.run_cycle(MODEL, T0 + 60)
+    assert not [b for b in client.get(f"/v1/models/{MODEL}", headers=auth).json()["blind"] if "registry" in b]
+    assert main(["status", "--store", cfg.store.url]) == 0
+    assert "registry:" not in capsys.readouterr().out
