@@ -98,7 +98,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         return 1
     print(f"{args.config}: OK ({len(cfg.models)} model(s): {', '.join(m.name for m in cfg.models)})")
     from monitor.config_canary import canary_warnings
-    from monitor.config_messages import link_warnings
+    from monitor.config_messages import button_warnings, link_warnings
     from monitor.config_types import query_warnings
     from monitor.model_scope import scope_warnings
     from monitor.receivers import secret_warnings
@@ -106,6 +106,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
     api = cfg.api
     links = link_warnings(api.public_url, f"http://{api.host}:{api.port}", cfg.grafana.public_url or cfg.grafana.url)
+    links += button_warnings(cfg.slack.bot_token, cfg.slack.signing_secret,
+                             api.public_url or f"http://{api.host}:{api.port}")
     lines = read_yaml(Path(args.config)).lines  # (read and parsed a moment ago)
     for loc, warning in [*(((), w) for w in links), *query_warnings(cfg), *canary_warnings(cfg), *secret_warnings(cfg),
                           *scope_warnings(cfg, file_tokens(cfg)),

@@ -59,3 +59,13 @@ def link_warnings(api_public_url: str | None, api_base: str, grafana_url: str | 
     if not grafana_url:
         out.append("grafana.url and grafana.public_url are not set: messages carry no Grafana link")
     return out
+
+
+def button_warnings(bot_token: str | None, signing_secret: str | None, api_base: str) -> list[str]:
+    """What `vigil check-config` and the daemon's start warn about: Slack messages whose buttons
+    nobody can use (`api_base`: where Slack must send the presses)."""
+    if not bot_token or signing_secret:
+        return []
+    return [f"slack.signing_secret is not set: the Acknowledge, Silence and Roll back buttons on Vigil's Slack "
+            "messages are refused when pressed (POST /v1/slack/actions answers 503); set it to the Slack app's "
+            f"Signing Secret, with the app's interactivity Request URL at {str(api_base).rstrip('/')}/v1/slack/actions"]

@@ -9,6 +9,7 @@ import logging
 import platform
 
 from monitor.config import VigilConfig
+from monitor.config_messages import button_warnings
 from monitor.ownership import ownership_for
 from monitor.redact import redact
 from monitor.replicas import LeaseMetrics
@@ -64,3 +65,6 @@ def announce(config: VigilConfig, notifiers: list[str], *, serve_api: bool, cycl
     if cycles and not config.slack.bot_token:
         log.warning("SLACK IS OFF: slack.bot_token is not set, so no alert reaches anyone on Slack; messages are "
                     "written to %s only", config.resolve_path(config.slack.sink_path))
+    api_base = config.api.public_url or f"http://{config.api.host}:{config.api.port}"
+    for line in button_warnings(config.slack.bot_token, config.slack.signing_secret, api_base) if cycles else []:
+        log.warning(line)

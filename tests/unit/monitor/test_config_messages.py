@@ -93,3 +93,41 @@ def test_the_grafana_link_opens_the_dashboard_in_the_organization_it_was_provisi
     assert link_and_file_org({"url": "http://grafana:3000", "org_id": 2}) == (["2"], 2)
     assert "greater than or equal to 1" in errors_of({"grafana": {"org_id": 0}, "models": [{"name": "m"}]})[
         "grafana.org_id"]
+
+
+def test_check_config_warns_that_slack_buttons_cannot_work_without_a_signing_secret(tmp_path, capsys, monkeypatch):
+    """The quick start's config posts to Slack once SLACK_BOT_TOKEN is exported, with Acknowledge,
+    Silence and Roll back buttons on every message; without slack.signing_secret each press
+    is refused (POST /v1/slack/actions answers 503), and nothing said so before someone pressed."""
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-1-2-for-the-test")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "0123456789abcdef")
+    base = "api: {public_url: 'https://vigil.example.com'}\ngrafana: {url: 'http://grafana:3000'}\n"
+    bare = tmp_path / "bare.yaml"
+    bare.write_text(base + "slack: {bot_token: '${SLACK_BOT_TOKEN}'}\nmodels:\n  - name: m\n")
+    assert main(["check-config", str(bare)]) == 0  # a warning, not an error
+    err = capsys.readouterr().err
+    assert "warning: slack.signing_secret is not set" in err, err
+    assert "Roll back" in err and "https://vigil.example.com/v1/slack/actions" in err, err
+    signed = tmp_path / "signed.yaml"
+    signed.write_text(base + "slack: {bot_token: '${SLACK_BOT_TOKEN}', signing_secret: '${SLACK_SIGNING_SECRET}'}\n"
+                      "models:\n  - name: m\n")
+    assert main(["check-config", str(signed)]) == 0
+    assert "warning" not in capsys.readouterr().err
+    sink = tmp_path / "sink.yaml"  # no Slack at all: no buttons to warn about
+    sink.write_text(base + "models:\n  - name: m\n")
+    assert main(["check-config", str(sink)]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_the_daemon_says_at_start_that_its_slack_buttons_cannot_work_without_a_signing_secret(caplog, monkeypatch):
+    import logging
+
+    from monitor.startup import announce
+
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-1-2-for-the-test")
+    cfg = parse_config({"slack": {"bot_token": "${SLACK_BOT_TOKEN}"}, "models": [{"name": "m"}]})
+    with caplog.at_level(logging.WARNING, logger="vigil"):
+        announce(cfg, ["slack"], serve_api=True, cycles=True)
+    assert "slack.signing_secret is not set" in caplog.text
+    assert "http://127.0.0.1:8080/v1/slack/actions" in caplog.text
+    assert "xoxb-1-2-for-the-test" not in caplog.text
