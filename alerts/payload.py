@@ -106,9 +106,7 @@ def suggested_action(causes: list[dict[str, Any]], actions: list[dict[str, Any]]
         return (f"v{now} serves now, released after this began: judge it on the signals since; if it did not fix "
                 f"them, roll back with POST /v1/models/{model}/rollback and to_version (that takes v{now} out).")
     if kind == "deploy":
-        prev = (top.get("evidence") or {}).get("previous_version")
-        return (f"Roll back to v{prev} (button below, or POST /v1/models/{model}/rollback) if the deploy is the cause."
-                if prev else "Compare the new version with the previous one; roll back if it is the cause.")
+        return _deploy_advice(top.get("evidence") or {}, model)
     if kind == "canary":
         return (f"Pull the challenger (remove its alias) if Vigil has not: canary.pull in vigil.yaml, "
                 f"or the registry. {top.get('explanation', '')}"[:400])
@@ -119,6 +117,15 @@ def suggested_action(causes: list[dict[str, Any]], actions: list[dict[str, Any]]
     if kind == "service":
         return f"Look at {top.get('entity')} first: " + str(top.get("explanation", ""))[:300]
     return "Investigate the top cause."
+
+
+def _deploy_advice(ev: dict[str, Any], model: str) -> str:
+    if prev := ev.get("previous_version"):
+        return f"Roll back to v{prev} (button below, or POST /v1/models/{model}/rollback) if the deploy is the cause."
+    # Vigil's first read of the alias: what served before is unknown to it, so is a default target.
+    return (f"Vigil has not seen what '{ev.get('alias') or 'the alias'}' served before v{ev.get('version', '?')}: "
+            f"if the deploy is the cause, roll back with POST /v1/models/{model}/rollback and to_version "
+            "(the version before it).")
 
 
 def _refused_since(move: dict[str, Any], causes: list[dict[str, Any]], actions: list[dict[str, Any]],

@@ -56,3 +56,16 @@ def test_a_release_after_vigils_rollback_whose_own_rollback_is_refused_says_so_a
     # A refusal from before Vigil's move is not v3's: the move since is told as before.
     early = [{**actions[1], "at": 50.0}, actions[0]]
     assert "recover with v3" in suggested_action(v3, early, "open", "recommender", serving="3")
+
+
+def test_a_deploy_vigil_first_saw_serving_tells_how_to_roll_back_without_a_known_previous_version():
+    """Vigil's first read of an alias has no previous version (it was not watching before): the
+    message said "Compare the new version with the previous one", while POST .../rollback
+    without to_version answered "no version known good to roll back to; give to_version"."""
+    cause = {"kind": "deploy", "entity": "recommender v2",
+             "evidence": {"version": "2", "previous_version": None, "alias": "champion"}}
+    text = suggested_action([cause], [], "open", "recommender")
+    assert "to_version" in text and "/v1/models/recommender/rollback" in text, text
+    assert "v2" in text and "'champion'" in text, text
+    known = {**cause, "evidence": {**cause["evidence"], "previous_version": "1"}}
+    assert suggested_action([known], [], "open", "recommender").startswith("Roll back to v1 ")
