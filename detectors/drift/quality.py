@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from scipy import stats
+
 from detectors.drift.compare import FeatureDrift
 from detectors.numbers import told_apart
 from detectors.records import Finding, FindingKind
@@ -21,6 +23,10 @@ class QualityThresholds:
     missing_rate_jump: float = 0.10  # absolute rise of the missing share over the reference
     new_category_share: float = 0.01  # share of current rows in categories the reference never had
     out_of_range_share: float = 0.01  # share of current values outside [reference min, max]
+    # ... and that many are unlikely by chance: a new value falls outside the range of n
+    # reference values with probability 2/(n+1), so a 200-row reference's range is left by 1 %
+    # of an unchanged window. Beta-binomial tail of the count, with the reference's size.
+    out_of_range_pvalue: float = 0.001
     nonfinite_share: float = 0.0  # share of +-inf above the reference's share
     type_mismatch_share: float = 0.0  # share of values that are not numbers in a numeric column
 
@@ -143,12 +149,25 @@ def _out_of_range(fd: FeatureDrift, t: QualityThresholds, w: QualityWindow) -> F
     oor = q.get("out_of_range_share", float("nan"))
     if not (math.isfinite(oor) and oor > t.out_of_range_share):
         return None
+    chance = _out_of_range_chance(oor, fd.n_current, fd.n_reference)
+    if chance >= t.out_of_range_pvalue:
+        return None
     shown, limit = _pct_pair(oor, t.out_of_range_share)
     rmin, rmax, cmin, cmax = _range_digits(q["reference_min"], q["reference_max"],
                                            q.get("current_min", math.nan), q.get("current_max", math.nan))
     return _finding(w, fd, "out_of_range_share", oor, t.out_of_range_share,
                     f"{shown} of current values on {fd.feature} (> {limit}) are outside "
-                    f"the reference range [{rmin}, {rmax}] (current [{cmin}, {cmax}])")
+                    f"the reference range [{rmin}, {rmax}] (current [{cmin}, {cmax}])",
+                    chance_pvalue=chance)
+
+
+def _out_of_range_chance(share: float, n_current: int, n_reference: int) -> float:
+    """How likely at least this many of `n_current` values fall outside the range of
+    `n_reference` values drawn from the same distribution (ties make it rarer, not likelier)."""
+    if n_reference < 2 or n_current < 1:
+        return 0.0  # a range of one value says nothing about chance: judged by the share alone
+    k = round(share * n_current)
+    return float(stats.betabinom.sf(k - 1, n_current, 2, n_reference - 1))
 
 
 def _range_digits(rmin: float, rmax: float, cmin: float, cmax: float) -> tuple[str, str, str, str]:

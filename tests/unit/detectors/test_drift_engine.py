@@ -438,3 +438,18 @@ def test_a_statistic_exactly_at_the_threshold_is_drift_as_on_evidentlys_page(sta
     evidently = {"psi": ev._psi, "js": _jensenshannon, "wasserstein": _wasserstein_distance_norm}[statistic]
     own = evidently(ref["age"], cur["age"], ColumnType.Numerical, 0.1)[0]
     assert evidently(ref["age"], cur["age"], ColumnType.Numerical, own)[1]  # Evidently: drift at its threshold
+
+
+def test_a_small_reference_does_not_make_every_window_out_of_range():
+    """Values past the extremes of a 200-row reference are expected in about 1 % of any window
+    (2/(n+1)): with 50 unchanged features, 24 out-of-range warnings came every cycle. Values far
+    outside it are still reported."""
+    rng = np.random.default_rng(31)
+    features = [FeatureSpec(f"f{i}") for i in range(50)]
+    ref = pd.DataFrame({f.name: rng.normal(0, 1, 200) for f in features})
+    cur = pd.DataFrame({f.name: rng.normal(0, 1, 3000) for f in features})
+    findings, _ = run(ref, cur, features=features)
+    assert [f.entity for f in findings if f.statistic == "out_of_range_share"] == []
+    cur.loc[:149, "f7"] = 50.0  # 5 % of the window far outside
+    findings, _ = run(ref, cur, features=features)
+    assert [f.entity for f in findings if f.statistic == "out_of_range_share"] == ["f7"]
