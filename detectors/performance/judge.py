@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from detectors.performance.noise import chance
 from detectors.performance.realised import LOWER_IS_BETTER
 from detectors.performance.windows import WindowPerformance
 from detectors.records import Direction, Finding, FindingKind
@@ -21,6 +22,7 @@ class JudgeParams:
     model: str
     drop_pct: float = 10.0
     judge_estimates: bool = True
+    alpha: float = 0.01  # a realised drop must be this unlikely by chance, across the window's figures
 
 
 def change_pct(metric: str, value: float, reference: float) -> float | None:
@@ -39,34 +41,40 @@ def _hours(seconds: float | None) -> str:
 
 
 def _finding(w: WindowPerformance, metric: str, values: tuple[float, float, float], basis: str,
-             params: JudgeParams) -> Finding:
+             params: JudgeParams, p: float | None = None) -> Finding:
     value, ref, change = values
     worse_up = metric in LOWER_IS_BETTER
     limit = params.drop_pct if worse_up else -params.drop_pct
     how = (f"on {w.labelled} labels (coverage {w.coverage:.0%}, median label delay {_hours(w.delay_median_s)})"
            if basis == "realised" else f"estimated by CBPE on {w.predictions} predictions, labels not in yet")
+    beyond = "" if p is None else f"; chance of a window this much worse p={p:.2g}"
     return Finding(
         kind=FindingKind.PERFORMANCE_DROP, entity=metric, value=change, threshold=limit,
         window_start=w.start, window_end=w.end, onset=w.start,
         score=min(1.0, abs(change) / (2 * params.drop_pct)), model=params.model,
         direction=Direction.UP if worse_up else Direction.DOWN, baseline=ref, statistic=f"{metric}_change_pct",
         message=(f"{basis} {metric} {value:.4g} vs {ref:.4g} in the reference ({change:+.1f}%, limit {limit:+g}%) "
-                 f"{how}, version {w.version}"),
+                 f"{how}, version {w.version}{beyond}"),
         evidence={"basis": basis, "metric": metric, "value": value, "reference": ref, "version": w.version,
                   "labelled": w.labelled, "predictions": w.predictions, "coverage": w.coverage,
-                  "delay_median_s": w.delay_median_s, "realised": w.realised, "estimated": w.estimated})
+                  "delay_median_s": w.delay_median_s, "realised": w.realised, "estimated": w.estimated,
+                  **({} if p is None else {"chance_pvalue": p})})
 
 
 def _drops(w: WindowPerformance, figures: dict[str, float | None], reference: dict[str, float | None],
            basis: str, params: JudgeParams) -> list[Finding]:
+    """Figures `drop_pct` worse than the reference; a realised one also beyond its own noise
+    (noise.py), at `alpha` shared by the window's judged figures."""
+    judged = {m: (v, r) for m, v in figures.items() if v is not None and (r := reference.get(m)) is not None}
     out = []
-    for metric, value in figures.items():
-        ref = reference.get(metric)
-        if value is None or ref is None:
-            continue
+    for metric, (value, ref) in judged.items():
         change = change_pct(metric, value, ref)
-        if change is not None and is_drop(metric, change, params.drop_pct):
-            out.append(_finding(w, metric, (value, ref, change), basis, params))
+        if change is None or not is_drop(metric, change, params.drop_pct):
+            continue
+        p = chance(metric, value, ref, w.support.get(metric)) if basis == "realised" else None
+        if p is not None and p >= params.alpha / len(judged):
+            continue  # a window of this size moves this far by chance
+        out.append(_finding(w, metric, (value, ref, change), basis, params, p))
     return out
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from detectors.performance.noise import Support, classification_support, regression_support
 from detectors.performance.realised import Task, realised_metrics
 
 # The columns of the frames this module takes (the cycle renames the configured ones).
@@ -39,6 +40,7 @@ class WindowPerformance:
     delay_median_s: float | None = None
     delay_max_s: float | None = None
     note: str = ""  # why a figure is missing
+    support: Support = field(default_factory=dict)  # what each realised figure was read from (noise.py)
 
     @property
     def coverage(self) -> float:
@@ -115,13 +117,14 @@ def evaluate_window(rows: pd.DataFrame, version: str, bounds: tuple[float, float
         estimated = spec.estimator(predicted, scores)
         estimate_notes = _few_expected(estimated, predicted, scores, spec.min_class_labels)
     realised, note = None, ""
+    support: Support = {}
     if len(labelled) < spec.min_labels:
         note = f"{len(labelled)} labels, fewer than the {spec.min_labels} needed: no realised figures yet"
     else:
-        realised, note = _realised(labelled, spec)
+        realised, note, support = _realised(labelled, spec)
     note = "; ".join(filter(None, [note, *estimate_notes]))
     return WindowPerformance(version, start, end, len(rows), len(labelled), realised, estimated, delay_med,
-                             delay_max, note)
+                             delay_max, note, support)
 
 
 def scored(rows: pd.DataFrame, min_rows: int) -> np.ndarray | None:
@@ -133,8 +136,9 @@ def scored(rows: pd.DataFrame, min_rows: int) -> np.ndarray | None:
     return score if int(np.count_nonzero(np.isfinite(score))) >= min_rows else None
 
 
-def _realised(labelled: pd.DataFrame, spec: WindowSpec) -> tuple[dict[str, float | None], str]:
-    """The realised figures, and why one is missing (too few labelled rows with a probability)."""
+def _realised(labelled: pd.DataFrame, spec: WindowSpec) -> tuple[dict[str, float | None], str, Support]:
+    """The realised figures, why one is missing (too few labelled rows with a probability),
+    and what each was read from."""
     if spec.task == "classification":
         score = scored(labelled, spec.min_labels)
         notes = []
@@ -146,9 +150,9 @@ def _realised(labelled: pd.DataFrame, spec: WindowSpec) -> tuple[dict[str, float
         figures = realised_metrics("classification", y_true, y_pred, score)
         notes.extend(few_positives(figures, int(y_pred.sum()), (int(y_true.sum()), len(y_true)),
                                    spec.min_class_labels, scored_classes(y_true, score)))
-        return figures, "; ".join(notes)
-    return realised_metrics("regression", labelled[LABEL].to_numpy(dtype=float),
-                            labelled[PRED].to_numpy(dtype=float)), ""
+        return figures, "; ".join(notes), classification_support(y_true, y_pred, score)
+    y, pred = labelled[LABEL].to_numpy(dtype=float), labelled[PRED].to_numpy(dtype=float)
+    return realised_metrics("regression", y, pred), "", regression_support(y, pred)
 
 
 def _few_expected(estimated: dict[str, float | None], predicted: np.ndarray, scores: np.ndarray, min_rows: int
