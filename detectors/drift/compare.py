@@ -32,6 +32,7 @@ class FeatureDrift:
     statistics: dict[str, float]
     quality: dict[str, Any]
     pvalue_method: str = "exact"  # "exact" (scipy-identical), "asymptotic", "sketch" or "none"
+    reference_counts: np.ndarray | None = None  # categorical: the reference's counts (its noise, decision.py)
 
 
 def compare(
@@ -186,4 +187,5 @@ def compare_categorical(name: str, ref: CategoricalProfile, series: pd.Series, m
         statistics=categorical_statistics(aligned),
         quality=quality,
         pvalue_method="exact" if n_cur and ref.n else "none",
+        reference_counts=ref.category_counts,
     )

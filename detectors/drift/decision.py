@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from detectors.drift.categorical import CHANCE_DRAWS, chance_level
 from detectors.drift.compare import FeatureDrift, compare
 from detectors.drift.modes import profile_reference
 from detectors.drift.numeric import PValueMode
@@ -161,6 +162,9 @@ class _Verdicts:
     # tests (the drift report's page) read it. Compared as values, not as ratio > 1: at exactly
     # the threshold the page said "Detected" and Vigil said nothing.
     reached: dict[str, bool] = field(default_factory=dict)
+    # A categorical feature past the threshold must also be past what no change reads at its
+    # size (categorical.chance_level): many categories over few rows are noise of 0.2 and more.
+    chance: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def of(cls, drifts: list[FeatureDrift], p: DriftParams) -> _Verdicts:
@@ -174,6 +178,8 @@ class _Verdicts:
         v = cls(s, len(assessed), ratio, {fd.feature: i + 1 for i, fd in enumerate(ranked)},
                 {fd.feature: bool(r) for fd, r in zip(gated, rejected, strict=True)}, [],
                 {fd.feature: fd.statistics[statistic_for(fd, s)] >= p.threshold for fd in assessed})
+        v.chance = {fd.feature: chance_level(fd.reference_counts, fd.n_current, statistic_for(fd, s))
+                    for fd in assessed if fd.reference_counts is not None and v.reached[fd.feature]}
         v.top_moved = [
             {"feature": fd.feature, "statistic": statistic_for(fd, s),
              "value": fd.statistics[statistic_for(fd, s)], "drifted": v.drifted(fd)}
@@ -182,7 +188,9 @@ class _Verdicts:
         return v
 
     def drifted(self, fd: FeatureDrift) -> bool:
-        return self.reached[fd.feature] and self.significant.get(fd.feature, True)
+        value = fd.statistics[statistic_for(fd, self.statistic)]
+        return (self.reached[fd.feature] and self.significant.get(fd.feature, True)
+                and value > self.chance.get(fd.feature, -math.inf))
 
 
 def _drift_finding(fd: FeatureDrift, v: _Verdicts, p: DriftParams, where: QualityWindow) -> Finding:
@@ -208,6 +216,12 @@ def _drift_finding(fd: FeatureDrift, v: _Verdicts, p: DriftParams, where: Qualit
         pkey = _pvalue_key(fd)
         evidence["pvalue_gate"] = {"pvalue": fd.statistics[pkey], "test": pkey, "alpha": p.alpha, "method": "BH"}
         msg += f"; {pkey.split('_')[0]} p={fd.statistics[pkey]:.2g} significant after BH at {p.alpha:g}"
+    level = v.chance.get(fd.feature)
+    if level is not None:
+        evidence["chance_level"] = level
+    if level is not None and level >= p.threshold / 2 and fd.reference_counts is not None:  # near the threshold
+        msg += (f"; no change reads up to {_fmt(level)} at {fd.n_current:,} rows over "
+                f"{len(fd.reference_counts):,} categories (largest of {CHANCE_DRAWS} draws)")
     return Finding(
         kind=FindingKind.PREDICTION_DRIFT if fd.feature == p.prediction_column else FindingKind.FEATURE_DRIFT,
         entity=fd.feature,
