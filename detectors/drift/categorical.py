@@ -10,6 +10,7 @@ rather than only a large number.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -81,17 +82,21 @@ def categorical_statistics(counts: AlignedCounts) -> dict[str, float]:
     return {"chi2": chi2, "chi2_pvalue": p, "js": jensen_shannon(r, c), "psi": psi(r, c)}
 
 
-# Windows drawn under no change to measure a categorical statistic's own noise (`chance_level`).
+# Windows drawn under no change to measure a categorical statistic's own noise (`chance_level`):
+# CHANCE_DRAWS, fewer (down to MIN_CHANCE_DRAWS) where categories x draws would pass _CHANCE_CELLS.
 CHANCE_DRAWS = 200
-_CHANCE_CELLS = 2_000_000  # draws x categories held at once
+MIN_CHANCE_DRAWS = 10
+_CHANCE_CELLS = 2_000_000
 
 
-def chance_level(reference_counts: np.ndarray, n_current: int, statistic: str, seed: int = 0) -> float:
+def chance_level(reference_counts: np.ndarray, n_current: int, statistic: str, seed: int = 0,
+                 stop_at: float = math.inf) -> float:
     """What `statistic` ("psi" or "js") reads with nothing changed: the largest of
     CHANCE_DRAWS windows of `n_current` rows and references of as many rows as this one, both
     drawn from the reference's shares. With many categories and few rows a window misses some
     and hits others twice: 200 cities and 1,000 rows read PSI 0.23 of pure noise. Seeded:
-    the same data gives the same level."""
+    the same data gives the same level. Stops once a draw reaches `stop_at` (the observed value:
+    no need to know how far beyond it chance goes)."""
     ref = np.asarray(reference_counts, dtype=np.int64)
     n_ref = int(ref.sum())
     if n_ref == 0 or n_current == 0 or len(ref) < 2:
@@ -99,11 +104,11 @@ def chance_level(reference_counts: np.ndarray, n_current: int, statistic: str, s
     share = ref / n_ref
     measure = psi if statistic == "psi" else jensen_shannon
     rng = np.random.default_rng(seed)
-    step = max(1, _CHANCE_CELLS // len(ref))
+    draws = min(CHANCE_DRAWS, max(MIN_CHANCE_DRAWS, _CHANCE_CELLS // len(ref)))
     level = 0.0
-    for done in range(0, CHANCE_DRAWS, step):
-        size = min(step, CHANCE_DRAWS - done)
-        refs, curs = rng.multinomial(n_ref, share, size=size), rng.multinomial(n_current, share, size=size)
-        for r, c in zip(refs, curs, strict=True):
-            level = max(level, measure(r / n_ref, c / n_current))
+    for _ in range(draws):
+        r, c = rng.multinomial(n_ref, share), rng.multinomial(n_current, share)
+        level = max(level, measure(r / n_ref, c / n_current))
+        if level >= stop_at:
+            break
     return level

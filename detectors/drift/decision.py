@@ -178,7 +178,8 @@ class _Verdicts:
         v = cls(s, len(assessed), ratio, {fd.feature: i + 1 for i, fd in enumerate(ranked)},
                 {fd.feature: bool(r) for fd, r in zip(gated, rejected, strict=True)}, [],
                 {fd.feature: fd.statistics[statistic_for(fd, s)] >= p.threshold for fd in assessed})
-        v.chance = {fd.feature: chance_level(fd.reference_counts, fd.n_current, statistic_for(fd, s))
+        v.chance = {fd.feature: chance_level(fd.reference_counts, fd.n_current, statistic_for(fd, s),
+                                             stop_at=fd.statistics[statistic_for(fd, s)])
                     for fd in assessed if fd.reference_counts is not None and v.reached[fd.feature]}
         v.top_moved = [
             {"feature": fd.feature, "statistic": statistic_for(fd, s),
@@ -221,7 +222,7 @@ def _drift_finding(fd: FeatureDrift, v: _Verdicts, p: DriftParams, where: Qualit
         evidence["chance_level"] = level
     if level is not None and level >= p.threshold / 2 and fd.reference_counts is not None:  # near the threshold
         msg += (f"; no change reads up to {_fmt(level)} at {fd.n_current:,} rows over "
-                f"{len(fd.reference_counts):,} categories (largest of {CHANCE_DRAWS} draws)")
+                f"{len(fd.reference_counts):,} categories (largest of up to {CHANCE_DRAWS} draws)")
     return Finding(
         kind=FindingKind.PREDICTION_DRIFT if fd.feature == p.prediction_column else FindingKind.FEATURE_DRIFT,
         entity=fd.feature,
