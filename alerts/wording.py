@@ -307,9 +307,14 @@ def _drift(f: Mapping[str, Any], stat: str, w: Wording) -> str:
     shown, limit = value_pair(f.get("value"), f.get("threshold"), stat)
     text = f"{stat_words(stat)} {shown}, above the threshold {limit}"
     cur, ref = _finite(ev.get("n_current")), _finite(ev.get("n_reference"))
-    if cur is not None and ref is not None:
-        text += f" ({number(cur)} rows against {number(ref)} in the reference)"
-    return text
+    q: Mapping[str, Any] = ev["quality"] if isinstance(ev.get("quality"), Mapping) else {}
+    mc, mr = _finite(q.get("mean_current")), _finite(q.get("mean_reference"))
+    moved = ""  # a numeric feature: which way, how far
+    if mc is not None and mr is not None and mc != mr:
+        moved = "mean {}, {} in the reference".format(*told_apart(mc, mr, lambda x, d: f"{x:.{d}g}", range(4, 18)))
+    rows = f"{number(cur)} rows against {number(ref)} in the reference" if cur is not None and ref is not None else ""
+    said = "; ".join(filter(None, [rows, moved]))
+    return text + (f" ({said})" if said else "")
 
 
 def _gpu(f: Mapping[str, Any], stat: str, w: Wording) -> str:

@@ -144,6 +144,13 @@ def _fmt_pair(value: float, threshold: float) -> tuple[str, str]:
     return told_apart(value, threshold, lambda x, d: f"{x:.{d}g}", range(3, 18))
 
 
+def _mean_pair(current: float, reference: float) -> tuple[str, str]:
+    """Two means with as many significant digits as it takes to tell them apart (4 at least)."""
+    if current == reference:
+        return f"{current:.4g}", f"{reference:.4g}"
+    return told_apart(current, reference, lambda x, d: f"{x:.{d}g}", range(4, 18))
+
+
 def _pvalue_key(fd: FeatureDrift) -> str:
     return "ks_pvalue" if fd.type == "numeric" else "chi2_pvalue"
 
@@ -213,6 +220,10 @@ def _drift_finding(fd: FeatureDrift, v: _Verdicts, p: DriftParams, where: Qualit
         f"{name} {shown} {'>' if value > p.threshold else '>='} {limit} on {fd.feature} "
         f"({fd.n_current:,} current vs {fd.n_reference:,} reference rows)"
     )
+    mr, mc = fd.quality.get("mean_reference"), fd.quality.get("mean_current")
+    if mr is not None and mc is not None and math.isfinite(mr) and math.isfinite(mc):
+        cur, ref = _mean_pair(mc, mr)
+        msg += f"; mean {cur} vs {ref} in the reference"
     if fd.feature in v.significant:
         pkey = _pvalue_key(fd)
         evidence["pvalue_gate"] = {"pvalue": fd.statistics[pkey], "test": pkey, "alpha": p.alpha, "method": "BH"}

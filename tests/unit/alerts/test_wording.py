@@ -117,3 +117,11 @@ def test_a_value_just_over_its_threshold_never_reads_as_equal_to_it() -> None:
     _, plain = finding_sentence({"kind": "feature_drift", "statistic": "psi", "value": 0.31,
                                  "threshold": 0.1, "entity": "age"}, w)
     assert "PSI) 0.31, above the threshold 0.1" in plain  # far apart: three digits as before
+
+
+def test_a_drift_line_says_how_far_the_feature_moved():
+    """Slack said PSI 4.04 on `hourly` and nothing of which way or how far it moved."""
+    _, drift = finding_sentence({"kind": "feature_drift", "statistic": "psi", "value": 4.04, "threshold": 0.1,
+                                 "entity": "hourly", "evidence": {"n_current": 2000, "n_reference": 100000,
+                                 "quality": {"mean_reference": 10.02, "mean_current": 14.91}}}, Wording())
+    assert "(2,000 rows against 100,000 in the reference; mean 14.91, 10.02 in the reference)" in drift

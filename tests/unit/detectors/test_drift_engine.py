@@ -474,3 +474,14 @@ def test_a_many_valued_category_is_not_drift_from_its_sampling_noise_alone(stati
     findings, _ = run(ref, pd.DataFrame({"city": rng.choice(names, rows, p=moved)}), features=features,
                       statistic=statistic)
     assert [f.entity for f in kinds(findings, FindingKind.FEATURE_DRIFT)] == ["city"]
+
+
+def test_a_numeric_drift_message_says_how_the_values_moved():
+    """'psi 1.37 > 0.10 on age' told a data scientist that age moved, not which way or how far:
+    the message now gives the window's mean next to the reference's."""
+    rng = np.random.default_rng(32)
+    findings, _ = run(frame(5000, rng), frame(2000, rng, age_shift=8))
+    (f,) = [f for f in kinds(findings, FindingKind.FEATURE_DRIFT) if f.entity == "age"]
+    shown = re.search(r"mean (\S+) vs (\S+) in the reference", f.message)
+    assert shown is not None, f.message
+    assert float(shown[1]) == pytest.approx(48, abs=1) and float(shown[2]) == pytest.approx(40, abs=1)
