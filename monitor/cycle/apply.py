@@ -24,7 +24,7 @@ from monitor.cycle.grouping import Grouper
 from monitor.cycle.messages import OutboxWriter
 from monitor.cycle.plan import Replan, open_state, routes_of
 from monitor.failpoints import failpoint
-from monitor.store import intents
+from monitor.store import intents, silences
 from monitor.store.repository import IncidentRow, Store
 from monitor.store.tables import locked_row
 
@@ -64,7 +64,7 @@ def apply_plan(store: Store, outbox: OutboxWriter, m: ModelConfig, plan: AlertPl
         if not held:
             state.slo_streaks = update.slo_streaks
             store.save_detector_state(s, m.name, update.detector_state)
-        locked, plan = _lock_and_replan(store, s, m.name, plan, replan)
+        locked, plan = _lock_and_replan(store, s, m.name, plan, replan, update.t)
         row = _apply_step(s, locked, plan, content, m, update.t)
         hold = grouper.member_cycle(s, row, plan, update.t) if grouper and row is not None and not held else None
         if row is not None and not held and row.status == IncidentStatus.OPEN:
@@ -161,15 +161,19 @@ def _locked_open_incident(store: Store, s: Session, model: str) -> IncidentRow |
 
 
 def _lock_and_replan(store: Store, s: Session, model: str, plan: AlertPlan,
-                     replan: Replan | None) -> tuple[IncidentRow | None, AlertPlan]:
+                     replan: Replan | None, t: float) -> tuple[IncidentRow | None, AlertPlan]:
     """The open incident locked, and the plan for it as read now. An ack (or the incident's own
     silence, or its shared cause's page) that committed after the plan was made and before this lock is in
     the row: planned from the row before it, the on-call who had just taken the incident got
-    its reminder. An escalation above the severity acknowledged still pages (the ack lapses)."""
+    its reminder. An escalation above the severity acknowledged still pages (the ack lapses).
+    The live silences are read again too: the Slack "Silence" button writes a label silence
+    under this same row lock, and one pressed in between let the planned reminder out."""
     if plan.lifecycle.step == Step.NONE:
         return None, plan  # nothing open when planned, and only this model's cycle opens one
     row = _locked_open_incident(store, s, model)
-    return row, (replan(open_state(row)) if replan is not None and row is not None else plan)
+    if replan is None or row is None:
+        return row, plan
+    return row, replan(open_state(row), tuple(silences.live(s, t)))
 
 
 def _held_by_shared_cause(plan: AlertPlan, hold: str | None) -> bool:

@@ -12,6 +12,7 @@ from alerts.pipeline import AlertInputs, AlertPlan, AlertRules, ModelHistory, pl
 from alerts.policy import Policy, RollbackGuard, Severity
 from alerts.rollback import ActionStatus
 from alerts.routing import Routes
+from alerts.silences import Silence
 from correlators.causes import released_into
 from correlators.incident import Incident
 from detectors.records import Finding
@@ -141,18 +142,22 @@ def latest_time(last_cycle_at: float | None, row: IncidentRow | None) -> float |
     return max(known) if known else None
 
 
-Replan = Callable[[OpenIncident | None], AlertPlan]  # the open incident as read under its lock -> its plan
+# The open incident and the live silences as read under the incident's lock -> its plan.
+Replan = Callable[[OpenIncident | None, tuple[Silence, ...]], AlertPlan]
 
 
 def planner(inputs: AlertInputs, rules: AlertRules) -> tuple[AlertPlan, Replan]:
-    """The cycle's plan, and the chain again for the open incident as the apply stage reads it
-    under its lock. An ack, an incident's own silence or a shared cause's page committed in between
-    changes what the messages say: planned before it, the on-call who had just taken the
-    incident was reminded of it. The same incident as planned from keeps the plan."""
+    """The cycle's plan, and the chain again for the open incident and the live silences as the
+    apply stage reads them under the incident's lock. An ack, a silence (the Slack "Silence"
+    button's, or the incident's own) or a shared cause's page committed in between changes what
+    the messages say: planned before it, the on-call who had just taken or silenced the incident
+    was reminded of it. The same incident and silences as planned from keep the plan."""
     plan = plan_alerts(inputs, rules)
 
-    def again(now_open: OpenIncident | None) -> AlertPlan:
-        if now_open == inputs.history.open_incident:
+    def again(now_open: OpenIncident | None, live: tuple[Silence, ...]) -> AlertPlan:
+        if now_open == inputs.history.open_incident and live == inputs.suppression.silences:
             return plan
-        return plan_alerts(replace(inputs, history=replace(inputs.history, open_incident=now_open)), rules)
+        history = replace(inputs.history, open_incident=now_open)
+        return plan_alerts(replace(inputs, history=history, suppression=replace(inputs.suppression, silences=live)),
+                           rules)
     return plan, again
