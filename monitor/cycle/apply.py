@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from alerts.lifecycle import IncidentStatus, Step, last_told, told_digest
+from alerts.lifecycle import IncidentStatus, LifecycleDecision, Step, last_told, told_digest
 from alerts.pipeline import AlertPlan
 from alerts.policy import Severity
 from correlators.incident import Incident
@@ -54,7 +54,7 @@ def apply_plan(store: Store, outbox: OutboxWriter, m: ModelConfig, plan: AlertPl
                update: StateUpdate, grouper: Grouper | None = None, replan: Replan | None = None) -> Applied:
     """`content` is the open incident's whole story: what is stored and shown. `replan`
     (plan.planner) plans again for the open incident as read under its lock."""
-    held = plan.lifecycle.step == Step.HELD
+    held = (planned := plan.lifecycle.step) == Step.HELD  # `planned`: before any re-plan
     if held:
         log.warning("%s", plan.lifecycle.note, extra={"model": m.name, "t": update.t})
     if grouper is not None and not held:
@@ -103,7 +103,7 @@ def apply_plan(store: Store, outbox: OutboxWriter, m: ModelConfig, plan: AlertPl
                 row.last_notified_at = update.t
         state.quiet_cycles = plan.lifecycle.quiet_cycles
         state.last_cycle_at = max(update.t, state.last_cycle_at or update.t)
-        if update.clean_version is not None and (row is None or row.status != IncidentStatus.OPEN):
+        if update.clean_version is not None and _leaves_nothing_open(row, planned):
             intents.mark_clean(s, m.name, update.clean_version, update.t)  # nothing open: a clean cycle
         failpoint("in_apply_tx")
         if row is None:
@@ -171,9 +171,31 @@ def _lock_and_replan(store: Store, s: Session, model: str, plan: AlertPlan,
     if plan.lifecycle.step == Step.NONE:
         return None, plan  # nothing open when planned, and only this model's cycle opens one
     row = _locked_open_incident(store, s, model)
+    if row is None and plan.lifecycle.step not in (Step.OPEN, Step.HELD):
+        return None, _resolved_meanwhile(plan, model, t)
     if replan is None or row is None:
         return row, plan
     return row, replan(open_state(row), tuple(silences.live(s, t)))
+
+
+def _resolved_meanwhile(plan: AlertPlan, model: str, t: float) -> AlertPlan:
+    """The incident planned for was resolved after the plan was made (a model removed from the
+    configuration, monitor/cycle/removed.py): whoever resolved it told people, so this cycle
+    writes and sends nothing for it, not even its own planned resolve. The next cycle plans
+    from no open incident."""
+    log.info("incident resolved before this cycle could write its %s: nothing sent", plan.lifecycle.step,
+             extra={"model": model, "t": t})
+    return replace(plan, lifecycle=LifecycleDecision(Step.NONE, None, False, 0, "resolved meanwhile"),
+                   channels=[], rollback=None)
+
+
+def _leaves_nothing_open(row: IncidentRow | None, planned: Step) -> bool:
+    """Whether the cycle counts as clean for the serving version. An incident that someone
+    else resolved meanwhile counts only when this cycle would have resolved it too: one that
+    still saw the regression (an update, a reminder) is not a clean cycle."""
+    if row is not None:
+        return row.status != IncidentStatus.OPEN
+    return planned in (Step.NONE, Step.HELD, Step.RESOLVE)
 
 
 def _held_by_shared_cause(plan: AlertPlan, hold: str | None) -> bool:
