@@ -15,30 +15,8 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from alerts.statistic_words import STATISTIC_WORDS, stat_words
 from detectors.numbers import NONFINITE, nonfinite_text, told_apart
-
-# The drift statistics, named as a data scientist would say them.
-STATISTIC_WORDS: dict[str, str] = {
-    "psi": "population stability index (PSI)",
-    "ks": "Kolmogorov-Smirnov distance (KS)",
-    "wasserstein": "normalised Wasserstein distance",
-    "js": "Jensen-Shannon distance",
-    "chi2": "chi-squared statistic",
-    "missing_rate": "share of missing values",
-    "type_mismatch_share": "share of values of the wrong type",
-    "nonfinite_share": "share of NaN or infinite values",
-    "out_of_range_share": "share of values outside the reference range",
-    "new_category_share": "share of categories never seen in the reference",
-    "gpu_util_pct": "GPU utilisation",
-    "fb_used_ratio": "GPU memory (framebuffer) used",
-    "kv_cache_ratio": "vLLM KV-cache usage",
-    "requests_waiting": "requests waiting in the vLLM queue",
-    "error_origin_rate": "share of requests failing here first",
-    "self_time_ms_p50": "median time spent in the service itself",
-    "edge_time_ms_p50": "median call time",
-    "range_ratio": "level against its normal range",
-    "error_burst": "burst of error log lines",
-}
 
 # Statistics whose value is a share (0..1), shown as a percentage.
 _SHARES = {"missing_rate", "type_mismatch_share", "nonfinite_share", "out_of_range_share", "new_category_share",
@@ -157,11 +135,6 @@ def stat_value(value: Any, statistic: str) -> str:
         v = _finite(value)
         return seconds(v / 1000) if v is not None else _absent(value)
     return number(value)
-
-
-def stat_words(statistic: str) -> str:
-    """'population stability index (PSI)' for 'psi'; unknown names lose their underscores."""
-    return STATISTIC_WORDS.get(statistic, (statistic or "value").replace("_", " "))
 
 
 def duration(value: Any) -> str:

@@ -74,6 +74,7 @@ class SlackConfig(_Model):
     max_rate_limit_retries: int = Field(3, ge=0, le=10)
     timeout_s: float = Field(10.0, gt=0)
     actors: SlackActorsConfig | None = None  # who may press buttons, for models without slack_actors
+    default_channel: str = Field("#vigil-alerts", min_length=1)  # models with neither owner_ nor oncall_channel
 
 
 class GrafanaConfig(_Model):

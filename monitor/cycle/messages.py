@@ -37,6 +37,7 @@ class Links:
     registry_names: dict[str, str] = field(default_factory=dict)
     display: dict[str, dict[str, Any]] = field(default_factory=dict)  # model -> time zone, baseline, cold start
     panels: dict[str, dict[PanelKey, int]] = field(default_factory=dict)  # model -> its dashboard's finding panels
+    default_channel: str = DEFAULT_CHANNEL  # `slack.default_channel`
 
     @classmethod
     def from_config(cls, config: VigilConfig) -> Links:
@@ -51,7 +52,8 @@ class Links:
         display = {m.name: {"time_zone": msg.time_zone, "baseline_s": config.schedule.baseline,
                             "cold_start_s": config.policy_for(m).cold_start,
                             "units": {s.name: s.unit for s in m.slos if s.unit}} for m in config.models}
-        return cls(settings, {m.name: m.registry for m in config.models}, display, finding_panels(config))
+        return cls(settings, {m.name: m.registry for m in config.models}, display, finding_panels(config),
+                   config.slack.default_channel)
 
     def for_incident(self, row: IncidentRow, now: float, serving_version: str | None) -> dict[str, str | None]:
         ranked = sorted(row.findings, key=lambda f: -(f.get("score") or 0.0))
@@ -102,6 +104,7 @@ class OutboxWriter:
     def __init__(self, store: Store, notifiers: NotifierRegistry, links: Links,
                  mentions: Mentions | None = None) -> None:
         self.store, self.notifiers, self.links = store, notifiers, links
+        self.default_channel = links.default_channel  # for models routed to no channel
         self.mentions: Mentions = mentions or (lambda _model, _severity: [])
         self.receivers = ReceiverWriter(store, notifiers)
 
@@ -118,7 +121,7 @@ class OutboxWriter:
         links = self.links.for_incident(row, now, serving)
         display = self.links.display.get(row.model)
         chat = self.notifiers.taking(MessageKind.INCIDENT, per_channel=True)
-        for channel in channels or [DEFAULT_CHANNEL]:
+        for channel in channels or [self.default_channel]:
             payload = incident_payload(snap, channel=channel, updated_at=now, actions=actions, links=links,
                                        display=display, serving=serving)
             for name in chat:
@@ -166,7 +169,7 @@ class OutboxWriter:
         # never paged (the escalation came under a silence) is not pinged for its end.
         mentions = self.mentions(row.model, previous if change == "resolved" and previous else row.severity)
         reasons = [r for r in (row.reasons or []) if isinstance(r, str)]
-        for channel in channels or [DEFAULT_CHANNEL]:
+        for channel in channels or [self.default_channel]:
             payload = {"incident_id": row.id, "model": row.model, "channel": channel, "change": change,
                        "severity": row.severity, "previous_severity": previous, "status": row.status,
                        "title": row.title, "reason": reasons[0] if reasons else "", "mentions": mentions,
@@ -182,7 +185,7 @@ class OutboxWriter:
         """One message per shared cause and channel (-> the members routed there), updated in
         place like an incident's."""
         everyone = [m["model"] for m in payload.get("models") or []]
-        for channel, models in (channels or {DEFAULT_CHANNEL: everyone}).items():
+        for channel, models in (channels or {self.default_channel: everyone}).items():
             body = {**payload, "channel": channel, "updated_at": now,
                     "mentions": self._group_mentions(models, payload["severity"])}
             for name in self.notifiers.taking(MessageKind.GROUP, per_channel=True):
@@ -200,7 +203,7 @@ class OutboxWriter:
         names = ", ".join(m["model"] for m in models)
         # a resolve mentions those of the severity last told, not an on-call never paged for it
         told = previous if change == "resolved" and previous else payload["severity"]
-        for channel, routed in (channels or {DEFAULT_CHANNEL: [m["model"] for m in models]}).items():
+        for channel, routed in (channels or {self.default_channel: [m["model"] for m in models]}).items():
             body = {"group_id": payload["group_id"], "model": f"{payload['cause_kind']} {payload['cause']} ({names})",
                     "channel": channel, "change": change, "severity": payload["severity"],
                     "previous_severity": previous, "status": payload["status"],

@@ -150,6 +150,20 @@ def test_a_resolve_without_an_owner_channel_goes_where_the_warning_went(tmp_path
             [m.text for m in fake.messages(ONCALL)]
 
 
+def test_a_model_routed_nowhere_is_told_in_the_configured_default_channel(tmp_path):
+    """`slack.default_channel`: a team whose catch-all channel is not #vigil-alerts gets the
+    alerts of models without owner_channel and oncall_channel there (it was hard-coded)."""
+    cfg = make_config(tmp_path, models=[model_config(owner_channel=None)],
+                      slack={"sink_path": "notifications.jsonl", "default_channel": "#ml-alerts"})
+    with FakeSlack(token=TOKEN, channels=("ml-alerts", "vigil-alerts", ONCALL.lstrip("#"))) as fake:
+        notifier = SlackNotifier(TOKEN, base_url=fake.base_url, max_rate_limit_retries=0, timeout_s=5.0)
+        vigil = make_vigil(cfg, prometheus=incident_prometheus(bad_until=T0 + 120), notifiers={"slack": notifier})
+        for t in (T0, T0 + 60):
+            cycle(vigil, t)
+        assert fake.messages("#ml-alerts") and fake.messages("#vigil-alerts") == [], \
+            [m.text for m in fake.messages("#vigil-alerts")]
+
+
 def test_a_repeat_reminds_in_the_thread_with_mentions_not_only_by_an_edit(tmp_path, slack):
     """repeat_interval re-notifies an unchanged, unacknowledged incident (Alertmanager's
     repeat): Slack tells no one of an edit, so the reminder is a reply with the mentions."""
