@@ -149,9 +149,10 @@ def rollback(who: OperatorDep, vigil: VigilDep, m: ModelDep, body: RollbackReque
 @router.post("/v1/models/{name}/rollback/cancel", response_model=RollbackCancelResponse,
              responses=errors(404, 409, 422, 502))
 def rollback_cancel(who: OperatorDep, vigil: VigilDep, m: ModelDep, body: RollbackCancelRequest) -> Any:
-    """Cancel the model's pending rollback if nothing of it moved (200 `cancelled`); one that
-    moved already is `done` (200, nothing moved back); 409 when none is pending or it moved in
-    part (it finishes on its own); 502 when the alias cannot be read (nothing cancelled)."""
+    """Cancel the model's pending rollback if nothing of it moved (200 `cancelled`); one done
+    already is `done` (200, nothing moved back); 409 when none is pending or it moved, in part or
+    its alias (the lease holder's cycle finishes it: never driven here); 502 when the alias
+    cannot be read (nothing cancelled)."""
     in_scope(vigil, who, m.name, "rollback cancel")
     now = time.time()
     got = cancel(vigil.rollbacks, m, who.actor, body.reason, now)

@@ -6,16 +6,19 @@ until now they could only wait, or turn automatic rollback off and reload. A can
 intent the way an abandoned one ends (recorded failed, "cancelled by api:alice: <reason>,
 nothing moved", told where the incident's messages are), with a `rollback.cancel` audit entry
 under the person's name, in the same transaction: a crash leaves it pending or cancelled,
-never half of it. Never a move reversed: a rollback whose alias reads the target already is
-finished as done ("nothing moved back"), one that moved a layer (or set one still rolling out)
-is left to finish (stopping half-way leaves the registry and serving on different versions),
-and one whose alias cannot be read is not cancelled blind.
+never half of it. Never a move reversed, nor one driven from here: a rollback whose alias
+reads the target already (its move landed, the answer lost) is said so and left pending for the
+replica that holds the model's lease, which verifies and records it under its fence (the
+cancel drove it in the API's thread, unfenced, on a replica that may not hold the lease and
+beside the holder's own cycle); one that moved a layer (or set one still rolling out) is left
+to finish (stopping half-way leaves the registry and serving on different versions); one whose
+alias cannot be read is not cancelled blind.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from alerts.rollback import ActionStatus, RollbackOutcome
+from alerts.rollback import ActionStatus
 from monitor.config import ModelConfig
 from monitor.cycle.rollback_ask import PROMOTION, ROLLBACK, audited, intent_kind
 from monitor.cycle.rollback_pending import Driver, read_first, where_it_stands
@@ -28,7 +31,7 @@ CANCELLED, DONE, NONE, MOVING, UNREAD = "cancelled", "done", "none", "moving", "
 
 @dataclass(frozen=True)
 class Cancelled:
-    status: str  # CANCELLED; DONE (it had moved: nothing moved back); NONE, MOVING, UNREAD (nothing changed)
+    status: str  # CANCELLED; DONE (done already: nothing moved back); NONE, MOVING, UNREAD (nothing changed)
     detail: str
     intent_id: int | None = None
     from_version: str | None = None
@@ -60,8 +63,10 @@ def cancel(runner: Driver, m: ModelConfig, actor: str, reason: str, now: float) 
     except ExecutorError as e:
         return replace(said, status=UNREAD, detail=f"{first} cannot be read ({e.detail}): whether rollback "
                        f"{said.intent_id} moved it is unknown; nothing cancelled, ask again")
-    if serving == said.to_version:  # it moved (an answer lost): recorded done, never moved back
-        return _finished(_with(said, runner.drive(said.intent_id or 0, m, now)))
+    if serving == said.to_version:  # it moved (an answer lost): never moved back, nor driven from here
+        return replace(said, status=MOVING, detail=f"{first} reads v{said.to_version} already (rollback "
+                       f"{said.intent_id}'s move landed, its answer lost): the replica that holds {m.name}'s lease "
+                       "finishes and verifies it at its next cycle; nothing cancelled, nothing moved back")
     detail = f"cancelled by {actor}: {reason}, nothing moved"
     return retry_audited(lambda: _cancel_once(runner, said, m, actor, detail, now), "cancel a rollback")
 
@@ -85,10 +90,6 @@ def _cancel_once(runner: Driver, said: Cancelled, m: ModelConfig, actor: str, de
 def _said(intent: RollbackIntentRow) -> Cancelled:
     return Cancelled(str(intent.status), intent.detail, intent.id, intent.from_version, intent.to_version,
                      intent.incident_id)
-
-
-def _with(said: Cancelled, outcome: RollbackOutcome) -> Cancelled:
-    return replace(said, status=str(outcome.status), detail=outcome.detail)
 
 
 def _finished(said: Cancelled) -> Cancelled:

@@ -1,7 +1,7 @@
 """On-call cancels a pending rollback (`POST /v1/models/{name}/rollback/cancel`, `vigil rollback
 cancel MODEL`): MLflow answering 503 to set_alias kept Vigil's rollback retrying, and people
 could only wait or turn automatic rollback off. Cancelled, nothing moves when MLflow is back;
-a rollback that moved already is said so, and nothing moves back."""
+a rollback that moved already is said so (its lease holder finishes it), and nothing moves back."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -67,11 +67,15 @@ def test_cancelling_a_rollback_that_moved_already_says_so_and_moves_nothing_back
     api, reg = _stuck(tmp_path, monkeypatch)
     reg.aliases[(MODEL, "champion")] = "1"  # a 503 whose write landed
     r = api.post(CANCEL, {"reason": "too late?"})
-    assert r.status_code == 200 and r.json()["status"] == "done", r.text
-    assert "nothing moved back" in r.json()["detail"]
+    assert r.status_code == 409, r.text
+    assert r.json()["error"] == ("mlflow_alias reads v1 already (rollback 1's move landed, its answer lost): the "
+                                 f"replica that holds {MODEL}'s lease finishes and verifies it at its next cycle; "
+                                 "nothing cancelled, nothing moved back")
     assert api.alias() == "1" and reg.moves == []
     [action] = api.vigil.store.actions(model=MODEL)
-    assert action.status == "done"
+    assert action.status == "pending"  # the API drives nothing: the lease holder's cycle does
+    api.vigil.run_cycle(MODEL, T0 + 60)
+    assert [a.status for a in api.vigil.store.actions(model=MODEL)] == ["done"] and reg.moves == []
 
 
 def test_the_cli_cancels_a_pending_rollback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
