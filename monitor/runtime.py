@@ -154,7 +154,7 @@ class Runtime:
         vigil.health.forget(registry_source(model))
 
     def swap(self, vigil: Vigil) -> None:
-        vigil.fence = self.vigil.fence
+        vigil.fence, vigil.lease_token = self.vigil.fence, self.vigil.lease_token
         with self.users.lock:
             old, self.vigil = self.vigil, vigil
         self.users.retire(old, replaced_clients(old, vigil))  # once a cycle still on `old` is done

@@ -43,7 +43,7 @@ def take_ownership(runtime: Runtime) -> None:
     vigil = runtime.vigil
     runtime.owner = ownership_for(vigil.store, vigil.config.schedule.interval, LeaseMetrics(vigil.metrics.registry),
                                   forget=runtime.forget_model)
-    vigil.fence = runtime.owner.fence
+    vigil.fence, vigil.lease_token = runtime.owner.fence, runtime.owner.token  # an API's rollback drives under it
 
 
 def require_schema(store: Store, config_path: str | None) -> None:

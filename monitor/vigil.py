@@ -53,6 +53,7 @@ from monitor.cycle.prefetch import ModelPlan, Prefetched, prefetch
 from monitor.cycle.reference import ReferenceChooser
 from monitor.cycle.rollback_intents import RollbackRunner
 from monitor.cycle.rollback_landed import landed
+from monitor.cycle.rollback_lease import LeaseToken, drive_here
 from monitor.cycle.samples import SampleReader
 from monitor.cycle.suppress import FiringLabels, inhibit_rules, read_suppression
 from monitor.executors.base import Executor, ExecutorError
@@ -80,8 +81,8 @@ class Vigil:
                  prometheus: Any = None, registry: Any = None, notifiers: dict[str, Notifier] | None = None,
                  metrics: VigilMetrics | None = None) -> None:
         self.config = config
-        # Sweep worker processes build their Vigil from the configuration: only one built
-        # from it alone (the daemon's, a reload's successor of it) may hand cycles to them.
+        # Sweep workers build their Vigil from the configuration: only one built from it alone
+        # (the daemon's, a reload's successor of it) may hand cycles to them.
         self.own_sources = store is None and prometheus is None and registry is None and notifiers is None
         self.clock = clock or LiveClock()
         self.metrics = metrics or VigilMetrics()
@@ -110,6 +111,7 @@ class Vigil:
         self.last_cycle: dict[str, CycleReport] = {}
         self._layers: dict[str, list[Executor]] = {}
         self.fence: Any = None  # set by the daemon when replicas share the store (monitor/replicas)
+        self.lease_token: LeaseToken | None = None  # with it: a model's token while this replica holds its lease
         self._firing = FiringLabels()  # other models' open incidents, labelled once per change
         self.sweep_pool = SweepPool(Vigil, config)  # no process until a sweep needs one
 
@@ -117,9 +119,8 @@ class Vigil:
         c = self.config
         loki, tempo = log_trace_clients(c)
         self.health = SourceHealth.for_sources(
-            {"prometheus": c.sources.prometheus.url, "mlflow": c.sources.mlflow.tracking_uri,
-             "loki": c.sources.loki.url if c.sources.loki else None,
-             "tempo": c.sources.tempo.url if c.sources.tempo else None},
+            {"prometheus": c.sources.prometheus.url, "mlflow": c.sources.mlflow.tracking_uri, "loki": c.sources.loki.url
+             if c.sources.loki else None, "tempo": c.sources.tempo.url if c.sources.tempo else None},
             self.metrics, lambda: self.clock.now())
         spool = c.spool.open(c.base_dir)
         samples = SampleReader(c, self.store, spool)
@@ -130,6 +131,7 @@ class Vigil:
         self.grouper = Grouper(c, self.store, self.outbox)
         self.rollbacks = RollbackRunner(self.store, self.layers, self.outbox, self.metrics, health=self._layer_health,
                                         pull_layers=self.pull_layers, config=c)
+        self.rollbacks.lease = lambda model, drive: drive_here(self.store, self.fence, self.lease_token, model, drive)
         self.deploys = DeployWatch(self.registry, self.health, self.store, self.outbox, partial(landed, self.rollbacks))
         self.canary = CanaryAnalysis(self.prometheus, self.registry, self.store, self.rollbacks, self.outbox,
                                      self.metrics, c.sources.prometheus.step)
@@ -167,8 +169,8 @@ class Vigil:
         return [challenger_executor(self.registry, m.canary.alias, m.alias), *serving]
 
     def _layer_health(self, layer: str, error: ExecutorError | None) -> None:
-        """What rollbacks see of each layer shows in /readyz as `rollback:<layer>`: an MLflow
-        that answers the poll but fails the alias move is not "up" for what matters most."""
+        """Each layer as rollbacks see it, in /readyz as `rollback:<layer>`: an MLflow answering the poll
+        but failing the alias move is not "up" for what matters most."""
         if error is None:
             self.health.mark(f"rollback:{layer}", True)
         elif error.retryable:
@@ -336,11 +338,10 @@ class Vigil:
     def run_sweep(self, t: float | None = None, models: list[str] | None = None, *,
                   workers: int | None = None, token: Callable[[str], int | None] | None = None,
                   processes: int | None = None) -> list[CycleReport]:
-        """Every model's cycle at one time `t`, after one batched read for all of them.
-        In `processes` worker processes (default `schedule.sweep_processes`; monitor/sweep_pool.py)
-        when this Vigil was built from its configuration alone, else here, `workers` cycles at
-        a time. One model's failure never stops the others. `token(model)`: the replica's
-        fencing token for the model (see run_cycle)."""
+        """Every model's cycle at one time `t`, after one batched read for all of them. In `processes`
+        worker processes (default `schedule.sweep_processes`; monitor/sweep_pool.py) when this Vigil was
+        built from its configuration alone, else here, `workers` cycles at a time. One model's failure
+        never stops the others. `token(model)`: the replica's fencing token for the model (see run_cycle)."""
         t = self.clock.now() if t is None else t
         self.drift_reports.background = True  # seconds of Evidently never hold a cycle (or a worker's chunk) up
         names = models if models is not None else [m.name for m in self.config.models]
@@ -351,14 +352,13 @@ class Vigil:
             return done if done is not None else self.sweep_here(t, names, workers=workers, token=token)[0]
 
     def _processes(self) -> int:
-        """Decided on the configured fleet, not the models this replica owns now: a
-        rebalance around the threshold must not switch between processes and threads."""
+        """On the configured fleet, not the models owned now: a rebalance never switches processes and threads."""
         return process_count(self.config.schedule.sweep_processes, len(self.config.models), self.config.store.url)
 
     def sweep_here(self, t: float, names: list[str], *, workers: int | None = None,
                    token: Callable[[str], int | None] | None = None) -> tuple[list[CycleReport], dict[str, str]]:
-        """`names`' cycles at `t` on this process's threads: the reports, and the error of
-        each cycle that failed (a cycle stopped by a lost lease is neither)."""
+        """`names`' cycles at `t` on this process's threads: the reports, and the error of each cycle
+        that failed (a cycle stopped by a lost lease is neither)."""
         self.drift_reports.background = True  # seconds of Evidently never hold a cycle up
         try:
             pre: Prefetched | None = self.prefetch(names, t)

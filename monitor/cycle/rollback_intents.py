@@ -71,6 +71,7 @@ log = logging.getLogger("vigil.rollback")
 
 STEP_BUDGET_S = 30.0  # a rollback's calls to its layers in one cycle (or one request); then it resumes next cycle
 Layers = Callable[[ModelConfig], list[Executor]]
+Lease = Callable[[str, Callable[[], RollbackOutcome]], "RollbackOutcome | None"]  # (model, drive): None: not here
 LayerHealth = Callable[[str, "ExecutorError | None"], None]  # (layer name, error or None when it answered)
 
 
@@ -85,6 +86,7 @@ class RollbackRunner:
         self.health = health  # a layer that cannot be reached makes /readyz say so
         self.pull_layers = pull_layers  # a canary pull's layers (the challenger's); None: no canaries
         self.step_budget_s = STEP_BUDGET_S
+        self.lease: Lease = lambda _model, drive: drive()  # Vigil's: rollback_lease.drive_here
 
     def layers_for(self, kind: str, m: ModelConfig, deadline: float | None = None) -> list[Executor]:
         """A pull moves the challenger's layers; a rollback and a promotion the champion's.
@@ -145,7 +147,20 @@ class RollbackRunner:
             return recorded
         failpoint("rollback_after_intent")
         # This ask's own intent: a retry of the request is answered with its state, never a new one.
-        return replace(self.drive(recorded, m, ask.now, deadline), intent_id=recorded, own=True)
+        # Driven here only where this process may write the model's layers (rollback_lease).
+        intent_id = recorded
+        outcome = self.lease(m.name, lambda: self.drive(intent_id, m, ask.now, deadline))
+        return replace(outcome or self._left_to_holder(intent_id, m), intent_id=recorded, own=True)
+
+    def _left_to_holder(self, intent_id: int, m: ModelConfig) -> RollbackOutcome:
+        with self.store.tx() as s:
+            intent = s.get(RollbackIntentRow, intent_id)
+            assert intent is not None
+            if intent.status != ActionStatus.PENDING:
+                return outcome_of(intent)
+            return RollbackOutcome(ActionStatus.PENDING, intent.from_version, intent.to_version,
+                                   f"rollback {intent_id} recorded; this replica does not hold {m.name}'s lease: the "
+                                   "replica that does moves it at its next cycle", intent_id)
 
     def _in_flight(self, m: ModelConfig) -> RollbackOutcome:
         with self.store.tx() as s:

@@ -1,6 +1,6 @@
 """Issue 11, row 3 at the level of whole cycles, on the real PostgreSQL: a replica whose
 lease was taken over cannot write any part of its cycle (incident, outbox, rollback),
-and two rollbacks asked at once on two replicas move the alias once."""
+and two rollbacks asked at once on two replicas move the alias once (the lease holder moves it)."""
 from __future__ import annotations
 
 import threading
@@ -23,7 +23,7 @@ def replica(tmp_path: Path, url: str, registry: Any, name: str) -> tuple[Vigil, 
     vigil = make_vigil(cfg, registry=registry, prometheus=incident_prometheus(bad_from=T0 - 300))
     # a lease long enough for a whole cycle on a loaded machine: `a`'s healthy cycle has no heartbeat
     membership = Membership(vigil.store, LeaseTiming(renew_every=1.0, lease_ttl=3.0), replica_id=name)
-    vigil.fence = membership.fence
+    vigil.fence, vigil.lease_token = membership.fence, membership.token  # as monitor/startup.take_ownership
     return vigil, membership
 
 
@@ -66,8 +66,9 @@ def test_two_rollbacks_asked_at_once_on_two_replicas_move_the_alias_once(tmp_pat
         slow_set(name, alias, version)
 
     reg.set_alias = slow  # type: ignore[method-assign]
-    a, _ = replica(tmp_path, url, reg, "a")
+    a, ma = replica(tmp_path, url, reg, "a")
     b, _ = replica(tmp_path, url, reg, "b")
+    ma.tick([MODEL])  # `a` holds the model: only its API drives the rollback, under its lease
     outcomes: list[Any] = []
     barrier = threading.Barrier(2)
 

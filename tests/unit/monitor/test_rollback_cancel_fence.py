@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy.orm import Session
 
 from alerts.rollback import ActionStatus
 from monitor.cycle.rollback_cancel import MOVING, cancel
@@ -17,9 +18,11 @@ from monitor.executors.build import alias_executor
 from monitor.executors.config import KServeExecutorConfig
 from monitor.executors.kserve import KServeExecutor
 from monitor.executors.kube import KubeClient, api_client_at
+from monitor.replicas import LeaseLost
+from monitor.vigil import Vigil
 from tests.fakes.kube_api import FakeKubeApi
 from tests.fakes.kube_objects import NS, inference_service
-from tests.helpers_vigil import MODEL, T0, make_config, make_vigil, serving_registry
+from tests.helpers_vigil import MODEL, T0, MemoryRegistry, make_config, make_vigil, serving_registry
 
 
 @pytest.fixture
@@ -50,3 +53,48 @@ def test_a_cancel_that_finds_the_alias_at_the_target_writes_no_serving_layer(tmp
     vigil.run_cycle(MODEL, T0 + 60)  # the lease holder's next cycle (here, the one daemon's) moves it
     [write] = kube.writes()
     assert write.method == "PATCH" and "kserve is set to v1" in vigil.store.actions(model=MODEL)[0].detail
+
+
+class HeldBy:
+    """The model's lease as the store has it: held by `holder` under token 7."""
+
+    def __init__(self, holder: str, me: str) -> None:
+        self.holder, self.me, self.checked = holder, me, 0
+
+    def check(self, session: Session, model: str, token: int) -> None:
+        self.checked += 1
+        if self.holder != self.me or token != 7:
+            raise LeaseLost(model, token, self.holder, current_token=7)
+
+
+def kserve_vigil(tmp_path: Path, kube: FakeKubeApi, fence: HeldBy) -> tuple[Vigil, MemoryRegistry]:
+    kube.put_object(inference_service(uri="s3://models/recommender/2"))
+    reg = serving_registry(version="2")
+    vigil = make_vigil(make_config(tmp_path), registry=reg)
+    cfg = KServeExecutorConfig(kind="kserve", namespace=NS, name="recommender",
+                               storage_uri_template="s3://models/{registry}/{version}")
+    client = KubeClient(api_client_at(kube.url), timeout_s=2.0, backoff_s=0.01)
+    vigil._layers[MODEL] = [alias_executor(reg, "champion"), KServeExecutor(client, cfg)]
+    vigil.fence = fence  # a replica among others on one PostgreSQL (monitor/startup.take_ownership)
+    vigil.lease_token = lambda model: 7 if fence.holder == fence.me else None
+    return vigil, reg
+
+
+def test_a_rollback_asked_of_a_replica_without_the_lease_is_left_to_the_lease_holder(
+        tmp_path: Path, kube: FakeKubeApi) -> None:
+    """The API's POST /rollback and a Slack button run `Operator.rollback` in the API's thread."""
+    vigil, reg = kserve_vigil(tmp_path, kube, HeldBy("replica-b", "replica-a"))
+    got = vigil.operator.rollback(RollbackAsk(vigil.config.model(MODEL), "1", "ctr down", "api:alice", None, T0))
+    assert reg.moves == [] and kube.writes() == [], "a replica without the lease moved a layer"
+    assert got.status == ActionStatus.PENDING and got.own, got.detail
+    assert "does not hold" in got.detail and "next cycle" in got.detail, got.detail
+    [action] = vigil.store.actions(model=MODEL)
+    assert action.status == ActionStatus.PENDING
+
+
+def test_the_lease_holder_drives_an_asked_rollback_under_its_fence(tmp_path: Path, kube: FakeKubeApi) -> None:
+    fence = HeldBy("replica-a", "replica-a")
+    vigil, reg = kserve_vigil(tmp_path, kube, fence)
+    vigil.operator.rollback(RollbackAsk(vigil.config.model(MODEL), "1", "ctr down", "api:alice", None, T0))
+    assert reg.moves == [(MODEL, "champion", "1")] and [w.method for w in kube.writes()] == ["PATCH"]
+    assert fence.checked >= 4  # each transaction of the drive, and right before each write

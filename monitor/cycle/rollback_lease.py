@@ -1,0 +1,36 @@
+"""Who drives a rollback a person asked for: only a process that may write the model's layers.
+
+A cycle drives its model's rollbacks under its fencing token (monitor/replicas/fence.py). A
+rollback asked through the API (`POST /v1/models/{name}/rollback`, a Slack button) was driven
+in the API's thread, outside any fence: on a replica that does not hold the model's lease it
+moved the alias and patched the serving layer, beside the lease holder's own cycle driving the
+same intent. Now such a drive runs under the same fence as the cycle when this replica holds the
+model's lease, and is left to the holder's next cycle when it does not (or loses the lease on
+the way): the intent is recorded, pending, and the answer says who moves it.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from monitor.replicas.fence import LeaseLost
+from monitor.store.repository import Store
+
+T = TypeVar("T")
+LeaseToken = Callable[[str], "int | None"]  # a model's fencing token while this replica holds its lease
+
+
+def drive_here(store: Store, fence: Any, token_of: LeaseToken | None, model: str, drive: Callable[[], T]) -> T | None:
+    """`drive()` where this process may write `model`'s layers, else None: inside a fenced cycle
+    as it is; one daemon alone on its store (no fence) as it is; a replica among others only
+    under its lease on the model (each transaction and each write checks it), None without it."""
+    if store.fencing_token() is not None or fence is None:
+        return drive()
+    token = token_of(model) if token_of is not None else None
+    if token is None:
+        return None
+    try:
+        with store.fenced(fence, model, token):
+            return drive()
+    except LeaseLost:  # lost on the way: the intent stays pending for the new holder's cycle
+        return None
