@@ -13,6 +13,7 @@ from monitor.config_messages import button_warnings
 from monitor.ownership import ownership_for
 from monitor.redact import redact
 from monitor.replicas import LeaseMetrics
+from monitor.replicas.fence import NoFence
 from monitor.runtime import Runtime
 from monitor.store import schema
 from monitor.store.repository import Store
@@ -31,6 +32,8 @@ def prepare(vigil: Vigil, config_path: str | None, cycles: bool) -> Runtime:
         require_schema(vigil.store, config_path)  # a store behind: refuse, naming `vigil db upgrade`
         if cycles:  # a refused start's only line is the refusal
             take_ownership(runtime)
+        elif vigil.store.engine.dialect.name == "postgresql":  # `vigil serve` beside replicas: it holds no lease,
+            vigil.fence, vigil.lease_token = NoFence(), lambda _model: None  # so the API records, the holder moves
         return runtime
     except BaseException:
         vigil.close()

@@ -18,11 +18,11 @@ from tests.helpers_replicas import fresh_schema_url, wait_until
 from tests.helpers_vigil import MODEL, T0, incident_prometheus, make_config, make_vigil, serving_registry
 
 
-def replica(tmp_path: Path, url: str, registry: Any, name: str) -> tuple[Vigil, Membership]:
+def replica(tmp_path: Path, url: str, registry: Any, name: str, lease_ttl: float = 3.0) -> tuple[Vigil, Membership]:
     cfg = make_config(tmp_path / name, store={"url": url})
     vigil = make_vigil(cfg, registry=registry, prometheus=incident_prometheus(bad_from=T0 - 300))
     # a lease long enough for a whole cycle on a loaded machine: `a`'s healthy cycle has no heartbeat
-    membership = Membership(vigil.store, LeaseTiming(renew_every=1.0, lease_ttl=3.0), replica_id=name)
+    membership = Membership(vigil.store, LeaseTiming(renew_every=1.0, lease_ttl=lease_ttl), replica_id=name)
     vigil.fence, vigil.lease_token = membership.fence, membership.token  # as monitor/startup.take_ownership
     return vigil, membership
 
@@ -35,7 +35,7 @@ def url(postgres_url: str) -> str:
 def test_a_replica_that_lost_its_lease_writes_nothing_of_its_cycle(tmp_path, url):
     (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
     reg = serving_registry()
-    a, ma = replica(tmp_path, url, reg, "a")
+    a, ma = replica(tmp_path, url, reg, "a", lease_ttl=60.0)  # held through the drive on a loaded machine
     ma.tick([MODEL])
     token_a = ma.token(MODEL)
     assert token_a is not None
@@ -66,7 +66,7 @@ def test_two_rollbacks_asked_at_once_on_two_replicas_move_the_alias_once(tmp_pat
         slow_set(name, alias, version)
 
     reg.set_alias = slow  # type: ignore[method-assign]
-    a, ma = replica(tmp_path, url, reg, "a")
+    a, ma = replica(tmp_path, url, reg, "a", lease_ttl=60.0)  # held through the drive on a loaded machine
     b, _ = replica(tmp_path, url, reg, "b")
     ma.tick([MODEL])  # `a` holds the model: only its API drives the rollback, under its lease
     outcomes: list[Any] = []
@@ -84,3 +84,14 @@ def test_two_rollbacks_asked_at_once_on_two_replicas_move_the_alias_once(tmp_pat
     done = [x for x in a.store.actions(model=MODEL) if x.status == "done"]
     assert len(done) == 1
     assert [e.action for e in a.store.audit_entries()].count("rollback.done") == 1
+
+
+def test_vigil_serve_on_a_shared_store_moves_no_layer_of_a_rollback_it_is_asked_for(tmp_path, url):
+    """`vigil serve` (the API, no cycles) holds no model's lease: it drove a rollback unfenced."""
+    from monitor.startup import prepare
+
+    reg = serving_registry(version="2")
+    vigil = make_vigil(make_config(tmp_path, store={"url": url}), registry=reg)
+    prepare(vigil, None, cycles=False)
+    got = vigil.operator.rollback(RollbackAsk(vigil.config.model(MODEL), "1", "on-call", "api:x", None, T0))
+    assert reg.moves == [] and str(got.status) == "pending" and "does not hold" in got.detail, got
