@@ -91,12 +91,15 @@ def _vigil(cfg: VigilConfig) -> Vigil:
     """A Vigil with the daemon's notifiers: the rollback's messages go where the daemon's go,
     also when the daemon's Slack token is in its environment and not in this terminal's."""
     from monitor.notifiers import terminal_notifiers
+    from monitor.startup import hold_no_lease
     from monitor.store.repository import Store
     from monitor.vigil import Vigil
 
     store = Store(cfg.store.url)
     daemon_chat = store.outbox.newest_notifier(("slack", "sink"))
-    return Vigil(cfg, store=store, notifiers=terminal_notifiers(cfg, daemon_chat))
+    vigil = Vigil(cfg, store=store, notifiers=terminal_notifiers(cfg, daemon_chat))
+    hold_no_lease(vigil)  # beside replicas: it records, the model's lease holder moves the layers
+    return vigil
 
 
 def _finish_earlier(vigil: Vigil, m: ModelConfig, now: float) -> None:
@@ -106,6 +109,8 @@ def _finish_earlier(vigil: Vigil, m: ModelConfig, now: float) -> None:
     use a terminal. Only a terminal's own, and only with layers this terminal can reach
     (its kubeconfig, a webhook's secret): a daemon's automatic rollback stays the daemon's,
     which one failing here (its layers not configured on this machine) would end."""
+    from functools import partial
+
     from monitor.cycle.rollback_ask import ROLLBACK
     from monitor.cycle.rollback_pending import drive_pending
     from monitor.executors.base import ExecutorError
@@ -117,8 +122,8 @@ def _finish_earlier(vigil: Vigil, m: ModelConfig, now: float) -> None:
     try:
         if ids:
             preflight(vigil.rollbacks.layers_for(ROLLBACK, m))
-        for intent_id in ids:  # abandoned past policy.rollback.pending_ttl, as at start-up
-            drive_pending(vigil.rollbacks, vigil.config, intent_id, m, now)
+        for intent_id in ids:  # abandoned past policy.rollback.pending_ttl, as at start-up; only where it may write
+            vigil.rollbacks.lease(m.name, partial(drive_pending, vigil.rollbacks, vigil.config, intent_id, m, now))
     except ExecutorError as e:  # the ask then says what is still in flight; the daemon finishes it
         log.warning("could not finish the pending rollback here", extra={"model": m.name, "error": e.detail})
 

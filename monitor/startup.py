@@ -32,8 +32,8 @@ def prepare(vigil: Vigil, config_path: str | None, cycles: bool) -> Runtime:
         require_schema(vigil.store, config_path)  # a store behind: refuse, naming `vigil db upgrade`
         if cycles:  # a refused start's only line is the refusal
             take_ownership(runtime)
-        elif vigil.store.engine.dialect.name == "postgresql":  # `vigil serve` beside replicas: it holds no lease,
-            vigil.fence, vigil.lease_token = NoFence(), lambda _model: None  # so the API records, the holder moves
+        else:
+            hold_no_lease(vigil)
         return runtime
     except BaseException:
         vigil.close()
@@ -47,6 +47,13 @@ def take_ownership(runtime: Runtime) -> None:
     runtime.owner = ownership_for(vigil.store, vigil.config.schedule.interval, LeaseMetrics(vigil.metrics.registry),
                                   forget=runtime.forget_model)
     vigil.fence, vigil.lease_token = runtime.owner.fence, runtime.owner.token  # an API's rollback drives under it
+
+
+def hold_no_lease(vigil: Vigil) -> None:
+    """A process without cycles beside replicas (`vigil serve`, the terminal's `vigil rollback` on
+    PostgreSQL) holds no model's lease: a rollback asked of it is recorded, and the holder moves it."""
+    if vigil.store.engine.dialect.name == "postgresql":
+        vigil.fence, vigil.lease_token = NoFence(), lambda _model: None
 
 
 def require_schema(store: Store, config_path: str | None) -> None:

@@ -95,3 +95,16 @@ def test_vigil_serve_on_a_shared_store_moves_no_layer_of_a_rollback_it_is_asked_
     prepare(vigil, None, cycles=False)
     got = vigil.operator.rollback(RollbackAsk(vigil.config.model(MODEL), "1", "on-call", "api:x", None, T0))
     assert reg.moves == [] and str(got.status) == "pending" and "does not hold" in got.detail, got
+
+
+def test_vigil_rollback_on_a_shared_store_moves_no_layer_itself(tmp_path, url):
+    """The terminal's `vigil rollback` holds no model's lease either: it drove the rollback
+    (and finished an earlier one of its own) unfenced, beside the lease holder's cycle."""
+    from monitor.cli_rollback import _vigil
+    from monitor.executors.build import alias_executor
+
+    reg = serving_registry(version="2")
+    vigil = _vigil(make_config(tmp_path, store={"url": url}))
+    vigil._layers[MODEL] = [alias_executor(reg, "champion")]
+    got = vigil.operator.rollback(RollbackAsk(vigil.config.model(MODEL), "1", "on-call", "cli:x", None, T0))
+    assert reg.moves == [] and str(got.status) == "pending" and "does not hold" in got.detail, got
