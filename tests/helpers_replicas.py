@@ -7,6 +7,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from sqlalchemy import text
 
@@ -23,6 +24,15 @@ def fresh_schema_url(postgres_url: str) -> str:
         c.execute(text(f"create schema {schema}"))
     base.close()
     return f"{postgres_url}?options=-csearch_path%3D{schema}"
+
+
+def sqlite_or_postgres_url(backend: str, tmp_path: Path, postgres_url: Callable[[], str]) -> str:
+    """A fresh store's URL on `backend` ("sqlite" in `tmp_path`, or a new PostgreSQL schema):
+    for fixtures parametrised over both (`postgres_url` is asked only when needed, so SQLite runs
+    without a server)."""
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'vigil.db'}"
+    return fresh_schema_url(postgres_url())
 
 
 @contextmanager

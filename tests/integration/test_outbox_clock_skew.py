@@ -7,33 +7,23 @@ sending, and the message went out twice.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 
 from alerts.outbox import DeliveryResult, DeliveryStatus, MessageKind, OutboxMessage
 from monitor.cycle.deliver import OutboxSender
 from monitor.metrics import VigilMetrics
 from monitor.store.repository import Store
+from tests.helpers_replicas import sqlite_or_postgres_url
 
 AHEAD_S = 400.0  # the second replica's clock: more than a claim (300 s) ahead
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
-    if request.param == "sqlite":
-        s = Store(f"sqlite:///{tmp_path / 'vigil.db'}")
-    else:
-        url = request.getfixturevalue("postgres_url")
-        schema = "k" + uuid.uuid4().hex[:8]
-        base = Store(url)
-        with base.engine.begin() as c:
-            c.execute(text(f"create schema {schema}"))
-        base.close()
-        s = Store(f"{url}?options=-csearch_path%3D{schema}")
+    s = Store(sqlite_or_postgres_url(request.param, tmp_path, lambda: request.getfixturevalue("postgres_url")))
     request.addfinalizer(s.close)
     return s
 

@@ -18,12 +18,10 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text
 
 from alerts.outbox import MessageKind
 from dashboards.grafana_api import GrafanaClient
@@ -33,6 +31,7 @@ from monitor.metrics import VigilMetrics
 from monitor.store.repository import Store
 from tests.fakes.grafana_server import FakeGrafana
 from tests.fakes.slack_server import FakeSlack
+from tests.helpers_replicas import sqlite_or_postgres_url
 from tests.unit.alerts.test_sink import incident_payload
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,15 +42,7 @@ TOKEN = "xoxb-exactly-once-1c9d"
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'vigil.db'}"
-    url = request.getfixturevalue("postgres_url")
-    schema = "x" + uuid.uuid4().hex[:8]  # one database, a fresh schema per test
-    base = Store(url)
-    with base.engine.begin() as c:
-        c.execute(text(f"create schema {schema}"))
-    base.close()
-    return f"{url}?options=-csearch_path%3D{schema}"
+    return sqlite_or_postgres_url(request.param, tmp_path, lambda: request.getfixturevalue("postgres_url"))
 
 
 def sender(url: str, now: float, *notifier: str, failpoints: str | None = None,

@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 
 from alerts.outbox import MessageKind
 from alerts.receivers.http import HttpCaller, RetrySettings, SecretSource
@@ -21,6 +19,7 @@ from monitor.metrics import VigilMetrics
 from monitor.store.repository import Store
 from tests.fakes.pagerduty_server import FakePagerDuty
 from tests.helpers_receivers import PD_KEY, incident_record
+from tests.helpers_replicas import sqlite_or_postgres_url
 
 CLAIM_S = 2.0
 PAUSE_S = CLAIM_S + 2.0  # the paused sender's back-off before its retry, past its claim
@@ -28,15 +27,7 @@ PAUSE_S = CLAIM_S + 2.0  # the paused sender's back-off before its retry, past i
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'vigil.db'}"
-    base_url = request.getfixturevalue("postgres_url")
-    schema = "p" + uuid.uuid4().hex[:8]
-    base = Store(base_url)
-    with base.engine.begin() as c:
-        c.execute(text(f"create schema {schema}"))
-    base.close()
-    return f"{base_url}?options=-csearch_path%3D{schema}"
+    return sqlite_or_postgres_url(request.param, tmp_path, lambda: request.getfixturevalue("postgres_url"))
 
 
 def pagerduty(pd: FakePagerDuty, sleep: object) -> PagerDutyReceiver:

@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 
 from alerts.outbox import DeliveryResult, DeliveryStatus, MessageKind, OutboxMessage
 from monitor import failpoints
 from monitor.cycle.deliver import OutboxSender
 from monitor.metrics import VigilMetrics
 from monitor.store.repository import Store
+from tests.helpers_replicas import sqlite_or_postgres_url
 
 CLAIM_S = 1.5
 SLOW_S = 5.0  # the first message's receiver: the second row is claimed this far into the round
@@ -27,15 +26,7 @@ PAUSE_S = 4.0  # past its claim (1.5 s), short of the claim plus the round so fa
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'vigil.db'}"
-    base_url = request.getfixturevalue("postgres_url")
-    schema = "p" + uuid.uuid4().hex[:8]
-    base = Store(base_url)
-    with base.engine.begin() as c:
-        c.execute(text(f"create schema {schema}"))
-    base.close()
-    return f"{base_url}?options=-csearch_path%3D{schema}"
+    return sqlite_or_postgres_url(request.param, tmp_path, lambda: request.getfixturevalue("postgres_url"))
 
 
 class Receiver:
