@@ -31,8 +31,21 @@ def kube() -> Iterator[FakeKubeApi]:
         yield server
 
 
-def test_a_cancel_that_finds_the_alias_at_the_target_writes_no_serving_layer(tmp_path: Path,
-                                                                             kube: FakeKubeApi) -> None:
+class HeldBy:
+    """The model's lease as the store has it: held by `holder` under token 7."""
+
+    def __init__(self, holder: str, me: str) -> None:
+        self.holder, self.me, self.checked = holder, me, 0
+
+    def check(self, session: Session, model: str, token: int) -> None:
+        self.checked += 1
+        if self.holder != self.me or token != 7:
+            raise LeaseLost(model, token, self.holder, current_token=7)
+
+
+def kserve_vigil(tmp_path: Path, kube: FakeKubeApi, fence: HeldBy | None) -> tuple[Vigil, MemoryRegistry]:
+    """v2 serving through the champion alias and a KServe InferenceService; `fence`: a replica
+    among others (None: one daemon alone, no fence)."""
     kube.put_object(inference_service(uri="s3://models/recommender/2"))
     reg = serving_registry(version="2")
     vigil = make_vigil(make_config(tmp_path), registry=reg)
@@ -40,6 +53,16 @@ def test_a_cancel_that_finds_the_alias_at_the_target_writes_no_serving_layer(tmp
                                storage_uri_template="s3://models/{registry}/{version}")
     client = KubeClient(api_client_at(kube.url), timeout_s=2.0, backoff_s=0.01)
     vigil._layers[MODEL] = [alias_executor(reg, "champion"), KServeExecutor(client, cfg)]
+    if fence is None:
+        return vigil, reg
+    vigil.fence = fence  # a replica among others on one PostgreSQL (monitor/startup.take_ownership)
+    vigil.lease_token = lambda model: 7 if fence.holder == fence.me else None
+    return vigil, reg
+
+
+def test_a_cancel_that_finds_the_alias_at_the_target_writes_no_serving_layer(tmp_path: Path,
+                                                                             kube: FakeKubeApi) -> None:
+    vigil, reg = kserve_vigil(tmp_path, kube, None)
     m = vigil.config.model(MODEL)
     reg.fail_set_alias = "MLflow answered 503"  # the lease holder's attempt: its answer lost ...
     vigil.operator.rollback(RollbackAsk(m, "1", "ctr down since v2", "vigil", None, T0, max_attempts=10))
@@ -53,31 +76,6 @@ def test_a_cancel_that_finds_the_alias_at_the_target_writes_no_serving_layer(tmp
     vigil.run_cycle(MODEL, T0 + 60)  # the lease holder's next cycle (here, the one daemon's) moves it
     [write] = kube.writes()
     assert write.method == "PATCH" and "kserve is set to v1" in vigil.store.actions(model=MODEL)[0].detail
-
-
-class HeldBy:
-    """The model's lease as the store has it: held by `holder` under token 7."""
-
-    def __init__(self, holder: str, me: str) -> None:
-        self.holder, self.me, self.checked = holder, me, 0
-
-    def check(self, session: Session, model: str, token: int) -> None:
-        self.checked += 1
-        if self.holder != self.me or token != 7:
-            raise LeaseLost(model, token, self.holder, current_token=7)
-
-
-def kserve_vigil(tmp_path: Path, kube: FakeKubeApi, fence: HeldBy) -> tuple[Vigil, MemoryRegistry]:
-    kube.put_object(inference_service(uri="s3://models/recommender/2"))
-    reg = serving_registry(version="2")
-    vigil = make_vigil(make_config(tmp_path), registry=reg)
-    cfg = KServeExecutorConfig(kind="kserve", namespace=NS, name="recommender",
-                               storage_uri_template="s3://models/{registry}/{version}")
-    client = KubeClient(api_client_at(kube.url), timeout_s=2.0, backoff_s=0.01)
-    vigil._layers[MODEL] = [alias_executor(reg, "champion"), KServeExecutor(client, cfg)]
-    vigil.fence = fence  # a replica among others on one PostgreSQL (monitor/startup.take_ownership)
-    vigil.lease_token = lambda model: 7 if fence.holder == fence.me else None
-    return vigil, reg
 
 
 def test_a_rollback_asked_of_a_replica_without_the_lease_is_left_to_the_lease_holder(
