@@ -182,7 +182,7 @@ def test_nan_values_do_not_break_rendering():
 @pytest.mark.parametrize(
     "value,expected",
     [(0.31234, "0.312"), (12.345, "12.3"), (12345.0, "12,300"), (999.7, "1,000"), (0.000012345, "1.23e-05"),
-     (0, "0"), (-7.25, "-7.25"), (None, "n/a"), (float("nan"), "n/a")],
+     (0, "0"), (-7.25, "-7.25"), (None, "n/a"), (float("nan"), "NaN"), (float("inf"), "+Inf"), (float("-inf"), "-Inf")],
 )
 def test_numbers_have_three_significant_digits(value, expected):
     assert fmt_number(value) == expected
