@@ -24,9 +24,7 @@ from alerts.outbox import Notifier
 from alerts.pipeline import AlertInputs
 from alerts.routing import NotifierRegistry
 from correlators.causes import CorrelationSettings
-from correlators.incident import Incident
 from detectors.anomaly import AnomalyTuning
-from detectors.records import FindingKind
 from monitor.audit.wiring import install as install_audit
 from monitor.clock import Clock, LiveClock
 from monitor.config import ModelConfig, PolicyConfig, VigilConfig
@@ -35,6 +33,7 @@ from monitor.cycle.actions import Operator
 from monitor.cycle.apply import StateUpdate, apply_plan
 from monitor.cycle.canary import CanaryAnalysis, CanaryJudgement
 from monitor.cycle.correlate import correlate, story_start
+from monitor.cycle.cycle_metrics import has_drift, record_cycle
 from monitor.cycle.deliver import OutboxSender
 from monitor.cycle.deploys import DeployWatch
 from monitor.cycle.detect import DetectRequest, detect
@@ -69,11 +68,6 @@ from monitor.sweep_pool import SweepPool, process_count
 from monitor.types import CycleReport, Detection, RawSignals, Window
 
 log = logging.getLogger("vigil")
-DRIFT_KINDS = (FindingKind.FEATURE_DRIFT, FindingKind.PREDICTION_DRIFT)
-
-
-def _has_drift(incident: Incident | None) -> bool:
-    return incident is not None and any(f.kind in DRIFT_KINDS for f in incident.findings)
 
 
 class Vigil:
@@ -256,9 +250,9 @@ class Vigil:
                 rollback = self.canary.act(m, canary, incident_id, policy, t, found.findings)
             if applied.status == IncidentStatus.OPEN and applied.incident_id is not None:
                 rollback = self.operator.follow_plan(m, applied.incident_id, applied.plan, t) or rollback
-                if found.drift_columns and _has_drift(story.incident):
+                if found.drift_columns and has_drift(story.incident):
                     self.drift_reports.save_once(m, applied.incident_id, found.drift_columns, serving, t)
-        self._record(m, t, raw, found, applied.opened, applied.severity)
+        record_cycle(self.metrics, m, t, raw, found, applied, self.config.schedule.interval)
         report = CycleReport(model=m.name, t=t, findings=found.findings, incident=story.incident,
                              step=str(applied.plan.lifecycle.step), severity=applied.severity,
                              incident_id=applied.incident_id, deploys=new_deploys, rollback=rollback, blind=blind,
@@ -299,19 +293,6 @@ class Vigil:
         """What this cycle could not see: any of it means no all clear."""
         mlflow = ["registry: unavailable (deploy suspects unknown)"] if self.health.is_down("mlflow") else []
         return raw.gaps.blind + found.blind + mlflow
-
-    def _record(self, m: ModelConfig, t: float, raw: RawSignals, found: Detection, opened: bool,
-                severity: str | None) -> None:
-        """Vigil's own metrics for one cycle."""
-        if raw.all_samples is not None:
-            self.metrics.count_samples(m.name, raw.all_samples, t, self.config.schedule.interval)
-        self.metrics.publish_kpis(m.name, found.kpi_levels)
-        moved = {f.entity for f in found.findings if f.kind in DRIFT_KINDS}
-        self.metrics.set_feature_drift(m.name, found.drift_statistics, moved)
-        self.metrics.count_findings(m.name, [str(f.kind) for f in found.findings], len(raw.gaps.partial))
-        if opened and severity is not None:
-            self.metrics.incidents_total.labels(m.name, severity).inc()
-        self.metrics.set_model_state(m.name, severity)
 
     def run_all(self, t: float | None = None) -> list[CycleReport]:
         out = []
