@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -45,6 +44,7 @@ from monitor.cycle.grouping import Grouper
 from monitor.cycle.health import SourceHealth
 from monitor.cycle.logs_traces import LogTraceSources
 from monitor.cycle.messages import Links, OutboxWriter
+from monitor.cycle.model_locks import ModelLocks
 from monitor.cycle.performance import PerformanceStage
 from monitor.cycle.performance_inputs import PerformanceInputs
 from monitor.cycle.plan import CycleStart, alert_rules, blamed_deploy, planner, read_cycle_start, read_history
@@ -100,7 +100,7 @@ class Vigil:
             self._wire()
             refused.pop_all()  # built: the store stays open
         self.anomaly_tuning = AnomalyTuning()  # one configuration for every series
-        self._model_locks = {m.name: threading.Lock() for m in config.models}
+        self.model_locks = ModelLocks(m.name for m in config.models)
         self._models = {m.name: m for m in config.models}
         self.last_cycle: dict[str, CycleReport] = {}
         self._layers: dict[str, list[Executor]] = {}
@@ -125,7 +125,8 @@ class Vigil:
         self.grouper = Grouper(c, self.store, self.outbox)
         self.rollbacks = RollbackRunner(self.store, self.layers, self.outbox, self.metrics, health=self._layer_health,
                                         pull_layers=self.pull_layers, config=c)
-        self.rollbacks.lease = lambda model, drive: drive_here(self.store, self.fence, self.lease_token, model, drive)
+        self.rollbacks.lease = lambda model, drive: drive_here(self.store, self.fence, self.lease_token, model, drive,
+                                                               self.model_locks)
         self.deploys = DeployWatch(self.registry, self.health, self.store, self.outbox, partial(landed, self.rollbacks))
         self.canary = CanaryAnalysis(self.prometheus, self.registry, self.store, self.rollbacks, self.outbox,
                                      self.metrics, c.sources.prometheus.step)
@@ -221,7 +222,7 @@ class Vigil:
         t = self.clock.now() if t is None else t
         policy = self.config.policy_for(m)
         began = time.perf_counter()
-        with self._model_locks[m.name]:  # one cycle per model at a time, whoever calls
+        with self.model_locks.cycle(m.name):  # one cycle per model at a time, whoever calls; no asked drive beside
             # Before the registry poll: a finished rollback is ours, not an external deploy.
             self._reconcile(m, t)
             aliases = prefetched.aliases.get(m.registry) if prefetched and prefetched.aliases is not None else None

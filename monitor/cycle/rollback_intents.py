@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 from alerts.rollback import ActionStatus, Move, RollbackOutcome, decide_move
 from monitor.config import ModelConfig, VigilConfig
 from monitor.cycle.messages import OutboxWriter
+from monitor.cycle.model_locks import CycleRunning
 from monitor.cycle.rollback_ask import (
     AUDIT,
     CANARY_PROMOTE,
@@ -149,18 +150,22 @@ class RollbackRunner:
         # This ask's own intent: a retry of the request is answered with its state, never a new one.
         # Driven here only where this process may write the model's layers (rollback_lease).
         intent_id = recorded
-        outcome = self.lease(m.name, lambda: self.drive(intent_id, m, ask.now, deadline))
-        return replace(outcome or self._left_to_holder(intent_id, m), intent_id=recorded, own=True)
+        try:
+            outcome = self.lease(m.name, lambda: self.drive(intent_id, m, ask.now, deadline))
+        except CycleRunning:  # never two drivers of one intent: the running cycle (or the next) moves it
+            return replace(self._left_to(intent_id, f"a cycle of {m.name} is running on this replica: it or the "
+                                                     "next cycle moves it"), intent_id=recorded, own=True)
+        left = f"this replica does not hold {m.name}'s lease: the replica that does moves it at its next cycle"
+        return replace(outcome or self._left_to(intent_id, left), intent_id=recorded, own=True)
 
-    def _left_to_holder(self, intent_id: int, m: ModelConfig) -> RollbackOutcome:
+    def _left_to(self, intent_id: int, who: str) -> RollbackOutcome:
         with self.store.tx() as s:
             intent = s.get(RollbackIntentRow, intent_id)
             assert intent is not None
             if intent.status != ActionStatus.PENDING:
                 return outcome_of(intent)
             return RollbackOutcome(ActionStatus.PENDING, intent.from_version, intent.to_version,
-                                   f"rollback {intent_id} recorded; this replica does not hold {m.name}'s lease: the "
-                                   "replica that does moves it at its next cycle", intent_id)
+                                   f"rollback {intent_id} recorded; {who}", intent_id)
 
     def _in_flight(self, m: ModelConfig) -> RollbackOutcome:
         with self.store.tx() as s:

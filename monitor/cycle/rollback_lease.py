@@ -6,13 +6,17 @@ in the API's thread, outside any fence: on a replica that does not hold the mode
 moved the alias and patched the serving layer, beside the lease holder's own cycle driving the
 same intent. Now such a drive runs under the same fence as the cycle when this replica holds the
 model's lease, and is left to the holder's next cycle when it does not (or loses the lease on
-the way): the intent is recorded, pending, and the answer says who moves it.
+the way): the intent is recorded, pending, and the answer says who moves it. Either way it
+drives only under the model's cycle lock (monitor/cycle/model_locks.py): never beside this
+process's own cycle of the model, which reconciles the same intent.
 """
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from monitor.cycle.model_locks import ModelLocks
 from monitor.replicas.fence import LeaseLost
 from monitor.store.repository import Store
 
@@ -20,11 +24,21 @@ T = TypeVar("T")
 LeaseToken = Callable[[str], "int | None"]  # a model's fencing token while this replica holds its lease
 
 
-def drive_here(store: Store, fence: Any, token_of: LeaseToken | None, model: str, drive: Callable[[], T]) -> T | None:
+def drive_here(store: Store, fence: Any, token_of: LeaseToken | None, model: str, drive: Callable[[], T],
+               locks: ModelLocks | None = None) -> T | None:
     """`drive()` where this process may write `model`'s layers, else None: inside a fenced cycle
     as it is; one daemon alone on its store (no fence) as it is; a replica among others only
-    under its lease on the model (each transaction and each write checks it), None without it."""
-    if store.fencing_token() is not None or fence is None:
+    under its lease on the model (each transaction and each write checks it), None without it.
+    Outside a cycle, under `locks`' lock of the model: `CycleRunning` while a cycle keeps it."""
+    if store.fencing_token() is not None:  # the cycle's own ask: it holds the model's lock
+        return drive()
+    with locks.asked(model) if locks is not None else contextlib.nullcontext():
+        return _drive_leased(store, fence, token_of, model, drive)
+
+
+def _drive_leased(store: Store, fence: Any, token_of: LeaseToken | None, model: str, drive: Callable[[], T]
+                  ) -> T | None:
+    if fence is None:
         return drive()
     token = token_of(model) if token_of is not None else None
     if token is None:

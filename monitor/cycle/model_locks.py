@@ -1,0 +1,55 @@
+"""One lock per model: whatever writes a model's layers in this process does it one at a time.
+
+A cycle holds its model's lock from its reconcile to its actions. A rollback asked outside a
+cycle (the API, a Slack button) drives its intent only under the same lock: with a cycle of the
+model running, the two drivers could both read a layer at the old version and both write it (a
+second KServe patch, a second deploy webhook call). The asked drive waits at most `wait_s`
+for it, then leaves the intent, recorded and pending, to the cycle (`CycleRunning`). Reentrant:
+a rollback a cycle asks for itself (the guard's, a canary's) drives on the cycle's thread.
+
+Only this process's threads: a cycle in a sweep worker process, or the terminal's `vigil
+rollback`, is not seen here.
+"""
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterable, Iterator
+
+ASKED_WAIT_S = 1.0  # how long an asked rollback waits for the model's running cycle before answering pending
+
+
+class CycleRunning(Exception):
+    """A cycle of `model` holds its lock: an asked rollback leaves its intent to it."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        super().__init__(f"a cycle of {model} is running on this replica")
+
+
+class ModelLocks:
+    def __init__(self, models: Iterable[str], wait_s: float = ASKED_WAIT_S) -> None:
+        self._locks = {name: threading.RLock() for name in models}
+        self._guard = threading.Lock()
+        self.wait_s = wait_s
+
+    def _lock(self, model: str) -> threading.RLock:
+        with self._guard:  # a model not in the configuration this was built with: its lock, made once
+            return self._locks.setdefault(model, threading.RLock())
+
+    @contextlib.contextmanager
+    def cycle(self, model: str) -> Iterator[None]:
+        """Held for one cycle of `model`: waits for whatever holds it."""
+        with self._lock(model):
+            yield
+
+    @contextlib.contextmanager
+    def asked(self, model: str) -> Iterator[None]:
+        """Held for an asked rollback's drive; `CycleRunning` when a cycle keeps it past `wait_s`."""
+        lock = self._lock(model)
+        if not lock.acquire(timeout=self.wait_s):
+            raise CycleRunning(model)
+        try:
+            yield
+        finally:
+            lock.release()

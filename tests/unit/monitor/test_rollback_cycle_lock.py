@@ -1,0 +1,120 @@
+"""A rollback asked outside a cycle (the API, a Slack button) on the process that runs the
+model's cycles drove its layers in the API's thread while that process's own cycle of the
+model ran beside it, reconciling the same intent: on the lease holder under the same fence, and
+on one daemon alone on SQLite with no fence at all. Both could read a layer at the old version
+and both write it (a second KServe patch, a second deploy webhook call). Now the asked drive
+takes the model's cycle lock: with a cycle running it answers pending at once (202), and the
+cycle (this one or the next) moves the layers, each once."""
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from alerts.rollback import ActionStatus
+from monitor.cycle.rollback_intents import RollbackAsk
+from monitor.executors.base import RollbackStep, Verification
+from monitor.executors.build import alias_executor
+from monitor.vigil import Vigil
+from tests.fakes.kube_api import FakeKubeApi
+from tests.helpers_vigil import MODEL, T0, make_config, make_vigil, serving_registry
+from tests.unit.monitor.test_rollback_cancel_fence import HeldBy, kserve_vigil
+from tests.unit.monitor.test_rollback_cancel_fence import kube as kube  # noqa: F401  (the fixture)
+
+WAIT_S = 10.0
+
+
+def pause_cycle_at_alias_poll(reg: Any) -> tuple[threading.Event, threading.Event]:
+    """The registry's alias read on a thread named `cycle` waits for `release`, once `entered` is
+    set: a cycle of the model caught mid-way (its registry poll)."""
+    entered, release, read = threading.Event(), threading.Event(), reg.alias_version
+
+    def alias_version(name: str, alias: str) -> str | None:
+        if threading.current_thread().name == "cycle" and not entered.is_set():
+            entered.set()
+            assert release.wait(WAIT_S)
+        return read(name, alias)
+    reg.alias_version = alias_version
+    return entered, release
+
+
+def test_an_api_rollback_on_the_lease_holder_while_its_cycle_runs_is_left_to_the_cycle(
+        tmp_path: Path, kube: FakeKubeApi) -> None:  # noqa: F811
+    fence = HeldBy("replica-a", "replica-a")
+    vigil, reg = kserve_vigil(tmp_path, kube, fence)
+    entered, release = pause_cycle_at_alias_poll(reg)
+    cycle = threading.Thread(target=vigil.run_cycle, args=(MODEL, T0), kwargs={"token": 7}, name="cycle")
+    cycle.start()
+    try:
+        assert entered.wait(WAIT_S)
+        began = time.monotonic()
+        got = vigil.operator.rollback(RollbackAsk(vigil.config.model(MODEL), "1", "ctr down", "api:alice", None, T0))
+        took = time.monotonic() - began
+    finally:
+        release.set()
+        cycle.join(WAIT_S)
+    assert reg.moves == [] and kube.writes() == [], "the API moved a layer beside the model's running cycle"
+    assert got.status == ActionStatus.PENDING and got.own, got.detail
+    assert "cycle" in got.detail and "running" in got.detail, got.detail
+    assert took < 5, f"the API waited {took:.1f} s for the cycle"
+    [action] = vigil.store.actions(model=MODEL)
+    assert action.status == ActionStatus.PENDING
+    vigil.run_cycle(MODEL, T0 + 60, token=7)  # the next cycle moves it, each layer once
+    assert reg.moves == [(MODEL, "champion", "1")] and [w.method for w in kube.writes()] == ["PATCH"]
+
+
+class Meeting:
+    """A serving layer (a deploy webhook, say) serving v2 whose reads in a rollback's drive wait, up
+    to a second and a half, for a second reader: two drivers overlapping both read v2, both write."""
+
+    name = "webhook"
+
+    def __init__(self) -> None:
+        self.serving, self.writes = "2", 0
+        self.reading = threading.Event()
+        self._both = threading.Barrier(2, timeout=1.5)
+
+    def current(self, step: RollbackStep) -> str | None:
+        if not step.key:  # read before the intent is recorded (is there anything to move?)
+            return self.serving
+        self.reading.set()
+        with contextlib.suppress(threading.BrokenBarrierError):  # broken: nobody else reading at the same time
+            self._both.wait()
+        return self.serving
+
+    def apply(self, step: RollbackStep) -> None:
+        self.writes += 1
+        self.serving = step.to_version
+
+    def verify(self, step: RollbackStep) -> Verification:
+        return Verification(self.serving == step.to_version, self.serving, f"serves v{self.serving}")
+
+
+def one_daemon(tmp_path: Path) -> tuple[Vigil, Any, Meeting]:
+    reg = serving_registry(version="2")
+    vigil = make_vigil(make_config(tmp_path), registry=reg)  # SQLite, no fence: one daemon alone
+    layer = Meeting()
+    vigil._layers[MODEL] = [alias_executor(reg, "champion"), layer]
+    return vigil, reg, layer
+
+
+def test_an_api_rollback_racing_the_one_daemons_cycle_writes_each_layer_once(tmp_path: Path) -> None:
+    vigil, reg, layer = one_daemon(tmp_path)
+    asked: list[Any] = []
+    api = threading.Thread(target=lambda: asked.append(vigil.operator.rollback(
+        RollbackAsk(vigil.config.model(MODEL), "1", "ctr down", "api:alice", None, T0))), name="api")
+    api.start()
+    try:
+        assert layer.reading.wait(WAIT_S)  # the API's drive has moved the alias and reads the webhook's layer
+        cycle = threading.Thread(target=vigil.run_cycle, args=(MODEL, T0 + 1), name="cycle")
+        cycle.start()  # its reconcile finds the intent pending
+        cycle.join(WAIT_S)
+    finally:
+        api.join(WAIT_S)
+    assert layer.writes == 1, f"the webhook's layer was written {layer.writes} times"
+    assert reg.moves == [(MODEL, "champion", "1")]
+    [action] = vigil.store.actions(model=MODEL)
+    assert action.status == ActionStatus.DONE, action.detail
+    assert asked and asked[0].status == ActionStatus.DONE, asked
