@@ -124,14 +124,13 @@ class RollbackRunner:
         with self.store.tx() as s:
             seen = latest_intent_id(s, m.name)  # one recorded after this is another ask's, at once
         serving, unread = self._serving_now(layers[0], m, ask.to_version, ask.from_version)
-        if ask.stay and unread and not ask.dry_run:  # nor move there unforced: failed, recorded and audited
-            with self.store.tx() as s:
-                return self.unmoved.record(s, ask, serving, layers, failed=f"{layers[0].name} cannot be read "
-                                                                           f"({unread})")
-        if ask.dry_run and unread:  # can say nothing true
-            return RollbackOutcome(ActionStatus.FAILED, serving, ask.to_version,
-                                   f"dry run: {layers[0].name} cannot be read ({unread}); nothing "
-                                   "was moved and what a rollback would move is unknown")
+        if unread and (ask.stay or ask.dry_run):  # a dry run can say nothing true; a stay nor move there unforced
+            why = f"{layers[0].name} cannot be read ({unread})"
+            why = f"dry run: {why}; what a rollback would move is unknown" if ask.dry_run else why
+            if ask.dry_run and ask.actor == intents.AUTOMATIC:  # asked again next cycle; recorded, it would settle it
+                return RollbackOutcome(ActionStatus.FAILED, serving, ask.to_version, f"{why}; nothing was moved")
+            with self.store.tx() as s:  # failed, recorded and audited
+                return self.unmoved.record(s, ask, serving, layers, failed=why)
         already, behind = self._off_target(layers, m, ask.to_version)
         if serving == ask.to_version and behind is not None:  # the alias is back (by hand), serving is not:
             serving = behind  # what the layers to move serve is what the rollback moves away from

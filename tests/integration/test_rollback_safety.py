@@ -207,7 +207,13 @@ def test_a_dry_run_that_cannot_read_the_alias_fails_instead_of_guessing(tmp_path
     out = v.operator.rollback(RollbackAsk(v.config.model(MODEL), "1", "what would it do?", "cli:alice", None, T0,
                                           dry_run=True))
     assert out.status == "failed" and "cannot be read" in out.detail and "vNone" not in out.detail
-    assert reg.moves == [] and v.store.actions(model=MODEL) == []
+    assert reg.moves == []
+    # Recorded and audited as any failed ask: it was answered failed, with no trace in `vigil audit`.
+    [action] = v.store.actions(model=MODEL)
+    assert action.status == "failed" and action.dry_run and action.actor == "cli:alice", action.detail
+    assert "cannot be read" in action.detail and "nothing was moved" in action.detail, action.detail
+    entries = [(e.actor, e.action) for e in v.store.audit_entries() if e.action.startswith("rollback.")]
+    assert entries == [("cli:alice", "rollback.requested"), ("cli:alice", "rollback.failed")], entries
 
 
 def test_a_persons_dry_run_that_finds_the_alias_at_the_target_leaves_the_rollback_armed(tmp_path, monkeypatch):
