@@ -329,8 +329,10 @@ class Vigil:
         names = models if models is not None else [m.name for m in self.config.models]
         n = self._processes() if processes is None else processes
         with self.drift_reports.sweeping():  # the reports render in the gap after it
-            done = self.sweep_pool.sweep(self, t, names, token, n) if n > 0 and self.own_sources \
-                and len(names) > 1 else None
+            done = None
+            if n > 0 and self.own_sources and len(names) > 1:
+                with self.model_locks.cycles(names):  # the workers' cycles are ours: no asked drive beside them
+                    done = self.sweep_pool.sweep(self, t, names, token, n)
             return done if done is not None else self.sweep_here(t, names, workers=workers, token=token)[0]
 
     def _processes(self) -> int:

@@ -7,8 +7,8 @@ second KServe patch, a second deploy webhook call). The asked drive waits at mos
 for it, then leaves the intent, recorded and pending, to the cycle (`CycleRunning`). Reentrant:
 a rollback a cycle asks for itself (the guard's, a canary's) drives on the cycle's thread.
 
-Only this process's threads: a cycle in a sweep worker process, or the terminal's `vigil
-rollback`, is not seen here.
+A sweep handed to worker processes holds the locks of its models until the workers are done.
+The terminal's `vigil rollback`, another process, is not seen here.
 """
 from __future__ import annotations
 
@@ -41,6 +41,14 @@ class ModelLocks:
     def cycle(self, model: str) -> Iterator[None]:
         """Held for one cycle of `model`: waits for whatever holds it."""
         with self._lock(model):
+            yield
+
+    @contextlib.contextmanager
+    def cycles(self, models: Iterable[str]) -> Iterator[None]:
+        """Held while `models`' cycles run elsewhere for this process (a sweep's worker processes)."""
+        with contextlib.ExitStack() as held:
+            for model in sorted(set(models)):
+                held.enter_context(self.cycle(model))
             yield
 
     @contextlib.contextmanager

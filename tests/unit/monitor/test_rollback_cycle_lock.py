@@ -19,7 +19,7 @@ from monitor.executors.base import RollbackStep, Verification
 from monitor.executors.build import alias_executor
 from monitor.vigil import Vigil
 from tests.fakes.kube_api import FakeKubeApi
-from tests.helpers_vigil import MODEL, T0, make_config, make_vigil, serving_registry
+from tests.helpers_vigil import MODEL, T0, make_config, make_vigil, model_config, serving_registry
 from tests.unit.monitor.test_rollback_cancel_fence import HeldBy, kserve_vigil
 from tests.unit.monitor.test_rollback_cancel_fence import kube as kube  # noqa: F401  (the fixture)
 
@@ -118,3 +118,35 @@ def test_an_api_rollback_racing_the_one_daemons_cycle_writes_each_layer_once(tmp
     [action] = vigil.store.actions(model=MODEL)
     assert action.status == ActionStatus.DONE, action.detail
     assert asked and asked[0].status == ActionStatus.DONE, asked
+
+
+class AskedDuringSweep:
+    """The sweep's worker processes (monitor/sweep_pool.py), stood in for: while they run the
+    chunks, on-call asks the API for a rollback of one of the swept models."""
+
+    def __init__(self, ask: RollbackAsk) -> None:
+        self.ask, self.asked = ask, []  # type: ignore[var-annotated]
+
+    def sweep(self, vigil: Vigil, t: float, names: list[str], token: Any, processes: int) -> list[Any]:
+        api = threading.Thread(target=lambda: self.asked.append(vigil.operator.rollback(self.ask)), name="api")
+        api.start()
+        api.join(WAIT_S)
+        return []
+
+    def close(self, wait: bool = False, timeout: float | None = None) -> bool:
+        return True
+
+
+def test_an_api_rollback_while_sweep_workers_run_the_models_cycles_is_left_to_them(tmp_path: Path) -> None:
+    """A cycle in a worker process is this daemon's too: its lock is held for the worker's sweep."""
+    reg = serving_registry(version="2")
+    vigil = make_vigil(make_config(tmp_path, models=[model_config(), model_config("ranker")]), registry=reg)
+    vigil.own_sources = True  # as the daemon's: its sweeps go to worker processes
+    pool = AskedDuringSweep(RollbackAsk(vigil.config.model(MODEL), "1", "ctr down", "api:alice", None, T0))
+    vigil.sweep_pool = pool  # type: ignore[assignment]
+    vigil.run_sweep(T0, processes=2)
+    [got] = pool.asked
+    assert reg.moves == [], "the API moved the alias beside the workers' cycle of the model"
+    assert got.status == ActionStatus.PENDING and "cycle" in got.detail, got.detail
+    vigil.run_cycle(MODEL, T0 + 60)  # the model's next cycle moves it
+    assert reg.moves == [(MODEL, "champion", "1")]
