@@ -155,6 +155,7 @@ class Runtime:
 
     def swap(self, vigil: Vigil) -> None:
         vigil.fence, vigil.lease_token = self.vigil.fence, self.vigil.lease_token
+        vigil.model_locks = self.vigil.model_locks  # a cycle still on the old one holds its model's
         with self.users.lock:
             old, self.vigil = self.vigil, vigil
         self.users.retire(old, replaced_clients(old, vigil))  # once a cycle still on `old` is done

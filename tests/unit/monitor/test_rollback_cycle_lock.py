@@ -150,3 +150,25 @@ def test_an_api_rollback_while_sweep_workers_run_the_models_cycles_is_left_to_th
     assert got.status == ActionStatus.PENDING and "cycle" in got.detail, got.detail
     vigil.run_cycle(MODEL, T0 + 60)  # the model's next cycle moves it
     assert reg.moves == [(MODEL, "champion", "1")]
+
+
+def test_an_api_rollback_after_a_reload_waits_for_the_replaced_configurations_running_cycle(tmp_path: Path) -> None:
+    """A reload swaps in a new Vigil while a cycle still runs on the old one: the API asks the new."""
+    from monitor.daemon import Runtime
+
+    reg = serving_registry(version="2")
+    cfg = make_config(tmp_path)
+    runtime = Runtime(make_vigil(cfg, registry=reg), None)
+    old = runtime.vigil
+    entered, release = pause_cycle_at_alias_poll(reg)
+    cycle = threading.Thread(target=old.run_cycle, args=(MODEL, T0), name="cycle")
+    cycle.start()
+    try:
+        assert entered.wait(WAIT_S)
+        runtime.swap(make_vigil(cfg, registry=reg))  # the reloaded configuration
+        got = runtime.vigil.operator.rollback(RollbackAsk(cfg.model(MODEL), "1", "ctr down", "api:alice", None, T0))
+    finally:
+        release.set()
+        cycle.join(WAIT_S)
+    assert reg.moves == [], "the API moved the alias beside the replaced configuration's running cycle"
+    assert got.status == ActionStatus.PENDING and "cycle" in got.detail, got.detail
