@@ -29,6 +29,7 @@ from alerts.slack_blocks import render_incident, render_rollback
 from alerts.slack_lookup import CannotTell, SlackLookup, cannot_tell, post_metadata
 from alerts.slack_replies import render_group, render_reply
 from alerts.slack_retry import ConnectRetry, ShortRateLimitRetry, header
+from alerts.slack_web import AUTH_ERRORS
 
 log = logging.getLogger("vigil.alerts.slack")
 
@@ -36,7 +37,7 @@ log = logging.getLogger("vigil.alerts.slack")
 _TRANSIENT_ERRORS = frozenset(
     {"internal_error", "fatal_error", "service_unavailable", "ratelimited", "request_timeout"}
 )
-_AUTH_ERRORS = frozenset({"invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive"})
+_AUTH_ERRORS = AUTH_ERRORS
 # chat.update on a message that is gone or not ours: post a fresh one so nothing is lost.
 _REPOST_ERRORS = frozenset({"message_not_found", "cant_update_message", "edit_window_closed"})
 _CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{6,}")

@@ -1,4 +1,5 @@
-"""The two Slack calls a button press makes besides the outbox's message updates.
+"""The Slack calls besides the outbox's message updates: the two a button press makes, and
+the token check at start.
 
 - `usergroups.users.list` (scope usergroups:read; Tier 2; GET with `usergroup`, answers
   `{"ok": true, "users": ["U…", ...]}` or `ok: false` with `no_such_subteam`,
@@ -7,11 +8,16 @@
   result for the person who pressed, as an ephemeral message (`response_type:
   ephemeral`, `replace_original: false`), since Slack ignores the body of the 200 that
   acknowledges a `block_actions` request.
+- `auth.test` (no scope; POST, answers `{"ok": true, "url", "team", "user", "team_id",
+  "user_id", "bot_id"}` or `ok: false` with `invalid_auth`, `not_authed`, `token_revoked`,
+  `account_inactive`, ...): whether Slack takes the bot token, asked by `vigil check-config`
+  and at the daemon's start so a wrong token shows before the first incident.
 """
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from urllib.error import URLError
 
 from slack_sdk import WebClient
@@ -21,6 +27,36 @@ from slack_sdk.webhook import WebhookClient
 from alerts.slack_authz import GroupLookupFailed
 
 log = logging.getLogger("vigil.alerts.slack")
+# Slack's answers that say the token itself is wrong: no retry makes it right.
+AUTH_ERRORS = frozenset({"invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive"})
+
+
+@dataclass(frozen=True)
+class TokenCheck:
+    """`auth.test`'s verdict: `rejected` is Slack's error for a token it refused; `unsure` says
+    why Slack could not tell (down, rate limited, another error); `who` names the bot when taken."""
+
+    rejected: str | None = None
+    unsure: str | None = None
+    who: str = ""
+
+
+def check_token(token: str, base_url: str, timeout_s: float) -> TokenCheck:
+    """Ask Slack's `auth.test` once (no retry: at start a slow Slack must not hold anything up)."""
+    client = WebClient(token=token, base_url=base_url if base_url.endswith("/") else base_url + "/",
+                       timeout=max(1, round(timeout_s)), retry_handlers=[])
+    try:
+        resp = client.auth_test()
+    except SlackApiError as e:
+        status = e.response.status_code if e.response is not None else None
+        error = str(e.response.get("error") if e.response is not None else None)
+        if status == 200 and error in AUTH_ERRORS:
+            return TokenCheck(rejected=error)
+        return TokenCheck(unsure=f"Slack answered HTTP {status} {error}")
+    except (SlackClientError, URLError, TimeoutError, OSError) as e:
+        return TokenCheck(unsure=f"Slack unreachable ({type(e).__name__}: {e})")
+    return TokenCheck(who=f"bot {resp.get('user') or '?'} ({resp.get('bot_id') or 'no bot_id'}) "
+                          f"in workspace {resp.get('team') or '?'} ({resp.get('team_id') or '?'})")
 
 
 def group_fetcher(client: WebClient | None) -> Callable[[str], list[str]]:

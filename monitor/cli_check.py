@@ -7,6 +7,9 @@ the check. A file with errors, an unset `${VAR}` among them, still has those rea
 does not validate is left out (its errors are reported already), and a problem on the line
 of an unset variable is that variable's (a file named by it is not read). It used to take a
 run to find the unset variables and another for the token files and the key.
+
+Unless `--offline`, the Slack bot token is shown to Slack (`auth.test`): one it rejects is an
+error naming the variable it comes from, a Slack that cannot answer a warning (monitor/slack_check.py).
 """
 from __future__ import annotations
 
@@ -22,6 +25,8 @@ from pydantic import BaseModel, ValidationError
 from monitor.config import ApiConfig, ConfigError, VigilConfig, load_config
 from monitor.config_errors import ConfigIssue, line_of
 from monitor.config_yaml import read_yaml
+from monitor.slack_check import KEY as SLACK_KEY
+from monitor.slack_check import slack_token_problem
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -93,6 +98,9 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     from monitor.identities import file_tokens
 
     cfg, issues = checked(args.config)
+    slack = None if cfg is None or args.offline else slack_token_problem(cfg, args.config)
+    if slack is not None and slack[0] == "error":  # at the token's line, among the file's errors
+        issues.append(ConfigIssue("", slack[1], line_of(SLACK_KEY, read_yaml(Path(args.config)).lines)))
     if cfg is None or issues:
         print(str(ConfigError(issues, args.config)), file=sys.stderr)
         return 1
@@ -109,6 +117,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     links += button_warnings(cfg.slack.bot_token, cfg.slack.signing_secret,
                              api.public_url or f"http://{api.host}:{api.port}")
     lines = read_yaml(Path(args.config)).lines  # (read and parsed a moment ago)
+    links += [slack[1]] if slack is not None else []
     for loc, warning in [*(((), w) for w in links), *query_warnings(cfg), *canary_warnings(cfg), *secret_warnings(cfg),
                           *scope_warnings(cfg, file_tokens(cfg)),
                           *ignore_warnings_warnings(cfg.sources.prometheus.ignore_warnings)]:
@@ -121,4 +130,6 @@ def add_check_config(sub: _Subparsers) -> None:
     c = sub.add_parser("check-config", help="validate a vigil.yaml and print every error",
                        description="validate a vigil.yaml and print every error")
     c.add_argument("config", help="path to vigil.yaml")
+    c.add_argument("--offline", action="store_true",
+                   help="do not ask Slack whether it takes slack.bot_token (auth.test); check the file only")
     c.set_defaults(func=cmd_check_config)

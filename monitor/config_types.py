@@ -23,6 +23,12 @@ _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604
 _WHOLE_REF = re.compile(r"^\$\{([^{}]*)\}$")
 
 
+def whole_ref(value: str) -> str | None:
+    """The inside of a value that is one whole `${...}` reference, else None."""
+    m = _WHOLE_REF.match(value.strip())
+    return m.group(1) if m else None
+
+
 def parse_duration(value: Any) -> float:
     """'90s', '5m', '2h', '7d', '1w' or a number of seconds -> seconds."""
     if isinstance(value, bool):

@@ -2,7 +2,8 @@
 Vigil needs (else it refuses, naming the command to run), the store is its own (SQLite's
 single-daemon lock, or a replica's membership on PostgreSQL), and one line an operator reads
 first — where the API listens, which store (password masked), which notifiers are live —
-with a loud warning when Slack is off and messages only go to a file."""
+with a loud warning when Slack is off and messages only go to a file, and an error when Slack
+rejects the bot token (asked beside the start, monitor/slack_check.py)."""
 from __future__ import annotations
 
 import logging
@@ -15,6 +16,7 @@ from monitor.redact import redact
 from monitor.replicas import LeaseMetrics
 from monitor.replicas.fence import NoFence
 from monitor.runtime import Runtime
+from monitor.slack_check import check_slack_in_background
 from monitor.store import schema
 from monitor.store.repository import Store
 from monitor.version import vigil_version
@@ -32,6 +34,7 @@ def prepare(vigil: Vigil, config_path: str | None, cycles: bool) -> Runtime:
         require_schema(vigil.store, config_path)  # a store behind: refuse, naming `vigil db upgrade`
         if cycles:  # a refused start's only line is the refusal
             take_ownership(runtime)
+            check_slack_in_background(vigil.config, config_path)  # logged, never a refusal
         else:
             hold_no_lease(vigil)
         return runtime

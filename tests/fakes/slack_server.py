@@ -1,6 +1,10 @@
 """A small local Slack Web API server for tests, following contracts/README.md section 6.
 
 - POST /api/chat.postMessage, /api/chat.update, /api/auth.test; JSON or form bodies.
+  auth.test (contracts §6, "auth.test") needs no scope and answers the bot's identity
+  (`url`, `team`, `user`, `team_id`, `user_id`, `bot_id`, `is_enterprise_install`), or
+  `not_authed` / `invalid_auth` as below; `force(200, error="token_revoked" |
+  "account_inactive", method="auth.test")` makes the token's other rejections.
   A post's `metadata` ({"event_type", "event_payload"}) is kept with the message.
 - GET (query string) or POST: /api/conversations.history, /api/conversations.replies,
   /api/conversations.list, following Slack's documented contract (tests/fakes/slack_history.py
