@@ -11,6 +11,7 @@ import email.utils
 import logging
 import time
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from tenacity import RetryCallState, retry, retry_if_exception_type, stop_after_attempt
@@ -198,6 +199,13 @@ class GrafanaClient:
         except (GrafanaError, ValueError):
             return None
         return body if isinstance(body, dict) and isinstance(body.get("id"), int) else None
+
+    # ------------------------------------------------------------------ data sources
+    def datasource_exists(self, uid: str) -> bool | None:
+        """Whether Grafana has a data source with this uid (GET /api/datasources/uid/{uid}: 200 or
+        404); None when the token may not read data sources (403: datasources:read), so none can tell."""
+        resp = self.request("GET", f"/api/datasources/uid/{quote(uid, safe='')}", ok=(200, 403, 404))
+        return None if resp.status_code == 403 else resp.status_code == 200
 
     # ------------------------------------------------------------------ annotations
     def create_annotation(self, body: dict[str, Any]) -> int:

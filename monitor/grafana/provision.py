@@ -17,7 +17,7 @@ from monitor.config import VigilConfig
 from . import TOKEN_ENV, grafana_token
 from .specs import dashboard_specs
 
-__all__ = ["TOKEN_ENV", "provision_on_start", "run_dashboards"]
+__all__ = ["TOKEN_ENV", "missing_datasources", "provision_on_start", "run_dashboards"]
 log = logging.getLogger(__name__)
 
 
@@ -29,6 +29,8 @@ def provision_on_start(config: VigilConfig, client: GrafanaClient | None = None)
     own = client is None
     client = client or GrafanaClient(g.url, grafana_token(g))
     try:
+        for problem in missing_datasources(config, client):
+            log.warning("grafana data source missing: %s", problem, extra={"grafana": g.url})
         report = provision_over_api(dashboard_specs(config), client)
         log.info("grafana provisioned", extra={"grafana": g.url, "summary": report.summary()})
         return report
@@ -41,9 +43,31 @@ def provision_on_start(config: VigilConfig, client: GrafanaClient | None = None)
             client.close()
 
 
+def missing_datasources(config: VigilConfig, client: GrafanaClient) -> list[str]:
+    """Each data-source uid the dashboards name that Grafana does not have, said with its key and how
+    to find the right one: the panels of a wrong uid each say the data source was not found.
+    Loki's and Tempo's uids are asked only when their sources are configured (no panel uses them else)."""
+    g, src = config.grafana, config.sources
+    wanted = [("prometheus", g.prometheus_datasource_uid)]
+    wanted += [("loki", g.loki_datasource_uid)] if src.loki is not None else []
+    wanted += [("tempo", g.tempo_datasource_uid)] if src.tempo is not None else []
+    out = []
+    for kind, uid in wanted:
+        if client.datasource_exists(uid) is False:
+            out.append(f"grafana.{kind}_datasource_uid is {uid!r}, but Grafana at {client.url} has no data source "
+                       f"with that uid (GET /api/datasources/uid/{uid}: 404 Data source not found), so every "
+                       f"{kind} panel would say the data source was not found. Its uid is the last part of the "
+                       "address of its page under Connections > Data sources (/connections/datasources/edit/"
+                       f"<uid>), or each one's `uid` in GET {client.url}/api/datasources: set "
+                       f"grafana.{kind}_datasource_uid to it, or have Grafana make one with uid {uid!r} from the "
+                       "files of `vigil dashboards --out DIR` (provisioning/datasources/vigil.yaml)")
+    return out
+
+
 def run_dashboards(config: VigilConfig, out: str | None, grafana_url: str | None, token: str | None) -> int:
-    """`vigil dashboards`. Exit code: 0 done, 1 Grafana refused (auth, conflict, bad request),
-    2 Grafana unreachable, 64 usage.
+    """`vigil dashboards`. Exit code: 0 done, 1 Grafana refused (auth, conflict, bad request) or
+    lacks a data source the dashboards name (nothing saved; with --out only a warning), 2 Grafana
+    unreachable, 64 usage.
 
     `grafana_url` falls back to grafana.url in the config; `token` to the config's
     grafana.token, then to $GRAFANA_TOKEN.
@@ -64,6 +88,11 @@ def run_dashboards(config: VigilConfig, out: str | None, grafana_url: str | None
     token = token or grafana_token(config.grafana)
     with GrafanaClient(url, token) as client:
         try:
+            missing = missing_datasources(config, client)
+            for problem in missing:
+                print(f"vigil dashboards: {'warning: ' if out else ''}{problem}", file=sys.stderr)
+            if missing and not out:  # with --out, the files just written make them when Grafana restarts
+                return 1
             report = provision_over_api(spec, client)
         except GrafanaAuthError as e:
             print(f"vigil dashboards: {e}", file=sys.stderr)

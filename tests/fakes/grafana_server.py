@@ -23,6 +23,10 @@
   PATCH /api/annotations/{id} -> `{"message":"Annotation patched"}` or 404;
   GET /api/annotations?from&to&tags&matchAny&limit&type. Tags are kept and matched as Grafana
   does, a colon splitting key from value (tests/fakes/grafana_tags.py).
+- GET /api/datasources/uid/{uid} -> 200 the data source (`id`, `uid`, `orgId`, `name`, `type`,
+  `access`, `url`, `isDefault`, `jsonData`, `readOnly`, ...; docs developers/http_api/data_source.md
+  "Get a single data source by UID"), or 404 `{"message":"Data source not found"}` (pkg/api/
+  datasources.go); GET /api/datasources -> the list. A fresh Grafana has none: `add_datasource`.
 - GET /api/health -> 200. GET /api/org -> the token's organization `{"id","name","address"}`
   (Grafana's "get current organization", docs/sources/developers/http_api/org.md); `org_id`
   says which, "Main Org." for 1.
@@ -93,6 +97,7 @@ class FakeGrafana:
         self.folders: dict[str, dict[str, Any]] = {}
         self.dashboards: dict[str, StoredDashboard] = {}
         self.annotations: dict[int, dict[str, Any]] = {}
+        self.datasources: dict[str, dict[str, Any]] = {}  # uid -> the data source, as Grafana answers it
         self._calls: list[FakeCall] = []
         self._faults: list[_Fault] = []
         self._delays: list[float] = []
@@ -145,6 +150,15 @@ class FakeGrafana:
 
     def writes(self) -> list[FakeCall]:
         return [c for c in self.calls() if c.method in ("POST", "PATCH", "PUT", "DELETE") and c.status == 200]
+
+    def add_datasource(self, uid: str, kind: str, name: str | None = None) -> None:
+        """A data source made in Grafana (its UI, API or provisioning files) with this uid and type."""
+        with self._lock:
+            self.datasources[uid] = {
+                "id": self._new_id(), "uid": uid, "orgId": self.org_id, "name": name or f"{kind} {uid}",
+                "type": kind, "typeLogoUrl": "", "access": "proxy", "url": f"http://{kind}:9090", "user": "",
+                "database": "", "basicAuth": False, "basicAuthUser": "", "withCredentials": False,
+                "isDefault": False, "jsonData": {}, "secureJsonFields": {}, "version": 1, "readOnly": False}
 
     def edit_dashboard(self, uid: str, change: dict[str, Any], *, by: str = "alice", message: str = "") -> None:
         """Simulate a person saving the dashboard in the UI (bumps the version)."""
@@ -209,6 +223,12 @@ class FakeGrafana:
             return 200, {"id": self.org_id, "name": "Main Org." if self.org_id == 1 else f"Org {self.org_id}",
                          "address": {"address1": "", "address2": "", "city": "", "zipCode": "", "state": "",
                                      "country": ""}}
+        if path == "/api/datasources" and method == "GET":
+            return 200, list(self.datasources.values())
+        m = re.fullmatch(r"/api/datasources/uid/([^/]+)", path)
+        if m and method == "GET":
+            ds = self.datasources.get(m.group(1))
+            return (200, ds) if ds else (404, {"message": "Data source not found"})
         if path == "/api/folders" and method == "POST":
             return self._create_folder(body)
         m = re.fullmatch(r"/api/folders/([^/]+)", path)

@@ -35,6 +35,8 @@ TOKEN = "test-token"
 @pytest.fixture()
 def grafana() -> Iterator[FakeGrafana]:
     with FakeGrafana(tokens={TOKEN: "admin", "viewer-token": "viewer"}) as g:
+        for uid in ("prom", "loki", "tempo"):  # the data sources the sample config's dashboards name
+            g.add_datasource(uid, "prometheus" if uid == "prom" else uid)
         yield g
 
 
@@ -348,3 +350,40 @@ def test_the_printed_dashboard_links_are_the_ones_slack_gives(grafana: FakeGrafa
     slack = grafana_url(public, "vigil-recommender", 0.0, 60.0, org_id=3)  # as incident messages build it
     assert f"{public}/d/vigil-recommender?orgId=3" in printed, printed
     assert slack.startswith(f"{public}/d/vigil-recommender?orgId=3&"), slack
+
+
+def test_cli_refuses_a_prometheus_datasource_uid_grafana_does_not_have(
+        config: VigilConfig, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """`vigil dashboards --grafana-url` saved every dashboard on a Grafana whose Prometheus data
+    source (made in its UI) had a generated uid, not `prom`: each panel said "data source not found"."""
+    monkeypatch.setenv("GRAFANA_TOKEN", TOKEN)
+    with FakeGrafana(tokens={TOKEN: "admin"}) as g:
+        g.add_datasource("P1809F7CD0C75ACF3", "prometheus")
+        g.add_datasource("loki", "loki")
+        assert run_dashboards(config, None, g.url, None) == 1
+        assert g.dashboards == {} and g.writes() == [], "nothing saved"
+        err = capsys.readouterr().err
+        assert "grafana.prometheus_datasource_uid is 'prom'" in err and "404 Data source not found" in err, err
+        assert "/connections/datasources/edit/<uid>" in err and f"{g.url}/api/datasources" in err
+        assert "grafana.tempo_datasource_uid is 'tempo'" in err, "tempo is configured: its uid is checked too"
+        assert "loki_datasource_uid" not in err
+        fixed = sample_config(grafana={"prometheus_datasource_uid": "P1809F7CD0C75ACF3",
+                                       "tempo_datasource_uid": "loki"})
+        assert run_dashboards(fixed, None, g.url, None) == 0
+        assert "4 created" in capsys.readouterr().out
+        without_traces = sample_config(sources={"prometheus": {"url": "http://prometheus:9090"}},
+                                       grafana={"prometheus_datasource_uid": "P1809F7CD0C75ACF3"})
+        asked = len(g.calls("GET", "/api/datasources/"))
+        assert run_dashboards(without_traces, None, g.url, None) == 0
+        assert len(g.calls("GET", "/api/datasources/")) == asked + 1, "only the uids the dashboards use"
+
+
+def test_with_out_a_missing_datasource_is_a_warning(config: VigilConfig, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The files written by --out make the data sources when Grafana next starts."""
+    monkeypatch.setenv("GRAFANA_TOKEN", TOKEN)
+    with FakeGrafana(tokens={TOKEN: "admin"}) as g:
+        assert run_dashboards(config, str(tmp_path), g.url, None) == 0
+        assert "warning: grafana.prometheus_datasource_uid is 'prom'" in capsys.readouterr().err
+        assert g.dashboards
