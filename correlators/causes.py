@@ -18,8 +18,9 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
+from correlators.deploy_advice import deploy_advice
+from correlators.deploy_advice import fmt_time as _fmt_time
 from correlators.incident import Cause, CauseKind, Incident
 from correlators.story import first_wrong
 from correlators.story import merge_findings as merge_findings  # where callers have always found it
@@ -47,10 +48,6 @@ class CorrelationSettings:
     def __post_init__(self) -> None:
         if not self.deploy_window > 0:
             raise ValueError(f"deploy_window: expected seconds > 0, got {self.deploy_window}")
-
-
-def _fmt_time(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _deploy_cause(d: DeployEvent, findings: list[Finding], onset: float, s: CorrelationSettings,
@@ -81,16 +78,7 @@ def _deploy_cause(d: DeployEvent, findings: list[Finding], onset: float, s: Corr
         score -= 0.25
         reasons.append("GPU saturation overlaps the serving symptoms and explains them better")
     score = min(1.0, max(0.0, score))
-    prev = f"v{d.previous_version}" if d.previous_version else "the previous version"
-    advice = (f"If the symptoms started with this version, roll '{d.alias}' back to {prev} "
-              f"and compare the versions' offline metrics before redeploying.")
-    if replaced is not None and not moves_forward(replaced):  # a revert by hand: nothing left to roll back
-        advice = (f"v{d.version} no longer serves: '{d.alias}' went back to v{replaced.version} at "
-                  f"{_fmt_time(replaced.at)}, after the symptoms began; check they recover with it.")
-    elif replaced is not None:  # "roll back to v1" while v3 serves would take v3 out unsaid
-        advice = (f"v{d.version} no longer serves: v{replaced.version} took '{d.alias}' at {_fmt_time(replaced.at)}, "
-                  f"after the symptoms began, and a rollback to {prev} now takes v{replaced.version} out. Judge "
-                  f"v{replaced.version} on the signals since; roll back with to_version if it did not fix them.")
+    advice = deploy_advice(d, replaced, replaced is not None and moves_forward(replaced))
     return Cause(
         kind=CauseKind.DEPLOY,
         entity=f"{d.model} v{d.version}",
