@@ -7,6 +7,7 @@ from typing import Any
 
 from alerts.lifecycle import IncidentStatus
 from alerts.rollback import AUTOMATIC, ActionStatus
+from correlators.deploy_advice import NO_DATA_CHECK
 from detectors.records import json_safe
 
 
@@ -120,12 +121,17 @@ def suggested_action(causes: list[dict[str, Any]], actions: list[dict[str, Any]]
 
 
 def _deploy_advice(ev: dict[str, Any], model: str) -> str:
+    # Its only symptoms are queries matching nothing: the query, more often than the version.
+    check = f"{NO_DATA_CHECK} If the series stopped with the deploy, r" if ev.get("only_no_data") else "R"
     if prev := ev.get("previous_version"):
-        return f"Roll back to v{prev} (button below, or POST /v1/models/{model}/rollback) if the deploy is the cause."
+        why = "" if ev.get("only_no_data") else " if the deploy is the cause"
+        return f"{check}oll back to v{prev} (button below, or POST /v1/models/{model}/rollback){why}."
     # Vigil's first read of the alias: what served before is unknown to it, so is a default target.
-    return (f"Vigil has not seen what '{ev.get('alias') or 'the alias'}' served before v{ev.get('version', '?')}: "
-            f"if the deploy is the cause, roll back with POST /v1/models/{model}/rollback and to_version "
-            "(the version before it).")
+    version = ev.get("version", "?")
+    check = check if ev.get("only_no_data") else "If the deploy is the cause, r"
+    return (f"{check}oll back with POST /v1/models/{model}/rollback and to_version naming the version "
+            f"'{ev.get('alias') or 'the alias'}' should serve: Vigil has not seen one before v{version} (the "
+            f"registry lists them; if v{version} is the model's first there is none: fix forward).")
 
 
 def _refused_since(move: dict[str, Any], causes: list[dict[str, Any]], actions: list[dict[str, Any]],

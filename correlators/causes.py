@@ -78,7 +78,8 @@ def _deploy_cause(d: DeployEvent, findings: list[Finding], onset: float, s: Corr
         score -= 0.25
         reasons.append("GPU saturation overlaps the serving symptoms and explains them better")
     score = min(1.0, max(0.0, score))
-    advice = deploy_advice(d, replaced, replaced is not None and moves_forward(replaced))
+    only_no_data = bool(findings) and kinds == {FindingKind.NO_DATA}
+    advice = deploy_advice(d, replaced, replaced is not None and moves_forward(replaced), only_no_data)
     return Cause(
         kind=CauseKind.DEPLOY,
         entity=f"{d.model} v{d.version}",
@@ -92,6 +93,7 @@ def _deploy_cause(d: DeployEvent, findings: list[Finding], onset: float, s: Corr
             "previous_version": d.previous_version,
             "alias": d.alias,
             "deployed_at": d.at,
+            **({"only_no_data": True} if only_no_data else {}),
             **minutes,
             **({"replaced_by": replaced.version, "replaced_at": replaced.at,
                 "replaced_forward": moves_forward(replaced)} if replaced is not None else {}),

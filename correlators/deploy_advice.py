@@ -11,10 +11,13 @@ def fmt_time(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def deploy_advice(d: DeployEvent, replaced: DeployEvent | None, replaced_forward: bool) -> str:
+def deploy_advice(d: DeployEvent, replaced: DeployEvent | None, replaced_forward: bool,
+                  only_no_data: bool = False) -> str:
     """`replaced`: the move of the alias, not Vigil's rollback, that took `d`'s place since;
-    `replaced_forward`: that move went to a newer version (a fix forward, not a revert)."""
-    prev = f"v{d.previous_version}" if d.previous_version else "the previous version"
+    `replaced_forward`: that move went to a newer version (a fix forward, not a revert);
+    `only_no_data`: the deploy's only symptoms are queries matching nothing (a misspelt metric
+    name reads so from the first cycle), which the query explains before the version does."""
+    prev = f"v{d.previous_version}" if d.previous_version else "an earlier version"
     if replaced is not None and not replaced_forward:  # a revert by hand: nothing left to roll back
         return (f"v{d.version} no longer serves: '{d.alias}' went back to v{replaced.version} at "
                 f"{fmt_time(replaced.at)}, after the symptoms began; check they recover with it.")
@@ -22,5 +25,15 @@ def deploy_advice(d: DeployEvent, replaced: DeployEvent | None, replaced_forward
         return (f"v{d.version} no longer serves: v{replaced.version} took '{d.alias}' at {fmt_time(replaced.at)}, "
                 f"after the symptoms began, and a rollback to {prev} now takes v{replaced.version} out. Judge "
                 f"v{replaced.version} on the signals since; roll back with to_version if it did not fix them.")
-    return (f"If the symptoms started with this version, roll '{d.alias}' back to {prev} "
-            f"and compare the versions' offline metrics before redeploying.")
+    check = (f"{NO_DATA_CHECK} If the series stopped with this version" if only_no_data
+             else "If the symptoms started with this version")
+    if d.previous_version is None:  # no version Vigil saw before it: no rollback target to name
+        return (f"{check}, roll back with to_version naming the version '{d.alias}' should serve (Vigil has "
+                f"not seen one before v{d.version}; the registry lists them, and if v{d.version} is the model's "
+                "first there is none: fix forward).")
+    return f"{check}, roll '{d.alias}' back to {prev} and compare the versions' offline metrics before redeploying."
+
+
+# A query that matches nothing from the start is most often a wrong metric or label name.
+NO_DATA_CHECK = ("Its only symptoms are 'no data': check the queries first, as a misspelt metric or label name "
+                 "matches no series (run them in Prometheus).")
