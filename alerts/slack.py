@@ -2,8 +2,8 @@
 
 It sits behind the outbox: the sender hands it one `OutboxMessage` at a time and
 records the returned `DeliveryResult`. Every Slack answer maps to DELIVERED, RETRY
-(rate limit, outage, timeout: try later, the message stays in the outbox) or FAILED
-(bad channel, bad token, missing scope: a person must fix config; the error says
+(rate limit, outage, timeout, a token Slack rejects: try later, the message stays in the
+outbox) or FAILED (bad channel, missing scope: a person must fix config; the error says
 what to fix). Nothing here knows about policy.
 
 Every post carries its outbox row in its message metadata, so `find_delivered` can
@@ -340,6 +340,10 @@ class SlackNotifier:
                 error=f"Slack: {error} (HTTP {status}) on {method}; will retry",
                 detail={"slack_error": error, "http_status": status},
             )
+        if error in _AUTH_ERRORS:  # the token, not the message: once it is fixed, what waited goes out
+            return DeliveryResult(DeliveryStatus.RETRY, error=_explain(error, data, channel, method)
+                                  + "; the message waits in the outbox until then",
+                                  detail={"slack_error": error, "http_status": status})
         return DeliveryResult(
             DeliveryStatus.FAILED,
             error=_explain(error, data, channel, method),

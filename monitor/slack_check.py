@@ -53,7 +53,8 @@ def slack_token_problem(config: VigilConfig, config_path: str | None) -> tuple[s
     if verdict.rejected is not None:
         fix = _FIX.get(verdict.rejected, "set a valid Bot User OAuth Token (xoxb-...)")
         return "error", (f"{where}: Slack's auth.test answered {verdict.rejected}: {fix}; until then no "
-                         "alert reaches Slack (each one's delivery fails, `vigil outbox list` shows them)")
+                         "alert reaches Slack (they wait in the outbox, `vigil outbox list`, and go out once "
+                         "it is fixed)")
     if verdict.unsure is not None:
         return "warning", (f"{where}: could not check the token with Slack's auth.test ({verdict.unsure}); "
                            "it is checked again when a message is sent")

@@ -208,14 +208,18 @@ def test_bot_not_in_channel_and_archived_channel_fail_with_a_fix(slack):
     assert r.status == DeliveryStatus.FAILED and "is_archived" in r.error
 
 
-def test_wrong_token_fails_and_is_never_logged(slack, caplog):
+def test_wrong_token_keeps_the_message_waiting_and_is_never_logged(slack, caplog):
+    """A token Slack rejects failed each message for good: fixed and restarted, the daemon sent
+    none of the alerts raised meanwhile. They now wait in the outbox (retried with back-off)."""
     caplog.set_level(logging.DEBUG)
     secret = "xoxb-wrong-secret-123"
     n = SlackNotifier(secret, base_url=slack.base_url)
     r = n.deliver(msg(incident()))
-    assert r.status == DeliveryStatus.FAILED
-    assert "invalid_auth" in r.error and "bot_token" in r.error
+    assert r.status == DeliveryStatus.RETRY and not r.uncertain
+    assert "invalid_auth" in r.error and "bot_token" in r.error and "waits in the outbox" in r.error
     assert secret not in caplog.text and secret not in r.error and secret not in repr(n)
+    assert notifier(slack).deliver(msg(incident())).status == DeliveryStatus.DELIVERED, "the right token sends it"
+    assert len(slack.messages()) == 1
 
 
 def test_missing_scope_names_the_scope():
