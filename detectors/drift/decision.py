@@ -4,7 +4,7 @@ Effect sizes decide (KS statistic, normalised Wasserstein, PSI, Jensen-Shannon) 
 a threshold. On big samples every p-value is tiny, so p-values only gate small ones:
 below `small_sample` rows a feature must also be significant after Benjamini-Hochberg
 across the features tested that way. Below `min_samples` usable rows the verdict is
-"not enough data", a NO_DATA finding, never a silent "no drift".
+"not enough data", one NO_DATA finding for the window (not_assessed.py), never a silent "no drift".
 
     detector = DriftDetector(DriftParams(features=(FeatureSpec("age"),), statistic="psi", threshold=0.1))
     profile = detector.fit(training_df, t0, t1)      # a ReferenceProfile: to_dict()/from_dict()
@@ -23,6 +23,7 @@ import pandas as pd
 from detectors.drift.categorical import CHANCE_DRAWS, chance_level
 from detectors.drift.compare import FeatureDrift, compare
 from detectors.drift.modes import profile_reference
+from detectors.drift.not_assessed import not_enough_data
 from detectors.drift.numeric import PValueMode
 from detectors.drift.profile import DEFAULT_QUANTILE_BINS, FeatureSpec, ProfileModeName, ReferenceProfile
 from detectors.drift.quality import QualityThresholds, QualityWindow, quality_findings
@@ -95,15 +96,17 @@ class DriftDetector:
         verdicts = _Verdicts.of(drifts, p)
         where = QualityWindow(model=p.model, start=start, end=end, onset=start)
         findings: list[Finding] = []
+        short = []  # not enough rows: one finding for all of them (not_assessed.py)
         for fd in drifts:
             if fd.quality.get("column_missing") or fd.quality.get("column_copies", 1) > 1:
                 continue  # reported once, as data quality
             if not fd.enough_data:
-                findings.append(_no_data(fd, p.min_samples, where))
+                short.append(fd)
             elif fd.feature not in verdicts.ratio:  # its statistic is NaN/inf: no threshold judges that
                 findings.append(_not_computable(fd, statistic_for(fd, p.statistic), where))
             elif verdicts.drifted(fd):
                 findings.append(_drift_finding(fd, verdicts, p, where))
+        findings[:0] = not_enough_data(short, p.min_samples, where)
         findings.extend(quality_findings(drifts, thresholds=p.quality, window=where))
         return DriftReport(findings, drifts)
 
@@ -257,28 +260,6 @@ def _direction(fd: FeatureDrift) -> Direction | None:
     if mr is None or mc is None or not (math.isfinite(mr) and math.isfinite(mc)) or mr == mc:
         return None
     return Direction.UP if mc > mr else Direction.DOWN
-
-
-def _no_data(fd: FeatureDrift, min_samples: int, where: QualityWindow) -> Finding:
-    side = "current" if fd.n_current < min_samples else "reference"
-    n = fd.n_current if side == "current" else fd.n_reference
-    return Finding(
-        kind=FindingKind.NO_DATA,
-        entity=fd.feature,
-        value=float(n),
-        threshold=float(min_samples),
-        window_start=where.start,
-        window_end=where.end,
-        onset=where.onset,
-        score=0.0,
-        model=where.model,
-        statistic=f"n_{side}",
-        message=(
-            f"not enough data on {fd.feature}: {n:,} usable {side} rows < {min_samples:,} required "
-            f"({fd.n_current:,} current vs {fd.n_reference:,} reference); drift not assessed"
-        ),
-        evidence={"n_reference": fd.n_reference, "n_current": fd.n_current, "quality": fd.quality},
-    )
 
 
 def _not_computable(fd: FeatureDrift, statistic: str, where: QualityWindow) -> Finding:

@@ -50,10 +50,20 @@ def detect_sample_drift(current: pd.DataFrame, profile: Any, m: ModelConfig, pol
         for stat, value in d.statistics.items():
             if stat in EXPORTED_STATISTICS and value is not None and np.isfinite(value):
                 out.statistics.append((d.feature, stat, float(value)))
-    out.blind = [f"drift {f.entity}: " + ("not enough data" if f.statistic.startswith("n_") else
-                                          f"{f.statistic} not computable")
-                 for f in findings if f.kind == FindingKind.NO_DATA]
+    out.blind = [blind_line(f) for f in findings if f.kind == FindingKind.NO_DATA]
     return out
+
+
+def blind_line(f: Finding) -> str:
+    """What the model's status says drift could not judge: a feature, or the window's features
+    short of rows at once ("drift: not enough data on 50 features (40 rows < 100)")."""
+    if not f.statistic.startswith("n_"):
+        return f"drift {f.entity}: {f.statistic} not computable"
+    count = f.evidence.get("features_not_assessed_count")
+    if count:
+        return (f"drift: not enough data on {count:,} features ({f.value:,.0f} {f.statistic[2:]} rows "
+                f"< {f.threshold:,.0f})")
+    return f"drift {f.entity}: not enough data"
 
 
 def date_drift(findings: list[Finding], profile: Any, current: pd.DataFrame) -> None:

@@ -85,15 +85,29 @@ def test_shifted_feature_is_flagged_ranked_first_with_numbers(statistic):
     assert f.direction is not None and f.direction.value == "up"
 
 
-def test_too_few_rows_is_not_enough_data_never_no_drift():
+def test_too_few_rows_is_one_not_enough_data_finding_never_no_drift():
+    """A quiet hour below min_samples: one finding for the window that says how many rows came
+    and how many are needed (it was one per feature: 50 features, 50 identical warnings)."""
     rng = np.random.default_rng(3)
     findings, drifts = run(frame(5000, rng), frame(40, rng, age_shift=30))
-    no_data = kinds(findings, FindingKind.NO_DATA)
-    assert sorted(f.entity for f in no_data) == ["age", "city", "income"]
+    (f,) = kinds(findings, FindingKind.NO_DATA)
     assert kinds(findings, FindingKind.FEATURE_DRIFT) == []
-    assert all(f.value == 40 and f.threshold == 100 for f in no_data)
-    assert "not enough data" in no_data[0].message
+    assert f.entity == "drift" and f.value == 40 and f.threshold == 100 and f.model == "m"
+    assert f.message == ("not enough data: 40 usable current rows < 100 required (5,000 reference rows); "
+                         "drift not assessed on 3 features (age, income, city)")
+    assert f.evidence["features_not_assessed"] == ["age", "income", "city"]
     assert not any(d.enough_data for d in drifts)
+
+
+def test_one_feature_short_of_rows_is_named_alone():
+    """A mostly-empty column in a full window: its own finding, the others judged."""
+    rng = np.random.default_rng(3)
+    cur = frame(2000, rng)
+    cur.loc[60:, "income"] = np.nan
+    findings, _ = run(frame(5000, rng), cur)
+    (f,) = kinds(findings, FindingKind.NO_DATA)
+    assert f.entity == "income" and f.value == 60
+    assert f.message.startswith("not enough data on income: 60 usable current rows < 100 required")
 
 
 def test_missing_column_is_a_quality_finding_not_an_exception():
