@@ -16,7 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from alerts.statistic_words import STATISTIC_WORDS, stat_words
-from detectors.numbers import NONFINITE, nonfinite_text, told_apart
+from detectors.numbers import NONFINITE, nonfinite_text, percent_pair, told_apart
 
 # Statistics whose value is a share (0..1), shown as a percentage.
 _SHARES = {"missing_rate", "type_mismatch_share", "nonfinite_share", "out_of_range_share", "new_category_share",
@@ -286,8 +286,22 @@ def _drift(f: Mapping[str, Any], stat: str, w: Wording) -> str:
     if mc is not None and mr is not None and mc != mr:
         moved = "mean {}, {} in the reference".format(*told_apart(mc, mr, lambda x, d: f"{x:.{d}g}", range(4, 18)))
     rows = f"{number(cur)} rows against {number(ref)} in the reference" if cur is not None and ref is not None else ""
-    said = "; ".join(filter(None, [rows, moved]))
+    said = "; ".join(filter(None, [rows, moved, _categories_moved(ev.get("moved_categories"))]))
     return text + (f" ({said})" if said else "")
+
+
+def _categories_moved(moved: Any) -> str:
+    """A categorical feature: "'Lyon' 55 % vs 24 % in the reference, 'Paris' 11 % vs 26 %"."""
+    parts: list[str] = []
+    for m in moved if isinstance(moved, list) else []:
+        if not isinstance(m, Mapping):
+            continue
+        cur, ref = _finite(m.get("current_share")), _finite(m.get("reference_share"))
+        if cur is None or ref is None:
+            continue
+        a, b = percent_pair(cur, ref)
+        parts.append(f"{str(m.get('category'))!r} {a} % vs {b} %" + ("" if parts else " in the reference"))
+    return ", ".join(parts)
 
 
 def _gpu(f: Mapping[str, Any], stat: str, w: Wording) -> str:

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import special
 
 from detectors.drift.numeric import jensen_shannon, psi
+from detectors.numbers import percent_pair
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,42 @@ def chi_square(counts: AlignedCounts) -> tuple[float, float]:
 
 def shares(counts: AlignedCounts) -> tuple[np.ndarray, np.ndarray]:
     return counts.reference / counts.reference.sum(), counts.current / counts.current.sum()
+
+
+MOVED_SHOWN = 3  # categories named in a drift message
+MOVED_SHARE_OF_TOP = 0.25  # ... when their share moved at least this part of the top one's move
+
+
+def moved_categories(counts: AlignedCounts, clip: int = 100) -> list[dict[str, Any]]:
+    """The 1-3 categories whose share moved most (largest |current - reference| first), each
+    with both shares, so a drift message says which city moved, not only that "city" did.
+    Shares are of the rows with a category (missing ones left out, as the statistics do)."""
+    n_ref, n_cur = int(counts.reference.sum()), int(counts.current.sum())
+    if n_ref == 0 or n_cur == 0:
+        return []
+    r, c = shares(counts)
+    delta = np.abs(c - r)
+    top = np.argsort(-delta, kind="stable")[:MOVED_SHOWN]
+    if len(top) == 0 or delta[top[0]] == 0:
+        return []
+    out: list[dict[str, Any]] = []
+    for i in top:
+        if delta[i] == 0 or delta[i] < MOVED_SHARE_OF_TOP * delta[top[0]]:
+            break
+        name = str(counts.categories[i])
+        out.append({"category": name if len(name) <= clip else name[:clip] + "...",
+                    "current_share": float(c[i]), "reference_share": float(r[i])})
+    return out
+
+
+def moved_text(moved: list[dict[str, Any]], unit: str = "%") -> str:
+    """"'Lyon' 55% vs 25% in the reference, 'Paris' 12% vs 25%": two digits, more where two
+    different shares would print alike."""
+    parts = []
+    for i, m in enumerate(moved):
+        a, b = percent_pair(float(m["current_share"]), float(m["reference_share"]))
+        parts.append(f"{m['category']!r} {a}{unit} vs {b}{unit}" + (" in the reference" if i == 0 else ""))
+    return ", ".join(parts)
 
 
 def categorical_statistics(counts: AlignedCounts) -> dict[str, float]:

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from detectors.drift.categorical import align, categorical_statistics
+from detectors.drift.categorical import align, categorical_statistics, moved_categories
 from detectors.drift.columns import ColumnCounts, count_column_categories, numeric_column
 from detectors.drift.modes import ProfileMode, mode_named
 from detectors.drift.numeric import AUTO_EXACT_BELOW, PValueMode
@@ -178,6 +178,7 @@ def compare_categorical(name: str, ref: CategoricalProfile, series: pd.Series, m
         quality["new_categories"] = {}
         quality["new_category_count"] = 0
         quality["new_category_share"] = 0.0
+    quality["moved_categories"] = moved_categories(aligned, MAX_CATEGORY_CHARS)
     return FeatureDrift(
         feature=name,
         type="categorical",

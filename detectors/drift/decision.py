@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from detectors.drift.categorical import CHANCE_DRAWS, chance_level
+from detectors.drift.categorical import CHANCE_DRAWS, chance_level, moved_text
 from detectors.drift.compare import FeatureDrift, compare
 from detectors.drift.modes import profile_reference
 from detectors.drift.not_assessed import not_enough_data
@@ -227,6 +227,9 @@ def _drift_finding(fd: FeatureDrift, v: _Verdicts, p: DriftParams, where: Qualit
     if mr is not None and mc is not None and math.isfinite(mr) and math.isfinite(mc):
         cur, ref = _mean_pair(mc, mr)
         msg += f"; mean {cur} vs {ref} in the reference"
+    if moved := fd.quality.get("moved_categories"):  # which categories, not only that the feature moved
+        evidence["moved_categories"] = moved
+        msg += f"; {fd.feature}: {moved_text(moved)}"
     if fd.feature in v.significant:
         pkey = _pvalue_key(fd)
         evidence["pvalue_gate"] = {"pvalue": fd.statistics[pkey], "test": pkey, "alpha": p.alpha, "method": "BH"}

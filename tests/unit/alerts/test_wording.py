@@ -125,3 +125,14 @@ def test_a_drift_line_says_how_far_the_feature_moved():
                                  "entity": "hourly", "evidence": {"n_current": 2000, "n_reference": 100000,
                                  "quality": {"mean_reference": 10.02, "mean_current": 14.91}}}, Wording())
     assert "(2,000 rows against 100,000 in the reference; mean 14.91, 10.02 in the reference)" in drift
+
+
+def test_a_categorical_drift_line_names_the_categories_that_moved():
+    """Slack said JS 0.16 on `city` and not which city: the categories whose share moved most."""
+    moved = [{"category": "Lyon", "current_share": 0.55, "reference_share": 0.24},
+             {"category": "Paris", "current_share": 0.11, "reference_share": 0.26}]
+    _, drift = finding_sentence({"kind": "feature_drift", "statistic": "js", "value": 0.16, "threshold": 0.1,
+                                 "entity": "city", "evidence": {"n_current": 3000, "n_reference": 5000,
+                                                                "moved_categories": moved}}, Wording())
+    assert drift.endswith("(3,000 rows against 5,000 in the reference; 'Lyon' 55 % vs 24 % in the reference, "
+                          "'Paris' 11 % vs 26 %)"), drift

@@ -499,3 +499,20 @@ def test_a_numeric_drift_message_says_how_the_values_moved():
     shown = re.search(r"mean (\S+) vs (\S+) in the reference", f.message)
     assert shown is not None, f.message
     assert float(shown[1]) == pytest.approx(48, abs=1) and float(shown[2]) == pytest.approx(40, abs=1)
+
+
+def test_a_categorical_drift_names_the_categories_that_moved_with_both_shares():
+    """'js 0.16 > 0.10 on city' said nothing of which city: the 1-3 categories whose share moved
+    most are named, with the window's share and the reference's."""
+    rng = np.random.default_rng(40)
+    ref = frame(5000, rng, cities=("Paris", "Lyon", "Nice", "Lille"))
+    cur = frame(3000, rng)
+    cur["city"] = rng.choice(["Paris", "Lyon", "Nice", "Lille"], 3000, p=[0.12, 0.55, 0.2, 0.13])
+    findings, _ = run(ref, cur)
+    (f,) = [f for f in kinds(findings, FindingKind.FEATURE_DRIFT) if f.entity == "city"]
+    assert "; city: 'Lyon' 55% vs 24% in the reference, 'Paris' 11% vs 26%, 'Lille' 14% vs 26%" in f.message, \
+        f.message
+    moved = f.evidence["moved_categories"]
+    assert [m["category"] for m in moved] == ["Lyon", "Paris", "Lille"]
+    assert moved[0]["current_share"] == pytest.approx(0.55, abs=0.02)
+    assert moved[0]["reference_share"] == pytest.approx(0.25, abs=0.02)
