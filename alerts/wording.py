@@ -285,7 +285,10 @@ def _drift(f: Mapping[str, Any], stat: str, w: Wording) -> str:
     moved = ""  # a numeric feature: which way, how far
     if mc is not None and mr is not None and mc != mr:
         moved = "mean {}, {} in the reference".format(*told_apart(mc, mr, lambda x, d: f"{x:.{d}g}", range(4, 18)))
-    rows = f"{number(cur)} rows against {number(ref)} in the reference" if cur is not None and ref is not None else ""
+    judged = ev.get("reference") if isinstance(ev.get("reference"), Mapping) else {}
+    against = f", {judged['name']}" if isinstance(judged, Mapping) and judged.get("name") else ""  # training or rolling
+    rows = f"{number(cur)} rows against {number(ref)} in the reference{against}" \
+        if cur is not None and ref is not None else ""
     said = "; ".join(filter(None, [rows, moved, _categories_moved(ev.get("moved_categories"))]))
     return text + (f" ({said})" if said else "")
 

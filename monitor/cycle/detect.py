@@ -321,7 +321,8 @@ def _drift(raw: RawSignals, req: DetectRequest, out: Detection, gaps: GapQueue) 
         out.findings.extend(gaps.take(entity))
     if raw.samples is None or len(raw.samples) == 0 or raw.reference is None:
         return
-    drift = detect_sample_drift(raw.samples, raw.reference, req.model, req.policy, req.window)
+    drift = detect_sample_drift(raw.samples, raw.reference, req.model, req.policy, req.window,
+                                raw.reference_path)
     out.findings.extend(drift.findings)
     out.blind.extend(drift.blind)
     out.drift_statistics = drift.statistics

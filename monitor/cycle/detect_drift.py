@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -39,11 +40,14 @@ def feature_specs(m: ModelConfig) -> list[FeatureSpec]:
 
 
 def detect_sample_drift(current: pd.DataFrame, profile: Any, m: ModelConfig, policy: PolicyConfig,
-                        w: Window) -> SampleDrift:
+                        w: Window, reference: str | None = None) -> SampleDrift:
+    """`reference`: what the profile was made of, as ReferenceChooser.choose names it."""
     report = DriftDetector(DriftParams(statistic=policy.drift_statistic, threshold=policy.drift_warning,
                                        min_samples=policy.min_samples, model=m.name,
                                        prediction_column=m.prediction_column)).assess(profile, current, w.start, w.t)
     findings, drifts = report.findings, report.features
+    if reference:
+        name_reference(findings, reference)
     date_drift(findings, profile, current)
     out = SampleDrift(findings=findings, columns=[s.name for s in feature_specs(m)])
     for d in drifts:
@@ -52,6 +56,17 @@ def detect_sample_drift(current: pd.DataFrame, profile: Any, m: ModelConfig, pol
                 out.statistics.append((d.feature, stat, float(value)))
     out.blind = [blind_line(f) for f in findings if f.kind == FindingKind.NO_DATA]
     return out
+
+
+def name_reference(findings: list[Finding], source: str) -> None:
+    """Say in each finding which reference it was judged against: the training file, or the
+    production samples of a rolling reference (`source` as ReferenceChooser.choose names it:
+    a file's path, or "rolling 7 d of production samples")."""
+    rolling = source.startswith("rolling")
+    name = source if rolling else f"training file {Path(source).name}"
+    for f in findings:
+        f.evidence["reference"] = {"kind": "rolling" if rolling else "training", "source": source, "name": name}
+        f.message = f"{f.message}; reference: {name}" if f.message else f"reference: {name}"
 
 
 def blind_line(f: Finding) -> str:

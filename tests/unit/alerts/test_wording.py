@@ -136,3 +136,10 @@ def test_a_categorical_drift_line_names_the_categories_that_moved():
                                                                 "moved_categories": moved}}, Wording())
     assert drift.endswith("(3,000 rows against 5,000 in the reference; 'Lyon' 55 % vs 24 % in the reference, "
                           "'Paris' 11 % vs 26 %)"), drift
+
+
+def test_a_drift_line_says_which_reference_it_was_judged_against():
+    _, drift = finding_sentence({"kind": "feature_drift", "statistic": "psi", "value": 0.3, "threshold": 0.1,
+                                 "entity": "age", "evidence": {"n_current": 400, "n_reference": 3000, "reference": {
+                                     "kind": "rolling", "name": "rolling 7 d of production samples"}}}, Wording())
+    assert drift.endswith("(400 rows against 3,000 in the reference, rolling 7 d of production samples)"), drift
