@@ -22,7 +22,7 @@ class JudgeParams:
     model: str
     drop_pct: float = 10.0
     judge_estimates: bool = True
-    alpha: float = 0.01  # a realised drop must be this unlikely by chance, across the window's figures
+    alpha: float = 0.01  # a drop (realised or estimated) must be this unlikely by chance, across the window's figures
 
 
 def change_pct(metric: str, value: float, reference: float) -> float | None:
@@ -63,15 +63,15 @@ def _finding(w: WindowPerformance, metric: str, values: tuple[float, float, floa
 
 def _drops(w: WindowPerformance, figures: dict[str, float | None], reference: dict[str, float | None],
            basis: str, params: JudgeParams) -> list[Finding]:
-    """Figures `drop_pct` worse than the reference; a realised one also beyond its own noise
-    (noise.py), at `alpha` shared by the window's judged figures."""
+    """Figures `drop_pct` worse than the reference, and beyond their own noise (noise.py; an
+    estimate's as the realised figure it stands for), at `alpha` shared by the window's judged figures."""
     judged = {m: (v, r) for m, v in figures.items() if v is not None and (r := reference.get(m)) is not None}
     out = []
     for metric, (value, ref) in judged.items():
         change = change_pct(metric, value, ref)
         if change is None or not is_drop(metric, change, params.drop_pct):
             continue
-        p = chance(metric, value, ref, w.support.get(metric)) if basis == "realised" else None
+        p = chance(metric, value, ref, (w.support if basis == "realised" else w.estimate_support).get(metric))
         if p is not None and p >= params.alpha / len(judged):
             continue  # a window of this size moves this far by chance
         out.append(_finding(w, metric, (value, ref, change), basis, params, p))

@@ -6,7 +6,8 @@ fixed `drop_pct` alone paged on 13 of 48 unchanged hours. Each realised figure c
 it was read from (`support`), and a drop is judged only when the window is also worse than
 the reference beyond that noise: one-sided, the figure's standard error under the
 reference's own value (binomial for the ratios, Hanley-McNeil for ROC AUC, the spread of the
-window's own errors for regression), Bonferroni across the window's figures.
+window's own errors for regression), Bonferroni across the window's figures. A CBPE estimate
+is judged the same way, on the rows its realised figure would read (`estimated_support`).
 """
 from __future__ import annotations
 
@@ -31,6 +32,22 @@ def classification_support(y_true: np.ndarray, y_pred: np.ndarray, score: np.nda
         pos = float(y_true[ok].sum())
         out["roc_auc"] = (pos, float(ok.sum()) - pos)
     return out
+
+
+def estimated_support(predicted: np.ndarray, scores: np.ndarray, estimated: dict[str, float | None]) -> Support:
+    """What each CBPE estimate stands for: the rows a realised figure of the same window would
+    read. Its noise is judged as that realised figure's (binomial under the reference's value),
+    as NannyML states CBPE's sampling error: an unchanged model's estimated recall, read off 50
+    expected positives an hour, warned on 7 of 48 hours. Positives expected: the calibrated
+    expectation, TP / recall with TP = precision x predicted positives (the raw scores' sum
+    counted an uncalibrated model's 50 positives as 200). For accuracy this bounds the
+    estimate's own spread from above (per-row confidences vary less than rows right or wrong)."""
+    finite = np.isfinite(scores)
+    n, predicted_pos = float(finite.sum()), float(predicted[finite].sum())
+    precision, recall = estimated.get("precision"), estimated.get("recall")
+    expected = precision * predicted_pos / recall if precision is not None and recall else float(scores[finite].sum())
+    return {"accuracy": (n, 0.0), "precision": (predicted_pos, 0.0), "recall": (expected, 0.0),
+            "f1": ((predicted_pos + expected) / 2, 0.0), "roc_auc": (expected, n - expected)}
 
 
 def regression_support(y_true: np.ndarray, y_pred: np.ndarray) -> Support:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from detectors.performance.noise import Support, classification_support, regression_support
+from detectors.performance.noise import Support, classification_support, estimated_support, regression_support
 from detectors.performance.realised import Task, realised_metrics
 
 # The columns of the frames this module takes (the cycle renames the configured ones).
@@ -41,6 +41,7 @@ class WindowPerformance:
     delay_max_s: float | None = None
     note: str = ""  # why a figure is missing
     support: Support = field(default_factory=dict)  # what each realised figure was read from (noise.py)
+    estimate_support: Support = field(default_factory=dict)  # ... and each estimated one stands for
 
     @property
     def coverage(self) -> float:
@@ -112,9 +113,11 @@ def evaluate_window(rows: pd.DataFrame, version: str, bounds: tuple[float, float
     # on the predictions that carry a probability (the estimate reads nothing else).
     scores = scored(rows, spec.min_labels)
     estimate_notes: list[str] = []
+    estimate_support: Support = {}
     if spec.estimator is not None and scores is not None:
         predicted = _binary(rows[PRED].to_numpy(), spec.positive)
         estimated = spec.estimator(predicted, scores)
+        estimate_support = estimated_support(predicted, scores, estimated)  # before figures are withheld
         estimate_notes = _few_expected(estimated, predicted, scores, spec.min_class_labels)
     realised, note = None, ""
     support: Support = {}
@@ -124,7 +127,7 @@ def evaluate_window(rows: pd.DataFrame, version: str, bounds: tuple[float, float
         realised, note, support = _realised(labelled, spec)
     note = "; ".join(filter(None, [note, *estimate_notes]))
     return WindowPerformance(version, start, end, len(rows), len(labelled), realised, estimated, delay_med,
-                             delay_max, note, support)
+                             delay_max, note, support, estimate_support)
 
 
 def scored(rows: pd.DataFrame, min_rows: int) -> np.ndarray | None:

@@ -51,3 +51,29 @@ def test_a_real_drop_on_the_same_traffic_still_pages() -> None:
     judged = _judged(worse, reference)
     # recall 0.29-0.42 against 0.59: paged in the first hour and in 5 of the 6
     assert "recall" in judged[0] and sum("recall" in drops for drops in judged) >= 5, judged
+
+
+def _estimated(preds: pd.DataFrame, reference: dict[str, float | None], state) -> list[list[str]]:
+    """Each hour judged on its CBPE estimate alone (no label in yet)."""
+    from detectors.performance import estimate
+
+    hours = int(np.ceil(preds["ts"].max() / H))
+    no_labels = pd.DataFrame(columns=["prediction_id", "label", "label_ts"])
+    spec = WindowSpec("classification", H, min_labels=100, estimator=lambda p, s: estimate(state, p, s))
+    windows = evaluate_windows(join_labels(preds.drop(columns="_truth"), no_labels), 0.0, hours * H, spec)
+    return [[f.entity for f in judge([w], reference, JudgeParams("fraud", 10.0))] for w in windows]
+
+
+def test_an_unchanged_model_does_not_warn_on_its_estimate_by_chance_while_a_real_drop_still_warns() -> None:
+    """CBPE's estimated recall read off ~50 expected positives an hour warned on 7 of 48
+    unchanged hours; it is judged against the noise of the realised figure it stands for."""
+    from detectors.performance import fit_cbpe
+
+    ref = _hours(200_000, 1, seed=1)
+    reference = realised_metrics("classification", ref["_truth"].to_numpy(), ref["prediction"].to_numpy(),
+                                 ref["score"].to_numpy())
+    state = fit_cbpe(ref["_truth"].to_numpy()[:20_000], ref["score"].to_numpy()[:20_000])
+    unchanged = _estimated(_hours(1000, 48, seed=2), reference, state)
+    assert sum(bool(drops) for drops in unchanged) <= 1, unchanged
+    worse = _estimated(_hours(1000, 6, seed=4, positive_score=(1.2, 4.0)), reference, state)
+    assert sum("recall" in drops for drops in worse) >= 5, worse
