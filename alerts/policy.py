@@ -119,10 +119,12 @@ def assign_tier(
                        f"on {max_drift.entity}")
     for k in kpi:
         warning.append(f"KPI {k.entity} {k.value:+.1f}% (limit {k.threshold:+g}%)")
-    # Ground truth says the model got worse: critical. An estimate (CBPE, labels not in yet) warns.
+    # Ground truth says the model got worse: critical. An estimate (CBPE, labels not in yet) warns,
+    # and so do labels so far mostly of one predicted class (detectors/performance/label_sample.py).
     for f in incident.findings:
         if f.kind == FindingKind.PERFORMANCE_DROP:
-            (critical if f.evidence.get("basis") == "realised" else warning).append(f.message)
+            paged = f.evidence.get("basis") == "realised" and not f.evidence.get("label_bias")
+            (critical if paged else warning).append(f.message)
     for f in incident.findings:
         if f.kind in (FindingKind.GPU_SATURATION, FindingKind.METRIC_ANOMALY, FindingKind.LOG_ANOMALY,
                       FindingKind.TRACE_ANOMALY, FindingKind.DATA_QUALITY, FindingKind.NO_DATA,

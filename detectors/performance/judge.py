@@ -48,6 +48,9 @@ def _finding(w: WindowPerformance, metric: str, values: tuple[float, float, floa
     how = (f"on {w.labelled} labels (coverage {w.coverage:.0%}, median label delay {_hours(w.delay_median_s)})"
            if basis == "realised" else f"estimated by CBPE on {w.predictions} predictions, labels not in yet")
     beyond = "" if p is None else f"; chance of a window this much worse p={p:.2g}"
+    bias = w.label_bias if basis == "realised" else None
+    if bias:  # a warning, not a page (alerts/policy.py): the labels read one class's figure
+        beyond += f"; a warning, not a page: {bias['text']}"
     return Finding(
         kind=FindingKind.PERFORMANCE_DROP, entity=metric, value=change, threshold=limit,
         window_start=w.start, window_end=w.end, onset=w.start,
@@ -58,7 +61,7 @@ def _finding(w: WindowPerformance, metric: str, values: tuple[float, float, floa
         evidence={"basis": basis, "metric": metric, "value": value, "reference": ref, "version": w.version,
                   "labelled": w.labelled, "predictions": w.predictions, "coverage": w.coverage,
                   "delay_median_s": w.delay_median_s, "realised": w.realised, "estimated": w.estimated,
-                  **({} if p is None else {"chance_pvalue": p})})
+                  **({} if p is None else {"chance_pvalue": p}), **({"label_bias": bias} if bias else {})})
 
 
 def _drops(w: WindowPerformance, figures: dict[str, float | None], reference: dict[str, float | None],

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from detectors.performance.label_sample import label_bias
 from detectors.performance.noise import Support, classification_support, estimated_support, regression_support
 from detectors.performance.realised import Task, realised_metrics
 
@@ -41,6 +43,7 @@ class WindowPerformance:
     delay_max_s: float | None = None
     note: str = ""  # why a figure is missing
     support: Support = field(default_factory=dict)  # what each realised figure was read from (noise.py)
+    label_bias: dict[str, Any] | None = None  # labels so far mostly of one predicted class (label_sample.py)
     estimate_support: Support = field(default_factory=dict)  # ... and each estimated one stands for
 
     @property
@@ -121,13 +124,17 @@ def evaluate_window(rows: pd.DataFrame, version: str, bounds: tuple[float, float
         estimate_notes = _few_expected(estimated, predicted, scores, spec.min_class_labels)
     realised, note = None, ""
     support: Support = {}
+    bias = None
     if len(labelled) < spec.min_labels:
         note = f"{len(labelled)} labels, fewer than the {spec.min_labels} needed: no realised figures yet"
     else:
         realised, note, support = _realised(labelled, spec)
-    note = "; ".join(filter(None, [note, *estimate_notes]))
+        if spec.task == "classification":
+            bias = label_bias(_binary(rows[PRED].to_numpy(), spec.positive),
+                              _binary(labelled[PRED].to_numpy(), spec.positive))
+    note = "; ".join(filter(None, [note, bias["text"] if bias else "", *estimate_notes]))
     return WindowPerformance(version, start, end, len(rows), len(labelled), realised, estimated, delay_med,
-                             delay_max, note, support, estimate_support)
+                             delay_max, note, support, bias, estimate_support)
 
 
 def scored(rows: pd.DataFrame, min_rows: int) -> np.ndarray | None:

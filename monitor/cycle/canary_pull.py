@@ -47,7 +47,8 @@ def drops_of(findings: Sequence[Finding], challenger: str, label_value: str) -> 
 
 
 def _realised(findings: Sequence[Finding], challenger: str, label_value: str) -> list[Finding]:
-    return [f for f in drops_of(findings, challenger, label_value) if f.evidence.get("basis") == "realised"]
+    return [f for f in drops_of(findings, challenger, label_value) if f.evidence.get("basis") == "realised"
+            and not f.evidence.get("label_bias")]  # labels mostly of one class: not the challenger's figure
 
 
 def accuracy_pull_cause(findings: Sequence[Finding], challenger: str, label_value: str,
