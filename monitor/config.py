@@ -178,6 +178,7 @@ class PolicyConfig(_Model):
     # never reaching back past the last deploy).
     reference_after_cold_start: Literal["training", "rolling"] = "training"
     rolling_reference: Duration = 7 * 86400.0
+    drift_match_time_of_day: bool = True  # a window under a day vs the reference rows of its hours (README)
     resolve_after_cycles: int = Field(2, ge=1)  # quiet cycles before an incident resolves
     # Online anomaly detection of each KPI/SLO series (detectors/anomaly.py): a score >= this is anomalous; 1: off.
     anomaly_threshold: float = Field(0.9, gt=0, le=1)
@@ -203,6 +204,7 @@ class SamplesConfig(_Model):
 class ReferenceConfig(_Model):
     path: str | None = None  # training reference; None -> tag `vigil.reference_path` on the version
     tag: str = "vigil.reference_path"
+    timestamp_column: str | None = Field(None, min_length=1)  # the training rows' times: time-of-day slices
 
 
 class FeatureConfig(_Model):

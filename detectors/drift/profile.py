@@ -100,6 +100,9 @@ class ReferenceProfile:
     columns: dict[str, NumericProfile | CategoricalProfile] = field(default_factory=dict)
     mode: ProfileModeName = "exact"
     quantile_bins: int = DEFAULT_QUANTILE_BINS
+    # The reference's rows it holds when not all: their hours of day ("13:00-16:00 UTC", see
+    # time_of_day.py), or why the whole reference stands in; not stored (slices are not).
+    rows: str = ""
 
     def feature(self, name: str) -> FeatureSpec:
         for f in self.features:

@@ -49,6 +49,7 @@ def detect_sample_drift(current: pd.DataFrame, profile: Any, m: ModelConfig, pol
     if reference:
         name_reference(findings, reference)
     date_drift(findings, profile, current)
+    say_reference_rows(findings, getattr(profile, "rows", ""))
     out = SampleDrift(findings=findings, columns=[s.name for s in feature_specs(m)])
     for d in drifts:
         for stat, value in d.statistics.items():
@@ -79,6 +80,19 @@ def blind_line(f: Finding) -> str:
         return (f"drift: not enough data on {count:,} features ({f.value:,.0f} {f.statistic[2:]} rows "
                 f"< {f.threshold:,.0f})")
     return f"drift {f.entity}: not enough data"
+
+
+def say_reference_rows(findings: list[Finding], rows: str) -> None:
+    """Say which of the reference's rows judged the window when time of day was matched
+    (monitor/cycle/reference_slices.py): its hours' rows, or the whole reference and why."""
+    if not rows:
+        return
+    against = f"the {rows}" if rows.startswith("whole") else f"the reference's {rows} rows"
+    for f in findings:
+        if f.kind in (FindingKind.FEATURE_DRIFT, FindingKind.PREDICTION_DRIFT, FindingKind.DATA_QUALITY):
+            f.evidence["reference_rows"] = rows
+            if f.kind != FindingKind.DATA_QUALITY:
+                f.message += f"; against {against}"
 
 
 def date_drift(findings: list[Finding], profile: Any, current: pd.DataFrame) -> None:

@@ -3,7 +3,10 @@
 The training reference during cold start (and by default after it); with
 `reference_after_cold_start: rolling`, production samples of the `rolling_reference`
 before the window once cold start is over (never reaching back past the last deploy:
-only the serving version's own samples), profiled once a day.
+only the serving version's own samples), profiled once a day. A window under a day is
+judged against the reference's rows from its time of day (reference_slices.py) when their
+times are known: the rolling reference's always, the training file's with
+`reference.timestamp_column`.
 """
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -20,12 +23,14 @@ import pandas as pd
 
 from alerts.policy import in_cold_start
 from detectors.drift import ReferenceProfile, profile_reference
+from detectors.drift.time_of_day import DaySpan, window_span
 from monitor.config import ModelConfig, VigilConfig
 from monitor.cycle.detect_drift import feature_specs
 from monitor.cycle.plan import to_policy
+from monitor.cycle.reference_slices import TimeOfDaySlices
 from monitor.cycle.samples import SampleReader, own_rows, text_columns
 from monitor.sources.cache import BoundedCache
-from monitor.sources.samples import read_reference
+from monitor.sources.samples import read_reference, to_epoch_seconds
 from monitor.sources.spool import Spool
 from monitor.store.repository import Store
 from monitor.types import Window
@@ -76,6 +81,7 @@ class ReferenceChooser:
         self._training = BoundedCache(SPOOLED_PROFILE_CACHE_BYTES if spool else PROFILE_CACHE_BYTES)
         self._paths: dict[tuple[str, str], Path] = {}  # (model, version) -> training path
         self._stamps: dict[tuple[str, str, str], tuple[int, int]] = {}  # key -> file last profiled
+        self._slices = TimeOfDaySlices()  # each model's reference rows with their times
 
     def training_path(self, m: ModelConfig, version: str | None) -> Path:
         path = m.reference.path
@@ -198,22 +204,59 @@ class ReferenceChooser:
         return read_reference(self.training_path(m, version), text_columns=text_columns(m))
 
     def choose(self, m: ModelConfig, version: str | None, w: Window) -> tuple[Any, str]:
+        """The window's reference profile and where it comes from; under a day, the profile of
+        the reference's rows from the window's hours of day when their times are known."""
         span = self._rolling_span(m, w)
-        if span is None:
-            return self.training(m, version)
+        if span is not None:
+            rolling, profile = self._rolling_profile(m, version, *span)
+            if profile is not None:
+                where = f"rolling {self._config.policy_for(m).rolling_reference / 86400:g} d of production samples"
+                return self._time_of_day(m, w, ("rolling", *rolling), profile), where
+        profile, path = self.training(m, version)
+        key = ("training", version or "-", path, self._stamps.get((m.name, version or "-", path)))
+        if self._hours(m, w) is not None and m.reference.timestamp_column and not self._slices.holds(m.name, key):
+            self._hold_training(m, key, Path(path), m.reference.timestamp_column)
+        return self._time_of_day(m, w, key, profile), path
+
+    def _rolling_profile(self, m: ModelConfig, version: str | None, since: float, end: float
+                         ) -> tuple[tuple[str, str], Any]:
+        """The rolling reference's (key, profile), built once a day; None for the profile when
+        the samples cannot make one (said once): the training reference then."""
         p = self._config.policy_for(m)
-        since, end = span
         key = (version or "-", f"rolling:{int(end // 86400)}:{since}")
         with self._rolling_lock:
             held = self._rolling.get(m.name)
         if held is None or held[0] != key:
             frame = self._rolling_frame(m, version, since, end, p.min_samples)
             held = (key, None if frame is None else profile_reference(frame, feature_specs(m)))
+            if frame is not None and p.drift_match_time_of_day and "_ts" in frame.columns:
+                names = [s.name for s in feature_specs(m)]
+                self._slices.hold(m.name, ("rolling", *key), frame[names], frame["_ts"].to_numpy())
             with self._rolling_lock:
                 self._rolling[m.name] = held
-        if held[1] is None:  # no usable rolling reference today (said once): the training one
-            return self.training(m, version)
-        return held[1], f"rolling {p.rolling_reference / 86400:g} d of production samples"
+        return held
+
+    def _hours(self, m: ModelConfig, w: Window) -> DaySpan | None:
+        """The window's hours of day to match, None when the whole reference judges it."""
+        return window_span(w.start, w.t) if self._config.policy_for(m).drift_match_time_of_day else None
+
+    def _time_of_day(self, m: ModelConfig, w: Window, key: Hashable, whole: Any) -> Any:
+        hours = self._hours(m, w)
+        if hours is None:
+            return whole
+        return self._slices.judge_against(m.name, key, whole, feature_specs(m), hours,
+                                          self._config.policy_for(m).min_samples)
+
+    def _hold_training(self, m: ModelConfig, key: Hashable, path: Path, column: str) -> None:
+        """The training rows with their times (`reference.timestamp_column`), read once per file."""
+        names = [s.name for s in feature_specs(m)]
+        frame = read_reference(path, [*names, column], text_columns(m))
+        where = f"models[{m.name}].reference.timestamp_column"
+        if column not in frame.columns:
+            raise ValueError(f"{where}: column {column!r} not in the training reference {path} "
+                             f"(columns: {', '.join(map(str, frame.columns[:20]))})")
+        times = to_epoch_seconds(frame[column], where=f"{where} ({column!r} in {path})")
+        self._slices.hold(m.name, key, frame[names], times)
 
     def _rolling_frame(self, m: ModelConfig, version: str | None, start: float, end: float, min_samples: int
                        ) -> pd.DataFrame | None:
