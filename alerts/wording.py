@@ -287,8 +287,10 @@ def _drift(f: Mapping[str, Any], stat: str, w: Wording) -> str:
         moved = "mean {}, {} in the reference".format(*told_apart(mc, mr, lambda x, d: f"{x:.{d}g}", range(4, 18)))
     judged = ev.get("reference") if isinstance(ev.get("reference"), Mapping) else {}
     against = f", {judged['name']}" if isinstance(judged, Mapping) and judged.get("name") else ""  # training or rolling
-    rows = f"{number(cur)} rows against {number(ref)} in the reference{against}" \
-        if cur is not None and ref is not None else ""
+    sliced = ev.get("reference_rows") if isinstance(ev.get("reference_rows"), str) else ""  # time of day
+    where = ("in the " + sliced if sliced.startswith("whole") else f"of the reference's {sliced} rows") if sliced \
+        else "in the reference"
+    rows = f"{number(cur)} rows against {number(ref)} {where}{against}" if cur is not None and ref is not None else ""
     said = "; ".join(filter(None, [rows, moved, _categories_moved(ev.get("moved_categories"))]))
     return text + (f" ({said})" if said else "")
 

@@ -143,3 +143,16 @@ def test_a_drift_line_says_which_reference_it_was_judged_against():
                                  "entity": "age", "evidence": {"n_current": 400, "n_reference": 3000, "reference": {
                                      "kind": "rolling", "name": "rolling 7 d of production samples"}}}, Wording())
     assert drift.endswith("(400 rows against 3,000 in the reference, rolling 7 d of production samples)"), drift
+
+
+def test_a_drift_line_says_the_window_met_the_reference_rows_of_its_time_of_day():
+    """A window judged against the reference's rows from its hours of day (a daily cycle)
+    read in Slack as if against the whole reference: a person re-ran it against all of it."""
+    ev = {"n_current": 1800, "n_reference": 9000, "reference_rows": "11:30-14:00 UTC"}
+    _, drift = finding_sentence({"kind": "feature_drift", "statistic": "psi", "value": 0.4, "threshold": 0.1,
+                                 "entity": "x", "evidence": ev}, Wording())
+    assert "(1,800 rows against 9,000 of the reference's 11:30-14:00 UTC rows)" in drift
+    whole = {**ev, "reference_rows": "whole reference: its 11:30-14:00 UTC rows are 40, fewer than min_samples 100"}
+    _, drift = finding_sentence({"kind": "feature_drift", "statistic": "psi", "value": 0.4, "threshold": 0.1,
+                                 "entity": "x", "evidence": whole}, Wording())
+    assert "(1,800 rows against 9,000 in the whole reference: its 11:30-14:00 UTC rows are 40" in drift
