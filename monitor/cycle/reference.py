@@ -200,8 +200,18 @@ class ReferenceChooser:
         if span is not None:
             frame = self._rolling_frame(m, version, *span, self._config.policy_for(m).min_samples)
             if frame is not None:
-                return frame
-        return read_reference(self.training_path(m, version), text_columns=text_columns(m))
+                return self._same_time_of_day(m, w, frame, "_ts")
+        frame = read_reference(self.training_path(m, version), text_columns=text_columns(m))
+        return self._same_time_of_day(m, w, frame, m.reference.timestamp_column)
+
+    def _same_time_of_day(self, m: ModelConfig, w: Window, frame: pd.DataFrame, column: str | None) -> pd.DataFrame:
+        """The rows from the window's time of day when the verdict used them (as choose does),
+        so the page agrees with the alert; else all of them."""
+        hours = self._hours(m, w)
+        if hours is None or column is None or column not in frame.columns:
+            return frame
+        keep = hours.holds(to_epoch_seconds(frame[column], where=f"models[{m.name}] reference column {column!r}"))
+        return frame[keep] if keep.sum() >= self._config.policy_for(m).min_samples else frame
 
     def choose(self, m: ModelConfig, version: str | None, w: Window) -> tuple[Any, str]:
         """The window's reference profile and where it comes from; under a day, the profile of

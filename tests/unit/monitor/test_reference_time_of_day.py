@@ -85,3 +85,19 @@ def test_a_timestamp_column_the_training_file_lacks_names_the_field(tmp_path):
     (gap,) = [f for f in report.findings if f.kind == FindingKind.NO_DATA]
     assert "models[recommender].reference.timestamp_column: column 'served' not in the training reference" \
         in gap.message
+
+
+def test_the_drift_report_page_shows_the_reference_rows_the_verdict_used(tmp_path, monkeypatch):
+    """The alert judged the window against the reference's 11:30-14:00 rows; the incident's
+    Evidently page compared it with the whole day and showed every daily feature drifting."""
+    from monitor.cycle import drift_report
+
+    pages: list[pd.DataFrame] = []
+    monkeypatch.setattr(drift_report, "render_drift_report",
+                        lambda ref, cur, cols, **kw: pages.append(ref) or "<html/>")
+    vigil = setup(tmp_path, shift_at=T0 + SHIFTED_HOUR * HOUR)
+    assert [f.entity for f in vigil.run_cycle(MODEL, T0 + SHIFTED_HOUR * HOUR).findings
+            if f.kind == FindingKind.FEATURE_DRIFT] == ["x"]
+    (reference,) = pages
+    of_day = reference["timestamp"].to_numpy() % DAY / HOUR
+    assert len(reference) == 9000 and of_day.min() >= 11.5 and of_day.max() < 14
