@@ -29,7 +29,7 @@ from alerts.slack_blocks import render_incident, render_rollback
 from alerts.slack_lookup import CannotTell, SlackLookup, cannot_tell, post_metadata
 from alerts.slack_replies import render_group, render_reply
 from alerts.slack_retry import ConnectRetry, ShortRateLimitRetry, header
-from alerts.slack_web import AUTH_ERRORS
+from alerts.slack_web import AUTH_ERRORS, AUTH_RETRY_S
 
 log = logging.getLogger("vigil.alerts.slack")
 
@@ -342,7 +342,7 @@ class SlackNotifier:
             )
         if error in _AUTH_ERRORS:  # the token, not the message: once it is fixed, what waited goes out
             return DeliveryResult(DeliveryStatus.RETRY, error=_explain(error, data, channel, method)
-                                  + "; the message waits in the outbox until then",
+                                  + "; the message waits in the outbox until then", retry_after=AUTH_RETRY_S,
                                   detail={"slack_error": error, "http_status": status})
         return DeliveryResult(
             DeliveryStatus.FAILED,

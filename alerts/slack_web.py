@@ -29,6 +29,9 @@ from alerts.slack_authz import GroupLookupFailed
 log = logging.getLogger("vigil.alerts.slack")
 # Slack's answers that say the token itself is wrong: no retry makes it right.
 AUTH_ERRORS = frozenset({"invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive"})
+# A message refused for the token is tried again this often, not on the outbox's back-off (up to an
+# hour): a person fixes the token at any moment, and what waited goes out minutes after.
+AUTH_RETRY_S = 300.0
 
 
 @dataclass(frozen=True)

@@ -340,3 +340,27 @@ def test_a_long_retry_after_goes_back_to_the_outbox_instead_of_holding_the_sende
     assert slept == [], "the sender thread must not sleep a long Retry-After"
     assert r.status == DeliveryStatus.RETRY and r.retry_after == 60.0
     assert slack.messages() == []
+
+
+def test_a_message_refused_for_the_token_goes_out_minutes_after_the_fix_not_an_hour(slack, tmp_path):
+    """Refused for its token all night, a message's back-off grew to the outbox's hour: with the
+    token fixed (the daemon restarted on the new one) the alerts that waited stayed silent for up
+    to an hour more. A token is fixed by a person at any moment: the wait stays a few minutes."""
+    from monitor.cycle.deliver import OutboxSender
+    from monitor.metrics import VigilMetrics
+    from monitor.store.repository import Store
+    from tests.helpers_vigil import make_config
+
+    store = Store(make_config(tmp_path).store.url)
+    with store.tx() as s:
+        store.enqueue(s, "slack", MessageKind.INCIDENT, "incident:42", incident(), NOW)
+    revoked = OutboxSender(store, {"slack": SlackNotifier("xoxb-revoked-1", base_url=slack.base_url)},
+                           VigilMetrics())
+    t = NOW
+    for _ in range(10):  # ten refused attempts, each at least an hour apart: always due
+        t += 3600
+        revoked.deliver_due(t)
+    assert slack.messages() == []
+    fixed = OutboxSender(store, {"slack": notifier(slack)}, VigilMetrics())
+    assert fixed.deliver_due(t + 5 * 60 + 1) == 1, "the waiting alert is still held by an hour's back-off"
+    assert len(slack.messages()) == 1
