@@ -108,3 +108,15 @@ def test_the_example_config_shows_every_key_of_every_config_model() -> None:
 def test_the_example_config_has_no_key_its_model_does_not_know() -> None:
     _, unknown = _check()
     assert not unknown, "vigil.example.yaml has:\n  " + "\n  ".join(unknown)
+
+
+def test_the_examples_canary_metric_overrides_follow_the_canarys_own_settings() -> None:
+    """Copied, the example's per-metric canary overrides pinned alpha, the effects and min_points
+    at the values the canary had then: a user tuning `canary.alpha` saw ctr keep 0.05. Shown as
+    null (the canary's own), they follow it."""
+    data = yaml.safe_load(EXAMPLE.read_text())
+    inherited = ("alpha", "fail_effect", "marginal_effect", "min_points")
+    pinned = [(model["name"], metric, key, value)
+              for model in data["models"] for metric, over in ((model.get("canary") or {}).get("metrics") or {}).items()
+              for key, value in over.items() if key in inherited and value is not None]
+    assert pinned == [], f"the example pins these canary settings per metric: {pinned}"
