@@ -90,6 +90,9 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 def _vigil(cfg: VigilConfig) -> Vigil:
     """A Vigil with the daemon's notifiers: the rollback's messages go where the daemon's go,
     also when the daemon's Slack token is in its environment and not in this terminal's."""
+    from functools import partial
+
+    from monitor.cycle.rollback_lease import drive_unless_daemon
     from monitor.notifiers import terminal_notifiers
     from monitor.startup import hold_no_lease
     from monitor.store.repository import Store
@@ -99,6 +102,8 @@ def _vigil(cfg: VigilConfig) -> Vigil:
     daemon_chat = store.outbox.newest_notifier(("slack", "sink"))
     vigil = Vigil(cfg, store=store, notifiers=terminal_notifiers(cfg, daemon_chat))
     hold_no_lease(vigil)  # beside replicas: it records, the model's lease holder moves the layers
+    if store.engine.dialect.name == "sqlite":  # beside a running daemon: it records, the daemon moves them
+        vigil.rollbacks.lease = partial(drive_unless_daemon, store.url)
     return vigil
 
 
@@ -111,6 +116,7 @@ def _finish_earlier(vigil: Vigil, m: ModelConfig, now: float) -> None:
     which one failing here (its layers not configured on this machine) would end."""
     from functools import partial
 
+    from monitor.cycle.model_locks import CycleRunning
     from monitor.cycle.rollback_ask import ROLLBACK
     from monitor.cycle.rollback_pending import drive_pending
     from monitor.executors.base import ExecutorError
@@ -126,6 +132,8 @@ def _finish_earlier(vigil: Vigil, m: ModelConfig, now: float) -> None:
             vigil.rollbacks.lease(m.name, partial(drive_pending, vigil.rollbacks, vigil.config, intent_id, m, now))
     except ExecutorError as e:  # the ask then says what is still in flight; the daemon finishes it
         log.warning("could not finish the pending rollback here", extra={"model": m.name, "error": e.detail})
+    except CycleRunning as e:  # a daemon runs on this store: its next cycle finishes it
+        log.info("the pending rollback is left to the daemon", extra={"model": m.name, "detail": e.who})
 
 
 def _cancel(vigil: Vigil, m: ModelConfig, actor: str, reason: str) -> int:

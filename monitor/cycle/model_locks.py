@@ -8,7 +8,8 @@ for it, then leaves the intent, recorded and pending, to the cycle (`CycleRunnin
 a rollback a cycle asks for itself (the guard's, a canary's) drives on the cycle's thread.
 
 A sweep handed to worker processes holds the locks of its models until the workers are done.
-The terminal's `vigil rollback`, another process, is not seen here.
+The terminal's `vigil rollback`, another process, is not seen here: on SQLite it asks the store's
+single-daemon lock instead (monitor/cycle/rollback_lease.py `drive_unless_daemon`).
 """
 from __future__ import annotations
 
@@ -20,11 +21,12 @@ ASKED_WAIT_S = 1.0  # how long an asked rollback waits for the model's running c
 
 
 class CycleRunning(Exception):
-    """A cycle of `model` holds its lock: an asked rollback leaves its intent to it."""
+    """A cycle of `model` holds its lock: an asked rollback leaves its intent to it; `who` says whose."""
 
-    def __init__(self, model: str) -> None:
+    def __init__(self, model: str, who: str = "") -> None:
         self.model = model
-        super().__init__(f"a cycle of {model} is running on this replica")
+        self.who = who or f"a cycle of {model} is running on this replica: it or the next cycle moves it"
+        super().__init__(self.who)
 
 
 class ModelLocks:

@@ -151,9 +151,8 @@ class RollbackRunner:
         intent_id = recorded
         try:
             outcome = self.lease(m.name, lambda: self.drive(intent_id, m, ask.now, deadline))
-        except CycleRunning:  # never two drivers of one intent: the running cycle (or the next) moves it
-            return replace(self._left_to(intent_id, f"a cycle of {m.name} is running on this replica: it or the "
-                                                     "next cycle moves it"), intent_id=recorded, own=True)
+        except CycleRunning as e:  # never two drivers of one intent: the running cycle (or the next) moves it
+            return replace(self._left_to(intent_id, e.who), intent_id=recorded, own=True)
         left = f"this replica does not hold {m.name}'s lease: the replica that does moves it at its next cycle"
         return replace(outcome or self._left_to(intent_id, left), intent_id=recorded, own=True)
 

@@ -9,6 +9,10 @@ model's lease, and is left to the holder's next cycle when it does not (or loses
 the way): the intent is recorded, pending, and the answer says who moves it. Either way it
 drives only under the model's cycle lock (monitor/cycle/model_locks.py): never beside this
 process's own cycle of the model, which reconciles the same intent.
+
+The terminal's `vigil rollback` on SQLite is another process, whose cycle lock the daemon never
+sees: it drives only holding the store's single-daemon lock (`drive_unless_daemon`), so no
+daemon starts mid-drive, and beside a running daemon leaves the intent to its next cycle.
 """
 from __future__ import annotations
 
@@ -16,8 +20,9 @@ import contextlib
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from monitor.cycle.model_locks import ModelLocks
+from monitor.cycle.model_locks import CycleRunning, ModelLocks
 from monitor.replicas.fence import LeaseLost
+from monitor.replicas.single_daemon import AnotherDaemonRunning, single_daemon_lock
 from monitor.store.repository import Store
 
 T = TypeVar("T")
@@ -48,3 +53,23 @@ def _drive_leased(store: Store, fence: Any, token_of: LeaseToken | None, model: 
             return drive()
     except LeaseLost:  # lost on the way: the intent stays pending for the new holder's cycle
         return None
+
+
+class DaemonRunning(CycleRunning):
+    """A daemon holds the SQLite store (`vigil run`): a terminal's rollback leaves its intent to it."""
+
+    def __init__(self, model: str, holder: str | None) -> None:
+        super().__init__(model, f"the daemon (pid {holder or 'unknown'}) running on this store moves it at its "
+                                "next cycle")
+
+
+def drive_unless_daemon(store_url: str, model: str, drive: Callable[[], T]) -> T:
+    """`drive()` holding the store's single-daemon lock (on a SQLite file), so a daemon starting
+    meanwhile is refused; `DaemonRunning` when a daemon holds it (its cycles may drive the same
+    intent). Elsewhere (in-memory SQLite) as it is."""
+    try:
+        lock = single_daemon_lock(store_url, role="a `vigil rollback` moving layers")
+    except AnotherDaemonRunning as e:
+        raise DaemonRunning(model, e.holder) from None
+    with lock:
+        return drive()

@@ -74,8 +74,10 @@ def sqlite_file(store_url: str) -> Path | None:
     return Path(db).resolve()
 
 
-def single_daemon_lock(store_url: str) -> DaemonLock:
-    """Hold `<db file>.lock` for as long as this daemon runs, or raise `AnotherDaemonRunning`."""
+def single_daemon_lock(store_url: str, role: str = "") -> DaemonLock:
+    """Hold `<db file>.lock` for as long as this daemon runs, or raise `AnotherDaemonRunning`.
+    `role`: what holds it when not a daemon (the terminal's `vigil rollback` moving layers), named
+    to whoever is refused."""
     db = sqlite_file(store_url)
     if db is None:
         return DaemonLock(None, None)
@@ -93,5 +95,5 @@ def single_daemon_lock(store_url: str) -> DaemonLock:
         os.close(fd)
         raise
     os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+    os.pwrite(fd, f"{os.getpid()} on {socket.gethostname()}{', ' + role if role else ''}\n".encode(), 0)
     return DaemonLock(lock_path, fd)
