@@ -196,10 +196,12 @@ class SweepPool:
         return mine
 
     def sweep(self, vigil: Sweeper, t: float, models: list[str], token: Callable[[str], int | None] | None,
-              processes: int) -> list[CycleReport] | None:
+              processes: int, finished: Callable[[list[str]], None] = lambda _models: None
+              ) -> list[CycleReport] | None:
         """Every model's cycle at `t`, in chunks on the workers; what they report is adopted
         by `vigil` (its /metrics, /readyz and last cycles). None once closed (a reload's old
-        Vigil): the caller runs the sweep on its own threads."""
+        Vigil): the caller runs the sweep on its own threads. `finished(models)` as soon as
+        their cycles are over, a chunk at a time (its cycle locks handed back), on this thread."""
         with self._lock:
             if self._closed:
                 return None
@@ -212,6 +214,8 @@ class SweepPool:
         futures: dict[Future[ChunkOutcome], tuple[int, Chunk]] = {}
         for i, chunk in self._chunks(vigil, t, models, token):
             futures[self._submit(i, chunk)] = (i, chunk)
+        swept = {m for _, chunk in futures.values() for m in chunk.models}
+        finished([m for m in models if m not in swept])  # no cycle of theirs in this sweep (lease lost)
         with self._lock:  # a model's registry:<model> entry only its worker clears: a new one never had it
             fresh, self._fresh = self._fresh, set()
         for name in [n for i, names in enumerate(self.assign(models, len(self._workers))) if i in fresh for n in names]:
@@ -226,6 +230,7 @@ class SweepPool:
                 broken.add(i)
                 outcome = _lost(vigil, chunk, e)
             reports.extend(adopt(vigil, outcome))
+            finished(chunk.models)  # done, or its worker dead: none of its cycles runs any more
             if outcome.pid:
                 self.pids.add(outcome.pid)
         for i in broken:

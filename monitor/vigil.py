@@ -331,8 +331,8 @@ class Vigil:
         with self.drift_reports.sweeping():  # the reports render in the gap after it
             done = None
             if n > 0 and self.own_sources and len(names) > 1:
-                with self.model_locks.cycles(names):  # the workers' cycles are ours: no asked drive beside them
-                    done = self.sweep_pool.sweep(self, t, names, token, n)
+                with self.model_locks.cycles(names) as held:  # the workers' cycles are ours: no asked drive
+                    done = self.sweep_pool.sweep(self, t, names, token, n, held.release)  # beside, chunk by chunk
             return done if done is not None else self.sweep_here(t, names, workers=workers, token=token)[0]
 
     def _processes(self) -> int:

@@ -7,7 +7,7 @@ second KServe patch, a second deploy webhook call). The asked drive waits at mos
 for it, then leaves the intent, recorded and pending, to the cycle (`CycleRunning`). Reentrant:
 a rollback a cycle asks for itself (the guard's, a canary's) drives on the cycle's thread.
 
-A sweep handed to worker processes holds the locks of its models until the workers are done.
+A sweep handed to worker processes holds the locks of its models until their chunk is done.
 The terminal's `vigil rollback`, another process, is not seen here: on SQLite it asks the store's
 single-daemon lock instead (monitor/cycle/rollback_lease.py `drive_unless_daemon`).
 """
@@ -29,6 +29,27 @@ class CycleRunning(Exception):
         super().__init__(self.who)
 
 
+class Held:
+    """The cycle locks a sweep holds on this thread for its worker processes, by model."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, threading.RLock] = {}
+
+    def take(self, model: str, lock: threading.RLock) -> None:
+        lock.acquire()
+        self._locks[model] = lock
+
+    def models(self) -> list[str]:
+        return list(self._locks)
+
+    def release(self, models: Iterable[str]) -> None:
+        """Hand back `models`' locks (their cycles are done); one not held (or given back) is skipped."""
+        for model in models:
+            lock = self._locks.pop(model, None)
+            if lock is not None:
+                lock.release()
+
+
 class ModelLocks:
     def __init__(self, models: Iterable[str], wait_s: float = ASKED_WAIT_S) -> None:
         self._locks = {name: threading.RLock() for name in models}
@@ -46,12 +67,16 @@ class ModelLocks:
             yield
 
     @contextlib.contextmanager
-    def cycles(self, models: Iterable[str]) -> Iterator[None]:
-        """Held while `models`' cycles run elsewhere for this process (a sweep's worker processes)."""
-        with contextlib.ExitStack() as held:
+    def cycles(self, models: Iterable[str]) -> Iterator[Held]:
+        """Held while `models`' cycles run elsewhere for this process (a sweep's worker processes);
+        `Held.release` hands back those of a part that is done, the rest go on leaving the block."""
+        held = Held()
+        try:
             for model in sorted(set(models)):
-                held.enter_context(self.cycle(model))
-            yield
+                held.take(model, self._lock(model))
+            yield held
+        finally:
+            held.release(held.models())
 
     @contextlib.contextmanager
     def asked(self, model: str) -> Iterator[None]:

@@ -127,7 +127,8 @@ class AskedDuringSweep:
     def __init__(self, ask: RollbackAsk) -> None:
         self.ask, self.asked = ask, []  # type: ignore[var-annotated]
 
-    def sweep(self, vigil: Vigil, t: float, names: list[str], token: Any, processes: int) -> list[Any]:
+    def sweep(self, vigil: Vigil, t: float, names: list[str], token: Any, processes: int,
+              finished: Any = None) -> list[Any]:
         api = threading.Thread(target=lambda: self.asked.append(vigil.operator.rollback(self.ask)), name="api")
         api.start()
         api.join(WAIT_S)
@@ -172,3 +173,48 @@ def test_an_api_rollback_after_a_reload_waits_for_the_replaced_configurations_ru
         cycle.join(WAIT_S)
     assert reg.moves == [], "the API moved the alias beside the replaced configuration's running cycle"
     assert got.status == ActionStatus.PENDING and "cycle" in got.detail, got.detail
+
+
+def test_a_model_whose_sweep_chunk_is_done_is_rolled_back_at_once_while_other_chunks_run(tmp_path: Path) -> None:
+    """The sweep held every model's lock until its last worker finished: on-call's rollback of a
+    model whose chunk was done answered 202 pending for the rest of the sweep. A chunk's locks go
+    when its worker hands it back; a model whose chunk still runs is still left to its cycle."""
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    from monitor.sweep_pool import ChunkOutcome, SweepPool
+
+    reg = serving_registry(version="2")
+    for v in ("1", "2"):
+        reg.add_version("ranker", v, created_at=T0 - 30 * 86400)
+    reg.aliases[("ranker", "champion")] = "2"
+    vigil = make_vigil(make_config(tmp_path, models=[model_config(), model_config("ranker")]), registry=reg)
+    vigil.own_sources = True  # as the daemon's: its sweeps go to worker processes
+    vigil.model_locks.wait_s = 5.0  # time enough for the sweep to hand a finished chunk's locks back
+    pool, threads = SweepPool(Vigil, vigil.config), ThreadPoolExecutor(2)
+    assert pool.assign([MODEL, "ranker"], 2) == [["ranker"], [MODEL]]  # one chunk each
+    handed_back, release = threading.Event(), threading.Event()
+
+    def chunk(chunk: Any) -> ChunkOutcome:  # a worker process, stood in for
+        if chunk.models == ["ranker"]:
+            assert release.wait(WAIT_S)  # still running its cycles
+        else:
+            handed_back.set()
+        return ChunkOutcome(0, [], {})
+
+    def submit(i: int, c: Any) -> Future[ChunkOutcome]:
+        return threads.submit(chunk, c)
+    pool._submit = submit  # type: ignore[method-assign]
+    vigil.sweep_pool = pool
+    sweep = threading.Thread(target=vigil.run_sweep, args=(T0,), kwargs={"processes": 2}, name="sweep")
+    sweep.start()
+    try:
+        assert handed_back.wait(WAIT_S)
+        done = vigil.operator.rollback(RollbackAsk(vigil.config.model(MODEL), "1", "ctr down", "api:alice", None, T0))
+        left = vigil.operator.rollback(RollbackAsk(vigil.config.model("ranker"), "1", "ctr down", "api:bob", None, T0))
+    finally:
+        release.set()
+        sweep.join(WAIT_S)
+        threads.shutdown()
+    assert done.status == ActionStatus.DONE, f"{done.status}: {done.detail}"
+    assert left.status == ActionStatus.PENDING and "cycle" in left.detail, left.detail
+    assert reg.moves == [(MODEL, "champion", "1")], "ranker moved beside its chunk's cycles"
