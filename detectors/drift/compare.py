@@ -1,4 +1,5 @@
-"""Score a current window against a stored reference profile, one column at a time."""
+"""Score a current window against a stored reference profile: plain numeric columns as one block
+(block.py), every other column one at a time."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -65,8 +66,12 @@ def compare(
     copies = current.columns.value_counts()
     series = {spec.name: current[spec.name] for spec in profile.features if copies.get(spec.name, 0) == 1}
     mode = mode_named(profile.mode)
+    from detectors.drift.block import numeric_block  # it builds this module's FeatureDrift
+    stacked = numeric_block(profile, series, min_samples=min_samples, pvalues=pvalues, exact_below=exact_below)
 
     def one(spec: FeatureSpec) -> FeatureDrift:
+        if spec.name in stacked:
+            return stacked[spec.name]
         ref = profile.columns[spec.name]
         if spec.name not in series:
             fd = _missing_column(spec.name, spec.type, ref, int(copies.get(spec.name, 0)))

@@ -228,3 +228,49 @@ def ks_wasserstein(ref_sorted: np.ndarray, cur_sorted: np.ndarray) -> tuple[floa
 def usable(n: int, m: int) -> bool:
     """Whether the compiled kernels apply (numba present, integer gaps cannot overflow)."""
     return HAVE_NUMBA and n > 0 and m > 0 and n * m < MAX_PRODUCT
+
+
+@njit(cache=True, nogil=True)
+def _count_le(cur, edge):  # pragma: no cover - compiled
+    """#cur <= edge for ascending cur (np.searchsorted(cur, edge, side="right"))."""
+    lo = 0
+    hi = cur.shape[0]
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if np.float64(cur[mid]) <= edge:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@njit(cache=True, nogil=True)
+def block_stats(refs, ref_at, cur, edges, edge_at, block):  # pragma: no cover - compiled
+    """Per row c of the 2-D ascending `cur` against refs[ref_at[c]:ref_at[c+1]]: the integer
+    KS gap, the area in units of 1/(n m) (as ks_wasserstein reads them), and the counts of
+    the row in the bins (-inf, e1], ..., (ek, inf) of edges[edge_at[c]:edge_at[c+1]]."""
+    k = cur.shape[0]
+    m = cur.shape[1]
+    gaps = np.empty(k, np.int64)
+    areas = np.empty(k, np.float64)
+    counts = np.empty(edges.shape[0] + k, np.int64)
+    for c in range(k):
+        ref = refs[ref_at[c]:ref_at[c + 1]]
+        row = cur[c]
+        n = ref.shape[0]
+        gaps[c] = max_gap(ref, row, block)
+        if n == m:
+            areas[c] = equal_size_area(ref, row) * m
+        elif n > m:
+            areas[c] = quantile_area(ref, row)
+        else:
+            areas[c] = quantile_area(row, ref)
+        out = edge_at[c] + c
+        prev = 0
+        for e in range(edge_at[c], edge_at[c + 1]):
+            at = _count_le(row, edges[e])
+            counts[out] = at - prev
+            prev = at
+            out += 1
+        counts[out] = m - prev
+    return gaps, areas, counts
