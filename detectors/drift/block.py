@@ -22,7 +22,7 @@ from scipy.spatial import distance
 
 from detectors.drift import ecdf
 from detectors.drift.columns import ColumnCounts
-from detectors.drift.compare import FeatureDrift, _base_quality
+from detectors.drift.feature_drift import FeatureDrift, base_quality
 from detectors.drift.numeric import AUTO_EXACT_BELOW, WASSERSTEIN_MIN_NORM, PValueMode, fill_zero_shares, ks_pvalue
 from detectors.drift.profile import NumericProfile, ReferenceProfile
 
@@ -98,7 +98,7 @@ def _score(names: list[str], refs: list[NumericProfile], cur: np.ndarray, min_sa
     counts_cur = ColumnCounts(m, 0, 0, 0)
     out = []
     for i, (name, ref) in enumerate(zip(names, refs, strict=True)):
-        quality = _base_quality(ref.counts, counts_cur)
+        quality = base_quality(ref.counts, counts_cur)
         quality["out_of_range_share"] = int(below[i] + above[i]) / m
         quality["current_min"] = float(lows[i])
         quality["current_max"] = float(highs[i])

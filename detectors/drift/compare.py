@@ -2,14 +2,13 @@
 (block.py), every other column one at a time."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 import numpy as np
 import pandas as pd
 
+from detectors.drift.block import numeric_block
 from detectors.drift.categorical import align, categorical_statistics, moved_categories
-from detectors.drift.columns import ColumnCounts, count_column_categories, numeric_column
+from detectors.drift.columns import count_column_categories, numeric_column
+from detectors.drift.feature_drift import FeatureDrift, base_quality
 from detectors.drift.modes import ProfileMode, mode_named
 from detectors.drift.numeric import AUTO_EXACT_BELOW, PValueMode
 from detectors.drift.profile import CategoricalProfile, FeatureSpec, NumericProfile, ReferenceProfile
@@ -19,21 +18,6 @@ NUMERIC_STATISTICS = ("ks", "ks_pvalue", "wasserstein", "psi", "js")
 CATEGORICAL_STATISTICS = ("chi2", "chi2_pvalue", "js", "psi")
 MAX_LISTED_CATEGORIES = 20
 MAX_CATEGORY_CHARS = 100  # of a new category's name as findings list it
-
-
-@dataclass
-class FeatureDrift:
-    """All statistics of one feature for one window, whether or not it drifted."""
-
-    feature: str
-    type: str
-    n_reference: int  # usable (finite, typed, present) reference values
-    n_current: int  # usable current values
-    enough_data: bool
-    statistics: dict[str, float]
-    quality: dict[str, Any]
-    pvalue_method: str = "exact"  # "exact" (scipy-identical), "asymptotic", "sketch" or "none"
-    reference_counts: np.ndarray | None = None  # categorical: the reference's counts (its noise, decision.py)
 
 
 def compare(
@@ -66,7 +50,6 @@ def compare(
     copies = current.columns.value_counts()
     series = {spec.name: current[spec.name] for spec in profile.features if copies.get(spec.name, 0) == 1}
     mode = mode_named(profile.mode)
-    from detectors.drift.block import numeric_block  # it builds this module's FeatureDrift
     stacked = numeric_block(profile, series, min_samples=min_samples, pvalues=pvalues, exact_below=exact_below)
 
     def one(spec: FeatureSpec) -> FeatureDrift:
@@ -105,19 +88,6 @@ def _missing_column(name: str, kind: str, ref: NumericProfile | CategoricalProfi
     )
 
 
-def _base_quality(ref: ColumnCounts, cur: ColumnCounts) -> dict[str, Any]:
-    return {
-        "column_missing": False,
-        "missing_rate_reference": ref.missing_rate,
-        "missing_rate_current": cur.missing_rate,
-        "nonfinite_reference": ref.n_nonfinite,
-        "nonfinite_current": cur.n_nonfinite,
-        "type_mismatch_current": cur.n_type_mismatch,
-        "rows_current": cur.n_rows,
-        "rows_reference": ref.n_rows,
-    }
-
-
 def compare_numeric(
     name: str, ref: NumericProfile, series: pd.Series, min_samples: int, pvalues: PValueMode, mode: ProfileMode,
     exact_below: int = AUTO_EXACT_BELOW,
@@ -126,7 +96,7 @@ def compare_numeric(
     counts = col.counts
     cur_sorted = np.sort(col.values)
     del col  # keep one copy of the column alive, not two
-    quality = _base_quality(ref.counts, counts)
+    quality = base_quality(ref.counts, counts)
     n_cur = len(cur_sorted)
     if n_cur and ref.n:
         below = int(np.searchsorted(cur_sorted, ref.minimum, side="left"))
@@ -165,7 +135,7 @@ def numeric_statistics(
 def compare_categorical(name: str, ref: CategoricalProfile, series: pd.Series, min_samples: int) -> FeatureDrift:
     cats, cat_counts, counts = count_column_categories(series)
     aligned = align(ref.categories, ref.category_counts, cats, cat_counts)
-    quality = _base_quality(ref.counts, counts)
+    quality = base_quality(ref.counts, counts)
     n_cur = int(aligned.current.sum())
     if aligned.n_new:
         new_counts = aligned.current[-aligned.n_new :]
