@@ -27,7 +27,7 @@ import pandas as pd
 
 from detectors.drift import scan
 from detectors.drift.columns import ColumnCounts, count_column_categories
-from detectors.drift.storage import read_npz, write_npz
+from detectors.drift.storage import Located, locate_npz, read_npz, wrap_npz, write_npz
 
 # 2: datetime and duration columns in nanoseconds whatever unit the file kept. A format-1
 # profile of a microsecond column (Spark's parquet) holds microseconds; read against a
@@ -165,15 +165,11 @@ class ReferenceProfile:
 
     @classmethod
     def _from_bytes(cls, b: bytes | memoryview) -> ReferenceProfile:
-        if len(b) < 8:
-            raise ValueError("reference profile: expected at least 8 bytes of header length")
-        n_head = int.from_bytes(b[:8], "little")
-        header = json.loads(bytes(b[8 : 8 + n_head]))
-        if header.get("format") != PROFILE_FORMAT:
-            raise ValueError(
-                f"reference profile: format {header.get('format')!r} is not the supported {PROFILE_FORMAT}"
-            )
-        arrays = read_npz(memoryview(b)[8 + n_head :])
+        header, n_head = _header(b)
+        return cls._assemble(header, read_npz(memoryview(b)[8 + n_head :]))
+
+    @classmethod
+    def _assemble(cls, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> ReferenceProfile:
         features = [FeatureSpec(f["name"], f["type"]) for f in header["features"]]
         columns: dict[str, NumericProfile | CategoricalProfile] = {}
         for f in features:
@@ -220,6 +216,62 @@ class ReferenceProfile:
         return cls.from_bytes(base64.b64decode(d["blob"]))
 
 
+
+
+def _header(b: bytes | memoryview) -> tuple[dict[str, Any], int]:
+    """A profile blob's JSON header and its length; ValueError for another format."""
+    if len(b) < 8:
+        raise ValueError("reference profile: expected at least 8 bytes of header length")
+    n_head = int.from_bytes(b[:8], "little")
+    header = json.loads(bytes(b[8 : 8 + n_head]))
+    if header.get("format") != PROFILE_FORMAT:
+        raise ValueError(
+            f"reference profile: format {header.get('format')!r} is not the supported {PROFILE_FORMAT}"
+        )
+    return header, n_head
+
+
+@dataclass
+class _Layout:
+    head: bytes  # the length and JSON header, as read
+    tail: bytes  # the zip's central directory and end record, as read
+    size: int
+    header: dict[str, Any]
+    located: Located
+
+
+class ProfileReader:
+    """`ReferenceProfile.from_bytes` for blobs read again and again under one key (a spooled
+    profile mapped every cycle): the parsed JSON header and where each array sits are kept
+    per key and reused while the blob's size, header and zip directory are byte for byte
+    the ones parsed, so a cycle only wraps the arrays. Holds at most `max_keys` layouts."""
+
+    def __init__(self, max_keys: int = 4096) -> None:
+        self._layouts: dict[str, _Layout] = {}
+        self._max_keys = max_keys
+
+    def read(self, key: str, b: bytes | memoryview) -> ReferenceProfile:
+        """The profile in `b`; ValueError as from_bytes raises it."""
+        view = memoryview(b)
+        known = self._layouts.get(key)
+        if known is not None and known.size == len(view) and view[: len(known.head)] == known.head \
+                and view[len(view) - len(known.tail):] == known.tail:
+            return ReferenceProfile._assemble(known.header, wrap_npz(view[len(known.head):], known.located))
+        profile = ReferenceProfile.from_bytes(view)
+        try:
+            header, n_head = _header(view)
+            located = locate_npz(view[8 + n_head :])
+        except (ValueError, struct.error, zipfile.BadZipFile):  # from_bytes read it: no layout kept, that is all
+            located = None
+        if located is None:
+            self._layouts.pop(key, None)
+            return profile
+        if len(self._layouts) >= self._max_keys:
+            self._layouts.clear()
+        # Past the last array: the zip directory, which holds every member's size, offset and CRC.
+        end = 8 + n_head + max((at + count * dtype.itemsize for _, dtype, count, at, _, _ in located), default=0)
+        self._layouts[key] = _Layout(bytes(view[: 8 + n_head]), bytes(view[end:]), len(view), header, located)
+        return profile
 
 
 def quantile_edges(sorted_values: np.ndarray, n_bins: int) -> np.ndarray:

@@ -99,14 +99,26 @@ def read_npz(buf: memoryview) -> dict[str, np.ndarray]:
     the .npy header) and wrapped; a member that is compressed or otherwise unexpected
     goes through np.load.
     """
-    arrays: dict[str, np.ndarray] = {}
+    located = locate_npz(buf)
+    if located is None:
+        npz = np.load(io.BytesIO(buf), allow_pickle=False)
+        return {k: npz[k] for k in npz.files}
+    return wrap_npz(buf, located)
+
+
+Located = list[tuple[str, np.dtype, int, int, tuple[int, ...], bool]]  # name, dtype, count, offset, shape, fortran
+
+
+def locate_npz(buf: memoryview) -> Located | None:
+    """Where each array of a plain .npz sits in `buf` (for `wrap_npz`), or None when a
+    member is compressed or not an .npy (np.load reads such a blob)."""
     members = _plain_members(buf)
     if members is None:  # not quite what write_npz writes: zipfile reads the directory
         with zipfile.ZipFile(_BufferReader(buf)) as zf:
             members = [(i.filename, i.compress_type, i.header_offset, i.file_size) for i in zf.infolist()]
     if any(method != zipfile.ZIP_STORED or not name.endswith(".npy") for name, method, _, _ in members):
-        npz = np.load(io.BytesIO(buf), allow_pickle=False)
-        return {k: npz[k] for k in npz.files}
+        return None
+    located: Located = []
     for name, _, header_offset, size in members:
         name_len, extra_len = struct.unpack_from("<HH", buf, header_offset + 26)
         start = header_offset + 30 + name_len + extra_len
@@ -116,10 +128,18 @@ def read_npz(buf: memoryview) -> dict[str, np.ndarray]:
         count = math.prod(shape)  # (np.prod costs more than the rest of a member)
         if offset + count * dtype.itemsize > start + size:
             raise ValueError(f"reference profile: member {name!r} is truncated")
+        located.append((name[: -len(".npy")], dtype, count, offset, shape, fortran))
+    return located
+
+
+def wrap_npz(buf: memoryview, located: Located) -> dict[str, np.ndarray]:
+    """The arrays `locate_npz` found, as views of `buf` (copied only where unaligned)."""
+    arrays: dict[str, np.ndarray] = {}
+    for name, dtype, count, offset, shape, fortran in located:
         arr = np.frombuffer(buf, dtype=dtype, count=count, offset=offset)
         if not arr.flags.aligned:
             arr = arr.copy()  # unaligned views are slow to read and the kernels want aligned data
-        arrays[name[: -len(".npy")]] = arr.reshape(shape, order="F" if fortran else "C")
+        arrays[name] = arr.reshape(shape, order="F" if fortran else "C")
     return arrays
 
 

@@ -23,6 +23,7 @@ import pandas as pd
 
 from alerts.policy import in_cold_start
 from detectors.drift import ReferenceProfile, profile_reference
+from detectors.drift.profile import ProfileReader
 from detectors.drift.time_of_day import DaySpan, window_span
 from monitor.config import ModelConfig, VigilConfig
 from monitor.cycle.detect_drift import feature_specs
@@ -71,6 +72,7 @@ class ReferenceChooser:
         self._config, self._store, self._registry = config, store, registry
         self._spool = spool
         self._samples, self._now = samples, now
+        self._reader = ProfileReader()  # a spooled profile's parsed layout, kept between cycles
         # Rolling profiles, one per model: model -> ((version, "rolling:<day>:<since>"), profile).
         # A sweep's threads share the chooser; each model has its own entry, swapped whole
         # under the lock (rebuilding the dict without the model's old entry, on every thread
@@ -153,14 +155,16 @@ class ReferenceChooser:
             self._training.discard((*key, old))
 
     @staticmethod
-    def _loaded(buf: bytes | memoryview | None, model: str, where: str = "stored") -> ReferenceProfile | None:
+    def _loaded(buf: bytes | memoryview | None, model: str, where: str = "stored",
+                read: Callable[[bytes | memoryview], ReferenceProfile] = ReferenceProfile.from_bytes,
+                ) -> ReferenceProfile | None:
         """The profile in `buf`, or None when there is none or it does not load (damaged, cut
         short, or written by an older Vigil: `from_bytes` says so with a ValueError). It is then
         built again and overwritten, rather than the model's drift being `no_data` every cycle."""
         if buf is None:
             return None
         try:
-            return ReferenceProfile.from_bytes(buf)
+            return read(buf)
         except ValueError as e:
             log.warning("%s profile unreadable, profiling the reference again", where,
                         extra={"model": model, "error": str(e)})
@@ -171,7 +175,8 @@ class ReferenceChooser:
         mapping goes when the cycle drops the profile. A damaged entry leaves the spool."""
         if self._spool is None:
             return None
-        profile = self._loaded(self._spool.map("profiles", skey), model, "spooled")
+        profile = self._loaded(self._spool.map("profiles", skey), model, "spooled",
+                               lambda buf: self._reader.read(skey, buf))
         if profile is None:
             self._spool.discard("profiles", skey)
         return profile
