@@ -159,8 +159,7 @@ class ReferenceProfile:
         not a profile), whatever the zip or JSON reader raised, so callers can rebuild it."""
         try:
             return cls._from_bytes(b)
-        except (KeyError, TypeError, IndexError, AttributeError, EOFError, OSError, struct.error,
-                zipfile.BadZipFile) as e:
+        except _UNREADABLE as e:
             raise ValueError(f"reference profile: unreadable ({type(e).__name__}: {e})") from e
 
     @classmethod
@@ -231,6 +230,10 @@ def _header(b: bytes | memoryview) -> tuple[dict[str, Any], int]:
     return header, n_head
 
 
+_UNREADABLE = (KeyError, TypeError, IndexError, AttributeError, EOFError, OSError, struct.error,
+               zipfile.BadZipFile)
+
+
 @dataclass
 class _Layout:
     head: bytes  # the length and JSON header, as read
@@ -254,25 +257,30 @@ class ProfileReader:
         """The profile in `b`; ValueError as from_bytes raises it."""
         view = memoryview(b)
         known = self._layouts.get(key)
-        if known is not None and known.size == len(view) and view[: len(known.head)] == known.head \
-                and view[len(view) - len(known.tail):] == known.tail:
-            return ReferenceProfile._assemble(known.header, wrap_npz(view[len(known.head):], known.located))
-        profile = ReferenceProfile.from_bytes(view)
         try:
-            header, n_head = _header(view)
-            located = locate_npz(view[8 + n_head :])
-        except (ValueError, struct.error, zipfile.BadZipFile):  # from_bytes read it: no layout kept, that is all
-            located = None
+            if known is None or known.size != len(view) or view[: len(known.head)] != known.head \
+                    or view[len(view) - len(known.tail):] != known.tail:
+                known = self._parse(key, view)
+                if known is None:  # not a plain .npz: np.load reads it
+                    return ReferenceProfile.from_bytes(view)
+            return ReferenceProfile._assemble(known.header, wrap_npz(view[len(known.head):], known.located))
+        except _UNREADABLE as e:
+            self._layouts.pop(key, None)
+            raise ValueError(f"reference profile: unreadable ({type(e).__name__}: {e})") from e
+
+    def _parse(self, key: str, view: memoryview) -> _Layout | None:
+        header, n_head = _header(view)
+        located = locate_npz(view[8 + n_head :])
         if located is None:
             self._layouts.pop(key, None)
-            return profile
+            return None
         if len(self._layouts) >= self._max_keys:
             self._layouts.clear()
         # Past the last array: the zip directory, which holds every member's size, offset and CRC.
         end = 8 + n_head + max((at + count * dtype.itemsize for _, dtype, count, at, _, _ in located), default=0)
-        self._layouts[key] = _Layout(bytes(view[: 8 + n_head]), bytes(view[end:]), len(view), header, located)
-        return profile
-
+        layout = self._layouts[key] = _Layout(bytes(view[: 8 + n_head]), bytes(view[end:]), len(view), header,
+                                              located)
+        return layout
 
 def quantile_edges(sorted_values: np.ndarray, n_bins: int) -> np.ndarray:
     """Inner edges at reference quantiles; ties collapse so every reference bin is non-empty."""
