@@ -8,14 +8,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from alerts.lifecycle import IncidentStatus
 from alerts.matchers import Matcher, MatcherError, matcher_from_api, parse_matcher
 from alerts.silences import Silence, SilenceError, SilenceState, check_new
 from monitor.config_types import parse_duration
 from monitor.store import silences
 from monitor.store.audit_log import retry_audited
-from monitor.store.repository import Store
+from monitor.store.repository import IncidentRow, Store
+from monitor.store.tables import locked_row
 
 
 def parse_matchers(items: Sequence[str | dict[str, Any]], field: str = "matchers") -> tuple[Matcher, ...]:
@@ -100,6 +103,7 @@ def create_once(store: Store, ask: SilenceAsk, actor: str, now: float,
 
     def once() -> tuple[Silence, bool]:
         with store.tx() as s:
+            _lock_matched_incidents(s, silence.matchers)
             if lock is not None:
                 lock(s)
                 same = [x for x in silences.live(s, now) if x.state(now) == SilenceState.ACTIVE
@@ -116,6 +120,20 @@ def create_once(store: Store, ask: SilenceAsk, actor: str, now: float,
     # Another replica's audit entry can take the seq ours was to have: the whole
     # transaction (silence and entry) rolled back, so it is written again, not a 500.
     return retry_audited(once, "create a silence")
+
+
+def _lock_matched_incidents(s: Session, matchers: Sequence[Matcher]) -> None:
+    """Lock the open incidents the silence may match (each open one of the models its `model`
+    matchers allow), in id order, before it is written. A cycle writing its plan holds its
+    incident's lock from the moment it reads the live silences until it commits: a silence
+    that took no lock committed in between, answered, and the cycle's reminder planned without
+    it still went out. Now it waits for that write, and every cycle after it sees it."""
+    on_model = [m for m in matchers if m.name == "model"]
+    rows = s.execute(select(IncidentRow.id, IncidentRow.model)
+                     .where(IncidentRow.status == IncidentStatus.OPEN).order_by(IncidentRow.id)).all()
+    for incident_id, model in rows:
+        if all(m.matches({"model": model}) for m in on_model):
+            locked_row(s, IncidentRow, incident_id)
 
 
 def expire(store: Store, silence_id: int, actor: str, now: float) -> Silence | None:
