@@ -154,7 +154,7 @@ class SlackNotifier:
             if message.kind in (MessageKind.INCIDENT, MessageKind.GROUP):
                 result = self._incident(message, channel, text, blocks)
             elif message.kind == MessageKind.REPLY:
-                result = self._reply(message, text, blocks)
+                result = self._reply(message, channel, text, blocks)
             else:
                 result = self._rollback(message, channel, text, blocks)
         except _NoChannel as e:
@@ -207,7 +207,7 @@ class SlackNotifier:
             return None
         # An incident's later updates edit the found post; a rollback or a reply keeps the incident's ref.
         keeps = message.kind in (MessageKind.ROLLBACK, MessageKind.REPLY)
-        ref = message.ref if keeps and message.ref else found
+        ref = message.ref if (keeps and message.ref) or message.kind == MessageKind.REPLY else found  # not a parent
         return DeliveryResult(DeliveryStatus.DELIVERED, ref=ref, detail={"found_in_history": found})
 
     # ------------------------------------------------------------------ kinds
@@ -249,18 +249,23 @@ class SlackNotifier:
         result.ref = message.ref or result.ref
         return result
 
-    def _reply(self, message: OutboxMessage, text: str, blocks: list) -> DeliveryResult:
+    def _reply(self, message: OutboxMessage, channel: str | None, text: str, blocks: list) -> DeliveryResult:
         """A state change in the thread of the incident's message (its ref), which it leaves
         as the key's ref so later updates still edit the parent. An escalation is also
-        broadcast to the channel: it is a page. Without a parent (never posted, e.g. it
-        was muted) there is no thread to reply in: the update already said it all."""
+        broadcast to the channel: it is a page. Without a parent (it failed for good, or was
+        dropped) an escalation, whose @-mentions nothing else in Slack carries, is posted in
+        the channel, the key's ref left unset; anything else is skipped: the update said it."""
         ref = message.ref or {}
-        if not (ref.get("channel") and ref.get("ts")):
-            return DeliveryResult(DeliveryStatus.DELIVERED, ref=message.ref, detail={"skipped": "no parent message"})
         broadcast = message.payload.get("change") == "escalated"
-        result = self._post(ref["channel"], text, blocks, post_metadata(message), thread_ts=ref["ts"],
-                            broadcast=broadcast)
-        result.detail.update(result.ref or {})
+        parent = bool(ref.get("channel") and ref.get("ts"))
+        if not parent and not broadcast:
+            return DeliveryResult(DeliveryStatus.DELIVERED, ref=message.ref, detail={"skipped": "no parent message"})
+        if parent:
+            result = self._post(ref["channel"], text, blocks, post_metadata(message), thread_ts=ref["ts"],
+                                broadcast=broadcast)
+        else:
+            result = self._post(channel, text, blocks, post_metadata(message))
+        result.detail.update(result.ref or {}, **({} if parent else {"no_parent": "posted in the channel"}))
         result.ref = message.ref
         return result
 

@@ -364,3 +364,27 @@ def test_a_message_refused_for_the_token_goes_out_minutes_after_the_fix_not_an_h
     fixed = OutboxSender(store, {"slack": notifier(slack)}, VigilMetrics())
     assert fixed.deliver_due(t + 5 * 60 + 1) == 1, "the waiting alert is still held by an hour's back-off"
     assert len(slack.messages()) == 1
+
+
+def _escalated(channel: str = "#recsys-alerts") -> dict[str, Any]:
+    return {"incident_id": 42, "model": "recommender", "channel": channel, "change": "escalated",
+            "severity": "critical", "previous_severity": "warning", "status": "open", "title": "CTR down",
+            "reason": "ctr fell 12%", "mentions": ["<@U0ONCALL>"], "opened_at": NOW, "at": NOW + 60}
+
+
+def test_an_escalation_whose_incident_message_never_posted_pages_in_the_channel(slack):
+    """Its message failed for good (or was dropped): there is no thread, and the @-mention of
+    the on-call was recorded delivered as 'skipped: no parent message', paging no one."""
+    n = notifier(slack)
+    r = n.deliver(msg(_escalated(), kind=MessageKind.REPLY, mid=7))
+    assert r.status == DeliveryStatus.DELIVERED, r.error
+    [posted] = slack.messages("recsys-alerts")
+    assert posted.thread_ts is None and "<@U0ONCALL>" in posted.text and "escalated to *critical*" in posted.text
+    assert r.ref is None  # the key's next update posts the incident's message, it does not edit this one
+    found = n.find_delivered(msg(_escalated(), kind=MessageKind.REPLY, mid=7))  # an answer lost: looked up
+    assert found is not None and found.ref is None and found.detail["found_in_history"]["ts"] == posted.ts
+    later = n.deliver(msg(incident(), mid=8, ref=r.ref))
+    assert later.ref is not None and later.ref["ts"] != posted.ts
+    # a resolve or a repeat without a parent still only edits what people have: nothing to reply to
+    quiet = n.deliver(msg({**_escalated(), "change": "repeated"}, kind=MessageKind.REPLY, mid=9))
+    assert quiet.detail.get("skipped") == "no parent message" and len(slack.messages("recsys-alerts")) == 2
