@@ -31,6 +31,8 @@ class Step(StrEnum):
     QUIET = "quiet"  # open, no findings this cycle, not yet resolved
     RESOLVE = "resolve"
     HELD = "held"  # the clock went backwards: nothing opened, escalated, repeated or resolved
+    # the incident planned for was resolved by someone else before the cycle wrote (monitor/cycle/apply.py)
+    RESOLVED_ELSEWHERE = "resolved_elsewhere"
 
 
 @dataclass(frozen=True)

@@ -185,7 +185,7 @@ def _resolved_meanwhile(plan: AlertPlan, model: str, t: float) -> AlertPlan:
     from no open incident."""
     log.info("incident resolved before this cycle could write its %s: nothing sent", plan.lifecycle.step,
              extra={"model": model, "t": t})
-    return replace(plan, lifecycle=LifecycleDecision(Step.NONE, None, False, 0, "resolved meanwhile"),
+    return replace(plan, lifecycle=LifecycleDecision(Step.RESOLVED_ELSEWHERE, None, False, 0, "resolved meanwhile"),
                    channels=[], rollback=None)
 
 
@@ -226,7 +226,7 @@ def _apply_step(s: Session, row: IncidentRow | None, plan: AlertPlan, incident: 
                 t: float) -> IncidentRow | None:
     """`row`: the model's open incident, locked (`_locked_open_incident`)."""
     step = plan.lifecycle.step
-    if step == Step.NONE:
+    if step in (Step.NONE, Step.RESOLVED_ELSEWHERE):
         return None
     if step == Step.HELD:
         return row  # untouched: its severity is still what the cycle reports

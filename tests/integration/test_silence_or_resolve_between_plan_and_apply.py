@@ -13,6 +13,7 @@ import monitor.vigil as vigil_mod
 from monitor.cycle.removed import resolve_removed
 from monitor.store import silences
 from monitor.store.intents import KnownGoodRow
+from monitor.store.model_now import read_model_now
 from monitor.vigil import Vigil
 from tests.helpers_vigil import MODEL, T0, incident_prometheus, make_config, make_vigil
 
@@ -94,5 +95,8 @@ def test_an_incident_resolved_between_plan_and_apply_is_left_resolved_with_nothi
     assert len(vigil.store.outbox_for_prefix(f"incident:{row.id}")) == told[0], "the cycle sent more"
     assert _clean_cycles(vigil) == clean_before  # a cycle that still saw the regression is not a clean one
     assert report.incident_id is None and report.severity is None
+    assert report.step == "resolved_elsewhere"  # not "none": there was an incident, someone else resolved it
+    now_row = read_model_now(vigil.store.tx, MODEL)
+    assert now_row is not None and now_row.step == "resolved_elsewhere"  # what GET /v1/models shows
     assert vigil.store.incidents(model=MODEL, status="open") == []
     assert any("resolved" in r.getMessage() and "before" in r.getMessage() for r in caplog.records)
