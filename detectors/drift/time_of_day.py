@@ -5,7 +5,9 @@ hour) judged against a whole day of reference rows drifts at every hour: a windo
 shorter than a day only ever holds part of the cycle. A window under a day is judged
 against the reference rows from its own times of day (UTC), widened by an hour each side
 (daylight-saving shifts, jitter), out to the quarter hour (so hourly cycles, or one a
-minute, profile a new slice at most once a quarter hour) and read round midnight; a slice
+minute, profile a new slice at most twice a quarter hour; each model's quarter hours are
+offset by a stable 0-14 minutes, grid_phase, so a fleet's re-profiles spread over the
+quarter hour rather than land in one sweep) and read round midnight; a slice
 under `min_samples` rows leaves the whole reference to judge. Pure: the times are passed in.
 
 Whole hours were tried first: a window 12:30-13:00 then met the rows 11:00-14:00,
@@ -15,6 +17,7 @@ of 24; centred to the quarter hour, at none.
 from __future__ import annotations
 
 import math
+import zlib
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -53,16 +56,27 @@ def _clock(second: int) -> str:
     return f"{minutes // 60:02d}:{minutes % 60:02d}"
 
 
-def window_span(start: float, end: float, widen: float = WIDEN) -> DaySpan | None:
+def window_span(start: float, end: float, widen: float = WIDEN, phase: float = 0.0) -> DaySpan | None:
     """The times of day the window [start, end] covers, widened by `widen` each side and out
-    to the quarter hour; None for a window of a day or more (or one widened to all of it):
-    every time of day is then like-for-like."""
+    to the quarter hour (a grid shifted by `phase` seconds); None for a window of a day or
+    more (or one widened to all of it): every time of day is then like-for-like."""
     if end - start >= DAY:
         return None
-    lo, hi = math.floor((start - widen) / GRID), math.ceil((end + widen) / GRID)
+    lo, hi = math.floor((start - widen - phase) / GRID), math.ceil((end + widen - phase) / GRID)
     if (hi - lo) * GRID >= DAY:
         return None
-    return DaySpan(int(lo * GRID % DAY), int((hi - lo) * GRID))
+    return DaySpan(int((lo * GRID + phase) % DAY), int((hi - lo) * GRID))
+
+
+def grid_phase(model: str) -> int:
+    """A stable offset of the model's quarter-hour grid, 0-14 whole minutes from its name: a
+    fleet's spans move a few models a minute, not all at the quarter hour in one sweep."""
+    return zlib.crc32(model.encode()) % int(GRID // 60) * 60
+
+
+def model_span(model: str, start: float, end: float) -> DaySpan | None:
+    """The window's span for `model`: window_span on the model's own grid (grid_phase)."""
+    return window_span(start, end, phase=grid_phase(model))
 
 
 def profile_hours(reference: pd.DataFrame, times: np.ndarray, features: list[FeatureSpec], span: DaySpan,

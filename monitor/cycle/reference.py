@@ -24,7 +24,7 @@ import pandas as pd
 from alerts.policy import in_cold_start
 from detectors.drift import ReferenceProfile, profile_reference
 from detectors.drift.profile import ProfileReader
-from detectors.drift.time_of_day import DaySpan, window_span
+from detectors.drift.time_of_day import DaySpan, model_span
 from monitor.config import ModelConfig, VigilConfig
 from monitor.cycle.detect_drift import feature_specs
 from monitor.cycle.plan import to_policy
@@ -253,7 +253,7 @@ class ReferenceChooser:
 
     def _hours(self, m: ModelConfig, w: Window) -> DaySpan | None:
         """The window's hours of day to match, None when the whole reference judges it."""
-        return window_span(w.start, w.t) if self._config.policy_for(m).drift_match_time_of_day else None
+        return model_span(m.name, w.start, w.t) if self._config.policy_for(m).drift_match_time_of_day else None
 
     def _time_of_day(self, m: ModelConfig, w: Window, key: Hashable, whole: Any) -> Any:
         hours = self._hours(m, w)

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from detectors.drift import DriftDetector, DriftParams, FeatureSpec, profile_reference
-from detectors.drift.time_of_day import profile_hours, whole_reference_because, window_span
+from detectors.drift.time_of_day import grid_phase, model_span, profile_hours, whole_reference_because, window_span
 from detectors.records import FindingKind
 
 DAY, HOUR = 86400.0, 3600.0
@@ -21,6 +21,13 @@ def at(hh: float) -> float:
 def test_a_window_meets_its_hours_widened_by_one_each_side_out_to_the_quarter_hour():
     assert window_span(at(14), at(14.5)).label == "13:00-15:30 UTC"
     assert window_span(at(14.1), at(14.6)).label == "13:00-15:45 UTC"
+
+
+def test_each_model_has_its_own_stable_quarter_hour_grid_still_holding_the_widened_window():
+    assert grid_phase("recommender") == 14 * 60 == grid_phase("recommender")
+    assert window_span(at(14), at(14.5), phase=14 * 60).label == "12:59-15:44 UTC"
+    assert model_span("recommender", at(12.5), at(13)).label == "11:29-14:14 UTC"
+    assert {grid_phase(f"m{i}") for i in range(200)} == set(range(0, 900, 60))
 
 
 def test_a_span_round_midnight_holds_both_sides_of_it():

@@ -61,8 +61,9 @@ def test_a_shift_at_one_hour_is_still_warned_in_that_hour_and_says_which_rows(tm
     assert list(hours) == [SHIFTED_HOUR]
     (f,) = hours[SHIFTED_HOUR]
     assert f.entity == "x"
-    assert f.evidence["reference_rows"] == "11:30-14:00 UTC"  # 13:00 UTC: 12:30-13:00, +-1 h
-    assert "against the reference's 11:30-14:00 UTC rows" in f.message
+    # 13:00 UTC: 12:30-13:00, +-1 h, out to the model's quarter hours (its grid 14 minutes on)
+    assert f.evidence["reference_rows"] == "11:29-14:14 UTC"
+    assert "against the reference's 11:29-14:14 UTC rows" in f.message
 
 
 def test_the_training_reference_is_sliced_when_its_timestamp_column_is_named(tmp_path):
@@ -88,7 +89,7 @@ def test_a_timestamp_column_the_training_file_lacks_names_the_field(tmp_path):
 
 
 def test_the_drift_report_page_shows_the_reference_rows_the_verdict_used(tmp_path, monkeypatch):
-    """The alert judged the window against the reference's 11:30-14:00 rows; the incident's
+    """The alert judged the window against the reference's 11:29-14:14 rows; the incident's
     Evidently page compared it with the whole day and showed every daily feature drifting."""
     from monitor.cycle import drift_report
 
@@ -100,4 +101,4 @@ def test_the_drift_report_page_shows_the_reference_rows_the_verdict_used(tmp_pat
             if f.kind == FindingKind.FEATURE_DRIFT] == ["x"]
     (reference,) = pages
     of_day = reference["timestamp"].to_numpy() % DAY / HOUR
-    assert len(reference) == 9000 and of_day.min() >= 11.5 and of_day.max() < 14
+    assert len(reference) == 9900 and of_day.min() >= 11 + 29 / 60 and of_day.max() < 14 + 14 / 60

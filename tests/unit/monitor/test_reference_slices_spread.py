@@ -1,0 +1,41 @@
+"""A fleet's time-of-day slices are re-profiled spread over the quarter hour, not all in one
+sweep: each model's quarter-hour grid is offset by a stable phase of its own."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from detectors.drift import FeatureSpec, profile_reference
+from detectors.drift.time_of_day import model_span
+from monitor.cycle import reference_slices
+from monitor.cycle.reference_slices import TimeOfDaySlices
+
+DAY, MINUTE = 86400.0, 60.0
+D0 = 1_800_000_000.0 - 8 * 3600.0  # a midnight UTC
+SPECS = [FeatureSpec("x", "numeric")]
+MODELS = [f"model-{i}" for i in range(300)]
+
+
+def test_a_fleet_re_profiles_about_a_fifteenth_of_its_slices_each_minute(monkeypatch):
+    times = np.arange(D0 - DAY, D0, 60.0)
+    frame = pd.DataFrame({"x": np.random.default_rng(1).normal(size=len(times))})
+    whole = profile_reference(frame, SPECS)
+    slices = TimeOfDaySlices()
+    for m in MODELS:
+        slices.hold(m, "ref", frame, times)
+    calls: list[str] = []
+    real = reference_slices.profile_hours
+    monkeypatch.setattr(reference_slices, "profile_hours",
+                        lambda *a, **kw: calls.append("x") or real(*a, **kw))
+    per_cycle = []
+    for k in range(16):  # the first cycle profiles every model once; then 15 minute-cycles
+        end = D0 + 13 * 3600 + k * MINUTE
+        calls.clear()
+        for m in MODELS:
+            slices.judge_against(m, "ref", whole, SPECS, model_span(m, end - 1800, end), 10)
+        per_cycle.append(len(calls))
+    assert per_cycle[0] == len(MODELS)
+    # Each model's span moves twice a quarter hour (its start, then its end, crosses the grid):
+    # about 2N/15 profiles a minute, never the whole fleet in one sweep.
+    assert sum(per_cycle[1:]) == 2 * len(MODELS)
+    assert max(per_cycle[1:]) <= 2 * 2 * len(MODELS) / 15, per_cycle  # 33-50 seen; all 300 before
