@@ -11,10 +11,12 @@ import platform
 
 from monitor.config import VigilConfig
 from monitor.config_messages import button_warnings
+from monitor.cycle.rollback_lease import BesideDaemon
 from monitor.ownership import ownership_for
 from monitor.redact import redact
 from monitor.replicas import LeaseMetrics
 from monitor.replicas.fence import NoFence
+from monitor.replicas.single_daemon import sqlite_file
 from monitor.runtime import Runtime
 from monitor.slack_check import check_slack_in_background
 from monitor.store import schema
@@ -54,9 +56,13 @@ def take_ownership(runtime: Runtime) -> None:
 
 def hold_no_lease(vigil: Vigil) -> None:
     """A process without cycles beside replicas (`vigil serve`, the terminal's `vigil rollback` on
-    PostgreSQL) holds no model's lease: a rollback asked of it is recorded, and the holder moves it."""
+    PostgreSQL) holds no model's lease: a rollback asked of it is recorded, and the holder moves it.
+    `vigil serve` beside a daemon on a SQLite file: recorded, and left to the daemon while one
+    holds the store; else driven holding the store's single-daemon lock (rollback_lease)."""
     if vigil.store.engine.dialect.name == "postgresql":
         vigil.fence, vigil.lease_token = NoFence(), lambda _model: None
+    elif sqlite_file(vigil.store.url) is not None:
+        vigil.fence = BesideDaemon(vigil.store.url, role="a `vigil serve` moving layers")
 
 
 def require_schema(store: Store, config_path: str | None) -> None:

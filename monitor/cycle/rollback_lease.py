@@ -10,19 +10,24 @@ the way): the intent is recorded, pending, and the answer says who moves it. Eit
 drives only under the model's cycle lock (monitor/cycle/model_locks.py): never beside this
 process's own cycle of the model, which reconciles the same intent.
 
-The terminal's `vigil rollback` on SQLite is another process, whose cycle lock the daemon never
-sees: it drives only holding the store's single-daemon lock (`drive_unless_daemon`), so no
-daemon starts mid-drive, and beside a running daemon leaves the intent to its next cycle.
+The terminal's `vigil rollback` and `vigil serve` on SQLite are other processes, whose cycle
+locks the daemon never sees: they drive only holding the store's single-daemon lock
+(`drive_unless_daemon`, `BesideDaemon`), so no daemon starts mid-drive, and beside a running
+daemon leave the intent to its next cycle. The lock is a `flock`, held by an open file: a
+second open of it in the same process is refused as if a daemon held it. So a process takes
+it once, shared by its drives of different models (`vigil serve`'s request threads), and lets
+go when the last one ends.
 """
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from monitor.cycle.model_locks import CycleRunning, ModelLocks
 from monitor.replicas.fence import LeaseLost
-from monitor.replicas.single_daemon import AnotherDaemonRunning, single_daemon_lock
+from monitor.replicas.single_daemon import AnotherDaemonRunning, DaemonLock, single_daemon_lock, sqlite_file
 from monitor.store.repository import Store
 
 T = TypeVar("T")
@@ -45,6 +50,8 @@ def _drive_leased(store: Store, fence: Any, token_of: LeaseToken | None, model: 
                   ) -> T | None:
     if fence is None:
         return drive()
+    if isinstance(fence, BesideDaemon):
+        return fence.drive(model, drive)
     token = token_of(model) if token_of is not None else None
     if token is None:
         return None
@@ -56,20 +63,68 @@ def _drive_leased(store: Store, fence: Any, token_of: LeaseToken | None, model: 
 
 
 class DaemonRunning(CycleRunning):
-    """A daemon holds the SQLite store (`vigil run`): a terminal's rollback leaves its intent to it."""
+    """A daemon holds the SQLite store (`vigil run`): a `vigil rollback` or `vigil serve` ask is left to it."""
 
     def __init__(self, model: str, holder: str | None) -> None:
         super().__init__(model, f"the daemon (pid {holder or 'unknown'}) running on this store moves it at its "
                                 "next cycle")
 
 
-def drive_unless_daemon(store_url: str, model: str, drive: Callable[[], T]) -> T:
+def drive_unless_daemon(store_url: str, model: str, drive: Callable[[], T],
+                        role: str = "a `vigil rollback` moving layers") -> T:
     """`drive()` holding the store's single-daemon lock (on a SQLite file), so a daemon starting
     meanwhile is refused; `DaemonRunning` when a daemon holds it (its cycles may drive the same
-    intent). Elsewhere (in-memory SQLite) as it is."""
+    intent). Elsewhere (in-memory SQLite) as it is. `role`: what a refused daemon is told holds it."""
     try:
-        lock = single_daemon_lock(store_url, role="a `vigil rollback` moving layers")
+        key = _take(store_url, role)
     except AnotherDaemonRunning as e:
         raise DaemonRunning(model, e.holder) from None
-    with lock:
+    try:
         return drive()
+    finally:
+        _let_go(key)
+
+
+class _Shared:
+    def __init__(self, lock: DaemonLock) -> None:
+        self.lock, self.users = lock, 0
+
+
+_process_guard = threading.Lock()  # one open of each store's lock file per process, shared by its threads
+_process_holds: dict[str, _Shared] = {}
+
+
+def _take(store_url: str, role: str) -> str:
+    """Hold the store's single-daemon lock for one more user in this process (taken by the first);
+    `AnotherDaemonRunning` when another process holds it. Returns the key to `_let_go`."""
+    key = str(sqlite_file(store_url))
+    with _process_guard:
+        shared = _process_holds.get(key)
+        if shared is None:
+            shared = _process_holds[key] = _Shared(single_daemon_lock(store_url, role=role))
+        shared.users += 1
+    return key
+
+
+def _let_go(key: str) -> None:
+    """One user fewer; the last one releases the lock."""
+    with _process_guard:
+        shared = _process_holds[key]
+        shared.users -= 1
+        if not shared.users:
+            del _process_holds[key]
+            shared.lock.release()
+
+
+class BesideDaemon:
+    """The fence of a process beside a SQLite store's daemon (`vigil serve`): an asked rollback
+    drives holding the store's single-daemon lock, or is left to the daemon holding it."""
+
+    def __init__(self, store_url: str, role: str) -> None:
+        self.store_url, self.role = store_url, role
+
+    def check(self, session: Any, model: str, token: int) -> None:
+        return None  # no leases on SQLite: the lock held around the drive is the fence
+
+    def drive(self, model: str, drive: Callable[[], T]) -> T:
+        return drive_unless_daemon(self.store_url, model, drive, self.role)
