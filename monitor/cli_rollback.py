@@ -90,9 +90,6 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 def _vigil(cfg: VigilConfig) -> Vigil:
     """A Vigil with the daemon's notifiers: the rollback's messages go where the daemon's go,
     also when the daemon's Slack token is in its environment and not in this terminal's."""
-    from functools import partial
-
-    from monitor.cycle.rollback_lease import drive_unless_daemon
     from monitor.notifiers import terminal_notifiers
     from monitor.startup import hold_no_lease
     from monitor.store.repository import Store
@@ -101,9 +98,9 @@ def _vigil(cfg: VigilConfig) -> Vigil:
     store = Store(cfg.store.url)
     daemon_chat = store.outbox.newest_notifier(("slack", "sink"))
     vigil = Vigil(cfg, store=store, notifiers=terminal_notifiers(cfg, daemon_chat))
-    hold_no_lease(vigil)  # beside replicas: it records, the model's lease holder moves the layers
-    if store.engine.dialect.name == "sqlite":  # beside a running daemon: it records, the daemon moves them
-        vigil.rollbacks.lease = partial(drive_unless_daemon, store.url)
+    # Beside replicas it records, the model's lease holder moves the layers; beside a running
+    # daemon on SQLite it records, the daemon moves them; alone it moves them holding the store.
+    hold_no_lease(vigil, role="a `vigil rollback` moving layers")
     return vigil
 
 

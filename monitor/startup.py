@@ -54,15 +54,15 @@ def take_ownership(runtime: Runtime) -> None:
     vigil.fence, vigil.lease_token = runtime.owner.fence, runtime.owner.token  # an API's rollback drives under it
 
 
-def hold_no_lease(vigil: Vigil) -> None:
+def hold_no_lease(vigil: Vigil, role: str = "a `vigil serve` moving layers") -> None:
     """A process without cycles beside replicas (`vigil serve`, the terminal's `vigil rollback` on
     PostgreSQL) holds no model's lease: a rollback asked of it is recorded, and the holder moves it.
-    `vigil serve` beside a daemon on a SQLite file: recorded, and left to the daemon while one
-    holds the store; else driven holding the store's single-daemon lock (rollback_lease)."""
+    Beside a daemon on a SQLite file: recorded, and left to the daemon while one holds the store;
+    else driven holding the store's single-daemon lock (rollback_lease), `role` naming it."""
     if vigil.store.engine.dialect.name == "postgresql":
         vigil.fence, vigil.lease_token = NoFence(), lambda _model: None
     elif sqlite_file(vigil.store.url) is not None:
-        vigil.fence = BesideDaemon(vigil.store.url, role="a `vigil serve` moving layers")
+        vigil.fence = BesideDaemon(vigil.store.url, role)
 
 
 def require_schema(store: Store, config_path: str | None) -> None:

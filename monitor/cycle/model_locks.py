@@ -8,8 +8,8 @@ for it, then leaves the intent, recorded and pending, to the cycle (`CycleRunnin
 a rollback a cycle asks for itself (the guard's, a canary's) drives on the cycle's thread.
 
 A sweep handed to worker processes holds the locks of its models until their chunk is done.
-The terminal's `vigil rollback`, another process, is not seen here: on SQLite it asks the store's
-single-daemon lock instead (monitor/cycle/rollback_lease.py `drive_unless_daemon`).
+The terminal's `vigil rollback` and `vigil serve`, other processes, are not seen here: on SQLite they
+ask the store's single-daemon lock instead (monitor/cycle/rollback_lease.py `drive_unless_daemon`).
 """
 from __future__ import annotations
 

@@ -70,8 +70,7 @@ class DaemonRunning(CycleRunning):
                                 "next cycle")
 
 
-def drive_unless_daemon(store_url: str, model: str, drive: Callable[[], T],
-                        role: str = "a `vigil rollback` moving layers") -> T:
+def drive_unless_daemon(store_url: str, model: str, drive: Callable[[], T], role: str) -> T:
     """`drive()` holding the store's single-daemon lock (on a SQLite file), so a daemon starting
     meanwhile is refused; `DaemonRunning` when a daemon holds it (its cycles may drive the same
     intent). Elsewhere (in-memory SQLite) as it is. `role`: what a refused daemon is told holds it."""
