@@ -137,10 +137,16 @@ def _lock_matched_incidents(s: Session, matchers: Sequence[Matcher]) -> None:
 
 
 def expire(store: Store, silence_id: int, actor: str, now: float) -> Silence | None:
-    """End a silence now (audited when it changed anything); None if there is no such silence."""
+    """End a silence now (audited when it changed anything); None if there is no such silence.
+    The open incidents it may match are locked first, as `create` locks them: a cycle that
+    read it as active and is writing its plan commits before the expiry does, so the expiry
+    answers after that muted write, never before it (the next cycle plans without it)."""
 
     def once() -> Silence | None:
         with store.tx() as s:
+            found = s.get(silences.SilenceRow, silence_id)
+            if found is not None:  # as `create`: a cycle writing a plan muted by it finishes first
+                _lock_matched_incidents(s, found.to_silence().matchers)
             got = silences.expire(s, silence_id, now)
             if got is None:
                 return None
