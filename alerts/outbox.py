@@ -40,12 +40,16 @@ class OutboxStatus(StrEnum):
     SENDING = "sending"  # claimed by a sender; once its claim lapses, the message may or may not be out
     DELIVERED = "delivered"
     FAILED = "failed"
+    # not sent: a silence made after it was queued mutes it (monitor/cycle/send_mute.py);
+    # `last_error` names the silence. Settled, like a delivered row.
+    SUPPRESSED = "suppressed"
 
 
 class DeliveryStatus(StrEnum):
     DELIVERED = "delivered"
     RETRY = "retry"  # transient: rate limit, 5xx, timeout; try again later
     FAILED = "failed"  # permanent: bad channel, bad token; kept, surfaced, not retried
+    SUPPRESSED = "suppressed"  # not sent: muted at send time (`error` says by what); the notifier was not called
 
 
 @dataclass

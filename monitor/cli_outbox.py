@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from typing import TypeAlias
 
+    from monitor.store.tables import OutboxRow
+
     _Subparsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
 
 
@@ -34,11 +36,14 @@ def cmd_list(args: argparse.Namespace) -> int:
     store = existing_store(url)
     try:
         rows = store.outbox.backlog()
+        held = store.outbox.suppressed() if args.suppressed else []
     finally:
         store.close()
     now = time.time()
+    if args.suppressed:
+        return _print_suppressed(held, args.json)
     if args.json:
-        print(json.dumps([{"notifier": b.notifier, "open": b.open, "failed": b.failed,
+        print(json.dumps([{"notifier": b.notifier, "open": b.open, "failed": b.failed, "suppressed": b.suppressed,
                            "oldest_open_age_s": None if b.oldest_open_at is None else now - b.oldest_open_at,
                            "configured": None if cfg is None else may_deliver(cfg, b.notifier)} for b in rows]))
         return 0
@@ -48,7 +53,23 @@ def cmd_list(args: argparse.Namespace) -> int:
         note = "" if cfg is None or may_deliver(cfg, b.notifier) else \
             f"  (not in the config: `vigil outbox drop --notifier {b.notifier}` lets them go)"
         oldest = _age(now, b.oldest_open_at)
-        print(f"{b.notifier:<20} open {b.open:>6}  oldest {oldest:>16}  failed {b.failed:>6}{note}")
+        held_back = f"  suppressed {b.suppressed:>6}" if b.suppressed else ""
+        print(f"{b.notifier:<20} open {b.open:>6}  oldest {oldest:>16}  failed {b.failed:>6}{held_back}{note}")
+    return 0
+
+
+def _print_suppressed(rows: list[OutboxRow], as_json: bool) -> int:
+    """The newest messages a silence held back at send time, each with the silence that did."""
+    out = [{"id": r.id, "notifier": r.notifier, "kind": r.kind, "key": r.key,
+            "change": r.payload.get("change") if isinstance(r.payload, dict) else None,
+            "queued_at": r.created_at, "suppressed_at": r.next_attempt_at, "why": r.last_error} for r in rows]
+    if as_json:
+        print(json.dumps(out))
+        return 0
+    if not out:
+        print("no message was suppressed")
+    for o in out:
+        print(f"#{o['id']} {o['notifier']} {o['key']} {o['change'] or o['kind']}: {o['why']}")
     return 0
 
 
@@ -98,9 +119,11 @@ def add_outbox(sub: _Subparsers) -> None:
     p = sub.add_parser("outbox", help=summary, description=summary)
     osub = p.add_subparsers(dest="outbox_command", required=True, help="`vigil outbox COMMAND --help`")
 
-    ls = osub.add_parser("list", help="per notifier: open and failed messages, the oldest open one's age",
+    ls = osub.add_parser("list", help="per notifier: open, failed and suppressed messages, the oldest open one's age",
                          description=summary)
     ls.add_argument("--json", action="store_true", help="print a JSON list")
+    ls.add_argument("--suppressed", action="store_true",
+                    help="the newest 20 messages a silence held back at send time, each naming the silence")
     store_options(ls)
     ls.set_defaults(func=cmd_list)
     dr = osub.add_parser("drop", help="mark a notifier's open messages failed (audited)", description=summary)

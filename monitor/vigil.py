@@ -54,6 +54,7 @@ from monitor.cycle.rollback_intents import RollbackRunner
 from monitor.cycle.rollback_landed import landed
 from monitor.cycle.rollback_lease import LeaseToken, drive_here
 from monitor.cycle.samples import SampleReader
+from monitor.cycle.send_mute import SendTimeSilences
 from monitor.cycle.suppress import FiringLabels, inhibit_rules, read_suppression
 from monitor.executors.base import Executor, ExecutorError
 from monitor.executors.build import alias_executor, build_serving_executor, challenger_executor
@@ -133,7 +134,8 @@ class Vigil:
         self.operator = Operator(c, self.store, self.outbox, self.metrics, self.rollbacks, self.registry)
         self.performance = PerformanceStage(PerformanceInputs(c, self.store, samples), self.store, self.metrics)
         self.drift_reports = DriftReports(self.store, samples, self.references, c.schedule.lookback, c.policy_for)
-        self.sender = OutboxSender(self.store, self.notifiers, self.metrics)
+        self.sender = OutboxSender(self.store, self.notifiers, self.metrics,
+                                   mutes=SendTimeSilences(self.store, lambda: self.config))
 
     def now(self) -> float:
         return self.clock.now()

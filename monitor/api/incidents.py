@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy import select
 
 from alerts.lifecycle import LifecycleConflict
+from alerts.outbox import OutboxStatus
 from detectors.records import FindingKind
 from monitor.api.deps import AUTH_RESPONSES, IncidentDep, OperatorDep, ViewerDep, VigilDep, in_scope, model_or_404
 from monitor.api.limits import WRITE_LIMIT_RESPONSES
@@ -69,7 +70,13 @@ def list_incidents(_: ViewerDep, vigil: VigilDep, request: Request, model: str |
 
 @router.get("/{incident_id}", response_model=IncidentOut)
 def get_incident(_: ViewerDep, vigil: VigilDep, row: IncidentDep) -> IncidentOut:
-    return incidents_out(vigil.store, [row])[0]
+    out = incidents_out(vigil.store, [row])[0]
+    held = [m for m in vigil.store.outbox_for_prefix(f"incident:{row.id}") if m.status == OutboxStatus.SUPPRESSED]
+    out.suppressed = [{"outbox_id": m.id, "notifier": m.notifier, "key": m.key, "kind": m.kind,
+                       "change": m.payload.get("change") if isinstance(m.payload, dict) else None,
+                       "queued_at": m.created_at, "suppressed_at": m.next_attempt_at, "why": m.last_error}
+                      for m in held]
+    return out
 
 
 @router.get("/{incident_id}/drift-report", response_class=HTMLResponse)

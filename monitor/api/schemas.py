@@ -138,6 +138,9 @@ class IncidentOut(BaseModel):
     causes: list[dict[str, Any]]
     actions: list[dict[str, Any]] = []
     drift_report: str | None = None
+    suppressed: list[dict[str, Any]] = Field(
+        default=[], description="GET /v1/incidents/{id} only: its messages a silence made after they were queued "
+                                "held back at send time (`why` names the silence)")
 
     @classmethod
     def from_row(cls, row: IncidentRow, actions: list[dict[str, Any]] | None = None,

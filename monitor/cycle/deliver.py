@@ -31,6 +31,7 @@ from alerts.outbox import (
     OutboxStatus,
 )
 from alerts.receivers.base import KeepsAlive
+from monitor.cycle.send_mute import SendTimeSilences
 from monitor.failpoints import failpoint
 from monitor.metrics import VigilMetrics
 from monitor.receivers import secret_error, secret_unreadable
@@ -59,8 +60,9 @@ def backoff(attempts: int) -> float:
 
 class OutboxSender:
     def __init__(self, store: Store, notifiers: Mapping[str, Notifier], metrics: VigilMetrics,
-                 claim_s: float = CLAIM_S) -> None:
+                 claim_s: float = CLAIM_S, mutes: SendTimeSilences | None = None) -> None:
         self.store, self.notifiers, self.metrics = store, notifiers, metrics
+        self.mutes = mutes  # silences checked again just before a message is sent
         for name in notifiers:
             metrics.init_notifier(name)
         self.claim_s = claim_s
@@ -167,7 +169,7 @@ class OutboxSender:
                 continue
             ends = CLAIM_ENDS.set(asked + self.claim_s)  # each call of the notifier ends by then
             try:
-                result = self._attempt(claim)
+                result = self._held(claim, now) or self._attempt(claim)
             finally:
                 CLAIM_ENDS.reset(ends)
             failpoint("after_notifier_call")
@@ -179,13 +181,31 @@ class OutboxSender:
             self.metrics.notifications.labels(msg.notifier, str(result.status)).inc()
             if result.status == DeliveryStatus.DELIVERED:
                 delivered += 1
-            else:
+            elif result.status != DeliveryStatus.SUPPRESSED:  # a suppressed one is logged by `_held`
                 if result.status == DeliveryStatus.RETRY:
                     resting.add(_notes(msg.notifier) if head.follows else msg.notifier)
                 log.warning("delivery %s", result.status,
                             extra={"notifier": msg.notifier, "key": msg.key, "error": result.error,
                                    "attempts": claim.token, "uncertain": result.uncertain})
         return delivered
+
+    def _held(self, claim: Claim, now: float) -> DeliveryResult | None:
+        """SUPPRESSED when a silence made after the message was queued mutes it (send_mute.py).
+        Not for an uncertain claim (it may be out already: its outcome is looked for), and a
+        check that fails sends the message: a page lost is worse than one a silence should
+        have held."""
+        if self.mutes is None or claim.uncertain:
+            return None
+        try:
+            why = self.mutes.holds(claim.message, now)
+        except Exception:
+            log.exception("silence check at send time failed; sending", extra={"outbox_id": claim.message.id})
+            return None
+        if why is None:
+            return None
+        msg = claim.message
+        log.info("message not sent: %s", why, extra={"notifier": msg.notifier, "key": msg.key, "outbox_id": msg.id})
+        return DeliveryResult(DeliveryStatus.SUPPRESSED, error=why)
 
     def _unable_here(self) -> set[str]:
         """The notifiers whose secret this process cannot read: their rows are left to a

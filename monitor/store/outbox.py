@@ -4,6 +4,7 @@ them, then claimed, sent and marked one at a time by any number of senders.
 A row moves through these states (`OutboxStatus`, stored as its plain string):
 
     pending  --claim-->  sending  --record-->  delivered | failed
+                                  --record-->  suppressed  (a silence made after it was queued mutes it)
                                   --record-->  pending  (RETRY: due again after its back-off)
                                   --record-->  sending  (RETRY that may have reached the backend)
     sending past its deadline  --claim-->  sending, "uncertain": looked for before it is sent again
@@ -38,7 +39,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import ColumnElement, CursorResult, false, func, or_, select, update
@@ -88,13 +89,15 @@ class Claim:
 
 @dataclass(frozen=True)
 class Backlog:
-    """What one notifier has not delivered: rows still open (pending or sending) and rows
-    refused for good (failed, kept until retention purges them)."""
+    """What one notifier has not delivered: rows still open (pending or sending), rows
+    refused for good (failed, kept until retention purges them) and rows a silence made
+    after they were queued held back (suppressed, each naming it in `last_error`)."""
 
     notifier: str
     open: int
     failed: int
     oldest_open_at: float | None  # created_at of its oldest open row
+    suppressed: int = 0
 
 
 class Outbox:
@@ -259,16 +262,18 @@ class Outbox:
         """Per notifier with anything undelivered, by name."""
         with self._tx() as s:
             rows = s.execute(select(OutboxRow.notifier, OutboxRow.status, func.count(), func.min(OutboxRow.created_at))
-                             .where(OutboxRow.status.in_((*_OPEN, OutboxStatus.FAILED)))
+                             .where(OutboxRow.status.in_((*_OPEN, OutboxStatus.FAILED, OutboxStatus.SUPPRESSED)))
                              .group_by(OutboxRow.notifier, OutboxRow.status)).all()
         seen: dict[str, Backlog] = {}
         for notifier, status, n, oldest in rows:
             b = seen.get(notifier, Backlog(notifier, 0, 0, None))
             if status == OutboxStatus.FAILED:
-                seen[notifier] = Backlog(notifier, b.open, b.failed + n, b.oldest_open_at)
+                seen[notifier] = replace(b, failed=b.failed + n)
+            elif status == OutboxStatus.SUPPRESSED:
+                seen[notifier] = replace(b, suppressed=b.suppressed + n)
             else:
                 first = oldest if b.oldest_open_at is None else min(oldest, b.oldest_open_at)
-                seen[notifier] = Backlog(notifier, b.open + n, b.failed, first)
+                seen[notifier] = replace(b, open=b.open + n, oldest_open_at=first)
         return [seen[n] for n in sorted(seen)]
 
     def abandon(self, s: Session, notifier: str, reason: str, now: float) -> int:
@@ -308,6 +313,13 @@ class Outbox:
         with self._tx() as s:
             return s.scalar(select(func.min(OutboxRow.created_at)).where(OutboxRow.status.in_(_OPEN)))
 
+    def suppressed(self, limit: int = 20) -> list[OutboxRow]:
+        """The newest rows a silence held back at send time, newest first, each naming it in
+        `last_error`: what `vigil outbox list --suppressed` shows."""
+        with self._tx() as s:
+            q = select(OutboxRow).where(OutboxRow.status == OutboxStatus.SUPPRESSED)
+            return list(s.scalars(q.order_by(OutboxRow.id.desc()).limit(limit)))
+
     def for_prefix(self, prefix: str) -> list[OutboxRow]:
         """Outbox rows whose key is `prefix` or starts with `prefix:` (one incident, all channels)."""
         with self._tx() as s:
@@ -331,6 +343,8 @@ def _outcome(result: DeliveryResult, now: float, backoff: float, claim_now: floa
     error = redact(result.error) if result.error else result.error
     if result.status == DeliveryStatus.FAILED:
         return {"status": OutboxStatus.FAILED, "last_error": error}
+    if result.status == DeliveryStatus.SUPPRESSED:  # settled when muted: retention purges it from then
+        return {"status": OutboxStatus.SUPPRESSED, "last_error": error, "next_attempt_at": now}
     # A notifier's Retry-After, capped here for all of them (a proxy's day-long one held a page a day).
     wait = min(result.retry_after, MAX_RETRY_AFTER_S) if result.retry_after else backoff
     # An uncertain retry stays `sending`: when its deadline passes it is claimed as

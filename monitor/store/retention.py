@@ -8,7 +8,8 @@
 - drift reports rendered before `retention.drift_reports`;
 - incidents resolved before `retention.resolved_incidents`, with their drift report and
   their messages' refs; their actions and rollback intents stay, unlinked (`incident_id` NULL);
-- outbox rows delivered before `retention.delivered_outbox` (pending, sending and failed
+- outbox rows delivered (or suppressed by a silence at send time) before
+  `retention.delivered_outbox` (pending, sending and failed
   rows are never purged: they are work still to do or still to look at);
 - Idempotency-Key answers once they no longer answer retries (24 h), always.
 
@@ -22,7 +23,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-from sqlalchemy import ColumnElement, Select, and_, delete, func, not_, select, true, tuple_, update
+from sqlalchemy import ColumnElement, Select, and_, delete, func, not_, or_, select, true, tuple_, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from alerts.lifecycle import IncidentStatus
@@ -83,8 +84,11 @@ def purge(store: Store, retention: RetentionConfig, now: float, *, dry_run: bool
     if retention.resolved_incidents is not None:
         out.resolved_incidents = _purge_incidents(store, now - retention.resolved_incidents, batch, dry_run)
     if retention.delivered_outbox is not None:
-        q = select(OutboxRow.id).where(OutboxRow.status == OutboxStatus.DELIVERED,
-                                       OutboxRow.delivered_at < now - retention.delivered_outbox)
+        cut = now - retention.delivered_outbox
+        # a row a silence held back at send time is settled as one delivered, from when it was held
+        q = select(OutboxRow.id).where(or_(
+            (OutboxRow.status == OutboxStatus.DELIVERED) & (OutboxRow.delivered_at < cut),
+            (OutboxRow.status == OutboxStatus.SUPPRESSED) & (OutboxRow.next_attempt_at < cut)))
         out.delivered_outbox = _delete(store, q, OutboxRow.id, batch, dry_run)
     out.idempotency_keys = _purge_idempotency_keys(store, now, batch, dry_run)
     if not dry_run and any((out.samples, out.labels, out.drift_reports, out.resolved_incidents, out.delivered_outbox,

@@ -84,3 +84,19 @@ def test_a_notifier_name_that_never_existed_is_refused_naming_the_known_ones(tmp
         assert "'pd-odl'" in err and "pd-old" in err and "pagerduty" in err and "slack" in err, err
     assert store.outbox.backlog()[1].notifier == "pd-old" and store.outbox.backlog()[1].open == 2
     assert not [e for e in store.audit_entries() if e.action == "outbox.drop"]
+
+
+def test_a_message_a_silence_held_back_is_listed_with_the_silence(tmp_path, capsys):
+    from alerts.outbox import DeliveryResult, DeliveryStatus
+
+    config, store = _setup(tmp_path)
+    (head, *_) = store.outbox.due(NOW)
+    claim = store.outbox.claim(head, NOW)
+    assert claim is not None
+    why = 'suppressed by silence 7 (model="ranker") by olga: the repeated reminder was queued before it and not sent'
+    assert store.outbox.record(claim, DeliveryResult(DeliveryStatus.SUPPRESSED, error=why), NOW, 15.0)
+    assert main(["outbox", "list", "--config", config]) == 0
+    assert "suppressed      1" in capsys.readouterr().out
+    assert main(["outbox", "list", "--suppressed", "--config", config]) == 0
+    out = capsys.readouterr().out
+    assert f"#{head.id} pd-old incident:0" in out and "silence 7" in out

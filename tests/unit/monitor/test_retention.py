@@ -245,3 +245,13 @@ def test_refs_a_cut_short_purge_left_go_with_the_next_purge(store):
     assert result.resolved_incidents == 1
     with store.tx() as s:
         assert set(s.scalars(select(MessageRefRow.key))) == {f"incident:{recent}:#alerts"}
+
+
+def test_notifications_a_silence_held_back_are_purged_as_delivered_ones_are(store):
+    for held_at in (NOW - 8 * DAY, NOW - 1 * DAY):  # `next_attempt_at`: when the silence held it back
+        with store.tx() as s:
+            s.add(OutboxRow(notifier="slack", kind="reply", key="incident:1:#c", payload={},
+                            status=OutboxStatus.SUPPRESSED, attempts=1, created_at=held_at - 60,
+                            next_attempt_at=held_at, last_error="suppressed by silence 3"))
+    assert purge(store, RetentionConfig(delivered_outbox=7 * DAY), NOW).delivered_outbox == 1
+    assert store.outbox_counts() == {"suppressed": 1}
