@@ -13,7 +13,9 @@ Opsgenie, webhook, Alertmanager), which keep their own state of what they were p
 
 A first page held back leaves the incident as if muted since it opened (no digest told, no
 reminder clock), when no channel has its message: the cycle after the silence ends pages
-what is still wrong, and a resolve meanwhile tells no one of what nobody saw.
+what is still wrong, and a resolve meanwhile tells no one of what nobody saw. An escalation
+held back leaves it as told at the severity before: the cycle after the silence ends tells
+the escalation (the reply, the on-call's page), as when the plan itself was muted.
 """
 from __future__ import annotations
 
@@ -22,8 +24,9 @@ from collections.abc import Callable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from alerts.lifecycle import IncidentStatus
+from alerts.lifecycle import IncidentStatus, split_told, told_digest
 from alerts.outbox import MessageKind, OutboxMessage
+from alerts.policy import Severity
 from alerts.silences import muting
 from monitor.config import VigilConfig
 from monitor.cycle.suppress import row_labels
@@ -63,8 +66,21 @@ class SendTimeSilences:
                 return None
             if first_page:
                 _untold(s, incident_id)
+            elif msg.payload.get("change") == "escalated":
+                _told_at(s, incident_id, str(msg.payload.get("previous_severity") or Severity.WARNING))
         what = "first page" if first_page else f"{msg.payload.get('change')} reminder"
         return f"suppressed by {found[0].describe()}: the {what} was queued before it and not sent"
+
+
+def _told_at(s: Session, incident_id: int, previous: str) -> None:
+    """An escalation held back is still news: the incident as told at `previous`, so the
+    cycle after the silence ends tells it (as one muted when it was planned)."""
+    row = locked_row(s, IncidentRow, incident_id)
+    if row is None or row.status != IncidentStatus.OPEN or not row.notified_digest:
+        return
+    digest, told = split_told(row.notified_digest)
+    if previous in {x.value for x in Severity} and (told is None or told.rank > Severity(previous).rank):
+        row.notified_digest = told_digest(digest or "", previous)
 
 
 def _untold(s: Session, incident_id: int) -> None:

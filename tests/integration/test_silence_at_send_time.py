@@ -104,3 +104,23 @@ def test_a_first_page_queued_before_the_silence_is_suppressed_and_pages_once_it_
     vigil.run_cycle(MODEL, T0 + 120)  # the silence ended: what is still wrong pages, as if muted all along
     drain(vigil, T0 + 120)
     assert [m for m in slack.messages(OWNER) if not m.thread_ts], "nobody was paged once the silence ended"
+
+
+def test_an_escalation_held_back_at_send_time_is_told_as_one_when_the_silence_ends(tmp_path, slack):
+    vigil = vigil_on(tmp_path, slack)
+    for t in (T0, T0 + 60, T0 + 120):
+        step = vigil.run_cycle(MODEL, t).step
+        if step == "update":
+            break
+        drain(vigil, t)
+    assert step == "update"  # the escalation to critical is queued, not yet sent
+    before = replies(slack)
+    sid = silence(vigil, t + 5)
+    drain(vigil, t + 10)
+    assert replies(slack) == before, "the escalation queued before the silence pinged people after it"
+    assert not [m for m in slack.messages(ONCALL) if not m.thread_ts], "the on-call was paged under the silence"
+    silence_ops.expire(vigil.store, sid, "api:olga", t + 30)
+    vigil.run_cycle(MODEL, t + 60)  # the silence ended: the escalation is news, told as one
+    drain(vigil, t + 60)
+    assert any("escalated" in text for text in replies(slack)[len(before):]), "the escalation was never told"
+    assert [m for m in slack.messages(ONCALL) if not m.thread_ts], "the on-call was never paged"
