@@ -10,6 +10,13 @@ offset by a stable 0-14 minutes, grid_phase, so a fleet's re-profiles spread ove
 quarter hour rather than land in one sweep) and read round midnight; a slice
 under `min_samples` rows leaves the whole reference to judge. Pure: the times are passed in.
 
+The rows a slice is cut from are a sample of the reference kept once (DayRows): at most
+ROWS_PER_QUARTER_HOUR in each quarter hour of the day, evenly spaced in time within it (the
+same rows every time), numeric features in float32 when that moves no value by more than
+FLOAT32_ERROR of the column's sd, categorical ones as codes, times as the second of the day.
+A model's rows are then bounded whatever its reference's length or rate: 2.15 MB at 13
+numeric features, where a 1-day reference at one row a second held 9.7 MB (7 days: 68 MB).
+
 Whole hours were tried first: a window 12:30-13:00 then met the rows 11:00-14:00,
 centred 15 minutes early, and a steep daily cycle (3 sd a day) still warned at 6 hours
 of 24; centred to the quarter hour, at none.
@@ -19,6 +26,7 @@ from __future__ import annotations
 import math
 import zlib
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -30,6 +38,11 @@ HOUR = 3600.0
 DAY = 24 * HOUR
 WIDEN = HOUR  # each side of the window
 GRID = 900.0  # span bounds on the quarter hour
+# Reference rows kept per quarter hour of the day: a 30-minute window's slice (2.75 h) is cut
+# from 4,400 of them, a window of no length's (2 h at least) from 3,200; 38,400 a day in all.
+ROWS_PER_QUARTER_HOUR = 400
+NARROWEST_SLICE = 8  # quarter hours in the narrowest slice: a window of no length, widened
+FLOAT32_ERROR = 1e-5  # numeric rows kept in float32 when no value moves more than this many sd
 
 
 @dataclass(frozen=True)
@@ -79,15 +92,88 @@ def model_span(model: str, start: float, end: float) -> DaySpan | None:
     return window_span(start, end, phase=grid_phase(model))
 
 
-def profile_hours(reference: pd.DataFrame, times: np.ndarray, features: list[FeatureSpec], span: DaySpan,
+def rows_per_quarter_hour(min_samples: int) -> int:
+    """ROWS_PER_QUARTER_HOUR, or more when the narrowest slice could not reach `min_samples`."""
+    return max(ROWS_PER_QUARTER_HOUR, -(-min_samples // NARROWEST_SLICE))
+
+
+def quarter_hour_sample(times: np.ndarray, cap: int, phase: float = 0.0) -> np.ndarray:
+    """Which rows to keep (a mask): at most `cap` in each quarter hour of the day (on the grid
+    shifted by `phase` seconds, as the model's spans), evenly spaced in time within it, so the
+    same rows are kept every time; a row without a time is not (it falls in no span)."""
+    t = np.asarray(times, dtype=float)
+    rows = np.flatnonzero(np.isfinite(t))
+    bucket = ((t[rows] - phase) % DAY // GRID).astype(np.int64)
+    order = np.lexsort((t[rows], bucket))  # by quarter hour, then time
+    rows, bucket = rows[order], bucket[order]
+    counts = np.bincount(bucket, minlength=int(DAY // GRID))
+    n = counts[bucket]
+    rank = np.arange(len(rows)) - (np.cumsum(counts) - counts)[bucket]  # the row's place in its quarter hour
+    pick = (rank * cap + n - 1) // n  # the first of `cap` evenly spaced places at or after it
+    keep = np.zeros(len(t), dtype=bool)
+    keep[rows[(n <= cap) | ((pick < cap) & (pick * n // cap == rank))]] = True
+    return keep
+
+
+@dataclass(frozen=True)
+class DayRows:
+    """The reference rows a model's time-of-day slices are cut from (keep_rows)."""
+
+    columns: dict[str, Any]  # feature -> its values (numpy or pandas array), in row order
+    of_day: np.ndarray  # int32: each row's second of the day (UTC)
+
+    @property
+    def nbytes(self) -> int:
+        return self.of_day.nbytes + sum(int(pd.Series(c, copy=False).memory_usage(index=False, deep=True))
+                                        for c in self.columns.values())
+
+    def frame(self, keep: np.ndarray) -> pd.DataFrame:
+        return pd.DataFrame({name: values[keep] for name, values in self.columns.items()})
+
+
+def keep_rows(reference: pd.DataFrame, times: np.ndarray, features: list[FeatureSpec], cap: int,
+              phase: float = 0.0) -> DayRows:
+    """`reference`'s rows at their epoch-second `times`, at most `cap` a quarter hour of the day
+    (quarter_hour_sample), stored compactly. The second of the day is floored: spans start and
+    end on whole seconds, so it falls in the same spans."""
+    keep = quarter_hour_sample(times, cap, phase)
+    of_day = (np.asarray(times, dtype=float)[keep] % DAY).astype(np.int32)
+    return DayRows({f.name: _compact(reference[f.name][keep], f.type) for f in features}, of_day)
+
+
+def _compact(series: pd.Series, kind: str) -> Any:
+    """Numbers as float32 when no value moves more than FLOAT32_ERROR sd (else float64);
+    categories as codes; other columns (times, text of a numeric feature) as they are, so the
+    profile reads them as it reads the reference."""
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        return series.array
+    if kind == "categorical":
+        try:
+            codes, uniques = pd.factorize(series, use_na_sentinel=True)
+        except TypeError:  # unhashable values (a parquet list column): as they are
+            return series.array
+        return pd.Categorical.from_codes(codes, categories=pd.Index(uniques, tupleize_cols=False))
+    if pd.api.types.is_bool_dtype(series.dtype) or pd.api.types.is_numeric_dtype(series.dtype):
+        values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+        with np.errstate(over="ignore"):
+            narrow = values.astype(np.float32)
+        finite = np.isfinite(values)
+        if not finite.any():
+            return narrow
+        moved = np.abs(narrow[finite].astype(np.float64) - values[finite])  # inf beyond float32's range
+        return narrow if moved.max() <= FLOAT32_ERROR * float(np.std(values[finite])) else values
+    return series.array
+
+
+def profile_hours(rows: DayRows, features: list[FeatureSpec], span: DaySpan,
                   min_samples: int) -> tuple[ReferenceProfile | None, int]:
-    """The profile of the reference rows whose time falls in `span` (its `rows` saying so),
-    and their number; None for the profile when they are fewer than `min_samples`."""
-    keep = span.holds(times)
+    """The profile of the kept rows whose time falls in `span` (its `rows` saying so), and
+    their number; None for the profile when they are fewer than `min_samples`."""
+    keep = span.holds(rows.of_day)
     n = int(keep.sum())
     if n < min_samples:
         return None, n
-    profile = profile_reference(reference.loc[keep], features)
+    profile = profile_reference(rows.frame(keep), features)
     return replace(profile, rows=span.label), n
 
 

@@ -24,7 +24,7 @@ import pandas as pd
 from alerts.policy import in_cold_start
 from detectors.drift import ReferenceProfile, profile_reference
 from detectors.drift.profile import ProfileReader
-from detectors.drift.time_of_day import DaySpan, model_span
+from detectors.drift.time_of_day import DaySpan, grid_phase, model_span, quarter_hour_sample, rows_per_quarter_hour
 from monitor.config import ModelConfig, VigilConfig
 from monitor.cycle.detect_drift import feature_specs
 from monitor.cycle.plan import to_policy
@@ -210,13 +210,15 @@ class ReferenceChooser:
         return self._same_time_of_day(m, w, frame, m.reference.timestamp_column)
 
     def _same_time_of_day(self, m: ModelConfig, w: Window, frame: pd.DataFrame, column: str | None) -> pd.DataFrame:
-        """The rows from the window's time of day when the verdict used them (as choose does),
-        so the page agrees with the alert; else all of them."""
+        """The rows from the window's time of day when the verdict used them (as choose does:
+        the same sample of them), so the page agrees with the alert; else all of them."""
         hours = self._hours(m, w)
         if hours is None or column is None or column not in frame.columns:
             return frame
-        keep = hours.holds(to_epoch_seconds(frame[column], where=f"models[{m.name}] reference column {column!r}"))
-        return frame[keep] if keep.sum() >= self._config.policy_for(m).min_samples else frame
+        times = to_epoch_seconds(frame[column], where=f"models[{m.name}] reference column {column!r}")
+        min_samples = self._config.policy_for(m).min_samples
+        keep = hours.holds(times) & quarter_hour_sample(times, rows_per_quarter_hour(min_samples), grid_phase(m.name))
+        return frame[keep] if keep.sum() >= min_samples else frame
 
     def choose(self, m: ModelConfig, version: str | None, w: Window) -> tuple[Any, str]:
         """The window's reference profile and where it comes from; under a day, the profile of
@@ -246,7 +248,8 @@ class ReferenceChooser:
             held = (key, None if frame is None else profile_reference(frame, feature_specs(m)))
             if frame is not None and p.drift_match_time_of_day and "_ts" in frame.columns:
                 names = [s.name for s in feature_specs(m)]
-                self._slices.hold(m.name, ("rolling", *key), frame[names], frame["_ts"].to_numpy())
+                self._slices.hold(m.name, ("rolling", *key), frame[names], frame["_ts"].to_numpy(),
+                                  feature_specs(m), p.min_samples)
             with self._rolling_lock:
                 self._rolling[m.name] = held
         return held
@@ -271,7 +274,7 @@ class ReferenceChooser:
             raise ValueError(f"{where}: column {column!r} not in the training reference {path} "
                              f"(columns: {', '.join(map(str, frame.columns[:20]))})")
         times = to_epoch_seconds(frame[column], where=f"{where} ({column!r} in {path})")
-        self._slices.hold(m.name, key, frame[names], times)
+        self._slices.hold(m.name, key, frame[names], times, feature_specs(m), self._config.policy_for(m).min_samples)
 
     def _rolling_frame(self, m: ModelConfig, version: str | None, start: float, end: float, min_samples: int
                        ) -> pd.DataFrame | None:

@@ -6,7 +6,15 @@ import numpy as np
 import pandas as pd
 
 from detectors.drift import DriftDetector, DriftParams, FeatureSpec, profile_reference
-from detectors.drift.time_of_day import grid_phase, model_span, profile_hours, whole_reference_because, window_span
+from detectors.drift.time_of_day import (
+    grid_phase,
+    keep_rows,
+    model_span,
+    profile_hours,
+    quarter_hour_sample,
+    whole_reference_because,
+    window_span,
+)
 from detectors.records import FindingKind
 
 DAY, HOUR = 86400.0, 3600.0
@@ -63,8 +71,9 @@ def test_a_traffic_mix_that_follows_the_hour_warns_only_when_its_share_moves_at_
     reference = devices(times, rng)
     whole = profile_reference(reference, SPECS)
     now = np.arange(at(1), at(1.5), 1.0)  # ios near 89 % then, 50 % over the day
-    sliced, n = profile_hours(reference, times, SPECS, window_span(at(1), at(1.5)), 100)
-    assert sliced.rows == "00:00-02:30 UTC" and n == 4500
+    rows = keep_rows(reference, times, SPECS, 400)  # 450 rows a quarter hour, 400 kept
+    sliced, n = profile_hours(rows, SPECS, window_span(at(1), at(1.5)), 100)
+    assert sliced.rows == "00:00-02:30 UTC" and n == 4000
     assert judge(whole, devices(now, rng), 1.5)  # without the slice: warned
     assert judge(sliced, devices(now, rng), 1.5) == []
     assert judge(sliced, devices(now, rng, moved=-0.2), 1.5)  # a real move at that hour is still warned
@@ -75,9 +84,40 @@ def test_a_slice_under_min_samples_leaves_the_whole_reference_saying_why():
     times = np.arange(D0 - DAY, D0, 600.0)  # 15 rows in a 2.5 h span
     reference = devices(times, rng)
     span = window_span(at(6.5), at(7))
-    sliced, n = profile_hours(reference, times, SPECS, span, 100)
+    sliced, n = profile_hours(keep_rows(reference, times, SPECS, 400), SPECS, span, 100)
     assert sliced is None and n == 15
     whole = profile_reference(reference, SPECS)
     said = whole_reference_because(whole, span, n, 100)
     assert said.rows == "whole reference: its 05:30-08:00 UTC rows are 15, fewer than min_samples 100"
     assert said.columns is whole.columns and whole.rows == ""
+
+
+def test_the_rows_kept_profile_as_the_reference_does_numbers_in_float32_only_when_harmless():
+    rng = np.random.default_rng(5)
+    times = np.arange(D0, D0 + 600, 1.0)  # under the cap: every row kept
+    reference = pd.DataFrame({
+        "x": rng.normal(size=600),
+        "served": 1.8e9 + rng.normal(0, 60, 600),  # float32 would move it by 64 s, a sd
+        "device": rng.choice(np.array(["ios", "", None, 3, 3.0, "1.0"], dtype=object), 600),
+    })
+    specs = [FeatureSpec("x"), FeatureSpec("served"), FeatureSpec("device", "categorical")]
+    rows = keep_rows(reference, times, specs, 1000)
+    assert rows.columns["x"].dtype == np.float32 and rows.columns["served"].dtype == np.float64
+    kept, full = profile_reference(rows.frame(np.ones(600, bool)), specs), profile_reference(reference, specs)
+    assert np.array_equal(kept.columns["served"].sorted_values, full.columns["served"].sorted_values)
+    assert np.allclose(kept.columns["x"].sorted_values, full.columns["x"].sorted_values, rtol=0, atol=1e-6)
+    k, f = kept.columns["device"], full.columns["device"]
+    assert dict(zip(k.categories, k.category_counts, strict=True)) == \
+        dict(zip(f.categories, f.category_counts, strict=True))
+    assert k.counts == f.counts
+
+
+def test_at_most_the_cap_is_kept_each_quarter_hour_evenly_spaced_in_time():
+    times = np.arange(D0 - 2 * DAY, D0, 1.0)[::-1]  # 1,800 rows a quarter hour, newest first
+    keep = quarter_hour_sample(times, 400, phase=120)
+    kept = np.sort(times[keep])
+    per_quarter = np.bincount(((kept - 120) % DAY // 900).astype(int), minlength=96)
+    assert per_quarter.tolist() == [400] * 96
+    first = kept[(kept >= D0 - DAY + 120) & (kept < D0 - DAY + 1020)]  # one quarter hour of one day
+    assert len(first) == 200 and set(np.diff(first)) <= {4.0, 5.0}  # 1,800 / 400: every 4.5 s
+    assert np.array_equal(keep, quarter_hour_sample(times, 400, phase=120))

@@ -22,7 +22,7 @@ def test_a_fleet_re_profiles_about_a_fifteenth_of_its_slices_each_minute(monkeyp
     whole = profile_reference(frame, SPECS)
     slices = TimeOfDaySlices()
     for m in MODELS:
-        slices.hold(m, "ref", frame, times)
+        slices.hold(m, "ref", frame, times, SPECS, 10)
     calls: list[str] = []
     real = reference_slices.profile_hours
     monkeypatch.setattr(reference_slices, "profile_hours",
