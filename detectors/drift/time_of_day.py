@@ -4,11 +4,11 @@ A feature with a daily cycle (the traffic mix, an hour-of-day feature, prices by
 hour) judged against a whole day of reference rows drifts at every hour: a window
 shorter than a day only ever holds part of the cycle. A window under a day is judged
 against the reference rows from its own times of day (UTC), widened by an hour each side
-(daylight-saving shifts, jitter), out to the quarter hour (so hourly cycles, or one a
-minute, profile a new slice at most twice a quarter hour; each model's quarter hours are
-offset by a stable 0-14 minutes, grid_phase, so a fleet's re-profiles spread over the
-quarter hour rather than land in one sweep) and read round midnight; a slice
-under `min_samples` rows leaves the whole reference to judge. Pure: the times are passed in.
+(daylight-saving shifts, jitter), out to the quarter hour (so a cycle a minute profiles a
+new slice once a quarter hour; each model's quarter hours are offset by a stable 0-14
+minutes, grid_phase, so a fleet's re-profiles spread over the quarter hour rather than land
+in one sweep) and read round midnight; a slice under `min_samples` rows leaves the whole
+reference to judge. Pure: the times are passed in.
 
 The rows a slice is cut from are a sample of the reference kept once (DayRows): at most
 ROWS_PER_QUARTER_HOUR in each quarter hour of the day, evenly spaced in time within it (the
@@ -39,9 +39,9 @@ DAY = 24 * HOUR
 WIDEN = HOUR  # each side of the window
 GRID = 900.0  # span bounds on the quarter hour
 # Reference rows kept per quarter hour of the day: a 30-minute window's slice (2.75 h) is cut
-# from 4,400 of them, a window of no length's (2 h at least) from 3,200; 38,400 a day in all.
+# from 4,400 of them, a window of no length's (2.25 h) from 3,600; 38,400 a day in all.
 ROWS_PER_QUARTER_HOUR = 400
-NARROWEST_SLICE = 8  # quarter hours in the narrowest slice: a window of no length, widened
+NARROWEST_SLICE = 9  # quarter hours in the narrowest slice: a window of no length (window_span)
 FLOAT32_ERROR = 1e-5  # numeric rows kept in float32 when no value moves more than this many sd
 
 
@@ -72,10 +72,16 @@ def _clock(second: int) -> str:
 def window_span(start: float, end: float, widen: float = WIDEN, phase: float = 0.0) -> DaySpan | None:
     """The times of day the window [start, end] covers, widened by `widen` each side and out
     to the quarter hour (a grid shifted by `phase` seconds); None for a window of a day or
-    more (or one widened to all of it): every time of day is then like-for-like."""
+    more (or one widened to all of it): every time of day is then like-for-like.
+
+    The span ends on the first quarter hour after the widened end and is as many quarter
+    hours long as the widened window, plus one (so it holds its start): it moves only when
+    the end crosses the grid. Start and end taken apart crossed it a minute apart, and a
+    cycle a minute re-profiled its slice twice a quarter hour."""
     if end - start >= DAY:
         return None
-    lo, hi = math.floor((start - widen - phase) / GRID), math.ceil((end + widen - phase) / GRID)
+    hi = math.floor((end + widen - phase) / GRID) + 1
+    lo = hi - math.ceil((end - start + 2 * widen) / GRID) - 1
     if (hi - lo) * GRID >= DAY:
         return None
     return DaySpan(int((lo * GRID + phase) % DAY), int((hi - lo) * GRID))

@@ -27,8 +27,12 @@ def at(hh: float) -> float:
 
 
 def test_a_window_meets_its_hours_widened_by_one_each_side_out_to_the_quarter_hour():
-    assert window_span(at(14), at(14.5)).label == "13:00-15:30 UTC"
+    # to the quarter hour after its widened end, and as long whatever its place on the grid:
+    # the span moves once as the window crosses a quarter hour, not at its start and its end
+    assert window_span(at(14), at(14.5)).label == "13:00-15:45 UTC"
     assert window_span(at(14.1), at(14.6)).label == "13:00-15:45 UTC"
+    assert window_span(at(14) + 14 * 60, at(14.5) + 14 * 60).label == "13:00-15:45 UTC"
+    assert window_span(at(14) + 15 * 60, at(14.5) + 15 * 60).label == "13:15-16:00 UTC"
 
 
 def test_each_model_has_its_own_stable_quarter_hour_grid_still_holding_the_widened_window():
@@ -73,7 +77,7 @@ def test_a_traffic_mix_that_follows_the_hour_warns_only_when_its_share_moves_at_
     now = np.arange(at(1), at(1.5), 1.0)  # ios near 89 % then, 50 % over the day
     rows = keep_rows(reference, times, SPECS, 400)  # 450 rows a quarter hour, 400 kept
     sliced, n = profile_hours(rows, SPECS, window_span(at(1), at(1.5)), 100)
-    assert sliced.rows == "00:00-02:30 UTC" and n == 4000
+    assert sliced.rows == "00:00-02:45 UTC" and n == 4400
     assert judge(whole, devices(now, rng), 1.5)  # without the slice: warned
     assert judge(sliced, devices(now, rng), 1.5) == []
     assert judge(sliced, devices(now, rng, moved=-0.2), 1.5)  # a real move at that hour is still warned
@@ -81,14 +85,14 @@ def test_a_traffic_mix_that_follows_the_hour_warns_only_when_its_share_moves_at_
 
 def test_a_slice_under_min_samples_leaves_the_whole_reference_saying_why():
     rng = np.random.default_rng(4)
-    times = np.arange(D0 - DAY, D0, 600.0)  # 15 rows in a 2.5 h span
+    times = np.arange(D0 - DAY, D0, 600.0)  # 17 rows in a 2.75 h span
     reference = devices(times, rng)
     span = window_span(at(6.5), at(7))
     sliced, n = profile_hours(keep_rows(reference, times, SPECS, 400), SPECS, span, 100)
-    assert sliced is None and n == 15
+    assert sliced is None and n == 17
     whole = profile_reference(reference, SPECS)
     said = whole_reference_because(whole, span, n, 100)
-    assert said.rows == "whole reference: its 05:30-08:00 UTC rows are 15, fewer than min_samples 100"
+    assert said.rows == "whole reference: its 05:30-08:15 UTC rows are 17, fewer than min_samples 100"
     assert said.columns is whole.columns and whole.rows == ""
 
 
