@@ -12,6 +12,7 @@ from detectors.drift.time_of_day import (
     model_span,
     profile_hours,
     quarter_hour_sample,
+    rows_per_quarter_hour,
     whole_reference_because,
     window_span,
 )
@@ -125,3 +126,13 @@ def test_at_most_the_cap_is_kept_each_quarter_hour_evenly_spaced_in_time():
     first = kept[(kept >= D0 - DAY + 120) & (kept < D0 - DAY + 1020)]  # one quarter hour of one day
     assert len(first) == 200 and set(np.diff(first)) <= {4.0, 5.0}  # 1,800 / 400: every 4.5 s
     assert np.array_equal(keep, quarter_hour_sample(times, 400, phase=120))
+
+
+def test_a_min_samples_above_what_the_cap_keeps_raises_the_cap_rather_than_drop_the_slice():
+    rng = np.random.default_rng(6)
+    times = np.arange(D0 - DAY, D0, 1.0)  # 900 rows a quarter hour; a 2.75 h slice: 9,900
+    reference = devices(times, rng)
+    span = window_span(at(1), at(1.5))
+    assert rows_per_quarter_hour(100) == 400 and rows_per_quarter_hour(5000) == 556
+    sliced, n = profile_hours(keep_rows(reference, times, SPECS, rows_per_quarter_hour(5000)), SPECS, span, 5000)
+    assert sliced is not None and n == 11 * 556
