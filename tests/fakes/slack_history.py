@@ -18,8 +18,14 @@ invalid_ts_oldest, thread_not_found, invalid_limit).
   shape Slack's own cursors decode to); `metadata` only with `include_all_metadata`.
 - replies: the thread's parent first, then its replies oldest first, same range and
   cursor rules; `thread_not_found` when `ts` is not a message of the channel.
-- list: channels (`types` public_channel only here), `exclude_archived`, limit
+- list: channels of the `types` asked (default public_channel; private_channel lists the
+  private channels the bot is in, with groups:read; without it they are left out
+  [assumed: the docs do not say whether Slack refuses or omits]), `exclude_archived`, limit
   default 100, at most 1000, cursor "dGVhbTo..."-style (base64 of "team:<id>").
+- info (docs.slack.dev/reference/methods/conversations.info: `channel` is a conversation
+  ID; scopes channels:read / groups:read; Tier 3): `{"ok": true, "channel": {...}}` with
+  `id`, `name`, `is_channel`, `is_group`, `is_im`, `is_private`, `is_archived`,
+  `is_member`, as in the method's example; errors channel_not_found, missing_scope.
 
 Choices the docs leave open, marked so: a limit over the maximum is capped rather than
 refused [assumed]; booleans accept true/false/1/0 as slack-sdk sends them [observed:
@@ -134,15 +140,22 @@ def channel_list(channels: dict[str, dict[str, Any]], params: dict[str, Any]) ->
         raise ApiError("invalid_types")
     limit = _limit(params, LIST_LIMIT)
     start = _cursor(params, "team:")
-    rows = [{"id": cid, "name": c["name"], "is_channel": True, "is_private": False, "is_archived": c["archived"],
-             "is_member": c["member"]}
-            for cid, c in sorted(channels.items()) if "public_channel" in types
-            and not (c["archived"] and flag(params, "exclude_archived"))]
+    rows = [channel_object(cid, c) for cid, c in sorted(channels.items())
+            if ("private_channel" in types and c.get("private") and c["member"])
+            or ("public_channel" in types and not c.get("private"))]
+    rows = [r for r in rows if not (r["is_archived"] and flag(params, "exclude_archived"))]
     if start is not None:
         rows = [r for r in rows if r["id"] >= start]
     page, rest = rows[:limit], rows[limit:]
     return {"ok": True, "channels": page,
             "response_metadata": {"next_cursor": _next_cursor("team:", rest[0]["id"]) if rest else ""}}
+
+
+def channel_object(cid: str, c: dict[str, Any]) -> dict[str, Any]:
+    """A channel as conversations.list and conversations.info describe it."""
+    return {"id": cid, "name": c["name"], "is_channel": True, "is_group": False, "is_im": False,
+            "is_private": bool(c.get("private")), "is_archived": c["archived"], "is_member": c["member"],
+            "name_normalized": c["name"]}
 
 
 def metadata(raw: Any) -> dict[str, Any] | None:

@@ -7,9 +7,20 @@
   "account_inactive", method="auth.test")` makes the token's other rejections.
   A post's `metadata` ({"event_type", "event_payload"}) is kept with the message.
 - GET (query string) or POST: /api/conversations.history, /api/conversations.replies,
-  /api/conversations.list, following Slack's documented contract (tests/fakes/slack_history.py
-  says what and where from): newest first, oldest/latest/inclusive, limit, cursor
-  pagination, `metadata` only with include_all_metadata; a channel ID, never a name.
+  /api/conversations.list, /api/conversations.info, following Slack's documented contract
+  (tests/fakes/slack_history.py says what and where from): newest first,
+  oldest/latest/inclusive, limit, cursor pagination, `metadata` only with
+  include_all_metadata; a channel ID, never a name. conversations.info answers a public
+  channel the bot is not in (`is_member: false`) and an archived one (`is_archived: true`);
+  a private channel (`add_channel(..., private=True)`) only to a member, else
+  `channel_not_found`, as Slack hides it; its scope is channels:read for a public channel,
+  groups:read for a private one.
+- Channel membership, as chat.postMessage meets it (docs: the chat:write.public scope "send
+  messages to channels your Slack app isn't a member of"): a public channel the bot is not
+  in answers `not_in_channel` unless the token has chat:write.public; a private one
+  `channel_not_found`.
+- Every answer to a known token carries `X-OAuth-Scopes: <scope>, <scope>` (Slack's
+  "working with scopes": the token's scopes in a header of every Web API response).
 - `Authorization: Bearer <token>` (or a `token` form field): `not_authed` without one,
   `invalid_auth` for a wrong one, `missing_scope` (with `needed`/`provided`) without the
   method's scope (chat:write; channels:history; channels:read).
@@ -241,6 +252,7 @@ class FakeSlack:
             "conversations.history": (50 / 60, read_burst),  # Tier 3
             "conversations.replies": (50 / 60, read_burst),  # Tier 3
             "conversations.list": (20 / 60, read_burst),  # Tier 2
+            "conversations.info": (50 / 60, read_burst),  # Tier 3
             "usergroups.users.list": (20 / 60, read_burst),  # Tier 2
         }
         self._clock = clock
@@ -282,10 +294,11 @@ class FakeSlack:
         return f"http://127.0.0.1:{self.port}/api/"
 
     # ------------------------------------------------------------------ test controls
-    def add_channel(self, name: str, *, member: bool = True, archived: bool = False) -> str:
+    def add_channel(self, name: str, *, member: bool = True, archived: bool = False, private: bool = False) -> str:
         with self._lock:
             cid = f"C0{len(self._channels) + 1:08d}"
-            self._channels[cid] = {"name": name.lstrip("#"), "member": member, "archived": archived}
+            self._channels[cid] = {"name": name.lstrip("#"), "member": member, "archived": archived,
+                                   "private": private}
             return cid
 
     def channel_id(self, name: str) -> str:
@@ -418,6 +431,21 @@ class FakeSlack:
         except slack_history.ApiError as e:
             return 200, {}, {"ok": False, "error": e.error}
 
+    def _info(self, params: dict[str, Any]) -> tuple[int, dict[str, str], dict[str, Any]]:
+        """conversations.info: an ID only; a private channel only to a member; the scope by its type."""
+        limited = self._rate_limited("conversations.info", "")
+        if limited is not None:
+            return limited
+        cid = self._resolve(params.get("channel"), ids_only=True)
+        chan = self._channels.get(cid or "")
+        if chan is None or (chan["private"] and not chan["member"]):
+            return 200, {}, {"ok": False, "error": "channel_not_found"}
+        needed = "groups:read" if chan["private"] else "channels:read"
+        if needed not in self.scopes:
+            return 200, {}, {"ok": False, "error": "missing_scope", "needed": needed,
+                             "provided": ",".join(sorted(self.scopes))}
+        return 200, {}, {"ok": True, "channel": slack_history.channel_object(cid or "", chan)}
+
     def _usergroup_users(self, params: dict[str, Any]) -> tuple[int, dict[str, str], dict[str, Any]]:
         limited = self._rate_limited("usergroups.users.list", "")
         if limited is not None:
@@ -465,6 +493,8 @@ class FakeSlack:
 
         with self._lock:
             status, extra_headers, body = self._dispatch(method, headers, params)
+            if body.get("error") not in ("not_authed", "invalid_auth") and status == 200:
+                extra_headers = {**extra_headers, "X-OAuth-Scopes": ", ".join(sorted(self.scopes))}
             if body.get("ok") and warnings:
                 body["warning"] = ",".join(warnings)
                 body["response_metadata"] = {"warnings": warnings}
@@ -497,10 +527,15 @@ class FakeSlack:
                              "bot_id": "B0FAKE0001", "is_enterprise_install": False}
         if method not in _SCOPES:
             return 200, {}, {"ok": False, "error": "unknown_method"}
+        if method == "conversations.info":  # its scope depends on the channel's type
+            return self._info(params)
         if _SCOPES[method] not in self.scopes:
             return 200, {}, {"ok": False, "error": "missing_scope", "needed": _SCOPES[method],
                              "provided": ",".join(sorted(self.scopes))}
         if method == "conversations.list":
+            if "groups:read" not in self.scopes:  # [assumed]: private channels left out, not refused
+                params = {**params, "types": ",".join(t for t in str(params.get("types") or "public_channel")
+                                                       .split(",") if t.strip() != "private_channel")}
             return self._read(method, "", params)
         if method == "usergroups.users.list":
             return self._usergroup_users(params)
@@ -510,9 +545,12 @@ class FakeSlack:
         if cid is None:
             return 200, {}, {"ok": False, "error": "channel_not_found"}
         chan = self._channels[cid]
+        if chan["private"] and not chan["member"]:  # hidden from a bot that is not in it
+            return 200, {}, {"ok": False, "error": "channel_not_found"}
         if chan["archived"] and method.startswith("chat."):
             return 200, {}, {"ok": False, "error": "is_archived"}
-        if not chan["member"]:  # a bot token reads and writes only where the bot is a member
+        public_post = method == "chat.postMessage" and "chat:write.public" in self.scopes
+        if not chan["member"] and not public_post:  # a bot token reads and writes only where it is a member
             return 200, {}, {"ok": False, "error": "not_in_channel"}
         if method.startswith("conversations."):
             return self._read(method, cid, params)
@@ -568,7 +606,8 @@ class FakeSlack:
 _SCOPES = {  # the scope each method needs of a bot token (public channels)
     "chat.postMessage": "chat:write", "chat.update": "chat:write",
     "conversations.history": "channels:history", "conversations.replies": "channels:history",
-    "conversations.list": "channels:read", "usergroups.users.list": "usergroups:read",
+    "conversations.list": "channels:read", "conversations.info": "channels:read",  # (info: by the channel's type)
+    "usergroups.users.list": "usergroups:read",
 }
 _FORM_ONLY = {"usergroups.users.list"}  # Slack reads no JSON body for these
 
