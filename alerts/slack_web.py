@@ -32,6 +32,11 @@ AUTH_ERRORS = frozenset({"invalid_auth", "not_authed", "token_revoked", "token_e
 # A message refused for the token is tried again this often, not on the outbox's back-off (up to an
 # hour): a person fixes the token at any moment, and what waited goes out minutes after.
 AUTH_RETRY_S = 300.0
+# The start-up check (`vigil check-config`, the daemon's start) waits at most this long for Slack,
+# whatever `slack.timeout_s` says: Slack answers auth.test in well under a second, so a longer wait
+# only says Slack is unreachable, which the warning says anyway, while a person at `check-config`
+# sat out the whole timeout (60 s with `timeout_s: 60`). Messages keep `slack.timeout_s`.
+START_CHECK_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -45,9 +50,10 @@ class TokenCheck:
 
 
 def check_token(token: str, base_url: str, timeout_s: float) -> TokenCheck:
-    """Ask Slack's `auth.test` once (no retry: at start a slow Slack must not hold anything up)."""
+    """Ask Slack's `auth.test` once (no retry: at start a slow Slack must not hold anything up),
+    waiting at most `START_CHECK_S` (or `timeout_s`, when shorter)."""
     client = WebClient(token=token, base_url=base_url if base_url.endswith("/") else base_url + "/",
-                       timeout=max(1, round(timeout_s)), retry_handlers=[])
+                       timeout=max(1, round(min(timeout_s, START_CHECK_S))), retry_handlers=[])
     try:
         resp = client.auth_test()
     except SlackApiError as e:

@@ -20,7 +20,7 @@ from tests.helpers_vigil import make_vigil
 TOKEN = "xoxb-right-token"
 
 
-def _write(tmp_path: Path, base_url: str) -> Path:
+def _write(tmp_path: Path, base_url: str, timeout_s: float = 3) -> Path:
     f = tmp_path / "vigil.yaml"
     f.write_text(f"""store: {{url: "sqlite:///{tmp_path / 'vigil.db'}"}}
 spool: {{directory: spool}}
@@ -29,7 +29,7 @@ sources:
   mlflow: {{tracking_uri: "http://127.0.0.1:9"}}
 slack:
   base_url: "{base_url}"
-  timeout_s: 3
+  timeout_s: {timeout_s}
   bot_token: ${{VIGIL_TEST_SLACK_TOKEN}}
 models:
   - name: recommender
@@ -79,25 +79,46 @@ def test_check_config_offline_does_not_ask_slack(tmp_path, monkeypatch):
         assert slack.calls() == []
 
 
+def run_briefly(config_path: Path, caplog, cycles: bool) -> tuple[list[str], bool, list[int]]:
+    """`vigil run` (cycles) or `vigil serve` (none) on `config_path` until its first error line (10 s
+    at most) and 0.3 s more: its warning and error lines, whether it was still running, its exit code."""
+    vigil = make_vigil(load_config(config_path), notifiers=None)
+    stop, result = threading.Event(), []
+    worker = threading.Thread(target=lambda: result.append(run_daemon(
+        vigil.config, serve_api=False, vigil=vigil, stop=stop, config_path=str(config_path), cycles=cycles)),
+        daemon=True)
+    with caplog.at_level(logging.INFO, logger="vigil"):
+        worker.start()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not [r for r in caplog.records if r.levelno == logging.ERROR]:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        alive = worker.is_alive()
+        stop.set()
+        worker.join(timeout=15)
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING], alive, result
+
+
 def test_the_daemon_logs_a_rejected_token_as_an_error_and_runs_on(tmp_path, caplog, monkeypatch):
     monkeypatch.setenv("VIGIL_TEST_SLACK_TOKEN", "xoxb-wrong-secret-123")
     with FakeSlack(token=TOKEN) as slack:
-        f = _write(tmp_path, slack.base_url)
-        vigil = make_vigil(load_config(f), notifiers=None)
-        stop, result = threading.Event(), []
-        worker = threading.Thread(target=lambda: result.append(
-            run_daemon(vigil.config, serve_api=False, vigil=vigil, stop=stop, config_path=str(f))), daemon=True)
-        with caplog.at_level(logging.INFO, logger="vigil"):
-            worker.start()
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline and not [r for r in caplog.records if r.levelno == logging.ERROR]:
-                time.sleep(0.05)
-            time.sleep(0.3)
-            alive = worker.is_alive()
-            stop.set()
-            worker.join(timeout=15)
+        lines, alive, result = run_briefly(_write(tmp_path, slack.base_url), caplog, cycles=True)
         assert slack.calls("auth.test")
-    [error] = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    [error] = [x for x in lines if "auth.test" in x]
     assert "$VIGIL_TEST_SLACK_TOKEN (slack.bot_token): Slack's auth.test answered invalid_auth" in error
     assert alive and result == [0], "the daemon runs on, and stops as asked"
     assert "xoxb-wrong-secret-123" not in caplog.text
+
+
+def test_a_slack_that_never_answers_holds_check_config_only_a_few_seconds(tmp_path, capsys, monkeypatch,
+                                                                           silent_server):
+    """slack.timeout_s is 60 here: the start-up check waits at most its own cap, then warns."""
+    monkeypatch.setenv("VIGIL_TEST_SLACK_TOKEN", TOKEN)
+    f = _write(tmp_path, silent_server.url + "/api/", timeout_s=60)
+    t0 = time.monotonic()
+    code = main(["check-config", str(f)])
+    took = time.monotonic() - t0
+    err = capsys.readouterr().err
+    assert code == 0 and "could not check the token" in err, err
+    assert took < 10, f"check-config waited {took:.1f} s for a Slack that never answers"
+
