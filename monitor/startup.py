@@ -3,7 +3,7 @@ Vigil needs (else it refuses, naming the command to run), the store is its own (
 single-daemon lock, or a replica's membership on PostgreSQL), and one line an operator reads
 first — where the API listens, which store (password masked), which notifiers are live —
 with a loud warning when Slack is off and messages only go to a file, and an error when Slack
-rejects the bot token (asked beside the start, monitor/slack_check.py)."""
+rejects the bot token (asked beside the start of `vigil run` and `vigil serve`, monitor/slack_check.py)."""
 from __future__ import annotations
 
 import logging
@@ -39,6 +39,8 @@ def prepare(vigil: Vigil, config_path: str | None, cycles: bool) -> Runtime:
             check_slack_in_background(vigil.config, config_path)  # logged, never a refusal
         else:
             hold_no_lease(vigil)
+            # `vigil serve` answers Slack's buttons with the same token: a wrong one shows at start too.
+            check_slack_in_background(vigil.config, config_path)
         return runtime
     except BaseException:
         vigil.close()

@@ -122,3 +122,13 @@ def test_a_slack_that_never_answers_holds_check_config_only_a_few_seconds(tmp_pa
     assert code == 0 and "could not check the token" in err, err
     assert took < 10, f"check-config waited {took:.1f} s for a Slack that never answers"
 
+
+def test_vigil_serve_logs_a_rejected_token_and_runs_on(tmp_path, caplog, monkeypatch):
+    monkeypatch.setenv("VIGIL_TEST_SLACK_TOKEN", "xoxb-wrong-secret-123")
+    with FakeSlack(token=TOKEN) as slack:
+        lines, alive, result = run_briefly(_write(tmp_path, slack.base_url), caplog, cycles=False)
+        assert slack.calls("auth.test")
+    assert any("$VIGIL_TEST_SLACK_TOKEN (slack.bot_token): Slack's auth.test answered invalid_auth" in x
+               for x in lines), lines
+    assert alive and result == [0], "vigil serve runs on"
+    assert "xoxb-wrong-secret-123" not in caplog.text
