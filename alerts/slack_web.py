@@ -25,6 +25,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.webhook import WebhookClient
 
 from alerts.slack_authz import GroupLookupFailed
+from alerts.slack_channels import scopes_of
 
 log = logging.getLogger("vigil.alerts.slack")
 # Slack's answers that say the token itself is wrong: no retry makes it right.
@@ -42,11 +43,13 @@ START_CHECK_S = 5.0
 @dataclass(frozen=True)
 class TokenCheck:
     """`auth.test`'s verdict: `rejected` is Slack's error for a token it refused; `unsure` says
-    why Slack could not tell (down, rate limited, another error); `who` names the bot when taken."""
+    why Slack could not tell (down, rate limited, another error); `who` names the bot when taken;
+    `scopes` are the token's (Slack's `X-OAuth-Scopes` header), None when Slack did not say."""
 
     rejected: str | None = None
     unsure: str | None = None
     who: str = ""
+    scopes: frozenset[str] | None = None
 
 
 def check_token(token: str, base_url: str, timeout_s: float) -> TokenCheck:
@@ -65,7 +68,8 @@ def check_token(token: str, base_url: str, timeout_s: float) -> TokenCheck:
     except (SlackClientError, URLError, TimeoutError, OSError) as e:
         return TokenCheck(unsure=f"Slack unreachable ({type(e).__name__}: {e})")
     return TokenCheck(who=f"bot {resp.get('user') or '?'} ({resp.get('bot_id') or 'no bot_id'}) "
-                          f"in workspace {resp.get('team') or '?'} ({resp.get('team_id') or '?'})")
+                          f"in workspace {resp.get('team') or '?'} ({resp.get('team_id') or '?'})",
+                      scopes=scopes_of(resp.headers or {}))
 
 
 def group_fetcher(client: WebClient | None) -> Callable[[str], list[str]]:

@@ -9,7 +9,9 @@ of an unset variable is that variable's (a file named by it is not read). It use
 run to find the unset variables and another for the token files and the key.
 
 Unless `--offline`, the Slack bot token is shown to Slack (`auth.test`): one it rejects is an
-error naming the variable it comes from, a Slack that cannot answer a warning (monitor/slack_check.py).
+error naming the variable it comes from, a Slack that cannot answer a warning; then each channel
+messages go to: one chat.postMessage would refuse is an error at its field's line, one Slack's
+scopes do not let Vigil check a warning naming the scope (monitor/slack_check.py).
 """
 from __future__ import annotations
 
@@ -25,8 +27,7 @@ from pydantic import BaseModel, ValidationError
 from monitor.config import ApiConfig, ConfigError, VigilConfig, load_config
 from monitor.config_errors import ConfigIssue, line_of
 from monitor.config_yaml import read_yaml
-from monitor.slack_check import KEY as SLACK_KEY
-from monitor.slack_check import slack_token_problem
+from monitor.slack_check import slack_problems
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -98,9 +99,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     from monitor.identities import file_tokens
 
     cfg, issues = checked(args.config)
-    slack = None if cfg is None or args.offline else slack_token_problem(cfg, args.config)
-    if slack is not None and slack[0] == "error":  # at the token's line, among the file's errors
-        issues.append(ConfigIssue("", slack[1], line_of(SLACK_KEY, read_yaml(Path(args.config)).lines)))
+    slack = [] if cfg is None or args.offline else slack_problems(cfg, args.config)
+    lines = read_yaml(Path(args.config)).lines if slack else {}
+    issues += [ConfigIssue(p.path, p.message, line_of(p.loc, lines))  # at their lines, among the file's errors
+               for p in slack if p.level == "error"]
     if cfg is None or issues:
         print(str(ConfigError(issues, args.config)), file=sys.stderr)
         return 1
@@ -117,8 +119,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     links += button_warnings(cfg.slack.bot_token, cfg.slack.signing_secret,
                              api.public_url or f"http://{api.host}:{api.port}")
     lines = read_yaml(Path(args.config)).lines  # (read and parsed a moment ago)
-    links += [slack[1]] if slack is not None else []
-    for loc, warning in [*(((), w) for w in links), *query_warnings(cfg), *canary_warnings(cfg), *secret_warnings(cfg),
+    for loc, warning in [*(((), w) for w in links), *((p.loc, p.text()) for p in slack), *query_warnings(cfg),
+                          *canary_warnings(cfg), *secret_warnings(cfg),
                           *scope_warnings(cfg, file_tokens(cfg)),
                           *ignore_warnings_warnings(cfg.sources.prometheus.ignore_warnings)]:
         line = line_of(loc, lines) if loc else None  # a secret's key, as an error names its line

@@ -40,7 +40,7 @@ def prepare(vigil: Vigil, config_path: str | None, cycles: bool) -> Runtime:
         else:
             hold_no_lease(vigil)
             # `vigil serve` answers Slack's buttons with the same token: a wrong one shows at start too.
-            check_slack_in_background(vigil.config, config_path)
+            check_slack_in_background(vigil.config, config_path, channels=False)
         return runtime
     except BaseException:
         vigil.close()

@@ -56,7 +56,8 @@ def test_check_config_passes_a_token_slack_takes(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("VIGIL_TEST_SLACK_TOKEN", TOKEN)
     with FakeSlack(token=TOKEN) as slack:
         assert main(["check-config", str(_write(tmp_path, slack.base_url))]) == 0
-        assert [(c.method, c.error) for c in slack.calls()] == [("auth.test", None)]
+        assert [(c.method, c.error) for c in slack.calls()] == [("auth.test", None), ("conversations.list", None)], \
+            "then the channels (tests/integration/test_slack_channels_at_start.py)"
     assert "auth.test" not in capsys.readouterr().err
 
 
