@@ -9,7 +9,8 @@ incident (`vigil check-config`, `vigil run`'s start), as chat.postMessage would 
 - the channel object: archived -> `is_archived`; a private channel the bot is not in ->
   `channel_not_found`; a public one -> `not_in_channel` unless the token has
   chat:write.public (Slack: "send messages to channels your Slack app isn't a member of"),
-  known from auth.test's `X-OAuth-Scopes` header; without that header Vigil cannot tell.
+  known from auth.test's `X-OAuth-Scopes` header; without that header Vigil cannot tell;
+- a user ID (U…, W…): chat.postMessage's direct message with that person; not asked.
 
 A check Slack does not allow (`missing_scope`, with the scope it `needed`), a 429 or a Slack
 that cannot be reached says "cannot tell", never "wrong". Every call shares one deadline.
@@ -27,7 +28,10 @@ from urllib.error import URLError
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-CHANNEL_ID = re.compile(r"[CG][A-Z0-9]{6,}")
+CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{6,}")
+# chat.postMessage takes a user ID as `channel` too: the app's direct message with that person,
+# which needs no membership; nothing to ask.
+USER_ID = re.compile(r"[UW][A-Z0-9]{6,}")
 LIST_PAGE = 1000  # conversations.list's largest page
 MAX_PAGES = 10
 _NEEDS_GROUPS_READ = "add the scope groups:read so Vigil can see it (a bot lists only the private channels it is in)"
@@ -78,6 +82,8 @@ class ChannelChecker:
         self._unlisted: str | None = None  # why the channel list could not be read
 
     def check(self, channel: str) -> ChannelCheck:
+        if USER_ID.fullmatch(channel):
+            return ChannelCheck()
         try:
             if CHANNEL_ID.fullmatch(channel):
                 return self._by_id(channel)

@@ -113,3 +113,22 @@ def test_the_daemon_logs_a_channel_it_cannot_post_to_and_runs_on(tmp_path, caplo
     errors = [x for x in lines if "channel_not_found" in x]
     assert errors and "models[1](recommender).owner_channel: '#recsys-alert'" in errors[0], lines
     assert alive and result == [0]
+
+
+def test_a_rate_limited_or_stalled_channel_check_only_warns(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("VIGIL_TEST_SLACK_TOKEN", TOKEN)
+    with FakeSlack(token=TOKEN, scopes=SCOPES) as slack:
+        slack.force(429, method="conversations.list", retry_after=30)
+        code, err = _check(tmp_path, capsys, slack, "#recsys-alert")
+    assert code == 0, err
+    assert "models[0](fraud).owner_channel: '#recsys-alerts': could not check the channel" in err, err
+    assert "HTTP 429 ratelimited" in err
+
+
+def test_a_user_id_is_a_direct_message_and_is_not_asked_about(tmp_path, capsys, monkeypatch):
+    """chat.postMessage takes a user ID (U…/W…) as `channel`: the app's direct message with them."""
+    monkeypatch.setenv("VIGIL_TEST_SLACK_TOKEN", TOKEN)
+    with FakeSlack(token=TOKEN, scopes=SCOPES) as slack:
+        code, err = _check(tmp_path, capsys, slack, "U0123ABCD")
+        assert not slack.calls("conversations.info")
+    assert code == 0 and "U0123ABCD" not in err, err
