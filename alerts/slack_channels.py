@@ -107,7 +107,10 @@ class ChannelChecker:
                 raise _MissingScope(str(body.get("needed") or "?")) from None
             if status == 200 and body.get("error") == "channel_not_found":
                 raise
-            raise _CannotTell(f"{method}: Slack answered HTTP {status} {body.get('error')}") from None
+            why = f"{method}: Slack answered HTTP {status} {body.get('error')}"
+            if status == 429:  # asking on would only be refused again: the rest are not asked
+                self._down = why
+            raise _CannotTell(why) from None
         except (SlackClientError, URLError, TimeoutError, OSError) as e:
             self._down = f"Slack unreachable ({type(e).__name__})"
             raise _CannotTell(self._down) from None

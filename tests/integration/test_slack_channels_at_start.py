@@ -132,3 +132,13 @@ def test_a_user_id_is_a_direct_message_and_is_not_asked_about(tmp_path, capsys, 
         code, err = _check(tmp_path, capsys, slack, "U0123ABCD")
         assert not slack.calls("conversations.info")
     assert code == 0 and "U0123ABCD" not in err, err
+
+
+def test_after_a_429_the_other_channels_are_not_asked(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("VIGIL_TEST_SLACK_TOKEN", TOKEN)
+    with FakeSlack(token=TOKEN, scopes=SCOPES) as slack:
+        a, b = slack.channel_id("recsys-alerts"), slack.add_channel("ml-oncall")
+        slack.force(429, count=5, method="conversations.info", retry_after=30)
+        code, err = _check(tmp_path, capsys, slack, a, oncall=b)
+        assert len(slack.calls("conversations.info")) == 1, "one refusal is enough"
+    assert code == 0 and err.count("HTTP 429 ratelimited") == 2, err
