@@ -8,6 +8,7 @@ from typing import Any
 from alerts.lifecycle import IncidentStatus
 from alerts.rollback import AUTOMATIC, ActionStatus
 from correlators.deploy_advice import NO_DATA_CHECK
+from correlators.no_data import QUERY_CHECK
 from detectors.records import json_safe
 
 
@@ -115,14 +116,16 @@ def suggested_action(causes: list[dict[str, Any]], actions: list[dict[str, Any]]
         return "Scale out or shed load (cap concurrency / batch size); the model itself did not change."
     if kind == "upstream_drift":
         return "Check the upstream feature pipeline and data sources for the drifted features; no rollback needed."
+    if kind == "no_data":  # no deploy explains it: nothing to roll back
+        return f"{QUERY_CHECK} No rollback: data missing from the start is no version's doing."
     if kind == "service":
         return f"Look at {top.get('entity')} first: " + str(top.get("explanation", ""))[:300]
     return "Investigate the top cause."
 
 
 def _deploy_advice(ev: dict[str, Any], model: str) -> str:
-    # Its only symptoms are queries matching nothing: the query, more often than the version.
-    check = f"{NO_DATA_CHECK} If the series stopped with the deploy, r" if ev.get("only_no_data") else "R"
+    # Its only symptoms are series that stopped after it: the version may no longer export them.
+    check = f"{NO_DATA_CHECK} If the deploy dropped them, r" if ev.get("only_no_data") else "R"
     if prev := ev.get("previous_version"):
         why = "" if ev.get("only_no_data") else " if the deploy is the cause"
         return f"{check}oll back to v{prev} (button below, or POST /v1/models/{model}/rollback){why}."

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from correlators.deploy_advice import deploy_advice
 from correlators.deploy_advice import fmt_time as _fmt_time
 from correlators.incident import Cause, CauseKind, Incident
+from correlators.no_data import explained_by, gap_causes, stopped_words
 from correlators.story import first_wrong
 from correlators.story import merge_findings as merge_findings  # where callers have always found it
 from correlators.title import incident_title
@@ -79,7 +80,9 @@ def _deploy_cause(d: DeployEvent, findings: list[Finding], onset: float, s: Corr
         score -= 0.25
         reasons.append("GPU saturation overlaps the serving symptoms and explains them better")
     score = min(1.0, max(0.0, score))
-    only_no_data = bool(findings) and kinds == {FindingKind.NO_DATA}
+    only_no_data = bool(findings) and kinds == {FindingKind.NO_DATA}  # series that stopped after it (no_data.py)
+    if only_no_data:
+        reasons.append(stopped_words(findings))
     advice = deploy_advice(d, replaced, replaced is not None and moves_forward(replaced), only_no_data)
     return Cause(
         kind=CauseKind.DEPLOY,
@@ -310,9 +313,10 @@ def build_incident(
     gpu_explains = bool(gpu and serving and not ({f.kind for f in findings} & _MODEL_SYMPTOMS))
 
     # Each deploy on the findings of its version (a challenger's drop is not the champion's)
-    # that began while it served (a fix forward's regression is not the version it replaced).
-    mine = {d.version: [f for f in of_version(findings, d.version) if f.onset < _replaced_at(d, deploys)]
-            for d in suspects}
+    # that began while it served (a fix forward's regression is not the version it replaced),
+    # its "no data" only where a series stopped after it (a wrong metric name is no version's).
+    mine = {d.version: [f for f in of_version(findings, d.version) if f.onset < _replaced_at(d, deploys)
+                        and explained_by(f, d, settings.onset_slack)] for d in suspects}
     causes: list[Cause] = [_deploy_cause(d, mine[d.version], onset, settings, gpu_explains,
                                          replaced=_replaced_by(d, deploys))
                            for d in suspects if any(f.kind in SYMPTOMS for f in mine[d.version])]
@@ -332,6 +336,7 @@ def build_incident(
     if canary:
         causes.append(_canary_cause(model, canary))
     causes.extend(extra_causes or [])
+    causes.extend(gap_causes(symptoms, suspects, causes, settings.onset_slack))
     # Ties go to a failed canary first: it is measured on the challenger's own traffic against
     # the champion's, so a champion deployed at the onset (0.9 too) must not be blamed, and
     # rolled back, for the challenger's share of the symptoms. Then to the more recent

@@ -15,8 +15,8 @@ def deploy_advice(d: DeployEvent, replaced: DeployEvent | None, replaced_forward
                   only_no_data: bool = False) -> str:
     """`replaced`: the move of the alias, not Vigil's rollback, that took `d`'s place since;
     `replaced_forward`: that move went to a newer version (a fix forward, not a revert);
-    `only_no_data`: the deploy's only symptoms are queries matching nothing (a misspelt metric
-    name reads so from the first cycle), which the query explains before the version does."""
+    `only_no_data`: the deploy's only symptoms are series that stopped after it
+    (correlators/no_data.py): the version may no longer export them, or their target went away."""
     prev = f"v{d.previous_version}" if d.previous_version else "an earlier version"
     if replaced is not None and not replaced_forward:  # a revert by hand: nothing left to roll back
         return (f"v{d.version} no longer serves: '{d.alias}' went back to v{replaced.version} at "
@@ -25,7 +25,7 @@ def deploy_advice(d: DeployEvent, replaced: DeployEvent | None, replaced_forward
         return (f"v{d.version} no longer serves: v{replaced.version} took '{d.alias}' at {fmt_time(replaced.at)}, "
                 f"after the symptoms began, and a rollback to {prev} now takes v{replaced.version} out. Judge "
                 f"v{replaced.version} on the signals since; roll back with to_version if it did not fix them.")
-    check = (f"{NO_DATA_CHECK} If the series stopped with this version" if only_no_data
+    check = (f"{NO_DATA_CHECK} If this version dropped them" if only_no_data
              else "If the symptoms started with this version")
     if d.previous_version is None:  # no version Vigil saw before it: no rollback target to name
         return (f"{check}, roll back with to_version naming the version '{d.alias}' should serve (Vigil has "
@@ -34,6 +34,6 @@ def deploy_advice(d: DeployEvent, replaced: DeployEvent | None, replaced_forward
     return f"{check}, roll '{d.alias}' back to {prev} and compare the versions' offline metrics before redeploying."
 
 
-# A query that matches nothing from the start is most often a wrong metric or label name.
-NO_DATA_CHECK = ("Its only symptoms are 'no data': check the queries first, as a misspelt metric or label name "
-                 "matches no series (run them in Prometheus).")
+# A deploy blamed for "no data" only: series it read until after it, none since.
+NO_DATA_CHECK = ("Its only symptoms are series that stopped after it: check whether this version still exports "
+                 "them (a metric renamed or removed with it) or their scrape target went away.")

@@ -14,6 +14,8 @@ class CauseKind(StrEnum):
     UPSTREAM_DRIFT = "upstream_drift"  # input data changed with no deploy to explain it
     SERVICE = "service"  # a service ranked by the multimodal root-cause analysis
     CANARY = "canary"  # a challenger version that failed against the champion
+    # signals that read no data with no deploy to explain it (a query matching nothing, a source down)
+    NO_DATA = "no_data"
     UNKNOWN = "unknown"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
+from correlators.no_data import STOPPED_AT, stopped_at
 from detectors.records import Finding, FindingKind
 
 FIRST_WRONG = "first_wrong_at"  # evidence of a signal's new episode: when its first one began
@@ -31,6 +32,10 @@ def merge_findings(earlier: list[Finding], latest: list[Finding], moves: Sequenc
             continue
         if FIRST_WRONG in old.evidence:
             f = replace(f, evidence={**f.evidence, FIRST_WRONG: old.evidence[FIRST_WRONG]})
+        if (gone := stopped_at(old)) is not None and stopped_at(f) is None:
+            # A series that stopped, read later as matching nothing (its last point left the query's
+            # range): still the series that stopped then, which a deploy before it may explain.
+            f = replace(f, evidence={**f.evidence, STOPPED_AT: gone})
         if old.onset < f.onset:
             # The same signal, still wrong: it started when it first went wrong, not when
             # the latest window happened to begin.
