@@ -18,8 +18,9 @@ Tiers (defaults from the field, all overridable in vigil.yaml):
   reference and never makes an incident more than a warning.
 
 The rollback guard allows an automatic rollback only for a critical incident whose top
-cause is a recent deploy of that model with enough confidence, and only inside the
-cool-down and daily cap; a dry run records what would have happened.
+cause is a recent deploy of that model with enough confidence and evidence other than
+missing data, and only inside the cool-down and daily cap; a dry run records what would
+have happened.
 """
 from __future__ import annotations
 
@@ -264,6 +265,9 @@ def check_rollback(
         return refuse("partial_read", f"read from a partial answer ({shown}): no automatic rollback on data a "
                                       "store may be missing (once it answers whole, if still critical); people may "
                                       "roll back")
+    if top.evidence.get("only_no_data"):  # correlators/no_data.py: series that stopped after the deploy
+        return refuse("no_data_only", "the deploy's only evidence is no data (series that stopped after it): no "
+                                      "automatic rollback on data Vigil cannot read; people may roll back")
     if top.score < guard.min_confidence:
         return refuse("confidence", f"cause confidence {top.score:.2f} < min_confidence {guard.min_confidence:.2f}")
     last = max(recent_rollbacks, default=None)
