@@ -14,7 +14,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from alerts import wording
+from alerts import evidence_words, wording
 from alerts.rollback import ActionStatus
 from alerts.wording import Wording
 from detectors.records import PARTIAL_WORDS, partial_read
@@ -124,7 +124,7 @@ def fmt_evidence(evidence: Mapping[str, Any] | None, w: Wording = DEFAULT_WORDIN
     if not evidence:
         return ""
     items = [(k, v) for k, v in evidence.items() if v is not None and v != "" and v != [] and v != {}]
-    shown = [f"{escape(wording.key_words(str(k)))}: "
+    shown = [f"{escape(evidence_words.key_words(str(k)))}: "
              f"{_clip_list(k, v, w)}" for k, v in items[:MAX_EVIDENCE_ITEMS]]
     more = f" · +{len(items) - MAX_EVIDENCE_ITEMS} more" if len(items) > MAX_EVIDENCE_ITEMS else ""
     return " · ".join(shown) + more
@@ -133,13 +133,14 @@ def fmt_evidence(evidence: Mapping[str, Any] | None, w: Wording = DEFAULT_WORDIN
 def _clip_list(key: str, value: Any, w: Wording) -> str:
     """Long lists are counted ("+2 more"); every value is clipped to what a reader takes in."""
     if isinstance(value, (list, tuple)) and len(value) > 3:
-        shown = wording.evidence_value(key, list(value[:3]), w)
+        shown = evidence_words.evidence_value(key, list(value[:3]), w)
         return escape(clip(shown, MAX_EVIDENCE_VALUE)) + f" +{len(value) - 3} more"
     if isinstance(value, Mapping) and "statistic" not in value:
         # A record of records (a GPU signal per device): one clause each, "; " between them.
-        parts = [f"{wording.key_words(str(k))}: {wording.evidence_value(str(k), v, w)}" for k, v in value.items()]
+        parts = [f"{evidence_words.key_words(str(k))}: {evidence_words.evidence_value(str(k), v, w)}"
+                 for k, v in value.items()]
         return escape(clip("; ".join(parts), MAX_EVIDENCE_VALUE * 3))
-    return escape(clip(wording.evidence_value(key, value, w), MAX_EVIDENCE_VALUE))
+    return escape(clip(evidence_words.evidence_value(key, value, w), MAX_EVIDENCE_VALUE))
 
 
 # --------------------------------------------------------------------------- pieces

@@ -15,14 +15,13 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from alerts.statistic_words import STATISTIC_WORDS, stat_words
+from alerts.statistic_words import stat_words
 from detectors.numbers import NONFINITE, nonfinite_text, percent_pair, told_apart
 
 # Statistics whose value is a share (0..1), shown as a percentage.
-_SHARES = {"missing_rate", "type_mismatch_share", "nonfinite_share", "out_of_range_share", "new_category_share",
+SHARES = {"missing_rate", "type_mismatch_share", "nonfinite_share", "out_of_range_share", "new_category_share",
            "fb_used_ratio", "kv_cache_ratio", "error_origin_rate"}
 
-_LEAD = ("mean", "value", "peak", "limit", "threshold", "from", "until")
 _TIME_KEYS = {"at", "onset", "from", "until", "breach_start", "saturated_from", "saturated_until"}
 
 
@@ -125,7 +124,7 @@ def in_unit(value: Any, unit: str) -> str:
 def stat_value(value: Any, statistic: str) -> str:
     """A statistic's value in its unit, read from its name (suffix _s, _ms, _pct, _ratio, a share)."""
     stat = (statistic or "").lower()
-    if stat in _SHARES or stat.endswith(("_ratio", "_fraction", "_share")):
+    if stat in SHARES or stat.endswith(("_ratio", "_fraction", "_share")):
         return percent(value, share=True)
     if stat.endswith(("_pct", "_percent")) or stat in ("pct", "percent"):
         return percent(value)
@@ -267,7 +266,7 @@ def value_pair(value: Any, threshold: Any, statistic: str) -> tuple[str, str]:
     if a != b or v is None or t is None or v == t:
         return a, b
     stat = (statistic or "").lower()
-    share = stat in _SHARES or stat.endswith(("_ratio", "_fraction", "_share"))
+    share = stat in SHARES or stat.endswith(("_ratio", "_fraction", "_share"))
     if not share and a != number(value):  # durations keep their unit's wording
         return a, b
     scale, suffix = (100.0, " %") if share else (1.0, "")
@@ -346,52 +345,3 @@ _SENTENCES = {
     "data_quality": _generic,
     "gpu_saturation": _gpu,
 }
-
-
-# --------------------------------------------------------------------------- evidence
-def key_words(key: str) -> str:
-    """'previous_version' -> 'previous version'; a GPU signal key 'node/gpu 0:fb_used_ratio' -> words."""
-    if ":" in key:
-        where, _, stat = key.rpartition(":")
-        return f"{stat_words(stat)} on {where}"
-    return stat_words(key) if key in STATISTIC_WORDS else key.replace("_", " ")
-
-
-def _stat_record(r: Mapping[str, Any]) -> str:
-    """{'feature': 'x', 'statistic': 'psi', 'value': .117, 'threshold': .1} -> 'x: PSI 0.117 (threshold 0.1)'."""
-    stat = str(r.get("statistic"))
-    head = f"{r['feature']}: " if r.get("feature") else ""
-    text = f"{head}{stat_words(stat)} {stat_value(r.get('value'), stat)}"
-    if r.get("threshold") is not None:
-        text += f" (threshold {stat_value(r.get('threshold'), stat)})"
-    return text
-
-
-def evidence_value(key: str, value: Any, w: Wording, *, depth: int = 0) -> str:
-    """One evidence value in words: times in the zone, shares as percentages, nested records as
-    'mean 96.3 %, limit 95 %, from … until …' rather than JSON."""
-    if is_time_key(key):
-        return clock(value, w.time_zone)
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, (int, float)):
-        return stat_value(value, key) if key in _SHARES else number(value)
-    if isinstance(value, Mapping) and "statistic" in value and "value" in value:
-        return _stat_record(value)
-    if isinstance(value, Mapping):
-        if depth >= 2:
-            return f"{len(value)} values"
-        stat = key.rpartition(":")[2]
-        parts = []
-        # The value and its limit first, then the when: "mean 96.3 %, limit 95 %, from …, until …".
-        items = sorted(value.items(), key=lambda kv: (_LEAD.index(kv[0]) if kv[0] in _LEAD else len(_LEAD)))
-        for k, v in items:
-            if v is None or v == "" or v == [] or v == {}:
-                continue
-            inner = stat_value(v, stat) if k in ("mean", "limit", "peak", "value", "threshold") and stat else \
-                evidence_value(str(k), v, w, depth=depth + 1)
-            parts.append(f"{key_words(str(k))} {inner}")
-        return ", ".join(parts)
-    if isinstance(value, (list, tuple)):
-        return ", ".join(evidence_value(key, v, w, depth=depth + 1) for v in value)
-    return str(value)
