@@ -336,6 +336,20 @@ def _generic(f: Mapping[str, Any], stat: str, w: Wording) -> str:
     return f"{stat_words(stat)} {shown} against a threshold of {limit}"
 
 
+def _no_data(f: Mapping[str, Any], stat: str, w: Wording) -> str:
+    """Drift not assessed for want of rows (detectors/drift/not_assessed.py: the rows there as its
+    value, `min_samples` needed) says so; "n current 40 against a threshold of 100" read as a
+    statistic past its limit. Other gaps keep the generic line under their own message."""
+    ev = f.get("evidence") if isinstance(f.get("evidence"), Mapping) else {}
+    assert isinstance(ev, Mapping)
+    rows, needed = _finite(f.get("value")), _finite(ev.get("min_samples"))
+    if stat not in ("n_current", "n_reference") or rows is None or needed is None:
+        return _generic(f, stat, w)
+    where = "in the window" if stat == "n_current" else "in the reference"
+    what = "not assessed" if "features_not_assessed" in ev else "drift not assessed"  # entity "drift", or the feature
+    return f"{what}: {rows:,.0f} rows {where}, {needed:,.0f} needed (policy.min_samples)"
+
+
 _SENTENCES = {
     "kpi_drop": _kpi,
     "metric_anomaly": _anomaly,
@@ -344,4 +358,5 @@ _SENTENCES = {
     "prediction_drift": _drift,
     "data_quality": _generic,
     "gpu_saturation": _gpu,
+    "no_data": _no_data,
 }
