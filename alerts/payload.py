@@ -117,7 +117,7 @@ def suggested_action(causes: list[dict[str, Any]], actions: list[dict[str, Any]]
     if kind == "upstream_drift":
         return "Check the upstream feature pipeline and data sources for the drifted features; no rollback needed."
     if kind == "no_data":  # no deploy explains it: nothing to roll back
-        return f"{QUERY_CHECK} No rollback: data missing from the start is no version's doing."
+        return f"{QUERY_CHECK} No rollback: no deploy explains the missing data."
     if kind == "service":
         return f"Look at {top.get('entity')} first: " + str(top.get("explanation", ""))[:300]
     return "Investigate the top cause."

@@ -71,7 +71,7 @@ def gap_causes(symptoms: Sequence[Finding], suspects: Sequence[DeployEvent], cau
     if spared:
         d = spared[-1]
         text += (f" {d.model} v{d.version} (alias '{d.alias}' at {fmt_time(d.at)}) is not blamed: no series "
-                 "stopped after it, and data missing from the start is no version's doing.")
+                 "stopped after it (data missing from the start, or gone before it, is no version's doing).")
     return [Cause(kind=CauseKind.NO_DATA, entity=", ".join(names), score=SCORE, explanation=text,
                   evidence={"signals": names,
                             **({"deploy_not_blamed": f"{spared[-1].model} v{spared[-1].version}"} if spared else {})})]
