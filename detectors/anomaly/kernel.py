@@ -87,6 +87,7 @@ def kernel(p, st, daily, weekly, hist, ts, xs, vs, out, expected_out, scale_out,
     e_rec = p[27]
     g_min_z = p[28]
     v_mem, v_max = p[29], p[30]
+    cover_steps = p[31]
     # excursions: [0, ne) committed bins, ne their decayed mass, ne + 1 the length of the
     # episode under way, [ne + 2, 2 ne + 2) its bins
     ne = (exc.shape[0] - 2) // 2
@@ -124,6 +125,12 @@ def kernel(p, st, daily, weekly, hist, ts, xs, vs, out, expected_out, scale_out,
             continue
 
         # --- forecasts of the three models
+        # time observed, not merely elapsed: an interval counts up to `cover_steps` usual
+        # steps, the rest is skipped; a series back after a week's silence has not thereby
+        # filled a week of profile bins
+        gap = t - st[1]
+        skipped = st[23] + (max(gap - cover_steps * st[22], 0.0) if st[22] > 0.0 else 0.0)
+        covered = (t - st[16]) - skipped
         pl = st[2]
         sd = daily[bd]
         pd = st[2] if math.isnan(sd) else sd + st[4]
@@ -136,8 +143,8 @@ def kernel(p, st, daily, weekly, hist, ts, xs, vs, out, expected_out, scale_out,
         # covered a full period of bins (error trackers start counting then)
         best = pl
         err = st[3]
-        daily_ready = (t - st[16]) >= 86400.0 and st[14] > 50.0
-        weekly_ready = (t - st[16]) >= 604800.0 and st[15] > 50.0
+        daily_ready = covered >= 86400.0 and st[14] > 50.0
+        weekly_ready = covered >= 604800.0 and st[15] > 50.0
         if daily_ready and st[5] < err:
             best = pd
             err = st[5]
@@ -236,10 +243,10 @@ def kernel(p, st, daily, weekly, hist, ts, xs, vs, out, expected_out, scale_out,
         # level moves by at most 3 sigma per point: one spike neither widens the band nor
         # drags the level (a real shift is still absorbed within tens of points)
         st[3] = _track_error(st[3], n_now, el / f, a_err, floor)
-        if daily_ready or (t - st[16]) >= 86400.0:
+        if daily_ready or covered >= 86400.0:
             st[14] += 1.0
             st[5] = _track_error(st[5], st[14], ed / f, a_err, floor)
-        if weekly_ready or (t - st[16]) >= 604800.0:
+        if weekly_ready or covered >= 604800.0:
             st[15] += 1.0
             st[7] = _track_error(st[7], st[15], ew / f, a_err, floor)
         step = 3.0 * sigma
@@ -256,7 +263,6 @@ def kernel(p, st, daily, weekly, hist, ts, xs, vs, out, expected_out, scale_out,
         # a bin is visited by every point falling in it: an update weighs the share of the
         # bin's width the point covers, so a bin learns once per period at any sampling rate
         # (else twelve 5-minute points rewrite an hourly bin within the hour)
-        gap = t - st[1]
         a_d = a_season * min(1.0, gap / (86400.0 / nd))
         a_w = a_season * min(1.0, gap / (604800.0 / nw))
         if math.isnan(sd):
@@ -287,6 +293,13 @@ def kernel(p, st, daily, weekly, hist, ts, xs, vs, out, expected_out, scale_out,
         if v > 0.0:  # a running mean of the points with a volume, then an EW mean
             st[21] += 1.0
             st[20] = v if st[20] <= 0.0 else st[20] + max(v_mem, 1.0 / st[21]) * (v - st[20])
+        # the usual step: a running median of the intervals (each moves it 1 % up or down),
+        # so gaps and bursts do not pull it
+        if st[22] <= 0.0:
+            st[22] = gap
+        elif gap > 0.0:
+            st[22] *= 1.01 if gap > st[22] else (0.99 if gap < st[22] else 1.0)
+        st[23] = skipped
         _add_value(hist, st, x, g_decay)
         st[11] = min(st[11], x)
         st[12] = max(st[12], x)

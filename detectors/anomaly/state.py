@@ -21,15 +21,17 @@ import numpy as np
 # 5: the series' usual volume (slot 20; 0 until a point comes with one)
 # 6: the number of points that came with a volume (slot 21): the usual volume is their
 #    running mean, however late the first one came
-STATE_VERSION = 6
+# 7: the series' usual sampling step (slot 22; 0 until a second point comes) and the time
+#    not observed (slot 23: what intervals longer than a few usual steps had beyond that)
+STATE_VERSION = 7
 # The default size of the excursion memory (AnomalyTuning.exc_bins): a version-3 state is
 # carried over with an empty memory of this size.
 DEFAULT_EXC_BINS = 32
 
 # scalar state slots (the kernel addresses them by number)
 (N, LAST_TS, LEVEL, ERR_L, HWD_LEVEL, ERR_D, HWW_LEVEL, ERR_W, SHORT, MU, VAR,
- MIN, MAX, PEAK, N_D, N_W, FIRST_TS, EXPECTED, PEAK_AT, HIST_MASS, VOLUME, N_VOLUME) = range(22)
-N_SCALARS = 22
+ MIN, MAX, PEAK, N_D, N_W, FIRST_TS, EXPECTED, PEAK_AT, HIST_MASS, VOLUME, N_VOLUME, STEP, SKIPPED) = range(24)
+N_SCALARS = 24
 
 
 def _enc(a: np.ndarray) -> list[float | None]:
@@ -80,7 +82,11 @@ class SeriesState:
             # every point as one with a volume keeps that pace
             sc = d["scalars"]
             known = len(sc) > VOLUME and isinstance(sc[VOLUME], (int, float)) and sc[VOLUME] > 0
-            d = {**d, "version": STATE_VERSION, "scalars": [*sc, sc[N] if known else 0.0]}
+            d = {**d, "version": 6, "scalars": [*sc, sc[N] if known else 0.0]}
+        if isinstance(d, Mapping) and d.get("version") == 6 and isinstance(d.get("scalars"), list):
+            # version 6 lacks the usual step (learnt from the next interval, as for a new
+            # series) and the time not observed (none: as version 6 counted it)
+            d = {**d, "version": STATE_VERSION, "scalars": [*d["scalars"], 0.0, 0.0]}
         if not isinstance(d, Mapping) or d.get("version") != STATE_VERSION:
             raise ValueError(f"anomaly state: expected a dict with version={STATE_VERSION}, "
                              f"got {type(d).__name__} version={getattr(d, 'get', lambda k: None)('version')!r}")

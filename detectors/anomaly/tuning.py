@@ -48,6 +48,9 @@ class AnomalyTuning:
                        point of a ratio or per-request statistic, when the caller gives it).
     volume_factor_max  a point's band is scaled by sqrt(usual volume / its volume), within
                        [1 / this, this].
+    cover_steps        an interval counts as observed time up to this many usual sampling
+                       steps: the seasonal models are judged (and their errors tracked) once the
+                       series has been observed for a day / a week, not merely existed that long.
     """
 
     alpha_level: float = 0.05
@@ -84,6 +87,7 @@ class AnomalyTuning:
     exc_gap_scale: float = 2.25
     volume_memory: float = 0.001
     volume_factor_max: float = 5.0
+    cover_steps: float = 3.0
 
     def new_series_state(self) -> SeriesState:
         scalars = np.zeros(N_SCALARS)
@@ -110,4 +114,4 @@ class AnomalyTuning:
                          self.gap_memory, self.gap_scale, self.gap_max_points,
                          self.exc_min, self.exc_max, self.exc_decay, self.exc_kappa,
                          self.exc_max_run, self.exc_scale, self.exc_gap_scale, self.exc_record,
-                         self.gap_min_z, self.volume_memory, self.volume_factor_max])
+                         self.gap_min_z, self.volume_memory, self.volume_factor_max, self.cover_steps])

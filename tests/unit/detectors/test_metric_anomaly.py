@@ -8,7 +8,8 @@ import pytest
 
 from benchmarks.anomaly_null import DAEMON_THRESHOLD, NAB_THRESHOLD, healthy_series
 from detectors.anomaly import STATE_VERSION, AnomalyParams, AnomalyState, OnlineAnomalyDetector, SeriesState
-from detectors.anomaly.state import N_VOLUME, VOLUME
+from detectors.anomaly.state import N_VOLUME, SKIPPED, VOLUME
+from detectors.anomaly.state import STEP as STEP_SLOT
 from detectors.records import Direction, FindingKind, Series
 
 STEP = 300.0  # 5-minute samples
@@ -139,20 +140,23 @@ def test_bad_state_is_refused_with_the_field_named():
         SeriesState.from_dict({"scalars": []})
 
 
-@pytest.mark.parametrize("version", [3, 4, 5])
+@pytest.mark.parametrize("version", [3, 4, 5, 6])
 def test_state_of_a_previous_version_is_carried_over_without_a_cold_start(version: int):
     ts, x = _daily(3, seed=6)
     st = DET.new_state()
     DET.score_points(st, ts, x, np.full(len(x), 100.0))
     now = st.series.to_dict()
-    old = now | {"version": 5, "scalars": now["scalars"][:21]}  # version 5: no count of volumes
+    old = now | {"version": 6, "scalars": now["scalars"][:22]}  # version 6: no usual step, no time skipped
+    if version <= 5:  # nor a count of volumes
+        old = old | {"version": 5, "scalars": now["scalars"][:21]}
     if version <= 4:  # nor a usual volume
         old = old | {"version": 4, "scalars": now["scalars"][:20]}
     if version == 3:  # nor an excursion memory
         old = {k: v for k, v in old.items() if k != "excursions"} | {"version": 3}
     restored = SeriesState.from_dict(json.loads(json.dumps(old)))
     assert restored.points_seen == len(x) and restored.last_timestamp == ts[-1]
-    if version == 5:  # its usual volume kept, moving at the pace it had
+    assert restored.scalars[STEP_SLOT] == 0.0 and restored.scalars[SKIPPED] == 0.0  # learnt from the next points
+    if version >= 5:  # its usual volume kept, moving at the pace it had
         assert restored.scalars[VOLUME] == 100.0 and restored.scalars[N_VOLUME] == len(x)
     else:
         assert restored.scalars[VOLUME] == 0.0 and restored.scalars[N_VOLUME] == 0.0  # none known yet
@@ -255,3 +259,32 @@ def test_a_weekday_at_the_weekend_level_is_flagged():
     k = [i for i in range(21 * DAY_POINTS, len(ts)) if dow[i] < 5][0] + DAY_POINTS // 2
     x[k:k + 24] -= 40.0
     assert _score(ts, x)[k:k + 24].max() >= NAB_THRESHOLD
+
+
+def _bursts(before: int, after: int, pause_days: float) -> tuple[np.ndarray, np.ndarray]:
+    """A job's output: 20 for one 5-minute point twice every 100 points, 0 otherwise; the
+    series stops after `before` points and resumes `pause_days` later, same pattern."""
+    i = np.arange(before + after)
+    x = np.where((i % 100 == 0) | (i % 100 == 6), 20.0, 0.0)
+    ts = 1_700_000_000.0 + STEP * i + np.where(i >= before, pause_days * 86400.0, 0.0)
+    return ts, x
+
+
+def test_a_series_back_after_a_weeks_silence_does_not_page_on_its_usual_pattern():
+    # (the NAB perturbation check's `pauses`: a week without points is not a week observed,
+    # so the weekly profile is not judged as if it had seen every hour of the week)
+    before = 1220  # about 4 days
+    ts, x = _bursts(before, 1500, pause_days=7.0)
+    s = DET.score_points(DET.new_state(), ts, x)
+    assert s[before:].max() < DAEMON_THRESHOLD, int(np.argmax(s[before:])) + before
+    # a point far off its pattern after the pause still pages
+    x[before + 350] = 60.0
+    assert DET.score_points(DET.new_state(), ts, x)[before + 350] >= DAEMON_THRESHOLD
+
+
+def test_the_usual_step_and_the_time_not_observed_are_remembered():
+    ts, x = _bursts(600, 200, pause_days=7.0)
+    st = DET.new_state()
+    DET.score_points(st, ts, x)
+    assert st.series.scalars[STEP_SLOT] == pytest.approx(STEP, rel=0.02)  # a running median: within 1-2 %
+    assert st.series.scalars[SKIPPED] == pytest.approx(7 * 86400.0 - 2 * STEP, rel=1e-4)  # 3 usual steps count as seen
