@@ -2,7 +2,7 @@
 
     python -m benchmarks.nab_perturb --data ../shared/data/nab/data \
         --windows ../shared/data/nab/combined_windows.json --random-splits 100
-    python -m benchmarks.nab_perturb ... --set gap_reset_seconds=0   # a tuning override, compared
+    python -m benchmarks.nab_perturb ... --set cover_steps=1e18   # a tuning override, compared
 
 The shared NAB files are almost all regularly sampled; real series (and NAB's tweet,
 traffic and ad-exchange files) have missing stretches of minutes to days and uneven
