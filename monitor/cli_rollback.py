@@ -129,8 +129,8 @@ def _finish_earlier(vigil: Vigil, m: ModelConfig, now: float) -> None:
             vigil.rollbacks.lease(m.name, partial(drive_pending, vigil.rollbacks, vigil.config, intent_id, m, now))
     except ExecutorError as e:  # the ask then says what is still in flight; the daemon finishes it
         log.warning("could not finish the pending rollback here", extra={"model": m.name, "error": e.detail})
-    except CycleRunning as e:  # a daemon runs on this store: its next cycle finishes it
-        log.info("the pending rollback is left to the daemon", extra={"model": m.name, "detail": e.who})
+    except CycleRunning as e:  # the store held: by a daemon (its next cycle finishes it), or by another process
+        log.info("the pending rollback is not finished here", extra={"model": m.name, "detail": e.who})
 
 
 def _cancel(vigil: Vigil, m: ModelConfig, actor: str, reason: str) -> int:

@@ -147,10 +147,10 @@ class RollbackRunner:
             return recorded
         failpoint("rollback_after_intent")
         # This ask's own intent: a retry of the request is answered with its state, never a new one.
-        # Driven here only where this process may write the model's layers (rollback_lease).
-        intent_id = recorded
+        # Driven only where this process may write the model's layers (rollback_lease); the wait spends no budget.
+        intent_id, since = recorded, time.monotonic()
         try:
-            outcome = self.lease(m.name, lambda: self.drive(intent_id, m, ask.now, deadline))
+            outcome = self.lease(m.name, lambda: self.drive(intent_id, m, ask.now, deadline + time.monotonic() - since))
         except CycleRunning as e:  # never two drivers of one intent: the running cycle (or the next) moves it
             return replace(self._left_to(intent_id, e.who), intent_id=recorded, own=True)
         left = f"this replica does not hold {m.name}'s lease: the replica that does moves it at its next cycle"

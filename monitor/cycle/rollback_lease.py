@@ -16,12 +16,16 @@ locks the daemon never sees: they drive only holding the store's single-daemon l
 daemon leave the intent to its next cycle. The lock is a `flock`, held by an open file: a
 second open of it in the same process is refused as if a daemon held it. So a process takes
 it once, shared by its drives of different models (`vigil serve`'s request threads), and lets
-go when the last one ends.
+go when the last one ends. Held by another process that is not a daemon (a `vigil rollback`, a
+second `vigil serve`, in the middle of a move; they write their role into the lock file, a daemon
+none), there is no daemon to leave it to: the drive waits for it (at most one move's budget) and
+goes on; still held then, the intent stays pending and the answer names the holder (`NotADaemon`).
 """
 from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -31,6 +35,8 @@ from monitor.replicas.single_daemon import AnotherDaemonRunning, DaemonLock, sin
 from monitor.store.repository import Store
 
 T = TypeVar("T")
+HOLDER_WAIT_S = 30.0  # how long a drive waits for a non-daemon holder's move: one move's step budget
+POLL_S = 0.2
 LeaseToken = Callable[[str], "int | None"]  # a model's fencing token while this replica holds its lease
 
 
@@ -70,18 +76,44 @@ class DaemonRunning(CycleRunning):
                                 "next cycle")
 
 
-def drive_unless_daemon(store_url: str, model: str, drive: Callable[[], T], role: str) -> T:
+class NotADaemon(CycleRunning):
+    """Another process that is not a daemon (`role`) held the SQLite store past the wait: nothing
+    moves the rollback on its own."""
+
+    def __init__(self, model: str, held: AnotherDaemonRunning, waited_s: float) -> None:
+        holder = (f"{held.role} (pid {held.pid}), not a daemon" if held.role else
+                  "a process that wrote no pid into it (a daemon writes its own)")
+        super().__init__(model, f"the store's single-daemon lock is held by {holder}, still after {waited_s:.0f} s: "
+                                "no daemon moves it; start `vigil run` on this store (its start-up moves it), or "
+                                "cancel it and ask again")
+
+
+def drive_unless_daemon(store_url: str, model: str, drive: Callable[[], T], role: str,
+                        wait_s: float = HOLDER_WAIT_S) -> T:
     """`drive()` holding the store's single-daemon lock (on a SQLite file), so a daemon starting
-    meanwhile is refused; `DaemonRunning` when a daemon holds it (its cycles may drive the same
-    intent). Elsewhere (in-memory SQLite) as it is. `role`: what a refused daemon is told holds it."""
-    try:
-        key = _take(store_url, role)
-    except AnotherDaemonRunning as e:
-        raise DaemonRunning(model, e.holder) from None
+    meanwhile is refused; `DaemonRunning` at once when a daemon holds it (its cycles may drive the
+    same intent); held by a process that is not one, waits up to `wait_s` for it, then `NotADaemon`.
+    Elsewhere (in-memory SQLite) as it is. `role`: what a refused daemon is told holds it."""
+    key = _take_waiting(store_url, model, role, wait_s)
     try:
         return drive()
     finally:
         _let_go(key)
+
+
+def _take_waiting(store_url: str, model: str, role: str, wait_s: float) -> str:
+    """`_take`, polled while the holder is not a daemon (a role in the lock file, or no line yet: one
+    just taking it writes its line next) for at most `wait_s`."""
+    end = time.monotonic() + wait_s
+    while True:
+        try:
+            return _take(store_url, role)
+        except AnotherDaemonRunning as e:
+            if e.holder and not e.role:  # a daemon, which never lets go: its cycles move it
+                raise DaemonRunning(model, e.holder) from None
+            if time.monotonic() >= end:
+                raise NotADaemon(model, e, wait_s) from None
+        time.sleep(POLL_S)
 
 
 class _Shared:
@@ -119,11 +151,11 @@ class BesideDaemon:
     """The fence of a process beside a SQLite store's daemon (`vigil serve`): an asked rollback
     drives holding the store's single-daemon lock, or is left to the daemon holding it."""
 
-    def __init__(self, store_url: str, role: str) -> None:
-        self.store_url, self.role = store_url, role
+    def __init__(self, store_url: str, role: str, wait_s: float = HOLDER_WAIT_S) -> None:
+        self.store_url, self.role, self.wait_s = store_url, role, wait_s
 
     def check(self, session: Any, model: str, token: int) -> None:
         return None  # no leases on SQLite: the lock held around the drive is the fence
 
     def drive(self, model: str, drive: Callable[[], T]) -> T:
-        return drive_unless_daemon(self.store_url, model, drive, self.role)
+        return drive_unless_daemon(self.store_url, model, drive, self.role, self.wait_s)

@@ -32,6 +32,17 @@ class AnotherDaemonRunning(RuntimeError):
                          f"{lock_path}. SQLite allows one daemon per store file; stop the other daemon, or use "
                          "PostgreSQL (store url postgresql+psycopg://...) to run several replicas.")
 
+    @property
+    def role(self) -> str:
+        """What holds the lock when it is not a daemon, as it wrote it (`single_daemon_lock`'s `role`):
+        "" for a daemon (its line is "PID on HOST") and for a holder not yet known."""
+        return (self.holder or "").partition(", ")[2]
+
+    @property
+    def pid(self) -> str:
+        """The holder's "PID on HOST"; "unknown" before it wrote its line."""
+        return (self.holder or "").partition(", ")[0] or "unknown"
+
 
 class DaemonLock:
     """The held lock (or nothing to hold); release it with `release()` or by leaving the `with` block."""
