@@ -178,13 +178,16 @@ class Vigil:
         for m in self.config.models:
             self._reconcile(m, self.clock.now() if t is None else t)
 
-    def _reconcile(self, m: ModelConfig, t: float) -> None:
+    def _reconcile(self, m: ModelConfig, t: float) -> bool:
+        """False when the model had no rollback open: then none is in flight for the cycle's poll
+        either (an intent asked since is found by the poll itself, in its write: deploys.py)."""
         try:
-            self.rollbacks.reconcile(m, t)
+            return bool(self.rollbacks.reconcile(m, t))
         except LeaseLost:
             raise
         except Exception:  # e.g. a serving layer that cannot be configured: the intent stays pending, said loudly
             log.exception("rollback reconcile failed", extra={"model": m.name})
+            return True
 
     def probe_sources(self) -> None:
         """Ping every source now (Prometheus, MLflow, Loki, Tempo): readiness must not wait
@@ -226,9 +229,9 @@ class Vigil:
         began = time.perf_counter()
         with self.model_locks.cycle(m.name):  # one cycle per model at a time, whoever calls; no asked drive beside
             # Before the registry poll: a finished rollback is ours, not an external deploy.
-            self._reconcile(m, t)
+            hold = self._reconcile(m, t) and self.rollbacks.in_flight(m.name)  # nothing was open: none is
             aliases = prefetched.aliases.get(m.registry) if prefetched and prefetched.aliases is not None else None
-            serving, new_deploys = self.deploys.poll(m, t, hold=self.rollbacks.in_flight(m.name), aliases=aliases)
+            serving, new_deploys = self.deploys.poll(m, t, hold=hold, aliases=aliases)
             start = read_cycle_start(self.store, m.name)
             w = self.window(m, t, start.onset, start.released)
             raw, found, canary = self._observe(m, w, start, serving, policy, prefetched)
