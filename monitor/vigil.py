@@ -240,7 +240,8 @@ class Vigil:
             with self.store.one_transaction():  # what planning reads: one transaction, not five
                 deploys = self.store.deploys(m.name, since=story_start(w, start) - settings.deploy_window, until=t)
                 story = correlate(m.name, found, m.services, start, deploys, w, settings)
-                history = read_history(self.store, m.name, t, found.slo_breached, blamed_deploy(story.content))
+                history = read_history(self.store, m.name, t, found.slo_breached, blamed_deploy(story.content),
+                                       start.state)
                 down = [n for n in self.health.states if self.health.is_down(n)]
                 suppression = read_suppression(self.store, self.config, m, t, down, self._firing)
             plan, replan = planner(AlertInputs(story.incident, story.content, history, not blind, t, suppression,

@@ -18,7 +18,8 @@ from correlators.incident import Incident
 from detectors.records import Finding
 from monitor.config import ModelConfig, PolicyConfig
 from monitor.cycle.rollback_pending import ABANDONED
-from monitor.store.repository import IncidentRow, Store
+from monitor.store import detector_states
+from monitor.store.repository import IncidentRow, ModelStateRow, Store
 
 # An incident with one of these is not rolled back again automatically: a pending one is
 # in flight (and retries itself), a done or no-op one is where it should be.
@@ -71,6 +72,24 @@ def alert_rules(m: ModelConfig, p: PolicyConfig, inhibit: tuple[InhibitRule, ...
 
 
 @dataclass(frozen=True)
+class StateSeen:
+    """The model's state row as the cycle's start read it, for planning: written only by the
+    model's own cycle (its poll, before this read, and its apply), under the model's lock and
+    lease, so it is read once a cycle rather than again just before planning."""
+
+    slo_streaks: dict[str, int] = field(default_factory=dict)
+    quiet_cycles: int = 0
+    alias_version: str | None = None
+    last_cycle_at: float | None = None
+
+
+def state_seen(row: ModelStateRow | None) -> StateSeen:
+    if row is None:  # never cycled: what `Store.model_state` makes is written by the apply
+        return StateSeen()
+    return StateSeen(dict(row.slo_streaks or {}), row.quiet_cycles, row.alias_version, row.last_cycle_at)
+
+
+@dataclass(frozen=True)
 class CycleStart:
     """What a cycle builds on, read once as it begins: the detectors' stored state and the
     open incident's story so far."""
@@ -80,17 +99,20 @@ class CycleStart:
     opened_at: float | None = None
     onset: float | None = None
     released: float | None = None  # a release into the open incident (correlators.causes.released_into)
+    state: StateSeen | None = None  # None: not read (read_history reads it)
 
 
 def read_cycle_start(store: Store, model: str) -> CycleStart:
     with store.tx() as s:
-        detector_state = store.detector_state(s, model)
+        state_row = s.get(ModelStateRow, model)
+        state = state_seen(state_row)  # the detectors' state from before their table, and what planning reads
+        detector_state = detector_states.load(s, model, state_row.detector_state if state_row is not None else None)
         row = store.open_incident(s, model)
         if row is None:
-            return CycleStart(detector_state)
+            return CycleStart(detector_state, state=state)
         earlier, opened_at, onset = [Finding.from_dict(f) for f in row.findings], row.opened_at, row.onset
     released = released_into(model, onset, earlier, store.deploys(model, since=onset))
-    return CycleStart(detector_state, earlier, opened_at, onset, released)
+    return CycleStart(detector_state, earlier, opened_at, onset, released, state)
 
 
 def open_state(row: IncidentRow | None) -> OpenIncident | None:
@@ -117,14 +139,15 @@ def blamed_deploy(content: Incident | None) -> str | None:
 
 
 def read_history(store: Store, model: str, t: float, slo_breached: dict[str, bool],
-                 blamed: str | None = None) -> ModelHistory:
-    """Read just before planning, so an ack or silence made during the cycle counts. `blamed`:
-    the version whose deploy the incident's top cause is, if any."""
+                 blamed: str | None = None, seen: StateSeen | None = None) -> ModelHistory:
+    """The open incident read just before planning, so an ack or silence made during the cycle
+    counts. `blamed`: the version whose deploy the incident's top cause is, if any. `seen`: the
+    state row as the cycle's start read it (`CycleStart.state`); None reads it here."""
     last_deploy = store.last_deploy(model, until=t)
     with store.tx() as s:
-        state = store.model_state(s, model)
+        state = seen if seen is not None else state_seen(s.get(ModelStateRow, model))
         row = store.open_incident(s, model)
-        streaks = next_streaks(dict(state.slo_streaks or {}), slo_breached)
+        streaks = next_streaks(dict(state.slo_streaks), slo_breached)
         quiet = state.quiet_cycles
         suspect = blamed if blamed is not None and blamed == state.alias_version else None
         done = row is not None and rollback_settled(store.incident_actions(s, row.id), suspect)
