@@ -47,7 +47,15 @@ from monitor.cycle.messages import Links, OutboxWriter
 from monitor.cycle.model_locks import ModelLocks
 from monitor.cycle.performance import PerformanceStage
 from monitor.cycle.performance_inputs import PerformanceInputs
-from monitor.cycle.plan import CycleStart, alert_rules, blamed_deploy, planner, read_cycle_start, read_history
+from monitor.cycle.plan import (
+    CycleStart,
+    alert_rules,
+    blamed_deploy,
+    planner,
+    read_cycle_start,
+    read_deploys,
+    read_history,
+)
 from monitor.cycle.prefetch import ModelPlan, Prefetched, prefetch
 from monitor.cycle.reference import ReferenceChooser
 from monitor.cycle.rollback_intents import RollbackRunner
@@ -238,10 +246,10 @@ class Vigil:
             blind = self._blind(raw, found)
             settings = CorrelationSettings(deploy_window=policy.deploy_suspect_window)
             with self.store.one_transaction():  # what planning reads: one transaction, not five
-                deploys = self.store.deploys(m.name, since=story_start(w, start) - settings.deploy_window, until=t)
-                story = correlate(m.name, found, m.services, start, deploys, w, settings)
+                deployed = read_deploys(self.store, m.name, story_start(w, start) - settings.deploy_window, t)
+                story = correlate(m.name, found, m.services, start, deployed.window, w, settings)
                 history = read_history(self.store, m.name, t, found.slo_breached, blamed_deploy(story.content),
-                                       start.state)
+                                       start.state, deployed)
                 down = [n for n in self.health.states if self.health.is_down(n)]
                 suppression = read_suppression(self.store, self.config, m, t, down, self._firing)
             plan, replan = planner(AlertInputs(story.incident, story.content, history, not blind, t, suppression,

@@ -15,7 +15,7 @@ from alerts.routing import Routes
 from alerts.silences import Silence
 from correlators.causes import released_into
 from correlators.incident import Incident
-from detectors.records import Finding
+from detectors.records import DeployEvent, Finding
 from monitor.config import ModelConfig, PolicyConfig
 from monitor.cycle.rollback_pending import ABANDONED
 from monitor.store import detector_states
@@ -138,12 +138,31 @@ def blamed_deploy(content: Incident | None) -> str | None:
     return top.deploy.version if top is not None and top.deploy is not None else None
 
 
+@dataclass(frozen=True)
+class DeploysSeen:
+    """The model's deploys in the story's window, and its last deploy up to the cycle's time."""
+
+    window: list[DeployEvent]
+    last: DeployEvent | None
+
+
+def read_deploys(store: Store, model: str, since: float, t: float) -> DeploysSeen:
+    """The last deploy first: one older than `since` (most cycles) means the window holds none,
+    so it takes one query instead of two."""
+    last = store.last_deploy(model, until=t)
+    if last is None or last.at < since:
+        return DeploysSeen([], last)
+    return DeploysSeen(store.deploys(model, since=since, until=t), last)
+
+
 def read_history(store: Store, model: str, t: float, slo_breached: dict[str, bool],
-                 blamed: str | None = None, seen: StateSeen | None = None) -> ModelHistory:
+                 blamed: str | None = None, seen: StateSeen | None = None,
+                 deployed: DeploysSeen | None = None) -> ModelHistory:
     """The open incident read just before planning, so an ack or silence made during the cycle
     counts. `blamed`: the version whose deploy the incident's top cause is, if any. `seen`: the
-    state row as the cycle's start read it (`CycleStart.state`); None reads it here."""
-    last_deploy = store.last_deploy(model, until=t)
+    state row as the cycle's start read it (`CycleStart.state`), `deployed` the deploys as the
+    cycle read them in this transaction; None reads them here."""
+    last_deploy = deployed.last if deployed is not None else store.last_deploy(model, until=t)
     with store.tx() as s:
         state = seen if seen is not None else state_seen(s.get(ModelStateRow, model))
         row = store.open_incident(s, model)

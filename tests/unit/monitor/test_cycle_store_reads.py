@@ -25,7 +25,7 @@ from tests.helpers_vigil import (
     serving_registry,
 )
 
-QUIET_CYCLE_STATEMENTS = 19  # was 21: see README "Scale", statements per warm cycle
+QUIET_CYCLE_STATEMENTS = 18  # was 21: see README "Scale", statements per warm cycle
 
 
 @contextmanager
@@ -58,6 +58,8 @@ def test_a_warm_quiet_cycle_stays_within_its_store_statements(tmp_path):
     assert len(seen) <= QUIET_CYCLE_STATEMENTS, "\n".join(seen)
     intents = [q for q in seen if q.startswith("SELECT rollback_intents.id")]
     assert len(intents) == 1, "the open rollback intents are read once, by the reconcile"
+    deploys = [q for q in seen if q.startswith("SELECT deploy_events.")]
+    assert len(deploys) == 1, "the last deploy, older than the story's window: the window holds none"
     states = [q for q in seen if q.startswith("SELECT model_state.")]
     assert len(states) == 3, "the state row: the poll's write, the cycle's start, the apply's write"
 
