@@ -16,7 +16,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import JSON, Float, LargeBinary, String
+from sqlalchemy import JSON, Float, LargeBinary, String, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from detectors.records import json_safe
@@ -55,12 +55,17 @@ def drift_by_feature(statistics: list[tuple[str, str, float]]) -> dict[str, dict
 
 
 def save_model_now(tx: Callable[[], AbstractContextManager[Session]], now: ModelNow) -> None:
-    """Overwrite the model's row (`tx` is `Store.tx`); non-finite values are stored as null."""
+    """Overwrite the model's row (`tx` is `Store.tx`); non-finite values are stored as null.
+    One UPDATE a cycle, without reading the row first (its drift is a kilobyte or two); an
+    INSERT the first time. Only the model's own cycle writes its row."""
+    values: dict[str, Any] = {"at": now.at, "step": now.step, "severity": now.severity,
+                              "duration_s": now.duration_s, "blind": list(now.blind), "drift": {},
+                              "drift_gz": pack_drift(now.drift)}
     with tx() as s:
-        row = s.get(ModelNowRow, now.model) or ModelNowRow(model=now.model)
-        row.at, row.step, row.severity, row.duration_s = now.at, now.step, now.severity, now.duration_s
-        row.blind, row.drift, row.drift_gz = list(now.blind), {}, pack_drift(now.drift)
-        s.add(row)
+        done: Any = s.execute(update(ModelNowRow).where(ModelNowRow.model == now.model).values(**values)
+                              .execution_options(synchronize_session=False))
+        if not done.rowcount:
+            s.add(ModelNowRow(model=now.model, **values))
 
 
 def read_model_now(tx: Callable[[], AbstractContextManager[Session]], model: str) -> ModelNow | None:

@@ -25,7 +25,7 @@ from tests.helpers_vigil import (
     serving_registry,
 )
 
-QUIET_CYCLE_STATEMENTS = 18  # was 21: see README "Scale", statements per warm cycle
+QUIET_CYCLE_STATEMENTS = 17  # was 21: see README "Scale", statements per warm cycle
 
 
 @contextmanager
@@ -62,6 +62,7 @@ def test_a_warm_quiet_cycle_stays_within_its_store_statements(tmp_path):
     assert len(deploys) == 1, "the last deploy, older than the story's window: the window holds none"
     states = [q for q in seen if q.startswith("SELECT model_state.")]
     assert len(states) == 3, "the state row: the poll's write, the cycle's start, the apply's write"
+    assert not any(q.startswith("SELECT model_now.") for q in seen), "what the cycle saw: written, not read first"
 
 
 def test_an_open_intent_is_still_read_again_after_the_reconcile(tmp_path):
