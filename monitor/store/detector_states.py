@@ -23,7 +23,6 @@ model, and the first write moves it here and empties that column.
 from __future__ import annotations
 
 import json
-import math
 import struct
 import zlib
 from collections.abc import Mapping
@@ -49,6 +48,7 @@ _HEAD = struct.Struct("<HHHHHHd")  # state version, scalars, daily, weekly, valu
 _PROFILE_HEAD = struct.Struct("<HH")  # daily, weekly bins
 _PATCH_HEAD = struct.Struct("<H")
 _MAX = 2**16  # counts and indices are 16-bit
+_FLOAT_OR_NONE = frozenset({float, type(None)})  # an anomaly state's arrays as to_dict writes them (types, exactly)
 
 
 class DetectorStateRow(Base):
@@ -142,7 +142,7 @@ def _as_anomaly(value: Any) -> _Anomaly | None:
     arrays = []
     for name in ("scalars", "values", "excursions", "daily", "weekly"):
         v = d[name]
-        if not isinstance(v, list) or len(v) >= _MAX or not all(x is None or type(x) is float for x in v):
+        if not isinstance(v, list) or len(v) >= _MAX or not set(map(type, v)) <= _FLOAT_OR_NONE:
             return None  # ints or anything else: JSON keeps them exactly as they are
         arrays.append(np.array(v, dtype=np.float64))
     scalars, values, excursions, daily, weekly = arrays
@@ -211,6 +211,6 @@ def _decode(data: bytes, profile: bytes | None) -> Any:
 def _enc(a: np.ndarray) -> list[float | None]:
     """As AnomalyState.to_dict writes arrays: non-finite values (an unseen bin) as None."""
     out: list[float | None] = a.astype(np.float64).tolist()
-    if np.isfinite(a).all():
-        return out
-    return [x if x is not None and math.isfinite(x) else None for x in out]
+    for i in np.flatnonzero(~np.isfinite(a)).tolist():  # by index: a profile is mostly finite, or mostly not
+        out[i] = None
+    return out
