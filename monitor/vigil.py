@@ -21,6 +21,7 @@ from typing import Any
 from alerts.lifecycle import IncidentStatus
 from alerts.outbox import Notifier
 from alerts.pipeline import AlertInputs
+from alerts.receivers.base import receivers_of
 from alerts.routing import NotifierRegistry
 from correlators.causes import CorrelationSettings
 from detectors.anomaly import AnomalyTuning
@@ -142,8 +143,8 @@ class Vigil:
         self.operator = Operator(c, self.store, self.outbox, self.metrics, self.rollbacks, self.registry)
         self.performance = PerformanceStage(PerformanceInputs(c, self.store, samples), self.store, self.metrics)
         self.drift_reports = DriftReports(self.store, samples, self.references, c.schedule.lookback, c.policy_for)
-        self.sender = OutboxSender(self.store, self.notifiers, self.metrics,
-                                   mutes=SendTimeSilences(self.store, lambda: self.config))
+        mutes = SendTimeSilences(self.store, lambda: self.config, receivers_of(self.notifiers))
+        self.sender = OutboxSender(self.store, self.notifiers, self.metrics, mutes=mutes)
 
     def now(self) -> float:
         return self.clock.now()

@@ -1,37 +1,47 @@
 """Silences again at send time: Alertmanager mutes at its notify stage, so a message that a
 cycle queued before a silence was made is held back by it, not sent after its 2xx answer.
 
-Held back: an incident's first page in a chat channel (its message, while no copy of it has
-been delivered there) and its reminders (a repeat, an escalation in the thread), for an
-incident still open whose labels, as they are now, an active silence matches. The row
-is recorded `suppressed` with the silence named; the notifier is never called.
+What mutes: an active silence that the incident's labels, as they are now, match. The row
+is recorded `suppressed` with what muted it named; the notifier is never called.
 
-Never held back: a resolve (an edit and a reply for people who were told it opened: as the
-cycle decides, silence or not, alerts/lifecycle.py); an edit of a message people have; the
-JSON-lines sink and Grafana annotations (a record, not a page); receivers (PagerDuty,
-Opsgenie, webhook, Alertmanager), which keep their own state of what they were paged with.
+Held back, in a chat channel: an incident's first page (its message, while no copy of it has
+been delivered there) and its reminders (a repeat, an escalation in the thread), for an
+incident still open. For a receiver (PagerDuty, Opsgenie, webhook, Alertmanager): its page of
+the incident (the first record it is sent, while it has none) and an escalation above the
+severity it has, whether the incident is still open or resolved since it was queued; and
+a resolve or an edit of an incident whose page to it was held back (it would close or
+open an alert nobody was paged with).
+
+Never held back: a resolve of what people were told (an edit and a reply for people who
+were told it opened: as the cycle decides, silence or not, alerts/lifecycle.py); an edit
+of a message or an alert people have (an update at the severity they have, an ack); Grafana
+annotations (a record, not a page; the JSON-lines sink stands in for a chat tool and is
+held as one); rollback notes and change events.
 
 A first page held back leaves the incident as if muted since it opened (no digest told, no
 reminder clock), when no channel has its message: the cycle after the silence ends pages
 what is still wrong, and a resolve meanwhile tells no one of what nobody saw. An escalation
 held back leaves it as told at the severity before: the cycle after the silence ends tells
-the escalation (the reply, the on-call's page), as when the plan itself was muted.
+the escalation (the reply, the on-call's page, the receivers' page), as when the plan
+itself was muted.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from alerts.lifecycle import IncidentStatus, split_told, told_digest
-from alerts.outbox import MessageKind, OutboxMessage
+from alerts.outbox import MessageKind, OutboxMessage, OutboxStatus
 from alerts.policy import Severity
+from alerts.receivers.mapping import HELD
+from alerts.receivers.record import state_of
 from alerts.silences import muting
 from monitor.config import VigilConfig
 from monitor.cycle.suppress import row_labels
 from monitor.store import silences
-from monitor.store.repository import IncidentRow, Store
+from monitor.store.repository import IncidentRow, OutboxRow, Store
 from monitor.store.tables import MessageRefRow, locked_row
 
 REMINDERS = ("repeated", "escalated")  # a reply's `change` that pings people; "resolved" is not held
@@ -45,31 +55,92 @@ def chat_incident(key: str) -> int | None:
 
 
 class SendTimeSilences:
-    """Asked by the sender (monitor/cycle/deliver.py) just before it sends a claimed message."""
+    """Asked by the sender (monitor/cycle/deliver.py) just before it sends a claimed message.
+    `receivers`: the names of the notifiers that are receivers (alerts/receivers/base.py)."""
 
-    def __init__(self, store: Store, config: Callable[[], VigilConfig]) -> None:
+    def __init__(self, store: Store, config: Callable[[], VigilConfig], receivers: Collection[str] = ()) -> None:
         self.store, self.config = store, config
+        self.receivers = frozenset(receivers)
 
     def holds(self, msg: OutboxMessage, now: float) -> str | None:
         """Why `msg` is not to be sent (the silence that mutes it), or None to send it."""
+        if msg.notifier in self.receivers:
+            return self._receiver(msg, now)
         incident_id = chat_incident(msg.key)
         first_page = msg.kind == MessageKind.INCIDENT and msg.ref is None
-        reminder = msg.kind == MessageKind.REPLY and msg.payload.get("change") in REMINDERS
+        change = msg.payload.get("change")
+        reminder = msg.kind == MessageKind.REPLY and change in REMINDERS
         if incident_id is None or not (first_page or reminder):
             return None
         with self.store.tx() as s:
             row = s.get(IncidentRow, incident_id)
             if row is None or row.status != IncidentStatus.OPEN:
                 return None
-            found = muting(silences.live(s, now), row_labels(self.config(), row), now)
-            if not found:
+            found = self._muted(s, row, now, escalation=change == "escalated" and not first_page)
+            if found is None:
                 return None
             if first_page:
                 _untold(s, incident_id)
-            elif msg.payload.get("change") == "escalated":
+            elif change == "escalated":
                 _told_at(s, incident_id, str(msg.payload.get("previous_severity") or Severity.WARNING))
-        what = "first page" if first_page else f"{msg.payload.get('change')} reminder"
-        return f"suppressed by {found[0].describe()}: the {what} was queued before it and not sent"
+        what = "first page" if first_page else f"{change} reminder"
+        return f"suppressed by {found}: the {what} was queued before it and not sent"
+
+    def _muted(self, s: Session, row: IncidentRow, now: float, *, escalation: bool) -> str | None:
+        """What mutes the incident now: a silence its labels (as they are now) match."""
+        found = muting(silences.live(s, now), row_labels(self.config(), row), now)
+        if found:
+            return found[0].describe()
+        return None
+
+    def _receiver(self, msg: OutboxMessage, now: float) -> str | None:
+        """A receiver's page (an incident's first record, or its escalation) of an incident a
+        silence mutes now; or a change of an alert it never got, its page held back."""
+        incident_id = receiver_incident(msg.key)
+        if incident_id is None or msg.kind != MessageKind.INCIDENT:
+            return None  # a rollback note, a change event: records, not pages
+        record, ref = msg.payload, msg.ref
+        quiet = bool(record.get(HELD)) or state_of(record) == "resolved"
+        if ref is None and quiet:
+            return self._after_held(msg)
+        escalation = ref is not None and _rank(record.get("severity")) > _rank(ref.get("severity"))
+        if quiet or not (ref is None or escalation):
+            return None  # an update of an alert it has, an ack, a resolve
+        with self.store.tx() as s:
+            row = s.get(IncidentRow, incident_id)
+            found = None if row is None else self._muted(s, row, now, escalation=escalation)
+            if row is None or found is None:
+                return None
+            if row.status == IncidentStatus.OPEN and ref is None:
+                _untold(s, incident_id)
+            elif row.status == IncidentStatus.OPEN:
+                _told_at(s, incident_id, str(ref.get("severity")) if ref else str(Severity.WARNING))
+        what = "escalation" if escalation else "page"
+        return f"suppressed by {found}: the {what} was queued before it and not sent"
+
+    def _after_held(self, msg: OutboxMessage) -> str | None:
+        """Held when the receiver has nothing of the key because a silence held its page back:
+        a resolve or an edit would close or open an alert nobody was paged with."""
+        with self.store.tx() as s:
+            why = s.scalar(select(OutboxRow.last_error).where(
+                OutboxRow.notifier == msg.notifier, OutboxRow.key == msg.key, OutboxRow.id < msg.id,
+                OutboxRow.status == OutboxStatus.SUPPRESSED).order_by(OutboxRow.id.desc()).limit(1))
+        if why is None:
+            return None
+        return f"not sent: the receiver never got the page it changes ({why})"
+
+
+def receiver_incident(key: str) -> int | None:
+    """The incident of a receiver's key (`incident:<id>`); None for any other key."""
+    kind, _, number = key.partition(":")
+    return int(number) if kind == "incident" and number.isdigit() else None
+
+
+def _rank(severity: object) -> int:
+    try:
+        return Severity(str(severity)).rank
+    except ValueError:  # none, or not one of Vigil's
+        return 0
 
 
 def _told_at(s: Session, incident_id: int, previous: str) -> None:
