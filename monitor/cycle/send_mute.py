@@ -1,8 +1,10 @@
 """Silences again at send time: Alertmanager mutes at its notify stage, so a message that a
 cycle queued before a silence was made is held back by it, not sent after its 2xx answer.
 
-What mutes: an active silence that the incident's labels, as they are now, match. The row
-is recorded `suppressed` with what muted it named; the notifier is never called.
+What mutes: an active silence that the incident's labels, as they are now, match, or the
+incident's own silence (POST /v1/incidents/{id}/silence), which lets an escalation through
+as it does when the cycle plans. The row is recorded `suppressed` with what muted it named;
+the notifier is never called.
 
 Held back, in a chat channel: an incident's first page (its message, while no copy of it has
 been delivered there) and its reminders (a repeat, an escalation in the thread), for an
@@ -35,7 +37,7 @@ from sqlalchemy.orm import Session
 from alerts.lifecycle import IncidentStatus, split_told, told_digest
 from alerts.outbox import MessageKind, OutboxMessage, OutboxStatus
 from alerts.policy import Severity
-from alerts.receivers.mapping import HELD
+from alerts.receivers.mapping import HELD, iso
 from alerts.receivers.record import state_of
 from alerts.silences import muting
 from monitor.config import VigilConfig
@@ -87,10 +89,13 @@ class SendTimeSilences:
         return f"suppressed by {found}: the {what} was queued before it and not sent"
 
     def _muted(self, s: Session, row: IncidentRow, now: float, *, escalation: bool) -> str | None:
-        """What mutes the incident now: a silence its labels (as they are now) match."""
+        """What mutes the incident now: a silence its labels (as they are now) match, or its
+        own silence (POST /v1/incidents/{id}/silence), which lets an escalation through."""
         found = muting(silences.live(s, now), row_labels(self.config(), row), now)
         if found:
             return found[0].describe()
+        if row.silenced_until is not None and now < row.silenced_until and not escalation:
+            return f"the incident's own silence (silenced until {iso(row.silenced_until)})"
         return None
 
     def _receiver(self, msg: OutboxMessage, now: float) -> str | None:

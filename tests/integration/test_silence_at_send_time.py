@@ -124,3 +124,16 @@ def test_an_escalation_held_back_at_send_time_is_told_as_one_when_the_silence_en
     drain(vigil, t + 60)
     assert any("escalated" in text for text in replies(slack)[len(before):]), "the escalation was never told"
     assert [m for m in slack.messages(ONCALL) if not m.thread_ts], "the on-call was never paged"
+
+
+def test_the_incidents_own_silence_holds_the_first_page_queued_before_it(tmp_path, slack):
+    vigil = vigil_on(tmp_path, slack)
+    assert vigil.run_cycle(MODEL, T0).step == "open"  # queued, not yet sent
+    vigil.operator.silence(1, "api:olga", 600.0, "known, OPS-43", T0 + 5)  # POST /v1/incidents/1/silence
+    drain(vigil, T0 + 10)
+    assert slack.messages() == [], "the incident's own silence let its queued first page out"
+    (row,) = vigil.store.outbox_for_prefix(f"incident:1:{OWNER}")
+    assert row.status == OutboxStatus.SUPPRESSED and "silenced until" in (row.last_error or "")
+    vigil.run_cycle(MODEL, T0 + 660)  # its silence ended: what is still wrong pages
+    drain(vigil, T0 + 660)
+    assert [m for m in slack.messages(OWNER) if not m.thread_ts], "nobody was paged once its silence ended"

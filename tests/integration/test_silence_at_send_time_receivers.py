@@ -1,7 +1,8 @@
 """Silences checked again when a receiver is sent its page (as for chat messages,
 tests/integration/test_silence_at_send_time.py): a PagerDuty trigger or an Opsgenie create
 that a cycle queued before a silence was made pages no one once the silence answered, and
-pages once the silence ends; what would only close an alert nobody got is not sent either."""
+pages once the silence ends; what would only close an alert nobody got is not sent either.
+The incident's own silence (POST /v1/incidents/{id}/silence) counts as one."""
 from __future__ import annotations
 
 from typing import Any
@@ -86,6 +87,19 @@ def test_a_trigger_queued_before_the_silence_pages_no_one_and_pages_once_it_ends
     [alert] = pd.alerts()
     assert (alert.status, alert.severity) == ("triggered", "critical"), "PagerDuty never paged once it ended"
     assert [a.status for a in og.alerts()] == ["open"], "Opsgenie never paged once it ended"
+
+
+def test_the_incidents_own_silence_holds_the_trigger_queued_before_it(tmp_path, pd):
+    vigil = vigil_with(tmp_path, pd_receiver(pd.url))
+    assert vigil.run_cycle(MODEL, T0).step == "open"
+    vigil.operator.silence(1, "api:olga", 3600.0, "known, OPS-78", T0 + 5)
+    drain(vigil, T0 + 10)
+    assert pd.events == [], "the incident's own silence let its queued trigger page"
+    (row,) = receiver_rows(vigil, "pagerduty")
+    assert row.status == OutboxStatus.SUPPRESSED and "silenced until" in (row.last_error or "")
+    vigil.run_cycle(MODEL, T0 + 3660)  # its silence ended: what is still wrong pages
+    drain(vigil, T0 + 3660)
+    assert [a.status for a in pd.alerts()] == ["triggered"], "PagerDuty never paged once the silence ended"
 
 
 def test_a_held_trigger_and_the_resolve_queued_behind_it_reach_no_receiver(tmp_path, pd, og):
