@@ -13,6 +13,9 @@ the incident (the first record it is sent, while it has none) and an escalation 
 severity it has, whether the incident is still open or resolved since it was queued; and
 a resolve or an edit of an incident whose page to it was held back (it would close or
 open an alert nobody was paged with).
+A shared cause's page likewise (keys `group:<id>...`: its first message in a channel, a
+reminder in its thread, a receiver's first record or escalation), while it is open and
+muted as the cycle mutes it (silenced as itself, or every open member muted).
 
 Never held back: a resolve of what people were told (an edit and a reply for people who
 were told it opened: as the cycle decides, silence or not, alerts/lifecycle.py); an edit
@@ -41,8 +44,9 @@ from alerts.receivers.mapping import HELD, iso
 from alerts.receivers.record import state_of
 from alerts.silences import muting
 from monitor.config import VigilConfig
-from monitor.cycle.suppress import row_labels
-from monitor.store import silences
+from monitor.cycle.suppress import group_labels, group_muted, group_silenced, row_labels
+from monitor.store import groups, silences
+from monitor.store.groups import AlertGroupRow
 from monitor.store.repository import IncidentRow, OutboxRow, Store
 from monitor.store.tables import MessageRefRow, locked_row
 
@@ -66,6 +70,8 @@ class SendTimeSilences:
 
     def holds(self, msg: OutboxMessage, now: float) -> str | None:
         """Why `msg` is not to be sent (the silence that mutes it), or None to send it."""
+        if group_of(msg.key) is not None:
+            return self._group(msg, now)
         if msg.notifier in self.receivers:
             return self._receiver(msg, now)
         incident_id = chat_incident(msg.key)
@@ -123,6 +129,31 @@ class SendTimeSilences:
         what = "escalation" if escalation else "page"
         return f"suppressed by {found}: the {what} was queued before it and not sent"
 
+    def _group(self, msg: OutboxMessage, now: float) -> str | None:
+        """A shared cause's page (its first message in a channel, a reminder in its thread, a
+        receiver's first record or escalation) while the cause is muted now: silenced as
+        itself, or every open member muted (monitor/cycle/suppress.py, as the cycle mutes it)."""
+        group_id = group_of(msg.key)
+        page = _group_page(msg, msg.notifier in self.receivers)
+        if group_id is None or page is None:
+            return self._after_held(msg) if msg.ref is None else None  # nothing there to change or close
+        first, previous = page
+        with self.store.tx() as s:
+            group = s.get(AlertGroupRow, group_id)
+            if group is None or group.open_key is None:
+                return None
+            found = _group_muting(s, self.config(), group, now)
+            if found is None:
+                return None
+            if first:
+                _group_untold(s, group_id)
+            elif previous is not None and _rank(previous) < _rank(group.notified_severity):
+                locked = locked_row(s, AlertGroupRow, group_id)
+                if locked is not None:  # told at the severity before; CHANGED once it is no longer muted
+                    locked.notified_severity, locked.notified_digest = previous, None
+        what = "first page" if first else ("escalation" if previous else f"{msg.payload.get('change')} reminder")
+        return f"suppressed by {found}: the shared cause's {what} was queued before it and not sent"
+
     def _after_held(self, msg: OutboxMessage) -> str | None:
         """Held when the receiver has nothing of the key because a silence held its page back:
         a resolve or an edit would close or open an alert nobody was paged with."""
@@ -139,6 +170,58 @@ def receiver_incident(key: str) -> int | None:
     """The incident of a receiver's key (`incident:<id>`); None for any other key."""
     kind, _, number = key.partition(":")
     return int(number) if kind == "incident" and number.isdigit() else None
+
+
+def group_of(key: str) -> int | None:
+    """The shared cause of a key (`group:<id>` for receivers, `group:<id>:<channel>` in chat)."""
+    kind, _, rest = key.partition(":")
+    number = rest.partition(":")[0]
+    return int(number) if kind == "group" and number.isdigit() else None
+
+
+def _group_page(msg: OutboxMessage, receiver: bool) -> tuple[bool, str | None] | None:
+    """(first page, the severity told before an escalation) when `msg` pages for a shared
+    cause; None for an edit, a resolve, a note."""
+    if receiver:
+        record, ref = msg.payload, msg.ref
+        if msg.kind != MessageKind.INCIDENT or state_of(record) == "resolved" or record.get(HELD):
+            return None
+        if ref is None:
+            return True, None
+        before = str(ref.get("severity"))
+        return (False, before) if _rank(record.get("severity")) > _rank(before) else None
+    if msg.kind == MessageKind.GROUP and msg.ref is None and msg.payload.get("status") != "resolved":
+        return True, None
+    change = msg.payload.get("change")
+    if msg.kind != MessageKind.REPLY or change not in REMINDERS:
+        return None
+    return False, str(msg.payload.get("previous_severity")) if change == "escalated" else None
+
+
+def _group_muting(s: Session, config: VigilConfig, group: AlertGroupRow, now: float) -> str | None:
+    """What mutes a shared cause now, in words; None when nothing does."""
+    members = groups.members(s, group.id)
+    live = silences.live(s, now)
+    if group_muted(s, config, group, members, now, live):
+        return "the shared cause's mute (its maintenance window, or every open model muted)"
+    if not group_silenced(s, config, group, members, now, live):
+        return None
+    labels = group_labels(s, config, group, members)
+    first = next(m.model for m in members if m.open)
+    found = muting(live, {**labels, "model": (first,)}, now)
+    return found[0].describe() if found else "a silence of the shared cause"
+
+
+def _group_untold(s: Session, group_id: int) -> None:
+    """The shared cause as if it never paged, unless a channel or a receiver has its page:
+    it pages once it is no longer muted."""
+    prefix = f"group:{group_id}"
+    if s.scalar(select(MessageRefRow.key).where((MessageRefRow.key == prefix) | MessageRefRow.key.startswith(
+            prefix + ":", autoescape=True)).limit(1)) is not None:
+        return
+    group = locked_row(s, AlertGroupRow, group_id)
+    if group is not None and group.open_key is not None:
+        group.notified_at = group.notified_digest = group.notified_severity = group.told_at = None
 
 
 def _rank(severity: object) -> int:

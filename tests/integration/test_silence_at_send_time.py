@@ -137,3 +137,35 @@ def test_the_incidents_own_silence_holds_the_first_page_queued_before_it(tmp_pat
     vigil.run_cycle(MODEL, T0 + 660)  # its silence ended: what is still wrong pages
     drain(vigil, T0 + 660)
     assert [m for m in slack.messages(OWNER) if not m.thread_ts], "nobody was paged once its silence ended"
+
+
+def test_a_shared_cause_message_queued_before_its_silence_is_held_and_posts_once_it_ends(tmp_path):
+    """The shared cause's first message in each channel (keys `group:<id>:<channel>`), queued
+    before a silence of the shared cause, is held back; it posts once the silence ends."""
+    from tests.integration.test_shared_cause import RANKING, config, prometheus, registry
+
+    with FakeSlack(token=TOKEN, channels=(OWNER.lstrip("#"), ONCALL.lstrip("#"), RANKING.lstrip("#"))) as fake:
+        notifier = SlackNotifier(TOKEN, base_url=fake.base_url, max_rate_limit_retries=0, timeout_s=5.0)
+        vigil = make_vigil(config(tmp_path), prometheus=prometheus(), registry=registry(),
+                           notifiers={"slack": notifier})
+        for t in (T0, T0 + 60):  # the group waits group_wait, then queues its messages
+            for m in ("recommender", "ranker"):
+                vigil.run_cycle(m, t)
+            if t == T0:
+                drain(vigil, t)
+        assert [r for r in vigil.store.outbox_for_prefix("group:1") if r.status == OutboxStatus.PENDING]
+        made = silence_ops.create(vigil.store, SilenceAsk(['alertname="SharedCause"'], "GPU swap OPS-12", "olga",
+                                                          duration="1h"), "api:olga", T0 + 65)
+        drain(vigil, T0 + 70)
+        assert fake.messages() == [], "the shared cause posted after its silence answered"
+        held = vigil.store.outbox_for_prefix("group:1")
+        assert held and all(r.status == OutboxStatus.SUPPRESSED and f"silence {made.id}" in (r.last_error or "")
+                            for r in held)
+        assert made.id is not None
+        silence_ops.expire(vigil.store, made.id, "api:olga", T0 + 100)
+        for t in (T0 + 120, T0 + 180):
+            for m in ("recommender", "ranker"):
+                vigil.run_cycle(m, t)
+            drain(vigil, t)
+        assert "2 models share one cause" in " ".join(m.text for m in fake.messages(OWNER)), \
+            "the shared cause never posted once its silence ended"

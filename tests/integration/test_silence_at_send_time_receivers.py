@@ -118,3 +118,32 @@ def test_a_held_trigger_and_the_resolve_queued_behind_it_reach_no_receiver(tmp_p
         assert len(rows) >= 2 and {r.status for r in rows} == {OutboxStatus.SUPPRESSED}
         assert f"silence {sid}" in (rows[0].last_error or "")
 
+
+def test_a_shared_cause_page_queued_before_its_silence_pages_no_one_and_pages_once_it_ends(tmp_path, pd):
+    """Two models on one saturated GPU page PagerDuty once, as their shared cause (key
+    `group:<id>`); a silence of the shared cause made after that page was queued holds it."""
+    from tests.integration.test_shared_cause import config, prometheus, registry
+
+    vigil = make_vigil(config(tmp_path, receivers=[pd_receiver(pd.url)]), prometheus=prometheus(),
+                       registry=registry())
+    for t in (T0, T0 + 60):  # the group waits group_wait, then queues its page
+        for m in ("recommender", "ranker"):
+            vigil.run_cycle(m, t)
+        if t == T0:
+            drain(vigil, t)
+    assert [r.status for r in vigil.store.outbox_for_prefix("group:1") if r.notifier == "pagerduty"] == ["pending"]
+    made = silence_ops.create(vigil.store, SilenceAsk(['alertname="SharedCause"', 'cause_kind="gpu_saturation"'],
+                                                      "GPU node swap OPS-12", "olga", duration="1h"), "api:olga",
+                              T0 + 65)
+    drain(vigil, T0 + 70)
+    assert pd.events == [], "the shared cause paged PagerDuty after its silence answered"
+    (row,) = [r for r in vigil.store.outbox_for_prefix("group:1") if r.notifier == "pagerduty"]
+    assert row.status == OutboxStatus.SUPPRESSED and f"silence {made.id}" in (row.last_error or "")
+    assert made.id is not None
+    silence_ops.expire(vigil.store, made.id, "api:olga", T0 + 100)
+    for t in (T0 + 120, T0 + 180):
+        for m in ("recommender", "ranker"):
+            vigil.run_cycle(m, t)
+        drain(vigil, t)
+    assert [(a.dedup_key, a.status) for a in pd.alerts()] == [("vigil-group-1", "triggered")], \
+        "the shared cause never paged once its silence ended"
