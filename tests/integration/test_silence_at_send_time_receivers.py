@@ -147,3 +147,21 @@ def test_a_shared_cause_page_queued_before_its_silence_pages_no_one_and_pages_on
         drain(vigil, t)
     assert [(a.dedup_key, a.status) for a in pd.alerts()] == [("vigil-group-1", "triggered")], \
         "the shared cause never paged once its silence ended"
+
+
+def test_an_escalation_queued_before_the_silence_reaches_pagerduty_once_it_ends(tmp_path, pd):
+    vigil = vigil_with(tmp_path, pd_receiver(pd.url))
+    vigil.run_cycle(MODEL, T0)  # a warning: PagerDuty is paged at warning
+    drain(vigil, T0)
+    vigil.run_cycle(MODEL, T0 + 60)  # critical: the escalation is queued, not yet sent
+    sid = silence(vigil, T0 + 65)
+    drain(vigil, T0 + 70)
+    [alert] = pd.alerts()
+    assert [e["payload"]["severity"] for e in alert.log] == ["warning"], \
+        "the escalation reached PagerDuty after the silence answered"
+    assert receiver_rows(vigil, "pagerduty")[-1].status == OutboxStatus.SUPPRESSED
+    silence_ops.expire(vigil.store, sid, "api:olga", T0 + 100)
+    vigil.run_cycle(MODEL, T0 + 120)  # the silence ended: the escalation is told
+    drain(vigil, T0 + 120)
+    [alert] = pd.alerts()
+    assert alert.log[-1]["payload"]["severity"] == "critical", "PagerDuty never heard of the escalation"
